@@ -1,0 +1,305 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Kind is the kind of a watched object (the kernel's FSNOTIFY_OBJ_TYPE_*).
+type Kind uint8
+
+const (
+	// KindInode is one file or directory (FSNOTIFY_OBJ_TYPE_INODE). A directory's inode mark
+	// also reports the events of its direct children when its mask has EventOnChild.
+	KindInode Kind = iota + 1
+	// KindMount is one mount (FSNOTIFY_OBJ_TYPE_VFSMOUNT).
+	KindMount
+	// KindFilesystem is one filesystem, all its mounts (FSNOTIFY_OBJ_TYPE_SB).
+	KindFilesystem
+	// KindSubtree is a directory and everything below it, at any depth. The kernel has no
+	// such object; events find subtree connectors through Event.Ancestors.
+	KindSubtree
+	numKinds = iota
+)
+
+var kindNames = [...]string{"invalid", "inode", "mount", "filesystem", "subtree"}
+
+func (k Kind) String() string {
+	if int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// ID is a source's identity for an object: for the Linux backend an inode is
+// {device, inode number}, a mount {mount id, 0}, a filesystem {device, 0}. The zero ID means
+// "no object"; a source must not use it for a real one.
+type ID struct{ Hi, Lo uint64 }
+
+// IsZero reports whether id is the zero ID (no object).
+func (id ID) IsZero() bool { return id == ID{} }
+
+// Object names a watched object: its kind and its ID. Objects are comparable.
+type Object struct {
+	Kind Kind
+	ID   ID
+}
+
+func (o Object) String() string { return fmt.Sprintf("%s:%x:%x", o.Kind, o.ID.Hi, o.ID.Lo) }
+
+// Inode, Mount, Filesystem and Subtree build Objects.
+func Inode(id ID) Object      { return Object{KindInode, id} }
+func Mount(id ID) Object      { return Object{KindMount, id} }
+func Filesystem(id ID) Object { return Object{KindFilesystem, id} }
+func Subtree(id ID) Object    { return Object{KindSubtree, id} }
+
+// Class is a group's priority class (FAN_CLASS_*). Groups of a higher class see an event
+// first; a permission event reaches lower classes only once the higher ones allowed it.
+type Class uint8
+
+const (
+	// ClassNotification groups receive events after the fact and never answer (FAN_CLASS_NOTIF).
+	ClassNotification Class = iota
+	// ClassContent groups may take permission events (FAN_CLASS_CONTENT).
+	ClassContent
+	// ClassPreContent groups may also take pre-access events and deny with an errno
+	// (FAN_CLASS_PRE_CONTENT).
+	ClassPreContent
+)
+
+var classNames = [...]string{"notification", "content", "pre-content"}
+
+func (c Class) String() string {
+	if int(c) < len(classNames) {
+		return classNames[c]
+	}
+	return fmt.Sprintf("class(%d)", uint8(c))
+}
+
+// Verdict is the answer to a permission event. The zero value is Allow, the kernel's default
+// everywhere it must decide without a listener (close, full queue, mark race).
+type Verdict uint8
+
+const (
+	Allow Verdict = iota // FAN_ALLOW
+	Deny                 // FAN_DENY
+)
+
+func (v Verdict) String() string {
+	switch v {
+	case Allow:
+		return "allow"
+	case Deny:
+		return "deny"
+	}
+	return fmt.Sprintf("verdict(%d)", uint8(v))
+}
+
+// ParseVerdict parses "allow" or "deny".
+func ParseVerdict(s string) (Verdict, error) {
+	switch s {
+	case "allow":
+		return Allow, nil
+	case "deny":
+		return Deny, nil
+	}
+	return 0, fmt.Errorf("verdict %q: want allow or deny", s)
+}
+
+// Reason says how a permission verdict came about.
+type Reason uint8
+
+const (
+	// ReasonNone: no group took the event (nobody watches it for permission).
+	ReasonNone Reason = iota
+	// ReasonAnswered: every interested group answered (Notify's verdict is the first deny, or allow).
+	ReasonAnswered
+	// ReasonDeadline: a group's deadline passed; its deadline verdict applied.
+	ReasonDeadline
+	// ReasonClosed: a group closed with the event pending; its close verdict applied.
+	ReasonClosed
+	// ReasonQueueFull: a group's queue was full; its full-queue verdict applied.
+	ReasonQueueFull
+	// ReasonCancelled: Notify's context ended before the groups answered; the verdict is Allow,
+	// as when the kernel closes a group. The source decides what to answer.
+	ReasonCancelled
+)
+
+var reasonNames = [...]string{"none", "answered", "deadline", "closed", "queue-full", "cancelled"}
+
+func (r Reason) String() string {
+	if int(r) < len(reasonNames) {
+		return reasonNames[r]
+	}
+	return fmt.Sprintf("reason(%d)", uint8(r))
+}
+
+// Response is a group's answer to a permission event, and Notify's result.
+type Response struct {
+	Verdict Verdict
+	// Errno, with Deny, is the error the access fails with instead of EPERM. Only pre-content
+	// groups may set it (FAN_DENY_ERRNO), and only to one of DenyErrnos.
+	Errno syscall.Errno
+	// Cache, with Allow, says the allow may be remembered for this object and event until the
+	// object changes. Notify's result has Cache set only if every group that took the event
+	// answered Allow with Cache.
+	Cache bool
+	// Reason says how the verdict came about (set by the engine; ignored in Respond).
+	Reason Reason
+	// Group is the id of the group whose answer decided a deny (or the last group asked);
+	// 0 if none (set by the engine).
+	Group uint64
+}
+
+// DenyErrnos are the errors a pre-content group may deny with (FAN_DENY_ERRNO in Linux 6.14+).
+var DenyErrnos = []syscall.Errno{syscall.EPERM, syscall.EIO, syscall.EBUSY, syscall.ETXTBSY,
+	syscall.EAGAIN, syscall.ENOSPC, syscall.EDQUOT}
+
+// Range is the byte range of a pre-access event (the kernel's RANGE info record).
+type Range struct {
+	Offset, Count uint64
+}
+
+// Payload is a source's data attached to an event (for the Linux backend, the event's file
+// descriptor). The engine calls Release exactly once, when the source and every group are done.
+type Payload interface {
+	Release()
+}
+
+// Event is one filesystem event given to Notify. The source fills it; the engine never changes
+// it (it is shared by every group that receives it), except for its reference count.
+//
+// Objects follow the kernel's fsnotify(): for an event on a file or directory, Inode is that
+// object and Parent its directory (whose marks report it with EventOnChild, with Name the
+// child's name); for a directory-entry event (create, delete, moved-from, moved-to, rename),
+// Inode is the directory and Name the entry, and Parent is unset.
+type Event struct {
+	// Mask holds the event bits, plus OnDir when the object is a directory. A permission event
+	// holds exactly one permission bit.
+	Mask Mask
+	// Inode is the object the event is reported on (required).
+	Inode ID
+	// Parent is Inode's directory for events on a file (the kernel's FSNOTIFY_ITER_TYPE_PARENT).
+	Parent ID
+	// Target is, for Rename, the new directory (FSNOTIFY_ITER_TYPE_INODE2).
+	Target ID
+	// Mount and Filesystem hold the object's mount and filesystem, when known.
+	Mount, Filesystem ID
+	// Ancestors are the directories above Inode, nearest first (so Ancestors[0] is the parent
+	// directory), up to the filesystem root. Subtree marks on Inode or on any of them report
+	// the event. TargetAncestors are Target and the directories above it, for Rename.
+	Ancestors, TargetAncestors []ID
+	// Name is the entry name of a directory-entry event, or the child's name for an event on a
+	// child; NewName is the new name of a Rename.
+	Name, NewName string
+	// Path is the source's absolute path for the object, when known (informational).
+	Path string
+	// OldPath is the source path of a rename or move, when known (informational).
+	OldPath string
+	// Pid and Tid identify the process and thread that caused the event (0 if unknown).
+	Pid, Tid int32
+	// Range is the byte range of a PreAccess event.
+	Range Range
+	// FSErrno and FSErrorCount describe an FSError event.
+	FSErrno      int32
+	FSErrorCount uint32
+	// Time is when the source saw the event (zero if unknown).
+	Time time.Time
+	// Payload is released once when the source and every group are done with the event.
+	Payload Payload
+
+	refs atomic.Int32 // held by the source (implicitly, -1 offset) and by each queued delivery
+}
+
+// Hold takes a reference on ev: its payload is not released until a matching Release.
+// The source's own reference is implicit; it drops it with Release when done with the event.
+func (ev *Event) Hold() { ev.refs.Add(1) }
+
+// Release drops a reference; the last one releases the payload. The source calls Release
+// once when it is done with the event (after answering, for a permission event).
+func (ev *Event) Release() {
+	// refs counts references beyond the source's, so the source's Release takes it to -1.
+	if n := ev.refs.Add(-1); n == -1 {
+		if ev.Payload != nil {
+			ev.Payload.Release()
+		}
+	} else if n < -1 {
+		panic("engine: Event released more often than held")
+	}
+}
+
+// MarkFlags are a mark's options beyond its masks.
+type MarkFlags uint32
+
+const (
+	// IgnoreSurviveModify keeps the ignore mask when the object is modified; otherwise a
+	// Modify event on the object clears it (FAN_MARK_IGNORED_SURV_MODIFY).
+	IgnoreSurviveModify MarkFlags = 1 << iota
+)
+
+// MarkSpec is a mark's state: what it reports and what it ignores.
+type MarkSpec struct {
+	// Mask: events to report, with the flags EventOnChild and OnDir.
+	Mask Mask
+	// Ignore: events to suppress for this group on this object, whichever of the group's marks
+	// would report them; with OnDir it also covers directories, with EventOnChild the
+	// children of a directory (the kernel's FAN_MARK_IGNORE semantics).
+	Ignore Mask
+	Flags  MarkFlags
+}
+
+// Errors. Each matches, with errors.Is, the errno the kernel gives in the same case.
+var (
+	ErrClosed        = &Error{"group is closed", syscall.EBADF}
+	ErrNoMark        = &Error{"no such mark", syscall.ENOENT}
+	ErrNoSuchEvent   = &Error{"no pending permission event with that id (unknown or already answered)", syscall.ENOENT}
+	ErrMarkLimit     = &Error{"group's mark limit reached", syscall.ENOSPC}
+	ErrInvalid       = &Error{"invalid argument", syscall.EINVAL}
+	ErrPermissionBit = &Error{"permission events need a content or pre-content group", syscall.EINVAL}
+	ErrPreContentBit = &Error{"pre-access events and deny errnos need a pre-content group", syscall.EINVAL}
+	ErrWouldBlock    = &Error{"no event queued", syscall.EAGAIN}
+)
+
+// Error is an engine error; errors.Is matches it against its errno too.
+type Error struct {
+	Msg   string
+	Errno syscall.Errno
+}
+
+func (e *Error) Error() string { return "engine: " + e.Msg }
+
+// Is lets errors.Is(err, syscall.ENOENT) (or the matching errno) find e.
+func (e *Error) Is(target error) bool {
+	var errno syscall.Errno
+	return errors.As(target, &errno) && errno == e.Errno
+}
+
+// Options configure a group. The zero value is a notification group with the kernel's
+// defaults.
+type Options struct {
+	// Name labels the group in stats and errors.
+	Name string
+	// Class is the priority class.
+	Class Class
+	// QueueLimit bounds the queue (default 16384, the kernel's max_queued_events); negative
+	// means unlimited (FAN_UNLIMITED_QUEUE).
+	QueueLimit int
+	// MarkLimit bounds the group's marks (0: no bound).
+	MarkLimit int
+	// Deadline bounds how long a permission event waits for this group's answer (0: forever,
+	// as the kernel); at the deadline DeadlineVerdict applies.
+	Deadline        time.Duration
+	DeadlineVerdict Verdict
+	// CloseVerdict answers pending permission events when the group closes (default Allow,
+	// as the kernel).
+	CloseVerdict Verdict
+	// QueueFullVerdict answers a permission event that meets a full queue (default Allow, as
+	// the kernel).
+	QueueFullVerdict Verdict
+}
+
+// DefaultQueueLimit is the kernel's default fanotify max_queued_events.
+const DefaultQueueLimit = 16384
