@@ -22,7 +22,7 @@ const (
 	// KindSubtree is a directory and everything below it, at any depth. The kernel has no
 	// such object; events find subtree connectors through Event.Ancestors.
 	KindSubtree
-	numKinds = iota
+	numKinds = iota + 1
 )
 
 var kindNames = [...]string{"invalid", "inode", "mount", "filesystem", "subtree"}

@@ -1,0 +1,59 @@
+// Package engine is the fsnotify framework of the Linux kernel (fs/notify), in pure Go: groups
+// (listeners) attach marks to objects (an inode, a mount, a filesystem, or — our addition — a
+// subtree), each with an event mask and an ignore mask; Notify walks the marks of every object an
+// event involves, in group priority order, queues the event to each interested group (merging
+// repeats, reporting overflow) and, for a permission event, waits for each group's verdict; the
+// first deny wins. It makes no system calls and keeps no globals: any event source (the kernel
+// backend, a FUSE or in-memory filesystem, a test) can drive it.
+//
+// # Kernel counterparts
+//
+//	Engine          the fsnotify core: the object → connector maps (i_fsnotify_marks, ...)
+//	Group           struct fsnotify_group (+ fanotify_group_private_data): queue, access list
+//	Mark            struct fsnotify_mark: mask, ignore mask, flags, FSNOTIFY_MARK_FLAG_ATTACHED
+//	connector       struct fsnotify_mark_connector: an object's mark list, sorted by priority
+//	Notify          fsnotify() + send_to_group() + fanotify_handle_event()
+//	walk.heads      struct fsnotify_iter_info: the multi-head priority queue of marks
+//	Group.userWaits group->user_waits, counted by fsnotify_prepare_user_wait()
+//	MaskHook        fsnotify_recalc_mask() → the object's i_fsnotify_mask
+//	Group.Close     fanotify_release() + fsnotify_destroy_group()
+//	Delivery.ID     the event fd a fanotify listener answers through struct fanotify_response
+//
+// # The guarantee (the 2016 problem, fixed in Linux 4.12)
+//
+// A listener sitting on a permission event must not freeze anything else. Notify holds no lock
+// while it waits for a group's answer: like fsnotify_prepare_user_wait(), which pins the marks
+// of the walk and drops SRCU, a walk holds immutable snapshots of each involved connector's
+// mark list (lists are copy-on-write: a snapshot pins every mark in it, in place, for as long
+// as the walk needs it, and the garbage collector frees nothing a walk can still reach) and
+// resumes from its position in them after the answer, skipping marks detached meanwhile. So,
+// while any number of permission events are unanswered in group A:
+//
+//   - closing another group B, even one with marks on the same objects, returns promptly;
+//   - removing any mark returns promptly — also the mark A's event came through — and that mark
+//     receives no event whose Notify starts after its removal returned;
+//   - adding marks and dispatching events to other groups proceed;
+//   - closing A answers all of A's pending permission events with A's close verdict (Allow by
+//     default, as fanotify_release) and returns promptly; the waiting Notify calls continue to
+//     lower-priority groups.
+//
+// A mark attached during the whole of a Notify receives its event; a mark detached before
+// Notify began never does; marks added or removed while a Notify waits neither break its walk
+// nor cause a second delivery to a group. What the kernel lacks, we add: a per-group deadline
+// with a deadline verdict, so a hung listener cannot hang the accessing process forever.
+//
+// # Lock order
+//
+// Outer locks first; no lock is held across a channel send, a callback or a wait, with one
+// documented exception (hookMu, which exists only to order MaskHook calls):
+//
+//	Group.markMu            a group's mark list (kernel group->mark_mutex)
+//	└── connector.mu        one object's mark list (kernel conn->lock)
+//	    └── connTable.mu    the object → connector table (writers only; lookups take no lock)
+//	connector.hookMu        orders MaskHook calls for one object; held across the hook, with no
+//	                        other engine lock held; the hook must not call mark operations
+//	Group.mu                a group's queue, access list and shutdown flag (a leaf)
+//	Engine.groupsMu         the group registry (a leaf)
+//
+// Functions named xxxLocked need the named lock held by the caller.
+package engine

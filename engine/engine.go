@@ -1,0 +1,197 @@
+package engine
+
+import (
+	"sort"
+	"sync"
+	"sync/atomic"
+)
+
+// MaskHook is told when the union of the marks on an object changes, so that a source can keep
+// its own interest equal to it (the kernel's fsnotify_recalc_mask, which sets i_fsnotify_mask:
+// the Linux backend keeps the kernel marks on each object equal to this union).
+//
+// old and new are unions of the marks' masks (event bits with the flags EventOnChild and OnDir;
+// Modify is added when a mark has an ignore mask that a modification clears, as the kernel
+// does). Calls for one object are ordered, never concurrent, and new reflects every mark
+// change that returned before the call began. An error on growth makes the mark operation
+// fail and undo itself; an error on shrinking is ignored by the engine (the engine's marks are
+// gone either way; the source should log it). The hook runs with the object's hook lock held
+// and must not add, modify or remove marks itself.
+type MaskHook func(obj Object, old, new Mask) error
+
+// Config configures an Engine.
+type Config struct {
+	// MaskHook, if set, is called on every change of an object's mark union.
+	MaskHook MaskHook
+}
+
+const (
+	filterBits = 14
+	filterSize = 1 << filterBits
+)
+
+// Engine holds the objects' connectors and the groups.
+type Engine struct {
+	hook MaskHook
+
+	// nconns counts connectors per kind; Notify skips kinds that have none.
+	nconns [numKinds]atomic.Int64
+	// filter counts the connectors per object hash, so that Notify skips most objects nobody
+	// marks with one atomic load (the kernel checks i_fsnotify_marks on each involved object).
+	filter [filterSize]atomic.Int32
+	conns  connTable
+
+	nextGroup atomic.Uint64
+	nextPerm  atomic.Uint64
+
+	groupsMu sync.Mutex
+	groups   map[uint64]*Group
+
+	notified     atomic.Uint64
+	permNotified atomic.Uint64
+	marks        atomic.Int64
+}
+
+// New returns an empty Engine.
+func New(cfg Config) *Engine {
+	e := &Engine{hook: cfg.MaskHook, groups: make(map[uint64]*Group)}
+	e.conns.init()
+	return e
+}
+
+func hashObject(o Object) uint64 {
+	h := o.ID.Hi*0x9e3779b97f4a7c15 ^ o.ID.Lo*0xc2b2ae3d27d4eb4f ^ uint64(o.Kind)*0x165667b19e3779f9
+	h ^= h >> 29
+	h *= 0xbf58476d1ce4e5b9
+	h ^= h >> 32
+	return h
+}
+
+// lookup returns obj's connector, or nil, without taking a lock.
+func (e *Engine) lookup(obj Object) *connector {
+	if e.nconns[obj.Kind].Load() == 0 {
+		return nil
+	}
+	h := hashObject(obj)
+	if e.filter[h>>(64-filterBits)].Load() == 0 {
+		return nil
+	}
+	return e.conns.get(obj, h)
+}
+
+// connectorFor returns obj's connector, creating it if needed. The caller locks it and must
+// retry if it finds it detached.
+func (e *Engine) connectorFor(obj Object) *connector {
+	h := hashObject(obj)
+	if c := e.conns.get(obj, h); c != nil {
+		return c
+	}
+	e.conns.mu.Lock()
+	defer e.conns.mu.Unlock()
+	if c := e.conns.get(obj, h); c != nil {
+		return c
+	}
+	c := &connector{obj: obj}
+	c.list.Store(&emptyList)
+	e.conns.putLocked(c, h)
+	e.filter[h>>(64-filterBits)].Add(1)
+	e.nconns[obj.Kind].Add(1)
+	return c
+}
+
+// removeConnectorLocked takes c out of the table. Needs c.mu.
+func (e *Engine) removeConnectorLocked(c *connector) {
+	h := hashObject(c.obj)
+	e.conns.mu.Lock()
+	if e.conns.deleteLocked(c, h) {
+		e.filter[h>>(64-filterBits)].Add(-1)
+		e.nconns[c.obj.Kind].Add(-1)
+	}
+	e.conns.mu.Unlock()
+	c.detached = true
+}
+
+// syncHook brings the hook's view of c's object up to date, then retires c from the table if
+// it has no marks left and the hook was told so. It returns the hook's error.
+func (e *Engine) syncHook(c *connector) error {
+	c.hookMu.Lock()
+	defer c.hookMu.Unlock()
+	now := c.interest()
+	var err error
+	if now != c.reported {
+		if e.hook != nil {
+			err = e.hook(c.obj, c.reported, now)
+		}
+		// A failed shrink still counts as reported: the engine's marks are gone regardless.
+		if err == nil || now&^c.reported == 0 {
+			c.reported = now
+		}
+	}
+	if c.reported == 0 {
+		c.mu.Lock()
+		if len(*c.list.Load()) == 0 && !c.detached {
+			e.removeConnectorLocked(c)
+		}
+		c.mu.Unlock()
+	}
+	return err
+}
+
+// Stats are engine-wide figures.
+type Stats struct {
+	Groups     int
+	Connectors int64
+	Marks      int64
+	// Notified counts Notify calls; PermissionNotified those with a permission bit.
+	Notified, PermissionNotified uint64
+}
+
+// Stats returns current figures.
+func (e *Engine) Stats() Stats {
+	e.groupsMu.Lock()
+	n := len(e.groups)
+	e.groupsMu.Unlock()
+	return Stats{
+		Groups:             n,
+		Connectors:         e.connectors(),
+		Marks:              e.marks.Load(),
+		Notified:           e.notified.Load(),
+		PermissionNotified: e.permNotified.Load(),
+	}
+}
+
+func (e *Engine) connectors() int64 {
+	var n int64
+	for i := range e.nconns {
+		n += e.nconns[i].Load()
+	}
+	return n
+}
+
+// Groups returns the open groups, oldest first.
+func (e *Engine) Groups() []*Group {
+	e.groupsMu.Lock()
+	out := make([]*Group, 0, len(e.groups))
+	for _, g := range e.groups {
+		out = append(out, g)
+	}
+	e.groupsMu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
+	return out
+}
+
+// MarksOn returns the marks on obj, in the order Notify visits them. For tests and
+// introspection.
+func (e *Engine) MarksOn(obj Object) []MarkInfo {
+	c := e.lookup(obj)
+	if c == nil {
+		return nil
+	}
+	var out []MarkInfo
+	for _, m := range *c.list.Load() {
+		if m.attached.Load() {
+			out = append(out, m.info())
+		}
+	}
+	return out
+}

@@ -1,0 +1,689 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// Object ids used across the tests: a filesystem fs1 with mount mnt1, a directory tree
+// root(10) → dir(11) → sub(12), files f(20) in dir and g(21) in sub.
+var (
+	fs1  = ID{Hi: 1}
+	mnt1 = ID{Hi: 2}
+	root = ID{Hi: 9, Lo: 10}
+	dir  = ID{Hi: 9, Lo: 11}
+	sub  = ID{Hi: 9, Lo: 12}
+	f    = ID{Hi: 9, Lo: 20}
+	g21  = ID{Hi: 9, Lo: 21}
+)
+
+// fileEvent is an event on file f in dir (an event on a child).
+func fileEvent(m Mask) *Event {
+	return &Event{Mask: m, Inode: f, Parent: dir, Mount: mnt1, Filesystem: fs1,
+		Ancestors: []ID{dir, root}, Name: "f", Pid: 100}
+}
+
+// deepEvent is an event on g21 in sub.
+func deepEvent(m Mask) *Event {
+	return &Event{Mask: m, Inode: g21, Parent: sub, Mount: mnt1, Filesystem: fs1,
+		Ancestors: []ID{sub, dir, root}, Name: "g", Pid: 100}
+}
+
+// direntEvent is a directory-entry event in dir (create, delete, move).
+func direntEvent(m Mask, name string) *Event {
+	return &Event{Mask: m, Inode: dir, Mount: mnt1, Filesystem: fs1, Ancestors: []ID{root}, Name: name, Pid: 100}
+}
+
+func newGroup(t testing.TB, e *Engine, opts Options) *Group {
+	t.Helper()
+	g, err := e.NewGroup(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	return g
+}
+
+func mustAdd(t testing.TB, g *Group, obj Object, spec MarkSpec) {
+	t.Helper()
+	if err := g.AddMark(obj, spec); err != nil {
+		t.Fatalf("AddMark(%v, %v): %v", obj, spec.Mask, err)
+	}
+}
+
+// drain reads everything queued without blocking.
+func drain(g *Group) []Delivery {
+	var out []Delivery
+	for {
+		d, err := g.TryRead()
+		if err != nil {
+			return out
+		}
+		d.Release()
+		out = append(out, d)
+	}
+}
+
+func masks(ds []Delivery) []Mask {
+	var out []Mask
+	for _, d := range ds {
+		out = append(out, d.Mask)
+	}
+	return out
+}
+
+func TestDeliveryPerMarkType(t *testing.T) {
+	tests := []struct {
+		name string
+		obj  Object
+		mark Mask
+		ev   *Event
+		want Mask // 0: nothing
+	}{
+		{"inode mark on the file", Inode(f), Open, fileEvent(Open), Open},
+		{"inode mark, other event", Inode(f), Open, fileEvent(Access), 0},
+		{"dir mark without event-on-child", Inode(dir), Open, fileEvent(Open), 0},
+		{"dir mark with event-on-child", Inode(dir), Open | EventOnChild, fileEvent(Open), Open},
+		{"dir mark sees dirent events", Inode(dir), Create, direntEvent(Create, "x"), Create},
+		{"dirent event on a directory needs OnDir", Inode(dir), Create, direntEvent(Create|OnDir, "d"), 0},
+		{"dirent event on a directory with OnDir", Inode(dir), Create | OnDir, direntEvent(Create|OnDir, "d"), Create | OnDir},
+		{"dir mark event-on-child does not see grandchildren", Inode(dir), Open | EventOnChild, deepEvent(Open), 0},
+		{"mount mark", Mount(mnt1), Open, fileEvent(Open), Open},
+		{"filesystem mark", Filesystem(fs1), Open | Close, fileEvent(CloseWrite), CloseWrite},
+		{"subtree mark on the parent", Subtree(dir), Open, fileEvent(Open), Open},
+		{"subtree mark sees grandchildren", Subtree(dir), Open, deepEvent(Open), Open},
+		{"subtree mark sees dirent events inside", Subtree(dir), Create, direntEvent(Create, "x"), Create},
+		{"subtree mark on a sibling", Subtree(sub), Open, fileEvent(Open), 0},
+		{"permission bit in a notification mask", Inode(f), Open, fileEvent(OpenPerm), 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := New(Config{})
+			g := newGroup(t, e, Options{})
+			mustAdd(t, g, tt.obj, MarkSpec{Mask: tt.mark})
+			if r := e.Notify(context.Background(), tt.ev); r.Verdict != Allow {
+				t.Fatalf("verdict %v", r)
+			}
+			got := drain(g)
+			if tt.want == 0 {
+				if len(got) != 0 {
+					t.Fatalf("got %v, want nothing", masks(got))
+				}
+				return
+			}
+			if len(got) != 1 || got[0].Mask != tt.want {
+				t.Fatalf("got %v, want [%v]", masks(got), tt.want)
+			}
+			if got[0].Event != tt.ev {
+				t.Fatal("delivery does not carry the event")
+			}
+		})
+	}
+}
+
+func TestOneDeliveryPerGroup(t *testing.T) {
+	e := New(Config{})
+	g := newGroup(t, e, Options{})
+	mustAdd(t, g, Inode(f), MarkSpec{Mask: Open})
+	mustAdd(t, g, Inode(dir), MarkSpec{Mask: Access | EventOnChild})
+	mustAdd(t, g, Mount(mnt1), MarkSpec{Mask: Open})
+	mustAdd(t, g, Filesystem(fs1), MarkSpec{Mask: Open})
+	mustAdd(t, g, Subtree(root), MarkSpec{Mask: Open})
+	e.Notify(context.Background(), fileEvent(Open|Access))
+	got := drain(g)
+	if len(got) != 1 || got[0].Mask != Open|Access {
+		t.Fatalf("got %v, want one OPEN|ACCESS", masks(got))
+	}
+}
+
+func TestIgnoreMasks(t *testing.T) {
+	tests := []struct {
+		name   string
+		marks  []MarkInfo // Group 1 is g, 2 is other
+		ev     *Event
+		wantG  Mask
+		wantOt Mask
+	}{
+		{
+			name: "inode ignore silences the same group's mount mark",
+			marks: []MarkInfo{
+				{Group: 1, Object: Mount(mnt1), MarkSpec: MarkSpec{Mask: Open}},
+				{Group: 1, Object: Inode(f), MarkSpec: MarkSpec{Ignore: Open}},
+				{Group: 2, Object: Mount(mnt1), MarkSpec: MarkSpec{Mask: Open}},
+			},
+			ev: fileEvent(Open), wantG: 0, wantOt: Open,
+		},
+		{
+			name: "parent ignore without event-on-child does not cover children",
+			marks: []MarkInfo{
+				{Group: 1, Object: Filesystem(fs1), MarkSpec: MarkSpec{Mask: Open}},
+				{Group: 1, Object: Inode(dir), MarkSpec: MarkSpec{Ignore: Open}},
+			},
+			ev: fileEvent(Open), wantG: Open,
+		},
+		{
+			name: "parent ignore with event-on-child covers children",
+			marks: []MarkInfo{
+				{Group: 1, Object: Filesystem(fs1), MarkSpec: MarkSpec{Mask: Open}},
+				{Group: 1, Object: Inode(dir), MarkSpec: MarkSpec{Ignore: Open | EventOnChild}},
+			},
+			ev: fileEvent(Open), wantG: 0,
+		},
+		{
+			name: "ignore without OnDir does not cover the directory's own events",
+			marks: []MarkInfo{
+				{Group: 1, Object: Filesystem(fs1), MarkSpec: MarkSpec{Mask: Open | OnDir}},
+				{Group: 1, Object: Inode(dir), MarkSpec: MarkSpec{Ignore: Open}},
+			},
+			ev:    &Event{Mask: Open | OnDir, Inode: dir, Filesystem: fs1},
+			wantG: Open | OnDir,
+		},
+		{
+			name: "ignore with OnDir covers them",
+			marks: []MarkInfo{
+				{Group: 1, Object: Filesystem(fs1), MarkSpec: MarkSpec{Mask: Open | OnDir}},
+				{Group: 1, Object: Inode(dir), MarkSpec: MarkSpec{Ignore: Open | OnDir}},
+			},
+			ev:    &Event{Mask: Open | OnDir, Inode: dir, Filesystem: fs1},
+			wantG: 0,
+		},
+		{
+			name: "subtree ignore covers everything below",
+			marks: []MarkInfo{
+				{Group: 1, Object: Filesystem(fs1), MarkSpec: MarkSpec{Mask: Open}},
+				{Group: 1, Object: Subtree(dir), MarkSpec: MarkSpec{Ignore: Open}},
+			},
+			ev: deepEvent(Open), wantG: 0,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := New(Config{})
+			gs := []*Group{newGroup(t, e, Options{}), newGroup(t, e, Options{})}
+			for _, m := range tt.marks {
+				mustAdd(t, gs[m.Group-1], m.Object, m.MarkSpec)
+			}
+			e.Notify(context.Background(), tt.ev)
+			for i, want := range []Mask{tt.wantG, tt.wantOt} {
+				got := drain(gs[i])
+				var gotMask Mask
+				if len(got) > 1 {
+					t.Fatalf("group %d: %v", i+1, masks(got))
+				}
+				if len(got) == 1 {
+					gotMask = got[0].Mask
+				}
+				if gotMask != want {
+					t.Errorf("group %d got %v, want %v", i+1, gotMask, want)
+				}
+			}
+		})
+	}
+}
+
+func TestModifyClearsIgnoreMask(t *testing.T) {
+	for _, surv := range []bool{false, true} {
+		e := New(Config{})
+		g := newGroup(t, e, Options{})
+		var flags MarkFlags
+		if surv {
+			flags = IgnoreSurviveModify
+		}
+		mustAdd(t, g, Mount(mnt1), MarkSpec{Mask: Open | Modify})
+		mustAdd(t, g, Inode(f), MarkSpec{Ignore: Open, Flags: flags})
+		e.Notify(context.Background(), fileEvent(Open))
+		e.Notify(context.Background(), fileEvent(Modify))
+		e.Notify(context.Background(), &Event{Mask: Open, Inode: f, Mount: mnt1, Pid: 7})
+		got := masks(drain(g))
+		want := []Mask{Modify, Open}
+		if surv {
+			want = []Mask{Modify}
+		}
+		if len(got) != len(want) || got[0] != want[0] || (len(want) > 1 && got[1] != want[1]) {
+			t.Errorf("surv=%v: got %v, want %v", surv, got, want)
+		}
+	}
+}
+
+func TestMergeAndOverflow(t *testing.T) {
+	e := New(Config{})
+	g := newGroup(t, e, Options{QueueLimit: 3})
+	mustAdd(t, g, Mount(mnt1), MarkSpec{Mask: Open | Close | Access})
+	ctx := context.Background()
+	e.Notify(ctx, fileEvent(Open))
+	e.Notify(ctx, fileEvent(Access)) // merges into the unread OPEN
+	other := fileEvent(Open)
+	other.Pid = 200 // another process: no merge
+	e.Notify(ctx, other)
+	for i := range 5 {
+		ev := &Event{Mask: Open, Inode: ID{Hi: 50, Lo: uint64(i + 1)}, Mount: mnt1}
+		e.Notify(ctx, ev)
+	}
+	got := masks(drain(g))
+	want := []Mask{Open | Access, Open, Open, QueueOverflow}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("got %v, want %v", got, want)
+		}
+	}
+	st := g.Stats()
+	if st.Merged != 1 || st.Dropped != 4 || st.Overflows != 1 {
+		t.Errorf("stats %+v", st)
+	}
+	// After reading, the queue takes events again and a later overflow is reported again.
+	e.Notify(ctx, fileEvent(Open))
+	if got := masks(drain(g)); len(got) != 1 || got[0] != Open {
+		t.Fatalf("after drain got %v", got)
+	}
+}
+
+func TestReadMergeOnlyUnread(t *testing.T) {
+	e := New(Config{})
+	g := newGroup(t, e, Options{})
+	mustAdd(t, g, Inode(f), MarkSpec{Mask: Open | Access})
+	e.Notify(context.Background(), fileEvent(Open))
+	d, err := g.TryRead()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Release()
+	e.Notify(context.Background(), fileEvent(Access))
+	if got := masks(drain(g)); len(got) != 1 || got[0] != Access {
+		t.Fatalf("got %v", got)
+	}
+}
+
+// answerer answers every permission event of g with v until g closes.
+func answerer(t testing.TB, g *Group, r Response) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			d, err := g.Read(ctx)
+			if err != nil {
+				return
+			}
+			if d.ID != 0 {
+				if err := g.Respond(d.ID, r); err != nil {
+					t.Errorf("Respond: %v", err)
+				}
+			}
+			d.Release()
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+func TestPermissionPriorityAndFirstDeny(t *testing.T) {
+	e := New(Config{})
+	var order []string
+	var mu sync.Mutex
+	mk := func(name string, class Class, v Verdict) *Group {
+		g := newGroup(t, e, Options{Class: class, Name: name})
+		mustAdd(t, g, Inode(f), MarkSpec{Mask: OpenPerm})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				d, err := g.Read(ctx)
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				order = append(order, name)
+				mu.Unlock()
+				g.Respond(d.ID, Response{Verdict: v})
+				d.Release()
+			}
+		}()
+		t.Cleanup(func() { cancel(); <-done })
+		return g
+	}
+	// Created lowest class first: the walk must still go pre-content, content, notification.
+	notif := newGroup(t, e, Options{Name: "notif"})
+	mustAdd(t, notif, Inode(f), MarkSpec{Mask: Open})
+	mk("content-allow", ClassContent, Allow)
+	deny := mk("precontent-deny", ClassPreContent, Deny)
+	mk("precontent-allow", ClassPreContent, Allow)
+
+	r := e.Notify(context.Background(), fileEvent(OpenPerm))
+	if r.Verdict != Deny || r.Reason != ReasonAnswered || r.Group != deny.ID() {
+		t.Fatalf("got %+v, want deny from the first pre-content group", r)
+	}
+	mu.Lock()
+	if len(order) != 1 || order[0] != "precontent-deny" {
+		t.Fatalf("order %v: the first deny must end the walk", order)
+	}
+	order = nil
+	mu.Unlock()
+	deny.Close()
+	r = e.Notify(context.Background(), fileEvent(OpenPerm))
+	if r.Verdict != Allow || r.Reason != ReasonAnswered {
+		t.Fatalf("got %+v", r)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(order) != 2 || order[0] != "precontent-allow" || order[1] != "content-allow" {
+		t.Fatalf("order %v", order)
+	}
+}
+
+func TestRespondErrors(t *testing.T) {
+	e := New(Config{})
+	g := newGroup(t, e, Options{Class: ClassContent})
+	mustAdd(t, g, Inode(f), MarkSpec{Mask: OpenPerm})
+	if err := g.Respond(12345, Response{}); !errors.Is(err, ErrNoSuchEvent) || !errors.Is(err, syscall.ENOENT) {
+		t.Fatalf("unknown id: %v", err)
+	}
+	res := make(chan Response)
+	go func() { res <- e.Notify(context.Background(), fileEvent(OpenPerm)) }()
+	d, err := g.Read(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Release()
+	if err := g.Respond(d.ID, Response{Verdict: Deny, Errno: syscall.EIO}); !errors.Is(err, ErrPreContentBit) {
+		t.Fatalf("errno from a content group: %v", err)
+	}
+	if err := g.Respond(d.ID, Response{Verdict: Deny}); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Respond(d.ID, Response{}); !errors.Is(err, ErrNoSuchEvent) {
+		t.Fatalf("second answer: %v", err)
+	}
+	if r := <-res; r.Verdict != Deny {
+		t.Fatalf("got %+v", r)
+	}
+}
+
+func TestDenyErrno(t *testing.T) {
+	e := New(Config{})
+	g := newGroup(t, e, Options{Class: ClassPreContent})
+	mustAdd(t, g, Inode(f), MarkSpec{Mask: PreAccess})
+	stop := answerer(t, g, Response{Verdict: Deny, Errno: syscall.EIO})
+	defer stop()
+	ev := fileEvent(PreAccess)
+	ev.Range = Range{Offset: 4096, Count: 100}
+	if r := e.Notify(context.Background(), ev); r.Verdict != Deny || r.Errno != syscall.EIO {
+		t.Fatalf("got %+v", r)
+	}
+	if err := g.Respond(1, Response{Verdict: Deny, Errno: syscall.ENOENT}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("errno outside the kernel's list: %v", err)
+	}
+}
+
+func TestMarkValidation(t *testing.T) {
+	e := New(Config{})
+	notif := newGroup(t, e, Options{})
+	content := newGroup(t, e, Options{Class: ClassContent})
+	pre := newGroup(t, e, Options{Class: ClassPreContent})
+	tests := []struct {
+		g    *Group
+		obj  Object
+		spec MarkSpec
+		want error
+	}{
+		{notif, Inode(f), MarkSpec{}, ErrInvalid},
+		{notif, Inode(f), MarkSpec{Mask: OnDir}, ErrInvalid},
+		{notif, Inode(f), MarkSpec{Mask: QueueOverflow}, ErrInvalid},
+		{notif, Object{Kind: 9, ID: f}, MarkSpec{Mask: Open}, ErrInvalid},
+		{notif, Inode(ID{}), MarkSpec{Mask: Open}, ErrInvalid},
+		{notif, Inode(f), MarkSpec{Mask: OpenPerm}, ErrPermissionBit},
+		{content, Inode(f), MarkSpec{Mask: PreAccess}, ErrPreContentBit},
+		{pre, Inode(f), MarkSpec{Mask: PreAccess | OnDir}, ErrInvalid},
+		{pre, Inode(f), MarkSpec{Mask: PreAccess | OpenPerm}, nil},
+		{content, Mount(mnt1), MarkSpec{Mask: OpenExecPerm | AccessPerm}, nil},
+	}
+	for i, tt := range tests {
+		if err := tt.g.AddMark(tt.obj, tt.spec); !errors.Is(err, tt.want) && !(err == nil && tt.want == nil) {
+			t.Errorf("%d: AddMark(%v, %v) = %v, want %v", i, tt.obj, tt.spec.Mask, err, tt.want)
+		}
+	}
+	if err := notif.RemoveMark(Inode(dir)); !errors.Is(err, ErrNoMark) || !errors.Is(err, syscall.ENOENT) {
+		t.Errorf("RemoveMark of a missing mark: %v", err)
+	}
+	if err := notif.ModifyMark(Inode(dir), MarkSpec{Mask: Open}); !errors.Is(err, ErrNoMark) {
+		t.Errorf("ModifyMark of a missing mark: %v", err)
+	}
+	limited := newGroup(t, e, Options{MarkLimit: 1})
+	mustAdd(t, limited, Inode(f), MarkSpec{Mask: Open})
+	mustAdd(t, limited, Inode(f), MarkSpec{Mask: Access}) // same mark, no new one
+	if err := limited.AddMark(Inode(dir), MarkSpec{Mask: Open}); !errors.Is(err, ErrMarkLimit) {
+		t.Errorf("mark limit: %v", err)
+	}
+}
+
+func TestMarkOperations(t *testing.T) {
+	e := New(Config{})
+	g := newGroup(t, e, Options{})
+	mustAdd(t, g, Inode(f), MarkSpec{Mask: Open})
+	mustAdd(t, g, Inode(f), MarkSpec{Mask: Access, Ignore: Modify, Flags: IgnoreSurviveModify})
+	if s, ok := g.Mark(Inode(f)); !ok || s.Mask != Open|Access || s.Ignore != Modify || s.Flags != IgnoreSurviveModify {
+		t.Fatalf("after adds: %+v %v", s, ok)
+	}
+	if err := g.ModifyMark(Inode(f), MarkSpec{Mask: Close}); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := g.Mark(Inode(f)); s.Mask != Close || s.Ignore != 0 {
+		t.Fatalf("after modify: %+v", s)
+	}
+	if err := g.RemoveFromMark(Inode(f), CloseWrite, 0); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := g.Mark(Inode(f)); s.Mask != CloseNoWrite {
+		t.Fatalf("after partial remove: %+v", s)
+	}
+	if err := g.RemoveFromMark(Inode(f), CloseNoWrite, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := g.Mark(Inode(f)); ok {
+		t.Fatal("mark survives an empty mask")
+	}
+	mustAdd(t, g, Inode(f), MarkSpec{Mask: Open})
+	mustAdd(t, g, Mount(mnt1), MarkSpec{Mask: Open})
+	mustAdd(t, g, Filesystem(fs1), MarkSpec{Mask: Open})
+	g.FlushMarks(KindMount)
+	if len(g.Marks()) != 2 {
+		t.Fatalf("after flush of mounts: %v", g.Marks())
+	}
+	g.FlushMarks(0)
+	if len(g.Marks()) != 0 || e.Stats().Connectors != 0 || e.Stats().Marks != 0 {
+		t.Fatalf("after flush: %v %+v", g.Marks(), e.Stats())
+	}
+}
+
+// hookRecorder keeps the MaskHook's view of every object, and can refuse a mask.
+type hookRecorder struct {
+	mu     sync.Mutex
+	masks  map[Object]Mask
+	refuse Mask
+	calls  int
+}
+
+func (h *hookRecorder) hook(obj Object, old, new Mask) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.masks[obj] != old {
+		panic("hook: old mask does not match the last new mask")
+	}
+	h.calls++
+	if new&h.refuse != 0 && new&^old != 0 {
+		return syscall.EXDEV
+	}
+	if new == 0 {
+		delete(h.masks, obj)
+	} else {
+		h.masks[obj] = new
+	}
+	return nil
+}
+
+func TestMaskHook(t *testing.T) {
+	h := &hookRecorder{masks: map[Object]Mask{}, refuse: AccessPerm}
+	e := New(Config{MaskHook: h.hook})
+	a := newGroup(t, e, Options{Class: ClassContent})
+	b := newGroup(t, e, Options{})
+	mustAdd(t, a, Inode(dir), MarkSpec{Mask: OpenPerm | EventOnChild})
+	mustAdd(t, b, Inode(dir), MarkSpec{Mask: Create | OnDir})
+	mustAdd(t, b, Mount(mnt1), MarkSpec{Ignore: Open}) // a non-surviving ignore mask wants Modify
+	check := func(obj Object, want Mask) {
+		t.Helper()
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if got := h.masks[obj]; got != want {
+			t.Fatalf("hook's mask for %v = %v, want %v", obj, got, want)
+		}
+	}
+	check(Inode(dir), OpenPerm|EventOnChild|Create|OnDir)
+	check(Mount(mnt1), Modify)
+	err := a.AddMark(Inode(dir), MarkSpec{Mask: AccessPerm})
+	if !errors.Is(err, syscall.EXDEV) {
+		t.Fatalf("refused union: %v", err)
+	}
+	if s, _ := a.Mark(Inode(dir)); s.Mask != OpenPerm|EventOnChild {
+		t.Fatalf("refused add was not undone: %v", s.Mask)
+	}
+	if err := a.AddMark(Inode(f), MarkSpec{Mask: AccessPerm}); !errors.Is(err, syscall.EXDEV) {
+		t.Fatalf("refused new mark: %v", err)
+	}
+	if _, ok := a.Mark(Inode(f)); ok || len(e.MarksOn(Inode(f))) != 0 {
+		t.Fatal("refused new mark stayed")
+	}
+	b.Close()
+	check(Inode(dir), OpenPerm|EventOnChild)
+	check(Mount(mnt1), 0)
+	a.Close()
+	check(Inode(dir), 0)
+	if st := e.Stats(); st.Connectors != 0 || st.Marks != 0 || st.Groups != 0 {
+		t.Fatalf("left over: %+v", st)
+	}
+}
+
+// countingPayload counts releases.
+type countingPayload struct{ n *atomic.Int32 }
+
+func (p countingPayload) Release() { p.n.Add(1) }
+
+func TestPayloadReleasedOnce(t *testing.T) {
+	var released atomic.Int32
+	e := New(Config{})
+	a := newGroup(t, e, Options{})
+	b := newGroup(t, e, Options{})
+	mustAdd(t, a, Inode(f), MarkSpec{Mask: Open})
+	mustAdd(t, b, Inode(f), MarkSpec{Mask: Open})
+	ev := fileEvent(Open)
+	ev.Payload = countingPayload{&released}
+	e.Notify(context.Background(), ev)
+	ev.Release() // the source is done
+	if released.Load() != 0 {
+		t.Fatal("released while groups hold it")
+	}
+	d, _ := a.TryRead()
+	d.Release()
+	if released.Load() != 0 {
+		t.Fatal("released while b holds it")
+	}
+	b.Close() // drops b's queued delivery
+	if released.Load() != 1 {
+		t.Fatalf("released %d times", released.Load())
+	}
+}
+
+func TestReadBlocksAndCloseUnblocks(t *testing.T) {
+	e := New(Config{})
+	g, _ := e.NewGroup(Options{})
+	errc := make(chan error, 1)
+	go func() {
+		_, err := g.Read(context.Background())
+		errc <- err
+	}()
+	time.Sleep(10 * time.Millisecond)
+	g.Close()
+	if err := <-errc; !errors.Is(err, ErrClosed) {
+		t.Fatalf("Read after Close: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	g2 := newGroup(t, e, Options{})
+	if _, err := g2.Read(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Read with a done context: %v", err)
+	}
+	if err := g.AddMark(Inode(f), MarkSpec{Mask: Open}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("AddMark after Close: %v", err)
+	}
+	g.Close() // idempotent
+}
+
+func TestNotifyContextCancel(t *testing.T) {
+	e := New(Config{})
+	g := newGroup(t, e, Options{Class: ClassContent})
+	mustAdd(t, g, Inode(f), MarkSpec{Mask: OpenPerm})
+	ctx, cancel := context.WithCancel(context.Background())
+	res := make(chan Response)
+	go func() { res <- e.Notify(ctx, fileEvent(OpenPerm)) }()
+	for g.Stats().Pending == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if r := <-res; r.Verdict != Allow || r.Reason != ReasonCancelled {
+		t.Fatalf("got %+v", r)
+	}
+	if st := g.Stats(); st.Queued != 0 || st.Pending != 0 || st.Cancelled != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestQueueFullPermission(t *testing.T) {
+	for _, v := range []Verdict{Allow, Deny} {
+		e := New(Config{})
+		g := newGroup(t, e, Options{Class: ClassContent, QueueLimit: 1, QueueFullVerdict: v})
+		mustAdd(t, g, Inode(f), MarkSpec{Mask: OpenPerm})
+		first := make(chan Response)
+		go func() { first <- e.Notify(context.Background(), fileEvent(OpenPerm)) }()
+		for g.Stats().Pending == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		if r := e.Notify(context.Background(), fileEvent(OpenPerm)); r.Verdict != v || r.Reason != ReasonQueueFull {
+			t.Fatalf("full queue: got %+v, want %v", r, v)
+		}
+		got := drain(g) // the pending event, then the overflow
+		if len(got) != 2 || got[0].ID == 0 || got[1].Mask != QueueOverflow {
+			t.Fatalf("queue: %v", masks(got))
+		}
+		g.Respond(got[0].ID, Response{})
+		<-first
+	}
+}
+
+func TestCacheVerdict(t *testing.T) {
+	e := New(Config{})
+	a := newGroup(t, e, Options{Class: ClassContent})
+	b := newGroup(t, e, Options{Class: ClassContent})
+	mustAdd(t, a, Inode(f), MarkSpec{Mask: OpenPerm})
+	mustAdd(t, b, Mount(mnt1), MarkSpec{Mask: OpenPerm})
+	stopA := answerer(t, a, Response{Cache: true})
+	defer stopA()
+	stopB := answerer(t, b, Response{})
+	if r := e.Notify(context.Background(), fileEvent(OpenPerm)); r.Cache {
+		t.Fatal("cacheable although one group did not allow caching")
+	}
+	stopB()
+	b.Close()
+	if r := e.Notify(context.Background(), fileEvent(OpenPerm)); !r.Cache || r.Verdict != Allow {
+		t.Fatalf("got %+v, want a cacheable allow", r)
+	}
+}

@@ -1,0 +1,586 @@
+package engine
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Group is a listener (struct fsnotify_group): it owns marks, a queue of events to read and,
+// for content and pre-content classes, the permission events it must answer.
+//
+// Channel and queue contract: the queue holds up to Options.QueueLimit events; when it is
+// full, one QueueOverflow event is queued and later events are dropped (counted in Stats)
+// until the reader catches up. Notify never blocks on a full queue; a permission event that
+// meets a full queue gets the group's QueueFullVerdict at once.
+type Group struct {
+	e     *Engine
+	id    uint64
+	opts  Options
+	limit int // resolved queue limit; negative: unlimited
+
+	markMu     sync.Mutex
+	marks      *Mark // guarded by markMu
+	nmarks     int   // guarded by markMu
+	markClosed bool  // guarded by markMu: no new marks
+
+	mu             sync.Mutex
+	q              ring               // guarded by mu
+	qlen           int                // live queued entries; guarded by mu
+	overflowQueued bool               // guarded by mu
+	pending        map[uint64]*queued // read, unanswered permission events; guarded by mu
+	userWaits      int                // Notify calls waiting on this group; guarded by mu
+	shutdown       bool               // guarded by mu
+	waitsZero      chan struct{}      // closed when userWaits drops to 0 after shutdown
+	overflowEntry  queued             // the preallocated overflow event (kernel: overflow_event)
+	// mergeIdx remembers the newest unread notification per merge-key bucket (the kernel
+	// hashes unread events into 128 buckets for fanotify_merge); guarded by mu.
+	mergeIdx [mergeBuckets]*queued
+	free     []*queued // recycled notification entries; guarded by mu
+
+	wake   chan struct{} // capacity 1: a token that something was queued
+	done   chan struct{} // closed when Close starts
+	closed chan struct{} // closed when Close has finished
+
+	st groupCounters
+}
+
+type groupCounters struct {
+	delivered, merged, dropped, overflows                                atomic.Uint64
+	permAnswered, permDeadline, permClosed, permQueueFull, permCancelled atomic.Uint64
+	latencyNanos                                                         atomic.Uint64 // sum over answered events
+}
+
+// queued is one entry of a group's queue (struct fanotify_event / fanotify_perm_event).
+type queued struct {
+	ev    *Event // nil for the overflow event
+	mask  Mask
+	hash  uint64 // merge key; 0 never merges
+	id    uint64 // permission event id; 0 for notifications
+	dead  bool   // withdrawn while unread (deadline or cancel); skipped by readers
+	read  bool   // a reader has it (moved to the access list)
+	done  chan struct{}
+	resp  Response // valid once done is closed; guarded by Group.mu until then
+	start time.Time
+}
+
+// Delivery is an event as one group reads it.
+type Delivery struct {
+	// Event is the source's event; nil for a QueueOverflow.
+	Event *Event
+	// Mask is what this group is told: the event's bits that its marks select, plus OnDir
+	// for a directory; QueueOverflow for an overflow. Repeats merged into this delivery have
+	// their bits ORed in.
+	Mask Mask
+	// ID identifies a permission event for Respond; 0 for notifications.
+	ID uint64
+}
+
+// Release drops the delivery's reference on its event (and payload). Call it once when done
+// with the delivery — for a permission event, after Respond.
+func (d Delivery) Release() {
+	if d.Event != nil {
+		d.Event.Release()
+	}
+}
+
+// NewGroup creates a group.
+func (e *Engine) NewGroup(opts Options) (*Group, error) {
+	if opts.Class > ClassPreContent || opts.DeadlineVerdict > Deny || opts.CloseVerdict > Deny ||
+		opts.QueueFullVerdict > Deny || opts.Deadline < 0 || opts.MarkLimit < 0 {
+		return nil, ErrInvalid
+	}
+	g := &Group{
+		e:         e,
+		id:        e.nextGroup.Add(1),
+		opts:      opts,
+		limit:     opts.QueueLimit,
+		pending:   make(map[uint64]*queued),
+		waitsZero: make(chan struct{}),
+		wake:      make(chan struct{}, 1),
+		done:      make(chan struct{}),
+		closed:    make(chan struct{}),
+	}
+	if g.limit == 0 {
+		g.limit = DefaultQueueLimit
+	}
+	g.overflowEntry.mask = QueueOverflow
+	e.groupsMu.Lock()
+	e.groups[g.id] = g
+	e.groupsMu.Unlock()
+	return g, nil
+}
+
+// ID returns the group's id, unique in its engine.
+func (g *Group) ID() uint64 { return g.id }
+
+// Options returns the group's options.
+func (g *Group) Options() Options { return g.opts }
+
+// Done is closed when the group starts closing.
+func (g *Group) Done() <-chan struct{} { return g.done }
+
+// signal hands the reader a wake-up token; never blocks.
+func (g *Group) signal() {
+	select {
+	case g.wake <- struct{}{}:
+	default:
+	}
+}
+
+// mergeKey hashes what makes two unread notifications the same (fanotify_merge: same object,
+// same pid, same directory-ness, same name); events that never merge get 0.
+func mergeKey(ev *Event) uint64 {
+	if ev.Mask&(PermissionEvents|Rename|FSError|QueueOverflow) != 0 {
+		return 0
+	}
+	h := hashObject(Object{KindInode, ev.Inode}) ^ hashObject(Object{KindMount, ev.Mount})
+	h ^= uint64(uint32(ev.Pid)) * 0x9e3779b97f4a7c15
+	if ev.Mask&OnDir != 0 {
+		h ^= 0x5bd1e995
+	}
+	for i := 0; i < len(ev.Name); i++ {
+		h = (h ^ uint64(ev.Name[i])) * 0x100000001b3
+	}
+	if h == 0 {
+		h = 1
+	}
+	return h
+}
+
+func sameObject(a, b *Event) bool {
+	return a.Inode == b.Inode && a.Mount == b.Mount && a.Pid == b.Pid &&
+		a.Mask&OnDir == b.Mask&OnDir && a.Name == b.Name &&
+		a.Mask&DirentEvents != 0 == (b.Mask&DirentEvents != 0)
+}
+
+const (
+	// mergeBuckets: a notification merges into the newest unread identical event of its bucket.
+	mergeBuckets = 128
+	// maxFree bounds the recycled entries a group keeps.
+	maxFree = 256
+)
+
+// queueNotification queues ev for g with mask m, merging it into an identical unread event.
+func (g *Group) queueNotification(ev *Event, m Mask) {
+	key := mergeKey(ev)
+	g.mu.Lock()
+	if g.shutdown {
+		g.mu.Unlock()
+		return
+	}
+	if key != 0 {
+		if q := g.mergeIdx[key%mergeBuckets]; q != nil && q.hash == key && sameObject(q.ev, ev) {
+			q.mask |= m
+			g.mu.Unlock()
+			g.st.merged.Add(1)
+			return
+		}
+	}
+	if g.fullLocked() {
+		g.mu.Unlock()
+		return
+	}
+	ev.Hold()
+	var q *queued
+	if n := len(g.free); n > 0 {
+		q = g.free[n-1]
+		g.free = g.free[:n-1]
+		*q = queued{ev: ev, mask: m, hash: key}
+	} else {
+		q = &queued{ev: ev, mask: m, hash: key}
+	}
+	if key != 0 {
+		g.mergeIdx[key%mergeBuckets] = q
+	}
+	wake := g.pushLocked(q)
+	g.mu.Unlock()
+	g.st.delivered.Add(1)
+	if wake {
+		g.signal()
+	}
+}
+
+// pushLocked queues q and reports whether the queue was empty, i.e. whether a reader may be
+// waiting for a wake-up token. Readers that leave events behind pass the token on, so one
+// token per empty → non-empty transition is enough. Needs g.mu.
+func (g *Group) pushLocked(q *queued) bool {
+	g.q.push(q)
+	g.qlen++
+	return g.qlen == 1
+}
+
+// fullLocked reports whether the queue is full, queueing the overflow event the first time
+// and counting the drop (fsnotify_insert_event's overflow path). Needs g.mu.
+func (g *Group) fullLocked() bool {
+	if g.limit < 0 || g.qlen < g.limit {
+		return false
+	}
+	g.st.dropped.Add(1)
+	if !g.overflowQueued {
+		g.overflowQueued = true
+		g.pushLocked(&g.overflowEntry) // the queue is full: no reader waits for a token
+		g.st.overflows.Add(1)
+	}
+	return true
+}
+
+// Overflow queues a QueueOverflow event (once until it is read): the source lost events that
+// this group may have wanted, e.g. when the kernel's own queue overflowed.
+func (g *Group) Overflow() {
+	g.mu.Lock()
+	if g.shutdown || g.overflowQueued {
+		g.mu.Unlock()
+		return
+	}
+	g.overflowQueued = true
+	wake := g.pushLocked(&g.overflowEntry)
+	g.mu.Unlock()
+	g.st.overflows.Add(1)
+	if wake {
+		g.signal()
+	}
+}
+
+// queuePermission queues a permission event and counts this Notify as a waiter. It returns
+// nil with a response when the event is not queued (shutdown: allow, as the kernel; full
+// queue: the group's QueueFullVerdict).
+func (g *Group) queuePermission(ev *Event, m Mask, id uint64) (*queued, Response) {
+	q := &queued{ev: ev, mask: m, id: id, done: make(chan struct{}), start: time.Now()}
+	g.mu.Lock()
+	if g.shutdown {
+		g.mu.Unlock()
+		return nil, Response{Verdict: Allow, Reason: ReasonClosed, Group: g.id}
+	}
+	if g.fullLocked() {
+		g.mu.Unlock()
+		g.st.permQueueFull.Add(1)
+		return nil, Response{Verdict: g.opts.QueueFullVerdict, Reason: ReasonQueueFull, Group: g.id}
+	}
+	ev.Hold()
+	wake := g.pushLocked(q)
+	g.userWaits++
+	g.mu.Unlock()
+	g.st.delivered.Add(1)
+	if wake {
+		g.signal()
+	}
+	return q, Response{}
+}
+
+// waitPermission waits for q's answer, the group's deadline, or ctx (fanotify's
+// get_perm_response, with no lock held: the kernel's fsnotify_prepare_user_wait dropped SRCU).
+func (g *Group) waitPermission(ctx context.Context, q *queued) Response {
+	var timeout <-chan time.Time
+	if g.opts.Deadline > 0 {
+		t := time.NewTimer(g.opts.Deadline)
+		defer t.Stop()
+		timeout = t.C
+	}
+	var resp Response
+	select {
+	case <-q.done:
+		resp = q.resp // written before done was closed
+	case <-timeout:
+		resp = g.withdraw(q, Response{Verdict: g.opts.DeadlineVerdict, Reason: ReasonDeadline, Group: g.id})
+	case <-ctx.Done():
+		resp = g.withdraw(q, Response{Verdict: Allow, Reason: ReasonCancelled, Group: g.id})
+	}
+	g.mu.Lock()
+	g.userWaits--
+	last := g.shutdown && g.userWaits == 0
+	g.mu.Unlock()
+	if last {
+		close(g.waitsZero)
+	}
+	return resp
+}
+
+// withdraw answers q with r unless an answer won the race, and returns the answer that holds.
+func (g *Group) withdraw(q *queued, r Response) Response {
+	g.mu.Lock()
+	select {
+	case <-q.done:
+		g.mu.Unlock()
+		return q.resp
+	default:
+	}
+	var release *Event
+	if q.read {
+		delete(g.pending, q.id) // the reader's late answer gets ErrNoSuchEvent
+	} else {
+		q.dead = true
+		g.qlen--
+		release = q.ev
+	}
+	q.resp = r
+	close(q.done)
+	g.mu.Unlock()
+	switch r.Reason {
+	case ReasonDeadline:
+		g.st.permDeadline.Add(1)
+	case ReasonCancelled:
+		g.st.permCancelled.Add(1)
+	}
+	if release != nil {
+		release.Release()
+	}
+	return r
+}
+
+// Respond answers the permission event id, which must have been read from g and not answered
+// yet; otherwise it returns ErrNoSuchEvent (the kernel's ENOENT). Errno and a Deny need a
+// pre-content group (FAN_DENY_ERRNO) and one of DenyErrnos.
+func (g *Group) Respond(id uint64, r Response) error {
+	if r.Verdict > Deny {
+		return ErrInvalid
+	}
+	if r.Errno != 0 {
+		if r.Verdict != Deny || !slices.Contains(DenyErrnos, r.Errno) {
+			return ErrInvalid
+		}
+		if g.opts.Class != ClassPreContent {
+			return ErrPreContentBit
+		}
+	}
+	g.mu.Lock()
+	q := g.pending[id]
+	if q == nil {
+		closed := g.shutdown
+		g.mu.Unlock()
+		if closed {
+			return ErrClosed
+		}
+		return ErrNoSuchEvent
+	}
+	delete(g.pending, id)
+	r.Reason = ReasonAnswered
+	r.Group = g.id
+	if r.Verdict != Allow {
+		r.Cache = false
+	}
+	q.resp = r
+	close(q.done)
+	g.mu.Unlock()
+	g.st.permAnswered.Add(1)
+	g.st.latencyNanos.Add(uint64(time.Since(q.start)))
+	return nil
+}
+
+// Read returns the next event, blocking until there is one, ctx ends (ctx.Err()) or the group
+// closes (ErrClosed). A permission event moves to the group's access list: answer it with
+// Respond. Release each delivery when done.
+func (g *Group) Read(ctx context.Context) (Delivery, error) {
+	var one [1]Delivery
+	_, err := g.ReadBatch(ctx, one[:])
+	return one[0], err
+}
+
+// TryRead returns the next event without blocking; ErrWouldBlock if there is none.
+func (g *Group) TryRead() (Delivery, error) {
+	var one [1]Delivery
+	n, err := g.readSome(one[:])
+	if err == nil && n == 0 {
+		err = ErrWouldBlock
+	}
+	return one[0], err
+}
+
+// ReadBatch blocks like Read, then fills dst with as many queued events as there are (at
+// least one) and returns how many.
+func (g *Group) ReadBatch(ctx context.Context, dst []Delivery) (int, error) {
+	if len(dst) == 0 {
+		return 0, ErrInvalid
+	}
+	for {
+		n, err := g.readSome(dst)
+		if n > 0 || err != nil {
+			return n, err
+		}
+		select {
+		case <-g.wake:
+		case <-g.done:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+}
+
+func (g *Group) readSome(dst []Delivery) (int, error) {
+	g.mu.Lock()
+	if g.shutdown {
+		g.mu.Unlock()
+		return 0, ErrClosed
+	}
+	n := 0
+	for n < len(dst) && g.q.len() > 0 {
+		q := g.q.pop()
+		if q.dead {
+			continue
+		}
+		g.qlen--
+		switch {
+		case q == &g.overflowEntry:
+			g.overflowQueued = false
+			dst[n] = Delivery{Mask: QueueOverflow}
+		case q.id != 0:
+			q.read = true
+			g.pending[q.id] = q
+			dst[n] = Delivery{Event: q.ev, Mask: q.mask, ID: q.id}
+		default:
+			dst[n] = Delivery{Event: q.ev, Mask: q.mask}
+			if b := &g.mergeIdx[q.hash%mergeBuckets]; *b == q {
+				*b = nil // a read event takes no more merges
+			}
+			if len(g.free) < maxFree {
+				*q = queued{}
+				g.free = append(g.free, q)
+			}
+		}
+		n++
+	}
+	more := g.qlen > 0
+	g.mu.Unlock()
+	if more {
+		g.signal() // let another reader in
+	}
+	return n, nil
+}
+
+// Close closes the group: it answers every pending permission event (queued or read and
+// unanswered) with the close verdict, drops the queue, removes the group's marks and returns
+// once no Notify is still using the group (fanotify_release, then fsnotify_destroy_group).
+// Readers get ErrClosed. Close is idempotent; concurrent calls wait for the first.
+func (g *Group) Close() error {
+	g.mu.Lock()
+	if g.shutdown {
+		g.mu.Unlock()
+		<-g.closed
+		return nil
+	}
+	g.shutdown = true
+	var answer []*queued
+	var release []*Event
+	for g.q.len() > 0 {
+		q := g.q.pop()
+		if q.dead || q == &g.overflowEntry {
+			continue
+		}
+		if q.id != 0 {
+			answer = append(answer, q)
+		}
+		release = append(release, q.ev)
+	}
+	g.qlen = 0
+	g.mergeIdx = [mergeBuckets]*queued{}
+	g.free = nil
+	for id, q := range g.pending {
+		answer = append(answer, q)
+		delete(g.pending, id)
+	}
+	resp := Response{Verdict: g.opts.CloseVerdict, Reason: ReasonClosed, Group: g.id}
+	for _, q := range answer {
+		q.resp = resp
+	}
+	waits := g.userWaits
+	g.mu.Unlock()
+
+	close(g.done)
+	for _, q := range answer {
+		close(q.done)
+	}
+	g.st.permClosed.Add(uint64(len(answer)))
+	for _, ev := range release {
+		ev.Release()
+	}
+
+	g.markMu.Lock()
+	g.markClosed = true
+	g.markMu.Unlock()
+	g.FlushMarks(0)
+
+	if waits > 0 {
+		<-g.waitsZero
+	}
+	g.e.groupsMu.Lock()
+	delete(g.e.groups, g.id)
+	g.e.groupsMu.Unlock()
+	close(g.closed)
+	return nil
+}
+
+// GroupStats are a group's figures.
+type GroupStats struct {
+	ID    uint64
+	Name  string
+	Class Class
+	// Queued events not read yet; Pending permission events not answered yet (queued or read);
+	// Marks held.
+	Queued, Pending, Marks int
+	// Delivered events queued; Merged into an unread event; Dropped on a full queue;
+	// Overflows queued.
+	Delivered, Merged, Dropped, Overflows uint64
+	// Permission outcomes: answered by the group, deadline verdicts, close verdicts, full-queue
+	// verdicts, withdrawn because the source gave up.
+	Answered, DeadlineExpired, ClosedAnswered, QueueFull, Cancelled uint64
+	// AnswerLatency is the mean time from queueing to answer for answered events.
+	AnswerLatency time.Duration
+}
+
+// Stats returns the group's figures.
+func (g *Group) Stats() GroupStats {
+	g.mu.Lock()
+	// Every unanswered permission event has exactly one Notify waiting on it.
+	queued, pending := g.qlen, g.userWaits
+	g.mu.Unlock()
+	g.markMu.Lock()
+	nm := g.nmarks
+	g.markMu.Unlock()
+	s := GroupStats{
+		ID: g.id, Name: g.opts.Name, Class: g.opts.Class,
+		Queued: queued, Pending: pending, Marks: nm,
+		Delivered: g.st.delivered.Load(), Merged: g.st.merged.Load(), Dropped: g.st.dropped.Load(),
+		Overflows: g.st.overflows.Load(), Answered: g.st.permAnswered.Load(),
+		DeadlineExpired: g.st.permDeadline.Load(), ClosedAnswered: g.st.permClosed.Load(),
+		QueueFull: g.st.permQueueFull.Load(), Cancelled: g.st.permCancelled.Load(),
+	}
+	if s.Answered > 0 {
+		s.AnswerLatency = time.Duration(g.st.latencyNanos.Load() / s.Answered)
+	}
+	return s
+}
+
+// ring is a growable FIFO of queue entries.
+type ring struct {
+	buf        []*queued
+	head, size int
+}
+
+func (r *ring) len() int { return r.size }
+
+func (r *ring) at(i int) *queued { return r.buf[(r.head+i)&(len(r.buf)-1)] }
+
+func (r *ring) push(q *queued) {
+	if r.size == len(r.buf) {
+		n := make([]*queued, max(8, 2*len(r.buf)))
+		for i := 0; i < r.size; i++ {
+			n[i] = r.at(i)
+		}
+		r.buf, r.head = n, 0
+	}
+	r.buf[(r.head+r.size)&(len(r.buf)-1)] = q
+	r.size++
+}
+
+func (r *ring) pop() *queued {
+	q := r.buf[r.head]
+	r.buf[r.head] = nil
+	r.head = (r.head + 1) & (len(r.buf) - 1)
+	r.size--
+	if r.size == 0 && len(r.buf) > 1024 {
+		r.buf, r.head = nil, 0 // give back a burst's memory
+	}
+	return q
+}

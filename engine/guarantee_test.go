@@ -1,0 +1,300 @@
+package engine
+
+// The seed's guarantee (../shared/seed, Linux 4.12): a listener sitting on permission events
+// must not freeze anything else. "Promptly" below means well within hangTimeout: these tests
+// catch hangs, they do not measure speed.
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+const hangTimeout = 10 * time.Second
+
+// prompt runs f and fails the test if it does not return within hangTimeout.
+func prompt(t *testing.T, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { defer close(done); f() }()
+	select {
+	case <-done:
+	case <-time.After(hangTimeout):
+		t.Fatalf("%s did not return while permission events were pending", what)
+	}
+}
+
+// blockOn starts n Notify calls of permission events on file f that group a will hold, waits
+// until a has all of them pending, and returns a channel of their results.
+func blockOn(t *testing.T, e *Engine, a *Group, n int, read bool) <-chan Response {
+	t.Helper()
+	res := make(chan Response, n)
+	for i := 0; i < n; i++ {
+		go func(i int) {
+			ev := fileEvent(OpenPerm)
+			ev.Pid = int32(1000 + i)
+			res <- e.Notify(context.Background(), ev)
+			ev.Release()
+		}(i)
+	}
+	deadline := time.Now().Add(hangTimeout)
+	for a.Stats().Pending < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d permission events pending", a.Stats().Pending, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if read {
+		// Move some to the access list (read, unanswered), as a real listener would.
+		for i := 0; i < n/2; i++ {
+			d, err := a.TryRead()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(d.Release)
+		}
+	}
+	return res
+}
+
+func TestPendingPermissionFreezesNothingElse(t *testing.T) {
+	const pending = 200
+	e := New(Config{})
+	a := newGroup(t, e, Options{Class: ClassContent, Name: "A"})
+	mustAdd(t, a, Inode(f), MarkSpec{Mask: OpenPerm})
+	mustAdd(t, a, Mount(mnt1), MarkSpec{Mask: OpenPerm})
+	b := newGroup(t, e, Options{Class: ClassContent, Name: "B"})
+	mustAdd(t, b, Inode(f), MarkSpec{Mask: OpenPerm | Open})
+	mustAdd(t, b, Inode(dir), MarkSpec{Mask: Open | EventOnChild})
+	res := blockOn(t, e, a, pending, true)
+
+	prompt(t, "closing another group with marks on the same objects", func() { b.Close() })
+
+	c := newGroup(t, e, Options{Name: "C"})
+	prompt(t, "adding marks", func() {
+		mustAdd(t, c, Inode(f), MarkSpec{Mask: Open})
+		mustAdd(t, c, Inode(g21), MarkSpec{Mask: Open})
+	})
+	prompt(t, "dispatching unrelated events", func() {
+		e.Notify(context.Background(), deepEvent(Open))
+		e.Notify(context.Background(), fileEvent(Open)) // same file, a notification
+	})
+	if got := drain(c); len(got) != 2 {
+		t.Fatalf("other group got %v", masks(got))
+	}
+	prompt(t, "removing the mark the pending events came through", func() {
+		if err := a.RemoveMark(Inode(f)); err != nil {
+			t.Error(err)
+		}
+		if err := a.RemoveMark(Mount(mnt1)); err != nil {
+			t.Error(err)
+		}
+	})
+	// A mark removed before a dispatch began never receives it.
+	prompt(t, "a permission event after the removal", func() {
+		if r := e.Notify(context.Background(), fileEvent(OpenPerm)); r.Reason != ReasonNone {
+			t.Errorf("removed marks still took an event: %+v", r)
+		}
+	})
+	if st := a.Stats(); st.Pending != pending || st.Marks != 0 {
+		t.Fatalf("A: %+v", st)
+	}
+	prompt(t, "closing the group holding the events", func() { a.Close() })
+	for i := 0; i < pending; i++ {
+		r := <-res
+		if r.Verdict != Allow || r.Reason != ReasonClosed {
+			t.Fatalf("pending event got %+v", r)
+		}
+	}
+}
+
+func TestCloseAnswersPendingAndWalkContinues(t *testing.T) {
+	for _, v := range []Verdict{Allow, Deny} {
+		t.Run(v.String(), func(t *testing.T) {
+			const pending = 100
+			e := New(Config{})
+			a := newGroup(t, e, Options{Class: ClassPreContent, CloseVerdict: v})
+			mustAdd(t, a, Inode(f), MarkSpec{Mask: OpenPerm})
+			lower := newGroup(t, e, Options{Class: ClassContent})
+			mustAdd(t, lower, Inode(f), MarkSpec{Mask: OpenPerm})
+			var lowerSaw atomic.Int32
+			ctx, cancel := context.WithCancel(context.Background())
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					d, err := lower.Read(ctx)
+					if err != nil {
+						return
+					}
+					lowerSaw.Add(1)
+					lower.Respond(d.ID, Response{})
+					d.Release()
+				}
+			}()
+			defer func() { cancel(); wg.Wait() }()
+			res := blockOn(t, e, a, pending, true)
+			if lowerSaw.Load() != 0 {
+				t.Fatal("a lower group saw the event before the higher one answered")
+			}
+			prompt(t, "Close", func() { a.Close() })
+			for i := 0; i < pending; i++ {
+				r := <-res
+				if r.Verdict != v {
+					t.Fatalf("got %+v, want %v", r, v)
+				}
+			}
+			want := int32(pending)
+			if v == Deny {
+				want = 0 // the close verdict denied: the walk ended there
+			}
+			if got := lowerSaw.Load(); got != want {
+				t.Fatalf("lower-priority group saw %d events, want %d", got, want)
+			}
+		})
+	}
+}
+
+func TestMarksChangingDuringWait(t *testing.T) {
+	e := New(Config{})
+	a := newGroup(t, e, Options{Class: ClassPreContent, Name: "A"})
+	mustAdd(t, a, Inode(f), MarkSpec{Mask: OpenPerm})
+	stays := newGroup(t, e, Options{Name: "stays"})
+	mustAdd(t, stays, Inode(f), MarkSpec{Mask: Open})
+	mustAdd(t, stays, Mount(mnt1), MarkSpec{Mask: Open})
+	removed := newGroup(t, e, Options{Name: "removed"})
+	mustAdd(t, removed, Inode(f), MarkSpec{Mask: Open})
+	grows := newGroup(t, e, Options{Name: "grows"})
+	mustAdd(t, grows, Inode(dir), MarkSpec{Mask: Open | EventOnChild})
+	late := newGroup(t, e, Options{Name: "late"})
+	readd := newGroup(t, e, Options{Class: ClassContent, Name: "readd"})
+	mustAdd(t, readd, Inode(f), MarkSpec{Mask: OpenPerm})
+
+	ev := fileEvent(OpenPerm | Open)
+	res := make(chan Response, 1)
+	go func() { res <- e.Notify(context.Background(), ev) }()
+	d, err := a.Read(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// While A holds the event: remove one group's mark, add marks for groups already
+	// walked-to-be and for a new one, and remove and re-add a permission mark.
+	if err := removed.RemoveMark(Inode(f)); err != nil {
+		t.Fatal(err)
+	}
+	mustAdd(t, grows, Inode(f), MarkSpec{Mask: Open})
+	mustAdd(t, grows, Subtree(root), MarkSpec{Mask: Open})
+	mustAdd(t, late, Inode(f), MarkSpec{Mask: Open})
+	if err := readd.RemoveMark(Inode(f)); err != nil {
+		t.Fatal(err)
+	}
+	mustAdd(t, readd, Inode(f), MarkSpec{Mask: OpenPerm})
+	a.Respond(d.ID, Response{})
+	d.Release()
+	if r := <-res; r.Verdict != Allow {
+		t.Fatalf("got %+v", r)
+	}
+	ev.Release()
+	if got := drain(stays); len(got) != 1 {
+		t.Errorf("a mark attached all along got %v, want one event", masks(got))
+	}
+	if got := drain(removed); len(got) != 0 {
+		t.Errorf("a mark removed during the wait got %v", masks(got))
+	}
+	if got := drain(grows); len(got) != 1 {
+		t.Errorf("a group that added marks during the wait got %v, want exactly one", masks(got))
+	}
+	if got := drain(late); len(got) > 1 {
+		t.Errorf("a mark added during the wait got %v", masks(got))
+	}
+	if got := drain(readd); len(got) > 1 {
+		t.Errorf("a re-added permission mark got %v", masks(got))
+	}
+}
+
+func TestDeadline(t *testing.T) {
+	for _, v := range []Verdict{Allow, Deny} {
+		t.Run(v.String(), func(t *testing.T) {
+			const deadline = 50 * time.Millisecond
+			e := New(Config{})
+			a := newGroup(t, e, Options{Class: ClassContent, Deadline: deadline, DeadlineVerdict: v})
+			mustAdd(t, a, Inode(f), MarkSpec{Mask: OpenPerm})
+			start := time.Now()
+			ev := fileEvent(OpenPerm)
+			r := e.Notify(context.Background(), ev)
+			took := time.Since(start)
+			ev.Release()
+			if r.Verdict != v || r.Reason != ReasonDeadline {
+				t.Fatalf("got %+v", r)
+			}
+			if took < deadline {
+				t.Fatalf("returned after %v, before the deadline", took)
+			}
+			// Unread at the deadline: the event left the queue.
+			if st := a.Stats(); st.Queued != 0 || st.Pending != 0 || st.DeadlineExpired != 1 {
+				t.Fatalf("stats %+v", st)
+			}
+			// Read, then not answered in time: a late answer is refused.
+			res := make(chan Response, 1)
+			go func() { res <- e.Notify(context.Background(), fileEvent(OpenPerm)) }()
+			d, err := a.Read(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Release()
+			if r := <-res; r.Reason != ReasonDeadline {
+				t.Fatalf("got %+v", r)
+			}
+			if err := a.Respond(d.ID, Response{}); !errors.Is(err, ErrNoSuchEvent) {
+				t.Fatalf("late answer: %v", err)
+			}
+		})
+	}
+}
+
+func TestNothingLeaks(t *testing.T) {
+	var released atomic.Int32
+	var made int32
+	e := New(Config{})
+	ctx := context.Background()
+	for round := 0; round < 3; round++ {
+		a, _ := e.NewGroup(Options{Class: ClassContent})
+		b, _ := e.NewGroup(Options{QueueLimit: 5})
+		mustAdd(t, a, Subtree(root), MarkSpec{Mask: OpenPerm})
+		mustAdd(t, b, Filesystem(fs1), MarkSpec{Mask: Open | Access})
+		mustAdd(t, b, Inode(f), MarkSpec{Ignore: Access})
+		var wg sync.WaitGroup
+		for i := 0; i < 20; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				ev := deepEvent(OpenPerm | Open)
+				ev.Pid = int32(i)
+				ev.Payload = countingPayload{&released}
+				e.Notify(ctx, ev)
+				ev.Release()
+			}(i)
+		}
+		atomic.AddInt32(&made, 20)
+		for a.Stats().Pending < 20 {
+			time.Sleep(time.Millisecond)
+		}
+		if d, err := a.TryRead(); err == nil { // one read and never answered, never released
+			_ = d
+		}
+		a.Close()
+		wg.Wait()
+		b.Close()
+	}
+	if got := released.Load(); got != made-3 {
+		// The three deliveries read from A above were never released by their reader.
+		t.Fatalf("payloads released %d, want %d", got, made-3)
+	}
+	if st := e.Stats(); st.Groups != 0 || st.Connectors != 0 || st.Marks != 0 {
+		t.Fatalf("left over: %+v", st)
+	}
+}

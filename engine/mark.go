@@ -1,0 +1,380 @@
+package engine
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// connector is one object's list of marks (struct fsnotify_mark_connector). The list is
+// copy-on-write and sorted by group priority (class, highest first; then group id): a walk
+// loads it once and keeps iterating its snapshot while marks come and go.
+type connector struct {
+	obj  Object
+	list atomic.Pointer[[]*Mark]
+
+	mu       sync.Mutex // guards replacing list, and detached
+	detached bool       // out of the table: a mark operation that finds it retries
+
+	hookMu   sync.Mutex
+	reported Mask // the union last given to the MaskHook; guarded by hookMu
+}
+
+var emptyList []*Mark
+
+// interest is the union the MaskHook sees (fsnotify_calc_mask over the marks).
+func (c *connector) interest() Mask {
+	var m Mask
+	for _, mk := range *c.list.Load() {
+		if !mk.attached.Load() {
+			continue
+		}
+		m |= Mask(mk.mask.Load())
+		if ig := Mask(mk.ignore.Load()); ig&AllEvents != 0 &&
+			MarkFlags(mk.flags.Load())&IgnoreSurviveModify == 0 {
+			m |= Modify // the kernel's FS_MODIFY interest, to clear the ignore mask
+		}
+	}
+	return m
+}
+
+// Mark is one group's mark on one object (struct fsnotify_mark). Its masks are read without
+// locks by Notify; they change under the connector's lock.
+type Mark struct {
+	group    *Group
+	conn     *connector
+	mask     atomic.Uint64
+	ignore   atomic.Uint64
+	flags    atomic.Uint32
+	attached atomic.Bool // FSNOTIFY_MARK_FLAG_ATTACHED
+
+	prev, next *Mark // the group's list; guarded by group.markMu
+}
+
+// MarkInfo describes a mark.
+type MarkInfo struct {
+	Group  uint64
+	Object Object
+	MarkSpec
+}
+
+func (m *Mark) info() MarkInfo {
+	return MarkInfo{Group: m.group.id, Object: m.conn.obj, MarkSpec: m.spec()}
+}
+
+func (m *Mark) spec() MarkSpec {
+	return MarkSpec{Mask: Mask(m.mask.Load()), Ignore: Mask(m.ignore.Load()), Flags: MarkFlags(m.flags.Load())}
+}
+
+func (m *Mark) setSpec(s MarkSpec) {
+	m.mask.Store(uint64(s.Mask))
+	m.ignore.Store(uint64(s.Ignore))
+	m.flags.Store(uint32(s.Flags))
+}
+
+// before orders marks in a connector list: higher class first, then older group.
+func before(a, b *Group) bool {
+	if a.opts.Class != b.opts.Class {
+		return a.opts.Class > b.opts.Class
+	}
+	return a.id < b.id
+}
+
+// find returns g's mark in c's current list (an immutable snapshot; lock c.mu to act on it).
+func (c *connector) find(g *Group) *Mark {
+	for _, m := range *c.list.Load() {
+		if m.group == g {
+			return m
+		}
+	}
+	return nil
+}
+
+// insertLocked publishes a list with m in priority order. Needs c.mu.
+func (c *connector) insertLocked(m *Mark) {
+	old := *c.list.Load()
+	n := make([]*Mark, 0, len(old)+1)
+	i := 0
+	for ; i < len(old) && before(old[i].group, m.group); i++ {
+	}
+	n = append(n, old[:i]...)
+	n = append(n, m)
+	n = append(n, old[i:]...)
+	c.list.Store(&n)
+}
+
+// detachLocked publishes a list without m (fsnotify_detach_mark). Walks that already hold the
+// old list still see m, but skip it: it is no longer attached. Needs c.mu.
+func (c *connector) detachLocked(m *Mark) {
+	m.attached.Store(false)
+	old := *c.list.Load()
+	if len(old) == 1 && old[0] == m {
+		c.list.Store(&emptyList)
+		return
+	}
+	n := make([]*Mark, 0, len(old)-1)
+	for _, x := range old {
+		if x != m {
+			n = append(n, x)
+		}
+	}
+	c.list.Store(&n)
+}
+
+func validObject(obj Object) bool {
+	return obj.Kind >= KindInode && obj.Kind < numKinds && !obj.ID.IsZero()
+}
+
+// checkSpecLocked validates a mark's masks for g (fanotify_mark's EINVAL cases).
+func (g *Group) checkSpec(s MarkSpec) error {
+	if (s.Mask|s.Ignore)&^(AllEvents|EventFlags) != 0 || s.Flags&^IgnoreSurviveModify != 0 {
+		return ErrInvalid
+	}
+	all := s.Mask | s.Ignore
+	if all&PermissionEvents != 0 && g.opts.Class == ClassNotification {
+		return ErrPermissionBit
+	}
+	if all&PreContentEvents != 0 && g.opts.Class != ClassPreContent {
+		return ErrPreContentBit
+	}
+	if s.Mask&PreAccess != 0 && s.Mask&OnDir != 0 {
+		return ErrInvalid // pre-access is for regular files only
+	}
+	return nil
+}
+
+// AddMark adds events to g's mark on obj, creating the mark if needed: spec.Mask and
+// spec.Ignore are ORed into the mark's masks and spec.Flags into its flags (FAN_MARK_ADD).
+// If the MaskHook refuses the new union, the mark is restored and the hook's error returned.
+func (g *Group) AddMark(obj Object, spec MarkSpec) error {
+	return g.changeMark(obj, true, func(old MarkSpec) MarkSpec {
+		return MarkSpec{Mask: old.Mask | spec.Mask, Ignore: old.Ignore | spec.Ignore, Flags: old.Flags | spec.Flags}
+	}, spec)
+}
+
+// ModifyMark replaces g's mark on obj with spec; ErrNoMark if there is none.
+func (g *Group) ModifyMark(obj Object, spec MarkSpec) error {
+	return g.changeMark(obj, false, func(MarkSpec) MarkSpec { return spec }, spec)
+}
+
+// changeMark applies f to g's mark on obj (creating it when create is set) and syncs the hook.
+func (g *Group) changeMark(obj Object, create bool, f func(MarkSpec) MarkSpec, arg MarkSpec) error {
+	if !validObject(obj) {
+		return ErrInvalid
+	}
+	if arg.Mask&AllEvents == 0 && arg.Ignore&AllEvents == 0 {
+		return ErrInvalid // an empty mask, as fanotify_mark
+	}
+	if err := g.checkSpec(arg); err != nil {
+		return err
+	}
+	e := g.e
+	g.markMu.Lock()
+	if g.markClosed {
+		g.markMu.Unlock()
+		return ErrClosed
+	}
+	var (
+		c       *connector
+		m       *Mark
+		old     MarkSpec
+		created bool
+	)
+	if create {
+		for {
+			c = e.connectorFor(obj)
+			c.mu.Lock()
+			if !c.detached {
+				break
+			}
+			c.mu.Unlock()
+		}
+	} else if c = g.lockConnector(obj); c == nil {
+		g.markMu.Unlock()
+		return ErrNoMark
+	}
+	if m = c.find(g); m != nil {
+		old = m.spec()
+		m.setSpec(f(old))
+	} else if !create {
+		c.mu.Unlock()
+		g.markMu.Unlock()
+		return ErrNoMark
+	} else if g.opts.MarkLimit > 0 && g.nmarks >= g.opts.MarkLimit {
+		c.mu.Unlock()
+		g.markMu.Unlock()
+		e.syncHook(c) // retire the connector if we just created it for nothing
+		return ErrMarkLimit
+	} else {
+		m = &Mark{group: g, conn: c}
+		m.setSpec(f(MarkSpec{}))
+		m.attached.Store(true)
+		c.insertLocked(m)
+		g.linkLocked(m)
+		created = true
+	}
+	c.mu.Unlock()
+	g.markMu.Unlock()
+
+	if err := e.syncHook(c); err != nil {
+		if created {
+			g.removeMark(m)
+		} else {
+			c.mu.Lock()
+			if m.attached.Load() {
+				m.setSpec(old)
+			}
+			c.mu.Unlock()
+			e.syncHook(c)
+		}
+		return err
+	}
+	return nil
+}
+
+// RemoveFromMark clears events from g's mark on obj, removing the mark when both of its masks
+// become empty (FAN_MARK_REMOVE). ErrNoMark if there is no mark.
+func (g *Group) RemoveFromMark(obj Object, mask, ignore Mask) error {
+	g.markMu.Lock()
+	c := g.lockConnector(obj)
+	if c == nil {
+		g.markMu.Unlock()
+		return ErrNoMark
+	}
+	m := c.find(g)
+	if m == nil || !m.attached.Load() {
+		c.mu.Unlock()
+		g.markMu.Unlock()
+		return ErrNoMark
+	}
+	s := m.spec()
+	s.Mask &^= mask
+	s.Ignore &^= ignore
+	empty := s.Mask&AllEvents == 0 && s.Ignore&AllEvents == 0
+	if empty {
+		c.detachLocked(m)
+		g.unlinkLocked(m)
+	} else {
+		m.setSpec(s)
+	}
+	c.mu.Unlock()
+	g.markMu.Unlock()
+	g.e.syncHook(c)
+	return nil
+}
+
+// RemoveMark removes g's mark on obj. It returns promptly whatever is pending anywhere, and
+// once it returns no Notify that starts afterwards delivers through the mark.
+func (g *Group) RemoveMark(obj Object) error {
+	c := g.e.lookup(obj)
+	if c == nil {
+		return ErrNoMark
+	}
+	c.mu.Lock()
+	m := c.find(g)
+	c.mu.Unlock()
+	if m == nil || !g.removeMark(m) {
+		return ErrNoMark
+	}
+	return nil
+}
+
+// removeMark detaches m from its connector and from g, then syncs the hook. It reports false
+// if m was already detached.
+func (g *Group) removeMark(m *Mark) bool {
+	c := m.conn
+	g.markMu.Lock()
+	c.mu.Lock()
+	ok := m.attached.Load()
+	if ok {
+		c.detachLocked(m)
+		g.unlinkLocked(m)
+	}
+	c.mu.Unlock()
+	g.markMu.Unlock()
+	if ok {
+		g.e.syncHook(c)
+	}
+	return ok
+}
+
+// FlushMarks removes all of g's marks on objects of kind k (FAN_MARK_FLUSH); k == 0 removes
+// every mark.
+func (g *Group) FlushMarks(k Kind) {
+	g.markMu.Lock()
+	var victims []*Mark
+	for m := g.marks; m != nil; m = m.next {
+		if k == 0 || m.conn.obj.Kind == k {
+			victims = append(victims, m)
+		}
+	}
+	g.markMu.Unlock()
+	for _, m := range victims {
+		g.removeMark(m)
+	}
+}
+
+// Mark returns g's mark on obj.
+func (g *Group) Mark(obj Object) (MarkSpec, bool) {
+	c := g.e.lookup(obj)
+	if c == nil {
+		return MarkSpec{}, false
+	}
+	m := c.find(g) // the snapshot is immutable
+	if m == nil || !m.attached.Load() {
+		return MarkSpec{}, false
+	}
+	return m.spec(), true
+}
+
+// Marks returns all of g's marks.
+func (g *Group) Marks() []MarkInfo {
+	g.markMu.Lock()
+	defer g.markMu.Unlock()
+	out := make([]MarkInfo, 0, g.nmarks)
+	for m := g.marks; m != nil; m = m.next {
+		out = append(out, m.info())
+	}
+	return out
+}
+
+// lockConnector returns obj's connector locked, or nil if there is none. A connector found
+// detached was retired concurrently; the lookup then finds its successor, if any.
+func (g *Group) lockConnector(obj Object) *connector {
+	for {
+		c := g.e.lookup(obj)
+		if c == nil {
+			return nil
+		}
+		c.mu.Lock()
+		if !c.detached {
+			return c
+		}
+		c.mu.Unlock()
+	}
+}
+
+// linkLocked adds m to g's mark list. Needs g.markMu.
+func (g *Group) linkLocked(m *Mark) {
+	m.next = g.marks
+	if g.marks != nil {
+		g.marks.prev = m
+	}
+	g.marks = m
+	g.nmarks++
+	g.e.marks.Add(1)
+}
+
+// unlinkLocked takes m off g's mark list. Needs g.markMu.
+func (g *Group) unlinkLocked(m *Mark) {
+	if m.prev != nil {
+		m.prev.next = m.next
+	} else {
+		g.marks = m.next
+	}
+	if m.next != nil {
+		m.next.prev = m.prev
+	}
+	m.prev, m.next = nil, nil
+	g.nmarks--
+	g.e.marks.Add(-1)
+}

@@ -1,0 +1,184 @@
+package engine
+
+import "context"
+
+// iterType says through which of the event's objects a mark was found
+// (FSNOTIFY_ITER_TYPE_*); it decides how the mark's masks apply.
+type iterType uint8
+
+const (
+	itInode  iterType = iota // the object the event is reported on
+	itParent                 // its directory: reports only with EventOnChild
+	itInode2                 // Rename's new directory
+	itMount
+	itFilesystem
+	itSubtree
+)
+
+// head is one involved connector's list in a walk: a snapshot and a position in it.
+type head struct {
+	marks []*Mark
+	pos   int
+	typ   iterType
+}
+
+// stackHeads is how many heads a walk keeps on the stack: inode, parent, target, mount,
+// filesystem, and a few subtree roots; deeper subtree lookups spill to the heap.
+const stackHeads = 12
+
+// Notify dispatches ev to every group whose marks on the involved objects select it, one
+// delivery per group, highest priority class first (fsnotify()). A notification is queued
+// and Notify goes on; a permission event waits for the group's answer, its deadline, its
+// close, or ctx, without holding any lock, then goes on to the next group, and the first deny
+// ends the walk and is the result. ctx ending withdraws a pending event and allows it
+// (ReasonCancelled). The caller keeps its reference on ev and drops it with ev.Release.
+func (e *Engine) Notify(ctx context.Context, ev *Event) Response {
+	var buf [stackHeads]head
+	heads := e.collect(ev, buf[:0])
+	if len(heads) == 0 {
+		return Response{}
+	}
+	e.notified.Add(1)
+	perm := ev.Mask&PermissionEvents != 0
+	if perm {
+		e.permNotified.Add(1)
+	}
+	ondir := ev.Mask&OnDir != 0
+	clearIgnore := ev.Mask&Modify != 0
+
+	var result Response
+	asked, cacheable := false, true
+	for {
+		// fsnotify_iter_select_report_types: the highest-priority group among the heads.
+		var best *Group
+		for i := range heads {
+			h := &heads[i]
+			for h.pos < len(h.marks) && !h.marks[h.pos].attached.Load() {
+				h.pos++ // detached while we held the snapshot
+			}
+			if h.pos < len(h.marks) {
+				if g := h.marks[h.pos].group; best == nil || before(g, best) {
+					best = g
+				}
+			}
+		}
+		if best == nil {
+			break
+		}
+		// send_to_group + fanotify_group_event_mask over best's marks; fsnotify_iter_next.
+		var marksMask, ignore Mask
+		for i := range heads {
+			h := &heads[i]
+			if h.pos >= len(h.marks) || h.marks[h.pos].group != best {
+				continue
+			}
+			m := h.marks[h.pos]
+			h.pos++
+			mm, ig := Mask(m.mask.Load()), Mask(m.ignore.Load())
+			if h.typ == itParent && mm&EventOnChild == 0 && ig&EventOnChild == 0 {
+				continue // this directory mark does not watch children
+			}
+			if clearIgnore && ig != 0 && MarkFlags(m.flags.Load())&IgnoreSurviveModify == 0 {
+				m.ignore.Store(0) // a modification clears the ignore mask (send_to_group)
+				ig = 0
+			}
+			ignore |= effectiveIgnore(ig, ondir, h.typ)
+			if applicable(mm, ondir, h.typ) {
+				marksMask |= mm
+			}
+		}
+		test := ev.Mask & marksMask & AllEvents &^ ignore
+		if test == 0 {
+			continue
+		}
+		deliver := test | ev.Mask&OnDir
+		if !perm || test&PermissionEvents == 0 {
+			best.queueNotification(ev, deliver)
+			continue
+		}
+		asked = true
+		q, r := best.queuePermission(ev, deliver, e.nextPerm.Add(1))
+		if q != nil {
+			r = best.waitPermission(ctx, q)
+		}
+		if r.Reason != ReasonAnswered || !r.Cache {
+			cacheable = false
+		}
+		result = r
+		if r.Verdict == Deny {
+			result.Cache = false
+			return result
+		}
+	}
+	result.Cache = asked && cacheable
+	return result
+}
+
+// applicable reports whether a mask (or ignore mask) applies to the event: a directory's
+// events need OnDir, a child's events reach a parent's mark only with EventOnChild
+// (fsnotify_mask_applicable).
+func applicable(m Mask, ondir bool, t iterType) bool {
+	if ondir && m&OnDir == 0 {
+		return false
+	}
+	return t != itParent || m&EventOnChild != 0
+}
+
+// effectiveIgnore is the part of an ignore mask that applies to the event
+// (fsnotify_effective_ignore_mask, FAN_MARK_IGNORE semantics).
+func effectiveIgnore(ig Mask, ondir bool, t iterType) Mask {
+	if ig&AllEvents == 0 {
+		return 0
+	}
+	if !ondir && t != itParent {
+		return ig & AllEvents
+	}
+	if !applicable(ig, ondir, t) {
+		return 0
+	}
+	return ig & AllEvents
+}
+
+// collect appends the involved connectors' lists to heads.
+func (e *Engine) collect(ev *Event, heads []head) []head {
+	heads = e.addHead(heads, Object{KindInode, ev.Inode}, itInode)
+	if !ev.Parent.IsZero() && ev.Mask&PossibleOnChild != 0 {
+		heads = e.addHead(heads, Object{KindInode, ev.Parent}, itParent)
+	}
+	if ev.Mask&Rename != 0 && !ev.Target.IsZero() {
+		heads = e.addHead(heads, Object{KindInode, ev.Target}, itInode2)
+	}
+	if !ev.Mount.IsZero() {
+		heads = e.addHead(heads, Object{KindMount, ev.Mount}, itMount)
+	}
+	if !ev.Filesystem.IsZero() {
+		heads = e.addHead(heads, Object{KindFilesystem, ev.Filesystem}, itFilesystem)
+	}
+	if e.nconns[KindSubtree].Load() == 0 {
+		return heads
+	}
+	heads = e.addHead(heads, Object{KindSubtree, ev.Inode}, itSubtree)
+	for _, id := range ev.Ancestors {
+		heads = e.addHead(heads, Object{KindSubtree, id}, itSubtree)
+	}
+	if ev.Mask&Rename != 0 {
+		for _, id := range ev.TargetAncestors {
+			heads = e.addHead(heads, Object{KindSubtree, id}, itSubtree)
+		}
+	}
+	return heads
+}
+
+func (e *Engine) addHead(heads []head, obj Object, t iterType) []head {
+	if obj.ID.IsZero() {
+		return heads
+	}
+	c := e.lookup(obj)
+	if c == nil {
+		return heads
+	}
+	if l := *c.list.Load(); len(l) > 0 {
+		heads = append(heads, head{marks: l, typ: t})
+	}
+	return heads
+}
