@@ -67,9 +67,10 @@ func hashObject(o Object) uint64 {
 	return h
 }
 
-// lookup returns obj's connector, or nil, without taking a lock.
+// lookup returns obj's connector, or nil, without taking a lock. An object of an unknown kind
+// has none (RemoveMark, Mark and MarksOn take any Object from the caller).
 func (e *Engine) lookup(obj Object) *connector {
-	if e.nconns[obj.Kind].Load() == 0 {
+	if obj.Kind >= numKinds || e.nconns[obj.Kind].Load() == 0 {
 		return nil
 	}
 	h := hashObject(obj)

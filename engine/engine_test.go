@@ -687,3 +687,51 @@ func TestCacheVerdict(t *testing.T) {
 		t.Fatalf("got %+v, want a cacheable allow", r)
 	}
 }
+
+func TestHandlerAnswersInline(t *testing.T) {
+	e := New(Config{})
+	var seen atomic.Int32
+	fast := newGroup(t, e, Options{Class: ClassPreContent, Handler: func(d Delivery) (Response, bool) {
+		seen.Add(1)
+		if d.Event.Name == "slow" {
+			return Response{}, false // needs the queue
+		}
+		if d.Event.Name == "bad" {
+			return Response{Verdict: Deny}, true
+		}
+		return Response{Cache: true}, true
+	}})
+	mustAdd(t, fast, Inode(dir), MarkSpec{Mask: OpenPerm | EventOnChild})
+
+	// Answered inline: Dispatch finishes without a Walk.
+	ev := fileEvent(OpenPerm)
+	r, w := e.Dispatch(ev)
+	if w != nil || r.Verdict != Allow || r.Reason != ReasonAnswered || !r.Cache {
+		t.Fatalf("inline allow: %+v %v", r, w)
+	}
+	ev.Name = "bad"
+	if r, w := e.Dispatch(ev); w != nil || r.Verdict != Deny {
+		t.Fatalf("inline deny: %+v %v", r, w)
+	}
+	// Declined: the event is queued and the Walk waits for Respond.
+	ev.Name = "slow"
+	r, w = e.Dispatch(ev)
+	if w == nil {
+		t.Fatalf("declined event finished at once: %+v", r)
+	}
+	done := make(chan Response)
+	go func() { done <- w.Wait(context.Background()) }()
+	d, err := fast.Read(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast.Respond(d.ID, Response{Verdict: Deny})
+	d.Release()
+	if r := <-done; r.Verdict != Deny {
+		t.Fatalf("queued answer: %+v", r)
+	}
+	if st := fast.Stats(); st.Handled != 2 || st.Answered != 3 || seen.Load() != 3 {
+		t.Fatalf("stats %+v, handler saw %d", st, seen.Load())
+	}
+	ev.Release()
+}

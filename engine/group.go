@@ -33,6 +33,7 @@ type Group struct {
 	pending        map[uint64]*queued // read, unanswered permission events; guarded by mu
 	userWaits      int                // Notify calls waiting on this group; guarded by mu
 	shutdown       bool               // guarded by mu
+	closing        atomic.Bool        // set with shutdown; read without mu
 	waitsZero      chan struct{}      // closed when userWaits drops to 0 after shutdown
 	overflowEntry  queued             // the preallocated overflow event (kernel: overflow_event)
 	// mergeIdx remembers the newest unread notification per merge-key bucket (the kernel
@@ -50,6 +51,7 @@ type Group struct {
 type groupCounters struct {
 	delivered, merged, dropped, overflows                                atomic.Uint64
 	permAnswered, permDeadline, permClosed, permQueueFull, permCancelled atomic.Uint64
+	handled, handlerInvalid                                              atomic.Uint64
 	latencyNanos                                                         atomic.Uint64 // sum over answered events
 }
 
@@ -461,6 +463,7 @@ func (g *Group) Close() error {
 		return nil
 	}
 	g.shutdown = true
+	g.closing.Store(true)
 	var answer []*queued
 	var release []*Event
 	for g.q.len() > 0 {
@@ -482,15 +485,16 @@ func (g *Group) Close() error {
 	}
 	resp := Response{Verdict: g.opts.CloseVerdict, Reason: ReasonClosed, Group: g.id}
 	for _, q := range answer {
+		// Answered under g.mu, as Respond and withdraw do: a Notify whose deadline or context
+		// ends now must find the event answered, or it withdraws it too (a second close of
+		// q.done, a second release of the event, a negative qlen).
 		q.resp = resp
+		close(q.done)
 	}
 	waits := g.userWaits
 	g.mu.Unlock()
 
 	close(g.done)
-	for _, q := range answer {
-		close(q.done)
-	}
 	g.st.permClosed.Add(uint64(len(answer)))
 	for _, ev := range release {
 		ev.Release()
@@ -522,9 +526,10 @@ type GroupStats struct {
 	// Delivered events queued; Merged into an unread event; Dropped on a full queue;
 	// Overflows queued.
 	Delivered, Merged, Dropped, Overflows uint64
-	// Permission outcomes: answered by the group, deadline verdicts, close verdicts, full-queue
-	// verdicts, withdrawn because the source gave up.
-	Answered, DeadlineExpired, ClosedAnswered, QueueFull, Cancelled uint64
+	// Permission outcomes: answered by the group (Handled of them by its Handler, at once),
+	// deadline verdicts, close verdicts, full-queue verdicts, withdrawn because the source
+	// gave up; HandlerInvalid counts invalid Handler answers (turned into denies).
+	Answered, Handled, HandlerInvalid, DeadlineExpired, ClosedAnswered, QueueFull, Cancelled uint64
 	// AnswerLatency is the mean time from queueing to answer for answered events.
 	AnswerLatency time.Duration
 }
@@ -543,6 +548,7 @@ func (g *Group) Stats() GroupStats {
 		Queued: queued, Pending: pending, Marks: nm,
 		Delivered: g.st.delivered.Load(), Merged: g.st.merged.Load(), Dropped: g.st.dropped.Load(),
 		Overflows: g.st.overflows.Load(), Answered: g.st.permAnswered.Load(),
+		Handled: g.st.handled.Load(), HandlerInvalid: g.st.handlerInvalid.Load(),
 		DeadlineExpired: g.st.permDeadline.Load(), ClosedAnswered: g.st.permClosed.Load(),
 		QueueFull: g.st.permQueueFull.Load(), Cancelled: g.st.permCancelled.Load(),
 	}
@@ -583,4 +589,28 @@ func (r *ring) pop() *queued {
 		r.buf, r.head = nil, 0 // give back a burst's memory
 	}
 	return q
+}
+
+// handle answers a permission event through the group's Handler, if it has one and the
+// Handler answers at once.
+func (g *Group) handle(ev *Event, m Mask) (Response, bool) {
+	h := g.opts.Handler
+	if h == nil || g.closing.Load() {
+		return Response{}, false
+	}
+	r, ok := h(Delivery{Event: ev, Mask: m})
+	if !ok {
+		return Response{}, false
+	}
+	if r.Verdict > Deny || (r.Errno != 0 && (g.opts.Class != ClassPreContent || r.Verdict != Deny)) {
+		r = Response{Verdict: Deny} // an invalid answer from a handler denies, loudly in stats
+		g.st.handlerInvalid.Add(1)
+	}
+	if r.Verdict != Allow {
+		r.Cache = false
+	}
+	r.Reason, r.Group = ReasonAnswered, g.id
+	g.st.permAnswered.Add(1)
+	g.st.handled.Add(1)
+	return r, true
 }

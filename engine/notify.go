@@ -33,21 +33,111 @@ const stackHeads = 12
 // ends the walk and is the result. ctx ending withdraws a pending event and allows it
 // (ReasonCancelled). The caller keeps its reference on ev and drops it with ev.Release.
 func (e *Engine) Notify(ctx context.Context, ev *Event) Response {
+	r, w := e.Dispatch(ev)
+	if w != nil {
+		return w.Wait(ctx)
+	}
+	return r
+}
+
+// Dispatch is Notify without the waiting: it walks as far as it can without waiting for a
+// group. If the walk finished (no permission event, or every group answered at once through
+// its Handler) it returns the result and a nil Walk; otherwise the event is queued to a group
+// and the caller must call Wait on the returned Walk (from any goroutine) to finish it. A
+// source reading many events on one goroutine uses it to answer at once whatever can be
+// answered at once, and hands only the rest to other goroutines.
+func (e *Engine) Dispatch(ev *Event) (Response, *Walk) {
 	var buf [stackHeads]head
 	heads := e.collect(ev, buf[:0])
 	if len(heads) == 0 {
-		return Response{}
+		return Response{}, nil
 	}
 	e.notified.Add(1)
-	perm := ev.Mask&PermissionEvents != 0
-	if perm {
+	var w walk
+	w.init(e, ev)
+	if w.perm {
 		e.permNotified.Add(1)
 	}
-	ondir := ev.Mask&OnDir != 0
-	clearIgnore := ev.Mask&Modify != 0
+	if w.run(heads) {
+		return w.finish(), nil
+	}
+	// Suspend: the walk's state moves to the heap for the waiter (buf stays on this stack).
+	h := &Walk{walk: w}
+	if len(heads) <= stackHeads {
+		h.heads = h.buf[:len(heads)]
+		copy(h.heads, heads)
+	} else {
+		h.heads = append([]head(nil), heads...)
+	}
+	return Response{}, h
+}
 
-	var result Response
-	asked, cacheable := false, true
+// Walk is a dispatch suspended while a group holds its permission event.
+type Walk struct {
+	walk
+	heads []head
+	buf   [stackHeads]head
+}
+
+// Wait waits for the group holding the event (its answer, deadline, close, or ctx), then
+// finishes the walk, waiting for further groups as needed, and returns Notify's result.
+func (w *Walk) Wait(ctx context.Context) Response {
+	for {
+		r := w.g.waitPermission(ctx, w.q)
+		w.g, w.q = nil, nil
+		if w.answered(r) || w.run(w.heads) {
+			return w.finish()
+		}
+	}
+}
+
+// walk is the state of one dispatch besides its heads (the involved connectors' lists and
+// positions, fsnotify_iter_info, which run takes apart so that they can stay on the stack):
+// the verdict so far and, while suspended, the group holding the event.
+type walk struct {
+	e           *Engine
+	ev          *Event
+	perm, ondir bool
+	clearIgnore bool
+	result      Response
+	asked       bool
+	cacheable   bool
+	denied      bool
+	g           *Group  // the group holding the event while suspended
+	q           *queued // its queue entry
+}
+
+func (w *walk) init(e *Engine, ev *Event) {
+	w.e, w.ev = e, ev
+	w.perm = ev.Mask&PermissionEvents != 0
+	w.ondir = ev.Mask&OnDir != 0
+	w.clearIgnore = ev.Mask&Modify != 0
+	w.cacheable = true
+}
+
+// answered records one group's verdict; it reports whether the walk is over (a deny).
+func (w *walk) answered(r Response) bool {
+	w.asked = true
+	if r.Reason != ReasonAnswered || !r.Cache {
+		w.cacheable = false
+	}
+	w.result = r
+	if r.Verdict == Deny {
+		w.denied = true
+	}
+	return w.denied
+}
+
+func (w *walk) finish() Response {
+	r := w.result
+	r.Cache = w.asked && w.cacheable && !w.denied
+	return r
+}
+
+// run walks the groups in priority order until the walk is over (true) or a group holds the
+// permission event (false, with w.g and w.q set).
+func (w *walk) run(heads []head) bool {
+	ev := w.ev
 	for {
 		// fsnotify_iter_select_report_types: the highest-priority group among the heads.
 		var best *Group
@@ -63,7 +153,7 @@ func (e *Engine) Notify(ctx context.Context, ev *Event) Response {
 			}
 		}
 		if best == nil {
-			break
+			return true
 		}
 		// send_to_group + fanotify_group_event_mask over best's marks; fsnotify_iter_next.
 		var marksMask, ignore Mask
@@ -78,12 +168,12 @@ func (e *Engine) Notify(ctx context.Context, ev *Event) Response {
 			if h.typ == itParent && mm&EventOnChild == 0 && ig&EventOnChild == 0 {
 				continue // this directory mark does not watch children
 			}
-			if clearIgnore && ig != 0 && MarkFlags(m.flags.Load())&IgnoreSurviveModify == 0 {
+			if w.clearIgnore && ig != 0 && MarkFlags(m.flags.Load())&IgnoreSurviveModify == 0 {
 				m.ignore.Store(0) // a modification clears the ignore mask (send_to_group)
 				ig = 0
 			}
-			ignore |= effectiveIgnore(ig, ondir, h.typ)
-			if applicable(mm, ondir, h.typ) {
+			ignore |= effectiveIgnore(ig, w.ondir, h.typ)
+			if applicable(mm, w.ondir, h.typ) {
 				marksMask |= mm
 			}
 		}
@@ -92,26 +182,25 @@ func (e *Engine) Notify(ctx context.Context, ev *Event) Response {
 			continue
 		}
 		deliver := test | ev.Mask&OnDir
-		if !perm || test&PermissionEvents == 0 {
+		if !w.perm || test&PermissionEvents == 0 {
 			best.queueNotification(ev, deliver)
 			continue
 		}
-		asked = true
-		q, r := best.queuePermission(ev, deliver, e.nextPerm.Add(1))
+		if r, ok := best.handle(ev, deliver); ok {
+			if w.answered(r) {
+				return true
+			}
+			continue
+		}
+		q, r := best.queuePermission(ev, deliver, w.e.nextPerm.Add(1))
 		if q != nil {
-			r = best.waitPermission(ctx, q)
+			w.g, w.q = best, q
+			return false
 		}
-		if r.Reason != ReasonAnswered || !r.Cache {
-			cacheable = false
-		}
-		result = r
-		if r.Verdict == Deny {
-			result.Cache = false
-			return result
+		if w.answered(r) {
+			return true
 		}
 	}
-	result.Cache = asked && cacheable
-	return result
 }
 
 // applicable reports whether a mask (or ignore mask) applies to the event: a directory's

@@ -214,6 +214,24 @@ type Event struct {
 	refs atomic.Int32 // held by the source (implicitly, -1 offset) and by each queued delivery
 }
 
+// PathResolver is implemented by payloads that can resolve the event's path on demand (the
+// Linux backend resolves a permission event's path only when someone asks for it).
+type PathResolver interface {
+	Path() string
+}
+
+// GetPath returns the event's path: Path if the source set it, else what the payload
+// resolves, else "".
+func (ev *Event) GetPath() string {
+	if ev.Path != "" {
+		return ev.Path
+	}
+	if r, ok := ev.Payload.(PathResolver); ok {
+		return r.Path()
+	}
+	return ""
+}
+
 // Hold takes a reference on ev: its payload is not released until a matching Release.
 // The source's own reference is implicit; it drops it with Release when done with the event.
 func (ev *Event) Hold() { ev.refs.Add(1) }
@@ -299,6 +317,14 @@ type Options struct {
 	// QueueFullVerdict answers a permission event that meets a full queue (default Allow, as
 	// the kernel).
 	QueueFullVerdict Verdict
+	// Handler, if set, is offered each of the group's permission events first, on the
+	// notifying goroutine, before any queueing: it returns the answer and true, or false to
+	// have the event queued for Read as usual (when the answer needs slow work). It must
+	// return quickly, never block, and never call the engine; the deadline does not apply to
+	// it. The Delivery it gets has no ID and must not be released or kept (Hold the event to
+	// keep it). It saves two goroutine hand-offs per event for answers that need no waiting
+	// (an allow-all or glob policy). The kernel has no counterpart.
+	Handler func(d Delivery) (Response, bool)
 }
 
 // DefaultQueueLimit is the kernel's default fanotify max_queued_events.

@@ -1,0 +1,408 @@
+//go:build linux
+
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/sys"
+)
+
+// Mode selects the kernel interface.
+type Mode uint8
+
+const (
+	// ModeAuto uses fanotify when the process may (CAP_SYS_ADMIN), inotify otherwise.
+	ModeAuto Mode = iota
+	// ModeFanotify requires fanotify.
+	ModeFanotify
+	// ModeInotify uses inotify even when fanotify would work (for tests and comparisons).
+	ModeInotify
+)
+
+func (m Mode) String() string {
+	switch m {
+	case ModeAuto:
+		return "auto"
+	case ModeFanotify:
+		return "fanotify"
+	case ModeInotify:
+		return "inotify"
+	}
+	return "mode(" + strconv.Itoa(int(m)) + ")"
+}
+
+// Options configure a Backend.
+type Options struct {
+	// Mode selects fanotify or inotify (default: fanotify when privileged).
+	Mode Mode
+	// Logger receives warnings about the kernel side (nil: discard). The readers never log
+	// while an event waits for its answer.
+	Logger *slog.Logger
+	// FIDQueueLimited, when false (the default), keeps the kernel's queue limit for the FID
+	// group (max_queued_events, 16384): past it the kernel reports an overflow, which
+	// becomes an engine overflow event. The FD group always has an unlimited queue, so that
+	// no permission event is dropped (and allowed) by the kernel.
+	//
+	// FIDQueueUnlimited removes that limit too.
+	FIDQueueUnlimited bool
+	// Engine options other than the MaskHook, which the backend sets.
+	Engine engine.Config
+}
+
+// Errors.
+var (
+	// ErrNeedsPrivilege: permission, mount and filesystem marks need fanotify, which needs
+	// CAP_SYS_ADMIN (run as root, or through the fsnotifyd daemon).
+	ErrNeedsPrivilege = errors.New("needs root (CAP_SYS_ADMIN for fanotify); run as root or through the fsnotifyd daemon (--daemon)")
+	// ErrMountDirent: the kernel reports directory-entry and attribute events only for
+	// directories and filesystems, not per mount.
+	ErrMountDirent = errors.New("directory-entry and attribute events (create, delete, move, rename, attrib) cannot be watched per mount; watch the filesystem or a directory")
+	// ErrClosed: the backend is closed.
+	ErrClosed = errors.New("backend closed")
+)
+
+// Backend is the kernel side: an engine fed by fanotify (or inotify).
+type Backend struct {
+	eng  *engine.Engine
+	opts Options
+	log  *slog.Logger
+	pid  int32
+	mode Mode // resolved: ModeFanotify or ModeInotify
+
+	ctx    context.Context // cancelled at Close: waiting permission dispatches give up
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // reader and dispatch goroutines
+
+	mu      sync.Mutex
+	closed  bool
+	objects map[engine.Object]*object
+	fss     map[uint64]*fsState // by device
+	fdGroup *kgroup             // nil until a mark needs it
+	fidGrp  *kgroup
+	ino     *inotifyGroup
+	cached  map[uint64]cachedVerdict // verdict-cache ignore marks, by inode key
+
+	view atomic.Pointer[view] // what readers need to know about the marks; rebuilt under mu
+
+	inflightMu sync.Mutex
+	inflight   map[*permEvent]struct{} // kernel permission events not answered yet
+
+	helperMu sync.Mutex
+	helpers  map[int32]int // exempt helper pids, with a count
+	spawning atomic.Int32  // helpers being started: check unknown pids' ancestry
+
+	janitor chan ignoreRequest
+	stats   Stats
+}
+
+// object is a resolved mark target: an O_PATH descriptor the backend opened itself (or got
+// from a client), which it marks through /proc/self/fd so that no path is resolved twice.
+type object struct {
+	obj    engine.Object
+	fd     int
+	path   string // at resolve time, for messages
+	dev    uint64
+	mntID  uint64
+	isDir  bool
+	refs   int         // resolutions not yet released; guarded by Backend.mu
+	union  engine.Mask // the engine's union, as last set by the hook
+	kmasks [2]uint64   // kernel mark masks in the FD and FID groups (inode and mount objects)
+	parent engine.ID   // the parent directory, for inode marks on non-directories
+}
+
+func (o *object) markPath() string { return "/proc/self/fd/" + strconv.Itoa(o.fd) }
+
+// New starts a backend. With ModeAuto it probes fanotify and falls back to inotify.
+func New(opts Options) (*Backend, error) {
+	b := &Backend{
+		opts:     opts,
+		log:      opts.Logger,
+		pid:      int32(os.Getpid()),
+		objects:  make(map[engine.Object]*object),
+		fss:      make(map[uint64]*fsState),
+		cached:   make(map[uint64]cachedVerdict),
+		inflight: make(map[*permEvent]struct{}),
+		helpers:  make(map[int32]int),
+		janitor:  make(chan ignoreRequest, 1024),
+	}
+	if b.log == nil {
+		b.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	switch opts.Mode {
+	case ModeAuto:
+		b.mode = ModeInotify
+		if s, _ := sys.Probe(sys.FeatureClassContent); s == sys.Supported {
+			b.mode = ModeFanotify
+		}
+	case ModeFanotify:
+		if err := sys.Require(sys.FeatureFanotify); err != nil {
+			return nil, fmt.Errorf("backend: %w (%w)", err, ErrNeedsPrivilege)
+		}
+		b.mode = ModeFanotify
+	case ModeInotify:
+		b.mode = ModeInotify
+	default:
+		return nil, fmt.Errorf("backend: unknown mode %d", opts.Mode)
+	}
+	cfg := opts.Engine
+	cfg.MaskHook = b.hook
+	b.eng = engine.New(cfg)
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.view.Store(&view{fs: map[uint64]*fsView{}})
+	b.wg.Add(1)
+	go b.runJanitor()
+	return b, nil
+}
+
+// Engine returns the engine the backend feeds. Create groups on it; add marks with
+// Backend.AddMark (which resolves the object for the kernel) or, for objects already marked
+// through the backend, with the engine directly.
+func (b *Backend) Engine() *engine.Engine { return b.eng }
+
+// Mode reports whether the backend runs on fanotify or inotify.
+func (b *Backend) Mode() Mode { return b.mode }
+
+// Privileged reports whether permission, mount and filesystem marks are possible.
+func (b *Backend) Privileged() bool { return b.mode == ModeFanotify }
+
+// Target is an object resolved for marking.
+type Target struct {
+	Object engine.Object
+	// Path is the object's path when it was resolved.
+	Path  string
+	IsDir bool
+}
+
+// Resolve opens path (without following a final symlink when nofollow is set) and returns the
+// object of kind k it names: the file or directory itself (KindInode), the directory and
+// everything below it (KindSubtree), its mount (KindMount) or its filesystem
+// (KindFilesystem). The path is resolved with this process's own privileges.
+func (b *Backend) Resolve(path string, k engine.Kind, nofollow bool) (Target, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return Target{}, err
+	}
+	flags := sys.O_PATH
+	if nofollow {
+		flags |= sys.O_NOFOLLOW
+	}
+	fd, err := sys.Open(abs, flags, 0)
+	if err != nil {
+		return Target{}, err
+	}
+	t, err := b.register(fd, abs, k)
+	if err != nil {
+		sys.Close(fd)
+	}
+	return t, err
+}
+
+// ResolveFd is Resolve for an O_PATH (or any) descriptor a client opened itself: the backend
+// never resolves a client's path with its own privileges. It takes a duplicate of fd.
+func (b *Backend) ResolveFd(fd int, k engine.Kind) (Target, error) {
+	dup, err := sys.Dup(fd)
+	if err != nil {
+		return Target{}, err
+	}
+	path, _ := sys.FdPath(dup)
+	t, err := b.register(dup, path, k)
+	if err != nil {
+		sys.Close(dup)
+	}
+	return t, err
+}
+
+// register records fd as the object of kind k, taking ownership of fd (or closing it when
+// the object is already registered). The caller must Release the target or use it in AddMark.
+func (b *Backend) register(fd int, path string, k engine.Kind) (Target, error) {
+	st, err := sys.Fstat(fd)
+	if err != nil {
+		return Target{}, err
+	}
+	var id engine.ID
+	switch k {
+	case engine.KindInode:
+		id = inodeID(st.Dev, st.Ino)
+	case engine.KindSubtree:
+		if !st.IsDir() {
+			return Target{}, fmt.Errorf("%s: %w (a recursive watch needs a directory)", path, syscall.ENOTDIR)
+		}
+		id = inodeID(st.Dev, st.Ino)
+	case engine.KindMount:
+		id = engine.ID{Hi: st.MntID, Lo: 1}
+	case engine.KindFilesystem:
+		id = fsID(st.Dev)
+	default:
+		return Target{}, fmt.Errorf("backend: unknown object kind %v", k)
+	}
+	if b.mode == ModeInotify && (k == engine.KindMount || k == engine.KindFilesystem) {
+		return Target{}, fmt.Errorf("%s: %s watch: %w", path, k, ErrNeedsPrivilege)
+	}
+	obj := engine.Object{Kind: k, ID: id}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return Target{}, ErrClosed
+	}
+	o := b.objects[obj]
+	if o != nil {
+		sys.Close(fd)
+	} else {
+		o = &object{obj: obj, fd: fd, path: path, dev: st.Dev, mntID: st.MntID, isDir: st.IsDir()}
+		fs, err := b.fsLocked(st.Dev, fd, path)
+		if err != nil {
+			return Target{}, err
+		}
+		if h, _, err := sys.NameToHandleAt(fd, "", sys.AT_EMPTY_PATH); err == nil && k != engine.KindMount && k != engine.KindFilesystem {
+			fs.handles[handleKey(h)] = inodeID(st.Dev, st.Ino)
+		}
+		if k == engine.KindInode && !o.isDir {
+			if pst, err := sys.Statx(sys.AT_FDCWD, filepath.Dir(path), 0); err == nil && pst.Dev == st.Dev {
+				o.parent = inodeID(pst.Dev, pst.Ino)
+			}
+		}
+		b.objects[obj] = o
+	}
+	o.refs++
+	return Target{Object: obj, Path: path, IsDir: o.isDir}, nil
+}
+
+// Release drops a resolution that was not used in AddMark (or after AddMark: AddMark takes
+// its own). The kernel side of an object is dropped once it has no marks and no resolutions.
+func (b *Backend) Release(t Target) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if o := b.objects[t.Object]; o != nil {
+		o.refs--
+		b.maybeDropLocked(o)
+	}
+}
+
+func (b *Backend) maybeDropLocked(o *object) {
+	if o.refs > 0 || o.union != 0 || b.objects[o.obj] != o {
+		return
+	}
+	delete(b.objects, o.obj)
+	sys.Close(o.fd)
+}
+
+// AddMark adds spec to g's mark on t's object (engine.Group.AddMark), placing the kernel marks
+// it needs first. It consumes t's resolution.
+func (b *Backend) AddMark(g *engine.Group, t Target, spec engine.MarkSpec) error {
+	defer b.Release(t)
+	if err := b.checkSpec(t, spec); err != nil {
+		return err
+	}
+	return g.AddMark(t.Object, spec)
+}
+
+func (b *Backend) checkSpec(t Target, spec engine.MarkSpec) error {
+	all := spec.Mask | spec.Ignore
+	if b.mode == ModeInotify && all&engine.PermissionEvents != 0 {
+		return fmt.Errorf("%s: permission events: %w", t.Path, ErrNeedsPrivilege)
+	}
+	if t.Object.Kind == engine.KindMount && spec.Mask&fidBits != 0 {
+		return fmt.Errorf("%s: %w", t.Path, ErrMountDirent)
+	}
+	if spec.Mask&engine.PreAccess != 0 {
+		if err := sys.RequirePreAccess(t.Path); err != nil {
+			return fmt.Errorf("%s: %w", t.Path, err)
+		}
+	}
+	return nil
+}
+
+// Close stops the backend: it answers every kernel permission event still waiting (allow,
+// as the kernel does when a group closes), closes the kernel groups, and waits for its
+// goroutines. Engine groups stay usable but receive nothing more.
+func (b *Backend) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	groups := []*kgroup{b.fdGroup, b.fidGrp}
+	ino := b.ino
+	b.mu.Unlock()
+
+	b.cancel() // dispatches waiting in the engine return ReasonCancelled and answer allow
+	b.inflightMu.Lock()
+	pending := make([]*permEvent, 0, len(b.inflight))
+	for p := range b.inflight {
+		pending = append(pending, p)
+	}
+	b.inflightMu.Unlock()
+	for _, p := range pending {
+		p.answer(sys.FAN_ALLOW)
+	}
+	for _, g := range groups {
+		if g != nil {
+			g.close()
+		}
+	}
+	if ino != nil {
+		ino.close()
+	}
+	close(b.janitor)
+	b.wg.Wait()
+
+	b.mu.Lock()
+	for _, o := range b.objects {
+		sys.Close(o.fd)
+	}
+	b.objects = nil
+	for _, fs := range b.fss {
+		sys.Close(fs.fd)
+		if fs.anchor >= 0 {
+			sys.Close(fs.anchor)
+		}
+	}
+	b.fss = nil
+	b.mu.Unlock()
+	return nil
+}
+
+// inodeID and fsID build engine IDs from stat fields. An inode is {device, inode number}; a
+// filesystem is {device, 0}... with Lo set so that no real object gets the zero ID.
+func inodeID(dev, ino uint64) engine.ID { return engine.ID{Hi: dev, Lo: ino} }
+func fsID(dev uint64) engine.ID         { return engine.ID{Hi: dev, Lo: 1 << 63} }
+
+// Stats are the backend's figures.
+type Stats struct {
+	// Kernel events read, permission events among them, answered by the fast self-exemption,
+	// and kernel queue overflows.
+	Events, PermissionEvents, SelfExempt, KernelOverflows atomic.Uint64
+	// IgnoreMarks installed on directories outside every subtree; VerdictCached ignore marks.
+	IgnoreMarks, VerdictCached atomic.Uint64
+	// Errors translating events (the event was still answered).
+	TranslateErrors atomic.Uint64
+}
+
+// StatsSnapshot is a copy of Stats.
+type StatsSnapshot struct {
+	Events, PermissionEvents, SelfExempt, KernelOverflows uint64
+	IgnoreMarks, VerdictCached, TranslateErrors           uint64
+}
+
+// Stats returns the backend's figures.
+func (b *Backend) Stats() StatsSnapshot {
+	return StatsSnapshot{
+		Events: b.stats.Events.Load(), PermissionEvents: b.stats.PermissionEvents.Load(),
+		SelfExempt: b.stats.SelfExempt.Load(), KernelOverflows: b.stats.KernelOverflows.Load(),
+		IgnoreMarks: b.stats.IgnoreMarks.Load(), VerdictCached: b.stats.VerdictCached.Load(),
+		TranslateErrors: b.stats.TranslateErrors.Load(),
+	}
+}

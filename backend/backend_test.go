@@ -1,0 +1,174 @@
+//go:build linux
+
+package backend
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// newBackend starts a fanotify backend closed at cleanup.
+func newBackend(t *testing.T, mode Mode) *Backend {
+	t.Helper()
+	testenv.RequireRoot(t)
+	b, err := New(Options{Mode: mode})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+func newGroup(t *testing.T, b *Backend, opts engine.Options) *engine.Group {
+	t.Helper()
+	g, err := b.Engine().NewGroup(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	return g
+}
+
+func mark(t *testing.T, b *Backend, g *engine.Group, path string, k engine.Kind, spec engine.MarkSpec) {
+	t.Helper()
+	tg, err := b.Resolve(path, k, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AddMark(g, tg, spec); err != nil {
+		t.Fatalf("AddMark(%s, %v, %v): %v", path, k, spec.Mask, err)
+	}
+}
+
+// collect reads g's events until want returns true for the list or the timeout passes.
+func collect(t *testing.T, g *engine.Group, timeout time.Duration, done func([]got) bool) []got {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var out []got
+	for !done(out) {
+		d, err := g.Read(ctx)
+		if err != nil {
+			return out
+		}
+		e := got{mask: d.Mask}
+		if d.Event != nil {
+			e.path, e.name, e.pid = d.Event.Path, d.Event.Name, d.Event.Pid
+		}
+		if d.ID != 0 {
+			g.Respond(d.ID, engine.Response{})
+		}
+		d.Release()
+		out = append(out, e)
+	}
+	return out
+}
+
+type got struct {
+	mask engine.Mask
+	path string
+	name string
+	pid  int32
+}
+
+func run(t *testing.T, name string, args ...string) error {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		return errors.New(strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+func TestSubtreeSeesEveryCreateOfMkdirP(t *testing.T) {
+	b := newBackend(t, ModeFanotify)
+	root := testenv.Tmpfs(t)
+	sub := filepath.Join(root, "watched")
+	os.Mkdir(sub, 0o755)
+	os.Mkdir(filepath.Join(root, "other"), 0o755)
+	g := newGroup(t, b, engine.Options{})
+	mark(t, b, g, sub, engine.KindSubtree, engine.MarkSpec{Mask: engine.Create | engine.OnDir})
+
+	// Outside the subtree, on the same filesystem: must not be reported.
+	if err := run(t, "sh", "-c", "mkdir -p "+root+"/other/x/y && touch "+root+"/other/x/y/f"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		d := filepath.Join(sub, "r"+string(rune('0'+i)))
+		if err := run(t, "sh", "-c", "mkdir -p "+d+"/a/b/c && touch "+d+"/a/b/c/file"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	evs := collect(t, g, 5*time.Second, func(e []got) bool { return len(e) >= 25 })
+	files := 0
+	for _, e := range evs {
+		if strings.Contains(e.path, "/other") {
+			t.Errorf("event outside the subtree: %+v", e)
+		}
+		if strings.HasSuffix(e.path, "/a/b/c/file") && e.mask == engine.Create {
+			files++
+		}
+	}
+	if files != 5 || len(evs) != 25 {
+		for _, e := range evs {
+			t.Logf("%v %s", e.mask, e.path)
+		}
+		t.Fatalf("got %d events, %d file creates; want 25 and 5", len(evs), files)
+	}
+}
+
+func TestPermissionDenyInSubtree(t *testing.T) {
+	b := newBackend(t, ModeFanotify)
+	root := testenv.Tmpfs(t)
+	sub := filepath.Join(root, "guarded")
+	os.MkdirAll(filepath.Join(sub, "deep"), 0o755)
+	os.WriteFile(filepath.Join(sub, "deep", "secret"), []byte("s"), 0o644)
+	os.WriteFile(filepath.Join(sub, "ok"), []byte("o"), 0o644)
+	os.WriteFile(filepath.Join(root, "outside-secret"), []byte("x"), 0o644)
+	g := newGroup(t, b, engine.Options{Class: engine.ClassContent, Deadline: 5 * time.Second})
+	mark(t, b, g, sub, engine.KindSubtree, engine.MarkSpec{Mask: engine.OpenPerm})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			d, err := g.Read(ctx)
+			if err != nil {
+				return
+			}
+			v := engine.Allow
+			if strings.HasSuffix(d.Event.GetPath(), "secret") {
+				v = engine.Deny
+			}
+			g.Respond(d.ID, engine.Response{Verdict: v})
+			d.Release()
+		}
+	}()
+	defer func() { cancel(); <-done }()
+
+	if err := run(t, "cat", filepath.Join(sub, "deep", "secret")); err == nil || !strings.Contains(err.Error(), "Operation not permitted") {
+		t.Fatalf("cat of a denied file: %v", err)
+	}
+	if err := run(t, "cat", filepath.Join(sub, "ok")); err != nil {
+		t.Fatalf("cat of an allowed file: %v", err)
+	}
+	if err := run(t, "cat", filepath.Join(root, "outside-secret")); err != nil {
+		t.Fatalf("cat outside the subtree: %v", err)
+	}
+	// Our own opens are exempt: they never wait on our own listener.
+	if _, err := os.ReadFile(filepath.Join(sub, "deep", "secret")); err != nil {
+		t.Fatalf("own open: %v", err)
+	}
+}

@@ -1,0 +1,54 @@
+// Package backend connects the engine to the running Linux kernel: it keeps kernel marks equal
+// to the union of the engine's marks on each object (the engine's MaskHook), reads kernel
+// events, turns each into one engine event, and answers every kernel permission event exactly
+// once with the engine's verdict.
+//
+// # Kernel groups
+//
+// fanotify cannot report permission events and file handles from one group (fanotify_init
+// refuses FID reporting with a permission class up to Linux 6.18), and directory-entry events
+// need file handles. So the backend runs up to two kernel groups, each created on first need:
+//
+//   - the FD group (FAN_CLASS_PRE_CONTENT when the kernel has it, else FAN_CLASS_CONTENT;
+//     unlimited queue): open, access, modify, close, open-exec and every permission event,
+//     with an open file descriptor per event. Its class is fixed at fanotify_init while marks
+//     come and go, so it is pre-content from the start: a pre-content group costs nothing on
+//     files without pre-access marks (6.14's FMODE_NONOTIFY_PERM fast path) and lets a deny
+//     carry an errno (FAN_DENY_ERRNO).
+//   - the FID group (FAN_CLASS_NOTIF, FAN_REPORT_DFID_NAME with FID and target FID): attrib,
+//     create, delete, moves, rename, delete-self, move-self and fs-error.
+//
+// Without CAP_SYS_ADMIN (or with ModeInotify) inode and subtree marks run on inotify instead
+// (see inotify.go); permission, mount and filesystem marks then fail with ErrNeedsPrivilege.
+//
+// # Subtrees
+//
+// A subtree mark becomes a filesystem mark in the kernel plus an ancestry filter here: the
+// engine finds the subtree through the event's ancestor directories, so a file created in a
+// directory created a microsecond earlier is seen (no inotify mkdir race). What that costs the
+// rest of the filesystem is kept near zero: after the first event from a directory outside
+// every subtree, the backend puts an evictable ignore mark (FAN_MARK_IGNORE|FAN_MARK_EVICTABLE,
+// with FAN_EVENT_ON_CHILD) on that directory, so the kernel stops sending its children's
+// events; the marks are dropped when a subtree is added on that filesystem or a directory
+// moves.
+//
+// # Verdicts
+//
+// Every kernel permission event is answered exactly once: by the engine's verdict, the
+// deadline verdict, on any error path, when the backend closes, and when a goroutine panics
+// (recover, answer, re-raise). Events caused by this process or by helper processes it
+// started (ExemptPid) are allowed at once and never dispatched, so the backend cannot
+// deadlock on itself. Reading the kernel fd and answering never wait on a group's reader, a
+// log write, or a lock that a mark operation holds: readers see the mark state through an
+// immutable snapshot.
+//
+// # Lock order
+//
+//	Backend.mu          objects, filesystems, kernel marks (taken by the MaskHook)
+//	└── fsState.ignMu   a filesystem's evictable ignore marks
+//	Backend.inflightMu  kernel permission events not yet answered (a leaf)
+//	Backend.helperMu    exempt helper pids (a leaf)
+//
+// The MaskHook runs with the engine's per-object hook lock held and takes Backend.mu; the
+// readers take neither.
+package backend

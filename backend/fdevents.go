@@ -1,0 +1,479 @@
+//go:build linux
+
+package backend
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/sys"
+)
+
+// permEvent is a kernel permission event: the engine payload of its engine event. It is
+// answered exactly once (answer), and its descriptor is closed once the engine and every
+// group are done with it (Release).
+type permEvent struct {
+	g        *kgroup
+	fd       int32
+	answered atomic.Bool
+
+	pathOnce sync.Once
+	path     string
+}
+
+// answer writes the kernel answer, once; later calls do nothing.
+func (p *permEvent) answer(response uint32) {
+	if !p.answered.CompareAndSwap(false, true) {
+		return
+	}
+	b := p.g.b
+	if err := p.g.respond(p.fd, response); err != nil && !isClosedErr(err) {
+		b.log.Error("answering a permission event", "err", err)
+	}
+	b.inflightMu.Lock()
+	delete(b.inflight, p)
+	b.inflightMu.Unlock()
+}
+
+// Release closes the event's descriptor (engine.Payload).
+func (p *permEvent) Release() { sys.Close(int(p.fd)) }
+
+// Fd returns the event's open descriptor, for reading the file's content (reads through it
+// cause no events). Valid until the delivery is released; do not close it.
+func (p *permEvent) Fd() int { return int(p.fd) }
+
+// Path returns the path the file was opened by, resolved on first use.
+func (p *permEvent) Path() string {
+	p.pathOnce.Do(func() {
+		if p.path == "" {
+			p.path, _ = sys.FdPath(int(p.fd))
+		}
+	})
+	return p.path
+}
+
+func isClosedErr(err error) bool {
+	return err == os.ErrClosed || strings.Contains(err.Error(), "file already closed")
+}
+
+// handleFD turns one FD-group event into an engine event. Notifications are dispatched on the
+// reader goroutine (Notify never blocks for them, and order is kept); a permission event gets
+// a goroutine of its own, so that a slow group never holds up the reading of later events
+// (their deadlines run from the moment they are read).
+func (g *kgroup) handleFD(kev *sys.FanotifyEvent, v *view, now time.Time) {
+	b := g.b
+	if kev.Mask&sys.FAN_Q_OVERFLOW != 0 {
+		g.overflow()
+		return
+	}
+	if kev.Fd < 0 {
+		return // FAN_NOFD without overflow, or an FD_ERROR: nothing to answer or report
+	}
+	if !kev.IsPerm() {
+		ev, ok := b.translateFD(kev, v, now, true)
+		sys.Close(int(kev.Fd))
+		if ok {
+			b.eng.Notify(b.ctx, ev)
+			b.maybeIgnore(kFD, ev, v)
+			ev.Release()
+		}
+		return
+	}
+	b.stats.PermissionEvents.Add(1)
+	p := &permEvent{g: g, fd: kev.Fd}
+	if b.exempt(kev.Pid) {
+		b.stats.SelfExempt.Add(1)
+		g.respond(kev.Fd, sys.FAN_ALLOW)
+		p.Release()
+		return
+	}
+	b.inflightMu.Lock()
+	b.inflight[p] = struct{}{}
+	b.inflightMu.Unlock()
+	ev, ok := b.translateFD(kev, v, now, false)
+	if !ok {
+		// The kernel fails open on errors of its own; so do we, and count it.
+		p.answer(sys.FAN_ALLOW)
+		p.Release()
+		return
+	}
+	ev.Payload = p
+	defer func() {
+		if r := recover(); r != nil {
+			p.answer(sys.FAN_ALLOW) // a Handler panicked: answer, then let it crash
+			panic(r)
+		}
+	}()
+	// Walk as far as possible here: groups with a Handler answer at once, and then the
+	// kernel is answered without a goroutine hand-off. Only a walk that must wait for a
+	// group's reader gets a goroutine of its own.
+	r, w := b.eng.Dispatch(ev)
+	if w == nil {
+		b.finishPerm(p, ev, v, r)
+		return
+	}
+	b.wg.Add(1)
+	go b.waitPerm(p, ev, v, w)
+}
+
+// waitPerm waits for a suspended walk and answers the kernel.
+func (b *Backend) waitPerm(p *permEvent, ev *engine.Event, v *view, w *engine.Walk) {
+	defer b.wg.Done()
+	defer func() {
+		if r := recover(); r != nil {
+			p.answer(sys.FAN_ALLOW) // never leave the opener blocked, even on a bug
+			ev.Release()
+			panic(r)
+		}
+	}()
+	b.finishPerm(p, ev, v, w.Wait(b.ctx))
+}
+
+// finishPerm answers the kernel with the engine's verdict.
+func (b *Backend) finishPerm(p *permEvent, ev *engine.Event, v *view, resp engine.Response) {
+	response := sys.FAN_ALLOW
+	if resp.Verdict == engine.Deny {
+		response = sys.FAN_DENY
+		if resp.Errno != 0 && p.g.class == sys.FAN_CLASS_PRE_CONTENT {
+			response = sys.FAN_DENY_ERRNO(resp.Errno)
+		}
+	} else if resp.Cache && resp.Reason == engine.ReasonAnswered {
+		b.cacheVerdict(p, ev)
+	}
+	p.answer(response)
+	b.maybeIgnore(kFD, ev, v)
+	ev.Release()
+}
+
+// exempt reports whether pid is this process or a helper it started: their permission events
+// are allowed at once, so that the backend never waits on an access it caused itself.
+func (b *Backend) exempt(pid int32) bool {
+	if pid == b.pid {
+		return true
+	}
+	b.helperMu.Lock()
+	_, ok := b.helpers[pid]
+	b.helperMu.Unlock()
+	if ok {
+		return true
+	}
+	// While a helper is starting, its pid may not be registered yet (its exec and the
+	// dynamic loader's opens come first), and its own children are never registered: look
+	// at the process's ancestry.
+	if b.spawning.Load() > 0 || b.helperCount() > 0 {
+		return b.descendsFromUs(pid)
+	}
+	return false
+}
+
+func (b *Backend) helperCount() int {
+	b.helperMu.Lock()
+	defer b.helperMu.Unlock()
+	return len(b.helpers)
+}
+
+// descendsFromUs walks pid's parents through /proc (procfs takes no fanotify marks, so this
+// cannot wait on us).
+func (b *Backend) descendsFromUs(pid int32) bool {
+	for i := 0; i < 64 && pid > 1; i++ {
+		data, err := os.ReadFile("/proc/" + strconv.Itoa(int(pid)) + "/stat")
+		if err != nil {
+			return false
+		}
+		// The comm field may hold spaces and parentheses: the ppid follows the last ')'.
+		s := string(data)
+		j := strings.LastIndexByte(s, ')')
+		if j < 0 {
+			return false
+		}
+		f := strings.Fields(s[j+1:])
+		if len(f) < 2 {
+			return false
+		}
+		ppid, err := strconv.Atoi(f[1])
+		if err != nil {
+			return false
+		}
+		if int32(ppid) == b.pid {
+			return true
+		}
+		pid = int32(ppid)
+	}
+	return false
+}
+
+// ExemptPid exempts a helper process this process started (a scanner, say): its permission
+// events are allowed at once and never dispatched, and so are its descendants'. Call the
+// returned function when the helper has exited.
+func (b *Backend) ExemptPid(pid int) (done func()) {
+	b.helperMu.Lock()
+	b.helpers[int32(pid)]++
+	b.helperMu.Unlock()
+	return func() {
+		b.helperMu.Lock()
+		if b.helpers[int32(pid)]--; b.helpers[int32(pid)] <= 0 {
+			delete(b.helpers, int32(pid))
+		}
+		b.helperMu.Unlock()
+	}
+}
+
+// Spawning marks a window in which helpers are being started: until end is called, events of
+// unknown processes are checked for being our descendants.
+func (b *Backend) Spawning() (end func()) {
+	b.spawning.Add(1)
+	var once sync.Once
+	return func() { once.Do(func() { b.spawning.Add(-1) }) }
+}
+
+// translateFD builds the engine event of an FD-group event. withPath asks for the path even
+// when dispatch does not need it (notifications, whose descriptor is closed right away).
+func (b *Backend) translateFD(kev *sys.FanotifyEvent, v *view, now time.Time, withPath bool) (*engine.Event, bool) {
+	st, err := sys.Fstat(int(kev.Fd))
+	if err != nil {
+		b.stats.TranslateErrors.Add(1)
+		return nil, false
+	}
+	ev := &engine.Event{
+		Mask:       engine.Mask(kev.Mask) &^ engine.EventFlags,
+		Inode:      inodeID(st.Dev, st.Ino),
+		Mount:      mountID(st.MntID),
+		Filesystem: fsID(st.Dev),
+		Pid:        kev.Pid,
+		Time:       now,
+	}
+	if st.IsDir() {
+		ev.Mask |= engine.OnDir
+	}
+	fv := v.fs[st.Dev]
+	needAncestry := fv != nil && len(fv.roots) > 0 && !fv.rootOnly
+	if fv != nil && fv.rootOnly {
+		ev.Ancestors = fv.rootAncestors()
+	}
+	if !withPath && !needAncestry && (fv == nil || !fv.needParent) {
+		return ev, true
+	}
+	path, err := sys.FdPath(int(kev.Fd))
+	if err != nil {
+		b.stats.TranslateErrors.Add(1)
+		return ev, true // dispatch on what we know
+	}
+	path = strings.TrimSuffix(path, " (deleted)")
+	ev.Path = path
+	if path == "/" {
+		return ev, true
+	}
+	ev.Name = filepath.Base(path)
+	if needAncestry || (fv != nil && fv.needParent) {
+		if chain := ancestry(filepath.Dir(path), st.Dev, needAncestry); len(chain) > 0 {
+			ev.Parent = chain[0]
+			if needAncestry {
+				ev.Ancestors = chain
+			}
+		}
+	}
+	return ev, true
+}
+
+func mountID(mnt uint64) engine.ID { return engine.ID{Hi: mnt, Lo: 1} }
+
+// rootAncestors is the shared, immutable ancestry {filesystem root}, for rootOnly views.
+func (fv *fsView) rootAncestors() []engine.ID { return fv.rootChain }
+
+// ancestry returns the IDs of dir and the directories above it on device dev, nearest first,
+// stopping at the filesystem's boundary; with all unset only dir's own ID.
+func ancestry(dir string, dev uint64, all bool) []engine.ID {
+	var chain []engine.ID
+	for {
+		st, err := sys.Statx(sys.AT_FDCWD, dir, sys.AT_SYMLINK_NOFOLLOW)
+		if err != nil || st.Dev != dev {
+			return chain
+		}
+		chain = append(chain, inodeID(st.Dev, st.Ino))
+		if !all || dir == "/" || st.MountRoot {
+			return chain
+		}
+		dir = filepath.Dir(dir)
+	}
+}
+
+// maybeIgnore puts an evictable ignore mark on the event's directory when it is outside every
+// subtree and nothing else on the filesystem wants its children's events, so that the kernel
+// stops sending them (the first event of each such directory pays, later ones do not).
+func (b *Backend) maybeIgnore(k int, ev *engine.Event, v *view) {
+	if ev.Mask&engine.OnDir != 0 && k == kFD {
+		return // a directory's own event: its parent is not a good place to ignore
+	}
+	fv := v.fs[ev.Inode.Hi]
+	if fv == nil || len(fv.roots) == 0 || fv.rootOnly || fv.subtreeOnly[k] == 0 {
+		return
+	}
+	dir, path := ev.Parent, filepath.Dir(ev.Path)
+	if k == kFID {
+		dir, path = ev.Inode, ev.Path
+		if ev.Name != "" {
+			path = filepath.Dir(ev.Path)
+		}
+	}
+	if dir.IsZero() || path == "" || fv.eocDirs[dir] || fv.inodeDirs[dir] > 0 || fv.roots[dir] {
+		return
+	}
+	for _, a := range ev.Ancestors {
+		if fv.roots[a] {
+			return
+		}
+	}
+	if ev.Ancestors == nil {
+		return // ancestry unknown: never ignore on a guess
+	}
+	select {
+	case b.janitor <- ignoreRequest{k: k, fs: fv.state, dir: dir, path: path,
+		mask: fv.subtreeOnly[k], gen: fv.state.ignGen.Load()}:
+	default: // the janitor is behind: the next event will ask again
+	}
+}
+
+// ignoreRequest asks the janitor to install an ignore mark.
+type ignoreRequest struct {
+	k    int
+	fs   *fsState
+	dir  engine.ID
+	path string
+	mask uint64
+	gen  uint64
+}
+
+// runJanitor installs ignore marks off the reading goroutines.
+func (b *Backend) runJanitor() {
+	defer b.wg.Done()
+	for r := range b.janitor {
+		b.installIgnore(r)
+	}
+}
+
+func (b *Backend) installIgnore(r ignoreRequest) {
+	b.mu.Lock()
+	g := b.group(r.k)
+	b.mu.Unlock()
+	if g == nil {
+		return
+	}
+	fs := r.fs
+	fs.ignMu.Lock()
+	defer fs.ignMu.Unlock()
+	if fs.ignGen.Load() != r.gen {
+		return // decided before marks changed: the decision may be wrong now
+	}
+	if _, ok := fs.ignored[r.k][r.dir]; ok {
+		return
+	}
+	mask := r.mask | uint64(engine.EventOnChild)
+	err := sys.FanotifyMark(g.fd, sys.FAN_MARK_ADD|sys.FAN_MARK_IGNORE_SURV|sys.FAN_MARK_EVICTABLE,
+		mask, sys.AT_FDCWD, r.path)
+	if err != nil {
+		if !errorsIsAny(err, syscall.ENOENT, syscall.ENOTDIR, syscall.EEXIST) {
+			b.log.Debug("ignore mark", "path", r.path, "err", err)
+		}
+		return
+	}
+	fs.ignored[r.k][r.dir] = r.path
+	b.stats.IgnoreMarks.Add(1)
+}
+
+// dropIgnoreMarks removes every ignore mark on fs (a subtree was added, or a directory moved).
+func (b *Backend) dropIgnoreMarks(fs *fsState) {
+	fs.ignMu.Lock()
+	defer fs.ignMu.Unlock()
+	fs.ignGen.Add(1)
+	for k := kFD; k <= kFID; k++ {
+		g := b.group(k)
+		for dir, path := range fs.ignored[k] {
+			if g != nil {
+				b.removeIgnore(g, path)
+			}
+			delete(fs.ignored[k], dir)
+		}
+	}
+}
+
+// dropIgnoreMark removes the ignore marks on one directory.
+func (b *Backend) dropIgnoreMark(fs *fsState, dir engine.ID) {
+	fs.ignMu.Lock()
+	defer fs.ignMu.Unlock()
+	fs.ignGen.Add(1)
+	for k := kFD; k <= kFID; k++ {
+		if path, ok := fs.ignored[k][dir]; ok {
+			if g := b.group(k); g != nil {
+				b.removeIgnore(g, path)
+			}
+			delete(fs.ignored[k], dir)
+		}
+	}
+}
+
+func (b *Backend) removeIgnore(g *kgroup, path string) {
+	// Remove the whole ignore mask; the mark may be gone already (evicted).
+	err := sys.FanotifyMark(g.fd, sys.FAN_MARK_REMOVE|sys.FAN_MARK_IGNORE, uint64(fdBits|fidBits|engine.EventOnChild),
+		sys.AT_FDCWD, path)
+	if err != nil && !errorsIsAny(err, syscall.ENOENT, syscall.ENOTDIR) {
+		b.log.Debug("removing ignore mark", "path", path, "err", err)
+	}
+}
+
+// cachedVerdict is a kernel ignore mark that remembers an allow.
+type cachedVerdict struct {
+	path string
+	mask uint64
+}
+
+// cacheVerdict installs an evictable ignore mark for the event's inode and permission event,
+// so that later accesses skip userspace until the file is modified (the mark does not survive
+// modification) or evicted.
+func (b *Backend) cacheVerdict(p *permEvent, ev *engine.Event) {
+	mask := uint64(ev.Mask & engine.PermissionEvents)
+	path := "/proc/self/fd/" + strconv.Itoa(int(p.fd))
+	err := sys.FanotifyMark(p.g.fd, sys.FAN_MARK_ADD|sys.FAN_MARK_IGNORE|sys.FAN_MARK_EVICTABLE, mask, sys.AT_FDCWD, path)
+	if err != nil {
+		return // e.g. EEXIST: the inode has a real mark in this group
+	}
+	key := ev.Inode.Hi*0x9e3779b97f4a7c15 ^ ev.Inode.Lo
+	real := p.Path()
+	b.mu.Lock()
+	b.cached[key] = cachedVerdict{path: real, mask: mask}
+	b.mu.Unlock()
+	b.stats.VerdictCached.Add(1)
+}
+
+// FlushVerdictCache forgets every cached allow (call it when the policy changes).
+func (b *Backend) FlushVerdictCache() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.flushVerdictCacheLocked()
+}
+
+func (b *Backend) flushVerdictCacheLocked() {
+	g := b.fdGroup
+	for key, c := range b.cached {
+		if g != nil {
+			sys.FanotifyMark(g.fd, sys.FAN_MARK_REMOVE|sys.FAN_MARK_IGNORE, c.mask, sys.AT_FDCWD, c.path)
+		}
+		delete(b.cached, key)
+	}
+}
+
+func errorsIsAny(err error, errnos ...syscall.Errno) bool {
+	for _, e := range errnos {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}

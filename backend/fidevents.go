@@ -1,0 +1,206 @@
+//go:build linux
+
+package backend
+
+import (
+	"hash/fnv"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/sys"
+)
+
+// dirInfo is a directory the FID reader has resolved: its identity, path and ancestry. Only
+// the FID group's reader goroutine uses the cache; entries are valid while their generation
+// equals the filesystem's dirGen, which a directory move or deletion bumps.
+type dirInfo struct {
+	id        engine.ID
+	path      string
+	ancestors []engine.ID // the directories above, nearest first (shared, never modified)
+	gen       uint64
+}
+
+func handleKey(h sys.FileHandle) string {
+	var b strings.Builder
+	b.Grow(4 + len(h.Bytes))
+	t := uint32(h.Type)
+	b.WriteByte(byte(t))
+	b.WriteByte(byte(t >> 8))
+	b.WriteByte(byte(t >> 16))
+	b.WriteByte(byte(t >> 24))
+	b.Write(h.Bytes)
+	return b.String()
+}
+
+// resolveDir returns the directory of a fid record, from the cache or the kernel.
+func (b *Backend) resolveDir(fs *fsState, fid *sys.FileID, needAncestry bool) (*dirInfo, bool) {
+	gen := fs.dirGen.Load()
+	key := handleKey(fid.Handle)
+	if d := fs.dirs[key]; d != nil && d.gen == gen && (d.ancestors != nil || !needAncestry) {
+		return d, true
+	}
+	if fs.anchor < 0 {
+		return nil, false
+	}
+	fd, err := sys.OpenByHandleAt(fs.anchor, fid.Handle, sys.O_PATH)
+	if err != nil {
+		return nil, false // ESTALE: the directory is gone
+	}
+	defer sys.Close(fd)
+	st, err := sys.Fstat(fd)
+	if err != nil {
+		return nil, false
+	}
+	path, err := sys.FdPath(fd)
+	if err != nil {
+		return nil, false
+	}
+	d := &dirInfo{id: inodeID(st.Dev, st.Ino), path: strings.TrimSuffix(path, " (deleted)"), gen: gen}
+	if needAncestry && d.path != "/" && !st.MountRoot {
+		d.ancestors = ancestry(filepath.Dir(d.path), st.Dev, true)
+	}
+	if d.ancestors == nil {
+		d.ancestors = []engine.ID{}
+	}
+	if len(fs.dirs) > 1<<16 {
+		clear(fs.dirs) // bound the cache; it refills from the kernel
+	}
+	fs.dirs[key] = d
+	return d, true
+}
+
+// objectID returns the ID of a fid record's object: a registered object's exact ID, else
+// (when path is known) a stat of the path, else a stable stand-in derived from the handle
+// (marks only exist on registered objects, so a stand-in can match nothing but subtree and
+// filesystem marks, which do not need it).
+func (b *Backend) objectID(fv *fsView, fid *sys.FileID, path string) engine.ID {
+	if id, ok := fv.handles[handleKey(fid.Handle)]; ok {
+		return id
+	}
+	if path != "" {
+		if st, err := sys.Statx(sys.AT_FDCWD, path, sys.AT_SYMLINK_NOFOLLOW); err == nil && st.Dev == fv.state.dev {
+			return inodeID(st.Dev, st.Ino)
+		}
+	}
+	h := fnv.New64a()
+	h.Write([]byte(handleKey(fid.Handle)))
+	return engine.ID{Hi: fv.state.dev, Lo: h.Sum64() | 1<<62}
+}
+
+func joinName(dir string, name []byte) string {
+	if len(name) == 0 || (len(name) == 1 && name[0] == '.') {
+		return dir
+	}
+	if dir == "/" {
+		return "/" + string(name)
+	}
+	return dir + "/" + string(name)
+}
+
+// handleFID turns one FID-group event into an engine event and dispatches it.
+func (g *kgroup) handleFID(kev *sys.FanotifyEvent, v *view, now time.Time) {
+	b := g.b
+	if kev.Mask&sys.FAN_Q_OVERFLOW != 0 {
+		g.overflow()
+		return
+	}
+	if kev.Pidfd >= 0 && kev.Records.Has(sys.FAN_EVENT_INFO_TYPE_PIDFD) {
+		sys.Close(int(kev.Pidfd))
+	}
+	fsid := kev.DFID.Fsid
+	switch {
+	case kev.Records.Has(sys.FAN_EVENT_INFO_TYPE_OLD_DFID_NAME):
+		fsid = kev.OldDFID.Fsid
+	case !kev.Records.Has(sys.FAN_EVENT_INFO_TYPE_DFID_NAME) && !kev.Records.Has(sys.FAN_EVENT_INFO_TYPE_DFID):
+		fsid = kev.FID.Fsid
+	}
+	fv := v.byFsid[fsid]
+	if fv == nil {
+		return // a filesystem we no longer mark
+	}
+	fs := fv.state
+	needAncestry := len(fv.roots) > 0 && !fv.rootOnly
+	mask := engine.Mask(kev.Mask) &^ engine.EventOnChild
+	ev := &engine.Event{Mask: mask, Filesystem: fsID(fs.dev), Pid: kev.Pid, Time: now}
+	if fv.rootOnly {
+		ev.Ancestors = fv.rootAncestors()
+	}
+	hasDir := kev.Records.Has(sys.FAN_EVENT_INFO_TYPE_DFID_NAME) || kev.Records.Has(sys.FAN_EVENT_INFO_TYPE_DFID)
+	switch {
+	case mask&engine.Rename != 0:
+		od, ok1 := b.resolveDir(fs, &kev.OldDFID, needAncestry)
+		nd, ok2 := b.resolveDir(fs, &kev.NewDFID, needAncestry)
+		if !ok1 || !ok2 {
+			b.stats.TranslateErrors.Add(1)
+			return
+		}
+		ev.Inode, ev.Target = od.id, nd.id
+		ev.Name, ev.NewName = string(kev.OldDFID.Name), string(kev.NewDFID.Name)
+		ev.OldPath, ev.Path = joinName(od.path, kev.OldDFID.Name), joinName(nd.path, kev.NewDFID.Name)
+		if needAncestry {
+			ev.Ancestors = od.ancestors
+			ev.TargetAncestors = append([]engine.ID{nd.id}, nd.ancestors...)
+		}
+	case mask&(engine.DirentEvents) != 0 && hasDir:
+		d, ok := b.resolveDir(fs, &kev.DFID, needAncestry)
+		if !ok {
+			b.stats.TranslateErrors.Add(1)
+			return
+		}
+		ev.Inode, ev.Name, ev.Path = d.id, string(kev.DFID.Name), joinName(d.path, kev.DFID.Name)
+		if needAncestry {
+			ev.Ancestors = d.ancestors
+		}
+	case hasDir && len(kev.DFID.Name) > 0 && string(kev.DFID.Name) != ".":
+		// An event on a child, reported with its parent and name.
+		d, ok := b.resolveDir(fs, &kev.DFID, needAncestry)
+		if !ok {
+			b.stats.TranslateErrors.Add(1)
+			return
+		}
+		ev.Parent, ev.Name, ev.Path = d.id, string(kev.DFID.Name), joinName(d.path, kev.DFID.Name)
+		path := ev.Path
+		if mask&engine.DeleteSelf != 0 {
+			path = "" // gone
+		}
+		ev.Inode = b.objectID(fv, &kev.FID, path)
+		if needAncestry {
+			ev.Ancestors = append([]engine.ID{d.id}, d.ancestors...)
+		}
+	default:
+		// An event on the object itself (a marked directory reports name "."), or with no
+		// directory record at all.
+		fid := &kev.FID
+		if !kev.Records.Has(sys.FAN_EVENT_INFO_TYPE_FID) {
+			fid = &kev.DFID
+		}
+		if mask&engine.OnDir != 0 && mask&engine.DeleteSelf == 0 {
+			if d, ok := b.resolveDir(fs, fid, needAncestry); ok {
+				ev.Inode, ev.Path = d.id, d.path
+				if needAncestry {
+					ev.Ancestors = d.ancestors
+				}
+			}
+		}
+		if ev.Inode.IsZero() {
+			ev.Inode = b.objectID(fv, fid, "")
+		}
+		if kev.Records.Has(sys.FAN_EVENT_INFO_TYPE_ERROR) {
+			ev.FSErrno, ev.FSErrorCount = kev.Error, kev.ErrorCount
+		}
+	}
+	b.eng.Notify(b.ctx, ev)
+	ev.Release()
+	// Directory moves and deletions invalidate cached paths and ancestries, and may bring an
+	// ignored directory into a subtree.
+	if mask&engine.OnDir != 0 && mask&(engine.Move|engine.Rename|engine.Delete|engine.DeleteSelf|engine.MoveSelf) != 0 {
+		fs.dirGen.Add(1)
+		if len(fv.roots) > 0 && mask&(engine.MovedTo|engine.Rename) != 0 {
+			b.dropIgnoreMarks(fs)
+		}
+	} else if mask&engine.DirentEvents != 0 && mask&engine.Rename == 0 {
+		b.maybeIgnore(kFID, ev, v)
+	}
+}

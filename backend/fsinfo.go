@@ -1,0 +1,73 @@
+//go:build linux
+
+package backend
+
+import (
+	"bufio"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/fsnotifyd/fsnotifyd/internal/sys"
+)
+
+// openAnchor opens a readable directory on fd's filesystem: open_by_handle_at needs a mount
+// descriptor that is not O_PATH. It opens fd's own directory when fd is one, else the
+// directory path names (resolved at registration, before any mark exists, so that opening
+// it causes no event we watch).
+func openAnchor(fd int, path string) int {
+	if a, err := sys.Open("/proc/self/fd/"+strconv.Itoa(fd), sys.O_RDONLY|sys.O_DIRECTORY, 0); err == nil {
+		return a
+	}
+	if path != "" {
+		if a, err := sys.Open(filepath.Dir(path), sys.O_RDONLY|sys.O_DIRECTORY, 0); err == nil {
+			return a
+		}
+	}
+	return -1
+}
+
+// fsRootIno returns the inode number of the root directory of the filesystem on dev, found
+// through a mount of that filesystem's root in /proc/self/mountinfo; 0 if none is mounted.
+func fsRootIno(dev uint64) uint64 {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	want := strconv.FormatUint(uint64(sys.Major(dev)), 10) + ":" + strconv.FormatUint(uint64(sys.Minor(dev)), 10)
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		// id parent major:minor root mountpoint options ...
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 || fields[2] != want || fields[3] != "/" {
+			continue
+		}
+		st, err := sys.Statx(sys.AT_FDCWD, unescapeMountinfo(fields[4]), sys.AT_SYMLINK_NOFOLLOW)
+		if err == nil && st.Dev == dev {
+			return st.Ino
+		}
+	}
+	return 0
+}
+
+// unescapeMountinfo undoes mountinfo's octal escapes (\040 for a space, ...).
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}

@@ -1,0 +1,165 @@
+//go:build linux
+
+package backend
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/internal/sys"
+)
+
+// kgroup is one kernel fanotify group. One goroutine reads it (fsnotify/fsnotify's rule: one
+// goroutine owns each kernel fd); answers are written through the same *os.File, whose
+// RawConn keeps the descriptor alive while a write is under way, so an answer racing with
+// close can never write into a reused descriptor number.
+type kgroup struct {
+	b     *Backend
+	k     int // kFD or kFID
+	fd    int
+	file  *os.File
+	class uint
+
+	closeOnce sync.Once
+}
+
+// startGroupLocked creates kernel group k and its reader. Needs b.mu.
+func (b *Backend) startGroupLocked(k int) (*kgroup, error) {
+	if b.closed {
+		return nil, ErrClosed
+	}
+	if b.mode != ModeFanotify {
+		return nil, ErrNeedsPrivilege
+	}
+	g := &kgroup{b: b, k: k}
+	var flags uint
+	switch k {
+	case kFD:
+		g.class = sys.FAN_CLASS_CONTENT
+		if s, _ := sys.Probe(sys.FeatureClassPreContent); s == sys.Supported {
+			g.class = sys.FAN_CLASS_PRE_CONTENT
+		}
+		flags = g.class | sys.FAN_UNLIMITED_QUEUE | sys.FAN_UNLIMITED_MARKS
+	case kFID:
+		g.class = sys.FAN_CLASS_NOTIF
+		report := sys.FAN_REPORT_DFID_NAME | sys.FAN_REPORT_FID
+		if s, _ := sys.Probe(sys.FeatureReportTargetFID); s == sys.Supported {
+			report = sys.FAN_REPORT_DFID_NAME_TARGET
+		}
+		if err := sys.Require(sys.FeatureReportDFIDName); err != nil {
+			return nil, fmt.Errorf("directory-entry events: %w", err)
+		}
+		flags = g.class | report | sys.FAN_UNLIMITED_MARKS
+		if b.opts.FIDQueueUnlimited {
+			flags |= sys.FAN_UNLIMITED_QUEUE
+		}
+	}
+	fd, err := sys.FanotifyInit(flags|sys.FAN_CLOEXEC|sys.FAN_NONBLOCK, sys.O_RDONLY|sys.O_LARGEFILE|sys.O_CLOEXEC)
+	if err != nil {
+		if errors.Is(err, syscall.EPERM) {
+			return nil, fmt.Errorf("%w (%w)", err, ErrNeedsPrivilege)
+		}
+		return nil, err
+	}
+	g.fd = fd
+	// A non-blocking descriptor lets os.File park the reader in the netpoller, so that Close
+	// unblocks it.
+	g.file = os.NewFile(uintptr(fd), "fanotify")
+	if k == kFD {
+		b.fdGroup = g
+	} else {
+		b.fidGrp = g
+	}
+	b.wg.Add(1)
+	go g.readLoop()
+	return g, nil
+}
+
+func (g *kgroup) close() {
+	g.closeOnce.Do(func() { g.file.Close() })
+}
+
+// respond writes one answer for the kernel event whose descriptor is fd.
+func (g *kgroup) respond(fd int32, response uint32) error {
+	rc, err := g.file.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var werr error
+	err = rc.Write(func(kfd uintptr) bool {
+		werr = sys.WriteResponse(int(kfd), fd, response)
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	return werr
+}
+
+func (g *kgroup) readLoop() {
+	b := g.b
+	defer b.wg.Done()
+	buf := make([]byte, sys.FanotifyReadSize)
+	for {
+		n, err := g.file.Read(buf)
+		if err != nil {
+			if errors.Is(err, os.ErrClosed) {
+				return
+			}
+			if errors.Is(err, syscall.EINTR) || errors.Is(err, syscall.EAGAIN) {
+				continue
+			}
+			b.log.Error("reading fanotify group", "group", g.name(), "err", err)
+			time.Sleep(10 * time.Millisecond) // e.g. EMFILE: do not spin
+			continue
+		}
+		now := time.Now()
+		v := b.view.Load()
+		perr := sys.ParseFanotify(buf[:n], func(kev *sys.FanotifyEvent) error {
+			b.stats.Events.Add(1)
+			if g.k == kFD {
+				g.handleFD(kev, v, now)
+			} else {
+				g.handleFID(kev, v, now)
+			}
+			return nil
+		})
+		if perr != nil {
+			// The events after a malformed one are lost, and so are their permission
+			// answers: only closing the group releases them (allowed by the kernel).
+			b.log.Error("malformed fanotify buffer; closing the group", "group", g.name(), "err", perr)
+			g.close()
+			return
+		}
+	}
+}
+
+func (g *kgroup) name() string {
+	if g.k == kFD {
+		return "fd"
+	}
+	return "fid"
+}
+
+// overflow tells every engine group that may have wanted events of this kernel group that
+// it lost some.
+func (g *kgroup) overflow() {
+	b := g.b
+	b.stats.KernelOverflows.Add(1)
+	bits := fdBits
+	if g.k == kFID {
+		bits = fidBits
+	}
+	for _, eg := range b.eng.Groups() {
+		for _, m := range eg.Marks() {
+			if m.Mask&bits != 0 {
+				eg.Overflow()
+				break
+			}
+		}
+	}
+}

@@ -1,0 +1,352 @@
+//go:build linux
+
+package backend
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/sys"
+)
+
+// Which kernel group reports which events.
+const (
+	// fdBits need an FD-mode group (and permission events a permission class).
+	fdBits = engine.Access | engine.Modify | engine.Close | engine.Open | engine.OpenExec |
+		engine.PermissionEvents
+	// fidBits need a FID-mode group (FAN_REPORT_DFID_NAME).
+	fidBits = engine.Attrib | engine.Create | engine.Delete | engine.Move | engine.DeleteSelf |
+		engine.MoveSelf | engine.Rename | engine.FSError
+	// dirWatchBits keep the FID group told of directory moves and deletions on a filesystem
+	// with subtrees, so that cached directory paths and ancestries stay right.
+	dirWatchBits = engine.MovedFrom | engine.MovedTo | engine.Delete | engine.OnDir
+)
+
+const (
+	kFD  = 0
+	kFID = 1
+)
+
+// fsState is what the backend tracks per filesystem (by device).
+type fsState struct {
+	dev    uint64
+	fsid   sys.Fsid
+	fd     int // an O_PATH descriptor on the filesystem, for its kernel filesystem marks
+	anchor int // a readable directory on it, for open_by_handle_at (-1 if none)
+
+	handles map[string]engine.ID // handles of registered objects; guarded by Backend.mu
+	dirs    map[string]*dirInfo  // the FID reader's directory cache (that goroutine only)
+
+	fsMask   engine.Mask               // union of engine filesystem marks
+	subtrees map[engine.ID]engine.Mask // subtree roots and their unions
+	rootIno  uint64                    // the filesystem root's inode number, 0 if unknown
+	mounts   map[uint64]engine.Mask    // engine mount marks on mounts of this filesystem
+	eocDirs  map[engine.ID]bool        // directories whose inode marks watch children
+	inodeDir map[engine.ID]int         // parents of marked non-directories (no ignore marks there)
+	kmask    [2]uint64                 // kernel filesystem mark masks (FD, FID)
+
+	ignMu   sync.Mutex
+	ignored [2]map[engine.ID]string // evictable ignore marks: directory → path; guarded by ignMu
+	ignGen  atomic.Uint64           // bumped whenever ignore marks are dropped
+	dirGen  atomic.Uint64           // bumped when a directory moves or is deleted
+}
+
+// fsLocked returns the state of the filesystem on dev, creating it with fd's filesystem.
+// Needs b.mu.
+func (b *Backend) fsLocked(dev uint64, fd int, path string) (*fsState, error) {
+	if fs := b.fss[dev]; fs != nil {
+		return fs, nil
+	}
+	st, err := sys.Fstatfs(fd)
+	if err != nil {
+		return nil, err
+	}
+	dup, err := sys.Dup(fd)
+	if err != nil {
+		return nil, err
+	}
+	fs := &fsState{
+		dev: dev, fsid: st.Fsid, fd: dup, anchor: openAnchor(fd, path),
+		subtrees: map[engine.ID]engine.Mask{}, mounts: map[uint64]engine.Mask{},
+		eocDirs: map[engine.ID]bool{}, inodeDir: map[engine.ID]int{},
+		handles: map[string]engine.ID{}, dirs: map[string]*dirInfo{},
+	}
+	fs.rootIno = fsRootIno(dev)
+	fs.ignored[kFD] = map[engine.ID]string{}
+	fs.ignored[kFID] = map[engine.ID]string{}
+	b.fss[dev] = fs
+	return fs, nil
+}
+
+// hook is the engine's MaskHook: it makes the kernel marks follow the engine's unions.
+func (b *Backend) hook(obj engine.Object, old, new engine.Mask) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	o := b.objects[obj]
+	if o == nil || b.closed {
+		if new&^old == 0 {
+			return nil
+		}
+		if b.closed {
+			return ErrClosed
+		}
+		return fmt.Errorf("backend: %v was not resolved through the backend (use Backend.AddMark)", obj)
+	}
+	fs := b.fss[o.dev]
+	var err error
+	switch {
+	case b.mode == ModeInotify:
+		err = b.inotifyMarkLocked(o, fs, new)
+	case obj.Kind == engine.KindInode:
+		err = b.markInodeLocked(o, fs, new)
+	case obj.Kind == engine.KindMount:
+		prev := fs.mounts[o.mntID]
+		setMask(fs.mounts, o.mntID, new)
+		if err = b.setKernelMarkLocked(kFD, sys.FAN_MARK_MOUNT, o.markPath(), &o.kmasks[kFD], uint64(new&(fdBits|engine.OnDir))); err != nil {
+			setMask(fs.mounts, o.mntID, prev)
+		}
+	case obj.Kind == engine.KindFilesystem:
+		prev := fs.fsMask
+		fs.fsMask = new
+		if err = b.syncFsLocked(fs); err != nil {
+			fs.fsMask = prev
+			b.syncFsLocked(fs)
+		}
+	case obj.Kind == engine.KindSubtree:
+		prev, had := fs.subtrees[obj.ID]
+		setMask(fs.subtrees, obj.ID, new)
+		if new&^prev != 0 {
+			// A subtree appeared or grew: directories we told the kernel to ignore may be
+			// inside it now. Drop every ignore mark on this filesystem before returning, so
+			// that no event of the new subtree escapes.
+			b.dropIgnoreMarks(fs)
+		}
+		if err = b.syncFsLocked(fs); err != nil {
+			if had {
+				fs.subtrees[obj.ID] = prev
+			} else {
+				delete(fs.subtrees, obj.ID)
+			}
+			b.syncFsLocked(fs)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if new&engine.PermissionEvents&^old != 0 {
+		// A new permission interest: an allow cached for other groups must not hide events
+		// from this one.
+		b.flushVerdictCacheLocked()
+	}
+	o.union = new
+	b.publishViewLocked()
+	b.maybeDropLocked(o)
+	return nil
+}
+
+func setMask[K comparable](m map[K]engine.Mask, k K, v engine.Mask) {
+	if v == 0 {
+		delete(m, k)
+	} else {
+		m[k] = v
+	}
+}
+
+// kernelMask returns the part of an engine union that kernel group k reports, with the flags.
+func kernelMask(k int, m engine.Mask) uint64 {
+	bits := fdBits
+	if k == kFID {
+		bits = fidBits
+	}
+	if m&bits == 0 {
+		return 0
+	}
+	return uint64(m & (bits | engine.EventFlags))
+}
+
+func (b *Backend) markInodeLocked(o *object, fs *fsState, new engine.Mask) error {
+	var firstErr error
+	for k := kFD; k <= kFID; k++ {
+		want := kernelMask(k, new)
+		if err := b.setKernelMarkLocked(k, 0, o.markPath(), &o.kmasks[k], want); err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	if firstErr != nil {
+		// Put back what the kernel had.
+		for k := kFD; k <= kFID; k++ {
+			b.setKernelMarkLocked(k, 0, o.markPath(), &o.kmasks[k], kernelMask(k, o.union))
+		}
+		return firstErr
+	}
+	// Directories that must keep reporting their children: no ignore marks there.
+	if o.isDir {
+		if new&engine.EventOnChild != 0 {
+			fs.eocDirs[o.obj.ID] = true
+		} else {
+			delete(fs.eocDirs, o.obj.ID)
+		}
+	} else if !o.parent.IsZero() {
+		switch {
+		case o.union == 0 && new != 0:
+			fs.inodeDir[o.parent]++
+			b.dropIgnoreMark(fs, o.parent)
+		case o.union != 0 && new == 0:
+			if fs.inodeDir[o.parent]--; fs.inodeDir[o.parent] <= 0 {
+				delete(fs.inodeDir, o.parent)
+			}
+		}
+	}
+	if o.isDir && new&engine.EventOnChild != 0 {
+		b.dropIgnoreMark(fs, o.obj.ID)
+	}
+	return nil
+}
+
+// syncFsLocked sets the kernel filesystem marks to the union of the engine's filesystem and
+// subtree marks on fs. Needs b.mu.
+func (b *Backend) syncFsLocked(fs *fsState) error {
+	union := fs.fsMask
+	for _, m := range fs.subtrees {
+		union |= m
+	}
+	var firstErr error
+	for k := kFD; k <= kFID; k++ {
+		want := kernelMask(k, union)
+		if k == kFID && len(fs.subtrees) > 0 && b.canFID() {
+			want |= uint64(dirWatchBits)
+		}
+		if err := b.setKernelMarkLocked(k, sys.FAN_MARK_FILESYSTEM, markPathFd(fs.fd), &fs.kmask[k], want); err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	return firstErr
+}
+
+func markPathFd(fd int) string { return (&object{fd: fd}).markPath() }
+
+// setKernelMarkLocked makes kernel group k's mark of type markType on path have mask want
+// (cur holds what it has). Needs b.mu.
+func (b *Backend) setKernelMarkLocked(k int, markType uint, path string, cur *uint64, want uint64) error {
+	if *cur == want {
+		return nil
+	}
+	g := b.group(k)
+	if g == nil {
+		var err error
+		if g, err = b.startGroupLocked(k); err != nil {
+			return err
+		}
+	}
+	add, remove := want&^*cur, *cur&^want
+	if want == 0 {
+		err := sys.FanotifyMark(g.fd, sys.FAN_MARK_REMOVE|markType, *cur, sys.AT_FDCWD, path)
+		if err != nil && !errors.Is(err, syscall.ENOENT) {
+			b.log.Warn("removing kernel mark", "err", err)
+		}
+		*cur = 0
+		return nil
+	}
+	if add != 0 {
+		if want&uint64(engine.PreAccess) != 0 && g.class != sys.FAN_CLASS_PRE_CONTENT {
+			return fmt.Errorf("pre-access events: %w", &sys.FeatureError{Feature: "FAN_CLASS_PRE_CONTENT", Err: sys.ErrNotSupported})
+		}
+		if err := sys.FanotifyMark(g.fd, sys.FAN_MARK_ADD|markType, want, sys.AT_FDCWD, path); err != nil {
+			return explainMarkError(err, markType)
+		}
+	}
+	if remove != 0 {
+		if err := sys.FanotifyMark(g.fd, sys.FAN_MARK_REMOVE|markType, remove, sys.AT_FDCWD, path); err != nil && !errors.Is(err, syscall.ENOENT) {
+			b.log.Warn("shrinking kernel mark", "err", err)
+		}
+	}
+	*cur = want
+	return nil
+}
+
+// explainMarkError adds what the user can do to the kernel's errno.
+func explainMarkError(err error, markType uint) error {
+	switch {
+	case errors.Is(err, syscall.EXDEV):
+		return fmt.Errorf("%w (the kernel cannot report file handles for this filesystem or subvolume)", err)
+	case errors.Is(err, syscall.EOPNOTSUPP), errors.Is(err, syscall.ENODEV):
+		return fmt.Errorf("%w (this filesystem does not support these events)", err)
+	case errors.Is(err, syscall.EPERM) && markType != 0:
+		return fmt.Errorf("%w (%w)", err, ErrNeedsPrivilege)
+	}
+	return err
+}
+
+func (b *Backend) group(k int) *kgroup {
+	if k == kFD {
+		return b.fdGroup
+	}
+	return b.fidGrp
+}
+
+func (b *Backend) canFID() bool {
+	s, _ := sys.Probe(sys.FeatureReportDFIDName)
+	return s == sys.Supported && b.mode == ModeFanotify
+}
+
+// view is what the readers need to know about the marks, published as an immutable snapshot
+// so that they never take Backend.mu.
+type view struct {
+	fs     map[uint64]*fsView // by device
+	byFsid map[sys.Fsid]*fsView
+}
+
+type fsView struct {
+	state *fsState
+	// roots are the subtree roots on this filesystem. rootOnly: the only root is the
+	// filesystem's root directory, so every event is inside and no ancestry is needed.
+	roots     map[engine.ID]bool
+	rootOnly  bool
+	rootID    engine.ID
+	rootChain []engine.ID // {rootID}, shared by every event (never modified)
+	// needParent: some inode mark watches children, so events need their parent directory.
+	needParent bool
+	handles    map[string]engine.ID
+	eocDirs    map[engine.ID]bool
+	inodeDirs  map[engine.ID]int
+	// subtreeOnly[k]: the bits kernel group k's filesystem mark has only because of subtrees
+	// (no filesystem or mount mark wants them): those may be ignored outside the subtrees.
+	subtreeOnly [2]uint64
+}
+
+// publishViewLocked rebuilds the readers' snapshot. Needs b.mu.
+func (b *Backend) publishViewLocked() {
+	v := &view{fs: make(map[uint64]*fsView, len(b.fss)), byFsid: make(map[sys.Fsid]*fsView, len(b.fss))}
+	for dev, fs := range b.fss {
+		fv := &fsView{state: fs, roots: make(map[engine.ID]bool, len(fs.subtrees)),
+			eocDirs: maps.Clone(fs.eocDirs), inodeDirs: maps.Clone(fs.inodeDir),
+			handles: maps.Clone(fs.handles)}
+		var sub engine.Mask
+		for id, m := range fs.subtrees {
+			fv.roots[id] = true
+			sub |= m
+		}
+		fv.rootID = inodeID(dev, fs.rootIno)
+		fv.rootChain = []engine.ID{fv.rootID}
+		fv.rootOnly = len(fv.roots) == 1 && fs.rootIno != 0 && fv.roots[fv.rootID]
+		fv.needParent = len(fs.eocDirs) > 0
+		wide := fs.fsMask
+		for _, m := range fs.mounts {
+			wide |= m
+		}
+		if len(fs.subtrees) > 0 {
+			for k := kFD; k <= kFID; k++ {
+				fv.subtreeOnly[k] = kernelMask(k, sub&^wide) &^ uint64(engine.EventFlags)
+			}
+			fv.subtreeOnly[kFID] |= uint64((dirWatchBits &^ engine.OnDir) &^ wide)
+		}
+		v.fs[dev] = fv
+		v.byFsid[fs.fsid] = fv
+	}
+	b.view.Store(v)
+}
