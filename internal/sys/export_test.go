@@ -1,0 +1,4 @@
+package sys
+
+// Exported for the external tests (package sys_test).
+var ResetProbes = resetProbes

@@ -1,0 +1,257 @@
+package sys
+
+import (
+	"bytes"
+	"os"
+	"strconv"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// *at(2) flags and file type bits.
+const (
+	AT_FDCWD            = unix.AT_FDCWD
+	AT_EMPTY_PATH       = unix.AT_EMPTY_PATH
+	AT_SYMLINK_NOFOLLOW = unix.AT_SYMLINK_NOFOLLOW
+	AT_SYMLINK_FOLLOW   = unix.AT_SYMLINK_FOLLOW
+
+	// name_to_handle_at flags (include/uapi/linux/fcntl.h; x/sys/unix lacks them).
+	AT_HANDLE_FID           = 0x200 // 6.5: a handle for identification only, maybe not decodable
+	AT_HANDLE_MNT_ID_UNIQUE = 0x001 // 6.12: report the unique 64-bit mount id
+	AT_HANDLE_CONNECTABLE   = 0x002 // 6.13: a handle open_by_handle_at can reconnect to a path
+
+	S_IFMT   = unix.S_IFMT
+	S_IFDIR  = unix.S_IFDIR
+	S_IFREG  = unix.S_IFREG
+	S_IFLNK  = unix.S_IFLNK
+	S_IFCHR  = unix.S_IFCHR
+	S_IFBLK  = unix.S_IFBLK
+	S_IFIFO  = unix.S_IFIFO
+	S_IFSOCK = unix.S_IFSOCK
+)
+
+// NameToHandleAt returns the file handle of path relative to dirfd (name_to_handle_at(2);
+// AT_EMPTY_PATH with path "" for dirfd itself) and the mount id: the unique 64-bit one when
+// flags has AT_HANDLE_MNT_ID_UNIQUE, the reusable 32-bit one otherwise. The handle equals the
+// one fanotify reports in fid records for the same object. The handle's Bytes is a fresh copy.
+func NameToHandleAt(dirfd int, path string, flags int) (h FileHandle, mountID uint64, err error) {
+	p, err := unix.BytePtrFromString(path)
+	if err != nil {
+		return FileHandle{}, 0, os.NewSyscallError("name_to_handle_at("+objectString(dirfd, path)+")", err)
+	}
+	var buf [sizeofFileHandle + MAX_HANDLE_SZ]byte
+	ne.PutUint32(buf[:], MAX_HANDLE_SZ)
+	// The kernel writes an int, or a u64 with AT_HANDLE_MNT_ID_UNIQUE; mnt has room for both.
+	var mnt uint64
+	_, _, e := unix.Syscall6(unix.SYS_NAME_TO_HANDLE_AT, uintptr(dirfd), uintptr(unsafe.Pointer(p)),
+		uintptr(unsafe.Pointer(&buf[0])), uintptr(unsafe.Pointer(&mnt)), uintptr(flags), 0)
+	if e != 0 {
+		return FileHandle{}, 0, os.NewSyscallError("name_to_handle_at("+objectString(dirfd, path)+
+			", 0x"+strconv.FormatUint(uint64(flags), 16)+")", e)
+	}
+	if flags&AT_HANDLE_MNT_ID_UNIQUE != 0 {
+		mountID = mnt
+	} else {
+		// An int in the first 4 bytes, whatever the byte order.
+		mountID = uint64(uint32(*(*int32)(unsafe.Pointer(&mnt))))
+	}
+	n := ne.Uint32(buf[:])
+	if n > MAX_HANDLE_SZ {
+		return FileHandle{}, 0, os.NewSyscallError("name_to_handle_at("+objectString(dirfd, path)+")",
+			syscall.EOVERFLOW)
+	}
+	h.Type = int32(ne.Uint32(buf[offHandleType:]))
+	h.Bytes = bytes.Clone(buf[sizeofFileHandle : sizeofFileHandle+int(n)])
+	return h, mountID, nil
+}
+
+// OpenByHandleAt opens the object of handle h (open_by_handle_at(2)). mountFd is any open fd
+// on the filesystem the handle belongs to (for a fid record: one whose Fstatfs fsid matches),
+// but not an O_PATH one (the kernel answers EBADF).
+// flags are open flags; O_CLOEXEC is always added. It needs CAP_DAC_READ_SEARCH. ESTALE means
+// the object no longer exists.
+func OpenByHandleAt(mountFd int, h FileHandle, flags int) (fd int, err error) {
+	if len(h.Bytes) > MAX_HANDLE_SZ {
+		return -1, os.NewSyscallError("open_by_handle_at("+h.String()+")", syscall.EINVAL)
+	}
+	var buf [sizeofFileHandle + MAX_HANDLE_SZ]byte
+	ne.PutUint32(buf[:], uint32(len(h.Bytes)))
+	ne.PutUint32(buf[offHandleType:], uint32(h.Type))
+	copy(buf[sizeofFileHandle:], h.Bytes)
+	for {
+		r, _, e := unix.Syscall(unix.SYS_OPEN_BY_HANDLE_AT, uintptr(mountFd),
+			uintptr(unsafe.Pointer(&buf[0])), uintptr(flags|O_CLOEXEC))
+		if e == unix.EINTR {
+			continue
+		}
+		if e != 0 {
+			return -1, os.NewSyscallError("open_by_handle_at(fd "+strconv.Itoa(mountFd)+", "+h.String()+")", e)
+		}
+		return int(r), nil
+	}
+}
+
+// Stat is what fsnotifyd needs from statx(2).
+type Stat struct {
+	Dev   uint64 // device of the filesystem (st_dev), unix.Mkdev(major, minor)
+	Ino   uint64
+	Mode  uint32 // file type (S_IF*) and permission bits
+	Nlink uint32
+	Uid   uint32
+	Gid   uint32
+	Size  uint64
+	Rdev  uint64
+	// MntID is the mount's id: with MntIDUnique the 64-bit id that is never reused
+	// (STATX_MNT_ID_UNIQUE, 6.8+, as in fanotify mnt records and AT_HANDLE_MNT_ID_UNIQUE),
+	// otherwise the reusable id of /proc/self/mountinfo (STATX_MNT_ID).
+	MntID       uint64
+	MntIDUnique bool
+	// MountRoot: the object is the root of its mount (STATX_ATTR_MOUNT_ROOT, 5.8).
+	MountRoot bool
+}
+
+// IsDir reports whether st is a directory.
+func (st *Stat) IsDir() bool { return st.Mode&S_IFMT == S_IFDIR }
+
+// Statx stats path relative to dirfd (flags: AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH). It asks for
+// STATX_MNT_ID_UNIQUE; a kernel that does not know it ignores the bit and reports STATX_MNT_ID,
+// so one call gives the best mount id available (see Stat.MntIDUnique).
+func Statx(dirfd int, path string, flags int) (Stat, error) {
+	var sx unix.Statx_t
+	err := unix.Statx(dirfd, path, flags|unix.AT_STATX_SYNC_AS_STAT,
+		unix.STATX_BASIC_STATS|unix.STATX_MNT_ID_UNIQUE, &sx)
+	if err != nil {
+		return Stat{}, os.NewSyscallError("statx("+objectString(dirfd, path)+")", err)
+	}
+	st := Stat{
+		Dev:   unix.Mkdev(sx.Dev_major, sx.Dev_minor),
+		Ino:   sx.Ino,
+		Mode:  uint32(sx.Mode),
+		Nlink: sx.Nlink,
+		Uid:   sx.Uid,
+		Gid:   sx.Gid,
+		Size:  sx.Size,
+		Rdev:  unix.Mkdev(sx.Rdev_major, sx.Rdev_minor),
+		MountRoot: sx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 &&
+			sx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0,
+	}
+	switch {
+	case sx.Mask&unix.STATX_MNT_ID_UNIQUE != 0:
+		st.MntID, st.MntIDUnique = sx.Mnt_id, true
+	case sx.Mask&unix.STATX_MNT_ID != 0:
+		st.MntID = sx.Mnt_id
+	}
+	return st, nil
+}
+
+// Fstat is Statx of the open file fd itself (AT_EMPTY_PATH).
+func Fstat(fd int) (Stat, error) { return Statx(fd, "", AT_EMPTY_PATH) }
+
+// FsStat is what fsnotifyd needs from statfs(2).
+type FsStat struct {
+	Type  int64 // magic number: TMPFS_MAGIC 0x01021994, EXT4_SUPER_MAGIC 0xef53 ...
+	Fsid  Fsid  // the fsid fanotify fid records carry
+	Flags int64 // ST_* mount flags
+}
+
+// Fstatfs returns the statfs of the filesystem fd is on.
+func Fstatfs(fd int) (FsStat, error) {
+	var s unix.Statfs_t
+	if err := unix.Fstatfs(fd, &s); err != nil {
+		return FsStat{}, os.NewSyscallError("fstatfs(fd "+strconv.Itoa(fd)+")", err)
+	}
+	return FsStat{Type: int64(s.Type), Fsid: Fsid(s.Fsid.Val), Flags: int64(s.Flags)}, nil
+}
+
+// Statfs returns the statfs of the filesystem path is on.
+func Statfs(path string) (FsStat, error) {
+	var s unix.Statfs_t
+	if err := unix.Statfs(path, &s); err != nil {
+		return FsStat{}, os.NewSyscallError("statfs("+path+")", err)
+	}
+	return FsStat{Type: int64(s.Type), Fsid: Fsid(s.Fsid.Val), Flags: int64(s.Flags)}, nil
+}
+
+// FdPath returns the path of open file fd, read from /proc/self/fd/N. The kernel appends
+// " (deleted)" to the path of an unlinked file; FdPath returns it unchanged.
+func FdPath(fd int) (string, error) {
+	var buf [unix.PathMax]byte
+	link := "/proc/self/fd/" + strconv.Itoa(fd)
+	n, err := unix.Readlink(link, buf[:])
+	if err != nil {
+		return "", os.NewSyscallError("readlink("+link+")", err)
+	}
+	if n == len(buf) {
+		return "", os.NewSyscallError("readlink("+link+")", syscall.ENAMETOOLONG)
+	}
+	return string(buf[:n]), nil
+}
+
+// Open opens path (open(2) flags; O_CLOEXEC is always added), retrying on EINTR.
+func Open(path string, flags int, perm uint32) (int, error) {
+	for {
+		fd, err := unix.Open(path, flags|O_CLOEXEC, perm)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return -1, os.NewSyscallError("open("+path+")", err)
+		}
+		return fd, nil
+	}
+}
+
+// Close closes fd.
+func Close(fd int) error {
+	if err := unix.Close(fd); err != nil {
+		return os.NewSyscallError("close(fd "+strconv.Itoa(fd)+")", err)
+	}
+	return nil
+}
+
+// Dup duplicates fd with close-on-exec set (F_DUPFD_CLOEXEC).
+func Dup(fd int) (int, error) {
+	nfd, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return -1, os.NewSyscallError("fcntl(fd "+strconv.Itoa(fd)+", F_DUPFD_CLOEXEC)", err)
+	}
+	return nfd, nil
+}
+
+// PollRead waits until fd is readable or timeout passes (a negative timeout waits forever) and
+// reports whether it is readable. EINTR restarts the wait with the remaining time.
+func PollRead(fd int, timeout time.Duration) (bool, error) {
+	var deadline time.Time
+	if timeout >= 0 {
+		deadline = time.Now().Add(timeout)
+	}
+	for {
+		ms := -1
+		if timeout >= 0 {
+			left := time.Until(deadline)
+			if left < 0 {
+				left = 0
+			}
+			// Round up so that a short positive timeout does not become a busy poll of 0.
+			ms = int((left + time.Millisecond - 1) / time.Millisecond)
+		}
+		fds := [1]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds[:], ms)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return false, os.NewSyscallError("poll(fd "+strconv.Itoa(fd)+")", err)
+		}
+		if n == 0 {
+			return false, nil
+		}
+		if fds[0].Revents&unix.POLLNVAL != 0 {
+			return false, os.NewSyscallError("poll(fd "+strconv.Itoa(fd)+")", syscall.EBADF)
+		}
+		return true, nil
+	}
+}

@@ -1,0 +1,313 @@
+package sys_test
+
+import (
+	"bufio"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	. "github.com/fsnotifyd/fsnotifyd/internal/sys"
+	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
+	"golang.org/x/sys/unix" // allowed: this is internal/sys's own directory
+)
+
+// mountinfoID returns the (reusable) mount id of the mount at dir from /proc/self/mountinfo.
+func mountinfoID(t *testing.T, dir string) uint64 {
+	t.Helper()
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var id uint64
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if fs := strings.Fields(s.Text()); len(fs) > 4 && fs[4] == dir {
+			id, _ = strconv.ParseUint(fs[0], 10, 64) // the last match is the top mount
+		}
+	}
+	if id == 0 {
+		t.Fatalf("%s not in mountinfo", dir)
+	}
+	return id
+}
+
+func TestHandles(t *testing.T) {
+	testenv.RequireRoot(t)
+	for _, tc := range []struct {
+		name  string
+		mount func(t *testing.T) string
+	}{
+		{"tmpfs", func(t *testing.T) string { return testenv.Tmpfs(t) }},
+		{"ext4", func(t *testing.T) string { return testenv.Ext4(t, 16) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := tc.mount(t)
+			file := filepath.Join(dir, "f")
+			writeFile(t, file, []byte("x"))
+			st, err := Statx(AT_FDCWD, file, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !st.MntIDUnique || st.MntID == 0 || st.IsDir() || st.Mode&S_IFMT != S_IFREG || st.Size != 1 {
+				t.Errorf("statx: %+v", st)
+			}
+			h, legacyID, err := NameToHandleAt(AT_FDCWD, file, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h2, uniqueID, err := NameToHandleAt(AT_FDCWD, file, AT_HANDLE_MNT_ID_UNIQUE)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.Type != h2.Type || string(h.Bytes) != string(h2.Bytes) || len(h.Bytes) == 0 {
+				t.Errorf("handles differ: %v %v", h, h2)
+			}
+			if uniqueID != st.MntID {
+				t.Errorf("AT_HANDLE_MNT_ID_UNIQUE mount id %#x, statx STATX_MNT_ID_UNIQUE %#x", uniqueID, st.MntID)
+			}
+			if want := mountinfoID(t, dir); legacyID != want {
+				t.Errorf("legacy mount id %d, mountinfo says %d", legacyID, want)
+			}
+
+			mountFd, err := Open(dir, O_RDONLY|O_DIRECTORY, 0) // not O_PATH: open_by_handle_at gives EBADF
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer Close(mountFd)
+			dfh, _, err := NameToHandleAt(mountFd, "", AT_EMPTY_PATH)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(dfh.Bytes) != string(handleOf(t, dir).Bytes) {
+				t.Errorf("AT_EMPTY_PATH handle %v, path handle %v", dfh, handleOf(t, dir))
+			}
+
+			fd, err := OpenByHandleAt(mountFd, h, O_RDONLY)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fst, err := Fstat(fd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fst.Ino != st.Ino || fst.Dev != st.Dev || fst.MntID != st.MntID {
+				t.Errorf("opened by handle: %+v, want %+v", fst, st)
+			}
+			if p, err := FdPath(fd); err != nil || p != file {
+				t.Errorf("FdPath = %q, %v; want %q", p, err, file)
+			}
+			fs, err := Fstatfs(fd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fs.Fsid != fsidOf(t, dir) {
+				t.Errorf("Fstatfs fsid %v, Statfs %v", fs.Fsid, fsidOf(t, dir))
+			}
+			if err := os.Remove(file); err != nil {
+				t.Fatal(err)
+			}
+			if p, err := FdPath(fd); err != nil || p != file+" (deleted)" {
+				t.Errorf("FdPath of unlinked = %q, %v", p, err)
+			}
+			Close(fd)
+			if fd, err := OpenByHandleAt(mountFd, h, O_RDONLY); !errors.Is(err, syscall.ESTALE) {
+				t.Errorf("open of a deleted file's handle: fd %d, %v; want ESTALE", fd, err)
+				if err == nil {
+					Close(fd)
+				}
+			}
+		})
+	}
+}
+
+func fdCloexec(t *testing.T, fd int) bool {
+	t.Helper()
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return flags&unix.FD_CLOEXEC != 0
+}
+
+// TestCloexec: every fd this package hands out is close-on-exec, asked for or not.
+func TestCloexec(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := testenv.Tmpfs(t)
+	fan, err := FanotifyInit(FAN_CLASS_NOTIF|FAN_NONBLOCK, O_RDONLY) // no FAN_CLOEXEC, no O_CLOEXEC
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer Close(fan)
+	in, err := InotifyInit(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer Close(in)
+	dup, err := Dup(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer Close(dup)
+	if err := FanotifyMark(fan, FAN_MARK_ADD, FAN_OPEN|FAN_ONDIR, AT_FDCWD, dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.ReadDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := PollRead(fan, eventTimeout); !ok || err != nil {
+		t.Fatalf("no event: %v", err)
+	}
+	buf := make([]byte, FanotifyReadSize)
+	n, err := Read(fan, buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev FanotifyEvent
+	if _, err := ParseFanotifyEvent(buf[:n], &ev); err != nil {
+		t.Fatal(err)
+	}
+	defer Close(int(ev.Fd))
+	for name, fd := range map[string]int{"fanotify": fan, "inotify": in, "dup": dup, "event fd": int(ev.Fd)} {
+		if !fdCloexec(t, fd) {
+			t.Errorf("%s fd %d is not close-on-exec", name, fd)
+		}
+	}
+}
+
+func TestPidfd(t *testing.T) {
+	pidfd, err := PidfdOpen(Getpid(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer Close(pidfd)
+	if pid, err := PidfdPid(pidfd); err != nil || pid != Getpid() {
+		t.Errorf("PidfdPid = %d, %v; want %d", pid, err, Getpid())
+	}
+	cmd := exec.Command("true")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	child, err := PidfdOpen(cmd.Process.Pid, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer Close(child)
+	cmd.Wait()
+	if pid, err := PidfdPid(child); err != nil || pid != -1 {
+		t.Errorf("PidfdPid of a reaped child = %d, %v; want -1", pid, err)
+	}
+	if _, err := PidfdPid(0); err == nil { // stdin is no pidfd
+		t.Error("PidfdPid(0) succeeded")
+	}
+}
+
+// TestErrors: errors name the call and its arguments and wrap the errno.
+func TestErrors(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := testenv.Tmpfs(t)
+	fan, err := FanotifyInit(FAN_CLASS_CONTENT|FAN_NONBLOCK, O_RDONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer Close(fan)
+	in, err := InotifyInit(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer Close(in)
+	_, initErr := FanotifyInit(FAN_CLASS_CONTENT|FAN_REPORT_FID, O_RDONLY)
+	_, readErr := Read(fan, make([]byte, 4096))
+	_, shortErr := Read(fan, make([]byte, 4)) // EAGAIN comes first: the queue is empty
+	_, watchErr := InotifyAddWatch(in, filepath.Join(dir, "missing"), IN_CREATE)
+	_, handleErr := OpenByHandleAt(fan, FileHandle{Type: 1, Bytes: make([]byte, 200)}, O_RDONLY)
+	for _, tc := range []struct {
+		err   error
+		errno syscall.Errno
+		msg   string
+	}{
+		{FanotifyMark(fan, FAN_MARK_REMOVE|FAN_MARK_FILESYSTEM, FAN_OPEN_PERM, AT_FDCWD, dir), syscall.ENOENT,
+			"fanotify_mark(REMOVE|FILESYSTEM, OPEN_PERM, " + dir + "): no such file or directory"},
+		{FanotifyMark(fan, FAN_MARK_ADD, FAN_OPEN_PERM|FAN_ONDIR, 12345, ""), syscall.EBADF,
+			"fanotify_mark(ADD, OPEN_PERM|ONDIR, fd 12345): bad file descriptor"},
+		{initErr, syscall.EINVAL, "fanotify_init(CLASS_CONTENT|CLOEXEC|REPORT_FID, 0x"},
+		{WriteResponse(fan, 12345, FAN_ALLOW), syscall.ENOENT,
+			"write(fanotify response fd 12345, ALLOW): no such file or directory"},
+		{readErr, syscall.EAGAIN, "read(fd " + strconv.Itoa(fan) + "): resource temporarily unavailable"},
+		{shortErr, syscall.EAGAIN, "read(fd"},
+		{watchErr, syscall.ENOENT, "inotify_add_watch(" + dir + "/missing, CREATE): no such file or directory"},
+		{InotifyRmWatch(in, 77), syscall.EINVAL, "inotify_rm_watch(wd 77): invalid argument"},
+		{handleErr, syscall.EINVAL, "open_by_handle_at(1:"},
+		{Unmount(filepath.Join(dir, "nothing"), 0), syscall.ENOENT, "umount2(" + dir + "/nothing, 0x0)"},
+	} {
+		if tc.err == nil {
+			t.Errorf("no error, want %q", tc.msg)
+			continue
+		}
+		if !errors.Is(tc.err, tc.errno) {
+			t.Errorf("%v does not wrap %v", tc.err, tc.errno)
+		}
+		if !strings.Contains(tc.err.Error(), tc.msg) {
+			t.Errorf("error %q, want it to contain %q", tc.err, tc.msg)
+		}
+		var se *os.SyscallError
+		if !errors.As(tc.err, &se) {
+			t.Errorf("%v is not an *os.SyscallError", tc.err)
+		}
+	}
+}
+
+// TestWriteResponseNoAllocs answers 11 blocked opens; the answers must not allocate. The
+// accessors allocate only before they block (path conversion) and not after.
+func TestWriteResponseNoAllocs(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := testenv.Tmpfs(t)
+	file := filepath.Join(dir, "f")
+	writeFile(t, file, nil)
+	g := newGroup(t, FAN_CLASS_CONTENT, O_RDONLY)
+	g.mark(t, FAN_MARK_ADD, FAN_OPEN_PERM, file)
+	const n = 11
+	done := make(chan error, n)
+	for range n {
+		go func() {
+			fd, err := Open(file, O_RDONLY, 0)
+			if err == nil {
+				err = Close(fd)
+			}
+			done <- err
+		}()
+	}
+	var fds []int32
+	for len(fds) < n {
+		err := ParseFanotify(g.read(t), func(ev *FanotifyEvent) error {
+			fds = append(fds, ev.Fd)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	i := 0
+	allocs := testing.AllocsPerRun(n-1, func() {
+		if err := WriteResponse(g.fd, fds[i], FAN_ALLOW); err != nil {
+			panic(err)
+		}
+		i++
+	})
+	for _, fd := range fds {
+		Close(int(fd))
+	}
+	for range n {
+		if err := wait(t, done); err != nil {
+			t.Error(err)
+		}
+	}
+	if allocs != 0 {
+		t.Errorf("WriteResponse allocates %.1f times per call", allocs)
+	}
+}

@@ -1,0 +1,182 @@
+//go:build linux
+
+// Package testenv holds the test helpers shared across fsnotifyd: skipping without root and
+// scratch filesystems to put marks on.
+//
+// Kernel tests put mount, filesystem and permission marks only on the scratch mounts made
+// here, never on / or on the filesystem of t.TempDir(): a permission mark there could block
+// the test runner, the shell or the rest of the machine.
+package testenv
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/fsnotifyd/fsnotifyd/internal/sys"
+)
+
+// RequireRoot skips the test, saying why, unless it runs with euid 0. CI runs as root, so
+// these tests run there.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if euid := os.Geteuid(); euid != 0 {
+		t.Skipf("needs root for real kernel marks and mounts (euid is %d)", euid)
+	}
+}
+
+// Tmpfs mounts a private 16 MiB tmpfs on a fresh directory under t.TempDir() and returns its
+// path; t.Cleanup unmounts it (MNT_DETACH, so a file a failing test left open cannot keep it
+// busy). It skips the test without root.
+func Tmpfs(t testing.TB) string {
+	t.Helper()
+	RequireRoot(t)
+	dir := filepath.Join(t.TempDir(), "tmpfs") // registers TempDir's removal first, so it runs last
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := sys.Mount("fsnotifyd-test", dir, "tmpfs", sys.MS_NOSUID|sys.MS_NODEV, "size=16m,mode=0755"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unmount(t, dir) })
+	makePrivate(t, dir)
+	return dir
+}
+
+// Ext4 makes a sparse image of sizeMB MiB (at least 8), formats it with mkfs.ext4, mounts it
+// on a loop device under t.TempDir() and returns the mount point; t.Cleanup unmounts it. Use
+// it where tmpfs will not do: FAN_PRE_ACCESS needs a filesystem that opts in to HSM, and
+// decodable handles and FS_ERROR need a block filesystem. It skips the test without root and
+// fails it without mkfs.ext4 (package e2fsprogs) or mount (util-linux).
+//
+// The filesystem uses errors=remount-ro, so a test may make it fail (remount with "abort")
+// safely. The loop device is attached by "mount -o loop", which sets LO_FLAGS_AUTOCLEAR: the device
+// detaches itself when the filesystem is finally released, even after a lazy unmount or a
+// crash of the test binary, so no loop device leaks.
+func Ext4(t testing.TB, sizeMB int) string {
+	t.Helper()
+	RequireRoot(t)
+	if sizeMB < 8 {
+		sizeMB = 8
+	}
+	for _, tool := range []string{"mkfs.ext4", "mount"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s not found (install e2fsprogs and util-linux): %v", tool, err)
+		}
+	}
+	base := t.TempDir()
+	img := filepath.Join(base, "ext4.img")
+	f, err := os.Create(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = f.Truncate(int64(sizeMB) << 20) // sparse: costs no disk until written
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	// errors=remount-ro, in the superblock and as a mount option: a test that makes ext4 report
+	// an error (FAN_FS_ERROR) must never meet errors=panic from a distribution default.
+	run(t, "mkfs.ext4", "-q", "-F", "-e", "remount-ro", "-L", "fsnotifyd-test", img)
+	mnt := filepath.Join(base, "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	run(t, "mount", "-t", "ext4", "-o", "loop,errors=remount-ro", img, mnt)
+	t.Cleanup(func() { unmount(t, mnt) })
+	makePrivate(t, mnt)
+	return mnt
+}
+
+// makePrivate stops mount events under dir from propagating to peer mounts in other
+// namespaces (the host's / is usually shared).
+func makePrivate(t testing.TB, dir string) {
+	t.Helper()
+	if err := sys.Mount("none", dir, "", sys.MS_PRIVATE, ""); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// unmount detaches the mount at dir. It reports but tolerates a mount that is already gone
+// (a test may unmount its fixture itself to see IN_UNMOUNT).
+func unmount(t testing.TB, dir string) {
+	t.Helper()
+	err := sys.Unmount(dir, sys.MNT_DETACH|sys.UMOUNT_NOFOLLOW)
+	if err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOENT) {
+		t.Errorf("cleanup: %v", err)
+	}
+}
+
+func run(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// IsMountPoint reports whether dir is the root of a mount (its mount id differs from its
+// parent's), for tests that check their fixture is what they think it is.
+func IsMountPoint(t testing.TB, dir string) bool {
+	t.Helper()
+	st, err := sys.Statx(sys.AT_FDCWD, dir, sys.AT_SYMLINK_NOFOLLOW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent, err := sys.Statx(sys.AT_FDCWD, filepath.Dir(dir), sys.AT_SYMLINK_NOFOLLOW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.MntID != parent.MntID
+}
+
+// childEnv marks a process started by RunTestAs.
+const childEnv = "FSNOTIFYD_TESTENV_CHILD"
+
+// IsChild reports whether this test binary was started by RunTestAs. A test that only makes
+// sense as such a child skips otherwise.
+func IsChild() bool { return os.Getenv(childEnv) == "1" }
+
+// RunTestAs runs the test named name (an exact top-level test name) of the current test binary
+// in a child process with the given uid and gid (no supplementary groups) and returns its
+// output. The binary is copied to a world-readable directory first, because go test builds it
+// in a private one. The child sees IsChild() == true.
+func RunTestAs(t testing.TB, uid, gid uint32, name string) (string, error) {
+	t.Helper()
+	RequireRoot(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "fsnotifyd-child-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, filepath.Base(exe))
+	data, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-test.run=^"+name+"$", "-test.v", "-test.timeout=1m")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), childEnv+"=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Credential: &syscall.Credential{Uid: uid, Gid: gid}, // Groups nil: setgroups(0), none kept
+	}
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
