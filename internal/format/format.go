@@ -1,0 +1,421 @@
+package format
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/fsnotifyd/fsnotifyd/engine"
+)
+
+// Record is one event as the CLI prints it. Zero values mean unknown; no format invents what
+// is unknown.
+type Record struct {
+	// Time is when the event was seen (zero: unknown).
+	Time time.Time
+	// Watched is the watched path the event came through, for %w. For inotifywait
+	// compatibility with -r, the CLI passes the event's directory here and the entry's name
+	// in Name, as inotifywait (one watch per directory) does.
+	Watched string
+	// Name is the entry's name relative to Watched, for %f; "" for Watched itself.
+	Name string
+	// Path is the absolute path of the object.
+	Path string
+	// OldPath is a rename's or move's source path ("" if none or unknown).
+	OldPath string
+	// Mask holds the event bits; an OnDir bit counts as IsDir.
+	Mask engine.Mask
+	// IsDir says the object is a directory.
+	IsDir bool
+	// Pid is the process that caused the event (0: unknown).
+	Pid int
+	// Comm is that process's name (/proc/PID/comm; "": unknown).
+	Comm string
+}
+
+func (r *Record) isDir() bool { return r.IsDir || r.Mask&engine.OnDir != 0 }
+
+// Formatter appends a record to dst (without a trailing newline: the caller ends the line,
+// which lets it choose, and reuse one buffer for every event).
+type Formatter interface {
+	Append(dst []byte, r *Record) []byte
+}
+
+// DefaultFormat is watch's output when no --format is given: inotifywait's default.
+const DefaultFormat = "%w %,e %f"
+
+// Format is a compiled inotifywait-style --format. It is immutable and safe for concurrent use.
+type Format struct {
+	src  string
+	ops  []formatOp
+	time *TimeFormat
+}
+
+type opKind uint8
+
+const (
+	opLiteral opKind = iota
+	opWatched
+	opName
+	opEvents
+	opTime
+	opPid
+	opComm
+)
+
+type formatOp struct {
+	kind opKind
+	text string // literal text, or the event separator
+}
+
+// Compile compiles an inotifywait --format ("" means DefaultFormat) and its --timefmt.
+//
+// Directives: %w the watched path (with a trailing / when it is a directory, as inotifywait
+// prints it, so %w%f is the full path); %f the name within it; %e the events, comma-separated,
+// in inotifywait's names and order (ISDIR included for a directory); %Xe the same separated
+// by the character X; %T the time in timefmt (strftime); %p the pid and %c the command ("?"
+// when unknown); %0 a NUL byte; %n a newline; %% a percent sign. Note that inotifywait's %c
+// is the rename cookie; here it is the command.
+//
+// Anything else after % is an error, as is %T without a timefmt (inotifywait refuses it too);
+// a timefmt without %T is ignored.
+func Compile(format, timefmt string) (*Format, error) {
+	if format == "" {
+		format = DefaultFormat
+	}
+	f := &Format{src: format}
+	lit := func(s string) {
+		if n := len(f.ops); n > 0 && f.ops[n-1].kind == opLiteral {
+			f.ops[n-1].text += s
+			return
+		}
+		f.ops = append(f.ops, formatOp{kind: opLiteral, text: s})
+	}
+	usesTime := false
+	for i := 0; i < len(format); i++ {
+		if format[i] != '%' {
+			j := strings.IndexByte(format[i:], '%')
+			if j < 0 {
+				j = len(format) - i
+			}
+			lit(format[i : i+j])
+			i += j - 1
+			continue
+		}
+		if i+1 >= len(format) {
+			return nil, fmt.Errorf("format %q ends with a lone %% (write %%%% for a literal %%)", format)
+		}
+		switch c := format[i+1]; c {
+		case '%':
+			lit("%")
+		case '0':
+			lit("\x00")
+		case 'n':
+			lit("\n")
+		case 'w':
+			f.ops = append(f.ops, formatOp{kind: opWatched})
+		case 'f':
+			f.ops = append(f.ops, formatOp{kind: opName})
+		case 'e':
+			f.ops = append(f.ops, formatOp{kind: opEvents, text: ","})
+		case 'T':
+			usesTime = true
+			f.ops = append(f.ops, formatOp{kind: opTime})
+		case 'p':
+			f.ops = append(f.ops, formatOp{kind: opPid})
+		case 'c':
+			f.ops = append(f.ops, formatOp{kind: opComm})
+		default:
+			// %Xe: X is any one character (a UTF-8 sequence counts as one).
+			r, w := utf8.DecodeRuneInString(format[i+1:])
+			if j := i + 1 + w; j < len(format) && format[j] == 'e' {
+				sep := format[i+1 : j]
+				if r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r) || r == utf8.RuneError && w == 1 {
+					return nil, fmt.Errorf("format %q: %q cannot separate events (they are made of letters and _): use punctuation or a blank, as in %%,e or %%|e", format, sep)
+				}
+				f.ops = append(f.ops, formatOp{kind: opEvents, text: sep})
+				i = j - 1 // with the i++ below and the loop's, parsing resumes after the 'e'
+				break
+			}
+			return nil, fmt.Errorf("format %q: unknown directive %q (want %%w %%f %%e %%Xe %%T %%p %%c %%0 %%n or %%%%)", format, "%"+string(format[i+1:i+1+w]))
+		}
+		i++
+	}
+	if usesTime {
+		if timefmt == "" {
+			return nil, fmt.Errorf("format %q uses %%T but no time format was given (--timefmt, e.g. '%%F %%T')", format)
+		}
+		t, err := CompileTime(timefmt)
+		if err != nil {
+			return nil, err
+		}
+		f.time = t
+	}
+	return f, nil
+}
+
+// MustCompile is Compile for formats known to be valid; it panics otherwise.
+func MustCompile(format, timefmt string) *Format {
+	f, err := Compile(format, timefmt)
+	if err != nil {
+		panic(err)
+	}
+	return f
+}
+
+// String returns the format as given (DefaultFormat for "").
+func (f *Format) String() string { return f.src }
+
+// Append appends r formatted. Names are printed as they are (no quoting), as inotifywait does:
+// scripts that must survive any file name use %0 separators or JSON.
+func (f *Format) Append(dst []byte, r *Record) []byte {
+	for i := range f.ops {
+		op := &f.ops[i]
+		switch op.kind {
+		case opLiteral:
+			dst = append(dst, op.text...)
+		case opWatched:
+			dst = append(dst, r.Watched...)
+			if r.Watched != "" && (r.Name != "" || r.isDir()) && !strings.HasSuffix(r.Watched, "/") {
+				dst = append(dst, '/')
+			}
+		case opName:
+			dst = append(dst, r.Name...)
+		case opEvents:
+			dst = appendNames(dst, inotifyNames, r.Mask, op.text, r.isDir())
+		case opTime:
+			if !r.Time.IsZero() {
+				dst = f.time.Append(dst, r.Time)
+			}
+		case opPid:
+			dst = appendPid(dst, r.Pid)
+		case opComm:
+			if r.Comm == "" {
+				dst = append(dst, '?')
+			} else {
+				dst = append(dst, r.Comm...)
+			}
+		}
+	}
+	return dst
+}
+
+func appendPid(dst []byte, pid int) []byte {
+	if pid <= 0 {
+		return append(dst, '?')
+	}
+	return strconv.AppendInt(dst, int64(pid), 10)
+}
+
+// JSON formats a record as one JSON object (a JSON-lines line without its newline):
+//
+//	{"time":"2024-05-01T12:00:00.123456789+02:00","path":"/srv/a","events":["CLOSE_WRITE"],
+//	 "isdir":false,"pid":42,"comm":"cp","old_path":"/srv/b"}
+//
+// in that order. time (RFC 3339 with nanoseconds, in the record's location), path, pid, comm
+// and old_path are left out when unknown (zero); events and isdir are always there. A string
+// that is not valid UTF-8 (Linux names are bytes) cannot be a JSON string without losing
+// bytes, so it is written as KEY_raw, an array of its bytes ("path_raw":[47,255]), as
+// fatrace does.
+type JSON struct{}
+
+// Append appends r as a JSON object.
+func (JSON) Append(dst []byte, r *Record) []byte {
+	dst = append(dst, '{')
+	sep := false
+	field := func(key string) {
+		if sep {
+			dst = append(dst, ',')
+		}
+		sep = true
+		dst = append(dst, '"')
+		dst = append(dst, key...)
+		dst = append(dst, `":`...)
+	}
+	if !r.Time.IsZero() {
+		field("time")
+		dst = append(dst, '"')
+		dst = r.Time.AppendFormat(dst, time.RFC3339Nano)
+		dst = append(dst, '"')
+	}
+	if r.Path != "" {
+		dst = appendJSONField(dst, &sep, "path", r.Path)
+	}
+	field("events")
+	dst = append(dst, '[')
+	if m := r.Mask &^ flagBits; m != 0 {
+		dst = append(dst, '"')
+		dst = appendNames(dst, jsonNames, m, `","`, false)
+		dst = append(dst, '"')
+	}
+	dst = append(dst, ']')
+	field("isdir")
+	dst = strconv.AppendBool(dst, r.isDir())
+	if r.Pid > 0 {
+		field("pid")
+		dst = strconv.AppendInt(dst, int64(r.Pid), 10)
+	}
+	if r.Comm != "" {
+		dst = appendJSONField(dst, &sep, "comm", r.Comm)
+	}
+	if r.OldPath != "" {
+		dst = appendJSONField(dst, &sep, "old_path", r.OldPath)
+	}
+	return append(dst, '}')
+}
+
+// appendJSONField appends "key":"value", or "key_raw":[bytes] when value is not UTF-8.
+func appendJSONField(dst []byte, sep *bool, key, value string) []byte {
+	if *sep {
+		dst = append(dst, ',')
+	}
+	*sep = true
+	dst = append(dst, '"')
+	dst = append(dst, key...)
+	if !utf8.ValidString(value) {
+		dst = append(dst, `_raw":[`...)
+		for i := 0; i < len(value); i++ {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = strconv.AppendUint(dst, uint64(value[i]), 10)
+		}
+		return append(dst, ']')
+	}
+	dst = append(dst, `":`...)
+	return appendJSONString(dst, value)
+}
+
+// appendJSONString appends s (valid UTF-8) as a JSON string. Control characters are escaped,
+// and so are DEL and U+2028/U+2029 (which break JavaScript and some line-based tools).
+func appendJSONString(dst []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c != 0x7f && c != 0xe2 {
+			i++
+			continue
+		}
+		if c == 0xe2 { // U+2028 and U+2029 are e2 80 a8 and e2 80 a9
+			if i+2 < len(s) && s[i+1] == 0x80 && (s[i+2] == 0xa8 || s[i+2] == 0xa9) {
+				dst = append(dst, s[start:i]...)
+				if s[i+2] == 0xa8 {
+					dst = append(dst, `\u2028`...)
+				} else {
+					dst = append(dst, `\u2029`...)
+				}
+				i += 3
+				start = i
+				continue
+			}
+			i++
+			continue
+		}
+		dst = append(dst, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			dst = append(dst, '\\', c)
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		case '\t':
+			dst = append(dst, '\\', 't')
+		case '\b':
+			dst = append(dst, '\\', 'b')
+		case '\f':
+			dst = append(dst, '\\', 'f')
+		default:
+			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		}
+		i++
+		start = i
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// Trace formats a record as fatrace does:
+//
+//	12:00:00.123456 cat(4242): RO  /etc/hostname
+//
+// that is the local time (in the record's location) with microseconds, the command and pid
+// ("?" when unknown), the event letters padded to three columns, and the path; a rename or a
+// move with a known source prints "OLD -> NEW". The time is left out when unknown. Control
+// characters, invalid UTF-8 and backslashes in names are escaped (\n, \t, \\, \xNN, \u0085),
+// so a file name cannot forge or split a line, nor send escape sequences to a terminal.
+type Trace struct{}
+
+// Append appends r as a trace line.
+func (Trace) Append(dst []byte, r *Record) []byte {
+	if !r.Time.IsZero() {
+		dst = r.Time.AppendFormat(dst, "15:04:05.000000")
+		dst = append(dst, ' ')
+	}
+	if r.Comm == "" {
+		dst = append(dst, '?')
+	} else {
+		dst = appendEscaped(dst, r.Comm)
+	}
+	dst = append(dst, '(')
+	dst = appendPid(dst, r.Pid)
+	dst = append(dst, "): "...)
+	n := len(dst)
+	dst = appendLetters(dst, r.Mask)
+	for len(dst)-n < 3 {
+		dst = append(dst, ' ')
+	}
+	dst = append(dst, ' ')
+	if r.OldPath != "" {
+		dst = appendEscaped(dst, r.OldPath)
+		dst = append(dst, " -> "...)
+	}
+	if r.Path == "" {
+		return append(dst, '?')
+	}
+	return appendEscaped(dst, r.Path)
+}
+
+// appendEscaped appends s with control characters, invalid UTF-8 and backslashes escaped.
+func appendEscaped(dst []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c < 0x7f && c != '\\' {
+			i++
+			continue
+		}
+		r, w := rune(c), 1
+		if c >= 0x80 {
+			r, w = utf8.DecodeRuneInString(s[i:])
+			if !(r == utf8.RuneError && w == 1) && !(r >= 0x80 && r < 0xa0) {
+				i += w // printable (or at least not a C1 control) non-ASCII
+				continue
+			}
+		}
+		dst = append(dst, s[start:i]...)
+		switch {
+		case c == '\\':
+			dst = append(dst, '\\', '\\')
+		case c == '\n':
+			dst = append(dst, '\\', 'n')
+		case c == '\t':
+			dst = append(dst, '\\', 't')
+		case c == '\r':
+			dst = append(dst, '\\', 'r')
+		case r == utf8.RuneError && w == 1, c < 0x80:
+			dst = append(dst, '\\', 'x', hex[c>>4], hex[c&0xf])
+		default: // C1 control character
+			dst = append(dst, '\\', 'u', '0', '0', hex[r>>4], hex[r&0xf])
+		}
+		i += w
+		start = i
+	}
+	return append(dst, s[start:]...)
+}

@@ -1,0 +1,499 @@
+package policy
+
+import (
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// Values of Glob.star besides an index.
+const (
+	noStar    = -1
+	manyStars = -2
+)
+
+// Glob is a compiled path pattern. A guard matches it on every open(), so Match walks the path
+// in place and never allocates. A Glob is immutable and safe for concurrent use.
+//
+// Syntax (see docs/policy.md):
+//
+//	pattern  matches
+//	*        any run of characters within one path component, a leading dot included (a
+//	         deny rule must not miss hidden files)
+//	?        one character (a UTF-8 sequence, or one byte where the path is not UTF-8)
+//	[abc]    one character of the class; [a-z] ranges; [!abc] or [^abc] negates; a ] first
+//	         in the class is literal
+//	**       as a whole component: zero or more components; as the last component after
+//	         others (/data/**): one or more, i.e. everything below /data but not /data
+//	\c       the character c, literally
+//
+// A pattern is absolute (starts with /) or starts with ** (matches at any depth). Empty
+// components (//) and a trailing / are ignored; "." and ".." components are rejected because
+// the kernel reports canonical paths, where they never occur.
+type Glob struct {
+	pattern string
+	comps   []component
+	// star is the index of the only ** in comps, noStar if there is none, or manyStars. With
+	// at most one **, Match needs no backtracking: the components before it match from the
+	// start of the path and those after it from the end.
+	star int
+}
+
+// compKind is how a pattern component matches one path component.
+type compKind uint8
+
+const (
+	compLiteral  compKind = iota // exact bytes (lit)
+	compAny                      // "*": any component
+	compSuffix                   // "*" followed by a literal (lit): a very common case (*.key)
+	compWild                     // general wildcard pattern (toks)
+	compStarStar                 // "**": zero or more components
+)
+
+type component struct {
+	kind compKind
+	lit  string
+	toks []token
+}
+
+type tokKind uint8
+
+const (
+	tokLit   tokKind = iota // lit
+	tokStar                 // *
+	tokOne                  // ?
+	tokClass                // class
+)
+
+type token struct {
+	kind  tokKind
+	lit   string
+	class *charClass
+}
+
+type charClass struct {
+	negate bool
+	ranges []runeRange // inclusive
+}
+
+type runeRange struct{ lo, hi rune }
+
+func (c *charClass) match(r rune) bool {
+	in := false
+	for _, rg := range c.ranges {
+		if rg.lo <= r && r <= rg.hi {
+			in = true
+			break
+		}
+	}
+	return in != c.negate
+}
+
+// GlobError is a pattern that does not compile. Offset is the byte offset in the pattern
+// where the problem is, so a rules-file parser can point at the column.
+type GlobError struct {
+	Pattern string
+	Offset  int
+	Msg     string
+}
+
+func (e *GlobError) Error() string {
+	return fmt.Sprintf("glob %q: %s (at byte %d)", e.Pattern, e.Msg, e.Offset)
+}
+
+// CompileGlob compiles pattern.
+func CompileGlob(pattern string) (*Glob, error) {
+	g := &Glob{pattern: pattern}
+	errAt := func(off int, format string, args ...any) error {
+		return &GlobError{Pattern: pattern, Offset: off, Msg: fmt.Sprintf(format, args...)}
+	}
+	if pattern == "" {
+		return nil, errAt(0, "empty pattern")
+	}
+	if pattern[0] != '/' && !strings.HasPrefix(pattern, "**") {
+		return nil, errAt(0, "pattern must be absolute (start with /) or start with **; for any depth write **/%s", pattern)
+	}
+	// Split into components by unescaped '/' outside classes. A '/' inside a class is an
+	// error: classes match within one component.
+	i := 0
+	for i < len(pattern) {
+		if pattern[i] == '/' {
+			i++
+			continue
+		}
+		start := i
+		c, next, err := compileComponent(pattern, i)
+		if err != nil {
+			return nil, err
+		}
+		i = next
+		raw := pattern[start:next]
+		switch raw {
+		case ".", "..":
+			return nil, errAt(start, "%q component never matches: paths are canonical", raw)
+		}
+		if c.kind == compStarStar && len(g.comps) > 0 && g.comps[len(g.comps)-1].kind == compStarStar {
+			continue // "**/**" is "**"
+		}
+		g.comps = append(g.comps, c)
+	}
+	// A trailing ** after other components means "below": one or more components. Compile
+	// it as "*" then "**" so the matcher needs no special case.
+	if n := len(g.comps); n > 1 && g.comps[n-1].kind == compStarStar {
+		g.comps[n-1] = component{kind: compAny}
+		g.comps = append(g.comps, component{kind: compStarStar})
+	}
+	g.star = noStar
+	for i, c := range g.comps {
+		if c.kind == compStarStar {
+			if g.star != noStar {
+				g.star = manyStars
+				break
+			}
+			g.star = i
+		}
+	}
+	return g, nil
+}
+
+// MustCompileGlob is CompileGlob for patterns known to be valid; it panics otherwise.
+func MustCompileGlob(pattern string) *Glob {
+	g, err := CompileGlob(pattern)
+	if err != nil {
+		panic(err)
+	}
+	return g
+}
+
+// compileComponent compiles the component starting at pattern[i] (not a '/') and returns it
+// with the index just past it.
+func compileComponent(pattern string, i int) (component, int, error) {
+	errAt := func(off int, format string, args ...any) error {
+		return &GlobError{Pattern: pattern, Offset: off, Msg: fmt.Sprintf(format, args...)}
+	}
+	var toks []token
+	var lit strings.Builder
+	flush := func() {
+		if lit.Len() > 0 {
+			toks = append(toks, token{kind: tokLit, lit: lit.String()})
+			lit.Reset()
+		}
+	}
+	start := i
+	for i < len(pattern) && pattern[i] != '/' {
+		switch ch := pattern[i]; ch {
+		case '\\':
+			if i+1 >= len(pattern) {
+				return component{}, 0, errAt(i, "trailing backslash")
+			}
+			_, w := utf8.DecodeRuneInString(pattern[i+1:])
+			if pattern[i+1] == '/' {
+				return component{}, 0, errAt(i, "an escaped / never matches (/ separates components)")
+			}
+			lit.WriteString(pattern[i+1 : i+1+w])
+			i += 1 + w
+		case '*':
+			if i+1 < len(pattern) && pattern[i+1] == '*' {
+				// ** must be a whole component: "a**" or "**b" is almost surely a mistake
+				// (in gitignore and bash it silently means *), so say so.
+				end := i + 2
+				if i != start || (end < len(pattern) && pattern[end] != '/') {
+					return component{}, 0, errAt(i, "** must be a whole path component (write /**/ or *)")
+				}
+				return component{kind: compStarStar}, end, nil
+			}
+			flush()
+			if len(toks) == 0 || toks[len(toks)-1].kind != tokStar {
+				toks = append(toks, token{kind: tokStar})
+			}
+			i++
+		case '?':
+			flush()
+			toks = append(toks, token{kind: tokOne})
+			i++
+		case '[':
+			flush()
+			cls, next, err := compileClass(pattern, i)
+			if err != nil {
+				return component{}, 0, err
+			}
+			toks = append(toks, token{kind: tokClass, class: cls})
+			i = next
+		default:
+			lit.WriteByte(ch)
+			i++
+		}
+	}
+	flush()
+	// Pick the fastest representation that matches the same set.
+	switch {
+	case len(toks) == 1 && toks[0].kind == tokLit:
+		return component{kind: compLiteral, lit: toks[0].lit}, i, nil
+	case len(toks) == 1 && toks[0].kind == tokStar:
+		return component{kind: compAny}, i, nil
+	case len(toks) == 2 && toks[0].kind == tokStar && toks[1].kind == tokLit:
+		return component{kind: compSuffix, lit: toks[1].lit}, i, nil
+	}
+	return component{kind: compWild, toks: toks}, i, nil
+}
+
+// compileClass compiles the class whose '[' is at pattern[i]; it returns the index past ']'.
+func compileClass(pattern string, i int) (*charClass, int, error) {
+	open := i
+	errAt := func(off int, format string, args ...any) error {
+		return &GlobError{Pattern: pattern, Offset: off, Msg: fmt.Sprintf(format, args...)}
+	}
+	cls := &charClass{}
+	i++ // '['
+	if i < len(pattern) && (pattern[i] == '!' || pattern[i] == '^') {
+		cls.negate = true
+		i++
+	}
+	first := true
+	// next reads one class character (with \ escapes) at i.
+	next := func() (rune, error) {
+		if i >= len(pattern) {
+			return 0, errAt(open, "unterminated character class (missing ])")
+		}
+		if pattern[i] == '\\' {
+			i++
+			if i >= len(pattern) {
+				return 0, errAt(open, "unterminated character class (missing ])")
+			}
+		}
+		if pattern[i] == '/' {
+			return 0, errAt(i, "character class cannot contain / (a class matches within one component)")
+		}
+		r, w := utf8.DecodeRuneInString(pattern[i:])
+		i += w
+		return r, nil
+	}
+	for {
+		if i >= len(pattern) {
+			return nil, 0, errAt(open, "unterminated character class (missing ])")
+		}
+		if pattern[i] == ']' && !first {
+			i++
+			break
+		}
+		first = false
+		lo, err := next()
+		if err != nil {
+			return nil, 0, err
+		}
+		hi := lo
+		if i+1 < len(pattern) && pattern[i] == '-' && pattern[i+1] != ']' {
+			dash := i
+			i++
+			if hi, err = next(); err != nil {
+				return nil, 0, err
+			}
+			if hi < lo {
+				return nil, 0, errAt(dash, "range %q-%q is reversed", lo, hi)
+			}
+		}
+		cls.ranges = append(cls.ranges, runeRange{lo, hi})
+	}
+	return cls, i, nil
+}
+
+// String returns the pattern as written.
+func (g *Glob) String() string { return g.pattern }
+
+// Match reports whether path matches. path should be absolute and canonical (as the kernel
+// reports it); empty components and a trailing slash are skipped. Match does not allocate.
+func (g *Glob) Match(path string) bool {
+	comps := g.comps
+	switch g.star {
+	case noStar:
+		pos, ok := matchForward(comps, path)
+		return ok && skipSlashes(path, pos) == len(path)
+	case manyStars:
+	default:
+		pos, ok := matchForward(comps[:g.star], path)
+		return ok && matchBackward(comps[g.star+1:], path, pos)
+	}
+	pi, pos := 0, 0
+	// The last ** seen and the path position it was tried at: on a mismatch, that ** absorbs
+	// one more component and matching resumes after it. Because every other component
+	// consumes exactly one path component, retrying only the last ** is complete (the
+	// classic wildcard algorithm, one level up), and the cost is O(len(path) * len(comps)).
+	starPi, starPos := -1, 0
+	for {
+		pos = skipSlashes(path, pos)
+		if pos >= len(path) {
+			for pi < len(comps) && comps[pi].kind == compStarStar {
+				pi++
+			}
+			return pi == len(comps)
+		}
+		if pi < len(comps) {
+			c := &comps[pi]
+			if c.kind == compStarStar {
+				if pi == len(comps)-1 {
+					return true // a final ** takes whatever is left
+				}
+				starPi, starPos = pi, pos
+				pi++
+				continue
+			}
+			end := compEnd(path, pos)
+			if c.match(path[pos:end]) {
+				pi++
+				pos = end
+				continue
+			}
+		}
+		if starPi < 0 {
+			return false
+		}
+		starPos = compEnd(path, skipSlashes(path, starPos))
+		pos = starPos
+		pi = starPi + 1
+	}
+}
+
+// matchForward matches comps against the first components of path and returns the index
+// just past them.
+func matchForward(comps []component, path string) (int, bool) {
+	pos := 0
+	for i := range comps {
+		pos = skipSlashes(path, pos)
+		if pos >= len(path) {
+			return 0, false
+		}
+		end := compEnd(path, pos)
+		if !comps[i].match(path[pos:end]) {
+			return 0, false
+		}
+		pos = end
+	}
+	return pos, true
+}
+
+// matchBackward matches comps against the last components of path, which must all lie at
+// or after lo (the end of what matchForward took).
+func matchBackward(comps []component, path string, lo int) bool {
+	end := len(path)
+	for ci := len(comps) - 1; ci >= 0; ci-- {
+		for end > lo && path[end-1] == '/' {
+			end--
+		}
+		start := strings.LastIndexByte(path[:end], '/') + 1
+		if end <= lo || start < lo {
+			return false // fewer components than the pattern needs
+		}
+		if !comps[ci].match(path[start:end]) {
+			return false
+		}
+		end = start
+	}
+	return true
+}
+
+func skipSlashes(s string, i int) int {
+	for i < len(s) && s[i] == '/' {
+		i++
+	}
+	return i
+}
+
+func compEnd(s string, i int) int {
+	if j := strings.IndexByte(s[i:], '/'); j >= 0 {
+		return i + j
+	}
+	return len(s)
+}
+
+func (c *component) match(s string) bool {
+	switch c.kind {
+	case compLiteral:
+		return s == c.lit
+	case compAny:
+		return true
+	case compSuffix:
+		return strings.HasSuffix(s, c.lit)
+	case compWild:
+		return matchTokens(c.toks, s)
+	}
+	return false
+}
+
+// matchTokens matches one component against wildcard tokens. Every token but * consumes a
+// fixed amount of s from a given position, so backtracking to the last * alone is complete.
+func matchTokens(toks []token, s string) bool {
+	ti, si := 0, 0
+	starTi, starSi := -1, 0
+	for {
+		if ti < len(toks) {
+			t := &toks[ti]
+			switch t.kind {
+			case tokStar:
+				starTi, starSi = ti, si
+				ti++
+				continue
+			case tokLit:
+				if strings.HasPrefix(s[si:], t.lit) {
+					si += len(t.lit)
+					ti++
+					continue
+				}
+			case tokOne:
+				if si < len(s) {
+					_, w := utf8.DecodeRuneInString(s[si:])
+					si += w
+					ti++
+					continue
+				}
+			case tokClass:
+				if si < len(s) {
+					r, w := utf8.DecodeRuneInString(s[si:])
+					if t.class.match(r) {
+						si += w
+						ti++
+						continue
+					}
+				}
+			}
+		} else if si == len(s) {
+			return true
+		}
+		if starTi < 0 || starSi >= len(s) {
+			return false
+		}
+		_, w := utf8.DecodeRuneInString(s[starSi:])
+		starSi += w
+		si = starSi
+		ti = starTi + 1
+	}
+}
+
+// wordGlob is a single-component glob (no '/'), for a condition such as comm=bash*.
+type wordGlob struct {
+	src string
+	c   component
+}
+
+// compileWord compiles a glob for a value that is not a path (a process name): the same
+// syntax within one component; '/' and ** are not allowed.
+func compileWord(pattern string) (*wordGlob, error) {
+	if pattern == "" {
+		return nil, &GlobError{Pattern: pattern, Msg: "empty pattern"}
+	}
+	if i := strings.IndexByte(pattern, '/'); i >= 0 {
+		return nil, &GlobError{Pattern: pattern, Offset: i, Msg: "a name pattern cannot contain /"}
+	}
+	c, next, err := compileComponent(pattern, 0)
+	if err != nil {
+		return nil, err
+	}
+	if c.kind == compStarStar {
+		return nil, &GlobError{Pattern: pattern, Msg: "** is for paths; write *"}
+	}
+	if next != len(pattern) {
+		return nil, &GlobError{Pattern: pattern, Offset: next, Msg: "unexpected character"}
+	}
+	return &wordGlob{src: pattern, c: c}, nil
+}
+
+func (w *wordGlob) match(s string) bool { return w.c.match(s) }

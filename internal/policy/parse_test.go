@@ -1,0 +1,321 @@
+package policy
+
+import (
+	"errors"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/fsnotifyd/fsnotifyd/engine"
+)
+
+func mustParse(t testing.TB, text string) *Policy {
+	t.Helper()
+	p, err := Parse("policy.rules", strings.NewReader(text))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	return p
+}
+
+func TestParseRules(t *testing.T) {
+	tests := []struct {
+		line string
+		text string // Rule.Text
+	}{
+		{"deny open,exec /srv/**/*.sh comm=bash", "deny open,exec /srv/**/*.sh comm=bash"},
+		{"allow * /usr/**", "allow * /usr/**"},
+		{"allow all /usr/**", "allow * /usr/**"},
+		{"deny /srv/**", "deny * /srv/**"},
+		{"deny **/*.key", "deny * **/*.key"},
+		{"  deny\topen   /x  # trailing comment", "deny open /x"},
+		{"deny exec,open,open /x", "deny open,exec /x"},
+		{"deny pre_access,access /x errno=EIO", "deny access,pre_access /x errno=EIO"},
+		{"deny /x errno=eagain", "deny * /x errno=EAGAIN"},
+		{"allow open /x uid=0,1000 pid!=1 comm=b?sh,[dz]ash cache", "allow open /x uid=0,1000 pid!=1 comm=b?sh,[dz]ash cache"},
+		{`deny "/srv/my files/**"`, `deny * "/srv/my files/**"`},
+		{`deny /srv/my\ files/**`, `deny * /srv/my\ files/**`},
+		{`deny /srv/"my files"/**`, `deny * "/srv/my files/**"`},
+		{`deny /a\#b`, `deny * /a\#b`},
+		{`deny /a#b`, `deny * /a#b`},
+		{`deny * /x comm="my prog"`, `deny * /x comm="my prog"`},
+		{`deny * /x comm=a\,b,c`, `deny * /x comm=a\,b,c`},
+		{`deny "**/x y"`, `deny * "**/x y"`},
+		{`deny "/a\"b"`, `deny * /a\"b`},
+		{`deny /a"b c"`, `deny * "/ab c"`},
+	}
+	for _, tt := range tests {
+		p, err := Parse("t", strings.NewReader(tt.line))
+		if err != nil {
+			t.Errorf("Parse(%q): %v", tt.line, err)
+			continue
+		}
+		if len(p.Rules) != 1 {
+			t.Errorf("Parse(%q): %d rules", tt.line, len(p.Rules))
+			continue
+		}
+		r := p.Rules[0]
+		if got := r.Text(); got != tt.text {
+			t.Errorf("Parse(%q).Text() = %q, want %q", tt.line, got, tt.text)
+		}
+		if r.String() != "t:1" {
+			t.Errorf("String() = %q", r.String())
+		}
+		// Text parses back to the same rule.
+		p2, err := Parse("t", strings.NewReader(r.Text()))
+		if err != nil || len(p2.Rules) != 1 || p2.Rules[0].Text() != r.Text() {
+			t.Errorf("Text %q does not round-trip: %v", r.Text(), err)
+		}
+	}
+}
+
+func TestParseFields(t *testing.T) {
+	p := mustParse(t, "\n# c\ndefault deny\ndeny open,exec /srv/** comm=bash uid!=0 errno=EBUSY\nallow access /x pid=7 cache\n")
+	if p.Default != engine.Deny {
+		t.Errorf("Default = %v", p.Default)
+	}
+	if len(p.Rules) != 2 {
+		t.Fatalf("%d rules", len(p.Rules))
+	}
+	r := p.Rules[0]
+	if r.Verdict != engine.Deny || r.Events != engine.OpenPerm|engine.OpenExecPerm || r.Errno != syscall.EBUSY || r.Cache {
+		t.Errorf("rule 0 = %+v", r)
+	}
+	if r.String() != "policy.rules:4" || r.Glob.String() != "/srv/**" {
+		t.Errorf("rule 0: %s %s", r, r.Glob)
+	}
+	if len(r.Conditions) != 2 || r.Conditions[0].Attr != AttrComm || r.Conditions[1].Attr != AttrUID || !r.Conditions[1].Negate {
+		t.Errorf("conditions = %+v", r.Conditions)
+	}
+	r = p.Rules[1]
+	if r.Verdict != engine.Allow || r.Events != engine.AccessPerm || !r.Cache || r.String() != "policy.rules:5" {
+		t.Errorf("rule 1 = %+v", r)
+	}
+	if !p.NeedsComm() || !p.NeedsUID() || !p.NeedsPreContent() { // errno= needs pre-content
+		t.Errorf("Needs: comm %v uid %v pre %v", p.NeedsComm(), p.NeedsUID(), p.NeedsPreContent())
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct{ text, want string }{
+		{"deny opne /x", `policy.rules:1:6: unknown event "opne" (want open, access, exec, pre_access)`},
+		{"deny open,opne /x", `policy.rules:1:11: unknown event "opne" (want open, access, exec, pre_access)`},
+		{"deny open,,exec /x", `policy.rules:1:11: empty event name in "open,,exec" (want a comma list of open, access, exec, pre_access)`},
+		{"deny OPEN /x", `policy.rules:1:6: unknown event "OPEN" (want open, access, exec, pre_access)`},
+		{"\n\nalow /x", `policy.rules:3:1: unknown verdict "alow" (want allow, deny or default)`},
+		{"deny", `policy.rules:1:6: missing path glob (e.g. deny /srv/**)`},
+		{"deny open", `policy.rules:1:11: missing path glob after events (e.g. deny open /srv/**)`},
+		{"deny open uid=0", `policy.rules:1:11: missing path glob before condition "uid=0" (want /path or **/name)`},
+		{"deny *.key", `policy.rules:1:6: bad glob "*.key": pattern must be absolute (start with /) or start with **; for any depth write **/*.key`},
+		{"deny open /srv/[ab", `policy.rules:1:16: bad glob "/srv/[ab": unterminated character class (missing ])`},
+		{`deny open "/my dir/[ab"`, `policy.rules:1:20: bad glob "/my dir/[ab": unterminated character class (missing ])`},
+		{"deny open /a/**b", `policy.rules:1:14: bad glob "/a/**b": ** must be a whole path component (write /**/ or *)`},
+		{`deny open "/x`, `policy.rules:1:11: unterminated quote (want a closing ")`},
+		{"deny /x cache", `policy.rules:1:9: cache applies to allow rules only`},
+		{"allow /x cache cache", `policy.rules:1:16: duplicate cache (first at column 10)`},
+		{"allow /x errno=EIO", `policy.rules:1:10: errno applies to deny rules only`},
+		{"deny /x errno=ENOENT", `policy.rules:1:15: unknown errno "ENOENT" (want one of EPERM, EIO, EBUSY, ETXTBSY, EAGAIN, ENOSPC, EDQUOT)`},
+		{"deny /x errno!=EIO", `policy.rules:1:9: errno takes = (errno!= makes no sense)`},
+		{"deny /x user=root", `policy.rules:1:9: unknown condition "user" (want pid=, uid=, comm=, errno=, or cache)`},
+		{"deny /x bash", `policy.rules:1:9: unexpected "bash" (want a condition pid=, uid=, comm=, errno=, or cache)`},
+		{"deny /x uid=", `policy.rules:1:13: missing value after uid=`},
+		{"deny /x uid=root", `policy.rules:1:13: uid "root": want a number (user names are not looked up)`},
+		{"deny /x uid=0,x", `policy.rules:1:15: uid "x": want a number (user names are not looked up)`},
+		{"deny /x uid=0,", `policy.rules:1:15: empty value in uid=0,`},
+		{"deny /x uid=4294967296", `policy.rules:1:13: uid "4294967296": want a number (user names are not looked up)`},
+		{"deny /x pid=0", `policy.rules:1:13: pid "0": want a positive number`},
+		{"deny /x pid=-1", `policy.rules:1:13: pid "-1": want a positive number`},
+		{"deny /x uid=0 uid=1", `policy.rules:1:15: duplicate uid condition (first at column 9)`},
+		{"deny /x comm=a/b", `policy.rules:1:15: bad comm pattern "a/b": a name pattern cannot contain /`},
+		{"deny /x comm=[ab", `policy.rules:1:14: bad comm pattern "[ab": unterminated character class (missing ])`},
+		{"deny /x comm=unattended-upgrade", `policy.rules:1:14: comm "unattended-upgrade" never matches: the kernel keeps only the first 15 bytes of a process name (write "unattended-upgr")`},
+		{"default", `policy.rules:1:9: missing verdict after default (want allow or deny)`},
+		{"default maybe", `policy.rules:1:9: unknown verdict "maybe" (want allow or deny)`},
+		{"default deny please", `policy.rules:1:14: unexpected "please" after default deny (want end of line)`},
+		{"default deny\ndefault allow", `policy.rules:2:1: default already set on line 1`},
+		{"deny /x\n" + strings.Repeat("x", maxLine+1), `policy.rules:2:1: line longer than 1048576 bytes`},
+	}
+	for _, tt := range tests {
+		_, err := Parse("policy.rules", strings.NewReader(tt.text))
+		if err == nil {
+			t.Errorf("Parse(%.40q) succeeded, want %s", tt.text, tt.want)
+			continue
+		}
+		if err.Error() != tt.want {
+			t.Errorf("Parse(%.40q):\n got %s\nwant %s", tt.text, err, tt.want)
+		}
+		var pe *ParseError
+		if !errors.As(err, &pe) {
+			t.Errorf("Parse(%.40q): %T is not a *ParseError", tt.text, err)
+		}
+	}
+}
+
+type failingReader struct{}
+
+func (failingReader) Read([]byte) (int, error) { return 0, errors.New("disk on fire") }
+
+func TestParseReadError(t *testing.T) {
+	_, err := Parse("p", failingReader{})
+	if err == nil || err.Error() != "p: disk on fire" {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestParseBOMAndCRLF(t *testing.T) {
+	p := mustParse(t, "\ufeffdeny /a\r\nallow /b\r\n")
+	if len(p.Rules) != 2 || p.Rules[0].Glob.String() != "/a" || p.Rules[1].Glob.String() != "/b" {
+		t.Fatalf("rules: %v", p.String())
+	}
+}
+
+func TestParseEmptyName(t *testing.T) {
+	p, err := Parse("", strings.NewReader("deny /x"))
+	if err != nil || p.Rules[0].String() != "policy:1" {
+		t.Fatalf("%v %v", p, err)
+	}
+}
+
+// The example in testdata (and in docs/policy.md) parses and decides as its comments say.
+func TestExampleFile(t *testing.T) {
+	f, err := os.Open("testdata/example.rules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	p, err := Parse("example.rules", f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		path  string
+		ev    engine.Mask
+		comm  string
+		uid   int64
+		want  engine.Verdict
+		errno syscall.Errno
+		rule  string
+		cache bool
+	}{
+		{"/home/ann/.ssh/id_ed25519", engine.OpenPerm, "cat", 1000, engine.Deny, 0, "example.rules:11", false},
+		{"/home/ann/.ssh/id_ed25519.pub", engine.OpenPerm, "cat", 1000, engine.Allow, 0, "example.rules:10", true},
+		{"/home/ann/.ssh/id_ed25519", engine.OpenPerm, "restic", 34, engine.Allow, 0, "example.rules:6", false},
+		{"/home/ann/.ssh/id_ed25519", engine.OpenPerm, "restic", 1000, engine.Deny, 0, "example.rules:11", false},
+		{"/srv/tls/site.key", engine.OpenPerm, "nginx", 33, engine.Deny, 0, "example.rules:9", false},
+		{"/srv/www/uploads/x/run", engine.OpenExecPerm, "sh", 33, engine.Deny, 0, "example.rules:14", false},
+		{"/srv/www/uploads/x/a.sh", engine.OpenPerm, "bash", 33, engine.Deny, 0, "example.rules:15", false},
+		{"/srv/www/uploads/x/a.sh", engine.OpenPerm, "cat", 33, engine.Allow, 0, "default", false},
+		{"/etc/app/conf", engine.OpenPerm, "vi", 0, engine.Allow, 0, "example.rules:18", false},
+		{"/etc/app/conf", engine.OpenPerm, "vi", 1000, engine.Deny, 0, "example.rules:19", false},
+		{"/etc/app/conf", engine.AccessPerm, "vi", 1000, engine.Allow, 0, "default", false},
+		{"/srv/cold storage/2019/a.tar", engine.PreAccess, "cp", 1000, engine.Deny, syscall.EIO, "example.rules:22", false},
+		{"/usr/bin/ls", engine.OpenExecPerm, "bash", 1000, engine.Allow, 0, "example.rules:25", true},
+	}
+	for _, tt := range tests {
+		d := p.Decide(&Request{Path: tt.path, Event: tt.ev, Pid: 99, Proc: KnownProcess{tt.comm, tt.uid}})
+		if d.Verdict != tt.want || d.Errno != tt.errno || d.Source() != tt.rule || d.Cache != tt.cache {
+			t.Errorf("%s %s by %s/%d: got %v errno %d by %s cache %v; want %v errno %d by %s cache %v",
+				tt.ev, tt.path, tt.comm, tt.uid, d.Verdict, d.Errno, d.Source(), d.Cache, tt.want, tt.errno, tt.rule, tt.cache)
+		}
+	}
+	if !p.NeedsPreContent() {
+		t.Error("example needs pre-content")
+	}
+	// The whole policy prints in rules-file syntax and reads back the same.
+	p2, err := Parse("again", strings.NewReader(p.String()))
+	if err != nil {
+		t.Fatalf("String() does not parse: %v\n%s", err, p)
+	}
+	if strip(p2.String()) != strip(p.String()) {
+		t.Errorf("String() does not round-trip:\n%s\n%s", p, p2)
+	}
+}
+
+// strip drops the "# source" comments of Policy.String.
+func strip(s string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if i := strings.Index(l, "  # "); i >= 0 {
+			l = l[:i]
+		}
+		out = append(out, l)
+	}
+	return strings.Join(out, "\n")
+}
+
+func TestParseEvents(t *testing.T) {
+	m, err := ParseEvents("open,access,exec,pre_access")
+	if err != nil || m != engine.PermissionEvents {
+		t.Fatalf("%v %v", m, err)
+	}
+	if _, err := ParseEvents("open,write"); err == nil || err.Error() != `unknown event "write" (want open, access, exec, pre_access)` {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := ParseEvents(""); err == nil {
+		t.Fatal("empty list accepted")
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add("deny open,exec /srv/**/*.sh comm=bash\nallow * /usr/** cache\ndefault deny\n")
+	f.Add("deny pre_access /x errno=EIO uid!=0,1 pid=3")
+	f.Fuzz(func(t *testing.T, text string) {
+		p, err := Parse("f", strings.NewReader(text))
+		if err != nil {
+			var pe *ParseError
+			if !errors.As(err, &pe) {
+				t.Fatalf("%T is not a *ParseError: %v", err, err)
+			}
+			lines := strings.Count(text, "\n") + 2
+			if pe.File != "f" || pe.Line < 1 || pe.Line > lines || pe.Col < 1 || pe.Msg == "" {
+				t.Fatalf("bad position in %#v", pe)
+			}
+			return
+		}
+		for _, r := range p.Rules {
+			// Every rule prints in the syntax and reads back the same.
+			p2, err := Parse("f", strings.NewReader(r.Text()))
+			if err != nil {
+				t.Fatalf("Text %q of rule %s does not parse: %v", r.Text(), r, err)
+			}
+			if len(p2.Rules) != 1 || p2.Rules[0].Text() != r.Text() {
+				t.Fatalf("Text %q does not round-trip", r.Text())
+			}
+			if (r.Errno != 0) != (r.Verdict == engine.Deny && r.Errno != 0) || (r.Cache && r.Verdict != engine.Allow) {
+				t.Fatalf("rule %q has options its verdict cannot have", r.Text())
+			}
+		}
+		// Deciding never panics, with or without process attributes.
+		for _, path := range []string{"/", "/srv/a.sh", "/x/y/z"} {
+			p.Decide(&Request{Path: path, Event: engine.OpenPerm})
+			p.Decide(&Request{Path: path, Event: engine.PreAccess, Pid: 1, Proc: KnownProcess{"bash", 0}})
+		}
+	})
+}
+
+// The rules blocks of docs/policy.md parse, and its example is testdata/example.rules.
+func TestDocExamples(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/policy.md")
+	if err != nil {
+		t.Skipf("docs not found: %v", err)
+	}
+	example, err := os.ReadFile("testdata/example.rules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := strings.Split(string(doc), "```rules\n")[1:]
+	if len(blocks) < 2 {
+		t.Fatalf("docs/policy.md has %d rules blocks", len(blocks))
+	}
+	for i, b := range blocks {
+		b = b[:strings.Index(b, "```")]
+		if _, err := Parse("docs/policy.md block "+strconv.Itoa(i+1), strings.NewReader(b)); err != nil {
+			t.Errorf("%v", err)
+		}
+		if i == 0 && b != string(example) {
+			t.Errorf("the first example in docs/policy.md differs from testdata/example.rules")
+		}
+	}
+}

@@ -1,0 +1,540 @@
+// Package policy holds the guard's decision rules: an ordered list of allow/deny rules on path
+// globs, event kinds and process attributes, where the first match wins.
+//
+// The guard calls (*Policy).Decide on every permission event, so Decide does not allocate and
+// fetches process attributes (comm, uid) only when a rule that could match needs them. A
+// Policy is immutable once built and safe for concurrent use.
+//
+// The rules-file syntax is documented in docs/policy.md.
+package policy
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/fsnotifyd/fsnotifyd/engine"
+)
+
+// Event kinds a rule may name, as permission-event bits.
+var eventKinds = []struct {
+	name string
+	bit  engine.Mask
+}{
+	{"open", engine.OpenPerm},
+	{"access", engine.AccessPerm},
+	{"exec", engine.OpenExecPerm},
+	{"pre_access", engine.PreAccess},
+}
+
+const eventKindList = "open, access, exec, pre_access"
+
+// ParseEvents parses a comma list of event kinds (open, access, exec, pre_access), as the
+// guard's --events flag and a rule's events take, into permission-event bits.
+func ParseEvents(list string) (engine.Mask, error) {
+	m, _, err := parseEvents(list)
+	return m, err
+}
+
+// parseEvents also returns the byte offset of the offending name, for column numbers.
+func parseEvents(list string) (engine.Mask, int, error) {
+	var m engine.Mask
+	off := 0
+	for _, name := range strings.Split(list, ",") {
+		bit := engine.Mask(0)
+		for _, k := range eventKinds {
+			if name == k.name {
+				bit = k.bit
+			}
+		}
+		if bit == 0 {
+			if name == "" {
+				return 0, off, fmt.Errorf("empty event name in %q (want a comma list of %s)", list, eventKindList)
+			}
+			return 0, off, fmt.Errorf("unknown event %q (want %s)", name, eventKindList)
+		}
+		m |= bit
+		off += len(name) + 1
+	}
+	return m, 0, nil
+}
+
+// eventsText is the inverse of parseEvents, in a fixed order.
+func eventsText(m engine.Mask) string {
+	if m == 0 {
+		return "*"
+	}
+	var names []string
+	for _, k := range eventKinds {
+		if m&k.bit != 0 {
+			names = append(names, k.name)
+		}
+	}
+	return strings.Join(names, ",")
+}
+
+// normalizeEvent maps an event's mask to the permission bits rules are written in: a
+// notification open/access/exec counts as its permission kind, so a policy can also classify
+// notification events.
+func normalizeEvent(m engine.Mask) engine.Mask {
+	k := m & engine.PermissionEvents
+	if m&engine.Open != 0 {
+		k |= engine.OpenPerm
+	}
+	if m&engine.Access != 0 {
+		k |= engine.AccessPerm
+	}
+	if m&engine.OpenExec != 0 {
+		k |= engine.OpenExecPerm
+	}
+	return k
+}
+
+// Errno names a rule's errno= may use: the kernel's FAN_DENY_ERRNO set (engine.DenyErrnos).
+var errnoNames = []struct {
+	name  string
+	errno syscall.Errno
+}{
+	{"EPERM", syscall.EPERM},
+	{"EIO", syscall.EIO},
+	{"EBUSY", syscall.EBUSY},
+	{"ETXTBSY", syscall.ETXTBSY},
+	{"EAGAIN", syscall.EAGAIN},
+	{"ENOSPC", syscall.ENOSPC},
+	{"EDQUOT", syscall.EDQUOT},
+}
+
+func errnoList() string {
+	var names []string
+	for _, e := range errnoNames {
+		names = append(names, e.name)
+	}
+	return strings.Join(names, ", ")
+}
+
+func errnoName(e syscall.Errno) string {
+	for _, n := range errnoNames {
+		if n.errno == e {
+			return n.name
+		}
+	}
+	return strconv.Itoa(int(e))
+}
+
+// Process gives the attributes of the process behind a request. Decide calls each method at
+// most once per request, and only if a rule that matched the path and event has a condition on
+// that attribute, so the guard can read /proc lazily. ok is false when the attribute is
+// unknown (the process is gone): a condition on an unknown attribute never holds.
+type Process interface {
+	Comm() (comm string, ok bool)
+	UID() (uid uint32, ok bool)
+}
+
+// KnownProcess is a Process whose attributes are already at hand. An empty Name or a negative
+// UserID means unknown.
+type KnownProcess struct {
+	Name   string
+	UserID int64
+}
+
+func (k KnownProcess) Comm() (string, bool) { return k.Name, k.Name != "" }
+func (k KnownProcess) UID() (uint32, bool) {
+	if k.UserID < 0 || k.UserID > int64(^uint32(0)) {
+		return 0, false
+	}
+	return uint32(k.UserID), true
+}
+
+// Request is one access to decide.
+type Request struct {
+	// Path is the absolute, canonical path of the file (as the kernel reports it).
+	Path string
+	// Event holds the event's bit(s): OpenPerm, AccessPerm, OpenExecPerm or PreAccess (their
+	// notification counterparts Open, Access and OpenExec count as the same kinds).
+	Event engine.Mask
+	// Pid is the accessing process (0: unknown).
+	Pid int32
+	// Proc gives comm and uid on demand; nil means both are unknown.
+	Proc Process
+}
+
+// Decision is Decide's answer.
+type Decision struct {
+	Verdict engine.Verdict
+	// Errno, with Deny, is the error the access fails with (a rule's errno=); 0 means the
+	// kernel's default, EPERM. Only a pre-content group may send it.
+	Errno syscall.Errno
+	// Cache, with Allow, says the allow may be cached in the kernel for this file and event:
+	// the deciding rule said cache (or the policy caches every allow) and no other process
+	// could get a different verdict for this path and event (see Decide).
+	Cache bool
+	// Rule is the rule that decided, or nil when the policy's default applied.
+	Rule *Rule
+}
+
+// Response converts d to the engine's answer.
+func (d Decision) Response() engine.Response {
+	return engine.Response{Verdict: d.Verdict, Errno: d.Errno, Cache: d.Cache}
+}
+
+// Source describes what decided, for audit logs: the rule's String(), or "default".
+func (d Decision) Source() string {
+	if d.Rule == nil {
+		return "default"
+	}
+	return d.Rule.String()
+}
+
+// Rule is one rule. Build rules with Parse or FromFlags; a Rule must not be changed once it is
+// part of a Policy.
+type Rule struct {
+	Verdict engine.Verdict
+	// Events are the permission bits the rule applies to; 0 means every event.
+	Events engine.Mask
+	// Glob matches the path.
+	Glob *Glob
+	// Conditions must all hold.
+	Conditions []Condition
+	// Errno (deny rules only) is the error to deny with; 0 means EPERM.
+	Errno syscall.Errno
+	// Cache (allow rules only) lets the allow be cached in the kernel.
+	Cache bool
+
+	source string
+}
+
+// String describes where the rule comes from, stably, for audit logs: "policy.rules:3" or
+// "--deny /srv/**".
+func (r *Rule) String() string { return r.source }
+
+// Text returns the rule in rules-file syntax; parsing it gives back an equal rule.
+func (r *Rule) Text() string {
+	var b strings.Builder
+	b.WriteString(r.Verdict.String())
+	b.WriteByte(' ')
+	b.WriteString(eventsText(r.Events))
+	b.WriteByte(' ')
+	b.WriteString(quoteToken(r.Glob.String()))
+	for _, c := range r.Conditions {
+		b.WriteByte(' ')
+		b.WriteString(c.String())
+	}
+	if r.Errno != 0 {
+		b.WriteString(" errno=")
+		b.WriteString(errnoName(r.Errno))
+	}
+	if r.Cache {
+		b.WriteString(" cache")
+	}
+	return b.String()
+}
+
+// Attr is a process attribute a condition tests.
+type Attr uint8
+
+const (
+	AttrPID  Attr = iota + 1 // pid=
+	AttrUID                  // uid=
+	AttrComm                 // comm= (a glob on the process name, /proc/PID/comm)
+)
+
+var attrNames = [...]string{AttrPID: "pid", AttrUID: "uid", AttrComm: "comm"}
+
+func (a Attr) String() string {
+	if int(a) < len(attrNames) && attrNames[a] != "" {
+		return attrNames[a]
+	}
+	return fmt.Sprintf("attr(%d)", uint8(a))
+}
+
+// Condition is key=v1,v2 (the attribute is one of the values) or key!=v1,v2 (none of them).
+type Condition struct {
+	Attr   Attr
+	Negate bool
+	// Values as written; for AttrComm they are globs.
+	Values []string
+
+	nums  []uint32 // pid, uid
+	names []*wordGlob
+}
+
+func (c Condition) String() string {
+	op := "="
+	if c.Negate {
+		op = "!="
+	}
+	vals := make([]string, len(c.Values))
+	for i, v := range c.Values {
+		vals[i] = quoteToken(v)
+	}
+	return c.Attr.String() + op + strings.Join(vals, ",")
+}
+
+// holds evaluates c; attributes come from a.
+func (c *Condition) holds(a *attrs) bool {
+	var in bool
+	switch c.Attr {
+	case AttrPID:
+		if a.req.Pid <= 0 {
+			return false
+		}
+		in = containsNum(c.nums, uint32(a.req.Pid))
+	case AttrUID:
+		uid, ok := a.uid()
+		if !ok {
+			return false
+		}
+		in = containsNum(c.nums, uid)
+	case AttrComm:
+		comm, ok := a.comm()
+		if !ok {
+			return false
+		}
+		for _, g := range c.names {
+			if g.match(comm) {
+				in = true
+				break
+			}
+		}
+	default:
+		return false
+	}
+	return in != c.Negate
+}
+
+func containsNum(list []uint32, v uint32) bool {
+	for _, n := range list {
+		if n == v {
+			return true
+		}
+	}
+	return false
+}
+
+// attrs fetches a request's process attributes at most once each.
+type attrs struct {
+	req               *Request
+	commDone, uidDone bool
+	commOK, uidOK     bool
+	commVal           string
+	uidVal            uint32
+}
+
+func (a *attrs) comm() (string, bool) {
+	if !a.commDone {
+		a.commDone = true
+		if a.req.Proc != nil {
+			a.commVal, a.commOK = a.req.Proc.Comm()
+		}
+	}
+	return a.commVal, a.commOK
+}
+
+func (a *attrs) uid() (uint32, bool) {
+	if !a.uidDone {
+		a.uidDone = true
+		if a.req.Proc != nil {
+			a.uidVal, a.uidOK = a.req.Proc.UID()
+		}
+	}
+	return a.uidVal, a.uidOK
+}
+
+// Policy is an ordered rule list with a default verdict.
+type Policy struct {
+	Rules []*Rule
+	// Default applies when no rule matches (Allow unless the rules file says "default deny").
+	Default engine.Verdict
+	// CacheAllows makes every allow cacheable (the guard's --cache), as if each allow rule and
+	// the default said cache; the safety conditions of Decide still apply.
+	CacheAllows bool
+
+	defaultSource string // where an explicit default was set; "" if implicit
+}
+
+// Decide returns the verdict for req: the first rule whose events, glob and conditions all
+// match decides; with none, the default applies.
+//
+// Cache is set only when the allow cannot depend on the process: the deciding rule has no
+// conditions, and no earlier deny rule matched the path and event but was skipped for its
+// conditions. (The kernel caches an allow per file and event for every process.) A cached
+// allow is per inode: it also covers the file's other names (hard links) and survives a
+// rename until the file is modified, which a path-based policy cannot see; the guard should
+// not cache where that matters.
+//
+// Decide does not allocate, and calls req.Proc only for conditions it has to evaluate.
+func (p *Policy) Decide(req *Request) Decision {
+	ev := normalizeEvent(req.Event)
+	a := attrs{req: req}
+	skippedDeny := false
+	for _, r := range p.Rules {
+		if r.Events != 0 && r.Events&ev == 0 {
+			continue
+		}
+		if !r.Glob.Match(req.Path) {
+			continue
+		}
+		ok := true
+		for i := range r.Conditions {
+			if !r.Conditions[i].holds(&a) {
+				ok = false
+				break
+			}
+		}
+		if !ok {
+			if r.Verdict != engine.Allow {
+				skippedDeny = true
+			}
+			continue
+		}
+		d := Decision{Verdict: r.Verdict, Rule: r}
+		if r.Verdict == engine.Allow {
+			d.Cache = (r.Cache || p.CacheAllows) && len(r.Conditions) == 0 && !skippedDeny
+		} else {
+			d.Errno = r.Errno
+		}
+		return d
+	}
+	d := Decision{Verdict: p.Default}
+	if p.Default == engine.Allow {
+		d.Cache = p.CacheAllows && !skippedDeny
+	}
+	return d
+}
+
+// NeedsComm reports whether some rule tests the process name (so the guard must be able to
+// read /proc/PID/comm).
+func (p *Policy) NeedsComm() bool { return p.needs(AttrComm) }
+
+// NeedsUID reports whether some rule tests the process's uid.
+func (p *Policy) NeedsUID() bool { return p.needs(AttrUID) }
+
+func (p *Policy) needs(attr Attr) bool {
+	for _, r := range p.Rules {
+		for _, c := range r.Conditions {
+			if c.Attr == attr {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// NeedsPreContent reports whether the policy needs a pre-content group: a rule names
+// pre_access or denies with an errno.
+func (p *Policy) NeedsPreContent() bool {
+	for _, r := range p.Rules {
+		if r.Events&engine.PreAccess != 0 || r.Errno != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// String returns the policy in rules-file syntax, with each rule's source as a comment.
+func (p *Policy) String() string {
+	var b strings.Builder
+	if p.defaultSource != "" || p.Default != engine.Allow {
+		fmt.Fprintf(&b, "default %s\n", p.Default)
+	}
+	for _, r := range p.Rules {
+		fmt.Fprintf(&b, "%s  # %s\n", r.Text(), r.source)
+	}
+	return b.String()
+}
+
+// Flag is one --allow or --deny glob from the command line.
+type Flag struct {
+	Verdict engine.Verdict
+	Glob    string
+}
+
+// FromFlags builds a policy from --allow and --deny globs in command-line order (default
+// allow). Each rule applies to every event and describes itself as "--deny GLOB".
+func FromFlags(flags []Flag) (*Policy, error) {
+	p := &Policy{}
+	for _, f := range flags {
+		r, err := flagRule(f)
+		if err != nil {
+			return nil, err
+		}
+		p.Rules = append(p.Rules, r)
+	}
+	return p, nil
+}
+
+func flagRule(f Flag) (*Rule, error) {
+	name := "--" + f.Verdict.String()
+	if f.Verdict != engine.Allow && f.Verdict != engine.Deny {
+		return nil, fmt.Errorf("%s: invalid verdict", name)
+	}
+	g, err := CompileGlob(f.Glob)
+	if err != nil {
+		var ge *GlobError
+		if errors.As(err, &ge) {
+			return nil, fmt.Errorf("%s %q: %s", name, f.Glob, ge.Msg)
+		}
+		return nil, fmt.Errorf("%s %q: %v", name, f.Glob, err)
+	}
+	return &Rule{Verdict: f.Verdict, Glob: g, source: name + " " + f.Glob}, nil
+}
+
+// FlagValue returns a flag.Value for --allow or --deny (per v) that appends to *list, so both
+// flags share one list in command-line order. Set checks the glob, so a bad one is a usage
+// error at flag-parse time.
+func FlagValue(list *[]Flag, v engine.Verdict) flag.Value {
+	return &flagValue{list: list, verdict: v}
+}
+
+type flagValue struct {
+	list    *[]Flag
+	verdict engine.Verdict
+}
+
+func (f *flagValue) String() string {
+	if f == nil || f.list == nil {
+		return ""
+	}
+	var globs []string
+	for _, fl := range *f.list {
+		if fl.Verdict == f.verdict {
+			globs = append(globs, fl.Glob)
+		}
+	}
+	return strings.Join(globs, " ")
+}
+
+func (f *flagValue) Set(s string) error {
+	fl := Flag{Verdict: f.verdict, Glob: s}
+	if _, err := flagRule(fl); err != nil {
+		return err
+	}
+	*f.list = append(*f.list, fl)
+	return nil
+}
+
+// Concat joins policies: the rules of each in order (so command-line rules given first take
+// precedence over a file's), and the default that one of them sets explicitly (Allow if none).
+// Two different explicit defaults are an error. CacheAllows is set if any has it.
+func Concat(ps ...*Policy) (*Policy, error) {
+	out := &Policy{}
+	for _, p := range ps {
+		if p == nil {
+			continue
+		}
+		out.Rules = append(out.Rules, p.Rules...)
+		out.CacheAllows = out.CacheAllows || p.CacheAllows
+		if p.defaultSource == "" {
+			continue
+		}
+		if out.defaultSource != "" && out.Default != p.Default {
+			return nil, fmt.Errorf("conflicting defaults: %s at %s, %s at %s",
+				out.Default, out.defaultSource, p.Default, p.defaultSource)
+		}
+		out.Default, out.defaultSource = p.Default, p.defaultSource
+	}
+	return out, nil
+}
