@@ -104,6 +104,7 @@ type Backend struct {
 	spawning atomic.Int32  // helpers being started: check unknown pids' ancestry
 
 	janitor chan ignoreRequest
+	comms   commCache
 	stats   Stats
 }
 

@@ -123,7 +123,8 @@ func (g *kgroup) handleFID(kev *sys.FanotifyEvent, v *view, now time.Time) {
 	fs := fv.state
 	needAncestry := len(fv.roots) > 0 && !fv.rootOnly
 	mask := engine.Mask(kev.Mask) &^ engine.EventOnChild
-	ev := &engine.Event{Mask: mask, Filesystem: fsID(fs.dev), Pid: kev.Pid, Time: now}
+	ev := &engine.Event{Mask: mask, Filesystem: fsID(fs.dev), Pid: kev.Pid, Time: now,
+		Comm: b.comms.get(kev.Pid, now)}
 	if fv.rootOnly {
 		ev.Ancestors = fv.rootAncestors()
 	}
@@ -187,9 +188,20 @@ func (g *kgroup) handleFID(kev *sys.FanotifyEvent, v *view, now time.Time) {
 		if ev.Inode.IsZero() {
 			ev.Inode = b.objectID(fv, fid, "")
 		}
+		if ev.Path == "" {
+			ev.Path = b.objectPath(fs, fid, mask)
+		}
 		if kev.Records.Has(sys.FAN_EVENT_INFO_TYPE_ERROR) {
 			ev.FSErrno, ev.FSErrorCount = kev.Error, kev.ErrorCount
 		}
+	}
+	if kev.Records.Has(sys.FAN_EVENT_INFO_TYPE_FID) && mask&(engine.DirentEvents) != 0 && ev.Path != "" {
+		// Remember where the entry's object is (or was), for its own later self events
+		// (DELETE_SELF and MOVE_SELF carry no name).
+		if len(fs.recent) >= 4096 {
+			clear(fs.recent)
+		}
+		fs.recent[handleKey(kev.FID.Handle)] = ev.Path
 	}
 	b.eng.Notify(b.ctx, ev)
 	ev.Release()
@@ -203,4 +215,29 @@ func (g *kgroup) handleFID(kev *sys.FanotifyEvent, v *view, now time.Time) {
 	} else if mask&engine.DirentEvents != 0 && mask&engine.Rename == 0 {
 		b.maybeIgnore(kFID, ev, v)
 	}
+}
+
+// objectPath finds the path of a self event's object: where a recent directory-entry event
+// put it, or (if it still exists) where the kernel says it is now.
+func (b *Backend) objectPath(fs *fsState, fid *sys.FileID, mask engine.Mask) string {
+	key := handleKey(fid.Handle)
+	if p, ok := fs.recent[key]; ok {
+		return p
+	}
+	if d := fs.dirs[key]; d != nil {
+		return d.path // a directory we resolved before it went
+	}
+	if mask&engine.DeleteSelf != 0 || fs.anchor < 0 || len(fid.Handle.Bytes) == 0 {
+		return ""
+	}
+	fd, err := sys.OpenByHandleAt(fs.anchor, fid.Handle, sys.O_PATH)
+	if err != nil {
+		return ""
+	}
+	defer sys.Close(fd)
+	p, err := sys.FdPath(fd)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSuffix(p, " (deleted)")
 }

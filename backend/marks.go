@@ -41,6 +41,7 @@ type fsState struct {
 
 	handles map[string]engine.ID // handles of registered objects; guarded by Backend.mu
 	dirs    map[string]*dirInfo  // the FID reader's directory cache (that goroutine only)
+	recent  map[string]string    // handle → path of recent entries (the FID reader's)
 
 	fsMask   engine.Mask               // union of engine filesystem marks
 	subtrees map[engine.ID]engine.Mask // subtree roots and their unions
@@ -74,7 +75,7 @@ func (b *Backend) fsLocked(dev uint64, fd int, path string) (*fsState, error) {
 		dev: dev, fsid: st.Fsid, fd: dup, anchor: openAnchor(fd, path),
 		subtrees: map[engine.ID]engine.Mask{}, mounts: map[uint64]engine.Mask{},
 		eocDirs: map[engine.ID]bool{}, inodeDir: map[engine.ID]int{},
-		handles: map[string]engine.ID{}, dirs: map[string]*dirInfo{},
+		handles: map[string]engine.ID{}, dirs: map[string]*dirInfo{}, recent: map[string]string{},
 	}
 	fs.rootIno = fsRootIno(dev)
 	fs.ignored[kFD] = map[engine.ID]string{}

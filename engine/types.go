@@ -201,6 +201,9 @@ type Event struct {
 	OldPath string
 	// Pid and Tid identify the process and thread that caused the event (0 if unknown).
 	Pid, Tid int32
+	// Comm is the process's command name when the source read it at event time ("" if
+	// unknown): short-lived processes are gone by the time a reader could look.
+	Comm string
 	// Range is the byte range of a PreAccess event.
 	Range Range
 	// FSErrno and FSErrorCount describe an FSError event.

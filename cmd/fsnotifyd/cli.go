@@ -1,0 +1,190 @@
+//go:build linux
+
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+)
+
+// Exit statuses: 0 success, 1 a runtime error, 2 a usage error.
+const (
+	exitOK      = 0
+	exitRuntime = 1
+	exitUsage   = 2
+)
+
+// flagSet is a flag.FlagSet with GNU habits: flags may follow the positional arguments, a
+// flag may have a short and a long name, and errors are one line with what to do.
+type flagSet struct {
+	*flag.FlagSet
+	cmd      string
+	synopsis string
+	help     string // description and examples, printed by --help
+}
+
+func newFlagSet(cmd, synopsis, help string) *flagSet {
+	fs := &flagSet{FlagSet: flag.NewFlagSet(cmd, flag.ContinueOnError), cmd: cmd, synopsis: synopsis, help: help}
+	fs.SetOutput(io.Discard) // we print errors ourselves, in one line
+	return fs
+}
+
+// boolVar and friends register a flag under each of its names ("r", "recursive").
+func (fs *flagSet) boolVar(p *bool, names string, usage string) {
+	for _, n := range strings.Split(names, ",") {
+		fs.BoolVar(p, n, *p, usage)
+	}
+}
+
+func (fs *flagSet) stringVar(p *string, names string, usage string) {
+	for _, n := range strings.Split(names, ",") {
+		fs.StringVar(p, n, *p, usage)
+	}
+}
+
+func (fs *flagSet) intVar(p *int, names string, usage string) {
+	for _, n := range strings.Split(names, ",") {
+		fs.IntVar(p, n, *p, usage)
+	}
+}
+
+func (fs *flagSet) durationVar(p *time.Duration, names string, usage string) {
+	for _, n := range strings.Split(names, ",") {
+		fs.Var((*durationValue)(p), n, usage)
+	}
+}
+
+func (fs *flagSet) value(v flag.Value, names string, usage string) {
+	for _, n := range strings.Split(names, ",") {
+		fs.Var(v, n, usage)
+	}
+}
+
+// durationValue accepts Go durations ("300ms", "5s") and plain seconds ("5", "0.5"), as
+// inotifywait's -t does.
+type durationValue time.Duration
+
+func (d *durationValue) String() string { return time.Duration(*d).String() }
+func (d *durationValue) Set(s string) error {
+	if v, err := time.ParseDuration(s); err == nil {
+		if v < 0 {
+			return errors.New("must not be negative")
+		}
+		*d = durationValue(v)
+		return nil
+	}
+	var secs float64
+	if _, err := fmt.Sscanf(s, "%g", &secs); err != nil || secs < 0 || fmt.Sprint(secs) == "" {
+		return fmt.Errorf("%q is not a duration (use e.g. 300ms, 5s, 2m, or seconds)", s)
+	}
+	*d = durationValue(time.Duration(secs * float64(time.Second)))
+	return nil
+}
+
+// daemonFlag is --daemon or --daemon=SOCKET.
+type daemonFlag struct {
+	on     bool
+	socket string
+}
+
+func (d *daemonFlag) String() string   { return d.socket }
+func (d *daemonFlag) IsBoolFlag() bool { return true }
+func (d *daemonFlag) Set(s string) error {
+	switch s {
+	case "true":
+		d.on = true
+	case "false":
+		d.on = false
+	default:
+		d.on, d.socket = true, s
+	}
+	return nil
+}
+
+// errHelp is returned by parse when --help was asked for (and printed).
+var errHelp = errors.New("help")
+
+// parse parses args, allowing flags after positional arguments ("watch DIR -e create"); "--"
+// ends the flags. On --help it prints the help to stdout and returns errHelp.
+func (fs *flagSet) parse(args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fs.printHelp(os.Stdout)
+				return nil, errHelp
+			}
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if len(args) > 0 && len(rest) < len(args) && args[len(args)-len(rest)-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// usageError prints a one-line usage error and returns exitUsage.
+func (fs *flagSet) usageError(err error) int {
+	msg := err.Error()
+	// flag's messages: "flag provided but not defined: -x", "invalid value ... for flag -e: ...".
+	msg = strings.Replace(msg, "flag provided but not defined: ", "unknown flag ", 1)
+	fmt.Fprintf(os.Stderr, "fsnotifyd %s: %s (see \"fsnotifyd %s --help\")\n", fs.cmd, msg, fs.cmd)
+	return exitUsage
+}
+
+func (fs *flagSet) printHelp(w io.Writer) {
+	fmt.Fprintf(w, "Usage: fsnotifyd %s %s\n\n%s\nFlags:\n", fs.cmd, fs.synopsis, strings.TrimLeft(fs.help, "\n"))
+	// Group the aliases of each flag on one line.
+	type entry struct {
+		names []string
+		usage string
+		def   string
+		isB   bool
+	}
+	var entries []*entry
+	byUsage := map[string]*entry{}
+	fs.VisitAll(func(f *flag.Flag) {
+		key := f.Usage
+		e := byUsage[key]
+		if e == nil {
+			e = &entry{usage: f.Usage, def: f.DefValue}
+			if bf, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && bf.IsBoolFlag() {
+				e.isB = true
+			}
+			byUsage[key] = e
+			entries = append(entries, e)
+		}
+		e.names = append(e.names, f.Name)
+	})
+	for _, e := range entries {
+		var names []string
+		for _, n := range e.names {
+			if len(n) == 1 {
+				names = append([]string{"-" + n}, names...)
+			} else {
+				names = append(names, "--"+n)
+			}
+		}
+		fmt.Fprintf(w, "  %s\n      %s", strings.Join(names, ", "), e.usage)
+		if !e.isB && e.def != "" && e.def != "0" && e.def != "0s" && e.def != "[]" {
+			fmt.Fprintf(w, " (default %s)", e.def)
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+// fail prints a one-line runtime error and returns exitRuntime.
+func fail(cmd string, err error) int {
+	fmt.Fprintf(os.Stderr, "fsnotifyd %s: %v\n", cmd, err)
+	return exitRuntime
+}

@@ -1,0 +1,420 @@
+//go:build linux
+
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/policy"
+	"github.com/fsnotifyd/fsnotifyd/notify"
+)
+
+const guardHelp = `
+Decide on every access (open by default) to anything below each PATH,
+recursively, including files in directories created later (no window). The
+accessing process waits for the verdict; a denied access fails with EPERM.
+
+Rules: --deny GLOB and --allow GLOB, in command-line order, then the rules
+of --policy FILE (syntax: docs/policy.md); the first match wins, and with no
+match the access is allowed. In globs * and ? stay within one path component
+and ** crosses directories: /srv/**/*.key, /home/*/secret/**.
+
+--exec CMD runs a scanner for each access no rule allowed explicitly: the
+path is its last argument, FSNOTIFYD_PATH, FSNOTIFYD_PID and FSNOTIFYD_EVENT
+are in its environment; exit status 0 allows, anything else denies. It runs
+under the deadline (it is killed there) and its own file accesses never wait
+on the guard.
+
+--deadline bounds each decision (default 5s) and --on-timeout gives the
+verdict then (default allow, so the host stays usable if a scanner hangs);
+--deadline 0 waits forever. --permissive decides and audits but allows
+everything. --cache lets the kernel remember allows until the file changes.
+--audit FILE (or - for stdout) writes one JSON line per decision: time, path,
+pid, comm, event, verdict, rule, latency.
+
+"Watches established." is printed on stderr once the marks are in place. On
+SIGINT or SIGTERM everything pending is answered and the guard exits 0.
+Guarding needs root (fanotify permission events).
+
+Examples:
+  fsnotifyd guard --deny '/srv/**/*.key' /srv
+  fsnotifyd guard --allow '/data/public/**' --deny '/data/**' /data
+  fsnotifyd guard --policy /etc/fsnotifyd/guard.rules --audit /var/log/guard.jsonl /srv
+  fsnotifyd guard --exec 'clamdscan --no-summary' --deadline 2s --on-timeout deny --cache /home
+  fsnotifyd guard --events open,exec --permissive --audit - /opt
+`
+
+func runGuard(args []string) int {
+	var (
+		flags              []policy.Flag
+		policyFile, events string
+		execCmd, onTimeout string
+		deadline           = 5 * time.Second
+		permissive, cache  bool
+		quiet              bool
+		audit              string
+		daemon             daemonFlag
+		concurrency        int
+	)
+	fs := newFlagSet("guard", "[--policy FILE] [--deny GLOB]... [--allow GLOB]... [--events EVENTS] [--exec CMD] [--deadline DUR] [--on-timeout allow|deny] [--permissive] [--cache] [--audit FILE|-] PATH...", guardHelp)
+	fs.value(policy.FlagValue(&flags, engine.Deny), "deny", "deny accesses to paths matching GLOB (repeatable; first match wins)")
+	fs.value(policy.FlagValue(&flags, engine.Allow), "allow", "allow accesses to paths matching GLOB (repeatable; first match wins)")
+	fs.stringVar(&policyFile, "policy", "read rules from FILE (see docs/policy.md)")
+	fs.stringVar(&events, "events,e", "accesses to decide on: open, access, exec, pre_access (comma list; default open)")
+	fs.stringVar(&execCmd, "exec", "run CMD PATH for each access no rule allowed; exit 0 allows")
+	fs.durationVar(&deadline, "deadline", "bound each decision by DUR; 0 waits forever")
+	onTimeout = "allow"
+	fs.stringVar(&onTimeout, "on-timeout", "verdict at the deadline: allow or deny")
+	fs.boolVar(&permissive, "permissive", "decide and audit, but allow everything")
+	fs.boolVar(&cache, "cache", "let the kernel remember allows until the file is modified")
+	fs.stringVar(&audit, "audit", "write one JSON line per decision to FILE (- for stdout)")
+	fs.intVar(&concurrency, "concurrency", "run at most N scanners at once (default 64)")
+	fs.boolVar(&quiet, "q,quiet", "do not print \"Watches established.\"")
+	fs.value(&daemon, "daemon", "run through the fsnotifyd daemon (--daemon=SOCKET for another socket)")
+	paths, err := fs.parse(args)
+	if err != nil {
+		if err == errHelp {
+			return exitOK
+		}
+		return fs.usageError(err)
+	}
+	if len(paths) == 0 {
+		return fs.usageError(errors.New("no PATH given: name the directories (or files) to guard"))
+	}
+	timeoutVerdict, err := engine.ParseVerdict(onTimeout)
+	if err != nil {
+		return fs.usageError(fmt.Errorf("--on-timeout: %w", err))
+	}
+	kinds := notify.AccessOpen
+	if events != "" {
+		if kinds, err = notify.ParseAccessKinds(events); err != nil {
+			return fs.usageError(fmt.Errorf("--events: %w", err))
+		}
+	}
+	pol, err := policy.FromFlags(flags)
+	if err != nil {
+		return fs.usageError(err)
+	}
+	if policyFile != "" {
+		f, err := os.Open(policyFile)
+		if err != nil {
+			return fail("guard", fmt.Errorf("--policy: %w", err))
+		}
+		filePol, err := policy.Parse(policyFile, f)
+		f.Close()
+		if err != nil {
+			return fail("guard", err) // names file:line:col
+		}
+		if pol, err = policy.Concat(pol, filePol); err != nil {
+			return fail("guard", fmt.Errorf("--policy: %w", err))
+		}
+	}
+	pol.CacheAllows = pol.CacheAllows || cache
+	if pol.NeedsPreContent() && kinds&notify.AccessPreAccess == 0 {
+		// An errno= rule needs a pre-content group; pre_access rules need their events.
+		fmt.Fprintln(os.Stderr, "fsnotifyd guard: note: the policy denies with an errno or names pre_access; add --events ...,pre_access to use it (errno= applies to pre_access events only)")
+	}
+	for _, p := range paths {
+		if _, err := os.Stat(p); err != nil {
+			return fail("guard", explainPathError(p, err))
+		}
+	}
+	if deadline == 0 {
+		fmt.Fprintln(os.Stderr, "fsnotifyd guard: warning: --deadline 0: accesses wait forever for a verdict; a hung scanner will hang every process that touches the guarded files")
+	}
+	if daemon.on {
+		return guardViaDaemon(daemon, paths, kinds, pol, execCmd, deadline, timeoutVerdict, permissive, audit, quiet)
+	}
+
+	var auditW *auditWriter
+	if audit != "" {
+		if auditW, err = newAuditWriter(audit); err != nil {
+			return fail("guard", fmt.Errorf("--audit: %w", err))
+		}
+		defer auditW.close()
+	}
+	g := &guardRun{pol: pol, execCmd: execCmd, permissive: permissive, audit: auditW,
+		needPath: auditW != nil || policyNeedsPath(pol)}
+	if execCmd != "" {
+		if concurrency <= 0 {
+			concurrency = 64
+		}
+		g.scanSem = make(chan struct{}, concurrency)
+	}
+	v := notify.Allow
+	if timeoutVerdict == engine.Deny && !permissive {
+		v = notify.Deny
+	}
+	cfg := notify.GuardConfig{
+		Paths:      paths,
+		Events:     kinds,
+		Deadline:   deadline,
+		OnTimeout:  v,
+		OnClose:    notify.Allow,
+		Cache:      pol.CacheAllows,
+		Inline:     g.inline,
+		OnDecision: g.decided,
+	}
+	var handler notify.Handler
+	if execCmd != "" {
+		handler = g.scan
+	}
+	guard, err := notify.NewGuard(cfg, handler)
+	if err != nil {
+		if errors.Is(err, notify.ErrGuardNeedsPrivilege) {
+			return fail("guard", err)
+		}
+		return fail("guard", err)
+	}
+	g.guard = guard
+	if !quiet {
+		fmt.Fprintln(os.Stderr, "Watches established.")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	<-ctx.Done()
+	stop()
+	guard.Close() // answers everything pending (allow), waits for running scanners
+	if auditW != nil {
+		if n := auditW.dropped.Load(); n > 0 {
+			fmt.Fprintf(os.Stderr, "fsnotifyd guard: %d audit records were dropped (the audit file could not keep up)\n", n)
+		}
+	}
+	return exitOK
+}
+
+// policyNeedsPath reports whether any rule can tell paths apart (an allow-all policy needs
+// none, which saves a readlink per access).
+func policyNeedsPath(p *policy.Policy) bool {
+	for _, r := range p.Rules {
+		if s := r.Glob.String(); s != "**" && s != "/**" || len(r.Conditions) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// guardRun is one running guard command: its policy, scanner and audit.
+type guardRun struct {
+	guard      *notify.Guard
+	pol        *policy.Policy
+	execCmd    string
+	permissive bool
+	needPath   bool
+	audit      *auditWriter
+	scanSem    chan struct{}
+}
+
+// procInfo gives policy conditions the process's comm and uid, read on first use.
+type procInfo struct{ r *notify.Request }
+
+func (p procInfo) Comm() (string, bool) { c := p.r.Comm(); return c, c != "" }
+func (p procInfo) UID() (uint32, bool) {
+	u := p.r.Uid()
+	return uint32(u), u >= 0
+}
+
+func (g *guardRun) policyDecision(r *notify.Request) policy.Decision {
+	req := policy.Request{Event: eventMask(r.Kind), Pid: int32(r.Pid), Proc: procInfo{r}}
+	if g.needPath {
+		req.Path = r.Path()
+	}
+	return g.pol.Decide(&req)
+}
+
+// inline decides on the kernel reader goroutine by the rules alone; accesses that need the
+// scanner go to scan.
+func (g *guardRun) inline(r *notify.Request) (notify.Verdict, bool) {
+	d := g.policyDecision(r)
+	if d.Verdict == engine.Allow && d.Rule == nil && g.execCmd != "" {
+		return notify.Verdict{}, false // no rule decided: the scanner does
+	}
+	return g.final(r, d.Verdict == engine.Deny, d.Errno, d.Cache), true
+}
+
+// final applies --permissive to a verdict.
+func (g *guardRun) final(r *notify.Request, deny bool, errno syscall.Errno, cache bool) notify.Verdict {
+	if deny && g.permissive {
+		return notify.Allow
+	}
+	switch {
+	case deny && errno != 0:
+		return notify.DenyErrno(errno)
+	case deny:
+		return notify.Deny
+	case cache:
+		return notify.AllowAndCache
+	}
+	return notify.Allow
+}
+
+// scan runs --exec for one access.
+func (g *guardRun) scan(ctx context.Context, r *notify.Request) notify.Verdict {
+	select {
+	case g.scanSem <- struct{}{}:
+		defer func() { <-g.scanSem }()
+	case <-ctx.Done():
+		return notify.Allow // too late anyway: the deadline verdict applied
+	}
+	path := r.Path()
+	var cmd *exec.Cmd
+	if strings.ContainsAny(g.execCmd, " \t'\"$;|&<>(){}*?") {
+		cmd = exec.Command("/bin/sh", "-c", g.execCmd+` "$1"`, "fsnotifyd-exec", path)
+	} else {
+		cmd = exec.Command(g.execCmd, path)
+	}
+	cmd.Env = append(os.Environ(), "FSNOTIFYD_PATH="+path, "FSNOTIFYD_PID="+strconv.Itoa(r.Pid),
+		"FSNOTIFYD_EVENT="+r.Kind.String())
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // kill the scanner's children too
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	end := g.guard.Spawning() // the scanner's own opens start before we know its pid
+	err := cmd.Start()
+	if err != nil {
+		end()
+		fmt.Fprintf(os.Stderr, "fsnotifyd guard: --exec: %v\n", err)
+		return g.final(r, true, 0, false) // a scanner that cannot run cannot vouch for the file
+	}
+	done := g.guard.ExemptPid(cmd.Process.Pid)
+	end()
+	defer done()
+	waitErr := make(chan error, 1)
+	go func() { waitErr <- cmd.Wait() }()
+	select {
+	case err = <-waitErr:
+	case <-ctx.Done():
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-waitErr
+		return notify.Allow // the deadline verdict has applied already
+	}
+	deny := err != nil
+	if deny {
+		r.Note = noteScanDenied
+	}
+	cacheOK := !deny && g.pol.CacheAllows
+	return g.final(r, deny, 0, cacheOK)
+}
+
+const noteScanDenied = "scanner denied"
+
+// decided writes the audit record of one decision.
+func (g *guardRun) decided(d notify.Decision) {
+	if g.audit == nil {
+		return
+	}
+	verdict, rule := d.Verdict.String(), d.By
+	switch d.By {
+	case "inline":
+		pd := g.policyDecision(d.Request)
+		rule = pd.Source()
+		if g.permissive && pd.Verdict == engine.Deny {
+			verdict = "deny(permissive)" // what the rules said, not the allow that was sent
+		}
+	case "handler":
+		rule = "--exec"
+		if g.permissive && d.Request.Note == noteScanDenied {
+			verdict = "deny(permissive)"
+		}
+	}
+	g.audit.write(auditRecord{
+		Time:    time.Now().Format(time.RFC3339Nano),
+		Path:    d.Request.Path(),
+		Pid:     d.Request.Pid,
+		Comm:    d.Request.Comm(),
+		Event:   d.Request.Kind.String(),
+		Verdict: verdict,
+		Rule:    rule,
+		Latency: d.Latency.String(),
+		LatNS:   d.Latency.Nanoseconds(),
+	})
+}
+
+func eventMask(k notify.AccessKind) engine.Mask {
+	switch k {
+	case notify.AccessRead:
+		return engine.AccessPerm
+	case notify.AccessExec:
+		return engine.OpenExecPerm
+	case notify.AccessPreAccess:
+		return engine.PreAccess
+	}
+	return engine.OpenPerm
+}
+
+type auditRecord struct {
+	Time    string `json:"time"`
+	Path    string `json:"path"`
+	Pid     int    `json:"pid,omitempty"`
+	Comm    string `json:"comm,omitempty"`
+	Event   string `json:"event"`
+	Verdict string `json:"verdict"`
+	Rule    string `json:"rule"`
+	Latency string `json:"latency"`
+	LatNS   int64  `json:"latency_ns"`
+}
+
+// auditWriter writes audit records from its own goroutine: a decision never waits on the
+// audit file (which may itself be on a guarded filesystem, or a slow pipe). When it falls
+// behind, records are dropped and counted, never the verdicts.
+type auditWriter struct {
+	ch      chan auditRecord
+	done    chan struct{}
+	w       *bufio.Writer
+	c       io.Closer
+	dropped atomic.Uint64
+}
+
+func newAuditWriter(path string) (*auditWriter, error) {
+	a := &auditWriter{ch: make(chan auditRecord, 8192), done: make(chan struct{})}
+	if path == "-" {
+		a.w = bufio.NewWriter(os.Stdout)
+	} else {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+		if err != nil {
+			return nil, err
+		}
+		a.w, a.c = bufio.NewWriter(f), f
+	}
+	go a.run()
+	return a, nil
+}
+
+func (a *auditWriter) write(r auditRecord) {
+	select {
+	case a.ch <- r:
+	default:
+		a.dropped.Add(1)
+	}
+}
+
+func (a *auditWriter) run() {
+	defer close(a.done)
+	enc := json.NewEncoder(a.w)
+	for r := range a.ch {
+		enc.Encode(r)
+		if len(a.ch) == 0 {
+			a.w.Flush()
+		}
+	}
+	a.w.Flush()
+}
+
+func (a *auditWriter) close() {
+	close(a.ch)
+	<-a.done
+	if a.c != nil {
+		a.c.Close()
+	}
+}

@@ -1,0 +1,79 @@
+//go:build linux
+
+// Command fsnotifyd watches, traces and guards file access on Linux, embedded (no daemon
+// needed) or through the fsnotifyd daemon. Run "fsnotifyd help" for the subcommands.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+// version is set by the linker (-ldflags "-X main.version=...").
+var version = "dev"
+
+type command struct {
+	name    string
+	summary string
+	run     func(args []string) int
+}
+
+func commands() []command {
+	return []command{
+		{"watch", "report file events below paths, like inotifywait (recursive without the mkdir race)", runWatch},
+		{"trace", "report every file access on a mount, filesystem or paths, like fatrace", runTrace},
+		{"guard", "allow or deny file accesses below paths by rules, a scanner, or both", runGuard},
+		{"serve", "run the daemon that shares one kernel attachment with many clients", runServe},
+		{"stats", "print the figures of a running daemon", runStats},
+	}
+}
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	if len(args) == 0 {
+		usage(os.Stderr)
+		return exitUsage
+	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		if len(args) > 1 {
+			for _, c := range commands() {
+				if c.name == args[1] {
+					return c.run([]string{"--help"})
+				}
+			}
+		}
+		usage(os.Stdout)
+		return 0
+	case "version", "--version", "-version":
+		fmt.Println("fsnotifyd", version)
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(args[1:])
+		}
+	}
+	fmt.Fprintf(os.Stderr, "fsnotifyd: unknown command %q (run \"fsnotifyd help\" for the list)\n", args[0])
+	return exitUsage
+}
+
+func usage(w *os.File) {
+	fmt.Fprintf(w, `fsnotifyd: Linux file notification and access control.
+
+Usage: fsnotifyd COMMAND [FLAGS] [ARGS]
+
+Commands:
+`)
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-7s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, `
+Run "fsnotifyd COMMAND --help" for a command's flags and examples.
+watch, trace and guard run embedded by default (fanotify as root, inotify otherwise);
+with --daemon they run through a running "fsnotifyd serve".
+`)
+}

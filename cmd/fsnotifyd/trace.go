@@ -1,0 +1,235 @@
+//go:build linux
+
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/format"
+)
+
+const traceHelp = `
+Report every file access, one line each, like fatrace:
+
+  15:04:05.123456 cat(4242): O /srv/data/report.txt
+
+time, command(pid), event letters, path. Letters: O open, R read, W write,
+C close (CW closed after writing, CO opened and closed), E exec, A attrib,
++ create, D delete, < moved from, > moved to, <> rename (OLD -> NEW),
+F filesystem error. See docs/trace-format.md.
+
+What to trace: --mount PATH (the whole mount PATH is on: opens, reads,
+writes, closes), --fs PATH (the whole filesystem: also creates, deletes and
+moves), or PATHs (everything below each directory). With none of them, every
+real filesystem of the machine is traced (as fatrace does). Tracing needs
+root (fanotify).
+
+-p PID ignores the events of that process (fatrace's -p, e.g. your shell:
+-p $$); --pid PID shows only that process's events. Both may repeat.
+
+Examples:
+  fsnotifyd trace --mount /
+  fsnotifyd trace --fs /srv -p $$
+  fsnotifyd trace --json -n 100 /var/lib/app
+  fsnotifyd trace --pid 4242 --timeout 10s --mount /home
+`
+
+// pidList is a repeatable PID flag.
+type pidList map[int32]bool
+
+func (p pidList) String() string { return "" }
+func (p pidList) Set(s string) error {
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return fmt.Errorf("%q is not a process id", f)
+		}
+		p[int32(n)] = true
+	}
+	return nil
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(s string) error { *l = append(*l, s); return nil }
+
+func runTrace(args []string) int {
+	var (
+		mounts, fss             stringList
+		jsonOut, quiet          bool
+		count                   int
+		timeout                 time.Duration
+		ignore, only            = pidList{}, pidList{}
+		daemon                  daemonFlag
+		fmtStr, timefmt, events string
+	)
+	fs := newFlagSet("trace", "[--mount PATH | --fs PATH | PATH...] [-p PID] [--json] [-n COUNT] [--timeout DUR]", traceHelp)
+	fs.value(&mounts, "mount,c", "trace the whole mount PATH is on (repeatable)")
+	fs.value(&fss, "fs,filesystem", "trace the whole filesystem PATH is on (repeatable)")
+	fs.value(ignore, "p,ignore-pid", "ignore the events of process PID (repeatable)")
+	fs.value(only, "pid", "show only the events of process PID (repeatable)")
+	fs.boolVar(&jsonOut, "json,j", "print one JSON object per event")
+	fs.stringVar(&fmtStr, "format", "print events in this inotifywait-style format instead")
+	fs.stringVar(&timefmt, "timefmt", "strftime format of %T in --format")
+	fs.stringVar(&events, "e,event,events", "events to report, a comma list (default all; see \"watch --help\")")
+	fs.intVar(&count, "n,count", "exit after COUNT events")
+	fs.durationVar(&timeout, "t,timeout", "exit after DUR (e.g. 30s)")
+	fs.boolVar(&quiet, "q,quiet", "do not print \"Watches established.\"")
+	fs.value(&daemon, "daemon", "run through the fsnotifyd daemon (--daemon=SOCKET for another socket)")
+	paths, err := fs.parse(args)
+	if err != nil {
+		if err == errHelp {
+			return exitOK
+		}
+		return fs.usageError(err)
+	}
+	if jsonOut && fmtStr != "" {
+		return fs.usageError(errors.New("--json and --format cannot be used together"))
+	}
+	if count < 0 {
+		return fs.usageError(errors.New("-n must not be negative"))
+	}
+	var out format.Formatter = format.Trace{}
+	switch {
+	case jsonOut:
+		out = format.JSON{}
+	case fmtStr != "":
+		f, err := format.Compile(fmtStr, timefmt)
+		if err != nil {
+			return fs.usageError(fmt.Errorf("--format: %w", err))
+		}
+		out = f
+	}
+	fdMask := engine.Open | engine.Access | engine.Modify | engine.Close | engine.OpenExec
+	fidMask := engine.Create | engine.Delete | engine.Move | engine.Rename | engine.Attrib
+	if events != "" {
+		m, err := format.ParseEvents(events)
+		if err != nil {
+			return fs.usageError(fmt.Errorf("-e: %w", err))
+		}
+		fdMask &= m
+		fidMask &= m
+	}
+	var specs []watchSpec
+	addSpec := func(p string, k engine.Kind, m engine.Mask) error {
+		if _, err := os.Stat(p); err != nil {
+			return explainPathError(p, err)
+		}
+		specs = append(specs, watchSpec{path: p, abs: absPath(p), kind: k, mask: m | engine.OnDir})
+		return nil
+	}
+	for _, p := range mounts {
+		if fdMask == 0 {
+			return fs.usageError(errors.New("--mount reports opens, reads, writes and closes only (the kernel reports creates, deletes and moves per filesystem): use --fs"))
+		}
+		if err := addSpec(p, engine.KindMount, fdMask); err != nil {
+			return fail("trace", err)
+		}
+	}
+	for _, p := range fss {
+		if err := addSpec(p, engine.KindFilesystem, fdMask|fidMask); err != nil {
+			return fail("trace", err)
+		}
+	}
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			return fail("trace", explainPathError(p, err))
+		}
+		k := engine.KindSubtree
+		if !st.IsDir() {
+			k = engine.KindInode
+		}
+		if err := addSpec(p, k, fdMask|fidMask); err != nil {
+			return fail("trace", err)
+		}
+	}
+	if len(specs) == 0 {
+		all, err := realFilesystems()
+		if err != nil {
+			return fail("trace", err)
+		}
+		for _, p := range all {
+			specs = append(specs, watchSpec{path: p, abs: p, kind: engine.KindFilesystem, mask: fdMask | fidMask | engine.OnDir})
+		}
+		if !quiet {
+			fmt.Fprintf(os.Stderr, "Tracing %d filesystems (all real ones; name --mount, --fs or paths to narrow it).\n", len(all))
+		}
+	}
+	self := int32(os.Getpid())
+	keep := func(e *event) bool {
+		p := int32(e.rec.Pid)
+		if p == self || ignore[p] {
+			return false // like fatrace, never report our own writes of the output
+		}
+		return len(only) == 0 || only[p]
+	}
+	return stream("trace", specs, daemon, quiet, count, timeout, out, false, keep)
+}
+
+// pseudoFS are filesystem types that take no fanotify marks or are not real files.
+var pseudoFS = map[string]bool{
+	"proc": true, "sysfs": true, "devtmpfs": true, "devpts": true, "cgroup": true, "cgroup2": true,
+	"securityfs": true, "debugfs": true, "tracefs": true, "pstore": true, "bpf": true, "mqueue": true,
+	"hugetlbfs": true, "configfs": true, "fusectl": true, "binfmt_misc": true, "autofs": true,
+	"efivarfs": true, "rpc_pipefs": true, "nsfs": true, "ramfs": false, "overlay": false,
+}
+
+// realFilesystems returns one mount point per real filesystem in /proc/self/mountinfo.
+func realFilesystems() ([]string, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	seen := map[string]bool{}
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// id parent major:minor root mountpoint options [optional...] - fstype source superopts
+		fields := strings.Fields(sc.Text())
+		sep := -1
+		for i, f := range fields {
+			if f == "-" {
+				sep = i
+				break
+			}
+		}
+		if sep < 0 || sep+1 >= len(fields) || len(fields) < 5 {
+			continue
+		}
+		if pseudoFS[fields[sep+1]] || seen[fields[2]] {
+			continue
+		}
+		seen[fields[2]] = true
+		out = append(out, unescapeOctal(fields[4]))
+	}
+	return out, sc.Err()
+}
+
+func unescapeOctal(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}

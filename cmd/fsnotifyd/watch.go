@@ -1,0 +1,217 @@
+//go:build linux
+
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/format"
+	"github.com/fsnotifyd/fsnotifyd/notify"
+)
+
+const watchHelp = `
+Report file events below each PATH, one line each, until interrupted (like
+"inotifywait -m"). With -r the watch is recursive: as root it is one kernel
+mark for the whole tree, so files created in a directory created a moment
+earlier are reported too (inotifywait -r misses them); unprivileged it falls
+back to inotify, adding watches as directories appear.
+
+Events (-e, comma list; default all): access, modify, attrib, close_write,
+close_nowrite, close, open, open_exec, moved_from, moved_to, move, create,
+delete, delete_self, move_self, rename.
+
+--format directives (inotifywait's): %w watched directory, %f file name,
+%e events (comma list), %Xe events separated by the character X, %T time
+(per --timefmt, strftime), %p pid, %c command, %0 NUL, %n newline, %% a %.
+Default: "%w %,e %f". With --json each event is one JSON object per line:
+{"time", "path", "events", "isdir", "pid", "comm", "old_path"}; unknown fields
+are omitted.
+
+"Watches established." is printed on stderr once the marks are in place.
+Exit status: 0 after -n events, at --timeout, or on SIGINT/SIGTERM; 1 on a
+runtime error; 2 on a usage error.
+
+Examples:
+  fsnotifyd watch -r .
+  fsnotifyd watch -r -e create,delete,move /srv/data
+  fsnotifyd watch -e close_write --format '%w%f' -n 1 /var/spool/in
+  fsnotifyd watch -r --json --timeout 30s /etc
+  fsnotifyd watch --timefmt '%H:%M:%S' --format '%T %e %w%f (%c[%p])' /tmp
+`
+
+func runWatch(args []string) int {
+	var (
+		recursive, jsonOut, quiet, monitor bool
+		events, fmtStr, timefmt            string
+		count                              int
+		timeout                            time.Duration
+		daemon                             daemonFlag
+	)
+	fs := newFlagSet("watch", "[-r] [-e EVENTS] [--json | --format FMT] [--timefmt FMT] [-n COUNT] [--timeout DUR] PATH...", watchHelp)
+	fs.boolVar(&recursive, "r,recursive", "watch every directory below each PATH (a subtree watch)")
+	fs.stringVar(&events, "e,event,events", "events to report, a comma list (default all)")
+	fs.boolVar(&jsonOut, "json,j", "print one JSON object per event")
+	fs.stringVar(&fmtStr, "format", "print events in this inotifywait-style format")
+	fs.stringVar(&timefmt, "timefmt", "strftime format of %T")
+	fs.intVar(&count, "n,count", "exit after COUNT events")
+	fs.durationVar(&timeout, "t,timeout", "exit after DUR (e.g. 30s)")
+	fs.boolVar(&quiet, "q,quiet", "do not print \"Watches established.\"")
+	fs.boolVar(&monitor, "m,monitor", "keep watching (the default; accepted for inotifywait habits)")
+	fs.value(&daemon, "daemon", "run through the fsnotifyd daemon (--daemon=SOCKET for another socket)")
+	paths, err := fs.parse(args)
+	if err != nil {
+		if err == errHelp {
+			return exitOK
+		}
+		return fs.usageError(err)
+	}
+	if len(paths) == 0 {
+		return fs.usageError(errors.New("no PATH given: name at least one file or directory to watch"))
+	}
+	if jsonOut && fmtStr != "" {
+		return fs.usageError(errors.New("--json and --format cannot be used together"))
+	}
+	if count < 0 {
+		return fs.usageError(errors.New("-n must not be negative"))
+	}
+	mask := engine.Access | engine.Modify | engine.Attrib | engine.Close | engine.Open |
+		engine.Move | engine.Create | engine.Delete | engine.DeleteSelf | engine.MoveSelf
+	if events != "" {
+		if mask, err = format.ParseEvents(events); err != nil {
+			return fs.usageError(fmt.Errorf("-e: %w", err))
+		}
+	}
+	var out format.Formatter
+	switch {
+	case jsonOut:
+		out = format.JSON{}
+	default:
+		f := fmtStr
+		if f == "" {
+			f = format.DefaultFormat
+		}
+		compiled, err := format.Compile(f, timefmt)
+		if err != nil {
+			return fs.usageError(fmt.Errorf("--format: %w", err))
+		}
+		out = compiled
+	}
+	kind := engine.KindInode
+	if recursive {
+		kind = engine.KindSubtree
+	}
+	var specs []watchSpec
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			return fail("watch", explainPathError(p, err))
+		}
+		k, m := kind, mask|engine.OnDir
+		if !st.IsDir() {
+			k = engine.KindInode
+		} else if k == engine.KindInode {
+			m |= engine.EventOnChild
+		}
+		specs = append(specs, watchSpec{path: p, abs: absPath(p), kind: k, mask: m})
+	}
+	return stream("watch", specs, daemon, quiet, count, timeout, out, recursive, nil)
+}
+
+// stream opens a source, places the watches, and prints events until done.
+func stream(cmd string, specs []watchSpec, daemon daemonFlag, quiet bool, count int, timeout time.Duration,
+	out format.Formatter, recursive bool, keep func(*event) bool) int {
+	if !quiet {
+		if recursive {
+			fmt.Fprintln(os.Stderr, "Setting up watches.  Beware: since -r was given, this may take a while!")
+		} else {
+			fmt.Fprintln(os.Stderr, "Setting up watches.")
+		}
+	}
+	src, err := openSource(daemon, engine.Options{Name: cmd})
+	if err != nil {
+		return fail(cmd, err)
+	}
+	defer src.close()
+	for _, w := range specs {
+		if err := src.add(w); err != nil {
+			return fail(cmd, err)
+		}
+	}
+	if !quiet {
+		fmt.Fprintln(os.Stderr, "Watches established.")
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	w := bufio.NewWriterSize(os.Stdout, 64<<10)
+	defer w.Flush()
+	disp := &displayer{roots: specs}
+	var line []byte
+	var batch []event
+	printed := 0
+	for {
+		batch, err = src.next(ctx, batch[:0])
+		if err != nil {
+			w.Flush()
+			if ctx.Err() != nil {
+				return exitOK // --timeout or a signal
+			}
+			return fail(cmd, err)
+		}
+		for i := range batch {
+			e := &batch[i]
+			if e.overflow || e.resync {
+				what := "the kernel or our queue overflowed: events were lost"
+				if e.resync {
+					what = "the daemon restarted: events may have been missed"
+				}
+				fmt.Fprintf(os.Stderr, "fsnotifyd %s: %s\n", cmd, what)
+				if _, isJSON := out.(format.JSON); isJSON {
+					line = out.Append(line[:0], &e.rec)
+					line = append(line, '\n')
+					w.Write(line)
+				}
+				continue
+			}
+			if keep != nil && !keep(e) {
+				continue
+			}
+			isRoot := false
+			for _, s := range specs {
+				if e.rec.Path == s.abs {
+					isRoot = true
+				}
+			}
+			e.rec.Watched, e.rec.Name = disp.split(e.rec.Path, isRoot)
+			if e.rec.Pid > 0 && e.rec.Comm == "" {
+				e.rec.Comm = notify.ProcessComm(e.rec.Pid)
+			}
+			line = out.Append(line[:0], &e.rec)
+			line = append(line, '\n')
+			if _, err := w.Write(line); err != nil {
+				return fail(cmd, err)
+			}
+			printed++
+			if count > 0 && printed >= count {
+				w.Flush()
+				return exitOK
+			}
+		}
+		if err := w.Flush(); err != nil { // a pipe closed: stop quietly
+			return exitOK
+		}
+	}
+}

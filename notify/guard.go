@@ -1,0 +1,548 @@
+//go:build linux
+
+package notify
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/backend"
+	"github.com/fsnotifyd/fsnotifyd/engine"
+)
+
+// AccessKind is the kind of access a Guard decides on.
+type AccessKind uint8
+
+const (
+	// AccessOpen is an open(2) of a file or directory (FAN_OPEN_PERM).
+	AccessOpen AccessKind = 1 << iota
+	// AccessRead is each read of an open file (FAN_ACCESS_PERM; costly: every read(2) waits).
+	AccessRead
+	// AccessExec is an open for execve(2) (FAN_OPEN_EXEC_PERM).
+	AccessExec
+	// AccessPreAccess is a byte range about to be read or written (FAN_PRE_ACCESS, Linux
+	// 6.14+, on filesystems that allow it: ext4, xfs, btrfs). A deny may carry an errno.
+	AccessPreAccess
+)
+
+var accessNames = []struct {
+	k    AccessKind
+	name string
+	mask engine.Mask
+}{
+	{AccessOpen, "open", engine.OpenPerm},
+	{AccessRead, "access", engine.AccessPerm},
+	{AccessExec, "exec", engine.OpenExecPerm},
+	{AccessPreAccess, "pre_access", engine.PreAccess},
+}
+
+func (k AccessKind) String() string {
+	var parts []string
+	for _, n := range accessNames {
+		if k&n.k != 0 {
+			parts = append(parts, n.name)
+		}
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ",")
+}
+
+// ParseAccessKinds parses a comma list of open, access, exec, pre_access.
+func ParseAccessKinds(s string) (AccessKind, error) {
+	var k AccessKind
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		found := false
+		for _, n := range accessNames {
+			if f == n.name || (f == "read" && n.k == AccessRead) || (f == "pre-access" && n.k == AccessPreAccess) {
+				k |= n.k
+				found = true
+			}
+		}
+		if !found {
+			return 0, fmt.Errorf("unknown event %q (want open, access, exec, pre_access)", f)
+		}
+	}
+	return k, nil
+}
+
+func (k AccessKind) mask() engine.Mask {
+	var m engine.Mask
+	for _, n := range accessNames {
+		if k&n.k != 0 {
+			m |= n.mask
+		}
+	}
+	return m
+}
+
+func kindOf(m engine.Mask) AccessKind {
+	for _, n := range accessNames {
+		if m&n.mask != 0 {
+			return n.k
+		}
+	}
+	return 0
+}
+
+// Verdict is a Guard handler's answer.
+type Verdict struct {
+	deny  bool
+	errno syscall.Errno
+	cache bool
+}
+
+var (
+	// Allow lets the access proceed.
+	Allow = Verdict{}
+	// Deny fails the access with EPERM.
+	Deny = Verdict{deny: true}
+	// AllowAndCache allows and lets the kernel remember it for this file and kind of access
+	// until the file is modified (only if the Guard was created with Cache, and only where
+	// every permission listener on the file allowed caching).
+	AllowAndCache = Verdict{cache: true}
+)
+
+// DenyErrno fails the access with errno instead of EPERM. Only pre-content guards (those
+// watching AccessPreAccess) can, and only with EPERM, EIO, EBUSY, ETXTBSY, EAGAIN, ENOSPC or
+// EDQUOT (the kernel's FAN_DENY_ERRNO); elsewhere it is a plain deny.
+func DenyErrno(errno syscall.Errno) Verdict { return Verdict{deny: true, errno: errno} }
+
+// Denied reports whether v denies.
+func (v Verdict) Denied() bool { return v.deny }
+
+func (v Verdict) String() string {
+	switch {
+	case v.deny && v.errno != 0:
+		return "deny(" + v.errno.Error() + ")"
+	case v.deny:
+		return "deny"
+	case v.cache:
+		return "allow(cached)"
+	}
+	return "allow"
+}
+
+// Request is one access waiting for a Guard's verdict. Its methods that read /proc (Comm,
+// Uid) do so on first use; the file stays readable through File until the handler returns.
+type Request struct {
+	// Kind is the access.
+	Kind AccessKind
+	// Pid is the accessing process (0 if unknown, e.g. in another pid namespace).
+	Pid int
+	// IsDir reports a directory.
+	IsDir bool
+	// Offset and Count are the byte range of an AccessPreAccess request.
+	Offset, Count uint64
+	// Time is when the kernel event was read.
+	Time time.Time
+	// Note is free for the handler, e.g. to tell an OnDecision callback why it decided.
+	Note string
+
+	ev       *engine.Event
+	commOnce sync.Once
+	comm     string
+	uidOnce  sync.Once
+	uid      int
+}
+
+// Path returns the path the file was opened by (resolved on first use).
+func (r *Request) Path() string { return r.ev.GetPath() }
+
+// Comm returns the accessing process's command name ("" if it is gone or unknown).
+func (r *Request) Comm() string {
+	r.commOnce.Do(func() { r.comm = ProcessComm(r.Pid) })
+	return r.comm
+}
+
+// Uid returns the accessing process's effective user id, or -1 if unknown.
+func (r *Request) Uid() int {
+	r.uidOnce.Do(func() { r.uid = processUid(r.Pid) })
+	return r.uid
+}
+
+// fder is implemented by the backend's permission-event payload.
+type fder interface{ Fd() int }
+
+// File returns the file being accessed, read-only, for inspecting its content; reading it
+// causes no events. It is valid until the handler returns; do not close it. nil if the
+// source has no descriptor.
+func (r *Request) File() *os.File {
+	p, ok := r.ev.Payload.(fder)
+	if !ok {
+		return nil
+	}
+	// A duplicate, so that the caller's reads do not move the event fd's offset under
+	// other readers and closing it is harmless.
+	fd, err := syscall.Dup(p.Fd())
+	if err != nil {
+		return nil
+	}
+	syscall.CloseOnExec(fd)
+	return os.NewFile(uintptr(fd), r.Path())
+}
+
+// ProcessComm reads /proc/PID/comm ("" if the process is gone). procfs takes no fanotify
+// marks, so this never waits on a guard.
+func ProcessComm(pid int) string {
+	if pid <= 0 {
+		return ""
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSuffix(string(b), "\n")
+}
+
+func processUid(pid int) int {
+	if pid <= 0 {
+		return -1
+	}
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return -1
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "Uid:"); ok {
+			f := strings.Fields(rest) // real, effective, saved, filesystem
+			if len(f) >= 2 {
+				if uid, err := strconv.Atoi(f[1]); err == nil {
+					return uid
+				}
+			}
+		}
+	}
+	return -1
+}
+
+// Handler decides on an access. ctx ends at the Guard's deadline (or when it closes): a
+// handler that outlives it is too late, and the deadline verdict has applied.
+type Handler func(ctx context.Context, r *Request) Verdict
+
+// GuardConfig configures a Guard.
+type GuardConfig struct {
+	// Paths are guarded recursively: everything below each directory (a file guards itself),
+	// including files in directories created later, with no window.
+	Paths []string
+	// Mounts and Filesystems are guarded whole (a path on each names it).
+	Mounts, Filesystems []string
+	// Events are the kinds of access to decide on (default AccessOpen).
+	Events AccessKind
+	// Deadline bounds each decision (0: wait forever — a hung handler then hangs every
+	// access it guards); OnTimeout is the verdict at the deadline (default Allow, so the host
+	// stays usable if a handler hangs).
+	Deadline  time.Duration
+	OnTimeout Verdict
+	// OnClose answers accesses still pending when the Guard closes (default Allow, as the
+	// kernel does when a listener exits).
+	OnClose Verdict
+	// Cache lets handlers return AllowAndCache.
+	Cache bool
+	// Inline, if set, is offered every request first, on the goroutine that reads the
+	// kernel, before any queueing: it returns a verdict and true, or false to pass the
+	// request to the Handler. It must be fast and never block (a glob policy, say); it saves
+	// two goroutine hand-offs per access.
+	Inline func(r *Request) (Verdict, bool)
+	// Concurrency bounds the handlers running at once (default 256).
+	Concurrency int
+	// Backend to use (default: a private fanotify backend, closed with the Guard).
+	Backend *backend.Backend
+	// OnDecision, if set, is called after each decision (for audit logs), from the
+	// goroutine that decided; it must not block for long.
+	OnDecision func(Decision)
+}
+
+// Decision describes one decided access, for audit logs.
+type Decision struct {
+	Request *Request
+	Verdict Verdict
+	// By says who decided: "inline", "handler", "deadline", "closed".
+	By string
+	// Latency is the time from the kernel event being read to the verdict.
+	Latency time.Duration
+}
+
+// Guard decides on accesses below its paths with a Handler.
+type Guard struct {
+	cfg     GuardConfig
+	b       *backend.Backend
+	ownB    bool
+	g       *engine.Group
+	handler Handler
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	sem     chan struct{}
+	closed  atomic.Bool
+
+	decided, denied atomic.Uint64
+}
+
+// ErrGuardNeedsPrivilege: a Guard needs fanotify permission events (root, or
+// CAP_SYS_ADMIN).
+var ErrGuardNeedsPrivilege = errors.New("guarding accesses needs root (fanotify permission events need CAP_SYS_ADMIN); run as root or through the fsnotifyd daemon (--daemon)")
+
+// NewGuard starts a Guard: its marks are in place when it returns.
+func NewGuard(cfg GuardConfig, h Handler) (*Guard, error) {
+	if h == nil && cfg.Inline == nil {
+		return nil, errors.New("guard: no handler")
+	}
+	if cfg.Events == 0 {
+		cfg.Events = AccessOpen
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 256
+	}
+	if len(cfg.Paths)+len(cfg.Mounts)+len(cfg.Filesystems) == 0 {
+		return nil, errors.New("guard: nothing to guard (no paths, mounts or filesystems)")
+	}
+	gd := &Guard{cfg: cfg, handler: h, b: cfg.Backend, sem: make(chan struct{}, cfg.Concurrency)}
+	if gd.b == nil {
+		b, err := backend.New(backend.Options{Mode: backend.ModeAuto})
+		if err != nil {
+			return nil, err
+		}
+		gd.b, gd.ownB = b, true
+	}
+	if !gd.b.Privileged() {
+		gd.closeBackend()
+		return nil, ErrGuardNeedsPrivilege
+	}
+	class := engine.ClassContent
+	if cfg.Events&AccessPreAccess != 0 {
+		class = engine.ClassPreContent
+	}
+	opts := engine.Options{
+		Name:            "guard",
+		Class:           class,
+		QueueLimit:      -1, // a full queue would let accesses through unchecked
+		Deadline:        cfg.Deadline,
+		DeadlineVerdict: cfg.OnTimeout.engineVerdict(),
+		CloseVerdict:    cfg.OnClose.engineVerdict(),
+	}
+	if cfg.Inline != nil {
+		opts.Handler = gd.inline
+	}
+	g, err := gd.b.Engine().NewGroup(opts)
+	if err != nil {
+		gd.closeBackend()
+		return nil, err
+	}
+	gd.g = g
+	gd.ctx, gd.cancel = context.WithCancel(context.Background())
+	if err := gd.addMarks(); err != nil {
+		g.Close()
+		gd.cancel()
+		gd.closeBackend()
+		return nil, err
+	}
+	gd.wg.Add(1)
+	go gd.readLoop()
+	return gd, nil
+}
+
+func (v Verdict) engineVerdict() engine.Verdict {
+	if v.deny {
+		return engine.Deny
+	}
+	return engine.Allow
+}
+
+func (v Verdict) response(cacheOK bool) engine.Response {
+	r := engine.Response{Verdict: v.engineVerdict(), Errno: v.errno, Cache: v.cache && cacheOK && !v.deny}
+	return r
+}
+
+func (gd *Guard) addMarks() error {
+	mask := gd.cfg.Events.mask()
+	if mask&engine.PreAccess == 0 {
+		mask |= engine.OnDir // directories' opens are decided too
+	}
+	add := func(path string, k engine.Kind) error {
+		if k == engine.KindSubtree {
+			if st, err := os.Stat(path); err == nil && !st.IsDir() {
+				k = engine.KindInode
+			}
+		}
+		t, err := gd.b.Resolve(path, k, false)
+		if err != nil {
+			return fmt.Errorf("guard %s: %w", path, err)
+		}
+		if err := gd.b.AddMark(gd.g, t, engine.MarkSpec{Mask: mask}); err != nil {
+			return fmt.Errorf("guard %s: %w", path, err)
+		}
+		return nil
+	}
+	for _, p := range gd.cfg.Paths {
+		if err := add(p, engine.KindSubtree); err != nil {
+			return err
+		}
+	}
+	for _, p := range gd.cfg.Mounts {
+		if err := add(p, engine.KindMount); err != nil {
+			return err
+		}
+	}
+	for _, p := range gd.cfg.Filesystems {
+		if err := add(p, engine.KindFilesystem); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func newRequest(ev *engine.Event, m engine.Mask) *Request {
+	return &Request{
+		Kind:   kindOf(m),
+		Pid:    int(ev.Pid),
+		IsDir:  m&engine.OnDir != 0,
+		Offset: ev.Range.Offset,
+		Count:  ev.Range.Count,
+		Time:   ev.Time,
+		ev:     ev,
+	}
+}
+
+// inline is the engine Handler: it offers the request to cfg.Inline on the kernel reader.
+func (gd *Guard) inline(d engine.Delivery) (engine.Response, bool) {
+	r := newRequest(d.Event, d.Mask)
+	v, ok := gd.cfg.Inline(r)
+	if !ok {
+		return engine.Response{}, false
+	}
+	gd.record(r, v, "inline")
+	return v.response(gd.cfg.Cache), true
+}
+
+func (gd *Guard) record(r *Request, v Verdict, by string) {
+	gd.decided.Add(1)
+	if v.deny {
+		gd.denied.Add(1)
+	}
+	if f := gd.cfg.OnDecision; f != nil {
+		lat := time.Duration(0)
+		if !r.Time.IsZero() {
+			lat = time.Since(r.Time)
+		}
+		f(Decision{Request: r, Verdict: v, By: by, Latency: lat})
+	}
+}
+
+func (gd *Guard) readLoop() {
+	defer gd.wg.Done()
+	buf := make([]engine.Delivery, 64)
+	for {
+		n, err := gd.g.ReadBatch(gd.ctx, buf)
+		if err != nil {
+			return
+		}
+		for _, d := range buf[:n] {
+			if d.ID == 0 { // an overflow cannot happen with an unlimited queue
+				d.Release()
+				continue
+			}
+			select {
+			case gd.sem <- struct{}{}:
+			case <-gd.ctx.Done():
+				d.Release() // Close answers it
+				continue
+			}
+			gd.wg.Add(1)
+			go gd.decide(d)
+		}
+	}
+}
+
+// decide runs the handler for one queued request and answers it.
+func (gd *Guard) decide(d engine.Delivery) {
+	defer gd.wg.Done()
+	defer func() { <-gd.sem }()
+	defer d.Release()
+	r := newRequest(d.Event, d.Mask)
+	ctx := gd.ctx
+	if gd.cfg.Deadline > 0 {
+		start := r.Time
+		if start.IsZero() {
+			start = time.Now()
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, start.Add(gd.cfg.Deadline))
+		defer cancel()
+	}
+	var v Verdict
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				gd.g.Respond(d.ID, gd.cfg.OnTimeout.response(false)) // answer, then crash
+				panic(p)
+			}
+		}()
+		v = gd.handler(ctx, r)
+	}()
+	err := gd.g.Respond(d.ID, v.response(gd.cfg.Cache))
+	switch {
+	case err == nil:
+		gd.record(r, v, "handler")
+	case errors.Is(err, engine.ErrNoSuchEvent):
+		gd.record(r, gd.cfg.OnTimeout, "deadline") // too late: the deadline verdict applied
+	case errors.Is(err, engine.ErrClosed):
+		gd.record(r, gd.cfg.OnClose, "closed")
+	}
+}
+
+// FlushCache forgets every cached allow; call it when the policy changes.
+func (gd *Guard) FlushCache() { gd.b.FlushVerdictCache() }
+
+// ExemptPid exempts a helper process the handler started (a scanner): its own accesses are
+// allowed at once, never decided, so that the guard cannot wait on itself.
+func (gd *Guard) ExemptPid(pid int) (done func()) { return gd.b.ExemptPid(pid) }
+
+// Spawning brackets the start of helper processes (see backend.Backend.Spawning).
+func (gd *Guard) Spawning() (end func()) { return gd.b.Spawning() }
+
+// GuardStats are a Guard's figures.
+type GuardStats struct {
+	Decided, Denied, TimedOut uint64
+	Pending                   int
+	Engine                    engine.GroupStats
+}
+
+// Stats returns the Guard's figures.
+func (gd *Guard) Stats() GuardStats {
+	es := gd.g.Stats()
+	return GuardStats{Decided: gd.decided.Load(), Denied: gd.denied.Load(),
+		TimedOut: es.DeadlineExpired, Pending: es.Pending, Engine: es}
+}
+
+// Close answers every pending access with the OnClose verdict, removes the marks, and waits
+// for running handlers (whose late answers are discarded). It is idempotent.
+func (gd *Guard) Close() error {
+	if !gd.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	gd.g.Close() // answers pending events; handlers' Respond then gets ErrClosed
+	gd.cancel()
+	gd.wg.Wait()
+	gd.closeBackend()
+	return nil
+}
+
+func (gd *Guard) closeBackend() {
+	if gd.ownB {
+		gd.b.Close()
+	}
+}
