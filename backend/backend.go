@@ -105,6 +105,7 @@ type Backend struct {
 
 	janitor chan ignoreRequest
 	comms   commCache
+	parents parentCache
 	stats   Stats
 }
 
@@ -252,6 +253,9 @@ func (b *Backend) register(fd int, path string, k engine.Kind) (Target, error) {
 		return Target{}, fmt.Errorf("%s: %s watch: %w", path, k, ErrNeedsPrivilege)
 	}
 	obj := engine.Object{Kind: k, ID: id}
+	if b.mode == ModeInotify {
+		return b.registerInotify(fd, path, obj, st) // keeps no descriptor: see there
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {

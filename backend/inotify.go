@@ -4,15 +4,962 @@ package backend
 
 import (
 	"errors"
+	"fmt"
+	"hash/fnv"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 )
 
-// inotifyGroup is the inotify fallback (work in progress).
-type inotifyGroup struct{}
+// The inotify fallback (ModeInotify): without CAP_SYS_ADMIN, engine inode and subtree marks run
+// on one inotify instance per backend, read by one goroutine.
+//
+// inotify knows one watch per inode per instance, reports events one directory level up, and
+// has no subtree watch. So:
+//
+//   - An engine inode mark is a watch on its inode; a subtree mark is a watch on every
+//     directory of the tree (on the root's filesystem only, as a fanotify filesystem mark),
+//     kept up to date from the tree's own directory-entry events. Each watch keeps its
+//     reasons (the union of the engine's inode marks, and tree membership), and its kernel
+//     mask is the union of what they need.
+//   - A directory created in (or moved into) a tree gets its watch first, then a scan that
+//     reports a Create for every entry already there, recursively: what appeared before the
+//     watch existed is reported by the scan, what appeared after by the kernel — the
+//     `mkdir -p a/b/c && touch a/b/c/f` race that makes inotifywait -r miss files. The kernel
+//     event for an entry the scan already reported is dropped (see inoWatch.synth).
+//   - The backend keeps no descriptor on an object marked through inotify (an O_PATH
+//     descriptor holds the dentry, and the kernel then reports IN_DELETE_SELF only when it is
+//     closed: a deleted watched file would never say so). Watches are added by path, checked
+//     against the inode the object was resolved to.
+//   - A tree's directory paths are derived from the tree (parent + name), so a rename inside a
+//     tree (IN_MOVED_FROM/IN_MOVED_TO with one cookie) moves every path below it at once.
+//     Other watches learn their new path from the MOVED_TO of a watched directory; one moved
+//     where nothing is watched keeps its old path (inotify does not tell the new one).
+//   - inotify reports an event on a child twice when the child and its directory are both
+//     watched: on the directory's watch (with the name) and on the child's own, in that order
+//     (fsnotify_handle_event queues the parent's first). The engine wants one event with
+//     Inode, Parent and Ancestors; so the directory's report becomes the engine event, and
+//     the child's own report that follows it is dropped (inotifyGroup.skip).
+//   - A MOVED_FROM/MOVED_TO pair becomes, besides the two directory-entry events, one Rename
+//     event (FAN_RENAME's), before the MOVED_FROM when both are in one read, else before the
+//     MOVED_TO.
+//   - IN_Q_OVERFLOW becomes an engine overflow in every group with marks, and the trees are
+//     walked again to watch the directories whose creation was lost.
+//
+// What inotify cannot give: the pid, exec opens apart from other opens (a mark for OpenExec
+// only sees nothing), events on files of a tree whose directory is not reachable through
+// it, and the backend's own directory scans are seen as opens, reads and closes of those
+// directories (by groups that ask for such events on directories).
 
-func (g *inotifyGroup) close() {}
+// treeBits are the kernel events every directory of a tree needs, whatever the engine's marks
+// ask for: entries appearing (new directories need watches), leaving (paths and the scan
+// bookkeeping) and the directory moving.
+const treeBits = sys.IN_CREATE | sys.IN_MOVED_FROM | sys.IN_MOVED_TO | sys.IN_DELETE | sys.IN_MOVE_SELF
 
+// inotifyGroup is the backend's inotify instance and the state of its watches.
+type inotifyGroup struct {
+	b    *Backend
+	file *os.File
+	rc   syscall.RawConn
+	done chan struct{} // closed when the reader returns
+
+	closeOnce sync.Once
+
+	// mu guards everything below. Lock order: Backend.mu (held by the MaskHook) before mu;
+	// the reader takes only mu, and never holds it while dispatching.
+	mu      sync.Mutex
+	byWd    map[int32]*inoWatch
+	byID    map[engine.ID]*inoWatch
+	roots   map[engine.ID]engine.Mask // subtree roots → the engine's union on them
+	subMask engine.Mask               // union of roots
+	// skip counts child events reported through a watched directory whose second report, on
+	// the child's own watch, is still to come and must be dropped.
+	skip map[skipKey]int
+	// moves remembers recent MOVED_FROMs by cookie (like fsnotify's ring: a MOVED_FROM whose
+	// MOVED_TO never comes must not leak).
+	moves    [16]*inoMove
+	nextMove int
+	// pendingOut are directories moved away from a tree whose MOVED_TO has not been seen; at
+	// the next empty read they are taken out of the tree (moved outside every watch).
+	pendingOut []*inoMove
+	synthed    []*inoWatch // watches with a non-empty synth set
+	out        []*engine.Event
+}
+
+// inoWatch is one inotify watch: one inode.
+type inoWatch struct {
+	wd    int32
+	id    engine.ID
+	isDir bool
+	// path is the absolute path of a watch without parent (a subtree root, an inode mark
+	// outside the trees); a tree's other directories derive theirs from parent and name.
+	path     string
+	parent   *inoWatch
+	name     string
+	member   bool // in a subtree: a root or below one
+	children map[string]*inoWatch
+	explicit engine.Mask // union of the engine's inode marks on this inode
+	kmask    uint32      // the kernel mask
+	// synth holds the entries a scan reported a Create for, until the queue has been read
+	// empty once: a kernel IN_CREATE or IN_MOVED_TO for one of them was queued before the
+	// scan saw the entry, so it is a repeat.
+	synth map[string]struct{}
+}
+
+type skipKey struct {
+	wd   int32
+	mask engine.Mask
+}
+
+// inoMove is one MOVED_FROM waiting for its MOVED_TO.
+type inoMove struct {
+	cookie  uint32
+	from    *inoWatch
+	name    string
+	oldPath string
+	isDir   bool
+	moved   *inoWatch // the moved directory's watch when it was in a tree
+	renamed bool      // the Rename event went out
+	out     bool      // the directory was taken out of its tree
+}
+
+// overflowEvent marks where a kernel queue overflow sits among the events to dispatch.
+var overflowEvent = &engine.Event{Mask: engine.QueueOverflow}
+
+func (w *inoWatch) fullPath() string {
+	if w.parent == nil {
+		return w.path
+	}
+	return joinPath(w.parent.fullPath(), w.name)
+}
+
+func joinPath(dir, name string) string {
+	if dir == "/" {
+		return "/" + name
+	}
+	return dir + "/" + name
+}
+
+// chain returns w's ID and those of the tree directories above it, nearest first: the
+// ancestry that lets subtree connectors match.
+func chain(w *inoWatch) []engine.ID {
+	var ids []engine.ID
+	for ; w != nil; w = w.parent {
+		ids = append(ids, w.id)
+	}
+	return ids
+}
+
+// inMask maps engine bits onto inotify bits: the event bits share their values, an exec
+// open is an open to inotify, and a rename is the pair of moves.
+func inMask(m engine.Mask) uint32 {
+	in := uint32(m) & sys.IN_ALL_EVENTS
+	if m&engine.OpenExec != 0 {
+		in |= sys.IN_OPEN
+	}
+	if m&engine.Rename != 0 {
+		in |= sys.IN_MOVE
+	}
+	return in
+}
+
+// startInotifyLocked creates the inotify instance and its reader. Needs b.mu.
+func (b *Backend) startInotifyLocked() (*inotifyGroup, error) {
+	if b.ino != nil {
+		return b.ino, nil
+	}
+	if b.closed {
+		return nil, ErrClosed
+	}
+	fd, err := sys.InotifyInit(sys.IN_NONBLOCK)
+	if err != nil {
+		if errors.Is(err, syscall.EMFILE) {
+			return nil, fmt.Errorf("%w (too many inotify instances for this user: raise fs.inotify.max_user_instances, or close other watchers)", err)
+		}
+		return nil, err
+	}
+	g := &inotifyGroup{
+		b:     b,
+		file:  os.NewFile(uintptr(fd), "inotify"), // non-blocking: Close unblocks the reader
+		done:  make(chan struct{}),
+		byWd:  map[int32]*inoWatch{},
+		byID:  map[engine.ID]*inoWatch{},
+		roots: map[engine.ID]engine.Mask{},
+		skip:  map[skipKey]int{},
+	}
+	if g.rc, err = g.file.SyscallConn(); err != nil {
+		g.file.Close()
+		return nil, err
+	}
+	b.ino = g
+	b.wg.Add(1)
+	go g.readLoop()
+	return g, nil
+}
+
+// close closes the instance (the kernel drops its watches) and waits for the reader.
+func (g *inotifyGroup) close() {
+	if g == nil {
+		return
+	}
+	g.closeOnce.Do(func() {
+		g.file.Close()
+		<-g.done
+	})
+}
+
+// registerInotify is Backend.register in inotify mode: it records the object with its path
+// (symlinks resolved as the open resolved them) and closes fd, so that nothing pins the
+// object's dentry. It takes ownership of fd.
+func (b *Backend) registerInotify(fd int, path string, obj engine.Object, st sys.Stat) (Target, error) {
+	real, err := sys.FdPath(fd)
+	sys.Close(fd)
+	if err != nil {
+		return Target{}, err
+	}
+	real = strings.TrimSuffix(real, " (deleted)")
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return Target{}, ErrClosed
+	}
+	o := b.objects[obj]
+	if o == nil {
+		o = &object{obj: obj, fd: -1, dev: st.Dev, mntID: st.MntID, isDir: st.IsDir()}
+		b.objects[obj] = o
+	}
+	o.path = real // the newest resolution names it best
+	o.refs++
+	return Target{Object: obj, Path: path, IsDir: o.isDir}, nil
+}
+
+// addWatch and rmWatch go through the RawConn, so that they can never reach a descriptor
+// number reused after Close.
+func (g *inotifyGroup) addWatch(path string, mask uint32) (int32, error) {
+	var wd int
+	var err error
+	if cerr := g.rc.Control(func(fd uintptr) { wd, err = sys.InotifyAddWatch(int(fd), path, mask) }); cerr != nil {
+		return -1, ErrClosed
+	}
+	return int32(wd), err
+}
+
+func (g *inotifyGroup) rmWatch(wd int32) {
+	g.rc.Control(func(fd uintptr) {
+		// EINVAL: the kernel removed it already (IN_IGNORED is on its way).
+		if err := sys.InotifyRmWatch(int(fd), int(wd)); err != nil && !errors.Is(err, syscall.EINVAL) {
+			g.b.log.Warn("removing inotify watch", "err", err)
+		}
+	})
+}
+
+// inotifyMarkLocked is the MaskHook's inotify side: it makes the watches follow the engine's
+// union on o. Needs b.mu.
 func (b *Backend) inotifyMarkLocked(o *object, fs *fsState, new engine.Mask) error {
-	return errors.New("inotify fallback: not implemented yet")
+	if new&engine.PermissionEvents&^o.union != 0 {
+		return fmt.Errorf("%s: permission events: %w", o.path, ErrNeedsPrivilege)
+	}
+	if o.obj.Kind != engine.KindInode && o.obj.Kind != engine.KindSubtree {
+		if new&^o.union == 0 {
+			return nil
+		}
+		return fmt.Errorf("%s: %s watch: %w", o.path, o.obj.Kind, ErrNeedsPrivilege)
+	}
+	if new == 0 && b.ino == nil {
+		return nil
+	}
+	g, err := b.startInotifyLocked()
+	if err != nil {
+		return err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if o.obj.Kind == engine.KindInode {
+		return g.setExplicitLocked(o, new)
+	}
+	return g.setRootLocked(o, new)
+}
+
+// want is the kernel mask w needs for its reasons.
+func (g *inotifyGroup) want(w *inoWatch) uint32 {
+	m := inMask(w.explicit)
+	if w.explicit != 0 {
+		m |= sys.IN_MOVE_SELF
+		if w.isDir {
+			// The moves of its entries: watched entries learn their new paths, and pairs
+			// become Rename events.
+			m |= sys.IN_MOVE
+		}
+	}
+	if w.member {
+		m |= inMask(g.subMask) | treeBits
+	}
+	return m
+}
+
+// syncLocked brings w's kernel mask to what it needs, removing the watch when nothing needs
+// it any more.
+func (g *inotifyGroup) syncLocked(w *inoWatch) error {
+	want := g.want(w)
+	if want == 0 {
+		g.dropLocked(w, true)
+		return nil
+	}
+	if want == w.kmask {
+		return nil
+	}
+	// By path, without following a symlink put there meanwhile; the wd says whether the
+	// path still names our inode.
+	path := w.fullPath()
+	wd, err := g.addWatch(path, want|sys.IN_DONT_FOLLOW)
+	if err != nil {
+		return explainInotifyError(err)
+	}
+	if wd != w.wd {
+		// The path now names another inode (the watched one moved away): our inode is not
+		// what path resolves to; leave the new watch alone if it is someone else's.
+		if g.byWd[wd] == nil {
+			g.rmWatch(wd)
+		}
+		return fmt.Errorf("%s: %w (moved while being watched)", path, syscall.ESTALE)
+	}
+	w.kmask = want
+	return nil
+}
+
+func explainInotifyError(err error) error {
+	if errors.Is(err, syscall.ENOSPC) {
+		return fmt.Errorf("%w (inotify watch limit reached: raise fs.inotify.max_user_watches, or run as root to use fanotify)", err)
+	}
+	return err
+}
+
+// watchObjectLocked returns the watch of o's inode, creating it if needed.
+func (g *inotifyGroup) watchObjectLocked(o *object, grow bool) (*inoWatch, bool, error) {
+	if w := g.byID[o.obj.ID]; w != nil {
+		if grow && w.parent == nil {
+			w.path = o.path // just resolved: newer than what the watch knew
+		}
+		return w, false, nil
+	}
+	// IN_MASK_ADD: if the inode is watched already (a tree directory being marked) its mask
+	// is not cut.
+	wd, err := g.addWatch(o.path, sys.IN_MOVE_SELF|sys.IN_MASK_ADD|sys.IN_DONT_FOLLOW)
+	if err != nil {
+		return nil, false, explainInotifyError(err)
+	}
+	if w := g.byWd[wd]; w != nil {
+		if w.id == o.obj.ID {
+			return w, false, nil
+		}
+		return nil, false, fmt.Errorf("%s: %w (moved or replaced since it was resolved; add it again)", o.path, syscall.ESTALE)
+	}
+	if st, err := sys.Statx(sys.AT_FDCWD, o.path, sys.AT_SYMLINK_NOFOLLOW); err != nil || inodeID(st.Dev, st.Ino) != o.obj.ID {
+		g.rmWatch(wd)
+		return nil, false, fmt.Errorf("%s: %w (moved or replaced since it was resolved; add it again)", o.path, syscall.ESTALE)
+	}
+	w := &inoWatch{wd: wd, id: o.obj.ID, isDir: o.isDir, path: o.path, kmask: sys.IN_MOVE_SELF}
+	g.byWd[wd] = w
+	g.byID[w.id] = w
+	return w, true, nil
+}
+
+func (g *inotifyGroup) setExplicitLocked(o *object, new engine.Mask) error {
+	w := g.byID[o.obj.ID]
+	if w == nil && new == 0 {
+		return nil
+	}
+	if w != nil && w.parent == nil && new&^o.union != 0 {
+		w.path = o.path // a growth comes from AddMark, which just resolved the object
+	}
+	created := false
+	if w == nil {
+		var err error
+		if w, created, err = g.watchObjectLocked(o, true); err != nil {
+			return err
+		}
+	}
+	prev := w.explicit
+	w.explicit = new
+	if err := g.syncLocked(w); err != nil {
+		w.explicit = prev
+		if created {
+			g.dropLocked(w, true)
+		} else {
+			g.syncLocked(w)
+		}
+		return err
+	}
+	return nil
+}
+
+// setRootLocked adds, changes or removes the subtree rooted at o.
+func (g *inotifyGroup) setRootLocked(o *object, new engine.Mask) error {
+	id := o.obj.ID
+	old, had := g.roots[id]
+	prevSub := g.subMask
+	if new == 0 {
+		delete(g.roots, id)
+	} else {
+		g.roots[id] = new
+	}
+	g.subMask = 0
+	for _, m := range g.roots {
+		g.subMask |= m
+	}
+	var err error
+	switch {
+	case !had && new != 0:
+		err = g.addRootLocked(o)
+	case new&^old != 0:
+		if w := g.byID[id]; w != nil && w.parent == nil {
+			w.path = o.path
+		}
+	case had && new == 0:
+		if w := g.byID[id]; w != nil {
+			g.removeRootLocked(w)
+		}
+	}
+	if err == nil && g.subMask != prevSub {
+		err = g.syncMembersLocked()
+	}
+	if err != nil {
+		if had {
+			g.roots[id] = old
+		} else {
+			delete(g.roots, id)
+			if w := g.byID[id]; w != nil && w.member && w.parent == nil {
+				g.removeRootLocked(w)
+			}
+		}
+		g.subMask = prevSub
+		g.syncMembersLocked()
+	}
+	return err
+}
+
+// addRootLocked watches the tree below o's directory.
+func (g *inotifyGroup) addRootLocked(o *object) error {
+	w, created, err := g.watchObjectLocked(o, true)
+	if err != nil {
+		return err
+	}
+	wasMember := w.member
+	w.member = true
+	if err := g.syncLocked(w); err != nil {
+		w.member = wasMember
+		if created {
+			g.dropLocked(w, true)
+		}
+		return err
+	}
+	if wasMember {
+		return nil // already inside another tree: its directories are watched
+	}
+	return g.scanLocked(w, nil, false, 0)
+}
+
+// removeRootLocked takes the tree rooted at w out, unless w is itself inside another tree.
+func (g *inotifyGroup) removeRootLocked(w *inoWatch) {
+	if w.parent != nil {
+		return // still a member of the tree above
+	}
+	g.leaveTreeLocked(w)
+}
+
+// syncMembersLocked applies a new subtree union to every tree directory.
+func (g *inotifyGroup) syncMembersLocked() error {
+	var firstErr error
+	for _, w := range g.byWd {
+		if w.member {
+			if err := g.syncLocked(w); err != nil && firstErr == nil && !errors.Is(err, syscall.ENOENT) {
+				firstErr = err
+			}
+		}
+	}
+	return firstErr
+}
+
+// leaveTreeLocked takes w and the directories below it out of their tree (they were moved
+// outside it, or its root mark went away). Subtree roots below stay trees of their own;
+// directories with inode marks keep their watches with their own paths; the rest are
+// unwatched. A subtree root stays one: only its link to the tree above goes.
+func (g *inotifyGroup) leaveTreeLocked(w *inoWatch) {
+	path := w.fullPath()
+	if w.parent != nil && w.parent.children[w.name] == w {
+		delete(w.parent.children, w.name)
+	}
+	w.parent, w.name, w.path = nil, "", path
+	if _, root := g.roots[w.id]; root {
+		return
+	}
+	for name, c := range w.children {
+		delete(w.children, name)
+		c.parent, c.name, c.path = nil, "", joinPath(path, name)
+		if _, root := g.roots[c.id]; !root {
+			g.leaveTreeLocked(c)
+		}
+	}
+	w.member = false
+	g.syncLocked(w)
+}
+
+// dropLocked forgets w (and removes its kernel watch with rm).
+func (g *inotifyGroup) dropLocked(w *inoWatch, rm bool) {
+	if g.byWd[w.wd] != w {
+		return
+	}
+	if rm {
+		g.rmWatch(w.wd)
+	}
+	delete(g.byWd, w.wd)
+	if g.byID[w.id] == w {
+		delete(g.byID, w.id)
+	}
+	if w.parent != nil && w.parent.children[w.name] == w {
+		delete(w.parent.children, w.name)
+	}
+	for name, c := range w.children {
+		// Only an unmount drops a directory that still has entries: keep what is below
+		// with the paths it had.
+		c.parent, c.name, c.path = nil, "", joinPath(w.fullPath(), name)
+	}
+	w.children = nil
+	for k := range g.skip {
+		if k.wd == w.wd {
+			delete(g.skip, k)
+		}
+	}
+}
+
+// addMemberLocked watches the directory name in the tree directory parent. It returns the
+// watch, whether it was not in a tree before, and an error only for a full watch table (a
+// directory that vanished or is on another filesystem is skipped silently).
+func (g *inotifyGroup) addMemberLocked(parent *inoWatch, name string) (*inoWatch, bool, error) {
+	path := joinPath(parent.fullPath(), name)
+	st, err := sys.Statx(sys.AT_FDCWD, path, sys.AT_SYMLINK_NOFOLLOW)
+	if err != nil || !st.IsDir() || st.Dev != parent.id.Hi {
+		return nil, false, nil // gone, replaced, or a mount point: a tree stays on its filesystem
+	}
+	mask := inMask(g.subMask) | treeBits
+	wd, err := g.addWatch(path, mask|sys.IN_ONLYDIR|sys.IN_DONT_FOLLOW|sys.IN_MASK_ADD)
+	if err != nil {
+		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ENOTDIR) || errors.Is(err, ErrClosed) {
+			return nil, false, nil
+		}
+		return nil, false, explainInotifyError(err)
+	}
+	w := g.byWd[wd]
+	if w == nil {
+		w = &inoWatch{wd: wd, id: inodeID(st.Dev, st.Ino), isDir: true, kmask: mask}
+		g.byWd[wd] = w
+		if g.byID[w.id] == nil {
+			g.byID[w.id] = w
+		}
+	}
+	fresh := !w.member
+	if w.parent != nil && w.parent.children[w.name] == w {
+		delete(w.parent.children, w.name)
+	}
+	if parent.children == nil {
+		parent.children = map[string]*inoWatch{}
+	}
+	parent.children[name] = w
+	w.parent, w.name, w.member = parent, name, true
+	w.kmask |= mask
+	if w.explicit != 0 {
+		g.syncLocked(w)
+	}
+	return w, fresh, nil
+}
+
+// scanLocked watches every directory below w: below the directories it adds to the tree, and
+// with all below every directory (after an overflow). With out set, it also reports a Create
+// for every entry it finds (w is new to the tree: its entries appeared after the tree last
+// looked), remembering them in synth so that the kernel's own report of one is dropped.
+func (g *inotifyGroup) scanLocked(w *inoWatch, out *[]*engine.Event, all bool, depth int) error {
+	if depth > 4096 {
+		return nil // a loop (a directory bind-mounted below itself): stop
+	}
+	f, err := os.Open(w.fullPath())
+	if err != nil {
+		return nil // gone already: its deletion is on its way
+	}
+	entries, _ := f.ReadDir(-1)
+	f.Close()
+	var firstErr error
+	for _, e := range entries {
+		name := e.Name()
+		isDir := e.IsDir()
+		if out != nil {
+			if w.synth == nil {
+				w.synth = map[string]struct{}{}
+				g.synthed = append(g.synthed, w)
+			}
+			w.synth[name] = struct{}{}
+			*out = append(*out, g.direntEvent(w, name, engine.Create, isDir, time.Now()))
+		}
+		if !isDir {
+			continue
+		}
+		c, fresh, err := g.addMemberLocked(w, name)
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		if c != nil && (fresh || all) {
+			if err := g.scanLocked(c, out, all, depth+1); err != nil && firstErr == nil {
+				firstErr = err
+			}
+		}
+	}
+	return firstErr
+}
+
+// direntEvent builds a directory-entry event: Inode is the directory, Name the entry.
+func (g *inotifyGroup) direntEvent(w *inoWatch, name string, m engine.Mask, isDir bool, now time.Time) *engine.Event {
+	if isDir {
+		m |= engine.OnDir
+	}
+	return &engine.Event{Mask: m, Inode: w.id, Name: name, Path: joinPath(w.fullPath(), name),
+		Ancestors: chain(w.parent), Filesystem: fsID(w.id.Hi), Time: now}
+}
+
+// readLoop reads the instance until it is closed.
+func (g *inotifyGroup) readLoop() {
+	b := g.b
+	defer b.wg.Done()
+	defer close(g.done)
+	buf := make([]byte, sys.InotifyReadSize)
+	var evs []sys.InotifyEvent
+	for {
+		var n int
+		var rerr error
+		err := g.rc.Read(func(fd uintptr) bool {
+			n, rerr = sys.Read(int(fd), buf)
+			if errors.Is(rerr, syscall.EAGAIN) {
+				// The queue is empty: every event of a change made before now has been read.
+				g.drained()
+				return false
+			}
+			return true
+		})
+		if err != nil {
+			return // closed
+		}
+		if rerr != nil {
+			b.log.Error("reading inotify", "err", rerr)
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		evs = evs[:0]
+		perr := sys.ParseInotify(buf[:n], func(ev *sys.InotifyEvent) error {
+			evs = append(evs, *ev) // names alias buf, which stays put until the next read
+			return nil
+		})
+		if perr != nil {
+			b.log.Error("malformed inotify buffer", "err", perr)
+		}
+		b.stats.Events.Add(uint64(len(evs)))
+		g.handleBatch(evs, time.Now())
+	}
+}
+
+// drained runs when a read found the queue empty.
+func (g *inotifyGroup) drained() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, w := range g.synthed {
+		w.synth = nil
+	}
+	g.synthed = g.synthed[:0]
+	g.takeOutPendingLocked()
+}
+
+func (g *inotifyGroup) pendingCookie(cookie uint32) bool {
+	for _, mv := range g.pendingOut {
+		if mv.cookie == cookie {
+			return true
+		}
+	}
+	return false
+}
+
+// takeOutPendingLocked takes the directories of unpaired MOVED_FROMs out of their trees: they
+// went outside every watch. (Should a MOVED_TO come after all, it is handled as a directory
+// moved in: watched and scanned again.)
+func (g *inotifyGroup) takeOutPendingLocked() {
+	for _, mv := range g.pendingOut {
+		if w := mv.moved; w != nil && !mv.out && g.byWd[w.wd] == w && w.parent == mv.from {
+			mv.out = true
+			g.leaveTreeLocked(w)
+		}
+	}
+	g.pendingOut = g.pendingOut[:0]
+}
+
+// handleBatch turns one read's events into engine events and dispatches them in order.
+func (g *inotifyGroup) handleBatch(evs []sys.InotifyEvent, now time.Time) {
+	g.mu.Lock()
+	out := g.out[:0]
+	for i := range evs {
+		out = g.handleLocked(evs, i, out, now)
+	}
+	g.mu.Unlock()
+	b := g.b
+	for i, ev := range out {
+		out[i] = nil
+		if ev == overflowEvent {
+			g.overflow()
+			continue
+		}
+		b.eng.Notify(b.ctx, ev)
+		ev.Release()
+	}
+	g.out = out[:0]
+}
+
+func (g *inotifyGroup) handleLocked(evs []sys.InotifyEvent, i int, out []*engine.Event, now time.Time) []*engine.Event {
+	ev := &evs[i]
+	if ev.Mask&sys.IN_Q_OVERFLOW != 0 {
+		g.b.stats.KernelOverflows.Add(1)
+		out = append(out, overflowEvent)
+		// Directories created meanwhile may have no watch: look for them. (What they hold
+		// is not reported: the overflow tells the groups to look for themselves.)
+		for id := range g.roots {
+			if w := g.byID[id]; w != nil && w.member {
+				g.scanLocked(w, nil, true, 0)
+			}
+		}
+		return out
+	}
+	if len(g.pendingOut) > 0 && (ev.Mask&sys.IN_MOVED_TO == 0 || !g.pendingCookie(ev.Cookie)) {
+		// The kernel queues a MOVED_TO right after its MOVED_FROM, in the same rename: an
+		// unpaired MOVED_FROM followed by anything else went outside every watch.
+		g.takeOutPendingLocked()
+	}
+	w := g.byWd[ev.Wd]
+	if w == nil {
+		return out // removed meanwhile
+	}
+	if ev.Mask&sys.IN_IGNORED != 0 {
+		g.dropLocked(w, false)
+		return out
+	}
+	if ev.Mask&sys.IN_UNMOUNT != 0 {
+		return out // IN_IGNORED follows
+	}
+	isDir := ev.Mask&sys.IN_ISDIR != 0
+	bits := engine.Mask(ev.Mask & sys.IN_ALL_EVENTS)
+	if len(ev.Name) > 0 {
+		name := string(ev.Name)
+		if d := bits & engine.DirentEvents; d != 0 {
+			return g.direntLocked(evs, i, w, name, d, isDir, out, now)
+		}
+		return g.childLocked(w, name, bits, isDir, out, now)
+	}
+	return g.selfLocked(w, bits, out, now)
+}
+
+// childLocked handles an event on an entry of a watched directory: the engine event of a
+// child (Inode the child, Parent the directory).
+func (g *inotifyGroup) childLocked(w *inoWatch, name string, bits engine.Mask, isDir bool, out []*engine.Event, now time.Time) []*engine.Event {
+	path := joinPath(w.fullPath(), name)
+	var id engine.ID
+	if c := w.children[name]; c != nil {
+		id = c.id
+	} else if st, err := sys.Statx(sys.AT_FDCWD, path, sys.AT_SYMLINK_NOFOLLOW); err == nil {
+		id = inodeID(st.Dev, st.Ino)
+	} else {
+		id = standIn(w.id, name)
+	}
+	m := bits
+	if isDir {
+		m |= engine.OnDir
+	}
+	// The child's own watch reports this event next: that report is this one.
+	if c := g.byID[id]; c != nil && c != w && c.kmask&uint32(bits) == uint32(bits) {
+		g.skip[skipKey{c.wd, bits}]++
+	}
+	return append(out, &engine.Event{Mask: m, Inode: id, Parent: w.id, Name: name, Path: path,
+		Ancestors: chain(w), Filesystem: fsID(w.id.Hi), Time: now})
+}
+
+// standIn is a stable ID for an entry that is gone: marks are only on registered objects,
+// so it matches nothing but the directory's and the trees' marks, which do not need it.
+func standIn(dir engine.ID, name string) engine.ID {
+	h := fnv.New64a()
+	var b [16]byte
+	for i := 0; i < 8; i++ {
+		b[i] = byte(dir.Hi >> (8 * i))
+		b[8+i] = byte(dir.Lo >> (8 * i))
+	}
+	h.Write(b[:])
+	h.Write([]byte(name))
+	return engine.ID{Hi: dir.Hi, Lo: h.Sum64() | 1<<62}
+}
+
+// selfLocked handles an event on the watched object itself.
+func (g *inotifyGroup) selfLocked(w *inoWatch, bits engine.Mask, out []*engine.Event, now time.Time) []*engine.Event {
+	if child := bits & engine.PossibleOnChild; child != 0 {
+		k := skipKey{w.wd, child}
+		if n := g.skip[k]; n > 0 {
+			if n == 1 {
+				delete(g.skip, k)
+			} else {
+				g.skip[k] = n - 1
+			}
+			return out // reported through the directory already
+		}
+	}
+	if bits == 0 {
+		return out
+	}
+	m := bits
+	if w.isDir {
+		m |= engine.OnDir // inotify leaves IN_ISDIR off IN_DELETE_SELF and IN_MOVE_SELF
+	}
+	return append(out, &engine.Event{Mask: m, Inode: w.id, Path: w.fullPath(), Ancestors: chain(w.parent),
+		Filesystem: fsID(w.id.Hi), Time: now})
+}
+
+// direntLocked handles create, delete and moves of an entry of directory w.
+func (g *inotifyGroup) direntLocked(evs []sys.InotifyEvent, i int, w *inoWatch, name string, bits engine.Mask,
+	isDir bool, out []*engine.Event, now time.Time) []*engine.Event {
+	cookie := evs[i].Cookie
+	_, synthed := w.synth[name]
+	if synthed {
+		delete(w.synth, name)
+	}
+	switch {
+	case bits&engine.Create != 0:
+		if synthed {
+			return out // the scan reported it (and watched and scanned it, if a directory)
+		}
+		out = append(out, g.direntEvent(w, name, engine.Create, isDir, now))
+		if isDir && w.member {
+			out = g.newDirLocked(w, name, out, now)
+		}
+	case bits&engine.Delete != 0:
+		out = append(out, g.direntEvent(w, name, engine.Delete, isDir, now))
+	case bits&engine.MovedFrom != 0:
+		mv := &inoMove{cookie: cookie, from: w, name: name, oldPath: joinPath(w.fullPath(), name), isDir: isDir}
+		if isDir {
+			if c := w.children[name]; c != nil {
+				mv.moved = c
+			}
+		}
+		g.moves[g.nextMove] = mv
+		g.nextMove = (g.nextMove + 1) % len(g.moves)
+		// With the MOVED_TO in this read, the Rename goes first, as fanotify's does.
+		found := false
+		for j := i + 1; j < len(evs); j++ {
+			to := &evs[j]
+			if to.Mask&sys.IN_MOVED_TO != 0 && to.Cookie == cookie {
+				if tw := g.byWd[to.Wd]; tw != nil {
+					out = append(out, g.renameEvent(mv, tw, string(to.Name), now))
+					mv.renamed = true
+					found = true
+				}
+				break
+			}
+		}
+		out = append(out, g.direntEvent(w, name, engine.MovedFrom, isDir, now))
+		if mv.moved != nil && !found {
+			g.pendingOut = append(g.pendingOut, mv)
+		}
+	case bits&engine.MovedTo != 0:
+		var mv *inoMove
+		for _, m := range g.moves {
+			if m != nil && m.cookie == cookie && cookie != 0 {
+				mv = m
+				break
+			}
+		}
+		if mv != nil && !mv.renamed {
+			out = append(out, g.renameEvent(mv, w, name, now))
+			mv.renamed = true
+		}
+		if !synthed {
+			out = append(out, g.direntEvent(w, name, engine.MovedTo, isDir, now))
+		}
+		newPath := joinPath(w.fullPath(), name)
+		if st, err := sys.Statx(sys.AT_FDCWD, newPath, sys.AT_SYMLINK_NOFOLLOW); err == nil {
+			// A watch outside the trees (an inode mark) learns its new path here.
+			if x := g.byID[inodeID(st.Dev, st.Ino)]; x != nil && x.parent == nil && (mv == nil || mv.moved != x) {
+				x.path = newPath
+			}
+		}
+		if !isDir {
+			return out
+		}
+		if mv != nil && mv.moved != nil && !mv.out && g.byWd[mv.moved.wd] == mv.moved {
+			// A move of a tree directory whose watches stay: re-link it; every path below
+			// follows.
+			x := mv.moved
+			if w.member {
+				if x.parent != nil && x.parent.children[x.name] == x {
+					delete(x.parent.children, x.name)
+				}
+				if w.children == nil {
+					w.children = map[string]*inoWatch{}
+				}
+				w.children[name] = x
+				x.parent, x.name = w, name
+			} else {
+				x.path = joinPath(w.fullPath(), name)
+				g.leaveTreeLocked(x)
+			}
+		} else if w.member && !synthed {
+			out = g.newDirLocked(w, name, out, now) // moved in from outside the trees
+		}
+	}
+	return out
+}
+
+// renameEvent builds FAN_RENAME's event from a MOVED_FROM/MOVED_TO pair: Inode the old
+// directory, Target the new one.
+func (g *inotifyGroup) renameEvent(mv *inoMove, to *inoWatch, newName string, now time.Time) *engine.Event {
+	m := engine.Rename
+	if mv.isDir {
+		m |= engine.OnDir
+	}
+	return &engine.Event{Mask: m, Inode: mv.from.id, Target: to.id, Name: mv.name, NewName: newName,
+		OldPath: mv.oldPath, Path: joinPath(to.fullPath(), newName), Ancestors: chain(mv.from.parent),
+		TargetAncestors: chain(to), Filesystem: fsID(mv.from.id.Hi), Time: now}
+}
+
+// newDirLocked watches a directory that appeared in tree directory w, then scans it: a Create
+// for each entry already in it (recursively), since their own creation may have preceded
+// the watch.
+func (g *inotifyGroup) newDirLocked(w *inoWatch, name string, out []*engine.Event, now time.Time) []*engine.Event {
+	c, _, err := g.addMemberLocked(w, name)
+	if err != nil {
+		g.b.log.Error("watching a new directory", "path", joinPath(w.fullPath(), name), "err", err)
+		return append(out, overflowEvent) // its events are lost: say so
+	}
+	if c == nil {
+		return out
+	}
+	if err := g.scanLocked(c, &out, false, 0); err != nil {
+		g.b.log.Error("watching a new directory", "path", c.fullPath(), "err", err)
+		out = append(out, overflowEvent)
+	}
+	return out
+}
+
+// overflow tells every engine group with marks that it lost events.
+func (g *inotifyGroup) overflow() {
+	for _, eg := range g.b.eng.Groups() {
+		if len(eg.Marks()) > 0 {
+			eg.Overflow()
+		}
+	}
 }

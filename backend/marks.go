@@ -171,6 +171,14 @@ func kernelMask(k int, m engine.Mask) uint64 {
 }
 
 func (b *Backend) markInodeLocked(o *object, fs *fsState, new engine.Mask) error {
+	if new&^o.union != 0 {
+		// Our ignore marks on the object or its directory would hide events from this mark:
+		// drop them first (the kernel keeps an ignore mask on an inode mark it upgrades).
+		b.dropIgnoreMark(fs, o.obj.ID)
+		if !o.parent.IsZero() {
+			b.dropIgnoreMark(fs, o.parent)
+		}
+	}
 	var firstErr error
 	for k := kFD; k <= kFID; k++ {
 		want := kernelMask(k, new)
@@ -196,15 +204,11 @@ func (b *Backend) markInodeLocked(o *object, fs *fsState, new engine.Mask) error
 		switch {
 		case o.union == 0 && new != 0:
 			fs.inodeDir[o.parent]++
-			b.dropIgnoreMark(fs, o.parent)
 		case o.union != 0 && new == 0:
 			if fs.inodeDir[o.parent]--; fs.inodeDir[o.parent] <= 0 {
 				delete(fs.inodeDir, o.parent)
 			}
 		}
-	}
-	if o.isDir && new&engine.EventOnChild != 0 {
-		b.dropIgnoreMark(fs, o.obj.ID)
 	}
 	return nil
 }
@@ -315,6 +319,8 @@ type fsView struct {
 	handles    map[string]engine.ID
 	eocDirs    map[engine.ID]bool
 	inodeDirs  map[engine.ID]int
+	// ignGen is the filesystem's ignore generation when this view was published.
+	ignGen uint64
 	// subtreeOnly[k]: the bits kernel group k's filesystem mark has only because of subtrees
 	// (no filesystem or mount mark wants them): those may be ignored outside the subtrees.
 	subtreeOnly [2]uint64
@@ -348,6 +354,14 @@ func (b *Backend) publishViewLocked() {
 		}
 		v.fs[dev] = fv
 		v.byFsid[fs.fsid] = fv
+	}
+	// A new view invalidates every ignore decision taken from the old one: the janitor only
+	// installs marks decided from the current view (its generation), under ignMu.
+	for dev, fs := range b.fss {
+		fs.ignMu.Lock()
+		v.fs[dev].ignGen = fs.ignGen.Add(1)
+		b.view.Store(v)
+		fs.ignMu.Unlock()
 	}
 	b.view.Store(v)
 }

@@ -4,7 +4,7 @@
 // engine, and one in-process content group that allows every permission event, on the same
 // marks as fanref's responder (FAN_OPEN_PERM on DIR's children, or on DIR's whole mount).
 //
-//	allowall [-queue] DIR [mount]
+//	allowall [-queue] DIR [mount|subtree]
 //
 // By default the group answers through an engine Handler, on the goroutine that reads the
 // kernel; -queue makes it answer from a reader goroutine through the group's queue instead
@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/fsnotifyd/fsnotifyd/backend"
@@ -25,6 +26,13 @@ import (
 
 func main() {
 	args := os.Args[1:]
+	if prof := os.Getenv("ALLOWALL_CPUPROFILE"); prof != "" {
+		f, err := os.Create(prof)
+		if err == nil {
+			pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
+	}
 	queue := len(args) > 0 && args[0] == "-queue"
 	if queue {
 		args = args[1:]
@@ -33,7 +41,10 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: allowall [-queue] DIR [mount]")
 		os.Exit(2)
 	}
-	dir, mount := args[0], len(args) > 1 && args[1] == "mount"
+	dir, mode := args[0], ""
+	if len(args) > 1 {
+		mode = args[1]
+	}
 	b, err := backend.New(backend.Options{Mode: backend.ModeFanotify})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "allowall:", err)
@@ -50,8 +61,11 @@ func main() {
 		os.Exit(1)
 	}
 	kind, mask := engine.KindInode, engine.OpenPerm|engine.EventOnChild
-	if mount {
+	switch mode {
+	case "mount":
 		kind, mask = engine.KindMount, engine.OpenPerm
+	case "subtree":
+		kind, mask = engine.KindSubtree, engine.OpenPerm
 	}
 	t, err := b.Resolve(dir, kind, false)
 	if err == nil {
@@ -82,5 +96,5 @@ func main() {
 	<-ctx.Done()
 	g.Close()
 	st := b.Stats()
-	fmt.Printf("events %d\n", st.PermissionEvents)
+	fmt.Printf("events %d ignore-marks %d\n", st.PermissionEvents, st.IgnoreMarks)
 }

@@ -111,6 +111,9 @@ type Stat struct {
 	MntIDUnique bool
 	// MountRoot: the object is the root of its mount (STATX_ATTR_MOUNT_ROOT, 5.8).
 	MountRoot bool
+	// Ctime is the inode's change time in nanoseconds since the epoch: rename, link, unlink,
+	// chmod and writes all move it, so an unchanged Ctime means the inode kept its names.
+	Ctime int64
 }
 
 // IsDir reports whether st is a directory.
@@ -131,6 +134,7 @@ func Statx(dirfd int, path string, flags int) (Stat, error) {
 		Ino:   sx.Ino,
 		Mode:  uint32(sx.Mode),
 		Nlink: sx.Nlink,
+		Ctime: sx.Ctime.Sec*1e9 + int64(sx.Ctime.Nsec),
 		Uid:   sx.Uid,
 		Gid:   sx.Gid,
 		Size:  sx.Size,

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# What a subtree permission mark costs the REST of its filesystem: fanref's open() load on a
+# file in a directory outside the subtree, (a) with no listener, (b) with the backend + engine +
+# an allow-all group holding a subtree mark on another directory of the same filesystem (one
+# kernel filesystem mark). After the first access the backend puts an evictable ignore mark on
+# the unrelated directory, so the kernel stops sending its events. Goal: (b)/(a) <= 1.2.
+# Run as root: bash bench/ignore.sh [OPENS] [ROUNDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-200000}
+ROUNDS=${2:-5}
+out=$(mktemp -d)
+trap 'pkill -f "$out/" 2>/dev/null || true; umount -l "$out/mnt" 2>/dev/null || true; rm -rf "$out"' EXIT
+cc -O2 -pthread -o "$out/fanref" "${FANREF_C:-../shared/bench/fanref.c}"
+go build -o "$out/allowall" ./bench/allowall
+mkdir -p "$out/mnt"
+truncate -s 64M "$out/img" && mkfs.ext4 -q "$out/img" && mount -o loop "$out/img" "$out/mnt"
+mkdir -p "$out/mnt/guarded/sub" "$out/mnt/other" && echo x > "$out/mnt/other/f"
+ops() { "$out/fanref" load "$out/mnt/other/f" "$N" "$1" | awk '{for(i=1;i<=NF;i++) if($i=="ops_per_s") print $(i+1)}'; }
+for threads in 1 2; do
+	ratios=()
+	for r in $(seq "$ROUNDS"); do
+		a=$(ops "$threads")
+		"$out/allowall" "$out/mnt/guarded" subtree > "$out/l.log" 2>&1 & pid=$!
+		for _ in $(seq 100); do grep -q ready "$out/l.log" 2>/dev/null && break; sleep 0.05; done
+		b=$(ops "$threads"); kill "$pid"; wait "$pid" 2>/dev/null || true
+		line=$(awk -v t="$threads" -v a="$a" -v b="$b" 'BEGIN { printf "threads %d  no listener %.0f/s (%.2f us)  subtree elsewhere %.0f/s (%.2f us)  ratio %.3f", t, a, 1e6/a, b, 1e6/b, a/b }')
+		echo "$line  ($(tail -1 "$out/l.log"))"
+		ratios+=("$(echo "$line" | awk '{print $NF}')")
+	done
+	printf '%s\n' "${ratios[@]}" | sort -n | awk -v t="$threads" '{v[NR]=$1} END { printf "median ratio, %d thread(s): %.3f over %d rounds (goal <= 1.2)\n", t, v[int((NR+1)/2)], NR }'
+done
