@@ -1,0 +1,391 @@
+//go:build linux
+
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
+)
+
+// bin is the fsnotifyd binary built once for these tests.
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "fsnotifyd-e2e")
+	if err != nil {
+		panic(err)
+	}
+	os.Chmod(dir, 0o755) // the unprivileged tests run it too
+	bin = filepath.Join(dir, "fsnotifyd")
+	out, err := exec.Command("go", "build", "-race", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building fsnotifyd: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// proc is a running fsnotifyd subcommand.
+type proc struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	stdout bytes.Buffer
+	stderr bytes.Buffer
+	lines  chan string
+	done   chan struct{}
+	err    error
+}
+
+// start runs fsnotifyd with args and waits for "Watches established." on stderr.
+func start(t *testing.T, args ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, cmd: exec.Command(bin, args...), lines: make(chan string, 10000), done: make(chan struct{})}
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	outR, _ := p.cmd.StdoutPipe()
+	errR, _ := p.cmd.StderrPipe()
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan struct{})
+	var once sync.Once
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		sc := bufio.NewScanner(errR)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.stderr.WriteString(sc.Text() + "\n")
+			p.mu.Unlock()
+			if strings.Contains(sc.Text(), "Watches established.") {
+				once.Do(func() { close(ready) })
+			}
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		sc := bufio.NewScanner(outR)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.stdout.WriteString(sc.Text() + "\n")
+			p.mu.Unlock()
+			p.lines <- sc.Text()
+		}
+	}()
+	go func() {
+		wg.Wait()
+		p.err = p.cmd.Wait()
+		close(p.lines)
+		close(p.done)
+		once.Do(func() { close(ready) })
+	}()
+	t.Cleanup(func() {
+		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	})
+	select {
+	case <-ready:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("fsnotifyd %v: no \"Watches established.\"; stderr:\n%s", args, p.errText())
+	}
+	select {
+	case <-p.done:
+		t.Fatalf("fsnotifyd %v exited early (%v); stderr:\n%s", args, p.err, p.errText())
+	default:
+	}
+	return p
+}
+
+func (p *proc) errText() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stderr.String()
+}
+
+// stop sends SIGINT and waits; it returns the exit status.
+func (p *proc) stop() int {
+	p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.done:
+	case <-time.After(20 * time.Second):
+		p.t.Fatalf("fsnotifyd did not exit on SIGINT; stderr:\n%s", p.errText())
+	}
+	return exitStatus(p.err)
+}
+
+func exitStatus(err error) int {
+	if err == nil {
+		return 0
+	}
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	return -1
+}
+
+// collect reads output lines until want says done or the timeout passes.
+func (p *proc) collect(timeout time.Duration, done func([]string) bool) []string {
+	var got []string
+	deadline := time.After(timeout)
+	for !done(got) {
+		select {
+		case l, ok := <-p.lines:
+			if !ok {
+				return got
+			}
+			got = append(got, l)
+		case <-deadline:
+			return got
+		}
+	}
+	return got
+}
+
+func sh(t *testing.T, script string) {
+	t.Helper()
+	if out, err := exec.Command("sh", "-c", script).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", script, err, out)
+	}
+}
+
+func TestWatchRecursiveSeesEveryCreateOfMkdirP(t *testing.T) {
+	dir := testenv.Tmpfs(t)
+	p := start(t, "watch", "-r", "-e", "create", dir)
+	for i := 0; i < 5; i++ {
+		sh(t, fmt.Sprintf("mkdir -p %s/r%d/a/b/c && touch %s/r%d/a/b/c/f", dir, i, dir, i))
+	}
+	want := 5 * 5 // r, a, b, c, f per round
+	got := p.collect(10*time.Second, func(l []string) bool { return len(l) >= want })
+	files := 0
+	for _, l := range got {
+		if strings.HasSuffix(l, "/a/b/c/ CREATE f") {
+			files++
+		}
+	}
+	if len(got) != want || files != 5 {
+		t.Fatalf("got %d lines (%d file creates), want %d and 5:\n%s", len(got), files, want, strings.Join(got, "\n"))
+	}
+	if st := p.stop(); st != 0 {
+		t.Fatalf("exit status %d", st)
+	}
+}
+
+func TestWatchJSONAndCount(t *testing.T) {
+	dir := testenv.Tmpfs(t)
+	p := start(t, "watch", "--json", "-n", "2", "-e", "create,delete", dir)
+	sh(t, "touch "+dir+"/one && rm "+dir+"/one && touch "+dir+"/two")
+	<-p.done
+	if exitStatus(p.err) != 0 {
+		t.Fatalf("exit %v after -n 2; stderr: %s", p.err, p.errText())
+	}
+	p.mu.Lock()
+	out := p.stdout.String()
+	p.mu.Unlock()
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("-n 2 printed %d lines:\n%s", len(lines), out)
+	}
+	var ev struct {
+		Time   string   `json:"time"`
+		Path   string   `json:"path"`
+		Events []string `json:"events"`
+		IsDir  bool     `json:"isdir"`
+		Pid    int      `json:"pid"`
+		Comm   string   `json:"comm"`
+	}
+	if err := json.Unmarshal([]byte(lines[0]), &ev); err != nil {
+		t.Fatalf("%v: %s", err, lines[0])
+	}
+	if ev.Path != dir+"/one" || len(ev.Events) != 1 || ev.Events[0] != "CREATE" || ev.Pid <= 0 || ev.Comm != "touch" {
+		t.Fatalf("first event %+v from %s", ev, lines[0])
+	}
+	if _, err := time.Parse(time.RFC3339Nano, ev.Time); err != nil {
+		t.Fatalf("time %q: %v", ev.Time, err)
+	}
+}
+
+func TestWatchTimeoutAndErrors(t *testing.T) {
+	dir := t.TempDir()
+	start := time.Now()
+	out, err := exec.Command(bin, "watch", "-q", "--timeout", "300ms", dir).CombinedOutput()
+	if err != nil || time.Since(start) > 20*time.Second {
+		t.Fatalf("--timeout: %v, %s", err, out)
+	}
+	tests := []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"watch"}, 2, "no PATH"},
+		{[]string{"watch", "--bogus", dir}, 2, "unknown flag -bogus"},
+		{[]string{"watch", "-e", "create,sneeze", dir}, 2, "sneeze"},
+		{[]string{"watch", "/does/not/exist"}, 1, "/does/not/exist: no such file or directory"},
+		{[]string{"trace", "-p", "abc"}, 2, "not a process id"},
+		{[]string{"guard", "--on-timeout", "maybe", dir}, 2, "--on-timeout"},
+		{[]string{"guard", "--deny", "[", dir}, 2, "--deny"},
+		{[]string{"frobnicate"}, 2, "unknown command"},
+	}
+	for _, tt := range tests {
+		out, err := exec.Command(bin, tt.args...).CombinedOutput()
+		if code := exitStatus(err); code != tt.code || !strings.Contains(string(out), tt.msg) {
+			t.Errorf("fsnotifyd %v: exit %d, %q; want exit %d mentioning %q", tt.args, code, out, tt.code, tt.msg)
+		}
+		if n := strings.Count(strings.TrimSpace(string(out)), "\n"); n > 0 {
+			t.Errorf("fsnotifyd %v: %d lines of error, want one: %q", tt.args, n+1, out)
+		}
+	}
+	for _, c := range []string{"watch", "trace", "guard", "serve", "stats"} {
+		out, err := exec.Command(bin, c, "--help").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "Examples:") || !strings.Contains(string(out), "Usage: fsnotifyd "+c) {
+			t.Errorf("%s --help: %v\n%s", c, err, out)
+		}
+	}
+}
+
+func TestTraceShowsPidAndCommandOfCat(t *testing.T) {
+	dir := testenv.Tmpfs(t)
+	os.WriteFile(dir+"/data", []byte("x"), 0o644)
+	p := start(t, "trace", "--fs", dir)
+	cat := exec.Command("cat", dir+"/data")
+	cat.Stdout = io.Discard
+	if err := cat.Run(); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("cat(%d): ", cat.Process.Pid)
+	got := p.collect(10*time.Second, func(l []string) bool {
+		for _, s := range l {
+			if strings.Contains(s, want) && strings.Contains(s, "O") && strings.HasSuffix(s, dir+"/data") {
+				return true
+			}
+		}
+		return false
+	})
+	for _, s := range got {
+		if strings.Contains(s, want) && strings.HasSuffix(s, dir+"/data") {
+			fields := strings.Fields(s)
+			if _, err := time.Parse("15:04:05.000000", fields[0]); err != nil {
+				t.Errorf("line %q does not start with a time: %v", s, err)
+			}
+			return
+		}
+	}
+	t.Fatalf("no line with %q for %s/data:\n%s", want, dir, strings.Join(got, "\n"))
+}
+
+func TestGuardDenyReturnsEPERMToAnotherProcess(t *testing.T) {
+	dir := testenv.Tmpfs(t)
+	sh(t, "mkdir -p "+dir+"/g/sub && echo s > "+dir+"/g/sub/secret.key && echo ok > "+dir+"/g/ok")
+	audit := filepath.Join(t.TempDir(), "audit.jsonl")
+	p := start(t, "guard", "--deny", "/**/*.key", "--audit", audit, dir+"/g")
+	out, err := exec.Command("cat", dir+"/g/sub/secret.key").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "Operation not permitted") {
+		t.Fatalf("cat of a denied file: %v %s", err, out)
+	}
+	if out, err := exec.Command("cat", dir+"/g/ok").CombinedOutput(); err != nil {
+		t.Fatalf("cat of an allowed file: %v %s", err, out)
+	}
+	// No window: a file in a directory created just now is guarded at once.
+	out, err = exec.Command("sh", "-c", "mkdir -p "+dir+"/g/new/deeper && echo k > "+dir+"/g/new/deeper/x.key").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "Operation not permitted") {
+		t.Fatalf("creating a .key file in a new directory: %v %s", err, out)
+	}
+	if st := p.stop(); st != 0 {
+		t.Fatalf("guard exit %d on SIGINT", st)
+	}
+	data, _ := os.ReadFile(audit)
+	var denied int
+	for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var r map[string]any
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatalf("audit line %q: %v", l, err)
+		}
+		for _, k := range []string{"time", "path", "pid", "comm", "event", "verdict", "rule", "latency"} {
+			if _, ok := r[k]; !ok {
+				t.Errorf("audit line lacks %q: %s", k, l)
+			}
+		}
+		if r["verdict"] == "deny" && strings.HasSuffix(r["path"].(string), ".key") {
+			denied++
+		}
+	}
+	if denied < 2 {
+		t.Fatalf("audit shows %d denies:\n%s", denied, data)
+	}
+}
+
+func TestGuardExecScannerPastDeadlineDenies(t *testing.T) {
+	dir := testenv.Tmpfs(t)
+	os.WriteFile(dir+"/f", []byte("x"), 0o644)
+	scanner := filepath.Join(t.TempDir(), "slow-scanner")
+	os.WriteFile(scanner, []byte("#!/bin/sh\nsleep 5\nexit 0\n"), 0o755)
+	p := start(t, "guard", "--exec", scanner, "--deadline", "300ms", "--on-timeout", "deny", dir)
+	t0 := time.Now()
+	out, err := exec.Command("cat", dir+"/f").CombinedOutput()
+	took := time.Since(t0)
+	if err == nil || !strings.Contains(string(out), "Operation not permitted") {
+		t.Fatalf("cat under a scanner past its deadline: %v %s", err, out)
+	}
+	if took < 250*time.Millisecond || took > 5*time.Second {
+		t.Fatalf("denied after %v, want about 300ms", took)
+	}
+	t.Logf("denied after %v", took)
+	// A scanner that says yes allows; its environment carries the path.
+	p.stop()
+	envLog := filepath.Join(t.TempDir(), "env")
+	ok := filepath.Join(t.TempDir(), "ok-scanner")
+	os.WriteFile(ok, []byte("#!/bin/sh\necho \"$1 $FSNOTIFYD_PATH $FSNOTIFYD_EVENT $FSNOTIFYD_PID\" >> "+envLog+"\nexit 0\n"), 0o755)
+	p = start(t, "guard", "--exec", ok, dir)
+	cat := exec.Command("cat", dir+"/f")
+	if out, err := cat.CombinedOutput(); err != nil {
+		t.Fatalf("cat under an allowing scanner: %v %s", err, out)
+	}
+	p.stop()
+	data, _ := os.ReadFile(envLog)
+	want := fmt.Sprintf("%s/f %s/f open %d", dir, dir, cat.Process.Pid)
+	if !strings.Contains(string(data), want) {
+		t.Fatalf("scanner saw %q, want a line %q", data, want)
+	}
+}
+
+func TestGuardPolicyFileErrorsNameLineAndColumn(t *testing.T) {
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "bad.rules")
+	os.WriteFile(rules, []byte("deny open /x/**\ndeny opne /y/**\n"), 0o644)
+	out, err := exec.Command(bin, "guard", "--policy", rules, dir).CombinedOutput()
+	if exitStatus(err) == 0 || !strings.Contains(string(out), "bad.rules:2:6") {
+		t.Fatalf("got %v: %s", err, out)
+	}
+}
+
+func TestUnprivilegedGuardSaysRootIsNeeded(t *testing.T) {
+	dir, err := os.MkdirTemp("", "fsnotifyd-unpriv-") // not under t.TempDir(), whose parent is 0700
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o755)
+	cmd := exec.Command(bin, "guard", "--deny", "/**", dir)
+	if os.Geteuid() == 0 {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	}
+	out, err := cmd.CombinedOutput()
+	if exitStatus(err) != 1 || !strings.Contains(string(out), "needs root") {
+		t.Fatalf("unprivileged guard: %v %s", err, out)
+	}
+}
