@@ -1,0 +1,510 @@
+package proto
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Side is the end of a connection a Conn serves; it decides which messages the Conn accepts.
+type Side uint8
+
+const (
+	// DaemonSide reads client messages and writes daemon messages.
+	DaemonSide Side = iota + 1
+	// ClientSide reads daemon messages and writes client messages.
+	ClientSide
+)
+
+func (s Side) String() string {
+	switch s {
+	case DaemonSide:
+		return "daemon"
+	case ClientSide:
+		return "client"
+	}
+	return "side(?)"
+}
+
+// Read buffer sizes. A daemon holds one buffer per client and clients send small requests,
+// so its buffers start small; a client reads bursts of events, so its buffer is larger. A
+// buffer grows to hold a large frame and shrinks back once it is read.
+const (
+	daemonReadBuffer = 4 << 10
+	clientReadBuffer = 64 << 10
+	// maxKeptBuffer: a write buffer grown beyond this (by a large Stats) is dropped after use.
+	maxKeptBuffer = 64 << 10
+	// maxQueuedFDs bounds the received fds not yet claimed by a frame. A write that carries
+	// fds starts with the frame they belong to, so one read can return the fds of the frame
+	// just completing and of the next one, never more.
+	maxQueuedFDs = 2 * MaxFDs
+	// oobSize leaves room for the fds one write may carry and for SCM_CREDENTIALS, should a
+	// daemon enable SO_PASSCRED. More fds than that is a protocol violation anyway: the
+	// kernel closes what does not fit and sets MSG_CTRUNC, which fails the connection.
+	oobSize = 128
+)
+
+// Conn is one end of a daemon–client connection: it reads and writes whole messages, with
+// their fds, over a *net.UnixConn.
+//
+// Reading: one goroutine at a time (ReadMsg serialises callers). Writing: WriteMsg and
+// WriteMsgs may be called concurrently with each other and with ReadMsg; each message is
+// written whole (one writer lock), with its fds attached to the write that carries its first
+// byte. Close may be called at any time, from any goroutine.
+//
+// The Conn enforces the handshake and the direction of messages: on the daemon side the
+// first message read must be a Hello and no Hello may follow, and daemon messages are
+// refused; on the client side the first message must be a Welcome (or a Fatal). Writes
+// follow the mirror rules. A violation is an *Error with CodeUnexpected.
+//
+// Any error from ReadMsg other than a timeout is final: the stream is out of sync, later
+// calls return the same error, and the fds already received are closed. A protocol error
+// (an *Error with a code below 16) should be answered with FatalFor(0, err) and Close.
+type Conn struct {
+	uc      *net.UnixConn
+	side    Side
+	version atomic.Uint32 // the negotiated version; 0 before the handshake
+
+	rmu   sync.Mutex
+	rbuf  []byte
+	r, w  int   // unread bytes are rbuf[r:w]
+	fds   []int // fds received and not yet claimed by a frame, in arrival order
+	oob   []byte
+	rerr  error // sticky read failure
+	rseen bool  // the handshake message has been read
+
+	wmu   sync.Mutex
+	wbuf  []byte
+	wfds  []int
+	werr  error // sticky write failure (a frame was partly written)
+	wseen bool  // the handshake message has been written
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// NewConn returns a Conn for side over c. The Conn owns c from then on (Close closes it).
+func NewConn(c *net.UnixConn, side Side) *Conn {
+	if side != DaemonSide && side != ClientSide {
+		panic("proto: NewConn with invalid side")
+	}
+	return &Conn{uc: c, side: side, oob: make([]byte, oobSize)}
+}
+
+// Dial connects to the daemon's socket at path and returns the client side of the
+// connection. The caller then writes a Hello and reads the Welcome.
+func Dial(path string) (*Conn, error) {
+	c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, err
+	}
+	return NewConn(c, ClientSide), nil
+}
+
+// Pipe returns the two ends of a connected socket pair (socketpair(2)), for a daemon serving
+// a client in the same process — and for tests.
+func Pipe() (daemon, client *Conn, err error) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, os.NewSyscallError("socketpair", err)
+	}
+	var ucs [2]*net.UnixConn
+	for i, fd := range fds {
+		f := os.NewFile(uintptr(fd), "proto-pipe")
+		c, err := net.FileConn(f) // dups fd
+		f.Close()
+		if err != nil {
+			if i == 0 {
+				syscall.Close(fds[1])
+			} else {
+				ucs[0].Close()
+			}
+			return nil, nil, err
+		}
+		ucs[i] = c.(*net.UnixConn)
+	}
+	return NewConn(ucs[0], DaemonSide), NewConn(ucs[1], ClientSide), nil
+}
+
+// Side returns the side the Conn serves.
+func (c *Conn) Side() Side { return c.side }
+
+// Version returns the negotiated protocol version: set when the daemon side writes or the
+// client side reads a Welcome; 0 before.
+func (c *Conn) Version() uint16 { return uint16(c.version.Load()) }
+
+// UnixConn returns the underlying connection (for its addresses or socket options; reading
+// or writing it directly breaks the framing).
+func (c *Conn) UnixConn() *net.UnixConn { return c.uc }
+
+// PeerCred returns the peer's credentials as the kernel recorded them at connect time
+// (SO_PEERCRED): the daemon's basis for authorization.
+func (c *Conn) PeerCred() (*syscall.Ucred, error) {
+	rc, err := c.uc.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var cred *syscall.Ucred
+	var cerr error
+	if err := rc.Control(func(fd uintptr) {
+		cred, cerr = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
+	}); err != nil {
+		return nil, err
+	}
+	if cerr != nil {
+		return nil, os.NewSyscallError("getsockopt SO_PEERCRED", cerr)
+	}
+	return cred, nil
+}
+
+// SetDeadline, SetReadDeadline and SetWriteDeadline set the underlying connection's
+// deadlines. A read that times out can be retried: the Conn keeps what it read. A write
+// that times out after writing part of a frame breaks the connection (later writes fail).
+func (c *Conn) SetDeadline(t time.Time) error      { return c.uc.SetDeadline(t) }
+func (c *Conn) SetReadDeadline(t time.Time) error  { return c.uc.SetReadDeadline(t) }
+func (c *Conn) SetWriteDeadline(t time.Time) error { return c.uc.SetWriteDeadline(t) }
+
+// Close closes the connection and every received fd not handed out in a message. It is
+// safe to call concurrently with ReadMsg and WriteMsg (they fail with net.ErrClosed), and
+// more than once.
+func (c *Conn) Close() error {
+	c.closeOnce.Do(func() {
+		c.closeErr = c.uc.Close() // wakes a blocked reader, which then releases rmu
+		c.rmu.Lock()
+		c.failReadLocked(net.ErrClosed)
+		c.rmu.Unlock()
+	})
+	return c.closeErr
+}
+
+// failReadLocked makes err the sticky read error (unless one is set) and closes the queued
+// fds, which no frame will claim now.
+func (c *Conn) failReadLocked(err error) error {
+	if c.rerr == nil {
+		c.rerr = err
+	}
+	for _, fd := range c.fds {
+		syscall.Close(fd)
+	}
+	c.fds = c.fds[:0]
+	c.rbuf, c.r, c.w = nil, 0, 0
+	return c.rerr
+}
+
+// ReadMsg reads the next message. It returns io.EOF when the peer closed the connection
+// between frames, an *Error for a protocol violation (closing the fds of the rejected frame
+// and any others received), or the connection's error. The returned message owns its fds.
+func (c *Conn) ReadMsg() (Msg, error) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if c.rerr != nil {
+		return nil, c.rerr
+	}
+	for {
+		if c.w-c.r >= HeaderSize {
+			h, err := DecodeHeader(c.rbuf[c.r:c.w])
+			if err != nil {
+				return nil, c.failReadLocked(err)
+			}
+			if err := c.acceptType(h.Type); err != nil {
+				return nil, c.failReadLocked(err)
+			}
+			need := HeaderSize + int(h.Length)
+			if c.w-c.r >= need {
+				return c.frameLocked(h, need)
+			}
+			c.makeRoom(need)
+		} else {
+			c.makeRoom(HeaderSize)
+		}
+		if err := c.fill(); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// frameLocked decodes the complete frame at rbuf[r:r+need] and consumes it.
+func (c *Conn) frameLocked(h Header, need int) (Msg, error) {
+	nfds := int(h.NFDs)
+	if nfds > len(c.fds) {
+		return nil, c.failReadLocked(errorf(CodeFDCount, "%s frame declares %d fds, %d received", h.Type, nfds, len(c.fds)))
+	}
+	m, err := Decode(c.rbuf[c.r:c.r+need], c.fds[:nfds])
+	if err != nil {
+		return nil, c.failReadLocked(err) // closes the frame's fds with the rest
+	}
+	c.fds = append(c.fds[:0], c.fds[nfds:]...)
+	c.r += need
+	if c.r == c.w {
+		// Every byte received is consumed, so every fd received should have been claimed:
+		// fds arrive with the first byte of their frame, never before it.
+		if len(c.fds) > 0 {
+			CloseFDs(m)
+			return nil, c.failReadLocked(errorf(CodeFDCount, "%d fds received beyond what the frames declared", len(c.fds)))
+		}
+		c.r, c.w = 0, 0
+		if cap(c.rbuf) > max(clientReadBuffer, daemonReadBuffer) {
+			c.rbuf = nil // drop a buffer grown for a large frame
+		}
+	}
+	if m.Type() == TypeWelcome {
+		c.version.Store(uint32(m.(*Welcome).Version))
+	}
+	c.rseen = true
+	return m, nil
+}
+
+// acceptType applies the handshake and direction rules to a message about to be read.
+func (c *Conn) acceptType(t Type) error {
+	if t.FromDaemon() != (c.side == ClientSide) {
+		return errorf(CodeUnexpected, "%s message received by the %s", t, c.side)
+	}
+	switch c.side {
+	case DaemonSide:
+		if !c.rseen && t != TypeHello {
+			return errorf(CodeUnexpected, "%s before Hello: a connection starts with Hello", t)
+		}
+		if c.rseen && t == TypeHello {
+			return errorf(CodeUnexpected, "a second Hello")
+		}
+	case ClientSide:
+		if !c.rseen && t != TypeWelcome && t != TypeFatal {
+			return errorf(CodeUnexpected, "%s before Welcome", t)
+		}
+		if c.rseen && t == TypeWelcome {
+			return errorf(CodeUnexpected, "a second Welcome")
+		}
+	}
+	return nil
+}
+
+// makeRoom makes rbuf able to hold need unread bytes from r.
+func (c *Conn) makeRoom(need int) {
+	if c.rbuf == nil {
+		size := daemonReadBuffer
+		if c.side == ClientSide {
+			size = clientReadBuffer
+		}
+		c.rbuf = make([]byte, max(size, need))
+	}
+	if len(c.rbuf)-c.r >= need && c.w < len(c.rbuf) {
+		return
+	}
+	if len(c.rbuf) < need {
+		nb := make([]byte, min(max(need, 2*len(c.rbuf)), MaxFrame))
+		c.w = copy(nb, c.rbuf[c.r:c.w])
+		c.r, c.rbuf = 0, nb
+		return
+	}
+	c.w = copy(c.rbuf, c.rbuf[c.r:c.w])
+	c.r = 0
+}
+
+// fill reads more bytes (and fds) into rbuf[w:].
+func (c *Conn) fill() error {
+	n, oobn, flags, _, err := c.uc.ReadMsgUnix(c.rbuf[c.w:], c.oob)
+	n, oobn = max(n, 0), max(oobn, 0) // recvmsg's -1 on error comes through
+	c.w += n
+	if oobn > 0 {
+		if perr := c.takeRights(c.oob[:oobn]); perr != nil {
+			return c.failReadLocked(perr)
+		}
+	}
+	if flags&syscall.MSG_CTRUNC != 0 {
+		return c.failReadLocked(errorf(CodeFDCount, "more fds than a frame may carry (control data truncated)"))
+	}
+	if len(c.fds) > maxQueuedFDs {
+		return c.failReadLocked(errorf(CodeFDCount, "%d fds received ahead of their frames", len(c.fds)))
+	}
+	if err == nil && n == 0 && oobn == 0 {
+		err = io.EOF
+	}
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, io.EOF) {
+		if c.w == c.r && len(c.fds) == 0 {
+			return c.failReadLocked(io.EOF)
+		}
+		return c.failReadLocked(&Error{Code: CodeTruncated, Err: io.ErrUnexpectedEOF,
+			Msg: "connection closed inside a frame (" + strconv.Itoa(c.w-c.r) + " bytes and " + strconv.Itoa(len(c.fds)) + " fds unread)"})
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return err // the buffered state is intact: the caller may retry
+	}
+	return c.failReadLocked(err)
+}
+
+// takeRights appends the fds of the SCM_RIGHTS messages in oob to the queue. Received fds
+// are already close-on-exec: the net package reads with MSG_CMSG_CLOEXEC on Linux.
+func (c *Conn) takeRights(oob []byte) error {
+	msgs, err := syscall.ParseSocketControlMessage(oob)
+	if err != nil {
+		return errorf(CodeFDCount, "unparsable control data: %v", err)
+	}
+	for i := range msgs {
+		if msgs[i].Header.Level != syscall.SOL_SOCKET || msgs[i].Header.Type != syscall.SCM_RIGHTS {
+			continue
+		}
+		fds, err := syscall.ParseUnixRights(&msgs[i])
+		if err != nil {
+			return errorf(CodeFDCount, "unparsable SCM_RIGHTS: %v", err)
+		}
+		c.fds = append(c.fds, fds...)
+	}
+	return nil
+}
+
+// checkWrite applies the handshake and direction rules to a message about to be written.
+func (c *Conn) checkWrite(t Type, seen bool) error {
+	if t.FromDaemon() != (c.side == DaemonSide) {
+		return errorf(CodeUnexpected, "the %s cannot send %s", c.side, t)
+	}
+	switch c.side {
+	case DaemonSide:
+		if !seen && t != TypeWelcome && t != TypeFatal {
+			return errorf(CodeUnexpected, "%s before Welcome", t)
+		}
+		if seen && t == TypeWelcome {
+			return errorf(CodeUnexpected, "a second Welcome")
+		}
+	case ClientSide:
+		if !seen && t != TypeHello {
+			return errorf(CodeUnexpected, "%s before Hello", t)
+		}
+		if seen && t == TypeHello {
+			return errorf(CodeUnexpected, "a second Hello")
+		}
+	}
+	return nil
+}
+
+func (c *Conn) wrote(m Msg) {
+	c.wseen = true
+	if w, ok := m.(*Welcome); ok {
+		c.version.Store(uint32(w.Version))
+	}
+}
+
+// WriteMsg writes m with its fds. It does not close m's fds: the caller may close them once
+// WriteMsg returns. An encoding or handshake error writes nothing; an I/O error after part of
+// the frame was written breaks the connection for writing (the caller should Close it).
+func (c *Conn) WriteMsg(m Msg) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.werr != nil {
+		return c.werr
+	}
+	if m == nil {
+		return errorf(CodeBadField, "nil message")
+	}
+	if err := c.checkWrite(m.Type(), c.wseen); err != nil {
+		return err
+	}
+	buf, fds, err := Append(c.wbuf[:0], c.wfds[:0], m)
+	if err != nil {
+		return err
+	}
+	err = c.writeLocked(buf, fds)
+	c.keepWriteBuffers(buf, fds)
+	if err == nil {
+		c.wrote(m)
+	}
+	return err
+}
+
+// WriteMsgs writes ms in order with as few system calls as the fd rule allows: frames
+// without fds are coalesced, and each frame with fds starts a new write (so its fds arrive
+// with its first byte). It checks and encodes every message before writing any, so an
+// encoding or handshake error writes nothing.
+func (c *Conn) WriteMsgs(ms ...Msg) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.werr != nil {
+		return c.werr
+	}
+	type seg struct{ off, fd int } // a write starts at buf[off] and carries fds from fds[fd]
+	var segsArr [8]seg
+	segs := append(segsArr[:0], seg{0, 0})
+	buf, fds := c.wbuf[:0], c.wfds[:0]
+	seen := c.wseen
+	for _, m := range ms {
+		if m == nil {
+			return errorf(CodeBadField, "nil message")
+		}
+		if err := c.checkWrite(m.Type(), seen); err != nil {
+			return err
+		}
+		seen = true
+		off, nfds := len(buf), len(fds)
+		var err error
+		if buf, fds, err = Append(buf, fds, m); err != nil {
+			return err
+		}
+		if len(fds) > nfds {
+			segs = append(segs, seg{off, nfds})
+		}
+	}
+	var err error
+	for i, s := range segs {
+		end, endFD := len(buf), len(fds)
+		if i+1 < len(segs) {
+			end, endFD = segs[i+1].off, segs[i+1].fd
+		}
+		if end > s.off {
+			if err = c.writeLocked(buf[s.off:end], fds[s.fd:endFD]); err != nil {
+				break
+			}
+		}
+	}
+	c.keepWriteBuffers(buf, fds)
+	if err == nil {
+		for _, m := range ms {
+			c.wrote(m)
+		}
+	}
+	return err
+}
+
+func (c *Conn) keepWriteBuffers(buf []byte, fds []int) {
+	if cap(buf) <= maxKeptBuffer {
+		c.wbuf = buf[:0]
+	} else {
+		c.wbuf = nil
+	}
+	c.wfds = fds[:0]
+}
+
+// writeLocked writes b, attaching fds to the first write. A short sendmsg (the socket buffer
+// had room for part of b) is completed with plain writes: the fds went with the first part.
+func (c *Conn) writeLocked(b []byte, fds []int) error {
+	var n int
+	var err error
+	if len(fds) > 0 {
+		n, _, err = c.uc.WriteMsgUnix(b, syscall.UnixRights(fds...), nil)
+		if err == nil && n < len(b) {
+			var m int
+			m, err = c.uc.Write(b[n:])
+			n += m
+		}
+	} else {
+		n, err = c.uc.Write(b)
+	}
+	if err == nil {
+		return nil
+	}
+	if n == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+		return err // nothing written: the stream is intact
+	}
+	c.werr = err
+	if n > 0 {
+		c.werr = &Error{Code: CodeTruncated, Err: err, Msg: "connection broken: a frame was partly written"}
+	}
+	return c.werr
+}

@@ -1,0 +1,671 @@
+package proto
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/engine"
+)
+
+const oPath = 0x200000 // O_PATH (the syscall package lacks it)
+
+func pipe(t testing.TB) (d, c *Conn) {
+	t.Helper()
+	d, c, err := Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close(); c.Close() })
+	return d, c
+}
+
+func handshake(t testing.TB, d, c *Conn) {
+	t.Helper()
+	if err := c.WriteMsg(&Hello{Req: 1, MinVersion: MinVersion, MaxVersion: MaxVersion, Name: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := d.ReadMsg()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := m.(*Hello)
+	v, err := Negotiate(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.WriteMsg(&Welcome{Req: h.Req, Version: v, ClientID: 1, Instance: testInstance, Fresh: true}); err != nil {
+		t.Fatal(err)
+	}
+	m, err = c.ReadMsg()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := m.(*Welcome); w.Version != 1 || c.Version() != 1 || d.Version() != 1 {
+		t.Fatalf("versions: welcome %d, client %d, daemon %d", w.Version, c.Version(), d.Version())
+	}
+}
+
+// rawPipe returns a daemon Conn and the raw client socket, for sending arbitrary bytes.
+func rawPipe(t testing.TB) (*Conn, *net.UnixConn) {
+	t.Helper()
+	d, c := pipe(t)
+	return d, c.UnixConn()
+}
+
+func openFDs(t testing.TB) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+func openPath(t testing.TB, path string) int {
+	t.Helper()
+	fd, err := syscall.Open(path, oPath|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fd
+}
+
+func sameFile(t testing.TB, a, b int) bool {
+	t.Helper()
+	var sa, sb syscall.Stat_t
+	if err := syscall.Fstat(a, &sa); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Fstat(b, &sb); err != nil {
+		t.Fatal(err)
+	}
+	return sa.Dev == sb.Dev && sa.Ino == sb.Ino
+}
+
+func fcntl(t testing.TB, fd, cmd int) int {
+	t.Helper()
+	r, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), uintptr(cmd), 0)
+	if errno != 0 {
+		t.Fatalf("fcntl(%d, %d): %v", fd, cmd, errno)
+	}
+	return int(r)
+}
+
+func TestConnHandshake(t *testing.T) {
+	d, c := pipe(t)
+	if c.Side() != ClientSide || d.Side() != DaemonSide || d.Version() != 0 {
+		t.Fatal("sides")
+	}
+	handshake(t, d, c)
+	if err := c.WriteMsg(&Ping{Req: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := d.ReadMsg(); err != nil || m.(*Ping).Req != 2 {
+		t.Fatal(m, err)
+	}
+	if err := d.WriteMsg(&Pong{Req: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := c.ReadMsg(); err != nil || m.(*Pong).Req != 2 {
+		t.Fatal(m, err)
+	}
+}
+
+func TestConnPassesFDs(t *testing.T) {
+	d, c := pipe(t)
+	handshake(t, d, c)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "f")
+	if err := os.WriteFile(file, []byte("content"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	base := openFDs(t)
+
+	// Client → daemon: O_PATH fds of a directory and a file, as mark targets.
+	for _, target := range []string{dir, file} {
+		fd := openPath(t, target)
+		if err := c.WriteMsg(&AddMark{Req: 3, Kind: engine.KindInode, Mask: engine.Open, Target: NewFD(fd)}); err != nil {
+			t.Fatal(err)
+		}
+		m, err := d.ReadMsg()
+		if err != nil {
+			t.Fatal(err)
+		}
+		am := m.(*AddMark)
+		got := am.Target.Int()
+		if got < 0 || got == fd {
+			t.Fatalf("received fd %d (sent %d)", got, fd)
+		}
+		if !sameFile(t, fd, got) {
+			t.Fatalf("%s: received fd is another file", target)
+		}
+		if fcntl(t, got, syscall.F_GETFD)&syscall.FD_CLOEXEC == 0 {
+			t.Error("received fd is not close-on-exec")
+		}
+		if fcntl(t, got, syscall.F_GETFL)&oPath == 0 {
+			t.Error("received fd lost O_PATH")
+		}
+		syscall.Close(fd)
+		CloseFDs(am)
+		if am.Target.Valid() {
+			t.Error("CloseFDs left the fd")
+		}
+	}
+
+	// Daemon → client: a permission event's open file, readable by the client.
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.WriteMsg(&Event{ID: 5, Mask: engine.OpenPerm, Path: file, FD: NewFD(int(f.Fd()))}); err != nil {
+		t.Fatal(err)
+	}
+	f.Close() // the kernel holds the sent reference
+	m, err := c.ReadMsg()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := m.(*Event)
+	got := os.NewFile(uintptr(ev.FD.Take()), "event")
+	data, err := io.ReadAll(got)
+	got.Close()
+	if err != nil || string(data) != "content" {
+		t.Fatalf("read through the event fd: %q, %v", data, err)
+	}
+	if n := openFDs(t); n != base {
+		t.Errorf("%d fds open, %d before", n, base)
+	}
+}
+
+func TestConnWriteMsgsBatch(t *testing.T) {
+	d, c := pipe(t)
+	handshake(t, d, c)
+	dir := t.TempDir()
+	var paths []string
+	var ms []Msg
+	var sent []int
+	for i := range 20 {
+		p := filepath.Join(dir, fmt.Sprint(i))
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+		if i%3 == 0 {
+			ms = append(ms, &Event{Mask: engine.Create, Path: p})
+			continue
+		}
+		fd := openPath(t, p)
+		sent = append(sent, fd)
+		ms = append(ms, &Event{ID: uint64(i + 1), Mask: engine.OpenPerm, Path: p, FD: NewFD(fd)})
+	}
+	ms = append(ms, &Overflow{Reason: OverflowConnection}, &Pong{Req: 9})
+	if err := d.WriteMsgs(ms...); err != nil {
+		t.Fatal(err)
+	}
+	for _, fd := range sent {
+		syscall.Close(fd)
+	}
+	for i, want := range ms {
+		m, err := c.ReadMsg()
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if m.Type() != want.Type() {
+			t.Fatalf("message %d is %v, want %v", i, m.Type(), want.Type())
+		}
+		if ev, ok := m.(*Event); ok {
+			if ev.Path != paths[i] {
+				t.Fatalf("message %d: path %s", i, ev.Path)
+			}
+			if ev.FD.Valid() != (ev.ID != 0) {
+				t.Fatalf("message %d: fd %v", i, ev.FD)
+			}
+			if ev.FD.Valid() {
+				fd := openPath(t, paths[i])
+				if !sameFile(t, fd, ev.FD.Int()) {
+					t.Fatalf("message %d: fd of another file", i)
+				}
+				syscall.Close(fd)
+				ev.FD.Close()
+			}
+		}
+	}
+	// An invalid message anywhere writes nothing.
+	if err := d.WriteMsgs(&Pong{Req: 1}, &Event{}); !errors.Is(err, ErrBadField) {
+		t.Fatalf("WriteMsgs with a bad message: %v", err)
+	}
+	d.WriteMsg(&Pong{Req: 77})
+	if m, err := c.ReadMsg(); err != nil || m.(*Pong).Req != 77 {
+		t.Fatalf("after a refused batch: %v %v", m, err)
+	}
+}
+
+// TestConnPartialWrites sends large frames with fds through a small socket buffer and a slow
+// reader, so that sendmsg takes only part of a write and the rest follows without fds.
+func TestConnPartialWrites(t *testing.T) {
+	d, c := pipe(t)
+	handshake(t, d, c)
+	for _, conn := range []*net.UnixConn{d.UnixConn(), c.UnixConn()} {
+		conn.SetWriteBuffer(4096)
+		conn.SetReadBuffer(4096)
+	}
+	file := filepath.Join(t.TempDir(), "f")
+	os.WriteFile(file, nil, 0o644)
+	fd := openPath(t, file)
+	defer syscall.Close(fd)
+	long := "/" + strings.Repeat("d", MaxPath-1)
+	const n = 200
+	errc := make(chan error, 1)
+	go func() {
+		for i := range n {
+			ms := []Msg{
+				&Event{ID: uint64(i + 1), Mask: engine.OpenPerm, Path: long, FD: NewFD(fd)},
+				&Event{Mask: engine.Modify, Path: long, OldPath: long},
+				&Event{ID: uint64(i + 1), Mask: engine.AccessPerm, Path: long, OldPath: long, FD: NewFD(fd)},
+			}
+			if err := d.WriteMsgs(ms...); err != nil {
+				errc <- err
+				return
+			}
+		}
+		errc <- nil
+	}()
+	for i := range 3 * n {
+		if i%50 == 0 {
+			time.Sleep(time.Millisecond) // let the writer fill the buffer
+		}
+		m, err := c.ReadMsg()
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		ev := m.(*Event)
+		if ev.Path != long || ev.FD.Valid() != (i%3 != 1) {
+			t.Fatalf("message %d: %v", i, ev.Mask)
+		}
+		if ev.FD.Valid() && !sameFile(t, fd, ev.FD.Int()) {
+			t.Fatalf("message %d: fd of another file", i)
+		}
+		ev.FD.Close()
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestConnConcurrentWriters(t *testing.T) {
+	d, c := pipe(t)
+	handshake(t, d, c)
+	const writers, each = 8, 200
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				var err error
+				if i%2 == 0 {
+					err = d.WriteMsg(&Event{ID: uint64(w*each + i + 1), Mask: engine.Open, Path: fmt.Sprintf("/w%d/%d", w, i)})
+				} else {
+					err = d.WriteMsgs(&Result{Req: uint64(w*each + i + 1)}, &Overflow{Lost: uint64(w)})
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	seen := map[uint64]bool{}
+	for len(seen) < writers*each {
+		m, err := c.ReadMsg()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch m := m.(type) {
+		case *Event:
+			w, i := (m.ID-1)/each, (m.ID-1)%each
+			if m.Path != fmt.Sprintf("/w%d/%d", w, i) {
+				t.Fatalf("event %d: path %s", m.ID, m.Path)
+			}
+			seen[m.ID] = true
+		case *Result:
+			seen[m.Req] = true
+			m2, err := c.ReadMsg()
+			if err != nil || m2.(*Overflow).Lost != (m.Req-1)/each {
+				t.Fatalf("the batch was split: %v %v", m2, err)
+			}
+		}
+	}
+	wg.Wait()
+}
+
+// TestConnSplitWrites sends frames a byte at a time, with the fds on the first byte.
+func TestConnSplitWrites(t *testing.T) {
+	d, raw := rawPipe(t)
+	file := filepath.Join(t.TempDir(), "f")
+	os.WriteFile(file, nil, 0o644)
+	fd := openPath(t, file)
+	defer syscall.Close(fd)
+	var frames [][]byte
+	for _, m := range []Msg{
+		&Hello{Req: 1, MinVersion: 1, MaxVersion: 1, Name: "split"},
+		&AddMark{Req: 2, Kind: engine.KindInode, Mask: engine.Open, Target: NewFD(fd)},
+		&Ping{Req: 3},
+		&RemoveMark{Req: 4, By: RemoveByTarget, Kind: engine.KindInode, Target: NewFD(fd)},
+		&Bye{Req: 5},
+	} {
+		f, _ := mustEncode(t, m)
+		frames = append(frames, f)
+	}
+	go func() {
+		for i, f := range frames {
+			for j := range f {
+				var oob []byte
+				if j == 0 && (i == 1 || i == 3) {
+					oob = syscall.UnixRights(fd)
+				}
+				if _, _, err := raw.WriteMsgUnix(f[j:j+1], oob, nil); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}
+	}()
+	for i, want := range []Type{TypeHello, TypeAddMark, TypePing, TypeRemoveMark, TypeBye} {
+		m, err := d.ReadMsg()
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if m.Type() != want || m.RequestID() != uint64(i+1) {
+			t.Fatalf("message %d: %v", i, m.Type())
+		}
+		if m.numFDs() == 1 {
+			var got FD
+			switch m := m.(type) {
+			case *AddMark:
+				got = m.Target
+			case *RemoveMark:
+				got = m.Target
+			}
+			if !sameFile(t, fd, got.Int()) {
+				t.Fatal("fd of another file")
+			}
+		}
+		CloseFDs(m)
+	}
+}
+
+func TestConnRejects(t *testing.T) {
+	hello, _ := mustEncode(t, &Hello{Req: 1, MinVersion: 1, MaxVersion: 1})
+	addMark, _ := mustEncode(t, &AddMark{Req: 2, Kind: engine.KindInode, Target: NewFD(0)})
+	ping, _ := mustEncode(t, &Ping{Req: 3})
+	event, _ := mustEncode(t, &Event{Mask: engine.Open})
+	file := filepath.Join(t.TempDir(), "f")
+	os.WriteFile(file, nil, 0o644)
+
+	type write struct {
+		b   []byte
+		fds int // O_PATH fds to attach
+	}
+	for _, c := range []struct {
+		name   string
+		writes []write
+		close  bool // close the client side after the writes
+		code   Code
+	}{
+		{"declared-fd-not-sent", []write{{hello, 0}, {addMark, 0}}, false, CodeFDCount},
+		{"fd-not-declared", []write{{hello, 0}, {ping, 1}}, false, CodeFDCount},
+		{"fd-not-declared-then-frame", []write{{hello, 0}, {append(bytes.Clone(ping), ping...), 1}}, false, CodeFDCount},
+		{"two-fds-one-frame", []write{{hello, 0}, {addMark, 2}}, false, CodeFDCount},
+		{"too-many-fds", []write{{hello, 0}, {addMark[:1], 3}}, false, CodeFDCount},
+		{"fd-on-hello", []write{{hello, 1}}, false, CodeFDCount},
+		{"oversized", []write{{append(le32(MaxPayload+1), hello[4:HeaderSize]...), 0}}, false, CodeTooLarge},
+		{"http", []write{{[]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), 0}}, false, CodeTooLarge},
+		{"unknown-type", []write{{frameOf(0x0042, 0, 1, nil), 0}}, false, CodeUnknownType},
+		{"bad-field", []write{{patch(hello, 0, 'x'), 0}}, false, CodeBadField},
+		{"truncated-header", []write{{hello[:10], 0}}, true, CodeTruncated},
+		{"truncated-payload", []write{{hello[:30], 0}}, true, CodeTruncated},
+		{"truncated-with-fd", []write{{hello, 0}, {addMark[:20], 1}}, true, CodeTruncated},
+		{"fd-then-eof", []write{{hello, 0}, {ping, 1}}, true, CodeFDCount},
+		{"request-before-hello", []write{{ping, 0}}, false, CodeUnexpected},
+		{"second-hello", []write{{hello, 0}, {hello, 0}}, false, CodeUnexpected},
+		{"daemon-message", []write{{hello, 0}, {event, 0}}, false, CodeUnexpected},
+		{"daemon-message-first", []write{{event, 0}}, false, CodeUnexpected},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			base := openFDs(t)
+			d, raw := rawPipe(t)
+			for _, w := range c.writes {
+				var fds []int
+				for range w.fds {
+					fds = append(fds, openPath(t, file))
+				}
+				var oob []byte
+				if len(fds) > 0 {
+					oob = syscall.UnixRights(fds...)
+				}
+				if _, _, err := raw.WriteMsgUnix(w.b, oob, nil); err != nil {
+					t.Fatal(err)
+				}
+				for _, fd := range fds {
+					syscall.Close(fd)
+				}
+			}
+			if c.close {
+				raw.CloseWrite()
+			}
+			var err error
+			for range 5 {
+				var m Msg
+				if m, err = d.ReadMsg(); err != nil {
+					break
+				}
+				CloseFDs(m)
+			}
+			wantCode(t, err, c.code)
+			if _, err2 := d.ReadMsg(); err2 != err {
+				t.Errorf("second ReadMsg: %v, want the same error", err2)
+			}
+			d.Close()
+			raw.Close()
+			if n := openFDs(t); n != base {
+				t.Errorf("%d fds open after the rejection, %d before", n, base)
+			}
+		})
+	}
+}
+
+func TestConnEOF(t *testing.T) {
+	d, c := pipe(t)
+	handshake(t, d, c)
+	c.Close()
+	if _, err := d.ReadMsg(); err != io.EOF {
+		t.Fatalf("ReadMsg after the peer closed: %v, want io.EOF", err)
+	}
+	if _, err := d.ReadMsg(); err != io.EOF {
+		t.Fatalf("second ReadMsg: %v", err)
+	}
+}
+
+func TestConnReadTimeout(t *testing.T) {
+	d, raw := rawPipe(t)
+	hello, _ := mustEncode(t, &Hello{Req: 1, MinVersion: 1, MaxVersion: 1, Name: "slow"})
+	d.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+	if _, err := d.ReadMsg(); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("ReadMsg with nothing sent: %v", err)
+	}
+	raw.Write(hello[:20])
+	d.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+	if _, err := d.ReadMsg(); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("ReadMsg inside a frame: %v", err)
+	}
+	raw.Write(hello[20:])
+	d.SetReadDeadline(time.Time{})
+	m, err := d.ReadMsg()
+	if err != nil || m.(*Hello).Name != "slow" {
+		t.Fatalf("ReadMsg after the timeouts: %v %v", m, err)
+	}
+}
+
+func TestConnCloseWhileReading(t *testing.T) {
+	base := openFDs(t)
+	d, raw := rawPipe(t)
+	hello, _ := mustEncode(t, &Hello{Req: 1, MinVersion: 1, MaxVersion: 1})
+	addMark, _ := mustEncode(t, &AddMark{Req: 2, Kind: engine.KindInode, Target: NewFD(0)})
+	fd := openPath(t, t.TempDir())
+	raw.Write(hello)
+	raw.WriteMsgUnix(addMark[:10], syscall.UnixRights(fd), nil) // an fd waiting for its frame
+	syscall.Close(fd)
+	if _, err := d.ReadMsg(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error)
+	go func() {
+		_, err := d.ReadMsg()
+		done <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	d.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Errorf("ReadMsg after Close: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("ReadMsg still blocked after Close")
+	}
+	raw.Close()
+	if n := openFDs(t); n != base {
+		t.Errorf("%d fds open after Close, %d before", n, base)
+	}
+	if err := d.WriteMsg(&Fatal{Code: CodeInternal}); err == nil {
+		t.Error("WriteMsg after Close succeeded")
+	}
+	d.Close() // twice is fine
+}
+
+func TestConnWriteRules(t *testing.T) {
+	d, c := pipe(t)
+	for _, x := range []struct {
+		conn *Conn
+		m    Msg
+	}{
+		{c, &Ping{Req: 1}},             // before Hello
+		{c, &Event{Mask: engine.Open}}, // a daemon message
+		{d, &Event{Mask: engine.Open}}, // before Welcome
+		{d, &Ping{Req: 1}},             // a client message
+		{c, &Hello{}},                  // in order, but invalid
+	} {
+		err := x.conn.WriteMsg(x.m)
+		if x.m.Type() == TypeHello {
+			if !errors.Is(err, ErrBadField) {
+				t.Errorf("%v side, invalid Hello: %v", x.conn.Side(), err)
+			}
+			continue
+		}
+		if !errors.Is(err, ErrUnexpected) {
+			t.Errorf("%v side writing %v: %v", x.conn.Side(), x.m.Type(), err)
+		}
+	}
+	// A Fatal may come first, e.g. when the daemon is full.
+	if err := d.WriteMsg(&Fatal{Code: CodeLimit, Message: "too many clients"}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.ReadMsg()
+	if err != nil || !errors.Is(m.(*Fatal).Err(), ErrLimit) {
+		t.Fatalf("Fatal first: %v %v", m, err)
+	}
+	handshakeAfter := func() {
+		if err := c.WriteMsg(&Hello{Req: 1, MinVersion: 1, MaxVersion: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.WriteMsg(&Hello{Req: 2, MinVersion: 1, MaxVersion: 1}); !errors.Is(err, ErrUnexpected) {
+			t.Errorf("second Hello: %v", err)
+		}
+		if err := d.WriteMsgs(&Welcome{Req: 1, Version: 1, ClientID: 1, Instance: testInstance}, &Welcome{Req: 1, Version: 1, ClientID: 1, Instance: testInstance}); !errors.Is(err, ErrUnexpected) {
+			t.Errorf("two Welcomes: %v", err)
+		}
+	}
+	handshakeAfter()
+}
+
+func TestPeerCred(t *testing.T) {
+	d, _ := pipe(t)
+	cred, err := d.PeerCred()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int(cred.Pid) != os.Getpid() || int(cred.Uid) != os.Getuid() || int(cred.Gid) != os.Getgid() {
+		t.Fatalf("PeerCred = %+v", cred)
+	}
+}
+
+func TestDial(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	accepted := make(chan *Conn, 1)
+	go func() {
+		uc, err := l.AcceptUnix()
+		if err != nil {
+			t.Error(err)
+			accepted <- nil
+			return
+		}
+		accepted <- NewConn(uc, DaemonSide)
+	}()
+	c, err := Dial(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	d := <-accepted
+	if d == nil {
+		t.FailNow()
+	}
+	defer d.Close()
+	handshake(t, d, c)
+	if _, err := Dial(filepath.Join(t.TempDir(), "none")); err == nil {
+		t.Fatal("Dial of a missing socket succeeded")
+	}
+}
+
+func TestConnLargeFrame(t *testing.T) {
+	d, c := pipe(t)
+	handshake(t, d, c)
+	st := &Stats{Req: 2, Clients: make([]ClientStats, MaxStatsClients)}
+	for i := range st.Clients {
+		st.Clients[i] = ClientStats{ID: uint64(i + 1), Name: strings.Repeat("n", MaxName)}
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- d.WriteMsgs(st, &Pong{Req: 3}) }()
+	m, err := c.ReadMsg()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.(*Stats); len(got.Clients) != MaxStatsClients || got.Clients[MaxStatsClients-1].ID != MaxStatsClients {
+		t.Fatal("large Stats came back different")
+	}
+	if m, err := c.ReadMsg(); err != nil || m.Type() != TypePong {
+		t.Fatal(m, err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if cap(c.rbuf) > clientReadBuffer || cap(d.wbuf) > maxKeptBuffer {
+		t.Errorf("buffers grown for a large frame were kept: read %d, write %d", cap(c.rbuf), cap(d.wbuf))
+	}
+}

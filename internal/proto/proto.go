@@ -1,0 +1,216 @@
+// Package proto is the wire protocol between the fsnotifyd daemon (`fsnotifyd serve`) and its
+// clients: versioned, length-prefixed binary frames on a SOCK_STREAM unix socket, with file
+// descriptors passed by SCM_RIGHTS alongside the frames that use them. docs/protocol.md is
+// the specification; this package is its reference implementation, used by the daemon and by
+// the client library alike, so the two cannot drift apart.
+//
+// The package has three layers:
+//
+//   - messages: one struct per message type (Hello, AddMark, ..., Event, Fatal), all
+//     implementing Msg;
+//   - the codec: Encode/Append turn a Msg into one frame and the fds that travel with it,
+//     Decode and DecodeHeader check and parse a frame; every violation is an *Error with a
+//     Code, never a panic;
+//   - Conn: a *net.UnixConn that reads and writes whole messages, claims the fds of each
+//     frame, closes those of a frame it rejects, and enforces the handshake.
+//
+// Decoding is strict: a frame is accepted only in its one canonical encoding (reserved bits
+// and bytes zero, no trailing bytes, enums in range), so that re-encoding an accepted message
+// yields the same bytes (the fuzz target checks this). Any decode error is fatal for the
+// connection: the stream can no longer be trusted to be in sync. Errors in what a request
+// asks for (a mark the client may not add, an unknown event id) are not decode errors; the
+// daemon answers them with a Result and the connection lives on.
+//
+// Only the standard library is used: golang.org/x/sys/unix is reserved to internal/sys.
+package proto
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+)
+
+// Protocol versions. A client sends the range it speaks in Hello; the daemon answers with the
+// highest version both speak, or refuses with CodeVersion (see Negotiate).
+const (
+	// Version is the protocol version this package implements.
+	Version uint16 = 1
+	// MinVersion and MaxVersion bound the versions this package can speak.
+	MinVersion uint16 = 1
+	MaxVersion uint16 = 1
+)
+
+// Magic opens every Hello payload: the bytes "FSND". It makes a stray connection from some
+// other protocol fail at once with a clear error, and makes hex dumps easy to recognise.
+const Magic uint32 = 'F' | 'S'<<8 | 'N'<<16 | 'D'<<24
+
+// Limits. They bound what a peer can make the other side allocate or hold.
+const (
+	// HeaderSize is the size of the frame header.
+	HeaderSize = 16
+	// MaxFrame is the largest frame, header included (1 MiB).
+	MaxFrame = 1 << 20
+	// MaxPayload is the largest payload (MaxFrame - HeaderSize).
+	MaxPayload = MaxFrame - HeaderSize
+	// MaxFDs is the most file descriptors one frame may carry. In version 1 a message carries
+	// at most one (a mark target or a permission event's file).
+	MaxFDs = 1
+	// MaxPath bounds a path (PATH_MAX).
+	MaxPath = 4096
+	// MaxName bounds a file name (NAME_MAX) and the other short strings: client name, daemon
+	// version, command name.
+	MaxName = 255
+	// MaxMessage bounds the human-readable text of an error.
+	MaxMessage = 1024
+	// MaxHello bounds a Hello's payload, in this and every later version (which may append
+	// fields to it): a daemon never buffers more than this for a client it has not accepted.
+	MaxHello = 4096
+	// MaxStatsClients bounds the client entries of one Stats reply; a daemon with more clients
+	// sets Stats.Truncated.
+	MaxStatsClients = 2048
+	// MaxBuckets bounds the latency histogram of a Stats reply.
+	MaxBuckets = 32
+)
+
+// Type is a message type, the frame header's second field. The high bit says the direction:
+// clear for client → daemon, set for daemon → client.
+type Type uint16
+
+// Client → daemon.
+const (
+	TypeHello        Type = 0x0001
+	TypeAddMark      Type = 0x0002
+	TypeRemoveMark   Type = 0x0003
+	TypeRespond      Type = 0x0004
+	TypeStatsRequest Type = 0x0005
+	TypePing         Type = 0x0006
+	TypeBye          Type = 0x0007
+)
+
+// Daemon → client.
+const (
+	TypeWelcome  Type = 0x8001
+	TypeResult   Type = 0x8002
+	TypeEvent    Type = 0x8003
+	TypeOverflow Type = 0x8004
+	TypeStats    Type = 0x8005
+	TypePong     Type = 0x8006
+	TypeFatal    Type = 0x8007
+)
+
+var typeNames = map[Type]string{
+	TypeHello: "Hello", TypeAddMark: "AddMark", TypeRemoveMark: "RemoveMark",
+	TypeRespond: "Respond", TypeStatsRequest: "StatsRequest", TypePing: "Ping", TypeBye: "Bye",
+	TypeWelcome: "Welcome", TypeResult: "Result", TypeEvent: "Event", TypeOverflow: "Overflow",
+	TypeStats: "Stats", TypePong: "Pong", TypeFatal: "Fatal",
+}
+
+func (t Type) String() string {
+	if s, ok := typeNames[t]; ok {
+		return s
+	}
+	return fmt.Sprintf("type(%#04x)", uint16(t))
+}
+
+// Known reports whether t is a message type of this protocol version.
+func (t Type) Known() bool {
+	// Not a map lookup: DecodeHeader calls this for every frame.
+	return (t >= TypeHello && t <= TypeBye) || (t >= TypeWelcome && t <= TypeFatal)
+}
+
+// FromDaemon reports whether messages of type t go from the daemon to a client.
+func (t Type) FromDaemon() bool { return t&0x8000 != 0 }
+
+// Header is a frame header. On the wire (little-endian):
+//
+//	offset size field
+//	0      4    Length  payload bytes after the header (0..MaxPayload)
+//	4      2    Type
+//	6      1    NFDs    file descriptors attached (0..MaxFDs)
+//	7      1    flags   reserved, 0
+//	8      8    Req     request id (0: none)
+type Header struct {
+	Length uint32
+	Type   Type
+	NFDs   uint8
+	Req    uint64
+}
+
+// DecodeHeader checks and parses the header at the start of b, which must hold at least
+// HeaderSize bytes (else CodeTruncated). It rejects an oversized length (CodeTooLarge), too
+// many fds (CodeFDCount), an unknown type (CodeUnknownType) and reserved bits (CodeBadField)
+// before any payload is read, so a stream reader never waits for, or buffers, a frame it
+// will refuse.
+func DecodeHeader(b []byte) (Header, error) {
+	if len(b) < HeaderSize {
+		return Header{}, errorf(CodeTruncated, "frame header: %d of %d bytes", len(b), HeaderSize)
+	}
+	h := Header{
+		Length: binary.LittleEndian.Uint32(b[0:]),
+		Type:   Type(binary.LittleEndian.Uint16(b[4:])),
+		NFDs:   b[6],
+		Req:    binary.LittleEndian.Uint64(b[8:]),
+	}
+	if h.Length > MaxPayload {
+		return h, errorf(CodeTooLarge, "frame of %d bytes exceeds the %d-byte limit", uint64(h.Length)+HeaderSize, MaxFrame)
+	}
+	if !h.Type.Known() {
+		return h, errorf(CodeUnknownType, "unknown message type %#04x", uint16(h.Type))
+	}
+	if max := MaxPayloadOf(h.Type); int(h.Length) > max {
+		return h, errorf(CodeTooLarge, "%s payload of %d bytes; a %s has at most %d", h.Type, h.Length, h.Type, max)
+	}
+	if h.NFDs > MaxFDs {
+		return h, errorf(CodeFDCount, "%s frame declares %d fds; at most %d allowed", h.Type, h.NFDs, MaxFDs)
+	}
+	if b[7] != 0 {
+		return h, errorf(CodeBadField, "%s frame: reserved header flags %#02x", h.Type, b[7])
+	}
+	return h, nil
+}
+
+// MaxPayloadOf returns the largest payload a message of type t can have in this version
+// (MaxPayload for Stats). DecodeHeader refuses longer ones at once, so that a peer cannot
+// make the other side buffer more than the message needs: every client message fits in
+// MaxHello bytes.
+func MaxPayloadOf(t Type) int {
+	switch t {
+	case TypeHello:
+		return MaxHello
+	case TypeAddMark:
+		return 24
+	case TypeRemoveMark:
+		return 32
+	case TypeRespond, TypeOverflow:
+		return 16
+	case TypeStatsRequest:
+		return 4
+	case TypePing, TypeBye, TypePong:
+		return 0
+	case TypeWelcome:
+		return 60 + 2 + MaxName
+	case TypeResult:
+		return 10 + 2 + MaxMessage
+	case TypeFatal:
+		return 2 + 2 + MaxMessage
+	case TypeEvent:
+		return eventFixed + 5*2 + 2*MaxPath + 3*MaxName
+	}
+	return MaxPayload
+}
+
+func appendHeader(b []byte, h Header) []byte {
+	b = binary.LittleEndian.AppendUint32(b, h.Length)
+	b = binary.LittleEndian.AppendUint16(b, uint16(h.Type))
+	b = append(b, h.NFDs, 0)
+	return binary.LittleEndian.AppendUint64(b, h.Req)
+}
+
+// InstanceID identifies one run of the daemon: it is drawn at random when the daemon starts.
+// A client that reconnects and finds a different instance knows the daemon restarted.
+type InstanceID [16]byte
+
+// IsZero reports whether id is the zero id (no instance).
+func (id InstanceID) IsZero() bool { return id == InstanceID{} }
+
+func (id InstanceID) String() string { return hex.EncodeToString(id[:]) }
