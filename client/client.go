@@ -1,0 +1,676 @@
+//go:build linux
+
+// Package client talks to a running fsnotifyd daemon (fsnotifyd serve): it places marks on
+// objects it opens itself, receives their events, and answers permission events. The notify
+// library and the CLI use it when asked to run through the daemon (--daemon).
+//
+// With Options.Reconnect, a client survives daemon restarts: it reconnects with backoff,
+// places its marks again and then delivers an Event with Resync set — it may have missed
+// events meanwhile, so it should rescan what it watches (like watchman's is_fresh_instance).
+//
+// Channel contract: Events is unbuffered unless Options.Buffer sizes it. Between the socket
+// and the channel the client queues up to Options.Queue events (default 16384), so that
+// replies to requests are never stuck behind events the application has not read yet; when
+// that queue is full, events are dropped and the application gets one Event with Overflow set
+// (as it does when the daemon's queue for it overflows). Events is closed by Close, or when
+// the connection is lost without Reconnect.
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/proto"
+	"github.com/fsnotifyd/fsnotifyd/internal/sys"
+)
+
+// DefaultSocket is the daemon's default socket.
+const DefaultSocket = "/run/fsnotifyd/fsnotifyd.sock"
+
+// Typed errors; each also matches the matching errno or fs error with errors.Is where one
+// exists (ErrPermission is fs.ErrPermission's kin, ErrNotFound fs.ErrNotExist's).
+var (
+	// ErrUnavailable: no daemon answers on the socket (start it with "fsnotifyd serve").
+	ErrUnavailable = errors.New("fsnotifyd daemon unavailable")
+	// ErrClosed: the client was closed.
+	ErrClosed = errors.New("fsnotifyd client closed")
+	// ErrPermission: the daemon refused (see the message for what is needed).
+	ErrPermission = &codeError{proto.CodePermission}
+	// ErrNotFound: no such mark or permission event (answered already, or past its deadline).
+	ErrNotFound = &codeError{proto.CodeNotFound}
+	// ErrInvalid: the daemon found the request invalid.
+	ErrInvalid = &codeError{proto.CodeInvalid}
+	// ErrLimit: a daemon limit was reached (clients, marks).
+	ErrLimit = &codeError{proto.CodeLimit}
+	// ErrNotSupported: the kernel or filesystem cannot do it.
+	ErrNotSupported = &codeError{proto.CodeNotSupported}
+)
+
+// codeError is a sentinel matched by code.
+type codeError struct{ code proto.Code }
+
+func (e *codeError) Error() string { return "fsnotifyd: " + e.code.String() }
+
+// Error is a request the daemon refused.
+type Error struct {
+	Code proto.Code
+	Msg  string
+}
+
+func (e *Error) Error() string { return "fsnotifyd daemon: " + e.Msg }
+
+// Is matches the sentinels of the same code and the matching fs errors.
+func (e *Error) Is(target error) bool {
+	if ce, ok := target.(*codeError); ok {
+		return ce.code == e.Code
+	}
+	switch target {
+	case fs.ErrPermission:
+		return e.Code == proto.CodePermission
+	case fs.ErrNotExist:
+		return e.Code == proto.CodeNotFound
+	}
+	return false
+}
+
+func toError(err error) error {
+	var pe *proto.Error
+	if errors.As(err, &pe) {
+		return &Error{Code: pe.Code, Msg: pe.Msg}
+	}
+	return err
+}
+
+// Options configure a client.
+type Options struct {
+	// Socket is the daemon's socket (default DefaultSocket).
+	Socket string
+	// Name labels the client in the daemon's logs and stats.
+	Name string
+	// Class: notification (default), content or pre-content (permission events need uid 0 or
+	// a uid/gid the daemon's config allows).
+	Class engine.Class
+	// QueueLimit of the client's queue in the daemon (0: the daemon's default).
+	QueueLimit int
+	// Deadline for answering permission events (capped by the daemon) and the verdict then;
+	// the verdict given to pending events if the client goes away.
+	Deadline        time.Duration
+	DeadlineVerdict engine.Verdict
+	CloseVerdict    engine.Verdict
+	// WantEventFDs asks for permission events' file descriptors (for content inspection).
+	WantEventFDs bool
+	// WantComm and WantUID ask for the accessing process's command and uid.
+	WantComm, WantUID bool
+	// Reconnect makes the client survive daemon restarts (see the package doc).
+	Reconnect bool
+	// Buffer sizes the Events channel (0: unbuffered); Queue bounds the events waiting in
+	// the client for the application (default 16384).
+	Buffer, Queue int
+	Logger        *slog.Logger
+}
+
+// Event is an event from the daemon.
+type Event struct {
+	proto.Event
+	// Mark is the id of the client's mark whose subtree or object the path is in, when it can
+	// tell (0 otherwise).
+	Mark MarkID
+	// Overflow: the client lost events (its queue or the kernel's overflowed): rescan.
+	Overflow bool
+	// Resync: the client reconnected to a daemon (a restart): it may have missed events.
+	Resync bool
+}
+
+// MarkID names a mark of this client; it stays valid across reconnections.
+type MarkID uint64
+
+// mark is what the client keeps to place a mark again after a reconnection.
+type mark struct {
+	id     MarkID
+	daemon uint64 // the daemon's id in the current connection
+	fd     int    // the O_PATH descriptor, kept open
+	path   string
+	kind   engine.Kind
+	spec   engine.MarkSpec
+}
+
+// Client is a connection to the daemon.
+type Client struct {
+	opts   Options
+	log    *slog.Logger
+	events chan Event
+	done   chan struct{}
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	conn     *proto.Conn
+	welcome  *proto.Welcome
+	instance proto.InstanceID
+	waiters  map[uint64]chan proto.Msg
+	marks    map[MarkID]*mark
+	nextMark MarkID
+	closed   bool
+	ready    chan struct{} // closed when a connection is up; replaced on loss
+
+	nextReq atomic.Uint64
+
+	qmu   sync.Mutex
+	q     []Event // events read from the socket, not yet delivered
+	qlost bool    // events were dropped: an Overflow goes first
+	qwake chan struct{}
+}
+
+// Dial connects to the daemon. With Reconnect it retries until ctx ends; otherwise a daemon
+// that is not running is ErrUnavailable.
+func Dial(ctx context.Context, opts Options) (*Client, error) {
+	if opts.Socket == "" {
+		opts.Socket = DefaultSocket
+	}
+	if opts.Name == "" {
+		opts.Name = filepath.Base(os.Args[0])
+	}
+	c := &Client{opts: opts, log: opts.Logger, events: make(chan Event, opts.Buffer), done: make(chan struct{}),
+		waiters: make(map[uint64]chan proto.Msg), marks: make(map[MarkID]*mark), ready: make(chan struct{}),
+		qwake: make(chan struct{}, 1)}
+	if c.opts.Queue <= 0 {
+		c.opts.Queue = 16384
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	conn, w, err := c.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.conn, c.welcome, c.instance = conn, w, w.Instance
+	close(c.ready)
+	c.mu.Unlock()
+	c.wg.Add(2)
+	go c.readLoop(conn)
+	go c.pump()
+	return c, nil
+}
+
+// Welcome returns what the daemon granted on the current connection.
+func (c *Client) Welcome() proto.Welcome {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return *c.welcome
+}
+
+// connect dials and says Hello.
+func (c *Client) connect(ctx context.Context) (*proto.Conn, *proto.Welcome, error) {
+	conn, err := proto.Dial(c.opts.Socket)
+	if err != nil {
+		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, nil, fmt.Errorf("%w at %s (start it with \"fsnotifyd serve\", or name another socket): %v", ErrUnavailable, c.opts.Socket, err)
+		}
+		if errors.Is(err, syscall.EACCES) {
+			return nil, nil, fmt.Errorf("%w: %s: permission denied (ask the administrator for access to the socket)", ErrUnavailable, c.opts.Socket)
+		}
+		return nil, nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	} else {
+		conn.SetDeadline(time.Now().Add(30 * time.Second))
+	}
+	h := &proto.Hello{
+		Req: c.nextReq.Add(1), MinVersion: proto.MinVersion, MaxVersion: proto.MaxVersion,
+		Name: c.opts.Name, Class: c.opts.Class, QueueLimit: c.opts.QueueLimit, Deadline: c.opts.Deadline,
+		DeadlineVerdict: c.opts.DeadlineVerdict, CloseVerdict: c.opts.CloseVerdict,
+		WantEventFDs: c.opts.WantEventFDs, WantComm: c.opts.WantComm, WantUID: c.opts.WantUID,
+		LastInstance: c.instance,
+	}
+	if err := conn.WriteMsg(h); err != nil {
+		conn.Close()
+		return nil, nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	m, err := conn.ReadMsg()
+	if err != nil {
+		conn.Close()
+		return nil, nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	switch m := m.(type) {
+	case *proto.Welcome:
+		conn.SetDeadline(time.Time{})
+		return conn, m, nil
+	case *proto.Fatal:
+		conn.Close()
+		return nil, nil, toError(m.Err())
+	}
+	conn.Close()
+	return nil, nil, fmt.Errorf("%w: unexpected %T before Welcome", ErrUnavailable, m)
+}
+
+// Events returns the channel of events (see the package doc for its contract).
+func (c *Client) Events() <-chan Event { return c.events }
+
+// readLoop reads one connection's messages: replies go to their waiters, events to Events.
+func (c *Client) readLoop(conn *proto.Conn) {
+	defer c.wg.Done()
+	for {
+		m, err := conn.ReadMsg()
+		if err != nil {
+			conn.Close()
+			c.lost(conn, err)
+			return
+		}
+		switch m := m.(type) {
+		case *proto.Event:
+			ev := Event{Event: *m}
+			ev.Mark = c.markOf(m.Path)
+			if !c.deliver(ev) {
+				proto.CloseFDs(m)
+			}
+		case *proto.Overflow:
+			c.deliver(Event{Overflow: true})
+		case *proto.Fatal:
+			conn.Close()
+			c.lost(conn, toError(m.Err()))
+			return
+		default:
+			if m.RequestID() == 0 {
+				if r, ok := m.(*proto.Result); ok && r.Err() != nil {
+					c.log.Warn("fsnotifyd daemon refused an answer", "event", r.ID, "err", r.Err())
+				}
+				continue
+			}
+			c.mu.Lock()
+			w := c.waiters[m.RequestID()]
+			delete(c.waiters, m.RequestID())
+			c.mu.Unlock()
+			if w != nil {
+				w <- m
+			}
+		}
+	}
+}
+
+// markOf finds the mark whose path contains p.
+func (c *Client) markOf(p string) MarkID {
+	if p == "" {
+		return 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var best *mark
+	for _, m := range c.marks {
+		if p == m.path || len(p) > len(m.path) && p[:len(m.path)] == m.path && (p[len(m.path)] == '/' || m.path == "/") {
+			if best == nil || len(m.path) > len(best.path) {
+				best = m
+			}
+		}
+	}
+	if best == nil {
+		return 0
+	}
+	return best.id
+}
+
+// deliver queues ev for the application without blocking; it reports false if ev was dropped.
+func (c *Client) deliver(ev Event) bool {
+	c.qmu.Lock()
+	ok := len(c.q) < c.opts.Queue
+	if ok {
+		c.q = append(c.q, ev)
+	} else {
+		c.qlost = true
+	}
+	c.qmu.Unlock()
+	select {
+	case c.qwake <- struct{}{}:
+	default:
+	}
+	return ok
+}
+
+// pump moves queued events to the Events channel.
+func (c *Client) pump() {
+	defer c.wg.Done()
+	for {
+		c.qmu.Lock()
+		var ev Event
+		have := false
+		switch {
+		case c.qlost:
+			c.qlost, ev, have = false, Event{Overflow: true}, true
+		case len(c.q) > 0:
+			ev, have = c.q[0], true
+			c.q[0] = Event{}
+			c.q = c.q[1:]
+			if len(c.q) == 0 {
+				c.q = nil
+			}
+		}
+		c.qmu.Unlock()
+		if !have {
+			select {
+			case <-c.qwake:
+				continue
+			case <-c.done:
+				return
+			}
+		}
+		select {
+		case c.events <- ev:
+		case <-c.done:
+			proto.CloseFDs(&ev.Event)
+			return
+		}
+	}
+}
+
+// lost handles the end of a connection: without Reconnect the client is done; with it, a
+// goroutine reconnects with backoff and places the marks again.
+func (c *Client) lost(conn *proto.Conn, err error) {
+	c.mu.Lock()
+	if c.conn != conn {
+		c.mu.Unlock()
+		return
+	}
+	c.conn = nil
+	for req, w := range c.waiters {
+		close(w)
+		delete(c.waiters, req)
+	}
+	c.ready = make(chan struct{})
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return
+	}
+	if !c.opts.Reconnect {
+		c.log.Warn("fsnotifyd daemon connection lost", "err", err)
+		go c.Close() // it waits for this reader, which returns right after
+		return
+	}
+	c.log.Warn("fsnotifyd daemon connection lost; reconnecting", "err", err)
+	c.wg.Add(1)
+	go c.reconnect()
+}
+
+func (c *Client) reconnect() {
+	defer c.wg.Done()
+	backoff := 50 * time.Millisecond
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		conn, w, err := c.connect(ctx)
+		cancel()
+		if err != nil {
+			c.log.Debug("reconnecting to the fsnotifyd daemon", "err", err)
+			continue
+		}
+		// Place the marks again before anyone may use the connection.
+		c.mu.Lock()
+		marks := make([]*mark, 0, len(c.marks))
+		for _, m := range c.marks {
+			marks = append(marks, m)
+		}
+		c.mu.Unlock()
+		for _, m := range marks {
+			id, err := c.addOn(conn, m)
+			if err != nil {
+				c.log.Warn("placing a mark again after reconnecting", "path", m.path, "err", err)
+				continue
+			}
+			m.daemon = id
+		}
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			conn.Close()
+			return
+		}
+		c.conn, c.welcome, c.instance = conn, w, w.Instance
+		close(c.ready)
+		c.mu.Unlock()
+		c.wg.Add(1)
+		go c.readLoop(conn)
+		c.deliver(Event{Resync: true})
+		return
+	}
+}
+
+// addOn places m on conn synchronously, before conn's reader runs (reconnection only).
+func (c *Client) addOn(conn *proto.Conn, m *mark) (uint64, error) {
+	fd, err := sys.Dup(m.fd)
+	if err != nil {
+		return 0, err
+	}
+	req := c.nextReq.Add(1)
+	if err := conn.WriteMsg(&proto.AddMark{Req: req, Kind: m.kind, Mask: m.spec.Mask, Ignore: m.spec.Ignore,
+		Flags: m.spec.Flags, Target: proto.NewFD(fd)}); err != nil {
+		return 0, err
+	}
+	for {
+		msg, err := conn.ReadMsg()
+		if err != nil {
+			return 0, err
+		}
+		if r, ok := msg.(*proto.Result); ok && r.Req == req {
+			return r.ID, toError(r.Err())
+		}
+		proto.CloseFDs(msg) // an event for a mark placed a moment ago: drop it, a Resync follows
+	}
+}
+
+// request sends m and waits for its reply.
+func (c *Client) request(ctx context.Context, m proto.Msg) (proto.Msg, error) {
+	for {
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			proto.CloseFDs(m)
+			return nil, ErrClosed
+		}
+		conn, ready := c.conn, c.ready
+		if conn == nil {
+			c.mu.Unlock()
+			if !c.opts.Reconnect {
+				proto.CloseFDs(m)
+				return nil, ErrUnavailable
+			}
+			select {
+			case <-ready:
+				continue
+			case <-ctx.Done():
+				proto.CloseFDs(m)
+				return nil, ctx.Err()
+			}
+		}
+		ch := make(chan proto.Msg, 1)
+		c.waiters[m.RequestID()] = ch
+		c.mu.Unlock()
+		if err := conn.WriteMsg(m); err != nil {
+			c.mu.Lock()
+			delete(c.waiters, m.RequestID())
+			c.mu.Unlock()
+			proto.CloseFDs(m)
+			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		select {
+		case r, ok := <-ch:
+			if !ok {
+				return nil, fmt.Errorf("%w: connection lost", ErrUnavailable)
+			}
+			return r, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-c.done:
+			return nil, ErrClosed
+		}
+	}
+}
+
+// AddMark watches path (opened by this process, with its own privileges) as an object of kind
+// k with spec. Its events are reported once it returns.
+func (c *Client) AddMark(ctx context.Context, path string, k engine.Kind, spec engine.MarkSpec) (MarkID, error) {
+	fd, err := sys.Open(path, sys.O_PATH, 0)
+	if err != nil {
+		return 0, err
+	}
+	abs, _ := filepath.Abs(path)
+	if p, err := sys.FdPath(fd); err == nil {
+		abs = p
+	}
+	m := &mark{fd: fd, path: abs, kind: k, spec: spec}
+	dup, err := sys.Dup(fd)
+	if err != nil {
+		sys.Close(fd)
+		return 0, err
+	}
+	r, err := c.request(ctx, &proto.AddMark{Req: c.nextReq.Add(1), Kind: k, Mask: spec.Mask, Ignore: spec.Ignore,
+		Flags: spec.Flags, Target: proto.NewFD(dup)})
+	if err == nil {
+		err = toError(r.(*proto.Result).Err())
+	}
+	if err != nil {
+		sys.Close(fd)
+		return 0, fmt.Errorf("%s: %w", path, err)
+	}
+	m.daemon = r.(*proto.Result).ID
+	c.mu.Lock()
+	for _, old := range c.marks {
+		if old.daemon == m.daemon { // the same object again: one mark, as the kernel
+			c.mu.Unlock()
+			sys.Close(fd)
+			old.spec.Mask |= spec.Mask
+			old.spec.Ignore |= spec.Ignore
+			return old.id, nil
+		}
+	}
+	c.nextMark++
+	m.id = c.nextMark
+	c.marks[m.id] = m
+	c.mu.Unlock()
+	return m.id, nil
+}
+
+// RemoveMark removes a mark; no event that starts after it returns is reported through it.
+func (c *Client) RemoveMark(ctx context.Context, id MarkID) error {
+	c.mu.Lock()
+	m := c.marks[id]
+	delete(c.marks, id)
+	c.mu.Unlock()
+	if m == nil {
+		return fmt.Errorf("mark %d: %w", id, ErrNotFound)
+	}
+	defer sys.Close(m.fd)
+	r, err := c.request(ctx, &proto.RemoveMark{Req: c.nextReq.Add(1), By: proto.RemoveByID, MarkID: m.daemon})
+	if err != nil {
+		return err
+	}
+	return toError(r.(*proto.Result).Err())
+}
+
+// Marks returns the paths of the client's marks.
+func (c *Client) Marks() map[MarkID]string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[MarkID]string, len(c.marks))
+	for id, m := range c.marks {
+		out[id] = m.path
+	}
+	return out
+}
+
+// Respond answers a permission event. It does not wait for the daemon: a refused answer
+// (unknown id, past its deadline) is logged. Use RespondWait to learn the outcome.
+func (c *Client) Respond(id uint64, r engine.Response) error {
+	c.mu.Lock()
+	conn := c.conn
+	c.mu.Unlock()
+	if conn == nil {
+		return ErrUnavailable
+	}
+	return conn.WriteMsg(&proto.Respond{EventID: id, Verdict: r.Verdict, Errno: r.Errno, Cache: r.Cache})
+}
+
+// RespondWait answers a permission event and waits for the daemon's acknowledgement;
+// ErrNotFound means it was answered already or its deadline passed.
+func (c *Client) RespondWait(ctx context.Context, id uint64, r engine.Response) error {
+	res, err := c.request(ctx, &proto.Respond{Req: c.nextReq.Add(1), EventID: id, Verdict: r.Verdict, Errno: r.Errno, Cache: r.Cache})
+	if err != nil {
+		return err
+	}
+	return toError(res.(*proto.Result).Err())
+}
+
+// Stats asks the daemon for its figures (all clients' if all and the client is privileged).
+func (c *Client) Stats(ctx context.Context, all bool) (*proto.Stats, error) {
+	r, err := c.request(ctx, &proto.StatsRequest{Req: c.nextReq.Add(1), AllClients: all})
+	if err != nil {
+		return nil, err
+	}
+	switch m := r.(type) {
+	case *proto.Stats:
+		return m, nil
+	case *proto.Result:
+		return nil, toError(m.Err())
+	}
+	return nil, fmt.Errorf("unexpected reply %T", r)
+}
+
+// Ping waits until the daemon has handled every earlier request.
+func (c *Client) Ping(ctx context.Context) error {
+	_, err := c.request(ctx, &proto.Ping{Req: c.nextReq.Add(1)})
+	return err
+}
+
+// Close says goodbye, closes the connection (the daemon answers this client's pending
+// permission events with its close verdict), closes Events and waits for the client's
+// goroutines. It is idempotent.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	conn := c.conn
+	marks := c.marks
+	c.marks = nil
+	c.mu.Unlock()
+	close(c.done)
+	if conn != nil {
+		conn.WriteMsg(&proto.Bye{Req: c.nextReq.Add(1)})
+		conn.Close()
+	}
+	c.wg.Wait()
+	for _, m := range marks {
+		sys.Close(m.fd)
+	}
+	c.qmu.Lock()
+	for i := range c.q {
+		proto.CloseFDs(&c.q[i].Event)
+	}
+	c.q = nil
+	c.qmu.Unlock()
+	close(c.events)
+	return nil
+}
+
+// IsUnavailable reports whether err means no daemon answered.
+func IsUnavailable(err error) bool {
+	var ne *net.OpError
+	return errors.Is(err, ErrUnavailable) || errors.As(err, &ne)
+}

@@ -1,0 +1,153 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/daemon"
+)
+
+const serveHelp = `
+Run the daemon: it holds the kernel side (fanotify) once and serves many
+client processes on a unix socket, each with its own marks, queue and
+permission answers, so that no client can stall another, the daemon or the
+host. Clients: "fsnotifyd watch|trace|guard --daemon", or the Go package
+github.com/fsnotifyd/fsnotifyd/client. Needs root.
+
+It refuses to start over a live socket and removes a stale one. It logs to
+stderr (log/slog), tells systemd when it is ready (sd_notify, with
+NOTIFY_SOCKET set; see contrib/fsnotifyd.service), and with --metrics serves
+Prometheus metrics at http://ADDR/metrics. On SIGINT or SIGTERM it closes every
+client (their pending permission events get their close verdicts) and exits 0.
+
+--config FILE sets who may do what (docs/daemon.md): allow_uid/allow_gid for
+mount and filesystem marks and permission events, fd_uid/fd_gid for receiving
+permission events' files, max_deadline, max_clients, max_marks, queue_limit.
+
+Examples:
+  fsnotifyd serve
+  fsnotifyd serve --socket /tmp/fsn.sock --metrics 127.0.0.1:9464
+  fsnotifyd serve --config /etc/fsnotifyd/config --log-level debug
+`
+
+func runServe(args []string) int {
+	var (
+		socket   = daemon.DefaultSocket
+		config   string
+		metrics  string
+		logLevel = "info"
+		logJSON  bool
+	)
+	fs := newFlagSet("serve", "[--socket PATH] [--config FILE] [--metrics ADDR]", serveHelp)
+	fs.stringVar(&socket, "socket,s", "listen on this unix socket")
+	fs.stringVar(&config, "config,c", "read the client policy from FILE")
+	fs.stringVar(&metrics, "metrics", "serve Prometheus metrics on ADDR (host:port)")
+	fs.stringVar(&logLevel, "log-level", "debug, info, warn or error")
+	fs.boolVar(&logJSON, "log-json", "log JSON lines instead of text")
+	rest, err := fs.parse(args)
+	if err != nil {
+		if err == errHelp {
+			return exitOK
+		}
+		return fs.usageError(err)
+	}
+	if len(rest) > 0 {
+		return fs.usageError(fmt.Errorf("unexpected argument %q", rest[0]))
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+		return fs.usageError(fmt.Errorf("--log-level: %q: want debug, info, warn or error", logLevel))
+	}
+	hopts := &slog.HandlerOptions{Level: level}
+	var log *slog.Logger
+	if logJSON {
+		log = slog.New(slog.NewJSONHandler(os.Stderr, hopts))
+	} else {
+		log = slog.New(slog.NewTextHandler(os.Stderr, hopts))
+	}
+	cfg := daemon.DefaultConfig()
+	if config != "" {
+		if cfg, err = daemon.LoadConfig(config); err != nil {
+			return fail("serve", fmt.Errorf("--config: %w", err))
+		}
+	}
+	ln, err := listen(socket)
+	if err != nil {
+		return fail("serve", err)
+	}
+	srv, err := daemon.New(daemon.Options{Config: cfg, Logger: log, Version: version})
+	if err != nil {
+		ln.Close()
+		return fail("serve", err)
+	}
+	defer srv.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if metrics != "" {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", srv.MetricsHandler())
+		hs := &http.Server{Addr: metrics, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		mln, err := net.Listen("tcp", metrics)
+		if err != nil {
+			ln.Close()
+			return fail("serve", fmt.Errorf("--metrics: %w", err))
+		}
+		go hs.Serve(mln)
+		defer hs.Close()
+		log.Info("metrics", "url", "http://"+mln.Addr().String()+"/metrics")
+	}
+	log.Info("fsnotifyd serving", "socket", socket, "version", version, "instance", srv.Instance().String())
+	daemon.Notify("READY=1\nSTATUS=serving on " + socket)
+	err = srv.Run(ctx, ln)
+	daemon.Notify("STOPPING=1")
+	os.Remove(socket)
+	if err != nil {
+		return fail("serve", err)
+	}
+	log.Info("fsnotifyd stopped")
+	return exitOK
+}
+
+// listen opens the daemon's socket: it refuses a live one (another daemon answers there) and
+// removes a stale one (a socket file nobody listens on).
+func listen(path string) (*net.UnixListener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	if st, err := os.Lstat(path); err == nil {
+		if st.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("%s exists and is not a socket; remove it or choose --socket", path)
+		}
+		c, err := net.DialTimeout("unix", path, time.Second)
+		if err == nil {
+			c.Close()
+			return nil, fmt.Errorf("another fsnotifyd is serving on %s (stop it first, or choose --socket)", path)
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, fmt.Errorf("checking %s: %v", path, err)
+		}
+		os.Remove(path) // stale
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, err
+	}
+	ln.SetUnlinkOnClose(false) // we remove it ourselves, only when we made it
+	// Anyone may connect; what each client may do is decided per request (SO_PEERCRED).
+	if err := os.Chmod(path, 0o666); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}

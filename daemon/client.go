@@ -1,0 +1,448 @@
+//go:build linux
+
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/backend"
+	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/proto"
+	"github.com/fsnotifyd/fsnotifyd/internal/sys"
+)
+
+// client is one connection: an engine group and the marks the client placed.
+type client struct {
+	s          *Server
+	id         uint64
+	name       string
+	conn       *proto.Conn
+	g          *engine.Group
+	cred       syscall.Ucred
+	groups     []uint32
+	privileged bool
+	eventFDs   bool
+	wantUID    bool
+	wantComm   bool
+
+	mu       sync.Mutex
+	marks    map[uint64]*clientMark
+	byObj    map[engine.Object]uint64
+	nextMark uint64
+	sent     map[uint64]time.Time // permission events sent, for the verdict latency
+
+	closeOnce sync.Once
+	done      chan struct{}
+}
+
+// clientMark is a mark a client placed: its object, and the path of that object when the mark
+// was added (for unprivileged clients, paths in events are cut to what lies below it).
+type clientMark struct {
+	id   uint64
+	obj  engine.Object
+	root string
+}
+
+// run serves the connection until it ends.
+func (c *client) run() {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c.writeLoop()
+	}()
+	c.readLoop()
+	c.close()
+	wg.Wait()
+}
+
+// close ends the client: its group closes, which answers its pending permission events with
+// its close verdict at once; its marks go with the group.
+func (c *client) close() {
+	c.closeOnce.Do(func() {
+		close(c.done)
+		st := c.g.Stats()
+		c.g.Close()
+		st2 := c.g.Stats()
+		c.conn.Close()
+		s := c.s
+		s.mu.Lock()
+		delete(s.clients, c.id)
+		s.mu.Unlock()
+		s.gone.mu.Lock()
+		s.gone.delivered += st.Delivered
+		s.gone.dropped += st.Dropped
+		s.gone.overflows += st.Overflows
+		s.gone.deadline += st.DeadlineExpired
+		s.gone.closeAnswered += st2.ClosedAnswered
+		s.gone.answered += st.Answered
+		s.gone.queueFull += st.QueueFull
+		s.gone.mu.Unlock()
+	})
+}
+
+// readLoop handles the client's requests in order.
+func (c *client) readLoop() {
+	for {
+		m, err := c.conn.ReadMsg()
+		if err != nil {
+			var pe *proto.Error
+			if errors.As(err, &pe) && pe.Code.Protocol() {
+				// A malformed or oversized frame: say why, and close this connection only.
+				c.conn.WriteMsg(proto.FatalFor(0, err))
+				c.s.log.Info("client sent a bad frame", "client", c.id, "err", err)
+			}
+			return
+		}
+		var reply proto.Msg
+		switch m := m.(type) {
+		case *proto.AddMark:
+			id, err := c.addMark(m)
+			reply = proto.ResultFor(m.Req, id, err)
+		case *proto.RemoveMark:
+			id, err := c.removeMark(m)
+			reply = proto.ResultFor(m.Req, id, err)
+		case *proto.Respond:
+			err := c.respond(m)
+			if m.Req != 0 || err != nil {
+				reply = proto.ResultFor(m.Req, m.EventID, err)
+			}
+		case *proto.StatsRequest:
+			all := m.AllClients && c.privileged // others' names and pids are for the privileged
+			st := c.s.Stats(all, c.id)
+			st.Req = m.Req
+			reply = &st
+		case *proto.Ping:
+			reply = &proto.Pong{Req: m.Req}
+		case *proto.Bye:
+			return
+		default:
+			proto.CloseFDs(m)
+			reply = proto.ResultFor(m.RequestID(), 0, proto.Errorf(proto.CodeInvalid, "unexpected %T", m))
+		}
+		if reply != nil {
+			if err := c.conn.WriteMsg(reply); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// addMark places a mark on the object of the client's descriptor.
+func (c *client) addMark(m *proto.AddMark) (uint64, error) {
+	defer m.Target.Close()
+	fd := m.Target.Int()
+	switch m.Kind {
+	case engine.KindMount, engine.KindFilesystem:
+		if !c.privileged {
+			return 0, proto.Errorf(proto.CodePermission,
+				"%s marks need uid 0 or a uid/gid allowed by allow_uid/allow_gid in the daemon's config; uid %d is not",
+				m.Kind, c.cred.Uid)
+		}
+	case engine.KindInode, engine.KindSubtree:
+	default:
+		return 0, proto.Errorf(proto.CodeInvalid, "unknown object kind %d", m.Kind)
+	}
+	if c.cred.Uid != 0 {
+		// No confused deputy: the client must be able to read what it watches itself.
+		ok, err := sys.AccessAs(fd, c.cred.Uid, c.cred.Gid, c.groups, sys.R_OK)
+		if err != nil {
+			return 0, proto.Errorf(proto.CodeInternal, "checking your access: %v", err)
+		}
+		if !ok {
+			path, _ := sys.FdPath(fd)
+			return 0, proto.Errorf(proto.CodePermission, "you (uid %d) cannot read %s, so you cannot watch it", c.cred.Uid, path)
+		}
+	}
+	t, err := c.s.b.ResolveFd(fd, m.Kind)
+	if err != nil {
+		return 0, requestError(err)
+	}
+	if m.Kind == engine.KindSubtree && !t.IsDir {
+		c.s.b.Release(t)
+		return 0, proto.Errorf(proto.CodeInvalid, "%s is not a directory: a subtree mark needs one", t.Path)
+	}
+	spec := m.Spec()
+	if m.Replace {
+		if _, ok := c.g.Mark(t.Object); ok {
+			c.s.b.Release(t)
+			err = c.g.ModifyMark(t.Object, spec)
+		} else {
+			err = c.s.b.AddMark(c.g, t, spec)
+		}
+	} else {
+		err = c.s.b.AddMark(c.g, t, spec)
+	}
+	if err != nil {
+		return 0, requestError(err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if id, ok := c.byObj[t.Object]; ok {
+		return id, nil
+	}
+	c.nextMark++
+	cm := &clientMark{id: c.nextMark, obj: t.Object, root: t.Path}
+	c.marks[cm.id] = cm
+	c.byObj[t.Object] = cm.id
+	return cm.id, nil
+}
+
+// removeMark removes (or shrinks) a mark.
+func (c *client) removeMark(m *proto.RemoveMark) (uint64, error) {
+	defer m.Target.Close()
+	var cm *clientMark
+	switch m.By {
+	case proto.RemoveAll:
+		c.g.FlushMarks(m.Kind)
+		c.mu.Lock()
+		for id, x := range c.marks {
+			if m.Kind == 0 || x.obj.Kind == m.Kind {
+				delete(c.marks, id)
+				delete(c.byObj, x.obj)
+			}
+		}
+		c.mu.Unlock()
+		return 0, nil
+	case proto.RemoveByID:
+		c.mu.Lock()
+		cm = c.marks[m.MarkID]
+		c.mu.Unlock()
+	case proto.RemoveByTarget:
+		t, err := c.s.b.ResolveFd(m.Target.Int(), m.Kind)
+		if err != nil {
+			return 0, requestError(err)
+		}
+		c.s.b.Release(t)
+		c.mu.Lock()
+		if id, ok := c.byObj[t.Object]; ok {
+			cm = c.marks[id]
+		}
+		c.mu.Unlock()
+	}
+	if cm == nil {
+		return 0, proto.Errorf(proto.CodeNotFound, "no such mark")
+	}
+	var err error
+	gone := m.Mask == 0 && m.Ignore == 0
+	if gone {
+		err = c.g.RemoveMark(cm.obj)
+	} else {
+		err = c.g.RemoveFromMark(cm.obj, m.Mask, m.Ignore)
+		if _, ok := c.g.Mark(cm.obj); !ok {
+			gone = true
+		}
+	}
+	if gone {
+		c.mu.Lock()
+		delete(c.marks, cm.id)
+		delete(c.byObj, cm.obj)
+		c.mu.Unlock()
+	}
+	if err != nil {
+		return 0, requestError(err)
+	}
+	return cm.id, nil
+}
+
+func (c *client) respond(m *proto.Respond) error {
+	err := c.g.Respond(m.EventID, m.Response())
+	c.mu.Lock()
+	t, ok := c.sent[m.EventID]
+	delete(c.sent, m.EventID)
+	c.mu.Unlock()
+	if err != nil {
+		return requestError(err)
+	}
+	if ok {
+		c.s.lat.observe(time.Since(t))
+	}
+	return nil
+}
+
+// requestError maps an engine or backend error to a request error code.
+func requestError(err error) error {
+	code := proto.CodeInternal
+	switch {
+	case errors.Is(err, engine.ErrNoSuchEvent), errors.Is(err, engine.ErrNoMark), errors.Is(err, os.ErrNotExist):
+		code = proto.CodeNotFound
+	case errors.Is(err, engine.ErrMarkLimit):
+		code = proto.CodeLimit
+	case errors.Is(err, engine.ErrInvalid), errors.Is(err, engine.ErrPermissionBit),
+		errors.Is(err, engine.ErrPreContentBit), errors.Is(err, backend.ErrMountDirent),
+		errors.Is(err, syscall.ENOTDIR), errors.Is(err, syscall.EINVAL):
+		code = proto.CodeInvalid
+	case errors.Is(err, sys.ErrNotSupported), errors.Is(err, syscall.EOPNOTSUPP), errors.Is(err, syscall.EXDEV):
+		code = proto.CodeNotSupported
+	case errors.Is(err, os.ErrPermission):
+		code = proto.CodePermission
+	case errors.Is(err, engine.ErrClosed), errors.Is(err, backend.ErrClosed):
+		code = proto.CodeUnavailable
+	}
+	return proto.Errorf(code, "%v", err)
+}
+
+// writeLoop sends the client's events, in batches, until the group closes. Only this
+// goroutine waits on the client's socket; the engine queue in front of it absorbs bursts and
+// overflows for this client alone.
+func (c *client) writeLoop() {
+	buf := make([]engine.Delivery, 128)
+	msgs := make([]proto.Msg, 0, 128)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-c.done
+		cancel()
+	}()
+	defer cancel()
+	var lastDropped uint64
+	for {
+		n, err := c.g.ReadBatch(ctx, buf)
+		if err != nil {
+			return
+		}
+		msgs = msgs[:0]
+		for i := range buf[:n] {
+			d := buf[i]
+			if d.Event == nil { // overflow
+				reason := proto.OverflowKernel
+				if st := c.g.Stats(); st.Dropped != lastDropped {
+					reason, lastDropped = proto.OverflowQueue, st.Dropped
+				}
+				msgs = append(msgs, &proto.Overflow{Reason: reason})
+				continue
+			}
+			ev := c.event(d)
+			d.Release() // the event's descriptor, if sent, is a duplicate the message owns
+			if ev != nil {
+				msgs = append(msgs, ev)
+			}
+		}
+		if err := c.conn.WriteMsgs(msgs...); err != nil {
+			for _, m := range msgs {
+				proto.CloseFDs(m)
+			}
+			c.close()
+			return
+		}
+	}
+}
+
+// fder is the backend's permission-event payload.
+type fder interface{ Fd() int }
+
+// event builds what the client may see of one delivery.
+func (c *client) event(d engine.Delivery) *proto.Event {
+	ev := proto.NewEvent(d)
+	if !c.privileged {
+		if !c.trim(ev) {
+			if d.ID != 0 {
+				// A permission event whose path left what the client marked (a rename): it
+				// still must be answered, so send it with the name only.
+				ev.Path, ev.OldPath = "", ""
+			} else {
+				return nil
+			}
+		}
+	}
+	if c.wantComm {
+		ev.Comm = d.Event.Comm
+		if ev.Comm == "" {
+			ev.Comm = procComm(ev.Pid)
+		}
+	}
+	if c.wantUID && ev.Pid > 0 {
+		if uid, ok := procUID(ev.Pid); ok {
+			ev.UID, ev.HasUID = uid, true
+		}
+	}
+	if d.ID != 0 {
+		if c.eventFDs {
+			if p, ok := d.Event.Payload.(fder); ok {
+				if fd, err := sys.Dup(p.Fd()); err == nil {
+					ev.FD = proto.NewFD(fd)
+				}
+			}
+		}
+		c.mu.Lock()
+		if len(c.sent) < 1<<20 {
+			c.sent[d.ID] = time.Now()
+		}
+		c.mu.Unlock()
+	}
+	return ev
+}
+
+// trim cuts an unprivileged client's event paths to what lies below what it marked (the
+// marked object's own path stays: the client opened it). It reports false if the event is
+// below none of its marks.
+func (c *client) trim(ev *proto.Event) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	inside := func(p string) bool {
+		if p == "" {
+			return true
+		}
+		for _, m := range c.marks {
+			if p == m.root || strings.HasPrefix(p, m.root+"/") || m.root == "/" {
+				return true
+			}
+		}
+		return false
+	}
+	ok := inside(ev.Path)
+	if !inside(ev.OldPath) {
+		ev.OldPath = "" // came from elsewhere: the client may not learn from where
+	}
+	return ok
+}
+
+func (c *client) stats(gs engine.GroupStats) proto.ClientStats {
+	return proto.ClientStats{
+		ID: c.id, Name: c.name, PID: c.cred.Pid, UID: c.cred.Uid, Class: gs.Class,
+		Queued: uint32(gs.Queued), Pending: uint32(gs.Pending), Marks: uint32(gs.Marks),
+		Delivered: gs.Delivered, Merged: gs.Merged, Dropped: gs.Dropped, Overflows: gs.Overflows,
+		Answered: gs.Answered, DeadlineExpired: gs.DeadlineExpired, CloseAnswered: gs.ClosedAnswered,
+		QueueFull: gs.QueueFull,
+		Latency:   proto.Latency{Count: gs.Answered, Sum: gs.AnswerLatency * time.Duration(gs.Answered)},
+	}
+}
+
+func procComm(pid int32) string {
+	if pid <= 0 {
+		return ""
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(int(pid)) + "/comm")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSuffix(string(b), "\n")
+}
+
+// procUID returns a process's real uid.
+func procUID(pid int32) (uint32, bool) {
+	f, err := os.Open("/proc/" + strconv.Itoa(int(pid)) + "/status")
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(io.LimitReader(f, 1<<16))
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "Uid:"); ok {
+			if f := strings.Fields(rest); len(f) > 0 {
+				if n, err := strconv.ParseUint(f[0], 10, 32); err == nil {
+					return uint32(n), true
+				}
+			}
+		}
+	}
+	return 0, false
+}

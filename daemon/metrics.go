@@ -1,0 +1,74 @@
+//go:build linux
+
+package daemon
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// MetricsHandler serves the daemon's figures in the Prometheus text format. The figures are
+// read from the server when scraped (the same ones `fsnotifyd stats` prints), so nothing on
+// the event path does metrics bookkeeping.
+func (s *Server) MetricsHandler() http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(&collector{s: s})
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
+
+type collector struct{ s *Server }
+
+var (
+	descEvents          = prometheus.NewDesc("fsnotifyd_events_total", "Events read from the kernel.", nil, nil)
+	descPermEvents      = prometheus.NewDesc("fsnotifyd_permission_events_total", "Permission events read from the kernel.", nil, nil)
+	descDelivered       = prometheus.NewDesc("fsnotifyd_delivered_events_total", "Events queued to clients.", nil, nil)
+	descDropped         = prometheus.NewDesc("fsnotifyd_dropped_events_total", "Events dropped because a client's queue was full.", nil, nil)
+	descOverflows       = prometheus.NewDesc("fsnotifyd_overflows_total", "Overflow events reported to clients.", nil, nil)
+	descKernelOverflows = prometheus.NewDesc("fsnotifyd_kernel_overflows_total", "Overflows of the kernel's own event queue.", nil, nil)
+	descPending         = prometheus.NewDesc("fsnotifyd_pending_permission_events", "Permission events waiting for a client's answer.", nil, nil)
+	descDeadline        = prometheus.NewDesc("fsnotifyd_deadline_expiries_total", "Permission events answered by a deadline verdict.", nil, nil)
+	descClosed          = prometheus.NewDesc("fsnotifyd_close_answered_total", "Permission events answered by a close verdict (the client left).", nil, nil)
+	descClients         = prometheus.NewDesc("fsnotifyd_clients", "Clients connected.", nil, nil)
+	descMarks           = prometheus.NewDesc("fsnotifyd_marks", "Marks held by all clients.", nil, nil)
+	descLatency         = prometheus.NewDesc("fsnotifyd_verdict_latency_seconds", "Time from queueing a permission event to the client's answer.", nil, nil)
+)
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descEvents, descPermEvents, descDelivered, descDropped, descOverflows,
+		descKernelOverflows, descPending, descDeadline, descClosed, descClients, descMarks, descLatency} {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	st := c.s.Stats(false, 0)
+	d := st.Daemon
+	counter := func(desc *prometheus.Desc, v uint64) {
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.CounterValue, float64(v))
+	}
+	gauge := func(desc *prometheus.Desc, v uint64) {
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, float64(v))
+	}
+	counter(descEvents, d.Events)
+	counter(descPermEvents, d.PermissionEvents)
+	counter(descDelivered, d.Delivered)
+	counter(descDropped, d.Dropped)
+	counter(descOverflows, d.Overflows)
+	counter(descKernelOverflows, d.KernelOverflows)
+	gauge(descPending, d.Pending)
+	counter(descDeadline, d.DeadlineExpired)
+	counter(descClosed, d.CloseAnswered)
+	gauge(descClients, uint64(d.Clients))
+	gauge(descMarks, d.Marks)
+	buckets := make(map[float64]uint64, len(d.Buckets))
+	var cum uint64
+	for _, b := range d.Buckets {
+		cum += b.Count
+		buckets[b.Le.Seconds()] = cum
+	}
+	ch <- prometheus.MustNewConstHistogram(descLatency, d.Latency.Count, d.Latency.Sum.Seconds(), buckets)
+}

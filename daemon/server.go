@@ -1,0 +1,373 @@
+//go:build linux
+
+// Package daemon is fsnotifyd's server: it holds the kernel side (one backend) once and serves
+// many client processes over a unix socket, each client an engine group with its own marks,
+// queue and permission answers, so that no client can stall another, the daemon or the host.
+//
+// Each connection has two goroutines: one reads the client's requests in order, one writes the
+// client's events from its engine group. The kernel's readers only ever queue into engine
+// groups: they never wait on a client socket, a log write, or a client's lock. A client that
+// reads slowly overflows its own queue (it gets an Overflow); a client that disconnects, crashes
+// or is killed has its group closed, which answers its pending permission events with its close
+// verdict at once.
+//
+// Authorization (no confused deputy): a client names what to watch by a file descriptor it
+// opened itself, never by a path the daemon would resolve with its own privileges; the daemon
+// checks that the client could read it (AccessAs with the client's credentials). Mount and
+// filesystem marks and the permission classes need uid 0 or a uid/gid the config allows, and so
+// does receiving permission events' descriptors. Other clients see only paths below what they
+// marked.
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/backend"
+	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/proto"
+)
+
+// DefaultSocket is where the daemon listens unless told otherwise.
+const DefaultSocket = "/run/fsnotifyd/fsnotifyd.sock"
+
+// Options configure a Server.
+type Options struct {
+	Config  Config
+	Logger  *slog.Logger // nil: discard
+	Version string       // reported to clients
+	// Backend to serve (nil: a new fanotify backend, closed with the server).
+	Backend *backend.Backend
+}
+
+// Server serves clients on listeners given to Run.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	version  string
+	b        *backend.Backend
+	ownB     bool
+	instance proto.InstanceID
+	start    time.Time
+
+	mu      sync.Mutex
+	clients map[uint64]*client
+	nextID  uint64
+	closed  bool
+	wg      sync.WaitGroup
+
+	lat  latencyHist
+	gone goneTotals // figures of clients that left
+}
+
+// goneTotals accumulate the counters of disconnected clients, so that daemon totals never go
+// backwards.
+type goneTotals struct {
+	mu                                           sync.Mutex
+	delivered, dropped, overflows                uint64
+	deadline, closeAnswered, answered, queueFull uint64
+}
+
+// New creates a server (and its backend, unless given one).
+func New(opts Options) (*Server, error) {
+	s := &Server{cfg: opts.Config, log: opts.Logger, version: opts.Version, b: opts.Backend,
+		clients: make(map[uint64]*client), start: time.Now()}
+	if s.log == nil {
+		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if s.version == "" {
+		s.version = "dev"
+	}
+	if s.cfg.MaxClients == 0 {
+		s.cfg = DefaultConfig()
+	}
+	if _, err := rand.Read(s.instance[:]); err != nil {
+		return nil, err
+	}
+	if s.b == nil {
+		b, err := backend.New(backend.Options{Mode: backend.ModeFanotify, Logger: s.log})
+		if err != nil {
+			return nil, fmt.Errorf("the daemon needs fanotify: %w", err)
+		}
+		s.b, s.ownB = b, true
+	}
+	s.lat.init()
+	return s, nil
+}
+
+// Backend returns the server's backend.
+func (s *Server) Backend() *backend.Backend { return s.b }
+
+// Instance identifies this run of the daemon.
+func (s *Server) Instance() proto.InstanceID { return s.instance }
+
+// Run accepts clients on ln until ctx ends or ln fails, then closes every client (answering
+// their pending permission events with their close verdicts) and returns. Tests bring their own
+// listener.
+func (s *Server) Run(ctx context.Context, ln *net.UnixListener) error {
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	var err error
+	for {
+		var uc *net.UnixConn
+		uc, err = ln.AcceptUnix()
+		if err != nil {
+			break
+		}
+		s.wg.Add(1)
+		go s.serve(uc)
+	}
+	s.closeClients()
+	s.wg.Wait()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// Close closes every client and, if the server made it, the backend.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.closeClients()
+	s.wg.Wait()
+	if s.ownB {
+		return s.b.Close()
+	}
+	return nil
+}
+
+func (s *Server) closeClients() {
+	s.mu.Lock()
+	cs := make([]*client, 0, len(s.clients))
+	for _, c := range s.clients {
+		cs = append(cs, c)
+	}
+	s.mu.Unlock()
+	for _, c := range cs {
+		c.close()
+	}
+}
+
+// serve runs one connection.
+func (s *Server) serve(uc *net.UnixConn) {
+	defer s.wg.Done()
+	conn := proto.NewConn(uc, proto.DaemonSide)
+	defer conn.Close()
+	cred, err := conn.PeerCred()
+	if err != nil {
+		s.log.Warn("client without credentials", "err", err)
+		return
+	}
+	// A client has 10 s to say Hello; a silent peer must not hold a slot.
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	m, err := conn.ReadMsg()
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			conn.WriteMsg(proto.FatalFor(0, err))
+		}
+		return
+	}
+	conn.SetReadDeadline(time.Time{})
+	hello := m.(*proto.Hello) // the Conn accepts nothing else first
+	c, err := s.admit(conn, cred, hello)
+	if err != nil {
+		s.log.Info("client refused", "pid", cred.Pid, "uid", cred.Uid, "err", err)
+		conn.WriteMsg(proto.FatalFor(hello.Req, err))
+		return
+	}
+	s.log.Info("client connected", "client", c.id, "name", c.name, "pid", cred.Pid, "uid", cred.Uid,
+		"class", c.g.Options().Class)
+	c.run()
+	s.log.Info("client left", "client", c.id, "name", c.name)
+}
+
+// admit checks a Hello, creates the client's group and sends the Welcome.
+func (s *Server) admit(conn *proto.Conn, cred *syscall.Ucred, h *proto.Hello) (*client, error) {
+	version, err := proto.Negotiate(h)
+	if err != nil {
+		return nil, err
+	}
+	groups := peerGroups(cred.Pid, cred.Gid)
+	privileged := s.cfg.privileged(cred.Uid, groups)
+	opts := h.Options()
+	if opts.Class != engine.ClassNotification && !privileged {
+		return nil, proto.Errorf(proto.CodePermission,
+			"%s-class clients (permission events) need uid 0 or a uid/gid allowed by allow_uid/allow_gid in the daemon's config; uid %d is not",
+			opts.Class, cred.Uid)
+	}
+	if opts.Class != engine.ClassNotification && s.cfg.MaxDeadline > 0 &&
+		(opts.Deadline == 0 || opts.Deadline > s.cfg.MaxDeadline) {
+		opts.Deadline = s.cfg.MaxDeadline // no client holds an access longer than the config allows
+	}
+	if opts.QueueLimit == 0 || (opts.QueueLimit < 0 && !privileged) || opts.QueueLimit > s.cfg.QueueLimit && !privileged {
+		opts.QueueLimit = s.cfg.QueueLimit
+	}
+	opts.MarkLimit = s.cfg.MaxMarks
+	name := h.Name
+	if name == "" {
+		name = fmt.Sprintf("pid%d", cred.Pid)
+	}
+
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, proto.Errorf(proto.CodeUnavailable, "the daemon is shutting down")
+	}
+	if len(s.clients) >= s.cfg.MaxClients {
+		s.mu.Unlock()
+		return nil, proto.Errorf(proto.CodeLimit, "the daemon serves %d clients already (max_clients)", s.cfg.MaxClients)
+	}
+	s.nextID++
+	id := s.nextID
+	s.mu.Unlock()
+
+	opts.Name = fmt.Sprintf("%s#%d", name, id)
+	g, err := s.b.Engine().NewGroup(opts)
+	if err != nil {
+		return nil, proto.Errorf(proto.CodeInvalid, "group options: %v", err)
+	}
+	c := &client{
+		s: s, id: id, name: name, conn: conn, g: g, cred: *cred, groups: groups,
+		privileged: privileged,
+		eventFDs:   h.WantEventFDs && opts.Class != engine.ClassNotification && s.cfg.mayReceiveFds(cred.Uid, groups),
+		wantUID:    h.WantUID, wantComm: h.WantComm,
+		marks: make(map[uint64]*clientMark), byObj: make(map[engine.Object]uint64),
+		sent: make(map[uint64]time.Time), done: make(chan struct{}),
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		g.Close()
+		return nil, proto.Errorf(proto.CodeUnavailable, "the daemon is shutting down")
+	}
+	s.clients[id] = c
+	s.mu.Unlock()
+
+	w := &proto.Welcome{
+		Req: h.Req, Version: version, ClientID: id, Instance: s.instance,
+		Fresh: h.LastInstance != s.instance, DaemonVersion: s.version,
+		Class: opts.Class, QueueLimit: opts.QueueLimit, MarkLimit: opts.MarkLimit,
+		Deadline: opts.Deadline, DeadlineVerdict: opts.DeadlineVerdict, CloseVerdict: opts.CloseVerdict,
+		QueueFullVerdict: opts.QueueFullVerdict, EventFDs: c.eventFDs, MountMarks: privileged,
+		UID: cred.Uid, GID: cred.Gid, PID: cred.Pid,
+	}
+	if err := conn.WriteMsg(w); err != nil {
+		c.close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Stats returns daemon-wide figures and, with all, every client's (else only none).
+func (s *Server) Stats(all bool, only uint64) proto.Stats {
+	bs := s.b.Stats()
+	es := s.b.Engine().Stats()
+	s.mu.Lock()
+	cs := make([]*client, 0, len(s.clients))
+	for _, c := range s.clients {
+		cs = append(cs, c)
+	}
+	s.mu.Unlock()
+	sort.Slice(cs, func(i, j int) bool { return cs[i].id < cs[j].id })
+	var st proto.Stats
+	d := &st.Daemon
+	d.Uptime = time.Since(s.start)
+	d.Clients = uint32(len(cs))
+	d.Events, d.PermissionEvents, d.KernelOverflows = bs.Events, bs.PermissionEvents, bs.KernelOverflows
+	d.Marks = uint64(es.Marks)
+	s.gone.mu.Lock()
+	d.Delivered, d.Dropped, d.Overflows = s.gone.delivered, s.gone.dropped, s.gone.overflows
+	d.DeadlineExpired, d.CloseAnswered = s.gone.deadline, s.gone.closeAnswered
+	s.gone.mu.Unlock()
+	for _, c := range cs {
+		gs := c.g.Stats()
+		d.Delivered += gs.Delivered
+		d.Dropped += gs.Dropped
+		d.Overflows += gs.Overflows
+		d.DeadlineExpired += gs.DeadlineExpired
+		d.CloseAnswered += gs.ClosedAnswered
+		d.Pending += uint64(gs.Pending)
+		if (all || c.id == only) && len(st.Clients) < proto.MaxStatsClients {
+			st.Clients = append(st.Clients, c.stats(gs))
+		} else if all {
+			st.Truncated = true
+		}
+	}
+	d.Latency, d.Buckets = s.lat.snapshot()
+	return st
+}
+
+// latencyHist is the verdict latency histogram (client answers), lock-free.
+type latencyHist struct {
+	bounds []time.Duration
+	counts []atomic.Uint64
+	count  atomic.Uint64
+	sum    atomic.Int64
+	max    atomic.Int64
+}
+
+func (h *latencyHist) init() {
+	for d := 50 * time.Microsecond; d <= 10*time.Second; d *= 2 {
+		h.bounds = append(h.bounds, d)
+	}
+	h.counts = make([]atomic.Uint64, len(h.bounds))
+}
+
+func (h *latencyHist) observe(d time.Duration) {
+	h.count.Add(1)
+	h.sum.Add(int64(d))
+	for {
+		m := h.max.Load()
+		if int64(d) <= m || h.max.CompareAndSwap(m, int64(d)) {
+			break
+		}
+	}
+	i := sort.Search(len(h.bounds), func(i int) bool { return h.bounds[i] >= d })
+	if i < len(h.bounds) {
+		h.counts[i].Add(1)
+	}
+}
+
+func (h *latencyHist) snapshot() (proto.Latency, []proto.Bucket) {
+	l := proto.Latency{Count: h.count.Load(), Sum: time.Duration(h.sum.Load()), Max: time.Duration(h.max.Load())}
+	bs := make([]proto.Bucket, len(h.bounds))
+	for i := range h.bounds {
+		bs[i] = proto.Bucket{Le: h.bounds[i], Count: h.counts[i].Load()}
+	}
+	return l, bs
+}
+
+// peerGroups returns a process's supplementary groups (from /proc; SO_PEERCRED has only the
+// primary group), always including gid.
+func peerGroups(pid int32, gid uint32) []uint32 {
+	out := []uint32{gid}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return out
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Groups:"); ok {
+			var g uint32
+			for _, f := range strings.Fields(rest) {
+				if _, err := fmt.Sscan(f, &g); err == nil && g != gid {
+					out = append(out, g)
+				}
+			}
+		}
+	}
+	return out
+}
