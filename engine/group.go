@@ -602,7 +602,8 @@ func (g *Group) handle(ev *Event, m Mask) (Response, bool) {
 	if !ok {
 		return Response{}, false
 	}
-	if r.Verdict > Deny || (r.Errno != 0 && (g.opts.Class != ClassPreContent || r.Verdict != Deny)) {
+	if r.Verdict > Deny || (r.Errno != 0 && (g.opts.Class != ClassPreContent || r.Verdict != Deny ||
+		!slices.Contains(DenyErrnos, r.Errno))) { // what Respond refuses
 		r = Response{Verdict: Deny} // an invalid answer from a handler denies, loudly in stats
 		g.st.handlerInvalid.Add(1)
 	}

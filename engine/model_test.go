@@ -7,14 +7,23 @@ package engine
 //
 // The model is deliberately naive: groups are structs with a slice for a queue and a map of
 // marks; a dispatch is a loop over the interested groups sorted by priority. It never calls
-// engine code to decide anything, with one exception explained at mergeBucket.
+// engine code to decide anything, with one exception explained at mergeBucket. It covers group
+// options (class, queue limit, mark limit, close and full-queue verdicts, a Handler), the mark
+// operations and their errors (AddMark, ModifyMark, RemoveFromMark, RemoveMark, FlushMarks,
+// Mark, Marks, MarksOn, a MaskHook that refuses a bit), dispatch (which marks report which
+// events through which objects, ignore masks, Modify clearing them, priority order), queues
+// (merging, overflow, TryRead, ReadBatch, Overflow), permission walks (answers with and without
+// errno and cache, close and cancel before and after the read, full queues, the first deny,
+// Respond's errors) and the figures (Stats, Group.Stats, payload releases).
 //
 // What the model does not cover (on purpose; guarantee_test.go and chaos_test.go do):
 // concurrency other than one permission event in flight at a time, deadlines, marks that change
 // while a dispatch waits, notifications that race with a closing group, and ReadBatch/Read
 // blocking (reads here are TryRead or reads of what is known to be queued).
 //
-// Run longer with e.g. go test -run TestModel -rapid.checks=2000 -rapid.steps=100 ./engine
+// Run longer with e.g. go test -run 'TestModel$' ./engine -rapid.checks=2000 -rapid.steps=100
+// (TestModel runs modelRuns times -rapid.checks checks); replay a failure with the
+// -rapid.failfile or -rapid.seed it prints.
 
 import (
 	"cmp"
@@ -23,6 +32,7 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -190,6 +200,8 @@ type mGroup struct {
 	slots   [mergeBuckets]*mEntry
 	pending int        // permission events read and not answered
 	st      GroupStats // the counters the engine must show
+	// handler, if set, is the group's Handler's plan: what it answers for events on each inode.
+	handler map[ID]string
 }
 
 func (mg *mGroup) name() string { return fmt.Sprintf("group#%d(%v)", mg.seq, mg.opts.Class) }
@@ -262,6 +274,9 @@ type model struct {
 	groups  []*mGroup // in creation order, closed ones too
 	events  []*mEvent
 	usedIDs []uint64 // permission ids already answered
+
+	callsMu sync.Mutex
+	calls   []handlerCall // Handler calls, recorded by the handlers (on Notify's goroutine)
 
 	notified, permNotified uint64
 }
@@ -353,11 +368,6 @@ func (m *model) closeGroup(mg *mGroup) {
 	mg.slots = [mergeBuckets]*mEntry{}
 	clear(mg.marks)
 	mg.closed = true
-}
-
-// anyMarks reports whether some group marks an involved object (Notify counts only those).
-func (m *model) anyMarks(inv []uInv) bool {
-	return len(m.interested(inv)) > 0
 }
 
 // interest is an object's union as the MaskHook must see it.
@@ -580,14 +590,33 @@ func (m *model) NewGroup(t *rapid.T) {
 	default:
 		invalid = false
 	}
+	mg := &mGroup{seq: len(m.groups), opts: opts, marks: map[Object]*MarkSpec{}}
+	if opts.Class != ClassNotification && rapid.IntRange(0, 2).Draw(t, "has-handler") == 2 {
+		mg.handler = map[ID]string{}
+		for _, x := range uInodes {
+			mg.handler[x] = rapid.SampledFrom(handlerActions).Draw(t, "handler-action")
+		}
+		opts.Handler = func(d Delivery) (Response, bool) {
+			m.callsMu.Lock()
+			m.calls = append(m.calls, handlerCall{mg, d})
+			m.callsMu.Unlock()
+			return handlerAnswers[mg.handler[d.Event.Inode]], mg.handler[d.Event.Inode] != "defer"
+		}
+		mg.opts.Handler = opts.Handler
+	}
 	g, err := m.e.NewGroup(opts)
 	if invalid {
 		wantErr(t, "NewGroup with an invalid option", err, ErrInvalid)
 		return
 	}
 	wantErr(t, "NewGroup", err, nil)
-	if !reflect.DeepEqual(g.Options(), opts) { // Options holds a func: compare deeply (nil == nil)
-		fatalf(t, "Options() = %+v, want %+v", g.Options(), opts)
+	got := g.Options()
+	if (got.Handler == nil) != (opts.Handler == nil) {
+		fatalf(t, "Options().Handler = %p, want %p", got.Handler, opts.Handler)
+	}
+	got.Handler, opts.Handler = nil, nil // funcs do not compare
+	if !reflect.DeepEqual(got, opts) {
+		fatalf(t, "Options() = %+v, want %+v", got, opts)
 	}
 	for _, mg := range m.groups {
 		if mg.g.ID() == g.ID() {
@@ -598,8 +627,8 @@ func (m *model) NewGroup(t *rapid.T) {
 	if limit == 0 {
 		limit = DefaultQueueLimit
 	}
-	m.groups = append(m.groups, &mGroup{g: g, seq: len(m.groups), opts: opts, limit: limit,
-		marks: map[Object]*MarkSpec{}})
+	mg.g, mg.limit = g, limit
+	m.groups = append(m.groups, mg)
 }
 
 // expectChange is the model of AddMark (OR into the mark, creating it) and ModifyMark (replace;
@@ -663,6 +692,10 @@ func (m *model) RemoveFromMark(t *rapid.T) {
 	obj := drawMarkedObject(t, mg)
 	mask := drawRemoveBits(t, "remove-mask")
 	ignore := drawRemoveBits(t, "remove-ignore")
+	if s := mg.marks[obj]; s != nil && rapid.IntRange(0, 2).Draw(t, "remove-all-events") == 2 {
+		// Exactly the mark's event bits: the flags left behind do not keep a mark alive.
+		mask, ignore = s.Mask&AllEvents, s.Ignore&AllEvents
+	}
 	var want error
 	if s := mg.marks[obj]; s == nil {
 		want = ErrNoMark
@@ -885,6 +918,7 @@ func (m *model) Permission(t *rapid.T) {
 	go func() { res <- m.e.Notify(ctx, ev) }()
 
 	var (
+		wantCalls           []handlerCall
 		want                Response
 		asked, denied       bool
 		cacheable           = true
@@ -902,7 +936,12 @@ func (m *model) Permission(t *rapid.T) {
 			continue
 		}
 		asked = true
-		r := m.answer(t, mg, me, deliver, cancel, &cancelled, &afterNotifyReturned)
+		var r Response
+		if h, ok := m.handle(mg, me, deliver, &wantCalls); ok {
+			r = h
+		} else {
+			r = m.answer(t, mg, me, deliver, cancel, &cancelled, &afterNotifyReturned)
+		}
 		if r.Reason != ReasonAnswered || !r.Cache {
 			cacheable = false
 		}
@@ -923,11 +962,67 @@ func (m *model) Permission(t *rapid.T) {
 	case <-time.After(hangTimeout):
 		fatalf(t, "Notify(%v) did not return", ev.Mask)
 	}
+	m.callsMu.Lock()
+	calls := m.calls
+	m.calls = nil
+	m.callsMu.Unlock()
+	if !slices.Equal(calls, wantCalls) {
+		fatalf(t, "Handler calls %v, want %v", calls, wantCalls)
+	}
 	for _, f := range afterNotifyReturned {
 		f()
 	}
 	me.source = false
 	ev.Release()
+}
+
+type handlerCall struct {
+	mg *mGroup
+	d  Delivery
+}
+
+func (c handlerCall) String() string {
+	return fmt.Sprintf("%s:%v:%v", c.mg.name(), c.d.Mask, c.d.Event.Inode)
+}
+
+// A Handler's plan names one of these answers per inode; "defer" queues the event as usual.
+var (
+	handlerActions = []string{"defer", "allow", "allow-cache", "deny", "deny-errno", "bad-verdict", "bad-errno", "allow-errno"}
+	handlerAnswers = map[string]Response{
+		"allow-cache": {Cache: true},
+		"deny":        {Verdict: Deny},
+		"deny-errno":  {Verdict: Deny, Errno: syscall.EIO},
+		"bad-verdict": {Verdict: 3},
+		"bad-errno":   {Verdict: Deny, Errno: syscall.ENOENT}, // not one of DenyErrnos
+		"allow-errno": {Errno: syscall.EIO},
+	}
+)
+
+// handle is the model of a group's Handler: offered the event first (whatever the queue holds
+// and whether Notify's context is done), it answers at once or defers to the queue. An answer
+// that Respond would refuse is a deny.
+func (m *model) handle(mg *mGroup, me *mEvent, mask Mask, calls *[]handlerCall) (Response, bool) {
+	if mg.handler == nil {
+		return Response{}, false
+	}
+	*calls = append(*calls, handlerCall{mg, Delivery{Event: me.ev, Mask: mask}})
+	action := mg.handler[me.ev.Inode]
+	if action == "defer" {
+		return Response{}, false
+	}
+	r := handlerAnswers[action]
+	if r.Verdict > Deny || (r.Errno != 0 && (r.Verdict != Deny || !slices.Contains(DenyErrnos, r.Errno) ||
+		mg.opts.Class != ClassPreContent)) {
+		r = Response{Verdict: Deny}
+		mg.st.HandlerInvalid++
+	}
+	mg.st.Answered++
+	mg.st.Handled++
+	r.Reason, r.Group = ReasonAnswered, mg.g.ID()
+	if r.Verdict == Deny {
+		r.Cache = false
+	}
+	return r, true
 }
 
 // answer plays group mg's part in a permission walk and returns the group's response.
@@ -1116,65 +1211,75 @@ func (m *model) Check(t *rapid.T) {
 	}
 }
 
-// modelRounds is how many Repeat rounds one check runs.
-const modelRounds = 4
+const (
+	// modelRounds is how many Repeat rounds one check runs.
+	modelRounds = 4
+	// modelRuns is how many times TestModel runs rapid's -rapid.checks (default 100) checks,
+	// each time from a fresh seed: rare combinations need more than 100 (a Handler's invalid
+	// errno took about 300 to meet), and a run costs about a second under -race.
+	modelRuns = 3
+)
 
 func TestModel(t *testing.T) {
-	rapid.Check(t, func(t *rapid.T) {
-		h := &hookRecorder{masks: map[Object]Mask{}, refuse: refusedBit}
-		m := &model{e: New(Config{MaskHook: h.hook}), hook: h}
-		t.Cleanup(func() {
-			for _, mg := range m.groups {
-				mg.g.Close() // also after a failure: no goroutine outlives the check
-			}
-		})
-		// A few groups to begin with, so that the sequence is not spent looking for one.
-		for n := rapid.IntRange(1, 4).Draw(t, "initial-groups"); len(m.groups) < n; {
-			m.NewGroup(t)
-		}
-		actions := map[string]func(*rapid.T){
-			"NewGroup":       m.NewGroup,
-			"AddMark":        m.AddMark,
-			"ModifyMark":     m.ModifyMark,
-			"RemoveFromMark": m.RemoveFromMark,
-			"RemoveMark":     m.RemoveMark,
-			"FlushMarks":     m.FlushMarks,
-			"Notify":         m.Notify,
-			"NotifyBurst":    m.NotifyBurst,
-			"Permission":     m.Permission,
-			"TryRead":        m.TryRead,
-			"ReadBatch":      m.ReadBatch,
-			"Overflow":       m.Overflow,
-			"Close":          m.Close,
-			"RespondBogus":   m.RespondBogus,
-			"":               m.Check,
-		}
-		// Weights: marks and events are what everything else needs.
-		actions["AddMark#2"] = m.AddMark
-		actions["AddMark#3"] = m.AddMark
-		actions["Notify#2"] = m.Notify
-		actions["Notify#3"] = m.Notify
-		actions["Permission#2"] = m.Permission
-		// Repeat runs about -rapid.steps (default 30) actions; a few rounds make sequences long
-		// enough for small queues to fill and overflow between reads.
-		for range modelRounds {
-			t.Repeat(actions)
-		}
-		// Closing everything leaves nothing behind.
+	for range modelRuns {
+		rapid.Check(t, modelCheck)
+	}
+}
+
+func modelCheck(t *rapid.T) {
+	h := &hookRecorder{masks: map[Object]Mask{}, refuse: refusedBit}
+	m := &model{e: New(Config{MaskHook: h.hook}), hook: h}
+	t.Cleanup(func() {
 		for _, mg := range m.groups {
-			if !mg.closed {
-				m.closeGroup(mg)
-				wantErr(t, mg.name()+".Close", mg.g.Close(), nil)
-			}
-		}
-		m.Check(t)
-		if st := m.e.Stats(); st.Groups != 0 || st.Marks != 0 || st.Connectors != 0 {
-			fatalf(t, "left over after closing everything: %+v", st)
-		}
-		if len(h.masks) != 0 {
-			fatalf(t, "MaskHook still has masks: %v", h.masks)
+			mg.g.Close() // also after a failure: no goroutine outlives the check
 		}
 	})
+	// A few groups to begin with, so that the sequence is not spent looking for one.
+	for n := rapid.IntRange(1, 4).Draw(t, "initial-groups"); len(m.groups) < n; {
+		m.NewGroup(t)
+	}
+	actions := map[string]func(*rapid.T){
+		"NewGroup":       m.NewGroup,
+		"AddMark":        m.AddMark,
+		"ModifyMark":     m.ModifyMark,
+		"RemoveFromMark": m.RemoveFromMark,
+		"RemoveMark":     m.RemoveMark,
+		"FlushMarks":     m.FlushMarks,
+		"Notify":         m.Notify,
+		"NotifyBurst":    m.NotifyBurst,
+		"Permission":     m.Permission,
+		"TryRead":        m.TryRead,
+		"ReadBatch":      m.ReadBatch,
+		"Overflow":       m.Overflow,
+		"Close":          m.Close,
+		"RespondBogus":   m.RespondBogus,
+		"":               m.Check,
+	}
+	// Weights: marks and events are what everything else needs.
+	actions["AddMark#2"] = m.AddMark
+	actions["AddMark#3"] = m.AddMark
+	actions["Notify#2"] = m.Notify
+	actions["Notify#3"] = m.Notify
+	actions["Permission#2"] = m.Permission
+	// Repeat runs about -rapid.steps (default 30) actions; a few rounds make sequences long
+	// enough for small queues to fill and overflow between reads.
+	for range modelRounds {
+		t.Repeat(actions)
+	}
+	// Closing everything leaves nothing behind.
+	for _, mg := range m.groups {
+		if !mg.closed {
+			m.closeGroup(mg)
+			wantErr(t, mg.name()+".Close", mg.g.Close(), nil)
+		}
+	}
+	m.Check(t)
+	if st := m.e.Stats(); st.Groups != 0 || st.Marks != 0 || st.Connectors != 0 {
+		fatalf(t, "left over after closing everything: %+v", st)
+	}
+	if len(h.masks) != 0 {
+		fatalf(t, "MaskHook still has masks: %v", h.masks)
+	}
 }
 
 // TestModelMergeBucketsCollide makes sure the universe is rich enough for the 128-bucket merge
