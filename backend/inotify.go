@@ -321,9 +321,12 @@ func (g *inotifyGroup) syncLocked(w *inoWatch) error {
 		return explainInotifyError(err)
 	}
 	if wd != w.wd {
-		// The path now names another inode (the watched one moved away): our inode is not
-		// what path resolves to; leave the new watch alone if it is someone else's.
-		if g.byWd[wd] == nil {
+		// The path now names another inode (the watched one moved away where we could not
+		// see it). The call set that inode's mask: undo it.
+		if other := g.byWd[wd]; other != nil {
+			other.kmask = want
+			g.syncLocked(other)
+		} else {
 			g.rmWatch(wd)
 		}
 		return fmt.Errorf("%s: %w (moved while being watched)", path, syscall.ESTALE)
@@ -731,6 +734,9 @@ func (g *inotifyGroup) handleLocked(evs []sys.InotifyEvent, i int, out []*engine
 	if ev.Mask&sys.IN_Q_OVERFLOW != 0 {
 		g.b.stats.KernelOverflows.Add(1)
 		out = append(out, overflowEvent)
+		// Lost events leave the pairing state unreliable: a stale count would drop a
+		// genuine event later.
+		clear(g.skip)
 		// Directories created meanwhile may have no watch: look for them. (What they hold
 		// is not reported: the overflow tells the groups to look for themselves.)
 		for id := range g.roots {

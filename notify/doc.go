@@ -1,0 +1,48 @@
+// Package notify is fsnotifyd's Go library, embedded: no daemon, the kernel groups live in
+// the calling process.
+//
+// # Watcher
+//
+// Watcher is a drop-in for github.com/fsnotify/fsnotify's Watcher (v1.10.1): the same
+// NewWatcher, NewBufferedWatcher, Add, AddWith, Remove, WatchList, Close, Events and Errors,
+// Event{Name, Op} with Has and String, the same Op values and strings, ErrNonExistentWatch,
+// ErrClosed and ErrEventOverflow with the same messages, and fsnotify's Linux event mapping:
+//
+//	created, moved in          Create (OldName set when the old place is watched too)
+//	written, truncated         Write
+//	deleted                    Remove (a watched object's own deletion only when its
+//	                           directory is not watched: that directory reports it)
+//	moved away, watched moved  Rename, with the old name
+//	attributes, link count     Chmod (an unlink reports Chmod, then Remove)
+//
+// A program switches by changing its import. Watches are not recursive by default, and one
+// goes away when its path is deleted or renamed; re-adding a path does nothing; after Close,
+// Add returns ErrClosed, Remove nil and WatchList nil.
+//
+// Then what fsnotify hides: recursive watches with no mkdir race (WithRecursive, or the
+// "dir/..." form), per-watch operations (WithOps), Open, Read, CloseWrite, CloseRead and
+// Exec, the rename source (Event.OldName), the process and its command (Event.Pid,
+// Event.Comm, with fanotify), whole-mount and whole-filesystem watches (WithMount,
+// WithFilesystem, with fanotify), and overflow in-band (Overflow).
+//
+// # Kernel interfaces
+//
+// A Watcher runs on fanotify when the process may use it (CAP_SYS_ADMIN), on inotify
+// otherwise, through package backend; the events are the same where both can see them.
+// inotify cannot report the process (Pid 0, Comm ""), tell exec opens from other opens, or
+// watch mounts and filesystems (those watches then fail with backend.ErrNeedsPrivilege).
+//
+// All Watchers of a process share one backend by default (the kernel limits fanotify groups
+// and inotify instances to 128 per user; a Watcher costs an engine group, not a kernel one);
+// it is created with the first Watcher and closed with the last. WithBackend gives a Watcher
+// a backend of the caller's instead (one forced to a mode, or shared with a Guard).
+//
+// # Overflow
+//
+// When events are lost — the kernel's queue or the Watcher's own queue was full — the
+// Watcher delivers an Event with Op Overflow and an empty Name on Events, in order: the events
+// before it are complete, the ones after it are new, and what happened in between is
+// unknown (rescan what matters). For fsnotify's readers it also offers ErrEventOverflow on
+// Errors, which has room for one error and is never waited on: the Watcher never blocks on a
+// reader that ignores Errors, and an overflow finding an unread one there is not repeated.
+package notify

@@ -1,0 +1,132 @@
+package notify
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Op is a set of file operations, a bit mask: test it with Has, not ==, since one event may
+// carry several. The first nine values are fsnotify's (github.com/fsnotify/fsnotify v1.10.1),
+// including the four it keeps unexported, so that values and strings match.
+type Op uint32
+
+const (
+	// Create: a path was created, or moved into a watched directory (a rename within the
+	// watches also sets Event.OldName).
+	Create Op = 1 << iota
+	// Write: a file was written to or truncated. A write is not finished with this event
+	// (see CloseWrite).
+	Write
+	// Remove: a path was removed; a watch on it goes away. For a watched file, the kernel
+	// reports it once the last open descriptor of the file is closed.
+	Remove
+	// Rename: a path was renamed, reported with its old path (the new one follows as a
+	// Create if it is watched); a watch on it goes away.
+	Rename
+	// Chmod: attributes changed (mode, owner, times, extended attributes, link count — so
+	// an unlink of a file reports Chmod before Remove).
+	Chmod
+	// Open: a file or directory was opened (fsnotify's unexported xUnportableOpen).
+	Open
+	// Read: a file was read from (xUnportableRead).
+	Read
+	// CloseWrite: a file opened for writing was closed (xUnportableCloseWrite): the write is
+	// finished — more reliable and far cheaper than waiting for Write events to stop.
+	CloseWrite
+	// CloseRead: a file opened read-only was closed (xUnportableCloseRead).
+	CloseRead
+	// Exec: a file was opened to be executed (fanotify only: inotify cannot tell these opens
+	// from others, so with inotify they are reported as Open, never as Exec).
+	Exec
+	// Overflow: events were lost here, because the kernel's queue or the Watcher's queue
+	// was full. It is delivered in order on Events (Name is empty) and, for fsnotify's
+	// readers, as ErrEventOverflow on Errors. Whatever the consumer keeps about the watched
+	// files should be refreshed from the filesystem.
+	Overflow
+)
+
+// fsnotifyOps are the operations fsnotify's Watcher reports by default.
+const fsnotifyOps = Create | Write | Remove | Rename | Chmod
+
+// opNames is in fsnotify's String order, then ours.
+var opNames = []struct {
+	op   Op
+	name string
+}{
+	{Create, "CREATE"},
+	{Remove, "REMOVE"},
+	{Write, "WRITE"},
+	{Open, "OPEN"},
+	{Read, "READ"},
+	{CloseWrite, "CLOSE_WRITE"},
+	{CloseRead, "CLOSE_READ"},
+	{Rename, "RENAME"},
+	{Chmod, "CHMOD"},
+	{Exec, "EXEC"},
+	{Overflow, "OVERFLOW"},
+}
+
+// String joins the operations' names with "|", in fsnotify's order (CREATE, REMOVE, WRITE,
+// OPEN, READ, CLOSE_WRITE, CLOSE_READ, RENAME, CHMOD, then EXEC, OVERFLOW); no operation is
+// "[no events]".
+func (o Op) String() string {
+	var b strings.Builder
+	for _, n := range opNames {
+		if o.Has(n.op) {
+			b.WriteString("|")
+			b.WriteString(n.name)
+		}
+	}
+	if b.Len() == 0 {
+		return "[no events]"
+	}
+	return b.String()[1:]
+}
+
+// Has reports whether o has any of the operations in h.
+func (o Op) Has(h Op) bool { return o&h != 0 }
+
+// Event is one file system event.
+type Event struct {
+	// Name is the path of the file or directory, in the form the watch was added with:
+	// Add("dir") reports "dir/file", Add("/abs/dir") "/abs/dir/file". For mount and
+	// filesystem watches it is absolute. It is empty for an Overflow.
+	Name string
+	// Op is what happened; one event may carry several operations (use Has).
+	Op Op
+
+	// OldName is, for a Create that is the arrival end of a rename, the old path (in the
+	// same form as Name) — when the old place is watched too (fsnotify's renamedFrom).
+	OldName string
+	// Pid is the process that caused the event, Comm its command name: known with fanotify
+	// (when privileged), 0 and "" with inotify, never guessed. Comm is read when the event is
+	// read from the kernel; a process that exited before that has none.
+	Pid  int
+	Comm string
+	// IsDir reports that the object is a directory.
+	IsDir bool
+}
+
+// Has reports whether the event has any of the operations in op.
+func (e Event) Has(op Op) bool { return e.Op.Has(op) }
+
+// String formats the event as fsnotify does: the operations padded to 13 columns, the quoted
+// name, and for a rename's arrival " ← " and the quoted old name.
+func (e Event) String() string {
+	if e.OldName != "" {
+		return fmt.Sprintf("%-13s %q ← %q", e.Op.String(), e.Name, e.OldName)
+	}
+	return fmt.Sprintf("%-13s %q", e.Op.String(), e.Name)
+}
+
+// Errors, with fsnotify's messages, so that programs comparing them (or their text) keep
+// working.
+var (
+	// ErrNonExistentWatch: Remove of a path that is not watched.
+	ErrNonExistentWatch = errors.New("fsnotify: can't remove non-existent watch")
+	// ErrClosed: the Watcher is closed.
+	ErrClosed = errors.New("fsnotify: watcher already closed")
+	// ErrEventOverflow is sent on Errors when events were lost (see Overflow).
+	ErrEventOverflow = errors.New("fsnotify: queue or buffer overflow")
+)
