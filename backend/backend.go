@@ -112,19 +112,21 @@ type Backend struct {
 // object is a resolved mark target: an O_PATH descriptor the backend opened itself (or got
 // from a client), which it marks through /proc/self/fd so that no path is resolved twice.
 type object struct {
-	obj    engine.Object
-	fd     int
-	path   string // at resolve time, for messages
-	dev    uint64
-	mntID  uint64
-	isDir  bool
-	refs   int         // resolutions not yet released; guarded by Backend.mu
-	union  engine.Mask // the engine's union, as last set by the hook
-	kmasks [2]uint64   // kernel mark masks in the FD and FID groups (inode and mount objects)
-	parent engine.ID   // the parent directory, for inode marks on non-directories
+	obj engine.Object
+	// fd is the descriptor the object was resolved by, until its kernel marks are in place;
+	// then (if it has a handle) it is closed and handle finds the object again.
+	fd        int
+	handle    sys.FileHandle
+	hasHandle bool
+	path      string // at resolve time, for messages
+	dev       uint64
+	mntID     uint64
+	isDir     bool
+	refs      int         // resolutions not yet released; guarded by Backend.mu
+	union     engine.Mask // the engine's union, as last set by the hook
+	kmasks    [2]uint64   // kernel mark masks in the FD and FID groups (inode and mount objects)
+	parent    engine.ID   // the parent directory, for inode marks on non-directories
 }
-
-func (o *object) markPath() string { return "/proc/self/fd/" + strconv.Itoa(o.fd) }
 
 // New starts a backend. With ModeAuto it probes fanotify and falls back to inotify.
 func New(opts Options) (*Backend, error) {
@@ -270,8 +272,11 @@ func (b *Backend) register(fd int, path string, k engine.Kind) (Target, error) {
 		if err != nil {
 			return Target{}, err
 		}
-		if h, _, err := sys.NameToHandleAt(fd, "", sys.AT_EMPTY_PATH); err == nil && k != engine.KindMount && k != engine.KindFilesystem {
-			fs.handles[handleKey(h)] = inodeID(st.Dev, st.Ino)
+		if h, _, err := sys.NameToHandleAt(fd, "", sys.AT_EMPTY_PATH); err == nil {
+			o.handle, o.hasHandle = h, true
+			if k != engine.KindMount && k != engine.KindFilesystem {
+				fs.handles[handleKey(h)] = registered{id: inodeID(st.Dev, st.Ino), path: path}
+			}
 		}
 		if k == engine.KindInode && !o.isDir {
 			if pst, err := sys.Statx(sys.AT_FDCWD, filepath.Dir(path), 0); err == nil && pst.Dev == st.Dev {
@@ -300,7 +305,9 @@ func (b *Backend) maybeDropLocked(o *object) {
 		return
 	}
 	delete(b.objects, o.obj)
-	sys.Close(o.fd)
+	if o.fd >= 0 {
+		sys.Close(o.fd)
+	}
 }
 
 // AddMark adds spec to g's mark on t's object (engine.Group.AddMark), placing the kernel marks
@@ -366,12 +373,14 @@ func (b *Backend) Close() error {
 
 	b.mu.Lock()
 	for _, o := range b.objects {
-		sys.Close(o.fd)
+		if o.fd >= 0 {
+			sys.Close(o.fd)
+		}
 	}
 	b.objects = nil
 	for _, fs := range b.fss {
 		sys.Close(fs.fd)
-		if fs.anchor >= 0 {
+		if fs.anchor >= 0 && fs.anchor != fs.fd {
 			sys.Close(fs.anchor)
 		}
 	}

@@ -76,8 +76,8 @@ func (b *Backend) resolveDir(fs *fsState, fid *sys.FileID, needAncestry bool) (*
 // (marks only exist on registered objects, so a stand-in can match nothing but subtree and
 // filesystem marks, which do not need it).
 func (b *Backend) objectID(fv *fsView, fid *sys.FileID, path string) engine.ID {
-	if id, ok := fv.handles[handleKey(fid.Handle)]; ok {
-		return id
+	if r, ok := fv.handles[handleKey(fid.Handle)]; ok {
+		return r.id
 	}
 	if path != "" {
 		if st, err := sys.Statx(sys.AT_FDCWD, path, sys.AT_SYMLINK_NOFOLLOW); err == nil && st.Dev == fv.state.dev {
@@ -190,6 +190,11 @@ func (g *kgroup) handleFID(kev *sys.FanotifyEvent, v *view, now time.Time) {
 		}
 		if ev.Path == "" {
 			ev.Path = b.objectPath(fs, fid, mask)
+		}
+		if ev.Path == "" {
+			if r, ok := fv.handles[handleKey(fid.Handle)]; ok {
+				ev.Path = r.path // a watched object that is gone: the name it was watched by
+			}
 		}
 		if kev.Records.Has(sys.FAN_EVENT_INFO_TYPE_ERROR) {
 			ev.FSErrno, ev.FSErrorCount = kev.Error, kev.ErrorCount

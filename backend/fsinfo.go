@@ -12,11 +12,32 @@ import (
 	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 )
 
-// openAnchor opens a readable directory on fd's filesystem: open_by_handle_at needs a mount
-// descriptor that is not O_PATH. It opens fd's own directory when fd is one, else the
-// directory path names (resolved at registration, before any mark exists, so that opening
-// it causes no event we watch).
-func openAnchor(fd int, path string) int {
+// openAnchor opens a readable directory on the filesystem of fd (found at path): the root of
+// the mount it is on. open_by_handle_at needs a mount descriptor that is not O_PATH, fs marks
+// need a path on the filesystem, and an open descriptor pins its dentry — the kernel would
+// report DELETE_SELF of a pinned object only once it closes — so the anchor is a directory
+// that cannot be deleted while mounted. If the mount root cannot be found (the path is from
+// another mount namespace, say), it falls back to fd's own directory.
+func openAnchor(fd int, path string, dev uint64) int {
+	if path != "" && filepath.IsAbs(path) {
+		p := path
+		if st, err := sys.Statx(sys.AT_FDCWD, p, sys.AT_SYMLINK_NOFOLLOW); err != nil || !st.IsDir() {
+			p = filepath.Dir(p)
+		}
+		for {
+			st, err := sys.Statx(sys.AT_FDCWD, p, 0)
+			if err != nil || st.Dev != dev {
+				break
+			}
+			if st.MountRoot || p == "/" {
+				if a, err := sys.Open(p, sys.O_RDONLY|sys.O_DIRECTORY, 0); err == nil {
+					return a
+				}
+				break
+			}
+			p = filepath.Dir(p)
+		}
+	}
 	if a, err := sys.Open("/proc/self/fd/"+strconv.Itoa(fd), sys.O_RDONLY|sys.O_DIRECTORY, 0); err == nil {
 		return a
 	}

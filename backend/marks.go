@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -36,12 +37,12 @@ const (
 type fsState struct {
 	dev    uint64
 	fsid   sys.Fsid
-	fd     int // an O_PATH descriptor on the filesystem, for its kernel filesystem marks
-	anchor int // a readable directory on it, for open_by_handle_at (-1 if none)
+	fd     int // a descriptor on the filesystem for its kernel filesystem marks: the anchor, or a dup
+	anchor int // its mount root, opened: for open_by_handle_at (-1 if none)
 
-	handles map[string]engine.ID // handles of registered objects; guarded by Backend.mu
-	dirs    map[string]*dirInfo  // the FID reader's directory cache (that goroutine only)
-	recent  map[string]string    // handle → path of recent entries (the FID reader's)
+	handles map[string]registered // handles of registered objects; guarded by Backend.mu
+	dirs    map[string]*dirInfo   // the FID reader's directory cache (that goroutine only)
+	recent  map[string]string     // handle → path of recent entries (the FID reader's)
 
 	fsMask   engine.Mask               // union of engine filesystem marks
 	subtrees map[engine.ID]engine.Mask // subtree roots and their unions
@@ -57,6 +58,12 @@ type fsState struct {
 	dirGen  atomic.Uint64           // bumped when a directory moves or is deleted
 }
 
+// registered is what the readers know of an object resolved through the backend.
+type registered struct {
+	id   engine.ID
+	path string // at resolve time: the best name left once the object is gone
+}
+
 // fsLocked returns the state of the filesystem on dev, creating it with fd's filesystem.
 // Needs b.mu.
 func (b *Backend) fsLocked(dev uint64, fd int, path string) (*fsState, error) {
@@ -67,15 +74,18 @@ func (b *Backend) fsLocked(dev uint64, fd int, path string) (*fsState, error) {
 	if err != nil {
 		return nil, err
 	}
-	dup, err := sys.Dup(fd)
-	if err != nil {
-		return nil, err
+	anchor := openAnchor(fd, path, dev)
+	markFd := anchor
+	if markFd < 0 {
+		if markFd, err = sys.Dup(fd); err != nil {
+			return nil, err
+		}
 	}
 	fs := &fsState{
-		dev: dev, fsid: st.Fsid, fd: dup, anchor: openAnchor(fd, path),
+		dev: dev, fsid: st.Fsid, fd: markFd, anchor: anchor,
 		subtrees: map[engine.ID]engine.Mask{}, mounts: map[uint64]engine.Mask{},
 		eocDirs: map[engine.ID]bool{}, inodeDir: map[engine.ID]int{},
-		handles: map[string]engine.ID{}, dirs: map[string]*dirInfo{}, recent: map[string]string{},
+		handles: map[string]registered{}, dirs: map[string]*dirInfo{}, recent: map[string]string{},
 	}
 	fs.rootIno = fsRootIno(dev)
 	fs.ignored[kFD] = map[engine.ID]string{}
@@ -104,11 +114,14 @@ func (b *Backend) hook(obj engine.Object, old, new engine.Mask) error {
 	case b.mode == ModeInotify:
 		err = b.inotifyMarkLocked(o, fs, new)
 	case obj.Kind == engine.KindInode:
-		err = b.markInodeLocked(o, fs, new)
+		err = b.withObject(o, fs, func(path string) error { return b.markInodeLocked(o, fs, path, new) })
 	case obj.Kind == engine.KindMount:
 		prev := fs.mounts[o.mntID]
 		setMask(fs.mounts, o.mntID, new)
-		if err = b.setKernelMarkLocked(kFD, sys.FAN_MARK_MOUNT, o.markPath(), &o.kmasks[kFD], uint64(new&(fdBits|engine.OnDir))); err != nil {
+		err = b.withObject(o, fs, func(path string) error {
+			return b.setKernelMarkLocked(kFD, sys.FAN_MARK_MOUNT, path, &o.kmasks[kFD], uint64(new&(fdBits|engine.OnDir)))
+		})
+		if err != nil {
 			setMask(fs.mounts, o.mntID, prev)
 		}
 	case obj.Kind == engine.KindFilesystem:
@@ -146,8 +159,38 @@ func (b *Backend) hook(obj engine.Object, old, new engine.Mask) error {
 	}
 	o.union = new
 	b.publishViewLocked()
+	if o.fd >= 0 && o.hasHandle && b.mode == ModeFanotify {
+		// The kernel marks are in place: let go of the descriptor (it pins the dentry, so the
+		// kernel would report the object's deletion only once we closed it); the handle
+		// finds the object again for later changes.
+		sys.Close(o.fd)
+		o.fd = -1
+	}
 	b.maybeDropLocked(o)
 	return nil
+}
+
+// withObject calls f with a path naming o: its descriptor while it has one, else a
+// descriptor opened again from its handle. An object that is gone (ESTALE) took its kernel
+// marks with it: f is not called and its kernel masks are forgotten.
+func (b *Backend) withObject(o *object, fs *fsState, f func(path string) error) error {
+	fd := o.fd
+	if fd < 0 {
+		if !o.hasHandle || fs.anchor < 0 {
+			o.kmasks = [2]uint64{}
+			return nil
+		}
+		var err error
+		if fd, err = sys.OpenByHandleAt(fs.anchor, o.handle, sys.O_PATH); err != nil {
+			o.kmasks = [2]uint64{} // gone: the kernel dropped its marks with the inode
+			if errors.Is(err, syscall.ESTALE) || errors.Is(err, syscall.ENOENT) {
+				return nil
+			}
+			return err
+		}
+		defer sys.Close(fd)
+	}
+	return f("/proc/self/fd/" + strconv.Itoa(fd))
 }
 
 func setMask[K comparable](m map[K]engine.Mask, k K, v engine.Mask) {
@@ -170,7 +213,7 @@ func kernelMask(k int, m engine.Mask) uint64 {
 	return uint64(m & (bits | engine.EventFlags))
 }
 
-func (b *Backend) markInodeLocked(o *object, fs *fsState, new engine.Mask) error {
+func (b *Backend) markInodeLocked(o *object, fs *fsState, path string, new engine.Mask) error {
 	if new&^o.union != 0 {
 		// Our ignore marks on the object or its directory would hide events from this mark:
 		// drop them first (the kernel keeps an ignore mask on an inode mark it upgrades).
@@ -181,15 +224,15 @@ func (b *Backend) markInodeLocked(o *object, fs *fsState, new engine.Mask) error
 	}
 	var firstErr error
 	for k := kFD; k <= kFID; k++ {
-		want := kernelMask(k, new)
-		if err := b.setKernelMarkLocked(k, 0, o.markPath(), &o.kmasks[k], want); err != nil && firstErr == nil {
+		want := kernelMask(k, inodeBits(o, new))
+		if err := b.setKernelMarkLocked(k, 0, path, &o.kmasks[k], want); err != nil && firstErr == nil {
 			firstErr = err
 		}
 	}
 	if firstErr != nil {
 		// Put back what the kernel had.
 		for k := kFD; k <= kFID; k++ {
-			b.setKernelMarkLocked(k, 0, o.markPath(), &o.kmasks[k], kernelMask(k, o.union))
+			b.setKernelMarkLocked(k, 0, path, &o.kmasks[k], kernelMask(k, inodeBits(o, o.union)))
 		}
 		return firstErr
 	}
@@ -233,7 +276,16 @@ func (b *Backend) syncFsLocked(fs *fsState) error {
 	return firstErr
 }
 
-func markPathFd(fd int) string { return (&object{fd: fd}).markPath() }
+func markPathFd(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
+
+// inodeBits drops from a non-directory's union what only a directory can report (the kernel
+// refuses those bits on a file with ENOTDIR); the engine's mark keeps them, harmlessly.
+func inodeBits(o *object, m engine.Mask) engine.Mask {
+	if o.isDir {
+		return m
+	}
+	return m &^ (engine.EventOnChild | engine.OnDir | engine.DirentEvents)
+}
 
 // setKernelMarkLocked makes kernel group k's mark of type markType on path have mask want
 // (cur holds what it has). Needs b.mu.
@@ -316,7 +368,7 @@ type fsView struct {
 	rootChain []engine.ID // {rootID}, shared by every event (never modified)
 	// needParent: some inode mark watches children, so events need their parent directory.
 	needParent bool
-	handles    map[string]engine.ID
+	handles    map[string]registered
 	eocDirs    map[engine.ID]bool
 	inodeDirs  map[engine.ID]int
 	// ignGen is the filesystem's ignore generation when this view was published.

@@ -339,7 +339,7 @@ func TestGuardExecScannerPastDeadlineDenies(t *testing.T) {
 	out, err := exec.Command("cat", dir+"/f").CombinedOutput()
 	took := time.Since(t0)
 	if err == nil || !strings.Contains(string(out), "Operation not permitted") {
-		t.Fatalf("cat under a scanner past its deadline: %v %s", err, out)
+		t.Fatalf("cat under a scanner past its deadline: %v %s (after %v); guard's stderr:\n%s", err, out, took, p.errText())
 	}
 	if took < 250*time.Millisecond || took > 5*time.Second {
 		t.Fatalf("denied after %v, want about 300ms", took)

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# The CLI's speed, side by side in one run (run as root):
+#   1. guard allow-all vs fanref's C allow-all responder: per-open time ratio (goal <= 1.10);
+#   2. guard --cache on repeated opens of the same file vs no listener (goal <= 1.2);
+#   3. watch -r setup time on a 100k-directory tree vs inotifywait -r (goal >= 50x faster).
+# Usage: bash bench/cli.sh [OPENS] [ROUNDS] [DIRS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-100000}
+ROUNDS=${2:-5}
+DIRS=${3:-100000}
+out=$(mktemp -d)
+trap 'pkill -f "$out/" 2>/dev/null || true; umount -l "$out/mnt" 2>/dev/null || true; umount -l "$out/tree" 2>/dev/null || true; rm -rf "$out"' EXIT
+command -v inotifywait >/dev/null || { apt-get install -y -qq inotify-tools >/dev/null; }
+cc -O2 -pthread -o "$out/fanref" "${FANREF_C:-../shared/bench/fanref.c}"
+go build -o "$out/fsnotifyd" ./cmd/fsnotifyd
+mkdir -p "$out/mnt" "$out/tree"
+truncate -s 64M "$out/img" && mkfs.ext4 -q "$out/img" && mount -o loop "$out/img" "$out/mnt"
+mkdir "$out/mnt/d" && echo x > "$out/mnt/d/f"
+
+ops() { "$out/fanref" load "$out/mnt/d/f" "$N" "$1" | awk '{for(i=1;i<=NF;i++) if($i=="ops_per_s") print $(i+1)}'; }
+# with READY-WORD THREADS CMD...: run the load while CMD listens.
+with() {
+	local ready=$1 threads=$2; shift 2
+	"$@" > "$out/l.out" 2> "$out/l.err" & local pid=$!
+	for _ in $(seq 200); do grep -q "$ready" "$out/l.out" "$out/l.err" 2>/dev/null && break; sleep 0.05; done
+	ops "$threads"; kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+}
+median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+
+echo "== 1. guard allow-all vs fanref's responder (per-open time, fanref's load on $out/mnt/d/f)"
+for threads in 1 2; do
+	rs=()
+	for r in $(seq "$ROUNDS"); do
+		b=$(with ready "$threads" "$out/fanref" respond "$out/mnt/d")
+		c=$(with "Watches established" "$threads" "$out/fsnotifyd" guard "$out/mnt/d")
+		x=$(awk -v b="$b" -v c="$c" 'BEGIN{printf "%.3f", b/c}')
+		echo "threads $threads  fanref $(awk -v b="$b" 'BEGIN{printf "%.2f", 1e6/b}') us/open  guard $(awk -v c="$c" 'BEGIN{printf "%.2f", 1e6/c}') us/open  ratio $x"
+		rs+=("$x")
+	done
+	echo "median ratio guard/fanref, $threads thread(s): $(printf '%s\n' "${rs[@]}" | median) (goal <= 1.10)"
+done
+
+echo "== 2. guard --cache, repeated opens of one file, vs no listener"
+for threads in 1 2; do
+	rs=()
+	for r in $(seq "$ROUNDS"); do
+		a=$(ops "$threads")
+		c=$(with "Watches established" "$threads" "$out/fsnotifyd" guard --cache "$out/mnt/d")
+		x=$(awk -v a="$a" -v c="$c" 'BEGIN{printf "%.3f", a/c}')
+		echo "threads $threads  none $(awk -v a="$a" 'BEGIN{printf "%.2f", 1e6/a}') us/open  guard --cache $(awk -v c="$c" 'BEGIN{printf "%.2f", 1e6/c}') us/open  ratio $x"
+		rs+=("$x")
+	done
+	echo "median ratio guard --cache/none, $threads thread(s): $(printf '%s\n' "${rs[@]}" | median) (goal <= 1.2)"
+done
+
+echo "== 3. watch -r setup on a $DIRS-directory tree vs inotifywait -r"
+mount -t tmpfs -o size=1g,nr_inodes=2m tmpfs "$out/tree"
+(cd "$out/tree" && python3 -c "
+import os
+n=$DIRS
+for i in range(n):
+    os.makedirs('d%d/e%d' % (i // 1000, i % 1000), exist_ok=True)
+")
+echo "tree: $(find "$out/tree" -type d | wc -l) directories"
+setup() { # setup CMD...: seconds until 'Watches established.'
+	local t0 t1
+	t0=$(date +%s.%N)
+	"$@" > /dev/null 2> "$out/s.err" & local pid=$!
+	while ! grep -q "Watches established" "$out/s.err" 2>/dev/null; do
+		kill -0 "$pid" 2>/dev/null || { cat "$out/s.err" >&2; return 1; }
+		sleep 0.001
+	done
+	t1=$(date +%s.%N)
+	# SIGTERM: a background job of a script ignores SIGINT (inotifywait keeps that).
+	kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+	awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.4f", b-a}'
+}
+sysctl -qw fs.inotify.max_user_watches=$((DIRS * 2 + 1000)) 2>/dev/null || true
+fs=(); is=()
+for r in $(seq 3); do
+	fs+=("$(setup "$out/fsnotifyd" watch -r "$out/tree")")
+	is+=("$(setup inotifywait -m -r "$out/tree")")
+	echo "round $r: fsnotifyd watch -r ${fs[-1]} s  inotifywait -r ${is[-1]} s"
+done
+f=$(printf '%s\n' "${fs[@]}" | median); i=$(printf '%s\n' "${is[@]}" | median)
+echo "median setup: fsnotifyd $f s, inotifywait $i s: fsnotifyd is $(awk -v f="$f" -v i="$i" 'BEGIN{printf "%.1f", i/f}')x faster (goal >= 50x)"
