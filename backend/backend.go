@@ -92,6 +92,7 @@ type Backend struct {
 	fdGroup *kgroup             // nil until a mark needs it
 	fidGrp  *kgroup
 	ino     *inotifyGroup
+	cacheMu sync.Mutex               // guards cached; taken after mu, never with a reader waiting on mu
 	cached  map[uint64]cachedVerdict // verdict-cache ignore marks, by inode key
 
 	view atomic.Pointer[view] // what readers need to know about the marks; rebuilt under mu

@@ -172,3 +172,44 @@ func TestPermissionDenyInSubtree(t *testing.T) {
 		t.Fatalf("own open: %v", err)
 	}
 }
+
+func TestVerdictCache(t *testing.T) {
+	b := newBackend(t, ModeFanotify)
+	root := testenv.Tmpfs(t)
+	f := filepath.Join(root, "f")
+	os.WriteFile(f, []byte("x"), 0o644)
+	g := newGroup(t, b, engine.Options{Class: engine.ClassContent, Deadline: 10 * time.Second,
+		Handler: func(engine.Delivery) (engine.Response, bool) { return engine.Response{Cache: true}, true }})
+	mark(t, b, g, root, engine.KindSubtree, engine.MarkSpec{Mask: engine.OpenPerm})
+	opens := func() uint64 {
+		t.Helper()
+		if err := run(t, "cat", f); err != nil {
+			t.Fatal(err)
+		}
+		return b.Stats().PermissionEvents
+	}
+	first := opens()
+	if first == 0 {
+		t.Fatal("no permission event for the first open")
+	}
+	// The cache mark is placed before the answer, so the next open is silent.
+	if again := opens(); again != first {
+		t.Fatalf("a cached allow still reached userspace (%d events, then %d)", first, again)
+	}
+	// A modification clears the kernel's ignore mark: the next open is decided again.
+	if err := run(t, "sh", "-c", "echo y >> "+f); err != nil {
+		t.Fatal(err)
+	}
+	afterWrite := b.Stats().PermissionEvents
+	if n := opens(); n == afterWrite {
+		t.Fatal("an open after a modification was not decided again")
+	}
+	cached := opens()
+	b.FlushVerdictCache()
+	if n := opens(); n == cached {
+		t.Fatal("an open after FlushVerdictCache was not decided again")
+	}
+	if b.Stats().VerdictCached == 0 {
+		t.Fatal("VerdictCached stayed 0")
+	}
+}

@@ -45,7 +45,8 @@
 // # Lock order
 //
 //	Backend.mu          objects, filesystems, kernel marks (taken by the MaskHook)
-//	└── fsState.ignMu   a filesystem's evictable ignore marks
+//	├── fsState.ignMu   a filesystem's evictable ignore marks
+//	└── Backend.cacheMu the verdict cache's ignore marks
 //	Backend.inflightMu  kernel permission events not yet answered (a leaf)
 //	Backend.helperMu    exempt helper pids (a leaf)
 //

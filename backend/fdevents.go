@@ -465,44 +465,83 @@ func (b *Backend) removeIgnore(g *kgroup, path string) {
 	}
 }
 
-// cachedVerdict is a kernel ignore mark that remembers an allow.
+// cachedVerdict is a kernel ignore mark that remembers an allow: enough to find the inode
+// again by handle and take the mark off.
 type cachedVerdict struct {
-	path string
-	mask uint64
+	dev    uint64
+	handle sys.FileHandle
+	mask   uint64
 }
+
+// maxCached bounds the verdict cache's bookkeeping; past it, allows are not cached.
+const maxCached = 1 << 20
 
 // cacheVerdict installs an evictable ignore mark for the event's inode and permission event,
 // so that later accesses skip userspace until the file is modified (the mark does not survive
 // modification) or evicted.
 func (b *Backend) cacheVerdict(p *permEvent, ev *engine.Event) {
 	mask := uint64(ev.Mask & engine.PermissionEvents)
-	path := "/proc/self/fd/" + strconv.Itoa(int(p.fd))
-	err := sys.FanotifyMark(p.g.fd, sys.FAN_MARK_ADD|sys.FAN_MARK_IGNORE|sys.FAN_MARK_EVICTABLE, mask, sys.AT_FDCWD, path)
+	key := ev.Inode.Hi*0x9e3779b97f4a7c15 ^ ev.Inode.Lo
+	b.cacheMu.Lock()
+	_, dup := b.cached[key]
+	full := len(b.cached) >= maxCached
+	b.cacheMu.Unlock()
+	if full {
+		return
+	}
+	// The handle first: without it the mark could never be taken off again.
+	h, _, err := sys.NameToHandleAt(int(p.fd), "", sys.AT_EMPTY_PATH)
 	if err != nil {
+		return
+	}
+	path := "/proc/self/fd/" + strconv.Itoa(int(p.fd))
+	if err := sys.FanotifyMark(p.g.fd, sys.FAN_MARK_ADD|sys.FAN_MARK_IGNORE|sys.FAN_MARK_EVICTABLE, mask, sys.AT_FDCWD, path); err != nil {
 		return // e.g. EEXIST: the inode has a real mark in this group
 	}
-	key := ev.Inode.Hi*0x9e3779b97f4a7c15 ^ ev.Inode.Lo
-	real := p.Path()
-	b.mu.Lock()
-	b.cached[key] = cachedVerdict{path: real, mask: mask}
-	b.mu.Unlock()
-	b.stats.VerdictCached.Add(1)
+	b.cacheMu.Lock()
+	c := b.cached[key]
+	c.dev, c.handle, c.mask = ev.Inode.Hi, h, c.mask|mask
+	b.cached[key] = c
+	b.cacheMu.Unlock()
+	if !dup {
+		b.stats.VerdictCached.Add(1)
+	}
 }
 
-// FlushVerdictCache forgets every cached allow (call it when the policy changes).
+// FlushVerdictCache forgets every cached allow (call it when the policy changes): later
+// accesses are decided again.
 func (b *Backend) FlushVerdictCache() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.flushVerdictCacheLocked()
 }
 
+// flushVerdictCacheLocked takes every verdict-cache ignore mark off. Needs b.mu (for the
+// filesystems' anchors).
 func (b *Backend) flushVerdictCacheLocked() {
+	b.cacheMu.Lock()
+	cached := b.cached
+	b.cached = make(map[uint64]cachedVerdict)
+	b.cacheMu.Unlock()
 	g := b.fdGroup
-	for key, c := range b.cached {
-		if g != nil {
-			sys.FanotifyMark(g.fd, sys.FAN_MARK_REMOVE|sys.FAN_MARK_IGNORE, c.mask, sys.AT_FDCWD, c.path)
+	if g == nil {
+		return
+	}
+	for _, c := range cached {
+		fs := b.fss[c.dev]
+		if fs == nil || fs.anchor < 0 {
+			continue
 		}
-		delete(b.cached, key)
+		fd, err := sys.OpenByHandleAt(fs.anchor, c.handle, sys.O_PATH)
+		if err != nil {
+			continue // gone: its marks went with it
+		}
+		err = sys.FanotifyMark(g.fd, sys.FAN_MARK_REMOVE|sys.FAN_MARK_IGNORE, c.mask, sys.AT_FDCWD,
+			"/proc/self/fd/"+strconv.Itoa(fd))
+		if err != nil && !errorsIsAny(err, syscall.ENOENT) {
+			b.log.Debug("taking a cached verdict off", "err", err)
+		}
+		sys.Close(fd)
 	}
 }
 
