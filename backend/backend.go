@@ -107,7 +107,10 @@ type Backend struct {
 	janitor chan ignoreRequest
 	comms   commCache
 	parents parentCache
-	stats   Stats
+	chains  chainCache
+	// fidGroupAtomic is fidGrp for the readers, which take no lock.
+	fidGroupAtomic atomic.Pointer[kgroup]
+	stats          Stats
 }
 
 // object is a resolved mark target: an O_PATH descriptor the backend opened itself (or got

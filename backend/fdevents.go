@@ -271,6 +271,19 @@ func (b *Backend) translateFD(kev *sys.FanotifyEvent, v *view, now time.Time, wi
 			return ev, true
 		}
 	}
+	var settledGen uint64
+	cacheable := needAncestry && !withPath && st.Nlink == 1 && fv.fidWatched
+	if cacheable {
+		var ok bool
+		if settledGen, ok = b.dirsSettled(fv.state); ok {
+			if chain, ok := b.chains.get(ev.Inode, st.Ctime, settledGen); ok {
+				ev.Parent, ev.Ancestors = chain[0], chain
+				return ev, true
+			}
+		} else {
+			cacheable = false
+		}
+	}
 	path, err := sys.FdPath(int(kev.Fd))
 	if err != nil {
 		b.stats.TranslateErrors.Add(1)
@@ -290,6 +303,9 @@ func (b *Backend) translateFD(kev *sys.FanotifyEvent, v *view, now time.Time, wi
 			}
 			if st.Nlink == 1 {
 				b.parents.put(ev.Inode, st.Ctime, chain[0])
+			}
+			if cacheable {
+				b.chains.put(ev.Inode, st.Ctime, settledGen, chain)
 			}
 		}
 	}
@@ -578,5 +594,56 @@ func (c *parentCache) put(id engine.ID, ctime int64, parent engine.ID) {
 		c.m = make(map[engine.ID]parentEntry) // bounded: start over
 	}
 	c.m[id] = parentEntry{ctime: ctime, parent: parent}
+	c.mu.Unlock()
+}
+
+// dirsSettled reports whether every directory move or deletion the kernel reported on fs
+// before now has been processed (and returns the directory generation then): the FID
+// group's queue is empty and its reader holds no events. A move queued before an access is
+// then reflected in the generation, so an ancestry cached under an older generation is never
+// used after a move. The order of the checks matters: readability, then busy (which the
+// reader sets before taking events off the queue), then the generation (which it bumps
+// before clearing busy).
+func (b *Backend) dirsSettled(fs *fsState) (uint64, bool) {
+	g := b.fidGroupAtomic.Load()
+	if g == nil {
+		return 0, false
+	}
+	if readable, err := sys.PollRead(g.fd, 0); err != nil || readable {
+		return 0, false
+	}
+	if g.busy.Load() != 0 {
+		return 0, false
+	}
+	return fs.dirGen.Load(), true
+}
+
+// chainCache maps a file (with one link) to its ancestry while its ctime and its
+// filesystem's directory generation stand still: a rename, link or unlink of the file moves
+// its ctime, a move or deletion of any directory bumps the generation.
+type chainCache struct {
+	mu sync.Mutex
+	m  map[engine.ID]chainEntry
+}
+
+type chainEntry struct {
+	ctime int64
+	gen   uint64
+	chain []engine.ID // shared, never modified
+}
+
+func (c *chainCache) get(id engine.ID, ctime int64, gen uint64) ([]engine.ID, bool) {
+	c.mu.Lock()
+	e, ok := c.m[id]
+	c.mu.Unlock()
+	return e.chain, ok && e.ctime == ctime && e.gen == gen && len(e.chain) > 0
+}
+
+func (c *chainCache) put(id engine.ID, ctime int64, gen uint64, chain []engine.ID) {
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= 1<<16 {
+		c.m = make(map[engine.ID]chainEntry)
+	}
+	c.m[id] = chainEntry{ctime: ctime, gen: gen, chain: chain}
 	c.mu.Unlock()
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -23,8 +24,13 @@ type kgroup struct {
 	fd    int
 	file  *os.File
 	class uint
+	// busy is set (FID group) from just before a read takes events off the kernel queue
+	// until they are processed: with the queue's readability it tells the FD reader whether a
+	// directory move may be in flight (see Backend.dirsSettled).
+	busy atomic.Int32
 
 	closeOnce sync.Once
+	closed    atomic.Bool
 }
 
 // startGroupLocked creates kernel group k and its reader. Needs b.mu.
@@ -73,6 +79,7 @@ func (b *Backend) startGroupLocked(k int) (*kgroup, error) {
 		b.fdGroup = g
 	} else {
 		b.fidGrp = g
+		b.fidGroupAtomic.Store(g)
 	}
 	b.wg.Add(1)
 	go g.readLoop()
@@ -80,7 +87,10 @@ func (b *Backend) startGroupLocked(k int) (*kgroup, error) {
 }
 
 func (g *kgroup) close() {
-	g.closeOnce.Do(func() { g.file.Close() })
+	g.closeOnce.Do(func() {
+		g.closed.Store(true)
+		g.file.Close()
+	})
 }
 
 // respond writes one answer for the kernel event whose descriptor is fd.
@@ -104,10 +114,31 @@ func (g *kgroup) readLoop() {
 	b := g.b
 	defer b.wg.Done()
 	buf := make([]byte, sys.FanotifyReadSize)
+	rc, err := g.file.SyscallConn()
+	if err != nil {
+		b.log.Error("fanotify group", "err", err)
+		return
+	}
 	for {
-		n, err := g.file.Read(buf)
+		var n int
+		var rerr error
+		err := rc.Read(func(fd uintptr) bool {
+			g.busy.Store(1) // before the events leave the kernel's queue
+			n, rerr = sys.Read(int(fd), buf)
+			if errors.Is(rerr, syscall.EAGAIN) {
+				g.busy.Store(0)
+				return false // wait until readable
+			}
+			return true
+		})
+		if err == nil {
+			err = rerr
+		}
 		if err != nil {
-			if errors.Is(err, os.ErrClosed) {
+			g.busy.Store(0)
+			// RawConn reports a closed file as internal/poll's ErrFileClosing, not
+			// os.ErrClosed: the flag says it for sure.
+			if g.closed.Load() || errors.Is(err, os.ErrClosed) {
 				return
 			}
 			if errors.Is(err, syscall.EINTR) || errors.Is(err, syscall.EAGAIN) {
@@ -128,6 +159,7 @@ func (g *kgroup) readLoop() {
 			}
 			return nil
 		})
+		g.busy.Store(0)
 		if perr != nil {
 			// The events after a malformed one are lost, and so are their permission
 			// answers: only closing the group releases them (allowed by the kernel).

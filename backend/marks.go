@@ -51,6 +51,9 @@ type fsState struct {
 	eocDirs  map[engine.ID]bool        // directories whose inode marks watch children
 	inodeDir map[engine.ID]int         // parents of marked non-directories (no ignore marks there)
 	kmask    [2]uint64                 // kernel filesystem mark masks (FD, FID)
+	// fidWatched: the FID group's filesystem mark reports this filesystem's directory moves
+	// and deletions (dirWatchBits), so caches keyed by its directory generation are sound.
+	fidWatched bool
 
 	ignMu   sync.Mutex
 	ignored [2]map[engine.ID]string // evictable ignore marks: directory → path; guarded by ignMu
@@ -264,6 +267,7 @@ func (b *Backend) syncFsLocked(fs *fsState) error {
 		union |= m
 	}
 	var firstErr error
+	defer func() { fs.fidWatched = fs.kmask[kFID]&uint64(dirWatchBits) == uint64(dirWatchBits) }()
 	for k := kFD; k <= kFID; k++ {
 		want := kernelMask(k, union)
 		if k == kFID && len(fs.subtrees) > 0 && b.canFID() {
@@ -373,6 +377,8 @@ type fsView struct {
 	inodeDirs  map[engine.ID]int
 	// ignGen is the filesystem's ignore generation when this view was published.
 	ignGen uint64
+	// fidWatched: see fsState.fidWatched.
+	fidWatched bool
 	// subtreeOnly[k]: the bits kernel group k's filesystem mark has only because of subtrees
 	// (no filesystem or mount mark wants them): those may be ignored outside the subtrees.
 	subtreeOnly [2]uint64
@@ -394,6 +400,7 @@ func (b *Backend) publishViewLocked() {
 		fv.rootChain = []engine.ID{fv.rootID}
 		fv.rootOnly = len(fv.roots) == 1 && fs.rootIno != 0 && fv.roots[fv.rootID]
 		fv.needParent = len(fs.eocDirs) > 0
+		fv.fidWatched = fs.fidWatched
 		wide := fs.fsMask
 		for _, m := range fs.mounts {
 			wide |= m
