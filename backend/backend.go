@@ -239,6 +239,11 @@ func (b *Backend) register(fd int, path string, k engine.Kind) (Target, error) {
 	if err != nil {
 		return Target{}, err
 	}
+	if !filepath.IsAbs(path) {
+		// A pipe, socket or anonymous inode ("pipe:[N]"), or a file out of our reach:
+		// nothing the backend can name on a filesystem.
+		return Target{}, fmt.Errorf("%s: %w (not a file or directory on a filesystem)", path, syscall.EINVAL)
+	}
 	var id engine.ID
 	switch k {
 	case engine.KindInode:

@@ -166,11 +166,12 @@ func (b *Backend) exempt(pid int32) bool {
 	if ok {
 		return true
 	}
-	// While a helper is starting, its pid may not be registered yet (its exec and the
-	// dynamic loader's opens come first), and its own children are never registered: look
-	// at the process's ancestry.
-	if b.spawning.Load() > 0 || b.helperCount() > 0 {
-		return b.descendsFromUs(pid)
+	// While a helper is starting, its pid may not be registered yet (its exec comes first):
+	// then our direct children are exempt. A registered helper's descendants (a shell's
+	// scanner) are exempt too. Other processes, our other children included, are not.
+	spawning := b.spawning.Load() > 0
+	if spawning || b.helperCount() > 0 {
+		return b.descendsFromHelper(pid, spawning)
 	}
 	return false
 }
@@ -181,34 +182,50 @@ func (b *Backend) helperCount() int {
 	return len(b.helpers)
 }
 
-// descendsFromUs walks pid's parents through /proc (procfs takes no fanotify marks, so this
-// cannot wait on us).
-func (b *Backend) descendsFromUs(pid int32) bool {
+// descendsFromHelper walks pid's parents through /proc (procfs takes no fanotify marks, so
+// this cannot wait on us): it reports whether one of them is a registered helper, or, with
+// direct, whether pid is our own child.
+func (b *Backend) descendsFromHelper(pid int32, direct bool) bool {
 	for i := 0; i < 64 && pid > 1; i++ {
-		data, err := os.ReadFile("/proc/" + strconv.Itoa(int(pid)) + "/stat")
-		if err != nil {
+		ppid := parentPid(pid)
+		if ppid <= 0 {
 			return false
 		}
-		// The comm field may hold spaces and parentheses: the ppid follows the last ')'.
-		s := string(data)
-		j := strings.LastIndexByte(s, ')')
-		if j < 0 {
-			return false
+		if ppid == b.pid {
+			return direct && i == 0
 		}
-		f := strings.Fields(s[j+1:])
-		if len(f) < 2 {
-			return false
-		}
-		ppid, err := strconv.Atoi(f[1])
-		if err != nil {
-			return false
-		}
-		if int32(ppid) == b.pid {
+		b.helperMu.Lock()
+		_, ok := b.helpers[ppid]
+		b.helperMu.Unlock()
+		if ok {
 			return true
 		}
-		pid = int32(ppid)
+		pid = ppid
 	}
 	return false
+}
+
+// parentPid reads a process's parent from /proc/PID/stat (0 if gone).
+func parentPid(pid int32) int32 {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(int(pid)) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// The comm field may hold spaces and parentheses: the ppid follows the last ')'.
+	s := string(data)
+	j := strings.LastIndexByte(s, ')')
+	if j < 0 {
+		return 0
+	}
+	f := strings.Fields(s[j+1:])
+	if len(f) < 2 {
+		return 0
+	}
+	ppid, err := strconv.Atoi(f[1])
+	if err != nil {
+		return 0
+	}
+	return int32(ppid)
 }
 
 // ExemptPid exempts a helper process this process started (a scanner, say): its permission
@@ -250,6 +267,9 @@ func (b *Backend) translateFD(kev *sys.FanotifyEvent, v *view, now time.Time, wi
 		Filesystem: fsID(st.Dev),
 		Pid:        kev.Pid,
 		Time:       now,
+	}
+	if kev.Records.Has(sys.FAN_EVENT_INFO_TYPE_RANGE) {
+		ev.Range = engine.Range{Offset: kev.RangeOffset, Count: kev.RangeCount}
 	}
 	if st.IsDir() {
 		ev.Mask |= engine.OnDir
@@ -338,8 +358,7 @@ func ancestry(dir string, dev uint64, all bool) []engine.ID {
 // events nobody wants: the event is outside every subtree and nothing else on the
 // filesystem (a filesystem or mount mark, a parent watching its children) wants it. For an
 // open, access or permission event the mark goes on the object itself (so the first access of
-// each file pays, later ones do not); for a directory-entry event it goes on the directory,
-// with FAN_EVENT_ON_CHILD, so that its other entries stop reporting too.
+// each file pays, later ones do not). Directory-entry events get none (see below).
 //
 // Why not the directory for opens too: a directory ignore mark with FAN_EVENT_ON_CHILD makes
 // the kernel look up the parent and snapshot the name on every open in that directory; on
@@ -369,19 +388,11 @@ func (b *Backend) maybeIgnore(k int, ev *engine.Event, v *view) {
 		if ev.Mask&engine.OnDir != 0 {
 			req.mask |= uint64(engine.OnDir)
 		}
-	case ev.Mask&engine.DirentEvents != 0:
-		// The directory holding the entry, covering its file entries (not its
-		// subdirectories' entries: those keep reporting, for the path caches).
-		dir := ev.Inode
-		if fv.roots[dir] || fv.eocDirs[dir] || fv.inodeDirs[dir] > 0 {
-			return
-		}
-		path := ev.Path
-		if ev.Name != "" {
-			path = filepath.Dir(ev.Path)
-		}
-		req.target, req.path, req.eoc = dir, path, true
 	default:
+		// Not for directory-entry events: an ignore mark on a directory outside every subtree
+		// would stay until the backend read that directory's move into a subtree, and the
+		// entries created there in the meantime would be lost. The FID group's events
+		// outside subtrees cost the reader, not the processes that cause them.
 		return
 	}
 	select {
@@ -429,55 +440,87 @@ func (b *Backend) installIgnore(r ignoreRequest) {
 	if r.eoc {
 		mask |= uint64(engine.EventOnChild)
 	}
-	err := sys.FanotifyMark(g.fd, sys.FAN_MARK_ADD|sys.FAN_MARK_IGNORE_SURV|sys.FAN_MARK_EVICTABLE,
-		mask, sys.AT_FDCWD, r.path)
+	// Open the object once, so that the mark and the handle that takes it off again name the
+	// same inode even if the path changes meanwhile.
+	fd, err := sys.Open(r.path, sys.O_PATH|sys.O_NOFOLLOW, 0)
+	if err != nil {
+		return
+	}
+	defer sys.Close(fd)
+	st, err := sys.Fstat(fd)
+	if err != nil || inodeID(st.Dev, st.Ino) != r.target {
+		return // the path names another object now
+	}
+	h, _, err := sys.NameToHandleAt(fd, "", sys.AT_EMPTY_PATH)
+	if err != nil {
+		return // without a handle the mark could not be taken off reliably
+	}
+	err = sys.FanotifyMark(g.fd, sys.FAN_MARK_ADD|sys.FAN_MARK_IGNORE_SURV|sys.FAN_MARK_EVICTABLE,
+		mask, sys.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd))
 	if err != nil {
 		if !errorsIsAny(err, syscall.ENOENT, syscall.ENOTDIR, syscall.EEXIST) {
 			b.log.Debug("ignore mark", "path", r.path, "err", err)
 		}
 		return
 	}
-	fs.ignored[r.k][r.target] = r.path
+	fs.ignored[r.k][r.target] = ignoreEntry{handle: h, mask: mask}
 	b.stats.IgnoreMarks.Add(1)
 }
 
+// ignoreEntry is an ignore mark the backend put: what it ignores, and the object's handle to
+// take it off again (a path may have changed by then).
+type ignoreEntry struct {
+	handle sys.FileHandle
+	mask   uint64
+}
+
 // dropIgnoreMarks removes every ignore mark on fs (a subtree was added, or a directory moved).
+// Needs no lock but fs.ignMu's order (after Backend.mu if held).
 func (b *Backend) dropIgnoreMarks(fs *fsState) {
 	fs.ignMu.Lock()
 	defer fs.ignMu.Unlock()
 	fs.ignGen.Add(1)
 	for k := kFD; k <= kFID; k++ {
 		g := b.group(k)
-		for dir, path := range fs.ignored[k] {
+		for target, e := range fs.ignored[k] {
 			if g != nil {
-				b.removeIgnore(g, path)
+				b.removeIgnore(g, fs, e)
 			}
-			delete(fs.ignored[k], dir)
+			delete(fs.ignored[k], target)
 		}
 	}
 }
 
-// dropIgnoreMark removes the ignore marks on one directory.
-func (b *Backend) dropIgnoreMark(fs *fsState, dir engine.ID) {
+// dropIgnoreMark removes the ignore marks on one object.
+func (b *Backend) dropIgnoreMark(fs *fsState, target engine.ID) {
 	fs.ignMu.Lock()
 	defer fs.ignMu.Unlock()
 	fs.ignGen.Add(1)
 	for k := kFD; k <= kFID; k++ {
-		if path, ok := fs.ignored[k][dir]; ok {
+		if e, ok := fs.ignored[k][target]; ok {
 			if g := b.group(k); g != nil {
-				b.removeIgnore(g, path)
+				b.removeIgnore(g, fs, e)
 			}
-			delete(fs.ignored[k], dir)
+			delete(fs.ignored[k], target)
 		}
 	}
 }
 
-func (b *Backend) removeIgnore(g *kgroup, path string) {
-	// Remove the whole ignore mask; the mark may be gone already (evicted).
-	err := sys.FanotifyMark(g.fd, sys.FAN_MARK_REMOVE|sys.FAN_MARK_IGNORE, uint64(fdBits|fidBits|engine.EventOnChild),
-		sys.AT_FDCWD, path)
-	if err != nil && !errorsIsAny(err, syscall.ENOENT, syscall.ENOTDIR) {
-		b.log.Debug("removing ignore mark", "path", path, "err", err)
+// removeIgnore takes exactly the ignore bits it put off the object (the kernel refuses bits
+// the mark cannot hold with EINVAL, and bits it does not hold with ENOENT).
+func (b *Backend) removeIgnore(g *kgroup, fs *fsState, e ignoreEntry) {
+	if fs.anchor < 0 {
+		return
+	}
+	fd, err := sys.OpenByHandleAt(fs.anchor, e.handle, sys.O_PATH)
+	if err != nil {
+		return // gone, or evicted: its marks went with it
+	}
+	defer sys.Close(fd)
+	err = sys.FanotifyMark(g.fd, sys.FAN_MARK_REMOVE|sys.FAN_MARK_IGNORE, e.mask, sys.AT_FDCWD,
+		"/proc/self/fd/"+strconv.Itoa(fd))
+	if err != nil && !errorsIsAny(err, syscall.ENOENT) {
+		b.log.Warn("removing an ignore mark", "err", err)
 	}
 }
 

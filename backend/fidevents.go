@@ -120,6 +120,19 @@ func (g *kgroup) handleFID(kev *sys.FanotifyEvent, v *view, now time.Time) {
 	if fv == nil {
 		return // a filesystem we no longer mark
 	}
+	// The kernel merges an unread directory-entry event with a later event on the entry's
+	// object (CREATE of d/x and ATTRIB of x share a directory and name): split them, so that
+	// the object's event is reported on the object.
+	if dirent, other := kev.Mask&uint64(engine.DirentEvents&^engine.Rename), kev.Mask&uint64(fidBits&^engine.DirentEvents); dirent != 0 && other != 0 &&
+		kev.Mask&sys.FAN_RENAME == 0 && kev.Records.Has(sys.FAN_EVENT_INFO_TYPE_FID) {
+		flags := kev.Mask & uint64(engine.EventFlags)
+		first, second := *kev, *kev
+		first.Mask, second.Mask = dirent|flags, other|flags
+		first.Records &^= 1 << sys.FAN_EVENT_INFO_TYPE_PIDFD // closed once, below
+		g.handleFID(&first, v, now)
+		g.handleFID(&second, v, now)
+		return
+	}
 	fs := fv.state
 	needAncestry := len(fv.roots) > 0 && !fv.rootOnly
 	mask := engine.Mask(kev.Mask) &^ engine.EventOnChild
@@ -131,18 +144,34 @@ func (g *kgroup) handleFID(kev *sys.FanotifyEvent, v *view, now time.Time) {
 	hasDir := kev.Records.Has(sys.FAN_EVENT_INFO_TYPE_DFID_NAME) || kev.Records.Has(sys.FAN_EVENT_INFO_TYPE_DFID)
 	switch {
 	case mask&engine.Rename != 0:
-		od, ok1 := b.resolveDir(fs, &kev.OldDFID, needAncestry)
-		nd, ok2 := b.resolveDir(fs, &kev.NewDFID, needAncestry)
-		if !ok1 || !ok2 {
+		// Through a directory's inode mark the kernel sends only the watched side's record.
+		var od, nd *dirInfo
+		if kev.Records.Has(sys.FAN_EVENT_INFO_TYPE_OLD_DFID_NAME) {
+			od, _ = b.resolveDir(fs, &kev.OldDFID, needAncestry)
+		}
+		if kev.Records.Has(sys.FAN_EVENT_INFO_TYPE_NEW_DFID_NAME) {
+			nd, _ = b.resolveDir(fs, &kev.NewDFID, needAncestry)
+		}
+		switch {
+		case od != nil:
+			ev.Inode, ev.Name, ev.OldPath = od.id, string(kev.OldDFID.Name), joinName(od.path, kev.OldDFID.Name)
+			if needAncestry {
+				ev.Ancestors = od.ancestors
+			}
+		case nd != nil:
+			ev.Inode, ev.Name = nd.id, string(kev.NewDFID.Name) // the only side we know
+		default:
 			b.stats.TranslateErrors.Add(1)
 			return
 		}
-		ev.Inode, ev.Target = od.id, nd.id
-		ev.Name, ev.NewName = string(kev.OldDFID.Name), string(kev.NewDFID.Name)
-		ev.OldPath, ev.Path = joinName(od.path, kev.OldDFID.Name), joinName(nd.path, kev.NewDFID.Name)
-		if needAncestry {
-			ev.Ancestors = od.ancestors
-			ev.TargetAncestors = append([]engine.ID{nd.id}, nd.ancestors...)
+		if nd != nil {
+			ev.Target, ev.NewName, ev.Path = nd.id, string(kev.NewDFID.Name), joinName(nd.path, kev.NewDFID.Name)
+			if needAncestry {
+				ev.TargetAncestors = append([]engine.ID{nd.id}, nd.ancestors...)
+				if od == nil {
+					ev.Ancestors = nd.ancestors
+				}
+			}
 		}
 	case mask&(engine.DirentEvents) != 0 && hasDir:
 		d, ok := b.resolveDir(fs, &kev.DFID, needAncestry)

@@ -38,13 +38,21 @@ func openAnchor(fd int, path string, dev uint64) int {
 			p = filepath.Dir(p)
 		}
 	}
-	if a, err := sys.Open("/proc/self/fd/"+strconv.Itoa(fd), sys.O_RDONLY|sys.O_DIRECTORY, 0); err == nil {
-		return a
+	// Fall back to the object itself, if a directory, or its directory — only on the same
+	// filesystem: an anchor elsewhere would put filesystem marks on the wrong filesystem.
+	candidates := []string{"/proc/self/fd/" + strconv.Itoa(fd)}
+	if filepath.IsAbs(path) {
+		candidates = append(candidates, filepath.Dir(path))
 	}
-	if path != "" {
-		if a, err := sys.Open(filepath.Dir(path), sys.O_RDONLY|sys.O_DIRECTORY, 0); err == nil {
+	for _, c := range candidates {
+		a, err := sys.Open(c, sys.O_RDONLY|sys.O_DIRECTORY, 0)
+		if err != nil {
+			continue
+		}
+		if st, err := sys.Fstat(a); err == nil && st.Dev == dev {
 			return a
 		}
+		sys.Close(a)
 	}
 	return -1
 }

@@ -56,9 +56,9 @@ type fsState struct {
 	fidWatched bool
 
 	ignMu   sync.Mutex
-	ignored [2]map[engine.ID]string // evictable ignore marks: directory → path; guarded by ignMu
-	ignGen  atomic.Uint64           // bumped whenever ignore marks are dropped
-	dirGen  atomic.Uint64           // bumped when a directory moves or is deleted
+	ignored [2]map[engine.ID]ignoreEntry // evictable ignore marks by object; guarded by ignMu
+	ignGen  atomic.Uint64                // bumped whenever ignore marks are dropped
+	dirGen  atomic.Uint64                // bumped when a directory moves or is deleted
 }
 
 // registered is what the readers know of an object resolved through the backend.
@@ -91,8 +91,8 @@ func (b *Backend) fsLocked(dev uint64, fd int, path string) (*fsState, error) {
 		handles: map[string]registered{}, dirs: map[string]*dirInfo{}, recent: map[string]string{},
 	}
 	fs.rootIno = fsRootIno(dev)
-	fs.ignored[kFD] = map[engine.ID]string{}
-	fs.ignored[kFID] = map[engine.ID]string{}
+	fs.ignored[kFD] = map[engine.ID]ignoreEntry{}
+	fs.ignored[kFID] = map[engine.ID]ignoreEntry{}
 	b.fss[dev] = fs
 	return fs, nil
 }

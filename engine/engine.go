@@ -11,8 +11,8 @@ import (
 // the Linux backend keeps the kernel marks on each object equal to this union).
 //
 // old and new are unions of the marks' masks (event bits with the flags EventOnChild and OnDir;
-// Modify is added when a mark has an ignore mask that a modification clears, as the kernel
-// does). Calls for one object are ordered, never concurrent, and new reflects every mark
+// Modify is added when a mark has an ignore mask that a modification clears, and EventOnChild
+// when an ignore mask covers children, as the kernel's fsnotify_calc_mask does). Calls for one object are ordered, never concurrent, and new reflects every mark
 // change that returned before the call began. An error on growth makes the mark operation
 // fail and undo itself; an error on shrinking is ignored by the engine (the engine's marks are
 // gone either way; the source should log it). The hook runs with the object's hook lock held

@@ -29,9 +29,13 @@ func (c *connector) interest() Mask {
 			continue
 		}
 		m |= Mask(mk.mask.Load())
-		if ig := Mask(mk.ignore.Load()); ig&AllEvents != 0 &&
-			MarkFlags(mk.flags.Load())&IgnoreSurviveModify == 0 {
-			m |= Modify // the kernel's FS_MODIFY interest, to clear the ignore mask
+		if ig := Mask(mk.ignore.Load()); ig&AllEvents != 0 {
+			if MarkFlags(mk.flags.Load())&IgnoreSurviveModify == 0 {
+				m |= Modify // the kernel's FS_MODIFY interest, to clear the ignore mask
+			}
+			// An ignore mask that covers children makes the object watch its children, as
+			// fsnotify_calc_mask: a source must then tell the engine events' parents.
+			m |= ig & EventOnChild
 		}
 	}
 	return m

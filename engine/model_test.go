@@ -379,6 +379,9 @@ func (m *model) interest(obj Object) Mask {
 			if s.Ignore&AllEvents != 0 && s.Flags&IgnoreSurviveModify == 0 {
 				u |= Modify
 			}
+			if s.Ignore&AllEvents != 0 {
+				u |= s.Ignore & EventOnChild // ignoring children's events watches children
+			}
 		}
 	}
 	return u
@@ -1187,13 +1190,14 @@ func (m *model) Check(t *rapid.T) {
 			fatalf(t, "MarksOn(%v) = %+v, want %+v", obj, got, wantOn)
 		}
 		// The hook's view is the union of the object's marks, except that a Modify event
-		// clearing an ignore mask is not reported (the kernel does not recalc either), so a
-		// Modify bit may linger.
+		// clearing an ignore mask is not reported (the kernel does not recalc either), so the
+		// Modify and EventOnChild bits that ignore mask brought may linger.
 		m.hook.mu.Lock()
 		seen := m.hook.masks[obj]
 		m.hook.mu.Unlock()
 		union := m.interest(obj)
-		if seen&^Modify != union&^Modify || (union&Modify != 0 && seen&Modify == 0) {
+		const linger = Modify | EventOnChild
+		if seen&^linger != union&^linger || union&linger&^seen != 0 {
 			fatalf(t, "MaskHook's mask for %v is %v, want %v", obj, seen, union)
 		}
 	}
