@@ -261,6 +261,10 @@ type GuardConfig struct {
 	Concurrency int
 	// Backend to use (default: a private fanotify backend, closed with the Guard).
 	Backend *backend.Backend
+	// Exempt are helper processes the caller started (a scanner launcher, say): their
+	// accesses, and their descendants', are allowed at once and never decided, from before
+	// the marks are placed.
+	Exempt []int
 	// OnDecision, if set, is called after each decision (for audit logs), from the
 	// goroutine that decided; it must not block for long.
 	OnDecision func(Decision)
@@ -288,6 +292,8 @@ type Guard struct {
 	wg      sync.WaitGroup
 	sem     chan struct{}
 	closed  atomic.Bool
+
+	unexempt []func()
 
 	decided, denied atomic.Uint64
 }
@@ -344,6 +350,9 @@ func NewGuard(cfg GuardConfig, h Handler) (*Guard, error) {
 	}
 	gd.g = g
 	gd.ctx, gd.cancel = context.WithCancel(context.Background())
+	for _, pid := range cfg.Exempt {
+		gd.unexempt = append(gd.unexempt, gd.b.ExemptPid(pid))
+	}
 	if err := gd.addMarks(); err != nil {
 		g.Close()
 		gd.cancel()
@@ -493,6 +502,11 @@ func (gd *Guard) decide(d engine.Delivery) {
 		}()
 		v = gd.handler(ctx, r)
 	}()
+	if ctx.Err() != nil {
+		// The handler's deadline ran out (it runs from the kernel read, a hair before the
+		// engine's): its answer is too late whatever it says; the deadline verdict holds.
+		v = gd.cfg.OnTimeout
+	}
 	err := gd.g.Respond(d.ID, v.response(gd.cfg.Cache))
 	switch {
 	case err == nil:
@@ -537,6 +551,9 @@ func (gd *Guard) Close() error {
 	gd.g.Close() // answers pending events; handlers' Respond then gets ErrClosed
 	gd.cancel()
 	gd.wg.Wait()
+	for _, f := range gd.unexempt {
+		f()
+	}
 	gd.closeBackend()
 	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"strconv"
 	"strings"
@@ -105,7 +104,7 @@ func (s *daemonSource) close() error { return s.c.Close() }
 
 // guardViaDaemon runs guard as a permission client of the daemon: the daemon holds the kernel
 // side and enforces the deadline; this process decides by the same rules (and scanner).
-func guardViaDaemon(daemon daemonFlag, paths []string, kinds notify.AccessKind, pol *policy.Policy,
+func guardViaDaemon(daemon daemonFlag, paths []string, mount bool, kinds notify.AccessKind, pol *policy.Policy,
 	execCmd string, deadline time.Duration, onTimeout engine.Verdict, permissive bool, audit string, quiet bool) int {
 	class := engine.ClassContent
 	if kinds&notify.AccessPreAccess != 0 {
@@ -139,7 +138,9 @@ func guardViaDaemon(daemon daemonFlag, paths []string, kinds notify.AccessKind, 
 	}
 	for _, p := range paths {
 		k := engine.KindSubtree
-		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+		if mount {
+			k = engine.KindMount
+		} else if st, err := os.Stat(p); err == nil && !st.IsDir() {
 			k = engine.KindInode
 		}
 		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -160,6 +161,13 @@ func guardViaDaemon(daemon daemonFlag, paths []string, kinds notify.AccessKind, 
 		fmt.Fprintln(os.Stderr, "Watches established.")
 	}
 	self := os.Getpid()
+	var l *launcher
+	if execCmd != "" {
+		if l, err = startLauncher(); err != nil {
+			return fail("guard", err)
+		}
+		defer l.close()
+	}
 	sem := make(chan struct{}, 64)
 	for {
 		select {
@@ -175,8 +183,8 @@ func guardViaDaemon(daemon daemonFlag, paths []string, kinds notify.AccessKind, 
 				}
 				continue
 			}
-			if int(ev.Pid) == self || descendsFrom(int(ev.Pid), self) {
-				// Our own scanner's accesses never wait on us.
+			if int(ev.Pid) == self || l != nil && (int(ev.Pid) == l.pid() || descendsFrom(int(ev.Pid), l.pid())) {
+				// Our own and our scanners' accesses never wait on us.
 				ev.FD.Close()
 				c.Respond(ev.ID, engine.Response{})
 				continue
@@ -191,7 +199,7 @@ func guardViaDaemon(daemon daemonFlag, paths []string, kinds notify.AccessKind, 
 				d := pol.Decide(&req)
 				deny, rule := d.Verdict == engine.Deny, d.Source()
 				if !deny && d.Rule == nil && execCmd != "" {
-					deny = !runScanner(ctx, execCmd, ev, deadline)
+					deny = !runScanner(ctx, l, execCmd, ev, deadline)
 					rule = "--exec"
 				}
 				verdict := "allow"
@@ -236,21 +244,11 @@ func kindName(m engine.Mask) string {
 	return "open"
 }
 
-// runScanner runs --exec for a daemon event; it reports whether the scanner allowed.
-func runScanner(ctx context.Context, execCmd string, ev client.Event, deadline time.Duration) bool {
-	if deadline > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, deadline)
-		defer cancel()
-	}
-	args := []string{execCmd, ev.Path}
-	if strings.ContainsAny(execCmd, " \t'\"$;|&<>(){}*?") {
-		args = []string{"/bin/sh", "-c", execCmd + ` "$1"`, "fsnotifyd-exec", ev.Path}
-	}
-	cmd := execCommandContext(ctx, args)
-	cmd.Env = append(os.Environ(), "FSNOTIFYD_PATH="+ev.Path, "FSNOTIFYD_PID="+strconv.Itoa(int(ev.Pid)),
-		"FSNOTIFYD_EVENT="+kindName(ev.Mask))
-	return cmd.Run() == nil
+// runScanner runs --exec for a daemon event, through the launcher; it reports whether the
+// scanner allowed.
+func runScanner(ctx context.Context, l *launcher, execCmd string, ev client.Event, deadline time.Duration) bool {
+	res, err := l.run(ctx, scanArgv(execCmd, ev.Path), scanEnv(ev.Path, int(ev.Pid), kindName(ev.Mask)), deadline)
+	return err == nil && !res.Killed && res.Err == "" && res.Exit == 0
 }
 
 // descendsFrom reports whether pid is a descendant of ancestor (through /proc).
@@ -276,13 +274,4 @@ func descendsFrom(pid, ancestor int) bool {
 		pid = ppid
 	}
 	return false
-}
-
-// execCommandContext runs args in a process group of its own, killed with it at ctx's end.
-func execCommandContext(ctx context.Context, args []string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	return cmd
 }

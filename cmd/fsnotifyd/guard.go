@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"os/signal"
 	"strconv"
 	"strings"
@@ -27,6 +26,9 @@ const guardHelp = `
 Decide on every access (open by default) to anything below each PATH,
 recursively, including files in directories created later (no window). The
 accessing process waits for the verdict; a denied access fails with EPERM.
+
+--mount guards the whole mount of each PATH instead (one mount mark: every
+file on that mount, whatever its directory), as fapolicyd does.
 
 Rules: --deny GLOB and --allow GLOB, in command-line order, then the rules
 of --policy FILE (syntax: docs/policy.md); the first match wins, and with no
@@ -56,6 +58,7 @@ Examples:
   fsnotifyd guard --policy /etc/fsnotifyd/guard.rules --audit /var/log/guard.jsonl /srv
   fsnotifyd guard --exec 'clamdscan --no-summary' --deadline 2s --on-timeout deny --cache /home
   fsnotifyd guard --events open,exec --permissive --audit - /opt
+  fsnotifyd guard --mount --allow '**' /srv
 `
 
 func runGuard(args []string) int {
@@ -65,12 +68,12 @@ func runGuard(args []string) int {
 		execCmd, onTimeout string
 		deadline           = 5 * time.Second
 		permissive, cache  bool
-		quiet              bool
+		quiet, mount       bool
 		audit              string
 		daemon             daemonFlag
 		concurrency        int
 	)
-	fs := newFlagSet("guard", "[--policy FILE] [--deny GLOB]... [--allow GLOB]... [--events EVENTS] [--exec CMD] [--deadline DUR] [--on-timeout allow|deny] [--permissive] [--cache] [--audit FILE|-] PATH...", guardHelp)
+	fs := newFlagSet("guard", "[--policy FILE] [--deny GLOB]... [--allow GLOB]... [--events EVENTS] [--exec CMD] [--deadline DUR] [--on-timeout allow|deny] [--permissive] [--cache] [--audit FILE|-] [--mount] PATH...", guardHelp)
 	fs.value(policy.FlagValue(&flags, engine.Deny), "deny", "deny accesses to paths matching GLOB (repeatable; first match wins)")
 	fs.value(policy.FlagValue(&flags, engine.Allow), "allow", "allow accesses to paths matching GLOB (repeatable; first match wins)")
 	fs.stringVar(&policyFile, "policy", "read rules from FILE (see docs/policy.md)")
@@ -84,6 +87,7 @@ func runGuard(args []string) int {
 	fs.stringVar(&audit, "audit", "write one JSON line per decision to FILE (- for stdout)")
 	fs.intVar(&concurrency, "concurrency", "run at most N scanners at once (default 64)")
 	fs.boolVar(&quiet, "q,quiet", "do not print \"Watches established.\"")
+	fs.boolVar(&mount, "mount", "guard the whole mount of each PATH (a mount mark) instead of the subtree below it")
 	fs.value(&daemon, "daemon", "run through the fsnotifyd daemon (--daemon=SOCKET for another socket)")
 	paths, err := fs.parse(args)
 	if err != nil {
@@ -137,7 +141,7 @@ func runGuard(args []string) int {
 		fmt.Fprintln(os.Stderr, "fsnotifyd guard: warning: --deadline 0: accesses wait forever for a verdict; a hung scanner will hang every process that touches the guarded files")
 	}
 	if daemon.on {
-		return guardViaDaemon(daemon, paths, kinds, pol, execCmd, deadline, timeoutVerdict, permissive, audit, quiet)
+		return guardViaDaemon(daemon, paths, mount, kinds, pol, execCmd, deadline, timeoutVerdict, permissive, audit, quiet)
 	}
 
 	var auditW *auditWriter
@@ -154,6 +158,10 @@ func runGuard(args []string) int {
 			concurrency = 64
 		}
 		g.scanSem = make(chan struct{}, concurrency)
+		if g.launcher, err = startLauncher(); err != nil {
+			return fail("guard", err)
+		}
+		defer g.launcher.close()
 	}
 	v := notify.Allow
 	if timeoutVerdict == engine.Deny && !permissive {
@@ -168,6 +176,12 @@ func runGuard(args []string) int {
 		Cache:      pol.CacheAllows,
 		Inline:     g.inline,
 		OnDecision: g.decided,
+	}
+	if mount {
+		cfg.Paths, cfg.Mounts = nil, paths
+	}
+	if g.launcher != nil {
+		cfg.Exempt = []int{g.launcher.pid()}
 	}
 	var handler notify.Handler
 	if execCmd != "" {
@@ -216,6 +230,7 @@ type guardRun struct {
 	needPath   bool
 	audit      *auditWriter
 	scanSem    chan struct{}
+	launcher   *launcher
 }
 
 // procInfo gives policy conditions the process's comm and uid, read on first use.
@@ -261,50 +276,47 @@ func (g *guardRun) final(r *notify.Request, deny bool, errno syscall.Errno, cach
 	return notify.Allow
 }
 
-// scan runs --exec for one access.
+// scanArgv is how --exec CMD runs for path: CMD PATH, or through sh for a command line.
+func scanArgv(execCmd, path string) []string {
+	if strings.ContainsAny(execCmd, " \t'\"$;|&<>(){}*?") {
+		return []string{"/bin/sh", "-c", execCmd + ` "$1"`, "fsnotifyd-exec", path}
+	}
+	return []string{execCmd, path}
+}
+
+func scanEnv(path string, pid int, event string) []string {
+	return append(os.Environ(), "FSNOTIFYD_PATH="+path, "FSNOTIFYD_PID="+strconv.Itoa(pid), "FSNOTIFYD_EVENT="+event)
+}
+
+// scan runs --exec for one access, through the launcher.
 func (g *guardRun) scan(ctx context.Context, r *notify.Request) notify.Verdict {
 	select {
 	case g.scanSem <- struct{}{}:
 		defer func() { <-g.scanSem }()
 	case <-ctx.Done():
-		return notify.Allow // too late anyway: the deadline verdict applied
+		return notify.Allow // too late: the Guard applies the deadline verdict
 	}
 	path := r.Path()
-	var cmd *exec.Cmd
-	if strings.ContainsAny(g.execCmd, " \t'\"$;|&<>(){}*?") {
-		cmd = exec.Command("/bin/sh", "-c", g.execCmd+` "$1"`, "fsnotifyd-exec", path)
-	} else {
-		cmd = exec.Command(g.execCmd, path)
+	var timeout time.Duration
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
 	}
-	cmd.Env = append(os.Environ(), "FSNOTIFYD_PATH="+path, "FSNOTIFYD_PID="+strconv.Itoa(r.Pid),
-		"FSNOTIFYD_EVENT="+r.Kind.String())
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // kill the scanner's children too
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	end := g.guard.Spawning() // the scanner's own opens start before we know its pid
-	err := cmd.Start()
-	if err != nil {
-		end()
+	res, err := g.launcher.run(ctx, scanArgv(g.execCmd, path), scanEnv(path, r.Pid, r.Kind.String()), timeout)
+	if ctx.Err() != nil || res.Killed {
+		return notify.Allow // too late: the Guard applies the deadline verdict
+	}
+	if err != nil || res.Err != "" {
+		if err == nil {
+			err = errors.New(res.Err)
+		}
 		fmt.Fprintf(os.Stderr, "fsnotifyd guard: --exec: %v\n", err)
 		return g.final(r, true, 0, false) // a scanner that cannot run cannot vouch for the file
 	}
-	done := g.guard.ExemptPid(cmd.Process.Pid)
-	end()
-	defer done()
-	waitErr := make(chan error, 1)
-	go func() { waitErr <- cmd.Wait() }()
-	select {
-	case err = <-waitErr:
-	case <-ctx.Done():
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-waitErr
-		return notify.Allow // the deadline verdict has applied already
-	}
-	deny := err != nil
+	deny := res.Exit != 0
 	if deny {
 		r.Note = noteScanDenied
 	}
-	cacheOK := !deny && g.pol.CacheAllows
-	return g.final(r, deny, 0, cacheOK)
+	return g.final(r, deny, 0, !deny && g.pol.CacheAllows)
 }
 
 const noteScanDenied = "scanner denied"

@@ -38,6 +38,8 @@ func run(args []string) int {
 		return exitUsage
 	}
 	switch args[0] {
+	case "__exec-launcher": // internal: guard --exec's scanner launcher (see launcher.go)
+		return runLauncher(args[1:])
 	case "help", "-h", "-help", "--help":
 		if len(args) > 1 {
 			for _, c := range commands() {

@@ -1,0 +1,188 @@
+//go:build linux
+
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// The guard's --exec scanners are started by a launcher process, never by the guard itself.
+// Go starts a child with vfork: the forking thread waits, outside the scheduler's view, until
+// the child's execve returns. If the scanner (or its interpreter) lies under a guarded path,
+// that execve waits for the guard's verdict; should the Go runtime start a stop-the-world
+// meanwhile, it waits for the forking thread, and the guard could never answer — the host
+// would hang on every guarded access. The launcher is started before any mark exists; its
+// children's accesses are exempt (they descend from a registered helper) and answered at once
+// by a guard whose runtime is never blocked by a fork.
+//
+// The launcher is this binary run as "fsnotifyd __exec-launcher"; it reads one JSON request
+// per line on stdin and writes one JSON reply per line on stdout.
+
+type launchRequest struct {
+	ID      uint64        `json:"id"`
+	Argv    []string      `json:"argv"`
+	Env     []string      `json:"env"`
+	Timeout time.Duration `json:"timeout"`
+}
+
+type launchReply struct {
+	ID     uint64 `json:"id"`
+	Exit   int    `json:"exit"`   // the scanner's exit status; -1 if it did not run or was killed
+	Killed bool   `json:"killed"` // killed at its timeout
+	Err    string `json:"err,omitempty"`
+}
+
+// runLauncher is "fsnotifyd __exec-launcher".
+func runLauncher(args []string) int {
+	in := bufio.NewScanner(os.Stdin)
+	in.Buffer(make([]byte, 64<<10), 4<<20)
+	var mu sync.Mutex
+	out := json.NewEncoder(os.Stdout)
+	reply := func(r launchReply) {
+		mu.Lock()
+		defer mu.Unlock()
+		out.Encode(r)
+	}
+	var wg sync.WaitGroup
+	for in.Scan() {
+		var req launchRequest
+		if err := json.Unmarshal(in.Bytes(), &req); err != nil || len(req.Argv) == 0 {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			reply(launch(req))
+		}()
+	}
+	wg.Wait()
+	return exitOK // stdin closed: the guard is gone
+}
+
+func launch(req launchRequest) launchReply {
+	ctx := context.Background()
+	if req.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, req.Timeout)
+		defer cancel()
+	}
+	cmd := exec.CommandContext(ctx, req.Argv[0], req.Argv[1:]...)
+	cmd.Env = req.Env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // kill the scanner's children too
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	err := cmd.Run()
+	r := launchReply{ID: req.ID, Exit: -1}
+	switch {
+	case err == nil:
+		r.Exit = 0
+	case ctx.Err() != nil:
+		r.Killed = true
+	default:
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && ee.Exited() {
+			r.Exit = ee.ExitCode()
+		} else {
+			r.Err = err.Error()
+		}
+	}
+	return r
+}
+
+// launcher is the guard's side: it starts the launcher process and sends it requests.
+type launcher struct {
+	cmd  *exec.Cmd
+	in   io.WriteCloser
+	mu   sync.Mutex
+	next uint64
+	wait map[uint64]chan launchReply
+	dead chan struct{}
+}
+
+func startLauncher() (*launcher, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(self, "__exec-launcher")
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	outR, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting the --exec launcher: %w", err)
+	}
+	l := &launcher{cmd: cmd, in: in, wait: make(map[uint64]chan launchReply), dead: make(chan struct{})}
+	go func() {
+		sc := bufio.NewScanner(outR)
+		for sc.Scan() {
+			var r launchReply
+			if json.Unmarshal(sc.Bytes(), &r) != nil {
+				continue
+			}
+			l.mu.Lock()
+			ch := l.wait[r.ID]
+			delete(l.wait, r.ID)
+			l.mu.Unlock()
+			if ch != nil {
+				ch <- r
+			}
+		}
+		close(l.dead)
+		cmd.Wait()
+	}()
+	return l, nil
+}
+
+// pid is the launcher's process id (exempt it, and so its scanners, from the guard).
+func (l *launcher) pid() int { return l.cmd.Process.Pid }
+
+// run runs argv with env through the launcher, killed at timeout (0: none) or when ctx ends.
+func (l *launcher) run(ctx context.Context, argv, env []string, timeout time.Duration) (launchReply, error) {
+	ch := make(chan launchReply, 1)
+	l.mu.Lock()
+	l.next++
+	id := l.next
+	l.wait[id] = ch
+	b, _ := json.Marshal(launchRequest{ID: id, Argv: argv, Env: env, Timeout: timeout})
+	_, err := l.in.Write(append(b, '\n'))
+	l.mu.Unlock()
+	if err != nil {
+		return launchReply{}, fmt.Errorf("the --exec launcher: %w", err)
+	}
+	select {
+	case r := <-ch:
+		return r, nil
+	case <-l.dead:
+		return launchReply{}, errors.New("the --exec launcher exited")
+	case <-ctx.Done():
+		l.mu.Lock()
+		delete(l.wait, id)
+		l.mu.Unlock()
+		return launchReply{}, ctx.Err()
+	}
+}
+
+func (l *launcher) close() {
+	l.in.Close()
+	select {
+	case <-l.dead:
+	case <-time.After(5 * time.Second):
+		l.cmd.Process.Kill()
+	}
+}
