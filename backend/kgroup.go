@@ -150,6 +150,16 @@ func (g *kgroup) readLoop() {
 		}
 		now := time.Now()
 		v := b.view.Load()
+		// Name the processes first: a short-lived one (a cat) may exit while the batch is
+		// translated, and /proc forgets it once it is reaped.
+		var last int32
+		sys.ParseFanotify(buf[:n], func(kev *sys.FanotifyEvent) error {
+			if kev.Pid != last && kev.Pid > 0 && kev.Pid != b.pid && !kev.IsPerm() {
+				b.comms.get(kev.Pid, now)
+				last = kev.Pid
+			}
+			return nil
+		})
 		perr := sys.ParseFanotify(buf[:n], func(kev *sys.FanotifyEvent) error {
 			b.stats.Events.Add(1)
 			if g.k == kFD {
