@@ -45,11 +45,9 @@ func (b *Backend) startGroupLocked(k int) (*kgroup, error) {
 	var flags uint
 	switch k {
 	case kFD:
-		g.class = sys.FAN_CLASS_CONTENT
-		if s, _ := sys.Probe(sys.FeatureClassPreContent); s == sys.Supported {
-			g.class = sys.FAN_CLASS_PRE_CONTENT
-		}
-		flags = g.class | sys.FAN_UNLIMITED_QUEUE | sys.FAN_UNLIMITED_MARKS
+		// The highest class the kernel has, found by creating the group itself (EINVAL for a
+		// class it lacks), without a mark-based probe.
+		flags = sys.FAN_UNLIMITED_QUEUE | sys.FAN_UNLIMITED_MARKS
 	case kFID:
 		g.class = sys.FAN_CLASS_NOTIF
 		report := sys.FAN_REPORT_DFID_NAME | sys.FAN_REPORT_FID
@@ -64,7 +62,19 @@ func (b *Backend) startGroupLocked(k int) (*kgroup, error) {
 			flags |= sys.FAN_UNLIMITED_QUEUE
 		}
 	}
-	fd, err := sys.FanotifyInit(flags|sys.FAN_CLOEXEC|sys.FAN_NONBLOCK, sys.O_RDONLY|sys.O_LARGEFILE|sys.O_CLOEXEC)
+	var fd int
+	var err error
+	if k == kFD {
+		for _, class := range []uint{sys.FAN_CLASS_PRE_CONTENT, sys.FAN_CLASS_CONTENT, sys.FAN_CLASS_NOTIF} {
+			g.class = class
+			fd, err = sys.FanotifyInit(flags|class|sys.FAN_CLOEXEC|sys.FAN_NONBLOCK, sys.O_RDONLY|sys.O_LARGEFILE|sys.O_CLOEXEC)
+			if !errors.Is(err, syscall.EINVAL) {
+				break
+			}
+		}
+	} else {
+		fd, err = sys.FanotifyInit(flags|sys.FAN_CLOEXEC|sys.FAN_NONBLOCK, sys.O_RDONLY|sys.O_LARGEFILE|sys.O_CLOEXEC)
+	}
 	if err != nil {
 		if errors.Is(err, syscall.EPERM) {
 			return nil, fmt.Errorf("%w (%w)", err, ErrNeedsPrivilege)
