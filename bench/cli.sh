@@ -63,18 +63,16 @@ for i in range(n):
     os.makedirs('d%d/e%d' % (i // 1000, i % 1000), exist_ok=True)
 ")
 echo "tree: $(find "$out/tree" -type d | wc -l) directories"
-setup() { # setup CMD...: seconds until 'Watches established.'
-	local t0 t1
-	t0=$(date +%s.%N)
-	"$@" > /dev/null 2> "$out/s.err" & local pid=$!
-	while ! grep -q "Watches established" "$out/s.err" 2>/dev/null; do
-		kill -0 "$pid" 2>/dev/null || { cat "$out/s.err" >&2; return 1; }
-		sleep 0.001
+setup() { # setup CMD...: seconds from start until "Watches established." on stderr
+	local t0 t1 line
+	t0=$(date +%s%N)
+	coproc P { "$@" 2>&1 >/dev/null; }
+	while IFS= read -r line <&"${P[0]}"; do
+		case "$line" in *"Watches established"*) t1=$(date +%s%N); break;; esac
 	done
-	t1=$(date +%s.%N)
 	# SIGTERM: a background job of a script ignores SIGINT (inotifywait keeps that).
-	kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
-	awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.4f", b-a}'
+	kill -TERM "$P_PID" 2>/dev/null; wait "$P_PID" 2>/dev/null || true
+	awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.4f", (b-a)/1e9}'
 }
 sysctl -qw fs.inotify.max_user_watches=$((DIRS * 2 + 1000)) 2>/dev/null || true
 fs=(); is=()
