@@ -47,11 +47,13 @@
 // Outer locks first; no lock is held across a channel send, a callback or a wait, with one
 // documented exception (hookMu, which exists only to order MaskHook calls):
 //
-//	Group.markMu            a group's mark list (kernel group->mark_mutex)
-//	└── connector.mu        one object's mark list (kernel conn->lock)
-//	    └── connTable.mu    the object → connector table (writers only; lookups take no lock)
-//	connector.hookMu        orders MaskHook calls for one object; held across the hook, with no
-//	                        other engine lock held; the hook must not call mark operations
+//	connector.hookMu        orders one object's mark changes and MaskHook calls: AddMark and
+//	│                       ModifyMark hold it from the change through the hook's answer (and
+//	│                       the undo if it refuses); the hook runs with only this lock held and
+//	│                       must not call mark operations
+//	└── Group.markMu        a group's mark list (kernel group->mark_mutex)
+//	    └── connector.mu    one object's mark list (kernel conn->lock)
+//	        └── connTable.mu  the object → connector table (writers only; lookups take none)
 //	Group.mu                a group's queue, access list and shutdown flag (a leaf)
 //	Engine.groupsMu         the group registry (a leaf)
 //

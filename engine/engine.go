@@ -117,6 +117,11 @@ func (e *Engine) removeConnectorLocked(c *connector) {
 func (e *Engine) syncHook(c *connector) error {
 	c.hookMu.Lock()
 	defer c.hookMu.Unlock()
+	return e.syncHookLocked(c)
+}
+
+// syncHookLocked is syncHook with c.hookMu held.
+func (e *Engine) syncHookLocked(c *connector) error {
 	now := c.interest()
 	var err error
 	if now != c.reported {

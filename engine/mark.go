@@ -172,30 +172,44 @@ func (g *Group) changeMark(obj Object, create bool, f func(MarkSpec) MarkSpec, a
 		return err
 	}
 	e := g.e
+	// The object's hook lock is held from the change to the hook's answer and, if it refuses,
+	// through the undo: a concurrent change to the same object waits, so an undo can never
+	// erase it.
 	g.markMu.Lock()
-	if g.markClosed {
-		g.markMu.Unlock()
+	closed := g.markClosed
+	g.markMu.Unlock()
+	if closed {
 		return ErrClosed
 	}
+	var c *connector
+	for {
+		if create {
+			c = e.connectorFor(obj)
+		} else if c = e.lookup(obj); c == nil {
+			return ErrNoMark
+		}
+		c.hookMu.Lock()
+		g.markMu.Lock()
+		if g.markClosed {
+			g.markMu.Unlock()
+			e.syncHookLocked(c) // retire the connector if it was made for this call
+			c.hookMu.Unlock()
+			return ErrClosed
+		}
+		c.mu.Lock()
+		if !c.detached {
+			break
+		}
+		c.mu.Unlock()
+		g.markMu.Unlock()
+		c.hookMu.Unlock()
+	}
+	defer c.hookMu.Unlock()
 	var (
-		c       *connector
 		m       *Mark
 		old     MarkSpec
 		created bool
 	)
-	if create {
-		for {
-			c = e.connectorFor(obj)
-			c.mu.Lock()
-			if !c.detached {
-				break
-			}
-			c.mu.Unlock()
-		}
-	} else if c = g.lockConnector(obj); c == nil {
-		g.markMu.Unlock()
-		return ErrNoMark
-	}
 	if m = c.find(g); m != nil {
 		old = m.spec()
 		m.setSpec(f(old))
@@ -206,7 +220,7 @@ func (g *Group) changeMark(obj Object, create bool, f func(MarkSpec) MarkSpec, a
 	} else if g.opts.MarkLimit > 0 && g.nmarks >= g.opts.MarkLimit {
 		c.mu.Unlock()
 		g.markMu.Unlock()
-		e.syncHook(c) // retire the connector if we just created it for nothing
+		e.syncHookLocked(c) // retire the connector if we just created it for nothing
 		return ErrMarkLimit
 	} else {
 		m = &Mark{group: g, conn: c}
@@ -219,17 +233,20 @@ func (g *Group) changeMark(obj Object, create bool, f func(MarkSpec) MarkSpec, a
 	c.mu.Unlock()
 	g.markMu.Unlock()
 
-	if err := e.syncHook(c); err != nil {
-		if created {
-			g.removeMark(m)
-		} else {
-			c.mu.Lock()
-			if m.attached.Load() {
+	if err := e.syncHookLocked(c); err != nil {
+		g.markMu.Lock()
+		c.mu.Lock()
+		if m.attached.Load() {
+			if created {
+				c.detachLocked(m)
+				g.unlinkLocked(m)
+			} else {
 				m.setSpec(old)
 			}
-			c.mu.Unlock()
-			e.syncHook(c)
 		}
+		c.mu.Unlock()
+		g.markMu.Unlock()
+		e.syncHookLocked(c)
 		return err
 	}
 	return nil
