@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/backend"
+	"github.com/fsnotifyd/fsnotifyd/client"
 	"github.com/fsnotifyd/fsnotifyd/engine"
 )
 
@@ -261,6 +262,9 @@ type GuardConfig struct {
 	Concurrency int
 	// Backend to use (default: a private fanotify backend, closed with the Guard).
 	Backend *backend.Backend
+	// Daemon, if set, is the socket of a running fsnotifyd daemon to run through (as a
+	// permission client: root or an allowed uid) instead of attaching to the kernel here.
+	Daemon string
 	// Exempt are helper processes the caller started (a scanner launcher, say): their
 	// accesses, and their descendants', are allowed at once and never decided, from before
 	// the marks are placed.
@@ -294,6 +298,7 @@ type Guard struct {
 	closed  atomic.Bool
 
 	unexempt []func()
+	cl       *client.Client // through the daemon
 
 	decided, denied atomic.Uint64
 }
@@ -317,6 +322,14 @@ func NewGuard(cfg GuardConfig, h Handler) (*Guard, error) {
 		return nil, errors.New("guard: nothing to guard (no paths, mounts or filesystems)")
 	}
 	gd := &Guard{cfg: cfg, handler: h, b: cfg.Backend, sem: make(chan struct{}, cfg.Concurrency)}
+	if cfg.Daemon != "" {
+		gd.ctx, gd.cancel = context.WithCancel(context.Background())
+		if err := newDaemonGuard(gd, cfg.Daemon); err != nil {
+			gd.cancel()
+			return nil, err
+		}
+		return gd, nil
+	}
 	if gd.b == nil {
 		b, err := backend.New(backend.Options{Mode: backend.ModeAuto})
 		if err != nil {
@@ -518,15 +531,30 @@ func (gd *Guard) decide(d engine.Delivery) {
 	}
 }
 
-// FlushCache forgets every cached allow; call it when the policy changes.
-func (gd *Guard) FlushCache() { gd.b.FlushVerdictCache() }
+// FlushCache forgets every cached allow; call it when the policy changes. (Through the
+// daemon, the daemon's cache is the daemon's.)
+func (gd *Guard) FlushCache() {
+	if gd.b != nil {
+		gd.b.FlushVerdictCache()
+	}
+}
 
 // ExemptPid exempts a helper process the handler started (a scanner): its own accesses are
 // allowed at once, never decided, so that the guard cannot wait on itself.
-func (gd *Guard) ExemptPid(pid int) (done func()) { return gd.b.ExemptPid(pid) }
+func (gd *Guard) ExemptPid(pid int) (done func()) {
+	if gd.b == nil {
+		return func() {} // through the daemon: use GuardConfig.Exempt
+	}
+	return gd.b.ExemptPid(pid)
+}
 
 // Spawning brackets the start of helper processes (see backend.Backend.Spawning).
-func (gd *Guard) Spawning() (end func()) { return gd.b.Spawning() }
+func (gd *Guard) Spawning() (end func()) {
+	if gd.b == nil {
+		return func() {}
+	}
+	return gd.b.Spawning()
+}
 
 // GuardStats are a Guard's figures.
 type GuardStats struct {
@@ -537,7 +565,10 @@ type GuardStats struct {
 
 // Stats returns the Guard's figures.
 func (gd *Guard) Stats() GuardStats {
-	es := gd.g.Stats()
+	var es engine.GroupStats
+	if gd.g != nil {
+		es = gd.g.Stats()
+	}
 	return GuardStats{Decided: gd.decided.Load(), Denied: gd.denied.Load(),
 		TimedOut: es.DeadlineExpired, Pending: es.Pending, Engine: es}
 }
@@ -548,7 +579,11 @@ func (gd *Guard) Close() error {
 	if !gd.closed.CompareAndSwap(false, true) {
 		return nil
 	}
-	gd.g.Close() // answers pending events; handlers' Respond then gets ErrClosed
+	if gd.cl != nil {
+		gd.cl.Close() // the daemon answers this client's pending events with its close verdict
+	} else {
+		gd.g.Close() // answers pending events; handlers' Respond then gets ErrClosed
+	}
 	gd.cancel()
 	gd.wg.Wait()
 	for _, f := range gd.unexempt {

@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/fsnotifyd/fsnotifyd/backend"
+	"github.com/fsnotifyd/fsnotifyd/client"
 	"github.com/fsnotifyd/fsnotifyd/engine"
 )
 
@@ -46,6 +47,10 @@ type Watcher struct {
 	marks   map[engine.Object]engine.Mask
 	renames [16]renameRec // recent Rename events: new path → old path
 	nextRen int
+
+	// Through the daemon (WithDaemon): the client, and the watches by name.
+	cl *client.Client
+	dw map[string]*daemonWatch
 }
 
 // watch is one path added with Add or AddWith.
@@ -68,6 +73,7 @@ type watcherConfig struct {
 	buffer  uint
 	queue   int
 	backend *backend.Backend
+	daemon  string
 }
 
 // WithQueueLimit bounds the Watcher's own queue of events not yet sent on Events (default
@@ -102,6 +108,9 @@ func New(opts ...Option) (*Watcher, error) {
 		if o != nil {
 			o(&c)
 		}
+	}
+	if c.daemon != "" {
+		return newDaemonWatcher(c)
 	}
 	w := &Watcher{
 		Events:  make(chan Event, c.buffer),
@@ -239,6 +248,9 @@ func (w *Watcher) AddWith(path string, opts ...AddOption) error {
 	}
 	if real, err := filepath.EvalSymlinks(abs); err == nil {
 		abs = real // the kernel's paths have symlinks resolved: compare like with like
+	}
+	if w.cl != nil {
+		return w.addDaemon(name, abs, c.kind, c.ops)
 	}
 
 	w.mu.Lock()
@@ -387,6 +399,9 @@ func (w *Watcher) unionLocked(obj engine.Object) engine.Mask {
 // ErrNonExistentWatch if path is not watched, and nil after Close.
 func (w *Watcher) Remove(path string) error {
 	name, _ := splitRecursive(path)
+	if w.cl != nil {
+		return w.removeDaemon(name, path)
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
@@ -427,8 +442,11 @@ func (w *Watcher) WatchList() []string {
 	if w.closed {
 		return nil
 	}
-	out := make([]string, 0, len(w.watches))
+	out := make([]string, 0, len(w.watches)+len(w.dw))
 	for name := range w.watches {
+		out = append(out, name)
+	}
+	for name := range w.dw {
 		out = append(out, name)
 	}
 	return out
@@ -443,7 +461,11 @@ func (w *Watcher) Close() error {
 		w.watches = map[string]*watch{}
 		w.mu.Unlock()
 		close(w.done)
-		w.g.Close() // removes the marks; the reader's ReadBatch returns
+		if w.cl != nil {
+			w.cl.Close() // the daemon drops the client's marks
+		} else {
+			w.g.Close() // removes the marks; the reader's ReadBatch returns
+		}
 		<-w.exited
 		if w.release != nil {
 			w.release()

@@ -1,0 +1,101 @@
+//go:build linux
+
+package notify
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/daemon"
+	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
+)
+
+// startDaemon runs a daemon in this process on a socket under t.TempDir().
+func startDaemon(t *testing.T) string {
+	t.Helper()
+	testenv.RequireRoot(t)
+	sock := filepath.Join(t.TempDir(), "d.sock")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := daemon.New(daemon.Options{Config: daemon.DefaultConfig()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); srv.Run(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done; srv.Close() })
+	return sock
+}
+
+func TestWatcherThroughDaemon(t *testing.T) {
+	sock := startDaemon(t)
+	dir := testenv.Tmpfs(t)
+	w, err := New(WithDaemon(sock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.AddWith(dir, WithRecursive()); err != nil {
+		t.Fatal(err)
+	}
+	if err := exec.Command("sh", "-c", "mkdir -p "+dir+"/a/b/c && touch "+dir+"/a/b/c/f").Run(); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{dir + "/a": true, dir + "/a/b": true, dir + "/a/b/c": true, dir + "/a/b/c/f": true}
+	timeout := time.After(10 * time.Second)
+	for len(want) > 0 {
+		select {
+		case ev := <-w.Events:
+			if ev.Has(Create) {
+				delete(want, ev.Name)
+			}
+		case <-timeout:
+			t.Fatalf("creates not reported through the daemon: %v", want)
+		}
+	}
+	if got := w.WatchList(); len(got) != 1 || got[0] != dir {
+		t.Fatalf("WatchList = %v", got)
+	}
+	if err := w.Remove(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Remove(dir); err == nil || !strings.Contains(err.Error(), "non-existent") {
+		t.Fatalf("second Remove: %v", err)
+	}
+}
+
+func TestGuardThroughDaemon(t *testing.T) {
+	sock := startDaemon(t)
+	dir := testenv.Tmpfs(t)
+	os.WriteFile(dir+"/secret", []byte("s"), 0o644)
+	os.WriteFile(dir+"/ok", []byte("o"), 0o644)
+	g, err := NewGuard(GuardConfig{Paths: []string{dir}, Daemon: sock, Deadline: 5 * time.Second},
+		func(ctx context.Context, r *Request) Verdict {
+			if strings.HasSuffix(r.Path(), "secret") {
+				return Deny
+			}
+			return Allow
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if out, err := exec.Command("cat", dir+"/secret").CombinedOutput(); err == nil || !strings.Contains(string(out), "not permitted") {
+		t.Fatalf("cat of a denied file through the daemon: %v %s", err, out)
+	}
+	if out, err := exec.Command("cat", dir+"/ok").CombinedOutput(); err != nil {
+		t.Fatalf("cat of an allowed file: %v %s", err, out)
+	}
+	if st := g.Stats(); st.Decided < 2 || st.Denied < 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
