@@ -205,6 +205,23 @@ func (b *Backend) descendsFromHelper(pid int32, direct bool) bool {
 	return false
 }
 
+// Descends reports whether process pid descends from ancestor (its parent, or its parent's,
+// and so on), reading /proc (procfs takes no fanotify marks, so this never waits on a
+// listener).
+func Descends(pid, ancestor int) bool {
+	for i := 0; i < 64 && pid > 1; i++ {
+		ppid := int(parentPid(int32(pid)))
+		if ppid <= 0 {
+			return false
+		}
+		if ppid == ancestor {
+			return true
+		}
+		pid = ppid
+	}
+	return false
+}
+
 // parentPid reads a process's parent from /proc/PID/stat (0 if gone).
 func parentPid(pid int32) int32 {
 	data, err := os.ReadFile("/proc/" + strconv.Itoa(int(pid)) + "/stat")

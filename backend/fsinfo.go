@@ -100,3 +100,44 @@ func unescapeMountinfo(s string) string {
 	}
 	return b.String()
 }
+
+// pseudoFS are filesystem types that take no fanotify marks or are not real files.
+var pseudoFS = map[string]bool{
+	"proc": true, "sysfs": true, "devtmpfs": true, "devpts": true, "cgroup": true, "cgroup2": true,
+	"securityfs": true, "debugfs": true, "tracefs": true, "pstore": true, "bpf": true, "mqueue": true,
+	"hugetlbfs": true, "configfs": true, "fusectl": true, "binfmt_misc": true, "autofs": true,
+	"efivarfs": true, "rpc_pipefs": true, "nsfs": true, "ramfs": false, "overlay": false,
+}
+
+// RealFilesystems returns one mount point per real filesystem in /proc/self/mountinfo
+// (pseudo filesystems such as proc, sysfs and cgroup left out), for machine-wide tracing.
+func RealFilesystems() ([]string, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	seen := map[string]bool{}
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// id parent major:minor root mountpoint options [optional...] - fstype source superopts
+		fields := strings.Fields(sc.Text())
+		sep := -1
+		for i, f := range fields {
+			if f == "-" {
+				sep = i
+				break
+			}
+		}
+		if sep < 0 || sep+1 >= len(fields) || len(fields) < 5 {
+			continue
+		}
+		if pseudoFS[fields[sep+1]] || seen[fields[2]] {
+			continue
+		}
+		seen[fields[2]] = true
+		out = append(out, unescapeMountinfo(fields[4]))
+	}
+	return out, sc.Err()
+}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fsnotifyd/fsnotifyd/backend"
 	"github.com/fsnotifyd/fsnotifyd/client"
 	"github.com/fsnotifyd/fsnotifyd/engine"
 )
@@ -388,34 +389,9 @@ func (gd *Guard) runHandler(r *Request) Verdict {
 // exemptRemote reports whether pid is one of the Guard's exempt helpers or their descendant.
 func (gd *Guard) exemptRemote(pid int) bool {
 	for _, h := range gd.cfg.Exempt {
-		if pid == h || descendantOf(pid, h) {
+		if pid == h || backend.Descends(pid, h) {
 			return true
 		}
 	}
 	return pid == os.Getpid()
-}
-
-func descendantOf(pid, ancestor int) bool {
-	for i := 0; i < 64 && pid > 1; i++ {
-		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			return false
-		}
-		s := string(data)
-		j := strings.LastIndexByte(s, ')')
-		if j < 0 {
-			return false
-		}
-		f := strings.Fields(s[j+1:])
-		if len(f) < 2 {
-			return false
-		}
-		var ppid int
-		fmt.Sscan(f[1], &ppid)
-		if ppid == ancestor {
-			return true
-		}
-		pid = ppid
-	}
-	return false
 }

@@ -7,11 +7,10 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
+	"github.com/fsnotifyd/fsnotifyd/backend"
 	"github.com/fsnotifyd/fsnotifyd/client"
 	"github.com/fsnotifyd/fsnotifyd/engine"
 	"github.com/fsnotifyd/fsnotifyd/internal/format"
@@ -183,7 +182,7 @@ func guardViaDaemon(daemon daemonFlag, paths []string, mount bool, kinds notify.
 				}
 				continue
 			}
-			if int(ev.Pid) == self || l != nil && (int(ev.Pid) == l.pid() || descendsFrom(int(ev.Pid), l.pid())) {
+			if int(ev.Pid) == self || l != nil && (int(ev.Pid) == l.pid() || backend.Descends(int(ev.Pid), l.pid())) {
 				// Our own and our scanners' accesses never wait on us.
 				ev.FD.Close()
 				c.Respond(ev.ID, engine.Response{})
@@ -249,29 +248,4 @@ func kindName(m engine.Mask) string {
 func runScanner(ctx context.Context, l *launcher, execCmd string, ev client.Event, deadline time.Duration) bool {
 	res, err := l.run(ctx, scanArgv(execCmd, ev.Path), scanEnv(ev.Path, int(ev.Pid), kindName(ev.Mask)), deadline)
 	return err == nil && !res.Killed && res.Err == "" && res.Exit == 0
-}
-
-// descendsFrom reports whether pid is a descendant of ancestor (through /proc).
-func descendsFrom(pid, ancestor int) bool {
-	for i := 0; i < 64 && pid > 1; i++ {
-		data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-		if err != nil {
-			return false
-		}
-		s := string(data)
-		j := strings.LastIndexByte(s, ')')
-		if j < 0 {
-			return false
-		}
-		f := strings.Fields(s[j+1:])
-		if len(f) < 2 {
-			return false
-		}
-		ppid, _ := strconv.Atoi(f[1])
-		if ppid == ancestor {
-			return true
-		}
-		pid = ppid
-	}
-	return false
 }

@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fsnotifyd/fsnotifyd/backend"
 	"github.com/fsnotifyd/fsnotifyd/engine"
 	"github.com/fsnotifyd/fsnotifyd/internal/format"
 )
@@ -154,7 +154,7 @@ func runTrace(args []string) int {
 		}
 	}
 	if len(specs) == 0 {
-		all, err := realFilesystems()
+		all, err := backend.RealFilesystems()
 		if err != nil {
 			return fail("trace", err)
 		}
@@ -174,62 +174,4 @@ func runTrace(args []string) int {
 		return len(only) == 0 || only[p]
 	}
 	return stream("trace", specs, daemon, quiet, count, timeout, out, false, keep)
-}
-
-// pseudoFS are filesystem types that take no fanotify marks or are not real files.
-var pseudoFS = map[string]bool{
-	"proc": true, "sysfs": true, "devtmpfs": true, "devpts": true, "cgroup": true, "cgroup2": true,
-	"securityfs": true, "debugfs": true, "tracefs": true, "pstore": true, "bpf": true, "mqueue": true,
-	"hugetlbfs": true, "configfs": true, "fusectl": true, "binfmt_misc": true, "autofs": true,
-	"efivarfs": true, "rpc_pipefs": true, "nsfs": true, "ramfs": false, "overlay": false,
-}
-
-// realFilesystems returns one mount point per real filesystem in /proc/self/mountinfo.
-func realFilesystems() ([]string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	seen := map[string]bool{}
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		// id parent major:minor root mountpoint options [optional...] - fstype source superopts
-		fields := strings.Fields(sc.Text())
-		sep := -1
-		for i, f := range fields {
-			if f == "-" {
-				sep = i
-				break
-			}
-		}
-		if sep < 0 || sep+1 >= len(fields) || len(fields) < 5 {
-			continue
-		}
-		if pseudoFS[fields[sep+1]] || seen[fields[2]] {
-			continue
-		}
-		seen[fields[2]] = true
-		out = append(out, unescapeOctal(fields[4]))
-	}
-	return out, sc.Err()
-}
-
-func unescapeOctal(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
