@@ -62,6 +62,11 @@ type codeError struct{ code proto.Code }
 
 func (e *codeError) Error() string { return "fsnotifyd: " + e.code.String() }
 
+// Is matches the fs error of the code, as Error.Is does.
+func (e *codeError) Is(target error) bool {
+	return (&Error{Code: e.code}).Is(target)
+}
+
 // Error is a request the daemon refused.
 type Error struct {
 	Code proto.Code
@@ -171,8 +176,8 @@ type Client struct {
 	qwake chan struct{}
 }
 
-// Dial connects to the daemon. With Reconnect it retries until ctx ends; otherwise a daemon
-// that is not running is ErrUnavailable.
+// Dial connects to the daemon; a daemon that is not running is ErrUnavailable at once, with
+// or without Reconnect (which is about connections lost later). ctx bounds the handshake.
 func Dial(ctx context.Context, opts Options) (*Client, error) {
 	if opts.Socket == "" {
 		opts.Socket = DefaultSocket
@@ -227,6 +232,9 @@ func (c *Client) connect(ctx context.Context) (*proto.Conn, *proto.Welcome, erro
 	} else {
 		conn.SetDeadline(time.Now().Add(30 * time.Second))
 	}
+	// ctx's end interrupts the handshake (Close does, during a reconnection).
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
 	h := &proto.Hello{
 		Req: c.nextReq.Add(1), MinVersion: proto.MinVersion, MaxVersion: proto.MaxVersion,
 		Name: c.opts.Name, Class: c.opts.Class, QueueLimit: c.opts.QueueLimit, Deadline: c.opts.Deadline,
@@ -245,6 +253,9 @@ func (c *Client) connect(ctx context.Context) (*proto.Conn, *proto.Welcome, erro
 	}
 	switch m := m.(type) {
 	case *proto.Welcome:
+		if !stop() {
+			return nil, nil, fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
+		}
 		conn.SetDeadline(time.Time{})
 		return conn, m, nil
 	case *proto.Fatal:
@@ -413,6 +424,13 @@ func (c *Client) reconnect() {
 		}
 		backoff = min(backoff*2, 5*time.Second)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		go func() { // Close interrupts the attempt
+			select {
+			case <-c.done:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
 		conn, w, err := c.connect(ctx)
 		cancel()
 		if err != nil {
@@ -426,39 +444,59 @@ func (c *Client) reconnect() {
 			marks = append(marks, m)
 		}
 		c.mu.Unlock()
+		var early []Event // events for marks placed again, read before the last Result
 		for _, m := range marks {
-			id, err := c.addOn(conn, m)
+			id, err := c.addOn(conn, m, &early)
 			if err != nil {
 				c.log.Warn("placing a mark again after reconnecting", "path", m.path, "err", err)
 				continue
 			}
+			c.mu.Lock()
 			m.daemon = id
+			c.mu.Unlock()
 		}
 		c.mu.Lock()
 		if c.closed {
 			c.mu.Unlock()
 			conn.Close()
+			for i := range early {
+				proto.CloseFDs(&early[i].Event)
+			}
 			return
 		}
 		c.conn, c.welcome, c.instance = conn, w, w.Instance
 		close(c.ready)
 		c.mu.Unlock()
+		// The Resync comes before any event of the new connection: those read while the
+		// marks were placed (a permission event among them must still be answered), then
+		// the reader's.
+		c.deliver(Event{Resync: true})
+		for _, ev := range early {
+			if !c.deliver(ev) {
+				proto.CloseFDs(&ev.Event)
+			}
+		}
 		c.wg.Add(1)
 		go c.readLoop(conn)
-		c.deliver(Event{Resync: true})
 		return
 	}
 }
 
-// addOn places m on conn synchronously, before conn's reader runs (reconnection only).
-func (c *Client) addOn(conn *proto.Conn, m *mark) (uint64, error) {
+// addOn places m on conn synchronously, before conn's reader runs (reconnection only). Events
+// that arrive meanwhile (for marks placed a moment ago) are appended to early.
+func (c *Client) addOn(conn *proto.Conn, m *mark, early *[]Event) (uint64, error) {
 	fd, err := sys.Dup(m.fd)
 	if err != nil {
 		return 0, err
 	}
 	req := c.nextReq.Add(1)
-	if err := conn.WriteMsg(&proto.AddMark{Req: req, Kind: m.kind, Mask: m.spec.Mask, Ignore: m.spec.Ignore,
-		Flags: m.spec.Flags, Target: proto.NewFD(fd)}); err != nil {
+	c.mu.Lock()
+	spec := m.spec
+	c.mu.Unlock()
+	err = conn.WriteMsg(&proto.AddMark{Req: req, Kind: m.kind, Mask: spec.Mask, Ignore: spec.Ignore,
+		Flags: spec.Flags, Target: proto.NewFD(fd)})
+	sys.Close(fd)
+	if err != nil {
 		return 0, err
 	}
 	for {
@@ -466,15 +504,27 @@ func (c *Client) addOn(conn *proto.Conn, m *mark) (uint64, error) {
 		if err != nil {
 			return 0, err
 		}
-		if r, ok := msg.(*proto.Result); ok && r.Req == req {
-			return r.ID, toError(r.Err())
+		switch msg := msg.(type) {
+		case *proto.Result:
+			if msg.Req == req {
+				return msg.ID, toError(msg.Err())
+			}
+		case *proto.Event:
+			// An event for a mark placed a moment ago: keep it for after the Resync (a
+			// permission event dropped here would wait for its deadline).
+			*early = append(*early, Event{Event: *msg, Mark: c.markOf(msg.Path)})
+		case *proto.Overflow:
+			*early = append(*early, Event{Overflow: true})
+		case *proto.Fatal:
+			return 0, toError(msg.Err())
 		}
-		proto.CloseFDs(msg) // an event for a mark placed a moment ago: drop it, a Resync follows
 	}
 }
 
-// request sends m and waits for its reply.
+// request sends m and waits for its reply. It closes m's descriptors (once sent, the daemon
+// holds its own reference).
 func (c *Client) request(ctx context.Context, m proto.Msg) (proto.Msg, error) {
+	defer proto.CloseFDs(m)
 	for {
 		c.mu.Lock()
 		if c.closed {
@@ -551,10 +601,10 @@ func (c *Client) AddMark(ctx context.Context, path string, k engine.Kind, spec e
 	c.mu.Lock()
 	for _, old := range c.marks {
 		if old.daemon == m.daemon { // the same object again: one mark, as the kernel
-			c.mu.Unlock()
-			sys.Close(fd)
 			old.spec.Mask |= spec.Mask
 			old.spec.Ignore |= spec.Ignore
+			c.mu.Unlock()
+			sys.Close(fd)
 			return old.id, nil
 		}
 	}
@@ -568,14 +618,22 @@ func (c *Client) AddMark(ctx context.Context, path string, k engine.Kind, spec e
 // RemoveMark removes a mark; no event that starts after it returns is reported through it.
 func (c *Client) RemoveMark(ctx context.Context, id MarkID) error {
 	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
 	m := c.marks[id]
 	delete(c.marks, id)
+	var daemonID uint64
+	if m != nil {
+		daemonID = m.daemon
+	}
 	c.mu.Unlock()
 	if m == nil {
 		return fmt.Errorf("mark %d: %w", id, ErrNotFound)
 	}
 	defer sys.Close(m.fd)
-	r, err := c.request(ctx, &proto.RemoveMark{Req: c.nextReq.Add(1), By: proto.RemoveByID, MarkID: m.daemon})
+	r, err := c.request(ctx, &proto.RemoveMark{Req: c.nextReq.Add(1), By: proto.RemoveByID, MarkID: daemonID})
 	if err != nil {
 		return err
 	}
@@ -597,8 +655,11 @@ func (c *Client) Marks() map[MarkID]string {
 // (unknown id, past its deadline) is logged. Use RespondWait to learn the outcome.
 func (c *Client) Respond(id uint64, r engine.Response) error {
 	c.mu.Lock()
-	conn := c.conn
+	conn, closed := c.conn, c.closed
 	c.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
 	if conn == nil {
 		return ErrUnavailable
 	}

@@ -39,6 +39,7 @@ type client struct {
 	byObj    map[engine.Object]uint64
 	nextMark uint64
 	sent     map[uint64]time.Time // permission events sent, for the verdict latency
+	swept    time.Time            // when sent was last rid of events past their deadline
 
 	closeOnce sync.Once
 	done      chan struct{}
@@ -124,6 +125,10 @@ func (c *client) readLoop() {
 		case *proto.Ping:
 			reply = &proto.Pong{Req: m.Req}
 		case *proto.Bye:
+			// Answer the pending permission events (close verdict) before the Result, so that
+			// a client waiting for it knows they are answered; then close.
+			c.g.Close()
+			c.conn.WriteMsg(proto.ResultFor(m.Req, 0, nil))
 			return
 		default:
 			proto.CloseFDs(m)
@@ -303,7 +308,11 @@ func (c *client) writeLoop() {
 		cancel()
 	}()
 	defer cancel()
-	var lastDropped uint64
+	// An overflow is the kernel's if the backend counted one since the last overflow this
+	// client was told of (it counts before it queues them), else this client's queue's. (The
+	// client's drop count cannot tell: drops after an overflow was queued are counted before
+	// it is read, and the next overflow of the queue would then look like the kernel's.)
+	lastKernel := c.s.b.Stats().KernelOverflows
 	for {
 		n, err := c.g.ReadBatch(ctx, buf)
 		if err != nil {
@@ -313,9 +322,9 @@ func (c *client) writeLoop() {
 		for i := range buf[:n] {
 			d := buf[i]
 			if d.Event == nil { // overflow
-				reason := proto.OverflowKernel
-				if st := c.g.Stats(); st.Dropped != lastDropped {
-					reason, lastDropped = proto.OverflowQueue, st.Dropped
+				reason := proto.OverflowQueue
+				if k := c.s.b.Stats().KernelOverflows; k != lastKernel {
+					reason, lastKernel = proto.OverflowKernel, k
 				}
 				msgs = append(msgs, &proto.Overflow{Reason: reason})
 				continue
@@ -326,10 +335,13 @@ func (c *client) writeLoop() {
 				msgs = append(msgs, ev)
 			}
 		}
-		if err := c.conn.WriteMsgs(msgs...); err != nil {
-			for _, m := range msgs {
-				proto.CloseFDs(m)
-			}
+		err = c.conn.WriteMsgs(msgs...)
+		// The duplicates of the events' files are ours whether or not they were sent (once
+		// sendmsg returns, the client holds its own reference).
+		for _, m := range msgs {
+			proto.CloseFDs(m)
+		}
+		if err != nil {
 			c.close()
 			return
 		}
@@ -342,16 +354,11 @@ type fder interface{ Fd() int }
 // event builds what the client may see of one delivery.
 func (c *client) event(d engine.Delivery) *proto.Event {
 	ev := proto.NewEvent(d)
-	if !c.privileged {
-		if !c.trim(ev) {
-			if d.ID != 0 {
-				// A permission event whose path left what the client marked (a rename): it
-				// still must be answered, so send it with the name only.
-				ev.Path, ev.OldPath = "", ""
-			} else {
-				return nil
-			}
-		}
+	if !c.privileged && !c.trim(ev) {
+		// The event reached the client through one of its marks, but by a path outside what
+		// it marked (a hard link, a bind mount, a rename away): it is the client's event, so
+		// send it — a permission event must be answered anyway — without the path.
+		ev.Path, ev.OldPath = "", ""
 	}
 	if c.wantComm {
 		ev.Comm = d.Event.Comm
@@ -372,9 +379,20 @@ func (c *client) event(d engine.Delivery) *proto.Event {
 				}
 			}
 		}
+		now := time.Now()
 		c.mu.Lock()
+		// Events the client never answers (the deadline verdict applied) would stay here for
+		// the client's lifetime: forget them, at most once per deadline.
+		if dl := c.g.Options().Deadline; dl > 0 && len(c.sent) >= 1024 && now.Sub(c.swept) > dl {
+			for id, t := range c.sent {
+				if now.Sub(t) > dl {
+					delete(c.sent, id)
+				}
+			}
+			c.swept = now
+		}
 		if len(c.sent) < 1<<20 {
-			c.sent[d.ID] = time.Now()
+			c.sent[d.ID] = now
 		}
 		c.mu.Unlock()
 	}

@@ -38,6 +38,7 @@ import (
 	"github.com/fsnotifyd/fsnotifyd/backend"
 	"github.com/fsnotifyd/fsnotifyd/engine"
 	"github.com/fsnotifyd/fsnotifyd/internal/proto"
+	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 )
 
 // DefaultSocket is where the daemon listens unless told otherwise.
@@ -119,6 +120,11 @@ func (s *Server) Instance() proto.InstanceID { return s.instance }
 func (s *Server) Run(ctx context.Context, ln *net.UnixListener) error {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
+	// conns ends with Run: it closes the connections Run accepted, including those still in
+	// their handshake (a silent peer would otherwise hold Run for its 10 s, and one saying
+	// Hello after closeClients would become a client of a stopped daemon).
+	conns, endConns := context.WithCancel(ctx)
+	defer endConns()
 	var err error
 	for {
 		var uc *net.UnixConn
@@ -127,8 +133,9 @@ func (s *Server) Run(ctx context.Context, ln *net.UnixListener) error {
 			break
 		}
 		s.wg.Add(1)
-		go s.serve(uc)
+		go s.serve(conns, uc)
 	}
+	endConns()
 	s.closeClients()
 	s.wg.Wait()
 	if ctx.Err() != nil {
@@ -162,11 +169,12 @@ func (s *Server) closeClients() {
 	}
 }
 
-// serve runs one connection.
-func (s *Server) serve(uc *net.UnixConn) {
+// serve runs one connection, until it ends or ctx does.
+func (s *Server) serve(ctx context.Context, uc *net.UnixConn) {
 	defer s.wg.Done()
 	conn := proto.NewConn(uc, proto.DaemonSide)
 	defer conn.Close()
+	defer context.AfterFunc(ctx, func() { conn.Close() })()
 	cred, err := conn.PeerCred()
 	if err != nil {
 		s.log.Warn("client without credentials", "err", err)
@@ -201,7 +209,7 @@ func (s *Server) admit(conn *proto.Conn, cred *syscall.Ucred, h *proto.Hello) (*
 	if err != nil {
 		return nil, err
 	}
-	groups := peerGroups(cred.Pid, cred.Gid)
+	groups := peerGroups(conn, cred.Pid, cred.Gid)
 	privileged := s.cfg.privileged(cred.Uid, groups)
 	opts := h.Options()
 	if opts.Class != engine.ClassNotification && !privileged {
@@ -351,10 +359,34 @@ func (h *latencyHist) snapshot() (proto.Latency, []proto.Bucket) {
 	return l, bs
 }
 
-// peerGroups returns a process's supplementary groups (from /proc; SO_PEERCRED has only the
-// primary group), always including gid.
-func peerGroups(pid int32, gid uint32) []uint32 {
+// peerGroups returns the peer's supplementary groups, always including gid. They come from
+// SO_PEERGROUPS, recorded by the kernel at connect time as SO_PEERCRED is: reading them from
+// /proc/PID/status instead would let a client that exits before its Hello (which it may
+// delay for 10 s) pass for whatever process reuses its pid. /proc is the fallback for
+// kernels before 4.13 only.
+func peerGroups(conn *proto.Conn, pid int32, gid uint32) []uint32 {
 	out := []uint32{gid}
+	add := func(g uint32) {
+		if g != gid {
+			out = append(out, g)
+		}
+	}
+	var gs []uint32
+	var gerr error
+	if rc, err := conn.UnixConn().SyscallConn(); err != nil {
+		gerr = err
+	} else if err := rc.Control(func(fd uintptr) { gs, gerr = sys.PeerGroups(int(fd)) }); err != nil {
+		gerr = err
+	}
+	if gerr == nil {
+		for _, g := range gs {
+			add(g)
+		}
+		return out
+	}
+	if !errors.Is(gerr, syscall.ENOPROTOOPT) {
+		return out // no supplementary groups rather than a guess
+	}
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return out
@@ -363,8 +395,8 @@ func peerGroups(pid int32, gid uint32) []uint32 {
 		if rest, ok := strings.CutPrefix(line, "Groups:"); ok {
 			var g uint32
 			for _, f := range strings.Fields(rest) {
-				if _, err := fmt.Sscan(f, &g); err == nil && g != gid {
-					out = append(out, g)
+				if _, err := fmt.Sscan(f, &g); err == nil {
+					add(g)
 				}
 			}
 		}

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Permission round trip through the daemon, side by side in one run, on a scratch ext4 image:
+#   (a) no listener, (b) fanref's C allow-all responder, (c) `fsnotifyd serve` and an
+#   out-of-process allow-all client of it (bench/daemonallow: the client package, Respond
+#   without waiting); one and two load threads (fanref's load generator). Prints the ratio
+#   (c)/(b) of the per-open time (goal <= 1.5). Column (d) is (c) with GOMAXPROCS=1 for the
+#   daemon and the client: on this 2-vCPU VM each goroutine hand-off to another thread wakes an
+#   idle vCPU, which costs about as much as a process wake-up.
+# Run as root: [MODE=mount] bash bench/daemon.sh [OPENS] [ROUNDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-100000}
+ROUNDS=${2:-5}
+# MODE=mount marks the whole mount (both listeners); the default marks the directory's children.
+MODE=${MODE:-}
+export MODE_NAME=${MODE:-directory}
+out=$(mktemp -d)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	umount -l "$out/mnt" 2>/dev/null || true
+	rm -rf "$out"
+}
+trap cleanup EXIT
+cc -O2 -pthread -o "$out/fanref" "${FANREF_C:-../shared/bench/fanref.c}"
+go build -o "$out/fsnotifyd" ./cmd/fsnotifyd
+go build -o "$out/daemonallow" ./bench/daemonallow
+mkdir -p "$out/mnt"
+truncate -s 64M "$out/img" && mkfs.ext4 -q "$out/img" && mount -o loop "$out/img" "$out/mnt"
+mkdir "$out/mnt/d" && echo x > "$out/mnt/d/f"
+
+"$out/fsnotifyd" serve --socket "$out/d.sock" --log-level warn 2> "$out/daemon.log" & pids+=($!)
+GOMAXPROCS=1 "$out/fsnotifyd" serve --socket "$out/d1.sock" --log-level warn 2> "$out/daemon1.log" & pids+=($!)
+for s in d d1; do
+	for _ in $(seq 100); do "$out/fsnotifyd" stats --socket "$out/$s.sock" > /dev/null 2>&1 && break; sleep 0.05; done
+done
+
+ops() { "$out/fanref" load "$out/mnt/d/f" "$N" "$1" | awk '{for(i=1;i<=NF;i++) if($i=="ops_per_s") print $(i+1)}'; }
+with() { # with THREADS CMD...: run the load while CMD listens
+	local threads=$1; shift
+	"$@" > "$out/listener.log" 2>&1 & local pid=$!
+	for _ in $(seq 100); do grep -q ready "$out/listener.log" 2>/dev/null && break; sleep 0.05; done
+	grep -q ready "$out/listener.log" || { echo "listener not ready: $*" >&2; cat "$out/listener.log" >&2; exit 1; }
+	ops "$threads"; kill "$pid"; wait "$pid" 2>/dev/null || true
+}
+# Rounds alternate the listeners, so that drift on this noisy machine hits each alike; the
+# summary is the median of the per-round ratios.
+for threads in 1 2; do
+	ratios=() ratios1=()
+	for r in $(seq "$ROUNDS"); do
+		a=$(ops "$threads")
+		b=$(with "$threads" "$out/fanref" respond "$out/mnt/d" $MODE)
+		c=$(with "$threads" "$out/daemonallow" "$out/d.sock" "$out/mnt/d" $MODE)
+		d=$(GOMAXPROCS=1 with "$threads" "$out/daemonallow" "$out/d1.sock" "$out/mnt/d" $MODE)
+		line=$(awk -v t="$threads" -v a="$a" -v b="$b" -v c="$c" -v d="$d" 'BEGIN {
+			printf "threads %d  none %.0f/s (%.2f us)  fanref %.0f/s (%.2f us)  daemon+client %.0f/s (%.2f us)  same, GOMAXPROCS=1 %.0f/s (%.2f us)  ratio(d/b) %.3f  ratio(c/b) %.3f",
+				t, a, 1e6/a, b, 1e6/b, c, 1e6/c, d, 1e6/d, b/d, b/c }')
+		echo "$line"
+		ratios+=("$(echo "$line" | awk '{print $NF}')")
+		ratios1+=("$(echo "$line" | awk '{print $(NF-2)}')")
+	done
+	printf '%s\n' "${ratios[@]}" | sort -n | awk -v t="$threads" '{v[NR]=$1} END {
+		printf "median ratio (c)/(b), %d thread(s), %s marks: %.3f over %d rounds (goal <= 1.5)\n", t, ENVIRON["MODE_NAME"], v[int((NR+1)/2)], NR }'
+	printf '%s\n' "${ratios1[@]}" | sort -n | awk -v t="$threads" '{v[NR]=$1} END {
+		printf "median ratio (d)/(b), GOMAXPROCS=1, %d thread(s), %s marks: %.3f over %d rounds\n", t, ENVIRON["MODE_NAME"], v[int((NR+1)/2)], NR }'
+done

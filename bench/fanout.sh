@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Notification fan-out, side by side in one run, on a scratch ext4 image: fanref's load (open
+# and close of one file, two threads) while (a) fanref's C notification reader, (b) the daemon
+# with 1 client, (c) the daemon with 10 clients (bench/fanout, each its own connection) watch
+# the file's directory for open, close and modify. Prints events per second — read from the
+# kernel; queued to the clients (delivered, plus merged into an unread event of the same
+# object, as the kernel merges); received by the clients — and the daemon's CPU time (utime +
+# stime from /proc/PID/stat) per kernel event and per queued event, with the ratios (c)/(a)
+# and (c)/(b) of CPU per kernel event.
+# Run as root: bash bench/fanout.sh [OPENS] [ROUNDS] [CLIENTS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-200000}
+ROUNDS=${2:-5}
+K=${3:-10}
+out=$(mktemp -d)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	umount -l "$out/mnt" 2>/dev/null || true
+	rm -rf "$out"
+}
+trap cleanup EXIT
+cc -O2 -pthread -o "$out/fanref" "${FANREF_C:-../shared/bench/fanref.c}"
+go build -o "$out/fsnotifyd" ./cmd/fsnotifyd
+go build -o "$out/fanout" ./bench/fanout
+mkdir -p "$out/mnt"
+truncate -s 64M "$out/img" && mkfs.ext4 -q "$out/img" && mount -o loop "$out/img" "$out/mnt"
+mkdir "$out/mnt/d" && echo x > "$out/mnt/d/f"
+tck=$(getconf CLK_TCK)
+
+"$out/fsnotifyd" serve --socket "$out/d.sock" --log-level warn 2> "$out/daemon.log" & dpid=$!; pids+=($dpid)
+for _ in $(seq 100); do "$out/fsnotifyd" stats --socket "$out/d.sock" > /dev/null 2>&1 && break; sleep 0.05; done
+
+cpu() { awk -v t="$tck" '{ printf "%.4f", ($14 + $15) / t }' "/proc/$1/stat"; }
+stat() { "$out/fsnotifyd" stats --socket "$out/d.sock" --json | awk -F'[:,]' -v k="\"$1\"" '$1 ~ k { gsub(/ /, "", $2); print $2; exit }'; }
+load() { # the load's wall time in seconds
+	local t0 t1
+	t0=$(date +%s.%N); "$out/fanref" load "$out/mnt/d/f" "$N" 2 > /dev/null; t1=$(date +%s.%N)
+	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }'
+}
+wait_ready() { for _ in $(seq 200); do grep -q ready "$1" 2>/dev/null && return; sleep 0.05; done; echo "not ready: $1" >&2; cat "$1" >&2; exit 1; }
+
+for r in $(seq "$ROUNDS"); do
+	# (a) fanref notify: its own group; it counts what it reads.
+	"$out/fanref" notify "$out/mnt/d" > "$out/ref.log" 2>&1 & p=$!
+	wait_ready "$out/ref.log"
+	c0=$(cpu "$p"); s=$(load); c1=$(cpu "$p")
+	kill -TERM "$p"; wait "$p" 2>/dev/null || true
+	ev=$(awk '/^events/ { print $2 }' "$out/ref.log")
+	line_a=$(awk -v e="$ev" -v s="$s" -v c="$(awk -v a="$c0" -v b="$c1" 'BEGIN{print b-a}')" 'BEGIN {
+		printf "fanref notify: %.0f events/s, %.3f us CPU/event", e/s, c*1e6/e }')
+	cpu_a=$(awk -v e="$ev" -v a="$c0" -v b="$c1" 'BEGIN { printf "%.6f", (b-a)*1e6/e }')
+	# (b), (c): the daemon with 1 and K clients.
+	for k in 1 "$K"; do
+		"$out/fanout" "$out/d.sock" "$out/mnt/d" "$k" > "$out/fan.log" 2>&1 & p=$!
+		wait_ready "$out/fan.log"
+		e0=$(stat events); d0=$(stat delivered); c0=$(cpu "$dpid")
+		s=$(load)
+		sleep 0.5 # let the clients drain
+		e1=$(stat events); d1=$(stat delivered); c1=$(cpu "$dpid")
+		kill -TERM "$p"; wait "$p" 2>/dev/null || true
+		got=$(awk '/^events/ { print $2, $4, $6, $8, $10 }' "$out/fan.log")
+		res=$(awk -v k="$k" -v e=$((e1 - e0)) -v d=$((d1 - d0)) -v s="$s" -v a="$c0" -v b="$c1" -v got="$got" 'BEGIN {
+			split(got, g, " "); q = d + g[5]
+			printf "daemon, %d client(s): %.0f kernel events/s, %.0f queued/s to the clients (%.0f delivered, %.0f merged), %.0f received/s (per client %d..%d in all, overflows %d), %.3f us CPU/kernel event, %.3f us CPU/queued event",
+				k, e/s, q/s, d/s, g[5]/s, g[1]/s, g[2], g[3], g[4], (b-a)*1e6/e, (b-a)*1e6/q }')
+		cpuk=$(awk -v e=$((e1 - e0)) -v a="$c0" -v b="$c1" 'BEGIN { printf "%.6f", (b-a)*1e6/e }')
+		if [ "$k" = 1 ]; then line_b=$res cpu_b=$cpuk; else line_c=$res cpu_c=$cpuk; fi
+	done
+	echo "round $r: $line_a"
+	echo "round $r: $line_b"
+	echo "round $r: $line_c"
+	awk -v r="$r" -v a="$cpu_a" -v b="$cpu_b" -v c="$cpu_c" -v k="$K" 'BEGIN {
+		printf "round %d: CPU per kernel event, %d clients vs fanref notify %.2f, vs 1 client %.2f\n", r, k, c/a, c/b }' | tee -a "$out/ratios"
+done
+awk -v k="$K" '{ a[NR] = $(NF-4) + 0; b[NR] = $NF + 0 } END {
+	n = asort_(a); asort_(b)
+	printf "median over %d rounds: daemon CPU per kernel event with %s clients = %.2f x fanref notify, %.2f x the daemon with 1 client\n", NR, k, a[int((NR+1)/2)], b[int((NR+1)/2)] }
+	function asort_(v,   i, j, t, n) { n = 0; for (i in v) n++; for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (v[j] + 0 < v[i] + 0) { t = v[i]; v[i] = v[j]; v[j] = t }; return n }' "$out/ratios"

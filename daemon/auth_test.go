@@ -1,0 +1,192 @@
+//go:build linux
+
+package daemon_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
+)
+
+// nobody runs a helper as uid and gid 65534, without supplementary groups.
+var nobody = spawnOpts{cred: &syscall.Credential{Uid: 65534, Gid: 65534}}
+
+// authFixture is a scratch filesystem with what an unprivileged client may and may not read:
+//
+//	pub/      0755, pub/f 0644
+//	priv/     0700 root, priv/link a hard link to pub/f
+//	secret    0600 root
+type authFixture struct {
+	scratch, pub, pubFile, priv, link, secret string
+}
+
+func newAuthFixture(t *testing.T) authFixture {
+	t.Helper()
+	s := testenv.Tmpfs(t)
+	openUp(t, s)
+	f := authFixture{scratch: s, pub: filepath.Join(s, "pub"), priv: filepath.Join(s, "priv"), secret: filepath.Join(s, "secret")}
+	f.pubFile = filepath.Join(f.pub, "f")
+	f.link = filepath.Join(f.priv, "link")
+	for _, err := range []error{
+		os.Mkdir(f.pub, 0o755), os.WriteFile(f.pubFile, []byte("x"), 0o644),
+		os.Mkdir(f.priv, 0o700), os.Link(f.pubFile, f.link),
+		os.WriteFile(f.secret, []byte("s"), 0o600),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return f
+}
+
+// refused sends an add and checks that the daemon refused it with a permission error whose
+// message holds want.
+func refused(t *testing.T, p *proc, kind, mask, path, want string) {
+	t.Helper()
+	p.send("add %s %s %s", kind, mask, path)
+	l := p.mustLine("add-", hang)
+	if !strings.HasPrefix(l, "add-err permission ") || !strings.Contains(l, want) {
+		t.Errorf("add %s %s %s as uid 65534: %q, want a permission error saying %q", kind, mask, path, l, want)
+	} else {
+		t.Logf("refused as it should be: %s", rest(l, 2))
+	}
+}
+
+// TestUnprivilegedClient: a client of uid 65534 may not place mount or filesystem marks, ask
+// for a content class, or mark what it cannot read (no confused deputy); it may mark what it
+// can read, and its events carry no path outside what it marked.
+func TestUnprivilegedClient(t *testing.T) {
+	testenv.RequireRoot(t)
+	f := newAuthFixture(t)
+	sock := filepath.Join(publicDir(t), "d.sock")
+	startDaemon(t, testConfig(), sock)
+
+	t.Run("content class", func(t *testing.T) {
+		p := spawn(t, "client", spawnOpts{cred: nobody.cred, env: []string{"FSND_SOCKET=" + sock, "FSND_CLIENT=class=content"}})
+		p.mustLine("up", hang)
+		p.send("dial")
+		l := p.mustLine("", hang)
+		if !strings.HasPrefix(l, "dial-err permission ") || !strings.Contains(l, "content-class clients (permission events) need uid 0") {
+			t.Errorf("a content-class Hello as uid 65534: %q, want a permission error", l)
+		} else {
+			t.Logf("refused as it should be: %s", rest(l, 2))
+		}
+	})
+
+	p := dialClient(t, sock, "name=nobody", nobody)
+	if w := p.allLines("welcome"); !strings.Contains(w[0], "uid=65534") {
+		t.Fatalf("welcome %q: the daemon did not see uid 65534", w[0])
+	}
+	t.Run("mount mark", func(t *testing.T) {
+		refused(t, p, kindMount, maskOpen, f.pub, "mount marks need uid 0")
+	})
+	t.Run("filesystem mark", func(t *testing.T) {
+		refused(t, p, kindFilesystem, maskOpen, f.pub, "filesystem marks need uid 0")
+	})
+	t.Run("unreadable file", func(t *testing.T) {
+		refused(t, p, kindInode, maskOpen, f.secret, "(uid 65534) cannot read "+f.secret)
+	})
+	t.Run("unreadable directory", func(t *testing.T) {
+		refused(t, p, kindInode, maskOpenChild, f.priv, "(uid 65534) cannot read "+f.priv)
+	})
+	t.Run("readable directory and file", func(t *testing.T) {
+		mustAdd(t, p, kindInode, maskOpenChild, f.pub)
+		mustAdd(t, p, kindInode, maskOpen, f.pubFile)
+		// Root opens the file through its own name, then through the link in priv/: the
+		// client marked the inode, so it hears of both, but learns nothing of priv/.
+		if _, err := os.ReadFile(f.pubFile); err != nil {
+			t.Fatal(err)
+		}
+		if l := p.mustLine("event ", hang); !strings.HasSuffix(l, "path="+f.pubFile) {
+			t.Errorf("event %q, want one for %s", l, f.pubFile)
+		}
+		if _, err := os.ReadFile(f.link); err != nil {
+			t.Fatal(err)
+		}
+		p.send("ping")
+		p.mustLine("pong", hang)
+		for _, l := range p.allLines("event ") {
+			path := l[strings.Index(l, "path=")+len("path="):]
+			if path != "" && path != f.pub && !strings.HasPrefix(path, f.pub+"/") {
+				t.Errorf("uid 65534 got an event with a path outside what it marked: %q", l)
+			}
+		}
+		if l, ok := p.waitLine("event ", hang); !ok || !strings.HasSuffix(l, " path=") {
+			t.Errorf("the open through priv/link: event %q (received: %v), want one without a path", l, ok)
+		}
+	})
+}
+
+// TestEventFDsOnlyForAllowed: a uid allowed permission events by the config (allow_uid) but
+// not their files (fd_uid) gets permission events without descriptors, even when it asks; a
+// uid allowed both, and root, get them.
+func TestEventFDsOnlyForAllowed(t *testing.T) {
+	testenv.RequireRoot(t)
+	f := newAuthFixture(t)
+	for _, tc := range []struct {
+		name   string
+		fdUID  bool
+		as     spawnOpts
+		wantFD int
+	}{
+		{"uid 65534 without fd_uid", false, nobody, 0},
+		{"uid 65534 with fd_uid", true, nobody, 1},
+		{"root", false, spawnOpts{}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig()
+			cfg.AllowUIDs[65534] = true
+			if tc.fdUID {
+				cfg.FdUIDs[65534] = true
+			}
+			sock := filepath.Join(publicDir(t), "d.sock")
+			startDaemon(t, cfg, sock)
+			p := dialClient(t, sock, "class=content,deadline=10s,fds=1,auto=allow", tc.as)
+			if w := p.allLines("welcome"); !strings.Contains(w[0], fmt.Sprintf("welcome fds=%d ", tc.wantFD)) {
+				t.Errorf("welcome %q, want fds=%d", w[0], tc.wantFD)
+			}
+			mustAdd(t, p, kindInode, maskOpenPerm, f.pub)
+			acc := startAccessors(t, f.pubFile, 1)[0]
+			if errno, _ := acc.result(t, hang); errno != 0 {
+				t.Errorf("open: errno %d", errno)
+			}
+			l := p.mustLine("event ", hang)
+			if !strings.Contains(l, fmt.Sprintf(" fd=%d ", tc.wantFD)) {
+				t.Errorf("permission event %q, want fd=%d", l, tc.wantFD)
+			}
+		})
+	}
+}
+
+// TestAllowGIDBySupplementaryGroup: allow_gid admits a client by a supplementary group (as the
+// kernel recorded them when it connected), and only by one it has.
+func TestAllowGIDBySupplementaryGroup(t *testing.T) {
+	testenv.RequireRoot(t)
+	cfg := testConfig()
+	cfg.AllowGIDs[4242] = true
+	sock := filepath.Join(publicDir(t), "d.sock")
+	startDaemon(t, cfg, sock)
+	for _, tc := range []struct {
+		groups []uint32
+		want   string
+	}{
+		{[]uint32{4242}, "welcome"},
+		{[]uint32{4243}, "dial-err permission"},
+	} {
+		t.Run(fmt.Sprint(tc.groups), func(t *testing.T) {
+			as := spawnOpts{cred: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: tc.groups},
+				env: []string{"FSND_SOCKET=" + sock, "FSND_CLIENT=class=content,deadline=1s"}}
+			p := spawn(t, "client", as)
+			p.mustLine("up", hang)
+			p.send("dial")
+			if l := p.mustLine("", hang); !strings.HasPrefix(l, tc.want) {
+				t.Errorf("uid 65534 with groups %v asking for a content class: %q, want %s", tc.groups, l, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,209 @@
+//go:build linux
+
+package daemon_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/client"
+	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
+)
+
+// serveProc is a running `fsnotifyd serve`.
+type serveProc struct {
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	out  bytes.Buffer
+	done chan struct{}
+	err  error
+}
+
+func (s *serveProc) output() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.out.String()
+}
+
+func startServe(t *testing.T, env []string, args ...string) *serveProc {
+	t.Helper()
+	s := &serveProc{cmd: exec.Command(fsnotifydBinary(t), append([]string{"serve"}, args...)...), done: make(chan struct{})}
+	s.cmd.Env = append(append(os.Environ(), "GORACE=atexit_sleep_ms=0"), env...)
+	w := &lockedWriter{mu: &s.mu, w: &s.out}
+	s.cmd.Stdout, s.cmd.Stderr = w, w
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.err = s.cmd.Wait(); close(s.done) }()
+	t.Cleanup(func() {
+		s.cmd.Process.Signal(syscall.SIGKILL)
+		<-s.done
+	})
+	return s
+}
+
+func (s *serveProc) wait(t *testing.T) error {
+	t.Helper()
+	select {
+	case <-s.done:
+		return s.err
+	case <-time.After(hang):
+		t.Fatalf("fsnotifyd serve did not exit; output:\n%s", s.output())
+		return nil
+	}
+}
+
+// notifySocket listens on a unixgram socket (a path, or an abstract name for "@...") as
+// systemd does for NOTIFY_SOCKET; datagrams arrive on the returned channel.
+func notifySocket(t *testing.T, addr string) <-chan string {
+	t.Helper()
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: addr, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan string, 16)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 4096)
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			ch <- string(buf[:n])
+		}
+	}()
+	t.Cleanup(func() { c.Close(); <-done })
+	return ch
+}
+
+func expectNotify(t *testing.T, ch <-chan string, want string, s *serveProc) string {
+	t.Helper()
+	select {
+	case m := <-ch:
+		if !strings.Contains(m, want) {
+			t.Errorf("sd_notify datagram %q, want %s", m, want)
+		}
+		return m
+	case <-time.After(hang):
+		t.Fatalf("no sd_notify datagram with %s; fsnotifyd serve's output:\n%s", want, s.output())
+	}
+	return ""
+}
+
+// TestServeNotifiesSystemd: with NOTIFY_SOCKET set (a path, or an abstract name),
+// `fsnotifyd serve` sends READY=1 once it serves, answers clients, sends STOPPING=1 on
+// SIGTERM, exits 0 and removes its socket.
+func TestServeNotifiesSystemd(t *testing.T) {
+	testenv.RequireRoot(t)
+	for _, abstract := range []bool{false, true} {
+		t.Run(fmt.Sprintf("abstract=%v", abstract), func(t *testing.T) {
+			dir := publicDir(t)
+			addr := filepath.Join(dir, "notify")
+			if abstract {
+				addr = fmt.Sprintf("@fsnotifyd-test-notify-%d", os.Getpid())
+			}
+			ch := notifySocket(t, addr)
+			sock := filepath.Join(dir, "run", "fsnotifyd.sock") // serve makes the directory
+			s := startServe(t, []string{"NOTIFY_SOCKET=" + addr}, "--socket", sock)
+			m := expectNotify(t, ch, "READY=1", s)
+			t.Logf("sd_notify: %q", m)
+			ctx, cancel := context.WithTimeout(context.Background(), hang)
+			defer cancel()
+			c, err := client.Dial(ctx, client.Options{Socket: sock})
+			if err != nil {
+				t.Fatalf("READY=1 was sent, but: %v", err)
+			}
+			if _, err := c.Stats(ctx, false); err != nil {
+				t.Fatal(err)
+			}
+			c.Close()
+			s.cmd.Process.Signal(syscall.SIGTERM)
+			expectNotify(t, ch, "STOPPING=1", s)
+			if err := s.wait(t); err != nil {
+				t.Errorf("fsnotifyd serve after SIGTERM: %v\n%s", err, s.output())
+			}
+			if _, err := os.Lstat(sock); !os.IsNotExist(err) {
+				t.Errorf("the socket is still there after the daemon exited: %v", err)
+			}
+		})
+	}
+}
+
+// TestServeRefusesLiveSocket: `fsnotifyd serve` on a socket someone listens on fails and
+// leaves that socket alone.
+func TestServeRefusesLiveSocket(t *testing.T) {
+	testenv.RequireRoot(t)
+	sock := filepath.Join(publicDir(t), "s.sock")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	s := startServe(t, nil, "--socket", sock)
+	err = s.wait(t)
+	if err == nil {
+		t.Fatalf("fsnotifyd serve started over a live socket:\n%s", s.output())
+	}
+	if !strings.Contains(s.output(), "another fsnotifyd is serving on "+sock) {
+		t.Errorf("fsnotifyd serve: %v, output:\n%s\nwant it to say another daemon serves there", err, s.output())
+	}
+	t.Logf("refused: %s", strings.TrimSpace(s.output()))
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatalf("the live socket was disturbed: %v", err)
+	}
+	c.Close()
+}
+
+// TestServeRemovesStaleSocket: a socket file nobody listens on (a crashed daemon's) is
+// replaced.
+func TestServeRemovesStaleSocket(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := publicDir(t)
+	sock := filepath.Join(dir, "s.sock")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.SetUnlinkOnClose(false)
+	ln.Close()
+	if _, err := net.Dial("unix", sock); err == nil {
+		t.Fatal("the stale socket answers")
+	}
+	notify := filepath.Join(dir, "notify")
+	ch := notifySocket(t, notify)
+	s := startServe(t, []string{"NOTIFY_SOCKET=" + notify}, "--socket", sock)
+	expectNotify(t, ch, "READY=1", s)
+	ctx, cancel := context.WithTimeout(context.Background(), hang)
+	defer cancel()
+	c, err := client.Dial(ctx, client.Options{Socket: sock})
+	if err != nil {
+		t.Fatalf("fsnotifyd serve over a stale socket: %v\n%s", err, s.output())
+	}
+	c.Close()
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	if err := s.wait(t); err != nil {
+		t.Errorf("fsnotifyd serve after SIGTERM: %v\n%s", err, s.output())
+	}
+}
