@@ -121,21 +121,20 @@ func (g *kgroup) handleFD(kev *sys.FanotifyEvent, v *view, now time.Time) {
 		b.finishPerm(p, ev, v, r)
 		return
 	}
+	// The rest of the walk runs where the answers arrive (a group reader's Respond, a
+	// deadline's timer, a Close, Close of the backend), and the kernel is answered there:
+	// no goroutine per waiting event, no wake-up after the last answer.
 	b.wg.Add(1)
-	go b.waitPerm(p, ev, v, w)
-}
-
-// waitPerm waits for a suspended walk and answers the kernel.
-func (b *Backend) waitPerm(p *permEvent, ev *engine.Event, v *view, w *engine.Walk) {
-	defer b.wg.Done()
-	defer func() {
-		if r := recover(); r != nil {
-			p.answer(sys.FAN_ALLOW) // never leave the opener blocked, even on a bug
-			ev.Release()
-			panic(r)
-		}
-	}()
-	b.finishPerm(p, ev, v, w.Wait(b.ctx))
+	w.Await(b.ctx, func(r engine.Response) {
+		defer b.wg.Done()
+		defer func() {
+			if x := recover(); x != nil {
+				p.answer(sys.FAN_ALLOW) // never leave the opener blocked, even on a bug
+				panic(x)
+			}
+		}()
+		b.finishPerm(p, ev, v, r)
+	})
 }
 
 // finishPerm answers the kernel with the engine's verdict.

@@ -698,7 +698,19 @@ func (c *chaos) notify(ctx context.Context, ev *Event) {
 			p.snaps = append(p.snaps, s)
 		}
 	}
-	r := c.e.Notify(ctx, ev)
+	// Half the permission events finish through Await (callbacks on the answering
+	// goroutine), half through Wait: both must keep every invariant.
+	var r Response
+	if ev.Mask&PermissionEvents != 0 && c.created.Load()%2 == 0 {
+		var w *Walk
+		if r, w = c.e.Dispatch(ev); w != nil {
+			got := make(chan Response, 1)
+			w.Await(ctx, func(r Response) { got <- r })
+			r = <-got
+		}
+	} else {
+		r = c.e.Notify(ctx, ev)
+	}
 	c.checkResponse(p, r)
 	for _, s := range p.snaps {
 		if len(p.involved) > 0 && c.removedThroughout(p, s) {

@@ -735,3 +735,56 @@ func TestHandlerAnswersInline(t *testing.T) {
 	}
 	ev.Release()
 }
+
+func TestAwaitFinishesOnTheAnsweringGoroutine(t *testing.T) {
+	e := New(Config{})
+	hi := newGroup(t, e, Options{Class: ClassPreContent})
+	lo := newGroup(t, e, Options{Class: ClassContent, Deadline: 50 * time.Millisecond, DeadlineVerdict: Deny})
+	mustAdd(t, hi, Inode(f), MarkSpec{Mask: OpenPerm})
+	mustAdd(t, lo, Inode(f), MarkSpec{Mask: OpenPerm})
+	ev := fileEvent(OpenPerm)
+	r, w := e.Dispatch(ev)
+	if w == nil {
+		t.Fatalf("finished at once: %+v", r)
+	}
+	got := make(chan Response, 1)
+	w.Await(context.Background(), func(r Response) { got <- r })
+	d, err := hi.Read(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hi.Respond(d.ID, Response{}) // the walk goes on to lo, here
+	d.Release()
+	select {
+	case r := <-got:
+		t.Fatalf("finished before the lower group answered: %+v", r)
+	default:
+	}
+	// lo never answers: its deadline's timer finishes the walk.
+	if r := <-got; r.Verdict != Deny || r.Reason != ReasonDeadline || r.Group != lo.ID() {
+		t.Fatalf("got %+v, want lo's deadline deny", r)
+	}
+	ev.Release()
+
+	// Close and cancel resume awaiting walks too.
+	ctx, cancel := context.WithCancel(context.Background())
+	ev2 := fileEvent(OpenPerm)
+	_, w2 := e.Dispatch(ev2)
+	w2.Await(ctx, func(r Response) { got <- r })
+	cancel()
+	if r := <-got; r.Reason != ReasonCancelled {
+		t.Fatalf("after cancel: %+v", r)
+	}
+	ev2.Release()
+	ev3 := fileEvent(OpenPerm)
+	_, w3 := e.Dispatch(ev3)
+	w3.Await(context.Background(), func(r Response) { got <- r })
+	hi.Close() // allow: the walk goes on to lo, whose deadline denies
+	if r := <-got; r.Reason != ReasonDeadline || r.Group != lo.ID() {
+		t.Fatalf("after close: %+v", r)
+	}
+	ev3.Release()
+	if st := e.Stats(); st.Groups != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}

@@ -66,6 +66,9 @@ type queued struct {
 	done  chan struct{}
 	resp  Response // valid once done is closed; guarded by Group.mu until then
 	start time.Time
+	// waiter, if set (under Group.mu), is a suspended Walk to resume with the answer, on
+	// the goroutine that answers (Walk.Await); else a goroutine waits on done (Walk.Wait).
+	waiter *Walk
 }
 
 // Delivery is an event as one group reads it.
@@ -290,6 +293,13 @@ func (g *Group) waitPermission(ctx context.Context, q *queued) Response {
 	case <-ctx.Done():
 		resp = g.withdraw(q, Response{Verdict: Allow, Reason: ReasonCancelled, Group: g.id})
 	}
+	g.doneWaiting()
+	return resp
+}
+
+// doneWaiting counts off a waiting walk (fsnotify_finish_user_wait); the last one of a
+// closing group lets Close go on.
+func (g *Group) doneWaiting() {
 	g.mu.Lock()
 	g.userWaits--
 	last := g.shutdown && g.userWaits == 0
@@ -297,7 +307,6 @@ func (g *Group) waitPermission(ctx context.Context, q *queued) Response {
 	if last {
 		close(g.waitsZero)
 	}
-	return resp
 }
 
 // withdraw answers q with r unless an answer won the race, and returns the answer that holds.
@@ -319,6 +328,7 @@ func (g *Group) withdraw(q *queued, r Response) Response {
 	}
 	q.resp = r
 	close(q.done)
+	w := q.waiter
 	g.mu.Unlock()
 	switch r.Reason {
 	case ReasonDeadline:
@@ -328,6 +338,9 @@ func (g *Group) withdraw(q *queued, r Response) Response {
 	}
 	if release != nil {
 		release.Release()
+	}
+	if w != nil {
+		w.resume(r)
 	}
 	return r
 }
@@ -365,9 +378,13 @@ func (g *Group) Respond(id uint64, r Response) error {
 	}
 	q.resp = r
 	close(q.done)
+	w := q.waiter
 	g.mu.Unlock()
 	g.st.permAnswered.Add(1)
 	g.st.latencyNanos.Add(uint64(time.Since(q.start)))
+	if w != nil {
+		w.resume(r) // the walk goes on here, on the answering goroutine
+	}
 	return nil
 }
 
@@ -498,6 +515,13 @@ func (g *Group) Close() error {
 	g.st.permClosed.Add(uint64(len(answer)))
 	for _, ev := range release {
 		ev.Release()
+	}
+	// Awaiting walks go on to lower-priority groups here (each q.waiter was read before
+	// the lock was released: nobody else resumes them, as q.done is closed).
+	for _, q := range answer {
+		if q.waiter != nil {
+			q.waiter.resume(resp)
+		}
 	}
 
 	g.markMu.Lock()

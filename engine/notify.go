@@ -1,6 +1,10 @@
 package engine
 
-import "context"
+import (
+	"context"
+	"sync/atomic"
+	"time"
+)
 
 // iterType says through which of the event's objects a mark was found
 // (FSNOTIFY_ITER_TYPE_*); it decides how the mark's masks apply.
@@ -72,11 +76,86 @@ func (e *Engine) Dispatch(ev *Event) (Response, *Walk) {
 	return Response{}, h
 }
 
-// Walk is a dispatch suspended while a group holds its permission event.
+// Walk is a dispatch suspended while a group holds its permission event. Finish it with
+// Wait (a goroutine blocks) or Await (a callback runs where the answer arrives), once.
 type Walk struct {
 	walk
 	heads []head
 	buf   [stackHeads]head
+
+	// Await's state: the callback, the context, and what cancels the deadline and context
+	// watchers of the current suspension.
+	ctx      context.Context
+	done     func(Response)
+	timer    *time.Timer
+	stopCtx  func() bool
+	resuming atomic.Bool // one resume per suspension (defensive: answers are exactly-once)
+}
+
+// Await finishes the walk without blocking anyone: done is called exactly once with Notify's
+// result, on the goroutine that delivers the last answer (a Respond, Close, the deadline's
+// timer, or ctx's end), or at once if the walk can finish now. Each time the walk goes on to
+// another group it may run that group's Handler there too. done must not block for long
+// (it answers the kernel, say); it runs with no engine lock held.
+//
+// It saves a goroutine per waiting permission event and a wake-up per answer: a source that
+// answers a kernel through Await has the kernel answered by whoever answered the event.
+func (w *Walk) Await(ctx context.Context, done func(Response)) {
+	w.ctx, w.done = ctx, done
+	w.arm()
+}
+
+// arm registers the walk on the entry its group holds, with a deadline timer and a context
+// watcher (set up first: whichever of them fires before the registration answers the entry,
+// and the registration then finds it answered and resumes at once).
+func (w *Walk) arm() {
+	g, q := w.g, w.q
+	w.resuming.Store(false)
+	if d := g.opts.Deadline; d > 0 {
+		w.timer = time.AfterFunc(max(d-time.Since(q.start), 0), func() {
+			g.withdraw(q, Response{Verdict: g.opts.DeadlineVerdict, Reason: ReasonDeadline, Group: g.id})
+		})
+	}
+	if w.ctx != nil && w.ctx.Done() != nil {
+		w.stopCtx = context.AfterFunc(w.ctx, func() {
+			g.withdraw(q, Response{Verdict: Allow, Reason: ReasonCancelled, Group: g.id})
+		})
+	}
+	g.mu.Lock()
+	select {
+	case <-q.done:
+		r := q.resp
+		g.mu.Unlock()
+		w.resume(r)
+		return
+	default:
+	}
+	q.waiter = w
+	g.mu.Unlock()
+}
+
+// resume is called once per suspension with the answer of the group holding the event; it
+// walks on, and suspends again or calls done.
+func (w *Walk) resume(r Response) {
+	if !w.resuming.CompareAndSwap(false, true) {
+		return
+	}
+	if w.timer != nil {
+		w.timer.Stop()
+		w.timer = nil
+	}
+	if w.stopCtx != nil {
+		w.stopCtx()
+		w.stopCtx = nil
+	}
+	g := w.g
+	w.g, w.q = nil, nil
+	g.doneWaiting()
+	if w.answered(r) || w.run(w.heads) {
+		w.done(w.finish())
+		return
+	}
+	w.arm()
 }
 
 // Wait waits for the group holding the event (its answer, deadline, close, or ctx), then
