@@ -122,6 +122,42 @@ func TestUnprivilegedClient(t *testing.T) {
 	})
 }
 
+// TestSubtreeHidesUnlistableDirectories: an unprivileged client watching a tree hears of
+// nothing in a directory of that tree it could not list itself (a 0700 root subdirectory):
+// the names there are not its to learn. Next door, it hears of everything.
+func TestSubtreeHidesUnlistableDirectories(t *testing.T) {
+	testenv.RequireRoot(t)
+	f := newAuthFixture(t)
+	hidden := filepath.Join(f.pub, "hidden")
+	open := filepath.Join(f.pub, "open")
+	if err := os.Mkdir(hidden, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(open, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(publicDir(t), "d.sock")
+	startDaemon(t, testConfig(), sock)
+	p := dialClient(t, sock, "name=nobody", nobody)
+	mustAdd(t, p, "4", "0x40000100", f.pub) // a subtree mark: CREATE | ONDIR
+	for _, path := range []string{filepath.Join(hidden, "secret-name"), filepath.Join(open, "plain-name")} {
+		if err := os.WriteFile(path, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l := p.mustLine("event ", hang)
+	if !strings.Contains(l, "plain-name") {
+		t.Fatalf("first event %q, want the create in %s", l, open)
+	}
+	p.send("ping")
+	p.mustLine("pong", hang)
+	for _, l := range p.allLines("event ") {
+		if strings.Contains(l, "secret-name") {
+			t.Fatalf("uid 65534 learned a name in a directory it cannot list: %q", l)
+		}
+	}
+}
+
 // TestEventFDsOnlyForAllowed: a uid allowed permission events by the config (allow_uid) but
 // not their files (fd_uid) gets permission events without descriptors, even when it asks; a
 // uid allowed both, and root, get them.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,6 +40,7 @@ type client struct {
 	byObj    map[engine.Object]uint64
 	nextMark uint64
 	sent     map[uint64]time.Time // permission events sent, for the verdict latency
+	listable map[string]listEntry // directories' listability for this client (mayList)
 	swept    time.Time            // when sent was last rid of events past their deadline
 
 	closeOnce sync.Once
@@ -360,6 +362,16 @@ func (c *client) event(d engine.Delivery) *proto.Event {
 		// send it — a permission event must be answered anyway — without the path.
 		ev.Path, ev.OldPath = "", ""
 	}
+	if !c.privileged && ev.Path != "" && !c.mayList(ev.Path) {
+		// Below a mark, in a directory the client could not list itself (a 0700
+		// subdirectory of a tree it watches): it may not learn the names there. A
+		// notification is not sent; a permission event still must be answered, so it goes
+		// without names.
+		if d.ID == 0 {
+			return nil
+		}
+		ev.Path, ev.OldPath, ev.Name, ev.NewName = "", "", "", ""
+	}
 	if c.wantComm {
 		ev.Comm = d.Event.Comm
 		if ev.Comm == "" {
@@ -463,4 +475,45 @@ func procUID(pid int32) (uint32, bool) {
 		}
 	}
 	return 0, false
+}
+
+// listCacheTTL bounds how long a client's right to list a directory is trusted: permissions
+// change, but checking every event would cost a credential switch each.
+const listCacheTTL = time.Second
+
+// mayList reports whether the client, with its own credentials, could list the directory
+// holding path (read it, and reach it: every directory on the way searchable), which is
+// what it would need to learn path's name by itself. The object it marked itself is always
+// visible to it.
+func (c *client) mayList(path string) bool {
+	c.mu.Lock()
+	for _, m := range c.marks {
+		if path == m.root {
+			c.mu.Unlock()
+			return true
+		}
+	}
+	dir := filepath.Dir(path)
+	now := time.Now()
+	if e, ok := c.listable[dir]; ok && now.Sub(e.at) < listCacheTTL {
+		c.mu.Unlock()
+		return e.ok
+	}
+	c.mu.Unlock()
+	ok, err := sys.AccessPathAs(dir, c.cred.Uid, c.cred.Gid, c.groups, sys.R_OK|sys.X_OK)
+	if err != nil {
+		ok = false
+	}
+	c.mu.Lock()
+	if c.listable == nil || len(c.listable) > 4096 {
+		c.listable = make(map[string]listEntry)
+	}
+	c.listable[dir] = listEntry{ok: ok, at: now}
+	c.mu.Unlock()
+	return ok
+}
+
+type listEntry struct {
+	ok bool
+	at time.Time
 }

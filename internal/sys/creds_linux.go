@@ -28,6 +28,17 @@ const (
 // back. If the credentials cannot be restored the thread is left locked, so that the runtime
 // retires it with the goroutine rather than reuse it.
 func AccessAs(fd int, uid, gid uint32, groups []uint32, mode uint32) (bool, error) {
+	return accessAs("/proc/self/fd/"+strconv.Itoa(fd), uid, gid, groups, mode)
+}
+
+// AccessPathAs is AccessAs for a path, resolved with those credentials too: every directory
+// on the way must be searchable by them. The daemon uses it to decide whether a client may
+// learn the names in a directory (the paths come from the kernel, not from the client).
+func AccessPathAs(path string, uid, gid uint32, groups []uint32, mode uint32) (bool, error) {
+	return accessAs(path, uid, gid, groups, mode)
+}
+
+func accessAs(path string, uid, gid uint32, groups []uint32, mode uint32) (bool, error) {
 	runtime.LockOSThread()
 	restored := false
 	defer func() {
@@ -51,7 +62,7 @@ func AccessAs(fd int, uid, gid uint32, groups []uint32, mode uint32) (bool, erro
 	}
 	prevGid, _ := unix.SetfsgidRetGid(int(gid))
 	prevUid, _ := unix.SetfsuidRetUid(int(uid))
-	aerr := unix.Faccessat2(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), mode, unix.AT_EACCESS)
+	aerr := unix.Faccessat2(unix.AT_FDCWD, path, mode, unix.AT_EACCESS)
 	unix.SetfsuidRetUid(prevUid)
 	unix.SetfsgidRetGid(prevGid)
 	if rawSetgroups(oldGroups) == nil {
@@ -62,8 +73,8 @@ func AccessAs(fd int, uid, gid uint32, groups []uint32, mode uint32) (bool, erro
 	switch aerr {
 	case nil:
 		return true, nil
-	case unix.EACCES, unix.EPERM:
-		return false, nil
+	case unix.EACCES, unix.EPERM, unix.ENOENT, unix.ENOTDIR:
+		return false, nil // gone, or not reachable by them: nothing they may see
 	}
 	return false, os.NewSyscallError("faccessat2", aerr)
 }
