@@ -51,6 +51,46 @@ func (e *Engine) Notify(ctx context.Context, ev *Event) Response {
 // source reading many events on one goroutine uses it to answer at once whatever can be
 // answered at once, and hands only the rest to other goroutines.
 func (e *Engine) Dispatch(ev *Event) (Response, *Walk) {
+	// Most events concern objects nobody marks (the kernel's i_fsnotify_marks check): find
+	// out before building the walk's heads on the stack.
+	if !e.anyMarked(ev) {
+		return Response{}, nil
+	}
+	return e.dispatch(ev)
+}
+
+// anyMarked reports whether one of the objects ev involves may have marks.
+func (e *Engine) anyMarked(ev *Event) bool {
+	if e.marked(Object{KindInode, ev.Inode}) || e.marked(Object{KindInode, ev.Parent}) ||
+		e.marked(Object{KindInode, ev.Target}) || e.marked(Object{KindMount, ev.Mount}) ||
+		e.marked(Object{KindFilesystem, ev.Filesystem}) {
+		return true
+	}
+	if e.nconns[KindSubtree].Load() == 0 {
+		return false
+	}
+	if e.marked(Object{KindSubtree, ev.Inode}) {
+		return true
+	}
+	for _, id := range ev.Ancestors {
+		if e.marked(Object{KindSubtree, id}) {
+			return true
+		}
+	}
+	for _, id := range ev.TargetAncestors {
+		if e.marked(Object{KindSubtree, id}) {
+			return true
+		}
+	}
+	return false
+}
+
+// marked reports whether obj has a connector, without looking it up when the filter says no.
+func (e *Engine) marked(obj Object) bool {
+	return !obj.ID.IsZero() && e.lookup(obj) != nil
+}
+
+func (e *Engine) dispatch(ev *Event) (Response, *Walk) {
 	var buf [stackHeads]head
 	heads := e.collect(ev, buf[:0])
 	if len(heads) == 0 {
