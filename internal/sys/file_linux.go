@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -258,4 +259,106 @@ func PollRead(fd int, timeout time.Duration) (bool, error) {
 		}
 		return true, nil
 	}
+}
+
+// PollWrite waits, in poll(2) on the calling thread, until fd is writable or in error.
+func PollWrite(fd int) error {
+	for {
+		fds := [1]unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+		_, err := unix.Poll(fds[:], -1)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return os.NewSyscallError("poll(fd "+strconv.Itoa(fd)+")", err)
+		}
+		if fds[0].Revents&unix.POLLNVAL != 0 {
+			return os.NewSyscallError("poll(fd "+strconv.Itoa(fd)+")", syscall.EBADF)
+		}
+		if fds[0].Revents != 0 {
+			return nil
+		}
+	}
+}
+
+// Waker is an eventfd that interrupts PollReadOr: the way to wake a goroutine blocked in
+// poll(2) on its own thread (closing the polled descriptor does not).
+type Waker struct {
+	mu     sync.Mutex
+	fd     int
+	closed bool
+}
+
+// NewWaker creates a Waker.
+func NewWaker() (*Waker, error) {
+	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return nil, os.NewSyscallError("eventfd", err)
+	}
+	return &Waker{fd: fd}, nil
+}
+
+// Wake makes every present and future PollReadOr on w return woken. Safe from any goroutine,
+// before or after Close (then it does nothing).
+func (w *Waker) Wake() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return
+	}
+	var one [8]byte
+	one[0] = 1 // little-endian 1; eventfd counts, so repeated wakes never block
+	unix.Write(w.fd, one[:])
+}
+
+// Close closes the eventfd; call it once no PollReadOr can still use it. Idempotent.
+func (w *Waker) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return nil
+	}
+	w.closed = true
+	return unix.Close(w.fd)
+}
+
+// PollReadOr waits, in poll(2) on the calling thread, until fd is readable (true) or w was
+// woken (false).
+func PollReadOr(fd int, w *Waker) (bool, error) {
+	for {
+		fds := [2]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(w.fd), Events: unix.POLLIN}}
+		_, err := unix.Poll(fds[:], -1)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return false, os.NewSyscallError("poll(fd "+strconv.Itoa(fd)+")", err)
+		}
+		if fds[1].Revents != 0 {
+			return false, nil
+		}
+		if fds[0].Revents&unix.POLLNVAL != 0 {
+			return false, os.NewSyscallError("poll(fd "+strconv.Itoa(fd)+")", syscall.EBADF)
+		}
+		if fds[0].Revents != 0 {
+			return true, nil
+		}
+	}
+}
+
+// NewUnpolledFile wraps a non-blocking fd in an *os.File that Go's netpoller does not know
+// of: os.NewFile registers a non-blocking descriptor with the poller, whose thread the kernel
+// then wakes for every event in addition to a reader waiting in poll(2) on its own. The
+// descriptor is wrapped while blocking and set non-blocking again after; its RawConn still
+// keeps it open while a callback runs, but a callback must not ask to wait (return false).
+func NewUnpolledFile(fd int, name string) (*os.File, error) {
+	if err := unix.SetNonblock(fd, false); err != nil {
+		return nil, os.NewSyscallError("fcntl(F_SETFL)", err)
+	}
+	f := os.NewFile(uintptr(fd), name)
+	if err := unix.SetNonblock(fd, true); err != nil {
+		f.Close()
+		return nil, os.NewSyscallError("fcntl(F_SETFL)", err)
+	}
+	return f, nil
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	. "github.com/fsnotifyd/fsnotifyd/internal/sys"
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
@@ -309,5 +310,101 @@ func TestWriteResponseNoAllocs(t *testing.T) {
 	}
 	if allocs != 0 {
 		t.Errorf("WriteResponse allocates %.1f times per call", allocs)
+	}
+}
+
+// PollReadOr returns when its descriptor is readable or its Waker wakes, whichever comes
+// first; a Wake after Close does nothing.
+func TestWaker(t *testing.T) {
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(p[0])
+	defer unix.Close(p[1])
+	w, err := NewWaker()
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		readable bool
+		err      error
+	}
+	poll := func() <-chan result {
+		c := make(chan result, 1)
+		go func() {
+			r, err := PollReadOr(p[0], w)
+			c <- result{r, err}
+		}()
+		return c
+	}
+	wait := func(c <-chan result, what string) result {
+		t.Helper()
+		select {
+		case r := <-c:
+			return r
+		case <-time.After(5 * time.Second):
+			t.Fatalf("PollReadOr still blocked after %s", what)
+		}
+		return result{}
+	}
+	c := poll()
+	time.Sleep(10 * time.Millisecond)
+	unix.Write(p[1], []byte("x"))
+	if r := wait(c, "a write"); !r.readable || r.err != nil {
+		t.Errorf("after a write: readable %v, %v", r.readable, r.err)
+	}
+	var b [1]byte
+	unix.Read(p[0], b[:])
+	c = poll()
+	time.Sleep(10 * time.Millisecond)
+	w.Wake()
+	if r := wait(c, "Wake"); r.readable || r.err != nil {
+		t.Errorf("after Wake: readable %v, %v", r.readable, r.err)
+	}
+	w.Wake() // counts, never blocks
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w.Wake() // after Close: nothing
+	if err := w.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+// NewUnpolledFile keeps the descriptor non-blocking and out of the netpoller: a RawConn read
+// callback sees EAGAIN itself.
+func TestNewUnpolledFile(t *testing.T) {
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(p[1])
+	f, err := NewUnpolledFile(p[0], "pipe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if fl, _ := unix.FcntlInt(uintptr(p[0]), unix.F_GETFL, 0); fl&unix.O_NONBLOCK == 0 {
+		t.Error("the descriptor is blocking")
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rerr error
+	if err := rc.Read(func(fd uintptr) bool {
+		var b [1]byte
+		_, rerr = unix.Read(int(fd), b[:])
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if rerr != unix.EAGAIN {
+		t.Errorf("read of an empty pipe: %v, want EAGAIN", rerr)
+	}
+	// Unpolled: a deadline cannot be set (only the poller implements them).
+	if err := f.SetReadDeadline(time.Now()); err == nil {
+		t.Error("SetReadDeadline succeeded: the file is in the netpoller")
 	}
 }
