@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 )
 
 // Side is the end of a connection a Conn serves; it decides which messages the Conn accepts.
@@ -85,6 +87,13 @@ type Conn struct {
 	werr  error // sticky write failure (a frame was partly written)
 	wseen bool  // the handshake message has been written
 
+	// raw, once SetBlockingReads has moved the connection out of the netpoller, is the
+	// socket; uc is then closed. Set under rmu, wmu and tmu; read under any of them.
+	raw     *rawSock
+	atomicN int        // with raw: the largest write the kernel makes in one piece (TryWriteMsgs)
+	tmu     sync.Mutex // orders SetBlockingReads and Close
+	closing atomic.Bool
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -95,6 +104,232 @@ func NewConn(c *net.UnixConn, side Side) *Conn {
 		panic("proto: NewConn with invalid side")
 	}
 	return &Conn{uc: c, side: side, oob: make([]byte, oobSize)}
+}
+
+// SetBlockingReads takes the connection out of Go's network poller: from then on ReadMsg
+// waits in poll(2) on the reading goroutine's own thread (and a write that finds the socket
+// full waits likewise). It is for the latency-critical path of permission events, where the
+// reading goroutine acts on the message itself: the kernel then wakes the very thread that
+// handles the message, usually on the CPU of the process that wrote it, where with the poller
+// it wakes the poller's thread (and, the socket being registered there, would still wake it
+// in addition to a thread blocked in poll), which hands the goroutine on to another. On a
+// 2-vCPU VM that is ~25 us per message (bench/daemon.sh). The costs: a thread per blocked
+// reader; no deadlines; and a hand-off to another goroutine right after a read is slower than
+// with the poller (the runtime reclaims the blocked thread's P only after ~20 us). Call it
+// after the handshake, with no deadline set and before the Conn is used concurrently.
+func (c *Conn) SetBlockingReads() error {
+	c.tmu.Lock()
+	defer c.tmu.Unlock()
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.raw != nil {
+		return nil
+	}
+	if c.closing.Load() {
+		return net.ErrClosed
+	}
+	rc, err := c.uc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var fd int
+	var derr error
+	if err := rc.Control(func(f uintptr) { fd, derr = sys.Dup(int(f)) }); err != nil {
+		return err
+	}
+	if derr != nil {
+		return derr
+	}
+	// A unix stream sendmsg of at most sk_sndbuf/2-64 bytes, and at most ~32 KiB, goes
+	// into one skb: all of it or, if the send buffer is full, nothing (unix_stream_sendmsg).
+	c.atomicN = maxAtomicWrite
+	if sndbuf, err := syscall.GetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_SNDBUF); err == nil {
+		c.atomicN = min(c.atomicN, sndbuf/2-64)
+	}
+	// Closing uc deregisters the socket from the poller (EPOLL_CTL_DEL) before closing its
+	// descriptor; the duplicate keeps the socket open, unregistered.
+	c.uc.Close()
+	c.raw = &rawSock{fd: fd}
+	return nil
+}
+
+// maxAtomicWrite bounds what TryWriteMsgs writes in one sendmsg, well below the ~32 KiB
+// (UNIX_SKB_FRAGS_SZ plus a head) that unix_stream_sendmsg puts in one skb.
+const maxAtomicWrite = 16 << 10
+
+// TryWriteMsgs writes a prefix of ms without waiting, and reports how many of the messages it
+// wrote. It stops before a message when the socket buffer is full, when the messages do not
+// go out in one piece each, or when another write is under way (TryWriteMsgs never waits
+// for the write lock); the caller writes the rest later, in order, with WriteMsgs. Each
+// write is whole or nothing (see SetBlockingReads' atomicN), so a frame is never left half
+// written. It needs SetBlockingReads (else it writes nothing). The caller keeps ownership of
+// the fds of every message, written or not.
+func (c *Conn) TryWriteMsgs(ms ...Msg) (int, error) {
+	if !c.wmu.TryLock() {
+		return 0, nil
+	}
+	defer c.wmu.Unlock()
+	if c.werr != nil {
+		return 0, c.werr
+	}
+	if c.raw == nil {
+		return 0, nil
+	}
+	buf, fds := c.wbuf[:0], c.wfds[:0]
+	defer func() { c.keepWriteBuffers(buf, fds) }()
+	written, pending := 0, 0 // messages written; messages in buf not yet written
+	flush := func() (bool, error) {
+		if pending == 0 {
+			return true, nil
+		}
+		var oob []byte
+		if len(fds) > 0 {
+			oob = syscall.UnixRights(fds...)
+		}
+		n, err := c.raw.sendmsgNoWait(buf, oob)
+		switch {
+		case err == syscall.EAGAIN && n == 0:
+			return false, nil
+		case err != nil:
+			c.werr = err
+			return false, err
+		case n < len(buf): // the kernel broke its one-piece rule: the stream is out of sync
+			c.werr = &Error{Code: CodeTruncated, Msg: "connection broken: a frame was partly written"}
+			return false, c.werr
+		}
+		for _, m := range ms[written : written+pending] {
+			c.wrote(m)
+		}
+		written += pending
+		pending, buf, fds = 0, buf[:0], fds[:0]
+		return true, nil
+	}
+	seen := c.wseen
+	for _, m := range ms {
+		if m == nil {
+			return written, errorf(CodeBadField, "nil message")
+		}
+		if err := c.checkWrite(m.Type(), seen); err != nil {
+			return written, err
+		}
+		seen = true
+		off, nfds := len(buf), len(fds)
+		nb, nf, err := Append(buf, fds, m)
+		if err != nil {
+			return written, err
+		}
+		buf, fds = nb, nf
+		// A message with fds starts a write (its fds go with its first byte); so does one
+		// that would make the write too long to go out in one piece.
+		if pending > 0 && (len(fds) > nfds || len(buf) > c.atomicN) {
+			tail := append([]byte(nil), buf[off:]...)
+			tailFDs := append([]int(nil), fds[nfds:]...)
+			buf, fds = buf[:off], fds[:nfds]
+			if ok, err := flush(); !ok {
+				return written, err
+			}
+			buf, fds = append(buf, tail...), append(fds, tailFDs...)
+		}
+		if len(buf) > c.atomicN {
+			return written, nil // too long for one piece: WriteMsgs will write it
+		}
+		pending++
+	}
+	_, err := flush()
+	return written, err
+}
+
+// rawSock is a unix socket outside the netpoller (SetBlockingReads). Operations hold mu
+// shared for as long as they use fd; close shuts the socket down first, which wakes any of
+// them blocked in poll(2), then takes mu exclusively to close fd: a descriptor number is
+// never used after it was closed (and maybe reused).
+type rawSock struct {
+	mu     sync.RWMutex
+	fd     int
+	closed bool // under mu, exclusively
+}
+
+func (s *rawSock) recvmsg(p, oob []byte) (n, oobn, flags int, err error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return 0, 0, 0, net.ErrClosed
+	}
+	for {
+		n, oobn, flags, _, err = syscall.Recvmsg(s.fd, p, oob, syscall.MSG_DONTWAIT|syscall.MSG_CMSG_CLOEXEC)
+		switch err {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			if _, perr := sys.PollRead(s.fd, -1); perr != nil {
+				return 0, 0, 0, perr
+			}
+			continue
+		case nil:
+			return n, oobn, flags, nil
+		}
+		return 0, 0, 0, os.NewSyscallError("recvmsg", err)
+	}
+}
+
+// sendmsg writes b whole, with oob on its first part.
+func (s *rawSock) sendmsg(b, oob []byte) (int, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return 0, net.ErrClosed
+	}
+	done := 0
+	for done < len(b) {
+		n, err := syscall.SendmsgN(s.fd, b[done:], oob, nil, syscall.MSG_DONTWAIT|syscall.MSG_NOSIGNAL)
+		switch err {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			if perr := sys.PollWrite(s.fd); perr != nil {
+				return done, perr
+			}
+			continue
+		case nil:
+			done += n
+			oob = nil // the fds went with the first part
+			continue
+		}
+		return done, os.NewSyscallError("sendmsg", err)
+	}
+	return done, nil
+}
+
+// sendmsgNoWait is one sendmsg that does not wait: EAGAIN if the send buffer is full.
+func (s *rawSock) sendmsgNoWait(b, oob []byte) (int, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return 0, net.ErrClosed
+	}
+	for {
+		n, err := syscall.SendmsgN(s.fd, b, oob, nil, syscall.MSG_DONTWAIT|syscall.MSG_NOSIGNAL)
+		switch err {
+		case syscall.EINTR:
+			continue
+		case nil, syscall.EAGAIN:
+			return max(n, 0), err
+		}
+		return max(n, 0), os.NewSyscallError("sendmsg", err)
+	}
+}
+
+func (s *rawSock) close() error {
+	syscall.Shutdown(s.fd, syscall.SHUT_RDWR) // wakes readers and writers in poll
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return net.ErrClosed
+	}
+	s.closed = true
+	return syscall.Close(s.fd)
 }
 
 // Dial connects to the daemon's socket at path and returns the client side of the
@@ -166,16 +401,39 @@ func (c *Conn) PeerCred() (*syscall.Ucred, error) {
 // SetDeadline, SetReadDeadline and SetWriteDeadline set the underlying connection's
 // deadlines. A read that times out can be retried: the Conn keeps what it read. A write
 // that times out after writing part of a frame breaks the connection (later writes fail).
-func (c *Conn) SetDeadline(t time.Time) error      { return c.uc.SetDeadline(t) }
-func (c *Conn) SetReadDeadline(t time.Time) error  { return c.uc.SetReadDeadline(t) }
-func (c *Conn) SetWriteDeadline(t time.Time) error { return c.uc.SetWriteDeadline(t) }
+// After SetBlockingReads they fail with os.ErrNoDeadline.
+func (c *Conn) SetDeadline(t time.Time) error { return c.deadline(t, (*net.UnixConn).SetDeadline) }
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	return c.deadline(t, (*net.UnixConn).SetReadDeadline)
+}
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	return c.deadline(t, (*net.UnixConn).SetWriteDeadline)
+}
+
+func (c *Conn) deadline(t time.Time, set func(*net.UnixConn, time.Time) error) error {
+	c.tmu.Lock()
+	raw := c.raw
+	c.tmu.Unlock()
+	if raw != nil {
+		return os.ErrNoDeadline
+	}
+	return set(c.uc, t)
+}
 
 // Close closes the connection and every received fd not handed out in a message. It is
 // safe to call concurrently with ReadMsg and WriteMsg (they fail with net.ErrClosed), and
 // more than once.
 func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
-		c.closeErr = c.uc.Close() // wakes a blocked reader, which then releases rmu
+		c.tmu.Lock()
+		c.closing.Store(true)
+		raw := c.raw
+		c.tmu.Unlock()
+		if raw != nil {
+			c.closeErr = raw.close() // wakes a blocked reader, which then releases rmu
+		} else {
+			c.closeErr = c.uc.Close() // likewise
+		}
 		c.rmu.Lock()
 		c.failReadLocked(net.ErrClosed)
 		c.rmu.Unlock()
@@ -308,7 +566,16 @@ func (c *Conn) makeRoom(need int) {
 
 // fill reads more bytes (and fds) into rbuf[w:].
 func (c *Conn) fill() error {
-	n, oobn, flags, _, err := c.uc.ReadMsgUnix(c.rbuf[c.w:], c.oob)
+	var n, oobn, flags int
+	var err error
+	if c.raw != nil {
+		n, oobn, flags, err = c.raw.recvmsg(c.rbuf[c.w:], c.oob)
+		if err == nil && n == 0 && oobn == 0 && c.closing.Load() {
+			return c.failReadLocked(net.ErrClosed) // woken by Close's shutdown
+		}
+	} else {
+		n, oobn, flags, _, err = c.uc.ReadMsgUnix(c.rbuf[c.w:], c.oob)
+	}
 	n, oobn = max(n, 0), max(oobn, 0) // recvmsg's -1 on error comes through
 	c.w += n
 	if oobn > 0 {
@@ -486,7 +753,13 @@ func (c *Conn) keepWriteBuffers(buf []byte, fds []int) {
 func (c *Conn) writeLocked(b []byte, fds []int) error {
 	var n int
 	var err error
-	if len(fds) > 0 {
+	if c.raw != nil {
+		var oob []byte
+		if len(fds) > 0 {
+			oob = syscall.UnixRights(fds...)
+		}
+		n, err = c.raw.sendmsg(b, oob)
+	} else if len(fds) > 0 {
 		n, _, err = c.uc.WriteMsgUnix(b, syscall.UnixRights(fds...), nil)
 		if err == nil && n < len(b) {
 			var m int

@@ -253,12 +253,39 @@ func TestConnWriteMsgsBatch(t *testing.T) {
 // TestConnPartialWrites sends large frames with fds through a small socket buffer and a slow
 // reader, so that sendmsg takes only part of a write and the rest follows without fds.
 func TestConnPartialWrites(t *testing.T) {
+	for _, blocking := range []bool{false, true} {
+		t.Run(modeName(blocking), func(t *testing.T) { testConnPartialWrites(t, blocking) })
+	}
+}
+
+func modeName(blocking bool) string {
+	if blocking {
+		return "blocking"
+	}
+	return "poller"
+}
+
+// setBlocking moves both ends out of the netpoller (SetBlockingReads), or leaves them.
+func setBlocking(t testing.TB, blocking bool, conns ...*Conn) {
+	t.Helper()
+	if !blocking {
+		return
+	}
+	for _, c := range conns {
+		if err := c.SetBlockingReads(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func testConnPartialWrites(t *testing.T, blocking bool) {
 	d, c := pipe(t)
 	handshake(t, d, c)
 	for _, conn := range []*net.UnixConn{d.UnixConn(), c.UnixConn()} {
 		conn.SetWriteBuffer(4096)
 		conn.SetReadBuffer(4096)
 	}
+	setBlocking(t, blocking, d, c)
 	file := filepath.Join(t.TempDir(), "f")
 	os.WriteFile(file, nil, 0o644)
 	fd := openPath(t, file)
@@ -667,5 +694,188 @@ func TestConnLargeFrame(t *testing.T) {
 	}
 	if cap(c.rbuf) > clientReadBuffer || cap(d.wbuf) > maxKeptBuffer {
 		t.Errorf("buffers grown for a large frame were kept: read %d, write %d", cap(c.rbuf), cap(d.wbuf))
+	}
+}
+
+// With SetBlockingReads: messages and fds pass both ways, the socket leaves the netpoller
+// without leaking a descriptor, deadlines are refused, and Close wakes a reader blocked in
+// poll(2) and a writer blocked on a full socket.
+func TestConnBlockingReads(t *testing.T) {
+	base := openFDs(t)
+	d, c := pipe(t)
+	handshake(t, d, c)
+	d.UnixConn().SetWriteBuffer(4096)
+	c.UnixConn().SetReadBuffer(4096)
+	setBlocking(t, true, d, c)
+	if n := openFDs(t); n != base+2 {
+		t.Errorf("%d fds open with a blocking pair, want %d", n, base+2)
+	}
+	if err := d.SetBlockingReads(); err != nil {
+		t.Errorf("SetBlockingReads twice: %v", err)
+	}
+	for _, set := range []func(time.Time) error{d.SetDeadline, d.SetReadDeadline, d.SetWriteDeadline} {
+		if err := set(time.Now().Add(time.Second)); !errors.Is(err, os.ErrNoDeadline) {
+			t.Errorf("a deadline after SetBlockingReads: %v, want os.ErrNoDeadline", err)
+		}
+	}
+
+	// Both ways, with an fd; the reader is already blocked when the message is sent.
+	file := filepath.Join(t.TempDir(), "f")
+	os.WriteFile(file, []byte("x"), 0o644)
+	fd := openPath(t, file)
+	got := make(chan Msg, 1)
+	go func() {
+		m, err := c.ReadMsg()
+		if err != nil {
+			t.Error(err)
+		}
+		got <- m
+	}()
+	time.Sleep(10 * time.Millisecond)
+	if err := d.WriteMsg(&Event{ID: 7, Mask: engine.OpenPerm, Path: file, FD: NewFD(fd)}); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Close(fd)
+	ev := (<-got).(*Event)
+	if ev.ID != 7 || !ev.FD.Valid() {
+		t.Fatalf("event: %+v", ev)
+	}
+	ev.FD.Close()
+	if err := c.WriteMsg(&Respond{EventID: 7, Verdict: engine.Deny}); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := d.ReadMsg(); err != nil || m.(*Respond).EventID != 7 {
+		t.Fatalf("answer: %v %v", m, err)
+	}
+
+	// Close wakes a blocked reader (d: the client sends nothing more)...
+	errc := make(chan error, 2)
+	go func() {
+		_, err := d.ReadMsg()
+		errc <- err
+	}()
+	// ... and a writer blocked on the full socket (nobody reads c).
+	go func() {
+		long := "/" + strings.Repeat("w", MaxPath-1)
+		for {
+			if err := d.WriteMsg(&Event{Mask: engine.Modify, Path: long}); err != nil {
+				errc <- err
+				return
+			}
+		}
+	}()
+	time.Sleep(50 * time.Millisecond)
+	d.Close() // its own Close, not the peer's, must wake both
+	for range 2 {
+		select {
+		case err := <-errc:
+			if err == nil {
+				t.Error("a blocked read or write returned no error after Close")
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a read or write still blocked after Close")
+		}
+	}
+	c.Close()
+	if n := openFDs(t); n != base {
+		t.Errorf("%d fds open after Close, %d before", n, base)
+	}
+	if err := d.SetBlockingReads(); err != nil && !errors.Is(err, net.ErrClosed) {
+		t.Errorf("SetBlockingReads after Close: %v", err)
+	}
+}
+
+// A peer that goes away is EOF to a blocking reader, as to a polled one.
+func TestConnBlockingEOF(t *testing.T) {
+	d, c := pipe(t)
+	handshake(t, d, c)
+	setBlocking(t, true, d)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := d.ReadMsg()
+		errc <- err
+	}()
+	time.Sleep(10 * time.Millisecond)
+	c.Close()
+	select {
+	case err := <-errc:
+		if err != io.EOF {
+			t.Fatalf("ReadMsg after the peer closed: %v, want io.EOF", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("ReadMsg still blocked after the peer closed")
+	}
+}
+
+// TryWriteMsgs writes what fits without waiting, whole frames only: a reader sees every
+// message once, in order, with its fds, whether TryWriteMsgs or WriteMsgs sent it.
+func TestConnTryWriteMsgs(t *testing.T) {
+	d, c := pipe(t)
+	handshake(t, d, c)
+	if n, err := d.TryWriteMsgs(&Event{ID: 1, Mask: engine.OpenPerm}); n != 0 || err != nil {
+		t.Fatalf("TryWriteMsgs without SetBlockingReads: %d, %v; want 0, nil", n, err)
+	}
+	d.UnixConn().SetWriteBuffer(4096)
+	setBlocking(t, true, d, c)
+	file := filepath.Join(t.TempDir(), "f")
+	os.WriteFile(file, nil, 0o644)
+	fd := openPath(t, file)
+	defer syscall.Close(fd)
+
+	// Nobody reads: TryWriteMsgs stops when the socket is full, and never blocks.
+	long := "/" + strings.Repeat("t", 1000)
+	var sent []Msg
+	tries := 0
+	for {
+		ms := []Msg{
+			&Event{ID: uint64(len(sent) + 1), Mask: engine.OpenPerm, Path: long, FD: NewFD(fd)},
+			&Event{Mask: engine.Modify, Path: long},
+			&Event{Mask: engine.Modify, Path: long},
+		}
+		n, err := d.TryWriteMsgs(ms...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent = append(sent, ms[:n]...)
+		if n < len(ms) {
+			// The rest goes with WriteMsgs, once a reader drains the socket.
+			rest := ms[n:]
+			done := make(chan error, 1)
+			go func() { done <- d.WriteMsgs(rest...) }()
+			for i := range len(sent) + len(rest) {
+				m, err := c.ReadMsg()
+				if err != nil {
+					t.Fatalf("message %d: %v", i, err)
+				}
+				ev := m.(*Event)
+				want := append(sent, rest...)[i].(*Event)
+				if ev.Path != long || ev.Mask != want.Mask || ev.ID != want.ID || ev.FD.Valid() != want.FD.Valid() {
+					t.Fatalf("message %d: %v id %d fd %v; want %v id %d", i, ev.Mask, ev.ID, ev.FD.Valid(), want.Mask, want.ID)
+				}
+				if ev.FD.Valid() && !sameFile(t, fd, ev.FD.Int()) {
+					t.Fatalf("message %d: fd of another file", i)
+				}
+				ev.FD.Close()
+			}
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+		if tries++; tries > 10000 {
+			t.Fatal("TryWriteMsgs never found the socket full")
+		}
+	}
+	// Small messages to an empty socket go at once; one too long to go out in one piece
+	// (the send buffer is 4 KiB here) is left to WriteMsgs, as is what follows it.
+	small := &Event{Mask: engine.Modify, Path: "/s"}
+	huge := &Event{Mask: engine.Modify, Path: "/" + strings.Repeat("h", MaxPath-1)}
+	if n, err := d.TryWriteMsgs(small, small, huge, small); n != 2 || err != nil {
+		t.Fatalf("small, small, huge, small to an empty socket: %d written, %v; want 2", n, err)
+	}
+	for range 2 {
+		if _, err := c.ReadMsg(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
