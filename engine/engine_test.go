@@ -788,3 +788,61 @@ func TestAwaitFinishesOnTheAnsweringGoroutine(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// OnQueue runs on the queueing goroutine when the queue goes from empty to non-empty, with no
+// lock held (it may read the group); it can even answer a permission event before the walk
+// waits for it.
+func TestOnQueue(t *testing.T) {
+	e := New(Config{})
+	var g *Group
+	var calls int
+	var got []Delivery
+	g = newGroup(t, e, Options{Class: ClassContent, OnQueue: func() {
+		calls++
+		var buf [4]Delivery
+		n, err := g.TryReadBatch(buf[:])
+		if err != nil {
+			t.Errorf("TryReadBatch in OnQueue: %v", err)
+		}
+		for _, d := range buf[:n] {
+			if d.ID != 0 {
+				g.Respond(d.ID, Response{Verdict: Deny})
+			}
+			d.Release()
+			got = append(got, d)
+		}
+	}})
+	mustAdd(t, g, Inode(dir), MarkSpec{Mask: Open | Modify | OpenPerm | EventOnChild})
+	e.Notify(context.Background(), fileEvent(Open))
+	e.Notify(context.Background(), fileEvent(Modify))
+	if calls != 2 || len(got) != 2 {
+		t.Fatalf("OnQueue called %d times, read %d events; want 2 and 2 (each one emptied the queue)", calls, len(got))
+	}
+	// Answered from inside OnQueue, before the walk waits: Notify returns the answer.
+	if r := e.Notify(context.Background(), fileEvent(OpenPerm)); r.Verdict != Deny {
+		t.Fatalf("permission event answered in OnQueue: %+v", r)
+	}
+	// Events queued while the queue is non-empty do not call it again.
+	g.opts.OnQueue = func() { calls++ }
+	e.Notify(context.Background(), fileEvent(Open))
+	other := fileEvent(Modify)
+	other.Pid = 101 // no merge
+	e.Notify(context.Background(), other)
+	if calls != 4 {
+		t.Fatalf("OnQueue called %d times in all, want 4 (2, the permission event's, 1)", calls)
+	}
+	if n, err := g.TryReadBatch(nil); err != ErrInvalid || n != 0 {
+		t.Errorf("TryReadBatch(nil): %d, %v", n, err)
+	}
+	if ds := drain(g); len(ds) != 2 {
+		t.Errorf("%d events queued (%v), want 2", len(ds), masks(ds))
+	}
+	var buf [1]Delivery
+	if n, err := g.TryReadBatch(buf[:]); n != 0 || err != nil {
+		t.Errorf("TryReadBatch of an empty queue: %d, %v", n, err)
+	}
+	g.Close()
+	if _, err := g.TryReadBatch(buf[:]); err != ErrClosed {
+		t.Errorf("TryReadBatch after Close: %v", err)
+	}
+}

@@ -127,12 +127,25 @@ func (g *Group) Options() Options { return g.opts }
 // Done is closed when the group starts closing.
 func (g *Group) Done() <-chan struct{} { return g.done }
 
-// signal hands the reader a wake-up token; never blocks.
+// signal hands the reader a wake-up token and calls OnQueue; never blocks (unless OnQueue
+// does). Called with no lock held.
 func (g *Group) signal() {
 	select {
 	case g.wake <- struct{}{}:
 	default:
 	}
+	if f := g.opts.OnQueue; f != nil {
+		f()
+	}
+}
+
+// TryReadBatch fills dst with as many queued events as there are, without blocking, and
+// returns how many (0 if none); ErrClosed once the group is closed.
+func (g *Group) TryReadBatch(dst []Delivery) (int, error) {
+	if len(dst) == 0 {
+		return 0, ErrInvalid
+	}
+	return g.readSome(dst)
 }
 
 // mergeKey hashes what makes two unread notifications the same (fanotify_merge: same object,

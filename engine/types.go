@@ -328,6 +328,14 @@ type Options struct {
 	// keep it). It saves two goroutine hand-offs per event for answers that need no waiting
 	// (an allow-all or glob policy). The kernel has no counterpart.
 	Handler func(d Delivery) (Response, bool)
+	// OnQueue, if set, is called each time the group's queue goes from empty to non-empty
+	// (when a blocked reader would be woken; it still is), on the goroutine that queued the
+	// event — inside Notify, before a permission event's walk waits — with no engine lock
+	// held. It may read the group (TryRead, TryReadBatch) but must not block: a slow OnQueue
+	// delays the event for every group after this one. It lets a reader that would only pass
+	// events on (a daemon writing them to a client) do so without a goroutine hand-off. The
+	// kernel has no counterpart.
+	OnQueue func()
 }
 
 // DefaultQueueLimit is the kernel's default fanotify max_queued_events.
