@@ -596,3 +596,104 @@ func TestNoDescriptorLeak(t *testing.T) {
 		t.Errorf("%d descriptors open before, %d after 50 marks added and removed", before, after)
 	}
 }
+
+// TestHandler: with Options.Handler, events reach the handler on the reading goroutine, in
+// order, Respond works from it, Events stays empty, a reconnection's Resync goes to the
+// handler too, and Close returns promptly though the reader is blocked in poll(2).
+func TestHandler(t *testing.T) {
+	sock, stop := serve(t, daemon.DefaultConfig())
+	scratch := testenv.Tmpfs(t)
+	allowed, denied := filepath.Join(scratch, "allowed"), filepath.Join(scratch, "denied")
+	for _, f := range []string{allowed, denied} {
+		if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := make(chan client.Event, 16)
+	var c *client.Client
+	var cmu sync.Mutex
+	handler := func(ev client.Event) {
+		ev.FD.Close()
+		if ev.ID != 0 {
+			cmu.Lock()
+			cl := c
+			cmu.Unlock()
+			r := engine.Response{}
+			if ev.Path == denied {
+				r.Verdict = engine.Deny
+			}
+			if err := cl.Respond(ev.ID, r); err != nil {
+				t.Errorf("Respond from the handler: %v", err)
+			}
+		}
+		got <- ev
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), hang)
+	defer cancel()
+	cl, err := client.Dial(ctx, client.Options{Socket: sock, Class: engine.ClassContent, Deadline: time.Minute,
+		Handler: handler, Reconnect: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmu.Lock()
+	c = cl
+	cmu.Unlock()
+	if _, err := c.AddMark(ctx, scratch, engine.KindInode, engine.MarkSpec{Mask: engine.OpenPerm | engine.EventOnChild}); err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range []struct {
+		path string
+		ok   bool
+	}{{allowed, true}, {denied, false}, {allowed, true}} {
+		select {
+		case err := <-accessor(t, x.path):
+			if (err == nil) != x.ok {
+				t.Errorf("open %s: %v, want success %v", x.path, err, x.ok)
+			}
+		case <-time.After(hang):
+			t.Fatalf("open %s never answered", x.path)
+		}
+		select {
+		case ev := <-got:
+			if ev.Path != x.path || ev.ID == 0 {
+				t.Errorf("handler got %+v, want a permission event for %s", ev, x.path)
+			}
+		case <-time.After(hang):
+			t.Fatal("the handler did not get the event")
+		}
+	}
+	select {
+	case ev := <-c.Events():
+		t.Errorf("Events delivered %+v with a Handler set", ev)
+	default:
+	}
+
+	// A daemon restart: the Resync goes to the handler, then events again.
+	stop()
+	serveOn(t, daemon.DefaultConfig(), sock)
+	select {
+	case ev := <-got:
+		if !ev.Resync {
+			t.Errorf("after the restart the handler got %+v, want a Resync", ev)
+		}
+	case <-time.After(hang):
+		t.Fatal("no Resync after the restart")
+	}
+	select {
+	case err := <-accessor(t, denied):
+		if err == nil {
+			t.Error("open of the denied file succeeded after the reconnection")
+		}
+	case <-time.After(hang):
+		t.Fatal("open after the reconnection never answered")
+	}
+
+	start := time.Now()
+	c.Close()
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Close took %v", d)
+	}
+	if _, ok := <-c.Events(); ok {
+		t.Error("Events not closed by Close")
+	}
+}

@@ -4,9 +4,11 @@
 // a running fsnotifyd daemon (fsnotifyd serve) that allows every event, on the same marks as
 // fanref's responder (FAN_OPEN_PERM on DIR's children, or on DIR's whole mount).
 //
-//	daemonallow [-wait] SOCKET DIR [mount]
+//	daemonallow [-events|-wait] SOCKET DIR [mount]
 //
-// It answers with Respond (no acknowledgement awaited), or with -wait with RespondWait (one
+// It answers from the client's Handler, on the goroutine that read the event, with Respond
+// (no acknowledgement awaited); with -events it reads the Events channel instead (one
+// goroutine hand-off more per event), and with -wait it also answers with RespondWait (one
 // round trip more per event). It prints "ready" once its mark is in place and runs until
 // SIGTERM or SIGINT, then prints how many events it answered.
 package main
@@ -17,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -33,11 +36,12 @@ func main() {
 		}
 	}
 	wait := len(args) > 0 && args[0] == "-wait"
-	if wait {
+	events := wait || len(args) > 0 && args[0] == "-events"
+	if events {
 		args = args[1:]
 	}
 	if len(args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: daemonallow [-wait] SOCKET DIR [mount]")
+		fmt.Fprintln(os.Stderr, "usage: daemonallow [-events|-wait] SOCKET DIR [mount]")
 		os.Exit(2)
 	}
 	sock, dir, mode := args[0], args[1], ""
@@ -48,8 +52,20 @@ func main() {
 	defer stop()
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	c, err := client.Dial(dctx, client.Options{Socket: sock, Name: "daemonallow", Class: engine.ClassContent,
-		Deadline: 10 * time.Second, QueueLimit: -1, Buffer: 1024})
+	var n atomic.Uint64
+	opts := client.Options{Socket: sock, Name: "daemonallow", Class: engine.ClassContent,
+		Deadline: 10 * time.Second, QueueLimit: -1, Buffer: 1024}
+	var c *client.Client
+	if !events {
+		opts.Handler = func(ev client.Event) {
+			if ev.ID != 0 {
+				c.Respond(ev.ID, engine.Response{})
+				n.Add(1)
+			}
+			ev.FD.Close()
+		}
+	}
+	c, err := client.Dial(dctx, opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "daemonallow:", err)
 		os.Exit(1)
@@ -64,11 +80,15 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Println("ready")
-	var n uint64
+	if !events {
+		<-ctx.Done()
+		fmt.Printf("events %d\n", n.Load())
+		return
+	}
 	for {
 		select {
 		case <-ctx.Done():
-			fmt.Printf("events %d\n", n)
+			fmt.Printf("events %d\n", n.Load())
 			return
 		case ev, ok := <-c.Events():
 			if !ok {
@@ -81,7 +101,7 @@ func main() {
 				} else {
 					c.Respond(ev.ID, engine.Response{})
 				}
-				n++
+				n.Add(1)
 			}
 			ev.FD.Close()
 		}
