@@ -253,7 +253,16 @@ func TestBye(t *testing.T) {
 // TestSlowReaderOverflowsAlone: a client that does not read, with a queue of 16 in the
 // daemon, loses events in a burst and learns it from Overflows of its queue (not the
 // kernel's); a client on the same directory receives every event.
+// A client that does not read gets an overflow of its own queue, and no other client loses
+// anything; the events it does get are in order. For a permission-class client, whose events
+// the kernel reader forwards itself (client.forward) until its socket is full, too.
 func TestSlowReaderOverflowsAlone(t *testing.T) {
+	for _, class := range []engine.Class{engine.ClassNotification, engine.ClassContent} {
+		t.Run(class.String(), func(t *testing.T) { testSlowReaderOverflowsAlone(t, class) })
+	}
+}
+
+func testSlowReaderOverflowsAlone(t *testing.T, class engine.Class) {
 	testenv.RequireRoot(t)
 	const n = 5000
 	scratch := testenv.Tmpfs(t)
@@ -266,7 +275,8 @@ func TestSlowReaderOverflowsAlone(t *testing.T) {
 	}
 	defer slow.Close()
 	slow.SetDeadline(time.Now().Add(time.Minute))
-	slow.WriteMsg(&proto.Hello{Req: 1, MinVersion: proto.MinVersion, MaxVersion: proto.MaxVersion, Name: "slow", QueueLimit: 16})
+	slow.WriteMsg(&proto.Hello{Req: 1, MinVersion: proto.MinVersion, MaxVersion: proto.MaxVersion, Name: "slow", QueueLimit: 16,
+		Class: class, Deadline: time.Minute})
 	if _, err := slow.ReadMsg(); err != nil {
 		t.Fatal(err)
 	}
@@ -325,6 +335,7 @@ func TestSlowReaderOverflowsAlone(t *testing.T) {
 	}
 	// Now the slow one reads: what fitted in its socket, then an Overflow of its queue.
 	var events, overflows, notQueue int
+	last := -1
 	slow.SetReadDeadline(time.Now().Add(time.Second))
 	for {
 		m, err := slow.ReadMsg()
@@ -334,6 +345,11 @@ func TestSlowReaderOverflowsAlone(t *testing.T) {
 		switch m := m.(type) {
 		case *proto.Event:
 			events++
+			var i int
+			if _, err := fmt.Sscanf(m.Name, "f%d", &i); err != nil || i <= last {
+				t.Errorf("event %d: %q after f%d", events, m.Name, last)
+			}
+			last = i
 		case *proto.Overflow:
 			overflows++
 			if m.Reason != proto.OverflowQueue {

@@ -74,9 +74,8 @@ type Server struct {
 }
 
 // goneTotals accumulate the counters of disconnected clients, so that daemon totals never go
-// backwards.
+// backwards. Guarded by Server.mu.
 type goneTotals struct {
-	mu                                           sync.Mutex
 	delivered, dropped, overflows                uint64
 	deadline, closeAnswered, answered, queueFull uint64
 }
@@ -199,6 +198,17 @@ func (s *Server) serve(ctx context.Context, uc *net.UnixConn) {
 	}
 	s.log.Info("client connected", "client", c.id, "name", c.name, "pid", cred.Pid, "uid", cred.Uid,
 		"class", c.g.Options().Class)
+	// A permission client's answers are read where they are acted on: the answer's
+	// continuation (Walk.Await) writes the verdict to the kernel on this goroutine, so the
+	// thread the kernel wakes for the answer is the one that unblocks the access. Such
+	// clients are few (privileged); a thread each is cheap.
+	if c.g.Options().Class != engine.ClassNotification {
+		if err := conn.SetBlockingReads(); err != nil {
+			s.log.Info("client connection", "client", c.id, "err", err)
+			c.close()
+			return
+		}
+	}
 	c.run()
 	s.log.Info("client left", "client", c.id, "name", c.name)
 }
@@ -244,6 +254,18 @@ func (s *Server) admit(conn *proto.Conn, cred *syscall.Ucred, h *proto.Hello) (*
 	s.mu.Unlock()
 
 	opts.Name = fmt.Sprintf("%s#%d", name, id)
+	// A permission client's events are forwarded by the goroutine that queues them (see
+	// client.forward); the client exists once the group does, and no event can be queued
+	// before it places a mark.
+	var self atomic.Pointer[client]
+	direct := opts.Class != engine.ClassNotification
+	if direct {
+		opts.OnQueue = func() {
+			if c := self.Load(); c != nil {
+				c.forward()
+			}
+		}
+	}
 	g, err := s.b.Engine().NewGroup(opts)
 	if err != nil {
 		return nil, proto.Errorf(proto.CodeInvalid, "group options: %v", err)
@@ -255,7 +277,9 @@ func (s *Server) admit(conn *proto.Conn, cred *syscall.Ucred, h *proto.Hello) (*
 		wantUID:    h.WantUID, wantComm: h.WantComm,
 		marks: make(map[uint64]*clientMark), byObj: make(map[engine.Object]uint64),
 		sent: make(map[uint64]time.Time), done: make(chan struct{}),
+		direct: direct, kick: make(chan struct{}, 1), lastKernel: s.b.Stats().KernelOverflows,
 	}
+	self.Store(c)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -284,25 +308,28 @@ func (s *Server) admit(conn *proto.Conn, cred *syscall.Ucred, h *proto.Hello) (*
 func (s *Server) Stats(all bool, only uint64) proto.Stats {
 	bs := s.b.Stats()
 	es := s.b.Engine().Stats()
+	var st proto.Stats
+	d := &st.Daemon
+	// The clients, their figures and the totals of those gone in one step (see client.close).
 	s.mu.Lock()
 	cs := make([]*client, 0, len(s.clients))
 	for _, c := range s.clients {
 		cs = append(cs, c)
 	}
+	gss := make([]engine.GroupStats, len(cs))
+	for i, c := range cs {
+		gss[i] = c.g.Stats()
+	}
+	d.Delivered, d.Dropped, d.Overflows = s.gone.delivered, s.gone.dropped, s.gone.overflows
+	d.DeadlineExpired, d.CloseAnswered = s.gone.deadline, s.gone.closeAnswered
 	s.mu.Unlock()
-	sort.Slice(cs, func(i, j int) bool { return cs[i].id < cs[j].id })
-	var st proto.Stats
-	d := &st.Daemon
+	sort.Sort(byClientID{cs, gss})
 	d.Uptime = time.Since(s.start)
 	d.Clients = uint32(len(cs))
 	d.Events, d.PermissionEvents, d.KernelOverflows = bs.Events, bs.PermissionEvents, bs.KernelOverflows
 	d.Marks = uint64(es.Marks)
-	s.gone.mu.Lock()
-	d.Delivered, d.Dropped, d.Overflows = s.gone.delivered, s.gone.dropped, s.gone.overflows
-	d.DeadlineExpired, d.CloseAnswered = s.gone.deadline, s.gone.closeAnswered
-	s.gone.mu.Unlock()
-	for _, c := range cs {
-		gs := c.g.Stats()
+	for i, c := range cs {
+		gs := gss[i]
 		d.Delivered += gs.Delivered
 		d.Dropped += gs.Dropped
 		d.Overflows += gs.Overflows
@@ -317,6 +344,19 @@ func (s *Server) Stats(all bool, only uint64) proto.Stats {
 	}
 	d.Latency, d.Buckets = s.lat.snapshot()
 	return st
+}
+
+// byClientID sorts clients and their figures by client id.
+type byClientID struct {
+	cs  []*client
+	gss []engine.GroupStats
+}
+
+func (b byClientID) Len() int           { return len(b.cs) }
+func (b byClientID) Less(i, j int) bool { return b.cs[i].id < b.cs[j].id }
+func (b byClientID) Swap(i, j int) {
+	b.cs[i], b.cs[j] = b.cs[j], b.cs[i]
+	b.gss[i], b.gss[j] = b.gss[j], b.gss[i]
 }
 
 // latencyHist is the verdict latency histogram (client answers), lock-free.
