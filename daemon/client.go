@@ -3,10 +3,9 @@
 package daemon
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -551,28 +550,51 @@ func procComm(pid int32) string {
 	if pid <= 0 {
 		return ""
 	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(int(pid)) + "/comm")
+	fd, err := sys.Open("/proc/"+strconv.Itoa(int(pid))+"/comm", sys.O_RDONLY|sys.O_CLOEXEC, 0)
 	if err != nil {
 		return ""
 	}
-	return strings.TrimSuffix(string(b), "\n")
+	var buf [64]byte // TASK_COMM_LEN is 16
+	n, err := sys.Read(fd, buf[:])
+	sys.Close(fd)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSuffix(string(buf[:n]), "\n")
 }
 
-// procUID returns a process's real uid.
+// procUID returns a process's effective uid (the one its file accesses are checked with, as
+// notify.Request.Uid reports it embedded).
 func procUID(pid int32) (uint32, bool) {
-	f, err := os.Open("/proc/" + strconv.Itoa(int(pid)) + "/status")
+	fd, err := sys.Open("/proc/"+strconv.Itoa(int(pid))+"/status", sys.O_RDONLY|sys.O_CLOEXEC, 0)
 	if err != nil {
 		return 0, false
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(io.LimitReader(f, 1<<16))
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "Uid:"); ok {
-			if f := strings.Fields(rest); len(f) > 0 {
-				if n, err := strconv.ParseUint(f[0], 10, 32); err == nil {
+	var buf [2048]byte // Uid: is in the first kilobyte
+	n, err := sys.Read(fd, buf[:])
+	sys.Close(fd)
+	if err != nil {
+		return 0, false
+	}
+	return statusUID(buf[:n])
+}
+
+// statusUID finds the effective uid in /proc/PID/status text ("Uid:\treal\teffective\t...").
+func statusUID(b []byte) (uint32, bool) {
+	for len(b) > 0 {
+		line := b
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			line, b = b[:i], b[i+1:]
+		} else {
+			b = nil
+		}
+		if rest, ok := bytes.CutPrefix(line, []byte("Uid:")); ok {
+			if f := strings.Fields(string(rest)); len(f) >= 2 {
+				if n, err := strconv.ParseUint(f[1], 10, 32); err == nil {
 					return uint32(n), true
 				}
 			}
+			return 0, false
 		}
 	}
 	return 0, false
