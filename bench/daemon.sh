@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Permission round trip through the daemon, side by side in one run, on a scratch ext4 image:
 #   (a) no listener, (b) fanref's C allow-all responder, (c) `fsnotifyd serve` and an
-#   out-of-process allow-all client of it (bench/daemonallow: the client package, Respond
-#   without waiting); one and two load threads (fanref's load generator). Prints the ratio
+#   out-of-process allow-all client of it (bench/daemonallow: the client package with an
+#   Options.Handler that answers on the reading goroutine, Respond without waiting); one and
+#   two load threads (fanref's load generator). Prints the ratio
 #   (c)/(b) of the per-open time (goal <= 1.5). Column (d) is (c) with GOMAXPROCS=1 for the
 #   daemon and the client: on this 2-vCPU VM each goroutine hand-off to another thread wakes an
 #   idle vCPU, which costs about as much as a process wake-up.

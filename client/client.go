@@ -128,11 +128,10 @@ type Options struct {
 	// else is read while it runs — replies to requests included. So it must return quickly
 	// and must not call what waits for the daemon (AddMark, RemoveMark, RespondWait, Stats,
 	// Ping); Respond, which does not wait, is what it is for. The Handler owns the event's FD
-	// (close it). The connection is then read
-	// with blocking reads (the thread the kernel wakes for an event is the one that answers
-	// it): the fastest permission round trip, about twice as fast as through Events on a
-	// 2-vCPU VM (bench/daemon.sh). Hand slow decisions to another goroutine and Respond
-	// from there.
+	// (close it). The connection is then read with blocking reads (the thread the kernel
+	// wakes for an event is the one that answers it): the fastest permission round trip,
+	// about 1.5 times as fast as through Events on a 2-vCPU VM (bench/daemon.sh -events).
+	// Hand slow decisions to another goroutine and Respond from there.
 	Handler func(Event)
 }
 

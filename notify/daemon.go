@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/backend"
@@ -248,12 +249,17 @@ func newDaemonGuard(gd *Guard, socket string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	// Events arrive on the connection's reading goroutine (client.Options.Handler): inline
+	// decisions are answered there, without a hand-off; handlers run on their own goroutines.
+	var remote atomic.Pointer[client.Client]
 	cl, err := client.Dial(ctx, client.Options{Socket: socket, Name: "notify.Guard", Class: class,
 		Deadline: cfg.Deadline, DeadlineVerdict: cfg.OnTimeout.engineVerdict(), CloseVerdict: cfg.OnClose.engineVerdict(),
-		WantEventFDs: true, WantComm: true, WantUID: true, Reconnect: true})
+		WantEventFDs: true, Reconnect: true,
+		Handler: func(ev client.Event) { gd.onRemoteEvent(remote.Load(), ev) }})
 	if err != nil {
 		return err
 	}
+	remote.Store(cl) // before the first mark: no event can come sooner
 	mask := cfg.Events.mask()
 	if mask&engine.PreAccess == 0 {
 		mask |= engine.OnDir
@@ -283,41 +289,39 @@ func newDaemonGuard(gd *Guard, socket string) error {
 		}
 	}
 	gd.cl = cl
-	gd.wg.Add(1)
-	go gd.daemonLoop()
 	return nil
 }
 
-// daemonLoop decides on the daemon's permission events.
-func (gd *Guard) daemonLoop() {
-	defer gd.wg.Done()
-	for {
-		select {
-		case <-gd.ctx.Done():
+// onRemoteEvent takes one of the daemon's events, on the connection's reading goroutine: it
+// must not wait for the daemon (see client.Options.Handler), so a handler's decision, and the
+// wait for a free handler slot, happen on a goroutine of their own.
+func (gd *Guard) onRemoteEvent(cl *client.Client, ev client.Event) {
+	if ev.ID == 0 || cl == nil || gd.ctx.Err() != nil {
+		ev.FD.Close() // a resync or overflow notice; or closing: Close answers the rest
+		return
+	}
+	if gd.exemptRemote(int(ev.Pid)) {
+		cl.Respond(ev.ID, engine.Response{})
+		ev.FD.Close()
+		return
+	}
+	r := gd.remoteRequest(ev)
+	if gd.cfg.Inline != nil {
+		if v, ok := gd.cfg.Inline(r); ok {
+			// Respond does not wait for the daemon's acknowledgement: a decision this quick
+			// is in time unless the deadline is shorter than the trip to the daemon.
+			err := cl.Respond(ev.ID, v.response(gd.cfg.Cache))
+			ev.FD.Close()
+			if err == nil {
+				gd.record(r, v, "inline")
+			} else {
+				gd.record(r, gd.cfg.OnClose, "closed")
+			}
 			return
-		case ev, ok := <-gd.cl.Events():
-			if !ok {
-				return
-			}
-			if ev.ID == 0 {
-				ev.FD.Close()
-				continue
-			}
-			if gd.exemptRemote(int(ev.Pid)) {
-				ev.FD.Close()
-				gd.cl.Respond(ev.ID, engine.Response{})
-				continue
-			}
-			select {
-			case gd.sem <- struct{}{}:
-			case <-gd.ctx.Done():
-				ev.FD.Close()
-				return
-			}
-			gd.wg.Add(1)
-			go gd.decideRemote(ev)
 		}
 	}
+	gd.wg.Add(1) // Close waits for this goroutine (Client.Close first waits for us)
+	go gd.decideRemote(cl, ev, r)
 }
 
 // remotePayload stands for the kernel payload of a daemon event: its fd (if the daemon sent
@@ -331,10 +335,8 @@ func (p *remotePayload) Release()     {}
 func (p *remotePayload) Fd() int      { return p.fd }
 func (p *remotePayload) Path() string { return p.path }
 
-func (gd *Guard) decideRemote(ev client.Event) {
-	defer gd.wg.Done()
-	defer func() { <-gd.sem }()
-	defer ev.FD.Close()
+// remoteRequest is the Request for a daemon event.
+func (gd *Guard) remoteRequest(ev client.Event) *Request {
 	eev := &engine.Event{Mask: ev.Mask, Pid: ev.Pid, Tid: ev.Tid, Path: ev.Path, Comm: ev.Comm, Time: ev.Time,
 		Range: ev.Range, Payload: &remotePayload{fd: ev.FD.Int(), path: ev.Path}}
 	r := newRequest(eev, ev.Mask)
@@ -344,20 +346,27 @@ func (gd *Guard) decideRemote(ev client.Event) {
 	if ev.Comm != "" {
 		r.commOnce.Do(func() { r.comm = ev.Comm })
 	}
+	return r
+}
+
+// decideRemote runs the handler for a daemon event the inline policy left undecided.
+func (gd *Guard) decideRemote(cl *client.Client, ev client.Event, r *Request) {
+	defer gd.wg.Done()
+	defer ev.FD.Close()
+	select {
+	case gd.sem <- struct{}{}:
+	case <-gd.ctx.Done():
+		return // the daemon answers it with the close verdict
+	}
+	defer func() { <-gd.sem }()
 	var v Verdict
 	by := "handler"
-	if gd.cfg.Inline != nil {
-		if iv, ok := gd.cfg.Inline(r); ok {
-			v, by = iv, "inline"
-		} else if gd.handler != nil {
-			v = gd.runHandler(r)
-		}
-	} else {
+	if gd.handler != nil {
 		v = gd.runHandler(r)
 	}
 	ctx, cancel := context.WithTimeout(gd.ctx, 10*time.Second)
 	defer cancel()
-	switch err := gd.cl.RespondWait(ctx, ev.ID, v.response(gd.cfg.Cache)); {
+	switch err := cl.RespondWait(ctx, ev.ID, v.response(gd.cfg.Cache)); {
 	case err == nil:
 		gd.record(r, v, by)
 	case errors.Is(err, client.ErrNotFound):

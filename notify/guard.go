@@ -264,6 +264,9 @@ type GuardConfig struct {
 	Backend *backend.Backend
 	// Daemon, if set, is the socket of a running fsnotifyd daemon to run through (as a
 	// permission client: root or an allowed uid) instead of attaching to the kernel here.
+	// A Request's Comm and Uid are then read from this process's /proc on first use, as
+	// embedded (the daemon's pid namespace is assumed): asking the daemon for them would
+	// cost every event two /proc reads on its critical path.
 	Daemon string
 	// Exempt are helper processes the caller started (a scanner launcher, say): their
 	// accesses, and their descendants', are allowed at once and never decided, from before

@@ -296,11 +296,50 @@ func TestTraceShowsPidAndCommandOfCat(t *testing.T) {
 	t.Fatalf("no line with %q for %s/data:\n%s", want, dir, strings.Join(got, "\n"))
 }
 
+// startServe runs `fsnotifyd serve` on a private socket and waits until it answers.
+func startServe(t *testing.T) string {
+	t.Helper()
+	testenv.RequireRoot(t)
+	sock := filepath.Join(t.TempDir(), "d.sock")
+	cmd := exec.Command(bin, "serve", "--socket", sock, "--log-level", "warn")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			<-done
+			t.Errorf("serve did not exit on SIGTERM")
+		}
+	})
+	for i := 0; ; i++ {
+		if exec.Command(bin, "stats", "--socket", sock).Run() == nil {
+			return sock
+		}
+		if i == 200 {
+			t.Fatalf("serve does not answer on %s; stderr:\n%s", sock, stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func TestGuardDenyReturnsEPERMToAnotherProcess(t *testing.T) {
+	t.Run("embedded", func(t *testing.T) { testGuardDeny(t) })
+	t.Run("daemon", func(t *testing.T) { testGuardDeny(t, "--daemon="+startServe(t)) })
+}
+
+func testGuardDeny(t *testing.T, extra ...string) {
 	dir := testenv.Tmpfs(t)
 	sh(t, "mkdir -p "+dir+"/g/sub && echo s > "+dir+"/g/sub/secret.key && echo ok > "+dir+"/g/ok")
 	audit := filepath.Join(t.TempDir(), "audit.jsonl")
-	p := start(t, "guard", "--deny", "/**/*.key", "--audit", audit, dir+"/g")
+	p := start(t, append(append([]string{"guard"}, extra...), "--deny", "/**/*.key", "--audit", audit, dir+"/g")...)
 	out, err := exec.Command("cat", dir+"/g/sub/secret.key").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "Operation not permitted") {
 		t.Fatalf("cat of a denied file: %v %s", err, out)
@@ -330,6 +369,9 @@ func TestGuardDenyReturnsEPERMToAnotherProcess(t *testing.T) {
 		}
 		if r["verdict"] == "deny" && strings.HasSuffix(r["path"].(string), ".key") {
 			denied++
+			if c := r["comm"]; c != "cat" && c != "sh" { // read while the process waited
+				t.Errorf("audit comm %v, want cat or sh: %s", c, l)
+			}
 		}
 	}
 	if denied < 2 {

@@ -243,6 +243,11 @@ func (p procInfo) UID() (uint32, bool) {
 }
 
 func (g *guardRun) policyDecision(r *notify.Request) policy.Decision {
+	if g.audit != nil {
+		// The audit line is written after the answer, when the process may be gone (a cat):
+		// learn its name while it waits.
+		r.Comm()
+	}
 	req := policy.Request{Event: eventMask(r.Kind), Pid: int32(r.Pid), Proc: procInfo{r}}
 	if g.needPath {
 		req.Path = r.Path()
