@@ -10,7 +10,13 @@ N=${1:-100000}
 ROUNDS=${2:-5}
 DIRS=${3:-100000}
 out=$(mktemp -d)
-trap 'pkill -f "$out/" 2>/dev/null || true; umount -l "$out/mnt" 2>/dev/null || true; umount -l "$out/tree" 2>/dev/null || true; rm -rf "$out"' EXIT
+cleanup() {
+	pkill -f "$out/" 2>/dev/null || true
+	umount -l "$out/mnt" 2>/dev/null || true
+	umount -l "$out/tree" 2>/dev/null || true
+	rm -rf "$out"
+}
+trap cleanup EXIT
 command -v inotifywait >/dev/null || { apt-get install -y -qq inotify-tools >/dev/null; }
 cc -O2 -pthread -o "$out/fanref" "${FANREF_C:-../shared/bench/fanref.c}"
 go build -o "$out/fsnotifyd" ./cmd/fsnotifyd
@@ -64,21 +70,31 @@ for i in range(n):
 ")
 echo "tree: $(find "$out/tree" -type d | wc -l) directories"
 setup() { # setup CMD...: seconds from start until "Watches established." on stderr
-	local t0 t1 line
+	local t0 t1="" line last=""
 	t0=$(date +%s%N)
 	coproc P { "$@" 2>&1 >/dev/null; }
 	while IFS= read -r line <&"${P[0]}"; do
 		case "$line" in *"Watches established"*) t1=$(date +%s%N); break;; esac
+		last=$line
 	done
 	# SIGTERM: a background job of a script ignores SIGINT (inotifywait keeps that).
 	kill -TERM "$P_PID" 2>/dev/null; wait "$P_PID" 2>/dev/null || true
+	if [ -z "$t1" ]; then
+		echo "bench/cli.sh: $1 never said \"Watches established.\": $last" >&2
+		exit 1
+	fi
 	awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.4f", (b-a)/1e9}'
 }
-sysctl -qw fs.inotify.max_user_watches=$((DIRS * 2 + 1000)) 2>/dev/null || true
+# Generously: a closed inotify instance gives its watches back a little later, and
+# inotifywait's next round must not be refused for the previous round's.
+old_watches=$(sysctl -n fs.inotify.max_user_watches)
+trap 'sysctl -qw fs.inotify.max_user_watches=$old_watches; cleanup' EXIT
+sysctl -qw fs.inotify.max_user_watches=$((DIRS * 8 + 1000)) 2>/dev/null || true
 fs=(); is=()
 for r in $(seq 3); do
 	fs+=("$(setup "$out/fsnotifyd" watch -r "$out/tree")")
 	is+=("$(setup inotifywait -m -r "$out/tree")")
+	[ -n "${fs[-1]}" ] && [ -n "${is[-1]}" ] || exit 1
 	echo "round $r: fsnotifyd watch -r ${fs[-1]} s  inotifywait -r ${is[-1]} s"
 done
 f=$(printf '%s\n' "${fs[@]}" | median); i=$(printf '%s\n' "${is[@]}" | median)
