@@ -252,7 +252,11 @@ func newDaemonGuard(gd *Guard, socket string) error {
 	// Events arrive on the connection's reading goroutine (client.Options.Handler): inline
 	// decisions are answered there, without a hand-off; handlers run on their own goroutines.
 	var remote atomic.Pointer[client.Client]
-	cl, err := client.Dial(ctx, client.Options{Socket: socket, Name: "notify.Guard", Class: class,
+	name := cfg.Name
+	if name == "" {
+		name = "notify.Guard"
+	}
+	cl, err := client.Dial(ctx, client.Options{Socket: socket, Name: name, Class: class,
 		Deadline: cfg.Deadline, DeadlineVerdict: cfg.OnTimeout.engineVerdict(), CloseVerdict: cfg.OnClose.engineVerdict(),
 		WantEventFDs: true, Reconnect: true,
 		Handler: func(ev client.Event) { gd.onRemoteEvent(remote.Load(), ev) }})
@@ -296,6 +300,9 @@ func newDaemonGuard(gd *Guard, socket string) error {
 // must not wait for the daemon (see client.Options.Handler), so a handler's decision, and the
 // wait for a free handler slot, happen on a goroutine of their own.
 func (gd *Guard) onRemoteEvent(cl *client.Client, ev client.Event) {
+	if ev.Resync && gd.cfg.OnResync != nil {
+		gd.cfg.OnResync()
+	}
 	if ev.ID == 0 || cl == nil || gd.ctx.Err() != nil {
 		ev.FD.Close() // a resync or overflow notice; or closing: Close answers the rest
 		return
@@ -397,10 +404,13 @@ func (gd *Guard) runHandler(r *Request) Verdict {
 
 // exemptRemote reports whether pid is one of the Guard's exempt helpers or their descendant.
 func (gd *Guard) exemptRemote(pid int) bool {
+	if pid == os.Getpid() {
+		return true
+	}
 	for _, h := range gd.cfg.Exempt {
 		if pid == h || backend.Descends(pid, h) {
 			return true
 		}
 	}
-	return pid == os.Getpid()
+	return false
 }

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +22,15 @@ func startDaemon(t *testing.T) string {
 	t.Helper()
 	testenv.RequireRoot(t)
 	sock := filepath.Join(t.TempDir(), "d.sock")
+	stop := runDaemon(t, sock)
+	t.Cleanup(stop)
+	return sock
+}
+
+// runDaemon serves sock until stop, which waits until the daemon has closed.
+func runDaemon(t *testing.T, sock string) (stop func()) {
+	t.Helper()
+	os.Remove(sock)
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
 	if err != nil {
 		t.Fatal(err)
@@ -32,8 +42,55 @@ func startDaemon(t *testing.T) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); srv.Run(ctx, ln) }()
-	t.Cleanup(func() { cancel(); <-done; srv.Close() })
-	return sock
+	var once sync.Once
+	return func() { once.Do(func() { cancel(); <-done; srv.Close() }) }
+}
+
+// A Guard through the daemon survives its restart: OnResync says so, and it decides again.
+func TestGuardThroughDaemonRestart(t *testing.T) {
+	testenv.RequireRoot(t)
+	sock := filepath.Join(t.TempDir(), "d.sock")
+	stop := runDaemon(t, sock)
+	defer func() { stop() }()
+	dir := testenv.Tmpfs(t)
+	os.WriteFile(dir+"/secret", []byte("s"), 0o644)
+	resynced := make(chan struct{}, 1)
+	g, err := NewGuard(GuardConfig{Paths: []string{dir}, Daemon: sock, Deadline: 5 * time.Second,
+		Inline: func(r *Request) (Verdict, bool) {
+			if strings.HasSuffix(r.Path(), "secret") {
+				return Deny, true
+			}
+			return Allow, true
+		},
+		OnResync: func() {
+			select {
+			case resynced <- struct{}{}:
+			default:
+			}
+		}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	denied := func() bool { // from another process: the Guard's own accesses are exempt
+		return exec.Command("cat", dir+"/secret").Run() != nil
+	}
+	if !denied() {
+		t.Fatal("secret readable before the restart")
+	}
+	stop()
+	if denied() {
+		t.Fatal("secret denied with no daemon: the kernel should have allowed it")
+	}
+	stop = runDaemon(t, sock)
+	select {
+	case <-resynced:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no OnResync after the daemon restarted")
+	}
+	if !denied() {
+		t.Fatal("secret readable after the resync")
+	}
 }
 
 func TestWatcherThroughDaemon(t *testing.T) {

@@ -268,6 +268,8 @@ type GuardConfig struct {
 	// embedded (the daemon's pid namespace is assumed): asking the daemon for them would
 	// cost every event two /proc reads on its critical path.
 	Daemon string
+	// Name names the Guard in the daemon's stats (default "notify.Guard").
+	Name string
 	// Exempt are helper processes the caller started (a scanner launcher, say): their
 	// accesses, and their descendants', are allowed at once and never decided, from before
 	// the marks are placed.
@@ -275,6 +277,11 @@ type GuardConfig struct {
 	// OnDecision, if set, is called after each decision (for audit logs), from the
 	// goroutine that decided; it must not block for long.
 	OnDecision func(Decision)
+	// OnResync, if set, is called (through the daemon) when the Guard has reconnected to a
+	// restarted daemon and placed its marks again; accesses made while the daemon was down
+	// were allowed by the kernel. It runs on the connection's reading goroutine and must not
+	// block.
+	OnResync func()
 }
 
 // Decision describes one decided access, for audit logs.
@@ -574,6 +581,16 @@ func (gd *Guard) Stats() GuardStats {
 	}
 	return GuardStats{Decided: gd.decided.Load(), Denied: gd.denied.Load(),
 		TimedOut: es.DeadlineExpired, Pending: es.Pending, Engine: es}
+}
+
+// Deadline is the deadline in force: GuardConfig.Deadline, or through the daemon the one the
+// daemon granted (it caps deadlines at its max_deadline, and gives its own to a Guard that
+// asked for none).
+func (gd *Guard) Deadline() time.Duration {
+	if gd.cl != nil {
+		return gd.cl.Welcome().Deadline
+	}
+	return gd.cfg.Deadline
 }
 
 // Close answers every pending access with the OnClose verdict, removes the marks, and waits

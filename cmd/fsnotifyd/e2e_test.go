@@ -380,11 +380,17 @@ func testGuardDeny(t *testing.T, extra ...string) {
 }
 
 func TestGuardExecScannerPastDeadlineDenies(t *testing.T) {
+	t.Run("embedded", func(t *testing.T) { testGuardExec(t) })
+	t.Run("daemon", func(t *testing.T) { testGuardExec(t, "--daemon="+startServe(t)) })
+}
+
+func testGuardExec(t *testing.T, extra ...string) {
 	dir := testenv.Tmpfs(t)
 	os.WriteFile(dir+"/f", []byte("x"), 0o644)
 	scanner := filepath.Join(t.TempDir(), "slow-scanner")
 	os.WriteFile(scanner, []byte("#!/bin/sh\nsleep 5\nexit 0\n"), 0o755)
-	p := start(t, "guard", "--exec", scanner, "--deadline", "300ms", "--on-timeout", "deny", dir)
+	guard := func(args ...string) *proc { return start(t, append(append([]string{"guard"}, extra...), args...)...) }
+	p := guard("--exec", scanner, "--deadline", "300ms", "--on-timeout", "deny", dir)
 	t0 := time.Now()
 	out, err := exec.Command("cat", dir+"/f").CombinedOutput()
 	took := time.Since(t0)
@@ -400,7 +406,7 @@ func TestGuardExecScannerPastDeadlineDenies(t *testing.T) {
 	envLog := filepath.Join(t.TempDir(), "env")
 	ok := filepath.Join(t.TempDir(), "ok-scanner")
 	os.WriteFile(ok, []byte("#!/bin/sh\necho \"$1 $FSNOTIFYD_PATH $FSNOTIFYD_EVENT $FSNOTIFYD_PID\" >> "+envLog+"\nexit 0\n"), 0o755)
-	p = start(t, "guard", "--exec", ok, dir)
+	p = guard("--exec", ok, dir)
 	cat := exec.Command("cat", dir+"/f")
 	if out, err := cat.CombinedOutput(); err != nil {
 		t.Fatalf("cat under an allowing scanner: %v %s", err, out)

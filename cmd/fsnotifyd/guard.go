@@ -140,10 +140,6 @@ func runGuard(args []string) int {
 	if deadline == 0 {
 		fmt.Fprintln(os.Stderr, "fsnotifyd guard: warning: --deadline 0: accesses wait forever for a verdict; a hung scanner will hang every process that touches the guarded files")
 	}
-	if daemon.on {
-		return guardViaDaemon(daemon, paths, mount, kinds, pol, execCmd, deadline, timeoutVerdict, permissive, audit, quiet)
-	}
-
 	var auditW *auditWriter
 	if audit != "" {
 		if auditW, err = newAuditWriter(audit); err != nil {
@@ -180,6 +176,14 @@ func runGuard(args []string) int {
 	if mount {
 		cfg.Paths, cfg.Mounts = nil, paths
 	}
+	if daemon.on {
+		// Through the daemon: it holds the kernel side and enforces the deadline; this
+		// process decides by the same rules (and scanner).
+		cfg.Daemon, cfg.Name = daemon.path(), "fsnotifyd-guard"
+		cfg.OnResync = func() {
+			fmt.Fprintln(os.Stderr, "fsnotifyd guard: the daemon restarted; watches re-established (accesses meanwhile were allowed)")
+		}
+	}
 	if g.launcher != nil {
 		cfg.Exempt = []int{g.launcher.pid()}
 	}
@@ -189,12 +193,12 @@ func runGuard(args []string) int {
 	}
 	guard, err := notify.NewGuard(cfg, handler)
 	if err != nil {
-		if errors.Is(err, notify.ErrGuardNeedsPrivilege) {
-			return fail("guard", err)
-		}
 		return fail("guard", err)
 	}
 	g.guard = guard
+	if got := guard.Deadline(); got != deadline {
+		fmt.Fprintf(os.Stderr, "fsnotifyd guard: note: the daemon caps the deadline at %v\n", got)
+	}
 	if !quiet {
 		fmt.Fprintln(os.Stderr, "Watches established.")
 	}
