@@ -107,7 +107,7 @@ func NewConn(c *net.UnixConn, side Side) *Conn {
 }
 
 // SetBlockingReads takes the connection out of Go's network poller: from then on ReadMsg
-// waits in poll(2) on the reading goroutine's own thread (and a write that finds the socket
+// waits in recvmsg(2) on the reading goroutine's own thread (and a write that finds the socket
 // full waits likewise). It is for the latency-critical path of permission events, where the
 // reading goroutine acts on the message itself: the kernel then wakes the very thread that
 // handles the message, usually on the CPU of the process that wrote it, where with the poller
@@ -149,8 +149,13 @@ func (c *Conn) SetBlockingReads() error {
 		c.atomicN = min(c.atomicN, sndbuf/2-64)
 	}
 	// Closing uc deregisters the socket from the poller (EPOLL_CTL_DEL) before closing its
-	// descriptor; the duplicate keeps the socket open, unregistered.
+	// descriptor; the duplicate keeps the socket open, unregistered, and from then on alone
+	// on its open file description: blocking mode for recvmsg (writes say MSG_DONTWAIT).
 	c.uc.Close()
+	if err := syscall.SetNonblock(fd, false); err != nil {
+		sys.Close(fd)
+		return os.NewSyscallError("fcntl", err)
+	}
 	c.raw = &rawSock{fd: fd}
 	return nil
 }
@@ -258,11 +263,14 @@ func (s *rawSock) recvmsg(p, oob []byte) (n, oobn, flags int, err error) {
 		return 0, 0, 0, net.ErrClosed
 	}
 	for {
-		n, oobn, flags, _, err = syscall.Recvmsg(s.fd, p, oob, syscall.MSG_DONTWAIT|syscall.MSG_CMSG_CLOEXEC)
+		// A blocking recvmsg (the descriptor is in blocking mode): one system call per
+		// message where a non-blocking one would take three (EAGAIN, poll, recvmsg).
+		// close's shutdown(2) wakes it.
+		n, oobn, flags, _, err = syscall.Recvmsg(s.fd, p, oob, syscall.MSG_CMSG_CLOEXEC)
 		switch err {
 		case syscall.EINTR:
 			continue
-		case syscall.EAGAIN:
+		case syscall.EAGAIN: // not expected in blocking mode; wait all the same
 			if _, perr := sys.PollRead(s.fd, -1); perr != nil {
 				return 0, 0, 0, perr
 			}
