@@ -2,6 +2,7 @@ package sys
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"strconv"
 	"sync"
@@ -276,6 +277,38 @@ func PollWrite(fd int) error {
 			return os.NewSyscallError("poll(fd "+strconv.Itoa(fd)+")", syscall.EBADF)
 		}
 		if fds[0].Revents != 0 {
+			return nil
+		}
+	}
+}
+
+// PollReadable waits in poll(2), on the calling goroutine's thread, until at least one of fds
+// is readable or hung up, and sets ready[i] for each that is (ready must be as long as fds).
+func PollReadable(fds []int, ready []bool) error {
+	if len(ready) != len(fds) {
+		return fmt.Errorf("PollReadable: %d fds but %d ready slots", len(fds), len(ready))
+	}
+	pfds := make([]unix.PollFd, len(fds))
+	for i, fd := range fds {
+		pfds[i] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
+	}
+	for {
+		_, err := unix.Poll(pfds, -1)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return os.NewSyscallError("poll", err)
+		}
+		any := false
+		for i := range pfds {
+			if pfds[i].Revents&unix.POLLNVAL != 0 {
+				return os.NewSyscallError("poll(fd "+strconv.Itoa(fds[i])+")", syscall.EBADF)
+			}
+			ready[i] = pfds[i].Revents != 0
+			any = any || ready[i]
+		}
+		if any {
 			return nil
 		}
 	}

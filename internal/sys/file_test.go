@@ -408,3 +408,44 @@ func TestNewUnpolledFile(t *testing.T) {
 		t.Error("SetReadDeadline succeeded: the file is in the netpoller")
 	}
 }
+
+func TestPollReadable(t *testing.T) {
+	var a, b [2]int
+	for _, p := range []*[2]int{&a, &b} {
+		fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p[0], p[1] = fds[0], fds[1]
+	}
+	defer func() {
+		for _, fd := range []int{a[0], a[1], b[0], b[1]} {
+			if fd >= 0 {
+				syscall.Close(fd)
+			}
+		}
+	}()
+	ready := make([]bool, 2)
+	if err := PollReadable([]int{a[0]}, ready); err == nil {
+		t.Fatal("mismatched lengths accepted")
+	}
+	done := make(chan error, 1)
+	go func() { done <- PollReadable([]int{a[0], b[0]}, ready) }()
+	select {
+	case err := <-done:
+		t.Fatalf("returned with nothing to read: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	syscall.Write(b[1], []byte("x"))
+	if err := <-done; err != nil || ready[0] || !ready[1] {
+		t.Fatalf("PollReadable = %v, ready %v; want only the second", err, ready)
+	}
+	syscall.Close(a[1]) // a hang-up counts
+	a[1] = -1
+	if err := PollReadable([]int{a[0], b[0]}, ready); err != nil || !ready[0] || !ready[1] {
+		t.Fatalf("after a hang-up: %v, ready %v", err, ready)
+	}
+	if err := PollReadable([]int{1 << 20}, ready[:1]); !errors.Is(err, syscall.EBADF) {
+		t.Fatalf("bad fd: %v, want EBADF", err)
+	}
+}
