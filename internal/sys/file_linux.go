@@ -283,7 +283,8 @@ func PollWrite(fd int) error {
 }
 
 // PollReadable waits in poll(2), on the calling goroutine's thread, until at least one of fds
-// is readable or hung up, and sets ready[i] for each that is (ready must be as long as fds).
+// is readable, hung up, in error or not open (POLLNVAL: a descriptor closed meanwhile), and
+// sets ready[i] for each that is: reading it then says which (ready must be as long as fds).
 func PollReadable(fds []int, ready []bool) error {
 	if len(ready) != len(fds) {
 		return fmt.Errorf("PollReadable: %d fds but %d ready slots", len(fds), len(ready))
@@ -302,9 +303,6 @@ func PollReadable(fds []int, ready []bool) error {
 		}
 		any := false
 		for i := range pfds {
-			if pfds[i].Revents&unix.POLLNVAL != 0 {
-				return os.NewSyscallError("poll(fd "+strconv.Itoa(fds[i])+")", syscall.EBADF)
-			}
 			ready[i] = pfds[i].Revents != 0
 			any = any || ready[i]
 		}
@@ -342,6 +340,20 @@ func (w *Waker) Wake() {
 	var one [8]byte
 	one[0] = 1 // little-endian 1; eventfd counts, so repeated wakes never block
 	unix.Write(w.fd, one[:])
+}
+
+// Fd is the eventfd, readable once woken: for waiting on it among other descriptors
+// (PollReadable).
+func (w *Waker) Fd() int { return w.fd }
+
+// Drain undoes the wakes so far: for a Waker used as a nudge, read by the goroutine it wakes.
+func (w *Waker) Drain() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.closed {
+		var buf [8]byte
+		unix.Read(w.fd, buf[:])
+	}
 }
 
 // Close closes the eventfd; call it once no PollReadOr can still use it. Idempotent.
