@@ -282,6 +282,25 @@ func (s *rawSock) recvmsg(p, oob []byte) (n, oobn, flags int, err error) {
 	}
 }
 
+// recvmsgNoWait is one recvmsg that does not wait: EAGAIN if nothing is queued.
+func (s *rawSock) recvmsgNoWait(p, oob []byte) (n, oobn, flags int, err error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return 0, 0, 0, net.ErrClosed
+	}
+	for {
+		n, oobn, flags, _, err = syscall.Recvmsg(s.fd, p, oob, syscall.MSG_DONTWAIT|syscall.MSG_CMSG_CLOEXEC)
+		switch err {
+		case syscall.EINTR:
+			continue
+		case nil, syscall.EAGAIN:
+			return n, oobn, flags, err
+		}
+		return 0, 0, 0, os.NewSyscallError("recvmsg", err)
+	}
+}
+
 // sendmsg writes b whole, with oob on its first part.
 func (s *rawSock) sendmsg(b, oob []byte) (int, error) {
 	s.mu.RLock()
@@ -495,6 +514,75 @@ func (c *Conn) ReadMsg() (Msg, error) {
 	}
 }
 
+// TryReadMsg is ReadMsg that does not wait: it returns the next message if one has arrived
+// whole (reading the socket once, without waiting, if the buffer does not hold one), and nil,
+// nil if not — or if another goroutine is reading. Errors are ReadMsg's. Only after
+// SetBlockingReads (ErrNotRaw before). It is for a goroutine that learned from poll(2) that
+// the socket is readable (RawFd) and must not block on it.
+func (c *Conn) TryReadMsg() (Msg, error) { return c.tryReadMsg(false) }
+
+// BufferedMsg is TryReadMsg without reading the socket: the next message if a whole one has
+// been received already, else nil, nil. A reader that waits for the socket with poll(2) must
+// take every buffered message before it waits: poll knows only what is still in the socket.
+func (c *Conn) BufferedMsg() (Msg, error) { return c.tryReadMsg(true) }
+
+func (c *Conn) tryReadMsg(bufferedOnly bool) (Msg, error) {
+	if c.raw == nil {
+		return nil, ErrNotRaw
+	}
+	if !c.rmu.TryLock() {
+		return nil, nil
+	}
+	defer c.rmu.Unlock()
+	if c.rerr != nil {
+		return nil, c.rerr
+	}
+	read := bufferedOnly
+	for {
+		if c.w-c.r >= HeaderSize {
+			h, err := DecodeHeader(c.rbuf[c.r:c.w])
+			if err != nil {
+				return nil, c.failReadLocked(err)
+			}
+			if err := c.acceptType(h.Type); err != nil {
+				return nil, c.failReadLocked(err)
+			}
+			need := HeaderSize + int(h.Length)
+			if c.w-c.r >= need {
+				return c.frameLocked(h, need)
+			}
+			c.makeRoom(need)
+		} else {
+			c.makeRoom(HeaderSize)
+		}
+		if read {
+			return nil, nil // the rest of the frame has not come yet
+		}
+		read = true
+		if err := c.fillNoWait(); err != nil {
+			if err == errWouldBlock {
+				return nil, nil
+			}
+			return nil, err
+		}
+	}
+}
+
+// errWouldBlock is fillNoWait's: nothing to read now.
+var errWouldBlock = errors.New("would block")
+
+// ErrNotRaw is TryReadMsg's and RawFd's before SetBlockingReads.
+var ErrNotRaw = errors.New("proto: the connection is not in blocking-reads mode")
+
+// RawFd is the socket's descriptor after SetBlockingReads, for poll(2) only: the Conn
+// reads and writes it, and closes it on Close.
+func (c *Conn) RawFd() (int, error) {
+	if c.raw == nil {
+		return -1, ErrNotRaw
+	}
+	return c.raw.fd, nil
+}
+
 // frameLocked decodes the complete frame at rbuf[r:r+need] and consumes it.
 func (c *Conn) frameLocked(h Header, need int) (Msg, error) {
 	nfds := int(h.NFDs)
@@ -573,11 +661,23 @@ func (c *Conn) makeRoom(need int) {
 }
 
 // fill reads more bytes (and fds) into rbuf[w:].
-func (c *Conn) fill() error {
+func (c *Conn) fill() error { return c.fillMode(false) }
+
+// fillNoWait is fill without waiting (raw mode only): errWouldBlock if nothing is queued.
+func (c *Conn) fillNoWait() error { return c.fillMode(true) }
+
+func (c *Conn) fillMode(noWait bool) error {
 	var n, oobn, flags int
 	var err error
 	if c.raw != nil {
-		n, oobn, flags, err = c.raw.recvmsg(c.rbuf[c.w:], c.oob)
+		if noWait {
+			n, oobn, flags, err = c.raw.recvmsgNoWait(c.rbuf[c.w:], c.oob)
+			if err == syscall.EAGAIN {
+				return errWouldBlock
+			}
+		} else {
+			n, oobn, flags, err = c.raw.recvmsg(c.rbuf[c.w:], c.oob)
+		}
 		if err == nil && n == 0 && oobn == 0 && c.closing.Load() {
 			return c.failReadLocked(net.ErrClosed) // woken by Close's shutdown
 		}

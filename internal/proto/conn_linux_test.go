@@ -879,3 +879,84 @@ func TestConnTryWriteMsgs(t *testing.T) {
 		}
 	}
 }
+
+// TryReadMsg never waits: nothing, then a frame sent in two parts (nothing until it is
+// whole), with an fd; errors as ReadMsg's; not before SetBlockingReads.
+func TestConnTryReadMsg(t *testing.T) {
+	d, c := pipe(t)
+	handshake(t, d, c)
+	if _, err := d.TryReadMsg(); !errors.Is(err, ErrNotRaw) {
+		t.Fatalf("TryReadMsg before SetBlockingReads: %v, want ErrNotRaw", err)
+	}
+	if _, err := d.RawFd(); !errors.Is(err, ErrNotRaw) {
+		t.Fatalf("RawFd before SetBlockingReads: %v, want ErrNotRaw", err)
+	}
+	setBlocking(t, true, d)
+	if fd, err := d.RawFd(); err != nil || fd < 0 {
+		t.Fatalf("RawFd: %d %v", fd, err)
+	}
+	if m, err := d.TryReadMsg(); m != nil || err != nil {
+		t.Fatalf("TryReadMsg with nothing sent: %v %v", m, err)
+	}
+	frame, _, err := Encode(&Respond{EventID: 9, Verdict: engine.Deny})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := c.UnixConn()
+	if _, err := raw.Write(frame[:HeaderSize+2]); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := d.TryReadMsg(); m != nil || err != nil {
+		t.Fatalf("TryReadMsg with part of a frame: %v %v", m, err)
+	}
+	if _, err := raw.Write(frame[HeaderSize+2:]); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := d.TryReadMsg(); err != nil || m == nil || m.(*Respond).EventID != 9 {
+		t.Fatalf("TryReadMsg of the whole frame: %v %v", m, err)
+	}
+	// Two frames in one write: the second stays buffered, where BufferedMsg finds it and
+	// poll(2) would not.
+	if _, err := raw.Write(append(append([]byte(nil), frame...), frame...)); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := d.BufferedMsg(); m != nil || err != nil {
+		t.Fatalf("BufferedMsg before any read: %v %v", m, err)
+	}
+	for i := 0; i < 2; i++ {
+		read := d.TryReadMsg
+		if i == 1 {
+			read = d.BufferedMsg
+		}
+		if m, err := read(); err != nil || m == nil || m.(*Respond).EventID != 9 {
+			t.Fatalf("frame %d of two: %v %v", i, m, err)
+		}
+	}
+	if m, err := d.BufferedMsg(); m != nil || err != nil {
+		t.Fatalf("BufferedMsg with nothing left: %v %v", m, err)
+	}
+	// With an fd.
+	file := filepath.Join(t.TempDir(), "f")
+	os.WriteFile(file, []byte("x"), 0o644)
+	fd := openPath(t, file)
+	if err := c.WriteMsg(&AddMark{Req: 3, Kind: engine.KindInode, Mask: engine.Open, Target: NewFD(fd)}); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Close(fd)
+	m, err := d.TryReadMsg()
+	if err != nil || m == nil {
+		t.Fatalf("TryReadMsg of an AddMark: %v %v", m, err)
+	}
+	if am := m.(*AddMark); !am.Target.Valid() {
+		t.Fatalf("AddMark without its fd: %+v", am)
+	} else {
+		am.Target.Close()
+	}
+	// The peer gone: EOF, and for good.
+	c.Close()
+	for i := 0; i < 2; i++ {
+		if _, err := d.TryReadMsg(); !errors.Is(err, io.EOF) {
+			t.Fatalf("TryReadMsg after the peer closed (%d): %v, want EOF", i, err)
+		}
+	}
+}
