@@ -85,6 +85,10 @@ type Backend struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // reader and dispatch goroutines
 
+	// readerHook shares the FD group reader's thread (ShareReader).
+	readerHook atomic.Pointer[ReaderHook]
+	fdNudge    atomic.Pointer[sys.Waker] // the FD group's nudge, once it exists
+
 	mu      sync.Mutex
 	closed  bool
 	objects map[engine.Object]*object

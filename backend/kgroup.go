@@ -30,8 +30,12 @@ type kgroup struct {
 	// directory move may be in flight (see Backend.dirsSettled).
 	busy atomic.Int32
 	// waker, for the FD group, interrupts its reader's poll(2): that reader waits in poll on
-	// its own thread, not in the netpoller (see readLoop).
-	waker *sys.Waker
+	// its own thread, not in the netpoller (see readLoop). nudge makes it ask the
+	// ReaderHook for its descriptors again.
+	waker, nudge *sys.Waker
+	// Reader-thread state for the ReaderHook.
+	pollFds []int
+	ready   []bool
 
 	closeOnce sync.Once
 	closed    atomic.Bool
@@ -91,6 +95,11 @@ func (b *Backend) startGroupLocked(k int) (*kgroup, error) {
 			sys.Close(fd)
 			return nil, err
 		}
+		if g.nudge, err = sys.NewWaker(); err != nil {
+			sys.Close(fd)
+			g.waker.Close()
+			return nil, err
+		}
 	}
 	if k == kFD {
 		// Outside the netpoller: its reader waits in poll(2) (see readLoop). Close then
@@ -98,6 +107,7 @@ func (b *Backend) startGroupLocked(k int) (*kgroup, error) {
 		if g.file, err = sys.NewUnpolledFile(fd, "fanotify"); err != nil {
 			sys.Close(fd)
 			g.waker.Close()
+			g.nudge.Close()
 			return nil, err
 		}
 	} else {
@@ -107,6 +117,7 @@ func (b *Backend) startGroupLocked(k int) (*kgroup, error) {
 	}
 	if k == kFD {
 		b.fdGroup = g
+		b.fdNudge.Store(g.nudge)
 	} else {
 		b.fidGrp = g
 		b.fidGroupAtomic.Store(g)
@@ -148,6 +159,7 @@ func (g *kgroup) readLoop() {
 	defer b.wg.Done()
 	if g.waker != nil {
 		defer g.waker.Close() // a later Wake does nothing
+		defer g.nudge.Close()
 	}
 	buf := make([]byte, sys.FanotifyReadSize)
 	rc, err := g.file.SyscallConn()
@@ -159,9 +171,11 @@ func (g *kgroup) readLoop() {
 	// than in the netpoller: the kernel then wakes the thread that handles the event, often on
 	// the CPU of the process that is waiting for the answer, where the netpoller's thread
 	// hands the goroutine on to another. Before it blocks, the reader yields once, so that a
-	// goroutine its events made runnable (a client's writer, a guard's worker) runs on this
-	// thread at once instead of waiting for another thread to be woken to take it. On a
-	// 2-vCPU VM this halves the daemon's permission round trip (bench/daemon.sh).
+	// goroutine its events made runnable (a guard's worker, a group's reader) runs on this
+	// thread at once instead of waiting for another thread to be woken to take it. With a
+	// ReaderHook (the daemon) it does not: the answers come back to this very thread, and the
+	// yield would only wake an idle thread to look for work (bench/daemon.sh: about 10% of
+	// the round trip).
 	blocking := g.waker != nil
 	for {
 		var n int
@@ -178,13 +192,13 @@ func (g *kgroup) readLoop() {
 				if !blocking {
 					return false // wait in the netpoller until readable
 				}
-				if !yielded {
+				if !yielded && b.readerHook.Load() == nil {
 					yielded = true
 					runtime.Gosched()
 					continue
 				}
 				yielded = false
-				readable, perr := sys.PollReadOr(int(fd), g.waker)
+				readable, perr := g.waitReadable(int(fd))
 				if perr != nil || !readable {
 					rerr = perr
 					if !readable && perr == nil {
@@ -265,6 +279,43 @@ func (g *kgroup) overflow() {
 				eg.Overflow()
 				break
 			}
+		}
+	}
+}
+
+// waitReadable waits until the FD group's descriptor is readable (true) or the group closes
+// (false). With a ReaderHook it waits for the hook's descriptors too and hands each that is
+// readable to the hook, on this thread, meanwhile.
+func (g *kgroup) waitReadable(fd int) (bool, error) {
+	for {
+		h := g.b.readerHook.Load()
+		const own = 3 // fd, waker, nudge (which also says a hook was installed)
+		g.pollFds = append(g.pollFds[:0], fd, g.waker.Fd(), g.nudge.Fd())
+		if h != nil {
+			g.pollFds = (*h).AppendPollFds(g.pollFds)
+		}
+		if cap(g.ready) < len(g.pollFds) {
+			g.ready = make([]bool, len(g.pollFds))
+		}
+		ready := g.ready[:len(g.pollFds)]
+		if err := sys.PollReadable(g.pollFds, ready); err != nil {
+			return false, err
+		}
+		if ready[1] {
+			return false, nil // closing
+		}
+		if ready[2] {
+			g.nudge.Drain() // the set changed: ask again
+		}
+		if h != nil && g.b.readerHook.Load() == h { // not replaced or removed meanwhile
+			for i := own; i < len(ready); i++ {
+				if ready[i] {
+					(*h).Readable(i - own)
+				}
+			}
+		}
+		if ready[0] {
+			return true, nil
 		}
 	}
 }
