@@ -54,6 +54,8 @@ type client struct {
 	leftover   []proto.Msg // built and taken from the group, not written yet
 	fbuf       []engine.Delivery
 	fmsgs      []proto.Msg
+
+	inlineState // a permission client read by the backend's reader (inline.go)
 }
 
 // clientMark is a mark a client placed: its object, and the path of that object when the mark
@@ -107,50 +109,65 @@ func (c *client) readLoop() {
 	for {
 		m, err := c.conn.ReadMsg()
 		if err != nil {
-			var pe *proto.Error
-			if errors.As(err, &pe) && pe.Code.Protocol() {
-				// A malformed or oversized frame: say why, and close this connection only.
-				c.conn.WriteMsg(proto.FatalFor(0, err))
-				c.s.log.Info("client sent a bad frame", "client", c.id, "err", err)
-			}
+			c.readFailed(err)
 			return
 		}
-		var reply proto.Msg
-		switch m := m.(type) {
-		case *proto.AddMark:
-			id, err := c.addMark(m)
-			reply = proto.ResultFor(m.Req, id, err)
-		case *proto.RemoveMark:
-			id, err := c.removeMark(m)
-			reply = proto.ResultFor(m.Req, id, err)
-		case *proto.Respond:
-			err := c.respond(m)
-			if m.Req != 0 || err != nil {
-				reply = proto.ResultFor(m.Req, m.EventID, err)
-			}
-		case *proto.StatsRequest:
-			all := m.AllClients && c.privileged // others' names and pids are for the privileged
-			st := c.s.Stats(all, c.id)
-			st.Req = m.Req
-			reply = &st
-		case *proto.Ping:
-			reply = &proto.Pong{Req: m.Req}
-		case *proto.Bye:
-			// Answer the pending permission events (close verdict) before the Result, so that
-			// a client waiting for it knows they are answered; then close.
-			c.g.Close()
-			c.conn.WriteMsg(proto.ResultFor(m.Req, 0, nil))
+		if c.handle(m) {
 			return
-		default:
-			proto.CloseFDs(m)
-			reply = proto.ResultFor(m.RequestID(), 0, proto.Errorf(proto.CodeInvalid, "unexpected %T", m))
-		}
-		if reply != nil {
-			if err := c.conn.WriteMsg(reply); err != nil {
-				return
-			}
 		}
 	}
+}
+
+// readFailed ends a connection whose reading failed: a malformed or oversized frame gets an
+// error reply first.
+func (c *client) readFailed(err error) {
+	var pe *proto.Error
+	if errors.As(err, &pe) && pe.Code.Protocol() {
+		// A malformed or oversized frame: say why, and close this connection only.
+		c.conn.WriteMsg(proto.FatalFor(0, err))
+		c.s.log.Info("client sent a bad frame", "client", c.id, "err", err)
+	}
+}
+
+// handle carries out one request and writes its reply; it reports whether the connection
+// ends (a Bye, or a reply that could not be written).
+func (c *client) handle(m proto.Msg) (end bool) {
+	var reply proto.Msg
+	switch m := m.(type) {
+	case *proto.AddMark:
+		id, err := c.addMark(m)
+		reply = proto.ResultFor(m.Req, id, err)
+	case *proto.RemoveMark:
+		id, err := c.removeMark(m)
+		reply = proto.ResultFor(m.Req, id, err)
+	case *proto.Respond:
+		err := c.respond(m)
+		if m.Req != 0 || err != nil {
+			reply = proto.ResultFor(m.Req, m.EventID, err)
+		}
+	case *proto.StatsRequest:
+		all := m.AllClients && c.privileged // others' names and pids are for the privileged
+		st := c.s.Stats(all, c.id)
+		st.Req = m.Req
+		reply = &st
+	case *proto.Ping:
+		reply = &proto.Pong{Req: m.Req}
+	case *proto.Bye:
+		// Answer the pending permission events (close verdict) before the Result, so that
+		// a client waiting for it knows they are answered; then close.
+		c.g.Close()
+		c.conn.WriteMsg(proto.ResultFor(m.Req, 0, nil))
+		return true
+	default:
+		proto.CloseFDs(m)
+		reply = proto.ResultFor(m.RequestID(), 0, proto.Errorf(proto.CodeInvalid, "unexpected %T", m))
+	}
+	if reply != nil {
+		if err := c.conn.WriteMsg(reply); err != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // addMark places a mark on the object of the client's descriptor.

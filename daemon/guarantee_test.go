@@ -112,6 +112,12 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 // disconnects, each step promptly; the daemon's stats answer, in-process and through
 // `fsnotifyd stats`; then A is killed and every blocked open() returns within 100 ms.
 func TestHolderStallsNoOne(t *testing.T) {
+	for _, mode := range readModes {
+		t.Run(mode.name, func(t *testing.T) { testHolderStallsNoOne(t, mode.threadPerClient) })
+	}
+}
+
+func testHolderStallsNoOne(t *testing.T, threadPerClient bool) {
 	testenv.RequireRoot(t)
 	const n = 100
 	scratch := testenv.Tmpfs(t)
@@ -124,7 +130,7 @@ func TestHolderStallsNoOne(t *testing.T) {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(publicDir(t), "d.sock")
-	d := startDaemon(t, testConfig(), sock)
+	d := startDaemonMode(t, testConfig(), sock, threadPerClient)
 
 	// A: a content client that never answers (deadline 60 s, far beyond the test's steps).
 	a := dialClient(t, sock, "class=content,deadline=60s,name=A", spawnOpts{})
@@ -254,49 +260,53 @@ func TestHolderStallsNoOne(t *testing.T) {
 // open() returns within 200 ms + 50 ms, with the deadline verdict.
 func TestDeadlineVerdict(t *testing.T) {
 	testenv.RequireRoot(t)
-	for _, verdict := range []engine.Verdict{engine.Allow, engine.Deny} {
-		t.Run(verdict.String(), func(t *testing.T) {
-			const n = 10
-			scratch := testenv.Tmpfs(t)
-			file := filepath.Join(scratch, "f")
-			if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			sock := filepath.Join(publicDir(t), "d.sock")
-			d := startDaemon(t, testConfig(), sock)
-			c := dialClient(t, sock, "class=content,deadline=200ms,dverdict="+verdict.String(), spawnOpts{})
-			if w := c.allLines("welcome"); len(w) != 1 || !strings.Contains(w[0], "deadline=200000000") {
-				t.Fatalf("welcome %q: want deadline 200ms", w)
-			}
-			mustAdd(t, c, kindInode, maskOpenPerm, scratch)
-			// The accessors run at once, so that each also waits behind the others.
-			accessors := startAccessors(t, file, n)
-			lat := make([]time.Duration, n)
-			wantErrno := 0
-			if verdict == engine.Deny {
-				wantErrno = int(syscall.EPERM)
-			}
-			for i, acc := range accessors {
-				errno, end := acc.result(t, hang)
-				if errno != wantErrno {
-					t.Errorf("accessor %d: errno %d, want %d (the deadline verdict %s)", i, errno, wantErrno, verdict)
-				}
-				lat[i] = time.Duration(end - acc.start)
-			}
-			t.Logf("deadline 200ms, verdict %s: open() took min %v, median %v, max %v over %d processes",
-				verdict, slices.Min(lat), percentile(lat, 0.5), slices.Max(lat), n)
-			if m := slices.Max(lat); m > 250*time.Millisecond {
-				t.Errorf("the slowest open() took %v, want ≤ 200 ms + 50 ms", m)
-			}
-			if m := slices.Min(lat); m < 200*time.Millisecond {
-				t.Errorf("an open() returned after %v, before the deadline", m)
-			}
-			if c.count("event ") != n {
-				t.Errorf("the client saw %d events, want %d", c.count("event "), n)
-			}
-			if st := d.srv.Stats(false, 0); st.Daemon.DeadlineExpired != n {
-				t.Errorf("daemon: %d deadline expiries, want %d", st.Daemon.DeadlineExpired, n)
-			}
-		})
+	for _, mode := range readModes {
+		for _, verdict := range []engine.Verdict{engine.Allow, engine.Deny} {
+			t.Run(mode.name+"/"+verdict.String(), func(t *testing.T) { testDeadlineVerdict(t, verdict, mode.threadPerClient) })
+		}
+	}
+}
+
+func testDeadlineVerdict(t *testing.T, verdict engine.Verdict, threadPerClient bool) {
+	const n = 10
+	scratch := testenv.Tmpfs(t)
+	file := filepath.Join(scratch, "f")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(publicDir(t), "d.sock")
+	d := startDaemonMode(t, testConfig(), sock, threadPerClient)
+	c := dialClient(t, sock, "class=content,deadline=200ms,dverdict="+verdict.String(), spawnOpts{})
+	if w := c.allLines("welcome"); len(w) != 1 || !strings.Contains(w[0], "deadline=200000000") {
+		t.Fatalf("welcome %q: want deadline 200ms", w)
+	}
+	mustAdd(t, c, kindInode, maskOpenPerm, scratch)
+	// The accessors run at once, so that each also waits behind the others.
+	accessors := startAccessors(t, file, n)
+	lat := make([]time.Duration, n)
+	wantErrno := 0
+	if verdict == engine.Deny {
+		wantErrno = int(syscall.EPERM)
+	}
+	for i, acc := range accessors {
+		errno, end := acc.result(t, hang)
+		if errno != wantErrno {
+			t.Errorf("accessor %d: errno %d, want %d (the deadline verdict %s)", i, errno, wantErrno, verdict)
+		}
+		lat[i] = time.Duration(end - acc.start)
+	}
+	t.Logf("deadline 200ms, verdict %s: open() took min %v, median %v, max %v over %d processes",
+		verdict, slices.Min(lat), percentile(lat, 0.5), slices.Max(lat), n)
+	if m := slices.Max(lat); m > 250*time.Millisecond {
+		t.Errorf("the slowest open() took %v, want ≤ 200 ms + 50 ms", m)
+	}
+	if m := slices.Min(lat); m < 200*time.Millisecond {
+		t.Errorf("an open() returned after %v, before the deadline", m)
+	}
+	if c.count("event ") != n {
+		t.Errorf("the client saw %d events, want %d", c.count("event "), n)
+	}
+	if st := d.srv.Stats(false, 0); st.Daemon.DeadlineExpired != n {
+		t.Errorf("daemon: %d deadline expiries, want %d", st.Daemon.DeadlineExpired, n)
 	}
 }

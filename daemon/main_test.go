@@ -175,7 +175,19 @@ type testDaemon struct {
 // startDaemon serves a new daemon (and backend) with cfg on sock until the test ends.
 func startDaemon(t testing.TB, cfg daemon.Config, sock string) *testDaemon {
 	t.Helper()
-	srv, err := daemon.New(daemon.Options{Config: cfg, Version: "test"})
+	return startDaemonMode(t, cfg, sock, false)
+}
+
+// readModes are the two ways the daemon reads permission clients (daemon.Options.ThreadPerClient).
+var readModes = []struct {
+	name            string
+	threadPerClient bool
+}{{"inline", false}, {"thread-per-client", true}}
+
+// startDaemonMode is startDaemon with daemon.Options.ThreadPerClient.
+func startDaemonMode(t testing.TB, cfg daemon.Config, sock string, threadPerClient bool) *testDaemon {
+	t.Helper()
+	srv, err := daemon.New(daemon.Options{Config: cfg, Version: "test", ThreadPerClient: threadPerClient})
 	if err != nil {
 		t.Fatal(err)
 	}

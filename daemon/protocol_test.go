@@ -49,6 +49,33 @@ func TestBadFrames(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Permission clients' sockets are read by the backend's reader (inline.go), others' by a
+	// goroutine each: both reject bad frames alike.
+	for _, class := range []engine.Class{engine.ClassNotification, engine.ClassContent} {
+		t.Run(class.String(), func(t *testing.T) { testBadFrames(t, sock, class) })
+	}
+
+	// The good client did not notice.
+	if err := good.Ping(ctx); err != nil {
+		t.Fatalf("the other client: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(scratch, "after"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-good.Events():
+		if ev.Path != filepath.Join(scratch, "after") {
+			t.Errorf("the other client: event %+v, want the creation of %s", ev, filepath.Join(scratch, "after"))
+		}
+	case <-time.After(hang):
+		t.Fatal("the other client gets no events any more")
+	}
+	if !eventually(hang, func() bool { return d.srv.Stats(false, 0).Daemon.Clients == 1 }) {
+		t.Errorf("the daemon counts %d clients, want 1 (the good one)", d.srv.Stats(false, 0).Daemon.Clients)
+	}
+}
+
+func testBadFrames(t *testing.T, sock string, class engine.Class) {
 	for _, tc := range []struct {
 		name  string
 		hello bool // send a valid Hello first
@@ -72,7 +99,7 @@ func TestBadFrames(t *testing.T) {
 			}
 			defer conn.Close()
 			conn.SetDeadline(time.Now().Add(hang))
-			hello := &proto.Hello{Req: 1, MinVersion: proto.MinVersion, MaxVersion: proto.MaxVersion, Name: "bad"}
+			hello := &proto.Hello{Req: 1, MinVersion: proto.MinVersion, MaxVersion: proto.MaxVersion, Name: "bad", Class: class}
 			raw := tc.raw
 			if tc.hello {
 				if err := conn.WriteMsg(hello); err != nil {
@@ -115,24 +142,6 @@ func TestBadFrames(t *testing.T) {
 		})
 	}
 
-	// The good client did not notice.
-	if err := good.Ping(ctx); err != nil {
-		t.Fatalf("the other client: %v", err)
-	}
-	if err := os.WriteFile(filepath.Join(scratch, "after"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case ev := <-good.Events():
-		if ev.Path != filepath.Join(scratch, "after") {
-			t.Errorf("the other client: event %+v, want the creation of %s", ev, filepath.Join(scratch, "after"))
-		}
-	case <-time.After(hang):
-		t.Fatal("the other client gets no events any more")
-	}
-	if !eventually(hang, func() bool { return d.srv.Stats(false, 0).Daemon.Clients == 1 }) {
-		t.Errorf("the daemon counts %d clients, want 1 (the good one)", d.srv.Stats(false, 0).Daemon.Clients)
-	}
 }
 
 // TestStopDuringHandshake: a connection that has not said Hello yet when the daemon stops
@@ -373,5 +382,70 @@ func testSlowReaderOverflowsAlone(t *testing.T, class engine.Class) {
 	}
 	if fastStats.Dropped != 0 || fastStats.Overflows != 0 {
 		t.Errorf("the fast client lost events: %+v", fastStats)
+	}
+}
+
+// TestInlineFloodSlowsOnlyItself: a permission client (read by the backend's reader) that
+// sends requests faster than it reads the replies is paused, not served at others' expense:
+// another client keeps working meanwhile, and once it reads, every reply comes, in order.
+func TestInlineFloodSlowsOnlyItself(t *testing.T) {
+	testenv.RequireRoot(t)
+	sock := filepath.Join(publicDir(t), "d.sock")
+	startDaemon(t, testConfig(), sock)
+	conn, err := proto.Dial(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.WriteMsg(&proto.Hello{Req: 1, MinVersion: proto.MinVersion, MaxVersion: proto.MaxVersion,
+		Name: "flood", Class: engine.ClassContent}); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := conn.ReadMsg(); err != nil {
+		t.Fatal(err)
+	} else if _, ok := m.(*proto.Welcome); !ok {
+		t.Fatalf("got %T, want Welcome", m)
+	}
+	const n = 50000 // far more Pongs than the socket buffers hold
+	var frames []byte
+	for i := range n {
+		f, _, err := proto.Encode(&proto.Ping{Req: uint64(i + 2)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		frames = append(frames, f...)
+	}
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := conn.UnixConn().Write(frames)
+		wrote <- err
+	}()
+	// While the flooder's replies pile up unread, another client is served at once.
+	ctx, cancel := context.WithTimeout(context.Background(), hang)
+	defer cancel()
+	time.Sleep(100 * time.Millisecond)
+	other, err := client.Dial(ctx, client.Options{Socket: sock, Name: "other", Class: engine.ClassContent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	for range 10 {
+		if err := other.Ping(ctx); err != nil {
+			t.Fatalf("another client while one floods: %v", err)
+		}
+	}
+	// Now read: every Pong, in order.
+	conn.SetReadDeadline(time.Now().Add(hang))
+	for i := range n {
+		m, err := conn.ReadMsg()
+		if err != nil {
+			t.Fatalf("reply %d: %v", i, err)
+		}
+		if p, ok := m.(*proto.Pong); !ok || p.Req != uint64(i+2) {
+			t.Fatalf("reply %d: %+v, want Pong %d", i, m, i+2)
+		}
+	}
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
 	}
 }

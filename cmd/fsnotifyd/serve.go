@@ -43,11 +43,12 @@ Examples:
 
 func runServe(args []string) int {
 	var (
-		socket   = daemon.DefaultSocket
-		config   string
-		metrics  string
-		logLevel = "info"
-		logJSON  bool
+		socket    = daemon.DefaultSocket
+		config    string
+		metrics   string
+		logLevel  = "info"
+		logJSON   bool
+		perThread bool
 	)
 	fs := newFlagSet("serve", "[--socket PATH] [--config FILE] [--metrics ADDR]", serveHelp)
 	fs.stringVar(&socket, "socket,s", "listen on this unix socket")
@@ -55,6 +56,7 @@ func runServe(args []string) int {
 	fs.stringVar(&metrics, "metrics", "serve Prometheus metrics on ADDR (host:port)")
 	fs.stringVar(&logLevel, "log-level", "debug, info, warn or error")
 	fs.boolVar(&logJSON, "log-json", "log JSON lines instead of text")
+	fs.boolVar(&perThread, "thread-per-client", "read each permission client on a thread of its own, not on the kernel reader's (slower; for comparison)")
 	rest, err := fs.parse(args)
 	if err != nil {
 		if err == errHelp {
@@ -86,7 +88,7 @@ func runServe(args []string) int {
 	if err != nil {
 		return fail("serve", err)
 	}
-	srv, err := daemon.New(daemon.Options{Config: cfg, Logger: log, Version: version})
+	srv, err := daemon.New(daemon.Options{Config: cfg, Logger: log, Version: version, ThreadPerClient: perThread})
 	if err != nil {
 		ln.Close()
 		return fail("serve", err)
