@@ -491,7 +491,13 @@ func (c *Conn) ReadMsg() (Msg, error) {
 	if c.rerr != nil {
 		return nil, c.rerr
 	}
-	for {
+	return c.readLocked(c.fill, -1)
+}
+
+// readLocked returns the next whole message, calling fill for more bytes as needed but at
+// most maxFills times (-1: no limit): nil, nil when that was not enough. Needs rmu.
+func (c *Conn) readLocked(fill func() error, maxFills int) (Msg, error) {
+	for fills := 0; ; fills++ {
 		if c.w-c.r >= HeaderSize {
 			h, err := DecodeHeader(c.rbuf[c.r:c.w])
 			if err != nil {
@@ -508,7 +514,10 @@ func (c *Conn) ReadMsg() (Msg, error) {
 		} else {
 			c.makeRoom(HeaderSize)
 		}
-		if err := c.fill(); err != nil {
+		if fills == maxFills {
+			return nil, nil
+		}
+		if err := fill(); err != nil {
 			return nil, err
 		}
 	}
@@ -537,35 +546,15 @@ func (c *Conn) tryReadMsg(bufferedOnly bool) (Msg, error) {
 	if c.rerr != nil {
 		return nil, c.rerr
 	}
-	read := bufferedOnly
-	for {
-		if c.w-c.r >= HeaderSize {
-			h, err := DecodeHeader(c.rbuf[c.r:c.w])
-			if err != nil {
-				return nil, c.failReadLocked(err)
-			}
-			if err := c.acceptType(h.Type); err != nil {
-				return nil, c.failReadLocked(err)
-			}
-			need := HeaderSize + int(h.Length)
-			if c.w-c.r >= need {
-				return c.frameLocked(h, need)
-			}
-			c.makeRoom(need)
-		} else {
-			c.makeRoom(HeaderSize)
-		}
-		if read {
-			return nil, nil // the rest of the frame has not come yet
-		}
-		read = true
-		if err := c.fillNoWait(); err != nil {
-			if err == errWouldBlock {
-				return nil, nil
-			}
-			return nil, err
-		}
+	fills := 1
+	if bufferedOnly {
+		fills = 0
 	}
+	m, err := c.readLocked(c.fillNoWait, fills)
+	if err == errWouldBlock {
+		return nil, nil
+	}
+	return m, err
 }
 
 // errWouldBlock is fillNoWait's: nothing to read now.
