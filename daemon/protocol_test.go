@@ -391,21 +391,7 @@ func testSlowReaderOverflowsAlone(t *testing.T, class engine.Class) {
 func TestInlineFloodSlowsOnlyItself(t *testing.T) {
 	testenv.RequireRoot(t)
 	sock := filepath.Join(publicDir(t), "d.sock")
-	startDaemon(t, testConfig(), sock)
-	conn, err := proto.Dial(sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if err := conn.WriteMsg(&proto.Hello{Req: 1, MinVersion: proto.MinVersion, MaxVersion: proto.MaxVersion,
-		Name: "flood", Class: engine.ClassContent}); err != nil {
-		t.Fatal(err)
-	}
-	if m, err := conn.ReadMsg(); err != nil {
-		t.Fatal(err)
-	} else if _, ok := m.(*proto.Welcome); !ok {
-		t.Fatalf("got %T, want Welcome", m)
-	}
+	d := startDaemon(t, testConfig(), sock)
 	const n = 50000 // far more Pongs than the socket buffers hold
 	var frames []byte
 	for i := range n {
@@ -415,11 +401,36 @@ func TestInlineFloodSlowsOnlyItself(t *testing.T) {
 		}
 		frames = append(frames, f...)
 	}
-	wrote := make(chan error, 1)
-	go func() {
-		_, err := conn.UnixConn().Write(frames)
-		wrote <- err
-	}()
+	flood := func(name string) (*proto.Conn, chan error) {
+		conn, err := proto.Dial(sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := conn.WriteMsg(&proto.Hello{Req: 1, MinVersion: proto.MinVersion, MaxVersion: proto.MaxVersion,
+			Name: name, Class: engine.ClassContent}); err != nil {
+			t.Fatal(err)
+		}
+		if m, err := conn.ReadMsg(); err != nil {
+			t.Fatal(err)
+		} else if _, ok := m.(*proto.Welcome); !ok {
+			t.Fatalf("got %T, want Welcome", m)
+		}
+		wrote := make(chan error, 1)
+		go func() {
+			_, err := conn.UnixConn().Write(frames)
+			wrote <- err
+		}()
+		return conn, wrote
+	}
+	// A flooder that leaves while paused is cleaned up like any other client.
+	quitter, _ := flood("quitter")
+	time.Sleep(100 * time.Millisecond)
+	quitter.Close()
+	if !eventually(hang, func() bool { return d.srv.Stats(false, 0).Daemon.Clients == 0 }) {
+		t.Fatalf("a flooder that left is still counted: %d clients", d.srv.Stats(false, 0).Daemon.Clients)
+	}
+	conn, wrote := flood("flood")
+	defer conn.Close()
 	// While the flooder's replies pile up unread, another client is served at once.
 	ctx, cancel := context.WithTimeout(context.Background(), hang)
 	defer cancel()
