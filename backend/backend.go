@@ -420,12 +420,16 @@ type Stats struct {
 	IgnoreMarks, VerdictCached atomic.Uint64
 	// Errors translating events (the event was still answered).
 	TranslateErrors atomic.Uint64
+	// Times the FD reader stopped waiting for the FID group to catch up (awaitFIDSettled):
+	// its events may then come before directory events queued ahead of them.
+	OrderWaitTimeouts atomic.Uint64
 }
 
 // StatsSnapshot is a copy of Stats.
 type StatsSnapshot struct {
 	Events, PermissionEvents, SelfExempt, KernelOverflows uint64
 	IgnoreMarks, VerdictCached, TranslateErrors           uint64
+	OrderWaitTimeouts                                     uint64
 }
 
 // Stats returns the backend's figures.
@@ -434,6 +438,6 @@ func (b *Backend) Stats() StatsSnapshot {
 		Events: b.stats.Events.Load(), PermissionEvents: b.stats.PermissionEvents.Load(),
 		SelfExempt: b.stats.SelfExempt.Load(), KernelOverflows: b.stats.KernelOverflows.Load(),
 		IgnoreMarks: b.stats.IgnoreMarks.Load(), VerdictCached: b.stats.VerdictCached.Load(),
-		TranslateErrors: b.stats.TranslateErrors.Load(),
+		TranslateErrors: b.stats.TranslateErrors.Load(), OrderWaitTimeouts: b.stats.OrderWaitTimeouts.Load(),
 	}
 }

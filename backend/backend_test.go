@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -211,5 +212,48 @@ func TestVerdictCache(t *testing.T) {
 	}
 	if b.Stats().VerdictCached == 0 {
 		t.Fatal("VerdictCached stayed 0")
+	}
+}
+
+// A file's CREATE (FID group) comes before its OPEN, MODIFY and CLOSE_WRITE (FD group), as
+// the one open(O_CREAT) and its writes queued them — the order inotify users know.
+func TestCreateComesBeforeTheFileDescriptorEvents(t *testing.T) {
+	for _, kind := range []engine.Kind{engine.KindSubtree, engine.KindInode} {
+		t.Run(kind.String(), func(t *testing.T) {
+			b := newBackend(t, ModeFanotify)
+			dir := testenv.Tmpfs(t)
+			g := newGroup(t, b, engine.Options{})
+			mask := engine.Create | engine.Open | engine.Modify | engine.CloseWrite
+			if kind == engine.KindInode {
+				mask |= engine.EventOnChild
+			}
+			mark(t, b, g, dir, kind, engine.MarkSpec{Mask: mask})
+			const n = 200
+			script := "for i in $(seq " + strconv.Itoa(n) + "); do echo x > " + dir + "/f$i; done"
+			if err := run(t, "sh", "-c", script); err != nil {
+				t.Fatal(err)
+			}
+			last := filepath.Join(dir, "f"+strconv.Itoa(n))
+			evs := collect(t, g, 30*time.Second, func(out []got) bool {
+				return len(out) > 0 && out[len(out)-1].path == last && out[len(out)-1].mask&engine.CloseWrite != 0
+			})
+			created := map[string]bool{}
+			bad := 0
+			for _, e := range evs {
+				if e.mask&engine.Create != 0 {
+					created[e.path] = true
+				} else if e.mask&(engine.Open|engine.Modify|engine.CloseWrite) != 0 && !created[e.path] {
+					if bad++; bad <= 5 {
+						t.Errorf("%v of %s before its CREATE", e.mask, e.path)
+					}
+				}
+			}
+			if len(created) != n {
+				t.Errorf("%d creates reported, want %d", len(created), n)
+			}
+			if bad > 0 {
+				t.Errorf("%d events before their file's CREATE; order-wait timeouts %d", bad, b.Stats().OrderWaitTimeouts)
+			}
+		})
 	}
 }

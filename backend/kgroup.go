@@ -29,6 +29,8 @@ type kgroup struct {
 	// until they are processed: with the queue's readability it tells the FD reader whether a
 	// directory move may be in flight (see Backend.dirsSettled).
 	busy atomic.Int32
+	// batches counts the batches read and dispatched (bumped before busy is cleared).
+	batches atomic.Uint64
 	// waker, for the FD group, interrupts its reader's poll(2): that reader waits in poll on
 	// its own thread, not in the netpoller (see readLoop). nudge makes it ask the
 	// ReaderHook for its descriptors again.
@@ -230,13 +232,20 @@ func (g *kgroup) readLoop() {
 		// Name the processes first: a short-lived one (a cat) may exit while the batch is
 		// translated, and /proc forgets it once it is reaped.
 		var last int32
+		notifications := false
 		sys.ParseFanotify(buf[:n], func(kev *sys.FanotifyEvent) error {
-			if kev.Pid != last && kev.Pid > 0 && kev.Pid != b.pid && !kev.IsPerm() {
-				b.comms.get(kev.Pid, now)
-				last = kev.Pid
+			if !kev.IsPerm() {
+				notifications = true
+				if kev.Pid != last && kev.Pid > 0 && kev.Pid != b.pid {
+					b.comms.get(kev.Pid, now)
+					last = kev.Pid
+				}
 			}
 			return nil
 		})
+		if g.k == kFD && notifications {
+			b.awaitFIDSettled()
+		}
 		perr := sys.ParseFanotify(buf[:n], func(kev *sys.FanotifyEvent) error {
 			b.stats.Events.Add(1)
 			if g.k == kFD {
@@ -246,6 +255,7 @@ func (g *kgroup) readLoop() {
 			}
 			return nil
 		})
+		g.batches.Add(1)
 		g.busy.Store(0)
 		if perr != nil {
 			// The events after a malformed one are lost, and so are their permission
@@ -317,5 +327,39 @@ func (g *kgroup) waitReadable(fd int) (bool, error) {
 		if ready[0] {
 			return true, nil
 		}
+	}
+}
+
+// fidSettleMax bounds awaitFIDSettled, should the FID reader make no progress.
+const fidSettleMax = 5 * time.Millisecond
+
+// awaitFIDSettled runs on the FD reader before it dispatches notification events: it waits
+// until the FID group has dispatched what the kernel queued to it before them, so that a
+// file's CREATE (FID group) comes before its OPEN, MODIFY and CLOSE_WRITE (FD group), as one
+// syscall queued them. What was queued to the FID group before now is in its queue (then
+// it is readable), or in the batch its reader is dispatching (then it is busy): so wait until
+// it is neither, or until it has finished two batches since (the one in progress and the
+// next), or fidSettleMax. Usually it is neither at once: one poll(2).
+func (b *Backend) awaitFIDSettled() {
+	g := b.fidGroupAtomic.Load()
+	if g == nil {
+		return
+	}
+	start := g.batches.Load()
+	var deadline time.Time
+	for i := 0; ; i++ {
+		readable, err := sys.PollRead(g.fd, 0)
+		if err != nil || !readable && g.busy.Load() == 0 || g.batches.Load() >= start+2 {
+			return
+		}
+		if i == 0 {
+			deadline = time.Now().Add(fidSettleMax)
+		} else if time.Now().After(deadline) {
+			b.stats.OrderWaitTimeouts.Add(1)
+			return
+		}
+		// Sleep, not Gosched: the FID reader waits in the netpoller, which an idle P polls;
+		// a yield loop keeps this P busy and lets it wait for sysmon's 10 ms poll.
+		time.Sleep(20 * time.Microsecond)
 	}
 }

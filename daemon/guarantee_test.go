@@ -226,6 +226,8 @@ func testHolderStallsNoOne(t *testing.T, threadPerClient bool) {
 			t.Fatalf("accessor %d returned from open() while A still held its event", i)
 		}
 	}
+	// B's Result comes just before the daemon lets it go: its count follows promptly.
+	eventually(hang, func() bool { return d.srv.Stats(false, 0).Daemon.Clients == 1 })
 	if st := d.srv.Stats(false, 0); st.Daemon.Pending != n || st.Daemon.Clients != 1 {
 		t.Errorf("daemon stats: %d pending, %d clients; want %d and 1", st.Daemon.Pending, st.Daemon.Clients, n)
 	}
