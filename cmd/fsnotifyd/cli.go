@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -133,11 +134,16 @@ func (fs *flagSet) parse(args []string) ([]string, error) {
 	}
 }
 
+// longFlag matches a long flag's name in flag's messages ("flag -timeout", "flag -bogus").
+var longFlag = regexp.MustCompile(`flag -([[:alnum:]][-[:alnum:]]+)`)
+
 // usageError prints a one-line usage error and returns exitUsage.
 func (fs *flagSet) usageError(err error) int {
 	msg := err.Error()
 	// flag's messages: "flag provided but not defined: -x", "invalid value ... for flag -e: ...".
 	msg = strings.Replace(msg, "flag provided but not defined: ", "unknown flag ", 1)
+	// flag names every flag with one dash; the help spells long ones with two.
+	msg = longFlag.ReplaceAllString(msg, "flag --$1")
 	fmt.Fprintf(os.Stderr, "fsnotifyd %s: %s (see \"fsnotifyd %s --help\")\n", fs.cmd, msg, fs.cmd)
 	return exitUsage
 }

@@ -236,7 +236,7 @@ func TestWatchTimeoutAndErrors(t *testing.T) {
 		msg  string
 	}{
 		{[]string{"watch"}, 2, "no PATH"},
-		{[]string{"watch", "--bogus", dir}, 2, "unknown flag -bogus"},
+		{[]string{"watch", "--bogus", dir}, 2, "unknown flag --bogus"},
 		{[]string{"watch", "-e", "create,sneeze", dir}, 2, "sneeze"},
 		{[]string{"watch", "/does/not/exist"}, 1, "/does/not/exist: no such file or directory"},
 		{[]string{"trace", "-p", "abc"}, 2, "not a process id"},

@@ -61,7 +61,7 @@ func runWatch(args []string) int {
 	fs.boolVar(&jsonOut, "json,j", "print one JSON object per event")
 	fs.stringVar(&fmtStr, "format", "print events in this inotifywait-style format")
 	fs.stringVar(&timefmt, "timefmt", "strftime format of %T")
-	fs.intVar(&count, "n,count", "exit after COUNT events")
+	fs.intVar(&count, "n,count", "exit after COUNT events (0, the default: no limit)")
 	fs.durationVar(&timeout, "t,timeout", "exit after DUR (e.g. 30s)")
 	fs.boolVar(&quiet, "q,quiet", "do not print \"Watches established.\"")
 	fs.boolVar(&monitor, "m,monitor", "keep watching (the default; accepted for inotifywait habits)")
