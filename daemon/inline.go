@@ -22,7 +22,9 @@ import (
 // falls behind (its queue is full), the reader stops waiting for the client's socket (it is
 // paused) until the goroutine has caught up: a client that floods requests slows itself only.
 //
-// Lock order: client.inlineMu, then inlineSet.mu; neither is held while calling out.
+// Lock order: client.inlineMu, then inlineSet.mu. inlineMu is held while a turn of reading
+// and answering runs (which never waits: no socket wait, no channel send that blocks), and
+// the reader only TryLocks it: it never waits for a client's goroutine.
 
 // inlineItem is what the reader hands a client's goroutine: a request to carry out, a reply
 // to write, or the end of the connection.
