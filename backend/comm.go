@@ -3,9 +3,6 @@
 package backend
 
 import (
-	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 )
@@ -38,11 +35,8 @@ func (c *commCache) get(pid int32, now time.Time) string {
 	if ok && now.Sub(e.at) < commTTL && e.comm != "" {
 		return e.comm
 	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(int(pid)) + "/comm")
-	comm := ""
-	if err == nil {
-		comm = strings.TrimSuffix(string(b), "\n")
-	} else if ok && now.Sub(e.at) < commTTL {
+	comm, err := readComm(pid)
+	if err != nil && ok && now.Sub(e.at) < commTTL {
 		return e.comm
 	}
 	c.mu.Lock()

@@ -204,46 +204,6 @@ func (b *Backend) descendsFromHelper(pid int32, direct bool) bool {
 	return false
 }
 
-// Descends reports whether process pid descends from ancestor (its parent, or its parent's,
-// and so on), reading /proc (procfs takes no fanotify marks, so this never waits on a
-// listener).
-func Descends(pid, ancestor int) bool {
-	for i := 0; i < 64 && pid > 1; i++ {
-		ppid := int(parentPid(int32(pid)))
-		if ppid <= 0 {
-			return false
-		}
-		if ppid == ancestor {
-			return true
-		}
-		pid = ppid
-	}
-	return false
-}
-
-// parentPid reads a process's parent from /proc/PID/stat (0 if gone).
-func parentPid(pid int32) int32 {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(int(pid)) + "/stat")
-	if err != nil {
-		return 0
-	}
-	// The comm field may hold spaces and parentheses: the ppid follows the last ')'.
-	s := string(data)
-	j := strings.LastIndexByte(s, ')')
-	if j < 0 {
-		return 0
-	}
-	f := strings.Fields(s[j+1:])
-	if len(f) < 2 {
-		return 0
-	}
-	ppid, err := strconv.Atoi(f[1])
-	if err != nil {
-		return 0
-	}
-	return int32(ppid)
-}
-
 // ExemptPid exempts a helper process this process started (a scanner, say): its permission
 // events are allowed at once and never dispatched, and so are its descendants'. Call the
 // returned function when the helper has exited.

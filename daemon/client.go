@@ -3,12 +3,10 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -492,11 +490,11 @@ func (c *client) event(d engine.Delivery) *proto.Event {
 	if c.wantComm {
 		ev.Comm = d.Event.Comm
 		if ev.Comm == "" {
-			ev.Comm = procComm(ev.Pid)
+			ev.Comm = backend.ProcessComm(ev.Pid)
 		}
 	}
 	if c.wantUID && ev.Pid > 0 {
-		if uid, ok := procUID(ev.Pid); ok {
+		if uid, ok := backend.ProcessEUID(ev.Pid); ok {
 			ev.UID, ev.HasUID = uid, true
 		}
 	}
@@ -561,60 +559,6 @@ func (c *client) stats(gs engine.GroupStats) proto.ClientStats {
 		QueueFull: gs.QueueFull,
 		Latency:   proto.Latency{Count: gs.Answered, Sum: gs.AnswerLatency * time.Duration(gs.Answered)},
 	}
-}
-
-func procComm(pid int32) string {
-	if pid <= 0 {
-		return ""
-	}
-	fd, err := sys.Open("/proc/"+strconv.Itoa(int(pid))+"/comm", sys.O_RDONLY|sys.O_CLOEXEC, 0)
-	if err != nil {
-		return ""
-	}
-	var buf [64]byte // TASK_COMM_LEN is 16
-	n, err := sys.Read(fd, buf[:])
-	sys.Close(fd)
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSuffix(string(buf[:n]), "\n")
-}
-
-// procUID returns a process's effective uid (the one its file accesses are checked with, as
-// notify.Request.Uid reports it embedded).
-func procUID(pid int32) (uint32, bool) {
-	fd, err := sys.Open("/proc/"+strconv.Itoa(int(pid))+"/status", sys.O_RDONLY|sys.O_CLOEXEC, 0)
-	if err != nil {
-		return 0, false
-	}
-	var buf [2048]byte // Uid: is in the first kilobyte
-	n, err := sys.Read(fd, buf[:])
-	sys.Close(fd)
-	if err != nil {
-		return 0, false
-	}
-	return statusUID(buf[:n])
-}
-
-// statusUID finds the effective uid in /proc/PID/status text ("Uid:\treal\teffective\t...").
-func statusUID(b []byte) (uint32, bool) {
-	for len(b) > 0 {
-		line := b
-		if i := bytes.IndexByte(b, '\n'); i >= 0 {
-			line, b = b[:i], b[i+1:]
-		} else {
-			b = nil
-		}
-		if rest, ok := bytes.CutPrefix(line, []byte("Uid:")); ok {
-			if f := strings.Fields(string(rest)); len(f) >= 2 {
-				if n, err := strconv.ParseUint(f[1], 10, 32); err == nil {
-					return uint32(n), true
-				}
-			}
-			return 0, false
-		}
-	}
-	return 0, false
 }
 
 // listCacheTTL bounds how long a client's right to list a directory is trusted: permissions

@@ -3,12 +3,10 @@
 package notify
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -196,38 +194,15 @@ func (r *Request) File() *os.File {
 
 // ProcessComm reads /proc/PID/comm ("" if the process is gone). procfs takes no fanotify
 // marks, so this never waits on a guard.
-func ProcessComm(pid int) string {
-	if pid <= 0 {
-		return ""
-	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSuffix(string(b), "\n")
-}
+func ProcessComm(pid int) string { return backend.ProcessComm(int32(pid)) }
 
+// processUid is the effective uid of a process, -1 if it is gone.
 func processUid(pid int) int {
-	if pid <= 0 {
+	uid, ok := backend.ProcessEUID(int32(pid))
+	if !ok {
 		return -1
 	}
-	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return -1
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "Uid:"); ok {
-			f := strings.Fields(rest) // real, effective, saved, filesystem
-			if len(f) >= 2 {
-				if uid, err := strconv.Atoi(f[1]); err == nil {
-					return uid
-				}
-			}
-		}
-	}
-	return -1
+	return int(uid)
 }
 
 // Handler decides on an access. ctx ends at the Guard's deadline (or when it closes): a
