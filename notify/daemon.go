@@ -383,25 +383,6 @@ func (gd *Guard) decideRemote(cl *client.Client, ev client.Event, r *Request) {
 	}
 }
 
-// runHandler runs the handler under the deadline (from the kernel read).
-func (gd *Guard) runHandler(r *Request) Verdict {
-	ctx := gd.ctx
-	if gd.cfg.Deadline > 0 {
-		start := r.Time
-		if start.IsZero() {
-			start = time.Now()
-		}
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, start.Add(gd.cfg.Deadline))
-		defer cancel()
-	}
-	v := gd.handler(ctx, r)
-	if ctx.Err() != nil {
-		return gd.cfg.OnTimeout
-	}
-	return v
-}
-
 // exemptRemote reports whether pid is one of the Guard's exempt helpers or their descendant.
 func (gd *Guard) exemptRemote(pid int) bool {
 	if pid == os.Getpid() {

@@ -480,6 +480,29 @@ func (gd *Guard) decide(d engine.Delivery) {
 	defer func() { <-gd.sem }()
 	defer d.Release()
 	r := newRequest(d.Event, d.Mask)
+	var v Verdict
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				gd.g.Respond(d.ID, gd.cfg.OnTimeout.response(false)) // answer, then crash
+				panic(p)
+			}
+		}()
+		v = gd.runHandler(r)
+	}()
+	err := gd.g.Respond(d.ID, v.response(gd.cfg.Cache))
+	switch {
+	case err == nil:
+		gd.record(r, v, "handler")
+	case errors.Is(err, engine.ErrNoSuchEvent):
+		gd.record(r, gd.cfg.OnTimeout, "deadline") // too late: the deadline verdict applied
+	case errors.Is(err, engine.ErrClosed):
+		gd.record(r, gd.cfg.OnClose, "closed")
+	}
+}
+
+// runHandler runs the handler under the deadline (from the kernel read).
+func (gd *Guard) runHandler(r *Request) Verdict {
 	ctx := gd.ctx
 	if gd.cfg.Deadline > 0 {
 		start := r.Time
@@ -490,30 +513,13 @@ func (gd *Guard) decide(d engine.Delivery) {
 		ctx, cancel = context.WithDeadline(ctx, start.Add(gd.cfg.Deadline))
 		defer cancel()
 	}
-	var v Verdict
-	func() {
-		defer func() {
-			if p := recover(); p != nil {
-				gd.g.Respond(d.ID, gd.cfg.OnTimeout.response(false)) // answer, then crash
-				panic(p)
-			}
-		}()
-		v = gd.handler(ctx, r)
-	}()
+	v := gd.handler(ctx, r)
 	if ctx.Err() != nil {
 		// The handler's deadline ran out (it runs from the kernel read, a hair before the
 		// engine's): its answer is too late whatever it says; the deadline verdict holds.
-		v = gd.cfg.OnTimeout
+		return gd.cfg.OnTimeout
 	}
-	err := gd.g.Respond(d.ID, v.response(gd.cfg.Cache))
-	switch {
-	case err == nil:
-		gd.record(r, v, "handler")
-	case errors.Is(err, engine.ErrNoSuchEvent):
-		gd.record(r, gd.cfg.OnTimeout, "deadline") // too late: the deadline verdict applied
-	case errors.Is(err, engine.ErrClosed):
-		gd.record(r, gd.cfg.OnClose, "closed")
-	}
+	return v
 }
 
 // FlushCache forgets every cached allow; call it when the policy changes. (Through the
