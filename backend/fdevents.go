@@ -617,21 +617,16 @@ func (c *parentCache) put(id engine.ID, ctime int64, parent engine.ID) {
 }
 
 // dirsSettled reports whether every directory move or deletion the kernel reported on fs
-// before now has been processed (and returns the directory generation then): the FID
-// group's queue is empty and its reader holds no events. A move queued before an access is
-// then reflected in the generation, so an ancestry cached under an older generation is never
-// used after a move. The order of the checks matters: readability, then busy (which the
-// reader sets before taking events off the queue), then the generation (which it bumps
-// before clearing busy).
+// before now has been processed (and returns the directory generation then): the FID group
+// is idle. A move queued before an access is then reflected in the generation, so an
+// ancestry cached under an older generation is never used after a move. The generation is
+// read after idle's checks: the reader bumps it before clearing busy.
 func (b *Backend) dirsSettled(fs *fsState) (uint64, bool) {
 	g := b.fidGroupAtomic.Load()
 	if g == nil {
 		return 0, false
 	}
-	if readable, err := sys.PollRead(g.fd, 0); err != nil || readable {
-		return 0, false
-	}
-	if g.busy.Load() != 0 {
+	if idle, err := g.idle(); err != nil || !idle {
 		return 0, false
 	}
 	return fs.dirGen.Load(), true

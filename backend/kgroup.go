@@ -348,8 +348,7 @@ func (b *Backend) awaitFIDSettled() {
 	start := g.batches.Load()
 	var deadline time.Time
 	for i := 0; ; i++ {
-		readable, err := sys.PollRead(g.fd, 0)
-		if err != nil || !readable && g.busy.Load() == 0 || g.batches.Load() >= start+2 {
+		if idle, err := g.idle(); err != nil || idle || g.batches.Load() >= start+2 {
 			return
 		}
 		if i == 0 {
@@ -362,4 +361,15 @@ func (b *Backend) awaitFIDSettled() {
 		// a yield loop keeps this P busy and lets it wait for sysmon's 10 ms poll.
 		time.Sleep(20 * time.Microsecond)
 	}
+}
+
+// idle reports whether the group has dispatched every event the kernel queued to it so far:
+// its queue is empty and its reader holds none. The order of the checks matters:
+// readability, then busy (which the reader sets before taking events off the queue).
+func (g *kgroup) idle() (bool, error) {
+	readable, err := sys.PollRead(g.fd, 0)
+	if err != nil || readable {
+		return false, err
+	}
+	return g.busy.Load() == 0, nil
 }
