@@ -35,7 +35,8 @@ type kgroup struct {
 	// its own thread, not in the netpoller (see readLoop). nudge makes it ask the
 	// ReaderHook for its descriptors again.
 	waker, nudge *sys.Waker
-	// Reader-thread state for the ReaderHook.
+	// Reader-thread state for waitReadable.
+	pollSet sys.PollSet
 	pollFds []int
 	ready   []bool
 
@@ -308,7 +309,7 @@ func (g *kgroup) waitReadable(fd int) (bool, error) {
 			g.ready = make([]bool, len(g.pollFds))
 		}
 		ready := g.ready[:len(g.pollFds)]
-		if err := sys.PollReadable(g.pollFds, ready); err != nil {
+		if err := g.pollSet.Wait(g.pollFds, ready); err != nil {
 			return false, err
 		}
 		if ready[1] {

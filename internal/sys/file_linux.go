@@ -286,15 +286,25 @@ func PollWrite(fd int) error {
 // is readable, hung up, in error or not open (POLLNVAL: a descriptor closed meanwhile), and
 // sets ready[i] for each that is: reading it then says which (ready must be as long as fds).
 func PollReadable(fds []int, ready []bool) error {
+	var p PollSet
+	return p.Wait(fds, ready)
+}
+
+// PollSet is PollReadable that keeps its buffer from one wait to the next: for a goroutine
+// that waits in a loop (one at a time).
+type PollSet struct{ pfds []unix.PollFd }
+
+// Wait is PollReadable.
+func (p *PollSet) Wait(fds []int, ready []bool) error {
 	if len(ready) != len(fds) {
 		return fmt.Errorf("PollReadable: %d fds but %d ready slots", len(fds), len(ready))
 	}
-	pfds := make([]unix.PollFd, len(fds))
-	for i, fd := range fds {
-		pfds[i] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
+	p.pfds = p.pfds[:0]
+	for _, fd := range fds {
+		p.pfds = append(p.pfds, unix.PollFd{Fd: int32(fd), Events: unix.POLLIN})
 	}
 	for {
-		_, err := unix.Poll(pfds, -1)
+		_, err := unix.Poll(p.pfds, -1)
 		if err == unix.EINTR {
 			continue
 		}
@@ -302,8 +312,8 @@ func PollReadable(fds []int, ready []bool) error {
 			return os.NewSyscallError("poll", err)
 		}
 		any := false
-		for i := range pfds {
-			ready[i] = pfds[i].Revents != 0
+		for i := range p.pfds {
+			ready[i] = p.pfds[i].Revents != 0
 			any = any || ready[i]
 		}
 		if any {
@@ -312,8 +322,8 @@ func PollReadable(fds []int, ready []bool) error {
 	}
 }
 
-// Waker is an eventfd that interrupts PollReadOr: the way to wake a goroutine blocked in
-// poll(2) on its own thread (closing the polled descriptor does not).
+// Waker is an eventfd that interrupts a PollReadable on its Fd: the way to wake a goroutine
+// blocked in poll(2) on its own thread (closing the polled descriptor does not).
 type Waker struct {
 	mu     sync.Mutex
 	fd     int
@@ -329,8 +339,8 @@ func NewWaker() (*Waker, error) {
 	return &Waker{fd: fd}, nil
 }
 
-// Wake makes every present and future PollReadOr on w return woken. Safe from any goroutine,
-// before or after Close (then it does nothing).
+// Wake makes w's Fd readable for every present and future wait, until Drain. Safe from any
+// goroutine, before or after Close (then it does nothing).
 func (w *Waker) Wake() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -356,7 +366,7 @@ func (w *Waker) Drain() {
 	}
 }
 
-// Close closes the eventfd; call it once no PollReadOr can still use it. Idempotent.
+// Close closes the eventfd; call it once no wait can still use it. Idempotent.
 func (w *Waker) Close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -365,30 +375,6 @@ func (w *Waker) Close() error {
 	}
 	w.closed = true
 	return unix.Close(w.fd)
-}
-
-// PollReadOr waits, in poll(2) on the calling thread, until fd is readable (true) or w was
-// woken (false).
-func PollReadOr(fd int, w *Waker) (bool, error) {
-	for {
-		fds := [2]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(w.fd), Events: unix.POLLIN}}
-		_, err := unix.Poll(fds[:], -1)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return false, os.NewSyscallError("poll(fd "+strconv.Itoa(fd)+")", err)
-		}
-		if fds[1].Revents != 0 {
-			return false, nil
-		}
-		if fds[0].Revents&unix.POLLNVAL != 0 {
-			return false, os.NewSyscallError("poll(fd "+strconv.Itoa(fd)+")", syscall.EBADF)
-		}
-		if fds[0].Revents != 0 {
-			return true, nil
-		}
-	}
 }
 
 // NewUnpolledFile wraps a non-blocking fd in an *os.File that Go's netpoller does not know
