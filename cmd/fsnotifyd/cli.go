@@ -137,6 +137,28 @@ func (fs *flagSet) parse(args []string) ([]string, error) {
 // longFlag matches a long flag's name in flag's messages ("flag -timeout", "flag -bogus").
 var longFlag = regexp.MustCompile(`flag -([[:alnum:]][-[:alnum:]]+)`)
 
+// parseArgs is parse for a subcommand: on --help, or a usage error (which it prints), ok is
+// false and status is the exit status to return.
+func (fs *flagSet) parseArgs(args []string) (rest []string, status int, ok bool) {
+	rest, err := fs.parse(args)
+	switch {
+	case err == errHelp:
+		return nil, exitOK, false
+	case err != nil:
+		return nil, fs.usageError(err), false
+	}
+	return rest, 0, true
+}
+
+// parseNoArgs is parseArgs for a subcommand that takes no arguments besides its flags.
+func (fs *flagSet) parseNoArgs(args []string) (status int, ok bool) {
+	rest, status, ok := fs.parseArgs(args)
+	if ok && len(rest) > 0 {
+		return fs.usageError(fmt.Errorf("unexpected argument %q", rest[0])), false
+	}
+	return status, ok
+}
+
 // usageError prints a one-line usage error and returns exitUsage.
 func (fs *flagSet) usageError(err error) int {
 	msg := err.Error()

@@ -89,12 +89,9 @@ func runGuard(args []string) int {
 	fs.boolVar(&quiet, "q,quiet", "do not print \"Watches established.\"")
 	fs.boolVar(&mount, "mount", "guard the whole mount of each PATH (a mount mark) instead of the subtree below it")
 	fs.value(&daemon, "daemon", "run through the fsnotifyd daemon (--daemon=SOCKET for another socket)")
-	paths, err := fs.parse(args)
-	if err != nil {
-		if err == errHelp {
-			return exitOK
-		}
-		return fs.usageError(err)
+	paths, status, ok := fs.parseArgs(args)
+	if !ok {
+		return status
 	}
 	if len(paths) == 0 {
 		return fs.usageError(errors.New("no PATH given: name the directories (or files) to guard"))

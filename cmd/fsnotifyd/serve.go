@@ -57,15 +57,8 @@ func runServe(args []string) int {
 	fs.stringVar(&logLevel, "log-level", "debug, info, warn or error")
 	fs.boolVar(&logJSON, "log-json", "log JSON lines instead of text")
 	fs.boolVar(&perThread, "thread-per-client", "read each permission client on a thread of its own, not on the kernel reader's (slower; for comparison)")
-	rest, err := fs.parse(args)
-	if err != nil {
-		if err == errHelp {
-			return exitOK
-		}
-		return fs.usageError(err)
-	}
-	if len(rest) > 0 {
-		return fs.usageError(fmt.Errorf("unexpected argument %q", rest[0]))
+	if status, ok := fs.parseNoArgs(args); !ok {
+		return status
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
@@ -80,6 +73,7 @@ func runServe(args []string) int {
 	}
 	cfg := daemon.DefaultConfig()
 	if config != "" {
+		var err error
 		if cfg, err = daemon.LoadConfig(config); err != nil {
 			return fail("serve", fmt.Errorf("--config: %w", err))
 		}

@@ -34,15 +34,8 @@ func runStats(args []string) int {
 	fs := newFlagSet("stats", "[--socket PATH] [--json]", statsHelp)
 	fs.stringVar(&socket, "socket,s", "the daemon's unix socket")
 	fs.boolVar(&jsonOut, "json,j", "print the figures as one JSON object")
-	rest, err := fs.parse(args)
-	if err != nil {
-		if err == errHelp {
-			return exitOK
-		}
-		return fs.usageError(err)
-	}
-	if len(rest) > 0 {
-		return fs.usageError(fmt.Errorf("unexpected argument %q", rest[0]))
+	if status, ok := fs.parseNoArgs(args); !ok {
+		return status
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

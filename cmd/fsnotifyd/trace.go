@@ -85,12 +85,9 @@ func runTrace(args []string) int {
 	fs.durationVar(&timeout, "t,timeout", "exit after DUR (e.g. 30s)")
 	fs.boolVar(&quiet, "q,quiet", "do not print \"Watches established.\"")
 	fs.value(&daemon, "daemon", "run through the fsnotifyd daemon (--daemon=SOCKET for another socket)")
-	paths, err := fs.parse(args)
-	if err != nil {
-		if err == errHelp {
-			return exitOK
-		}
-		return fs.usageError(err)
+	paths, status, ok := fs.parseArgs(args)
+	if !ok {
+		return status
 	}
 	if jsonOut && fmtStr != "" {
 		return fs.usageError(errors.New("--json and --format cannot be used together"))

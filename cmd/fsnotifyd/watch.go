@@ -66,12 +66,9 @@ func runWatch(args []string) int {
 	fs.boolVar(&quiet, "q,quiet", "do not print \"Watches established.\"")
 	fs.boolVar(&monitor, "m,monitor", "keep watching (the default; accepted for inotifywait habits)")
 	fs.value(&daemon, "daemon", "run through the fsnotifyd daemon (--daemon=SOCKET for another socket)")
-	paths, err := fs.parse(args)
-	if err != nil {
-		if err == errHelp {
-			return exitOK
-		}
-		return fs.usageError(err)
+	paths, status, ok := fs.parseArgs(args)
+	if !ok {
+		return status
 	}
 	if len(paths) == 0 {
 		return fs.usageError(errors.New("no PATH given: name at least one file or directory to watch"))
@@ -85,6 +82,7 @@ func runWatch(args []string) int {
 	mask := engine.Access | engine.Modify | engine.Attrib | engine.Close | engine.Open |
 		engine.Move | engine.Create | engine.Delete | engine.DeleteSelf | engine.MoveSelf
 	if events != "" {
+		var err error
 		if mask, err = format.ParseEvents(events); err != nil {
 			return fs.usageError(fmt.Errorf("-e: %w", err))
 		}
