@@ -9,37 +9,26 @@ cd "$(dirname "$0")/.."
 N=${1:-100000}
 ROUNDS=${2:-5}
 DIRS=${3:-100000}
-out=$(mktemp -d)
-cleanup() {
-	pkill -f "$out/" 2>/dev/null || true
-	umount -l "$out/mnt" 2>/dev/null || true
-	umount -l "$out/tree" 2>/dev/null || true
-	rm -rf "$out"
-}
-trap cleanup EXIT
 command -v inotifywait >/dev/null || { apt-get install -y -qq inotify-tools >/dev/null; }
-cc -O2 -pthread -o "$out/fanref" "${FANREF_C:-../shared/bench/fanref.c}"
+. bench/lib.sh
 go build -o "$out/fsnotifyd" ./cmd/fsnotifyd
-mkdir -p "$out/mnt" "$out/tree"
-truncate -s 64M "$out/img" && mkfs.ext4 -q "$out/img" && mount -o loop "$out/img" "$out/mnt"
+mkdir -p "$out/tree"
 mkdir "$out/mnt/d" && echo x > "$out/mnt/d/f"
 
-ops() { "$out/fanref" load "$out/mnt/d/f" "$N" "$1" | awk '{for(i=1;i<=NF;i++) if($i=="ops_per_s") print $(i+1)}'; }
-# with READY-WORD THREADS CMD...: run the load while CMD listens.
-with() {
+# with_ready READY-WORD THREADS CMD...: lib.sh's with, for a CMD that says READY-WORD.
+with_ready() {
 	local ready=$1 threads=$2; shift 2
 	"$@" > "$out/l.out" 2> "$out/l.err" & local pid=$!
 	for _ in $(seq 200); do grep -q "$ready" "$out/l.out" "$out/l.err" 2>/dev/null && break; sleep 0.05; done
 	ops "$threads"; kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
 }
-median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 
 echo "== 1. guard allow-all vs fanref's responder (per-open time, fanref's load on $out/mnt/d/f)"
 for threads in 1 2; do
 	rs=()
 	for r in $(seq "$ROUNDS"); do
-		b=$(with ready "$threads" "$out/fanref" respond "$out/mnt/d")
-		c=$(with "Watches established" "$threads" "$out/fsnotifyd" guard "$out/mnt/d")
+		b=$(with_ready ready "$threads" "$out/fanref" respond "$out/mnt/d")
+		c=$(with_ready "Watches established" "$threads" "$out/fsnotifyd" guard "$out/mnt/d")
 		x=$(awk -v b="$b" -v c="$c" 'BEGIN{printf "%.3f", b/c}')
 		echo "threads $threads  fanref $(awk -v b="$b" 'BEGIN{printf "%.2f", 1e6/b}') us/open  guard $(awk -v c="$c" 'BEGIN{printf "%.2f", 1e6/c}') us/open  ratio $x"
 		rs+=("$x")
@@ -52,7 +41,7 @@ for threads in 1 2; do
 	rs=()
 	for r in $(seq "$ROUNDS"); do
 		a=$(ops "$threads")
-		c=$(with "Watches established" "$threads" "$out/fsnotifyd" guard --cache "$out/mnt/d")
+		c=$(with_ready "Watches established" "$threads" "$out/fsnotifyd" guard --cache "$out/mnt/d")
 		x=$(awk -v a="$a" -v c="$c" 'BEGIN{printf "%.3f", a/c}')
 		echo "threads $threads  none $(awk -v a="$a" 'BEGIN{printf "%.2f", 1e6/a}') us/open  guard --cache $(awk -v c="$c" 'BEGIN{printf "%.2f", 1e6/c}') us/open  ratio $x"
 		rs+=("$x")
@@ -88,7 +77,7 @@ setup() { # setup CMD...: seconds from start until "Watches established." on std
 # Generously: a closed inotify instance gives its watches back a little later, and
 # inotifywait's next round must not be refused for the previous round's.
 old_watches=$(sysctl -n fs.inotify.max_user_watches)
-trap 'sysctl -qw fs.inotify.max_user_watches=$old_watches; cleanup' EXIT
+trap 'sysctl -qw fs.inotify.max_user_watches=$old_watches; bench_cleanup' EXIT
 sysctl -qw fs.inotify.max_user_watches=$((DIRS * 8 + 1000)) 2>/dev/null || true
 fs=(); is=()
 for r in $(seq 3); do

@@ -14,21 +14,10 @@ N=${1:-100000}
 ROUNDS=${2:-5}
 # MODE=mount marks the whole mount (both listeners); the default marks the directory's children.
 MODE=${MODE:-}
-export MODE_NAME=${MODE:-directory}
-out=$(mktemp -d)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	umount -l "$out/mnt" 2>/dev/null || true
-	rm -rf "$out"
-}
-trap cleanup EXIT
-cc -O2 -pthread -o "$out/fanref" "${FANREF_C:-../shared/bench/fanref.c}"
+MODE_NAME=${MODE:-directory}
+. bench/lib.sh
 go build -o "$out/fsnotifyd" ./cmd/fsnotifyd
 go build -o "$out/daemonallow" ./bench/daemonallow
-mkdir -p "$out/mnt"
-truncate -s 64M "$out/img" && mkfs.ext4 -q "$out/img" && mount -o loop "$out/img" "$out/mnt"
 mkdir "$out/mnt/d" && echo x > "$out/mnt/d/f"
 
 "$out/fsnotifyd" serve --socket "$out/d.sock" --log-level warn 2> "$out/daemon.log" & pids+=($!)
@@ -37,14 +26,6 @@ for s in d d1; do
 	for _ in $(seq 100); do "$out/fsnotifyd" stats --socket "$out/$s.sock" > /dev/null 2>&1 && break; sleep 0.05; done
 done
 
-ops() { "$out/fanref" load "$out/mnt/d/f" "$N" "$1" | awk '{for(i=1;i<=NF;i++) if($i=="ops_per_s") print $(i+1)}'; }
-with() { # with THREADS CMD...: run the load while CMD listens
-	local threads=$1; shift
-	"$@" > "$out/listener.log" 2>&1 & local pid=$!
-	for _ in $(seq 100); do grep -q ready "$out/listener.log" 2>/dev/null && break; sleep 0.05; done
-	grep -q ready "$out/listener.log" || { echo "listener not ready: $*" >&2; cat "$out/listener.log" >&2; exit 1; }
-	ops "$threads"; kill "$pid"; wait "$pid" 2>/dev/null || true
-}
 # Rounds alternate the listeners, so that drift on this noisy machine hits each alike; the
 # summary is the median of the per-round ratios.
 for threads in 1 2; do
@@ -61,8 +42,6 @@ for threads in 1 2; do
 		ratios+=("$(echo "$line" | awk '{print $NF}')")
 		ratios1+=("$(echo "$line" | awk '{print $(NF-2)}')")
 	done
-	printf '%s\n' "${ratios[@]}" | sort -n | awk -v t="$threads" '{v[NR]=$1} END {
-		printf "median ratio (c)/(b), %d thread(s), %s marks: %.3f over %d rounds (goal <= 1.5)\n", t, ENVIRON["MODE_NAME"], v[int((NR+1)/2)], NR }'
-	printf '%s\n' "${ratios1[@]}" | sort -n | awk -v t="$threads" '{v[NR]=$1} END {
-		printf "median ratio (d)/(b), thread per client, %d thread(s), %s marks: %.3f over %d rounds\n", t, ENVIRON["MODE_NAME"], v[int((NR+1)/2)], NR }'
+	echo "median ratio (c)/(b), $threads thread(s), $MODE_NAME marks: $(printf '%s\n' "${ratios[@]}" | median) over ${#ratios[@]} rounds (goal <= 1.5)"
+	echo "median ratio (d)/(b), thread per client, $threads thread(s), $MODE_NAME marks: $(printf '%s\n' "${ratios1[@]}" | median) over ${#ratios1[@]} rounds"
 done

@@ -13,20 +13,9 @@ cd "$(dirname "$0")/.."
 N=${1:-200000}
 ROUNDS=${2:-5}
 K=${3:-10}
-out=$(mktemp -d)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	umount -l "$out/mnt" 2>/dev/null || true
-	rm -rf "$out"
-}
-trap cleanup EXIT
-cc -O2 -pthread -o "$out/fanref" "${FANREF_C:-../shared/bench/fanref.c}"
+. bench/lib.sh
 go build -o "$out/fsnotifyd" ./cmd/fsnotifyd
 go build -o "$out/fanout" ./bench/fanout
-mkdir -p "$out/mnt"
-truncate -s 64M "$out/img" && mkfs.ext4 -q "$out/img" && mount -o loop "$out/img" "$out/mnt"
 mkdir "$out/mnt/d" && echo x > "$out/mnt/d/f"
 tck=$(getconf CLK_TCK)
 

@@ -9,14 +9,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-200000}
 ROUNDS=${2:-5}
-out=$(mktemp -d)
-trap 'pkill -f "$out/" 2>/dev/null || true; umount -l "$out/mnt" 2>/dev/null || true; rm -rf "$out"' EXIT
-cc -O2 -pthread -o "$out/fanref" "${FANREF_C:-../shared/bench/fanref.c}"
+. bench/lib.sh
 go build -o "$out/allowall" ./bench/allowall
-mkdir -p "$out/mnt"
-truncate -s 64M "$out/img" && mkfs.ext4 -q "$out/img" && mount -o loop "$out/img" "$out/mnt"
 mkdir -p "$out/mnt/guarded/sub" "$out/mnt/other" && echo x > "$out/mnt/other/f"
-ops() { "$out/fanref" load "$out/mnt/other/f" "$N" "$1" | awk '{for(i=1;i<=NF;i++) if($i=="ops_per_s") print $(i+1)}'; }
+LOAD_FILE=$out/mnt/other/f
 for threads in 1 2; do
 	ratios=()
 	for r in $(seq "$ROUNDS"); do
@@ -28,5 +24,5 @@ for threads in 1 2; do
 		echo "$line  ($(tail -1 "$out/l.log"))"
 		ratios+=("$(echo "$line" | awk '{print $NF}')")
 	done
-	printf '%s\n' "${ratios[@]}" | sort -n | awk -v t="$threads" '{v[NR]=$1} END { printf "median ratio, %d thread(s): %.3f over %d rounds (goal <= 1.2)\n", t, v[int((NR+1)/2)], NR }'
+	echo "median ratio, $threads thread(s): $(printf '%s\n' "${ratios[@]}" | median) over ${#ratios[@]} rounds (goal <= 1.2)"
 done

@@ -1,0 +1,37 @@
+# bench/lib.sh: what the bench scripts share. Source it from the repository root after
+# `set -euo pipefail`. It gives:
+#   $out          a scratch directory, removed on exit together with what the script started
+#                 (the pids in $pids, and every process whose command line names $out) and
+#                 what it mounted there ($out/mnt, $out/tree)
+#   $out/fanref   ../shared/bench/fanref.c built (FANREF_C names another copy)
+#   $out/mnt      a 64 MiB scratch ext4 image, mounted (pre-access needs ext4)
+#   ops THREADS   fanref's open() load on $LOAD_FILE (default $out/mnt/d/f): opens per second
+#   with THREADS CMD...
+#                 ops while CMD listens: CMD is started, and the load begins once it prints
+#                 "ready"; it is stopped afterwards
+#   median        the median of the numbers on standard input
+out=$(mktemp -d)
+pids=()
+bench_cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	pkill -f "$out/" 2>/dev/null || true
+	wait 2>/dev/null || true
+	umount -l "$out/mnt" 2>/dev/null || true
+	umount -l "$out/tree" 2>/dev/null || true
+	rm -rf "$out"
+}
+trap bench_cleanup EXIT
+cc -O2 -pthread -o "$out/fanref" "${FANREF_C:-../shared/bench/fanref.c}"
+mkdir -p "$out/mnt"
+truncate -s 64M "$out/img" && mkfs.ext4 -q "$out/img" && mount -o loop "$out/img" "$out/mnt"
+LOAD_FILE=$out/mnt/d/f
+
+ops() { "$out/fanref" load "$LOAD_FILE" "$N" "$1" | awk '{for(i=1;i<=NF;i++) if($i=="ops_per_s") print $(i+1)}'; }
+with() {
+	local threads=$1; shift
+	"$@" > "$out/listener.log" 2>&1 & local pid=$!
+	for _ in $(seq 100); do grep -q ready "$out/listener.log" 2>/dev/null && break; sleep 0.05; done
+	grep -q ready "$out/listener.log" || { echo "listener not ready: $*" >&2; cat "$out/listener.log" >&2; exit 1; }
+	ops "$threads"; kill "$pid"; wait "$pid" 2>/dev/null || true
+}
+median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
