@@ -32,26 +32,12 @@ func TestMain(m *testing.M) {
 // hang bounds steps that take milliseconds, generously.
 const hang = 20 * time.Second
 
-// publicDir is a fresh directory any uid may search, with a short path (for sockets).
-func publicDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "fsnc-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
 // serve runs a real daemon in this process on a socket of its own until the test ends; stop
 // ends it earlier.
 func serve(t *testing.T, cfg daemon.Config) (sock string, stop func()) {
 	t.Helper()
 	testenv.RequireRoot(t)
-	sock = filepath.Join(publicDir(t), "d.sock")
+	sock = filepath.Join(testenv.PublicDir(t), "d.sock")
 	return sock, serveOn(t, cfg, sock)
 }
 
@@ -97,7 +83,7 @@ func dial(t *testing.T, opts client.Options) *client.Client {
 // TestErrUnavailable: without a daemon, Dial fails at once with ErrUnavailable, whether the
 // socket is missing or stale, with or without Reconnect, and says how to start one.
 func TestErrUnavailable(t *testing.T) {
-	dir := publicDir(t)
+	dir := testenv.PublicDir(t)
 	stale := filepath.Join(dir, "stale.sock")
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: stale, Net: "unix"})
 	if err != nil {
@@ -361,7 +347,7 @@ type fakeDaemon struct {
 }
 
 func newFake(t *testing.T) *fakeDaemon {
-	f := &fakeDaemon{t: t, sock: filepath.Join(publicDir(t), "f.sock")}
+	f := &fakeDaemon{t: t, sock: filepath.Join(testenv.PublicDir(t), "f.sock")}
 	var err error
 	f.ln, err = net.ListenUnix("unix", &net.UnixAddr{Name: f.sock, Net: "unix"})
 	if err != nil {

@@ -63,7 +63,7 @@ func refused(t *testing.T, p *proc, kind, mask, path, want string) {
 func TestUnprivilegedClient(t *testing.T) {
 	testenv.RequireRoot(t)
 	f := newAuthFixture(t)
-	sock := filepath.Join(publicDir(t), "d.sock")
+	sock := filepath.Join(testenv.PublicDir(t), "d.sock")
 	startDaemon(t, testConfig(), sock)
 
 	t.Run("content class", func(t *testing.T) {
@@ -136,7 +136,7 @@ func TestSubtreeHidesUnlistableDirectories(t *testing.T) {
 	if err := os.Mkdir(open, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	sock := filepath.Join(publicDir(t), "d.sock")
+	sock := filepath.Join(testenv.PublicDir(t), "d.sock")
 	startDaemon(t, testConfig(), sock)
 	p := dialClient(t, sock, "name=nobody", nobody)
 	mustAdd(t, p, "4", "0x40000100", f.pub) // a subtree mark: CREATE | ONDIR
@@ -180,7 +180,7 @@ func TestEventFDsOnlyForAllowed(t *testing.T) {
 			if tc.fdUID {
 				cfg.FdUIDs[65534] = true
 			}
-			sock := filepath.Join(publicDir(t), "d.sock")
+			sock := filepath.Join(testenv.PublicDir(t), "d.sock")
 			startDaemon(t, cfg, sock)
 			p := dialClient(t, sock, "class=content,deadline=10s,fds=1,auto=allow", tc.as)
 			if w := p.allLines("welcome"); !strings.Contains(w[0], fmt.Sprintf("welcome fds=%d ", tc.wantFD)) {
@@ -205,7 +205,7 @@ func TestAllowGIDBySupplementaryGroup(t *testing.T) {
 	testenv.RequireRoot(t)
 	cfg := testConfig()
 	cfg.AllowGIDs[4242] = true
-	sock := filepath.Join(publicDir(t), "d.sock")
+	sock := filepath.Join(testenv.PublicDir(t), "d.sock")
 	startDaemon(t, cfg, sock)
 	for _, tc := range []struct {
 		groups []uint32

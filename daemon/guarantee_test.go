@@ -129,7 +129,7 @@ func testHolderStallsNoOne(t *testing.T, threadPerClient bool) {
 	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	sock := filepath.Join(publicDir(t), "d.sock")
+	sock := filepath.Join(testenv.PublicDir(t), "d.sock")
 	d := startDaemonMode(t, testConfig(), sock, threadPerClient)
 
 	// A: a content client that never answers (deadline 60 s, far beyond the test's steps).
@@ -276,7 +276,7 @@ func testDeadlineVerdict(t *testing.T, verdict engine.Verdict, threadPerClient b
 	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	sock := filepath.Join(publicDir(t), "d.sock")
+	sock := filepath.Join(testenv.PublicDir(t), "d.sock")
 	d := startDaemonMode(t, testConfig(), sock, threadPerClient)
 	c := dialClient(t, sock, "class=content,deadline=200ms,dverdict="+verdict.String(), spawnOpts{})
 	if w := c.allLines("welcome"); len(w) != 1 || !strings.Contains(w[0], "deadline=200000000") {

@@ -35,7 +35,7 @@ func TestChurnLeaksNothing(t *testing.T) {
 	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	sock := filepath.Join(publicDir(t), "d.sock")
+	sock := filepath.Join(testenv.PublicDir(t), "d.sock")
 	d := startDaemon(t, testConfig(), sock)
 
 	phase := func(n int) (opens int64, maxOp time.Duration, took time.Duration) {

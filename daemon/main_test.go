@@ -134,22 +134,6 @@ func monoNow() int64 {
 	return sys.MonotonicNanos()
 }
 
-// publicDir returns a fresh directory every uid may search (for sockets and scratch files
-// that unprivileged helpers use), removed at the end of the test. Its path is short, as a
-// unix socket path must be.
-func publicDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "fsnd-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
 // openUp makes dir's ancestors below the temporary directory searchable by every uid
 // (t.TempDir makes them 0700), so that an unprivileged helper can reach a scratch mount.
 func openUp(t testing.TB, dir string) {

@@ -35,7 +35,7 @@ func header(length uint32, typ proto.Type, nfds uint8, req uint64) []byte {
 func TestBadFrames(t *testing.T) {
 	testenv.RequireRoot(t)
 	scratch := testenv.Tmpfs(t)
-	sock := filepath.Join(publicDir(t), "d.sock")
+	sock := filepath.Join(testenv.PublicDir(t), "d.sock")
 	d := startDaemon(t, testConfig(), sock)
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -149,7 +149,7 @@ func testBadFrames(t *testing.T, sock string, class engine.Class) {
 // becomes a client of a daemon that has stopped.
 func TestStopDuringHandshake(t *testing.T) {
 	testenv.RequireRoot(t)
-	sock := filepath.Join(publicDir(t), "d.sock")
+	sock := filepath.Join(testenv.PublicDir(t), "d.sock")
 	d := startDaemon(t, testConfig(), sock)
 	silent, err := proto.Dial(sock)
 	if err != nil {
@@ -201,7 +201,7 @@ func TestBye(t *testing.T) {
 	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	sock := filepath.Join(publicDir(t), "d.sock")
+	sock := filepath.Join(testenv.PublicDir(t), "d.sock")
 	d := startDaemon(t, testConfig(), sock)
 	conn, err := proto.Dial(sock)
 	if err != nil {
@@ -275,7 +275,7 @@ func testSlowReaderOverflowsAlone(t *testing.T, class engine.Class) {
 	testenv.RequireRoot(t)
 	const n = 5000
 	scratch := testenv.Tmpfs(t)
-	sock := filepath.Join(publicDir(t), "d.sock")
+	sock := filepath.Join(testenv.PublicDir(t), "d.sock")
 	d := startDaemon(t, testConfig(), sock)
 
 	slow, err := proto.Dial(sock)
@@ -390,7 +390,7 @@ func testSlowReaderOverflowsAlone(t *testing.T, class engine.Class) {
 // another client keeps working meanwhile, and once it reads, every reply comes, in order.
 func TestInlineFloodSlowsOnlyItself(t *testing.T) {
 	testenv.RequireRoot(t)
-	sock := filepath.Join(publicDir(t), "d.sock")
+	sock := filepath.Join(testenv.PublicDir(t), "d.sock")
 	d := startDaemon(t, testConfig(), sock)
 	const n = 50000 // far more Pongs than the socket buffers hold
 	var frames []byte

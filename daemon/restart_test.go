@@ -54,7 +54,7 @@ func TestRestartUnderLoad(t *testing.T) {
 	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	sock := filepath.Join(publicDir(t), "d.sock")
+	sock := filepath.Join(testenv.PublicDir(t), "d.sock")
 	d := startDaemon(t, testConfig(), sock)
 
 	perm := dialClient(t, sock, "class=content,deadline=5s,reconnect=1,auto=allow,quiet=1,name=perm", spawnOpts{})

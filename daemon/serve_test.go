@@ -109,7 +109,7 @@ func TestServeNotifiesSystemd(t *testing.T) {
 	testenv.RequireRoot(t)
 	for _, abstract := range []bool{false, true} {
 		t.Run(fmt.Sprintf("abstract=%v", abstract), func(t *testing.T) {
-			dir := publicDir(t)
+			dir := testenv.PublicDir(t)
 			addr := filepath.Join(dir, "notify")
 			if abstract {
 				addr = fmt.Sprintf("@fsnotifyd-test-notify-%d", os.Getpid())
@@ -145,7 +145,7 @@ func TestServeNotifiesSystemd(t *testing.T) {
 // leaves that socket alone.
 func TestServeRefusesLiveSocket(t *testing.T) {
 	testenv.RequireRoot(t)
-	sock := filepath.Join(publicDir(t), "s.sock")
+	sock := filepath.Join(testenv.PublicDir(t), "s.sock")
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
 	if err != nil {
 		t.Fatal(err)
@@ -180,7 +180,7 @@ func TestServeRefusesLiveSocket(t *testing.T) {
 // replaced.
 func TestServeRemovesStaleSocket(t *testing.T) {
 	testenv.RequireRoot(t)
-	dir := publicDir(t)
+	dir := testenv.PublicDir(t)
 	sock := filepath.Join(dir, "s.sock")
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
 	if err != nil {

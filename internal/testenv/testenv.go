@@ -137,6 +137,21 @@ func IsMountPoint(t testing.TB, dir string) bool {
 	return st.MntID != parent.MntID
 }
 
+// PublicDir is a fresh directory any uid may search (for sockets that unprivileged helpers
+// use), removed at the end of the test. Its path is short, as a unix socket path must be.
+func PublicDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "fsn-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 // childEnv marks a process started by RunTestAs.
 const childEnv = "FSNOTIFYD_TESTENV_CHILD"
 
