@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 	"io"
@@ -470,5 +469,3 @@ func heapAfterGC() uint64 {
 	runtime.ReadMemStats(&ms)
 	return ms.HeapAlloc
 }
-
-var errTimeout = errors.New("timeout")
