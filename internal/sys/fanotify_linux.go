@@ -22,6 +22,8 @@ const (
 	O_PATH      = unix.O_PATH
 	O_DIRECTORY = unix.O_DIRECTORY
 	O_NOFOLLOW  = unix.O_NOFOLLOW
+	O_CREAT     = unix.O_CREAT
+	O_EXCL      = unix.O_EXCL
 )
 
 // FanotifyInit creates a fanotify group (fanotify_init(2)) and returns its fd. flags are FAN_*
