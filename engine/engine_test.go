@@ -846,3 +846,62 @@ func TestOnQueue(t *testing.T) {
 		t.Errorf("TryReadBatch after Close: %v", err)
 	}
 }
+
+// An event whose ancestry the source could not learn reaches every subtree and
+// children-watching directory mark it may be below, and no other.
+func TestAncestryUnknownIsPossiblyInside(t *testing.T) {
+	lost := func(m Mask, maybe ...ID) *Event {
+		return &Event{Mask: m, Inode: g21, Mount: mnt1, Filesystem: fs1, Pid: 100,
+			AncestryUnknown: true, PossibleAncestors: maybe}
+	}
+	other := ID{Hi: 9, Lo: 30}
+	tests := []struct {
+		name string
+		obj  Object
+		mark Mask
+		ev   *Event
+		want Mask
+	}{
+		{"subtree root listed", Subtree(root), Open, lost(Open, root, dir), Open},
+		{"subtree root listed second", Subtree(dir), Open, lost(Open, root, dir), Open},
+		{"subtree root not listed", Subtree(other), Open, lost(Open, root, dir), 0},
+		{"dir watching children, listed", Inode(dir), Open | EventOnChild, lost(Open, dir), Open},
+		{"dir not watching children, listed", Inode(dir), Open, lost(Open, dir), 0},
+		{"no candidates: filesystem mark still", Filesystem(fs1), Open, lost(Open), Open},
+		{"no candidates: subtree mark", Subtree(root), Open, lost(Open), 0},
+		{"list ignored without the marker", Subtree(root), Open,
+			&Event{Mask: Open, Inode: g21, Filesystem: fs1, PossibleAncestors: []ID{root}}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := New(Config{})
+			g := newGroup(t, e, Options{})
+			mustAdd(t, g, tt.obj, MarkSpec{Mask: tt.mark})
+			e.Notify(context.Background(), tt.ev)
+			got := drain(g)
+			if tt.want == 0 {
+				if len(got) != 0 {
+					t.Fatalf("got %v, want nothing", masks(got))
+				}
+				return
+			}
+			if len(got) != 1 || got[0].Mask != tt.want {
+				t.Fatalf("got %v, want [%v]", masks(got), tt.want)
+			}
+		})
+	}
+	// A permission event of unknown place is decided by a guard of any listed subtree, once
+	// per group even with marks on several candidates.
+	e := New(Config{})
+	guard := newGroup(t, e, Options{Class: ClassContent})
+	mustAdd(t, guard, Subtree(root), MarkSpec{Mask: OpenPerm})
+	mustAdd(t, guard, Subtree(dir), MarkSpec{Mask: OpenPerm})
+	stop := answerer(t, guard, Response{Verdict: Deny})
+	defer stop()
+	if r := e.Notify(context.Background(), lost(OpenPerm, root, dir)); r.Verdict != Deny || r.Group != guard.ID() {
+		t.Fatalf("permission event of unknown place: %+v, want the subtree guard's deny", r)
+	}
+	if st := guard.Stats(); st.Answered != 1 {
+		t.Fatalf("guard answered %d times, want once", st.Answered)
+	}
+}

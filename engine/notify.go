@@ -67,7 +67,7 @@ func (e *Engine) anyMarked(ev *Event) bool {
 		return true
 	}
 	if e.nconns[KindSubtree].Load() == 0 {
-		return false
+		return e.anyPossibleAncestorMarked(ev)
 	}
 	if e.marked(Object{KindSubtree, ev.Inode}) {
 		return true
@@ -79,6 +79,20 @@ func (e *Engine) anyMarked(ev *Event) bool {
 	}
 	for _, id := range ev.TargetAncestors {
 		if e.marked(Object{KindSubtree, id}) {
+			return true
+		}
+	}
+	return e.anyPossibleAncestorMarked(ev)
+}
+
+// anyPossibleAncestorMarked is anyMarked for the directories an event of unknown ancestry
+// may be below (checked only for such events).
+func (e *Engine) anyPossibleAncestorMarked(ev *Event) bool {
+	if !ev.AncestryUnknown {
+		return false
+	}
+	for _, id := range ev.PossibleAncestors {
+		if e.marked(Object{KindSubtree, id}) || e.marked(Object{KindInode, id}) {
 			return true
 		}
 	}
@@ -361,6 +375,19 @@ func (e *Engine) collect(ev *Event, heads []head) []head {
 	}
 	if !ev.Filesystem.IsZero() {
 		heads = e.addHead(heads, Object{KindFilesystem, ev.Filesystem}, itFilesystem)
+	}
+	if ev.AncestryUnknown {
+		// Possibly below any of them: each may be its parent, or the root of a subtree it
+		// is in. (A group with marks on several of them still gets one delivery: the walk
+		// merges a group's marks across heads.)
+		for _, id := range ev.PossibleAncestors {
+			if ev.Mask&PossibleOnChild != 0 {
+				heads = e.addHead(heads, Object{KindInode, id}, itParent)
+			}
+			if e.nconns[KindSubtree].Load() != 0 {
+				heads = e.addHead(heads, Object{KindSubtree, id}, itSubtree)
+			}
+		}
 	}
 	if e.nconns[KindSubtree].Load() == 0 {
 		return heads

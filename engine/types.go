@@ -192,10 +192,26 @@ type Event struct {
 	// directory), up to the filesystem root. Subtree marks on Inode or on any of them report
 	// the event. TargetAncestors are Target and the directories above it, for Rename.
 	Ancestors, TargetAncestors []ID
+	// AncestryUnknown says the source could not learn the directories above Inode (for the
+	// Linux backend: a file whose path is longer than the kernel prints, or whose printed
+	// path does not lead back to it, such as one opened by a file handle). Ancestors is then
+	// empty and Parent unset, and the event is dispatched as possibly below each directory of
+	// PossibleAncestors: their subtree marks report it, and so do their inode marks that
+	// watch children (EventOnChild), as a parent's mark would. An event whose place is
+	// unknown is never treated as outside a subtree it may be in; consumers must not treat it
+	// as certainly inside either (its Path is unknown too, see Path).
+	AncestryUnknown bool
+	// PossibleAncestors are, with AncestryUnknown, the directories the source cannot rule out
+	// as being above Inode: the Linux backend lists every subtree root and every directory
+	// with a children-watching inode mark on Inode's filesystem.
+	PossibleAncestors []ID
 	// Name is the entry name of a directory-entry event, or the child's name for an event on a
 	// child; NewName is the new name of a Rename.
 	Name, NewName string
-	// Path is the source's absolute path for the object, when known (informational).
+	// Path is the source's absolute path for the object, when known (informational); "" when
+	// unknown. An unknown path is not a path that matches nothing: a consumer that decides
+	// by path must decide what it does when it cannot (see KnownPath). A path may be longer
+	// than PATH_MAX.
 	Path string
 	// OldPath is the source path of a rename or move, when known (informational).
 	OldPath string
@@ -224,7 +240,7 @@ type PathResolver interface {
 }
 
 // GetPath returns the event's path: Path if the source set it, else what the payload
-// resolves, else "".
+// resolves, else "" (unknown).
 func (ev *Event) GetPath() string {
 	if ev.Path != "" {
 		return ev.Path
@@ -233,6 +249,13 @@ func (ev *Event) GetPath() string {
 		return r.Path()
 	}
 	return ""
+}
+
+// KnownPath returns the event's path (GetPath) and whether it is known: "" never is. A
+// policy on paths must treat an unknown path as one that may match any of its patterns.
+func (ev *Event) KnownPath() (string, bool) {
+	p := ev.GetPath()
+	return p, p != ""
 }
 
 // Hold takes a reference on ev: its payload is not released until a matching Release.
