@@ -420,6 +420,11 @@ type Stats struct {
 	IgnoreMarks, VerdictCached atomic.Uint64
 	// Errors translating events (the event was still answered).
 	TranslateErrors atomic.Uint64
+	// PathsUnknown counts events whose path could not be read (too long for the kernel to
+	// print for a file, or printed wrong); PlacesUnknown those among them, or others, whose
+	// ancestry could not be learned either, dispatched as possibly inside every subtree of
+	// their filesystem (engine.Event.AncestryUnknown).
+	PathsUnknown, PlacesUnknown atomic.Uint64
 	// Times the FD reader stopped waiting for the FID group to catch up (awaitFIDSettled):
 	// its events may then come before directory events queued ahead of them.
 	OrderWaitTimeouts atomic.Uint64
@@ -430,6 +435,7 @@ type StatsSnapshot struct {
 	Events, PermissionEvents, SelfExempt, KernelOverflows uint64
 	IgnoreMarks, VerdictCached, TranslateErrors           uint64
 	OrderWaitTimeouts                                     uint64
+	PathsUnknown, PlacesUnknown                           uint64
 }
 
 // Stats returns the backend's figures.
@@ -439,5 +445,6 @@ func (b *Backend) Stats() StatsSnapshot {
 		SelfExempt: b.stats.SelfExempt.Load(), KernelOverflows: b.stats.KernelOverflows.Load(),
 		IgnoreMarks: b.stats.IgnoreMarks.Load(), VerdictCached: b.stats.VerdictCached.Load(),
 		TranslateErrors: b.stats.TranslateErrors.Load(), OrderWaitTimeouts: b.stats.OrderWaitTimeouts.Load(),
+		PathsUnknown: b.stats.PathsUnknown.Load(), PlacesUnknown: b.stats.PlacesUnknown.Load(),
 	}
 }

@@ -25,8 +25,12 @@ type permEvent struct {
 	fd       int32
 	answered atomic.Bool
 
-	pathOnce sync.Once
-	path     string
+	// st is the event object's statx; pathTried says translateFD looked for the path already
+	// (path is then what it found, "" if unknown, and Path does not look again).
+	st        sys.Stat
+	pathTried bool
+	pathOnce  sync.Once
+	path      string
 }
 
 // answer writes the kernel answer, once; later calls do nothing.
@@ -50,11 +54,12 @@ func (p *permEvent) Release() { sys.Close(int(p.fd)) }
 // cause no events). Valid until the delivery is released; do not close it.
 func (p *permEvent) Fd() int { return int(p.fd) }
 
-// Path returns the path the file was opened by, resolved on first use.
+// Path returns the path of the file, resolved on first use: "" if it is unknown (longer
+// than the kernel prints for a file, or printed wrong: see eventPath).
 func (p *permEvent) Path() string {
 	p.pathOnce.Do(func() {
-		if p.path == "" {
-			p.path, _ = sys.FdPath(int(p.fd))
+		if p.path == "" && !p.pathTried {
+			p.path, _ = eventPath(int(p.fd), &p.st)
 		}
 	})
 	return p.path
@@ -78,7 +83,7 @@ func (g *kgroup) handleFD(kev *sys.FanotifyEvent, v *view, now time.Time) {
 		return // FAN_NOFD without overflow, or an FD_ERROR: nothing to answer or report
 	}
 	if !kev.IsPerm() {
-		ev, ok := b.translateFD(kev, v, now, true)
+		ev, ok := b.translateFD(kev, v, now, true, nil)
 		sys.Close(int(kev.Fd))
 		if ok {
 			ev.Comm = b.comms.get(kev.Pid, now)
@@ -99,7 +104,7 @@ func (g *kgroup) handleFD(kev *sys.FanotifyEvent, v *view, now time.Time) {
 	b.inflightMu.Lock()
 	b.inflight[p] = struct{}{}
 	b.inflightMu.Unlock()
-	ev, ok := b.translateFD(kev, v, now, false)
+	ev, ok := b.translateFD(kev, v, now, false, p)
 	if !ok {
 		// The kernel fails open on errors of its own; so do we, and count it.
 		p.answer(sys.FAN_ALLOW)
@@ -229,12 +234,16 @@ func (b *Backend) Spawning() (end func()) {
 }
 
 // translateFD builds the engine event of an FD-group event. withPath asks for the path even
-// when dispatch does not need it (notifications, whose descriptor is closed right away).
-func (b *Backend) translateFD(kev *sys.FanotifyEvent, v *view, now time.Time, withPath bool) (*engine.Event, bool) {
+// when dispatch does not need it (notifications, whose descriptor is closed right away). p,
+// for a permission event, learns the object's statx and whether its path was found.
+func (b *Backend) translateFD(kev *sys.FanotifyEvent, v *view, now time.Time, withPath bool, p *permEvent) (*engine.Event, bool) {
 	st, err := sys.Fstat(int(kev.Fd))
 	if err != nil {
 		b.stats.TranslateErrors.Add(1)
 		return nil, false
+	}
+	if p != nil {
+		p.st = st
 	}
 	ev := &engine.Event{
 		Mask:       engine.Mask(kev.Mask) &^ engine.EventFlags,
@@ -280,55 +289,61 @@ func (b *Backend) translateFD(kev *sys.FanotifyEvent, v *view, now time.Time, wi
 			cacheable = false
 		}
 	}
-	path, err := sys.FdPath(int(kev.Fd))
-	if err != nil {
-		b.stats.TranslateErrors.Add(1)
-		return ev, true // dispatch on what we know
-	}
-	path = strings.TrimSuffix(path, " (deleted)")
-	ev.Path = path
-	if path == "/" {
+	needPlace := needAncestry || (fv != nil && fv.needParent)
+	for try := 0; ; try++ {
+		path, known := eventPath(int(kev.Fd), &st)
+		if p != nil {
+			p.path, p.pathTried = path, true
+		}
+		ev.Path = path
+		if !known {
+			b.stats.PathsUnknown.Add(1)
+		} else if path != "/" {
+			ev.Name = filepath.Base(path)
+		}
+		if !needPlace || path == "/" {
+			return ev, true
+		}
+		// The directories above: from the path, or, for a directory whose path is too long
+		// for that (or unknown), from its descriptor.
+		var chain []engine.ID
+		complete := false
+		if known && len(path) < pathMax {
+			chain, complete = ancestry(filepath.Dir(path), st.Dev, needAncestry)
+		}
+		if !complete && st.IsDir() {
+			chain, complete = dirAncestry(int(kev.Fd))
+		}
+		if !complete || len(chain) == 0 {
+			if try == 0 && known {
+				continue // a directory on the way moved meanwhile: look again, once
+			}
+			// A file whose place is unknown: possibly inside every subtree here.
+			b.stats.PlacesUnknown.Add(1)
+			placeUnknown(ev, fv)
+			return ev, true
+		}
+		ev.Parent = chain[0]
+		if needAncestry {
+			ev.Ancestors = chain
+		}
+		if st.Nlink == 1 {
+			b.parents.put(ev.Inode, st.Ctime, chain[0])
+		}
+		if cacheable {
+			b.chains.put(ev.Inode, st.Ctime, settledGen, chain)
+		}
 		return ev, true
 	}
-	ev.Name = filepath.Base(path)
-	if needAncestry || (fv != nil && fv.needParent) {
-		if chain := ancestry(filepath.Dir(path), st.Dev, needAncestry); len(chain) > 0 {
-			ev.Parent = chain[0]
-			if needAncestry {
-				ev.Ancestors = chain
-			}
-			if st.Nlink == 1 {
-				b.parents.put(ev.Inode, st.Ctime, chain[0])
-			}
-			if cacheable {
-				b.chains.put(ev.Inode, st.Ctime, settledGen, chain)
-			}
-		}
-	}
-	return ev, true
 }
+
+// pathMax is PATH_MAX: a longer path cannot be passed to a system call.
+const pathMax = 4096
 
 func mountID(mnt uint64) engine.ID { return engine.ID{Hi: mnt, Lo: 1} }
 
 // rootAncestors is the shared, immutable ancestry {filesystem root}, for rootOnly views.
 func (fv *fsView) rootAncestors() []engine.ID { return fv.rootChain }
-
-// ancestry returns the IDs of dir and the directories above it on device dev, nearest first,
-// stopping at the filesystem's boundary; with all unset only dir's own ID.
-func ancestry(dir string, dev uint64, all bool) []engine.ID {
-	var chain []engine.ID
-	for {
-		st, err := sys.Statx(sys.AT_FDCWD, dir, sys.AT_SYMLINK_NOFOLLOW)
-		if err != nil || st.Dev != dev {
-			return chain
-		}
-		chain = append(chain, inodeID(st.Dev, st.Ino))
-		if !all || dir == "/" || st.MountRoot {
-			return chain
-		}
-		dir = filepath.Dir(dir)
-	}
-}
 
 // maybeIgnore puts an evictable ignore mark where the kernel would otherwise keep sending
 // events nobody wants: the event is outside every subtree and nothing else on the
@@ -345,7 +360,7 @@ func (b *Backend) maybeIgnore(k int, ev *engine.Event, v *view) {
 	if fv == nil || len(fv.roots) == 0 || fv.rootOnly || fv.subtreeOnly[k] == 0 || ev.Path == "" {
 		return
 	}
-	if ev.Ancestors == nil {
+	if ev.Ancestors == nil || ev.AncestryUnknown {
 		return // ancestry unknown: never ignore on a guess
 	}
 	for _, a := range ev.Ancestors {

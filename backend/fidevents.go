@@ -17,9 +17,12 @@ import (
 // equals the filesystem's dirGen, which a directory move or deletion bumps.
 type dirInfo struct {
 	id        engine.ID
-	path      string
+	path      string      // "" if unknown (see eventPath)
 	ancestors []engine.ID // the directories above, nearest first (shared, never modified)
-	gen       uint64
+	// placeUnknown: the directories above could not all be found (ancestors is then empty):
+	// events below it are dispatched as possibly inside every subtree (placeUnknown).
+	placeUnknown bool
+	gen          uint64
 }
 
 func handleKey(h sys.FileHandle) string {
@@ -53,13 +56,25 @@ func (b *Backend) resolveDir(fs *fsState, fid *sys.FileID, needAncestry bool) (*
 	if err != nil {
 		return nil, false
 	}
-	path, err := sys.FdPath(fd)
-	if err != nil {
-		return nil, false
+	// The path at any length; "" (unknown) beyond sys.MaxLongPath: the event is still
+	// reported, with its name and what is known.
+	path, known := eventPath(fd, &st)
+	if !known {
+		b.stats.PathsUnknown.Add(1)
 	}
-	d := &dirInfo{id: inodeID(st.Dev, st.Ino), path: strings.TrimSuffix(path, " (deleted)"), gen: gen}
-	if needAncestry && d.path != "/" && !st.MountRoot {
-		d.ancestors = ancestry(filepath.Dir(d.path), st.Dev, true)
+	d := &dirInfo{id: inodeID(st.Dev, st.Ino), path: path, gen: gen}
+	if needAncestry && path != "/" && !st.MountRoot {
+		complete := false
+		if known && len(path) < pathMax {
+			d.ancestors, complete = ancestry(filepath.Dir(path), st.Dev, true)
+		}
+		if !complete {
+			d.ancestors, complete = dirAncestry(fd)
+		}
+		if !complete {
+			b.stats.PlacesUnknown.Add(1)
+			d.ancestors, d.placeUnknown = nil, true
+		}
 	}
 	if d.ancestors == nil {
 		d.ancestors = []engine.ID{}
@@ -89,7 +104,11 @@ func (b *Backend) objectID(fv *fsView, fid *sys.FileID, path string) engine.ID {
 	return engine.ID{Hi: fv.state.dev, Lo: h.Sum64() | 1<<62}
 }
 
+// joinName is dir/name; "" (unknown) when dir is.
 func joinName(dir string, name []byte) string {
+	if dir == "" {
+		return ""
+	}
 	if len(name) == 0 || (len(name) == 1 && name[0] == '.') {
 		return dir
 	}
@@ -173,6 +192,15 @@ func (g *kgroup) handleFID(kev *sys.FanotifyEvent, v *view, now time.Time) {
 				}
 			}
 		}
+		if needAncestry && ((od != nil && od.placeUnknown) || (nd != nil && nd.placeUnknown)) {
+			var known []engine.ID
+			for _, d := range []*dirInfo{od, nd} {
+				if d != nil {
+					known = append(known, d.id)
+				}
+			}
+			placeUnknown(ev, fv, known...)
+		}
 	case mask&(engine.DirentEvents) != 0 && hasDir:
 		d, ok := b.resolveDir(fs, &kev.DFID, needAncestry)
 		if !ok {
@@ -182,6 +210,9 @@ func (g *kgroup) handleFID(kev *sys.FanotifyEvent, v *view, now time.Time) {
 		ev.Inode, ev.Name, ev.Path = d.id, string(kev.DFID.Name), joinName(d.path, kev.DFID.Name)
 		if needAncestry {
 			ev.Ancestors = d.ancestors
+			if d.placeUnknown {
+				placeUnknown(ev, fv)
+			}
 		}
 	case hasDir && len(kev.DFID.Name) > 0 && string(kev.DFID.Name) != ".":
 		// An event on a child, reported with its parent and name.
@@ -198,6 +229,9 @@ func (g *kgroup) handleFID(kev *sys.FanotifyEvent, v *view, now time.Time) {
 		ev.Inode = b.objectID(fv, &kev.FID, path)
 		if needAncestry {
 			ev.Ancestors = append([]engine.ID{d.id}, d.ancestors...)
+			if d.placeUnknown {
+				placeUnknown(ev, fv, d.id) // its directory is known, not the rest
+			}
 		}
 	default:
 		// An event on the object itself (a marked directory reports name "."), or with no
@@ -211,6 +245,9 @@ func (g *kgroup) handleFID(kev *sys.FanotifyEvent, v *view, now time.Time) {
 				ev.Inode, ev.Path = d.id, d.path
 				if needAncestry {
 					ev.Ancestors = d.ancestors
+					if d.placeUnknown {
+						placeUnknown(ev, fv)
+					}
 				}
 			}
 		}
@@ -269,9 +306,5 @@ func (b *Backend) objectPath(fs *fsState, fid *sys.FileID, mask engine.Mask) str
 		return ""
 	}
 	defer sys.Close(fd)
-	p, err := sys.FdPath(fd)
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSuffix(p, " (deleted)")
+	return fdObjectPath(fd) // "" if unknown
 }

@@ -590,6 +590,8 @@ func helperAccess(ops []string) int {
 			n, err = syscall.Pwrite(fd, bytes.Repeat([]byte("w"), num(2)), int64(num(1)))
 		case "close":
 			err = syscall.Close(fd)
+		case "chdir":
+			err = syscall.Chdir(strings.Join(f[1:], ":"))
 		case "exec":
 			// This process becomes the program (exit 0, no output) or prints the error.
 			path := strings.Join(f[1:], ":")

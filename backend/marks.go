@@ -382,6 +382,10 @@ type fsView struct {
 	// subtreeOnly[k]: the bits kernel group k's filesystem mark has only because of subtrees
 	// (no filesystem or mount mark wants them): those may be ignored outside the subtrees.
 	subtreeOnly [2]uint64
+	// possibleAncestors are the subtree roots and children-watching directories here: where
+	// an event whose place is unknown may be (engine.Event.PossibleAncestors; shared, never
+	// modified).
+	possibleAncestors []engine.ID
 }
 
 // publishViewLocked rebuilds the readers' snapshot. Needs b.mu.
@@ -395,6 +399,14 @@ func (b *Backend) publishViewLocked() {
 		for id, m := range fs.subtrees {
 			fv.roots[id] = true
 			sub |= m
+		}
+		for id := range fv.roots {
+			fv.possibleAncestors = append(fv.possibleAncestors, id)
+		}
+		for id := range fv.eocDirs {
+			if !fv.roots[id] {
+				fv.possibleAncestors = append(fv.possibleAncestors, id)
+			}
 		}
 		fv.rootID = inodeID(dev, fs.rootIno)
 		fv.rootChain = []engine.ID{fv.rootID}

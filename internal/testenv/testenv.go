@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -195,3 +196,62 @@ func RunTestAs(t testing.TB, uid, gid uint32, name string) (string, error) {
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
+
+// DeepDir is a directory deeper than PATH_MAX (see DeepTree).
+type DeepDir struct {
+	// Fd is an O_PATH descriptor of the deepest directory, closed at cleanup.
+	Fd int
+	// Path is its full path (longer than PATH_MAX: no system call takes it).
+	Path string
+	// Top is the first directory made below the base directory.
+	Top string
+}
+
+// DeepTree makes depth directories of nameLen bytes each, one below the other, below dir,
+// without ever passing the kernel a path longer than one name, and returns the deepest.
+// Twenty-two directories of 200 bytes make a path of some 4,460 bytes below a short dir:
+// readlink(/proc/self/fd/N) fails with ENAMETOOLONG for anything inside.
+func DeepTree(t testing.TB, dir string, depth, nameLen int) DeepDir {
+	t.Helper()
+	cur, err := sys.Open(dir, sys.O_PATH|sys.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := DeepDir{Path: dir}
+	for i := 0; i < depth; i++ {
+		name := strings.Repeat(string(rune('a'+i%26)), nameLen)
+		if err := os.Mkdir(ProcFd(cur)+"/"+name, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			t.Fatal(err)
+		}
+		next, err := sys.Openat(cur, name, sys.O_PATH|sys.O_DIRECTORY, 0)
+		sys.Close(cur)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cur = next
+		d.Path += "/" + name
+		if i == 0 {
+			d.Top = d.Path
+		}
+	}
+	d.Fd = cur
+	t.Cleanup(func() { sys.Close(cur) })
+	return d
+}
+
+// WriteFile writes a file named name in d.
+func (d DeepDir) WriteFile(t testing.TB, name, data string) {
+	t.Helper()
+	if err := os.WriteFile(ProcFd(d.Fd)+"/"+name, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Dir is a path to d short enough for any system call: /proc/self/fd/N. A child process
+// started with it as its working directory (exec.Cmd.Dir) resolves it between fork and exec,
+// through this process's descriptor, and so runs in d itself: its relative opens then name
+// files whose path is longer than PATH_MAX, as an attacker's would.
+func (d DeepDir) Dir() string { return ProcFd(d.Fd) }
+
+// ProcFd is /proc/self/fd/N.
+func ProcFd(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }

@@ -1,0 +1,116 @@
+//go:build linux
+
+package backend
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+
+	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
+)
+
+// procDir is a path to deep directory d that another process may chdir to: this process's
+// descriptor of it, through /proc.
+func procDir(d testenv.DeepDir) string {
+	return "/proc/" + strconv.Itoa(os.Getpid()) + "/fd/" + strconv.Itoa(d.Fd)
+}
+
+// The attack: a file 22 directories of 200 bytes below a guarded directory, opened
+// by a relative path from a working directory down there. The kernel cannot print its path;
+// the permission event must still reach the subtree's guard (as possibly inside), and the
+// guard must be able to tell that the path is unknown.
+func TestDeepFileReachesSubtreeGuard(t *testing.T) {
+	b := newBackend(t, ModeFanotify)
+	root := testenv.Tmpfs(t)
+	guarded := filepath.Join(root, "g")
+	mkdirAll(t, guarded)
+	mkdirAll(t, filepath.Join(root, "elsewhere"))
+	deep := testenv.DeepTree(t, guarded, 22, 200)
+	deep.WriteFile(t, "deep.key", "k")
+	other := testenv.DeepTree(t, filepath.Join(root, "elsewhere"), 22, 200)
+	other.WriteFile(t, "other.txt", "o")
+
+	guard := newGroup(t, b, engine.Options{Name: "guard", Class: engine.ClassContent, Deadline: hang})
+	mark(t, b, guard, guarded, engine.KindSubtree, engine.MarkSpec{Mask: engine.OpenPerm | engine.OnDir})
+	// The guard denies what it cannot place, as a deny rule must.
+	unknown := func(x rec) bool { return x.Path == "" }
+	gr := record(t, guard, func(x rec) engine.Response {
+		if unknown(x) {
+			return engine.Response{Verdict: engine.Deny}
+		}
+		return engine.Response{}
+	})
+	watch := newGroup(t, b, engine.Options{Name: "watch"})
+	mark(t, b, watch, guarded, engine.KindSubtree, engine.MarkSpec{Mask: engine.Create | engine.Open | engine.OnDir})
+	wr := record(t, watch, nil)
+
+	res, pid := access(t, "chdir:"+procDir(deep), "open:deep.key")
+	if res.errno != syscall.EPERM {
+		t.Fatalf("open of deep.key: %v, want EPERM; guard read:\n%s", res, dump(gr.since(0)))
+	}
+	i := gr.waitFor(0, "on deep.key", func(x rec) bool { return x.Pid == int32(pid) && x.Mask&engine.OpenPerm != 0 })
+	if x := gr.since(i)[0]; x.Path != "" || x.Name != "" || !x.Parent.IsZero() {
+		t.Fatalf("deep.key's event %v: want path, name and parent unknown", x)
+	}
+	// The open of the deep directory itself (a directory: reachable from its descriptor) is
+	// placed exactly, with its full path.
+	res, pid = access(t, "open:"+procDir(deep))
+	if res.errno != 0 {
+		t.Fatalf("open of the deep directory: %v; guard read:\n%s", res, dump(gr.since(0)))
+	}
+	wr.waitFor(0, "open of the deep directory by its full path", func(x rec) bool {
+		return x.Pid == int32(pid) && x.Mask&engine.Open != 0 && x.Path == deep.Path
+	})
+	// A file created down there: the FID group's directory handle gives its full path.
+	res, pid = access(t, "chdir:"+procDir(deep), "openw:new.txt")
+	if res.errno != syscall.ENOENT {
+		t.Fatalf("openw without O_CREAT: %v", res)
+	}
+	deep.WriteFile(t, "new.txt", "n") // by this process: exempt from the guard, seen by the watch
+	wr.waitPath(0, engine.Create, deep.Path+"/new.txt")
+
+	// The same depth outside the guarded directory, on the same filesystem: its place is
+	// unknown too, so the guard is asked (and denies: possibly inside).
+	res, _ = access(t, "chdir:"+procDir(other), "open:other.txt")
+	if res.errno != syscall.EPERM {
+		t.Fatalf("open of a deep file outside: %v, want EPERM (its place is unknown)", res)
+	}
+	// Nothing short is affected.
+	writeFile(t, filepath.Join(guarded, "short.txt"), "s")
+	if res, _ := access(t, "open:"+filepath.Join(guarded, "short.txt")); res.errno != 0 {
+		t.Fatalf("open of a short path: %v", res)
+	}
+	if st := b.Stats(); st.PlacesUnknown == 0 || st.PathsUnknown == 0 {
+		t.Fatalf("stats %+v: want paths and places unknown counted", st)
+	}
+}
+
+// A descriptor's object that the backend cannot place never gets an ignore mark, and no
+// event of it is lost because an ignore mark was placed on a guess.
+func TestDeepFileNeverIgnored(t *testing.T) {
+	b := newBackend(t, ModeFanotify)
+	root := testenv.Tmpfs(t)
+	guarded := filepath.Join(root, "g")
+	mkdirAll(t, guarded)
+	mkdirAll(t, filepath.Join(root, "o"))
+	other := testenv.DeepTree(t, filepath.Join(root, "o"), 22, 200)
+	other.WriteFile(t, "f", "o")
+	g := newGroup(t, b, engine.Options{Name: "guard", Class: engine.ClassContent, Deadline: hang})
+	mark(t, b, g, guarded, engine.KindSubtree, engine.MarkSpec{Mask: engine.OpenPerm})
+	r := record(t, g, nil)
+	for i := 0; i < 3; i++ {
+		from := r.len()
+		res, pid := access(t, "chdir:"+procDir(other), "open:f")
+		if res.errno != 0 {
+			t.Fatal(res)
+		}
+		r.waitFor(from, "open "+strconv.Itoa(i), func(x rec) bool { return x.Pid == int32(pid) })
+	}
+	if n := b.Stats().IgnoreMarks; n != 0 {
+		t.Fatalf("%d ignore marks placed on events of unknown place", n)
+	}
+}

@@ -1,0 +1,150 @@
+//go:build linux
+
+package backend
+
+import (
+	"errors"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/sys"
+)
+
+// Paths the kernel will not print, and paths it prints wrong.
+//
+// The backend learns an FD-group event's path from readlink(/proc/self/fd/N) and its
+// ancestry (which subtree marks see it) from that path. Two things break this, and an
+// attacker controls both:
+//
+//   - A path longer than PATH_MAX (any user who may create directories can make one):
+//     readlink fails with ENAMETOOLONG. For a directory, its ancestry comes from its
+//     descriptor instead (sys.WalkUp) and its path from sys.LongPath; FID-group events
+//     carry a directory handle, opened and handled the same way. A non-directory's parent
+//     cannot be reached from its descriptor, so its place is unknown.
+//   - A non-directory opened by file handle (open_by_handle_at) may have a dentry that is
+//     not connected to the tree: the kernel then prints "/" or "/name". The backend takes
+//     a non-directory's printed path only if it leads back to the same inode.
+//
+// An event whose place is unknown is dispatched with engine.Event.AncestryUnknown and, as
+// PossibleAncestors, every subtree root and children-watching directory of its filesystem:
+// each of those marks treats it as possibly inside (docs/security.md, "Paths the kernel
+// cannot print"). Its Path is "", which consumers treat as unknown, never as a path that
+// matches nothing. Such an event never gets an ignore mark.
+
+// maxWalkLevels bounds the directories walked up from one descriptor: a path of PATH_MAX
+// has at most 2048; an attacker's deeper tree beyond the bound is reported with its place
+// unknown (conservative) rather than costing every event a walk of any length.
+const maxWalkLevels = 4096
+
+// eventPath returns the path of event descriptor fd, whose statx is st, and whether it is
+// known: for a directory, at any length (sys.LongPath); for a non-directory, only what
+// readlink prints (a file's directory is not reachable from its descriptor) and only if that
+// path leads back to the same inode. The kernel's " (deleted)" suffix is dropped from an
+// unlinked object's path (nlink 0), whose last path it is; a live file whose name ends in
+// " (deleted)" keeps it.
+func eventPath(fd int, st *sys.Stat) (string, bool) {
+	for try := 0; try < 2; try++ {
+		p, err := sys.FdPath(fd)
+		if err != nil {
+			if st.IsDir() && errors.Is(err, syscall.ENAMETOOLONG) {
+				if p, err := sys.LongPath(fd, 0); err == nil {
+					return trimDeleted(p, st), true
+				}
+			}
+			return "", false
+		}
+		if st.IsDir() {
+			return trimDeleted(p, st), true // a directory's dentry is always connected
+		}
+		if st.Nlink == 0 {
+			if p, ok := strings.CutSuffix(p, " (deleted)"); ok {
+				return p, true // an unlinked file: its last name, in its last directory
+			}
+		}
+		if leadsTo(p, st) {
+			return p, true
+		}
+		// Renamed between the two calls, or a disconnected dentry ("/", "/name"): once more,
+		// then unknown.
+	}
+	return "", false
+}
+
+func trimDeleted(p string, st *sys.Stat) string {
+	if st.Nlink == 0 {
+		return strings.TrimSuffix(p, " (deleted)")
+	}
+	return p
+}
+
+// leadsTo reports whether path names the object st describes.
+func leadsTo(path string, st *sys.Stat) bool {
+	if path == "" || path[0] != '/' {
+		return false
+	}
+	got, err := sys.Statx(sys.AT_FDCWD, path, sys.AT_SYMLINK_NOFOLLOW)
+	return err == nil && got.Dev == st.Dev && got.Ino == st.Ino
+}
+
+// dirAncestry returns the IDs of the directories above directory fd, nearest first, up to
+// its mount's root, found from the descriptor (sys.WalkUp), and whether that is the whole
+// way up. The root of a mount that is not the root of its filesystem (a bind mount of a
+// subdirectory) ends the walk as the path-based ancestry does.
+func dirAncestry(fd int) ([]engine.ID, bool) {
+	levels, complete, err := sys.WalkUp(fd, maxWalkLevels)
+	if err != nil || len(levels) == 0 {
+		return nil, false
+	}
+	chain := make([]engine.ID, 0, len(levels)-1)
+	for _, l := range levels[1:] {
+		chain = append(chain, inodeID(l.Dev, l.Ino))
+	}
+	return chain, complete
+}
+
+// placeUnknown marks ev as possibly below every subtree root and every children-watching
+// directory on its filesystem (fv nil: none are marked), and below the directories known,
+// those the caller knows to be above it (its parent, say).
+func placeUnknown(ev *engine.Event, fv *fsView, known ...engine.ID) {
+	ev.AncestryUnknown = true
+	ev.Ancestors = nil
+	var possible []engine.ID
+	if fv != nil {
+		possible = fv.possibleAncestors
+	}
+	if len(known) > 0 {
+		possible = append(append(make([]engine.ID, 0, len(known)+len(possible)), known...), possible...)
+	}
+	ev.PossibleAncestors = possible
+}
+
+// ancestry returns the IDs of dir and the directories above it on device dev, nearest first,
+// stopping at the filesystem's boundary; with all unset only dir's own ID. complete reports
+// whether it got them all: it reached the root of the mount (or /), or (all unset) dir.
+// A directory that cannot be stat'ed on the way (moved or removed meanwhile, or a path that
+// does not name what the caller thinks) leaves it incomplete.
+func ancestry(dir string, dev uint64, all bool) (chain []engine.ID, complete bool) {
+	for {
+		st, err := sys.Statx(sys.AT_FDCWD, dir, sys.AT_SYMLINK_NOFOLLOW)
+		if err != nil || st.Dev != dev {
+			return chain, false
+		}
+		chain = append(chain, inodeID(st.Dev, st.Ino))
+		if !all || dir == "/" || st.MountRoot {
+			return chain, true
+		}
+		dir = filepath.Dir(dir)
+	}
+}
+
+// fdObjectPath is eventPath for a descriptor the backend opened itself: "" if unknown.
+func fdObjectPath(fd int) string {
+	st, err := sys.Fstat(fd)
+	if err != nil {
+		return ""
+	}
+	p, _ := eventPath(fd, &st)
+	return p
+}
