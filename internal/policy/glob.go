@@ -37,6 +37,9 @@ type Glob struct {
 	// at most one **, Match needs no backtracking: the components before it match from the
 	// start of the path and those after it from the end.
 	star int
+	// matchesEveryPath: the glob matches every path but possibly "/" (**, /**, **/*), so
+	// it matches a path that is unknown (an unknown path is never "/").
+	matchesEveryPath bool
 }
 
 // compKind is how a pattern component matches one path component.
@@ -153,8 +156,28 @@ func CompileGlob(pattern string) (*Glob, error) {
 			g.star = i
 		}
 	}
+	// Only ** and at most one * (each * takes exactly one component, ** any number): the
+	// glob matches every path of at least one component.
+	anys := 0
+	g.matchesEveryPath = g.star != noStar
+	for _, c := range g.comps {
+		switch c.kind {
+		case compAny:
+			anys++
+		case compStarStar:
+		default:
+			g.matchesEveryPath = false
+		}
+	}
+	if anys > 1 {
+		g.matchesEveryPath = false
+	}
 	return g, nil
 }
+
+// MatchesEveryPath reports whether the glob matches every absolute path except perhaps "/"
+// (**, /**, **/*): the globs that match an unknown path.
+func (g *Glob) MatchesEveryPath() bool { return g.matchesEveryPath }
 
 // MustCompileGlob is CompileGlob for patterns known to be valid; it panics otherwise.
 func MustCompileGlob(pattern string) *Glob {

@@ -150,8 +150,13 @@ func (k KnownProcess) UID() (uint32, bool) {
 
 // Request is one access to decide.
 type Request struct {
-	// Path is the absolute, canonical path of the file (as the kernel reports it).
+	// Path is the absolute, canonical path of the file (as the kernel reports it). "" means
+	// unknown, as does PathUnknown.
 	Path string
+	// PathUnknown says the path could not be read: the kernel could not print it (deeper
+	// than PATH_MAX) or printed one that does not lead to the file. Decide then evaluates
+	// every glob as "may match" (see Decide).
+	PathUnknown bool
 	// Event holds the event's bit(s): OpenPerm, AccessPerm, OpenExecPerm or PreAccess (their
 	// notification counterparts Open, Access and OpenExec count as the same kinds).
 	Event engine.Mask
@@ -173,6 +178,9 @@ type Decision struct {
 	Cache bool
 	// Rule is the rule that decided, or nil when the policy's default applied.
 	Rule *Rule
+	// PathUnknown says the path was unknown: Rule (a deny rule) may match it, or no rule
+	// could be shown to match and the default applied.
+	PathUnknown bool
 }
 
 // Response converts d to the engine's answer.
@@ -358,6 +366,18 @@ type Policy struct {
 // Decide returns the verdict for req: the first rule whose events, glob and conditions all
 // match decides; with none, the default applies.
 //
+// A request whose path is unknown (Request.PathUnknown, or Path "") is decided soundly on
+// what is known. Each glob then "may match", except one that matches every path but "/"
+// (**, /**, **/*): that one matches, since an unknown path is never "/". Rules are tried in
+// order as usual, the events and conditions evaluated as always, and:
+//
+//   - a deny rule whose glob may match denies: hiding the path must never skip a deny;
+//   - an allow rule whose glob may match is passed over: an unknown path never gets an allow
+//     from a path rule, only from a rule whose glob matches every path, or the default;
+//   - the default applies when no rule decided (so "default deny" denies).
+//
+// Such a decision is never cacheable, and says PathUnknown.
+//
 // Cache is set only when the allow cannot depend on the process: the deciding rule has no
 // conditions, and no earlier deny rule matched the path and event but was skipped for its
 // conditions. (The kernel caches an allow per file and event for every process.) A cached
@@ -370,11 +390,18 @@ func (p *Policy) Decide(req *Request) Decision {
 	ev := normalizeEvent(req.Event)
 	a := attrs{req: req}
 	skippedDeny := false
+	unknown := req.PathUnknown || req.Path == ""
 	for _, r := range p.Rules {
 		if r.Events != 0 && r.Events&ev == 0 {
 			continue
 		}
-		if !r.Glob.Match(req.Path) {
+		maybe := false
+		if unknown {
+			maybe = !r.Glob.matchesEveryPath
+			if maybe && r.Verdict == engine.Allow {
+				continue // an unknown path may not match it: no allow from it
+			}
+		} else if !r.Glob.Match(req.Path) {
 			continue
 		}
 		ok := true
@@ -390,17 +417,17 @@ func (p *Policy) Decide(req *Request) Decision {
 			}
 			continue
 		}
-		d := Decision{Verdict: r.Verdict, Rule: r}
+		d := Decision{Verdict: r.Verdict, Rule: r, PathUnknown: unknown}
 		if r.Verdict == engine.Allow {
-			d.Cache = (r.Cache || p.CacheAllows) && len(r.Conditions) == 0 && !skippedDeny
+			d.Cache = (r.Cache || p.CacheAllows) && len(r.Conditions) == 0 && !skippedDeny && !unknown
 		} else {
 			d.Errno = r.Errno
 		}
 		return d
 	}
-	d := Decision{Verdict: p.Default}
+	d := Decision{Verdict: p.Default, PathUnknown: unknown}
 	if p.Default == engine.Allow {
-		d.Cache = p.CacheAllows && !skippedDeny
+		d.Cache = p.CacheAllows && !skippedDeny && !unknown
 	}
 	return d
 }

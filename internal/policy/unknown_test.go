@@ -1,0 +1,116 @@
+package policy
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/fsnotifyd/fsnotifyd/engine"
+	"pgregory.net/rapid"
+)
+
+// With the path unknown, a glob may or may not match: a deny rule that may match denies, an
+// allow rule that may match is passed over, a glob that matches every path matches, and the
+// default applies otherwise. Nothing is cacheable.
+func TestDecideUnknownPath(t *testing.T) {
+	bash := KnownProcess{Name: "bash", UserID: 1000}
+	backup := KnownProcess{Name: "restic", UserID: 34}
+	tests := []struct {
+		name   string
+		rules  string
+		ev     engine.Mask
+		proc   Process
+		want   engine.Verdict
+		source string
+	}{
+		{"deny glob may match", "deny **/*.key", engine.OpenPerm, bash, engine.Deny, "policy.rules:1"},
+		{"deny for another event does not apply", "deny exec **/*.key", engine.OpenPerm, bash, engine.Allow, "default"},
+		{"deny whose condition fails is skipped", "deny **/*.key uid=0", engine.OpenPerm, bash, engine.Allow, "default"},
+		{"deny whose condition holds", "deny **/*.key comm=bash", engine.OpenPerm, bash, engine.Deny, "policy.rules:1"},
+		{"allow first cannot allow it", "allow /srv/public/**\ndeny /srv/**", engine.OpenPerm, bash, engine.Deny, "policy.rules:2"},
+		{"allow of a glob matching every path", "allow /** uid=34\ndeny **/*.key", engine.OpenPerm, backup, engine.Allow, "policy.rules:1"},
+		{"allow of every path, condition fails", "allow /** uid=34\ndeny **/*.key", engine.OpenPerm, bash, engine.Deny, "policy.rules:2"},
+		{"** matches", "allow **\ndeny **/*.key", engine.OpenPerm, bash, engine.Allow, "policy.rules:1"},
+		{"**/* matches", "allow **/*\ndeny **/*.key", engine.OpenPerm, bash, engine.Allow, "policy.rules:1"},
+		{"/*/** may not", "allow /*/**\ndeny **/*.key", engine.OpenPerm, bash, engine.Deny, "policy.rules:2"},
+		{"/* may not", "allow /*\ndefault deny", engine.OpenPerm, bash, engine.Deny, "default"},
+		{"default deny", "default deny\nallow /usr/** cache", engine.OpenPerm, bash, engine.Deny, "default"},
+		{"default allow, only allows", "allow /srv/**", engine.OpenPerm, bash, engine.Allow, "default"},
+		{"deny of every path", "deny /**", engine.OpenPerm, bash, engine.Deny, "policy.rules:1"},
+		{"deny every path, uid condition fails", "deny /** uid=0\nallow **", engine.OpenPerm, bash, engine.Allow, "policy.rules:2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := mustParse(t, tt.rules)
+			p.CacheAllows = true
+			for _, req := range []Request{
+				{PathUnknown: true, Event: tt.ev, Pid: 7, Proc: tt.proc},
+				{Path: "", Event: tt.ev, Pid: 7, Proc: tt.proc}, // "" is unknown too
+				{Path: "/srv/public/x.key", PathUnknown: true, Event: tt.ev, Pid: 7, Proc: tt.proc},
+			} {
+				d := p.Decide(&req)
+				if d.Verdict != tt.want || d.Source() != tt.source || d.Cache || !d.PathUnknown {
+					t.Errorf("%+v: got %v by %s (cache %v, path unknown %v); want %v by %s, never cached",
+						req, d.Verdict, d.Source(), d.Cache, d.PathUnknown, tt.want, tt.source)
+				}
+			}
+		})
+	}
+}
+
+func TestMatchesEveryPath(t *testing.T) {
+	for pat, want := range map[string]bool{
+		"**": true, "/**": true, "**/*": true, "/**/*": true, "**/**": true,
+		"/*": false, "/*/**": false, "/srv/**": false, "**/*.key": false, "/*/*": false, "**/a": false,
+	} {
+		g := MustCompileGlob(pat)
+		if g.MatchesEveryPath() != want {
+			t.Errorf("%s: MatchesEveryPath %v, want %v", pat, !want, want)
+		}
+		if want {
+			// What it claims, checked on paths of one to several components.
+			for _, p := range []string{"/a", "/a/b", "/.x/y/z.key", "/q"} {
+				if !g.Match(p) {
+					t.Errorf("%s claims every path but does not match %q", pat, p)
+				}
+			}
+		}
+	}
+}
+
+// The unknown-path decision is sound: if it allows, every path (but "/") is allowed by the
+// same policy for the same process and event; so hiding the path can never turn a deny into
+// an allow.
+func TestDecideUnknownPathIsSound(t *testing.T) {
+	globs := []string{"**", "/**", "**/*", "**/*.key", "/srv/**", "/srv/*/x", "/*", "/srv/public/**", "/*/**"}
+	conds := []string{"", "uid=0", "uid!=0", "comm=bash", "comm!=bash"}
+	paths := []string{"/a", "/srv", "/srv/x", "/srv/a/x", "/srv/public/k.key", "/k.key", "/srv/a/b/c/d.key", "/usr/lib/x.so"}
+	rapid.Check(t, func(t *rapid.T) {
+		n := rapid.IntRange(0, 6).Draw(t, "rules")
+		var b strings.Builder
+		if rapid.Bool().Draw(t, "default deny") {
+			b.WriteString("default deny\n")
+		}
+		for i := 0; i < n; i++ {
+			verdict := rapid.SampledFrom([]string{"allow", "deny"}).Draw(t, "verdict")
+			events := rapid.SampledFrom([]string{"*", "open", "exec"}).Draw(t, "events")
+			fmt.Fprintf(&b, "%s %s %s %s\n", verdict, events, rapid.SampledFrom(globs).Draw(t, "glob"), rapid.SampledFrom(conds).Draw(t, "cond"))
+		}
+		p, err := Parse("p", strings.NewReader(b.String()))
+		if err != nil {
+			t.Fatalf("%v\n%s", err, b.String())
+		}
+		proc := KnownProcess{Name: rapid.SampledFrom([]string{"bash", "cat", ""}).Draw(t, "comm"),
+			UserID: int64(rapid.SampledFrom([]int{0, 1000, -1}).Draw(t, "uid"))}
+		ev := rapid.SampledFrom([]engine.Mask{engine.OpenPerm, engine.OpenExecPerm}).Draw(t, "event")
+		u := p.Decide(&Request{PathUnknown: true, Event: ev, Pid: 5, Proc: proc})
+		if u.Verdict != engine.Allow {
+			return
+		}
+		for _, path := range paths {
+			if d := p.Decide(&Request{Path: path, Event: ev, Pid: 5, Proc: proc}); d.Verdict != engine.Allow {
+				t.Fatalf("unknown path allowed (by %s), but %s is denied (by %s) under\n%s", u.Source(), path, d.Source(), b.String())
+			}
+		}
+	})
+}
