@@ -471,6 +471,17 @@ type fder interface{ Fd() int }
 // event builds what the client may see of one delivery.
 func (c *client) event(d engine.Delivery) *proto.Event {
 	ev := proto.NewEvent(d)
+	if !c.privileged && ev.PathUnknown {
+		// The daemon could not read the path (deeper than the kernel prints, or printed
+		// wrong), so it cannot check that the event lies below what the client marked, nor
+		// that the client could list its directory: it may be anywhere on the filesystem
+		// (possibly inside the client's subtree, which is why it came). A notification is not
+		// sent; a permission event (only privileged clients get them) still must be answered.
+		if d.ID == 0 {
+			return nil
+		}
+		ev.Name, ev.NewName, ev.HasObject, ev.Dev, ev.Ino = "", "", false, 0, 0
+	}
 	if !c.privileged && !c.trim(ev) {
 		// The event reached the client through one of its marks, but by a path outside what
 		// it marked (a hard link, a bind mount, a rename away): it is the client's event, so
@@ -487,6 +498,12 @@ func (c *client) event(d engine.Delivery) *proto.Event {
 		}
 		ev.Path, ev.OldPath, ev.Name, ev.NewName = "", "", "", ""
 	}
+	if !c.privileged && ev.Path == "" {
+		ev.HasObject, ev.Dev, ev.Ino = false, 0, 0 // what it may not see by path, not by inode either
+	}
+	// A version-1 client gets no version-2 fields; a path longer than version 1 allows
+	// becomes "" (unknown, in version 1's terms).
+	ev.ForVersion(c.conn.Version())
 	if c.wantComm {
 		ev.Comm = d.Event.Comm
 		if ev.Comm == "" {

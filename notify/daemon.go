@@ -163,9 +163,21 @@ func (w *Watcher) convertDaemon(ev client.Event) []Event {
 	if w.closed {
 		return nil
 	}
-	base := Event{Pid: int(ev.Pid), Comm: ev.Comm, IsDir: m&engine.OnDir != 0}
+	base := Event{Pid: int(ev.Pid), Comm: ev.Comm, IsDir: m&engine.OnDir != 0, PathUnknown: ev.PathUnknown}
 	var out []Event
-	if ops != 0 {
+	if ops != 0 && ev.PathUnknown {
+		// The daemon sent it because one of our marks may contain it; which one, nobody can
+		// tell: report it once, for the operations any watch asked for.
+		var allowed Op
+		for _, dw := range w.dw {
+			allowed |= ops & dw.ops
+		}
+		if allowed != 0 {
+			e := base
+			e.Op = allowed
+			out = append(out, e)
+		}
+	} else if ops != 0 {
 		if name, allowed := w.daemonNameLocked(ev.Path, m&engine.DirentEvents == 0, ops); allowed != 0 {
 			e := base
 			e.Name, e.Op = name, allowed
@@ -344,8 +356,14 @@ func (p *remotePayload) Path() string { return p.path }
 
 // remoteRequest is the Request for a daemon event.
 func (gd *Guard) remoteRequest(ev client.Event) *Request {
+	// ev.Path is "" when the daemon could not read it (PathUnknown) — and also from a daemon
+	// speaking protocol version 1, which has no other way to say so: either way the
+	// Request's path is unknown.
 	eev := &engine.Event{Mask: ev.Mask, Pid: ev.Pid, Tid: ev.Tid, Path: ev.Path, Comm: ev.Comm, Time: ev.Time,
 		Range: ev.Range, Payload: &remotePayload{fd: ev.FD.Int(), path: ev.Path}}
+	if ev.HasObject {
+		eev.Inode = engine.ID{Hi: ev.Dev, Lo: ev.Ino}
+	}
 	r := newRequest(eev, ev.Mask)
 	if ev.HasUID {
 		r.uidOnce.Do(func() { r.uid = int(ev.UID) })

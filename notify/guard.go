@@ -156,8 +156,26 @@ type Request struct {
 	uid      int
 }
 
-// Path returns the path the file was opened by (resolved on first use).
+// Path returns the path of the file (resolved on first use), or "" if it is unknown (see
+// PathUnknown).
 func (r *Request) Path() string { return r.ev.GetPath() }
+
+// PathUnknown reports that the file's path could not be read: the kernel does not print a
+// path longer than PATH_MAX (anyone who may create directories can make a file that deep),
+// and a file opened by handle may print one that does not lead to it. Path is then "". The
+// access is still to be decided — it may be to any file on the guarded filesystem, inside
+// the guarded paths or not — by what is known: the process, the kind of access, the content
+// (File still reads it), Inode. A handler deciding by path must treat it as a path that may
+// match any of its patterns (as the guard's policy does: docs/policy.md), never as one that
+// matches none.
+func (r *Request) PathUnknown() bool { return r.Path() == "" }
+
+// Inode returns the file's device (st_dev) and inode number, and whether they are known
+// (through a daemon that speaks protocol version 1 they are not).
+func (r *Request) Inode() (dev, ino uint64, ok bool) {
+	id := r.ev.Inode
+	return id.Hi, id.Lo, !id.IsZero()
+}
 
 // Comm returns the accessing process's command name ("" if it is gone or unknown).
 func (r *Request) Comm() string {
@@ -212,7 +230,9 @@ type Handler func(ctx context.Context, r *Request) Verdict
 // GuardConfig configures a Guard.
 type GuardConfig struct {
 	// Paths are guarded recursively: everything below each directory (a file guards itself),
-	// including files in directories created later, with no window.
+	// including files in directories created later, with no window. A file on the same
+	// filesystem whose place cannot be known (its path is deeper than the kernel prints) is
+	// decided too, as possibly inside: see Request.PathUnknown.
 	Paths []string
 	// Mounts and Filesystems are guarded whole (a path on each names it).
 	Mounts, Filesystems []string

@@ -106,6 +106,12 @@ type Event struct {
 	Comm string
 	// IsDir reports that the object is a directory.
 	IsDir bool
+	// PathUnknown reports an event whose path could not be read: a file deeper than the
+	// kernel prints a path for (PATH_MAX), which anyone who may create directories can
+	// make. Name is then "". Its place is unknown too, so every watch that may contain it
+	// reports it — it may be anywhere below the watch, or elsewhere on its filesystem —
+	// rather than none.
+	PathUnknown bool
 }
 
 // Has reports whether the event has any of the operations in op.

@@ -546,7 +546,7 @@ func (w *Watcher) convert(d engine.Delivery, out []Event) []Event {
 	if ops == 0 && m&(engine.DeleteSelf|engine.MoveSelf) == 0 {
 		return out
 	}
-	base := Event{Pid: int(ev.Pid), Comm: ev.Comm, IsDir: m&engine.OnDir != 0}
+	base := Event{Pid: int(ev.Pid), Comm: ev.Comm, IsDir: m&engine.OnDir != 0, PathUnknown: ev.GetPath() == ""}
 	if ops != 0 {
 		// Repeats merge in the queue: an unlink's Chmod may share a delivery with the
 		// deletion, and comes first.
@@ -665,6 +665,7 @@ func (w *Watcher) nameLocked(ev *engine.Event, ops Op) (string, Op, *watch) {
 	// on a child has its directory in Parent; anything else is on the object itself.
 	dirent := ev.Mask&engine.DirentEvents != 0
 	child := !dirent && !ev.Parent.IsZero() && ev.Name != ""
+	unknown := ev.GetPath() == ""
 	for _, wt := range w.watches {
 		rank, n := -1, ""
 		switch wt.kind {
@@ -674,10 +675,15 @@ func (w *Watcher) nameLocked(ev *engine.Event, ops Op) (string, Op, *watch) {
 				rank, n = 0, wt.name
 			case wt.isDir && ((dirent && wt.id == ev.Inode) || (child && wt.id == ev.Parent)):
 				rank, n = 1, filepath.Join(wt.name, ev.Name)
+			case wt.isDir && !dirent && possiblyBelow(ev, wt.id):
+				rank = 1 // possibly its child: its name is unknown
 			}
 		case engine.KindSubtree:
 			if inTree(ev, wt.id) {
 				rank, n = 2, relName(wt, ev.Path)
+			}
+			if unknown {
+				n = "" // never the tree's own name for an object whose place is unknown
 			}
 		case engine.KindMount:
 			if wt.id == ev.Mount {
@@ -700,13 +706,27 @@ func (w *Watcher) nameLocked(ev *engine.Event, ops Op) (string, Op, *watch) {
 	return name, allowed, best
 }
 
-// inTree reports whether the event is inside the tree rooted at root.
+// inTree reports whether the event is (or, its place unknown, may be) inside the tree rooted
+// at root.
 func inTree(ev *engine.Event, root engine.ID) bool {
 	if ev.Inode == root {
 		return true
 	}
 	for _, a := range ev.Ancestors {
 		if a == root {
+			return true
+		}
+	}
+	return possiblyBelow(ev, root)
+}
+
+// possiblyBelow reports whether an event whose place is unknown may be below dir.
+func possiblyBelow(ev *engine.Event, dir engine.ID) bool {
+	if !ev.AncestryUnknown {
+		return false
+	}
+	for _, a := range ev.PossibleAncestors {
+		if a == dir {
 			return true
 		}
 	}

@@ -90,8 +90,13 @@ func toEvent(ev client.Event) event {
 			rec: format.Record{Time: time.Now(), Mask: engine.QueueOverflow}}
 	}
 	ev.FD.Close()
-	return event{rec: format.Record{Time: ev.Time, Path: ev.Path, OldPath: ev.OldPath, Mask: ev.Mask,
-		IsDir: ev.IsDir(), Pid: int(ev.Pid), Comm: ev.Comm}}
+	r := format.Record{Time: ev.Time, Path: ev.Path, OldPath: ev.OldPath, Mask: ev.Mask,
+		IsDir: ev.IsDir(), Pid: int(ev.Pid), Comm: ev.Comm}
+	if r.Path == "" { // unknown (PathUnknown), or not ours to know: either way not printed
+		r.PathUnknown, r.Name = true, ev.Name
+		r.HasObject, r.Dev, r.Ino = ev.HasObject, ev.Dev, ev.Ino
+	}
+	return event{rec: r}
 }
 
 func (s *daemonSource) close() error { return s.c.Close() }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/format"
 	"github.com/fsnotifyd/fsnotifyd/internal/policy"
 	"github.com/fsnotifyd/fsnotifyd/notify"
 )
@@ -39,7 +40,13 @@ and ** crosses directories: /srv/**/*.key, /home/*/secret/**.
 path is its last argument, FSNOTIFYD_PATH, FSNOTIFYD_PID and FSNOTIFYD_EVENT
 are in its environment; exit status 0 allows, anything else denies. It runs
 under the deadline (it is killed there) and its own file accesses never wait
-on the guard.
+on the guard. A file whose path cannot be read (deeper than the kernel
+prints a path, PATH_MAX) is passed as /proc/PID/fd/N of the guard, which
+opens that very file, with FSNOTIFYD_PATH_UNKNOWN=1.
+
+A file whose path cannot be read is still decided: a deny rule that may
+match it denies, an allow rule that may match it does not allow, and the
+default applies otherwise (docs/policy.md, "Paths that cannot be read").
 
 --deadline bounds each decision (default 5s) and --on-timeout gives the
 verdict then (default allow, so the host stays usable if a scanner hangs);
@@ -212,10 +219,11 @@ func runGuard(args []string) int {
 }
 
 // policyNeedsPath reports whether any rule can tell paths apart (an allow-all policy needs
-// none, which saves a readlink per access).
+// none, which saves a readlink per access). Without the path a policy sees an unknown one,
+// which "**" matches (it matches every path; "/**" does not match "/").
 func policyNeedsPath(p *policy.Policy) bool {
 	for _, r := range p.Rules {
-		if s := r.Glob.String(); s != "**" && s != "/**" || len(r.Conditions) > 0 {
+		if r.Glob.String() != "**" || len(r.Conditions) > 0 {
 			return true
 		}
 	}
@@ -252,6 +260,7 @@ func (g *guardRun) policyDecision(r *notify.Request) policy.Decision {
 	req := policy.Request{Event: eventMask(r.Kind), Pid: int32(r.Pid), Proc: procInfo{r}}
 	if g.needPath {
 		req.Path = r.Path()
+		req.PathUnknown = req.Path == ""
 	}
 	return g.pol.Decide(&req)
 }
@@ -303,11 +312,23 @@ func (g *guardRun) scan(ctx context.Context, r *notify.Request) notify.Verdict {
 		return notify.Allow // too late: the Guard applies the deadline verdict
 	}
 	path := r.Path()
+	env := scanEnv(path, r.Pid, r.Kind.String())
+	if path == "" {
+		// The path cannot be read: the scanner gets the file itself, as /proc/PID/fd/N of
+		// this process (which it may open: it runs as we do), held open until it is done.
+		f := r.File()
+		if f == nil {
+			return g.final(r, true, 0, false) // nothing to show the scanner: it cannot vouch
+		}
+		defer f.Close()
+		path = "/proc/" + strconv.Itoa(os.Getpid()) + "/fd/" + strconv.Itoa(int(f.Fd()))
+		env = append(scanEnv(path, r.Pid, r.Kind.String()), "FSNOTIFYD_PATH_UNKNOWN=1")
+	}
 	var timeout time.Duration
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
 	}
-	res, err := g.launcher.run(ctx, scanArgv(g.execCmd, path), scanEnv(path, r.Pid, r.Kind.String()), timeout)
+	res, err := g.launcher.run(ctx, scanArgv(g.execCmd, path), env, timeout)
 	if ctx.Err() != nil || res.Killed {
 		return notify.Allow // too late: the Guard applies the deadline verdict
 	}
@@ -346,7 +367,7 @@ func (g *guardRun) decided(d notify.Decision) {
 			verdict = "deny(permissive)"
 		}
 	}
-	g.audit.write(auditRecord{
+	rec := auditRecord{
 		Time:    time.Now().Format(time.RFC3339Nano),
 		Path:    d.Request.Path(),
 		Pid:     d.Request.Pid,
@@ -356,7 +377,15 @@ func (g *guardRun) decided(d notify.Decision) {
 		Rule:    rule,
 		Latency: d.Latency.String(),
 		LatNS:   d.Latency.Nanoseconds(),
-	})
+	}
+	if rec.Path == "" {
+		// What is known instead of the path: the file's device and inode.
+		rec.PathUnknown = true
+		if dev, ino, ok := d.Request.Inode(); ok {
+			rec.Dev, rec.Ino = format.DevString(dev), ino
+		}
+	}
+	g.audit.write(rec)
 }
 
 func eventMask(k notify.AccessKind) engine.Mask {
@@ -381,6 +410,10 @@ type auditRecord struct {
 	Rule    string `json:"rule"`
 	Latency string `json:"latency"`
 	LatNS   int64  `json:"latency_ns"`
+	// The path could not be read ("path" is ""): the file's device (MAJOR:MINOR) and inode.
+	PathUnknown bool   `json:"path_unknown,omitempty"`
+	Dev         string `json:"dev,omitempty"`
+	Ino         uint64 `json:"ino,omitempty"`
 }
 
 // auditWriter writes audit records from its own goroutine: a decision never waits on the

@@ -102,6 +102,14 @@ func (s *embedded) next(ctx context.Context, dst []event) ([]event, error) {
 			Pid:     int(ev.Pid),
 			Comm:    ev.Comm,
 		}
+		if r.Path == "" {
+			// What is known instead: the object (the backend's inode IDs are {dev, ino}) and
+			// its name, if the event carries it.
+			r.PathUnknown, r.Name = true, ev.Name
+			if !ev.Inode.IsZero() {
+				r.HasObject, r.Dev, r.Ino = true, ev.Inode.Hi, ev.Inode.Lo
+			}
+		}
 		if r.Time.IsZero() {
 			r.Time = time.Now()
 		}

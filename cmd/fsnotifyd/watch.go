@@ -187,13 +187,19 @@ func stream(cmd string, specs []watchSpec, daemon daemonFlag, quiet bool, count 
 			if keep != nil && !keep(e) {
 				continue
 			}
-			isRoot := false
-			for _, s := range specs {
-				if e.rec.Path == s.abs {
-					isRoot = true
+			if e.rec.PathUnknown {
+				// Which watch it came through cannot be told: %w prints "?", %f its name
+				// if known.
+				e.rec.Watched = "?"
+			} else {
+				isRoot := false
+				for _, s := range specs {
+					if e.rec.Path == s.abs {
+						isRoot = true
+					}
 				}
+				e.rec.Watched, e.rec.Name = disp.split(e.rec.Path, isRoot)
 			}
-			e.rec.Watched, e.rec.Name = disp.split(e.rec.Path, isRoot)
 			if e.rec.Pid > 0 && e.rec.Comm == "" {
 				e.rec.Comm = notify.ProcessComm(e.rec.Pid)
 			}

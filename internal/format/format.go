@@ -34,6 +34,12 @@ type Record struct {
 	Pid int
 	// Comm is that process's name (/proc/PID/comm; "": unknown).
 	Comm string
+	// PathUnknown says the object's path could not be read (deeper than the kernel prints
+	// for a file): Path is "", Name the object's name if known, and Dev and Ino (with
+	// HasObject) identify the object the event is reported on.
+	PathUnknown bool
+	HasObject   bool
+	Dev, Ino    uint64
 }
 
 func (r *Record) isDir() bool { return r.IsDir || r.Mask&engine.OnDir != 0 }
@@ -216,7 +222,10 @@ func appendPid(dst []byte, pid int) []byte {
 //	 "isdir":false,"pid":42,"comm":"cp","old_path":"/srv/b"}
 //
 // in that order. time (RFC 3339 with nanoseconds, in the record's location), path, pid, comm
-// and old_path are left out when unknown (zero); events and isdir are always there. A string
+// and old_path are left out when unknown (zero); events and isdir are always there. A record
+// whose path is unknown (PathUnknown) ends with what is known instead:
+// "path_unknown":true, then "dev":"MAJOR:MINOR" and "ino":N (HasObject), then "name" (if
+// known). A string
 // that is not valid UTF-8 (Linux names are bytes) cannot be a JSON string without losing
 // bytes, so it is written as KEY_raw, an array of its bytes ("path_raw":[47,255]), as
 // fatrace does.
@@ -264,7 +273,35 @@ func (JSON) Append(dst []byte, r *Record) []byte {
 	if r.OldPath != "" {
 		dst = appendJSONField(dst, &sep, "old_path", r.OldPath)
 	}
+	if r.PathUnknown {
+		field("path_unknown")
+		dst = append(dst, "true"...)
+		if r.HasObject {
+			field("dev")
+			dst = appendDev(append(dst, '"'), r.Dev)
+			dst = append(dst, '"')
+			field("ino")
+			dst = strconv.AppendUint(dst, r.Ino, 10)
+		}
+		if r.Name != "" {
+			dst = appendJSONField(dst, &sep, "name", r.Name)
+		}
+	}
 	return append(dst, '}')
+}
+
+// DevString is a device number (st_dev) as MAJOR:MINOR, as the JSON and trace formats print
+// it.
+func DevString(dev uint64) string { return string(appendDev(nil, dev)) }
+
+// appendDev appends a device number as MAJOR:MINOR (the kernel's new_encode_dev split, as
+// /proc/self/mountinfo prints it).
+func appendDev(dst []byte, dev uint64) []byte {
+	major := (dev >> 8 & 0xfff) | (dev >> 32 & 0xfffff000)
+	minor := (dev & 0xff) | (dev >> 12 & 0xffffff00)
+	dst = strconv.AppendUint(dst, major, 10)
+	dst = append(dst, ':')
+	return strconv.AppendUint(dst, minor, 10)
 }
 
 // appendJSONField appends "key":"value", or "key_raw":[bytes] when value is not UTF-8.
@@ -376,7 +413,23 @@ func (Trace) Append(dst []byte, r *Record) []byte {
 		dst = append(dst, " -> "...)
 	}
 	if r.Path == "" {
-		return append(dst, '?')
+		dst = append(dst, '?')
+		if r.PathUnknown && (r.HasObject || r.Name != "") {
+			// What is known of it instead: "? (dev 0:45 ino 1234 name deep.key)".
+			dst = append(dst, " ("...)
+			if r.HasObject {
+				dst = appendDev(append(dst, "dev "...), r.Dev)
+				dst = strconv.AppendUint(append(dst, " ino "...), r.Ino, 10)
+			}
+			if r.Name != "" {
+				if r.HasObject {
+					dst = append(dst, ' ')
+				}
+				dst = appendEscaped(append(dst, "name "...), r.Name)
+			}
+			dst = append(dst, ')')
+		}
+		return dst
 	}
 	return appendEscaped(dst, r.Path)
 }

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
 
 	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 )
 
 func TestParseEvents(t *testing.T) {
@@ -252,6 +254,13 @@ func TestJSON(t *testing.T) {
 			`{"path":"/a \"b\"\\c\nd\te\r\u0001\u007f\b\f","events":["OPEN"],"isdir":false,"comm":"x y"}`},
 		{"unicode", Record{Path: "/é/日本/😀\u2028\u2029x"}, `{"path":"/é/日本/😀\u2028\u2029x","events":[],"isdir":false}`},
 		{"e2 not followed by 80 a8", Record{Path: "/\u2020\u2027"}, "{\"path\":\"/\u2020\u2027\",\"events\":[],\"isdir\":false}"},
+		{"path unknown: what is known instead", Record{Mask: engine.OpenPerm, Pid: 7, Comm: "cat", PathUnknown: true,
+			HasObject: true, Dev: 0x812, Ino: 4242},
+			`{"events":["OPEN_PERM"],"isdir":false,"pid":7,"comm":"cat","path_unknown":true,"dev":"8:18","ino":4242}`},
+		{"path unknown, name known", Record{Mask: engine.Create, PathUnknown: true, Name: "deep.key"},
+			`{"events":["CREATE"],"isdir":false,"path_unknown":true,"name":"deep.key"}`},
+		{"large device numbers", Record{Mask: engine.Open, PathUnknown: true, HasObject: true, Dev: 0x1200abcd345ef, Ino: 1},
+			`{"events":["OPEN"],"isdir":false,"path_unknown":true,"dev":"74565:11259375","ino":1}`},
 		{"invalid UTF-8 becomes _raw", Record{Path: "/a\xff", OldPath: "/b\xc3", Comm: "\xfe"},
 			`{"path_raw":[47,97,255],"events":[],"isdir":false,"comm_raw":[254],"old_path_raw":[47,98,195]}`},
 	}
@@ -355,6 +364,10 @@ func TestTrace(t *testing.T) {
 		{"moved_to with source", Record{Path: "/d/new", OldPath: "/d/old", Mask: engine.MovedTo, Pid: 9, Comm: "mv"},
 			"mv(9): >   /d/old -> /d/new"},
 		{"overflow", Record{Mask: engine.QueueOverflow}, "?(?): !   ?"},
+		{"path unknown", Record{Mask: engine.Open, Pid: 3, Comm: "cat", PathUnknown: true, HasObject: true, Dev: 45, Ino: 1234},
+			"cat(3): O   ? (dev 0:45 ino 1234)"},
+		{"path unknown, name known", Record{Mask: engine.Create, Pid: 3, Comm: "touch", PathUnknown: true, HasObject: true, Dev: 45, Ino: 9, Name: "a\nb"},
+			"touch(3): +   ? (dev 0:45 ino 9 name a\\nb)"},
 		{"comm with parens and spaces", Record{Path: "/f", Mask: engine.Open, Pid: 3, Comm: "a (b)"},
 			"a (b)(3): O   /f"},
 		{"escapes", Record{Path: "/a\nb\tc\\d\x1b[31m\xff\u0085é", Mask: engine.Open, Pid: 3, Comm: "x\ny"},
@@ -447,5 +460,16 @@ func BenchmarkFormatters(b *testing.B) {
 				buf = f.Append(buf[:0], r)
 			}
 		})
+	}
+}
+
+// appendDev splits a device number as the kernel's (and x/sys's) major and minor do.
+func TestAppendDev(t *testing.T) {
+	for _, mm := range [][2]uint32{{0, 0}, {8, 18}, {259, 3}, {0xfff, 0xff}, {0x1000, 0x100}, {0xfffff, 0xfffff}, {0xffffffff, 0xffffffff}} {
+		dev := sys.Mkdev(mm[0], mm[1])
+		want := strconv.FormatUint(uint64(sys.Major(dev)), 10) + ":" + strconv.FormatUint(uint64(sys.Minor(dev)), 10)
+		if got := string(appendDev(nil, dev)); got != want || want != strconv.FormatUint(uint64(mm[0]), 10)+":"+strconv.FormatUint(uint64(mm[1]), 10) {
+			t.Errorf("appendDev(Mkdev(%d, %d)) = %s, want %s", mm[0], mm[1], got, want)
+		}
 	}
 }

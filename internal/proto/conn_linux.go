@@ -216,7 +216,7 @@ func (c *Conn) TryWriteMsgs(ms ...Msg) (int, error) {
 		if m == nil {
 			return written, errorf(CodeBadField, "nil message")
 		}
-		if err := c.checkWrite(m.Type(), seen); err != nil {
+		if err := c.checkWrite(m, seen); err != nil {
 			return written, err
 		}
 		seen = true
@@ -582,6 +582,10 @@ func (c *Conn) frameLocked(h Header, need int) (Msg, error) {
 	if err != nil {
 		return nil, c.failReadLocked(err) // closes the frame's fds with the rest
 	}
+	if ev, ok := m.(*Event); ok && ev.V2() && c.Version() < 2 {
+		m.takeFDs(nil) // failReadLocked closes them, with the rest
+		return nil, c.failReadLocked(errorf(CodeBadField, "Event: version-2 fields on a version-%d connection", c.Version()))
+	}
 	c.fds = append(c.fds[:0], c.fds[nfds:]...)
 	c.r += need
 	if c.r == c.w {
@@ -725,8 +729,13 @@ func (c *Conn) takeRights(oob []byte) error {
 	return nil
 }
 
-// checkWrite applies the handshake and direction rules to a message about to be written.
-func (c *Conn) checkWrite(t Type, seen bool) error {
+// checkWrite applies the handshake, direction and version rules to a message about to be
+// written.
+func (c *Conn) checkWrite(m Msg, seen bool) error {
+	t := m.Type()
+	if ev, ok := m.(*Event); ok && ev.V2() && c.Version() < 2 {
+		return errorf(CodeBadField, "Event: version-2 fields on a version-%d connection (see Event.ForVersion)", c.Version())
+	}
 	if t.FromDaemon() != (c.side == DaemonSide) {
 		return errorf(CodeUnexpected, "the %s cannot send %s", c.side, t)
 	}
@@ -768,7 +777,7 @@ func (c *Conn) WriteMsg(m Msg) error {
 	if m == nil {
 		return errorf(CodeBadField, "nil message")
 	}
-	if err := c.checkWrite(m.Type(), c.wseen); err != nil {
+	if err := c.checkWrite(m, c.wseen); err != nil {
 		return err
 	}
 	buf, fds, err := Append(c.wbuf[:0], c.wfds[:0], m)
@@ -802,7 +811,7 @@ func (c *Conn) WriteMsgs(ms ...Msg) error {
 		if m == nil {
 			return errorf(CodeBadField, "nil message")
 		}
-		if err := c.checkWrite(m.Type(), seen); err != nil {
+		if err := c.checkWrite(m, seen); err != nil {
 			return err
 		}
 		seen = true

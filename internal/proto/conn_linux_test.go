@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"syscall"
@@ -50,7 +51,7 @@ func handshake(t testing.TB, d, c *Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w := m.(*Welcome); w.Version != 1 || c.Version() != 1 || d.Version() != 1 {
+	if w := m.(*Welcome); w.Version != MaxVersion || c.Version() != MaxVersion || d.Version() != MaxVersion {
 		t.Fatalf("versions: welcome %d, client %d, daemon %d", w.Version, c.Version(), d.Version())
 	}
 }
@@ -959,4 +960,69 @@ func TestConnTryReadMsg(t *testing.T) {
 			t.Fatalf("TryReadMsg after the peer closed (%d): %v, want EOF", i, err)
 		}
 	}
+}
+
+// Version 2's event fields never reach a version-1 peer: the writer refuses them (the
+// daemon drops them first with ForVersion), and a reader refuses them on a version-1
+// connection.
+func TestEventVersion2FieldsNeedVersion2(t *testing.T) {
+	deep := "/" + strings.Repeat("d", MaxPath+10)
+	v2 := []*Event{
+		{ID: 1, Mask: engine.OpenPerm, PathUnknown: true},
+		{Mask: engine.Create, Path: "/x", HasObject: true, Dev: 1, Ino: 2},
+		{Mask: engine.Create, Path: deep},
+		{Mask: engine.Rename, Path: "/x", OldPath: deep},
+	}
+	for _, version := range []uint16{1, 2} {
+		d, c := pipe(t)
+		if err := c.WriteMsg(&Hello{Req: 1, MinVersion: 1, MaxVersion: version}); err != nil {
+			t.Fatal(err)
+		}
+		m, err := d.ReadMsg()
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, _ := Negotiate(m.(*Hello))
+		if err := d.WriteMsg(&Welcome{Req: 1, Version: v, ClientID: 1, Instance: testInstance}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.ReadMsg(); err != nil || c.Version() != version {
+			t.Fatalf("handshake at %d: %v, version %d", version, err, c.Version())
+		}
+		for _, ev := range v2 {
+			e := *ev
+			err := d.WriteMsg(&e)
+			if version == 1 {
+				wantCode(t, err, CodeBadField)
+				e.ForVersion(1)
+				if e.V2() || len(e.Path) > MaxPath || e.PathUnknown || e.HasObject {
+					t.Fatalf("ForVersion(1) left %+v", e)
+				}
+				if err := d.WriteMsg(&e); err != nil {
+					t.Fatalf("after ForVersion(1): %v", err)
+				}
+			} else if err != nil {
+				t.Fatalf("version 2: %v", err)
+			}
+			got, err := c.ReadMsg()
+			if err != nil {
+				t.Fatalf("version %d, %+v: %v", version, ev, err)
+			}
+			if version == 2 && !reflect.DeepEqual(got, ev) {
+				t.Fatalf("version 2: got %+v, want %+v", got, ev)
+			}
+		}
+	}
+	// A version-1 reader refuses version-2 fields written by a peer that ignores the rule.
+	d, c := pipe(t)
+	c.WriteMsg(&Hello{Req: 1, MinVersion: 1, MaxVersion: 1})
+	d.ReadMsg()
+	d.WriteMsg(&Welcome{Req: 1, Version: 1, ClientID: 1, Instance: testInstance})
+	c.ReadMsg()
+	frame, _ := mustEncode(t, &Event{ID: 1, Mask: engine.OpenPerm, PathUnknown: true})
+	if _, err := d.UnixConn().Write(frame); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.ReadMsg()
+	wantCode(t, err, CodeBadField)
 }

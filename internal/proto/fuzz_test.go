@@ -95,7 +95,7 @@ func TestWriteSeeds(t *testing.T) {
 
 // malformedSeeds are frames just past the checks, to point the fuzzer at each rejection.
 func malformedSeeds(t *testing.T) map[string][]byte {
-	hello, _ := mustEncode(t, &Hello{Req: 1, MinVersion: 1, MaxVersion: 2, Name: "n"})
+	hello, _ := mustEncode(t, &Hello{Req: 1, MinVersion: 1, MaxVersion: MaxVersion + 1, Name: "n"})
 	event, _ := mustEncode(t, &Event{ID: 1, Mask: 0x10000, Path: "/p"})
 	stats, _ := mustEncode(t, &Stats{Req: 1, Clients: []ClientStats{{ID: 1}}})
 	return map[string][]byte{

@@ -142,7 +142,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"hello-magic", patch(hello, 0, 'f'), nil, CodeBadField},
 		{"hello-version0", patch(hello, 4, 0, 0, 0, 0), nil, CodeBadField},
 		{"hello-version-range", patch(hello, 4, 3, 0, 2, 0), nil, CodeBadField},
-		{"hello-version-newer", patch(hello, 4, 2, 0, 3, 0), nil, CodeVersion},
+		{"hello-version-newer", patch(hello, 4, 3, 0, 4, 0), nil, CodeVersion},
 		{"hello-class", patch(hello, 8, 3), nil, CodeBadField},
 		{"hello-deadline-verdict", patch(hello, 9, 2), nil, CodeBadField},
 		{"hello-close-verdict", patch(hello, 10, 2), nil, CodeBadField},
@@ -183,7 +183,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"statsrequest-short", replacePayload(statsReq, []byte{0}), nil, CodeTruncated},
 		// Welcome.
 		{"welcome-version0", patch(welcome, 0, 0), nil, CodeVersion},
-		{"welcome-version2", patch(welcome, 0, 2), nil, CodeVersion},
+		{"welcome-version3", patch(welcome, 0, 3), nil, CodeVersion},
 		{"welcome-flags", patch(welcome, 2, 8), nil, CodeBadField},
 		{"welcome-class", patch(welcome, 4, 3), nil, CodeBadField},
 		{"welcome-verdict", patch(welcome, 7, 2), nil, CodeBadField},
@@ -203,7 +203,10 @@ func TestDecodeRejects(t *testing.T) {
 		// Event.
 		{"event-mask0", patch(event, 8, 0, 0, 0, 0), nil, CodeBadField},
 		{"event-mask-overflow", patch(event, 8, 0, 0x40), nil, CodeBadField},
-		{"event-flags", patch(event, 36, 2), nil, CodeBadField},
+		{"event-flags", patch(event, 36, 8), nil, CodeBadField},
+		{"event-path-with-path-unknown", patch(event, 36, 2), nil, CodeBadField},
+		{"event-object-missing", patch(event, 36, 4), nil, CodeTruncated},
+		{"event-object-extra", replacePayload(event, append(bytes.Clone(event[HeaderSize:]), make([]byte, 16)...)), nil, CodeBadField},
 		{"event-uid-without-flag", patch(event, 32, 1), nil, CodeBadField},
 		{"event-range", patch(event, 48, 1), nil, CodeBadField},
 		{"event-fserrno", patch(event, 56, 1), nil, CodeBadField},
@@ -211,8 +214,8 @@ func TestDecodeRejects(t *testing.T) {
 		{"event-fixed-short", replacePayload(event, event[HeaderSize:HeaderSize+eventFixed-1]), nil, CodeTruncated},
 		{"event-strings-missing", replacePayload(event, eventPayload("/p", "", "n", "")), nil, CodeTruncated},
 		{"event-strings-extra", replacePayload(event, eventPayload("/p", "", "n", "", "", "")), nil, CodeBadField},
-		{"event-path-long", replacePayload(event, eventPayload("/"+strings.Repeat("p", MaxPath), "", "", "", "")), nil, CodeBadField},
-		{"event-oldpath-long", replacePayload(event, eventPayload("", strings.Repeat("p", MaxPath+1), "", "", "")), nil, CodeBadField},
+		{"event-path-long", replacePayload(event, eventPayload("/"+strings.Repeat("p", MaxLongPath), "", "", "", "")), nil, CodeBadField},
+		{"event-oldpath-long", replacePayload(event, eventPayload("", strings.Repeat("p", MaxLongPath+1), "", "", "")), nil, CodeBadField},
 		{"event-name-long", replacePayload(event, eventPayload("", "", strings.Repeat("n", MaxName+1), "", "")), nil, CodeBadField},
 		{"event-newname-slash", replacePayload(event, eventPayload("", "", "", "a/b", "")), nil, CodeBadField},
 		{"event-comm-long", replacePayload(event, eventPayload("", "", "", "", strings.Repeat("c", MaxName+1))), nil, CodeBadField},
@@ -284,8 +287,8 @@ func TestDecodeBitFlips(t *testing.T) {
 }
 
 func TestHelloFromNewerClient(t *testing.T) {
-	// A client speaking 1..2 may append fields that version 2 adds; this side skips them.
-	frame, _ := mustEncode(t, &Hello{Req: 1, MinVersion: 1, MaxVersion: 2, Name: "future"})
+	// A client speaking 1..3 may append fields that version 3 adds; this side skips them.
+	frame, _ := mustEncode(t, &Hello{Req: 1, MinVersion: 1, MaxVersion: 3, Name: "future"})
 	frame = append(frame, "v2 fields"...)
 	binary.LittleEndian.PutUint32(frame, uint32(len(frame)-HeaderSize))
 	m, err := Decode(frame, nil)
@@ -293,14 +296,14 @@ func TestHelloFromNewerClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := m.(*Hello)
-	if v, err := Negotiate(h); v != 1 || err != nil || h.Name != "future" {
+	if v, err := Negotiate(h); v != 2 || err != nil || h.Name != "future" {
 		t.Fatalf("Negotiate = %d, %v; name %q", v, err, h.Name)
 	}
 	// A client that speaks only newer versions gets a version error naming both ranges.
-	frame, _ = mustEncode(t, &Hello{Req: 1, MinVersion: 2, MaxVersion: 4})
+	frame, _ = mustEncode(t, &Hello{Req: 1, MinVersion: 3, MaxVersion: 4})
 	_, err = Decode(frame, nil)
 	wantCode(t, err, CodeVersion)
-	if !strings.Contains(err.Error(), "2..4") || !strings.Contains(err.Error(), "1..1") {
+	if !strings.Contains(err.Error(), "3..4") || !strings.Contains(err.Error(), "1..2") {
 		t.Fatalf("version error %q does not name the ranges", err)
 	}
 }

@@ -775,10 +775,20 @@ func (m *Pong) check() *Error                 { return checkReq(m.Type(), m.Req,
 func (m *Pong) appendPayload(b []byte) []byte { return b }
 func (m *Pong) decode(_ *decoder, req uint64) { m.Req = req }
 
-const eventHasUID = 1
+// Event flag bits.
+const (
+	eventHasUID = 1 << iota
+	eventPathUnknown // version 2
+	eventHasObject   // version 2: dev and ino follow the strings
+	eventKnownFlags  = 1<<iota - 1
+)
 
-// eventFixed is the size of Event's fixed part.
-const eventFixed = 64
+// eventFixed is the size of Event's fixed part; eventObjectSize that of the object's device
+// and inode (version 2, after the strings).
+const (
+	eventFixed      = 64
+	eventObjectSize = 16
+)
 
 // Event is one event for the client (daemon → client): a notification, or a permission event
 // the client must answer with Respond before its deadline.
@@ -799,8 +809,18 @@ type Event struct {
 	UID    uint32
 	HasUID bool
 	// Path is the object's path; OldPath the source path of a rename or move (each at most
-	// MaxPath bytes). Both are "" when unknown.
+	// MaxPath bytes in version 1, MaxLongPath from version 2). Both are "" when unknown (or,
+	// for an unprivileged client, not its to know).
 	Path, OldPath string
+	// PathUnknown (version 2) says the daemon could not read the object's path (deeper than
+	// the kernel prints for a file, or printed wrong): Path is "", and a client deciding by
+	// path must treat it as unknown, never as a path that matches nothing.
+	PathUnknown bool
+	// Dev and Ino (version 2, with HasObject) identify the object the event is reported on
+	// (for a directory-entry event, the directory): st_dev as makedev(major, minor) and the
+	// inode number.
+	Dev, Ino  uint64
+	HasObject bool
 	// Name is the entry name of a directory-entry event or of a child's event; NewName the
 	// new name of a Rename (each at most MaxName bytes, no '/').
 	Name, NewName string
@@ -829,6 +849,11 @@ func NewEvent(d engine.Delivery) *Event {
 	}
 	m := &Event{ID: d.ID, Mask: d.Mask, Time: ev.Time, Pid: ev.Pid, Tid: ev.Tid, Path: ev.GetPath(),
 		OldPath: ev.OldPath, Name: ev.Name, NewName: ev.NewName}
+	m.PathUnknown = m.Path == ""
+	if !ev.Inode.IsZero() {
+		// The Linux backend's inode IDs are {device, inode number}.
+		m.Dev, m.Ino, m.HasObject = ev.Inode.Hi, ev.Inode.Lo, true
+	}
 	if d.Mask&engine.PreAccess != 0 {
 		m.Range = ev.Range
 	}
@@ -861,11 +886,17 @@ func (m *Event) check() *Error {
 	if m.FD.Valid() && m.ID == 0 {
 		return errorf(CodeBadField, "Event: fd on a notification (event id 0)")
 	}
+	if m.PathUnknown && m.Path != "" {
+		return errorf(CodeBadField, "Event: a path with PATH_UNKNOWN")
+	}
+	if (m.Dev != 0 || m.Ino != 0) && !m.HasObject {
+		return errorf(CodeBadField, "Event: device or inode without HAS_OBJECT")
+	}
 	for _, s := range [...]struct {
 		f, s   string
 		max    int
 		isName bool
-	}{{"path", m.Path, MaxPath, false}, {"old path", m.OldPath, MaxPath, false},
+	}{{"path", m.Path, MaxLongPath, false}, {"old path", m.OldPath, MaxLongPath, false},
 		{"name", m.Name, MaxName, true}, {"new name", m.NewName, MaxName, true},
 		{"comm", m.Comm, MaxName, false}} {
 		if err := checkString(t, s.f, s.s, s.max, s.isName); err != nil {
@@ -886,7 +917,7 @@ func (m *Event) appendPayload(b []byte) []byte {
 	b = appendU32(b, uint32(m.Pid))
 	b = appendU32(b, uint32(m.Tid))
 	b = appendU32(b, m.UID)
-	b = appendU32(b, uint32(b2i(m.HasUID)))
+	b = appendU32(b, m.flags())
 	b = appendU64(b, m.Range.Offset)
 	b = appendU64(b, m.Range.Count)
 	b = appendU32(b, uint32(m.FSErrno))
@@ -895,7 +926,47 @@ func (m *Event) appendPayload(b []byte) []byte {
 	b = appendStr(b, m.OldPath)
 	b = appendStr(b, m.Name)
 	b = appendStr(b, m.NewName)
-	return appendStr(b, m.Comm)
+	b = appendStr(b, m.Comm)
+	if m.HasObject {
+		b = appendU64(b, m.Dev)
+		b = appendU64(b, m.Ino)
+	}
+	return b
+}
+
+func (m *Event) flags() uint32 {
+	var f uint32
+	if m.HasUID {
+		f |= eventHasUID
+	}
+	if m.PathUnknown {
+		f |= eventPathUnknown
+	}
+	if m.HasObject {
+		f |= eventHasObject
+	}
+	return f
+}
+
+// V2 reports whether m uses what version 2 added: PathUnknown, HasObject, or a path longer
+// than MaxPath.
+func (m *Event) V2() bool {
+	return m.PathUnknown || m.HasObject || len(m.Path) > MaxPath || len(m.OldPath) > MaxPath
+}
+
+// ForVersion makes m fit protocol version v: for version 1 it drops what version 2 added,
+// and a path longer than MaxPath becomes "" (unknown, in version 1's terms).
+func (m *Event) ForVersion(v uint16) {
+	if v >= 2 {
+		return
+	}
+	m.PathUnknown, m.HasObject, m.Dev, m.Ino = false, false, 0, 0
+	if len(m.Path) > MaxPath {
+		m.Path = ""
+	}
+	if len(m.OldPath) > MaxPath {
+		m.OldPath = ""
+	}
 }
 
 var eventStrings = []string{"path", "old path", "name", "new name", "comm"}
@@ -920,7 +991,10 @@ func (m *Event) decode(d *decoder, req uint64) {
 	m.Pid = int32(fx.u32(""))
 	m.Tid = int32(fx.u32(""))
 	m.UID = fx.u32("")
-	m.HasUID = fx.flags(4, eventHasUID, "flags") != 0
+	flags := fx.flags(4, eventKnownFlags, "flags")
+	m.HasUID = flags&eventHasUID != 0
+	m.PathUnknown = flags&eventPathUnknown != 0
+	m.HasObject = flags&eventHasObject != 0
 	m.Range.Offset = fx.u64("")
 	m.Range.Count = fx.u64("")
 	m.FSErrno = int32(fx.u32(""))
@@ -930,6 +1004,10 @@ func (m *Event) decode(d *decoder, req uint64) {
 		return
 	}
 	d.strings([]*string{&m.Path, &m.OldPath, &m.Name, &m.NewName, &m.Comm}, eventStrings)
+	if m.HasObject {
+		m.Dev = d.u64("dev")
+		m.Ino = d.u64("ino")
+	}
 }
 
 func (m *Event) appendFDs(fds []int) []int {

@@ -32,12 +32,18 @@ import (
 
 // Protocol versions. A client sends the range it speaks in Hello; the daemon answers with the
 // highest version both speak, or refuses with CodeVersion (see Negotiate).
+//
+// Version 2 adds to Event what is known of an object whose path the daemon could not read:
+// the flag PathUnknown, the object's device and inode (HasObject), and paths longer than
+// PATH_MAX (up to MaxLongPath). A daemon speaking version 1 to a client sends none of them
+// (Event.ForVersion): such an event then has an empty path, which version 1 defines as
+// unknown.
 const (
 	// Version is the protocol version this package implements.
-	Version uint16 = 1
+	Version uint16 = 2
 	// MinVersion and MaxVersion bound the versions this package can speak.
 	MinVersion uint16 = 1
-	MaxVersion uint16 = 1
+	MaxVersion uint16 = 2
 )
 
 // Magic opens every Hello payload: the bytes "FSND". It makes a stray connection from some
@@ -55,8 +61,11 @@ const (
 	// MaxFDs is the most file descriptors one frame may carry. In version 1 a message carries
 	// at most one (a mark target or a permission event's file).
 	MaxFDs = 1
-	// MaxPath bounds a path (PATH_MAX).
+	// MaxPath bounds a path in version 1 (PATH_MAX).
 	MaxPath = 4096
+	// MaxLongPath bounds a path from version 2 on: the longest path the daemon builds for an
+	// object deeper than PATH_MAX (32 KiB).
+	MaxLongPath = 32 << 10
 	// MaxName bounds a file name (NAME_MAX) and the other short strings: client name, daemon
 	// version, command name.
 	MaxName = 255
@@ -194,7 +203,7 @@ func MaxPayloadOf(t Type) int {
 	case TypeFatal:
 		return 2 + 2 + MaxMessage
 	case TypeEvent:
-		return eventFixed + 5*2 + 2*MaxPath + 3*MaxName
+		return eventFixed + 5*2 + 2*MaxLongPath + 3*MaxName + eventObjectSize
 	}
 	return MaxPayload
 }

@@ -70,6 +70,11 @@ func samples(fd int) []sample {
 		{"event-long", &Event{Mask: engine.Modify, Path: "/" + strings.Repeat("p", MaxPath-1), OldPath: "/" + strings.Repeat("o", MaxPath-1),
 			Name: long, NewName: long, Comm: long}},
 		{"event-negative-time", &Event{Mask: engine.Attrib, Time: time.Unix(0, -5)}},
+		{"event-v2-path-unknown", &Event{ID: 80, Mask: engine.OpenPerm, PathUnknown: true, HasObject: true,
+			Dev: 0x800001, Ino: 1 << 40, Pid: 7, Comm: "cat", FD: NewFD(fd)}},
+		{"event-v2-object", &Event{Mask: engine.Create, Path: "/srv/x", Name: "x", HasObject: true, Dev: 2049, Ino: 12}},
+		{"event-v2-long-path", &Event{Mask: engine.Create, Path: "/" + strings.Repeat("d", MaxPath+100),
+			OldPath: "/" + strings.Repeat("o", MaxPath), Name: "deep.key", HasObject: true, Dev: 1, Ino: 2}},
 		{"overflow", &Overflow{Reason: OverflowQueue, Lost: 12}},
 		{"overflow-unknown", &Overflow{}},
 		{"overflow-kernel", &Overflow{Reason: OverflowKernel}},
@@ -198,7 +203,7 @@ func TestSizes(t *testing.T) {
 }
 
 func TestEncodeRejects(t *testing.T) {
-	tooLongPath := "/" + strings.Repeat("a", MaxPath)
+	tooLongPath := "/" + strings.Repeat("a", MaxLongPath)
 	tooManyClients := make([]ClientStats, MaxStatsClients+1)
 	for _, c := range []struct {
 		name string
@@ -236,7 +241,7 @@ func TestEncodeRejects(t *testing.T) {
 		{"respond-errno-big", &Respond{EventID: 1, Verdict: engine.Deny, Errno: 4096}, CodeBadField},
 		{"respond-cache-deny", &Respond{EventID: 1, Verdict: engine.Deny, Cache: true}, CodeBadField},
 		{"ping-req0", &Ping{}, CodeBadField},
-		{"welcome-version", &Welcome{Req: 1, Version: 2, ClientID: 1, Instance: testInstance}, CodeVersion},
+		{"welcome-version", &Welcome{Req: 1, Version: MaxVersion + 1, ClientID: 1, Instance: testInstance}, CodeVersion},
 		{"welcome-client0", &Welcome{Req: 1, Version: 1, Instance: testInstance}, CodeBadField},
 		{"welcome-instance0", &Welcome{Req: 1, Version: 1, ClientID: 1}, CodeBadField},
 		{"welcome-marklimit", &Welcome{Req: 1, Version: 1, ClientID: 1, Instance: testInstance, MarkLimit: -1}, CodeBadField},
@@ -378,7 +383,7 @@ func TestNegotiate(t *testing.T) {
 		want     uint16
 		upgrade  string
 	}{
-		{1, 1, 1, ""}, {1, 5, 1, ""}, {2, 3, 0, "upgrade fsnotifyd"}, {0, 0, 0, "upgrade the client"},
+		{1, 1, 1, ""}, {1, 5, 2, ""}, {2, 3, 2, ""}, {3, 4, 0, "upgrade fsnotifyd"}, {0, 0, 0, "upgrade the client"},
 	} {
 		v, err := Negotiate(&Hello{MinVersion: c.min, MaxVersion: c.max})
 		if v != c.want || (err == nil) != (c.upgrade == "") || (err != nil && (!errors.Is(err, ErrVersion) || !strings.Contains(err.Error(), c.upgrade))) {
@@ -469,13 +474,13 @@ func TestEngineConversions(t *testing.T) {
 // TestMaxPayloadOf checks the per-type limits against the largest message of each type.
 func TestMaxPayloadOf(t *testing.T) {
 	name, msg := strings.Repeat("n", MaxName), strings.Repeat("m", MaxMessage)
-	path := "/" + strings.Repeat("p", MaxPath-1)
+	path := "/" + strings.Repeat("p", MaxLongPath-1)
 	for _, m := range []Msg{
 		&AddMark{Req: 1, Kind: 1, Target: NewFD(3)}, &RemoveMark{Req: 1, By: RemoveAll}, &Respond{EventID: 1},
 		&StatsRequest{Req: 1}, &Ping{Req: 1}, &Bye{Req: 1}, &Pong{Req: 1}, &Overflow{},
 		&Welcome{Req: 1, Version: 1, ClientID: 1, Instance: testInstance, DaemonVersion: name},
 		&Result{Req: 1, Message: msg}, &Fatal{Code: 1, Message: msg},
-		&Event{Mask: 1, Path: path, OldPath: path, Name: name, NewName: name, Comm: name},
+		&Event{Mask: 1, Path: path, OldPath: path, Name: name, NewName: name, Comm: name, HasObject: true, Dev: 1, Ino: 1},
 	} {
 		frame, _ := mustEncode(t, m)
 		if got, want := len(frame)-HeaderSize, MaxPayloadOf(m.Type()); got != want {
