@@ -301,8 +301,8 @@ func (b *Backend) translateFD(kev *sys.FanotifyEvent, v *view, now time.Time, wi
 		} else if path != "/" {
 			ev.Name = filepath.Base(path)
 		}
-		if !needPlace || path == "/" {
-			return ev, true
+		if !needPlace || path == "/" || st.MountRoot {
+			return ev, true // nothing above the root of its mount, as the walk up stops there
 		}
 		// The directories above: from the path, or, for a directory whose path is too long
 		// for that (or unknown), from its descriptor.
@@ -314,13 +314,16 @@ func (b *Backend) translateFD(kev *sys.FanotifyEvent, v *view, now time.Time, wi
 		if !complete && st.IsDir() {
 			chain, complete = dirAncestry(int(kev.Fd))
 		}
-		if !complete || len(chain) == 0 {
+		if !complete {
 			if try == 0 && known {
 				continue // a directory on the way moved meanwhile: look again, once
 			}
 			// A file whose place is unknown: possibly inside every subtree here.
 			b.stats.PlacesUnknown.Add(1)
 			placeUnknown(ev, fv)
+			return ev, true
+		}
+		if len(chain) == 0 {
 			return ev, true
 		}
 		ev.Parent = chain[0]

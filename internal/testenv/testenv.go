@@ -255,3 +255,20 @@ func (d DeepDir) Dir() string { return ProcFd(d.Fd) }
 
 // ProcFd is /proc/self/fd/N.
 func ProcFd(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
+
+// RemountExt4 unmounts the filesystem Ext4 mounted on mnt and mounts its image there again:
+// the kernel then has none of its dentries or inodes cached, as after a reboot, without
+// touching any other filesystem (drop_caches would). A file opened by handle afterwards gets a
+// dentry disconnected from the tree.
+func RemountExt4(t testing.TB, mnt string) {
+	t.Helper()
+	img := filepath.Join(filepath.Dir(mnt), "ext4.img")
+	if _, err := os.Stat(img); err != nil {
+		t.Fatalf("RemountExt4(%s): not a mount made by Ext4: %v", mnt, err)
+	}
+	if err := sys.Unmount(mnt, 0); err != nil {
+		t.Fatalf("RemountExt4: %v", err)
+	}
+	run(t, "mount", "-t", "ext4", "-o", "loop,errors=remount-ro", img, mnt)
+	makePrivate(t, mnt)
+}
