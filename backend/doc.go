@@ -39,6 +39,12 @@
 // events; the marks are dropped when a subtree is added on that filesystem or a directory
 // moves.
 //
+// An event whose path the kernel cannot print (deeper than PATH_MAX), or prints wrong (a file
+// opened by handle, disconnected from the tree), is placed by its directory's descriptor when
+// it is a directory (sys.WalkUp, sys.LongPath) and otherwise dispatched with
+// engine.Event.AncestryUnknown: as possibly inside every subtree of its filesystem, never as
+// outside, and never ignored (paths.go; docs/security.md).
+//
 // # Verdicts
 //
 // Every kernel permission event is answered exactly once: by the engine's verdict, the

@@ -37,6 +37,11 @@
 //     default, as fanotify_release) and returns promptly; the waiting Notify calls continue to
 //     lower-priority groups.
 //
+// A subtree mark sees an event through the event's Ancestors; an event whose ancestry the
+// source could not learn (Event.AncestryUnknown) reaches the subtree and children-watching
+// marks of every directory in its PossibleAncestors, as possibly inside: a source that cannot
+// place an event never makes it look outside.
+//
 // A mark attached during the whole of a Notify receives its event; a mark detached before
 // Notify began never does; marks added or removed while a Notify waits neither break its walk
 // nor cause a second delivery to a group. What the kernel lacks, we add: a per-group deadline

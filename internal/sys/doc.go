@@ -20,4 +20,9 @@
 //     handles alias the read buffer; see FanotifyEvent for their lifetime.
 //   - Feature probes (Probe, Require, ProbePreAccess) make the real system call on a private
 //     object and never parse kernel versions.
+//
+// Goroutines: LongPath does part of its work on a goroutine of its own, locked to an OS thread
+// whose root directory it changes (chroot after unshare(CLONE_FS)); it waits for it, and that
+// goroutine never unlocks its thread, so the thread ends with it before LongPath returns and
+// no other goroutine ever runs with a changed root.
 package sys
