@@ -387,7 +387,9 @@ func TestWatcherRecursivePathsBeyondPathMax(t *testing.T) {
 			if errno, _ := runAttack(t, deep.Dir(), "open", "deep.txt"); errno != 0 {
 				t.Fatalf("open of deep.txt: errno %d", errno)
 			}
-			got := until(t, w, func(ev Event) bool { return ev.Has(Open) && ev.PathUnknown && ev.Name == "" && ev.Pid > 0 && ev.Pid != os.Getpid() })
+			got := until(t, w, func(ev Event) bool {
+				return ev.Has(Open) && ev.PathUnknown && ev.Name == "" && ev.Pid > 0 && ev.Pid != os.Getpid()
+			})
 			t.Logf("the open of deep.txt: %v (pid %d)", got[len(got)-1], got[len(got)-1].Pid)
 		})
 	}

@@ -29,7 +29,9 @@ func TestGuardDecidesPathsBeyondPathMax(t *testing.T) {
 		guard func(dir string) string // the path guarded (default: dir)
 	}{
 		{"embedded", func(*testing.T, string) []string { return []string{"--deny", "**/*.key"} }, "--deny **/*.key", nil},
-		{"daemon", func(t *testing.T, _ string) []string { return []string{"--daemon=" + startServe(t), "--deny", "**/*.key"} }, "--deny **/*.key", nil},
+		{"daemon", func(t *testing.T, _ string) []string {
+			return []string{"--daemon=" + startServe(t), "--deny", "**/*.key"}
+		}, "--deny **/*.key", nil},
 		{"mount", func(*testing.T, string) []string { return []string{"--mount", "--deny", "**/*.key"} }, "--deny **/*.key", nil},
 		{"default deny", func(t *testing.T, _ string) []string {
 			rules := filepath.Join(t.TempDir(), "p.rules")

@@ -777,7 +777,7 @@ func (m *Pong) decode(_ *decoder, req uint64) { m.Req = req }
 
 // Event flag bits.
 const (
-	eventHasUID = 1 << iota
+	eventHasUID      = 1 << iota
 	eventPathUnknown // version 2
 	eventHasObject   // version 2: dev and ino follow the strings
 	eventKnownFlags  = 1<<iota - 1
