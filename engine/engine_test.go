@@ -106,27 +106,32 @@ func TestDeliveryPerMarkType(t *testing.T) {
 		{"permission bit in a notification mask", Inode(f), Open, fileEvent(OpenPerm), 0},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			e := New(Config{})
-			g := newGroup(t, e, Options{})
-			mustAdd(t, g, tt.obj, MarkSpec{Mask: tt.mark})
-			if r := e.Notify(context.Background(), tt.ev); r.Verdict != Allow {
-				t.Fatalf("verdict %v", r)
-			}
-			got := drain(g)
-			if tt.want == 0 {
-				if len(got) != 0 {
-					t.Fatalf("got %v, want nothing", masks(got))
-				}
-				return
-			}
-			if len(got) != 1 || got[0].Mask != tt.want {
-				t.Fatalf("got %v, want [%v]", masks(got), tt.want)
-			}
-			if got[0].Event != tt.ev {
-				t.Fatal("delivery does not carry the event")
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { checkDelivery(t, tt.obj, tt.mark, tt.ev, tt.want) })
+	}
+}
+
+// checkDelivery notifies ev to a fresh engine whose one group has a mark of mask on obj, and
+// checks that the group gets one delivery of ev with mask want (0: nothing).
+func checkDelivery(t *testing.T, obj Object, mask Mask, ev *Event, want Mask) {
+	t.Helper()
+	e := New(Config{})
+	g := newGroup(t, e, Options{})
+	mustAdd(t, g, obj, MarkSpec{Mask: mask})
+	if r := e.Notify(context.Background(), ev); r.Verdict != Allow {
+		t.Fatalf("verdict %v", r)
+	}
+	got := drain(g)
+	if want == 0 {
+		if len(got) != 0 {
+			t.Fatalf("got %v, want nothing", masks(got))
+		}
+		return
+	}
+	if len(got) != 1 || got[0].Mask != want {
+		t.Fatalf("got %v, want [%v]", masks(got), want)
+	}
+	if got[0].Event != ev {
+		t.Fatal("delivery does not carry the event")
 	}
 }
 
@@ -873,22 +878,7 @@ func TestAncestryUnknownIsPossiblyInside(t *testing.T) {
 			&Event{Mask: Open, Inode: g21, Filesystem: fs1, PossibleAncestors: []ID{root}}, 0},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			e := New(Config{})
-			g := newGroup(t, e, Options{})
-			mustAdd(t, g, tt.obj, MarkSpec{Mask: tt.mark})
-			e.Notify(context.Background(), tt.ev)
-			got := drain(g)
-			if tt.want == 0 {
-				if len(got) != 0 {
-					t.Fatalf("got %v, want nothing", masks(got))
-				}
-				return
-			}
-			if len(got) != 1 || got[0].Mask != tt.want {
-				t.Fatalf("got %v, want [%v]", masks(got), tt.want)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { checkDelivery(t, tt.obj, tt.mark, tt.ev, tt.want) })
 	}
 	// A permission event of unknown place is decided by a guard of any listed subtree, once
 	// per group even with marks on several candidates.

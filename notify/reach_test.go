@@ -195,6 +195,24 @@ func keyGuard(t *testing.T, sock string, paths ...string) *decisions {
 // working directory down there, is denied, and decided once, with its path unknown and its
 // inode known.
 func TestGuardDecidesPathsBeyondPathMax(t *testing.T) {
+	embeddedAndDaemon(t, func(t *testing.T, sock, dir string, deep testenv.DeepDir) {
+		deep.WriteFile(t, "deep.key", "k")
+		st := deep.Stat(t, "deep.key")
+		rec := keyGuard(t, sock, dir)
+		if errno, _ := runAttack(t, deep.Dir(), "open", "deep.key"); errno != syscall.EPERM {
+			t.Fatalf("open of deep.key (%d-byte path): errno %d, want EPERM", len(deep.Path)+9, errno)
+		}
+		got := rec.waitFor(t, 1)
+		if len(got) != 1 || !got[0].unknown || got[0].path != "" || !got[0].deny || got[0].by != "--deny **/*.key" ||
+			got[0].ino != st.Ino || got[0].dev != st.Dev {
+			t.Fatalf("decisions %+v; want one deny of an unknown path by --deny **/*.key, inode %d", got, st.Ino)
+		}
+	})
+}
+
+// embeddedAndDaemon runs f as two subtests, embedded (sock "") and through a daemon on sock,
+// each with a scratch tmpfs dir and a directory 22 levels of 200 bytes below it.
+func embeddedAndDaemon(t *testing.T, f func(t *testing.T, sock, dir string, deep testenv.DeepDir)) {
 	for _, mode := range []string{"embedded", "daemon"} {
 		t.Run(mode, func(t *testing.T) {
 			testenv.RequireRoot(t)
@@ -203,66 +221,43 @@ func TestGuardDecidesPathsBeyondPathMax(t *testing.T) {
 				sock = startDaemon(t)
 			}
 			dir := testenv.Tmpfs(t)
-			deep := testenv.DeepTree(t, dir, 22, 200)
-			deep.WriteFile(t, "deep.key", "k")
-			st, err := sys.Statx(sys.AT_FDCWD, testenv.ProcFd(deep.Fd)+"/deep.key", 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rec := keyGuard(t, sock, dir)
-			if errno, _ := runAttack(t, deep.Dir(), "open", "deep.key"); errno != syscall.EPERM {
-				t.Fatalf("open of deep.key (%d-byte path): errno %d, want EPERM", len(deep.Path)+9, errno)
-			}
-			got := rec.waitFor(t, 1)
-			if len(got) != 1 || !got[0].unknown || got[0].path != "" || !got[0].deny || got[0].by != "--deny **/*.key" ||
-				got[0].ino != st.Ino || got[0].dev != st.Dev {
-				t.Fatalf("decisions %+v; want one deny of an unknown path by --deny **/*.key, inode %d", got, st.Ino)
-			}
+			f(t, sock, dir, testenv.DeepTree(t, dir, 22, 200))
 		})
 	}
 }
 
 // A Handler-based Guard gets the request with its path unknown and can still read the file.
 func TestGuardHandlerGetsUnknownPath(t *testing.T) {
-	for _, mode := range []string{"embedded", "daemon"} {
-		t.Run(mode, func(t *testing.T) {
-			testenv.RequireRoot(t)
-			var sock string
-			if mode == "daemon" {
-				sock = startDaemon(t)
-			}
-			dir := testenv.Tmpfs(t)
-			deep := testenv.DeepTree(t, dir, 22, 200)
-			deep.WriteFile(t, "deep.txt", "EICAR-like content")
-			rec := &decisions{}
-			g, err := NewGuard(GuardConfig{Paths: []string{dir}, Daemon: sock, Deadline: 10 * time.Second},
-				func(ctx context.Context, r *Request) Verdict {
-					var content []byte
-					if f := r.File(); f != nil {
-						content = make([]byte, 64)
-						n, _ := f.ReadAt(content, 0)
-						content = content[:n]
-						f.Close()
-					}
-					rec.add(decided{path: r.Path(), unknown: r.PathUnknown(), content: string(content)})
-					if bytes.Contains(content, []byte("EICAR")) {
-						return Deny
-					}
-					return Allow
-				})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer g.Close()
-			if errno, _ := runAttack(t, deep.Dir(), "open", "deep.txt"); errno != syscall.EPERM {
-				t.Fatalf("open of deep.txt: errno %d, want EPERM (the handler read its content)", errno)
-			}
-			got := rec.waitFor(t, 1)
-			if len(got) != 1 || !got[0].unknown || got[0].path != "" || got[0].content != "EICAR-like content" {
-				t.Fatalf("handler saw %+v; want one request with its path unknown and its content readable", got)
-			}
-		})
-	}
+	embeddedAndDaemon(t, func(t *testing.T, sock, dir string, deep testenv.DeepDir) {
+		deep.WriteFile(t, "deep.txt", "EICAR-like content")
+		rec := &decisions{}
+		g, err := NewGuard(GuardConfig{Paths: []string{dir}, Daemon: sock, Deadline: 10 * time.Second},
+			func(ctx context.Context, r *Request) Verdict {
+				var content []byte
+				if f := r.File(); f != nil {
+					content = make([]byte, 64)
+					n, _ := f.ReadAt(content, 0)
+					content = content[:n]
+					f.Close()
+				}
+				rec.add(decided{path: r.Path(), unknown: r.PathUnknown(), content: string(content)})
+				if bytes.Contains(content, []byte("EICAR")) {
+					return Deny
+				}
+				return Allow
+			})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer g.Close()
+		if errno, _ := runAttack(t, deep.Dir(), "open", "deep.txt"); errno != syscall.EPERM {
+			t.Fatalf("open of deep.txt: errno %d, want EPERM (the handler read its content)", errno)
+		}
+		got := rec.waitFor(t, 1)
+		if len(got) != 1 || !got[0].unknown || got[0].path != "" || got[0].content != "EICAR-like content" {
+			t.Fatalf("handler saw %+v; want one request with its path unknown and its content readable", got)
+		}
+	})
 }
 
 // How a file can be reached besides its path: re-opening an O_PATH descriptor through
@@ -364,33 +359,28 @@ func TestGuardUnusualOpens(t *testing.T) {
 // handle leads there at any depth), and an open of a file there with its path unknown,
 // never dropped.
 func TestWatcherRecursivePathsBeyondPathMax(t *testing.T) {
-	for _, mode := range []string{"embedded", "daemon"} {
-		t.Run(mode, func(t *testing.T) {
-			testenv.RequireRoot(t)
-			opts := []Option{}
-			if mode == "daemon" {
-				opts = append(opts, WithDaemon(startDaemon(t)))
-			}
-			dir := testenv.Tmpfs(t)
-			deep := testenv.DeepTree(t, dir, 22, 200)
-			deep.WriteFile(t, "deep.txt", "d")
-			w, err := New(opts...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer w.Close()
-			if err := w.AddWith(dir, WithRecursive(), WithOps(Create|Open)); err != nil {
-				t.Fatal(err)
-			}
-			deep.WriteFile(t, "new.txt", "n") // its open is reported too, by this process
-			until(t, w, is(Create, deep.Path+"/new.txt"))
-			if errno, _ := runAttack(t, deep.Dir(), "open", "deep.txt"); errno != 0 {
-				t.Fatalf("open of deep.txt: errno %d", errno)
-			}
-			got := until(t, w, func(ev Event) bool {
-				return ev.Has(Open) && ev.PathUnknown && ev.Name == "" && ev.Pid > 0 && ev.Pid != os.Getpid()
-			})
-			t.Logf("the open of deep.txt: %v (pid %d)", got[len(got)-1], got[len(got)-1].Pid)
+	embeddedAndDaemon(t, func(t *testing.T, sock, dir string, deep testenv.DeepDir) {
+		deep.WriteFile(t, "deep.txt", "d")
+		var opts []Option
+		if sock != "" {
+			opts = append(opts, WithDaemon(sock))
+		}
+		w, err := New(opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close()
+		if err := w.AddWith(dir, WithRecursive(), WithOps(Create|Open)); err != nil {
+			t.Fatal(err)
+		}
+		deep.WriteFile(t, "new.txt", "n") // its open is reported too, by this process
+		until(t, w, is(Create, deep.Path+"/new.txt"))
+		if errno, _ := runAttack(t, deep.Dir(), "open", "deep.txt"); errno != 0 {
+			t.Fatalf("open of deep.txt: errno %d", errno)
+		}
+		got := until(t, w, func(ev Event) bool {
+			return ev.Has(Open) && ev.PathUnknown && ev.Name == "" && ev.Pid > 0 && ev.Pid != os.Getpid()
 		})
-	}
+		t.Logf("the open of deep.txt: %v (pid %d)", got[len(got)-1], got[len(got)-1].Pid)
+	})
 }

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/internal/format"
-	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 )
 
@@ -42,10 +41,7 @@ func TestGuardDecidesPathsBeyondPathMax(t *testing.T) {
 			dir := testenv.Tmpfs(t)
 			deep := testenv.DeepTree(t, dir, 22, 200)
 			deep.WriteFile(t, "deep.key", "k")
-			st, err := sys.Statx(sys.AT_FDCWD, testenv.ProcFd(deep.Fd)+"/deep.key", 0)
-			if err != nil {
-				t.Fatal(err)
-			}
+			st := deep.Stat(t, "deep.key")
 			audit := filepath.Join(t.TempDir(), "audit.jsonl")
 			args := append(append([]string{"guard"}, tc.args(t, dir)...), "--audit", audit, dir)
 			p := start(t, args...)
@@ -99,10 +95,7 @@ func TestWatchAndTraceReportPathsBeyondPathMax(t *testing.T) {
 			dir := testenv.Tmpfs(t)
 			deep := testenv.DeepTree(t, dir, 22, 200)
 			deep.WriteFile(t, "deep.txt", "d")
-			st, err := sys.Statx(sys.AT_FDCWD, testenv.ProcFd(deep.Fd)+"/deep.txt", 0)
-			if err != nil {
-				t.Fatal(err)
-			}
+			st := deep.Stat(t, "deep.txt")
 			args := tc.args
 			if args == nil {
 				args = []string{"watch", "-r", "--json", "-e", "open,create", "--daemon=" + startServe(t)}

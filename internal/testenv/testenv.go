@@ -272,3 +272,13 @@ func RemountExt4(t testing.TB, mnt string) {
 	run(t, "mount", "-t", "ext4", "-o", "loop,errors=remount-ro", img, mnt)
 	makePrivate(t, mnt)
 }
+
+// Stat returns the statx of the file named name in d.
+func (d DeepDir) Stat(t testing.TB, name string) sys.Stat {
+	t.Helper()
+	st, err := sys.Statx(sys.AT_FDCWD, ProcFd(d.Fd)+"/"+name, sys.AT_SYMLINK_NOFOLLOW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
