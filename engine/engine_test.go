@@ -106,13 +106,13 @@ func TestDeliveryPerMarkType(t *testing.T) {
 		{"permission bit in a notification mask", Inode(f), Open, fileEvent(OpenPerm), 0},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { checkDelivery(t, tt.obj, tt.mark, tt.ev, tt.want) })
+		t.Run(tt.name, func(t *testing.T) { checkOneDelivery(t, tt.obj, tt.mark, tt.ev, tt.want) })
 	}
 }
 
-// checkDelivery notifies ev to a fresh engine whose one group has a mark of mask on obj, and
+// checkOneDelivery notifies ev to a fresh engine whose one group has a mark of mask on obj, and
 // checks that the group gets one delivery of ev with mask want (0: nothing).
-func checkDelivery(t *testing.T, obj Object, mask Mask, ev *Event, want Mask) {
+func checkOneDelivery(t *testing.T, obj Object, mask Mask, ev *Event, want Mask) {
 	t.Helper()
 	e := New(Config{})
 	g := newGroup(t, e, Options{})
@@ -878,7 +878,7 @@ func TestAncestryUnknownIsPossiblyInside(t *testing.T) {
 			&Event{Mask: Open, Inode: g21, Filesystem: fs1, PossibleAncestors: []ID{root}}, 0},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { checkDelivery(t, tt.obj, tt.mark, tt.ev, tt.want) })
+		t.Run(tt.name, func(t *testing.T) { checkOneDelivery(t, tt.obj, tt.mark, tt.ev, tt.want) })
 	}
 	// A permission event of unknown place is decided by a guard of any listed subtree, once
 	// per group even with marks on several candidates.
