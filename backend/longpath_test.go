@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -112,5 +113,35 @@ func TestDeepFileNeverIgnored(t *testing.T) {
 	}
 	if n := b.Stats().IgnoreMarks; n != 0 {
 		t.Fatalf("%d ignore marks placed on events of unknown place", n)
+	}
+}
+
+// A directory whose own path fits but whose children's do not: a permission mark on the
+// directory itself that watches its children (no subtree) still decides a child opened from
+// down there, as possibly its parent's.
+func TestDeepChildReachesParentMark(t *testing.T) {
+	b := newBackend(t, ModeFanotify)
+	root := testenv.Tmpfs(t)
+	n := (pathMax - 1 - len(root)) / 201 // the longest path below PATH_MAX
+	dir := testenv.DeepTree(t, root, n, 200)
+	name := strings.Repeat("k", 250) // its path is over PATH_MAX
+	dir.WriteFile(t, name, "k")
+	if len(dir.Path) >= pathMax || len(dir.Path)+1+len(name) < pathMax {
+		t.Fatalf("fixture: directory %d bytes, child %d", len(dir.Path), len(dir.Path)+1+len(name))
+	}
+	g := newGroup(t, b, engine.Options{Name: "guard", Class: engine.ClassContent, Deadline: hang})
+	mark(t, b, g, dir.Path, engine.KindInode, engine.MarkSpec{Mask: engine.OpenPerm | engine.EventOnChild})
+	r := record(t, g, func(x rec) engine.Response {
+		if x.Path == "" {
+			return engine.Response{Verdict: engine.Deny}
+		}
+		return engine.Response{}
+	})
+	if res, _ := access(t, "chdir:"+procDir(dir), "open:"+name); res.errno != syscall.EPERM {
+		t.Fatalf("open of the long-named child: %v, want EPERM; guard read:\n%s", res, dump(r.since(0)))
+	}
+	dir.WriteFile(t, "short", "s")
+	if res, _ := access(t, "open:"+dir.Path+"/short"); res.errno != 0 {
+		t.Fatalf("open of a short-named child: %v", res)
 	}
 }
