@@ -376,7 +376,9 @@ type Policy struct {
 //     from a path rule, only from a rule whose glob matches every path, or the default;
 //   - the default applies when no rule decided (so "default deny" denies).
 //
-// Such a decision is never cacheable, and says PathUnknown.
+// Such a decision says PathUnknown. An allow of it is cacheable on the usual conditions: it
+// holds for every path the file could have, so it is as safe to remember for the inode as an
+// allow of a known path (which the path cannot tell apart from its other names either).
 //
 // Cache is set only when the allow cannot depend on the process: the deciding rule has no
 // conditions, and no earlier deny rule matched the path and event but was skipped for its
@@ -419,7 +421,7 @@ func (p *Policy) Decide(req *Request) Decision {
 		}
 		d := Decision{Verdict: r.Verdict, Rule: r, PathUnknown: unknown}
 		if r.Verdict == engine.Allow {
-			d.Cache = (r.Cache || p.CacheAllows) && len(r.Conditions) == 0 && !skippedDeny && !unknown
+			d.Cache = (r.Cache || p.CacheAllows) && len(r.Conditions) == 0 && !skippedDeny
 		} else {
 			d.Errno = r.Errno
 		}
@@ -427,7 +429,7 @@ func (p *Policy) Decide(req *Request) Decision {
 	}
 	d := Decision{Verdict: p.Default, PathUnknown: unknown}
 	if p.Default == engine.Allow {
-		d.Cache = p.CacheAllows && !skippedDeny && !unknown
+		d.Cache = p.CacheAllows && !skippedDeny
 	}
 	return d
 }

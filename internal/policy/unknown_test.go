@@ -22,22 +22,24 @@ func TestDecideUnknownPath(t *testing.T) {
 		proc   Process
 		want   engine.Verdict
 		source string
+		cache  bool // with --cache
 	}{
-		{"deny glob may match", "deny **/*.key", engine.OpenPerm, bash, engine.Deny, "policy.rules:1"},
-		{"deny for another event does not apply", "deny exec **/*.key", engine.OpenPerm, bash, engine.Allow, "default"},
-		{"deny whose condition fails is skipped", "deny **/*.key uid=0", engine.OpenPerm, bash, engine.Allow, "default"},
-		{"deny whose condition holds", "deny **/*.key comm=bash", engine.OpenPerm, bash, engine.Deny, "policy.rules:1"},
-		{"allow first cannot allow it", "allow /srv/public/**\ndeny /srv/**", engine.OpenPerm, bash, engine.Deny, "policy.rules:2"},
-		{"allow of a glob matching every path", "allow /** uid=34\ndeny **/*.key", engine.OpenPerm, backup, engine.Allow, "policy.rules:1"},
-		{"allow of every path, condition fails", "allow /** uid=34\ndeny **/*.key", engine.OpenPerm, bash, engine.Deny, "policy.rules:2"},
-		{"** matches", "allow **\ndeny **/*.key", engine.OpenPerm, bash, engine.Allow, "policy.rules:1"},
-		{"**/* matches", "allow **/*\ndeny **/*.key", engine.OpenPerm, bash, engine.Allow, "policy.rules:1"},
-		{"/*/** may not", "allow /*/**\ndeny **/*.key", engine.OpenPerm, bash, engine.Deny, "policy.rules:2"},
-		{"/* may not", "allow /*\ndefault deny", engine.OpenPerm, bash, engine.Deny, "default"},
-		{"default deny", "default deny\nallow /usr/** cache", engine.OpenPerm, bash, engine.Deny, "default"},
-		{"default allow, only allows", "allow /srv/**", engine.OpenPerm, bash, engine.Allow, "default"},
-		{"deny of every path", "deny /**", engine.OpenPerm, bash, engine.Deny, "policy.rules:1"},
-		{"deny every path, uid condition fails", "deny /** uid=0\nallow **", engine.OpenPerm, bash, engine.Allow, "policy.rules:2"},
+		{"deny glob may match", "deny **/*.key", engine.OpenPerm, bash, engine.Deny, "policy.rules:1", false},
+		{"deny for another event does not apply", "deny exec **/*.key", engine.OpenPerm, bash, engine.Allow, "default", true},
+		{"deny whose condition fails is skipped", "deny **/*.key uid=0", engine.OpenPerm, bash, engine.Allow, "default", false},
+		{"deny whose condition holds", "deny **/*.key comm=bash", engine.OpenPerm, bash, engine.Deny, "policy.rules:1", false},
+		{"allow first cannot allow it", "allow /srv/public/**\ndeny /srv/**", engine.OpenPerm, bash, engine.Deny, "policy.rules:2", false},
+		{"allow of a glob matching every path", "allow /** uid=34\ndeny **/*.key", engine.OpenPerm, backup, engine.Allow, "policy.rules:1", false},
+		{"allow of every path, condition fails", "allow /** uid=34\ndeny **/*.key", engine.OpenPerm, bash, engine.Deny, "policy.rules:2", false},
+		{"** matches", "allow **\ndeny **/*.key", engine.OpenPerm, bash, engine.Allow, "policy.rules:1", true},
+		{"**/* matches", "allow **/*\ndeny **/*.key", engine.OpenPerm, bash, engine.Allow, "policy.rules:1", true},
+		{"/*/** may not", "allow /*/**\ndeny **/*.key", engine.OpenPerm, bash, engine.Deny, "policy.rules:2", false},
+		{"/* may not", "allow /*\ndefault deny", engine.OpenPerm, bash, engine.Deny, "default", false},
+		{"default deny", "default deny\nallow /usr/** cache", engine.OpenPerm, bash, engine.Deny, "default", false},
+		{"default allow, only allows", "allow /srv/** uid=0", engine.OpenPerm, bash, engine.Allow, "default", true},
+		{"no rules", "", engine.OpenPerm, bash, engine.Allow, "default", true},
+		{"deny of every path", "deny /**", engine.OpenPerm, bash, engine.Deny, "policy.rules:1", false},
+		{"deny every path, uid condition fails", "deny /** uid=0\nallow **", engine.OpenPerm, bash, engine.Allow, "policy.rules:2", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -49,9 +51,9 @@ func TestDecideUnknownPath(t *testing.T) {
 				{Path: "/srv/public/x.key", PathUnknown: true, Event: tt.ev, Pid: 7, Proc: tt.proc},
 			} {
 				d := p.Decide(&req)
-				if d.Verdict != tt.want || d.Source() != tt.source || d.Cache || !d.PathUnknown {
-					t.Errorf("%+v: got %v by %s (cache %v, path unknown %v); want %v by %s, never cached",
-						req, d.Verdict, d.Source(), d.Cache, d.PathUnknown, tt.want, tt.source)
+				if d.Verdict != tt.want || d.Source() != tt.source || d.Cache != tt.cache || !d.PathUnknown {
+					t.Errorf("%+v: got %v by %s (cache %v, path unknown %v); want %v by %s, cache %v",
+						req, d.Verdict, d.Source(), d.Cache, d.PathUnknown, tt.want, tt.source, tt.cache)
 				}
 			}
 		})
@@ -103,6 +105,7 @@ func TestDecideUnknownPathIsSound(t *testing.T) {
 		proc := KnownProcess{Name: rapid.SampledFrom([]string{"bash", "cat", ""}).Draw(t, "comm"),
 			UserID: int64(rapid.SampledFrom([]int{0, 1000, -1}).Draw(t, "uid"))}
 		ev := rapid.SampledFrom([]engine.Mask{engine.OpenPerm, engine.OpenExecPerm}).Draw(t, "event")
+		p.CacheAllows = rapid.Bool().Draw(t, "cache")
 		u := p.Decide(&Request{PathUnknown: true, Event: ev, Pid: 5, Proc: proc})
 		if u.Verdict != engine.Allow {
 			return
@@ -110,6 +113,18 @@ func TestDecideUnknownPathIsSound(t *testing.T) {
 		for _, path := range paths {
 			if d := p.Decide(&Request{Path: path, Event: ev, Pid: 5, Proc: proc}); d.Verdict != engine.Allow {
 				t.Fatalf("unknown path allowed (by %s), but %s is denied (by %s) under\n%s", u.Source(), path, d.Source(), b.String())
+			}
+		}
+		if !u.Cache {
+			return
+		}
+		// A cached allow holds for every process: it must be what every process gets.
+		for _, other := range []Process{KnownProcess{"bash", 0}, KnownProcess{"cat", 1000}, KnownProcess{"", -1}, nil} {
+			for _, path := range paths {
+				if d := p.Decide(&Request{Path: path, Event: ev, Pid: 6, Proc: other}); d.Verdict != engine.Allow {
+					t.Fatalf("unknown path allowed and cacheable (by %s), but %s is denied to %v (by %s) under\n%s",
+						u.Source(), path, other, d.Source(), b.String())
+				}
 			}
 		}
 	})
