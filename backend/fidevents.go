@@ -86,10 +86,10 @@ func (b *Backend) resolveDir(fs *fsState, fid *sys.FileID, needAncestry bool) (*
 	return d, true
 }
 
-// objectID returns the ID of a fid record's object: a registered object's exact ID, else
-// (when path is known) a stat of the path, else a stable stand-in derived from the handle
-// (marks only exist on registered objects, so a stand-in can match nothing but subtree and
-// filesystem marks, which do not need it).
+// objectID returns the ID of a fid record's object: a registered object's exact ID, else a
+// stat of its path (when known) or of its handle, else (it is gone) a stable stand-in derived
+// from the handle (marks only exist on registered objects, so a stand-in can match nothing but
+// subtree and filesystem marks, which do not need it).
 func (b *Backend) objectID(fv *fsView, fid *sys.FileID, path string) engine.ID {
 	if r, ok := fv.handles[handleKey(fid.Handle)]; ok {
 		return r.id
@@ -97,6 +97,17 @@ func (b *Backend) objectID(fv *fsView, fid *sys.FileID, path string) engine.ID {
 	if path != "" {
 		if st, err := sys.Statx(sys.AT_FDCWD, path, sys.AT_SYMLINK_NOFOLLOW); err == nil && st.Dev == fv.state.dev {
 			return inodeID(st.Dev, st.Ino)
+		}
+	}
+	// No path, one too long for statx, or renamed meanwhile: the handle finds it while it
+	// exists.
+	if fs := fv.state; fs.anchor >= 0 && len(fid.Handle.Bytes) > 0 {
+		if fd, err := sys.OpenByHandleAt(fs.anchor, fid.Handle, sys.O_PATH); err == nil {
+			st, err := sys.Fstat(fd)
+			sys.Close(fd)
+			if err == nil && st.Dev == fs.dev {
+				return inodeID(st.Dev, st.Ino)
+			}
 		}
 	}
 	h := fnv.New64a()
