@@ -22,26 +22,29 @@ func TestUnknownPathsNeverReachUnprivileged(t *testing.T) {
 	deep.WriteFile(t, "deep.txt", "d")
 	sock := filepath.Join(testenv.PublicDir(t), "d.sock")
 	startDaemon(t, testConfig(), sock)
-	const subtreeOpen = "0x40000020" // OPEN | ONDIR
+	const subtreeOpenCreate = "0x40000120" // OPEN | CREATE | ONDIR
 	nobodyC := dialClient(t, sock, "name=nobody", nobody)
-	mustAdd(t, nobodyC, "4", subtreeOpen, f.pub)
+	mustAdd(t, nobodyC, "4", subtreeOpenCreate, f.pub)
 	rootC := dialClient(t, sock, "name=root", spawnOpts{})
-	mustAdd(t, rootC, "4", subtreeOpen, f.pub)
+	mustAdd(t, rootC, "4", subtreeOpenCreate, f.pub)
 
 	// Through /proc/self/fd/N: the kernel's path of the open file is the real, deep one.
 	if _, err := os.ReadFile(testenv.ProcFd(deep.Fd) + "/deep.txt"); err != nil {
 		t.Fatal(err)
 	}
-	if l := rootC.mustLine("event ", hang); !strings.HasSuffix(l, " path=") {
+	if l := rootC.mustLine("event ", hang); !strings.HasSuffix(l, " 0x20 fd=0 path=") {
 		t.Fatalf("root client: %q, want the deep open with its path unknown", l)
 	}
+	// A create down there has a known path, longer than PATH_MAX.
+	deep.WriteFile(t, "new.txt", "n")
+	rootC.mustLine("event 0 0x100 fd=0 path="+deep.Path+"/new.txt", hang)
 	if _, err := os.ReadFile(f.pubFile); err != nil {
 		t.Fatal(err)
 	}
 	if l := nobodyC.mustLine("event ", hang); !strings.HasSuffix(l, "path="+f.pubFile) {
 		t.Fatalf("uid 65534's first event %q, want the open of %s (nothing before it)", l, f.pubFile)
 	}
-	rootC.mustLine("event ", hang)
+	rootC.mustLine("event 0 0x20 fd=0 path="+f.pubFile, hang)
 	nobodyC.send("ping")
 	nobodyC.mustLine("pong", hang)
 	if evs := nobodyC.allLines("event "); len(evs) != 1 {
