@@ -276,13 +276,26 @@ func (b *Backend) translateFD(kev *sys.FanotifyEvent, v *view, now time.Time, wi
 			return ev, true
 		}
 	}
+	// Cached ancestries: of a file with one name (when its path is not wanted), and of a
+	// directory deeper than PATH_MAX with its path (each event of one would otherwise cost a
+	// walk up of every level: a guarded reader an attacker could slow down at will).
 	var settledGen uint64
-	cacheable := needAncestry && !withPath && st.Nlink == 1 && fv.fidWatched
+	cacheable := needAncestry && fv.fidWatched && ((!withPath && st.Nlink == 1) || st.IsDir())
+	cacheCtime := st.Ctime
+	if st.IsDir() {
+		cacheCtime = 0
+	}
 	if cacheable {
 		var ok bool
 		if settledGen, ok = b.dirsSettled(fv.state); ok {
-			if chain, ok := b.chains.get(ev.Inode, st.Ctime, settledGen); ok {
-				ev.Parent, ev.Ancestors = chain[0], chain
+			if e, ok := b.chains.get(ev.Inode, cacheCtime, st.MntID, settledGen); ok && (!st.IsDir() || e.path != "") {
+				ev.Parent, ev.Ancestors = e.chain[0], e.chain
+				if e.path != "" {
+					ev.Path, ev.Name = e.path, filepath.Base(e.path)
+					if p != nil {
+						p.path, p.pathTried = e.path, true
+					}
+				}
 				return ev, true
 			}
 		} else {
@@ -333,8 +346,11 @@ func (b *Backend) translateFD(kev *sys.FanotifyEvent, v *view, now time.Time, wi
 		if st.Nlink == 1 {
 			b.parents.put(ev.Inode, st.Ctime, chain[0])
 		}
-		if cacheable {
-			b.chains.put(ev.Inode, st.Ctime, settledGen, chain)
+		switch {
+		case cacheable && !st.IsDir():
+			b.chains.put(ev.Inode, chainEntry{ctime: cacheCtime, mnt: st.MntID, gen: settledGen, chain: chain})
+		case cacheable && known && len(path) >= pathMax:
+			b.chains.put(ev.Inode, chainEntry{mnt: st.MntID, gen: settledGen, chain: chain, path: path})
 		}
 		return ev, true
 	}
@@ -650,9 +666,12 @@ func (b *Backend) dirsSettled(fs *fsState) (uint64, bool) {
 	return fs.dirGen.Load(), true
 }
 
-// chainCache maps a file (with one link) to its ancestry while its ctime and its
-// filesystem's directory generation stand still: a rename, link or unlink of the file moves
-// its ctime, a move or deletion of any directory bumps the generation.
+// chainCache maps an object, as opened through one mount, to its ancestry (and, for a
+// directory deeper than PATH_MAX, its path) while its filesystem's directory generation stands
+// still, and for a file (with one link) its ctime too: a rename, link or unlink of the file
+// moves its ctime, a move or deletion of any directory bumps the generation. A directory's
+// path and ancestry change only by a directory move; its ctime moves with every entry made in
+// it, so directories are cached with ctime 0.
 type chainCache struct {
 	mu sync.Mutex
 	m  map[engine.ID]chainEntry
@@ -660,22 +679,24 @@ type chainCache struct {
 
 type chainEntry struct {
 	ctime int64
+	mnt   uint64 // the walk up ends at the root of this mount
 	gen   uint64
 	chain []engine.ID // shared, never modified
+	path  string      // a deep directory's (see translateFD)
 }
 
-func (c *chainCache) get(id engine.ID, ctime int64, gen uint64) ([]engine.ID, bool) {
+func (c *chainCache) get(id engine.ID, ctime int64, mnt, gen uint64) (chainEntry, bool) {
 	c.mu.Lock()
 	e, ok := c.m[id]
 	c.mu.Unlock()
-	return e.chain, ok && e.ctime == ctime && e.gen == gen && len(e.chain) > 0
+	return e, ok && e.ctime == ctime && e.mnt == mnt && e.gen == gen && len(e.chain) > 0
 }
 
-func (c *chainCache) put(id engine.ID, ctime int64, gen uint64, chain []engine.ID) {
+func (c *chainCache) put(id engine.ID, e chainEntry) {
 	c.mu.Lock()
 	if c.m == nil || len(c.m) >= 1<<16 {
 		c.m = make(map[engine.ID]chainEntry)
 	}
-	c.m[id] = chainEntry{ctime: ctime, gen: gen, chain: chain}
+	c.m[id] = e
 	c.mu.Unlock()
 }

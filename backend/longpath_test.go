@@ -3,6 +3,7 @@
 package backend
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -66,6 +67,25 @@ func TestDeepFileReachesSubtreeGuard(t *testing.T) {
 	wr.waitFor(0, "open of the deep directory by its full path", func(x rec) bool {
 		return x.Pid == int32(pid) && x.Mask&engine.Open != 0 && x.Path == deep.Path
 	})
+	// Again (its path and ancestry may come from a cache now), then after an ancestor moved:
+	// the new path, never the cached old one.
+	for round, want := range []string{deep.Path, strings.Replace(deep.Path, deep.Top, deep.Top+"-moved", 1)} {
+		if round == 1 {
+			if err := os.Rename(deep.Top, deep.Top+"-moved"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		from := wr.len()
+		if res, pid = access(t, "open:"+procDir(deep)); res.errno != 0 {
+			t.Fatalf("open of the deep directory, round %d: %v", round, res)
+		}
+		wr.waitFor(from, fmt.Sprintf("open of the deep directory by its full path, round %d", round), func(x rec) bool {
+			return x.Pid == int32(pid) && x.Mask&engine.Open != 0 && x.Path == want
+		})
+	}
+	if err := os.Rename(deep.Top+"-moved", deep.Top); err != nil {
+		t.Fatal(err)
+	}
 	// A file created down there: the FID group's directory handle gives its full path.
 	res, pid = access(t, "chdir:"+procDir(deep), "openw:new.txt")
 	if res.errno != syscall.ENOENT {

@@ -246,3 +246,32 @@ func FuzzLongPath(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkLongPath: the cost of a directory's path beyond PATH_MAX (22 levels of 200 bytes),
+// next to FdPath of a short one and WalkUp of the same directory.
+func BenchmarkLongPath(b *testing.B) {
+	root := testenv.Tmpfs(b)
+	fds, _ := deepTree(b, root, repeatNames(22, 200))
+	deepest := fds[len(fds)-1]
+	b.Run("FdPath-short", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := FdPath(fds[0]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("LongPath-deep", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := LongPath(deepest, 0); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("WalkUp-deep", func(b *testing.B) {
+		for b.Loop() {
+			if _, _, err := WalkUp(deepest, 0); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
