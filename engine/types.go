@@ -210,7 +210,7 @@ type Event struct {
 	Name, NewName string
 	// Path is the source's absolute path for the object, when known (informational); "" when
 	// unknown. An unknown path is not a path that matches nothing: a consumer that decides
-	// by path must decide what it does when it cannot (see KnownPath). A path may be longer
+	// by path must treat it as one that may match any of its patterns. A path may be longer
 	// than PATH_MAX.
 	Path string
 	// OldPath is the source path of a rename or move, when known (informational).
@@ -249,13 +249,6 @@ func (ev *Event) GetPath() string {
 		return r.Path()
 	}
 	return ""
-}
-
-// KnownPath returns the event's path (GetPath) and whether it is known: "" never is. A
-// policy on paths must treat an unknown path as one that may match any of its patterns.
-func (ev *Event) KnownPath() (string, bool) {
-	p := ev.GetPath()
-	return p, p != ""
 }
 
 // Hold takes a reference on ev: its payload is not released until a matching Release.
