@@ -116,6 +116,8 @@ type Stat struct {
 	// Ctime is the inode's change time in nanoseconds since the epoch: rename, link, unlink,
 	// chmod and writes all move it, so an unchanged Ctime means the inode kept its names.
 	Ctime int64
+	// Mtime is the content's modification time in nanoseconds since the epoch.
+	Mtime int64
 }
 
 // IsDir reports whether st is a directory.
@@ -137,6 +139,7 @@ func Statx(dirfd int, path string, flags int) (Stat, error) {
 		Mode:  uint32(sx.Mode),
 		Nlink: sx.Nlink,
 		Ctime: sx.Ctime.Sec*1e9 + int64(sx.Ctime.Nsec),
+		Mtime: sx.Mtime.Sec*1e9 + int64(sx.Mtime.Nsec),
 		Uid:   sx.Uid,
 		Gid:   sx.Gid,
 		Size:  sx.Size,
@@ -207,6 +210,23 @@ func Open(path string, flags int, perm uint32) (int, error) {
 			return -1, os.NewSyscallError("open("+path+")", err)
 		}
 		return fd, nil
+	}
+}
+
+// Pread reads up to len(p) bytes of fd at offset off (pread(2): the file offset, which the
+// descriptor may share with another process, is neither used nor moved), retrying on EINTR.
+// It returns 0, nil at the end of the file.
+func Pread(fd int, p []byte, off int64) (int, error) {
+	for {
+		n, err := unix.Pread(fd, p, off)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, os.NewSyscallError("pread(fd "+strconv.Itoa(fd)+", "+strconv.Itoa(len(p))+" bytes at "+
+				strconv.FormatInt(off, 10)+")", err)
+		}
+		return n, nil
 	}
 }
 

@@ -472,3 +472,43 @@ func TestPollReadable(t *testing.T) {
 		t.Fatalf("woken again: %v, ready %v", err, wready)
 	}
 }
+
+// TestPreadAndMtime: Pread reads at an offset without moving the descriptor's offset, and says
+// 0 at the end; Fstat's Mtime is the file's modification time to the nanosecond.
+func TestPreadAndMtime(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "f")
+	writeFile(t, file, []byte("0123456789"))
+	mtime := time.Date(2020, 1, 2, 3, 4, 5, 678901234, time.UTC)
+	if err := os.Chtimes(file, mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fd := int(f.Fd())
+	buf := make([]byte, 4)
+	if n, err := Pread(fd, buf, 3); n != 4 || err != nil || string(buf) != "3456" {
+		t.Fatalf("Pread at 3: %d %v %q", n, err, buf)
+	}
+	if n, err := Pread(fd, buf, 8); n != 2 || err != nil || string(buf[:n]) != "89" {
+		t.Fatalf("Pread at 8: %d %v %q", n, err, buf[:n])
+	}
+	if n, err := Pread(fd, buf, 10); n != 0 || err != nil {
+		t.Fatalf("Pread at the end: %d %v", n, err)
+	}
+	if off, _ := f.Seek(0, 1); off != 0 {
+		t.Fatalf("Pread moved the file offset to %d", off)
+	}
+	if _, err := Pread(-1, buf, 0); !errors.Is(err, syscall.EBADF) || !strings.Contains(err.Error(), "pread(fd -1") {
+		t.Fatalf("Pread of a bad fd: %v", err)
+	}
+	st, err := Fstat(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mtime != mtime.UnixNano() {
+		t.Fatalf("Mtime %d, want %d", st.Mtime, mtime.UnixNano())
+	}
+}
