@@ -1,0 +1,66 @@
+// Package trust is fsnotifyd's trust database: which files may be trusted (to run, to be
+// loaded as libraries, to be read by interpreters), because the system's package manager
+// installed them or a trust file lists them, as long as their content is what was installed
+// or listed. docs/trust.md is the user's side of it.
+//
+// # Sources
+//
+//   - The package database (Config.Packages; dpkg on Debian): every file in an installed
+//     package's md5sums (/var/lib/dpkg/info/PKG.md5sums) that the package's .list still owns
+//     (a file taken over by another package belongs to that one only), and every conffile
+//     with the digest dpkg's status records for it (a locally edited conffile is therefore
+//     Modified). Diversions (/var/lib/dpkg/diversions) are applied: a package's copy of a
+//     diverted path is looked for under the diverted name, except for the diverting package's
+//     own. Paths are indexed by their canonical form as far as the first component goes: on
+//     a merged-/usr system dpkg's /bin/cat is found as /usr/bin/cat, which the kernel reports.
+//     Packages that are not installed (status other than installed, unpacked, half-configured
+//     or triggers-*) are ignored; a package with no md5sums has no verifiable files.
+//   - Trust files (Config.Files, and Config.Dir's *.trust): lines of "PATH SIZE SHA256"
+//     (ParseFile, FormatLine). A trust file, and every directory above it, must be writable
+//     only by root (CheckOwner): who can edit it can run anything.
+//
+// A path may have several entries (two packages, a package and a trust file): the file is
+// trusted when its content matches any of them.
+//
+// # Decisions
+//
+// Verifier.Verify(ctx, db, path, fd) answers for one access: the path is the one the kernel
+// reported for the event, fd the event's descriptor. It never opens a path: Lookup is a
+// memory read, and the content is read from fd with fstat, name_to_handle_at and pread (the
+// descriptor's file offset is not moved). Hashing streams in chunks (no whole-file read), md5
+// and sha256 in one pass when the entries want both, and stops at ctx's deadline (the guard's).
+//
+// The hash cache remembers a file's digests by inode (device, inode number) together with its
+// size, mtime, ctime and file handle; a lookup whose fstat differs in any of them is a miss.
+// So a second exec of an unchanged binary costs an fstat and a name_to_handle_at, no reading.
+// A write moves mtime and ctime (the kernel gives every change after a stat a new timestamp on
+// filesystems with multigrain timestamps, ext4, xfs, btrfs and tmpfs since Linux 6.13); the
+// handle carries the inode generation, so a new file that reuses a freed inode number with
+// the same size and times still misses. On top of that the guard calls Forget on MODIFY and
+// CLOSE_WRITE (coarse timestamps, other filesystems), and ForgetAll when the policy or the
+// trust sources change. A hash running while its inode is forgotten does not store its
+// result, and a file whose size or times change while it is being read is Unverifiable
+// (ErrChanged), never trusted. A filesystem without file handles gets no caching.
+//
+// # No self-deadlock
+//
+// Load reads files: the package database and the trust files. A guard must load before it
+// places its marks, or load from a thread of a process the kernel never asks it about (the
+// backend exempts the guard's own pid); a reload is built in the background and swapped in
+// (the DB is immutable: decisions in flight keep the one they started with). Nothing at
+// decision time opens a path: DB.Lookup reads memory, Verifier reads the descriptor it is
+// given. A descriptor the guard opens itself (/proc/PID/exe for a trusted_exe= key) is read
+// by the guard's own pid, which the backend exempts. DB.Changed, for polling the sources,
+// only stats paths.
+//
+// # Locks and goroutines
+//
+// The package starts no goroutine. Locks, outermost first:
+//
+//	Verifier.mu      the forget generation and ring; held while storing into or deleting
+//	                 from the cache, so that a Forget cannot slip between a hash's check
+//	                 and its store
+//	└── lru.Cache.mu the hash cache (a leaf; a cache hit takes only this one)
+//
+// No lock is held while reading a file, and no method calls out while holding one.
+package trust

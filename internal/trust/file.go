@@ -1,0 +1,373 @@
+package trust
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"unicode/utf8"
+)
+
+// DefaultDir holds the trust files read when none is named: every *.trust file in it.
+const DefaultDir = "/etc/fsnotifyd/trust.d"
+
+// DefaultFile is where "fsnotifyd trust add" writes when no file is named.
+const DefaultFile = DefaultDir + "/local.trust"
+
+// maxLine bounds a trust-file line (a path is at most PATH_MAX, 4096 bytes, escaped at most
+// four bytes per byte), so a stray binary file fails cleanly.
+const maxLine = 64 << 10
+
+// ParseError is a trust-file error at a position. Line and Col are 1-based; Col counts bytes.
+type ParseError struct {
+	File      string
+	Line, Col int
+	Msg       string
+}
+
+func (e *ParseError) Error() string {
+	return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Line, e.Col, e.Msg)
+}
+
+// ParseFile reads a trust file: one entry per line, "PATH SIZE SHA256" (see FormatLine for
+// PATH's escapes). Blank lines are ignored, and a word that begins with # comments out the
+// rest of its line. name is used in errors and in the entries' Source.
+func ParseFile(name string, r io.Reader) ([]Entry, error) {
+	var entries []Entry
+	seen := map[string]int{} // path -> line
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), maxLine)
+	lineNo := 0
+	for sc.Scan() {
+		lineNo++
+		line := sc.Bytes()
+		if lineNo == 1 {
+			line = bytes.TrimPrefix(line, []byte("\ufeff"))
+		}
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		e, ok, err := parseLine(name, lineNo, line)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
+		if prev, dup := seen[e.Path]; dup {
+			return nil, &ParseError{name, lineNo, 1, fmt.Sprintf("%s is already listed on line %d (one line per path)", EscapePath(e.Path), prev)}
+		}
+		seen[e.Path] = lineNo
+		entries = append(entries, e)
+	}
+	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return nil, &ParseError{name, lineNo + 1, 1, fmt.Sprintf("line longer than %d bytes", maxLine)}
+		}
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return entries, nil
+}
+
+// word is a word of a line and its 1-based column.
+type word struct {
+	text []byte
+	col  int
+}
+
+// parseLine parses one line; ok is false for a blank or comment line.
+func parseLine(name string, lineNo int, line []byte) (Entry, bool, error) {
+	errAt := func(col int, format string, args ...any) error {
+		return &ParseError{name, lineNo, col, fmt.Sprintf(format, args...)}
+	}
+	var words []word
+	for i := 0; i < len(line); {
+		if line[i] == ' ' || line[i] == '\t' {
+			i++
+			continue
+		}
+		if line[i] == '#' {
+			break
+		}
+		start := i
+		for i < len(line) && line[i] != ' ' && line[i] != '\t' {
+			if line[i] == '\\' && i+1 < len(line) {
+				i++ // an escaped space stays in the word
+			}
+			i++
+		}
+		words = append(words, word{line[start:i], start + 1})
+	}
+	if len(words) == 0 {
+		return Entry{}, false, nil
+	}
+	if len(words) < 3 {
+		return Entry{}, false, errAt(len(line)+1, "want PATH SIZE SHA256, got %d word(s)", len(words))
+	}
+	if len(words) > 3 {
+		return Entry{}, false, errAt(words[3].col, "unexpected %q after the SHA256 (a path's spaces are written \\ )", words[3].text)
+	}
+	path, err := unescapePath(words[0].text)
+	if err != nil {
+		var ee *escapeError
+		if errors.As(err, &ee) {
+			return Entry{}, false, errAt(words[0].col+ee.off, "%s", ee.msg)
+		}
+		return Entry{}, false, errAt(words[0].col, "%v", err)
+	}
+	if msg := checkPath(path); msg != "" {
+		return Entry{}, false, errAt(words[0].col, "%s", msg)
+	}
+	size, err := strconv.ParseInt(string(words[1].text), 10, 64)
+	if err != nil || size < 0 || words[1].text[0] == '+' {
+		return Entry{}, false, errAt(words[1].col, "size %q is not a number of bytes", words[1].text)
+	}
+	hexSum := words[2].text
+	if len(hexSum) != 64 {
+		return Entry{}, false, errAt(words[2].col, "sha256 %q has %d characters, want 64 hex digits", hexSum, len(hexSum))
+	}
+	e := Entry{Path: path, Size: size, Source: Source{Kind: FromFile, File: name, Line: lineNo}}
+	e.Digest.Algo = SHA256
+	if _, err := hex.Decode(e.Digest.Sum[:], hexSum); err != nil {
+		return Entry{}, false, errAt(words[2].col, "sha256 %q is not hex", hexSum)
+	}
+	return e, true, nil
+}
+
+// checkPath says what is wrong with a trust file's path, "" if nothing: it must be absolute
+// and canonical, as the kernel reports paths.
+func checkPath(p string) string {
+	switch {
+	case !strings.HasPrefix(p, "/"):
+		return fmt.Sprintf("path %q is not absolute", EscapePath(p))
+	case p == "/":
+		return "path / is a directory: a trust file lists files"
+	case filepath.Clean(p) != p:
+		return fmt.Sprintf("path %q is not canonical (write %s)", EscapePath(p), EscapePath(filepath.Clean(p)))
+	case strings.IndexByte(p, 0) >= 0:
+		return "a path cannot contain a NUL byte"
+	case len(p) > 4095:
+		return fmt.Sprintf("path is %d bytes, longer than PATH_MAX", len(p))
+	}
+	return ""
+}
+
+type escapeError struct {
+	off int // 0-based within the word
+	msg string
+}
+
+func (e *escapeError) Error() string { return e.msg }
+
+// unescapePath undoes EscapePath.
+func unescapePath(w []byte) (string, error) {
+	if bytes.IndexByte(w, '\\') < 0 {
+		return string(w), nil
+	}
+	out := make([]byte, 0, len(w))
+	for i := 0; i < len(w); i++ {
+		c := w[i]
+		if c != '\\' {
+			out = append(out, c)
+			continue
+		}
+		if i+1 == len(w) {
+			return "", &escapeError{i, `a \ ends the path (write \\ for a backslash)`}
+		}
+		i++
+		switch w[i] {
+		case '\\':
+			out = append(out, '\\')
+		case ' ':
+			out = append(out, ' ')
+		case 't':
+			out = append(out, '\t')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 'x':
+			if i+2 >= len(w) {
+				return "", &escapeError{i - 1, `\x wants two hex digits`}
+			}
+			var b [1]byte
+			if _, err := hex.Decode(b[:], w[i+1:i+3]); err != nil {
+				return "", &escapeError{i - 1, fmt.Sprintf(`\x%s is not two hex digits`, w[i+1:i+3])}
+			}
+			out = append(out, b[0])
+			i += 2
+		default:
+			r, _ := utf8.DecodeRune(w[i:])
+			return "", &escapeError{i - 1, fmt.Sprintf(`unknown escape \%c (escapes: \\ \  \t \n \r \xHH)`, r)}
+		}
+	}
+	return string(out), nil
+}
+
+// EscapePath writes p as one word of a trust file: a backslash, space, tab, newline and
+// carriage return become \\ \  \t \n \r; other control bytes, DEL and bytes that are not
+// UTF-8 become \xHH. Everything else, other UTF-8 included, stays as it is.
+func EscapePath(p string) string {
+	clean := true
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c <= ' ' || c == '\\' || c >= 0x7f {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return p
+	}
+	var b strings.Builder
+	for i := 0; i < len(p); {
+		c := p[i]
+		switch {
+		case c == '\\':
+			b.WriteString(`\\`)
+		case c == ' ':
+			b.WriteString(`\ `)
+		case c == '\t':
+			b.WriteString(`\t`)
+		case c == '\n':
+			b.WriteString(`\n`)
+		case c == '\r':
+			b.WriteString(`\r`)
+		case c < ' ' || c == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, c)
+		case c >= utf8.RuneSelf:
+			r, size := utf8.DecodeRuneInString(p[i:])
+			if r == utf8.RuneError && size <= 1 {
+				fmt.Fprintf(&b, `\x%02x`, c)
+				i++
+				continue
+			}
+			b.WriteString(p[i : i+size])
+			i += size
+			continue
+		default:
+			b.WriteByte(c)
+		}
+		i++
+	}
+	return b.String()
+}
+
+// FormatLine is an entry's trust-file line, without the newline: "PATH SIZE SHA256".
+func FormatLine(path string, size int64, sha256 [32]byte) string {
+	return EscapePath(path) + " " + strconv.FormatInt(size, 10) + " " + hex.EncodeToString(sha256[:])
+}
+
+// ReadFile opens, checks and parses the trust file name (see CheckOwner).
+func ReadFile(name string) ([]Entry, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if err := CheckOwner(f, name); err != nil {
+		return nil, err
+	}
+	return ParseFile(name, f)
+}
+
+// CheckOwner refuses a trust file that someone other than root (or this process's user) could
+// change: the open file f and every directory above name must be owned by root or by the
+// effective uid, and writable by nobody else (a directory with the sticky bit, such as /tmp,
+// may be writable by others: they cannot replace what they do not own).
+func CheckOwner(f *os.File, name string) error {
+	euid := uint32(os.Geteuid())
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("trust file %s is not a regular file (%s)", name, fileKind(fi.Mode()))
+	}
+	if msg := ownerProblem(fi, euid, false); msg != "" {
+		return fmt.Errorf("trust file %s: %s: a trust file must be writable only by root (chown root %s; chmod go-w %s)", name, msg, name, name)
+	}
+	abs, err := filepath.Abs(name)
+	if err != nil {
+		return err
+	}
+	for dir := filepath.Dir(abs); ; dir = filepath.Dir(dir) {
+		di, err := os.Stat(dir)
+		if err != nil {
+			return err
+		}
+		if msg := ownerProblem(di, euid, true); msg != "" {
+			return fmt.Errorf("trust file %s: its directory %s: %s: whoever can write there can replace the file (chown root %s; chmod go-w %s)", name, dir, msg, dir, dir)
+		}
+		if dir == "/" {
+			return nil
+		}
+	}
+}
+
+func ownerProblem(fi os.FileInfo, euid uint32, isDir bool) string {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return "cannot tell its owner"
+	}
+	if st.Uid != 0 && st.Uid != euid {
+		return fmt.Sprintf("owned by uid %d", st.Uid)
+	}
+	perm := fi.Mode().Perm()
+	if isDir && fi.Mode()&os.ModeSticky != 0 {
+		return ""
+	}
+	if perm&0o022 != 0 {
+		who := "others"
+		if perm&0o002 == 0 {
+			who = "its group"
+		}
+		return fmt.Sprintf("writable by %s (mode %04o)", who, perm)
+	}
+	return ""
+}
+
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeSymlink != 0:
+		return "a symbolic link"
+	case m&os.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeCharDevice != 0:
+		return "a character device"
+	case m&os.ModeDevice != 0:
+		return "a block device"
+	}
+	return "not a regular file"
+}
+
+// DirFiles lists the trust files of dir: its *.trust regular files (not hidden ones), sorted
+// by name. A missing dir has none.
+func DirFiles(dir string) ([]string, error) {
+	des, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var files []string
+	for _, de := range des {
+		n := de.Name()
+		if strings.HasPrefix(n, ".") || !strings.HasSuffix(n, ".trust") || !de.Type().IsRegular() {
+			continue
+		}
+		files = append(files, filepath.Join(dir, n))
+	}
+	sort.Strings(files)
+	return files, nil
+}

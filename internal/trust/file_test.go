@@ -1,0 +1,199 @@
+package trust
+
+import (
+	"crypto/sha256"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"unicode/utf8"
+)
+
+const hexA = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08" // sha256("test")
+
+func TestParseFile(t *testing.T) {
+	in := "\ufeff# local tools\n" +
+		"/usr/local/bin/tool 4 " + hexA + "\r\n" +
+		"\n" +
+		"   /opt/my\\ app/run\\ me  12 " + strings.ToUpper(hexA) + "   # trailing comment\n" +
+		"\t/opt/odd\\\\name\\tx\\nnl\\x01\\xff 0 " + hexA + "\n" +
+		"/opt/caf\u00e9#not-a-comment 1 " + hexA
+	entries, err := ParseFile("t.trust", strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		path string
+		size int64
+		line int
+	}{
+		{"/usr/local/bin/tool", 4, 2},
+		{"/opt/my app/run me", 12, 4},
+		{"/opt/odd\\name\tx\nnl\x01\xff", 0, 5},
+		{"/opt/caf\u00e9#not-a-comment", 1, 6},
+	}
+	if len(entries) != len(want) {
+		t.Fatalf("%d entries, want %d: %v", len(entries), len(want), entries)
+	}
+	for i, w := range want {
+		e := entries[i]
+		if e.Path != w.path || e.Size != w.size || e.Source.File != "t.trust" || e.Source.Line != w.line ||
+			e.Source.Kind != FromFile || e.Digest.Algo != SHA256 || e.Digest.Hex() != hexA {
+			t.Errorf("entry %d: %+v, want %q size %d line %d", i, e, w.path, w.size, w.line)
+		}
+	}
+	if s := entries[1].Source.String(); s != "t.trust:4" {
+		t.Errorf("source %q", s)
+	}
+}
+
+func TestParseFileErrors(t *testing.T) {
+	tests := []struct {
+		in, want string
+	}{
+		{"/a 1", "t.trust:1:5: want PATH SIZE SHA256, got 2 word(s)"},
+		{"/a 1 " + hexA + " extra", "t.trust:1:71: unexpected \"extra\" after the SHA256"},
+		{"/a b " + hexA, "t.trust:1:4: size \"b\" is not a number of bytes"},
+		{"/a -1 " + hexA, "t.trust:1:4: size \"-1\" is not a number"},
+		{"/a +1 " + hexA, "t.trust:1:4: size \"+1\" is not a number"},
+		{"/a 1 abc", "t.trust:1:6: sha256 \"abc\" has 3 characters, want 64 hex digits"},
+		{"/a 1 " + strings.Repeat("g", 64), "t.trust:1:6: sha256 \"ggg"},
+		{"rel/path 1 " + hexA, "t.trust:1:1: path \"rel/path\" is not absolute"},
+		{"/a/../b 1 " + hexA, "t.trust:1:1: path \"/a/../b\" is not canonical (write /b)"},
+		{"/a/ 1 " + hexA, "t.trust:1:1: path \"/a/\" is not canonical (write /a)"},
+		{"/ 1 " + hexA, "t.trust:1:1: path / is a directory"},
+		{"\n  /a\\q 1 " + hexA, "t.trust:2:5: unknown escape \\q"},
+		{"/a\\x4z 1 " + hexA, "t.trust:1:3: \\x4z is not two hex digits"},
+		{"/a\\x4 1 " + hexA, "t.trust:1:3: \\x wants two hex digits"},
+		{"/ab\\x 1 " + hexA, "t.trust:1:4: \\x wants two hex digits"},
+		{"/a\\x00 1 " + hexA, "t.trust:1:1: a path cannot contain a NUL byte"},
+		{"/a\\", "t.trust:1:4: want PATH SIZE SHA256, got 1 word(s)"},
+		{"/a\\ 1 " + hexA, "t.trust:1:71: want PATH SIZE SHA256, got 2 word(s)"},
+		{"/x 1 " + hexA + "\n/y 1 " + hexA + "\n/x 2 " + hexA, "t.trust:3:1: /x is already listed on line 1"},
+		{strings.Repeat("/a", 40000) + " 1 " + hexA, "t.trust:1:1: line longer than 65536 bytes"},
+	}
+	for _, tt := range tests {
+		_, err := ParseFile("t.trust", strings.NewReader(tt.in))
+		var pe *ParseError
+		if !errors.As(err, &pe) || !strings.HasPrefix(err.Error(), tt.want) {
+			t.Errorf("%.40q: %v, want %q...", tt.in, err, tt.want)
+		}
+	}
+}
+
+func TestEscapePath(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"/usr/bin/ls", "/usr/bin/ls"},
+		{"/a b", `/a\ b`},
+		{"/a\\b", `/a\\b`},
+		{"/t\tn\nr\r", `/t\tn\nr\r`},
+		{"/c\x01\x7f", `/c\x01\x7f`},
+		{"/caf\u00e9", "/caf\u00e9"},
+		{"/bad\xff\xfe", `/bad\xff\xfe`},
+		{"/#hash", "/#hash"},
+	}
+	for _, tt := range tests {
+		if got := EscapePath(tt.in); got != tt.want {
+			t.Errorf("EscapePath(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// FuzzTrustLine: FormatLine's output parses back to the same entry for every canonical path;
+// no input makes ParseFile panic, and its errors carry a position.
+func FuzzTrustLine(f *testing.F) {
+	for _, s := range []string{"/usr/bin/ls", "/a b/c\td", "/x\\y", "/\xff\x00", "/caf\u00e9", "/#", "//x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		sum := sha256.Sum256([]byte(p))
+		line := FormatLine(p, int64(len(p)), sum)
+		if strings.ContainsAny(line, "\n\r") {
+			t.Fatalf("line %q has a line break", line)
+		}
+		entries, err := ParseFile("f", strings.NewReader(line))
+		if checkPath(p) != "" {
+			if err == nil && len(entries) > 0 {
+				t.Fatalf("path %q is not canonical but parsed: %v", p, entries)
+			}
+			return
+		}
+		if err != nil || len(entries) != 1 || entries[0].Path != p || entries[0].Size != int64(len(p)) || entries[0].Digest.Sum != sum {
+			t.Fatalf("%q -> %q -> %v, %v", p, line, entries, err)
+		}
+		if utf8.ValidString(p) != utf8.ValidString(line) && utf8.ValidString(p) {
+			t.Fatalf("escaping made %q invalid UTF-8: %q", p, line)
+		}
+		// Anything at all: no panic, and a positioned error.
+		if _, err := ParseFile("f", strings.NewReader(p)); err != nil {
+			var pe *ParseError
+			if !errors.As(err, &pe) || pe.Line < 1 || pe.Col < 1 {
+				t.Fatalf("error without a position: %v", err)
+			}
+		}
+	})
+}
+
+func TestCheckOwner(t *testing.T) {
+	dir := t.TempDir()
+	name := filepath.Join(dir, "x.trust")
+	if err := os.WriteFile(name, []byte("/a 1 "+hexA+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadFile(name); err != nil {
+		t.Fatalf("a 0644 file in a private directory: %v", err)
+	}
+	os.Chmod(name, 0o666)
+	if _, err := ReadFile(name); err == nil || !strings.Contains(err.Error(), "writable by others (mode 0666)") ||
+		!strings.Contains(err.Error(), "chmod go-w "+name) {
+		t.Fatalf("a 0666 trust file: %v", err)
+	}
+	os.Chmod(name, 0o664)
+	if _, err := ReadFile(name); err == nil || !strings.Contains(err.Error(), "writable by its group") {
+		t.Fatalf("a 0664 trust file: %v", err)
+	}
+	os.Chmod(name, 0o644)
+	os.Chmod(dir, 0o777)
+	if _, err := ReadFile(name); err == nil || !strings.Contains(err.Error(), "its directory "+dir) {
+		t.Fatalf("a trust file in a 0777 directory: %v", err)
+	}
+	os.Chmod(dir, 0o777|os.ModeSticky)
+	if _, err := ReadFile(name); err != nil {
+		t.Fatalf("a trust file in a sticky 1777 directory: %v", err)
+	}
+	os.Chmod(dir, 0o755)
+	if os.Geteuid() == 0 {
+		os.Chown(name, 65534, 65534)
+		if _, err := ReadFile(name); err == nil || !strings.Contains(err.Error(), "owned by uid 65534") {
+			t.Fatalf("a trust file owned by nobody: %v", err)
+		}
+		os.Chown(name, 0, 0)
+	}
+	fifo := filepath.Join(dir, "fifo.trust")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Opening a FIFO for reading would wait for a writer: DirFiles skips it, and Load names
+	// only what it lists.
+	files, err := DirFiles(dir)
+	if err != nil || len(files) != 1 || files[0] != name {
+		t.Fatalf("DirFiles: %v, %v", files, err)
+	}
+}
+
+func TestDirFiles(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{"b.trust", "a.trust", ".hidden.trust", "c.trust~", "notes.txt"} {
+		os.WriteFile(filepath.Join(dir, n), nil, 0o644)
+	}
+	os.Mkdir(filepath.Join(dir, "d.trust"), 0o755)
+	files, err := DirFiles(dir)
+	if err != nil || strings.Join(files, ",") != filepath.Join(dir, "a.trust")+","+filepath.Join(dir, "b.trust") {
+		t.Fatalf("DirFiles: %v, %v", files, err)
+	}
+	if files, err := DirFiles(filepath.Join(dir, "missing")); err != nil || files != nil {
+		t.Fatalf("missing dir: %v, %v", files, err)
+	}
+}

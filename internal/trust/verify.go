@@ -1,0 +1,414 @@
+package trust
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"sync"
+	"sync/atomic"
+
+	"github.com/fsnotifyd/fsnotifyd/internal/lru"
+	"github.com/fsnotifyd/fsnotifyd/internal/sys"
+)
+
+// Status is the outcome of a verification.
+type Status uint8
+
+const (
+	// NotListed: no source lists the path. The file is not trusted.
+	NotListed Status = iota
+	// Trusted: an entry for the path has the file's content.
+	Trusted
+	// Modified: the path is listed, but the content matches no entry for it (or its size
+	// differs). The file is not trusted until it is listed again as it is now.
+	Modified
+	// Unverifiable: the file could not be hashed (not a regular file, a read error, changed
+	// while it was read, or the deadline passed). The file is not trusted; Verify's error
+	// says why.
+	Unverifiable
+)
+
+var statusNames = [...]string{NotListed: "not-listed", Trusted: "trusted", Modified: "modified", Unverifiable: "unverifiable"}
+
+func (s Status) String() string {
+	if int(s) < len(statusNames) {
+		return statusNames[s]
+	}
+	return "unknown"
+}
+
+// Errors of Verify and Sums, besides the context's and read errors.
+var (
+	ErrNotRegular = errors.New("not a regular file")
+	ErrChanged    = errors.New("the file changed while it was being hashed")
+)
+
+// Sums are a file's digests; Have says which were computed.
+type Sums struct {
+	Have   Algo
+	MD5    [16]byte
+	SHA256 [32]byte
+}
+
+// Digest returns the digest for algo, if computed.
+func (s Sums) Digest(algo Algo) (Digest, bool) {
+	d := Digest{Algo: algo}
+	switch {
+	case algo == MD5 && s.Have&MD5 != 0:
+		copy(d.Sum[:], s.MD5[:])
+	case algo == SHA256 && s.Have&SHA256 != 0:
+		d.Sum = s.SHA256
+	default:
+		return Digest{}, false
+	}
+	return d, true
+}
+
+func (s Sums) matches(e *Entry) bool {
+	d, ok := s.Digest(e.Digest.Algo)
+	return ok && d == e.Digest
+}
+
+// Result is a verification's outcome.
+type Result struct {
+	Status Status
+	// Entry is the deciding entry: the one the content matched (Trusted), else the first one
+	// listed for the path (Modified, Unverifiable). Zero for NotListed.
+	Entry Entry
+	// Actual is the file's digest in Entry's algorithm (zero if it was not hashed: NotListed,
+	// a size that already differs, Unverifiable).
+	Actual Digest
+	// Sums are all the digests computed or found in the cache; Sums.SHA256 is there whenever
+	// an entry with a sha256 was compared.
+	Sums Sums
+	// Cached says the digests came from the hash cache (no byte was read).
+	Cached bool
+}
+
+// Trusted reports whether the file is trusted.
+func (r Result) Trusted() bool { return r.Status == Trusted }
+
+// String is a line for logs: "trusted (dpkg:coreutils, md5:...)".
+func (r Result) String() string {
+	switch r.Status {
+	case NotListed:
+		return "not-listed"
+	case Trusted:
+		return fmt.Sprintf("trusted (%s, %s)", r.Entry.Source, r.Entry.Digest)
+	case Modified:
+		if r.Actual.Algo == 0 {
+			return fmt.Sprintf("modified (%s: size differs)", r.Entry.Source)
+		}
+		return fmt.Sprintf("modified (%s: %s, want %s)", r.Entry.Source, r.Actual, r.Entry.Digest)
+	}
+	return fmt.Sprintf("unverifiable (%s)", r.Entry.Source)
+}
+
+// VerifierConfig configures a Verifier.
+type VerifierConfig struct {
+	// CacheEntries bounds the hash cache (files whose digests are remembered); 0 is 16384.
+	CacheEntries int
+	// ChunkSize is the size of each read while hashing; 0 is 128 KiB. The deadline is checked
+	// between reads.
+	ChunkSize int
+}
+
+// Verifier hashes files from their descriptors and remembers the digests by inode. One
+// Verifier serves every decision (and every DB: digests do not depend on the trust sources);
+// it is safe for concurrent use.
+type Verifier struct {
+	cache *lru.Cache[inodeKey, cachedSums]
+	chunk int
+	pool  sync.Pool // *[]byte read buffers
+
+	mu     sync.Mutex // orders Forget with the store of a hash that was running meanwhile
+	gen    uint64     // guarded by mu: one more per forgotten inode, forgetRing+1 more for ForgetAll
+	recent [forgetRing]forgotten
+
+	hashes, hashedBytes, hits atomic.Uint64
+
+	// afterChunk, when set (tests), runs after each read while hashing.
+	afterChunk func(off int64)
+}
+
+// forgetRing is how many recent Forgets a running hash checks before storing its digests: a
+// hash that saw more Forgets than this since it began does not store.
+const forgetRing = 64
+
+type forgotten struct {
+	gen uint64
+	key inodeKey
+}
+
+type inodeKey struct{ dev, ino uint64 }
+
+// cachedSums are a file's digests and what identified its content when they were computed.
+type cachedSums struct {
+	size         uint64
+	mtime, ctime int64
+	handle       string // the file handle (name_to_handle_at): it changes when an inode number is reused
+	sums         Sums
+}
+
+// NewVerifier returns a Verifier with an empty cache.
+func NewVerifier(cfg VerifierConfig) *Verifier {
+	if cfg.CacheEntries <= 0 {
+		cfg.CacheEntries = 16384
+	}
+	if cfg.ChunkSize <= 0 {
+		cfg.ChunkSize = 128 << 10
+	}
+	v := &Verifier{cache: lru.New[inodeKey, cachedSums](cfg.CacheEntries), chunk: cfg.ChunkSize}
+	v.pool.New = func() any { b := make([]byte, v.chunk); return &b }
+	return v
+}
+
+// VerifierStats are a Verifier's counters.
+type VerifierStats struct {
+	Hashes      uint64 // files hashed
+	HashedBytes uint64
+	Hits        uint64 // verifications answered from the cache
+	Cached      int    // files in the cache
+	Evictions   uint64 // files dropped from the cache to make room
+}
+
+func (v *Verifier) Stats() VerifierStats {
+	return VerifierStats{Hashes: v.hashes.Load(), HashedBytes: v.hashedBytes.Load(), Hits: v.hits.Load(),
+		Cached: v.cache.Len(), Evictions: v.cache.Evictions()}
+}
+
+// Verify says whether the file open as fd, which the kernel reported at path, is trusted by
+// db. It reads db (memory) and fd (fstat, name_to_handle_at and pread on the descriptor: the
+// path is never opened); with no entry for path it reads nothing. Hashing stops at ctx's
+// deadline: then the Result is Unverifiable and the error is ctx's. Any error means
+// Unverifiable: the file is not trusted.
+func (v *Verifier) Verify(ctx context.Context, db *DB, path string, fd int) (Result, error) {
+	var buf [4]Entry
+	return v.VerifyEntries(ctx, db.Lookup(path, buf[:0]), fd)
+}
+
+// VerifyEntries is Verify against the given entries (all for the file's path): trusted when
+// the content matches any of them, compared in order.
+func (v *Verifier) VerifyEntries(ctx context.Context, entries []Entry, fd int) (Result, error) {
+	if len(entries) == 0 {
+		return Result{Status: NotListed}, nil
+	}
+	res := Result{Status: Unverifiable, Entry: entries[0]}
+	id, err := identify(fd)
+	if err != nil {
+		return res, err
+	}
+	// Entries whose size differs cannot match: a size check needs no hashing.
+	var want Algo
+	for i := range entries {
+		if entries[i].Size < 0 || uint64(entries[i].Size) == id.size {
+			want |= entries[i].Digest.Algo
+		}
+	}
+	if want == 0 {
+		res.Status = Modified
+		return res, nil
+	}
+	sums, cached, err := v.sums(ctx, fd, id, want)
+	res.Sums, res.Cached = sums, cached
+	if err != nil {
+		return res, err
+	}
+	for i := range entries {
+		e := &entries[i]
+		if (e.Size < 0 || uint64(e.Size) == id.size) && sums.matches(e) {
+			res.Status, res.Entry = Trusted, *e
+			res.Actual, _ = sums.Digest(e.Digest.Algo)
+			return res, nil
+		}
+	}
+	res.Status = Modified
+	res.Actual, _ = sums.Digest(res.Entry.Digest.Algo)
+	if res.Entry.Size >= 0 && uint64(res.Entry.Size) != id.size {
+		res.Actual = Digest{} // the first entry lost on its size
+	}
+	return res, nil
+}
+
+// Sums returns the digests want of the file open as fd (from the cache when its content is
+// unchanged), for a policy's sha256= key and for audit lines.
+func (v *Verifier) Sums(ctx context.Context, fd int, want Algo) (Sums, error) {
+	id, err := identify(fd)
+	if err != nil {
+		return Sums{}, err
+	}
+	s, _, err := v.sums(ctx, fd, id, want)
+	return s, err
+}
+
+// Forget drops the cached digests of inode (dev, ino), and keeps a hash of it that is running
+// now from being stored: the guard calls it when the file is modified (MODIFY, CLOSE_WRITE).
+func (v *Verifier) Forget(dev, ino uint64) {
+	key := inodeKey{dev, ino}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.gen++
+	v.recent[v.gen%forgetRing] = forgotten{v.gen, key}
+	v.cache.Delete(key) // lru.Cache's lock is a leaf below v.mu
+}
+
+// ForgetFd is Forget of the file open as fd.
+func (v *Verifier) ForgetFd(fd int) error {
+	st, err := sys.Fstat(fd)
+	if err != nil {
+		return err
+	}
+	v.Forget(st.Dev, st.Ino)
+	return nil
+}
+
+// ForgetAll drops every cached digest, and keeps every hash running now from being stored: for
+// a change of policy or trust sources, after which nothing computed before is reused.
+func (v *Verifier) ForgetAll() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.gen += forgetRing + 1
+	v.cache.Clear()
+}
+
+// fileIdentity is what identifies a file's content without reading it.
+type fileIdentity struct {
+	key          inodeKey
+	size         uint64
+	mtime, ctime int64
+	handle       []byte // nil when the filesystem has no file handles: then nothing is cached
+}
+
+func identify(fd int) (fileIdentity, error) {
+	st, err := sys.Fstat(fd)
+	if err != nil {
+		return fileIdentity{}, err
+	}
+	if st.Mode&sys.S_IFMT != sys.S_IFREG {
+		return fileIdentity{}, ErrNotRegular
+	}
+	id := fileIdentity{key: inodeKey{st.Dev, st.Ino}, size: st.Size, mtime: st.Mtime, ctime: st.Ctime}
+	if h, _, err := sys.NameToHandleAt(fd, "", sys.AT_EMPTY_PATH); err == nil {
+		// The handle carries the inode's generation (ext4, xfs, btrfs, tmpfs): a file created
+		// with a freed inode's number has another.
+		id.handle = append(h.Bytes, byte(h.Type), byte(h.Type>>8), byte(h.Type>>16), byte(h.Type>>24))
+	}
+	return id, nil
+}
+
+func (c *cachedSums) sameFile(id *fileIdentity) bool {
+	return c.size == id.size && c.mtime == id.mtime && c.ctime == id.ctime && c.handle == string(id.handle)
+}
+
+// sums returns the digests want of the file (id read from fd just now), from the cache or by
+// hashing what is missing.
+func (v *Verifier) sums(ctx context.Context, fd int, id fileIdentity, want Algo) (Sums, bool, error) {
+	v.mu.Lock()
+	gen := v.gen
+	v.mu.Unlock()
+	var have Sums
+	if id.handle != nil {
+		if c, ok := v.cache.Get(id.key); ok && c.sameFile(&id) {
+			if c.sums.Have&want == want {
+				v.hits.Add(1)
+				return c.sums, true, nil
+			}
+			have = c.sums // hash only what is missing
+		}
+	}
+	sums, err := v.hash(ctx, fd, id.size, want&^have.Have)
+	if err != nil {
+		return Sums{}, false, err
+	}
+	// The content must not have changed while it was read: the digests would be of a mix.
+	after, err := identify(fd)
+	if err != nil {
+		return Sums{}, false, err
+	}
+	if after.size != id.size || after.mtime != id.mtime || after.ctime != id.ctime || !bytes.Equal(after.handle, id.handle) {
+		return Sums{}, false, ErrChanged
+	}
+	if have.Have&MD5 != 0 {
+		sums.MD5, sums.Have = have.MD5, sums.Have|MD5
+	}
+	if have.Have&SHA256 != 0 {
+		sums.SHA256, sums.Have = have.SHA256, sums.Have|SHA256
+	}
+	if id.handle != nil {
+		v.storeIfUnforgotten(gen, id, sums)
+	}
+	return sums, false, nil
+}
+
+// storeIfUnforgotten caches sums unless the inode was forgotten since gen (a write during the
+// hash, or a ForgetAll).
+func (v *Verifier) storeIfUnforgotten(gen uint64, id fileIdentity, sums Sums) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.gen-gen > forgetRing {
+		return
+	}
+	for g := gen + 1; g <= v.gen; g++ {
+		if f := v.recent[g%forgetRing]; f.gen == g && f.key == id.key {
+			return
+		}
+	}
+	v.cache.Put(id.key, cachedSums{size: id.size, mtime: id.mtime, ctime: id.ctime, handle: string(id.handle), sums: sums})
+}
+
+// hash reads the whole file with pread, from offset 0, and computes the digests algos in one
+// pass. It reads in chunks and stops at ctx's deadline.
+func (v *Verifier) hash(ctx context.Context, fd int, size uint64, algos Algo) (Sums, error) {
+	var s Sums
+	var hs []hash.Hash
+	var m5, s256 hash.Hash
+	if algos&MD5 != 0 {
+		m5 = md5.New()
+		hs = append(hs, m5)
+	}
+	if algos&SHA256 != 0 {
+		s256 = sha256.New()
+		hs = append(hs, s256)
+	}
+	bp := v.pool.Get().(*[]byte)
+	defer v.pool.Put(bp)
+	buf := *bp
+	var off int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return s, err
+		}
+		n, err := sys.Pread(fd, buf, off)
+		if err != nil {
+			return s, err
+		}
+		if n == 0 {
+			break
+		}
+		for _, h := range hs {
+			h.Write(buf[:n])
+		}
+		off += int64(n)
+		if v.afterChunk != nil {
+			v.afterChunk(off)
+		}
+	}
+	if uint64(off) != size {
+		return s, ErrChanged // the size fstat gave is not what was read
+	}
+	v.hashes.Add(1)
+	v.hashedBytes.Add(uint64(off))
+	if m5 != nil {
+		m5.Sum(s.MD5[:0])
+		s.Have |= MD5
+	}
+	if s256 != nil {
+		s256.Sum(s.SHA256[:0])
+		s.Have |= SHA256
+	}
+	return s, nil
+}

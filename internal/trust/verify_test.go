@@ -1,0 +1,486 @@
+package trust
+
+import (
+	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/internal/sys"
+	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
+)
+
+// trustFile writes a trust file in dir listing each path as it is now, and returns its name.
+func trustFile(t *testing.T, dir string, paths ...string) string {
+	t.Helper()
+	var b strings.Builder
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.WriteString(FormatLine(p, int64(len(data)), sha256.Sum256(data)) + "\n")
+	}
+	name := filepath.Join(dir, "t.trust")
+	must(t, os.WriteFile(name, []byte(b.String()), 0o644))
+	return name
+}
+
+func loadFiles(t *testing.T, files ...string) *DB {
+	t.Helper()
+	db, err := Load(Config{Files: files})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+func openFd(t *testing.T, p string) (*os.File, int) {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f, int(f.Fd())
+}
+
+func TestVerifyTrustFileAndCache(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "tool")
+	must(t, os.WriteFile(bin, []byte("#!/bin/sh\necho tool\n"), 0o755))
+	db := loadFiles(t, trustFile(t, dir, bin))
+	v := NewVerifier(VerifierConfig{})
+	f, fd := openFd(t, bin)
+	f.Seek(3, 0)
+	ctx := context.Background()
+
+	res, err := v.Verify(ctx, db, bin, fd)
+	if err != nil || !res.Trusted() || res.Cached || res.Entry.Source.Line != 1 || res.Actual != res.Entry.Digest ||
+		res.Sums.Have != SHA256 {
+		t.Fatalf("first verify: %v %+v %v", res, res, err)
+	}
+	if off, _ := f.Seek(0, 1); off != 3 {
+		t.Fatalf("Verify moved the descriptor's offset to %d", off)
+	}
+	// A second exec of the same binary: no hashing.
+	res, err = v.Verify(ctx, db, bin, fd)
+	if err != nil || !res.Trusted() || !res.Cached {
+		t.Fatalf("second verify: %v %v", res, err)
+	}
+	if st := v.Stats(); st.Hashes != 1 || st.Hits != 1 || st.Cached != 1 {
+		t.Fatalf("stats %+v, want 1 hash and 1 hit", st)
+	}
+	// Another path: not listed, nothing read (not even the descriptor).
+	if res, err := v.Verify(ctx, db, bin+"2", -1); err != nil || res.Status != NotListed || res.Trusted() {
+		t.Fatalf("unlisted: %v %v", res, err)
+	}
+	// Modified in place, same size: a miss, and Modified.
+	must(t, os.WriteFile(bin, []byte("#!/bin/sh\necho evil\n"), 0o755))
+	res, err = v.Verify(ctx, db, bin, fd)
+	if err != nil || res.Status != Modified || res.Cached || res.Actual.Algo != SHA256 || res.Actual == res.Entry.Digest {
+		t.Fatalf("after a same-size write: %v %v", res, err)
+	}
+	// A different size is Modified without hashing.
+	must(t, os.WriteFile(bin, []byte("longer content than before\n"), 0o755))
+	hashes := v.Stats().Hashes
+	res, err = v.Verify(ctx, db, bin, fd)
+	if err != nil || res.Status != Modified || res.Actual.Algo != 0 || v.Stats().Hashes != hashes {
+		t.Fatalf("after a size change: %v %v (hashes %d -> %d)", res, err, hashes, v.Stats().Hashes)
+	}
+}
+
+// TestVerifyNeverReopensThePath: the content is read from the descriptor. A file unlinked and
+// replaced after it was opened is judged by what the descriptor holds.
+func TestVerifyNeverReopensThePath(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "tool")
+	must(t, os.WriteFile(bin, []byte("good"), 0o755))
+	db := loadFiles(t, trustFile(t, dir, bin))
+	_, fd := openFd(t, bin)
+	must(t, os.Remove(bin))
+	must(t, os.WriteFile(bin, []byte("evil"), 0o755))
+	v := NewVerifier(VerifierConfig{})
+	if res, err := v.Verify(context.Background(), db, bin, fd); err != nil || !res.Trusted() {
+		t.Fatalf("the opened file: %v %v", res, err)
+	}
+	_, fd2 := openFd(t, bin)
+	if res, err := v.Verify(context.Background(), db, bin, fd2); err != nil || res.Status != Modified {
+		t.Fatalf("the replacement: %v %v", res, err)
+	}
+}
+
+// TestVerifyOnePassForBoth: a path with a dpkg entry (md5) and a trust-file entry (sha256) is
+// hashed once, both digests in the same read.
+func TestVerifyOnePassForBoth(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	content := strings.Repeat("x", 300000)
+	must(t, os.WriteFile(p, []byte(content), 0o644))
+	md := md5.Sum([]byte(content))
+	entries := []Entry{
+		{Path: p, Size: -1, Digest: Digest{Algo: MD5}, Source: Source{Kind: FromPackage, Package: "pkg"}},
+		{Path: p, Size: int64(len(content)), Digest: Digest{Algo: SHA256, Sum: sha256.Sum256([]byte("other"))}, Source: Source{Kind: FromFile, File: "x", Line: 1}},
+	}
+	copy(entries[0].Digest.Sum[:], md[:])
+	v := NewVerifier(VerifierConfig{ChunkSize: 4096})
+	reads := 0
+	v.afterChunk = func(int64) { reads++ }
+	_, fd := openFd(t, p)
+	res, err := v.VerifyEntries(context.Background(), entries, fd)
+	if err != nil || !res.Trusted() || res.Entry.Source.Package != "pkg" || res.Sums.Have != MD5|SHA256 ||
+		res.Sums.SHA256 != sha256.Sum256([]byte(content)) {
+		t.Fatalf("%v %+v %v", res, res.Sums, err)
+	}
+	if want := (len(content) + 4095) / 4096; reads != want || v.Stats().Hashes != 1 {
+		t.Fatalf("%d reads, %d hashes; want %d reads in one pass", reads, v.Stats().Hashes, want)
+	}
+	// Asking for sha256 again is a cache hit; the cache keeps both.
+	s, err := v.Sums(context.Background(), fd, SHA256|MD5)
+	if err != nil || s != res.Sums || reads != (len(content)+4095)/4096 {
+		t.Fatalf("Sums after Verify: %+v %v (reads %d)", s, err, reads)
+	}
+}
+
+// TestHashStreamsAndStopsAtDeadline: an 8 GiB sparse file is hashed in chunks (memory stays
+// flat) and the deadline stops it.
+func TestHashStreamsAndStopsAtDeadline(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "big")
+	f, err := os.Create(p)
+	must(t, err)
+	must(t, f.Truncate(8<<30))
+	f.Close()
+	_, fd := openFd(t, p)
+	v := NewVerifier(VerifierConfig{})
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	t0 := time.Now()
+	entries := []Entry{{Path: p, Size: -1, Digest: Digest{Algo: MD5}}}
+	res, err := v.VerifyEntries(ctx, entries, fd)
+	took := time.Since(t0)
+	runtime.ReadMemStats(&m1)
+	if !errors.Is(err, context.DeadlineExceeded) || res.Status != Unverifiable || res.Trusted() {
+		t.Fatalf("%v %v", res, err)
+	}
+	if took > 2*time.Second {
+		t.Fatalf("stopped %v after a 100ms deadline", took)
+	}
+	if grew := m1.TotalAlloc - m0.TotalAlloc; grew > 4<<20 {
+		t.Fatalf("hashing allocated %d bytes: it does not stream", grew)
+	}
+	if st := v.Stats(); st.Cached != 0 || st.Hashes != 0 {
+		t.Fatalf("an unfinished hash was counted or cached: %+v", st)
+	}
+	t.Logf("stopped %v after the start, %d KiB allocated", took, (m1.TotalAlloc-m0.TotalAlloc)>>10)
+}
+
+func TestVerifyNotRegular(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	must(t, syscall.Mkfifo(fifo, 0o644))
+	fd, err := syscall.Open(fifo, syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	must(t, err)
+	defer syscall.Close(fd)
+	v := NewVerifier(VerifierConfig{})
+	entries := []Entry{{Path: fifo, Size: -1, Digest: Digest{Algo: MD5}}}
+	if res, err := v.VerifyEntries(context.Background(), entries, fd); !errors.Is(err, ErrNotRegular) || res.Status != Unverifiable {
+		t.Fatalf("FIFO: %v %v", res, err)
+	}
+	_, dfd := openFd(t, dir)
+	if _, err := v.Sums(context.Background(), dfd, SHA256); !errors.Is(err, ErrNotRegular) {
+		t.Fatalf("directory: %v", err)
+	}
+}
+
+// TestForget: Forget and ForgetAll make the next verification hash again; a Forget while a hash
+// runs keeps that hash from being stored.
+func TestForget(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	must(t, os.WriteFile(p, []byte(strings.Repeat("y", 40000)), 0o644))
+	db := loadFiles(t, trustFile(t, dir, p))
+	v := NewVerifier(VerifierConfig{ChunkSize: 4096})
+	_, fd := openFd(t, p)
+	ctx := context.Background()
+	verify := func(what string, wantCached bool) {
+		t.Helper()
+		res, err := v.Verify(ctx, db, p, fd)
+		if err != nil || !res.Trusted() || res.Cached != wantCached {
+			t.Fatalf("%s: %v cached=%v, %v; want cached=%v", what, res, res.Cached, err, wantCached)
+		}
+	}
+	verify("first", false)
+	verify("second", true)
+	st, err := sys.Fstat(fd)
+	must(t, err)
+	v.Forget(st.Dev, st.Ino)
+	verify("after Forget", false)
+	verify("again", true)
+	must(t, v.ForgetFd(fd))
+	verify("after ForgetFd", false)
+	v.ForgetAll()
+	verify("after ForgetAll", false)
+	v.Forget(st.Dev, st.Ino+1) // another inode: no effect
+	verify("after forgetting another inode", true)
+
+	v.ForgetAll()
+	v.afterChunk = func(off int64) {
+		if off == 8192 {
+			v.Forget(st.Dev, st.Ino) // MODIFY arrives while the hash runs
+		}
+	}
+	verify("hash with a Forget during it", false)
+	v.afterChunk = nil
+	verify("after it: not stored", false)
+	verify("then stored", true)
+
+	v.ForgetAll()
+	v.afterChunk = func(off int64) {
+		if off == 8192 {
+			v.ForgetAll()
+		}
+	}
+	verify("hash with a ForgetAll during it", false)
+	v.afterChunk = nil
+	verify("after it: not stored", false)
+
+	// Forgets of other inodes during a hash do not stop it from storing, up to the ring's size.
+	v.ForgetAll()
+	v.afterChunk = func(off int64) {
+		if off == 8192 {
+			for i := uint64(0); i < forgetRing; i++ {
+				v.Forget(st.Dev, st.Ino+1+i)
+			}
+		}
+	}
+	verify("hash with 64 other Forgets", false)
+	v.afterChunk = nil
+	verify("stored", true)
+}
+
+// TestCacheKeyHandle: an entry is used only for the same file: a new file with the freed
+// inode's number, size and times, but another generation (handle), misses.
+func TestCacheKeyHandle(t *testing.T) {
+	id := fileIdentity{key: inodeKey{1, 2}, size: 3, mtime: 4, ctime: 5, handle: []byte{1, 2, 3, 4}}
+	c := cachedSums{size: 3, mtime: 4, ctime: 5, handle: string([]byte{1, 2, 3, 4})}
+	if !c.sameFile(&id) {
+		t.Fatal("the same file missed")
+	}
+	for name, mod := range map[string]func(*fileIdentity){
+		"generation": func(i *fileIdentity) { i.handle = []byte{1, 2, 3, 5} },
+		"size":       func(i *fileIdentity) { i.size++ },
+		"mtime":      func(i *fileIdentity) { i.mtime++ },
+		"ctime":      func(i *fileIdentity) { i.ctime++ },
+	} {
+		other := id
+		other.handle = append([]byte(nil), id.handle...)
+		mod(&other)
+		if c.sameFile(&other) {
+			t.Errorf("another %s hit", name)
+		}
+	}
+}
+
+// TestChangedWhileHashing: a file whose content changes while it is read is Unverifiable and
+// nothing is cached: on tmpfs (multigrain timestamps since 6.13), even a same-size write
+// moves ctime. Needs root for the tmpfs.
+func TestChangedWhileHashing(t *testing.T) {
+	dir := testenv.Tmpfs(t)
+	p := filepath.Join(dir, "f")
+	must(t, os.WriteFile(p, []byte(strings.Repeat("a", 40000)), 0o644))
+	db := loadFiles(t, trustFile(t, t.TempDir(), p))
+	for _, tc := range []struct {
+		name  string
+		write func(f *os.File)
+	}{
+		{"same size", func(f *os.File) { f.WriteAt([]byte("b"), 20000) }},
+		{"grown", func(f *os.File) { f.WriteAt([]byte("bb"), 39999) }},
+		{"truncated", func(f *os.File) { f.Truncate(10000) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			must(t, os.WriteFile(p, []byte(strings.Repeat("a", 40000)), 0o644))
+			w, err := os.OpenFile(p, os.O_RDWR, 0)
+			must(t, err)
+			defer w.Close()
+			_, fd := openFd(t, p)
+			v := NewVerifier(VerifierConfig{ChunkSize: 4096})
+			v.afterChunk = func(off int64) {
+				if off == 8192 {
+					tc.write(w)
+				}
+			}
+			res, err := v.Verify(context.Background(), db, p, fd)
+			if !errors.Is(err, ErrChanged) || res.Status != Unverifiable || v.Stats().Cached != 0 {
+				t.Fatalf("%v %v (cached %d)", res, err, v.Stats().Cached)
+			}
+		})
+	}
+}
+
+// TestHostileSameSizeRewrite: an unprivileged user who may write a trusted file rewrites it
+// with content of the same size and puts its mtime back. The cached digest is not used: the
+// file is Modified. Needs root (tmpfs, and the child runs as nobody).
+func TestHostileSameSizeRewrite(t *testing.T) {
+	dir := testenv.Tmpfs(t)
+	p := filepath.Join(dir, "user-tool")
+	must(t, os.WriteFile(p, []byte("#!/bin/sh\necho good\n"), 0o666))
+	fi, err := os.Stat(p)
+	must(t, err)
+	db := loadFiles(t, trustFile(t, t.TempDir(), p))
+	v := NewVerifier(VerifierConfig{})
+	_, fd := openFd(t, p)
+	for i := 0; i < 2; i++ {
+		if res, err := v.Verify(context.Background(), db, p, fd); err != nil || !res.Trusted() {
+			t.Fatalf("before: %v %v", res, err)
+		}
+	}
+	// The user writes through a descriptor of their own (the path is below root's 0700 test
+	// directory, as a file may be reachable to its writer by a descriptor only).
+	w, err := os.OpenFile(p, os.O_WRONLY, 0)
+	must(t, err)
+	cmd := exec.Command("sh", "-c", `printf '#!/bin/sh\necho evil\n' >&3`)
+	cmd.ExtraFiles = []*os.File{w}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("the rewrite as nobody: %v %s", err, out)
+	}
+	w.Close()
+	must(t, os.Chtimes(p, fi.ModTime(), fi.ModTime()))
+	if data, _ := os.ReadFile(p); !strings.Contains(string(data), "evil") || len(data) != int(fi.Size()) {
+		t.Fatalf("the rewrite did not happen: %q", data)
+	}
+	res, err := v.Verify(context.Background(), db, p, fd)
+	if err != nil || res.Status != Modified || res.Cached {
+		t.Fatalf("after the rewrite: %v cached=%v %v", res, res.Cached, err)
+	}
+}
+
+// TestConcurrentVerifyAndForget runs verifications, Forgets and ForgetAlls at once (for
+// -race); every verification of the unchanged file says trusted.
+func TestConcurrentVerifyAndForget(t *testing.T) {
+	dir := t.TempDir()
+	var paths []string
+	for i := 0; i < 4; i++ {
+		p := filepath.Join(dir, "f"+strconv.Itoa(i))
+		must(t, os.WriteFile(p, []byte(strings.Repeat(strconv.Itoa(i), 10000+i)), 0o644))
+		paths = append(paths, p)
+	}
+	db := loadFiles(t, trustFile(t, dir, paths...))
+	v := NewVerifier(VerifierConfig{CacheEntries: 2, ChunkSize: 1024})
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 200; i++ {
+				p := paths[(g+i)%len(paths)]
+				f, err := os.Open(p)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				res, err := v.Verify(context.Background(), db, p, int(f.Fd()))
+				if err != nil || !res.Trusted() {
+					t.Errorf("%s: %v %v", p, res, err)
+				}
+				switch i % 10 {
+				case 3:
+					v.ForgetFd(int(f.Fd()))
+				case 7:
+					if g == 0 {
+						v.ForgetAll()
+					}
+				}
+				f.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	if n := v.Stats().Cached; n > 2 {
+		t.Fatalf("%d cached, above the bound 2", n)
+	}
+}
+
+func TestLookupDoesNotAllocate(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	must(t, os.WriteFile(p, []byte("x"), 0o644))
+	db := loadFiles(t, trustFile(t, dir, p))
+	var buf [4]Entry
+	other := p + "x"
+	allocs := testing.AllocsPerRun(100, func() {
+		if len(db.Lookup(p, buf[:0])) != 1 || len(db.Lookup(other, buf[:0])) != 0 {
+			t.Fatal("lookup")
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per lookup", allocs)
+	}
+}
+
+// TestLoadFilesAndChanged: Dir's *.trust files after Files; an entry listed in two files has
+// both; Changed notices an edit, a new file in Dir and a removal.
+func TestLoadFilesAndChanged(t *testing.T) {
+	dir := t.TempDir()
+	tdir := filepath.Join(dir, "trust.d")
+	must(t, os.Mkdir(tdir, 0o755))
+	line := func(p string) string { return FormatLine(p, 1, sha256.Sum256([]byte(p))) + "\n" }
+	must(t, os.WriteFile(filepath.Join(tdir, "b.trust"), []byte(line("/b")+line("/both")), 0o644))
+	must(t, os.WriteFile(filepath.Join(tdir, "a.trust"), []byte(line("/a")), 0o644))
+	explicit := filepath.Join(dir, "explicit.trust")
+	must(t, os.WriteFile(explicit, []byte(line("/both")), 0o644))
+	db, err := Load(Config{Files: []string{explicit}, Dir: tdir})
+	must(t, err)
+	if got := strings.Join(db.Files(), ","); got != explicit+","+filepath.Join(tdir, "a.trust")+","+filepath.Join(tdir, "b.trust") {
+		t.Fatalf("files %s", got)
+	}
+	both := db.Lookup("/both", nil)
+	if len(both) != 2 || both[0].Source.File != explicit || both[1].Source.String() != filepath.Join(tdir, "b.trust")+":2" {
+		t.Fatalf("/both: %v", both)
+	}
+	if st := db.Stats(); st.TrustFiles != 3 || st.TrustEntries != 4 || db.Len() != 4 {
+		t.Fatalf("stats %+v", st)
+	}
+	if ch, what := db.Changed(); ch {
+		t.Fatalf("changed at once: %s", what)
+	}
+	must(t, os.WriteFile(filepath.Join(tdir, "a.trust"), []byte(line("/a")+line("/a2")), 0o644))
+	if ch, what := db.Changed(); !ch || what != filepath.Join(tdir, "a.trust") {
+		t.Fatalf("after an edit: %v %s", ch, what)
+	}
+	db, err = Load(db.Config())
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(tdir, "c.trust"), nil, 0o644))
+	if ch, what := db.Changed(); !ch || what != tdir {
+		t.Fatalf("after a new file: %v %s", ch, what)
+	}
+	// A missing Dir is no error, and its creation is a change.
+	db, err = Load(Config{Dir: filepath.Join(dir, "later")})
+	if err != nil || db.Len() != 0 {
+		t.Fatalf("missing dir: %v", err)
+	}
+	must(t, os.Mkdir(filepath.Join(dir, "later"), 0o755))
+	if ch, _ := db.Changed(); !ch {
+		t.Fatal("the directory's creation went unnoticed")
+	}
+	// A bad file fails the load and names it.
+	must(t, os.WriteFile(filepath.Join(tdir, "d.trust"), []byte("oops\n"), 0o644))
+	if _, err := Load(Config{Dir: tdir}); err == nil || !strings.Contains(err.Error(), "d.trust:1:") {
+		t.Fatalf("bad file: %v", err)
+	}
+	if _, err := Load(Config{Files: []string{filepath.Join(dir, "missing.trust")}}); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("missing explicit file: %v", err)
+	}
+}
