@@ -25,6 +25,7 @@ func commands() []command {
 		{"guard", "allow or deny file accesses below paths by rules, a scanner, or both", runGuard},
 		{"serve", "run the daemon that shares one kernel attachment with many clients", runServe},
 		{"stats", "print the figures of a running daemon", runStats},
+		{"trust", "add, list and verify the files a guard policy trusts (packages, trust files)", runTrust},
 	}
 }
 

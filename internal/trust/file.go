@@ -287,7 +287,7 @@ func CheckOwner(f *os.File, name string) error {
 		return err
 	}
 	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("trust file %s is not a regular file (%s)", name, fileKind(fi.Mode()))
+		return fmt.Errorf("trust file %s is not a regular file (%s)", name, FileKind(fi.Mode()))
 	}
 	if msg := ownerProblem(fi, euid, false); msg != "" {
 		return fmt.Errorf("trust file %s: %s: a trust file must be writable only by root (chown root %s; chmod go-w %s)", name, msg, name, name)
@@ -332,7 +332,9 @@ func ownerProblem(fi os.FileInfo, euid uint32, isDir bool) string {
 	return ""
 }
 
-func fileKind(m os.FileMode) string {
+// FileKind names what a file that is not a regular file is, for errors: "a directory",
+// "a FIFO", "a symbolic link" ...
+func FileKind(m os.FileMode) string {
 	switch {
 	case m.IsDir():
 		return "a directory"
@@ -370,4 +372,113 @@ func DirFiles(dir string) ([]string, error) {
 	}
 	sort.Strings(files)
 	return files, nil
+}
+
+// NewEntry is a file as it is now, for UpdateFile.
+type NewEntry struct {
+	Path   string // absolute, canonical
+	Size   int64
+	SHA256 [32]byte
+}
+
+// UpdateFile writes entries into the trust file name: the line of a path already listed is
+// replaced where it is, other paths are appended; comments and other lines stay. It returns
+// each entry's line number and whether it replaced a line. The file and its directory (mode
+// 0755) are created when missing; an existing file must pass CheckOwner and parse (its error
+// is returned, and nothing is written). The new content replaces the file atomically (rename:
+// a guard reading it sees the old or the new file, never half), under an exclusive flock of
+// the directory, so that two updates at once do not lose each other's lines.
+func UpdateFile(name string, entries []NewEntry) (lines []int, replaced []bool, err error) {
+	for _, e := range entries {
+		if msg := checkPath(e.Path); msg != "" {
+			return nil, nil, fmt.Errorf("%s", msg)
+		}
+		if e.Size < 0 {
+			return nil, nil, fmt.Errorf("%s: negative size %d", EscapePath(e.Path), e.Size)
+		}
+	}
+	if real, err := filepath.EvalSymlinks(name); err == nil {
+		name = real // replace the file a symbolic link leads to, not the link
+	}
+	dir := filepath.Dir(name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, nil, err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer d.Close()
+	if err := syscall.Flock(int(d.Fd()), syscall.LOCK_EX); err != nil {
+		return nil, nil, fmt.Errorf("locking %s: %w", dir, err)
+	}
+	defer syscall.Flock(int(d.Fd()), syscall.LOCK_UN)
+
+	var text []string // the file's lines, without their newlines
+	mode := os.FileMode(0o644)
+	if f, err := os.Open(name); err == nil {
+		err := CheckOwner(f, name)
+		var data []byte
+		if err == nil {
+			fi, _ := f.Stat()
+			mode = fi.Mode().Perm() &^ 0o022
+			data, err = io.ReadAll(f)
+		}
+		f.Close()
+		if err != nil {
+			return nil, nil, err
+		}
+		if _, err := ParseFile(name, bytes.NewReader(data)); err != nil {
+			return nil, nil, err
+		}
+		if len(data) > 0 {
+			text = strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, nil, err
+	}
+	at := map[string]int{} // path -> index in text
+	for i, l := range text {
+		if e, ok, _ := parseLine(name, i+1, bytes.TrimSuffix([]byte(l), []byte("\r"))); ok {
+			at[e.Path] = i
+		}
+	}
+	for _, e := range entries {
+		line := FormatLine(e.Path, e.Size, e.SHA256)
+		i, ok := at[e.Path]
+		if ok {
+			text[i] = line
+		} else {
+			i = len(text)
+			text = append(text, line)
+			at[e.Path] = i
+		}
+		lines = append(lines, i+1)
+		replaced = append(replaced, ok)
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(name)+".tmp*")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer os.Remove(tmp.Name()) // after a successful rename there is nothing to remove
+	_, err = tmp.WriteString(strings.Join(text, "\n") + "\n")
+	if err == nil {
+		err = tmp.Chmod(mode)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), name)
+	}
+	if err == nil {
+		err = d.Sync()
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return lines, replaced, nil
 }

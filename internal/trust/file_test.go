@@ -3,9 +3,11 @@ package trust
 import (
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"unicode/utf8"
@@ -195,5 +197,81 @@ func TestDirFiles(t *testing.T) {
 	}
 	if files, err := DirFiles(filepath.Join(dir, "missing")); err != nil || files != nil {
 		t.Fatalf("missing dir: %v, %v", files, err)
+	}
+}
+
+func TestUpdateFile(t *testing.T) {
+	dir := t.TempDir()
+	name := filepath.Join(dir, "new", "local.trust")
+	sum := func(s string) [32]byte { return sha256.Sum256([]byte(s)) }
+	lines, replaced, err := UpdateFile(name, []NewEntry{{"/opt/a", 1, sum("a")}, {"/opt/b c", 2, sum("b")}})
+	if err != nil || len(lines) != 2 || lines[0] != 1 || lines[1] != 2 || replaced[0] || replaced[1] {
+		t.Fatalf("create: %v %v %v", lines, replaced, err)
+	}
+	if fi, err := os.Stat(name); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Fatalf("new file: %v %v", fi, err)
+	}
+	// A comment and a CRLF line stay; /opt/a is replaced in place, /opt/d appended.
+	data, _ := os.ReadFile(name)
+	must(t, os.WriteFile(name, append([]byte("# keep me\r\n"), data...), 0o600))
+	must(t, os.Chmod(name, 0o600))
+	lines, replaced, err = UpdateFile(name, []NewEntry{{"/opt/a", 10, sum("a2")}, {"/opt/d", 4, sum("d")}})
+	if err != nil || lines[0] != 2 || !replaced[0] || lines[1] != 4 || replaced[1] {
+		t.Fatalf("update: %v %v %v", lines, replaced, err)
+	}
+	entries, err := ReadFile(name)
+	if err != nil || len(entries) != 3 || entries[0].Path != "/opt/a" || entries[0].Size != 10 ||
+		entries[0].Digest.Sum != sum("a2") || entries[1].Path != "/opt/b c" || entries[2].Path != "/opt/d" {
+		t.Fatalf("after the update: %v %v", entries, err)
+	}
+	if data, _ := os.ReadFile(name); !strings.HasPrefix(string(data), "# keep me\r\n") {
+		t.Fatalf("the comment went: %q", data)
+	}
+	if fi, _ := os.Stat(name); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v, want the file's 0600 kept", fi.Mode())
+	}
+	// A broken file is not rewritten.
+	must(t, os.WriteFile(name, []byte("/x 1 nothex\n"), 0o644))
+	if _, _, err := UpdateFile(name, []NewEntry{{"/opt/e", 1, sum("e")}}); err == nil || !strings.Contains(err.Error(), "local.trust:1:6") {
+		t.Fatalf("broken file: %v", err)
+	}
+	if data, _ := os.ReadFile(name); string(data) != "/x 1 nothex\n" {
+		t.Fatalf("a broken file was rewritten: %q", data)
+	}
+	// Nor one that others may write.
+	must(t, os.WriteFile(name, nil, 0o644))
+	os.Chmod(name, 0o666)
+	if _, _, err := UpdateFile(name, []NewEntry{{"/opt/e", 1, sum("e")}}); err == nil || !strings.Contains(err.Error(), "writable by others") {
+		t.Fatalf("0666 file: %v", err)
+	}
+	os.Chmod(name, 0o644)
+	if _, _, err := UpdateFile(name, []NewEntry{{"relative", 1, sum("e")}}); err == nil || !strings.Contains(err.Error(), "not absolute") {
+		t.Fatalf("relative path: %v", err)
+	}
+	if des, _ := os.ReadDir(filepath.Dir(name)); len(des) != 1 {
+		t.Fatalf("temporary files left: %v", des)
+	}
+}
+
+// TestUpdateFileConcurrent: updates at once lose no line (the directory's flock).
+func TestUpdateFileConcurrent(t *testing.T) {
+	name := filepath.Join(t.TempDir(), "c.trust")
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 10; i++ {
+				p := fmt.Sprintf("/opt/g%d/f%d", g, i)
+				if _, _, err := UpdateFile(name, []NewEntry{{p, 1, sha256.Sum256([]byte(p))}}); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	entries, err := ReadFile(name)
+	if err != nil || len(entries) != 80 {
+		t.Fatalf("%d entries, want 80: %v", len(entries), err)
 	}
 }

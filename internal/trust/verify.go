@@ -50,6 +50,7 @@ var (
 // Sums are a file's digests; Have says which were computed.
 type Sums struct {
 	Have   Algo
+	Size   int64 // the bytes hashed: the file's size
 	MD5    [16]byte
 	SHA256 [32]byte
 }
@@ -237,6 +238,9 @@ func (v *Verifier) VerifyEntries(ctx context.Context, entries []Entry, fd int) (
 // Sums returns the digests want of the file open as fd (from the cache when its content is
 // unchanged), for a policy's sha256= key and for audit lines.
 func (v *Verifier) Sums(ctx context.Context, fd int, want Algo) (Sums, error) {
+	if want&^(MD5|SHA256) != 0 || want == 0 {
+		return Sums{}, fmt.Errorf("trust: Sums of %v: want md5, sha256 or both", want)
+	}
 	id, err := identify(fd)
 	if err != nil {
 		return Sums{}, err
@@ -332,6 +336,7 @@ func (v *Verifier) sums(ctx context.Context, fd int, id fileIdentity, want Algo)
 	if after.size != id.size || after.mtime != id.mtime || after.ctime != id.ctime || !bytes.Equal(after.handle, id.handle) {
 		return Sums{}, false, ErrChanged
 	}
+	sums.Size = int64(id.size)
 	if have.Have&MD5 != 0 {
 		sums.MD5, sums.Have = have.MD5, sums.Have|MD5
 	}
@@ -400,6 +405,7 @@ func (v *Verifier) hash(ctx context.Context, fd int, size uint64, algos Algo) (S
 	if uint64(off) != size {
 		return s, ErrChanged // the size fstat gave is not what was read
 	}
+	s.Size = off
 	v.hashes.Add(1)
 	v.hashedBytes.Add(uint64(off))
 	if m5 != nil {
