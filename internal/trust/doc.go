@@ -40,7 +40,8 @@
 // CLOSE_WRITE (coarse timestamps, other filesystems), and ForgetAll when the policy or the
 // trust sources change. A hash running while its inode is forgotten does not store its
 // result, and a file whose size or times change while it is being read is Unverifiable
-// (ErrChanged), never trusted. A filesystem without file handles gets no caching.
+// (ErrChanged), never trusted. Overlayfs without nfs_export has identification handles only
+// (AT_HANDLE_FID, 6.5+), which serve as well; a filesystem with no handle gets no caching.
 //
 // # No self-deadlock
 //

@@ -10,6 +10,7 @@ import (
 	"hash"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/fsnotifyd/fsnotifyd/internal/lru"
 	"github.com/fsnotifyd/fsnotifyd/internal/sys"
@@ -296,9 +297,15 @@ func identify(fd int) (fileIdentity, error) {
 		return fileIdentity{}, ErrNotRegular
 	}
 	id := fileIdentity{key: inodeKey{st.Dev, st.Ino}, size: st.Size, mtime: st.Mtime, ctime: st.Ctime}
-	if h, _, err := sys.NameToHandleAt(fd, "", sys.AT_EMPTY_PATH); err == nil {
-		// The handle carries the inode's generation (ext4, xfs, btrfs, tmpfs): a file created
-		// with a freed inode's number has another.
+	h, _, err := sys.NameToHandleAt(fd, "", sys.AT_EMPTY_PATH)
+	if errors.Is(err, syscall.EOPNOTSUPP) {
+		// No exportable handles (overlayfs without nfs_export): a handle for identification
+		// only (6.5+) identifies the file as well.
+		h, _, err = sys.NameToHandleAt(fd, "", sys.AT_EMPTY_PATH|sys.AT_HANDLE_FID)
+	}
+	if err == nil {
+		// The handle carries the inode's generation (ext4, xfs, btrfs, tmpfs; overlayfs the
+		// real file's): a file created with a freed inode's number has another.
 		id.handle = append(h.Bytes, byte(h.Type), byte(h.Type>>8), byte(h.Type>>16), byte(h.Type>>24))
 	}
 	return id, nil

@@ -484,3 +484,35 @@ func TestLoadFilesAndChanged(t *testing.T) {
 		t.Fatalf("missing explicit file: %v", err)
 	}
 }
+
+// TestCacheOnOverlayfs: overlayfs without nfs_export has no exportable file handles; the
+// identification-only handle (AT_HANDLE_FID) keeps the cache working there (containers).
+func TestCacheOnOverlayfs(t *testing.T) {
+	base := testenv.Tmpfs(t)
+	for _, d := range []string{"l", "u", "w", "m"} {
+		must(t, os.Mkdir(filepath.Join(base, d), 0o755))
+	}
+	must(t, os.WriteFile(filepath.Join(base, "l", "tool"), []byte("lower tool"), 0o755))
+	m := filepath.Join(base, "m")
+	opts := "lowerdir=" + filepath.Join(base, "l") + ",upperdir=" + filepath.Join(base, "u") + ",workdir=" + filepath.Join(base, "w")
+	if err := sys.Mount("overlay", m, "overlay", 0, opts); err != nil {
+		t.Skipf("no overlayfs: %v", err)
+	}
+	t.Cleanup(func() { sys.Unmount(m, sys.MNT_DETACH) })
+	p := filepath.Join(m, "tool")
+	db := loadFiles(t, trustFile(t, t.TempDir(), p))
+	v := NewVerifier(VerifierConfig{})
+	_, fd := openFd(t, p)
+	for i, wantCached := range []bool{false, true} {
+		res, err := v.Verify(context.Background(), db, p, fd)
+		if err != nil || !res.Trusted() || res.Cached != wantCached {
+			t.Fatalf("verify %d: %v cached=%v %v", i, res, res.Cached, err)
+		}
+	}
+	// A copy-up (the first write) makes another file: not the cached one.
+	must(t, os.WriteFile(p, []byte("upper tool"), 0o755))
+	_, fd2 := openFd(t, p)
+	if res, err := v.Verify(context.Background(), db, p, fd2); err != nil || res.Status != Modified || res.Cached {
+		t.Fatalf("after the copy-up: %v %v", res, err)
+	}
+}
