@@ -46,6 +46,10 @@ func TestParseFile(t *testing.T) {
 			t.Errorf("entry %d: %+v, want %q size %d line %d", i, e, w.path, w.size, w.line)
 		}
 	}
+	deep := strings.Repeat("/d", 2047) // 4094 bytes: the deepest a path can be
+	if e, err := ParseFile("deep", strings.NewReader(deep+" 1 "+hexA)); err != nil || len(e) != 1 || e[0].Path != deep {
+		t.Errorf("a 4094-byte path: %v", err)
+	}
 	if s := entries[1].Source.String(); s != "t.trust:4" {
 		t.Errorf("source %q", s)
 	}
@@ -75,6 +79,7 @@ func TestParseFileErrors(t *testing.T) {
 		{"/a\\ 1 " + hexA, "t.trust:1:71: want PATH SIZE SHA256, got 2 word(s)"},
 		{"/x 1 " + hexA + "\n/y 1 " + hexA + "\n/x 2 " + hexA, "t.trust:3:1: /x is already listed on line 1"},
 		{strings.Repeat("/a", 40000) + " 1 " + hexA, "t.trust:1:1: line longer than 65536 bytes"},
+		{strings.Repeat("/abcd", 820) + " 1 " + hexA, "t.trust:1:1: path is 4100 bytes, longer than PATH_MAX"},
 	}
 	for _, tt := range tests {
 		_, err := ParseFile("t.trust", strings.NewReader(tt.in))

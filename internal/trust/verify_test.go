@@ -516,3 +516,108 @@ func TestCacheOnOverlayfs(t *testing.T) {
 		t.Fatalf("after the copy-up: %v %v", res, err)
 	}
 }
+
+// BenchmarkVerifyCached is a second exec's cost: lookup, fstat, name_to_handle_at, cache hit;
+// BenchmarkFstat is the fstat alone, its reference.
+func BenchmarkVerifyCached(b *testing.B) {
+	dir := b.TempDir()
+	p := filepath.Join(dir, "f")
+	data := make([]byte, 1<<20)
+	os.WriteFile(p, data, 0o755)
+	line := FormatLine(p, int64(len(data)), sha256.Sum256(data)) + "\n"
+	os.WriteFile(filepath.Join(dir, "t.trust"), []byte(line), 0o644)
+	db, err := Load(Config{Files: []string{filepath.Join(dir, "t.trust")}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	f, _ := os.Open(p)
+	defer f.Close()
+	v := NewVerifier(VerifierConfig{})
+	ctx := context.Background()
+	if res, err := v.Verify(ctx, db, p, int(f.Fd())); err != nil || !res.Trusted() {
+		b.Fatal(res, err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if res, _ := v.Verify(ctx, db, p, int(f.Fd())); !res.Cached {
+			b.Fatal("not cached")
+		}
+	}
+}
+
+// BenchmarkVerifyHash1MiB hashes a 1 MiB file (sha256) each time: the first exec's cost.
+func BenchmarkVerifyHash1MiB(b *testing.B) {
+	p := filepath.Join(b.TempDir(), "f")
+	data := make([]byte, 1<<20)
+	os.WriteFile(p, data, 0o755)
+	f, _ := os.Open(p)
+	defer f.Close()
+	v := NewVerifier(VerifierConfig{})
+	entries := []Entry{{Path: p, Size: int64(len(data)), Digest: Digest{Algo: SHA256, Sum: sha256.Sum256(data)}}}
+	b.SetBytes(int64(len(data)))
+	for i := 0; i < b.N; i++ {
+		v.ForgetAll()
+		if res, err := v.VerifyEntries(context.Background(), entries, int(f.Fd())); err != nil || !res.Trusted() {
+			b.Fatal(res, err)
+		}
+	}
+}
+
+func BenchmarkFstat(b *testing.B) {
+	f, _ := os.Open(b.TempDir())
+	defer f.Close()
+	for i := 0; i < b.N; i++ {
+		sys.Fstat(int(f.Fd()))
+	}
+}
+
+// TestLinksAndMoves: trust belongs to a path and a content. A hard link elsewhere is not
+// trusted (the kernel reports the link's path); another file moved onto a trusted path is
+// judged by its own content, not by the cached digests of the file that was there.
+func TestLinksAndMoves(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good")
+	must(t, os.WriteFile(good, []byte("good tool"), 0o755))
+	db := loadFiles(t, trustFile(t, dir, good))
+	v := NewVerifier(VerifierConfig{})
+	_, fd := openFd(t, good)
+	if res, _ := v.Verify(context.Background(), db, good, fd); !res.Trusted() {
+		t.Fatalf("good: %v", res)
+	}
+	link := filepath.Join(dir, "link")
+	must(t, os.Link(good, link))
+	_, lfd := openFd(t, link)
+	if res, err := v.Verify(context.Background(), db, link, lfd); res.Status != NotListed || err != nil {
+		t.Fatalf("hard link: %v %v", res, err)
+	}
+	evil := filepath.Join(dir, "evil")
+	must(t, os.WriteFile(evil, []byte("evil tool"), 0o755)) // same size
+	must(t, os.Rename(evil, good))
+	_, efd := openFd(t, good)
+	if res, err := v.Verify(context.Background(), db, good, efd); res.Status != Modified || res.Cached || err != nil {
+		t.Fatalf("a file moved onto the trusted path: %v cached=%v %v", res, res.Cached, err)
+	}
+}
+
+// TestCacheBoundUnderFlood: verifying many distinct files keeps at most CacheEntries.
+func TestCacheBoundUnderFlood(t *testing.T) {
+	dir := t.TempDir()
+	var paths []string
+	for i := 0; i < 100; i++ {
+		p := filepath.Join(dir, "f"+strconv.Itoa(i))
+		must(t, os.WriteFile(p, []byte(p), 0o644))
+		paths = append(paths, p)
+	}
+	db := loadFiles(t, trustFile(t, dir, paths...))
+	v := NewVerifier(VerifierConfig{CacheEntries: 10})
+	for _, p := range paths {
+		_, fd := openFd(t, p)
+		if res, err := v.Verify(context.Background(), db, p, fd); !res.Trusted() || err != nil {
+			t.Fatalf("%s: %v %v", p, res, err)
+		}
+	}
+	if st := v.Stats(); st.Cached != 10 || st.Evictions != 90 || st.Hashes != 100 {
+		t.Fatalf("stats %+v, want 10 cached, 90 evicted", st)
+	}
+}
