@@ -232,3 +232,24 @@ func TestDpkgErrors(t *testing.T) {
 		t.Fatalf("missing database: %v", err)
 	}
 }
+
+// FuzzDpkgLines: the md5sums and Conffiles line parsers never panic, and what they accept is
+// well formed.
+func FuzzDpkgLines(f *testing.F) {
+	f.Add(md5hex("x") + "  usr/bin/x")
+	f.Add("\\" + md5hex("x") + "  usr/bin/a\\\\b\\nc")
+	f.Add(" /etc/cron.daily/x " + md5hex("x") + " obsolete")
+	f.Add(" /etc/my conf " + md5hex("x") + " remove-on-upgrade")
+	f.Fuzz(func(t *testing.T, line string) {
+		if sum, p, ok := parseSumsLine([]byte(line)); ok {
+			if len(p) == 0 || p[0] == '/' || hex.EncodeToString(sum[:]) != strings.ToLower(strings.TrimPrefix(line, "\\")[:32]) {
+				t.Fatalf("%q -> %x %q", line, sum, p)
+			}
+		}
+		if c, ok := parseConffile(line); ok {
+			if !strings.HasPrefix(c.path, "/") || !strings.Contains(line, hex.EncodeToString(c.md5[:])) && !strings.Contains(strings.ToLower(line), hex.EncodeToString(c.md5[:])) {
+				t.Fatalf("%q -> %+v", line, c)
+			}
+		}
+	})
+}
