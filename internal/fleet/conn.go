@@ -1,0 +1,204 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ConnOptions say how to reach NATS; every fleet command and component takes them.
+type ConnOptions struct {
+	// URLs is a comma list of server URLs (nats://host:4222, tls://host:4222); a bare
+	// host:port means nats://host:port.
+	URLs string
+	// Creds is a NATS credentials file (a user JWT and its nkey seed), as nsc makes them.
+	Creds string
+	// TLSCA is a PEM file of the CAs that sign the server's certificate; TLSCert and TLSKey
+	// are a client certificate and key for servers that verify clients.
+	TLSCA, TLSCert, TLSKey string
+	// Name is the connection's name in the server's monitoring (connz).
+	Name string
+	// InboxPrefix replaces "_INBOX" for the replies this connection receives, so a server
+	// can let each host subscribe only to its own replies (see docs/fleet.md).
+	InboxPrefix string
+	// Timeout bounds dialing each server and each JetStream request (default 5s).
+	Timeout time.Duration
+}
+
+// DefaultURL is where the commands look for NATS without --nats.
+const DefaultURL = "nats://127.0.0.1:4222"
+
+func (o *ConnOptions) timeout() time.Duration {
+	if o.Timeout > 0 {
+		return o.Timeout
+	}
+	return 5 * time.Second
+}
+
+// servers splits and checks URLs.
+func (o *ConnOptions) servers() ([]string, error) {
+	var out []string
+	for _, u := range strings.Split(o.URLs, ",") {
+		u = strings.TrimSpace(u)
+		if u == "" {
+			continue
+		}
+		if !strings.Contains(u, "://") {
+			u = "nats://" + u
+		}
+		p, err := url.Parse(u)
+		if err != nil || p.Host == "" {
+			return nil, fmt.Errorf("NATS URL %q is not a URL (want nats://HOST:PORT, a comma list for several)", u)
+		}
+		switch p.Scheme {
+		case "nats", "tls", "ws", "wss":
+		default:
+			return nil, fmt.Errorf("NATS URL %q: scheme %q is not nats, tls, ws or wss", u, p.Scheme)
+		}
+		if p.Path != "" && p.Path != "/" {
+			return nil, fmt.Errorf("NATS URL %q has a path; give the server only (nats://HOST:PORT)", u)
+		}
+		out = append(out, u)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no NATS URL given (want nats://HOST:PORT, a comma list for several)")
+	}
+	return out, nil
+}
+
+// Check reports bad options (unreadable files, malformed URLs) before any dialing.
+func (o *ConnOptions) Check() error {
+	if _, err := o.servers(); err != nil {
+		return err
+	}
+	for _, f := range []struct{ flag, path string }{
+		{"--nats-creds", o.Creds}, {"--nats-tls-ca", o.TLSCA}, {"--nats-tls-cert", o.TLSCert}, {"--nats-tls-key", o.TLSKey},
+	} {
+		if f.path == "" {
+			continue
+		}
+		fh, err := os.Open(f.path)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.flag, err)
+		}
+		fh.Close()
+	}
+	if (o.TLSCert == "") != (o.TLSKey == "") {
+		return errors.New("--nats-tls-cert and --nats-tls-key go together: give both or neither")
+	}
+	return nil
+}
+
+// natsOptions are the options of both kinds of connection.
+func (o *ConnOptions) natsOptions() ([]nats.Option, error) {
+	if err := o.Check(); err != nil {
+		return nil, err
+	}
+	opts := []nats.Option{nats.Timeout(o.timeout())}
+	if o.Name != "" {
+		opts = append(opts, nats.Name(o.Name))
+	}
+	if o.Creds != "" {
+		opts = append(opts, nats.UserCredentials(o.Creds))
+	}
+	if o.TLSCA != "" {
+		opts = append(opts, nats.RootCAs(o.TLSCA))
+	}
+	if o.TLSCert != "" {
+		opts = append(opts, nats.ClientCert(o.TLSCert, o.TLSKey))
+	}
+	if o.InboxPrefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(o.InboxPrefix))
+	}
+	return opts, nil
+}
+
+// Connect dials once, for a command: it fails within about Timeout per server, with an error
+// that names the servers and says what to check.
+func (o *ConnOptions) Connect() (*nats.Conn, error) {
+	srv, err := o.servers()
+	if err != nil {
+		return nil, err
+	}
+	opts, err := o.natsOptions()
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, nats.MaxReconnects(0), nats.NoReconnect())
+	nc, err := nats.Connect(strings.Join(srv, ","), opts...)
+	if err != nil {
+		return nil, explainConnect(srv, err)
+	}
+	return nc, nil
+}
+
+// explainConnect turns a dial error into one that says which servers and what to do.
+func explainConnect(srv []string, err error) error {
+	hint := "is nats-server running there with JetStream (nats-server -js)? check --nats"
+	switch {
+	case errors.Is(err, nats.ErrAuthorization), strings.Contains(strings.ToLower(err.Error()), "authorization"):
+		hint = "the server refused the credentials: check --nats-creds (or the user in the URL)"
+	case strings.Contains(err.Error(), "tls"), strings.Contains(err.Error(), "x509"), strings.Contains(err.Error(), "certificate"):
+		hint = "TLS failed: check --nats-tls-ca (and --nats-tls-cert/--nats-tls-key), and use tls:// URLs"
+	}
+	return fmt.Errorf("cannot reach NATS at %s: %v (%s)", strings.Join(srv, ","), err, hint)
+}
+
+// dialRetrying dials for a long-running component: it returns at once, connected or not, and
+// the connection keeps reconnecting on its own (nats.go's loop, every ReconnectWait with
+// jitter); Closed (after repeated authorization errors) is the owner's to notice and redial.
+// Publishing while disconnected fails at once (no reconnect buffer), so the owner's own retry
+// is the only one.
+func (o *ConnOptions) dialRetrying(changed func(what string, err error)) (*nats.Conn, error) {
+	srv, err := o.servers()
+	if err != nil {
+		return nil, err
+	}
+	opts, err := o.natsOptions()
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts,
+		nats.RetryOnFailedConnect(true),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(time.Second),
+		nats.ReconnectJitter(500*time.Millisecond, time.Second),
+		nats.ReconnectBufSize(-1),
+		nats.ConnectHandler(func(*nats.Conn) { changed("connected", nil) }),
+		nats.ReconnectHandler(func(*nats.Conn) { changed("reconnected", nil) }),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { changed("disconnected", err) }),
+		nats.ClosedHandler(func(*nats.Conn) { changed("closed", nil) }),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { changed("error", err) }),
+	)
+	return nats.Connect(strings.Join(srv, ","), opts...)
+}
+
+// JetStream returns a JetStream context for a command connection, with requests bounded by
+// the Timeout.
+func (o *ConnOptions) JetStream(nc *nats.Conn, opts ...jetstream.JetStreamOpt) (jetstream.JetStream, error) {
+	return jetstream.New(nc, append([]jetstream.JetStreamOpt{jetstream.WithDefaultTimeout(o.timeout())}, opts...)...)
+}
+
+// explainJS makes a JetStream API error say what to do.
+func explainJS(op string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, jetstream.ErrJetStreamNotEnabled), errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount):
+		return fmt.Errorf("%s: the NATS server has no JetStream for this account: start it with -js (and a store directory, -sd DIR)", op)
+	case errors.Is(err, nats.ErrNoResponders):
+		return fmt.Errorf("%s: no JetStream answered: start nats-server with -js, or check the account's permissions for $JS.API.> (docs/fleet.md)", op)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+		return fmt.Errorf("%s: JetStream did not answer in time (a server overloaded, or a permission denying $JS.API: see docs/fleet.md): %w", op, err)
+	case errors.Is(err, nats.ErrPermissionViolation), strings.Contains(strings.ToLower(err.Error()), "permissions violation"):
+		return fmt.Errorf("%s: the NATS user may not do this (see the permissions in docs/fleet.md): %w", op, err)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}

@@ -1,0 +1,554 @@
+package fleet
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Defaults of the fleet policy bucket.
+const (
+	DefaultBucket = "fsnotifyd-policy"
+	DefaultKey    = "default"
+	// StatusPrefix is the key prefix of the hosts' status entries: status.<host token>.
+	StatusPrefix = "status."
+)
+
+// PolicyStatus is what a host writes to status.<host> in the bucket: the revision it enforces.
+type PolicyStatus struct {
+	Host string `json:"host"`
+	// Key is the policy key the host follows.
+	Key string `json:"key"`
+	// Revision is the revision the host enforces (0: none), since AppliedAt.
+	Revision  uint64    `json:"revision"`
+	AppliedAt time.Time `json:"applied_at,omitzero"`
+	// Error says why the latest revision was refused (Refused), or what else is wrong; the
+	// host keeps enforcing Revision.
+	Error   string `json:"error,omitempty"`
+	Refused uint64 `json:"refused_revision,omitempty"`
+	// Source is "nats" (the bucket's revision) or "disk" (the last good copy, NATS not
+	// reached yet since the host started).
+	Source    string    `json:"source"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// ParsePolicyURL splits guard --policy-from's nats://HOST:PORT[,HOST:PORT]/BUCKET/KEY into
+// the server URLs, the bucket and the key (BUCKET and KEY default to fsnotifyd-policy and
+// default).
+func ParsePolicyURL(s string) (urls, bucket, key string, err error) {
+	bucket, key = DefaultBucket, DefaultKey
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok {
+		return "", "", "", fmt.Errorf("%q is not nats://HOST:PORT/BUCKET/KEY", s)
+	}
+	hosts, path, _ := strings.Cut(rest, "/")
+	if hosts == "" {
+		return "", "", "", fmt.Errorf("%q names no server (want nats://HOST:PORT/BUCKET/KEY)", s)
+	}
+	var list []string
+	for _, h := range strings.Split(hosts, ",") {
+		list = append(list, scheme+"://"+h)
+	}
+	if path != "" {
+		parts := strings.Split(strings.Trim(path, "/"), "/")
+		if len(parts) > 2 {
+			return "", "", "", fmt.Errorf("%q: the path is /BUCKET/KEY, got %d parts", s, len(parts))
+		}
+		if b, err := url.PathUnescape(parts[0]); err == nil && b != "" {
+			bucket = b
+		}
+		if len(parts) == 2 && parts[1] != "" {
+			key = parts[1]
+		}
+	}
+	return strings.Join(list, ","), bucket, key, nil
+}
+
+// OpenBucket looks up the policy bucket; with create, a missing bucket is created (keeping
+// 16 revisions of each key).
+func OpenBucket(ctx context.Context, js jetstream.JetStream, bucket string, create bool) (jetstream.KeyValue, error) {
+	kv, err := js.KeyValue(ctx, bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) && create {
+		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: bucket, History: 16,
+			Description: "fsnotifyd fleet policy: one key per policy, status.<host> per host (docs/fleet.md)",
+		})
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			kv, err = js.KeyValue(ctx, bucket)
+		}
+	}
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, fmt.Errorf("policy bucket %q does not exist yet: push a policy first (fsnotifyd policy push FILE --nats URL)", bucket)
+	}
+	if err != nil {
+		return nil, explainJS("policy bucket "+bucket, err)
+	}
+	return kv, nil
+}
+
+// ErrConflict is a push that lost a race: the key changed after it was read.
+var ErrConflict = errors.New("the policy changed while it was being pushed")
+
+// PushResult is what Push did.
+type PushResult struct {
+	Revision  uint64 // the revision now in the bucket
+	Previous  uint64 // the revision it replaced (0: none)
+	Unchanged bool   // the bucket already held these bytes: nothing written
+}
+
+// Push writes data as the new value of key with compare-and-set on the revision read first
+// (or on ifRevision when nonzero, which the caller saw before editing): if anyone pushed in
+// between, it fails with ErrConflict and writes nothing. validate (the local parser) checks
+// data before anything is sent.
+func Push(ctx context.Context, kv jetstream.KeyValue, key string, data []byte, ifRevision uint64, validate func([]byte) error) (PushResult, error) {
+	var res PushResult
+	if validate != nil {
+		if err := validate(data); err != nil {
+			return res, err
+		}
+	}
+	cur, err := kv.Get(ctx, key)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		cur = nil
+	case err != nil:
+		return res, explainJS("reading policy "+key, err)
+	}
+	if cur != nil {
+		res.Previous = cur.Revision()
+	}
+	if ifRevision != 0 && ifRevision != res.Previous {
+		return res, fmt.Errorf("%w: the bucket holds revision %d, not %d as --if-revision says: look at it (fsnotifyd policy status) and push again", ErrConflict, res.Previous, ifRevision)
+	}
+	if cur != nil && string(cur.Value()) == string(data) {
+		res.Revision, res.Unchanged = cur.Revision(), true
+		return res, nil
+	}
+	if cur == nil {
+		res.Revision, err = kv.Create(ctx, key, data)
+	} else {
+		res.Revision, err = kv.Update(ctx, key, data, cur.Revision())
+	}
+	if err != nil {
+		var apiErr *jetstream.APIError
+		if errors.Is(err, jetstream.ErrKeyExists) || errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+			now := uint64(0)
+			if e, gerr := kv.Get(ctx, key); gerr == nil {
+				now = e.Revision()
+			}
+			return res, fmt.Errorf("%w: someone pushed revision %d after this push read revision %d; nothing was written: check it (fsnotifyd policy status) and push again", ErrConflict, now, res.Previous)
+		}
+		return res, explainJS("pushing policy "+key, err)
+	}
+	return res, nil
+}
+
+// HostStatus is one host's entry in the bucket.
+type HostStatus struct {
+	Token  string
+	Status PolicyStatus
+	Err    error // the entry could not be read or parsed
+}
+
+// ReadStatuses returns every host's status entry, sorted by host.
+func ReadStatuses(ctx context.Context, kv jetstream.KeyValue) ([]HostStatus, error) {
+	lister, err := kv.ListKeysFiltered(ctx, StatusPrefix+"*")
+	if err != nil {
+		if errors.Is(err, jetstream.ErrNoKeysFound) {
+			return nil, nil
+		}
+		return nil, explainJS("listing host status", err)
+	}
+	var keys []string
+	for k := range lister.Keys() {
+		keys = append(keys, k)
+	}
+	lister.Stop()
+	var out []HostStatus
+	for _, k := range keys {
+		hs := HostStatus{Token: strings.TrimPrefix(k, StatusPrefix)}
+		e, err := kv.Get(ctx, k)
+		if err != nil {
+			if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+				continue
+			}
+			hs.Err = err
+		} else if err := json.Unmarshal(e.Value(), &hs.Status); err != nil {
+			hs.Err = fmt.Errorf("unreadable status: %w", err)
+		}
+		out = append(out, hs)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Token < out[j].Token })
+	return out, nil
+}
+
+// PolicyRevision is one revision of the policy, handed to the follower's Apply.
+type PolicyRevision struct {
+	Revision uint64
+	Data     []byte
+	// Source is "nats" or "disk" (the last good copy, at start).
+	Source string
+}
+
+// FollowerConfig configures a PolicyFollower.
+type FollowerConfig struct {
+	Conn        ConnOptions
+	Bucket, Key string // defaults fsnotifyd-policy, default
+	Host        string // default: the host name
+	// StateDir keeps the last good policy (required), so that a host that cannot reach NATS
+	// enforces it from the start.
+	StateDir string
+	// Apply validates and installs a revision; an error refuses it (the old policy stays).
+	// It is called from one goroutine at a time, never with a lock held.
+	Apply func(PolicyRevision) error
+	// Log receives one line per change (applied, refused, offline, back online).
+	Log func(msg string)
+}
+
+// PolicyFollower follows one key of the policy bucket; see StartPolicyFollower.
+type PolicyFollower struct {
+	cfg    FollowerConfig
+	token  string
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+	wake   chan struct{}
+
+	mu     sync.Mutex
+	status PolicyStatus
+}
+
+// savedPolicy is the state file's content.
+type savedPolicy struct {
+	Bucket   string    `json:"bucket"`
+	Key      string    `json:"key"`
+	Revision uint64    `json:"revision"`
+	Applied  time.Time `json:"applied_at"`
+	Data     []byte    `json:"data"`
+}
+
+// StartPolicyFollower applies the last good policy kept in StateDir (if any) before it
+// returns, then follows the key from its own goroutine: each new revision goes to Apply;
+// the host's status.<host> entry says what it enforces; the last good revision is saved to
+// StateDir. It reconnects forever; while NATS is unreachable the current policy stays.
+func StartPolicyFollower(cfg FollowerConfig) (*PolicyFollower, error) {
+	if cfg.Bucket == "" {
+		cfg.Bucket = DefaultBucket
+	}
+	if cfg.Key == "" {
+		cfg.Key = DefaultKey
+	}
+	if cfg.Host == "" {
+		h, err := DefaultHost()
+		if err != nil {
+			return nil, err
+		}
+		cfg.Host = h
+	}
+	token, err := HostToken(cfg.Host)
+	if err != nil {
+		return nil, fmt.Errorf("--host: %w", err)
+	}
+	if cfg.StateDir == "" {
+		return nil, errors.New("policy follower: no state directory given")
+	}
+	if cfg.Apply == nil {
+		return nil, errors.New("policy follower: no Apply function")
+	}
+	if cfg.Log == nil {
+		cfg.Log = func(string) {}
+	}
+	if err := cfg.Conn.Check(); err != nil {
+		return nil, err
+	}
+	if cfg.Conn.Name == "" {
+		cfg.Conn.Name = "fsnotifyd-policy " + cfg.Host
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("policy state directory: %w", err)
+	}
+	f := &PolicyFollower{cfg: cfg, token: token, done: make(chan struct{}), wake: make(chan struct{}, 1)}
+	f.status = PolicyStatus{Host: cfg.Host, Key: cfg.Key}
+	if sp, err := f.load(); err != nil {
+		f.logf("policy: the last good policy in %s cannot be read (%v); none until NATS answers", f.statePath(), err)
+	} else if sp != nil {
+		if err := cfg.Apply(PolicyRevision{Revision: sp.Revision, Data: sp.Data, Source: "disk"}); err != nil {
+			f.logf("policy: the saved revision %d is refused now (%v); none until NATS answers", sp.Revision, err)
+		} else {
+			f.status.Revision, f.status.AppliedAt, f.status.Source = sp.Revision, sp.Applied, "disk"
+			f.logf("policy: enforcing revision %d from %s until NATS answers", sp.Revision, f.statePath())
+		}
+	}
+	f.ctx, f.cancel = context.WithCancel(context.Background())
+	go f.run()
+	return f, nil
+}
+
+func (f *PolicyFollower) logf(format string, args ...any) { f.cfg.Log(fmt.Sprintf(format, args...)) }
+
+func (f *PolicyFollower) statePath() string {
+	return filepath.Join(f.cfg.StateDir, "policy."+f.cfg.Bucket+"."+f.cfg.Key+".json")
+}
+
+func (f *PolicyFollower) load() (*savedPolicy, error) {
+	b, err := os.ReadFile(f.statePath())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var sp savedPolicy
+	if err := json.Unmarshal(b, &sp); err != nil {
+		return nil, err
+	}
+	return &sp, nil
+}
+
+// save writes the last good revision durably (a temporary file, fsync, rename, fsync of the
+// directory), so a crash leaves the old copy or the new one.
+func (f *PolicyFollower) save(sp savedPolicy) error {
+	b, err := json.Marshal(sp)
+	if err != nil {
+		return err
+	}
+	p := f.statePath()
+	tmp := p + ".tmp"
+	fh, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = fh.Write(b)
+	if err == nil {
+		err = fh.Sync()
+	}
+	if cerr := fh.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, p)
+	}
+	if err == nil {
+		if d, derr := os.Open(f.cfg.StateDir); derr == nil {
+			err = d.Sync()
+			d.Close()
+		}
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
+}
+
+// Status is what the host enforces now.
+func (f *PolicyFollower) Status() PolicyStatus {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.status
+}
+
+// Close stops following; the policy applied last stays applied.
+func (f *PolicyFollower) Close() {
+	f.cancel()
+	<-f.done
+}
+
+func (f *PolicyFollower) connChanged(what string, err error) {
+	switch what {
+	case "disconnected":
+		st := f.Status()
+		msg := fmt.Sprintf("policy: NATS unreachable; still enforcing revision %d", st.Revision)
+		if st.Revision == 0 {
+			msg = "policy: NATS unreachable; no policy received yet"
+		}
+		if err != nil {
+			msg += " (" + err.Error() + ")"
+		}
+		f.cfg.Log(msg)
+	case "error":
+		if err != nil {
+			f.logf("policy: NATS: %v", err)
+		}
+	}
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run is the follower's goroutine: connect, then follow sessions (bucket lookup, status,
+// watch) until the connection drops or the watch ends, and start over.
+func (f *PolicyFollower) run() {
+	defer close(f.done)
+	backoff := 250 * time.Millisecond
+	sleep := func() bool {
+		t := time.NewTimer(backoff)
+		defer t.Stop()
+		backoff = min(2*backoff, 5*time.Second)
+		select {
+		case <-f.ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		}
+	}
+	var nc *nats.Conn
+	defer func() {
+		if nc != nil {
+			nc.Close()
+		}
+	}()
+	lastErr := ""
+	report := func(err error) {
+		if err.Error() != lastErr { // say each distinct problem once
+			lastErr = err.Error()
+			f.logf("policy: %v", err)
+		}
+	}
+	for f.ctx.Err() == nil {
+		if nc == nil || nc.IsClosed() {
+			if nc != nil {
+				nc.Close()
+			}
+			var err error
+			if nc, err = f.cfg.Conn.dialRetrying(f.connChanged); err != nil {
+				report(err)
+				nc = nil
+				if !sleep() {
+					return
+				}
+				continue
+			}
+		}
+		if !nc.IsConnected() {
+			select {
+			case <-f.ctx.Done():
+				return
+			case <-f.wake:
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		err := f.session(nc)
+		if f.ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			report(err)
+			if !sleep() {
+				return
+			}
+		} else {
+			backoff = 250 * time.Millisecond
+		}
+	}
+}
+
+// session follows the key over one connection until it drops (nil) or something fails.
+func (f *PolicyFollower) session(nc *nats.Conn) error {
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(f.cfg.Conn.timeout()))
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(f.ctx, f.cfg.Conn.timeout())
+	kv, err := OpenBucket(ctx, js, f.cfg.Bucket, false)
+	cancel()
+	if err != nil {
+		return err
+	}
+	w, err := kv.Watch(f.ctx, f.cfg.Key)
+	if err != nil {
+		return explainJS("watching policy "+f.cfg.Key, err)
+	}
+	defer w.Stop()
+	f.putStatus(kv)
+	check := time.NewTicker(time.Second)
+	defer check.Stop()
+	for {
+		select {
+		case <-f.ctx.Done():
+			return nil
+		case <-f.wake:
+			if !nc.IsConnected() {
+				return nil // the session restarts when the connection is back
+			}
+		case <-check.C:
+			if !nc.IsConnected() {
+				return nil
+			}
+		case e, ok := <-w.Updates():
+			if !ok {
+				return errors.New("the policy watch ended")
+			}
+			if e == nil {
+				continue // the initial values are in
+			}
+			f.update(kv, e)
+		}
+	}
+}
+
+// update applies one entry of the watched key.
+func (f *PolicyFollower) update(kv jetstream.KeyValue, e jetstream.KeyValueEntry) {
+	cur := f.Status()
+	switch {
+	case e.Operation() != jetstream.KeyValuePut:
+		f.setStatus(func(s *PolicyStatus) {
+			s.Error, s.Refused = fmt.Sprintf("the policy key was deleted at revision %d; still enforcing revision %d", e.Revision(), s.Revision), 0
+		})
+		f.logf("policy: key %s deleted in bucket %s; still enforcing revision %d", f.cfg.Key, f.cfg.Bucket, cur.Revision)
+	case e.Revision() == cur.Revision:
+		f.setStatus(func(s *PolicyStatus) { s.Source = "nats" }) // the disk copy is current
+	case e.Revision() < cur.Revision:
+		// The bucket is behind what this host enforces (a restored server?): keep ours, say so.
+		f.setStatus(func(s *PolicyStatus) {
+			s.Error = fmt.Sprintf("the bucket's revision %d is older than the enforced %d", e.Revision(), s.Revision)
+		})
+	default:
+		err := f.cfg.Apply(PolicyRevision{Revision: e.Revision(), Data: e.Value(), Source: "nats"})
+		if err != nil {
+			f.setStatus(func(s *PolicyStatus) {
+				s.Error, s.Refused = fmt.Sprintf("revision %d refused: %v", e.Revision(), err), e.Revision()
+			})
+			f.logf("policy: revision %d refused (%v); still enforcing revision %d", e.Revision(), err, cur.Revision)
+			break
+		}
+		now := time.Now()
+		f.setStatus(func(s *PolicyStatus) {
+			s.Revision, s.AppliedAt, s.Source, s.Error, s.Refused = e.Revision(), now, "nats", "", 0
+		})
+		f.logf("policy: revision %d applied", e.Revision())
+		if err := f.save(savedPolicy{Bucket: f.cfg.Bucket, Key: f.cfg.Key, Revision: e.Revision(), Applied: now, Data: e.Value()}); err != nil {
+			f.logf("policy: saving revision %d to %s: %v (a restart without NATS would not have it)", e.Revision(), f.statePath(), err)
+		}
+	}
+	f.putStatus(kv)
+}
+
+func (f *PolicyFollower) setStatus(fn func(*PolicyStatus)) {
+	f.mu.Lock()
+	fn(&f.status)
+	f.mu.Unlock()
+}
+
+// putStatus writes status.<host>; a failure is logged (the next change or session retries).
+func (f *PolicyFollower) putStatus(kv jetstream.KeyValue) {
+	f.setStatus(func(s *PolicyStatus) { s.UpdatedAt = time.Now() })
+	b, _ := json.Marshal(f.Status())
+	ctx, cancel := context.WithTimeout(f.ctx, f.cfg.Conn.timeout())
+	defer cancel()
+	if _, err := kv.Put(ctx, StatusPrefix+f.token, b); err != nil && f.ctx.Err() == nil {
+		f.logf("policy: writing %s%s: %v", StatusPrefix, f.token, explainJS("status", err))
+	}
+}

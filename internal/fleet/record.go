@@ -1,0 +1,213 @@
+package fleet
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Kind is what a fleet record reports.
+type Kind uint8
+
+const (
+	// Event is a file event: the object of `watch --json` / `trace --json`.
+	Event Kind = iota + 1
+	// Decision is a guard decision: the object of the guard's audit log.
+	Decision
+	// Gap says records were lost (or may have been): see GapRecord.
+	Gap
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Event:
+		return "event"
+	case Decision:
+		return "decision"
+	case Gap:
+		return "gap"
+	}
+	return "kind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// subjectWord is the middle token of the kind's subject.
+func (k Kind) subjectWord() string {
+	switch k {
+	case Event:
+		return "events"
+	case Decision:
+		return "decisions"
+	}
+	return "gaps"
+}
+
+// SubjectRoot is the first token of every fleet subject.
+const SubjectRoot = "fsnotifyd"
+
+// Subject is the subject a host publishes records of kind k on: fsnotifyd.events.<token>,
+// fsnotifyd.decisions.<token> or fsnotifyd.gaps.<token>, where token is HostToken(host).
+// Gaps have their own subject so that a reader of either events or decisions can read them
+// too.
+func Subject(k Kind, token string) string {
+	return SubjectRoot + "." + k.subjectWord() + "." + token
+}
+
+// HostToken maps a host name to one subject token (and key-value key component): ASCII
+// letters, digits and '-' stay; '.' becomes '_'; any other byte becomes '=' and two upper-case
+// hex digits ("a_b" -> "a=5Fb"). The map is one-to-one (a token decodes to exactly one name),
+// the result is valid in a NATS subject, a key-value key and a permission, and a dotted host
+// name stays readable: "web-1.example.com" -> "web-1_example_com".
+func HostToken(host string) (string, error) {
+	if host == "" {
+		return "", errors.New("empty host name")
+	}
+	var b strings.Builder
+	for i := 0; i < len(host); i++ {
+		c := host[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-':
+			b.WriteByte(c)
+		case c == '.':
+			b.WriteByte('_')
+		default:
+			const hex = "0123456789ABCDEF"
+			b.WriteByte('=')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+		}
+	}
+	return b.String(), nil
+}
+
+// HostFromToken is the inverse of HostToken.
+func HostFromToken(token string) (string, error) {
+	var b strings.Builder
+	for i := 0; i < len(token); i++ {
+		c := token[i]
+		switch {
+		case c == '_':
+			b.WriteByte('.')
+		case c == '=':
+			if i+2 >= len(token) {
+				return "", fmt.Errorf("host token %q: '=' must be followed by two hex digits", token)
+			}
+			v, err := strconv.ParseUint(token[i+1:i+3], 16, 8)
+			if err != nil || token[i+1:i+3] != strings.ToUpper(token[i+1:i+3]) {
+				return "", fmt.Errorf("host token %q: bad escape %q", token, token[i:i+3])
+			}
+			b.WriteByte(byte(v))
+			i += 2
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-':
+			b.WriteByte(c)
+		default:
+			return "", fmt.Errorf("host token %q: character %q is never in a token", token, c)
+		}
+	}
+	if b.Len() == 0 {
+		return "", errors.New("empty host token")
+	}
+	return b.String(), nil
+}
+
+// DefaultHost is the machine's host name, the default --host.
+func DefaultHost() (string, error) {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "", fmt.Errorf("cannot tell this machine's host name (%v): give --host NAME", err)
+	}
+	return h, nil
+}
+
+// KernelBootID is the kernel's boot id (/proc/sys/kernel/random/boot_id), as journald's
+// _BOOT_ID: a different one means the machine rebooted. "" if unreadable.
+func KernelBootID() string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// Header is the part of a fleet record every reader needs. A record is one JSON object: the
+// payload's fields (those of `watch --json`, or of the guard's audit log) plus these.
+type Header struct {
+	Host   string `json:"host"`
+	BootID string `json:"boot_id"`
+	Seq    uint64 `json:"seq"`
+	Kind   string `json:"kind"`
+	// Gap records only (see GapRecord).
+	Reason string `json:"reason,omitempty"`
+	First  uint64 `json:"first,omitempty"`
+	Last   uint64 `json:"last,omitempty"`
+	Count  uint64 `json:"count,omitempty"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// ParseHeader reads a record's header fields.
+func ParseHeader(data []byte) (Header, error) {
+	var h Header
+	if err := json.Unmarshal(data, &h); err != nil {
+		return h, fmt.Errorf("not a fleet record: %w", err)
+	}
+	if h.Host == "" || h.Seq == 0 || h.Kind == "" {
+		return h, errors.New("not a fleet record: host, seq or kind missing")
+	}
+	return h, nil
+}
+
+// Gap reasons.
+const (
+	// ReasonBufferFull: the exporter's memory buffer was full (the disk writer fell behind).
+	ReasonBufferFull = "buffer_full"
+	// ReasonSpoolFull: the spool reached its size limit (NATS unreachable or slow too long).
+	ReasonSpoolFull = "spool_full"
+	// ReasonSpoolError: the spool could not be written (a disk error; the log says which).
+	ReasonSpoolError = "spool_error"
+	// ReasonSpoolDamaged: spooled records could not be read back (damaged segment).
+	ReasonSpoolDamaged = "spool_damaged"
+	// ReasonTooLarge: a record was larger than the exporter's record limit.
+	ReasonTooLarge = "too_large"
+	// ReasonOverflow: the kernel's (or the daemon's) event queue overflowed: an unknown number
+	// of events never reached the exporter. No seq range.
+	ReasonOverflow = "overflow"
+	// ReasonCrash: the previous exporter run did not stop cleanly; records it held in memory
+	// (not yet in the spool) were lost, their number unknown. After a reboot the range also
+	// names the seqs that may have been in an unsynced spool tail (see docs/fleet.md).
+	ReasonCrash = "crash"
+)
+
+// gapFields is a gap's JSON after the header: the time, the reason and, when known, the range.
+func appendGap(dst []byte, now time.Time, reason string, first, last uint64, detail string) []byte {
+	dst = append(dst, `,"time":"`...)
+	dst = now.AppendFormat(dst, time.RFC3339Nano)
+	dst = append(dst, `","reason":`...)
+	dst = appendJSONString(dst, reason)
+	if first > 0 && last >= first {
+		dst = append(dst, `,"first":`...)
+		dst = strconv.AppendUint(dst, first, 10)
+		dst = append(dst, `,"last":`...)
+		dst = strconv.AppendUint(dst, last, 10)
+		dst = append(dst, `,"count":`...)
+		dst = strconv.AppendUint(dst, last-first+1, 10)
+	}
+	if detail != "" {
+		dst = append(dst, `,"detail":`...)
+		dst = appendJSONString(dst, detail)
+	}
+	return append(dst, '}')
+}
+
+// appendJSONString appends s as a JSON string (invalid UTF-8 replaced: host names and our own
+// messages only).
+func appendJSONString(dst []byte, s string) []byte {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	b, _ := json.Marshal(s)
+	return append(dst, b...)
+}

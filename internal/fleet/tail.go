@@ -1,0 +1,180 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// TailOptions select what Tail reads.
+type TailOptions struct {
+	Stream string // default FSNOTIFYD
+	// Decisions reads decisions instead of events (gap records come with either).
+	Decisions bool
+	// HostToken, when not "", reads only that host (a HostToken); otherwise every host.
+	HostToken string
+	// Where to start: the records from StartSeq (a stream sequence), or those newer than
+	// Since, or (both zero) only new ones.
+	StartSeq uint64
+	Since    time.Duration
+	// Durable names a durable consumer that remembers what was read (acknowledged) so a
+	// reader can stop and resume without loss; it is created on first use with the start
+	// above and resumed after that. "" reads with an ephemeral ordered consumer.
+	Durable string
+}
+
+// Received is one record read from the stream.
+type Received struct {
+	StreamSeq uint64
+	Subject   string
+	Data      []byte
+	// ack acknowledges it to a durable consumer (nil otherwise).
+	ack func() error
+}
+
+// Ack tells a durable consumer that the record was handled; a no-op otherwise.
+func (r *Received) Ack() error {
+	if r.ack == nil {
+		return nil
+	}
+	return r.ack()
+}
+
+// FilterSubjects are the subjects Tail reads for o.
+func (o TailOptions) FilterSubjects() []string {
+	tok := "*"
+	if o.HostToken != "" {
+		tok = o.HostToken
+	}
+	k := Event
+	if o.Decisions {
+		k = Decision
+	}
+	return []string{Subject(k, tok), Subject(Gap, tok)}
+}
+
+// Tail calls fn for each record until ctx is done (nil) or fn or the consumer fails. fn runs
+// on Tail's goroutine; with a durable consumer, a record is acknowledged after fn returns nil,
+// so one that was not handled comes again next time.
+func Tail(ctx context.Context, js jetstream.JetStream, o TailOptions, fn func(*Received) error) error {
+	if o.Stream == "" {
+		o.Stream = DefaultStream
+	}
+	var deliver jetstream.DeliverPolicy = jetstream.DeliverNewPolicy
+	var startTime *time.Time
+	switch {
+	case o.StartSeq > 0:
+		deliver = jetstream.DeliverByStartSequencePolicy
+	case o.Since > 0:
+		deliver = jetstream.DeliverByStartTimePolicy
+		t := time.Now().Add(-o.Since)
+		startTime = &t
+	}
+	var cons jetstream.Consumer
+	var err error
+	if o.Durable != "" {
+		cons, err = js.Consumer(ctx, o.Stream, o.Durable)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			cons, err = js.CreateConsumer(ctx, o.Stream, jetstream.ConsumerConfig{
+				Durable: o.Durable, Description: "fsnotifyd fleet tail",
+				FilterSubjects: o.FilterSubjects(), DeliverPolicy: deliver, OptStartSeq: o.StartSeq,
+				OptStartTime: startTime, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second,
+				MaxAckPending: 10000,
+			})
+		}
+	} else {
+		cons, err = js.OrderedConsumer(ctx, o.Stream, jetstream.OrderedConsumerConfig{
+			FilterSubjects: o.FilterSubjects(), DeliverPolicy: deliver, OptStartSeq: o.StartSeq, OptStartTime: startTime,
+		})
+	}
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("stream %s does not exist yet: no host has exported to this server (or use --stream)", o.Stream)
+	}
+	if err != nil {
+		return explainJS("reading stream "+o.Stream, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(1000))
+	if err != nil {
+		return explainJS("reading stream "+o.Stream, err)
+	}
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	defer it.Stop()
+	for {
+		m, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) && ctx.Err() != nil {
+				return nil
+			}
+			return explainJS("reading stream "+o.Stream, err)
+		}
+		meta, err := m.Metadata()
+		if err != nil {
+			return err
+		}
+		r := &Received{StreamSeq: meta.Sequence.Stream, Subject: m.Subject(), Data: m.Data()}
+		if o.Durable != "" {
+			r.ack = m.Ack
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+		if err := r.Ack(); err != nil && ctx.Err() == nil {
+			return explainJS("acknowledging", err)
+		}
+	}
+}
+
+// Deduper drops the second copy of a record (same host, same seq): the server drops a resent
+// record only within the stream's duplicate window. It remembers, per host, the seqs within
+// Window below the highest one seen.
+type Deduper struct {
+	Window uint64 // default 1<<16
+	hosts  map[string]*seen
+}
+
+type seen struct {
+	high uint64
+	bits []uint64 // bit (seq % window) for seqs in (high-window, high]
+}
+
+// Seen reports whether (host, seq) was seen before, and records it. A seq older than the
+// window below the host's highest counts as seen (it is far older than any resend).
+func (d *Deduper) Seen(host string, seq uint64) bool {
+	if d.Window == 0 {
+		d.Window = 1 << 16
+	}
+	if d.hosts == nil {
+		d.hosts = map[string]*seen{}
+	}
+	s := d.hosts[host]
+	if s == nil {
+		s = &seen{bits: make([]uint64, d.Window/64)}
+		d.hosts[host] = s
+	}
+	w := d.Window
+	bit := func(q uint64) (int, uint64) { i := q % w; return int(i / 64), 1 << (i % 64) }
+	switch {
+	case seq > s.high:
+		if seq-s.high >= w {
+			clear(s.bits)
+		} else {
+			for q := s.high + 1; q <= seq; q++ { // clear the slots of seqs now out of the window
+				i, m := bit(q)
+				s.bits[i] &^= m
+			}
+		}
+		s.high = seq
+	case s.high-seq >= w:
+		return true
+	}
+	i, m := bit(seq)
+	if s.bits[i]&m != 0 {
+		return true
+	}
+	s.bits[i] |= m
+	return false
+}
