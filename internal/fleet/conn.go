@@ -32,6 +32,11 @@ type ConnOptions struct {
 	Timeout time.Duration
 }
 
+// HostInboxPrefix is the reply prefix of a host's connections (exporter and policy
+// follower): _INBOX_<token>, so that a server can let each host subscribe to its own replies
+// only (docs/fleet.md).
+func HostInboxPrefix(token string) string { return "_INBOX_" + token }
+
 // DefaultURL is where the commands look for NATS without --nats.
 const DefaultURL = "nats://127.0.0.1:4222"
 

@@ -206,6 +206,9 @@ func NewExporter(cfg ExporterConfig) (*Exporter, error) {
 	if cfg.Conn.Name == "" {
 		cfg.Conn.Name = "fsnotifyd-export " + cfg.Host
 	}
+	if cfg.Conn.InboxPrefix == "" {
+		cfg.Conn.InboxPrefix = HostInboxPrefix(token)
+	}
 
 	sp, rec, err := spool.Open(spool.Options{Dir: cfg.SpoolDir, MaxBytes: cfg.SpoolMaxBytes, SegmentBytes: cfg.SegmentBytes})
 	if err != nil {

@@ -37,8 +37,8 @@ type PolicyStatus struct {
 	// host keeps enforcing Revision.
 	Error   string `json:"error,omitempty"`
 	Refused uint64 `json:"refused_revision,omitempty"`
-	// Source is "nats" (the bucket's revision) or "disk" (the last good copy, NATS not
-	// reached yet since the host started).
+	// Source is "disk" while the host enforces the last good copy it kept and has not heard
+	// from the bucket since it started, "nats" after that.
 	Source    string    `json:"source"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
@@ -275,6 +275,9 @@ func StartPolicyFollower(cfg FollowerConfig) (*PolicyFollower, error) {
 	if cfg.Conn.Name == "" {
 		cfg.Conn.Name = "fsnotifyd-policy " + cfg.Host
 	}
+	if cfg.Conn.InboxPrefix == "" {
+		cfg.Conn.InboxPrefix = HostInboxPrefix(token)
+	}
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("policy state directory: %w", err)
 	}
@@ -502,14 +505,14 @@ func (f *PolicyFollower) session(nc *nats.Conn) error {
 // update applies one entry of the watched key.
 func (f *PolicyFollower) update(kv jetstream.KeyValue, e jetstream.KeyValueEntry) {
 	cur := f.Status()
+	f.setStatus(func(s *PolicyStatus) { s.Source = "nats" }) // in touch with the bucket now
 	switch {
 	case e.Operation() != jetstream.KeyValuePut:
 		f.setStatus(func(s *PolicyStatus) {
 			s.Error, s.Refused = fmt.Sprintf("the policy key was deleted at revision %d; still enforcing revision %d", e.Revision(), s.Revision), 0
 		})
 		f.logf("policy: key %s deleted in bucket %s; still enforcing revision %d", f.cfg.Key, f.cfg.Bucket, cur.Revision)
-	case e.Revision() == cur.Revision:
-		f.setStatus(func(s *PolicyStatus) { s.Source = "nats" }) // the disk copy is current
+	case e.Revision() == cur.Revision: // the disk copy is current
 	case e.Revision() < cur.Revision:
 		// The bucket is behind what this host enforces (a restored server?): keep ours, say so.
 		f.setStatus(func(s *PolicyStatus) {

@@ -1,0 +1,230 @@
+package fleet
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/policy"
+)
+
+// guardStub is what the guard will do in Apply: parse, and swap on success.
+type guardStub struct {
+	mu      sync.Mutex
+	rev     uint64
+	pol     *policy.Policy
+	applied map[uint64]time.Time
+}
+
+func (g *guardStub) apply(p PolicyRevision) error {
+	pol, err := policy.Parse(fmt.Sprintf("revision %d", p.Revision), bytes.NewReader(p.Data))
+	if err != nil {
+		return err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.rev, g.pol = p.Revision, pol
+	if g.applied == nil {
+		g.applied = map[uint64]time.Time{}
+	}
+	g.applied[p.Revision] = time.Now()
+	return nil
+}
+
+func (g *guardStub) revision() uint64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.rev
+}
+
+func validatePolicy(b []byte) error {
+	_, err := policy.Parse("policy", bytes.NewReader(b))
+	return err
+}
+
+func startFollower(t *testing.T, ns *natsServer, host, state string, g *guardStub) (*PolicyFollower, *testLog) {
+	t.Helper()
+	lg := &testLog{t: t}
+	f, err := StartPolicyFollower(FollowerConfig{Conn: ConnOptions{URLs: ns.url(), Timeout: 2 * time.Second},
+		Host: host, StateDir: state, Apply: g.apply, Log: lg.log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, lg
+}
+
+// (d) push with compare-and-set, concurrent pushes, status per host, an invalid revision kept
+// out and reported, and a follower that keeps its policy from disk without NATS.
+func TestPolicyPushFollowStatus(t *testing.T) {
+	ns := startNATS(t)
+	_, js := ns.connect(t)
+	ctx := context.Background()
+	kv, err := OpenBucket(ctx, js, DefaultBucket, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hosts := []string{"h1", "h2.example.com", "h3"}
+	guards := make([]*guardStub, len(hosts))
+	followers := make([]*PolicyFollower, len(hosts))
+	logs := make([]*testLog, len(hosts))
+	states := make([]string, len(hosts))
+	for i, h := range hosts {
+		guards[i], states[i] = &guardStub{}, t.TempDir()
+		followers[i], logs[i] = startFollower(t, ns, h, states[i], guards[i])
+	}
+
+	// A local check refuses a bad file before anything is sent.
+	if _, err := Push(ctx, kv, DefaultKey, []byte("deny open relative/*.key\n"), 0, validatePolicy); err == nil || !strings.Contains(err.Error(), "1:") {
+		t.Fatalf("invalid policy pushed: %v", err)
+	}
+	res, err := Push(ctx, kv, DefaultKey, []byte("deny open /srv/**/*.key\n"), 0, validatePolicy)
+	if err != nil || res.Previous != 0 || res.Unchanged {
+		t.Fatal(res, err)
+	}
+	pushed := time.Now()
+	for i := range hosts {
+		waitFor(t, 5*time.Second, hosts[i]+" to enforce revision 1", func() bool { return guards[i].revision() == res.Revision })
+	}
+	var worst time.Duration
+	for _, g := range guards {
+		worst = max(worst, g.applied[res.Revision].Sub(pushed))
+	}
+	t.Logf("push to enforcement on all %d hosts: %v", len(hosts), worst)
+	if worst > time.Second {
+		t.Errorf("push to enforcement took %v (> 1s)", worst)
+	}
+	if guards[0].pol.Decide(&policy.Request{Path: "/srv/a/b.key", Event: engine.OpenPerm}).Verdict.String() != "deny" {
+		t.Error("the applied policy does not deny")
+	}
+
+	// Status: one entry per host with the revision.
+	waitFor(t, 5*time.Second, "status of every host", func() bool {
+		st, err := ReadStatuses(ctx, kv)
+		if err != nil || len(st) != len(hosts) {
+			return false
+		}
+		for _, s := range st {
+			if s.Status.Revision != res.Revision || s.Status.Error != "" || s.Status.Source != "nats" {
+				return false
+			}
+		}
+		return true
+	})
+
+	// The same bytes again: nothing written.
+	if r, err := Push(ctx, kv, DefaultKey, []byte("deny open /srv/**/*.key\n"), 0, validatePolicy); err != nil || !r.Unchanged || r.Revision != res.Revision {
+		t.Errorf("unchanged push: %+v %v", r, err)
+	}
+
+	// Concurrent pushes on the same revision: exactly one wins, the others fail clearly.
+	const n = 6
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	revs := make([]uint64, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := Push(ctx, kv, DefaultKey, fmt.Appendf(nil, "deny open /srv/%d/**\n", i), res.Revision, validatePolicy)
+			revs[i], errs[i] = r.Revision, err
+		}()
+	}
+	wg.Wait()
+	wins := 0
+	var winner uint64
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			wins++
+			winner = revs[i]
+		case !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "push again"):
+			t.Errorf("push %d: %v", i, err)
+		}
+	}
+	if wins != 1 {
+		t.Fatalf("%d concurrent pushes won: %v", wins, errs)
+	}
+	for i := range hosts {
+		waitFor(t, 5*time.Second, "the winner enforced", func() bool { return guards[i].revision() == winner })
+	}
+
+	// An invalid revision written past the local check (an old client, a hand edit) is refused
+	// by every host, which keeps the previous policy and says why.
+	bad, err := kv.Put(ctx, DefaultKey, []byte("allow sometimes /srv\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the refusal in every status", func() bool {
+		st, _ := ReadStatuses(ctx, kv)
+		ok := len(st) == len(hosts)
+		for _, s := range st {
+			ok = ok && s.Status.Refused == bad && s.Status.Revision == winner && strings.Contains(s.Status.Error, fmt.Sprintf("revision %d refused", bad))
+		}
+		return ok
+	})
+	for i := range hosts {
+		if guards[i].revision() != winner {
+			t.Errorf("%s enforces %d after the bad revision, want %d", hosts[i], guards[i].revision(), winner)
+		}
+		if !logs[i].has(fmt.Sprintf("revision %d refused", bad)) {
+			t.Errorf("%s did not log the refusal:\n%s", hosts[i], logs[i])
+		}
+	}
+
+	// A host that loses NATS keeps its policy and says so; restarted without NATS it enforces
+	// the last good revision from disk at once.
+	ns.stop()
+	waitFor(t, 10*time.Second, "the outage logged", func() bool { return logs[0].has(fmt.Sprintf("still enforcing revision %d", winner)) })
+	for _, f := range followers {
+		f.Close()
+	}
+	g := &guardStub{}
+	f, lg := startFollower(t, ns, hosts[0], states[0], g)
+	if g.revision() != winner || f.Status().Source != "disk" {
+		t.Errorf("restarted without NATS: enforcing %d from %q, want %d from disk", g.revision(), f.Status().Source, winner)
+	}
+	if !lg.has(fmt.Sprintf("enforcing revision %d from", winner)) {
+		t.Errorf("log:\n%s", lg)
+	}
+	ns.start()
+	waitFor(t, 15*time.Second, "the status after NATS is back", func() bool {
+		st, _ := ReadStatuses(ctx, kv)
+		for _, s := range st {
+			if s.Status.Host == hosts[0] {
+				return s.Status.Source == "nats" && s.Status.Revision == winner && s.Status.Refused == bad
+			}
+		}
+		return false
+	})
+	f.Close()
+}
+
+func TestPushIfRevision(t *testing.T) {
+	ns := startNATS(t)
+	_, js := ns.connect(t)
+	ctx := context.Background()
+	kv, err := OpenBucket(ctx, js, DefaultBucket, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenBucket(ctx, js, "nope", false); err == nil || !strings.Contains(err.Error(), "push a policy first") {
+		t.Errorf("missing bucket: %v", err)
+	}
+	r1, err := Push(ctx, kv, "k", []byte("default deny\n"), 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Push(ctx, kv, "k", []byte("default allow\n"), r1.Revision+5, nil); !errors.Is(err, ErrConflict) {
+		t.Errorf("push on a revision not current: %v", err)
+	}
+	r2, err := Push(ctx, kv, "k", []byte("default allow\n"), r1.Revision, nil)
+	if err != nil || r2.Previous != r1.Revision || r2.Revision <= r1.Revision {
+		t.Errorf("%+v %v", r2, err)
+	}
+}
