@@ -26,6 +26,8 @@ func commands() []command {
 		{"serve", "run the daemon that shares one kernel attachment with many clients", runServe},
 		{"stats", "print the figures of a running daemon", runStats},
 		{"trust", "add, list and verify the files a guard policy trusts (packages, trust files)", runTrust},
+		{"policy", "push a guard policy to the fleet, see which revision each host enforces", runPolicy},
+		{"fleet", "read every host's events and decisions from NATS JetStream", runFleet},
 	}
 }
 

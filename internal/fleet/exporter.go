@@ -88,7 +88,7 @@ type Exporter struct {
 	qlost    uint64   // dropped since the last queued entry
 	qover    uint64   // overflows since the last queued entry
 	qclosed  bool
-	qdamaged []startGap // spool ranges the publisher could not read, for gap records
+	qdamaged []startGap    // spool ranges the publisher could not read, for gap records
 	qwake    chan struct{} // cap 1: the writer has something to take
 	spareBuf []byte        // the writer's previous batch, reused (writer-owned)
 	spareEnt []qentry
@@ -120,16 +120,16 @@ type Exporter struct {
 
 	st struct {
 		appended, rejected, droppedBuf, droppedSpool, overflows atomic.Uint64
-		spooled, acked, resends, ackedThrough                 atomic.Uint64
-		connected                                             atomic.Bool
-		errMu                                                 sync.Mutex
-		lastErr                                               string
+		spooled, acked, resends, ackedThrough                   atomic.Uint64
+		connected                                               atomic.Bool
+		errMu                                                   sync.Mutex
+		lastErr                                                 string
 	}
 }
 
 type qentry struct {
-	kind      Kind // 0: a marker of lost/over
-	off, n    int
+	kind       Kind // 0: a marker of lost/over
+	off, n     int
 	lost, over uint64
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -56,9 +57,10 @@ func (o TailOptions) FilterSubjects() []string {
 	return []string{Subject(k, tok), Subject(Gap, tok)}
 }
 
-// Tail calls fn for each record until ctx is done (nil) or fn or the consumer fails. fn runs
-// on Tail's goroutine; with a durable consumer, a record is acknowledged after fn returns nil,
-// so one that was not handled comes again next time.
+// Tail calls fn for each record until ctx is done (nil), fn returns ErrStopTail (nil), or fn
+// or the consumer fails. fn runs on Tail's goroutine; with a durable consumer, a record is
+// acknowledged after fn returns nil or ErrStopTail, so one that was not handled comes again
+// next time.
 func Tail(ctx context.Context, js jetstream.JetStream, o TailOptions, fn func(*Received) error) error {
 	if o.Stream == "" {
 		o.Stream = DefaultStream
@@ -96,6 +98,52 @@ func Tail(ctx context.Context, js jetstream.JetStream, o TailOptions, fn func(*R
 	if err != nil {
 		return explainJS("reading stream "+o.Stream, err)
 	}
+	handle := func(m jetstream.Msg) (stop bool, err error) {
+		meta, err := m.Metadata()
+		if err != nil {
+			return true, err
+		}
+		r := &Received{StreamSeq: meta.Sequence.Stream, Subject: m.Subject(), Data: m.Data()}
+		if o.Durable != "" {
+			r.ack = m.Ack
+		}
+		ferr := fn(r)
+		if ferr != nil && ferr != ErrStopTail {
+			return true, ferr
+		}
+		if err := r.Ack(); err != nil && ctx.Err() == nil {
+			return true, explainJS("acknowledging", err)
+		}
+		return ferr == ErrStopTail, nil
+	}
+	if o.Durable != "" {
+		// Batches, so that what was fetched and not handled when the reader stops is handed
+		// back at once (Nak) instead of after the ack wait: the next run resumes right there.
+		for ctx.Err() == nil {
+			batch, err := cons.Fetch(100, jetstream.FetchMaxWait(time.Second))
+			if err != nil {
+				return explainJS("reading stream "+o.Stream, err)
+			}
+			var stopErr error
+			stopped := false
+			for m := range batch.Messages() {
+				if stopped || ctx.Err() != nil {
+					m.Nak()
+					continue
+				}
+				if stopped, stopErr = handle(m); stopped && stopErr != nil {
+					m.Nak()
+				}
+			}
+			if stopped {
+				return stopErr
+			}
+			if err := batch.Error(); err != nil && ctx.Err() == nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+				return explainJS("reading stream "+o.Stream, err)
+			}
+		}
+		return nil
+	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(1000))
 	if err != nil {
 		return explainJS("reading stream "+o.Stream, err)
@@ -106,27 +154,19 @@ func Tail(ctx context.Context, js jetstream.JetStream, o TailOptions, fn func(*R
 	for {
 		m, err := it.Next()
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) && ctx.Err() != nil {
+			if ctx.Err() != nil {
 				return nil
 			}
 			return explainJS("reading stream "+o.Stream, err)
 		}
-		meta, err := m.Metadata()
-		if err != nil {
+		if stopped, err := handle(m); stopped {
 			return err
-		}
-		r := &Received{StreamSeq: meta.Sequence.Stream, Subject: m.Subject(), Data: m.Data()}
-		if o.Durable != "" {
-			r.ack = m.Ack
-		}
-		if err := fn(r); err != nil {
-			return err
-		}
-		if err := r.Ack(); err != nil && ctx.Err() == nil {
-			return explainJS("acknowledging", err)
 		}
 	}
 }
+
+// ErrStopTail, returned by Tail's fn, stops Tail after the record (which counts as handled).
+var ErrStopTail = errors.New("stop tail")
 
 // Deduper drops the second copy of a record (same host, same seq): the server drops a resent
 // record only within the stream's duplicate window. It remembers, per host, the seqs within

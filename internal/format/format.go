@@ -472,3 +472,8 @@ func appendEscaped(dst []byte, s string) []byte {
 	}
 	return append(dst, s[start:]...)
 }
+
+// AppendEscaped appends s as trace lines print names: control characters, invalid UTF-8 and
+// backslashes escaped, so a string from elsewhere (a remote host's record) cannot forge or
+// split a line nor send escape sequences to a terminal.
+func AppendEscaped(dst []byte, s string) []byte { return appendEscaped(dst, s) }

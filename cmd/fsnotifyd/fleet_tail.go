@@ -1,0 +1,253 @@
+//go:build linux
+
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/internal/fleet"
+	"github.com/fsnotifyd/fsnotifyd/internal/format"
+	"github.com/fsnotifyd/fsnotifyd/internal/policy"
+)
+
+func init() {
+	registerFleetSubcommand(subcommand{"tail", "print the fleet's events (or decisions) as they arrive", runFleetTail})
+}
+
+const fleetTailHelp = `
+Print the records of every host (or those whose name matches --host) from the
+fleet stream as they arrive: file events in trace's line format, or with
+--decisions the guard decisions, each line starting with the host; --json
+prints each record as stored (the object of "watch --json" or of the audit
+log, with host, boot_id, seq and kind) plus its stream_seq. Gap records —
+records a host lost, or may have lost — are always shown, as
+  HOST *** LOST seq 1200-1450 (251 records): spool_full ***
+A record the stream holds twice (a resend after the duplicate window) is
+printed once.
+
+Without --since or --seq only new records are printed. --durable NAME keeps
+the reading position in the server: run again with the same NAME to go on
+where the last run stopped, without loss (the first run starts per --since or
+--seq).
+
+Exit status: 0 after -n records, at --timeout, or on SIGINT/SIGTERM; 1 on a
+runtime error (NATS unreachable: which URL and what to check); 2 on a usage
+error.
+
+Examples:
+  fsnotifyd fleet tail --nats nats://nats1:4222
+  fsnotifyd fleet tail --host 'web-*' --path '/etc/**' --since 1h
+  fsnotifyd fleet tail --decisions --json --durable siem
+  fsnotifyd fleet tail --seq 1 -n 100 --timeout 10s
+`
+
+func runFleetTail(args []string) int {
+	var (
+		nf                          natsFlags
+		hostGlob, pathGlob, durable string
+		stream                      = fleet.DefaultStream
+		decisions, jsonOut          bool
+		since, timeout              time.Duration
+		startSeq, count             int
+	)
+	fs := newFlagSet("fleet tail", "[--nats URL] [--host GLOB] [--path GLOB] [--decisions] [--since DUR | --seq N] [--json] [--durable NAME] [-n COUNT] [--timeout DUR]", fleetTailHelp)
+	nf.register(fs)
+	fs.stringVar(&hostGlob, "host", "only hosts whose name matches GLOB (shell pattern: web-*)")
+	fs.stringVar(&pathGlob, "path", "only records whose path matches GLOB (as in policies: /etc/**)")
+	fs.boolVar(&decisions, "decisions", "print guard decisions instead of file events")
+	fs.durationVar(&since, "since", "start with the records of the last DUR (e.g. 10m, 24h)")
+	fs.intVar(&startSeq, "seq", "start at stream sequence N (1: everything the stream holds)")
+	fs.boolVar(&jsonOut, "json,j", "print one JSON object per record")
+	fs.stringVar(&durable, "durable", "a durable consumer NAME that remembers what was read")
+	fs.stringVar(&stream, "stream", "the fleet stream's name")
+	fs.intVar(&count, "n,count", "exit after COUNT records (0, the default: no limit)")
+	fs.durationVar(&timeout, "t,timeout", "exit after DUR")
+	if status, ok := fs.parseNoArgs(args); !ok {
+		return status
+	}
+	if since > 0 && startSeq > 0 {
+		return fs.usageError(errors.New("--since and --seq cannot be used together"))
+	}
+	if startSeq < 0 || count < 0 {
+		return fs.usageError(errors.New("--seq and -n must not be negative"))
+	}
+	if hostGlob != "" {
+		if _, err := path.Match(hostGlob, ""); err != nil {
+			return fs.usageError(fmt.Errorf("--host %q: %w", hostGlob, err))
+		}
+	}
+	var pathMatch *policy.Glob
+	if pathGlob != "" {
+		g, err := policy.CompileGlob(pathGlob)
+		if err != nil {
+			return fs.usageError(fmt.Errorf("--path: %w", err))
+		}
+		pathMatch = g
+	}
+	opts := fleet.TailOptions{Stream: stream, Decisions: decisions, StartSeq: uint64(startSeq), Since: since, Durable: durable}
+	if hostGlob != "" && !strings.ContainsAny(hostGlob, `*?[\`) {
+		tok, err := fleet.HostToken(hostGlob)
+		if err != nil {
+			return fs.usageError(fmt.Errorf("--host: %w", err))
+		}
+		opts.HostToken = tok // one host: the server filters
+	}
+	c, status, ok := nf.connect(fs, "fsnotifyd-fleet-tail")
+	if !ok {
+		return status
+	}
+	defer c.close()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	w := bufio.NewWriterSize(os.Stdout, 64<<10)
+	defer w.Flush()
+	var dedupe fleet.Deduper
+	var line []byte
+	printed := 0
+	errDone := fleet.ErrStopTail
+	err := fleet.Tail(ctx, c.js, opts, func(r *fleet.Received) error {
+		h, err := fleet.ParseHeader(r.Data)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "fsnotifyd fleet tail: stream sequence %d on %s: %v\n", r.StreamSeq, r.Subject, err)
+			return nil
+		}
+		if hostGlob != "" {
+			if m, _ := path.Match(hostGlob, h.Host); !m {
+				return nil
+			}
+		}
+		if dedupe.Seen(h.Host, h.Seq) {
+			return nil
+		}
+		line, ok = tailLine(line[:0], r, &h, jsonOut, pathMatch)
+		if !ok {
+			return nil
+		}
+		if _, err := w.Write(line); err != nil {
+			return errDone // stdout closed
+		}
+		printed++
+		if count > 0 && printed >= count {
+			return errDone
+		}
+		if len(line) > 0 && w.Buffered() > 0 {
+			if err := w.Flush(); err != nil {
+				return errDone
+			}
+		}
+		return nil
+	})
+	w.Flush()
+	if err != nil {
+		return fail(fs.cmd, err)
+	}
+	return exitOK
+}
+
+// tailLine formats one record; ok is false when --path filters it out.
+func tailLine(dst []byte, r *fleet.Received, h *fleet.Header, jsonOut bool, pathMatch *policy.Glob) ([]byte, bool) {
+	if h.Kind != "gap" && pathMatch != nil {
+		var p struct {
+			Path    string `json:"path"`
+			OldPath string `json:"old_path"`
+		}
+		json.Unmarshal(r.Data, &p)
+		if !pathMatch.Match(p.Path) && (p.OldPath == "" || !pathMatch.Match(p.OldPath)) {
+			return dst, false
+		}
+	}
+	if jsonOut {
+		d := r.Data
+		if len(d) < 2 || d[len(d)-1] != '}' {
+			return dst, false
+		}
+		dst = append(dst, d[:len(d)-1]...)
+		dst = append(dst, `,"stream_seq":`...)
+		dst = strconv.AppendUint(dst, r.StreamSeq, 10)
+		return append(dst, "}\n"...), true
+	}
+	dst = format.AppendEscaped(dst, h.Host)
+	dst = append(dst, ' ')
+	switch h.Kind {
+	case "gap":
+		dst = append(dst, "*** LOST"...)
+		if h.First > 0 {
+			dst = fmt.Appendf(dst, " seq %d-%d (%d records)", h.First, h.Last, h.Count)
+		}
+		dst = append(dst, ": "...)
+		dst = format.AppendEscaped(dst, h.Reason)
+		if h.Detail != "" {
+			dst = append(dst, " — "...)
+			dst = format.AppendEscaped(dst, h.Detail)
+		}
+		dst = fmt.Appendf(dst, " (gap record seq %d) ***", h.Seq)
+	case "decision":
+		var d struct {
+			Time    string `json:"time"`
+			Path    string `json:"path"`
+			Pid     int    `json:"pid"`
+			Comm    string `json:"comm"`
+			Event   string `json:"event"`
+			Verdict string `json:"verdict"`
+			Rule    string `json:"rule"`
+			Latency string `json:"latency"`
+		}
+		json.Unmarshal(r.Data, &d)
+		if t, err := time.Parse(time.RFC3339Nano, d.Time); err == nil {
+			dst = t.Local().AppendFormat(dst, "15:04:05.000000 ")
+		}
+		rec := format.Record{Pid: d.Pid, Comm: d.Comm}
+		dst = appendCommPid(dst, &rec)
+		dst = append(dst, ' ')
+		dst = format.AppendEscaped(dst, strings.ToUpper(d.Verdict))
+		dst = append(dst, ' ')
+		dst = format.AppendEscaped(dst, d.Event)
+		dst = append(dst, ' ')
+		dst = format.AppendEscaped(dst, d.Path)
+		if d.Rule != "" {
+			dst = append(dst, " rule="...)
+			dst = format.AppendEscaped(dst, d.Rule)
+		}
+		if d.Latency != "" {
+			dst = append(dst, " latency="...)
+			dst = format.AppendEscaped(dst, d.Latency)
+		}
+	default:
+		rec, err := format.ParseJSON(r.Data)
+		if err != nil {
+			dst = append(dst, "? (unreadable event: "...)
+			dst = format.AppendEscaped(dst, err.Error())
+			dst = append(dst, ')')
+			break
+		}
+		rec.Time = rec.Time.Local()
+		dst = format.Trace{}.Append(dst, &rec)
+	}
+	return append(dst, '\n'), true
+}
+
+// appendCommPid is trace's "comm(pid):" for a decision line.
+func appendCommPid(dst []byte, r *format.Record) []byte {
+	line := format.Trace{}.Append(nil, r) // "comm(pid): " + letters + path "?"
+	if i := strings.Index(string(line), "):"); i >= 0 {
+		return append(dst, line[:i+2]...)
+	}
+	return dst
+}

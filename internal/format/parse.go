@@ -1,0 +1,92 @@
+package format
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/engine"
+)
+
+// ParseJSON reads back a JSON object written by JSON.Append (fields it does not know are
+// ignored, so a fleet record, which adds its own, parses too): the inverse of JSON.Append.
+// A KEY_raw byte array gives the field's bytes. An unknown event name is an error.
+func ParseJSON(data []byte) (Record, error) {
+	var v struct {
+		Time    string   `json:"time"`
+		Path    *string  `json:"path"`
+		Events  []string `json:"events"`
+		IsDir   bool     `json:"isdir"`
+		Pid     int      `json:"pid"`
+		Comm    *string  `json:"comm"`
+		OldPath *string  `json:"old_path"`
+		Raw     struct {
+			Path    []int `json:"path_raw"`
+			Comm    []int `json:"comm_raw"`
+			OldPath []int `json:"old_path_raw"`
+		}
+	}
+	var r Record
+	if err := json.Unmarshal(data, &v); err != nil {
+		return r, err
+	}
+	if err := json.Unmarshal(data, &v.Raw); err != nil {
+		return r, err
+	}
+	if v.Time != "" {
+		t, err := time.Parse(time.RFC3339Nano, v.Time)
+		if err != nil {
+			return r, fmt.Errorf("time %q: %w", v.Time, err)
+		}
+		r.Time = t
+	}
+	str := func(s *string, raw []int) (string, error) {
+		if s != nil {
+			return *s, nil
+		}
+		b := make([]byte, len(raw))
+		for i, c := range raw {
+			if c < 0 || c > 255 {
+				return "", fmt.Errorf("byte %d out of range", c)
+			}
+			b[i] = byte(c)
+		}
+		return string(b), nil
+	}
+	var err error
+	if r.Path, err = str(v.Path, v.Raw.Path); err != nil {
+		return r, fmt.Errorf("path_raw: %w", err)
+	}
+	if r.Comm, err = str(v.Comm, v.Raw.Comm); err != nil {
+		return r, fmt.Errorf("comm_raw: %w", err)
+	}
+	if r.OldPath, err = str(v.OldPath, v.Raw.OldPath); err != nil {
+		return r, fmt.Errorf("old_path_raw: %w", err)
+	}
+	for _, name := range v.Events {
+		m, ok := jsonMask(name)
+		if !ok {
+			return r, fmt.Errorf("unknown event %q", name)
+		}
+		r.Mask |= m
+	}
+	r.IsDir, r.Pid = v.IsDir, v.Pid
+	return r, nil
+}
+
+// jsonMask is the bit of one name of JSON's "events" (a name, or 0x... for a bit without one).
+func jsonMask(name string) (engine.Mask, bool) {
+	for _, n := range jsonNames {
+		if n.name == name {
+			return n.mask, true
+		}
+	}
+	if h, ok := strings.CutPrefix(name, "0x"); ok {
+		var v uint64
+		if _, err := fmt.Sscanf(h, "%x", &v); err == nil && v != 0 && v&(v-1) == 0 {
+			return engine.Mask(v), true
+		}
+	}
+	return 0, false
+}
