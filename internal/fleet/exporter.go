@@ -597,6 +597,13 @@ func (e *Exporter) flush() bool {
 // writerGate, when set (by tests, before NewExporter), runs before each batch of the writer.
 var writerGate func()
 
+// queued is the number of entries in the memory buffer (benchmarks).
+func (e *Exporter) queued() int {
+	e.qmu.Lock()
+	defer e.qmu.Unlock()
+	return len(e.qents)
+}
+
 // abandon stops the exporter as a crash would (tests): no clean state, nothing flushed.
 func (e *Exporter) abandon() {
 	e.qmu.Lock()
