@@ -3,12 +3,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -39,15 +37,6 @@ func natsURL(t *testing.T) string {
 	return fmt.Sprintf("nats://127.0.0.1:%d", port)
 }
 
-// fsn runs the binary and returns its stdout, stderr and exit status.
-func fsn(t *testing.T, args ...string) (string, string, int) {
-	t.Helper()
-	cmd := exec.Command(bin, args...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	return out.String(), errb.String(), exitStatus(err)
-}
 
 func TestPolicyPushAndStatusCommands(t *testing.T) {
 	url := natsURL(t)
