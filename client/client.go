@@ -693,6 +693,11 @@ func (c *Client) Marks() map[MarkID]string {
 
 // Respond answers a permission event. It does not wait for the daemon: a refused answer
 // (unknown id, past its deadline) is logged. Use RespondWait to learn the outcome.
+//
+// Every answer is a verdict: a deny with an errno is a plain deny (EPERM) unless the client is
+// pre-content and the errno one of engine.DenyErrnos (the daemon decides); an answer that is
+// no verdict at all (an unknown verdict, an errno with allow) is sent as a deny, and Respond
+// returns an error matching ErrInvalid.
 func (c *Client) Respond(id uint64, r engine.Response) error {
 	c.mu.Lock()
 	conn, closed := c.conn, c.closed
@@ -703,17 +708,33 @@ func (c *Client) Respond(id uint64, r engine.Response) error {
 	if conn == nil {
 		return ErrUnavailable
 	}
-	return conn.WriteMsg(&proto.Respond{EventID: id, Verdict: r.Verdict, Errno: r.Errno, Cache: r.Cache})
+	m, valid := proto.NewRespond(0, id, r)
+	if err := conn.WriteMsg(m); err != nil {
+		return err
+	}
+	return invalidAnswer(valid, r)
 }
 
-// RespondWait answers a permission event and waits for the daemon's acknowledgement;
-// ErrNotFound means it was answered already or its deadline passed.
+// RespondWait answers a permission event as Respond does and waits for the daemon's
+// acknowledgement; ErrNotFound means it was answered already or its deadline passed.
 func (c *Client) RespondWait(ctx context.Context, id uint64, r engine.Response) error {
-	res, err := c.request(ctx, &proto.Respond{Req: c.nextReq.Add(1), EventID: id, Verdict: r.Verdict, Errno: r.Errno, Cache: r.Cache})
+	m, valid := proto.NewRespond(c.nextReq.Add(1), id, r)
+	res, err := c.request(ctx, m)
 	if err != nil {
 		return err
 	}
-	return toError(res.(*proto.Result).Err())
+	if err := toError(res.(*proto.Result).Err()); err != nil {
+		return err
+	}
+	return invalidAnswer(valid, r)
+}
+
+// invalidAnswer is the error for an answer that was no verdict (and went as a deny).
+func invalidAnswer(valid bool, r engine.Response) error {
+	if valid {
+		return nil
+	}
+	return &Error{Code: proto.CodeInvalid, Msg: fmt.Sprintf("answer %+v is no verdict (allow, or deny with an optional errno): sent a deny", r)}
 }
 
 // Stats asks the daemon for its figures (all clients' if all and the client is privileged).

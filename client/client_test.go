@@ -5,6 +5,7 @@ package client_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net"
 	"os"
@@ -681,5 +682,64 @@ func TestHandler(t *testing.T) {
 	}
 	if _, ok := <-c.Events(); ok {
 		t.Error("Events not closed by Close")
+	}
+}
+
+// TestNoAnswerIsLost: whatever a permission client answers, through Respond or RespondWait,
+// the access ends at once: a deny with an errno a content client cannot send is a plain deny
+// (EPERM, no error); an answer that is no verdict goes as a deny and is reported invalid. The
+// client's close verdict is allow and its deadline a minute, so only an answer denies in time.
+func TestNoAnswerIsLost(t *testing.T) {
+	sock, _ := serve(t, daemon.DefaultConfig())
+	scratch := testenv.Tmpfs(t)
+	file := filepath.Join(scratch, "f")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, client.Options{Socket: sock, Class: engine.ClassContent, Deadline: time.Minute})
+	ctx, cancel := context.WithTimeout(context.Background(), hang)
+	defer cancel()
+	if _, err := c.AddMark(ctx, scratch, engine.KindInode, engine.MarkSpec{Mask: engine.OpenPerm | engine.EventOnChild}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		r       engine.Response
+		invalid bool
+	}{
+		{"deny with EIO", engine.Response{Verdict: engine.Deny, Errno: syscall.EIO}, false},
+		{"unknown verdict", engine.Response{Verdict: 5}, true},
+		{"allow with errno", engine.Response{Errno: syscall.EIO}, true},
+	} {
+		for _, wait := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/wait=%v", tc.name, wait), func(t *testing.T) {
+				start := time.Now()
+				done := accessor(t, file)
+				var ev client.Event
+				select {
+				case ev = <-c.Events():
+					ev.FD.Close()
+				case <-time.After(hang):
+					t.Fatal("no permission event")
+				}
+				var err error
+				if wait {
+					err = c.RespondWait(ctx, ev.ID, tc.r)
+				} else {
+					err = c.Respond(ev.ID, tc.r)
+				}
+				if tc.invalid != errors.Is(err, client.ErrInvalid) || (!tc.invalid && err != nil) {
+					t.Errorf("answer %+v: %v, want invalid %v", tc.r, err, tc.invalid)
+				}
+				select {
+				case err := <-done:
+					if err == nil || time.Since(start) > 2*time.Second {
+						t.Errorf("open after answer %+v: %v after %v, want a deny within 2s", tc.r, err, time.Since(start))
+					}
+				case <-time.After(hang):
+					t.Fatalf("answer %+v left the open waiting", tc.r)
+				}
+			})
+		}
 	}
 }

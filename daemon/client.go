@@ -285,17 +285,22 @@ func (c *client) removeMark(m *proto.RemoveMark) (uint64, error) {
 	return cm.id, nil
 }
 
+// respond answers a permission event. The engine answers a pending event whatever the
+// answer holds (engine.Group.Respond): a deny with an errno this client's class cannot send is
+// a plain deny (EPERM), never a refusal that would leave the access waiting. What fails here
+// leaves nothing pending: an id that is not pending (unknown, answered, past its deadline:
+// not-found), or a closed client.
 func (c *client) respond(m *proto.Respond) error {
 	err := c.g.Respond(m.EventID, m.Response())
 	c.mu.Lock()
 	t, ok := c.sent[m.EventID]
 	delete(c.sent, m.EventID)
 	c.mu.Unlock()
+	if ok && (err == nil || errors.Is(err, engine.ErrInvalidAnswer)) {
+		c.s.lat.observe(time.Since(t))
+	}
 	if err != nil {
 		return requestError(err)
-	}
-	if ok {
-		c.s.lat.observe(time.Since(t))
 	}
 	return nil
 }

@@ -96,7 +96,7 @@ func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", " 
 
 // clientHelper is a daemon client driven by commands, one per line on stdin; its options come
 // from FSND_CLIENT (comma-separated key=value: class, deadline, dverdict, cverdict, fds,
-// reconnect, auto, quiet, name, comm, uid).
+// reconnect, auto, errno, quiet, name, comm, uid).
 //
 //	dial                      → welcome fds=B deadline=NS uid=N   | dial-err CODE MSG
 //	add KIND MASK PATH        → add-ok ID                        | add-err CODE MSG
@@ -108,10 +108,11 @@ func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", " 
 //
 // Events are printed as "event ID MASK fd=B path=PATH" (not with quiet), Resync events as
 // "resync", overflows as "overflow". With auto=allow or auto=deny it answers every permission
-// event at once.
+// event at once (with errno=N, a deny carries errno N).
 func clientHelper() int {
 	opts := client.Options{Socket: os.Getenv("FSND_SOCKET"), Name: "helper"}
 	var auto string
+	var autoErrno syscall.Errno
 	var quiet bool
 	for _, kv := range strings.Split(os.Getenv("FSND_CLIENT"), ",") {
 		k, v, _ := strings.Cut(kv, "=")
@@ -135,6 +136,9 @@ func clientHelper() int {
 			opts.Reconnect = v == "1"
 		case "auto":
 			auto = v
+		case "errno":
+			n, _ := strconv.Atoi(v)
+			autoErrno = syscall.Errno(n)
 		case "quiet":
 			quiet = v == "1"
 		case "name":
@@ -191,7 +195,9 @@ func clientHelper() int {
 					}
 					if ev.ID != 0 && auto != "" {
 						v, _ := engine.ParseVerdict(auto)
-						c.Respond(ev.ID, engine.Response{Verdict: v})
+						if err := c.Respond(ev.ID, engine.Response{Verdict: v, Errno: autoErrno}); err != nil {
+							say("respond-err %s %s", errCode(err), oneLine(err))
+						}
 					}
 					if !quiet {
 						say("event %d %#x fd=%d path=%s", ev.ID, uint64(ev.Mask), b2i(hasFD), ev.Path)

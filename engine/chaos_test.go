@@ -908,10 +908,7 @@ func (c *chaos) deliver(cg *chaosGroup, d Delivery, rng *rand.Rand) {
 		c.respond(cg, p, d, r, true)
 		done()
 	case n == 6:
-		if err := cg.g.Respond(d.ID, Response{Verdict: 7}); err != ErrInvalid {
-			c.errorf("Respond with an invalid verdict: %v", err)
-		}
-		c.respond(cg, p, d, r, false)
+		c.respond(cg, p, d, Response{Verdict: 7}, false) // no verdict: a deny
 		done()
 	case n == 7:
 		c.count("never-answered")
@@ -940,19 +937,24 @@ func (c *chaos) deliver(cg *chaosGroup, d Delivery, rng *rand.Rand) {
 }
 
 // respond answers d and checks the outcome: accepted, or refused with a reason that holds.
+// An answer that is no verdict denies the event, and Respond says so (ErrInvalidAnswer).
 func (c *chaos) respond(cg *chaosGroup, p *chaosPayload, d Delivery, r Response, again bool) {
+	given, accepted := r, error(nil)
+	if r.Verdict > Deny {
+		given, accepted = Response{Verdict: Deny}, ErrInvalidAnswer
+	}
 	if !again {
 		p.mu.Lock()
 		if _, ok := p.answers[cg.g.ID()]; !ok {
-			p.answers[cg.g.ID()] = r // before Respond: Notify may return as soon as it is in
+			p.answers[cg.g.ID()] = given // before Respond: Notify may return as soon as it is in
 		}
 		p.mu.Unlock()
 	}
 	err := cg.g.Respond(d.ID, r)
 	switch {
-	case err == nil && again:
+	case (err == nil || err == ErrInvalidAnswer) && again:
 		c.errorf("group %d accepted a second answer to event %d", cg.g.ID(), d.ID)
-	case err == nil:
+	case err == accepted:
 		cg.answered.Add(1)
 		c.count("answers-accepted")
 	case err == ErrNoSuchEvent:

@@ -401,17 +401,62 @@ func TestRespondErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Release()
-	if err := g.Respond(d.ID, Response{Verdict: Deny, Errno: syscall.EIO}); !errors.Is(err, ErrPreContentBit) {
-		t.Fatalf("errno from a content group: %v", err)
-	}
-	if err := g.Respond(d.ID, Response{Verdict: Deny}); err != nil {
-		t.Fatal(err)
+	// An errno from a content group is a plain deny: answered, no error.
+	if err := g.Respond(d.ID, Response{Verdict: Deny, Errno: syscall.EIO}); err != nil {
+		t.Fatalf("errno from a content group: %v, want a plain deny", err)
 	}
 	if err := g.Respond(d.ID, Response{}); !errors.Is(err, ErrNoSuchEvent) {
 		t.Fatalf("second answer: %v", err)
 	}
-	if r := <-res; r.Verdict != Deny {
-		t.Fatalf("got %+v", r)
+	if r := <-res; r.Verdict != Deny || r.Errno != 0 {
+		t.Fatalf("got %+v, want a plain deny", r)
+	}
+}
+
+// TestRespondAlwaysAnswers: whatever Respond is given for a pending event, the event is
+// answered at once — never left to its deadline — and an answer that is no verdict denies.
+func TestRespondAlwaysAnswers(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		class   Class
+		r       Response
+		want    Response
+		wantErr error
+	}{
+		{"errno from content", ClassContent, Response{Verdict: Deny, Errno: syscall.EIO}, Response{Verdict: Deny}, nil},
+		{"errno not in the list", ClassPreContent, Response{Verdict: Deny, Errno: syscall.ENOENT}, Response{Verdict: Deny}, nil},
+		{"errno from pre-content", ClassPreContent, Response{Verdict: Deny, Errno: syscall.EIO}, Response{Verdict: Deny, Errno: syscall.EIO}, nil},
+		{"unknown verdict", ClassContent, Response{Verdict: 7}, Response{Verdict: Deny}, ErrInvalidAnswer},
+		{"unknown verdict with cache", ClassPreContent, Response{Verdict: 2, Cache: true}, Response{Verdict: Deny}, ErrInvalidAnswer},
+		{"allow with errno", ClassPreContent, Response{Errno: syscall.EIO}, Response{Verdict: Deny}, ErrInvalidAnswer},
+		{"deny with cache", ClassContent, Response{Verdict: Deny, Cache: true}, Response{Verdict: Deny}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := New(Config{})
+			g := newGroup(t, e, Options{Class: tc.class}) // no deadline: an unanswered event would hang
+			mustAdd(t, g, Inode(f), MarkSpec{Mask: OpenPerm})
+			res := make(chan Response, 1)
+			go func() { res <- e.Notify(context.Background(), fileEvent(OpenPerm)) }()
+			d, err := g.Read(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Release()
+			if err := g.Respond(d.ID, tc.r); err != tc.wantErr {
+				t.Errorf("Respond(%+v): %v, want %v", tc.r, err, tc.wantErr)
+			}
+			select {
+			case r := <-res:
+				if r.Verdict != tc.want.Verdict || r.Errno != tc.want.Errno || r.Cache {
+					t.Errorf("Respond(%+v) gave %+v, want %+v", tc.r, r, tc.want)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("Respond(%+v) left the access waiting", tc.r)
+			}
+			if err := g.Respond(d.ID, Response{}); !errors.Is(err, ErrNoSuchEvent) {
+				t.Errorf("a second answer: %v, want ErrNoSuchEvent", err)
+			}
+		})
 	}
 }
 
@@ -426,9 +471,7 @@ func TestDenyErrno(t *testing.T) {
 	if r := e.Notify(context.Background(), ev); r.Verdict != Deny || r.Errno != syscall.EIO {
 		t.Fatalf("got %+v", r)
 	}
-	if err := g.Respond(1, Response{Verdict: Deny, Errno: syscall.ENOENT}); !errors.Is(err, ErrInvalid) {
-		t.Fatalf("errno outside the kernel's list: %v", err)
-	}
+	// An errno outside the kernel's list: TestRespondAlwaysAnswers.
 }
 
 func TestMarkValidation(t *testing.T) {

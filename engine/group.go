@@ -359,20 +359,14 @@ func (g *Group) withdraw(q *queued, r Response) Response {
 }
 
 // Respond answers the permission event id, which must have been read from g and not answered
-// yet; otherwise it returns ErrNoSuchEvent (the kernel's ENOENT). Errno and a Deny need a
-// pre-content group (FAN_DENY_ERRNO) and one of DenyErrnos.
+// yet; otherwise it returns ErrNoSuchEvent (the kernel's ENOENT), or ErrClosed, and answers
+// nothing. A pending event is always answered, whatever r holds (see answer): a deny with an
+// errno g cannot send is a plain deny (EPERM); an answer that is no verdict at all (an unknown
+// verdict, an errno with allow) denies it, and Respond returns ErrInvalidAnswer. (The kernel
+// refuses such answers with EINVAL and leaves the event waiting; here a caller's mistake must
+// never leave an access waiting for the deadline, or forever without one.)
 func (g *Group) Respond(id uint64, r Response) error {
-	if r.Verdict > Deny {
-		return ErrInvalid
-	}
-	if r.Errno != 0 {
-		if r.Verdict != Deny || !slices.Contains(DenyErrnos, r.Errno) {
-			return ErrInvalid
-		}
-		if g.opts.Class != ClassPreContent {
-			return ErrPreContentBit
-		}
-	}
+	r, valid := g.answer(r)
 	g.mu.Lock()
 	q := g.pending[id]
 	if q == nil {
@@ -386,9 +380,6 @@ func (g *Group) Respond(id uint64, r Response) error {
 	delete(g.pending, id)
 	r.Reason = ReasonAnswered
 	r.Group = g.id
-	if r.Verdict != Allow {
-		r.Cache = false
-	}
 	q.resp = r
 	close(q.done)
 	w := q.waiter
@@ -398,7 +389,28 @@ func (g *Group) Respond(id uint64, r Response) error {
 	if w != nil {
 		w.resume(r) // the walk goes on here, on the answering goroutine
 	}
+	if !valid {
+		return ErrInvalidAnswer
+	}
 	return nil
+}
+
+// answer returns the verdict g gives for r, so that every answer is one. A deny keeps its
+// errno only where the kernel honours it (FAN_DENY_ERRNO: a pre-content group, one of
+// DenyErrnos); elsewhere it is a plain deny (EPERM), as documented for notify.DenyErrno and
+// policy errno= rules. An answer that is no verdict — an unknown verdict, an errno with
+// allow — is a deny, and ok is false. Only an allow may be cached.
+func (g *Group) answer(r Response) (_ Response, ok bool) {
+	if r.Verdict > Deny || (r.Errno != 0 && r.Verdict != Deny) {
+		return Response{Verdict: Deny}, false
+	}
+	if r.Errno != 0 && (g.opts.Class != ClassPreContent || !slices.Contains(DenyErrnos, r.Errno)) {
+		r.Errno = 0
+	}
+	if r.Verdict != Allow {
+		r.Cache = false
+	}
+	return Response{Verdict: r.Verdict, Errno: r.Errno, Cache: r.Cache}, true
 }
 
 // Read returns the next event, blocking until there is one, ctx ends (ctx.Err()) or the group
@@ -639,13 +651,9 @@ func (g *Group) handle(ev *Event, m Mask) (Response, bool) {
 	if !ok {
 		return Response{}, false
 	}
-	if r.Verdict > Deny || (r.Errno != 0 && (g.opts.Class != ClassPreContent || r.Verdict != Deny ||
-		!slices.Contains(DenyErrnos, r.Errno))) { // what Respond refuses
-		r = Response{Verdict: Deny} // an invalid answer from a handler denies, loudly in stats
-		g.st.handlerInvalid.Add(1)
-	}
-	if r.Verdict != Allow {
-		r.Cache = false
+	r, valid := g.answer(r)
+	if !valid {
+		g.st.handlerInvalid.Add(1) // denied, loudly in stats
 	}
 	r.Reason, r.Group = ReasonAnswered, g.id
 	g.st.permAnswered.Add(1)

@@ -141,7 +141,8 @@ func (r Reason) String() string {
 type Response struct {
 	Verdict Verdict
 	// Errno, with Deny, is the error the access fails with instead of EPERM. Only pre-content
-	// groups may set it (FAN_DENY_ERRNO), and only to one of DenyErrnos.
+	// groups can send one (FAN_DENY_ERRNO), and only one of DenyErrnos; from any other group,
+	// or any other errno, the deny is a plain one (EPERM).
 	Errno syscall.Errno
 	// Cache, with Allow, says the allow may be remembered for this object and event until the
 	// object changes. Notify's result has Cache set only if every group that took the event
@@ -296,7 +297,10 @@ var (
 	ErrMarkLimit     = &Error{"group's mark limit reached", syscall.ENOSPC}
 	ErrInvalid       = &Error{"invalid argument", syscall.EINVAL}
 	ErrPermissionBit = &Error{"permission events need a content or pre-content group", syscall.EINVAL}
-	ErrPreContentBit = &Error{"pre-access events and deny errnos need a pre-content group", syscall.EINVAL}
+	ErrPreContentBit = &Error{"pre-access events need a pre-content group", syscall.EINVAL}
+	// ErrInvalidAnswer: Respond got no verdict (an unknown verdict, an errno with allow); it
+	// denied the access.
+	ErrInvalidAnswer = &Error{"invalid answer (a verdict other than allow or deny, or an errno with allow): the access was denied", syscall.EINVAL}
 	ErrWouldBlock    = &Error{"no event queued", syscall.EAGAIN}
 )
 

@@ -329,7 +329,8 @@ func (gd *Guard) onRemoteEvent(cl *client.Client, ev client.Event) {
 		if v, ok := gd.cfg.Inline(r); ok {
 			// Respond does not wait for the daemon's acknowledgement: a decision this quick
 			// is in time unless the deadline is shorter than the trip to the daemon.
-			err := cl.Respond(ev.ID, v.response(gd.cfg.Cache))
+			v, resp := gd.answer(v)
+			err := cl.Respond(ev.ID, resp)
 			ev.FD.Close()
 			if err == nil {
 				gd.record(r, v, "inline")
@@ -391,7 +392,8 @@ func (gd *Guard) decideRemote(cl *client.Client, ev client.Event, r *Request) {
 	}
 	ctx, cancel := context.WithTimeout(gd.ctx, 10*time.Second)
 	defer cancel()
-	switch err := cl.RespondWait(ctx, ev.ID, v.response(gd.cfg.Cache)); {
+	v, resp := gd.answer(v)
+	switch err := cl.RespondWait(ctx, ev.ID, resp); {
 	case err == nil:
 		gd.record(r, v, by)
 	case errors.Is(err, client.ErrNotFound):

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -115,7 +116,9 @@ var (
 
 // DenyErrno fails the access with errno instead of EPERM. Only pre-content guards (those
 // watching AccessPreAccess) can, and only with EPERM, EIO, EBUSY, ETXTBSY, EAGAIN, ENOSPC or
-// EDQUOT (the kernel's FAN_DENY_ERRNO); elsewhere it is a plain deny.
+// EDQUOT (the kernel's FAN_DENY_ERRNO); elsewhere — another guard, another errno — it is a
+// plain deny (EPERM), at once, embedded and through the daemon alike, and OnDecision is told
+// the plain deny.
 func DenyErrno(errno syscall.Errno) Verdict { return Verdict{deny: true, errno: errno} }
 
 // Denied reports whether v denies.
@@ -389,9 +392,19 @@ func (v Verdict) engineVerdict() engine.Verdict {
 	return engine.Allow
 }
 
-func (v Verdict) response(cacheOK bool) engine.Response {
-	r := engine.Response{Verdict: v.engineVerdict(), Errno: v.errno, Cache: v.cache && cacheOK && !v.deny}
-	return r
+// answer returns the verdict that applies for v on this Guard, and its engine response: a
+// deny keeps its errno only where the kernel honours one (a pre-content guard, an errno of
+// engine.DenyErrnos), else it is a plain deny (EPERM) — on every path, embedded or through
+// the daemon, so that the audit records what the access got; an allow is cached only with
+// GuardConfig.Cache.
+func (gd *Guard) answer(v Verdict) (Verdict, engine.Response) {
+	if v.errno != 0 && (gd.cfg.Events&AccessPreAccess == 0 || !slices.Contains(engine.DenyErrnos, v.errno)) {
+		v.errno = 0
+	}
+	if v.deny || !gd.cfg.Cache {
+		v.cache = false
+	}
+	return v, engine.Response{Verdict: v.engineVerdict(), Errno: v.errno, Cache: v.cache}
 }
 
 func (gd *Guard) addMarks() error {
@@ -451,8 +464,9 @@ func (gd *Guard) inline(d engine.Delivery) (engine.Response, bool) {
 	if !ok {
 		return engine.Response{}, false
 	}
+	v, resp := gd.answer(v)
 	gd.record(r, v, "inline")
-	return v.response(gd.cfg.Cache), true
+	return resp, true
 }
 
 func (gd *Guard) record(r *Request, v Verdict, by string) {
@@ -504,13 +518,14 @@ func (gd *Guard) decide(d engine.Delivery) {
 	func() {
 		defer func() {
 			if p := recover(); p != nil {
-				gd.g.Respond(d.ID, gd.cfg.OnTimeout.response(false)) // answer, then crash
+				gd.g.Respond(d.ID, engine.Response{Verdict: gd.cfg.OnTimeout.engineVerdict()}) // answer, then crash
 				panic(p)
 			}
 		}()
 		v = gd.runHandler(r)
 	}()
-	err := gd.g.Respond(d.ID, v.response(gd.cfg.Cache))
+	v, resp := gd.answer(v)
+	err := gd.g.Respond(d.ID, resp)
 	switch {
 	case err == nil:
 		gd.record(r, v, "handler")

@@ -134,7 +134,7 @@ func runGuard(args []string) int {
 	pol.CacheAllows = pol.CacheAllows || cache
 	if pol.NeedsPreContent() && kinds&notify.AccessPreAccess == 0 {
 		// An errno= rule needs a pre-content group; pre_access rules need their events.
-		fmt.Fprintln(os.Stderr, "fsnotifyd guard: note: the policy denies with an errno or names pre_access; add --events ...,pre_access to use it (errno= applies to pre_access events only)")
+		fmt.Fprintln(os.Stderr, "fsnotifyd guard: note: the policy denies with an errno or names pre_access; add --events ...,pre_access to use it (without a pre-content guard an errno= deny is a plain deny, EPERM)")
 	}
 	for _, p := range paths {
 		if _, err := os.Stat(p); err != nil {

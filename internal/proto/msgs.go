@@ -435,8 +435,9 @@ type Respond struct {
 	Req     uint64 // 0: no Result on success
 	EventID uint64 // Event.ID of the event; nonzero
 	Verdict engine.Verdict
-	// Errno, with Deny, is the error the access fails with instead of EPERM (pre-content
-	// clients only, one of engine.DenyErrnos; the daemon checks). At most MaxErrno.
+	// Errno, with Deny, is the error the access fails with instead of EPERM: honoured for
+	// pre-content clients and one of engine.DenyErrnos, else the deny is a plain one (EPERM).
+	// At most MaxErrno.
 	Errno syscall.Errno
 	// Cache, with Allow, lets the daemon remember the allow for this object and event until
 	// the object changes.
@@ -445,6 +446,28 @@ type Respond struct {
 
 func (*Respond) Type() Type          { return TypeRespond }
 func (m *Respond) RequestID() uint64 { return m.Req }
+
+// NewRespond returns the Respond that answers event id with r, with request id req: one that
+// encodes, whatever r holds, so that a client's answer is never lost to an encoding error (the
+// access would wait for its deadline, or forever without one). An answer that is no verdict
+// (an unknown verdict, an errno with allow) becomes a deny, as the daemon would make it, and
+// valid is false; an errno above MaxErrno, or a cache flag on a deny, is dropped (the daemon
+// could not honour either: a plain deny). A frame the daemon cannot decode would instead end
+// the connection and give every pending event of the client its close verdict.
+func NewRespond(req, id uint64, r engine.Response) (m *Respond, valid bool) {
+	m = &Respond{Req: req, EventID: id, Verdict: r.Verdict, Errno: r.Errno, Cache: r.Cache}
+	valid = r.Verdict <= engine.Deny && (r.Errno == 0 || r.Verdict == engine.Deny)
+	if !valid {
+		m.Verdict, m.Errno, m.Cache = engine.Deny, 0, false
+	}
+	if m.Errno > MaxErrno {
+		m.Errno = 0
+	}
+	if m.Verdict != engine.Allow {
+		m.Cache = false
+	}
+	return m, valid
+}
 
 // Response returns the answer as an engine.Response, for engine.Group.Respond.
 func (m *Respond) Response() engine.Response {

@@ -493,3 +493,42 @@ func TestMaxPayloadOf(t *testing.T) {
 		t.Error("Hello or Stats limit")
 	}
 }
+
+// TestNewRespondAlwaysEncodes: whatever a client answers, NewRespond gives a frame the daemon
+// can decode (a frame it cannot would end the connection and answer every pending event with
+// the close verdict); an answer that is no verdict goes as a deny, and says so.
+func TestNewRespondAlwaysEncodes(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		r     engine.Response
+		want  engine.Response
+		valid bool
+	}{
+		{"allow", engine.Response{}, engine.Response{}, true},
+		{"allow-cache", engine.Response{Cache: true}, engine.Response{Cache: true}, true},
+		{"deny-errno", engine.Response{Verdict: engine.Deny, Errno: syscall.EIO}, engine.Response{Verdict: engine.Deny, Errno: syscall.EIO}, true},
+		{"deny-cache", engine.Response{Verdict: engine.Deny, Cache: true}, engine.Response{Verdict: engine.Deny}, true},
+		{"deny-huge-errno", engine.Response{Verdict: engine.Deny, Errno: 70000}, engine.Response{Verdict: engine.Deny}, true},
+		{"unknown-verdict", engine.Response{Verdict: 9, Cache: true}, engine.Response{Verdict: engine.Deny}, false},
+		{"allow-errno", engine.Response{Errno: syscall.EIO}, engine.Response{Verdict: engine.Deny}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, valid := NewRespond(3, 7, tc.r)
+			if valid != tc.valid {
+				t.Errorf("valid = %v, want %v", valid, tc.valid)
+			}
+			frame, fds, err := Encode(m)
+			if err != nil {
+				t.Fatalf("Encode(%+v): %v", m, err)
+			}
+			got, err := Decode(frame, fds)
+			if err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			r := got.(*Respond)
+			if r.Req != 3 || r.EventID != 7 || r.Response() != tc.want {
+				t.Errorf("NewRespond(%+v) decodes to %+v, want event 7 answered %+v", tc.r, r, tc.want)
+			}
+		})
+	}
+}

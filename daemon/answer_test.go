@@ -1,0 +1,263 @@
+//go:build linux
+
+package daemon_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/proto"
+	"github.com/fsnotifyd/fsnotifyd/internal/sys"
+	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
+)
+
+// answerBound is how soon an answered access must return: the answer is immediate, so this
+// only absorbs a loaded machine (the helper process's start, the race detector).
+const answerBound = time.Second
+
+// TestErrnoDenyIsPlainDenyThroughDaemon: a deny with an errno (EIO) from a permission client
+// through the daemon fails the open at once, in both read modes, with and without a deadline:
+// EIO for a pre-content client (FAN_DENY_ERRNO), EPERM — a plain deny — for a content client,
+// which cannot send an errno. It used to wait out the deadline and then be allowed, or hang
+// forever with none (issue 9, item 2).
+func TestErrnoDenyIsPlainDenyThroughDaemon(t *testing.T) {
+	testenv.RequireRoot(t)
+	for _, mode := range readModes {
+		for _, class := range []struct {
+			name string
+			want syscall.Errno
+		}{{"content", syscall.EPERM}, {"pre-content", syscall.EIO}} {
+			for _, deadline := range []time.Duration{30 * time.Second, 0} {
+				name := fmt.Sprintf("%s/%s/deadline=%v", mode.name, class.name, deadline)
+				t.Run(name, func(t *testing.T) {
+					testErrnoDeny(t, mode.threadPerClient, class.name, deadline, class.want)
+				})
+			}
+		}
+	}
+}
+
+func testErrnoDeny(t *testing.T, threadPerClient bool, class string, deadline time.Duration, want syscall.Errno) {
+	scratch := testenv.Tmpfs(t)
+	file := filepath.Join(scratch, "f.bad")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig()
+	cfg.MaxDeadline = 0 // no cap: deadline 0 means none
+	sock := filepath.Join(testenv.PublicDir(t), "d.sock")
+	startDaemonMode(t, cfg, sock, threadPerClient)
+	c := dialClient(t, sock, fmt.Sprintf("class=%s,deadline=%v,auto=deny,errno=%d", class, deadline, int(syscall.EIO)), spawnOpts{})
+	if w := c.allLines("welcome")[0]; !strings.Contains(w, fmt.Sprintf(" deadline=%d ", int64(deadline))) {
+		t.Fatalf("welcome %q: want deadline %v", w, deadline)
+	}
+	mustAdd(t, c, kindInode, maskOpenPerm, scratch)
+	for i, acc := range startAccessors(t, file, 3) {
+		errno, end := acc.result(t, 5*time.Second)
+		took := time.Duration(end - acc.start)
+		if syscall.Errno(errno) != want || took > answerBound {
+			t.Errorf("open %d: errno %d (%v) after %v, want %d (%v) within %v", i, errno, syscall.Errno(errno), took, int(want), want, answerBound)
+		}
+	}
+	if l, ok := c.waitLine("respond-err", 0); ok {
+		t.Errorf("the client's answer was refused: %s", l)
+	}
+}
+
+// rawPermClient is a content-class client speaking the protocol itself, so that it can send
+// what the client package never would.
+type rawPermClient struct {
+	t    *testing.T
+	conn *proto.Conn
+	req  uint64
+}
+
+func dialRaw(t *testing.T, sock string, h proto.Hello) *rawPermClient {
+	t.Helper()
+	conn, err := proto.Dial(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(hang))
+	h.Req, h.MinVersion, h.MaxVersion = 1, proto.MinVersion, proto.MaxVersion
+	if err := conn.WriteMsg(&h); err != nil {
+		t.Fatal(err)
+	}
+	m, err := conn.ReadMsg()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m.(*proto.Welcome); !ok {
+		t.Fatalf("got %#v, want a Welcome", m)
+	}
+	return &rawPermClient{t: t, conn: conn, req: 1}
+}
+
+// next reads the next message that is not an event the test does not wait for.
+func (c *rawPermClient) next() proto.Msg {
+	c.t.Helper()
+	m, err := c.conn.ReadMsg()
+	if err != nil {
+		c.t.Fatalf("reading from the daemon: %v", err)
+	}
+	proto.CloseFDs(m)
+	return m
+}
+
+// request writes m and returns its Result.
+func (c *rawPermClient) result(m proto.Msg) *proto.Result {
+	c.t.Helper()
+	if err := c.conn.WriteMsg(m); err != nil {
+		c.t.Fatal(err)
+	}
+	for {
+		if r, ok := c.next().(*proto.Result); ok && r.Req == m.RequestID() {
+			return r
+		}
+	}
+}
+
+func (c *rawPermClient) mark(dir string) {
+	c.t.Helper()
+	fd, err := sys.Open(dir, sys.O_PATH, 0)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.req++
+	r := c.result(&proto.AddMark{Req: c.req, Kind: engine.KindInode, Mask: engine.OpenPerm | engine.EventOnChild, Target: proto.NewFD(fd)})
+	syscall.Close(fd)
+	if r.Err() != nil {
+		c.t.Fatal(r.Err())
+	}
+}
+
+func (c *rawPermClient) event() *proto.Event {
+	c.t.Helper()
+	for {
+		if ev, ok := c.next().(*proto.Event); ok && ev.ID != 0 {
+			return ev
+		}
+	}
+}
+
+// respondFrame is the frame of a Respond for id with the verdict byte and errno given as they
+// go on the wire, whether or not they are valid.
+func respondFrame(id uint64, verdict byte, errno uint16) []byte {
+	frame, _, err := proto.Encode(&proto.Respond{EventID: id})
+	if err != nil {
+		panic(err)
+	}
+	frame[proto.HeaderSize+8] = verdict
+	frame[proto.HeaderSize+10], frame[proto.HeaderSize+11] = byte(errno), byte(errno>>8)
+	return frame
+}
+
+// TestEveryRejectedAnswerEndsInAVerdict: each way the daemon can reject a permission client's
+// answer ends the access in a defined verdict, promptly, in both read modes:
+//   - an unknown id is not-found and touches nothing: the pending event waits for its answer;
+//   - an answer after the deadline is not-found: the deadline verdict applied;
+//   - a Respond the daemon cannot decode (a verdict other than 0 or 1, an errno with allow) is
+//     a protocol error: Fatal bad-field, the connection ends, and the pending event gets the
+//     client's close verdict at once (deny and allow both tried).
+func TestEveryRejectedAnswerEndsInAVerdict(t *testing.T) {
+	testenv.RequireRoot(t)
+	for _, mode := range readModes {
+		t.Run(mode.name, func(t *testing.T) { testRejectedAnswers(t, mode.threadPerClient) })
+	}
+}
+
+func testRejectedAnswers(t *testing.T, threadPerClient bool) {
+	scratch := testenv.Tmpfs(t)
+	file := filepath.Join(scratch, "f")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(testenv.PublicDir(t), "d.sock")
+	startDaemonMode(t, testConfig(), sock, threadPerClient)
+	opened := func(acc *accessor, want syscall.Errno, what string) {
+		t.Helper()
+		errno, end := acc.result(t, 5*time.Second)
+		if took := time.Duration(end - acc.start); syscall.Errno(errno) != want || took > answerBound+500*time.Millisecond {
+			t.Errorf("%s: open got errno %d after %v, want %d (%v)", what, errno, took, int(want), want)
+		}
+	}
+
+	t.Run("unknown id", func(t *testing.T) {
+		c := dialRaw(t, sock, proto.Hello{Class: engine.ClassContent, Deadline: time.Minute})
+		c.mark(scratch)
+		acc := startAccessors(t, file, 1)[0]
+		ev := c.event()
+		for _, req := range []uint64{0, 10} {
+			m := &proto.Respond{Req: req, EventID: ev.ID + 1000}
+			r := c.result(m)
+			if r.Code != proto.CodeNotFound || r.ID != ev.ID+1000 {
+				t.Errorf("Respond (req %d) to an unknown id: %+v, want not-found naming the id", req, r)
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+		if acc.returned() {
+			t.Fatal("an answer to another id answered the pending event")
+		}
+		if r := c.result(&proto.Respond{Req: 11, EventID: ev.ID, Verdict: engine.Deny}); r.Err() != nil {
+			t.Fatalf("the real answer: %v", r.Err())
+		}
+		opened(acc, syscall.EPERM, "after the real answer")
+	})
+
+	t.Run("after the deadline", func(t *testing.T) {
+		c := dialRaw(t, sock, proto.Hello{Class: engine.ClassContent, Deadline: 300 * time.Millisecond, DeadlineVerdict: engine.Deny})
+		c.mark(scratch)
+		acc := startAccessors(t, file, 1)[0]
+		ev := c.event()
+		opened(acc, syscall.EPERM, "at the deadline")
+		if r := c.result(&proto.Respond{Req: 2, EventID: ev.ID}); r.Code != proto.CodeNotFound {
+			t.Errorf("an allow after the deadline: %+v, want not-found (the deadline verdict applied)", r)
+		}
+	})
+
+	for _, tc := range []struct {
+		name    string
+		verdict byte
+		errno   uint16
+	}{
+		{"unknown verdict", 7, 0},
+		{"errno with allow", 0, uint16(syscall.EIO)},
+	} {
+		for _, cv := range []engine.Verdict{engine.Deny, engine.Allow} {
+			t.Run(tc.name+"/close verdict "+cv.String(), func(t *testing.T) {
+				c := dialRaw(t, sock, proto.Hello{Class: engine.ClassContent, Deadline: time.Minute, CloseVerdict: cv})
+				c.mark(scratch)
+				acc := startAccessors(t, file, 1)[0]
+				ev := c.event()
+				if _, err := c.conn.UnixConn().Write(respondFrame(ev.ID, tc.verdict, tc.errno)); err != nil {
+					t.Fatal(err)
+				}
+				for {
+					m, err := c.conn.ReadMsg()
+					if err != nil {
+						t.Fatalf("no Fatal before the connection ended: %v", err)
+					}
+					proto.CloseFDs(m)
+					if f, ok := m.(*proto.Fatal); ok {
+						if f.Code != proto.CodeBadField {
+							t.Errorf("Fatal %v, want bad-field", f.Err())
+						}
+						break
+					}
+				}
+				want := syscall.Errno(0)
+				if cv == engine.Deny {
+					want = syscall.EPERM
+				}
+				opened(acc, want, "the close verdict")
+			})
+		}
+	}
+}
