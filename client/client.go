@@ -147,7 +147,8 @@ type Event struct {
 	Mark MarkID
 	// Overflow: the client lost events (its queue or the kernel's overflowed): rescan.
 	Overflow bool
-	// Resync: the client reconnected to a daemon (a restart): it may have missed events.
+	// Resync: the client reconnected to a daemon (a restart) and placed its marks again: it
+	// may have missed events. (Not sent when it had no marks to place.)
 	Resync bool
 }
 
@@ -233,6 +234,16 @@ func (c *Client) Welcome() proto.Welcome {
 // connect dials and says Hello.
 func (c *Client) connect(ctx context.Context) (*proto.Conn, *proto.Welcome, error) {
 	conn, err := proto.Dial(c.opts.Socket)
+	for errors.Is(err, syscall.EAGAIN) {
+		// The daemon's listen backlog is full (a burst of connections): it drains it, so
+		// try again shortly, within ctx.
+		select {
+		case <-ctx.Done():
+			return nil, nil, fmt.Errorf("%w at %s: the daemon's connection queue stayed full: %v", ErrUnavailable, c.opts.Socket, ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+		conn, err = proto.Dial(c.opts.Socket)
+	}
 	if err != nil {
 		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
 			return nil, nil, fmt.Errorf("%w at %s (start it with \"fsnotifyd serve\", or name another socket): %v", ErrUnavailable, c.opts.Socket, err)
@@ -257,13 +268,15 @@ func (c *Client) connect(ctx context.Context) (*proto.Conn, *proto.Welcome, erro
 		WantEventFDs: c.opts.WantEventFDs, WantComm: c.opts.WantComm, WantUID: c.opts.WantUID,
 		LastInstance: c.instance,
 	}
-	if err := conn.WriteMsg(h); err != nil {
-		conn.Close()
-		return nil, nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
+	werr := conn.WriteMsg(h)
+	// Even if the Hello could not be written, read: a daemon that refuses a connection at
+	// once (a connection limit) sends its Fatal and closes, maybe before the Hello arrives.
 	m, err := conn.ReadMsg()
-	if err != nil {
+	if _, fatal := m.(*proto.Fatal); err != nil || (werr != nil && !fatal) {
 		conn.Close()
+		if werr != nil {
+			err = werr
+		}
 		return nil, nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	switch m := m.(type) {
@@ -509,8 +522,11 @@ func (c *Client) reconnect() {
 		c.mu.Unlock()
 		// The Resync comes before any event of the new connection: those read while the
 		// marks were placed (a permission event among them must still be answered), then
-		// the reader's.
-		c.deliver(Event{Resync: true})
+		// the reader's. A client with no marks missed nothing (a client the daemon closed
+		// for idling with none, say): no Resync.
+		if len(marks) > 0 {
+			c.deliver(Event{Resync: true})
+		}
 		for _, ev := range early {
 			if !c.deliver(ev) {
 				proto.CloseFDs(&ev.Event)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -42,6 +43,7 @@ type client struct {
 
 	closeOnce sync.Once
 	done      chan struct{}
+	active    atomic.Int64 // when the client last sent a request, as time since Server.start
 
 	// Sending (see writeLoop and forward). sendMu is held while events are taken from the
 	// group and written; lastKernel, leftover and the buffers are under it.
@@ -102,6 +104,29 @@ func (c *client) close() {
 	})
 }
 
+// touch records a request, for idle.
+func (c *client) touch() { c.active.Store(int64(time.Since(c.s.start))) }
+
+// idle is how long the client has held no mark and sent no request; 0 while it holds a mark.
+func (c *client) idle() time.Duration {
+	c.mu.Lock()
+	marks := len(c.marks)
+	c.mu.Unlock()
+	if marks > 0 {
+		return 0
+	}
+	return time.Since(c.s.start) - time.Duration(c.active.Load())
+}
+
+// reap closes an idle client (Server.reapIdle), telling it why.
+func (c *client) reap(why string) {
+	c.s.cst.reapedIdle.Add(1)
+	c.s.log.Info("client closed", "client", c.id, "name", c.name, "pid", c.cred.Pid, "uid", c.cred.Uid, "reason", why)
+	c.conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond)) // it may not read
+	c.conn.WriteMsg(&proto.Fatal{Code: proto.CodeLimit, Message: why})
+	c.close()
+}
+
 // readLoop handles the client's requests in order.
 func (c *client) readLoop() {
 	for {
@@ -130,6 +155,7 @@ func (c *client) readFailed(err error) {
 // handle carries out one request and writes its reply; it reports whether the connection
 // ends (a Bye, or a reply that could not be written).
 func (c *client) handle(m proto.Msg) (end bool) {
+	c.touch()
 	var reply proto.Msg
 	switch m := m.(type) {
 	case *proto.AddMark:

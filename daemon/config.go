@@ -21,27 +21,69 @@ import (
 //	fd_uid 1000                   # may receive permission events' file descriptors
 //	fd_gid audit
 //	max_deadline 30s              # caps every permission client's deadline (0: no cap)
-//	max_clients 4096
+//	max_clients 4096              # connections at once, in their handshake or not
+//	reserved_clients 128          # of which only root and allowed uids/gids may use these
+//	max_clients_per_uid 256       # connections of one unprivileged uid
+//	handshake_timeout 3s          # to say Hello after connecting
+//	idle_timeout 60s              # an unprivileged client with no marks and no request
 //	max_marks 65536               # per client
 //	queue_limit 16384             # per client, events waiting to be read
 type Config struct {
 	AllowUIDs, AllowGIDs map[uint32]bool
 	FdUIDs, FdGIDs       map[uint32]bool
 	MaxDeadline          time.Duration
-	MaxClients           int
-	MaxMarks             int
-	QueueLimit           int
+	// MaxClients bounds the connections served at once, counted from accept(2), handshake
+	// included; ReservedClients of them are kept for privileged peers (uid 0, allow_uid,
+	// allow_gid): unprivileged connections may take at most MaxClients-ReservedClients, and
+	// each unprivileged uid at most MaxClientsPerUID.
+	MaxClients, ReservedClients, MaxClientsPerUID int
+	// HandshakeTimeout bounds the wait for a connection's Hello; IdleTimeout closes an
+	// unprivileged client that holds no mark and sent no request for that long.
+	HandshakeTimeout, IdleTimeout time.Duration
+	MaxMarks                      int
+	QueueLimit                    int
 }
 
 // DefaultConfig is the policy without a config file: only root may place mount and
 // filesystem marks, take permission events or receive their descriptors; deadlines are capped
-// at 30 s, so that no client can hold an access longer.
+// at 30 s, so that no client can hold an access longer; 4096 connections, 128 of them kept for
+// root, at most 256 per unprivileged uid; a Hello within 3 s; an unprivileged client with no
+// marks closed after 60 s without a request.
 func DefaultConfig() Config {
 	return Config{
 		AllowUIDs: map[uint32]bool{}, AllowGIDs: map[uint32]bool{},
 		FdUIDs: map[uint32]bool{}, FdGIDs: map[uint32]bool{},
-		MaxDeadline: 30 * time.Second, MaxClients: 4096, MaxMarks: 65536, QueueLimit: 16384,
+		MaxDeadline: 30 * time.Second, MaxClients: 4096, ReservedClients: 128, MaxClientsPerUID: 256,
+		HandshakeTimeout: 3 * time.Second, IdleTimeout: 60 * time.Second,
+		MaxMarks: 65536, QueueLimit: 16384,
 	}
+}
+
+// fill gives the zero limits their defaults (a Config built in code before they existed).
+func (c *Config) fill() {
+	d := DefaultConfig()
+	for _, f := range []struct{ v, def *int }{
+		{&c.MaxClients, &d.MaxClients}, {&c.MaxClientsPerUID, &d.MaxClientsPerUID},
+		{&c.MaxMarks, &d.MaxMarks}, {&c.QueueLimit, &d.QueueLimit},
+	} {
+		if *f.v <= 0 {
+			*f.v = *f.def
+		}
+	}
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = d.HandshakeTimeout
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = d.IdleTimeout
+	}
+}
+
+// check reports a config whose limits contradict each other.
+func (c *Config) check() error {
+	if c.ReservedClients >= c.MaxClients {
+		return fmt.Errorf("reserved_clients %d leaves no room below max_clients %d for unprivileged clients", c.ReservedClients, c.MaxClients)
+	}
+	return nil
 }
 
 // LoadConfig reads a config file over the defaults.
@@ -101,13 +143,23 @@ func ParseConfig(name string, r io.Reader) (Config, error) {
 				}
 				set[gid] = true
 			}
-		case "max_deadline":
+		case "max_deadline", "handshake_timeout", "idle_timeout":
 			d, err := time.ParseDuration(vals[0])
 			if err != nil || d < 0 {
-				return c, errf("max_deadline: %q is not a duration (e.g. 30s)", vals[0])
+				return c, errf("%s: %q is not a duration (e.g. 30s)", key, vals[0])
 			}
-			c.MaxDeadline = d
-		case "max_clients", "max_marks", "queue_limit":
+			if d == 0 && key != "max_deadline" {
+				return c, errf("%s: 0 would let a silent connection keep its place forever; give a positive duration (e.g. 3s)", key)
+			}
+			switch key {
+			case "max_deadline":
+				c.MaxDeadline = d
+			case "handshake_timeout":
+				c.HandshakeTimeout = d
+			default:
+				c.IdleTimeout = d
+			}
+		case "max_clients", "reserved_clients", "max_clients_per_uid", "max_marks", "queue_limit":
 			n, err := strconv.Atoi(vals[0])
 			if err != nil || n <= 0 {
 				return c, errf("%s: %q is not a positive number", key, vals[0])
@@ -115,16 +167,26 @@ func ParseConfig(name string, r io.Reader) (Config, error) {
 			switch key {
 			case "max_clients":
 				c.MaxClients = n
+			case "reserved_clients":
+				c.ReservedClients = n
+			case "max_clients_per_uid":
+				c.MaxClientsPerUID = n
 			case "max_marks":
 				c.MaxMarks = n
 			default:
 				c.QueueLimit = n
 			}
 		default:
-			return c, errf("unknown key %q (want allow_uid, allow_gid, fd_uid, fd_gid, max_deadline, max_clients, max_marks, queue_limit)", key)
+			return c, errf("unknown key %q (want allow_uid, allow_gid, fd_uid, fd_gid, max_deadline, max_clients, reserved_clients, max_clients_per_uid, handshake_timeout, idle_timeout, max_marks, queue_limit)", key)
 		}
 	}
-	return c, sc.Err()
+	if err := sc.Err(); err != nil {
+		return c, err
+	}
+	if err := c.check(); err != nil {
+		return c, fmt.Errorf("%s: %v", name, err)
+	}
+	return c, nil
 }
 
 func lookupUID(v string) (uint32, error) {

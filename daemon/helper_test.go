@@ -31,8 +31,14 @@ import (
 //	load    opens FSND_PATH (and creates files in its directory) in a loop until killed,
 //	        printing "lat count=N max=NS cur=NS" every 50 ms
 //	churn   FSND_N clients of every sort connect to the daemon and leave, FSND_CONC at once
+//	flood   holds FSND_RAW idle connections and FSND_HELLO idle clients, churns (floodHelper)
+//	opener  opens FSND_PATH every 20 ms until killed, printing "open ERRNO NS"
 func runHelper(role string) int {
 	switch role {
+	case "flood":
+		return floodHelper()
+	case "opener":
+		return openerHelper()
 	case "open":
 		return openHelper()
 	case "client":

@@ -35,11 +35,16 @@ var (
 	descClients         = prometheus.NewDesc("fsnotifyd_clients", "Clients connected.", nil, nil)
 	descMarks           = prometheus.NewDesc("fsnotifyd_marks", "Marks held by all clients.", nil, nil)
 	descLatency         = prometheus.NewDesc("fsnotifyd_verdict_latency_seconds", "Time from queueing a permission event to the client's answer.", nil, nil)
+	descConns           = prometheus.NewDesc("fsnotifyd_connections", "Connections held, handshakes included, by privilege.", []string{"peer"}, nil)
+	descAcceptErrors    = prometheus.NewDesc("fsnotifyd_accept_errors_total", "accept(2) failures survived (out of descriptors or memory, ...).", nil, nil)
+	descRefused         = prometheus.NewDesc("fsnotifyd_connections_refused_total", "Connections refused at once, by the limit they met.", []string{"limit"}, nil)
+	descReaped          = prometheus.NewDesc("fsnotifyd_connections_reaped_total", "Connections closed by the daemon, by reason.", []string{"reason"}, nil)
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descEvents, descPermEvents, descDelivered, descDropped, descOverflows,
-		descKernelOverflows, descPending, descDeadline, descClosed, descClients, descMarks, descLatency} {
+		descKernelOverflows, descPending, descDeadline, descClosed, descClients, descMarks, descLatency,
+		descConns, descAcceptErrors, descRefused, descReaped} {
 		ch <- d
 	}
 }
@@ -71,4 +76,16 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		buckets[b.Le.Seconds()] = cum
 	}
 	ch <- prometheus.MustNewConstHistogram(descLatency, d.Latency.Count, d.Latency.Sum.Seconds(), buckets)
+	cs := c.s.ConnStats()
+	labeled := func(desc *prometheus.Desc, t prometheus.ValueType, v uint64, label string) {
+		ch <- prometheus.MustNewConstMetric(desc, t, float64(v), label)
+	}
+	labeled(descConns, prometheus.GaugeValue, uint64(cs.Conns-cs.Unprivileged), "privileged")
+	labeled(descConns, prometheus.GaugeValue, uint64(cs.Unprivileged), "unprivileged")
+	counter(descAcceptErrors, cs.AcceptErrors)
+	labeled(descRefused, prometheus.CounterValue, cs.RefusedTotal, "max_clients")
+	labeled(descRefused, prometheus.CounterValue, cs.RefusedShare, "reserved_clients")
+	labeled(descRefused, prometheus.CounterValue, cs.RefusedUID, "max_clients_per_uid")
+	labeled(descReaped, prometheus.CounterValue, cs.ReapedHandshake, "handshake_timeout")
+	labeled(descReaped, prometheus.CounterValue, cs.ReapedIdle, "idle_timeout")
 }

@@ -6,10 +6,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -206,4 +210,101 @@ func TestServeRemovesStaleSocket(t *testing.T) {
 	if err := s.wait(t); err != nil {
 		t.Errorf("fsnotifyd serve after SIGTERM: %v\n%s", err, s.output())
 	}
+}
+
+// TestAcceptErrorsAreSurvived: `fsnotifyd serve` whose descriptors run out (its open-file
+// limit lowered under it, then an unprivileged flood of connections) keeps serving: accept(2)
+// fails with EMFILE again and again, the daemon backs off, logs at most once a second and
+// counts the errors, its root guard client keeps denying a file meanwhile (the kernel denies a
+// permission event whose descriptor it cannot create), and once descriptors are back it
+// accepts again. It used to exit on the first accept error, and every guard with it.
+func TestAcceptErrorsAreSurvived(t *testing.T) {
+	testenv.RequireRoot(t)
+	scratch := testenv.Tmpfs(t)
+	file := filepath.Join(scratch, "secret")
+	if err := os.WriteFile(file, []byte("s"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir := testenv.PublicDir(t)
+	sock, config := filepath.Join(dir, "d.sock"), filepath.Join(dir, "config")
+	// Limits far above what the descriptors allow: nothing but the descriptors stops the flood.
+	if err := os.WriteFile(config, []byte("max_clients 10000\nmax_clients_per_uid 10000\nreserved_clients 100\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := startServe(t, nil, "--socket", sock, "--config", config, "--metrics", "127.0.0.1:0")
+	var metricsURL string
+	if !eventually(hang, func() bool {
+		m := regexp.MustCompile(`url=(http://\S+)`).FindStringSubmatch(s.output())
+		if m != nil {
+			metricsURL = m[1]
+		}
+		return m != nil
+	}) {
+		t.Fatalf("no metrics address in the output:\n%s", s.output())
+	}
+	guard := dialClient(t, sock, "class=content,deadline=5s,dverdict=allow,auto=deny,quiet=1", spawnOpts{})
+	mustAdd(t, guard, kindInode, maskOpenPerm, scratch)
+	opener := spawn(t, "opener", spawnOpts{env: []string{"FSND_PATH=" + file}})
+	opener.mustLine("open ", hang)
+
+	// The soft limit only: raising a hard limit needs CAP_SYS_RESOURCE, which a container may
+	// lack (it raised soft to hard when it started).
+	pid := strconv.Itoa(s.cmd.Process.Pid)
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	setLimit := func(n uint64) {
+		t.Helper()
+		if out, err := exec.Command("prlimit", "--pid", pid, fmt.Sprintf("--nofile=%d:%d", n, lim.Max)).CombinedOutput(); err != nil {
+			t.Fatalf("prlimit: %v %s", err, out)
+		}
+	}
+	setLimit(200)
+	t.Cleanup(func() { setLimit(lim.Max) })
+	flood := spawn(t, "flood", spawnOpts{cred: nobody.cred, env: []string{
+		"FSND_SOCKET=" + sock, "FSND_RAW=1000", "FSND_HELLO=0", "FSND_CHURN=2"}})
+	t.Logf("flood: %s", flood.mustLine("filled ", 3*hang))
+	time.Sleep(5 * time.Second) // out of descriptors, handshakes reaped, accepted again, out again...
+	select {
+	case <-s.done:
+		t.Fatalf("fsnotifyd serve exited during the flood: %v\n%s", s.err, s.output())
+	default:
+	}
+	flood.kill()
+	setLimit(lim.Max)
+
+	ctx, cancel := context.WithTimeout(context.Background(), hang)
+	defer cancel()
+	c, err := client.Dial(ctx, client.Options{Socket: sock, Name: "after"})
+	if err != nil {
+		t.Fatalf("after the flood: %v\n%s", err, s.output())
+	}
+	c.Close()
+	resp, err := http.Get(metricsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`(?m)^fsnotifyd_accept_errors_total (\d+)`).FindSubmatch(body)
+	if m == nil || string(m[1]) == "0" {
+		t.Errorf("metrics: want fsnotifyd_accept_errors_total > 0:\n%s", body)
+	} else {
+		t.Logf("fsnotifyd_accept_errors_total %s", m[1])
+	}
+	out := s.output()
+	logged := strings.Count(out, "accepting a connection failed; retrying")
+	if logged == 0 || !strings.Contains(out, "too many open files") {
+		t.Errorf("the daemon did not log its accept errors:\n%s", out)
+	}
+	if logged > 10 { // at most one a second, over about 6 s
+		t.Errorf("%d accept-error lines in about 6 s: not rate-limited", logged)
+	}
+	for _, l := range opener.allLines("open ") {
+		if field(l, 1) != strconv.Itoa(int(syscall.EPERM)) {
+			t.Errorf("an open during the flood: %q, want EPERM", l)
+		}
+	}
+	t.Logf("%d opens, all denied; %d accept-error lines logged", len(opener.allLines("open ")), logged)
 }

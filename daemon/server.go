@@ -17,6 +17,22 @@
 // filesystem marks and the permission classes need uid 0 or a uid/gid the config allows, and so
 // does receiving permission events' descriptors. Other clients see only paths below what they
 // marked.
+//
+// Hostile local users: every connection counts from accept(2) against max_clients, and an
+// unprivileged one also against max_clients_per_uid and the share reserved_clients leaves, so
+// that root and allowed uids can always connect; a connection silent for handshake_timeout,
+// and an unprivileged client with no marks idle for idle_timeout, are closed; accept errors
+// (EMFILE and kin) are survived (Run). See docs/daemon.md and docs/security.md.
+//
+// Goroutines: Run's (the accept loop: it admits or refuses each connection itself, without
+// waiting on it) and its reaper (reapIdle), until Run returns; per connection, serve (the
+// handshake, then the client's requests: readLoop, or inlineLoop for a permission client read
+// by the backend's reader) and writeLoop, until the connection ends.
+//
+// Locks: Server.mu guards the clients, the connection counts (connTable) and the totals of
+// clients gone; under it only engine group figures are read (Group.Stats). client.mu guards a
+// client's marks and listing cache and is never held with Server.mu; client.sendMu (sending)
+// and inlineMu (inline.go) are leaves apart from the engine and socket calls they make.
 package daemon
 
 import (
@@ -71,7 +87,11 @@ type Server struct {
 	clients map[uint64]*client
 	nextID  uint64
 	closed  bool
+	conns   connTable // connections held, by privilege and uid (see takeConn)
 	wg      sync.WaitGroup
+
+	cst                  connCounters
+	acceptLog, refuseLog rateLog
 
 	lat             latencyHist
 	gone            goneTotals // figures of clients that left
@@ -101,6 +121,11 @@ func New(opts Options) (*Server, error) {
 	if s.cfg.MaxClients == 0 {
 		s.cfg = DefaultConfig()
 	}
+	s.cfg.fill()
+	if err := s.cfg.check(); err != nil {
+		return nil, err
+	}
+	s.fitFileLimit()
 	if _, err := rand.Read(s.instance[:]); err != nil {
 		return nil, err
 	}
@@ -121,34 +146,269 @@ func (s *Server) Backend() *backend.Backend { return s.b }
 // Instance identifies this run of the daemon.
 func (s *Server) Instance() proto.InstanceID { return s.instance }
 
-// Run accepts clients on ln until ctx ends or ln fails, then closes every client (answering
-// their pending permission events with their close verdicts) and returns. Tests bring their own
-// listener.
+// Run accepts clients on ln until ctx ends or ln is closed, then closes every client
+// (answering their pending permission events with their close verdicts) and returns. Tests
+// bring their own listener.
+//
+// No other accept error ends it: out of descriptors or memory (EMFILE, ENFILE, ENOBUFS,
+// ENOMEM), a connection aborted — the daemon's end would end every client, and the kernel
+// would then allow every access their guards decide on. It waits a moment (5 ms, doubling to
+// 1 s while errors last), logs at most once a second, counts them (Metrics), and goes on.
 func (s *Server) Run(ctx context.Context, ln *net.UnixListener) error {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	// conns ends with Run: it closes the connections Run accepted, including those still in
-	// their handshake (a silent peer would otherwise hold Run for its 10 s, and one saying
-	// Hello after closeClients would become a client of a stopped daemon).
+	// their handshake (a silent peer would otherwise hold Run for its handshake_timeout, and one
+	// saying Hello after closeClients would become a client of a stopped daemon).
 	conns, endConns := context.WithCancel(ctx)
 	defer endConns()
+	var reaper sync.WaitGroup
+	reaper.Add(1)
+	go func() {
+		defer reaper.Done()
+		s.reapIdle(conns)
+	}()
 	var err error
+	var backoff time.Duration
 	for {
-		var uc *net.UnixConn
-		uc, err = ln.AcceptUnix()
-		if err != nil {
+		uc, aerr := ln.AcceptUnix()
+		if aerr == nil {
+			backoff = 0
+			s.accept(conns, uc)
+			continue
+		}
+		if errors.Is(aerr, net.ErrClosed) || ctx.Err() != nil {
+			err = aerr
 			break
 		}
-		s.wg.Add(1)
-		go s.serve(conns, uc)
+		s.cst.acceptErrors.Add(1)
+		backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+		if ok, dropped := s.acceptLog.allow(); ok {
+			s.log.Warn("accepting a connection failed; retrying", "err", aerr, "retry_in", backoff, "errors_not_logged", dropped)
+		}
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+		}
 	}
 	endConns()
+	reaper.Wait()
 	s.closeClients()
 	s.wg.Wait()
 	if ctx.Err() != nil {
 		return nil
 	}
 	return err
+}
+
+// peer is what the kernel recorded of a connection's process when it connected.
+type peer struct {
+	cred       syscall.Ucred
+	groups     []uint32 // gid and the supplementary groups
+	privileged bool     // uid 0, or allowed by allow_uid / allow_gid
+}
+
+// accept admits a new connection by its peer's credentials (takeConn) and serves it, or
+// refuses it at once with a Fatal saying which limit it met.
+func (s *Server) accept(ctx context.Context, uc *net.UnixConn) {
+	conn := proto.NewConn(uc, proto.DaemonSide)
+	cred, err := conn.PeerCred()
+	if err != nil {
+		s.log.Warn("client without credentials", "err", err)
+		conn.Close()
+		return
+	}
+	p := peer{cred: *cred, groups: peerGroups(conn, cred.Pid, cred.Gid)}
+	p.privileged = s.cfg.privileged(cred.Uid, p.groups)
+	if err := s.takeConn(p); err != nil {
+		if ok, dropped := s.refuseLog.allow(); ok {
+			s.log.Info("connection refused", "pid", cred.Pid, "uid", cred.Uid, "err", err, "refusals_not_logged", dropped)
+		}
+		// A fresh connection's buffer is empty: the Fatal fits, the deadline is a backstop.
+		conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		conn.WriteMsg(proto.FatalFor(0, err))
+		conn.Close()
+		return
+	}
+	s.wg.Add(1)
+	go s.serve(ctx, conn, p)
+}
+
+// connTable counts the connections held, from accept to close. Guarded by Server.mu.
+type connTable struct {
+	total, unprivileged int
+	perUID              map[uint32]int // unprivileged connections by uid
+}
+
+// connCounters are the connection figures of Metrics.
+type connCounters struct {
+	acceptErrors                           atomic.Uint64
+	refusedTotal, refusedShare, refusedUID atomic.Uint64
+	reapedHandshake, reapedIdle            atomic.Uint64
+}
+
+// takeConn counts a new connection against the limits, or says which one it meets:
+// max_clients for everyone; for unprivileged peers also the share left by reserved_clients
+// (so that root and allowed uids can always connect, whatever unprivileged users hold) and
+// max_clients_per_uid (so that no one user takes that share alone).
+func (s *Server) takeConn(p peer) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := &s.conns
+	uid := p.cred.Uid
+	switch {
+	case t.total >= s.cfg.MaxClients:
+		s.cst.refusedTotal.Add(1)
+		return proto.Errorf(proto.CodeLimit, "the daemon serves %d connections already (max_clients)", t.total)
+	case p.privileged:
+	case t.unprivileged >= s.cfg.MaxClients-s.cfg.ReservedClients:
+		s.cst.refusedShare.Add(1)
+		return proto.Errorf(proto.CodeLimit,
+			"the daemon serves %d connections of unprivileged users already; the other %d of max_clients %d are kept for root and allowed uids (reserved_clients)",
+			t.unprivileged, s.cfg.ReservedClients, s.cfg.MaxClients)
+	case t.perUID[uid] >= s.cfg.MaxClientsPerUID:
+		s.cst.refusedUID.Add(1)
+		return proto.Errorf(proto.CodeLimit, "uid %d has %d connections to the daemon already (max_clients_per_uid); close some", uid, t.perUID[uid])
+	}
+	t.total++
+	if !p.privileged {
+		if t.perUID == nil {
+			t.perUID = make(map[uint32]int)
+		}
+		t.unprivileged++
+		t.perUID[uid]++
+	}
+	return nil
+}
+
+// releaseConn gives back what takeConn counted.
+func (s *Server) releaseConn(p peer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := &s.conns
+	t.total--
+	if !p.privileged {
+		t.unprivileged--
+		if t.perUID[p.cred.Uid]--; t.perUID[p.cred.Uid] <= 0 {
+			delete(t.perUID, p.cred.Uid)
+		}
+	}
+}
+
+// ConnStats are the daemon's connection figures (Metrics).
+type ConnStats struct {
+	// Conns and Unprivileged are the connections held now, handshakes included.
+	Conns, Unprivileged int
+	// AcceptErrors counts accept(2) failures survived (see Run).
+	AcceptErrors uint64
+	// Refused counts connections refused at once: over max_clients (Total), over the
+	// unprivileged share (Share: max_clients less reserved_clients), over max_clients_per_uid
+	// (UID).
+	RefusedTotal, RefusedShare, RefusedUID uint64
+	// Reaped counts connections closed for saying no Hello within handshake_timeout
+	// (Handshake), and unprivileged clients with no marks idle for idle_timeout (Idle).
+	ReapedHandshake, ReapedIdle uint64
+}
+
+// ConnStats returns the connection figures.
+func (s *Server) ConnStats() ConnStats {
+	s.mu.Lock()
+	cs := ConnStats{Conns: s.conns.total, Unprivileged: s.conns.unprivileged}
+	s.mu.Unlock()
+	cs.AcceptErrors = s.cst.acceptErrors.Load()
+	cs.RefusedTotal, cs.RefusedShare, cs.RefusedUID = s.cst.refusedTotal.Load(), s.cst.refusedShare.Load(), s.cst.refusedUID.Load()
+	cs.ReapedHandshake, cs.ReapedIdle = s.cst.reapedHandshake.Load(), s.cst.reapedIdle.Load()
+	return cs
+}
+
+// reapIdle closes, until ctx ends, the unprivileged clients that hold no mark and sent no
+// request for idle_timeout: a user could otherwise hold its share of connections with
+// clients that do nothing. Privileged clients are trusted with their connections.
+func (s *Server) reapIdle(ctx context.Context) {
+	tick := time.NewTicker(min(s.cfg.IdleTimeout/4, time.Second))
+	defer tick.Stop()
+	var cs []*client
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		cs = cs[:0]
+		s.mu.Lock()
+		for _, c := range s.clients {
+			if !c.privileged {
+				cs = append(cs, c)
+			}
+		}
+		s.mu.Unlock()
+		for _, c := range cs {
+			if idle := c.idle(); idle >= s.cfg.IdleTimeout {
+				c.reap(fmt.Sprintf("closed: no marks and no request for %v (the daemon's idle_timeout)", idle.Round(time.Second)))
+			}
+		}
+		clear(cs)
+	}
+}
+
+// rateLog lets a message through at most once a second; it counts what it held back.
+type rateLog struct {
+	mu      sync.Mutex
+	last    time.Time
+	dropped int
+}
+
+// allow reports whether to log now, and how many were held back since the last time.
+func (r *rateLog) allow() (ok bool, dropped int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := time.Now()
+	if !r.last.IsZero() && now.Sub(r.last) < time.Second {
+		r.dropped++
+		return false, 0
+	}
+	r.last, dropped, r.dropped = now, r.dropped, 0
+	return true, dropped
+}
+
+// fitFileLimit raises the soft limit on open files to the hard one (Go's runtime does too;
+// this says so in the log) and lowers max_clients to what it leaves after the daemon's own
+// needs, so that clients cannot exhaust the descriptors the daemon needs for its kernel
+// events: a permission event whose descriptor cannot be created is denied by the kernel.
+func (s *Server) fitFileLimit() {
+	lim, err := raiseFileLimit()
+	if err != nil {
+		s.log.Warn("reading the open-file limit", "err", err)
+		return
+	}
+	room := int(min(lim, 1<<30)) - fileHeadroom(lim)
+	if s.cfg.MaxClients <= room {
+		return
+	}
+	old := s.cfg.MaxClients
+	s.cfg.MaxClients = max(room, 2)
+	s.cfg.ReservedClients = min(s.cfg.ReservedClients, s.cfg.MaxClients/8)
+	s.log.Warn("max_clients lowered to fit the open-file limit (raise it: LimitNOFILE= in the unit)",
+		"max_clients", s.cfg.MaxClients, "configured", old, "reserved_clients", s.cfg.ReservedClients, "nofile", lim)
+}
+
+// fileHeadroom is the descriptors kept for the daemon besides its connections: kernel groups,
+// filesystem anchors, the descriptors of permission events in flight.
+func fileHeadroom(lim uint64) int { return max(256, int(min(lim, 1<<30)/8)) }
+
+// raiseFileLimit sets RLIMIT_NOFILE's soft limit to its hard limit and returns it.
+func raiseFileLimit() (uint64, error) {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return 0, err
+	}
+	if rl.Cur < rl.Max {
+		rl.Cur = rl.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+			return 0, err
+		}
+	}
+	return rl.Cur, nil
 }
 
 // Close closes every client and, if the server made it, the backend.
@@ -177,33 +437,37 @@ func (s *Server) closeClients() {
 }
 
 // serve runs one connection, until it ends or ctx does.
-func (s *Server) serve(ctx context.Context, uc *net.UnixConn) {
+func (s *Server) serve(ctx context.Context, conn *proto.Conn, p peer) {
 	defer s.wg.Done()
-	conn := proto.NewConn(uc, proto.DaemonSide)
+	defer s.releaseConn(p)
 	defer conn.Close()
 	defer context.AfterFunc(ctx, func() { conn.Close() })()
-	cred, err := conn.PeerCred()
-	if err != nil {
-		s.log.Warn("client without credentials", "err", err)
-		return
-	}
-	// A client has 10 s to say Hello; a silent peer must not hold a slot.
-	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	cred := &p.cred
+	// A silent peer must not keep its place: it has handshake_timeout to say Hello. (Replies
+	// to a peer that does not read have a deadline too: nothing here waits on it for long.)
+	conn.SetReadDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
+	conn.SetWriteDeadline(time.Now().Add(s.cfg.HandshakeTimeout + time.Second))
 	m, err := conn.ReadMsg()
 	if err != nil {
-		if !errors.Is(err, io.EOF) {
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			s.cst.reapedHandshake.Add(1)
+			conn.WriteMsg(proto.FatalFor(0, proto.Errorf(proto.CodeLimit,
+				"no Hello within %v of connecting (the daemon's handshake_timeout)", s.cfg.HandshakeTimeout)))
+		case !errors.Is(err, io.EOF):
 			conn.WriteMsg(proto.FatalFor(0, err))
 		}
 		return
 	}
 	conn.SetReadDeadline(time.Time{})
 	hello := m.(*proto.Hello) // the Conn accepts nothing else first
-	c, err := s.admit(conn, cred, hello)
+	c, err := s.admit(conn, p, hello)
 	if err != nil {
 		s.log.Info("client refused", "pid", cred.Pid, "uid", cred.Uid, "err", err)
 		conn.WriteMsg(proto.FatalFor(hello.Req, err))
 		return
 	}
+	conn.SetWriteDeadline(time.Time{})
 	s.log.Info("client connected", "client", c.id, "name", c.name, "pid", cred.Pid, "uid", cred.Uid,
 		"class", c.g.Options().Class)
 	// A permission client's answers are read where they are acted on: by the backend's
@@ -227,13 +491,12 @@ func (s *Server) serve(ctx context.Context, uc *net.UnixConn) {
 }
 
 // admit checks a Hello, creates the client's group and sends the Welcome.
-func (s *Server) admit(conn *proto.Conn, cred *syscall.Ucred, h *proto.Hello) (*client, error) {
+func (s *Server) admit(conn *proto.Conn, p peer, h *proto.Hello) (*client, error) {
 	version, err := proto.Negotiate(h)
 	if err != nil {
 		return nil, err
 	}
-	groups := peerGroups(conn, cred.Pid, cred.Gid)
-	privileged := s.cfg.privileged(cred.Uid, groups)
+	cred, groups, privileged := &p.cred, p.groups, p.privileged
 	opts := h.Options()
 	if opts.Class != engine.ClassNotification && !privileged {
 		return nil, proto.Errorf(proto.CodePermission,
@@ -257,10 +520,6 @@ func (s *Server) admit(conn *proto.Conn, cred *syscall.Ucred, h *proto.Hello) (*
 	if s.closed {
 		s.mu.Unlock()
 		return nil, proto.Errorf(proto.CodeUnavailable, "the daemon is shutting down")
-	}
-	if len(s.clients) >= s.cfg.MaxClients {
-		s.mu.Unlock()
-		return nil, proto.Errorf(proto.CodeLimit, "the daemon serves %d clients already (max_clients)", s.cfg.MaxClients)
 	}
 	s.nextID++
 	id := s.nextID
@@ -293,6 +552,7 @@ func (s *Server) admit(conn *proto.Conn, cred *syscall.Ucred, h *proto.Hello) (*
 		direct: direct, kick: make(chan struct{}, 1), lastKernel: s.b.Stats().KernelOverflows,
 	}
 	self.Store(c)
+	c.touch()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()

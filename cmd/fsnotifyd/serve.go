@@ -33,7 +33,12 @@ client (their pending permission events get their close verdicts) and exits 0.
 
 --config FILE sets who may do what (docs/daemon.md): allow_uid/allow_gid for
 mount and filesystem marks and permission events, fd_uid/fd_gid for receiving
-permission events' files, max_deadline, max_clients, max_marks, queue_limit.
+permission events' files, max_deadline, max_marks, queue_limit; and the
+connection limits that keep unprivileged users from crowding out root:
+max_clients (4096), reserved_clients (128, for root and allowed uids only),
+max_clients_per_uid (256), handshake_timeout (3s), idle_timeout (60s: an
+unprivileged client with no marks). Accept errors (out of descriptors) are
+survived, logged at most once a second and counted in the metrics.
 
 Examples:
   fsnotifyd serve
