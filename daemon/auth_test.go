@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 )
@@ -222,6 +223,73 @@ func TestAllowGIDBySupplementaryGroup(t *testing.T) {
 			p.send("dial")
 			if l := p.mustLine("", hang); !strings.HasPrefix(l, tc.want) {
 				t.Errorf("uid 65534 with groups %v asking for a content class: %q, want %s", tc.groups, l, tc.want)
+			}
+		})
+	}
+}
+
+// TestChmodHidesNamesAtOnce: an unprivileged client watching a tree learns the names created
+// in a directory while it may list it, and none created after a chmod 700 of that directory —
+// or of a directory above it — has returned: the daemon checks the client's access for each
+// batch of events, and remembers no answer longer (it used to trust one for 1 s). After a
+// chmod 755 it learns them again.
+func TestChmodHidesNamesAtOnce(t *testing.T) {
+	testenv.RequireRoot(t)
+	for _, which := range []string{"directory", "ancestor"} {
+		t.Run(which, func(t *testing.T) {
+			f := newAuthFixture(t)
+			upper := filepath.Join(f.pub, "a")
+			dir := filepath.Join(upper, "b")
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			chmodded := dir
+			if which == "ancestor" {
+				chmodded = upper
+			}
+			sock := filepath.Join(testenv.PublicDir(t), "d.sock")
+			startDaemon(t, testConfig(), sock)
+			p := dialClient(t, sock, "name=nobody", nobody)
+			mustAdd(t, p, "4", "0x40000100", f.pub) // a subtree mark: CREATE | ONDIR
+			create := func(prefix string, n int, every time.Duration) {
+				for i := range n {
+					if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%d", prefix, i)), nil, 0o644); err != nil {
+						t.Fatal(err)
+					}
+					time.Sleep(every)
+				}
+			}
+			seen := func(prefix string) int {
+				p.send("ping")
+				p.mustLine("pong", hang)
+				n := 0
+				for _, l := range p.allLines("event ") {
+					if strings.Contains(l, "/"+prefix+"-") {
+						n++
+					}
+				}
+				return n
+			}
+			create("before", 20, 0)
+			if !eventually(hang, func() bool { return seen("before") == 20 }) {
+				t.Fatalf("the client saw %d of the 20 names created while it could list %s", seen("before"), dir)
+			}
+			if err := os.Chmod(chmodded, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			// At once, and for over a second (the old cache's lifetime), in bursts and one by one.
+			create("after", 50, 0)
+			create("later", 60, 20*time.Millisecond)
+			time.Sleep(100 * time.Millisecond)
+			if n, m := seen("after"), seen("later"); n+m > 0 {
+				t.Errorf("after chmod 700 of the %s %s, uid 65534 learned %d names created there", which, chmodded, n+m)
+			}
+			if err := os.Chmod(chmodded, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			create("again", 5, 0)
+			if !eventually(hang, func() bool { return seen("again") == 5 }) {
+				t.Errorf("after chmod 755 the client saw %d of 5 names", seen("again"))
 			}
 		})
 	}

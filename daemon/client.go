@@ -38,7 +38,6 @@ type client struct {
 	byObj    map[engine.Object]uint64
 	nextMark uint64
 	sent     map[uint64]time.Time // permission events sent, for the verdict latency
-	listable map[string]listEntry // directories' listability for this client (mayList)
 	swept    time.Time            // when sent was last rid of events past their deadline
 
 	closeOnce sync.Once
@@ -54,6 +53,7 @@ type client struct {
 	leftover   []proto.Msg // built and taken from the group, not written yet
 	fbuf       []engine.Delivery
 	fmsgs      []proto.Msg
+	listMemo   map[string]bool // directories' listability, for one batch (mayListLocked)
 
 	inlineState // a permission client read by the backend's reader (inline.go)
 }
@@ -471,6 +471,7 @@ func (c *client) kickWriter() {
 
 // messagesLocked appends the messages for deliveries ds to out and releases ds. Needs sendMu.
 func (c *client) messagesLocked(ds []engine.Delivery, out []proto.Msg) []proto.Msg {
+	clear(c.listMemo) // a new batch: permissions are checked again (mayListLocked)
 	for i := range ds {
 		d := ds[i]
 		ds[i] = engine.Delivery{}
@@ -499,7 +500,7 @@ func (c *client) messagesLocked(ds []engine.Delivery, out []proto.Msg) []proto.M
 // fder is the backend's permission-event payload.
 type fder interface{ Fd() int }
 
-// event builds what the client may see of one delivery.
+// event builds what the client may see of one delivery. Needs sendMu.
 func (c *client) event(d engine.Delivery) *proto.Event {
 	ev := proto.NewEvent(d)
 	if !c.privileged && ev.PathUnknown {
@@ -519,7 +520,7 @@ func (c *client) event(d engine.Delivery) *proto.Event {
 		// send it — a permission event must be answered anyway — without the path.
 		ev.Path, ev.OldPath = "", ""
 	}
-	if !c.privileged && ev.Path != "" && !c.mayList(ev.Path) {
+	if !c.privileged && ev.Path != "" && !c.mayListLocked(ev.Path) {
 		// Below a mark, in a directory the client could not list itself (a 0700
 		// subdirectory of a tree it watches): it may not learn the names there. A
 		// notification is not sent; a permission event still must be answered, so it goes
@@ -609,15 +610,19 @@ func (c *client) stats(gs engine.GroupStats) proto.ClientStats {
 	}
 }
 
-// listCacheTTL bounds how long a client's right to list a directory is trusted: permissions
-// change, but checking every event would cost a credential switch each.
-const listCacheTTL = time.Second
-
-// mayList reports whether the client, with its own credentials, could list the directory
-// holding path (read it, and reach it: every directory on the way searchable), which is
-// what it would need to learn path's name by itself. The object it marked itself is always
-// visible to it.
-func (c *client) mayList(path string) bool {
+// mayListLocked reports whether the client, with its own credentials, could list the
+// directory holding path (read it, and reach it: every directory on the way searchable), which
+// is what it would need to learn path's name by itself. The object it marked itself is always
+// visible to it. Needs sendMu.
+//
+// Answers are remembered for one batch of events only (listMemo, cleared by messagesLocked),
+// never longer: every event of a batch was queued before the batch was read from the group,
+// and every check runs after that, so a remembered answer is never older than an event it
+// decides. Thus no name created after a chmod or chown of the directory, or of one above it,
+// has returned reaches the client, with no delay; a burst of events in one directory still
+// costs one credential switch. (It was a cache trusted for 1 s: a watcher kept learning names
+// in a directory for up to 1 s after chmod 700.)
+func (c *client) mayListLocked(path string) bool {
 	c.mu.Lock()
 	for _, m := range c.marks {
 		if path == m.root {
@@ -625,27 +630,18 @@ func (c *client) mayList(path string) bool {
 			return true
 		}
 	}
-	dir := filepath.Dir(path)
-	now := time.Now()
-	if e, ok := c.listable[dir]; ok && now.Sub(e.at) < listCacheTTL {
-		c.mu.Unlock()
-		return e.ok
-	}
 	c.mu.Unlock()
+	dir := filepath.Dir(path)
+	if ok, found := c.listMemo[dir]; found {
+		return ok
+	}
 	ok, err := sys.AccessPathAs(dir, c.cred.Uid, c.cred.Gid, c.groups, sys.R_OK|sys.X_OK)
 	if err != nil {
 		ok = false
 	}
-	c.mu.Lock()
-	if c.listable == nil || len(c.listable) > 4096 {
-		c.listable = make(map[string]listEntry)
+	if c.listMemo == nil {
+		c.listMemo = make(map[string]bool)
 	}
-	c.listable[dir] = listEntry{ok: ok, at: now}
-	c.mu.Unlock()
+	c.listMemo[dir] = ok
 	return ok
-}
-
-type listEntry struct {
-	ok bool
-	at time.Time
 }
