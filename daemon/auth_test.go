@@ -3,14 +3,19 @@
 package daemon_test
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/fsnotifyd/fsnotifyd/client"
+	"github.com/fsnotifyd/fsnotifyd/engine"
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 )
 
@@ -292,5 +297,99 @@ func TestChmodHidesNamesAtOnce(t *testing.T) {
 				t.Errorf("after chmod 755 the client saw %d of 5 names", seen("again"))
 			}
 		})
+	}
+}
+
+// statsField is the value of key=... in a stats-ok line.
+func statsField(l, key string) string {
+	for _, f := range strings.Fields(l) {
+		if v, ok := strings.CutPrefix(f, key+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// TestStatsArePrivate: an unprivileged user's stats hold the figures of its own uid's
+// clients only — their count, deliveries and marks; no daemon-wide events, no other user's
+// clients — so that it cannot watch activity in directories it cannot read; root's hold
+// everything. `fsnotifyd stats` says which it shows, in text and JSON.
+func TestStatsArePrivate(t *testing.T) {
+	testenv.RequireRoot(t)
+	f := newAuthFixture(t)
+	sock := filepath.Join(testenv.PublicDir(t), "d.sock")
+	startDaemon(t, testConfig(), sock)
+	ctx, cancel := context.WithTimeout(context.Background(), hang)
+	defer cancel()
+	root, err := client.Dial(ctx, client.Options{Socket: sock, Name: "root-watch"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	if _, err := root.AddMark(ctx, f.priv, engine.KindInode, engine.MarkSpec{Mask: engine.Open | engine.EventOnChild}); err != nil {
+		t.Fatal(err)
+	}
+	mine := dialClient(t, sock, "name=mine", nobody)
+	mustAdd(t, mine, kindInode, maskOpenChild, f.pub)
+	dialClient(t, sock, "name=mine-too", nobody)
+	dialClient(t, sock, "name=other-user", spawnOpts{cred: &syscall.Credential{Uid: 65533, Gid: 65534}})
+	// Activity only root may know of (in priv/, 0700), and some in pub/ for uid 65534.
+	for range 20 {
+		if _, err := os.ReadFile(f.link); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.ReadFile(f.pubFile); err != nil {
+		t.Fatal(err)
+	}
+	mine.mustLine("event ", hang)
+	select {
+	case <-root.Events():
+	case <-time.After(hang):
+		t.Fatal("root's client got no event")
+	}
+
+	mine.send("stats")
+	l := mine.mustLine("stats-", hang)
+	t.Logf("uid 65534: %s", l)
+	if statsField(l, "clients") != "2" || statsField(l, "events") != "0" || statsField(l, "marks") != "1" ||
+		statsField(l, "delivered") != statsField(l, "listed-delivered") || statsField(l, "delivered") == "0" {
+		t.Errorf("uid 65534's stats %q: want its 2 clients, 1 mark, its own deliveries, no daemon-wide events", l)
+	}
+	for _, e := range strings.Split(statsField(l, "listed"), ",") {
+		if !strings.HasPrefix(e, "65534:") {
+			t.Errorf("uid 65534's stats list another user's client %q", e)
+		}
+	}
+	st, err := root.Stats(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var uids []uint32
+	for _, c := range st.Clients {
+		uids = append(uids, c.UID)
+	}
+	if st.Daemon.Clients != 4 || st.Daemon.Events < 2 || st.Daemon.Marks < 2 || !slices.Contains(uids, 65533) {
+		t.Errorf("root's stats: %d clients, %d events, uids %v; want all 4 clients and every event", st.Daemon.Clients, st.Daemon.Events, uids)
+	}
+
+	// The command says which figures it shows.
+	for _, tc := range []struct {
+		as   *syscall.Credential
+		args []string
+		want []string
+	}{
+		{nobody.cred, nil, []string{"the clients of uid 65534 only", "(daemon-wide)"}},
+		{nobody.cred, []string{"--json"}, []string{`"scope": "uid"`, `"uid": 65534`}},
+		{nil, []string{"--json"}, []string{`"scope": "daemon"`}},
+	} {
+		cmd := exec.Command(fsnotifydBinary(t), append([]string{"stats", "--socket", sock}, tc.args...)...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: tc.as}
+		out, err := cmd.CombinedOutput()
+		for _, w := range tc.want {
+			if err != nil || !strings.Contains(string(out), w) {
+				t.Errorf("fsnotifyd stats %v (as %v): %v\n%s\nwant %q", tc.args, tc.as, err, out, w)
+			}
+		}
 	}
 }

@@ -93,13 +93,13 @@ func (c *client) close() {
 		// s.mu: the client's figures are counted once, as a client's or as gone.
 		s.mu.Lock()
 		delete(s.clients, c.id)
-		s.gone.delivered += st.Delivered
-		s.gone.dropped += st.Dropped
-		s.gone.overflows += st.Overflows
-		s.gone.deadline += st.DeadlineExpired
-		s.gone.closeAnswered += st2.ClosedAnswered
-		s.gone.answered += st.Answered
-		s.gone.queueFull += st.QueueFull
+		s.gone.add(st, st2)
+		if s.goneByUID == nil {
+			s.goneByUID = make(map[uint32]goneTotals)
+		}
+		byUID := s.goneByUID[c.cred.Uid]
+		byUID.add(st, st2)
+		s.goneByUID[c.cred.Uid] = byUID
 		s.mu.Unlock()
 	})
 }
@@ -170,8 +170,13 @@ func (c *client) handle(m proto.Msg) (end bool) {
 			reply = proto.ResultFor(m.Req, m.EventID, err)
 		}
 	case *proto.StatsRequest:
-		all := m.AllClients && c.privileged // others' names and pids are for the privileged
-		st := c.s.Stats(all, c.id)
+		sc := statsScope{all: m.AllClients, only: c.id}
+		if !c.privileged {
+			// Its own uid's clients only: others' figures, names and pids are for the
+			// privileged (statsScope).
+			sc.ownUID, sc.uid = true, c.cred.Uid
+		}
+		st := c.s.stats(sc)
 		st.Req = m.Req
 		reply = &st
 	case *proto.Ping:

@@ -107,7 +107,8 @@ func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", " 
 //	dial                      → welcome fds=B deadline=NS uid=N   | dial-err CODE MSG
 //	add KIND MASK PATH        → add-ok ID                        | add-err CODE MSG
 //	rm ID                     → rm-ok                            | rm-err CODE MSG
-//	stats                     → stats-ok clients=N pending=N     | stats-err CODE MSG
+//	stats                     → stats-ok clients=N pending=N events=N delivered=N
+//	                            listed-delivered=N marks=N listed=UID:NAME,...  | stats-err CODE MSG
 //	ping                      → pong                             | ping-err CODE MSG
 //	count                     → count events=N resyncs=N overflows=N
 //	close                     → closed (and exit)
@@ -240,7 +241,14 @@ func clientHelper() int {
 			if err != nil {
 				say("stats-err %s %s", errCode(err), oneLine(err))
 			} else {
-				say("stats-ok clients=%d pending=%d", st.Daemon.Clients, st.Daemon.Pending)
+				var listed []string
+				var sum uint64
+				for _, e := range st.Clients {
+					listed = append(listed, fmt.Sprintf("%d:%s", e.UID, e.Name))
+					sum += e.Delivered
+				}
+				say("stats-ok clients=%d pending=%d events=%d delivered=%d listed-delivered=%d marks=%d listed=%s",
+					st.Daemon.Clients, st.Daemon.Pending, st.Daemon.Events, st.Daemon.Delivered, sum, st.Daemon.Marks, strings.Join(listed, ","))
 			}
 		case "ping":
 			pctx, cancel := context.WithTimeout(ctx, 30*time.Second)

@@ -94,16 +94,29 @@ type Server struct {
 	acceptLog, refuseLog rateLog
 
 	lat             latencyHist
-	gone            goneTotals // figures of clients that left
+	gone            goneTotals             // figures of clients that left
+	goneByUID       map[uint32]goneTotals // the same, by the clients' uid
 	inline          inlineSet  // permission clients read by the backend's reader
 	threadPerClient bool
 }
 
 // goneTotals accumulate the counters of disconnected clients, so that daemon totals never go
-// backwards. Guarded by Server.mu.
+// backwards (and a uid's, in Server.goneByUID). Guarded by Server.mu.
 type goneTotals struct {
 	delivered, dropped, overflows                uint64
 	deadline, closeAnswered, answered, queueFull uint64
+}
+
+// add counts a client that left: its figures before its group closed (st) and after (closed,
+// for the events its close answered).
+func (g *goneTotals) add(st, closed engine.GroupStats) {
+	g.delivered += st.Delivered
+	g.dropped += st.Dropped
+	g.overflows += st.Overflows
+	g.deadline += st.DeadlineExpired
+	g.closeAnswered += closed.ClosedAnswered
+	g.answered += st.Answered
+	g.queueFull += st.QueueFull
 }
 
 // New creates a server (and its backend, unless given one).
@@ -577,30 +590,56 @@ func (s *Server) admit(conn *proto.Conn, p peer, h *proto.Hello) (*client, error
 	return c, nil
 }
 
-// Stats returns daemon-wide figures and, with all, every client's (else only none).
+// Stats returns daemon-wide figures and, with all, every client's (else only client only's,
+// if it is one).
 func (s *Server) Stats(all bool, only uint64) proto.Stats {
-	bs := s.b.Stats()
-	es := s.b.Engine().Stats()
+	return s.stats(statsScope{all: all, only: only})
+}
+
+// statsScope says whose figures a Stats holds.
+type statsScope struct {
+	all  bool   // list every client in scope, else only the client `only`
+	only uint64 // the asking client
+	// ownUID: the figures of uid's clients only, for an unprivileged caller. Daemon-wide
+	// counters would let any user watch activity in directories it cannot read (events and
+	// verdicts caused there, others' clients and marks).
+	ownUID bool
+	uid    uint32
+}
+
+func (s *Server) stats(sc statsScope) proto.Stats {
 	var st proto.Stats
 	d := &st.Daemon
 	// The clients, their figures and the totals of those gone in one step (see client.close).
 	s.mu.Lock()
 	cs := make([]*client, 0, len(s.clients))
 	for _, c := range s.clients {
-		cs = append(cs, c)
+		if !sc.ownUID || c.cred.Uid == sc.uid {
+			cs = append(cs, c)
+		}
 	}
 	gss := make([]engine.GroupStats, len(cs))
 	for i, c := range cs {
 		gss[i] = c.g.Stats()
 	}
-	d.Delivered, d.Dropped, d.Overflows = s.gone.delivered, s.gone.dropped, s.gone.overflows
-	d.DeadlineExpired, d.CloseAnswered = s.gone.deadline, s.gone.closeAnswered
+	gone := s.gone
+	if sc.ownUID {
+		gone = s.goneByUID[sc.uid]
+	}
 	s.mu.Unlock()
+	d.Delivered, d.Dropped, d.Overflows = gone.delivered, gone.dropped, gone.overflows
+	d.DeadlineExpired, d.CloseAnswered = gone.deadline, gone.closeAnswered
 	sort.Sort(byClientID{cs, gss})
 	d.Uptime = time.Since(s.start)
 	d.Clients = uint32(len(cs))
-	d.Events, d.PermissionEvents, d.KernelOverflows = bs.Events, bs.PermissionEvents, bs.KernelOverflows
-	d.Marks = uint64(es.Marks)
+	// The kernel's overflows concern every client (each is told of them with an Overflow).
+	d.KernelOverflows = s.b.Stats().KernelOverflows
+	if !sc.ownUID {
+		bs := s.b.Stats()
+		d.Events, d.PermissionEvents = bs.Events, bs.PermissionEvents
+		d.Marks = uint64(s.b.Engine().Stats().Marks)
+		d.Latency, d.Buckets = s.lat.snapshot()
+	}
 	for i, c := range cs {
 		gs := gss[i]
 		d.Delivered += gs.Delivered
@@ -609,13 +648,17 @@ func (s *Server) Stats(all bool, only uint64) proto.Stats {
 		d.DeadlineExpired += gs.DeadlineExpired
 		d.CloseAnswered += gs.ClosedAnswered
 		d.Pending += uint64(gs.Pending)
-		if (all || c.id == only) && len(st.Clients) < proto.MaxStatsClients {
+		if sc.ownUID {
+			d.Marks += uint64(gs.Marks)
+			d.Latency.Count += gs.Answered
+			d.Latency.Sum += gs.AnswerLatency * time.Duration(gs.Answered)
+		}
+		if (sc.all || c.id == sc.only) && len(st.Clients) < proto.MaxStatsClients {
 			st.Clients = append(st.Clients, c.stats(gs))
-		} else if all {
+		} else if sc.all {
 			st.Truncated = true
 		}
 	}
-	d.Latency, d.Buckets = s.lat.snapshot()
 	return st
 }
 

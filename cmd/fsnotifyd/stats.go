@@ -17,8 +17,10 @@ import (
 const statsHelp = `
 Print the figures of a running daemon: uptime, clients, events read from the
 kernel, events delivered and dropped, overflows, pending permission events,
-deadline expiries, close verdicts, marks, and the verdict latency; with root
-(or an allowed uid) one line per client as well.
+deadline expiries, close verdicts, marks, and the verdict latency, and one
+line per client. Root and the uids the daemon's config allows see the whole
+daemon; any other user sees the figures of its own clients only (those of its
+uid): daemon-wide figures would tell of activity in directories it cannot read.
 
 Examples:
   fsnotifyd stats
@@ -48,18 +50,29 @@ func runStats(args []string) int {
 	if err != nil {
 		return fail("stats", err)
 	}
+	// The daemon gives the privileged (who may place mount marks) its own figures; others
+	// their clients' only.
+	w0 := c.Welcome()
+	scope := statsScope{own: !w0.MountMarks, uid: w0.UID}
 	if jsonOut {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
-		enc.Encode(statsJSON(st))
+		enc.Encode(statsJSON(st, scope))
 		return exitOK
 	}
 	d := st.Daemon
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	if scope.own {
+		fmt.Fprintf(w, "scope\tthe clients of uid %d only (the daemon's own figures are for root and allowed uids)\n", scope.uid)
+	}
 	fmt.Fprintf(w, "uptime\t%s\n", d.Uptime.Round(time.Second))
 	fmt.Fprintf(w, "clients\t%d\n", d.Clients)
 	fmt.Fprintf(w, "marks\t%d\n", d.Marks)
-	fmt.Fprintf(w, "events\t%d\t(permission %d)\n", d.Events, d.PermissionEvents)
+	if scope.own {
+		fmt.Fprintf(w, "events\t-\t(daemon-wide)\n")
+	} else {
+		fmt.Fprintf(w, "events\t%d\t(permission %d)\n", d.Events, d.PermissionEvents)
+	}
 	fmt.Fprintf(w, "delivered\t%d\n", d.Delivered)
 	fmt.Fprintf(w, "drops\t%d\n", d.Dropped)
 	fmt.Fprintf(w, "overflows\t%d\t(kernel %d)\n", d.Overflows, d.KernelOverflows)
@@ -89,7 +102,13 @@ func runStats(args []string) int {
 	return exitOK
 }
 
-func statsJSON(st *proto.Stats) any {
+// statsScope is whose figures the daemon gave: its own, or (own) those of uid's clients.
+type statsScope struct {
+	own bool
+	uid uint32
+}
+
+func statsJSON(st *proto.Stats, scope statsScope) any {
 	d := st.Daemon
 	type client struct {
 		ID        uint64 `json:"id"`
@@ -107,6 +126,8 @@ func statsJSON(st *proto.Stats) any {
 		Deadline  uint64 `json:"deadline_expiries"`
 	}
 	out := struct {
+		Scope           string   `json:"scope"` // "daemon", or "uid": the clients of uid only
+		UID             *uint32  `json:"uid,omitempty"`
 		Uptime          float64  `json:"uptime_seconds"`
 		Clients         uint32   `json:"clients"`
 		Marks           uint64   `json:"marks"`
@@ -126,7 +147,10 @@ func statsJSON(st *proto.Stats) any {
 	}{Uptime: d.Uptime.Seconds(), Clients: d.Clients, Marks: d.Marks, Events: d.Events, PermEvents: d.PermissionEvents,
 		Delivered: d.Delivered, Dropped: d.Dropped, Overflows: d.Overflows, KernelOverflows: d.KernelOverflows,
 		Pending: d.Pending, Deadline: d.DeadlineExpired, Closed: d.CloseAnswered, LatencyCount: d.Latency.Count,
-		LatencyMax: d.Latency.Max.Seconds()}
+		LatencyMax: d.Latency.Max.Seconds(), Scope: "daemon"}
+	if scope.own {
+		out.Scope, out.UID = "uid", &scope.uid
+	}
 	if d.Latency.Count > 0 {
 		out.LatencyMean = (d.Latency.Sum / time.Duration(d.Latency.Count)).Seconds()
 	}
