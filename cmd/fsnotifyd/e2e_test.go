@@ -300,8 +300,14 @@ func TestTraceShowsPidAndCommandOfCat(t *testing.T) {
 // startServe runs `fsnotifyd serve` on a private socket and waits until it answers.
 func startServe(t *testing.T) string {
 	t.Helper()
+	return startServeIn(t, t.TempDir())
+}
+
+// startServeIn is startServe with the socket in dir.
+func startServeIn(t *testing.T, dir string) string {
+	t.Helper()
 	testenv.RequireRoot(t)
-	sock := filepath.Join(t.TempDir(), "d.sock")
+	sock := filepath.Join(dir, "d.sock")
 	cmd := exec.Command(bin, "serve", "--socket", sock, "--log-level", "warn")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -496,6 +502,40 @@ func TestGuardErrnoRuleDeniesAtOnce(t *testing.T) {
 					}
 				})
 			}
+		}
+	}
+}
+
+// TestDaemonRefusalReachesTheUser: when the daemon refuses a mark, the command prints the
+// daemon's reason, not a guess from its errno: `trace --mount` as an unprivileged user says a
+// mount mark needs root or an allowed uid (it used to say "permission denied (run as a user who
+// can read it...)" of a path it could read), and `watch` of a directory the user cannot read
+// says so.
+func TestDaemonRefusalReachesTheUser(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir, err := os.MkdirTemp("", "fsnotifyd-refusal-") // not under t.TempDir(), whose parent is 0700
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o755)
+	private := filepath.Join(dir, "private")
+	os.Mkdir(private, 0o700)
+	sock := startServeIn(t, dir)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"trace", "--mount", dir}, dir + ": the daemon refused (permission): mount marks need uid 0 or a uid/gid allowed by allow_uid/allow_gid in the daemon's config; uid 65534 is not"},
+		{[]string{"watch", private}, private + ": the daemon refused (permission): you (uid 65534) cannot read " + private},
+	} {
+		cmd := exec.Command(bin, append([]string{tc.args[0], "--daemon=" + sock}, tc.args[1:]...)...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, err := cmd.CombinedOutput()
+		if exitStatus(err) != 1 || !strings.Contains(string(out), tc.want) || strings.Contains(string(out), "run as a user who can read it") {
+			t.Errorf("fsnotifyd %v as uid 65534: %v\n%s\nwant exit 1 and %q", tc.args, err, out, tc.want)
+		} else {
+			t.Logf("%s", strings.TrimSpace(string(out)))
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/backend"
+	"github.com/fsnotifyd/fsnotifyd/client"
 	"github.com/fsnotifyd/fsnotifyd/engine"
 	"github.com/fsnotifyd/fsnotifyd/internal/format"
 )
@@ -126,6 +127,11 @@ func (s *embedded) close() error {
 
 // explainPathError turns a resolve error into one line that says what to do.
 func explainPathError(path string, err error) error {
+	if de := (*client.Error)(nil); errors.As(err, &de) {
+		// The daemon's refusal says why and what is needed (a mount mark needs root or an
+		// allowed uid, say): pass it on rather than a guess from its errno.
+		return fmt.Errorf("%s: the daemon refused (%s): %s", path, de.Code, de.Msg)
+	}
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		return fmt.Errorf("%s: no such file or directory", path)
