@@ -145,7 +145,7 @@ func testBadFrames(t *testing.T, sock string, class engine.Class) {
 }
 
 // TestStopDuringHandshake: a connection that has not said Hello yet when the daemon stops
-// neither holds Run up (a silent peer has 10 s to say Hello) nor, saying Hello afterwards,
+// neither holds Run up (a silent peer has handshake_timeout to say Hello) nor, saying Hello afterwards,
 // becomes a client of a daemon that has stopped.
 func TestStopDuringHandshake(t *testing.T) {
 	testenv.RequireRoot(t)
