@@ -100,7 +100,7 @@ func dialRaw(t *testing.T, sock string, h proto.Hello) *rawPermClient {
 	return &rawPermClient{t: t, conn: conn, req: 1}
 }
 
-// next reads the next message that is not an event the test does not wait for.
+// next reads the next message (and closes the descriptor it may carry).
 func (c *rawPermClient) next() proto.Msg {
 	c.t.Helper()
 	m, err := c.conn.ReadMsg()
@@ -111,7 +111,7 @@ func (c *rawPermClient) next() proto.Msg {
 	return m
 }
 
-// request writes m and returns its Result.
+// result writes m and returns its Result, skipping what comes before it.
 func (c *rawPermClient) result(m proto.Msg) *proto.Result {
 	c.t.Helper()
 	if err := c.conn.WriteMsg(m); err != nil {
