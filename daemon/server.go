@@ -31,8 +31,10 @@
 //
 // Locks: Server.mu guards the clients, the connection counts (connTable) and the totals of
 // clients gone; under it only engine group figures are read (Group.Stats). client.mu guards a
-// client's marks and listing cache and is never held with Server.mu; client.sendMu (sending)
-// and inlineMu (inline.go) are leaves apart from the engine and socket calls they make.
+// client's marks and the send times of its permission events, and is never held with
+// Server.mu; client.sendMu (sending, and the batch's listing answers) is taken before
+// client.mu, and writeLoop holds it while it waits on its own client's socket (forward, on
+// the kernel reader, only TryLocks it); inlineMu (inline.go) is taken before inlineSet.mu.
 package daemon
 
 import (
@@ -384,10 +386,11 @@ func (r *rateLog) allow() (ok bool, dropped int) {
 	return true, dropped
 }
 
-// fitFileLimit raises the soft limit on open files to the hard one (Go's runtime does too;
-// this says so in the log) and lowers max_clients to what it leaves after the daemon's own
-// needs, so that clients cannot exhaust the descriptors the daemon needs for its kernel
-// events: a permission event whose descriptor cannot be created is denied by the kernel.
+// fitFileLimit raises the soft limit on open files to the hard one (Go's runtime does so at
+// start too; this does not rely on it) and lowers max_clients to what that leaves after the
+// daemon's own needs, so that clients cannot exhaust the descriptors the daemon needs for its
+// kernel events: a permission event whose descriptor cannot be created is denied by the
+// kernel.
 func (s *Server) fitFileLimit() {
 	lim, err := raiseFileLimit()
 	if err != nil {
