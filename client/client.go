@@ -268,15 +268,24 @@ func (c *Client) connect(ctx context.Context) (*proto.Conn, *proto.Welcome, erro
 		WantEventFDs: c.opts.WantEventFDs, WantComm: c.opts.WantComm, WantUID: c.opts.WantUID,
 		LastInstance: c.instance,
 	}
-	werr := conn.WriteMsg(h)
-	// Even if the Hello could not be written, read: a daemon that refuses a connection at
-	// once (a connection limit) sends its Fatal and closes, maybe before the Hello arrives.
-	m, err := conn.ReadMsg()
-	if _, fatal := m.(*proto.Fatal); err != nil || (werr != nil && !fatal) {
-		conn.Close()
-		if werr != nil {
-			err = werr
+	if err := conn.WriteMsg(h); err != nil {
+		var pe *proto.Error
+		if !errors.As(err, &pe) {
+			// The connection broke: a daemon that refuses a connection at once (a
+			// connection limit) sends its Fatal and closes, maybe before the Hello arrives.
+			if m, rerr := conn.ReadMsg(); rerr == nil {
+				if f, ok := m.(*proto.Fatal); ok {
+					conn.Close()
+					return nil, nil, toError(f.Err())
+				}
+			}
 		}
+		conn.Close()
+		return nil, nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	m, err := conn.ReadMsg()
+	if err != nil {
+		conn.Close()
 		return nil, nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	switch m := m.(type) {
