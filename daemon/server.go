@@ -96,9 +96,9 @@ type Server struct {
 	acceptLog, refuseLog rateLog
 
 	lat             latencyHist
-	gone            goneTotals             // figures of clients that left
+	gone            goneTotals            // figures of clients that left
 	goneByUID       map[uint32]goneTotals // the same, by the clients' uid
-	inline          inlineSet  // permission clients read by the backend's reader
+	inline          inlineSet             // permission clients read by the backend's reader
 	threadPerClient bool
 }
 
