@@ -104,9 +104,7 @@ type Backend struct {
 	inflightMu sync.Mutex
 	inflight   map[*permEvent]struct{} // kernel permission events not answered yet
 
-	helperMu sync.Mutex
-	helpers  map[int32]int // exempt helper pids, with a count
-	spawning atomic.Int32  // helpers being started: check unknown pids' ancestry
+	exempts *Exemptions // this process and its helpers: allowed without a decision
 
 	janitor chan ignoreRequest
 	comms   commCache
@@ -146,7 +144,7 @@ func New(opts Options) (*Backend, error) {
 		fss:      make(map[uint64]*fsState),
 		cached:   make(map[uint64]cachedVerdict),
 		inflight: make(map[*permEvent]struct{}),
-		helpers:  make(map[int32]int),
+		exempts:  NewExemptions(),
 		janitor:  make(chan ignoreRequest, 1024),
 	}
 	if b.log == nil {

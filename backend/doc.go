@@ -50,10 +50,11 @@
 // Every kernel permission event is answered exactly once: by the engine's verdict, the
 // deadline verdict, on any error path, when the backend closes, and when a goroutine panics
 // (recover, answer, re-raise). Events caused by this process or by helper processes it
-// started (ExemptPid) are allowed at once and never dispatched, so the backend cannot
-// deadlock on itself. Reading the kernel fd and answering never wait on a group's reader, a
-// log write, or a lock that a mark operation holds: readers see the mark state through an
-// immutable snapshot.
+// started (ExemptPid) and their sessions' members are allowed at once and never dispatched, so
+// the backend cannot deadlock on itself; Exemptions (exempt.go) states why no other process
+// can pass for one of them (docs/security.md, "Exempt processes"). Reading the kernel fd and
+// answering never wait on a group's reader, a log write, or a lock that a mark operation
+// holds: readers see the mark state through an immutable snapshot.
 //
 // # Lock order
 //
@@ -61,7 +62,7 @@
 //	├── fsState.ignMu   a filesystem's evictable ignore marks
 //	└── Backend.cacheMu the verdict cache's ignore marks
 //	Backend.inflightMu  kernel permission events not yet answered (a leaf)
-//	Backend.helperMu    exempt helper pids (a leaf)
+//	Exemptions.mu       exempt helper pids (a leaf)
 //
 // The MaskHook runs with the engine's per-object hook lock held and takes Backend.mu; the
 // readers take neither.

@@ -95,7 +95,7 @@ func (g *kgroup) handleFD(kev *sys.FanotifyEvent, v *view, now time.Time) {
 	}
 	b.stats.PermissionEvents.Add(1)
 	p := &permEvent{g: g, fd: kev.Fd}
-	if b.exempt(kev.Pid) {
+	if b.exempts.Exempt(kev.Pid) {
 		b.stats.SelfExempt.Add(1)
 		g.respond(kev.Fd, sys.FAN_ALLOW)
 		p.Release()
@@ -158,80 +158,22 @@ func (b *Backend) finishPerm(p *permEvent, ev *engine.Event, v *view, resp engin
 	ev.Release()
 }
 
-// exempt reports whether pid is this process or a helper it started: their permission events
-// are allowed at once, so that the backend never waits on an access it caused itself.
-func (b *Backend) exempt(pid int32) bool {
-	if pid == b.pid {
-		return true
-	}
-	b.helperMu.Lock()
-	_, ok := b.helpers[pid]
-	b.helperMu.Unlock()
-	if ok {
-		return true
-	}
-	// While a helper is starting, its pid may not be registered yet (its exec comes first):
-	// then our direct children are exempt. A registered helper's descendants (a shell's
-	// scanner) are exempt too. Other processes, our other children included, are not.
-	spawning := b.spawning.Load() > 0
-	if spawning || b.helperCount() > 0 {
-		return b.descendsFromHelper(pid, spawning)
-	}
-	return false
-}
-
-func (b *Backend) helperCount() int {
-	b.helperMu.Lock()
-	defer b.helperMu.Unlock()
-	return len(b.helpers)
-}
-
-// descendsFromHelper walks pid's parents through /proc (procfs takes no fanotify marks, so
-// this cannot wait on us): it reports whether one of them is a registered helper, or, with
-// direct, whether pid is our own child.
-func (b *Backend) descendsFromHelper(pid int32, direct bool) bool {
-	for i := 0; i < 64 && pid > 1; i++ {
-		ppid := parentPid(pid)
-		if ppid <= 0 {
-			return false
-		}
-		if ppid == b.pid {
-			return direct && i == 0
-		}
-		b.helperMu.Lock()
-		_, ok := b.helpers[ppid]
-		b.helperMu.Unlock()
-		if ok {
-			return true
-		}
-		pid = ppid
-	}
-	return false
-}
-
-// ExemptPid exempts a helper process this process started (a scanner, say): its permission
-// events are allowed at once and never dispatched, and so are its descendants'. Call the
-// returned function when the helper has exited.
+// ExemptPid exempts a helper process this process started (a scanner, say) and has not
+// reaped: its permission events are allowed at once and never dispatched, and so are those of
+// its session's members if it leads its own session (see Exemptions.Add). Call the returned
+// function when the helper has exited; a pid that is not a live process is not exempted.
 func (b *Backend) ExemptPid(pid int) (done func()) {
-	b.helperMu.Lock()
-	b.helpers[int32(pid)]++
-	b.helperMu.Unlock()
-	return func() {
-		b.helperMu.Lock()
-		if b.helpers[int32(pid)]--; b.helpers[int32(pid)] <= 0 {
-			delete(b.helpers, int32(pid))
-		}
-		b.helperMu.Unlock()
-	}
+	done, _ = b.exempts.Add(pid)
+	return done
 }
 
-// Spawning marks a window in which helpers are being started: until end is called, events of
-// unknown processes are checked for being our descendants.
-func (b *Backend) Spawning() (end func()) {
-	b.spawning.Add(1)
-	var once sync.Once
-	return func() { once.Do(func() { b.spawning.Add(-1) }) }
-}
+// Spawning marks a window in which helpers are being started: until end is called, this
+// process's direct children are exempt (see Exemptions.Spawning).
+func (b *Backend) Spawning() (end func()) { return b.exempts.Spawning() }
+
+// Exemptions are the processes whose permission events the backend allows without a
+// decision: this process and its registered helpers.
+func (b *Backend) Exemptions() *Exemptions { return b.exempts }
 
 // translateFD builds the engine event of an FD-group event. withPath asks for the path even
 // when dispatch does not need it (notifications, whose descriptor is closed right away). p,

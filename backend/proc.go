@@ -4,16 +4,22 @@ package backend
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 )
 
-// The accessing process's name, effective uid and ancestry, from /proc: for the backend's
-// readers, the daemon and the notify library alike. procfs takes no fanotify marks, so these
-// never wait on a listener.
+// The accessing process's attributes, from /proc: for the backend's readers, the daemon and
+// the notify library alike. procfs takes no fanotify marks, so these never wait on a listener.
+//
+// The Read* functions tell a process that is gone from a failure to read: their error is
+// os.ErrProcessDone (wrapped) when the process has exited or pid is 0 (unknown), and the
+// system's error otherwise.
 
 // ProcessComm returns a process's name, /proc/PID/comm ("" if the process is gone).
 func ProcessComm(pid int32) string {
@@ -21,7 +27,13 @@ func ProcessComm(pid int32) string {
 	return comm
 }
 
-// readComm is ProcessComm with the error, for the comm cache.
+// ReadProcessComm returns a process's name, /proc/PID/comm. Any process can set its own.
+func ReadProcessComm(pid int32) (string, error) {
+	comm, err := readComm(pid)
+	return comm, goneOr(pid, err)
+}
+
+// readComm is ReadProcessComm with the system's error, for the comm cache.
 func readComm(pid int32) (string, error) {
 	var buf [64]byte // TASK_COMM_LEN is 16
 	n, err := readProc(pid, "comm", buf[:])
@@ -34,33 +46,128 @@ func readComm(pid int32) (string, error) {
 // ProcessEUID returns a process's effective uid (the one its file accesses are checked with),
 // from /proc/PID/status; false if the process is gone.
 func ProcessEUID(pid int32) (uint32, bool) {
+	uid, err := ReadProcessEUID(pid)
+	return uid, err == nil
+}
+
+// ReadProcessEUID is ProcessEUID with the error.
+func ReadProcessEUID(pid int32) (uint32, error) {
 	var buf [2048]byte // Uid: is in the first kilobyte
 	n, err := readProc(pid, "status", buf[:])
 	if err != nil {
-		return 0, false
+		return 0, goneOr(pid, err)
 	}
-	return statusEUID(buf[:n])
+	ids, ok := statusIDs(buf[:n], "Uid:")
+	if !ok || len(ids) < 2 {
+		return 0, fmt.Errorf("/proc/%d/status: no effective uid", pid)
+	}
+	return ids[1], nil
 }
 
-// statusEUID finds the effective uid in /proc/PID/status text ("Uid:\treal\teffective\t...").
-func statusEUID(b []byte) (uint32, bool) {
-	for len(b) > 0 {
-		line := b
-		if i := bytes.IndexByte(b, '\n'); i >= 0 {
-			line, b = b[:i], b[i+1:]
-		} else {
-			b = nil
-		}
-		if rest, ok := bytes.CutPrefix(line, []byte("Uid:")); ok {
-			if f := strings.Fields(string(rest)); len(f) >= 2 {
-				if n, err := strconv.ParseUint(f[1], 10, 32); err == nil {
-					return uint32(n), true
-				}
-			}
-			return 0, false
+// ReadProcessGroups returns every group id of a process: its real, effective, saved and
+// filesystem gid (the "Gid:" line of /proc/PID/status) and its supplementary groups
+// ("Groups:"), duplicates included. An unprivileged process can switch among the first four
+// and cannot drop a supplementary group, so it can neither add a group to this set nor leave
+// one.
+func ReadProcessGroups(pid int32) ([]uint32, error) {
+	var small [4096]byte // enough but for very long group lists
+	n, err := readProc(pid, "status", small[:])
+	if err != nil {
+		return nil, goneOr(pid, err)
+	}
+	b := small[:n]
+	if n == len(small) {
+		// Groups: may hold up to 65536 ids; read the whole file.
+		if b, err = os.ReadFile("/proc/" + strconv.Itoa(int(pid)) + "/status"); err != nil {
+			return nil, goneOr(pid, err)
 		}
 	}
-	return 0, false
+	gids, ok := statusIDs(b, "Gid:")
+	if !ok || len(gids) != 4 {
+		return nil, fmt.Errorf("/proc/%d/status: no Gid line", pid)
+	}
+	supp, ok := statusIDs(b, "Groups:")
+	if !ok {
+		return nil, fmt.Errorf("/proc/%d/status: no Groups line", pid)
+	}
+	return append(gids, supp...), nil
+}
+
+// statusIDs parses the numbers of the /proc/PID/status line that starts with key; false if
+// there is no such line (or, read in part, it does not end) or a field is not a number.
+func statusIDs(b []byte, key string) ([]uint32, bool) {
+	for len(b) > 0 {
+		line := b
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			return nil, false // a line cut by the read
+		}
+		line, b = b[:i], b[i+1:]
+		rest, ok := bytes.CutPrefix(line, []byte(key))
+		if !ok {
+			continue
+		}
+		f := strings.Fields(string(rest))
+		ids := make([]uint32, 0, len(f))
+		for _, s := range f {
+			n, err := strconv.ParseUint(s, 10, 32)
+			if err != nil {
+				return nil, false
+			}
+			ids = append(ids, uint32(n))
+		}
+		return ids, true
+	}
+	return nil, false
+}
+
+// ReadProcessExe returns the executable a process runs: /proc/PID/exe as the kernel writes
+// it, and whether that path leads, in this process's mount namespace, to that very file (same
+// device and inode). It does not (verified is false) when the executable was deleted (the
+// kernel appends " (deleted)") or replaced since it started, or when the process started it
+// through a mount this process does not see (another mount namespace: a container, or an
+// unprivileged user namespace that mounted its own file over /usr/bin/x, whose path reads
+// /usr/bin/x). A process with no executable (a kernel thread, or a thread group whose leader
+// has exited) and one whose path is longer than PATH_MAX give "" and false, not an error: the
+// path cannot be known, which is no failure of ours.
+func ReadProcessExe(pid int32) (path string, verified bool, err error) {
+	if pid <= 0 {
+		return "", false, goneOr(pid, syscall.ENOENT)
+	}
+	dir := "/proc/" + strconv.Itoa(int(pid))
+	link := dir + "/exe"
+	exe, err := sys.Statx(sys.AT_FDCWD, link, 0) // the executable itself (a magic link)
+	if err == nil {
+		path, err = sys.Readlink(link)
+	}
+	switch {
+	case errors.Is(err, syscall.ENAMETOOLONG):
+		return "", false, nil
+	case errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ESRCH):
+		if _, serr := sys.Statx(sys.AT_FDCWD, dir, 0); serr != nil {
+			return "", false, goneOr(pid, serr)
+		}
+		return "", false, nil // no executable, but the process is there
+	case err != nil:
+		return "", false, err
+	}
+	if exe.Nlink == 0 {
+		return path, false, nil // deleted
+	}
+	st, err := sys.Statx(sys.AT_FDCWD, path, 0)
+	return path, err == nil && st.Dev == exe.Dev && st.Ino == exe.Ino, nil
+}
+
+// goneOr turns err into os.ErrProcessDone (wrapped) if it says that process pid is gone
+// (ENOENT, ESRCH; pid 0 or less is no process); it returns any other error as it is.
+func goneOr(pid int32, err error) error {
+	if err == nil {
+		return nil
+	}
+	if pid <= 0 || errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("process %d: %w", pid, os.ErrProcessDone)
+	}
+	return err
 }
 
 // readProc reads the start of /proc/PID/name into buf with one read (no os.File, no
@@ -78,42 +185,27 @@ func readProc(pid int32, name string, buf []byte) (int, error) {
 	return n, err
 }
 
-// Descends reports whether process pid descends from ancestor (its parent, or its parent's,
-// and so on).
-func Descends(pid, ancestor int) bool {
-	for i := 0; i < 64 && pid > 1; i++ {
-		ppid := int(parentPid(int32(pid)))
-		if ppid <= 0 {
-			return false
-		}
-		if ppid == ancestor {
-			return true
-		}
-		pid = ppid
-	}
-	return false
-}
-
-// parentPid reads a process's parent from /proc/PID/stat (0 if gone).
-func parentPid(pid int32) int32 {
-	var buf [1024]byte // pid (comm) state ppid ...: comm is at most 64 bytes
+// processStat reads a process's parent and session from /proc/PID/stat.
+func processStat(pid int32) (ppid, sid int32, err error) {
+	var buf [1024]byte // pid (comm) state ppid pgrp session ...: comm is at most 64 bytes
 	n, err := readProc(pid, "stat", buf[:])
 	if err != nil {
-		return 0
+		return 0, 0, goneOr(pid, err)
 	}
-	// The comm field may hold spaces and parentheses: the ppid follows the last ')'.
+	// The comm field may hold spaces and parentheses: the fields go on after the last ')'.
 	s := string(buf[:n])
 	j := strings.LastIndexByte(s, ')')
 	if j < 0 {
-		return 0
+		return 0, 0, fmt.Errorf("/proc/%d/stat: no comm field", pid)
 	}
 	f := strings.Fields(s[j+1:])
-	if len(f) < 2 {
-		return 0
+	if len(f) < 4 {
+		return 0, 0, fmt.Errorf("/proc/%d/stat: too few fields", pid)
 	}
-	ppid, err := strconv.Atoi(f[1])
-	if err != nil {
-		return 0
+	p, err1 := strconv.ParseInt(f[1], 10, 32)
+	s4, err2 := strconv.ParseInt(f[3], 10, 32)
+	if err1 != nil || err2 != nil {
+		return 0, 0, fmt.Errorf("/proc/%d/stat: bad ppid or session", pid)
 	}
-	return int32(ppid)
+	return int32(p), int32(s4), nil
 }

@@ -3,26 +3,36 @@
 package backend
 
 import (
+	"errors"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 )
 
-func TestStatusEUID(t *testing.T) {
+func TestStatusIDs(t *testing.T) {
 	for _, tc := range []struct {
-		name, text string
-		uid        uint32
-		ok         bool
+		name, text, key string
+		ids             []uint32
+		ok              bool
 	}{
-		{"effective, not real", "Name:\tsu\nUmask:\t0022\nState:\tS\nUid:\t1000\t0\t0\t0\nGid:\t1000\t1000\t1000\t1000\n", 0, true},
-		{"last line without newline", "Name:\tx\nUid:\t5\t7\t7\t7", 7, true},
-		{"no Uid line", "Name:\tx\nGid:\t1\t1\t1\t1\n", 0, false},
-		{"one field only", "Uid:\t5\n", 0, false},
-		{"not a number", "Uid:\t5\tx\t5\t5\n", 0, false},
-		{"empty", "", 0, false},
+		{"uid line", "Name:\tsu\nUmask:\t0022\nState:\tS\nUid:\t1000\t0\t0\t0\nGid:\t1000\t1000\t1000\t1000\n", "Uid:", []uint32{1000, 0, 0, 0}, true},
+		{"groups", "Gid:\t5\t5\t5\t5\nGroups:\t4 24 27 \nNSpid:\t1\n", "Groups:", []uint32{4, 24, 27}, true},
+		{"no groups", "Groups:\t\n", "Groups:", []uint32{}, true},
+		{"a line cut by the read", "Name:\tx\nUid:\t5\t7\t7\t7", "Uid:", nil, false},
+		{"no such line", "Name:\tx\nGid:\t1\t1\t1\t1\n", "Uid:", nil, false},
+		{"not a number", "Uid:\t5\tx\t5\t5\n", "Uid:", nil, false},
+		{"empty", "", "Uid:", nil, false},
 	} {
-		uid, ok := statusEUID([]byte(tc.text))
-		if uid != tc.uid || ok != tc.ok {
-			t.Errorf("%s: statusEUID = %d, %v; want %d, %v", tc.name, uid, ok, tc.uid, tc.ok)
+		ids, ok := statusIDs([]byte(tc.text), tc.key)
+		if ok != tc.ok || !slices.Equal(ids, tc.ids) {
+			t.Errorf("%s: statusIDs = %v, %v; want %v, %v", tc.name, ids, ok, tc.ids, tc.ok)
 		}
 	}
 }
@@ -42,10 +52,192 @@ func TestProcLookups(t *testing.T) {
 	if got := ProcessComm(0); got != "" {
 		t.Errorf("ProcessComm(0) = %q", got)
 	}
-	if got := parentPid(pid); got != int32(os.Getppid()) {
-		t.Errorf("parentPid(self) = %d, want %d", got, os.Getppid())
+	if ppid, sid, err := processStat(pid); err != nil || ppid != int32(os.Getppid()) || sid <= 0 {
+		t.Errorf("processStat(self) = %d, %d, %v; want ppid %d", ppid, sid, err, os.Getppid())
 	}
-	if !Descends(int(pid), os.Getppid()) || Descends(os.Getppid(), int(pid)) {
-		t.Error("Descends does not follow parents")
+	groups, err := ReadProcessGroups(pid)
+	want := []uint32{uint32(os.Getgid()), uint32(os.Getegid())}
+	supp, _ := os.Getgroups()
+	for _, g := range supp {
+		want = append(want, uint32(g))
 	}
+	for _, g := range want {
+		if !slices.Contains(groups, g) {
+			t.Errorf("ReadProcessGroups(self) = %v, %v; lacks %d", groups, err, g)
+		}
+	}
+	self, _ := os.Executable()
+	self, _ = filepath.EvalSymlinks(self)
+	if exe, verified, err := ReadProcessExe(pid); err != nil || !verified || exe != self {
+		t.Errorf("ReadProcessExe(self) = %q, %v, %v; want %q, verified", exe, verified, err, self)
+	}
+	for _, f := range []func(int32) error{
+		func(p int32) error { _, err := ReadProcessComm(p); return err },
+		func(p int32) error { _, err := ReadProcessEUID(p); return err },
+		func(p int32) error { _, err := ReadProcessGroups(p); return err },
+		func(p int32) error { _, _, err := ReadProcessExe(p); return err },
+	} {
+		if err := f(0); !errors.Is(err, os.ErrProcessDone) {
+			t.Errorf("pid 0: %v, want os.ErrProcessDone", err)
+		}
+		if err := f(gonePid(t)); !errors.Is(err, os.ErrProcessDone) {
+			t.Errorf("an exited process: %v, want os.ErrProcessDone", err)
+		}
+	}
+}
+
+// gonePid is the pid of a process that has exited and been reaped.
+func gonePid(t *testing.T) int32 {
+	t.Helper()
+	c := exec.Command("true")
+	if err := c.Run(); err != nil {
+		t.Fatal(err)
+	}
+	return int32(c.Process.Pid)
+}
+
+// An executable deleted, or replaced at its path, since the process started is not verified;
+// nor is one the process runs through a mount this process does not see, whatever its path
+// says.
+func TestReadProcessExeUnverified(t *testing.T) {
+	dir := testenv.Tmpfs(t)
+	run := func(t *testing.T, bin string) *exec.Cmd {
+		t.Helper()
+		c := exec.Command(bin, "600")
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Process.Kill(); c.Wait() })
+		return c
+	}
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyTo := func(dst string) {
+		data, err := os.ReadFile(sleep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitExe := func(t *testing.T, c *exec.Cmd, want string) (string, bool) {
+		t.Helper()
+		var exe string
+		var verified bool
+		for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+			exe, verified, err = ReadProcessExe(int32(c.Process.Pid))
+			if err == nil && exe == want {
+				return exe, verified
+			}
+		}
+		t.Fatalf("exe = %q, %v, %v; want %q", exe, verified, err, want)
+		return "", false
+	}
+
+	t.Run("running from its path", func(t *testing.T) {
+		bin := filepath.Join(dir, "a")
+		copyTo(bin)
+		if _, v := waitExe(t, run(t, bin), bin); !v {
+			t.Error("not verified")
+		}
+	})
+	t.Run("deleted", func(t *testing.T) {
+		bin := filepath.Join(dir, "b")
+		copyTo(bin)
+		c := run(t, bin)
+		waitExe(t, c, bin)
+		os.Remove(bin)
+		if _, v := waitExe(t, c, bin+" (deleted)"); v {
+			t.Error("a deleted executable is verified")
+		}
+		copyTo(bin + " (deleted)") // a file that bears the deleted one's name is not it
+		if _, v := waitExe(t, c, bin+" (deleted)"); v {
+			t.Error("a deleted executable is verified by a file named like it")
+		}
+	})
+	t.Run("replaced", func(t *testing.T) {
+		bin := filepath.Join(dir, "c")
+		copyTo(bin)
+		c := run(t, bin)
+		waitExe(t, c, bin)
+		tmp := bin + ".new"
+		copyTo(tmp)
+		if err := os.Rename(tmp, bin); err != nil {
+			t.Fatal(err)
+		}
+		if exe, v := waitExe(t, c, bin+" (deleted)"); v {
+			t.Errorf("%q: a replaced executable is verified", exe)
+		}
+	})
+	t.Run("through a mount this process does not see", func(t *testing.T) {
+		// The child mounts its own file over a path in a mount namespace of its own, then
+		// runs it through that path: its exe reads as the path, but the path here is
+		// another file.
+		real := filepath.Join(dir, "real")
+		copyTo(real)
+		evil := filepath.Join(dir, "evil")
+		copyTo(evil)
+		os.WriteFile(evil, append(must(os.ReadFile(evil)), 0), 0o755) // another inode, other content
+		c := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c",
+			"mount --bind "+evil+" "+real+" && exec "+real+" 600")
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Process.Kill(); c.Wait() })
+		if _, v := waitExe(t, c, real); v {
+			t.Error("an executable from another mount namespace is verified by the path it reads as")
+		}
+	})
+	t.Run("no executable: a thread group whose leader exited", func(t *testing.T) {
+		// The main thread exits (pthread_exit), another one lives on: the kernel has no
+		// executable to show for the process, which can still open files.
+		c := exec.Command(python3(t), "-c", zombieLeaderPy, "600")
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Process.Kill(); c.Wait() })
+		pid := int32(c.Process.Pid)
+		for end := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			st, _ := os.ReadFile("/proc/" + strconv.Itoa(int(pid)) + "/status")
+			if strings.Contains(string(st), "State:\tZ") {
+				break
+			}
+			if time.Now().After(end) {
+				t.Fatalf("the leader did not exit: %s", st)
+			}
+		}
+		if exe, v, err := ReadProcessExe(pid); err != nil || exe != "" || v {
+			t.Errorf("ReadProcessExe = %q, %v, %v; want \"\", false, nil", exe, v, err)
+		}
+		if _, err := ReadProcessGroups(pid); err != nil {
+			t.Errorf("ReadProcessGroups: %v", err)
+		}
+	})
+}
+
+// zombieLeaderPy runs a thread that sleeps argv[1] seconds and ends the main thread: the
+// process lives on with a zombie thread-group leader.
+const zombieLeaderPy = `
+import ctypes, sys, threading, time
+threading.Thread(target=time.sleep, args=(float(sys.argv[1]),)).start()
+ctypes.CDLL(None).pthread_exit(None)
+`
+
+func python3(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("python3")
+	if err != nil {
+		t.Fatalf("python3 not found (CI installs python3-minimal): %v", err)
+	}
+	return p
+}
+
+func must(b []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return b
 }

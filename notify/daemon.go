@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/fsnotifyd/fsnotifyd/backend"
 	"github.com/fsnotifyd/fsnotifyd/client"
 	"github.com/fsnotifyd/fsnotifyd/engine"
 )
@@ -269,7 +268,10 @@ func newDaemonGuard(gd *Guard, socket string) error {
 		name = "notify.Guard"
 	}
 	cl, err := client.Dial(ctx, client.Options{Socket: socket, Name: name, Class: class,
-		Deadline: cfg.Deadline, DeadlineVerdict: cfg.OnTimeout.engineVerdict(), CloseVerdict: cfg.OnClose.engineVerdict(),
+		// Unlimited, as embedded: a full queue would answer for the Guard (permission clients
+		// are privileged, so the daemon grants it).
+		QueueLimit: -1,
+		Deadline:   cfg.Deadline, DeadlineVerdict: cfg.OnTimeout.engineVerdict(), CloseVerdict: cfg.OnClose.engineVerdict(),
 		WantEventFDs: true, Reconnect: true,
 		Handler: func(ev client.Event) { gd.onRemoteEvent(remote.Load(), ev) }})
 	if err != nil {
@@ -319,14 +321,14 @@ func (gd *Guard) onRemoteEvent(cl *client.Client, ev client.Event) {
 		ev.FD.Close() // a resync or overflow notice; or closing: Close answers the rest
 		return
 	}
-	if gd.exemptRemote(int(ev.Pid)) {
+	if gd.exempts.Exempt(ev.Pid) {
 		cl.Respond(ev.ID, engine.Response{})
 		ev.FD.Close()
 		return
 	}
 	r := gd.remoteRequest(ev)
 	if gd.cfg.Inline != nil {
-		if v, ok := gd.cfg.Inline(r); ok {
+		if v, ok := gd.callInline(r); ok {
 			// Respond does not wait for the daemon's acknowledgement: a decision this quick
 			// is in time unless the deadline is shorter than the trip to the daemon.
 			v, resp := gd.answer(v)
@@ -372,6 +374,8 @@ func (gd *Guard) remoteRequest(ev client.Event) *Request {
 	if ev.Comm != "" {
 		r.commOnce.Do(func() { r.comm = ev.Comm })
 	}
+	// Groups and Exe are read here, on first use, from this process's /proc, as Comm and Uid
+	// are when the daemon did not send them: the daemon's pid namespace is assumed.
 	return r
 }
 
@@ -401,17 +405,4 @@ func (gd *Guard) decideRemote(cl *client.Client, ev client.Event, r *Request) {
 	default:
 		gd.record(r, gd.cfg.OnClose, "closed")
 	}
-}
-
-// exemptRemote reports whether pid is one of the Guard's exempt helpers or their descendant.
-func (gd *Guard) exemptRemote(pid int) bool {
-	if pid == os.Getpid() {
-		return true
-	}
-	for _, h := range gd.cfg.Exempt {
-		if pid == h || backend.Descends(pid, h) {
-			return true
-		}
-	}
-	return false
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -137,7 +138,12 @@ func (v Verdict) String() string {
 }
 
 // Request is one access waiting for a Guard's verdict. Its methods that read /proc (Comm,
-// Uid) do so on first use; the file stays readable through File until the handler returns.
+// Uid, Groups, Exe and the Lookup forms) do so on first use, while the process waits, and
+// remember the answer; the file stays readable through File until the handler returns.
+//
+// The process attributes tell a process that is gone from a failure to read: the error is
+// os.ErrProcessDone (wrapped) when the process has exited or is unknown (pid 0), and the
+// system's error otherwise.
 type Request struct {
 	// Kind is the access.
 	Kind AccessKind
@@ -151,12 +157,31 @@ type Request struct {
 	Time time.Time
 	// Note is free for the handler, e.g. to tell an OnDecision callback why it decided.
 	Note string
+	// Err is set by a handler (or Inline) that could not decide because of a failure of its
+	// own (a scanner that cannot run, an attribute it cannot read) and answered with the
+	// on-error verdict, and by the Guard when the handler panicked. OnDecision gets it as
+	// Decision.Err.
+	Err error
 
-	ev       *engine.Event
+	ev *engine.Event
+
 	commOnce sync.Once
 	comm     string
-	uidOnce  sync.Once
-	uid      int
+	commErr  error
+
+	uidOnce sync.Once
+	uid     int
+	uidErr  error
+
+	groupsOnce sync.Once
+	groups     []uint32
+	groupsErr  error
+
+	exeOnce     sync.Once
+	exe         string
+	exeVerified bool
+	exeErr      error
+	exeDone     atomic.Bool // set once exe, exeVerified and exeErr hold Exe's answer
 }
 
 // Path returns the path of the file (resolved on first use), or "" if it is unknown (see
@@ -180,16 +205,67 @@ func (r *Request) Inode() (dev, ino uint64, ok bool) {
 	return id.Hi, id.Lo, !id.IsZero()
 }
 
-// Comm returns the accessing process's command name ("" if it is gone or unknown).
+// Comm returns the accessing process's command name ("" if it is gone or unknown). Any
+// process can set its own name (prctl PR_SET_NAME): it identifies nothing.
 func (r *Request) Comm() string {
-	r.commOnce.Do(func() { r.comm = ProcessComm(r.Pid) })
-	return r.comm
+	c, _ := r.LookupComm()
+	return c
+}
+
+// LookupComm is Comm with the error.
+func (r *Request) LookupComm() (string, error) {
+	r.commOnce.Do(func() { r.comm, r.commErr = backend.ReadProcessComm(int32(r.Pid)) })
+	return r.comm, r.commErr
 }
 
 // Uid returns the accessing process's effective user id, or -1 if unknown.
 func (r *Request) Uid() int {
-	r.uidOnce.Do(func() { r.uid = processUid(r.Pid) })
-	return r.uid
+	u, err := r.LookupUid()
+	if err != nil {
+		return -1
+	}
+	return u
+}
+
+// LookupUid is Uid with the error.
+func (r *Request) LookupUid() (int, error) {
+	r.uidOnce.Do(func() {
+		u, err := backend.ReadProcessEUID(int32(r.Pid))
+		r.uid, r.uidErr = int(u), err
+	})
+	return r.uid, r.uidErr
+}
+
+// Groups returns all of the accessing process's group ids: its real, effective, saved and
+// filesystem gid, and its supplementary groups. An unprivileged process can neither add a
+// group to this set nor leave one.
+func (r *Request) Groups() ([]uint32, error) {
+	r.groupsOnce.Do(func() { r.groups, r.groupsErr = backend.ReadProcessGroups(int32(r.Pid)) })
+	return r.groups, r.groupsErr
+}
+
+// Exe returns the executable the accessing process runs (/proc/PID/exe) and whether the
+// path is verified: whether it leads, in this process's mount namespace, to that very file.
+// It does not when the executable was deleted (the path then ends in " (deleted)") or
+// replaced since it started, or when the process started it through a mount this process
+// does not see (a container, or a user namespace that mounted its own file over the path); a
+// process with no executable (a kernel thread, a thread group whose leader exited) or with a
+// path longer than PATH_MAX gives "" and false. Only a verified path says which program runs.
+func (r *Request) Exe() (path string, verified bool, err error) {
+	r.exeOnce.Do(func() {
+		r.exe, r.exeVerified, r.exeErr = backend.ReadProcessExe(int32(r.Pid))
+		r.exeDone.Store(true)
+	})
+	return r.exe, r.exeVerified, r.exeErr
+}
+
+// ExeRead returns the executable and true if Exe has been called (for audit logs, which show
+// it where a decision read it), else "", false, false.
+func (r *Request) ExeRead() (path string, verified, ok bool) {
+	if !r.exeDone.Load() {
+		return "", false, false
+	}
+	return r.exe, r.exeVerified, true
 }
 
 // fder is implemented by the backend's permission-event payload.
@@ -216,15 +292,6 @@ func (r *Request) File() *os.File {
 // ProcessComm reads /proc/PID/comm ("" if the process is gone). procfs takes no fanotify
 // marks, so this never waits on a guard.
 func ProcessComm(pid int) string { return backend.ProcessComm(int32(pid)) }
-
-// processUid is the effective uid of a process, -1 if it is gone.
-func processUid(pid int) int {
-	uid, ok := backend.ProcessEUID(int32(pid))
-	if !ok {
-		return -1
-	}
-	return int(uid)
-}
 
 // Handler decides on an access. ctx ends at the Guard's deadline (or when it closes): a
 // handler that outlives it is too late, and the deadline verdict has applied.
@@ -268,10 +335,19 @@ type GuardConfig struct {
 	Daemon string
 	// Name names the Guard in the daemon's stats (default "notify.Guard").
 	Name string
-	// Exempt are helper processes the caller started (a scanner launcher, say): their
-	// accesses, and their descendants', are allowed at once and never decided, from before
-	// the marks are placed.
+	// Exempt are helper processes the caller started (a scanner launcher, say) and has not
+	// reaped: their accesses are allowed at once and never decided, from before the marks
+	// are placed, and so are those of their sessions' members if they lead their own
+	// sessions (SysProcAttr.Setsid) — which is how a helper's own children are exempt. A
+	// helper stops being exempt once it is reaped, whatever the caller does: its pid, reused,
+	// exempts nobody (see docs/security.md, "Exempt processes").
 	Exempt []int
+	// AllowOnError makes the Guard's own failures allow; by default they deny. They are a
+	// handler or Inline that panics (the Guard recovers, answers, reports the panic in
+	// Decision.Err and goes on), and what a handler reports in Request.Err and answers with
+	// the Guard's OnError verdict. A handler that could crash on a crafted file must not let
+	// that file through.
+	AllowOnError bool
 	// OnDecision, if set, is called after each decision (for audit logs), from the
 	// goroutine that decided; it must not block for long.
 	OnDecision func(Decision)
@@ -288,6 +364,9 @@ type Decision struct {
 	Verdict Verdict
 	// By says who decided: "inline", "handler", "deadline", "closed".
 	By string
+	// Err, if set, is the Guard's own failure that decided, with the on-error verdict: the
+	// handler's Request.Err, or a *PanicError when the handler (or Inline) panicked.
+	Err error
 	// Latency is the time from the kernel event being read to the verdict.
 	Latency time.Duration
 }
@@ -305,6 +384,7 @@ type Guard struct {
 	sem     chan struct{}
 	closed  atomic.Bool
 
+	exempts  *backend.Exemptions // the backend's, or the Guard's own through the daemon
 	unexempt []func()
 	cl       *client.Client // through the daemon
 
@@ -331,9 +411,14 @@ func NewGuard(cfg GuardConfig, h Handler) (*Guard, error) {
 	}
 	gd := &Guard{cfg: cfg, handler: h, b: cfg.Backend, sem: make(chan struct{}, cfg.Concurrency)}
 	if cfg.Daemon != "" {
+		gd.exempts = backend.NewExemptions()
+		if err := gd.exemptHelpers(); err != nil {
+			return nil, err
+		}
 		gd.ctx, gd.cancel = context.WithCancel(context.Background())
 		if err := newDaemonGuard(gd, cfg.Daemon); err != nil {
 			gd.cancel()
+			gd.releaseExempt()
 			return nil, err
 		}
 		return gd, nil
@@ -370,19 +455,71 @@ func NewGuard(cfg GuardConfig, h Handler) (*Guard, error) {
 		return nil, err
 	}
 	gd.g = g
-	gd.ctx, gd.cancel = context.WithCancel(context.Background())
-	for _, pid := range cfg.Exempt {
-		gd.unexempt = append(gd.unexempt, gd.b.ExemptPid(pid))
+	gd.exempts = gd.b.Exemptions()
+	if err := gd.exemptHelpers(); err != nil {
+		g.Close()
+		gd.closeBackend()
+		return nil, err
 	}
+	gd.ctx, gd.cancel = context.WithCancel(context.Background())
 	if err := gd.addMarks(); err != nil {
 		g.Close()
 		gd.cancel()
+		gd.releaseExempt()
 		gd.closeBackend()
 		return nil, err
 	}
 	gd.wg.Add(1)
 	go gd.readLoop()
 	return gd, nil
+}
+
+// exemptHelpers registers cfg.Exempt.
+func (gd *Guard) exemptHelpers() error {
+	for _, pid := range gd.cfg.Exempt {
+		done, err := gd.exempts.Add(pid)
+		if err != nil {
+			gd.releaseExempt()
+			return fmt.Errorf("guard: exempting helper process %d: %w", pid, err)
+		}
+		gd.unexempt = append(gd.unexempt, done)
+	}
+	return nil
+}
+
+func (gd *Guard) releaseExempt() {
+	for _, f := range gd.unexempt {
+		f()
+	}
+	gd.unexempt = nil
+}
+
+// OnError is the verdict for the Guard's own failures (see GuardConfig.AllowOnError).
+func (gd *Guard) OnError() Verdict {
+	if gd.cfg.AllowOnError {
+		return Allow
+	}
+	return Deny
+}
+
+// PanicError is a handler's (or Inline's) panic, recovered by the Guard.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("the handler panicked: %v", e.Value) }
+
+// callInline offers r to cfg.Inline. A panic in it is the Guard's own failure: r gets the
+// on-error verdict, with the panic in r.Err.
+func (gd *Guard) callInline(r *Request) (v Verdict, ok bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.Err = &PanicError{Value: p, Stack: debug.Stack()}
+			v, ok = gd.OnError(), true
+		}
+	}()
+	return gd.cfg.Inline(r)
 }
 
 func (v Verdict) engineVerdict() engine.Verdict {
@@ -460,7 +597,7 @@ func newRequest(ev *engine.Event, m engine.Mask) *Request {
 // inline is the engine Handler: it offers the request to cfg.Inline on the kernel reader.
 func (gd *Guard) inline(d engine.Delivery) (engine.Response, bool) {
 	r := newRequest(d.Event, d.Mask)
-	v, ok := gd.cfg.Inline(r)
+	v, ok := gd.callInline(r)
 	if !ok {
 		return engine.Response{}, false
 	}
@@ -479,7 +616,7 @@ func (gd *Guard) record(r *Request, v Verdict, by string) {
 		if !r.Time.IsZero() {
 			lat = time.Since(r.Time)
 		}
-		f(Decision{Request: r, Verdict: v, By: by, Latency: lat})
+		f(Decision{Request: r, Verdict: v, By: by, Latency: lat, Err: r.Err})
 	}
 }
 
@@ -514,16 +651,7 @@ func (gd *Guard) decide(d engine.Delivery) {
 	defer func() { <-gd.sem }()
 	defer d.Release()
 	r := newRequest(d.Event, d.Mask)
-	var v Verdict
-	func() {
-		defer func() {
-			if p := recover(); p != nil {
-				gd.g.Respond(d.ID, engine.Response{Verdict: gd.cfg.OnTimeout.engineVerdict()}) // answer, then crash
-				panic(p)
-			}
-		}()
-		v = gd.runHandler(r)
-	}()
+	v := gd.runHandler(r)
 	v, resp := gd.answer(v)
 	err := gd.g.Respond(d.ID, resp)
 	switch {
@@ -536,8 +664,15 @@ func (gd *Guard) decide(d engine.Delivery) {
 	}
 }
 
-// runHandler runs the handler under the deadline (from the kernel read).
-func (gd *Guard) runHandler(r *Request) Verdict {
+// runHandler runs the handler under the deadline (from the kernel read). A panic in the
+// handler is the Guard's own failure: the on-error verdict, with the panic in r.Err.
+func (gd *Guard) runHandler(r *Request) (v Verdict) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.Err = &PanicError{Value: p, Stack: debug.Stack()}
+			v = gd.OnError()
+		}
+	}()
 	ctx := gd.ctx
 	if gd.cfg.Deadline > 0 {
 		start := r.Time
@@ -548,7 +683,7 @@ func (gd *Guard) runHandler(r *Request) Verdict {
 		ctx, cancel = context.WithDeadline(ctx, start.Add(gd.cfg.Deadline))
 		defer cancel()
 	}
-	v := gd.handler(ctx, r)
+	v = gd.handler(ctx, r)
 	if ctx.Err() != nil {
 		// The handler's deadline ran out (it runs from the kernel read, a hair before the
 		// engine's): its answer is too late whatever it says; the deadline verdict holds.
@@ -565,22 +700,20 @@ func (gd *Guard) FlushCache() {
 	}
 }
 
-// ExemptPid exempts a helper process the handler started (a scanner): its own accesses are
-// allowed at once, never decided, so that the guard cannot wait on itself.
+// ExemptPid exempts a helper process the handler started (a scanner) and has not reaped: its
+// own accesses are allowed at once, never decided, so that the guard cannot wait on itself,
+// and so are its session's members' if it leads its own session (see GuardConfig.Exempt).
+// Call done when it has exited; once reaped, it is not exempt anyway. A pid that is not a live
+// process is not exempted.
 func (gd *Guard) ExemptPid(pid int) (done func()) {
-	if gd.b == nil {
-		return func() {} // through the daemon: use GuardConfig.Exempt
-	}
-	return gd.b.ExemptPid(pid)
+	done, _ = gd.exempts.Add(pid)
+	return done
 }
 
-// Spawning brackets the start of helper processes (see backend.Backend.Spawning).
-func (gd *Guard) Spawning() (end func()) {
-	if gd.b == nil {
-		return func() {}
-	}
-	return gd.b.Spawning()
-}
+// Spawning brackets the start of helper processes: until end is called, this process's
+// direct children are exempt, so that a helper's execve, which comes before ExemptPid can
+// name it, does not wait on the guard (see backend.Exemptions.Spawning).
+func (gd *Guard) Spawning() (end func()) { return gd.exempts.Spawning() }
 
 // GuardStats are a Guard's figures.
 type GuardStats struct {
@@ -622,9 +755,7 @@ func (gd *Guard) Close() error {
 	}
 	gd.cancel()
 	gd.wg.Wait()
-	for _, f := range gd.unexempt {
-		f()
-	}
+	gd.releaseExempt()
 	gd.closeBackend()
 	return nil
 }

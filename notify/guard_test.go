@@ -4,8 +4,13 @@ package notify
 
 import (
 	"context"
+	"errors"
+	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -87,3 +92,278 @@ func testDenyErrnoPlain(t *testing.T, viaDaemon, inline bool, deadline time.Dura
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// eachGuardMode runs f for a Guard embedded and for one through a daemon (daemon is its
+// socket, or "").
+func eachGuardMode(t *testing.T, f func(t *testing.T, daemon string)) {
+	t.Run("embedded", func(t *testing.T) { testenv.RequireRoot(t); f(t, "") })
+	t.Run("daemon", func(t *testing.T) { f(t, startDaemon(t)) })
+}
+
+// decisionLog collects a Guard's OnDecision calls.
+type decisionLog struct {
+	mu   sync.Mutex
+	list []Decision
+}
+
+func (d *decisionLog) add(x Decision) {
+	x.Request.Path() // resolved while the event is held (OnDecision runs before its release)
+	d.mu.Lock()
+	d.list = append(d.list, x)
+	d.mu.Unlock()
+}
+
+// of waits for the decision on a path ending in suffix.
+func (d *decisionLog) of(t *testing.T, suffix string) Decision {
+	t.Helper()
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(2 * time.Millisecond) {
+		d.mu.Lock()
+		for _, x := range d.list {
+			if strings.HasSuffix(x.Request.Path(), suffix) {
+				d.mu.Unlock()
+				return x
+			}
+		}
+		d.mu.Unlock()
+	}
+	t.Fatalf("no decision on *%s", suffix)
+	return Decision{}
+}
+
+// catFile runs cat on path (as cred, if set) and returns its error and output.
+func catFile(path string, cred *syscall.Credential) (string, error) {
+	c := exec.Command("cat", path)
+	if cred != nil {
+		c.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	}
+	out, err := c.CombinedOutput()
+	return string(out), err
+}
+
+func denied(out string, err error) bool {
+	return err != nil && strings.Contains(out, "Operation not permitted")
+}
+
+// A handler (or Inline) that panics is the Guard's own failure: the access gets the on-error
+// verdict — deny unless AllowOnError — the panic is in Decision.Err, and the Guard goes on
+// deciding.
+func TestGuardHandlerPanicAnswersOnError(t *testing.T) {
+	eachGuardMode(t, func(t *testing.T, daemon string) {
+		for _, allowOnError := range []bool{false, true} {
+			t.Run("AllowOnError="+strconv.FormatBool(allowOnError), func(t *testing.T) {
+				dir := testenv.Tmpfs(t)
+				for _, n := range []string{"boom", "boom-inline", "ok"} {
+					os.WriteFile(filepath.Join(dir, n), []byte(n), 0o644)
+				}
+				var ds decisionLog
+				g, err := NewGuard(GuardConfig{Paths: []string{dir}, Daemon: daemon, Deadline: 10 * time.Second,
+					AllowOnError: allowOnError, OnDecision: ds.add,
+					Inline: func(r *Request) (Verdict, bool) {
+						if strings.HasSuffix(r.Path(), "/boom-inline") {
+							panic("inline went wrong")
+						}
+						return Verdict{}, false
+					}},
+					func(ctx context.Context, r *Request) Verdict {
+						if strings.HasSuffix(r.Path(), "/boom") {
+							panic("handler went wrong")
+						}
+						return Allow
+					})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer g.Close()
+				for _, tc := range []struct{ name, value string }{{"boom", "handler went wrong"}, {"boom-inline", "inline went wrong"}} {
+					out, err := catFile(filepath.Join(dir, tc.name), nil)
+					if denied(out, err) == allowOnError {
+						t.Errorf("%s: cat: %v %s; want denied=%v", tc.name, err, out, !allowOnError)
+					}
+					d := ds.of(t, "/"+tc.name)
+					var pe *PanicError
+					if !errors.As(d.Err, &pe) || pe.Value != tc.value || len(pe.Stack) == 0 || d.Verdict.Denied() == allowOnError {
+						t.Errorf("%s: decision %+v (err %v), want the panic %q and the on-error verdict", tc.name, d, d.Err, tc.value)
+					}
+				}
+				if out, err := catFile(filepath.Join(dir, "ok"), nil); err != nil {
+					t.Errorf("after the panics the Guard no longer decides: %v %s", err, out)
+				}
+			})
+		}
+	})
+}
+
+// A handler reads the process's attributes while it waits: executable (verified), all its
+// groups, effective uid, name; a handler's own failure goes to the audit through Request.Err.
+func TestGuardRequestProcessAttributes(t *testing.T) {
+	cat, err := exec.LookPath("cat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, _ = filepath.EvalSymlinks(cat)
+	eachGuardMode(t, func(t *testing.T, daemon string) {
+		dir := testenv.Tmpfs(t)
+		file := filepath.Join(dir, "probe")
+		os.WriteFile(file, []byte("p"), 0o644)
+		testenv.OpenToAll(t, file)
+		type seen struct {
+			exe      string
+			verified bool
+			exeErr   error
+			groups   []uint32
+			uid      int
+			comm     string
+		}
+		got := make(chan seen, 1)
+		var ds decisionLog
+		g, err := NewGuard(GuardConfig{Paths: []string{dir}, Daemon: daemon, Deadline: 10 * time.Second, OnDecision: ds.add},
+			func(ctx context.Context, r *Request) Verdict {
+				var s seen
+				s.exe, s.verified, s.exeErr = r.Exe()
+				s.groups, _ = r.Groups()
+				s.uid, _ = r.LookupUid()
+				s.comm = r.Comm()
+				select {
+				case got <- s:
+				default:
+				}
+				r.Err = errors.New("a handler's own failure")
+				return Deny
+			})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer g.Close()
+		out, err := catFile(file, &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{27}})
+		if !denied(out, err) {
+			t.Fatalf("cat: %v %s", err, out)
+		}
+		s := <-got
+		if s.exe != cat || !s.verified || s.exeErr != nil {
+			t.Errorf("Exe = %q, %v, %v; want %q, verified", s.exe, s.verified, s.exeErr, cat)
+		}
+		if !slices.Contains(s.groups, 65534) || !slices.Contains(s.groups, 27) || slices.Contains(s.groups, 0) {
+			t.Errorf("Groups = %v, want 65534 and 27 (and not root's 0)", s.groups)
+		}
+		if s.uid != 65534 || s.comm != "cat" {
+			t.Errorf("uid %d comm %q", s.uid, s.comm)
+		}
+		d := ds.of(t, "/probe")
+		if d.Err == nil || d.Err.Error() != "a handler's own failure" {
+			t.Errorf("Decision.Err = %v", d.Err)
+		}
+		if exe, verified, ok := d.Request.ExeRead(); !ok || exe != cat || !verified {
+			t.Errorf("ExeRead = %q, %v, %v", exe, verified, ok)
+		}
+	})
+}
+
+// A Guard's queue never fills, so that no queue-full verdict ever answers for it: embedded,
+// its kernel group has FAN_UNLIMITED_QUEUE (so the kernel never drops, and allows, a permission
+// event) and its engine group no limit; through the daemon it asks for, and gets, no limit.
+func TestGuardQueueNeverFull(t *testing.T) {
+	eachGuardMode(t, func(t *testing.T, daemon string) {
+		dir := testenv.Tmpfs(t)
+		g, err := NewGuard(GuardConfig{Paths: []string{dir}, Daemon: daemon}, func(context.Context, *Request) Verdict { return Allow })
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer g.Close()
+		if daemon != "" {
+			if q := g.cl.Welcome().QueueLimit; q >= 0 {
+				t.Errorf("the daemon granted a queue limit of %d", q)
+			}
+			return
+		}
+		if q := g.g.Options().QueueLimit; q >= 0 {
+			t.Errorf("engine queue limit %d", q)
+		}
+		flags := fanotifyFlags(t)
+		const classBits, unlimitedQueue = 0xc, 0x10
+		n := 0
+		for _, f := range flags {
+			if f&classBits != 0 { // a content or pre-content group: the guard's
+				n++
+				if f&unlimitedQueue == 0 {
+					t.Errorf("a permission group without FAN_UNLIMITED_QUEUE: flags %#x", f)
+				}
+			}
+		}
+		if n == 0 {
+			t.Fatalf("no permission group among this process's fanotify groups %x", flags)
+		}
+	})
+}
+
+// fanotifyFlags returns the fanotify_init flags of this process's fanotify groups, from
+// /proc/self/fdinfo.
+func fanotifyFlags(t *testing.T) []uint64 {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []uint64
+	for _, e := range ents {
+		if l, _ := os.Readlink("/proc/self/fd/" + e.Name()); l != "anon_inode:[fanotify]" {
+			continue
+		}
+		info, err := os.ReadFile("/proc/self/fdinfo/" + e.Name())
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(info), "\n") {
+			if rest, ok := strings.CutPrefix(line, "fanotify flags:"); ok {
+				f := strings.Fields(rest)[0]
+				v, err := strconv.ParseUint(f, 16, 64)
+				if err != nil {
+					t.Fatalf("fdinfo %q", line)
+				}
+				out = append(out, v)
+			}
+		}
+	}
+	return out
+}
+
+// A helper given in GuardConfig.Exempt that leads its own session is exempt with its
+// session's members (its children); any other process, the Guard's other children included,
+// is decided.
+func TestGuardExemptHelperSession(t *testing.T) {
+	eachGuardMode(t, func(t *testing.T, daemon string) {
+		dir := testenv.Tmpfs(t)
+		file := filepath.Join(dir, "f")
+		os.WriteFile(file, []byte("x"), 0o644)
+		h := exec.Command("sh", "-c", "read go; cat "+file+" && echo HELPER-CHILD-OK")
+		h.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		in, _ := h.StdinPipe()
+		out := &strings.Builder{}
+		var mu sync.Mutex
+		h.Stdout = writerFunc(func(p []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return out.Write(p) })
+		h.Stderr = h.Stdout
+		if err := h.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { h.Process.Kill(); h.Wait() }()
+		g, err := NewGuard(GuardConfig{Paths: []string{dir}, Daemon: daemon, Deadline: 10 * time.Second, Exempt: []int{h.Process.Pid}},
+			func(context.Context, *Request) Verdict { return Deny })
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer g.Close()
+		io.WriteString(in, "go\n")
+		in.Close()
+		if err := h.Wait(); err != nil {
+			mu.Lock()
+			t.Errorf("the helper's child: %v %s", err, out.String())
+			mu.Unlock()
+		}
+		if out, err := catFile(file, nil); !denied(out, err) {
+			t.Errorf("another child of the guard's process: %v %s, want EPERM", err, out)
+		}
+	})
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

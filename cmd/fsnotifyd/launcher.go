@@ -21,9 +21,11 @@ import (
 // the child's execve returns. If the scanner (or its interpreter) lies under a guarded path,
 // that execve waits for the guard's verdict; should the Go runtime start a stop-the-world
 // meanwhile, it waits for the forking thread, and the guard could never answer — the host
-// would hang on every guarded access. The launcher is started before any mark exists; its
-// children's accesses are exempt (they descend from a registered helper) and answered at once
-// by a guard whose runtime is never blocked by a fork.
+// would hang on every guarded access. The launcher is started before any mark exists, in a
+// session of its own (setsid); it and the members of its session — the scanners it starts and
+// their children — are exempt (backend.Exemptions) and answered at once by a guard whose
+// runtime is never blocked by a fork. The guard does not reap the launcher until it is done
+// with it: the exemption holds while the launcher holds its pid, and ends when it is reaped.
 //
 // The launcher is this binary run as "fsnotifyd __exec-launcher"; it reads one JSON request
 // per line on stdin and writes one JSON reply per line on stdout.
@@ -116,6 +118,8 @@ func startLauncher() (*launcher, error) {
 	}
 	cmd := exec.Command(self, "__exec-launcher")
 	cmd.Stderr = os.Stderr
+	// Its own session: its scanners are exempt as its session's members.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
@@ -132,8 +136,12 @@ func startLauncher() (*launcher, error) {
 		sc := bufio.NewScanner(outR)
 		for sc.Scan() {
 			var r launchReply
-			if json.Unmarshal(sc.Bytes(), &r) != nil {
-				continue
+			if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+				// A launcher that says what it should not can be trusted with no scan: every
+				// scan from now on fails (--on-error), none waits for a reply that will not come.
+				fmt.Fprintf(os.Stderr, "fsnotifyd guard: the --exec launcher wrote %q: %v; scans fail from now on\n", sc.Bytes(), err)
+				cmd.Process.Kill()
+				break
 			}
 			l.mu.Lock()
 			ch := l.wait[r.ID]

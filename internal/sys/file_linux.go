@@ -199,6 +199,21 @@ func FdPath(fd int) (string, error) {
 	return string(buf[:n]), nil
 }
 
+// Readlink returns the target of symbolic link path (PATH_MAX bytes at most: a longer one
+// is ENAMETOOLONG). Of a magic link in /proc the kernel writes the object's path, with
+// " (deleted)" after an unlinked one.
+func Readlink(path string) (string, error) {
+	var buf [unix.PathMax]byte
+	n, err := unix.Readlink(path, buf[:])
+	if err == nil && n == len(buf) {
+		err = syscall.ENAMETOOLONG
+	}
+	if err != nil {
+		return "", os.NewSyscallError("readlink("+path+")", err)
+	}
+	return string(buf[:n]), nil
+}
+
 // Open opens path (open(2) flags; O_CLOEXEC is always added), retrying on EINTR.
 func Open(path string, flags int, perm uint32) (int, error) {
 	for {

@@ -129,3 +129,10 @@ func memfdCreate(name string) (int, error) {
 	}
 	return fd, nil
 }
+
+// PidfdAlive reports whether the process pidfd refers to still holds its pid: it is running
+// or a zombie not yet reaped (pidfd_send_signal with signal 0, 5.1). Once the process is
+// reaped its pid may be given to another process, and this returns false for good.
+func PidfdAlive(pidfd int) bool {
+	return unix.PidfdSendSignal(pidfd, 0, nil, 0) == nil
+}

@@ -153,6 +153,24 @@ func PublicDir(t testing.TB) string {
 	return dir
 }
 
+// OpenToAll makes the directories above path, up to the system's temporary directory,
+// searchable by every user (t.TempDir() makes them 0700), so that a process run as nobody
+// reaches path and a denial it meets comes from the test's guard, not from the file mode.
+// Call it on paths under the test's own temporary directories only.
+func OpenToAll(t testing.TB, path string) {
+	t.Helper()
+	tmp := filepath.Clean(os.TempDir())
+	for d := filepath.Dir(filepath.Clean(path)); strings.HasPrefix(d, tmp+"/"); d = filepath.Dir(d) {
+		st, err := os.Stat(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(d, st.Mode().Perm()|0o055); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // childEnv marks a process started by RunTestAs.
 const childEnv = "FSNOTIFYD_TESTENV_CHILD"
 
