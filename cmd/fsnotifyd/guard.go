@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"strconv"
 	"strings"
@@ -50,10 +51,21 @@ default applies otherwise (docs/policy.md, "Paths that cannot be read").
 
 --deadline bounds each decision (default 5s) and --on-timeout gives the
 verdict then (default allow, so the host stays usable if a scanner hangs);
---deadline 0 waits forever. --permissive decides and audits but allows
+--deadline 0 waits forever. --on-error gives the verdict when the guard
+itself fails to decide: a scanner that cannot start, crashes or is killed by
+a signal, an error reading what a rule needs (/proc), a panic (default deny:
+a file that crashes the scanner must not get through). Each such decision
+has an audit line naming the error. The kernel's own behaviour is not the
+guard's to choose: if the guard is killed, accesses are allowed; while it is
+stopped (SIGSTOP), they wait. See docs/security.md. --permissive decides and audits but allows
 everything. --cache lets the kernel remember allows until the file changes.
 --audit FILE (or - for stdout) writes one JSON line per decision: time, path,
-pid, comm, event, verdict, rule, latency.
+pid, comm, exe (where a rule read it, and for every deny), event, verdict,
+rule, error, latency.
+
+Rules may test comm=, the process name, which any process can set: a
+warning on stderr says so for an allow rule that tests nothing else where
+it grants something. Test exe=, uid= or gid= instead.
 
 "Watches established." is printed on stderr once the marks are in place. On
 SIGINT or SIGTERM everything pending is answered and the guard exits 0.
@@ -73,6 +85,7 @@ func runGuard(args []string) int {
 		flags              []policy.Flag
 		policyFile, events string
 		execCmd, onTimeout string
+		onError            = "deny"
 		deadline           = 5 * time.Second
 		permissive, cache  bool
 		quiet, mount       bool
@@ -80,7 +93,7 @@ func runGuard(args []string) int {
 		daemon             daemonFlag
 		concurrency        int
 	)
-	fs := newFlagSet("guard", "[--policy FILE] [--deny GLOB]... [--allow GLOB]... [--events EVENTS] [--exec CMD] [--deadline DUR] [--on-timeout allow|deny] [--permissive] [--cache] [--audit FILE|-] [--mount] PATH...", guardHelp)
+	fs := newFlagSet("guard", "[--policy FILE] [--deny GLOB]... [--allow GLOB]... [--events EVENTS] [--exec CMD] [--deadline DUR] [--on-timeout allow|deny] [--on-error deny|allow] [--permissive] [--cache] [--audit FILE|-] [--mount] PATH...", guardHelp)
 	fs.value(policy.FlagValue(&flags, engine.Deny), "deny", "deny accesses to paths matching GLOB (repeatable; first match wins)")
 	fs.value(policy.FlagValue(&flags, engine.Allow), "allow", "allow accesses to paths matching GLOB (repeatable; first match wins)")
 	fs.stringVar(&policyFile, "policy", "read rules from FILE (see docs/policy.md)")
@@ -89,6 +102,7 @@ func runGuard(args []string) int {
 	fs.durationVar(&deadline, "deadline", "bound each decision by DUR; 0 waits forever")
 	onTimeout = "allow"
 	fs.stringVar(&onTimeout, "on-timeout", "verdict at the deadline: allow or deny")
+	fs.stringVar(&onError, "on-error", "verdict when the guard fails to decide (a scanner that cannot run or crashes, /proc unreadable): deny (default) or allow")
 	fs.boolVar(&permissive, "permissive", "decide and audit, but allow everything")
 	fs.boolVar(&cache, "cache", "let the kernel remember allows until the file is modified")
 	fs.stringVar(&audit, "audit", "write one JSON line per decision to FILE (- for stdout)")
@@ -106,6 +120,17 @@ func runGuard(args []string) int {
 	timeoutVerdict, err := engine.ParseVerdict(onTimeout)
 	if err != nil {
 		return fs.usageError(fmt.Errorf("--on-timeout: %w", err))
+	}
+	errorVerdict, err := engine.ParseVerdict(onError)
+	if err != nil {
+		return fs.usageError(fmt.Errorf("--on-error: %w", err))
+	}
+	if execCmd != "" && !isShellLine(execCmd) {
+		// Found now, not at the first access: a scanner that cannot start denies every
+		// access (--on-error deny) or lets every one through.
+		if _, err := exec.LookPath(execCmd); err != nil {
+			return fs.usageError(fmt.Errorf("--exec %q: %w (give the scanner's path, or a shell command line)", execCmd, errors.Unwrap(err)))
+		}
 	}
 	kinds := notify.AccessOpen
 	if events != "" {
@@ -132,6 +157,9 @@ func runGuard(args []string) int {
 		}
 	}
 	pol.CacheAllows = pol.CacheAllows || cache
+	for _, w := range pol.Lint(execCmd != "") {
+		fmt.Fprintf(os.Stderr, "fsnotifyd guard: warning: %s\n", w)
+	}
 	if pol.NeedsPreContent() && kinds&notify.AccessPreAccess == 0 {
 		// An errno= rule needs a pre-content group; pre_access rules need their events.
 		fmt.Fprintln(os.Stderr, "fsnotifyd guard: note: the policy denies with an errno or names pre_access; add --events ...,pre_access to use it (without a pre-content guard an errno= deny is a plain deny, EPERM)")
@@ -152,7 +180,10 @@ func runGuard(args []string) int {
 		defer auditW.close()
 	}
 	g := &guardRun{pol: pol, execCmd: execCmd, permissive: permissive, audit: auditW,
-		needPath: auditW != nil || policyNeedsPath(pol)}
+		needPath: auditW != nil || policyNeedsPath(pol), onError: notify.Deny}
+	if errorVerdict == engine.Allow {
+		g.onError = notify.Allow
+	}
 	if execCmd != "" {
 		if concurrency <= 0 {
 			concurrency = 64
@@ -168,14 +199,15 @@ func runGuard(args []string) int {
 		v = notify.Deny
 	}
 	cfg := notify.GuardConfig{
-		Paths:      paths,
-		Events:     kinds,
-		Deadline:   deadline,
-		OnTimeout:  v,
-		OnClose:    notify.Allow,
-		Cache:      pol.CacheAllows,
-		Inline:     g.inline,
-		OnDecision: g.decided,
+		Paths:        paths,
+		Events:       kinds,
+		Deadline:     deadline,
+		OnTimeout:    v,
+		OnClose:      notify.Allow,
+		Cache:        pol.CacheAllows,
+		Inline:       g.inline,
+		OnDecision:   g.decided,
+		AllowOnError: errorVerdict == engine.Allow || permissive,
 	}
 	if mount {
 		cfg.Paths, cfg.Mounts = nil, paths
@@ -237,19 +269,23 @@ type guardRun struct {
 	execCmd    string
 	permissive bool
 	needPath   bool
+	onError    notify.Verdict // --on-error
 	audit      *auditWriter
 	scanSem    chan struct{}
 	launcher   *launcher
 }
 
-// procInfo gives policy conditions the process's comm and uid, read on first use.
+// procInfo gives policy conditions the process's attributes, read on first use while it
+// waits (and remembered, so that the audit line shows what decided).
 type procInfo struct{ r *notify.Request }
 
-func (p procInfo) Comm() (string, bool) { c := p.r.Comm(); return c, c != "" }
-func (p procInfo) UID() (uint32, bool) {
-	u := p.r.Uid()
-	return uint32(u), u >= 0
+func (p procInfo) Comm() (string, error) { return p.r.LookupComm() }
+func (p procInfo) UID() (uint32, error) {
+	u, err := p.r.LookupUid()
+	return uint32(u), err
 }
+func (p procInfo) Groups() ([]uint32, error)  { return p.r.Groups() }
+func (p procInfo) Exe() (string, bool, error) { return p.r.Exe() }
 
 func (g *guardRun) policyDecision(r *notify.Request) policy.Decision {
 	if g.audit != nil {
@@ -269,14 +305,27 @@ func (g *guardRun) policyDecision(r *notify.Request) policy.Decision {
 // scanner go to scan.
 func (g *guardRun) inline(r *notify.Request) (notify.Verdict, bool) {
 	d := g.policyDecision(r)
+	if d.Err != nil {
+		return g.failed(r, d.Err), true
+	}
 	if d.Verdict == engine.Allow && d.Rule == nil && g.execCmd != "" {
 		return notify.Verdict{}, false // no rule decided: the scanner does
 	}
 	return g.final(r, d.Verdict == engine.Deny, d.Errno, d.Cache), true
 }
 
+// failed is the verdict when the guard could not decide because of err (--on-error), with
+// err in the request for the audit line.
+func (g *guardRun) failed(r *notify.Request, err error) notify.Verdict {
+	r.Err = err
+	return g.final(r, g.onError.Denied(), 0, false)
+}
+
 // final applies --permissive to a verdict.
 func (g *guardRun) final(r *notify.Request, deny bool, errno syscall.Errno, cache bool) notify.Verdict {
+	if deny && g.audit != nil {
+		r.Exe() // the audit line names the executable of every deny, read while it waits
+	}
 	if deny && g.permissive {
 		return notify.Allow
 	}
@@ -293,11 +342,14 @@ func (g *guardRun) final(r *notify.Request, deny bool, errno syscall.Errno, cach
 
 // scanArgv is how --exec CMD runs for path: CMD PATH, or through sh for a command line.
 func scanArgv(execCmd, path string) []string {
-	if strings.ContainsAny(execCmd, " \t'\"$;|&<>(){}*?") {
+	if isShellLine(execCmd) {
 		return []string{"/bin/sh", "-c", execCmd + ` "$1"`, "fsnotifyd-exec", path}
 	}
 	return []string{execCmd, path}
 }
+
+// isShellLine reports whether --exec CMD is a command line for sh rather than a program.
+func isShellLine(execCmd string) bool { return strings.ContainsAny(execCmd, " \t'\"$;|&<>(){}*?") }
 
 func scanEnv(path string, pid int, event string) []string {
 	return append(os.Environ(), "FSNOTIFYD_PATH="+path, "FSNOTIFYD_PID="+strconv.Itoa(pid), "FSNOTIFYD_EVENT="+event)
@@ -332,12 +384,17 @@ func (g *guardRun) scan(ctx context.Context, r *notify.Request) notify.Verdict {
 	if ctx.Err() != nil || res.Killed {
 		return notify.Allow // too late: the Guard applies the deadline verdict
 	}
-	if err != nil || res.Err != "" {
-		if err == nil {
-			err = errors.New(res.Err)
-		}
-		fmt.Fprintf(os.Stderr, "fsnotifyd guard: --exec: %v\n", err)
-		return g.final(r, true, 0, false) // a scanner that cannot run cannot vouch for the file
+	if err == nil && res.Err != "" {
+		err = errors.New(res.Err) // it did not start, or a signal killed it
+	}
+	if err == nil && isShellLine(g.execCmd) && (res.Exit == 126 || res.Exit == 127) {
+		err = fmt.Errorf("sh could not run the command (exit status %d: not executable, or not found)", res.Exit)
+	}
+	if err != nil {
+		// A scanner that cannot run, or crashes, cannot vouch for the file.
+		err = fmt.Errorf("--exec: %w", err)
+		fmt.Fprintf(os.Stderr, "fsnotifyd guard: %v\n", err)
+		return g.failed(r, err)
 	}
 	deny := res.Exit != 0
 	if deny {
@@ -356,9 +413,9 @@ func (g *guardRun) decided(d notify.Decision) {
 	verdict, rule := d.Verdict.String(), d.By
 	switch d.By {
 	case "inline":
-		pd := g.policyDecision(d.Request)
+		pd := g.policyDecision(d.Request) // the attributes it read are remembered: the same answer
 		rule = pd.Source()
-		if g.permissive && pd.Verdict == engine.Deny {
+		if g.permissive && pd.Verdict == engine.Deny && d.Err == nil {
 			verdict = "deny(permissive)" // what the rules said, not the allow that was sent
 		}
 	case "handler":
@@ -385,6 +442,17 @@ func (g *guardRun) decided(d notify.Decision) {
 			rec.Dev, rec.Ino = format.DevString(dev), ino
 		}
 	}
+	if d.Err != nil {
+		rec.Error = d.Err.Error()
+		if g.permissive && !g.onError.Denied() {
+			rec.Verdict = d.Verdict.String()
+		} else if g.permissive {
+			rec.Verdict = "deny(permissive)"
+		}
+	}
+	if exe, verified, ok := d.Request.ExeRead(); ok && exe != "" {
+		rec.Exe, rec.ExeUnverified = exe, !verified
+	}
 	g.audit.write(rec)
 }
 
@@ -401,13 +469,20 @@ func eventMask(k notify.AccessKind) engine.Mask {
 }
 
 type auditRecord struct {
-	Time    string `json:"time"`
-	Path    string `json:"path"`
-	Pid     int    `json:"pid,omitempty"`
-	Comm    string `json:"comm,omitempty"`
-	Event   string `json:"event"`
-	Verdict string `json:"verdict"`
-	Rule    string `json:"rule"`
+	Time string `json:"time"`
+	Path string `json:"path"`
+	Pid  int    `json:"pid,omitempty"`
+	Comm string `json:"comm,omitempty"`
+	// Exe is the executable, where the decision read it (an exe= condition, or a deny);
+	// ExeUnverified says its path does not lead to the file the process runs (see
+	// notify.Request.Exe).
+	Exe           string `json:"exe,omitempty"`
+	ExeUnverified bool   `json:"exe_unverified,omitempty"`
+	Event         string `json:"event"`
+	Verdict       string `json:"verdict"`
+	Rule          string `json:"rule"`
+	// Error is the guard's own failure that decided (--on-error).
+	Error   string `json:"error,omitempty"`
 	Latency string `json:"latency"`
 	LatNS   int64  `json:"latency_ns"`
 	// The path could not be read ("path" is ""): the file's device (MAJOR:MINOR) and inode.

@@ -113,6 +113,9 @@ func CompileGlob(pattern string) (*Glob, error) {
 	if pattern == "" {
 		return nil, errAt(0, "empty pattern")
 	}
+	if err := checkPatternBytes(pattern); err != nil {
+		return nil, err
+	}
 	if pattern[0] != '/' && !strings.HasPrefix(pattern, "**") {
 		return nil, errAt(0, "pattern must be absolute (start with /) or start with **; for any depth write **/%s", pattern)
 	}
@@ -178,6 +181,21 @@ func CompileGlob(pattern string) (*Glob, error) {
 // MatchesEveryPath reports whether the glob matches every absolute path except perhaps "/"
 // (**, /**, **/*): the globs that match an unknown path.
 func (g *Glob) MatchesEveryPath() bool { return g.matchesEveryPath }
+
+// checkPatternBytes rejects a NUL, which no path or name holds (the pattern could never
+// match), and the other control bytes but tab, which are invisible where rules are read and
+// logged; ? and * match them.
+func checkPatternBytes(pattern string) error {
+	for i := 0; i < len(pattern); i++ {
+		switch c := pattern[i]; {
+		case c == 0:
+			return &GlobError{Pattern: pattern, Offset: i, Msg: "NUL byte: no path or name holds one, so the pattern could never match"}
+		case c < 0x20 && c != '\t' || c == 0x7f:
+			return &GlobError{Pattern: pattern, Offset: i, Msg: fmt.Sprintf("control byte 0x%02x (to match it in a name, write ? or *)", c)}
+		}
+	}
+	return nil
+}
 
 // MustCompileGlob is CompileGlob for patterns known to be valid; it panics otherwise.
 func MustCompileGlob(pattern string) *Glob {
@@ -503,6 +521,9 @@ func compileWord(pattern string) (*wordGlob, error) {
 	if pattern == "" {
 		return nil, &GlobError{Pattern: pattern, Msg: "empty pattern"}
 	}
+	if err := checkPatternBytes(pattern); err != nil {
+		return nil, err
+	}
 	if i := strings.IndexByte(pattern, '/'); i >= 0 {
 		return nil, &GlobError{Pattern: pattern, Offset: i, Msg: "a name pattern cannot contain /"}
 	}
@@ -520,3 +541,26 @@ func compileWord(pattern string) (*wordGlob, error) {
 }
 
 func (w *wordGlob) match(s string) bool { return w.c.match(s) }
+
+// mayOverlap reports whether some path might match both g and h. It is conservative: false
+// means no path matches both (their fixed leading components differ, or without ** they have
+// different lengths); true means one might.
+func (g *Glob) mayOverlap(h *Glob) bool {
+	n := min(len(g.comps), len(h.comps))
+	for i := 0; i < n; i++ {
+		a, b := &g.comps[i], &h.comps[i]
+		if a.kind == compStarStar || b.kind == compStarStar {
+			return true
+		}
+		switch {
+		case a.kind == compLiteral && !b.match(a.lit):
+			return false
+		case b.kind == compLiteral && !a.match(b.lit):
+			return false
+		}
+	}
+	if g.star == noStar && h.star == noStar {
+		return len(g.comps) == len(h.comps)
+	}
+	return true
+}

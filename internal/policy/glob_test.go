@@ -109,6 +109,10 @@ func TestGlobErrors(t *testing.T) {
 		{"/a/***", 3, "** must be a whole path component"},
 		{"/a/../b", 3, `".." component never matches: paths are canonical`},
 		{"/./b", 1, `"." component never matches`},
+		{"**/*.key\x00.txt", 8, "NUL byte: no path or name holds one, so the pattern could never match"},
+		{"/a/\\\x00", 4, "NUL byte"},
+		{"/a\x1b[31m", 2, "control byte 0x1b (to match it in a name, write ? or *)"},
+		{"/a\x7f", 2, "control byte 0x7f"},
 	}
 	for _, tt := range tests {
 		_, err := CompileGlob(tt.pattern)
@@ -164,7 +168,7 @@ func TestWordGlob(t *testing.T) {
 			t.Errorf("match(%q) = %v", s, !want)
 		}
 	}
-	for _, bad := range []string{"", "a/b", "**", "[", `a\`} {
+	for _, bad := range []string{"", "a/b", "**", "[", `a\`, "ba\x00sh", "a\nb"} {
 		if _, err := compileWord(bad); err == nil {
 			t.Errorf("compileWord(%q) succeeded", bad)
 		}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"syscall"
 
@@ -47,6 +46,9 @@ func Parse(name string, r io.Reader) (*Policy, error) {
 		}
 		line = strings.TrimSuffix(line, "\r")
 		ps := &lineParser{file: name, line: lineNo, text: line}
+		if err := ps.checkBytes(); err != nil {
+			return nil, err
+		}
 		toks, err := ps.tokenize()
 		if err != nil {
 			return nil, err
@@ -115,6 +117,24 @@ type lineParser struct {
 
 func (ps *lineParser) errAt(col int, format string, args ...any) error {
 	return &ParseError{File: ps.file, Line: ps.line, Col: col, Msg: fmt.Sprintf(format, args...)}
+}
+
+// checkBytes rejects a line holding a control byte other than tab, anywhere, comments
+// included. A NUL never occurs in a path or a process name, so a glob or value holding one
+// would make a rule that never matches; it, and any other control byte, is also the mark of a
+// binary or corrupt file. And a control byte is invisible, or rewrites the line, on a terminal:
+// a rule holding one would not read as what it matches. A name that holds such a byte is
+// matched with ? or *.
+func (ps *lineParser) checkBytes() error {
+	for i := 0; i < len(ps.text); i++ {
+		switch c := ps.text[i]; {
+		case c == 0:
+			return ps.errAt(i+1, "NUL byte: no path or name holds one, so nothing could match it (is this a binary or corrupt file?)")
+		case c < 0x20 && c != '\t' || c == 0x7f:
+			return ps.errAt(i+1, "control byte 0x%02x: a rules file is text (to match such a byte in a name, write ? or *)", c)
+		}
+	}
+	return nil
 }
 
 // tokenize splits the line into tokens: blanks (space, tab) separate them, "..." quotes keep
@@ -259,7 +279,7 @@ func (ps *lineParser) parseRule(toks []word) (*Rule, error) {
 		}
 		eq := strings.IndexByte(t.text, '=')
 		if eq < 0 {
-			return nil, ps.errAt(t.col, "unexpected %q (want a condition pid=, uid=, comm=, errno=, or cache)", t.text)
+			return nil, ps.errAt(t.col, "unexpected %q (want a condition %s, errno=, or cache)", t.text, keyList())
 		}
 		key, negate := t.text[:eq], false
 		if strings.HasSuffix(key, "!") {
@@ -267,17 +287,9 @@ func (ps *lineParser) parseRule(toks []word) (*Rule, error) {
 		}
 		valOff := eq + 1
 		val := t.text[valOff:]
-		var attr Attr
-		switch key {
-		case "pid":
-			attr = AttrPID
-		case "uid":
-			attr = AttrUID
-		case "comm":
-			attr = AttrComm
-		case "errno":
-		default:
-			return nil, ps.errAt(t.col, "unknown condition %q (want pid=, uid=, comm=, errno=, or cache)", key)
+		k := lookupKey(key)
+		if k == nil && key != "errno" {
+			return nil, ps.errAt(t.col, "unknown condition %q (want %s, errno=, or cache)", key, keyList())
 		}
 		if c, dup := seen[key]; dup {
 			return nil, ps.errAt(t.col, "duplicate %s condition (first at column %d)", key, c)
@@ -286,7 +298,7 @@ func (ps *lineParser) parseRule(toks []word) (*Rule, error) {
 		if val == "" {
 			return nil, ps.errAt(t.colAt(valOff), "missing value after %s", t.text)
 		}
-		if key == "errno" {
+		if k == nil { // errno
 			if negate {
 				return nil, ps.errAt(t.col, "errno takes = (errno!= makes no sense)")
 			}
@@ -300,40 +312,15 @@ func (ps *lineParser) parseRule(toks []word) (*Rule, error) {
 			r.Errno = e
 			continue
 		}
-		c := Condition{Attr: attr, Negate: negate}
+		c := Condition{Attr: k.attr, Negate: negate}
 		for _, el := range splitUnescaped(val, ',') {
 			off := valOff + el.off
 			if el.s == "" {
 				return nil, ps.errAt(t.colAt(off), "empty value in %s", t.text)
 			}
 			c.Values = append(c.Values, el.s)
-			switch attr {
-			case AttrPID:
-				n, err := strconv.ParseUint(el.s, 10, 31)
-				if err != nil || n == 0 {
-					return nil, ps.errAt(t.colAt(off), "pid %q: want a positive number", el.s)
-				}
-				c.nums = append(c.nums, uint32(n))
-			case AttrUID:
-				n, err := strconv.ParseUint(el.s, 10, 32)
-				if err != nil {
-					return nil, ps.errAt(t.colAt(off), "uid %q: want a number (user names are not looked up)", el.s)
-				}
-				c.nums = append(c.nums, uint32(n))
-			case AttrComm:
-				w, err := compileWord(el.s)
-				if err != nil {
-					var ge *GlobError
-					if errors.As(err, &ge) {
-						return nil, ps.errAt(t.colAt(off+ge.Offset), "bad comm pattern %q: %s", el.s, ge.Msg)
-					}
-					return nil, ps.errAt(t.colAt(off), "bad comm pattern %q: %v", el.s, err)
-				}
-				if w.c.kind == compLiteral && len(w.c.lit) > maxComm {
-					return nil, ps.errAt(t.colAt(off), "comm %q never matches: the kernel keeps only the first %d bytes of a process name (write %q)",
-						el.s, maxComm, w.c.lit[:maxComm])
-				}
-				c.names = append(c.names, w)
+			if at, msg := k.compile(&c, el.s); msg != "" {
+				return nil, ps.errAt(t.colAt(off+at), "%s", msg)
 			}
 		}
 		r.Conditions = append(r.Conditions, c)

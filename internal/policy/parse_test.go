@@ -45,6 +45,11 @@ func TestParseRules(t *testing.T) {
 		{`deny "**/x y"`, `deny * "**/x y"`},
 		{`deny "/a\"b"`, `deny * /a\"b`},
 		{`deny /a"b c"`, `deny * "/ab c"`},
+		{"allow open /k/** exe=/usr/sbin/nginx,/usr/lib/**/nginx-* gid=33,0", "allow open /k/** exe=/usr/sbin/nginx,/usr/lib/**/nginx-* gid=33,0"},
+		{`deny /k/** exe!="/opt/my app/bin/*" gid!=5`, `deny * /k/** exe!="/opt/my app/bin/*" gid!=5`},
+		{`deny /k/** exe=/opt/a\,b`, `deny * /k/** exe=/opt/a\,b`},
+		{"deny /x\t# tab before a comment", "deny * /x"},
+		{"deny \"/x\ty\"", "deny * \"/x\ty\""},
 	}
 	for _, tt := range tests {
 		p, err := Parse("t", strings.NewReader(tt.line))
@@ -118,8 +123,8 @@ func TestParseErrors(t *testing.T) {
 		{"allow /x errno=EIO", `policy.rules:1:10: errno applies to deny rules only`},
 		{"deny /x errno=ENOENT", `policy.rules:1:15: unknown errno "ENOENT" (want one of EPERM, EIO, EBUSY, ETXTBSY, EAGAIN, ENOSPC, EDQUOT)`},
 		{"deny /x errno!=EIO", `policy.rules:1:9: errno takes = (errno!= makes no sense)`},
-		{"deny /x user=root", `policy.rules:1:9: unknown condition "user" (want pid=, uid=, comm=, errno=, or cache)`},
-		{"deny /x bash", `policy.rules:1:9: unexpected "bash" (want a condition pid=, uid=, comm=, errno=, or cache)`},
+		{"deny /x user=root", `policy.rules:1:9: unknown condition "user" (want pid=, uid=, gid=, comm=, exe=, errno=, or cache)`},
+		{"deny /x bash", `policy.rules:1:9: unexpected "bash" (want a condition pid=, uid=, gid=, comm=, exe=, errno=, or cache)`},
 		{"deny /x uid=", `policy.rules:1:13: missing value after uid=`},
 		{"deny /x uid=root", `policy.rules:1:13: uid "root": want a number (user names are not looked up)`},
 		{"deny /x uid=0,x", `policy.rules:1:15: uid "x": want a number (user names are not looked up)`},
@@ -131,6 +136,19 @@ func TestParseErrors(t *testing.T) {
 		{"deny /x comm=a/b", `policy.rules:1:15: bad comm pattern "a/b": a name pattern cannot contain /`},
 		{"deny /x comm=[ab", `policy.rules:1:14: bad comm pattern "[ab": unterminated character class (missing ])`},
 		{"deny /x comm=unattended-upgrade", `policy.rules:1:14: comm "unattended-upgrade" never matches: the kernel keeps only the first 15 bytes of a process name (write "unattended-upgr")`},
+		{"deny /x gid=wheel", `policy.rules:1:13: gid "wheel": want a number (group names are not looked up)`},
+		{"deny /x gid=1 gid!=2", `policy.rules:1:15: duplicate gid condition (first at column 9)`},
+		{"deny /x exe=bash", `policy.rules:1:13: bad exe pattern "bash": pattern must be absolute (start with /) or start with **; for any depth write **/bash`},
+		{"deny /x exe=/bin/a,/bin/[b", `policy.rules:1:25: bad exe pattern "/bin/[b": unterminated character class (missing ])`},
+		{"deny /x exe=/a,", `policy.rules:1:16: empty value in exe=/a,`},
+		// Control bytes: a NUL in a glob or value made a rule that never matched.
+		{"deny open **/*.key\x00.txt", `policy.rules:1:19: NUL byte: no path or name holds one, so nothing could match it (is this a binary or corrupt file?)`},
+		{"deny open /x comm=ba\x00sh", `policy.rules:1:21: NUL byte: no path or name holds one, so nothing could match it (is this a binary or corrupt file?)`},
+		{"deny /x\n# a comment \x00", `policy.rules:2:13: NUL byte: no path or name holds one, so nothing could match it (is this a binary or corrupt file?)`},
+		{"deny \"/x\x01\"", `policy.rules:1:9: control byte 0x01: a rules file is text (to match such a byte in a name, write ? or *)`},
+		{"deny /x\x1b[2K", `policy.rules:1:8: control byte 0x1b: a rules file is text (to match such a byte in a name, write ? or *)`},
+		{"deny /x\rallow /y", `policy.rules:1:8: control byte 0x0d: a rules file is text (to match such a byte in a name, write ? or *)`},
+		{"deny /x\x7f", `policy.rules:1:8: control byte 0x7f: a rules file is text (to match such a byte in a name, write ? or *)`},
 		{"default", `policy.rules:1:9: missing verdict after default (want allow or deny)`},
 		{"default maybe", `policy.rules:1:9: unknown verdict "maybe" (want allow or deny)`},
 		{"default deny please", `policy.rules:1:14: unexpected "please" after default deny (want end of line)`},
@@ -214,7 +232,7 @@ func TestExampleFile(t *testing.T) {
 		{"/usr/bin/ls", engine.OpenExecPerm, "bash", 1000, engine.Allow, 0, "example.rules:25", true},
 	}
 	for _, tt := range tests {
-		d := p.Decide(&Request{Path: tt.path, Event: tt.ev, Pid: 99, Proc: KnownProcess{tt.comm, tt.uid}})
+		d := p.Decide(&Request{Path: tt.path, Event: tt.ev, Pid: 99, Proc: KnownProcess{Name: tt.comm, UserID: tt.uid}})
 		if d.Verdict != tt.want || d.Errno != tt.errno || d.Source() != tt.rule || d.Cache != tt.cache {
 			t.Errorf("%s %s by %s/%d: got %v errno %d by %s cache %v; want %v errno %d by %s cache %v",
 				tt.ev, tt.path, tt.comm, tt.uid, d.Verdict, d.Errno, d.Source(), d.Cache, tt.want, tt.errno, tt.rule, tt.cache)
@@ -261,6 +279,9 @@ func TestParseEvents(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	f.Add("deny open,exec /srv/**/*.sh comm=bash\nallow * /usr/** cache\ndefault deny\n")
 	f.Add("deny pre_access /x errno=EIO uid!=0,1 pid=3")
+	f.Add("allow open /k/** exe=/usr/sbin/nginx,\"/opt/a b/*\" gid!=0,27 cache")
+	f.Add("deny open **/*.key\x00.txt")
+	f.Add("deny \"/x\ty\" comm=a\\\x01")
 	f.Fuzz(func(t *testing.T, text string) {
 		p, err := Parse("f", strings.NewReader(text))
 		if err != nil {
@@ -274,7 +295,19 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
+		// An accepted file holds no NUL and no control byte but tab (they are rejected, with
+		// their position, wherever they are).
+		for i := 0; i < len(text); i++ {
+			if c := text[i]; c < 0x20 && c != '\t' && c != '\n' && c != '\r' || c == 0x7f {
+				t.Fatalf("accepted a file with control byte %#x at offset %d: %q", c, i, text)
+			}
+		}
 		for _, r := range p.Rules {
+			for _, c := range r.Conditions {
+				if len(c.Values) == 0 || len(c.Values) != len(c.nums)+len(c.names)+len(c.globs) {
+					t.Fatalf("rule %q: condition %s has %d values but %d compiled", r.Text(), c, len(c.Values), len(c.nums)+len(c.names)+len(c.globs))
+				}
+			}
 			// Every rule prints in the syntax and reads back the same.
 			p2, err := Parse("f", strings.NewReader(r.Text()))
 			if err != nil {
@@ -290,7 +323,12 @@ func FuzzParse(f *testing.F) {
 		// Deciding never panics, with or without process attributes.
 		for _, path := range []string{"/", "/srv/a.sh", "/x/y/z"} {
 			p.Decide(&Request{Path: path, Event: engine.OpenPerm})
-			p.Decide(&Request{Path: path, Event: engine.PreAccess, Pid: 1, Proc: KnownProcess{"bash", 0}})
+			p.Decide(&Request{Path: path, Event: engine.PreAccess, Pid: 1, Proc: KnownProcess{Name: "bash", UserID: 0,
+				ExePath: "/usr/bin/bash", GroupIDs: []uint32{0, 27}}})
+			d := p.Decide(&Request{Path: path, Event: engine.OpenExecPerm, Pid: 1, Proc: &countingProc{err: syscall.EMFILE}})
+			if d.Err != nil && (d.Verdict != engine.Deny || d.Rule == nil || d.Cache) {
+				t.Fatalf("an attribute error decided %+v", d)
+			}
 		}
 	})
 }

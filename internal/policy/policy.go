@@ -2,7 +2,8 @@
 // globs, event kinds and process attributes, where the first match wins.
 //
 // The guard calls (*Policy).Decide on every permission event, so Decide does not allocate and
-// fetches process attributes (comm, uid) only when a rule that could match needs them. A
+// fetches process attributes (comm, uid, groups, exe) only when a rule that could match needs
+// them. A
 // Policy is immutable once built and safe for concurrent use.
 //
 // The rules-file syntax is documented in docs/policy.md.
@@ -12,6 +13,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -126,26 +128,67 @@ func errnoName(e syscall.Errno) string {
 
 // Process gives the attributes of the process behind a request. Decide calls each method at
 // most once per request, and only if a rule that matched the path and event has a condition on
-// that attribute, so the guard can read /proc lazily. ok is false when the attribute is
-// unknown (the process is gone): a condition on an unknown attribute never holds.
+// that attribute, so the guard can read /proc lazily, while the process waits.
+//
+// Each method returns the attribute or an error. An error that is os.ErrProcessDone (or wraps
+// it) means the process is gone (or unknown: pid 0): a condition on it does not hold, and
+// nobody waits for the answer anyway. Any other error is the guard's own failure to read what
+// a rule needs: Decide stops there and reports it in Decision.Err, and the guard answers with
+// its on-error verdict.
 type Process interface {
-	Comm() (comm string, ok bool)
-	UID() (uid uint32, ok bool)
+	// Comm is the process name, /proc/PID/comm. Any process can set its own (prctl
+	// PR_SET_NAME), so it identifies nothing.
+	Comm() (string, error)
+	// UID is the effective user id.
+	UID() (uint32, error)
+	// Groups are all the process's group ids: real, effective, saved and filesystem gid and
+	// the supplementary groups. An unprivileged process can neither add a group to this set
+	// nor drop one from it.
+	Groups() ([]uint32, error)
+	// Exe is the executable the process runs, /proc/PID/exe. verified is false when path
+	// does not lead, in the guard's mount namespace, to that very file (it was deleted or
+	// replaced since, or the process started it through a mount the guard does not see):
+	// such an executable matches no exe= glob.
+	Exe() (path string, verified bool, err error)
 }
 
-// KnownProcess is a Process whose attributes are already at hand. An empty Name or a negative
-// UserID means unknown.
+// KnownProcess is a Process whose attributes are already at hand. A zero field (an empty
+// Name or ExePath, a negative UserID, nil GroupIDs) means unknown, as if the process were gone.
 type KnownProcess struct {
 	Name   string
 	UserID int64
+	// ExePath is the executable; ExeUnverified says it could not be verified (see Process).
+	ExePath       string
+	ExeUnverified bool
+	GroupIDs      []uint32
 }
 
-func (k KnownProcess) Comm() (string, bool) { return k.Name, k.Name != "" }
-func (k KnownProcess) UID() (uint32, bool) {
-	if k.UserID < 0 || k.UserID > int64(^uint32(0)) {
-		return 0, false
+func (k KnownProcess) Comm() (string, error) {
+	if k.Name == "" {
+		return "", os.ErrProcessDone
 	}
-	return uint32(k.UserID), true
+	return k.Name, nil
+}
+
+func (k KnownProcess) UID() (uint32, error) {
+	if k.UserID < 0 || k.UserID > int64(^uint32(0)) {
+		return 0, os.ErrProcessDone
+	}
+	return uint32(k.UserID), nil
+}
+
+func (k KnownProcess) Groups() ([]uint32, error) {
+	if k.GroupIDs == nil {
+		return nil, os.ErrProcessDone
+	}
+	return k.GroupIDs, nil
+}
+
+func (k KnownProcess) Exe() (string, bool, error) {
+	if k.ExePath == "" {
+		return "", false, os.ErrProcessDone
+	}
+	return k.ExePath, !k.ExeUnverified, nil
 }
 
 // Request is one access to decide.
@@ -162,7 +205,7 @@ type Request struct {
 	Event engine.Mask
 	// Pid is the accessing process (0: unknown).
 	Pid int32
-	// Proc gives comm and uid on demand; nil means both are unknown.
+	// Proc gives the process's attributes on demand; nil means all are unknown.
 	Proc Process
 }
 
@@ -181,6 +224,10 @@ type Decision struct {
 	// PathUnknown says the path was unknown: Rule (a deny rule) may match it, or no rule
 	// could be shown to match and the default applied.
 	PathUnknown bool
+	// Err, when set, is why the policy could not decide: reading an attribute that Rule's
+	// conditions need failed (not because the process is gone; see Process). Verdict is then
+	// Deny; a guard answers with its on-error verdict instead.
+	Err error
 }
 
 // Response converts d to the engine's answer.
@@ -190,6 +237,9 @@ func (d Decision) Response() engine.Response {
 
 // Source describes what decided, for audit logs: the rule's String(), or "default".
 func (d Decision) Source() string {
+	if d.Err != nil && d.Rule != nil {
+		return "error in " + d.Rule.String()
+	}
 	if d.Rule == nil {
 		return "default"
 	}
@@ -240,20 +290,20 @@ func (r *Rule) Text() string {
 	return b.String()
 }
 
-// Attr is a process attribute a condition tests.
+// Attr is what a condition tests.
 type Attr uint8
 
 const (
 	AttrPID  Attr = iota + 1 // pid=
-	AttrUID                  // uid=
-	AttrComm                 // comm= (a glob on the process name, /proc/PID/comm)
+	AttrUID                  // uid= (the effective uid)
+	AttrComm                 // comm= (a glob on the process name, /proc/PID/comm; forgeable)
+	AttrExe                  // exe= (a path glob on the executable, /proc/PID/exe)
+	AttrGID                  // gid= (any of the process's groups)
 )
 
-var attrNames = [...]string{AttrPID: "pid", AttrUID: "uid", AttrComm: "comm"}
-
 func (a Attr) String() string {
-	if int(a) < len(attrNames) && attrNames[a] != "" {
-		return attrNames[a]
+	if k := keyOf(a); k != nil {
+		return k.name
 	}
 	return fmt.Sprintf("attr(%d)", uint8(a))
 }
@@ -262,11 +312,12 @@ func (a Attr) String() string {
 type Condition struct {
 	Attr   Attr
 	Negate bool
-	// Values as written; for AttrComm they are globs.
+	// Values as written; for comm= and exe= they are globs.
 	Values []string
 
-	nums  []uint32 // pid, uid
-	names []*wordGlob
+	nums  []uint32    // pid, uid, gid
+	names []*wordGlob // comm
+	globs []*Glob     // exe
 }
 
 func (c Condition) String() string {
@@ -281,36 +332,168 @@ func (c Condition) String() string {
 	return c.Attr.String() + op + strings.Join(vals, ",")
 }
 
-// holds evaluates c; attributes come from a.
-func (c *Condition) holds(a *attrs) bool {
-	var in bool
+// eval evaluates c; attributes come from a. An attribute of a process that is gone makes the
+// condition not hold (key= and key!= alike); any other error reading it is returned.
+func (c *Condition) eval(a *attrs) (bool, error) {
+	in, err := c.test(a)
+	if err != nil {
+		if errors.Is(err, os.ErrProcessDone) {
+			return false, nil
+		}
+		what := c.Attr.String()
+		if k := keyOf(c.Attr); k != nil {
+			what = k.what
+		}
+		return false, fmt.Errorf("reading the process's %s for %s: %w", what, c.Attr, err)
+	}
+	return in != c.Negate, nil
+}
+
+// test reports whether the request's attribute is one of c's values, or why it is not known
+// (os.ErrProcessDone: the process is gone). A switch, not a function in condKeys: a call
+// through a function value would make a escape, and Decide allocate.
+func (c *Condition) test(a *attrs) (bool, error) {
 	switch c.Attr {
 	case AttrPID:
 		if a.req.Pid <= 0 {
-			return false
+			return false, os.ErrProcessDone
 		}
-		in = containsNum(c.nums, uint32(a.req.Pid))
+		return containsNum(c.nums, uint32(a.req.Pid)), nil
 	case AttrUID:
-		uid, ok := a.uid()
-		if !ok {
-			return false
+		uid, err := a.uid()
+		return err == nil && containsNum(c.nums, uid), err
+	case AttrGID:
+		groups, err := a.groups()
+		if err != nil {
+			return false, err
 		}
-		in = containsNum(c.nums, uid)
+		for _, g := range groups {
+			if containsNum(c.nums, g) {
+				return true, nil
+			}
+		}
+		return false, nil
 	case AttrComm:
-		comm, ok := a.comm()
-		if !ok {
-			return false
+		comm, err := a.comm()
+		if err != nil {
+			return false, err
 		}
 		for _, g := range c.names {
 			if g.match(comm) {
-				in = true
-				break
+				return true, nil
 			}
 		}
-	default:
-		return false
+		return false, nil
+	case AttrExe:
+		exe, verified, err := a.exe()
+		if err != nil || !verified {
+			return false, err // an unverified executable matches no glob
+		}
+		for _, g := range c.globs {
+			if g.Match(exe) {
+				return true, nil
+			}
+		}
+		return false, nil
 	}
-	return in != c.Negate
+	return false, nil
+}
+
+// condKey is one condition key of the rules language: its name and how a value is compiled.
+// Adding a key is adding an entry here, an Attr, its case in Condition.test and, for a new
+// process attribute, a Process method and its fetch in attrs.
+type condKey struct {
+	name string
+	attr Attr
+	what string // the attribute, for error messages: "executable"
+	// compile adds one value (not empty) of a list to c. On error it returns the byte offset
+	// in v of the problem and a message.
+	compile func(c *Condition, v string) (off int, msg string)
+}
+
+var condKeys = []condKey{
+	{name: "pid", attr: AttrPID, what: "pid", compile: compilePid},
+	{name: "uid", attr: AttrUID, what: "effective uid", compile: compileID("uid", "user")},
+	{name: "gid", attr: AttrGID, what: "groups", compile: compileID("gid", "group")},
+	{name: "comm", attr: AttrComm, what: "name", compile: compileComm},
+	{name: "exe", attr: AttrExe, what: "executable", compile: compileExe},
+}
+
+func keyOf(a Attr) *condKey {
+	for i := range condKeys {
+		if condKeys[i].attr == a {
+			return &condKeys[i]
+		}
+	}
+	return nil
+}
+
+func lookupKey(name string) *condKey {
+	for i := range condKeys {
+		if condKeys[i].name == name {
+			return &condKeys[i]
+		}
+	}
+	return nil
+}
+
+// keyList is the condition keys for error messages: "pid=, uid=, gid=, comm=, exe=".
+func keyList() string {
+	var names []string
+	for _, k := range condKeys {
+		names = append(names, k.name+"=")
+	}
+	return strings.Join(names, ", ")
+}
+
+func compilePid(c *Condition, v string) (int, string) {
+	n, err := strconv.ParseUint(v, 10, 31)
+	if err != nil || n == 0 {
+		return 0, fmt.Sprintf("pid %q: want a positive number", v)
+	}
+	c.nums = append(c.nums, uint32(n))
+	return 0, ""
+}
+
+func compileID(key, what string) func(c *Condition, v string) (int, string) {
+	return func(c *Condition, v string) (int, string) {
+		n, err := strconv.ParseUint(v, 10, 32)
+		if err != nil {
+			return 0, fmt.Sprintf("%s %q: want a number (%s names are not looked up)", key, v, what)
+		}
+		c.nums = append(c.nums, uint32(n))
+		return 0, ""
+	}
+}
+
+func compileComm(c *Condition, v string) (int, string) {
+	w, err := compileWord(v)
+	if err != nil {
+		var ge *GlobError
+		if errors.As(err, &ge) {
+			return ge.Offset, fmt.Sprintf("bad comm pattern %q: %s", v, ge.Msg)
+		}
+		return 0, fmt.Sprintf("bad comm pattern %q: %v", v, err)
+	}
+	if w.c.kind == compLiteral && len(w.c.lit) > maxComm {
+		return 0, fmt.Sprintf("comm %q never matches: the kernel keeps only the first %d bytes of a process name (write %q)",
+			v, maxComm, w.c.lit[:maxComm])
+	}
+	c.names = append(c.names, w)
+	return 0, ""
+}
+
+func compileExe(c *Condition, v string) (int, string) {
+	g, err := CompileGlob(v)
+	if err != nil {
+		var ge *GlobError
+		if errors.As(err, &ge) {
+			return ge.Offset, fmt.Sprintf("bad exe pattern %q: %s", v, ge.Msg)
+		}
+		return 0, fmt.Sprintf("bad exe pattern %q: %v", v, err)
+	}
+	c.globs = append(c.globs, g)
+	return 0, ""
 }
 
 func containsNum(list []uint32, v uint32) bool {
@@ -324,31 +507,60 @@ func containsNum(list []uint32, v uint32) bool {
 
 // attrs fetches a request's process attributes at most once each.
 type attrs struct {
-	req               *Request
-	commDone, uidDone bool
-	commOK, uidOK     bool
-	commVal           string
-	uidVal            uint32
+	req *Request
+
+	commDone, uidDone, groupsDone, exeDone bool
+	commErr, uidErr, groupsErr, exeErr     error
+
+	commVal     string
+	uidVal      uint32
+	groupsVal   []uint32
+	exeVal      string
+	exeVerified bool
 }
 
-func (a *attrs) comm() (string, bool) {
+func (a *attrs) comm() (string, error) {
 	if !a.commDone {
 		a.commDone = true
+		a.commErr = os.ErrProcessDone
 		if a.req.Proc != nil {
-			a.commVal, a.commOK = a.req.Proc.Comm()
+			a.commVal, a.commErr = a.req.Proc.Comm()
 		}
 	}
-	return a.commVal, a.commOK
+	return a.commVal, a.commErr
 }
 
-func (a *attrs) uid() (uint32, bool) {
+func (a *attrs) uid() (uint32, error) {
 	if !a.uidDone {
 		a.uidDone = true
+		a.uidErr = os.ErrProcessDone
 		if a.req.Proc != nil {
-			a.uidVal, a.uidOK = a.req.Proc.UID()
+			a.uidVal, a.uidErr = a.req.Proc.UID()
 		}
 	}
-	return a.uidVal, a.uidOK
+	return a.uidVal, a.uidErr
+}
+
+func (a *attrs) groups() ([]uint32, error) {
+	if !a.groupsDone {
+		a.groupsDone = true
+		a.groupsErr = os.ErrProcessDone
+		if a.req.Proc != nil {
+			a.groupsVal, a.groupsErr = a.req.Proc.Groups()
+		}
+	}
+	return a.groupsVal, a.groupsErr
+}
+
+func (a *attrs) exe() (string, bool, error) {
+	if !a.exeDone {
+		a.exeDone = true
+		a.exeErr = os.ErrProcessDone
+		if a.req.Proc != nil {
+			a.exeVal, a.exeVerified, a.exeErr = a.req.Proc.Exe()
+		}
+	}
+	return a.exeVal, a.exeVerified, a.exeErr
 }
 
 // Policy is an ordered rule list with a default verdict.
@@ -364,7 +576,9 @@ type Policy struct {
 }
 
 // Decide returns the verdict for req: the first rule whose events, glob and conditions all
-// match decides; with none, the default applies.
+// match decides; with none, the default applies. If an attribute a condition needs cannot be
+// read (other than because the process is gone), Decide stops there: the Decision has Err set,
+// Verdict Deny and the rule it was evaluating.
 //
 // A request whose path is unknown (Request.PathUnknown, or Path "") is decided soundly on
 // what is known. Each glob then "may match", except one that matches every path but "/"
@@ -387,7 +601,8 @@ type Policy struct {
 // rename until the file is modified, which a path-based policy cannot see; the guard should
 // not cache where that matters.
 //
-// Decide does not allocate, and calls req.Proc only for conditions it has to evaluate.
+// Decide does not allocate (but on an error), and calls req.Proc only for conditions it has
+// to evaluate, each method at most once.
 func (p *Policy) Decide(req *Request) Decision {
 	ev := normalizeEvent(req.Event)
 	a := attrs{req: req}
@@ -406,12 +621,9 @@ func (p *Policy) Decide(req *Request) Decision {
 		} else if !r.Glob.Match(req.Path) {
 			continue
 		}
-		ok := true
-		for i := range r.Conditions {
-			if !r.Conditions[i].holds(&a) {
-				ok = false
-				break
-			}
+		ok, err := r.conditionsHold(&a)
+		if err != nil {
+			return Decision{Verdict: engine.Deny, Rule: r, Err: err, PathUnknown: unknown}
 		}
 		if !ok {
 			if r.Verdict != engine.Allow {
@@ -434,14 +646,27 @@ func (p *Policy) Decide(req *Request) Decision {
 	return d
 }
 
+// conditionsHold reports whether all of r's conditions hold, in order, stopping at the first
+// that does not (or that cannot be evaluated: the error).
+func (r *Rule) conditionsHold(a *attrs) (bool, error) {
+	for i := range r.Conditions {
+		ok, err := r.Conditions[i].eval(a)
+		if err != nil || !ok {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
 // NeedsComm reports whether some rule tests the process name (so the guard must be able to
 // read /proc/PID/comm).
-func (p *Policy) NeedsComm() bool { return p.needs(AttrComm) }
+func (p *Policy) NeedsComm() bool { return p.Needs(AttrComm) }
 
 // NeedsUID reports whether some rule tests the process's uid.
-func (p *Policy) NeedsUID() bool { return p.needs(AttrUID) }
+func (p *Policy) NeedsUID() bool { return p.Needs(AttrUID) }
 
-func (p *Policy) needs(attr Attr) bool {
+// Needs reports whether some rule has a condition on attr.
+func (p *Policy) Needs(attr Attr) bool {
 	for _, r := range p.Rules {
 		for _, c := range r.Conditions {
 			if c.Attr == attr {

@@ -1,8 +1,11 @@
 package policy
 
 import (
+	"errors"
 	"flag"
+	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -11,20 +14,53 @@ import (
 	"github.com/fsnotifyd/fsnotifyd/engine"
 )
 
-// countingProc is a Process that counts how often it is asked.
+// countingProc is a Process that counts how often it is asked. A zero comm or exe, or a
+// negative uid, is unknown (the process is gone); err, if set, is what every read fails with.
 type countingProc struct {
-	comm          string
-	uid           int64
-	commN, uidN   int
-	commOK, uidOK bool
+	comm                       string
+	uid                        int64
+	groups                     []uint32
+	exe                        string
+	exeUnverified              bool
+	err                        error
+	commN, uidN, groupsN, exeN int
 }
 
 func newProc(comm string, uid int64) *countingProc {
-	return &countingProc{comm: comm, uid: uid, commOK: comm != "", uidOK: uid >= 0}
+	return &countingProc{comm: comm, uid: uid}
 }
 
-func (c *countingProc) Comm() (string, bool) { c.commN++; return c.comm, c.commOK }
-func (c *countingProc) UID() (uint32, bool)  { c.uidN++; return uint32(c.uid), c.uidOK }
+func (c *countingProc) Comm() (string, error) {
+	c.commN++
+	if c.err != nil {
+		return "", c.err
+	}
+	return KnownProcess{Name: c.comm}.Comm()
+}
+
+func (c *countingProc) UID() (uint32, error) {
+	c.uidN++
+	if c.err != nil {
+		return 0, c.err
+	}
+	return KnownProcess{UserID: c.uid}.UID()
+}
+
+func (c *countingProc) Groups() ([]uint32, error) {
+	c.groupsN++
+	if c.err != nil {
+		return nil, c.err
+	}
+	return KnownProcess{GroupIDs: c.groups}.Groups()
+}
+
+func (c *countingProc) Exe() (string, bool, error) {
+	c.exeN++
+	if c.err != nil {
+		return "", false, c.err
+	}
+	return KnownProcess{ExePath: c.exe, ExeUnverified: c.exeUnverified}.Exe()
+}
 
 func TestDecide(t *testing.T) {
 	p := mustParse(t, `
@@ -49,20 +85,20 @@ deny  open /pids/*
 		cache bool
 		rule  string
 	}{
-		{"comm matches", "/srv/a/b.sh", engine.OpenPerm, 1, KnownProcess{"bash", 1000}, engine.Deny, 0, false, "policy.rules:2"},
-		{"comm differs", "/srv/a/b.sh", engine.OpenPerm, 1, KnownProcess{"zsh", 1000}, engine.Allow, 0, false, "default"},
-		{"comm unknown", "/srv/a/b.sh", engine.OpenPerm, 1, KnownProcess{"", 1000}, engine.Allow, 0, false, "default"},
+		{"comm matches", "/srv/a/b.sh", engine.OpenPerm, 1, KnownProcess{Name: "bash", UserID: 1000}, engine.Deny, 0, false, "policy.rules:2"},
+		{"comm differs", "/srv/a/b.sh", engine.OpenPerm, 1, KnownProcess{Name: "zsh", UserID: 1000}, engine.Allow, 0, false, "default"},
+		{"comm unknown", "/srv/a/b.sh", engine.OpenPerm, 1, KnownProcess{Name: "", UserID: 1000}, engine.Allow, 0, false, "default"},
 		{"no process", "/srv/a/b.sh", engine.OpenPerm, 0, nil, engine.Allow, 0, false, "default"},
-		{"event kind differs", "/srv/a/b.sh", engine.AccessPerm, 1, KnownProcess{"bash", 1000}, engine.Allow, 0, false, "default"},
-		{"notification open counts as open", "/srv/a/b.sh", engine.Open, 1, KnownProcess{"bash", 1000}, engine.Deny, 0, false, "policy.rules:2"},
+		{"event kind differs", "/srv/a/b.sh", engine.AccessPerm, 1, KnownProcess{Name: "bash", UserID: 1000}, engine.Allow, 0, false, "default"},
+		{"notification open counts as open", "/srv/a/b.sh", engine.Open, 1, KnownProcess{Name: "bash", UserID: 1000}, engine.Deny, 0, false, "policy.rules:2"},
 		{"exec allowed first", "/srv/bin/tool", engine.OpenExecPerm, 1, nil, engine.Allow, 0, false, "policy.rules:3"},
 		{"exec and open bits together", "/srv/bin/tool", engine.OpenPerm | engine.OpenExecPerm, 1, nil, engine.Allow, 0, false, "policy.rules:3"},
 		{"exec denied below", "/srv/bin/sub/tool", engine.OpenExecPerm, 1, nil, engine.Deny, 0, false, "policy.rules:4"},
 		{"notification exec", "/srv/x", engine.OpenExec, 1, nil, engine.Deny, 0, false, "policy.rules:4"},
 		{"cacheable allow", "/srv/public/a", engine.OpenPerm, 1, nil, engine.Allow, 0, true, "policy.rules:5"},
-		{"uid!=0 holds", "/srv/private/a", engine.OpenPerm, 1, KnownProcess{"cat", 1000}, engine.Deny, 0, false, "policy.rules:6"},
-		{"uid!=0 fails for root", "/srv/private/a", engine.OpenPerm, 1, KnownProcess{"cat", 0}, engine.Allow, 0, false, "default"},
-		{"uid unknown: condition never holds", "/srv/private/a", engine.OpenPerm, 1, KnownProcess{"cat", -1}, engine.Allow, 0, false, "default"},
+		{"uid!=0 holds", "/srv/private/a", engine.OpenPerm, 1, KnownProcess{Name: "cat", UserID: 1000}, engine.Deny, 0, false, "policy.rules:6"},
+		{"uid!=0 fails for root", "/srv/private/a", engine.OpenPerm, 1, KnownProcess{Name: "cat", UserID: 0}, engine.Allow, 0, false, "default"},
+		{"uid unknown: condition never holds", "/srv/private/a", engine.OpenPerm, 1, KnownProcess{Name: "cat", UserID: -1}, engine.Allow, 0, false, "default"},
 		{"errno", "/cold/x", engine.PreAccess, 1, nil, engine.Deny, syscall.EIO, false, "policy.rules:7"},
 		{"errno rule not for open", "/cold/x", engine.OpenPerm, 1, nil, engine.Allow, 0, false, "default"},
 		{"pid list", "/pids/a", engine.OpenPerm, 43, nil, engine.Deny, 0, false, "policy.rules:8"},
@@ -122,7 +158,7 @@ allow open /tmp/** cache
 		{"/tmp/x", "cat", true, "plain cache rule"},
 	}
 	for _, tt := range tests {
-		d := p.Decide(&Request{Path: tt.path, Event: engine.OpenPerm, Proc: KnownProcess{tt.comm, 0}})
+		d := p.Decide(&Request{Path: tt.path, Event: engine.OpenPerm, Proc: KnownProcess{Name: tt.comm, UserID: 0}})
 		if d.Verdict != engine.Allow || d.Cache != tt.cache {
 			t.Errorf("%s: %+v; want allow cache=%v (%s)", tt.path, d, tt.cache, tt.why)
 		}
@@ -134,7 +170,7 @@ allow open /tmp/** cache
 	}
 	q := mustParse(t, "deny open /x/* comm=bash\n")
 	q.CacheAllows = true
-	if d := q.Decide(&Request{Path: "/x/a", Event: engine.OpenPerm, Proc: KnownProcess{"cat", 0}}); d.Cache {
+	if d := q.Decide(&Request{Path: "/x/a", Event: engine.OpenPerm, Proc: KnownProcess{Name: "cat", UserID: 0}}); d.Cache {
 		t.Errorf("default allow after a skipped deny must not be cached: %+v", d)
 	}
 }
@@ -148,23 +184,30 @@ deny open /a/** comm=zsh
 deny open /a/** uid=5
 deny exec /b/** comm=bash
 deny open /c/**
+deny open /e/** exe=/bin/* gid=5
+deny open /e/** exe!=/sbin/* gid=5
+deny open /f/** exe=/bin/* uid=5
 `)
 	tests := []struct {
-		path        string
-		ev          engine.Mask
-		commN, uidN int
+		path                       string
+		ev                         engine.Mask
+		commN, uidN, groupsN, exeN int
 	}{
-		{"/a/x", engine.OpenPerm, 1, 1},
-		{"/b/x", engine.OpenPerm, 0, 0}, // event differs
-		{"/c/x", engine.OpenPerm, 0, 0}, // path differs
-		{"/d/x", engine.OpenPerm, 0, 0},
-		{"/b/x", engine.OpenExecPerm, 1, 0},
+		{"/a/x", engine.OpenPerm, 1, 1, 0, 0},
+		{"/b/x", engine.OpenPerm, 0, 0, 0, 0}, // event differs
+		{"/c/x", engine.OpenPerm, 0, 0, 0, 0}, // path differs
+		{"/d/x", engine.OpenPerm, 0, 0, 0, 0},
+		{"/b/x", engine.OpenExecPerm, 1, 0, 0, 0},
+		{"/e/x", engine.OpenPerm, 0, 0, 1, 1}, // exe and groups, each read once for two rules
+		{"/f/x", engine.OpenPerm, 0, 0, 0, 1}, // the second condition is not evaluated
 	}
 	for _, tt := range tests {
 		proc := newProc("cat", 1)
+		proc.exe, proc.groups = "/usr/bin/cat", []uint32{1}
 		p.Decide(&Request{Path: tt.path, Event: tt.ev, Pid: 1, Proc: proc})
-		if proc.commN != tt.commN || proc.uidN != tt.uidN {
-			t.Errorf("%s %s: Comm called %d times, UID %d; want %d, %d", tt.ev, tt.path, proc.commN, proc.uidN, tt.commN, tt.uidN)
+		if proc.commN != tt.commN || proc.uidN != tt.uidN || proc.groupsN != tt.groupsN || proc.exeN != tt.exeN {
+			t.Errorf("%s %s: Comm called %d times, UID %d, Groups %d, Exe %d; want %d, %d, %d, %d", tt.ev, tt.path,
+				proc.commN, proc.uidN, proc.groupsN, proc.exeN, tt.commN, tt.uidN, tt.groupsN, tt.exeN)
 		}
 	}
 	if p.NeedsPreContent() {
@@ -181,9 +224,11 @@ func TestDecideDoesNotAllocate(t *testing.T) {
 allow open /usr/** cache
 deny open,exec /srv/**/*.sh comm=bash,dash
 deny * /home/*/.ssh/id_* uid!=0
+allow open /var/lib/x/** exe=/usr/bin/*,/opt/**/bin/* gid=10
 deny * **/*.key
 `)
 	proc := newProc("bash", 1000)
+	proc.exe, proc.groups = "/opt/app/bin/run", []uint32{1000, 10}
 	reqs := []*Request{
 		{Path: "/usr/lib/libc.so.6", Event: engine.OpenPerm, Pid: 7, Proc: proc},
 		{Path: "/srv/app/run.sh", Event: engine.OpenExecPerm, Pid: 7, Proc: proc},
@@ -209,7 +254,7 @@ func TestDecideConcurrent(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for j := 0; j < 1000; j++ {
-				d := p.Decide(&Request{Path: "/x/a", Event: engine.OpenPerm, Proc: KnownProcess{"bash", 0}})
+				d := p.Decide(&Request{Path: "/x/a", Event: engine.OpenPerm, Proc: KnownProcess{Name: "bash", UserID: 0}})
 				if d.Verdict != engine.Deny {
 					t.Error("wrong verdict")
 					return
@@ -222,17 +267,29 @@ func TestDecideConcurrent(t *testing.T) {
 
 func TestKnownProcess(t *testing.T) {
 	k := KnownProcess{Name: "", UserID: -1}
-	if _, ok := k.Comm(); ok {
+	if _, err := k.Comm(); !errors.Is(err, os.ErrProcessDone) {
 		t.Error("empty comm is known")
 	}
-	if _, ok := k.UID(); ok {
+	if _, err := k.UID(); !errors.Is(err, os.ErrProcessDone) {
 		t.Error("negative uid is known")
 	}
-	if _, ok := (KnownProcess{UserID: 1 << 33}).UID(); ok {
+	if _, err := k.Groups(); !errors.Is(err, os.ErrProcessDone) {
+		t.Error("nil groups are known")
+	}
+	if _, _, err := k.Exe(); !errors.Is(err, os.ErrProcessDone) {
+		t.Error("empty exe is known")
+	}
+	if _, err := (KnownProcess{UserID: 1 << 33}).UID(); err == nil {
 		t.Error("out-of-range uid is known")
 	}
-	if u, ok := (KnownProcess{UserID: 7}).UID(); !ok || u != 7 {
+	if u, err := (KnownProcess{UserID: 7}).UID(); err != nil || u != 7 {
 		t.Error("uid 7")
+	}
+	if g, err := (KnownProcess{GroupIDs: []uint32{}}).Groups(); err != nil || len(g) != 0 {
+		t.Error("an empty group list is known")
+	}
+	if p, v, err := (KnownProcess{ExePath: "/bin/x", ExeUnverified: true}).Exe(); err != nil || v || p != "/bin/x" {
+		t.Error("unverified exe")
 	}
 }
 
@@ -264,6 +321,10 @@ func TestFromFlags(t *testing.T) {
 	}
 	if _, err := FromFlags([]Flag{{engine.Deny, "/srv/[x"}}); err == nil ||
 		err.Error() != `--deny "/srv/[x": unterminated character class (missing ])` {
+		t.Errorf("err = %v", err)
+	}
+	if _, err := FromFlags([]Flag{{engine.Deny, "**/*.key\x00.txt"}}); err == nil ||
+		err.Error() != `--deny "**/*.key\x00.txt": NUL byte: no path or name holds one, so the pattern could never match` {
 		t.Errorf("err = %v", err)
 	}
 	if _, err := FromFlags([]Flag{{engine.Verdict(7), "/x"}}); err == nil {
@@ -340,7 +401,7 @@ func TestPolicyString(t *testing.T) {
 	if got := q.String(); got != "default allow\n" {
 		t.Errorf("String() = %q", got)
 	}
-	if Attr(9).String() != "attr(9)" || AttrComm.String() != "comm" {
+	if Attr(99).String() != "attr(99)" || AttrComm.String() != "comm" || AttrExe.String() != "exe" || AttrGID.String() != "gid" {
 		t.Error("Attr.String")
 	}
 	if errnoName(syscall.ENOENT) != "2" {
@@ -362,6 +423,95 @@ deny * **/*.key
 			b.ReportAllocs()
 			for b.Loop() {
 				p.Decide(req)
+			}
+		})
+	}
+}
+
+// exe= matches the verified executable only; gid= any of the process's groups. An unverified
+// executable (deleted, replaced, or from a mount the guard does not see) matches no exe= glob,
+// so exe= fails and exe!= holds: an allow by exe= is never granted to it, and a deny of every
+// exe but one catches it.
+func TestExeAndGidConditions(t *testing.T) {
+	p := mustParse(t, `
+allow open /keys/** exe=/usr/sbin/nginx,/usr/lib/*/nginx-helper
+deny  open /keys/**
+deny  open /backup/** exe!=/usr/bin/restic
+deny  open /staff/** gid!=50
+allow open /wheel/** gid=10,27
+deny  open /wheel/**
+`)
+	type proc = KnownProcess
+	tests := []struct {
+		name string
+		path string
+		proc Process
+		want engine.Verdict
+		rule string
+	}{
+		{"exe allowed", "/keys/a", proc{ExePath: "/usr/sbin/nginx"}, engine.Allow, "policy.rules:2"},
+		{"exe glob", "/keys/a", proc{ExePath: "/usr/lib/x86_64/nginx-helper"}, engine.Allow, "policy.rules:2"},
+		{"another exe", "/keys/a", proc{ExePath: "/usr/bin/cat"}, engine.Deny, "policy.rules:3"},
+		{"same name elsewhere", "/keys/a", proc{Name: "nginx", ExePath: "/tmp/nginx"}, engine.Deny, "policy.rules:3"},
+		{"deleted exe is not its old path", "/keys/a", proc{ExePath: "/usr/sbin/nginx (deleted)", ExeUnverified: true}, engine.Deny, "policy.rules:3"},
+		{"unverified exe with the right path", "/keys/a", proc{ExePath: "/usr/sbin/nginx", ExeUnverified: true}, engine.Deny, "policy.rules:3"},
+		{"exe unknown: gone", "/keys/a", proc{}, engine.Deny, "policy.rules:3"},
+		{"exe!= holds", "/backup/x", proc{ExePath: "/usr/bin/cp"}, engine.Deny, "policy.rules:4"},
+		{"exe!= fails for the one exe", "/backup/x", proc{ExePath: "/usr/bin/restic"}, engine.Allow, "default"},
+		{"exe!= holds for an unverified exe", "/backup/x", proc{ExePath: "/usr/bin/restic", ExeUnverified: true}, engine.Deny, "policy.rules:4"},
+		{"gid!= holds", "/staff/x", proc{GroupIDs: []uint32{1000, 1001}}, engine.Deny, "policy.rules:5"},
+		{"gid!= fails when any group is 50", "/staff/x", proc{GroupIDs: []uint32{1000, 50}}, engine.Allow, "default"},
+		{"gid= any group", "/wheel/x", proc{GroupIDs: []uint32{1000, 27}}, engine.Allow, "policy.rules:6"},
+		{"gid= none", "/wheel/x", proc{GroupIDs: []uint32{1000}}, engine.Deny, "policy.rules:7"},
+		{"no groups at all", "/wheel/x", proc{GroupIDs: []uint32{}}, engine.Deny, "policy.rules:7"},
+		{"groups unknown", "/wheel/x", proc{}, engine.Deny, "policy.rules:7"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := p.Decide(&Request{Path: tt.path, Event: engine.OpenPerm, Pid: 9, Proc: tt.proc})
+			if d.Verdict != tt.want || d.Source() != tt.rule || d.Err != nil {
+				t.Errorf("got %v by %s (err %v); want %v by %s", d.Verdict, d.Source(), d.Err, tt.want, tt.rule)
+			}
+		})
+	}
+	if !p.Needs(AttrExe) || !p.Needs(AttrGID) || p.Needs(AttrComm) {
+		t.Error("Needs")
+	}
+}
+
+// A failure to read what a condition needs (not a process that is gone) stops the decision:
+// Err says what failed, the verdict is deny, and the rule is the one being evaluated. A
+// process that is gone makes the condition not hold instead.
+func TestDecideAttributeError(t *testing.T) {
+	p := mustParse(t, "allow open /x/** cache\nallow open /k/** exe=/bin/ok\ndeny open /k/** uid!=0\n")
+	emfile := fmt.Errorf("open /proc/7/exe: %w", syscall.EMFILE)
+	for _, tt := range []struct {
+		name  string
+		path  string
+		err   error
+		want  engine.Verdict
+		rule  string
+		isErr bool
+	}{
+		{"no condition needed", "/x/a", emfile, engine.Allow, "policy.rules:1", false},
+		{"exe unreadable", "/k/a", emfile, engine.Deny, "error in policy.rules:2", true},
+		{"gone", "/k/a", os.ErrProcessDone, engine.Allow, "default", false},
+		{"gone, wrapped", "/k/a", fmt.Errorf("reading: %w", os.ErrProcessDone), engine.Allow, "default", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			proc := newProc("cat", 1000)
+			proc.err = tt.err
+			d := p.Decide(&Request{Path: tt.path, Event: engine.OpenPerm, Pid: 7, Proc: proc})
+			if d.Verdict != tt.want || d.Source() != tt.rule || (d.Err != nil) != tt.isErr || (d.Err != nil && d.Cache) {
+				t.Fatalf("got %v by %s err %v cache %v; want %v by %s", d.Verdict, d.Source(), d.Err, d.Cache, tt.want, tt.rule)
+			}
+			if tt.isErr {
+				if !errors.Is(d.Err, syscall.EMFILE) || !strings.Contains(d.Err.Error(), "executable for exe") {
+					t.Errorf("Err = %v, want it to name the attribute and wrap EMFILE", d.Err)
+				}
+				if proc.uidN != 0 {
+					t.Error("evaluation went on after the error")
+				}
 			}
 		})
 	}

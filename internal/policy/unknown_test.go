@@ -119,7 +119,7 @@ func TestDecideUnknownPathIsSound(t *testing.T) {
 			return
 		}
 		// A cached allow holds for every process: it must be what every process gets.
-		for _, other := range []Process{KnownProcess{"bash", 0}, KnownProcess{"cat", 1000}, KnownProcess{"", -1}, nil} {
+		for _, other := range []Process{KnownProcess{Name: "bash", UserID: 0}, KnownProcess{Name: "cat", UserID: 1000}, KnownProcess{Name: "", UserID: -1}, nil} {
 			for _, path := range paths {
 				if d := p.Decide(&Request{Path: path, Event: ev, Pid: 6, Proc: other}); d.Verdict != engine.Allow {
 					t.Fatalf("unknown path allowed and cacheable (by %s), but %s is denied to %v (by %s) under\n%s",

@@ -1,0 +1,349 @@
+//go:build linux
+
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
+)
+
+// Fail-safe defaults (docs/security.md, "Fail-safe defaults"): what an access gets when the
+// guard is killed, stopped, or fails to decide.
+
+// bg is a command running in the background.
+type bg struct {
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	out  strings.Builder
+	done chan struct{}
+	err  error
+}
+
+func (b *bg) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.out.Write(p)
+}
+
+func (b *bg) output() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.out.String()
+}
+
+// startBg starts argv; cleanup kills it.
+func startBg(t *testing.T, argv ...string) *bg {
+	t.Helper()
+	b := &bg{cmd: exec.Command(argv[0], argv[1:]...), done: make(chan struct{})}
+	b.cmd.Stdout, b.cmd.Stderr = b, b
+	if err := b.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { b.err = b.cmd.Wait(); close(b.done) }()
+	t.Cleanup(func() { b.cmd.Process.Kill(); <-b.done })
+	return b
+}
+
+// stillBlocked reports whether b is still running after d.
+func (b *bg) stillBlocked(d time.Duration) bool {
+	select {
+	case <-b.done:
+		return false
+	case <-time.After(d):
+		return true
+	}
+}
+
+// finish waits (bounded) for b to exit and returns its error and output.
+func (b *bg) finish(t *testing.T, within time.Duration) (error, string) {
+	t.Helper()
+	select {
+	case <-b.done:
+		return b.err, b.output()
+	case <-time.After(within):
+		t.Fatalf("%v still blocked after %v", b.cmd.Args, within)
+		return nil, ""
+	}
+}
+
+func isEPERM(err error, out string) bool {
+	return err != nil && strings.Contains(out, "Operation not permitted")
+}
+
+// slowScanner writes a scanner that allows after sleeping secs seconds.
+func slowScanner(t *testing.T, secs string) string {
+	t.Helper()
+	s := filepath.Join(t.TempDir(), "slow-scanner")
+	os.WriteFile(s, []byte("#!/bin/sh\nsleep "+secs+"\nexit 0\n"), 0o755)
+	return s
+}
+
+// The guard killed with SIGKILL: the kernel allows what waited (it answers a closed group's
+// events FAN_ALLOW) and everything after; through the daemon, the daemon answers the client's
+// pending events with its close verdict (allow) and drops its marks.
+func TestGuardKilledAllows(t *testing.T) {
+	for _, mode := range []string{"embedded", "daemon"} {
+		t.Run(mode, func(t *testing.T) {
+			var extra []string
+			if mode == "daemon" {
+				extra = []string{"--daemon=" + startServe(t)}
+			}
+			dir := testenv.Tmpfs(t)
+			os.WriteFile(dir+"/f", []byte("x"), 0o644)
+			os.WriteFile(dir+"/x.key", []byte("k"), 0o644)
+			p := start(t, append(append([]string{"guard"}, extra...),
+				"--deny", "**/*.key", "--exec", slowScanner(t, "4"), "--deadline", "60s", dir)...)
+			cat := startBg(t, "cat", dir+"/f") // waits for the scanner
+			if !cat.stillBlocked(300 * time.Millisecond) {
+				t.Fatalf("cat did not wait for the scanner: %s", cat.output())
+			}
+			p.cmd.Process.Kill()
+			t0 := time.Now()
+			if err, out := cat.finish(t, 10*time.Second); err != nil {
+				t.Errorf("a waiting open when the guard was killed: %v %s, want allowed", err, out)
+			}
+			if took := time.Since(t0); took > 3*time.Second {
+				t.Errorf("allowed %v after the kill: the scanner answered, not the kill", took)
+			}
+			<-p.done // once the scanner, which holds its stderr, is done
+			if out, err := exec.Command("cat", dir+"/x.key").CombinedOutput(); err != nil {
+				t.Errorf("a denied file after the guard was killed: %v %s, want allowed (nothing guards it)", err, out)
+			}
+		})
+	}
+}
+
+// The guard stopped (SIGSTOP): an open waits — the kernel has no deadline — until SIGCONT
+// (then it gets the guard's verdict) or until it is killed (SIGKILL works; other signals do
+// not end the wait). SIGKILL to the stopped guard releases it with an allow.
+func TestGuardStoppedOpenWaits(t *testing.T) {
+	dir := testenv.Tmpfs(t)
+	os.WriteFile(dir+"/f", []byte("x"), 0o644)
+	os.WriteFile(dir+"/x.key", []byte("k"), 0o644)
+	p := start(t, "guard", "--deny", "**/*.key", dir)
+	pid := p.cmd.Process.Pid
+	syscall.Kill(pid, syscall.SIGSTOP)
+	key, ok := startBg(t, "cat", dir+"/x.key"), startBg(t, "cat", dir+"/f")
+	if !key.stillBlocked(500*time.Millisecond) || !ok.stillBlocked(0) {
+		t.Fatalf("an open did not wait for a stopped guard: %q %q", key.output(), ok.output())
+	}
+	syscall.Kill(pid, syscall.SIGCONT)
+	if err, out := key.finish(t, 10*time.Second); !isEPERM(err, out) {
+		t.Errorf("the denied file after SIGCONT: %v %q, want EPERM", err, out)
+	}
+	if err, out := ok.finish(t, 10*time.Second); err != nil {
+		t.Errorf("the allowed file after SIGCONT: %v %q", err, out)
+	}
+
+	syscall.Kill(pid, syscall.SIGSTOP)
+	waiter := startBg(t, "cat", dir+"/x.key")
+	if !waiter.stillBlocked(300 * time.Millisecond) {
+		t.Fatalf("did not wait: %s", waiter.output())
+	}
+	// The wait is killable: a signal that kills the opener (SIGKILL, or SIGTERM that cat
+	// does not handle) ends it; the open never returns.
+	syscall.Kill(waiter.cmd.Process.Pid, syscall.SIGTERM)
+	t0 := time.Now()
+	err, _ := waiter.finish(t, 5*time.Second)
+	if ws, ok := waiter.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGTERM {
+		t.Errorf("a waiting opener sent SIGTERM: %v, want killed by it", err)
+	}
+	t.Logf("a waiting opener died %v after SIGTERM", time.Since(t0))
+
+	released := startBg(t, "cat", dir+"/x.key")
+	if !released.stillBlocked(300 * time.Millisecond) {
+		t.Fatalf("did not wait: %s", released.output())
+	}
+	p.cmd.Process.Kill() // a stopped process dies of SIGKILL too
+	if err, out := released.finish(t, 10*time.Second); err != nil {
+		t.Errorf("an open waiting on a stopped guard that was killed: %v %q, want allowed", err, out)
+	}
+}
+
+// Through the daemon a stopped guard cannot stall anyone past the deadline: the daemon
+// enforces it, and the open gets --on-timeout.
+func TestGuardStoppedThroughDaemonGetsDeadlineVerdict(t *testing.T) {
+	sock := startServe(t)
+	dir := testenv.Tmpfs(t)
+	os.WriteFile(dir+"/f", []byte("x"), 0o644)
+	p := start(t, "guard", "--daemon="+sock, "--deadline", "500ms", "--on-timeout", "deny", "--deny", "**/*.key", dir)
+	syscall.Kill(p.cmd.Process.Pid, syscall.SIGSTOP)
+	defer syscall.Kill(p.cmd.Process.Pid, syscall.SIGCONT)
+	t0 := time.Now()
+	out, err := exec.Command("cat", dir+"/f").CombinedOutput()
+	took := time.Since(t0)
+	if !isEPERM(err, string(out)) || took < 400*time.Millisecond || took > 10*time.Second {
+		t.Errorf("an open while the guard client is stopped: %v %q after %v, want EPERM (--on-timeout deny) after ~500ms", err, out, took)
+	}
+}
+
+// auditLines reads the audit file's records.
+func auditLines(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		if l == "" {
+			continue
+		}
+		var r map[string]any
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatalf("audit line %q: %v", l, err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// waitAudit waits (bounded) until the audit file has a record for path.
+func waitAudit(t *testing.T, audit, path string) {
+	t.Helper()
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		data, _ := os.ReadFile(audit)
+		if strings.Contains(string(data), `"path":`+strconvQuote(path)) {
+			return
+		}
+	}
+	t.Fatalf("no audit record for %s", path)
+}
+
+func strconvQuote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// auditFor returns the audit records of path.
+func auditFor(recs []map[string]any, path string) []map[string]any {
+	var out []map[string]any
+	for _, r := range recs {
+		if r["path"] == path {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// --exec that cannot start its scanner is a usage error when the guard starts; a scanner
+// that cannot run later (removed, no longer executable, or a command line sh cannot run) or
+// that crashes gets --on-error (default deny), with an audit line naming the error.
+func TestGuardScannerFailures(t *testing.T) {
+	t.Run("at start", func(t *testing.T) {
+		dir := t.TempDir()
+		noexec := filepath.Join(dir, "noexec")
+		os.WriteFile(noexec, []byte("#!/bin/sh\nexit 0\n"), 0o644)
+		for _, tc := range []struct{ exec, want string }{
+			{filepath.Join(dir, "missing"), "no such file or directory"},
+			{noexec, "permission denied"},
+			{"no-such-scanner-in-path", "executable file not found in $PATH"},
+		} {
+			out, err := exec.Command(bin, "guard", "--exec", tc.exec, dir).CombinedOutput()
+			if exitStatus(err) != 2 || !strings.Contains(string(out), "--exec") || !strings.Contains(string(out), tc.want) {
+				t.Errorf("--exec %s: %v %s; want usage error (2) naming --exec and %q", tc.exec, err, out, tc.want)
+			}
+		}
+		out, err := exec.Command(bin, "guard", "--on-error", "maybe", dir).CombinedOutput()
+		if exitStatus(err) != 2 || !strings.Contains(string(out), "--on-error") {
+			t.Errorf("--on-error maybe: %v %s", err, out)
+		}
+	})
+	for _, mode := range []string{"embedded", "daemon"} {
+		t.Run(mode, func(t *testing.T) {
+			var extra []string
+			if mode == "daemon" {
+				extra = []string{"--daemon=" + startServe(t)}
+			}
+			scanners := t.TempDir()
+			mk := func(name, body string) string {
+				p := filepath.Join(scanners, name)
+				os.WriteFile(p, []byte("#!/bin/sh\n"+body+"\n"), 0o755)
+				return p
+			}
+			for _, tc := range []struct {
+				name    string
+				exec    string
+				prepare func(scanner string) // after the guard started
+				onError string
+				wantErr string
+			}{
+				{"removed", mk("removed", "exit 0"), func(s string) { os.Remove(s) }, "", "no such file or directory"},
+				{"no longer executable", mk("chmodded", "exit 0"), func(s string) { os.Chmod(s, 0o644) }, "", "permission denied"},
+				{"crashes", mk("crashes", "kill -SEGV $$"), nil, "", "signal: segmentation fault"},
+				{"sh cannot run the command line", "no-such-scanner-in-path --quick", nil, "", "exit status 127"},
+				{"crashes, --on-error allow", mk("crashes2", "kill -ABRT $$"), nil, "allow", "signal: aborted"},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					dir := testenv.Tmpfs(t)
+					os.WriteFile(dir+"/f", []byte("x"), 0o644)
+					audit := filepath.Join(t.TempDir(), "audit.jsonl")
+					args := append(append([]string{"guard"}, extra...), "--exec", tc.exec, "--audit", audit, "--deadline", "10s")
+					if tc.onError != "" {
+						args = append(args, "--on-error", tc.onError)
+					}
+					p := start(t, append(args, dir)...)
+					if tc.prepare != nil {
+						tc.prepare(tc.exec)
+					}
+					out, err := exec.Command("cat", dir+"/f").CombinedOutput()
+					if allow := tc.onError == "allow"; isEPERM(err, string(out)) == allow || (allow && err != nil) {
+						t.Errorf("cat: %v %q; want allowed=%v (--on-error %s)", err, out, allow, tc.onError)
+					}
+					// The record is written once the daemon has acknowledged the answer: stop
+					// only then (a Guard closed meanwhile cannot know what the daemon applied).
+					waitAudit(t, audit, dir+"/f")
+					if st := p.stop(); st != 0 {
+						t.Errorf("guard exit %d; stderr:\n%s", st, p.errText())
+					}
+					recs := auditFor(auditLines(t, audit), dir+"/f")
+					if len(recs) != 1 {
+						t.Fatalf("audit records for %s/f: %v", dir, recs)
+					}
+					r := recs[0]
+					wantVerdict := "deny"
+					if tc.onError == "allow" {
+						wantVerdict = "allow"
+					}
+					if e, _ := r["error"].(string); !strings.Contains(e, tc.wantErr) || !strings.HasPrefix(e, "--exec: ") ||
+						r["verdict"] != wantVerdict || r["rule"] != "--exec" {
+						t.Errorf("audit %v; want verdict %s and an error naming %q", r, wantVerdict, tc.wantErr)
+					}
+					if !strings.Contains(p.errText(), tc.wantErr) {
+						t.Errorf("stderr does not name the error:\n%s", p.errText())
+					}
+				})
+			}
+		})
+	}
+}
+
+// The scanner's own accesses, below the guarded tree, are exempt: it reads the file it scans
+// (it would otherwise wait on itself until the deadline).
+func TestGuardScannerReadsTheFile(t *testing.T) {
+	dir := testenv.Tmpfs(t)
+	os.WriteFile(dir+"/clean", []byte("clean\n"), 0o644)
+	os.WriteFile(dir+"/dirty", []byte("EICAR\n"), 0o644)
+	scanner := filepath.Join(t.TempDir(), "grep-scanner")
+	os.WriteFile(scanner, []byte("#!/bin/sh\n! grep -q EICAR \"$1\"\n"), 0o755)
+	start(t, "guard", "--exec", scanner, "--deadline", "10s", "--on-timeout", "deny", dir)
+	t0 := time.Now()
+	if out, err := exec.Command("cat", dir+"/clean").CombinedOutput(); err != nil {
+		t.Errorf("clean file: %v %s", err, out)
+	}
+	if out, err := exec.Command("cat", dir+"/dirty").CombinedOutput(); !isEPERM(err, string(out)) {
+		t.Errorf("dirty file: %v %s, want EPERM", err, out)
+	}
+	if took := time.Since(t0); took > 5*time.Second {
+		t.Errorf("took %v: the scanner waited on its own access", took)
+	}
+}
