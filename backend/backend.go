@@ -57,6 +57,9 @@ type Options struct {
 	//
 	// FIDQueueUnlimited removes that limit too.
 	FIDQueueUnlimited bool
+	// Exe makes the readers read each process's executable along with its name (Event.Exe),
+	// for tracing: one more readlink per process and burst of its events.
+	Exe bool
 	// Engine options other than the MaskHook, which the backend sets.
 	Engine engine.Config
 }
@@ -147,6 +150,7 @@ func New(opts Options) (*Backend, error) {
 		exempts:  NewExemptions(),
 		janitor:  make(chan ignoreRequest, 1024),
 	}
+	b.comms.withExe = opts.Exe
 	if b.log == nil {
 		b.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}

@@ -3,47 +3,56 @@
 package backend
 
 import (
+	"strconv"
 	"sync"
 	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 )
 
-// commCache remembers process names for a short while: the readers look a pid up once per
-// burst of its events, right when the events are read, because a short-lived process (a cat)
-// has often exited by the time a consumer could read /proc. Both kernel groups' readers share
-// it, so that whichever reads first names the process for the other.
+// commCache remembers process names (and, with withExe, executables) for a short while: the
+// readers look a pid up once per burst of its events, right when the events are read, because
+// a short-lived process (a cat) has often exited by the time a consumer could read /proc. Both
+// kernel groups' readers share it, so that whichever reads first names the process for the
+// other.
 type commCache struct {
-	mu sync.Mutex
-	m  map[int32]commEntry
+	withExe bool // set before the readers start
+	mu      sync.Mutex
+	m       map[int32]commEntry
 }
 
 type commEntry struct {
-	comm string
-	at   time.Time
+	comm, exe string
+	at        time.Time
 }
 
 // commTTL bounds how long a name is trusted: a pid is reused only after the pid space wraps,
 // which takes far longer on any real system.
 const commTTL = 2 * time.Second
 
-func (c *commCache) get(pid int32, now time.Time) string {
+// get returns the process's name and, with withExe, its executable ("" where unknown).
+func (c *commCache) get(pid int32, now time.Time) (comm, exe string) {
 	if pid <= 0 {
-		return ""
+		return "", ""
 	}
 	c.mu.Lock()
 	e, ok := c.m[pid]
 	c.mu.Unlock()
 	if ok && now.Sub(e.at) < commTTL && e.comm != "" {
-		return e.comm
+		return e.comm, e.exe
 	}
 	comm, err := readComm(pid)
 	if err != nil && ok && now.Sub(e.at) < commTTL {
-		return e.comm
+		return e.comm, e.exe
+	}
+	if c.withExe && err == nil {
+		exe, _ = sys.Readlink("/proc/" + strconv.Itoa(int(pid)) + "/exe")
 	}
 	c.mu.Lock()
 	if c.m == nil || len(c.m) > 4096 {
 		c.m = make(map[int32]commEntry)
 	}
-	c.m[pid] = commEntry{comm: comm, at: now}
+	c.m[pid] = commEntry{comm: comm, exe: exe, at: now}
 	c.mu.Unlock()
-	return comm
+	return comm, exe
 }

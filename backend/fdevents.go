@@ -86,7 +86,7 @@ func (g *kgroup) handleFD(kev *sys.FanotifyEvent, v *view, now time.Time) {
 		ev, ok := b.translateFD(kev, v, now, true, nil)
 		sys.Close(int(kev.Fd))
 		if ok {
-			ev.Comm = b.comms.get(kev.Pid, now)
+			ev.Comm, ev.Exe = b.comms.get(kev.Pid, now)
 			b.eng.Notify(b.ctx, ev)
 			b.maybeIgnore(kFD, ev, v)
 			ev.Release()

@@ -166,8 +166,8 @@ func (g *kgroup) handleFID(kev *sys.FanotifyEvent, v *view, now time.Time) {
 	fs := fv.state
 	needAncestry := len(fv.roots) > 0 && !fv.rootOnly
 	mask := engine.Mask(kev.Mask) &^ engine.EventOnChild
-	ev := &engine.Event{Mask: mask, Filesystem: fsID(fs.dev), Pid: kev.Pid, Time: now,
-		Comm: b.comms.get(kev.Pid, now)}
+	ev := &engine.Event{Mask: mask, Filesystem: fsID(fs.dev), Pid: kev.Pid, Time: now}
+	ev.Comm, ev.Exe = b.comms.get(kev.Pid, now)
 	if fv.rootOnly {
 		ev.Ancestors = fv.rootAncestors()
 	}

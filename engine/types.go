@@ -221,6 +221,10 @@ type Event struct {
 	// Comm is the process's command name when the source read it at event time ("" if
 	// unknown): short-lived processes are gone by the time a reader could look.
 	Comm string
+	// Exe is the process's executable (/proc/PID/exe as the kernel writes it, " (deleted)"
+	// included) when the source read it at event time, as it does Comm when asked to ("" if
+	// not read or unknown).
+	Exe string
 	// Range is the byte range of a PreAccess event.
 	Range Range
 	// FSErrno and FSErrorCount describe an FSError event.

@@ -13,12 +13,13 @@ import (
 	"github.com/fsnotifyd/fsnotifyd/internal/format"
 )
 
-// openSource returns the embedded source, or the daemon's with --daemon.
-func openSource(daemon daemonFlag, opts engine.Options) (source, error) {
+// openSource returns the embedded source, or the daemon's with --daemon. withExe asks for
+// each process's executable (embedded only: the daemon does not send it).
+func openSource(daemon daemonFlag, opts engine.Options, withExe bool) (source, error) {
 	if daemon.on {
 		return newDaemonSource(daemon, opts)
 	}
-	return newEmbedded(opts)
+	return newEmbedded(opts, withExe)
 }
 
 func (d daemonFlag) path() string {

@@ -297,6 +297,52 @@ func TestTraceShowsPidAndCommandOfCat(t *testing.T) {
 	t.Fatalf("no line with %q for %s/data:\n%s", want, dir, strings.Join(got, "\n"))
 }
 
+// trace --json --exe names each process's executable; without --exe there is no "exe".
+func TestTraceJSONExe(t *testing.T) {
+	catExe, _ := exec.LookPath("cat")
+	catExe, _ = filepath.EvalSymlinks(catExe)
+	for _, withExe := range []bool{true, false} {
+		dir := testenv.Tmpfs(t)
+		os.WriteFile(dir+"/data", []byte("x"), 0o644)
+		args := []string{"trace", "--json", "--fs", dir}
+		if withExe {
+			args = append(args, "--exe")
+		}
+		p := start(t, args...)
+		cat := exec.Command("cat", dir+"/data", "-") // waits on stdin: see TestTraceShowsPidAndCommandOfCat
+		cat.Stdout = io.Discard
+		stdin, _ := cat.StdinPipe()
+		if err := cat.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var rec map[string]any
+		p.collect(10*time.Second, func(l []string) bool {
+			for _, s := range l {
+				var r map[string]any
+				if json.Unmarshal([]byte(s), &r) == nil && r["path"] == dir+"/data" && r["pid"] == float64(cat.Process.Pid) {
+					rec = r
+					return true
+				}
+			}
+			return false
+		})
+		stdin.Close()
+		cat.Wait()
+		p.stop()
+		if rec == nil {
+			t.Fatalf("no record of cat's open (--exe %v)", withExe)
+		}
+		if exe, ok := rec["exe"]; ok != withExe || (withExe && exe != catExe) {
+			t.Errorf("--exe %v: record %v, want exe %q only with --exe", withExe, rec, catExe)
+		}
+	}
+	for _, args := range [][]string{{"trace", "--exe", "/"}, {"trace", "--json", "--exe", "--daemon", "/"}} {
+		if out, err := exec.Command(bin, args...).CombinedOutput(); exitStatus(err) != 2 || !strings.Contains(string(out), "--exe") {
+			t.Errorf("%v: %v %s, want a usage error", args, err, out)
+		}
+	}
+}
+
 // startServe runs `fsnotifyd serve` on a private socket and waits until it answers.
 func startServe(t *testing.T) string {
 	t.Helper()

@@ -51,8 +51,8 @@ type embedded struct {
 	buf     []engine.Delivery
 }
 
-func newEmbedded(opts engine.Options) (*embedded, error) {
-	b, err := backend.New(backend.Options{Mode: backend.ModeAuto})
+func newEmbedded(opts engine.Options, withExe bool) (*embedded, error) {
+	b, err := backend.New(backend.Options{Mode: backend.ModeAuto, Exe: withExe})
 	if err != nil {
 		return nil, err
 	}
@@ -102,6 +102,7 @@ func (s *embedded) next(ctx context.Context, dst []event) ([]event, error) {
 			IsDir:   d.Mask&engine.OnDir != 0,
 			Pid:     int(ev.Pid),
 			Comm:    ev.Comm,
+			Exe:     ev.Exe,
 		}
 		if r.Path == "" {
 			// What is known instead: the object (the backend's inode IDs are {dev, ino}) and

@@ -31,6 +31,9 @@ moves), or PATHs (everything below each directory). With none of them, every
 real filesystem of the machine is traced (as fatrace does). Tracing needs
 root (fanotify).
 
+--json --exe adds each process's executable, read with its name when the
+event is read (a process that exited by then has none).
+
 -p PID ignores the events of that process (fatrace's -p, e.g. your shell:
 -p $$); --pid PID shows only that process's events. Both may repeat.
 
@@ -65,19 +68,20 @@ func (l *stringList) Set(s string) error { *l = append(*l, s); return nil }
 func runTrace(args []string) int {
 	var (
 		mounts, fss             stringList
-		jsonOut, quiet          bool
+		jsonOut, quiet, withExe bool
 		count                   int
 		timeout                 time.Duration
 		ignore, only            = pidList{}, pidList{}
 		daemon                  daemonFlag
 		fmtStr, timefmt, events string
 	)
-	fs := newFlagSet("trace", "[--mount PATH | --fs PATH | PATH...] [-p PID] [--json] [-n COUNT] [--timeout DUR]", traceHelp)
+	fs := newFlagSet("trace", "[--mount PATH | --fs PATH | PATH...] [-p PID] [--json [--exe]] [-n COUNT] [--timeout DUR]", traceHelp)
 	fs.value(&mounts, "mount,c", "trace the whole mount PATH is on (repeatable)")
 	fs.value(&fss, "fs,filesystem", "trace the whole filesystem PATH is on (repeatable)")
 	fs.value(ignore, "p,ignore-pid", "ignore the events of process PID (repeatable)")
 	fs.value(only, "pid", "show only the events of process PID (repeatable)")
 	fs.boolVar(&jsonOut, "json,j", "print one JSON object per event")
+	fs.boolVar(&withExe, "exe", "with --json, read each process's executable too (\"exe\"; not through the daemon)")
 	fs.stringVar(&fmtStr, "format", "print events in this inotifywait-style format instead")
 	fs.stringVar(&timefmt, "timefmt", "strftime format of %T in --format")
 	fs.stringVar(&events, "e,event,events", "events to report, a comma list (default all; see \"watch --help\")")
@@ -91,6 +95,12 @@ func runTrace(args []string) int {
 	}
 	if jsonOut && fmtStr != "" {
 		return fs.usageError(errors.New("--json and --format cannot be used together"))
+	}
+	if withExe && !jsonOut {
+		return fs.usageError(errors.New("--exe adds the \"exe\" field of --json: give --json too"))
+	}
+	if withExe && daemon.on {
+		return fs.usageError(errors.New("--exe: the daemon does not send executables; trace without --daemon (as root)"))
 	}
 	if count < 0 {
 		return fs.usageError(errors.New("-n must not be negative"))
@@ -170,5 +180,5 @@ func runTrace(args []string) int {
 		}
 		return len(only) == 0 || only[p]
 	}
-	return stream("trace", specs, daemon, quiet, count, timeout, out, false, keep)
+	return stream("trace", specs, daemon, quiet, count, timeout, out, false, withExe, keep)
 }

@@ -120,12 +120,12 @@ func runWatch(args []string) int {
 		}
 		specs = append(specs, watchSpec{path: p, abs: absPath(p), kind: k, mask: m})
 	}
-	return stream("watch", specs, daemon, quiet, count, timeout, out, recursive, nil)
+	return stream("watch", specs, daemon, quiet, count, timeout, out, recursive, false, nil)
 }
 
 // stream opens a source, places the watches, and prints events until done.
 func stream(cmd string, specs []watchSpec, daemon daemonFlag, quiet bool, count int, timeout time.Duration,
-	out format.Formatter, recursive bool, keep func(*event) bool) int {
+	out format.Formatter, recursive, withExe bool, keep func(*event) bool) int {
 	if !quiet {
 		if recursive {
 			fmt.Fprintln(os.Stderr, "Setting up watches.  Beware: since -r was given, this may take a while!")
@@ -133,7 +133,7 @@ func stream(cmd string, specs []watchSpec, daemon daemonFlag, quiet bool, count 
 			fmt.Fprintln(os.Stderr, "Setting up watches.")
 		}
 	}
-	src, err := openSource(daemon, engine.Options{Name: cmd})
+	src, err := openSource(daemon, engine.Options{Name: cmd}, withExe)
 	if err != nil {
 		return fail(cmd, err)
 	}

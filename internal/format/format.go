@@ -34,6 +34,9 @@ type Record struct {
 	Pid int
 	// Comm is that process's name (/proc/PID/comm; "": unknown).
 	Comm string
+	// Exe is that process's executable (/proc/PID/exe) where it was read ("": not read, or
+	// unknown).
+	Exe string
 	// PathUnknown says the object's path could not be read (deeper than the kernel prints
 	// for a file): Path is "", Name the object's name if known, and Dev and Ino (with
 	// HasObject) identify the object the event is reported on.
@@ -219,11 +222,11 @@ func appendPid(dst []byte, pid int) []byte {
 // JSON formats a record as one JSON object (a JSON-lines line without its newline):
 //
 //	{"time":"2024-05-01T12:00:00.123456789+02:00","path":"/srv/a","events":["CLOSE_WRITE"],
-//	 "isdir":false,"pid":42,"comm":"cp","old_path":"/srv/b"}
+//	 "isdir":false,"pid":42,"comm":"cp","exe":"/usr/bin/cp","old_path":"/srv/b"}
 //
-// in that order. time (RFC 3339 with nanoseconds, in the record's location), path, pid, comm
-// and old_path are left out when unknown (zero); events and isdir are always there. A record
-// whose path is unknown (PathUnknown) ends with what is known instead:
+// in that order. time (RFC 3339 with nanoseconds, in the record's location), path, pid, comm,
+// exe and old_path are left out when unknown (zero); events and isdir are always there. A
+// record whose path is unknown (PathUnknown) ends with what is known instead:
 // "path_unknown":true, then "dev":"MAJOR:MINOR" and "ino":N (HasObject), then "name" (if
 // known). A string
 // that is not valid UTF-8 (Linux names are bytes) cannot be a JSON string without losing
@@ -269,6 +272,9 @@ func (JSON) Append(dst []byte, r *Record) []byte {
 	}
 	if r.Comm != "" {
 		dst = appendJSONField(dst, &sep, "comm", r.Comm)
+	}
+	if r.Exe != "" {
+		dst = appendJSONField(dst, &sep, "exe", r.Exe)
 	}
 	if r.OldPath != "" {
 		dst = appendJSONField(dst, &sep, "old_path", r.OldPath)

@@ -234,8 +234,8 @@ func TestJSON(t *testing.T) {
 		want string
 	}{
 		{"full", Record{Time: when, Watched: "/w", Name: "x", Path: "/srv/new", OldPath: "/srv/old",
-			Mask: engine.Rename, Pid: 7, Comm: "mv"},
-			`{"time":"2024-05-01T12:34:56.789012345+02:00","path":"/srv/new","events":["RENAME"],"isdir":false,"pid":7,"comm":"mv","old_path":"/srv/old"}`},
+			Mask: engine.Rename, Pid: 7, Comm: "mv", Exe: "/usr/bin/mv"},
+			`{"time":"2024-05-01T12:34:56.789012345+02:00","path":"/srv/new","events":["RENAME"],"isdir":false,"pid":7,"comm":"mv","exe":"/usr/bin/mv","old_path":"/srv/old"}`},
 		{"unknowns omitted", Record{Path: "/srv/a", Mask: engine.Create | engine.OnDir},
 			`{"path":"/srv/a","events":["CREATE"],"isdir":true}`},
 		{"isdir field", Record{Path: "/d", Mask: engine.Delete, IsDir: true},
@@ -261,8 +261,8 @@ func TestJSON(t *testing.T) {
 			`{"events":["CREATE"],"isdir":false,"path_unknown":true,"name":"deep.key"}`},
 		{"large device numbers", Record{Mask: engine.Open, PathUnknown: true, HasObject: true, Dev: 0x1200abcd345ef, Ino: 1},
 			`{"events":["OPEN"],"isdir":false,"path_unknown":true,"dev":"74565:11259375","ino":1}`},
-		{"invalid UTF-8 becomes _raw", Record{Path: "/a\xff", OldPath: "/b\xc3", Comm: "\xfe"},
-			`{"path_raw":[47,97,255],"events":[],"isdir":false,"comm_raw":[254],"old_path_raw":[47,98,195]}`},
+		{"invalid UTF-8 becomes _raw", Record{Path: "/a\xff", OldPath: "/b\xc3", Comm: "\xfe", Exe: "/x\xfd (deleted)"},
+			`{"path_raw":[47,97,255],"events":[],"isdir":false,"comm_raw":[254],"exe_raw":[47,120,253,32,40,100,101,108,101,116,101,100,41],"old_path_raw":[47,98,195]}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
