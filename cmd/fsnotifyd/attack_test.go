@@ -115,84 +115,78 @@ func errString(err error) string {
 }
 
 func TestGuardRunningADeniedFile(t *testing.T) {
-	for _, mode := range []string{"embedded", "daemon"} {
-		t.Run(mode, func(t *testing.T) {
-			var extra []string
-			if mode == "daemon" {
-				extra = []string{"--daemon=" + startServe(t)}
-			}
-			e := newAttackEnv(t)
-			bins := e.binDir + "/**"
-			for _, tc := range []struct {
-				name   string
-				events string
-				rules  string
-				denied []string // attacks that must fail with EPERM, the file never running
-				ran    []string // attacks that run: the documented limit of the rules
-				plain  bool     // cat of the files is still allowed
-			}{
-				{
-					// Without a rule every way runs the file (so that a deny below is the guard's).
-					name: "no rule", events: "open,exec", rules: "deny exec /nothing",
-					ran: []string{"execve", "execve-script", "ld.so", "sh", "python3"},
-				},
-				{
-					name: "deny exec", events: "open,exec", rules: "deny exec " + bins,
-					denied: []string{"execve", "execve-script"},
-					// An exec rule sees execve only: the loader and interpreters open the
-					// file (docs/security.md).
-					ran: []string{"ld.so", "sh", "python3"}, plain: true,
-				},
-				{
-					name: "deny open", events: "open", rules: "deny open " + bins,
-					denied: []string{"execve", "execve-script", "ld.so", "sh", "python3"},
-				},
-				{
-					name: "deny exec, and open by the loader and the interpreters", events: "open,exec",
-					rules:  "deny exec " + bins + "\ndeny open " + bins + " exe=" + e.ldsoExe + "," + e.shExe + "," + e.pyE,
-					denied: []string{"execve", "execve-script", "ld.so", "sh", "python3"}, plain: true,
-				},
-			} {
-				t.Run(tc.name, func(t *testing.T) {
-					rules := filepath.Join(t.TempDir(), "rules")
-					os.WriteFile(rules, []byte(tc.rules+"\n"), 0o644)
-					audit := filepath.Join(t.TempDir(), "audit.jsonl")
-					p := start(t, append(append([]string{"guard"}, extra...), "--events", tc.events, "--policy", rules, "--audit", audit, e.dir)...)
-					for i, a := range tc.denied {
-						if ran, eperm, d := e.run(t, a, i); ran || !eperm {
-							t.Errorf("%s of a denied file: ran=%v EPERM=%v: %s", attacks[a].name, ran, eperm, d)
-						} else {
-							t.Logf("%s: %s", attacks[a].name, d)
+	guardModes(t, func(t *testing.T, extra []string) {
+		e := newAttackEnv(t)
+		bins := e.binDir + "/**"
+		for _, tc := range []struct {
+			name   string
+			events string
+			rules  string
+			denied []string // attacks that must fail with EPERM, the file never running
+			ran    []string // attacks that run: the documented limit of the rules
+			plain  bool     // cat of the files is still allowed
+		}{
+			{
+				// Without a rule every way runs the file (so that a deny below is the guard's).
+				name: "no rule", events: "open,exec", rules: "deny exec /nothing",
+				ran: []string{"execve", "execve-script", "ld.so", "sh", "python3"},
+			},
+			{
+				name: "deny exec", events: "open,exec", rules: "deny exec " + bins,
+				denied: []string{"execve", "execve-script"},
+				// An exec rule sees execve only: the loader and interpreters open the
+				// file (docs/security.md).
+				ran: []string{"ld.so", "sh", "python3"}, plain: true,
+			},
+			{
+				name: "deny open", events: "open", rules: "deny open " + bins,
+				denied: []string{"execve", "execve-script", "ld.so", "sh", "python3"},
+			},
+			{
+				name: "deny exec, and open by the loader and the interpreters", events: "open,exec",
+				rules:  "deny exec " + bins + "\ndeny open " + bins + " exe=" + e.ldsoExe + "," + e.shExe + "," + e.pyE,
+				denied: []string{"execve", "execve-script", "ld.so", "sh", "python3"}, plain: true,
+			},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				rules := filepath.Join(t.TempDir(), "rules")
+				os.WriteFile(rules, []byte(tc.rules+"\n"), 0o644)
+				audit := filepath.Join(t.TempDir(), "audit.jsonl")
+				p := start(t, append(append([]string{"guard"}, extra...), "--events", tc.events, "--policy", rules, "--audit", audit, e.dir)...)
+				for i, a := range tc.denied {
+					if ran, eperm, d := e.run(t, a, i); ran || !eperm {
+						t.Errorf("%s of a denied file: ran=%v EPERM=%v: %s", attacks[a].name, ran, eperm, d)
+					} else {
+						t.Logf("%s: %s", attacks[a].name, d)
+					}
+				}
+				for i, a := range tc.ran {
+					if ran, _, d := e.run(t, a, 100+i); !ran {
+						t.Errorf("%s under %q: did not run (%s); the documented limit changed: update docs/security.md", attacks[a].name, tc.rules, d)
+					}
+				}
+				if tc.plain {
+					out, err := exec.Command("cat", e.tool, e.script, e.py).CombinedOutput()
+					if err != nil {
+						t.Errorf("reading the files (not running them): %v %.200s", err, out)
+					}
+				}
+				if st := p.stop(); st != 0 {
+					t.Fatalf("guard exit %d:\n%s", st, p.errText())
+				}
+				// The loader's denied open is audited with the loader as the executable.
+				if len(tc.denied) == len(attacks) {
+					found := false
+					for _, r := range auditFor(auditLines(t, audit), e.tool) {
+						if r["verdict"] == "deny" && r["exe"] == e.ldsoExe && r["event"] == "open" {
+							found = true
 						}
 					}
-					for i, a := range tc.ran {
-						if ran, _, d := e.run(t, a, 100+i); !ran {
-							t.Errorf("%s under %q: did not run (%s); the documented limit changed: update docs/security.md", attacks[a].name, tc.rules, d)
-						}
+					if !found {
+						t.Errorf("no audit line of the loader's denied open of %s with exe %s", e.tool, e.ldsoExe)
 					}
-					if tc.plain {
-						out, err := exec.Command("cat", e.tool, e.script, e.py).CombinedOutput()
-						if err != nil {
-							t.Errorf("reading the files (not running them): %v %.200s", err, out)
-						}
-					}
-					if st := p.stop(); st != 0 {
-						t.Fatalf("guard exit %d:\n%s", st, p.errText())
-					}
-					// The loader's denied open is audited with the loader as the executable.
-					if len(tc.denied) == len(attacks) {
-						found := false
-						for _, r := range auditFor(auditLines(t, audit), e.tool) {
-							if r["verdict"] == "deny" && r["exe"] == e.ldsoExe && r["event"] == "open" {
-								found = true
-							}
-						}
-						if !found {
-							t.Errorf("no audit line of the loader's denied open of %s with exe %s", e.tool, e.ldsoExe)
-						}
-					}
-				})
-			}
-		})
-	}
+				}
+			})
+		}
+	})
 }

@@ -35,78 +35,72 @@ func TestGuardExeAndGidConditions(t *testing.T) {
 	cat, _ = filepath.EvalSymlinks(cat)
 	nobody := &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	staff := &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{27}}}
-	for _, mode := range []string{"embedded", "daemon"} {
-		t.Run(mode, func(t *testing.T) {
-			var extra []string
-			if mode == "daemon" {
-				extra = []string{"--daemon=" + startServe(t)}
-			}
-			dir := testenv.Tmpfs(t)
-			for _, d := range []string{"keys", "staff", "backup"} {
-				os.MkdirAll(filepath.Join(dir, d), 0o755)
-				os.WriteFile(filepath.Join(dir, d, "a"), []byte("x\n"), 0o644)
-			}
-			testenv.OpenToAll(t, dir+"/keys/a")
-			copied := filepath.Join(testenv.PublicDir(t), "cat")
-			data, _ := os.ReadFile(cat)
-			os.WriteFile(copied, data, 0o755)
-			script := filepath.Join(testenv.PublicDir(t), "zl.py")
-			os.WriteFile(script, []byte(zombieLeaderPy), 0o644)
+	guardModes(t, func(t *testing.T, extra []string) {
+		dir := testenv.Tmpfs(t)
+		for _, d := range []string{"keys", "staff", "backup"} {
+			os.MkdirAll(filepath.Join(dir, d), 0o755)
+			os.WriteFile(filepath.Join(dir, d, "a"), []byte("x\n"), 0o644)
+		}
+		testenv.OpenToAll(t, dir+"/keys/a")
+		copied := filepath.Join(testenv.PublicDir(t), "cat")
+		data, _ := os.ReadFile(cat)
+		os.WriteFile(copied, data, 0o755)
+		script := filepath.Join(testenv.PublicDir(t), "zl.py")
+		os.WriteFile(script, []byte(zombieLeaderPy), 0o644)
 
-			rules := filepath.Join(t.TempDir(), "rules")
-			os.WriteFile(rules, []byte(strings.NewReplacer("DIR", dir, "CAT", cat).Replace(`
+		rules := filepath.Join(t.TempDir(), "rules")
+		os.WriteFile(rules, []byte(strings.NewReplacer("DIR", dir, "CAT", cat).Replace(`
 allow open DIR/keys/** exe=CAT
 deny  open DIR/keys/**
 allow open DIR/staff/** gid=27
 deny  open DIR/staff/**
 deny  open DIR/backup/** exe!=CAT
 `)), 0o644)
-			audit := filepath.Join(t.TempDir(), "audit.jsonl")
-			p := start(t, append(append([]string{"guard"}, extra...), "--policy", rules, "--audit", audit, dir)...)
-			run := func(attr *syscall.SysProcAttr, argv ...string) (string, error) {
-				c := exec.Command(argv[0], argv[1:]...)
-				c.SysProcAttr = attr
-				out, err := c.CombinedOutput()
-				return string(out), err
+		audit := filepath.Join(t.TempDir(), "audit.jsonl")
+		p := start(t, append(append([]string{"guard"}, extra...), "--policy", rules, "--audit", audit, dir)...)
+		run := func(attr *syscall.SysProcAttr, argv ...string) (string, error) {
+			c := exec.Command(argv[0], argv[1:]...)
+			c.SysProcAttr = attr
+			out, err := c.CombinedOutput()
+			return string(out), err
+		}
+		for _, tc := range []struct {
+			name   string
+			attr   *syscall.SysProcAttr
+			argv   []string
+			denied bool
+		}{
+			{"the allowed executable", nobody, []string{cat, dir + "/keys/a"}, false},
+			{"another executable", nobody, []string{"head", dir + "/keys/a"}, true},
+			{"a copy of the allowed executable elsewhere", nobody, []string{copied, dir + "/keys/a"}, true},
+			{"in group 27", staff, []string{cat, dir + "/staff/a"}, false},
+			{"not in group 27", nobody, []string{cat, dir + "/staff/a"}, true},
+			{"exe!=: the one executable", nil, []string{cat, dir + "/backup/a"}, false},
+			{"exe!=: another", nil, []string{"head", dir + "/backup/a"}, true},
+		} {
+			out, err := run(tc.attr, tc.argv...)
+			if isEPERM(err, out) != tc.denied || (!tc.denied && err != nil) {
+				t.Errorf("%s: %v %q; want denied=%v", tc.name, err, out, tc.denied)
 			}
-			for _, tc := range []struct {
-				name   string
-				attr   *syscall.SysProcAttr
-				argv   []string
-				denied bool
-			}{
-				{"the allowed executable", nobody, []string{cat, dir + "/keys/a"}, false},
-				{"another executable", nobody, []string{"head", dir + "/keys/a"}, true},
-				{"a copy of the allowed executable elsewhere", nobody, []string{copied, dir + "/keys/a"}, true},
-				{"in group 27", staff, []string{cat, dir + "/staff/a"}, false},
-				{"not in group 27", nobody, []string{cat, dir + "/staff/a"}, true},
-				{"exe!=: the one executable", nil, []string{cat, dir + "/backup/a"}, false},
-				{"exe!=: another", nil, []string{"head", dir + "/backup/a"}, true},
-			} {
-				out, err := run(tc.attr, tc.argv...)
-				if isEPERM(err, out) != tc.denied || (!tc.denied && err != nil) {
-					t.Errorf("%s: %v %q; want denied=%v", tc.name, err, out, tc.denied)
-				}
+		}
+		// A process whose executable cannot be read matches no exe= glob: exe!= holds.
+		out, err := run(nil, "/usr/bin/python3", script, dir+"/backup/a")
+		if err != nil || strings.TrimSpace(out) != "ERR 1" {
+			t.Errorf("a process with an exited thread-group leader: %v %q, want ERR 1 (EPERM)", err, out)
+		}
+		waitAudit(t, audit, dir+"/keys/a")
+		p.stop()
+		keys := auditFor(auditLines(t, audit), dir+"/keys/a")
+		sawCopy := false
+		for _, r := range keys {
+			if r["exe"] == copied && r["verdict"] == "deny" && r["rule"] != nil {
+				sawCopy = true
 			}
-			// A process whose executable cannot be read matches no exe= glob: exe!= holds.
-			out, err := run(nil, "/usr/bin/python3", script, dir+"/backup/a")
-			if err != nil || strings.TrimSpace(out) != "ERR 1" {
-				t.Errorf("a process with an exited thread-group leader: %v %q, want ERR 1 (EPERM)", err, out)
-			}
-			waitAudit(t, audit, dir+"/keys/a")
-			p.stop()
-			keys := auditFor(auditLines(t, audit), dir+"/keys/a")
-			sawCopy := false
-			for _, r := range keys {
-				if r["exe"] == copied && r["verdict"] == "deny" && r["rule"] != nil {
-					sawCopy = true
-				}
-			}
-			if !sawCopy {
-				t.Errorf("no audit line names the copied executable %s with its deny: %v", copied, keys)
-			}
-		})
-	}
+		}
+		if !sawCopy {
+			t.Errorf("no audit line names the copied executable %s with its deny: %v", copied, keys)
+		}
+	})
 }
 
 // comm= is forgeable: an allow rule that tests nothing else gets a warning, and indeed any

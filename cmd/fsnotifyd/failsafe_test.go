@@ -19,6 +19,13 @@ import (
 // Fail-safe defaults (docs/security.md, "Fail-safe defaults"): what an access gets when the
 // guard is killed, stopped, or fails to decide.
 
+// guardModes runs f for a guard embedded (extra is empty) and for one through a daemon (extra
+// is its --daemon flag).
+func guardModes(t *testing.T, f func(t *testing.T, extra []string)) {
+	t.Run("embedded", func(t *testing.T) { f(t, nil) })
+	t.Run("daemon", func(t *testing.T) { f(t, []string{"--daemon=" + startServe(t)}) })
+}
+
 // bg is a command running in the background.
 type bg struct {
 	cmd  *exec.Cmd
@@ -91,34 +98,56 @@ func slowScanner(t *testing.T, secs string) string {
 // events FAN_ALLOW) and everything after; through the daemon, the daemon answers the client's
 // pending events with its close verdict (allow) and drops its marks.
 func TestGuardKilledAllows(t *testing.T) {
-	for _, mode := range []string{"embedded", "daemon"} {
-		t.Run(mode, func(t *testing.T) {
-			var extra []string
-			if mode == "daemon" {
-				extra = []string{"--daemon=" + startServe(t)}
-			}
-			dir := testenv.Tmpfs(t)
-			os.WriteFile(dir+"/f", []byte("x"), 0o644)
-			os.WriteFile(dir+"/x.key", []byte("k"), 0o644)
-			p := start(t, append(append([]string{"guard"}, extra...),
-				"--deny", "**/*.key", "--exec", slowScanner(t, "4"), "--deadline", "60s", dir)...)
-			cat := startBg(t, "cat", dir+"/f") // waits for the scanner
-			if !cat.stillBlocked(300 * time.Millisecond) {
-				t.Fatalf("cat did not wait for the scanner: %s", cat.output())
-			}
-			p.cmd.Process.Kill()
-			t0 := time.Now()
-			if err, out := cat.finish(t, 10*time.Second); err != nil {
-				t.Errorf("a waiting open when the guard was killed: %v %s, want allowed", err, out)
-			}
-			if took := time.Since(t0); took > 3*time.Second {
-				t.Errorf("allowed %v after the kill: the scanner answered, not the kill", took)
-			}
-			<-p.done // once the scanner, which holds its stderr, is done
-			if out, err := exec.Command("cat", dir+"/x.key").CombinedOutput(); err != nil {
-				t.Errorf("a denied file after the guard was killed: %v %s, want allowed (nothing guards it)", err, out)
-			}
-		})
+	guardModes(t, func(t *testing.T, extra []string) {
+		dir := testenv.Tmpfs(t)
+		os.WriteFile(dir+"/f", []byte("x"), 0o644)
+		os.WriteFile(dir+"/x.key", []byte("k"), 0o644)
+		p := start(t, append(append([]string{"guard"}, extra...),
+			"--deny", "**/*.key", "--exec", slowScanner(t, "4"), "--deadline", "60s", dir)...)
+		cat := startBg(t, "cat", dir+"/f") // waits for the scanner
+		if !cat.stillBlocked(300 * time.Millisecond) {
+			t.Fatalf("cat did not wait for the scanner: %s", cat.output())
+		}
+		p.cmd.Process.Kill()
+		t0 := time.Now()
+		if err, out := cat.finish(t, 10*time.Second); err != nil {
+			t.Errorf("a waiting open when the guard was killed: %v %s, want allowed", err, out)
+		}
+		if took := time.Since(t0); took > 3*time.Second {
+			t.Errorf("allowed %v after the kill: the scanner answered, not the kill", took)
+		}
+		<-p.done // once the scanner, which holds its stderr, is done
+		if out, err := exec.Command("cat", dir+"/x.key").CombinedOutput(); err != nil {
+			t.Errorf("a denied file after the guard was killed: %v %s, want allowed (nothing guards it)", err, out)
+		}
+	})
+}
+
+// The guard told to exit (SIGTERM) answers what waits with its close verdict, allow (as the
+// kernel would), and exits 0 once its scanner is done.
+func TestGuardExitAnswersPendingAllow(t *testing.T) {
+	dir := testenv.Tmpfs(t)
+	os.WriteFile(dir+"/f", []byte("x"), 0o644)
+	p := start(t, "guard", "--exec", slowScanner(t, "3"), "--deadline", "60s", "--on-timeout", "deny", dir)
+	cat := startBg(t, "cat", dir+"/f")
+	if !cat.stillBlocked(300 * time.Millisecond) {
+		t.Fatalf("cat did not wait for the scanner: %s", cat.output())
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	t0 := time.Now()
+	if err, out := cat.finish(t, 10*time.Second); err != nil {
+		t.Errorf("a waiting open when the guard exited: %v %s, want allowed", err, out)
+	}
+	if took := time.Since(t0); took > 2*time.Second {
+		t.Errorf("allowed %v after SIGTERM: the scanner answered, not the exit", took)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the guard did not exit on SIGTERM:\n%s", p.errText())
+	}
+	if st := exitStatus(p.err); st != 0 {
+		t.Errorf("exit status %d:\n%s", st, p.errText())
 	}
 }
 
@@ -258,73 +287,67 @@ func TestGuardScannerFailures(t *testing.T) {
 			t.Errorf("--on-error maybe: %v %s", err, out)
 		}
 	})
-	for _, mode := range []string{"embedded", "daemon"} {
-		t.Run(mode, func(t *testing.T) {
-			var extra []string
-			if mode == "daemon" {
-				extra = []string{"--daemon=" + startServe(t)}
-			}
-			scanners := t.TempDir()
-			mk := func(name, body string) string {
-				p := filepath.Join(scanners, name)
-				os.WriteFile(p, []byte("#!/bin/sh\n"+body+"\n"), 0o755)
-				return p
-			}
-			for _, tc := range []struct {
-				name    string
-				exec    string
-				prepare func(scanner string) // after the guard started
-				onError string
-				wantErr string
-			}{
-				{"removed", mk("removed", "exit 0"), func(s string) { os.Remove(s) }, "", "no such file or directory"},
-				{"no longer executable", mk("chmodded", "exit 0"), func(s string) { os.Chmod(s, 0o644) }, "", "permission denied"},
-				{"crashes", mk("crashes", "kill -SEGV $$"), nil, "", "signal: segmentation fault"},
-				{"sh cannot run the command line", "no-such-scanner-in-path --quick", nil, "", "exit status 127"},
-				{"crashes, --on-error allow", mk("crashes2", "kill -ABRT $$"), nil, "allow", "signal: aborted"},
-			} {
-				t.Run(tc.name, func(t *testing.T) {
-					dir := testenv.Tmpfs(t)
-					os.WriteFile(dir+"/f", []byte("x"), 0o644)
-					audit := filepath.Join(t.TempDir(), "audit.jsonl")
-					args := append(append([]string{"guard"}, extra...), "--exec", tc.exec, "--audit", audit, "--deadline", "10s")
-					if tc.onError != "" {
-						args = append(args, "--on-error", tc.onError)
-					}
-					p := start(t, append(args, dir)...)
-					if tc.prepare != nil {
-						tc.prepare(tc.exec)
-					}
-					out, err := exec.Command("cat", dir+"/f").CombinedOutput()
-					if allow := tc.onError == "allow"; isEPERM(err, string(out)) == allow || (allow && err != nil) {
-						t.Errorf("cat: %v %q; want allowed=%v (--on-error %s)", err, out, allow, tc.onError)
-					}
-					// The record is written once the daemon has acknowledged the answer: stop
-					// only then (a Guard closed meanwhile cannot know what the daemon applied).
-					waitAudit(t, audit, dir+"/f")
-					if st := p.stop(); st != 0 {
-						t.Errorf("guard exit %d; stderr:\n%s", st, p.errText())
-					}
-					recs := auditFor(auditLines(t, audit), dir+"/f")
-					if len(recs) != 1 {
-						t.Fatalf("audit records for %s/f: %v", dir, recs)
-					}
-					r := recs[0]
-					wantVerdict := "deny"
-					if tc.onError == "allow" {
-						wantVerdict = "allow"
-					}
-					if e, _ := r["error"].(string); !strings.Contains(e, tc.wantErr) || !strings.HasPrefix(e, "--exec: ") ||
-						r["verdict"] != wantVerdict || r["rule"] != "--exec" {
-						t.Errorf("audit %v; want verdict %s and an error naming %q", r, wantVerdict, tc.wantErr)
-					}
-					if !strings.Contains(p.errText(), tc.wantErr) {
-						t.Errorf("stderr does not name the error:\n%s", p.errText())
-					}
-				})
-			}
-		})
-	}
+	guardModes(t, func(t *testing.T, extra []string) {
+		scanners := t.TempDir()
+		mk := func(name, body string) string {
+			p := filepath.Join(scanners, name)
+			os.WriteFile(p, []byte("#!/bin/sh\n"+body+"\n"), 0o755)
+			return p
+		}
+		for _, tc := range []struct {
+			name    string
+			exec    string
+			prepare func(scanner string) // after the guard started
+			onError string
+			wantErr string
+		}{
+			{"removed", mk("removed", "exit 0"), func(s string) { os.Remove(s) }, "", "no such file or directory"},
+			{"no longer executable", mk("chmodded", "exit 0"), func(s string) { os.Chmod(s, 0o644) }, "", "permission denied"},
+			{"crashes", mk("crashes", "kill -SEGV $$"), nil, "", "signal: segmentation fault"},
+			{"sh cannot run the command line", "no-such-scanner-in-path --quick", nil, "", "exit status 127"},
+			{"crashes, --on-error allow", mk("crashes2", "kill -ABRT $$"), nil, "allow", "signal: aborted"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				dir := testenv.Tmpfs(t)
+				os.WriteFile(dir+"/f", []byte("x"), 0o644)
+				audit := filepath.Join(t.TempDir(), "audit.jsonl")
+				args := append(append([]string{"guard"}, extra...), "--exec", tc.exec, "--audit", audit, "--deadline", "10s")
+				if tc.onError != "" {
+					args = append(args, "--on-error", tc.onError)
+				}
+				p := start(t, append(args, dir)...)
+				if tc.prepare != nil {
+					tc.prepare(tc.exec)
+				}
+				out, err := exec.Command("cat", dir+"/f").CombinedOutput()
+				if allow := tc.onError == "allow"; isEPERM(err, string(out)) == allow || (allow && err != nil) {
+					t.Errorf("cat: %v %q; want allowed=%v (--on-error %s)", err, out, allow, tc.onError)
+				}
+				// The record is written once the daemon has acknowledged the answer: stop
+				// only then (a Guard closed meanwhile cannot know what the daemon applied).
+				waitAudit(t, audit, dir+"/f")
+				if st := p.stop(); st != 0 {
+					t.Errorf("guard exit %d; stderr:\n%s", st, p.errText())
+				}
+				recs := auditFor(auditLines(t, audit), dir+"/f")
+				if len(recs) != 1 {
+					t.Fatalf("audit records for %s/f: %v", dir, recs)
+				}
+				r := recs[0]
+				wantVerdict := "deny"
+				if tc.onError == "allow" {
+					wantVerdict = "allow"
+				}
+				if e, _ := r["error"].(string); !strings.Contains(e, tc.wantErr) || !strings.HasPrefix(e, "--exec: ") ||
+					r["verdict"] != wantVerdict || r["rule"] != "--exec" {
+					t.Errorf("audit %v; want verdict %s and an error naming %q", r, wantVerdict, tc.wantErr)
+				}
+				if !strings.Contains(p.errText(), tc.wantErr) {
+					t.Errorf("stderr does not name the error:\n%s", p.errText())
+				}
+			})
+		}
+	})
 }
 
 // The scanner's own accesses, below the guarded tree, are exempt: it reads the file it scans

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -95,4 +96,24 @@ func FuzzGlobMayOverlap(f *testing.F) {
 			t.Fatalf("%q and %q both match %q, but mayOverlap is false", p1, p2, path)
 		}
 	})
+}
+
+// The rules blocks of docs/policy.md set a good example: no warnings.
+func TestDocExamplesLintQuiet(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/policy.md")
+	if err != nil {
+		t.Skipf("docs not found: %v", err)
+	}
+	for i, b := range strings.Split(string(doc), "```rules\n")[1:] {
+		b = b[:strings.Index(b, "```")]
+		p, err := Parse("block", strings.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, scanned := range []bool{false, true} {
+			if ws := p.Lint(scanned); len(ws) != 0 {
+				t.Errorf("docs/policy.md rules block %d: %v", i+1, ws)
+			}
+		}
+	}
 }
