@@ -103,6 +103,42 @@ deny  open DIR/backup/** exe!=CAT
 	})
 }
 
+// A guard that cannot read what a rule needs answers with --on-error and says why. Here it
+// runs without CAP_SYS_PTRACE, so it may not read another user's /proc/PID/exe (EACCES).
+func TestGuardAttributeErrorGetsOnError(t *testing.T) {
+	guardModes(t, func(t *testing.T, extra []string) {
+		dir := testenv.Tmpfs(t)
+		os.WriteFile(dir+"/a", []byte("x\n"), 0o644)
+		os.WriteFile(dir+"/plain", []byte("x\n"), 0o644)
+		testenv.OpenToAll(t, dir+"/a")
+		cat, _ := exec.LookPath("cat")
+		cat, _ = filepath.EvalSymlinks(cat)
+		rules := filepath.Join(t.TempDir(), "rules")
+		os.WriteFile(rules, []byte("allow open "+dir+"/a exe="+cat+"\ndeny open "+dir+"/a\n"), 0o644)
+		for _, onError := range []string{"deny", "allow"} {
+			audit := filepath.Join(t.TempDir(), "audit.jsonl")
+			p := start(t, append([]string{"setpriv", "--bounding-set=-sys_ptrace", bin, "guard"},
+				append(extra, "--policy", rules, "--on-error", onError, "--audit", audit, dir)...)...)
+			c := exec.Command(cat, dir+"/a")
+			c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+			out, err := c.CombinedOutput()
+			if isEPERM(err, string(out)) != (onError == "deny") {
+				t.Errorf("--on-error %s: cat as nobody: %v %q", onError, err, out)
+			}
+			if out, err := exec.Command("cat", dir+"/plain").CombinedOutput(); err != nil {
+				t.Errorf("a file no rule with exe= covers: %v %s", err, out)
+			}
+			waitAudit(t, audit, dir+"/a")
+			p.stop()
+			recs := auditFor(auditLines(t, audit), dir+"/a")
+			if len(recs) != 1 || recs[0]["verdict"] != onError || recs[0]["rule"] != "error in "+rules+":1" ||
+				!strings.Contains(recs[0]["error"].(string), "permission denied") {
+				t.Errorf("--on-error %s: audit %v", onError, recs)
+			}
+		}
+	})
+}
+
 // comm= is forgeable: an allow rule that tests nothing else gets a warning, and indeed any
 // process gets through it by bearing the name.
 func TestGuardWarnsThatCommIsForgeable(t *testing.T) {

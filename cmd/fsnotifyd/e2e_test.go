@@ -56,7 +56,11 @@ type proc struct {
 // start runs fsnotifyd with args and waits for "Watches established." on stderr.
 func start(t *testing.T, args ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, cmd: exec.Command(bin, args...), lines: make(chan string, 10000), done: make(chan struct{})}
+	argv := append([]string{bin}, args...)
+	if args[0] == "setpriv" { // fsnotifyd run by setpriv: args is the whole command line
+		argv = args
+	}
+	p := &proc{t: t, cmd: exec.Command(argv[0], argv[1:]...), lines: make(chan string, 10000), done: make(chan struct{})}
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	outR, _ := p.cmd.StdoutPipe()
 	errR, _ := p.cmd.StderrPipe()
