@@ -57,8 +57,10 @@ a signal, an error reading what a rule needs (/proc), a panic (default deny:
 a file that crashes the scanner must not get through). Each such decision
 has an audit line naming the error. The kernel's own behaviour is not the
 guard's to choose: if the guard is killed, accesses are allowed; while it is
-stopped (SIGSTOP), they wait. See docs/security.md. --permissive decides and audits but allows
-everything. --cache lets the kernel remember allows until the file changes.
+stopped (SIGSTOP), they wait. See docs/security.md.
+
+--permissive decides and audits but allows everything. --cache lets the
+kernel remember allows until the file changes.
 --audit FILE (or - for stdout) writes one JSON line per decision: time, path,
 pid, comm, exe (where a rule read it, and for every deny), event, verdict,
 rule, error, latency.
