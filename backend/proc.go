@@ -130,13 +130,19 @@ func statusIDs(b []byte, key string) ([]uint32, bool) {
 // /usr/bin/x). A process with no executable (a kernel thread, or a thread group whose leader
 // has exited) and one whose path is longer than PATH_MAX give "" and false, not an error: the
 // path cannot be known, which is no failure of ours.
+//
+// It never asks the executable's filesystem: the process may run a program from a FUSE
+// mount whose daemon (its owner's) does not answer, and a guard that waited for it would stall
+// every decision. Attributes come from the kernel's cache (AT_STATX_DONT_SYNC) and the path is
+// resolved through the lookup caches only (RESOLVE_CACHED); a path they cannot resolve (a FUSE
+// or network filesystem that wants to be asked again) is not verified.
 func ReadProcessExe(pid int32) (path string, verified bool, err error) {
 	if pid <= 0 {
 		return "", false, goneOr(pid, syscall.ENOENT)
 	}
 	dir := "/proc/" + strconv.Itoa(int(pid))
 	link := dir + "/exe"
-	exe, err := sys.Statx(sys.AT_FDCWD, link, 0) // the executable itself (a magic link)
+	exe, err := sys.Statx(sys.AT_FDCWD, link, sys.AT_STATX_DONT_SYNC) // the executable itself (a magic link)
 	if err == nil {
 		path, err = sys.Readlink(link)
 	}
@@ -154,7 +160,13 @@ func ReadProcessExe(pid int32) (path string, verified bool, err error) {
 	if exe.Nlink == 0 {
 		return path, false, nil // deleted
 	}
-	st, err := sys.Statx(sys.AT_FDCWD, path, 0)
+	// O_PATH: the file itself is not opened (no permission event, no filesystem open).
+	fd, err := sys.Openat2(sys.AT_FDCWD, path, sys.O_PATH, 0, sys.RESOLVE_CACHED)
+	if err != nil {
+		return path, false, nil // gone from the path, or not resolvable without the filesystem
+	}
+	st, err := sys.Statx(fd, "", sys.AT_EMPTY_PATH|sys.AT_STATX_DONT_SYNC)
+	sys.Close(fd)
 	return path, err == nil && st.Dev == exe.Dev && st.Ino == exe.Ino, nil
 }
 

@@ -19,6 +19,9 @@ const (
 	AT_EMPTY_PATH       = unix.AT_EMPTY_PATH
 	AT_SYMLINK_NOFOLLOW = unix.AT_SYMLINK_NOFOLLOW
 	AT_SYMLINK_FOLLOW   = unix.AT_SYMLINK_FOLLOW
+	// AT_STATX_DONT_SYNC makes statx report the attributes the kernel has cached, never asking
+	// the filesystem (a FUSE daemon or an NFS server, which could take forever).
+	AT_STATX_DONT_SYNC = unix.AT_STATX_DONT_SYNC
 
 	// name_to_handle_at flags (include/uapi/linux/fcntl.h; x/sys/unix lacks them).
 	AT_HANDLE_FID           = 0x200 // 6.5: a handle for identification only, maybe not decodable

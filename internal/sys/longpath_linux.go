@@ -40,6 +40,10 @@ const (
 	RESOLVE_NO_SYMLINKS   = unix.RESOLVE_NO_SYMLINKS
 	RESOLVE_BENEATH       = unix.RESOLVE_BENEATH
 	RESOLVE_IN_ROOT       = unix.RESOLVE_IN_ROOT
+	// RESOLVE_CACHED (5.12) resolves only through the kernel's lookup caches: a path that
+	// would need the filesystem (a FUSE or network lookup, a dentry to revalidate, which could
+	// block) fails with EAGAIN instead. x/sys/unix lacks it on Linux.
+	RESOLVE_CACHED = 0x20
 )
 
 // Openat opens path relative to dirfd (openat(2); O_CLOEXEC is always added), retrying on
