@@ -505,12 +505,12 @@ func containsNum(list []uint32, v uint32) bool {
 	return false
 }
 
-// attrs fetches a request's process attributes at most once each.
+// attrs fetches a request's process attributes at most once each. It is kept small: Decide
+// makes one per request. A read that fails other than for a gone process is not remembered,
+// as Decide stops at it.
 type attrs struct {
-	req *Request
-
-	commDone, uidDone, groupsDone, exeDone bool
-	commErr, uidErr, groupsErr, exeErr     error
+	req        *Request
+	done, gone attrBits // attributes read; those of them that found the process gone
 
 	commVal     string
 	uidVal      uint32
@@ -519,48 +519,86 @@ type attrs struct {
 	exeVerified bool
 }
 
-func (a *attrs) comm() (string, error) {
-	if !a.commDone {
-		a.commDone = true
-		a.commErr = os.ErrProcessDone
-		if a.req.Proc != nil {
-			a.commVal, a.commErr = a.req.Proc.Comm()
-		}
+type attrBits uint8
+
+const (
+	bitComm attrBits = 1 << iota
+	bitUID
+	bitGroups
+	bitExe
+)
+
+// cached reports whether attribute bit was read, and how: nil, or os.ErrProcessDone.
+func (a *attrs) cached(bit attrBits) (bool, error) {
+	switch {
+	case a.done&bit == 0:
+		return false, nil
+	case a.gone&bit != 0:
+		return true, os.ErrProcessDone
 	}
-	return a.commVal, a.commErr
+	return true, nil
+}
+
+// fetched records the outcome of reading attribute bit and returns the error to report.
+func (a *attrs) fetched(bit attrBits, err error) error {
+	if err == nil {
+		a.done |= bit
+		return nil
+	}
+	if errors.Is(err, os.ErrProcessDone) {
+		a.done |= bit
+		a.gone |= bit
+		return os.ErrProcessDone
+	}
+	return err // not remembered: Decide stops here
+}
+
+func (a *attrs) comm() (string, error) {
+	if ok, err := a.cached(bitComm); ok {
+		return a.commVal, err
+	}
+	if a.req.Proc == nil {
+		return "", a.fetched(bitComm, os.ErrProcessDone)
+	}
+	v, err := a.req.Proc.Comm()
+	a.commVal = v
+	return v, a.fetched(bitComm, err)
 }
 
 func (a *attrs) uid() (uint32, error) {
-	if !a.uidDone {
-		a.uidDone = true
-		a.uidErr = os.ErrProcessDone
-		if a.req.Proc != nil {
-			a.uidVal, a.uidErr = a.req.Proc.UID()
-		}
+	if ok, err := a.cached(bitUID); ok {
+		return a.uidVal, err
 	}
-	return a.uidVal, a.uidErr
+	if a.req.Proc == nil {
+		return 0, a.fetched(bitUID, os.ErrProcessDone)
+	}
+	v, err := a.req.Proc.UID()
+	a.uidVal = v
+	return v, a.fetched(bitUID, err)
 }
 
 func (a *attrs) groups() ([]uint32, error) {
-	if !a.groupsDone {
-		a.groupsDone = true
-		a.groupsErr = os.ErrProcessDone
-		if a.req.Proc != nil {
-			a.groupsVal, a.groupsErr = a.req.Proc.Groups()
-		}
+	if ok, err := a.cached(bitGroups); ok {
+		return a.groupsVal, err
 	}
-	return a.groupsVal, a.groupsErr
+	if a.req.Proc == nil {
+		return nil, a.fetched(bitGroups, os.ErrProcessDone)
+	}
+	v, err := a.req.Proc.Groups()
+	a.groupsVal = v
+	return v, a.fetched(bitGroups, err)
 }
 
 func (a *attrs) exe() (string, bool, error) {
-	if !a.exeDone {
-		a.exeDone = true
-		a.exeErr = os.ErrProcessDone
-		if a.req.Proc != nil {
-			a.exeVal, a.exeVerified, a.exeErr = a.req.Proc.Exe()
-		}
+	if ok, err := a.cached(bitExe); ok {
+		return a.exeVal, a.exeVerified, err
 	}
-	return a.exeVal, a.exeVerified, a.exeErr
+	if a.req.Proc == nil {
+		return "", false, a.fetched(bitExe, os.ErrProcessDone)
+	}
+	v, verified, err := a.req.Proc.Exe()
+	a.exeVal, a.exeVerified = v, verified
+	return v, verified, a.fetched(bitExe, err)
 }
 
 // Policy is an ordered rule list with a default verdict.
@@ -621,15 +659,17 @@ func (p *Policy) Decide(req *Request) Decision {
 		} else if !r.Glob.Match(req.Path) {
 			continue
 		}
-		ok, err := r.conditionsHold(&a)
-		if err != nil {
-			return Decision{Verdict: engine.Deny, Rule: r, Err: err, PathUnknown: unknown}
-		}
-		if !ok {
-			if r.Verdict != engine.Allow {
-				skippedDeny = true
+		if len(r.Conditions) > 0 {
+			ok, err := r.conditionsHold(&a)
+			if err != nil {
+				return Decision{Verdict: engine.Deny, Rule: r, Err: err, PathUnknown: unknown}
 			}
-			continue
+			if !ok {
+				if r.Verdict != engine.Allow {
+					skippedDeny = true
+				}
+				continue
+			}
 		}
 		d := Decision{Verdict: r.Verdict, Rule: r, PathUnknown: unknown}
 		if r.Verdict == engine.Allow {
