@@ -44,7 +44,9 @@
 //
 // A mark attached during the whole of a Notify receives its event; a mark detached before
 // Notify began never does; marks added or removed while a Notify waits neither break its walk
-// nor cause a second delivery to a group. What the kernel lacks, we add: a per-group deadline
+// nor cause a second delivery to a group. A mark change is one step with the MaskHook's
+// answer: when the hook refuses it, the change undoes itself before any other change of the
+// object's marks begins, so it never brings back bits that another call removed. What the kernel lacks, we add: a per-group deadline
 // with a deadline verdict, so a hung listener cannot hang the accessing process forever.
 //
 // # Lock order
@@ -52,9 +54,11 @@
 // Outer locks first; no lock is held across a channel send, a callback or a wait, with one
 // documented exception (hookMu, which exists only to order MaskHook calls):
 //
-//	connector.hookMu        orders one object's mark changes and MaskHook calls: AddMark and
-//	│                       ModifyMark hold it from the change through the hook's answer (and
-//	│                       the undo if it refuses); the hook runs with only this lock held and
+//	connector.hookMu        orders one object's mark changes and MaskHook calls: every mark
+//	│                       change (AddMark, ModifyMark, RemoveFromMark, RemoveMark, and
+//	│                       FlushMarks and Close through it) holds it from the change through
+//	│                       the hook's answer (and the undo if it refuses), so a refused change
+//	│                       undoes only itself; the hook runs with only this lock held and
 //	│                       must not call mark operations
 //	└── Group.markMu        a group's mark list (kernel group->mark_mutex)
 //	    └── connector.mu    one object's mark list (kernel conn->lock)

@@ -12,11 +12,13 @@ import (
 //
 // old and new are unions of the marks' masks (event bits with the flags EventOnChild and OnDir;
 // Modify is added when a mark has an ignore mask that a modification clears, and EventOnChild
-// when an ignore mask covers children, as the kernel's fsnotify_calc_mask does). Calls for one object are ordered, never concurrent, and new reflects every mark
-// change that returned before the call began. An error on growth makes the mark operation
-// fail and undo itself; an error on shrinking is ignored by the engine (the engine's marks are
-// gone either way; the source should log it). The hook runs with the object's hook lock held
-// and must not add, modify or remove marks itself.
+// when an ignore mask covers children, as the kernel's fsnotify_calc_mask does). Calls for
+// one object are ordered, never concurrent, and new reflects every mark change that returned
+// before the call began. An error on growth makes the mark operation fail and undo its own
+// change (no other change of the object's marks runs between the change, the hook's answer and
+// the undo); an error on shrinking is ignored by the engine (the engine's marks are gone
+// either way; the source should log it). The hook runs with the object's hook lock held and
+// must not add, modify or remove marks itself; every mark change of the object waits for it.
 type MaskHook func(obj Object, old, new Mask) error
 
 // Config configures an Engine.
@@ -112,15 +114,9 @@ func (e *Engine) removeConnectorLocked(c *connector) {
 	c.detached = true
 }
 
-// syncHook brings the hook's view of c's object up to date, then retires c from the table if
-// it has no marks left and the hook was told so. It returns the hook's error.
-func (e *Engine) syncHook(c *connector) error {
-	c.hookMu.Lock()
-	defer c.hookMu.Unlock()
-	return e.syncHookLocked(c)
-}
-
-// syncHookLocked is syncHook with c.hookMu held.
+// syncHookLocked brings the hook's view of c's object up to date, then retires c from the
+// table if it has no marks left and the hook was told so. It returns the hook's error. Needs
+// c.hookMu (and no other lock: it calls the hook).
 func (e *Engine) syncHookLocked(c *connector) error {
 	now := c.interest()
 	var err error

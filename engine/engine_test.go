@@ -938,3 +938,165 @@ func TestAncestryUnknownIsPossiblyInside(t *testing.T) {
 		t.Fatalf("guard answered %d times, want once", st.Answered)
 	}
 }
+
+// blockingHook is a hookRecorder whose refusals wait: each call that it will refuse signals
+// entered, then waits for release. It lets a test run another operation while a refused
+// mark change waits for the hook's answer.
+type blockingHook struct {
+	hookRecorder
+	entered, release chan struct{}
+}
+
+func (h *blockingHook) hook(obj Object, old, new Mask) error {
+	if new&h.refuse != 0 && new&^old != 0 {
+		h.entered <- struct{}{}
+		<-h.release
+	}
+	return h.hookRecorder.hook(obj, old, new)
+}
+
+// TestRefusedMarkChangeUndoesOnlyItself: a mark change that the MaskHook refuses undoes its
+// own change and nothing else. The undo used to restore the whole spec read before the change,
+// erasing a RemoveFromMark that ran while the hook decided (RemoveFromMark did not take the
+// hook lock): bits removed by a call that had returned came back, and a removal that emptied
+// the mark left a permission bit that made an open wait for a listener that no longer wanted
+// it. Each case blocks the hook, runs another operation on the same mark, then lets the hook
+// refuse.
+func TestRefusedMarkChangeUndoesOnlyItself(t *testing.T) {
+	obj := Inode(f)
+	cases := []struct {
+		name      string
+		before    *MarkSpec                       // the mark before the refused change; nil: none
+		refused   func(g *Group) error            // the change the hook refuses (AccessPerm is refused)
+		during    func(e *Engine, g *Group) error // runs while the hook decides
+		duringErr error
+		after     *MarkSpec // the mark once both returned; nil: none
+		// silent, if set, is an event that must reach nobody afterwards.
+		silent Mask
+	}{
+		{
+			name:    "removal empties the mark",
+			before:  &MarkSpec{Mask: Open | OpenPerm},
+			refused: func(g *Group) error { return g.AddMark(obj, MarkSpec{Mask: AccessPerm}) },
+			during:  func(_ *Engine, g *Group) error { return g.RemoveFromMark(obj, Open|OpenPerm, 0) },
+			silent:  OpenPerm | Open,
+		},
+		{
+			name:    "removal of one bit during a modify",
+			before:  &MarkSpec{Mask: Open | Modify},
+			refused: func(g *Group) error { return g.ModifyMark(obj, MarkSpec{Mask: Open | Modify | AccessPerm}) },
+			during:  func(_ *Engine, g *Group) error { return g.RemoveFromMark(obj, Modify, 0) },
+			after:   &MarkSpec{Mask: Open},
+			silent:  Modify,
+		},
+		{
+			name:    "removal of an ignore bit",
+			before:  &MarkSpec{Mask: Open, Ignore: Access | Attrib, Flags: IgnoreSurviveModify},
+			refused: func(g *Group) error { return g.AddMark(obj, MarkSpec{Mask: AccessPerm}) },
+			during:  func(_ *Engine, g *Group) error { return g.RemoveFromMark(obj, 0, Access) },
+			after:   &MarkSpec{Mask: Open, Ignore: Attrib, Flags: IgnoreSurviveModify},
+		},
+		{
+			name:    "RemoveMark",
+			before:  &MarkSpec{Mask: Open},
+			refused: func(g *Group) error { return g.AddMark(obj, MarkSpec{Mask: AccessPerm}) },
+			during:  func(_ *Engine, g *Group) error { return g.RemoveMark(obj) },
+			silent:  Open,
+		},
+		{
+			// The refused change's new mark never existed: there was nothing to remove.
+			name:      "removal from a refused new mark",
+			refused:   func(g *Group) error { return g.AddMark(obj, MarkSpec{Mask: Open | AccessPerm}) },
+			during:    func(_ *Engine, g *Group) error { return g.RemoveFromMark(obj, AccessPerm, 0) },
+			duringErr: ErrNoMark,
+			silent:    Open,
+		},
+		{
+			// A modification clears a non-surviving ignore mask, the refused one's or the old
+			// one's alike: it stays cleared.
+			name:    "ignore mask cleared by a modification",
+			before:  &MarkSpec{Mask: Open, Ignore: Access},
+			refused: func(g *Group) error { return g.ModifyMark(obj, MarkSpec{Mask: Open | AccessPerm, Ignore: Access}) },
+			during: func(e *Engine, _ *Group) error {
+				e.Notify(context.Background(), fileEvent(Modify))
+				return nil
+			},
+			after: &MarkSpec{Mask: Open},
+		},
+		{
+			// The old ignore mask survived modifications: the undo brings it back.
+			name:    "surviving ignore mask during a modification",
+			before:  &MarkSpec{Mask: Open, Ignore: Access, Flags: IgnoreSurviveModify},
+			refused: func(g *Group) error { return g.ModifyMark(obj, MarkSpec{Mask: Open | AccessPerm, Ignore: Access}) },
+			during: func(e *Engine, _ *Group) error {
+				e.Notify(context.Background(), fileEvent(Modify))
+				return nil
+			},
+			after: &MarkSpec{Mask: Open, Ignore: Access, Flags: IgnoreSurviveModify},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := &blockingHook{hookRecorder: hookRecorder{masks: map[Object]Mask{}, refuse: AccessPerm},
+				entered: make(chan struct{}), release: make(chan struct{})}
+			e := New(Config{MaskHook: h.hook})
+			g := newGroup(t, e, Options{Class: ClassContent, QueueLimit: -1})
+			if tc.before != nil {
+				mustAdd(t, g, obj, *tc.before)
+			}
+			refused := make(chan error, 1)
+			go func() { refused <- tc.refused(g) }()
+			<-h.entered
+			inHook, _ := g.Mark(obj)
+			during := make(chan error, 1)
+			go func() { during <- tc.during(e, g) }()
+			// Let the operation go as far as it can while the hook decides: until it returns
+			// or changes the mark (the old engine did at once), or for 100 ms (an operation that
+			// waits for the hook lock does neither).
+			for start := time.Now(); time.Since(start) < 100*time.Millisecond; time.Sleep(time.Millisecond) {
+				if s, ok := g.Mark(obj); len(during) > 0 || !ok || s != inHook {
+					break
+				}
+			}
+			close(h.release)
+			if err := <-refused; !errors.Is(err, syscall.EXDEV) {
+				t.Fatalf("refused change: %v, want EXDEV", err)
+			}
+			var err error
+			prompt(t, "the operation run during the hook", func() { err = <-during })
+			if err != tc.duringErr {
+				t.Fatalf("the operation during the hook: %v, want %v", err, tc.duringErr)
+			}
+			s, ok := g.Mark(obj)
+			switch {
+			case tc.after == nil && ok:
+				t.Fatalf("mark %+v is back, want none", s)
+			case tc.after != nil && (!ok || s != *tc.after):
+				t.Fatalf("mark %+v (present %v), want %+v", s, ok, *tc.after)
+			}
+			h.mu.Lock()
+			union := h.masks[obj]
+			h.mu.Unlock()
+			var marks Mask
+			if c := e.lookup(obj); c != nil {
+				marks = c.interest()
+			}
+			if union != marks {
+				t.Fatalf("the hook's union for %v is %v, the marks' is %v", obj, union, marks)
+			}
+			if tc.silent != 0 {
+				// A permission bit left over would make this wait for a reader: bound it.
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				defer cancel()
+				ev := fileEvent(tc.silent)
+				if r := e.Notify(ctx, ev); r.Reason != ReasonNone {
+					t.Errorf("%v after the removal: %+v, want no group", tc.silent, r)
+				}
+				ev.Release()
+				if got := drain(g); len(got) != 0 {
+					t.Errorf("%v after the removal delivered %v", tc.silent, masks(got))
+				}
+			}
+		})
+	}
+}

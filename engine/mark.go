@@ -155,7 +155,8 @@ func (g *Group) AddMark(obj Object, spec MarkSpec) error {
 	}, spec)
 }
 
-// ModifyMark replaces g's mark on obj with spec; ErrNoMark if there is none.
+// ModifyMark replaces g's mark on obj with spec; ErrNoMark if there is none. If the MaskHook
+// refuses the new union, the mark is restored and the hook's error returned.
 func (g *Group) ModifyMark(obj Object, spec MarkSpec) error {
 	return g.changeMark(obj, false, func(MarkSpec) MarkSpec { return spec }, spec)
 }
@@ -171,115 +172,96 @@ func (g *Group) changeMark(obj Object, create bool, f func(MarkSpec) MarkSpec, a
 	if err := g.checkSpec(arg); err != nil {
 		return err
 	}
-	e := g.e
-	// The object's hook lock is held from the change to the hook's answer and, if it refuses,
-	// through the undo: a concurrent change to the same object waits, so an undo can never
-	// erase it.
 	g.markMu.Lock()
 	closed := g.markClosed
 	g.markMu.Unlock()
 	if closed {
 		return ErrClosed
 	}
-	var c *connector
-	for {
-		if create {
-			c = e.connectorFor(obj)
-		} else if c = e.lookup(obj); c == nil {
-			return ErrNoMark
-		}
-		c.hookMu.Lock()
-		g.markMu.Lock()
-		if g.markClosed {
-			g.markMu.Unlock()
-			e.syncHookLocked(c) // retire the connector if it was made for this call
-			c.hookMu.Unlock()
-			return ErrClosed
-		}
-		c.mu.Lock()
-		if !c.detached {
-			break
-		}
-		c.mu.Unlock()
-		g.markMu.Unlock()
-		c.hookMu.Unlock()
-	}
-	defer c.hookMu.Unlock()
-	var (
-		m       *Mark
-		old     MarkSpec
-		created bool
-	)
-	if m = c.find(g); m != nil {
-		old = m.spec()
-		m.setSpec(f(old))
-	} else if !create {
-		c.mu.Unlock()
-		g.markMu.Unlock()
+	c := g.lockObject(obj, create)
+	if c == nil {
 		return ErrNoMark
-	} else if g.opts.MarkLimit > 0 && g.nmarks >= g.opts.MarkLimit {
-		c.mu.Unlock()
-		g.markMu.Unlock()
-		e.syncHookLocked(c) // retire the connector if we just created it for nothing
-		return ErrMarkLimit
-	} else {
+	}
+	var (
+		m        *Mark
+		old, now MarkSpec
+		created  bool
+		err      error
+	)
+	switch m = c.find(g); {
+	case g.markClosed:
+		err = ErrClosed
+	case m != nil:
+		old = m.spec()
+		now = f(old)
+		m.setSpec(now)
+	case !create:
+		err = ErrNoMark
+	case g.opts.MarkLimit > 0 && g.nmarks >= g.opts.MarkLimit:
+		err = ErrMarkLimit
+	default:
+		now = f(MarkSpec{})
 		m = &Mark{group: g, conn: c}
-		m.setSpec(f(MarkSpec{}))
+		m.setSpec(now)
 		m.attached.Store(true)
 		c.insertLocked(m)
 		g.linkLocked(m)
 		created = true
 	}
-	c.mu.Unlock()
-	g.markMu.Unlock()
-
-	if err := e.syncHookLocked(c); err != nil {
-		g.markMu.Lock()
-		c.mu.Lock()
-		if m.attached.Load() {
-			if created {
-				c.detachLocked(m)
-				g.unlinkLocked(m)
-			} else {
-				m.setSpec(old)
-			}
-		}
-		c.mu.Unlock()
-		g.markMu.Unlock()
-		e.syncHookLocked(c)
+	if err != nil {
+		g.unlockObject(c) // retires the connector if it was made for this call
 		return err
 	}
-	return nil
+	c.mu.Unlock()
+	g.markMu.Unlock()
+	defer c.hookMu.Unlock()
+	err = g.e.syncHookLocked(c)
+	if err == nil {
+		return nil
+	}
+	// Refused: undo. c.hookMu is still held, so no other mark change on the object ran since
+	// ours and the undo erases nothing but ours. The one lock-free writer is a modification
+	// event clearing the ignore mask (walk.run): it stays cleared where it would have
+	// cleared the old ignore mask too.
+	g.markMu.Lock()
+	c.mu.Lock()
+	if created {
+		c.detachLocked(m)
+		g.unlinkLocked(m)
+	} else {
+		if now.Ignore != 0 && m.ignore.Load() == 0 && old.Flags&IgnoreSurviveModify == 0 {
+			old.Ignore = 0
+		}
+		m.setSpec(old)
+	}
+	c.mu.Unlock()
+	g.markMu.Unlock()
+	g.e.syncHookLocked(c)
+	return err
 }
 
 // RemoveFromMark clears events from g's mark on obj, removing the mark when both of its masks
 // become empty (FAN_MARK_REMOVE). ErrNoMark if there is no mark.
 func (g *Group) RemoveFromMark(obj Object, mask, ignore Mask) error {
-	g.markMu.Lock()
-	c := g.lockConnector(obj)
+	c := g.lockObject(obj, false)
 	if c == nil {
-		g.markMu.Unlock()
 		return ErrNoMark
 	}
 	m := c.find(g)
 	if m == nil || !m.attached.Load() {
-		c.mu.Unlock()
-		g.markMu.Unlock()
+		g.unlockObject(c)
 		return ErrNoMark
 	}
 	s := m.spec()
 	s.Mask &^= mask
 	s.Ignore &^= ignore
-	empty := s.Mask&AllEvents == 0 && s.Ignore&AllEvents == 0
-	if empty {
+	if s.Mask&AllEvents == 0 && s.Ignore&AllEvents == 0 {
 		c.detachLocked(m)
 		g.unlinkLocked(m)
 	} else {
 		m.setSpec(s)
 	}
-	c.mu.Unlock()
-	g.markMu.Unlock()
-	g.e.syncHook(c)
+	g.unlockObject(c)
 	return nil
 }
 
@@ -290,9 +272,7 @@ func (g *Group) RemoveMark(obj Object) error {
 	if c == nil {
 		return ErrNoMark
 	}
-	c.mu.Lock()
-	m := c.find(g)
-	c.mu.Unlock()
+	m := c.find(g) // the snapshot is immutable; removeMark checks that m is still attached
 	if m == nil || !g.removeMark(m) {
 		return ErrNoMark
 	}
@@ -303,19 +283,20 @@ func (g *Group) RemoveMark(obj Object) error {
 // if m was already detached.
 func (g *Group) removeMark(m *Mark) bool {
 	c := m.conn
+	c.hookMu.Lock()
 	g.markMu.Lock()
 	c.mu.Lock()
-	ok := m.attached.Load()
-	if ok {
-		c.detachLocked(m)
-		g.unlinkLocked(m)
+	if !m.attached.Load() {
+		// Removed meanwhile; c may even be retired. Nothing changed: no hook call.
+		c.mu.Unlock()
+		g.markMu.Unlock()
+		c.hookMu.Unlock()
+		return false
 	}
-	c.mu.Unlock()
-	g.markMu.Unlock()
-	if ok {
-		g.e.syncHook(c)
-	}
-	return ok
+	c.detachLocked(m)
+	g.unlinkLocked(m)
+	g.unlockObject(c)
+	return true
 }
 
 // FlushMarks removes all of g's marks on objects of kind k (FAN_MARK_FLUSH); k == 0 removes
@@ -358,20 +339,39 @@ func (g *Group) Marks() []MarkInfo {
 	return out
 }
 
-// lockConnector returns obj's connector locked, or nil if there is none. A connector found
-// detached was retired concurrently; the lookup then finds its successor, if any.
-func (g *Group) lockConnector(obj Object) *connector {
+// lockObject takes, in lock order, the locks a change of g's mark on obj needs — the
+// connector's hookMu, g.markMu, the connector's mu — and returns the connector; with create
+// it makes one if there is none, else it returns nil then. A connector found detached was
+// retired concurrently: it retries with its successor, if any.
+func (g *Group) lockObject(obj Object, create bool) *connector {
 	for {
-		c := g.e.lookup(obj)
-		if c == nil {
+		var c *connector
+		if create {
+			c = g.e.connectorFor(obj)
+		} else if c = g.e.lookup(obj); c == nil {
 			return nil
 		}
+		c.hookMu.Lock()
+		g.markMu.Lock()
 		c.mu.Lock()
 		if !c.detached {
 			return c
 		}
 		c.mu.Unlock()
+		g.markMu.Unlock()
+		c.hookMu.Unlock()
 	}
+}
+
+// unlockObject ends a change that lockObject began: it drops c.mu and g.markMu, brings the
+// MaskHook up to date (retiring c if it has no marks left) and drops c.hookMu. It returns the
+// hook's error.
+func (g *Group) unlockObject(c *connector) error {
+	c.mu.Unlock()
+	g.markMu.Unlock()
+	err := g.e.syncHookLocked(c)
+	c.hookMu.Unlock()
+	return err
 }
 
 // linkLocked adds m to g's mark list. Needs g.markMu.
