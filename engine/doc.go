@@ -34,8 +34,9 @@
 //     receives no event whose Notify starts after its removal returned;
 //   - adding marks and dispatching events to other groups proceed;
 //   - closing A answers all of A's pending permission events with A's close verdict (Allow by
-//     default, as fanotify_release) and returns promptly; the waiting Notify calls continue to
-//     lower-priority groups.
+//     default, as fanotify_release), and so every one that reaches A until its marks are
+//     detached, and returns promptly; the waiting Notify calls continue to lower-priority
+//     groups.
 //
 // A subtree mark sees an event through the event's Ancestors; an event whose ancestry the
 // source could not learn (Event.AncestryUnknown) reaches the subtree and children-watching

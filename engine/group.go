@@ -263,14 +263,16 @@ func (g *Group) Overflow() {
 }
 
 // queuePermission queues a permission event and counts this Notify as a waiter. It returns
-// nil with a response when the event is not queued (shutdown: allow, as the kernel; full
-// queue: the group's QueueFullVerdict).
+// nil with a response when the event is not queued (shutdown: the group's CloseVerdict, as
+// for the events pending at Close — a walk can still reach a closing group's marks until
+// Close detaches them; full queue: the group's QueueFullVerdict).
 func (g *Group) queuePermission(ev *Event, m Mask, id uint64) (*queued, Response) {
 	q := &queued{ev: ev, mask: m, id: id, done: make(chan struct{}), start: time.Now()}
 	g.mu.Lock()
 	if g.shutdown {
 		g.mu.Unlock()
-		return nil, Response{Verdict: Allow, Reason: ReasonClosed, Group: g.id}
+		g.st.permClosed.Add(1)
+		return nil, g.closeResponse()
 	}
 	if g.fullLocked() {
 		g.mu.Unlock()
@@ -308,6 +310,11 @@ func (g *Group) waitPermission(ctx context.Context, q *queued) Response {
 	}
 	g.doneWaiting()
 	return resp
+}
+
+// closeResponse is the answer a closing group gives.
+func (g *Group) closeResponse() Response {
+	return Response{Verdict: g.opts.CloseVerdict, Reason: ReasonClosed, Group: g.id}
 }
 
 // doneWaiting counts off a waiting walk (fsnotify_finish_user_wait); the last one of a
@@ -494,7 +501,8 @@ func (g *Group) readSome(dst []Delivery) (int, error) {
 }
 
 // Close closes the group: it answers every pending permission event (queued or read and
-// unanswered) with the close verdict, drops the queue, removes the group's marks and returns
+// unanswered) with the close verdict, and any that reaches the group until its marks are gone
+// too, drops the queue, removes the group's marks and returns
 // once no Notify is still using the group (fanotify_release, then fsnotify_destroy_group).
 // Readers get ErrClosed. Close is idempotent; concurrent calls wait for the first.
 func (g *Group) Close() error {
@@ -525,7 +533,7 @@ func (g *Group) Close() error {
 		answer = append(answer, q)
 		delete(g.pending, id)
 	}
-	resp := Response{Verdict: g.opts.CloseVerdict, Reason: ReasonClosed, Group: g.id}
+	resp := g.closeResponse()
 	for _, q := range answer {
 		// Answered under g.mu, as Respond and withdraw do: a Notify whose deadline or context
 		// ends now must find the event answered, or it withdraws it too (a second close of

@@ -256,6 +256,52 @@ func TestDeadline(t *testing.T) {
 	}
 }
 
+// TestClosingGroupAnswersWithItsCloseVerdict: a permission event that reaches a group after
+// Close began and before it removed the group's marks gets the close verdict, like the events
+// pending at Close. It used to get Allow whatever the close verdict. Close is held in that
+// window by an awaiting walk it resumes, whose callback waits.
+func TestClosingGroupAnswersWithItsCloseVerdict(t *testing.T) {
+	for _, v := range []Verdict{Allow, Deny} {
+		t.Run(v.String(), func(t *testing.T) {
+			e := New(Config{})
+			a, err := e.NewGroup(Options{Class: ClassContent, CloseVerdict: v,
+				Handler: func(Delivery) (Response, bool) { return Response{}, false }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			mustAdd(t, a, Inode(f), MarkSpec{Mask: OpenPerm})
+			ev := fileEvent(OpenPerm)
+			defer ev.Release()
+			_, w := e.Dispatch(ev)
+			if w == nil {
+				t.Fatal("the event was not queued")
+			}
+			inClose, release := make(chan Response), make(chan struct{})
+			w.Await(context.Background(), func(r Response) { inClose <- r; <-release })
+			closed := make(chan struct{})
+			go func() { a.Close(); close(closed) }()
+			if r := <-inClose; r.Verdict != v || r.Reason != ReasonClosed {
+				t.Errorf("the pending event: %+v, want %v (closed)", r, v)
+			}
+			// Close is between answering its pending events and removing its marks.
+			ev2 := fileEvent(OpenPerm)
+			ev2.Pid = 101
+			ctx, cancel := context.WithTimeout(context.Background(), hangTimeout)
+			r := e.Notify(ctx, ev2)
+			cancel()
+			ev2.Release()
+			close(release)
+			prompt(t, "Close", func() { <-closed })
+			if r.Verdict != v || r.Reason != ReasonClosed || r.Group != a.ID() {
+				t.Fatalf("an event during Close: %+v, want %v (closed) from group %d", r, v, a.ID())
+			}
+			if st := a.Stats(); st.ClosedAnswered != 2 || st.Pending != 0 {
+				t.Fatalf("stats %+v", st)
+			}
+		})
+	}
+}
+
 func TestNothingLeaks(t *testing.T) {
 	var released atomic.Int32
 	var made int32
