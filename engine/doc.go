@@ -14,9 +14,10 @@
 //	connector       struct fsnotify_mark_connector: an object's mark list, sorted by priority
 //	Notify          fsnotify() + send_to_group() + fanotify_handle_event()
 //	walk.heads      struct fsnotify_iter_info: the multi-head priority queue of marks
-//	Group.userWaits group->user_waits, counted by fsnotify_prepare_user_wait()
 //	MaskHook        fsnotify_recalc_mask() → the object's i_fsnotify_mask
-//	Group.Close     fanotify_release() + fsnotify_destroy_group()
+//	Group.Close     fanotify_release() + fsnotify_destroy_group(), without the latter's wait
+//	                for group->user_waits: the kernel waits to free the group, which the
+//	                garbage collector does here once no walk can reach it
 //	Delivery.ID     the event fd a fanotify listener answers through struct fanotify_response
 //
 // # The guarantee (the 2016 problem, fixed in Linux 4.12)
@@ -35,8 +36,9 @@
 //   - adding marks and dispatching events to other groups proceed;
 //   - closing A answers all of A's pending permission events with A's close verdict (Allow by
 //     default, as fanotify_release), and so every one that reaches A until its marks are
-//     detached, and returns promptly; the waiting Notify calls continue to lower-priority
-//     groups.
+//     detached, and returns promptly: it waits for no walk and no source (a source that
+//     dispatched an event and has not called Wait yet included); the waiting Notify calls
+//     continue to lower-priority groups.
 //
 // A subtree mark sees an event through the event's Ancestors; an event whose ancestry the
 // source could not learn (Event.AncestryUnknown) reaches the subtree and children-watching
@@ -47,13 +49,30 @@
 // Notify began never does; marks added or removed while a Notify waits neither break its walk
 // nor cause a second delivery to a group. A mark change is one step with the MaskHook's
 // answer: when the hook refuses it, the change undoes itself before any other change of the
-// object's marks begins, so it never brings back bits that another call removed. What the kernel lacks, we add: a per-group deadline
-// with a deadline verdict, so a hung listener cannot hang the accessing process forever.
+// object's marks begins, so it never brings back bits that another call removed.
+//
+// What the kernel lacks, we add: a per-group deadline with a deadline verdict, so a hung
+// listener cannot hang the accessing process forever. It runs from when the event was queued
+// to the group, however and whenever the source waits (Notify, Dispatch then Wait or Await):
+// past it, the event is withdrawn and a late Respond gets ErrNoSuchEvent.
+//
+// # Goroutines
+//
+// The engine starts no goroutine of its own; it runs on its callers' goroutines, and on two
+// kinds of runtime timer goroutines that it arms and that end by themselves:
+//
+//   - a queued permission event's deadline timer (time.AfterFunc, armed when queued if the
+//     group has a deadline, stopped by whoever answers first): it withdraws the event;
+//   - an awaiting walk's context watcher (context.AfterFunc, armed by Walk.Await for each
+//     group that holds the event, stopped when the walk resumes): it withdraws the event.
+//
+// Either may resume an awaiting walk (running lower groups' Handlers and the Await callback)
+// on its goroutine, as Respond and Close do on theirs.
 //
 // # Lock order
 //
 // Outer locks first; no lock is held across a channel send, a callback or a wait, with one
-// documented exception (hookMu, which exists only to order MaskHook calls):
+// documented exception (hookMu, which exists only to order mark changes with MaskHook calls):
 //
 //	connector.hookMu        orders one object's mark changes and MaskHook calls: every mark
 //	│                       change (AddMark, ModifyMark, RemoveFromMark, RemoveMark, and
@@ -64,7 +83,8 @@
 //	└── Group.markMu        a group's mark list (kernel group->mark_mutex)
 //	    └── connector.mu    one object's mark list (kernel conn->lock)
 //	        └── connTable.mu  the object → connector table (writers only; lookups take none)
-//	Group.mu                a group's queue, access list and shutdown flag (a leaf)
+//	Group.mu                a group's queue, access list, shutdown flag and permission events'
+//	                        answers (a leaf; the deadline timers take it to withdraw)
 //	Engine.groupsMu         the group registry (a leaf)
 //
 // Functions named xxxLocked need the named lock held by the caller.

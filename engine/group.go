@@ -31,10 +31,9 @@ type Group struct {
 	qlen           int                // live queued entries; guarded by mu
 	overflowQueued bool               // guarded by mu
 	pending        map[uint64]*queued // read, unanswered permission events; guarded by mu
-	userWaits      int                // Notify calls waiting on this group; guarded by mu
+	unanswered     int                // permission events queued or read, not answered; guarded by mu
 	shutdown       bool               // guarded by mu
 	closing        atomic.Bool        // set with shutdown; read without mu
-	waitsZero      chan struct{}      // closed when userWaits drops to 0 after shutdown
 	overflowEntry  queued             // the preallocated overflow event (kernel: overflow_event)
 	// mergeIdx remembers the newest unread notification per merge-key bucket (the kernel
 	// hashes unread events into 128 buckets for fanotify_merge); guarded by mu.
@@ -66,6 +65,10 @@ type queued struct {
 	done  chan struct{}
 	resp  Response // valid once done is closed; guarded by Group.mu until then
 	start time.Time
+	// timer withdraws the event at the group's deadline, counted from queueing whoever waits
+	// for the answer and however (Wait, Await, or nobody yet); set under Group.mu when
+	// queued, stopped by whoever answers.
+	timer *time.Timer
 	// waiter, if set (under Group.mu), is a suspended Walk to resume with the answer, on
 	// the goroutine that answers (Walk.Await); else a goroutine waits on done (Walk.Wait).
 	waiter *Walk
@@ -98,15 +101,14 @@ func (e *Engine) NewGroup(opts Options) (*Group, error) {
 		return nil, ErrInvalid
 	}
 	g := &Group{
-		e:         e,
-		id:        e.nextGroup.Add(1),
-		opts:      opts,
-		limit:     opts.QueueLimit,
-		pending:   make(map[uint64]*queued),
-		waitsZero: make(chan struct{}),
-		wake:      make(chan struct{}, 1),
-		done:      make(chan struct{}),
-		closed:    make(chan struct{}),
+		e:       e,
+		id:      e.nextGroup.Add(1),
+		opts:    opts,
+		limit:   opts.QueueLimit,
+		pending: make(map[uint64]*queued),
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+		closed:  make(chan struct{}),
 	}
 	if g.limit == 0 {
 		g.limit = DefaultQueueLimit
@@ -262,10 +264,10 @@ func (g *Group) Overflow() {
 	}
 }
 
-// queuePermission queues a permission event and counts this Notify as a waiter. It returns
-// nil with a response when the event is not queued (shutdown: the group's CloseVerdict, as
-// for the events pending at Close — a walk can still reach a closing group's marks until
-// Close detaches them; full queue: the group's QueueFullVerdict).
+// queuePermission queues a permission event, with its deadline timer if the group has a
+// deadline. It returns nil with a response when the event is not queued (shutdown: the
+// group's CloseVerdict, as for the events pending at Close — a walk can still reach a closing
+// group's marks until Close detaches them; full queue: the group's QueueFullVerdict).
 func (g *Group) queuePermission(ev *Event, m Mask, id uint64) (*queued, Response) {
 	q := &queued{ev: ev, mask: m, id: id, done: make(chan struct{}), start: time.Now()}
 	g.mu.Lock()
@@ -281,7 +283,13 @@ func (g *Group) queuePermission(ev *Event, m Mask, id uint64) (*queued, Response
 	}
 	ev.Hold()
 	wake := g.pushLocked(q)
-	g.userWaits++
+	g.unanswered++
+	if d := g.opts.Deadline; d > 0 {
+		// Armed under g.mu: the withdraw it may run at once waits for q to be queued.
+		q.timer = time.AfterFunc(d, func() {
+			g.withdraw(q, Response{Verdict: g.opts.DeadlineVerdict, Reason: ReasonDeadline, Group: g.id})
+		})
+	}
 	g.mu.Unlock()
 	g.st.delivered.Add(1)
 	if wake {
@@ -290,26 +298,15 @@ func (g *Group) queuePermission(ev *Event, m Mask, id uint64) (*queued, Response
 	return q, Response{}
 }
 
-// waitPermission waits for q's answer, the group's deadline, or ctx (fanotify's
+// waitPermission waits for q's answer (which the deadline's timer may give) or ctx (fanotify's
 // get_perm_response, with no lock held: the kernel's fsnotify_prepare_user_wait dropped SRCU).
 func (g *Group) waitPermission(ctx context.Context, q *queued) Response {
-	var timeout <-chan time.Time
-	if g.opts.Deadline > 0 {
-		t := time.NewTimer(g.opts.Deadline)
-		defer t.Stop()
-		timeout = t.C
-	}
-	var resp Response
 	select {
 	case <-q.done:
-		resp = q.resp // written before done was closed
-	case <-timeout:
-		resp = g.withdraw(q, Response{Verdict: g.opts.DeadlineVerdict, Reason: ReasonDeadline, Group: g.id})
+		return q.resp // written before done was closed
 	case <-ctx.Done():
-		resp = g.withdraw(q, Response{Verdict: Allow, Reason: ReasonCancelled, Group: g.id})
+		return g.withdraw(q, Response{Verdict: Allow, Reason: ReasonCancelled, Group: g.id})
 	}
-	g.doneWaiting()
-	return resp
 }
 
 // closeResponse is the answer a closing group gives.
@@ -317,16 +314,13 @@ func (g *Group) closeResponse() Response {
 	return Response{Verdict: g.opts.CloseVerdict, Reason: ReasonClosed, Group: g.id}
 }
 
-// doneWaiting counts off a waiting walk (fsnotify_finish_user_wait); the last one of a
-// closing group lets Close go on.
-func (g *Group) doneWaiting() {
-	g.mu.Lock()
-	g.userWaits--
-	last := g.shutdown && g.userWaits == 0
-	g.mu.Unlock()
-	if last {
-		close(g.waitsZero)
-	}
+// answeredLocked records that q is answered with r: it wakes whoever waits on q and returns
+// q's suspended walk (to resume once g.mu is dropped) and deadline timer (to stop). Needs g.mu.
+func (g *Group) answeredLocked(q *queued, r Response) (*Walk, *time.Timer) {
+	q.resp = r
+	close(q.done)
+	g.unanswered--
+	return q.waiter, q.timer
 }
 
 // withdraw answers q with r unless an answer won the race, and returns the answer that holds.
@@ -346,10 +340,11 @@ func (g *Group) withdraw(q *queued, r Response) Response {
 		g.qlen--
 		release = q.ev
 	}
-	q.resp = r
-	close(q.done)
-	w := q.waiter
+	w, t := g.answeredLocked(q, r)
 	g.mu.Unlock()
+	if t != nil {
+		t.Stop() // when the context withdrew q
+	}
 	switch r.Reason {
 	case ReasonDeadline:
 		g.st.permDeadline.Add(1)
@@ -387,10 +382,11 @@ func (g *Group) Respond(id uint64, r Response) error {
 	delete(g.pending, id)
 	r.Reason = ReasonAnswered
 	r.Group = g.id
-	q.resp = r
-	close(q.done)
-	w := q.waiter
+	w, t := g.answeredLocked(q, r)
 	g.mu.Unlock()
+	if t != nil {
+		t.Stop()
+	}
 	g.st.permAnswered.Add(1)
 	g.st.latencyNanos.Add(uint64(time.Since(q.start)))
 	if w != nil {
@@ -500,11 +496,14 @@ func (g *Group) readSome(dst []Delivery) (int, error) {
 	return n, nil
 }
 
-// Close closes the group: it answers every pending permission event (queued or read and
-// unanswered) with the close verdict, and any that reaches the group until its marks are gone
-// too, drops the queue, removes the group's marks and returns
-// once no Notify is still using the group (fanotify_release, then fsnotify_destroy_group).
-// Readers get ErrClosed. Close is idempotent; concurrent calls wait for the first.
+// Close closes the group (fanotify_release, then fsnotify_destroy_group): it answers every
+// pending permission event (queued or read and unanswered) with the close verdict, and any
+// that reaches the group until its marks are gone too, drops the queue and removes the
+// group's marks. Readers get ErrClosed. It waits for no walk and no source: a walk waiting
+// on the group through Wait goes on when its source calls Wait (the kernel waits for
+// user_waits only to free the group, which the garbage collector does here); one waiting
+// through Await goes on, to lower-priority groups and its callback, on Close's goroutine.
+// Close is idempotent; concurrent calls wait for the first.
 func (g *Group) Close() error {
 	g.mu.Lock()
 	if g.shutdown {
@@ -534,27 +533,31 @@ func (g *Group) Close() error {
 		delete(g.pending, id)
 	}
 	resp := g.closeResponse()
+	waiters := make([]*Walk, 0, len(answer))
 	for _, q := range answer {
 		// Answered under g.mu, as Respond and withdraw do: a Notify whose deadline or context
 		// ends now must find the event answered, or it withdraws it too (a second close of
 		// q.done, a second release of the event, a negative qlen).
-		q.resp = resp
-		close(q.done)
+		if w, _ := g.answeredLocked(q, resp); w != nil {
+			waiters = append(waiters, w)
+		}
 	}
-	waits := g.userWaits
 	g.mu.Unlock()
 
+	for _, q := range answer {
+		if q.timer != nil {
+			q.timer.Stop() // one that fired already finds q answered
+		}
+	}
 	close(g.done)
 	g.st.permClosed.Add(uint64(len(answer)))
 	for _, ev := range release {
 		ev.Release()
 	}
-	// Awaiting walks go on to lower-priority groups here (each q.waiter was read before
-	// the lock was released: nobody else resumes them, as q.done is closed).
-	for _, q := range answer {
-		if q.waiter != nil {
-			q.waiter.resume(resp)
-		}
+	// Awaiting walks go on to lower-priority groups here (each waiter was read under the
+	// lock: nobody else resumes them, as q.done is closed).
+	for _, w := range waiters {
+		w.resume(resp)
 	}
 
 	g.markMu.Lock()
@@ -562,9 +565,6 @@ func (g *Group) Close() error {
 	g.markMu.Unlock()
 	g.FlushMarks(0)
 
-	if waits > 0 {
-		<-g.waitsZero
-	}
 	g.e.groupsMu.Lock()
 	delete(g.e.groups, g.id)
 	g.e.groupsMu.Unlock()
@@ -594,8 +594,7 @@ type GroupStats struct {
 // Stats returns the group's figures.
 func (g *Group) Stats() GroupStats {
 	g.mu.Lock()
-	// Every unanswered permission event has exactly one Notify waiting on it.
-	queued, pending := g.qlen, g.userWaits
+	queued, pending := g.qlen, g.unanswered
 	g.mu.Unlock()
 	g.markMu.Lock()
 	nm := g.nmarks

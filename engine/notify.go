@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"sync/atomic"
-	"time"
 )
 
 // iterType says through which of the event's objects a mark was found
@@ -137,11 +136,10 @@ type Walk struct {
 	heads []head
 	buf   [stackHeads]head
 
-	// Await's state: the callback, the context, and what cancels the deadline and context
-	// watchers of the current suspension.
+	// Await's state: the callback, the context, and what cancels the context watcher of the
+	// current suspension (the deadline's timer belongs to the queued event).
 	ctx      context.Context
 	done     func(Response)
-	timer    *time.Timer
 	stopCtx  func() bool
 	resuming atomic.Bool // one resume per suspension (defensive: answers are exactly-once)
 }
@@ -159,17 +157,12 @@ func (w *Walk) Await(ctx context.Context, done func(Response)) {
 	w.arm()
 }
 
-// arm registers the walk on the entry its group holds, with a deadline timer and a context
-// watcher (set up first: whichever of them fires before the registration answers the entry,
-// and the registration then finds it answered and resumes at once).
+// arm registers the walk on the entry its group holds, with a context watcher (set up first:
+// if it fires, or the entry's deadline passes, before the registration, the registration
+// finds the entry answered and resumes at once).
 func (w *Walk) arm() {
 	g, q := w.g, w.q
 	w.resuming.Store(false)
-	if d := g.opts.Deadline; d > 0 {
-		w.timer = time.AfterFunc(max(d-time.Since(q.start), 0), func() {
-			g.withdraw(q, Response{Verdict: g.opts.DeadlineVerdict, Reason: ReasonDeadline, Group: g.id})
-		})
-	}
 	if w.ctx != nil && w.ctx.Done() != nil {
 		w.stopCtx = context.AfterFunc(w.ctx, func() {
 			g.withdraw(q, Response{Verdict: Allow, Reason: ReasonCancelled, Group: g.id})
@@ -194,17 +187,11 @@ func (w *Walk) resume(r Response) {
 	if !w.resuming.CompareAndSwap(false, true) {
 		return
 	}
-	if w.timer != nil {
-		w.timer.Stop()
-		w.timer = nil
-	}
 	if w.stopCtx != nil {
 		w.stopCtx()
 		w.stopCtx = nil
 	}
-	g := w.g
 	w.g, w.q = nil, nil
-	g.doneWaiting()
 	if w.answered(r) || w.run(w.heads) {
 		w.done(w.finish())
 		return
