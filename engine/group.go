@@ -544,12 +544,12 @@ func (g *Group) Close() error {
 	}
 	g.mu.Unlock()
 
+	close(g.done)
 	for _, q := range answer {
 		if q.timer != nil {
 			q.timer.Stop() // one that fired already finds q answered
 		}
 	}
-	close(g.done)
 	g.st.permClosed.Add(uint64(len(answer)))
 	for _, ev := range release {
 		ev.Release()
