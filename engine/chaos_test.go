@@ -16,6 +16,11 @@ package engine
 //   - every payload is released exactly once, after the source released the event and after
 //     every delivery of it was released;
 //   - the MaskHook sees each object's calls in order, and a refused bit never stays in a mark;
+//   - a change the MaskHook refuses undoes only itself: the hook takes its time to refuse now
+//     and then, and a removal of the same mark that runs meanwhile (refusedRace) is never
+//     undone with it;
+//   - a group that is closing answers every permission event with its close verdict, also one
+//     that reaches it while Close runs;
 //   - no goroutine leaks (TestMain's goleak), and once every group is closed nothing is left:
 //     no group, mark, connector, queued or pending event, hook mask.
 //
@@ -24,11 +29,17 @@ package engine
 // a Notify gets the event and that one removed before it does not, amid everything else.
 // TestCloseWhileWithdrawing (below) aims at one race that TestChaos found.
 //
-// It runs -chaos.duration (default 2s; also $CHAOS_DURATION), e.g. for a long run (the flag
-// after the package, or go test takes it for a test-binary flag and tests "."):
+// Some permission events come from a slow source, which dispatches and only later waits
+// (Dispatch, then Wait or Await): their deadline runs all the same, and a Close does not wait
+// for them.
 //
-//	go test -race -timeout 15m -run 'TestChaos$' ./engine -chaos.duration=5m
-//	CHAOS_DURATION=5m go test -race -timeout 15m -run 'TestChaos$' ./engine
+// It runs for -chaos.duration (default 2s; also $CHAOS_DURATION) or until -chaos.ops
+// operations on the engine (default no limit; also $CHAOS_OPS), whichever comes first, and
+// logs how many operations it did. The long run (the flags after the package, or go test
+// takes them for test-binary flags and tests "."):
+//
+//	go test -race -timeout 20m -run 'TestChaos$' ./engine -chaos.duration=15m -chaos.ops=12000000
+//	CHAOS_DURATION=15m CHAOS_OPS=12000000 go test -race -timeout 20m -run 'TestChaos$' ./engine
 
 import (
 	"context"
@@ -38,6 +49,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -45,8 +57,21 @@ import (
 	"time"
 )
 
-var chaosDuration = flag.Duration("chaos.duration", envDuration("CHAOS_DURATION", 2*time.Second),
-	"how long TestChaos runs random concurrent operations (also $CHAOS_DURATION)")
+var (
+	chaosDuration = flag.Duration("chaos.duration", envDuration("CHAOS_DURATION", 2*time.Second),
+		"how long TestChaos runs random concurrent operations at most (also $CHAOS_DURATION)")
+	chaosOps = flag.Int64("chaos.ops", envInt("CHAOS_OPS", 0),
+		"stop TestChaos after this many operations on the engine; 0: no limit (also $CHAOS_OPS)")
+)
+
+func envInt(name string, def int64) int64 {
+	if s := os.Getenv(name); s != "" {
+		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return n
+		}
+	}
+	return def
+}
 
 func envDuration(name string, def time.Duration) time.Duration {
 	if s := os.Getenv(name); s != "" {
@@ -176,7 +201,11 @@ type chaos struct {
 	counts sync.Map // name → *atomic.Int64: what happened, for the log
 
 	created, released atomic.Int64 // payloads
+	ops               atomic.Int64 // operations on the engine, for -chaos.ops and the log
 }
+
+// op counts one operation on the engine (n of them).
+func (c *chaos) op(n int64) { c.ops.Add(n) }
 
 // errorf records a failure; goroutines must not call t.Errorf once the test may have ended.
 func (c *chaos) errorf(format string, args ...any) {
@@ -201,7 +230,9 @@ func (c *chaos) rng() *rand.Rand {
 }
 
 // chaosHook is a MaskHook that checks that each object's calls come in order and refuses any
-// union with refusedBit.
+// union with refusedBit, taking its time to refuse half the time (as a kernel mark that
+// fails after a path walk; here by yielding the CPU a few times): other changes of the same marks start meanwhile, and must not be
+// undone with the refused one.
 type chaosHook struct {
 	c     *chaos
 	mu    sync.Mutex
@@ -210,11 +241,17 @@ type chaosHook struct {
 
 func (h *chaosHook) hook(obj Object, old, new Mask) error {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if h.masks[obj] != old {
 		h.c.errorf("MaskHook(%v): old %v, but the last new was %v", obj, old, h.masks[obj])
 	}
 	if new&refusedBit != 0 && new&^old != 0 {
+		h.mu.Unlock()
+		if rand.IntN(2) == 0 {
+			for n := 1 + rand.IntN(8); n > 0; n-- {
+				runtime.Gosched() // a sleep would cost milliseconds on a loaded machine
+			}
+		}
+		h.c.count("hook-refusals")
 		return syscall.EXDEV
 	}
 	if new == 0 {
@@ -222,6 +259,7 @@ func (h *chaosHook) hook(obj Object, old, new Mask) error {
 	} else {
 		h.masks[obj] = new
 	}
+	h.mu.Unlock()
 	return nil
 }
 
@@ -271,7 +309,11 @@ func TestChaos(t *testing.T) {
 	start(c.prober)
 	start(c.sentinel)
 
-	time.Sleep(d)
+	began := time.Now()
+	for time.Since(began) < d && (*chaosOps <= 0 || c.ops.Load() < *chaosOps) {
+		time.Sleep(min(100*time.Millisecond, d))
+	}
+	ran := time.Since(began)
 	c.stop.Store(true)
 	// The loops stop promptly: nothing they do waits for a listener.
 	ok := c.hang("the test's loops", c.loops.Wait)
@@ -292,7 +334,8 @@ func TestChaos(t *testing.T) {
 	})
 	slices.Sort(counts)
 	c.groupsMu.Lock()
-	t.Logf("events %d, groups %d; %v", c.created.Load(), len(c.allGroups), counts)
+	t.Logf("%d operations in %v (%.0f/s), events %d, groups %d; %v", c.ops.Load(), ran.Round(time.Millisecond),
+		float64(c.ops.Load())/ran.Seconds(), c.created.Load(), len(c.allGroups), counts)
 	c.groupsMu.Unlock()
 	c.errMu.Lock()
 	defer c.errMu.Unlock()
@@ -353,6 +396,7 @@ func (c *chaos) newGroup(rng *rand.Rand) *chaosGroup {
 		return nil
 	}
 	cg.g, cg.opts = g, opts
+	c.op(1)
 	for i := range cg.marks {
 		cg.marks[i].state.Store(absentBit)
 	}
@@ -371,6 +415,7 @@ func (c *chaos) closeGroup(cg *chaosGroup) {
 		c.hang(fmt.Sprintf("the reader of group %d", cg.g.ID()), func() { <-cg.readerDone })
 	}
 	c.count("closes")
+	c.op(1)
 }
 
 // churner replaces groups: the old one closes with whatever it has pending.
@@ -401,6 +446,7 @@ func (c *chaos) prober(rng *rand.Rand) {
 			cg.g.Marks()
 			if rng.IntN(20) == 0 {
 				cg.g.Overflow()
+				c.op(1)
 			}
 		}
 	}
@@ -476,7 +522,11 @@ func (c *chaos) markOp(cg *chaosGroup, i int, rng *rand.Rand) {
 	var err error
 	var op string
 	gone := false
-	switch n := rng.IntN(10); {
+	c.op(1)
+	switch n := rng.IntN(12); {
+	case n >= 10:
+		c.op(1)
+		op, gone = "refusedRace", c.refusedRace(cg, obj, rng)
 	case n < 5:
 		op, err = "AddMark", cg.g.AddMark(obj, chaosSpec(cg.opts.Class, rng))
 		gone = err != nil && !exists()
@@ -505,6 +555,71 @@ func (c *chaos) markOp(cg *chaosGroup, i int, rng *rand.Rand) {
 	c.count(op)
 }
 
+// refusedRace runs a mark change that the MaskHook refuses (refusedBit) and, while it runs —
+// often while the hook takes its time to refuse —, a removal from the same mark. The caller
+// holds the test's lock of the mark: nothing else of the test changes it. Whatever the
+// interleaving, the refused change has no effect, so the mark must end as the removal left
+// it: the bits removed stay removed. It reports whether the mark is gone.
+func (c *chaos) refusedRace(cg *chaosGroup, obj Object, rng *rand.Rand) (gone bool) {
+	pre, had := cg.g.Mark(obj)
+	spec := chaosSpec(cg.opts.Class, rng)
+	spec.Mask |= refusedBit
+	rm := chaosSpec(cg.opts.Class, rng)
+	removeAll, modify := rng.IntN(4) == 0, rng.IntN(2) == 0
+	changed := make(chan error, 1)
+	go func() {
+		if modify {
+			changed <- cg.g.ModifyMark(obj, spec)
+		} else {
+			changed <- cg.g.AddMark(obj, spec)
+		}
+	}()
+	for n := rng.IntN(4); n > 0; n-- {
+		runtime.Gosched() // start the removal at various points of the change
+	}
+	var err error
+	if removeAll {
+		err = cg.g.RemoveMark(obj)
+	} else {
+		err = cg.g.RemoveFromMark(obj, rm.Mask, rm.Ignore)
+	}
+	cerr := <-changed
+	post, has := cg.g.Mark(obj)
+	select {
+	case <-cg.g.Done():
+		return !has // Close removes marks as it likes
+	default: // no Close had begun when post was read
+	}
+	switch {
+	case cerr == syscall.EXDEV, cerr == ErrMarkLimit, cerr == ErrNoMark && modify:
+	default:
+		c.errorf("refusedRace: refused change %+v of %v on group %d: %v", spec, obj, cg.g.ID(), cerr)
+	}
+	want, wantHas, wantErr := pre, had, error(nil)
+	switch {
+	case !had:
+		wantErr = ErrNoMark // the refused change's mark never existed
+	case removeAll:
+		wantHas = false
+	default:
+		want.Mask &^= rm.Mask
+		want.Ignore &^= rm.Ignore
+		wantHas = want.Mask&AllEvents != 0 || want.Ignore&AllEvents != 0
+	}
+	// A modification event may clear the ignore mask at any time: compare the rest, and let a
+	// mark that would keep only such an ignore mask go.
+	mayGo := want.Mask&AllEvents == 0 && want.Flags&IgnoreSurviveModify == 0
+	if err != wantErr || (has != wantHas && !(mayGo && !has)) || (has && (post.Mask != want.Mask ||
+		post.Flags != want.Flags || post.Ignore&^want.Ignore != 0)) {
+		c.errorf("refusedRace on group %d, %v: mark %+v (present %v); refused %v of %+v (%v) while removing %v: %v;"+
+			" the mark is %+v (present %v), want %+v (present %v) and %v",
+			cg.g.ID(), obj, pre, had, map[bool]string{true: "ModifyMark", false: "AddMark"}[modify], spec, cerr,
+			map[bool]string{true: "all", false: fmt.Sprintf("%+v", MarkSpec{Mask: rm.Mask, Ignore: rm.Ignore})}[removeAll],
+			err, post, has, want, wantHas, wantErr)
+	}
+	return !has
+}
+
 // flush removes cg's marks of kind k, holding the test's lock of every object of that kind.
 func (c *chaos) flush(cg *chaosGroup, k Kind) {
 	var held []*markState
@@ -518,6 +633,7 @@ func (c *chaos) flush(cg *chaosGroup, k Kind) {
 		}
 	}
 	cg.g.FlushMarks(k)
+	c.op(1)
 	for i, ms := range held {
 		ms.absent(eps[i])
 		ms.mu.Unlock()
@@ -576,6 +692,7 @@ func (c *chaos) sentinel(rng *rand.Rand) {
 			}
 		}
 		c.count("sentinel")
+		c.op(4)                            // AddMark, two TryReads, RemoveMark; c.notify counts its own
 		time.Sleep(100 * time.Microsecond) // a probe, not a load
 	}
 }
@@ -698,18 +815,35 @@ func (c *chaos) notify(ctx context.Context, ev *Event) {
 			p.snaps = append(p.snaps, s)
 		}
 	}
-	// Half the permission events finish through Await (callbacks on the answering
-	// goroutine), half through Wait: both must keep every invariant.
+	c.op(1)
+	// Permission events finish through Notify, or Dispatch then Wait or Await (callbacks on
+	// the answering goroutine), some from a slow source that waits a while before it waits
+	// for the answer — one in eight until the group holding the event has closed (Close must
+	// not wait for it). All must keep every invariant.
 	var r Response
-	if ev.Mask&PermissionEvents != 0 && c.created.Load()%2 == 0 {
-		var w *Walk
-		if r, w = c.e.Dispatch(ev); w != nil {
-			got := make(chan Response, 1)
-			w.Await(ctx, func(r Response) { got <- r })
-			r = <-got
-		}
-	} else {
+	switch mode := rand.IntN(8); {
+	case ev.Mask&PermissionEvents == 0 || mode < 2:
 		r = c.e.Notify(ctx, ev)
+	default:
+		var w *Walk
+		if r, w = c.e.Dispatch(ev); w == nil {
+			break
+		}
+		switch mode {
+		case 6:
+			c.count("slow-sources")
+			time.Sleep(time.Duration(rand.IntN(3000)) * time.Microsecond)
+		case 7:
+			c.count("sources-waiting-for-close")
+			<-w.g.closed // Close returns before this source waits for the answer
+		}
+		if rand.IntN(2) == 0 {
+			r = w.Wait(ctx)
+			break
+		}
+		got := make(chan Response, 1)
+		w.Await(ctx, func(r Response) { got <- r })
+		r = <-got
 	}
 	c.checkResponse(p, r)
 	for _, s := range p.snaps {
@@ -766,8 +900,8 @@ func (c *chaos) checkResponse(p *chaosPayload, r Response) {
 			bad(fmt.Sprintf("the group's deadline is %v with verdict %v", o.Deadline, o.DeadlineVerdict))
 		}
 	case ReasonClosed:
-		// The close verdict for an event pending at close; allow for one arriving during it.
-		if r.Verdict != o.CloseVerdict && r.Verdict != Allow {
+		// Pending at Close, or reaching the group while it closed: the close verdict.
+		if r.Verdict != o.CloseVerdict {
 			bad(fmt.Sprintf("the group's close verdict is %v", o.CloseVerdict))
 		}
 	case ReasonQueueFull:
@@ -869,6 +1003,7 @@ func (c *chaos) handle(cg *chaosGroup, d Delivery) (Response, bool) {
 }
 
 func (c *chaos) deliver(cg *chaosGroup, d Delivery, rng *rand.Rand) {
+	c.op(1) // the read
 	if d.Event == nil {
 		if d.Mask != QueueOverflow || d.ID != 0 {
 			c.errorf("group %d read a delivery without an event: %+v", cg.g.ID(), d)
@@ -951,6 +1086,7 @@ func (c *chaos) respond(cg *chaosGroup, p *chaosPayload, d Delivery, r Response,
 		p.mu.Unlock()
 	}
 	err := cg.g.Respond(d.ID, r)
+	c.op(1)
 	switch {
 	case (err == nil || err == ErrInvalidAnswer) && again:
 		c.errorf("group %d accepted a second answer to event %d", cg.g.ID(), d.ID)
@@ -964,10 +1100,11 @@ func (c *chaos) respond(cg *chaosGroup, p *chaosPayload, d Delivery, r Response,
 		}
 		c.count("answers-refused")
 	case err == ErrClosed:
+		// Close had begun: Done is closed as soon as it has answered the pending events.
 		select {
 		case <-cg.g.Done():
-		default:
-			c.errorf("group %d refused an answer with ErrClosed while open", cg.g.ID())
+		case <-time.After(hangTimeout):
+			c.errorf("group %d refused an answer with ErrClosed, yet it is not closing", cg.g.ID())
 		}
 		c.count("answers-after-close")
 	default:
