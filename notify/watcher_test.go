@@ -325,11 +325,6 @@ func TestWatcherFile(t *testing.T) {
 		until(t, w, is(Write, f))
 		os.Chmod(f, 0o600)
 		until(t, w, is(Chmod, f))
-		if e.mode == backend.ModeFanotify {
-			// See the backend bug in the report: its O_PATH descriptors keep the marked
-			// inode's dentry, so FAN_DELETE_SELF comes only when the mark goes.
-			t.Skip("fanotify backend holds the marked file open: FAN_DELETE_SELF is never reported")
-		}
 		must(t, os.Remove(f))
 		evs := until(t, w, is(Remove, f))
 		if ops := opsOn(evs, f); len(ops) < 2 || ops[len(ops)-2] != Chmod {
@@ -395,9 +390,6 @@ func TestWatcherRemoveWatchedDirectory(t *testing.T) {
 		}
 		if removes != 1 {
 			t.Errorf("%d Remove of the directory, want 1:\n%s", removes, show(evs))
-		}
-		if e.mode == backend.ModeFanotify {
-			t.Skip("fanotify backend holds the marked directory open: FAN_DELETE_SELF is never reported")
 		}
 		waitWatchList(t, w, 1)
 	})
