@@ -147,15 +147,24 @@ func testHolderStallsNoOne(t *testing.T, threadPerClient bool) {
 		}
 	}
 
-	step := func(name string, f func()) {
+	// Each step must not wait for A's events, which would take until A's deadline (60 s) or
+	// the test's hang timeout (20 s). Bounds: 1 s for a request to the daemon (1-30 ms
+	// measured under -race on the shared 2-vCPU machine at load 8), 3 s for one that starts a
+	// -race binary (100-500 ms measured there).
+	const promptStep, promptSpawn = time.Second, 3 * time.Second
+	step := func(name string, bound time.Duration, f func()) {
 		t.Helper()
 		start := time.Now()
 		f()
-		t.Logf("with %d events held by A: %s took %v", n, name, time.Since(start).Round(time.Microsecond))
+		took := time.Since(start)
+		t.Logf("with %d events held by A: %s took %v", n, name, took.Round(time.Microsecond))
+		if took > bound {
+			t.Errorf("with %d events held by A: %s took %v, want at most %v", n, name, took, bound)
+		}
 	}
 
 	// The daemon's stats answer meanwhile, in this process and through the command.
-	step("stats (client package)", func() {
+	step("stats (client package)", promptStep, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), hang)
 		defer cancel()
 		c, err := client.Dial(ctx, client.Options{Socket: sock, Name: "stats"})
@@ -172,7 +181,7 @@ func testHolderStallsNoOne(t *testing.T, threadPerClient bool) {
 		}
 	})
 	bin := fsnotifydBinary(t)
-	step("fsnotifyd stats", func() {
+	step("fsnotifyd stats", promptSpawn, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), hang)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, bin, "stats", "--socket", sock)
@@ -188,13 +197,13 @@ func testHolderStallsNoOne(t *testing.T, threadPerClient bool) {
 
 	// B: another process, on the same directory.
 	var b *proc
-	step("B connects", func() {
+	step("B connects", promptSpawn, func() {
 		b = dialClient(t, sock, "name=B", spawnOpts{})
 	})
-	step("B adds a mark on the same directory", func() {
+	step("B adds a mark on the same directory", promptStep, func() {
 		mustAdd(t, b, kindInode, maskDirents, dir)
 	})
-	step("B receives events", func() {
+	step("B receives events", promptStep, func() {
 		// None of these opens anything (which A would hold). One at a time, so that the
 		// engine does not merge them.
 		sub := filepath.Join(dir, "sub")
@@ -214,7 +223,7 @@ func testHolderStallsNoOne(t *testing.T, threadPerClient bool) {
 			}
 		}
 	})
-	step("B disconnects", func() {
+	step("B disconnects", promptStep, func() {
 		b.send("close")
 		b.mustLine("closed", hang)
 		if !b.exited(hang) {
