@@ -265,6 +265,19 @@ func TestDeadline(t *testing.T) {
 	}
 }
 
+// dispatchHeld dispatches a permission event on file f, which a group must hold, and returns
+// its walk; the event is released when the test ends.
+func dispatchHeld(t *testing.T, e *Engine) *Walk {
+	t.Helper()
+	ev := fileEvent(OpenPerm)
+	t.Cleanup(ev.Release)
+	r, w := e.Dispatch(ev)
+	if w == nil {
+		t.Fatalf("the event was not queued: %+v", r)
+	}
+	return w
+}
+
 // TestDeadlineRunsFromQueueing: a group's deadline runs from when the event was queued,
 // whenever and however the source waits. With Dispatch and a later Wait, the deadline used to
 // start at Wait, so an answer after the deadline but before Wait was accepted.
@@ -275,13 +288,8 @@ func TestDeadlineRunsFromQueueing(t *testing.T) {
 			e := New(Config{})
 			a := newGroup(t, e, Options{Class: ClassContent, Deadline: deadline, DeadlineVerdict: Deny})
 			mustAdd(t, a, Inode(f), MarkSpec{Mask: OpenPerm})
-			ev := fileEvent(OpenPerm)
-			defer ev.Release()
 			start := time.Now()
-			_, w := e.Dispatch(ev)
-			if w == nil {
-				t.Fatal("the event was not queued")
-			}
+			w := dispatchHeld(t, e)
 			d, err := a.TryRead()
 			if err != nil {
 				t.Fatal(err)
@@ -342,12 +350,7 @@ func TestCloseDoesNotWaitForTheSource(t *testing.T) {
 			}})
 			mustAdd(t, a, Inode(f), MarkSpec{Mask: OpenPerm})
 			mustAdd(t, lower, Inode(f), MarkSpec{Mask: OpenPerm})
-			ev := fileEvent(OpenPerm)
-			defer ev.Release()
-			_, w := e.Dispatch(ev)
-			if w == nil {
-				t.Fatal("the event was not queued")
-			}
+			w := dispatchHeld(t, e)
 			closed := make(chan struct{})
 			start := time.Now()
 			go func() { a.Close(); close(closed) }()
@@ -389,12 +392,7 @@ func TestClosingGroupAnswersWithItsCloseVerdict(t *testing.T) {
 				t.Fatal(err)
 			}
 			mustAdd(t, a, Inode(f), MarkSpec{Mask: OpenPerm})
-			ev := fileEvent(OpenPerm)
-			defer ev.Release()
-			_, w := e.Dispatch(ev)
-			if w == nil {
-				t.Fatal("the event was not queued")
-			}
+			w := dispatchHeld(t, e)
 			inClose, release := make(chan Response), make(chan struct{})
 			w.Await(context.Background(), func(r Response) { inClose <- r; <-release })
 			closed := make(chan struct{})
