@@ -335,11 +335,12 @@ type Options struct {
 	// MarkLimit bounds the group's marks (0: no bound).
 	MarkLimit int
 	// Deadline bounds how long a permission event waits for this group's answer (0: forever,
-	// as the kernel); at the deadline DeadlineVerdict applies.
+	// as the kernel), counted from when it is queued to the group, whenever the source waits;
+	// at the deadline DeadlineVerdict applies and a later Respond gets ErrNoSuchEvent.
 	Deadline        time.Duration
 	DeadlineVerdict Verdict
-	// CloseVerdict answers pending permission events when the group closes (default Allow,
-	// as the kernel).
+	// CloseVerdict answers pending permission events when the group closes, and those that
+	// reach it while it closes (default Allow, as the kernel).
 	CloseVerdict Verdict
 	// QueueFullVerdict answers a permission event that meets a full queue (default Allow, as
 	// the kernel).
