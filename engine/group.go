@@ -63,8 +63,8 @@ type queued struct {
 	dead  bool   // withdrawn while unread (deadline or cancel); skipped by readers
 	read  bool   // a reader has it (moved to the access list)
 	done  chan struct{}
-	resp  Response // valid once done is closed; guarded by Group.mu until then
-	start time.Time
+	resp  Response      // valid once done is closed; guarded by Group.mu until then
+	start time.Duration // when queued, on the engine's clock (Engine.since): 8 bytes, not 24
 	// timer withdraws the event at the group's deadline, counted from queueing whoever waits
 	// for the answer and however (Wait, Await, or nobody yet); set under Group.mu when
 	// queued, stopped by whoever answers.
@@ -269,7 +269,7 @@ func (g *Group) Overflow() {
 // group's CloseVerdict, as for the events pending at Close — a walk can still reach a closing
 // group's marks until Close detaches them; full queue: the group's QueueFullVerdict).
 func (g *Group) queuePermission(ev *Event, m Mask, id uint64) (*queued, Response) {
-	q := &queued{ev: ev, mask: m, id: id, done: make(chan struct{}), start: time.Now()}
+	q := &queued{ev: ev, mask: m, id: id, done: make(chan struct{}), start: g.e.since()}
 	g.mu.Lock()
 	if g.shutdown {
 		g.mu.Unlock()
@@ -388,7 +388,7 @@ func (g *Group) Respond(id uint64, r Response) error {
 		t.Stop()
 	}
 	g.st.permAnswered.Add(1)
-	g.st.latencyNanos.Add(uint64(time.Since(q.start)))
+	g.st.latencyNanos.Add(uint64(g.e.since() - q.start))
 	if w != nil {
 		w.resume(r) // the walk goes on here, on the answering goroutine
 	}
