@@ -26,6 +26,15 @@ type MaskHook func(obj Object, old, new Mask) error
 type Config struct {
 	// MaskHook, if set, is called on every change of an object's mark union.
 	MaskHook MaskHook
+	// PermissionHook, if set, is called when a mark operation may give a group permission
+	// events on obj that it did not get before: a new mark or a changed mark whose event mask
+	// holds permission events, or permission events taken off an ignore mask. It is called
+	// even when the object's union (MaskHook) stays the same, after the change and before the
+	// mark operation returns, and must not add, modify or remove marks. A source that
+	// remembers permission verdicts (the Linux backend's verdict cache) forgets them here:
+	// they were decided without this group. (A Modify event that clears an ignore mask in
+	// Notify is not a mark operation: see VolatilePermissionIgnores.)
+	PermissionHook func(obj Object)
 }
 
 const (
@@ -35,7 +44,12 @@ const (
 
 // Engine holds the objects' connectors and the groups.
 type Engine struct {
-	hook MaskHook
+	hook     MaskHook
+	permHook func(Object)
+
+	// volatileIgnores counts the attached marks whose ignore mask holds permission events
+	// that a modification clears (see VolatilePermissionIgnores).
+	volatileIgnores atomic.Int64
 
 	// nconns counts connectors per kind; Notify skips kinds that have none.
 	nconns [numKinds]atomic.Int64
@@ -64,7 +78,7 @@ func (e *Engine) since() time.Duration { return time.Since(e.epoch) }
 
 // New returns an empty Engine.
 func New(cfg Config) *Engine {
-	e := &Engine{hook: cfg.MaskHook, groups: make(map[uint64]*Group), epoch: time.Now()}
+	e := &Engine{hook: cfg.MaskHook, permHook: cfg.PermissionHook, groups: make(map[uint64]*Group), epoch: time.Now()}
 	e.conns.init()
 	return e
 }
@@ -121,6 +135,13 @@ func (e *Engine) removeConnectorLocked(c *connector) {
 	e.conns.mu.Unlock()
 	c.detached = true
 }
+
+// VolatilePermissionIgnores reports whether some mark ignores permission events without
+// IgnoreSurviveModify. A Modify event clears such an ignore mask inside Notify (as the
+// kernel's send_to_group does), which gives the mark's group permission events again with no
+// mark operation and no PermissionHook call: a source must not remember permission verdicts
+// while this holds. It may stay true after the mask was cleared, until the mark changes.
+func (e *Engine) VolatilePermissionIgnores() bool { return e.volatileIgnores.Load() > 0 }
 
 // syncHookLocked brings the hook's view of c's object up to date, then retires c from the
 // table if it has no marks left and the hook was told so. It returns the hook's error. Needs

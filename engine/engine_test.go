@@ -1100,3 +1100,72 @@ func TestRefusedMarkChangeUndoesOnlyItself(t *testing.T) {
 		})
 	}
 }
+
+// TestPermissionHook: the hook is called for every mark operation that may give a group
+// permission events it did not get — also when the object's union stays the same (a second
+// group with the same mask) — and for no other; VolatilePermissionIgnores counts the marks
+// whose permission ignore mask a modification would clear.
+func TestPermissionHook(t *testing.T) {
+	var calls []Object
+	var mu sync.Mutex
+	e := New(Config{PermissionHook: func(obj Object) {
+		mu.Lock()
+		calls = append(calls, obj)
+		mu.Unlock()
+	}})
+	a := newGroup(t, e, Options{Class: ClassContent})
+	b := newGroup(t, e, Options{Class: ClassContent})
+	obj := Subtree(dir)
+	perm := MarkSpec{Mask: OpenPerm}
+	steps := []struct {
+		name     string
+		op       func() error
+		called   bool
+		volatile bool
+	}{
+		{"a new permission mark", func() error { return a.AddMark(obj, perm) }, true, false},
+		{"the same mask again", func() error { return a.AddMark(obj, perm) }, false, false},
+		{"another group, same union", func() error { return b.AddMark(obj, perm) }, true, false},
+		{"a notification bit on a permission mark", func() error { return b.AddMark(obj, MarkSpec{Mask: Open}) }, true, false},
+		{"a notification mark", func() error { return a.AddMark(Inode(f), MarkSpec{Mask: Open}) }, false, false},
+		{"ModifyMark to permission", func() error { return a.ModifyMark(Inode(f), perm) }, true, false},
+		{"a volatile permission ignore", func() error {
+			return b.AddMark(Inode(g21), MarkSpec{Mask: Open, Ignore: OpenPerm})
+		}, false, true},
+		{"a surviving permission ignore", func() error {
+			return b.ModifyMark(Inode(g21), MarkSpec{Mask: OpenPerm, Ignore: OpenPerm, Flags: IgnoreSurviveModify})
+		}, true, false},
+		{"permission ignore taken off", func() error { return b.RemoveFromMark(Inode(g21), 0, OpenPerm) }, true, false},
+		{"volatile again", func() error {
+			return b.ModifyMark(Inode(g21), MarkSpec{Mask: OpenPerm, Ignore: OpenPerm})
+		}, true, true},
+		{"the volatile mark removed", func() error { return b.RemoveMark(Inode(g21)) }, false, false},
+		{"a mark removed", func() error { return a.RemoveMark(obj) }, false, false},
+	}
+	for _, s := range steps {
+		mu.Lock()
+		before := len(calls)
+		mu.Unlock()
+		if err := s.op(); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		mu.Lock()
+		got := len(calls) > before
+		mu.Unlock()
+		if got != s.called {
+			t.Errorf("%s: PermissionHook called %v, want %v", s.name, got, s.called)
+		}
+		if v := e.VolatilePermissionIgnores(); v != s.volatile {
+			t.Errorf("%s: VolatilePermissionIgnores %v, want %v", s.name, v, s.volatile)
+		}
+	}
+	// Closing a group detaches its marks: nothing volatile stays counted.
+	mustAdd(t, b, Inode(f), MarkSpec{Mask: Open, Ignore: AccessPerm})
+	if !e.VolatilePermissionIgnores() {
+		t.Fatal("volatile ignore not counted")
+	}
+	b.Close()
+	if e.VolatilePermissionIgnores() {
+		t.Fatal("a closed group's volatile ignore stays counted")
+	}
+}

@@ -50,6 +50,9 @@ type Mark struct {
 	ignore   atomic.Uint64
 	flags    atomic.Uint32
 	attached atomic.Bool // FSNOTIFY_MARK_FLAG_ATTACHED
+	// volatile: counted in Engine.volatileIgnores (its ignore mask holds permission events
+	// that a modification clears); guarded by conn.mu.
+	volatile bool
 
 	prev, next *Mark // the group's list; guarded by group.markMu
 }
@@ -69,10 +72,36 @@ func (m *Mark) spec() MarkSpec {
 	return MarkSpec{Mask: Mask(m.mask.Load()), Ignore: Mask(m.ignore.Load()), Flags: MarkFlags(m.flags.Load())}
 }
 
+// setSpec sets m's masks and flags. Needs m.conn.mu.
 func (m *Mark) setSpec(s MarkSpec) {
 	m.mask.Store(uint64(s.Mask))
 	m.ignore.Store(uint64(s.Ignore))
 	m.flags.Store(uint32(s.Flags))
+	m.countVolatile(s.Ignore&PermissionEvents != 0 && s.Flags&IgnoreSurviveModify == 0)
+}
+
+// countVolatile keeps Engine.volatileIgnores counting m while v holds (and m is attached or
+// being attached). Needs m.conn.mu.
+func (m *Mark) countVolatile(v bool) {
+	if v == m.volatile {
+		return
+	}
+	m.volatile = v
+	if v {
+		m.group.e.volatileIgnores.Add(1)
+	} else {
+		m.group.e.volatileIgnores.Add(-1)
+	}
+}
+
+// permissionGrowth reports whether changing a mark from old to new may give its group
+// permission events it did not get: the new event mask holds permission events and changed,
+// or permission events left the ignore mask.
+func permissionGrowth(old, new MarkSpec) bool {
+	if new.Mask&PermissionEvents == 0 {
+		return false
+	}
+	return new.Mask != old.Mask || old.Ignore&^new.Ignore&PermissionEvents != 0 || new.Flags != old.Flags
 }
 
 // before orders marks in a connector list: higher class first, then older group.
@@ -110,6 +139,7 @@ func (c *connector) insertLocked(m *Mark) {
 // old list still see m, but skip it: it is no longer attached. Needs c.mu.
 func (c *connector) detachLocked(m *Mark) {
 	m.attached.Store(false)
+	m.countVolatile(false)
 	old := *c.list.Load()
 	if len(old) == 1 && old[0] == m {
 		c.list.Store(&emptyList)
@@ -217,6 +247,9 @@ func (g *Group) changeMark(obj Object, create bool, f func(MarkSpec) MarkSpec, a
 	defer c.hookMu.Unlock()
 	err = g.e.syncHookLocked(c)
 	if err == nil {
+		if g.e.permHook != nil && permissionGrowth(old, now) {
+			g.e.permHook(c.obj)
+		}
 		return nil
 	}
 	// Refused: undo. c.hookMu is still held, so no other mark change on the object ran since
@@ -252,16 +285,21 @@ func (g *Group) RemoveFromMark(obj Object, mask, ignore Mask) error {
 		g.unlockObject(c)
 		return ErrNoMark
 	}
-	s := m.spec()
+	old := m.spec()
+	s := old
 	s.Mask &^= mask
 	s.Ignore &^= ignore
-	if s.Mask&AllEvents == 0 && s.Ignore&AllEvents == 0 {
+	empty := s.Mask&AllEvents == 0 && s.Ignore&AllEvents == 0
+	if empty {
 		c.detachLocked(m)
 		g.unlinkLocked(m)
 	} else {
 		m.setSpec(s)
 	}
 	g.unlockObject(c)
+	if !empty && g.e.permHook != nil && permissionGrowth(old, s) {
+		g.e.permHook(c.obj) // permission events left the ignore mask
+	}
 	return nil
 }
 
