@@ -248,6 +248,21 @@ func Pread(fd int, p []byte, off int64) (int, error) {
 	}
 }
 
+// HasAccessACL reports whether the object of fd (any descriptor, O_PATH included) carries a
+// POSIX access ACL (the extended attribute system.posix_acl_access). A filesystem without
+// extended attributes has none.
+func HasAccessACL(fd int) (bool, error) {
+	// Through the descriptor's magic link: fgetxattr refuses O_PATH descriptors.
+	_, err := unix.Getxattr("/proc/self/fd/"+strconv.Itoa(fd), "system.posix_acl_access", nil)
+	switch err {
+	case nil:
+		return true, nil
+	case unix.ENODATA, unix.EOPNOTSUPP:
+		return false, nil
+	}
+	return false, os.NewSyscallError("getxattr(fd "+strconv.Itoa(fd)+", system.posix_acl_access)", err)
+}
+
 // Close closes fd.
 func Close(fd int) error {
 	if err := unix.Close(fd); err != nil {

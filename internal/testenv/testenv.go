@@ -36,7 +36,20 @@ func RequireRoot(t testing.TB) {
 func Tmpfs(t testing.TB) string {
 	t.Helper()
 	RequireRoot(t)
-	dir := filepath.Join(t.TempDir(), "tmpfs") // registers TempDir's removal first, so it runs last
+	return mountTmpfs(t, filepath.Join(t.TempDir(), "tmpfs")) // TempDir's removal registered first runs last
+}
+
+// PublicTmpfs is Tmpfs mounted where every uid can reach it (below a fresh 0755 directory,
+// as PublicDir), for tests whose hostile steps run as an unprivileged user. Its root is
+// owned by root, mode 0755.
+func PublicTmpfs(t testing.TB) string {
+	t.Helper()
+	RequireRoot(t)
+	return mountTmpfs(t, filepath.Join(PublicDir(t), "tmpfs"))
+}
+
+func mountTmpfs(t testing.TB, dir string) string {
+	t.Helper()
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -171,20 +184,10 @@ func OpenToAll(t testing.TB, path string) {
 	}
 }
 
-// childEnv marks a process started by RunTestAs.
-const childEnv = "FSNOTIFYD_TESTENV_CHILD"
-
-// IsChild reports whether this test binary was started by RunTestAs. A test that only makes
-// sense as such a child skips otherwise.
-func IsChild() bool { return os.Getenv(childEnv) == "1" }
-
-// RunTestAs runs the test named name (an exact top-level test name) of the current test binary
-// in a child process with the given uid and gid (no supplementary groups) and returns its
-// output. The binary is copied to a world-readable directory first, because go test builds it
-// in a private one. The child sees IsChild() == true.
-func RunTestAs(t testing.TB, uid, gid uint32, name string) (string, error) {
+// PublicExecutable returns a copy of the current test binary that every uid may run (go test
+// builds it in a private directory), removed at the end of the test.
+func PublicExecutable(t testing.TB) string {
 	t.Helper()
-	RequireRoot(t)
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -205,8 +208,26 @@ func RunTestAs(t testing.TB, uid, gid uint32, name string) (string, error) {
 	if err := os.WriteFile(bin, data, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	return bin
+}
+
+// childEnv marks a process started by RunTestAs.
+const childEnv = "FSNOTIFYD_TESTENV_CHILD"
+
+// IsChild reports whether this test binary was started by RunTestAs. A test that only makes
+// sense as such a child skips otherwise.
+func IsChild() bool { return os.Getenv(childEnv) == "1" }
+
+// RunTestAs runs the test named name (an exact top-level test name) of the current test binary
+// in a child process with the given uid and gid (no supplementary groups) and returns its
+// output. The binary is copied to a world-readable directory first, because go test builds it
+// in a private one. The child sees IsChild() == true.
+func RunTestAs(t testing.TB, uid, gid uint32, name string) (string, error) {
+	t.Helper()
+	RequireRoot(t)
+	bin := PublicExecutable(t)
 	cmd := exec.Command(bin, "-test.run=^"+name+"$", "-test.v", "-test.timeout=1m")
-	cmd.Dir = dir
+	cmd.Dir = filepath.Dir(bin)
 	cmd.Env = append(os.Environ(), childEnv+"=1")
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Credential: &syscall.Credential{Uid: uid, Gid: gid}, // Groups nil: setgroups(0), none kept
