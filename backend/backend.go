@@ -99,8 +99,10 @@ type Backend struct {
 	fdGroup *kgroup             // nil until a mark needs it
 	fidGrp  *kgroup
 	ino     *inotifyGroup
-	cacheMu sync.Mutex               // guards cached; taken after mu, never with a reader waiting on mu
-	cached  map[uint64]cachedVerdict // verdict-cache ignore marks, by inode key
+	// cacheGen is bumped by every flush of the verdict cache (names.go).
+	cacheGen atomic.Uint64
+	// hardlinksProtected: fs.protected_hardlinks is 1 (read at start, polled by the janitor).
+	hardlinksProtected atomic.Bool
 
 	view atomic.Pointer[view] // what readers need to know about the marks; rebuilt under mu
 
@@ -113,8 +115,9 @@ type Backend struct {
 	comms   commCache
 	parents parentCache
 	chains  chainCache
-	// fidGroupAtomic is fidGrp for the readers, which take no lock.
-	fidGroupAtomic atomic.Pointer[kgroup]
+	// fidGroupAtomic and fdGroupAtomic are fidGrp and fdGroup for the readers and the
+	// janitor, which take no lock.
+	fidGroupAtomic, fdGroupAtomic atomic.Pointer[kgroup]
 	stats          Stats
 }
 
@@ -145,7 +148,6 @@ func New(opts Options) (*Backend, error) {
 		pid:      int32(os.Getpid()),
 		objects:  make(map[engine.Object]*object),
 		fss:      make(map[uint64]*fsState),
-		cached:   make(map[uint64]cachedVerdict),
 		inflight: make(map[*permEvent]struct{}),
 		exempts:  NewExemptions(),
 		janitor:  make(chan ignoreRequest, 1024),
@@ -174,8 +176,10 @@ func New(opts Options) (*Backend, error) {
 	default:
 		return nil, fmt.Errorf("backend: unknown mode %d", opts.Mode)
 	}
+	b.hardlinksProtected.Store(readHardlinksProtected())
 	cfg := opts.Engine
 	cfg.MaskHook = b.hook
+	cfg.PermissionHook = b.permissionHook
 	b.eng = engine.New(cfg)
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.view.Store(&view{fs: map[uint64]*fsView{}})
@@ -418,8 +422,10 @@ type Stats struct {
 	// Kernel events read, permission events among them, answered by the fast self-exemption,
 	// and kernel queue overflows.
 	Events, PermissionEvents, SelfExempt, KernelOverflows atomic.Uint64
-	// IgnoreMarks installed on directories outside every subtree; VerdictCached ignore marks.
-	IgnoreMarks, VerdictCached atomic.Uint64
+	// IgnoreMarks placed on objects outside every subtree; VerdictCached ignore marks placed
+	// for cached allows; NameMarkDrops: those taken off because the FID group reported a
+	// move, link or attribute change they depended on.
+	IgnoreMarks, VerdictCached, NameMarkDrops atomic.Uint64
 	// Errors translating events (the event was still answered).
 	TranslateErrors atomic.Uint64
 	// PathsUnknown counts events whose path could not be read (too long for the kernel to
@@ -435,8 +441,8 @@ type Stats struct {
 // StatsSnapshot is a copy of Stats.
 type StatsSnapshot struct {
 	Events, PermissionEvents, SelfExempt, KernelOverflows uint64
-	IgnoreMarks, VerdictCached, TranslateErrors           uint64
-	OrderWaitTimeouts                                     uint64
+	IgnoreMarks, VerdictCached, NameMarkDrops             uint64
+	TranslateErrors, OrderWaitTimeouts                    uint64
 	PathsUnknown, PlacesUnknown                           uint64
 }
 
@@ -446,7 +452,8 @@ func (b *Backend) Stats() StatsSnapshot {
 		Events: b.stats.Events.Load(), PermissionEvents: b.stats.PermissionEvents.Load(),
 		SelfExempt: b.stats.SelfExempt.Load(), KernelOverflows: b.stats.KernelOverflows.Load(),
 		IgnoreMarks: b.stats.IgnoreMarks.Load(), VerdictCached: b.stats.VerdictCached.Load(),
-		TranslateErrors: b.stats.TranslateErrors.Load(), OrderWaitTimeouts: b.stats.OrderWaitTimeouts.Load(),
+		NameMarkDrops: b.stats.NameMarkDrops.Load(), TranslateErrors: b.stats.TranslateErrors.Load(),
+		OrderWaitTimeouts: b.stats.OrderWaitTimeouts.Load(),
 		PathsUnknown: b.stats.PathsUnknown.Load(), PlacesUnknown: b.stats.PlacesUnknown.Load(),
 	}
 }

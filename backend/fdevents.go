@@ -6,7 +6,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,6 +30,10 @@ type permEvent struct {
 	pathTried bool
 	pathOnce  sync.Once
 	path      string
+
+	// What the verdict cache needs to know that the decision still stands when it places its
+	// mark: the generations from before the object's path was read (and st's ctime).
+	markGen, cacheGn uint64
 }
 
 // answer writes the kernel answer, once; later calls do nothing.
@@ -88,7 +91,7 @@ func (g *kgroup) handleFD(kev *sys.FanotifyEvent, v *view, now time.Time) {
 		if ok {
 			ev.Comm, ev.Exe = b.comms.get(kev.Pid, now)
 			b.eng.Notify(b.ctx, ev)
-			b.maybeIgnore(kFD, ev, v)
+			b.maybeIgnore(ev, v)
 			ev.Release()
 		}
 		return
@@ -104,6 +107,9 @@ func (g *kgroup) handleFD(kev *sys.FanotifyEvent, v *view, now time.Time) {
 	b.inflightMu.Lock()
 	b.inflight[p] = struct{}{}
 	b.inflightMu.Unlock()
+	// Read before the walk: a group that adds a permission mark later flushes the cache, and
+	// an allow decided without it must not be cached after that.
+	p.cacheGn = b.cacheGen.Load()
 	ev, ok := b.translateFD(kev, v, now, false, p)
 	if !ok {
 		// The kernel fails open on errors of its own; so do we, and count it.
@@ -151,10 +157,10 @@ func (b *Backend) finishPerm(p *permEvent, ev *engine.Event, v *view, resp engin
 			response = sys.FAN_DENY_ERRNO(resp.Errno)
 		}
 	} else if resp.Cache && resp.Reason == engine.ReasonAnswered {
-		b.cacheVerdict(p, ev)
+		b.cacheVerdict(p, ev, v)
 	}
 	p.answer(response)
-	b.maybeIgnore(kFD, ev, v)
+	b.maybeIgnore(ev, v)
 	ev.Release()
 }
 
@@ -177,15 +183,13 @@ func (b *Backend) Exemptions() *Exemptions { return b.exempts }
 
 // translateFD builds the engine event of an FD-group event. withPath asks for the path even
 // when dispatch does not need it (notifications, whose descriptor is closed right away). p,
-// for a permission event, learns the object's statx and whether its path was found.
+// for a permission event, learns the object's statx, whether its path was found, and the
+// name-mark generation from before its path was read (see cacheVerdict).
 func (b *Backend) translateFD(kev *sys.FanotifyEvent, v *view, now time.Time, withPath bool, p *permEvent) (*engine.Event, bool) {
 	st, err := sys.Fstat(int(kev.Fd))
 	if err != nil {
 		b.stats.TranslateErrors.Add(1)
 		return nil, false
-	}
-	if p != nil {
-		p.st = st
 	}
 	ev := &engine.Event{
 		Mask:       engine.Mask(kev.Mask) &^ engine.EventFlags,
@@ -202,6 +206,12 @@ func (b *Backend) translateFD(kev *sys.FanotifyEvent, v *view, now time.Time, wi
 		ev.Mask |= engine.OnDir
 	}
 	fv := v.fs[st.Dev]
+	if p != nil {
+		p.st = st
+		if fv != nil {
+			p.markGen = fv.state.markGen.Load()
+		}
+	}
 	needAncestry := fv != nil && len(fv.roots) > 0 && !fv.rootOnly
 	if fv != nil && fv.rootOnly {
 		ev.Ancestors = fv.rootAncestors()
@@ -247,6 +257,21 @@ func (b *Backend) translateFD(kev *sys.FanotifyEvent, v *view, now time.Time, wi
 	needPlace := needAncestry || (fv != nil && fv.needParent)
 	for try := 0; ; try++ {
 		path, known := eventPath(int(kev.Fd), &st)
+		if needPlace && st.Nlink > 0 && (!known || path != "/" && len(path) < pathMax) {
+			// The path must name the object here, on its own mount: one printed from another
+			// mount namespace (a bind mount made in a user namespace) would lead the walk
+			// through unrelated directories, or nowhere. verifyPath finds the object's real
+			// one if it can.
+			raw := path
+			if !known {
+				raw, _ = sys.FdPath(int(kev.Fd)) // what the kernel printed, if anything
+			}
+			if vpath, ok := b.verifyPath(fv.state, int(kev.Fd), st, raw); raw != "" && ok {
+				path, known = vpath, true
+			} else if known {
+				path, known = "", false
+			}
+		}
 		if p != nil {
 			p.path, p.pathTried = path, true
 		}
@@ -256,18 +281,18 @@ func (b *Backend) translateFD(kev *sys.FanotifyEvent, v *view, now time.Time, wi
 		} else if path != "/" {
 			ev.Name = filepath.Base(path)
 		}
-		if !needPlace || path == "/" || st.MountRoot {
-			return ev, true // nothing above the root of its mount, as the walk up stops there
+		if !needPlace || path == "/" || st.MountRoot && fv.state.isRoot(st.Ino) {
+			return ev, true // nothing above the root of the filesystem
 		}
 		// The directories above: from the path, or, for a directory whose path is too long
 		// for that (or unknown), from its descriptor.
 		var chain []engine.ID
 		complete := false
 		if known && len(path) < pathMax {
-			chain, complete = ancestry(filepath.Dir(path), st.Dev, needAncestry)
+			chain, complete = b.ancestry(fv.state, filepath.Dir(path), st.Dev, needAncestry)
 		}
 		if !complete && st.IsDir() {
-			chain, complete = dirAncestry(int(kev.Fd))
+			chain, complete = b.dirAncestry(fv.state, int(kev.Fd), st)
 		}
 		if !complete {
 			if try == 0 && known {
@@ -306,94 +331,113 @@ func mountID(mnt uint64) engine.ID { return engine.ID{Hi: mnt, Lo: 1} }
 // rootAncestors is the shared, immutable ancestry {filesystem root}, for rootOnly views.
 func (fv *fsView) rootAncestors() []engine.ID { return fv.rootChain }
 
-// maybeIgnore puts an evictable ignore mark where the kernel would otherwise keep sending
-// events nobody wants: the event is outside every subtree and nothing else on the
-// filesystem (a filesystem or mount mark, a parent watching its children) wants it. For an
-// open, access or permission event the mark goes on the object itself (so the first access of
-// each file pays, later ones do not). Directory-entry events get none (see below).
+// maybeIgnore asks the janitor for an outside-ignore mark where the kernel would otherwise
+// keep sending events nobody wants: the event is outside every subtree and nothing else on
+// the filesystem (a filesystem or mount mark, a directory watching its children) wants it.
+// The mark goes on the object itself, so the first access of each file pays and later ones
+// do not — if the object is pinned (pinnedChain): the janitor decides that, and checks
+// "outside" again from the object's real parents.
 //
-// Why not the directory for opens too: a directory ignore mark with FAN_EVENT_ON_CHILD makes
-// the kernel look up the parent and snapshot the name on every open in that directory; on
-// this machine that cost 1.25× an open without listener, the per-file mark 1.13×
-// (bench/ignore.sh).
-func (b *Backend) maybeIgnore(k int, ev *engine.Event, v *view) {
+// Why not a mark on the directory (FAN_EVENT_ON_CHILD), which no file move or link could
+// outwit: the kernel then looks up the parent and snapshots the name on every open in that
+// directory; on this machine that cost 1.25x an open without listener, the per-file mark
+// 1.13x (bench/ignore.sh; docs/security.md has the trade-off).
+//
+// Directory-entry events get none: an ignore mark on a directory outside every subtree
+// would stay until the backend read that directory's move into a subtree, and the entries
+// created there in the meantime would be lost. The FID group's events outside subtrees cost
+// the reader, not the processes that cause them.
+func (b *Backend) maybeIgnore(ev *engine.Event, v *view) {
 	fv := v.fs[ev.Inode.Hi]
-	if fv == nil || len(fv.roots) == 0 || fv.rootOnly || fv.subtreeOnly[k] == 0 || ev.Path == "" {
+	if fv == nil || len(fv.roots) == 0 || fv.rootOnly || fv.subtreeOnly[kFD] == 0 || ev.Path == "" || !fv.fidWatched {
 		return
 	}
 	if ev.Ancestors == nil || ev.AncestryUnknown {
 		return // ancestry unknown: never ignore on a guess
+	}
+	if fv.roots[ev.Inode] || fv.eocDirs[ev.Parent] || fv.inodeDirs[ev.Parent] > 0 {
+		return
 	}
 	for _, a := range ev.Ancestors {
 		if fv.roots[a] {
 			return
 		}
 	}
-	req := ignoreRequest{k: k, fs: fv.state, mask: fv.subtreeOnly[k], gen: fv.ignGen}
-	switch {
-	case k == kFD:
-		// The object itself; with OnDir for a directory's own events.
-		if fv.roots[ev.Inode] || fv.eocDirs[ev.Parent] || fv.inodeDirs[ev.Parent] > 0 {
-			return
-		}
-		req.target, req.path = ev.Inode, ev.Path
-		if ev.Mask&engine.OnDir != 0 {
-			req.mask |= uint64(engine.OnDir)
-		}
-	default:
-		// Not for directory-entry events: an ignore mark on a directory outside every subtree
-		// would stay until the backend read that directory's move into a subtree, and the
-		// entries created there in the meantime would be lost. The FID group's events
-		// outside subtrees cost the reader, not the processes that cause them.
-		return
-	}
 	select {
-	case b.janitor <- req:
+	case b.janitor <- ignoreRequest{fs: fv.state, target: ev.Inode, path: ev.Path}:
 	default: // the janitor is behind: the next event will ask again
 	}
 }
 
-// ignoreRequest asks the janitor to install an ignore mark.
+// ignoreRequest asks the janitor for an outside-ignore mark on target (at path), or, with
+// watchNames, for the FID group's name watch on fs (for the verdict cache).
 type ignoreRequest struct {
-	k      int
-	fs     *fsState
-	target engine.ID // the object or directory to mark
-	path   string
-	mask   uint64
-	gen    uint64
-	eoc    bool // also ignore the directory's children's events
+	fs         *fsState
+	target     engine.ID
+	path       string
+	watchNames bool
 }
 
-// runJanitor installs ignore marks off the reading goroutines.
+// runJanitor places outside-ignore marks and name watches off the reading goroutines, and
+// polls fs.protected_hardlinks.
 func (b *Backend) runJanitor() {
 	defer b.wg.Done()
-	for r := range b.janitor {
-		b.installIgnore(r)
+	tick := time.NewTicker(hardlinkPoll)
+	defer tick.Stop()
+	for {
+		select {
+		case r, ok := <-b.janitor:
+			if !ok {
+				return
+			}
+			if r.watchNames {
+				b.watchNames(r.fs)
+			} else {
+				b.installIgnore(r)
+			}
+		case <-tick.C:
+			b.pollHardlinks()
+		}
 	}
 }
 
-func (b *Backend) installIgnore(r ignoreRequest) {
+// watchNames adds the FID group's name watch to fs, so that verdicts may be cached there.
+func (b *Backend) watchNames(fs *fsState) {
 	b.mu.Lock()
-	g := b.group(r.k)
-	b.mu.Unlock()
-	if g == nil {
+	defer b.mu.Unlock()
+	if b.closed || fs.nameWatch || b.fss[fs.dev] != fs {
 		return
 	}
+	fs.nameWatch = true
+	if err := b.syncFsLocked(fs); err != nil {
+		b.log.Debug("watching names for the verdict cache", "err", err)
+		fs.nameWatch = false
+		b.syncFsLocked(fs)
+	}
+	b.publishViewLocked()
+}
+
+// installIgnore places an outside-ignore mark on r.target if, seen from the current marks
+// and the object's real parents, it is outside every subtree, pinned, and nothing else wants
+// the bits.
+func (b *Backend) installIgnore(r ignoreRequest) {
 	fs := r.fs
+	// The generation and the view together: a mark decided from this view is recorded only if
+	// no drop and no new view came since.
+	// (No "already marked" check: the kernel sent the event that asked, so any record of a
+	// mark there is stale — the inode was evicted and came back, or the mark is being placed.)
 	fs.ignMu.Lock()
-	defer fs.ignMu.Unlock()
-	if fs.ignGen.Load() != r.gen {
-		return // decided before marks changed: the decision may be wrong now
-	}
-	if _, ok := fs.ignored[r.k][r.target]; ok {
+	gen := fs.markGen.Load()
+	v := b.view.Load()
+	fs.ignMu.Unlock()
+	fv := v.fs[fs.dev]
+	if fv == nil || fv.state != fs || len(fv.roots) == 0 || fv.rootOnly || !fv.fidWatched || !b.fidAlive() {
 		return
 	}
-	mask := r.mask
-	if r.eoc {
-		mask |= uint64(engine.EventOnChild)
+	mask := fv.subtreeOnly[kFD]
+	if mask == 0 {
+		return
 	}
-	// Open the object once, so that the mark and the handle that takes it off again name the
-	// same inode even if the path changes meanwhile.
 	fd, err := sys.Open(r.path, sys.O_PATH|sys.O_NOFOLLOW, 0)
 	if err != nil {
 		return
@@ -403,118 +447,68 @@ func (b *Backend) installIgnore(r ignoreRequest) {
 	if err != nil || inodeID(st.Dev, st.Ino) != r.target {
 		return // the path names another object now
 	}
-	h, _, err := sys.NameToHandleAt(fd, "", sys.AT_EMPTY_PATH)
-	if err != nil {
-		return // without a handle the mark could not be taken off reliably
-	}
-	err = sys.FanotifyMark(g.fd, sys.FAN_MARK_ADD|sys.FAN_MARK_IGNORE_SURV|sys.FAN_MARK_EVICTABLE,
-		mask, sys.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd))
-	if err != nil {
-		if !errorsIsAny(err, syscall.ENOENT, syscall.ENOTDIR, syscall.EEXIST) {
-			b.log.Debug("ignore mark", "path", r.path, "err", err)
-		}
+	chain, ok := b.pinnedChain(fs, fd, st, r.path)
+	if !ok || fv.roots[r.target] || fv.eocDirs[chain[0]] || fv.inodeDirs[chain[0]] > 0 {
 		return
 	}
-	fs.ignored[r.k][r.target] = ignoreEntry{handle: h, mask: mask}
-	b.stats.IgnoreMarks.Add(1)
-}
-
-// ignoreEntry is an ignore mark the backend put: what it ignores, and the object's handle to
-// take it off again (a path may have changed by then).
-type ignoreEntry struct {
-	handle sys.FileHandle
-	mask   uint64
-}
-
-// dropIgnoreMarks removes every ignore mark on fs (a subtree was added, or a directory moved).
-// Needs no lock but fs.ignMu's order (after Backend.mu if held).
-func (b *Backend) dropIgnoreMarks(fs *fsState) {
-	fs.ignMu.Lock()
-	defer fs.ignMu.Unlock()
-	fs.ignGen.Add(1)
-	for k := kFD; k <= kFID; k++ {
-		g := b.group(k)
-		for target, e := range fs.ignored[k] {
-			if g != nil {
-				b.removeIgnore(g, fs, e)
-			}
-			delete(fs.ignored[k], target)
+	for _, a := range chain {
+		if fv.roots[a] {
+			return
 		}
 	}
-}
-
-// dropIgnoreMark removes the ignore marks on one object.
-func (b *Backend) dropIgnoreMark(fs *fsState, target engine.ID) {
-	fs.ignMu.Lock()
-	defer fs.ignMu.Unlock()
-	fs.ignGen.Add(1)
-	for k := kFD; k <= kFID; k++ {
-		if e, ok := fs.ignored[k][target]; ok {
-			if g := b.group(k); g != nil {
-				b.removeIgnore(g, fs, e)
-			}
-			delete(fs.ignored[k], target)
-		}
+	// A directory's own events: FAN_ONDIR, and an ignore mask on a directory must survive
+	// modification (the kernel says EISDIR otherwise). A file's mark does not survive it, as
+	// the verdict cache's: the two may share the inode's mark, and a surviving one would
+	// make the cache's survive too. A write costs the file its mark; its next open asks again.
+	surv := st.IsDir()
+	if surv {
+		mask |= uint64(engine.OnDir)
+	}
+	if b.placeNameMark(fs, fd, r.target, purposeIgnore, mask, surv, gen, 0, st.Ctime) {
+		b.stats.IgnoreMarks.Add(1)
 	}
 }
 
-// removeIgnore takes exactly the ignore bits it put off the object (the kernel refuses bits
-// the mark cannot hold with EINVAL, and bits it does not hold with ENOENT).
-func (b *Backend) removeIgnore(g *kgroup, fs *fsState, e ignoreEntry) {
-	if fs.anchor < 0 {
-		return
-	}
-	fd, err := sys.OpenByHandleAt(fs.anchor, e.handle, sys.O_PATH)
-	if err != nil {
-		return // gone, or evicted: its marks went with it
-	}
-	defer sys.Close(fd)
-	err = sys.FanotifyMark(g.fd, sys.FAN_MARK_REMOVE|sys.FAN_MARK_IGNORE, e.mask, sys.AT_FDCWD,
-		"/proc/self/fd/"+strconv.Itoa(fd))
-	if err != nil && !errorsIsAny(err, syscall.ENOENT) {
-		b.log.Warn("removing an ignore mark", "err", err)
-	}
+// fidAlive reports whether the FID group is reading: name marks rely on it seeing root's
+// moves.
+func (b *Backend) fidAlive() bool {
+	g := b.fidGroupAtomic.Load()
+	return g != nil && !g.closed.Load()
 }
 
-// cachedVerdict is a kernel ignore mark that remembers an allow: enough to find the inode
-// again by handle and take the mark off.
-type cachedVerdict struct {
-	dev    uint64
-	handle sys.FileHandle
-	mask   uint64
-}
-
-// maxCached bounds the verdict cache's bookkeeping; past it, allows are not cached.
-const maxCached = 1 << 20
-
-// cacheVerdict installs an evictable ignore mark for the event's inode and permission event,
-// so that later accesses skip userspace until the file is modified (the mark does not survive
-// modification) or evicted.
-func (b *Backend) cacheVerdict(p *permEvent, ev *engine.Event) {
+// cacheVerdict remembers an allow in the kernel: an evictable ignore mark for the event's
+// inode and permission event (not surviving modification), so that later accesses skip
+// userspace until the file is modified, renamed or linked, a group starts to care
+// (PermissionHook), the policy changes (FlushVerdictCache), or the inode is evicted. The
+// allow was decided on the file's content and on its name: it is cached only for a pinned
+// object (pinnedChain), on a filesystem whose names the FID group watches, if nothing moved
+// the object's ctime or dropped name marks since its path was read (then a write, rename,
+// link or chmod may have slipped in), and while no engine mark has a permission ignore mask
+// that a modification would clear (VolatilePermissionIgnores).
+func (b *Backend) cacheVerdict(p *permEvent, ev *engine.Event, v *view) {
 	mask := uint64(ev.Mask & engine.PermissionEvents)
-	key := ev.Inode.Hi*0x9e3779b97f4a7c15 ^ ev.Inode.Lo
-	b.cacheMu.Lock()
-	_, dup := b.cached[key]
-	full := len(b.cached) >= maxCached
-	b.cacheMu.Unlock()
-	if full {
+	fv := v.fs[ev.Inode.Hi]
+	if mask == 0 || fv == nil || p.st.IsDir() || b.eng.VolatilePermissionIgnores() {
 		return
 	}
-	// The handle first: without it the mark could never be taken off again.
-	h, _, err := sys.NameToHandleAt(int(p.fd), "", sys.AT_EMPTY_PATH)
-	if err != nil {
+	fs := fv.state
+	if !fv.fidWatched || !b.fidAlive() {
+		if b.canFID() {
+			select {
+			case b.janitor <- ignoreRequest{fs: fs, watchNames: true}:
+			default:
+			}
+		}
 		return
 	}
-	path := "/proc/self/fd/" + strconv.Itoa(int(p.fd))
-	if err := sys.FanotifyMark(p.g.fd, sys.FAN_MARK_ADD|sys.FAN_MARK_IGNORE|sys.FAN_MARK_EVICTABLE, mask, sys.AT_FDCWD, path); err != nil {
-		return // e.g. EEXIST: the inode has a real mark in this group
+	path := p.Path()
+	if path == "" {
+		return
 	}
-	b.cacheMu.Lock()
-	c := b.cached[key]
-	c.dev, c.handle, c.mask = ev.Inode.Hi, h, c.mask|mask
-	b.cached[key] = c
-	b.cacheMu.Unlock()
-	if !dup {
+	if _, ok := b.pinnedChain(fs, int(p.fd), p.st, path); !ok {
+		return
+	}
+	if b.placeNameMark(fs, int(p.fd), ev.Inode, purposeCache, mask, false, p.markGen, p.cacheGn, p.st.Ctime) {
 		b.stats.VerdictCached.Add(1)
 	}
 }
@@ -522,39 +516,16 @@ func (b *Backend) cacheVerdict(p *permEvent, ev *engine.Event) {
 // FlushVerdictCache forgets every cached allow (call it when the policy changes): later
 // accesses are decided again.
 func (b *Backend) FlushVerdictCache() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.flushVerdictCacheLocked()
+	// A decision in flight that read the generation before this cannot record its mark.
+	b.cacheGen.Add(1)
+	for _, fv := range b.view.Load().fs {
+		b.dropNameMarks(fv.state, engine.ID{}, purposeCache)
+	}
 }
 
-// flushVerdictCacheLocked takes every verdict-cache ignore mark off. Needs b.mu (for the
-// filesystems' anchors).
-func (b *Backend) flushVerdictCacheLocked() {
-	b.cacheMu.Lock()
-	cached := b.cached
-	b.cached = make(map[uint64]cachedVerdict)
-	b.cacheMu.Unlock()
-	g := b.fdGroup
-	if g == nil {
-		return
-	}
-	for _, c := range cached {
-		fs := b.fss[c.dev]
-		if fs == nil || fs.anchor < 0 {
-			continue
-		}
-		fd, err := sys.OpenByHandleAt(fs.anchor, c.handle, sys.O_PATH)
-		if err != nil {
-			continue // gone: its marks went with it
-		}
-		err = sys.FanotifyMark(g.fd, sys.FAN_MARK_REMOVE|sys.FAN_MARK_IGNORE, c.mask, sys.AT_FDCWD,
-			"/proc/self/fd/"+strconv.Itoa(fd))
-		if err != nil && !errorsIsAny(err, syscall.ENOENT) {
-			b.log.Debug("taking a cached verdict off", "err", err)
-		}
-		sys.Close(fd)
-	}
-}
+// permissionHook is the engine's PermissionHook: a group may now take permission events it
+// did not take when the cached allows were decided, so they go.
+func (b *Backend) permissionHook(engine.Object) { b.FlushVerdictCache() }
 
 func errorsIsAny(err error, errnos ...syscall.Errno) bool {
 	for _, e := range errnos {

@@ -66,10 +66,10 @@ func (b *Backend) resolveDir(fs *fsState, fid *sys.FileID, needAncestry bool) (*
 	if needAncestry && path != "/" && !st.MountRoot {
 		complete := false
 		if known && len(path) < pathMax {
-			d.ancestors, complete = ancestry(filepath.Dir(path), st.Dev, true)
+			d.ancestors, complete = b.ancestry(fs, filepath.Dir(path), st.Dev, true)
 		}
 		if !complete {
-			d.ancestors, complete = dirAncestry(fd)
+			d.ancestors, complete = b.dirAncestry(fs, fd, st)
 		}
 		if !complete {
 			b.stats.PlacesUnknown.Add(1)
@@ -285,17 +285,13 @@ func (g *kgroup) handleFID(kev *sys.FanotifyEvent, v *view, now time.Time) {
 		}
 		fs.recent[handleKey(kev.FID.Handle)] = ev.Path
 	}
+	// Name marks that rested on the names this event changes go before anyone hears of it.
+	b.nameChanged(fs, kev, mask)
 	b.eng.Notify(b.ctx, ev)
 	ev.Release()
-	// Directory moves and deletions invalidate cached paths and ancestries, and may bring an
-	// ignored directory into a subtree.
+	// Directory moves and deletions invalidate cached paths and ancestries.
 	if mask&engine.OnDir != 0 && mask&(engine.Move|engine.Rename|engine.Delete|engine.DeleteSelf|engine.MoveSelf) != 0 {
 		fs.dirGen.Add(1)
-		if len(fv.roots) > 0 && mask&(engine.MovedTo|engine.Rename) != 0 {
-			b.dropIgnoreMarks(fs)
-		}
-	} else if mask&engine.DirentEvents != 0 && mask&engine.Rename == 0 {
-		b.maybeIgnore(kFID, ev, v)
 	}
 }
 

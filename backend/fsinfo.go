@@ -13,7 +13,8 @@ import (
 )
 
 // openAnchor opens a readable directory on the filesystem of fd (found at path): the root of
-// the mount it is on. open_by_handle_at needs a mount descriptor that is not O_PATH, fs marks
+// the mount it is on, when no mount of the filesystem's root is in sight (see
+// openRootAnchor). open_by_handle_at needs a mount descriptor that is not O_PATH, fs marks
 // need a path on the filesystem, and an open descriptor pins its dentry — the kernel would
 // report DELETE_SELF of a pinned object only once it closes — so the anchor is a directory
 // that cannot be deleted while mounted. If the mount root cannot be found (the path is from
@@ -57,12 +58,12 @@ func openAnchor(fd int, path string, dev uint64) int {
 	return -1
 }
 
-// fsRootIno returns the inode number of the root directory of the filesystem on dev, found
-// through a mount of that filesystem's root in /proc/self/mountinfo; 0 if none is mounted.
-func fsRootIno(dev uint64) uint64 {
+// fsRoot returns where a mount of the root directory of the filesystem on dev is (found in
+// /proc/self/mountinfo) and that directory's inode number; "" and 0 if none is mounted here.
+func fsRoot(dev uint64) (string, uint64) {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
-		return 0
+		return "", 0
 	}
 	defer f.Close()
 	want := strconv.FormatUint(uint64(sys.Major(dev)), 10) + ":" + strconv.FormatUint(uint64(sys.Minor(dev)), 10)
@@ -74,12 +75,28 @@ func fsRootIno(dev uint64) uint64 {
 		if len(fields) < 5 || fields[2] != want || fields[3] != "/" {
 			continue
 		}
-		st, err := sys.Statx(sys.AT_FDCWD, unescapeMountinfo(fields[4]), sys.AT_SYMLINK_NOFOLLOW)
-		if err == nil && st.Dev == dev {
-			return st.Ino
+		mnt := unescapeMountinfo(fields[4])
+		st, err := sys.Statx(sys.AT_FDCWD, mnt, sys.AT_SYMLINK_NOFOLLOW)
+		if err == nil && st.Dev == dev && st.MountRoot {
+			return mnt, st.Ino
 		}
 	}
-	return 0
+	return "", 0
+}
+
+// openRootAnchor opens the mount of the filesystem's root directory at mnt (from fsRoot) as
+// the filesystem's anchor: open_by_handle_at through it yields paths from the filesystem's
+// root, whatever mount an object was reached by.
+func openRootAnchor(mnt string, dev, ino uint64) int {
+	a, err := sys.Open(mnt, sys.O_RDONLY|sys.O_DIRECTORY, 0)
+	if err != nil {
+		return -1
+	}
+	if st, err := sys.Fstat(a); err != nil || st.Dev != dev || st.Ino != ino || !st.MountRoot {
+		sys.Close(a)
+		return -1
+	}
+	return a
 }
 
 // unescapeMountinfo undoes mountinfo's octal escapes (\040 for a space, ...).

@@ -120,6 +120,7 @@ func (b *Backend) startGroupLocked(k int) (*kgroup, error) {
 	}
 	if k == kFD {
 		b.fdGroup = g
+		b.fdGroupAtomic.Store(g)
 		b.fdNudge.Store(g.nudge)
 	} else {
 		b.fidGrp = g
@@ -263,6 +264,9 @@ func (g *kgroup) readLoop() {
 			// answers: only closing the group releases them (allowed by the kernel).
 			b.log.Error("malformed fanotify buffer; closing the group", "group", g.name(), "err", perr)
 			g.close()
+			if g.k == kFID {
+				b.dropAllNameMarks() // nothing watches names any more
+			}
 			return
 		}
 	}
@@ -280,6 +284,11 @@ func (g *kgroup) name() string {
 func (g *kgroup) overflow() {
 	b := g.b
 	b.stats.KernelOverflows.Add(1)
+	if g.k == kFID {
+		// Moves and links may be among the lost events: the directory caches and every name
+		// mark that rested on seeing them go.
+		b.dropAllNameMarks()
+	}
 	bits := fdBits
 	if g.k == kFID {
 		bits = fidBits

@@ -23,9 +23,6 @@ const (
 	// fidBits need a FID-mode group (FAN_REPORT_DFID_NAME).
 	fidBits = engine.Attrib | engine.Create | engine.Delete | engine.Move | engine.DeleteSelf |
 		engine.MoveSelf | engine.Rename | engine.FSError
-	// dirWatchBits keep the FID group told of directory moves and deletions on a filesystem
-	// with subtrees, so that cached directory paths and ancestries stay right.
-	dirWatchBits = engine.MovedFrom | engine.MovedTo | engine.Delete | engine.OnDir
 )
 
 const (
@@ -51,14 +48,24 @@ type fsState struct {
 	eocDirs  map[engine.ID]bool        // directories whose inode marks watch children
 	inodeDir map[engine.ID]int         // parents of marked non-directories (no ignore marks there)
 	kmask    [2]uint64                 // kernel filesystem mark masks (FD, FID)
-	// fidWatched: the FID group's filesystem mark reports this filesystem's directory moves
-	// and deletions (dirWatchBits), so caches keyed by its directory generation are sound.
+	// fidWatched: the FID group's filesystem mark reports this filesystem's moves, links,
+	// deletions and attribute changes (nameWatchBits), so caches keyed by its directory
+	// generation are sound and name marks may be placed.
 	fidWatched bool
+	// nameWatch asks for the FID watch on a filesystem without subtrees (for the verdict
+	// cache). Guarded by Backend.mu.
+	nameWatch bool
 
-	ignMu   sync.Mutex
-	ignored [2]map[engine.ID]ignoreEntry // evictable ignore marks by object; guarded by ignMu
-	ignGen  atomic.Uint64                // bumped whenever ignore marks are dropped
-	dirGen  atomic.Uint64                // bumped when a directory moves or is deleted
+	// Name marks (names.go), guarded by ignMu.
+	ignMu       sync.Mutex
+	nameMarks   map[engine.ID]*nameMark  // the FD group's ignore marks, by object
+	nameKeys    map[string]engine.ID     // the same, by handle key (as fid records name them)
+	trusted     map[engine.ID]trustedDir // directories pinned up to the filesystem root
+	trustedKeys map[string]struct{}      // the same, by handle key
+	// markGen is bumped (under ignMu) whenever name marks are dropped and whenever the view
+	// changes: a mark decided before is never recorded after.
+	markGen atomic.Uint64
+	dirGen  atomic.Uint64 // bumped when a directory moves or is deleted
 }
 
 // registered is what the readers know of an object resolved through the backend.
@@ -77,7 +84,14 @@ func (b *Backend) fsLocked(dev uint64, fd int, path string) (*fsState, error) {
 	if err != nil {
 		return nil, err
 	}
-	anchor := openAnchor(fd, path, dev)
+	rootPath, rootIno := fsRoot(dev)
+	anchor := -1
+	if rootPath != "" {
+		anchor = openRootAnchor(rootPath, dev, rootIno)
+	}
+	if anchor < 0 {
+		anchor = openAnchor(fd, path, dev)
+	}
 	markFd := anchor
 	if markFd < 0 {
 		if markFd, err = sys.Dup(fd); err != nil {
@@ -89,10 +103,10 @@ func (b *Backend) fsLocked(dev uint64, fd int, path string) (*fsState, error) {
 		subtrees: map[engine.ID]engine.Mask{}, mounts: map[uint64]engine.Mask{},
 		eocDirs: map[engine.ID]bool{}, inodeDir: map[engine.ID]int{},
 		handles: map[string]registered{}, dirs: map[string]*dirInfo{}, recent: map[string]string{},
+		rootIno: rootIno,
 	}
-	fs.rootIno = fsRootIno(dev)
-	fs.ignored[kFD] = map[engine.ID]ignoreEntry{}
-	fs.ignored[kFID] = map[engine.ID]ignoreEntry{}
+	fs.nameMarks, fs.nameKeys = map[engine.ID]*nameMark{}, map[string]engine.ID{}
+	fs.trusted, fs.trustedKeys = map[engine.ID]trustedDir{}, map[string]struct{}{}
 	b.fss[dev] = fs
 	return fs, nil
 }
@@ -113,6 +127,11 @@ func (b *Backend) hook(obj engine.Object, old, new engine.Mask) error {
 	}
 	fs := b.fss[o.dev]
 	var err error
+	// Growth of a mark that sees more than one object (a mount, a filesystem, a subtree, a
+	// directory's children) may want events that outside-ignore marks now hide: they all go
+	// once the new view is published (after it, the janitor decides from the new marks).
+	dropIgnores := b.mode == ModeFanotify && new&^old != 0 &&
+		(obj.Kind != engine.KindInode || o.isDir && new&engine.EventOnChild != 0)
 	switch {
 	case b.mode == ModeInotify:
 		err = b.inotifyMarkLocked(o, fs, new)
@@ -137,12 +156,6 @@ func (b *Backend) hook(obj engine.Object, old, new engine.Mask) error {
 	case obj.Kind == engine.KindSubtree:
 		prev, had := fs.subtrees[obj.ID]
 		setMask(fs.subtrees, obj.ID, new)
-		if new&^prev != 0 {
-			// A subtree appeared or grew: directories we told the kernel to ignore may be
-			// inside it now. Drop every ignore mark on this filesystem before returning, so
-			// that no event of the new subtree escapes.
-			b.dropIgnoreMarks(fs)
-		}
 		if err = b.syncFsLocked(fs); err != nil {
 			if had {
 				fs.subtrees[obj.ID] = prev
@@ -155,13 +168,12 @@ func (b *Backend) hook(obj engine.Object, old, new engine.Mask) error {
 	if err != nil {
 		return err
 	}
-	if new&engine.PermissionEvents&^old != 0 {
-		// A new permission interest: an allow cached for other groups must not hide events
-		// from this one.
-		b.flushVerdictCacheLocked()
-	}
 	o.union = new
 	b.publishViewLocked()
+	if dropIgnores {
+		// Before returning, so that no event of the grown mark escapes once AddMark returns.
+		b.dropNameMarks(fs, engine.ID{}, purposeIgnore)
+	}
 	if o.fd >= 0 && o.hasHandle && b.mode == ModeFanotify {
 		// The kernel marks are in place: let go of the descriptor (it pins the dentry, so the
 		// kernel would report the object's deletion only once we closed it); the handle
@@ -218,12 +230,9 @@ func kernelMask(k int, m engine.Mask) uint64 {
 
 func (b *Backend) markInodeLocked(o *object, fs *fsState, path string, new engine.Mask) error {
 	if new&^o.union != 0 {
-		// Our ignore marks on the object or its directory would hide events from this mark:
-		// drop them first (the kernel keeps an ignore mask on an inode mark it upgrades).
-		b.dropIgnoreMark(fs, o.obj.ID)
-		if !o.parent.IsZero() {
-			b.dropIgnoreMark(fs, o.parent)
-		}
+		// An outside-ignore mark on the object would hide events from this mark: drop it
+		// first (the kernel keeps an ignore mask on an inode mark it upgrades).
+		b.dropNameMarks(fs, o.obj.ID, purposeIgnore)
 	}
 	var firstErr error
 	for k := kFD; k <= kFID; k++ {
@@ -267,11 +276,11 @@ func (b *Backend) syncFsLocked(fs *fsState) error {
 		union |= m
 	}
 	var firstErr error
-	defer func() { fs.fidWatched = fs.kmask[kFID]&uint64(dirWatchBits) == uint64(dirWatchBits) }()
+	defer func() { fs.fidWatched = fs.kmask[kFID]&uint64(nameWatchBits) == uint64(nameWatchBits) }()
 	for k := kFD; k <= kFID; k++ {
 		want := kernelMask(k, union)
-		if k == kFID && len(fs.subtrees) > 0 && b.canFID() {
-			want |= uint64(dirWatchBits)
+		if k == kFID && (len(fs.subtrees) > 0 || fs.nameWatch) && b.canFID() {
+			want |= uint64(nameWatchBits)
 		}
 		if err := b.setKernelMarkLocked(k, sys.FAN_MARK_FILESYSTEM, markPathFd(fs.fd), &fs.kmask[k], want); err != nil && firstErr == nil {
 			firstErr = err
@@ -375,8 +384,9 @@ type fsView struct {
 	handles    map[string]registered
 	eocDirs    map[engine.ID]bool
 	inodeDirs  map[engine.ID]int
-	// ignGen is the filesystem's ignore generation when this view was published.
-	ignGen uint64
+	// allRoots are the subtree roots on this filesystem, as an ancestry: the conservative
+	// ancestry of an object whose real one cannot be found (shared, never modified).
+	allRoots []engine.ID
 	// fidWatched: see fsState.fidWatched.
 	fidWatched bool
 	// subtreeOnly[k]: the bits kernel group k's filesystem mark has only because of subtrees
@@ -386,6 +396,15 @@ type fsView struct {
 	// an event whose place is unknown may be (engine.Event.PossibleAncestors; shared, never
 	// modified).
 	possibleAncestors []engine.ID
+}
+
+// allRootsOf returns the conservative ancestry of an object on dev whose real one is unknown:
+// every subtree root there.
+func (v *view) allRootsOf(dev uint64) []engine.ID {
+	if fv := v.fs[dev]; fv != nil {
+		return fv.allRoots
+	}
+	return nil
 }
 
 // publishViewLocked rebuilds the readers' snapshot. Needs b.mu.
@@ -398,6 +417,7 @@ func (b *Backend) publishViewLocked() {
 		var sub engine.Mask
 		for id, m := range fs.subtrees {
 			fv.roots[id] = true
+			fv.allRoots = append(fv.allRoots, id)
 			sub |= m
 		}
 		for id := range fv.roots {
@@ -421,16 +441,16 @@ func (b *Backend) publishViewLocked() {
 			for k := kFD; k <= kFID; k++ {
 				fv.subtreeOnly[k] = kernelMask(k, sub&^wide) &^ uint64(engine.EventFlags)
 			}
-			fv.subtreeOnly[kFID] |= uint64((dirWatchBits &^ engine.OnDir) &^ wide)
 		}
 		v.fs[dev] = fv
 		v.byFsid[fs.fsid] = fv
 	}
-	// A new view invalidates every ignore decision taken from the old one: the janitor only
-	// installs marks decided from the current view (its generation), under ignMu.
-	for dev, fs := range b.fss {
+	// A new view invalidates every name-mark decision taken from the old one: the janitor
+	// reads a filesystem's generation and the view together under ignMu, and records a mark
+	// only if the generation still holds.
+	for _, fs := range b.fss {
 		fs.ignMu.Lock()
-		v.fs[dev].ignGen = fs.ignGen.Add(1)
+		fs.markGen.Add(1)
 		b.view.Store(v)
 		fs.ignMu.Unlock()
 	}

@@ -88,22 +88,6 @@ func leadsTo(path string, st *sys.Stat) bool {
 	return err == nil && got.Dev == st.Dev && got.Ino == st.Ino
 }
 
-// dirAncestry returns the IDs of the directories above directory fd, nearest first, up to
-// its mount's root, found from the descriptor (sys.WalkUp), and whether that is the whole
-// way up. The root of a mount that is not the root of its filesystem (a bind mount of a
-// subdirectory) ends the walk as the path-based ancestry does.
-func dirAncestry(fd int) ([]engine.ID, bool) {
-	levels, complete, err := sys.WalkUp(fd, maxWalkLevels)
-	if err != nil || len(levels) == 0 {
-		return nil, false
-	}
-	chain := make([]engine.ID, 0, len(levels)-1)
-	for _, l := range levels[1:] {
-		chain = append(chain, inodeID(l.Dev, l.Ino))
-	}
-	return chain, complete
-}
-
 // placeUnknown marks ev as possibly below every subtree root and every children-watching
 // directory on its filesystem (fv nil: none are marked), and below the directories known,
 // those the caller knows to be above it (its parent, say).
@@ -121,22 +105,80 @@ func placeUnknown(ev *engine.Event, fv *fsView, known ...engine.ID) {
 }
 
 // ancestry returns the IDs of dir and the directories above it on device dev, nearest first,
-// stopping at the filesystem's boundary; with all unset only dir's own ID. complete reports
-// whether it got them all: it reached the root of the mount (or /), or (all unset) dir.
+// up to the filesystem's root; with all unset only dir's own ID. complete reports whether it
+// got them all: it reached the root of the filesystem (or, with no mount of that root in
+// sight, the highest directory this mount namespace names), or (all unset) dir. A walk that
+// meets the root of a mount of a directory below the filesystem's root (a bind mount) goes on
+// from where that directory is in the whole filesystem, found by handle through fs's anchor.
 // A directory that cannot be stat'ed on the way (moved or removed meanwhile, or a path that
 // does not name what the caller thinks) leaves it incomplete.
-func ancestry(dir string, dev uint64, all bool) (chain []engine.ID, complete bool) {
-	for {
+func (b *Backend) ancestry(fs *fsState, dir string, dev uint64, all bool) (chain []engine.ID, complete bool) {
+	for hops := 0; ; {
 		st, err := sys.Statx(sys.AT_FDCWD, dir, sys.AT_SYMLINK_NOFOLLOW)
 		if err != nil || st.Dev != dev {
 			return chain, false
 		}
 		chain = append(chain, inodeID(st.Dev, st.Ino))
-		if !all || dir == "/" || st.MountRoot {
+		if !all {
 			return chain, true
+		}
+		if st.MountRoot || dir == "/" {
+			if fs.isRoot(st.Ino) {
+				return chain, true
+			}
+			// A mount of a directory below the filesystem's root: go on above it.
+			if hops++; hops > 8 {
+				return chain, false
+			}
+			whole, ok := dirPathByHandle(fs, dir, st)
+			if !ok || whole == "/" {
+				return chain, false
+			}
+			dir = filepath.Dir(whole)
+			continue
 		}
 		dir = filepath.Dir(dir)
 	}
+}
+
+// isRoot reports whether ino is the root of fs's filesystem, as far as this mount namespace
+// can tell: with no mount of that root in sight, the root of any mount counts.
+func (fs *fsState) isRoot(ino uint64) bool {
+	return fs == nil || fs.rootIno == 0 || ino == fs.rootIno
+}
+
+// dirPathByHandle is pathByHandle for the directory at dir (stat st).
+func dirPathByHandle(fs *fsState, dir string, st sys.Stat) (string, bool) {
+	fd, err := sys.Open(dir, sys.O_PATH|sys.O_DIRECTORY, 0)
+	if err != nil {
+		return "", false
+	}
+	defer sys.Close(fd)
+	return pathByHandle(fs, fd, st)
+}
+
+// dirAncestry returns the IDs of the directories above directory fd (stat st), nearest first,
+// up to the filesystem's root, found from the descriptor (sys.WalkUp), and whether that is the
+// whole way up. A walk that ends at the root of a mount of a subdirectory (a bind mount) goes
+// on from the directory's place in the whole filesystem (by handle), if its path is short
+// enough to be read; else it is incomplete.
+func (b *Backend) dirAncestry(fs *fsState, fd int, st sys.Stat) ([]engine.ID, bool) {
+	levels, complete, err := sys.WalkUp(fd, maxWalkLevels)
+	if err != nil || len(levels) == 0 {
+		return nil, false
+	}
+	if last := levels[len(levels)-1]; complete && last.MountRoot && !fs.isRoot(last.Ino) {
+		whole, ok := pathByHandle(fs, fd, st)
+		if !ok || whole == "/" {
+			return nil, false
+		}
+		return b.ancestry(fs, filepath.Dir(whole), st.Dev, true)
+	}
+	chain := make([]engine.ID, 0, len(levels)-1)
+	for _, l := range levels[1:] {
+		chain = append(chain, inodeID(l.Dev, l.Ino))
+	}
+	return chain, complete
 }
 
 // fdObjectPath is eventPath for a descriptor the backend opened itself: "" if unknown.
