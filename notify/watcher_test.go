@@ -640,3 +640,53 @@ func TestWatcherUnprivileged(t *testing.T) {
 		t.Fatalf("as nobody: %v\n%s", err, out)
 	}
 }
+
+// TestWatcherMovedInFileEvents: a file opened outside a recursive watch — so the backend put
+// an outside-ignore mark on it (it is root's, in root's directories) — then moved in by root,
+// reports its OPEN, WRITE and CLOSE_WRITE inside the watch once its move was reported (the
+// backend drops the mark before it dispatches the move: docs/security.md).
+func TestWatcherMovedInFileEvents(t *testing.T) {
+	testenv.RequireRoot(t)
+	e := &env{t: t, mode: backend.ModeFanotify, dir: testenv.Tmpfs(t)}
+	b, err := backend.New(backend.Options{Mode: backend.ModeFanotify})
+	must(t, err)
+	t.Cleanup(func() { b.Close() })
+	e.b = b
+	w := e.watcher()
+	must(t, os.MkdirAll(e.path("w"), 0o755))
+	must(t, os.MkdirAll(e.path("out"), 0o755))
+	must(t, w.AddWith(e.path("w"), WithRecursive(), WithOps(Create|Open|Write|CloseWrite|CloseRead)))
+	out, in := e.path("out", "f"), e.path("w", "f")
+	must(t, os.WriteFile(out, []byte("x"), 0o644))
+	deadline := time.Now().Add(hang)
+	for b.Stats().IgnoreMarks == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no outside-ignore mark was placed")
+		}
+		f, err := os.Open(out)
+		must(t, err)
+		f.Close()
+		time.Sleep(2 * time.Millisecond)
+	}
+	drops := b.Stats().NameMarkDrops
+	if o, err := exec.Command("mv", out, in).CombinedOutput(); err != nil {
+		t.Fatalf("mv: %v %s", err, o)
+	}
+	until(t, w, is(Create, in))
+	if b.Stats().NameMarkDrops == drops {
+		t.Error("the move dropped no name mark")
+	}
+	f, err := os.OpenFile(in, os.O_WRONLY|os.O_APPEND, 0)
+	must(t, err)
+	_, err = f.WriteString("more")
+	must(t, err)
+	must(t, f.Close())
+	evs := until(t, w, is(CloseWrite, in))
+	var ops Op
+	for _, op := range opsOn(evs, in) {
+		ops |= op
+	}
+	if ops&(Open|Write) != Open|Write {
+		t.Errorf("the moved-in file's events: %v, want OPEN, WRITE and CLOSE_WRITE:\n%s", ops, show(evs))
+	}
+}
