@@ -115,7 +115,8 @@ func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", " 
 //
 // Events are printed as "event ID MASK fd=B path=PATH" (not with quiet), Resync events as
 // "resync", overflows as "overflow". With auto=allow or auto=deny it answers every permission
-// event at once (with errno=N, a deny carries errno N).
+// event at once (with errno=N, a deny carries errno N); auto=allow-cache allows and asks the
+// kernel to cache the allow.
 func clientHelper() int {
 	opts := client.Options{Socket: os.Getenv("FSND_SOCKET"), Name: "helper"}
 	var auto string
@@ -201,8 +202,9 @@ func clientHelper() int {
 						ev.FD.Close()
 					}
 					if ev.ID != 0 && auto != "" {
-						v, _ := engine.ParseVerdict(auto)
-						if err := c.Respond(ev.ID, engine.Response{Verdict: v, Errno: autoErrno}); err != nil {
+						verdict, cache := strings.CutSuffix(auto, "-cache")
+						v, _ := engine.ParseVerdict(verdict)
+						if err := c.Respond(ev.ID, engine.Response{Verdict: v, Errno: autoErrno, Cache: cache}); err != nil {
 							say("respond-err %s %s", errCode(err), oneLine(err))
 						}
 					}
