@@ -110,8 +110,9 @@ var (
 	// Deny fails the access with EPERM.
 	Deny = Verdict{deny: true}
 	// AllowAndCache allows and lets the kernel remember it for this file and kind of access
-	// until the file is modified (only if the Guard was created with Cache, and only where
-	// every permission listener on the file allowed caching).
+	// until the file is modified, renamed or linked (only if the Guard was created with
+	// Cache, only where every permission listener on the file allowed caching, and only for
+	// files no unprivileged user could rename or link: docs/security.md).
 	AllowAndCache = Verdict{cache: true}
 )
 
@@ -304,7 +305,10 @@ type GuardConfig struct {
 	// filesystem whose place cannot be known (its path is deeper than the kernel prints) is
 	// decided too, as possibly inside: see Request.PathUnknown.
 	Paths []string
-	// Mounts and Filesystems are guarded whole (a path on each names it).
+	// Mounts and Filesystems are guarded whole (a path on each names it). A mount mark sees
+	// only accesses through that one mount: not through a bind mount, nor from a process in
+	// another mount namespace (which unprivileged users can make where user namespaces are
+	// allowed). Paths and Filesystems see every mount of the filesystem (docs/security.md).
 	Mounts, Filesystems []string
 	// Events are the kinds of access to decide on (default AccessOpen).
 	Events AccessKind

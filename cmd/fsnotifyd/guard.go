@@ -30,7 +30,11 @@ recursively, including files in directories created later (no window). The
 accessing process waits for the verdict; a denied access fails with EPERM.
 
 --mount guards the whole mount of each PATH instead (one mount mark: every
-file on that mount, whatever its directory), as fapolicyd does.
+file on that mount, whatever its directory), as fapolicyd does. A mount mark
+sees only that mount: the same files reached through a bind mount, or from
+another mount namespace (which any user can make with "unshare -Urm" where
+unprivileged user namespaces are on), are not decided. Guarding a directory
+sees every mount of its filesystem. See docs/security.md.
 
 Rules: --deny GLOB and --allow GLOB, in command-line order, then the rules
 of --policy FILE (syntax: docs/policy.md); the first match wins, and with no
@@ -60,7 +64,9 @@ guard's to choose: if the guard is killed, accesses are allowed; while it is
 stopped (SIGSTOP), they wait. See docs/security.md.
 
 --permissive decides and audits but allows everything. --cache lets the
-kernel remember allows until the file changes.
+kernel remember allows until the file changes, for files no unprivileged
+user could rename or link (root's, in root's directories); others are
+decided every time.
 --audit FILE (or - for stdout) writes one JSON line per decision: time, path,
 pid, comm, exe (where a rule read it, and for every deny), event, verdict,
 rule, error, latency.
