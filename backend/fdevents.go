@@ -266,7 +266,7 @@ func (b *Backend) translateFD(kev *sys.FanotifyEvent, v *view, now time.Time, wi
 			if !known {
 				raw, _ = sys.FdPath(int(kev.Fd)) // what the kernel printed, if anything
 			}
-			if vpath, ok := b.verifyPath(fv.state, int(kev.Fd), st, raw); raw != "" && ok {
+			if vpath, ok := b.verifyPath(fv.state, int(kev.Fd), st, raw, kev.Pid); raw != "" && ok {
 				path, known = vpath, true
 			} else if known {
 				path, known = "", false

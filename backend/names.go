@@ -448,13 +448,16 @@ func (b *Backend) pollHardlinks() {
 
 // verifyPath returns a path naming the object of fd (stat st) in this process's mount
 // namespace, and whether it found one: the descriptor's own path when it resolves back to the
-// same inode on the same mount — else that path may come from another mount namespace (a
-// bind mount in a user namespace) and name something else here — or, for a directory or a
-// file with one link, the object's path through the filesystem's anchor (decoded by handle).
-func (b *Backend) verifyPath(fs *fsState, fd int, st sys.Stat, path string) (string, bool) {
+// same inode on the same mount. Else that path may come from another mount namespace (a bind
+// mount in a user namespace) and name something else here, or nothing; then, for a directory
+// or a file with one link, the object's path through the filesystem's anchor (decoded by
+// handle); for a file with more links (decoding may pick another of its names), its name
+// under the directory that holds it in the accessing process's namespace (pid's /proc root),
+// that directory decoded here. The root of a mount of something below the filesystem's root
+// is found by handle only: the directory above its path is where the mount sits, not its
+// parent.
+func (b *Backend) verifyPath(fs *fsState, fd int, st sys.Stat, path string, pid int32) (string, bool) {
 	if st.MountRoot && !fs.isRoot(st.Ino) {
-		// The root of a mount of a directory (or file) below the filesystem's root: the
-		// directory above its path is where the mount sits, not its parent.
 		return pathByHandle(fs, fd, st)
 	}
 	if path != "" && len(path) < pathMax {
@@ -463,7 +466,35 @@ func (b *Backend) verifyPath(fs *fsState, fd int, st sys.Stat, path string) (str
 			return path, true
 		}
 	}
-	return pathByHandle(fs, fd, st)
+	if p, ok := pathByHandle(fs, fd, st); ok {
+		return p, true
+	}
+	if pid <= 0 || st.IsDir() || !filepath.IsAbs(path) || path == "/" || len(path) >= pathMax {
+		return "", false
+	}
+	dfd, err := sys.Open("/proc/"+strconv.Itoa(int(pid))+"/root"+filepath.Dir(path), sys.O_PATH|sys.O_DIRECTORY, 0)
+	if err != nil {
+		return "", false
+	}
+	defer sys.Close(dfd)
+	base := filepath.Base(path)
+	cst, err := sys.Statx(dfd, base, sys.AT_SYMLINK_NOFOLLOW)
+	if err != nil || cst.Dev != st.Dev || cst.Ino != st.Ino || cst.MntID != st.MntID || cst.MountRoot {
+		return "", false
+	}
+	dst, err := sys.Fstat(dfd)
+	if err != nil {
+		return "", false
+	}
+	dir, ok := pathByHandle(fs, dfd, dst)
+	if !ok {
+		return "", false
+	}
+	p := filepath.Join(dir, base)
+	if vst, err := sys.Statx(sys.AT_FDCWD, p, sys.AT_SYMLINK_NOFOLLOW); err != nil || vst.Dev != st.Dev || vst.Ino != st.Ino {
+		return "", false
+	}
+	return p, true
 }
 
 // pathByHandle returns the path of the object of fd (stat st) through fs's anchor, decoded by

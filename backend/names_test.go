@@ -846,3 +846,31 @@ func TestKernelIgnoreMarkFacts(t *testing.T) {
 		os.Remove(p)
 	}
 }
+
+// TestOtherNamespaceParent: a file with two links, in a directory a permission group watches
+// through an inode mark (FAN_EVENT_ON_CHILD), opened by nobody through a bind mount made in a
+// user namespace: the event's path names nothing here and the file's handle may decode to its
+// other name, so the backend finds the parent in the opener's own namespace (/proc/PID/root)
+// and the directory's group decides (EPERM).
+func TestOtherNamespaceParent(t *testing.T) {
+	root := testenv.PublicTmpfs(t)
+	j := filepath.Join
+	g, pub, other := j(root, "g"), j(root, "pub"), j(root, "other")
+	mustSh(t, nil, "mkdir "+g+" "+pub+" "+other+" && chown 65534:65534 "+pub+" && echo x > "+g+"/k.key && ln "+g+"/k.key "+other+"/k.key")
+	b := newBackend(t, ModeFanotify)
+	d := newDecider(false)
+	dg := newGroup(t, b, engine.Options{Name: "dir", Class: engine.ClassContent, Deadline: permDeadline, Handler: d.handle})
+	mark(t, b, dg, g, engine.KindInode, engine.MarkSpec{Mask: engine.OpenPerm | engine.EventOnChild})
+	if e := catAs(t, nobodyCred, j(g, "k.key")); e != syscall.EPERM {
+		t.Fatalf("open in the watched directory: %v, want EPERM", e)
+	}
+	requireUserns(t)
+	before := d.count(j(g, "k.key"))
+	out, err := shAs(nobodyCred, "unshare -Urm sh -c 'mount --bind "+g+" "+pub+" && cat "+j(pub, "k.key")+"'")
+	if err == nil || !strings.Contains(out, "Operation not permitted") {
+		t.Fatalf("as nobody through a bind mount in a user namespace: %v %s, want EPERM", err, out)
+	}
+	if d.count(j(g, "k.key")) != before+1 {
+		t.Fatalf("the open was not decided under the file's real name")
+	}
+}
