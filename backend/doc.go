@@ -32,12 +32,24 @@
 //
 // A subtree mark becomes a filesystem mark in the kernel plus an ancestry filter here: the
 // engine finds the subtree through the event's ancestor directories, so a file created in a
-// directory created a microsecond earlier is seen (no inotify mkdir race). What that costs the
-// rest of the filesystem is kept near zero: after the first event from a directory outside
-// every subtree, the backend puts an evictable ignore mark (FAN_MARK_IGNORE|FAN_MARK_EVICTABLE,
-// with FAN_EVENT_ON_CHILD) on that directory, so the kernel stops sending its children's
-// events; the marks are dropped when a subtree is added on that filesystem or a directory
-// moves.
+// directory created a microsecond earlier is seen (no inotify mkdir race). A subtree is a set
+// of dentries, whatever mount they are reached through: an event's path is used only once it
+// is verified to name the event's object in this mount namespace (same inode, same mount),
+// else the object is found by handle through an anchor on the filesystem's root mount, or
+// under its directory in the opener's namespace (/proc/PID/root); a walk that meets the root
+// of a bind mount of a subdirectory goes on above it; a path still not found is unknown, and
+// the event is placed as below (paths.go).
+//
+// What that costs the rest of the filesystem is kept near zero: after the first event from
+// an object outside every subtree, the janitor puts an evictable ignore mark
+// (FAN_MARK_IGNORE|FAN_MARK_EVICTABLE) on that object, so the kernel stops sending its events.
+// Such a mark is keyed by inode but stands for a decision about a name, which rename(2) and
+// link(2) change without any event that could wait for us; so it goes only on a pinned
+// object — one whose names no untrusted user can change (names.go: pinnedChain) — and it is
+// dropped when the FID reader sees root change a name it depends on (nameChanged, before the
+// event is dispatched), when a mark that sees more than one object grows, and whenever the
+// backend may have missed a name change. docs/security.md ("Ignore marks and the verdict
+// cache") states the invariants and their tests.
 //
 // An event whose path the kernel cannot print (deeper than PATH_MAX), or prints wrong (a file
 // opened by handle, disconnected from the tree), is placed by its directory's descriptor when
@@ -56,14 +68,31 @@
 // answering never wait on a group's reader, a log write, or a lock that a mark operation
 // holds: readers see the mark state through an immutable snapshot.
 //
+// An allow the engine returns with Cache (every group that took the event allowed with
+// Cache) becomes an evictable ignore mark for that inode and permission event, placed before
+// the answer — the verdict cache. It is a name mark too, placed only on a pinned object, and
+// it holds until the file is modified (the kernel clears it on FS_MODIFY: write, truncate),
+// replaced (a new inode), renamed, linked, moved with a directory or chmod'ed (the FID
+// reader), the policy changes (FlushVerdictCache), or any group starts to take permission
+// events (the engine's PermissionHook, even when no union grows). Nothing is cached while an
+// engine mark has a permission ignore mask that a modification would clear.
+//
 // # Lock order
 //
 //	Backend.mu          objects, filesystems, kernel marks (taken by the MaskHook)
-//	├── fsState.ignMu   a filesystem's evictable ignore marks
-//	└── Backend.cacheMu the verdict cache's ignore marks
+//	└── fsState.ignMu   a filesystem's name marks, pinned directories, mark generation
 //	Backend.inflightMu  kernel permission events not yet answered (a leaf)
 //	Exemptions.mu       exempt helper pids (a leaf)
 //
 // The MaskHook runs with the engine's per-object hook lock held and takes Backend.mu; the
-// readers take neither.
+// PermissionHook runs with it too and takes only fsState.ignMu. The readers never take
+// Backend.mu; they take fsState.ignMu (a leaf for them) only to record or drop name marks,
+// and make no system call while holding it.
+//
+// # Goroutines
+//
+// One reader per kernel group (readLoop: the FD group's on a thread of its own), the
+// janitor (runJanitor: places outside-ignore marks and name watches, polls
+// fs.protected_hardlinks), and, for each permission event a group holds, the goroutine that
+// delivers the group's answer finishes the walk (Walk.Await). Close ends them all.
 package backend
