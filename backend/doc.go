@@ -87,7 +87,11 @@
 // The MaskHook runs with the engine's per-object hook lock held and takes Backend.mu; the
 // PermissionHook runs with it too and takes only fsState.ignMu. The readers never take
 // Backend.mu; they take fsState.ignMu (a leaf for them) only to record or drop name marks,
-// and make no system call while holding it.
+// and make no system call while holding it. A name mark being placed is counted
+// (fsState.placing) from its generation check to its record; a drop waits on fsState.placed
+// until none is in flight, so that once it returns no mark decided before it remains. A
+// placement never waits for anything but ignMu, so these waits are bounded by one
+// fanotify_mark(2).
 //
 // # Goroutines
 //

@@ -65,6 +65,10 @@ type fsState struct {
 	// markGen is bumped (under ignMu) whenever name marks are dropped and whenever the view
 	// changes: a mark decided before is never recorded after.
 	markGen atomic.Uint64
+	// placing counts name marks being placed (between the generation check and the record);
+	// placed (on ignMu) wakes drops that wait for them.
+	placing int
+	placed  *sync.Cond
 	dirGen  atomic.Uint64 // bumped when a directory moves or is deleted
 }
 
@@ -107,6 +111,7 @@ func (b *Backend) fsLocked(dev uint64, fd int, path string) (*fsState, error) {
 	}
 	fs.nameMarks, fs.nameKeys = map[engine.ID]*nameMark{}, map[string]engine.ID{}
 	fs.trusted, fs.trustedKeys = map[engine.ID]trustedDir{}, map[string]struct{}{}
+	fs.placed = sync.NewCond(&fs.ignMu)
 	b.fss[dev] = fs
 	return fs, nil
 }

@@ -218,11 +218,25 @@ func (fs *fsState) takeNameMarksLocked(id engine.ID, purposes int) []nameRemoval
 }
 
 // dropNameMarks takes purposes off the name marks on fs (one object, or all when id is zero).
+// It returns once no mark decided before the drop can remain: placements in flight have
+// recorded their mark (then it is taken here too) or taken it off themselves.
 func (b *Backend) dropNameMarks(fs *fsState, id engine.ID, purposes int) {
 	fs.ignMu.Lock()
 	rm := fs.takeNameMarksLocked(id, purposes)
+	for fs.placing > 0 {
+		fs.placed.Wait()
+		rm = append(rm, fs.takeNameMarksLocked(id, purposes)...)
+	}
 	fs.ignMu.Unlock()
 	b.removeNameMarks(fs, rm)
+}
+
+// placingDone ends a placement that recorded nothing.
+func (fs *fsState) placingDone() {
+	fs.ignMu.Lock()
+	fs.placing--
+	fs.placed.Broadcast()
+	fs.ignMu.Unlock()
 }
 
 // removeNameMarks takes ignore bits off objects in the kernel (exactly the bits the backend
@@ -279,17 +293,31 @@ func (b *Backend) placeNameMark(fs *fsState, fd int, id engine.ID, purpose int, 
 	if surv {
 		flags = sys.FAN_MARK_ADD | sys.FAN_MARK_IGNORE_SURV | sys.FAN_MARK_EVICTABLE
 	}
+	stale := func() bool {
+		return fs.markGen.Load() != gen || (purpose == purposeCache && b.cacheGen.Load() != cacheGen)
+	}
+	// In flight from here until the mark is recorded or taken off again: a drop meanwhile
+	// waits for it (placingDone), so that no mark it could not see outlives it.
+	fs.ignMu.Lock()
+	if stale() {
+		fs.ignMu.Unlock()
+		return false
+	}
+	fs.placing++
+	fs.ignMu.Unlock()
 	if err := sys.FanotifyMark(g.fd, flags, bits, sys.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd)); err != nil {
 		if !errorsIsAny(err, syscall.ENOENT, syscall.ENOTDIR, syscall.EEXIST, syscall.EISDIR) {
 			b.log.Debug("ignore mark", "err", err)
 		}
+		fs.placingDone()
 		return false // e.g. EEXIST: the inode has a real mark in this group
 	}
 	key := handleKey(h)
 	fs.ignMu.Lock()
-	if fs.markGen.Load() != gen || (purpose == purposeCache && b.cacheGen.Load() != cacheGen) {
+	if stale() {
 		fs.ignMu.Unlock()
 		b.removeNameMarks(fs, b.unrecorded(fs, id, h, bits))
+		fs.placingDone()
 		return false
 	}
 	m := fs.nameMarks[id]
@@ -303,6 +331,7 @@ func (b *Backend) placeNameMark(fs *fsState, fd int, id engine.ID, purpose int, 
 		if len(fs.nameMarks) >= maxNameMarks {
 			fs.ignMu.Unlock()
 			b.removeNameMarks(fs, b.unrecorded(fs, id, h, bits))
+			fs.placingDone()
 			return false
 		}
 		m = &nameMark{handle: h, key: key}
@@ -314,6 +343,8 @@ func (b *Backend) placeNameMark(fs *fsState, fd int, id engine.ID, purpose int, 
 	} else {
 		m.cache |= bits
 	}
+	fs.placing--
+	fs.placed.Broadcast()
 	fs.ignMu.Unlock()
 	// Recorded first, checked second: a change after the check is seen by nameChanged, which
 	// finds the record; a change before it moved the ctime.
@@ -362,28 +393,17 @@ func (b *Backend) nameChanged(fs *fsState, kev *sys.FanotifyEvent, mask engine.M
 		key = handleKey(kev.FID.Handle)
 	}
 	fs.ignMu.Lock()
-	if len(fs.nameMarks) == 0 && len(fs.trusted) == 0 {
-		if mask&engine.OnDir != 0 {
-			fs.markGen.Add(1) // a decision in flight may rest on this directory
-		}
-		fs.ignMu.Unlock()
-		return
-	}
-	var rm []nameRemoval
+	// What goes: every name mark (all), one object's (id), or none — but a decision in flight
+	// may rest on a directory that no recorded chain holds yet, and the generation stops it.
+	all, id := false, engine.ID{}
 	_, trusted := fs.trustedKeys[key]
 	switch {
+	case len(fs.nameMarks) == 0 && len(fs.trusted) == 0:
 	case key == "", mask&engine.OnDir != 0 && trusted:
-		rm = fs.takeNameMarksLocked(engine.ID{}, purposeAll)
-	case mask&engine.OnDir != 0:
-		// A directory no pinned object depends on. A decision in flight may still: it has not
-		// recorded its chain yet, and the generation stops it.
-		fs.markGen.Add(1)
-		if id, ok := fs.nameKeys[key]; ok {
-			rm = fs.takeNameMarksLocked(id, purposeAll) // its own events' mark
-		}
+		all = true
 	default:
-		id, ok := fs.nameKeys[key]
-		if ok && mask&relevant == engine.Create {
+		var ok bool
+		if id, ok = fs.nameKeys[key]; ok && mask&engine.OnDir == 0 && mask&relevant == engine.Create {
 			// A link, or the file's own creation read after its mark was placed (which is no
 			// new name). A link left it with two names — unless the other was unlinked
 			// since, and then that DELETE, queued behind, drops the mark.
@@ -393,10 +413,25 @@ func (b *Backend) nameChanged(fs *fsState, kev *sys.FanotifyEvent, mask engine.M
 				return
 			}
 			fs.ignMu.Lock()
-			id, ok = fs.nameKeys[key]
+			id = fs.nameKeys[key]
 		}
-		if ok {
-			rm = fs.takeNameMarksLocked(id, purposeAll)
+	}
+	take := func() []nameRemoval {
+		switch {
+		case all:
+			return fs.takeNameMarksLocked(engine.ID{}, purposeAll)
+		case !id.IsZero():
+			return fs.takeNameMarksLocked(id, purposeAll)
+		}
+		fs.markGen.Add(1)
+		return nil
+	}
+	var rm []nameRemoval
+	if all || !id.IsZero() || mask&engine.OnDir != 0 {
+		rm = take()
+		for fs.placing > 0 { // placements in flight end before the event is dispatched
+			fs.placed.Wait()
+			rm = append(rm, take()...)
 		}
 	}
 	fs.ignMu.Unlock()
