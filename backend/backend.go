@@ -118,7 +118,7 @@ type Backend struct {
 	// fidGroupAtomic and fdGroupAtomic are fidGrp and fdGroup for the readers and the
 	// janitor, which take no lock.
 	fidGroupAtomic, fdGroupAtomic atomic.Pointer[kgroup]
-	stats          Stats
+	stats                         Stats
 }
 
 // object is a resolved mark target: an O_PATH descriptor the backend opened itself (or got

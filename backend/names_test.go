@@ -30,19 +30,10 @@ import (
 // reader's latency (microseconds when idle), with room for a loaded CI machine.
 const rootWindow = 5 * time.Second
 
-var nobodyCred = &syscall.Credential{Uid: 65534, Gid: 65534}
-
-// shAs runs a shell script as cred (nil: as root, in another process, so that its accesses
-// are not exempt as ours are) and returns its combined output and error.
-func shAs(cred *syscall.Credential, script string) (string, error) {
-	cmd := exec.Command("sh", "-c", script)
-	cmd.Dir = "/"
-	if cred != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	}
-	out, err := cmd.CombinedOutput()
-	return strings.TrimSpace(string(out)), err
-}
+var (
+	nobodyCred = testenv.Nobody
+	shAs       = testenv.Sh
+)
 
 func mustSh(t testing.TB, cred *syscall.Credential, script string) {
 	t.Helper()

@@ -5,7 +5,6 @@ package main
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -15,18 +14,7 @@ import (
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 )
 
-var nobody = &syscall.Credential{Uid: 65534, Gid: 65534}
-
-// shAs runs script as cred (nil: root) and returns its output and error.
-func shAs(cred *syscall.Credential, script string) (string, error) {
-	cmd := exec.Command("sh", "-c", script)
-	cmd.Dir = "/"
-	if cred != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	}
-	out, err := cmd.CombinedOutput()
-	return string(out), err
-}
+var nobody, shAs = testenv.Nobody, testenv.Sh
 
 func denied(cred *syscall.Credential, path string) bool {
 	out, err := shAs(cred, "cat "+path)

@@ -211,6 +211,23 @@ func PublicExecutable(t testing.TB) string {
 	return bin
 }
 
+// Nobody is uid and gid 65534 without supplementary groups: who runs the hostile steps of
+// adversarial tests.
+var Nobody = &syscall.Credential{Uid: 65534, Gid: 65534}
+
+// Sh runs a shell script as cred (nil: as this process's user) in a process of its own —
+// whose accesses a backend in this process does not exempt, as it does its own — from /,
+// and returns its combined output, trimmed, and its error.
+func Sh(cred *syscall.Credential, script string) (string, error) {
+	cmd := exec.Command("sh", "-c", script)
+	cmd.Dir = "/"
+	if cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	}
+	out, err := cmd.CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
 // childEnv marks a process started by RunTestAs.
 const childEnv = "FSNOTIFYD_TESTENV_CHILD"
 
