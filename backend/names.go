@@ -153,6 +153,14 @@ func (b *Backend) pinnedChain(fs *fsState, fd int, st sys.Stat, path string) ([]
 	}
 	if len(news) > 0 {
 		fs.ignMu.Lock()
+		full := len(fs.trusted)+len(news) > maxTrustedDirs
+		fs.ignMu.Unlock()
+		if full {
+			// Bounded: forgetting a pinned directory would leave its moves unwatched, so every
+			// name mark resting on one goes with the set, and the set refills.
+			b.dropNameMarks(fs, engine.ID{}, purposeAll)
+		}
+		fs.ignMu.Lock()
 		for _, n := range news {
 			fs.rememberTrustedLocked(n.id, n.key, trustedDir{ctime: n.ctime, chain: chain[n.at:]})
 		}
@@ -169,12 +177,11 @@ func (fs *fsState) trustedDir(id engine.ID, ctime int64) (trustedDir, bool) {
 	return t, ok && t.ctime == ctime
 }
 
+// maxTrustedDirs bounds the pinned directories remembered per filesystem.
+const maxTrustedDirs = 1 << 16
+
 // rememberTrustedLocked records a pinned directory. Needs fs.ignMu.
 func (fs *fsState) rememberTrustedLocked(id engine.ID, key string, t trustedDir) {
-	if len(fs.trusted) >= 1<<16 {
-		clear(fs.trusted) // bounded: it refills from the kernel
-		clear(fs.trustedKeys)
-	}
 	fs.trusted[id] = t
 	fs.trustedKeys[key] = struct{}{}
 }
