@@ -339,9 +339,8 @@ func (fv *fsView) rootAncestors() []engine.ID { return fv.rootChain }
 // "outside" again from the object's real parents.
 //
 // Why not a mark on the directory (FAN_EVENT_ON_CHILD), which no file move or link could
-// outwit: the kernel then looks up the parent and snapshots the name on every open in that
-// directory; on this machine that cost 1.25x an open without listener, the per-file mark
-// 1.13x (bench/ignore.sh; docs/security.md has the trade-off).
+// outwit: the kernel then takes the parent and snapshots the name on every open in that
+// directory (docs/security.md has the trade-off, bench/ignorekinds.sh measures it).
 //
 // Directory-entry events get none: an ignore mark on a directory outside every subtree
 // would stay until the backend read that directory's move into a subtree, and the entries
