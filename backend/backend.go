@@ -453,7 +453,7 @@ func (b *Backend) Stats() StatsSnapshot {
 		SelfExempt: b.stats.SelfExempt.Load(), KernelOverflows: b.stats.KernelOverflows.Load(),
 		IgnoreMarks: b.stats.IgnoreMarks.Load(), VerdictCached: b.stats.VerdictCached.Load(),
 		NameMarkDrops: b.stats.NameMarkDrops.Load(), TranslateErrors: b.stats.TranslateErrors.Load(),
-		OrderWaitTimeouts: b.stats.OrderWaitTimeouts.Load(),
 		PathsUnknown: b.stats.PathsUnknown.Load(), PlacesUnknown: b.stats.PlacesUnknown.Load(),
+		OrderWaitTimeouts: b.stats.OrderWaitTimeouts.Load(),
 	}
 }

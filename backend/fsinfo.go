@@ -59,9 +59,11 @@ func openAnchor(fd int, path string, dev uint64) int {
 }
 
 // fsRoot returns where a mount of the root directory of the filesystem on dev is (found in
-// /proc/self/mountinfo) and that directory's inode number; "" and 0 if none is mounted here.
+// /proc/thread-self/mountinfo) and that directory's inode number; "" and 0 if none is mounted here.
 func fsRoot(dev uint64) (string, uint64) {
-	f, err := os.Open("/proc/self/mountinfo")
+	// This thread's view (/proc/self/mountinfo shows the mounts seen from the root directory
+	// of the process's first thread, which sys.LongPath may have borrowed).
+	f, err := os.Open("/proc/thread-self/mountinfo")
 	if err != nil {
 		return "", 0
 	}

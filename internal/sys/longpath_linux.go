@@ -284,15 +284,34 @@ func samePlace(dirfd int, piece string, st Stat) error {
 // working directory (unshare(CLONE_FS)). f gets readlink, which reads /proc/thread-self/fd/N
 // (through a descriptor of /proc opened before any chroot), and chroot, which makes a
 // directory descriptor that thread's root. The goroutine never unlocks its thread, so the
-// thread ends with it and no other goroutine ever runs with a changed root.
+// thread ends with it and no other goroutine ever runs with a changed root — except the
+// process's first thread, which Go does not end (it wedges it) and whose root is what
+// /proc/self/mountinfo, /proc/self/root and others' /proc/PID/root show: so the thread's
+// root and working directory are put back before it is let go.
 func onOwnRoot(f func(readlink func(fd int) (string, error), chroot func(fd int) error) error) error {
 	done := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
 		done <- func() error {
+			root, err := Open("/", O_PATH|O_DIRECTORY, 0)
+			if err != nil {
+				return err
+			}
+			defer Close(root)
+			cwd, err := Open(".", O_PATH|O_DIRECTORY, 0)
+			if err != nil {
+				return err
+			}
+			defer Close(cwd)
 			if err := unix.Unshare(unix.CLONE_FS); err != nil {
 				return os.NewSyscallError("unshare(CLONE_FS)", err)
 			}
+			defer func() {
+				// Back to where the process is (restoring cannot fail where chroot worked).
+				if unix.Fchdir(root) == nil && unix.Chroot(".") == nil {
+					unix.Fchdir(cwd)
+				}
+			}()
 			proc, err := Open("/proc", O_PATH|O_DIRECTORY, 0)
 			if err != nil {
 				return err
