@@ -48,8 +48,8 @@
 // object — one whose names no untrusted user can change (names.go: pinnedChain) — and it is
 // dropped when the FID reader sees root change a name it depends on (nameChanged, before the
 // event is dispatched), when a mark that sees more than one object grows, and whenever the
-// backend may have missed a name change. docs/security.md ("Ignore marks and the verdict
-// cache") states the invariants and their tests.
+// backend may have missed a name change. docs/security.md ("Evictable ignore marks and the
+// verdict cache") states the invariants and their tests.
 //
 // An event whose path the kernel cannot print (deeper than PATH_MAX), or prints wrong (a file
 // opened by handle, disconnected from the tree), is placed by its directory's descriptor when

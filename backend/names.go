@@ -23,8 +23,8 @@ import (
 // give an inode a new name without any event that could wait for us. So a name mark is placed
 // only on an object whose names no untrusted (non-root) user can change — a pinned object
 // (pinnedChain) — and the backend drops it as soon as its FID reader sees root change a name
-// it depends on (nameChanged). docs/security.md ("Ignore marks and the verdict cache") states
-// the invariants and the tests that prove them.
+// it depends on (nameChanged). docs/security.md ("Evictable ignore marks and the verdict
+// cache") states the invariants and the tests that prove them.
 
 // nameWatchBits are what the FID group's filesystem mark reports on every filesystem that has
 // name marks or subtrees: every event that gives an object another name (moves, links, which

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Per-file vs directory ignore marks, kernel only (docs/security.md, "Ignore marks and the
-# verdict cache"): fanref's open() load on a file of a filesystem that a content group marks
-# for FAN_OPEN_PERM, (a) with no listener, (b) with an ignore mark on the file itself, (c) with
+# Per-file vs directory ignore marks, kernel only (docs/security.md, "Evictable ignore marks
+# and the verdict cache"): fanref's open() load on a file of a filesystem that a content group
+# marks for FAN_OPEN_PERM, (a) with no listener, (b) with an ignore mark on the file itself, (c) with
 # an ignore mark on its directory for its children. Each round measures the three in turn and
 # prints, as ratios to (a), the CPU time the load spent per open (user + system, which the
 # other tenants of a shared machine inflate far less than the wall clock) and the wall time.

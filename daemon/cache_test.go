@@ -61,7 +61,8 @@ func untilCached(t *testing.T, d *testDaemon, a *proc, path string) {
 // directory, one answering with cache: an allow cached while only the caching client decided
 // never hides an access from the other client, whichever came first, and not after the
 // caching client left either; a notification client sees every open meanwhile (the cache
-// covers permission events only). docs/security.md, "Ignore marks and the verdict cache".
+// covers permission events only). docs/security.md, "Evictable ignore marks and the verdict
+// cache".
 func TestCachedAllowNeverHidesAnotherClient(t *testing.T) {
 	testenv.RequireRoot(t)
 	for _, tc := range []string{"caching client first", "other client first", "caching client leaves"} {
