@@ -24,6 +24,21 @@ func eventsFor(p *proc, path string) int {
 	return n
 }
 
+// settledEvents is eventsFor once the count stood still for 50 ms (a client helper prints an
+// event after it answered it, so a count read right after an open may lag by one).
+func settledEvents(p *proc, path string) int {
+	n := eventsFor(p, path)
+	for deadline := time.Now().Add(hang); time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		m := eventsFor(p, path)
+		if m == n {
+			return n
+		}
+		n = m
+	}
+	return n
+}
+
 // catErr opens and reads path in a child process (the daemon's own accesses are exempt) and
 // returns its error output ("" when it read the file).
 func catErr(t *testing.T, path string) string {
@@ -47,7 +62,8 @@ func untilCached(t *testing.T, d *testDaemon, a *proc, path string) {
 	}) {
 		t.Fatalf("%s: the allow was never cached%s", path, a.tail())
 	}
-	before := eventsFor(a, path)
+	// The helper prints an event after answering it: let the opens above be printed first.
+	before := settledEvents(a, path)
 	for i := 0; i < 3; i++ {
 		catErr(t, path)
 	}
@@ -118,6 +134,12 @@ func TestCachedAllowNeverHidesAnotherClient(t *testing.T) {
 				if e := cat(); !strings.Contains(e, "Operation not permitted") {
 					t.Fatalf("open after B (deny) marked the directory: %q, want EPERM", e)
 				}
+				// B answers before its helper prints the event: wait for the line, then
+				// make sure no second one follows.
+				if !eventually(hang, func() bool { return eventsFor(b, f) >= 1 }) {
+					t.Fatalf("B saw %d events, want 1%s", eventsFor(b, f), b.tail())
+				}
+				time.Sleep(50 * time.Millisecond)
 				if got := eventsFor(b, f); got != 1 {
 					t.Fatalf("B saw %d events, want 1", got)
 				}
