@@ -28,5 +28,7 @@ for threads in 1 2; do
 		echo "$line"
 		ratios+=("$(echo "$line" | awk '{print $NF}')")
 	done
-	echo "median ratio (c)/(b), $threads thread(s), $MODE_NAME marks: $(printf '%s\n' "${ratios[@]}" | median) over ${#ratios[@]} rounds"
+	m=$(printf '%s\n' "${ratios[@]}" | median)
+	echo "median ratio (c)/(b), $threads thread(s), $MODE_NAME marks: $m over ${#ratios[@]} rounds"
+	summary "backend.allowall.${MODE_NAME}.t$threads" "$m" - "backend+engine allow-all / fanref C responder, per-open time, $threads load thread(s)"
 done

@@ -33,7 +33,9 @@ for threads in 1 2; do
 		echo "threads $threads  fanref $(awk -v b="$b" 'BEGIN{printf "%.2f", 1e6/b}') us/open  guard $(awk -v c="$c" 'BEGIN{printf "%.2f", 1e6/c}') us/open  ratio $x"
 		rs+=("$x")
 	done
-	echo "median ratio guard/fanref, $threads thread(s): $(printf '%s\n' "${rs[@]}" | median) (goal <= 1.10)"
+	m=$(printf '%s\n' "${rs[@]}" | median)
+	echo "median ratio guard/fanref, $threads thread(s): $m (goal <= 1.05)"
+	summary "guard.allowall.t$threads" "$m" "<=1.05" "embedded guard allow-all / fanref C responder, per-open time, $threads load thread(s)"
 done
 
 echo "== 2. guard --cache, repeated opens of one file, vs no listener"
@@ -46,7 +48,9 @@ for threads in 1 2; do
 		echo "threads $threads  none $(awk -v a="$a" 'BEGIN{printf "%.2f", 1e6/a}') us/open  guard --cache $(awk -v c="$c" 'BEGIN{printf "%.2f", 1e6/c}') us/open  ratio $x"
 		rs+=("$x")
 	done
-	echo "median ratio guard --cache/none, $threads thread(s): $(printf '%s\n' "${rs[@]}" | median) (goal <= 1.2)"
+	m=$(printf '%s\n' "${rs[@]}" | median)
+	echo "median ratio guard --cache/none, $threads thread(s): $m (goal <= 1.2)"
+	summary "guard.cache.t$threads" "$m" "<=1.2" "guard --cache, repeated opens of one file / no listener, $threads load thread(s)"
 done
 
 echo "== 3. watch -r setup on a $DIRS-directory tree vs inotifywait -r"
@@ -87,4 +91,6 @@ for r in $(seq 3); do
 	echo "round $r: fsnotifyd watch -r ${fs[-1]} s  inotifywait -r ${is[-1]} s"
 done
 f=$(printf '%s\n' "${fs[@]}" | median); i=$(printf '%s\n' "${is[@]}" | median)
-echo "median setup: fsnotifyd $f s, inotifywait $i s: fsnotifyd is $(awk -v f="$f" -v i="$i" 'BEGIN{printf "%.1f", i/f}')x faster (goal >= 50x)"
+x=$(awk -v f="$f" -v i="$i" 'BEGIN{printf "%.1f", i/f}')
+echo "median setup: fsnotifyd $f s, inotifywait $i s: fsnotifyd is ${x}x faster (goal >= 50x)"
+summary watch.setup.speedup "$x" ">=50" "inotifywait -r setup time / watch -r setup time on a $DIRS-directory tree"

@@ -42,6 +42,9 @@ for threads in 1 2; do
 		ratios+=("$(echo "$line" | awk '{print $NF}')")
 		ratios1+=("$(echo "$line" | awk '{print $(NF-2)}')")
 	done
-	echo "median ratio (c)/(b), $threads thread(s), $MODE_NAME marks: $(printf '%s\n' "${ratios[@]}" | median) over ${#ratios[@]} rounds (goal <= 1.5)"
-	echo "median ratio (d)/(b), thread per client, $threads thread(s), $MODE_NAME marks: $(printf '%s\n' "${ratios1[@]}" | median) over ${#ratios1[@]} rounds"
+	m=$(printf '%s\n' "${ratios[@]}" | median) m1=$(printf '%s\n' "${ratios1[@]}" | median)
+	echo "median ratio (c)/(b), $threads thread(s), $MODE_NAME marks: $m over ${#ratios[@]} rounds (goal <= 1.5)"
+	echo "median ratio (d)/(b), thread per client, $threads thread(s), $MODE_NAME marks: $m1 over ${#ratios1[@]} rounds"
+	summary "daemon.roundtrip.t$threads" "$m" "<=1.5" "daemon + out-of-process allow-all client / fanref C responder, per-open time, $threads load thread(s)"
+	summary "daemon.thread-per-client.t$threads" "$m1" - "same with serve --thread-per-client / fanref"
 done

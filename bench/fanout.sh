@@ -41,6 +41,7 @@ for r in $(seq "$ROUNDS"); do
 	line_a=$(awk -v e="$ev" -v s="$s" -v c="$(awk -v a="$c0" -v b="$c1" 'BEGIN{print b-a}')" 'BEGIN {
 		printf "fanref notify: %.0f events/s, %.3f us CPU/event", e/s, c*1e6/e }')
 	cpu_a=$(awk -v e="$ev" -v a="$c0" -v b="$c1" 'BEGIN { printf "%.6f", (b-a)*1e6/e }')
+	evs_a=$(awk -v e="$ev" -v s="$s" 'BEGIN { printf "%.1f", e/s }')
 	# (b), (c): the daemon with 1 and K clients.
 	for k in 1 "$K"; do
 		"$out/fanout" "$out/d.sock" "$out/mnt/d" "$k" > "$out/fan.log" 2>&1 & p=$!
@@ -56,14 +57,22 @@ for r in $(seq "$ROUNDS"); do
 			printf "daemon, %d client(s): %.0f kernel events/s, %.0f queued/s to the clients (%.0f delivered, %.0f merged), %.0f received/s (per client %d..%d in all, overflows %d), %.3f us CPU/kernel event, %.3f us CPU/queued event",
 				k, e/s, q/s, d/s, g[5]/s, g[1]/s, g[2], g[3], g[4], (b-a)*1e6/e, (b-a)*1e6/q }')
 		cpuk=$(awk -v e=$((e1 - e0)) -v a="$c0" -v b="$c1" 'BEGIN { printf "%.6f", (b-a)*1e6/e }')
-		if [ "$k" = 1 ]; then line_b=$res cpu_b=$cpuk; else line_c=$res cpu_c=$cpuk; fi
+		evsk=$(awk -v e=$((e1 - e0)) -v s="$s" 'BEGIN { printf "%.1f", e/s }')
+		if [ "$k" = 1 ]; then line_b=$res cpu_b=$cpuk evs_b=$evsk; else line_c=$res cpu_c=$cpuk evs_c=$evsk; fi
 	done
 	echo "round $r: $line_a"
 	echo "round $r: $line_b"
 	echo "round $r: $line_c"
 	awk -v r="$r" -v a="$cpu_a" -v b="$cpu_b" -v c="$cpu_c" -v k="$K" 'BEGIN {
 		printf "round %d: CPU per kernel event, %d clients vs fanref notify %.2f, vs 1 client %.2f\n", r, k, c/a, c/b }' | tee -a "$out/ratios"
+	awk -v a="$cpu_a" -v b="$cpu_b" -v c="$cpu_c" -v ea="$evs_a" -v eb="$evs_b" -v ec="$evs_c" 'BEGIN {
+		printf "%.3f %.3f %.3f %.3f\n", b/a, c/a, eb/ea, ec/ea }' >> "$out/ratios4"
 done
+col() { awk -v f="$1" '{ print $f }' "$out/ratios4" | median; }
+summary fanout.cpu.1client "$(col 1)" "<=2" "daemon CPU per kernel notification event with 1 client / fanref's notification reader's"
+summary fanout.cpu.${K}clients "$(col 2)" "<=2" "daemon CPU per kernel notification event with $K clients / fanref's notification reader's"
+summary fanout.rate.1client "$(col 3)" ">=0.5" "kernel events/s read by the daemon with 1 client / by fanref's notification reader"
+summary fanout.rate.${K}clients "$(col 4)" ">=0.5" "kernel events/s read by the daemon with $K clients / by fanref's notification reader"
 awk -v k="$K" '{ a[NR] = $(NF-4) + 0; b[NR] = $NF + 0 } END {
 	n = asort_(a); asort_(b)
 	printf "median over %d rounds: daemon CPU per kernel event with %s clients = %.2f x fanref notify, %.2f x the daemon with 1 client\n", NR, k, a[int((NR+1)/2)], b[int((NR+1)/2)] }

@@ -20,7 +20,7 @@ command -v fapolicyd > /dev/null || { echo "fapolicyd is not installed (see the 
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 chmod 755 "$T"
-cc -O2 -pthread -o "$T/fanref" "${FANREF_C:-../shared/bench/fanref.c}"
+cc -O2 -pthread -o "$T/fanref" "${FANREF_C:-bench/fanref.c}"
 go build -o "$T/fsnotifyd" ./cmd/fsnotifyd
 
 # fapolicyd's configuration: allow all, permissive, trust from files only, ramfs only.
@@ -87,6 +87,10 @@ median() { # median THREADS FIELD: the median of FIELD's values over the rounds
 for t in 1 2; do
 	echo "median over $ROUNDS round(s), $t thread(s): guard/fapolicyd $(median $t 'ratio(c/e)') (goal <= 0.75)" \
 		" guard/fanref $(median $t c/b)  guard --daemon/fapolicyd $(median $t d/e)  fapolicyd/fanref $(median $t e/b)"
+	printf 'SUMMARY\t%s\t%s\t%s\t%s\n' "fapolicyd.guard.t$t" "$(median $t 'ratio(c/e)')" "<=0.75" \
+		"guard --mount allow-all (embedded) / fapolicyd 1.1.7 allow-all, per-open time, $t load thread(s)"
+	printf 'SUMMARY\t%s\t%s\t%s\t%s\n' "fapolicyd.guard-daemon.t$t" "$(median $t d/e)" "<=1.0" \
+		"guard --mount --daemon allow-all / fapolicyd 1.1.7, per-open time, $t load thread(s)"
 done
 grep -h -iE "allowed|denied|inter-thread|kernel queue|events" "$T/fapd.log" 2>/dev/null | tail -8 | sed 's/^/fapolicyd (last round): /' || true
 INNER

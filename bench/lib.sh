@@ -3,13 +3,17 @@
 #   $out          a scratch directory, removed on exit together with what the script started
 #                 (the pids in $pids, and every process whose command line names $out) and
 #                 what it mounted there ($out/mnt, $out/tree)
-#   $out/fanref   ../shared/bench/fanref.c built (FANREF_C names another copy)
+#   $out/fanref   bench/fanref.c built (FANREF_C names another copy)
 #   $out/mnt      a 64 MiB scratch ext4 image, mounted (pre-access needs ext4)
 #   ops THREADS   fanref's open() load on $LOAD_FILE (default $out/mnt/d/f): opens per second
 #   with THREADS CMD...
 #                 ops while CMD listens: CMD is started, and the load begins once it prints
 #                 "ready"; it is stopped afterwards
 #   median        the median of the numbers on standard input
+#   summary KEY VALUE GOAL TEXT
+#                 one machine-readable result line for bench/all.sh's table: KEY names the
+#                 figure, VALUE is a number, GOAL is "<=X", ">=X" or "-" (none), TEXT says
+#                 what was compared with what
 out=$(mktemp -d)
 pids=()
 bench_cleanup() {
@@ -21,7 +25,7 @@ bench_cleanup() {
 	rm -rf "$out"
 }
 trap bench_cleanup EXIT
-cc -O2 -pthread -o "$out/fanref" "${FANREF_C:-../shared/bench/fanref.c}"
+cc -O2 -pthread -o "$out/fanref" "${FANREF_C:-bench/fanref.c}"
 mkdir -p "$out/mnt"
 truncate -s 64M "$out/img" && mkfs.ext4 -q "$out/img" && mount -o loop "$out/img" "$out/mnt"
 LOAD_FILE=$out/mnt/d/f
@@ -35,3 +39,4 @@ with() {
 	ops "$threads"; kill "$pid"; wait "$pid" 2>/dev/null || true
 }
 median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+summary() { printf 'SUMMARY\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4"; }

@@ -15,7 +15,7 @@
 //	relayfloor MODE DIR
 //
 // It prints "ready" once its mark is in place and runs until killed; drive it with fanref's
-// load generator (../shared/bench/fanref.c: fanref load DIR/FILE N 1) and compare with
+// load generator (bench/fanref.c: fanref load DIR/FILE N 1) and compare with
 // fanref's own responder, side by side. Measured on the 2-vCPU VM (2026-11-25), p50 per open:
 // fanref responder ~50 us, split ~55 us, loop ~32-47 us, block ~22-27 us (the blocking ping-pong
 // stays on one CPU; waking an idle vCPU is what costs here).
