@@ -6,33 +6,21 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/fsevent"
 )
 
-// Kind is the kind of a watched object (the kernel's FSNOTIFY_OBJ_TYPE_*).
-type Kind uint8
+// Kind is the kind of a watched object (the kernel's FSNOTIFY_OBJ_TYPE_*): fsevent.Kind.
+type Kind = fsevent.Kind
 
+// Kinds of objects (see fsevent).
 const (
-	// KindInode is one file or directory (FSNOTIFY_OBJ_TYPE_INODE). A directory's inode mark
-	// also reports the events of its direct children when its mask has EventOnChild.
-	KindInode Kind = iota + 1
-	// KindMount is one mount (FSNOTIFY_OBJ_TYPE_VFSMOUNT).
-	KindMount
-	// KindFilesystem is one filesystem, all its mounts (FSNOTIFY_OBJ_TYPE_SB).
-	KindFilesystem
-	// KindSubtree is a directory and everything below it, at any depth. The kernel has no
-	// such object; events find subtree connectors through Event.Ancestors.
-	KindSubtree
-	numKinds = iota + 1
+	KindInode      = fsevent.KindInode
+	KindMount      = fsevent.KindMount
+	KindFilesystem = fsevent.KindFilesystem
+	KindSubtree    = fsevent.KindSubtree
+	numKinds       = KindSubtree + 1
 )
-
-var kindNames = [...]string{"invalid", "inode", "mount", "filesystem", "subtree"}
-
-func (k Kind) String() string {
-	if int(k) < len(kindNames) {
-		return kindNames[k]
-	}
-	return fmt.Sprintf("kind(%d)", uint8(k))
-}
 
 // ID is a source's identity for an object: for the Linux backend an inode is
 // {device, inode number}, a mount {mount id, 0}, a filesystem {device, 0}. The zero ID means
@@ -56,58 +44,28 @@ func Mount(id ID) Object      { return Object{KindMount, id} }
 func Filesystem(id ID) Object { return Object{KindFilesystem, id} }
 func Subtree(id ID) Object    { return Object{KindSubtree, id} }
 
-// Class is a group's priority class (FAN_CLASS_*). Groups of a higher class see an event
-// first; a permission event reaches lower classes only once the higher ones allowed it.
-type Class uint8
+// Class is a group's priority class (FAN_CLASS_*): fsevent.Class. Groups of a higher class see
+// an event first; a permission event reaches lower classes only once the higher ones allowed it.
+type Class = fsevent.Class
 
+// Classes (see fsevent).
 const (
-	// ClassNotification groups receive events after the fact and never answer (FAN_CLASS_NOTIF).
-	ClassNotification Class = iota
-	// ClassContent groups may take permission events (FAN_CLASS_CONTENT).
-	ClassContent
-	// ClassPreContent groups may also take pre-access events and deny with an errno
-	// (FAN_CLASS_PRE_CONTENT).
-	ClassPreContent
+	ClassNotification = fsevent.ClassNotification
+	ClassContent      = fsevent.ClassContent
+	ClassPreContent   = fsevent.ClassPreContent
 )
 
-var classNames = [...]string{"notification", "content", "pre-content"}
-
-func (c Class) String() string {
-	if int(c) < len(classNames) {
-		return classNames[c]
-	}
-	return fmt.Sprintf("class(%d)", uint8(c))
-}
-
-// Verdict is the answer to a permission event. The zero value is Allow, the kernel's default
-// everywhere it must decide without a listener (close, full queue, mark race).
-type Verdict uint8
+// Verdict is the answer to a permission event: fsevent.Verdict. The zero value is Allow, the
+// kernel's default everywhere it must decide without a listener (close, full queue, mark race).
+type Verdict = fsevent.Verdict
 
 const (
-	Allow Verdict = iota // FAN_ALLOW
-	Deny                 // FAN_DENY
+	Allow = fsevent.Allow // FAN_ALLOW
+	Deny  = fsevent.Deny  // FAN_DENY
 )
-
-func (v Verdict) String() string {
-	switch v {
-	case Allow:
-		return "allow"
-	case Deny:
-		return "deny"
-	}
-	return fmt.Sprintf("verdict(%d)", uint8(v))
-}
 
 // ParseVerdict parses "allow" or "deny".
-func ParseVerdict(s string) (Verdict, error) {
-	switch s {
-	case "allow":
-		return Allow, nil
-	case "deny":
-		return Deny, nil
-	}
-	return 0, fmt.Errorf("verdict %q: want allow or deny", s)
-}
+func ParseVerdict(s string) (Verdict, error) { return fsevent.ParseVerdict(s) }
 
 // Reason says how a permission verdict came about.
 type Reason uint8
@@ -156,13 +114,10 @@ type Response struct {
 }
 
 // DenyErrnos are the errors a pre-content group may deny with (FAN_DENY_ERRNO in Linux 6.14+).
-var DenyErrnos = []syscall.Errno{syscall.EPERM, syscall.EIO, syscall.EBUSY, syscall.ETXTBSY,
-	syscall.EAGAIN, syscall.ENOSPC, syscall.EDQUOT}
+var DenyErrnos = fsevent.DenyErrnos
 
 // Range is the byte range of a pre-access event (the kernel's RANGE info record).
-type Range struct {
-	Offset, Count uint64
-}
+type Range = fsevent.Range
 
 // Payload is a source's data attached to an event (for the Linux backend, the event's file
 // descriptor). The engine calls Release exactly once, when the source and every group are done.
@@ -273,14 +228,12 @@ func (ev *Event) Release() {
 	}
 }
 
-// MarkFlags are a mark's options beyond its masks.
-type MarkFlags uint32
+// MarkFlags are a mark's options beyond its masks: fsevent.MarkFlags.
+type MarkFlags = fsevent.MarkFlags
 
-const (
-	// IgnoreSurviveModify keeps the ignore mask when the object is modified; otherwise a
-	// Modify event on the object clears it (FAN_MARK_IGNORED_SURV_MODIFY).
-	IgnoreSurviveModify MarkFlags = 1 << iota
-)
+// IgnoreSurviveModify keeps the ignore mask when the object is modified; otherwise a Modify
+// event on the object clears it (FAN_MARK_IGNORED_SURV_MODIFY).
+const IgnoreSurviveModify = fsevent.IgnoreSurviveModify
 
 // MarkSpec is a mark's state: what it reports and what it ignores.
 type MarkSpec struct {
