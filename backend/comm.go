@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fsnotifyd/fsnotifyd/internal/procfs"
 	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 )
 
@@ -41,7 +42,7 @@ func (c *commCache) get(pid int32, now time.Time) (comm, exe string) {
 	if ok && now.Sub(e.at) < commTTL && e.comm != "" {
 		return e.comm, e.exe
 	}
-	comm, err := readComm(pid)
+	comm, err := procfs.ReadComm(pid)
 	if err != nil && ok && now.Sub(e.at) < commTTL {
 		return e.comm, e.exe
 	}

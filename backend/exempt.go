@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/fsnotifyd/fsnotifyd/internal/procfs"
 	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 )
 
@@ -68,7 +69,7 @@ func (e *Exemptions) Exempt(pid int32) bool {
 	if h := e.lookup(pid); h != nil && h.alive() {
 		return true
 	}
-	ppid, sid, err := processStat(pid)
+	ppid, sid, err := procfs.ReadStat(pid)
 	if err != nil {
 		return false
 	}
@@ -114,7 +115,7 @@ func (e *Exemptions) Add(pid int) (done func(), err error) {
 	if err != nil {
 		return func() {}, err
 	}
-	_, sid, err := processStat(int32(pid))
+	_, sid, err := procfs.ReadStat(int32(pid))
 	if err != nil {
 		sys.Close(fd)
 		return func() {}, err

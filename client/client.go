@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/fsevent"
 	"github.com/fsnotifyd/fsnotifyd/internal/proto"
 	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 )
@@ -50,19 +51,19 @@ var (
 	// ErrClosed: the client was closed.
 	ErrClosed = errors.New("fsnotifyd client closed")
 	// ErrPermission: the daemon refused (see the message for what is needed).
-	ErrPermission = &codeError{proto.CodePermission}
+	ErrPermission = &codeError{fsevent.CodePermission}
 	// ErrNotFound: no such mark or permission event (answered already, or past its deadline).
-	ErrNotFound = &codeError{proto.CodeNotFound}
+	ErrNotFound = &codeError{fsevent.CodeNotFound}
 	// ErrInvalid: the daemon found the request invalid.
-	ErrInvalid = &codeError{proto.CodeInvalid}
+	ErrInvalid = &codeError{fsevent.CodeInvalid}
 	// ErrLimit: a daemon limit was reached (clients, marks).
-	ErrLimit = &codeError{proto.CodeLimit}
+	ErrLimit = &codeError{fsevent.CodeLimit}
 	// ErrNotSupported: the kernel or filesystem cannot do it.
-	ErrNotSupported = &codeError{proto.CodeNotSupported}
+	ErrNotSupported = &codeError{fsevent.CodeNotSupported}
 )
 
 // codeError is a sentinel matched by code.
-type codeError struct{ code proto.Code }
+type codeError struct{ code fsevent.Code }
 
 func (e *codeError) Error() string { return "fsnotifyd: " + e.code.String() }
 
@@ -71,9 +72,9 @@ func (e *codeError) Is(target error) bool {
 	return (&Error{Code: e.code}).Is(target)
 }
 
-// Error is a request the daemon refused.
+// Error is a request the daemon refused: its code (docs/protocol.md) and message.
 type Error struct {
-	Code proto.Code
+	Code fsevent.Code
 	Msg  string
 }
 
@@ -86,9 +87,9 @@ func (e *Error) Is(target error) bool {
 	}
 	switch target {
 	case fs.ErrPermission:
-		return e.Code == proto.CodePermission
+		return e.Code == fsevent.CodePermission
 	case fs.ErrNotExist:
-		return e.Code == proto.CodeNotFound
+		return e.Code == fsevent.CodeNotFound
 	}
 	return false
 }
@@ -139,9 +140,11 @@ type Options struct {
 	Handler func(Event)
 }
 
-// Event is an event from the daemon.
+// Event is an event from the daemon: the record (its FD, a permission event's file for a
+// client granted Welcome.EventFDs, is the receiver's to close), or a notice that events were
+// lost (Overflow) or may have been (Resync).
 type Event struct {
-	proto.Event
+	fsevent.Event
 	// Mark is the id of the client's mark whose subtree or object the path is in, when it can
 	// tell (0 otherwise).
 	Mark MarkID
@@ -170,8 +173,11 @@ type Client struct {
 	opts   Options
 	log    *slog.Logger
 	events chan Event
-	done   chan struct{}
-	wg     sync.WaitGroup
+	done   chan struct{}      // closed by shutdown: every goroutine of the client returns
+	ctx    context.Context    // ends with done: bounds the reconnection attempts
+	cancel context.CancelFunc // ends ctx
+	wg     sync.WaitGroup     // the reader, the pump and the reconnector
+	closer chan struct{}      // closed by the closer once the others returned and it cleaned up
 
 	mu       sync.Mutex
 	conn     *proto.Conn
@@ -202,8 +208,9 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 		opts.Name = filepath.Base(os.Args[0])
 	}
 	c := &Client{opts: opts, log: opts.Logger, events: make(chan Event, opts.Buffer), done: make(chan struct{}),
-		waiters: make(map[uint64]chan proto.Msg), marks: make(map[MarkID]*mark), ready: make(chan struct{}),
-		qwake: make(chan struct{}, 1)}
+		closer: make(chan struct{}), waiters: make(map[uint64]chan proto.Msg), marks: make(map[MarkID]*mark),
+		ready: make(chan struct{}), qwake: make(chan struct{}, 1)}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if c.opts.Queue <= 0 {
 		c.opts.Queue = 16384
 	}
@@ -212,6 +219,7 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	}
 	conn, w, err := c.connect(ctx)
 	if err != nil {
+		c.cancel()
 		return nil, err
 	}
 	c.mu.Lock()
@@ -221,14 +229,47 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	c.wg.Add(2)
 	go c.readLoop(conn)
 	go c.pump()
+	go c.close()
 	return c, nil
 }
 
+// Welcome is what the daemon granted a connection, in answer to the client's hello.
+type Welcome struct {
+	// Version is the protocol version spoken (docs/protocol.md).
+	Version uint16
+	// ClientID identifies the client in the daemon's logs and stats; Instance the daemon's
+	// run. Fresh says the instance differs from the one the client was connected to before
+	// (a restart: events may have been missed), or that there was none.
+	ClientID      uint64
+	Instance      fsevent.InstanceID
+	Fresh         bool
+	DaemonVersion string
+	// The options that apply, after the daemon's caps and defaults: the class, the queue
+	// limit (-1: unlimited), the mark limit (0: none), the deadline for answers and the
+	// verdicts at the deadline, when the client goes away and when its queue is full.
+	Class                                           fsevent.Class
+	QueueLimit, MarkLimit                           int
+	Deadline                                        time.Duration
+	DeadlineVerdict, CloseVerdict, QueueFullVerdict fsevent.Verdict
+	// EventFDs says permission events carry their file (Event.FD); MountMarks that the client
+	// may place mount and filesystem marks.
+	EventFDs, MountMarks bool
+	// UID, GID and PID are the client's credentials as the daemon saw them when it connected
+	// (in the daemon's user and pid namespaces): they decide what it may do.
+	UID, GID uint32
+	PID      int32
+}
+
 // Welcome returns what the daemon granted on the current connection.
-func (c *Client) Welcome() proto.Welcome {
+func (c *Client) Welcome() Welcome {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	return *c.welcome
+	w := c.welcome
+	c.mu.Unlock()
+	return Welcome{Version: w.Version, ClientID: w.ClientID, Instance: w.Instance, Fresh: w.Fresh,
+		DaemonVersion: w.DaemonVersion, Class: w.Class, QueueLimit: w.QueueLimit, MarkLimit: w.MarkLimit,
+		Deadline: w.Deadline, DeadlineVerdict: w.DeadlineVerdict, CloseVerdict: w.CloseVerdict,
+		QueueFullVerdict: w.QueueFullVerdict, EventFDs: w.EventFDs, MountMarks: w.MountMarks,
+		UID: w.UID, GID: w.GID, PID: w.PID}
 }
 
 // connect dials and says Hello.
@@ -325,7 +366,7 @@ func (c *Client) readLoop(conn *proto.Conn) {
 		}
 		switch m := m.(type) {
 		case *proto.Event:
-			ev := Event{Event: *m}
+			ev := Event{Event: fsevent.Event(*m)}
 			ev.Mark = c.markOf(m.Path)
 			if !c.deliver(ev) {
 				proto.CloseFDs(m)
@@ -437,7 +478,7 @@ func (c *Client) pump() {
 		select {
 		case c.events <- ev:
 		case <-c.done:
-			proto.CloseFDs(&ev.Event)
+			ev.FD.Close()
 			return
 		}
 		c.qmu.Lock()
@@ -467,7 +508,7 @@ func (c *Client) lost(conn *proto.Conn, err error) {
 	}
 	if !c.opts.Reconnect {
 		c.log.Warn("fsnotifyd daemon connection lost", "err", err)
-		go c.Close() // it waits for this reader, which returns right after
+		c.shutdown() // the closer finishes once this reader has returned
 		return
 	}
 	c.log.Warn("fsnotifyd daemon connection lost; reconnecting", "err", err)
@@ -485,14 +526,7 @@ func (c *Client) reconnect() {
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 5*time.Second)
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		go func() { // Close interrupts the attempt
-			select {
-			case <-c.done:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
+		ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second) // Close interrupts the attempt
 		conn, w, err := c.connect(ctx)
 		cancel()
 		if err != nil {
@@ -522,7 +556,7 @@ func (c *Client) reconnect() {
 			c.mu.Unlock()
 			conn.Close()
 			for i := range early {
-				proto.CloseFDs(&early[i].Event)
+				early[i].FD.Close()
 			}
 			return
 		}
@@ -538,7 +572,7 @@ func (c *Client) reconnect() {
 		}
 		for _, ev := range early {
 			if !c.deliver(ev) {
-				proto.CloseFDs(&ev.Event)
+				ev.FD.Close()
 			}
 		}
 		c.wg.Add(1)
@@ -577,7 +611,7 @@ func (c *Client) addOn(conn *proto.Conn, m *mark, early *[]Event) (uint64, error
 		case *proto.Event:
 			// An event for a mark placed a moment ago: keep it for after the Resync (a
 			// permission event dropped here would wait for its deadline).
-			*early = append(*early, Event{Event: *msg, Mark: c.markOf(msg.Path)})
+			*early = append(*early, Event{Event: fsevent.Event(*msg), Mark: c.markOf(msg.Path)})
 		case *proto.Overflow:
 			*early = append(*early, Event{Overflow: true})
 		case *proto.Fatal:
@@ -664,6 +698,11 @@ func (c *Client) AddMark(ctx context.Context, path string, k engine.Kind, spec e
 	}
 	m.daemon = r.(*proto.Result).ID
 	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		sys.Close(fd)
+		return 0, ErrClosed
+	}
 	for _, old := range c.marks {
 		if old.daemon == m.daemon { // the same object again: one mark, as the kernel
 			old.spec.Mask |= spec.Mask
@@ -678,6 +717,42 @@ func (c *Client) AddMark(ctx context.Context, path string, k engine.Kind, spec e
 	c.marks[m.id] = m
 	c.mu.Unlock()
 	return m.id, nil
+}
+
+// ModifyMark sets the masks and flags of mark id to spec, replacing them (AddMark adds to
+// them): a mark shrinks this way without going away. Its events are as spec says once it
+// returns.
+func (c *Client) ModifyMark(ctx context.Context, id MarkID, spec engine.MarkSpec) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	m := c.marks[id]
+	var dup int
+	var err error
+	if m != nil {
+		dup, err = sys.Dup(m.fd) // under mu: RemoveMark closes m.fd only once m left marks
+	}
+	c.mu.Unlock()
+	if m == nil {
+		return fmt.Errorf("mark %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return err
+	}
+	r, err := c.request(ctx, &proto.AddMark{Req: c.nextReq.Add(1), Kind: m.kind, Mask: spec.Mask, Ignore: spec.Ignore,
+		Flags: spec.Flags, Replace: true, Target: proto.NewFD(dup)})
+	if err == nil {
+		err = toError(r.(*proto.Result).Err())
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", m.path, err)
+	}
+	c.mu.Lock()
+	m.spec = spec // placed again so after a reconnection
+	c.mu.Unlock()
+	return nil
 }
 
 // RemoveMark removes a mark; no event that starts after it returns is reported through it.
@@ -733,7 +808,7 @@ func (c *Client) Respond(id uint64, r engine.Response) error {
 	if conn == nil {
 		return ErrUnavailable
 	}
-	m, valid := proto.NewRespond(0, id, r)
+	m, valid := proto.NewRespond(0, id, r.Verdict, r.Errno, r.Cache)
 	if err := conn.WriteMsg(m); err != nil {
 		return err
 	}
@@ -743,7 +818,7 @@ func (c *Client) Respond(id uint64, r engine.Response) error {
 // RespondWait answers a permission event as Respond does and waits for the daemon's
 // acknowledgement; ErrNotFound means it was answered already or its deadline passed.
 func (c *Client) RespondWait(ctx context.Context, id uint64, r engine.Response) error {
-	m, valid := proto.NewRespond(c.nextReq.Add(1), id, r)
+	m, valid := proto.NewRespond(c.nextReq.Add(1), id, r.Verdict, r.Errno, r.Cache)
 	res, err := c.request(ctx, m)
 	if err != nil {
 		return err
@@ -759,18 +834,18 @@ func invalidAnswer(valid bool, r engine.Response) error {
 	if valid {
 		return nil
 	}
-	return &Error{Code: proto.CodeInvalid, Msg: fmt.Sprintf("answer %+v is no verdict (allow, or deny with an optional errno): sent a deny", r)}
+	return &Error{Code: fsevent.CodeInvalid, Msg: fmt.Sprintf("answer %+v is no verdict (allow, or deny with an optional errno): sent a deny", r)}
 }
 
 // Stats asks the daemon for its figures (all clients' if all and the client is privileged).
-func (c *Client) Stats(ctx context.Context, all bool) (*proto.Stats, error) {
+func (c *Client) Stats(ctx context.Context, all bool) (*fsevent.Stats, error) {
 	r, err := c.request(ctx, &proto.StatsRequest{Req: c.nextReq.Add(1), AllClients: all})
 	if err != nil {
 		return nil, err
 	}
 	switch m := r.(type) {
 	case *proto.Stats:
-		return m, nil
+		return &fsevent.Stats{Daemon: m.Daemon, Clients: m.Clients, Truncated: m.Truncated}, nil
 	case *proto.Result:
 		return nil, toError(m.Err())
 	}
@@ -785,35 +860,53 @@ func (c *Client) Ping(ctx context.Context) error {
 
 // Close says goodbye, closes the connection (the daemon answers this client's pending
 // permission events with its close verdict), closes Events and waits for the client's
-// goroutines. It is idempotent.
+// goroutines. It is idempotent, and waits for them whoever closed the client first.
 func (c *Client) Close() error {
+	c.shutdown()
+	<-c.closer
+	return nil
+}
+
+// shutdown ends the client without waiting for it: it says goodbye, closes the connection
+// and tells every goroutine to return (done). The closer does the rest.
+func (c *Client) shutdown() {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return nil
+		return
 	}
 	c.closed = true
 	conn := c.conn
-	marks := c.marks
-	c.marks = nil
 	c.mu.Unlock()
 	close(c.done)
+	c.cancel()
 	if conn != nil {
 		conn.WriteMsg(&proto.Bye{Req: c.nextReq.Add(1)})
 		conn.Close()
 	}
+}
+
+// close is the closer: once the client is shut down (Close, or a connection lost without
+// Reconnect) and its other goroutines have returned, it releases what they held — the marks'
+// descriptors and those of events never delivered — and closes Events.
+func (c *Client) close() {
+	defer close(c.closer)
+	<-c.done
 	c.wg.Wait()
+	c.mu.Lock()
+	marks := c.marks
+	c.marks = nil
+	c.mu.Unlock()
 	for _, m := range marks {
 		sys.Close(m.fd)
 	}
 	c.qmu.Lock()
 	for i := range c.q {
-		proto.CloseFDs(&c.q[i].Event)
+		c.q[i].FD.Close()
 	}
 	c.q = nil
 	c.qmu.Unlock()
 	close(c.events)
-	return nil
 }
 
 // IsUnavailable reports whether err means no daemon answered.

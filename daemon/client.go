@@ -7,7 +7,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -15,6 +14,10 @@ import (
 
 	"github.com/fsnotifyd/fsnotifyd/backend"
 	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/fsevent"
+	"github.com/fsnotifyd/fsnotifyd/internal/lru"
+	"github.com/fsnotifyd/fsnotifyd/internal/paths"
+	"github.com/fsnotifyd/fsnotifyd/internal/procfs"
 	"github.com/fsnotifyd/fsnotifyd/internal/proto"
 	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 )
@@ -37,8 +40,11 @@ type client struct {
 	marks    map[uint64]*clientMark
 	byObj    map[engine.Object]uint64
 	nextMark uint64
-	sent     map[uint64]time.Time // permission events sent, for the verdict latency
-	swept    time.Time            // when sent was last rid of events past their deadline
+
+	// sent holds the send times of the permission events sent and not answered yet, for the
+	// verdict latency: the sentLimit most recent (a client that lets its events reach their
+	// deadline would otherwise pile them up for its lifetime).
+	sent *lru.Cache[uint64, time.Time]
 
 	closeOnce sync.Once
 	done      chan struct{}
@@ -57,6 +63,10 @@ type client struct {
 
 	inlineState // a permission client read by the backend's reader (inline.go)
 }
+
+// sentLimit bounds client.sent: past it, the latencies of the oldest unanswered events (there
+// are rarely that many waiting on one client at once) go uncounted.
+const sentLimit = 1024
 
 // clientMark is a mark a client placed: its object, and the path of that object when the mark
 // was added (for unprivileged clients, paths in events are cut to what lies below it).
@@ -177,8 +187,7 @@ func (c *client) handle(m proto.Msg) (end bool) {
 			sc.ownUID, sc.uid = true, c.cred.Uid
 		}
 		st := c.s.stats(sc)
-		st.Req = m.Req
-		reply = &st
+		reply = &proto.Stats{Req: m.Req, Daemon: st.Daemon, Clients: st.Clients, Truncated: st.Truncated}
 	case *proto.Ping:
 		reply = &proto.Pong{Req: m.Req}
 	case *proto.Bye:
@@ -233,7 +242,7 @@ func (c *client) addMark(m *proto.AddMark) (uint64, error) {
 		c.s.b.Release(t)
 		return 0, proto.Errorf(proto.CodeInvalid, "%s is not a directory: a subtree mark needs one", t.Path)
 	}
-	spec := m.Spec()
+	spec := markSpec(m)
 	if m.Replace {
 		if _, ok := c.g.Mark(t.Object); ok {
 			c.s.b.Release(t)
@@ -322,11 +331,9 @@ func (c *client) removeMark(m *proto.RemoveMark) (uint64, error) {
 // leaves nothing pending: an id that is not pending (unknown, answered, past its deadline:
 // not-found), or a closed client.
 func (c *client) respond(m *proto.Respond) error {
-	err := c.g.Respond(m.EventID, m.Response())
-	c.mu.Lock()
-	t, ok := c.sent[m.EventID]
-	delete(c.sent, m.EventID)
-	c.mu.Unlock()
+	err := c.g.Respond(m.EventID, response(m))
+	t, ok := c.sent.Get(m.EventID)
+	c.sent.Delete(m.EventID)
 	if ok && (err == nil || errors.Is(err, engine.ErrInvalidAnswer)) {
 		c.s.lat.observe(time.Since(t))
 	}
@@ -507,7 +514,7 @@ type fder interface{ Fd() int }
 
 // event builds what the client may see of one delivery. Needs sendMu.
 func (c *client) event(d engine.Delivery) *proto.Event {
-	ev := proto.NewEvent(d)
+	ev := wireEvent(d)
 	if !c.privileged && ev.PathUnknown {
 		// The daemon could not read the path (deeper than the kernel prints, or printed
 		// wrong), so it cannot check that the event lies below what the client marked, nor
@@ -544,11 +551,11 @@ func (c *client) event(d engine.Delivery) *proto.Event {
 	if c.wantComm {
 		ev.Comm = d.Event.Comm
 		if ev.Comm == "" {
-			ev.Comm = backend.ProcessComm(ev.Pid)
+			ev.Comm = procfs.Comm(ev.Pid)
 		}
 	}
 	if c.wantUID && ev.Pid > 0 {
-		if uid, ok := backend.ProcessEUID(ev.Pid); ok {
+		if uid, ok := procfs.EUID(ev.Pid); ok {
 			ev.UID, ev.HasUID = uid, true
 		}
 	}
@@ -560,22 +567,7 @@ func (c *client) event(d engine.Delivery) *proto.Event {
 				}
 			}
 		}
-		now := time.Now()
-		c.mu.Lock()
-		// Events the client never answers (the deadline verdict applied) would stay here for
-		// the client's lifetime: forget them, at most once per deadline.
-		if dl := c.g.Options().Deadline; dl > 0 && len(c.sent) >= 1024 && now.Sub(c.swept) > dl {
-			for id, t := range c.sent {
-				if now.Sub(t) > dl {
-					delete(c.sent, id)
-				}
-			}
-			c.swept = now
-		}
-		if len(c.sent) < 1<<20 {
-			c.sent[d.ID] = now
-		}
-		c.mu.Unlock()
+		c.sent.Put(d.ID, time.Now())
 	}
 	return ev
 }
@@ -591,7 +583,7 @@ func (c *client) trim(ev *proto.Event) bool {
 			return true
 		}
 		for _, m := range c.marks {
-			if p == m.root || strings.HasPrefix(p, m.root+"/") || m.root == "/" {
+			if paths.Within(p, m.root) {
 				return true
 			}
 		}
@@ -604,14 +596,14 @@ func (c *client) trim(ev *proto.Event) bool {
 	return ok
 }
 
-func (c *client) stats(gs engine.GroupStats) proto.ClientStats {
-	return proto.ClientStats{
+func (c *client) stats(gs engine.GroupStats) fsevent.ClientStats {
+	return fsevent.ClientStats{
 		ID: c.id, Name: c.name, PID: c.cred.Pid, UID: c.cred.Uid, Class: gs.Class,
 		Queued: uint32(gs.Queued), Pending: uint32(gs.Pending), Marks: uint32(gs.Marks),
 		Delivered: gs.Delivered, Merged: gs.Merged, Dropped: gs.Dropped, Overflows: gs.Overflows,
 		Answered: gs.Answered, DeadlineExpired: gs.DeadlineExpired, CloseAnswered: gs.ClosedAnswered,
 		QueueFull: gs.QueueFull,
-		Latency:   proto.Latency{Count: gs.Answered, Sum: gs.AnswerLatency * time.Duration(gs.Answered)},
+		Latency:   fsevent.Latency{Count: gs.Answered, Sum: gs.AnswerLatency * time.Duration(gs.Answered)},
 	}
 }
 

@@ -105,9 +105,7 @@ func TestSentForgetsExpired(t *testing.T) {
 	s.mu.Lock()
 	var kept int
 	for _, c := range s.clients {
-		c.mu.Lock()
-		kept = len(c.sent)
-		c.mu.Unlock()
+		kept = c.sent.Len()
 	}
 	s.mu.Unlock()
 	t.Logf("%d events past their deadline; %d send times kept", events, kept)

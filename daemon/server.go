@@ -47,7 +47,6 @@ import (
 	"net"
 	"os"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -55,6 +54,9 @@ import (
 
 	"github.com/fsnotifyd/fsnotifyd/backend"
 	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/fsevent"
+	"github.com/fsnotifyd/fsnotifyd/internal/lru"
+	"github.com/fsnotifyd/fsnotifyd/internal/procfs"
 	"github.com/fsnotifyd/fsnotifyd/internal/proto"
 	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 )
@@ -82,7 +84,7 @@ type Server struct {
 	version  string
 	b        *backend.Backend
 	ownB     bool
-	instance proto.InstanceID
+	instance fsevent.InstanceID
 	start    time.Time
 
 	mu      sync.Mutex
@@ -158,8 +160,8 @@ func New(opts Options) (*Server, error) {
 // Backend returns the server's backend.
 func (s *Server) Backend() *backend.Backend { return s.b }
 
-// Instance identifies this run of the daemon.
-func (s *Server) Instance() proto.InstanceID { return s.instance }
+// Instance identifies this run of the daemon (clients see it in their Welcome).
+func (s *Server) Instance() fsevent.InstanceID { return s.instance }
 
 // Run accepts clients on ln until ctx ends or ln is closed, then closes every client
 // (answering their pending permission events with their close verdicts) and returns. Tests
@@ -513,7 +515,7 @@ func (s *Server) admit(conn *proto.Conn, p peer, h *proto.Hello) (*client, error
 		return nil, err
 	}
 	cred, groups, privileged := &p.cred, p.groups, p.privileged
-	opts := h.Options()
+	opts := groupOptions(h)
 	if opts.Class != engine.ClassNotification && !privileged {
 		return nil, proto.Errorf(proto.CodePermission,
 			"%s-class clients (permission events) need uid 0 or a uid/gid allowed by allow_uid/allow_gid in the daemon's config; uid %d is not",
@@ -564,7 +566,7 @@ func (s *Server) admit(conn *proto.Conn, p peer, h *proto.Hello) (*client, error
 		eventFDs:   h.WantEventFDs && opts.Class != engine.ClassNotification && s.cfg.mayReceiveFds(cred.Uid, groups),
 		wantUID:    h.WantUID, wantComm: h.WantComm,
 		marks: make(map[uint64]*clientMark), byObj: make(map[engine.Object]uint64),
-		sent: make(map[uint64]time.Time), done: make(chan struct{}),
+		sent: lru.New[uint64, time.Time](sentLimit), done: make(chan struct{}),
 		direct: direct, kick: make(chan struct{}, 1), lastKernel: s.b.Stats().KernelOverflows,
 	}
 	self.Store(c)
@@ -595,7 +597,7 @@ func (s *Server) admit(conn *proto.Conn, p peer, h *proto.Hello) (*client, error
 
 // Stats returns daemon-wide figures and, with all, every client's (else only client only's,
 // if it is one).
-func (s *Server) Stats(all bool, only uint64) proto.Stats {
+func (s *Server) Stats(all bool, only uint64) fsevent.Stats {
 	return s.stats(statsScope{all: all, only: only})
 }
 
@@ -610,8 +612,8 @@ type statsScope struct {
 	uid    uint32
 }
 
-func (s *Server) stats(sc statsScope) proto.Stats {
-	var st proto.Stats
+func (s *Server) stats(sc statsScope) fsevent.Stats {
+	var st fsevent.Stats
 	d := &st.Daemon
 	// The clients, their figures and the totals of those gone in one step (see client.close).
 	s.mu.Lock()
@@ -709,11 +711,11 @@ func (h *latencyHist) observe(d time.Duration) {
 	}
 }
 
-func (h *latencyHist) snapshot() (proto.Latency, []proto.Bucket) {
-	l := proto.Latency{Count: h.count.Load(), Sum: time.Duration(h.sum.Load()), Max: time.Duration(h.max.Load())}
-	bs := make([]proto.Bucket, len(h.bounds))
+func (h *latencyHist) snapshot() (fsevent.Latency, []fsevent.Bucket) {
+	l := fsevent.Latency{Count: h.count.Load(), Sum: time.Duration(h.sum.Load()), Max: time.Duration(h.max.Load())}
+	bs := make([]fsevent.Bucket, len(h.bounds))
 	for i := range h.bounds {
-		bs[i] = proto.Bucket{Le: h.bounds[i], Count: h.counts[i].Load()}
+		bs[i] = fsevent.Bucket{Le: h.bounds[i], Count: h.counts[i].Load()}
 	}
 	return l, bs
 }
@@ -746,19 +748,9 @@ func peerGroups(conn *proto.Conn, pid int32, gid uint32) []uint32 {
 	if !errors.Is(gerr, syscall.ENOPROTOOPT) {
 		return out // no supplementary groups rather than a guess
 	}
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return out
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "Groups:"); ok {
-			var g uint32
-			for _, f := range strings.Fields(rest) {
-				if _, err := fmt.Sscan(f, &g); err == nil {
-					add(g)
-				}
-			}
-		}
+	supp, _ := procfs.ReadSupplementaryGroups(pid)
+	for _, g := range supp {
+		add(g)
 	}
 	return out
 }

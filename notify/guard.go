@@ -18,6 +18,7 @@ import (
 	"github.com/fsnotifyd/fsnotifyd/backend"
 	"github.com/fsnotifyd/fsnotifyd/client"
 	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/procfs"
 )
 
 // AccessKind is the kind of access a Guard decides on.
@@ -215,7 +216,7 @@ func (r *Request) Comm() string {
 
 // LookupComm is Comm with the error.
 func (r *Request) LookupComm() (string, error) {
-	r.commOnce.Do(func() { r.comm, r.commErr = backend.ReadProcessComm(int32(r.Pid)) })
+	r.commOnce.Do(func() { r.comm, r.commErr = procfs.ReadComm(int32(r.Pid)) })
 	return r.comm, r.commErr
 }
 
@@ -231,7 +232,7 @@ func (r *Request) Uid() int {
 // LookupUid is Uid with the error.
 func (r *Request) LookupUid() (int, error) {
 	r.uidOnce.Do(func() {
-		u, err := backend.ReadProcessEUID(int32(r.Pid))
+		u, err := procfs.ReadEUID(int32(r.Pid))
 		r.uid, r.uidErr = int(u), err
 	})
 	return r.uid, r.uidErr
@@ -241,7 +242,7 @@ func (r *Request) LookupUid() (int, error) {
 // filesystem gid, and its supplementary groups. An unprivileged process can neither add a
 // group to this set nor leave one.
 func (r *Request) Groups() ([]uint32, error) {
-	r.groupsOnce.Do(func() { r.groups, r.groupsErr = backend.ReadProcessGroups(int32(r.Pid)) })
+	r.groupsOnce.Do(func() { r.groups, r.groupsErr = procfs.ReadGroups(int32(r.Pid)) })
 	return r.groups, r.groupsErr
 }
 
@@ -254,7 +255,7 @@ func (r *Request) Groups() ([]uint32, error) {
 // path longer than PATH_MAX gives "" and false. Only a verified path says which program runs.
 func (r *Request) Exe() (path string, verified bool, err error) {
 	r.exeOnce.Do(func() {
-		r.exe, r.exeVerified, r.exeErr = backend.ReadProcessExe(int32(r.Pid))
+		r.exe, r.exeVerified, r.exeErr = procfs.ReadExe(int32(r.Pid))
 		r.exeDone.Store(true)
 	})
 	return r.exe, r.exeVerified, r.exeErr
@@ -292,7 +293,7 @@ func (r *Request) File() *os.File {
 
 // ProcessComm reads /proc/PID/comm ("" if the process is gone). procfs takes no fanotify
 // marks, so this never waits on a guard.
-func ProcessComm(pid int) string { return backend.ProcessComm(int32(pid)) }
+func ProcessComm(pid int) string { return procfs.Comm(int32(pid)) }
 
 // Handler decides on an access. ctx ends at the Guard's deadline (or when it closes): a
 // handler that outlives it is too late, and the deadline verdict has applied.

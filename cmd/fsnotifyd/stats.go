@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/client"
-	"github.com/fsnotifyd/fsnotifyd/internal/proto"
+	"github.com/fsnotifyd/fsnotifyd/fsevent"
 )
 
 const statsHelp = `
@@ -108,7 +108,7 @@ type statsScope struct {
 	uid uint32
 }
 
-func statsJSON(st *proto.Stats, scope statsScope) any {
+func statsJSON(st *fsevent.Stats, scope statsScope) any {
 	d := st.Daemon
 	type client struct {
 		ID        uint64 `json:"id"`

@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/fsevent"
 )
 
 func benchEvent() *Event {
-	return &Event{ID: 12345, Mask: engine.OpenPerm, Time: time.Unix(0, 1700000000123456789), Pid: 4242, Tid: 4243,
+	return &Event{ID: 12345, Mask: fsevent.OpenPerm, Time: time.Unix(0, 1700000000123456789), Pid: 4242, Tid: 4243,
 		UID: 1000, HasUID: true, Path: "/home/user/projects/fsnotifyd/internal/proto/conn_linux.go",
 		Name: "conn_linux.go", Comm: "gopls"}
 }
@@ -115,7 +115,7 @@ func BenchmarkConnBatch16(b *testing.B) {
 	handshake(b, d, c)
 	ev := benchEvent()
 	ev.ID = 0
-	ev.Mask = engine.Open
+	ev.Mask = fsevent.Open
 	batch := make([]Msg, 16)
 	for i := range batch {
 		batch[i] = ev

@@ -2,48 +2,23 @@ package proto
 
 import (
 	"encoding/binary"
-	"syscall"
 	"unicode/utf8"
+
+	"github.com/fsnotifyd/fsnotifyd/fsevent"
 )
 
-// FD is a file descriptor carried by a message. Its zero value carries none, so a message
-// built as a literal never sends fd 0 (stdin) by accident — a daemon that leaked its own stdin
-// to a client would be a confused deputy.
+// FD is a file descriptor carried by a message: fsevent.FD. Its zero value carries none, so a
+// message built as a literal never sends fd 0 (stdin) by accident — a daemon that leaked its
+// own stdin to a client would be a confused deputy.
 //
 // Ownership: Encode, Append and Conn.WriteMsg never close a message's fds (the kernel holds
 // its own reference once sendmsg returns, so the sender may close them then). Decode and
 // Conn.ReadMsg hand the received fds to the message: the receiver owns them and must close
 // them (CloseFDs, FD.Close) or take them (FD.Take).
-type FD struct{ v int32 } // the fd + 1, so that the zero value is "none"
+type FD = fsevent.FD
 
 // NewFD returns an FD holding fd; a negative fd gives the empty FD.
-func NewFD(fd int) FD {
-	if fd < 0 || fd >= 1<<31-1 {
-		return FD{}
-	}
-	return FD{int32(fd) + 1}
-}
-
-// Valid reports whether f holds a file descriptor.
-func (f FD) Valid() bool { return f.v != 0 }
-
-// Int returns the file descriptor, or -1 if f holds none.
-func (f FD) Int() int { return int(f.v) - 1 }
-
-// Take returns the file descriptor (or -1) and empties f: the caller now owns it.
-func (f *FD) Take() int {
-	fd := f.Int()
-	f.v = 0
-	return fd
-}
-
-// Close closes the file descriptor, if any, and empties f.
-func (f *FD) Close() error {
-	if fd := f.Take(); fd >= 0 {
-		return syscall.Close(fd)
-	}
-	return nil
-}
+func NewFD(fd int) FD { return fsevent.NewFD(fd) }
 
 // Msg is a protocol message: one of *Hello, *AddMark, *RemoveMark, *Respond, *StatsRequest,
 // *Ping, *Bye (client → daemon) or *Welcome, *Result, *Event, *Overflow, *Stats, *Pong, *Fatal

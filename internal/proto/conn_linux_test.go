@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/fsevent"
 )
 
 const oPath = 0x200000 // O_PATH (the syscall package lacks it)
@@ -135,7 +135,7 @@ func TestConnPassesFDs(t *testing.T) {
 	// Client → daemon: O_PATH fds of a directory and a file, as mark targets.
 	for _, target := range []string{dir, file} {
 		fd := openPath(t, target)
-		if err := c.WriteMsg(&AddMark{Req: 3, Kind: engine.KindInode, Mask: engine.Open, Target: NewFD(fd)}); err != nil {
+		if err := c.WriteMsg(&AddMark{Req: 3, Kind: fsevent.KindInode, Mask: fsevent.Open, Target: NewFD(fd)}); err != nil {
 			t.Fatal(err)
 		}
 		m, err := d.ReadMsg()
@@ -168,7 +168,7 @@ func TestConnPassesFDs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := d.WriteMsg(&Event{ID: 5, Mask: engine.OpenPerm, Path: file, FD: NewFD(int(f.Fd()))}); err != nil {
+	if err := d.WriteMsg(&Event{ID: 5, Mask: fsevent.OpenPerm, Path: file, FD: NewFD(int(f.Fd()))}); err != nil {
 		t.Fatal(err)
 	}
 	f.Close() // the kernel holds the sent reference
@@ -202,12 +202,12 @@ func TestConnWriteMsgsBatch(t *testing.T) {
 		}
 		paths = append(paths, p)
 		if i%3 == 0 {
-			ms = append(ms, &Event{Mask: engine.Create, Path: p})
+			ms = append(ms, &Event{Mask: fsevent.Create, Path: p})
 			continue
 		}
 		fd := openPath(t, p)
 		sent = append(sent, fd)
-		ms = append(ms, &Event{ID: uint64(i + 1), Mask: engine.OpenPerm, Path: p, FD: NewFD(fd)})
+		ms = append(ms, &Event{ID: uint64(i + 1), Mask: fsevent.OpenPerm, Path: p, FD: NewFD(fd)})
 	}
 	ms = append(ms, &Overflow{Reason: OverflowConnection}, &Pong{Req: 9})
 	if err := d.WriteMsgs(ms...); err != nil {
@@ -297,9 +297,9 @@ func testConnPartialWrites(t *testing.T, blocking bool) {
 	go func() {
 		for i := range n {
 			ms := []Msg{
-				&Event{ID: uint64(i + 1), Mask: engine.OpenPerm, Path: long, FD: NewFD(fd)},
-				&Event{Mask: engine.Modify, Path: long, OldPath: long},
-				&Event{ID: uint64(i + 1), Mask: engine.AccessPerm, Path: long, OldPath: long, FD: NewFD(fd)},
+				&Event{ID: uint64(i + 1), Mask: fsevent.OpenPerm, Path: long, FD: NewFD(fd)},
+				&Event{Mask: fsevent.Modify, Path: long, OldPath: long},
+				&Event{ID: uint64(i + 1), Mask: fsevent.AccessPerm, Path: long, OldPath: long, FD: NewFD(fd)},
 			}
 			if err := d.WriteMsgs(ms...); err != nil {
 				errc <- err
@@ -342,7 +342,7 @@ func TestConnConcurrentWriters(t *testing.T) {
 			for i := range each {
 				var err error
 				if i%2 == 0 {
-					err = d.WriteMsg(&Event{ID: uint64(w*each + i + 1), Mask: engine.Open, Path: fmt.Sprintf("/w%d/%d", w, i)})
+					err = d.WriteMsg(&Event{ID: uint64(w*each + i + 1), Mask: fsevent.Open, Path: fmt.Sprintf("/w%d/%d", w, i)})
 				} else {
 					err = d.WriteMsgs(&Result{Req: uint64(w*each + i + 1)}, &Overflow{Lost: uint64(w)})
 				}
@@ -387,9 +387,9 @@ func TestConnSplitWrites(t *testing.T) {
 	var frames [][]byte
 	for _, m := range []Msg{
 		&Hello{Req: 1, MinVersion: 1, MaxVersion: 1, Name: "split"},
-		&AddMark{Req: 2, Kind: engine.KindInode, Mask: engine.Open, Target: NewFD(fd)},
+		&AddMark{Req: 2, Kind: fsevent.KindInode, Mask: fsevent.Open, Target: NewFD(fd)},
 		&Ping{Req: 3},
-		&RemoveMark{Req: 4, By: RemoveByTarget, Kind: engine.KindInode, Target: NewFD(fd)},
+		&RemoveMark{Req: 4, By: RemoveByTarget, Kind: fsevent.KindInode, Target: NewFD(fd)},
 		&Bye{Req: 5},
 	} {
 		f, _ := mustEncode(t, m)
@@ -435,9 +435,9 @@ func TestConnSplitWrites(t *testing.T) {
 
 func TestConnRejects(t *testing.T) {
 	hello, _ := mustEncode(t, &Hello{Req: 1, MinVersion: 1, MaxVersion: 1})
-	addMark, _ := mustEncode(t, &AddMark{Req: 2, Kind: engine.KindInode, Target: NewFD(0)})
+	addMark, _ := mustEncode(t, &AddMark{Req: 2, Kind: fsevent.KindInode, Target: NewFD(0)})
 	ping, _ := mustEncode(t, &Ping{Req: 3})
-	event, _ := mustEncode(t, &Event{Mask: engine.Open})
+	event, _ := mustEncode(t, &Event{Mask: fsevent.Open})
 	file := filepath.Join(t.TempDir(), "f")
 	os.WriteFile(file, nil, 0o644)
 
@@ -549,7 +549,7 @@ func TestConnCloseWhileReading(t *testing.T) {
 	base := openFDs(t)
 	d, raw := rawPipe(t)
 	hello, _ := mustEncode(t, &Hello{Req: 1, MinVersion: 1, MaxVersion: 1})
-	addMark, _ := mustEncode(t, &AddMark{Req: 2, Kind: engine.KindInode, Target: NewFD(0)})
+	addMark, _ := mustEncode(t, &AddMark{Req: 2, Kind: fsevent.KindInode, Target: NewFD(0)})
 	fd := openPath(t, t.TempDir())
 	raw.Write(hello)
 	raw.WriteMsgUnix(addMark[:10], syscall.UnixRights(fd), nil) // an fd waiting for its frame
@@ -588,11 +588,11 @@ func TestConnWriteRules(t *testing.T) {
 		conn *Conn
 		m    Msg
 	}{
-		{c, &Ping{Req: 1}},             // before Hello
-		{c, &Event{Mask: engine.Open}}, // a daemon message
-		{d, &Event{Mask: engine.Open}}, // before Welcome
-		{d, &Ping{Req: 1}},             // a client message
-		{c, &Hello{}},                  // in order, but invalid
+		{c, &Ping{Req: 1}},              // before Hello
+		{c, &Event{Mask: fsevent.Open}}, // a daemon message
+		{d, &Event{Mask: fsevent.Open}}, // before Welcome
+		{d, &Ping{Req: 1}},              // a client message
+		{c, &Hello{}},                   // in order, but invalid
 	} {
 		err := x.conn.WriteMsg(x.m)
 		if x.m.Type() == TypeHello {
@@ -733,7 +733,7 @@ func TestConnBlockingReads(t *testing.T) {
 		got <- m
 	}()
 	time.Sleep(10 * time.Millisecond)
-	if err := d.WriteMsg(&Event{ID: 7, Mask: engine.OpenPerm, Path: file, FD: NewFD(fd)}); err != nil {
+	if err := d.WriteMsg(&Event{ID: 7, Mask: fsevent.OpenPerm, Path: file, FD: NewFD(fd)}); err != nil {
 		t.Fatal(err)
 	}
 	syscall.Close(fd)
@@ -742,7 +742,7 @@ func TestConnBlockingReads(t *testing.T) {
 		t.Fatalf("event: %+v", ev)
 	}
 	ev.FD.Close()
-	if err := c.WriteMsg(&Respond{EventID: 7, Verdict: engine.Deny}); err != nil {
+	if err := c.WriteMsg(&Respond{EventID: 7, Verdict: fsevent.Deny}); err != nil {
 		t.Fatal(err)
 	}
 	if m, err := d.ReadMsg(); err != nil || m.(*Respond).EventID != 7 {
@@ -759,7 +759,7 @@ func TestConnBlockingReads(t *testing.T) {
 	go func() {
 		long := "/" + strings.Repeat("w", MaxPath-1)
 		for {
-			if err := d.WriteMsg(&Event{Mask: engine.Modify, Path: long}); err != nil {
+			if err := d.WriteMsg(&Event{Mask: fsevent.Modify, Path: long}); err != nil {
 				errc <- err
 				return
 			}
@@ -813,7 +813,7 @@ func TestConnBlockingEOF(t *testing.T) {
 func TestConnTryWriteMsgs(t *testing.T) {
 	d, c := pipe(t)
 	handshake(t, d, c)
-	if n, err := d.TryWriteMsgs(&Event{ID: 1, Mask: engine.OpenPerm}); n != 0 || err != nil {
+	if n, err := d.TryWriteMsgs(&Event{ID: 1, Mask: fsevent.OpenPerm}); n != 0 || err != nil {
 		t.Fatalf("TryWriteMsgs without SetBlockingReads: %d, %v; want 0, nil", n, err)
 	}
 	d.UnixConn().SetWriteBuffer(4096)
@@ -829,9 +829,9 @@ func TestConnTryWriteMsgs(t *testing.T) {
 	tries := 0
 	for {
 		ms := []Msg{
-			&Event{ID: uint64(len(sent) + 1), Mask: engine.OpenPerm, Path: long, FD: NewFD(fd)},
-			&Event{Mask: engine.Modify, Path: long},
-			&Event{Mask: engine.Modify, Path: long},
+			&Event{ID: uint64(len(sent) + 1), Mask: fsevent.OpenPerm, Path: long, FD: NewFD(fd)},
+			&Event{Mask: fsevent.Modify, Path: long},
+			&Event{Mask: fsevent.Modify, Path: long},
 		}
 		n, err := d.TryWriteMsgs(ms...)
 		if err != nil {
@@ -869,8 +869,8 @@ func TestConnTryWriteMsgs(t *testing.T) {
 	}
 	// Small messages to an empty socket go at once; one too long to go out in one piece
 	// (the send buffer is 4 KiB here) is left to WriteMsgs, as is what follows it.
-	small := &Event{Mask: engine.Modify, Path: "/s"}
-	huge := &Event{Mask: engine.Modify, Path: "/" + strings.Repeat("h", MaxPath-1)}
+	small := &Event{Mask: fsevent.Modify, Path: "/s"}
+	huge := &Event{Mask: fsevent.Modify, Path: "/" + strings.Repeat("h", MaxPath-1)}
 	if n, err := d.TryWriteMsgs(small, small, huge, small); n != 2 || err != nil {
 		t.Fatalf("small, small, huge, small to an empty socket: %d written, %v; want 2", n, err)
 	}
@@ -899,7 +899,7 @@ func TestConnTryReadMsg(t *testing.T) {
 	if m, err := d.TryReadMsg(); m != nil || err != nil {
 		t.Fatalf("TryReadMsg with nothing sent: %v %v", m, err)
 	}
-	frame, _, err := Encode(&Respond{EventID: 9, Verdict: engine.Deny})
+	frame, _, err := Encode(&Respond{EventID: 9, Verdict: fsevent.Deny})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -940,7 +940,7 @@ func TestConnTryReadMsg(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "f")
 	os.WriteFile(file, []byte("x"), 0o644)
 	fd := openPath(t, file)
-	if err := c.WriteMsg(&AddMark{Req: 3, Kind: engine.KindInode, Mask: engine.Open, Target: NewFD(fd)}); err != nil {
+	if err := c.WriteMsg(&AddMark{Req: 3, Kind: fsevent.KindInode, Mask: fsevent.Open, Target: NewFD(fd)}); err != nil {
 		t.Fatal(err)
 	}
 	syscall.Close(fd)
@@ -968,10 +968,10 @@ func TestConnTryReadMsg(t *testing.T) {
 func TestEventVersion2FieldsNeedVersion2(t *testing.T) {
 	deep := "/" + strings.Repeat("d", MaxPath+10)
 	v2 := []*Event{
-		{ID: 1, Mask: engine.OpenPerm, PathUnknown: true},
-		{Mask: engine.Create, Path: "/x", HasObject: true, Dev: 1, Ino: 2},
-		{Mask: engine.Create, Path: deep},
-		{Mask: engine.Rename, Path: "/x", OldPath: deep},
+		{ID: 1, Mask: fsevent.OpenPerm, PathUnknown: true},
+		{Mask: fsevent.Create, Path: "/x", HasObject: true, Dev: 1, Ino: 2},
+		{Mask: fsevent.Create, Path: deep},
+		{Mask: fsevent.Rename, Path: "/x", OldPath: deep},
 	}
 	for _, version := range []uint16{1, 2} {
 		d, c := pipe(t)
@@ -1019,7 +1019,7 @@ func TestEventVersion2FieldsNeedVersion2(t *testing.T) {
 	d.ReadMsg()
 	d.WriteMsg(&Welcome{Req: 1, Version: 1, ClientID: 1, Instance: testInstance})
 	c.ReadMsg()
-	frame, _ := mustEncode(t, &Event{ID: 1, Mask: engine.OpenPerm, PathUnknown: true})
+	frame, _ := mustEncode(t, &Event{ID: 1, Mask: fsevent.OpenPerm, PathUnknown: true})
 	if _, err := d.UnixConn().Write(frame); err != nil {
 		t.Fatal(err)
 	}

@@ -10,25 +10,25 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/fsevent"
 )
 
 // docExamples are the frames of the worked example in docs/protocol.md.
 func docExamples() map[string]Msg {
 	inst := InstanceID{0x9c, 0x1f, 0x3a, 0x77, 0x40, 0x12, 0x4e, 0x8b, 0xa1, 0x05, 0x6d, 0xe2, 0x33, 0xc8, 0x90, 0x5b}
 	return map[string]Msg{
-		"hello": &Hello{Req: 1, MinVersion: 1, MaxVersion: 1, Name: "guard", Class: engine.ClassContent,
-			Deadline: 5 * time.Second, DeadlineVerdict: engine.Allow, CloseVerdict: engine.Allow,
-			QueueFullVerdict: engine.Allow, WantEventFDs: true},
+		"hello": &Hello{Req: 1, MinVersion: 1, MaxVersion: 1, Name: "guard", Class: fsevent.ClassContent,
+			Deadline: 5 * time.Second, DeadlineVerdict: fsevent.Allow, CloseVerdict: fsevent.Allow,
+			QueueFullVerdict: fsevent.Allow, WantEventFDs: true},
 		"welcome": &Welcome{Req: 1, Version: 1, ClientID: 7, Instance: inst, Fresh: true,
-			DaemonVersion: "fsnotifyd 0.1.0", Class: engine.ClassContent, QueueLimit: 16384,
+			DaemonVersion: "fsnotifyd 0.1.0", Class: fsevent.ClassContent, QueueLimit: 16384,
 			Deadline: 2 * time.Second, EventFDs: true, UID: 1000, GID: 1000, PID: 4242},
-		"addmark": &AddMark{Req: 2, Kind: engine.KindSubtree, Mask: engine.OpenPerm | engine.OnDir, Target: NewFD(5)},
+		"addmark": &AddMark{Req: 2, Kind: fsevent.KindSubtree, Mask: fsevent.OpenPerm | fsevent.OnDir, Target: NewFD(5)},
 		"result":  &Result{Req: 2, ID: 1},
-		"event": &Event{ID: 1, Mask: engine.OpenPerm, Pid: 4300, Tid: 4300, Path: "/srv/app/config.yaml",
+		"event": &Event{ID: 1, Mask: fsevent.OpenPerm, Pid: 4300, Tid: 4300, Path: "/srv/app/config.yaml",
 			Name: "config.yaml", FD: NewFD(9)},
-		"respond":   &Respond{EventID: 1, Verdict: engine.Deny},
-		"mountmark": &AddMark{Req: 3, Kind: engine.KindMount, Mask: engine.Open, Target: NewFD(5)},
+		"respond":   &Respond{EventID: 1, Verdict: fsevent.Deny},
+		"mountmark": &AddMark{Req: 3, Kind: fsevent.KindMount, Mask: fsevent.Open, Target: NewFD(5)},
 		"denied": &Result{Req: 3, Code: CodePermission,
 			Message: "mount marks need uid 0 or an allowed uid in /etc/fsnotifyd/config"},
 	}

@@ -6,7 +6,7 @@ import (
 	"io"
 	"testing"
 
-	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/fsevent"
 )
 
 // FuzzConn feeds a byte stream, written in chunks of fuzzer-chosen sizes, to a Conn over a
@@ -29,7 +29,7 @@ func FuzzConn(f *testing.F) {
 	welcome := &Welcome{Req: 1, Version: 1, ClientID: 1, Instance: testInstance}
 	f.Add(false, enc(hello, &Ping{Req: 2}, &Respond{EventID: 3}, &StatsRequest{Req: 4}, &Bye{Req: 5}), []byte{1, 7, 200})
 	f.Add(false, enc(hello, &RemoveMark{Req: 2, By: RemoveByID, MarkID: 1}), []byte{16})
-	f.Add(true, enc(welcome, &Event{Mask: engine.Create, Path: "/a/b", Name: "b"}, &Overflow{}, &Pong{Req: 2}), []byte{3, 3, 3})
+	f.Add(true, enc(welcome, &Event{Mask: fsevent.Create, Path: "/a/b", Name: "b"}, &Overflow{}, &Pong{Req: 2}), []byte{3, 3, 3})
 	f.Add(true, enc(welcome, &Stats{Req: 1, Clients: make([]ClientStats, 300)}), []byte{255, 255, 255})
 	f.Add(true, enc(&Fatal{Code: CodeVersion, Message: "no"}), []byte{})
 	f.Add(false, append(enc(hello), 0xff, 0xff, 0xff, 0xff), []byte{0})

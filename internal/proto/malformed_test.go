@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/fsevent"
 )
 
 func mustEncode(t testing.TB, m Msg) ([]byte, []int) {
@@ -52,13 +52,13 @@ func wantCode(t *testing.T, err error, code Code) {
 
 func TestDecodeRejects(t *testing.T) {
 	hello, _ := mustEncode(t, &Hello{Req: 1, MinVersion: 1, MaxVersion: 1, Name: "n"})
-	addMark, _ := mustEncode(t, &AddMark{Req: 1, Kind: engine.KindInode, Mask: engine.Open, Target: NewFD(3)})
+	addMark, _ := mustEncode(t, &AddMark{Req: 1, Kind: fsevent.KindInode, Mask: fsevent.Open, Target: NewFD(3)})
 	removeMark, _ := mustEncode(t, &RemoveMark{Req: 1, By: RemoveByID, MarkID: 5})
-	respond, _ := mustEncode(t, &Respond{EventID: 1, Verdict: engine.Deny, Errno: 5})
+	respond, _ := mustEncode(t, &Respond{EventID: 1, Verdict: fsevent.Deny, Errno: 5})
 	statsReq, _ := mustEncode(t, &StatsRequest{Req: 1})
 	welcome, _ := mustEncode(t, &Welcome{Req: 1, Version: 1, ClientID: 1, Instance: testInstance, DaemonVersion: "v"})
 	result, _ := mustEncode(t, &Result{Req: 1, Code: CodeInvalid, Message: "m"})
-	event, _ := mustEncode(t, &Event{ID: 1, Mask: engine.OpenPerm, Path: "/p", Name: "n"})
+	event, _ := mustEncode(t, &Event{ID: 1, Mask: fsevent.OpenPerm, Path: "/p", Name: "n"})
 	overflow, _ := mustEncode(t, &Overflow{Reason: OverflowQueue})
 	stats, _ := mustEncode(t, &Stats{Req: 1, Daemon: DaemonStats{Buckets: []Bucket{{Le: 1, Count: 1}}}, Clients: []ClientStats{{ID: 1, Name: "c"}}})
 	fatal, _ := mustEncode(t, &Fatal{Code: CodeInternal, Message: "m"})
@@ -309,7 +309,7 @@ func TestHelloFromNewerClient(t *testing.T) {
 }
 
 func TestDecodeLeavesFDsOnError(t *testing.T) {
-	frame, _ := mustEncode(t, &AddMark{Req: 1, Kind: engine.KindInode, Target: NewFD(3)})
+	frame, _ := mustEncode(t, &AddMark{Req: 1, Kind: fsevent.KindInode, Target: NewFD(3)})
 	frame[HeaderSize] = 9 // bad kind
 	fds := []int{3}
 	if _, err := Decode(frame, fds); err == nil || fds[0] != 3 {

@@ -6,12 +6,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/fsevent"
 )
 
-// The wire values of the engine's enums and bits are the engine's own (which are fanotify's
-// for masks); docs/protocol.md lists them and TestWireValues pins them, so a change in the
-// engine cannot silently change the protocol.
+// The wire values of the enums and bits are package fsevent's (fanotify's for masks), which
+// the engine uses as its own; docs/protocol.md lists them and TestWireValues pins them, so a
+// change there cannot silently change the protocol.
 
 // noFDs is embedded by the messages that never carry a file descriptor.
 type noFDs struct{}
@@ -28,8 +28,8 @@ func checkFDs(t Type, got, want int) *Error {
 	return nil
 }
 
-func checkVerdict(t Type, field string, v engine.Verdict) *Error {
-	if v > engine.Deny {
+func checkVerdict(t Type, field string, v fsevent.Verdict) *Error {
+	if v > fsevent.Deny {
 		return errorf(CodeBadField, "%s: %s %d is neither allow (0) nor deny (1)", t, field, v)
 	}
 	return nil
@@ -77,7 +77,7 @@ type Hello struct {
 	// Name labels the client in the daemon's logs and stats (at most MaxName bytes of UTF-8).
 	Name string
 	// Class is the group's class; content and pre-content need privilege (CodePermission).
-	Class engine.Class
+	Class fsevent.Class
 	// QueueLimit bounds the client's event queue: 0 for the daemon's default, -1 for
 	// unlimited; the daemon may cap it (Welcome says what applies).
 	QueueLimit int
@@ -85,11 +85,11 @@ type Hello struct {
 	// daemon's maximum, or forever if it has none); the daemon caps it at its configured
 	// maximum. At the deadline DeadlineVerdict applies.
 	Deadline        time.Duration
-	DeadlineVerdict engine.Verdict
+	DeadlineVerdict fsevent.Verdict
 	// CloseVerdict answers the client's pending permission events when it disconnects.
-	CloseVerdict engine.Verdict
+	CloseVerdict fsevent.Verdict
 	// QueueFullVerdict answers a permission event that meets the client's full queue.
-	QueueFullVerdict engine.Verdict
+	QueueFullVerdict fsevent.Verdict
 	// WantEventFDs asks for the file of each permission event (Event.FD); the daemon grants
 	// it only to clients its configuration allows (Welcome.EventFDs).
 	WantEventFDs bool
@@ -112,7 +112,7 @@ func (m *Hello) check() *Error {
 	if m.MinVersion == 0 || m.MinVersion > m.MaxVersion {
 		return errorf(CodeBadField, "Hello: version range %d..%d: want 1 ≤ MinVersion ≤ MaxVersion", m.MinVersion, m.MaxVersion)
 	}
-	if m.Class > engine.ClassPreContent {
+	if m.Class > fsevent.ClassPreContent {
 		return errorf(CodeBadField, "Hello: class %d: want 0 (notification), 1 (content) or 2 (pre-content)", m.Class)
 	}
 	if err := checkQueueLimit(t, m.QueueLimit); err != nil {
@@ -123,7 +123,7 @@ func (m *Hello) check() *Error {
 	}
 	for _, v := range []struct {
 		f string
-		v engine.Verdict
+		v fsevent.Verdict
 	}{{"deadline verdict", m.DeadlineVerdict}, {"close verdict", m.CloseVerdict}, {"queue-full verdict", m.QueueFullVerdict}} {
 		if err := checkVerdict(t, v.f, v.v); err != nil {
 			return err
@@ -174,10 +174,10 @@ func (m *Hello) decode(d *decoder, req uint64) {
 			return
 		}
 	}
-	m.Class = engine.Class(d.u8("class"))
-	m.DeadlineVerdict = engine.Verdict(d.u8("deadline verdict"))
-	m.CloseVerdict = engine.Verdict(d.u8("close verdict"))
-	m.QueueFullVerdict = engine.Verdict(d.u8("queue-full verdict"))
+	m.Class = fsevent.Class(d.u8("class"))
+	m.DeadlineVerdict = fsevent.Verdict(d.u8("deadline verdict"))
+	m.CloseVerdict = fsevent.Verdict(d.u8("close verdict"))
+	m.QueueFullVerdict = fsevent.Verdict(d.u8("queue-full verdict"))
 	f := d.flags(4, helloKnownFlags, "flags")
 	m.WantEventFDs, m.WantUID, m.WantComm = f&helloWantEventFDs != 0, f&helloWantUID != 0, f&helloWantComm != 0
 	if dl := d.u64("deadline"); dl > math.MaxInt64 {
@@ -189,13 +189,6 @@ func (m *Hello) decode(d *decoder, req uint64) {
 	copy(m.LastInstance[:], d.take(16, "last instance"))
 	m.Name = d.str("name")
 	d.trailingOK = m.MaxVersion > MaxVersion
-}
-
-// Options returns the engine group options the Hello asks for (Name, Class, QueueLimit,
-// Deadline and the verdicts), before the daemon applies its caps and limits.
-func (m *Hello) Options() engine.Options {
-	return engine.Options{Name: m.Name, Class: m.Class, QueueLimit: m.QueueLimit, Deadline: m.Deadline,
-		DeadlineVerdict: m.DeadlineVerdict, CloseVerdict: m.CloseVerdict, QueueFullVerdict: m.QueueFullVerdict}
 }
 
 // Negotiate returns the protocol version a daemon speaks with the client of h: the highest
@@ -225,12 +218,12 @@ type AddMark struct {
 	Req uint64 // nonzero
 	// Kind is the object: the fd's inode (a file, or a directory with EventOnChild for its
 	// children), the subtree below the fd's directory, or the fd's mount or filesystem.
-	Kind engine.Kind
+	Kind fsevent.Kind
 	// Mask and Ignore are the engine's mark masks (fanotify bits; EventOnChild and OnDir
 	// flags). Bits the daemon does not support are refused with CodeInvalid.
-	Mask, Ignore engine.Mask
-	// Flags are the engine's mark flags (engine.IgnoreSurviveModify).
-	Flags engine.MarkFlags
+	Mask, Ignore fsevent.Mask
+	// Flags are the engine's mark flags (fsevent.IgnoreSurviveModify).
+	Flags fsevent.MarkFlags
 	// Replace sets the mark's masks and flags to these instead of ORing them in
 	// (FAN_MARK_ADD semantics without it); the mark is created either way.
 	Replace bool
@@ -241,13 +234,8 @@ type AddMark struct {
 func (*AddMark) Type() Type          { return TypeAddMark }
 func (m *AddMark) RequestID() uint64 { return m.Req }
 
-// Spec returns the mark's masks and flags as an engine.MarkSpec.
-func (m *AddMark) Spec() engine.MarkSpec {
-	return engine.MarkSpec{Mask: m.Mask, Ignore: m.Ignore, Flags: m.Flags}
-}
-
-func checkKind(t Type, k engine.Kind, allowZero bool) *Error {
-	if (k == 0 && allowZero) || (k >= engine.KindInode && k <= engine.KindSubtree) {
+func checkKind(t Type, k fsevent.Kind, allowZero bool) *Error {
+	if (k == 0 && allowZero) || (k >= fsevent.KindInode && k <= fsevent.KindSubtree) {
 		return nil
 	}
 	return errorf(CodeBadField, "%s: object kind %d: want 1 (inode), 2 (mount), 3 (filesystem) or 4 (subtree)", t, k)
@@ -261,8 +249,8 @@ func (m *AddMark) check() *Error {
 	if err := checkKind(t, m.Kind, false); err != nil {
 		return err
 	}
-	if m.Flags&^engine.IgnoreSurviveModify != 0 {
-		return errorf(CodeBadField, "AddMark: unknown mark flags %#x", uint32(m.Flags&^engine.IgnoreSurviveModify))
+	if m.Flags&^fsevent.IgnoreSurviveModify != 0 {
+		return errorf(CodeBadField, "AddMark: unknown mark flags %#x", uint32(m.Flags&^fsevent.IgnoreSurviveModify))
 	}
 	return checkFDs(t, m.numFDs(), 1)
 }
@@ -280,12 +268,12 @@ func (m *AddMark) appendPayload(b []byte) []byte {
 
 func (m *AddMark) decode(d *decoder, req uint64) {
 	m.Req = req
-	m.Kind = engine.Kind(d.u8("kind"))
+	m.Kind = fsevent.Kind(d.u8("kind"))
 	m.Replace = d.flags(1, addMarkReplace, "options") != 0
 	d.reserved(2, "reserved")
-	m.Flags = engine.MarkFlags(d.u32("mark flags"))
-	m.Mask = engine.Mask(d.u64("mask"))
-	m.Ignore = engine.Mask(d.u64("ignore mask"))
+	m.Flags = fsevent.MarkFlags(d.u32("mark flags"))
+	m.Mask = fsevent.Mask(d.u64("mask"))
+	m.Ignore = fsevent.Mask(d.u64("ignore mask"))
 }
 
 func (m *AddMark) appendFDs(fds []int) []int {
@@ -347,13 +335,13 @@ type RemoveMark struct {
 	MarkID uint64
 	// Kind, with RemoveByTarget, is the object's kind; with RemoveAll, the kind to remove or
 	// 0 for all.
-	Kind engine.Kind
+	Kind fsevent.Kind
 	// Target, with RemoveByTarget, is a file descriptor of the object.
 	Target FD
 	// Mask and Ignore, with RemoveByID or RemoveByTarget, are the bits to clear from the
 	// mark's masks (FAN_MARK_REMOVE); the mark goes when both its masks are empty. Both zero
 	// removes the whole mark.
-	Mask, Ignore engine.Mask
+	Mask, Ignore fsevent.Mask
 }
 
 func (*RemoveMark) Type() Type          { return TypeRemoveMark }
@@ -404,11 +392,11 @@ func (m *RemoveMark) appendPayload(b []byte) []byte {
 func (m *RemoveMark) decode(d *decoder, req uint64) {
 	m.Req = req
 	m.By = RemoveBy(d.u8("mode"))
-	m.Kind = engine.Kind(d.u8("kind"))
+	m.Kind = fsevent.Kind(d.u8("kind"))
 	d.reserved(6, "reserved")
 	m.MarkID = d.u64("mark id")
-	m.Mask = engine.Mask(d.u64("mask"))
-	m.Ignore = engine.Mask(d.u64("ignore mask"))
+	m.Mask = fsevent.Mask(d.u64("mask"))
+	m.Ignore = fsevent.Mask(d.u64("ignore mask"))
 }
 
 func (m *RemoveMark) appendFDs(fds []int) []int {
@@ -434,9 +422,9 @@ type Respond struct {
 	noFDs
 	Req     uint64 // 0: no Result on success
 	EventID uint64 // Event.ID of the event; nonzero
-	Verdict engine.Verdict
+	Verdict fsevent.Verdict
 	// Errno, with Deny, is the error the access fails with instead of EPERM: honoured for
-	// pre-content clients and one of engine.DenyErrnos, else the deny is a plain one (EPERM).
+	// pre-content clients and one of fsevent.DenyErrnos, else the deny is a plain one (EPERM).
 	// At most MaxErrno.
 	Errno syscall.Errno
 	// Cache, with Allow, lets the daemon remember the allow for this object and event until
@@ -447,31 +435,27 @@ type Respond struct {
 func (*Respond) Type() Type          { return TypeRespond }
 func (m *Respond) RequestID() uint64 { return m.Req }
 
-// NewRespond returns the Respond that answers event id with r, with request id req: one that
-// encodes, whatever r holds, so that a client's answer is never lost to an encoding error (the
-// access would wait for its deadline, or forever without one). An answer that is no verdict
-// (an unknown verdict, an errno with allow) becomes a deny, as the daemon would make it, and
-// valid is false; an errno above MaxErrno, or a cache flag on a deny, is dropped (the daemon
-// could not honour either: a plain deny). A frame the daemon cannot decode would instead end
-// the connection and give every pending event of the client its close verdict.
-func NewRespond(req, id uint64, r engine.Response) (m *Respond, valid bool) {
-	m = &Respond{Req: req, EventID: id, Verdict: r.Verdict, Errno: r.Errno, Cache: r.Cache}
-	valid = r.Verdict <= engine.Deny && (r.Errno == 0 || r.Verdict == engine.Deny)
+// NewRespond returns the Respond that answers event id with verdict v (errno, with a deny;
+// cache, with an allow), with request id req: one that encodes, whatever it is given, so that
+// a client's answer is never lost to an encoding error (the access would wait for its
+// deadline, or forever without one). An answer that is no verdict (an unknown verdict, an
+// errno with allow) becomes a deny, as the daemon would make it, and valid is false; an errno
+// above MaxErrno, or a cache flag on a deny, is dropped (the daemon could not honour either: a
+// plain deny). A frame the daemon cannot decode would instead end the connection and give
+// every pending event of the client its close verdict.
+func NewRespond(req, id uint64, v fsevent.Verdict, errno syscall.Errno, cache bool) (m *Respond, valid bool) {
+	m = &Respond{Req: req, EventID: id, Verdict: v, Errno: errno, Cache: cache}
+	valid = v <= fsevent.Deny && (errno == 0 || v == fsevent.Deny)
 	if !valid {
-		m.Verdict, m.Errno, m.Cache = engine.Deny, 0, false
+		m.Verdict, m.Errno, m.Cache = fsevent.Deny, 0, false
 	}
 	if m.Errno > MaxErrno {
 		m.Errno = 0
 	}
-	if m.Verdict != engine.Allow {
+	if m.Verdict != fsevent.Allow {
 		m.Cache = false
 	}
 	return m, valid
-}
-
-// Response returns the answer as an engine.Response, for engine.Group.Respond.
-func (m *Respond) Response() engine.Response {
-	return engine.Response{Verdict: m.Verdict, Errno: m.Errno, Cache: m.Cache}
 }
 
 func (m *Respond) check() *Error {
@@ -481,10 +465,10 @@ func (m *Respond) check() *Error {
 	if err := checkVerdict(m.Type(), "verdict", m.Verdict); err != nil {
 		return err
 	}
-	if m.Errno != 0 && (m.Verdict != engine.Deny || m.Errno > MaxErrno) {
+	if m.Errno != 0 && (m.Verdict != fsevent.Deny || m.Errno > MaxErrno) {
 		return errorf(CodeBadField, "Respond: errno %d: only with deny, and below %d", m.Errno, MaxErrno+1)
 	}
-	if m.Cache && m.Verdict != engine.Allow {
+	if m.Cache && m.Verdict != fsevent.Allow {
 		return errorf(CodeBadField, "Respond: cache only with allow")
 	}
 	return nil
@@ -500,7 +484,7 @@ func (m *Respond) appendPayload(b []byte) []byte {
 func (m *Respond) decode(d *decoder, req uint64) {
 	m.Req = req
 	m.EventID = d.u64("event id")
-	m.Verdict = engine.Verdict(d.u8("verdict"))
+	m.Verdict = fsevent.Verdict(d.u8("verdict"))
 	m.Cache = d.flags(1, respondCache, "flags") != 0
 	m.Errno = syscall.Errno(d.u16("errno"))
 	d.reserved(4, "reserved")
@@ -584,13 +568,13 @@ type Welcome struct {
 	// DaemonVersion is the daemon's version string (at most MaxName bytes of UTF-8).
 	DaemonVersion string
 	// The group options that apply (the Hello's, after the daemon's caps and defaults).
-	Class            engine.Class
+	Class            fsevent.Class
 	QueueLimit       int // -1: unlimited
 	MarkLimit        int // 0: none
 	Deadline         time.Duration
-	DeadlineVerdict  engine.Verdict
-	CloseVerdict     engine.Verdict
-	QueueFullVerdict engine.Verdict
+	DeadlineVerdict  fsevent.Verdict
+	CloseVerdict     fsevent.Verdict
+	QueueFullVerdict fsevent.Verdict
 	// EventFDs says permission events will carry their file (Event.FD).
 	EventFDs bool
 	// MountMarks says the client may add mount and filesystem marks.
@@ -615,7 +599,7 @@ func (m *Welcome) check() *Error {
 	if m.ClientID == 0 || m.Instance.IsZero() {
 		return errorf(CodeBadField, "Welcome: client id and instance must be nonzero")
 	}
-	if m.Class > engine.ClassPreContent {
+	if m.Class > fsevent.ClassPreContent {
 		return errorf(CodeBadField, "Welcome: class %d", m.Class)
 	}
 	if err := checkQueueLimit(t, m.QueueLimit); err != nil {
@@ -627,7 +611,7 @@ func (m *Welcome) check() *Error {
 	if err := checkDuration(t, "deadline", m.Deadline); err != nil {
 		return err
 	}
-	for _, v := range []engine.Verdict{m.DeadlineVerdict, m.CloseVerdict, m.QueueFullVerdict} {
+	for _, v := range []fsevent.Verdict{m.DeadlineVerdict, m.CloseVerdict, m.QueueFullVerdict} {
 		if err := checkVerdict(t, "verdict", v); err != nil {
 			return err
 		}
@@ -665,10 +649,10 @@ func (m *Welcome) decode(d *decoder, req uint64) {
 	m.Version = d.u16("version")
 	f := d.flags(2, welcomeKnownFlags, "flags")
 	m.Fresh, m.EventFDs, m.MountMarks = f&welcomeFresh != 0, f&welcomeEventFDs != 0, f&welcomeMountMarks != 0
-	m.Class = engine.Class(d.u8("class"))
-	m.DeadlineVerdict = engine.Verdict(d.u8("deadline verdict"))
-	m.CloseVerdict = engine.Verdict(d.u8("close verdict"))
-	m.QueueFullVerdict = engine.Verdict(d.u8("queue-full verdict"))
+	m.Class = fsevent.Class(d.u8("class"))
+	m.DeadlineVerdict = fsevent.Verdict(d.u8("deadline verdict"))
+	m.CloseVerdict = fsevent.Verdict(d.u8("close verdict"))
+	m.QueueFullVerdict = fsevent.Verdict(d.u8("queue-full verdict"))
 	m.ClientID = d.u64("client id")
 	copy(m.Instance[:], d.take(16, "instance"))
 	m.Deadline = time.Duration(d.u64("deadline")) // negative values fail check
@@ -814,93 +798,53 @@ const (
 )
 
 // Event is one event for the client (daemon → client): a notification, or a permission event
-// the client must answer with Respond before its deadline.
-type Event struct {
-	// ID identifies a permission event for Respond; 0 for a notification.
-	ID uint64
-	// Mask holds the event bits the client's marks selected, plus OnDir for a directory.
-	// A permission event holds exactly one permission bit. Never QueueOverflow (see Overflow).
-	Mask engine.Mask
-	// Time is when the daemon saw the event (zero if unknown; sent as nanoseconds since the
-	// Unix epoch, 0 for unknown).
-	Time time.Time
-	// Pid and Tid are the process and thread that caused the event, in the daemon's pid
-	// namespace (0 if unknown).
-	Pid, Tid int32
-	// UID is the accessing process's real uid, when HasUID (only for clients that asked with
-	// Hello.WantUID, and only if the daemon could find it).
-	UID    uint32
-	HasUID bool
-	// Path is the object's path; OldPath the source path of a rename or move (each at most
-	// MaxPath bytes in version 1, MaxLongPath from version 2). Both are "" when unknown (or,
-	// for an unprivileged client, not its to know).
-	Path, OldPath string
-	// PathUnknown (version 2) says the daemon could not read the object's path (deeper than
-	// the kernel prints for a file, or printed wrong): Path is "", and a client deciding by
-	// path must treat it as unknown, never as a path that matches nothing.
-	PathUnknown bool
-	// Dev and Ino (version 2, with HasObject) identify the object the event is reported on
-	// (for a directory-entry event, the directory): st_dev as makedev(major, minor) and the
-	// inode number.
-	Dev, Ino  uint64
-	HasObject bool
-	// Name is the entry name of a directory-entry event or of a child's event; NewName the
-	// new name of a Rename (each at most MaxName bytes, no '/').
-	Name, NewName string
-	// Comm is the accessing process's command name (at most MaxName bytes), for clients that
-	// asked with Hello.WantComm.
-	Comm string
-	// Range is the byte range of a PreAccess event (zero otherwise).
-	Range engine.Range
-	// FSErrno and FSErrorCount describe an FSError event (zero otherwise).
-	FSErrno      int32
-	FSErrorCount uint32
-	// FD is the permission event's open file, for clients granted Welcome.EventFDs (only
-	// with a nonzero ID). The client owns it and must close it.
-	FD FD
-}
-
-// NewEvent returns the Event for a delivery read from an engine group: its id, mask, time,
-// pid and tid, path (resolved by the payload if need be), old path, names, and the range or
-// filesystem error where the mask has PRE_ACCESS or FS_ERROR. The daemon then fills what
-// depends on the client (UID, Comm, FD) and trims what the client may not see. It returns
-// nil for an overflow delivery (d.Event nil): send an Overflow instead.
-func NewEvent(d engine.Delivery) *Event {
-	ev := d.Event
-	if ev == nil {
-		return nil
-	}
-	m := &Event{ID: d.ID, Mask: d.Mask, Time: ev.Time, Pid: ev.Pid, Tid: ev.Tid, Path: ev.GetPath(),
-		OldPath: ev.OldPath, Name: ev.Name, NewName: ev.NewName}
-	m.PathUnknown = m.Path == ""
-	if !ev.Inode.IsZero() {
-		// The Linux backend's inode IDs are {device, inode number}.
-		m.Dev, m.Ino, m.HasObject = ev.Inode.Hi, ev.Inode.Lo, true
-	}
-	if d.Mask&engine.PreAccess != 0 {
-		m.Range = ev.Range
-	}
-	if d.Mask&engine.FSError != 0 {
-		m.FSErrno, m.FSErrorCount = ev.FSErrno, ev.FSErrorCount
-	}
-	return m
-}
+// the client must answer with Respond before its deadline. It is the record fsevent.Event (a
+// conversion away: fsevent.Event(*m)), every field of which it carries but Exe, which the
+// daemon does not send (it is "" in a decoded Event):
+//
+//   - ID identifies a permission event for Respond; 0 for a notification.
+//   - Mask holds the event bits the client's marks selected, plus OnDir for a directory. A
+//     permission event holds exactly one permission bit. Never QueueOverflow (see Overflow).
+//   - Time is when the daemon saw the event (zero if unknown; sent as nanoseconds since the
+//     Unix epoch, 0 for unknown).
+//   - Pid and Tid are the process and thread that caused the event, in the daemon's pid
+//     namespace (0 if unknown).
+//   - UID is the accessing process's effective uid, when HasUID (only for clients that asked
+//     with Hello.WantUID, and only if the daemon could find it).
+//   - Path is the object's path; OldPath the source path of a rename or move (each at most
+//     MaxPath bytes in version 1, MaxLongPath from version 2). Both are "" when unknown (or,
+//     for an unprivileged client, not its to know).
+//   - PathUnknown (version 2) says the daemon could not read the object's path (deeper than
+//     the kernel prints for a file, or printed wrong): Path is "", and a client deciding by
+//     path must treat it as unknown, never as a path that matches nothing.
+//   - Dev and Ino (version 2, with HasObject) identify the object the event is reported on
+//     (for a directory-entry event, the directory): st_dev as makedev(major, minor) and the
+//     inode number.
+//   - Name is the entry name of a directory-entry event or of a child's event; NewName the
+//     new name of a Rename (each at most MaxName bytes, no '/').
+//   - Comm is the accessing process's command name (at most MaxName bytes), for clients that
+//     asked with Hello.WantComm.
+//   - Range is the byte range of a PreAccess event (zero otherwise).
+//   - FSErrno and FSErrorCount describe an FSError event (zero otherwise).
+//   - FD is the permission event's open file, for clients granted Welcome.EventFDs (only
+//     with a nonzero ID). The client owns it and must close it.
+type Event fsevent.Event
 
 func (*Event) Type() Type        { return TypeEvent }
 func (*Event) RequestID() uint64 { return 0 }
 
 // IsDir reports whether the event's object is a directory (Mask has OnDir).
-func (m *Event) IsDir() bool { return m.Mask&engine.OnDir != 0 }
+func (m *Event) IsDir() bool { return m.Mask&fsevent.OnDir != 0 }
 
 func (m *Event) check() *Error {
 	t := m.Type()
-	if m.Mask == 0 || m.Mask&engine.QueueOverflow != 0 {
+	if m.Mask == 0 || m.Mask&fsevent.QueueOverflow != 0 {
 		return errorf(CodeBadField, "Event: mask %v: want event bits, without Q_OVERFLOW", m.Mask)
 	}
-	if m.Range != (engine.Range{}) && m.Mask&engine.PreAccess == 0 {
+	if m.Range != (fsevent.Range{}) && m.Mask&fsevent.PreAccess == 0 {
 		return errorf(CodeBadField, "Event: byte range without PRE_ACCESS")
 	}
-	if (m.FSErrno != 0 || m.FSErrorCount != 0) && m.Mask&engine.FSError == 0 {
+	if (m.FSErrno != 0 || m.FSErrorCount != 0) && m.Mask&fsevent.FSError == 0 {
 		return errorf(CodeBadField, "Event: filesystem error fields without FS_ERROR")
 	}
 	if m.UID != 0 && !m.HasUID {
@@ -1007,7 +951,7 @@ func (m *Event) decode(d *decoder, req uint64) {
 	// names): only the flags can fail.
 	fx := decoder{b: p, t: d.t}
 	m.ID = fx.u64("")
-	m.Mask = engine.Mask(fx.u64(""))
+	m.Mask = fsevent.Mask(fx.u64(""))
 	if ns := int64(fx.u64("")); ns != 0 {
 		m.Time = time.Unix(0, ns)
 	}

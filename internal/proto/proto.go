@@ -26,8 +26,9 @@ package proto
 
 import (
 	"encoding/binary"
-	"encoding/hex"
 	"fmt"
+
+	"github.com/fsnotifyd/fsnotifyd/fsevent"
 )
 
 // Protocol versions. A client sends the range it speaks in Hello; the daemon answers with the
@@ -215,11 +216,5 @@ func appendHeader(b []byte, h Header) []byte {
 	return binary.LittleEndian.AppendUint64(b, h.Req)
 }
 
-// InstanceID identifies one run of the daemon: it is drawn at random when the daemon starts.
-// A client that reconnects and finds a different instance knows the daemon restarted.
-type InstanceID [16]byte
-
-// IsZero reports whether id is the zero id (no instance).
-func (id InstanceID) IsZero() bool { return id == InstanceID{} }
-
-func (id InstanceID) String() string { return hex.EncodeToString(id[:]) }
+// InstanceID identifies one run of the daemon: fsevent.InstanceID.
+type InstanceID = fsevent.InstanceID

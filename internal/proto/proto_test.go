@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/fsevent"
 )
 
 type sample struct {
@@ -27,53 +27,53 @@ func samples(fd int) []sample {
 	long := strings.Repeat("x", MaxName)
 	return []sample{
 		{"hello-minimal", &Hello{Req: 1, MinVersion: 1, MaxVersion: 1}},
-		{"hello-full", &Hello{Req: 1, MinVersion: 1, MaxVersion: 1, Name: "guard", Class: engine.ClassPreContent,
-			QueueLimit: 1000, Deadline: 200 * time.Millisecond, DeadlineVerdict: engine.Deny,
-			CloseVerdict: engine.Deny, QueueFullVerdict: engine.Deny, WantEventFDs: true, WantUID: true,
+		{"hello-full", &Hello{Req: 1, MinVersion: 1, MaxVersion: 1, Name: "guard", Class: fsevent.ClassPreContent,
+			QueueLimit: 1000, Deadline: 200 * time.Millisecond, DeadlineVerdict: fsevent.Deny,
+			CloseVerdict: fsevent.Deny, QueueFullVerdict: fsevent.Deny, WantEventFDs: true, WantUID: true,
 			WantComm: true, LastInstance: testInstance}},
 		{"hello-unlimited", &Hello{Req: 0xffffffffffffffff, MinVersion: 1, MaxVersion: 1, QueueLimit: -1, Name: "wätch ✓"}},
-		{"addmark-inode", &AddMark{Req: 2, Kind: engine.KindInode, Mask: engine.Create | engine.Delete | engine.EventOnChild | engine.OnDir, Target: NewFD(fd)}},
-		{"addmark-subtree", &AddMark{Req: 3, Kind: engine.KindSubtree, Mask: engine.OpenPerm, Ignore: engine.Open,
-			Flags: engine.IgnoreSurviveModify, Replace: true, Target: NewFD(fd)}},
-		{"addmark-mount", &AddMark{Req: 4, Kind: engine.KindMount, Mask: engine.Open | engine.CloseWrite, Target: NewFD(fd)}},
-		{"addmark-filesystem", &AddMark{Req: 5, Kind: engine.KindFilesystem, Mask: engine.FSError, Target: NewFD(fd)}},
+		{"addmark-inode", &AddMark{Req: 2, Kind: fsevent.KindInode, Mask: fsevent.Create | fsevent.Delete | fsevent.EventOnChild | fsevent.OnDir, Target: NewFD(fd)}},
+		{"addmark-subtree", &AddMark{Req: 3, Kind: fsevent.KindSubtree, Mask: fsevent.OpenPerm, Ignore: fsevent.Open,
+			Flags: fsevent.IgnoreSurviveModify, Replace: true, Target: NewFD(fd)}},
+		{"addmark-mount", &AddMark{Req: 4, Kind: fsevent.KindMount, Mask: fsevent.Open | fsevent.CloseWrite, Target: NewFD(fd)}},
+		{"addmark-filesystem", &AddMark{Req: 5, Kind: fsevent.KindFilesystem, Mask: fsevent.FSError, Target: NewFD(fd)}},
 		{"removemark-id", &RemoveMark{Req: 6, By: RemoveByID, MarkID: 42}},
-		{"removemark-id-bits", &RemoveMark{Req: 6, By: RemoveByID, MarkID: 42, Mask: engine.Open, Ignore: engine.Modify}},
-		{"removemark-target", &RemoveMark{Req: 7, By: RemoveByTarget, Kind: engine.KindSubtree, Target: NewFD(fd)}},
+		{"removemark-id-bits", &RemoveMark{Req: 6, By: RemoveByID, MarkID: 42, Mask: fsevent.Open, Ignore: fsevent.Modify}},
+		{"removemark-target", &RemoveMark{Req: 7, By: RemoveByTarget, Kind: fsevent.KindSubtree, Target: NewFD(fd)}},
 		{"removemark-all", &RemoveMark{Req: 8, By: RemoveAll}},
-		{"removemark-all-mounts", &RemoveMark{Req: 8, By: RemoveAll, Kind: engine.KindMount}},
-		{"respond-allow", &Respond{EventID: 7, Verdict: engine.Allow}},
-		{"respond-allow-cache", &Respond{Req: 9, EventID: 7, Verdict: engine.Allow, Cache: true}},
-		{"respond-deny-errno", &Respond{Req: 10, EventID: 1 << 40, Verdict: engine.Deny, Errno: syscall.EIO}},
+		{"removemark-all-mounts", &RemoveMark{Req: 8, By: RemoveAll, Kind: fsevent.KindMount}},
+		{"respond-allow", &Respond{EventID: 7, Verdict: fsevent.Allow}},
+		{"respond-allow-cache", &Respond{Req: 9, EventID: 7, Verdict: fsevent.Allow, Cache: true}},
+		{"respond-deny-errno", &Respond{Req: 10, EventID: 1 << 40, Verdict: fsevent.Deny, Errno: syscall.EIO}},
 		{"statsrequest", &StatsRequest{Req: 11}},
 		{"statsrequest-all", &StatsRequest{Req: 11, AllClients: true}},
 		{"ping", &Ping{Req: 12}},
 		{"bye", &Bye{Req: 13}},
 		{"welcome", &Welcome{Req: 1, Version: 1, ClientID: 17, Instance: testInstance, Fresh: true,
-			DaemonVersion: "fsnotifyd 0.1.0", Class: engine.ClassContent, QueueLimit: 16384, MarkLimit: 8192,
-			Deadline: 5 * time.Second, DeadlineVerdict: engine.Allow, CloseVerdict: engine.Deny,
-			QueueFullVerdict: engine.Deny, EventFDs: true, MountMarks: true, UID: 1000, GID: 1000, PID: 4242}},
+			DaemonVersion: "fsnotifyd 0.1.0", Class: fsevent.ClassContent, QueueLimit: 16384, MarkLimit: 8192,
+			Deadline: 5 * time.Second, DeadlineVerdict: fsevent.Allow, CloseVerdict: fsevent.Deny,
+			QueueFullVerdict: fsevent.Deny, EventFDs: true, MountMarks: true, UID: 1000, GID: 1000, PID: 4242}},
 		{"welcome-minimal", &Welcome{Req: 1, Version: 1, ClientID: 1, Instance: testInstance, QueueLimit: -1}},
 		{"result-ok", &Result{Req: 2, ID: 99}},
 		{"result-error", &Result{Req: 4, Code: CodePermission, Message: "mount marks need uid 0 or an allowed uid in /etc/fsnotifyd/config"}},
 		{"result-respond-failed", &Result{ID: 7, Code: CodeNotFound, Message: "no pending permission event 7"}},
 		{"result-unknown-code", &Result{Req: 5, Code: 999, Message: "from a newer daemon"}},
-		{"event-create", &Event{Mask: engine.Create, Path: "/srv/data/new.txt", Name: "new.txt", Pid: 1234, Tid: 1235,
+		{"event-create", &Event{Mask: fsevent.Create, Path: "/srv/data/new.txt", Name: "new.txt", Pid: 1234, Tid: 1235,
 			Time: time.Unix(0, 1700000000123456789)}},
-		{"event-dir", &Event{Mask: engine.Create | engine.OnDir, Path: "/srv/data/sub", Name: "sub"}},
-		{"event-rename", &Event{Mask: engine.Rename, Path: "/srv/b/new", OldPath: "/srv/a/old", Name: "old", NewName: "new"}},
-		{"event-perm-fd", &Event{ID: 77, Mask: engine.OpenPerm, Path: "/srv/data/secret", Pid: 99, Tid: 99, UID: 1000,
+		{"event-dir", &Event{Mask: fsevent.Create | fsevent.OnDir, Path: "/srv/data/sub", Name: "sub"}},
+		{"event-rename", &Event{Mask: fsevent.Rename, Path: "/srv/b/new", OldPath: "/srv/a/old", Name: "old", NewName: "new"}},
+		{"event-perm-fd", &Event{ID: 77, Mask: fsevent.OpenPerm, Path: "/srv/data/secret", Pid: 99, Tid: 99, UID: 1000,
 			HasUID: true, Comm: "cat", FD: NewFD(fd)}},
-		{"event-perm-root", &Event{ID: 78, Mask: engine.OpenExecPerm, Path: "/bin/sh", UID: 0, HasUID: true}},
-		{"event-preaccess", &Event{ID: 79, Mask: engine.PreAccess, Path: "/srv/big", Range: engine.Range{Offset: 4096, Count: 8192}}},
-		{"event-fserror", &Event{Mask: engine.FSError, FSErrno: int32(syscall.EUCLEAN), FSErrorCount: 3}},
-		{"event-long", &Event{Mask: engine.Modify, Path: "/" + strings.Repeat("p", MaxPath-1), OldPath: "/" + strings.Repeat("o", MaxPath-1),
+		{"event-perm-root", &Event{ID: 78, Mask: fsevent.OpenExecPerm, Path: "/bin/sh", UID: 0, HasUID: true}},
+		{"event-preaccess", &Event{ID: 79, Mask: fsevent.PreAccess, Path: "/srv/big", Range: fsevent.Range{Offset: 4096, Count: 8192}}},
+		{"event-fserror", &Event{Mask: fsevent.FSError, FSErrno: int32(syscall.EUCLEAN), FSErrorCount: 3}},
+		{"event-long", &Event{Mask: fsevent.Modify, Path: "/" + strings.Repeat("p", MaxPath-1), OldPath: "/" + strings.Repeat("o", MaxPath-1),
 			Name: long, NewName: long, Comm: long}},
-		{"event-negative-time", &Event{Mask: engine.Attrib, Time: time.Unix(0, -5)}},
-		{"event-v2-path-unknown", &Event{ID: 80, Mask: engine.OpenPerm, PathUnknown: true, HasObject: true,
+		{"event-negative-time", &Event{Mask: fsevent.Attrib, Time: time.Unix(0, -5)}},
+		{"event-v2-path-unknown", &Event{ID: 80, Mask: fsevent.OpenPerm, PathUnknown: true, HasObject: true,
 			Dev: 0x800001, Ino: 1 << 40, Pid: 7, Comm: "cat", FD: NewFD(fd)}},
-		{"event-v2-object", &Event{Mask: engine.Create, Path: "/srv/x", Name: "x", HasObject: true, Dev: 2049, Ino: 12}},
-		{"event-v2-long-path", &Event{Mask: engine.Create, Path: "/" + strings.Repeat("d", MaxPath+100),
+		{"event-v2-object", &Event{Mask: fsevent.Create, Path: "/srv/x", Name: "x", HasObject: true, Dev: 2049, Ino: 12}},
+		{"event-v2-long-path", &Event{Mask: fsevent.Create, Path: "/" + strings.Repeat("d", MaxPath+100),
 			OldPath: "/" + strings.Repeat("o", MaxPath), Name: "deep.key", HasObject: true, Dev: 1, Ino: 2}},
 		{"overflow", &Overflow{Reason: OverflowQueue, Lost: 12}},
 		{"overflow-unknown", &Overflow{}},
@@ -85,7 +85,7 @@ func samples(fd int) []sample {
 			Latency: Latency{Count: 5e5, Sum: 50 * time.Second, Max: 200 * time.Millisecond},
 			Buckets: []Bucket{{Le: 100 * time.Microsecond, Count: 4e5}, {Le: time.Millisecond, Count: 9e4}, {Le: time.Second, Count: 1e4}}},
 			Clients: []ClientStats{
-				{ID: 1, Name: "guard", PID: 10, UID: 0, Class: engine.ClassContent, Queued: 1, Pending: 2, Marks: 3,
+				{ID: 1, Name: "guard", PID: 10, UID: 0, Class: fsevent.ClassContent, Queued: 1, Pending: 2, Marks: 3,
 					Delivered: 4, Merged: 5, Dropped: 6, Overflows: 7, Answered: 8, DeadlineExpired: 9, CloseAnswered: 10,
 					QueueFull: 11, Latency: Latency{Count: 8, Sum: time.Millisecond, Max: time.Microsecond}},
 				{ID: 2, Name: "", PID: 11, UID: 1000},
@@ -148,26 +148,26 @@ func TestWireValues(t *testing.T) {
 		name      string
 		got, want uint64
 	}{
-		{"KindInode", uint64(engine.KindInode), 1}, {"KindMount", uint64(engine.KindMount), 2},
-		{"KindFilesystem", uint64(engine.KindFilesystem), 3}, {"KindSubtree", uint64(engine.KindSubtree), 4},
-		{"ClassNotification", uint64(engine.ClassNotification), 0}, {"ClassContent", uint64(engine.ClassContent), 1},
-		{"ClassPreContent", uint64(engine.ClassPreContent), 2},
-		{"Allow", uint64(engine.Allow), 0}, {"Deny", uint64(engine.Deny), 1},
-		{"IgnoreSurviveModify", uint64(engine.IgnoreSurviveModify), 1},
-		{"Access", uint64(engine.Access), 0x1}, {"Modify", uint64(engine.Modify), 0x2},
-		{"Attrib", uint64(engine.Attrib), 0x4}, {"CloseWrite", uint64(engine.CloseWrite), 0x8},
-		{"CloseNoWrite", uint64(engine.CloseNoWrite), 0x10}, {"Open", uint64(engine.Open), 0x20},
-		{"MovedFrom", uint64(engine.MovedFrom), 0x40}, {"MovedTo", uint64(engine.MovedTo), 0x80},
-		{"Create", uint64(engine.Create), 0x100}, {"Delete", uint64(engine.Delete), 0x200},
-		{"DeleteSelf", uint64(engine.DeleteSelf), 0x400}, {"MoveSelf", uint64(engine.MoveSelf), 0x800},
-		{"OpenExec", uint64(engine.OpenExec), 0x1000}, {"QueueOverflow", uint64(engine.QueueOverflow), 0x4000},
-		{"FSError", uint64(engine.FSError), 0x8000}, {"OpenPerm", uint64(engine.OpenPerm), 0x10000},
-		{"AccessPerm", uint64(engine.AccessPerm), 0x20000}, {"OpenExecPerm", uint64(engine.OpenExecPerm), 0x40000},
-		{"PreAccess", uint64(engine.PreAccess), 0x100000}, {"EventOnChild", uint64(engine.EventOnChild), 0x8000000},
-		{"Rename", uint64(engine.Rename), 0x10000000}, {"OnDir", uint64(engine.OnDir), 0x40000000},
+		{"KindInode", uint64(fsevent.KindInode), 1}, {"KindMount", uint64(fsevent.KindMount), 2},
+		{"KindFilesystem", uint64(fsevent.KindFilesystem), 3}, {"KindSubtree", uint64(fsevent.KindSubtree), 4},
+		{"ClassNotification", uint64(fsevent.ClassNotification), 0}, {"ClassContent", uint64(fsevent.ClassContent), 1},
+		{"ClassPreContent", uint64(fsevent.ClassPreContent), 2},
+		{"Allow", uint64(fsevent.Allow), 0}, {"Deny", uint64(fsevent.Deny), 1},
+		{"IgnoreSurviveModify", uint64(fsevent.IgnoreSurviveModify), 1},
+		{"Access", uint64(fsevent.Access), 0x1}, {"Modify", uint64(fsevent.Modify), 0x2},
+		{"Attrib", uint64(fsevent.Attrib), 0x4}, {"CloseWrite", uint64(fsevent.CloseWrite), 0x8},
+		{"CloseNoWrite", uint64(fsevent.CloseNoWrite), 0x10}, {"Open", uint64(fsevent.Open), 0x20},
+		{"MovedFrom", uint64(fsevent.MovedFrom), 0x40}, {"MovedTo", uint64(fsevent.MovedTo), 0x80},
+		{"Create", uint64(fsevent.Create), 0x100}, {"Delete", uint64(fsevent.Delete), 0x200},
+		{"DeleteSelf", uint64(fsevent.DeleteSelf), 0x400}, {"MoveSelf", uint64(fsevent.MoveSelf), 0x800},
+		{"OpenExec", uint64(fsevent.OpenExec), 0x1000}, {"QueueOverflow", uint64(fsevent.QueueOverflow), 0x4000},
+		{"FSError", uint64(fsevent.FSError), 0x8000}, {"OpenPerm", uint64(fsevent.OpenPerm), 0x10000},
+		{"AccessPerm", uint64(fsevent.AccessPerm), 0x20000}, {"OpenExecPerm", uint64(fsevent.OpenExecPerm), 0x40000},
+		{"PreAccess", uint64(fsevent.PreAccess), 0x100000}, {"EventOnChild", uint64(fsevent.EventOnChild), 0x8000000},
+		{"Rename", uint64(fsevent.Rename), 0x10000000}, {"OnDir", uint64(fsevent.OnDir), 0x40000000},
 	} {
 		if c.got != c.want {
-			t.Errorf("engine.%s = %#x; the protocol defines %#x", c.name, c.got, c.want)
+			t.Errorf("fsevent.%s = %#x; the protocol defines %#x", c.name, c.got, c.want)
 		}
 	}
 }
@@ -222,9 +222,9 @@ func TestEncodeRejects(t *testing.T) {
 		{"hello-name-long", &Hello{Req: 1, MinVersion: 1, MaxVersion: 1, Name: strings.Repeat("n", MaxName+1)}, CodeBadField},
 		{"hello-name-nul", &Hello{Req: 1, MinVersion: 1, MaxVersion: 1, Name: "a\x00b"}, CodeBadField},
 		{"hello-name-utf8", &Hello{Req: 1, MinVersion: 1, MaxVersion: 1, Name: "a\xffb"}, CodeBadField},
-		{"addmark-nofd", &AddMark{Req: 1, Kind: engine.KindInode, Mask: engine.Open}, CodeFDCount},
-		{"addmark-kind0", &AddMark{Req: 1, Mask: engine.Open, Target: NewFD(3)}, CodeBadField},
-		{"addmark-kind5", &AddMark{Req: 1, Kind: 5, Mask: engine.Open, Target: NewFD(3)}, CodeBadField},
+		{"addmark-nofd", &AddMark{Req: 1, Kind: fsevent.KindInode, Mask: fsevent.Open}, CodeFDCount},
+		{"addmark-kind0", &AddMark{Req: 1, Mask: fsevent.Open, Target: NewFD(3)}, CodeBadField},
+		{"addmark-kind5", &AddMark{Req: 1, Kind: 5, Mask: fsevent.Open, Target: NewFD(3)}, CodeBadField},
 		{"addmark-flags", &AddMark{Req: 1, Kind: 1, Flags: 2, Target: NewFD(3)}, CodeBadField},
 		{"addmark-req0", &AddMark{Kind: 1, Target: NewFD(3)}, CodeBadField},
 		{"removemark-mode0", &RemoveMark{Req: 1}, CodeBadField},
@@ -238,8 +238,8 @@ func TestEncodeRejects(t *testing.T) {
 		{"respond-id0", &Respond{Req: 1}, CodeBadField},
 		{"respond-verdict", &Respond{EventID: 1, Verdict: 2}, CodeBadField},
 		{"respond-errno-allow", &Respond{EventID: 1, Errno: 5}, CodeBadField},
-		{"respond-errno-big", &Respond{EventID: 1, Verdict: engine.Deny, Errno: 4096}, CodeBadField},
-		{"respond-cache-deny", &Respond{EventID: 1, Verdict: engine.Deny, Cache: true}, CodeBadField},
+		{"respond-errno-big", &Respond{EventID: 1, Verdict: fsevent.Deny, Errno: 4096}, CodeBadField},
+		{"respond-cache-deny", &Respond{EventID: 1, Verdict: fsevent.Deny, Cache: true}, CodeBadField},
 		{"ping-req0", &Ping{}, CodeBadField},
 		{"welcome-version", &Welcome{Req: 1, Version: MaxVersion + 1, ClientID: 1, Instance: testInstance}, CodeVersion},
 		{"welcome-client0", &Welcome{Req: 1, Version: 1, Instance: testInstance}, CodeBadField},
@@ -250,14 +250,14 @@ func TestEncodeRejects(t *testing.T) {
 		{"result-message", &Result{Req: 1, Code: CodeInternal, Message: strings.Repeat("m", MaxMessage+1)}, CodeBadField},
 		{"fatal-ok", &Fatal{}, CodeBadField},
 		{"event-mask0", &Event{}, CodeBadField},
-		{"event-overflow", &Event{Mask: engine.QueueOverflow}, CodeBadField},
-		{"event-range", &Event{Mask: engine.Open, Range: engine.Range{Count: 1}}, CodeBadField},
-		{"event-fserror", &Event{Mask: engine.Open, FSErrno: 5}, CodeBadField},
-		{"event-uid", &Event{Mask: engine.Open, UID: 5}, CodeBadField},
-		{"event-fd-notification", &Event{Mask: engine.Open, FD: NewFD(3)}, CodeBadField},
-		{"event-path-long", &Event{Mask: engine.Open, Path: tooLongPath}, CodeBadField},
-		{"event-name-slash", &Event{Mask: engine.Open, Name: "a/b"}, CodeBadField},
-		{"event-path-nul", &Event{Mask: engine.Open, Path: "/a\x00"}, CodeBadField},
+		{"event-overflow", &Event{Mask: fsevent.QueueOverflow}, CodeBadField},
+		{"event-range", &Event{Mask: fsevent.Open, Range: fsevent.Range{Count: 1}}, CodeBadField},
+		{"event-fserror", &Event{Mask: fsevent.Open, FSErrno: 5}, CodeBadField},
+		{"event-uid", &Event{Mask: fsevent.Open, UID: 5}, CodeBadField},
+		{"event-fd-notification", &Event{Mask: fsevent.Open, FD: NewFD(3)}, CodeBadField},
+		{"event-path-long", &Event{Mask: fsevent.Open, Path: tooLongPath}, CodeBadField},
+		{"event-name-slash", &Event{Mask: fsevent.Open, Name: "a/b"}, CodeBadField},
+		{"event-path-nul", &Event{Mask: fsevent.Open, Path: "/a\x00"}, CodeBadField},
 		{"overflow-reason", &Overflow{Reason: 4}, CodeBadField},
 		{"stats-buckets-order", &Stats{Req: 1, Daemon: DaemonStats{Buckets: []Bucket{{Le: 2}, {Le: 2}}}}, CodeBadField},
 		{"stats-bucket-zero", &Stats{Req: 1, Daemon: DaemonStats{Buckets: []Bucket{{Le: 0}}}}, CodeBadField},
@@ -407,7 +407,7 @@ func TestFD(t *testing.T) {
 }
 
 func TestEventTimeZero(t *testing.T) {
-	frame, _, _ := Encode(&Event{Mask: engine.Open})
+	frame, _, _ := Encode(&Event{Mask: fsevent.Open})
 	m, err := Decode(frame, nil)
 	if err != nil || !m.(*Event).Time.IsZero() {
 		t.Fatalf("zero time: %v %v", m, err)
@@ -428,46 +428,11 @@ func TestStrings(t *testing.T) {
 			t.Errorf("got %q, want %q", c.got, c.want)
 		}
 	}
-	if !(&Event{Mask: engine.Create | engine.OnDir}).IsDir() || (&Event{Mask: engine.Create}).IsDir() {
+	if !(&Event{Mask: fsevent.Create | fsevent.OnDir}).IsDir() || (&Event{Mask: fsevent.Create}).IsDir() {
 		t.Error("IsDir")
 	}
 	if !(InstanceID{}).IsZero() || testInstance.IsZero() {
 		t.Error("IsZero")
-	}
-}
-
-func TestEngineConversions(t *testing.T) {
-	h := &Hello{Name: "n", Class: engine.ClassContent, QueueLimit: 5, Deadline: time.Second,
-		DeadlineVerdict: engine.Deny, CloseVerdict: engine.Deny, QueueFullVerdict: engine.Deny}
-	if o := h.Options(); o.Name != "n" || o.Class != engine.ClassContent || o.QueueLimit != 5 || o.Deadline != time.Second ||
-		o.DeadlineVerdict != engine.Deny || o.CloseVerdict != engine.Deny || o.QueueFullVerdict != engine.Deny {
-		t.Errorf("Options = %+v", o)
-	}
-	am := &AddMark{Mask: engine.Open, Ignore: engine.Modify, Flags: engine.IgnoreSurviveModify}
-	if s := am.Spec(); s != (engine.MarkSpec{Mask: engine.Open, Ignore: engine.Modify, Flags: engine.IgnoreSurviveModify}) {
-		t.Errorf("Spec = %+v", s)
-	}
-	r := &Respond{EventID: 1, Verdict: engine.Deny, Errno: syscall.EIO}
-	if got := r.Response(); got.Verdict != engine.Deny || got.Errno != syscall.EIO || got.Cache {
-		t.Errorf("Response = %+v", got)
-	}
-	if NewEvent(engine.Delivery{Mask: engine.QueueOverflow}) != nil {
-		t.Error("NewEvent of an overflow")
-	}
-	src := &engine.Event{Mask: engine.PreAccess, Path: "/p", OldPath: "/o", Name: "n", NewName: "m", Pid: 1, Tid: 2,
-		Range: engine.Range{Offset: 1, Count: 2}, FSErrno: 5, FSErrorCount: 6, Time: time.Unix(5, 0)}
-	ev := NewEvent(engine.Delivery{Event: src, Mask: engine.PreAccess, ID: 9})
-	want := &Event{ID: 9, Mask: engine.PreAccess, Path: "/p", OldPath: "/o", Name: "n", NewName: "m", Pid: 1, Tid: 2,
-		Range: engine.Range{Offset: 1, Count: 2}, Time: time.Unix(5, 0)}
-	if !reflect.DeepEqual(ev, want) {
-		t.Errorf("NewEvent = %+v", ev)
-	}
-	if _, _, err := Encode(ev); err != nil {
-		t.Error(err)
-	}
-	ev = NewEvent(engine.Delivery{Event: src, Mask: engine.FSError})
-	if ev.FSErrno != 5 || ev.FSErrorCount != 6 || ev.Range != (engine.Range{}) {
-		t.Errorf("NewEvent of FS_ERROR = %+v", ev)
 	}
 }
 
@@ -498,22 +463,27 @@ func TestMaxPayloadOf(t *testing.T) {
 // can decode (a frame it cannot would end the connection and answer every pending event with
 // the close verdict); an answer that is no verdict goes as a deny, and says so.
 func TestNewRespondAlwaysEncodes(t *testing.T) {
+	type answer struct {
+		Verdict fsevent.Verdict
+		Errno   syscall.Errno
+		Cache   bool
+	}
 	for _, tc := range []struct {
 		name  string
-		r     engine.Response
-		want  engine.Response
+		r     answer
+		want  answer
 		valid bool
 	}{
-		{"allow", engine.Response{}, engine.Response{}, true},
-		{"allow-cache", engine.Response{Cache: true}, engine.Response{Cache: true}, true},
-		{"deny-errno", engine.Response{Verdict: engine.Deny, Errno: syscall.EIO}, engine.Response{Verdict: engine.Deny, Errno: syscall.EIO}, true},
-		{"deny-cache", engine.Response{Verdict: engine.Deny, Cache: true}, engine.Response{Verdict: engine.Deny}, true},
-		{"deny-huge-errno", engine.Response{Verdict: engine.Deny, Errno: 70000}, engine.Response{Verdict: engine.Deny}, true},
-		{"unknown-verdict", engine.Response{Verdict: 9, Cache: true}, engine.Response{Verdict: engine.Deny}, false},
-		{"allow-errno", engine.Response{Errno: syscall.EIO}, engine.Response{Verdict: engine.Deny}, false},
+		{"allow", answer{}, answer{}, true},
+		{"allow-cache", answer{Cache: true}, answer{Cache: true}, true},
+		{"deny-errno", answer{Verdict: fsevent.Deny, Errno: syscall.EIO}, answer{Verdict: fsevent.Deny, Errno: syscall.EIO}, true},
+		{"deny-cache", answer{Verdict: fsevent.Deny, Cache: true}, answer{Verdict: fsevent.Deny}, true},
+		{"deny-huge-errno", answer{Verdict: fsevent.Deny, Errno: 70000}, answer{Verdict: fsevent.Deny}, true},
+		{"unknown-verdict", answer{Verdict: 9, Cache: true}, answer{Verdict: fsevent.Deny}, false},
+		{"allow-errno", answer{Errno: syscall.EIO}, answer{Verdict: fsevent.Deny}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m, valid := NewRespond(3, 7, tc.r)
+			m, valid := NewRespond(3, 7, tc.r.Verdict, tc.r.Errno, tc.r.Cache)
 			if valid != tc.valid {
 				t.Errorf("valid = %v, want %v", valid, tc.valid)
 			}
@@ -526,7 +496,7 @@ func TestNewRespondAlwaysEncodes(t *testing.T) {
 				t.Fatalf("Decode: %v", err)
 			}
 			r := got.(*Respond)
-			if r.Req != 3 || r.EventID != 7 || r.Response() != tc.want {
+			if got := (answer{r.Verdict, r.Errno, r.Cache}); r.Req != 3 || r.EventID != 7 || got != tc.want {
 				t.Errorf("NewRespond(%+v) decodes to %+v, want event 7 answered %+v", tc.r, r, tc.want)
 			}
 		})

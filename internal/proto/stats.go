@@ -4,7 +4,7 @@ import (
 	"math"
 	"time"
 
-	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/fsevent"
 )
 
 // Stats answers a StatsRequest (daemon → client): daemon-wide figures and one entry per
@@ -19,62 +19,13 @@ type Stats struct {
 	Truncated bool
 }
 
-// DaemonStats are the daemon-wide figures (counters since the daemon started).
-type DaemonStats struct {
-	Uptime time.Duration
-	// Clients connected now.
-	Clients uint32
-	// Events received from the kernel; PermissionEvents of them were permission events.
-	Events, PermissionEvents uint64
-	// Delivered to client queues; Dropped because a client's queue was full; Overflows
-	// reported to clients; KernelOverflows of the kernel's own queue.
-	Delivered, Dropped, Overflows, KernelOverflows uint64
-	// Pending permission events not answered yet, now.
-	Pending uint64
-	// DeadlineExpired: permission events answered by a deadline verdict; CloseAnswered: by a
-	// close verdict (the client disconnected).
-	DeadlineExpired, CloseAnswered uint64
-	// Marks held by all clients, now.
-	Marks uint64
-	// Latency is the verdict latency of permission events answered by clients (from the
-	// daemon queueing the event to the client's answer).
-	Latency Latency
-	// Buckets is the latency histogram: at most MaxBuckets, Le strictly increasing, counts
-	// not cumulative (an answer counts in the first bucket whose Le is ≥ its latency; slower
-	// ones count only in Latency).
-	Buckets []Bucket
-}
-
-// Latency summarises durations.
-type Latency struct {
-	Count    uint64
-	Sum, Max time.Duration
-}
-
-// Bucket is one histogram bucket.
-type Bucket struct {
-	Le    time.Duration // upper bound, inclusive; positive
-	Count uint64
-}
-
-// ClientStats are one client's figures.
-type ClientStats struct {
-	ID   uint64
-	Name string // at most MaxName bytes of UTF-8
-	PID  int32
-	UID  uint32
-	// Class is the client's group class.
-	Class engine.Class
-	// Queued events not read yet, Pending permission events not answered yet, Marks held:
-	// now.
-	Queued, Pending, Marks uint32
-	// Counters, as engine.GroupStats: Delivered, Merged into an unread event, Dropped on a
-	// full queue, Overflows reported, Answered by the client, DeadlineExpired,
-	// CloseAnswered, QueueFull verdicts.
-	Delivered, Merged, Dropped, Overflows               uint64
-	Answered, DeadlineExpired, CloseAnswered, QueueFull uint64
-	Latency                                             Latency
-}
+// DaemonStats, Latency, Bucket and ClientStats are fsevent's, which package client returns.
+type (
+	DaemonStats = fsevent.DaemonStats
+	Latency     = fsevent.Latency
+	Bucket      = fsevent.Bucket
+	ClientStats = fsevent.ClientStats
+)
 
 func (*Stats) Type() Type          { return TypeStats }
 func (m *Stats) RequestID() uint64 { return m.Req }
@@ -121,7 +72,7 @@ func (m *Stats) check() *Error {
 	}
 	for i := range m.Clients {
 		c := &m.Clients[i]
-		if c.Class > engine.ClassPreContent {
+		if c.Class > fsevent.ClassPreContent {
 			return errorf(CodeBadField, "Stats: client %d: class %d", c.ID, c.Class)
 		}
 		if err := checkLatency("client", c.Latency); err != nil {
@@ -228,7 +179,7 @@ func (m *Stats) decode(d *decoder, req uint64) {
 			c.ID = d.u64("client id")
 			c.PID = int32(d.u32("client pid"))
 			c.UID = d.u32("client uid")
-			c.Class = engine.Class(d.u8("client class"))
+			c.Class = fsevent.Class(d.u8("client class"))
 			d.reserved(3, "client reserved")
 			c.Queued = d.u32("client queued")
 			c.Pending = d.u32("client pending")

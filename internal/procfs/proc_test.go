@@ -1,6 +1,6 @@
 //go:build linux
 
-package backend
+package procfs
 
 import (
 	"errors"
@@ -39,25 +39,25 @@ func TestStatusIDs(t *testing.T) {
 
 func TestProcLookups(t *testing.T) {
 	pid := int32(os.Getpid())
-	if uid, ok := ProcessEUID(pid); !ok || uid != uint32(os.Geteuid()) {
-		t.Errorf("ProcessEUID(self) = %d, %v; want %d", uid, ok, os.Geteuid())
+	if uid, ok := EUID(pid); !ok || uid != uint32(os.Geteuid()) {
+		t.Errorf("EUID(self) = %d, %v; want %d", uid, ok, os.Geteuid())
 	}
 	b, _ := os.ReadFile("/proc/self/comm")
-	if got, want := ProcessComm(pid), string(b[:len(b)-1]); got != want {
-		t.Errorf("ProcessComm(self) = %q, want %q", got, want)
+	if got, want := Comm(pid), string(b[:len(b)-1]); got != want {
+		t.Errorf("Comm(self) = %q, want %q", got, want)
 	}
-	if _, ok := ProcessEUID(-1); ok {
-		t.Error("ProcessEUID(-1) succeeded")
+	if _, ok := EUID(-1); ok {
+		t.Error("EUID(-1) succeeded")
 	}
-	if got := ProcessComm(0); got != "" {
-		t.Errorf("ProcessComm(0) = %q", got)
+	if got := Comm(0); got != "" {
+		t.Errorf("Comm(0) = %q", got)
 	}
 	// The session may be 0: CI runs the tests in a session whose leader lives outside this pid
 	// namespace. No exempt helper has pid 0, so such a session never matches one.
-	if ppid, sid, err := processStat(pid); err != nil || ppid != int32(os.Getppid()) || sid < 0 {
-		t.Errorf("processStat(self) = %d, %d, %v; want ppid %d", ppid, sid, err, os.Getppid())
+	if ppid, sid, err := ReadStat(pid); err != nil || ppid != int32(os.Getppid()) || sid < 0 {
+		t.Errorf("ReadStat(self) = %d, %d, %v; want ppid %d", ppid, sid, err, os.Getppid())
 	}
-	groups, err := ReadProcessGroups(pid)
+	groups, err := ReadGroups(pid)
 	want := []uint32{uint32(os.Getgid()), uint32(os.Getegid())}
 	supp, _ := os.Getgroups()
 	for _, g := range supp {
@@ -65,19 +65,19 @@ func TestProcLookups(t *testing.T) {
 	}
 	for _, g := range want {
 		if !slices.Contains(groups, g) {
-			t.Errorf("ReadProcessGroups(self) = %v, %v; lacks %d", groups, err, g)
+			t.Errorf("ReadGroups(self) = %v, %v; lacks %d", groups, err, g)
 		}
 	}
 	self, _ := os.Executable()
 	self, _ = filepath.EvalSymlinks(self)
-	if exe, verified, err := ReadProcessExe(pid); err != nil || !verified || exe != self {
-		t.Errorf("ReadProcessExe(self) = %q, %v, %v; want %q, verified", exe, verified, err, self)
+	if exe, verified, err := ReadExe(pid); err != nil || !verified || exe != self {
+		t.Errorf("ReadExe(self) = %q, %v, %v; want %q, verified", exe, verified, err, self)
 	}
 	for _, f := range []func(int32) error{
-		func(p int32) error { _, err := ReadProcessComm(p); return err },
-		func(p int32) error { _, err := ReadProcessEUID(p); return err },
-		func(p int32) error { _, err := ReadProcessGroups(p); return err },
-		func(p int32) error { _, _, err := ReadProcessExe(p); return err },
+		func(p int32) error { _, err := ReadComm(p); return err },
+		func(p int32) error { _, err := ReadEUID(p); return err },
+		func(p int32) error { _, err := ReadGroups(p); return err },
+		func(p int32) error { _, _, err := ReadExe(p); return err },
 	} {
 		if err := f(0); !errors.Is(err, os.ErrProcessDone) {
 			t.Errorf("pid 0: %v, want os.ErrProcessDone", err)
@@ -130,7 +130,7 @@ func TestReadProcessExeUnverified(t *testing.T) {
 		var exe string
 		var verified bool
 		for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
-			exe, verified, err = ReadProcessExe(int32(c.Process.Pid))
+			exe, verified, err = ReadExe(int32(c.Process.Pid))
 			if err == nil && exe == want {
 				return exe, verified
 			}
@@ -211,11 +211,11 @@ func TestReadProcessExeUnverified(t *testing.T) {
 				t.Fatalf("the leader did not exit: %s", st)
 			}
 		}
-		if exe, v, err := ReadProcessExe(pid); err != nil || exe != "" || v {
-			t.Errorf("ReadProcessExe = %q, %v, %v; want \"\", false, nil", exe, v, err)
+		if exe, v, err := ReadExe(pid); err != nil || exe != "" || v {
+			t.Errorf("ReadExe = %q, %v, %v; want \"\", false, nil", exe, v, err)
 		}
-		if _, err := ReadProcessGroups(pid); err != nil {
-			t.Errorf("ReadProcessGroups: %v", err)
+		if _, err := ReadGroups(pid); err != nil {
+			t.Errorf("ReadGroups: %v", err)
 		}
 	})
 }

@@ -1,6 +1,15 @@
 //go:build linux
 
-package backend
+// Package procfs reads the attributes of the process behind an event from /proc: its name,
+// effective uid, groups, executable, parent and session. The backend's readers, the daemon,
+// the notify library and the guard read them through it. procfs takes no fanotify marks, so
+// none of these ever waits on a listener, and none asks the filesystem of a process's
+// executable (see ReadExe).
+//
+// The Read* functions tell a process that is gone from a failure to read: their error is
+// os.ErrProcessDone (wrapped) when the process has exited or pid is 0 (unknown), and the
+// system's error otherwise. The package keeps no state and starts no goroutine.
+package procfs
 
 import (
 	"bytes"
@@ -14,26 +23,19 @@ import (
 	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 )
 
-// The accessing process's attributes, from /proc: for the backend's readers, the daemon and
-// the notify library alike. procfs takes no fanotify marks, so these never wait on a listener.
-//
-// The Read* functions tell a process that is gone from a failure to read: their error is
-// os.ErrProcessDone (wrapped) when the process has exited or pid is 0 (unknown), and the
-// system's error otherwise.
-
-// ProcessComm returns a process's name, /proc/PID/comm ("" if the process is gone).
-func ProcessComm(pid int32) string {
+// Comm returns a process's name, /proc/PID/comm ("" if the process is gone).
+func Comm(pid int32) string {
 	comm, _ := readComm(pid)
 	return comm
 }
 
-// ReadProcessComm returns a process's name, /proc/PID/comm. Any process can set its own.
-func ReadProcessComm(pid int32) (string, error) {
+// ReadComm returns a process's name, /proc/PID/comm. Any process can set its own.
+func ReadComm(pid int32) (string, error) {
 	comm, err := readComm(pid)
 	return comm, goneOr(pid, err)
 }
 
-// readComm is ReadProcessComm with the system's error, for the comm cache.
+// readComm is ReadComm with the system's error.
 func readComm(pid int32) (string, error) {
 	var buf [64]byte // TASK_COMM_LEN is 16
 	n, err := readProc(pid, "comm", buf[:])
@@ -43,15 +45,15 @@ func readComm(pid int32) (string, error) {
 	return strings.TrimSuffix(string(buf[:n]), "\n"), nil
 }
 
-// ProcessEUID returns a process's effective uid (the one its file accesses are checked with),
+// EUID returns a process's effective uid (the one its file accesses are checked with),
 // from /proc/PID/status; false if the process is gone.
-func ProcessEUID(pid int32) (uint32, bool) {
-	uid, err := ReadProcessEUID(pid)
+func EUID(pid int32) (uint32, bool) {
+	uid, err := ReadEUID(pid)
 	return uid, err == nil
 }
 
-// ReadProcessEUID is ProcessEUID with the error.
-func ReadProcessEUID(pid int32) (uint32, error) {
+// ReadEUID is EUID with the error.
+func ReadEUID(pid int32) (uint32, error) {
 	var buf [2048]byte // Uid: is in the first kilobyte
 	n, err := readProc(pid, "status", buf[:])
 	if err != nil {
@@ -64,12 +66,12 @@ func ReadProcessEUID(pid int32) (uint32, error) {
 	return ids[1], nil
 }
 
-// ReadProcessGroups returns every group id of a process: its real, effective, saved and
+// ReadGroups returns every group id of a process: its real, effective, saved and
 // filesystem gid (the "Gid:" line of /proc/PID/status) and its supplementary groups
 // ("Groups:"), duplicates included. An unprivileged process can switch among the first four
 // and cannot drop a supplementary group, so it can neither add a group to this set nor leave
 // one.
-func ReadProcessGroups(pid int32) ([]uint32, error) {
+func ReadGroups(pid int32) ([]uint32, error) {
 	var small [4096]byte // enough but for very long group lists
 	n, err := readProc(pid, "status", small[:])
 	if err != nil {
@@ -91,6 +93,20 @@ func ReadProcessGroups(pid int32) ([]uint32, error) {
 		return nil, fmt.Errorf("/proc/%d/status: no Groups line", pid)
 	}
 	return append(gids, supp...), nil
+}
+
+// ReadSupplementaryGroups returns a process's supplementary groups (the "Groups:" line of
+// /proc/PID/status).
+func ReadSupplementaryGroups(pid int32) ([]uint32, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(int(pid)) + "/status") // up to 65536 groups
+	if err != nil {
+		return nil, goneOr(pid, err)
+	}
+	supp, ok := statusIDs(b, "Groups:")
+	if !ok {
+		return nil, fmt.Errorf("/proc/%d/status: no Groups line", pid)
+	}
+	return supp, nil
 }
 
 // statusIDs parses the numbers of the /proc/PID/status line that starts with key; false if
@@ -121,7 +137,7 @@ func statusIDs(b []byte, key string) ([]uint32, bool) {
 	return nil, false
 }
 
-// ReadProcessExe returns the executable a process runs: /proc/PID/exe as the kernel writes
+// ReadExe returns the executable a process runs: /proc/PID/exe as the kernel writes
 // it, and whether that path leads, in this process's mount namespace, to that very file (same
 // device and inode). It does not (verified is false) when the executable was deleted (the
 // kernel appends " (deleted)") or replaced since it started, or when the process started it
@@ -136,7 +152,7 @@ func statusIDs(b []byte, key string) ([]uint32, bool) {
 // every decision. Attributes come from the kernel's cache (AT_STATX_DONT_SYNC) and the path is
 // resolved through the lookup caches only (RESOLVE_CACHED); a path they cannot resolve (a FUSE
 // or network filesystem that wants to be asked again) is not verified.
-func ReadProcessExe(pid int32) (path string, verified bool, err error) {
+func ReadExe(pid int32) (path string, verified bool, err error) {
 	if pid <= 0 {
 		return "", false, goneOr(pid, syscall.ENOENT)
 	}
@@ -197,8 +213,8 @@ func readProc(pid int32, name string, buf []byte) (int, error) {
 	return n, err
 }
 
-// processStat reads a process's parent and session from /proc/PID/stat.
-func processStat(pid int32) (ppid, sid int32, err error) {
+// ReadStat reads a process's parent and session from /proc/PID/stat.
+func ReadStat(pid int32) (ppid, sid int32, err error) {
 	var buf [1024]byte // pid (comm) state ppid pgrp session ...: comm is at most 64 bytes
 	n, err := readProc(pid, "stat", buf[:])
 	if err != nil {

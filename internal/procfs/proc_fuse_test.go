@@ -1,6 +1,6 @@
 //go:build linux
 
-package backend
+package procfs
 
 import (
 	"context"
@@ -70,7 +70,7 @@ func (p *hangProg) Read(ctx context.Context, fh fs.FileHandle, dest []byte, off 
 	return fuse.ReadResultData(p.root.data[off:end]), 0
 }
 
-// ReadProcessExe never asks the executable's filesystem: a process that runs a program from a
+// ReadExe never asks the executable's filesystem: a process that runs a program from a
 // FUSE mount whose daemon stopped answering is read at once (unverified), where a stat of the
 // same path waits for the daemon.
 func TestReadProcessExeNeverAsksTheFilesystem(t *testing.T) {
@@ -143,18 +143,18 @@ func TestReadProcessExeNeverAsksTheFilesystem(t *testing.T) {
 	}
 	got := make(chan res, 1)
 	go func() {
-		exe, v, err := ReadProcessExe(pid)
+		exe, v, err := ReadExe(pid)
 		got <- res{exe, v, err}
 	}()
 	select {
 	case r := <-got:
 		if r.err != nil || r.exe != prog || r.verified {
-			t.Errorf("ReadProcessExe = %q, %v, %v; want %q, unverified", r.exe, r.verified, r.err, prog)
+			t.Errorf("ReadExe = %q, %v, %v; want %q, unverified", r.exe, r.verified, r.err, prog)
 		}
 	case <-time.After(3 * time.Second):
 		release() // let the stuck read finish, so the test ends
 		<-got
-		t.Fatal("ReadProcessExe waited for the FUSE daemon")
+		t.Fatal("ReadExe waited for the FUSE daemon")
 	}
 }
 

@@ -1,0 +1,42 @@
+//go:build linux
+
+package daemon
+
+import (
+	"github.com/fsnotifyd/fsnotifyd/backend"
+	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/proto"
+)
+
+// The conversions between the engine and the wire protocol: the protocol carries fsevent's
+// plain values, and only the daemon knows the engine behind them.
+
+// groupOptions returns the engine group options a Hello asks for (Name, Class, QueueLimit,
+// Deadline and the verdicts), before the daemon applies its caps and limits.
+func groupOptions(h *proto.Hello) engine.Options {
+	return engine.Options{Name: h.Name, Class: h.Class, QueueLimit: h.QueueLimit, Deadline: h.Deadline,
+		DeadlineVerdict: h.DeadlineVerdict, CloseVerdict: h.CloseVerdict, QueueFullVerdict: h.QueueFullVerdict}
+}
+
+// markSpec returns an AddMark's masks and flags.
+func markSpec(m *proto.AddMark) engine.MarkSpec {
+	return engine.MarkSpec{Mask: m.Mask, Ignore: m.Ignore, Flags: m.Flags}
+}
+
+// response returns a Respond's answer, for engine.Group.Respond.
+func response(m *proto.Respond) engine.Response {
+	return engine.Response{Verdict: m.Verdict, Errno: m.Errno, Cache: m.Cache}
+}
+
+// wireEvent returns the Event for a delivery read from a client's group: the delivery's
+// record (backend.Record, its path resolved) without what the daemon sends only to clients
+// that ask (Comm) or never (Exe). The client's view (client.event) trims it further. It
+// returns nil for an overflow delivery: send an Overflow instead.
+func wireEvent(d engine.Delivery) *proto.Event {
+	if d.Event == nil {
+		return nil
+	}
+	ev := proto.Event(backend.Record(d, true))
+	ev.Comm, ev.Exe = "", ""
+	return &ev
+}

@@ -1,0 +1,174 @@
+//go:build linux
+
+package source
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/backend"
+	"github.com/fsnotifyd/fsnotifyd/engine"
+)
+
+// embedded is a backend and an engine group in this process.
+type embedded struct {
+	b     *backend.Backend
+	dropB func() // drops b (closes it, or a shared reference), or nil
+	g     *engine.Group
+	opts  Options
+	buf   []engine.Delivery // ReadBatch's (one reader at a time)
+
+	closeOnce sync.Once
+
+	mu    sync.Mutex
+	marks map[engine.Object]*Mark
+}
+
+func openEmbedded(opts Options) (*embedded, error) {
+	s := &embedded{b: opts.Backend, dropB: opts.Release, opts: opts, marks: map[engine.Object]*Mark{}}
+	if s.b == nil {
+		b, err := backend.New(backend.Options{Mode: backend.ModeAuto, Exe: opts.Exe})
+		if err != nil {
+			return nil, err
+		}
+		s.b, s.dropB = b, func() { b.Close() }
+	}
+	if opts.Class != engine.ClassNotification && !s.b.Privileged() {
+		s.drop()
+		return nil, ErrNeedsPrivilege
+	}
+	gopts := engine.Options{Name: opts.Name, Class: opts.Class, QueueLimit: opts.QueueLimit,
+		Deadline: opts.Deadline, DeadlineVerdict: opts.DeadlineVerdict, CloseVerdict: opts.CloseVerdict}
+	if opts.Inline != nil {
+		gopts.Handler = s.inline
+	}
+	g, err := s.b.Engine().NewGroup(gopts)
+	if err != nil {
+		s.drop()
+		return nil, err
+	}
+	s.g = g
+	return s, nil
+}
+
+func (s *embedded) drop() {
+	if s.dropB != nil {
+		s.dropB()
+		s.dropB = nil
+	}
+}
+
+// inline is the group's Handler: it offers the event to Options.Inline on the kernel reader.
+// The delivery has no id and is not ours to release.
+func (s *embedded) inline(d engine.Delivery) (engine.Response, bool) {
+	r, tag, ok := s.opts.Inline(Event{Event: backend.Record(d, false), place: placeOf(d.Event), src: s, eng: d.Event})
+	if ok && s.opts.Answered != nil {
+		s.opts.Answered(tag, nil)
+	}
+	return r, ok
+}
+
+func (s *embedded) AddMark(ctx context.Context, path string, k engine.Kind, spec engine.MarkSpec) (*Mark, error) {
+	t, err := s.b.Resolve(path, k, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.b.AddMark(s.g, t, fitSpec(k, t.IsDir, spec)); err != nil {
+		return nil, &MarkError{err}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.marks[t.Object]
+	if m == nil {
+		m = &Mark{Kind: k, Path: t.Path, IsDir: t.IsDir, ID: t.Object.ID, obj: t.Object}
+		s.marks[t.Object] = m
+	}
+	return m, nil
+}
+
+func (s *embedded) ModifyMark(ctx context.Context, m *Mark, spec engine.MarkSpec) error {
+	return s.g.ModifyMark(m.obj, fitSpec(m.Kind, m.IsDir, spec))
+}
+
+func (s *embedded) RemoveMark(ctx context.Context, m *Mark) error {
+	s.mu.Lock()
+	if s.marks[m.obj] == m {
+		delete(s.marks, m.obj)
+	}
+	s.mu.Unlock()
+	return s.g.RemoveMark(m.obj)
+}
+
+func (s *embedded) ReadBatch(ctx context.Context, dst []Event) (int, error) {
+	if len(s.buf) < len(dst) {
+		s.buf = make([]engine.Delivery, len(dst))
+	}
+	n, err := s.g.ReadBatch(ctx, s.buf[:len(dst)])
+	if errors.Is(err, engine.ErrClosed) {
+		err = ErrClosed
+	}
+	for i := range s.buf[:n] {
+		d := s.buf[i]
+		s.buf[i] = engine.Delivery{}
+		if d.Event == nil {
+			dst[i] = Event{Event: overflowRecord()}
+			continue
+		}
+		perm := d.ID != 0
+		// A notification's path is resolved now (its descriptor goes with the delivery);
+		// a permission event's only if the consumer asks (GetPath).
+		dst[i] = Event{Event: backend.Record(d, !perm), place: placeOf(d.Event)}
+		if perm {
+			dst[i].src, dst[i].eng, dst[i].held = s, d.Event, true
+		} else {
+			d.Release()
+		}
+	}
+	return n, err
+}
+
+func (s *embedded) respond(ctx context.Context, e *Event, r engine.Response) error {
+	err := s.g.Respond(e.ID, r)
+	if errors.Is(err, engine.ErrNoSuchEvent) {
+		return ErrTooLate
+	}
+	return err
+}
+
+func (s *embedded) release(e *Event) {
+	if e.held {
+		e.eng.Release()
+		e.held = false
+	}
+}
+
+// fder is implemented by the backend's permission-event payload.
+type fder interface{ Fd() int }
+
+func (s *embedded) fd(e *Event) int {
+	if p, ok := e.eng.Payload.(fder); ok {
+		return p.Fd()
+	}
+	return -1
+}
+
+func (s *embedded) path(e *Event) string { return e.eng.GetPath() }
+
+func (s *embedded) Exempt(pid int) (func(), error) { return s.b.Exemptions().Add(pid) }
+func (s *embedded) Spawning() func()               { return s.b.Spawning() }
+func (s *embedded) FlushCache()                    { s.b.FlushVerdictCache() }
+func (s *embedded) Deadline() time.Duration        { return s.opts.Deadline }
+func (s *embedded) Stats() engine.GroupStats       { return s.g.Stats() }
+
+// Group returns the source's engine group (for tests).
+func (s *embedded) Group() *engine.Group { return s.g }
+
+func (s *embedded) Close() error {
+	s.closeOnce.Do(func() {
+		s.g.Close() // answers the pending permission events; ReadBatch returns
+		s.drop()
+	})
+	return nil
+}
