@@ -16,9 +16,10 @@ import (
 	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/backend"
-	"github.com/fsnotifyd/fsnotifyd/client"
 	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/fsevent"
 	"github.com/fsnotifyd/fsnotifyd/internal/procfs"
+	"github.com/fsnotifyd/fsnotifyd/internal/source"
 )
 
 // AccessKind is the kind of access a Guard decides on.
@@ -36,22 +37,23 @@ const (
 	AccessPreAccess
 )
 
-var accessNames = []struct {
+// accessKinds are the kinds and the permission events they decide on; their names are
+// fsevent's (AccessName).
+var accessKinds = [...]struct {
 	k    AccessKind
-	name string
 	mask engine.Mask
 }{
-	{AccessOpen, "open", engine.OpenPerm},
-	{AccessRead, "access", engine.AccessPerm},
-	{AccessExec, "exec", engine.OpenExecPerm},
-	{AccessPreAccess, "pre_access", engine.PreAccess},
+	{AccessOpen, engine.OpenPerm},
+	{AccessRead, engine.AccessPerm},
+	{AccessExec, engine.OpenExecPerm},
+	{AccessPreAccess, engine.PreAccess},
 }
 
 func (k AccessKind) String() string {
 	var parts []string
-	for _, n := range accessNames {
+	for _, n := range accessKinds {
 		if k&n.k != 0 {
-			parts = append(parts, n.name)
+			parts = append(parts, fsevent.AccessName(n.mask))
 		}
 	}
 	if len(parts) == 0 {
@@ -60,28 +62,31 @@ func (k AccessKind) String() string {
 	return strings.Join(parts, ",")
 }
 
-// ParseAccessKinds parses a comma list of open, access, exec, pre_access.
+// ParseAccessKinds parses a comma list of open, access, exec, pre_access (read and pre-access
+// are accepted for access and pre_access).
 func ParseAccessKinds(s string) (AccessKind, error) {
 	var k AccessKind
 	for _, f := range strings.Split(s, ",") {
 		f = strings.TrimSpace(f)
-		found := false
-		for _, n := range accessNames {
-			if f == n.name || (f == "read" && n.k == AccessRead) || (f == "pre-access" && n.k == AccessPreAccess) {
-				k |= n.k
-				found = true
-			}
+		switch f {
+		case "read":
+			f = "access"
+		case "pre-access":
+			f = "pre_access"
 		}
-		if !found {
-			return 0, fmt.Errorf("unknown event %q (want open, access, exec, pre_access)", f)
+		m, ok := fsevent.MaskByAccess(f)
+		if !ok {
+			return 0, fmt.Errorf("unknown event %q (want %s)", f, fsevent.AccessNames(", "))
 		}
+		k |= kindOf(m)
 	}
 	return k, nil
 }
 
-func (k AccessKind) mask() engine.Mask {
+// Mask returns the permission events of the kinds in k.
+func (k AccessKind) Mask() engine.Mask {
 	var m engine.Mask
-	for _, n := range accessNames {
+	for _, n := range accessKinds {
 		if k&n.k != 0 {
 			m |= n.mask
 		}
@@ -90,7 +95,7 @@ func (k AccessKind) mask() engine.Mask {
 }
 
 func kindOf(m engine.Mask) AccessKind {
-	for _, n := range accessNames {
+	for _, n := range accessKinds {
 		if m&n.mask != 0 {
 			return n.k
 		}
@@ -165,7 +170,8 @@ type Request struct {
 	// Decision.Err.
 	Err error
 
-	ev *engine.Event
+	ev      source.Event
+	inlined Verdict // the verdict Inline gave, until the answer went out (Guard.answered)
 
 	commOnce sync.Once
 	comm     string
@@ -203,8 +209,7 @@ func (r *Request) PathUnknown() bool { return r.Path() == "" }
 // Inode returns the file's device (st_dev) and inode number, and whether they are known
 // (through a daemon that speaks protocol version 1 they are not).
 func (r *Request) Inode() (dev, ino uint64, ok bool) {
-	id := r.ev.Inode
-	return id.Hi, id.Lo, !id.IsZero()
+	return r.ev.Dev, r.ev.Ino, r.ev.HasObject
 }
 
 // Comm returns the accessing process's command name ("" if it is gone or unknown). Any
@@ -270,20 +275,17 @@ func (r *Request) ExeRead() (path string, verified, ok bool) {
 	return r.exe, r.exeVerified, true
 }
 
-// fder is implemented by the backend's permission-event payload.
-type fder interface{ Fd() int }
-
 // File returns the file being accessed, read-only, for inspecting its content; reading it
 // causes no events. It is valid until the handler returns; do not close it. nil if the
 // source has no descriptor.
 func (r *Request) File() *os.File {
-	p, ok := r.ev.Payload.(fder)
-	if !ok {
+	efd := r.ev.Fd()
+	if efd < 0 {
 		return nil
 	}
 	// A duplicate, so that the caller's reads do not move the event fd's offset under
 	// other readers and closing it is harmless.
-	fd, err := syscall.Dup(p.Fd())
+	fd, err := syscall.Dup(efd)
 	if err != nil {
 		return nil
 	}
@@ -379,19 +381,15 @@ type Decision struct {
 // Guard decides on accesses below its paths with a Handler.
 type Guard struct {
 	cfg     GuardConfig
-	b       *backend.Backend
-	ownB    bool
-	g       *engine.Group
+	src     source.Source
 	handler Handler
 	ctx     context.Context
 	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	wg      sync.WaitGroup // the reader and the handlers' goroutines
 	sem     chan struct{}
 	closed  atomic.Bool
 
-	exempts  *backend.Exemptions // the backend's, or the Guard's own through the daemon
 	unexempt []func()
-	cl       *client.Client // through the daemon
 
 	decided, denied atomic.Uint64
 }
@@ -414,64 +412,47 @@ func NewGuard(cfg GuardConfig, h Handler) (*Guard, error) {
 	if len(cfg.Paths)+len(cfg.Mounts)+len(cfg.Filesystems) == 0 {
 		return nil, errors.New("guard: nothing to guard (no paths, mounts or filesystems)")
 	}
-	gd := &Guard{cfg: cfg, handler: h, b: cfg.Backend, sem: make(chan struct{}, cfg.Concurrency)}
-	if cfg.Daemon != "" {
-		gd.exempts = backend.NewExemptions()
-		if err := gd.exemptHelpers(); err != nil {
-			return nil, err
-		}
-		gd.ctx, gd.cancel = context.WithCancel(context.Background())
-		if err := newDaemonGuard(gd, cfg.Daemon); err != nil {
-			gd.cancel()
-			gd.releaseExempt()
-			return nil, err
-		}
-		return gd, nil
-	}
-	if gd.b == nil {
-		b, err := backend.New(backend.Options{Mode: backend.ModeAuto})
-		if err != nil {
-			return nil, err
-		}
-		gd.b, gd.ownB = b, true
-	}
-	if !gd.b.Privileged() {
-		gd.closeBackend()
-		return nil, ErrGuardNeedsPrivilege
-	}
+	gd := &Guard{cfg: cfg, handler: h, sem: make(chan struct{}, cfg.Concurrency)}
 	class := engine.ClassContent
 	if cfg.Events&AccessPreAccess != 0 {
 		class = engine.ClassPreContent
 	}
-	opts := engine.Options{
-		Name:            "guard",
-		Class:           class,
+	name := cfg.Name
+	if name == "" {
+		name = "notify.Guard"
+	}
+	so := source.Options{Daemon: cfg.Daemon, Name: name, Class: class, Backend: cfg.Backend,
 		QueueLimit:      -1, // a full queue would let accesses through unchecked
 		Deadline:        cfg.Deadline,
 		DeadlineVerdict: cfg.OnTimeout.engineVerdict(),
 		CloseVerdict:    cfg.OnClose.engineVerdict(),
+		EventFDs:        true,
+		OnResync:        cfg.OnResync,
 	}
 	if cfg.Inline != nil {
-		opts.Handler = gd.inline
+		so.Inline, so.Answered = gd.inline, gd.answered
 	}
-	g, err := gd.b.Engine().NewGroup(opts)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	src, err := source.Open(ctx, so)
+	if errors.Is(err, source.ErrNeedsPrivilege) {
+		err = ErrGuardNeedsPrivilege
+	}
 	if err != nil {
-		gd.closeBackend()
 		return nil, err
 	}
-	gd.g = g
-	gd.exempts = gd.b.Exemptions()
-	if err := gd.exemptHelpers(); err != nil {
-		g.Close()
-		gd.closeBackend()
-		return nil, err
-	}
+	gd.src = src
 	gd.ctx, gd.cancel = context.WithCancel(context.Background())
-	if err := gd.addMarks(); err != nil {
-		g.Close()
+	// The helpers are exempt before the first mark: their accesses never wait on us.
+	if err := gd.exemptHelpers(); err != nil {
 		gd.cancel()
+		src.Close()
+		return nil, err
+	}
+	if err := gd.addMarks(); err != nil {
+		gd.cancel()
+		src.Close()
 		gd.releaseExempt()
-		gd.closeBackend()
 		return nil, err
 	}
 	gd.wg.Add(1)
@@ -482,7 +463,7 @@ func NewGuard(cfg GuardConfig, h Handler) (*Guard, error) {
 // exemptHelpers registers cfg.Exempt.
 func (gd *Guard) exemptHelpers() error {
 	for _, pid := range gd.cfg.Exempt {
-		done, err := gd.exempts.Add(pid)
+		done, err := gd.src.Exempt(pid)
 		if err != nil {
 			gd.releaseExempt()
 			return fmt.Errorf("guard: exempting helper process %d: %w", pid, err)
@@ -550,7 +531,7 @@ func (gd *Guard) answer(v Verdict) (Verdict, engine.Response) {
 }
 
 func (gd *Guard) addMarks() error {
-	mask := gd.cfg.Events.mask()
+	mask := gd.cfg.Events.Mask()
 	if mask&engine.PreAccess == 0 {
 		mask |= engine.OnDir // directories' opens are decided too
 	}
@@ -560,55 +541,70 @@ func (gd *Guard) addMarks() error {
 				k = engine.KindInode
 			}
 		}
-		t, err := gd.b.Resolve(path, k, false)
-		if err != nil {
-			return fmt.Errorf("guard %s: %w", path, err)
-		}
-		if err := gd.b.AddMark(gd.g, t, engine.MarkSpec{Mask: mask}); err != nil {
+		ctx, cancel := context.WithTimeout(gd.ctx, 30*time.Second)
+		defer cancel()
+		if _, err := gd.src.AddMark(ctx, path, k, engine.MarkSpec{Mask: mask}); err != nil {
 			return fmt.Errorf("guard %s: %w", path, err)
 		}
 		return nil
 	}
-	for _, p := range gd.cfg.Paths {
-		if err := add(p, engine.KindSubtree); err != nil {
-			return err
-		}
-	}
-	for _, p := range gd.cfg.Mounts {
-		if err := add(p, engine.KindMount); err != nil {
-			return err
-		}
-	}
-	for _, p := range gd.cfg.Filesystems {
-		if err := add(p, engine.KindFilesystem); err != nil {
-			return err
+	for _, list := range []struct {
+		paths []string
+		k     engine.Kind
+	}{{gd.cfg.Paths, engine.KindSubtree}, {gd.cfg.Mounts, engine.KindMount}, {gd.cfg.Filesystems, engine.KindFilesystem}} {
+		for _, p := range list.paths {
+			if err := add(p, list.k); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
-func newRequest(ev *engine.Event, m engine.Mask) *Request {
-	return &Request{
-		Kind:   kindOf(m),
+// newRequest is the Request for a permission event. A process's name and uid that came with
+// the event (the daemon sends them to clients that ask) are taken as read.
+func newRequest(ev source.Event) *Request {
+	r := &Request{
+		Kind:   kindOf(ev.Mask),
 		Pid:    int(ev.Pid),
-		IsDir:  m&engine.OnDir != 0,
+		IsDir:  ev.IsDir(),
 		Offset: ev.Range.Offset,
 		Count:  ev.Range.Count,
 		Time:   ev.Time,
 		ev:     ev,
 	}
+	if ev.HasUID {
+		r.uidOnce.Do(func() { r.uid = int(ev.UID) })
+	}
+	if ev.Comm != "" {
+		r.commOnce.Do(func() { r.comm = ev.Comm })
+	}
+	return r
 }
 
-// inline is the engine Handler: it offers the request to cfg.Inline on the kernel reader.
-func (gd *Guard) inline(d engine.Delivery) (engine.Response, bool) {
-	r := newRequest(d.Event, d.Mask)
+// inline is the source's Inline: it offers the request to cfg.Inline on the goroutine that
+// read the event (a kernel reader, or the daemon connection's), and hands the request to
+// answered as its tag.
+func (gd *Guard) inline(ev source.Event) (engine.Response, any, bool) {
+	r := newRequest(ev)
 	v, ok := gd.callInline(r)
 	if !ok {
-		return engine.Response{}, false
+		return engine.Response{}, nil, false
 	}
 	v, resp := gd.answer(v)
-	gd.record(r, v, "inline")
-	return resp, true
+	r.inlined = v
+	return resp, r, true
+}
+
+// answered records an inline decision once its answer went out (err nil), or could not
+// (through the daemon, a lost connection: the daemon's close verdict applies).
+func (gd *Guard) answered(tag any, err error) {
+	r := tag.(*Request)
+	if err != nil {
+		gd.record(r, gd.cfg.OnClose, "closed")
+		return
+	}
+	gd.record(r, r.inlined, "inline")
 }
 
 func (gd *Guard) record(r *Request, v Verdict, by string) {
@@ -625,46 +621,59 @@ func (gd *Guard) record(r *Request, v Verdict, by string) {
 	}
 }
 
+// readLoop reads the events Inline left undecided and gives each to a handler goroutine,
+// at most cfg.Concurrency at once.
 func (gd *Guard) readLoop() {
 	defer gd.wg.Done()
-	buf := make([]engine.Delivery, 64)
+	buf := make([]source.Event, 64)
 	for {
-		n, err := gd.g.ReadBatch(gd.ctx, buf)
+		n, err := gd.src.ReadBatch(gd.ctx, buf)
 		if err != nil {
 			return
 		}
-		for _, d := range buf[:n] {
-			if d.ID == 0 { // an overflow cannot happen with an unlimited queue
-				d.Release()
+		for i := range buf[:n] {
+			ev := buf[i]
+			buf[i] = source.Event{}
+			if ev.ID == 0 { // a resync notice (an overflow cannot happen with an unlimited queue)
+				ev.Release()
 				continue
 			}
 			select {
 			case gd.sem <- struct{}{}:
 			case <-gd.ctx.Done():
-				d.Release() // Close answers it
+				ev.Release() // Close answers it
 				continue
 			}
 			gd.wg.Add(1)
-			go gd.decide(d)
+			go gd.decide(ev)
 		}
 	}
 }
 
+// errNoHandler is the Guard's failure for a request Inline declined when there is no Handler.
+var errNoHandler = errors.New("guard: Inline passed the request on, and there is no Handler")
+
 // decide runs the handler for one queued request and answers it.
-func (gd *Guard) decide(d engine.Delivery) {
+func (gd *Guard) decide(ev source.Event) {
 	defer gd.wg.Done()
 	defer func() { <-gd.sem }()
-	defer d.Release()
-	r := newRequest(d.Event, d.Mask)
-	v := gd.runHandler(r)
+	r := newRequest(ev)
+	// The Request keeps its own copy of the event: releasing this one leaves it untouched,
+	// so its Path, resolved once, stays readable after the answer (Decision.Request).
+	defer ev.Release()
+	var v Verdict
+	if gd.handler != nil {
+		v = gd.runHandler(r)
+	} else {
+		r.Err, v = errNoHandler, gd.OnError()
+	}
 	v, resp := gd.answer(v)
-	err := gd.g.Respond(d.ID, resp)
-	switch {
+	switch err := r.ev.Respond(gd.ctx, resp); {
 	case err == nil:
 		gd.record(r, v, "handler")
-	case errors.Is(err, engine.ErrNoSuchEvent):
+	case errors.Is(err, source.ErrTooLate):
 		gd.record(r, gd.cfg.OnTimeout, "deadline") // too late: the deadline verdict applied
-	case errors.Is(err, engine.ErrClosed):
+	default:
 		gd.record(r, gd.cfg.OnClose, "closed")
 	}
 }
@@ -699,26 +708,20 @@ func (gd *Guard) runHandler(r *Request) (v Verdict) {
 
 // FlushCache forgets every cached allow; call it when the policy changes. (Through the
 // daemon, the daemon's cache is the daemon's.)
-func (gd *Guard) FlushCache() {
-	if gd.b != nil {
-		gd.b.FlushVerdictCache()
-	}
-}
+func (gd *Guard) FlushCache() { gd.src.FlushCache() }
 
 // ExemptPid exempts a helper process the handler started (a scanner) and has not reaped: its
 // own accesses are allowed at once, never decided, so that the guard cannot wait on itself,
 // and so are its session's members' if it leads its own session (see GuardConfig.Exempt).
-// Call done when it has exited; once reaped, it is not exempt anyway. A pid that is not a live
-// process is not exempted.
-func (gd *Guard) ExemptPid(pid int) (done func()) {
-	done, _ = gd.exempts.Add(pid)
-	return done
-}
+// Call done when it has exited; once reaped, it is not exempt anyway. An error says the
+// process is not exempt: pid is not a live process, or, through the daemon, the daemon runs in
+// another pid namespace (its events name processes by pids that are not this process's).
+func (gd *Guard) ExemptPid(pid int) (done func(), err error) { return gd.src.Exempt(pid) }
 
 // Spawning brackets the start of helper processes: until end is called, this process's
 // direct children are exempt, so that a helper's execve, which comes before ExemptPid can
 // name it, does not wait on the guard (see backend.Exemptions.Spawning).
-func (gd *Guard) Spawning() (end func()) { return gd.exempts.Spawning() }
+func (gd *Guard) Spawning() (end func()) { return gd.src.Spawning() }
 
 // GuardStats are a Guard's figures.
 type GuardStats struct {
@@ -727,12 +730,10 @@ type GuardStats struct {
 	Engine                    engine.GroupStats
 }
 
-// Stats returns the Guard's figures.
+// Stats returns the Guard's figures (through the daemon, the engine's are the daemon's:
+// see fsnotifyd stats).
 func (gd *Guard) Stats() GuardStats {
-	var es engine.GroupStats
-	if gd.g != nil {
-		es = gd.g.Stats()
-	}
+	es := gd.src.Stats()
 	return GuardStats{Decided: gd.decided.Load(), Denied: gd.denied.Load(),
 		TimedOut: es.DeadlineExpired, Pending: es.Pending, Engine: es}
 }
@@ -740,12 +741,7 @@ func (gd *Guard) Stats() GuardStats {
 // Deadline is the deadline in force: GuardConfig.Deadline, or through the daemon the one the
 // daemon granted (it caps deadlines at its max_deadline, and gives its own to a Guard that
 // asked for none).
-func (gd *Guard) Deadline() time.Duration {
-	if gd.cl != nil {
-		return gd.cl.Welcome().Deadline
-	}
-	return gd.cfg.Deadline
-}
+func (gd *Guard) Deadline() time.Duration { return gd.src.Deadline() }
 
 // Close answers every pending access with the OnClose verdict, removes the marks, and waits
 // for running handlers (whose late answers are discarded). It is idempotent.
@@ -753,20 +749,9 @@ func (gd *Guard) Close() error {
 	if !gd.closed.CompareAndSwap(false, true) {
 		return nil
 	}
-	if gd.cl != nil {
-		gd.cl.Close() // the daemon answers this client's pending events with its close verdict
-	} else {
-		gd.g.Close() // answers pending events; handlers' Respond then gets ErrClosed
-	}
+	gd.src.Close() // answers pending events; handlers' answers then fail (closed)
 	gd.cancel()
 	gd.wg.Wait()
 	gd.releaseExempt()
-	gd.closeBackend()
 	return nil
-}
-
-func (gd *Guard) closeBackend() {
-	if gd.ownB {
-		gd.b.Close()
-	}
 }

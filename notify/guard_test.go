@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsnotifyd/fsnotifyd/client"
+	"github.com/fsnotifyd/fsnotifyd/engine"
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 )
 
@@ -270,12 +272,12 @@ func TestGuardQueueNeverFull(t *testing.T) {
 		}
 		defer g.Close()
 		if daemon != "" {
-			if q := g.cl.Welcome().QueueLimit; q >= 0 {
+			if q := g.src.(interface{ Welcome() client.Welcome }).Welcome().QueueLimit; q >= 0 {
 				t.Errorf("the daemon granted a queue limit of %d", q)
 			}
 			return
 		}
-		if q := g.g.Options().QueueLimit; q >= 0 {
+		if q := g.src.(interface{ Group() *engine.Group }).Group().Options().QueueLimit; q >= 0 {
 			t.Errorf("engine queue limit %d", q)
 		}
 		flags := fanotifyFlags(t)

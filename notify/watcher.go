@@ -7,23 +7,28 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"strings"
 	"sync"
+	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/backend"
-	"github.com/fsnotifyd/fsnotifyd/client"
 	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/paths"
+	"github.com/fsnotifyd/fsnotifyd/internal/source"
 )
 
 // Watcher watches paths and delivers their events on Events, like fsnotify's Watcher (a
 // program switches by changing its import), on fanotify when the process may (root), on
 // inotify otherwise.
 //
-// One goroutine per Watcher reads its engine group and sends on Events and Errors; every send
+// One goroutine per Watcher reads its event source and sends on Events and Errors; every send
 // also waits on Close, so a Watcher nobody reads from can always be closed. Events from one
 // kernel group arrive in order; fanotify reports content events (Write, Open, Read, Close*)
 // and directory-entry events (Create, Remove, Rename, Chmod) through two kernel groups, so
 // a Create and the first Write of the same new file may arrive in either order.
+//
+// Locks: opMu orders the changes of marks (Add, Remove, and the reader dropping the watches
+// whose object went away) and is held across the source's calls; mu, taken inside it, guards
+// the watches and is never held while calling out.
 type Watcher struct {
 	// Events delivers the events, and Overflow events in order where events were lost.
 	// NewWatcher's is unbuffered, as fsnotify's on Linux.
@@ -33,24 +38,22 @@ type Watcher struct {
 	// the in-band Overflow event still says so.
 	Errors chan error
 
-	b       *backend.Backend
-	release func() // drops the shared backend, or nil
-	g       *engine.Group
+	src    source.Source
+	ctx    context.Context // ends with Close: bounds the source's calls
+	cancel context.CancelFunc
 
 	done      chan struct{} // closed by Close: every send gives up
 	exited    chan struct{} // closed when the reader has returned
 	closeOnce sync.Once
 
+	opMu sync.Mutex
+
 	mu      sync.Mutex
 	closed  bool
 	watches map[string]*watch // by Name form (cleaned, without "/...")
-	marks   map[engine.Object]engine.Mask
+	marks   map[*source.Mark]engine.Mask
 	renames [16]renameRec // recent Rename events: new path → old path
 	nextRen int
-
-	// Through the daemon (WithDaemon): the client, and the watches by name.
-	cl *client.Client
-	dw map[string]*daemonWatch
 }
 
 // watch is one path added with Add or AddWith.
@@ -58,10 +61,11 @@ type watch struct {
 	name  string // as added, cleaned; Event.Name is built from it
 	abs   string
 	kind  engine.Kind
-	id    engine.ID // the watched object: an inode (a tree's root), a mount or a filesystem
 	isDir bool
 	ops   Op
-	marks map[engine.Object]engine.Mask // what this watch needs from the engine
+	main  *source.Mark                 // the watched object's mark: an inode, a tree, a mount or a filesystem
+	self  *source.Mark                 // the inode mark that reports the object's own deletion and move, or nil
+	marks map[*source.Mark]engine.Mask // what this watch needs of each mark
 }
 
 type renameRec struct{ newPath, oldPath string }
@@ -109,36 +113,37 @@ func New(opts ...Option) (*Watcher, error) {
 			o(&c)
 		}
 	}
-	if c.daemon != "" {
-		return newDaemonWatcher(c)
+	if c.queue <= 0 {
+		c.queue = 4 * engine.DefaultQueueLimit
 	}
-	w := &Watcher{
-		Events:  make(chan Event, c.buffer),
-		Errors:  make(chan error, 1),
-		done:    make(chan struct{}),
-		exited:  make(chan struct{}),
-		watches: map[string]*watch{},
-		marks:   map[engine.Object]engine.Mask{},
-		b:       c.backend,
-	}
-	if w.b == nil {
+	so := source.Options{Name: "notify.Watcher", QueueLimit: c.queue, Backend: c.backend, Daemon: c.daemon,
+		WantComm: true}
+	if c.daemon == "" && so.Backend == nil {
 		b, release, err := acquireBackend()
 		if err != nil {
 			return nil, err
 		}
-		w.b, w.release = b, release
+		so.Backend, so.Release = b, release
 	}
-	if c.queue <= 0 {
-		c.queue = 4 * engine.DefaultQueueLimit
-	}
-	g, err := w.b.Engine().NewGroup(engine.Options{Name: "notify.Watcher", QueueLimit: c.queue})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	src, err := source.Open(ctx, so)
 	if err != nil {
-		if w.release != nil {
-			w.release()
+		if so.Release != nil {
+			so.Release()
 		}
 		return nil, err
 	}
-	w.g = g
+	w := &Watcher{
+		Events:  make(chan Event, c.buffer),
+		Errors:  make(chan error, 1),
+		src:     src,
+		done:    make(chan struct{}),
+		exited:  make(chan struct{}),
+		watches: map[string]*watch{},
+		marks:   map[*source.Mark]engine.Mask{},
+	}
+	w.ctx, w.cancel = context.WithCancel(context.Background())
 	go w.run()
 	return w, nil
 }
@@ -249,94 +254,86 @@ func (w *Watcher) AddWith(path string, opts ...AddOption) error {
 	if real, err := filepath.EvalSymlinks(abs); err == nil {
 		abs = real // the kernel's paths have symlinks resolved: compare like with like
 	}
-	if w.cl != nil {
-		return w.addDaemon(name, abs, c.kind, c.ops)
-	}
 
+	w.opMu.Lock()
+	defer w.opMu.Unlock()
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	if w.closed {
+		w.mu.Unlock()
 		return ErrClosed
 	}
 	if old := w.watches[name]; old != nil && old.kind == c.kind {
 		if c.ops&^old.ops == 0 {
+			w.mu.Unlock()
 			return nil // re-adding is a no-op
 		}
 		c.ops |= old.ops // as fsnotify: a second Add with more operations widens the watch
 	} else if old != nil {
+		w.mu.Unlock()
 		return fmt.Errorf("%s: already watched as a %s watch; Remove it first", path, old.kind)
 	}
-	t, err := w.b.Resolve(abs, c.kind, false)
-	if err != nil {
-		return err // names the path; ErrNeedsPrivilege for a mount or filesystem without root
-	}
-	wt := &watch{name: name, abs: abs, kind: c.kind, id: t.Object.ID, isDir: t.IsDir, ops: c.ops,
-		marks: map[engine.Object]engine.Mask{}}
+	w.mu.Unlock()
+	ctx, cancel := context.WithTimeout(w.ctx, 30*time.Second)
+	defer cancel()
 	// DeleteSelf and MoveSelf only on inode marks: on a tree or a filesystem they would be
 	// every object's.
 	main := engineMask(c.ops)&^(engine.DeleteSelf|engine.MoveSelf) | engine.OnDir
 	switch c.kind {
 	case engine.KindInode:
-		// The watch goes away when its object is deleted or moved: always ask for both.
-		main |= engine.DeleteSelf | engine.MoveSelf
-		if t.IsDir {
-			main |= engine.EventOnChild
-		} else {
-			main &^= engine.DirentEvents | engine.OnDir // fanotify refuses both on a file (ENOTDIR)
-		}
+		// The watch goes away when its object is deleted or moved: always ask for both. (On
+		// a file, the source drops what only a directory can have.)
+		main |= engine.DeleteSelf | engine.MoveSelf | engine.EventOnChild
 	case engine.KindMount:
 		main &^= engine.OnDir
 	}
-	var extra []backend.Target
-	if c.kind == engine.KindSubtree {
-		// The root's own deletion and move end the watch; asked on the root inode rather
-		// than the tree, where they would be every object's.
-		rt, err := w.b.Resolve(abs, engine.KindInode, false)
-		if err != nil {
-			w.b.Release(t)
-			return err
-		}
-		if rt.Object.ID != t.Object.ID {
-			w.b.Release(t)
-			w.b.Release(rt)
-			return fmt.Errorf("%s: moved while being added; add it again", path)
-		}
-		extra = append(extra, rt)
-	}
-	if err := w.b.AddMark(w.g, t, engine.MarkSpec{Mask: main}); err != nil {
-		for _, x := range extra {
-			w.b.Release(x)
-		}
+	m, err := w.src.AddMark(ctx, abs, c.kind, engine.MarkSpec{Mask: main})
+	if err != nil {
 		return w.addError(path, err)
 	}
-	if old := w.watches[name]; old != nil {
-		for obj, m := range old.marks {
-			wt.marks[obj] |= m
+	wt := &watch{name: name, abs: abs, kind: c.kind, isDir: m.IsDir, ops: c.ops, main: m,
+		marks: map[*source.Mark]engine.Mask{m: main}}
+	switch c.kind {
+	case engine.KindInode:
+		wt.self = m
+	case engine.KindSubtree:
+		// The root's own deletion and move end the watch; asked on the root inode rather
+		// than the tree, where they would be every object's.
+		const selfMask = engine.DeleteSelf | engine.MoveSelf | engine.OnDir
+		rm, err := w.src.AddMark(ctx, abs, engine.KindInode, engine.MarkSpec{Mask: selfMask})
+		if err == nil && rm.ID != m.ID {
+			err = fmt.Errorf("%s: moved while being added; add it again", path)
+			w.sync([]*source.Mark{rm}, true)
 		}
-	}
-	wt.marks[t.Object] |= main
-	w.watches[name] = wt
-	w.marks[t.Object] = w.unionLocked(t.Object)
-	for i, x := range extra {
-		m := engine.DeleteSelf | engine.MoveSelf | engine.OnDir
-		if err := w.b.AddMark(w.g, x, engine.MarkSpec{Mask: m}); err != nil {
-			for _, y := range extra[i+1:] {
-				w.b.Release(y)
-			}
-			w.removeLocked(wt) // undoes the first mark
+		if err != nil {
+			w.sync([]*source.Mark{m}, true) // undoes the tree's mark
 			return w.addError(path, err)
 		}
-		wt.marks[x.Object] |= m
-		w.marks[x.Object] = w.unionLocked(x.Object)
+		wt.self = rm
+		wt.marks[rm] |= selfMask
 	}
+	w.mu.Lock()
+	if old := w.watches[name]; old != nil {
+		for mk, mm := range old.marks {
+			wt.marks[mk] |= mm
+		}
+	}
+	w.watches[name] = wt
+	for mk := range wt.marks {
+		w.marks[mk] = w.unionLocked(mk)
+	}
+	w.mu.Unlock()
 	return nil
 }
 
 func (w *Watcher) addError(path string, err error) error {
-	if errors.Is(err, backend.ErrNeedsPrivilege) || errors.Is(err, backend.ErrMountDirent) {
-		return fmt.Errorf("%s: %w", path, err)
+	var me *source.MarkError
+	if !errors.As(err, &me) {
+		return err // names the path
 	}
-	return err
+	if errors.Is(err, backend.ErrNeedsPrivilege) || errors.Is(err, backend.ErrMountDirent) {
+		return fmt.Errorf("%s: %w", path, me.Err)
+	}
+	return me.Err
 }
 
 // splitRecursive cleans path and strips fsnotify's recursive suffix "/...".
@@ -385,13 +382,47 @@ func engineMask(ops Op) engine.Mask {
 	return m
 }
 
-// unionLocked is what the Watcher's watches need on obj.
-func (w *Watcher) unionLocked(obj engine.Object) engine.Mask {
-	var m engine.Mask
+// unionLocked is what the Watcher's watches need of m.
+func (w *Watcher) unionLocked(m *source.Mark) engine.Mask {
+	var u engine.Mask
 	for _, wt := range w.watches {
-		m |= wt.marks[obj]
+		u |= wt.marks[m]
 	}
-	return m
+	return u
+}
+
+// sync brings the source's marks ms to what the watches need of them now: it shrinks them or
+// removes them. With force it does so even where the Watcher believes them up to date (to undo
+// an AddMark whose watch was not registered). Needs opMu, not mu. It returns the first error
+// of the source's.
+func (w *Watcher) sync(ms []*source.Mark, force bool) error {
+	var first error
+	for _, m := range ms {
+		w.mu.Lock()
+		u, had := w.unionLocked(m), w.marks[m]
+		w.mu.Unlock()
+		if u == had && !force {
+			continue
+		}
+		var err error
+		if u&engine.AllEvents == 0 {
+			err = w.src.RemoveMark(w.ctx, m)
+		} else {
+			err = w.src.ModifyMark(w.ctx, m, engine.MarkSpec{Mask: u})
+		}
+		w.mu.Lock()
+		switch {
+		case u&engine.AllEvents == 0:
+			delete(w.marks, m)
+		case err == nil:
+			w.marks[m] = u
+		}
+		w.mu.Unlock()
+		if first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // Remove stops watching path (added with Add, or with AddWith(WithRecursive) — "path/..."
@@ -399,39 +430,33 @@ func (w *Watcher) unionLocked(obj engine.Object) engine.Mask {
 // ErrNonExistentWatch if path is not watched, and nil after Close.
 func (w *Watcher) Remove(path string) error {
 	name, _ := splitRecursive(path)
-	if w.cl != nil {
-		return w.removeDaemon(name, path)
-	}
+	w.opMu.Lock()
+	defer w.opMu.Unlock()
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	if w.closed {
+		w.mu.Unlock()
 		return nil
 	}
 	wt := w.watches[name]
 	if wt == nil {
+		w.mu.Unlock()
 		return fmt.Errorf("%w: %s", ErrNonExistentWatch, path)
 	}
-	w.removeLocked(wt)
-	return nil
+	ms := w.dropLocked(wt)
+	w.mu.Unlock()
+	return w.sync(ms, false)
 }
 
-// removeLocked drops a watch and shrinks the marks to what the other watches need.
-func (w *Watcher) removeLocked(wt *watch) {
+// dropLocked forgets a watch and returns its marks, for sync.
+func (w *Watcher) dropLocked(wt *watch) []*source.Mark {
 	if w.watches[wt.name] == wt {
 		delete(w.watches, wt.name)
 	}
-	for obj := range wt.marks {
-		u := w.unionLocked(obj)
-		if u == w.marks[obj] {
-			continue
-		}
-		if u&engine.AllEvents == 0 {
-			w.g.RemoveMark(obj) // ErrNoMark: the group is closing, or never got it
-			delete(w.marks, obj)
-		} else if err := w.g.ModifyMark(obj, engine.MarkSpec{Mask: u}); err == nil {
-			w.marks[obj] = u
-		}
+	ms := make([]*source.Mark, 0, len(wt.marks))
+	for m := range wt.marks {
+		ms = append(ms, m)
 	}
+	return ms
 }
 
 // WatchList returns the watched paths, as added (without "/..."), in no particular order;
@@ -442,11 +467,8 @@ func (w *Watcher) WatchList() []string {
 	if w.closed {
 		return nil
 	}
-	out := make([]string, 0, len(w.watches)+len(w.dw))
+	out := make([]string, 0, len(w.watches))
 	for name := range w.watches {
-		out = append(out, name)
-	}
-	for name := range w.dw {
 		out = append(out, name)
 	}
 	return out
@@ -461,42 +483,41 @@ func (w *Watcher) Close() error {
 		w.watches = map[string]*watch{}
 		w.mu.Unlock()
 		close(w.done)
-		if w.cl != nil {
-			w.cl.Close() // the daemon drops the client's marks
-		} else {
-			w.g.Close() // removes the marks; the reader's ReadBatch returns
-		}
+		w.cancel()
+		w.src.Close() // removes the marks; the reader's ReadBatch returns
 		<-w.exited
-		if w.release != nil {
-			w.release()
-		}
 	})
 	return nil
 }
 
-// run reads the group and sends what it reads until Close.
+// run reads the source and sends what it reads until Close.
 func (w *Watcher) run() {
 	defer func() {
 		close(w.Events)
 		close(w.Errors)
 		close(w.exited)
 	}()
-	buf := make([]engine.Delivery, 64)
+	buf := make([]source.Event, 64)
 	var out []Event
 	for {
-		n, err := w.g.ReadBatch(context.Background(), buf)
+		n, err := w.src.ReadBatch(w.ctx, buf)
 		if err != nil {
 			return // closed
 		}
 		for i := 0; i < n; i++ {
-			out = w.convert(buf[i], out[:0])
+			var gone []*source.Mark
+			out, gone = w.convert(&buf[i], out[:0])
 			buf[i].Release()
-			buf[i] = engine.Delivery{}
+			buf[i] = source.Event{}
+			if len(gone) > 0 {
+				// The watches of an object that went away: their marks go too, from here
+				// (through the daemon, a round trip; nothing waits on this goroutine for it).
+				w.opMu.Lock()
+				w.sync(gone, false)
+				w.opMu.Unlock()
+			}
 			for _, ev := range out {
 				if !w.send(ev) {
-					for j := i + 1; j < n; j++ {
-						buf[j].Release()
-					}
 					return
 				}
 			}
@@ -521,20 +542,17 @@ func (w *Watcher) send(ev Event) bool {
 	}
 }
 
-// convert turns one delivery into the Watcher's events (zero or more).
-func (w *Watcher) convert(d engine.Delivery, out []Event) []Event {
-	if d.Mask&engine.QueueOverflow != 0 {
-		return append(out, Event{Op: Overflow})
+// convert turns one event into the Watcher's events (zero or more), and returns the marks of
+// the watches it ended (their object was deleted or moved), for sync.
+func (w *Watcher) convert(ev *source.Event, out []Event) ([]Event, []*source.Mark) {
+	if ev.IsOverflow() || ev.Resync {
+		return append(out, Event{Op: Overflow}), nil
 	}
-	ev := d.Event
-	if ev == nil {
-		return out
-	}
-	m := d.Mask
+	m := ev.Mask
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
-		return out
+		return out, nil
 	}
 	if m&engine.Rename != 0 {
 		// The pair's MovedFrom and MovedTo follow: remember where the new path came from.
@@ -544,24 +562,25 @@ func (w *Watcher) convert(d engine.Delivery, out []Event) []Event {
 	}
 	ops := opsOf(m)
 	if ops == 0 && m&(engine.DeleteSelf|engine.MoveSelf) == 0 {
-		return out
+		return out, nil
 	}
-	base := Event{Pid: int(ev.Pid), Comm: ev.Comm, IsDir: m&engine.OnDir != 0, PathUnknown: ev.GetPath() == ""}
+	base := Event{Pid: int(ev.Pid), Comm: ev.Comm, IsDir: m&engine.OnDir != 0, PathUnknown: ev.PathUnknown}
 	if ops != 0 {
 		// Repeats merge in the queue: an unlink's Chmod may share a delivery with the
 		// deletion, and comes first.
-		name, ops, wt := w.nameLocked(ev, ops)
+		name, ops := w.nameLocked(ev, ops)
 		if ops != 0 {
 			e := base
 			e.Name, e.Op = name, ops
 			if ops.Has(Create) && m&engine.MovedTo != 0 {
-				e.OldName = w.oldNameLocked(ev.Path, wt)
+				e.OldName = w.oldNameLocked(ev.Path)
 			}
 			out = append(out, e)
 		}
 	}
 	// Self events end their watch. A watch's own Remove is not reported when its directory
 	// is watched too (that directory reports the entry's Remove); its Rename always is.
+	var gone []*source.Mark
 	if m&(engine.DeleteSelf|engine.MoveSelf) != 0 {
 		for _, wt := range w.selfWatchesLocked(ev) {
 			var op Op
@@ -576,10 +595,10 @@ func (w *Watcher) convert(d engine.Delivery, out []Event) []Event {
 				e.Name, e.Op = wt.name, op
 				out = append(out, e)
 			}
-			w.removeLocked(wt)
+			gone = append(gone, w.dropLocked(wt)...)
 		}
 	}
-	return out
+	return out, gone
 }
 
 // opsOf maps engine bits onto operations (self events apart).
@@ -619,10 +638,10 @@ func opsOf(m engine.Mask) Op {
 }
 
 // selfWatchesLocked returns the inode and recursive watches whose object the event is on.
-func (w *Watcher) selfWatchesLocked(ev *engine.Event) []*watch {
+func (w *Watcher) selfWatchesLocked(ev *source.Event) []*watch {
 	var out []*watch
 	for _, wt := range w.watches {
-		if (wt.kind == engine.KindInode || wt.kind == engine.KindSubtree) && wt.id == ev.Inode {
+		if wt.self != nil && ev.Relation(wt.self) == source.Self {
 			out = append(out, wt)
 		}
 	}
@@ -643,7 +662,7 @@ func (w *Watcher) parentWatchedLocked(wt *watch) bool {
 				return true
 			}
 		case engine.KindSubtree:
-			if dir == o.abs || strings.HasPrefix(dir, o.abs+"/") || o.abs == "/" {
+			if paths.Within(dir, o.abs) {
 				return true
 			}
 		}
@@ -654,45 +673,29 @@ func (w *Watcher) parentWatchedLocked(wt *watch) bool {
 // nameLocked finds the watch reporting the event — the object's own, its directory's, a
 // tree's, a mount's or a filesystem's, in that order of preference — and returns the event's
 // Name in that watch's form, with the operations that the matching watches asked for.
-func (w *Watcher) nameLocked(ev *engine.Event, ops Op) (string, Op, *watch) {
+func (w *Watcher) nameLocked(ev *source.Event, ops Op) (string, Op) {
 	var (
 		best     *watch
 		bestRank int
 		name     string
 		allowed  Op
 	)
-	// A directory-entry event is on the directory (Inode) with the entry's Name; an event
-	// on a child has its directory in Parent; anything else is on the object itself.
-	dirent := ev.Mask&engine.DirentEvents != 0
-	child := !dirent && !ev.Parent.IsZero() && ev.Name != ""
-	unknown := ev.GetPath() == ""
 	for _, wt := range w.watches {
 		rank, n := -1, ""
-		switch wt.kind {
-		case engine.KindInode:
-			switch {
-			case !dirent && wt.id == ev.Inode:
-				rank, n = 0, wt.name
-			case wt.isDir && ((dirent && wt.id == ev.Inode) || (child && wt.id == ev.Parent)):
-				rank, n = 1, filepath.Join(wt.name, ev.Name)
-			case wt.isDir && !dirent && possiblyBelow(ev, wt.id):
-				rank = 1 // possibly its child: its name is unknown
+		switch ev.Relation(wt.main) {
+		case source.Self:
+			rank, n = 0, wt.name
+		case source.Entry:
+			rank, n = 1, filepath.Join(wt.name, entryName(ev))
+		case source.MaybeEntry:
+			rank = 1 // possibly its entry: its name is unknown
+		case source.Below:
+			rank = 2
+			if !ev.PathUnknown { // never the tree's own name for an object whose place is unknown
+				n = relName(wt, ev.Path)
 			}
-		case engine.KindSubtree:
-			if inTree(ev, wt.id) {
-				rank, n = 2, relName(wt, ev.Path)
-			}
-			if unknown {
-				n = "" // never the tree's own name for an object whose place is unknown
-			}
-		case engine.KindMount:
-			if wt.id == ev.Mount {
-				rank, n = 3, ev.Path
-			}
-		case engine.KindFilesystem:
-			if wt.id == ev.Filesystem {
-				rank, n = 3, ev.Path
-			}
+		case source.Whole:
+			rank, n = 3, ev.Path
 		}
 		if rank < 0 || ops&wt.ops == 0 {
 			continue
@@ -703,48 +706,22 @@ func (w *Watcher) nameLocked(ev *engine.Event, ops Op) (string, Op, *watch) {
 			best, bestRank, name = wt, rank, n
 		}
 	}
-	return name, allowed, best
+	return name, allowed
 }
 
-// inTree reports whether the event is (or, its place unknown, may be) inside the tree rooted
-// at root.
-func inTree(ev *engine.Event, root engine.ID) bool {
-	if ev.Inode == root {
-		return true
+// entryName is the name of the entry an event is on.
+func entryName(ev *source.Event) string {
+	if ev.Name != "" {
+		return ev.Name
 	}
-	for _, a := range ev.Ancestors {
-		if a == root {
-			return true
-		}
-	}
-	return possiblyBelow(ev, root)
-}
-
-// possiblyBelow reports whether an event whose place is unknown may be below dir.
-func possiblyBelow(ev *engine.Event, dir engine.ID) bool {
-	if !ev.AncestryUnknown {
-		return false
-	}
-	for _, a := range ev.PossibleAncestors {
-		if a == dir {
-			return true
-		}
-	}
-	return false
+	return filepath.Base(ev.Path)
 }
 
 // relName is path in the form of wt's name: its part below wt's directory joined to the name
 // wt was added with; path itself when it is not below it (the tree's root moved with an
 // ancestor since it was added).
 func relName(wt *watch, path string) string {
-	if path == wt.abs {
-		return wt.name
-	}
-	prefix := wt.abs + "/"
-	if wt.abs == "/" {
-		prefix = "/"
-	}
-	if rest, ok := strings.CutPrefix(path, prefix); ok {
+	if rest, ok := paths.Below(path, wt.abs); ok {
 		return filepath.Join(wt.name, rest)
 	}
 	return path
@@ -752,7 +729,7 @@ func relName(wt *watch, path string) string {
 
 // oldNameLocked returns the old path of a rename that arrived at newPath, in the form of a
 // watch covering the old path; "" if the old place is not watched (fsnotify's rule).
-func (w *Watcher) oldNameLocked(newPath string, arrived *watch) string {
+func (w *Watcher) oldNameLocked(newPath string) string {
 	var old string
 	for i := range w.renames {
 		if r := &w.renames[i]; r.newPath == newPath && r.oldPath != "" {
@@ -769,7 +746,7 @@ func (w *Watcher) oldNameLocked(newPath string, arrived *watch) string {
 		switch {
 		case wt.kind == engine.KindInode && wt.isDir && wt.abs == dir:
 			return filepath.Join(wt.name, filepath.Base(old))
-		case wt.kind == engine.KindSubtree && (dir == wt.abs || strings.HasPrefix(dir, wt.abs+"/")):
+		case wt.kind == engine.KindSubtree && paths.Within(dir, wt.abs):
 			return relName(wt, old)
 		case wt.kind == engine.KindMount || wt.kind == engine.KindFilesystem:
 			return old

@@ -589,7 +589,7 @@ func TestWatcherSharedBackend(t *testing.T) {
 	must(t, err)
 	w2, err := NewBufferedWatcher(10)
 	must(t, err)
-	if w1.b != w2.b || cap(w2.Events) != 10 || cap(w1.Events) != 0 {
+	if backendOf(w1) != backendOf(w2) || cap(w2.Events) != 10 || cap(w1.Events) != 0 {
 		t.Fatal("Watchers do not share the backend, or buffers are wrong")
 	}
 	must(t, w1.Add(dir))
@@ -615,6 +615,11 @@ func TestWatcherSharedBackend(t *testing.T) {
 	}
 }
 
+// backendOf returns the backend of an embedded Watcher.
+func backendOf(w *Watcher) *backend.Backend {
+	return w.src.(interface{ Backend() *backend.Backend }).Backend()
+}
+
 // Unprivileged, the Watcher runs on inotify: recursive watches work (with every create of a
 // mkdir -p), whole-filesystem watches say root is needed.
 func TestWatcherUnprivileged(t *testing.T) {
@@ -623,8 +628,8 @@ func TestWatcherUnprivileged(t *testing.T) {
 		w, err := NewWatcher()
 		must(t, err)
 		defer w.Close()
-		if w.b.Mode() != backend.ModeInotify {
-			t.Fatalf("mode %v", w.b.Mode())
+		if b := backendOf(w); b.Mode() != backend.ModeInotify {
+			t.Fatalf("mode %v", b.Mode())
 		}
 		if err := w.AddWith(dir, WithFilesystem()); !errors.Is(err, backend.ErrNeedsPrivilege) {
 			t.Fatalf("filesystem watch: %v", err)

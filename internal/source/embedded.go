@@ -162,8 +162,9 @@ func (s *embedded) FlushCache()                    { s.b.FlushVerdictCache() }
 func (s *embedded) Deadline() time.Duration        { return s.opts.Deadline }
 func (s *embedded) Stats() engine.GroupStats       { return s.g.Stats() }
 
-// Group returns the source's engine group (for tests).
-func (s *embedded) Group() *engine.Group { return s.g }
+// Group returns the source's engine group, and Backend its backend (for tests).
+func (s *embedded) Group() *engine.Group      { return s.g }
+func (s *embedded) Backend() *backend.Backend { return s.b }
 
 func (s *embedded) Close() error {
 	s.closeOnce.Do(func() {
