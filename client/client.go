@@ -18,6 +18,16 @@
 // A permission client that must be fast sets Options.Handler instead: each event is handed to
 // it on the goroutine that read it, with no queue and no goroutine hand-off, and it answers
 // with Respond there (or hands the event to a goroutine of its own if deciding takes time).
+//
+// Goroutines: every one is the Client's, and Close waits for all of them. Dial starts the
+// reader (readLoop: reads the connection, runs Handler), the pump (hands queued events to
+// Events) and the closer (close: once shutdown and the others have returned, it releases the
+// marks' descriptors and the undelivered events' and closes Events). With Reconnect, a lost
+// connection starts the reconnector (reconnect), which starts the next reader; shutdown ends
+// its attempts. A connection lost without Reconnect shuts the client down from the reader,
+// which then returns; the closer finishes. Locks: mu (the connection, the waiters, the marks)
+// and qmu (the queue for Events) are never held together, nor across a blocking call (deliver
+// tries a non-blocking send on Events under qmu, to keep the queue's order).
 package client
 
 import (
@@ -36,6 +46,7 @@ import (
 
 	"github.com/fsnotifyd/fsnotifyd/engine"
 	"github.com/fsnotifyd/fsnotifyd/fsevent"
+	"github.com/fsnotifyd/fsnotifyd/internal/paths"
 	"github.com/fsnotifyd/fsnotifyd/internal/proto"
 	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 )
@@ -404,7 +415,7 @@ func (c *Client) markOf(p string) MarkID {
 	defer c.mu.Unlock()
 	var best *mark
 	for _, m := range c.marks {
-		if p == m.path || len(p) > len(m.path) && p[:len(m.path)] == m.path && (p[len(m.path)] == '/' || m.path == "/") {
+		if paths.Within(p, m.path) {
 			if best == nil || len(m.path) > len(best.path) {
 				best = m
 			}

@@ -4,6 +4,10 @@
 // many client processes over a unix socket, each client an engine group with its own marks,
 // queue and permission answers, so that no client can stall another, the daemon or the host.
 //
+// The package is public for programs that embed a daemon rather than run fsnotifyd serve: New,
+// Run on a listener of their own, Stats, MetricsHandler and Close, in public types (backend,
+// fsevent) only; TestEmbedAsLibrary uses it so. Clients talk to it with package client.
+//
 // Each connection has two goroutines: one reads the client's requests in order, one writes the
 // client's events from its engine group. The kernel's readers only ever queue into engine
 // groups: they never wait on a client socket, a log write, or a client's lock. A client that

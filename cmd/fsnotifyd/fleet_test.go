@@ -37,7 +37,6 @@ func natsURL(t *testing.T) string {
 	return fmt.Sprintf("nats://127.0.0.1:%d", port)
 }
 
-
 func TestPolicyPushAndStatusCommands(t *testing.T) {
 	url := natsURL(t)
 	dir := t.TempDir()

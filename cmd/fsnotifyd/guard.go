@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/engine"
-	"github.com/fsnotifyd/fsnotifyd/internal/format"
+	"github.com/fsnotifyd/fsnotifyd/fsevent"
 	"github.com/fsnotifyd/fsnotifyd/internal/policy"
 	"github.com/fsnotifyd/fsnotifyd/notify"
 )
@@ -301,7 +301,7 @@ func (g *guardRun) policyDecision(r *notify.Request) policy.Decision {
 		// learn its name while it waits.
 		r.Comm()
 	}
-	req := policy.Request{Event: eventMask(r.Kind), Pid: int32(r.Pid), Proc: procInfo{r}}
+	req := policy.Request{Event: r.Kind.Mask(), Pid: int32(r.Pid), Proc: procInfo{r}}
 	if g.needPath {
 		req.Path = r.Path()
 		req.PathUnknown = req.Path == ""
@@ -447,7 +447,7 @@ func (g *guardRun) decided(d notify.Decision) {
 		// What is known instead of the path: the file's device and inode.
 		rec.PathUnknown = true
 		if dev, ino, ok := d.Request.Inode(); ok {
-			rec.Dev, rec.Ino = format.DevString(dev), ino
+			rec.Dev, rec.Ino = fsevent.DevString(dev), ino
 		}
 	}
 	if d.Err != nil {
@@ -464,40 +464,8 @@ func (g *guardRun) decided(d notify.Decision) {
 	g.audit.write(rec)
 }
 
-func eventMask(k notify.AccessKind) engine.Mask {
-	switch k {
-	case notify.AccessRead:
-		return engine.AccessPerm
-	case notify.AccessExec:
-		return engine.OpenExecPerm
-	case notify.AccessPreAccess:
-		return engine.PreAccess
-	}
-	return engine.OpenPerm
-}
-
-type auditRecord struct {
-	Time string `json:"time"`
-	Path string `json:"path"`
-	Pid  int    `json:"pid,omitempty"`
-	Comm string `json:"comm,omitempty"`
-	// Exe is the executable, where the decision read it (an exe= condition, or a deny);
-	// ExeUnverified says its path does not lead to the file the process runs (see
-	// notify.Request.Exe).
-	Exe           string `json:"exe,omitempty"`
-	ExeUnverified bool   `json:"exe_unverified,omitempty"`
-	Event         string `json:"event"`
-	Verdict       string `json:"verdict"`
-	Rule          string `json:"rule"`
-	// Error is the guard's own failure that decided (--on-error).
-	Error   string `json:"error,omitempty"`
-	Latency string `json:"latency"`
-	LatNS   int64  `json:"latency_ns"`
-	// The path could not be read ("path" is ""): the file's device (MAJOR:MINOR) and inode.
-	PathUnknown bool   `json:"path_unknown,omitempty"`
-	Dev         string `json:"dev,omitempty"`
-	Ino         uint64 `json:"ino,omitempty"`
-}
+// auditRecord is one --audit line: fsevent.Decision, the record fleet decisions carry too.
+type auditRecord = fsevent.Decision
 
 // auditWriter writes audit records from its own goroutine: a decision never waits on the
 // audit file (which may itself be on a guarded filesystem, or a slow pipe). When it falls

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fsnotifyd/fsnotifyd/internal/format"
+	"github.com/fsnotifyd/fsnotifyd/fsevent"
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 )
 
@@ -72,9 +72,9 @@ func TestGuardDecidesPathsBeyondPathMax(t *testing.T) {
 			if err := json.Unmarshal([]byte(lines[0]), &r); err != nil {
 				t.Fatalf("%v: %s", err, lines[0])
 			}
-			if r.Path == nil || *r.Path != "" || !r.PathUnknown || r.Ino != st.Ino || r.Dev != format.DevString(st.Dev) ||
+			if r.Path == nil || *r.Path != "" || !r.PathUnknown || r.Ino != st.Ino || r.Dev != fsevent.DevString(st.Dev) ||
 				r.Verdict != "deny" || r.Rule != tc.rule || r.Pid != cat.Process.Pid {
-				t.Fatalf("audit line %s; want a deny by %s of an unknown path, ino %d dev %s, pid %d", lines[0], tc.rule, st.Ino, format.DevString(st.Dev), cat.Process.Pid)
+				t.Fatalf("audit line %s; want a deny by %s of an unknown path, ino %d dev %s, pid %d", lines[0], tc.rule, st.Ino, fsevent.DevString(st.Dev), cat.Process.Pid)
 			}
 		})
 	}
@@ -120,7 +120,7 @@ func TestWatchAndTraceReportPathsBeyondPathMax(t *testing.T) {
 				for _, l := range ls {
 					var r line
 					json.Unmarshal([]byte(l), &r)
-					if r.Pid == cat.Process.Pid && r.PathUnknown && r.Path == "" && r.Ino == st.Ino && r.Dev == format.DevString(st.Dev) &&
+					if r.Pid == cat.Process.Pid && r.PathUnknown && r.Path == "" && r.Ino == st.Ino && r.Dev == fsevent.DevString(st.Dev) &&
 						len(r.Events) == 1 && r.Events[0] == "OPEN" {
 						sawOpen = true
 					}

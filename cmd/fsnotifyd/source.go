@@ -12,10 +12,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/fsnotifyd/fsnotifyd/backend"
 	"github.com/fsnotifyd/fsnotifyd/client"
 	"github.com/fsnotifyd/fsnotifyd/engine"
 	"github.com/fsnotifyd/fsnotifyd/internal/format"
+	"github.com/fsnotifyd/fsnotifyd/internal/paths"
+	"github.com/fsnotifyd/fsnotifyd/internal/source"
 )
 
 // event is what watch and trace print: a record, or a report that events were lost.
@@ -33,98 +34,70 @@ type watchSpec struct {
 	mask engine.Mask
 }
 
-// source delivers the events of a set of watches: embedded (backend + engine in this
-// process) or through the daemon.
-type source interface {
-	// add places a watch; its marks are in place when it returns.
-	add(w watchSpec) error
-	// next blocks for the next batch of events.
-	next(ctx context.Context, dst []event) ([]event, error)
-	close() error
+// events is the one event source of watch and trace: embedded (a backend and an engine group
+// in this process), or the daemon's with --daemon (internal/source decides which, once).
+type events struct {
+	src source.Source
+	buf []source.Event
 }
 
-// embedded runs the backend and an engine group in this process.
-type embedded struct {
-	b       *backend.Backend
-	g       *engine.Group
-	watches []watchSpec
-	buf     []engine.Delivery
-}
-
-func newEmbedded(opts engine.Options, withExe bool) (*embedded, error) {
-	b, err := backend.New(backend.Options{Mode: backend.ModeAuto, Exe: withExe})
+// openSource opens the source of a watch or trace named cmd. withExe asks for each process's
+// executable (embedded only: the daemon does not send it).
+func openSource(cmd string, daemon daemonFlag, withExe bool) (*events, error) {
+	opts := source.Options{Name: cmd, Exe: withExe,
+		// A terminal can fall behind a burst: keep more than the kernel's 16384.
+		QueueLimit: 1 << 18}
+	if daemon.on {
+		// The daemon's default queue; the command's name in its stats; the process's name
+		// with each event, as embedded.
+		opts = source.Options{Daemon: daemon.path(), Name: "fsnotifyd-" + cmd, WantComm: true, Buffer: 256}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	src, err := source.Open(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
-	if opts.QueueLimit == 0 {
-		opts.QueueLimit = 1 << 18 // a terminal can fall behind a burst; keep more than the kernel's 16384
-	}
-	g, err := b.Engine().NewGroup(opts)
-	if err != nil {
-		b.Close()
-		return nil, err
-	}
-	return &embedded{b: b, g: g, buf: make([]engine.Delivery, 256)}, nil
+	return &events{src: src, buf: make([]source.Event, 256)}, nil
 }
 
-func (s *embedded) add(w watchSpec) error {
-	t, err := s.b.Resolve(w.abs, w.kind, false)
+func (d daemonFlag) path() string {
+	if d.socket == "" || d.socket == "true" {
+		return client.DefaultSocket
+	}
+	return d.socket
+}
+
+// add places a watch; its marks are in place when it returns.
+func (s *events) add(w watchSpec) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := s.src.AddMark(ctx, w.abs, w.kind, engine.MarkSpec{Mask: w.mask})
+	if me := (*source.MarkError)(nil); errors.As(err, &me) {
+		return fmt.Errorf("%s: %w", w.path, me.Err)
+	}
 	if err != nil {
 		return explainPathError(w.path, err)
 	}
-	spec := engine.MarkSpec{Mask: w.mask}
-	if w.kind == engine.KindInode && !t.IsDir {
-		spec.Mask &^= engine.EventOnChild | engine.DirentEvents
-	}
-	if err := s.b.AddMark(s.g, t, spec); err != nil {
-		return fmt.Errorf("%s: %w", w.path, err)
-	}
-	s.watches = append(s.watches, w)
 	return nil
 }
 
-func (s *embedded) next(ctx context.Context, dst []event) ([]event, error) {
-	n, err := s.g.ReadBatch(ctx, s.buf)
-	if err != nil {
-		return dst, err
+// next blocks for the next batch of events and appends them to dst.
+func (s *events) next(ctx context.Context, dst []event) ([]event, error) {
+	n, err := s.src.ReadBatch(ctx, s.buf)
+	for i := range s.buf[:n] {
+		ev := &s.buf[i]
+		dst = append(dst, event{rec: format.FromEvent(&ev.Event), overflow: ev.IsOverflow() && !ev.Resync, resync: ev.Resync})
+		ev.Release() // a notification source: nothing to answer
+		*ev = source.Event{}
 	}
-	for _, d := range s.buf[:n] {
-		if d.Mask&engine.QueueOverflow != 0 {
-			dst = append(dst, event{overflow: true, rec: format.Record{Time: time.Now(), Mask: engine.QueueOverflow}})
-			continue
-		}
-		ev := d.Event
-		r := format.Record{
-			Time:    ev.Time,
-			Path:    ev.GetPath(),
-			OldPath: ev.OldPath,
-			Mask:    d.Mask,
-			IsDir:   d.Mask&engine.OnDir != 0,
-			Pid:     int(ev.Pid),
-			Comm:    ev.Comm,
-			Exe:     ev.Exe,
-		}
-		if r.Path == "" {
-			// What is known instead: the object (the backend's inode IDs are {dev, ino}) and
-			// its name, if the event carries it.
-			r.PathUnknown, r.Name = true, ev.Name
-			if !ev.Inode.IsZero() {
-				r.HasObject, r.Dev, r.Ino = true, ev.Inode.Hi, ev.Inode.Lo
-			}
-		}
-		if r.Time.IsZero() {
-			r.Time = time.Now()
-		}
-		d.Release()
-		dst = append(dst, event{rec: r})
+	if n > 0 {
+		return dst, nil // these first; the error again on the next call
 	}
-	return dst, nil
+	return dst, err
 }
 
-func (s *embedded) close() error {
-	s.g.Close()
-	return s.b.Close()
-}
+func (s *events) close() error { return s.src.Close() }
 
 // explainPathError turns a resolve error into one line that says what to do.
 func explainPathError(path string, err error) error {
@@ -163,12 +136,9 @@ type displayer struct {
 func (d *displayer) split(path string, isRoot bool) (watched, name string) {
 	user := path
 	for _, w := range d.roots {
-		if path == w.abs {
-			return w.path, ""
-		}
-		if rest, ok := strings.CutPrefix(path, w.abs+"/"); ok || w.abs == "/" && strings.HasPrefix(path, "/") {
-			if w.abs == "/" {
-				rest = path[1:]
+		if rest, ok := paths.Below(path, w.abs); ok {
+			if rest == "" {
+				return w.path, ""
 			}
 			user = strings.TrimSuffix(w.path, "/") + "/" + rest
 			break

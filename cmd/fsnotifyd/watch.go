@@ -133,7 +133,7 @@ func stream(cmd string, specs []watchSpec, daemon daemonFlag, quiet bool, count 
 			fmt.Fprintln(os.Stderr, "Setting up watches.")
 		}
 	}
-	src, err := openSource(daemon, engine.Options{Name: cmd}, withExe)
+	src, err := openSource(cmd, daemon, withExe)
 	if err != nil {
 		return fail(cmd, err)
 	}

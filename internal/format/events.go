@@ -7,40 +7,25 @@ package format
 
 import (
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/fsevent"
 )
 
-// watchEvents are the names -e takes: inotifywait's, in lower case, plus fanotify's open_exec
-// and rename.
-var watchEvents = []struct {
-	name string
-	mask engine.Mask
-}{
-	{"access", engine.Access},
-	{"modify", engine.Modify},
-	{"attrib", engine.Attrib},
-	{"close_write", engine.CloseWrite},
-	{"close_nowrite", engine.CloseNoWrite},
-	{"close", engine.Close},
-	{"open", engine.Open},
-	{"open_exec", engine.OpenExec},
-	{"moved_from", engine.MovedFrom},
-	{"moved_to", engine.MovedTo},
-	{"move", engine.Move},
-	{"create", engine.Create},
-	{"delete", engine.Delete},
-	{"delete_self", engine.DeleteSelf},
-	{"move_self", engine.MoveSelf},
-	{"rename", engine.Rename},
-}
+// watchEvents are the events -e takes, named as fsevent names them in lower case: inotifywait's
+// (with its groups close and move), plus fanotify's open_exec and rename.
+var watchEvents = []engine.Mask{engine.Access, engine.Modify, engine.Attrib, engine.CloseWrite, engine.CloseNoWrite,
+	engine.Close, engine.Open, engine.OpenExec, engine.MovedFrom, engine.MovedTo, engine.Move, engine.Create,
+	engine.Delete, engine.DeleteSelf, engine.MoveSelf, engine.Rename}
 
 // EventNames returns the names ParseEvents accepts, in a stable order (for --help).
 func EventNames() []string {
 	names := make([]string, len(watchEvents))
-	for i, e := range watchEvents {
-		names[i] = e.name
+	for i, m := range watchEvents {
+		names[i] = strings.ToLower(fsevent.Name(m))
 	}
 	return names
 }
@@ -58,14 +43,8 @@ func ParseEvents(list string) (engine.Mask, error) {
 		if name == "" {
 			return 0, fmt.Errorf("empty event name in %q (want a comma list of %s)", list, strings.Join(EventNames(), ", "))
 		}
-		bit := engine.Mask(0)
-		for _, e := range watchEvents {
-			if strings.EqualFold(name, e.name) {
-				bit = e.mask
-				break
-			}
-		}
-		if bit == 0 {
+		bit, ok := fsevent.MaskByName(name)
+		if !ok || !slices.Contains(watchEvents, bit) {
 			return 0, fmt.Errorf("unknown event %q (want %s)", name, strings.Join(EventNames(), ", "))
 		}
 		m |= bit
@@ -73,79 +52,21 @@ func ParseEvents(list string) (engine.Mask, error) {
 	return m, nil
 }
 
-type named struct {
-	mask engine.Mask
-	name string
-}
-
-// inotifyNames is the order and naming of %e: inotifywait's (libinotifytools'
+// inotifyOrder is the order of %e: inotifywait's (libinotifytools'
 // inotifytools_event_to_str), including its CLOSE after either close event, so that scripts
 // matching "CLOSE_WRITE,CLOSE" or "CREATE,ISDIR" keep working; fanotify-only events follow in
-// bit order. ISDIR comes last, as in inotifywait.
-var inotifyNames = []named{
-	{engine.Access, "ACCESS"},
-	{engine.Modify, "MODIFY"},
-	{engine.Attrib, "ATTRIB"},
-	{engine.CloseWrite, "CLOSE_WRITE"},
-	{engine.CloseNoWrite, "CLOSE_NOWRITE"},
-	{engine.Open, "OPEN"},
-	{engine.MovedFrom, "MOVED_FROM"},
-	{engine.MovedTo, "MOVED_TO"},
-	{engine.Create, "CREATE"},
-	{engine.Delete, "DELETE"},
-	{engine.DeleteSelf, "DELETE_SELF"},
-	{engine.QueueOverflow, "Q_OVERFLOW"},
-	{engine.Close, "CLOSE"},
-	{engine.MoveSelf, "MOVE_SELF"},
-	{engine.OpenExec, "OPEN_EXEC"},
-	{engine.FSError, "FS_ERROR"},
-	{engine.OpenPerm, "OPEN_PERM"},
-	{engine.AccessPerm, "ACCESS_PERM"},
-	{engine.OpenExecPerm, "OPEN_EXEC_PERM"},
-	{engine.PreAccess, "PRE_ACCESS"},
-	{engine.Rename, "RENAME"},
-}
-
-// jsonNames is the order and naming of JSON's "events": the kernel's names in bit order, one
-// per bit (no CLOSE pseudo-event, no ISDIR: that is the "isdir" field).
-var jsonNames = []named{
-	{engine.Access, "ACCESS"},
-	{engine.Modify, "MODIFY"},
-	{engine.Attrib, "ATTRIB"},
-	{engine.CloseWrite, "CLOSE_WRITE"},
-	{engine.CloseNoWrite, "CLOSE_NOWRITE"},
-	{engine.Open, "OPEN"},
-	{engine.MovedFrom, "MOVED_FROM"},
-	{engine.MovedTo, "MOVED_TO"},
-	{engine.Create, "CREATE"},
-	{engine.Delete, "DELETE"},
-	{engine.DeleteSelf, "DELETE_SELF"},
-	{engine.MoveSelf, "MOVE_SELF"},
-	{engine.OpenExec, "OPEN_EXEC"},
-	{engine.QueueOverflow, "Q_OVERFLOW"},
-	{engine.FSError, "FS_ERROR"},
-	{engine.OpenPerm, "OPEN_PERM"},
-	{engine.AccessPerm, "ACCESS_PERM"},
-	{engine.OpenExecPerm, "OPEN_EXEC_PERM"},
-	{engine.PreAccess, "PRE_ACCESS"},
-	{engine.Rename, "RENAME"},
-}
-
-// knownBits are the event bits with names; others print as hexadecimal (0x...).
-var knownBits = func() engine.Mask {
-	var m engine.Mask
-	for _, n := range jsonNames {
-		m |= n.mask
-	}
-	return m
-}()
+// bit order. ISDIR comes last, as in inotifywait. The names are fsevent's.
+var inotifyOrder = []engine.Mask{engine.Access, engine.Modify, engine.Attrib, engine.CloseWrite, engine.CloseNoWrite,
+	engine.Open, engine.MovedFrom, engine.MovedTo, engine.Create, engine.Delete, engine.DeleteSelf,
+	engine.QueueOverflow, engine.Close, engine.MoveSelf, engine.OpenExec, engine.FSError, engine.OpenPerm,
+	engine.AccessPerm, engine.OpenExecPerm, engine.PreAccess, engine.Rename}
 
 // flagBits are not events.
-const flagBits = engine.OnDir | engine.EventOnChild
+const flagBits = fsevent.EventFlags
 
-// appendNames appends the names of m from table, separated by sep; unknown bits follow as
-// 0x-prefixed hexadecimal.
-func appendNames(dst []byte, table []named, m engine.Mask, sep string, isDir bool) []byte {
+// appendNames appends the names of m in the order of order, separated by sep; bits without a
+// name follow as 0x-prefixed hexadecimal, as fsevent writes them.
+func appendNames(dst []byte, order []engine.Mask, m engine.Mask, sep string, isDir bool) []byte {
 	first := true
 	add := func(name string) {
 		if !first {
@@ -154,21 +75,15 @@ func appendNames(dst []byte, table []named, m engine.Mask, sep string, isDir boo
 		first = false
 		dst = append(dst, name...)
 	}
-	for _, n := range table {
-		if m&n.mask != 0 {
-			add(n.name)
+	for _, bits := range order {
+		if m&bits != 0 {
+			add(fsevent.Name(bits))
 		}
 	}
-	if rest := m &^ knownBits &^ flagBits; rest != 0 {
-		for bit := engine.Mask(1); bit != 0; bit <<= 1 {
-			if rest&bit != 0 {
-				if !first {
-					dst = append(dst, sep...)
-				}
-				first = false
-				dst = append(dst, "0x"...)
-				dst = appendHex(dst, uint64(bit))
-			}
+	for bit := engine.Mask(1); bit != 0; bit <<= 1 {
+		if m&^flagBits&bit != 0 && fsevent.Name(bit) == "" {
+			add("0x")
+			dst = strconv.AppendUint(dst, uint64(bit), 16)
 		}
 	}
 	if isDir {
@@ -177,25 +92,10 @@ func appendNames(dst []byte, table []named, m engine.Mask, sep string, isDir boo
 	return dst
 }
 
-func appendHex(dst []byte, v uint64) []byte {
-	const digits = "0123456789abcdef"
-	var buf [16]byte
-	i := len(buf)
-	for {
-		i--
-		buf[i] = digits[v&0xf]
-		v >>= 4
-		if v == 0 {
-			break
-		}
-	}
-	return append(dst, buf[i:]...)
-}
-
 // InotifyNames returns m as %e prints it: inotifywait's upper-case names joined by sep,
 // with ISDIR last when isDir.
 func InotifyNames(m engine.Mask, isDir bool, sep string) string {
-	return string(appendNames(nil, inotifyNames, m, sep, isDir))
+	return string(appendNames(nil, inotifyOrder, m, sep, isDir))
 }
 
 // traceLetters are fatrace's event letters, in fatrace's order (R C W O + D < >), with the

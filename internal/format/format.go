@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/fsevent"
 )
 
 // Record is one event as the CLI prints it. Zero values mean unknown; no format invents what
@@ -194,7 +195,7 @@ func (f *Format) Append(dst []byte, r *Record) []byte {
 		case opName:
 			dst = append(dst, r.Name...)
 		case opEvents:
-			dst = appendNames(dst, inotifyNames, r.Mask, op.text, r.isDir())
+			dst = appendNames(dst, inotifyOrder, r.Mask, op.text, r.isDir())
 		case opTime:
 			if !r.Time.IsZero() {
 				dst = f.time.Append(dst, r.Time)
@@ -234,154 +235,50 @@ func appendPid(dst []byte, pid int) []byte {
 // fatrace does.
 type JSON struct{}
 
-// Append appends r as a JSON object.
+// Append appends r as a JSON object: the record's event as fsevent.Event.AppendJSON writes it,
+// the one JSON encoding of an event.
 func (JSON) Append(dst []byte, r *Record) []byte {
-	dst = append(dst, '{')
-	sep := false
-	field := func(key string) {
-		if sep {
-			dst = append(dst, ',')
-		}
-		sep = true
-		dst = append(dst, '"')
-		dst = append(dst, key...)
-		dst = append(dst, `":`...)
-	}
-	if !r.Time.IsZero() {
-		field("time")
-		dst = append(dst, '"')
-		dst = r.Time.AppendFormat(dst, time.RFC3339Nano)
-		dst = append(dst, '"')
-	}
-	if r.Path != "" {
-		dst = appendJSONField(dst, &sep, "path", r.Path)
-	}
-	field("events")
-	dst = append(dst, '[')
-	if m := r.Mask &^ flagBits; m != 0 {
-		dst = append(dst, '"')
-		dst = appendNames(dst, jsonNames, m, `","`, false)
-		dst = append(dst, '"')
-	}
-	dst = append(dst, ']')
-	field("isdir")
-	dst = strconv.AppendBool(dst, r.isDir())
-	if r.Pid > 0 {
-		field("pid")
-		dst = strconv.AppendInt(dst, int64(r.Pid), 10)
-	}
-	if r.Comm != "" {
-		dst = appendJSONField(dst, &sep, "comm", r.Comm)
-	}
-	if r.Exe != "" {
-		dst = appendJSONField(dst, &sep, "exe", r.Exe)
-	}
-	if r.OldPath != "" {
-		dst = appendJSONField(dst, &sep, "old_path", r.OldPath)
+	ev := r.event()
+	return ev.AppendJSON(dst)
+}
+
+// event is the record as the event it was made from (FromEvent): what JSON prints.
+func (r *Record) event() fsevent.Event {
+	ev := fsevent.Event{Time: r.Time, Path: r.Path, OldPath: r.OldPath, Mask: r.Mask, Pid: int32(r.Pid),
+		Comm: r.Comm, Exe: r.Exe, PathUnknown: r.PathUnknown, HasObject: r.HasObject, Dev: r.Dev, Ino: r.Ino}
+	if r.isDir() {
+		ev.Mask |= engine.OnDir
 	}
 	if r.PathUnknown {
-		field("path_unknown")
-		dst = append(dst, "true"...)
-		if r.HasObject {
-			field("dev")
-			dst = appendDev(append(dst, '"'), r.Dev)
-			dst = append(dst, '"')
-			field("ino")
-			dst = strconv.AppendUint(dst, r.Ino, 10)
-		}
-		if r.Name != "" {
-			dst = appendJSONField(dst, &sep, "name", r.Name)
-		}
+		ev.Name = r.Name // the object's name, printed in place of its unknown path
 	}
-	return append(dst, '}')
+	return ev
 }
 
-// DevString is a device number (st_dev) as MAJOR:MINOR, as the JSON and trace formats print
-// it.
-func DevString(dev uint64) string { return string(appendDev(nil, dev)) }
-
-// appendDev appends a device number as MAJOR:MINOR (the kernel's new_encode_dev split, as
-// /proc/self/mountinfo prints it).
-func appendDev(dst []byte, dev uint64) []byte {
-	major := (dev >> 8 & 0xfff) | (dev >> 32 & 0xfffff000)
-	minor := (dev & 0xff) | (dev >> 12 & 0xffffff00)
-	dst = strconv.AppendUint(dst, major, 10)
-	dst = append(dst, ':')
-	return strconv.AppendUint(dst, minor, 10)
+// FromEvent is the record watch and trace print for an event: the event's time (now if
+// unknown), paths, bits and process. An event whose path is "" — unknown, or, through the
+// daemon, not the listener's to know — is printed as one whose path is unknown (PathUnknown),
+// with its name and object if known; %w and %f are the caller's to fill (Watched, Name) for
+// the others. An overflow's record has the mask QueueOverflow and its time.
+func FromEvent(ev *fsevent.Event) Record {
+	t := ev.Time
+	if t.IsZero() {
+		t = time.Now()
+	}
+	if ev.IsOverflow() {
+		return Record{Time: t, Mask: engine.QueueOverflow}
+	}
+	r := Record{Time: t, Path: ev.Path, OldPath: ev.OldPath, Mask: ev.Mask, IsDir: ev.IsDir(), Pid: int(ev.Pid),
+		Comm: ev.Comm, Exe: ev.Exe}
+	if r.Path == "" {
+		r.PathUnknown, r.Name = true, ev.Name
+		r.HasObject, r.Dev, r.Ino = ev.HasObject, ev.Dev, ev.Ino
+	}
+	return r
 }
 
-// appendJSONField appends "key":"value", or "key_raw":[bytes] when value is not UTF-8.
-func appendJSONField(dst []byte, sep *bool, key, value string) []byte {
-	if *sep {
-		dst = append(dst, ',')
-	}
-	*sep = true
-	dst = append(dst, '"')
-	dst = append(dst, key...)
-	if !utf8.ValidString(value) {
-		dst = append(dst, `_raw":[`...)
-		for i := 0; i < len(value); i++ {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = strconv.AppendUint(dst, uint64(value[i]), 10)
-		}
-		return append(dst, ']')
-	}
-	dst = append(dst, `":`...)
-	return appendJSONString(dst, value)
-}
-
-// appendJSONString appends s (valid UTF-8) as a JSON string. Control characters are escaped,
-// and so are DEL and U+2028/U+2029 (which break JavaScript and some line-based tools).
-func appendJSONString(dst []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c != 0x7f && c != 0xe2 {
-			i++
-			continue
-		}
-		if c == 0xe2 { // U+2028 and U+2029 are e2 80 a8 and e2 80 a9
-			if i+2 < len(s) && s[i+1] == 0x80 && (s[i+2] == 0xa8 || s[i+2] == 0xa9) {
-				dst = append(dst, s[start:i]...)
-				if s[i+2] == 0xa8 {
-					dst = append(dst, `\u2028`...)
-				} else {
-					dst = append(dst, `\u2029`...)
-				}
-				i += 3
-				start = i
-				continue
-			}
-			i++
-			continue
-		}
-		dst = append(dst, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			dst = append(dst, '\\', c)
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		case '\b':
-			dst = append(dst, '\\', 'b')
-		case '\f':
-			dst = append(dst, '\\', 'f')
-		default:
-			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		}
-		i++
-		start = i
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
+// appendDev appends a device number as MAJOR:MINOR: fsevent's, as the JSON prints it.
+func appendDev(dst []byte, dev uint64) []byte { return fsevent.AppendDev(dst, dev) }
 
 // Trace formats a record as fatrace does:
 //

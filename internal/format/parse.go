@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/fsevent"
 )
 
 // ParseJSON reads back a JSON object written by JSON.Append (fields it does not know are
@@ -77,10 +78,10 @@ func ParseJSON(data []byte) (Record, error) {
 
 // jsonMask is the bit of one name of JSON's "events" (a name, or 0x... for a bit without one).
 func jsonMask(name string) (engine.Mask, bool) {
-	for _, n := range jsonNames {
-		if n.name == name {
-			return n.mask, true
-		}
+	// The kernel's names as JSON writes them: one event bit each, in upper case (never the
+	// groups CLOSE and MOVE, nor the flags).
+	if m, ok := fsevent.MaskByName(name); ok && m&(m-1) == 0 && m&fsevent.EventFlags == 0 && fsevent.Name(m) == name {
+		return m, true
 	}
 	if h, ok := strings.CutPrefix(name, "0x"); ok {
 		var v uint64

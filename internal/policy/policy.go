@@ -19,20 +19,12 @@ import (
 	"syscall"
 
 	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/fsevent"
 )
 
-// Event kinds a rule may name, as permission-event bits.
-var eventKinds = []struct {
-	name string
-	bit  engine.Mask
-}{
-	{"open", engine.OpenPerm},
-	{"access", engine.AccessPerm},
-	{"exec", engine.OpenExecPerm},
-	{"pre_access", engine.PreAccess},
-}
-
-const eventKindList = "open, access, exec, pre_access"
+// eventKindList names the event kinds a rule may name: the accesses fsevent names permission
+// events by (fsevent.AccessName).
+var eventKindList = fsevent.AccessNames(", ")
 
 // ParseEvents parses a comma list of event kinds (open, access, exec, pre_access), as the
 // guard's --events flag and a rule's events take, into permission-event bits.
@@ -46,13 +38,8 @@ func parseEvents(list string) (engine.Mask, int, error) {
 	var m engine.Mask
 	off := 0
 	for _, name := range strings.Split(list, ",") {
-		bit := engine.Mask(0)
-		for _, k := range eventKinds {
-			if name == k.name {
-				bit = k.bit
-			}
-		}
-		if bit == 0 {
+		bit, ok := fsevent.MaskByAccess(name)
+		if !ok {
 			if name == "" {
 				return 0, off, fmt.Errorf("empty event name in %q (want a comma list of %s)", list, eventKindList)
 			}
@@ -70,9 +57,9 @@ func eventsText(m engine.Mask) string {
 		return "*"
 	}
 	var names []string
-	for _, k := range eventKinds {
-		if m&k.bit != 0 {
-			names = append(names, k.name)
+	for bit := engine.Mask(1); bit != 0; bit <<= 1 {
+		if n := fsevent.AccessName(bit); n != "" && m&bit != 0 {
+			names = append(names, n)
 		}
 	}
 	return strings.Join(names, ",")
