@@ -369,3 +369,44 @@ func TestGuardExemptHelperSession(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// ExemptPid works the same embedded and through the daemon: a helper started after the Guard
+// and exempted by pid opens a guarded file although the handler denies every access; another
+// process is still denied; a reaped pid is refused with an error (never a silent no-op).
+func TestGuardExemptPid(t *testing.T) {
+	eachGuardMode(t, func(t *testing.T, daemon string) {
+		dir := testenv.Tmpfs(t)
+		file := filepath.Join(dir, "f")
+		os.WriteFile(file, []byte("x"), 0o644)
+		g, err := NewGuard(GuardConfig{Paths: []string{dir}, Daemon: daemon, Deadline: 10 * time.Second},
+			func(context.Context, *Request) Verdict { return Deny })
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer g.Close()
+		h := exec.Command("sh", "-c", "read go; exec cat "+file) // the helper itself opens it
+		in, _ := h.StdinPipe()
+		if err := h.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { h.Process.Kill(); h.Wait() }()
+		done, err := g.ExemptPid(h.Process.Pid)
+		if err != nil {
+			t.Fatalf("ExemptPid(%d): %v", h.Process.Pid, err)
+		}
+		defer done()
+		io.WriteString(in, "go\n")
+		in.Close()
+		if err := h.Wait(); err != nil {
+			t.Errorf("the exempt helper's cat: %v", err)
+		}
+		if out, err := catFile(file, nil); !denied(out, err) {
+			t.Errorf("another process: %v %s, want EPERM", err, out)
+		}
+		reaped := exec.Command("true")
+		reaped.Run()
+		if _, err := g.ExemptPid(reaped.Process.Pid); err == nil {
+			t.Errorf("ExemptPid(%d), a reaped process: no error", reaped.Process.Pid)
+		}
+	})
+}

@@ -1,0 +1,318 @@
+//go:build linux
+
+package source
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/fsnotifyd/fsnotifyd/daemon"
+	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
+)
+
+// daemonEnv makes the test binary a daemon serving the socket it names until its stdin closes
+// (TestRemoteExemptNeedsTheDaemonsPidNamespace runs it in a pid namespace of its own).
+const daemonEnv = "FSNOTIFYD_SOURCE_TEST_DAEMON"
+
+func TestMain(m *testing.M) {
+	if sock := os.Getenv(daemonEnv); sock != "" {
+		os.Exit(serveUntilStdinCloses(sock))
+	}
+	code := m.Run()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func serveUntilStdinCloses(sock string) int {
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	srv, err := daemon.New(daemon.Options{Config: daemon.DefaultConfig()})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { io.Copy(io.Discard, os.Stdin); cancel() }()
+	fmt.Println("serving")
+	srv.Run(ctx, ln)
+	srv.Close()
+	return 0
+}
+
+// startDaemon runs a daemon in this process on a socket under t.TempDir().
+func startDaemon(t *testing.T) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "d.sock")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := daemon.New(daemon.Options{Config: daemon.DefaultConfig()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); srv.Run(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done; srv.Close() })
+	return sock
+}
+
+// eachMode runs f embedded and through a daemon: the two sources must behave the same.
+func eachMode(t *testing.T, f func(t *testing.T, daemon string)) {
+	testenv.RequireRoot(t)
+	t.Run("embedded", func(t *testing.T) { f(t, "") })
+	t.Run("daemon", func(t *testing.T) { f(t, startDaemon(t)) })
+}
+
+func open(t *testing.T, opts Options) Source {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := Open(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// next reads events until one satisfies ok (within 10 s), releasing the others.
+func next(t *testing.T, s Source, ok func(*Event) bool) Event {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	buf := make([]Event, 16)
+	for {
+		n, err := s.ReadBatch(ctx, buf)
+		if err != nil {
+			t.Fatalf("no such event: %v", err)
+		}
+		for i := range buf[:n] {
+			if ok(&buf[i]) {
+				for j := range buf[i+1 : n] {
+					buf[i+1+j].Release()
+				}
+				return buf[i]
+			}
+			buf[i].Release()
+		}
+	}
+}
+
+// The same object marked twice is the same *Mark; its events are placed relative to it; once
+// RemoveMark returns, no event of its object is read (a mark on another directory, written
+// after, is what is read next).
+func TestSourceMarks(t *testing.T) {
+	eachMode(t, func(t *testing.T, daemon string) {
+		dir := testenv.Tmpfs(t)
+		a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+		os.Mkdir(a, 0o755)
+		os.Mkdir(b, 0o755)
+		s := open(t, Options{Daemon: daemon, Name: "source-test", WantComm: true})
+		ctx := context.Background()
+		spec := engine.MarkSpec{Mask: engine.Create | engine.EventOnChild | engine.OnDir}
+		ma, err := s.AddMark(ctx, a, engine.KindInode, spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := s.AddMark(ctx, a+"/.", engine.KindInode, spec)
+		if err != nil || again != ma {
+			t.Fatalf("marking %s again: %p, %v; want the same mark %p", a, again, err, ma)
+		}
+		if ma.Path != a || !ma.IsDir || ma.Kind != engine.KindInode {
+			t.Errorf("mark %+v, want an inode mark on the directory %s", ma, a)
+		}
+		mb, err := s.AddMark(ctx, b, engine.KindInode, spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(a, "f"), nil, 0o644)
+		ev := next(t, s, func(e *Event) bool { return e.Mask&engine.Create != 0 })
+		if ev.Path != filepath.Join(a, "f") || ev.Relation(ma) != Entry || ev.Relation(mb) != Unrelated {
+			t.Errorf("create %q: relation %d to a, %d to b; want %s/f, an entry of a only", ev.Path, ev.Relation(ma), ev.Relation(mb), a)
+		}
+		if ev.Pid != int32(os.Getpid()) || ev.Comm == "" {
+			t.Errorf("create by pid %d (%q), want this process %d and its name", ev.Pid, ev.Comm, os.Getpid())
+		}
+		if err := s.RemoveMark(ctx, ma); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(a, "g"), nil, 0o644)
+		os.WriteFile(filepath.Join(b, "g"), nil, 0o644)
+		ev = next(t, s, func(*Event) bool { return true })
+		if ev.Path != filepath.Join(b, "g") {
+			t.Errorf("after RemoveMark(a), read %v on %q, want the create of %s/g", ev.Mask, ev.Path, b)
+		}
+	})
+}
+
+// A permission source offers each event to Inline first, on the goroutine that read it: an
+// answer there is final and reported to Answered; what it declines is read with ReadBatch and
+// answered with Respond, once (a second answer is ErrTooLate).
+func TestSourcePermission(t *testing.T) {
+	eachMode(t, func(t *testing.T, daemon string) {
+		dir := testenv.Tmpfs(t)
+		inl, queued := filepath.Join(dir, "inline"), filepath.Join(dir, "queued")
+		os.WriteFile(inl, []byte("i"), 0o644)
+		os.WriteFile(queued, []byte("q"), 0o644)
+		var mu sync.Mutex
+		var answered []string
+		s := open(t, Options{Daemon: daemon, Name: "source-test", Class: engine.ClassContent, QueueLimit: -1,
+			Deadline: 10 * time.Second, EventFDs: true,
+			Inline: func(ev Event) (engine.Response, any, bool) {
+				if p := ev.GetPath(); strings.HasSuffix(p, "/inline") {
+					return engine.Response{Verdict: engine.Deny}, p, true
+				}
+				return engine.Response{}, nil, false
+			},
+			Answered: func(tag any, err error) {
+				mu.Lock()
+				defer mu.Unlock()
+				answered = append(answered, fmt.Sprintf("%v %v", tag, err))
+			}})
+		if _, err := s.AddMark(context.Background(), dir, engine.KindSubtree, engine.MarkSpec{Mask: engine.OpenPerm}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := testenv.Sh(nil, "cat "+inl); err == nil {
+			t.Errorf("cat %s: allowed, want the inline deny", inl)
+		}
+		mu.Lock()
+		if len(answered) != 1 || answered[0] != inl+" <nil>" {
+			t.Errorf("Answered got %q, want one %q", answered, inl+" <nil>")
+		}
+		mu.Unlock()
+
+		out := make(chan error, 1)
+		go func() { _, err := testenv.Sh(nil, "cat "+queued); out <- err }()
+		ev := next(t, s, func(e *Event) bool { return e.ID != 0 })
+		if p := ev.GetPath(); p != queued || ev.Mask&engine.OpenPerm == 0 {
+			t.Errorf("queued event %v on %q, want OPEN_PERM on %s", ev.Mask, p, queued)
+		}
+		if ev.Fd() < 0 {
+			t.Error("the permission event has no descriptor")
+		}
+		if err := ev.Respond(context.Background(), engine.Response{Verdict: engine.Deny}); err != nil {
+			t.Fatalf("Respond: %v", err)
+		}
+		if err := ev.Respond(context.Background(), engine.Response{Verdict: engine.Allow}); !errors.Is(err, ErrTooLate) {
+			t.Errorf("a second Respond: %v, want ErrTooLate", err)
+		}
+		ev.Release()
+		select {
+		case err := <-out:
+			if err == nil {
+				t.Errorf("cat %s: allowed, want the deny", queued)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("cat still waits 10 s after the answer")
+		}
+	})
+}
+
+// Exempt exempts a live helper in both modes (its access is never read), and refuses a pid
+// that is no live process.
+func TestSourceExempt(t *testing.T) {
+	eachMode(t, func(t *testing.T, daemon string) {
+		dir := testenv.Tmpfs(t)
+		file := filepath.Join(dir, "f")
+		os.WriteFile(file, []byte("x"), 0o644)
+		s := open(t, Options{Daemon: daemon, Name: "source-test", Class: engine.ClassContent, QueueLimit: -1,
+			Deadline: 10 * time.Second, DeadlineVerdict: engine.Deny})
+		h := exec.Command("sh", "-c", "read go; exec cat "+file) // the helper itself opens it
+		in, _ := h.StdinPipe()
+		if err := h.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { h.Process.Kill(); h.Wait() }()
+		done, err := s.Exempt(h.Process.Pid)
+		if err != nil {
+			t.Fatalf("Exempt(%d), a live helper: %v", h.Process.Pid, err)
+		}
+		defer done()
+		if _, err := s.AddMark(context.Background(), dir, engine.KindSubtree, engine.MarkSpec{Mask: engine.OpenPerm}); err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(in, "go\n")
+		in.Close()
+		waited := make(chan error, 1)
+		go func() { waited <- h.Wait() }()
+		select {
+		case err := <-waited:
+			if err != nil {
+				t.Errorf("the exempt helper's cat: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("the exempt helper's cat waits on the source")
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			buf := make([]Event, 4)
+			if n, _ := s.ReadBatch(ctx, buf); n > 0 {
+				for i := range buf[:n] {
+					buf[i].Respond(context.Background(), engine.Response{Verdict: engine.Allow})
+					buf[i].Release()
+				}
+			}
+			<-waited
+		}
+		dead := exec.Command("true")
+		dead.Run()
+		if _, err := s.Exempt(dead.Process.Pid); err == nil {
+			t.Errorf("Exempt(%d), a reaped process: no error", dead.Process.Pid)
+		}
+	})
+}
+
+// Through a daemon in another pid namespace, Exempt refuses with an error that says so: the
+// daemon's events name processes by pids that are not this process's, and exempting by them
+// would exempt other processes (never a silent no-op).
+func TestRemoteExemptNeedsTheDaemonsPidNamespace(t *testing.T) {
+	testenv.RequireRoot(t)
+	sock := filepath.Join(t.TempDir(), "d.sock")
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), daemonEnv+"="+sock)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, Pdeathsig: syscall.SIGKILL}
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { stdin.Close(); cmd.Wait() }()
+	if line, err := bufio.NewReader(stdout).ReadString('\n'); line != "serving\n" {
+		t.Fatalf("the daemon in a pid namespace of its own: %q, %v", line, err)
+	}
+	s := open(t, Options{Daemon: sock, Name: "source-test"})
+	done, err := s.Exempt(os.Getpid())
+	if err == nil || !strings.Contains(err.Error(), "another pid namespace") {
+		t.Errorf("Exempt through a daemon in another pid namespace: %v, want an error naming the pid namespace", err)
+	}
+	if done == nil {
+		t.Error("Exempt returned a nil done")
+	} else {
+		done()
+	}
+}
