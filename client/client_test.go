@@ -23,6 +23,7 @@ import (
 	"github.com/fsnotifyd/fsnotifyd/daemon"
 	"github.com/fsnotifyd/fsnotifyd/engine"
 	"github.com/fsnotifyd/fsnotifyd/internal/proto"
+	"github.com/fsnotifyd/fsnotifyd/internal/testdaemon"
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 )
 
@@ -44,29 +45,7 @@ func serve(t *testing.T, cfg daemon.Config) (sock string, stop func()) {
 
 func serveOn(t *testing.T, cfg daemon.Config, sock string) (stop func()) {
 	t.Helper()
-	srv, err := daemon.New(daemon.Options{Config: cfg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
-	if err != nil {
-		srv.Close()
-		t.Fatal(err)
-	}
-	os.Chmod(sock, 0o666)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { srv.Run(ctx, ln); close(done) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			<-done
-			srv.Close()
-		})
-	}
-	t.Cleanup(stop)
-	return stop
+	return testdaemon.Start(t, daemon.Options{Config: cfg}, sock).Stop
 }
 
 func dial(t *testing.T, opts client.Options) *client.Client {

@@ -4,7 +4,6 @@ package daemon_test
 
 import (
 	"context"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -13,34 +12,22 @@ import (
 	"github.com/fsnotifyd/fsnotifyd/client"
 	"github.com/fsnotifyd/fsnotifyd/daemon"
 	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/testdaemon"
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 )
 
-// TestEmbedAsLibrary embeds a daemon the way a program outside this module can — New, Run on
-// its own listener, Stats, Close, in public types only — and serves a client through it: the
-// client's Welcome names the server's instance, an event on its mark arrives, the server counts
-// the client, and Run returns once its context ends.
+// TestEmbedAsLibrary embeds a daemon the way a program outside this module can — testdaemon
+// uses only New, Run on its own listener and Close — and serves a client through it, in public
+// types only: the client's Welcome names the server's instance, an event on its mark arrives,
+// the server counts the client and its mark, and Run returns once its context ends (Stop fails
+// the test otherwise).
 func TestEmbedAsLibrary(t *testing.T) {
 	testenv.RequireRoot(t)
 	dir := testenv.Tmpfs(t)
-	sock := filepath.Join(t.TempDir(), "embedded.sock")
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := daemon.New(daemon.Options{Config: daemon.DefaultConfig()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	ctx, cancel := context.WithCancel(context.Background())
+	srv := testdaemon.Start(t, daemon.Options{Config: daemon.DefaultConfig()}, filepath.Join(t.TempDir(), "embedded.sock"))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ran := make(chan error, 1)
-	go func() { ran <- srv.Run(ctx, ln) }()
-
-	dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer dcancel()
-	cl, err := client.Dial(dctx, client.Options{Socket: sock, Name: "embedder", Buffer: 16})
+	cl, err := client.Dial(ctx, client.Options{Socket: srv.Sock, Name: "embedder", Buffer: 16})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +35,7 @@ func TestEmbedAsLibrary(t *testing.T) {
 	if w := cl.Welcome(); w.Instance != srv.Instance() || w.Instance.IsZero() {
 		t.Errorf("the client's Welcome names instance %v, the server is %v", w.Instance, srv.Instance())
 	}
-	if _, err := cl.AddMark(dctx, dir, engine.KindInode, engine.MarkSpec{Mask: engine.Create}); err != nil {
+	if _, err := cl.AddMark(ctx, dir, engine.KindInode, engine.MarkSpec{Mask: engine.Create}); err != nil {
 		t.Fatal(err)
 	}
 	file := filepath.Join(dir, "f")
@@ -67,13 +54,5 @@ func TestEmbedAsLibrary(t *testing.T) {
 		t.Errorf("the server counts %d clients and %d marks, want 1 and 1", st.Daemon.Clients, st.Daemon.Marks)
 	}
 	cl.Close()
-	cancel()
-	select {
-	case err := <-ran:
-		if err != nil && err != context.Canceled {
-			t.Errorf("Run: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return within 10 s of its context ending")
-	}
+	srv.Stop()
 }

@@ -315,10 +315,8 @@ func testFlood(t *testing.T, cfg daemon.Config, refusedBy string, maxHeld int) {
 		t.Errorf("after the flood: %d connections (baseline %d), %d descriptors (baseline %d)",
 			d.srv.ConnStats().Conns, baseConns, fdCount(t), baseFDs)
 	}
-	select {
-	case err := <-d.done:
+	if ended, err := d.Ended(); ended {
 		t.Fatalf("the daemon stopped during the flood: %v", err)
-	default:
 	}
 	n := len(opener.allLines("open "))
 	if !eventually(hang, func() bool { return len(opener.allLines("open ")) > n }) {

@@ -5,11 +5,9 @@ package daemon_test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +22,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/fsnotifyd/fsnotifyd/daemon"
+	"github.com/fsnotifyd/fsnotifyd/internal/testdaemon"
 )
 
 // The test binary doubles as the helper processes of these tests (accessors blocked in open(),
@@ -145,14 +144,10 @@ func openUp(t testing.TB, dir string) {
 	}
 }
 
-// testDaemon is a daemon served in this process on a socket of its own.
+// testDaemon is a daemon served in this process on a socket of its own (testdaemon).
 type testDaemon struct {
-	t      testing.TB
-	srv    *daemon.Server
-	sock   string
-	cancel context.CancelFunc
-	done   chan error
-	once   sync.Once
+	*testdaemon.Daemon
+	srv *daemon.Server
 }
 
 // startDaemon serves a new daemon (and backend) with cfg on sock until the test ends.
@@ -170,44 +165,12 @@ var readModes = []struct {
 // startDaemonMode is startDaemon with daemon.Options.ThreadPerClient.
 func startDaemonMode(t testing.TB, cfg daemon.Config, sock string, threadPerClient bool) *testDaemon {
 	t.Helper()
-	srv, err := daemon.New(daemon.Options{Config: cfg, Version: "test", ThreadPerClient: threadPerClient})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
-	if err != nil {
-		srv.Close()
-		t.Fatal(err)
-	}
-	os.Chmod(sock, 0o666)
-	ctx, cancel := context.WithCancel(context.Background())
-	d := &testDaemon{t: t, srv: srv, sock: sock, cancel: cancel, done: make(chan error, 1)}
-	go func() { d.done <- srv.Run(ctx, ln) }()
-	t.Cleanup(func() { d.stop() })
-	return d
+	d := testdaemon.Start(t, daemon.Options{Config: cfg, Version: "test", ThreadPerClient: threadPerClient}, sock)
+	return &testDaemon{Daemon: d, srv: d.Server}
 }
 
 // stop ends Run and closes the server; it fails the test if either takes more than 10 s.
-func (d *testDaemon) stop() {
-	d.once.Do(func() {
-		d.cancel()
-		select {
-		case err := <-d.done:
-			if err != nil {
-				d.t.Errorf("daemon Run: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			d.t.Errorf("daemon Run did not return within 10 s of its context's end")
-		}
-		closed := make(chan struct{})
-		go func() { d.srv.Close(); close(closed) }()
-		select {
-		case <-closed:
-		case <-time.After(10 * time.Second):
-			d.t.Errorf("daemon Close did not return within 10 s")
-		}
-	})
-}
+func (d *testDaemon) stop() { d.Stop() }
 
 func testConfig() daemon.Config {
 	cfg := daemon.DefaultConfig()

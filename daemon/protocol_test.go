@@ -171,20 +171,18 @@ func TestStopDuringHandshake(t *testing.T) {
 	c.Close()
 
 	start := time.Now()
-	d.cancel()
+	d.Cancel()
 	time.Sleep(50 * time.Millisecond) // Run is closing its clients by now
 	late.SetDeadline(time.Now().Add(hang))
 	late.WriteMsg(&proto.Hello{Req: 1, MinVersion: proto.MinVersion, MaxVersion: proto.MaxVersion, Name: "late"})
-	select {
-	case err := <-d.done:
-		if err != nil {
-			t.Errorf("Run: %v", err)
-		}
-		t.Logf("Run returned %v after its context ended", time.Since(start).Round(time.Millisecond))
-	case <-time.After(3 * time.Second):
+	returned, err := d.WaitRun(3 * time.Second)
+	if !returned {
 		t.Fatalf("Run has not returned 3 s after its context ended: a connection without Hello, or one admitted after the stop, holds it")
 	}
-	d.done <- nil // for the cleanup's stop
+	if err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	t.Logf("Run returned %v after its context ended", time.Since(start).Round(time.Millisecond))
 	if m, err := late.ReadMsg(); err == nil {
 		if w, ok := m.(*proto.Welcome); ok {
 			t.Errorf("a client was welcomed (id %d) by a daemon that had stopped", w.ClientID)

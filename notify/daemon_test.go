@@ -4,16 +4,15 @@ package notify
 
 import (
 	"context"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/daemon"
+	"github.com/fsnotifyd/fsnotifyd/internal/testdaemon"
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 )
 
@@ -30,20 +29,7 @@ func startDaemon(t *testing.T) string {
 // runDaemon serves sock until stop, which waits until the daemon has closed.
 func runDaemon(t *testing.T, sock string) (stop func()) {
 	t.Helper()
-	os.Remove(sock)
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := daemon.New(daemon.Options{Config: daemon.DefaultConfig()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); srv.Run(ctx, ln) }()
-	var once sync.Once
-	return func() { once.Do(func() { cancel(); <-done; srv.Close() }) }
+	return testdaemon.Start(t, daemon.Options{Config: daemon.DefaultConfig()}, sock).Stop
 }
 
 // A Guard through the daemon survives its restart: OnResync says so, and it decides again.

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,19 +21,17 @@ import (
 
 	"github.com/fsnotifyd/fsnotifyd/daemon"
 	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/testdaemon"
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 )
 
-// daemonEnv makes the test binary a daemon serving the socket it names until its stdin closes
+// daemonEnv makes TestHelperDaemon serve the socket it names until its stdin closes
 // (TestRemoteExemptNeedsTheDaemonsPidNamespace runs it in a pid namespace of its own).
 const daemonEnv = "FSNOTIFYD_SOURCE_TEST_DAEMON"
 
 func TestMain(m *testing.M) {
-	if sock := os.Getenv(daemonEnv); sock != "" {
-		os.Exit(serveUntilStdinCloses(sock))
-	}
 	code := m.Run()
-	if code == 0 {
+	if code == 0 && os.Getenv(daemonEnv) == "" {
 		if err := goleak.Find(); err != nil {
 			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
 			code = 1
@@ -43,42 +40,22 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func serveUntilStdinCloses(sock string) int {
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+// TestHelperDaemon is not a test: with daemonEnv set, it is a daemon that says "serving" on
+// stdout once it serves, and ends when its stdin closes.
+func TestHelperDaemon(t *testing.T) {
+	sock := os.Getenv(daemonEnv)
+	if sock == "" {
+		t.Skip("a helper process of TestRemoteExemptNeedsTheDaemonsPidNamespace")
 	}
-	srv, err := daemon.New(daemon.Options{Config: daemon.DefaultConfig()})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() { io.Copy(io.Discard, os.Stdin); cancel() }()
+	testdaemon.Start(t, daemon.Options{Config: daemon.DefaultConfig()}, sock)
 	fmt.Println("serving")
-	srv.Run(ctx, ln)
-	srv.Close()
-	return 0
+	io.Copy(io.Discard, os.Stdin)
 }
 
 // startDaemon runs a daemon in this process on a socket under t.TempDir().
 func startDaemon(t *testing.T) string {
 	t.Helper()
-	sock := filepath.Join(t.TempDir(), "d.sock")
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := daemon.New(daemon.Options{Config: daemon.DefaultConfig()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); srv.Run(ctx, ln) }()
-	t.Cleanup(func() { cancel(); <-done; srv.Close() })
-	return sock
+	return testdaemon.Start(t, daemon.Options{Config: daemon.DefaultConfig()}, filepath.Join(t.TempDir(), "d.sock")).Sock
 }
 
 // eachMode runs f embedded and through a daemon: the two sources must behave the same.
@@ -292,7 +269,7 @@ func TestSourceExempt(t *testing.T) {
 func TestRemoteExemptNeedsTheDaemonsPidNamespace(t *testing.T) {
 	testenv.RequireRoot(t)
 	sock := filepath.Join(t.TempDir(), "d.sock")
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperDaemon$")
 	cmd.Env = append(os.Environ(), daemonEnv+"="+sock)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, Pdeathsig: syscall.SIGKILL}
 	stdin, _ := cmd.StdinPipe()
