@@ -1,5 +1,5 @@
-// Package notify is fsnotifyd's Go library, embedded: no daemon, the kernel groups live in
-// the calling process.
+// Package notify is fsnotifyd's Go library, embedded by default: no daemon, the kernel groups
+// live in the calling process (or, if asked, through a running daemon: see below).
 //
 // # Watcher
 //
@@ -36,6 +36,19 @@
 // and inotify instances to 128 per user; a Watcher costs an engine group, not a kernel one);
 // it is created with the first Watcher and closed with the last. WithBackend gives a Watcher
 // a backend of the caller's instead (one forced to a mode, or shared with a Guard).
+//
+// # Embedded or through a daemon
+//
+// WithDaemon (a Watcher) and GuardConfig.Daemon (a Guard) run the same code through a running
+// fsnotifyd daemon instead of kernel groups of this process: both read one event source
+// (internal/source), embedded or remote, so the events and their mapping are the same. What
+// differs: through the daemon, an event is placed relative to the watches by its path (and its
+// object's device and inode) rather than by the kernel's objects; ExemptPid and
+// GuardConfig.Exempt need the daemon's pid namespace and fail with an error otherwise; the
+// daemon's cache and figures are its own (FlushCache does nothing, Stats has no engine
+// figures); and a watched object's own deletion is not reported yet, because the client keeps
+// a descriptor of each object it marked (to mark it again after a daemon restart), which holds
+// back the kernel's DELETE_SELF.
 //
 // # Overflow
 //
