@@ -384,19 +384,13 @@ func TestGuardExemptPid(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer g.Close()
-		h := exec.Command("sh", "-c", "read go; exec cat "+file) // the helper itself opens it
-		in, _ := h.StdinPipe()
-		if err := h.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer func() { h.Process.Kill(); h.Wait() }()
+		h, gate := testenv.Gated(t, "read go; exec cat "+file) // the helper itself opens it
 		done, err := g.ExemptPid(h.Process.Pid)
 		if err != nil {
 			t.Fatalf("ExemptPid(%d): %v", h.Process.Pid, err)
 		}
 		defer done()
-		io.WriteString(in, "go\n")
-		in.Close()
+		gate()
 		if err := h.Wait(); err != nil {
 			t.Errorf("the exempt helper's cat: %v", err)
 		}

@@ -219,12 +219,7 @@ func TestSourceExempt(t *testing.T) {
 		os.WriteFile(file, []byte("x"), 0o644)
 		s := open(t, Options{Daemon: daemon, Name: "source-test", Class: engine.ClassContent, QueueLimit: -1,
 			Deadline: 10 * time.Second, DeadlineVerdict: engine.Deny})
-		h := exec.Command("sh", "-c", "read go; exec cat "+file) // the helper itself opens it
-		in, _ := h.StdinPipe()
-		if err := h.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer func() { h.Process.Kill(); h.Wait() }()
+		h, gate := testenv.Gated(t, "read go; exec cat "+file) // the helper itself opens it
 		done, err := s.Exempt(h.Process.Pid)
 		if err != nil {
 			t.Fatalf("Exempt(%d), a live helper: %v", h.Process.Pid, err)
@@ -233,8 +228,7 @@ func TestSourceExempt(t *testing.T) {
 		if _, err := s.AddMark(context.Background(), dir, engine.KindSubtree, engine.MarkSpec{Mask: engine.OpenPerm}); err != nil {
 			t.Fatal(err)
 		}
-		io.WriteString(in, "go\n")
-		in.Close()
+		gate()
 		waited := make(chan error, 1)
 		go func() { waited <- h.Wait() }()
 		select {

@@ -10,6 +10,7 @@ package testenv
 
 import (
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -226,6 +227,29 @@ func Sh(cred *syscall.Credential, script string) (string, error) {
 	}
 	out, err := cmd.CombinedOutput()
 	return strings.TrimSpace(string(out)), err
+}
+
+// Gated starts `sh -c script` held at a gate — the script must begin with `read go` — so that
+// the test can register its pid (an exemption, say) before it does anything, and returns it
+// with go, which opens the gate. The process is killed and reaped when the test ends, if it
+// has not been waited for.
+func Gated(t testing.TB, script string) (cmd *exec.Cmd, open func()) {
+	t.Helper()
+	cmd = exec.Command("sh", "-c", script)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	return cmd, func() { io.WriteString(in, "go\n"); in.Close() }
 }
 
 // childEnv marks a process started by RunTestAs.
