@@ -207,6 +207,16 @@ func (ps *lineParser) parseDefault(toks []word) (engine.Verdict, error) {
 	return v, nil
 }
 
+// everyPath is the glob of a rule written without one: every path, as **.
+var everyPath = MustCompileGlob("**")
+
+// looksLikeCondition tells a condition (uid=0, size>1M) from a glob where a rule's glob goes:
+// a rule may leave its glob out and start its conditions there.
+func looksLikeCondition(t *word) bool {
+	return !t.quoted && strings.ContainsAny(t.text, "=<>") &&
+		!strings.HasPrefix(t.text, "/") && !strings.HasPrefix(t.text, "**")
+}
+
 // looksLikeEvents tells an events word (open,exec or *) from a glob in a rule's second word.
 func looksLikeEvents(t *word) bool {
 	if t.quoted {
@@ -249,19 +259,21 @@ func (ps *lineParser) parseRule(toks []word) (*Rule, error) {
 		return nil, ps.errAt(toks[0].endCol(), "missing path glob (e.g. %s /srv/**)", v)
 	}
 	gt := &toks[i]
-	if !gt.quoted && strings.Contains(gt.text, "=") && !strings.HasPrefix(gt.text, "/") && !strings.HasPrefix(gt.text, "**") {
-		return nil, ps.errAt(gt.col, "missing path glob before condition %q (want /path or **/name)", gt.text)
-	}
-	g, err := CompileGlob(gt.text)
-	if err != nil {
-		var ge *GlobError
-		if errors.As(err, &ge) {
-			return nil, ps.errAt(gt.colAt(ge.Offset), "bad glob %q: %s", gt.text, ge.Msg)
+	if looksLikeCondition(gt) {
+		// No glob, but conditions: the rule is about every path, as with **.
+		r.Glob = everyPath
+	} else {
+		g, err := CompileGlob(gt.text)
+		if err != nil {
+			var ge *GlobError
+			if errors.As(err, &ge) {
+				return nil, ps.errAt(gt.colAt(ge.Offset), "bad glob %q: %s", gt.text, ge.Msg)
+			}
+			return nil, ps.errAt(gt.col, "bad glob %q: %v", gt.text, err)
 		}
-		return nil, ps.errAt(gt.col, "bad glob %q: %v", gt.text, err)
+		r.Glob = g
+		i++
 	}
-	r.Glob = g
-	i++
 
 	seen := map[string]int{}
 	for ; i < len(toks); i++ {
@@ -277,24 +289,38 @@ func (ps *lineParser) parseRule(toks []word) (*Rule, error) {
 			r.Cache = true
 			continue
 		}
-		eq := strings.IndexByte(t.text, '=')
-		if eq < 0 {
+		opAt := strings.IndexAny(t.text, "=<>")
+		if opAt < 0 {
 			return nil, ps.errAt(t.col, "unexpected %q (want a condition %s, errno=, or cache)", t.text, keyList())
 		}
-		key, negate := t.text[:eq], false
-		if strings.HasSuffix(key, "!") {
+		key, negate, cmp := t.text[:opAt], false, byte(0)
+		if t.text[opAt] != '=' {
+			cmp = t.text[opAt]
+		} else if strings.HasSuffix(key, "!") {
 			key, negate = key[:len(key)-1], true
 		}
-		valOff := eq + 1
+		valOff := opAt + 1
 		val := t.text[valOff:]
 		k := lookupKey(key)
 		if k == nil && key != "errno" {
 			return nil, ps.errAt(t.col, "unknown condition %q (want %s, errno=, or cache)", key, keyList())
 		}
-		if c, dup := seen[key]; dup {
-			return nil, ps.errAt(t.col, "duplicate %s condition (first at column %d)", key, c)
+		switch {
+		case k != nil && k.cmp && cmp == 0:
+			return nil, ps.errAt(t.colAt(len(key)), "%s takes > or <: write %s>N or %s<N", key, key, key)
+		case (k == nil || !k.cmp) && cmp != 0:
+			return nil, ps.errAt(t.colAt(opAt), "%s takes = or != (only size compares with > and <)", key)
+		case k != nil && k.yesNo && negate:
+			return nil, ps.errAt(t.colAt(len(key)), "%s takes = (write %s=yes or %s=no)", key, key, key)
 		}
-		seen[key] = t.col
+		dupKey := key + string(t.text[opAt:valOff]) // size> and size< are two keys
+		if cmp == 0 {
+			dupKey = key
+		}
+		if c, dup := seen[dupKey]; dup {
+			return nil, ps.errAt(t.col, "duplicate %s condition (first at column %d)", dupKey, c)
+		}
+		seen[dupKey] = t.col
 		if val == "" {
 			return nil, ps.errAt(t.colAt(valOff), "missing value after %s", t.text)
 		}
@@ -312,11 +338,14 @@ func (ps *lineParser) parseRule(toks []word) (*Rule, error) {
 			r.Errno = e
 			continue
 		}
-		c := Condition{Attr: k.attr, Negate: negate}
-		for _, el := range splitUnescaped(val, ',') {
+		c := Condition{Attr: k.attr, Negate: negate, Cmp: cmp}
+		for j, el := range splitUnescaped(val, ',') {
 			off := valOff + el.off
 			if el.s == "" {
 				return nil, ps.errAt(t.colAt(off), "empty value in %s", t.text)
+			}
+			if j > 0 && (k.cmp || k.yesNo) {
+				return nil, ps.errAt(t.colAt(off-1), "%s takes one value", key+c.op())
 			}
 			c.Values = append(c.Values, el.s)
 			if at, msg := k.compile(&c, el.s); msg != "" {

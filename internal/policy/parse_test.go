@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/ftype"
 )
 
 func mustParse(t testing.TB, text string) *Policy {
@@ -49,6 +50,20 @@ func TestParseRules(t *testing.T) {
 		{`deny /k/** exe!="/opt/my app/bin/*" gid!=5`, `deny * /k/** exe!="/opt/my app/bin/*" gid!=5`},
 		{`deny /k/** exe=/opt/a\,b`, `deny * /k/** exe=/opt/a\,b`},
 		{"deny /x\t# tab before a comment", "deny * /x"},
+		// A rule may leave its glob out when conditions follow: every path, as **.
+		{"deny open uid=0", "deny open ** uid=0"},
+		{"deny trusted=no", "deny * ** trusted=no"},
+		{"deny exec size>1M", "deny exec ** size>1M"},
+		{`deny open ftype=script:* exe=/usr/bin/python3* trusted=no`, `deny open ** ftype=script:* exe=/usr/bin/python3* trusted=no`},
+		// The keys of issue 13.
+		{"allow open /x ppid=0,1 ancestor=/usr/sbin/cron,**/make", "allow open /x ppid=0,1 ancestor=/usr/sbin/cron,**/make"},
+		{"deny /x ancestor!=/usr/bin/* trusted_exe=yes", "deny * /x ancestor!=/usr/bin/* trusted_exe=yes"},
+		{"allow exec /usr/** ftype=elf-executable,script,script:python3* trusted=yes", "allow exec /usr/** ftype=elf-executable,script,script:python3* trusted=yes"},
+		{"deny /x ftype!=elf-* mount_writable=yes", "deny * /x ftype!=elf-* mount_writable=yes"},
+		{"deny /x sha256=" + strings.Repeat("aB", 32) + "," + strings.Repeat("0", 64), "deny * /x sha256=" + strings.Repeat("aB", 32) + "," + strings.Repeat("0", 64)},
+		{"deny /x size>10 size<2G", "deny * /x size>10 size<2G"},
+		{"deny /x size<1 size>0K", "deny * /x size<1 size>0K"},
+		{`deny /x ftype="script:my interp"`, `deny * /x ftype="script:my interp"`},
 		{"deny \"/x\ty\"", "deny * \"/x\ty\""},
 	}
 	for _, tt := range tests {
@@ -103,6 +118,9 @@ func TestParseFields(t *testing.T) {
 	}
 }
 
+// keys is keyList's text in the errors below.
+const keys = "pid=, uid=, gid=, comm=, exe=, ppid=, ancestor=, trusted_exe=, ftype=, sha256=, trusted=, size>, size<, mount_writable="
+
 func TestParseErrors(t *testing.T) {
 	tests := []struct{ text, want string }{
 		{"deny opne /x", `policy.rules:1:6: unknown event "opne" (want open, access, exec, pre_access)`},
@@ -112,7 +130,6 @@ func TestParseErrors(t *testing.T) {
 		{"\n\nalow /x", `policy.rules:3:1: unknown verdict "alow" (want allow, deny or default)`},
 		{"deny", `policy.rules:1:6: missing path glob (e.g. deny /srv/**)`},
 		{"deny open", `policy.rules:1:11: missing path glob after events (e.g. deny open /srv/**)`},
-		{"deny open uid=0", `policy.rules:1:11: missing path glob before condition "uid=0" (want /path or **/name)`},
 		{"deny *.key", `policy.rules:1:6: bad glob "*.key": pattern must be absolute (start with /) or start with **; for any depth write **/*.key`},
 		{"deny open /srv/[ab", `policy.rules:1:16: bad glob "/srv/[ab": unterminated character class (missing ])`},
 		{`deny open "/my dir/[ab"`, `policy.rules:1:20: bad glob "/my dir/[ab": unterminated character class (missing ])`},
@@ -123,8 +140,8 @@ func TestParseErrors(t *testing.T) {
 		{"allow /x errno=EIO", `policy.rules:1:10: errno applies to deny rules only`},
 		{"deny /x errno=ENOENT", `policy.rules:1:15: unknown errno "ENOENT" (want one of EPERM, EIO, EBUSY, ETXTBSY, EAGAIN, ENOSPC, EDQUOT)`},
 		{"deny /x errno!=EIO", `policy.rules:1:9: errno takes = (errno!= makes no sense)`},
-		{"deny /x user=root", `policy.rules:1:9: unknown condition "user" (want pid=, uid=, gid=, comm=, exe=, errno=, or cache)`},
-		{"deny /x bash", `policy.rules:1:9: unexpected "bash" (want a condition pid=, uid=, gid=, comm=, exe=, errno=, or cache)`},
+		{"deny /x user=root", `policy.rules:1:9: unknown condition "user" (want pid=, uid=, gid=, comm=, exe=, ppid=, ancestor=, trusted_exe=, ftype=, sha256=, trusted=, size>, size<, mount_writable=, errno=, or cache)`},
+		{"deny /x bash", `policy.rules:1:9: unexpected "bash" (want a condition pid=, uid=, gid=, comm=, exe=, ppid=, ancestor=, trusted_exe=, ftype=, sha256=, trusted=, size>, size<, mount_writable=, errno=, or cache)`},
 		{"deny /x uid=", `policy.rules:1:13: missing value after uid=`},
 		{"deny /x uid=root", `policy.rules:1:13: uid "root": want a number (user names are not looked up)`},
 		{"deny /x uid=0,x", `policy.rules:1:15: uid "x": want a number (user names are not looked up)`},
@@ -141,6 +158,42 @@ func TestParseErrors(t *testing.T) {
 		{"deny /x exe=bash", `policy.rules:1:13: bad exe pattern "bash": pattern must be absolute (start with /) or start with **; for any depth write **/bash`},
 		{"deny /x exe=/bin/a,/bin/[b", `policy.rules:1:25: bad exe pattern "/bin/[b": unterminated character class (missing ])`},
 		{"deny /x exe=/a,", `policy.rules:1:16: empty value in exe=/a,`},
+		{"deny open /x ppid", `policy.rules:1:14: unexpected "ppid" (want a condition ` + keys + `, errno=, or cache)`},
+		{"deny /x ppid=-1", `policy.rules:1:14: ppid "-1": want a number (0 or a pid)`},
+		{"deny /x ppid=2147483648", `policy.rules:1:14: ppid "2147483648": want a number (0 or a pid)`},
+		{"deny /x ancestor=sshd", `policy.rules:1:18: bad ancestor pattern "sshd": pattern must be absolute (start with /) or start with **; for any depth write **/sshd`},
+		{"deny /x ancestor=/a/[", `policy.rules:1:21: bad ancestor pattern "/a/[": unterminated character class (missing ])`},
+		{"deny /x trusted=1", `policy.rules:1:17: trusted "1": want yes or no`},
+		{"deny /x trusted=Yes", `policy.rules:1:17: trusted "Yes": want yes or no`},
+		{"deny /x trusted=yes,no", `policy.rules:1:20: trusted= takes one value`},
+		{"deny /x trusted!=yes", `policy.rules:1:16: trusted takes = (write trusted=yes or trusted=no)`},
+		{"deny /x trusted_exe=maybe", `policy.rules:1:21: trusted_exe "maybe": want yes or no`},
+		{"deny /x mount_writable=rw", `policy.rules:1:24: mount_writable "rw": want yes or no`},
+		{"deny /x trusted>1", `policy.rules:1:16: trusted takes = or != (only size compares with > and <)`},
+		{"deny /x uid<1000", `policy.rules:1:12: uid takes = or != (only size compares with > and <)`},
+		{"deny /x ftype=elf", `policy.rules:1:15: ftype "elf" matches no file type (types: elf-executable, elf-shared-object, elf-other, script, script:NAME, text, empty, data)`},
+		{"deny /x ftype=text,elf-exectable", `policy.rules:1:20: ftype "elf-exectable" matches no file type (types: elf-executable, elf-shared-object, elf-other, script, script:NAME, text, empty, data)`},
+		{"deny /x ftype=script:", `policy.rules:1:22: ftype "script:": name the interpreter after script: (script:sh, script:python*), or write script for every script`},
+		{"deny /x ftype=script:py/x", `policy.rules:1:24: bad ftype pattern "script:py/x": a name pattern cannot contain /`},
+		{"deny /x ftype=script:[a", `policy.rules:1:22: bad ftype pattern "script:[a": unterminated character class (missing ])`},
+		{"deny /x ftype=text ftype=data", `policy.rules:1:20: duplicate ftype condition (first at column 9)`},
+		{"deny /x sha256=abc", `policy.rules:1:16: sha256 "abc" has 3 characters, want 64 hex digits`},
+		{"deny /x sha256=" + strings.Repeat("0", 63) + "g", `policy.rules:1:79: sha256 "` + strings.Repeat("0", 63) + `g": "g" is not a hex digit (want 64 hex digits)`},
+		{"deny /x sha256=" + strings.Repeat("0", 64) + ",x", `policy.rules:1:81: sha256 "x" has 1 characters, want 64 hex digits`},
+		{"deny /x size=10", `policy.rules:1:13: size takes > or <: write size>N or size<N`},
+		{"deny /x size!=10", `policy.rules:1:13: size takes > or <: write size>N or size<N`},
+		{"deny /x size>", `policy.rules:1:14: missing value after size>`},
+		{"deny /x size>10k", `policy.rules:1:16: size "10k": want a number of bytes, with an optional suffix K, M, G or T (powers of 1024)`},
+		{"deny /x size>1.5M", `policy.rules:1:15: size "1.5M": want a number of bytes, with an optional suffix K, M, G or T (powers of 1024)`},
+		{"deny /x size>-1", `policy.rules:1:14: size "-1": want a number of bytes, with an optional suffix K, M, G or T (powers of 1024)`},
+		{"deny /x size>M", `policy.rules:1:14: size "M": want a number of bytes before the suffix`},
+		{"deny /x size>9000000T", `policy.rules:1:14: size "9000000T" is larger than any file can be`},
+		{"deny /x size>1,2", `policy.rules:1:15: size> takes one value`},
+		{"deny /x size<0", `policy.rules:1:14: size<0 never holds: a file has 0 bytes or more`},
+		{"deny /x size<0K", `policy.rules:1:14: size<0 never holds: a file has 0 bytes or more`},
+		{"deny /x size>9223372036854775807", `policy.rules:1:14: size>9223372036854775807 never holds: no file is larger`},
+		{"deny /x size>1 size>2", `policy.rules:1:16: duplicate size> condition (first at column 9)`},
+		{"deny /x size>>1", `policy.rules:1:14: size ">1": want a number of bytes, with an optional suffix K, M, G or T (powers of 1024)`},
 		// Control bytes: a NUL in a glob or value made a rule that never matched.
 		{"deny open **/*.key\x00.txt", `policy.rules:1:19: NUL byte: no path or name holds one, so nothing could match it (is this a binary or corrupt file?)`},
 		{"deny open /x comm=ba\x00sh", `policy.rules:1:21: NUL byte: no path or name holds one, so nothing could match it (is this a binary or corrupt file?)`},
@@ -282,6 +335,10 @@ func FuzzParse(f *testing.F) {
 	f.Add("allow open /k/** exe=/usr/sbin/nginx,\"/opt/a b/*\" gid!=0,27 cache")
 	f.Add("deny open **/*.key\x00.txt")
 	f.Add("deny \"/x\ty\" comm=a\\\x01")
+	f.Add("default deny\ndeny exec /tmp/**\nallow exec ftype=elf-executable,script:* trusted=yes mount_writable=no\n" +
+		"deny open ftype=elf-shared-object trusted=no size>1K size<2G\n")
+	f.Add("allow open /x ppid=0,1 ancestor!=/usr/sbin/sshd,**/make trusted_exe=yes sha256=" + strings.Repeat("ab", 32))
+	f.Add("deny trusted=no\ndeny open \"ftype=script:my sh\"")
 	f.Fuzz(func(t *testing.T, text string) {
 		p, err := Parse("f", strings.NewReader(text))
 		if err != nil {
@@ -304,8 +361,11 @@ func FuzzParse(f *testing.F) {
 		}
 		for _, r := range p.Rules {
 			for _, c := range r.Conditions {
-				if len(c.Values) == 0 || len(c.Values) != len(c.nums)+len(c.names)+len(c.globs) {
-					t.Fatalf("rule %q: condition %s has %d values but %d compiled", r.Text(), c, len(c.Values), len(c.nums)+len(c.names)+len(c.globs))
+				if len(c.Values) == 0 || len(c.Values) != c.compiled() {
+					t.Fatalf("rule %q: condition %s has %d values but %d compiled", r.Text(), c, len(c.Values), c.compiled())
+				}
+				if (c.Cmp != 0) != (c.Attr == AttrSize) || (c.Negate && c.Cmp != 0) {
+					t.Fatalf("rule %q: condition %s has operator %q", r.Text(), c, c.op())
 				}
 			}
 			// Every rule prints in the syntax and reads back the same.
@@ -320,14 +380,38 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("rule %q has options its verdict cannot have", r.Text())
 			}
 		}
-		// Deciding never panics, with or without process attributes.
-		for _, path := range []string{"/", "/srv/a.sh", "/x/y/z"} {
+		// The whole policy prints in the syntax and reads back the same.
+		p2, err := Parse("f", strings.NewReader(p.String()))
+		if err != nil {
+			t.Fatalf("String() of\n%s does not parse: %v", p, err)
+		}
+		if strip(p2.String()) != strip(p.String()) || p2.Default != p.Default || len(p2.Rules) != len(p.Rules) {
+			t.Fatalf("String() does not round-trip:\n%s\n%s", p, p2)
+		}
+		// Deciding never panics, with or without attributes; Explain decides as Decide does.
+		full := KnownProcess{Name: "bash", UserID: 0, ExePath: "/usr/bin/bash", GroupIDs: []uint32{0, 27}, ParentPID: 1,
+			Ancestry: Ancestry{List: []Ancestor{{Pid: 1, Exe: "/usr/lib/systemd/systemd", Verified: true}}}, ExeTrust: Yes}
+		obj := KnownObject{Type: ftype.Type{Kind: ftype.Script, Interp: "sh"}, TypeKnown: true, SumKnown: true, SizeKnown: true, Bytes: 10, Trust: No, Writable: Yes}
+		for _, path := range []string{"/", "/srv/a.sh", "/x/y/z", ""} {
 			p.Decide(&Request{Path: path, Event: engine.OpenPerm})
-			p.Decide(&Request{Path: path, Event: engine.PreAccess, Pid: 1, Proc: KnownProcess{Name: "bash", UserID: 0,
-				ExePath: "/usr/bin/bash", GroupIDs: []uint32{0, 27}}})
-			d := p.Decide(&Request{Path: path, Event: engine.OpenExecPerm, Pid: 1, Proc: &countingProc{err: syscall.EMFILE}})
-			if d.Err != nil && (d.Verdict != engine.Deny || d.Rule == nil || d.Cache) {
-				t.Fatalf("an attribute error decided %+v", d)
+			for _, req := range []Request{
+				{Path: path, Event: engine.PreAccess, Pid: 1, Proc: full, Obj: obj},
+				{Path: path, Event: engine.OpenExecPerm, Pid: 1, Proc: &countingProc{err: syscall.EMFILE}, Obj: &countingObj{err: syscall.EIO}},
+			} {
+				d := p.Decide(&req)
+				if d.Err != nil && (d.Verdict != engine.Deny || d.Rule == nil || d.Cache) {
+					t.Fatalf("an attribute error decided %+v", d)
+				}
+				if d.AncestryIncomplete && (d.Verdict != engine.Deny || d.Rule == nil) {
+					t.Fatalf("an incomplete ancestry decided %+v", d)
+				}
+				ex := p.Explain(&req)
+				if ex.Decision.Verdict != d.Verdict || ex.Decision.Rule != d.Rule || (ex.Decision.Err == nil) != (d.Err == nil) {
+					t.Fatalf("Explain decided %+v, Decide %+v", ex.Decision, d)
+				}
+				if n := len(ex.Steps); d.Rule != nil && (n == 0 || ex.Steps[n-1].Rule != d.Rule) {
+					t.Fatalf("Explain's last step is not the deciding rule %s", d.Rule)
+				}
 			}
 		}
 	})

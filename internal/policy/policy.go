@@ -10,9 +10,11 @@
 package policy
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/fsnotifyd/fsnotifyd/engine"
 	"github.com/fsnotifyd/fsnotifyd/fsevent"
+	"github.com/fsnotifyd/fsnotifyd/internal/ftype"
 )
 
 // eventKindList names the event kinds a rule may name: the accesses fsevent names permission
@@ -137,10 +140,24 @@ type Process interface {
 	// replaced since, or the process started it through a mount the guard does not see):
 	// such an executable matches no exe= glob.
 	Exe() (path string, verified bool, err error)
+	// PPid is the parent's pid (0 for a process whose parent is outside the guard's pid
+	// namespace, pid 1 included). A process cannot choose its parent, but any process can
+	// make its reaper (pid 1, or a subreaper) its parent by letting its own parent exit.
+	PPid() (int32, error)
+	// Ancestors are the process's ancestors, parent first, at most MaxAncestors of them,
+	// with their executables verified as Exe's is.
+	Ancestors() (Ancestry, error)
+	// TrustedExe reports whether the trust database trusts the process's executable: Exe is
+	// verified, its path is listed, and the content of the file the process runs is what was
+	// listed. Not listed, modified, unverified or unverifiable: false and no error; only a
+	// deadline is an error (context.DeadlineExceeded: the guard's on-timeout verdict).
+	TrustedExe() (bool, error)
 }
 
 // KnownProcess is a Process whose attributes are already at hand. A zero field (an empty
-// Name or ExePath, a negative UserID, nil GroupIDs) means unknown, as if the process were gone.
+// Name or ExePath, a negative UserID or ParentPID, nil GroupIDs or Ancestry.List, an unknown
+// ExeTrust) means unknown, as if the process were gone. (Like uid 0, ppid 0 is a value: the
+// zero KnownProcess has it.)
 type KnownProcess struct {
 	Name   string
 	UserID int64
@@ -148,6 +165,9 @@ type KnownProcess struct {
 	ExePath       string
 	ExeUnverified bool
 	GroupIDs      []uint32
+	ParentPID     int64
+	Ancestry      Ancestry
+	ExeTrust      YesNo
 }
 
 func (k KnownProcess) Comm() (string, error) {
@@ -178,6 +198,27 @@ func (k KnownProcess) Exe() (string, bool, error) {
 	return k.ExePath, !k.ExeUnverified, nil
 }
 
+func (k KnownProcess) PPid() (int32, error) {
+	if k.ParentPID < 0 || k.ParentPID > math.MaxInt32 {
+		return 0, os.ErrProcessDone
+	}
+	return int32(k.ParentPID), nil
+}
+
+func (k KnownProcess) Ancestors() (Ancestry, error) {
+	if k.Ancestry.List == nil {
+		return Ancestry{}, os.ErrProcessDone
+	}
+	return k.Ancestry, nil
+}
+
+func (k KnownProcess) TrustedExe() (bool, error) {
+	if k.ExeTrust == Unknown {
+		return false, os.ErrProcessDone
+	}
+	return k.ExeTrust == Yes, nil
+}
+
 // Request is one access to decide.
 type Request struct {
 	// Path is the absolute, canonical path of the file (as the kernel reports it). "" means
@@ -194,6 +235,9 @@ type Request struct {
 	Pid int32
 	// Proc gives the process's attributes on demand; nil means all are unknown.
 	Proc Process
+	// Obj gives the file's attributes on demand, from the event's descriptor; nil makes a
+	// condition on one an error (ErrNoObject).
+	Obj Object
 }
 
 // Decision is Decide's answer.
@@ -211,10 +255,20 @@ type Decision struct {
 	// PathUnknown says the path was unknown: Rule (a deny rule) may match it, or no rule
 	// could be shown to match and the default applied.
 	PathUnknown bool
+	// AncestryIncomplete says Rule, a deny rule, denied on an ancestor= condition that the
+	// process's ancestry could not settle (the chain was cut: see Ancestry).
+	AncestryIncomplete bool
 	// Err, when set, is why the policy could not decide: reading an attribute that Rule's
 	// conditions need failed (not because the process is gone; see Process). Verdict is then
-	// Deny; a guard answers with its on-error verdict instead.
+	// Deny; a guard answers with its on-timeout verdict when TimedOut, else with its on-error
+	// verdict.
 	Err error
+}
+
+// TimedOut reports whether the decision stopped at the guard's deadline (reading an
+// attribute, hashing a file, ran past it): the guard answers with its on-timeout verdict.
+func (d Decision) TimedOut() bool {
+	return d.Err != nil && (errors.Is(d.Err, context.DeadlineExceeded) || errors.Is(d.Err, context.Canceled))
 }
 
 // Response converts d to the engine's answer.
@@ -281,11 +335,19 @@ func (r *Rule) Text() string {
 type Attr uint8
 
 const (
-	AttrPID  Attr = iota + 1 // pid=
-	AttrUID                  // uid= (the effective uid)
-	AttrComm                 // comm= (a glob on the process name, /proc/PID/comm; forgeable)
-	AttrExe                  // exe= (a path glob on the executable, /proc/PID/exe)
-	AttrGID                  // gid= (any of the process's groups)
+	AttrPID           Attr = iota + 1 // pid=
+	AttrUID                           // uid= (the effective uid)
+	AttrComm                          // comm= (a glob on the process name, /proc/PID/comm; forgeable)
+	AttrExe                           // exe= (a path glob on the executable, /proc/PID/exe)
+	AttrGID                           // gid= (any of the process's groups)
+	AttrPPID                          // ppid= (the parent's pid)
+	AttrAncestor                      // ancestor= (a path glob on the executable of any ancestor)
+	AttrTrustedExe                    // trusted_exe=yes|no (the trust database trusts the executable)
+	AttrFtype                         // ftype= (the file's type by content)
+	AttrSHA256                        // sha256= (the digest of the file's content)
+	AttrTrusted                       // trusted=yes|no (the trust database trusts the file)
+	AttrSize                          // size>N, size<N (the file's size)
+	AttrMountWritable                 // mount_writable=yes|no (the file's mount is writable)
 )
 
 func (a Attr) String() string {
@@ -295,104 +357,204 @@ func (a Attr) String() string {
 	return fmt.Sprintf("attr(%d)", uint8(a))
 }
 
-// Condition is key=v1,v2 (the attribute is one of the values) or key!=v1,v2 (none of them).
+// IsObject reports whether a is an attribute of the file (read from the event's descriptor)
+// rather than of the process.
+func (a Attr) IsObject() bool { return a >= AttrFtype && a <= AttrMountWritable }
+
+// ReadsContent reports whether evaluating a reads the content of a file (the accessed one,
+// or the process's executable): its head (ftype=) or all of it (sha256=, trusted=,
+// trusted_exe=). A guard must not do that on the goroutine that reads the kernel's events.
+func (a Attr) ReadsContent() bool {
+	return a == AttrFtype || a == AttrSHA256 || a == AttrTrusted || a == AttrTrustedExe
+}
+
+// Condition is key=v1,v2 (the attribute is one of the values), key!=v1,v2 (none of them), or
+// for size, size>N and size<N.
 type Condition struct {
 	Attr   Attr
 	Negate bool
-	// Values as written; for comm= and exe= they are globs.
+	// Cmp is '>' or '<' for size>N and size<N; 0 for = and !=.
+	Cmp byte
+	// Values as written; for comm=, exe=, ancestor= and ftype= they are globs.
 	Values []string
 
-	nums  []uint32    // pid, uid, gid
-	names []*wordGlob // comm
-	globs []*Glob     // exe
+	nums  []uint32      // pid, uid, gid, ppid
+	names []*wordGlob   // comm
+	globs []*Glob       // exe, ancestor
+	types []typeMatcher // ftype
+	sums  [][32]byte    // sha256
+	size  uint64        // size: N in bytes
+	yes   bool          // trusted_exe, trusted, mount_writable: the value is yes
+}
+
+// op is the condition's operator as written.
+func (c *Condition) op() string {
+	switch {
+	case c.Cmp != 0:
+		return string(c.Cmp)
+	case c.Negate:
+		return "!="
+	}
+	return "="
 }
 
 func (c Condition) String() string {
-	op := "="
-	if c.Negate {
-		op = "!="
-	}
 	vals := make([]string, len(c.Values))
 	for i, v := range c.Values {
 		vals[i] = quoteToken(v)
 	}
-	return c.Attr.String() + op + strings.Join(vals, ",")
+	return c.Attr.String() + c.op() + strings.Join(vals, ",")
+}
+
+// compiled is how many values c holds in compiled form (one per value; one for size and the
+// yes/no keys).
+func (c *Condition) compiled() int {
+	n := len(c.nums) + len(c.names) + len(c.globs) + len(c.types) + len(c.sums)
+	if c.Attr == AttrSize || keyOf(c.Attr).yesNo {
+		n++
+	}
+	return n
+}
+
+// Outcome is what a condition, or a rule's conditions together, come to.
+type Outcome uint8
+
+const (
+	Fails Outcome = iota
+	Holds
+	// MayHold: the condition cannot be settled (ancestor= when the chain was cut). A deny
+	// rule denies on it; an allow rule is passed over.
+	MayHold
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Holds:
+		return "holds"
+	case MayHold:
+		return "may hold"
+	}
+	return "fails"
 }
 
 // eval evaluates c; attributes come from a. An attribute of a process that is gone makes the
-// condition not hold (key= and key!= alike); any other error reading it is returned.
-func (c *Condition) eval(a *attrs) (bool, error) {
-	in, err := c.test(a)
-	if err != nil {
-		if errors.Is(err, os.ErrProcessDone) {
-			return false, nil
+// condition fail (key= and key!= alike); a file attribute the file does not have (ErrNoValue)
+// is a value none of c's values is. Any other error reading it is returned.
+func (c *Condition) eval(a *attrs) (Outcome, error) {
+	in, settled, err := c.test(a)
+	switch {
+	case err == nil:
+	case errors.Is(err, os.ErrProcessDone):
+		return Fails, nil
+	case errors.Is(err, ErrNoValue):
+		in, settled = false, true
+	default:
+		k := keyOf(c.Attr)
+		whose := "process"
+		if c.Attr.IsObject() {
+			whose = "file"
 		}
-		what := c.Attr.String()
-		if k := keyOf(c.Attr); k != nil {
-			what = k.what
-		}
-		return false, fmt.Errorf("reading the process's %s for %s: %w", what, c.Attr, err)
+		return Fails, fmt.Errorf("reading the %s's %s for %s: %w", whose, k.what, k.name, err)
 	}
-	return in != c.Negate, nil
+	switch {
+	case !settled:
+		return MayHold, nil
+	case in != c.Negate:
+		return Holds, nil
+	}
+	return Fails, nil
 }
 
-// test reports whether the request's attribute is one of c's values, or why it is not known
-// (os.ErrProcessDone: the process is gone). A switch, not a function in condKeys: a call
-// through a function value would make a escape, and Decide allocate.
-func (c *Condition) test(a *attrs) (bool, error) {
+// test reports whether the request's attribute is one of c's values (for size: compares as
+// c says; for the yes/no keys: is c's value), whether that is settled (only ancestor= may not
+// be), or why the attribute is not known (os.ErrProcessDone: the process is gone; ErrNoValue:
+// the file has none). A switch, not a function in condKeys: a call through a function value
+// would make a escape, and Decide allocate.
+func (c *Condition) test(a *attrs) (in, settled bool, err error) {
+	if err := a.read(c.Attr); err != nil {
+		return false, true, err
+	}
 	switch c.Attr {
 	case AttrPID:
-		if a.req.Pid <= 0 {
-			return false, os.ErrProcessDone
-		}
-		return containsNum(c.nums, uint32(a.req.Pid)), nil
+		return containsNum(c.nums, uint32(a.req.Pid)), true, nil
 	case AttrUID:
-		uid, err := a.uid()
-		return err == nil && containsNum(c.nums, uid), err
+		return containsNum(c.nums, a.uidVal), true, nil
 	case AttrGID:
-		groups, err := a.groups()
-		if err != nil {
-			return false, err
-		}
-		for _, g := range groups {
+		for _, g := range a.groupsVal {
 			if containsNum(c.nums, g) {
-				return true, nil
+				return true, true, nil
 			}
 		}
-		return false, nil
+		return false, true, nil
 	case AttrComm:
-		comm, err := a.comm()
-		if err != nil {
-			return false, err
-		}
 		for _, g := range c.names {
-			if g.match(comm) {
-				return true, nil
+			if g.match(a.commVal) {
+				return true, true, nil
 			}
 		}
-		return false, nil
+		return false, true, nil
 	case AttrExe:
-		exe, verified, err := a.exe()
-		if err != nil || !verified {
-			return false, err // an unverified executable matches no glob
-		}
-		for _, g := range c.globs {
-			if g.Match(exe) {
-				return true, nil
+		// An unverified executable matches no glob.
+		return a.exeVerified && matchesAny(c.globs, a.exeVal), true, nil
+	case AttrPPID:
+		return containsNum(c.nums, uint32(a.ppidVal)), true, nil
+	case AttrAncestor:
+		for i := range a.ancVal.List {
+			if x := &a.ancVal.List[i]; x.Verified && matchesAny(c.globs, x.Exe) {
+				return true, true, nil
 			}
 		}
-		return false, nil
+		// No ancestor read matches: settled only if every ancestor was read.
+		return false, a.ancVal.Complete, nil
+	case AttrTrustedExe:
+		return a.trustedExeVal == c.yes, true, nil
+	case AttrFtype:
+		for i := range c.types {
+			if c.types[i].match(a.ftypeVal) {
+				return true, true, nil
+			}
+		}
+		return false, true, nil
+	case AttrSHA256:
+		for _, s := range c.sums {
+			if s == a.sha256Val {
+				return true, true, nil
+			}
+		}
+		return false, true, nil
+	case AttrTrusted:
+		return a.trustedVal == c.yes, true, nil
+	case AttrSize:
+		if c.Cmp == '>' {
+			return a.sizeVal > c.size, true, nil
+		}
+		return a.sizeVal < c.size, true, nil
+	case AttrMountWritable:
+		return a.mountWritableVal == c.yes, true, nil
 	}
-	return false, nil
+	return false, true, nil
+}
+
+func matchesAny(globs []*Glob, path string) bool {
+	for _, g := range globs {
+		if g.Match(path) {
+			return true
+		}
+	}
+	return false
 }
 
 // condKey is one condition key of the rules language: its name and how a value is compiled.
-// Adding a key is adding an entry here, an Attr, its case in Condition.test and, for a new
-// process attribute, a Process method and its fetch in attrs.
+// Adding a key is adding an entry here, an Attr, its case in Condition.test and in
+// attrs.read, and a Process or Object method.
 type condKey struct {
 	name string
 	attr Attr
 	what string // the attribute, for error messages: "executable"
+	// cmp: the key is compared (size>N, size<N), never = or !=.
+	cmp bool
+	// yesNo: the key takes one value, yes or no, and no != (write the other value).
+	yesNo bool
 	// compile adds one value (not empty) of a list to c. On error it returns the byte offset
 	// in v of the problem and a message.
 	compile func(c *Condition, v string) (off int, msg string)
@@ -403,7 +565,15 @@ var condKeys = []condKey{
 	{name: "uid", attr: AttrUID, what: "effective uid", compile: compileID("uid", "user")},
 	{name: "gid", attr: AttrGID, what: "groups", compile: compileID("gid", "group")},
 	{name: "comm", attr: AttrComm, what: "name", compile: compileComm},
-	{name: "exe", attr: AttrExe, what: "executable", compile: compileExe},
+	{name: "exe", attr: AttrExe, what: "executable", compile: compileExe("exe")},
+	{name: "ppid", attr: AttrPPID, what: "parent", compile: compilePPid},
+	{name: "ancestor", attr: AttrAncestor, what: "ancestors", compile: compileExe("ancestor")},
+	{name: "trusted_exe", attr: AttrTrustedExe, what: "executable's trust", yesNo: true, compile: compileYesNo("trusted_exe")},
+	{name: "ftype", attr: AttrFtype, what: "type", compile: compileFtype},
+	{name: "sha256", attr: AttrSHA256, what: "sha256", compile: compileSHA256},
+	{name: "trusted", attr: AttrTrusted, what: "trust", yesNo: true, compile: compileYesNo("trusted")},
+	{name: "size", attr: AttrSize, what: "size", cmp: true, compile: compileSize},
+	{name: "mount_writable", attr: AttrMountWritable, what: "mount", yesNo: true, compile: compileYesNo("mount_writable")},
 }
 
 func keyOf(a Attr) *condKey {
@@ -424,11 +594,15 @@ func lookupKey(name string) *condKey {
 	return nil
 }
 
-// keyList is the condition keys for error messages: "pid=, uid=, gid=, comm=, exe=".
+// keyList is the condition keys for error messages: "pid=, uid=, ..., size>, size<, ...".
 func keyList() string {
 	var names []string
 	for _, k := range condKeys {
-		names = append(names, k.name+"=")
+		if k.cmp {
+			names = append(names, k.name+">", k.name+"<")
+		} else {
+			names = append(names, k.name+"=")
+		}
 	}
 	return strings.Join(names, ", ")
 }
@@ -470,17 +644,30 @@ func compileComm(c *Condition, v string) (int, string) {
 	return 0, ""
 }
 
-func compileExe(c *Condition, v string) (int, string) {
-	g, err := CompileGlob(v)
+// compilePPid takes a parent's pid: 0 is a value (the parent is outside the pid namespace).
+func compilePPid(c *Condition, v string) (int, string) {
+	n, err := strconv.ParseUint(v, 10, 31)
 	if err != nil {
-		var ge *GlobError
-		if errors.As(err, &ge) {
-			return ge.Offset, fmt.Sprintf("bad exe pattern %q: %s", v, ge.Msg)
-		}
-		return 0, fmt.Sprintf("bad exe pattern %q: %v", v, err)
+		return 0, fmt.Sprintf("ppid %q: want a number (0 or a pid)", v)
 	}
-	c.globs = append(c.globs, g)
+	c.nums = append(c.nums, uint32(n))
 	return 0, ""
+}
+
+// compileExe compiles a path glob on an executable (exe=, ancestor=).
+func compileExe(key string) func(c *Condition, v string) (int, string) {
+	return func(c *Condition, v string) (int, string) {
+		g, err := CompileGlob(v)
+		if err != nil {
+			var ge *GlobError
+			if errors.As(err, &ge) {
+				return ge.Offset, fmt.Sprintf("bad %s pattern %q: %s", key, v, ge.Msg)
+			}
+			return 0, fmt.Sprintf("bad %s pattern %q: %v", key, v, err)
+		}
+		c.globs = append(c.globs, g)
+		return 0, ""
+	}
 }
 
 func containsNum(list []uint32, v uint32) bool {
@@ -492,100 +679,97 @@ func containsNum(list []uint32, v uint32) bool {
 	return false
 }
 
-// attrs fetches a request's process attributes at most once each. It is kept small: Decide
-// makes one per request. A read that fails other than for a gone process is not remembered,
-// as Decide stops at it.
+// attrs fetches a request's attributes at most once each. It is kept small: Decide makes one
+// per request, on its stack. A read that fails other than for a gone process (or a file
+// attribute the file does not have) is not remembered, as Decide stops at it.
 type attrs struct {
 	req        *Request
-	done, gone attrBits // attributes read; those of them that found the process gone
+	done, none attrBits // attributes read; those of them that found no value (gone, ErrNoValue)
 
-	commVal     string
-	uidVal      uint32
-	groupsVal   []uint32
-	exeVal      string
-	exeVerified bool
+	commVal          string
+	uidVal           uint32
+	groupsVal        []uint32
+	exeVal           string
+	exeVerified      bool
+	ppidVal          int32
+	ancVal           Ancestry
+	trustedExeVal    bool
+	ftypeVal         ftype.Type
+	sha256Val        [32]byte
+	trustedVal       bool
+	sizeVal          uint64
+	mountWritableVal bool
 }
 
-type attrBits uint8
+// attrBits has a bit per Attr (1 << Attr).
+type attrBits uint16
 
-const (
-	bitComm attrBits = 1 << iota
-	bitUID
-	bitGroups
-	bitExe
-)
-
-// cached reports whether attribute bit was read, and how: nil, or os.ErrProcessDone.
-func (a *attrs) cached(bit attrBits) (bool, error) {
-	switch {
-	case a.done&bit == 0:
-		return false, nil
-	case a.gone&bit != 0:
-		return true, os.ErrProcessDone
-	}
-	return true, nil
-}
-
-// fetched records the outcome of reading attribute bit and returns the error to report.
-func (a *attrs) fetched(bit attrBits, err error) error {
-	if err == nil {
-		a.done |= bit
-		return nil
-	}
-	if errors.Is(err, os.ErrProcessDone) {
-		a.done |= bit
-		a.gone |= bit
+// read fetches attribute attr into a's field for it, once: it returns nil when the value is
+// there, os.ErrProcessDone (process attributes) or ErrNoValue (file attributes) when there is
+// none, and any other error as it is. pid= reads nothing: the request has it.
+func (a *attrs) read(attr Attr) error {
+	bit := attrBits(1) << attr
+	if a.done&bit != 0 {
+		switch {
+		case a.none&bit == 0:
+			return nil
+		case attr.IsObject():
+			return ErrNoValue
+		}
 		return os.ErrProcessDone
 	}
+	p, o := a.req.Proc, a.req.Obj
+	var err error
+	switch {
+	case attr == AttrPID:
+		if a.req.Pid <= 0 {
+			err = os.ErrProcessDone
+		}
+	case attr.IsObject() && o == nil:
+		err = ErrNoObject
+	case !attr.IsObject() && p == nil:
+		err = os.ErrProcessDone
+	default:
+		switch attr {
+		case AttrUID:
+			a.uidVal, err = p.UID()
+		case AttrComm:
+			a.commVal, err = p.Comm()
+		case AttrExe:
+			a.exeVal, a.exeVerified, err = p.Exe()
+		case AttrGID:
+			a.groupsVal, err = p.Groups()
+		case AttrPPID:
+			a.ppidVal, err = p.PPid()
+		case AttrAncestor:
+			a.ancVal, err = p.Ancestors()
+		case AttrTrustedExe:
+			a.trustedExeVal, err = p.TrustedExe()
+		case AttrFtype:
+			a.ftypeVal, err = o.FileType()
+		case AttrSHA256:
+			a.sha256Val, err = o.SHA256()
+		case AttrTrusted:
+			a.trustedVal, err = o.Trusted()
+		case AttrSize:
+			a.sizeVal, err = o.Size()
+		case AttrMountWritable:
+			a.mountWritableVal, err = o.MountWritable()
+		}
+	}
+	switch {
+	case err == nil:
+		a.done |= bit
+	case errors.Is(err, os.ErrProcessDone) && !attr.IsObject():
+		a.done |= bit
+		a.none |= bit
+		return os.ErrProcessDone
+	case errors.Is(err, ErrNoValue) && attr.IsObject():
+		a.done |= bit
+		a.none |= bit
+		return ErrNoValue
+	}
 	return err // not remembered: Decide stops here
-}
-
-func (a *attrs) comm() (string, error) {
-	if ok, err := a.cached(bitComm); ok {
-		return a.commVal, err
-	}
-	if a.req.Proc == nil {
-		return "", a.fetched(bitComm, os.ErrProcessDone)
-	}
-	v, err := a.req.Proc.Comm()
-	a.commVal = v
-	return v, a.fetched(bitComm, err)
-}
-
-func (a *attrs) uid() (uint32, error) {
-	if ok, err := a.cached(bitUID); ok {
-		return a.uidVal, err
-	}
-	if a.req.Proc == nil {
-		return 0, a.fetched(bitUID, os.ErrProcessDone)
-	}
-	v, err := a.req.Proc.UID()
-	a.uidVal = v
-	return v, a.fetched(bitUID, err)
-}
-
-func (a *attrs) groups() ([]uint32, error) {
-	if ok, err := a.cached(bitGroups); ok {
-		return a.groupsVal, err
-	}
-	if a.req.Proc == nil {
-		return nil, a.fetched(bitGroups, os.ErrProcessDone)
-	}
-	v, err := a.req.Proc.Groups()
-	a.groupsVal = v
-	return v, a.fetched(bitGroups, err)
-}
-
-func (a *attrs) exe() (string, bool, error) {
-	if ok, err := a.cached(bitExe); ok {
-		return a.exeVal, a.exeVerified, err
-	}
-	if a.req.Proc == nil {
-		return "", false, a.fetched(bitExe, os.ErrProcessDone)
-	}
-	v, verified, err := a.req.Proc.Exe()
-	a.exeVal, a.exeVerified = v, verified
-	return v, verified, a.fetched(bitExe, err)
 }
 
 // Policy is an ordered rule list with a default verdict.
@@ -602,8 +786,14 @@ type Policy struct {
 
 // Decide returns the verdict for req: the first rule whose events, glob and conditions all
 // match decides; with none, the default applies. If an attribute a condition needs cannot be
-// read (other than because the process is gone), Decide stops there: the Decision has Err set,
-// Verdict Deny and the rule it was evaluating.
+// read (other than because the process is gone, or the file has no such attribute), Decide
+// stops there: the Decision has Err set, Verdict Deny and the rule it was evaluating; a guard
+// answers with its on-timeout verdict if Decision.TimedOut, else with its on-error verdict.
+//
+// An ancestor= condition that the ancestry cannot settle (the chain was cut before an
+// ancestor matched: see Ancestry) may hold, as a glob may match an unknown path: a deny rule
+// whose other conditions hold denies (Decision.AncestryIncomplete), an allow rule is passed
+// over.
 //
 // A request whose path is unknown (Request.PathUnknown, or Path "") is decided soundly on
 // what is known. Each glob then "may match", except one that matches every path but "/"
@@ -626,39 +816,60 @@ type Policy struct {
 // rename until the file is modified, which a path-based policy cannot see; the guard should
 // not cache where that matters.
 //
-// Decide does not allocate (but on an error), and calls req.Proc only for conditions it has
-// to evaluate, each method at most once.
-func (p *Policy) Decide(req *Request) Decision {
+// Decide does not allocate (but on an error), and calls req.Proc and req.Obj only for
+// conditions it has to evaluate, each method at most once.
+func (p *Policy) Decide(req *Request) Decision { return p.decide(req, nil) }
+
+// decide is Decide, recording each step in tr when it is not nil (Explain). Decide passes nil:
+// then nothing is recorded and nothing allocated.
+func (p *Policy) decide(req *Request, tr *tracer) Decision {
 	ev := normalizeEvent(req.Event)
 	a := attrs{req: req}
 	skippedDeny := false
 	unknown := req.PathUnknown || req.Path == ""
 	for _, r := range p.Rules {
+		st := tr.step(r)
 		if r.Events != 0 && r.Events&ev == 0 {
 			continue
 		}
-		maybe := false
-		if unknown {
-			maybe = !r.Glob.matchesEveryPath
-			if maybe && r.Verdict == engine.Allow {
-				continue // an unknown path may not match it: no allow from it
-			}
-		} else if !r.Glob.Match(req.Path) {
+		path := Holds
+		switch {
+		case unknown && !r.Glob.matchesEveryPath:
+			path = MayHold
+		case !unknown && !r.Glob.Match(req.Path):
+			path = Fails
+		}
+		if st != nil {
+			st.EventMatches, st.Path = true, path
+		}
+		if path == Fails {
 			continue
 		}
+		if path == MayHold && r.Verdict == engine.Allow {
+			st.result(PassedOver) // an unknown path may not match it: no allow from it
+			continue
+		}
+		conds := Holds
 		if len(r.Conditions) > 0 {
-			ok, err := r.conditionsHold(&a)
+			var err error
+			conds, err = r.conditionsHold(&a, st)
 			if err != nil {
+				st.result(Failed)
 				return Decision{Verdict: engine.Deny, Rule: r, Err: err, PathUnknown: unknown}
 			}
-			if !ok {
-				if r.Verdict != engine.Allow {
-					skippedDeny = true
-				}
-				continue
-			}
 		}
-		d := Decision{Verdict: r.Verdict, Rule: r, PathUnknown: unknown}
+		switch {
+		case conds == Fails:
+			if r.Verdict != engine.Allow {
+				skippedDeny = true
+			}
+			continue
+		case conds == MayHold && r.Verdict == engine.Allow:
+			st.result(PassedOver) // the ancestry may not settle it: no allow from it
+			continue
+		}
+		st.result(Decided)
+		d := Decision{Verdict: r.Verdict, Rule: r, PathUnknown: unknown, AncestryIncomplete: conds == MayHold}
 		if r.Verdict == engine.Allow {
 			d.Cache = (r.Cache || p.CacheAllows) && len(r.Conditions) == 0 && !skippedDeny
 		} else {
@@ -673,16 +884,33 @@ func (p *Policy) Decide(req *Request) Decision {
 	return d
 }
 
-// conditionsHold reports whether all of r's conditions hold, in order, stopping at the first
-// that does not (or that cannot be evaluated: the error).
-func (r *Rule) conditionsHold(a *attrs) (bool, error) {
+// conditionsHold evaluates r's conditions in order: Fails at the first that fails (or the
+// error of the first that cannot be evaluated), else MayHold if one may hold, else Holds. With
+// st (Explain) it records each, and evaluates those after a failing one too, for the
+// explanation only.
+func (r *Rule) conditionsHold(a *attrs, st *Step) (Outcome, error) {
+	all := Holds
 	for i := range r.Conditions {
-		ok, err := r.Conditions[i].eval(a)
-		if err != nil || !ok {
-			return false, err
+		c := &r.Conditions[i]
+		if all == Fails {
+			st.extra(c, a) // not needed for the decision: only shown
+			continue
+		}
+		o, err := c.eval(a)
+		st.cond(c, a, o, err)
+		switch {
+		case err != nil:
+			return Fails, err
+		case o == Fails:
+			all = Fails
+			if st == nil {
+				return Fails, nil
+			}
+		case o == MayHold:
+			all = MayHold
 		}
 	}
-	return true, nil
+	return all, nil
 }
 
 // NeedsComm reports whether some rule tests the process name (so the guard must be able to
@@ -693,15 +921,41 @@ func (p *Policy) NeedsComm() bool { return p.Needs(AttrComm) }
 func (p *Policy) NeedsUID() bool { return p.Needs(AttrUID) }
 
 // Needs reports whether some rule has a condition on attr.
-func (p *Policy) Needs(attr Attr) bool {
+func (p *Policy) Needs(attr Attr) bool { return p.anyAttr(func(a Attr) bool { return a == attr }) }
+
+// anyAttr reports whether some rule has a condition on an attribute for which f is true.
+func (p *Policy) anyAttr(f func(Attr) bool) bool {
 	for _, r := range p.Rules {
 		for _, c := range r.Conditions {
-			if c.Attr == attr {
+			if f(c.Attr) {
 				return true
 			}
 		}
 	}
 	return false
+}
+
+// NeedsObject reports whether some rule tests the file (ftype=, sha256=, trusted=, size,
+// mount_writable=): the guard must give Request.Obj, from the event's descriptor.
+func (p *Policy) NeedsObject() bool { return p.anyAttr(Attr.IsObject) }
+
+// ReadsContent reports whether some rule reads a file's content (Attr.ReadsContent): the
+// guard must decide off the goroutine that reads the kernel's events, under its deadline.
+func (p *Policy) ReadsContent() bool { return p.anyAttr(Attr.ReadsContent) }
+
+// RuleUsing returns the first rule with a condition on one of attrs, and that attribute
+// (nil if none has one): for a guard to say which rule it cannot evaluate.
+func (p *Policy) RuleUsing(attrs ...Attr) (*Rule, Attr) {
+	for _, r := range p.Rules {
+		for _, c := range r.Conditions {
+			for _, a := range attrs {
+				if c.Attr == a {
+					return r, a
+				}
+			}
+		}
+	}
+	return nil, 0
 }
 
 // NeedsPreContent reports whether the policy needs a pre-content group: a rule names

@@ -22,8 +22,12 @@ type countingProc struct {
 	groups                     []uint32
 	exe                        string
 	exeUnverified              bool
+	ppid                       int64
+	ancestry                   Ancestry
+	exeTrust                   YesNo
 	err                        error
 	commN, uidN, groupsN, exeN int
+	ppidN, ancN, trustedExeN   int
 }
 
 func newProc(comm string, uid int64) *countingProc {
@@ -60,6 +64,34 @@ func (c *countingProc) Exe() (string, bool, error) {
 		return "", false, c.err
 	}
 	return KnownProcess{ExePath: c.exe, ExeUnverified: c.exeUnverified}.Exe()
+}
+
+func (c *countingProc) known() KnownProcess {
+	return KnownProcess{ParentPID: c.ppid, Ancestry: c.ancestry, ExeTrust: c.exeTrust}
+}
+
+func (c *countingProc) PPid() (int32, error) {
+	c.ppidN++
+	if c.err != nil {
+		return 0, c.err
+	}
+	return c.known().PPid()
+}
+
+func (c *countingProc) Ancestors() (Ancestry, error) {
+	c.ancN++
+	if c.err != nil {
+		return Ancestry{}, c.err
+	}
+	return c.known().Ancestors()
+}
+
+func (c *countingProc) TrustedExe() (bool, error) {
+	c.trustedExeN++
+	if c.err != nil {
+		return false, c.err
+	}
+	return c.known().TrustedExe()
 }
 
 func TestDecide(t *testing.T) {
