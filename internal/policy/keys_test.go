@@ -210,6 +210,9 @@ deny  open /orphans/** ppid!=0,1
 		{"ancestor!= fails below cron", "/only-cron/x", engine.OpenPerm, KnownProcess{Ancestry: chain(true, bash, cron, init)}, engine.Allow, "default", false},
 		{"ancestor!= with the chain cut denies", "/only-cron/x", engine.OpenPerm, KnownProcess{Ancestry: chain(false, bash)}, engine.Deny, "policy.rules:7", true},
 		{"ancestor!= settled before the cut", "/only-cron/x", engine.OpenPerm, KnownProcess{Ancestry: chain(false, cron)}, engine.Allow, "default", false},
+		{"an unreadable ancestor may be sshd", "/ssh/x", engine.OpenPerm, KnownProcess{Ancestry: chain(true, bash, Ancestor{Pid: 1, Unreadable: true})}, engine.Deny, "policy.rules:4", true},
+		{"an unreadable ancestor may not be make", "/make/x", engine.OpenPerm, KnownProcess{Ancestry: chain(true, bash, Ancestor{Pid: 1, Unreadable: true})}, engine.Deny, "policy.rules:6", false},
+		{"make found, another unreadable", "/make/x", engine.OpenPerm, KnownProcess{Ancestry: chain(true, make, Ancestor{Pid: 1, Unreadable: true})}, engine.Allow, "policy.rules:5", false},
 		{"trusted executable", "/run/x", engine.OpenExecPerm, KnownProcess{ExeTrust: Yes}, engine.Allow, "policy.rules:8", false},
 		{"untrusted executable", "/run/x", engine.OpenExecPerm, KnownProcess{ExeTrust: No}, engine.Deny, "policy.rules:9", false},
 		{"executable trust unknown: gone", "/run/x", engine.OpenExecPerm, KnownProcess{}, engine.Deny, "policy.rules:9", false},
@@ -231,9 +234,9 @@ deny  open /orphans/** ppid!=0,1
 	}
 }
 
-// With the ancestry cut, the decision is sound: if it allows, every completion of the chain
-// is allowed by the same policy; so a chain the guard cannot read to its end can never turn a
-// deny into an allow.
+// With the ancestry cut, or an ancestor's executable unreadable, the decision is sound: if it
+// allows, the whole chain it is part of is allowed by the same policy; so a chain the guard
+// cannot read to its end, or in full, can never turn a deny into an allow.
 func TestDecideIncompleteAncestryIsSound(t *testing.T) {
 	exes := []string{"/usr/sbin/sshd", "/usr/bin/bash", "/usr/bin/make", "/usr/sbin/cron", "/tmp/x"}
 	globs := []string{"/usr/sbin/sshd", "**/make", "/usr/sbin/*", "/tmp/**"}
@@ -252,28 +255,31 @@ func TestDecideIncompleteAncestryIsSound(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%v\n%s", err, b.String())
 		}
-		anc := func(label string, n int) []Ancestor {
-			list := []Ancestor{} // not nil: nil is a process that is gone
-			for i := 0; i < n; i++ {
-				list = append(list, Ancestor{Pid: int32(100 + i), Exe: rapid.SampledFrom(exes).Draw(t, label),
-					Verified: rapid.IntRange(0, 4).Draw(t, label+" verified") > 0})
-			}
-			return list
+		// The real chain, all of it readable; then what the guard sees of it: a prefix (cut
+		// when shorter), some executables unreadable.
+		real := []Ancestor{}
+		for i, n := 0, rapid.IntRange(0, 5).Draw(t, "length"); i < n; i++ {
+			real = append(real, Ancestor{Pid: int32(100 + i), Exe: rapid.SampledFrom(exes).Draw(t, "exe"),
+				Verified: rapid.IntRange(0, 4).Draw(t, "verified") > 0})
 		}
-		prefix := anc("prefix", rapid.IntRange(0, 3).Draw(t, "prefix length"))
+		seen := Ancestry{List: []Ancestor{}} // not nil: nil is a process that is gone
+		n := rapid.IntRange(0, len(real)).Draw(t, "seen")
+		seen.Complete = n == len(real) && rapid.Bool().Draw(t, "read to the top")
+		for _, a := range real[:n] {
+			if rapid.IntRange(0, 4).Draw(t, "unreadable") == 0 {
+				a = Ancestor{Pid: a.Pid, Unreadable: true}
+			}
+			seen.List = append(seen.List, a)
+		}
 		uid := int64(rapid.SampledFrom([]int{0, 1000}).Draw(t, "uid"))
-		cut := p.Decide(&Request{Path: "/x/a", Event: engine.OpenPerm, Pid: 5,
-			Proc: KnownProcess{UserID: uid, Ancestry: Ancestry{List: prefix}}})
-		if cut.Verdict != engine.Allow {
+		d := p.Decide(&Request{Path: "/x/a", Event: engine.OpenPerm, Pid: 5, Proc: KnownProcess{UserID: uid, Ancestry: seen}})
+		if d.Verdict != engine.Allow {
 			return
 		}
-		for i := 0; i < 4; i++ {
-			rest := anc(fmt.Sprint("rest ", i), rapid.IntRange(0, 3).Draw(t, "rest length"))
-			full := Ancestry{List: append(append([]Ancestor{}, prefix...), rest...), Complete: true}
-			if d := p.Decide(&Request{Path: "/x/a", Event: engine.OpenPerm, Pid: 5, Proc: KnownProcess{UserID: uid, Ancestry: full}}); d.Verdict != engine.Allow {
-				t.Fatalf("a cut chain %v was allowed (by %s), but its completion %v is denied (by %s) under\n%s",
-					prefix, cut.Source(), full.List, d.Source(), b.String())
-			}
+		whole := Ancestry{List: real, Complete: true}
+		if r := p.Decide(&Request{Path: "/x/a", Event: engine.OpenPerm, Pid: 5, Proc: KnownProcess{UserID: uid, Ancestry: whole}}); r.Verdict != engine.Allow {
+			t.Fatalf("%+v was allowed (by %s), but the chain it is part of, %+v, is denied (by %s) under\n%s",
+				seen, d.Source(), real, r.Source(), b.String())
 		}
 	})
 }

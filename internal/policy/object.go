@@ -147,6 +147,10 @@ type Ancestor struct {
 	Pid      int32
 	Exe      string
 	Verified bool
+	// Unreadable: the executable could not be read (permission denied: a guard without
+	// CAP_SYS_PTRACE, a process an LSM shields). It may be any program: an ancestor= condition
+	// that no other ancestor settles may hold, as with a cut chain.
+	Unreadable bool
 }
 
 // Ancestry is a process's ancestors, its parent first.
@@ -305,7 +309,7 @@ func ancestryString(a Ancestry) string {
 		if i > 0 {
 			b.WriteByte(' ')
 		}
-		b.WriteString(exeString(x.Exe, x.Verified))
+		b.WriteString(exeString(x.Exe, x.Verified || x.Unreadable))
 		fmt.Fprintf(&b, "[%d]", x.Pid)
 	}
 	if !a.Complete {
@@ -321,6 +325,8 @@ func ancestryString(a Ancestry) string {
 
 func exeString(exe string, verified bool) string {
 	switch {
+	case exe == "" && verified:
+		return "(unreadable)"
 	case exe == "":
 		return "(none)"
 	case !verified:

@@ -499,13 +499,16 @@ func (c *Condition) test(a *attrs) (in, settled bool, err error) {
 	case AttrPPID:
 		return containsNum(c.nums, uint32(a.ppidVal)), true, nil
 	case AttrAncestor:
+		settled = a.ancVal.Complete
 		for i := range a.ancVal.List {
-			if x := &a.ancVal.List[i]; x.Verified && matchesAny(c.globs, x.Exe) {
+			x := &a.ancVal.List[i]
+			if x.Verified && matchesAny(c.globs, x.Exe) {
 				return true, true, nil
 			}
+			settled = settled && !x.Unreadable
 		}
-		// No ancestor read matches: settled only if every ancestor was read.
-		return false, a.ancVal.Complete, nil
+		// No ancestor matches: settled only if every ancestor, and its executable, was read.
+		return false, settled, nil
 	case AttrTrustedExe:
 		return a.trustedExeVal == c.yes, true, nil
 	case AttrFtype:
