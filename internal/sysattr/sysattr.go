@@ -1,0 +1,357 @@
+//go:build linux
+
+// Package sysattr gives a guard policy (internal/policy) the attributes of the running
+// system: a process's from /proc, through backend's readers (Process), and a file's from an
+// open descriptor, through internal/trust's Verifier and internal/ftype (Object). A guard
+// builds one Process and one Object per decision; `fsnotifyd policy explain` builds them for
+// a live process and a file it opens.
+//
+// Each attribute is read on first use, while the process waits, and remembered for the rest
+// of the decision (policy.Decide asks each at most once; an audit line shows what it read).
+// A Process or Object serves one decision at a time: it takes no lock and must not be used
+// from two goroutines at once; what it remembers may be read after Decide returns, on the
+// same goroutine or after a synchronizing hand-off.
+//
+// # No self-deadlock
+//
+// Nothing here opens a path that an untrusted user chose. Process reads /proc (which takes
+// no fanotify permission marks) and, for trusted_exe=, opens /proc/PID/exe only when the
+// executable is verified and its path is listed in the trust database: a file the package
+// manager or root put there. That open, and every read of a descriptor, is made by the
+// guard's own process, which the backend exempts from its own decisions. Object reads only
+// the descriptor it is given (pread, fstat, fstatfs, name_to_handle_at): it never moves the
+// descriptor's offset, which the accessing process may share. Hashing stops at the context's
+// deadline (the guard's); the file's head for ftype= is at most ftype.MaxRead bytes.
+//
+// The package starts no goroutine and takes no lock.
+package sysattr
+
+import (
+	"cmp"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"syscall"
+
+	"github.com/fsnotifyd/fsnotifyd/backend"
+	"github.com/fsnotifyd/fsnotifyd/internal/format"
+	"github.com/fsnotifyd/fsnotifyd/internal/ftype"
+	"github.com/fsnotifyd/fsnotifyd/internal/policy"
+	"github.com/fsnotifyd/fsnotifyd/internal/sys"
+	"github.com/fsnotifyd/fsnotifyd/internal/trust"
+)
+
+// Trust is what trusted= and trusted_exe= verify against: the trust database a decision pinned
+// (a guard loads its DB pointer once per decision, so a reload in the middle cannot mix two),
+// and the guard's one Verifier, whose hash cache serves every decision and every DB.
+type Trust struct {
+	// DB is the trust database; nil trusts nothing (every file is not-listed).
+	DB *trust.DB
+	// Verifier hashes and remembers digests; nil uses a Verifier of this Process or Object's
+	// own, with no cache to speak of (policy explain).
+	Verifier *trust.Verifier
+}
+
+func (t *Trust) verifier() *trust.Verifier {
+	if t.Verifier == nil {
+		t.Verifier = trust.NewVerifier(trust.VerifierConfig{CacheEntries: 1})
+	}
+	return t.Verifier
+}
+
+// verify verifies the file open as fd, which the kernel reported at path. A deadline is the
+// only error (the guard's on-timeout verdict): any other failure to verify is untrusted, as
+// policy.Object.Trusted says, and is kept in the Result's error for the audit line.
+func (t *Trust) verify(ctx context.Context, path string, fd int) (trusted bool, res trust.Result, why, err error) {
+	if t.DB == nil {
+		return false, trust.Result{Status: trust.NotListed}, nil, nil
+	}
+	res, why = t.verifier().Verify(ctx, t.DB, path, fd)
+	if why != nil && (errors.Is(why, context.DeadlineExceeded) || errors.Is(why, context.Canceled)) {
+		return false, res, why, why
+	}
+	return res.Trusted(), res, why, nil
+}
+
+func orBackground(ctx context.Context) context.Context {
+	if ctx == nil {
+		return context.Background()
+	}
+	return ctx
+}
+
+// Process is a policy.Process for the process Pid, read from /proc (backend's readers).
+type Process struct {
+	Pid int32
+	// Ctx bounds TrustedExe's hashing: the guard's deadline. nil: no bound.
+	Ctx context.Context
+	// Trust is what TrustedExe verifies against.
+	Trust Trust
+
+	done              uint16 // attributes read (bits: 1 << policy.Attr)
+	comm              string
+	uid               uint32
+	groups            []uint32
+	exe               string
+	exeVerified       bool
+	ppid              int32
+	ancestry          policy.Ancestry
+	exeTrusted        bool
+	exeTrust          trust.Result
+	exeTrustWhy       error // why the executable could not be verified (it is then untrusted)
+	commErr, uidErr   error
+	groupsErr, exeErr error
+	ppidErr, ancErr   error
+	exeTrustErr       error // TrustedExe's error: a deadline, or reading Exe failed
+}
+
+var _ policy.Process = (*Process)(nil)
+
+// once runs read the first time attr is asked for.
+func (p *Process) once(attr policy.Attr, read func()) {
+	if bit := uint16(1) << attr; p.done&bit == 0 {
+		p.done |= bit
+		read()
+	}
+}
+
+// Read reports whether attr was read (for an audit line: what a decision looked at).
+func (p *Process) Read(attr policy.Attr) bool { return p.done&(uint16(1)<<attr) != 0 }
+
+func (p *Process) Comm() (string, error) {
+	p.once(policy.AttrComm, func() { p.comm, p.commErr = backend.ReadProcessComm(p.Pid) })
+	return p.comm, p.commErr
+}
+
+func (p *Process) UID() (uint32, error) {
+	p.once(policy.AttrUID, func() { p.uid, p.uidErr = backend.ReadProcessEUID(p.Pid) })
+	return p.uid, p.uidErr
+}
+
+func (p *Process) Groups() ([]uint32, error) {
+	p.once(policy.AttrGID, func() { p.groups, p.groupsErr = backend.ReadProcessGroups(p.Pid) })
+	return p.groups, p.groupsErr
+}
+
+func (p *Process) Exe() (string, bool, error) {
+	p.once(policy.AttrExe, func() { p.exe, p.exeVerified, p.exeErr = backend.ReadProcessExe(p.Pid) })
+	return p.exe, p.exeVerified, p.exeErr
+}
+
+func (p *Process) PPid() (int32, error) {
+	p.once(policy.AttrPPID, func() { p.ppid, p.ppidErr = backend.ReadProcessPPid(p.Pid) })
+	return p.ppid, p.ppidErr
+}
+
+// Ancestors reads at most policy.MaxAncestors ancestors (backend.ReadProcessAncestry).
+func (p *Process) Ancestors() (policy.Ancestry, error) {
+	p.once(policy.AttrAncestor, func() {
+		list, complete, err := backend.ReadProcessAncestry(p.Pid, policy.MaxAncestors)
+		if err != nil {
+			p.ancErr = err
+			return
+		}
+		p.ancestry = policy.Ancestry{List: make([]policy.Ancestor, len(list)), Complete: complete}
+		for i, a := range list {
+			p.ancestry.List[i] = policy.Ancestor{Pid: a.Pid, Exe: a.Exe, Verified: a.Verified, Unreadable: a.Unreadable}
+		}
+	})
+	return p.ancestry, p.ancErr
+}
+
+// TrustedExe verifies the file the process runs against the trust database: by the verified
+// path of its executable (Exe), and the content of that very file, read through
+// /proc/PID/exe. An executable that is not verified (deleted, replaced, from another mount
+// namespace) or not listed is untrusted, and nothing is opened.
+func (p *Process) TrustedExe() (bool, error) {
+	p.once(policy.AttrTrustedExe, func() { p.exeTrusted, p.exeTrustErr = p.trustedExe() })
+	return p.exeTrusted, p.exeTrustErr
+}
+
+func (p *Process) trustedExe() (bool, error) {
+	exe, verified, err := p.Exe()
+	if err != nil {
+		return false, err
+	}
+	p.exeTrust = trust.Result{Status: trust.NotListed}
+	if !verified || p.Trust.DB == nil {
+		return false, nil
+	}
+	var buf [4]trust.Entry
+	if len(p.Trust.DB.Lookup(exe, buf[:0])) == 0 {
+		return false, nil // not listed: nothing to open
+	}
+	// The file the process runs, whatever its path leads to now; the path must still lead
+	// to it for the entries of that path to apply.
+	fd, err := sys.Open("/proc/"+strconv.Itoa(int(p.Pid))+"/exe", sys.O_RDONLY|sys.O_NONBLOCK, 0)
+	if err != nil {
+		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ESRCH) {
+			return false, fmt.Errorf("process %d: %w", p.Pid, os.ErrProcessDone)
+		}
+		return false, err
+	}
+	defer sys.Close(fd)
+	if same, err := sameFile(fd, exe); err != nil || !same {
+		p.exeTrust = trust.Result{Status: trust.Unverifiable}
+		p.exeTrustWhy = errors.New("the executable's path no longer leads to it")
+		return false, nil
+	}
+	trusted, res, why, err := p.Trust.verify(orBackground(p.Ctx), exe, fd)
+	p.exeTrust, p.exeTrustWhy = res, why
+	return trusted, err
+}
+
+// sameFile reports whether path leads, through the lookup caches only (never asking the
+// filesystem, as backend.ReadProcessExe verifies), to the file open as fd.
+func sameFile(fd int, path string) (bool, error) {
+	st, err := sys.Fstat(fd)
+	if err != nil {
+		return false, err
+	}
+	pfd, err := sys.Openat2(sys.AT_FDCWD, path, sys.O_PATH, 0, sys.RESOLVE_CACHED)
+	if err != nil {
+		return false, nil
+	}
+	defer sys.Close(pfd)
+	at, err := sys.Statx(pfd, "", sys.AT_EMPTY_PATH|sys.AT_STATX_DONT_SYNC)
+	return err == nil && at.Dev == st.Dev && at.Ino == st.Ino, nil
+}
+
+// ExeTrust returns the verification of the executable, if TrustedExe ran: for the audit line.
+func (p *Process) ExeTrust() (*format.AuditTrust, bool) {
+	if !p.Read(policy.AttrTrustedExe) || p.exeErr != nil {
+		return nil, false
+	}
+	return format.NewAuditTrust(p.exeTrust, cmp.Or(p.exeTrustErr, p.exeTrustWhy)), true
+}
+
+// Object is a policy.Object for the file open as Fd (the event's descriptor; Object never
+// closes it), which the kernel reported at Path ("" if unknown: then no trust entry applies).
+type Object struct {
+	Fd   int
+	Path string
+	// Ctx bounds hashing: the guard's deadline. nil: no bound.
+	Ctx context.Context
+	// Trust is what Trusted verifies against.
+	Trust Trust
+
+	done     uint16
+	st       sys.Stat
+	stErr    error
+	typ      ftype.Type
+	typErr   error
+	sum      [32]byte
+	sumErr   error
+	trusted  bool
+	trust    trust.Result
+	trustWhy error // why the file could not be verified (it is then untrusted)
+	trustErr error // a deadline
+	writable bool
+	mountErr error
+}
+
+var _ policy.Object = (*Object)(nil)
+
+func (o *Object) once(attr policy.Attr, read func()) {
+	if bit := uint16(1) << attr; o.done&bit == 0 {
+		o.done |= bit
+		read()
+	}
+}
+
+// Read reports whether attr was read.
+func (o *Object) Read(attr policy.Attr) bool { return o.done&(uint16(1)<<attr) != 0 }
+
+// stat is the file's fstat, once (bit 0 is no Attr's).
+func (o *Object) stat() (sys.Stat, error) {
+	if o.done&1 == 0 {
+		o.done |= 1
+		o.st, o.stErr = sys.Fstat(o.Fd)
+	}
+	return o.st, o.stErr
+}
+
+// regular returns nil for a regular file, policy.ErrNoValue for anything else.
+func (o *Object) regular() error {
+	st, err := o.stat()
+	if err != nil {
+		return err
+	}
+	if st.Mode&sys.S_IFMT != sys.S_IFREG {
+		return policy.ErrNoValue
+	}
+	return nil
+}
+
+func (o *Object) FileType() (ftype.Type, error) {
+	o.once(policy.AttrFtype, func() {
+		if o.typErr = o.regular(); o.typErr == nil {
+			o.typ, o.typErr = ftype.FromFd(o.Fd)
+		}
+	})
+	return o.typ, o.typErr
+}
+
+func (o *Object) SHA256() ([32]byte, error) {
+	o.once(policy.AttrSHA256, func() {
+		if o.sumErr = o.regular(); o.sumErr == nil {
+			var s trust.Sums
+			s, o.sumErr = o.Trust.verifier().Sums(orBackground(o.Ctx), o.Fd, trust.SHA256)
+			o.sum = s.SHA256
+		}
+	})
+	return o.sum, o.sumErr
+}
+
+func (o *Object) Trusted() (bool, error) {
+	o.once(policy.AttrTrusted, func() {
+		o.trusted, o.trust, o.trustWhy, o.trustErr = o.Trust.verify(orBackground(o.Ctx), o.Path, o.Fd)
+	})
+	return o.trusted, o.trustErr
+}
+
+func (o *Object) Size() (uint64, error) {
+	if err := o.regular(); err != nil {
+		return 0, err
+	}
+	o.done |= uint16(1) << policy.AttrSize
+	return o.st.Size, nil
+}
+
+// MountWritable is from fstatfs(2) of the descriptor: the flags of the mount it was opened
+// through, with its filesystem's.
+func (o *Object) MountWritable() (bool, error) {
+	o.once(policy.AttrMountWritable, func() {
+		var fs sys.FsStat
+		fs, o.mountErr = sys.Fstatfs(o.Fd)
+		o.writable = o.mountErr == nil && fs.Flags&sys.ST_RDONLY == 0
+	})
+	return o.writable, o.mountErr
+}
+
+// Audit returns the audit line's fields for what was read of the file and of p's executable
+// (p may be nil).
+func (o *Object) Audit(p *Process) format.AuditAttrs {
+	var a format.AuditAttrs
+	if o != nil {
+		if o.Read(policy.AttrFtype) && o.typErr == nil {
+			a.FileType = o.typ.String()
+		}
+		switch {
+		case o.Read(policy.AttrSHA256) && o.sumErr == nil:
+			a.SHA256 = hex.EncodeToString(o.sum[:])
+		case o.trust.Sums.Have&trust.SHA256 != 0:
+			a.SHA256 = hex.EncodeToString(o.trust.Sums.SHA256[:])
+		}
+		if o.Read(policy.AttrTrusted) {
+			a.Trust = format.NewAuditTrust(o.trust, cmp.Or(o.trustErr, o.trustWhy))
+		}
+	}
+	if p != nil {
+		a.ExeTrust, _ = p.ExeTrust()
+	}
+	return a
+}
