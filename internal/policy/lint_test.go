@@ -1,9 +1,13 @@
 package policy
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/fsnotifyd/fsnotifyd/engine"
+	"pgregory.net/rapid"
 )
 
 func TestLintCommOnlyAllow(t *testing.T) {
@@ -116,4 +120,110 @@ func TestDocExamplesLintQuiet(t *testing.T) {
 			}
 		}
 	}
+}
+
+func TestLintUnreachableAndNever(t *testing.T) {
+	tests := []struct {
+		name  string
+		rules string
+		want  []string // "source kind"
+	}{
+		{"after a catch-all", "deny **\nallow /srv/** uid=0\n", []string{"policy.rules:2 unreachable"}},
+		{"after **/*: / itself is still reachable", "allow **/*\ndeny /\ndeny /x\n", []string{"policy.rules:3 unreachable"}},
+		{"the same rule twice", "deny open /a/*.key\ndeny open /a/*.key\n", []string{"policy.rules:2 unreachable"}},
+		{"below a denied tree", "deny /srv/**\nallow /srv/public/*\n", []string{"policy.rules:2 unreachable"}},
+		{"an allow of a tree passes unknown paths on", "allow /srv/**\ndeny /srv/a/*\n", nil},
+		{"not the tree itself", "deny /srv/**\nallow /srv\n", nil},
+		{"a wildcard below the tree", "deny /srv/**\nallow /srv/*/x/**\n", []string{"policy.rules:2 unreachable"}},
+		{"events cover", "deny * /x/**\nallow exec /x/**\n", []string{"policy.rules:2 unreachable"}},
+		{"events do not cover", "deny exec /x/**\nallow /x/**\n", nil},
+		{"conditions of the first are some of the second's", "deny /x uid=0\ndeny /x uid=0 comm=a\n", []string{"policy.rules:2 unreachable"}},
+		{"a condition the second lacks", "deny /x uid=0 comm=a\ndeny /x uid=0\n", nil},
+		{"an allow on ancestor= passes over what it cannot settle", "allow ** ancestor=/usr/bin/make\ndeny ** ancestor=/usr/bin/make\n", nil},
+		{"a deny on ancestor= decides it", "deny ** ancestor=/usr/bin/make\ndeny ** ancestor=/usr/bin/make uid=0\n", []string{"policy.rules:2 unreachable"}},
+		{"default after a catch-all", "default deny\nallow **\n", []string{"policy.rules:1 unreachable"}},
+		{"default after a catch-all for some events only", "default deny\nallow exec **\n", nil},
+		{"implicit default after a catch-all: quiet", "allow **\n", nil},
+		{"sizes that cannot both hold", "deny /x size>10 size<5\n", []string{"policy.rules:1 never-matches"}},
+		{"no integer between", "deny /x size>10 size<12\ndeny /y size>10 size<11\n", []string{"policy.rules:2 never-matches"}},
+		{"empty files have no bytes", "deny /x ftype=empty size>0\n", []string{"policy.rules:1 never-matches"}},
+		{"a file of 0 bytes is empty", "deny /x ftype=elf-* size<1\n", []string{"policy.rules:1 never-matches"}},
+		{"empty or text may be small", "deny /x ftype=empty,text size<1\ndeny /y ftype=script:* size<2\n", nil},
+		{"ftype!= is not checked", "deny /x ftype!=empty size<1\n", nil},
+		{"ppid=1 grants to every orphan", "default deny\nallow open /srv/** ppid=1\n", []string{"policy.rules:2 forgeable"}},
+		{"ppid of a daemon is not forgeable", "default deny\nallow open /srv/** ppid=812\n", nil},
+		{"trusted_exe=no grants to anyone", "default deny\nallow open /srv/** trusted_exe=no\n", []string{"policy.rules:2 forgeable"}},
+		{"trusted_exe=yes says who", "default deny\nallow open /srv/** trusted_exe=yes comm=x\n", nil},
+		{"ancestor!= grants to anyone elsewhere", "default deny\nallow open /srv/** ancestor!=/usr/sbin/sshd\n", []string{"policy.rules:2 forgeable"}},
+		{"file tests say what, not who", "default deny\nallow exec ** comm=make trusted=yes\n", []string{"policy.rules:2 forgeable"}},
+		{"file tests alone grant to all by design", "default deny\nallow exec ** trusted=yes\n", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			for _, w := range mustParse(t, tt.rules).Lint(false) {
+				got = append(got, w.Source()+" "+w.Kind)
+				if !strings.HasPrefix(w.String(), w.Source()+": ") || w.Msg == "" {
+					t.Errorf("warning %q", w)
+				}
+			}
+			if strings.Join(got, ", ") != strings.Join(tt.want, ", ") {
+				t.Errorf("warned %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestLintWeakDeny(t *testing.T) {
+	p := mustParse(t, "deny open /srv/** comm=bash\ndeny open /x ppid!=1\ndeny open /y comm=bash uid=5\ndeny open /z\n")
+	if ws := p.Lint(false); len(ws) != 0 {
+		t.Errorf("a guard warns about weak denies: %v", ws)
+	}
+	var got []string
+	for _, w := range p.LintWith(LintOptions{Weak: true}) {
+		got = append(got, w.Source()+" "+w.Kind)
+	}
+	if strings.Join(got, ", ") != "policy.rules:1 weak-deny, policy.rules:2 weak-deny" {
+		t.Errorf("weak: %v", got)
+	}
+	if w := (Warning{Msg: "m"}); w.String() != "default: m" {
+		t.Errorf("%q", w)
+	}
+}
+
+// A rule Lint calls unreachable never decides: whatever the request (known or unknown path,
+// any process, the ancestry cut or not), the earlier rule, or one before it, decides first.
+func TestLintUnreachableIsNeverDeciding(t *testing.T) {
+	globs := []string{"**", "/**", "**/*", "/srv/**", "/srv/*/x", "/srv/a/**", "/", "/srv", "/srv/a/b", "**/*.key"}
+	conds := []string{"", "uid=0", "uid=0 comm=a", "ancestor=/usr/bin/make", "ancestor=/usr/bin/make uid=0"}
+	paths := []string{"/", "/srv", "/srv/a", "/srv/a/x", "/srv/a/b", "/srv/b/x", "/x.key", ""}
+	procs := []Process{
+		KnownProcess{Name: "a", UserID: 0, Ancestry: Ancestry{List: []Ancestor{{Exe: "/usr/bin/make", Verified: true}}, Complete: true}},
+		KnownProcess{Name: "a", UserID: 0, Ancestry: Ancestry{List: []Ancestor{}}},
+		KnownProcess{Name: "b", UserID: 5, Ancestry: Ancestry{List: []Ancestor{}, Complete: true}},
+	}
+	rapid.Check(t, func(t *rapid.T) {
+		rule := func(label string) string {
+			return fmt.Sprintf("%s %s %s %s\n", rapid.SampledFrom([]string{"allow", "deny"}).Draw(t, label+" verdict"),
+				rapid.SampledFrom([]string{"*", "open", "exec", "open,exec"}).Draw(t, label+" events"),
+				rapid.SampledFrom(globs).Draw(t, label+" glob"), rapid.SampledFrom(conds).Draw(t, label+" cond"))
+		}
+		text := rule("first") + rule("second")
+		p, err := Parse("p", strings.NewReader(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !p.Rules[0].covers(p.Rules[1]) {
+			return
+		}
+		for _, path := range paths {
+			for _, proc := range procs {
+				for _, ev := range []engine.Mask{engine.OpenPerm, engine.OpenExecPerm} {
+					if d := p.Decide(&Request{Path: path, PathUnknown: path == "", Event: ev, Pid: 3, Proc: proc}); d.Rule == p.Rules[1] {
+						t.Fatalf("the second rule decides %s %q for %v, though the first covers it:\n%s", ev, path, proc, text)
+					}
+				}
+			}
+		}
+	})
 }
