@@ -164,6 +164,9 @@ func runGuard(args []string) int {
 			return fail("guard", fmt.Errorf("--policy: %w", err))
 		}
 	}
+	if err := refuseUnwiredKeys(pol); err != nil {
+		return fail("guard", err)
+	}
 	pol.CacheAllows = pol.CacheAllows || cache
 	for _, w := range pol.Lint(execCmd != "") {
 		fmt.Fprintf(os.Stderr, "fsnotifyd guard: warning: %s\n", w)

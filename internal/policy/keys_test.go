@@ -475,3 +475,26 @@ allow open ** ancestor=**/make ppid!=1 trusted_exe=yes
 		t.Fatalf("Decide allocates %v times per run", allocs)
 	}
 }
+
+func TestParseSizeAndFileType(t *testing.T) {
+	for s, want := range map[string]uint64{"0": 0, "10": 10, "1K": 1024, "2M": 2 << 20, "3G": 3 << 30, "1T": 1 << 40} {
+		if n, err := ParseSize(s); err != nil || n != want {
+			t.Errorf("ParseSize(%q) = %d, %v", s, n, err)
+		}
+	}
+	for _, s := range []string{"", "k", "1k", "1.5M", "-1", "99999999999999999999"} {
+		if _, err := ParseSize(s); err == nil {
+			t.Errorf("ParseSize(%q) accepted", s)
+		}
+	}
+	for _, s := range []string{"elf-executable", "elf-shared-object", "elf-other", "script", "script:python3", "text", "empty", "data"} {
+		if typ, err := ParseFileType(s); err != nil || typ.String() != s {
+			t.Errorf("ParseFileType(%q) = %v, %v", s, typ, err)
+		}
+	}
+	for _, s := range []string{"elf", "script:", "script:a b", "script:/bin/sh", "elf-*", ""} {
+		if _, err := ParseFileType(s); err == nil {
+			t.Errorf("ParseFileType(%q) accepted", s)
+		}
+	}
+}

@@ -337,3 +337,28 @@ func exeString(exe string, verified bool) string {
 
 // isGone reports whether err is os.ErrProcessDone.
 func isGone(err error) bool { return errors.Is(err, os.ErrProcessDone) }
+
+// ParseSize reads a size as size> and size< write it: a number of bytes, with an optional
+// suffix K, M, G or T (powers of 1024).
+func ParseSize(s string) (uint64, error) {
+	n, _, msg := parseSize(s)
+	if msg != "" {
+		return 0, errors.New(msg)
+	}
+	return n, nil
+}
+
+// ParseFileType reads one file type as ftype= names it (a type, not a pattern):
+// "elf-executable", "script:python3", or "script" for a script whose #! line names no
+// interpreter.
+func ParseFileType(s string) (ftype.Type, error) {
+	if interp, ok := strings.CutPrefix(s, scriptPrefix); ok && interp != "" && !strings.ContainsAny(interp, "/ \t") {
+		return ftype.Type{Kind: ftype.Script, Interp: interp}, nil
+	}
+	for _, k := range ftype.Kinds() {
+		if k.String() == s {
+			return ftype.Type{Kind: k}, nil
+		}
+	}
+	return ftype.Type{}, fmt.Errorf("unknown file type %q (types: %s)", s, typeList())
+}

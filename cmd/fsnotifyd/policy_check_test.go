@@ -1,0 +1,190 @@
+//go:build linux
+
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestPolicyCheck runs "policy check" on rules files and compares its whole stdout, and the
+// exit status: errors exit 1, warnings 0 (1 with --strict), an unreadable file 2.
+func TestPolicyCheck(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		name   string
+		rules  string
+		args   []string
+		want   []string // stdout lines, FILE replaced by the file's path
+		status int
+	}{
+		{name: "clean", rules: "default deny\nallow exec /usr/** trusted=yes\nallow open /etc/** uid=0\n",
+			want: []string{"FILE: note: FILE:2: trusted conditions are not evaluated by fsnotifyd guard yet (they come with its trust database); fsnotifyd policy check and fsnotifyd policy explain evaluate them"}, status: 0},
+		{name: "syntax error", rules: "allow open /srv/** colour=red\n",
+			want: []string{`FILE:1:20: error: unknown condition "colour" (want pid=, uid=, gid=, comm=, exe=, ppid=, ancestor=, trusted_exe=, ftype=, sha256=, trusted=, size>, size<, mount_writable=, errno=, or cache)`}, status: 1},
+		{name: "comm grants", rules: "default deny\nallow open /etc/** comm=bash\n",
+			want: []string{"FILE:2: warning: this allow rule tells who may access by comm=bash alone, and any process can set its own name (prctl PR_SET_NAME, or a copy of a program under another name): it grants the access to every process; add exe=, uid= or gid= [forgeable]"},
+			status: 0},
+		{name: "after a catch-all", rules: "allow open **\ndeny open /tmp/**\n",
+			want: []string{"FILE:2: warning: this rule never decides: FILE:1 (allow open **) comes first and decides every access it could [unreachable]"},
+			status: 0},
+		{name: "never matches", rules: "deny open /srv/** size>10 size<5\n",
+			want: []string{"FILE:1: warning: this rule never matches: no size is both more than 10 and less than 5 bytes [never-matches]",
+				"FILE: note: FILE:1: size conditions are not evaluated by fsnotifyd guard yet (they come with its trust database); fsnotifyd policy check and fsnotifyd policy explain evaluate them"},
+			status: 0},
+		{name: "strict", rules: "allow open **\ndeny open /tmp/**\n", args: []string{"--strict"},
+			want: []string{"FILE:2: warning: this rule never decides: FILE:1 (allow open **) comes first and decides every access it could [unreachable]"},
+			status: 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			file := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "-")+".rules")
+			if err := os.WriteFile(file, []byte(tt.rules), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out, errOut, st := fsn(t, append(append([]string{"policy", "check"}, tt.args...), file)...)
+			var got []string
+			for _, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+				if l != "" {
+					got = append(got, strings.ReplaceAll(l, file, "FILE"))
+				}
+			}
+			if st != tt.status || strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Fatalf("exit %d (want %d)\n%s\nwant\n%s\nstderr: %s", st, tt.status, strings.Join(got, "\n"), strings.Join(tt.want, "\n"), errOut)
+			}
+			if !strings.Contains(errOut, file+": ") {
+				t.Errorf("no summary on stderr: %q", errOut)
+			}
+		})
+	}
+	// Usage errors and unreadable files: 2, naming what is wrong.
+	for _, args := range [][]string{{"policy", "check"}, {"policy", "check", filepath.Join(dir, "missing.rules")}} {
+		_, errOut, st := fsn(t, args...)
+		if st != 2 || errOut == "" {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and a reason", args, st, errOut)
+		}
+	}
+}
+
+// TestPolicyExplain runs "policy explain" on described and real processes and files and checks
+// each rule's lines and the decision, and the exit status (0 allowed, 1 denied, 2 cannot say).
+func TestPolicyExplain(t *testing.T) {
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "explain.rules")
+	writeFile(t, rules, `default deny
+deny exec /tmp/** comm=evil
+allow exec ** ftype=elf-executable exe=/usr/bin/bash uid=1000
+allow open /srv/** size<100
+allow open ** uid=0
+`)
+	script := filepath.Join(dir, "x.sh")
+	writeFile(t, script, "#!/bin/sh\necho hi\n")
+	small := filepath.Join(dir, "small")
+	writeFile(t, small, "tiny")
+	trueBin, err := exec.LookPath("true")
+	if err != nil {
+		t.Skip("no true(1)")
+	}
+	trueBin, _ = filepath.EvalSymlinks(trueBin)
+	bash, _ := filepath.EvalSymlinks("/usr/bin/bash")
+	for _, tt := range []struct {
+		name   string
+		args   []string
+		want   []string // lines (or fragments of a line, in order) the output must contain
+		status int
+	}{
+		{name: "exec allowed by type and exe",
+			args: []string{"--event", "exec", "--path", trueBin, "--exe", "/usr/bin/bash", "--uid", "1000", "--gid", "1000", "--comm", "bash"},
+			want: []string{"request  exec of " + trueBin,
+				rules + ":3  allow exec ** ftype=elf-executable exe=/usr/bin/bash uid=1000",
+				"ftype=elf-executable  ftype is elf-executable", "holds",
+				"exe=/usr/bin/bash", "exe is " + bash, "holds",
+				"→ decides",
+				"decision allow by " + rules + ":3"},
+			status: 0},
+		{name: "script is not an elf executable",
+			args: []string{"--event", "exec", "--path", script, "--exe", "/usr/bin/bash", "--uid", "1000", "--gid", "1000", "--comm", "bash"},
+			want: []string{"ftype is script:sh", "fails", "→ no match",
+				rules + ":4  allow open /srv/** size<100", "events  exec is not one of its events  no match",
+				"decision deny by default"},
+			status: 1},
+		{name: "open by root",
+			args: []string{"--path", small, "--uid", "0"},
+			want: []string{rules + ":2  deny exec /tmp/** comm=evil", "events  open is not one of its events  no match",
+				"path  " + small + " does not match /srv/**  no match",
+				"uid=0", "uid is 0", "holds", "decision allow by " + rules + ":5"},
+			status: 0},
+		{name: "missing attribute names its flag",
+			args: []string{"--path", small},
+			want: []string{"decision none:", "give --uid"},
+			status: 2},
+		{name: "size overridden",
+			args: []string{"--path", "/srv/www/new.html", "--size", "50", "--uid", "33"},
+			want: []string{"file     /srv/www/new.html (", "size<100", "size is 50", "holds", "decision allow by " + rules + ":4"},
+			status: 0},
+		{name: "a live process",
+			args: []string{"--path", small, "--pid", fmt.Sprint(os.Getpid())},
+			want: []string{fmt.Sprintf("process  %d (read from /proc)", os.Getpid()), "uid=0", fmt.Sprintf("uid is %d", os.Geteuid())},
+			status: map[bool]int{true: 0, false: 1}[os.Geteuid() == 0]},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			out, errOut, st := fsn(t, append([]string{"policy", "explain", rules}, tt.args...)...)
+			rest := out
+			for _, w := range tt.want {
+				i := strings.Index(rest, w)
+				if i < 0 {
+					t.Fatalf("no %q (in order) in\n%s\nstderr: %s", w, out, errOut)
+				}
+				rest = rest[i+len(w):]
+			}
+			if st != tt.status {
+				t.Fatalf("exit %d, want %d\n%s\nstderr: %s", st, tt.status, out, errOut)
+			}
+		})
+	}
+	// Usage errors: 2, with the flag named.
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{rules}, "--path"},
+		{[]string{rules, "--path", small, "--event", "open,exec"}, "--event"},
+		{[]string{rules, "--path", small, "--pid", "1", "--uid", "0"}, "--uid"},
+		{[]string{rules, "--path", small, "--uid", "x"}, "--uid"},
+	} {
+		_, errOut, st := fsn(t, append([]string{"policy", "explain"}, tt.args...)...)
+		if st != 2 || !strings.Contains(errOut, tt.want) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 naming %s", tt.args, st, errOut, tt.want)
+		}
+	}
+}
+
+// TestPolicyExplainTrust explains a trusted= rule against a trust file: the file as listed is
+// trusted (and the source and digest are printed), a modified copy is not.
+func TestPolicyExplainTrust(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tool := filepath.Join(dir, "tool")
+	writeFile(t, tool, "tool v1")
+	tf := filepath.Join(dir, "local.trust")
+	if _, errOut, st := fsn(t, "trust", "add", "--file", tf, tool); st != 0 {
+		t.Fatalf("trust add: %d %s", st, errOut)
+	}
+	rules := filepath.Join(dir, "trust.rules")
+	writeFile(t, rules, "default deny\nallow exec ** trusted=yes\n")
+	args := []string{"policy", "explain", rules, "--event", "exec", "--path", tool, "--trust", tf, "--no-package-trust"}
+	out, errOut, st := fsn(t, args...)
+	if st != 0 || !strings.Contains(out, "trusted is yes") || !strings.Contains(out, "trust    file trusted source="+tf+":1 digest=sha256:"+sha("tool v1")) {
+		t.Fatalf("trusted: exit %d\n%s\nstderr: %s", st, out, errOut)
+	}
+	writeFile(t, tool, "tool v2")
+	out, errOut, st = fsn(t, args...)
+	if st != 1 || !strings.Contains(out, "trusted is no") || !strings.Contains(out, "trust    file modified source="+tf+":1 digest=sha256:"+sha("tool v2")+" want=sha256:"+sha("tool v1")) {
+		t.Fatalf("modified: exit %d\n%s\nstderr: %s", st, out, errOut)
+	}
+}
