@@ -472,7 +472,9 @@ type givenProcess struct {
 	tr        sysattr.Trust
 }
 
-func notGiven(flag string) error { return fmt.Errorf("%w: give %s (or --pid)", policy.ErrUnknown, flag) }
+func notGiven(flag string) error {
+	return fmt.Errorf("%w: give %s (or --pid)", policy.ErrUnknown, flag)
+}
 
 func (p *givenProcess) Comm() (string, error) {
 	if p.comm == nil {
