@@ -148,7 +148,7 @@ func TestGuardWarnsThatCommIsForgeable(t *testing.T) {
 	rules := filepath.Join(t.TempDir(), "rules")
 	os.WriteFile(rules, []byte("default deny\nallow open "+dir+"/** comm=backup\nallow open "+dir+"/** comm=cat uid=0\n"), 0o644)
 	p := start(t, "guard", "--policy", rules, dir)
-	if !strings.Contains(p.errText(), "warning: "+rules+":2: this allow rule tells who may access by comm= alone") ||
+	if !strings.Contains(p.errText(), "warning: "+rules+":2: this allow rule tells who may access by comm=backup alone") ||
 		strings.Contains(p.errText(), rules+":3") {
 		t.Errorf("stderr:\n%s\nwant a warning about line 2 only", p.errText())
 	}

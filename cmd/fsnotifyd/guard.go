@@ -4,6 +4,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,13 +15,17 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/fsnotifyd/fsnotifyd/backend"
 	"github.com/fsnotifyd/fsnotifyd/engine"
 	"github.com/fsnotifyd/fsnotifyd/fsevent"
 	"github.com/fsnotifyd/fsnotifyd/internal/policy"
+	"github.com/fsnotifyd/fsnotifyd/internal/sysattr"
+	"github.com/fsnotifyd/fsnotifyd/internal/trust"
 	"github.com/fsnotifyd/fsnotifyd/notify"
 )
 
@@ -71,6 +76,23 @@ decided every time.
 pid, comm, exe (where a rule read it, and for every deny), event, verdict,
 rule, error, latency.
 
+Rules that test trusted= or trusted_exe= use the trust database
+(docs/trust.md): the files the package manager installed (off with
+--no-package-trust) and the trust files given by --trust FILE (repeatable;
+default the *.trust files of --trust-dir, /etc/fsnotifyd/trust.d). A file is
+hashed from the event's descriptor, at most once per version of it (the
+digests are cached by inode, size and times, and dropped when the file is
+written); rules that read content (ftype=, sha256=, trusted=, trusted_exe=)
+are decided under the deadline, off the goroutine that reads the kernel.
+The audit line names the rule and, for trust decisions, the status, the
+source that lists the file and the digest compared.
+
+SIGHUP reads the policy file and the trust sources again, and so does a
+change to either on disk (checked every --reload-interval, default 1s):
+the new policy applies to the next decisions, those in flight finish under
+the old one, and a file that does not parse leaves the old policy in place
+(the reason goes to stderr and the audit log).
+
 Rules may test comm=, the process name, which any process can set: a
 warning on stderr says so for an allow rule that tests nothing else where
 it grants something. Test exe=, uid= or gid= instead.
@@ -86,6 +108,7 @@ Examples:
   fsnotifyd guard --exec 'clamdscan --no-summary' --deadline 2s --on-timeout deny --cache /home
   fsnotifyd guard --events open,exec --permissive --audit - /opt
   fsnotifyd guard --mount --allow '**' /srv
+  fsnotifyd guard --events exec --mount --policy /etc/fsnotifyd/allowlist.rules --audit /var/log/guard.jsonl /
 `
 
 func runGuard(args []string) int {
@@ -100,8 +123,10 @@ func runGuard(args []string) int {
 		audit              string
 		daemon             daemonFlag
 		concurrency        int
+		tsrc               trustSources
+		reloadInterval     = time.Second
 	)
-	fs := newFlagSet("guard", "[--policy FILE] [--deny GLOB]... [--allow GLOB]... [--events EVENTS] [--exec CMD] [--deadline DUR] [--on-timeout allow|deny] [--on-error deny|allow] [--permissive] [--cache] [--audit FILE|-] [--mount] PATH...", guardHelp)
+	fs := newFlagSet("guard", "[--policy FILE] [--deny GLOB]... [--allow GLOB]... [--events EVENTS] [--exec CMD] [--deadline DUR] [--on-timeout allow|deny] [--on-error deny|allow] [--permissive] [--cache] [--audit FILE|-] [--mount] [--trust FILE]... [--no-package-trust] [--reload-interval DUR] PATH...", guardHelp)
 	fs.value(policy.FlagValue(&flags, engine.Deny), "deny", "deny accesses to paths matching GLOB (repeatable; first match wins)")
 	fs.value(policy.FlagValue(&flags, engine.Allow), "allow", "allow accesses to paths matching GLOB (repeatable; first match wins)")
 	fs.stringVar(&policyFile, "policy", "read rules from FILE (see docs/policy.md)")
@@ -117,6 +142,8 @@ func runGuard(args []string) int {
 	fs.intVar(&concurrency, "concurrency", "run at most N scanners at once (default 64)")
 	fs.boolVar(&quiet, "q,quiet", "do not print \"Watches established.\"")
 	fs.boolVar(&mount, "mount", "guard the whole mount of each PATH (a mount mark) instead of the subtree below it")
+	tsrc.registerGuardStyle(fs)
+	fs.durationVar(&reloadInterval, "reload-interval", "check the policy file and trust sources for changes every DUR (default 1s; 0: only on SIGHUP)")
 	fs.value(&daemon, "daemon", "run through the fsnotifyd daemon (--daemon=SOCKET for another socket)")
 	paths, status, ok := fs.parseArgs(args)
 	if !ok {
@@ -146,28 +173,48 @@ func runGuard(args []string) int {
 			return fs.usageError(fmt.Errorf("--events: %w", err))
 		}
 	}
-	pol, err := policy.FromFlags(flags)
+	flagPol, err := policy.FromFlags(flags)
 	if err != nil {
 		return fs.usageError(err)
 	}
+	g := &guardRun{execCmd: execCmd, permissive: permissive, onError: notify.Deny, flagPol: flagPol, cache: cache,
+		policyFile: policyFile, quiet: quiet, deadline: deadline, paths: paths, mountMarks: mount,
+		verifier: trust.NewVerifier(trust.VerifierConfig{}),
+		trustCfg: trust.Config{Files: tsrc.files, Packages: !tsrc.noPackages, DpkgDir: tsrc.dpkgDir}}
+	if len(tsrc.files) == 0 {
+		g.trustCfg.Dir = cmp.Or(tsrc.dir, trust.DefaultDir)
+	}
+	var filePol *policy.Policy
 	if policyFile != "" {
+		g.lastStamp = stampOf(policyFile)
 		f, err := os.Open(policyFile)
 		if err != nil {
 			return fail("guard", fmt.Errorf("--policy: %w", err))
 		}
-		filePol, err := policy.Parse(policyFile, f)
+		filePol, err = policy.Parse(policyFile, f)
 		f.Close()
 		if err != nil {
 			return fail("guard", err) // names file:line:col
 		}
-		if pol, err = policy.Concat(pol, filePol); err != nil {
-			return fail("guard", fmt.Errorf("--policy: %w", err))
+	}
+	if audit != "" {
+		// Opened before the state is built: a policy that needs no path still gets paths in
+		// its audit lines.
+		if g.audit, err = newAuditWriter(audit); err != nil {
+			return fail("guard", fmt.Errorf("--audit: %w", err))
 		}
+		defer g.audit.close()
 	}
-	if err := refuseUnwiredKeys(pol); err != nil {
-		return fail("guard", err)
+	g.applyMu.Lock()
+	st, err := g.buildStateLocked(filePol, policyFile)
+	if err == nil {
+		g.state.Store(st)
 	}
-	pol.CacheAllows = pol.CacheAllows || cache
+	g.applyMu.Unlock()
+	if err != nil {
+		return fail("guard", fmt.Errorf("--policy: %w", err))
+	}
+	pol := st.pol
 	for _, w := range pol.Lint(execCmd != "") {
 		fmt.Fprintf(os.Stderr, "fsnotifyd guard: warning: %s\n", w)
 	}
@@ -183,15 +230,6 @@ func runGuard(args []string) int {
 	if deadline == 0 {
 		fmt.Fprintln(os.Stderr, "fsnotifyd guard: warning: --deadline 0: accesses wait forever for a verdict; a hung scanner will hang every process that touches the guarded files")
 	}
-	var auditW *auditWriter
-	if audit != "" {
-		if auditW, err = newAuditWriter(audit); err != nil {
-			return fail("guard", fmt.Errorf("--audit: %w", err))
-		}
-		defer auditW.close()
-	}
-	g := &guardRun{pol: pol, execCmd: execCmd, permissive: permissive, audit: auditW,
-		needPath: auditW != nil || policyNeedsPath(pol), onError: notify.Deny}
 	if errorVerdict == engine.Allow {
 		g.onError = notify.Allow
 	}
@@ -223,6 +261,26 @@ func runGuard(args []string) int {
 	if mount {
 		cfg.Paths, cfg.Mounts = nil, paths
 	}
+	if !daemon.on {
+		// The guard's own backend, shared by the guard and the forgetter (MODIFY and
+		// CLOSE_WRITE drop the hash cache's digests of a file: guard_state.go).
+		if g.backend, err = backend.New(backend.Options{Mode: backend.ModeAuto}); err != nil {
+			return fail("guard", err)
+		}
+		defer g.backend.Close()
+		if !g.backend.Privileged() {
+			return fail("guard", notify.ErrGuardNeedsPrivilege)
+		}
+		cfg.Backend = g.backend
+		if pol.ReadsContent() {
+			g.applyMu.Lock()
+			g.startForgetLocked() // before the guard's marks: no write goes unseen once it decides
+			g.applyMu.Unlock()
+			if g.forgetErr != nil {
+				return fail("guard", fmt.Errorf("watching the guarded files for writes: %w", g.forgetErr))
+			}
+		}
+	}
 	if daemon.on {
 		// Through the daemon: it holds the kernel side and enforces the deadline; this
 		// process decides by the same rules (and scanner).
@@ -234,11 +292,7 @@ func runGuard(args []string) int {
 	if g.launcher != nil {
 		cfg.Exempt = []int{g.launcher.pid()}
 	}
-	var handler notify.Handler
-	if execCmd != "" {
-		handler = g.scan
-	}
-	guard, err := notify.NewGuard(cfg, handler)
+	guard, err := notify.NewGuard(cfg, g.handle)
 	if err != nil {
 		return fail("guard", err)
 	}
@@ -250,11 +304,22 @@ func runGuard(args []string) int {
 		fmt.Fprintln(os.Stderr, "Watches established.")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	reloadDone := make(chan struct{})
+	go func() {
+		defer close(reloadDone)
+		g.watchReload(ctx, reloadInterval)
+	}()
 	<-ctx.Done()
 	stop()
+	<-reloadDone
 	guard.Close() // answers everything pending (allow), waits for running scanners
-	if auditW != nil {
-		if n := auditW.dropped.Load(); n > 0 {
+	g.applyMu.Lock()
+	if g.forget != nil {
+		g.forget.stop()
+	}
+	g.applyMu.Unlock()
+	if g.audit != nil {
+		if n := g.audit.dropped.Load(); n > 0 {
 			fmt.Fprintf(os.Stderr, "fsnotifyd guard: %d audit records were dropped (the audit file could not keep up)\n", n)
 		}
 	}
@@ -273,56 +338,121 @@ func policyNeedsPath(p *policy.Policy) bool {
 	return false
 }
 
-// guardRun is one running guard command: its policy, scanner and audit.
+// guardRun is one running guard command: its policy and trust database (guard_state.go),
+// scanner and audit.
 type guardRun struct {
 	guard      *notify.Guard
-	pol        *policy.Policy
+	backend    *backend.Backend // the guard's own (nil through the daemon)
 	execCmd    string
 	permissive bool
-	needPath   bool
+	quiet      bool
 	onError    notify.Verdict // --on-error
+	deadline   time.Duration
 	audit      *auditWriter
 	scanSem    chan struct{}
 	launcher   *launcher
+	paths      []string
+	mountMarks bool
+
+	// state is the policy and trust database decisions load (guard_state.go).
+	state    atomic.Pointer[guardState]
+	verifier *trust.Verifier // one for every decision and every state: its cache is by inode
+	// What a new state is built from: the command-line rules, --cache, the trust sources,
+	// --policy FILE and the version of it last read.
+	flagPol    *policy.Policy
+	cache      bool
+	trustCfg   trust.Config
+	policyFile string
+	lastStamp  fileStamp // written by the reload goroutine only (and before it starts)
+
+	applyMu   sync.Mutex // serializes state writers; no decision takes it
+	forget    *forgetter // under applyMu
+	forgetErr error      // under applyMu
+	forgets   atomic.Uint64
+
+	// outcomes holds each decided request's audit outcome until its audit line is written
+	// (only with --audit): *notify.Request -> *outcome.
+	outcomes sync.Map
 }
 
-// procInfo gives policy conditions the process's attributes, read on first use while it
-// waits (and remembered, so that the audit line shows what decided).
-type procInfo struct{ r *notify.Request }
-
-func (p procInfo) Comm() (string, error) { return p.r.LookupComm() }
-func (p procInfo) UID() (uint32, error) {
-	u, err := p.r.LookupUid()
-	return uint32(u), err
+// outcome is what an audit line says of a decision by the rules: what decided, whether the
+// rules denied (before --permissive), and what was read of the file and executable.
+type outcome struct {
+	source string
+	deny   bool
+	attrs  format.AuditAttrs
 }
-func (p procInfo) Groups() ([]uint32, error)  { return p.r.Groups() }
-func (p procInfo) Exe() (string, bool, error) { return p.r.Exe() }
 
-func (g *guardRun) policyDecision(r *notify.Request) policy.Decision {
+// decide decides r by st's rules. fast is the inline attempt: an attribute that reads
+// content fails with errSlow. ctx bounds hashing (the deadline).
+func (g *guardRun) decide(ctx context.Context, st *guardState, r *notify.Request, fast bool) (policy.Decision, *outcome) {
 	if g.audit != nil {
 		// The audit line is written after the answer, when the process may be gone (a cat):
 		// learn its name while it waits.
 		r.Comm()
 	}
-	req := policy.Request{Event: r.Kind.Mask(), Pid: int32(r.Pid), Proc: procInfo{r}}
-	if g.needPath {
+	tr := sysattr.Trust{DB: st.db, Verifier: g.verifier}
+	proc := &guardProc{r: r, fast: fast, sp: sysattr.Process{Pid: int32(r.Pid), Ctx: ctx, Trust: tr}}
+	obj := &guardObj{r: r, fast: fast, ctx: ctx, trust: tr}
+	req := policy.Request{Event: r.Kind.Mask(), Pid: int32(r.Pid), Proc: proc, Obj: obj}
+	if st.needPath {
 		req.Path = r.Path()
 		req.PathUnknown = req.Path == ""
 	}
-	return g.pol.Decide(&req)
+	d := st.pol.Decide(&req)
+	obj.close()
+	if g.audit == nil || errors.Is(d.Err, errSlow) {
+		return d, nil
+	}
+	return d, &outcome{source: d.Source(), deny: d.Verdict == engine.Deny && d.Err == nil, attrs: obj.audit(proc)}
 }
 
-// inline decides on the kernel reader goroutine by the rules alone; accesses that need the
-// scanner go to scan.
-func (g *guardRun) inline(r *notify.Request) (notify.Verdict, bool) {
-	d := g.policyDecision(r)
-	if d.Err != nil {
-		return g.failed(r, d.Err), true
+// keep remembers r's outcome for its audit line.
+func (g *guardRun) keep(r *notify.Request, o *outcome) {
+	if o != nil {
+		g.outcomes.Store(r, o)
 	}
-	if d.Verdict == engine.Allow && d.Rule == nil && g.execCmd != "" {
+}
+
+// inline decides on the kernel reader goroutine by the rules, unless they need the file's
+// content or the scanner: then handle does.
+func (g *guardRun) inline(r *notify.Request) (notify.Verdict, bool) {
+	st := g.state.Load()
+	d, o := g.decide(context.Background(), st, r, true)
+	switch {
+	case errors.Is(d.Err, errSlow):
+		return notify.Verdict{}, false // decided again, from the start, by handle
+	case d.Err != nil:
+		g.keep(r, o)
+		return g.failed(r, d.Err), true
+	case d.Verdict == engine.Allow && d.Rule == nil && g.execCmd != "":
 		return notify.Verdict{}, false // no rule decided: the scanner does
 	}
-	return g.final(r, d.Verdict == engine.Deny, d.Errno, d.Cache), true
+	g.keep(r, o)
+	return g.final(r, d.Verdict == engine.Deny, d.Errno, d.Cache && g.state.Load() == st), true
+}
+
+// handle decides off the kernel reader, under the deadline: the rules with every attribute,
+// then the scanner if no rule decided.
+func (g *guardRun) handle(ctx context.Context, r *notify.Request) notify.Verdict {
+	st := g.state.Load()
+	d, o := g.decide(ctx, st, r, false)
+	if d.Err == nil && d.Verdict == engine.Allow && d.Rule == nil && g.execCmd != "" {
+		v := g.scan(ctx, r)
+		if o != nil {
+			o.source, o.deny = "--exec", r.Note == noteScanDenied
+			g.keep(r, o)
+		}
+		return v
+	}
+	g.keep(r, o)
+	if d.Err != nil {
+		if d.TimedOut() {
+			return notify.Allow // too late: the Guard applies the deadline verdict
+		}
+		return g.failed(r, d.Err)
+	}
+	return g.final(r, d.Verdict == engine.Deny, d.Errno, d.Cache && g.state.Load() == st)
 }
 
 // failed is the verdict when the guard could not decide because of err (--on-error), with
@@ -411,7 +541,7 @@ func (g *guardRun) scan(ctx context.Context, r *notify.Request) notify.Verdict {
 	if deny {
 		r.Note = noteScanDenied
 	}
-	return g.final(r, deny, 0, !deny && g.pol.CacheAllows)
+	return g.final(r, deny, 0, !deny && g.state.Load().pol.CacheAllows)
 }
 
 const noteScanDenied = "scanner denied"
@@ -421,21 +551,19 @@ func (g *guardRun) decided(d notify.Decision) {
 	if g.audit == nil {
 		return
 	}
+	var o outcome
+	if v, ok := g.outcomes.LoadAndDelete(d.Request); ok {
+		o = *v.(*outcome)
+	}
 	verdict, rule := d.Verdict.String(), d.By
 	switch d.By {
-	case "inline":
-		pd := g.policyDecision(d.Request) // the attributes it read are remembered: the same answer
-		rule = pd.Source()
-		if g.permissive && pd.Verdict == engine.Deny && d.Err == nil {
+	case "inline", "handler":
+		rule = o.source
+		if g.permissive && o.deny {
 			verdict = "deny(permissive)" // what the rules said, not the allow that was sent
 		}
-	case "handler":
-		rule = "--exec"
-		if g.permissive && d.Request.Note == noteScanDenied {
-			verdict = "deny(permissive)"
-		}
 	}
-	rec := auditRecord{
+	rec := auditRecord{Decision: fsevent.Decision{
 		Time:    time.Now().Format(time.RFC3339Nano),
 		Path:    d.Request.Path(),
 		Pid:     d.Request.Pid,
@@ -445,7 +573,7 @@ func (g *guardRun) decided(d notify.Decision) {
 		Rule:    rule,
 		Latency: d.Latency.String(),
 		LatNS:   d.Latency.Nanoseconds(),
-	}
+	}, AuditAttrs: o.attrs}
 	if rec.Path == "" {
 		// What is known instead of the path: the file's device and inode.
 		rec.PathUnknown = true
@@ -467,8 +595,13 @@ func (g *guardRun) decided(d notify.Decision) {
 	g.audit.write(rec)
 }
 
-// auditRecord is one --audit line: fsevent.Decision, the record fleet decisions carry too.
-type auditRecord = fsevent.Decision
+// auditRecord is one --audit line: fsevent.Decision (the record fleet decisions carry too),
+// and what the decision read of the file and the executable: ftype, sha256, and each trust
+// verdict with its source and digest (their JSON fields sit beside the others).
+type auditRecord struct {
+	fsevent.Decision
+	format.AuditAttrs
+}
 
 // auditWriter writes audit records from its own goroutine: a decision never waits on the
 // audit file (which may itself be on a guarded filesystem, or a slow pipe). When it falls

@@ -3,33 +3,139 @@
 package main
 
 import (
+	"context"
 	"errors"
-	"fmt"
+	"os"
 
+	"github.com/fsnotifyd/fsnotifyd/backend"
+	"github.com/fsnotifyd/fsnotifyd/internal/format"
+	"github.com/fsnotifyd/fsnotifyd/internal/ftype"
 	"github.com/fsnotifyd/fsnotifyd/internal/policy"
+	"github.com/fsnotifyd/fsnotifyd/internal/sysattr"
+	"github.com/fsnotifyd/fsnotifyd/notify"
 )
 
-// The policy keys of issue 13 that the guard does not evaluate yet. The guard is being
-// rebuilt on one event source (issue 10); it gets these keys there, with its trust database
-// (--trust, --no-package-trust), an Object per event from its descriptor and decisions that
-// read content off the kernel-reading goroutine (internal/sysattr; docs/policy.md). Until
-// then it refuses a policy that uses them rather than evaluate them halfway: `fsnotifyd
-// policy check` and `policy explain` know them all.
-var unwiredKeys = []policy.Attr{policy.AttrPPID, policy.AttrAncestor, policy.AttrTrustedExe,
-	policy.AttrFtype, policy.AttrSHA256, policy.AttrTrusted, policy.AttrSize, policy.AttrMountWritable}
+// The attributes a guard's decision reads, for policy.Decide: a guardProc and a guardObj per
+// decision, each used by the one goroutine deciding.
+//
+// A decision is first tried inline, on the goroutine that reads the kernel (it must never
+// block): there the attributes that read a file's content (ftype=, sha256=, trusted=,
+// trusted_exe=: policy.Attr.ReadsContent) answer errSlow, and a decision that needs one is
+// made again from the start by the handler, off that goroutine, under the deadline, with all
+// of them. Rules decided by event, path, process ids, size or mount flags stay inline.
 
-var errUnwired = errors.New("not evaluated by fsnotifyd guard yet")
+// errSlow: the inline attempt needs an attribute that reads content.
+var errSlow = errors.New("needs the file's content: decided off the kernel-reading goroutine")
 
-// refuseUnwiredKeys says which rule uses a key the guard cannot evaluate yet.
-func refuseUnwiredKeys(pol *policy.Policy) error {
-	if r, a := pol.RuleUsing(unwiredKeys...); r != nil {
-		return fmt.Errorf("%s: %s conditions are not evaluated by fsnotifyd guard yet (they come with its trust database); "+
-			"fsnotifyd policy check and fsnotifyd policy explain evaluate them", r, a)
-	}
-	return nil
+// errNoFd: the event has no descriptor (through the daemon), so the file cannot be read.
+var errNoFd = errors.New("the event has no file descriptor to read the file from (through the daemon, content keys are not available)")
+
+// guardProc is the accessing process. Comm, UID, Groups and Exe are notify.Request's (read once
+// and remembered there, for the audit line); the rest are sysattr.Process's.
+type guardProc struct {
+	r    *notify.Request
+	fast bool
+	sp   sysattr.Process
 }
 
-// The Process methods of those keys: never called, since such a policy is refused.
-func (p procInfo) PPid() (int32, error)                { return 0, errUnwired }
-func (p procInfo) Ancestors() (policy.Ancestry, error) { return policy.Ancestry{}, errUnwired }
-func (p procInfo) TrustedExe() (bool, error)           { return false, errUnwired }
+func (p *guardProc) Comm() (string, error) { return p.r.LookupComm() }
+func (p *guardProc) UID() (uint32, error) {
+	u, err := p.r.LookupUid()
+	return uint32(u), err
+}
+func (p *guardProc) Groups() ([]uint32, error)  { return p.r.Groups() }
+func (p *guardProc) Exe() (string, bool, error) { return p.r.Exe() }
+func (p *guardProc) PPid() (int32, error)       { return backend.ReadProcessPPid(int32(p.r.Pid)) }
+func (p *guardProc) Ancestors() (policy.Ancestry, error) {
+	return p.sp.Ancestors()
+}
+func (p *guardProc) TrustedExe() (bool, error) {
+	if p.fast {
+		return false, errSlow
+	}
+	return p.sp.TrustedExe()
+}
+
+// guardObj is the file, read from the event's descriptor (a duplicate, taken on first use and
+// closed by close).
+type guardObj struct {
+	r     *notify.Request
+	fast  bool
+	ctx   context.Context
+	trust sysattr.Trust
+	f     *os.File
+	o     *sysattr.Object
+	err   error
+}
+
+func (g *guardObj) get() (*sysattr.Object, error) {
+	if g.o == nil && g.err == nil {
+		g.f = g.r.File()
+		if g.f == nil {
+			g.err = errNoFd
+		} else {
+			g.o = &sysattr.Object{Fd: int(g.f.Fd()), Path: g.r.Path(), Ctx: g.ctx, Trust: g.trust}
+		}
+	}
+	return g.o, g.err
+}
+
+func (g *guardObj) close() {
+	if g.f != nil {
+		g.f.Close()
+	}
+}
+
+func (g *guardObj) FileType() (ftype.Type, error) {
+	if g.fast {
+		return ftype.Type{}, errSlow
+	}
+	o, err := g.get()
+	if err != nil {
+		return ftype.Type{}, err
+	}
+	return o.FileType()
+}
+
+func (g *guardObj) SHA256() ([32]byte, error) {
+	if g.fast {
+		return [32]byte{}, errSlow
+	}
+	o, err := g.get()
+	if err != nil {
+		return [32]byte{}, err
+	}
+	return o.SHA256()
+}
+
+func (g *guardObj) Trusted() (bool, error) {
+	if g.fast {
+		return false, errSlow
+	}
+	o, err := g.get()
+	if err != nil {
+		return false, err
+	}
+	return o.Trusted()
+}
+
+func (g *guardObj) Size() (uint64, error) {
+	o, err := g.get()
+	if err != nil {
+		return 0, err
+	}
+	return o.Size()
+}
+
+func (g *guardObj) MountWritable() (bool, error) {
+	o, err := g.get()
+	if err != nil {
+		return false, err
+	}
+	return o.MountWritable()
+}
+
+// audit is what the decision read of the file and of the executable, for the audit line.
+func (g *guardObj) audit(p *guardProc) format.AuditAttrs {
+	return g.o.Audit(&p.sp) // a nil Object reports nothing of the file
+}

@@ -89,9 +89,6 @@ func checkPolicyFile(name string, opts policy.LintOptions, strict, quiet bool) i
 	for _, w := range ws {
 		fmt.Printf("%s: warning: %s [%s]\n", w.Source(), w.Msg, w.Kind)
 	}
-	if err := refuseUnwiredKeys(pol); err != nil {
-		fmt.Printf("%s: note: %v\n", name, err)
-	}
 	if !quiet {
 		def := "allow"
 		if pol.Default == engine.Deny {

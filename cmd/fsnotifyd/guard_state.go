@@ -1,0 +1,303 @@
+//go:build linux
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/fsevent"
+	"github.com/fsnotifyd/fsnotifyd/internal/policy"
+	"github.com/fsnotifyd/fsnotifyd/internal/trust"
+)
+
+// The guard's policy and trust database, and how they change while it runs.
+//
+// A guardState (the policy, the trust database it needs, what it reads) is immutable and held
+// by guardRun.state, an atomic.Pointer. Each decision loads it once and decides entirely
+// under it, so a decision in flight when a new one is stored finishes under the old one and
+// the next decision uses the new one; no decision waits for a reload and no access goes
+// unanswered (the kernel-facing side never changes). The writers (ApplyPolicy, reloadTrust,
+// from SIGHUP, the file poller or the fleet) take guardRun.applyMu, which no decision takes,
+// build the new state (parsing, loading the trust database) and store it; they write to
+// stderr and the audit log after unlocking.
+//
+// After a store: the Verifier's hash cache is dropped (ForgetAll) and the kernel's cached
+// allows are flushed, twice: at once, and again when every decision that could have loaded
+// the old state has been answered or timed out (the deadline, plus a margin). A decision that
+// finishes under a state that is no longer current never asks the kernel to cache its allow.
+//
+// Goroutines: watchReload (SIGHUP and the poller) runs until the guard stops; the forget
+// reader (guard_forget.go) likewise. Lock: applyMu, a leaf.
+
+// guardState is one policy with what it needs.
+type guardState struct {
+	pol *policy.Policy
+	// db is the trust database; nil when no rule tests trusted= or trusted_exe=.
+	db *trust.DB
+	// needPath: some rule tells paths apart (else no readlink per access).
+	needPath bool
+	// origin names where the policy's file part came from ("" when only flags).
+	origin string
+}
+
+// fileStamp identifies a file's version without reading it.
+type fileStamp struct {
+	ok              bool
+	dev, ino, size  uint64
+	mtime, ctime    int64
+	mtimeNs, ctimeN int64
+}
+
+func stampOf(path string) fileStamp {
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		return fileStamp{}
+	}
+	return fileStamp{ok: true, dev: st.Dev, ino: st.Ino, size: uint64(st.Size),
+		mtime: st.Mtim.Sec, mtimeNs: st.Mtim.Nsec, ctime: st.Ctim.Sec, ctimeN: st.Ctim.Nsec}
+}
+
+// buildStateLocked makes the state for a policy file's rules (nil: flags only): the
+// command-line rules first, the trust database loaded if a rule needs it (the current one
+// when there is one). It does not store it.
+func (g *guardRun) buildStateLocked(filePol *policy.Policy, origin string) (*guardState, error) {
+	pol, err := policy.Concat(g.flagPol, filePol)
+	if err != nil {
+		return nil, err
+	}
+	pol.CacheAllows = pol.CacheAllows || g.cache
+	st := &guardState{pol: pol, origin: origin, needPath: g.audit != nil || policyNeedsPath(pol)}
+	if pol.Needs(policy.AttrTrusted) || pol.Needs(policy.AttrTrustedExe) {
+		if cur := g.state.Load(); cur != nil && cur.db != nil {
+			st.db = cur.db
+		} else if st.db, err = trust.Load(g.trustCfg); err != nil {
+			return nil, fmt.Errorf("trust database: %w", err)
+		}
+	}
+	return st, nil
+}
+
+// storeLocked makes st the guard's state.
+func (g *guardRun) storeLocked(st *guardState) {
+	g.state.Store(st)
+	g.verifier.ForgetAll()
+	if st.pol.ReadsContent() {
+		g.startForgetLocked()
+	}
+}
+
+// afterStore flushes the kernel's cached allows, at once and once more when every decision
+// under an older state is over (see the package comment above). Call it without applyMu.
+func (g *guardRun) afterStore() {
+	if g.guard == nil {
+		return
+	}
+	g.guard.FlushCache()
+	if g.deadline > 0 {
+		time.AfterFunc(g.deadline+100*time.Millisecond, g.guard.FlushCache)
+	}
+}
+
+// ApplyPolicy parses src, a rules file's text (docs/policy.md) named origin in messages, and
+// makes it the guard's policy atomically, after the command-line rules: decisions in flight
+// finish under the old policy, the next ones use the new. If src does not parse, or the trust
+// database it needs cannot be loaded, the old policy stays and the error says why (with
+// origin:line:col). Either way the outcome is written to stderr and, with --audit, to the
+// audit log. Safe for concurrent use: SIGHUP, the file poller and the fleet call it.
+func (g *guardRun) ApplyPolicy(src []byte, origin string) error {
+	err := g.applyPolicy(src, origin)
+	g.reported("policy", origin, err)
+	return err
+}
+
+func (g *guardRun) applyPolicy(src []byte, origin string) error {
+	filePol, err := policy.Parse(origin, bytes.NewReader(src))
+	if err != nil {
+		return err
+	}
+	g.applyMu.Lock()
+	st, err := g.buildStateLocked(filePol, origin)
+	if err == nil {
+		g.storeLocked(st)
+	}
+	g.applyMu.Unlock()
+	if err != nil {
+		return err
+	}
+	g.afterStore()
+	for _, w := range st.pol.Lint(g.execCmd != "") {
+		fmt.Fprintf(os.Stderr, "fsnotifyd guard: warning: %s\n", w)
+	}
+	return nil
+}
+
+// reloadTrust loads the trust database again from its sources and stores it with the current
+// policy; on error the old one stays.
+func (g *guardRun) reloadTrust() error {
+	g.applyMu.Lock()
+	cur := g.state.Load()
+	if cur.db == nil {
+		g.applyMu.Unlock()
+		return nil // no rule needs it
+	}
+	db, err := trust.Load(g.trustCfg)
+	if err == nil {
+		st := *cur
+		st.db = db
+		g.storeLocked(&st)
+	}
+	g.applyMu.Unlock()
+	if err == nil {
+		g.afterStore()
+	}
+	return err
+}
+
+// reported says on stderr and in the audit log that a reload of what ("policy", "trust")
+// from origin was applied, or why it was not.
+func (g *guardRun) reported(what, origin string, err error) {
+	rec := auditRecord{Decision: fsevent.Decision{Time: time.Now().Format(time.RFC3339Nano), Event: what + "-reload", Verdict: "applied", Rule: origin}}
+	if err != nil {
+		rec.Verdict, rec.Error = "rejected", err.Error()
+		fmt.Fprintf(os.Stderr, "fsnotifyd guard: %s reload from %s rejected, the old %s stays: %v\n", what, origin, what, err)
+	} else if !g.quiet {
+		fmt.Fprintf(os.Stderr, "fsnotifyd guard: %s reloaded from %s\n", what, origin)
+	}
+	if g.audit != nil {
+		g.audit.write(rec)
+	}
+}
+
+// reloadPolicyFile reads --policy FILE again and applies it.
+func (g *guardRun) reloadPolicyFile() error {
+	g.lastStamp = stampOf(g.policyFile)
+	src, err := os.ReadFile(g.policyFile)
+	if err != nil {
+		err = fmt.Errorf("--policy: %w", err)
+		g.reported("policy", g.policyFile, err)
+		return err
+	}
+	return g.ApplyPolicy(src, g.policyFile)
+}
+
+// watchReload reloads on SIGHUP (the policy file and the trust database) and when the policy
+// file or a trust source changes on disk (polled every interval: stat only), until ctx ends.
+func (g *guardRun) watchReload(ctx context.Context, interval time.Duration) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	var tick <-chan time.Time
+	if interval > 0 {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		policyChanged, trustChanged, why := false, false, ""
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			policyChanged, trustChanged = g.policyFile != "", true
+			why = "SIGHUP"
+		case <-tick:
+			policyChanged = g.policyFile != "" && stampOf(g.policyFile) != g.lastStamp
+			if st := g.state.Load(); st.db != nil {
+				trustChanged, why = st.db.Changed()
+			}
+		}
+		if policyChanged {
+			g.reloadPolicyFile()
+		}
+		if trustChanged {
+			if why == "" {
+				why = "a trust source changed"
+			}
+			g.reported("trust", why, g.reloadTrust())
+		}
+	}
+}
+
+// forgetter drops the hash cache's digests of files written in the guarded tree: a
+// notification group for MODIFY and CLOSE_WRITE on the guard's own backend, on the same marks'
+// objects. Started once, when a policy first reads content.
+type forgetter struct {
+	g      *engine.Group
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// startForgetLocked starts the forgetter, if the guard runs its own backend and it has not
+// started yet. (Through the daemon there is none: the cache then relies on the size, times
+// and file handle it keys on; docs/policy.md.)
+func (g *guardRun) startForgetLocked() {
+	if g.forget != nil || g.backend == nil {
+		return
+	}
+	fg, err := g.backend.Engine().NewGroup(engine.Options{Name: "guard-forget", Class: engine.ClassNotification, QueueLimit: 4096})
+	if err != nil {
+		g.forgetErr = err
+		return
+	}
+	add := func(path string, k engine.Kind) error {
+		if k == engine.KindSubtree {
+			if st, err := os.Stat(path); err == nil && !st.IsDir() {
+				k = engine.KindInode
+			}
+		}
+		t, err := g.backend.Resolve(path, k, false)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		return g.backend.AddMark(fg, t, engine.MarkSpec{Mask: engine.Modify | engine.CloseWrite})
+	}
+	kind := engine.KindSubtree
+	if g.mountMarks {
+		kind = engine.KindMount
+	}
+	for _, p := range g.paths {
+		if err := add(p, kind); err != nil {
+			fg.Close()
+			g.forgetErr = err
+			return
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &forgetter{g: fg, cancel: cancel, done: make(chan struct{})}
+	g.forget = f
+	go f.run(ctx, g)
+}
+
+func (f *forgetter) run(ctx context.Context, g *guardRun) {
+	defer close(f.done)
+	buf := make([]engine.Delivery, 64)
+	for {
+		n, err := f.g.ReadBatch(ctx, buf)
+		if err != nil {
+			return
+		}
+		for _, d := range buf[:n] {
+			switch {
+			case d.Mask&engine.QueueOverflow != 0 || d.Event == nil:
+				g.verifier.ForgetAll() // writes were lost: nothing cached can be vouched for
+			default:
+				g.verifier.Forget(d.Event.Inode.Hi, d.Event.Inode.Lo)
+				g.forgets.Add(1)
+			}
+			d.Release()
+		}
+	}
+}
+
+func (f *forgetter) stop() {
+	f.cancel()
+	f.g.Close()
+	<-f.done
+}

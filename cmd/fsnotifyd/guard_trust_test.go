@@ -1,0 +1,120 @@
+//go:build linux
+
+package main
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
+)
+
+// copyExe copies the system's true(1) to path: a small executable to trust or not.
+func copyExe(t *testing.T, path string) {
+	t.Helper()
+	src, err := exec.LookPath("true")
+	if err != nil {
+		t.Skip("no true(1)")
+	}
+	if err := os.WriteFile(path, must(os.ReadFile(src)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// isEPERMRun reports an exec that failed with EPERM.
+func isEPERMRun(err error) bool { return errors.Is(err, syscall.EPERM) }
+
+// waitFor polls cond every 5ms for up to d.
+func waitFor(d time.Duration, cond func() bool) bool {
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+	}
+	return cond()
+}
+
+// A trust-based exec policy on the real kernel: a listed executable runs, an unlisted copy
+// and the listed one once modified do not (the hash cache does not vouch for new content),
+// and adding it again to the trust file is picked up without a restart. The audit line names
+// the rule, the trust status, the source and the digest.
+func TestGuardTrustExec(t *testing.T) {
+	mnt := testenv.Tmpfs(t)
+	etc := t.TempDir()
+	tool, other := filepath.Join(mnt, "tool"), filepath.Join(mnt, "other")
+	copyExe(t, tool)
+	copyExe(t, other)
+	tf := filepath.Join(etc, "local.trust")
+	if _, errOut, st := fsn(t, "trust", "add", "--file", tf, tool); st != 0 {
+		t.Fatalf("trust add: %s", errOut)
+	}
+	rules := filepath.Join(etc, "exec.rules")
+	writeFile(t, rules, "allow exec "+mnt+"/** trusted=yes\ndeny exec "+mnt+"/**\n")
+	audit := filepath.Join(etc, "audit.jsonl")
+	p := start(t, "guard", "--events", "exec", "--policy", rules, "--trust", tf, "--no-package-trust",
+		"--reload-interval", "50ms", "--audit", audit, mnt)
+
+	if err := exec.Command(tool).Run(); err != nil {
+		t.Fatalf("trusted tool: %v", err)
+	}
+	if err := exec.Command(tool).Run(); err != nil { // from the hash cache
+		t.Fatalf("trusted tool, again: %v", err)
+	}
+	if err := exec.Command(other).Run(); !isEPERMRun(err) {
+		t.Fatalf("unlisted copy: %v, want EPERM", err)
+	}
+	// Modified in place (same inode): no longer trusted.
+	f, err := os.OpenFile(tool, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte{0})
+	f.Close()
+	if err := exec.Command(tool).Run(); !isEPERMRun(err) {
+		t.Fatalf("modified tool: %v, want EPERM", err)
+	}
+	// Trusted again: the trust file changes on disk, the guard reloads it.
+	if _, errOut, st := fsn(t, "trust", "add", "--file", tf, tool); st != 0 {
+		t.Fatalf("trust add: %s", errOut)
+	}
+	if !waitFor(10*time.Second, func() bool { return exec.Command(tool).Run() == nil }) {
+		t.Fatalf("re-added tool still denied; stderr:\n%s", p.errText())
+	}
+	waitAudit(t, audit, other)
+	if st := p.stop(); st != 0 {
+		t.Fatalf("exit %d: %s", st, p.errText())
+	}
+	recs := auditLines(t, audit)
+	var trusted, modified, unlisted, reloads int
+	for _, r := range recs {
+		tr, _ := r["trust"].(map[string]any)
+		switch {
+		case r["event"] == "trust-reload" && r["verdict"] == "applied":
+			reloads++
+		case r["path"] == tool && r["verdict"] == "allow" && tr != nil && tr["status"] == "trusted":
+			if r["rule"] != rules+":1" || tr["source"] != tf+":1" || !strings.HasPrefix(tr["digest"].(string), "sha256:") {
+				t.Errorf("trusted exec's audit line: %v", r)
+			}
+			trusted++
+		case r["path"] == tool && r["verdict"] == "deny" && tr != nil && tr["status"] == "modified":
+			if r["rule"] != rules+":2" || tr["want"] == nil || tr["want"] == tr["digest"] {
+				t.Errorf("modified exec's audit line: %v", r)
+			}
+			modified++
+		case r["path"] == other && r["verdict"] == "deny":
+			if tr == nil || tr["status"] != "not-listed" || r["rule"] != rules+":2" {
+				t.Errorf("unlisted exec's audit line: %v", r)
+			}
+			unlisted++
+		}
+	}
+	if trusted < 3 || modified < 1 || unlisted != 1 || reloads < 1 {
+		t.Errorf("audit: %d trusted, %d modified, %d unlisted execs, %d trust reloads; want >=3, >=1, 1, >=1\n%v", trusted, modified, unlisted, reloads, recs)
+	}
+}
