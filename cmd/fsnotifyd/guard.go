@@ -292,6 +292,9 @@ func runGuard(args []string) int {
 	if g.launcher != nil {
 		cfg.Exempt = []int{g.launcher.pid()}
 	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	guard, err := notify.NewGuard(cfg, g.handle)
 	if err != nil {
 		return fail("guard", err)
@@ -307,7 +310,7 @@ func runGuard(args []string) int {
 	reloadDone := make(chan struct{})
 	go func() {
 		defer close(reloadDone)
-		g.watchReload(ctx, reloadInterval)
+		g.watchReload(ctx, hup, reloadInterval)
 	}()
 	<-ctx.Done()
 	stop()

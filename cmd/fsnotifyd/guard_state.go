@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/signal"
 	"syscall"
 	"time"
 
@@ -189,10 +188,9 @@ func (g *guardRun) reloadPolicyFile() error {
 
 // watchReload reloads on SIGHUP (the policy file and the trust database) and when the policy
 // file or a trust source changes on disk (polled every interval: stat only), until ctx ends.
-func (g *guardRun) watchReload(ctx context.Context, interval time.Duration) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+// hup is registered for SIGHUP by the caller before "Watches established." (a SIGHUP before
+// then would otherwise end the guard).
+func (g *guardRun) watchReload(ctx context.Context, hup <-chan os.Signal, interval time.Duration) {
 	var tick <-chan time.Time
 	if interval > 0 {
 		t := time.NewTicker(interval)

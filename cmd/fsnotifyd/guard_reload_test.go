@@ -1,0 +1,214 @@
+//go:build linux
+
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
+)
+
+// reloadPolicies are the rules files the reload tests swap between: deny (s is denied), allow
+// (everything allowed, and the kernel may cache it: a reload must flush that) and a file that
+// does not parse.
+func reloadPolicies(mnt string) (deny, allow, invalid string) {
+	return "deny open " + mnt + "/s\n",
+		"allow open " + mnt + "/** cache\n",
+		"deny open " + mnt + "/s colour=red\n"
+}
+
+// openOnce opens and closes path: nil, or EPERM (decided: denied); anything else is an error.
+func openOnce(path string) (denied bool, err error) {
+	f, err := os.Open(path)
+	if err == nil {
+		f.Close()
+		return false, nil
+	}
+	if errors.Is(err, syscall.EPERM) {
+		return true, nil
+	}
+	return false, err
+}
+
+// 100 reloads by SIGHUP while four goroutines open two files as fast as they can: every open
+// gets exactly one decision (one audit line each, counted against the opens made), the file
+// both policies allow is never denied, a file that does not parse keeps the old policy (and
+// says so on stderr and in the audit log), and the last valid policy (a deny) holds at the
+// end although the one before it let the kernel cache allows.
+func TestGuardReload100UnderLoad(t *testing.T) {
+	mnt := testenv.Tmpfs(t)
+	etc := t.TempDir()
+	a, s := filepath.Join(mnt, "a"), filepath.Join(mnt, "s")
+	writeFile(t, a, "a")
+	writeFile(t, s, "s")
+	deny, allow, invalid := reloadPolicies(mnt)
+	rules := filepath.Join(etc, "guard.rules")
+	writeFile(t, rules, deny)
+	audit := filepath.Join(etc, "audit.jsonl")
+	p := start(t, "guard", "--policy", rules, "--reload-interval", "0", "--audit", audit, "--deadline", "10s", mnt)
+
+	var opensA, opensS, deniedA atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				d, err := openOnce(a)
+				if err != nil {
+					errs <- err
+					return
+				}
+				opensA.Add(1)
+				if d {
+					deniedA.Add(1)
+				}
+				if _, err := openOnce(s); err != nil {
+					errs <- err
+					return
+				}
+				opensS.Add(1)
+			}
+		}()
+	}
+	const reloads = 100
+	rejected := 0
+	for i := 0; i < reloads; i++ {
+		text := deny
+		switch {
+		case i%10 == 9:
+			text = invalid
+			rejected++
+		case i%2 == 1:
+			text = allow
+		}
+		writeFile(t, rules, text)
+		if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		if !waitFor(10*time.Second, func() bool {
+			e := p.errText()
+			return strings.Count(e, "policy reloaded from")+strings.Count(e, "policy reload from") == i+1
+		}) {
+			t.Fatalf("reload %d not reported; stderr:\n%s", i+1, p.errText())
+		}
+	}
+	close(stop)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		t.Fatalf("open under reloads: %v", err)
+	default:
+	}
+	// The last file did not parse: the deny before it holds, and no allow cached under the
+	// allow policy before that lets s through.
+	if d, err := openOnce(s); err != nil || !d {
+		t.Fatalf("after an invalid reload: open s: denied %v, %v; want the old deny", d, err)
+	}
+	opensS.Add(1)
+	if st := p.stop(); st != 0 {
+		t.Fatalf("exit %d: %s", st, p.errText())
+	}
+	errText := p.errText()
+	if strings.Contains(errText, "dropped") {
+		t.Fatalf("audit records dropped: %s", errText)
+	}
+	if n := strings.Count(errText, "policy reload from "+rules+" rejected, the old policy stays: "+rules+":1:"); n != rejected {
+		t.Errorf("%d rejections on stderr, want %d:\n%s", n, rejected, errText)
+	}
+	if deniedA.Load() != 0 {
+		t.Errorf("%d opens of a file every policy allows were denied", deniedA.Load())
+	}
+	recs := auditLines(t, audit)
+	var gotA, gotS, applied, rej int64
+	for _, r := range recs {
+		switch {
+		case r["path"] == a:
+			gotA++
+		case r["path"] == s:
+			gotS++
+		case r["event"] == "policy-reload" && r["verdict"] == "applied":
+			applied++
+		case r["event"] == "policy-reload" && r["verdict"] == "rejected":
+			if !strings.Contains(fmt.Sprint(r["error"]), "colour") {
+				t.Errorf("rejection's audit line does not say why: %v", r)
+			}
+			rej++
+		}
+	}
+	t.Logf("%d opens of a, %d of s, under %d reloads", opensA.Load(), opensS.Load(), reloads)
+	if gotA != opensA.Load() || gotS != opensS.Load() {
+		t.Errorf("decisions: a %d audit lines for %d opens, s %d for %d; want exactly one each", gotA, opensA.Load(), gotS, opensS.Load())
+	}
+	if applied != reloads-int64(rejected) || rej != int64(rejected) {
+		t.Errorf("audit: %d applied, %d rejected reloads; want %d, %d", applied, rej, reloads-rejected, rejected)
+	}
+	if opensA.Load() < reloads {
+		t.Errorf("only %d opens during %d reloads: no load", opensA.Load(), reloads)
+	}
+}
+
+// Without a signal, a change to the policy file on disk is picked up (polled), and so is a
+// fix after an invalid version; the invalid one keeps the policy before it.
+func TestGuardReloadOnFileChange(t *testing.T) {
+	mnt := testenv.Tmpfs(t)
+	etc := t.TempDir()
+	s := filepath.Join(mnt, "s")
+	writeFile(t, s, "s")
+	deny, allow, invalid := reloadPolicies(mnt)
+	rules := filepath.Join(etc, "guard.rules")
+	writeFile(t, rules, allow)
+	audit := filepath.Join(etc, "audit.jsonl")
+	p := start(t, "guard", "--policy", rules, "--reload-interval", "20ms", "--audit", audit, mnt)
+	denied := func() bool {
+		d, err := openOnce(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	if denied() || denied() { // the second may come from the kernel's cache
+		t.Fatal("denied under the allow policy")
+	}
+	writeFile(t, rules, deny)
+	if !waitFor(10*time.Second, denied) {
+		t.Fatalf("the deny policy never applied; stderr:\n%s", p.errText())
+	}
+	writeFile(t, rules, invalid)
+	if !waitFor(10*time.Second, func() bool { return strings.Contains(p.errText(), "rejected") }) {
+		t.Fatalf("the invalid file was not reported; stderr:\n%s", p.errText())
+	}
+	if !denied() {
+		t.Fatal("the invalid file replaced the policy")
+	}
+	writeFile(t, rules, allow)
+	if !waitFor(10*time.Second, func() bool { return !denied() }) {
+		t.Fatalf("the fixed file never applied; stderr:\n%s", p.errText())
+	}
+	p.stop()
+	var rej int
+	for _, r := range auditLines(t, audit) {
+		if r["event"] == "policy-reload" && r["verdict"] == "rejected" && strings.Contains(fmt.Sprint(r["error"]), rules+":1:") {
+			rej++
+		}
+	}
+	if rej != 1 {
+		t.Errorf("%d rejected reloads in the audit log, want 1", rej)
+	}
+}
