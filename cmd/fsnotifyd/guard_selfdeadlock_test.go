@@ -96,4 +96,3 @@ func TestGuardNoSelfDeadlock(t *testing.T) {
 		})
 	}
 }
-
