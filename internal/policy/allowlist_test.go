@@ -1,0 +1,81 @@
+package policy
+
+import (
+	"os"
+	"testing"
+
+	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/ftype"
+)
+
+// TestAllowlistPolicy checks the decisions the allowlisting example of docs/policy.md
+// (testdata/allowlist.rules) promises, with the process and file described: the rule that
+// decides each, and that the file is not read or hashed where a cheaper condition settles it.
+func TestAllowlistPolicy(t *testing.T) {
+	f, err := os.Open("testdata/allowlist.rules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	p, err := Parse("allowlist.rules", f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ws := p.LintWith(LintOptions{Weak: true}); len(ws) != 0 {
+		t.Errorf("lint: %v", ws)
+	}
+	const ldso = "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"
+	elf := ftype.Type{Kind: ftype.ElfExecutable}
+	so := ftype.Type{Kind: ftype.ElfSharedObject}
+	py := ftype.Type{Kind: ftype.Script, Interp: "python3"}
+	sh := ftype.Type{Kind: ftype.Script, Interp: "sh"}
+	text := ftype.Type{Kind: ftype.Text}
+	obj := func(typ ftype.Type, trusted, writable YesNo) KnownObject {
+		return KnownObject{Type: typ, TypeKnown: true, Trust: trusted, Writable: writable}
+	}
+	for _, tt := range []struct {
+		name  string
+		event engine.Mask
+		path  string
+		exe   string
+		obj   KnownObject // an attribute left Unknown must not be read
+		want  engine.Verdict
+		rule  string
+	}{
+		{"trusted program", engine.OpenExecPerm, "/usr/bin/ls", "/usr/bin/bash", obj(elf, Yes, Yes), engine.Allow, "allowlist.rules:40"},
+		{"untrusted program in /usr/local", engine.OpenExecPerm, "/usr/local/bin/x", "/usr/bin/bash", obj(elf, No, Yes), engine.Deny, "allowlist.rules:39"},
+		{"untrusted program on a read-only mount", engine.OpenExecPerm, "/opt/ro/x", "/usr/bin/bash", obj(elf, No, No), engine.Deny, "allowlist.rules:41"},
+		{"anything in /tmp, unread", engine.OpenExecPerm, "/tmp/x", "/usr/bin/bash", KnownObject{}, engine.Deny, "allowlist.rules:13"},
+		{"a trusted copy in a home dir", engine.OpenExecPerm, "/home/ann/ls", "/usr/bin/bash", KnownObject{}, engine.Deny, "allowlist.rules:16"},
+		{"in /dev/shm", engine.OpenExecPerm, "/dev/shm/x", "/usr/bin/bash", KnownObject{}, engine.Deny, "allowlist.rules:15"},
+		{"ld.so /tmp/prog", engine.OpenPerm, "/tmp/prog", ldso, obj(elf, Unknown, Unknown), engine.Deny, "allowlist.rules:22"},
+		{"ld.so an untrusted program", engine.OpenPerm, "/opt/x", ldso, obj(elf, No, Unknown), engine.Deny, "allowlist.rules:24"},
+		{"ld.so a trusted program", engine.OpenPerm, "/usr/bin/ls", ldso, obj(elf, Yes, Unknown), engine.Allow, ""},
+		{"python3 an untrusted script", engine.OpenPerm, "/srv/x.py", "/usr/bin/python3.11", obj(text, No, Unknown), engine.Deny, "allowlist.rules:30"},
+		{"python3 an untrusted #! script", engine.OpenPerm, "/srv/tool", "/usr/bin/python3.11", obj(py, No, Unknown), engine.Deny, "allowlist.rules:29"},
+		{"python3 a trusted module", engine.OpenPerm, "/usr/lib/python3/dist-packages/a.py", "/usr/bin/python3.11", obj(text, Yes, Unknown), engine.Allow, ""},
+		{"python3 reads data, unhashed", engine.OpenPerm, "/srv/data.json", "/usr/bin/python3.11", obj(text, Unknown, Unknown), engine.Allow, ""},
+		{"bash an untrusted #! script", engine.OpenPerm, "/srv/run", "/usr/bin/bash", obj(sh, No, Unknown), engine.Deny, "allowlist.rules:31"},
+		{"dash x.sh", engine.OpenPerm, "/srv/x.sh", "/usr/bin/dash", obj(text, No, Unknown), engine.Deny, "allowlist.rules:32"},
+		{"an untrusted shared object", engine.OpenPerm, "/opt/lib/libx.so", "/usr/bin/app", obj(so, No, Unknown), engine.Deny, "allowlist.rules:35"},
+		{"a trusted shared object", engine.OpenPerm, "/usr/lib/libc.so.6", "/usr/bin/app", obj(so, Yes, Unknown), engine.Allow, ""},
+		{"a text file, unhashed", engine.OpenPerm, "/etc/hosts", "/usr/bin/cat", obj(text, Unknown, Unknown), engine.Allow, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			req := Request{Event: tt.event, Path: tt.path, Pid: 42,
+				Proc: KnownProcess{Name: "x", UserID: 1000, ExePath: tt.exe, GroupIDs: []uint32{1000}, ParentPID: 1},
+				Obj:  tt.obj}
+			d := p.Decide(&req)
+			if d.Err != nil {
+				t.Fatalf("error %v (an attribute read that should not be: %s)", d.Err, d.Source())
+			}
+			rule := ""
+			if d.Rule != nil {
+				rule = d.Rule.String()
+			}
+			if d.Verdict != tt.want || rule != tt.rule {
+				t.Fatalf("%v by %q, want %v by %q", d.Verdict, rule, tt.want, tt.rule)
+			}
+		})
+	}
+}
