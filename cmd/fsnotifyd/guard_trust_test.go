@@ -118,3 +118,38 @@ func TestGuardTrustExec(t *testing.T) {
 		t.Errorf("audit: %d trusted, %d modified, %d unlisted execs, %d trust reloads; want >=3, >=1, 1, >=1\n%v", trusted, modified, unlisted, reloads, recs)
 	}
 }
+
+// A hostile local user who owns a trusted file (listed as it was) modifies it and runs it at
+// once, fifty times over, each time after appending to it in place (same inode, the hash cache
+// warm from the run before): every run after a change is denied. The first, unchanged, runs.
+func TestGuardTrustModifiedAsNobody(t *testing.T) {
+	mnt := testenv.PublicTmpfs(t)
+	home := filepath.Join(mnt, "home")
+	if err := os.Mkdir(home, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(home, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	tool := filepath.Join(home, "tool")
+	copyExe(t, tool)
+	if err := os.Chown(tool, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	etc := t.TempDir()
+	tf := filepath.Join(etc, "local.trust")
+	if _, errOut, st := fsn(t, "trust", "add", "--file", tf, tool); st != 0 {
+		t.Fatalf("trust add: %s", errOut)
+	}
+	rules := filepath.Join(etc, "exec.rules")
+	writeFile(t, rules, "allow exec "+mnt+"/** trusted=yes\ndeny exec "+mnt+"/**\n")
+	start(t, "guard", "--events", "exec", "--policy", rules, "--trust", tf, "--no-package-trust", mnt)
+	out, err := testenv.Sh(testenv.Nobody, tool+` && echo FIRST-RAN
+for i in $(seq 50); do
+	printf x >> `+tool+`
+	`+tool+` 2>/dev/null && echo ESCAPED
+done; true`)
+	if err != nil || !strings.Contains(out, "FIRST-RAN") || strings.Contains(out, "ESCAPED") {
+		t.Fatalf("as nobody: %v\n%s", err, out)
+	}
+}
