@@ -253,7 +253,7 @@ func runGuard(args []string) int {
 		Deadline:     deadline,
 		OnTimeout:    v,
 		OnClose:      notify.Allow,
-		Cache:        pol.CacheAllows,
+		Cache:        true, // the policy says which allows may be cached (d.Cache), also after a reload
 		Inline:       g.inline,
 		OnDecision:   g.decided,
 		AllowOnError: errorVerdict == engine.Allow || permissive,

@@ -109,7 +109,8 @@ func (g *guardRun) afterStore() {
 // finish under the old policy, the next ones use the new. If src does not parse, or the trust
 // database it needs cannot be loaded, the old policy stays and the error says why (with
 // origin:line:col). Either way the outcome is written to stderr and, with --audit, to the
-// audit log. Safe for concurrent use: SIGHUP, the file poller and the fleet call it.
+// audit log. Safe for concurrent use: SIGHUP, the file poller and the fleet call it, once
+// the guard is running (after "Watches established.": g.guard is set).
 func (g *guardRun) ApplyPolicy(src []byte, origin string) error {
 	err := g.applyPolicy(src, origin)
 	g.reported("policy", origin, err)
