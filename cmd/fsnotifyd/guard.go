@@ -23,6 +23,7 @@ import (
 	"github.com/fsnotifyd/fsnotifyd/backend"
 	"github.com/fsnotifyd/fsnotifyd/engine"
 	"github.com/fsnotifyd/fsnotifyd/fsevent"
+	"github.com/fsnotifyd/fsnotifyd/internal/format"
 	"github.com/fsnotifyd/fsnotifyd/internal/policy"
 	"github.com/fsnotifyd/fsnotifyd/internal/sysattr"
 	"github.com/fsnotifyd/fsnotifyd/internal/trust"

@@ -7,10 +7,10 @@ import (
 	"errors"
 	"os"
 
-	"github.com/fsnotifyd/fsnotifyd/backend"
 	"github.com/fsnotifyd/fsnotifyd/internal/format"
 	"github.com/fsnotifyd/fsnotifyd/internal/ftype"
 	"github.com/fsnotifyd/fsnotifyd/internal/policy"
+	"github.com/fsnotifyd/fsnotifyd/internal/procfs"
 	"github.com/fsnotifyd/fsnotifyd/internal/sysattr"
 	"github.com/fsnotifyd/fsnotifyd/notify"
 )
@@ -45,7 +45,7 @@ func (p *guardProc) UID() (uint32, error) {
 }
 func (p *guardProc) Groups() ([]uint32, error)  { return p.r.Groups() }
 func (p *guardProc) Exe() (string, bool, error) { return p.r.Exe() }
-func (p *guardProc) PPid() (int32, error)       { return backend.ReadProcessPPid(int32(p.r.Pid)) }
+func (p *guardProc) PPid() (int32, error)       { return procfs.ReadPPid(int32(p.r.Pid)) }
 func (p *guardProc) Ancestors() (policy.Ancestry, error) {
 	return p.sp.Ancestors()
 }

@@ -36,10 +36,10 @@ import (
 	"strconv"
 	"syscall"
 
-	"github.com/fsnotifyd/fsnotifyd/backend"
 	"github.com/fsnotifyd/fsnotifyd/internal/format"
 	"github.com/fsnotifyd/fsnotifyd/internal/ftype"
 	"github.com/fsnotifyd/fsnotifyd/internal/policy"
+	"github.com/fsnotifyd/fsnotifyd/internal/procfs"
 	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 	"github.com/fsnotifyd/fsnotifyd/internal/trust"
 )
@@ -122,34 +122,34 @@ func (p *Process) once(attr policy.Attr, read func()) {
 func (p *Process) Read(attr policy.Attr) bool { return p.done&(uint16(1)<<attr) != 0 }
 
 func (p *Process) Comm() (string, error) {
-	p.once(policy.AttrComm, func() { p.comm, p.commErr = backend.ReadProcessComm(p.Pid) })
+	p.once(policy.AttrComm, func() { p.comm, p.commErr = procfs.ReadComm(p.Pid) })
 	return p.comm, p.commErr
 }
 
 func (p *Process) UID() (uint32, error) {
-	p.once(policy.AttrUID, func() { p.uid, p.uidErr = backend.ReadProcessEUID(p.Pid) })
+	p.once(policy.AttrUID, func() { p.uid, p.uidErr = procfs.ReadEUID(p.Pid) })
 	return p.uid, p.uidErr
 }
 
 func (p *Process) Groups() ([]uint32, error) {
-	p.once(policy.AttrGID, func() { p.groups, p.groupsErr = backend.ReadProcessGroups(p.Pid) })
+	p.once(policy.AttrGID, func() { p.groups, p.groupsErr = procfs.ReadGroups(p.Pid) })
 	return p.groups, p.groupsErr
 }
 
 func (p *Process) Exe() (string, bool, error) {
-	p.once(policy.AttrExe, func() { p.exe, p.exeVerified, p.exeErr = backend.ReadProcessExe(p.Pid) })
+	p.once(policy.AttrExe, func() { p.exe, p.exeVerified, p.exeErr = procfs.ReadExe(p.Pid) })
 	return p.exe, p.exeVerified, p.exeErr
 }
 
 func (p *Process) PPid() (int32, error) {
-	p.once(policy.AttrPPID, func() { p.ppid, p.ppidErr = backend.ReadProcessPPid(p.Pid) })
+	p.once(policy.AttrPPID, func() { p.ppid, p.ppidErr = procfs.ReadPPid(p.Pid) })
 	return p.ppid, p.ppidErr
 }
 
-// Ancestors reads at most policy.MaxAncestors ancestors (backend.ReadProcessAncestry).
+// Ancestors reads at most policy.MaxAncestors ancestors (procfs.ReadAncestry).
 func (p *Process) Ancestors() (policy.Ancestry, error) {
 	p.once(policy.AttrAncestor, func() {
-		list, complete, err := backend.ReadProcessAncestry(p.Pid, policy.MaxAncestors)
+		list, complete, err := procfs.ReadAncestry(p.Pid, policy.MaxAncestors)
 		if err != nil {
 			p.ancErr = err
 			return
@@ -205,7 +205,7 @@ func (p *Process) trustedExe() (bool, error) {
 }
 
 // sameFile reports whether path leads, through the lookup caches only (never asking the
-// filesystem, as backend.ReadProcessExe verifies), to the file open as fd.
+// filesystem, as procfs.ReadExe verifies), to the file open as fd.
 func sameFile(fd int, path string) (bool, error) {
 	st, err := sys.Fstat(fd)
 	if err != nil {

@@ -1,6 +1,6 @@
 //go:build linux
 
-package backend
+package procfs
 
 import (
 	"errors"
@@ -14,16 +14,16 @@ import (
 // ancestor=). They sit next to proc.go's readers and use its helpers; like them they tell a
 // process that is gone (os.ErrProcessDone) from a failure to read.
 
-// ReadProcessPPid returns a process's parent pid, from /proc/PID/stat: 0 when the parent is
+// ReadPPid returns a process's parent pid, from /proc/PID/stat: 0 when the parent is
 // outside this pid namespace (pid 1 and kthreadd have none).
-func ReadProcessPPid(pid int32) (int32, error) {
-	ppid, _, err := processStat(pid)
+func ReadPPid(pid int32) (int32, error) {
+	ppid, _, err := ReadStat(pid)
 	return ppid, err
 }
 
-// ProcessAncestor is one ancestor of a process: its pid and its executable, as
-// ReadProcessExe gives it.
-type ProcessAncestor struct {
+// Ancestor is one ancestor of a process: its pid and its executable, as
+// ReadExe gives it.
+type Ancestor struct {
 	Pid      int32
 	Exe      string
 	Verified bool
@@ -32,12 +32,12 @@ type ProcessAncestor struct {
 	Unreadable bool
 }
 
-// ancestryStep, when set (tests), runs at each step of ReadProcessAncestry: "parent" after
+// ancestryStep, when set (tests), runs at each step of ReadAncestry: "parent" after
 // child's stat named parent, "exe" before parent's executable is read.
 var ancestryStep func(step string, child, parent int32)
 
-// ReadProcessAncestry returns the ancestors of process pid, its parent first, at most max of
-// them, each with its executable (ReadProcessExe), and whether the list is complete: it ends
+// ReadAncestry returns the ancestors of process pid, its parent first, at most max of
+// them, each with its executable (ReadExe), and whether the list is complete: it ends
 // at a process with no parent in this pid namespace. It is not complete when the chain is
 // longer than max, or when an ancestor exits while the chain is read (its children go to a
 // reaper: the chain has changed under the walk).
@@ -55,9 +55,9 @@ var ancestryStep func(step string, child, parent int32)
 // An ancestor whose executable the caller may not read (EACCES, EPERM: no CAP_SYS_PTRACE,
 // or an LSM shields it) is listed as Unreadable, and the walk goes on. The error is
 // os.ErrProcessDone (wrapped) when pid itself is gone or unknown, and the system's error when
-// /proc cannot be read otherwise. Cost: per ancestor, two reads of /proc/PID/stat, ReadProcessExe, a
+// /proc cannot be read otherwise. Cost: per ancestor, two reads of /proc/PID/stat, ReadExe, a
 // pidfd_open and a pidfd_send_signal.
-func ReadProcessAncestry(pid int32, max int) (list []ProcessAncestor, complete bool, err error) {
+func ReadAncestry(pid int32, max int) (list []Ancestor, complete bool, err error) {
 	if pid <= 0 {
 		return nil, false, goneOr(pid, syscall.ESRCH)
 	}
@@ -66,18 +66,18 @@ func ReadProcessAncestry(pid int32, max int) (list []ProcessAncestor, complete b
 		return nil, false, goneOr(pid, err)
 	}
 	defer func() { sys.Close(childFd) }()
-	list = []ProcessAncestor{}
+	list = []Ancestor{}
 	child := pid
 	// cut ends the walk where the chain changed under it: incomplete, or the process itself
 	// gone.
-	cut := func() ([]ProcessAncestor, bool, error) {
+	cut := func() ([]Ancestor, bool, error) {
 		if child == pid && !sys.PidfdAlive(childFd) {
 			return nil, false, goneOr(pid, syscall.ESRCH)
 		}
 		return list, false, nil
 	}
 	for {
-		parent, _, err := processStat(child)
+		parent, _, err := ReadStat(child)
 		switch {
 		case errors.Is(err, os.ErrProcessDone):
 			return cut()
@@ -102,13 +102,13 @@ func ReadProcessAncestry(pid int32, max int) (list []ProcessAncestor, complete b
 		if ancestryStep != nil {
 			ancestryStep("exe", child, parent)
 		}
-		a := ProcessAncestor{Pid: parent}
-		a.Exe, a.Verified, err = ReadProcessExe(parent)
+		a := Ancestor{Pid: parent}
+		a.Exe, a.Verified, err = ReadExe(parent)
 		switch {
 		case errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM):
 			// Unknown, and the walk goes on: a policy counts it as an ancestor that may be
 			// any program.
-			a = ProcessAncestor{Pid: parent, Unreadable: true}
+			a = Ancestor{Pid: parent, Unreadable: true}
 		case errors.Is(err, os.ErrProcessDone):
 			sys.Close(parentFd)
 			return cut()
@@ -132,7 +132,7 @@ func ReadProcessAncestry(pid int32, max int) (list []ProcessAncestor, complete b
 // stillChildOf reports whether child, held by childFd, still has parent as its parent: then
 // parent has been its parent, with that pid, since an earlier read of child's stat said so.
 func stillChildOf(child int32, childFd int, parent int32) (bool, error) {
-	again, _, err := processStat(child)
+	again, _, err := ReadStat(child)
 	if errors.Is(err, os.ErrProcessDone) {
 		return false, nil
 	}

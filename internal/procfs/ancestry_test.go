@@ -1,6 +1,6 @@
 //go:build linux
 
-package backend
+package procfs
 
 import (
 	"bufio"
@@ -21,34 +21,34 @@ import (
 
 // This test process's ancestors, read the way a guard reads them: each is the parent of the
 // one before, with its own (verified) executable, up to a process with no parent.
-func TestReadProcessAncestrySelf(t *testing.T) {
+func TestReadAncestrySelf(t *testing.T) {
 	pid := int32(os.Getpid())
-	if ppid, err := ReadProcessPPid(pid); err != nil || ppid != int32(os.Getppid()) {
-		t.Fatalf("ReadProcessPPid(self) = %d, %v; want %d", ppid, err, os.Getppid())
+	if ppid, err := ReadPPid(pid); err != nil || ppid != int32(os.Getppid()) {
+		t.Fatalf("ReadPPid(self) = %d, %v; want %d", ppid, err, os.Getppid())
 	}
-	list, complete, err := ReadProcessAncestry(pid, 64)
+	list, complete, err := ReadAncestry(pid, 64)
 	if err != nil || !complete || len(list) == 0 {
-		t.Fatalf("ReadProcessAncestry(self) = %v, %v, %v", list, complete, err)
+		t.Fatalf("ReadAncestry(self) = %v, %v, %v", list, complete, err)
 	}
 	child := pid
 	for i, a := range list {
-		ppid, err := ReadProcessPPid(child)
+		ppid, err := ReadPPid(child)
 		if err != nil || ppid != a.Pid {
 			t.Errorf("ancestor %d is %d, but %d's parent is %d (%v)", i, a.Pid, child, ppid, err)
 		}
-		exe, verified, err := ReadProcessExe(a.Pid)
+		exe, verified, err := ReadExe(a.Pid)
 		switch {
 		case a.Unreadable:
 			// This machine's pid 1 shields itself even from root (permission denied).
 			if !errors.Is(err, syscall.EACCES) && !errors.Is(err, syscall.EPERM) || a.Exe != "" || a.Verified {
-				t.Errorf("ancestor %d (%d) %+v is unreadable, but ReadProcessExe says %q %v %v", i, a.Pid, a, exe, verified, err)
+				t.Errorf("ancestor %d (%d) %+v is unreadable, but ReadExe says %q %v %v", i, a.Pid, a, exe, verified, err)
 			}
 		case err != nil || exe != a.Exe || verified != a.Verified:
-			t.Errorf("ancestor %d (%d): exe %q verified %v; ReadProcessExe says %q %v %v", i, a.Pid, a.Exe, a.Verified, exe, verified, err)
+			t.Errorf("ancestor %d (%d): exe %q verified %v; ReadExe says %q %v %v", i, a.Pid, a.Exe, a.Verified, exe, verified, err)
 		}
 		child = a.Pid
 	}
-	if ppid, err := ReadProcessPPid(child); err != nil || ppid != 0 {
+	if ppid, err := ReadPPid(child); err != nil || ppid != 0 {
 		t.Errorf("the last ancestor %d has parent %d (%v), want 0", child, ppid, err)
 	}
 	if list[0].Pid != int32(os.Getppid()) || !list[0].Verified {
@@ -58,28 +58,28 @@ func TestReadProcessAncestrySelf(t *testing.T) {
 
 	// Bounded: the same chain cut short is incomplete.
 	if n := len(list); n > 1 {
-		short, complete, err := ReadProcessAncestry(pid, n-1)
+		short, complete, err := ReadAncestry(pid, n-1)
 		if err != nil || complete || len(short) != n-1 || short[n-2] != list[n-2] {
-			t.Errorf("ReadProcessAncestry(self, %d) = %v, %v, %v", n-1, short, complete, err)
+			t.Errorf("ReadAncestry(self, %d) = %v, %v, %v", n-1, short, complete, err)
 		}
 	}
-	short, complete, err := ReadProcessAncestry(pid, 0)
+	short, complete, err := ReadAncestry(pid, 0)
 	if err != nil || complete || len(short) != 0 || short == nil {
-		t.Errorf("ReadProcessAncestry(self, 0) = %#v, %v, %v; want an empty list, incomplete", short, complete, err)
+		t.Errorf("ReadAncestry(self, 0) = %#v, %v, %v; want an empty list, incomplete", short, complete, err)
 	}
 }
 
-func TestReadProcessAncestryGone(t *testing.T) {
+func TestReadAncestryGone(t *testing.T) {
 	c := exec.Command("true")
 	if err := c.Run(); err != nil {
 		t.Fatal(err)
 	}
 	for _, pid := range []int32{0, -1, int32(c.Process.Pid)} {
-		if _, _, err := ReadProcessAncestry(pid, 8); !errors.Is(err, os.ErrProcessDone) {
-			t.Errorf("ReadProcessAncestry(%d): %v, want os.ErrProcessDone", pid, err)
+		if _, _, err := ReadAncestry(pid, 8); !errors.Is(err, os.ErrProcessDone) {
+			t.Errorf("ReadAncestry(%d): %v, want os.ErrProcessDone", pid, err)
 		}
-		if _, err := ReadProcessPPid(pid); !errors.Is(err, os.ErrProcessDone) {
-			t.Errorf("ReadProcessPPid(%d): %v, want os.ErrProcessDone", pid, err)
+		if _, err := ReadPPid(pid); !errors.Is(err, os.ErrProcessDone) {
+			t.Errorf("ReadPPid(%d): %v, want os.ErrProcessDone", pid, err)
 		}
 	}
 }
@@ -130,15 +130,15 @@ func startChain(t *testing.T, depth int, cred *syscall.Credential) int32 {
 
 // A hostile user (nobody) nests processes deeper than the bound: the walk stops at the bound
 // and says the chain is incomplete — never complete without the ancestors it did not read.
-func TestReadProcessAncestryDeeperThanTheBound(t *testing.T) {
+func TestReadAncestryDeeperThanTheBound(t *testing.T) {
 	testenv.RequireRoot(t)
 	const depth = 40
 	inner := startChain(t, depth, testenv.Nobody)
-	list, complete, err := ReadProcessAncestry(inner, 32)
+	list, complete, err := ReadAncestry(inner, 32)
 	if err != nil || complete || len(list) != 32 {
 		t.Fatalf("32 of a %d-deep chain: %d ancestors, complete %v, %v", depth, len(list), complete, err)
 	}
-	list, complete, err = ReadProcessAncestry(inner, 64)
+	list, complete, err = ReadAncestry(inner, 64)
 	if err != nil || !complete || len(list) < depth {
 		t.Fatalf("64 of a %d-deep chain: %d ancestors, complete %v, %v", depth, len(list), complete, err)
 	}
@@ -155,7 +155,7 @@ func TestReadProcessAncestryDeeperThanTheBound(t *testing.T) {
 // A process leaves its ancestors by letting its parent exit (a double fork): it goes to its
 // reaper. This is why ancestor= says who started a process only as long as the chain stands
 // (docs/policy.md).
-func TestReadProcessAncestryAfterADoubleFork(t *testing.T) {
+func TestReadAncestryAfterADoubleFork(t *testing.T) {
 	out, err := exec.Command("sh", "-c", "sleep 600 >/dev/null 2>&1 & echo $!").Output()
 	if err != nil {
 		t.Fatal(err)
@@ -165,9 +165,9 @@ func TestReadProcessAncestryAfterADoubleFork(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer syscall.Kill(pid, syscall.SIGKILL)
-	list, complete, err := ReadProcessAncestry(int32(pid), 64)
+	list, complete, err := ReadAncestry(int32(pid), 64)
 	if err != nil || !complete {
-		t.Fatalf("ReadProcessAncestry = %v, %v, %v", list, complete, err)
+		t.Fatalf("ReadAncestry = %v, %v, %v", list, complete, err)
 	}
 	for _, a := range list {
 		if a.Pid == int32(os.Getpid()) {
@@ -184,25 +184,25 @@ const envAncestryReuse = "FSNOTIFYD_TEST_ANCESTRY_REUSE"
 // anyone who wins the race, or take a deny away). Run in a fresh pid namespace, where the
 // next pid can be chosen (ns_last_pid) without touching the machine's; the test hook makes
 // the exit and the reuse happen at each step of the walk in turn.
-func TestReadProcessAncestryPidReuse(t *testing.T) {
+func TestReadAncestryPidReuse(t *testing.T) {
 	testenv.RequireRoot(t)
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := exec.Command(exe, "-test.run=^TestReadProcessAncestryPidReuseInner$", "-test.v", "-test.timeout=2m")
+	c := exec.Command(exe, "-test.run=^TestReadAncestryPidReuseInner$", "-test.v", "-test.timeout=2m")
 	c.Env = append(os.Environ(), envAncestryReuse+"=1", "GORACE=atexit_sleep_ms=0")
 	c.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID | syscall.CLONE_NEWNS, Pdeathsig: syscall.SIGKILL}
 	out, err := c.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "--- PASS: TestReadProcessAncestryPidReuseInner") {
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestReadAncestryPidReuseInner") {
 		t.Fatalf("scenario in a new pid namespace: %v\n%s", err, out)
 	}
 	t.Logf("%s", out)
 }
 
-func TestReadProcessAncestryPidReuseInner(t *testing.T) {
+func TestReadAncestryPidReuseInner(t *testing.T) {
 	if os.Getenv(envAncestryReuse) != "1" {
-		t.Skip("runs as the child of TestReadProcessAncestryPidReuse")
+		t.Skip("runs as the child of TestReadAncestryPidReuse")
 	}
 	if os.Getpid() != 1 {
 		t.Fatalf("pid %d, want 1 in a new pid namespace", os.Getpid())
@@ -260,7 +260,7 @@ func TestReadProcessAncestryPidReuseInner(t *testing.T) {
 				t.Errorf("could not give pid %d to an impostor", ppid)
 			}
 			defer func() { ancestryStep = nil }()
-			list, complete, err := ReadProcessAncestry(int32(child), 32)
+			list, complete, err := ReadAncestry(int32(child), 32)
 			if impostor == nil {
 				t.Fatal("the hook never ran")
 			}
@@ -275,7 +275,7 @@ func TestReadProcessAncestryPidReuseInner(t *testing.T) {
 				}
 			}
 			// Read again, the chain is the child's new one: complete, through its reaper.
-			list, complete, err = ReadProcessAncestry(int32(child), 32)
+			list, complete, err = ReadAncestry(int32(child), 32)
 			if err != nil || !complete || len(list) != 1 || list[0].Pid != 1 {
 				t.Fatalf("after the reuse: %+v, %v, %v; want [pid 1], complete", list, complete, err)
 			}
