@@ -8,6 +8,22 @@
 // places its marks again and then delivers an Event with Resync set — it may have missed
 // events meanwhile, so it should rescan what it watches (like watchman's is_fresh_instance).
 //
+// Placing a mark again never marks a stranger. The client keeps no descriptor of a marked
+// object (an open descriptor, even O_PATH, pins the object's dentry, and the kernel would
+// report the object's deletion, DELETE_SELF, only once it closed): it keeps the object's path
+// as it resolved when marked and its identity — device, inode and file handle (which holds
+// the inode's generation where the filesystem has one, so a reused inode number does not
+// pass) for inode and subtree marks; the mount's id for mount marks; the device for
+// filesystem marks. After a reconnection it opens the path again (O_PATH|O_NOFOLLOW), checks
+// that identity on that very descriptor, and hands that descriptor to the daemon (which checks
+// the client's access on it, as for AddMark) and closes it. A mark whose path is gone, names
+// another object, or that the daemon refuses now, is lost: it is not placed, and the client
+// delivers, after the Resync, an Event with Lost set (see there) — as a DELETE_SELF of the
+// object it marked, so that a consumer that ends a watch on DELETE_SELF ends this one. A mark
+// whose object's DELETE_SELF the client delivered is not placed again either (the kernel
+// dropped it). ModifyMark finds the object the same way, so it fails (ErrLost) once the object
+// left the path it was marked by.
+//
 // Channel contract: Events is unbuffered unless Options.Buffer sizes it. Between the socket
 // and the channel the client queues up to Options.Queue events (default 16384), so that
 // replies to requests are never stuck behind events the application has not read yet; when
@@ -22,7 +38,7 @@
 // Goroutines: every one is the Client's, and Close waits for all of them. Dial starts the
 // reader (readLoop: reads the connection, runs Handler), the pump (hands queued events to
 // Events) and the closer (close: once shutdown and the others have returned, it releases the
-// marks' descriptors and the undelivered events' and closes Events). With Reconnect, a lost
+// undelivered events' descriptors and closes Events). With Reconnect, a lost
 // connection starts the reconnector (reconnect), which starts the next reader; shutdown ends
 // its attempts. A connection lost without Reconnect shuts the client down from the reader,
 // which then returns; the closer finishes. Locks: mu (the connection, the waiters, the marks)
@@ -71,6 +87,9 @@ var (
 	ErrLimit = &codeError{fsevent.CodeLimit}
 	// ErrNotSupported: the kernel or filesystem cannot do it.
 	ErrNotSupported = &codeError{fsevent.CodeNotSupported}
+	// ErrLost: a mark's object is no longer at the path it was marked by (deleted, moved or
+	// replaced), or could not be marked again after a reconnection (Event.Lost).
+	ErrLost = errors.New("fsnotifyd mark lost")
 )
 
 // codeError is a sentinel matched by code.
@@ -164,20 +183,35 @@ type Event struct {
 	// Resync: the client reconnected to a daemon (a restart) and placed its marks again: it
 	// may have missed events. (Not sent when it had no marks to place.)
 	Resync bool
+	// Lost, after a Resync: mark Mark could not be placed again (see the package doc), and
+	// says why (it matches ErrLost; also fs.ErrNotExist when the path is gone). The record is
+	// then a DELETE_SELF of the marked object (OnDir for a directory), whatever the mark's
+	// mask: its path, and its device and inode for an inode or subtree mark — the object was
+	// deleted, replaced or moved while the client was away, and the kernel's own DELETE_SELF
+	// or MOVE_SELF may have been missed. The mark stays the client's until RemoveMark (which
+	// then asks nothing of the daemon); it is never placed again.
+	Lost error
 }
 
 // MarkID names a mark of this client; it stays valid across reconnections.
 type MarkID uint64
 
-// mark is what the client keeps to place a mark again after a reconnection.
+// mark is what the client keeps to place a mark again after a reconnection: no descriptor
+// of the object (it would hold back the object's DELETE_SELF), but where it was and what it
+// was (see the package doc).
 type mark struct {
 	id     MarkID
-	daemon uint64 // the daemon's id in the current connection
-	fd     int    // the O_PATH descriptor, kept open
-	path   string
+	daemon uint64 // the daemon's id on the current connection; 0: none (yet)
+	path   string // the object's path as it resolved when marked
+	ident  ident
 	kind   engine.Kind
 	spec   engine.MarkSpec
+	gone   bool // the object's DELETE_SELF was delivered: the kernel dropped the mark
+	lost   bool // not placed again after a reconnection (Event.Lost): never will be
 }
+
+// live reports whether m is placed, or will be after a reconnection.
+func (m *mark) live() bool { return !m.gone && !m.lost }
 
 // Client is a connection to the daemon.
 type Client struct {
@@ -379,6 +413,7 @@ func (c *Client) readLoop(conn *proto.Conn) {
 		case *proto.Event:
 			ev := Event{Event: fsevent.Event(*m)}
 			ev.Mark = c.markOf(m.Path)
+			c.noteDeleted(&ev.Event)
 			if !c.deliver(ev) {
 				proto.CloseFDs(m)
 			}
@@ -415,7 +450,7 @@ func (c *Client) markOf(p string) MarkID {
 	defer c.mu.Unlock()
 	var best *mark
 	for _, m := range c.marks {
-		if paths.Within(p, m.path) {
+		if m.live() && paths.Within(p, m.path) {
 			if best == nil || len(m.path) > len(best.path) {
 				best = m
 			}
@@ -425,6 +460,22 @@ func (c *Client) markOf(p string) MarkID {
 		return 0
 	}
 	return best.id
+}
+
+// noteDeleted remembers the marks whose object ev reports deleted: the kernel dropped them
+// with the inode, and after a reconnection they are neither placed again nor reported lost
+// (their DELETE_SELF was delivered).
+func (c *Client) noteDeleted(ev *fsevent.Event) {
+	if ev.Mask&engine.DeleteSelf == 0 || !ev.HasObject {
+		return
+	}
+	c.mu.Lock()
+	for _, m := range c.marks {
+		if (m.kind == engine.KindInode || m.kind == engine.KindSubtree) && m.ident.dev == ev.Dev && m.ident.ino == ev.Ino {
+			m.gone = true
+		}
+	}
+	c.mu.Unlock()
 }
 
 // deliver queues ev for the application without blocking; it reports false if ev was dropped.
@@ -511,6 +562,9 @@ func (c *Client) lost(conn *proto.Conn, err error) {
 		close(w)
 		delete(c.waiters, req)
 	}
+	for _, m := range c.marks {
+		m.daemon = 0 // means nothing on the next connection: RemoveMark meanwhile only forgets
+	}
 	c.ready = make(chan struct{})
 	closed := c.closed
 	c.mu.Unlock()
@@ -530,6 +584,7 @@ func (c *Client) lost(conn *proto.Conn, err error) {
 func (c *Client) reconnect() {
 	defer c.wg.Done()
 	backoff := 50 * time.Millisecond
+	var lost []Event // notices of the marks that could not be placed (kept across attempts)
 	for {
 		select {
 		case <-c.done:
@@ -548,19 +603,56 @@ func (c *Client) reconnect() {
 		c.mu.Lock()
 		marks := make([]*mark, 0, len(c.marks))
 		for _, m := range c.marks {
-			marks = append(marks, m)
+			if m.live() {
+				marks = append(marks, m)
+			}
 		}
 		c.mu.Unlock()
 		var early []Event // events for marks placed again, read before the last Result
+		var broken error
 		for _, m := range marks {
 			id, err := c.addOn(conn, m, &early)
 			if err != nil {
-				c.log.Warn("placing a mark again after reconnecting", "path", m.path, "err", err)
+				if !errors.Is(err, ErrLost) {
+					broken = err // the connection failed: try another
+					break
+				}
+				c.log.Warn("a mark could not be placed again after reconnecting: it is lost", "path", m.path, "err", err)
+				c.mu.Lock()
+				m.lost = true
+				removed := c.marks[m.id] != m
+				c.mu.Unlock()
+				if !removed { // removed meanwhile: the application is done with it
+					lost = append(lost, lostEvent(m, err))
+				}
 				continue
 			}
 			c.mu.Lock()
-			m.daemon = id
+			removed := c.marks[m.id] != m
+			if !removed {
+				m.daemon = id
+			}
 			c.mu.Unlock()
+			if removed {
+				// RemoveMark took it while it was being placed: take it off again.
+				if _, err := c.roundTrip(conn, &proto.RemoveMark{Req: c.nextReq.Add(1), By: proto.RemoveByID, MarkID: id}, &early); err != nil && !isRefusal(err) {
+					broken = err
+					break
+				}
+			}
+		}
+		if broken != nil {
+			c.log.Debug("placing the marks again after reconnecting", "err", broken)
+			conn.Close()
+			c.mu.Lock()
+			for _, m := range c.marks {
+				m.daemon = 0
+			}
+			c.mu.Unlock()
+			for i := range early {
+				early[i].FD.Close()
+			}
+			continue
 		}
 		c.mu.Lock()
 		if c.closed {
@@ -581,6 +673,9 @@ func (c *Client) reconnect() {
 		if len(marks) > 0 {
 			c.deliver(Event{Resync: true})
 		}
+		for _, ev := range lost {
+			c.deliver(ev)
+		}
 		for _, ev := range early {
 			if !c.deliver(ev) {
 				ev.FD.Close()
@@ -592,41 +687,77 @@ func (c *Client) reconnect() {
 	}
 }
 
-// addOn places m on conn synchronously, before conn's reader runs (reconnection only). Events
-// that arrive meanwhile (for marks placed a moment ago) are appended to early.
+// addOn places m on conn synchronously, before conn's reader runs (reconnection only): on the
+// object found at m's path if it is still m's (reopen), else it fails with ErrLost. Events
+// that arrive meanwhile (for marks placed a moment ago) are appended to early. An error that
+// does not match ErrLost (the mark's) is the connection's.
 func (c *Client) addOn(conn *proto.Conn, m *mark, early *[]Event) (uint64, error) {
-	fd, err := sys.Dup(m.fd)
+	fd, err := reopen(m.path, m.kind, m.ident)
 	if err != nil {
 		return 0, err
 	}
-	req := c.nextReq.Add(1)
 	c.mu.Lock()
 	spec := m.spec
 	c.mu.Unlock()
-	err = conn.WriteMsg(&proto.AddMark{Req: req, Kind: m.kind, Mask: spec.Mask, Ignore: spec.Ignore,
-		Flags: spec.Flags, Target: proto.NewFD(fd)})
-	sys.Close(fd)
+	r, err := c.roundTrip(conn, &proto.AddMark{Req: c.nextReq.Add(1), Kind: m.kind, Mask: spec.Mask, Ignore: spec.Ignore,
+		Flags: spec.Flags, Target: proto.NewFD(fd)}, early)
 	if err != nil {
+		if isRefusal(err) {
+			return 0, fmt.Errorf("%w: %s: the daemon refused it: %w", ErrLost, m.path, err)
+		}
 		return 0, err
+	}
+	return r.ID, nil
+}
+
+// refusal is a request the daemon (or the encoder) refused, as opposed to a broken connection.
+type refusal struct{ err error }
+
+func (r *refusal) Error() string { return r.err.Error() }
+func (r *refusal) Unwrap() error { return r.err }
+
+func isRefusal(err error) bool {
+	var r *refusal
+	return errors.As(err, &r)
+}
+
+// roundTrip sends req on conn and reads until its Result, before conn's reader runs
+// (reconnection only); it closes req's descriptors. Events that arrive meanwhile (for marks
+// placed a moment ago) are appended to early. A refused request is a *refusal; any other
+// error is the connection's.
+func (c *Client) roundTrip(conn *proto.Conn, req proto.Msg, early *[]Event) (*proto.Result, error) {
+	err := conn.WriteMsg(req)
+	proto.CloseFDs(req) // sent: the daemon holds its own reference until it is done with them
+	if err != nil {
+		var pe *proto.Error
+		if errors.As(err, &pe) {
+			return nil, &refusal{toError(err)} // a bad field: not the connection's
+		}
+		return nil, err
 	}
 	for {
 		msg, err := conn.ReadMsg()
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		switch msg := msg.(type) {
 		case *proto.Result:
-			if msg.Req == req {
-				return msg.ID, toError(msg.Err())
+			if msg.Req == req.RequestID() {
+				if err := toError(msg.Err()); err != nil {
+					return nil, &refusal{err}
+				}
+				return msg, nil
 			}
 		case *proto.Event:
 			// An event for a mark placed a moment ago: keep it for after the Resync (a
 			// permission event dropped here would wait for its deadline).
-			*early = append(*early, Event{Event: fsevent.Event(*msg), Mark: c.markOf(msg.Path)})
+			ev := Event{Event: fsevent.Event(*msg), Mark: c.markOf(msg.Path)}
+			c.noteDeleted(&ev.Event)
+			*early = append(*early, ev)
 		case *proto.Overflow:
 			*early = append(*early, Event{Overflow: true})
 		case *proto.Fatal:
-			return 0, toError(msg.Err())
+			return nil, fmt.Errorf("the daemon closed the connection: %v", msg.Err()) // retried
 		}
 	}
 }
@@ -682,57 +813,58 @@ func (c *Client) request(ctx context.Context, m proto.Msg) (proto.Msg, error) {
 }
 
 // AddMark watches path (opened by this process, with its own privileges) as an object of kind
-// k with spec. Its events are reported once it returns.
+// k with spec. Its events are reported once it returns. The client keeps no descriptor of the
+// object: after a daemon restart it marks the object at the same path again only if it is
+// still the same object (see the package doc).
 func (c *Client) AddMark(ctx context.Context, path string, k engine.Kind, spec engine.MarkSpec) (MarkID, error) {
 	fd, err := sys.Open(path, sys.O_PATH, 0)
 	if err != nil {
+		return 0, err
+	}
+	id, err := identify(fd)
+	if err != nil {
+		sys.Close(fd)
 		return 0, err
 	}
 	abs, _ := filepath.Abs(path)
 	if p, err := sys.FdPath(fd); err == nil {
 		abs = p
 	}
-	m := &mark{fd: fd, path: abs, kind: k, spec: spec}
-	dup, err := sys.Dup(fd)
-	if err != nil {
-		sys.Close(fd)
-		return 0, err
-	}
+	m := &mark{path: abs, ident: id, kind: k, spec: spec}
+	// request closes fd once sent: the daemon checks the client's access on it and marks its
+	// object, and nothing here pins the object afterwards.
 	r, err := c.request(ctx, &proto.AddMark{Req: c.nextReq.Add(1), Kind: k, Mask: spec.Mask, Ignore: spec.Ignore,
-		Flags: spec.Flags, Target: proto.NewFD(dup)})
+		Flags: spec.Flags, Target: proto.NewFD(fd)})
 	if err == nil {
 		err = toError(r.(*proto.Result).Err())
 	}
 	if err != nil {
-		sys.Close(fd)
 		return 0, fmt.Errorf("%s: %w", path, err)
 	}
 	m.daemon = r.(*proto.Result).ID
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.closed {
-		c.mu.Unlock()
-		sys.Close(fd)
 		return 0, ErrClosed
 	}
 	for _, old := range c.marks {
 		if old.daemon == m.daemon { // the same object again: one mark, as the kernel
 			old.spec.Mask |= spec.Mask
 			old.spec.Ignore |= spec.Ignore
-			c.mu.Unlock()
-			sys.Close(fd)
 			return old.id, nil
 		}
 	}
 	c.nextMark++
 	m.id = c.nextMark
 	c.marks[m.id] = m
-	c.mu.Unlock()
 	return m.id, nil
 }
 
 // ModifyMark sets the masks and flags of mark id to spec, replacing them (AddMark adds to
 // them): a mark shrinks this way without going away. Its events are as spec says once it
-// returns.
+// returns. The daemon is handed the object found at the mark's path again, so ModifyMark fails
+// with ErrLost once the object left that path (deleted, moved or replaced; remove the mark),
+// or after the mark was lost in a reconnection.
 func (c *Client) ModifyMark(ctx context.Context, id MarkID, spec engine.MarkSpec) error {
 	c.mu.Lock()
 	if c.closed {
@@ -740,20 +872,23 @@ func (c *Client) ModifyMark(ctx context.Context, id MarkID, spec engine.MarkSpec
 		return ErrClosed
 	}
 	m := c.marks[id]
-	var dup int
-	var err error
+	var placed bool
 	if m != nil {
-		dup, err = sys.Dup(m.fd) // under mu: RemoveMark closes m.fd only once m left marks
+		placed = m.live()
 	}
 	c.mu.Unlock()
 	if m == nil {
 		return fmt.Errorf("mark %d: %w", id, ErrNotFound)
 	}
+	if !placed {
+		return fmt.Errorf("mark %d (%s): %w: its object was deleted, or the mark could not be placed again after a reconnection", id, m.path, ErrLost)
+	}
+	fd, err := reopen(m.path, m.kind, m.ident)
 	if err != nil {
-		return err
+		return fmt.Errorf("mark %d: %w (remove the mark)", id, err)
 	}
 	r, err := c.request(ctx, &proto.AddMark{Req: c.nextReq.Add(1), Kind: m.kind, Mask: spec.Mask, Ignore: spec.Ignore,
-		Flags: spec.Flags, Replace: true, Target: proto.NewFD(dup)})
+		Flags: spec.Flags, Replace: true, Target: proto.NewFD(fd)})
 	if err == nil {
 		err = toError(r.(*proto.Result).Err())
 	}
@@ -766,7 +901,8 @@ func (c *Client) ModifyMark(ctx context.Context, id MarkID, spec engine.MarkSpec
 	return nil
 }
 
-// RemoveMark removes a mark; no event that starts after it returns is reported through it.
+// RemoveMark removes a mark; no event that starts after it returns is reported through it. A
+// mark lost in a reconnection (Event.Lost) is only forgotten: the daemon has none.
 func (c *Client) RemoveMark(ctx context.Context, id MarkID) error {
 	c.mu.Lock()
 	if c.closed {
@@ -783,7 +919,9 @@ func (c *Client) RemoveMark(ctx context.Context, id MarkID) error {
 	if m == nil {
 		return fmt.Errorf("mark %d: %w", id, ErrNotFound)
 	}
-	defer sys.Close(m.fd)
+	if daemonID == 0 {
+		return nil
+	}
 	r, err := c.request(ctx, &proto.RemoveMark{Req: c.nextReq.Add(1), By: proto.RemoveByID, MarkID: daemonID})
 	if err != nil {
 		return err
@@ -898,19 +1036,15 @@ func (c *Client) shutdown() {
 }
 
 // close is the closer: once the client is shut down (Close, or a connection lost without
-// Reconnect) and its other goroutines have returned, it releases what they held — the marks'
-// descriptors and those of events never delivered — and closes Events.
+// Reconnect) and its other goroutines have returned, it releases what they held — the
+// descriptors of events never delivered — and closes Events.
 func (c *Client) close() {
 	defer close(c.closer)
 	<-c.done
 	c.wg.Wait()
 	c.mu.Lock()
-	marks := c.marks
 	c.marks = nil
 	c.mu.Unlock()
-	for _, m := range marks {
-		sys.Close(m.fd)
-	}
 	c.qmu.Lock()
 	for i := range c.q {
 		c.q[i].FD.Close()

@@ -46,9 +46,10 @@
 // object's device and inode) rather than by the kernel's objects; ExemptPid and
 // GuardConfig.Exempt need the daemon's pid namespace and fail with an error otherwise; the
 // daemon's cache and figures are its own (FlushCache does nothing, Stats has no engine
-// figures); and a watched object's own deletion is not reported yet, because the client keeps
-// a descriptor of each object it marked (to mark it again after a daemon restart), which holds
-// back the kernel's DELETE_SELF.
+// figures). A watch survives a daemon restart only if its path still names the object it was
+// added on: one whose object was deleted, moved or replaced meanwhile ends as if the object
+// had been deleted (a Remove, after the restart's Overflow), never moving to a new object at
+// the same path (package client: placing a mark again).
 //
 // # Overflow
 //

@@ -83,17 +83,6 @@ func (e *env) watcher(opts ...Option) *Watcher {
 	return w
 }
 
-// needsSelfEvents skips the test through a daemon, which never reports a watched object's
-// deletion: the client keeps an O_PATH descriptor of each object it marked (to place the mark
-// again after a daemon restart), and the kernel reports DELETE_SELF only once the last
-// reference to the object is dropped. (A bug of package client, found by running these tests
-// through the daemon; reported to the lead.)
-func (e *env) needsSelfEvents() {
-	if e.daemon != "" {
-		e.t.Skip("through the daemon, the client's O_PATH descriptor of the marked object holds back its DELETE_SELF")
-	}
-}
-
 func (e *env) path(elem ...string) string { return filepath.Join(append([]string{e.dir}, elem...)...) }
 
 // until reads w.Events until stop holds for an event (included) and returns what it read;
@@ -338,7 +327,6 @@ func TestWatcherDirectory(t *testing.T) {
 // A watched file: its own events; removing it reports Chmod and Remove and ends the watch.
 func TestWatcherFile(t *testing.T) {
 	eachMode(t, func(e *env) {
-		e.needsSelfEvents()
 		t := e.t
 		w := e.watcher()
 		f := e.path("file")
@@ -396,7 +384,6 @@ func TestWatcherRenameWatchedDirectory(t *testing.T) {
 // directory's own is dropped), and the watch is gone.
 func TestWatcherRemoveWatchedDirectory(t *testing.T) {
 	eachMode(t, func(e *env) {
-		e.needsSelfEvents()
 		t := e.t
 		w := e.watcher()
 		d := e.path("d")
