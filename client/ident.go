@@ -69,8 +69,14 @@ func reopen(path string, k engine.Kind, was ident) (int, error) {
 	}
 	now, err := identify(fd)
 	if err == nil && !was.same(now, k) {
-		err = fmt.Errorf("%w: %s is not the object marked any more (device %s inode %d now, %s inode %d then): it is not marked in its place",
-			ErrLost, path, fsevent.DevString(now.dev), now.ino, fsevent.DevString(was.dev), was.ino)
+		what := fmt.Sprintf("device %s inode %d now, %s inode %d then", fsevent.DevString(now.dev), now.ino, fsevent.DevString(was.dev), was.ino)
+		if now.dev == was.dev && now.ino == was.ino && k != engine.KindMount && k != engine.KindFilesystem {
+			what = fmt.Sprintf("a new object given the same inode number %d: its file handle differs", now.ino)
+		}
+		if k == engine.KindMount {
+			what = fmt.Sprintf("mount %d now, %d then", now.mntID, was.mntID)
+		}
+		err = fmt.Errorf("%w: %s is not the object marked any more (%s): it is not marked in its place", ErrLost, path, what)
 	} else if err != nil {
 		err = fmt.Errorf("%w: %s: %w", ErrLost, path, err)
 	}
