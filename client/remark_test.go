@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/fsnotifyd/fsnotifyd/client"
 	"github.com/fsnotifyd/fsnotifyd/daemon"
 	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/proto"
 	"github.com/fsnotifyd/fsnotifyd/internal/testdaemon"
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 )
@@ -301,4 +303,90 @@ func must(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestRemoveMarkDuringReconnection: a mark removed while the client places it again after a
+// reconnection is taken off the new connection by the id it got there (never by the last
+// connection's id, which names another mark there), and RemoveMark does not wait for it.
+func TestRemoveMarkDuringReconnection(t *testing.T) {
+	f := newFake(t)
+	dir := t.TempDir()
+	ready := make(chan *client.Client, 1)
+	go func() {
+		c, err := client.Dial(context.Background(), client.Options{Socket: f.sock, Reconnect: true})
+		if err != nil {
+			t.Error(err)
+		}
+		ready <- c
+	}()
+	conn := f.accept(true)
+	c := <-ready
+	if c == nil {
+		return
+	}
+	defer c.Close()
+	ids := map[string]client.MarkID{}
+	for i, name := range []string{"a", "b"} {
+		p := filepath.Join(dir, name)
+		must(t, os.WriteFile(p, nil, 0o644))
+		added := make(chan error, 1)
+		go func() {
+			id, err := c.AddMark(context.Background(), p, engine.KindInode, engine.MarkSpec{Mask: engine.Modify})
+			ids[p] = id
+			added <- err
+		}()
+		am := expect[*proto.AddMark](t, conn)
+		conn.WriteMsg(&proto.Result{Req: am.Req, ID: uint64(i + 1)})
+		must(t, <-added)
+	}
+	conn.Close() // the daemon restarts
+
+	conn = f.accept(true)
+	// targetOf reads the next AddMark and returns it with the path of its object.
+	targetOf := func() (*proto.AddMark, string) {
+		m, err := conn.ReadMsg()
+		if err != nil {
+			t.Fatal(err)
+		}
+		am, ok := m.(*proto.AddMark)
+		if !ok {
+			t.Fatalf("got %T, want an AddMark", m)
+		}
+		p, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(am.Target.Int()))
+		proto.CloseFDs(am)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return am, p
+	}
+	am, first := targetOf()
+	start := time.Now()
+	rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer rcancel()
+	must(t, c.RemoveMark(rctx, ids[first]))
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("RemoveMark during the reconnection took %v", d)
+	}
+	conn.WriteMsg(&proto.Result{Req: am.Req, ID: 1})
+	rm := expect[*proto.RemoveMark](t, conn)
+	if rm.By != proto.RemoveByID || rm.MarkID != 1 {
+		t.Fatalf("got %+v, want the removal of the new connection's mark 1", rm)
+	}
+	conn.WriteMsg(&proto.Result{Req: rm.Req})
+	am, second := targetOf()
+	if second == first {
+		t.Fatalf("%s placed again after its removal", first)
+	}
+	conn.WriteMsg(&proto.Result{Req: am.Req, ID: 2})
+	if ev := nextEvent(t, c); !ev.Resync {
+		t.Fatalf("first event after the reconnection: %+v, want the Resync", ev)
+	}
+	removed := make(chan error, 1)
+	go func() { removed <- c.RemoveMark(context.Background(), ids[second]) }()
+	rm = expect[*proto.RemoveMark](t, conn)
+	if rm.MarkID != 2 {
+		t.Fatalf("got %+v, want the removal of the new connection's mark 2", rm)
+	}
+	conn.WriteMsg(&proto.Result{Req: rm.Req})
+	must(t, <-removed)
 }
