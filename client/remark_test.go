@@ -194,13 +194,14 @@ func TestRemarkAfterRestart(t *testing.T) {
 				must(t, os.WriteFile(p, nil, 0o644))
 			}
 			dev, ino := inodeOf(t, p)
+			// A sentinel, untouched: its event after the restart says whether anything of
+			// the changed object came before it. Made before any mark: the daemon may match
+			// an event read after a mark was added to it, though it happened before.
+			sentinel := filepath.Join(scratch, "sentinel")
+			must(t, os.WriteFile(sentinel, nil, 0o644))
 			mask := engine.Modify | engine.CloseWrite | engine.DeleteSelf
 			id, err := c.AddMark(ctx, p, tc.kind, engine.MarkSpec{Mask: mask})
 			must(t, err)
-			// A sentinel, untouched: its event after the restart says whether anything of
-			// the changed object came before it.
-			sentinel := filepath.Join(scratch, "sentinel")
-			must(t, os.WriteFile(sentinel, nil, 0o644))
 			sid, err := c.AddMark(ctx, sentinel, engine.KindInode, engine.MarkSpec{Mask: engine.CloseWrite})
 			must(t, err)
 
