@@ -364,6 +364,23 @@ func (f *fakeDaemon) accept(welcome bool) *proto.Conn {
 	return conn
 }
 
+// dial connects a client with opts (to f) and accepts its connection; the client is nil if
+// Dial failed (the test has failed then).
+func (f *fakeDaemon) dial(opts client.Options) (*client.Client, *proto.Conn) {
+	f.t.Helper()
+	opts.Socket = f.sock
+	ready := make(chan *client.Client, 1)
+	go func() {
+		c, err := client.Dial(context.Background(), opts)
+		if err != nil {
+			f.t.Error(err)
+		}
+		ready <- c
+	}()
+	conn := f.accept(true)
+	return <-ready, conn
+}
+
 // expect reads the next request, which must be a T.
 func expect[T proto.Msg](t *testing.T, conn *proto.Conn) T {
 	t.Helper()
@@ -381,16 +398,7 @@ func expect[T proto.Msg](t *testing.T, conn *proto.Conn) T {
 
 func nextEvent(t *testing.T, c *client.Client) client.Event {
 	t.Helper()
-	select {
-	case ev, ok := <-c.Events():
-		if !ok {
-			t.Fatal("Events closed")
-		}
-		return ev
-	case <-time.After(hang):
-		t.Fatal("no event")
-	}
-	return client.Event{}
+	return nextEventWithin(t, c, hang)
 }
 
 // TestReconnectKeepsEarlyEvents: after a reconnection, a permission event that the daemon
@@ -400,16 +408,7 @@ func nextEvent(t *testing.T, c *client.Client) client.Event {
 func TestReconnectKeepsEarlyEvents(t *testing.T) {
 	f := newFake(t)
 	dir := t.TempDir()
-	ready := make(chan *client.Client, 1)
-	go func() {
-		c, err := client.Dial(context.Background(), client.Options{Socket: f.sock, Class: engine.ClassContent, Reconnect: true})
-		if err != nil {
-			t.Error(err)
-		}
-		ready <- c
-	}()
-	conn := f.accept(true)
-	c := <-ready
+	c, conn := f.dial(client.Options{Class: engine.ClassContent, Reconnect: true})
 	if c == nil {
 		return
 	}
@@ -455,16 +454,7 @@ func TestReconnectKeepsEarlyEvents(t *testing.T) {
 // a daemon that accepted the connection but does not answer the Hello.
 func TestCloseDuringSilentHandshake(t *testing.T) {
 	f := newFake(t)
-	ready := make(chan *client.Client, 1)
-	go func() {
-		c, err := client.Dial(context.Background(), client.Options{Socket: f.sock, Reconnect: true})
-		if err != nil {
-			t.Error(err)
-		}
-		ready <- c
-	}()
-	conn := f.accept(true)
-	c := <-ready
+	c, conn := f.dial(client.Options{Reconnect: true})
 	if c == nil {
 		return
 	}

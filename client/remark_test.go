@@ -312,16 +312,7 @@ func must(t *testing.T, err error) {
 func TestRemoveMarkDuringReconnection(t *testing.T) {
 	f := newFake(t)
 	dir := t.TempDir()
-	ready := make(chan *client.Client, 1)
-	go func() {
-		c, err := client.Dial(context.Background(), client.Options{Socket: f.sock, Reconnect: true})
-		if err != nil {
-			t.Error(err)
-		}
-		ready <- c
-	}()
-	conn := f.accept(true)
-	c := <-ready
+	c, conn := f.dial(client.Options{Reconnect: true})
 	if c == nil {
 		return
 	}
