@@ -147,3 +147,70 @@ func TestGuardThroughDaemon(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// A guarded directory replaced while the daemon was down is not guarded by the old marks in
+// its place: the Guard says so through OnLost (naming the path) after the daemon is back, and
+// still guards the directory it could mark again.
+func TestGuardReportsLostMarkAfterDaemonRestart(t *testing.T) {
+	testenv.RequireRoot(t)
+	sock := filepath.Join(t.TempDir(), "d.sock")
+	stop := runDaemon(t, sock)
+	defer func() { stop() }()
+	root := testenv.Tmpfs(t)
+	kept, replaced := filepath.Join(root, "kept"), filepath.Join(root, "replaced")
+	for _, d := range []string{kept, replaced} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(d+"/secret", []byte("s"), 0o644)
+	}
+	type lost struct {
+		path string
+		err  error
+	}
+	losts := make(chan lost, 4)
+	g, err := NewGuard(GuardConfig{Paths: []string{kept, replaced}, Daemon: sock, Deadline: 5 * time.Second,
+		Inline: func(r *Request) (Verdict, bool) {
+			if strings.HasSuffix(r.Path(), "secret") {
+				return Deny, true
+			}
+			return Allow, true
+		},
+		OnLost: func(path string, err error) { losts <- lost{path, err} }}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	denied := func(p string) bool { return exec.Command("cat", p).Run() != nil }
+	if !denied(replaced+"/secret") || !denied(kept+"/secret") {
+		t.Fatal("secrets readable before the restart")
+	}
+	stop()
+	if err := os.RemoveAll(replaced); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(replaced, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stop = runDaemon(t, sock)
+	select {
+	case l := <-losts:
+		if l.path != replaced || l.err == nil {
+			t.Fatalf("OnLost(%q, %v); want %q and an error", l.path, l.err, replaced)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no OnLost within 20 s of the daemon's restart for a replaced guarded directory")
+	}
+	select {
+	case l := <-losts:
+		t.Fatalf("a second OnLost(%q, %v): only %q was replaced", l.path, l.err, replaced)
+	case <-time.After(200 * time.Millisecond):
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !denied(kept + "/secret") {
+		if time.Now().After(deadline) {
+			t.Fatal("the directory that was not replaced is not guarded again after the restart")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

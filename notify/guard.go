@@ -363,6 +363,12 @@ type GuardConfig struct {
 	// were allowed by the kernel. It runs on the connection's reading goroutine and must not
 	// block.
 	OnResync func()
+	// OnLost, if set, is called (through the daemon) for each guarded path that could not be
+	// marked again after the daemon restarted because the object there is not the one the
+	// Guard marked (it was deleted, moved or replaced meanwhile): what is at that path now is
+	// NOT guarded. Restarting the Guard guards it. It runs on the Guard's reading goroutine
+	// and must not block for long.
+	OnLost func(path string, err error)
 }
 
 // Decision describes one decided access, for audit logs.
@@ -634,7 +640,10 @@ func (gd *Guard) readLoop() {
 		for i := range buf[:n] {
 			ev := buf[i]
 			buf[i] = source.Event{}
-			if ev.ID == 0 { // a resync notice (an overflow cannot happen with an unlimited queue)
+			if ev.ID == 0 { // a notice (an overflow cannot happen with an unlimited queue)
+				if ev.Lost != nil && gd.cfg.OnLost != nil {
+					gd.cfg.OnLost(ev.Path, ev.Lost)
+				}
 				ev.Release()
 				continue
 			}

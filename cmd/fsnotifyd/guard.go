@@ -289,6 +289,9 @@ func runGuard(args []string) int {
 		cfg.OnResync = func() {
 			fmt.Fprintln(os.Stderr, "fsnotifyd guard: the daemon restarted; watches re-established (accesses meanwhile were allowed)")
 		}
+		cfg.OnLost = func(path string, err error) {
+			fmt.Fprintf(os.Stderr, "fsnotifyd guard: %s is NOT guarded any more: %v (it changed while the daemon was down; restart the guard to guard what is there now)\n", path, err)
+		}
 	}
 	if g.launcher != nil {
 		cfg.Exempt = []int{g.launcher.pid()}

@@ -96,7 +96,7 @@ func (s *remote) event(cev client.Event) Event {
 	case cev.Resync:
 		return Event{Event: overflowRecord(), Resync: true}
 	}
-	ev := Event{Event: cev.Event}
+	ev := Event{Event: cev.Event, Lost: cev.Lost}
 	if ev.ID != 0 {
 		ev.src = s
 	}

@@ -179,6 +179,10 @@ type Event struct {
 	// Resync is a notice, not an event: the source reconnected to a restarted daemon and
 	// placed its marks again; events may have been missed meanwhile.
 	Resync bool
+	// Lost, through the daemon, comes with a DELETE_SELF record of a marked object whose mark
+	// could not be placed again after a reconnection (client.Event.Lost): the object was
+	// deleted, moved or replaced while the daemon was down, and nothing is marked in its place.
+	Lost error
 
 	place place         // by object identity (embedded), else zero
 	src   eventSource   // the source that answers and releases it (permission events)
