@@ -1,12 +1,30 @@
 #!/usr/bin/env bash
-# bench/fleet.sh: records/s exported with JetStream acks to a local in-process nats-server
-# (Append -> memory buffer -> spool -> publisher), beside a bare JetStream async publisher of
-# the same records (no spool, same window) in the same run, as a ratio; the lag from Append to
-# a consumer (p50/p99) at 10,000 records/s; and the cost of one Append. Run from the
-# repository root.
+# bench/fleet.sh: the fleet export, side by side in one run.
+#
+# Library (internal/fleet, no root): records/s exported with JetStream acks to a local
+# in-process nats-server (Append -> memory buffer -> spool -> publisher), beside a bare
+# JetStream async publisher of the same records (no spool, same window), as a ratio; the lag
+# from Append to a consumer (p50/p99) at 10,000 records/s; and the cost of one Append.
+#
+# Daemon (root; DAEMON=0 skips it): fanref's open() load on a scratch ext4 image while
+# `fsnotifyd serve` and a `watch --daemon -e open` client watch the file's directory,
+# (a) without export, (b) with `serve --export` to a local in-process nats-server and an
+# `export open DIR/**` line (the same watch client too), alternating over ROUNDS: opens/s
+# (b)/(a) (goal >= 0.95: export costs the kernel path nothing measurable). The kernel merges
+# repeated opens of one file, so for records/s the load opens 50,000 files on a scratch tmpfs
+# in turn, as fast as it can (FILES opens), with (b)'s daemon exporting them: records/s the
+# server stored live (bounded by how fast the load runs on this machine), and records/s the
+# exporter sends from its spool once the server, stopped (SIGSTOP) during another such load,
+# is back (SIGCONT): its capacity (goal >= 50,000); then 50,000 of those opens paced at
+# 10,000/s, and the lag from each event's kernel time to its storing in the stream, p50/p99.
+# Run from the repository root: [N=opens] [ROUNDS=5] [COUNT=3] [LIB=1] [DAEMON=1] bash bench/fleet.sh
 set -euo pipefail
+cd "$(dirname "$0")/.."
 export PATH=/usr/local/go/bin:$PATH
 N=${N:-200000}
+ROUNDS=${ROUNDS:-5}
+summary() { printf 'SUMMARY\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4"; }
+if [ "${LIB:-1}" = 1 ]; then
 go test -run '^$' -bench 'BenchmarkExport$|BenchmarkBarePublish$' -benchtime "${N}x" -count "${COUNT:-3}" ./internal/fleet/ |
 	tee /dev/stderr | awk '
 	function metric(name,   i) { for (i = 1; i < NF; i++) if ($(i+1) == name) return $i }
@@ -14,3 +32,59 @@ go test -run '^$' -bench 'BenchmarkExport$|BenchmarkBarePublish$' -benchtime "${
 	/^BenchmarkBarePublish/ { r[++nr] = metric("records/s") }
 	END { for (k = 1; k <= ne && k <= nr; k++) printf "run %d: export %.0f records/s, bare publish %.0f records/s, export/bare %.2f\n", k, e[k], r[k], e[k] / r[k] }'
 go test -run '^$' -bench 'BenchmarkExportLag$|BenchmarkAppend$' -benchtime 50000x -count "${COUNT:-3}" ./internal/fleet/
+fi
+[ "${DAEMON:-1}" = 1 ] || exit 0
+
+. bench/lib.sh
+go build -o "$out/fsnotifyd" ./cmd/fsnotifyd
+go build -o "$out/fleetload" ./bench/fleetload
+mkdir "$out/mnt/d" && echo x > "$out/mnt/d/f"
+mkdir "$out/tree" && mount -t tmpfs fleetbench "$out/tree" && "$out/fleetload" files "$out/tree" 50000
+echo "export open $out/mnt/d/** $out/tree/**" > "$out/export.conf"
+"$out/fleetload" nats 0 "$out/js" > "$out/nats.log" 2>&1 & natspid=$!; pids+=($natspid)
+for _ in $(seq 100); do grep -q ready "$out/nats.log" && break; sleep 0.05; done
+url=$(awk '/ready/ {print $2}' "$out/nats.log")
+[ -n "$url" ] || { cat "$out/nats.log" >&2; exit 1; }
+
+# daemon NAME [serve flags]: a daemon and a watch client on $out/mnt/d; sets spid and wpid.
+daemon() {
+	local name=$1; shift
+	"$out/fsnotifyd" serve --socket "$out/$name.sock" --log-level warn "$@" 2> "$out/$name.log" & spid=$!; pids+=($spid)
+	for _ in $(seq 200); do "$out/fsnotifyd" stats --socket "$out/$name.sock" > /dev/null 2>&1 && break; sleep 0.05; done
+	"$out/fsnotifyd" watch --daemon="$out/$name.sock" -r -e open "$out/mnt/d" > /dev/null 2> "$out/$name.watch" & wpid=$!; pids+=($wpid)
+	for _ in $(seq 200); do grep -q "Watches established" "$out/$name.watch" && break; sleep 0.05; done
+}
+undaemon() { kill "$wpid" "$spid"; wait "$wpid" "$spid" 2>/dev/null || true; }
+exportflags=(--export "$url" --host bench --spool "$out/spool" --export-config "$out/export.conf")
+
+ratios=() rates=() drains=()
+FILES=${FILES:-200000}
+for r in $(seq "$ROUNDS"); do
+	daemon plain; a=$(ops 1); undaemon
+	daemon export "${exportflags[@]}"; b=$(ops 1)
+	from=$("$out/fleetload" seq "$url")
+	"$out/fleetload" pace "$out/tree" 0 "$FILES"
+	c=$("$out/fleetload" count "$url" "$from")
+	from=$("$out/fleetload" seq "$url")
+	kill -STOP "$natspid"; "$out/fleetload" pace "$out/tree" 0 "$FILES"; sleep 1; kill -CONT "$natspid"
+	d=$("$out/fleetload" count "$url" "$from"); undaemon
+	line=$(awk -v a="$a" -v b="$b" -v c="$c" -v d="$d" -v n="$FILES" 'BEGIN { split(c, f, " "); split(d, g, " ");
+		printf "round: opens/s no export %.0f, export %.0f, export/no-export %.3f; %d opens of distinct files: %d records stored live at %.0f records/s; from the spool after a server stop: %d records at %.0f records/s", a, b, b/a, n, f[2], f[4], g[2], g[4] }')
+	echo "$line"
+	ratios+=("$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", b/a }')")
+	rates+=("$(echo "$c" | awk '{print $4}')")
+	drains+=("$(echo "$d" | awk '{print $4}')")
+done
+m=$(printf '%s\n' "${ratios[@]}" | median) mr=$(printf '%s\n' "${rates[@]}" | median) md=$(printf '%s\n' "${drains[@]}" | median)
+echo "median opens/s export/no-export: $m over $ROUNDS rounds (goal >= 0.95); median records/s stored live: $mr (the load's pace), sent from the spool: $md (goal >= 50000)"
+summary fleet.opens.export-ratio "$m" ">=0.95" "opens/s through the daemon with serve --export and an export line / without export (same watch client), fanref load, 1 thread"
+summary fleet.records-per-s "$md" ">=50000" "records/s one exporting daemon sends to a local nats-server (from its spool, after a server stop)"
+summary fleet.records-per-s.live "$mr" - "records/s stored live while one thread opens distinct files as fast as it can (bounded by the load)"
+
+from=$("$out/fleetload" seq "$url")
+daemon export "${exportflags[@]}"
+"$out/fleetload" pace "$out/tree" 10000 50000
+c=$("$out/fleetload" count "$url" "$from"); undaemon
+echo "paced 50,000 opens at 10,000/s: $c"
+summary fleet.lag.p50-ms "$(echo "$c" | awk '{print $6}')" - "lag from the kernel event to its storing in the stream, p50 (ms), 10,000 opens/s"
+summary fleet.lag.p99-ms "$(echo "$c" | awk '{print $8}')" - "same, p99 (ms)"

@@ -190,6 +190,8 @@ func (c *client) handle(m proto.Msg) (end bool) {
 		reply = &proto.Stats{Req: m.Req, Daemon: st.Daemon, Clients: st.Clients, Truncated: st.Truncated}
 	case *proto.Ping:
 		reply = &proto.Pong{Req: m.Req}
+	case *proto.Report:
+		c.report(m) // export.go
 	case *proto.Bye:
 		// Answer the pending permission events (close verdict) before the Result, so that
 		// a client waiting for it knows they are answered; then close.

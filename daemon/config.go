@@ -28,6 +28,7 @@ import (
 //	idle_timeout 60s              # an unprivileged client with no marks and no request
 //	max_marks 65536               # per client
 //	queue_limit 16384             # per client, events waiting to be read
+//	export open,close_write /etc/**  # with serve --export: events the daemon exports (export.go)
 type Config struct {
 	AllowUIDs, AllowGIDs map[uint32]bool
 	FdUIDs, FdGIDs       map[uint32]bool
@@ -42,6 +43,8 @@ type Config struct {
 	HandshakeTimeout, IdleTimeout time.Duration
 	MaxMarks                      int
 	QueueLimit                    int
+	// Exports are the "export EVENTS GLOB..." lines (serve --export; export.go).
+	Exports []ExportRule
 }
 
 // DefaultConfig is the policy without a config file: only root may place mount and
@@ -176,8 +179,15 @@ func ParseConfig(name string, r io.Reader) (Config, error) {
 			default:
 				c.QueueLimit = n
 			}
+		case "export":
+			r, err := parseExportLine(vals)
+			if err != nil {
+				return c, errf("%v", err)
+			}
+			r.Where = fmt.Sprintf("%s:%d", name, line)
+			c.Exports = append(c.Exports, r)
 		default:
-			return c, errf("unknown key %q (want allow_uid, allow_gid, fd_uid, fd_gid, max_deadline, max_clients, reserved_clients, max_clients_per_uid, handshake_timeout, idle_timeout, max_marks, queue_limit)", key)
+			return c, errf("unknown key %q (want allow_uid, allow_gid, fd_uid, fd_gid, max_deadline, max_clients, reserved_clients, max_clients_per_uid, handshake_timeout, idle_timeout, max_marks, queue_limit, export)", key)
 		}
 	}
 	if err := sc.Err(); err != nil {

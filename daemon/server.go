@@ -61,6 +61,7 @@ import (
 	"github.com/fsnotifyd/fsnotifyd/fsevent"
 	"github.com/fsnotifyd/fsnotifyd/internal/lru"
 	"github.com/fsnotifyd/fsnotifyd/internal/procfs"
+	"github.com/fsnotifyd/fsnotifyd/internal/fleet"
 	"github.com/fsnotifyd/fsnotifyd/internal/proto"
 	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 )
@@ -79,6 +80,9 @@ type Options struct {
 	// blocking recvmsg) instead of on the backend's kernel reader (see inline.go): about 1.4
 	// times slower a permission round trip on a 2-vCPU VM; for comparison.
 	ThreadPerClient bool
+	// Export, if set, receives the events of the config's export lines and the decisions
+	// clients report (serve --export; export.go). The caller closes it after the server.
+	Export *fleet.Exporter
 }
 
 // Server serves clients on listeners given to Run.
@@ -106,6 +110,7 @@ type Server struct {
 	goneByUID       map[uint32]goneTotals // the same, by the clients' uid
 	inline          inlineSet             // permission clients read by the backend's reader
 	threadPerClient bool
+	export          *exporter // nil without Options.Export (export.go)
 }
 
 // goneTotals accumulate the counters of disconnected clients, so that daemon totals never go
@@ -158,6 +163,12 @@ func New(opts Options) (*Server, error) {
 		s.b, s.ownB = b, true
 	}
 	s.lat.init()
+	if err := s.startExport(opts.Export, s.cfg.Exports); err != nil {
+		if s.ownB {
+			s.b.Close()
+		}
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -440,6 +451,7 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 	s.closeClients()
 	s.wg.Wait()
+	s.stopExport()
 	if s.ownB {
 		return s.b.Close()
 	}

@@ -15,6 +15,9 @@ type Decision struct {
 	// ExeUnverified says its path does not lead to the file the process runs.
 	Exe           string `json:"exe,omitempty"`
 	ExeUnverified bool   `json:"exe_unverified,omitempty"`
+	// UID is the process's effective uid, read while it waited (guard --export-decisions,
+	// for the fleet record; nil when not read).
+	UID *int `json:"uid,omitempty"`
 	// Event is the access: open, access, exec or pre_access (AccessName).
 	Event string `json:"event"`
 	// Verdict is what the access got ("allow", "allow(cached)", "deny", "deny(ERRNO)", or

@@ -146,9 +146,14 @@ func runGuard(args []string) int {
 	tsrc.registerGuardStyle(fs)
 	fs.durationVar(&reloadInterval, "reload-interval", "check the policy file and trust sources for changes every DUR (default 1s; 0: only on SIGHUP)")
 	fs.value(&daemon, "daemon", "run through the fsnotifyd daemon (--daemon=SOCKET for another socket)")
+	var fleetFlags guardFleetFlags
+	fleetFlags.register(fs)
 	paths, status, ok := fs.parseArgs(args)
 	if !ok {
 		return status
+	}
+	if err := fleetFlags.check(daemon.on, policyFile); err != nil {
+		return fs.usageError(err)
 	}
 	if len(paths) == 0 {
 		return fs.usageError(errors.New("no PATH given: name the directories (or files) to guard"))
@@ -206,6 +211,10 @@ func runGuard(args []string) int {
 		}
 		defer g.audit.close()
 	}
+	if fleetFlags.exportDecisions {
+		g.report, g.reporter = true, newReporter() // guard_fleet.go
+		defer g.reporter.close()                   // after guard.Close: its last decisions are queued
+	}
 	g.applyMu.Lock()
 	st, err := g.buildStateLocked(filePol, policyFile)
 	if err == nil {
@@ -215,7 +224,15 @@ func runGuard(args []string) int {
 	if err != nil {
 		return fail("guard", fmt.Errorf("--policy: %w", err))
 	}
-	pol := st.pol
+	if fleetFlags.from != "" {
+		// The fleet's policy is in force before the marks are placed (guard_fleet.go).
+		fol, err := g.startFleetPolicy(&fleetFlags)
+		if err != nil {
+			return fail("guard", err)
+		}
+		defer fol.Close()
+	}
+	pol := g.state.Load().pol
 	for _, w := range pol.Lint(execCmd != "") {
 		fmt.Fprintf(os.Stderr, "fsnotifyd guard: warning: %s\n", w)
 	}
@@ -304,6 +321,10 @@ func runGuard(args []string) int {
 		return fail("guard", err)
 	}
 	g.guard = guard
+	if g.report {
+		g.reporter.gd.Store(guard)
+	}
+	g.fleetRunning() // revisions from now on go to ApplyPolicy (guard_fleet.go)
 	if got := guard.Deadline(); got != deadline {
 		fmt.Fprintf(os.Stderr, "fsnotifyd guard: note: the daemon caps the deadline at %v\n", got)
 	}
@@ -319,6 +340,9 @@ func runGuard(args []string) int {
 	<-ctx.Done()
 	stop()
 	<-reloadDone
+	if g.reporter != nil {
+		g.reporter.flush(2 * time.Second) // the reports go with the Guard's connection
+	}
 	guard.Close() // answers everything pending (allow), waits for running scanners
 	g.applyMu.Lock()
 	if g.forget != nil {
@@ -378,8 +402,13 @@ type guardRun struct {
 	forgets   atomic.Uint64
 
 	// outcomes holds each decided request's audit outcome until its audit line is written
-	// (only with --audit): *notify.Request -> *outcome.
+	// (only with --audit or --export-decisions): *notify.Request -> *outcome.
 	outcomes sync.Map
+
+	// The fleet (guard_fleet.go): report is --export-decisions; fleet follows --policy-from.
+	report   bool
+	reporter *reporter
+	fleet    *fleetApply
 }
 
 // outcome is what an audit line says of a decision by the rules: what decided, whether the
@@ -393,10 +422,13 @@ type outcome struct {
 // decide decides r by st's rules. fast is the inline attempt: an attribute that reads
 // content fails with errSlow. ctx bounds hashing (the deadline).
 func (g *guardRun) decide(ctx context.Context, st *guardState, r *notify.Request, fast bool) (policy.Decision, *outcome) {
-	if g.audit != nil {
+	if g.audit != nil || g.report {
 		// The audit line is written after the answer, when the process may be gone (a cat):
-		// learn its name while it waits.
+		// learn its name (and, for the fleet, its uid) while it waits.
 		r.Comm()
+		if g.report {
+			r.LookupUid()
+		}
 	}
 	tr := sysattr.Trust{DB: st.db, Verifier: g.verifier}
 	proc := &guardProc{r: r, fast: fast, sp: sysattr.Process{Pid: int32(r.Pid), Ctx: ctx, Trust: tr}}
@@ -408,7 +440,7 @@ func (g *guardRun) decide(ctx context.Context, st *guardState, r *notify.Request
 	}
 	d := st.pol.Decide(&req)
 	obj.close()
-	if g.audit == nil || errors.Is(d.Err, errSlow) {
+	if (g.audit == nil && !g.report) || errors.Is(d.Err, errSlow) {
 		return d, nil
 	}
 	return d, &outcome{source: d.Source(), deny: d.Verdict == engine.Deny && d.Err == nil, attrs: obj.audit(proc)}
@@ -471,7 +503,7 @@ func (g *guardRun) failed(r *notify.Request, err error) notify.Verdict {
 
 // final applies --permissive to a verdict.
 func (g *guardRun) final(r *notify.Request, deny bool, errno syscall.Errno, cache bool) notify.Verdict {
-	if deny && g.audit != nil {
+	if deny && (g.audit != nil || g.report) {
 		r.Exe() // the audit line names the executable of every deny, read while it waits
 	}
 	if deny && g.permissive {
@@ -555,7 +587,7 @@ const noteScanDenied = "scanner denied"
 
 // decided writes the audit record of one decision.
 func (g *guardRun) decided(d notify.Decision) {
-	if g.audit == nil {
+	if g.audit == nil && !g.report {
 		return
 	}
 	var o outcome
@@ -599,7 +631,15 @@ func (g *guardRun) decided(d notify.Decision) {
 	if exe, verified, ok := d.Request.ExeRead(); ok && exe != "" {
 		rec.Exe, rec.ExeUnverified = exe, !verified
 	}
-	g.audit.write(rec)
+	if g.report {
+		if uid := d.Request.Uid(); uid >= 0 {
+			rec.UID = &uid
+		}
+		g.reporter.report(&rec)
+	}
+	if g.audit != nil {
+		g.audit.write(rec)
+	}
 }
 
 // auditRecord is one --audit line: fsevent.Decision (the record fleet decisions carry too),

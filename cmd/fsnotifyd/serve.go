@@ -44,7 +44,8 @@ Examples:
   fsnotifyd serve
   fsnotifyd serve --socket /tmp/fsn.sock --metrics 127.0.0.1:9464
   fsnotifyd serve --config /etc/fsnotifyd/config --log-level debug
-`
+  fsnotifyd serve --export nats://nats1:4222 --export-config /etc/fsnotifyd/export
+` + serveExportHelp
 
 func runServe(args []string) int {
 	var (
@@ -61,6 +62,8 @@ func runServe(args []string) int {
 	fs.stringVar(&metrics, "metrics", "serve Prometheus metrics on ADDR (host:port)")
 	fs.stringVar(&logLevel, "log-level", "debug, info, warn or error")
 	fs.boolVar(&logJSON, "log-json", "log JSON lines instead of text")
+	var export serveExportFlags
+	export.register(fs)
 	fs.boolVar(&perThread, "thread-per-client", "read each permission client on a thread of its own, not on the kernel reader's (slower; for comparison)")
 	if status, ok := fs.parseNoArgs(args); !ok {
 		return status
@@ -83,11 +86,18 @@ func runServe(args []string) int {
 			return fail("serve", fmt.Errorf("--config: %w", err))
 		}
 	}
+	exp, status, ok := export.start(fs, &cfg, log)
+	if !ok {
+		return status
+	}
+	if exp != nil {
+		defer closeExporter(exp, log) // after srv.Close: the last reports reach it
+	}
 	ln, err := listen(socket)
 	if err != nil {
 		return fail("serve", err)
 	}
-	srv, err := daemon.New(daemon.Options{Config: cfg, Logger: log, Version: version, ThreadPerClient: perThread})
+	srv, err := daemon.New(daemon.Options{Config: cfg, Logger: log, Version: version, ThreadPerClient: perThread, Export: exp})
 	if err != nil {
 		ln.Close()
 		return fail("serve", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -77,20 +78,39 @@ func Tail(ctx context.Context, js jetstream.JetStream, o TailOptions, fn func(*R
 	}
 	var cons jetstream.Consumer
 	var err error
-	if o.Durable != "" {
-		cons, err = js.Consumer(ctx, o.Stream, o.Durable)
-		if errors.Is(err, jetstream.ErrConsumerNotFound) {
-			cons, err = js.CreateConsumer(ctx, o.Stream, jetstream.ConsumerConfig{
-				Durable: o.Durable, Description: "fsnotifyd fleet tail",
-				FilterSubjects: o.FilterSubjects(), DeliverPolicy: deliver, OptStartSeq: o.StartSeq,
-				OptStartTime: startTime, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second,
-				MaxAckPending: 10000,
+	// filters are the consumer's subject filters: o's two, or, on a server before 2.10
+	// (Debian 12's 2.9 has no multiple filters), one that covers them (every kind of the
+	// host's records), the other kinds being skipped here (wanted).
+	filters, wanted := o.FilterSubjects(), map[string]bool(nil)
+	create := func() {
+		if o.Durable != "" {
+			cons, err = js.Consumer(ctx, o.Stream, o.Durable)
+			if errors.Is(err, jetstream.ErrConsumerNotFound) {
+				cons, err = js.CreateConsumer(ctx, o.Stream, jetstream.ConsumerConfig{
+					Durable: o.Durable, Description: "fsnotifyd fleet tail",
+					FilterSubjects: filters, DeliverPolicy: deliver, OptStartSeq: o.StartSeq,
+					OptStartTime: startTime, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second,
+					MaxAckPending: 10000,
+				})
+			}
+		} else {
+			cons, err = js.OrderedConsumer(ctx, o.Stream, jetstream.OrderedConsumerConfig{
+				FilterSubjects: filters, DeliverPolicy: deliver, OptStartSeq: o.StartSeq, OptStartTime: startTime,
 			})
 		}
-	} else {
-		cons, err = js.OrderedConsumer(ctx, o.Stream, jetstream.OrderedConsumerConfig{
-			FilterSubjects: o.FilterSubjects(), DeliverPolicy: deliver, OptStartSeq: o.StartSeq, OptStartTime: startTime,
-		})
+	}
+	create()
+	if errors.Is(err, jetstream.ErrConsumerMultipleFilterSubjectsNotSupported) {
+		tok := "*"
+		if o.HostToken != "" {
+			tok = o.HostToken
+		}
+		wanted = map[string]bool{}
+		for _, f := range filters {
+			wanted[strings.Split(f, ".")[1]] = true // the kind's word: fsnotifyd.<kind>.<host>
+		}
+		filters = []string{SubjectRoot + ".*." + tok}
+		create()
 	}
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return fmt.Errorf("stream %s does not exist yet: no host has exported to this server (or use --stream)", o.Stream)
@@ -106,6 +126,9 @@ func Tail(ctx context.Context, js jetstream.JetStream, o TailOptions, fn func(*R
 		r := &Received{StreamSeq: meta.Sequence.Stream, Subject: m.Subject(), Data: m.Data()}
 		if o.Durable != "" {
 			r.ack = m.Ack
+		}
+		if w := strings.Split(r.Subject, "."); wanted != nil && (len(w) != 3 || !wanted[w[1]]) {
+			return false, r.Ack() // another kind than asked for (a server without multiple filters)
 		}
 		ferr := fn(r)
 		if ferr != nil && ferr != ErrStopTail {

@@ -159,6 +159,10 @@ func decodeMsg(t Type, d *decoder, req uint64) Msg {
 		m := new(Bye)
 		m.decode(d, req)
 		return m
+	case TypeReport:
+		m := new(Report)
+		m.decode(d, req)
+		return m
 	case TypeWelcome:
 		m := new(Welcome)
 		m.decode(d, req)

@@ -106,7 +106,9 @@ func TestDecodeRejects(t *testing.T) {
 		{"length-over-limit", append(le32(MaxPayload+1), hello[4:]...), nil, CodeTooLarge},
 		{"length-max-uint32", append(le32(0xffffffff), hello[4:]...), nil, CodeTooLarge},
 		{"unknown-type-0", frameOf(0, 0, 1, nil), nil, CodeUnknownType},
-		{"unknown-type-8", frameOf(0x0008, 0, 1, nil), nil, CodeUnknownType},
+		{"unknown-type-9", frameOf(0x0009, 0, 1, nil), nil, CodeUnknownType},
+		{"report-req", frameOf(TypeReport, 0, 1, []byte{2, 0, '{', '}'}), nil, CodeBadField},
+		{"report-not-object", frameOf(TypeReport, 0, 0, []byte{2, 0, '[', ']'}), nil, CodeBadField},
 		{"unknown-type-8008", frameOf(0x8008, 0, 1, nil), nil, CodeUnknownType},
 		{"unknown-type-ffff", frameOf(0xffff, 0, 1, nil), nil, CodeUnknownType},
 		{"header-nfds-over-max", withNFDs(addMark, 2), []int{3, 4}, CodeFDCount},
@@ -142,7 +144,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"hello-magic", patch(hello, 0, 'f'), nil, CodeBadField},
 		{"hello-version0", patch(hello, 4, 0, 0, 0, 0), nil, CodeBadField},
 		{"hello-version-range", patch(hello, 4, 3, 0, 2, 0), nil, CodeBadField},
-		{"hello-version-newer", patch(hello, 4, 3, 0, 4, 0), nil, CodeVersion},
+		{"hello-version-newer", patch(hello, 4, 4, 0, 5, 0), nil, CodeVersion},
 		{"hello-class", patch(hello, 8, 3), nil, CodeBadField},
 		{"hello-deadline-verdict", patch(hello, 9, 2), nil, CodeBadField},
 		{"hello-close-verdict", patch(hello, 10, 2), nil, CodeBadField},
@@ -183,7 +185,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"statsrequest-short", replacePayload(statsReq, []byte{0}), nil, CodeTruncated},
 		// Welcome.
 		{"welcome-version0", patch(welcome, 0, 0), nil, CodeVersion},
-		{"welcome-version3", patch(welcome, 0, 3), nil, CodeVersion},
+		{"welcome-version4", patch(welcome, 0, 4), nil, CodeVersion},
 		{"welcome-flags", patch(welcome, 2, 8), nil, CodeBadField},
 		{"welcome-class", patch(welcome, 4, 3), nil, CodeBadField},
 		{"welcome-verdict", patch(welcome, 7, 2), nil, CodeBadField},
@@ -287,23 +289,23 @@ func TestDecodeBitFlips(t *testing.T) {
 }
 
 func TestHelloFromNewerClient(t *testing.T) {
-	// A client speaking 1..3 may append fields that version 3 adds; this side skips them.
-	frame, _ := mustEncode(t, &Hello{Req: 1, MinVersion: 1, MaxVersion: 3, Name: "future"})
-	frame = append(frame, "v2 fields"...)
+	// A client speaking 1..4 may append fields that version 4 adds; this side skips them.
+	frame, _ := mustEncode(t, &Hello{Req: 1, MinVersion: 1, MaxVersion: 4, Name: "future"})
+	frame = append(frame, "v4 fields"...)
 	binary.LittleEndian.PutUint32(frame, uint32(len(frame)-HeaderSize))
 	m, err := Decode(frame, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := m.(*Hello)
-	if v, err := Negotiate(h); v != 2 || err != nil || h.Name != "future" {
+	if v, err := Negotiate(h); v != 3 || err != nil || h.Name != "future" {
 		t.Fatalf("Negotiate = %d, %v; name %q", v, err, h.Name)
 	}
 	// A client that speaks only newer versions gets a version error naming both ranges.
-	frame, _ = mustEncode(t, &Hello{Req: 1, MinVersion: 3, MaxVersion: 4})
+	frame, _ = mustEncode(t, &Hello{Req: 1, MinVersion: 4, MaxVersion: 5})
 	_, err = Decode(frame, nil)
 	wantCode(t, err, CodeVersion)
-	if !strings.Contains(err.Error(), "3..4") || !strings.Contains(err.Error(), "1..2") {
+	if !strings.Contains(err.Error(), "4..5") || !strings.Contains(err.Error(), "1..3") {
 		t.Fatalf("version error %q does not name the ranges", err)
 	}
 }

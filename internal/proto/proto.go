@@ -39,12 +39,16 @@ import (
 // PATH_MAX (up to MaxLongPath). A daemon speaking version 1 to a client sends none of them
 // (Event.ForVersion): such an event then has an empty path, which version 1 defines as
 // unknown.
+//
+// Version 3 adds Report (report.go): a client that decides permission events may tell the
+// daemon what it decided and why, for the daemon's fleet export. A client sends it only on a
+// connection of version 3 or later.
 const (
 	// Version is the protocol version this package implements.
-	Version uint16 = 2
+	Version uint16 = 3
 	// MinVersion and MaxVersion bound the versions this package can speak.
 	MinVersion uint16 = 1
-	MaxVersion uint16 = 2
+	MaxVersion uint16 = 3
 )
 
 // Magic opens every Hello payload: the bytes "FSND". It makes a stray connection from some
@@ -95,6 +99,7 @@ const (
 	TypeStatsRequest Type = 0x0005
 	TypePing         Type = 0x0006
 	TypeBye          Type = 0x0007
+	TypeReport       Type = 0x0008 // version 3
 )
 
 // Daemon → client.
@@ -111,6 +116,7 @@ const (
 var typeNames = map[Type]string{
 	TypeHello: "Hello", TypeAddMark: "AddMark", TypeRemoveMark: "RemoveMark",
 	TypeRespond: "Respond", TypeStatsRequest: "StatsRequest", TypePing: "Ping", TypeBye: "Bye",
+	TypeReport:  "Report",
 	TypeWelcome: "Welcome", TypeResult: "Result", TypeEvent: "Event", TypeOverflow: "Overflow",
 	TypeStats: "Stats", TypePong: "Pong", TypeFatal: "Fatal",
 }
@@ -125,7 +131,7 @@ func (t Type) String() string {
 // Known reports whether t is a message type of this protocol version.
 func (t Type) Known() bool {
 	// Not a map lookup: DecodeHeader calls this for every frame.
-	return (t >= TypeHello && t <= TypeBye) || (t >= TypeWelcome && t <= TypeFatal)
+	return (t >= TypeHello && t <= TypeReport) || (t >= TypeWelcome && t <= TypeFatal)
 }
 
 // FromDaemon reports whether messages of type t go from the daemon to a client.
@@ -195,6 +201,8 @@ func MaxPayloadOf(t Type) int {
 		return 16
 	case TypeStatsRequest:
 		return 4
+	case TypeReport:
+		return 2 + MaxReport
 	case TypePing, TypeBye, TypePong:
 		return 0
 	case TypeWelcome:

@@ -1,0 +1,309 @@
+//go:build linux
+
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/backend"
+	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/fleet"
+	"github.com/fsnotifyd/fsnotifyd/internal/format"
+	"github.com/fsnotifyd/fsnotifyd/internal/policy"
+	"github.com/fsnotifyd/fsnotifyd/internal/proto"
+)
+
+// The fleet export (serve --export, docs/fleet.md). The daemon places the marks of the
+// config's "export EVENTS GLOB..." lines itself, in an engine group of its own (the export
+// group, a notification group like any client's); one goroutine (exportLoop) reads it and
+// hands each matching event to the fleet exporter, whose Append copies and never waits. The
+// kernel's readers only queue into the group, as for any client: they never wait on NATS or
+// the disk. An overflow of the group's queue (or of the kernel's, which the backend passes to
+// every group) becomes the exporter's overflow gap record.
+//
+// Decisions: a permission client that wants its decisions exported sends a proto.Report
+// after each answer (its audit record); the daemon checks that it is a JSON object without
+// the record fields the exporter adds, puts the client's identity in front, and appends it.
+
+// ExportRule is one "export EVENTS GLOB [GLOB...]" line: events of the mask on paths that
+// match one of the globs are exported.
+type ExportRule struct {
+	Mask  engine.Mask
+	Globs []*policy.Glob
+	Where string // FILE:LINE, for errors at start
+}
+
+// parseExportLine parses the values of an export line (after the key).
+func parseExportLine(vals []string) (ExportRule, error) {
+	if len(vals) < 2 {
+		return ExportRule{}, fmt.Errorf("export needs EVENTS and at least one GLOB (e.g. export open,modify,close_write,delete,rename /etc/**)")
+	}
+	mask, err := format.ParseEvents(vals[0])
+	if err != nil {
+		return ExportRule{}, fmt.Errorf("export: %v", err)
+	}
+	if mask&engine.PermissionEvents != 0 {
+		return ExportRule{}, fmt.Errorf("export: %s: permission events are decided by guards, not exported as events (their decisions are exported when the guard reports them)", vals[0])
+	}
+	r := ExportRule{Mask: mask}
+	for _, v := range vals[1:] {
+		if !strings.HasPrefix(v, "/") {
+			return r, fmt.Errorf("export: glob %q: want an absolute pattern (/etc/**): the daemon marks the directory it starts with", v)
+		}
+		g, err := policy.CompileGlob(v)
+		if err != nil {
+			return r, fmt.Errorf("export: %v", err)
+		}
+		r.Globs = append(r.Globs, g)
+	}
+	return r, nil
+}
+
+// ParseExportConfig reads a file of export lines (serve --export-config): the export lines of
+// a daemon config, alone. Errors name the file and line.
+func ParseExportConfig(name string, src string) ([]ExportRule, error) {
+	var rules []ExportRule
+	for i, text := range strings.Split(src, "\n") {
+		if j := strings.IndexByte(text, '#'); j >= 0 {
+			text = text[:j]
+		}
+		f := strings.Fields(text)
+		if len(f) == 0 {
+			continue
+		}
+		if f[0] != "export" {
+			return nil, fmt.Errorf("%s:%d: unknown key %q (an export config has only lines \"export EVENTS GLOB...\")", name, i+1, f[0])
+		}
+		r, err := parseExportLine(f[1:])
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %v", name, i+1, err)
+		}
+		r.Where = name + ":" + strconv.Itoa(i+1)
+		rules = append(rules, r)
+	}
+	return rules, nil
+}
+
+// markRoot is where a glob's subtree mark goes: its components before the first with a
+// wildcard; for a glob without any (literal), the path itself, which the caller replaces by
+// its directory when it is not one.
+func markRoot(glob string) (root string, literal bool) {
+	comps := strings.Split(strings.Trim(glob, "/"), "/")
+	root = "/"
+	for _, c := range comps {
+		if c == "" {
+			continue
+		}
+		if strings.ContainsAny(c, `*?[\`) {
+			return root, false
+		}
+		root = strings.TrimSuffix(root, "/") + "/" + c
+	}
+	return root, true
+}
+
+// exporter is the daemon's side of the fleet export.
+type exporter struct {
+	exp   *fleet.Exporter
+	rules []ExportRule
+	g     *engine.Group // nil without export lines
+	stop  context.CancelFunc
+	done  sync.WaitGroup
+
+	events, decisions, refused atomic.Uint64
+}
+
+// startExport places the export marks and starts exportLoop. Errors name the export line.
+func (s *Server) startExport(exp *fleet.Exporter, rules []ExportRule) error {
+	if exp == nil {
+		if len(rules) > 0 {
+			s.log.Warn("export lines in the config but no --export: nothing is exported", "line", rules[0].Where)
+		}
+		return nil
+	}
+	x := &exporter{exp: exp, rules: rules}
+	s.export = x
+	if len(rules) == 0 {
+		return nil
+	}
+	g, err := s.b.Engine().NewGroup(engine.Options{Name: "fleet-export", QueueLimit: 1 << 16})
+	if err != nil {
+		return err
+	}
+	x.g = g
+	// One subtree mark per directory, with the union of the masks of the lines that need it
+	// (a second mark on one object would replace the first); selects sorts the events out.
+	type markNeed struct {
+		mask  engine.Mask
+		where string
+	}
+	needs := map[string]*markNeed{}
+	var order []string
+	for _, r := range rules {
+		for _, gl := range r.Globs {
+			root, literal := markRoot(gl.String())
+			if literal {
+				if st, err := os.Stat(root); err == nil && !st.IsDir() {
+					root = filepath.Dir(root) // a file: its directory reports its events
+				}
+			}
+			n := needs[root]
+			if n == nil {
+				n = &markNeed{where: fmt.Sprintf("%s: export %s", r.Where, gl)}
+				needs[root] = n
+				order = append(order, root)
+			}
+			n.mask |= r.Mask
+		}
+	}
+	for _, root := range order {
+		n := needs[root]
+		t, err := s.b.Resolve(root, engine.KindSubtree, false)
+		if err == nil && !t.IsDir {
+			s.b.Release(t)
+			err = fmt.Errorf("not a directory")
+		}
+		if err != nil {
+			g.Close()
+			return fmt.Errorf("%s: %s: %w", n.where, root, err)
+		}
+		if err := s.b.AddMark(g, t, engine.MarkSpec{Mask: n.mask | engine.OnDir}); err != nil {
+			g.Close()
+			return fmt.Errorf("%s: marking %s: %w", n.where, root, err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	x.stop = cancel
+	x.done.Add(1)
+	go func() {
+		defer x.done.Done()
+		x.loop(ctx)
+	}()
+	return nil
+}
+
+// stopExport removes the export group and waits for exportLoop. The exporter itself is the
+// caller's (it closes it after the server, so that the last reports reach it).
+func (s *Server) stopExport() {
+	x := s.export
+	if x == nil || x.g == nil {
+		return
+	}
+	x.g.Close()
+	x.stop()
+	x.done.Wait()
+}
+
+// loop is exportLoop: it reads the export group and appends what the rules select.
+func (x *exporter) loop(ctx context.Context) {
+	buf := make([]engine.Delivery, 256)
+	var line []byte
+	for {
+		n, err := x.g.ReadBatch(ctx, buf)
+		if err != nil {
+			return
+		}
+		for i := range buf[:n] {
+			d := buf[i]
+			buf[i] = engine.Delivery{}
+			if d.Event == nil || d.Mask&engine.QueueOverflow != 0 {
+				x.exp.Overflow()
+				d.Release()
+				continue
+			}
+			if m := x.selects(d); m != 0 {
+				r := backend.Record(d, true)
+				if r.Time.IsZero() {
+					r.Time = time.Now()
+				}
+				r.Mask &= m | engine.OnDir // only what the lines ask for (the mark has the union)
+				line = r.AppendJSON(line[:0])
+				if x.exp.Append(fleet.Event, line) == nil {
+					x.events.Add(1)
+				}
+			}
+			d.Release()
+		}
+	}
+}
+
+// selects returns the events of d that the lines take: those of each line with a glob that
+// matches its path (an unknown path may match any: it is exported, with what is known of the
+// object); 0 for none.
+func (x *exporter) selects(d engine.Delivery) engine.Mask {
+	path := d.Event.GetPath()
+	var m engine.Mask
+	for _, r := range x.rules {
+		if d.Mask&r.Mask == 0 {
+			continue
+		}
+		if path == "" {
+			m |= r.Mask
+			continue
+		}
+		for _, g := range r.Globs {
+			if g.Match(path) {
+				m |= r.Mask
+				break
+			}
+		}
+	}
+	return d.Mask & m
+}
+
+// reservedReportKeys are the fields the daemon puts in front of a reported decision (the
+// exporter's and the reporting client's): a client may not set them, else a reader taking
+// the last of duplicate keys would see the client's.
+var reservedReportKeys = []string{"host", "boot_id", "seq", "kind", "client", "client_pid", "client_uid"}
+
+// report exports a client's decision report. Only a permission client decides; a report
+// from any other, or one that is not a JSON object or sets a reserved key, is refused
+// (counted and logged at debug level; the connection lives on).
+func (c *client) report(m *proto.Report) {
+	x := c.s.export
+	if x == nil {
+		return
+	}
+	if c.g.Options().Class == engine.ClassNotification {
+		x.refused.Add(1)
+		c.s.log.Debug("decision report from a notification client refused", "client", c.id)
+		return
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(m.Text), &fields); err != nil {
+		x.refused.Add(1)
+		c.s.log.Debug("decision report refused", "client", c.id, "err", err)
+		return
+	}
+	for _, k := range reservedReportKeys {
+		if _, ok := fields[k]; ok {
+			x.refused.Add(1)
+			c.s.log.Debug("decision report refused: it sets a field the daemon sets", "client", c.id, "field", k)
+			return
+		}
+	}
+	b := make([]byte, 0, len(m.Text)+64+len(c.name))
+	name, _ := json.Marshal(c.name)
+	b = append(b, `{"client":`...)
+	b = append(b, name...)
+	b = append(b, `,"client_pid":`...)
+	b = strconv.AppendInt(b, int64(c.cred.Pid), 10)
+	b = append(b, `,"client_uid":`...)
+	b = strconv.AppendUint(b, uint64(c.cred.Uid), 10)
+	if len(fields) > 0 {
+		b = append(b, ',')
+	}
+	b = append(b, m.Text[1:]...)
+	if x.exp.Append(fleet.Decision, b) == nil {
+		x.decisions.Add(1)
+	}
+}

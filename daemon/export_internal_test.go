@@ -1,0 +1,202 @@
+//go:build linux
+
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/internal/fleet"
+	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// exportNATS starts an in-process nats-server with JetStream in a temp directory.
+func exportNATS(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	srv, err := server.NewServer(&server.Options{JetStream: true, StoreDir: t.TempDir(), Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	return fmt.Sprintf("nats://127.0.0.1:%d", port)
+}
+
+// TestExportOverflowBecomesGap: an overflow of the export group's queue (the kernel's reaches
+// it the same way: the backend queues one to every group) becomes a gap record of reason
+// overflow in its place in the stream, between the events before and after it.
+func TestExportOverflowBecomesGap(t *testing.T) {
+	testenv.RequireRoot(t)
+	url := exportNATS(t)
+	mnt := testenv.Tmpfs(t)
+	os.Mkdir(filepath.Join(mnt, "etc"), 0o755)
+	exp, err := fleet.NewExporter(fleet.ExporterConfig{Conn: fleet.ConnOptions{URLs: url}, Host: "h1", SpoolDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := ParseConfig("test.conf", strings.NewReader("export close_write "+mnt+"/etc/**\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Options{Config: cfg, Export: exp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name string) {
+		os.WriteFile(filepath.Join(mnt, "etc", name), []byte("x"), 0o644)
+	}
+	waitExported := func(n uint64) {
+		for deadline := time.Now().Add(10 * time.Second); s.export.events.Load() < n; {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d events exported, want %d", s.export.events.Load(), n)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	write("before")
+	waitExported(1)
+	s.export.g.Overflow()
+	for deadline := time.Now().Add(10 * time.Second); exp.Stats().Overflows == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the group's overflow did not reach the exporter")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	write("after")
+	waitExported(2)
+	s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if unsent := exp.Close(ctx); unsent != 0 {
+		t.Fatalf("%d records unsent", unsent)
+	}
+
+	o := fleet.ConnOptions{URLs: url}
+	nc, err := o.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := o.JetStream(nc)
+	var got []string
+	tctx, tcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer tcancel()
+	fleet.Tail(tctx, js, fleet.TailOptions{StartSeq: 1}, func(r *fleet.Received) error {
+		var m map[string]any
+		json.Unmarshal(r.Data, &m)
+		got = append(got, fmt.Sprintf("%v:%v:%v", m["seq"], m["kind"], m["path"])+fmt.Sprint(m["reason"]))
+		if len(got) == 3 {
+			return fleet.ErrStopTail
+		}
+		return nil
+	})
+	want := []string{
+		"1:event:" + mnt + "/etc/before<nil>",
+		"2:gap:<nil>overflow",
+		"3:event:" + mnt + "/etc/after<nil>",
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("records %v, want %v", got, want)
+	}
+}
+
+func TestMarkRoot(t *testing.T) {
+	for _, c := range []struct {
+		glob, root string
+		literal    bool
+	}{
+		{"/etc/**", "/etc", false}, {"/srv/*/conf/*.yaml", "/srv", false}, {"/**", "/", false},
+		{"/etc/passwd", "/etc/passwd", true}, {"/etc", "/etc", true}, {"/a/b[c]/d", "/a", false}, {`/a/\*`, "/a", false},
+	} {
+		if root, literal := markRoot(c.glob); root != c.root || literal != c.literal {
+			t.Errorf("markRoot(%q) = %q, %v; want %q, %v", c.glob, root, literal, c.root, c.literal)
+		}
+	}
+}
+
+// TestExportLinesShareAMark: lines whose globs start in one directory share its mark with the
+// union of their events, each line still selecting only its own events and paths; a literal
+// file glob marks its directory and exports that file's events only.
+func TestExportLinesShareAMark(t *testing.T) {
+	testenv.RequireRoot(t)
+	url := exportNATS(t)
+	mnt := testenv.Tmpfs(t)
+	etc := filepath.Join(mnt, "etc")
+	os.Mkdir(etc, 0o755)
+	os.WriteFile(filepath.Join(etc, "passwd"), nil, 0o644)
+	exp, err := fleet.NewExporter(fleet.ExporterConfig{Conn: fleet.ConnOptions{URLs: url}, Host: "h1", SpoolDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := ParseConfig("test.conf", strings.NewReader(
+		"export delete "+etc+"/*.conf\nexport close_write "+etc+"/**/*.yaml\nexport open "+etc+"/passwd\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Options{Config: cfg, Export: exp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(etc, "a.conf"), nil, 0o644) // close_write of a .conf: not exported
+	os.Remove(filepath.Join(etc, "a.conf"))                // exported
+	os.WriteFile(filepath.Join(etc, "b.yaml"), nil, 0o644) // exported
+	os.Remove(filepath.Join(etc, "b.yaml"))                // delete of a .yaml: not exported
+	os.ReadFile(filepath.Join(etc, "passwd"))              // exported
+	os.ReadFile(filepath.Join(etc, "other"))               // absent: nothing
+	for deadline := time.Now().Add(10 * time.Second); s.export.events.Load() < 3; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d events exported, want 3", s.export.events.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // room for a wrong fourth
+	s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	exp.Close(ctx)
+	if n := s.export.events.Load(); n != 3 {
+		t.Fatalf("%d events exported, want 3", n)
+	}
+	o := fleet.ConnOptions{URLs: url}
+	nc, err := o.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := o.JetStream(nc)
+	var got []string
+	tctx, tcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer tcancel()
+	fleet.Tail(tctx, js, fleet.TailOptions{StartSeq: 1}, func(r *fleet.Received) error {
+		var m struct {
+			Path   string   `json:"path"`
+			Events []string `json:"events"`
+		}
+		json.Unmarshal(r.Data, &m)
+		got = append(got, strings.TrimPrefix(m.Path, etc+"/")+":"+strings.Join(m.Events, ","))
+		if len(got) == 3 {
+			return fleet.ErrStopTail
+		}
+		return nil
+	})
+	if want := "[a.conf:DELETE b.yaml:CLOSE_WRITE passwd:OPEN]"; fmt.Sprint(got) != want {
+		t.Fatalf("records %v, want %s", got, want)
+	}
+}
