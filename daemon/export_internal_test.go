@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,28 +14,37 @@ import (
 
 	"github.com/fsnotifyd/fsnotifyd/internal/fleet"
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
-	"github.com/nats-io/nats-server/v2/server"
+	"github.com/fsnotifyd/fsnotifyd/internal/testnats"
 )
 
-// exportNATS starts an in-process nats-server with JetStream in a temp directory.
-func exportNATS(t *testing.T) string {
+// tailStrings reads the stream from its start and returns what line says of each record,
+// until n records (or 10 s).
+func tailStrings(t *testing.T, url string, n int, line func(rec map[string]any) string) []string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	o := fleet.ConnOptions{URLs: url}
+	nc, err := o.Connect()
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	srv, err := server.NewServer(&server.Options{JetStream: true, StoreDir: t.TempDir(), Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true})
+	defer nc.Close()
+	js, err := o.JetStream(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	return fmt.Sprintf("nats://127.0.0.1:%d", port)
+	var got []string
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	fleet.Tail(ctx, js, fleet.TailOptions{StartSeq: 1}, func(r *fleet.Received) error {
+		var m map[string]any
+		if err := json.Unmarshal(r.Data, &m); err != nil {
+			t.Errorf("record %q: %v", r.Data, err)
+		}
+		if got = append(got, line(m)); len(got) == n {
+			return fleet.ErrStopTail
+		}
+		return nil
+	})
+	return got
 }
 
 // TestExportOverflowBecomesGap: an overflow of the export group's queue (the kernel's reaches
@@ -44,7 +52,7 @@ func exportNATS(t *testing.T) string {
 // overflow in its place in the stream, between the events before and after it.
 func TestExportOverflowBecomesGap(t *testing.T) {
 	testenv.RequireRoot(t)
-	url := exportNATS(t)
+	url := testnats.URL(t)
 	mnt := testenv.Tmpfs(t)
 	os.Mkdir(filepath.Join(mnt, "etc"), 0o755)
 	exp, err := fleet.NewExporter(fleet.ExporterConfig{Conn: fleet.ConnOptions{URLs: url}, Host: "h1", SpoolDir: t.TempDir()})
@@ -88,24 +96,8 @@ func TestExportOverflowBecomesGap(t *testing.T) {
 		t.Fatalf("%d records unsent", unsent)
 	}
 
-	o := fleet.ConnOptions{URLs: url}
-	nc, err := o.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := o.JetStream(nc)
-	var got []string
-	tctx, tcancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer tcancel()
-	fleet.Tail(tctx, js, fleet.TailOptions{StartSeq: 1}, func(r *fleet.Received) error {
-		var m map[string]any
-		json.Unmarshal(r.Data, &m)
-		got = append(got, fmt.Sprintf("%v:%v:%v", m["seq"], m["kind"], m["path"])+fmt.Sprint(m["reason"]))
-		if len(got) == 3 {
-			return fleet.ErrStopTail
-		}
-		return nil
+	got := tailStrings(t, url, 3, func(m map[string]any) string {
+		return fmt.Sprintf("%v:%v:%v", m["seq"], m["kind"], m["path"]) + fmt.Sprint(m["reason"])
 	})
 	want := []string{
 		"1:event:" + mnt + "/etc/before<nil>",
@@ -136,7 +128,7 @@ func TestMarkRoot(t *testing.T) {
 // file glob marks its directory and exports that file's events only.
 func TestExportLinesShareAMark(t *testing.T) {
 	testenv.RequireRoot(t)
-	url := exportNATS(t)
+	url := testnats.URL(t)
 	mnt := testenv.Tmpfs(t)
 	etc := filepath.Join(mnt, "etc")
 	os.Mkdir(etc, 0o755)
@@ -174,27 +166,12 @@ func TestExportLinesShareAMark(t *testing.T) {
 	if n := s.export.events.Load(); n != 3 {
 		t.Fatalf("%d events exported, want 3", n)
 	}
-	o := fleet.ConnOptions{URLs: url}
-	nc, err := o.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := o.JetStream(nc)
-	var got []string
-	tctx, tcancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer tcancel()
-	fleet.Tail(tctx, js, fleet.TailOptions{StartSeq: 1}, func(r *fleet.Received) error {
-		var m struct {
-			Path   string   `json:"path"`
-			Events []string `json:"events"`
+	got := tailStrings(t, url, 3, func(m map[string]any) string {
+		var evs []string
+		for _, e := range m["events"].([]any) {
+			evs = append(evs, e.(string))
 		}
-		json.Unmarshal(r.Data, &m)
-		got = append(got, strings.TrimPrefix(m.Path, etc+"/")+":"+strings.Join(m.Events, ","))
-		if len(got) == 3 {
-			return fleet.ErrStopTail
-		}
-		return nil
+		return strings.TrimPrefix(m["path"].(string), etc+"/") + ":" + strings.Join(evs, ",")
 	})
 	if want := "[a.conf:DELETE b.yaml:CLOSE_WRITE passwd:OPEN]"; fmt.Sprint(got) != want {
 		t.Fatalf("records %v, want %s", got, want)

@@ -59,9 +59,9 @@ import (
 	"github.com/fsnotifyd/fsnotifyd/backend"
 	"github.com/fsnotifyd/fsnotifyd/engine"
 	"github.com/fsnotifyd/fsnotifyd/fsevent"
+	"github.com/fsnotifyd/fsnotifyd/internal/fleet"
 	"github.com/fsnotifyd/fsnotifyd/internal/lru"
 	"github.com/fsnotifyd/fsnotifyd/internal/procfs"
-	"github.com/fsnotifyd/fsnotifyd/internal/fleet"
 	"github.com/fsnotifyd/fsnotifyd/internal/proto"
 	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 )

@@ -119,16 +119,7 @@ func TestFleetThreeHosts(t *testing.T) {
 		}
 	}
 
-	o := fleet.ConnOptions{URLs: url}
-	nc, err := o.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := o.JetStream(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := fleetJS(t, url)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	kv, err := fleet.OpenBucket(ctx, js, fleet.DefaultBucket, false)

@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,29 +12,11 @@ import (
 	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/internal/fleet"
-	"github.com/nats-io/nats-server/v2/server"
+	"github.com/fsnotifyd/fsnotifyd/internal/testnats"
 )
 
 // natsURL starts an in-process nats-server with JetStream for the test.
-func natsURL(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	srv, err := server.NewServer(&server.Options{JetStream: true, StoreDir: t.TempDir(), Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	return fmt.Sprintf("nats://127.0.0.1:%d", port)
-}
+func natsURL(t *testing.T) string { return testnats.URL(t) }
 
 func TestPolicyPushAndStatusCommands(t *testing.T) {
 	url := natsURL(t)

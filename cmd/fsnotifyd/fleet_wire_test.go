@@ -19,6 +19,7 @@ import (
 	"github.com/fsnotifyd/fsnotifyd/engine"
 	"github.com/fsnotifyd/fsnotifyd/internal/fleet"
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // fleetRecords reads every record of the stream from its start until done says so (or 15 s
@@ -30,21 +31,12 @@ func fleetRecords(t *testing.T, url string, decisions bool, done func([]map[stri
 // fleetRecordsFor is fleetRecords for at most timeout.
 func fleetRecordsFor(t *testing.T, url string, decisions bool, timeout time.Duration, done func([]map[string]any) bool) []map[string]any {
 	t.Helper()
-	o := fleet.ConnOptions{URLs: url}
-	nc, err := o.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := o.JetStream(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := fleetJS(t, url)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var got []map[string]any
 	var mu sync.Mutex
-	err = fleet.Tail(ctx, js, fleet.TailOptions{StartSeq: 1, Decisions: decisions}, func(r *fleet.Received) error {
+	err := fleet.Tail(ctx, js, fleet.TailOptions{StartSeq: 1, Decisions: decisions}, func(r *fleet.Received) error {
 		var m map[string]any
 		if err := json.Unmarshal(r.Data, &m); err != nil {
 			return fmt.Errorf("record %q: %v", r.Data, err)
@@ -62,6 +54,22 @@ func fleetRecordsFor(t *testing.T, url string, decisions bool, timeout time.Dura
 		t.Fatal(err)
 	}
 	return got
+}
+
+// fleetJS connects to the JetStream at url for the rest of the test.
+func fleetJS(t *testing.T, url string) jetstream.JetStream {
+	t.Helper()
+	o := fleet.ConnOptions{URLs: url}
+	nc, err := o.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := o.JetStream(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
 }
 
 // startExportingServe starts a daemon exporting to url as host, with an export config for

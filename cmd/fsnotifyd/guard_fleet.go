@@ -32,15 +32,10 @@ type guardFleetFlags struct {
 
 func (f *guardFleetFlags) register(fs *flagSet) {
 	f.state = DefaultPolicyState
-	f.conn.Timeout = 5 * time.Second
 	fs.stringVar(&f.from, "policy-from", "follow the policy in a NATS key-value bucket: nats://HOST:PORT[,...]/BUCKET/KEY (docs/fleet.md)")
 	fs.stringVar(&f.host, "host", "this host's name in the fleet (default: the machine's host name)")
 	fs.stringVar(&f.state, "policy-state", "keep the last good fleet policy in DIR, enforced from the start when NATS is unreachable")
-	fs.stringVar(&f.conn.Creds, "nats-creds", "NATS credentials FILE (user JWT and nkey seed), with --policy-from")
-	fs.stringVar(&f.conn.TLSCA, "nats-tls-ca", "PEM FILE of the CAs that sign the NATS server's certificate, with --policy-from")
-	fs.stringVar(&f.conn.TLSCert, "nats-tls-cert", "client certificate FILE, with --nats-tls-key")
-	fs.stringVar(&f.conn.TLSKey, "nats-tls-key", "client key FILE, with --nats-tls-cert")
-	fs.durationVar(&f.conn.Timeout, "nats-timeout", "bound connecting and each NATS request by DUR; also how long a guard without a saved policy waits for the first one")
+	registerConnFlags(fs, &f.conn, ", with --policy-from", "; also how long a guard without a saved policy waits for the first one")
 	fs.boolVar(&f.exportDecisions, "export-decisions", "with --daemon: report each decision to the daemon, which exports it to the fleet stream (serve --export)")
 }
 
@@ -50,12 +45,7 @@ func (f *guardFleetFlags) check(daemon bool, policyFile string) error {
 		return errors.New("--export-decisions needs --daemon: the daemon exports the decisions (serve --export)")
 	}
 	if f.from == "" {
-		for _, s := range []struct{ name, v string }{{"--host", f.host}, {"--nats-creds", f.conn.Creds}, {"--nats-tls-ca", f.conn.TLSCA}, {"--nats-tls-cert", f.conn.TLSCert}, {"--nats-tls-key", f.conn.TLSKey}} {
-			if s.v != "" {
-				return fmt.Errorf("%s is for --policy-from; give --policy-from nats://HOST:PORT/BUCKET/KEY", s.name)
-			}
-		}
-		return nil
+		return connFlagsWithout(&f.conn, "--policy-from nats://HOST:PORT/BUCKET/KEY", [2]string{"--host", f.host})
 	}
 	if policyFile != "" {
 		return errors.New("--policy and --policy-from cannot be used together: the fleet policy replaces the whole file (--deny/--allow flags still come first)")

@@ -3,6 +3,8 @@
 package main
 
 import (
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/internal/fleet"
@@ -15,13 +17,32 @@ type natsFlags struct {
 
 func (n *natsFlags) register(fs *flagSet) {
 	n.o.URLs = fleet.DefaultURL
-	n.o.Timeout = 5 * time.Second
 	fs.stringVar(&n.o.URLs, "nats", "NATS server URL(s), a comma list (nats://HOST:PORT, tls://...)")
-	fs.stringVar(&n.o.Creds, "nats-creds", "NATS credentials FILE (user JWT and nkey seed)")
-	fs.stringVar(&n.o.TLSCA, "nats-tls-ca", "PEM FILE of the CAs that sign the NATS server's certificate")
-	fs.stringVar(&n.o.TLSCert, "nats-tls-cert", "client certificate FILE, for servers that verify clients (with --nats-tls-key)")
-	fs.stringVar(&n.o.TLSKey, "nats-tls-key", "client key FILE (with --nats-tls-cert)")
-	fs.durationVar(&n.o.Timeout, "nats-timeout", "bound connecting and each NATS request by DUR")
+	registerConnFlags(fs, &n.o, "")
+}
+
+// registerConnFlags registers the --nats-* flags of o (all but the URLs, which each command
+// names its own way: --nats, serve --export, guard --policy-from); with says what they go
+// with, for the usage lines ("" for nothing), and timeoutAlso adds to --nats-timeout's.
+func registerConnFlags(fs *flagSet, o *fleet.ConnOptions, with string, timeoutAlso ...string) {
+	o.Timeout = 5 * time.Second
+	fs.stringVar(&o.Creds, "nats-creds", "NATS credentials FILE (user JWT and nkey seed)"+with)
+	fs.stringVar(&o.TLSCA, "nats-tls-ca", "PEM FILE of the CAs that sign the NATS server's certificate"+with)
+	fs.stringVar(&o.TLSCert, "nats-tls-cert", "client certificate FILE, for servers that verify clients (with --nats-tls-key)")
+	fs.stringVar(&o.TLSKey, "nats-tls-key", "client key FILE (with --nats-tls-cert)")
+	fs.durationVar(&o.Timeout, "nats-timeout", "bound connecting and each NATS request by DUR"+strings.Join(timeoutAlso, ""))
+}
+
+// connFlagsWithout is the usage error for a --nats-* flag (or another) given without the flag
+// that makes a connection (need): nil if none was.
+func connFlagsWithout(o *fleet.ConnOptions, need string, more ...[2]string) error {
+	flags := append([][2]string{{"--nats-creds", o.Creds}, {"--nats-tls-ca", o.TLSCA}, {"--nats-tls-cert", o.TLSCert}, {"--nats-tls-key", o.TLSKey}}, more...)
+	for _, f := range flags {
+		if f[1] != "" {
+			return fmt.Errorf("%s is for %s; give %s", f[0], strings.Fields(need)[0], need)
+		}
+	}
+	return nil
 }
 
 // connect checks the options (a usage error) and dials (a runtime error).

@@ -37,13 +37,8 @@ type serveExportFlags struct {
 
 func (f *serveExportFlags) register(fs *flagSet) {
 	f.spool = DefaultSpool
-	f.conn.Timeout = 5 * time.Second
 	fs.stringVar(&f.conn.URLs, "export", "export events and decisions to NATS JetStream at URL(s): nats://HOST:PORT[,...] (docs/fleet.md)")
-	fs.stringVar(&f.conn.Creds, "nats-creds", "NATS credentials FILE (user JWT and nkey seed), with --export")
-	fs.stringVar(&f.conn.TLSCA, "nats-tls-ca", "PEM FILE of the CAs that sign the NATS server's certificate, with --export")
-	fs.stringVar(&f.conn.TLSCert, "nats-tls-cert", "client certificate FILE, with --nats-tls-key")
-	fs.stringVar(&f.conn.TLSKey, "nats-tls-key", "client key FILE, with --nats-tls-cert")
-	fs.durationVar(&f.conn.Timeout, "nats-timeout", "bound dialing and each NATS request by DUR")
+	registerConnFlags(fs, &f.conn, ", with --export")
 	fs.stringVar(&f.host, "host", "this host's name in records and subjects (default: the machine's host name)")
 	fs.stringVar(&f.spool, "spool", "keep records not yet acknowledged in DIR (survives restarts and kill -9)")
 	fs.intVar(&f.spoolMax, "spool-max-bytes", "bound the spool (default 1 GiB); beyond it records are dropped and named by a gap record")
@@ -71,10 +66,8 @@ func (f *serveExportFlags) start(fs *flagSet, cfg *daemon.Config, log *slog.Logg
 		cfg.Exports = append(cfg.Exports, rules...)
 	}
 	if f.conn.URLs == "" {
-		for _, s := range []struct{ name, v string }{{"--nats-creds", f.conn.Creds}, {"--nats-tls-ca", f.conn.TLSCA}, {"--nats-tls-cert", f.conn.TLSCert}, {"--nats-tls-key", f.conn.TLSKey}, {"--host", f.host}, {"--stream", f.stream}} {
-			if s.v != "" {
-				return nil, fs.usageError(fmt.Errorf("%s is for --export; give --export nats://HOST:PORT", s.name)), false
-			}
+		if err := connFlagsWithout(&f.conn, "--export nats://HOST:PORT", [2]string{"--host", f.host}, [2]string{"--stream", f.stream}); err != nil {
+			return nil, fs.usageError(err), false
 		}
 		return nil, 0, true
 	}
