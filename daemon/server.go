@@ -31,7 +31,9 @@
 // Goroutines: Run's (the accept loop: it admits or refuses each connection itself, without
 // waiting on it) and its reaper (reapIdle), until Run returns; per connection, serve (the
 // handshake, then the client's requests: readLoop, or inlineLoop for a permission client read
-// by the backend's reader) and writeLoop, until the connection ends.
+// by the backend's reader) and writeLoop, until the connection ends; with Options.Export and
+// export lines, the export loop (export.go: reads the export group, appends to the exporter,
+// which never waits), from New until Close. No lock is held across its Append.
 //
 // Locks: Server.mu guards the clients, the connection counts (connTable) and the totals of
 // clients gone; under it only engine group figures are read (Group.Stats). client.mu guards a
