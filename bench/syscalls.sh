@@ -24,7 +24,7 @@ perOpen() {
 	# strace -c rows: % time, seconds, usecs/call, calls, [errors,] syscall.
 	awk -v n="$N" '$1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" { c[$NF] += $4 }
 	END {
-		# nanosleep is the Go runtime's sysmon thread, off the event's path (and inflated by
+		# nanosleep is the Go runtime sysmon thread, off the event path (and inflated by
 		# strace slowing the process down): listed, not counted.
 		for (k in c) if (c[k] / n >= 0.05) { printf "  %-16s %6.2f\n", k, c[k] / n; if (k != "nanosleep") t += c[k] / n }
 		printf "  %-16s %6.2f\n", "TOTAL", t
