@@ -1,0 +1,411 @@
+//go:build linux
+
+// Package evloop is the event loop of the permission fast path: one goroutine, locked to one
+// OS thread, that waits in poll(2) for the descriptors registered with it, calls each one's
+// callback when it is readable, and runs the work posted to it.
+//
+// Why one thread: a kernel permission event wakes the thread that waits for it, often on the
+// CPU of the process that is waiting for the answer. If the answer comes back to that same
+// thread (a daemon's client socket registered here, a walk's continuation posted here), the
+// verdict is written to the kernel by the thread that read the event, with no hand-off to a
+// thread on another CPU: on a 2-vCPU VM each hand-off costs about as much as the rest of the
+// round trip (bench/relayfloor, bench/daemon.sh).
+//
+// # Rules
+//
+//   - Callbacks and posted work run on the loop goroutine, one at a time, and must never
+//     block: no wait on a socket, a channel, a lock held by others across a wait (TryLock
+//     only), or anything without a small bound. Everything registered on the loop waits
+//     while one of them runs.
+//   - Work posted while the loop runs a callback or posted work (by it, or by whatever it
+//     called) runs on the loop right after it returns, before the loop waits again, in the
+//     order posted, without any wake-up. Work posted from another goroutine wakes the loop
+//     (an eventfd) only if the loop is waiting or about to.
+//   - A callback runs when its descriptor is readable, hung up or in error. Poll is level
+//     triggered: a callback that leaves data unread (it reads a bounded amount per call) is
+//     called again at once after the others. It must consume the condition, Pause or
+//     Unregister, or the loop spins.
+//   - Register, Pause, Resume and Post may be called from any goroutine; Pause and Resume
+//     take effect before the loop's next poll (at once on the loop). Unregister called on
+//     the loop takes effect at once; from another goroutine it waits until the loop has let
+//     go of the descriptor (the callback is not running and will not run again, the
+//     descriptor is not polled): only then may the owner close it. That wait is short
+//     because callbacks never block, and it must not be made while holding a lock that a
+//     callback takes with Lock rather than TryLock.
+//   - A paused registration may still see one call of its callback that the loop had
+//     decided on before the pause (when paused from another goroutine): callbacks check
+//     their owner's state.
+//
+// # Lock order
+//
+//	Loop.mu    the posted work, pending registration changes and the closed flag (a leaf:
+//	           nothing is called while it is held)
+//
+// The loop's own state (the registrations polled, the poll set) belongs to the loop
+// goroutine and takes no lock.
+//
+// # Goroutines
+//
+// One: the loop goroutine, started by the first Register or Post, locked to its OS thread for
+// its whole life (it never unlocks, so the thread ends with it). Close ends it: it stops
+// calling callbacks, runs the work still posted, and returns; Close waits for that. Work
+// posted after Close runs at once on the posting goroutine, so that nothing posted is ever
+// lost (a walk's continuation answers a kernel event).
+package evloop
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/fsnotifyd/fsnotifyd/internal/sys"
+)
+
+// ErrClosed is returned by Register on a closed loop.
+var ErrClosed = errors.New("evloop: closed")
+
+// Loop is an event loop. The zero value is not usable: call New.
+type Loop struct {
+	name string
+
+	startOnce sync.Once
+	started   atomic.Bool
+	startErr  error
+	waker     *sys.Waker
+	tid       atomic.Int64  // the loop's thread id, once it runs
+	done      chan struct{} // closed when the loop goroutine has returned (or never will run)
+
+	// sleeping is set while the loop waits in poll or is about to (from before its last look
+	// at the queues); woken while a wake is in the eventfd, unread. See wake.
+	sleeping, woken atomic.Bool
+	wakes           atomic.Uint64 // eventfd writes, for the tests
+
+	mu      sync.Mutex
+	posted  []func() // guarded by mu
+	spare   []func() // guarded by mu: a drained slice for Post to reuse
+	changes []change // guarded by mu: registration changes for the loop to apply
+	closed  bool     // guarded by mu
+
+	// The loop goroutine's own.
+	regs  []*Registration // polled, in order: regs[i] is fds[i+1] (copy on write)
+	fds   []int
+	ready []bool
+	ps    sys.PollSet
+	dirty bool // regs changed: rebuild fds
+}
+
+// Registration is a descriptor registered with a Loop.
+type Registration struct {
+	l  *Loop
+	fd int
+	cb func()
+
+	// The loop goroutine's: the registration was added, removed, is paused; active: polled.
+	added, removed, paused, active bool
+}
+
+type changeKind uint8
+
+const (
+	chAdd changeKind = iota
+	chPause
+	chResume
+	chRemove
+)
+
+type change struct {
+	kind changeKind
+	r    *Registration
+	done chan struct{} // chRemove from another goroutine: closed once applied
+}
+
+// New returns a loop named name (for errors). Its goroutine starts on first use.
+func New(name string) *Loop {
+	return &Loop{name: name, done: make(chan struct{})}
+}
+
+// start starts the loop goroutine, once (not after Close).
+func (l *Loop) start() error {
+	l.startOnce.Do(func() {
+		l.mu.Lock()
+		closed := l.closed
+		l.mu.Unlock()
+		if closed {
+			l.startErr = ErrClosed
+			close(l.done)
+			return
+		}
+		w, err := sys.NewWaker()
+		if err != nil {
+			l.startErr = fmt.Errorf("evloop %s: %w", l.name, err)
+			close(l.done)
+			return
+		}
+		l.waker = w
+		l.started.Store(true)
+		go l.run()
+	})
+	return l.startErr
+}
+
+// OnLoop reports whether the caller runs on the loop goroutine (inside a callback or posted
+// work). It costs a gettid(2).
+func (l *Loop) OnLoop() bool {
+	return l.started.Load() && l.tid.Load() == int64(syscall.Gettid())
+}
+
+// Register has cb called on the loop whenever fd is readable, hung up or in error, until
+// Unregister. The first call may come before Register returns.
+func (l *Loop) Register(fd int, cb func()) (*Registration, error) {
+	if err := l.start(); err != nil {
+		return nil, err
+	}
+	r := &Registration{l: l, fd: fd, cb: cb}
+	if !l.enqueue(change{kind: chAdd, r: r}) {
+		return nil, ErrClosed
+	}
+	return r, nil
+}
+
+// Pause stops the loop from polling r's descriptor, until Resume; see the package rules.
+func (r *Registration) Pause() { r.l.enqueue(change{kind: chPause, r: r}) }
+
+// Resume polls r's descriptor again after Pause.
+func (r *Registration) Resume() { r.l.enqueue(change{kind: chResume, r: r}) }
+
+// Unregister ends r: once it returns, r's callback is not running (unless Unregister was
+// called from it) and never runs again, and the loop does not poll r's descriptor, so the
+// owner may close it. Idempotent. From another goroutine it waits for the loop (see the
+// package rules).
+func (r *Registration) Unregister() {
+	l := r.l
+	if l.OnLoop() {
+		l.apply(change{kind: chRemove, r: r})
+		return
+	}
+	done := make(chan struct{})
+	if l.enqueue(change{kind: chRemove, r: r, done: done}) {
+		<-done
+	}
+	// Else closed: the loop polls nothing any more.
+}
+
+// enqueue hands a registration change to the loop, or applies it at once on the loop. It
+// reports false if the loop is closed (it polls nothing any more).
+func (l *Loop) enqueue(c change) bool {
+	if l.OnLoop() {
+		l.apply(c)
+		return true
+	}
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return false
+	}
+	l.changes = append(l.changes, c)
+	l.mu.Unlock()
+	l.wake()
+	return true
+}
+
+// Post runs fn on the loop: after the current callback or posted work when called on the
+// loop, else as soon as the loop is free (waking it if it waits). After Close, or if the loop
+// could not start, fn runs at once on the caller's goroutine.
+func (l *Loop) Post(fn func()) {
+	if l.start() != nil {
+		fn()
+		return
+	}
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		fn()
+		return
+	}
+	if l.posted == nil && l.spare != nil {
+		l.posted, l.spare = l.spare, nil
+	}
+	l.posted = append(l.posted, fn)
+	l.mu.Unlock()
+	l.wake()
+}
+
+// wake interrupts the loop's poll if it waits or is about to, once per wait. The loop sets
+// sleeping before its last look at the queues (under mu), and a poster reads it after
+// queueing (under mu): one of them sees the other, so nothing queued waits for a poll that
+// nobody interrupts. A wake that comes as the loop wakes anyway only makes its next poll
+// return at once.
+func (l *Loop) wake() {
+	if l.sleeping.Load() && l.woken.CompareAndSwap(false, true) {
+		l.wakes.Add(1)
+		l.waker.Wake()
+	}
+}
+
+// Close stops the loop: callbacks are no longer called, the work posted so far runs, and
+// Close returns once the loop goroutine has ended — at once when called on the loop, which
+// then ends after the current callback. Later Posts run on their caller. Idempotent.
+func (l *Loop) Close() {
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+	l.start() // never started: marks it so (ErrClosed), and it never will
+	if !l.started.Load() || l.OnLoop() {
+		return
+	}
+	l.wake()
+	<-l.done
+}
+
+// run is the loop goroutine.
+func (l *Loop) run() {
+	runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+	l.tid.Store(int64(syscall.Gettid()))
+	defer close(l.done)
+	defer l.waker.Close()
+	l.fds = append(l.fds, l.waker.Fd())
+	for {
+		closed := l.takeChanges()
+		l.runPosted()
+		if closed {
+			l.finish()
+			return
+		}
+		if l.dirty {
+			l.rebuild()
+		}
+		l.sleeping.Store(true)
+		l.mu.Lock()
+		busy := len(l.posted) > 0 || len(l.changes) > 0 || l.closed
+		l.mu.Unlock()
+		if busy {
+			l.sleeping.Store(false)
+			continue
+		}
+		if cap(l.ready) < len(l.fds) {
+			l.ready = make([]bool, len(l.fds))
+		}
+		ready := l.ready[:len(l.fds)]
+		err := l.ps.Wait(l.fds, ready)
+		l.sleeping.Store(false)
+		if err != nil {
+			// Not a closed descriptor (poll reports that in its slot, POLLNVAL): ENOMEM or
+			// EFAULT. Nothing better to do than to try again.
+			continue
+		}
+		if ready[0] {
+			l.waker.Drain()
+			l.woken.Store(false)
+		}
+		regs := l.regs // callbacks may change l.regs (copy on write)
+		for i, r := range regs {
+			if ready[i+1] && r.active {
+				r.cb()
+				l.runPosted()
+			}
+		}
+	}
+}
+
+// takeChanges applies the queued registration changes and reports whether the loop is
+// closed.
+func (l *Loop) takeChanges() (closed bool) {
+	l.mu.Lock()
+	cs := l.changes
+	l.changes = nil
+	closed = l.closed
+	l.mu.Unlock()
+	for _, c := range cs {
+		l.apply(c)
+	}
+	return closed
+}
+
+// apply applies one change, on the loop goroutine.
+func (l *Loop) apply(c change) {
+	r := c.r
+	switch c.kind {
+	case chAdd:
+		r.added = true
+	case chPause:
+		r.paused = true
+	case chResume:
+		r.paused = false
+	case chRemove:
+		r.removed = true
+	}
+	if on := r.added && !r.removed && !r.paused; on != r.active {
+		r.active = on
+		l.setPolled(r, on)
+	}
+	if c.done != nil {
+		close(c.done)
+	}
+}
+
+// setPolled puts r in or out of the polled set (copy on write: the loop may be iterating
+// the old one).
+func (l *Loop) setPolled(r *Registration, on bool) {
+	if on {
+		l.regs = append(l.regs[:len(l.regs):len(l.regs)], r)
+	} else {
+		regs := make([]*Registration, 0, len(l.regs))
+		for _, x := range l.regs {
+			if x != r {
+				regs = append(regs, x)
+			}
+		}
+		l.regs = regs
+	}
+	l.dirty = true
+}
+
+// rebuild makes the poll set match regs.
+func (l *Loop) rebuild() {
+	l.fds = l.fds[:1]
+	for _, r := range l.regs {
+		l.fds = append(l.fds, r.fd)
+	}
+	l.dirty = false
+}
+
+// runPosted runs the posted work, including work posted meanwhile, until there is none.
+func (l *Loop) runPosted() {
+	for {
+		l.mu.Lock()
+		work := l.posted
+		l.posted = nil
+		l.mu.Unlock()
+		if len(work) == 0 {
+			return
+		}
+		for i, fn := range work {
+			work[i] = nil
+			fn()
+		}
+		l.mu.Lock()
+		if l.spare == nil {
+			l.spare = work[:0]
+		}
+		l.mu.Unlock()
+	}
+}
+
+// finish ends a closed loop: every waiting Unregister is released (nothing is polled any
+// more), and the work posted so far runs (Post runs later work on its caller).
+func (l *Loop) finish() {
+	l.mu.Lock()
+	cs := l.changes
+	l.changes = nil
+	l.mu.Unlock()
+	for _, c := range cs {
+		if c.done != nil {
+			close(c.done)
+		}
+	}
+	l.regs = nil
+	l.runPosted()
+}

@@ -1,0 +1,280 @@
+//go:build linux
+
+package evloop
+
+import (
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// socketPair returns the two ends of a non-blocking unix stream socket pair.
+func socketPair(t *testing.T) (r, w int) {
+	t.Helper()
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC|syscall.SOCK_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fds[0]); syscall.Close(fds[1]) })
+	return fds[0], fds[1]
+}
+
+func newLoop(t *testing.T) *Loop {
+	l := New("test")
+	t.Cleanup(l.Close)
+	return l
+}
+
+// reader is a callback that reads what came on fd and hands it over, noting whether it ran
+// on the loop.
+func reader(l *Loop, fd int, got chan<- string, offLoop *atomic.Int32) func() {
+	return func() {
+		if !l.OnLoop() {
+			offLoop.Add(1)
+		}
+		var buf [64]byte
+		n, err := syscall.Read(fd, buf[:])
+		if err != nil || n <= 0 {
+			return
+		}
+		got <- string(buf[:n])
+	}
+}
+
+func expect(t *testing.T, got <-chan string, want string) {
+	t.Helper()
+	select {
+	case s := <-got:
+		if s != want {
+			t.Fatalf("read %q, want %q", s, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("never read %q", want)
+	}
+}
+
+func expectNothing(t *testing.T, got <-chan string) {
+	t.Helper()
+	select {
+	case s := <-got:
+		t.Fatalf("read %q after it should have stopped", s)
+	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+// Registered descriptors are read on the loop, also ones registered while it waits in poll
+// (the registration wakes it), and a descriptor unregistered from another goroutine is never
+// read again once Unregister returns.
+func TestRegisterUnregister(t *testing.T) {
+	l := newLoop(t)
+	got := make(chan string, 16)
+	var off atomic.Int32
+	r1, w1 := socketPair(t)
+	reg1, err := l.Register(r1, reader(l, r1, got, &off))
+	if err != nil {
+		t.Fatal(err)
+	}
+	syscall.Write(w1, []byte("one"))
+	expect(t, got, "one")
+	time.Sleep(10 * time.Millisecond) // the loop waits in poll again
+	r2, w2 := socketPair(t)
+	reg2, err := l.Register(r2, reader(l, r2, got, &off))
+	if err != nil {
+		t.Fatal(err)
+	}
+	syscall.Write(w2, []byte("two"))
+	expect(t, got, "two")
+	reg1.Unregister()
+	syscall.Write(w1, []byte("three"))
+	expectNothing(t, got)
+	reg1.Unregister() // idempotent
+	syscall.Write(w2, []byte("four"))
+	expect(t, got, "four")
+	reg2.Unregister()
+	if n := off.Load(); n != 0 {
+		t.Fatalf("%d callbacks ran off the loop", n)
+	}
+}
+
+// Unregister from another goroutine waits for a callback that is running: once it returns,
+// the owner may close the descriptor.
+func TestUnregisterWaitsForCallback(t *testing.T) {
+	l := newLoop(t)
+	r, w := socketPair(t)
+	in, release := make(chan struct{}), make(chan struct{})
+	var running atomic.Bool
+	reg, err := l.Register(r, func() {
+		running.Store(true)
+		in <- struct{}{}
+		<-release // a test's callback breaking the rule, briefly, to be caught running
+		var buf [8]byte
+		syscall.Read(r, buf[:])
+		running.Store(false)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	syscall.Write(w, []byte("x"))
+	<-in
+	done := make(chan struct{})
+	go func() {
+		reg.Unregister()
+		close(done)
+	}()
+	select {
+	case <-done:
+		t.Fatal("Unregister returned while the callback ran")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Unregister never returned")
+	}
+	if running.Load() {
+		t.Fatal("Unregister returned before the callback did")
+	}
+}
+
+// A paused registration is not polled (data waits in the socket) until Resume.
+func TestPauseResume(t *testing.T) {
+	l := newLoop(t)
+	got := make(chan string, 16)
+	var off atomic.Int32
+	r, w := socketPair(t)
+	reg, err := l.Register(r, reader(l, r, got, &off))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.Pause()
+	syscall.Write(w, []byte("held"))
+	expectNothing(t, got)
+	reg.Resume()
+	expect(t, got, "held")
+	reg.Unregister()
+}
+
+// Work posted by a callback runs on the loop right after it, before the next callback and
+// without any wake-up; work posted from elsewhere runs on the loop, in the order posted.
+func TestPost(t *testing.T) {
+	l := newLoop(t)
+	r, w := socketPair(t)
+	var order []string
+	var mu sync.Mutex
+	note := func(s string) {
+		mu.Lock()
+		order = append(order, s)
+		mu.Unlock()
+	}
+	ranOnLoop := make(chan bool, 1)
+	var wakesAtPost uint64
+	reg, err := l.Register(r, func() {
+		var buf [8]byte
+		syscall.Read(r, buf[:])
+		note("callback")
+		wakesAtPost = l.wakes.Load()
+		l.Post(func() {
+			note("posted by callback")
+			if l.wakes.Load() != wakesAtPost {
+				t.Error("a post on the loop woke the loop")
+			}
+			ranOnLoop <- l.OnLoop()
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	syscall.Write(w, []byte("x"))
+	if !<-ranOnLoop {
+		t.Fatal("posted work ran off the loop")
+	}
+	reg.Unregister()
+	mu.Lock()
+	if len(order) != 2 || order[0] != "callback" || order[1] != "posted by callback" {
+		t.Fatalf("order %q", order)
+	}
+	mu.Unlock()
+
+	const n = 1000
+	var seq []int
+	all := make(chan struct{})
+	var off atomic.Int32
+	for i := range n {
+		l.Post(func() {
+			if !l.OnLoop() {
+				off.Add(1)
+			}
+			seq = append(seq, i) // the loop's only: no lock
+			if i == n-1 {
+				close(all)
+			}
+		})
+	}
+	<-all
+	if off.Load() != 0 {
+		t.Fatalf("%d posted functions ran off the loop", off.Load())
+	}
+	for i, v := range seq {
+		if v != i {
+			t.Fatalf("posted work ran out of order: %d at %d", v, i)
+		}
+	}
+}
+
+// Close runs the work posted before it, lets every registration go (Unregister returns at
+// once), and after it Post runs on the caller; closing on the loop does not wait for itself.
+func TestClose(t *testing.T) {
+	l := New("test")
+	r, _ := socketPair(t)
+	reg, err := l.Register(r, func() {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	block := make(chan struct{})
+	l.Post(func() { <-block }) // holds the loop so that the next ones queue
+	var ran atomic.Int32
+	for range 10 {
+		l.Post(func() { ran.Add(1) })
+	}
+	closed := make(chan struct{})
+	go func() {
+		l.Close()
+		close(closed)
+	}()
+	time.Sleep(10 * time.Millisecond)
+	close(block)
+	<-closed
+	if n := ran.Load(); n != 10 {
+		t.Fatalf("Close ran %d of the 10 functions posted before it", n)
+	}
+	inline := false
+	l.Post(func() { inline = true })
+	if !inline {
+		t.Fatal("Post after Close did not run on the caller")
+	}
+	reg.Unregister()
+	if _, err := l.Register(r, func() {}); err != ErrClosed {
+		t.Fatalf("Register after Close: %v, want ErrClosed", err)
+	}
+	l.Close() // idempotent
+
+	l2 := New("test")
+	done := make(chan struct{})
+	l2.Post(func() {
+		l2.Close() // on the loop: returns at once, the loop ends after this
+		close(done)
+	})
+	<-done
+	l2.Close()
+
+	l3 := New("never started")
+	l3.Close()
+	l3.Post(func() {}) // runs on the caller
+}
