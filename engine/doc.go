@@ -66,8 +66,9 @@
 //   - an awaiting walk's context watcher (context.AfterFunc, armed by Walk.Await for each
 //     group that holds the event, stopped when the walk resumes): it withdraws the event.
 //
-// Either may resume an awaiting walk (running lower groups' Handlers and the Await callback)
-// on its goroutine, as Respond and Close do on theirs.
+// Either may resume an awaiting walk (running lower groups' Handlers and the Await callback),
+// as Respond and Close do: through the Executor the engine was given (Config.Executor: the
+// Linux backend's event loop), or, without one, on its own goroutine.
 //
 // # Lock order
 //

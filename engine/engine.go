@@ -35,6 +35,15 @@ type Config struct {
 	// they were decided without this group. (A Modify event that clears an ignore mask in
 	// Notify is not a mark operation: see VolatilePermissionIgnores.)
 	PermissionHook func(obj Object)
+	// Executor, if set, runs the continuation of a walk that Walk.Await suspended, once the
+	// group holding the event answers (Respond, its deadline, ctx's end, Close): the walk goes
+	// on to lower-priority groups (their Handlers) and ends in the Await callback. Without it,
+	// the continuation runs inside the call that delivered the answer, on that goroutine. A
+	// source whose events are read on an event loop gives the loop's Post, so that every walk
+	// it dispatched goes on on the loop, not on the stack of whoever answered (an answer read
+	// on the loop then goes on right after, with no wake-up: see internal/evloop). It must run
+	// each function exactly once, on any goroutine; the engine calls it with no lock held.
+	Executor func(func())
 }
 
 const (
@@ -46,6 +55,7 @@ const (
 type Engine struct {
 	hook     MaskHook
 	permHook func(Object)
+	exec     func(func()) // Config.Executor
 
 	// volatileIgnores counts the attached marks whose ignore mask holds permission events
 	// that a modification clears (see VolatilePermissionIgnores).
@@ -78,7 +88,8 @@ func (e *Engine) since() time.Duration { return time.Since(e.epoch) }
 
 // New returns an empty Engine.
 func New(cfg Config) *Engine {
-	e := &Engine{hook: cfg.MaskHook, permHook: cfg.PermissionHook, groups: make(map[uint64]*Group), epoch: time.Now()}
+	e := &Engine{hook: cfg.MaskHook, permHook: cfg.PermissionHook, exec: cfg.Executor,
+		groups: make(map[uint64]*Group), epoch: time.Now()}
 	e.conns.init()
 	return e
 }

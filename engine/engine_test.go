@@ -837,6 +837,92 @@ func TestAwaitFinishesOnTheAnsweringGoroutine(t *testing.T) {
 	}
 }
 
+// With an Executor, an awaiting walk goes on through it, never on the stack of the call that
+// delivered the answer: Respond, a deadline's timer, ctx's end and Close each hand it exactly
+// one continuation and return without having run a lower group's Handler or the callback.
+func TestAwaitGoesOnThroughTheExecutor(t *testing.T) {
+	posted := make(chan func(), 16)
+	e := New(Config{Executor: func(fn func()) { posted <- fn }})
+	hi := newGroup(t, e, Options{Class: ClassPreContent, Deadline: time.Hour})
+	var lowSeen atomic.Int32
+	lo := newGroup(t, e, Options{Class: ClassContent, Handler: func(Delivery) (Response, bool) {
+		lowSeen.Add(1)
+		return Response{Verdict: Deny}, true
+	}})
+	mustAdd(t, hi, Inode(f), MarkSpec{Mask: OpenPerm})
+	mustAdd(t, lo, Inode(f), MarkSpec{Mask: OpenPerm})
+	got := make(chan Response, 4)
+	// run plays the loop: it runs the one continuation handed over, and checks there is no
+	// second.
+	run := func(what string) {
+		t.Helper()
+		select {
+		case fn := <-posted:
+			if n := lowSeen.Load(); n != 0 {
+				t.Fatalf("%s: the lower group's Handler ran before the executor ran the walk", what)
+			}
+			select {
+			case r := <-got:
+				t.Fatalf("%s: the walk finished (%+v) before the executor ran it", what, r)
+			default:
+			}
+			fn()
+		case <-time.After(hangTimeout):
+			t.Fatalf("%s: nothing handed to the executor", what)
+		}
+		if r := <-got; r.Verdict != Deny || r.Group != lo.ID() {
+			t.Fatalf("%s: %+v, want the lower group's deny", what, r)
+		}
+		if n := lowSeen.Swap(0); n != 1 {
+			t.Fatalf("%s: the lower group's Handler ran %d times", what, n)
+		}
+		select {
+		case <-posted:
+			t.Fatalf("%s: a second continuation", what)
+		default:
+		}
+	}
+	await := func(ctx context.Context) *Event {
+		t.Helper()
+		ev := fileEvent(OpenPerm)
+		_, w := e.Dispatch(ev)
+		if w == nil {
+			t.Fatal("the walk finished at once")
+		}
+		w.Await(ctx, func(r Response) { got <- r })
+		return ev
+	}
+
+	ev := await(context.Background())
+	d, err := hi.Read(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hi.Respond(d.ID, Response{}); err != nil {
+		t.Fatal(err)
+	}
+	d.Release()
+	run("Respond")
+	ev.Release()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	ev = await(ctx)
+	cancel()
+	run("ctx's end")
+	ev.Release()
+
+	ev = await(context.Background())
+	hi.Close()
+	run("Close")
+	ev.Release()
+
+	short := newGroup(t, e, Options{Class: ClassPreContent, Deadline: 20 * time.Millisecond})
+	mustAdd(t, short, Inode(f), MarkSpec{Mask: OpenPerm})
+	ev = await(context.Background())
+	run("the deadline")
+	ev.Release()
+}
+
 // OnQueue runs on the queueing goroutine when the queue goes from empty to non-empty, with no
 // lock held (it may read the group); it can even answer a permission event before the walk
 // waits for it.

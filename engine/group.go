@@ -69,8 +69,9 @@ type queued struct {
 	// for the answer and however (Wait, Await, or nobody yet); set under Group.mu when
 	// queued, stopped by whoever answers.
 	timer *time.Timer
-	// waiter, if set (under Group.mu), is a suspended Walk to resume with the answer, on
-	// the goroutine that answers (Walk.Await); else a goroutine waits on done (Walk.Wait).
+	// waiter, if set (under Group.mu), is a suspended Walk to resume with the answer, through
+	// the engine's Executor or on the goroutine that answers (Walk.Await); else a goroutine
+	// waits on done (Walk.Wait).
 	waiter *Walk
 }
 
@@ -355,7 +356,7 @@ func (g *Group) withdraw(q *queued, r Response) Response {
 		release.Release()
 	}
 	if w != nil {
-		w.resume(r)
+		w.deliver(r)
 	}
 	return r
 }
@@ -390,7 +391,7 @@ func (g *Group) Respond(id uint64, r Response) error {
 	g.st.permAnswered.Add(1)
 	g.st.latencyNanos.Add(uint64(g.e.since() - q.start))
 	if w != nil {
-		w.resume(r) // the walk goes on here, on the answering goroutine
+		w.deliver(r) // the walk goes on here, or through the engine's Executor
 	}
 	if !valid {
 		return ErrInvalidAnswer
@@ -502,7 +503,8 @@ func (g *Group) readSome(dst []Delivery) (int, error) {
 // group's marks. Readers get ErrClosed. It waits for no walk and no source: a walk waiting
 // on the group through Wait goes on when its source calls Wait (the kernel waits for
 // user_waits only to free the group, which the garbage collector does here); one waiting
-// through Await goes on, to lower-priority groups and its callback, on Close's goroutine.
+// through Await goes on, to lower-priority groups and its callback, through the engine's
+// Executor, or without one on Close's goroutine.
 // Close is idempotent; concurrent calls wait for the first.
 func (g *Group) Close() error {
 	g.mu.Lock()
@@ -554,10 +556,10 @@ func (g *Group) Close() error {
 	for _, ev := range release {
 		ev.Release()
 	}
-	// Awaiting walks go on to lower-priority groups here (each waiter was read under the
-	// lock: nobody else resumes them, as q.done is closed).
+	// Awaiting walks go on to lower-priority groups, here or through the engine's Executor
+	// (each waiter was read under the lock: nobody else resumes them, as q.done is closed).
 	for _, w := range waiters {
-		w.resume(resp)
+		w.deliver(resp)
 	}
 
 	g.markMu.Lock()

@@ -142,19 +142,41 @@ type Walk struct {
 	done     func(Response)
 	stopCtx  func() bool
 	resuming atomic.Bool // one resume per suspension (defensive: answers are exactly-once)
+	// With an Executor: the answer to go on with, and the continuation handed to it (made
+	// once per walk).
+	answer Response
+	cont   func()
 }
 
 // Await finishes the walk without blocking anyone: done is called exactly once with Notify's
-// result, on the goroutine that delivers the last answer (a Respond, Close, the deadline's
-// timer, or ctx's end), or at once if the walk can finish now. Each time the walk goes on to
-// another group it may run that group's Handler there too. done must not block for long
-// (it answers the kernel, say); it runs with no engine lock held.
+// result — at once if the walk can finish now, else once the group holding the event
+// answers, through the engine's Executor (Config.Executor) if it has one, else on the
+// goroutine that delivers the answer (a Respond, Close, the deadline's timer, or ctx's end).
+// Each time the walk goes on to another group it may run that group's Handler there too.
+// done must not block for long (it answers the kernel, say); it runs with no engine lock
+// held.
 //
 // It saves a goroutine per waiting permission event and a wake-up per answer: a source that
-// answers a kernel through Await has the kernel answered by whoever answered the event.
+// answers a kernel through Await has the kernel answered where the answer arrived, or on its
+// own event loop.
 func (w *Walk) Await(ctx context.Context, done func(Response)) {
 	w.ctx, w.done = ctx, done
 	w.arm()
+}
+
+// deliver hands the walk the answer of the group holding the event, once per suspension: it
+// goes on through the engine's Executor, or at once. Called with no lock held.
+func (w *Walk) deliver(r Response) {
+	exec := w.e.exec
+	if exec == nil {
+		w.resume(r)
+		return
+	}
+	w.answer = r
+	if w.cont == nil {
+		w.cont = func() { w.resume(w.answer) }
+	}
+	exec(w.cont)
 }
 
 // arm registers the walk on the entry its group holds, with a context watcher (set up first:
