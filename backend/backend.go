@@ -111,10 +111,11 @@ type Backend struct {
 
 	exempts *Exemptions // this process and its helpers: allowed without a decision
 
-	janitor chan ignoreRequest
-	comms   commCache
-	parents parentCache
-	chains  chainCache
+	janitor     chan ignoreRequest // never closed (see runJanitor)
+	janitorStop chan struct{}      // closed by Close: the janitor returns
+	comms       commCache
+	parents     parentCache
+	chains      chainCache
 	// fidGroupAtomic and fdGroupAtomic are fidGrp and fdGroup for the readers and the
 	// janitor, which take no lock.
 	fidGroupAtomic, fdGroupAtomic atomic.Pointer[kgroup]
@@ -143,14 +144,15 @@ type object struct {
 // New starts a backend. With ModeAuto it probes fanotify and falls back to inotify.
 func New(opts Options) (*Backend, error) {
 	b := &Backend{
-		opts:     opts,
-		log:      opts.Logger,
-		pid:      int32(os.Getpid()),
-		objects:  make(map[engine.Object]*object),
-		fss:      make(map[uint64]*fsState),
-		inflight: make(map[*permEvent]struct{}),
-		exempts:  NewExemptions(),
-		janitor:  make(chan ignoreRequest, 1024),
+		opts:        opts,
+		log:         opts.Logger,
+		pid:         int32(os.Getpid()),
+		objects:     make(map[engine.Object]*object),
+		fss:         make(map[uint64]*fsState),
+		inflight:    make(map[*permEvent]struct{}),
+		exempts:     NewExemptions(),
+		janitor:     make(chan ignoreRequest, 1024),
+		janitorStop: make(chan struct{}),
 	}
 	b.comms.withExe = opts.Exe
 	if b.log == nil {
@@ -391,7 +393,7 @@ func (b *Backend) Close() error {
 	if ino != nil {
 		ino.close()
 	}
-	close(b.janitor)
+	close(b.janitorStop)
 	b.wg.Wait()
 
 	b.mu.Lock()

@@ -378,17 +378,18 @@ type ignoreRequest struct {
 }
 
 // runJanitor places outside-ignore marks and name watches off the reading goroutines, and
-// polls fs.protected_hardlinks.
+// polls fs.protected_hardlinks, until Close closes janitorStop. (The request channel itself
+// is never closed: the readers and the walks' continuations, which may still run while Close
+// does, send to it without waiting.)
 func (b *Backend) runJanitor() {
 	defer b.wg.Done()
 	tick := time.NewTicker(hardlinkPoll)
 	defer tick.Stop()
 	for {
 		select {
-		case r, ok := <-b.janitor:
-			if !ok {
-				return
-			}
+		case <-b.janitorStop:
+			return
+		case r := <-b.janitor:
 			if r.watchNames {
 				b.watchNames(r.fs)
 			} else {
