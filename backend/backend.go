@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/evloop"
 	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 )
 
@@ -86,18 +87,17 @@ type Backend struct {
 
 	ctx    context.Context // cancelled at Close: waiting permission dispatches give up
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // reader and dispatch goroutines
+	wg     sync.WaitGroup // the janitor, the FID reader, walks awaiting an answer
 
-	// readerHook shares the FD group reader's thread (ShareReader).
-	readerHook atomic.Pointer[ReaderHook]
-	fdNudge    atomic.Pointer[sys.Waker] // the FD group's nudge, once it exists
+	// loop reads the FD group and runs the continuations of its walks (Loop).
+	loop *evloop.Loop
 
 	mu      sync.Mutex
 	closed  bool
 	objects map[engine.Object]*object
 	fss     map[uint64]*fsState // by device
-	fdGroup *kgroup             // nil until a mark needs it
-	fidGrp  *kgroup
+	fdGroup *fdGroup            // nil until a mark needs it
+	fidGrp  *fidGroup
 	ino     *inotifyGroup
 	// cacheGen is bumped by every flush of the verdict cache (names.go).
 	cacheGen atomic.Uint64
@@ -118,8 +118,9 @@ type Backend struct {
 	chains      chainCache
 	// fidGroupAtomic and fdGroupAtomic are fidGrp and fdGroup for the readers and the
 	// janitor, which take no lock.
-	fidGroupAtomic, fdGroupAtomic atomic.Pointer[kgroup]
-	stats                         Stats
+	fidGroupAtomic atomic.Pointer[fidGroup]
+	fdGroupAtomic  atomic.Pointer[fdGroup]
+	stats          Stats
 }
 
 // object is a resolved mark target: an O_PATH descriptor the backend opened itself (or got
@@ -179,9 +180,13 @@ func New(opts Options) (*Backend, error) {
 		return nil, fmt.Errorf("backend: unknown mode %d", opts.Mode)
 	}
 	b.hardlinksProtected.Store(readHardlinksProtected())
+	b.loop = evloop.New("backend")
 	cfg := opts.Engine
 	cfg.MaskHook = b.hook
 	cfg.PermissionHook = b.permissionHook
+	// A walk waiting for a group's answer goes on on the loop, whoever answers: the kernel
+	// is answered there, and an answer read on the loop itself goes on before it waits again.
+	cfg.Executor = b.loop.Post
 	b.eng = engine.New(cfg)
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.view.Store(&view{fs: map[uint64]*fsView{}})
@@ -194,6 +199,12 @@ func New(opts Options) (*Backend, error) {
 // Backend.AddMark (which resolves the object for the kernel) or, for objects already marked
 // through the backend, with the engine directly.
 func (b *Backend) Engine() *engine.Engine { return b.eng }
+
+// Loop returns the event loop that reads the kernel's permission events and on which their
+// walks go on (internal/evloop): a component that wants the answers it reads acted on with no
+// hand-off (the daemon's permission clients) registers its descriptors there. It closes with
+// the backend.
+func (b *Backend) Loop() *evloop.Loop { return b.loop }
 
 // Mode reports whether the backend runs on fanotify or inotify.
 func (b *Backend) Mode() Mode { return b.mode }
@@ -362,8 +373,8 @@ func (b *Backend) checkSpec(t Target, spec engine.MarkSpec) error {
 }
 
 // Close stops the backend: it answers every kernel permission event still waiting (allow,
-// as the kernel does when a group closes), closes the kernel groups, and waits for its
-// goroutines. Engine groups stay usable but receive nothing more.
+// as the kernel does when a group closes), closes the kernel groups and the loop, and waits
+// for its goroutines. Engine groups stay usable but receive nothing more.
 func (b *Backend) Close() error {
 	b.mu.Lock()
 	if b.closed {
@@ -371,11 +382,11 @@ func (b *Backend) Close() error {
 		return nil
 	}
 	b.closed = true
-	groups := []*kgroup{b.fdGroup, b.fidGrp}
+	fd, fid := b.fdGroup, b.fidGrp
 	ino := b.ino
 	b.mu.Unlock()
 
-	b.cancel() // dispatches waiting in the engine return ReasonCancelled and answer allow
+	b.cancel() // walks waiting in the engine go on with ReasonCancelled and answer allow
 	b.inflightMu.Lock()
 	pending := make([]*permEvent, 0, len(b.inflight))
 	for p := range b.inflight {
@@ -385,15 +396,19 @@ func (b *Backend) Close() error {
 	for _, p := range pending {
 		p.answer(sys.FAN_ALLOW)
 	}
-	for _, g := range groups {
-		if g != nil {
-			g.close()
-		}
+	if fd != nil {
+		fd.close() // the loop lets go of it first
+	}
+	if fid != nil {
+		fid.closeFile()
 	}
 	if ino != nil {
 		ino.close()
 	}
 	close(b.janitorStop)
+	// The work posted to the loop runs before it ends (the continuations of the walks the
+	// cancel ended, say); later posts run on their caller.
+	b.loop.Close()
 	b.wg.Wait()
 
 	b.mu.Lock()

@@ -18,7 +18,10 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// The spawner lives as long as the binary, by design (see startFromSpawner).
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/fsnotifyd/fsnotifyd/backend.spawner"))
+}
 
 // newBackend starts a fanotify backend closed at cleanup.
 func newBackend(t *testing.T, mode Mode) *Backend {

@@ -3,6 +3,7 @@
 package backend
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"os"
@@ -180,7 +181,13 @@ func TestExemptPidReuse(t *testing.T) {
 	c := exec.Command(exe, "-test.run=^TestExemptPidReuseInner$", "-test.v", "-test.timeout=2m")
 	c.Env = append(os.Environ(), envPidReuse+"=1", "GORACE=atexit_sleep_ms=0")
 	c.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID | syscall.CLONE_NEWNS, Pdeathsig: syscall.SIGKILL}
-	out, err := c.CombinedOutput()
+	var buf bytes.Buffer
+	c.Stdout, c.Stderr = &buf, &buf
+	err = startFromSpawner(c.Start) // forked from a thread that outlives it (see spawner)
+	if err == nil {
+		err = c.Wait()
+	}
+	out := buf.Bytes()
 	if err != nil || !strings.Contains(string(out), "--- PASS: TestExemptPidReuseInner") {
 		t.Fatalf("scenario in a new pid namespace: %v\n%s", err, out)
 	}

@@ -20,7 +20,7 @@ import (
 // answered exactly once (answer), and its descriptor is closed once the engine and every
 // group are done with it (Release).
 type permEvent struct {
-	g        *kgroup
+	g        *fdGroup
 	fd       int32
 	answered atomic.Bool
 
@@ -72,30 +72,13 @@ func isClosedErr(err error) bool {
 	return err == os.ErrClosed || strings.Contains(err.Error(), "file already closed")
 }
 
-// handleFD turns one FD-group event into an engine event. Notifications are dispatched on the
-// reader goroutine (Notify never blocks for them, and order is kept); a permission event gets
-// a goroutine of its own, so that a slow group never holds up the reading of later events
-// (their deadlines run from the moment they are read).
-func (g *kgroup) handleFD(kev *sys.FanotifyEvent, v *view, now time.Time) {
+// handlePerm dispatches a kernel permission event on the loop, and answers it there if it
+// can: the event of an exempt process at once; else its engine event walks the groups as far
+// as possible here (groups with a Handler answer at once), and the kernel is answered without
+// a hand-off. A walk that must wait for a group's answer goes on, and answers the kernel, on
+// the loop too: the engine hands its continuation to the loop (engine.Config.Executor).
+func (g *fdGroup) handlePerm(kev *sys.FanotifyEvent, v *view, now time.Time) {
 	b := g.b
-	if kev.Mask&sys.FAN_Q_OVERFLOW != 0 {
-		g.overflow()
-		return
-	}
-	if kev.Fd < 0 {
-		return // FAN_NOFD without overflow, or an FD_ERROR: nothing to answer or report
-	}
-	if !kev.IsPerm() {
-		ev, ok := b.translateFD(kev, v, now, true, nil)
-		sys.Close(int(kev.Fd))
-		if ok {
-			ev.Comm, ev.Exe = b.comms.get(kev.Pid, now)
-			b.eng.Notify(b.ctx, ev)
-			b.maybeIgnore(ev, v)
-			ev.Release()
-		}
-		return
-	}
 	b.stats.PermissionEvents.Add(1)
 	p := &permEvent{g: g, fd: kev.Fd}
 	if b.exempts.Exempt(kev.Pid) {
@@ -124,17 +107,14 @@ func (g *kgroup) handleFD(kev *sys.FanotifyEvent, v *view, now time.Time) {
 			panic(r)
 		}
 	}()
-	// Walk as far as possible here: groups with a Handler answer at once, and then the
-	// kernel is answered without a goroutine hand-off. Only a walk that must wait for a
-	// group's reader gets a goroutine of its own.
 	r, w := b.eng.Dispatch(ev)
 	if w == nil {
 		b.finishPerm(p, ev, v, r)
 		return
 	}
-	// The rest of the walk runs where the answers arrive (a group reader's Respond, a
-	// deadline's timer, a Close, Close of the backend), and the kernel is answered there:
-	// no goroutine per waiting event, no wake-up after the last answer.
+	// The rest of the walk runs once the group holding the event answers (a client's
+	// Respond, its deadline's timer, its Close, Close of the backend), on the loop: no
+	// goroutine per waiting event.
 	b.wg.Add(1)
 	w.Await(b.ctx, func(r engine.Response) {
 		defer b.wg.Done()

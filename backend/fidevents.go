@@ -129,8 +129,8 @@ func joinName(dir string, name []byte) string {
 	return dir + "/" + string(name)
 }
 
-// handleFID turns one FID-group event into an engine event and dispatches it.
-func (g *kgroup) handleFID(kev *sys.FanotifyEvent, v *view, now time.Time) {
+// handle turns one FID-group event into an engine event and dispatches it.
+func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 	b := g.b
 	if kev.Mask&sys.FAN_Q_OVERFLOW != 0 {
 		g.overflow()
@@ -159,8 +159,8 @@ func (g *kgroup) handleFID(kev *sys.FanotifyEvent, v *view, now time.Time) {
 		first, second := *kev, *kev
 		first.Mask, second.Mask = dirent|flags, other|flags
 		first.Records &^= 1 << sys.FAN_EVENT_INFO_TYPE_PIDFD // closed once, below
-		g.handleFID(&first, v, now)
-		g.handleFID(&second, v, now)
+		g.handle(&first, v, now)
+		g.handle(&second, v, now)
 		return
 	}
 	fs := fv.state

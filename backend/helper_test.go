@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -377,6 +378,32 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
+// spawns carries the forks of children with Pdeathsig to spawner, a goroutine locked for the
+// whole test binary to one OS thread that never exits. Pdeathsig fires when the thread that
+// forked the child exits, and threads do exit here: a goroutine that locked its thread and
+// returns takes the thread with it (the backend's event loop at Close, LongPath's chroot
+// goroutine), and the runtime may have run an earlier fork on one of them before it was
+// locked — the child was then killed in the middle of its test.
+var (
+	spawns      = make(chan func())
+	spawnerOnce sync.Once
+)
+
+func spawner() {
+	runtime.LockOSThread() // never unlocked: the thread lives as long as the binary
+	for f := range spawns {
+		f()
+	}
+}
+
+// startFromSpawner runs start (an exec.Cmd's Start or Run) on the spawner's thread.
+func startFromSpawner(start func() error) error {
+	spawnerOnce.Do(func() { go spawner() })
+	done := make(chan error, 1)
+	spawns <- func() { done <- start() }
+	return <-done
+}
+
 // startHelper starts this test binary as helper mode with args. Cleanup SIGKILLs it (blocked
 // accessors ignore every other signal) and reaps it.
 func startHelper(t testing.TB, mode string, args ...string) *proc {
@@ -391,13 +418,14 @@ func startHelper(t testing.TB, mode string, args ...string) *proc {
 	p.cmd.Env = append(os.Environ(), helperEnv+"="+mode, "GORACE=atexit_sleep_ms=0")
 	p.cmd.Stderr = &p.stderr
 	// Should this test binary die without its cleanup, its children die too: a listener that
-	// never answers must not outlive it (Go keeps the forking thread alive in practice).
+	// never answers must not outlive it (the signal comes when the forking thread exits:
+	// startFromSpawner forks from a thread that never does).
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := p.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.cmd.Start(); err != nil {
+	if err := startFromSpawner(p.cmd.Start); err != nil {
 		t.Fatal(err)
 	}
 	go func() {

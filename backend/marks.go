@@ -311,12 +311,9 @@ func (b *Backend) setKernelMarkLocked(k int, markType uint, path string, cur *ui
 	if *cur == want {
 		return nil
 	}
-	g := b.group(k)
-	if g == nil {
-		var err error
-		if g, err = b.startGroupLocked(k); err != nil {
-			return err
-		}
+	g, err := b.groupLocked(k)
+	if err != nil {
+		return err
 	}
 	add, remove := want&^*cur, *cur&^want
 	if want == 0 {
@@ -357,11 +354,22 @@ func explainMarkError(err error, markType uint) error {
 	return err
 }
 
-func (b *Backend) group(k int) *kgroup {
+// groupLocked returns kernel group k, starting it if needed. Needs b.mu.
+func (b *Backend) groupLocked(k int) (*kgroup, error) {
 	if k == kFD {
-		return b.fdGroup
+		if b.fdGroup == nil {
+			if _, err := b.startFDGroupLocked(); err != nil {
+				return nil, err
+			}
+		}
+		return &b.fdGroup.kgroup, nil
 	}
-	return b.fidGrp
+	if b.fidGrp == nil {
+		if _, err := b.startFIDGroupLocked(); err != nil {
+			return nil, err
+		}
+	}
+	return &b.fidGrp.kgroup, nil
 }
 
 func (b *Backend) canFID() bool {

@@ -4,132 +4,77 @@ package daemon
 
 import (
 	"sync"
-	"sync/atomic"
 
+	"github.com/fsnotifyd/fsnotifyd/internal/evloop"
 	"github.com/fsnotifyd/fsnotifyd/internal/proto"
 )
 
-// Permission clients are read "inline": their sockets are waited for by the backend's FD
-// group reader, the thread that reads the kernel's permission events (backend.ReaderHook). A
-// client's answer then wakes the thread that sent it the event, which reads the answer and
-// writes the verdict to the kernel at once — no second thread to wake on another CPU
-// (bench/relayfloor: the event-loop shape is about 0.75 of the two-thread one's per-open time
-// on a 2-vCPU VM).
+// Permission clients are read "inline": their sockets are registered with the backend's event
+// loop (backend.Backend.Loop), the thread that reads the kernel's permission events. A
+// client's answer then wakes the thread that sent it the event, which reads the answer
+// (onReadable) and hands it to the engine (Respond); the engine posts the walk's continuation
+// to the loop, which runs it as soon as onReadable returns — the next group, then the kernel
+// answer — with no second thread to wake on another CPU (bench/relayfloor: the event-loop
+// shape is about 0.75 of the two-thread one's per-open time on a 2-vCPU VM).
+// docs/design/fastpath.md follows one event through it.
 //
-// The reader only reads (never waits: proto.Conn.TryReadMsg) and acts on Respond itself;
-// every other request goes, in order, to the client's own goroutine (inlineLoop), which
-// carries it out and writes its reply, as readLoop does for other clients. When that goroutine
-// falls behind (its queue is full), the reader stops waiting for the client's socket (it is
+// The loop only reads (never waits: proto.Conn.TryReadMsg) and acts on Respond itself; every
+// other request goes, in order, to the client's own goroutine (inlineLoop), which carries it
+// out and writes its reply, as readLoop does for other clients. When that goroutine falls
+// behind (its queue is full), the loop stops polling the client's socket (the registration is
 // paused) until the goroutine has caught up: a client that floods requests slows itself only.
 //
-// Lock order: client.inlineMu, then inlineSet.mu. inlineMu is held while a turn of reading
-// and answering runs (which never waits: no socket wait, no channel send that blocks), and
-// the reader only TryLocks it: it never waits for a client's goroutine.
+// Lock order: client.inlineMu is taken before evloop's (a leaf); it is held while a turn of
+// reading and answering runs (which never waits: no socket wait, no channel send that
+// blocks), and the loop only TryLocks it: it never waits for a client's goroutine.
 
-// inlineItem is what the reader hands a client's goroutine: a request to carry out, a reply
-// to write, or the end of the connection.
+// inlineItem is what the loop hands a client's goroutine: a request to carry out, a reply to
+// write, or the end of the connection.
 type inlineItem struct {
 	m     proto.Msg // a request
-	reply proto.Msg // a reply the reader could not write without waiting
+	reply proto.Msg // a reply the loop could not write without waiting
 	err   error     // reading failed: the connection ends
 }
 
 const inlineQueue = 64
 
-// inlineSet is the backend.ReaderHook of a Server: its inline clients.
-type inlineSet struct {
-	s *Server
-
-	startOnce sync.Once
-	startErr  error
-
-	mu      sync.Mutex
-	clients []*client                 // copy on write
-	snap    atomic.Pointer[[]*client] // clients, for the reader
-	last    []*client                 // the reader's: the clients of its last AppendPollFds
-}
-
-// start installs the hook, once; it reports whether inline reading is available.
-func (is *inlineSet) start() bool {
-	is.startOnce.Do(func() {
-		is.startErr = is.s.b.ShareReader(is)
-		if is.startErr != nil {
-			is.s.log.Info("permission clients are read by a thread each", "reason", is.startErr)
-		}
-	})
-	return is.startErr == nil
-}
-
-// AppendPollFds is the reader's: the sockets of the clients not paused.
-func (is *inlineSet) AppendPollFds(dst []int) []int {
-	is.last = is.last[:0]
-	if p := is.snap.Load(); p != nil {
-		for _, c := range *p {
-			dst = append(dst, c.rawFd)
-			is.last = append(is.last, c)
-		}
-	}
-	return dst
-}
-
-// Readable is the reader's.
-func (is *inlineSet) Readable(i int) { is.last[i].readInline(true) }
-
-func (is *inlineSet) add(c *client) {
-	is.mu.Lock()
-	is.clients = append(is.clients[:len(is.clients):len(is.clients)], c)
-	cs := is.clients
-	is.snap.Store(&cs)
-	is.mu.Unlock()
-	is.s.b.NudgeReader()
-}
-
-func (is *inlineSet) remove(c *client) {
-	is.mu.Lock()
-	var cs []*client
-	for _, o := range is.clients {
-		if o != c {
-			cs = append(cs, o)
-		}
-	}
-	is.clients = cs
-	is.snap.Store(&cs)
-	is.mu.Unlock()
-	is.s.b.NudgeReader() // its descriptor may be closed and reused: stop waiting for it
-}
-
 // inlineState is a client's, for inline reading.
 type inlineState struct {
-	rawFd    int
 	reqs     chan inlineItem // to inlineLoop, in order
-	resume   chan struct{}   // capacity 1: the reader paused; see resumeIfPaused
+	resume   chan struct{}   // capacity 1: the loop paused; see resumeIfPaused
 	inlineMu sync.Mutex
-	paused   bool        // not waited for: reqs was full, or reading ended
-	stash    *inlineItem // the item that did not fit, handled before resuming
-	ended    bool        // inlineLoop has returned: nothing more may be handed over
+	reg      *evloop.Registration // the socket's on the loop; under inlineMu
+	paused   bool                 // not polled: reqs was full, or reading ended
+	stash    *inlineItem          // the item that did not fit, handled before resuming
+	ended    bool                 // inlineLoop has returned: nothing more may be handed over
 }
 
-// runInline serves a permission client whose socket the backend's reader waits for.
-func (c *client) runInline() {
+// runInline serves a permission client whose socket the backend's loop reads. It reports
+// false, having done nothing, if the loop takes no more descriptors (the backend closed).
+func (c *client) runInline() bool {
 	fd, err := c.conn.RawFd()
 	if err != nil {
 		c.close()
-		return
+		return true
 	}
-	c.rawFd = fd
 	c.reqs = make(chan inlineItem, inlineQueue)
 	c.resume = make(chan struct{}, 1)
+	c.inlineMu.Lock() // onReadable, which may run at once, waits for reg (TryLock)
+	c.reg, err = c.s.b.Loop().Register(fd, c.onReadable)
+	c.inlineMu.Unlock()
+	if err != nil {
+		return false
+	}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		c.writeLoop()
 	}()
-	c.s.inline.add(c)
 	c.inlineLoop()
-	c.s.inline.remove(c)
+	c.reg.Unregister() // then the loop no longer reads the socket, which close closes
 	c.inlineMu.Lock()
-	c.ended = true // the reader hands nothing more over
+	c.ended = true // nothing more is handed over
 	stash := c.stash
 	c.stash = nil
 	c.inlineMu.Unlock()
@@ -144,12 +89,12 @@ func (c *client) runInline() {
 		case it := <-c.reqs:
 			proto.CloseFDs(it.m)
 		default:
-			return
+			return true
 		}
 	}
 }
 
-// inlineLoop carries out, in order, what the reader hands over, until the connection ends.
+// inlineLoop carries out, in order, what the loop hands over, until the connection ends.
 func (c *client) inlineLoop() {
 	for {
 		select {
@@ -179,13 +124,12 @@ func (c *client) handleItem(it inlineItem) (end bool) {
 	return c.handle(it.m)
 }
 
-// resumeIfPaused lets the reader wait for the client's socket again once everything handed
-// over before the pause is handled (then the stashed item, which came after it). The client
-// stays paused until it is back in the set, so that a reader still holding it from before the
-// pause leaves it alone.
+// resumeIfPaused has the loop poll the client's socket again once everything handed over
+// before the pause is handled (then the stashed item, which came after it), after taking
+// what was received before the pause and is still buffered (poll does not see that).
 func (c *client) resumeIfPaused() (end bool) {
 	c.inlineMu.Lock()
-	// Under inlineMu, under which the reader hands over: once paused, reqs only shrinks.
+	// Under inlineMu, under which the loop hands over: once paused, reqs only shrinks.
 	if !c.paused || len(c.reqs) > 0 {
 		c.inlineMu.Unlock()
 		return false
@@ -197,72 +141,69 @@ func (c *client) resumeIfPaused() (end bool) {
 		return true
 	}
 	c.inlineMu.Lock()
-	c.paused = false
-	c.s.inline.add(c)
-	c.inlineMu.Unlock()
-	c.readInline(false) // what was received before the pause and is still buffered
+	defer c.inlineMu.Unlock()
+	if c.paused = false; !c.takeLocked(false) {
+		return false // paused again: the queue filled
+	}
+	c.reg.Resume()
 	return false
 }
 
-// readInline runs on the backend's reader when the client's socket is readable: it takes
-// what has come, without waiting, answers the kernel for each Respond, and hands the rest
-// over. It takes every message already buffered (poll(2) does not see those) but reads the
-// socket at most a few times a turn, so that one client cannot hold the reader: poll says
-// when there is more. inlineLoop runs it too, after a pause, for what was left buffered.
-func (c *client) readInline(fromReader bool) {
-	if fromReader {
-		// The reader never waits for a client's lock: if inlineLoop holds it, it is reading
-		// itself (or about to), and what it leaves in the socket poll reports again.
-		if !c.inlineMu.TryLock() {
-			return
-		}
-	} else {
-		c.inlineMu.Lock()
+// onReadable runs on the loop when the client's socket is readable (or hung up). It never
+// waits for the client's lock: if inlineLoop holds it, it is resuming (and then takes what is
+// buffered), and what is left in the socket poll reports again.
+func (c *client) onReadable() {
+	if !c.inlineMu.TryLock() {
+		return
 	}
 	defer c.inlineMu.Unlock()
-	if c.paused || c.ended {
-		return // a stale wait: it was removed meanwhile
+	if c.reg == nil || c.paused || c.ended {
+		return // registering, or a call decided before a pause
 	}
-	reads := 0
+	c.takeLocked(true)
+}
+
+// takeLocked takes the messages the client sent, without waiting: it answers the engine for
+// each Respond (the walk goes on on the loop once the caller returns: engine.Config.Executor)
+// and hands the rest over. It takes every message already buffered and, with read, reads the
+// socket once: poll says when there is more, so no read finds it empty. It reports false if
+// it paused the client. Needs inlineMu.
+func (c *client) takeLocked(read bool) bool {
 	for {
 		m, err := c.conn.BufferedMsg()
 		if m == nil && err == nil {
-			if reads == inlineReads {
-				return
+			if !read {
+				return true
 			}
-			reads++
+			read = false
 			if m, err = c.conn.TryReadMsg(); m == nil && err == nil {
-				return
+				return true
 			}
 		}
 		if err != nil {
-			c.handOverLocked(inlineItem{err: err})
-			if !c.paused {
-				c.pauseLocked() // nothing more to read: stop waiting for it
+			if c.handOverLocked(inlineItem{err: err}) {
+				c.pauseLocked() // nothing more to read: stop polling it
 			}
-			return
+			return false
 		}
 		if r, ok := m.(*proto.Respond); ok {
 			err := c.respond(r)
 			if r.Req != 0 || err != nil {
 				reply := proto.ResultFor(r.Req, r.EventID, err)
 				if n, _ := c.conn.TryWriteMsgs(reply); n == 0 && !c.handOverLocked(inlineItem{reply: reply}) {
-					return
+					return false
 				}
 			}
 			continue
 		}
 		if !c.handOverLocked(inlineItem{m: m}) {
-			return
+			return false
 		}
 	}
 }
 
-// inlineReads bounds the socket reads of one readInline.
-const inlineReads = 4
-
 // handOverLocked queues it for inlineLoop; if the queue is full, it stashes it and pauses
-// the client. It reports whether the reader may go on reading. Needs inlineMu.
+// the client. It reports whether the loop may go on reading. Needs inlineMu.
 func (c *client) handOverLocked(it inlineItem) bool {
 	select {
 	case c.reqs <- it:
@@ -274,11 +215,11 @@ func (c *client) handOverLocked(it inlineItem) bool {
 	return false
 }
 
-// pauseLocked stops the reader from waiting for the client's socket and tells inlineLoop.
-// Needs inlineMu.
+// pauseLocked stops the loop from polling the client's socket and tells inlineLoop. Needs
+// inlineMu.
 func (c *client) pauseLocked() {
 	c.paused = true
-	c.s.inline.remove(c)
+	c.reg.Pause()
 	select {
 	case c.resume <- struct{}{}:
 	default:

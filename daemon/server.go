@@ -79,8 +79,9 @@ type Options struct {
 	// Backend to serve (nil: a new fanotify backend, closed with the server).
 	Backend *backend.Backend
 	// ThreadPerClient reads each permission client's socket on a thread of its own (in
-	// blocking recvmsg) instead of on the backend's kernel reader (see inline.go): about 1.4
-	// times slower a permission round trip on a 2-vCPU VM; for comparison.
+	// blocking recvmsg) instead of on the backend's event loop (see inline.go); the walk's
+	// continuation still runs on the loop, woken for it: a slower permission round trip
+	// (bench/daemon.sh column d), for comparison.
 	ThreadPerClient bool
 	// Export, if set, receives the events of the config's export lines and the decisions
 	// clients report (serve --export; export.go). The caller closes it after the server.
@@ -110,9 +111,8 @@ type Server struct {
 	lat             latencyHist
 	gone            goneTotals            // figures of clients that left
 	goneByUID       map[uint32]goneTotals // the same, by the clients' uid
-	inline          inlineSet             // permission clients read by the backend's reader
-	threadPerClient bool
-	export          *exporter // nil without Options.Export (export.go)
+	threadPerClient bool                  // Options.ThreadPerClient
+	export          *exporter             // nil without Options.Export (export.go)
 }
 
 // goneTotals accumulate the counters of disconnected clients, so that daemon totals never go
@@ -138,7 +138,6 @@ func (g *goneTotals) add(st, closed engine.GroupStats) {
 func New(opts Options) (*Server, error) {
 	s := &Server{cfg: opts.Config, log: opts.Logger, version: opts.Version, b: opts.Backend,
 		clients: make(map[uint64]*client), start: time.Now()}
-	s.inline.s = s
 	s.threadPerClient = opts.ThreadPerClient
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -506,20 +505,22 @@ func (s *Server) serve(ctx context.Context, conn *proto.Conn, p peer) {
 	conn.SetWriteDeadline(time.Time{})
 	s.log.Info("client connected", "client", c.id, "name", c.name, "pid", cred.Pid, "uid", cred.Uid,
 		"class", c.g.Options().Class)
-	// A permission client's answers are read where they are acted on: by the backend's
-	// kernel reader, which sent it its events (inline.go), or with ThreadPerClient by a
-	// thread of its own, blocked in recvmsg; either way the answer's continuation
-	// (Walk.Await) writes the verdict to the kernel on the thread the client's write woke.
+	// A permission client's answers are read on the backend's event loop, the thread that
+	// sent it its events and on which the walks' continuations run (inline.go); with
+	// ThreadPerClient by a thread of its own, blocked in recvmsg, which hands each answer's
+	// continuation to the loop (one wake-up more per answer: for comparison).
 	if c.g.Options().Class != engine.ClassNotification {
 		if err := conn.SetBlockingReads(); err != nil {
 			s.log.Info("client connection", "client", c.id, "err", err)
 			c.close()
 			return
 		}
-		if !s.threadPerClient && s.inline.start() {
-			c.runInline()
-			s.log.Info("client left", "client", c.id, "name", c.name)
-			return
+		if !s.threadPerClient {
+			if c.runInline() {
+				s.log.Info("client left", "client", c.id, "name", c.name)
+				return
+			}
+			s.log.Info("the backend's loop is closed: the client is read by a thread of its own", "client", c.id)
 		}
 	}
 	c.run()

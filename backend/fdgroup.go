@@ -1,0 +1,163 @@
+//go:build linux
+
+package backend
+
+import (
+	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/internal/evloop"
+	"github.com/fsnotifyd/fsnotifyd/internal/sys"
+)
+
+// fdGroup is the FD kernel group: open, access, modify, close, open-exec and every
+// permission event, each with an open descriptor. It is read on the backend's event loop
+// (internal/evloop), one batch per readiness: the kernel wakes the loop's thread, which
+// translates and dispatches each event, and answers a permission event there too when every
+// group that takes it answers at once (a Handler) or its answer comes back to the loop (a
+// daemon client's socket, or a walk's continuation posted there: engine.Config.Executor).
+// docs/design/fastpath.md follows one permission event through it.
+type fdGroup struct {
+	kgroup
+	reg *evloop.Registration
+	buf []byte // the loop's
+}
+
+// errorPause is how long the loop stops reading the FD group after a read error (EMFILE,
+// say, which leaves the event queued and the descriptor readable): so that it does not spin.
+const errorPause = 10 * time.Millisecond
+
+// startFDGroupLocked creates the FD group and registers it with the loop. Needs b.mu.
+func (b *Backend) startFDGroupLocked() (*fdGroup, error) {
+	// Pre-content when the kernel has it: its class is fixed here while marks come and go
+	// (see the package doc).
+	g := &fdGroup{buf: make([]byte, sys.FanotifyReadSize)}
+	err := b.initGroupLocked(&g.kgroup, kFD, sys.FAN_UNLIMITED_QUEUE|sys.FAN_UNLIMITED_MARKS,
+		sys.FAN_CLASS_PRE_CONTENT, sys.FAN_CLASS_CONTENT, sys.FAN_CLASS_NOTIF)
+	if err != nil {
+		return nil, err
+	}
+	// Outside the netpoller: the loop waits for it in poll(2) on its own thread, which the
+	// kernel then wakes directly (os.NewFile would register it with the netpoller, whose
+	// thread the kernel would wake too).
+	if g.file, err = sys.NewUnpolledFile(g.fd, "fanotify"); err != nil {
+		sys.Close(g.fd)
+		return nil, err
+	}
+	if g.rc, err = g.file.SyscallConn(); err != nil {
+		g.file.Close()
+		return nil, err
+	}
+	if g.reg, err = b.loop.Register(g.fd, g.onReadable); err != nil {
+		g.file.Close()
+		return nil, err
+	}
+	b.fdGroup = g
+	b.fdGroupAtomic.Store(g)
+	return g, nil
+}
+
+// close stops the loop from reading the group, then closes it. Called on the loop (a
+// malformed batch) it stops at once; from elsewhere it waits until the loop has let go.
+func (g *fdGroup) close() {
+	g.reg.Unregister()
+	g.closeFile()
+}
+
+// respond writes one answer for the kernel event whose descriptor is fd.
+func (g *fdGroup) respond(fd int32, response uint32) error {
+	var werr error
+	err := g.rc.Write(func(kfd uintptr) bool {
+		werr = sys.WriteResponse(int(kfd), fd, response)
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	return werr
+}
+
+// onReadable runs on the loop when the group's descriptor is readable: it reads one batch
+// and dispatches it. It reads once (poll says when there is more: no read that finds the
+// queue empty).
+func (g *fdGroup) onReadable() {
+	b := g.b
+	n, err := g.readBatch(g.buf)
+	if err != nil {
+		b.log.Error("reading fanotify group", "group", g.name(), "err", err)
+		g.reg.Pause()
+		time.AfterFunc(errorPause, g.reg.Resume)
+		return
+	}
+	if n == 0 {
+		return
+	}
+	now := time.Now()
+	v := b.view.Load()
+	ok := g.dispatchBatch(g.buf[:n], now, func(notifications bool) {
+		if notifications {
+			b.awaitFIDSettled()
+		}
+	}, func(kev *sys.FanotifyEvent) { g.handle(kev, v, now) })
+	if !ok {
+		g.close()
+	}
+}
+
+// handle turns one FD-group event into an engine event: a notification is dispatched here
+// (Notify never blocks for one, and order is kept), a permission event by handlePerm.
+func (g *fdGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
+	b := g.b
+	if kev.Mask&sys.FAN_Q_OVERFLOW != 0 {
+		g.overflow(fdBits)
+		return
+	}
+	if kev.Fd < 0 {
+		return // FAN_NOFD without overflow, or an FD_ERROR: nothing to answer or report
+	}
+	if kev.IsPerm() {
+		g.handlePerm(kev, v, now)
+		return
+	}
+	ev, ok := b.translateFD(kev, v, now, true, nil)
+	sys.Close(int(kev.Fd))
+	if ok {
+		ev.Comm, ev.Exe = b.comms.get(kev.Pid, now)
+		b.eng.Notify(b.ctx, ev)
+		b.maybeIgnore(ev, v)
+		ev.Release()
+	}
+}
+
+// fidSettleMax bounds awaitFIDSettled, should the FID reader make no progress.
+const fidSettleMax = 5 * time.Millisecond
+
+// awaitFIDSettled runs on the loop before the FD group's notification events are dispatched:
+// it waits until the FID group has dispatched what the kernel queued to it before them, so
+// that a file's CREATE (FID group) comes before its OPEN, MODIFY and CLOSE_WRITE (FD group),
+// as one syscall queued them. What was queued to the FID group before now is in its queue
+// (then it is readable), or in the batch its reader is dispatching (then it is busy): so wait
+// until it is neither, or until it has finished two batches since (the one in progress and
+// the next), or fidSettleMax. Usually it is neither at once: one poll(2). This is the one wait
+// on the loop, bounded by fidSettleMax, and only for batches with notifications.
+func (b *Backend) awaitFIDSettled() {
+	g := b.fidGroupAtomic.Load()
+	if g == nil {
+		return
+	}
+	start := g.batches.Load()
+	var deadline time.Time
+	for i := 0; ; i++ {
+		if idle, err := g.idle(); err != nil || idle || g.batches.Load() >= start+2 {
+			return
+		}
+		if i == 0 {
+			deadline = time.Now().Add(fidSettleMax)
+		} else if time.Now().After(deadline) {
+			b.stats.OrderWaitTimeouts.Add(1)
+			return
+		}
+		// Sleep, not Gosched: the FID reader waits in the netpoller, which an idle P polls;
+		// a yield loop keeps this P busy and lets it wait for sysmon's 10 ms poll.
+		time.Sleep(20 * time.Microsecond)
+	}
+}
