@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/daemon"
+	"github.com/fsnotifyd/fsnotifyd/internal/sdnotify"
 )
 
 const serveHelp = `
@@ -119,9 +120,9 @@ func runServe(args []string) int {
 		log.Info("metrics", "url", "http://"+mln.Addr().String()+"/metrics")
 	}
 	log.Info("fsnotifyd serving", "socket", socket, "version", version, "instance", srv.Instance().String())
-	daemon.Notify("READY=1\nSTATUS=serving on " + socket)
+	sdnotify.Send("READY=1\nSTATUS=serving on " + socket)
 	err = srv.Run(ctx, ln)
-	daemon.Notify("STOPPING=1")
+	sdnotify.Send("STOPPING=1")
 	os.Remove(socket)
 	if err != nil {
 		return fail("serve", err)
