@@ -4,7 +4,7 @@
 # from REF (default main) and from the working tree, with fanref's C responder as the
 # reference; rounds alternate all of them, so that drift on a shared machine hits each alike.
 # Prints per round and as medians: each one's per-open time over fanref's, and tree/REF.
-# Run as root: [MODE=mount] bash bench/ab.sh [REF] [OPENS] [ROUNDS] [THREADS]
+# Run as root: [MODE=mount] [ONLY=daemon|backend] [NEW=rev] bash bench/ab.sh [REF] [OPENS] [ROUNDS] [THREADS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REF=${1:-main}
@@ -12,26 +12,39 @@ N=${2:-100000}
 ROUNDS=${3:-5}
 THREADS=${4:-1}
 MODE=${MODE:-}
+ONLY=${ONLY:-} # daemon or backend: run only that pair
+NEW=${NEW:-}   # a revision to build instead of the working tree (which may change meanwhile)
 . bench/lib.sh
 mkdir "$out/src" "$out/ref" "$out/new"
 git archive "$REF" | tar -x -C "$out/src"
 for bin in fsnotifyd:./cmd/fsnotifyd daemonallow:./bench/daemonallow allowall:./bench/allowall; do
 	(cd "$out/src" && go build -o "$out/ref/${bin%%:*}" "${bin#*:}")
-	go build -o "$out/new/${bin%%:*}" "${bin#*:}"
+	if [ -n "$NEW" ]; then
+		mkdir -p "$out/srcnew"
+		[ -e "$out/srcnew/go.mod" ] || git archive "$NEW" | tar -x -C "$out/srcnew"
+		(cd "$out/srcnew" && go build -o "$out/new/${bin%%:*}" "${bin#*:}")
+	else
+		go build -o "$out/new/${bin%%:*}" "${bin#*:}"
+	fi
 done
 mkdir "$out/mnt/d" && echo x > "$out/mnt/d/f"
 for v in ref new; do
 	"$out/$v/fsnotifyd" serve --socket "$out/$v.sock" --log-level warn 2> "$out/$v.log" & pids+=($!)
 	for _ in $(seq 100); do "$out/$v/fsnotifyd" stats --socket "$out/$v.sock" > /dev/null 2>&1 && break; sleep 0.05; done
 done
-echo "REF=$REF ($(git rev-parse --short "$REF")) vs tree ($(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo +dirty)); $N opens, $THREADS thread(s), $(nproc) CPUs"
+echo "REF=$REF ($(git rev-parse --short "$REF")) vs ${NEW:-tree} ($(git rev-parse --short "${NEW:-HEAD}")$([ -n "$NEW" ] || git diff --quiet HEAD || echo +dirty)); $N opens, $THREADS thread(s), $(nproc) CPUs"
 dr=() db=() br=() bb=()
 for r in $(seq "$ROUNDS"); do
 	f=$(with "$THREADS" "$out/fanref" respond "$out/mnt/d" $MODE)
-	d0=$(with "$THREADS" "$out/ref/daemonallow" "$out/ref.sock" "$out/mnt/d" $MODE)
-	d1=$(with "$THREADS" "$out/new/daemonallow" "$out/new.sock" "$out/mnt/d" $MODE)
-	b0=$(with "$THREADS" "$out/ref/allowall" "$out/mnt/d" $MODE)
-	b1=$(with "$THREADS" "$out/new/allowall" "$out/mnt/d" $MODE)
+	d0=$f d1=$f b0=$f b1=$f
+	if [ "$ONLY" != backend ]; then
+		d0=$(with "$THREADS" "$out/ref/daemonallow" "$out/ref.sock" "$out/mnt/d" $MODE)
+		d1=$(with "$THREADS" "$out/new/daemonallow" "$out/new.sock" "$out/mnt/d" $MODE)
+	fi
+	if [ "$ONLY" != daemon ]; then
+		b0=$(with "$THREADS" "$out/ref/allowall" "$out/mnt/d" $MODE)
+		b1=$(with "$THREADS" "$out/new/allowall" "$out/mnt/d" $MODE)
+	fi
 	line=$(awk -v f="$f" -v d0="$d0" -v d1="$d1" -v b0="$b0" -v b1="$b1" 'BEGIN {
 		printf "fanref %.2f us  daemon ref %.3f new %.3f (new/ref %.3f)  backend ref %.3f new %.3f (new/ref %.3f)",
 			1e6/f, f/d0, f/d1, d0/d1, f/b0, f/b1, b0/b1 }')
