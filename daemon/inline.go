@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/fsnotifyd/fsnotifyd/internal/evloop"
+	"github.com/fsnotifyd/fsnotifyd/internal/lockorder"
 	"github.com/fsnotifyd/fsnotifyd/internal/proto"
 )
 
@@ -24,9 +25,9 @@ import (
 // behind (its queue is full), the loop stops polling the client's socket (the registration is
 // paused) until the goroutine has caught up: a client that floods requests slows itself only.
 //
-// Lock order: client.inlineMu is taken before evloop's (a leaf); it is held while a turn of
-// reading and answering runs (which never waits: no socket wait, no channel send that
-// blocks), and the loop only TryLocks it: it never waits for a client's goroutine.
+// Locks: inlineMu is held for one turn of reading and answering (which never waits: no
+// socket wait, no channel send that blocks), and the loop only TryLocks it: it never waits
+// for a client's goroutine. Its place in the lock tree is in doc.go.
 
 // inlineItem is what the loop hands a client's goroutine: a request to carry out, a reply to
 // write, or the end of the connection.
@@ -40,9 +41,9 @@ const inlineQueue = 64
 
 // inlineState is a client's, for inline reading.
 type inlineState struct {
-	reqs     chan inlineItem // to inlineLoop, in order
-	resume   chan struct{}   // capacity 1: the loop paused; see resumeIfPaused
-	inlineMu sync.Mutex
+	reqs     chan inlineItem      // to inlineLoop, in order
+	resume   chan struct{}        // capacity 1: the loop paused; see resumeIfPaused
+	inlineMu lockorder.Mutex      // lockInline
 	reg      *evloop.Registration // the socket's on the loop; under inlineMu
 	paused   bool                 // not polled: reqs was full, or reading ended
 	stash    *inlineItem          // the item that did not fit, handled before resuming
@@ -51,7 +52,7 @@ type inlineState struct {
 
 // runInline serves a permission client whose socket the backend's loop reads. It reports
 // false, having done nothing, if the loop takes no more descriptors (the backend closed).
-func (c *client) runInline() bool {
+func (c *session) runInline() bool {
 	fd, err := c.conn.RawFd()
 	if err != nil {
 		c.close()
@@ -95,7 +96,7 @@ func (c *client) runInline() bool {
 }
 
 // inlineLoop carries out, in order, what the loop hands over, until the connection ends.
-func (c *client) inlineLoop() {
+func (c *session) inlineLoop() {
 	for {
 		select {
 		case it := <-c.reqs:
@@ -113,7 +114,7 @@ func (c *client) inlineLoop() {
 }
 
 // handleItem reports whether the connection ends.
-func (c *client) handleItem(it inlineItem) (end bool) {
+func (c *session) handleItem(it inlineItem) (end bool) {
 	switch {
 	case it.err != nil:
 		c.readFailed(it.err)
@@ -127,7 +128,7 @@ func (c *client) handleItem(it inlineItem) (end bool) {
 // resumeIfPaused has the loop poll the client's socket again once everything handed over
 // before the pause is handled (then the stashed item, which came after it), after taking
 // what was received before the pause and is still buffered (poll does not see that).
-func (c *client) resumeIfPaused() (end bool) {
+func (c *session) resumeIfPaused() (end bool) {
 	c.inlineMu.Lock()
 	// Under inlineMu, under which the loop hands over: once paused, reqs only shrinks.
 	if !c.paused || len(c.reqs) > 0 {
@@ -152,7 +153,7 @@ func (c *client) resumeIfPaused() (end bool) {
 // onReadable runs on the loop when the client's socket is readable (or hung up). It never
 // waits for the client's lock: if inlineLoop holds it, it is resuming (and then takes what is
 // buffered), and what is left in the socket poll reports again.
-func (c *client) onReadable() {
+func (c *session) onReadable() {
 	if !c.inlineMu.TryLock() {
 		return
 	}
@@ -168,7 +169,7 @@ func (c *client) onReadable() {
 // and hands the rest over. It takes every message already buffered and, with read, reads the
 // socket once: poll says when there is more, so no read finds it empty. It reports false if
 // it paused the client. Needs inlineMu.
-func (c *client) takeLocked(read bool) bool {
+func (c *session) takeLocked(read bool) bool {
 	for {
 		m, err := c.conn.BufferedMsg()
 		if m == nil && err == nil {
@@ -204,7 +205,7 @@ func (c *client) takeLocked(read bool) bool {
 
 // handOverLocked queues it for inlineLoop; if the queue is full, it stashes it and pauses
 // the client. It reports whether the loop may go on reading. Needs inlineMu.
-func (c *client) handOverLocked(it inlineItem) bool {
+func (c *session) handOverLocked(it inlineItem) bool {
 	select {
 	case c.reqs <- it:
 		return true
@@ -217,7 +218,7 @@ func (c *client) handOverLocked(it inlineItem) bool {
 
 // pauseLocked stops the loop from polling the client's socket and tells inlineLoop. Needs
 // inlineMu.
-func (c *client) pauseLocked() {
+func (c *session) pauseLocked() {
 	c.paused = true
 	c.reg.Pause()
 	select {

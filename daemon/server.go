@@ -1,46 +1,5 @@
 //go:build linux
 
-// Package daemon is fsnotifyd's server: it holds the kernel side (one backend) once and serves
-// many client processes over a unix socket, each client an engine group with its own marks,
-// queue and permission answers, so that no client can stall another, the daemon or the host.
-//
-// The package is public for programs that embed a daemon rather than run fsnotifyd serve: New,
-// Run on a listener of their own, Stats, MetricsHandler and Close, in public types (backend,
-// fsevent) only; TestEmbedAsLibrary uses it so. Clients talk to it with package client.
-//
-// Each connection has two goroutines: one reads the client's requests in order, one writes the
-// client's events from its engine group. The kernel's readers only ever queue into engine
-// groups: they never wait on a client socket, a log write, or a client's lock. A client that
-// reads slowly overflows its own queue (it gets an Overflow); a client that disconnects, crashes
-// or is killed has its group closed, which answers its pending permission events with its close
-// verdict at once.
-//
-// Authorization (no confused deputy): a client names what to watch by a file descriptor it
-// opened itself, never by a path the daemon would resolve with its own privileges; the daemon
-// checks that the client could read it (AccessAs with the client's credentials). Mount and
-// filesystem marks and the permission classes need uid 0 or a uid/gid the config allows, and so
-// does receiving permission events' descriptors. Other clients see only paths below what they
-// marked.
-//
-// Hostile local users: every connection counts from accept(2) against max_clients, and an
-// unprivileged one also against max_clients_per_uid and the share reserved_clients leaves, so
-// that root and allowed uids can always connect; a connection silent for handshake_timeout,
-// and an unprivileged client with no marks idle for idle_timeout, are closed; accept errors
-// (EMFILE and kin) are survived (Run). See docs/daemon.md and docs/security.md.
-//
-// Goroutines: Run's (the accept loop: it admits or refuses each connection itself, without
-// waiting on it) and its reaper (reapIdle), until Run returns; per connection, serve (the
-// handshake, then the client's requests: readLoop, or inlineLoop for a permission client read
-// by the backend's reader) and writeLoop, until the connection ends; with Options.Export and
-// export lines, the export loop (export.go: reads the export group, appends to the exporter,
-// which never waits), from New until Close. No lock is held across its Append.
-//
-// Locks: Server.mu guards the clients, the connection counts (connTable) and the totals of
-// clients gone; under it only engine group figures are read (Group.Stats). client.mu guards a
-// client's marks and the send times of its permission events, and is never held with
-// Server.mu; client.sendMu (sending, and the batch's listing answers) is taken before
-// client.mu, and writeLoop holds it while it waits on its own client's socket (forward, on
-// the kernel reader, only TryLocks it); inlineMu (inline.go) is taken before inlineSet.mu.
 package daemon
 
 import (
@@ -62,6 +21,7 @@ import (
 	"github.com/fsnotifyd/fsnotifyd/engine"
 	"github.com/fsnotifyd/fsnotifyd/fsevent"
 	"github.com/fsnotifyd/fsnotifyd/internal/fleet"
+	"github.com/fsnotifyd/fsnotifyd/internal/lockorder"
 	"github.com/fsnotifyd/fsnotifyd/internal/lru"
 	"github.com/fsnotifyd/fsnotifyd/internal/procfs"
 	"github.com/fsnotifyd/fsnotifyd/internal/proto"
@@ -98,8 +58,8 @@ type Server struct {
 	instance fsevent.InstanceID
 	start    time.Time
 
-	mu      sync.Mutex
-	clients map[uint64]*client
+	mu      lockorder.Mutex // lockServer
+	clients map[uint64]*session
 	nextID  uint64
 	closed  bool
 	conns   connTable // connections held, by privilege and uid (see takeConn)
@@ -137,7 +97,8 @@ func (g *goneTotals) add(st, closed engine.GroupStats) {
 // New creates a server (and its backend, unless given one).
 func New(opts Options) (*Server, error) {
 	s := &Server{cfg: opts.Config, log: opts.Logger, version: opts.Version, b: opts.Backend,
-		clients: make(map[uint64]*client), start: time.Now()}
+		clients: make(map[uint64]*session), start: time.Now()}
+	s.mu.Init(lockServer)
 	s.threadPerClient = opts.ThreadPerClient
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -360,7 +321,7 @@ func (s *Server) ConnStats() ConnStats {
 func (s *Server) reapIdle(ctx context.Context) {
 	tick := time.NewTicker(min(s.cfg.IdleTimeout/4, time.Second))
 	defer tick.Stop()
-	var cs []*client
+	var cs []*session
 	for {
 		select {
 		case <-ctx.Done():
@@ -461,7 +422,7 @@ func (s *Server) Close() error {
 
 func (s *Server) closeClients() {
 	s.mu.Lock()
-	cs := make([]*client, 0, len(s.clients))
+	cs := make([]*session, 0, len(s.clients))
 	for _, c := range s.clients {
 		cs = append(cs, c)
 	}
@@ -528,7 +489,7 @@ func (s *Server) serve(ctx context.Context, conn *proto.Conn, p peer) {
 }
 
 // admit checks a Hello, creates the client's group and sends the Welcome.
-func (s *Server) admit(conn *proto.Conn, p peer, h *proto.Hello) (*client, error) {
+func (s *Server) admit(conn *proto.Conn, p peer, h *proto.Hello) (*session, error) {
 	version, err := proto.Negotiate(h)
 	if err != nil {
 		return nil, err
@@ -566,7 +527,7 @@ func (s *Server) admit(conn *proto.Conn, p peer, h *proto.Hello) (*client, error
 	// A permission client's events are forwarded by the goroutine that queues them (see
 	// client.forward); the client exists once the group does, and no event can be queued
 	// before it places a mark.
-	var self atomic.Pointer[client]
+	var self atomic.Pointer[session]
 	direct := opts.Class != engine.ClassNotification
 	if direct {
 		opts.OnQueue = func() {
@@ -579,7 +540,7 @@ func (s *Server) admit(conn *proto.Conn, p peer, h *proto.Hello) (*client, error
 	if err != nil {
 		return nil, proto.Errorf(proto.CodeInvalid, "group options: %v", err)
 	}
-	c := &client{
+	c := &session{
 		s: s, id: id, name: name, conn: conn, g: g, cred: *cred, groups: groups,
 		privileged: privileged,
 		eventFDs:   h.WantEventFDs && opts.Class != engine.ClassNotification && s.cfg.mayReceiveFds(cred.Uid, groups),
@@ -588,6 +549,8 @@ func (s *Server) admit(conn *proto.Conn, p peer, h *proto.Hello) (*client, error
 		sent: lru.New[uint64, time.Time](sentLimit), done: make(chan struct{}),
 		direct: direct, kick: make(chan struct{}, 1), lastKernel: s.b.Stats().KernelOverflows,
 	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.initLocks()
 	self.Store(c)
 	c.touch()
 	s.mu.Lock()
@@ -636,7 +599,7 @@ func (s *Server) stats(sc statsScope) fsevent.Stats {
 	d := &st.Daemon
 	// The clients, their figures and the totals of those gone in one step (see client.close).
 	s.mu.Lock()
-	cs := make([]*client, 0, len(s.clients))
+	cs := make([]*session, 0, len(s.clients))
 	for _, c := range s.clients {
 		if !sc.ownUID || c.cred.Uid == sc.uid {
 			cs = append(cs, c)
@@ -688,7 +651,7 @@ func (s *Server) stats(sc statsScope) fsevent.Stats {
 
 // byClientID sorts clients and their figures by client id.
 type byClientID struct {
-	cs  []*client
+	cs  []*session
 	gss []engine.GroupStats
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/fsnotifyd/fsnotifyd/backend"
 	"github.com/fsnotifyd/fsnotifyd/engine"
 	"github.com/fsnotifyd/fsnotifyd/fsevent"
+	"github.com/fsnotifyd/fsnotifyd/internal/lockorder"
 	"github.com/fsnotifyd/fsnotifyd/internal/lru"
 	"github.com/fsnotifyd/fsnotifyd/internal/paths"
 	"github.com/fsnotifyd/fsnotifyd/internal/procfs"
@@ -22,8 +23,10 @@ import (
 	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 )
 
-// client is one connection: an engine group and the marks the client placed.
-type client struct {
+// session is the daemon side of one client connection: an engine group, the marks the client
+// placed, and the goroutines that serve it. (Named so that it is not taken for package client,
+// the other side.)
+type session struct {
 	s          *Server
 	id         uint64
 	name       string
@@ -36,7 +39,7 @@ type client struct {
 	wantUID    bool
 	wantComm   bool
 
-	mu       sync.Mutex
+	mu       lockorder.Mutex // lockSession
 	marks    map[uint64]*clientMark
 	byObj    map[engine.Object]uint64
 	nextMark uint64
@@ -48,20 +51,22 @@ type client struct {
 
 	closeOnce sync.Once
 	done      chan struct{}
+	ctx       context.Context // cancelled by close, with done closed
+	cancel    context.CancelFunc
 	active    atomic.Int64 // when the client last sent a request, as time since Server.start
 
 	// Sending (see writeLoop and forward). sendMu is held while events are taken from the
 	// group and written; lastKernel, leftover and the buffers are under it.
-	direct     bool          // a permission client: forward writes its events at once
-	kick       chan struct{} // capacity 1: forward left work for writeLoop
-	sendMu     sync.Mutex
-	lastKernel uint64      // the backend's kernel overflow count last told of
-	leftover   []proto.Msg // built and taken from the group, not written yet
+	direct     bool            // a permission client: forward writes its events at once
+	kick       chan struct{}   // capacity 1: forward left work for writeLoop
+	sendMu     lockorder.Mutex // lockSend
+	lastKernel uint64          // the backend's kernel overflow count last told of
+	leftover   []proto.Msg     // built and taken from the group, not written yet
 	fbuf       []engine.Delivery
 	fmsgs      []proto.Msg
 	listMemo   map[string]bool // directories' listability, for one batch (mayListLocked)
 
-	inlineState // a permission client read by the backend's reader (inline.go)
+	inlineState // a permission client read on the backend's event loop (inline.go)
 }
 
 // sentLimit bounds client.sent: past it, the latencies of the oldest unanswered events (there
@@ -76,8 +81,15 @@ type clientMark struct {
 	root string
 }
 
+// initLocks gives the session's mutexes their place in the lock tree (doc.go).
+func (c *session) initLocks() {
+	c.mu.Init(lockSession)
+	c.sendMu.Init(lockSend)
+	c.inlineMu.Init(lockInline)
+}
+
 // run serves the connection until it ends.
-func (c *client) run() {
+func (c *session) run() {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -91,9 +103,10 @@ func (c *client) run() {
 
 // close ends the client: its group closes, which answers its pending permission events with
 // its close verdict at once; its marks go with the group.
-func (c *client) close() {
+func (c *session) close() {
 	c.closeOnce.Do(func() {
 		close(c.done)
+		c.cancel()
 		st := c.g.Stats()
 		c.g.Close()
 		st2 := c.g.Stats()
@@ -115,10 +128,10 @@ func (c *client) close() {
 }
 
 // touch records a request, for idle.
-func (c *client) touch() { c.active.Store(int64(time.Since(c.s.start))) }
+func (c *session) touch() { c.active.Store(int64(time.Since(c.s.start))) }
 
 // idle is how long the client has held no mark and sent no request; 0 while it holds a mark.
-func (c *client) idle() time.Duration {
+func (c *session) idle() time.Duration {
 	c.mu.Lock()
 	marks := len(c.marks)
 	c.mu.Unlock()
@@ -129,7 +142,7 @@ func (c *client) idle() time.Duration {
 }
 
 // reap closes an idle client (Server.reapIdle), telling it why.
-func (c *client) reap(why string) {
+func (c *session) reap(why string) {
 	c.s.cst.reapedIdle.Add(1)
 	c.s.log.Info("client closed", "client", c.id, "name", c.name, "pid", c.cred.Pid, "uid", c.cred.Uid, "reason", why)
 	c.conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond)) // it may not read
@@ -138,7 +151,7 @@ func (c *client) reap(why string) {
 }
 
 // readLoop handles the client's requests in order.
-func (c *client) readLoop() {
+func (c *session) readLoop() {
 	for {
 		m, err := c.conn.ReadMsg()
 		if err != nil {
@@ -153,7 +166,7 @@ func (c *client) readLoop() {
 
 // readFailed ends a connection whose reading failed: a malformed or oversized frame gets an
 // error reply first.
-func (c *client) readFailed(err error) {
+func (c *session) readFailed(err error) {
 	var pe *proto.Error
 	if errors.As(err, &pe) && pe.Code.Protocol() {
 		// A malformed or oversized frame: say why, and close this connection only.
@@ -164,7 +177,7 @@ func (c *client) readFailed(err error) {
 
 // handle carries out one request and writes its reply; it reports whether the connection
 // ends (a Bye, or a reply that could not be written).
-func (c *client) handle(m proto.Msg) (end bool) {
+func (c *session) handle(m proto.Msg) (end bool) {
 	c.touch()
 	var reply proto.Msg
 	switch m := m.(type) {
@@ -211,7 +224,7 @@ func (c *client) handle(m proto.Msg) (end bool) {
 }
 
 // addMark places a mark on the object of the client's descriptor.
-func (c *client) addMark(m *proto.AddMark) (uint64, error) {
+func (c *session) addMark(m *proto.AddMark) (uint64, error) {
 	defer m.Target.Close()
 	fd := m.Target.Int()
 	switch m.Kind {
@@ -271,7 +284,7 @@ func (c *client) addMark(m *proto.AddMark) (uint64, error) {
 }
 
 // removeMark removes (or shrinks) a mark.
-func (c *client) removeMark(m *proto.RemoveMark) (uint64, error) {
+func (c *session) removeMark(m *proto.RemoveMark) (uint64, error) {
 	defer m.Target.Close()
 	var cm *clientMark
 	switch m.By {
@@ -332,7 +345,7 @@ func (c *client) removeMark(m *proto.RemoveMark) (uint64, error) {
 // a plain deny (EPERM), never a refusal that would leave the access waiting. What fails here
 // leaves nothing pending: an id that is not pending (unknown, answered, past its deadline:
 // not-found), or a closed client.
-func (c *client) respond(m *proto.Respond) error {
+func (c *session) respond(m *proto.Respond) error {
 	err := c.g.Respond(m.EventID, response(m))
 	t, ok := c.sent.Get(m.EventID)
 	c.sent.Delete(m.EventID)
@@ -371,13 +384,8 @@ func requestError(err error) error {
 // goroutine waits on the client's socket; the engine queue in front of it absorbs bursts and
 // overflows for this client alone. For a permission client, forward sends most events
 // before this goroutine wakes: it only finishes what forward could not write at once.
-func (c *client) writeLoop() {
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		<-c.done
-		cancel()
-	}()
-	defer cancel()
+func (c *session) writeLoop() {
+	ctx := c.ctx // cancelled by close: no goroutine of its own to watch done
 	buf := make([]engine.Delivery, 128)
 	var msgs []proto.Msg
 	for {
@@ -435,12 +443,12 @@ func (c *client) writeLoop() {
 }
 
 // forward is a permission client's engine OnQueue: it sends the client's queued events
-// from the goroutine that queued them — for permission events the kernel reader, whose
+// from the goroutine that queued them — for permission events the backend's event loop, whose
 // thread the kernel just woke — without waiting for writeLoop to be scheduled, which on a
 // 2-vCPU VM is ~10% of the daemon round trip (bench/daemon.sh). It never waits: not for
 // sendMu (writeLoop or another forward holds it: they will send what is queued), nor for
 // the socket (TryWriteMsgs stops where it would block; writeLoop writes the rest).
-func (c *client) forward() {
+func (c *session) forward() {
 	if !c.sendMu.TryLock() {
 		c.kickWriter()
 		return
@@ -476,7 +484,7 @@ func (c *client) forward() {
 	}
 }
 
-func (c *client) kickWriter() {
+func (c *session) kickWriter() {
 	select {
 	case c.kick <- struct{}{}:
 	default:
@@ -484,7 +492,7 @@ func (c *client) kickWriter() {
 }
 
 // messagesLocked appends the messages for deliveries ds to out and releases ds. Needs sendMu.
-func (c *client) messagesLocked(ds []engine.Delivery, out []proto.Msg) []proto.Msg {
+func (c *session) messagesLocked(ds []engine.Delivery, out []proto.Msg) []proto.Msg {
 	clear(c.listMemo) // a new batch: permissions are checked again (mayListLocked)
 	for i := range ds {
 		d := ds[i]
@@ -515,7 +523,7 @@ func (c *client) messagesLocked(ds []engine.Delivery, out []proto.Msg) []proto.M
 type fder interface{ Fd() int }
 
 // event builds what the client may see of one delivery. Needs sendMu.
-func (c *client) event(d engine.Delivery) *proto.Event {
+func (c *session) event(d engine.Delivery) *proto.Event {
 	ev := wireEvent(d)
 	if !c.privileged && ev.PathUnknown {
 		// The daemon could not read the path (deeper than the kernel prints, or printed
@@ -577,7 +585,7 @@ func (c *client) event(d engine.Delivery) *proto.Event {
 // trim cuts an unprivileged client's event paths to what lies below what it marked (the
 // marked object's own path stays: the client opened it). It reports false if the event is
 // below none of its marks.
-func (c *client) trim(ev *proto.Event) bool {
+func (c *session) trim(ev *proto.Event) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	inside := func(p string) bool {
@@ -598,7 +606,7 @@ func (c *client) trim(ev *proto.Event) bool {
 	return ok
 }
 
-func (c *client) stats(gs engine.GroupStats) fsevent.ClientStats {
+func (c *session) stats(gs engine.GroupStats) fsevent.ClientStats {
 	return fsevent.ClientStats{
 		ID: c.id, Name: c.name, PID: c.cred.Pid, UID: c.cred.Uid, Class: gs.Class,
 		Queued: uint32(gs.Queued), Pending: uint32(gs.Pending), Marks: uint32(gs.Marks),
@@ -621,7 +629,7 @@ func (c *client) stats(gs engine.GroupStats) fsevent.ClientStats {
 // has returned reaches the client, with no delay; a burst of events in one directory still
 // costs one credential switch. (It was a cache trusted for 1 s: a watcher kept learning names
 // in a directory for up to 1 s after chmod 700.)
-func (c *client) mayListLocked(path string) bool {
+func (c *session) mayListLocked(path string) bool {
 	c.mu.Lock()
 	for _, m := range c.marks {
 		if path == m.root {
