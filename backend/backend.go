@@ -17,6 +17,8 @@ import (
 
 	"github.com/fsnotifyd/fsnotifyd/engine"
 	"github.com/fsnotifyd/fsnotifyd/internal/evloop"
+	"github.com/fsnotifyd/fsnotifyd/internal/lockorder"
+	"github.com/fsnotifyd/fsnotifyd/internal/lru"
 	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 )
 
@@ -92,7 +94,7 @@ type Backend struct {
 	// loop reads the FD group and runs the continuations of its walks (Loop).
 	loop *evloop.Loop
 
-	mu      sync.Mutex
+	mu      lockorder.Mutex // lockBackend
 	closed  bool
 	objects map[engine.Object]*object
 	fss     map[uint64]*fsState // by device
@@ -106,7 +108,7 @@ type Backend struct {
 
 	view atomic.Pointer[view] // what readers need to know about the marks; rebuilt under mu
 
-	inflightMu sync.Mutex
+	inflightMu lockorder.Mutex         // lockInflight
 	inflight   map[*permEvent]struct{} // kernel permission events not answered yet
 
 	exempts *Exemptions // this process and its helpers: allowed without a decision
@@ -155,7 +157,11 @@ func New(opts Options) (*Backend, error) {
 		janitor:     make(chan ignoreRequest, 1024),
 		janitorStop: make(chan struct{}),
 	}
-	b.comms.withExe = opts.Exe
+	b.mu.Init(lockBackend)
+	b.inflightMu.Init(lockInflight)
+	b.comms = newCommCache(opts.Exe)
+	b.parents = parentCache{lru.New[engine.ID, parentEntry](cacheEntries)}
+	b.chains = chainCache{lru.New[engine.ID, chainEntry](cacheEntries)}
 	if b.log == nil {
 		b.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}

@@ -4,9 +4,9 @@ package backend
 
 import (
 	"strconv"
-	"sync"
 	"time"
 
+	"github.com/fsnotifyd/fsnotifyd/internal/lru"
 	"github.com/fsnotifyd/fsnotifyd/internal/procfs"
 	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 )
@@ -15,11 +15,17 @@ import (
 // readers look a pid up once per burst of its events, right when the events are read, because
 // a short-lived process (a cat) has often exited by the time a consumer could read /proc. Both
 // kernel groups' readers share it, so that whichever reads first names the process for the
-// other.
+// other. Bounded by internal/lru (commEntries pids, the least recently used go first).
 type commCache struct {
 	withExe bool // set before the readers start
-	mu      sync.Mutex
-	m       map[int32]commEntry
+	m       *lru.Cache[int32, commEntry]
+}
+
+// commEntries bounds the pids remembered.
+const commEntries = 4096
+
+func newCommCache(withExe bool) commCache {
+	return commCache{withExe: withExe, m: lru.New[int32, commEntry](commEntries)}
 }
 
 type commEntry struct {
@@ -36,9 +42,7 @@ func (c *commCache) get(pid int32, now time.Time) (comm, exe string) {
 	if pid <= 0 {
 		return "", ""
 	}
-	c.mu.Lock()
-	e, ok := c.m[pid]
-	c.mu.Unlock()
+	e, ok := c.m.Get(pid)
 	if ok && now.Sub(e.at) < commTTL && e.comm != "" {
 		return e.comm, e.exe
 	}
@@ -49,11 +53,6 @@ func (c *commCache) get(pid int32, now time.Time) (comm, exe string) {
 	if c.withExe && err == nil {
 		exe, _ = sys.Readlink("/proc/" + strconv.Itoa(int(pid)) + "/exe")
 	}
-	c.mu.Lock()
-	if c.m == nil || len(c.m) > 4096 {
-		c.m = make(map[int32]commEntry)
-	}
-	c.m[pid] = commEntry{comm: comm, exe: exe, at: now}
-	c.mu.Unlock()
+	c.m.Put(pid, commEntry{comm: comm, exe: exe, at: now})
 	return comm, exe
 }

@@ -18,8 +18,9 @@
 //   - the FID group (FAN_CLASS_NOTIF, FAN_REPORT_DFID_NAME with FID and target FID): attrib,
 //     create, delete, moves, rename, delete-self, move-self and fs-error.
 //
-// Two groups mean two queues, read by two goroutines: the kernel orders events within a
-// group only. Before dispatching notification events, the FD reader waits (briefly, bounded)
+// Two groups mean two queues, read by two goroutines (the FD group on the backend's event
+// loop, fdgroup.go; the FID group on a reader of its own, fidgroup.go): the kernel orders
+// events within a group only. Before dispatching notification events, the FD reader waits (briefly, bounded)
 // until the FID group has dispatched what was queued to it before them, so that a file's
 // CREATE comes before its OPEN, MODIFY and CLOSE_WRITE, as inotify users expect. The other
 // way round is not enforced: a directory event queued just after a file event (an unlink
@@ -79,24 +80,61 @@
 //
 // # Lock order
 //
-//	Backend.mu          objects, filesystems, kernel marks (taken by the MaskHook)
-//	└── fsState.ignMu   a filesystem's name marks, pinned directories, mark generation
-//	Backend.inflightMu  kernel permission events not yet answered (a leaf)
-//	Exemptions.mu       exempt helper pids (a leaf)
+// Outer locks first; nothing is called out (a channel send that can block, a log write, a
+// callback) while one is held:
 //
-// The MaskHook runs with the engine's per-object hook lock held and takes Backend.mu; the
-// PermissionHook runs with it too and takes only fsState.ignMu. The readers never take
-// Backend.mu; they take fsState.ignMu (a leaf for them) only to record or drop name marks,
-// and make no system call while holding it. A name mark being placed is counted
-// (fsState.placing) from its generation check to its record; a drop waits on fsState.placed
-// until none is in flight, so that once it returns no mark decided before it remains. A
-// placement never waits for anything but ignMu, so these waits are bounded by one
-// fanotify_mark(2).
+//	engine connector.hookMu   (the engine's) held while the MaskHook and PermissionHook run
+//	└── Backend.mu            objects, filesystems, kernel marks, the kernel groups' creation
+//	    │                     (taken by the MaskHook, the janitor's watchNames, Close)
+//	    ├── inotifyGroup.mu   the inotify watches (inotify.go); its reader takes only it, and
+//	    │                     never holds it while dispatching
+//	    └── fsState.ignMu     a filesystem's name marks, pinned directories, mark generation
+//	                          (also taken alone by the PermissionHook, the loop and the janitor)
+//	Backend.inflightMu        kernel permission events not yet answered (a leaf)
+//	Exemptions.mu             exempt helper pids (a leaf)
+//	lru.Cache.mu              the process-name, parent and ancestry caches (leaves)
+//	evloop.Loop.mu            the loop's posted work and registration changes (a leaf)
+//
+// Backend.mu, inotifyGroup.mu, fsState.ignMu, inflightMu and Exemptions.mu are
+// lockorder.Mutexes with the classes in doc.go: tests built with -tags lockorder (.ci/run)
+// panic on any Lock that takes one against this order.
+//
+// The readers (the loop's FD group callback, the FID and inotify readers) never take
+// Backend.mu: they see the mark state through an immutable snapshot (Backend.view); they take
+// fsState.ignMu only to record or drop name marks, and make no system call while holding it. A
+// name mark being placed is counted (fsState.placing) from its generation check to its record;
+// a drop waits on fsState.placed until none is in flight, so that once it returns no mark
+// decided before it remains. A placement never waits for anything but ignMu, so these waits
+// are bounded by one fanotify_mark(2).
 //
 // # Goroutines
 //
-// One reader per kernel group (readLoop: the FD group's on a thread of its own), the
-// janitor (runJanitor: places outside-ignore marks and name watches, polls
-// fs.protected_hardlinks), and, for each permission event a group holds, the goroutine that
-// delivers the group's answer finishes the walk (Walk.Await). Close ends them all.
+//   - The event loop (Backend.Loop, internal/evloop), one goroutine locked to its OS thread,
+//     started by the FD group's creation (or the first component that registers with it): it
+//     reads the FD group and runs the continuations of the walks that waited for a group's
+//     answer (engine.Config.Executor), and whatever others register (the daemon's permission
+//     clients). Close ends it after the kernel groups are closed; the work posted before runs,
+//     later posts run on their caller. docs/design/fastpath.md follows one event through it.
+//   - The FID group's reader (fidGroup.readLoop), from the group's creation: Close closes the
+//     group's file, which ends it; Close waits for it (Backend.wg).
+//   - The inotify reader (inotifyGroup.readLoop), in inotify mode: the same.
+//   - The janitor (runJanitor), from New: places outside-ignore marks and name watches, polls
+//     fs.protected_hardlinks. Close closes janitorStop and waits for it (Backend.wg). Its
+//     request channel is never closed: the loop and the walks' continuations send to it
+//     without waiting, also while Close runs.
+//   - No goroutine per permission event: a walk waiting for a group's answer is a callback
+//     (Walk.Await) counted in Backend.wg until it has answered the kernel.
+//   - LongPath's chroot helper (internal/sys), for a directory deeper than PATH_MAX: one per
+//     call, waited for by the call.
 package backend
+
+import "github.com/fsnotifyd/fsnotifyd/internal/lockorder"
+
+// The lock classes of the tree above, outer first.
+var (
+	lockBackend  = &lockorder.Class{Name: "backend.Backend.mu", Rank: 10}
+	lockInotify  = &lockorder.Class{Name: "backend.inotifyGroup.mu", Rank: 20}
+	lockIgnore   = &lockorder.Class{Name: "backend.fsState.ignMu", Rank: 30}
+	lockInflight = &lockorder.Class{Name: "backend.Backend.inflightMu", Rank: 90}
+	lockExempt   = &lockorder.Class{Name: "backend.Exemptions.mu", Rank: 90}
+)

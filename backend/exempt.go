@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/fsnotifyd/fsnotifyd/internal/lockorder"
 	"github.com/fsnotifyd/fsnotifyd/internal/procfs"
 	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 )
@@ -38,7 +39,7 @@ import (
 type Exemptions struct {
 	self int32
 
-	mu      sync.Mutex
+	mu      lockorder.Mutex         // lockExempt
 	helpers map[int32]*exemptHelper // guarded by mu
 	n       atomic.Int32            // len(helpers), read without mu
 
@@ -54,7 +55,9 @@ type exemptHelper struct {
 
 // NewExemptions returns Exemptions for this process.
 func NewExemptions() *Exemptions {
-	return &Exemptions{self: int32(os.Getpid()), helpers: make(map[int32]*exemptHelper)}
+	e := &Exemptions{self: int32(os.Getpid()), helpers: make(map[int32]*exemptHelper)}
+	e.mu.Init(lockExempt)
+	return e
 }
 
 // Exempt reports whether pid's permission events are to be allowed without a decision.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/lru"
 	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 )
 
@@ -516,11 +517,14 @@ func errorsIsAny(err error, errnos ...syscall.Errno) bool {
 	return false
 }
 
-// parentCache maps a file to its directory while the file's ctime stands still.
+// parentCache maps a file to its directory while the file's ctime stands still (internal/lru:
+// cacheEntries files).
 type parentCache struct {
-	mu sync.Mutex
-	m  map[engine.ID]parentEntry
+	m *lru.Cache[engine.ID, parentEntry]
 }
+
+// cacheEntries bounds the parent and ancestry caches.
+const cacheEntries = 1 << 16
 
 type parentEntry struct {
 	ctime  int64
@@ -528,19 +532,12 @@ type parentEntry struct {
 }
 
 func (c *parentCache) get(id engine.ID, ctime int64) (engine.ID, bool) {
-	c.mu.Lock()
-	e, ok := c.m[id]
-	c.mu.Unlock()
+	e, ok := c.m.Get(id)
 	return e.parent, ok && e.ctime == ctime
 }
 
 func (c *parentCache) put(id engine.ID, ctime int64, parent engine.ID) {
-	c.mu.Lock()
-	if c.m == nil || len(c.m) >= 1<<16 {
-		c.m = make(map[engine.ID]parentEntry) // bounded: start over
-	}
-	c.m[id] = parentEntry{ctime: ctime, parent: parent}
-	c.mu.Unlock()
+	c.m.Put(id, parentEntry{ctime: ctime, parent: parent})
 }
 
 // dirsSettled reports whether every directory move or deletion the kernel reported on fs
@@ -564,10 +561,9 @@ func (b *Backend) dirsSettled(fs *fsState) (uint64, bool) {
 // still, and for a file (with one link) its ctime too: a rename, link or unlink of the file
 // moves its ctime, a move or deletion of any directory bumps the generation. A directory's
 // path and ancestry change only by a directory move; its ctime moves with every entry made in
-// it, so directories are cached with ctime 0.
+// it, so directories are cached with ctime 0. Bounded by internal/lru (cacheEntries objects).
 type chainCache struct {
-	mu sync.Mutex
-	m  map[engine.ID]chainEntry
+	m *lru.Cache[engine.ID, chainEntry]
 }
 
 type chainEntry struct {
@@ -579,17 +575,8 @@ type chainEntry struct {
 }
 
 func (c *chainCache) get(id engine.ID, ctime int64, mnt, gen uint64) (chainEntry, bool) {
-	c.mu.Lock()
-	e, ok := c.m[id]
-	c.mu.Unlock()
+	e, ok := c.m.Get(id)
 	return e, ok && e.ctime == ctime && e.mnt == mnt && e.gen == gen && len(e.chain) > 0
 }
 
-func (c *chainCache) put(id engine.ID, e chainEntry) {
-	c.mu.Lock()
-	if c.m == nil || len(c.m) >= 1<<16 {
-		c.m = make(map[engine.ID]chainEntry)
-	}
-	c.m[id] = e
-	c.mu.Unlock()
-}
+func (c *chainCache) put(id engine.ID, e chainEntry) { c.m.Put(id, e) }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/lockorder"
 	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 )
 
@@ -72,7 +73,7 @@ type inotifyGroup struct {
 
 	// mu guards everything below. Lock order: Backend.mu (held by the MaskHook) before mu;
 	// the reader takes only mu, and never holds it while dispatching.
-	mu      sync.Mutex
+	mu      lockorder.Mutex // lockInotify
 	byWd    map[int32]*inoWatch
 	byID    map[engine.ID]*inoWatch
 	roots   map[engine.ID]engine.Mask // subtree roots → the engine's union on them
@@ -192,6 +193,7 @@ func (b *Backend) startInotifyLocked() (*inotifyGroup, error) {
 		roots: map[engine.ID]engine.Mask{},
 		skip:  map[skipKey]int{},
 	}
+	g.mu.Init(lockInotify)
 	if g.rc, err = g.file.SyscallConn(); err != nil {
 		g.file.Close()
 		return nil, err

@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/lockorder"
 	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 )
 
@@ -57,7 +58,7 @@ type fsState struct {
 	nameWatch bool
 
 	// Name marks (names.go), guarded by ignMu.
-	ignMu       sync.Mutex
+	ignMu       lockorder.Mutex          // lockIgnore
 	nameMarks   map[engine.ID]*nameMark  // the FD group's ignore marks, by object
 	nameKeys    map[string]engine.ID     // the same, by handle key (as fid records name them)
 	trusted     map[engine.ID]trustedDir // directories pinned up to the filesystem root
@@ -111,6 +112,7 @@ func (b *Backend) fsLocked(dev uint64, fd int, path string) (*fsState, error) {
 	}
 	fs.nameMarks, fs.nameKeys = map[engine.ID]*nameMark{}, map[string]engine.ID{}
 	fs.trusted, fs.trustedKeys = map[engine.ID]trustedDir{}, map[string]struct{}{}
+	fs.ignMu.Init(lockIgnore)
 	fs.placed = sync.NewCond(&fs.ignMu)
 	b.fss[dev] = fs
 	return fs, nil
