@@ -78,6 +78,24 @@
 // events (the engine's PermissionHook, even when no union grows). Nothing is cached while an
 // engine mark has a permission ignore mask that a modification would clear.
 //
+// # Files
+//
+//	backend.go       Backend: New, Resolve, AddMark, Close, Stats
+//	marks.go         kernel marks from the engine's unions (the MaskHook), the readers' view
+//	kgroup.go        what the two fanotify groups share: creation, reading a batch, overflow
+//	fdgroup.go       the FD group, read on the event loop; the wait for the FID group
+//	fidgroup.go      the FID group and its reader
+//	perm.go          a kernel permission event's life: dispatch, verdict, exactly one answer
+//	translate.go     kernel event → engine event: statx, path, parent and ancestry (and caches)
+//	fidevents.go     FID events: handles, names, moves
+//	paths.go         paths and ancestries from descriptors; events placed as unknown
+//	names.go         name marks: pinned objects, their drops, path verification
+//	janitor.go       outside-ignore marks and name watches, placed off the loop
+//	verdictcache.go  cached allows as evictable ignore marks
+//	exempt.go        exempt processes (this one, its helpers)
+//	inotify.go       the inotify backend (ModeInotify)
+//	comm.go, proc.go process names and /proc lookups
+//
 // # Lock order
 //
 // Outer locks first; nothing is called out (a channel send that can block, a log write, a

@@ -161,3 +161,20 @@ func (e *Exemptions) Spawning() (end func()) {
 	var once sync.Once
 	return func() { once.Do(func() { e.spawning.Add(-1) }) }
 }
+
+// ExemptPid exempts a helper process this process started (a scanner, say) and has not
+// reaped: its permission events are allowed at once and never dispatched, and so are those of
+// its session's members if it leads its own session (see Exemptions.Add). Call the returned
+// function when the helper has exited; a pid that is not a live process is not exempted.
+func (b *Backend) ExemptPid(pid int) (done func()) {
+	done, _ = b.exempts.Add(pid)
+	return done
+}
+
+// Spawning marks a window in which helpers are being started: until end is called, this
+// process's direct children are exempt (see Exemptions.Spawning).
+func (b *Backend) Spawning() (end func()) { return b.exempts.Spawning() }
+
+// Exemptions are the processes whose permission events the backend allows without a
+// decision: this process and its registered helpers.
+func (b *Backend) Exemptions() *Exemptions { return b.exempts }

@@ -3,6 +3,7 @@
 package backend
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -566,4 +567,13 @@ func pathByHandle(fs *fsState, fd int, st sys.Stat) (string, bool) {
 		return "", false
 	}
 	return p, true
+}
+
+func errorsIsAny(err error, errnos ...syscall.Errno) bool {
+	for _, e := range errnos {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }

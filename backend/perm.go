@@ -1,0 +1,142 @@
+//go:build linux
+
+package backend
+
+import (
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/sys"
+)
+
+// permEvent is a kernel permission event: the engine payload of its engine event. It is
+// answered exactly once (answer), and its descriptor is closed once the engine and every
+// group are done with it (Release).
+type permEvent struct {
+	g        *fdGroup
+	fd       int32
+	answered atomic.Bool
+
+	// st is the event object's statx; pathTried says translateFD looked for the path already
+	// (path is then what it found, "" if unknown, and Path does not look again).
+	st        sys.Stat
+	pathTried bool
+	pathOnce  sync.Once
+	path      string
+
+	// What the verdict cache needs to know that the decision still stands when it places its
+	// mark: the generations from before the object's path was read (and st's ctime).
+	markGen, cacheGn uint64
+}
+
+// answer writes the kernel answer, once; later calls do nothing.
+func (p *permEvent) answer(response uint32) {
+	if !p.answered.CompareAndSwap(false, true) {
+		return
+	}
+	b := p.g.b
+	if err := p.g.respond(p.fd, response); err != nil && !isClosedErr(err) {
+		b.log.Error("answering a permission event", "err", err)
+	}
+	b.inflightMu.Lock()
+	delete(b.inflight, p)
+	b.inflightMu.Unlock()
+}
+
+// Release closes the event's descriptor (engine.Payload).
+func (p *permEvent) Release() { sys.Close(int(p.fd)) }
+
+// Fd returns the event's open descriptor, for reading the file's content (reads through it
+// cause no events). Valid until the delivery is released; do not close it.
+func (p *permEvent) Fd() int { return int(p.fd) }
+
+// Path returns the path of the file, resolved on first use: "" if it is unknown (longer
+// than the kernel prints for a file, or printed wrong: see eventPath).
+func (p *permEvent) Path() string {
+	p.pathOnce.Do(func() {
+		if p.path == "" && !p.pathTried {
+			p.path, _ = eventPath(int(p.fd), &p.st)
+		}
+	})
+	return p.path
+}
+
+func isClosedErr(err error) bool {
+	return err == os.ErrClosed || strings.Contains(err.Error(), "file already closed")
+}
+
+// handlePerm dispatches a kernel permission event on the loop, and answers it there if it
+// can: the event of an exempt process at once; else its engine event walks the groups as far
+// as possible here (groups with a Handler answer at once), and the kernel is answered without
+// a hand-off. A walk that must wait for a group's answer goes on, and answers the kernel, on
+// the loop too: the engine hands its continuation to the loop (engine.Config.Executor).
+func (g *fdGroup) handlePerm(kev *sys.FanotifyEvent, v *view, now time.Time) {
+	b := g.b
+	b.stats.PermissionEvents.Add(1)
+	p := &permEvent{g: g, fd: kev.Fd}
+	if b.exempts.Exempt(kev.Pid) {
+		b.stats.SelfExempt.Add(1)
+		g.respond(kev.Fd, sys.FAN_ALLOW)
+		p.Release()
+		return
+	}
+	b.inflightMu.Lock()
+	b.inflight[p] = struct{}{}
+	b.inflightMu.Unlock()
+	// Read before the walk: a group that adds a permission mark later flushes the cache, and
+	// an allow decided without it must not be cached after that.
+	p.cacheGn = b.cacheGen.Load()
+	ev, ok := b.translateFD(kev, v, now, false, p)
+	if !ok {
+		// The kernel fails open on errors of its own; so do we, and count it.
+		p.answer(sys.FAN_ALLOW)
+		p.Release()
+		return
+	}
+	ev.Payload = p
+	defer func() {
+		if r := recover(); r != nil {
+			p.answer(sys.FAN_ALLOW) // a Handler panicked: answer, then let it crash
+			panic(r)
+		}
+	}()
+	r, w := b.eng.Dispatch(ev)
+	if w == nil {
+		b.finishPerm(p, ev, v, r)
+		return
+	}
+	// The rest of the walk runs once the group holding the event answers (a client's
+	// Respond, its deadline's timer, its Close, Close of the backend), on the loop: no
+	// goroutine per waiting event.
+	b.wg.Add(1)
+	w.Await(b.ctx, func(r engine.Response) {
+		defer b.wg.Done()
+		defer func() {
+			if x := recover(); x != nil {
+				p.answer(sys.FAN_ALLOW) // never leave the opener blocked, even on a bug
+				panic(x)
+			}
+		}()
+		b.finishPerm(p, ev, v, r)
+	})
+}
+
+// finishPerm answers the kernel with the engine's verdict.
+func (b *Backend) finishPerm(p *permEvent, ev *engine.Event, v *view, resp engine.Response) {
+	response := sys.FAN_ALLOW
+	if resp.Verdict == engine.Deny {
+		response = sys.FAN_DENY
+		if resp.Errno != 0 && p.g.class == sys.FAN_CLASS_PRE_CONTENT {
+			response = sys.FAN_DENY_ERRNO(resp.Errno)
+		}
+	} else if resp.Cache && resp.Reason == engine.ReasonAnswered {
+		b.cacheVerdict(p, ev, v)
+	}
+	p.answer(response)
+	b.maybeIgnore(ev, v)
+	ev.Release()
+}

@@ -1,0 +1,226 @@
+//go:build linux
+
+package backend
+
+import (
+	"path/filepath"
+	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/lru"
+	"github.com/fsnotifyd/fsnotifyd/internal/sys"
+)
+
+// translateFD builds the engine event of an FD-group event. withPath asks for the path even
+// when dispatch does not need it (notifications, whose descriptor is closed right away). p,
+// for a permission event, learns the object's statx, whether its path was found, and the
+// name-mark generation from before its path was read (see cacheVerdict).
+func (b *Backend) translateFD(kev *sys.FanotifyEvent, v *view, now time.Time, withPath bool, p *permEvent) (*engine.Event, bool) {
+	st, err := sys.Fstat(int(kev.Fd))
+	if err != nil {
+		b.stats.TranslateErrors.Add(1)
+		return nil, false
+	}
+	ev := &engine.Event{
+		Mask:       engine.Mask(kev.Mask) &^ engine.EventFlags,
+		Inode:      inodeID(st.Dev, st.Ino),
+		Mount:      mountID(st.MntID),
+		Filesystem: fsID(st.Dev),
+		Pid:        kev.Pid,
+		Time:       now,
+	}
+	if kev.Records.Has(sys.FAN_EVENT_INFO_TYPE_RANGE) {
+		ev.Range = engine.Range{Offset: kev.RangeOffset, Count: kev.RangeCount}
+	}
+	if st.IsDir() {
+		ev.Mask |= engine.OnDir
+	}
+	fv := v.fs[st.Dev]
+	if p != nil {
+		p.st = st
+		if fv != nil {
+			p.markGen = fv.state.markGen.Load()
+		}
+	}
+	needAncestry := fv != nil && len(fv.roots) > 0 && !fv.rootOnly
+	if fv != nil && fv.rootOnly {
+		ev.Ancestors = fv.rootAncestors()
+	}
+	if !withPath && !needAncestry && (fv == nil || !fv.needParent) {
+		return ev, true
+	}
+	if !withPath && !needAncestry && st.Nlink == 1 {
+		// Only the parent is needed (a directory mark watches its children): a file with one
+		// name keeps its parent while its ctime stands still (rename, link and unlink move
+		// it), so a cached parent saves a readlink and a stat per event.
+		if parent, ok := b.parents.get(ev.Inode, st.Ctime); ok {
+			ev.Parent = parent
+			return ev, true
+		}
+	}
+	// Cached ancestries: of a file with one name (when its path is not wanted), and of a
+	// directory deeper than PATH_MAX with its path (each event of one would otherwise cost a
+	// walk up of every level: a guarded reader an attacker could slow down at will).
+	var settledGen uint64
+	cacheable := needAncestry && fv.fidWatched && ((!withPath && st.Nlink == 1) || st.IsDir())
+	cacheCtime := st.Ctime
+	if st.IsDir() {
+		cacheCtime = 0
+	}
+	if cacheable {
+		var ok bool
+		if settledGen, ok = b.dirsSettled(fv.state); ok {
+			if e, ok := b.chains.get(ev.Inode, cacheCtime, st.MntID, settledGen); ok && (!st.IsDir() || e.path != "") {
+				ev.Parent, ev.Ancestors = e.chain[0], e.chain
+				if e.path != "" {
+					ev.Path, ev.Name = e.path, filepath.Base(e.path)
+					if p != nil {
+						p.path, p.pathTried = e.path, true
+					}
+				}
+				return ev, true
+			}
+		} else {
+			cacheable = false
+		}
+	}
+	needPlace := needAncestry || (fv != nil && fv.needParent)
+	for try := 0; ; try++ {
+		path, known := eventPath(int(kev.Fd), &st)
+		if needPlace && st.Nlink > 0 && (!known || path != "/" && len(path) < pathMax) {
+			// The path must name the object here, on its own mount: one printed from another
+			// mount namespace (a bind mount made in a user namespace) would lead the walk
+			// through unrelated directories, or nowhere. verifyPath finds the object's real
+			// one if it can.
+			raw := path
+			if !known {
+				raw, _ = sys.FdPath(int(kev.Fd)) // what the kernel printed, if anything
+			}
+			if vpath, ok := b.verifyPath(fv.state, int(kev.Fd), st, raw, kev.Pid); raw != "" && ok {
+				path, known = vpath, true
+			} else if known {
+				path, known = "", false
+			}
+		}
+		if p != nil {
+			p.path, p.pathTried = path, true
+		}
+		ev.Path = path
+		if !known {
+			b.stats.PathsUnknown.Add(1)
+		} else if path != "/" {
+			ev.Name = filepath.Base(path)
+		}
+		if !needPlace || path == "/" || st.MountRoot && fv.state.isRoot(st.Ino) {
+			return ev, true // nothing above the root of the filesystem
+		}
+		// The directories above: from the path, or, for a directory whose path is too long
+		// for that (or unknown), from its descriptor.
+		var chain []engine.ID
+		complete := false
+		if known && len(path) < pathMax {
+			chain, complete = b.ancestry(fv.state, filepath.Dir(path), st.Dev, needAncestry)
+		}
+		if !complete && st.IsDir() {
+			chain, complete = b.dirAncestry(fv.state, int(kev.Fd), st)
+		}
+		if !complete {
+			if try == 0 && known {
+				continue // a directory on the way moved meanwhile: look again, once
+			}
+			// A file whose place is unknown: possibly inside every subtree here.
+			b.stats.PlacesUnknown.Add(1)
+			placeUnknown(ev, fv)
+			return ev, true
+		}
+		if len(chain) == 0 {
+			return ev, true
+		}
+		ev.Parent = chain[0]
+		if needAncestry {
+			ev.Ancestors = chain
+		}
+		if st.Nlink == 1 {
+			b.parents.put(ev.Inode, st.Ctime, chain[0])
+		}
+		switch {
+		case cacheable && !st.IsDir():
+			b.chains.put(ev.Inode, chainEntry{ctime: cacheCtime, mnt: st.MntID, gen: settledGen, chain: chain})
+		case cacheable && known && len(path) >= pathMax:
+			b.chains.put(ev.Inode, chainEntry{mnt: st.MntID, gen: settledGen, chain: chain, path: path})
+		}
+		return ev, true
+	}
+}
+
+// pathMax is PATH_MAX: a longer path cannot be passed to a system call.
+const pathMax = 4096
+
+func mountID(mnt uint64) engine.ID { return engine.ID{Hi: mnt, Lo: 1} }
+
+// rootAncestors is the shared, immutable ancestry {filesystem root}, for rootOnly views.
+func (fv *fsView) rootAncestors() []engine.ID { return fv.rootChain }
+
+// parentCache maps a file to its directory while the file's ctime stands still (internal/lru:
+// cacheEntries files).
+type parentCache struct {
+	m *lru.Cache[engine.ID, parentEntry]
+}
+
+// cacheEntries bounds the parent and ancestry caches.
+const cacheEntries = 1 << 16
+
+type parentEntry struct {
+	ctime  int64
+	parent engine.ID
+}
+
+func (c *parentCache) get(id engine.ID, ctime int64) (engine.ID, bool) {
+	e, ok := c.m.Get(id)
+	return e.parent, ok && e.ctime == ctime
+}
+
+func (c *parentCache) put(id engine.ID, ctime int64, parent engine.ID) {
+	c.m.Put(id, parentEntry{ctime: ctime, parent: parent})
+}
+
+// dirsSettled reports whether every directory move or deletion the kernel reported on fs
+// before now has been processed (and returns the directory generation then): the FID group
+// is idle. A move queued before an access is then reflected in the generation, so an
+// ancestry cached under an older generation is never used after a move. The generation is
+// read after idle's checks: the reader bumps it before clearing busy.
+func (b *Backend) dirsSettled(fs *fsState) (uint64, bool) {
+	g := b.fidGroupAtomic.Load()
+	if g == nil {
+		return 0, false
+	}
+	if idle, err := g.idle(); err != nil || !idle {
+		return 0, false
+	}
+	return fs.dirGen.Load(), true
+}
+
+// chainCache maps an object, as opened through one mount, to its ancestry (and, for a
+// directory deeper than PATH_MAX, its path) while its filesystem's directory generation stands
+// still, and for a file (with one link) its ctime too: a rename, link or unlink of the file
+// moves its ctime, a move or deletion of any directory bumps the generation. A directory's
+// path and ancestry change only by a directory move; its ctime moves with every entry made in
+// it, so directories are cached with ctime 0. Bounded by internal/lru (cacheEntries objects).
+type chainCache struct {
+	m *lru.Cache[engine.ID, chainEntry]
+}
+
+type chainEntry struct {
+	ctime int64
+	mnt   uint64 // the walk up ends at the root of this mount
+	gen   uint64
+	chain []engine.ID // shared, never modified
+	path  string      // a deep directory's (see translateFD)
+}
+
+func (c *chainCache) get(id engine.ID, ctime int64, mnt, gen uint64) (chainEntry, bool) {
+	e, ok := c.m.Get(id)
+	return e, ok && e.ctime == ctime && e.mnt == mnt && e.gen == gen && len(e.chain) > 0
+}
+
+func (c *chainCache) put(id engine.ID, e chainEntry) { c.m.Put(id, e) }
