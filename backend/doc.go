@@ -95,6 +95,7 @@
 //	exempt.go        exempt processes (this one, its helpers)
 //	inotify.go       the inotify backend (ModeInotify)
 //	comm.go, proc.go process names and /proc lookups
+//	fsinfo.go        a filesystem's anchor (the directory handles are opened through)
 //
 // # Lock order
 //

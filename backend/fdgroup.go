@@ -31,7 +31,7 @@ func (b *Backend) startFDGroupLocked() (*fdGroup, error) {
 	// Pre-content when the kernel has it: its class is fixed here while marks come and go
 	// (see the package doc).
 	g := &fdGroup{buf: make([]byte, sys.FanotifyReadSize)}
-	err := b.initGroupLocked(&g.kgroup, kFD, sys.FAN_UNLIMITED_QUEUE|sys.FAN_UNLIMITED_MARKS,
+	err := b.initGroupLocked(&g.kgroup, kFD, "fd", sys.FAN_UNLIMITED_QUEUE|sys.FAN_UNLIMITED_MARKS,
 		sys.FAN_CLASS_PRE_CONTENT, sys.FAN_CLASS_CONTENT, sys.FAN_CLASS_NOTIF)
 	if err != nil {
 		return nil, err
@@ -83,7 +83,7 @@ func (g *fdGroup) onReadable() {
 	b := g.b
 	n, err := g.readBatch(g.buf)
 	if err != nil {
-		b.log.Error("reading fanotify group", "group", g.name(), "err", err)
+		b.log.Error("reading fanotify group", "group", g.name, "err", err)
 		g.reg.Pause()
 		time.AfterFunc(errorPause, g.reg.Resume)
 		return

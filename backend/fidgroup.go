@@ -45,7 +45,7 @@ func (b *Backend) startFIDGroupLocked() (*fidGroup, error) {
 		flags |= sys.FAN_UNLIMITED_QUEUE
 	}
 	g := &fidGroup{}
-	if err := b.initGroupLocked(&g.kgroup, kFID, flags, sys.FAN_CLASS_NOTIF); err != nil {
+	if err := b.initGroupLocked(&g.kgroup, kFID, "fid", flags, sys.FAN_CLASS_NOTIF); err != nil {
 		return nil, err
 	}
 	var err error
@@ -91,7 +91,7 @@ func (g *fidGroup) readLoop() {
 			if errors.Is(err, syscall.EINTR) || errors.Is(err, syscall.EAGAIN) {
 				continue
 			}
-			b.log.Error("reading fanotify group", "group", g.name(), "err", err)
+			b.log.Error("reading fanotify group", "group", g.name, "err", err)
 			time.Sleep(errorPause) // e.g. EMFILE: do not spin
 			continue
 		}

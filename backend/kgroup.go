@@ -25,7 +25,8 @@ import (
 // reach a reused descriptor number.
 type kgroup struct {
 	b     *Backend
-	k     int // kFD or kFID: the index of this group's kernel mark masks
+	k     int    // kFD or kFID: the index of this group's kernel mark masks
+	name  string // "fd" or "fid", for messages
 	fd    int
 	file  *os.File
 	rc    syscall.RawConn
@@ -49,11 +50,11 @@ func (b *Backend) groupsAllowedLocked() error {
 // initGroup creates a kernel group with flags (and FAN_CLOEXEC, FAN_NONBLOCK), trying each
 // class in turn until the kernel takes one (EINVAL for a class it lacks: the highest it has
 // is found by creating the group itself, without a mark-based probe). Needs b.mu.
-func (b *Backend) initGroupLocked(g *kgroup, k int, flags uint, classes ...uint) error {
+func (b *Backend) initGroupLocked(g *kgroup, k int, name string, flags uint, classes ...uint) error {
 	if err := b.groupsAllowedLocked(); err != nil {
 		return err
 	}
-	g.b, g.k = b, k
+	g.b, g.k, g.name = b, k, name
 	var fd int
 	var err error
 	for _, class := range classes {
@@ -79,13 +80,6 @@ func (g *kgroup) closeFile() {
 		g.closed.Store(true)
 		g.file.Close()
 	})
-}
-
-func (g *kgroup) name() string {
-	if g.k == kFD {
-		return "fd"
-	}
-	return "fid"
 }
 
 // readBatch reads what the kernel has queued (up to buf) without waiting: 0 and nil when
@@ -140,7 +134,7 @@ func (g *kgroup) dispatchBatch(buf []byte, now time.Time, before func(notificati
 	if perr != nil {
 		// The events after a malformed one are lost, and so are their permission answers:
 		// only closing the group releases them (allowed by the kernel).
-		b.log.Error("malformed fanotify buffer; closing the group", "group", g.name(), "err", perr)
+		b.log.Error("malformed fanotify buffer; closing the group", "group", g.name, "err", perr)
 		return false
 	}
 	return true
