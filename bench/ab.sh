@@ -28,18 +28,31 @@ for bin in fsnotifyd:./cmd/fsnotifyd daemonallow:./bench/daemonallow allowall:./
 	fi
 done
 mkdir "$out/mnt/d" && echo x > "$out/mnt/d/f"
+declare -A spid
 for v in ref new; do
 	"$out/$v/fsnotifyd" serve --socket "$out/$v.sock" --log-level warn 2> "$out/$v.log" & pids+=($!)
+	spid[$v]=$!
 	for _ in $(seq 100); do "$out/$v/fsnotifyd" stats --socket "$out/$v.sock" > /dev/null 2>&1 && break; sleep 0.05; done
 done
 echo "REF=$REF ($(git rev-parse --short "$REF")) vs ${NEW:-tree} ($(git rev-parse --short "${NEW:-HEAD}")$([ -n "$NEW" ] || git diff --quiet HEAD || echo +dirty)); $N opens, $THREADS thread(s), $(nproc) CPUs"
-dr=() db=() br=() bb=()
+# The daemon's CPU time per open (user+system, from /proc/PID/stat in clock ticks): less
+# sensitive than wall time to what else runs on the machine.
+ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+dr=() db=() br=() bb=() cr=() cb=()
 for r in $(seq "$ROUNDS"); do
 	f=$(with "$THREADS" "$out/fanref" respond "$out/mnt/d" $MODE)
 	d0=$f d1=$f b0=$f b1=$f
 	if [ "$ONLY" != backend ]; then
+		t0=$(ticks "${spid[ref]}")
 		d0=$(with "$THREADS" "$out/ref/daemonallow" "$out/ref.sock" "$out/mnt/d" $MODE)
+		t1=$(ticks "${spid[ref]}")
+		c0=$(awk -v a="$t0" -v b="$t1" -v hz="$hz" -v n="$N" 'BEGIN{print (b-a)/hz*1e6/n}')
+		t0=$(ticks "${spid[new]}")
 		d1=$(with "$THREADS" "$out/new/daemonallow" "$out/new.sock" "$out/mnt/d" $MODE)
+		t1=$(ticks "${spid[new]}")
+		c1=$(awk -v a="$t0" -v b="$t1" -v hz="$hz" -v n="$N" 'BEGIN{print (b-a)/hz*1e6/n}')
+		cr+=("$c0") cb+=("$c1")
 	fi
 	if [ "$ONLY" != daemon ]; then
 		b0=$(with "$THREADS" "$out/ref/allowall" "$out/mnt/d" $MODE)
@@ -48,9 +61,11 @@ for r in $(seq "$ROUNDS"); do
 	line=$(awk -v f="$f" -v d0="$d0" -v d1="$d1" -v b0="$b0" -v b1="$b1" 'BEGIN {
 		printf "fanref %.2f us  daemon ref %.3f new %.3f (new/ref %.3f)  backend ref %.3f new %.3f (new/ref %.3f)",
 			1e6/f, f/d0, f/d1, d0/d1, f/b0, f/b1, b0/b1 }')
+	[ "$ONLY" = backend ] || line="$line  daemon CPU/open ref $c0 us new $c1 us"
 	echo "$line"
 	dr+=("$(awk -v f="$f" -v x="$d0" 'BEGIN{print f/x}')") db+=("$(awk -v f="$f" -v x="$d1" 'BEGIN{print f/x}')")
 	br+=("$(awk -v f="$f" -v x="$b0" 'BEGIN{print f/x}')") bb+=("$(awk -v f="$f" -v x="$b1" 'BEGIN{print f/x}')")
 done
 m() { printf '%s\n' "$@" | median; }
 echo "median over $ROUNDS rounds, per-open time / fanref's: daemon ref $(m "${dr[@]}") new $(m "${db[@]}"); backend ref $(m "${br[@]}") new $(m "${bb[@]}")"
+[ "$ONLY" = backend ] || echo "median daemon CPU per open: ref $(m "${cr[@]}") us, new $(m "${cb[@]}") us"
