@@ -20,11 +20,11 @@
 //
 // Two groups mean two queues, read by two goroutines (the FD group on the backend's event
 // loop, fdgroup.go; the FID group on a reader of its own, fidgroup.go): the kernel orders
-// events within a group only. Before dispatching notification events, the FD reader waits (briefly, bounded)
-// until the FID group has dispatched what was queued to it before them, so that a file's
-// CREATE comes before its OPEN, MODIFY and CLOSE_WRITE, as inotify users expect. The other
-// way round is not enforced: a directory event queued just after a file event (an unlink
-// right after a close) may come first.
+// events within a group only. Before dispatching notification events, the FD reader waits
+// (briefly, bounded) until the FID group has dispatched what was queued to it before them, so
+// that a file's CREATE comes before its OPEN, MODIFY and CLOSE_WRITE, as inotify users expect.
+// The other way round is not enforced: a directory event queued just after a file event (an
+// unlink right after a close) may come first.
 //
 // Without CAP_SYS_ADMIN (or with ModeInotify) inode and subtree marks run on inotify instead
 // (see inotify.go); permission, mount and filesystem marks then fail with ErrNeedsPrivilege.

@@ -49,7 +49,7 @@ func TestBadFrames(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Permission clients' sockets are read by the backend's reader (inline.go), others' by a
+	// Permission clients' sockets are read on the backend's event loop (inline.go), others' by a
 	// goroutine each: both reject bad frames alike.
 	for _, class := range []engine.Class{engine.ClassNotification, engine.ClassContent} {
 		t.Run(class.String(), func(t *testing.T) { testBadFrames(t, sock, class) })
@@ -262,7 +262,7 @@ func TestBye(t *testing.T) {
 // kernel's); a client on the same directory receives every event.
 // A client that does not read gets an overflow of its own queue, and no other client loses
 // anything; the events it does get are in order. For a permission-class client, whose events
-// the kernel reader forwards itself (client.forward) until its socket is full, too.
+// the backend's event loop forwards itself (session.forward) until its socket is full, too.
 func TestSlowReaderOverflowsAlone(t *testing.T) {
 	for _, class := range []engine.Class{engine.ClassNotification, engine.ClassContent} {
 		t.Run(class.String(), func(t *testing.T) { testSlowReaderOverflowsAlone(t, class) })
@@ -383,7 +383,7 @@ func testSlowReaderOverflowsAlone(t *testing.T, class engine.Class) {
 	}
 }
 
-// TestInlineFloodSlowsOnlyItself: a permission client (read by the backend's reader) that
+// TestInlineFloodSlowsOnlyItself: a permission client (read on the backend's event loop) that
 // sends requests faster than it reads the replies is paused, not served at others' expense:
 // another client keeps working meanwhile, and once it reads, every reply comes, in order.
 func TestInlineFloodSlowsOnlyItself(t *testing.T) {
