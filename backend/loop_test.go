@@ -14,17 +14,6 @@ import (
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 )
 
-// socketPair returns the two ends of a non-blocking unix stream socket pair.
-func socketPair(t *testing.T) (r, w int) {
-	t.Helper()
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC|syscall.SOCK_NONBLOCK, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Close(fds[0]); syscall.Close(fds[1]) })
-	return fds[0], fds[1]
-}
-
 // sockReader is a loop callback that reads what came on fd and hands it over, counting the
 // calls that ran off the loop.
 func sockReader(b *Backend, fd int, got chan<- string, off *atomic.Int32) func() {
@@ -59,14 +48,14 @@ func TestLoopReadsOtherDescriptors(t *testing.T) {
 					t.Fatalf("never read %q", want)
 				}
 			}
-			r1, w1 := socketPair(t)
+			r1, w1 := testenv.SocketPair(t)
 			reg1, err := b.Loop().Register(r1, sockReader(b, r1, got, &off))
 			if err != nil {
 				t.Fatal(err)
 			}
 			syscall.Write(w1, []byte("one"))
 			expect("one")
-			r2, w2 := socketPair(t)
+			r2, w2 := testenv.SocketPair(t)
 			reg2, err := b.Loop().Register(r2, sockReader(b, r2, got, &off))
 			if err != nil {
 				t.Fatal(err)

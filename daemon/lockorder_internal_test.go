@@ -3,24 +3,11 @@
 package daemon
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/fsnotifyd/fsnotifyd/backend"
 	"github.com/fsnotifyd/fsnotifyd/internal/lockorder"
 )
-
-func expectOrderPanic(t *testing.T, want string, f func()) {
-	t.Helper()
-	defer func() {
-		t.Helper()
-		msg, _ := recover().(string)
-		if !strings.Contains(msg, want) {
-			t.Fatalf("recovered %q; want a lock order panic naming %q", msg, want)
-		}
-	}()
-	f()
-}
 
 // The daemon's locks carry their classes (New, and initLocks for each session): built with
 // -tags lockorder, taking them against doc.go's tree panics — a session's sendMu under its
@@ -47,11 +34,19 @@ func TestLockOrderClasses(t *testing.T) {
 		t.Skip("built without -tags lockorder: the order is not checked")
 	}
 	c.mu.Lock()
-	expectOrderPanic(t, "daemon.session.sendMu (rank 20) taken while holding daemon.session.mu", c.sendMu.Lock)
-	expectOrderPanic(t, "daemon.Server.mu (rank 10) taken while holding daemon.session.mu", s.mu.Lock)
-	expectOrderPanic(t, "daemon.session.mu (rank 30) taken while holding daemon.session.mu", d.mu.Lock)
+	if err := lockorder.Violation("daemon.session.sendMu (rank 20) taken while holding daemon.session.mu", c.sendMu.Lock); err != nil {
+		t.Fatal(err)
+	}
+	if err := lockorder.Violation("daemon.Server.mu (rank 10) taken while holding daemon.session.mu", s.mu.Lock); err != nil {
+		t.Fatal(err)
+	}
+	if err := lockorder.Violation("daemon.session.mu (rank 30) taken while holding daemon.session.mu", d.mu.Lock); err != nil {
+		t.Fatal(err)
+	}
 	c.mu.Unlock()
 	c.inlineMu.Lock()
-	expectOrderPanic(t, "daemon.session.sendMu (rank 20) taken while holding daemon.session.inlineMu", c.sendMu.Lock)
+	if err := lockorder.Violation("daemon.session.sendMu (rank 20) taken while holding daemon.session.inlineMu", c.sendMu.Lock); err != nil {
+		t.Fatal(err)
+	}
 	c.inlineMu.Unlock()
 }

@@ -9,21 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// socketPair returns the two ends of a non-blocking unix stream socket pair.
-func socketPair(t *testing.T) (r, w int) {
-	t.Helper()
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC|syscall.SOCK_NONBLOCK, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Close(fds[0]); syscall.Close(fds[1]) })
-	return fds[0], fds[1]
-}
 
 func newLoop(t *testing.T) *Loop {
 	l := New("test")
@@ -75,7 +65,7 @@ func TestRegisterUnregister(t *testing.T) {
 	l := newLoop(t)
 	got := make(chan string, 16)
 	var off atomic.Int32
-	r1, w1 := socketPair(t)
+	r1, w1 := testenv.SocketPair(t)
 	reg1, err := l.Register(r1, reader(l, r1, got, &off))
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +73,7 @@ func TestRegisterUnregister(t *testing.T) {
 	syscall.Write(w1, []byte("one"))
 	expect(t, got, "one")
 	time.Sleep(10 * time.Millisecond) // the loop waits in poll again
-	r2, w2 := socketPair(t)
+	r2, w2 := testenv.SocketPair(t)
 	reg2, err := l.Register(r2, reader(l, r2, got, &off))
 	if err != nil {
 		t.Fatal(err)
@@ -106,7 +96,7 @@ func TestRegisterUnregister(t *testing.T) {
 // the owner may close the descriptor.
 func TestUnregisterWaitsForCallback(t *testing.T) {
 	l := newLoop(t)
-	r, w := socketPair(t)
+	r, w := testenv.SocketPair(t)
 	in, release := make(chan struct{}), make(chan struct{})
 	var running atomic.Bool
 	reg, err := l.Register(r, func() {
@@ -148,7 +138,7 @@ func TestPauseResume(t *testing.T) {
 	l := newLoop(t)
 	got := make(chan string, 16)
 	var off atomic.Int32
-	r, w := socketPair(t)
+	r, w := testenv.SocketPair(t)
 	reg, err := l.Register(r, reader(l, r, got, &off))
 	if err != nil {
 		t.Fatal(err)
@@ -165,7 +155,7 @@ func TestPauseResume(t *testing.T) {
 // without any wake-up; work posted from elsewhere runs on the loop, in the order posted.
 func TestPost(t *testing.T) {
 	l := newLoop(t)
-	r, w := socketPair(t)
+	r, w := testenv.SocketPair(t)
 	var order []string
 	var mu sync.Mutex
 	note := func(s string) {
@@ -232,7 +222,7 @@ func TestPost(t *testing.T) {
 // once), and after it Post runs on the caller; closing on the loop does not wait for itself.
 func TestClose(t *testing.T) {
 	l := New("test")
-	r, _ := socketPair(t)
+	r, _ := testenv.SocketPair(t)
 	reg, err := l.Register(r, func() {})
 	if err != nil {
 		t.Fatal(err)

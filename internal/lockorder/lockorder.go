@@ -15,6 +15,11 @@
 // nothing is called under it. No goroutine is started.
 package lockorder
 
+import (
+	"fmt"
+	"strings"
+)
+
 // Rank orders locks: a lock may be taken only while holding locks of lower ranks.
 type Rank uint16
 
@@ -23,4 +28,23 @@ type Rank uint16
 type Class struct {
 	Name string
 	Rank Rank
+}
+
+// Violation runs f, which takes a lock against the order, and returns an error unless it
+// panicked with a lock order message containing want: for tests that check a tree is
+// enforced (meaningful in a lockorder build only; see Enabled).
+func Violation(want string, f func()) error {
+	msg := func() (msg string) {
+		defer func() {
+			if r := recover(); r != nil {
+				msg = fmt.Sprint(r)
+			}
+		}()
+		f()
+		return ""
+	}()
+	if !strings.Contains(msg, "lockorder: ") || !strings.Contains(msg, want) {
+		return fmt.Errorf("panicked with %q; want a lock order violation naming %q", msg, want)
+	}
+	return nil
 }

@@ -362,3 +362,15 @@ func (d DeepDir) Stat(t testing.TB, name string) sys.Stat {
 	}
 	return st
 }
+
+// SocketPair returns the two ends of a non-blocking unix stream socket pair, closed at
+// cleanup.
+func SocketPair(t testing.TB) (r, w int) {
+	t.Helper()
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC|syscall.SOCK_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fds[0]); syscall.Close(fds[1]) })
+	return fds[0], fds[1]
+}
