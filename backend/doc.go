@@ -94,7 +94,8 @@
 //	verdictcache.go  cached allows as evictable ignore marks
 //	exempt.go        exempt processes (this one, its helpers)
 //	inotify.go       the inotify backend (ModeInotify)
-//	comm.go, proc.go process names and /proc lookups
+//	comm.go          process names, cached (internal/procfs reads them)
+//	record.go        a delivery's fsevent.Event, the one conversion consumers share
 //	fsinfo.go        a filesystem's anchor (the directory handles are opened through)
 //
 // # Lock order
