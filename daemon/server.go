@@ -525,7 +525,7 @@ func (s *Server) admit(conn *proto.Conn, p peer, h *proto.Hello) (*session, erro
 
 	opts.Name = fmt.Sprintf("%s#%d", name, id)
 	// A permission client's events are forwarded by the goroutine that queues them (see
-	// client.forward); the client exists once the group does, and no event can be queued
+	// session.forward); the client exists once the group does, and no event can be queued
 	// before it places a mark.
 	var self atomic.Pointer[session]
 	direct := opts.Class != engine.ClassNotification
