@@ -597,7 +597,7 @@ type statsScope struct {
 func (s *Server) stats(sc statsScope) fsevent.Stats {
 	var st fsevent.Stats
 	d := &st.Daemon
-	// The clients, their figures and the totals of those gone in one step (see client.close).
+	// The clients, their figures and the totals of those gone in one step (see session.close).
 	s.mu.Lock()
 	cs := make([]*session, 0, len(s.clients))
 	for _, c := range s.clients {

@@ -30,7 +30,7 @@ func response(m *proto.Respond) engine.Response {
 
 // wireEvent returns the Event for a delivery read from a client's group: the delivery's
 // record (backend.Record, its path resolved) without what the daemon sends only to clients
-// that ask (Comm) or never (Exe). The client's view (client.event) trims it further. It
+// that ask (Comm) or never (Exe). The client's view (session.event) trims it further. It
 // returns nil for an overflow delivery: send an Overflow instead.
 func wireEvent(d engine.Delivery) *proto.Event {
 	if d.Event == nil {
