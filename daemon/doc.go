@@ -78,7 +78,7 @@
 //     session.close) or its group does.
 //   - With Options.Export and export lines, the export loop (export.go): reads the export
 //     group and appends to the exporter, which never waits; no lock is held across Append.
-//     Started by New, ended by Close (it closes the group), which waits for it.
+//     Started by New (startExport), ended by Close (stopExport closes the group and waits for it).
 //   - Callbacks on the backend's event loop (a goroutine the backend owns and ends at its
 //     Close): session.onReadable, and forward through the engine's OnQueue. They own nothing.
 //   - The engine's deadline timers and context watchers (runtime goroutines that end by

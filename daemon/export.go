@@ -268,7 +268,7 @@ var reservedReportKeys = []string{"host", "boot_id", "seq", "kind", "client", "c
 // report exports a client's decision report. Only a permission client decides; a report
 // from any other, or one that is not a JSON object or sets a reserved key, is refused
 // (counted and logged at debug level; the connection lives on).
-func (c *client) report(m *proto.Report) {
+func (c *session) report(m *proto.Report) {
 	x := c.s.export
 	if x == nil {
 		return
