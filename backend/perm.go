@@ -112,6 +112,7 @@ func (g *fdGroup) handlePerm(kev *sys.FanotifyEvent, v *view, now time.Time) {
 	// The rest of the walk runs once the group holding the event answers (a client's
 	// Respond, its deadline's timer, its Close, Close of the backend), on the loop: no
 	// goroutine per waiting event.
+	g.awaited = true
 	b.wg.Add(1)
 	w.Await(b.ctx, func(r engine.Response) {
 		defer b.wg.Done()
