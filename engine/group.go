@@ -192,7 +192,15 @@ func (g *Group) queueNotification(ev *Event, m Mask) {
 		g.mu.Unlock()
 		return
 	}
-	if key != 0 {
+	if key != 0 && g.opts.MergeLast {
+		if n := g.q.len(); n > 0 {
+			if q := g.q.at(n - 1); q.hash == key && !q.read && !q.dead && q.mask == m && sameObject(q.ev, ev) {
+				g.mu.Unlock()
+				g.st.merged.Add(1)
+				return
+			}
+		}
+	} else if key != 0 {
 		if q := g.mergeIdx[key%mergeBuckets]; q != nil && q.hash == key && sameObject(q.ev, ev) {
 			q.mask |= m
 			g.mu.Unlock()
@@ -213,7 +221,7 @@ func (g *Group) queueNotification(ev *Event, m Mask) {
 	} else {
 		q = &queued{ev: ev, mask: m, hash: key}
 	}
-	if key != 0 {
+	if key != 0 && !g.opts.MergeLast {
 		g.mergeIdx[key%mergeBuckets] = q
 	}
 	wake := g.pushLocked(q)

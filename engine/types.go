@@ -314,6 +314,13 @@ type Options struct {
 	// events on (a daemon writing them to a client) do so without a goroutine hand-off. The
 	// kernel has no counterpart.
 	OnQueue func()
+	// MergeLast narrows merging to inotify's rule: a notification merges only into the
+	// newest queued event, unread, on the same object with the same mask (an exact repeat),
+	// instead of fanotify's any unread event on the same object. A consumer that reports
+	// one operation per event (notify.Watcher, fsnotify's contract) needs it: under
+	// fanotify's rule a write, a read and a second write come out as one write|read, the
+	// second write lost and the order unknowable.
+	MergeLast bool
 }
 
 // DefaultQueueLimit is the kernel's default fanotify max_queued_events.

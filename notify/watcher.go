@@ -117,7 +117,7 @@ func New(opts ...Option) (*Watcher, error) {
 		c.queue = 4 * engine.DefaultQueueLimit
 	}
 	so := source.Options{Name: "notify.Watcher", QueueLimit: c.queue, Backend: c.backend, Daemon: c.daemon,
-		WantComm: true}
+		WantComm: true, MergeLast: true}
 	if c.daemon == "" && so.Backend == nil {
 		b, release, err := acquireBackend()
 		if err != nil {
@@ -525,9 +525,21 @@ func (w *Watcher) run() {
 	}
 }
 
-// send delivers ev, giving up when the Watcher closes; an overflow also goes to Errors if
-// there is room.
+// send delivers ev as one event per operation (split.go), giving up when the Watcher
+// closes.
 func (w *Watcher) send(ev Event) bool {
+	var parts [4]Event
+	for _, e := range splitEvent(ev, parts[:0]) {
+		if !w.sendOne(e) {
+			return false
+		}
+	}
+	return true
+}
+
+// sendOne delivers ev, giving up when the Watcher closes; an overflow also goes to Errors
+// if there is room.
+func (w *Watcher) sendOne(ev Event) bool {
 	if ev.Op == Overflow {
 		select {
 		case w.Errors <- ErrEventOverflow:

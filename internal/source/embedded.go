@@ -40,7 +40,8 @@ func openEmbedded(opts Options) (*embedded, error) {
 		return nil, ErrNeedsPrivilege
 	}
 	gopts := engine.Options{Name: opts.Name, Class: opts.Class, QueueLimit: opts.QueueLimit,
-		Deadline: opts.Deadline, DeadlineVerdict: opts.DeadlineVerdict, CloseVerdict: opts.CloseVerdict}
+		Deadline: opts.Deadline, DeadlineVerdict: opts.DeadlineVerdict, CloseVerdict: opts.CloseVerdict,
+		MergeLast: opts.MergeLast}
 	if opts.Inline != nil {
 		gopts.Handler = s.inline
 	}

@@ -122,6 +122,10 @@ type Options struct {
 	Release func()
 	// Exe makes a new backend read each process's executable with its name (Event.Exe).
 	Exe bool
+	// MergeLast gives the group inotify's merging rule (engine.Options.MergeLast): only an
+	// exact repeat of the newest unread event merges. Embedded only: through the daemon the
+	// client's group keeps fanotify's rule (the protocol has no such option yet).
+	MergeLast bool
 
 	// WantComm asks the daemon for the process's command name, EventFDs for permission
 	// events' files; Buffer sizes the client's Events channel.
