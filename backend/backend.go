@@ -459,6 +459,9 @@ type Stats struct {
 	// Times the FD reader stopped waiting for the FID group to catch up (awaitFIDSettled):
 	// its events may then come before directory events queued ahead of them.
 	OrderWaitTimeouts atomic.Uint64
+	// Orphaned counts FID events whose directory was gone when read, kept until its own
+	// deletion named it (orphans.go); OrphansUnplaced those dispatched unplaced instead.
+	Orphaned, OrphansUnplaced atomic.Uint64
 }
 
 // StatsSnapshot is a copy of Stats.
@@ -467,6 +470,7 @@ type StatsSnapshot struct {
 	IgnoreMarks, VerdictCached, NameMarkDrops             uint64
 	TranslateErrors, OrderWaitTimeouts                    uint64
 	PathsUnknown, PlacesUnknown                           uint64
+	Orphaned, OrphansUnplaced                             uint64
 }
 
 // Stats returns the backend's figures.
@@ -478,5 +482,6 @@ func (b *Backend) Stats() StatsSnapshot {
 		NameMarkDrops: b.stats.NameMarkDrops.Load(), TranslateErrors: b.stats.TranslateErrors.Load(),
 		PathsUnknown: b.stats.PathsUnknown.Load(), PlacesUnknown: b.stats.PlacesUnknown.Load(),
 		OrderWaitTimeouts: b.stats.OrderWaitTimeouts.Load(),
+		Orphaned:          b.stats.Orphaned.Load(), OrphansUnplaced: b.stats.OrphansUnplaced.Load(),
 	}
 }

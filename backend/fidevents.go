@@ -41,6 +41,9 @@ func handleKey(h sys.FileHandle) string {
 func (b *Backend) resolveDir(fs *fsState, fid *sys.FileID, needAncestry bool) (*dirInfo, bool) {
 	gen := fs.dirGen.Load()
 	key := handleKey(fid.Handle)
+	if d := fs.goneDir(key); d != nil {
+		return d, true // gone, and named since by its own deletion (orphans.go)
+	}
 	if d := fs.dirs[key]; d != nil && d.gen == gen && (d.ancestors != nil || !needAncestry) {
 		return d, true
 	}
@@ -110,9 +113,14 @@ func (b *Backend) objectID(fv *fsView, fid *sys.FileID, path string) engine.ID {
 			}
 		}
 	}
+	return standInID(fv.state.dev, handleKey(fid.Handle))
+}
+
+// standInID is the ID of an object that is gone, derived from its handle key.
+func standInID(dev uint64, key string) engine.ID {
 	h := fnv.New64a()
-	h.Write([]byte(handleKey(fid.Handle)))
-	return engine.ID{Hi: fv.state.dev, Lo: h.Sum64() | 1<<62}
+	h.Write([]byte(key))
+	return engine.ID{Hi: dev, Lo: h.Sum64() | 1<<62}
 }
 
 // joinName is dir/name; "" (unknown) when dir is.
@@ -215,6 +223,10 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 	case mask&(engine.DirentEvents) != 0 && hasDir:
 		d, ok := b.resolveDir(fs, &kev.DFID, needAncestry)
 		if !ok {
+			if fs.anchor >= 0 {
+				g.adopt(fs, kev, now) // its directory is gone: wait for its deletion (orphans.go)
+				return
+			}
 			b.stats.TranslateErrors.Add(1)
 			return
 		}
@@ -229,6 +241,10 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 		// An event on a child, reported with its parent and name.
 		d, ok := b.resolveDir(fs, &kev.DFID, needAncestry)
 		if !ok {
+			if fs.anchor >= 0 {
+				g.adopt(fs, kev, now)
+				return
+			}
 			b.stats.TranslateErrors.Add(1)
 			return
 		}
@@ -254,6 +270,7 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 		if mask&engine.OnDir != 0 && mask&engine.DeleteSelf == 0 {
 			if d, ok := b.resolveDir(fs, fid, needAncestry); ok {
 				ev.Inode, ev.Path = d.id, d.path
+				b.dirParent(fv, ev, d)
 				if needAncestry {
 					ev.Ancestors = d.ancestors
 					if d.placeUnknown {
@@ -284,6 +301,11 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 			clear(fs.recent)
 		}
 		fs.recent[handleKey(kev.FID.Handle)] = ev.Path
+	}
+	// A directory that was gone when its children's events were read is named now: they go
+	// first (orphans.go).
+	if key, d, ok := fs.revealing(kev, ev, needAncestry); ok {
+		g.reveal(fs, key, d, v)
 	}
 	// Name marks that rested on the names this event changes go before anyone hears of it.
 	b.nameChanged(fs, kev, mask)

@@ -71,15 +71,26 @@ func (g *fidGroup) readLoop() {
 	for {
 		var n int
 		var rerr error
+		drained := false
 		err := g.rc.Read(func(fd uintptr) bool {
 			g.busy.Store(1) // before the events leave the kernel's queue
 			n, rerr = sys.Read(int(fd), buf)
 			if !errors.Is(rerr, syscall.EAGAIN) {
 				return true
 			}
+			if g.orphansWaiting() {
+				drained = true // the queue is empty: dispatch the orphans (orphans.go)
+				return true
+			}
 			g.busy.Store(0)
 			return false // wait in the netpoller until readable
 		})
+		if drained && err == nil {
+			g.flushAllOrphans()
+			g.batches.Add(1)
+			g.busy.Store(0)
+			continue
+		}
 		if err == nil {
 			err = rerr
 		}

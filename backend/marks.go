@@ -41,6 +41,7 @@ type fsState struct {
 	handles map[string]registered // handles of registered objects; guarded by Backend.mu
 	dirs    map[string]*dirInfo   // the FID reader's directory cache (that goroutine only)
 	recent  map[string]string     // handle → path of recent entries (the FID reader's)
+	orphans *orphanage            // events below directories gone when read (the FID reader's)
 
 	fsMask   engine.Mask               // union of engine filesystem marks
 	subtrees map[engine.ID]engine.Mask // subtree roots and their unions

@@ -1,0 +1,219 @@
+//go:build linux
+
+package backend
+
+import (
+	"bytes"
+	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/sys"
+)
+
+// Orphans: events below a directory that was gone before the FID reader got to them.
+//
+// A FID event names its object by its directory's handle and a name; the reader turns the
+// handle into a path with open_by_handle_at. When a tree is removed (rm -rf) faster than the
+// reader reads, every directory of it is gone by then (ESTALE), and the events of everything
+// below it — issue 11: 7 of 14 removals reported, silently — could not be named or placed.
+//
+// The kernel queue still has what is needed: a directory that is gone was removed, so its
+// own DELETE (on its parent, with its handle as the object) or its DELETE_SELF is queued
+// after its children's events. So an event whose directory no longer resolves is kept (an
+// orphan, keyed by the directory's handle), and when the event that names that directory
+// arrives — its parent resolved, or itself revealed in turn — the directory is recorded as
+// gone with that path and ancestry, and its orphans are dispatched, in their order, just
+// before the event that revealed it: children before their directory, as the kernel queued
+// them. Nested trees resolve from the top down, recursively.
+//
+// Orphans never wait for ever: when the kernel queue is drained (a read finds it empty)
+// every directory that is gone has had its DELETE queued, if the mark asks for it; orphans
+// still waiting then (the mark does not report deletions, or the queue overflowed) are
+// dispatched with their place unknown (placeUnknown: possibly inside every subtree), never
+// dropped. Only the FID reader goroutine touches this state (as fsState.dirs).
+
+// orphanage is one filesystem's orphans.
+type orphanage struct {
+	// waiting holds, by directory handle key, the events waiting for that directory, in
+	// the order they were read.
+	waiting map[string][]orphan
+	// gone holds directories revealed after they were gone, by handle key: what their
+	// orphans (and later events naming them) resolve to.
+	gone map[string]*dirInfo
+	n    int // orphans waiting
+}
+
+type orphan struct {
+	kev sys.FanotifyEvent // a deep copy: the read buffer is reused
+	now time.Time
+}
+
+// maxOrphans bounds the orphans a filesystem keeps; past it they are dispatched unplaced.
+const maxOrphans = 1 << 16
+
+func (fs *fsState) orphanage() *orphanage {
+	if fs.orphans == nil {
+		fs.orphans = &orphanage{waiting: map[string][]orphan{}, gone: map[string]*dirInfo{}}
+	}
+	return fs.orphans
+}
+
+// goneDir returns a directory revealed after it was gone, or nil.
+func (fs *fsState) goneDir(key string) *dirInfo {
+	if fs.orphans == nil {
+		return nil
+	}
+	return fs.orphans.gone[key]
+}
+
+func cloneFileID(f sys.FileID) sys.FileID {
+	f.Handle = f.Handle.Clone()
+	if f.Name != nil {
+		f.Name = bytes.Clone(f.Name)
+	}
+	return f
+}
+
+// adopt keeps kev, whose directory (DFID) no longer resolves, until that directory is
+// revealed. Its pidfd, if any, was closed already.
+func (g *fidGroup) adopt(fs *fsState, kev *sys.FanotifyEvent, now time.Time) {
+	o := orphan{kev: *kev, now: now}
+	o.kev.Records &^= 1 << sys.FAN_EVENT_INFO_TYPE_PIDFD
+	o.kev.FID, o.kev.DFID = cloneFileID(kev.FID), cloneFileID(kev.DFID)
+	o.kev.OldDFID, o.kev.NewDFID = cloneFileID(kev.OldDFID), cloneFileID(kev.NewDFID)
+	og := fs.orphanage()
+	key := handleKey(kev.DFID.Handle)
+	og.waiting[key] = append(og.waiting[key], o)
+	og.n++
+	g.b.stats.Orphaned.Add(1)
+	if og.n > maxOrphans {
+		g.flushOrphans(fs, g.b.view.Load())
+	}
+}
+
+// reveal records that the directory with handle key, gone, was d, and dispatches the
+// events waiting for it. Called by the reader before it dispatches the revealing event.
+func (g *fidGroup) reveal(fs *fsState, key string, d *dirInfo, v *view) {
+	og := fs.orphans
+	if og == nil {
+		return
+	}
+	waiting, ok := og.waiting[key]
+	if !ok {
+		return
+	}
+	delete(og.waiting, key)
+	og.n -= len(waiting)
+	if len(og.gone) >= maxOrphans {
+		clear(og.gone)
+	}
+	og.gone[key] = d
+	for i := range waiting {
+		g.handle(&waiting[i].kev, v, waiting[i].now)
+	}
+}
+
+// revealing returns the handle key of the directory ev's kernel event names as removed or
+// moved away (its own DELETE or MOVED_FROM on its parent, or its DELETE_SELF or MOVE_SELF),
+// and that directory as it was, if events wait for it; ok false otherwise.
+func (fs *fsState) revealing(kev *sys.FanotifyEvent, ev *engine.Event, needAncestry bool) (string, *dirInfo, bool) {
+	if fs.orphans == nil || fs.orphans.n == 0 || ev.Mask&engine.OnDir == 0 {
+		return "", nil, false
+	}
+	var key string
+	d := &dirInfo{path: ev.GetPath()}
+	switch {
+	case ev.Mask&(engine.Delete|engine.MovedFrom) != 0 && kev.Records.Has(sys.FAN_EVENT_INFO_TYPE_FID):
+		key = handleKey(kev.FID.Handle)
+		if _, ok := fs.orphans.waiting[key]; !ok {
+			return "", nil, false
+		}
+		// A stand-in ID (it is gone; marks only ever match registered objects, whose IDs
+		// the handle table gives).
+		d.id = fsStandInID(fs, kev.FID.Handle)
+		if needAncestry {
+			if ev.AncestryUnknown {
+				d.placeUnknown = true
+			} else {
+				d.ancestors = append([]engine.ID{ev.Inode}, ev.Ancestors...)
+			}
+		}
+	case ev.Mask&(engine.DeleteSelf|engine.MoveSelf) != 0 && d.path != "":
+		// (Without a path — a directory nobody resolved before it went — the DELETE that
+		// follows on its parent names it.)
+		fid := &kev.FID
+		if !kev.Records.Has(sys.FAN_EVENT_INFO_TYPE_FID) {
+			fid = &kev.DFID
+		}
+		key = handleKey(fid.Handle)
+		if _, ok := fs.orphans.waiting[key]; !ok {
+			return "", nil, false
+		}
+		d.id = ev.Inode
+		if needAncestry {
+			// A self event carries no ancestry: the directory's events are placed below
+			// it (which is what matters when it is a subtree's root), and possibly in
+			// every subtree of the filesystem.
+			d.placeUnknown = len(ev.Ancestors) == 0
+			d.ancestors = ev.Ancestors
+		}
+	default:
+		return "", nil, false
+	}
+	if d.ancestors == nil {
+		d.ancestors = []engine.ID{}
+	}
+	return key, d, true
+}
+
+// fsStandInID is objectID's stand-in for an object that is gone.
+func fsStandInID(fs *fsState, h sys.FileHandle) engine.ID {
+	return standInID(fs.dev, handleKey(h))
+}
+
+// flushOrphans dispatches every orphan of fs with its place unknown: the queue holds
+// nothing that could reveal their directories (see the package comment above).
+func (g *fidGroup) flushOrphans(fs *fsState, v *view) {
+	og := fs.orphans
+	if og == nil || og.n == 0 {
+		return
+	}
+	keys := make([]string, 0, len(og.waiting))
+	for k := range og.waiting {
+		keys = append(keys, k)
+	}
+	for _, k := range keys {
+		if _, ok := og.waiting[k]; !ok {
+			continue // revealed meanwhile, by an orphan dispatched before it
+		}
+		g.b.stats.OrphansUnplaced.Add(uint64(len(og.waiting[k])))
+		g.reveal(fs, k, &dirInfo{id: standInID(fs.dev, k), ancestors: []engine.ID{}, placeUnknown: true}, v)
+	}
+}
+
+// flushAllOrphans is flushOrphans on every filesystem: the reader found the queue empty.
+func (g *fidGroup) flushAllOrphans() {
+	v := g.b.view.Load()
+	if v == nil {
+		return
+	}
+	for _, fv := range v.byFsid {
+		if fs := fv.state; fs.orphans != nil && fs.orphans.n > 0 {
+			g.flushOrphans(fs, v)
+		}
+	}
+}
+
+// orphansWaiting reports whether any filesystem has orphans (the FID reader only).
+func (g *fidGroup) orphansWaiting() bool {
+	v := g.b.view.Load()
+	if v == nil {
+		return false
+	}
+	for _, fv := range v.byFsid {
+		if og := fv.state.orphans; og != nil && og.n > 0 {
+			return true
+		}
+	}
+	return false
+}
