@@ -359,7 +359,8 @@ func engineMask(ops Op) engine.Mask {
 		m |= engine.Delete | engine.DeleteSelf
 	}
 	if ops.Has(Rename) {
-		m |= engine.MovedFrom | engine.MoveSelf | engine.Rename
+		// MovedTo: the arriving half belongs to the rename (halves.go).
+		m |= engine.MovedFrom | engine.MovedTo | engine.MoveSelf | engine.Rename
 	}
 	if ops.Has(Chmod) {
 		m |= engine.Attrib
@@ -578,14 +579,18 @@ func (w *Watcher) convert(ev *source.Event, out []Event) ([]Event, []*source.Mar
 	}
 	base := Event{Pid: int(ev.Pid), Comm: ev.Comm, IsDir: m&engine.OnDir != 0, PathUnknown: ev.PathUnknown}
 	if ops != 0 {
-		// Repeats merge in the queue: an unlink's Chmod may share a delivery with the
-		// deletion, and comes first.
-		name, ops := w.nameLocked(ev, ops)
-		if ops != 0 {
+		// A rename's arriving half within the watches (old place watched too) is part of
+		// the rename (halves.go): an op filter passes it for Rename, not for Create.
+		var oldName string
+		if m&engine.MovedTo != 0 {
+			oldName = w.oldNameLocked(ev.Path)
+		}
+		name, allowed := w.nameLocked(ev, arrivalFilter(ops, oldName))
+		if allowed = arrivalOps(ops, oldName, allowed); allowed != 0 {
 			e := base
-			e.Name, e.Op = name, ops
-			if ops.Has(Create) && m&engine.MovedTo != 0 {
-				e.OldName = w.oldNameLocked(ev.Path)
+			e.Name, e.Op = name, allowed
+			if allowed.Has(Create) {
+				e.OldName = oldName
 			}
 			out = append(out, e)
 		}
