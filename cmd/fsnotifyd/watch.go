@@ -177,11 +177,11 @@ func stream(cmd string, specs []watchSpec, daemon daemonFlag, quiet bool, count 
 					what = "the daemon restarted: events may have been missed"
 				}
 				fmt.Fprintf(os.Stderr, "fsnotifyd %s: %s\n", cmd, what)
-				if _, isJSON := out.(format.JSON); isJSON {
-					line = out.Append(line[:0], &e.rec)
-					line = append(line, '\n')
-					w.Write(line)
-				}
+				// In-band too, in order, for a script reading stdout: a Q_OVERFLOW line
+				// (inotifywait's name), or a JSON record.
+				line = out.Append(line[:0], &e.rec)
+				line = append(line, '\n')
+				w.Write(line)
 				continue
 			}
 			if keep != nil && !keep(e) {
@@ -203,9 +203,8 @@ func stream(cmd string, specs []watchSpec, daemon daemonFlag, quiet bool, count 
 			if e.rec.Pid > 0 && e.rec.Comm == "" {
 				e.rec.Comm = notify.ProcessComm(e.rec.Pid)
 			}
-			line = out.Append(line[:0], &e.rec)
-			line = append(line, '\n')
-			if _, err := w.Write(line); err != nil {
+			// One operation per line, in the kernel's order (split.go).
+			if line, err = writeSplit(w, out, &e.rec, line[:0]); err != nil {
 				return fail(cmd, err)
 			}
 			printed++
