@@ -10,6 +10,7 @@ package testenv
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -40,6 +41,14 @@ func Tmpfs(t testing.TB) string {
 	return mountTmpfs(t, filepath.Join(t.TempDir(), "tmpfs")) // TempDir's removal registered first runs last
 }
 
+// TmpfsSize is Tmpfs of sizeMB MiB: for floods of files whose pages stay allocated while
+// fanotify event descriptors hold them open after their removal.
+func TmpfsSize(t testing.TB, sizeMB int) string {
+	t.Helper()
+	RequireRoot(t)
+	return mountTmpfsSize(t, filepath.Join(t.TempDir(), "tmpfs"), sizeMB)
+}
+
 // PublicTmpfs is Tmpfs mounted where every uid can reach it (below a fresh 0755 directory,
 // as PublicDir), for tests whose hostile steps run as an unprivileged user. Its root is
 // owned by root, mode 0755.
@@ -51,10 +60,15 @@ func PublicTmpfs(t testing.TB) string {
 
 func mountTmpfs(t testing.TB, dir string) string {
 	t.Helper()
+	return mountTmpfsSize(t, dir, 16)
+}
+
+func mountTmpfsSize(t testing.TB, dir string, sizeMB int) string {
+	t.Helper()
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := sys.Mount("fsnotifyd-test", dir, "tmpfs", sys.MS_NOSUID|sys.MS_NODEV, "size=16m,mode=0755"); err != nil {
+	if err := sys.Mount("fsnotifyd-test", dir, "tmpfs", sys.MS_NOSUID|sys.MS_NODEV, fmt.Sprintf("size=%dm,mode=0755", sizeMB)); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { unmount(t, dir) })
