@@ -51,6 +51,34 @@
 // had been deleted (a Remove, after the restart's Overflow), never moving to a new object at
 // the same path (package client: placing a mark again).
 //
+// # One operation per event, in order
+//
+// Each Event carries one operation, as with fsnotify on inotify: where a kernel queue merged
+// several operations on one object into one event (an open, a read and a close a few
+// microseconds apart), the Watcher splits it into one event per operation in the order
+// they happen for one object (created, opened, read or written, closed, attributes, moved
+// away or removed); its own queue merges only exact repeats of its newest event, as
+// inotify does. docs/events.md has the rule and why that order is the kernel's.
+//
+// # Where it still differs from fsnotify
+//
+//   - Identical operations microseconds apart are one event when the kernel merged them
+//     before they were read (an open(O_TRUNC) and the write after it: one Write). inotify
+//     merges those too; fsnotify's own tests expect two only when its reader wins the race.
+//   - A file watched both directly and through its directory: fsnotify (two inotify
+//     watches) reports a write twice; a Watcher reports it once, named by the file's own
+//     watch — one engine group gets one event per kernel event.
+//   - With fanotify, content events (Write, Open, Read, Close*) and directory-entry events
+//     (Create, Remove, Rename, Chmod) come through two kernel queues. The backend delays
+//     content events, bounded, until the other queue has caught up, so a Create comes
+//     before its file's Write; under a full-speed flood that wait can run out (TestChurn
+//     counts it), and a file's Remove may come before its CloseWrite. A content event is
+//     named by its file's path when it is read: a file renamed meanwhile is named by its
+//     new name, one removed meanwhile has PathUnknown set. inotify has neither limit.
+//   - Through the daemon, the daemon's group merges as fanotify does (any unread event on
+//     the object, not only exact repeats): a Watcher that falls far behind may see two
+//     writes with a read between them as one Write and one Read.
+//
 // # Overflow
 //
 // When events are lost — the kernel's queue or the Watcher's own queue was full — the

@@ -93,7 +93,9 @@ type Event struct {
 	// Add("dir") reports "dir/file", Add("/abs/dir") "/abs/dir/file". For mount and
 	// filesystem watches it is absolute. It is empty for an Overflow.
 	Name string
-	// Op is what happened; one event may carry several operations (use Has).
+	// Op is what happened: one operation (the Watcher splits what a kernel queue merged;
+	// see "One operation per event" in the package doc). Test it with Has, as with
+	// fsnotify.
 	Op Op
 
 	// OldName is, for a Create that is the arrival end of a rename, the old path (in the
