@@ -302,7 +302,7 @@ var scenarios = []scenario{
 		want: []string{"write /file", "write /file"},
 	},
 	{
-		name: "recursive-rm-rf", skip: map[string]string{"daemon": "issue 11: the tree root's own DELETE_SELF does not reach a daemon client (every removal below it does)"},
+		name: "recursive-rm-rf", skip: map[string]string{"daemon": "issue 11: the tree root's own Remove never comes through the daemon: the client library keeps an O_PATH descriptor of each marked object (to mark it again after a daemon restart), so the kernel defers the directory's DELETE_SELF until it is closed; every removal below it does arrive"},
 		setup: rmTreeSetup, watch: "tree", recursive: true,
 		steps: []func(*testing.T, scratch){rmrf("tree")},
 		check: rmTreeCheck,
