@@ -104,3 +104,6 @@ summary churn.watch.cpu_per_line_vs_inotifywait "$(awk -v a="$w" -v b="$i" 'BEGI
 	"CPU per printed event, fsnotifyd watch -r / inotifywait -m -r"
 summary churn.watch.rate_vs_none "$(awk -v a="$med_r_watch" -v b="$base" 'BEGIN{printf "%.3f", a/b}')" "-" \
 	"churn files/s under fsnotifyd watch -r / no listener"
+# fatrace prints merged lines (one per kernel event it read): per churned file too.
+summary churn.watch.cpu_per_file_vs_fatrace "$(awk -v a="$med_c_watch" -v b="$med_c_fatrace" 'BEGIN{printf "%.3f", (b > 0 ? a/b : 0)}')" "-" \
+	"CPU for the whole churn, fsnotifyd watch -r / fatrace -c (fatrace prints about one line per 5 of watch's)"

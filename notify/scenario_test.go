@@ -454,3 +454,70 @@ func scenarioForm(ev Event, dir string) string {
 	}
 	return s
 }
+
+// rm -rf of a bigger tree, at full speed with nobody reading meanwhile, counted exactly:
+// every removal once, each directory's after everything below it, then the watch's own;
+// through a recursive watch and through a plain directory watch (which sees only its
+// entries). Issue 11: the FID reader could not name entries of directories already gone.
+func TestWatcherRemoveTreeCountsExactly(t *testing.T) {
+	eachMode(t, func(e *env) {
+		t := e.t
+		for _, recursive := range []bool{true, false} {
+			root := e.path(fmt.Sprintf("tree-%v", recursive))
+			var want []string // paths, relative to root
+			for i := 0; i < 5; i++ {
+				for j := 0; j < 4; j++ {
+					sub := fmt.Sprintf("d%d/e%d", i, j)
+					must(t, os.MkdirAll(filepath.Join(root, sub), 0o755))
+					for k := 0; k < 10; k++ {
+						must(t, os.WriteFile(filepath.Join(root, sub, fmt.Sprintf("f%d", k)), nil, 0o644))
+						want = append(want, fmt.Sprintf("%s/f%d", sub, k))
+					}
+					want = append(want, sub)
+				}
+				want = append(want, fmt.Sprintf("d%d", i))
+			}
+			w := e.watcher()
+			if recursive {
+				must(t, w.AddWith(root, WithRecursive(), WithOps(Remove)))
+			} else {
+				must(t, w.AddWith(root, WithOps(Remove)))
+				var top []string
+				for _, p := range want {
+					if !strings.Contains(p, "/") {
+						top = append(top, p)
+					}
+				}
+				want = top
+			}
+			must(t, os.RemoveAll(root))
+			evs := until(t, w, is(Remove, root))
+			seen := map[string]int{}
+			for _, ev := range evs {
+				rel := strings.TrimPrefix(strings.TrimPrefix(ev.Name, root), "/")
+				if ev.Op != Remove {
+					t.Errorf("recursive=%v: %v, want only Remove", recursive, ev)
+				}
+				if rel != "" {
+					for _, p := range want {
+						if strings.HasPrefix(p, rel+"/") && seen[p] == 0 {
+							t.Errorf("recursive=%v: %s removed before %s below it", recursive, rel, p)
+						}
+					}
+				}
+				seen[rel]++
+			}
+			for _, p := range want {
+				if seen[p] != 1 {
+					t.Errorf("recursive=%v: %s removed %d times, want 1", recursive, p, seen[p])
+				}
+			}
+			if n := len(evs); n != len(want)+1 {
+				t.Errorf("recursive=%v: %d events, want %d (the tree's and its own):\n%s", recursive, n, len(want)+1, show(evs))
+			}
+			if st := e.b.Stats(); e.mode == backend.ModeFanotify {
+				t.Logf("recursive=%v: orphaned %d, unplaced %d, translate errors %d", recursive, st.Orphaned, st.OrphansUnplaced, st.TranslateErrors)
+			}
+		}
+	})
+}
