@@ -4,10 +4,13 @@ package main
 
 import (
 	"bytes"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/engine"
 	"github.com/fsnotifyd/fsnotifyd/internal/format"
+	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 )
 
 func TestWriteSplit(t *testing.T) {
@@ -31,5 +34,27 @@ func TestWriteSplit(t *testing.T) {
 	writeSplit(&b, out, r, nil)
 	if want := "/d/ ATTRIB,ISDIR sub\n"; b.String() != want {
 		t.Errorf("got %q, want %q", b.String(), want)
+	}
+}
+
+// watch prints one operation per line, in order, where the kernel merged them: cat of a
+// file (open, read, close a few microseconds apart, usually one kernel event).
+func TestWatchOneOperationPerLine(t *testing.T) {
+	dir := testenv.Tmpfs(t)
+	sh(t, "echo data > "+dir+"/f")
+	p := start(t, "watch", "-e", "open,access,close_nowrite", "--format", "%,e %f", dir)
+	for i := 0; i < 3; i++ {
+		sh(t, "cat "+dir+"/f > /dev/null")
+	}
+	var want []string
+	for i := 0; i < 3; i++ {
+		want = append(want, "OPEN f", "ACCESS f", "CLOSE_NOWRITE,CLOSE f")
+	}
+	got := p.collect(10*time.Second, func(l []string) bool { return len(l) >= len(want) })
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if st := p.stop(); st != 0 {
+		t.Fatalf("exit status %d", st)
 	}
 }
