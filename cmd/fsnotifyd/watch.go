@@ -203,11 +203,16 @@ func stream(cmd string, specs []watchSpec, daemon daemonFlag, quiet bool, count 
 			if e.rec.Pid > 0 && e.rec.Comm == "" {
 				e.rec.Comm = notify.ProcessComm(e.rec.Pid)
 			}
-			// One operation per line, in the kernel's order (split.go).
-			if line, err = writeSplit(w, out, &e.rec, line[:0]); err != nil {
+			// One operation per line, in the kernel's order (split.go); -n counts lines.
+			left := 0
+			if count > 0 {
+				left = count - printed
+			}
+			var n int
+			if line, n, err = writeSplit(w, out, &e.rec, line[:0], left); err != nil {
 				return fail(cmd, err)
 			}
-			printed++
+			printed += n
 			if count > 0 && printed >= count {
 				w.Flush()
 				return exitOK
