@@ -59,6 +59,12 @@ func (b *Backend) resolveDir(fs *fsState, fid *sys.FileID, needAncestry bool) (*
 	if err != nil {
 		return nil, false
 	}
+	if st.Nlink == 0 {
+		// Removed, but still referenced (an open descriptor, a cwd): the kernel would print
+		// "/path (deleted)". Gone as far as names go: its events wait for its own DELETE,
+		// which names it (orphans.go).
+		return nil, false
+	}
 	// The path at any length; "" (unknown) beyond sys.MaxLongPath: the event is still
 	// reported, with its name and what is known.
 	path, known := eventPath(fd, &st)
