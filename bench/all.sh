@@ -64,11 +64,13 @@ echo "environment: $env_line"
 echo "output of each script: $outdir"
 
 N_PERM=100000 N_IGN=200000 N_FAN=200000 DIRS=100000 MEM_DIRS=1000000 ENGINE_COUNT=5
-if [ "$quick" = 1 ]; then N_PERM=20000 N_IGN=40000 N_FAN=40000 DIRS=10000 MEM_DIRS=100000 ENGINE_COUNT=1; fi
+N_CHURN=100000 N_EXEC=10000 N_SYSC=20000
+if [ "$quick" = 1 ]; then N_PERM=20000 N_IGN=40000 N_FAN=40000 DIRS=10000 MEM_DIRS=100000 ENGINE_COUNT=1 N_CHURN=20000 N_EXEC=2000 N_SYSC=10000; export N=50000 FILES=50000; fi # N, FILES: bench/fleet.sh
+export ROUNDS=$rounds # bench/fleet.sh takes its rounds from the environment
 all="engine backend cli daemon ignore fanout fapolicyd memory"
 for s in bench/*.sh; do # scripts added later that print SUMMARY lines
 	n=$(basename "$s" .sh)
-	case " $all lib all " in *" $n "*) ;; *) grep -q SUMMARY "$s" && all="$all $n" ;; esac
+	case " $all lib all " in *" $n "*) ;; *) grep -q -e SUMMARY -e '^summary ' "$s" && all="$all $n" ;; esac
 done
 [ -n "$only" ] && all=${only//,/ }
 
@@ -82,10 +84,13 @@ args() {
 	fanout) echo "$N_FAN $rounds" ;;
 	fapolicyd) echo "$N_PERM $rounds" ;;
 	memory) echo "1000 100 $MEM_DIRS" ;;
+	churn) echo "$N_CHURN $rounds" ;;
+	exec) echo "$N_EXEC $rounds 1" ;;
+	syscalls) echo "$N_SYSC" ;;
 	*) echo "" ;;
 	esac
 }
-permission="backend cli daemon fapolicyd"
+permission="backend cli daemon fapolicyd exec"
 busy_pid=
 stop_busy() { [ -n "$busy_pid" ] && kill "$busy_pid" 2>/dev/null; wait "$busy_pid" 2>/dev/null || true; busy_pid=; }
 trap stop_busy EXIT
