@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/fsnotifyd/fsnotifyd/fsevent"
 	"io"
 	"os"
 	"path/filepath"
@@ -212,7 +213,7 @@ func printExplanation(w io.Writer, pol *policy.Policy, req *policy.Request, head
 	if pol.Default == engine.Deny {
 		def = "deny"
 	}
-	fmt.Fprintf(w, "request  %s of %s\n", eventName(req.Event), pathOrUnknown(req))
+	fmt.Fprintf(w, "request  %s of %s\n", fsevent.AccessName(req.Event), pathOrUnknown(req))
 	for _, h := range head {
 		fmt.Fprintln(w, h)
 	}
@@ -223,7 +224,7 @@ func printExplanation(w io.Writer, pol *policy.Policy, req *policy.Request, head
 		fmt.Fprintf(tw, "%s\t%s\n", r, r.Text())
 		switch {
 		case !st.EventMatches:
-			fmt.Fprintf(tw, "\tevents\t%s is not one of its events\tno match\n", eventName(req.Event))
+			fmt.Fprintf(tw, "\tevents\t%s is not one of its events\tno match\n", fsevent.AccessName(req.Event))
 		case st.Path == policy.Fails:
 			fmt.Fprintf(tw, "\tpath\t%s does not match %s\tno match\n", pathOrUnknown(req), r.Glob)
 		case st.Path == policy.MayHold:
@@ -320,19 +321,6 @@ func pathOrUnknown(req *policy.Request) string {
 		return "(unknown path)"
 	}
 	return req.Path
-}
-
-// eventName is the rules-file name of one event bit.
-func eventName(m engine.Mask) string {
-	switch {
-	case m&engine.OpenExecPerm != 0:
-		return "exec"
-	case m&engine.AccessPerm != 0:
-		return "access"
-	case m&engine.PreAccess != 0:
-		return "pre_access"
-	}
-	return "open"
 }
 
 // registerGuardStyle registers the trust-source flags under the names guard will take them
