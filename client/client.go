@@ -940,6 +940,21 @@ func (c *Client) Marks() map[MarkID]string {
 	return out
 }
 
+// liveConn returns the current connection for a one-way message: ErrClosed after Close,
+// ErrUnavailable while reconnecting.
+func (c *Client) liveConn() (*proto.Conn, error) {
+	c.mu.Lock()
+	conn, closed := c.conn, c.closed
+	c.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	if conn == nil {
+		return nil, ErrUnavailable
+	}
+	return conn, nil
+}
+
 // Respond answers a permission event. It does not wait for the daemon: a refused answer
 // (unknown id, past its deadline) is logged. Use RespondWait to learn the outcome.
 //
@@ -948,14 +963,9 @@ func (c *Client) Marks() map[MarkID]string {
 // no verdict at all (an unknown verdict, an errno with allow) is sent as a deny, and Respond
 // returns an error matching ErrInvalid.
 func (c *Client) Respond(id uint64, r engine.Response) error {
-	c.mu.Lock()
-	conn, closed := c.conn, c.closed
-	c.mu.Unlock()
-	if closed {
-		return ErrClosed
-	}
-	if conn == nil {
-		return ErrUnavailable
+	conn, err := c.liveConn()
+	if err != nil {
+		return err
 	}
 	m, valid := proto.NewRespond(0, id, r.Verdict, r.Errno, r.Cache)
 	if err := conn.WriteMsg(m); err != nil {

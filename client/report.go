@@ -16,14 +16,9 @@ var ErrReportUnsupported = errors.New("fsnotifyd daemon: too old to take decisio
 // beyond the socket write. A text over proto.MaxReport bytes, not UTF-8 or not
 // an object is refused here, before anything is written.
 func (c *Client) Report(jsonObject []byte) error {
-	c.mu.Lock()
-	conn, closed := c.conn, c.closed
-	c.mu.Unlock()
-	if closed {
-		return ErrClosed
-	}
-	if conn == nil {
-		return ErrUnavailable
+	conn, err := c.liveConn()
+	if err != nil {
+		return err
 	}
 	if conn.Version() < 3 {
 		return ErrReportUnsupported
