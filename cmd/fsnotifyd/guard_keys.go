@@ -12,6 +12,7 @@ import (
 	"github.com/fsnotifyd/fsnotifyd/internal/policy"
 	"github.com/fsnotifyd/fsnotifyd/internal/procfs"
 	"github.com/fsnotifyd/fsnotifyd/internal/sysattr"
+	"github.com/fsnotifyd/fsnotifyd/internal/trust"
 	"github.com/fsnotifyd/fsnotifyd/notify"
 )
 
@@ -20,7 +21,8 @@ import (
 //
 // A decision is first tried inline, on the goroutine that reads the kernel (it must never
 // block): there the attributes that read a file's content (ftype=, sha256=, trusted=,
-// trusted_exe=: policy.Attr.ReadsContent) answer errSlow, and a decision that needs one is
+// trusted_exe=: policy.Attr.ReadsContent) answer errSlow (trusted= only when its digest is not
+// in the hash cache), and a decision that needs one is
 // made again from the start by the handler, off that goroutine, under the deadline, with all
 // of them. Rules decided by event, path, process ids, size or mount flags stay inline.
 
@@ -74,7 +76,7 @@ func (g *guardObj) get() (*sysattr.Object, error) {
 		if g.f == nil {
 			g.err = errNoFd
 		} else {
-			g.o = &sysattr.Object{Fd: int(g.f.Fd()), Path: g.r.Path(), Ctx: g.ctx, Trust: g.trust}
+			g.o = &sysattr.Object{Fd: int(g.f.Fd()), Path: g.r.Path(), Ctx: g.ctx, Trust: g.trust, CacheOnly: g.fast}
 		}
 	}
 	return g.o, g.err
@@ -108,15 +110,20 @@ func (g *guardObj) SHA256() ([32]byte, error) {
 	return o.SHA256()
 }
 
+// Trusted, inline, answers from the hash cache when it can (fstat and the file handle of the
+// descriptor, no content read: as cheap as Size) and is errSlow only when the file must be
+// hashed. An exec of a trusted binary seen before is then decided on the kernel reader, with
+// no hand-off to a handler goroutine.
 func (g *guardObj) Trusted() (bool, error) {
-	if g.fast {
-		return false, errSlow
-	}
 	o, err := g.get()
 	if err != nil {
 		return false, err
 	}
-	return o.Trusted()
+	ok, err := o.Trusted()
+	if g.fast && errors.Is(err, trust.ErrNotCached) {
+		return false, errSlow
+	}
+	return ok, err
 }
 
 func (g *guardObj) Size() (uint64, error) {

@@ -76,6 +76,19 @@ func (t *Trust) verify(ctx context.Context, path string, fd int) (trusted bool, 
 	return res.Trusted(), res, why, nil
 }
 
+// verifyCached is verify from the hash cache only: trust.ErrNotCached (returned as the error,
+// like a deadline: no verdict) when the file would have to be hashed.
+func (t *Trust) verifyCached(path string, fd int) (trusted bool, res trust.Result, why, err error) {
+	if t.DB == nil {
+		return false, trust.Result{Status: trust.NotListed}, nil, nil
+	}
+	res, why = t.verifier().VerifyCached(t.DB, path, fd)
+	if errors.Is(why, trust.ErrNotCached) {
+		return false, res, why, why
+	}
+	return res.Trusted(), res, why, nil
+}
+
 func orBackground(ctx context.Context) context.Context {
 	if ctx == nil {
 		return context.Background()
@@ -237,6 +250,9 @@ type Object struct {
 	Ctx context.Context
 	// Trust is what Trusted verifies against.
 	Trust Trust
+	// CacheOnly: Trusted never reads the file's content; when the answer needs it hashed, its
+	// error is trust.ErrNotCached (the guard's inline attempt, which must not block).
+	CacheOnly bool
 
 	done     uint16
 	st       sys.Stat
@@ -308,6 +324,10 @@ func (o *Object) SHA256() ([32]byte, error) {
 
 func (o *Object) Trusted() (bool, error) {
 	o.once(policy.AttrTrusted, func() {
+		if o.CacheOnly {
+			o.trusted, o.trust, o.trustWhy, o.trustErr = o.Trust.verifyCached(o.Path, o.Fd)
+			return
+		}
 		o.trusted, o.trust, o.trustWhy, o.trustErr = o.Trust.verify(orBackground(o.Ctx), o.Path, o.Fd)
 	})
 	return o.trusted, o.trustErr

@@ -46,6 +46,9 @@ func (s Status) String() string {
 var (
 	ErrNotRegular = errors.New("not a regular file")
 	ErrChanged    = errors.New("the file changed while it was being hashed")
+	// ErrNotCached: VerifyCached could not answer without reading the file's content (no
+	// digest of its content as it is now is in the hash cache).
+	ErrNotCached = errors.New("the file's digest is not in the hash cache: answering needs its content read")
 )
 
 // Sums are a file's digests; Have says which were computed.
@@ -196,6 +199,21 @@ func (v *Verifier) Verify(ctx context.Context, db *DB, path string, fd int) (Res
 // VerifyEntries is Verify against the given entries (all for the file's path): trusted when
 // the content matches any of them, compared in order.
 func (v *Verifier) VerifyEntries(ctx context.Context, entries []Entry, fd int) (Result, error) {
+	return v.verifyEntries(ctx, entries, fd, false)
+}
+
+// VerifyCached is Verify without reading the file's content: from the path's entries, the
+// descriptor's fstat and file handle (as Verify identifies the file) and the hash cache only.
+// When the answer would need the file hashed, it is an Unverifiable Result with ErrNotCached:
+// the caller must then Verify (the guard does that off its kernel-reading goroutine). Every
+// other answer is the one Verify would give now, since Verify takes the same cached digests
+// under the same identity check.
+func (v *Verifier) VerifyCached(db *DB, path string, fd int) (Result, error) {
+	var buf [4]Entry
+	return v.verifyEntries(context.Background(), db.Lookup(path, buf[:0]), fd, true)
+}
+
+func (v *Verifier) verifyEntries(ctx context.Context, entries []Entry, fd int, cacheOnly bool) (Result, error) {
 	if len(entries) == 0 {
 		return Result{Status: NotListed}, nil
 	}
@@ -215,7 +233,7 @@ func (v *Verifier) VerifyEntries(ctx context.Context, entries []Entry, fd int) (
 		res.Status = Modified
 		return res, nil
 	}
-	sums, cached, err := v.sums(ctx, fd, id, want)
+	sums, cached, err := v.sums(ctx, fd, id, want, cacheOnly)
 	res.Sums, res.Cached = sums, cached
 	if err != nil {
 		return res, err
@@ -246,7 +264,7 @@ func (v *Verifier) Sums(ctx context.Context, fd int, want Algo) (Sums, error) {
 	if err != nil {
 		return Sums{}, err
 	}
-	s, _, err := v.sums(ctx, fd, id, want)
+	s, _, err := v.sums(ctx, fd, id, want, false)
 	return s, err
 }
 
@@ -316,8 +334,8 @@ func (c *cachedSums) sameFile(id *fileIdentity) bool {
 }
 
 // sums returns the digests want of the file (id read from fd just now), from the cache or by
-// hashing what is missing.
-func (v *Verifier) sums(ctx context.Context, fd int, id fileIdentity, want Algo) (Sums, bool, error) {
+// hashing what is missing (cacheOnly: ErrNotCached instead of hashing).
+func (v *Verifier) sums(ctx context.Context, fd int, id fileIdentity, want Algo, cacheOnly bool) (Sums, bool, error) {
 	v.mu.Lock()
 	gen := v.gen
 	v.mu.Unlock()
@@ -330,6 +348,9 @@ func (v *Verifier) sums(ctx context.Context, fd int, id fileIdentity, want Algo)
 			}
 			have = c.sums // hash only what is missing
 		}
+	}
+	if cacheOnly {
+		return Sums{}, false, ErrNotCached
 	}
 	sums, err := v.hash(ctx, fd, id.size, want&^have.Have)
 	if err != nil {

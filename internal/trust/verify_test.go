@@ -621,3 +621,55 @@ func TestCacheBoundUnderFlood(t *testing.T) {
 		t.Fatalf("stats %+v, want 10 cached, 90 evicted", st)
 	}
 }
+
+// TestVerifyCached: the cache-only verification (the guard's inline trusted=) never reads the
+// content: ErrNotCached until a Verify hashed the file, the cached answer after, ErrNotCached
+// again after a Forget or a rewrite (a modified file is not trusted from a stale digest), and
+// the answers that need no digest (not listed, wrong size) without one.
+func TestVerifyCached(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	must(t, os.WriteFile(p, []byte(strings.Repeat("z", 20000)), 0o644))
+	db := loadFiles(t, trustFile(t, dir, p))
+	v := NewVerifier(VerifierConfig{})
+	_, fd := openFd(t, p)
+	read := false
+	v.afterChunk = func(int64) { read = true }
+	cached := func(what string, wantErr error, wantStatus Status) {
+		t.Helper()
+		read = false
+		res, err := v.VerifyCached(db, p, fd)
+		if !errors.Is(err, wantErr) || res.Status != wantStatus || read {
+			t.Fatalf("%s: %v, %v (content read: %v); want %v, %v, no read", what, res, err, read, wantStatus, wantErr)
+		}
+		if wantErr == nil && wantStatus == Trusted && !res.Cached {
+			t.Fatalf("%s: trusted but not from the cache", what)
+		}
+	}
+	cached("before any hash", ErrNotCached, Unverifiable)
+	if res, err := v.Verify(context.Background(), db, p, fd); err != nil || !res.Trusted() || !read {
+		t.Fatalf("Verify: %v, %v (read %v)", res, err, read)
+	}
+	cached("after Verify", nil, Trusted)
+	st, err := sys.Fstat(fd)
+	must(t, err)
+	v.Forget(st.Dev, st.Ino)
+	cached("after Forget", ErrNotCached, Unverifiable)
+
+	// Same size, other content, through another descriptor: the cached digest must not serve.
+	if _, err := v.Verify(context.Background(), db, p, fd); err != nil {
+		t.Fatal(err)
+	}
+	cached("cached again", nil, Trusted)
+	time.Sleep(10 * time.Millisecond) // a later ctime even on coarse clocks
+	must(t, os.WriteFile(p, []byte(strings.Repeat("Z", 20000)), 0o644))
+	cached("after a same-size rewrite", ErrNotCached, Unverifiable)
+	must(t, os.WriteFile(p, []byte("short"), 0o644))
+	cached("wrong size: modified, no digest needed", nil, Modified)
+	q := filepath.Join(dir, "other")
+	must(t, os.WriteFile(q, []byte("x"), 0o644))
+	_, qfd := openFd(t, q)
+	if res, err := v.VerifyCached(db, q, qfd); err != nil || res.Status != NotListed {
+		t.Fatalf("not listed: %v, %v", res, err)
+	}
+}
