@@ -153,3 +153,41 @@ done; true`)
 		t.Fatalf("as nobody: %v\n%s", err, out)
 	}
 }
+
+// The same, with same-size rewrites that the loader ignores (a byte of the ELF header's
+// padding, EI_PAD, flipped between 'x' and 'y'), so an exec that escaped would run: the hash
+// cache is warm (the trusted first run, decided inline from it after the first hash), and
+// every run after a change must miss it and be denied.
+func TestGuardTrustSameSizeRewriteAsNobody(t *testing.T) {
+	mnt := testenv.PublicTmpfs(t)
+	home := filepath.Join(mnt, "home")
+	if err := os.Mkdir(home, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(home, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	tool := filepath.Join(home, "tool")
+	copyExe(t, tool)
+	if err := os.Chown(tool, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	etc := t.TempDir()
+	tf := filepath.Join(etc, "local.trust")
+	if _, errOut, st := fsn(t, "trust", "add", "--file", tf, tool); st != 0 {
+		t.Fatalf("trust add: %s", errOut)
+	}
+	rules := filepath.Join(etc, "exec.rules")
+	writeFile(t, rules, "allow exec "+mnt+"/** trusted=yes\ndeny exec "+mnt+"/**\n")
+	start(t, "guard", "--events", "exec", "--policy", rules, "--trust", tf, "--no-package-trust", mnt)
+	out, err := testenv.Sh(testenv.Nobody, tool+` && `+tool+` && echo FIRST-RAN
+for i in $(seq 25); do
+	printf x | dd of=`+tool+` bs=1 seek=10 conv=notrunc status=none
+	`+tool+` 2>/dev/null && echo ESCAPED
+	printf y | dd of=`+tool+` bs=1 seek=10 conv=notrunc status=none
+	`+tool+` 2>/dev/null && echo ESCAPED
+done; true`)
+	if err != nil || !strings.Contains(out, "FIRST-RAN") || strings.Contains(out, "ESCAPED") {
+		t.Fatalf("as nobody: %v\n%s", err, out)
+	}
+}
