@@ -22,7 +22,9 @@
 // loop, fdgroup.go; the FID group on a reader of its own, fidgroup.go): the kernel orders
 // events within a group only. Before dispatching notification events, the FD reader waits
 // (briefly, bounded) until the FID group has dispatched what was queued to it before them, so
-// that a file's CREATE comes before its OPEN, MODIFY and CLOSE_WRITE, as inotify users expect.
+// that a file's CREATE comes before its OPEN, MODIFY and CLOSE_WRITE, as inotify users expect;
+// a wait that runs out (fidSettleMax: the FID reader was not scheduled in time) is counted in
+// Stats.OrderWaitTimeouts, and that batch may then come before its CREATEs.
 // The other way round is not enforced: a directory event queued just after a file event (an
 // unlink right after a close) may come first.
 //
