@@ -119,10 +119,11 @@ func TestGuardTrustExec(t *testing.T) {
 	}
 }
 
-// A hostile local user who owns a trusted file (listed as it was) modifies it and runs it at
-// once, fifty times over, each time after appending to it in place (same inode, the hash cache
-// warm from the run before): every run after a change is denied. The first, unchanged, runs.
-func TestGuardTrustModifiedAsNobody(t *testing.T) {
+// guardTrustedToolOfNobody starts a guard that lets only trusted files run on a scratch
+// tmpfs, with a copy of an executable there that user nobody owns (in a directory nobody
+// owns) and that a trust file lists as it is now; it returns the executable's path.
+func guardTrustedToolOfNobody(t *testing.T) string {
+	t.Helper()
 	mnt := testenv.PublicTmpfs(t)
 	home := filepath.Join(mnt, "home")
 	if err := os.Mkdir(home, 0o755); err != nil {
@@ -144,6 +145,14 @@ func TestGuardTrustModifiedAsNobody(t *testing.T) {
 	rules := filepath.Join(etc, "exec.rules")
 	writeFile(t, rules, "allow exec "+mnt+"/** trusted=yes\ndeny exec "+mnt+"/**\n")
 	start(t, "guard", "--events", "exec", "--policy", rules, "--trust", tf, "--no-package-trust", mnt)
+	return tool
+}
+
+// A hostile local user who owns a trusted file (listed as it was) modifies it and runs it at
+// once, fifty times over, each time after appending to it in place (same inode, the hash cache
+// warm from the run before): every run after a change is denied. The first, unchanged, runs.
+func TestGuardTrustModifiedAsNobody(t *testing.T) {
+	tool := guardTrustedToolOfNobody(t)
 	out, err := testenv.Sh(testenv.Nobody, tool+` && echo FIRST-RAN
 for i in $(seq 50); do
 	printf x >> `+tool+`
@@ -159,27 +168,7 @@ done; true`)
 // cache is warm (the trusted first run, decided inline from it after the first hash), and
 // every run after a change must miss it and be denied.
 func TestGuardTrustSameSizeRewriteAsNobody(t *testing.T) {
-	mnt := testenv.PublicTmpfs(t)
-	home := filepath.Join(mnt, "home")
-	if err := os.Mkdir(home, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chown(home, 65534, 65534); err != nil {
-		t.Fatal(err)
-	}
-	tool := filepath.Join(home, "tool")
-	copyExe(t, tool)
-	if err := os.Chown(tool, 65534, 65534); err != nil {
-		t.Fatal(err)
-	}
-	etc := t.TempDir()
-	tf := filepath.Join(etc, "local.trust")
-	if _, errOut, st := fsn(t, "trust", "add", "--file", tf, tool); st != 0 {
-		t.Fatalf("trust add: %s", errOut)
-	}
-	rules := filepath.Join(etc, "exec.rules")
-	writeFile(t, rules, "allow exec "+mnt+"/** trusted=yes\ndeny exec "+mnt+"/**\n")
-	start(t, "guard", "--events", "exec", "--policy", rules, "--trust", tf, "--no-package-trust", mnt)
+	tool := guardTrustedToolOfNobody(t)
 	out, err := testenv.Sh(testenv.Nobody, tool+` && `+tool+` && echo FIRST-RAN
 for i in $(seq 25); do
 	printf x | dd of=`+tool+` bs=1 seek=10 conv=notrunc status=none
