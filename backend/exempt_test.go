@@ -3,7 +3,6 @@
 package backend
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"os"
@@ -16,7 +15,6 @@ import (
 	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/engine"
-	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 )
 
@@ -164,50 +162,17 @@ func TestExemptAddGonePid(t *testing.T) {
 	}
 }
 
-// envPidReuse marks the child of TestExemptPidReuse, which runs the scenario in a pid
-// namespace of its own.
-const envPidReuse = "FSNOTIFYD_TEST_PIDREUSE"
-
 // A helper that was reaped is not exempt, even if its caller never said so (done is never
 // called here): a hostile process (uid nobody) given the very same pid, a session leader as
 // the helper was, still gets EPERM. The scenario runs in a fresh pid namespace, where the
 // next pid can be chosen (ns_last_pid) without touching the machine's.
 func TestExemptPidReuse(t *testing.T) {
-	testenv.RequireRoot(t)
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := exec.Command(exe, "-test.run=^TestExemptPidReuseInner$", "-test.v", "-test.timeout=2m")
-	c.Env = append(os.Environ(), envPidReuse+"=1", "GORACE=atexit_sleep_ms=0")
-	c.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID | syscall.CLONE_NEWNS, Pdeathsig: syscall.SIGKILL}
-	var buf bytes.Buffer
-	c.Stdout, c.Stderr = &buf, &buf
-	err = startFromSpawner(c.Start) // forked from a thread that outlives it (see spawner)
-	if err == nil {
-		err = c.Wait()
-	}
-	out := buf.Bytes()
-	if err != nil || !strings.Contains(string(out), "--- PASS: TestExemptPidReuseInner") {
-		t.Fatalf("scenario in a new pid namespace: %v\n%s", err, out)
-	}
-	t.Logf("%s", out)
+	// Forked from a thread that outlives it (see spawner).
+	testenv.RunInPidNamespace(t, "TestExemptPidReuseInner", func(c *exec.Cmd) error { return startFromSpawner(c.Start) })
 }
 
 func TestExemptPidReuseInner(t *testing.T) {
-	if os.Getenv(envPidReuse) != "1" {
-		t.Skip("runs as the child of TestExemptPidReuse")
-	}
-	if os.Getpid() != 1 {
-		t.Fatalf("pid %d, want 1 in a new pid namespace", os.Getpid())
-	}
-	// This namespace's own /proc, so that the pids read there are this namespace's.
-	if err := sys.Mount("none", "/", "", sys.MS_REC|sys.MS_PRIVATE, ""); err != nil {
-		t.Fatal(err)
-	}
-	if err := sys.Mount("proc", "/proc", "proc", sys.MS_NOSUID|sys.MS_NODEV|sys.MS_NOEXEC, ""); err != nil {
-		t.Fatal(err)
-	}
+	testenv.EnterPidNamespace(t)
 	b, file := denyAll(t)
 	testenv.OpenToAll(t, file)
 

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 )
 
@@ -177,42 +176,17 @@ func TestReadAncestryAfterADoubleFork(t *testing.T) {
 	t.Logf("orphan %d: ancestors %+v", pid, list)
 }
 
-const envAncestryReuse = "FSNOTIFYD_TEST_ANCESTRY_REUSE"
-
 // A parent exits while the walk reads it and a hostile process (nobody) gets its pid: the
 // walk must not list the impostor as an ancestor (that would grant an allow by ancestor= to
 // anyone who wins the race, or take a deny away). Run in a fresh pid namespace, where the
 // next pid can be chosen (ns_last_pid) without touching the machine's; the test hook makes
 // the exit and the reuse happen at each step of the walk in turn.
 func TestReadAncestryPidReuse(t *testing.T) {
-	testenv.RequireRoot(t)
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := exec.Command(exe, "-test.run=^TestReadAncestryPidReuseInner$", "-test.v", "-test.timeout=2m")
-	c.Env = append(os.Environ(), envAncestryReuse+"=1", "GORACE=atexit_sleep_ms=0")
-	c.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID | syscall.CLONE_NEWNS, Pdeathsig: syscall.SIGKILL}
-	out, err := c.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "--- PASS: TestReadAncestryPidReuseInner") {
-		t.Fatalf("scenario in a new pid namespace: %v\n%s", err, out)
-	}
-	t.Logf("%s", out)
+	testenv.RunInPidNamespace(t, "TestReadAncestryPidReuseInner", nil)
 }
 
 func TestReadAncestryPidReuseInner(t *testing.T) {
-	if os.Getenv(envAncestryReuse) != "1" {
-		t.Skip("runs as the child of TestReadAncestryPidReuse")
-	}
-	if os.Getpid() != 1 {
-		t.Fatalf("pid %d, want 1 in a new pid namespace", os.Getpid())
-	}
-	if err := sys.Mount("none", "/", "", sys.MS_REC|sys.MS_PRIVATE, ""); err != nil {
-		t.Fatal(err)
-	}
-	if err := sys.Mount("proc", "/proc", "proc", sys.MS_NOSUID|sys.MS_NODEV|sys.MS_NOEXEC, ""); err != nil {
-		t.Fatal(err)
-	}
+	testenv.EnterPidNamespace(t)
 	tail, err := exec.LookPath("tail")
 	if err != nil {
 		t.Fatal(err)

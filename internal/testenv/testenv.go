@@ -388,3 +388,57 @@ func SocketPair(t testing.TB) (r, w int) {
 	t.Cleanup(func() { syscall.Close(fds[0]); syscall.Close(fds[1]) })
 	return fds[0], fds[1]
 }
+
+const pidnsEnv = "FSNOTIFYD_TESTENV_PIDNS"
+
+// RunInPidNamespace runs the test named inner (an exact top-level test name) of the current
+// test binary as pid 1 of a fresh pid and mount namespace, where a test can choose the next
+// pid (ns_last_pid) without touching the machine's, and fails t unless inner passed. start
+// starts the command (nil: its Start); a caller whose threads can exit passes one that forks
+// from a thread that never does, since the child has Pdeathsig. The inner test begins with
+// EnterPidNamespace.
+func RunInPidNamespace(t testing.TB, inner string, start func(*exec.Cmd) error) {
+	t.Helper()
+	RequireRoot(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := exec.Command(exe, "-test.run=^"+inner+"$", "-test.v", "-test.timeout=2m")
+	// GORACE: a race-enabled binary otherwise sleeps 1 s at exit.
+	c.Env = append(os.Environ(), pidnsEnv+"="+inner, "GORACE=atexit_sleep_ms=0")
+	c.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID | syscall.CLONE_NEWNS, Pdeathsig: syscall.SIGKILL}
+	var buf strings.Builder
+	c.Stdout, c.Stderr = &buf, &buf
+	if start == nil {
+		start = (*exec.Cmd).Start
+	}
+	err = start(c)
+	if err == nil {
+		err = c.Wait()
+	}
+	out := buf.String()
+	if err != nil || !strings.Contains(out, "--- PASS: "+inner) {
+		t.Fatalf("%s in a new pid namespace: %v\n%s", inner, err, out)
+	}
+	t.Logf("%s", out)
+}
+
+// EnterPidNamespace skips the test unless RunInPidNamespace started it; then it checks that
+// it runs as pid 1 and mounts this namespace's own /proc (mounts made private first), so
+// that the pids read there are this namespace's.
+func EnterPidNamespace(t testing.TB) {
+	t.Helper()
+	if os.Getenv(pidnsEnv) != t.Name() {
+		t.Skip("runs in a fresh pid namespace, started by testenv.RunInPidNamespace")
+	}
+	if os.Getpid() != 1 {
+		t.Fatalf("pid %d, want 1 in a new pid namespace", os.Getpid())
+	}
+	if err := sys.Mount("none", "/", "", sys.MS_REC|sys.MS_PRIVATE, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := sys.Mount("proc", "/proc", "proc", sys.MS_NOSUID|sys.MS_NODEV|sys.MS_NOEXEC, ""); err != nil {
+		t.Fatal(err)
+	}
+}
