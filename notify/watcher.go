@@ -618,38 +618,30 @@ func (w *Watcher) convert(ev *source.Event, out []Event) ([]Event, []*source.Mar
 	return out, gone
 }
 
+// opOfBit maps engine bits onto operations (self events apart).
+var opOfBit = [...]struct {
+	bits engine.Mask
+	op   Op
+}{
+	{engine.Create | engine.MovedTo, Create},
+	{engine.Delete, Remove},
+	{engine.MovedFrom, Rename},
+	{engine.Modify, Write},
+	{engine.Attrib, Chmod},
+	{engine.Open, Open},
+	{engine.Access, Read},
+	{engine.CloseWrite, CloseWrite},
+	{engine.CloseNoWrite, CloseRead},
+	{engine.OpenExec, Exec},
+}
+
 // opsOf maps engine bits onto operations (self events apart).
 func opsOf(m engine.Mask) Op {
 	var ops Op
-	if m&(engine.Create|engine.MovedTo) != 0 {
-		ops |= Create
-	}
-	if m&engine.Delete != 0 {
-		ops |= Remove
-	}
-	if m&engine.MovedFrom != 0 {
-		ops |= Rename
-	}
-	if m&engine.Modify != 0 {
-		ops |= Write
-	}
-	if m&engine.Attrib != 0 {
-		ops |= Chmod
-	}
-	if m&engine.Open != 0 {
-		ops |= Open
-	}
-	if m&engine.Access != 0 {
-		ops |= Read
-	}
-	if m&engine.CloseWrite != 0 {
-		ops |= CloseWrite
-	}
-	if m&engine.CloseNoWrite != 0 {
-		ops |= CloseRead
-	}
-	if m&engine.OpenExec != 0 {
-		ops |= Exec
+	for _, e := range opOfBit {
+		if m&e.bits != 0 {
+			ops |= e.op
+		}
 	}
 	return ops
 }

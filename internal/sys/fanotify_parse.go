@@ -250,9 +250,16 @@ func ParseFanotifyEvent(buf []byte, ev *FanotifyEvent) (n int, err error) {
 // delivered before a *ParseError are valid, but the events after it are lost: their fds and
 // permission events cannot be answered, so the caller should close the group.
 func ParseFanotify(buf []byte, fn func(ev *FanotifyEvent) error) error {
-	var ev FanotifyEvent
+	return parseEach(buf, parseFanotifyEvent, fn)
+}
+
+// parseEach decodes every event of buf in order with parse (which returns an event's length),
+// calling fn for each; ev is reused between calls. The one loop of ParseFanotify and
+// ParseInotify.
+func parseEach[E any](buf []byte, parse func(buf []byte, base int, ev *E) (int, error), fn func(ev *E) error) error {
+	var ev E
 	for off := 0; off < len(buf); {
-		n, err := parseFanotifyEvent(buf[off:], off, &ev)
+		n, err := parse(buf[off:], off, &ev)
 		if err != nil {
 			return err
 		}

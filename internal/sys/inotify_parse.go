@@ -90,18 +90,7 @@ func ParseInotifyEvent(buf []byte, ev *InotifyEvent) (n int, err error) {
 
 // ParseInotify decodes every event of buf in order, calling fn for each, like ParseFanotify.
 func ParseInotify(buf []byte, fn func(ev *InotifyEvent) error) error {
-	var ev InotifyEvent
-	for off := 0; off < len(buf); {
-		n, err := parseInotifyEvent(buf[off:], off, &ev)
-		if err != nil {
-			return err
-		}
-		if err := fn(&ev); err != nil {
-			return err
-		}
-		off += n
-	}
-	return nil
+	return parseEach(buf, parseInotifyEvent, fn)
 }
 
 func parseInotifyEvent(buf []byte, base int, ev *InotifyEvent) (int, error) {
