@@ -150,17 +150,11 @@ const seqBlock = 1 << 16
 // is reported by a gap record), and starts the writer and the publisher. It returns without
 // waiting for NATS: records spool until the server is reachable.
 func NewExporter(cfg ExporterConfig) (*Exporter, error) {
-	if cfg.Host == "" {
-		h, err := DefaultHost()
-		if err != nil {
-			return nil, err
-		}
-		cfg.Host = h
-	}
-	token, err := HostToken(cfg.Host)
+	host, token, err := hostAndToken(cfg.Host)
 	if err != nil {
-		return nil, fmt.Errorf("--host: %w", err)
+		return nil, err
 	}
+	cfg.Host = host
 	if cfg.BootID == "" {
 		cfg.BootID = KernelBootID()
 	}

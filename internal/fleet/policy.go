@@ -249,17 +249,11 @@ func StartPolicyFollower(cfg FollowerConfig) (*PolicyFollower, error) {
 	if cfg.Key == "" {
 		cfg.Key = DefaultKey
 	}
-	if cfg.Host == "" {
-		h, err := DefaultHost()
-		if err != nil {
-			return nil, err
-		}
-		cfg.Host = h
-	}
-	token, err := HostToken(cfg.Host)
+	host, token, err := hostAndToken(cfg.Host)
 	if err != nil {
-		return nil, fmt.Errorf("--host: %w", err)
+		return nil, err
 	}
+	cfg.Host = host
 	if cfg.StateDir == "" {
 		return nil, errors.New("policy follower: no state directory given")
 	}

@@ -115,6 +115,23 @@ func HostFromToken(token string) (string, error) {
 }
 
 // DefaultHost is the machine's host name, the default --host.
+// hostAndToken returns host (this machine's host name when empty) and its subject token; an
+// error names --host, the flag that gives it.
+func hostAndToken(host string) (string, string, error) {
+	if host == "" {
+		h, err := DefaultHost()
+		if err != nil {
+			return "", "", err
+		}
+		host = h
+	}
+	token, err := HostToken(host)
+	if err != nil {
+		return "", "", fmt.Errorf("--host: %w", err)
+	}
+	return host, token, nil
+}
+
 func DefaultHost() (string, error) {
 	h, err := os.Hostname()
 	if err != nil || h == "" {
