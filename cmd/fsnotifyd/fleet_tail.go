@@ -4,16 +4,13 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"path"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/internal/fleet"
@@ -109,13 +106,8 @@ func runFleetTail(args []string) int {
 	}
 	defer c.close()
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := untilInterrupt(timeout)
 	defer stop()
-	if timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, timeout)
-		defer cancel()
-	}
 	w := bufio.NewWriterSize(os.Stdout, 64<<10)
 	defer w.Flush()
 	var dedupe fleet.Deduper

@@ -5,8 +5,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
+	"time"
 )
 
 // version is set by the linker (-ldflags "-X main.version=...").
@@ -81,4 +85,15 @@ Run "fsnotifyd COMMAND --help" for a command's flags and examples.
 watch, trace and guard run embedded by default (fanotify as root, inotify otherwise);
 with --daemon they run through a running "fsnotifyd serve".
 `)
+}
+
+// untilInterrupt is the context of a command that runs until SIGINT or SIGTERM, or for
+// timeout when it is above 0 (--timeout); stop releases it.
+func untilInterrupt(timeout time.Duration) (ctx context.Context, stop context.CancelFunc) {
+	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	if timeout <= 0 {
+		return ctx, stopSignals
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	return ctx, func() { cancel(); stopSignals() }
 }

@@ -4,12 +4,9 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/engine"
@@ -147,13 +144,8 @@ func stream(cmd string, specs []watchSpec, daemon daemonFlag, quiet bool, count 
 		fmt.Fprintln(os.Stderr, "Watches established.")
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := untilInterrupt(timeout)
 	defer stop()
-	if timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, timeout)
-		defer cancel()
-	}
 	w := bufio.NewWriterSize(os.Stdout, 64<<10)
 	defer w.Flush()
 	disp := &displayer{roots: specs}
