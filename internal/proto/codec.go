@@ -369,3 +369,24 @@ func checkReq(t Type, req uint64, required bool) *Error {
 	}
 	return nil
 }
+
+// AppendEvent appends m's frame to buf, as Append does for an Event without fds (a
+// notification), without boxing m in a Msg: the daemon's notification path encodes each event
+// once into a buffer it reuses, with no allocation per event.
+func AppendEvent(buf []byte, m *Event) ([]byte, error) {
+	if m.FD.Valid() {
+		return buf, errorf(CodeBadField, "Event: AppendEvent is for events without an fd")
+	}
+	if err := m.check(); err != nil {
+		return buf, err
+	}
+	start := len(buf)
+	out := appendHeader(buf, Header{Type: TypeEvent})
+	out = m.appendPayload(out)
+	n := len(out) - start - HeaderSize
+	if n > MaxPayloadOf(TypeEvent) {
+		return buf[:start], errorf(CodeTooLarge, "%s frame of %d bytes exceeds the %d-byte limit", TypeEvent, n+HeaderSize, MaxFrame)
+	}
+	binary.LittleEndian.PutUint32(out[start:], uint32(n))
+	return out, nil
+}

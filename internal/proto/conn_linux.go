@@ -1,6 +1,7 @@
 package proto
 
 import (
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -90,8 +91,9 @@ type Conn struct {
 	// raw, once SetBlockingReads has moved the connection out of the netpoller, is the
 	// socket; uc is then closed. Set under rmu, wmu and tmu; read under any of them.
 	raw     *rawSock
-	atomicN int        // with raw: the largest write the kernel makes in one piece (TryWriteMsgs)
-	tmu     sync.Mutex // orders SetBlockingReads and Close
+	atomicN int             // the largest write the kernel makes in one piece (TryWriteMsgs, TryWriteFrames)
+	rc      syscall.RawConn // uc's, for TryWriteFrames on a pollable socket; under wmu
+	tmu     sync.Mutex      // orders SetBlockingReads and Close
 	closing atomic.Bool
 
 	closeOnce sync.Once
@@ -244,6 +246,128 @@ func (c *Conn) TryWriteMsgs(ms ...Msg) (int, error) {
 	}
 	_, err := flush()
 	return written, err
+}
+
+// TryWriteFrames writes a prefix of b without waiting and returns its length, always at a
+// frame boundary. b must hold whole frames without fds (Append's or AppendEvent's output) of
+// messages that may follow the handshake; nothing is checked. It writes in pieces of at most
+// the size the kernel sends in one piece (see SetBlockingReads), each cut at a frame
+// boundary, so that a full socket leaves no frame half written; it stops at the first piece
+// that does not fit, when another write holds the connection (it never waits for the write
+// lock), or before a frame too long to go in one piece. The caller writes the rest later, in
+// order, with WriteFrames. An error is the connection's (later writes fail too).
+func (c *Conn) TryWriteFrames(b []byte) (int, error) {
+	if !c.wmu.TryLock() {
+		return 0, nil
+	}
+	defer c.wmu.Unlock()
+	if c.werr != nil {
+		return 0, c.werr
+	}
+	limit, err := c.atomicLimitLocked()
+	if err != nil {
+		return 0, err
+	}
+	done := 0
+	for done < len(b) {
+		end := done
+		for end < len(b) {
+			if len(b)-end < HeaderSize {
+				return done, errorf(CodeTruncated, "TryWriteFrames: a partial frame header")
+			}
+			next := end + HeaderSize + int(binary.LittleEndian.Uint32(b[end:]))
+			if next > len(b) {
+				return done, errorf(CodeTruncated, "TryWriteFrames: a partial frame")
+			}
+			if next-done > limit {
+				break
+			}
+			end = next
+		}
+		if end == done {
+			return done, nil // a frame too long for one piece: WriteFrames writes it
+		}
+		n, err := c.sendNoWaitLocked(b[done:end])
+		switch {
+		case err == syscall.EAGAIN && n == 0:
+			return done, nil
+		case err != nil:
+			c.werr = err
+			return done, err
+		case n < end-done: // the kernel broke its one-piece rule: the stream is out of sync
+			c.werr = &Error{Code: CodeTruncated, Msg: "connection broken: a frame was partly written"}
+			return done, c.werr
+		}
+		done = end
+	}
+	return done, nil
+}
+
+// WriteFrames writes b, whole frames without fds (as TryWriteFrames takes them), waiting
+// for the socket as WriteMsgs does.
+func (c *Conn) WriteFrames(b []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.werr != nil {
+		return c.werr
+	}
+	return c.writeLocked(b, nil)
+}
+
+// atomicLimitLocked returns the largest write the kernel makes in one piece on this socket
+// (SetBlockingReads computes it for a raw socket; a pollable one learns it on first use), and
+// the RawConn of a pollable one. Needs wmu.
+func (c *Conn) atomicLimitLocked() (int, error) {
+	if c.atomicN > 0 {
+		return c.atomicN, nil
+	}
+	if c.raw == nil && c.rc == nil {
+		rc, err := c.uc.SyscallConn()
+		if err != nil {
+			return 0, err
+		}
+		c.rc = rc
+	}
+	n := maxAtomicWrite
+	var sndbuf int
+	var serr error
+	if c.raw != nil {
+		sndbuf, serr = syscall.GetsockoptInt(c.raw.fd, syscall.SOL_SOCKET, syscall.SO_SNDBUF)
+	} else if err := c.rc.Control(func(fd uintptr) {
+		sndbuf, serr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF)
+	}); err != nil {
+		return 0, err
+	}
+	if serr == nil {
+		n = min(n, sndbuf/2-64)
+	}
+	c.atomicN = max(n, HeaderSize)
+	return c.atomicN, nil
+}
+
+// sendNoWaitLocked is one sendmsg of b that does not wait: EAGAIN if the send buffer is full.
+// Needs wmu (and atomicLimitLocked done).
+func (c *Conn) sendNoWaitLocked(b []byte) (int, error) {
+	if c.raw != nil {
+		return c.raw.sendmsgNoWait(b, nil)
+	}
+	var n int
+	var serr error
+	err := c.rc.Write(func(fd uintptr) bool {
+		for {
+			n, serr = syscall.SendmsgN(int(fd), b, nil, nil, syscall.MSG_DONTWAIT|syscall.MSG_NOSIGNAL)
+			if serr != syscall.EINTR {
+				return true // never wait in the poller: the caller hands the rest on
+			}
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	if serr != nil && serr != syscall.EAGAIN {
+		return max(n, 0), os.NewSyscallError("sendmsg", serr)
+	}
+	return max(n, 0), serr
 }
 
 // rawSock is a unix socket outside the netpoller (SetBlockingReads). Operations hold mu
