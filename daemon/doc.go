@@ -10,7 +10,12 @@
 // fsevent) only; TestEmbedAsLibrary uses it so. Clients talk to it with package client.
 //
 // Events reach a client two ways. A notification client's events wait in its engine group's
-// queue until its writeLoop sends them. A permission client's events are sent by the
+// queue until a flush sends them, with every other notification client's (fanout.go): at once
+// on the goroutine that queued them after a quiet millisecond, else together at most once a
+// millisecond, each event encoded once for the clients that see it alike, without waiting
+// for any socket; what a socket cannot take goes to that session's writer. Its group merges
+// only exact repeats of its newest unread event (engine.Options.MergeLast), so it gets one
+// operation per event in kernel order. A permission client's events are sent by the
 // backend's event loop itself, the moment they are queued (session.forward, without waiting
 // for the socket), and its answers are read on that loop too (inline.go): the answer is acted
 // on by the thread that read the kernel event, with no hand-off. docs/design/fastpath.md
@@ -40,12 +45,18 @@
 //	Server.mu              the sessions, connection counts (connTable), totals of sessions
 //	│                      gone; held with no session lock
 //	└── engine.Group.mu    Group.Stats of each session, read in one step with the totals
-//	session.sendMu         sending: leftover, the send buffers, the batch's listing answers
-//	│                      (listMemo). writeLoop holds it while it writes to its own socket
-//	│                      (which may wait); forward, on the loop, only TryLocks it
-//	├── session.mu         a session's marks (a leaf)
-//	├── lru.Cache.mu       session.sent, its permission events' send times (a leaf)
-//	└── engine.Group.mu    TryReadBatch
+//	fanout.flushMu         the one notification flush under way and its buffers and memo
+//	│                      (fanout.go); only ever TryLocked (a flush never waits for another)
+//	└── session.sendMu     sending: leftover, pending, the send buffers, the batch's listing
+//	    │                  answers (listMemo). writeLoop and notifyWriter hold it while they
+//	    │                  write to their own socket (which may wait); forward and a flush,
+//	    │                  which never wait, only TryLock it
+//	    ├── session.mu     a session's marks (a leaf)
+//	    ├── lru.Cache.mu   session.sent, its permission events' send times (a leaf)
+//	    ├── engine.Group.mu  TryReadBatch (which may call OnQueue, fanout.queued, with no
+//	    │                  engine lock held: it takes only fanout.mu and TryLocks flushMu)
+//	    └── proto.Conn's write lock (TryLock from a flush)
+//	fanout.mu              the dirty list, the last flush's time, the timer (a leaf)
 //	session.inlineMu       inline reading (inline.go): held for one turn of takeLocked, which
 //	│                      never waits; the loop's onReadable only TryLocks it
 //	├── lru.Cache.mu       respond: the send time (session.sent)
@@ -73,14 +84,22 @@
 //     the client's requests in order (session.run's readLoop, or inlineLoop for a permission
 //     client read on the loop). Ends when the connection does (the client leaves, a protocol
 //     error, session.close); Run and Close end every session and wait for them (Server.wg).
-//   - writeLoop, one per session, started by serve (run or runInline) and waited for by it:
-//     sends the session's events. Ends when the session closes (its context is cancelled in
-//     session.close) or its group does.
+//   - writeLoop, one per permission session, started by serve (run or runInline) and waited
+//     for by it: sends what forward could not. Ends when the session closes (its context is
+//     cancelled in session.close) or its group does.
+//   - notifyWriter, one per notification session, started by run and waited for by it: asleep
+//     until a flush hands it what its socket could not take at once, or an unprivileged
+//     client's events (checked with the client's credentials, never on a reader's
+//     goroutine); then it writes, waiting for the socket, drains the group and sleeps again.
+//     Ends when the session closes, or closes it when its connection breaks.
+//   - The fanout's timer (time.AfterFunc, armed when events wait for a flush, at most once a
+//     millisecond; a runtime goroutine that ends by itself): flushes. Stopped by Close.
 //   - With Options.Export and export lines, the export loop (export.go): reads the export
 //     group and appends to the exporter, which never waits; no lock is held across Append.
 //     Started by New (startExport), ended by Close (stopExport closes the group and waits for it).
 //   - Callbacks on the backend's event loop (a goroutine the backend owns and ends at its
-//     Close): session.onReadable, and forward through the engine's OnQueue. They own nothing.
+//     Close): session.onReadable, and forward and fanout.queued (a flush) through the engine's
+//     OnQueue, also on the backend's other readers. They own nothing and never wait.
 //   - The engine's deadline timers and context watchers (runtime goroutines that end by
 //     themselves, see package engine), and context.AfterFunc callbacks that close a connection
 //     when Run's context ends (stopped when serve returns).

@@ -73,6 +73,7 @@ type Server struct {
 	goneByUID       map[uint32]goneTotals // the same, by the clients' uid
 	threadPerClient bool                  // Options.ThreadPerClient
 	export          *exporter             // nil without Options.Export (export.go)
+	fan             fanout                // notification clients' flushes (fanout.go)
 }
 
 // goneTotals accumulate the counters of disconnected clients, so that daemon totals never go
@@ -99,6 +100,7 @@ func New(opts Options) (*Server, error) {
 	s := &Server{cfg: opts.Config, log: opts.Logger, version: opts.Version, b: opts.Backend,
 		clients: make(map[uint64]*session), start: time.Now()}
 	s.mu.Init(lockServer)
+	s.fan.init(s)
 	s.threadPerClient = opts.ThreadPerClient
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -413,6 +415,7 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 	s.closeClients()
 	s.wg.Wait()
+	s.fan.close()
 	s.stopExport()
 	if s.ownB {
 		return s.b.Close()
@@ -525,17 +528,24 @@ func (s *Server) admit(conn *proto.Conn, p peer, h *proto.Hello) (*session, erro
 
 	opts.Name = fmt.Sprintf("%s#%d", name, id)
 	// A permission client's events are forwarded by the goroutine that queues them (see
-	// session.forward); the client exists once the group does, and no event can be queued
-	// before it places a mark.
+	// session.forward), a notification client's flushed with the others' (fanout.go); the
+	// client exists once the group does, and no event can be queued before it places a mark.
 	var self atomic.Pointer[session]
 	direct := opts.Class != engine.ClassNotification
-	if direct {
-		opts.OnQueue = func() {
-			if c := self.Load(); c != nil {
+	opts.OnQueue = func() {
+		if c := self.Load(); c != nil {
+			if c.direct {
 				c.forward()
+			} else {
+				s.fan.queued(c)
 			}
 		}
 	}
+	// One operation per event, in order, as the embedded Watcher's group (issue 11): a
+	// notification merges only into an exact repeat of the newest unread one (inotify's
+	// rule), never into an earlier event of the same object (fanotify's), which would put a
+	// later operation before those queued in between. Permission events never merge.
+	opts.MergeLast = true
 	g, err := s.b.Engine().NewGroup(opts)
 	if err != nil {
 		return nil, proto.Errorf(proto.CodeInvalid, "group options: %v", err)
@@ -548,6 +558,7 @@ func (s *Server) admit(conn *proto.Conn, p peer, h *proto.Hello) (*session, erro
 		marks: make(map[uint64]*clientMark), byObj: make(map[engine.Object]uint64),
 		sent: lru.New[uint64, time.Time](sentLimit), done: make(chan struct{}),
 		direct: direct, kick: make(chan struct{}, 1), lastKernel: s.b.Stats().KernelOverflows,
+		eager: opts.QueueLimit >= 0 && opts.QueueLimit < eagerQueue,
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.initLocks()

@@ -66,6 +66,14 @@ type session struct {
 	fmsgs      []proto.Msg
 	listMemo   map[string]bool // directories' listability, for one batch (mayListLocked)
 
+	// A notification session's sending (fanout.go): on the fanout's dirty list; bytes a
+	// flush could not write, for notifyWriter (backlog says it has them), under sendMu.
+	dirty   atomic.Bool
+	eager   bool // a small queue: flushed at once (eagerQueue)
+	backlog bool
+	pending []byte
+	out     []byte
+
 	inlineState // a permission client read on the backend's event loop (inline.go)
 }
 
@@ -94,7 +102,11 @@ func (c *session) run() {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		c.writeLoop()
+		if c.direct {
+			c.writeLoop()
+		} else {
+			c.notifyWriter()
+		}
 	}()
 	c.readLoop()
 	c.close()
@@ -498,16 +510,7 @@ func (c *session) messagesLocked(ds []engine.Delivery, out []proto.Msg) []proto.
 		d := ds[i]
 		ds[i] = engine.Delivery{}
 		if d.Event == nil { // overflow
-			// The kernel's if the backend counted one since the last overflow this client
-			// was told of (it counts before it queues them), else this client's queue's.
-			// (The client's drop count cannot tell: drops after an overflow was queued are
-			// counted before it is read, and the next overflow of the queue would then look
-			// like the kernel's.)
-			reason := proto.OverflowQueue
-			if k := c.s.b.Stats().KernelOverflows; k != c.lastKernel {
-				reason, c.lastKernel = proto.OverflowKernel, k
-			}
-			out = append(out, &proto.Overflow{Reason: reason})
+			out = append(out, &proto.Overflow{Reason: c.overflowReasonLocked()})
 			continue
 		}
 		ev := c.event(d)
@@ -519,12 +522,35 @@ func (c *session) messagesLocked(ds []engine.Delivery, out []proto.Msg) []proto.
 	return out
 }
 
+// overflowReasonLocked says whose overflow the client is told of: the kernel's if the
+// backend counted one since the last overflow this client was told of (it counts before it
+// queues them), else this client's queue's. (The client's drop count cannot tell: drops after
+// an overflow was queued are counted before it is read, and the next overflow of the queue
+// would then look like the kernel's.) Needs sendMu.
+func (c *session) overflowReasonLocked() proto.OverflowReason {
+	reason := proto.OverflowQueue
+	if k := c.s.b.Stats().KernelOverflows; k != c.lastKernel {
+		reason, c.lastKernel = proto.OverflowKernel, k
+	}
+	return reason
+}
+
 // fder is the backend's permission-event payload.
 type fder interface{ Fd() int }
 
-// event builds what the client may see of one delivery. Needs sendMu.
+// event builds what the client may see of one delivery (view); nil if nothing. Needs sendMu.
 func (c *session) event(d engine.Delivery) *proto.Event {
-	ev := wireEvent(d)
+	ev := new(proto.Event)
+	if !c.view(d, ev) {
+		return nil
+	}
+	return ev
+}
+
+// view fills ev with what the client may see of delivery d (not an overflow), and reports
+// false if that is nothing (a notification it may not see). Needs sendMu.
+func (c *session) view(d engine.Delivery, ev *proto.Event) bool {
+	wireEventInto(d, ev)
 	if !c.privileged && ev.PathUnknown {
 		// The daemon could not read the path (deeper than the kernel prints, or printed
 		// wrong), so it cannot check that the event lies below what the client marked, nor
@@ -532,7 +558,7 @@ func (c *session) event(d engine.Delivery) *proto.Event {
 		// (possibly inside the client's subtree, which is why it came). A notification is not
 		// sent; a permission event (only privileged clients get them) still must be answered.
 		if d.ID == 0 {
-			return nil
+			return false
 		}
 		ev.Name, ev.NewName, ev.HasObject, ev.Dev, ev.Ino = "", "", false, 0, 0
 	}
@@ -548,7 +574,7 @@ func (c *session) event(d engine.Delivery) *proto.Event {
 		// notification is not sent; a permission event still must be answered, so it goes
 		// without names.
 		if d.ID == 0 {
-			return nil
+			return false
 		}
 		ev.Path, ev.OldPath, ev.Name, ev.NewName = "", "", "", ""
 	}
@@ -579,7 +605,7 @@ func (c *session) event(d engine.Delivery) *proto.Event {
 		}
 		c.sent.Put(d.ID, time.Now())
 	}
-	return ev
+	return true
 }
 
 // trim cuts an unprivileged client's event paths to what lies below what it marked (the

@@ -36,7 +36,14 @@ func wireEvent(d engine.Delivery) *proto.Event {
 	if d.Event == nil {
 		return nil
 	}
-	ev := proto.Event(backend.Record(d, true))
+	ev := new(proto.Event)
+	wireEventInto(d, ev)
+	return ev
+}
+
+// wireEventInto is wireEvent into ev, for a delivery that is not an overflow: the
+// notification path fills an Event of its own, with no allocation.
+func wireEventInto(d engine.Delivery, ev *proto.Event) {
+	*ev = proto.Event(backend.Record(d, true))
 	ev.Comm, ev.Exe = "", ""
-	return &ev
 }

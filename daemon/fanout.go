@@ -1,0 +1,349 @@
+//go:build linux
+
+package daemon
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/proto"
+)
+
+// Notification fan-out: how a notification client's events leave its engine group.
+//
+// A kernel notification event is queued to every client that marked its object. Waking a
+// writer goroutine per client for each event cost more than everything else the daemon does
+// for it (bench/fanout.sh, docs/design/performance.md: the Go scheduler's wake-ups, one
+// sendmsg per event per client). So no goroutine is woken per event:
+//
+//   - A group's OnQueue (called by the engine on the goroutine that queued the event, only
+//     when the group's queue goes from empty to not empty) puts the session on the server's
+//     dirty list (fanout.queued). Events queued to a queue that is not empty cost nothing more.
+//   - The dirty sessions are flushed together (fanout.flush): at once, on the goroutine that
+//     queued the event, if the last flush is at least flushEvery old — so a lone event leaves
+//     with no delay and no hand-off — else by a timer when flushEvery has passed since the
+//     last one. So a client gets at most one write per flushEvery (plus one) however many
+//     events it is sent, each event waits at most flushEvery, and under a flood the events
+//     of a flushEvery go in one sendmsg per client.
+//   - A client whose queue is small (below eagerQueue events) is flushed at once, each time:
+//     a millisecond of a fast producer's events would overflow it.
+//   - A flush encodes each event once for all the clients that see it alike (privileged
+//     clients of the same protocol version and wishes, with the same mask: memo), appends
+//     the bytes to each client's buffer, and writes them without waiting
+//     (proto.Conn.TryWriteFrames: whole frames, nothing half written). What does not fit in
+//     the socket (a client reading slowly), or a client whose events need checks with its
+//     own credentials (unprivileged: session.view, which may walk paths), is handed to the
+//     session's writer goroutine (notifyWriter): it writes with waiting, drains the group
+//     and goes back to sleep. The engine queue in front of it absorbs the rest and overflows
+//     for that client alone.
+//
+// A flush runs on a backend reader's goroutine (the event loop, or the FID reader) or on the
+// timer's, never waits (TryLock only, non-blocking writes) and makes no allocation per event
+// once its buffers have grown.
+
+// flushEvery is the most a notification waits in its client's group for a flush, and the
+// least time between two flushes (the first event after a quiet flushEvery goes at once).
+const flushEvery = time.Millisecond
+
+// eagerQueue: a client whose queue limit is below it is flushed without waiting (flushEvery
+// of events at full speed, about one per microsecond, must fit in the queue).
+const eagerQueue = 1024
+
+// fanoutBatch is how many deliveries a flush reads from a group at a time.
+const fanoutBatch = 256
+
+// maxKeptBytes bounds the buffers a flush or a session keeps between flushes.
+const maxKeptBytes = 1 << 20
+
+// fanout is the server's notification flusher.
+type fanout struct {
+	s *Server
+
+	mu    sync.Mutex // a leaf: dirty, spare, last, armed, closed
+	dirty []*session // sessions with events queued since their last flush
+	spare []*session
+	last  time.Duration // when the last flush began, since Server.start
+	armed bool          // timer is set to flush
+	timer *time.Timer
+	// closed: the server closed; no more timer.
+	closed bool
+
+	// flushMu is held by the one flush under way (TryLock only: a flush never waits for
+	// another; the timer takes over what it could not do). It guards what follows.
+	flushMu sync.Mutex
+	again   atomic.Bool // a flush found flushMu held: its holder flushes again
+	buf     []engine.Delivery
+	memo    map[memoKey]span
+	arena   []byte          // the memo's encoded frames
+	held    []*engine.Event // events in memo, held so that no other event takes their address
+}
+
+// memoKey is what decides an event's bytes for a privileged client that did not ask for uids:
+// the event, the mask its group was told, and the client's protocol version and wish for
+// process names.
+type memoKey struct {
+	ev   *engine.Event
+	mask engine.Mask
+	v    uint16
+	comm bool
+}
+
+// span is a memoised frame: arena[off:end], or nothing to send (skip).
+type span struct {
+	off, end int
+	skip     bool
+}
+
+func (f *fanout) init(s *Server) {
+	f.s = s
+	f.timer = time.AfterFunc(time.Hour, f.onTimer)
+	f.timer.Stop()
+	f.buf = make([]engine.Delivery, fanoutBatch)
+	f.memo = make(map[memoKey]span)
+}
+
+// close stops the timer; sessions still dirty are closed by then (Server.Close).
+func (f *fanout) close() {
+	f.mu.Lock()
+	f.closed = true
+	f.timer.Stop()
+	f.mu.Unlock()
+}
+
+// queued is a notification session's OnQueue: its group's queue was empty and is not. It
+// never waits.
+func (f *fanout) queued(c *session) {
+	if !c.dirty.CompareAndSwap(false, true) {
+		return // on the list already
+	}
+	now := time.Since(f.s.start)
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return
+	}
+	f.dirty = append(f.dirty, c)
+	due := now >= f.last+flushEvery || c.eager
+	if !due {
+		f.armLocked(f.last + flushEvery - now)
+	}
+	f.mu.Unlock()
+	if due {
+		f.flush()
+	}
+}
+
+// armLocked sets the timer to flush in d, unless it is set. Needs f.mu.
+func (f *fanout) armLocked(d time.Duration) {
+	if !f.armed && !f.closed {
+		f.armed = true
+		f.timer.Reset(d)
+	}
+}
+
+func (f *fanout) onTimer() {
+	f.mu.Lock()
+	f.armed = false
+	f.mu.Unlock()
+	f.flush()
+}
+
+// flush sends what the dirty sessions have queued. If another flush is under way, that one
+// flushes again once done (again), for what it may have missed: a flush never waits.
+func (f *fanout) flush() {
+	for {
+		if !f.flushMu.TryLock() {
+			f.again.Store(true)
+			// The holder looks at again after it unlocks: if it is still held now, it will
+			// see it; if not, this call flushes.
+			if !f.flushMu.TryLock() {
+				return
+			}
+		}
+		f.again.Store(false)
+		f.flushLocked()
+		f.flushMu.Unlock()
+		if !f.again.Load() {
+			return
+		}
+	}
+}
+
+// flushLocked is one flush. Needs flushMu.
+func (f *fanout) flushLocked() {
+	f.mu.Lock()
+	dirty := f.dirty
+	f.dirty, f.spare = f.spare, nil
+	f.last = time.Since(f.s.start)
+	f.mu.Unlock()
+	for _, c := range dirty {
+		// Cleared first: an event queued to c once the group has been read again puts it
+		// back on the list (its queue goes from empty to not empty), one queued before is
+		// read here.
+		c.dirty.Store(false)
+		f.send(c)
+	}
+	clear(dirty)
+	for _, ev := range f.held {
+		ev.Release()
+	}
+	clear(f.held)
+	f.held = f.held[:0]
+	clear(f.memo)
+	if cap(f.arena) > maxKeptBytes {
+		f.arena = nil
+	}
+	f.arena = f.arena[:0]
+	f.mu.Lock()
+	if f.spare == nil {
+		f.spare = dirty[:0]
+	}
+	f.mu.Unlock()
+}
+
+// send writes what c has queued without waiting, or hands it to c's writer. Needs flushMu.
+func (f *fanout) send(c *session) {
+	if !c.privileged || !c.sendMu.TryLock() {
+		// An unprivileged client's events are checked with its credentials (path walks)
+		// by its writer, never here; a busy sendMu is its writer, which drains the group
+		// before it sleeps again.
+		c.kickWriter()
+		return
+	}
+	if c.backlog {
+		c.sendMu.Unlock()
+		c.kickWriter()
+		return
+	}
+	out := c.out[:0]
+	for {
+		n, err := c.g.TryReadBatch(f.buf)
+		if err != nil || n == 0 {
+			break
+		}
+		out = c.appendEventsLocked(out, f.buf[:n], f)
+		if n < len(f.buf) {
+			break
+		}
+	}
+	if len(out) > 0 {
+		w, err := c.conn.TryWriteFrames(out)
+		if w < len(out) || err != nil {
+			// The writer writes the rest first (or, the connection broken, fails and closes
+			// the session).
+			c.pending = append(c.pending[:0], out[w:]...)
+			c.backlog = true
+			c.kickWriter()
+		}
+	}
+	if cap(out) > maxKeptBytes {
+		out = nil
+	}
+	c.out = out[:0]
+	c.sendMu.Unlock()
+}
+
+// appendEventsLocked appends the frames of deliveries ds for c to out and releases ds; with
+// f (a flush), events seen alike by several clients are encoded once. An event that cannot
+// be encoded (it never should) becomes an overflow: the client is told it lost one. Needs
+// c.sendMu (and f.flushMu with f).
+func (c *session) appendEventsLocked(out []byte, ds []engine.Delivery, f *fanout) []byte {
+	clear(c.listMemo) // a new batch: permissions are checked again (mayListLocked)
+	share := f != nil && c.privileged && !c.wantUID
+	v := c.conn.Version()
+	for i := range ds {
+		d := ds[i]
+		ds[i] = engine.Delivery{}
+		if d.Event == nil {
+			out = c.appendOverflowLocked(out, c.overflowReasonLocked())
+			continue
+		}
+		if share {
+			k := memoKey{ev: d.Event, mask: d.Mask, v: v, comm: c.wantComm}
+			sp, ok := f.memo[k]
+			if !ok {
+				var ev proto.Event
+				sp.off = len(f.arena)
+				if sp.skip = !c.view(d, &ev); !sp.skip {
+					var err error
+					if f.arena, err = proto.AppendEvent(f.arena, &ev); err != nil {
+						sp.skip = true
+						out = c.appendOverflowLocked(out, proto.OverflowQueue)
+					}
+				}
+				sp.end = len(f.arena)
+				f.memo[k] = sp
+				d.Event.Hold()
+				f.held = append(f.held, d.Event)
+			}
+			if !sp.skip {
+				out = append(out, f.arena[sp.off:sp.end]...)
+			}
+			d.Release()
+			continue
+		}
+		var ev proto.Event
+		if c.view(d, &ev) {
+			var err error
+			if out, err = proto.AppendEvent(out, &ev); err != nil {
+				out = c.appendOverflowLocked(out, proto.OverflowQueue)
+			}
+		}
+		d.Release()
+	}
+	return out
+}
+
+// appendOverflowLocked appends an Overflow frame. Needs sendMu.
+func (c *session) appendOverflowLocked(out []byte, reason proto.OverflowReason) []byte {
+	out, _, _ = proto.Append(out, nil, &proto.Overflow{Reason: reason})
+	return out
+}
+
+// notifyWriter is a notification session's writer goroutine: it sleeps until a flush hands it
+// work (kickWriter) — what did not fit in the socket, or an unprivileged client's events —
+// then writes, waiting for the socket as long as it takes, drains the group, and sleeps
+// again. It returns when the session closes, or closes it when the connection breaks.
+func (c *session) notifyWriter() {
+	buf := make([]engine.Delivery, fanoutBatch)
+	for {
+		select {
+		case <-c.kick:
+		case <-c.ctx.Done():
+			return
+		}
+		c.sendMu.Lock()
+		ok := c.drainLocked(buf)
+		c.sendMu.Unlock()
+		if !ok {
+			c.close()
+			return
+		}
+	}
+}
+
+// drainLocked writes the session's pending bytes and then everything its group holds,
+// waiting for the socket, until the group is empty; false if the connection broke. Needs
+// sendMu.
+func (c *session) drainLocked(buf []engine.Delivery) bool {
+	for {
+		if len(c.pending) > 0 {
+			if err := c.conn.WriteFrames(c.pending); err != nil {
+				c.pending = nil
+				return false
+			}
+			if cap(c.pending) > maxKeptBytes {
+				c.pending = nil
+			}
+			c.pending = c.pending[:0]
+		}
+		n, err := c.g.TryReadBatch(buf)
+		if err != nil || n == 0 {
+			c.backlog = false // ErrClosed: the session is closing, nothing more to send
+			return true
+		}
+		c.pending = c.appendEventsLocked(c.pending, buf[:n], nil)
+	}
+}

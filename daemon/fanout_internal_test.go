@@ -1,0 +1,286 @@
+//go:build linux
+
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/proto"
+	"github.com/fsnotifyd/fsnotifyd/internal/sys"
+	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
+)
+
+// fanServer runs a daemon in this process on a private socket. Events must come from child
+// processes: the daemon exempts its own.
+func fanServer(t *testing.T) (*Server, string) {
+	t.Helper()
+	s, err := New(Options{Config: DefaultConfig()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(t.TempDir(), "d.sock")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done; s.Close() })
+	return s, sock
+}
+
+// fanClient is a raw connection with a Hello of its own and one inode mark on dir.
+func fanClient(t *testing.T, sock, dir string, hello proto.Hello, mask engine.Mask) *proto.Conn {
+	t.Helper()
+	conn, err := proto.Dial(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(time.Minute))
+	hello.Req = 1
+	if hello.MinVersion == 0 {
+		hello.MinVersion = proto.MinVersion
+	}
+	if hello.MaxVersion == 0 {
+		hello.MaxVersion = proto.MaxVersion
+	}
+	if err := conn.WriteMsg(&hello); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := conn.ReadMsg(); err != nil {
+		t.Fatal(err)
+	} else if _, ok := m.(*proto.Welcome); !ok {
+		t.Fatalf("got %T, want Welcome", m)
+	}
+	fd, err := sys.Open(dir, sys.O_PATH, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = conn.WriteMsg(&proto.AddMark{Req: 2, Kind: engine.KindInode, Mask: mask | engine.EventOnChild, Target: proto.NewFD(fd)})
+	sys.Close(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := conn.ReadMsg()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, ok := m.(*proto.Result); !ok || r.Err() != nil {
+		t.Fatalf("AddMark: %#v", m)
+	}
+	return conn
+}
+
+// readEvents reads until n events (or an overflow) arrived, or the deadline.
+func readEvents(t *testing.T, conn *proto.Conn, n int) []*proto.Event {
+	t.Helper()
+	var got []*proto.Event
+	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	for len(got) < n {
+		m, err := conn.ReadMsg()
+		if err != nil {
+			t.Fatalf("after %d events of %d: %v", len(got), n, err)
+		}
+		switch m := m.(type) {
+		case *proto.Event:
+			got = append(got, m)
+		case *proto.Overflow:
+			t.Fatalf("overflow (%v) after %d events", m.Reason, len(got))
+		}
+	}
+	return got
+}
+
+// onlySession returns the server's one client.
+func onlySession(t *testing.T, s *Server) *session {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.clients) != 1 {
+		t.Fatalf("%d clients, want 1", len(s.clients))
+	}
+	for _, c := range s.clients {
+		return c
+	}
+	return nil
+}
+
+// TestDaemonQueueMergesOnlyExactRepeats (issue 11): events left unread in a client's queue
+// in the daemon keep one operation each, in kernel order, as in the embedded Watcher's group:
+// a write, a read and a write of one file by one process, 50 ms apart (so the kernel's own
+// queue, read at once, does not merge them), held in the client's group until all three are
+// queued, arrive as MODIFY, ACCESS, MODIFY. fanotify's rule would have merged the second
+// write into the first (MODIFY|ACCESS, and one write fewer).
+func TestDaemonQueueMergesOnlyExactRepeats(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := testenv.Tmpfs(t)
+	f := filepath.Join(dir, "f")
+	if err := os.WriteFile(f, []byte("x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, sock := fanServer(t)
+	conn := fanClient(t, sock, dir, proto.Hello{Name: "held"}, engine.Modify|engine.Access)
+	c := onlySession(t, s)
+
+	// Nothing leaves the client's group while the test holds its sending lock (flushes
+	// TryLock it and hand over to the writer, which waits for it).
+	c.sendMu.Lock()
+	sh := exec.Command("sh", "-c", `echo a >> "$1"; sleep 0.05; read x < "$1"; sleep 0.05; echo b >> "$1"`, "sh", f)
+	out, err := sh.CombinedOutput()
+	if err != nil {
+		c.sendMu.Unlock()
+		t.Fatalf("%v: %s", err, out)
+	}
+	if !eventuallyInternal(10*time.Second, func() bool { return c.g.Stats().Queued+int(c.g.Stats().Merged) >= 3 }) {
+		c.sendMu.Unlock()
+		t.Fatalf("the group holds %+v, want 3 events", c.g.Stats())
+	}
+	c.sendMu.Unlock()
+	c.kickWriter()
+
+	// Three events, or what came within a few seconds (fewer if they were merged).
+	var got []*proto.Event
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for len(got) < 3 {
+		m, err := conn.ReadMsg()
+		if err != nil {
+			break
+		}
+		if ev, ok := m.(*proto.Event); ok {
+			got = append(got, ev)
+		} else {
+			t.Fatalf("got %#v", m)
+		}
+	}
+	var masks []string
+	for _, ev := range got {
+		if ev.Path != f || ev.Pid != int32(sh.Process.Pid) {
+			t.Errorf("event %+v, want one of %s by pid %d", ev, f, sh.Process.Pid)
+		}
+		masks = append(masks, ev.Mask.String())
+	}
+	want := []string{engine.Modify.String(), engine.Access.String(), engine.Modify.String()}
+	if strings.Join(masks, " ") != strings.Join(want, " ") {
+		t.Errorf("masks %v, want %v", masks, want)
+	}
+}
+
+// TestFanoutViews: clients that see the same events differently — with and without process
+// names, protocol version 1 and the latest — each get their own view, byte for byte as the
+// message they would have been sent alone, in kernel order; none gets another's (the
+// encoding is shared only between clients that see an event alike).
+func TestFanoutViews(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := testenv.Tmpfs(t)
+	_, sock := fanServer(t)
+	hellos := map[string]proto.Hello{
+		"comm":   {Name: "comm", WantComm: true},
+		"plain":  {Name: "plain"},
+		"plain2": {Name: "plain2"},
+		"v1":     {Name: "v1", MaxVersion: 1, WantComm: true},
+	}
+	conns := map[string]*proto.Conn{}
+	for name, h := range hellos {
+		conns[name] = fanClient(t, sock, dir, h, engine.Create|engine.Modify|engine.CloseWrite)
+	}
+	const n = 50
+	sh := exec.Command("sh", "-c", fmt.Sprintf(`i=0; while [ $i -lt %d ]; do echo x > "$1/f$i"; i=$((i+1)); done`, n), "sh", dir)
+	if out, err := sh.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	rank := map[engine.Mask]int{engine.Create: 1, engine.Modify: 2, engine.CloseWrite: 3}
+	for name, conn := range conns {
+		h := hellos[name]
+		// Each file: CREATE, MODIFY, CLOSE_WRITE, each once, in that order, the files in
+		// the order they were written (the kernel may have merged some of one file's
+		// operations into one event when the daemon read late).
+		seen := map[string]int{} // the latest operation's rank
+		var order []string
+		for closed := 0; closed < n; {
+			ev := readEvents(t, conn, 1)[0]
+			if ev.Pid != int32(sh.Process.Pid) {
+				t.Fatalf("%s: event %+v by pid %d", name, ev, ev.Pid)
+			}
+			if h.WantComm != (ev.Comm == "sh") {
+				t.Errorf("%s: comm %q (asked: %v)", name, ev.Comm, h.WantComm)
+			}
+			if v1 := h.MaxVersion == 1; v1 == ev.HasObject {
+				t.Errorf("%s: HasObject %v on protocol version %d", name, ev.HasObject, conn.Version())
+			}
+			if _, ok := seen[ev.Name]; !ok {
+				order = append(order, ev.Name)
+			}
+			for _, op := range []engine.Mask{engine.Create, engine.Modify, engine.CloseWrite} {
+				if ev.Mask&op == 0 {
+					continue
+				}
+				if rank[op] <= seen[ev.Name] {
+					t.Errorf("%s: %s: %v after an operation ranked %d", name, ev.Name, op, seen[ev.Name])
+				}
+				seen[ev.Name] = rank[op]
+			}
+			if ev.Mask&engine.CloseWrite != 0 {
+				closed++
+			}
+		}
+		for i, f := range order {
+			if want := fmt.Sprintf("f%d", i); f != want {
+				t.Fatalf("%s: file %d is %s, want %s (kernel order)", name, i, f, want)
+			}
+			if seen[f] != rank[engine.CloseWrite] {
+				t.Errorf("%s: %s ends with rank %d", name, f, seen[f])
+			}
+		}
+	}
+}
+
+// TestFanoutSlowClient: a client that does not read while thousands of events are sent to it
+// (its socket fills; the rest waits in its group in the daemon, then with its writer) gets
+// every one of them, in order, once it reads — or an overflow in band; and a client
+// reading meanwhile is not held up by it.
+func TestFanoutSlowClient(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := testenv.Tmpfs(t)
+	_, sock := fanServer(t)
+	slow := fanClient(t, sock, dir, proto.Hello{Name: "slow", QueueLimit: 1 << 16}, engine.Create)
+	fast := fanClient(t, sock, dir, proto.Hello{Name: "fast", QueueLimit: 1 << 16}, engine.Create)
+	const n = 5000
+	sh := exec.Command("sh", "-c", fmt.Sprintf(`i=0; while [ $i -lt %d ]; do : > "$1/f$i"; i=$((i+1)); done`, n), "sh", dir)
+	if err := sh.Start(); err != nil {
+		t.Fatal(err)
+	}
+	check := func(who string, got []*proto.Event) {
+		for i, ev := range got {
+			if want := fmt.Sprintf("f%d", i); ev.Name != want || ev.Mask&engine.Create == 0 {
+				t.Fatalf("%s: event %d is %v %s, want CREATE %s", who, i, ev.Mask, ev.Name, want)
+			}
+		}
+	}
+	check("fast", readEvents(t, fast, n))
+	if err := sh.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	check("slow", readEvents(t, slow, n))
+}
+
+func eventuallyInternal(d time.Duration, cond func() bool) bool {
+	end := time.Now().Add(d)
+	for time.Now().Before(end) {
+		if cond() {
+			return true
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return cond()
+}
