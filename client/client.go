@@ -495,7 +495,13 @@ func (c *Client) deliver(ev Event) bool {
 		default:
 		}
 	}
-	ok := len(c.q) < c.opts.Queue
+	// The event the pump holds counts too: Queue bounds every event waiting in the client
+	// (a consumer derives its loss bound from it: notify's TestWatcherOverflow).
+	held := len(c.q)
+	if c.qbusy {
+		held++
+	}
+	ok := held < c.opts.Queue
 	if ok {
 		c.q = append(c.q, ev)
 	} else {

@@ -500,8 +500,23 @@ func TestWatcherOverflow(t *testing.T) {
 		t := e.t
 		w := e.watcher(WithQueueLimit(8))
 		must(t, w.Add(e.dir))
-		// Nobody reads: the Watcher holds what it read last (up to 64 events), its queue
-		// takes 8 more, the rest overflow.
+		// Nobody reads, so every event not lost is held somewhere until the first overflow,
+		// which comes in order after all of them. The bound, per path:
+		//   - the Watcher's read-ahead: one ReadBatch, at most 64 events (run's buffer);
+		//     Events has no buffer (WithEventBuffer not given).
+		//   - embedded: the engine group's queue, QueueLimit = 8 events; then it drops and
+		//     queues its overflow.
+		//   - through the daemon: the client library's queue, bounded by the same QueueLimit
+		//     (the remote source sets client.Options.Queue from it, counting the event its
+		//     pump holds): 8 events, then it drops and delivers an overflow (ahead of the
+		//     events it still holds, client.pump: fewer may precede it). The socket and
+		//     the daemon's queue for this client (QueueLimit 8 too, flushed at once at that
+		//     size) hold events only in passing: the client reads its socket all the time.
+		//     A drop in the daemon's queue comes after events that all reached the client
+		//     without one, and so are all held there: at most 64+8 again.
+		// Each file written here (no data; fsnotify's default ops) is one Create, and a
+		// Create is one operation: splitting adds none. So at most 64+8 events precede the
+		// overflow on every path.
 		const n = 500
 		for i := 0; i < n; i++ {
 			os.WriteFile(e.path("f"+strconv.Itoa(i)), nil, 0o644)
@@ -510,6 +525,7 @@ func TestWatcherOverflow(t *testing.T) {
 		if ev := evs[len(evs)-1]; ev.Name != "" || ev.String() != `OVERFLOW      ""` {
 			t.Errorf("overflow event %#v", ev)
 		}
+		t.Logf("%d events before the overflow", len(evs)-1)
 		if len(evs) > 64+8+1 {
 			t.Errorf("%d events before the overflow, want at most 64+8", len(evs)-1)
 		}

@@ -43,6 +43,11 @@ func openRemote(ctx context.Context, opts Options) (*remote, error) {
 	copts := client.Options{Socket: opts.Daemon, Name: opts.Name, Class: opts.Class, QueueLimit: opts.QueueLimit,
 		Deadline: opts.Deadline, DeadlineVerdict: opts.DeadlineVerdict, CloseVerdict: opts.CloseVerdict,
 		WantEventFDs: opts.EventFDs, WantComm: opts.WantComm, Reconnect: true, Buffer: opts.Buffer}
+	if opts.QueueLimit > 0 {
+		// QueueLimit bounds the events queued for ReadBatch here as embedded: the client's
+		// own queue (between the socket and Events) is bounded alike, and overflows in band.
+		copts.Queue = opts.QueueLimit
+	}
 	if opts.Class != engine.ClassNotification {
 		copts.Handler = s.handle
 	}

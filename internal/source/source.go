@@ -95,7 +95,9 @@ type Options struct {
 	// Class is the group's class: content and pre-content take permission events (root, or
 	// an allowed uid of the daemon).
 	Class engine.Class
-	// QueueLimit bounds the events queued for ReadBatch (0: the default; -1: unlimited).
+	// QueueLimit bounds the events queued for ReadBatch (0: the default; -1: unlimited):
+	// embedded, in the engine group; through the daemon, in the client's group there and in
+	// the client library's queue here, each (an overflow in band when one is full).
 	QueueLimit int
 	// Deadline bounds how long a permission event waits for an answer (0: forever, or the
 	// daemon's maximum); DeadlineVerdict applies then, CloseVerdict to those pending at Close.
@@ -123,8 +125,8 @@ type Options struct {
 	// Exe makes a new backend read each process's executable with its name (Event.Exe).
 	Exe bool
 	// MergeLast gives the group inotify's merging rule (engine.Options.MergeLast): only an
-	// exact repeat of the newest unread event merges. Embedded only: through the daemon the
-	// client's group keeps fanotify's rule (the protocol has no such option yet).
+	// exact repeat of the newest unread event merges. Embedded only: through the daemon every
+	// client's group has that rule already (the daemon sets it).
 	MergeLast bool
 
 	// WantComm asks the daemon for the process's command name, EventFDs for permission
