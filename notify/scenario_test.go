@@ -258,7 +258,7 @@ var scenarios = []scenario{
 		want:  []string{"rename /file", "create /renamed ← /file"},
 	},
 	{
-		name: "remove-watched-file", skip: map[string]string{"daemon": "issue 11"},
+		name: "remove-watched-file",
 		setup: pre(touch("file")), watch: "file",
 		steps: []func(*testing.T, scratch){rm("file")},
 		want:  []string{"chmod /file", "remove /file"},
