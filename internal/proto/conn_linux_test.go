@@ -1026,3 +1026,81 @@ func TestEventVersion2FieldsNeedVersion2(t *testing.T) {
 	_, err := c.ReadMsg()
 	wantCode(t, err, CodeBadField)
 }
+
+// TryWriteFrames writes pre-encoded frames without waiting, on a pollable socket (the daemon's
+// notification clients) and after SetBlockingReads alike: nobody reads, so it stops when the
+// socket is full, at a frame boundary (every frame arrives whole, in order, once the rest goes
+// with WriteFrames); a frame too long to go in one piece is left to WriteFrames; a partial
+// frame is refused.
+func TestConnTryWriteFrames(t *testing.T) {
+	for _, blocking := range []bool{false, true} {
+		t.Run(fmt.Sprintf("blocking=%v", blocking), func(t *testing.T) {
+			d, c := pipe(t)
+			handshake(t, d, c)
+			d.UnixConn().SetWriteBuffer(4096)
+			if blocking {
+				setBlocking(t, true, d, c)
+			}
+			long := "/" + strings.Repeat("t", 300)
+			var frames []byte
+			for i := range 400 {
+				var err error
+				frames, err = AppendEvent(frames, &Event{Mask: fsevent.Modify, Path: long, Pid: int32(i + 1)})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			n, err := d.TryWriteFrames(frames)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 || n >= len(frames) {
+				t.Fatalf("TryWriteFrames wrote %d of %d bytes to a 4 KiB socket nobody reads; want part", n, len(frames))
+			}
+			done := make(chan error, 1)
+			go func() { done <- d.WriteFrames(frames[n:]) }()
+			for i := range 400 {
+				m, err := c.ReadMsg()
+				if err != nil {
+					t.Fatalf("message %d: %v", i, err)
+				}
+				if ev := m.(*Event); ev.Path != long || ev.Pid != int32(i+1) {
+					t.Fatalf("message %d: pid %d path %d bytes; want pid %d", i, ev.Pid, len(ev.Path), i+1)
+				}
+			}
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			huge, err := AppendEvent(nil, &Event{Mask: fsevent.Modify, Path: "/" + strings.Repeat("h", MaxPath-1)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			small, _ := AppendEvent(nil, &Event{Mask: fsevent.Modify, Path: "/s"})
+			b := append(append(append([]byte{}, small...), huge...), small...)
+			if n, err := d.TryWriteFrames(b); n != len(small) || err != nil {
+				t.Fatalf("small, huge, small to an empty socket: %d written, %v; want %d", n, err, len(small))
+			}
+			if _, err := c.ReadMsg(); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := d.TryWriteFrames(small[:len(small)-1]); n != 0 || err == nil {
+				t.Fatalf("a partial frame: %d, %v; want an error", n, err)
+			}
+		})
+	}
+}
+
+// AppendEvent into a buffer with room makes no allocation (the daemon encodes every
+// notification with it).
+func TestAppendEventAllocs(t *testing.T) {
+	buf := make([]byte, 0, 4096)
+	ev := &Event{Mask: fsevent.Modify, Path: "/some/path", Name: "path", Comm: "cat", Pid: 1, HasObject: true, Dev: 1, Ino: 2}
+	if a := testing.AllocsPerRun(100, func() {
+		var err error
+		if buf, err = AppendEvent(buf[:0], ev); err != nil {
+			t.Fatal(err)
+		}
+	}); a != 0 {
+		t.Errorf("%v allocations per AppendEvent, want 0", a)
+	}
+}
