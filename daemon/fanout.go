@@ -54,6 +54,12 @@ const eagerQueue = 1024
 // fanoutBatch is how many deliveries a flush reads from a group at a time.
 const fanoutBatch = 256
 
+// flushBytes bounds what a flush encodes for one client (about what its socket takes), so
+// that a flood is sent in pieces the socket can take while the client reads, and a flush
+// holds a reader's goroutine for a bounded time: the rest waits in the group for the next
+// flush (128 KiB a millisecond, some 800,000 events a second, per client).
+const flushBytes = 128 << 10
+
 // maxKeptBytes bounds the buffers a flush or a session keeps between flushes.
 const maxKeptBytes = 1 << 20
 
@@ -218,7 +224,12 @@ func (f *fanout) send(c *session) {
 		return
 	}
 	out := c.out[:0]
+	more := false // the group holds more than this flush takes
 	for {
+		if len(out) >= flushBytes {
+			more = true
+			break
+		}
 		n, err := c.g.TryReadBatch(f.buf)
 		if err != nil || n == 0 {
 			break
@@ -228,14 +239,26 @@ func (f *fanout) send(c *session) {
 			break
 		}
 	}
+	w := 0
+	var err error
 	if len(out) > 0 {
-		w, err := c.conn.TryWriteFrames(out)
-		if w < len(out) || err != nil {
-			// The writer writes the rest first (or, the connection broken, fails and closes
-			// the session).
-			c.pending = append(c.pending[:0], out[w:]...)
-			c.backlog = true
-			c.kickWriter()
+		w, err = c.conn.TryWriteFrames(out)
+	}
+	switch {
+	case w < len(out) || err != nil:
+		// The socket is full: the writer writes the rest first, then drains the group (or,
+		// the connection broken, fails and closes the session).
+		c.pending = append(c.pending[:0], out[w:]...)
+		c.backlog = true
+		c.kickWriter()
+	case more:
+		// A flood: the next flush, flushEvery later, goes on with the rest (still encoded
+		// once for all clients; this flush does not hold a reader for longer).
+		if c.dirty.CompareAndSwap(false, true) {
+			f.mu.Lock()
+			f.dirty = append(f.dirty, c)
+			f.armLocked(flushEvery)
+			f.mu.Unlock()
 		}
 	}
 	if cap(out) > maxKeptBytes {
