@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/fsnotifyd/fsnotifyd/engine"
 	"github.com/fsnotifyd/fsnotifyd/internal/proto"
-	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 )
 
@@ -47,40 +45,9 @@ func cpuTime() time.Duration {
 func benchFanout(b *testing.B, k int) {
 	testenv.RequireRoot(b)
 	dir := testenv.Tmpfs(b)
-	s, err := New(Options{Config: DefaultConfig()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	sock := filepath.Join(b.TempDir(), "d.sock")
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx, ln) }()
-	defer func() { cancel(); <-done; s.Close() }()
+	s, sock := fanServer(b)
 	for i := 0; i < k; i++ {
-		conn, err := proto.Dial(sock)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer conn.Close()
-		conn.WriteMsg(&proto.Hello{Req: 1, MinVersion: proto.MinVersion, MaxVersion: proto.MaxVersion, Name: "bench", QueueLimit: -1})
-		if _, err := conn.ReadMsg(); err != nil {
-			b.Fatal(err)
-		}
-		fd, err := sys.Open(dir, sys.O_PATH, 0)
-		if err != nil {
-			b.Fatal(err)
-		}
-		conn.WriteMsg(&proto.AddMark{Req: 2, Kind: engine.KindInode, Mask: engine.Open | engine.CloseNoWrite | engine.EventOnChild, Target: proto.NewFD(fd)})
-		sys.Close(fd)
-		if m, err := conn.ReadMsg(); err != nil {
-			b.Fatal(err)
-		} else if r, ok := m.(*proto.Result); !ok || r.Err() != nil {
-			b.Fatalf("AddMark: %#v", m)
-		}
+		conn := fanClient(b, sock, dir, proto.Hello{Name: "bench", QueueLimit: -1}, engine.Open|engine.CloseNoWrite)
 		// The client reads in a process of its own (cat), as in bench/fanout.sh: its CPU is
 		// not counted here.
 		f, err := conn.UnixConn().File()
@@ -131,7 +98,7 @@ func benchFanout(b *testing.B, k int) {
 			m = engine.CloseNoWrite
 		}
 		ev := &engine.Event{Mask: m, Inode: inode, Parent: parent, Name: names[i%len(names)], Path: path, Pid: 100, Time: now}
-		eng.Notify(ctx, ev)
+		eng.Notify(context.Background(), ev)
 		ev.Release()
 	}
 	for _, g := range groups {

@@ -21,7 +21,7 @@ import (
 
 // fanServer runs a daemon in this process on a private socket. Events must come from child
 // processes: the daemon exempts its own.
-func fanServer(t *testing.T) (*Server, string) {
+func fanServer(t testing.TB) (*Server, string) {
 	t.Helper()
 	s, err := New(Options{Config: DefaultConfig()})
 	if err != nil {
@@ -40,7 +40,7 @@ func fanServer(t *testing.T) (*Server, string) {
 }
 
 // fanClient is a raw connection with a Hello of its own and one inode mark on dir.
-func fanClient(t *testing.T, sock, dir string, hello proto.Hello, mask engine.Mask) *proto.Conn {
+func fanClient(t testing.TB, sock, dir string, hello proto.Hello, mask engine.Mask) *proto.Conn {
 	t.Helper()
 	conn, err := proto.Dial(sock)
 	if err != nil {
