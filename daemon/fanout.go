@@ -54,6 +54,9 @@ const eagerQueue = 1024
 // fanoutBatch is how many deliveries a flush reads from a group at a time.
 const fanoutBatch = 256
 
+// maxAgain bounds the flushes one call of flush makes in a row (see flush).
+const maxAgain = 4
+
 // flushBytes bounds what a flush encodes for one client (about what its socket takes), so
 // that a flood is sent in pieces the socket can take while the client reads, and a flush
 // holds a reader's goroutine for a bounded time: the rest waits in the group for the next
@@ -159,7 +162,16 @@ func (f *fanout) onTimer() {
 // flush sends what the dirty sessions have queued. If another flush is under way, that one
 // flushes again once done (again), for what it may have missed: a flush never waits.
 func (f *fanout) flush() {
-	for {
+	for i := 0; ; i++ {
+		if i == maxAgain {
+			// Events keep coming to clients flushed at once (small queues) faster than
+			// this goroutine (maybe a kernel reader) should keep flushing: the timer
+			// goes on.
+			f.mu.Lock()
+			f.armLocked(flushEvery)
+			f.mu.Unlock()
+			return
+		}
 		if !f.flushMu.TryLock() {
 			f.again.Store(true)
 			// The holder looks at again after it unlocks: if it is still held now, it will
