@@ -456,9 +456,6 @@ type Stats struct {
 	// ancestry could not be learned either, dispatched as possibly inside every subtree of
 	// their filesystem (engine.Event.AncestryUnknown).
 	PathsUnknown, PlacesUnknown atomic.Uint64
-	// Times the FD reader stopped waiting for the FID group to catch up (awaitFIDSettled):
-	// its events may then come before directory events queued ahead of them.
-	OrderWaitTimeouts atomic.Uint64
 	// Orphaned counts FID events whose directory was gone when read, kept until its own
 	// deletion named it (orphans.go); OrphansUnplaced those dispatched unplaced instead.
 	Orphaned, OrphansUnplaced atomic.Uint64
@@ -468,7 +465,7 @@ type Stats struct {
 type StatsSnapshot struct {
 	Events, PermissionEvents, SelfExempt, KernelOverflows uint64
 	IgnoreMarks, VerdictCached, NameMarkDrops             uint64
-	TranslateErrors, OrderWaitTimeouts                    uint64
+	TranslateErrors                                       uint64
 	PathsUnknown, PlacesUnknown                           uint64
 	Orphaned, OrphansUnplaced                             uint64
 }
@@ -481,7 +478,6 @@ func (b *Backend) Stats() StatsSnapshot {
 		IgnoreMarks: b.stats.IgnoreMarks.Load(), VerdictCached: b.stats.VerdictCached.Load(),
 		NameMarkDrops: b.stats.NameMarkDrops.Load(), TranslateErrors: b.stats.TranslateErrors.Load(),
 		PathsUnknown: b.stats.PathsUnknown.Load(), PlacesUnknown: b.stats.PlacesUnknown.Load(),
-		OrderWaitTimeouts: b.stats.OrderWaitTimeouts.Load(),
-		Orphaned:          b.stats.Orphaned.Load(), OrphansUnplaced: b.stats.OrphansUnplaced.Load(),
+		Orphaned: b.stats.Orphaned.Load(), OrphansUnplaced: b.stats.OrphansUnplaced.Load(),
 	}
 }

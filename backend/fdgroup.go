@@ -9,8 +9,9 @@ import (
 	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 )
 
-// fdGroup is the FD kernel group: open, access, modify, close, open-exec and every
-// permission event, each with an open descriptor. It is read on the backend's event loop
+// fdGroup is the FD kernel group: every permission event, each with an open descriptor (and
+// the notification events of a filesystem the FID group cannot report them for:
+// fsState.notifyFID). It is read on the backend's event loop
 // (internal/evloop), one batch per readiness: the kernel wakes the loop's thread, which
 // translates and dispatches each event, and answers a permission event there too when every
 // group that takes it answers at once (a Handler) or its answer comes back to the loop (a
@@ -117,11 +118,7 @@ func (g *fdGroup) readAndDispatch() int {
 	}
 	now := time.Now()
 	v := b.view.Load()
-	ok := g.dispatchBatch(g.buf[:n], now, func(notifications bool) {
-		if notifications {
-			b.awaitFIDSettled()
-		}
-	}, func(kev *sys.FanotifyEvent) { g.handle(kev, v, now) })
+	ok := g.dispatchBatch(g.buf[:n], now, func(kev *sys.FanotifyEvent) { g.handle(kev, v, now) })
 	if !ok {
 		g.close()
 		return 0
@@ -129,8 +126,9 @@ func (g *fdGroup) readAndDispatch() int {
 	return n
 }
 
-// handle turns one FD-group event into an engine event: a notification is dispatched here
-// (Notify never blocks for one, and order is kept), a permission event by handlePerm.
+// handle turns one FD-group event into an engine event: a notification (from a filesystem
+// whose notification events the FID group does not take: fsState.notifyFID) is dispatched
+// here (Notify never blocks for one, and order is kept), a permission event by handlePerm.
 func (g *fdGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 	b := g.b
 	if kev.Mask&sys.FAN_Q_OVERFLOW != 0 {
@@ -149,41 +147,7 @@ func (g *fdGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 	if ok {
 		ev.Comm, ev.Exe = b.comms.get(kev.Pid, now)
 		b.eng.Notify(b.ctx, ev)
-		b.maybeIgnore(ev, v)
+		b.maybeIgnore(ev, v, "")
 		ev.Release()
-	}
-}
-
-// fidSettleMax bounds awaitFIDSettled, should the FID reader make no progress.
-const fidSettleMax = 5 * time.Millisecond
-
-// awaitFIDSettled runs on the loop before the FD group's notification events are dispatched:
-// it waits until the FID group has dispatched what the kernel queued to it before them, so
-// that a file's CREATE (FID group) comes before its OPEN, MODIFY and CLOSE_WRITE (FD group),
-// as one syscall queued them. What was queued to the FID group before now is in its queue
-// (then it is readable), or in the batch its reader is dispatching (then it is busy): so wait
-// until it is neither, or until it has finished two batches since (the one in progress and
-// the next), or fidSettleMax. Usually it is neither at once: one poll(2). This is the one wait
-// on the loop, bounded by fidSettleMax, and only for batches with notifications.
-func (b *Backend) awaitFIDSettled() {
-	g := b.fidGroupAtomic.Load()
-	if g == nil {
-		return
-	}
-	start := g.batches.Load()
-	var deadline time.Time
-	for i := 0; ; i++ {
-		if idle, err := g.idle(); err != nil || idle || g.batches.Load() >= start+2 {
-			return
-		}
-		if i == 0 {
-			deadline = time.Now().Add(fidSettleMax)
-		} else if time.Now().After(deadline) {
-			b.stats.OrderWaitTimeouts.Add(1)
-			return
-		}
-		// Sleep, not Gosched: the FID reader waits in the netpoller, which an idle P polls;
-		// a yield loop keeps this P busy and lets it wait for sysmon's 10 ms poll.
-		time.Sleep(20 * time.Microsecond)
 	}
 }

@@ -95,31 +95,34 @@ func (b *Backend) resolveDir(fs *fsState, fid *sys.FileID, needAncestry bool) (*
 	return d, true
 }
 
-// objectID returns the ID of a fid record's object: a registered object's exact ID, else a
-// stat of its path (when known) or of its handle, else (it is gone) a stable stand-in derived
-// from the handle (marks only exist on registered objects, so a stand-in can match nothing but
-// subtree and filesystem marks, which do not need it).
-func (b *Backend) objectID(fv *fsView, fid *sys.FileID, path string) engine.ID {
-	if r, ok := fv.handles[handleKey(fid.Handle)]; ok {
+// objectID returns the ID of a fid record's object: a registered object's exact ID, else its
+// inode as the handle finds it — once per object: the handle is the object's identity (one
+// inode, whatever its names, never reused thanks to the generation it encodes), so the ID is
+// cached by handle (fsState.inodes) and the events after the first cost no system call —
+// else (it is gone) a stable stand-in derived from the handle (marks only exist on
+// registered objects, so a stand-in can match nothing but subtree and filesystem marks,
+// which do not need it).
+func (b *Backend) objectID(fv *fsView, fid *sys.FileID) engine.ID {
+	key := handleKey(fid.Handle)
+	if r, ok := fv.handles[key]; ok {
 		return r.id
 	}
-	if path != "" {
-		if st, err := sys.Statx(sys.AT_FDCWD, path, sys.AT_SYMLINK_NOFOLLOW); err == nil && st.Dev == fv.state.dev {
-			return inodeID(st.Dev, st.Ino)
-		}
+	fs := fv.state
+	if id, ok := fs.inodes.Get(key); ok {
+		return id
 	}
-	// No path, one too long for statx, or renamed meanwhile: the handle finds it while it
-	// exists.
-	if fs := fv.state; fs.anchor >= 0 && len(fid.Handle.Bytes) > 0 {
+	if fs.anchor >= 0 && len(fid.Handle.Bytes) > 0 {
 		if fd, err := sys.OpenByHandleAt(fs.anchor, fid.Handle, sys.O_PATH); err == nil {
 			st, err := sys.Fstat(fd)
 			sys.Close(fd)
 			if err == nil && st.Dev == fs.dev {
-				return inodeID(st.Dev, st.Ino)
+				id := inodeID(st.Dev, st.Ino)
+				fs.inodes.Put(key, id)
+				return id
 			}
 		}
 	}
-	return standInID(fv.state.dev, handleKey(fid.Handle))
+	return standInID(fs.dev, key)
 }
 
 // standInID is the ID of an object that is gone, derived from its handle key.
@@ -164,17 +167,22 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 	if fv == nil {
 		return // a filesystem we no longer mark
 	}
-	// The kernel merges an unread directory-entry event with a later event on the entry's
-	// object (CREATE of d/x and ATTRIB of x share a directory and name): split them, so that
-	// the object's event is reported on the object.
-	if dirent, other := kev.Mask&uint64(engine.DirentEvents&^engine.Rename), kev.Mask&uint64(fidBits&^engine.DirentEvents); dirent != 0 && other != 0 &&
-		kev.Mask&sys.FAN_RENAME == 0 && kev.Records.Has(sys.FAN_EVENT_INFO_TYPE_FID) {
+	// The kernel merges an unread directory-entry event with later events on the entry's
+	// object (CREATE of d/x, then the OPEN, MODIFY, CLOSE_WRITE and ATTRIB of x, even its
+	// DELETE, share a directory, a name and, with FAN_REPORT_TARGET_FID, the object): split
+	// them in the order the system calls impose — the entry appears, the object's own events,
+	// the entry goes — so that the object's events are reported on the object, between.
+	if parts, n := splitDirent(kev.Mask); n > 1 && kev.Mask&sys.FAN_RENAME == 0 && kev.Records.Has(sys.FAN_EVENT_INFO_TYPE_FID) {
 		flags := kev.Mask & uint64(engine.EventFlags)
-		first, second := *kev, *kev
-		first.Mask, second.Mask = dirent|flags, other|flags
-		first.Records &^= 1 << sys.FAN_EVENT_INFO_TYPE_PIDFD // closed once, below
-		g.handle(&first, v, now)
-		g.handle(&second, v, now)
+		for _, m := range parts {
+			if m == 0 {
+				continue
+			}
+			part := *kev
+			part.Mask = m | flags
+			part.Records &^= 1 << sys.FAN_EVENT_INFO_TYPE_PIDFD // closed above
+			g.handle(&part, v, now)
+		}
 		return
 	}
 	fs := fv.state
@@ -186,6 +194,9 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 		ev.Ancestors = fv.rootAncestors()
 	}
 	hasDir := kev.Records.Has(sys.FAN_EVENT_INFO_TYPE_DFID_NAME) || kev.Records.Has(sys.FAN_EVENT_INFO_TYPE_DFID)
+	// ignoreKey: a notification event on an object found by its handle, which may earn the
+	// object an outside-ignore mark (maybeIgnore).
+	var ignoreKey string
 	switch {
 	case mask&engine.Rename != 0:
 		// Through a directory's inode mark the kernel sends only the watched side's record.
@@ -230,7 +241,7 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 		d, ok := b.resolveDir(fs, &kev.DFID, needAncestry)
 		if !ok {
 			if fs.anchor >= 0 {
-				g.adopt(fs, kev, now) // its directory is gone: wait for its deletion (orphans.go)
+				g.adopt(fs, kev, handleKey(kev.DFID.Handle), now) // its directory is gone: wait for its deletion (orphans.go)
 				return
 			}
 			b.stats.TranslateErrors.Add(1)
@@ -248,23 +259,22 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 		d, ok := b.resolveDir(fs, &kev.DFID, needAncestry)
 		if !ok {
 			if fs.anchor >= 0 {
-				g.adopt(fs, kev, now)
+				g.adopt(fs, kev, handleKey(kev.DFID.Handle), now)
 				return
 			}
 			b.stats.TranslateErrors.Add(1)
 			return
 		}
 		ev.Parent, ev.Name, ev.Path = d.id, string(kev.DFID.Name), joinName(d.path, kev.DFID.Name)
-		path := ev.Path
-		if mask&engine.DeleteSelf != 0 {
-			path = "" // gone
-		}
-		ev.Inode = b.objectID(fv, &kev.FID, path)
+		ev.Inode = b.objectID(fv, &kev.FID)
 		if needAncestry {
 			ev.Ancestors = append([]engine.ID{d.id}, d.ancestors...)
 			if d.placeUnknown {
 				placeUnknown(ev, fv, d.id) // its directory is known, not the rest
 			}
+		}
+		if mask&notifBits != 0 && mask&^(notifBits|engine.EventFlags) == 0 {
+			ignoreKey = handleKey(kev.FID.Handle)
 		}
 	default:
 		// An event on the object itself (a marked directory reports name "."), or with no
@@ -274,7 +284,14 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 			fid = &kev.DFID
 		}
 		if mask&engine.OnDir != 0 && mask&engine.DeleteSelf == 0 {
-			if d, ok := b.resolveDir(fs, fid, needAncestry); ok {
+			d, ok := b.resolveDir(fs, fid, needAncestry)
+			if !ok && fs.anchor >= 0 && mask&(engine.MoveSelf|engine.FSError) == 0 {
+				// The directory is gone (rm -rf's open, read and close of it, read after
+				// its rmdir): its own DELETE names it, after its children's (orphans.go).
+				g.adopt(fs, kev, handleKey(fid.Handle), now)
+				return
+			}
+			if ok {
 				ev.Inode, ev.Path = d.id, d.path
 				b.dirParent(fv, ev, d)
 				if needAncestry {
@@ -283,10 +300,13 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 						placeUnknown(ev, fv)
 					}
 				}
+				if mask&notifBits != 0 && mask&^(notifBits|engine.EventFlags) == 0 {
+					ignoreKey = handleKey(fid.Handle)
+				}
 			}
 		}
 		if ev.Inode.IsZero() {
-			ev.Inode = b.objectID(fv, fid, "")
+			ev.Inode = b.objectID(fv, fid)
 		}
 		if ev.Path == "" {
 			ev.Path = b.objectPath(fs, fid, mask)
@@ -316,11 +336,31 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 	// Name marks that rested on the names this event changes go before anyone hears of it.
 	b.nameChanged(fs, kev, mask)
 	b.eng.Notify(b.ctx, ev)
+	if ignoreKey != "" {
+		b.maybeIgnore(ev, v, ignoreKey)
+	}
 	ev.Release()
 	// Directory moves and deletions invalidate cached paths and ancestries.
 	if mask&engine.OnDir != 0 && mask&(engine.Move|engine.Rename|engine.Delete|engine.DeleteSelf|engine.MoveSelf) != 0 {
 		fs.dirGen.Add(1)
 	}
+}
+
+// splitDirent splits a FID event's mask (flags excluded) into, in order, the directory-entry
+// events that make the entry appear, the object's own events, the directory-entry events that
+// make it go, and the object's self events; n counts the parts that are not empty.
+func splitDirent(m uint64) (parts [4]uint64, n int) {
+	arrive := engine.Create | engine.MovedTo
+	leave := engine.Delete | engine.MovedFrom
+	self := engine.DeleteSelf | engine.MoveSelf
+	mask := engine.Mask(m) &^ engine.EventFlags
+	parts = [4]uint64{uint64(mask & arrive), uint64(mask &^ (arrive | leave | self)), uint64(mask & leave), uint64(mask & self)}
+	for _, p := range parts {
+		if p != 0 {
+			n++
+		}
+	}
+	return parts, n
 }
 
 // objectPath finds the path of a self event's object: where a recent directory-entry event

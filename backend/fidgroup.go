@@ -13,19 +13,19 @@ import (
 	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 )
 
-// fidGroup is the FID kernel group (FAN_CLASS_NOTIF, FAN_REPORT_DFID_NAME): attrib, create,
-// delete, moves, rename, delete-self, move-self and fs-error, with file handles. It is read
-// by a goroutine of its own that waits in the netpoller (readLoop): its events are
-// notifications, and its translation (handles opened, directories walked, name marks
-// dropped) is kept off the loop that answers permission events.
+// fidGroup is the FID kernel group (FAN_CLASS_NOTIF, FAN_REPORT_DFID_NAME): every
+// notification event — open, access, modify, close, open-exec (where fsState.notifyFID),
+// attrib, create, delete, moves, rename, delete-self, move-self and fs-error — with file
+// handles, in one kernel queue: the kernel's order is the order its reader dispatches them
+// in. It is read by a goroutine of its own that waits in the netpoller (readLoop): its
+// events are notifications, and its translation (handles opened, directories walked, name
+// marks dropped) is kept off the loop that answers permission events.
 type fidGroup struct {
 	kgroup
 	// busy is set from just before a read takes events off the kernel queue until they are
 	// processed: with the queue's readability it tells the FD group's reader whether a
-	// directory move may be in flight (see Backend.dirsSettled, awaitFIDSettled).
+	// directory move may be in flight (see Backend.dirsSettled).
 	busy atomic.Int32
-	// batches counts the batches read and dispatched (bumped before busy is cleared).
-	batches atomic.Uint64
 }
 
 // startFIDGroupLocked creates the FID group and starts its reader. Needs b.mu.
@@ -87,7 +87,6 @@ func (g *fidGroup) readLoop() {
 		})
 		if drained && err == nil {
 			g.flushAllOrphans()
-			g.batches.Add(1)
 			g.busy.Store(0)
 			continue
 		}
@@ -108,8 +107,7 @@ func (g *fidGroup) readLoop() {
 		}
 		now := time.Now()
 		v := b.view.Load()
-		ok := g.dispatchBatch(buf[:n], now, nil, func(kev *sys.FanotifyEvent) { g.handle(kev, v, now) })
-		g.batches.Add(1)
+		ok := g.dispatchBatch(buf[:n], now, func(kev *sys.FanotifyEvent) { g.handle(kev, v, now) })
 		g.busy.Store(0)
 		if !ok {
 			g.closeFile()
@@ -123,7 +121,7 @@ func (g *fidGroup) readLoop() {
 // caches and every name mark that rested on seeing them go too.
 func (g *fidGroup) overflow() {
 	g.b.dropAllNameMarks()
-	g.kgroup.overflow(fidBits)
+	g.kgroup.overflow(fidBits | notifBits)
 }
 
 // idle reports whether the group has dispatched every event the kernel queued to it so far:

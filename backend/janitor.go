@@ -20,13 +20,19 @@ import (
 // outwit: the kernel then takes the parent and snapshots the name on every open in that
 // directory (docs/security.md has the trade-off, bench/ignorekinds.sh measures it).
 //
-// Directory-entry events get none: an ignore mark on a directory outside every subtree
-// would stay until the backend read that directory's move into a subtree, and the entries
-// created there in the meantime would be lost. The FID group's events outside subtrees cost
-// the reader, not the processes that cause them.
-func (b *Backend) maybeIgnore(ev *engine.Event, v *view) {
+// The marks go in the group that reports the events: permission events (and notification
+// events where the FD group reports them) in the FD group, notification events in the FID
+// group. key is the object's handle key when the event came from the FID group (ev.Inode may
+// then be a stand-in, objectID), "" when ev.Inode is the object's own ID.
+//
+// Directory-entry, attribute and self events get none: an ignore mark on a directory outside
+// every subtree would stay until the backend read that directory's move into a subtree, and
+// the entries created there in the meantime would be lost; and the FID reader must see every
+// name change (nameChanged). Those events outside subtrees cost the reader, not the
+// processes that cause them.
+func (b *Backend) maybeIgnore(ev *engine.Event, v *view, key string) {
 	fv := v.fs[ev.Inode.Hi]
-	if fv == nil || len(fv.roots) == 0 || fv.rootOnly || fv.subtreeOnly[kFD] == 0 || ev.Path == "" || !fv.fidWatched {
+	if fv == nil || len(fv.roots) == 0 || fv.rootOnly || fv.ignorable() == ([2]uint64{}) || ev.Path == "" || !fv.fidWatched {
 		return
 	}
 	if ev.Ancestors == nil || ev.AncestryUnknown {
@@ -41,16 +47,24 @@ func (b *Backend) maybeIgnore(ev *engine.Event, v *view) {
 		}
 	}
 	select {
-	case b.janitor <- ignoreRequest{fs: fv.state, target: ev.Inode, path: ev.Path}:
+	case b.janitor <- ignoreRequest{fs: fv.state, target: ev.Inode, key: key, path: ev.Path}:
 	default: // the janitor is behind: the next event will ask again
 	}
 }
 
-// ignoreRequest asks the janitor for an outside-ignore mark on target (at path), or, with
-// watchNames, for the FID group's name watch on fs (for the verdict cache).
+// ignorable returns the bits outside-ignore marks may hide in each kernel group: what only
+// subtrees want, but never directory-entry, attribute or self events (see maybeIgnore).
+func (fv *fsView) ignorable() [2]uint64 {
+	return [2]uint64{fv.subtreeOnly[kFD], fv.subtreeOnly[kFID] & uint64(notifBits)}
+}
+
+// ignoreRequest asks the janitor for an outside-ignore mark on target (at path; key, if not
+// "", is its handle key and target may be a stand-in), or, with watchNames, for the FID
+// group's name watch on fs (for the verdict cache).
 type ignoreRequest struct {
 	fs         *fsState
 	target     engine.ID
+	key        string
 	path       string
 	watchNames bool
 }
@@ -112,8 +126,8 @@ func (b *Backend) installIgnore(r ignoreRequest) {
 	if fv == nil || fv.state != fs || len(fv.roots) == 0 || fv.rootOnly || !fv.fidWatched || !b.fidAlive() {
 		return
 	}
-	mask := fv.subtreeOnly[kFD]
-	if mask == 0 {
+	masks := fv.ignorable()
+	if masks == ([2]uint64{}) {
 		return
 	}
 	fd, err := sys.Open(r.path, sys.O_PATH|sys.O_NOFOLLOW, 0)
@@ -122,11 +136,19 @@ func (b *Backend) installIgnore(r ignoreRequest) {
 	}
 	defer sys.Close(fd)
 	st, err := sys.Fstat(fd)
-	if err != nil || inodeID(st.Dev, st.Ino) != r.target {
-		return // the path names another object now
+	if err != nil {
+		return
+	}
+	target := inodeID(st.Dev, st.Ino)
+	if r.key != "" {
+		if h, _, err := sys.NameToHandleAt(fd, "", sys.AT_EMPTY_PATH); err != nil || handleKey(h) != r.key {
+			return // the path names another object now
+		}
+	} else if target != r.target {
+		return
 	}
 	chain, ok := b.pinnedChain(fs, fd, st, r.path)
-	if !ok || fv.roots[r.target] || fv.eocDirs[chain[0]] || fv.inodeDirs[chain[0]] > 0 {
+	if !ok || fv.roots[target] || fv.eocDirs[chain[0]] || fv.inodeDirs[chain[0]] > 0 {
 		return
 	}
 	for _, a := range chain {
@@ -139,10 +161,19 @@ func (b *Backend) installIgnore(r ignoreRequest) {
 	// the verdict cache's: the two may share the inode's mark, and a surviving one would
 	// make the cache's survive too. A write costs the file its mark; its next open asks again.
 	surv := st.IsDir()
-	if surv {
-		mask |= uint64(engine.OnDir)
+	placed := false
+	for k, mask := range masks {
+		if mask == 0 {
+			continue
+		}
+		if surv {
+			mask |= uint64(engine.OnDir)
+		}
+		if b.placeNameMark(fs, fd, target, purposeIgnore, k, mask, surv, gen, 0, st.Ctime) {
+			placed = true
+		}
 	}
-	if b.placeNameMark(fs, fd, r.target, purposeIgnore, mask, surv, gen, 0, st.Ctime) {
+	if placed {
 		b.stats.IgnoreMarks.Add(1)
 	}
 }

@@ -108,24 +108,17 @@ func (g *kgroup) readBatch(buf []byte) (int, error) {
 // dispatchBatch hands each event of a batch read at now to handle, in order; it reports
 // whether the batch was well formed. It names the processes of the notifications first: a
 // short-lived one (a cat) may exit while the batch is translated, and /proc forgets it once
-// it is reaped. before runs between the two (the FD group's wait for the FID group).
-func (g *kgroup) dispatchBatch(buf []byte, now time.Time, before func(notifications bool), handle func(*sys.FanotifyEvent)) bool {
+// it is reaped.
+func (g *kgroup) dispatchBatch(buf []byte, now time.Time, handle func(*sys.FanotifyEvent)) bool {
 	b := g.b
 	var last int32
-	notifications := false
 	sys.ParseFanotify(buf, func(kev *sys.FanotifyEvent) error {
-		if !kev.IsPerm() {
-			notifications = true
-			if kev.Pid != last && kev.Pid > 0 && kev.Pid != b.pid {
-				b.comms.get(kev.Pid, now)
-				last = kev.Pid
-			}
+		if !kev.IsPerm() && kev.Pid != last && kev.Pid > 0 && kev.Pid != b.pid {
+			b.comms.get(kev.Pid, now)
+			last = kev.Pid
 		}
 		return nil
 	})
-	if before != nil {
-		before(notifications)
-	}
 	perr := sys.ParseFanotify(buf, func(kev *sys.FanotifyEvent) error {
 		b.stats.Events.Add(1)
 		handle(kev)

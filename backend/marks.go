@@ -13,14 +13,19 @@ import (
 
 	"github.com/fsnotifyd/fsnotifyd/engine"
 	"github.com/fsnotifyd/fsnotifyd/internal/lockorder"
+	"github.com/fsnotifyd/fsnotifyd/internal/lru"
 	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 )
 
 // Which kernel group reports which events.
 const (
-	// fdBits need an FD-mode group (and permission events a permission class).
-	fdBits = engine.Access | engine.Modify | engine.Close | engine.Open | engine.OpenExec |
-		engine.PermissionEvents
+	// notifBits are the notification events either kind of group can report: the FID group
+	// takes them wherever it can (one queue for all notification events: the kernel's order,
+	// see the package doc), the FD group where it cannot (fsState.notifyFID).
+	notifBits = engine.Access | engine.Modify | engine.Close | engine.Open | engine.OpenExec
+	// fdBits are what an FD-mode group can report (permission events need its permission
+	// class).
+	fdBits = notifBits | engine.PermissionEvents
 	// fidBits need a FID-mode group (FAN_REPORT_DFID_NAME).
 	fidBits = engine.Attrib | engine.Create | engine.Delete | engine.Move | engine.DeleteSelf |
 		engine.MoveSelf | engine.Rename | engine.FSError
@@ -41,7 +46,9 @@ type fsState struct {
 	handles map[string]registered // handles of registered objects; guarded by Backend.mu
 	dirs    map[string]*dirInfo   // the FID reader's directory cache (that goroutine only)
 	recent  map[string]string     // handle → path of recent entries (the FID reader's)
-	orphans *orphanage            // events below directories gone when read (the FID reader's)
+	// inodes maps handles to the IDs of the objects they name (objectID; the FID reader's).
+	inodes  *lru.Cache[string, engine.ID]
+	orphans *orphanage // events below directories gone when read (the FID reader's)
 
 	fsMask   engine.Mask               // union of engine filesystem marks
 	subtrees map[engine.ID]engine.Mask // subtree roots and their unions
@@ -50,6 +57,16 @@ type fsState struct {
 	eocDirs  map[engine.ID]bool        // directories whose inode marks watch children
 	inodeDir map[engine.ID]int         // parents of marked non-directories (no ignore marks there)
 	kmask    [2]uint64                 // kernel filesystem mark masks (FD, FID)
+	// fidCapable: the kernel can name this filesystem's objects by handle and the backend can
+	// open them again (an anchor): its notification events may come from the FID group.
+	fidCapable bool
+	// notifyFID: the notification events of this filesystem's inode, filesystem and subtree
+	// marks come from the FID group, in one queue with its directory-entry events. False on
+	// a filesystem that is not fidCapable, and while a mount mark there wants notification
+	// events: a FID event does not say through which mount it happened, so mount marks take
+	// them from the FD group, and then so do the others (one group per filesystem, so that
+	// an event is read once). Guarded by Backend.mu (routeLocked).
+	notifyFID bool
 	// fidWatched: the FID group's filesystem mark reports this filesystem's moves, links,
 	// deletions and attribute changes (nameWatchBits), so caches keyed by its directory
 	// generation are sound and name marks may be placed.
@@ -104,17 +121,22 @@ func (b *Backend) fsLocked(dev uint64, fd int, path string) (*fsState, error) {
 			return nil, err
 		}
 	}
+	// A handle for the filesystem's own objects, and an anchor to open them by: the FID
+	// group can then report and the backend name this filesystem's notification events.
+	_, _, herr := sys.NameToHandleAt(fd, "", sys.AT_EMPTY_PATH)
 	fs := &fsState{
-		dev: dev, fsid: st.Fsid, fd: markFd, anchor: anchor,
+		dev: dev, fsid: st.Fsid, fd: markFd, anchor: anchor, fidCapable: herr == nil && anchor >= 0,
 		subtrees: map[engine.ID]engine.Mask{}, mounts: map[uint64]engine.Mask{},
 		eocDirs: map[engine.ID]bool{}, inodeDir: map[engine.ID]int{},
 		handles: map[string]registered{}, dirs: map[string]*dirInfo{}, recent: map[string]string{},
+		inodes:  lru.New[string, engine.ID](cacheEntries),
 		rootIno: rootIno,
 	}
 	fs.nameMarks, fs.nameKeys = map[engine.ID]*nameMark{}, map[string]engine.ID{}
 	fs.trusted, fs.trustedKeys = map[engine.ID]trustedDir{}, map[string]struct{}{}
 	fs.ignMu.Init(lockIgnore)
 	fs.placed = sync.NewCond(&fs.ignMu)
+	fs.notifyFID = fs.fidCapable && b.canFID() // no mount marks yet (routeLocked)
 	b.fss[dev] = fs
 	return fs, nil
 }
@@ -146,13 +168,18 @@ func (b *Backend) hook(obj engine.Object, old, new engine.Mask) error {
 	case obj.Kind == engine.KindInode:
 		err = b.withObject(o, fs, func(path string) error { return b.markInodeLocked(o, fs, path, new) })
 	case obj.Kind == engine.KindMount:
+		// Always the FD group: only its events say which mount they came through (routeLocked
+		// moves the filesystem's other notification marks there too).
 		prev := fs.mounts[o.mntID]
 		setMask(fs.mounts, o.mntID, new)
-		err = b.withObject(o, fs, func(path string) error {
-			return b.setKernelMarkLocked(kFD, sys.FAN_MARK_MOUNT, path, &o.kmasks[kFD], uint64(new&(fdBits|engine.OnDir)))
-		})
+		if err = b.routeLocked(fs); err == nil {
+			err = b.withObject(o, fs, func(path string) error {
+				return b.setKernelMarkLocked(kFD, sys.FAN_MARK_MOUNT, path, &o.kmasks[kFD], uint64(new&(fdBits|engine.OnDir)))
+			})
+		}
 		if err != nil {
 			setMask(fs.mounts, o.mntID, prev)
+			b.routeLocked(fs)
 		}
 	case obj.Kind == engine.KindFilesystem:
 		prev := fs.fsMask
@@ -224,11 +251,18 @@ func setMask[K comparable](m map[K]engine.Mask, k K, v engine.Mask) {
 	}
 }
 
-// kernelMask returns the part of an engine union that kernel group k reports, with the flags.
-func kernelMask(k int, m engine.Mask) uint64 {
+// kernelMask returns the part of an engine union that kernel group k reports, with the flags:
+// notification events from the FID group when notifyFID (see fsState.notifyFID), else from
+// the FD group.
+func kernelMask(k int, m engine.Mask, notifyFID bool) uint64 {
 	bits := fdBits
-	if k == kFID {
+	switch {
+	case k == kFID && notifyFID:
+		bits = fidBits | notifBits
+	case k == kFID:
 		bits = fidBits
+	case notifyFID:
+		bits = engine.PermissionEvents
 	}
 	if m&bits == 0 {
 		return 0
@@ -244,7 +278,7 @@ func (b *Backend) markInodeLocked(o *object, fs *fsState, path string, new engin
 	}
 	var firstErr error
 	for k := kFD; k <= kFID; k++ {
-		want := kernelMask(k, inodeBits(o, new))
+		want := kernelMask(k, inodeBits(o, new), fs.notifyFID)
 		if err := b.setKernelMarkLocked(k, 0, path, &o.kmasks[k], want); err != nil && firstErr == nil {
 			firstErr = err
 		}
@@ -252,7 +286,7 @@ func (b *Backend) markInodeLocked(o *object, fs *fsState, path string, new engin
 	if firstErr != nil {
 		// Put back what the kernel had.
 		for k := kFD; k <= kFID; k++ {
-			b.setKernelMarkLocked(k, 0, path, &o.kmasks[k], kernelMask(k, inodeBits(o, o.union)))
+			b.setKernelMarkLocked(k, 0, path, &o.kmasks[k], kernelMask(k, inodeBits(o, o.union), fs.notifyFID))
 		}
 		return firstErr
 	}
@@ -286,13 +320,42 @@ func (b *Backend) syncFsLocked(fs *fsState) error {
 	var firstErr error
 	defer func() { fs.fidWatched = fs.kmask[kFID]&uint64(nameWatchBits) == uint64(nameWatchBits) }()
 	for k := kFD; k <= kFID; k++ {
-		want := kernelMask(k, union)
+		want := kernelMask(k, union, fs.notifyFID)
 		if k == kFID && (len(fs.subtrees) > 0 || fs.nameWatch) && b.canFID() {
 			want |= uint64(nameWatchBits)
 		}
 		if err := b.setKernelMarkLocked(k, sys.FAN_MARK_FILESYSTEM, markPathFd(fs.fd), &fs.kmask[k], want); err != nil && firstErr == nil {
 			firstErr = err
 		}
+	}
+	return firstErr
+}
+
+// routeLocked decides which group reports fs's notification events (fsState.notifyFID) and,
+// when that changes, moves the bits of every kernel mark on fs to the other group. Needs b.mu.
+func (b *Backend) routeLocked(fs *fsState) error {
+	want := fs.fidCapable && b.canFID()
+	for _, m := range fs.mounts {
+		if m&notifBits != 0 {
+			want = false
+		}
+	}
+	if want == fs.notifyFID {
+		return nil
+	}
+	fs.notifyFID = want
+	var firstErr error
+	for _, o := range b.objects {
+		if o.dev != fs.dev || o.obj.Kind != engine.KindInode || o.union == 0 {
+			continue
+		}
+		err := b.withObject(o, fs, func(path string) error { return b.markInodeLocked(o, fs, path, o.union) })
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	if err := b.syncFsLocked(fs); err != nil && firstErr == nil {
+		firstErr = err
 	}
 	return firstErr
 }
@@ -455,7 +518,7 @@ func (b *Backend) publishViewLocked() {
 		}
 		if len(fs.subtrees) > 0 {
 			for k := kFD; k <= kFID; k++ {
-				fv.subtreeOnly[k] = kernelMask(k, sub&^wide) &^ uint64(engine.EventFlags)
+				fv.subtreeOnly[k] = kernelMask(k, sub&^wide, fs.notifyFID) &^ uint64(engine.EventFlags)
 			}
 		}
 		v.fs[dev] = fv

@@ -15,7 +15,8 @@ import (
 	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 )
 
-// Name marks: the FD group's evictable ignore marks that stand for a decision about a name.
+// Name marks: evictable ignore marks that stand for a decision about a name (the FD group's
+// for permission events, and the FID group's for notification events where it reports them).
 //
 // Two shortcuts put an ignore mark on an inode (FAN_MARK_IGNORE|FAN_MARK_EVICTABLE): the
 // outside-ignore marks (an object outside every subtree: nobody wants its events) and the
@@ -36,16 +37,18 @@ const nameWatchBits = engine.MovedFrom | engine.MovedTo | engine.Create | engine
 // maxChainDepth bounds the walk up to the filesystem root; deeper objects get no name marks.
 const maxChainDepth = 2048
 
-// nameMark is one object's ignore bits in the FD group, by purpose: the outside-ignore marks
-// and the verdict cache may share an inode (the kernel mark holds their union).
+// nameMark is one object's ignore bits, by group and purpose: the outside-ignore marks and
+// the verdict cache may share an inode (the FD group's kernel mark holds their union).
 type nameMark struct {
-	handle sys.FileHandle
-	key    string // handleKey(handle): how fid records name the object
-	ignore uint64 // outside every subtree
-	cache  uint64 // cached allows
+	handle    sys.FileHandle
+	key       string // handleKey(handle): how fid records name the object
+	ignore    uint64 // outside every subtree (the FD group: permission events)
+	fidIgnore uint64 // outside every subtree (the FID group: notification events)
+	cache     uint64 // cached allows (the FD group)
 }
 
-func (m *nameMark) bits() uint64 { return m.ignore | m.cache }
+// bits returns the ignore bits the object has in each kernel group (kFD, kFID).
+func (m *nameMark) bits() [2]uint64 { return [2]uint64{m.ignore | m.cache, m.fidIgnore} }
 
 // Purposes of name marks.
 const (
@@ -62,10 +65,10 @@ type trustedDir struct {
 	chain []engine.ID // the directory and those above it, up to the filesystem root (shared)
 }
 
-// nameRemoval is an ignore mark to take bits off, outside the lock.
+// nameRemoval is an ignore mark to take bits off (in each kernel group), outside the lock.
 type nameRemoval struct {
 	handle sys.FileHandle
-	bits   uint64
+	bits   [2]uint64
 }
 
 // pinnedChain reports whether no untrusted user can give the object of fd another name, and
@@ -196,15 +199,16 @@ func (fs *fsState) takeNameMarksLocked(id engine.ID, purposes int) []nameRemoval
 	take := func(id engine.ID, m *nameMark) {
 		before := m.bits()
 		if purposes&purposeIgnore != 0 {
-			m.ignore = 0
+			m.ignore, m.fidIgnore = 0, 0
 		}
 		if purposes&purposeCache != 0 {
 			m.cache = 0
 		}
-		if gone := before &^ m.bits(); gone != 0 {
+		after := m.bits()
+		if gone := [2]uint64{before[kFD] &^ after[kFD], before[kFID] &^ after[kFID]}; gone != ([2]uint64{}) {
 			out = append(out, nameRemoval{handle: m.handle, bits: gone})
 		}
-		if m.bits() == 0 {
+		if after == ([2]uint64{}) {
 			delete(fs.nameMarks, id)
 			delete(fs.nameKeys, m.key)
 		}
@@ -254,22 +258,39 @@ func (b *Backend) removeNameMarks(fs *fsState, rm []nameRemoval) {
 	if len(rm) == 0 || fs.anchor < 0 {
 		return
 	}
-	g := b.fdGroupAtomic.Load()
-	if g == nil {
-		return
-	}
 	for _, r := range rm {
 		fd, err := sys.OpenByHandleAt(fs.anchor, r.handle, sys.O_PATH)
 		if err != nil {
 			continue // gone, or evicted: its marks went with it
 		}
-		err = sys.FanotifyMark(g.fd, sys.FAN_MARK_REMOVE|sys.FAN_MARK_IGNORE, r.bits, sys.AT_FDCWD,
-			"/proc/self/fd/"+strconv.Itoa(fd))
-		sys.Close(fd)
-		if err != nil && !errorsIsAny(err, syscall.ENOENT) {
-			b.log.Warn("removing an ignore mark", "err", err)
+		for k, bits := range r.bits {
+			g := b.kgroupOf(k)
+			if bits == 0 || g == nil {
+				continue
+			}
+			err = sys.FanotifyMark(g.fd, sys.FAN_MARK_REMOVE|sys.FAN_MARK_IGNORE, bits, sys.AT_FDCWD,
+				"/proc/self/fd/"+strconv.Itoa(fd))
+			if err != nil && !errorsIsAny(err, syscall.ENOENT) {
+				b.log.Warn("removing an ignore mark", "group", g.name, "err", err)
+			}
 		}
+		sys.Close(fd)
 	}
+}
+
+// kgroupOf returns kernel group k (kFD, kFID) for the janitor and the readers, nil if it was
+// never started.
+func (b *Backend) kgroupOf(k int) *kgroup {
+	if k == kFD {
+		if g := b.fdGroupAtomic.Load(); g != nil {
+			return &g.kgroup
+		}
+		return nil
+	}
+	if g := b.fidGroupAtomic.Load(); g != nil {
+		return &g.kgroup
+	}
+	return nil
 }
 
 // dropAllNameMarks drops every name mark on every filesystem (the backend may have missed a
@@ -282,13 +303,14 @@ func (b *Backend) dropAllNameMarks() {
 	}
 }
 
-// placeNameMark puts ignore bits on the object of fd for a purpose, if the decision behind it
-// still stands: no name mark was dropped on fs since gen was read (and, for the cache, no
-// flush since cacheGen), and the object's ctime is still ctime (a rename, link, chmod or write
-// moves it). It reports whether the mark is in place.
-func (b *Backend) placeNameMark(fs *fsState, fd int, id engine.ID, purpose int, bits uint64, surv bool,
+// placeNameMark puts ignore bits on the object of fd in kernel group k for a purpose (the
+// cache: kFD only), if the decision behind it still stands: no name mark was dropped on fs
+// since gen was read (and, for the cache, no flush since cacheGen), and the object's ctime is
+// still ctime (a rename, link, chmod or write moves it). It reports whether the mark is in
+// place.
+func (b *Backend) placeNameMark(fs *fsState, fd int, id engine.ID, purpose, k int, bits uint64, surv bool,
 	gen, cacheGen uint64, ctime int64) bool {
-	g := b.fdGroupAtomic.Load()
+	g := b.kgroupOf(k)
 	if g == nil || fs.anchor < 0 {
 		return false
 	}
@@ -324,7 +346,7 @@ func (b *Backend) placeNameMark(fs *fsState, fd int, id engine.ID, purpose int, 
 	fs.ignMu.Lock()
 	if stale() {
 		fs.ignMu.Unlock()
-		b.removeNameMarks(fs, b.unrecorded(fs, id, h, bits))
+		b.removeNameMarks(fs, b.unrecorded(fs, id, h, k, bits))
 		fs.placingDone()
 		return false
 	}
@@ -338,7 +360,7 @@ func (b *Backend) placeNameMark(fs *fsState, fd int, id engine.ID, purpose int, 
 	if m == nil {
 		if len(fs.nameMarks) >= maxNameMarks {
 			fs.ignMu.Unlock()
-			b.removeNameMarks(fs, b.unrecorded(fs, id, h, bits))
+			b.removeNameMarks(fs, b.unrecorded(fs, id, h, k, bits))
 			fs.placingDone()
 			return false
 		}
@@ -346,9 +368,12 @@ func (b *Backend) placeNameMark(fs *fsState, fd int, id engine.ID, purpose int, 
 		fs.nameMarks[id] = m
 		fs.nameKeys[key] = id
 	}
-	if purpose == purposeIgnore {
+	switch {
+	case purpose == purposeIgnore && k == kFID:
+		m.fidIgnore |= bits
+	case purpose == purposeIgnore:
 		m.ignore |= bits
-	} else {
+	default:
 		m.cache |= bits
 	}
 	fs.placing--
@@ -363,18 +388,20 @@ func (b *Backend) placeNameMark(fs *fsState, fd int, id engine.ID, purpose int, 
 	return true
 }
 
-// unrecorded returns the removal of bits just placed on an object but not recorded: only the
-// bits no recorded purpose holds. Takes fs.ignMu.
-func (b *Backend) unrecorded(fs *fsState, id engine.ID, h sys.FileHandle, bits uint64) []nameRemoval {
+// unrecorded returns the removal of bits just placed on an object in group k but not
+// recorded: only the bits no recorded purpose holds. Takes fs.ignMu.
+func (b *Backend) unrecorded(fs *fsState, id engine.ID, h sys.FileHandle, k int, bits uint64) []nameRemoval {
 	fs.ignMu.Lock()
 	defer fs.ignMu.Unlock()
 	if m := fs.nameMarks[id]; m != nil {
-		bits &^= m.bits()
+		bits &^= m.bits()[k]
 	}
 	if bits == 0 {
 		return nil
 	}
-	return []nameRemoval{{handle: h, bits: bits}}
+	r := nameRemoval{handle: h}
+	r.bits[k] = bits
+	return []nameRemoval{r}
 }
 
 // maxNameMarks bounds the name marks recorded per filesystem; past it, none are placed.

@@ -74,15 +74,15 @@ func cloneFileID(f sys.FileID) sys.FileID {
 	return f
 }
 
-// adopt keeps kev, whose directory (DFID) no longer resolves, until that directory is
-// revealed. Its pidfd, if any, was closed already.
-func (g *fidGroup) adopt(fs *fsState, kev *sys.FanotifyEvent, now time.Time) {
+// adopt keeps kev, whose directory (key: its DFID, or for an event on a directory itself its
+// own handle) no longer resolves, until that directory is revealed. Its pidfd, if any, was
+// closed already.
+func (g *fidGroup) adopt(fs *fsState, kev *sys.FanotifyEvent, key string, now time.Time) {
 	o := orphan{kev: *kev, now: now}
 	o.kev.Records &^= 1 << sys.FAN_EVENT_INFO_TYPE_PIDFD
 	o.kev.FID, o.kev.DFID = cloneFileID(kev.FID), cloneFileID(kev.DFID)
 	o.kev.OldDFID, o.kev.NewDFID = cloneFileID(kev.OldDFID), cloneFileID(kev.NewDFID)
 	og := fs.orphanage()
-	key := handleKey(kev.DFID.Handle)
 	og.waiting[key] = append(og.waiting[key], o)
 	og.n++
 	g.b.stats.Orphaned.Add(1)

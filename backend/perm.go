@@ -138,6 +138,6 @@ func (b *Backend) finishPerm(p *permEvent, ev *engine.Event, v *view, resp engin
 		b.cacheVerdict(p, ev, v)
 	}
 	p.answer(response)
-	b.maybeIgnore(ev, v)
+	b.maybeIgnore(ev, v, "")
 	ev.Release()
 }

@@ -38,7 +38,7 @@ func (b *Backend) cacheVerdict(p *permEvent, ev *engine.Event, v *view) {
 	if _, ok := b.pinnedChain(fs, int(p.fd), p.st, path); !ok {
 		return
 	}
-	if b.placeNameMark(fs, int(p.fd), ev.Inode, purposeCache, mask, false, p.markGen, p.cacheGn, p.st.Ctime) {
+	if b.placeNameMark(fs, int(p.fd), ev.Inode, purposeCache, kFD, mask, false, p.markGen, p.cacheGn, p.st.Ctime) {
 		b.stats.VerdictCached.Add(1)
 	}
 }

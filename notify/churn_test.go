@@ -23,14 +23,9 @@ const churnFiles = 100_000
 // create, write, close_write, rename (both halves) and remove, each exactly once and in
 // order — or the Watcher reported an overflow, in band.
 //
-// Order is checked per kernel group: the directory-entry events (create, rename, the new
-// name's create, remove) in their order, the content events (write, close_write) in theirs,
-// and a create before its file's first write (the backend enforces that one). A close_write
-// against a rename or remove is not checked: on fanotify they come through two kernel
-// queues, and the FD group names a file by its descriptor's path when the event is read —
-// the new name if it was renamed meanwhile, none if it was removed (PathUnknown: counted,
-// and allowed to stand for that many files' content events). docs/events.md, "Known
-// limits"; inotify has neither limit and is checked strictly.
+// Order is checked in full, on every mode: create, write, close_write, rename, the new
+// name's create, remove — one kernel queue holds them all (on fanotify the FID group, which
+// names each file by its directory and name, as it was when the event happened).
 func TestChurn(t *testing.T) {
 	n := churnFiles
 	if testing.Short() {
@@ -66,7 +61,7 @@ func TestChurn(t *testing.T) {
 			files := make([]seen, n)
 			overflows := 0
 			var stray []string
-			unknown := 0 // content events with no path (fanotify: the file was removed)
+			unknown := 0 // content events with no path (none expected: one is an error)
 			done := make(chan error, 1)
 			start := time.Now()
 			go func() { done <- churn(tree, n) }()
@@ -87,7 +82,7 @@ func TestChurn(t *testing.T) {
 						}
 						continue
 					}
-					if ev.PathUnknown && ev.Op&(Write|CloseWrite) != 0 && m.mode == backend.ModeFanotify {
+					if ev.PathUnknown && ev.Op&(Write|CloseWrite) != 0 {
 						unknown++
 						got++
 						continue
@@ -118,17 +113,12 @@ func TestChurn(t *testing.T) {
 			if len(stray) > 0 {
 				t.Errorf("%d events on no churned file, first: %s", len(stray), stray[0])
 			}
-			bad, short, late := 0, 0, 0
+			bad := 0
 			for i := range files {
 				if files[i].overflow {
 					continue
 				}
-				why, missing := checkChurnFile(files[i].ops, m.mode == backend.ModeInotify)
-				short += missing
-				if why == "the create is not first" && m.mode == backend.ModeFanotify {
-					late++ // two kernel queues: see below
-					continue
-				}
+				why := checkChurnFile(files[i].ops)
 				if why != "" {
 					if bad++; bad <= 5 {
 						t.Errorf("file %d: %s; got %q", i, why, files[i].ops)
@@ -138,16 +128,8 @@ func TestChurn(t *testing.T) {
 			if bad > 5 {
 				t.Errorf("%d files wrong in all", bad)
 			}
-			if overflows == 0 && short != unknown {
-				t.Errorf("%d content events missing from their files, %d reported with no path: every event must be accounted for", short, unknown)
-			}
-			if late > 0 && !t.Failed() {
-				// Every event arrived, each kernel group's in order; but the FD reader's bounded
-				// wait for the FID group ran out under this load, so some files' content events
-				// came before their create. Only one FID group for all notification events
-				// fixes that (issue 11, "one order"; docs/events.md).
-				defer t.Skipf("issue 11: %d of %d files had their write before their create (two kernel queues; %d order-wait timeouts)",
-					late, n, b.Stats().OrderWaitTimeouts)
+			if overflows == 0 && unknown > 0 {
+				t.Errorf("%d content events reported with no path", unknown)
 			}
 			t.Logf("%s: %d files, %d events in %v (%.0f events/s), %d overflows, %d content events with no path; backend %+v",
 				m.name, n, got, elapsed.Round(time.Millisecond), float64(got)/elapsed.Seconds(), overflows, unknown, b.Stats())
@@ -201,46 +183,12 @@ func churnEvent(tree string, ev Event) (int, string, bool) {
 	return i, form, true
 }
 
-// checkChurnFile checks one file's events: each of the six exactly once, each kernel
-// group's in order (see TestChurn). With strict unset, a content event may name the file
-// by its new name, and content events may be missing (reported with no path); it returns
-// how many are.
-func checkChurnFile(ops []string, strict bool) (string, int) {
-	dirent := []string{"create f", "rename f", "create g<f", "remove g"}
-	content := []string{"write", "close_write"}
-	var gotDirent, gotContent []string
-	for _, op := range ops {
-		switch op {
-		case "create f", "rename f", "create g<f", "remove g":
-			gotDirent = append(gotDirent, op)
-		case "write f", "close_write f":
-			gotContent = append(gotContent, strings.Fields(op)[0])
-		case "write g", "close_write g":
-			if strict {
-				return "unexpected " + op, 0
-			}
-			gotContent = append(gotContent, strings.Fields(op)[0])
-		default:
-			return "unexpected " + op, 0
-		}
+// checkChurnFile checks one file's events: each of the six exactly once, in the order the
+// churn made them.
+func checkChurnFile(ops []string) string {
+	want := []string{"create f", "write f", "close_write f", "rename f", "create g<f", "remove g"}
+	if strings.Join(ops, ",") != strings.Join(want, ",") {
+		return fmt.Sprintf("events %q, want %q", ops, want)
 	}
-	if strings.Join(gotDirent, ",") != strings.Join(dirent, ",") {
-		return fmt.Sprintf("directory events %q, want %q", gotDirent, dirent), 0
-	}
-	if len(ops) == 0 || ops[0] != "create f" {
-		return "the create is not first", 0
-	}
-	missing := 0
-	if !strict && len(gotContent) < len(content) {
-		// Missing ones went with no path; what came must be in order.
-		missing = len(content) - len(gotContent)
-		if len(gotContent) == 1 && gotContent[0] != "write" && gotContent[0] != "close_write" {
-			return fmt.Sprintf("content events %q", gotContent), 0
-		}
-		return "", missing
-	}
-	if strings.Join(gotContent, ",") != strings.Join(content, ",") {
-		return fmt.Sprintf("content events %q, want %q", gotContent, content), 0
-	}
-	return "", 0
+	return ""
 }

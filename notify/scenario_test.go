@@ -463,12 +463,6 @@ func TestWatcherRemoveTreeCountsExactly(t *testing.T) {
 	eachMode(t, func(e *env) {
 		t := e.t
 		for _, recursive := range []bool{false, true} {
-			if recursive && e.mode == backend.ModeFanotify {
-				// About 1 run in 3 under load, entries below a removed tree root that
-				// something still referenced were named "tree (deleted)/..." (not lost:
-				// all 225 came): not found yet.
-				t.Skip("issue 11: on fanotify, entries of a removed but still referenced tree root are sometimes named \"root (deleted)/...\"")
-			}
 			root := e.path(fmt.Sprintf("tree-%v", recursive))
 			var want []string // paths, relative to root
 			for i := 0; i < 5; i++ {
