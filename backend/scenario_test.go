@@ -14,6 +14,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/engine"
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
@@ -392,4 +393,95 @@ func TestExemptPidCoversOnlyHelpers(t *testing.T) {
 			t.Errorf("the exempt helper's event was dispatched: %v", x)
 		}
 	}
+}
+
+// TestOneOrderPerFileAndDirectory: every event of a file and of its directory reaches a
+// subtree's group in the order the kernel queued it, over many iterations at full speed:
+// per file CREATE < OPEN < MODIFY < CLOSE_WRITE, then a reader's OPEN < ACCESS <
+// CLOSE_NOWRITE, then DELETE; per directory its CREATE first, then rm's OPENs, ACCESSes and
+// CLOSE_NOWRITEs of it (rm may open it more than once), and its DELETE last, after every
+// event of its file. With two kernel
+// queues (notifications in the FD group, entries in the FID group) a DELETE could come
+// before the CLOSE_WRITE, and a directory's DELETE before rm's OPEN of it.
+func TestOneOrderPerFileAndDirectory(t *testing.T) {
+	root := testenv.Tmpfs(t)
+	w := filepath.Join(root, "w")
+	mkdirAll(t, w)
+	b := newBackend(t, ModeFanotify)
+	g := newGroup(t, b, engine.Options{Name: "one-order", MergeLast: true, QueueLimit: 1 << 20})
+	mark(t, b, g, w, engine.KindSubtree, engine.MarkSpec{Mask: engine.Create | engine.Open | engine.Access |
+		engine.Modify | engine.Close | engine.Delete | engine.OnDir})
+	const n = 300
+	script := `cd "$1" && i=0; while [ $i -lt ` + strconv.Itoa(n) + ` ]; do mkdir d$i; echo x > d$i/f; cat d$i/f >/dev/null; rm -rf d$i; i=$((i+1)); done`
+	start := time.Now()
+	if err := run(t, "sh", "-c", script, "sh", w); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the script ran in %v", time.Since(start))
+	last := filepath.Join(w, "d"+strconv.Itoa(n-1))
+	evs := collect(t, g, 60*time.Second, func(out []got) bool {
+		return len(out) > 0 && out[len(out)-1].path == last && out[len(out)-1].mask&engine.Delete != 0
+	})
+	// Each object's operations in arrival order (a merged delivery split in engine.SplitMask's
+	// order), repeats of one operation in a row counted once (rm may read a directory twice),
+	// and the position of each in the whole stream.
+	ops := map[string][]string{}
+	pos := map[string][]int{}
+	for i, e := range evs {
+		if e.mask == engine.QueueOverflow {
+			t.Fatalf("queue overflow after %d events", i)
+		}
+		for _, part := range engine.SplitMask(e.mask&^engine.OnDir, nil) {
+			op := strings.ToLower(part.String())
+			if l := ops[e.path]; len(l) > 0 && l[len(l)-1] == op {
+				continue
+			}
+			ops[e.path] = append(ops[e.path], op)
+			pos[e.path] = append(pos[e.path], i)
+		}
+	}
+	wantFile := "create,open,modify,close_write,open,access,close_nowrite,delete"
+	bad := 0
+	fail := func(format string, args ...any) {
+		if bad++; bad <= 10 {
+			t.Errorf(format, args...)
+		}
+	}
+	for i := 0; i < n; i++ {
+		d := filepath.Join(w, "d"+strconv.Itoa(i))
+		f := filepath.Join(d, "f")
+		if got := strings.Join(ops[f], ","); got != wantFile {
+			fail("%s: %s, want %s", f, got, wantFile)
+		}
+		if l := ops[d]; !dirOrder(l) {
+			fail("%s: %s, want create, rm's open, access and close_nowrite of it, delete", d, strings.Join(l, ","))
+		}
+		if len(pos[d]) == 0 || len(pos[f]) == 0 {
+			continue
+		}
+		dirCreate, dirDelete := pos[d][0], pos[d][len(pos[d])-1]
+		if first, lastF := pos[f][0], pos[f][len(pos[f])-1]; first < dirCreate || lastF > dirDelete {
+			fail("%s: its file's events at %d..%d, outside its own CREATE..DELETE %d..%d", d, first, lastF, dirCreate, dirDelete)
+		}
+	}
+	if bad > 10 {
+		t.Errorf("%d objects wrong in all", bad)
+	}
+	if t.Failed() {
+		t.Logf("%d events; backend %+v", len(evs), b.Stats())
+	}
+}
+
+// dirOrder reports whether a directory's operations are its create, then opens, reads and
+// closes (the first an open, the last a close), then its delete.
+func dirOrder(l []string) bool {
+	if len(l) < 5 || l[0] != "create" || l[1] != "open" || l[len(l)-2] != "close_nowrite" || l[len(l)-1] != "delete" {
+		return false
+	}
+	for _, op := range l[1 : len(l)-1] {
+		if op != "open" && op != "access" && op != "close_nowrite" {
+			return false
+		}
+	}
+	return true
 }
