@@ -9,24 +9,32 @@
 // refuses FID reporting with a permission class up to Linux 6.18), and directory-entry events
 // need file handles. So the backend runs up to two kernel groups, each created on first need:
 //
+//   - the FID group (FAN_CLASS_NOTIF, FAN_REPORT_DFID_NAME with FID and target FID): every
+//     notification event — open, access, modify, close, open-exec, attrib, create, delete,
+//     moves, rename, delete-self, move-self and fs-error — in one kernel queue, so the
+//     kernel's order is the order consumers get: a file's CREATE before its OPEN, MODIFY and
+//     CLOSE_WRITE, those before its DELETE, a directory's children's events (and rm's open
+//     and close of it) before its own DELETE. With FAN_REPORT_DFID_NAME the kernel names the
+//     object of an open, modify or close too, by its directory's handle and its name, so the
+//     path is the directory's (resolved once per handle and cached, fidevents.go) and the
+//     name: no descriptor, readlink or stat per event. It is read on a goroutine of its own
+//     (fidgroup.go). Its queue keeps the kernel's limit (max_queued_events) unless
+//     Options.FIDQueueUnlimited: past it the kernel queues an overflow, which every engine
+//     group that wanted such events gets in band, never a silent loss.
 //   - the FD group (FAN_CLASS_PRE_CONTENT when the kernel has it, else FAN_CLASS_CONTENT;
-//     unlimited queue): open, access, modify, close, open-exec and every permission event,
-//     with an open file descriptor per event. Its class is fixed at fanotify_init while marks
-//     come and go, so it is pre-content from the start: a pre-content group costs nothing on
-//     files without pre-access marks (6.14's FMODE_NONOTIFY_PERM fast path) and lets a deny
-//     carry an errno (FAN_DENY_ERRNO).
-//   - the FID group (FAN_CLASS_NOTIF, FAN_REPORT_DFID_NAME with FID and target FID): attrib,
-//     create, delete, moves, rename, delete-self, move-self and fs-error.
+//     unlimited queue, so that no permission event is dropped and allowed): every permission
+//     event, with an open file descriptor, read on the backend's event loop (fdgroup.go). Its
+//     class is fixed at fanotify_init while marks come and go, so it is pre-content from the
+//     start: a pre-content group costs nothing on files without pre-access marks (6.14's
+//     FMODE_NONOTIFY_PERM fast path) and lets a deny carry an errno (FAN_DENY_ERRNO).
 //
-// Two groups mean two queues, read by two goroutines (the FD group on the backend's event
-// loop, fdgroup.go; the FID group on a reader of its own, fidgroup.go): the kernel orders
-// events within a group only. Before dispatching notification events, the FD reader waits
-// (briefly, bounded) until the FID group has dispatched what was queued to it before them, so
-// that a file's CREATE comes before its OPEN, MODIFY and CLOSE_WRITE, as inotify users expect;
-// a wait that runs out (fidSettleMax: the FID reader was not scheduled in time) is counted in
-// Stats.OrderWaitTimeouts, and that batch may then come before its CREATEs.
-// The other way round is not enforced: a directory event queued just after a file event (an
-// unlink right after a close) may come first.
+// The FD group also takes a filesystem's notification events where the FID group cannot
+// (fsState.notifyFID, routeLocked): on a filesystem the kernel cannot name by handle, or that
+// the backend cannot open handles on, and while a mount mark there wants notification
+// events — only an FD event says through which mount it happened, and one filesystem's
+// notification events come from one group, so that no event is read twice. There the two
+// queues are not ordered against each other (a DELETE may come before the CLOSE_WRITE);
+// everywhere else they are in one queue.
 //
 // Without CAP_SYS_ADMIN (or with ModeInotify) inode and subtree marks run on inotify instead
 // (see inotify.go); permission, mount and filesystem marks then fail with ErrNeedsPrivilege.
@@ -45,7 +53,9 @@
 //
 // What that costs the rest of the filesystem is kept near zero: after the first event from
 // an object outside every subtree, the janitor puts an evictable ignore mark
-// (FAN_MARK_IGNORE|FAN_MARK_EVICTABLE) on that object, so the kernel stops sending its events.
+// (FAN_MARK_IGNORE|FAN_MARK_EVICTABLE) on that object, in the group that reports them (the
+// FD group's for permission events, the FID group's for open, access, modify and close), so
+// the kernel stops sending its events.
 // Such a mark is keyed by inode but stands for a decision about a name, which rename(2) and
 // link(2) change without any event that could wait for us; so it goes only on a pinned
 // object — one whose names no untrusted user can change (names.go: pinnedChain) — and it is
@@ -85,11 +95,12 @@
 //	backend.go       Backend: New, Resolve, AddMark, Close, Stats
 //	marks.go         kernel marks from the engine's unions (the MaskHook), the readers' view
 //	kgroup.go        what the two fanotify groups share: creation, reading a batch, overflow
-//	fdgroup.go       the FD group, read on the event loop; the wait for the FID group
-//	fidgroup.go      the FID group and its reader
+//	fdgroup.go       the FD group (permission events), read on the event loop
+//	fidgroup.go      the FID group (notification events) and its reader
 //	perm.go          a kernel permission event's life: dispatch, verdict, exactly one answer
-//	translate.go     kernel event → engine event: statx, path, parent and ancestry (and caches)
-//	fidevents.go     FID events: handles, names, moves
+//	translate.go     FD event → engine event: statx, path, parent and ancestry (and caches)
+//	fidevents.go     FID events: handles, names, moves, merged events split
+//	orphans.go       FID events whose directory was gone when read, held until it is named
 //	paths.go         paths and ancestries from descriptors; events placed as unknown
 //	names.go         name marks: pinned objects, their drops, path verification
 //	janitor.go       outside-ignore marks and name watches, placed off the loop

@@ -68,13 +68,13 @@
 //   - A file watched both directly and through its directory: fsnotify (two inotify
 //     watches) reports a write twice; a Watcher reports it once, named by the file's own
 //     watch — one engine group gets one event per kernel event.
-//   - With fanotify, content events (Write, Open, Read, Close*) and directory-entry events
-//     (Create, Remove, Rename, Chmod) come through two kernel queues. The backend delays
-//     content events, bounded, until the other queue has caught up, so a Create comes
-//     before its file's Write; under a full-speed flood that wait can run out (TestChurn
-//     counts it), and a file's Remove may come before its CloseWrite. A content event is
-//     named by its file's path when it is read: a file renamed meanwhile is named by its
-//     new name, one removed meanwhile has PathUnknown set. inotify has neither limit.
+//   - With fanotify, on a filesystem whose objects the kernel cannot name by file handle
+//     (and while a mount mark on that filesystem wants content events), content events
+//     (Write, Open, Read, Close*) and directory-entry events (Create, Remove, Rename,
+//     Chmod) come through two kernel queues, so a file's Remove may come before its
+//     CloseWrite. Elsewhere (tmpfs, ext4, xfs, btrfs: where fanotify reports
+//     directory-entry events at all) they come through one, in the kernel's order, each
+//     named as it was when it happened (docs/events.md, "One order").
 //   - Through the daemon, the daemon's group merges as fanotify does (any unread event on
 //     the object, not only exact repeats): a Watcher that falls far behind may see two
 //     writes with a read between them as one Write and one Read.
