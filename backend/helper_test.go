@@ -673,8 +673,9 @@ func helperListenPerm(args []string) int {
 }
 
 // helperListenOverflow counts Create events in dir args[1] until it reads one named
-// args[2]: mode args[0] is "fanotify" (a filesystem mark, through the FID group) or "inotify"
-// (an inode mark on the directory). It prints READY once marked, OVERFLOW when it reads the
+// args[2]: mode args[0] is "fanotify" (a filesystem mark, through the FID group),
+// "fanotify-close" (the same for CloseWrite events, which the FID group reports too) or
+// "inotify" (an inode mark on the directory). It prints READY once marked, OVERFLOW when it reads the
 // overflow event, and at the end
 // "RESULT before=<creates before the overflow> overflows=<n> after=<creates after it> kernel=<backend KernelOverflows>".
 // The engine group's queue is unlimited: any overflow comes from the kernel.
@@ -682,8 +683,12 @@ func helperListenOverflow(args []string) int {
 	mode, dir, sentinel := args[0], args[1], args[2]
 	opts := Options{Mode: ModeFanotify}
 	kind := engine.KindFilesystem
-	if mode == "inotify" {
+	counted := engine.Create
+	switch mode {
+	case "inotify":
 		opts.Mode, kind = ModeInotify, engine.KindInode
+	case "fanotify-close":
+		counted = engine.CloseWrite
 	}
 	b, err := New(opts)
 	if err != nil {
@@ -696,7 +701,7 @@ func helperListenOverflow(args []string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if err := addMark(b, g, dir, kind, engine.MarkSpec{Mask: engine.Create}); err != nil {
+	if err := addMark(b, g, dir, kind, engine.MarkSpec{Mask: counted}); err != nil {
 		if strings.Contains(err.Error(), "not implemented") {
 			fmt.Printf("SKIP %v\n", err)
 			return 0
@@ -720,9 +725,9 @@ func helperListenOverflow(args []string) int {
 			d.Release()
 			fmt.Printf("RESULT before=%d overflows=%d after=%d kernel=%d\n", before, overflows, after, b.Stats().KernelOverflows)
 			return 0
-		case d.Mask&engine.Create != 0 && overflows == 0:
+		case d.Mask&counted != 0 && overflows == 0:
 			before++
-		case d.Mask&engine.Create != 0:
+		case d.Mask&counted != 0:
 			after++
 		}
 		d.Release()

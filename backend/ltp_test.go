@@ -310,6 +310,13 @@ func TestLTPFanotify05KernelQueueOverflow(t *testing.T) {
 	testOverflowInChild(t, "fanotify", "/proc/sys/fs/fanotify/max_queued_events", true)
 }
 
+// TestFIDQueueOverflowContentEvents: the same for CLOSE_WRITE, which the FID group now
+// reports too: an engine group that wants only content events gets the FID group's overflow,
+// in band (a lost CLOSE_WRITE is never silent).
+func TestFIDQueueOverflowContentEvents(t *testing.T) {
+	testOverflowInChild(t, "fanotify-close", "/proc/sys/fs/fanotify/max_queued_events", true)
+}
+
 // TestLTPInotify05QueueOverflow: the same through the inotify fallback (IN_Q_OVERFLOW).
 func TestLTPInotify05QueueOverflow(t *testing.T) {
 	testOverflowInChild(t, "inotify", "/proc/sys/fs/inotify/max_queued_events", false)
