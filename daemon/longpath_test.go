@@ -12,14 +12,15 @@ import (
 )
 
 // TestUnknownPathsNeverReachUnprivileged: an event whose path the daemon cannot read (a file
-// deeper than PATH_MAX) may be anywhere on the filesystem, so the daemon cannot check that
+// deeper than the backend reads paths, sys.MaxLongPath) may be anywhere on the filesystem, so the daemon cannot check that
 // an unprivileged client may learn of it: such a client does not get it, while a privileged
 // one does (its path empty: unknown). Next door, both hear of everything.
 func TestUnknownPathsNeverReachUnprivileged(t *testing.T) {
 	testenv.RequireRoot(t)
 	f := newAuthFixture(t)
 	deep := testenv.DeepTree(t, f.pub, 22, 200)
-	deep.WriteFile(t, "deep.txt", "d")
+	deeper := testenv.DeepTree(t, f.pub, 170, 200) // 34,170 bytes: beyond sys.MaxLongPath
+	deeper.WriteFile(t, "deep.txt", "d")
 	sock := filepath.Join(testenv.PublicDir(t), "d.sock")
 	startDaemon(t, testConfig(), sock)
 	const subtreeOpenCreate = "0x40000120" // OPEN | CREATE | ONDIR
@@ -29,7 +30,7 @@ func TestUnknownPathsNeverReachUnprivileged(t *testing.T) {
 	mustAdd(t, rootC, "4", subtreeOpenCreate, f.pub)
 
 	// Through /proc/self/fd/N: the kernel's path of the open file is the real, deep one.
-	if _, err := os.ReadFile(testenv.ProcFd(deep.Fd) + "/deep.txt"); err != nil {
+	if _, err := os.ReadFile(testenv.ProcFd(deeper.Fd) + "/deep.txt"); err != nil {
 		t.Fatal(err)
 	}
 	if l := rootC.mustLine("event ", hang); !strings.HasSuffix(l, " 0x20 fd=0 path=") {

@@ -80,8 +80,10 @@ func TestGuardDecidesPathsBeyondPathMax(t *testing.T) {
 	}
 }
 
-// watch -r --json and trace --json report an open deeper than PATH_MAX with what is known
-// (path_unknown, dev, ino), and a create there by its full path.
+// watch -r --json and trace --json report an open and a create deeper than PATH_MAX by their
+// full paths (the FID group names a file by its directory, whose path is read at any length,
+// and its name), and an open deeper than the backend reads paths (sys.MaxLongPath) with what
+// is known (path_unknown, dev, ino).
 func TestWatchAndTraceReportPathsBeyondPathMax(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -95,15 +97,22 @@ func TestWatchAndTraceReportPathsBeyondPathMax(t *testing.T) {
 			dir := testenv.Tmpfs(t)
 			deep := testenv.DeepTree(t, dir, 22, 200)
 			deep.WriteFile(t, "deep.txt", "d")
-			st := deep.Stat(t, "deep.txt")
+			deeper := testenv.DeepTree(t, dir, 170, 200) // 34,170 bytes: beyond sys.MaxLongPath
+			deeper.WriteFile(t, "deeper.txt", "d")
+			st := deeper.Stat(t, "deeper.txt")
 			args := tc.args
 			if args == nil {
 				args = []string{"watch", "-r", "--json", "-e", "open,create", "--daemon=" + startServe(t)}
 			}
 			p := start(t, append(args, dir)...)
-			cat := exec.Command("cat", "deep.txt")
-			cat.Dir = deep.Dir()
+			cat := exec.Command("cat", "deeper.txt")
+			cat.Dir = deeper.Dir()
 			if out, err := cat.CombinedOutput(); err != nil {
+				t.Fatalf("cat: %v %s", err, out)
+			}
+			cat2 := exec.Command("cat", "deep.txt")
+			cat2.Dir = deep.Dir()
+			if out, err := cat2.CombinedOutput(); err != nil {
 				t.Fatalf("cat: %v %s", err, out)
 			}
 			deep.WriteFile(t, "new.txt", "n")
@@ -115,7 +124,7 @@ func TestWatchAndTraceReportPathsBeyondPathMax(t *testing.T) {
 				Dev         string   `json:"dev"`
 				Ino         uint64   `json:"ino"`
 			}
-			var sawOpen, sawCreate bool
+			var sawOpen, sawLongOpen, sawCreate bool
 			got := p.collect(20*time.Second, func(ls []string) bool {
 				for _, l := range ls {
 					var r line
@@ -124,14 +133,18 @@ func TestWatchAndTraceReportPathsBeyondPathMax(t *testing.T) {
 						len(r.Events) == 1 && r.Events[0] == "OPEN" {
 						sawOpen = true
 					}
+					if r.Pid == cat2.Process.Pid && r.Path == deep.Path+"/deep.txt" && !r.PathUnknown && len(r.Events) == 1 && r.Events[0] == "OPEN" {
+						sawLongOpen = true
+					}
 					if r.Path == deep.Path+"/new.txt" && len(r.Events) == 1 && r.Events[0] == "CREATE" {
 						sawCreate = true
 					}
 				}
-				return sawOpen && sawCreate
+				return sawOpen && sawLongOpen && sawCreate
 			})
-			if !sawOpen || !sawCreate {
-				t.Fatalf("%v: open with path unknown: %v, create by its full path: %v; got:\n%s", args, sawOpen, sawCreate, strings.Join(got, "\n"))
+			if !sawOpen || !sawLongOpen || !sawCreate {
+				t.Fatalf("%v: open beyond MaxLongPath with path unknown: %v, open and create beyond PATH_MAX by their full paths: %v, %v; got:\n%s",
+					args, sawOpen, sawLongOpen, sawCreate, strings.Join(got, "\n"))
 			}
 		})
 	}
