@@ -355,9 +355,8 @@ func TestGuardUnusualOpens(t *testing.T) {
 }
 
 // A recursive Watcher, embedded and through the daemon, reports what happens deeper than
-// PATH_MAX below it: a directory-entry event by its full path (the FID group's directory
-// handle leads there at any depth), and an open of a file there with its path unknown,
-// never dropped.
+// PATH_MAX below it by its full path — a directory-entry event and an open alike: the FID
+// group names both by the directory's handle, which leads there at any depth, and a name.
 func TestWatcherRecursivePathsBeyondPathMax(t *testing.T) {
 	embeddedAndDaemon(t, func(t *testing.T, sock, dir string, deep testenv.DeepDir) {
 		deep.WriteFile(t, "deep.txt", "d")
@@ -379,7 +378,7 @@ func TestWatcherRecursivePathsBeyondPathMax(t *testing.T) {
 			t.Fatalf("open of deep.txt: errno %d", errno)
 		}
 		got := until(t, w, func(ev Event) bool {
-			return ev.Has(Open) && ev.PathUnknown && ev.Name == "" && ev.Pid > 0 && ev.Pid != os.Getpid()
+			return ev.Has(Open) && !ev.PathUnknown && ev.Name == deep.Path+"/deep.txt" && ev.Pid > 0 && ev.Pid != os.Getpid()
 		})
 		t.Logf("the open of deep.txt: %v (pid %d)", got[len(got)-1], got[len(got)-1].Pid)
 	})
