@@ -53,12 +53,13 @@ type Options struct {
 	// Logger receives warnings about the kernel side (nil: discard). The readers never log
 	// while an event waits for its answer.
 	Logger *slog.Logger
-	// FIDQueueLimited, when false (the default), keeps the kernel's queue limit for the FID
-	// group (max_queued_events, 16384): past it the kernel reports an overflow, which
-	// becomes an engine overflow event. The FD group always has an unlimited queue, so that
-	// no permission event is dropped (and allowed) by the kernel.
-	//
-	// FIDQueueUnlimited removes that limit too.
+	// FIDQueueUnlimited lifts the kernel's queue limit (max_queued_events, 16384) from the
+	// FID group, which reports every notification event. By default the limit holds: a
+	// reader that falls that far behind gets an overflow in band (an engine overflow event
+	// for every group that wanted such events), as inotify's readers and fatrace do, and the
+	// kernel memory a flood can pin stays bounded. The FD group (permission events) always
+	// has an unlimited queue, so that no permission event is dropped (and allowed) by the
+	// kernel.
 	FIDQueueUnlimited bool
 	// Exe makes the readers read each process's executable along with its name (Event.Exe),
 	// for tracing: one more readlink per process and burst of its events.
