@@ -43,13 +43,14 @@ func (c *commCache) get(pid int32, now time.Time) (comm, exe string) {
 		return "", ""
 	}
 	e, ok := c.m.Get(pid)
-	if ok && now.Sub(e.at) < commTTL && e.comm != "" {
+	if ok && now.Sub(e.at) < commTTL {
+		// Known, or known to be gone: a process that had exited when its first event was
+		// read stays unnamed for the TTL (its later events are not worth a failed open of
+		// /proc each — a reader behind a flood from a finished process would pay one per
+		// event).
 		return e.comm, e.exe
 	}
 	comm, err := procfs.ReadComm(pid)
-	if err != nil && ok && now.Sub(e.at) < commTTL {
-		return e.comm, e.exe
-	}
 	if c.withExe && err == nil {
 		exe, _ = sys.Readlink("/proc/" + strconv.Itoa(int(pid)) + "/exe")
 	}
