@@ -152,6 +152,7 @@ func stream(cmd string, specs []watchSpec, daemon daemonFlag, quiet bool, count 
 	var line []byte
 	var batch []event
 	printed := 0
+	var unnamed int // the last pid ProcessComm could not name
 	for {
 		batch, err = src.next(ctx, batch[:0])
 		if err != nil {
@@ -192,8 +193,12 @@ func stream(cmd string, specs []watchSpec, daemon daemonFlag, quiet bool, count 
 				}
 				e.rec.Watched, e.rec.Name = disp.split(e.rec.Path, isRoot)
 			}
-			if e.rec.Pid > 0 && e.rec.Comm == "" {
-				e.rec.Comm = notify.ProcessComm(e.rec.Pid)
+			if e.rec.Pid > 0 && e.rec.Comm == "" && e.rec.Pid != unnamed {
+				// The source could not name it (it had exited when its event was read):
+				// try once, not once per event of a flood it left behind.
+				if e.rec.Comm = notify.ProcessComm(e.rec.Pid); e.rec.Comm == "" {
+					unnamed = e.rec.Pid
+				}
 			}
 			// One operation per line, in the kernel's order (split.go); -n counts lines.
 			left := 0
