@@ -485,3 +485,70 @@ func dirOrder(l []string) bool {
 	}
 	return true
 }
+
+// TestMountMarkMovesNotificationsToTheFDGroup: a mount mark that wants opens takes the
+// filesystem's notification events to the FD group (only FD events say which mount), and
+// removing it brings them back to the FID group; an inode mark watching the same opens
+// meanwhile gets every open exactly once, before, during and after (no event read twice from
+// both groups, none lost in the move).
+func TestMountMarkMovesNotificationsToTheFDGroup(t *testing.T) {
+	root := testenv.Tmpfs(t)
+	file := filepath.Join(root, "f")
+	writeFile(t, file, "x")
+	b := newBackend(t, ModeFanotify)
+	gi := newGroup(t, b, engine.Options{Name: "inode", MergeLast: true})
+	mark(t, b, gi, file, engine.KindInode, engine.MarkSpec{Mask: engine.Open})
+	ri := record(t, gi, nil)
+	gm := newGroup(t, b, engine.Options{Name: "mount"})
+	fileID := idOf(t, file)
+	opens := func(rs []rec) int {
+		n := 0
+		for _, x := range rs {
+			if x.Inode == fileID && x.Mask&engine.Open != 0 {
+				n++
+			}
+		}
+		return n
+	}
+	fsOf := func() *fsState {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.fss[stat(t, file).Dev]
+	}
+	step := func(what string, wantFID bool) {
+		t.Helper()
+		fs := fsOf()
+		b.mu.Lock()
+		got := fs.notifyFID
+		b.mu.Unlock()
+		if got != wantFID {
+			t.Errorf("%s: notifyFID %v, want %v", what, got, wantFID)
+		}
+		start := ri.len()
+		const n = 10
+		for i := 1; i <= n; i++ {
+			// One at a time: the kernel and the group merge an unread open into the next.
+			touch(t, file)
+			for deadline := time.Now().Add(hang); opens(ri.since(start)) < i && time.Now().Before(deadline); {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		time.Sleep(50 * time.Millisecond) // a duplicate from the other group would be in by now
+		if got := opens(ri.since(start)); got != n {
+			t.Errorf("%s: the inode mark got %d opens, want %d", what, got, n)
+		}
+	}
+	step("inode mark alone", true)
+	mt, err := b.Resolve(root, engine.KindMount, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AddMark(gm, mt, engine.MarkSpec{Mask: engine.Open}); err != nil {
+		t.Fatal(err)
+	}
+	step("with a mount mark", false)
+	if err := gm.RemoveMark(mt.Object); err != nil {
+		t.Fatal(err)
+	}
+	step("after the mount mark", true)
+}
