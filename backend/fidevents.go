@@ -3,6 +3,7 @@
 package backend
 
 import (
+	"encoding/binary"
 	"hash/fnv"
 	"path/filepath"
 	"strings"
@@ -102,7 +103,12 @@ func (b *Backend) resolveDir(fs *fsState, fid *sys.FileID, needAncestry bool) (*
 // else (it is gone) a stable stand-in derived from the handle (marks only exist on
 // registered objects, so a stand-in can match nothing but subtree and filesystem marks,
 // which do not need it).
-func (b *Backend) objectID(fv *fsView, fid *sys.FileID) engine.ID {
+//
+// The first lookup is one statx of the event's path when the handle holds the inode number
+// statx finds there (the filesystems' handles encode it, with a generation: ext4, xfs, tmpfs,
+// btrfs, the kernel's generic FID), so that the path's object is the handle's — else (renamed
+// meanwhile, or a handle without it) the handle is opened: three system calls.
+func (b *Backend) objectID(fv *fsView, fid *sys.FileID, path string) engine.ID {
 	key := handleKey(fid.Handle)
 	if r, ok := fv.handles[key]; ok {
 		return r.id
@@ -110,6 +116,13 @@ func (b *Backend) objectID(fv *fsView, fid *sys.FileID) engine.ID {
 	fs := fv.state
 	if id, ok := fs.inodes.Get(key); ok {
 		return id
+	}
+	if path != "" && len(path) < pathMax {
+		if st, err := sys.Statx(sys.AT_FDCWD, path, sys.AT_SYMLINK_NOFOLLOW); err == nil && st.Dev == fs.dev && handleHoldsIno(fid.Handle.Bytes, st.Ino) {
+			id := inodeID(st.Dev, st.Ino)
+			fs.inodes.Put(key, id)
+			return id
+		}
 	}
 	if fs.anchor >= 0 && len(fid.Handle.Bytes) > 0 {
 		if fd, err := sys.OpenByHandleAt(fs.anchor, fid.Handle, sys.O_PATH); err == nil {
@@ -123,6 +136,22 @@ func (b *Backend) objectID(fv *fsView, fid *sys.FileID) engine.ID {
 		}
 	}
 	return standInID(fs.dev, key)
+}
+
+// handleHoldsIno reports whether a file handle holds the inode number ino: its low 32 bits
+// as a little-endian word at a word boundary, followed by its high 32 bits when they are not
+// zero (tmpfs: generation, ino low, ino high; ext4: ino, generation; 64-bit encodings: ino).
+func handleHoldsIno(h []byte, ino uint64) bool {
+	lo, hi := uint32(ino), uint32(ino>>32)
+	for i := 0; i+4 <= len(h); i += 4 {
+		if binary.LittleEndian.Uint32(h[i:]) != lo {
+			continue
+		}
+		if hi == 0 || (i+8 <= len(h) && binary.LittleEndian.Uint32(h[i+4:]) == hi) {
+			return true
+		}
+	}
+	return false
 }
 
 // standInID is the ID of an object that is gone, derived from its handle key.
@@ -266,7 +295,7 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 			return
 		}
 		ev.Parent, ev.Name, ev.Path = d.id, string(kev.DFID.Name), joinName(d.path, kev.DFID.Name)
-		ev.Inode = b.objectID(fv, &kev.FID)
+		ev.Inode = b.objectID(fv, &kev.FID, ev.Path)
 		if needAncestry {
 			ev.Ancestors = append([]engine.ID{d.id}, d.ancestors...)
 			if d.placeUnknown {
@@ -306,7 +335,7 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 			}
 		}
 		if ev.Inode.IsZero() {
-			ev.Inode = b.objectID(fv, fid)
+			ev.Inode = b.objectID(fv, fid, "")
 		}
 		if ev.Path == "" {
 			ev.Path = b.objectPath(fs, fid, mask)

@@ -865,3 +865,29 @@ func TestOtherNamespaceParent(t *testing.T) {
 		t.Fatalf("the open was not decided under the file's real name")
 	}
 }
+
+// TestHandleHoldsIno: on tmpfs and ext4 a file's handle holds its inode number (objectID's
+// one-statx lookup rests on it), and not another file's.
+func TestHandleHoldsIno(t *testing.T) {
+	for _, fs := range []struct {
+		name string
+		dir  func(testing.TB) string
+	}{{"tmpfs", func(t testing.TB) string { return testenv.Tmpfs(t) }}, {"ext4", func(t testing.TB) string { return testenv.Ext4(t, 16) }}} {
+		t.Run(fs.name, func(t *testing.T) {
+			dir := fs.dir(t)
+			a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+			writeFile(t, a, "a")
+			writeFile(t, b, "b")
+			h, _, err := sys.NameToHandleAt(sys.AT_FDCWD, a, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !handleHoldsIno(h.Bytes, stat(t, a).Ino) {
+				t.Errorf("handle %x of a does not hold its inode %d", h.Bytes, stat(t, a).Ino)
+			}
+			if handleHoldsIno(h.Bytes, stat(t, b).Ino) {
+				t.Errorf("handle %x of a holds b's inode %d", h.Bytes, stat(t, b).Ino)
+			}
+		})
+	}
+}
