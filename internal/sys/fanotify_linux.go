@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"strconv"
+	"sync"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -135,4 +136,89 @@ func Read(fd int, p []byte) (int, error) {
 		}
 		return n, nil
 	}
+}
+
+// FanotifyWaker wakes a thread blocked in read(2) on a fanotify group, which nothing else
+// does: closing the group's descriptor does not end a read under way (the read holds a
+// reference), and Go's signal handlers restart it (SA_RESTART). It gives the group an event
+// of its own: the group marks a private memfd for FAN_MODIFY, and Wake writes one byte to
+// it. The reader recognizes that event (IsWake), closes its descriptor and ignores it.
+//
+// The write goes through a descriptor reopened from /proc/self/fd: since Linux 6.14 files
+// made by memfd_create are pseudo files, whose own writes generate no fsnotify event; a file
+// opened by path does. Nobody else can reach the memfd's inode, so the mark can never report
+// or block anything but Wake.
+type FanotifyWaker struct {
+	mu       sync.Mutex
+	memfd    int // the memfd itself (keeps the inode; its dev and ino identify the wake)
+	wfd      int // the memfd reopened by path, written by Wake
+	dev, ino uint64
+	closed   bool
+}
+
+// NewFanotifyWaker makes a waker for the fanotify group group (any class, FD or FID mode).
+func NewFanotifyWaker(group int) (*FanotifyWaker, error) {
+	memfd, err := memfdCreate("fsnotifyd-wake")
+	if err != nil {
+		return nil, err
+	}
+	w := &FanotifyWaker{memfd: memfd, wfd: -1}
+	st, err := Fstat(memfd)
+	if err == nil {
+		w.dev, w.ino = st.Dev, st.Ino
+		w.wfd, err = Open("/proc/self/fd/"+strconv.Itoa(memfd), O_WRONLY|O_CLOEXEC, 0)
+	}
+	if err == nil {
+		err = FanotifyMark(group, FAN_MARK_ADD, FAN_MODIFY, memfd, "")
+	}
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	return w, nil
+}
+
+// Wake queues one FAN_MODIFY event on the group (the kernel merges it with one still unread).
+// Safe from any goroutine, before or after Close (then it does nothing).
+func (w *FanotifyWaker) Wake() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return
+	}
+	var b [1]byte
+	unix.Pwrite(w.wfd, b[:], 0)
+}
+
+// IsWake reports whether the event of mask mask, from process pid, whose descriptor is
+// eventFd, is a Wake of this process: its fstat is made only for a FAN_MODIFY of this process.
+func (w *FanotifyWaker) IsWake(mask uint64, pid int32, self int32, eventFd int32) bool {
+	if mask&FAN_MODIFY == 0 || pid != self || eventFd < 0 {
+		return false
+	}
+	st, err := Fstat(int(eventFd))
+	return err == nil && st.Dev == w.dev && st.Ino == w.ino
+}
+
+// Close closes the memfd (the group's mark on it goes with the inode). Idempotent.
+func (w *FanotifyWaker) Close() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return
+	}
+	w.closed = true
+	if w.wfd >= 0 {
+		unix.Close(w.wfd)
+	}
+	unix.Close(w.memfd)
+}
+
+// SetNonblock sets or clears O_NONBLOCK on fd (fcntl F_SETFL): for a fanotify group, whose
+// reads then return EAGAIN on an empty queue, or wait.
+func SetNonblock(fd int, nonblocking bool) error {
+	if err := unix.SetNonblock(fd, nonblocking); err != nil {
+		return os.NewSyscallError("fcntl(fd "+strconv.Itoa(fd)+", F_SETFL)", err)
+	}
+	return nil
 }
