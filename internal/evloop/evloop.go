@@ -2,7 +2,10 @@
 
 // Package evloop is the event loop of the permission fast path: one goroutine, locked to one
 // OS thread, that waits in poll(2) for the descriptors registered with it, calls each one's
-// callback when it is readable, and runs the work posted to it.
+// callback when it is readable, and runs the work posted to it. When the only descriptor
+// registered offers it (RegisterBlocking: the backend's fanotify group, when no daemon client
+// is registered), the loop waits for it in its callback's blocking read(2) instead, as a C
+// responder does: one system call per event fewer (see "Blocking mode").
 //
 // Why one thread: a kernel permission event wakes the thread that waits for it, often on the
 // CPU of the process that is waiting for the answer. If the answer comes back to that same
@@ -37,6 +40,22 @@
 //   - A paused registration may still see one call of its callback that the loop had
 //     decided on before the pause (when paused from another goroutine): callbacks check
 //     their owner's state.
+//
+// # Blocking mode
+//
+// A descriptor registered with RegisterBlocking offers two things: a way to make its reads
+// wait (SetBlocking) and a way to make a waiting read return from any goroutine (Wake: the
+// backend queues an event of its own on its fanotify group, sys.FanotifyWaker). Whenever it
+// is the only active registration, the loop makes it blocking and, instead of polling, calls
+// its callback, which reads once: the read is the wait. Work posted or a registration
+// changed from another goroutine then wakes the loop through Wake instead of the eventfd.
+// As soon as another descriptor is active (a daemon's client socket) or the descriptor is
+// paused or unregistered, the loop makes it non-blocking again and polls them all. A
+// SetBlocking that fails turns blocking mode off for that registration for good (if it
+// could not be made non-blocking again, Blocking keeps saying so and its callback keeps
+// reading once per call, which poll says will not wait). The callback tells the modes apart
+// with Registration.Blocking, and calls Registration.Awake once its read returned (a post
+// made after that, by the callback itself, needs no wake).
 //
 // # Lock order
 //
@@ -80,10 +99,13 @@ type Loop struct {
 	tid       atomic.Int64  // the loop's thread id, once it runs
 	done      chan struct{} // closed when the loop goroutine has returned (or never will run)
 
-	// sleeping is set while the loop waits in poll or is about to (from before its last look
-	// at the queues); woken while a wake is in the eventfd, unread. See wake.
+	// sleeping is set while the loop waits in poll or in a blocking read, or is about to
+	// (from before its last look at the queues); woken once a wake was sent for this wait;
+	// blockOn is the registration whose blocking read is the wait (nil: poll). See wake.
 	sleeping, woken atomic.Bool
-	wakes           atomic.Uint64 // eventfd writes, for the tests
+	blockOn         atomic.Pointer[Registration]
+	wakes           atomic.Uint64 // wakes sent (eventfd or Blocking.Wake), for the tests
+	blockedWaits    atomic.Uint64 // waits in a blocking read, for the tests
 
 	mu      sync.Mutex
 	posted  []func() // guarded by mu
@@ -96,17 +118,35 @@ type Loop struct {
 	fds   []int
 	ready []bool
 	ps    sys.PollSet
-	dirty bool // regs changed: rebuild fds
+	dirty bool          // regs changed: rebuild fds
+	cur   *Registration // the registration whose callback runs
 }
 
 // Registration is a descriptor registered with a Loop.
 type Registration struct {
-	l  *Loop
-	fd int
-	cb func()
+	l      *Loop
+	fd     int
+	cb     func()
+	wakeFn func() // RegisterBlocking's Blocking.Wake
 
-	// The loop goroutine's: the registration was added, removed, is paused; active: polled.
+	// The loop goroutine's: the registration was added, removed, is paused; active: polled;
+	// bl: RegisterBlocking's (nil once a SetBlocking failed); blocking: its descriptor was
+	// made blocking.
 	added, removed, paused, active bool
+	bl                             *Blocking
+	blocking                       bool
+}
+
+// Blocking is what a descriptor registered with RegisterBlocking offers for the loop to wait
+// for it in a blocking read instead of poll(2) when it is the only one registered.
+type Blocking struct {
+	// SetBlocking makes the descriptor's reads wait for data (true) or return at once when
+	// there is none (false, as at registration). Called on the loop.
+	SetBlocking func(blocking bool) error
+	// Wake makes a read blocked on the descriptor return, by queueing something that the
+	// callback reads and ignores. Called from any goroutine while the registration is
+	// active, so it must work until Unregister returns; called at most once per wait.
+	Wake func()
 }
 
 type changeKind uint8
@@ -172,6 +212,34 @@ func (l *Loop) Register(fd int, cb func()) (*Registration, error) {
 	return r, nil
 }
 
+// RegisterBlocking is Register for a descriptor that the loop may also wait for by reading
+// it (see "Blocking mode" in the package doc): cb then runs with the descriptor blocking, and
+// must read it at most once per call (Registration.Blocking says which mode it runs in).
+func (l *Loop) RegisterBlocking(fd int, cb func(), bl Blocking) (*Registration, error) {
+	if bl.SetBlocking == nil || bl.Wake == nil {
+		return nil, errors.New("evloop: RegisterBlocking needs SetBlocking and Wake")
+	}
+	if err := l.start(); err != nil {
+		return nil, err
+	}
+	r := &Registration{l: l, fd: fd, cb: cb, wakeFn: bl.Wake, bl: &bl}
+	if !l.enqueue(change{kind: chAdd, r: r}) {
+		return nil, ErrClosed
+	}
+	return r, nil
+}
+
+// Blocking reports, in a callback, whether its descriptor is blocking: then the callback
+// reads it at most once (the loop may have called it to wait in that read rather than
+// because poll said it is readable). Only on the loop. (A method of the loop, not of the
+// Registration: a callback may run before Register has returned it.)
+func (l *Loop) Blocking() bool { return l.cur != nil && l.cur.blocking }
+
+// Awake is called by a callback in blocking mode as soon as its read returned: from then on
+// work posted needs no wake (the loop looks at the queues once the callback returns). Only
+// on the loop.
+func (l *Loop) Awake() { l.sleeping.Store(false) }
+
 // Pause stops the loop from polling r's descriptor, until Resume; see the package rules.
 func (r *Registration) Pause() { r.l.enqueue(change{kind: chPause, r: r}) }
 
@@ -235,15 +303,23 @@ func (l *Loop) Post(fn func()) {
 	l.wake()
 }
 
-// wake interrupts the loop's poll if it waits or is about to, once per wait. The loop sets
-// sleeping before its last look at the queues (under mu), and a poster reads it after
-// queueing (under mu): one of them sees the other, so nothing queued waits for a poll that
-// nobody interrupts. A wake that comes as the loop wakes anyway only makes its next poll
-// return at once.
+// wake interrupts the loop's wait if it waits or is about to, once per wait. Before each
+// wait the loop sets blockOn, clears woken, then sets sleeping, then takes its last look at
+// the queues (under mu); a poster queues (under mu), then reads sleeping, takes woken, then
+// reads blockOn. One of them sees the other, so nothing queued waits for a wait that nobody
+// interrupts; a poster that takes woken for this wait reads this wait's blockOn, so its wake
+// goes where the loop waits (the eventfd it polls, or the descriptor it reads). A poster
+// that took woken for an earlier wait had queued before that wait ended, so the loop finds
+// its work without a wake. A wake that comes as the loop wakes anyway only makes a later
+// wait return at once.
 func (l *Loop) wake() {
 	if l.sleeping.Load() && l.woken.CompareAndSwap(false, true) {
 		l.wakes.Add(1)
-		l.waker.Wake()
+		if r := l.blockOn.Load(); r != nil {
+			r.wakeFn()
+		} else {
+			l.waker.Wake()
+		}
 	}
 }
 
@@ -279,12 +355,23 @@ func (l *Loop) run() {
 		if l.dirty {
 			l.rebuild()
 		}
+		br := l.setModes()
+		l.blockOn.Store(br)
+		l.woken.Store(false)
 		l.sleeping.Store(true)
 		l.mu.Lock()
 		busy := len(l.posted) > 0 || len(l.changes) > 0 || l.closed
 		l.mu.Unlock()
 		if busy {
 			l.sleeping.Store(false)
+			continue
+		}
+		if br != nil {
+			// Blocking mode: the callback's read is the wait.
+			l.blockedWaits.Add(1)
+			l.call(br)
+			l.sleeping.Store(false)
+			l.runPosted()
 			continue
 		}
 		if cap(l.ready) < len(l.fds) {
@@ -300,16 +387,22 @@ func (l *Loop) run() {
 		}
 		if ready[0] {
 			l.waker.Drain()
-			l.woken.Store(false)
 		}
 		regs := l.regs // callbacks may change l.regs (copy on write)
 		for i, r := range regs {
 			if ready[i+1] && r.active {
-				r.cb()
+				l.call(r)
 				l.runPosted()
 			}
 		}
 	}
+}
+
+// call runs r's callback.
+func (l *Loop) call(r *Registration) {
+	l.cur = r
+	r.cb()
+	l.cur = nil
 }
 
 // takeChanges applies the queued registration changes and reports whether the loop is
@@ -339,6 +432,9 @@ func (l *Loop) apply(c change) {
 	case chRemove:
 		r.removed = true
 	}
+	if r.removed || r.paused {
+		l.setBlocking(r, false) // as it was registered, for its owner
+	}
 	if on := r.added && !r.removed && !r.paused; on != r.active {
 		r.active = on
 		l.setPolled(r, on)
@@ -363,6 +459,36 @@ func (l *Loop) setPolled(r *Registration, on bool) {
 		l.regs = regs
 	}
 	l.dirty = true
+}
+
+// setModes picks how the loop waits next: for the only active registration in its blocking
+// read when it offers that (made blocking here), else in poll with every active
+// registration non-blocking. It returns the registration to read, or nil. On the loop.
+func (l *Loop) setModes() *Registration {
+	if len(l.regs) == 1 && l.regs[0].bl != nil {
+		if r := l.regs[0]; l.setBlocking(r, true) {
+			return r
+		}
+	}
+	for _, r := range l.regs {
+		l.setBlocking(r, false)
+	}
+	return nil
+}
+
+// setBlocking makes r's descriptor blocking or not, unless it is already or r offers no
+// blocking mode (any more); it reports whether the descriptor is now as asked. A failure
+// turns blocking mode off for r for good (see the package doc).
+func (l *Loop) setBlocking(r *Registration, on bool) bool {
+	if r.bl == nil || r.blocking == on {
+		return r.blocking == on
+	}
+	if err := r.bl.SetBlocking(on); err != nil {
+		r.bl = nil
+		return false
+	}
+	r.blocking = on
+	return true
 }
 
 // rebuild makes the poll set match regs.
@@ -407,6 +533,9 @@ func (l *Loop) finish() {
 		if c.done != nil {
 			close(c.done)
 		}
+	}
+	for _, r := range l.regs {
+		l.setBlocking(r, false) // as it was registered, for its owner
 	}
 	l.regs = nil
 	l.runPosted()
