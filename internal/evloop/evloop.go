@@ -105,7 +105,8 @@ type Loop struct {
 	sleeping, woken atomic.Bool
 	blockOn         atomic.Pointer[Registration]
 	wakes           atomic.Uint64 // wakes sent (eventfd or Blocking.Wake), for the tests
-	blockedWaits    atomic.Uint64 // waits in a blocking read, for the tests
+	polls           atomic.Uint64 // waits in poll (Waits)
+	blockedWaits    atomic.Uint64 // waits in a blocking read (Waits)
 
 	mu      sync.Mutex
 	posted  []func() // guarded by mu
@@ -323,6 +324,16 @@ func (l *Loop) wake() {
 	}
 }
 
+// Waits reports how many times the loop has waited in poll(2) and in a blocking read (for
+// tests and diagnostics: which mode the loop runs in).
+func (l *Loop) Waits() (polls, blockingReads uint64) {
+	return l.polls.Load(), l.blockedWaits.Load()
+}
+
+// InBlockingRead reports whether the loop waits in a blocking read, or is about to (for
+// tests: a wake is then needed to run posted work).
+func (l *Loop) InBlockingRead() bool { return l.sleeping.Load() && l.blockOn.Load() != nil }
+
 // Close stops the loop: callbacks are no longer called, the work posted so far runs, and
 // Close returns once the loop goroutine has ended — at once when called on the loop, which
 // then ends after the current callback. Later Posts run on their caller. Idempotent.
@@ -378,6 +389,7 @@ func (l *Loop) run() {
 			l.ready = make([]bool, len(l.fds))
 		}
 		ready := l.ready[:len(l.fds)]
+		l.polls.Add(1)
 		err := l.ps.Wait(l.fds, ready)
 		l.sleeping.Store(false)
 		if err != nil {
