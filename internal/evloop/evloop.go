@@ -81,6 +81,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 )
@@ -115,12 +116,13 @@ type Loop struct {
 	closed  bool     // guarded by mu
 
 	// The loop goroutine's own.
-	regs  []*Registration // polled, in order: regs[i] is fds[i+1] (copy on write)
-	fds   []int
-	ready []bool
-	ps    sys.PollSet
-	dirty bool          // regs changed: rebuild fds
-	cur   *Registration // the registration whose callback runs
+	regs      []*Registration // polled, in order: regs[i] is fds[i+1] (copy on write)
+	fds       []int
+	ready     []bool
+	ps        sys.PollSet
+	dirty     bool          // regs changed: rebuild fds
+	cur       *Registration // the registration whose callback runs
+	lastYield time.Time     // maybeYield's
 }
 
 // Registration is a descriptor registered with a Loop.
@@ -366,6 +368,7 @@ func (l *Loop) run() {
 		if l.dirty {
 			l.rebuild()
 		}
+		l.maybeYield()
 		br := l.setModes()
 		l.blockOn.Store(br)
 		l.woken.Store(false)
@@ -407,6 +410,23 @@ func (l *Loop) run() {
 				l.runPosted()
 			}
 		}
+	}
+}
+
+// yieldEvery is how often a busy loop lets the Go scheduler run it again (see maybeYield).
+const yieldEvery = 8 * time.Millisecond
+
+// maybeYield yields the loop's P (runtime.Gosched) when it has not been rescheduled for
+// yieldEvery. A goroutine that runs on its P for 10 ms without being rescheduled (the
+// loop: it only makes system calls) is preempted by the runtime's sysmon thread: a signal,
+// its P taken away in the middle of a system call, and, worst on a small VM, sysmon polling
+// every 20 µs for the next millisecond (about 60 wake-ups each time, some 1,500 per second
+// under a steady load: docs/design/performance.md). A yield of a locked goroutine costs two
+// thread hand-offs, 125 times a second at most; it resets the runtime's count before sysmon looks twice.
+func (l *Loop) maybeYield() {
+	if now := time.Now(); now.Sub(l.lastYield) >= yieldEvery {
+		runtime.Gosched()
+		l.lastYield = time.Now()
 	}
 }
 
