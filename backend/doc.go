@@ -128,6 +128,8 @@
 //	Exemptions.mu             exempt helper pids (a leaf)
 //	lru.Cache.mu              the process-name, parent and ancestry caches (leaves)
 //	evloop.Loop.mu            the loop's posted work and registration changes (a leaf)
+//	fdGroup.respMu            respond's reusable answer (a leaf, only TryLocked: held across
+//	                          the answer's write(2), nobody ever waits for it)
 //
 // Backend.mu, inotifyGroup.mu, fsState.ignMu, inflightMu and Exemptions.mu are
 // lockorder.Mutexes with the classes in doc.go: tests built with -tags lockorder (.ci/run)

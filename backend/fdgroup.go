@@ -3,6 +3,8 @@
 package backend
 
 import (
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/internal/evloop"
@@ -28,6 +30,11 @@ type fdGroup struct {
 	reg   *evloop.Registration
 	waker *sys.FanotifyWaker // nil: the loop always polls the group
 	buf   []byte             // the loop's
+
+	// respond's operation, reused by whoever holds respMu (a leaf, only TryLocked).
+	respMu sync.Mutex
+	resp   respondOp
+	respFn func(uintptr) bool
 	// awaited is set by handlePerm when a walk of the current batch waits for a group's
 	// answer (the loop's).
 	awaited bool
@@ -97,17 +104,41 @@ func (g *fdGroup) close() {
 	g.closeFile()
 }
 
-// respond writes one answer for the kernel event whose descriptor is fd.
+// respond writes one answer for the kernel event whose descriptor is fd. On the loop (or
+// whoever holds respMu) it costs no allocation: the operation run by the RawConn is the
+// group's, bound once; a concurrent caller (Backend.Close answering what is left) makes its
+// own.
 func (g *fdGroup) respond(fd int32, response uint32) error {
-	var werr error
-	err := g.rc.Write(func(kfd uintptr) bool {
-		werr = sys.WriteResponse(int(kfd), fd, response)
-		return true
-	})
-	if err != nil {
+	if !g.respMu.TryLock() {
+		op := &respondOp{fd: fd, response: response}
+		return op.run(g.rc, op.do)
+	}
+	if g.respFn == nil {
+		g.respFn = g.resp.do
+	}
+	g.resp = respondOp{fd: fd, response: response}
+	err := g.resp.run(g.rc, g.respFn)
+	g.respMu.Unlock()
+	return err
+}
+
+// respondOp is one kernel answer, written by the RawConn.
+type respondOp struct {
+	fd       int32
+	response uint32
+	err      error
+}
+
+func (o *respondOp) do(kfd uintptr) bool {
+	o.err = sys.WriteResponse(int(kfd), o.fd, o.response)
+	return true
+}
+
+func (o *respondOp) run(rc syscall.RawConn, do func(uintptr) bool) error {
+	if err := rc.Write(do); err != nil {
 		return err
 	}
-	return werr
+	return o.err
 }
 
 // onReadable runs on the loop when the group's descriptor is readable: it reads a batch and

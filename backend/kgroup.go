@@ -34,6 +34,25 @@ type kgroup struct {
 
 	closeOnce sync.Once
 	closed    atomic.Bool
+
+	// The reader's (one goroutine reads each group), so that a batch costs no allocation:
+	// readBatch's operation on the RawConn (readFn, bound once) and the event the batch is
+	// parsed into.
+	rd     readOp
+	readFn func(fd uintptr) bool
+	kev    sys.FanotifyEvent
+}
+
+// readOp is one read(2) of a group, run by the RawConn.
+type readOp struct {
+	buf []byte
+	n   int
+	err error
+}
+
+func (o *readOp) do(fd uintptr) bool {
+	o.n, o.err = sys.Read(int(fd), o.buf)
+	return true
 }
 
 // groupsAllowedLocked says why no kernel group can be created, if so. Needs b.mu.
@@ -85,15 +104,16 @@ func (g *kgroup) closeFile() {
 // readBatch reads what the kernel has queued (up to buf) without waiting: 0 and nil when
 // there is nothing, or when the group is closed.
 func (g *kgroup) readBatch(buf []byte) (int, error) {
-	var n int
-	var rerr error
-	err := g.rc.Read(func(fd uintptr) bool {
-		n, rerr = sys.Read(int(fd), buf)
-		return true
-	})
-	if err == nil {
-		err = rerr
+	if g.readFn == nil {
+		g.readFn = g.rd.do
 	}
+	g.rd.buf, g.rd.n, g.rd.err = buf, 0, nil
+	err := g.rc.Read(g.readFn)
+	n := g.rd.n
+	if err == nil {
+		err = g.rd.err
+	}
+	g.rd.buf, g.rd.err = nil, nil
 	if err == nil {
 		return n, nil
 	}
@@ -112,14 +132,14 @@ func (g *kgroup) readBatch(buf []byte) (int, error) {
 func (g *kgroup) dispatchBatch(buf []byte, now time.Time, handle func(*sys.FanotifyEvent)) bool {
 	b := g.b
 	var last int32
-	sys.ParseFanotify(buf, func(kev *sys.FanotifyEvent) error {
+	sys.ParseFanotifyInto(buf, &g.kev, func(kev *sys.FanotifyEvent) error {
 		if !kev.IsPerm() && kev.Pid != last && kev.Pid > 0 && kev.Pid != b.pid {
 			b.comms.get(kev.Pid, now)
 			last = kev.Pid
 		}
 		return nil
 	})
-	perr := sys.ParseFanotify(buf, func(kev *sys.FanotifyEvent) error {
+	perr := sys.ParseFanotifyInto(buf, &g.kev, func(kev *sys.FanotifyEvent) error {
 		b.stats.Events.Add(1)
 		handle(kev)
 		return nil

@@ -131,8 +131,14 @@ func (st *Stat) IsDir() bool { return st.Mode&S_IFMT == S_IFDIR }
 // so one call gives the best mount id available (see Stat.MntIDUnique).
 func Statx(dirfd int, path string, flags int) (Stat, error) {
 	var sx unix.Statx_t
-	err := unix.Statx(dirfd, path, flags|unix.AT_STATX_SYNC_AS_STAT,
-		unix.STATX_BASIC_STATS|unix.STATX_MNT_ID_UNIQUE, &sx)
+	var err error
+	if path == "" {
+		err = statxEmptyPath(dirfd, flags|unix.AT_STATX_SYNC_AS_STAT,
+			unix.STATX_BASIC_STATS|unix.STATX_MNT_ID_UNIQUE, &sx)
+	} else {
+		err = unix.Statx(dirfd, path, flags|unix.AT_STATX_SYNC_AS_STAT,
+			unix.STATX_BASIC_STATS|unix.STATX_MNT_ID_UNIQUE, &sx)
+	}
 	if err != nil {
 		return Stat{}, os.NewSyscallError("statx("+objectString(dirfd, path)+")", err)
 	}
@@ -157,6 +163,25 @@ func Statx(dirfd int, path string, flags int) (Stat, error) {
 		st.MntID = sx.Mnt_id
 	}
 	return st, nil
+}
+
+// emptyPath is the "" statxEmptyPath passes: unix.Statx copies its path to the heap on
+// every call, one allocation per event for Fstat of an event's descriptor.
+var emptyPath = [1]byte{0}
+
+// statxEmptyPath is statx(2) of dirfd with the path "" (flags should hold AT_EMPTY_PATH).
+func statxEmptyPath(dirfd int, flags int, mask int, sx *unix.Statx_t) error {
+	for {
+		_, _, e := unix.Syscall6(unix.SYS_STATX, uintptr(dirfd), uintptr(unsafe.Pointer(&emptyPath[0])),
+			uintptr(flags), uintptr(mask), uintptr(unsafe.Pointer(sx)), 0)
+		switch e {
+		case 0:
+			return nil
+		case unix.EINTR:
+			continue
+		}
+		return e
+	}
 }
 
 // Fstat is Statx of the open file fd itself (AT_EMPTY_PATH).

@@ -90,7 +90,7 @@ func ParseInotifyEvent(buf []byte, ev *InotifyEvent) (n int, err error) {
 
 // ParseInotify decodes every event of buf in order, calling fn for each, like ParseFanotify.
 func ParseInotify(buf []byte, fn func(ev *InotifyEvent) error) error {
-	return parseEach(buf, parseInotifyEvent, fn)
+	return parseEach(buf, new(InotifyEvent), parseInotifyEvent, fn)
 }
 
 func parseInotifyEvent(buf []byte, base int, ev *InotifyEvent) (int, error) {
