@@ -149,8 +149,10 @@
 //     started by the FD group's creation (or the first component that registers with it): it
 //     reads the FD group and runs the continuations of the walks that waited for a group's
 //     answer (engine.Config.Executor), and whatever others register (the daemon's permission
-//     clients). Close ends it after the kernel groups are closed; the work posted before runs,
-//     later posts run on their caller. docs/design/fastpath.md follows one event through it.
+//     clients). Alone with the FD group, it waits in the group's blocking read(2), woken by an
+//     event of the group's own (fdGroup.waker): Close's Unregister of the group wakes it.
+//     Close ends it after the kernel groups are closed; the work posted before runs, later
+//     posts run on their caller. docs/design/fastpath.md follows one event through it.
 //   - The FID group's reader (fidGroup.readLoop), from the group's creation: Close closes the
 //     group's file, which ends it; Close waits for it (Backend.wg).
 //   - The inotify reader (inotifyGroup.readLoop), in inotify mode: the same.

@@ -3,8 +3,10 @@
 # and bench/backend.sh's (c) (backend + engine + an in-process allow-all group), each built
 # from REF (default main) and from the working tree, with fanref's C responder as the
 # reference; rounds alternate all of them, so that drift on a shared machine hits each alike.
+# ONLY=guard runs instead the embedded `fsnotifyd guard DIR` allow-all of each (bench/cli.sh
+# section 1), the two in alternating order from one round to the next.
 # Prints per round and as medians: each one's per-open time over fanref's, and tree/REF.
-# Run as root: [MODE=mount] [ONLY=daemon|backend] [NEW=rev] bash bench/ab.sh [REF] [OPENS] [ROUNDS] [THREADS]
+# Run as root: [MODE=mount] [ONLY=daemon|backend|guard] [NEW=rev] bash bench/ab.sh [REF] [OPENS] [ROUNDS] [THREADS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REF=${1:-main}
@@ -12,7 +14,7 @@ N=${2:-100000}
 ROUNDS=${3:-5}
 THREADS=${4:-1}
 MODE=${MODE:-}
-ONLY=${ONLY:-} # daemon or backend: run only that pair
+ONLY=${ONLY:-} # daemon, backend or guard: run only that pair
 NEW=${NEW:-}   # a revision to build instead of the working tree (which may change meanwhile)
 . bench/lib.sh
 mkdir "$out/src" "$out/ref" "$out/new"
@@ -28,6 +30,25 @@ for bin in fsnotifyd:./cmd/fsnotifyd daemonallow:./bench/daemonallow allowall:./
 	fi
 done
 mkdir "$out/mnt/d" && echo x > "$out/mnt/d/f"
+if [ "$ONLY" = guard ]; then
+	echo "REF=$REF ($(git rev-parse --short "$REF")) vs ${NEW:-tree} ($(git rev-parse --short "${NEW:-HEAD}")$([ -n "$NEW" ] || git diff --quiet HEAD || echo +dirty)); guard allow-all, $N opens, $THREADS thread(s), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+	# guardOps BIN: opens/s while `BIN guard DIR` listens (ready once it says so on stderr).
+	guardOps() {
+		"$1" guard $([ "$MODE" = mount ] && echo --mount) "$out/mnt/d" > "$out/guard.log" 2>&1 & local pid=$!
+		for _ in $(seq 200); do grep -q "Watches established" "$out/guard.log" && break; sleep 0.05; done
+		ops "$THREADS"; kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+	}
+	gr=() gb=()
+	for r in $(seq "$ROUNDS"); do
+		f=$(with "$THREADS" "$out/fanref" respond "$out/mnt/d" $MODE)
+		if [ $((r % 2)) = 1 ]; then g0=$(guardOps "$out/ref/fsnotifyd"); g1=$(guardOps "$out/new/fsnotifyd")
+		else g1=$(guardOps "$out/new/fsnotifyd"); g0=$(guardOps "$out/ref/fsnotifyd"); fi
+		awk -v f="$f" -v a="$g0" -v b="$g1" 'BEGIN { printf "fanref %.2f us  guard ref %.3f new %.3f (new/ref %.3f)\n", 1e6/f, f/a, f/b, a/b }'
+		gr+=("$(awk -v f="$f" -v x="$g0" 'BEGIN{print f/x}')") gb+=("$(awk -v f="$f" -v x="$g1" 'BEGIN{print f/x}')")
+	done
+	echo "median over $ROUNDS rounds, per-open time / fanref's: guard ref $(printf '%s\n' "${gr[@]}" | median) new $(printf '%s\n' "${gb[@]}" | median)"
+	exit 0
+fi
 declare -A spid
 for v in ref new; do
 	"$out/$v/fsnotifyd" serve --socket "$out/$v.sock" --log-level warn 2> "$out/$v.log" & pids+=($!)
