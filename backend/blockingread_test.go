@@ -45,7 +45,9 @@ func TestFDGroupBlockingRead(t *testing.T) {
 	mark(t, b, g, dir, engine.KindInode, engine.MarkSpec{Mask: engine.OpenPerm | engine.EventOnChild})
 	waitLoopBlocked(t, b)
 
-	// Opens answered by the Handler on the loop: one blocking read each, no poll.
+	// Opens answered by the Handler on the loop: one blocking read each, no poll. (A wait is
+	// counted as it begins: the one under way at the first snapshot returns the first open,
+	// and the one after the last open may not have begun at the second: opens-1 at least.)
 	polls0, reads0 := b.Loop().Waits()
 	const opens = 5
 	for range opens {
@@ -57,9 +59,9 @@ func TestFDGroupBlockingRead(t *testing.T) {
 	if handled.Load() != opens {
 		t.Fatalf("the Handler saw %d opens, want %d", handled.Load(), opens)
 	}
-	if polls1 != polls0 || reads1-reads0 < opens {
+	if polls1 != polls0 || reads1-reads0 < opens-1 {
 		t.Fatalf("over %d opens the loop polled %d times and waited in a read %d times; want 0 polls and >= %d reads",
-			opens, polls1-polls0, reads1-reads0, opens)
+			opens, polls1-polls0, reads1-reads0, opens-1)
 	}
 
 	// An answer from another goroutine: the continuation is posted while the loop waits in
@@ -153,8 +155,9 @@ func TestFDGroupPollsBesideAnotherDescriptor(t *testing.T) {
 		}
 	}
 	polls1, reads1 := b.Loop().Waits()
-	if reads1 != reads0 || polls1-polls0 < 3 {
-		t.Fatalf("with two descriptors, over 3 opens: %d polls and %d blocking reads; want >= 3 and 0", polls1-polls0, reads1-reads0)
+	// Waits are counted as they begin (see TestFDGroupBlockingRead): 2 polls at least.
+	if reads1 != reads0 || polls1-polls0 < 2 {
+		t.Fatalf("with two descriptors, over 3 opens: %d polls and %d blocking reads; want >= 2 and 0", polls1-polls0, reads1-reads0)
 	}
 	reg.Unregister()
 	waitLoopBlocked(t, b)
