@@ -28,21 +28,29 @@ func waitLoopBlocked(t *testing.T, b *Backend) {
 	time.Sleep(20 * time.Millisecond)
 }
 
-// With the FD group alone on the loop, the loop waits for permission events in a blocking
-// read (no poll per event); what must wake that read does: an answer from another
-// goroutine (the walk's continuation, posted), a deadline (posted by a timer), and Close.
-// Every open is answered, with the verdict asked.
-func TestFDGroupBlockingRead(t *testing.T) {
-	b := newBackend(t, ModeFanotify)
+// allowAllOnLoop is a backend whose one group allows every open of the children of a tmpfs
+// directory with a Handler (on the loop), counting them; it returns the file to open.
+func allowAllOnLoop(t *testing.T) (b *Backend, f string, handled *atomic.Int32) {
+	b = newBackend(t, ModeFanotify)
 	dir := testenv.Tmpfs(t)
-	f := filepath.Join(dir, "f")
+	f = filepath.Join(dir, "f")
 	writeFile(t, f, "x")
-	var handled atomic.Int32
+	handled = new(atomic.Int32)
 	g := newGroup(t, b, engine.Options{Class: engine.ClassContent, Handler: func(engine.Delivery) (engine.Response, bool) {
 		handled.Add(1)
 		return engine.Response{}, true
 	}})
 	mark(t, b, g, dir, engine.KindInode, engine.MarkSpec{Mask: engine.OpenPerm | engine.EventOnChild})
+	return b, f, handled
+}
+
+// With the FD group alone on the loop, the loop waits for permission events in a blocking
+// read (no poll per event); what must wake that read does: an answer from another
+// goroutine (the walk's continuation, posted), a deadline (posted by a timer), and Close.
+// Every open is answered, with the verdict asked.
+func TestFDGroupBlockingRead(t *testing.T) {
+	b, f, handled := allowAllOnLoop(t)
+	dir := filepath.Dir(f)
 	waitLoopBlocked(t, b)
 
 	// Opens answered by the Handler on the loop: one blocking read each, no poll. (A wait is
@@ -123,14 +131,7 @@ func TestFDGroupBlockingRead(t *testing.T) {
 // the loop polls both, permission events are still answered and the socket read; once the
 // socket is unregistered the loop reads the FD group blocking again.
 func TestFDGroupPollsBesideAnotherDescriptor(t *testing.T) {
-	b := newBackend(t, ModeFanotify)
-	dir := testenv.Tmpfs(t)
-	f := filepath.Join(dir, "f")
-	writeFile(t, f, "x")
-	g := newGroup(t, b, engine.Options{Class: engine.ClassContent, Handler: func(engine.Delivery) (engine.Response, bool) {
-		return engine.Response{}, true
-	}})
-	mark(t, b, g, dir, engine.KindInode, engine.MarkSpec{Mask: engine.OpenPerm | engine.EventOnChild})
+	b, f, _ := allowAllOnLoop(t)
 	waitLoopBlocked(t, b)
 	got := make(chan string, 4)
 	var off atomic.Int32
