@@ -12,9 +12,10 @@
 // thread (a daemon's client socket registered here, a walk's continuation posted here), the
 // verdict is written to the kernel by the thread that read the event, with no hand-off to a
 // thread on another CPU: on a 2-vCPU VM each hand-off costs about as much as the rest of the
-// round trip (bench/relayfloor, bench/daemon.sh). (It never yields, runtime.Gosched: a
-// goroutine locked to its thread that yields hands its P to another thread and waits to be
-// handed it back — two wake-ups; bench/backend.sh lost 2-3 times its per-open time with it.)
+// round trip (bench/relayfloor, bench/daemon.sh). (It does not yield per event,
+// runtime.Gosched: a goroutine locked to its thread that yields hands its P to another
+// thread and waits to be handed it back — two wake-ups; bench/backend.sh lost 2-3 times its
+// per-open time with it. It yields once per 8 ms of work, see maybeYield.)
 //
 // # Rules
 //
