@@ -55,8 +55,8 @@
 // SetBlocking that fails turns blocking mode off for that registration for good (if it
 // could not be made non-blocking again, Blocking keeps saying so and its callback keeps
 // reading once per call, which poll says will not wait). The callback tells the modes apart
-// with Registration.Blocking, and calls Registration.Awake once its read returned (a post
-// made after that, by the callback itself, needs no wake).
+// with Loop.Blocking, and calls Loop.Awake once its read returned (a post made after that,
+// by the callback itself, needs no wake).
 //
 // # Lock order
 //
@@ -218,7 +218,7 @@ func (l *Loop) Register(fd int, cb func()) (*Registration, error) {
 
 // RegisterBlocking is Register for a descriptor that the loop may also wait for by reading
 // it (see "Blocking mode" in the package doc): cb then runs with the descriptor blocking, and
-// must read it at most once per call (Registration.Blocking says which mode it runs in).
+// must read it at most once per call (Loop.Blocking says which mode it runs in).
 func (l *Loop) RegisterBlocking(fd int, cb func(), bl Blocking) (*Registration, error) {
 	if bl.SetBlocking == nil || bl.Wake == nil {
 		return nil, errors.New("evloop: RegisterBlocking needs SetBlocking and Wake")
