@@ -92,7 +92,9 @@ SIGHUP reads the policy file and the trust sources again, and so does a
 change to either on disk (checked every --reload-interval, default 1s):
 the new policy applies to the next decisions, those in flight finish under
 the old one, and a file that does not parse leaves the old policy in place
-(the reason goes to stderr and the audit log).
+(the reason goes to stderr and the audit log). A changed file is read once
+it has stood still for 100ms (a file being written in place is never read
+half-written), and an empty file is refused ("default allow" says that).
 
 Rules may test comm=, the process name, which any process can set: a
 warning on stderr says so for an allow rule that tests nothing else where

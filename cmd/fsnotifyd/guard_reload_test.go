@@ -215,3 +215,103 @@ func TestGuardReloadOnFileChange(t *testing.T) {
 		t.Errorf("%d rejected reloads in the audit log, want 1", rej)
 	}
 }
+
+// A policy file rewritten in place (truncated, then written in pieces, as an editor without
+// rename or `cat > file` does) is never read between the pieces: s stays denied the whole
+// time, the partial file is never applied, and the finished one is, once. A file left empty
+// is refused (an empty policy allows everything), and the deny stays.
+func TestGuardReloadTornWrite(t *testing.T) {
+	mnt := testenv.Tmpfs(t)
+	etc := t.TempDir()
+	s := filepath.Join(mnt, "s")
+	writeFile(t, s, "s")
+	rules := filepath.Join(etc, "guard.rules")
+	first := "# the first version\ndeny open " + mnt + "/s\n"
+	writeFile(t, rules, first)
+	audit := filepath.Join(etc, "audit.jsonl")
+	p := start(t, "guard", "--policy", rules, "--reload-interval", "10ms", "--audit", audit, mnt)
+
+	var opens, allowed atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	stopOpens := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	defer stopOpens()
+	wg.Add(1)
+	go func() { // opens s all along: any allow is a torn read applied
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			d, err := openOnce(s)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			opens.Add(1)
+			if !d {
+				allowed.Add(1)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+
+	// The rewrite: empty for 40 ms, then a comment line alone for 40 ms (a policy with no
+	// rule: allow everything), then the rest. Each stands still for less than policySettle.
+	second := "# the second version, written in two pieces\ndeny open " + mnt + "/s\n"
+	cut := strings.Index(second, "\n") + 1
+	f, err := os.OpenFile(rules, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(40 * time.Millisecond)
+	if _, err := f.WriteString(second[:cut]); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(40 * time.Millisecond)
+	if _, err := f.WriteString(second[cut:]); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if !waitFor(5*time.Second, func() bool { return strings.Contains(p.errText(), "policy reloaded from") }) {
+		t.Fatalf("the finished file was never applied; stderr:\n%s", p.errText())
+	}
+	time.Sleep(50 * time.Millisecond)
+	stopOpens()
+	if opens.Load() < 20 || allowed.Load() != 0 {
+		t.Fatalf("%d of %d opens of s allowed during the rewrite, want 0 (of at least 20); stderr:\n%s", allowed.Load(), opens.Load(), p.errText())
+	}
+
+	// Left empty: refused, the deny stays.
+	if err := os.Truncate(rules, 0); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(5*time.Second, func() bool { return strings.Contains(p.errText(), "the file is empty") }) {
+		t.Fatalf("the empty file was not refused; stderr:\n%s", p.errText())
+	}
+	if d, err := openOnce(s); err != nil || !d {
+		t.Fatalf("s after the empty file: denied %v, %v; want denied", d, err)
+	}
+	p.stop()
+	var applied, rejected int
+	for _, r := range auditLines(t, audit) {
+		if r["event"] != "policy-reload" {
+			continue
+		}
+		switch r["verdict"] {
+		case "applied":
+			applied++
+		case "rejected":
+			rejected++
+		}
+	}
+	if applied != 1 {
+		t.Errorf("%d applied reloads in the audit log, want 1 (only the finished file)", applied)
+	}
+	if rejected < 1 {
+		t.Errorf("%d rejected reloads in the audit log, want the empty file's", rejected)
+	}
+	t.Logf("%d opens of s during the rewrite, all denied; stderr:\n%s", opens.Load(), p.errText())
+}

@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"syscall"
@@ -175,29 +176,62 @@ func (g *guardRun) reported(what, origin string, err error) {
 	}
 }
 
-// reloadPolicyFile reads --policy FILE again and applies it.
+// policySettle is how long a changed policy file must keep the same size, times and inode
+// before a poll reads it. An editor or a script that writes the file in place truncates it,
+// then writes it, maybe in pieces: a poll in between would read an empty or partial policy,
+// and an empty one allows everything. SIGHUP reads at once (whoever sends it says the file is
+// ready), and the read itself is checked (reloadPolicyFile).
+const policySettle = 100 * time.Millisecond
+
+// errPolicyChanging: the file changed while it was read; the next poll reads it again.
+var errPolicyChanging = errors.New("the file changed while it was read (it is being written); it is read again once it stands still")
+
+// reloadPolicyFile reads --policy FILE again and applies it: only a version that stood still
+// while it was read (same stamp before and after), and never an empty file over a policy
+// that had rules (an empty file allows everything: a torn write, not a policy; "default
+// allow" says it on purpose).
 func (g *guardRun) reloadPolicyFile() error {
-	g.lastStamp = stampOf(g.policyFile)
+	before := stampOf(g.policyFile)
 	src, err := os.ReadFile(g.policyFile)
 	if err != nil {
 		err = fmt.Errorf("--policy: %w", err)
+		g.lastStamp = before
 		g.reported("policy", g.policyFile, err)
 		return err
+	}
+	if stampOf(g.policyFile) != before {
+		// lastStamp stays: the next poll sees a change and reads again.
+		g.reported("policy", g.policyFile, errPolicyChanging)
+		return errPolicyChanging
+	}
+	g.lastStamp = before
+	if len(bytes.TrimSpace(src)) == 0 {
+		if st := g.state.Load(); st != nil && st.origin != "" && st.pol != nil && len(st.pol.Rules) > 0 {
+			err := errors.New("the file is empty: an empty policy would allow everything (a file caught in the middle of a write?); write \"default allow\" to mean that")
+			g.reported("policy", g.policyFile, err)
+			return err
+		}
 	}
 	return g.ApplyPolicy(src, g.policyFile)
 }
 
 // watchReload reloads on SIGHUP (the policy file and the trust database) and when the policy
 // file or a trust source changes on disk (polled every interval: stat only), until ctx ends.
-// hup is registered for SIGHUP by the caller before "Watches established." (a SIGHUP before
-// then would otherwise end the guard).
+// A changed policy file is read once it has stood still for policySettle. hup is registered
+// for SIGHUP by the caller before "Watches established." (a SIGHUP before then would
+// otherwise end the guard).
 func (g *guardRun) watchReload(ctx context.Context, hup <-chan os.Signal, interval time.Duration) {
 	var tick <-chan time.Time
 	if interval > 0 {
-		t := time.NewTicker(interval)
+		t := time.NewTicker(min(interval, policySettle))
 		defer t.Stop()
 		tick = t.C
 	}
+	var (
+		seen      fileStamp // the changed version last seen, and since when
+		seenSince time.Time
+		lastTrust time.Time
+	)
 	for {
 		policyChanged, trustChanged, why := false, false, ""
 		select {
@@ -206,14 +240,25 @@ func (g *guardRun) watchReload(ctx context.Context, hup <-chan os.Signal, interv
 		case <-hup:
 			policyChanged, trustChanged = g.policyFile != "", true
 			why = "SIGHUP"
-		case <-tick:
-			policyChanged = g.policyFile != "" && stampOf(g.policyFile) != g.lastStamp
-			if st := g.state.Load(); st.db != nil {
-				trustChanged, why = st.db.Changed()
+		case now := <-tick:
+			if g.policyFile != "" {
+				if st := stampOf(g.policyFile); st != g.lastStamp {
+					if st != seen {
+						seen, seenSince = st, now
+					}
+					policyChanged = now.Sub(seenSince) >= policySettle
+				}
+			}
+			if now.Sub(lastTrust) >= interval {
+				lastTrust = now
+				if st := g.state.Load(); st.db != nil {
+					trustChanged, why = st.db.Changed()
+				}
 			}
 		}
 		if policyChanged {
 			g.reloadPolicyFile()
+			seen = fileStamp{}
 		}
 		if trustChanged {
 			if why == "" {
