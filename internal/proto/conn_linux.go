@@ -378,6 +378,7 @@ type rawSock struct {
 	mu     sync.RWMutex
 	fd     int
 	closed bool // under mu, exclusively
+	tick   schedTick // the blocking reader's (one at a time: Conn.rmu)
 }
 
 func (s *rawSock) recvmsg(p, oob []byte) (n, oobn, flags int, err error) {
@@ -390,6 +391,7 @@ func (s *rawSock) recvmsg(p, oob []byte) (n, oobn, flags int, err error) {
 		// A blocking recvmsg (the descriptor is in blocking mode): one system call per
 		// message where a non-blocking one would take three (EAGAIN, poll, recvmsg).
 		// close's shutdown(2) wakes it.
+		s.tick.maybeYield()
 		n, oobn, flags, _, err = syscall.Recvmsg(s.fd, p, oob, syscall.MSG_CMSG_CLOEXEC)
 		switch err {
 		case syscall.EINTR:
