@@ -61,8 +61,11 @@
 // The engine starts no goroutine of its own; it runs on its callers' goroutines, and on two
 // kinds of runtime timer goroutines that it arms and that end by themselves:
 //
-//   - a queued permission event's deadline timer (time.AfterFunc, armed when queued if the
-//     group has a deadline, stopped by whoever answers first): it withdraws the event;
+//   - a group's deadline timer (time.AfterFunc, one per group with a deadline: armed for the
+//     earliest deadline of its unanswered permission events when one is queued and it is not
+//     armed, armed again by itself for the next one, stopped by Close): it withdraws the
+//     events whose deadline passed. One per group rather than per event, because arming the
+//     earliest timer of a P wakes a runtime thread, once per event on the fast path;
 //   - an awaiting walk's context watcher (context.AfterFunc, armed by Walk.Await for each
 //     group that holds the event, stopped when the walk resumes): it withdraws the event.
 //
@@ -85,7 +88,7 @@
 //	    └── connector.mu    one object's mark list (kernel conn->lock)
 //	        └── connTable.mu  the object → connector table (writers only; lookups take none)
 //	Group.mu                a group's queue, access list, shutdown flag and permission events'
-//	                        answers (a leaf; the deadline timers take it to withdraw)
+//	                        answers, its deadlines (a leaf; the deadline timer takes it to withdraw)
 //	Engine.groupsMu         the group registry (a leaf)
 //
 // Functions named xxxLocked need the named lock held by the caller.

@@ -35,6 +35,16 @@ type Group struct {
 	shutdown       bool               // guarded by mu
 	closing        atomic.Bool        // set with shutdown; read without mu
 	overflowEntry  queued             // the preallocated overflow event (kernel: overflow_event)
+	// The deadlines of the permission events queued and not answered, in queueing order,
+	// which is deadline order (every event gets the same Options.Deadline, from a time taken
+	// under mu): dl holds them, answered ones at its head dropped at once and elsewhere when
+	// they reach the head; dlTimer fires at its head's deadline. One runtime timer per group,
+	// not per event: arming a timer that is the earliest of its P wakes a thread of the Go
+	// runtime (wakeNetPoller), which on a 2-vCPU VM cost a thread wake-up per permission
+	// event. Guarded by mu.
+	dl      ring
+	dlTimer *time.Timer
+	dlArmed bool
 	// mergeIdx remembers the newest unread notification per merge-key bucket (the kernel
 	// hashes unread events into 128 buckets for fanotify_merge); guarded by mu.
 	mergeIdx [mergeBuckets]*queued
@@ -65,10 +75,11 @@ type queued struct {
 	done  chan struct{}
 	resp  Response      // valid once done is closed; guarded by Group.mu until then
 	start time.Duration // when queued, on the engine's clock (Engine.since): 8 bytes, not 24
-	// timer withdraws the event at the group's deadline, counted from queueing whoever waits
-	// for the answer and however (Wait, Await, or nobody yet); set under Group.mu when
-	// queued, stopped by whoever answers.
-	timer *time.Timer
+	// deadline is when the group's deadline withdraws the event, on the engine's clock,
+	// counted from queueing whoever waits for the answer and however (Wait, Await, or nobody
+	// yet); 0 without a deadline. Set under Group.mu when queued (Group.dl).
+	deadline time.Duration
+	over     bool // answered (answeredLocked); guarded by Group.mu
 	// waiter, if set (under Group.mu), is a suspended Walk to resume with the answer, through
 	// the engine's Executor or on the goroutine that answers (Walk.Await); else a goroutine
 	// waits on done (Walk.Wait).
@@ -294,10 +305,17 @@ func (g *Group) queuePermission(ev *Event, m Mask, id uint64) (*queued, Response
 	wake := g.pushLocked(q)
 	g.unanswered++
 	if d := g.opts.Deadline; d > 0 {
-		// Armed under g.mu: the withdraw it may run at once waits for q to be queued.
-		q.timer = time.AfterFunc(d, func() {
-			g.withdraw(q, Response{Verdict: g.opts.DeadlineVerdict, Reason: ReasonDeadline, Group: g.id})
-		})
+		// Under g.mu: the expiry that may run at once waits for q to be queued.
+		q.deadline = g.e.since() + d
+		g.dl.push(q)
+		if !g.dlArmed {
+			g.dlArmed = true
+			if g.dlTimer == nil {
+				g.dlTimer = time.AfterFunc(d, g.expire)
+			} else {
+				g.dlTimer.Reset(d)
+			}
+		}
 	}
 	g.mu.Unlock()
 	g.st.delivered.Add(1)
@@ -305,6 +323,40 @@ func (g *Group) queuePermission(ev *Event, m Mask, id uint64) (*queued, Response
 		g.signal()
 	}
 	return q, Response{}
+}
+
+// expire is the deadline timer's: it withdraws, with the deadline verdict, the events whose
+// deadline passed, and arms the timer for the next one.
+func (g *Group) expire() {
+	for {
+		var due []*queued
+		g.mu.Lock()
+		now := g.e.since()
+		for g.dl.len() > 0 {
+			q := g.dl.at(0)
+			if !q.over && q.deadline > now {
+				break
+			}
+			g.dl.pop()
+			if !q.over {
+				due = append(due, q)
+			}
+		}
+		if len(due) == 0 {
+			if g.dl.len() == 0 || g.shutdown {
+				g.dlArmed = false
+			} else {
+				g.dlTimer.Reset(g.dl.at(0).deadline - now)
+			}
+			g.mu.Unlock()
+			return
+		}
+		g.mu.Unlock()
+		// Outside g.mu, in deadline order; an answer that won the race holds (withdraw).
+		for _, q := range due {
+			g.withdraw(q, Response{Verdict: g.opts.DeadlineVerdict, Reason: ReasonDeadline, Group: g.id})
+		}
+	}
 }
 
 // waitPermission waits for q's answer (which the deadline's timer may give) or ctx (fanotify's
@@ -324,12 +376,18 @@ func (g *Group) closeResponse() Response {
 }
 
 // answeredLocked records that q is answered with r: it wakes whoever waits on q and returns
-// q's suspended walk (to resume once g.mu is dropped) and deadline timer (to stop). Needs g.mu.
-func (g *Group) answeredLocked(q *queued, r Response) (*Walk, *time.Timer) {
+// q's suspended walk (to resume once g.mu is dropped). Needs g.mu.
+func (g *Group) answeredLocked(q *queued, r Response) *Walk {
 	q.resp = r
 	close(q.done)
 	g.unanswered--
-	return q.waiter, q.timer
+	q.over = true
+	// Drop answered deadlines from the head (in order, usually q itself): those behind an
+	// unanswered one wait for it to be answered or expire.
+	for g.dl.len() > 0 && g.dl.at(0).over {
+		g.dl.pop()
+	}
+	return q.waiter
 }
 
 // withdraw answers q with r unless an answer won the race, and returns the answer that holds.
@@ -349,11 +407,8 @@ func (g *Group) withdraw(q *queued, r Response) Response {
 		g.qlen--
 		release = q.ev
 	}
-	w, t := g.answeredLocked(q, r)
+	w := g.answeredLocked(q, r)
 	g.mu.Unlock()
-	if t != nil {
-		t.Stop() // when the context withdrew q
-	}
 	switch r.Reason {
 	case ReasonDeadline:
 		g.st.permDeadline.Add(1)
@@ -391,11 +446,8 @@ func (g *Group) Respond(id uint64, r Response) error {
 	delete(g.pending, id)
 	r.Reason = ReasonAnswered
 	r.Group = g.id
-	w, t := g.answeredLocked(q, r)
+	w := g.answeredLocked(q, r)
 	g.mu.Unlock()
-	if t != nil {
-		t.Stop()
-	}
 	g.st.permAnswered.Add(1)
 	g.st.latencyNanos.Add(uint64(g.e.since() - q.start))
 	if w != nil {
@@ -548,17 +600,16 @@ func (g *Group) Close() error {
 		// Answered under g.mu, as Respond and withdraw do: a Notify whose deadline or context
 		// ends now must find the event answered, or it withdraws it too (a second close of
 		// q.done, a second release of the event, a negative qlen).
-		if w, _ := g.answeredLocked(q, resp); w != nil {
+		if w := g.answeredLocked(q, resp); w != nil {
 			waiters = append(waiters, w)
 		}
 	}
+	dlTimer := g.dlTimer
 	g.mu.Unlock()
 
 	close(g.done)
-	for _, q := range answer {
-		if q.timer != nil {
-			q.timer.Stop() // one that fired already finds q answered
-		}
+	if dlTimer != nil {
+		dlTimer.Stop() // one that fired already finds every event answered
 	}
 	g.st.permClosed.Add(uint64(len(answer)))
 	for _, ev := range release {

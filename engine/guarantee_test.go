@@ -461,3 +461,76 @@ func TestNothingLeaks(t *testing.T) {
 		t.Fatalf("left over: %+v", st)
 	}
 }
+
+// TestDeadlineEachEventItsOwn: a group's deadline timer is one for all its events (armed for
+// the earliest unanswered one), yet each event gets its own deadline: events answered in time
+// keep their answers, an unanswered one between them expires at its deadline and no sooner,
+// and an event queued later expires a full deadline after its own queueing, not at the timer's
+// earlier arming.
+func TestDeadlineEachEventItsOwn(t *testing.T) {
+	const deadline = 100 * time.Millisecond
+	e := New(Config{})
+	a := newGroup(t, e, Options{Class: ClassContent, Deadline: deadline, DeadlineVerdict: Deny})
+	mustAdd(t, a, Inode(f), MarkSpec{Mask: OpenPerm})
+	type result struct {
+		r    Response
+		took time.Duration
+	}
+	wait := func(w *Walk, start time.Time) <-chan result {
+		ch := make(chan result, 1)
+		go func() {
+			r := w.Wait(context.Background())
+			ch <- result{r, time.Since(start)}
+		}()
+		return ch
+	}
+	start := time.Now()
+	var walks [3]<-chan result
+	var ids [3]uint64
+	for i := range walks {
+		walks[i] = wait(dispatchHeld(t, e), start)
+		d, err := a.TryRead()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Release()
+		ids[i] = d.ID
+	}
+	// Out of order: the last, then the first; the middle one is never answered.
+	for _, i := range []int{2, 0} {
+		if err := a.Respond(ids[i], Response{Verdict: Allow}); err != nil {
+			t.Fatalf("answer %d: %v", i, err)
+		}
+		if r := <-walks[i]; r.r.Reason != ReasonAnswered || r.r.Verdict != Allow {
+			t.Fatalf("event %d: got %+v, want its answer", i, r.r)
+		}
+	}
+	// Half a deadline later, a fourth event, never answered.
+	time.Sleep(deadline / 2)
+	start4 := time.Now()
+	fourth := wait(dispatchHeld(t, e), start4)
+	r := <-walks[1]
+	if r.r.Reason != ReasonDeadline || r.r.Verdict != Deny {
+		t.Fatalf("unanswered event: got %+v, want the deadline verdict", r.r)
+	}
+	if r.took < deadline || r.took > deadline+deadlineSlack {
+		t.Fatalf("unanswered event expired after %v, want %v to %v", r.took, deadline, deadline+deadlineSlack)
+	}
+	r = <-fourth
+	if r.r.Reason != ReasonDeadline {
+		t.Fatalf("fourth event: got %+v, want the deadline verdict", r.r)
+	}
+	if r.took < deadline || r.took > deadline+deadlineSlack {
+		t.Fatalf("fourth event expired %v after it was queued, want %v to %v", r.took, deadline, deadline+deadlineSlack)
+	}
+	if st := a.Stats(); st.DeadlineExpired != 2 || st.Answered != 2 || st.Pending != 0 {
+		t.Fatalf("stats %+v: want 2 expired, 2 answered, none pending", st)
+	}
+	// Nothing is kept for answered events: the deadline list is empty again.
+	a.mu.Lock()
+	n := a.dl.len()
+	a.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d deadlines kept with no event pending", n)
+	}
+}
