@@ -152,6 +152,13 @@ type Options struct {
 	WantEventFDs bool
 	// WantComm and WantUID ask for the accessing process's command and uid.
 	WantComm, WantUID bool
+	// NoPaths says the client needs no paths in its permission events (an allow-all
+	// responder, a decision by uid or by content): the daemon then reads no path for them,
+	// which saves it a readlink and a statx per event, and their Path is empty (PathUnknown
+	// false) unless it had read it anyway to find the event's place. Only a
+	// daemon of protocol version 4 or later honours it (Welcome.Version); an older one sends
+	// paths, and so does any daemon to an unprivileged client.
+	NoPaths bool
 	// Reconnect makes the client survive daemon restarts (see the package doc).
 	Reconnect bool
 	// Buffer sizes the Events channel (0: unbuffered); Queue bounds the events waiting in
@@ -352,7 +359,7 @@ func (c *Client) connect(ctx context.Context) (*proto.Conn, *proto.Welcome, erro
 		Name: c.opts.Name, Class: c.opts.Class, QueueLimit: c.opts.QueueLimit, Deadline: c.opts.Deadline,
 		DeadlineVerdict: c.opts.DeadlineVerdict, CloseVerdict: c.opts.CloseVerdict,
 		WantEventFDs: c.opts.WantEventFDs, WantComm: c.opts.WantComm, WantUID: c.opts.WantUID,
-		LastInstance: c.instance,
+		LastInstance: c.instance, NoPaths: c.opts.NoPaths,
 	}
 	if err := conn.WriteMsg(h); err != nil {
 		var pe *proto.Error

@@ -261,3 +261,49 @@ func testRejectedAnswers(t *testing.T, threadPerClient bool) {
 		}
 	}
 }
+
+// TestNoPathsPermissionEvents: a permission client that asks for no paths (Hello.NoPaths,
+// protocol version 4) gets its permission events without one once the daemon need not read
+// it to place the event (the second access to a file under a directory mark: its parent is
+// cached) — empty, not marked unknown, with the object's device and inode — and answers them
+// as usual; a client that does not ask gets the file's path every time, in both read modes.
+func TestNoPathsPermissionEvents(t *testing.T) {
+	testenv.RequireRoot(t)
+	for _, mode := range readModes {
+		for _, noPaths := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/nopaths=%v", mode.name, noPaths), func(t *testing.T) {
+				scratch := testenv.Tmpfs(t)
+				file := filepath.Join(scratch, "f")
+				if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				var st syscall.Stat_t
+				if err := syscall.Stat(file, &st); err != nil {
+					t.Fatal(err)
+				}
+				sock := filepath.Join(testenv.PublicDir(t), "d.sock")
+				startDaemonMode(t, testConfig(), sock, mode.threadPerClient)
+				c := dialRaw(t, sock, proto.Hello{Class: engine.ClassContent, Deadline: time.Minute, NoPaths: noPaths})
+				c.mark(scratch)
+				for i := range 2 {
+					acc := startAccessors(t, file, 1)[0]
+					ev := c.event()
+					want := file
+					if noPaths && i > 0 {
+						want = ""
+					}
+					if (ev.Path != want && (i == 1 || !noPaths)) || ev.PathUnknown || !ev.HasObject || ev.Ino != st.Ino {
+						t.Errorf("access %d: event path %q (unknown %v), object %v ino %d; want path %q, not unknown, ino %d",
+							i, ev.Path, ev.PathUnknown, ev.HasObject, ev.Ino, want, st.Ino)
+					}
+					if err := c.conn.WriteMsg(&proto.Respond{EventID: ev.ID, Verdict: engine.Allow}); err != nil {
+						t.Fatal(err)
+					}
+					if errno, _ := acc.result(t, 5*time.Second); errno != 0 {
+						t.Errorf("access %d: errno %d after an allow", i, errno)
+					}
+				}
+			})
+		}
+	}
+}

@@ -555,6 +555,8 @@ func (s *Server) admit(conn *proto.Conn, p peer, h *proto.Hello) (*session, erro
 		privileged: privileged,
 		eventFDs:   h.WantEventFDs && opts.Class != engine.ClassNotification && s.cfg.mayReceiveFds(cred.Uid, groups),
 		wantUID:    h.WantUID, wantComm: h.WantComm,
+		// Only a privileged client's events go unchecked by path (session.event).
+		noPaths: h.NoPaths && privileged,
 		marks: make(map[uint64]*clientMark), byObj: make(map[engine.Object]uint64),
 		sent: lru.New[uint64, time.Time](sentLimit), done: make(chan struct{}),
 		direct: direct, kick: make(chan struct{}, 1), lastKernel: s.b.Stats().KernelOverflows,

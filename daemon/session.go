@@ -38,6 +38,7 @@ type session struct {
 	eventFDs   bool
 	wantUID    bool
 	wantComm   bool
+	noPaths    bool // Hello.NoPaths, privileged: no path is read for its permission events
 
 	mu       lockorder.Mutex // lockSession
 	marks    map[uint64]*clientMark
@@ -550,7 +551,7 @@ func (c *session) event(d engine.Delivery) *proto.Event {
 // view fills ev with what the client may see of delivery d (not an overflow), and reports
 // false if that is nothing (a notification it may not see). Needs sendMu.
 func (c *session) view(d engine.Delivery, ev *proto.Event) bool {
-	wireEventInto(d, ev)
+	wireEventInto(d, !c.noPaths, ev)
 	if !c.privileged && ev.PathUnknown {
 		// The daemon could not read the path (deeper than the kernel prints, or printed
 		// wrong), so it cannot check that the event lies below what the client marked, nor

@@ -29,21 +29,22 @@ func response(m *proto.Respond) engine.Response {
 }
 
 // wireEvent returns the Event for a delivery read from a client's group: the delivery's
-// record (backend.Record, its path resolved) without what the daemon sends only to clients
-// that ask (Comm) or never (Exe). The client's view (session.event) trims it further. It
-// returns nil for an overflow delivery: send an Overflow instead.
-func wireEvent(d engine.Delivery) *proto.Event {
+// record (backend.Record; with resolve, its path resolved — a permission event's path is
+// read on demand, a readlink and a statx) without what the daemon sends only to clients that
+// ask (Comm) or never (Exe). The client's view (session.event) trims it further. It returns
+// nil for an overflow delivery: send an Overflow instead.
+func wireEvent(d engine.Delivery, resolve bool) *proto.Event {
 	if d.Event == nil {
 		return nil
 	}
 	ev := new(proto.Event)
-	wireEventInto(d, ev)
+	wireEventInto(d, resolve, ev)
 	return ev
 }
 
 // wireEventInto is wireEvent into ev, for a delivery that is not an overflow: the
 // notification path fills an Event of its own, with no allocation.
-func wireEventInto(d engine.Delivery, ev *proto.Event) {
-	*ev = proto.Event(backend.Record(d, true))
+func wireEventInto(d engine.Delivery, resolve bool, ev *proto.Event) {
+	*ev = proto.Event(backend.Record(d, resolve))
 	ev.Comm, ev.Exe = "", ""
 }

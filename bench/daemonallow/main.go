@@ -6,7 +6,8 @@
 //
 //	daemonallow [-events|-wait] SOCKET DIR [mount]
 //
-// It answers from the client's Handler, on the goroutine that read the event, with Respond
+// It asks for no paths (client.Options.NoPaths: it reads none, as fanref reads none). It
+// answers from the client's Handler, on the goroutine that read the event, with Respond
 // (no acknowledgement awaited); with -events it reads the Events channel instead (one
 // goroutine hand-off more per event), and with -wait it also answers with RespondWait (one
 // round trip more per event). It prints "ready" once its mark is in place and runs until
@@ -54,7 +55,7 @@ func main() {
 	defer cancel()
 	var n atomic.Uint64
 	opts := client.Options{Socket: sock, Name: "daemonallow", Class: engine.ClassContent,
-		Deadline: 10 * time.Second, QueueLimit: -1, Buffer: 1024}
+		Deadline: 10 * time.Second, QueueLimit: -1, Buffer: 1024, NoPaths: true}
 	var c *client.Client
 	if !events {
 		opts.Handler = func(ev client.Event) {

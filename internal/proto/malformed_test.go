@@ -52,6 +52,7 @@ func wantCode(t *testing.T, err error, code Code) {
 
 func TestDecodeRejects(t *testing.T) {
 	hello, _ := mustEncode(t, &Hello{Req: 1, MinVersion: 1, MaxVersion: 1, Name: "n"})
+	hello4, _ := mustEncode(t, &Hello{Req: 1, MinVersion: 1, MaxVersion: 4, Name: "n"}) // options at 47
 	addMark, _ := mustEncode(t, &AddMark{Req: 1, Kind: fsevent.KindInode, Mask: fsevent.Open, Target: NewFD(3)})
 	removeMark, _ := mustEncode(t, &RemoveMark{Req: 1, By: RemoveByID, MarkID: 5})
 	respond, _ := mustEncode(t, &Respond{EventID: 1, Verdict: fsevent.Deny, Errno: 5})
@@ -144,7 +145,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"hello-magic", patch(hello, 0, 'f'), nil, CodeBadField},
 		{"hello-version0", patch(hello, 4, 0, 0, 0, 0), nil, CodeBadField},
 		{"hello-version-range", patch(hello, 4, 3, 0, 2, 0), nil, CodeBadField},
-		{"hello-version-newer", patch(hello, 4, 4, 0, 5, 0), nil, CodeVersion},
+		{"hello-version-newer", patch(hello, 4, 5, 0, 6, 0), nil, CodeVersion},
 		{"hello-class", patch(hello, 8, 3), nil, CodeBadField},
 		{"hello-deadline-verdict", patch(hello, 9, 2), nil, CodeBadField},
 		{"hello-close-verdict", patch(hello, 10, 2), nil, CodeBadField},
@@ -158,6 +159,10 @@ func TestDecodeRejects(t *testing.T) {
 		{"hello-name-utf8", replacePayload(hello, helloPayload([]byte("\xc3"))), nil, CodeBadField},
 		{"hello-name-truncated", replacePayload(hello, append(helloPayload(nil)[:44], 5, 0, 'a')), nil, CodeTruncated},
 		{"bytes-after-frame", append(bytes.Clone(hello), 1), nil, CodeBadField}, // length not updated
+		{"hello4-options", patch(hello4, 47, 2), nil, CodeBadField},
+		{"hello4-options-high", patch(hello4, 50, 0x80), nil, CodeBadField},
+		{"hello4-no-options", replacePayload(hello4, bytes.Clone(hello4[HeaderSize:len(hello4)-4])), nil, CodeTruncated},
+		{"hello4-trailing", replacePayload(hello4, append(bytes.Clone(hello4[HeaderSize:]), 0)), nil, CodeBadField},
 		{"hello-trailing-v1-len", replacePayload(hello, append(helloPayload([]byte("n")), 0)), nil, CodeBadField},
 		// AddMark.
 		{"addmark-kind0", patch(addMark, 0, 0), one, CodeBadField},
@@ -185,7 +190,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"statsrequest-short", replacePayload(statsReq, []byte{0}), nil, CodeTruncated},
 		// Welcome.
 		{"welcome-version0", patch(welcome, 0, 0), nil, CodeVersion},
-		{"welcome-version4", patch(welcome, 0, 4), nil, CodeVersion},
+		{"welcome-version5", patch(welcome, 0, 5), nil, CodeVersion},
 		{"welcome-flags", patch(welcome, 2, 8), nil, CodeBadField},
 		{"welcome-class", patch(welcome, 4, 3), nil, CodeBadField},
 		{"welcome-verdict", patch(welcome, 7, 2), nil, CodeBadField},
@@ -289,23 +294,23 @@ func TestDecodeBitFlips(t *testing.T) {
 }
 
 func TestHelloFromNewerClient(t *testing.T) {
-	// A client speaking 1..4 may append fields that version 4 adds; this side skips them.
-	frame, _ := mustEncode(t, &Hello{Req: 1, MinVersion: 1, MaxVersion: 4, Name: "future"})
-	frame = append(frame, "v4 fields"...)
+	// A client speaking 1..5 may append fields that version 5 adds; this side skips them.
+	frame, _ := mustEncode(t, &Hello{Req: 1, MinVersion: 1, MaxVersion: 5, Name: "future", NoPaths: true})
+	frame = append(frame, "v5 fields"...)
 	binary.LittleEndian.PutUint32(frame, uint32(len(frame)-HeaderSize))
 	m, err := Decode(frame, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := m.(*Hello)
-	if v, err := Negotiate(h); v != 3 || err != nil || h.Name != "future" {
+	if v, err := Negotiate(h); v != 4 || err != nil || h.Name != "future" || !h.NoPaths {
 		t.Fatalf("Negotiate = %d, %v; name %q", v, err, h.Name)
 	}
 	// A client that speaks only newer versions gets a version error naming both ranges.
-	frame, _ = mustEncode(t, &Hello{Req: 1, MinVersion: 4, MaxVersion: 5})
+	frame, _ = mustEncode(t, &Hello{Req: 1, MinVersion: 5, MaxVersion: 6})
 	_, err = Decode(frame, nil)
 	wantCode(t, err, CodeVersion)
-	if !strings.Contains(err.Error(), "4..5") || !strings.Contains(err.Error(), "1..3") {
+	if !strings.Contains(err.Error(), "5..6") || !strings.Contains(err.Error(), "1..4") {
 		t.Fatalf("version error %q does not name the ranges", err)
 	}
 }

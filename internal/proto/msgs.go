@@ -60,6 +60,12 @@ const (
 	helloKnownFlags = 1<<iota - 1
 )
 
+// Hello option bits of version 4 (the u32 after name).
+const (
+	helloNoPaths       = 1 << iota
+	helloKnownOptions4 = 1<<iota - 1
+)
+
 // Hello is the first message of a connection (client → daemon): the protocol versions the
 // client speaks and the options of the engine group the daemon creates for it. The daemon
 // answers with Welcome, or with Fatal (CodeVersion, CodePermission, CodeLimit,
@@ -99,6 +105,12 @@ type Hello struct {
 	// LastInstance is the daemon instance the client was connected to before, or zero; the
 	// daemon compares it with its own to set Welcome.Fresh.
 	LastInstance InstanceID
+	// NoPaths (version 4: needs MaxVersion ≥ 4) says the client needs no paths in its
+	// permission events: a daemon that speaks version 4 then reads no path for them (a
+	// readlink and a statx per event saved) and sends one only if it read it anyway to place
+	// the event (else path empty, PATH_UNKNOWN clear).
+	// A daemon of an older version ignores it (Welcome.Version says which) and sends paths.
+	NoPaths bool
 }
 
 func (*Hello) Type() Type          { return TypeHello }
@@ -129,6 +141,9 @@ func (m *Hello) check() *Error {
 			return err
 		}
 	}
+	if m.NoPaths && m.MaxVersion < 4 {
+		return errorf(CodeBadField, "Hello: NoPaths needs protocol version 4 (MaxVersion %d)", m.MaxVersion)
+	}
 	return checkText(t, "name", m.Name, MaxName)
 }
 
@@ -151,7 +166,15 @@ func (m *Hello) appendPayload(b []byte) []byte {
 	b = appendU64(b, uint64(m.Deadline))
 	b = appendU32(b, uint32(int32(m.QueueLimit)))
 	b = append(b, m.LastInstance[:]...)
-	return appendStr(b, m.Name)
+	b = appendStr(b, m.Name)
+	if m.MaxVersion >= 4 {
+		var o uint32
+		if m.NoPaths {
+			o |= helloNoPaths
+		}
+		b = appendU32(b, o)
+	}
+	return b
 }
 
 func (m *Hello) decode(d *decoder, req uint64) {
@@ -188,6 +211,10 @@ func (m *Hello) decode(d *decoder, req uint64) {
 	m.QueueLimit = int(int32(d.u32("queue limit")))
 	copy(m.LastInstance[:], d.take(16, "last instance"))
 	m.Name = d.str("name")
+	if m.MaxVersion >= 4 {
+		o := d.flags(4, helloKnownOptions4, "version-4 options")
+		m.NoPaths = o&helloNoPaths != 0
+	}
 	d.trailingOK = m.MaxVersion > MaxVersion
 }
 

@@ -43,12 +43,16 @@ import (
 // Version 3 adds Report (report.go): a client that decides permission events may tell the
 // daemon what it decided and why, for the daemon's fleet export. A client sends it only on a
 // connection of version 3 or later.
+//
+// Version 4 appends options to Hello (after its name, in a Hello whose MaxVersion is 4 or
+// more): NoPaths, by which a client that needs no paths in its permission events saves the
+// daemon a readlink and a statx per event.
 const (
 	// Version is the protocol version this package implements.
-	Version uint16 = 3
+	Version uint16 = 4
 	// MinVersion and MaxVersion bound the versions this package can speak.
 	MinVersion uint16 = 1
-	MaxVersion uint16 = 3
+	MaxVersion uint16 = 4
 )
 
 // Magic opens every Hello payload: the bytes "FSND". It makes a stray connection from some

@@ -31,6 +31,8 @@ func samples(fd int) []sample {
 			QueueLimit: 1000, Deadline: 200 * time.Millisecond, DeadlineVerdict: fsevent.Deny,
 			CloseVerdict: fsevent.Deny, QueueFullVerdict: fsevent.Deny, WantEventFDs: true, WantUID: true,
 			WantComm: true, LastInstance: testInstance}},
+		{"hello-v4", &Hello{Req: 1, MinVersion: 1, MaxVersion: 4, Name: "allow"}},
+		{"hello-v4-nopaths", &Hello{Req: 1, MinVersion: 2, MaxVersion: 4, Class: fsevent.ClassContent, NoPaths: true}},
 		{"hello-unlimited", &Hello{Req: 0xffffffffffffffff, MinVersion: 1, MaxVersion: 1, QueueLimit: -1, Name: "wätch ✓"}},
 		{"addmark-inode", &AddMark{Req: 2, Kind: fsevent.KindInode, Mask: fsevent.Create | fsevent.Delete | fsevent.EventOnChild | fsevent.OnDir, Target: NewFD(fd)}},
 		{"addmark-subtree", &AddMark{Req: 3, Kind: fsevent.KindSubtree, Mask: fsevent.OpenPerm, Ignore: fsevent.Open,
@@ -220,6 +222,7 @@ func TestEncodeRejects(t *testing.T) {
 		{"hello-queue-big", &Hello{Req: 1, MinVersion: 1, MaxVersion: 1, QueueLimit: 1 << 31}, CodeBadField},
 		{"hello-deadline", &Hello{Req: 1, MinVersion: 1, MaxVersion: 1, Deadline: -1}, CodeBadField},
 		{"hello-verdict", &Hello{Req: 1, MinVersion: 1, MaxVersion: 1, CloseVerdict: 2}, CodeBadField},
+		{"hello-nopaths-v3", &Hello{Req: 1, MinVersion: 1, MaxVersion: 3, NoPaths: true}, CodeBadField},
 		{"hello-name-long", &Hello{Req: 1, MinVersion: 1, MaxVersion: 1, Name: strings.Repeat("n", MaxName+1)}, CodeBadField},
 		{"hello-name-nul", &Hello{Req: 1, MinVersion: 1, MaxVersion: 1, Name: "a\x00b"}, CodeBadField},
 		{"hello-name-utf8", &Hello{Req: 1, MinVersion: 1, MaxVersion: 1, Name: "a\xffb"}, CodeBadField},
@@ -384,7 +387,7 @@ func TestNegotiate(t *testing.T) {
 		want     uint16
 		upgrade  string
 	}{
-		{1, 1, 1, ""}, {1, 5, 3, ""}, {2, 3, 3, ""}, {2, 2, 2, ""}, {4, 5, 0, "upgrade fsnotifyd"}, {0, 0, 0, "upgrade the client"},
+		{1, 1, 1, ""}, {1, 6, 4, ""}, {2, 3, 3, ""}, {2, 2, 2, ""}, {4, 5, 4, ""}, {5, 6, 0, "upgrade fsnotifyd"}, {0, 0, 0, "upgrade the client"},
 	} {
 		v, err := Negotiate(&Hello{MinVersion: c.min, MaxVersion: c.max})
 		if v != c.want || (err == nil) != (c.upgrade == "") || (err != nil && (!errors.Is(err, ErrVersion) || !strings.Contains(err.Error(), c.upgrade))) {
