@@ -148,6 +148,57 @@ func TestGuardThroughDaemon(t *testing.T) {
 	}
 }
 
+// TestGuardThroughDaemonNoPathsNoFiles: a Guard through the daemon whose handler needs no
+// paths and no files (GuardConfig.NoPaths, NoFiles) gets requests without a file and, once the
+// daemon need not read the path to place the access (the second access: the parent is
+// cached), without a path; its verdicts hold as usual.
+func TestGuardThroughDaemonNoPathsNoFiles(t *testing.T) {
+	sock := startDaemon(t)
+	dir := testenv.Tmpfs(t)
+	os.WriteFile(dir+"/f", []byte("f"), 0o644)
+	type seen struct {
+		path string
+		file bool
+	}
+	reqs := make(chan seen, 16)
+	deny := make(chan bool, 1)
+	deny <- false
+	g, err := NewGuard(GuardConfig{Paths: []string{dir}, Daemon: sock, Deadline: 5 * time.Second, NoPaths: true, NoFiles: true},
+		func(ctx context.Context, r *Request) Verdict {
+			f := r.File()
+			if f != nil {
+				f.Close()
+			}
+			reqs <- seen{r.Path(), f != nil}
+			d := <-deny
+			deny <- d
+			if d {
+				return Deny
+			}
+			return Allow
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	for i := range 2 {
+		if out, err := exec.Command("cat", dir+"/f").CombinedOutput(); err != nil {
+			t.Fatalf("cat %d: %v %s", i, err, out)
+		}
+	}
+	<-deny
+	deny <- true
+	if out, err := exec.Command("cat", dir+"/f").CombinedOutput(); err == nil || !strings.Contains(string(out), "not permitted") {
+		t.Fatalf("cat of a denied file: %v %s", err, out)
+	}
+	for i := range 3 {
+		r := <-reqs
+		if r.file || (i > 0 && r.path != "") {
+			t.Errorf("request %d: path %q, file %v; want no file and, after the first, no path", i, r.path, r.file)
+		}
+	}
+}
+
 // A guarded directory replaced while the daemon was down is not guarded by the old marks in
 // its place: the Guard says so through OnLost (naming the path) after the daemon is back, and
 // still guards the directory it could mark again.

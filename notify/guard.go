@@ -340,6 +340,12 @@ type GuardConfig struct {
 	// embedded (the daemon's pid namespace is assumed): asking the daemon for them would
 	// cost every event two /proc reads on its critical path.
 	Daemon string
+	// NoPaths and NoFiles, through the daemon, say the handler reads no Request's Path and
+	// no File (a decision by process, or allow-all): the daemon then reads no path for the
+	// events (a readlink and a statx each) and sends no file (a dup it makes and a close
+	// here). Path is then "" (PathUnknown true) where the daemon did not read it anyway, and
+	// File nil. Embedded they change nothing: paths are read on demand.
+	NoPaths, NoFiles bool
 	// Name names the Guard in the daemon's stats (default "notify.Guard").
 	Name string
 	// Exempt are helper processes the caller started (a scanner launcher, say) and has not
@@ -432,7 +438,8 @@ func NewGuard(cfg GuardConfig, h Handler) (*Guard, error) {
 		Deadline:        cfg.Deadline,
 		DeadlineVerdict: cfg.OnTimeout.engineVerdict(),
 		CloseVerdict:    cfg.OnClose.engineVerdict(),
-		EventFDs:        true,
+		EventFDs:        !cfg.NoFiles || cfg.Daemon == "",
+		NoPaths:         cfg.NoPaths,
 		OnResync:        cfg.OnResync,
 	}
 	if cfg.Inline != nil {

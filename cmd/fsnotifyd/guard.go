@@ -305,6 +305,15 @@ func runGuard(args []string) int {
 		// Through the daemon: it holds the kernel side and enforces the deadline; this
 		// process decides by the same rules (and scanner).
 		cfg.Daemon, cfg.Name = daemon.path(), "fsnotifyd-guard"
+		// Rules that tell no paths apart and read nothing of the file, fixed for the guard's
+		// life (no --policy file to reload, no fleet), with no audit, report or scanner, need
+		// neither the events' paths nor their files: the daemon then reads no path (a
+		// readlink and a statx per access) and duplicates no descriptor (a dup, and a close
+		// on each side).
+		if policyFile == "" && g.fleet == nil && !g.report && g.audit == nil && g.launcher == nil && g.execCmd == "" &&
+			!policyNeedsPath(pol) && !pol.ReadsContent() {
+			cfg.NoPaths, cfg.NoFiles = true, true
+		}
 		cfg.OnResync = func() {
 			fmt.Fprintln(os.Stderr, "fsnotifyd guard: the daemon restarted; watches re-established (accesses meanwhile were allowed)")
 		}

@@ -42,7 +42,8 @@ func openRemote(ctx context.Context, opts Options) (*remote, error) {
 		marks: map[client.MarkID]*Mark{}, qwake: make(chan struct{}, 1), closed: make(chan struct{})}
 	copts := client.Options{Socket: opts.Daemon, Name: opts.Name, Class: opts.Class, QueueLimit: opts.QueueLimit,
 		Deadline: opts.Deadline, DeadlineVerdict: opts.DeadlineVerdict, CloseVerdict: opts.CloseVerdict,
-		WantEventFDs: opts.EventFDs, WantComm: opts.WantComm, Reconnect: true, Buffer: opts.Buffer}
+		WantEventFDs: opts.EventFDs, WantComm: opts.WantComm, Reconnect: true, Buffer: opts.Buffer,
+		NoPaths: opts.NoPaths}
 	if opts.QueueLimit > 0 {
 		// QueueLimit bounds the events queued for ReadBatch here as embedded: the client's
 		// own queue (between the socket and Events) is bounded alike, and overflows in band.

@@ -133,6 +133,9 @@ type Options struct {
 	// events' files; Buffer sizes the client's Events channel.
 	WantComm, EventFDs bool
 	Buffer             int
+	// NoPaths (through the daemon) asks it to read no paths for permission events
+	// (client.Options.NoPaths); embedded, paths are read on demand anyway.
+	NoPaths bool
 }
 
 // Errors.
