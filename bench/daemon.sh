@@ -2,7 +2,8 @@
 # Permission round trip through the daemon, side by side in one run, on a scratch ext4 image:
 #   (a) no listener, (b) fanref's C allow-all responder, (c) `fsnotifyd serve` and an
 #   out-of-process allow-all client of it (bench/daemonallow: the client package with an
-#   Options.Handler that answers on the reading goroutine, Respond without waiting); one and
+#   Options.Handler that answers on the reading goroutine, Respond without waiting, and
+#   Options.NoPaths: like fanref it reads no paths, so the daemon reads none); one and
 #   two load threads (fanref's load generator). Prints the ratio (c)/(b) of the per-open time
 #   (goal <= 1.5). Column (d) is (c) with `serve --thread-per-client`: the permission client's
 #   socket read by a thread of its own instead of by the kernel reader's (the daemon's
