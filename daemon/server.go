@@ -557,7 +557,7 @@ func (s *Server) admit(conn *proto.Conn, p peer, h *proto.Hello) (*session, erro
 		wantUID:    h.WantUID, wantComm: h.WantComm,
 		// Only a privileged client's events go unchecked by path (session.event).
 		noPaths: h.NoPaths && privileged,
-		marks: make(map[uint64]*clientMark), byObj: make(map[engine.Object]uint64),
+		marks:   make(map[uint64]*clientMark), byObj: make(map[engine.Object]uint64),
 		sent: lru.New[uint64, time.Time](sentLimit), done: make(chan struct{}),
 		direct: direct, kick: make(chan struct{}, 1), lastKernel: s.b.Stats().KernelOverflows,
 		eager: opts.QueueLimit >= 0 && opts.QueueLimit < eagerQueue,
