@@ -377,7 +377,7 @@ func (c *Conn) sendNoWaitLocked(b []byte) (int, error) {
 type rawSock struct {
 	mu     sync.RWMutex
 	fd     int
-	closed bool // under mu, exclusively
+	closed bool      // under mu, exclusively
 	tick   schedTick // the blocking reader's (one at a time: Conn.rmu)
 }
 
