@@ -407,14 +407,16 @@ func (g *Group) withdraw(q *queued, r Response) Response {
 		g.qlen--
 		release = q.ev
 	}
-	w := g.answeredLocked(q, r)
-	g.mu.Unlock()
+	// Counted before the answer is seen (answeredLocked wakes the waiter): whoever got the
+	// deadline verdict finds it in Stats.
 	switch r.Reason {
 	case ReasonDeadline:
 		g.st.permDeadline.Add(1)
 	case ReasonCancelled:
 		g.st.permCancelled.Add(1)
 	}
+	w := g.answeredLocked(q, r)
+	g.mu.Unlock()
 	if release != nil {
 		release.Release()
 	}
