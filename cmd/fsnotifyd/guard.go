@@ -368,16 +368,20 @@ func runGuard(args []string) int {
 	return exitOK
 }
 
-// policyNeedsPath reports whether any rule can tell paths apart (an allow-all policy needs
-// none, which saves a readlink per access). Without the path a policy sees an unknown one,
-// which "**" matches (it matches every path; "/**" does not match "/").
-func policyNeedsPath(p *policy.Policy) bool {
-	for _, r := range p.Rules {
-		if r.Glob.String() != "**" || len(r.Conditions) > 0 {
-			return true
+// pathKinds are the kinds of access whose decision may read the file's path (with an audit
+// log, all: its lines name the path). Any other kind is decided without it, which saves a
+// readlink and its check per access (policy.NeedsPath: every rule for that kind matches
+// whatever the path; an allow-all policy, or the opens under an exec-only allowlist). Without
+// the path a policy sees an unknown one, which "**" matches (it matches every path; "/**"
+// does not match "/").
+func pathKinds(p *policy.Policy, audit bool) notify.AccessKind {
+	var ks notify.AccessKind
+	for k := notify.AccessOpen; k <= notify.AccessPreAccess; k <<= 1 {
+		if audit || p.NeedsPath(k.Mask()) {
+			ks |= k
 		}
 	}
-	return false
+	return ks
 }
 
 // guardRun is one running guard command: its policy and trust database (guard_state.go),
@@ -445,7 +449,7 @@ func (g *guardRun) decide(ctx context.Context, st *guardState, r *notify.Request
 	proc := &guardProc{r: r, fast: fast, sp: sysattr.Process{Pid: int32(r.Pid), Ctx: ctx, Trust: tr}}
 	obj := &guardObj{r: r, fast: fast, ctx: ctx, trust: tr}
 	req := policy.Request{Event: r.Kind.Mask(), Pid: int32(r.Pid), Proc: proc, Obj: obj}
-	if st.needPath {
+	if st.pathKinds&r.Kind != 0 {
 		req.Path = r.Path()
 		req.PathUnknown = req.Path == ""
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/fsnotifyd/fsnotifyd/fsevent"
 	"github.com/fsnotifyd/fsnotifyd/internal/policy"
 	"github.com/fsnotifyd/fsnotifyd/internal/trust"
+	"github.com/fsnotifyd/fsnotifyd/notify"
 )
 
 // The guard's policy and trust database, and how they change while it runs.
@@ -41,8 +42,9 @@ type guardState struct {
 	pol *policy.Policy
 	// db is the trust database; nil when no rule tests trusted= or trusted_exe=.
 	db *trust.DB
-	// needPath: some rule tells paths apart (else no readlink per access).
-	needPath bool
+	// pathKinds: the kinds of access some rule tells paths apart for (the others are decided
+	// with no readlink: pathKinds in guard.go).
+	pathKinds notify.AccessKind
 	// origin names where the policy's file part came from ("" when only flags).
 	origin string
 }
@@ -73,7 +75,7 @@ func (g *guardRun) buildStateLocked(filePol *policy.Policy, origin string) (*gua
 		return nil, err
 	}
 	pol.CacheAllows = pol.CacheAllows || g.cache
-	st := &guardState{pol: pol, origin: origin, needPath: g.audit != nil || policyNeedsPath(pol)}
+	st := &guardState{pol: pol, origin: origin, pathKinds: pathKinds(pol, g.audit != nil)}
 	if pol.Needs(policy.AttrTrusted) || pol.Needs(policy.AttrTrustedExe) {
 		if cur := g.state.Load(); cur != nil && cur.db != nil {
 			st.db = cur.db

@@ -916,6 +916,26 @@ func (r *Rule) conditionsHold(a *attrs, st *Step) (Outcome, error) {
 	return all, nil
 }
 
+// NeedsPath reports whether deciding an access of event ev (a permission bit, or its
+// notification counterpart) may need the file's path: whether some rule that applies to ev
+// tests a glob other than "**" or has a condition. When it is false, every rule that applies
+// to ev matches whatever the path (or none applies, and the default decides), so Decide gives
+// the same verdict, rule, errno and cache with Path "" as with the path (only
+// Decision.PathUnknown tells them apart): a guard then reads no path (a readlink and
+// its check per access) for such events, e.g. the opens under an exec-only allowlist.
+func (p *Policy) NeedsPath(ev engine.Mask) bool {
+	k := normalizeEvent(ev)
+	for _, r := range p.Rules {
+		if r.Events != 0 && r.Events&k == 0 {
+			continue
+		}
+		if r.Glob.String() != "**" || len(r.Conditions) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // NeedsComm reports whether some rule tests the process name (so the guard must be able to
 // read /proc/PID/comm).
 func (p *Policy) NeedsComm() bool { return p.Needs(AttrComm) }

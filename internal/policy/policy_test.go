@@ -548,3 +548,48 @@ func TestDecideAttributeError(t *testing.T) {
 		})
 	}
 }
+
+// TestNeedsPath: NeedsPath(ev) is false exactly when no rule for ev tells paths apart, and
+// then Decide without the path gives what it gives with it (the guard reads no path then).
+func TestNeedsPath(t *testing.T) {
+	tests := []struct {
+		name  string
+		rules string
+		ev    engine.Mask
+		want  bool
+	}{
+		{"exec allowlist, open", "allow exec ** trusted=yes\ndeny exec **\n", engine.OpenPerm, false},
+		{"exec allowlist, exec", "allow exec ** trusted=yes\ndeny exec **\n", engine.OpenExecPerm, true},
+		{"exec allowlist, notification exec", "allow exec ** trusted=yes\ndeny exec **\n", engine.OpenExec, true},
+		{"exec allowlist, open and exec bits", "allow exec ** trusted=yes\ndeny exec **\n", engine.OpenPerm | engine.OpenExecPerm, true},
+		{"allow all", "allow * **\n", engine.OpenPerm, false},
+		{"deny all exec, open", "deny exec **\n", engine.OpenPerm, false},
+		{"deny all exec, exec", "deny exec **\n", engine.OpenExecPerm, false},
+		{"glob for every event", "deny * /srv/**\n", engine.AccessPerm, true},
+		{"glob for open only, pre_access", "deny open /srv/**\n", engine.PreAccess, false},
+		{"condition on **", "deny open ** uid=0\n", engine.OpenPerm, true},
+		{"default deny, no rule for open", "default deny\nallow exec /usr/**\n", engine.OpenPerm, false},
+		{"default deny with cache", "default deny\nallow exec /usr/** cache\nallow open ** cache\n", engine.OpenPerm, false},
+		{"errno rule", "deny pre_access /cold/** errno=EIO\n", engine.PreAccess, true},
+		{"no rules", "", engine.OpenExecPerm, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := mustParse(t, tt.rules)
+			if got := p.NeedsPath(tt.ev); got != tt.want {
+				t.Fatalf("NeedsPath(%v) = %v, want %v", tt.ev, got, tt.want)
+			}
+			if tt.want {
+				return
+			}
+			for _, path := range []string{"/", "/srv/x", "/usr/bin/true", "/tmp/a/b", "/cold/y"} {
+				with := p.Decide(&Request{Path: path, Event: tt.ev, Pid: 1, Proc: KnownProcess{Name: "x", UserID: 0}})
+				without := p.Decide(&Request{Event: tt.ev, Pid: 1, Proc: KnownProcess{Name: "x", UserID: 0}})
+				if with.Verdict != without.Verdict || with.Rule != without.Rule || with.Cache != without.Cache || with.Errno != without.Errno {
+					t.Errorf("%s: with the path %v %s cache %v, without %v %s cache %v",
+						path, with.Verdict, with.Source(), with.Cache, without.Verdict, without.Source(), without.Cache)
+				}
+			}
+		})
+	}
+}
