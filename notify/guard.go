@@ -172,6 +172,9 @@ type Request struct {
 
 	ev      source.Event
 	inlined Verdict // the verdict Inline gave, until the answer went out (Guard.answered)
+	// inInline: Inline is running on r (InlineFd's descriptor is open). Written by the
+	// kernel reader before any hand-off of r to a handler goroutine.
+	inInline bool
 
 	commOnce sync.Once
 	comm     string
@@ -291,6 +294,20 @@ func (r *Request) File() *os.File {
 	}
 	syscall.CloseOnExec(fd)
 	return os.NewFile(uintptr(fd), r.Path())
+}
+
+// InlineFd returns the event's own descriptor of the file while GuardConfig.Inline runs on r
+// (through the daemon, the one it passed), and -1 otherwise (or when the source has no
+// descriptor). It saves File's dup, its fcntls and close on the kernel reader: the
+// descriptor stays open until Inline has returned and the answer is written. Do not close
+// it, and read it only with pread (its offset is the accessing process's when it shares the
+// open file). A Handler uses File instead: it may still run after the deadline answered the
+// event and its descriptor was closed, when the number may name another file.
+func (r *Request) InlineFd() int {
+	if !r.inInline {
+		return -1
+	}
+	return r.ev.Fd()
 }
 
 // ProcessComm reads /proc/PID/comm ("" if the process is gone). procfs takes no fanotify
@@ -512,7 +529,9 @@ func (e *PanicError) Error() string { return fmt.Sprintf("the handler panicked: 
 // callInline offers r to cfg.Inline. A panic in it is the Guard's own failure: r gets the
 // on-error verdict, with the panic in r.Err.
 func (gd *Guard) callInline(r *Request) (v Verdict, ok bool) {
+	r.inInline = true
 	defer func() {
+		r.inInline = false
 		if p := recover(); p != nil {
 			r.Err = &PanicError{Value: p, Stack: debug.Stack()}
 			v, ok = gd.OnError(), true

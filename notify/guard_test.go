@@ -404,3 +404,66 @@ func TestGuardExemptPid(t *testing.T) {
 		}
 	})
 }
+
+// InlineFd is the event's own descriptor of the file while Inline runs (its content read with
+// pread, the same inode as the file; through the daemon, the descriptor it passed), and -1 in
+// the Handler, where the descriptor may already be closed.
+func TestGuardInlineFd(t *testing.T) {
+	eachGuardMode(t, func(t *testing.T, daemon string) {
+		dir := testenv.Tmpfs(t)
+		file := filepath.Join(dir, "probe")
+		os.WriteFile(file, []byte("inline-content"), 0o644)
+		var st syscall.Stat_t
+		if err := syscall.Stat(file, &st); err != nil {
+			t.Fatal(err)
+		}
+		type seen struct {
+			fd      int
+			ino     uint64
+			content string
+		}
+		inl, hnd := make(chan seen, 8), make(chan int, 8)
+		g, err := NewGuard(GuardConfig{Paths: []string{dir}, Daemon: daemon, Deadline: 10 * time.Second,
+			Inline: func(r *Request) (Verdict, bool) {
+				s := seen{fd: r.InlineFd()}
+				if s.fd >= 0 {
+					var fst syscall.Stat_t
+					if syscall.Fstat(s.fd, &fst) == nil {
+						s.ino = fst.Ino
+					}
+					b := make([]byte, 64)
+					n, _ := syscall.Pread(s.fd, b, 0)
+					s.content = string(b[:max(n, 0)])
+				}
+				inl <- s
+				return Verdict{}, false
+			}},
+			func(ctx context.Context, r *Request) Verdict {
+				hnd <- r.InlineFd()
+				return Allow
+			})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer g.Close()
+		if out, err := catFile(file, nil); err != nil || out != "inline-content" {
+			t.Fatalf("cat: %v %q", err, out)
+		}
+		select {
+		case s := <-inl:
+			if s.fd < 0 || s.ino != st.Ino || s.content != "inline-content" {
+				t.Errorf("inline: fd %d inode %d content %q; want the file's (inode %d)", s.fd, s.ino, s.content, st.Ino)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Inline was not called")
+		}
+		select {
+		case fd := <-hnd:
+			if fd != -1 {
+				t.Errorf("in the handler InlineFd = %d, want -1", fd)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the handler was not called")
+		}
+	})
+}

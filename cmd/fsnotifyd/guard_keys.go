@@ -58,8 +58,9 @@ func (p *guardProc) TrustedExe() (bool, error) {
 	return p.sp.TrustedExe()
 }
 
-// guardObj is the file, read from the event's descriptor (a duplicate, taken on first use and
-// closed by close).
+// guardObj is the file, read from the event's descriptor: inline, the event's own
+// (Request.InlineFd: open until the answer is written, no dup); in a handler, a duplicate
+// (Request.File), taken on first use and closed by close.
 type guardObj struct {
 	r     *notify.Request
 	fast  bool
@@ -72,11 +73,16 @@ type guardObj struct {
 
 func (g *guardObj) get() (*sysattr.Object, error) {
 	if g.o == nil && g.err == nil {
-		g.f = g.r.File()
-		if g.f == nil {
+		fd := -1
+		if g.fast {
+			fd = g.r.InlineFd()
+		} else if g.f = g.r.File(); g.f != nil {
+			fd = int(g.f.Fd())
+		}
+		if fd < 0 {
 			g.err = errNoFd
 		} else {
-			g.o = &sysattr.Object{Fd: int(g.f.Fd()), Path: g.r.Path(), Ctx: g.ctx, Trust: g.trust, CacheOnly: g.fast}
+			g.o = &sysattr.Object{Fd: fd, Path: g.r.Path(), Ctx: g.ctx, Trust: g.trust, CacheOnly: g.fast}
 		}
 	}
 	return g.o, g.err
