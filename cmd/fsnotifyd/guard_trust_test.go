@@ -119,12 +119,31 @@ func TestGuardTrustExec(t *testing.T) {
 	}
 }
 
+// trustFilesystems are the filesystems the as-nobody trust tests run on: tmpfs (exportable
+// file handles with the inode generation, multigrain timestamps) and ramfs (no exportable
+// handles: the hash cache identifies files by their AT_HANDLE_FID handle; timestamps too
+// coarse to tell two writes in one clock tick apart, so the guard's MODIFY/CLOSE_WRITE
+// forgetting is what stops a stale cache hit).
+var trustFilesystems = []struct {
+	name  string
+	mount func(testing.TB) string
+}{{"tmpfs", testenv.PublicTmpfs}, {"ramfs", testenv.PublicRamfs}}
+
+// eachTrustFilesystem runs f once per trustFilesystems entry, as a subtest.
+func eachTrustFilesystem(t *testing.T, f func(t *testing.T, mount func(testing.TB) string)) {
+	for _, fs := range trustFilesystems {
+		t.Run(fs.name, func(t *testing.T) { f(t, fs.mount) })
+	}
+}
+
 // guardTrustedToolOfNobody starts a guard that lets only trusted files run on a scratch
-// tmpfs, with a copy of an executable there that user nobody owns (in a directory nobody
-// owns) and that a trust file lists as it is now; it returns the executable's path.
-func guardTrustedToolOfNobody(t *testing.T) string {
+// filesystem (mount), with a copy of an executable there that user nobody owns (in a
+// directory nobody owns) and that a trust file lists as it is now; it returns the
+// executable's path. The guard decides opens too (allowed by default): an exec is then two
+// permission events, as under bench/exec.sh.
+func guardTrustedToolOfNobody(t *testing.T, mount func(testing.TB) string) string {
 	t.Helper()
-	mnt := testenv.PublicTmpfs(t)
+	mnt := mount(t)
 	home := filepath.Join(mnt, "home")
 	if err := os.Mkdir(home, 0o755); err != nil {
 		t.Fatal(err)
@@ -144,7 +163,7 @@ func guardTrustedToolOfNobody(t *testing.T) string {
 	}
 	rules := filepath.Join(etc, "exec.rules")
 	writeFile(t, rules, "allow exec "+mnt+"/** trusted=yes\ndeny exec "+mnt+"/**\n")
-	start(t, "guard", "--events", "exec", "--policy", rules, "--trust", tf, "--no-package-trust", mnt)
+	start(t, "guard", "--mount", "--events", "open,exec", "--policy", rules, "--trust", tf, "--no-package-trust", mnt)
 	return tool
 }
 
@@ -152,31 +171,68 @@ func guardTrustedToolOfNobody(t *testing.T) string {
 // once, fifty times over, each time after appending to it in place (same inode, the hash cache
 // warm from the run before): every run after a change is denied. The first, unchanged, runs.
 func TestGuardTrustModifiedAsNobody(t *testing.T) {
-	tool := guardTrustedToolOfNobody(t)
-	out, err := testenv.Sh(testenv.Nobody, tool+` && echo FIRST-RAN
+	eachTrustFilesystem(t, func(t *testing.T, mount func(testing.TB) string) {
+		tool := guardTrustedToolOfNobody(t, mount)
+		out, err := testenv.Sh(testenv.Nobody, tool+` && echo FIRST-RAN
 for i in $(seq 50); do
 	printf x >> `+tool+`
 	`+tool+` 2>/dev/null && echo ESCAPED
 done; true`)
-	if err != nil || !strings.Contains(out, "FIRST-RAN") || strings.Contains(out, "ESCAPED") {
-		t.Fatalf("as nobody: %v\n%s", err, out)
-	}
+		if err != nil || !strings.Contains(out, "FIRST-RAN") || strings.Contains(out, "ESCAPED") {
+			t.Fatalf("as nobody: %v\n%s", err, out)
+		}
+	})
 }
 
 // The same, with same-size rewrites that the loader ignores (a byte of the ELF header's
 // padding, EI_PAD, flipped between 'x' and 'y'), so an exec that escaped would run: the hash
 // cache is warm (the trusted first run, decided inline from it after the first hash), and
-// every run after a change must miss it and be denied.
+// every run after a change must miss it and be denied. On ramfs the rewrite and the exec
+// come within one clock tick, with the size, times and handle of the cached version.
 func TestGuardTrustSameSizeRewriteAsNobody(t *testing.T) {
-	tool := guardTrustedToolOfNobody(t)
-	out, err := testenv.Sh(testenv.Nobody, tool+` && `+tool+` && echo FIRST-RAN
+	eachTrustFilesystem(t, func(t *testing.T, mount func(testing.TB) string) {
+		tool := guardTrustedToolOfNobody(t, mount)
+		out, err := testenv.Sh(testenv.Nobody, tool+` && `+tool+` && echo FIRST-RAN
 for i in $(seq 25); do
 	printf x | dd of=`+tool+` bs=1 seek=10 conv=notrunc status=none
 	`+tool+` 2>/dev/null && echo ESCAPED
 	printf y | dd of=`+tool+` bs=1 seek=10 conv=notrunc status=none
 	`+tool+` 2>/dev/null && echo ESCAPED
 done; true`)
-	if err != nil || !strings.Contains(out, "FIRST-RAN") || strings.Contains(out, "ESCAPED") {
-		t.Fatalf("as nobody: %v\n%s", err, out)
-	}
+		if err != nil || !strings.Contains(out, "FIRST-RAN") || strings.Contains(out, "ESCAPED") {
+			t.Fatalf("as nobody: %v\n%s", err, out)
+		}
+	})
+}
+
+// Trust is by path and content: as nobody, after the trusted tool ran (the hash cache warm),
+// a hard link to it and the tool renamed are not listed and do not run; a same-size impostor
+// (one ELF padding byte changed) renamed over the trusted path, or hard-linked there, does
+// not run either (another inode: the cache misses, the hash differs); the trusted content put
+// back under its path runs again. Each line of output names a step and whether it ran.
+func TestGuardTrustLinksAndRenamesAsNobody(t *testing.T) {
+	eachTrustFilesystem(t, func(t *testing.T, mount func(testing.TB) string) {
+		tool := guardTrustedToolOfNobody(t, mount)
+		dir := filepath.Dir(tool)
+		out, err := testenv.Sh(testenv.Nobody, `set -u
+cd `+dir+`
+try() { if "$2" 2>/dev/null; then echo "$1 ran"; else echo "$1 denied"; fi; }
+try trusted ./tool
+try trusted-again ./tool
+ln tool link && try hardlink ./link
+cp tool impostor && printf x | dd of=impostor bs=1 seek=10 conv=notrunc status=none
+mv tool orig && try renamed ./orig
+mv impostor tool && try impostor-renamed-over ./tool
+rm tool && ln orig tool && try relinked-original ./tool
+cp tool impostor2 && printf y | dd of=impostor2 bs=1 seek=10 conv=notrunc status=none
+rm tool && ln impostor2 tool && try impostor-linked-over ./tool
+rm tool && mv orig tool && try moved-back ./tool
+`)
+		want := []string{"trusted ran", "trusted-again ran", "hardlink denied", "renamed denied",
+			"impostor-renamed-over denied", "relinked-original ran", "impostor-linked-over denied", "moved-back ran"}
+		got := strings.Fields(strings.ReplaceAll(strings.TrimSpace(out), " ", "_"))
+		if err != nil || strings.Join(got, "\n") != strings.ReplaceAll(strings.Join(want, "\n"), " ", "_") {
+			t.Fatalf("as nobody: %v\ngot:\n%s\nwant:\n%s", err, out, strings.Join(want, "\n"))
+		}
+	})
 }

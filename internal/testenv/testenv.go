@@ -58,6 +58,25 @@ func PublicTmpfs(t testing.TB) string {
 	return mountTmpfs(t, filepath.Join(PublicDir(t), "tmpfs"))
 }
 
+// PublicRamfs is PublicTmpfs on a ramfs: a filesystem with no export operations (no
+// exportable file handles: name_to_handle_at without AT_HANDLE_FID fails with EOPNOTSUPP),
+// no size limit and coarse timestamps (no multigrain times: two writes in one clock tick may
+// leave mtime and ctime unchanged). Its root is mode 0755, owned by root.
+func PublicRamfs(t testing.TB) string {
+	t.Helper()
+	RequireRoot(t)
+	dir := filepath.Join(PublicDir(t), "ramfs")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := sys.Mount("fsnotifyd-test", dir, "ramfs", sys.MS_NOSUID|sys.MS_NODEV, "mode=0755"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unmount(t, dir) })
+	makePrivate(t, dir)
+	return dir
+}
+
 func mountTmpfs(t testing.TB, dir string) string {
 	t.Helper()
 	return mountTmpfsSize(t, dir, 16)

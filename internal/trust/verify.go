@@ -315,18 +315,37 @@ func identify(fd int) (fileIdentity, error) {
 		return fileIdentity{}, ErrNotRegular
 	}
 	id := fileIdentity{key: inodeKey{st.Dev, st.Ino}, size: st.Size, mtime: st.Mtime, ctime: st.Ctime}
-	h, _, err := sys.NameToHandleAt(fd, "", sys.AT_EMPTY_PATH)
-	if errors.Is(err, syscall.EOPNOTSUPP) {
-		// No exportable handles (overlayfs without nfs_export): a handle for identification
-		// only (6.5+) identifies the file as well.
-		h, _, err = sys.NameToHandleAt(fd, "", sys.AT_EMPTY_PATH|sys.AT_HANDLE_FID)
-	}
+	h, err := fileHandle(fd)
 	if err == nil {
 		// The handle carries the inode's generation (ext4, xfs, btrfs, tmpfs; overlayfs the
 		// real file's): a file created with a freed inode's number has another.
 		id.handle = append(h.Bytes, byte(h.Type), byte(h.Type>>8), byte(h.Type>>16), byte(h.Type>>24))
 	}
 	return id, nil
+}
+
+// noHandleFID is set once the kernel refused AT_HANDLE_FID (EINVAL: before 6.5): from then on
+// only exportable handles are asked for.
+var noHandleFID atomic.Bool
+
+// fileHandle returns fd's file handle for identification (AT_HANDLE_FID, Linux 6.5+): one
+// system call on every filesystem. An exportable handle (no flag) is what filesystems without
+// export operations (ramfs, overlayfs without nfs_export, some FUSE) refuse with EOPNOTSUPP on
+// every call, while since 6.7 an identification handle exists for any inode; where the
+// filesystem has export operations the two are encoded by the same function. Both carry the
+// inode's generation where the filesystem keeps one. The choice is the same for every call
+// of the process but the first EINVAL, so a cached handle is compared with one of its kind
+// (after the switch, cached ones of the other kind just miss).
+func fileHandle(fd int) (sys.FileHandle, error) {
+	if !noHandleFID.Load() {
+		h, _, err := sys.NameToHandleAt(fd, "", sys.AT_EMPTY_PATH|sys.AT_HANDLE_FID)
+		if !errors.Is(err, syscall.EINVAL) {
+			return h, err
+		}
+		noHandleFID.Store(true)
+	}
+	h, _, err := sys.NameToHandleAt(fd, "", sys.AT_EMPTY_PATH)
+	return h, err
 }
 
 func (c *cachedSums) sameFile(id *fileIdentity) bool {

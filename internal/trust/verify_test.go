@@ -517,6 +517,40 @@ func TestCacheOnOverlayfs(t *testing.T) {
 	}
 }
 
+// TestCacheOnRamfs: ramfs has no export operations, so no exportable file handle; the
+// identification handle (AT_HANDLE_FID, asked for first) identifies its files, so the cache
+// works there, and a new file at the path (another inode) is not the cached one.
+func TestCacheOnRamfs(t *testing.T) {
+	mnt := testenv.PublicRamfs(t)
+	p := filepath.Join(mnt, "tool")
+	must(t, os.WriteFile(p, []byte("ramfs tool"), 0o755))
+	if _, _, err := sys.NameToHandleAt(sys.AT_FDCWD, p, 0); !errors.Is(err, syscall.EOPNOTSUPP) {
+		t.Logf("ramfs gives an exportable handle here (%v): the test still checks the cache", err)
+	}
+	db := loadFiles(t, trustFile(t, t.TempDir(), p))
+	v := NewVerifier(VerifierConfig{})
+	_, fd := openFd(t, p)
+	for i, wantCached := range []bool{false, true, true} {
+		res, err := v.Verify(context.Background(), db, p, fd)
+		if err != nil || !res.Trusted() || res.Cached != wantCached {
+			t.Fatalf("verify %d: %v cached=%v %v", i, res, res.Cached, err)
+		}
+	}
+	if res, err := v.VerifyCached(db, p, fd); err != nil || !res.Trusted() || !res.Cached {
+		t.Fatalf("VerifyCached: %v %v", res, err)
+	}
+	// Another file, same size, at the same path: a miss, then Modified.
+	must(t, os.Rename(p, p+".old"))
+	must(t, os.WriteFile(p, []byte("ramfs evil"), 0o755))
+	_, fd2 := openFd(t, p)
+	if res, err := v.VerifyCached(db, p, fd2); !errors.Is(err, ErrNotCached) {
+		t.Fatalf("VerifyCached of the new file: %v %v, want ErrNotCached", res, err)
+	}
+	if res, err := v.Verify(context.Background(), db, p, fd2); err != nil || res.Status != Modified || res.Cached {
+		t.Fatalf("the new file: %v %v", res, err)
+	}
+}
+
 // BenchmarkVerifyCached is a second exec's cost: lookup, fstat, name_to_handle_at, cache hit;
 // BenchmarkFstat is the fstat alone, its reference.
 func BenchmarkVerifyCached(b *testing.B) {
