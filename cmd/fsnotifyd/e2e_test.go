@@ -28,6 +28,9 @@ import (
 var bin string
 
 func TestMain(m *testing.M) {
+	if testenv.IsChild() {
+		os.Exit(m.Run()) // a test's unprivileged side (testenv.RunTestAs): it runs no fsnotifyd
+	}
 	dir, err := os.MkdirTemp("", "fsnotifyd-e2e")
 	if err != nil {
 		panic(err)

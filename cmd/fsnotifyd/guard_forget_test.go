@@ -27,7 +27,7 @@ func TestGuardForgetsWrittenFiles(t *testing.T) {
 	a, w := filepath.Join(mnt, "a"), filepath.Join(mnt, "w")
 	writeFile(t, a, "kept") // before the forgetter starts: no event of these writes reaches it
 	writeFile(t, w, "written")
-	g := &guardRun{backend: b, paths: []string{mnt}, verifier: trust.NewVerifier(trust.VerifierConfig{})}
+	g := &guardRun{backend: b, paths: []string{mnt}, verifier: trust.NewVerifier(trust.VerifierConfig{Settle: time.Nanosecond})}
 	g.applyMu.Lock()
 	g.startForgetLocked()
 	g.applyMu.Unlock()

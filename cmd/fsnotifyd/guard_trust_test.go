@@ -4,6 +4,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
+	"github.com/fsnotifyd/fsnotifyd/internal/trust"
 )
 
 // copyExe copies the system's true(1) to path: a small executable to trust or not.
@@ -63,7 +65,7 @@ func TestGuardTrustExec(t *testing.T) {
 	if err := exec.Command(tool).Run(); err != nil {
 		t.Fatalf("trusted tool: %v", err)
 	}
-	if err := exec.Command(tool).Run(); err != nil { // from the hash cache
+	if err := exec.Command(tool).Run(); err != nil { // hashed again: changed less than trust.DefaultSettle ago
 		t.Fatalf("trusted tool, again: %v", err)
 	}
 	if err := exec.Command(other).Run(); !isEPERMRun(err) {
@@ -163,6 +165,10 @@ func guardTrustedToolOfNobody(t *testing.T, mount func(testing.TB) string) strin
 	}
 	rules := filepath.Join(etc, "exec.rules")
 	writeFile(t, rules, "allow exec "+mnt+"/** trusted=yes\ndeny exec "+mnt+"/**\n")
+	// The hash cache keeps the digests of files that changed at least trust.DefaultSettle
+	// ago only: wait that long, so that the first trusted run fills the cache and the
+	// hostile steps meet it warm.
+	time.Sleep(trust.DefaultSettle + 100*time.Millisecond)
 	start(t, "guard", "--mount", "--events", "open,exec", "--policy", rules, "--trust", tf, "--no-package-trust", mnt)
 	return tool
 }
@@ -235,4 +241,64 @@ rm tool && mv orig tool && try moved-back ./tool
 			t.Fatalf("as nobody: %v\ngot:\n%s\nwant:\n%s", err, out, strings.Join(want, "\n"))
 		}
 	})
+}
+
+// A hostile owner of a trusted file on a filesystem with coarse timestamps (ramfs: one clock
+// tick, a few ms) puts the trusted content back and runs it (trusted: the guard hashes it),
+// then at once rewrites one ELF padding byte in place (same size) and runs it again, 300
+// times: the rewrite often lands in the tick of the trusted version, with its size, mtime,
+// ctime and file handle, and the hash cache would vouch for it (it did, 2% of rounds, before
+// trust.DefaultSettle). Every rewritten run must be denied and every trusted run allowed.
+func TestGuardTrustSameTickRewriteAsNobody(t *testing.T) {
+	if testenv.IsChild() {
+		sameTickRewrites(t, os.Getenv("FSNOTIFYD_TEST_TOOL"), 300)
+		return
+	}
+	eachTrustFilesystem(t, func(t *testing.T, mount func(testing.TB) string) {
+		tool := guardTrustedToolOfNobody(t, mount)
+		t.Setenv("FSNOTIFYD_TEST_TOOL", tool)
+		out, err := testenv.RunTestAs(t, 65534, 65534, "TestGuardTrustSameTickRewriteAsNobody")
+		if err != nil || !strings.Contains(out, "REWRITES-DONE") {
+			t.Fatalf("as nobody: %v\n%s", err, out)
+		}
+	})
+}
+
+// sameTickRewrites is the hostile side of TestGuardTrustSameTickRewriteAsNobody.
+func sameTickRewrites(t *testing.T, tool string, rounds int) {
+	orig := make([]byte, 1)
+	f, err := os.Open(tool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.ReadAt(orig, 10); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	put := func(b byte) {
+		f, err := os.OpenFile(tool, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteAt([]byte{b}, 10); err != nil {
+			t.Fatal(err)
+		}
+		f.Close() // before the exec: a file open for writing cannot run (ETXTBSY)
+	}
+	escaped, denied := 0, 0
+	for i := 0; i < rounds; i++ {
+		put(orig[0])
+		if err := exec.Command(tool).Run(); err != nil {
+			denied++
+		}
+		put('x' + byte(i&1))
+		if exec.Command(tool).Run() == nil {
+			escaped++
+		}
+	}
+	put(orig[0])
+	if escaped != 0 || denied != 0 {
+		t.Fatalf("%d of %d rewritten runs escaped; %d trusted runs denied", escaped, rounds, denied)
+	}
+	fmt.Println("REWRITES-DONE")
 }

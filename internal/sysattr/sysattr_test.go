@@ -78,7 +78,7 @@ func realpath(t *testing.T, path string) string {
 func TestObjectTrustedBinary(t *testing.T) {
 	db := packages(t)
 	path := realpath(t, "/usr/bin/ls")
-	o := &Object{Fd: open(t, path), Path: path, Trust: Trust{DB: db, Verifier: trust.NewVerifier(trust.VerifierConfig{})}}
+	o := &Object{Fd: open(t, path), Path: path, Trust: Trust{DB: db, Verifier: trust.NewVerifier(trust.VerifierConfig{Settle: time.Nanosecond})}}
 	typ, err := o.FileType()
 	if err != nil || typ.Kind != ftype.ElfExecutable {
 		t.Errorf("%s: type %v, %v; want elf-executable (a PIE)", path, typ, err)
@@ -152,7 +152,7 @@ func TestObjectModifiedCopy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := trust.NewVerifier(trust.VerifierConfig{})
+	v := trust.NewVerifier(trust.VerifierConfig{Settle: time.Nanosecond})
 	check := func(path, want string, trusted bool) {
 		t.Helper()
 		o := &Object{Fd: open(t, cp), Path: path, Trust: Trust{DB: db, Verifier: v}}
@@ -404,7 +404,7 @@ func TestPolicyOverTheSystem(t *testing.T) {
 deny exec ** ftype=elf-executable,script* trusted=no
 deny open ** ftype=script:python* trusted=no
 `)
-	v := trust.NewVerifier(trust.VerifierConfig{})
+	v := trust.NewVerifier(trust.VerifierConfig{Settle: time.Nanosecond})
 	decide := func(path string, ev engine.Mask) (policy.Decision, *Object) {
 		o := &Object{Fd: open(t, path), Path: path, Trust: Trust{DB: db, Verifier: v}}
 		return pol.Decide(&policy.Request{Path: path, Event: ev, Pid: int32(os.Getpid()), Proc: &Process{Pid: int32(os.Getpid())}, Obj: o}), o

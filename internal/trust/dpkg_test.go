@@ -167,7 +167,7 @@ func TestDpkg(t *testing.T) {
 	must(t, os.WriteFile(filepath.Join(s.dpkg, "info", "ghost.md5sums"), []byte(md5hex("gone")+"  usr/bin/gone\n"), 0o644))
 
 	db := s.load("/usr/bin/sh\n/usr/bin/sh.distrib\ndash\n/usr/bin/tool\n/usr/bin/tool.orig\n:\n")
-	v := NewVerifier(VerifierConfig{})
+	v := NewVerifier(VerifierConfig{Settle: testSettle})
 	tests := []struct {
 		path   string
 		status Status

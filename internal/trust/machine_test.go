@@ -39,7 +39,7 @@ func TestLoadMachineDpkg(t *testing.T) {
 		t.Skip(err)
 	}
 	defer f.Close()
-	v := NewVerifier(VerifierConfig{})
+	v := NewVerifier(VerifierConfig{Settle: testSettle})
 	res, err := v.Verify(context.Background(), db, "/usr/bin/ls", int(f.Fd()))
 	if err != nil || !res.Trusted() || res.Entry.Source.Package != "coreutils" {
 		t.Fatalf("/usr/bin/ls: %v, %v", res, err)

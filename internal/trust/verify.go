@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/internal/lru"
 	"github.com/fsnotifyd/fsnotifyd/internal/sys"
@@ -120,21 +121,39 @@ type VerifierConfig struct {
 	// ChunkSize is the size of each read while hashing; 0 is 128 KiB. The deadline is checked
 	// between reads.
 	ChunkSize int
+	// Settle is how long ago a file must have last changed (its ctime) for its digests to be
+	// cached; 0 is DefaultSettle. See DefaultSettle.
+	Settle time.Duration
 }
+
+// DefaultSettle: digests of a file whose ctime is less than this before the fstat that
+// identified it are not cached (it is hashed again next time). A write changes a file's
+// ctime to the current time in the filesystem's granularity, which may be a clock tick
+// (ramfs and other filesystems without multigrain timestamps: a few ms) or coarser (1 s on
+// ext4 with small inodes, 2 s on FAT): a write in the same tick as the version that was
+// hashed leaves size, mtime and ctime as they were, and a cache hit would vouch for the new
+// content. A write after the identifying fstat gets a ctime no earlier than that fstat's
+// time less the granularity, so once the cached ctime is older than that by more than any
+// granularity, every later write moves it. 3 s is above every granularity and tick. (On
+// filesystems with multigrain timestamps a write after any fstat already moves ctime: the
+// rule costs them a hash per exec only for files changed in the last 3 s.) Only root can
+// step the clock back, which could make a later write's ctime repeat a cached one.
+const DefaultSettle = 3 * time.Second
 
 // Verifier hashes files from their descriptors and remembers the digests by inode. One
 // Verifier serves every decision (and every DB: digests do not depend on the trust sources);
 // it is safe for concurrent use.
 type Verifier struct {
-	cache *lru.Cache[inodeKey, cachedSums]
-	chunk int
-	pool  sync.Pool // *[]byte read buffers
+	cache  *lru.Cache[inodeKey, cachedSums]
+	chunk  int
+	settle int64     // VerifierConfig.Settle in ns
+	pool   sync.Pool // *[]byte read buffers
 
 	mu     sync.Mutex // orders Forget with the store of a hash that was running meanwhile
 	gen    uint64     // guarded by mu: one more per forgotten inode, forgetRing+1 more for ForgetAll
 	recent [forgetRing]forgotten
 
-	hashes, hashedBytes, hits atomic.Uint64
+	hashes, hashedBytes, hits, unsettled atomic.Uint64
 
 	// afterChunk, when set (tests), runs after each read while hashing.
 	afterChunk func(off int64)
@@ -167,7 +186,10 @@ func NewVerifier(cfg VerifierConfig) *Verifier {
 	if cfg.ChunkSize <= 0 {
 		cfg.ChunkSize = 128 << 10
 	}
-	v := &Verifier{cache: lru.New[inodeKey, cachedSums](cfg.CacheEntries), chunk: cfg.ChunkSize}
+	if cfg.Settle <= 0 {
+		cfg.Settle = DefaultSettle
+	}
+	v := &Verifier{cache: lru.New[inodeKey, cachedSums](cfg.CacheEntries), chunk: cfg.ChunkSize, settle: cfg.Settle.Nanoseconds()}
 	v.pool.New = func() any { b := make([]byte, v.chunk); return &b }
 	return v
 }
@@ -179,11 +201,12 @@ type VerifierStats struct {
 	Hits        uint64 // verifications answered from the cache
 	Cached      int    // files in the cache
 	Evictions   uint64 // files dropped from the cache to make room
+	Unsettled   uint64 // hashes not cached: the file changed less than Settle before
 }
 
 func (v *Verifier) Stats() VerifierStats {
 	return VerifierStats{Hashes: v.hashes.Load(), HashedBytes: v.hashedBytes.Load(), Hits: v.hits.Load(),
-		Cached: v.cache.Len(), Evictions: v.cache.Evictions()}
+		Cached: v.cache.Len(), Evictions: v.cache.Evictions(), Unsettled: v.unsettled.Load()}
 }
 
 // Verify says whether the file open as fd, which the kernel reported at path, is trusted by
@@ -304,9 +327,11 @@ type fileIdentity struct {
 	size         uint64
 	mtime, ctime int64
 	handle       []byte // nil when the filesystem has no file handles: then nothing is cached
+	at           int64  // the time just before the fstat, ns since the epoch (CLOCK_REALTIME)
 }
 
 func identify(fd int) (fileIdentity, error) {
+	at := time.Now().UnixNano()
 	st, err := sys.Fstat(fd)
 	if err != nil {
 		return fileIdentity{}, err
@@ -314,7 +339,7 @@ func identify(fd int) (fileIdentity, error) {
 	if st.Mode&sys.S_IFMT != sys.S_IFREG {
 		return fileIdentity{}, ErrNotRegular
 	}
-	id := fileIdentity{key: inodeKey{st.Dev, st.Ino}, size: st.Size, mtime: st.Mtime, ctime: st.Ctime}
+	id := fileIdentity{key: inodeKey{st.Dev, st.Ino}, size: st.Size, mtime: st.Mtime, ctime: st.Ctime, at: at}
 	h, err := fileHandle(fd)
 	if err == nil {
 		// The handle carries the inode's generation (ext4, xfs, btrfs, tmpfs; overlayfs the
@@ -390,8 +415,10 @@ func (v *Verifier) sums(ctx context.Context, fd int, id fileIdentity, want Algo,
 	if have.Have&SHA256 != 0 {
 		sums.SHA256, sums.Have = have.SHA256, sums.Have|SHA256
 	}
-	if id.handle != nil {
+	if id.handle != nil && id.ctime < id.at-v.settle {
 		v.storeIfUnforgotten(gen, id, sums)
+	} else if id.handle != nil {
+		v.unsettled.Add(1) // changed too recently to vouch for a later one (DefaultSettle)
 	}
 	return sums, false, nil
 }

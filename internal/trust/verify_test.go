@@ -60,7 +60,7 @@ func TestVerifyTrustFileAndCache(t *testing.T) {
 	bin := filepath.Join(dir, "tool")
 	must(t, os.WriteFile(bin, []byte("#!/bin/sh\necho tool\n"), 0o755))
 	db := loadFiles(t, trustFile(t, dir, bin))
-	v := NewVerifier(VerifierConfig{})
+	v := NewVerifier(VerifierConfig{Settle: testSettle})
 	f, fd := openFd(t, bin)
 	f.Seek(3, 0)
 	ctx := context.Background()
@@ -110,7 +110,7 @@ func TestVerifyNeverReopensThePath(t *testing.T) {
 	_, fd := openFd(t, bin)
 	must(t, os.Remove(bin))
 	must(t, os.WriteFile(bin, []byte("evil"), 0o755))
-	v := NewVerifier(VerifierConfig{})
+	v := NewVerifier(VerifierConfig{Settle: testSettle})
 	if res, err := v.Verify(context.Background(), db, bin, fd); err != nil || !res.Trusted() {
 		t.Fatalf("the opened file: %v %v", res, err)
 	}
@@ -133,7 +133,7 @@ func TestVerifyOnePassForBoth(t *testing.T) {
 		{Path: p, Size: int64(len(content)), Digest: Digest{Algo: SHA256, Sum: sha256.Sum256([]byte("other"))}, Source: Source{Kind: FromFile, File: "x", Line: 1}},
 	}
 	copy(entries[0].Digest.Sum[:], md[:])
-	v := NewVerifier(VerifierConfig{ChunkSize: 4096})
+	v := NewVerifier(VerifierConfig{Settle: testSettle, ChunkSize: 4096})
 	reads := 0
 	v.afterChunk = func(int64) { reads++ }
 	_, fd := openFd(t, p)
@@ -161,7 +161,7 @@ func TestHashStreamsAndStopsAtDeadline(t *testing.T) {
 	must(t, f.Truncate(8<<30))
 	f.Close()
 	_, fd := openFd(t, p)
-	v := NewVerifier(VerifierConfig{})
+	v := NewVerifier(VerifierConfig{Settle: testSettle})
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
@@ -193,7 +193,7 @@ func TestVerifyNotRegular(t *testing.T) {
 	fd, err := syscall.Open(fifo, syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
 	must(t, err)
 	defer syscall.Close(fd)
-	v := NewVerifier(VerifierConfig{})
+	v := NewVerifier(VerifierConfig{Settle: testSettle})
 	entries := []Entry{{Path: fifo, Size: -1, Digest: Digest{Algo: MD5}}}
 	if res, err := v.VerifyEntries(context.Background(), entries, fd); !errors.Is(err, ErrNotRegular) || res.Status != Unverifiable {
 		t.Fatalf("FIFO: %v %v", res, err)
@@ -211,7 +211,7 @@ func TestForget(t *testing.T) {
 	p := filepath.Join(dir, "f")
 	must(t, os.WriteFile(p, []byte(strings.Repeat("y", 40000)), 0o644))
 	db := loadFiles(t, trustFile(t, dir, p))
-	v := NewVerifier(VerifierConfig{ChunkSize: 4096})
+	v := NewVerifier(VerifierConfig{Settle: testSettle, ChunkSize: 4096})
 	_, fd := openFd(t, p)
 	ctx := context.Background()
 	verify := func(what string, wantCached bool) {
@@ -315,7 +315,7 @@ func TestChangedWhileHashing(t *testing.T) {
 			must(t, err)
 			defer w.Close()
 			_, fd := openFd(t, p)
-			v := NewVerifier(VerifierConfig{ChunkSize: 4096})
+			v := NewVerifier(VerifierConfig{Settle: testSettle, ChunkSize: 4096})
 			v.afterChunk = func(off int64) {
 				if off == 8192 {
 					tc.write(w)
@@ -339,7 +339,7 @@ func TestHostileSameSizeRewrite(t *testing.T) {
 	fi, err := os.Stat(p)
 	must(t, err)
 	db := loadFiles(t, trustFile(t, t.TempDir(), p))
-	v := NewVerifier(VerifierConfig{})
+	v := NewVerifier(VerifierConfig{Settle: testSettle})
 	_, fd := openFd(t, p)
 	for i := 0; i < 2; i++ {
 		if res, err := v.Verify(context.Background(), db, p, fd); err != nil || !res.Trusted() {
@@ -378,7 +378,7 @@ func TestConcurrentVerifyAndForget(t *testing.T) {
 		paths = append(paths, p)
 	}
 	db := loadFiles(t, trustFile(t, dir, paths...))
-	v := NewVerifier(VerifierConfig{CacheEntries: 2, ChunkSize: 1024})
+	v := NewVerifier(VerifierConfig{Settle: testSettle, CacheEntries: 2, ChunkSize: 1024})
 	var wg sync.WaitGroup
 	for g := 0; g < 4; g++ {
 		wg.Add(1)
@@ -501,7 +501,7 @@ func TestCacheOnOverlayfs(t *testing.T) {
 	t.Cleanup(func() { sys.Unmount(m, sys.MNT_DETACH) })
 	p := filepath.Join(m, "tool")
 	db := loadFiles(t, trustFile(t, t.TempDir(), p))
-	v := NewVerifier(VerifierConfig{})
+	v := NewVerifier(VerifierConfig{Settle: testSettle})
 	_, fd := openFd(t, p)
 	for i, wantCached := range []bool{false, true} {
 		res, err := v.Verify(context.Background(), db, p, fd)
@@ -517,6 +517,49 @@ func TestCacheOnOverlayfs(t *testing.T) {
 	}
 }
 
+// testSettle lets the tests cache the digests of files they have just written (the
+// default, DefaultSettle, is tested by TestCacheSettle).
+const testSettle = time.Nanosecond
+
+// TestCacheSettle: with the default Settle, the digests of a file changed less than
+// DefaultSettle ago are not cached (it is hashed at every check, and VerifyCached cannot
+// answer), so a same-size rewrite within one clock tick of the hashed version (ramfs, where
+// it keeps size, mtime and ctime) is never vouched for by the cache; the trusted run and the
+// rewrite are both decided by their content.
+func TestCacheSettle(t *testing.T) {
+	mnt := testenv.PublicRamfs(t)
+	p := filepath.Join(mnt, "tool")
+	must(t, os.WriteFile(p, []byte("good tool"), 0o755))
+	db := loadFiles(t, trustFile(t, t.TempDir(), p))
+	v := NewVerifier(VerifierConfig{})
+	for i := 0; i < 20; i++ {
+		f, err := os.OpenFile(p, os.O_WRONLY, 0)
+		must(t, err)
+		_, err = f.WriteAt([]byte("good"), 0)
+		must(t, err)
+		f.Close()
+		_, fd := openFd(t, p)
+		if res, err := v.Verify(context.Background(), db, p, fd); err != nil || !res.Trusted() || res.Cached {
+			t.Fatalf("round %d, good: %v cached=%v %v", i, res, res.Cached, err)
+		}
+		if res, err := v.VerifyCached(db, p, fd); !errors.Is(err, ErrNotCached) {
+			t.Fatalf("round %d: VerifyCached of a file changed just now: %v %v, want ErrNotCached", i, res, err)
+		}
+		f, err = os.OpenFile(p, os.O_WRONLY, 0)
+		must(t, err)
+		_, err = f.WriteAt([]byte("evil"), 0)
+		must(t, err)
+		f.Close()
+		_, fd2 := openFd(t, p)
+		if res, err := v.Verify(context.Background(), db, p, fd2); err != nil || res.Status != Modified || res.Cached {
+			t.Fatalf("round %d, rewritten: %v cached=%v %v, want modified by its content", i, res, res.Cached, err)
+		}
+	}
+	if st := v.Stats(); st.Unsettled != 40 || st.Cached != 0 || st.Hits != 0 {
+		t.Fatalf("stats %+v, want 40 unsettled hashes, nothing cached, no hits", st)
+	}
+}
+
 // TestCacheOnRamfs: ramfs has no export operations, so no exportable file handle; the
 // identification handle (AT_HANDLE_FID, asked for first) identifies its files, so the cache
 // works there, and a new file at the path (another inode) is not the cached one.
@@ -528,7 +571,7 @@ func TestCacheOnRamfs(t *testing.T) {
 		t.Logf("ramfs gives an exportable handle here (%v): the test still checks the cache", err)
 	}
 	db := loadFiles(t, trustFile(t, t.TempDir(), p))
-	v := NewVerifier(VerifierConfig{})
+	v := NewVerifier(VerifierConfig{Settle: testSettle})
 	_, fd := openFd(t, p)
 	for i, wantCached := range []bool{false, true, true} {
 		res, err := v.Verify(context.Background(), db, p, fd)
@@ -566,7 +609,7 @@ func BenchmarkVerifyCached(b *testing.B) {
 	}
 	f, _ := os.Open(p)
 	defer f.Close()
-	v := NewVerifier(VerifierConfig{})
+	v := NewVerifier(VerifierConfig{Settle: testSettle})
 	ctx := context.Background()
 	if res, err := v.Verify(ctx, db, p, int(f.Fd())); err != nil || !res.Trusted() {
 		b.Fatal(res, err)
@@ -587,7 +630,7 @@ func BenchmarkVerifyHash1MiB(b *testing.B) {
 	os.WriteFile(p, data, 0o755)
 	f, _ := os.Open(p)
 	defer f.Close()
-	v := NewVerifier(VerifierConfig{})
+	v := NewVerifier(VerifierConfig{Settle: testSettle})
 	entries := []Entry{{Path: p, Size: int64(len(data)), Digest: Digest{Algo: SHA256, Sum: sha256.Sum256(data)}}}
 	b.SetBytes(int64(len(data)))
 	for i := 0; i < b.N; i++ {
@@ -614,7 +657,7 @@ func TestLinksAndMoves(t *testing.T) {
 	good := filepath.Join(dir, "good")
 	must(t, os.WriteFile(good, []byte("good tool"), 0o755))
 	db := loadFiles(t, trustFile(t, dir, good))
-	v := NewVerifier(VerifierConfig{})
+	v := NewVerifier(VerifierConfig{Settle: testSettle})
 	_, fd := openFd(t, good)
 	if res, _ := v.Verify(context.Background(), db, good, fd); !res.Trusted() {
 		t.Fatalf("good: %v", res)
@@ -644,7 +687,7 @@ func TestCacheBoundUnderFlood(t *testing.T) {
 		paths = append(paths, p)
 	}
 	db := loadFiles(t, trustFile(t, dir, paths...))
-	v := NewVerifier(VerifierConfig{CacheEntries: 10})
+	v := NewVerifier(VerifierConfig{Settle: testSettle, CacheEntries: 10})
 	for _, p := range paths {
 		_, fd := openFd(t, p)
 		if res, err := v.Verify(context.Background(), db, p, fd); !res.Trusted() || err != nil {
@@ -665,7 +708,7 @@ func TestVerifyCached(t *testing.T) {
 	p := filepath.Join(dir, "f")
 	must(t, os.WriteFile(p, []byte(strings.Repeat("z", 20000)), 0o644))
 	db := loadFiles(t, trustFile(t, dir, p))
-	v := NewVerifier(VerifierConfig{})
+	v := NewVerifier(VerifierConfig{Settle: testSettle})
 	_, fd := openFd(t, p)
 	read := false
 	v.afterChunk = func(int64) { read = true }
