@@ -34,14 +34,18 @@
 // size, mtime, ctime and file handle; a lookup whose fstat differs in any of them is a miss.
 // So a second exec of an unchanged binary costs an fstat and a name_to_handle_at, no reading.
 // A write moves mtime and ctime (the kernel gives every change after a stat a new timestamp on
-// filesystems with multigrain timestamps, ext4, xfs, btrfs and tmpfs since Linux 6.13); the
-// handle carries the inode generation, so a new file that reuses a freed inode number with
-// the same size and times still misses. On top of that the guard calls Forget on MODIFY and
-// CLOSE_WRITE (coarse timestamps, other filesystems), and ForgetAll when the policy or the
-// trust sources change. A hash running while its inode is forgotten does not store its
-// result, and a file whose size or times change while it is being read is Unverifiable
-// (ErrChanged), never trusted. Overlayfs without nfs_export has identification handles only
-// (AT_HANDLE_FID, 6.5+), which serve as well; a filesystem with no handle gets no caching.
+// filesystems with multigrain timestamps, ext4, xfs, btrfs and tmpfs since Linux 6.13; on
+// others a write in the same clock tick, or the same second or two where the granularity is
+// that coarse, may keep them): so digests are stored only when the file's ctime is at least
+// VerifierConfig.Settle (DefaultSettle, 3 s) older than the time taken just before the
+// identifying fstat, after which every write moves ctime. The handle is the identification
+// handle (AT_HANDLE_FID, 6.5+: one call on any filesystem, ramfs and overlayfs without
+// nfs_export included; an exportable one on older kernels) and carries the inode generation,
+// so a new file that reuses a freed inode number with the same size and times still misses.
+// On top of that the guard calls Forget on MODIFY and CLOSE_WRITE, and ForgetAll when the
+// policy or the trust sources change. A hash running while its inode is forgotten does not
+// store its result, and a file whose size or times change while it is being read is
+// Unverifiable (ErrChanged), never trusted. A filesystem with no handle gets no caching.
 //
 // # No self-deadlock
 //
