@@ -446,7 +446,7 @@ func (g *guardRun) decide(ctx context.Context, st *guardState, r *notify.Request
 		}
 	}
 	tr := sysattr.Trust{DB: st.db, Verifier: g.verifier}
-	proc := &guardProc{r: r, fast: fast, sp: sysattr.Process{Pid: int32(r.Pid), Ctx: ctx, Trust: tr}}
+	proc := &guardProc{r: r, fast: fast, sp: sysattr.Process{Pid: int32(r.Pid), Ctx: ctx, Trust: tr, CacheOnly: fast}}
 	obj := &guardObj{r: r, fast: fast, ctx: ctx, trust: tr}
 	req := policy.Request{Event: r.Kind.Mask(), Pid: int32(r.Pid), Proc: proc, Obj: obj}
 	if st.pathKinds&r.Kind != 0 {

@@ -21,8 +21,8 @@ import (
 //
 // A decision is first tried inline, on the goroutine that reads the kernel (it must never
 // block): there the attributes that read a file's content (ftype=, sha256=, trusted=,
-// trusted_exe=: policy.Attr.ReadsContent) answer errSlow (trusted= only when its digest is not
-// in the hash cache), and a decision that needs one is
+// trusted_exe=: policy.Attr.ReadsContent) answer errSlow (trusted= and trusted_exe= only when
+// the digest is not in the hash cache), and a decision that needs one is
 // made again from the start by the handler, off that goroutine, under the deadline, with all
 // of them. Rules decided by event, path, process ids, size or mount flags stay inline.
 
@@ -51,11 +51,16 @@ func (p *guardProc) PPid() (int32, error)       { return procfs.ReadPPid(int32(p
 func (p *guardProc) Ancestors() (policy.Ancestry, error) {
 	return p.sp.Ancestors()
 }
+
+// TrustedExe, inline, answers from the hash cache when it can (sysattr.Process.CacheOnly:
+// /proc/PID/exe opened O_PATH, which asks no listener, then fstat and the file handle) and is
+// errSlow only when the executable must be hashed.
 func (p *guardProc) TrustedExe() (bool, error) {
-	if p.fast {
+	ok, err := p.sp.TrustedExe()
+	if p.fast && errors.Is(err, trust.ErrNotCached) {
 		return false, errSlow
 	}
-	return p.sp.TrustedExe()
+	return ok, err
 }
 
 // guardObj is the file, read from the event's descriptor: inline, the event's own

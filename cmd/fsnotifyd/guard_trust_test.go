@@ -145,7 +145,22 @@ func eachTrustFilesystem(t *testing.T, f func(t *testing.T, mount func(testing.T
 // permission events, as under bench/exec.sh.
 func guardTrustedToolOfNobody(t *testing.T, mount func(testing.TB) string) string {
 	t.Helper()
-	mnt := mount(t)
+	_, tool := guardTrustedOfNobody(t, mount, "true", "open,exec", func(mnt string) string {
+		return "allow exec " + mnt + "/** trusted=yes\ndeny exec " + mnt + "/**\n"
+	})
+	return tool
+}
+
+// guardTrustedOfNobody makes a scratch filesystem (mount) with a directory home that user
+// nobody owns, and in it a copy of the system's program prog, owned by nobody and listed in a
+// trust file as it is now; it waits until the copy is old enough for the hash cache
+// (trust.DefaultSettle), so that its first trusted use fills the cache and the hostile steps
+// meet it warm, and starts a guard on the whole mount for events with the rules that
+// prepare(mount point) returns (prepare may also make files there: the guard is not running
+// yet). It returns the mount point and the copy's path.
+func guardTrustedOfNobody(t *testing.T, mount func(testing.TB) string, prog, events string, prepare func(mnt string) string) (mnt, tool string) {
+	t.Helper()
+	mnt = mount(t)
 	home := filepath.Join(mnt, "home")
 	if err := os.Mkdir(home, 0o755); err != nil {
 		t.Fatal(err)
@@ -153,8 +168,14 @@ func guardTrustedToolOfNobody(t *testing.T, mount func(testing.TB) string) strin
 	if err := os.Chown(home, 65534, 65534); err != nil {
 		t.Fatal(err)
 	}
-	tool := filepath.Join(home, "tool")
-	copyExe(t, tool)
+	tool = filepath.Join(home, prog)
+	src, err := exec.LookPath(prog)
+	if err != nil {
+		t.Skipf("no %s: %v", prog, err)
+	}
+	if err := os.WriteFile(tool, must(os.ReadFile(src)), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.Chown(tool, 65534, 65534); err != nil {
 		t.Fatal(err)
 	}
@@ -163,14 +184,11 @@ func guardTrustedToolOfNobody(t *testing.T, mount func(testing.TB) string) strin
 	if _, errOut, st := fsn(t, "trust", "add", "--file", tf, tool); st != 0 {
 		t.Fatalf("trust add: %s", errOut)
 	}
-	rules := filepath.Join(etc, "exec.rules")
-	writeFile(t, rules, "allow exec "+mnt+"/** trusted=yes\ndeny exec "+mnt+"/**\n")
-	// The hash cache keeps the digests of files that changed at least trust.DefaultSettle
-	// ago only: wait that long, so that the first trusted run fills the cache and the
-	// hostile steps meet it warm.
+	rf := filepath.Join(etc, "guard.rules")
+	writeFile(t, rf, prepare(mnt))
 	time.Sleep(trust.DefaultSettle + 100*time.Millisecond)
-	start(t, "guard", "--mount", "--events", "open,exec", "--policy", rules, "--trust", tf, "--no-package-trust", mnt)
-	return tool
+	start(t, "guard", "--mount", "--events", events, "--policy", rf, "--trust", tf, "--no-package-trust", mnt)
+	return mnt, tool
 }
 
 // A hostile local user who owns a trusted file (listed as it was) modifies it and runs it at
@@ -301,4 +319,37 @@ func sameTickRewrites(t *testing.T, tool string, rounds int) {
 		t.Fatalf("%d of %d rewritten runs escaped; %d trusted runs denied", escaped, rounds, denied)
 	}
 	fmt.Println("REWRITES-DONE")
+}
+
+// trusted_exe= as nobody: only a trusted reader may open the data. The trusted copy of cat
+// reads it (first hashed by a handler, then decided inline from the hash cache, through an
+// O_PATH descriptor of /proc/PID/exe: a listener that opened the executable for reading on
+// its kernel reader would wait on itself, and the run would hang until killed); a hard link
+// to it and an unlisted copy do not (their paths are not listed); the trusted copy rewritten
+// in place (same size) after the warm runs does not. Each step is bounded (timeout -s KILL).
+func TestGuardTrustedExeAsNobody(t *testing.T) {
+	eachTrustFilesystem(t, func(t *testing.T, mount func(testing.TB) string) {
+		mnt, reader := guardTrustedOfNobody(t, mount, "cat", "open,exec", func(mnt string) string {
+			if err := os.Mkdir(filepath.Join(mnt, "data"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			writeFile(t, filepath.Join(mnt, "data", "f"), "DATA")
+			return "deny open " + mnt + "/data/** trusted_exe=no\n"
+		})
+		data := filepath.Join(mnt, "data")
+		home := filepath.Dir(reader)
+		out, err := testenv.Sh(testenv.Nobody, `cd `+home+`
+try() { if timeout -s KILL 20 "$2" `+data+`/f > /dev/null 2>&1; then echo "$1 read"; else echo "$1 denied"; fi; }
+try trusted ./cat
+try trusted-warm ./cat
+try trusted-warm-again ./cat
+ln cat link && try hardlink ./link
+cp cat copy && try copy ./copy
+printf x | dd of=cat bs=1 seek=10 conv=notrunc status=none && try rewritten ./cat
+`)
+		want := "trusted read\ntrusted-warm read\ntrusted-warm-again read\nhardlink denied\ncopy denied\nrewritten denied"
+		if err != nil || strings.TrimSpace(out) != want {
+			t.Fatalf("as nobody: %v\ngot:\n%s\nwant:\n%s", err, out, want)
+		}
+	})
 }

@@ -17,8 +17,9 @@
 // Nothing here opens a path that an untrusted user chose. Process reads /proc (which takes
 // no fanotify permission marks) and, for trusted_exe=, opens /proc/PID/exe only when the
 // executable is verified and its path is listed in the trust database: a file the package
-// manager or root put there. That open, and every read of a descriptor, is made by the
-// guard's own process, which the backend exempts from its own decisions. Object reads only
+// manager or root put there (with Process.CacheOnly, the guard's inline attempt on its
+// kernel-reading goroutine, that open is O_PATH, which no permission event follows). That
+// open, and every read of a descriptor, is made by the guard's own process, which the backend exempts from its own decisions. Object reads only
 // the descriptor it is given (pread, fstat, fstatfs, name_to_handle_at): it never moves the
 // descriptor's offset, which the accessing process may share. Hashing stops at the context's
 // deadline (the guard's); the file's head for ftype= is at most ftype.MaxRead bytes.
@@ -103,6 +104,11 @@ type Process struct {
 	Ctx context.Context
 	// Trust is what TrustedExe verifies against.
 	Trust Trust
+	// CacheOnly: TrustedExe never reads the executable's content, nor opens it for reading:
+	// it identifies the file through an O_PATH descriptor of /proc/PID/exe (which causes no
+	// permission event, so the kernel-reading goroutine may do it) and answers from the hash
+	// cache; when the answer needs the file hashed, its error is trust.ErrNotCached.
+	CacheOnly bool
 
 	done              uint16 // attributes read (bits: 1 << policy.Attr)
 	comm              string
@@ -198,8 +204,13 @@ func (p *Process) trustedExe() (bool, error) {
 		return false, nil // not listed: nothing to open
 	}
 	// The file the process runs, whatever its path leads to now; the path must still lead
-	// to it for the entries of that path to apply.
-	fd, err := sys.Open("/proc/"+strconv.Itoa(int(p.Pid))+"/exe", sys.O_RDONLY|sys.O_NONBLOCK, 0)
+	// to it for the entries of that path to apply. Cache-only, an O_PATH descriptor: fstat
+	// and name_to_handle_at work on it, and opening it asks no fanotify listener.
+	flags := sys.O_RDONLY | sys.O_NONBLOCK
+	if p.CacheOnly {
+		flags = sys.O_PATH
+	}
+	fd, err := sys.Open("/proc/"+strconv.Itoa(int(p.Pid))+"/exe", flags, 0)
 	if err != nil {
 		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ESRCH) {
 			return false, fmt.Errorf("process %d: %w", p.Pid, os.ErrProcessDone)
@@ -212,7 +223,11 @@ func (p *Process) trustedExe() (bool, error) {
 		p.exeTrustWhy = errors.New("the executable's path no longer leads to it")
 		return false, nil
 	}
-	trusted, res, why, err := p.Trust.verify(orBackground(p.Ctx), exe, fd)
+	verify := func() (bool, trust.Result, error, error) { return p.Trust.verify(orBackground(p.Ctx), exe, fd) }
+	if p.CacheOnly {
+		verify = func() (bool, trust.Result, error, error) { return p.Trust.verifyCached(exe, fd) }
+	}
+	trusted, res, why, err := verify()
 	p.exeTrust, p.exeTrustWhy = res, why
 	return trusted, err
 }

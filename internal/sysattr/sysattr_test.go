@@ -380,6 +380,62 @@ func TestProcessTrustedExe(t *testing.T) {
 	}
 }
 
+// CacheOnly, TrustedExe answers from the hash cache only: ErrNotCached before the executable
+// was hashed, trusted (from the cache, no byte read) after, and untrusted, with nothing read,
+// once its path leads to another file; the O_PATH descriptor it identifies the file with is
+// of the very executable.
+func TestProcessTrustedExeCacheOnly(t *testing.T) {
+	dir := t.TempDir()
+	cp := filepath.Join(dir, "sleep")
+	data, err := os.ReadFile(realpath(t, "/usr/bin/sleep"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(cp, data, 0o755)
+	cp = realpath(t, cp)
+	tf := filepath.Join(dir, "t.trust")
+	os.WriteFile(tf, []byte(trust.FormatLine(cp, int64(len(data)), sha256.Sum256(data))+"\n"), 0o644)
+	db, err := trust.Load(trust.Config{Files: []string{tf}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := trust.NewVerifier(trust.VerifierConfig{Settle: time.Nanosecond})
+	r := exec.Command(cp, "600")
+	if err := r.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { r.Process.Kill(); r.Wait() }()
+	waitExe(t, r.Process.Pid, cp)
+	proc := func(cacheOnly bool) *Process {
+		return &Process{Pid: int32(r.Process.Pid), Trust: Trust{DB: db, Verifier: v}, CacheOnly: cacheOnly}
+	}
+	if trusted, err := proc(true).TrustedExe(); trusted || !errors.Is(err, trust.ErrNotCached) {
+		t.Fatalf("cold cache: %v, %v; want ErrNotCached", trusted, err)
+	}
+	if trusted, err := proc(false).TrustedExe(); !trusted || err != nil {
+		t.Fatalf("hashed: %v, %v", trusted, err)
+	}
+	hashes := v.Stats().Hashes
+	p := proc(true)
+	if trusted, err := p.TrustedExe(); !trusted || err != nil {
+		t.Fatalf("warm cache: %v, %v", trusted, err)
+	}
+	if a, ok := p.ExeTrust(); !ok || a.Status != "trusted" || v.Stats().Hashes != hashes || v.Stats().Hits == 0 {
+		t.Fatalf("warm cache: exe trust %+v, stats %+v; want trusted from the cache", a, v.Stats())
+	}
+	// Replaced at its path (same content, another file): untrusted, nothing hashed.
+	os.WriteFile(cp+".new", data, 0o755)
+	if err := os.Rename(cp+".new", cp); err != nil {
+		t.Fatal(err)
+	}
+	if trusted, err := proc(true).TrustedExe(); trusted || err != nil {
+		t.Fatalf("replaced: %v, %v; want untrusted", trusted, err)
+	}
+	if v.Stats().Hashes != hashes {
+		t.Fatalf("stats %+v: cache-only hashed", v.Stats())
+	}
+}
+
 // waitExe waits until pid runs path (after its execve).
 func waitExe(t *testing.T, pid int, path string) {
 	t.Helper()
