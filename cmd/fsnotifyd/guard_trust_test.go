@@ -145,20 +145,20 @@ func eachTrustFilesystem(t *testing.T, f func(t *testing.T, mount func(testing.T
 // permission events, as under bench/exec.sh.
 func guardTrustedToolOfNobody(t *testing.T, mount func(testing.TB) string) string {
 	t.Helper()
-	_, tool := guardTrustedOfNobody(t, mount, "true", "open,exec", func(mnt string) string {
+	_, tool := guardTrustedOfNobody(t, mount, "true", "tool", "open,exec", func(mnt string) string {
 		return "allow exec " + mnt + "/** trusted=yes\ndeny exec " + mnt + "/**\n"
 	})
 	return tool
 }
 
 // guardTrustedOfNobody makes a scratch filesystem (mount) with a directory home that user
-// nobody owns, and in it a copy of the system's program prog, owned by nobody and listed in a
+// nobody owns, and in it a copy of the system's program prog named name, owned by nobody and listed in a
 // trust file as it is now; it waits until the copy is old enough for the hash cache
 // (trust.DefaultSettle), so that its first trusted use fills the cache and the hostile steps
 // meet it warm, and starts a guard on the whole mount for events with the rules that
 // prepare(mount point) returns (prepare may also make files there: the guard is not running
 // yet). It returns the mount point and the copy's path.
-func guardTrustedOfNobody(t *testing.T, mount func(testing.TB) string, prog, events string, prepare func(mnt string) string) (mnt, tool string) {
+func guardTrustedOfNobody(t *testing.T, mount func(testing.TB) string, prog, name, events string, prepare func(mnt string) string) (mnt, tool string) {
 	t.Helper()
 	mnt = mount(t)
 	home := filepath.Join(mnt, "home")
@@ -168,7 +168,7 @@ func guardTrustedOfNobody(t *testing.T, mount func(testing.TB) string, prog, eve
 	if err := os.Chown(home, 65534, 65534); err != nil {
 		t.Fatal(err)
 	}
-	tool = filepath.Join(home, prog)
+	tool = filepath.Join(home, name)
 	src, err := exec.LookPath(prog)
 	if err != nil {
 		t.Skipf("no %s: %v", prog, err)
@@ -329,7 +329,7 @@ func sameTickRewrites(t *testing.T, tool string, rounds int) {
 // in place (same size) after the warm runs does not. Each step is bounded (timeout -s KILL).
 func TestGuardTrustedExeAsNobody(t *testing.T) {
 	eachTrustFilesystem(t, func(t *testing.T, mount func(testing.TB) string) {
-		mnt, reader := guardTrustedOfNobody(t, mount, "cat", "open,exec", func(mnt string) string {
+		mnt, reader := guardTrustedOfNobody(t, mount, "cat", "cat", "open,exec", func(mnt string) string {
 			if err := os.Mkdir(filepath.Join(mnt, "data"), 0o755); err != nil {
 				t.Fatal(err)
 			}
