@@ -152,8 +152,8 @@ func guardTrustedToolOfNobody(t *testing.T, mount func(testing.TB) string) strin
 }
 
 // guardTrustedOfNobody makes a scratch filesystem (mount) with a directory home that user
-// nobody owns, and in it a copy of the system's program prog named name, owned by nobody and listed in a
-// trust file as it is now; it waits until the copy is old enough for the hash cache
+// nobody owns, and in it a copy of the system's program prog named name, owned by nobody and
+// listed in a trust file as it is now; it waits until the copy is old enough for the hash cache
 // (trust.DefaultSettle), so that its first trusted use fills the cache and the hostile steps
 // meet it warm, and starts a guard on the whole mount for events with the rules that
 // prepare(mount point) returns (prepare may also make files there: the guard is not running
