@@ -83,8 +83,10 @@ Rules that test trusted= or trusted_exe= use the trust database
 default the *.trust files of --trust-dir, /etc/fsnotifyd/trust.d). A file is
 hashed from the event's descriptor, at most once per version of it (the
 digests are cached by inode, size and times, and dropped when the file is
-written); rules that read content (ftype=, sha256=, trusted=, trusted_exe=)
-are decided under the deadline, off the goroutine that reads the kernel.
+written; a file changed in the last 3s is hashed each time); rules that read
+content (ftype=, sha256=, and trusted=, trusted_exe= when the digest is not
+cached) are decided under the deadline, off the goroutine that reads the
+kernel.
 The audit line names the rule and, for trust decisions, the status, the
 source that lists the file and the digest compared.
 
