@@ -313,7 +313,7 @@ func runGuard(args []string) int {
 		// readlink and a statx per access) and duplicates no descriptor (a dup, and a close
 		// on each side).
 		if policyFile == "" && g.fleet == nil && !g.report && g.audit == nil && g.launcher == nil && g.execCmd == "" &&
-			!policyNeedsPath(pol) && !pol.ReadsContent() {
+			pathKinds(pol, false) == 0 && !pol.ReadsContent() {
 			cfg.NoPaths, cfg.NoFiles = true, true
 		}
 		cfg.OnResync = func() {
