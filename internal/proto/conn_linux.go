@@ -109,7 +109,8 @@ func NewConn(c *net.UnixConn, side Side) *Conn {
 }
 
 // SetBlockingReads takes the connection out of Go's network poller: from then on ReadMsg
-// waits in recvmsg(2) on the reading goroutine's own thread (and a write that finds the socket
+// waits in poll(2), then recvmsg(2), on the reading goroutine's own thread (rawSock.recvmsg
+// says why not in recvmsg alone; a write that finds the socket
 // full waits likewise). It is for the latency-critical path of permission events, where the
 // reading goroutine acts on the message itself: the kernel then wakes the very thread that
 // handles the message, usually on the CPU of the process that wrote it, where with the poller
@@ -388,18 +389,30 @@ func (s *rawSock) recvmsg(p, oob []byte) (n, oobn, flags int, err error) {
 		return 0, 0, 0, net.ErrClosed
 	}
 	for {
-		// A blocking recvmsg (the descriptor is in blocking mode): one system call per
-		// message where a non-blocking one would take three (EAGAIN, poll, recvmsg).
-		// close's shutdown(2) wakes it.
+		// Wait in poll(2), then recvmsg, which then does not wait: two system calls per
+		// message (a non-blocking recvmsg first would make it three when nothing is queued:
+		// EAGAIN, poll, recvmsg). Not a blocking recvmsg alone, though it is one call fewer:
+		// a reader blocked in a unix stream socket's recvmsg sleeps on the socket's one wait
+		// queue without a filter (unix_stream_data_wait), so every wake-up of that queue wakes
+		// it, and the kernel wakes it each time the peer reads what this socket sent
+		// (sock_wfree → unix_write_space: room to write again). A permission client blocked
+		// in recvmsg was thus woken by the daemon reading its answer — on the daemon's CPU,
+		// in the daemon's recvmsg, as a "sync" wake-up that often preempted the daemon on the
+		// event's path — only to find nothing and sleep again: a second wake-up per event
+		// (perf stat and /proc/PID/task/*/status: the client's voluntary context switches
+		// per event about halved with the poll, the daemon's loop thread was preempted less;
+		// docs/design/performance.md, "The daemon round trip, third pass"). poll's wait takes
+		// only the events it asked for (POLLIN; a hang-up or an error always): room to write
+		// does not wake it. close's shutdown(2) wakes it.
 		s.tick.maybeYield()
+		if _, perr := sys.PollRead(s.fd, -1); perr != nil {
+			return 0, 0, 0, perr
+		}
 		n, oobn, flags, _, err = syscall.Recvmsg(s.fd, p, oob, syscall.MSG_CMSG_CLOEXEC)
 		switch err {
 		case syscall.EINTR:
 			continue
-		case syscall.EAGAIN: // not expected in blocking mode; wait all the same
-			if _, perr := sys.PollRead(s.fd, -1); perr != nil {
-				return 0, 0, 0, perr
-			}
+		case syscall.EAGAIN: // not expected in blocking mode after poll; wait again
 			continue
 		case nil:
 			return n, oobn, flags, nil

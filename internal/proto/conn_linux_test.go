@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -1102,5 +1103,89 @@ func TestAppendEventAllocs(t *testing.T) {
 		}
 	}); a != 0 {
 		t.Errorf("%v allocations per AppendEvent, want 0", a)
+	}
+}
+
+// A reader blocked in ReadMsg after SetBlockingReads is not woken by its peer reading what
+// the connection wrote. (In a unix stream socket's recvmsg it was, each time: the peer's read
+// frees the writer's buffer space, and the kernel's "room to write" wake-up reaches a reader
+// sleeping in recvmsg on the same socket — a second wake-up per event of a permission client,
+// on the daemon's CPU; see rawSock.recvmsg.) The reader's thread's voluntary context
+// switches are counted while its peer reads 200 messages it wrote.
+func TestConnBlockingReaderNotWokenByPeerReads(t *testing.T) {
+	d, c := pipe(t)
+	handshake(t, d, c)
+	setBlocking(t, true, c)
+	tidc := make(chan int, 1)
+	got := make(chan Msg, 1)
+	go func() {
+		runtime.LockOSThread() // the thread the read blocks on is this goroutine's
+		defer runtime.UnlockOSThread()
+		tidc <- syscall.Gettid()
+		m, err := c.ReadMsg()
+		if err != nil {
+			t.Error(err)
+		}
+		got <- m
+	}()
+	tid := <-tidc
+	switches := func() int {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/status", tid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "voluntary_ctxt_switches:"); ok {
+				var n int
+				fmt.Sscan(v, &n)
+				return n
+			}
+		}
+		t.Fatal("no voluntary_ctxt_switches in /proc/self/task/TID/status")
+		return 0
+	}
+	// Until the reader sleeps in its wait (state S, not switching any more).
+	before := -1
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		time.Sleep(20 * time.Millisecond)
+		n := switches()
+		if n == before {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the reader's thread never settled in its wait")
+		}
+		before = n
+	}
+	const n = 200
+	for i := range n {
+		if err := c.WriteMsg(&Respond{EventID: uint64(i + 1), Verdict: fsevent.Allow}); err != nil {
+			t.Fatal(err)
+		}
+		if m, err := d.ReadMsg(); err != nil || m.(*Respond).EventID != uint64(i+1) {
+			t.Fatalf("answer %d: %v %v", i+1, m, err)
+		}
+	}
+	woken := switches() - before
+	// The reader still waits, and gets what comes next.
+	select {
+	case m := <-got:
+		t.Fatalf("the reader returned %v with nothing sent to it", m)
+	default:
+	}
+	if err := d.WriteMsg(&Pong{Req: 9}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-got:
+		if p, ok := m.(*Pong); !ok || p.Req != 9 {
+			t.Fatalf("the reader got %v, want the Pong", m)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the reader did not get the Pong")
+	}
+	// A few for the runtime (a GC, a signal) at most; the old wait had one per peer read.
+	if woken > n/20 {
+		t.Errorf("the blocked reader's thread switched %d times while its peer read %d messages it wrote, want at most %d", woken, n, n/20)
 	}
 }
