@@ -14,11 +14,12 @@
 //
 //	relayfloor MODE DIR
 //
-// It prints "ready" once its mark is in place and runs until killed; drive it with fanref's
-// load generator (bench/fanref.c: fanref load DIR/FILE N 1) and compare with
-// fanref's own responder, side by side. Measured on the 2-vCPU VM (2026-11-25), p50 per open:
-// fanref responder ~50 us, split ~55 us, loop ~32-47 us, block ~22-27 us (the blocking ping-pong
-// stays on one CPU; waking an idle vCPU is what costs here).
+// It prints "ready" once its mark is in place and runs until killed. bench/relayfloor.sh runs
+// it beside fanref's responder, the same relay in C (bench/relayfloor.c) and the daemon with
+// an out-of-process client, round by round in one run, and prints each one's per-open time
+// over fanref's and context switches per open; docs/design/performance.md has the figures,
+// with their date and machine. (The loop mode reads one answer per readiness, as the
+// daemon's loop does; it used to read until EAGAIN, one empty read per event more.)
 package main
 
 import (
@@ -158,8 +159,9 @@ func (r *relay) loop() {
 			}
 		}
 		if ready[1] {
-			for r.answer() {
-			}
+			// One answer per readiness, as the daemon's loop reads: poll is level-triggered,
+			// so what is left wakes the next poll, and no read finds the socket empty.
+			r.answer()
 		}
 	}
 }
