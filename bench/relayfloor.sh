@@ -31,7 +31,7 @@ mkdir "$out/mnt/d" && echo x > "$out/mnt/d/f"
 
 "$out/fsnotifyd" serve --socket "$out/d.sock" --log-level warn 2> "$out/daemon.log" & pids+=($!)
 serve=$!
-for _ in $(seq 100); do "$out/fsnotifyd" stats --socket "$out/d.sock" > /dev/null 2>&1 && break; sleep 0.05; done
+for _ in $(seq 1200); do "$out/fsnotifyd" stats --socket "$out/d.sock" > /dev/null 2>&1 && break; sleep 0.05; done
 
 # cs PID...: the context switches (voluntary and not) of every thread of the PIDs and their
 # children so far.
@@ -46,7 +46,7 @@ cs() {
 run() {
 	local threads=$1 name=$2; shift 2
 	"$@" > "$out/listener.log" 2>&1 & local pid=$!
-	for _ in $(seq 100); do grep -q ready "$out/listener.log" 2>/dev/null && break; sleep 0.05; done
+	for _ in $(seq 1200); do grep -q ready "$out/listener.log" 2>/dev/null && break; sleep 0.05; done
 	grep -q ready "$out/listener.log" || { echo "listener not ready: $*" >&2; cat "$out/listener.log" >&2; exit 1; }
 	local watched=("$pid") c0 c1 o
 	[ "$name" = daemon ] && watched+=("$serve")
