@@ -12,7 +12,7 @@
 #   loop     bench/relayfloor loop: the same with one thread polling the kernel and the socket
 #            (the daemon's shape: its event loop)
 #   block    bench/relayfloor block: one thread that waits for each answer before it reads the
-#            kernel again (fastest; not a daemon's option: one slow client would stall all)
+#            kernel again (not a daemon's option: one slow client would stall all)
 #   daemon   `fsnotifyd serve` + bench/daemonallow (as bench/daemon.sh's (c))
 # on one and two load threads. Prints per round each one's per-open time over fanref's and the
 # context switches per open of its processes (all their threads; the load's own are not

@@ -10,7 +10,7 @@
 //	       them to the kernel (the daemon's structure: kernel reader, one reader per client)
 //	loop   one thread polls both the kernel and the socket (an event loop)
 //	block  one thread sends an id and waits for its answer before it reads the kernel again
-//	       (the fastest, and not an option for a daemon: one slow client stalls everyone)
+//	       (not an option for a daemon: one slow client stalls everyone)
 //
 //	relayfloor MODE DIR
 //
