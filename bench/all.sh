@@ -79,7 +79,7 @@ done
 args() {
 	case "$1" in
 	engine) echo "$ENGINE_COUNT" ;;
-	backend|daemon) echo "$N_PERM $rounds" ;;
+	backend|daemon|relayfloor) echo "$N_PERM $rounds" ;; # relayfloor: the floor of any relay, beside daemon
 	cli) echo "$N_PERM $rounds $DIRS" ;;
 	ignore) echo "$N_IGN $rounds" ;;
 	fanout) echo "$N_FAN $rounds" ;;
