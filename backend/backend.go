@@ -460,6 +460,9 @@ type Stats struct {
 	// Orphaned counts FID events whose directory was gone when read, kept until its own
 	// deletion named it (orphans.go); OrphansUnplaced those dispatched unplaced instead.
 	Orphaned, OrphansUnplaced atomic.Uint64
+	// AncestryPinned counts permission and FD events placed by a cached ancestry of pinned
+	// directories, without the idle poll of the FID group (translateFD, pinnedHolds).
+	AncestryPinned atomic.Uint64
 }
 
 // StatsSnapshot is a copy of Stats.
@@ -469,6 +472,7 @@ type StatsSnapshot struct {
 	TranslateErrors                                       uint64
 	PathsUnknown, PlacesUnknown                           uint64
 	Orphaned, OrphansUnplaced                             uint64
+	AncestryPinned                                        uint64
 }
 
 // Stats returns the backend's figures.
@@ -480,5 +484,6 @@ func (b *Backend) Stats() StatsSnapshot {
 		NameMarkDrops: b.stats.NameMarkDrops.Load(), TranslateErrors: b.stats.TranslateErrors.Load(),
 		PathsUnknown: b.stats.PathsUnknown.Load(), PlacesUnknown: b.stats.PlacesUnknown.Load(),
 		Orphaned: b.stats.Orphaned.Load(), OrphansUnplaced: b.stats.OrphansUnplaced.Load(),
+		AncestryPinned: b.stats.AncestryPinned.Load(),
 	}
 }

@@ -65,6 +65,12 @@
 // backend may have missed a name change. docs/security.md ("Evictable ignore marks and the
 // verdict cache") states the invariants and their tests.
 //
+// A file's ancestry is remembered (translate.go's chainCache) while no directory of its
+// filesystem has moved, which the backend learns by asking whether the FID group has unread
+// events (dirsSettled, a zero-timeout poll) — except for a file whose directories are all
+// pinned (owned by root, writable by nobody else: ancestryPinned), whose ancestry only root
+// can change (pinnedHolds; docs/security.md, "Cached ancestries of pinned files").
+//
 // An event whose path the kernel cannot print (deeper than PATH_MAX), or prints wrong (a file
 // opened by handle, disconnected from the tree), is placed by its directory's descriptor when
 // it is a directory (sys.WalkUp, sys.LongPath) and otherwise dispatched with

@@ -113,26 +113,42 @@ func placeUnknown(ev *engine.Event, fv *fsView, known ...engine.ID) {
 // A directory that cannot be stat'ed on the way (moved or removed meanwhile, or a path that
 // does not name what the caller thinks) leaves it incomplete.
 func (b *Backend) ancestry(fs *fsState, dir string, dev uint64, all bool) (chain []engine.ID, complete bool) {
+	chain, complete, _ = b.ancestryPinned(fs, dir, dev, all)
+	return chain, complete
+}
+
+// ancestryPinned is ancestry, and reports too whether the chain is pinned: all of it, up to
+// the root of the filesystem, walked without leaving the path's mount, and every directory
+// on it owned by root and writable by neither group nor others. Nobody but root can then
+// rename or move any of them, nor the entries in them (docs/security.md, "Cached ancestries
+// of pinned files"). An access ACL cannot grant a write that the mode does not show: the
+// group bits of a directory with an ACL are its mask, which bounds every named entry.
+func (b *Backend) ancestryPinned(fs *fsState, dir string, dev uint64, all bool) (chain []engine.ID, complete, pinned bool) {
+	pinned = all && fs != nil && fs.rootIno != 0
 	for hops := 0; ; {
 		st, err := sys.Statx(sys.AT_FDCWD, dir, sys.AT_SYMLINK_NOFOLLOW)
 		if err != nil || st.Dev != dev {
-			return chain, false
+			return chain, false, false
 		}
 		chain = append(chain, inodeID(st.Dev, st.Ino))
 		if !all {
-			return chain, true
+			return chain, true, false
+		}
+		if !st.IsDir() || st.Uid != 0 || st.Mode&0o022 != 0 {
+			pinned = false
 		}
 		if st.MountRoot || dir == "/" {
 			if fs.isRoot(st.Ino) {
-				return chain, true
+				return chain, true, pinned && hops == 0 && st.Ino == fs.rootIno
 			}
+			pinned = false
 			// A mount of a directory below the filesystem's root: go on above it.
 			if hops++; hops > 8 {
-				return chain, false
+				return chain, false, false
 			}
 			whole, ok := dirPathByHandle(fs, dir, st)
 			if !ok || whole == "/" {
-				return chain, false
+				return chain, false, false
 			}
 			dir = filepath.Dir(whole)
 			continue

@@ -61,16 +61,29 @@ func (b *Backend) translateFD(kev *sys.FanotifyEvent, v *view, now time.Time, wi
 	// Cached ancestries: of a file with one name (when its path is not wanted), and of a
 	// directory deeper than PATH_MAX with its path (each event of one would otherwise cost a
 	// walk up of every level: a guarded reader an attacker could slow down at will).
-	var settledGen uint64
+	var settledGen, markGen uint64
 	cacheable := needAncestry && fv.fidWatched && ((!withPath && st.Nlink == 1) || st.IsDir())
 	cacheCtime := st.Ctime
 	if st.IsDir() {
 		cacheCtime = 0
 	}
 	if cacheable {
+		// Read before anything about the object's place is: a pinned chain computed after
+		// it holds while no directory name or mode change has been read since (pinnedHolds).
+		markGen = fv.state.markGen.Load()
+		e, found := b.chains.get(ev.Inode, cacheCtime, st.MntID)
+		found = found && (!st.IsDir() || e.path != "")
+		if found && e.pinned && b.pinnedHolds(fv.state, e, markGen) {
+			// Every directory above is pinned: no untrusted user can have moved one since
+			// the chain was walked, so it needs no idle poll of the FID group (docs/security.md,
+			// "Cached ancestries of pinned files").
+			b.stats.AncestryPinned.Add(1)
+			ev.Parent, ev.Ancestors = e.chain[0], e.chain
+			return ev, true
+		}
 		var ok bool
 		if settledGen, ok = b.dirsSettled(fv.state); ok {
-			if e, ok := b.chains.get(ev.Inode, cacheCtime, st.MntID, settledGen); ok && (!st.IsDir() || e.path != "") {
+			if found && e.gen == settledGen {
 				ev.Parent, ev.Ancestors = e.chain[0], e.chain
 				if e.path != "" {
 					ev.Path, ev.Name = e.path, filepath.Base(e.path)
@@ -117,9 +130,9 @@ func (b *Backend) translateFD(kev *sys.FanotifyEvent, v *view, now time.Time, wi
 		// The directories above: from the path, or, for a directory whose path is too long
 		// for that (or unknown), from its descriptor.
 		var chain []engine.ID
-		complete := false
+		complete, pinned := false, false
 		if known && len(path) < pathMax {
-			chain, complete = b.ancestry(fv.state, filepath.Dir(path), st.Dev, needAncestry)
+			chain, complete, pinned = b.ancestryPinned(fv.state, filepath.Dir(path), st.Dev, needAncestry)
 		}
 		if !complete && st.IsDir() {
 			chain, complete = b.dirAncestry(fv.state, int(kev.Fd), st)
@@ -145,7 +158,8 @@ func (b *Backend) translateFD(kev *sys.FanotifyEvent, v *view, now time.Time, wi
 		}
 		switch {
 		case cacheable && !st.IsDir():
-			b.chains.put(ev.Inode, chainEntry{ctime: cacheCtime, mnt: st.MntID, gen: settledGen, chain: chain})
+			b.chains.put(ev.Inode, chainEntry{ctime: cacheCtime, mnt: st.MntID, gen: settledGen, chain: chain,
+				pinned: pinned && try == 0, markGen: markGen})
 		case cacheable && known && len(path) >= pathMax:
 			b.chains.put(ev.Inode, chainEntry{mnt: st.MntID, gen: settledGen, chain: chain, path: path})
 		}
@@ -216,11 +230,28 @@ type chainEntry struct {
 	gen   uint64
 	chain []engine.ID // shared, never modified
 	path  string      // a deep directory's (see translateFD)
+	// pinned: a file's chain, every directory of which was pinned when it was walked
+	// (ancestryPinned), the filesystem's mark generation read before (see pinnedHolds).
+	pinned  bool
+	markGen uint64
 }
 
-func (c *chainCache) get(id engine.ID, ctime int64, mnt, gen uint64) (chainEntry, bool) {
+// get returns the entry of object id as opened through mount mnt with ctime ctime; the
+// caller checks its generation.
+func (c *chainCache) get(id engine.ID, ctime int64, mnt uint64) (chainEntry, bool) {
 	e, ok := c.m.Get(id)
-	return e, ok && e.ctime == ctime && e.mnt == mnt && e.gen == gen && len(e.chain) > 0
+	return e, ok && e.ctime == ctime && e.mnt == mnt && len(e.chain) > 0
+}
+
+// pinnedHolds reports whether the pinned chain e still stands without asking whether the FID
+// group is idle: no directory move or deletion (dirGen) and no name or mode change of a
+// directory (markGen: nameChanged bumps it for every directory's move, rename or ATTRIB) has
+// been read on fs since the chain was walked, and the FID group still reads them. What has
+// not been read yet can only be root's: nobody else can rename, move or chmod a pinned
+// directory, or make one of theirs pinned (docs/security.md, "Cached ancestries of pinned
+// files"). markGen is the generation the caller read before looking the entry up.
+func (b *Backend) pinnedHolds(fs *fsState, e chainEntry, markGen uint64) bool {
+	return e.markGen == markGen && e.gen == fs.dirGen.Load() && b.fidAlive()
 }
 
 func (c *chainCache) put(id engine.ID, e chainEntry) { c.m.Put(id, e) }

@@ -1,0 +1,184 @@
+//go:build linux
+
+package backend
+
+// Cached ancestries of pinned files (translateFD, pinnedHolds): a file's cached chain is used
+// without the idle poll of the FID group only when every directory of it is pinned, so that no
+// untrusted user can have moved one. These tests try to make such a chain wrong as uid 65534,
+// and check that the shortcut is taken where it should be and nowhere else.
+// docs/security.md, "Cached ancestries of pinned files", cites them.
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// catN opens path n times as cred, each in its own cat, and returns how many were refused
+// with EPERM.
+func catN(t *testing.T, cred *syscall.Credential, path string, n int) int {
+	t.Helper()
+	out, err := shAs(cred, `d=0; for i in $(seq `+strconv.Itoa(n)+`); do cat `+path+` >/dev/null 2>&1 || d=$((d+1)); done; echo $d`)
+	if err != nil {
+		t.Fatalf("opening %s as uid %v: %v: %s", path, uidOf(cred), err, out)
+	}
+	d, err := strconv.Atoi(strings.TrimSpace(out))
+	if err != nil {
+		t.Fatalf("opening %s: %q", path, out)
+	}
+	return d
+}
+
+// TestCachedAncestryOfPinnedFiles: a file in root's 0755 directories inside the guarded tree
+// is decided at every open, most of them placed by its cached chain without the poll
+// (AncestryPinned grows); a file below a directory of nobody's never is (the poll stays);
+// and what nobody can do to either — move directories in and out while opening, link the file
+// out and back — never gets an access to a guarded file past its decision.
+func TestCachedAncestryOfPinnedFiles(t *testing.T) {
+	fx := newNameFixture(t)
+	b, j := fx.b, filepath.Join
+	pinnedHits := func() uint64 { return b.Stats().AncestryPinned }
+
+	t.Run("root's tree: decided every time, without the poll", func(t *testing.T) {
+		mustSh(t, nil, "mkdir -p "+fx.g+"/p/q && echo x > "+fx.g+"/p/q/a.txt")
+		f := j(fx.g, "p", "q", "a.txt")
+		before, decided := pinnedHits(), fx.d.count(f)
+		if d := catN(t, nobodyCred, f, 20); d != 0 {
+			t.Fatalf("%d of 20 opens of %s refused, want none", d, f)
+		}
+		if n := fx.d.count(f) - decided; n != 20 {
+			t.Errorf("%s: %d decisions for 20 opens, want 20 (a cached chain never skips a decision)", f, n)
+		}
+		// The first open walks; name events of the setup read later may make a few more.
+		if n := pinnedHits() - before; n < 15 {
+			t.Errorf("AncestryPinned grew by %d over 20 opens of a file in root's 0755 directories, want >= 15", n)
+		}
+		writeFile(t, j(fx.g, "p", "q", "a.key"), "x") // by this process: exempt
+		if d := catN(t, nobodyCred, j(fx.g, "p", "q", "a.key"), 5); d != 5 {
+			t.Errorf("%d of 5 opens of a.key refused, want 5", d)
+		}
+	})
+
+	t.Run("nobody's directory: the poll stays", func(t *testing.T) {
+		mustSh(t, nobodyCred, "mkdir -p "+fx.inc+"/u && echo x > "+fx.inc+"/u/b.txt")
+		f := j(fx.inc, "u", "b.txt")
+		before, decided := pinnedHits(), fx.d.count(f)
+		if d := catN(t, nobodyCred, f, 10); d != 0 {
+			t.Fatalf("%d of 10 opens of %s refused, want none", d, f)
+		}
+		if n := fx.d.count(f) - decided; n != 10 {
+			t.Errorf("%s: %d decisions for 10 opens, want 10", f, n)
+		}
+		if n := pinnedHits() - before; n != 0 {
+			t.Errorf("AncestryPinned grew by %d for a file below a directory nobody owns, want 0", n)
+		}
+	})
+
+	t.Run("nobody moves a directory in and out while opening", func(t *testing.T) {
+		mustSh(t, nobodyCred, "mkdir "+fx.pub+"/m && echo x > "+fx.pub+"/m/c.key")
+		in, out := j(fx.inc, "m", "c.key"), j(fx.pub, "m", "c.key")
+		// rename(2) and open(2) back to back from one process (python3), each place opened
+		// twice so that the second open may find the first one's chain: the narrowest window
+		// an unprivileged user can make between a move and the next access.
+		script := `import errno, os, sys
+pub, inc = sys.argv[1], sys.argv[2]
+def opens(p):
+    try:
+        os.close(os.open(p, os.O_RDONLY))
+        return True
+    except PermissionError:
+        return False
+leaks = lost = 0
+for i in range(500):
+    lost += (not opens(pub + "/m/c.key")) + (not opens(pub + "/m/c.key"))
+    os.rename(pub + "/m", inc + "/m")
+    leaks += opens(inc + "/m/c.key") + opens(inc + "/m/c.key")
+    os.rename(inc + "/m", pub + "/m")
+print(leaks, lost)
+`
+		if err := os.WriteFile(j(fx.root, "mover.py"), []byte(script), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		res, err := shAs(nobodyCred, "python3 "+j(fx.root, "mover.py")+" "+fx.pub+" "+fx.inc)
+		if err != nil {
+			t.Fatalf("as nobody: %v: %s", err, res)
+		}
+		var leaks, lost int
+		if _, err := fmt.Sscan(res, &leaks, &lost); err != nil {
+			t.Fatalf("script output %q: %v", res, err)
+		}
+		if leaks != 0 {
+			t.Errorf("%d of 1000 opens of %s inside the guarded tree succeeded, want none", leaks, in)
+		}
+		if lost != 0 {
+			t.Errorf("%d of 1000 opens of %s outside the guarded tree were refused, want none", lost, out)
+		}
+	})
+
+	t.Run("nobody links their file out of a pinned directory and back", func(t *testing.T) {
+		// nobody's file in root's 0755 directory in the tree: its chain is pinned (the file
+		// itself need not be), nobody cannot rename it, but may link it (its owner).
+		mustSh(t, nil, "mkdir -p "+fx.g+"/r")
+		f := j(fx.g, "r", "n.key")
+		writeFile(t, f, "x") // by this process: exempt
+		if err := os.Chown(f, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		if d := catN(t, nobodyCred, f, 3); d != 3 {
+			t.Fatalf("%d of 3 opens of %s refused, want 3", d, f)
+		}
+		if out, err := shAs(nobodyCred, "mv "+f+" "+fx.pub+"/n.key"); err == nil {
+			t.Fatalf("nobody renamed %s out of root's directory: %s", f, out)
+		}
+		mustSh(t, nobodyCred, "ln "+f+" "+fx.pub+"/n.key")
+		if d := catN(t, nobodyCred, f, 3); d != 3 {
+			t.Errorf("after the link out: %d of 3 opens of %s refused, want 3", d, f)
+		}
+		if d := catN(t, nobodyCred, fx.pub+"/n.key", 3); d != 0 {
+			t.Errorf("%d of 3 opens of the outside link refused, want none (a name outside the tree)", d)
+		}
+		mustSh(t, nobodyCred, "rm "+fx.pub+"/n.key")
+		if d := catN(t, nobodyCred, f, 3); d != 3 {
+			t.Errorf("after the link went: %d of 3 opens of %s refused, want 3", d, f)
+		}
+	})
+
+	t.Run("root makes an ancestor writable, then nobody moves it in", func(t *testing.T) {
+		st := stat(t, fx.out)
+		fs := b.view.Load().fs[st.Dev].state
+		// Repeated: the move and the open race the FID reader's read of the move.
+		for i := 0; i < 20; i++ {
+			w := j(fx.out, "w"+strconv.Itoa(i))
+			mustSh(t, nil, "mkdir -p "+w+"/x && echo x > "+w+"/x/z.key")
+			f := j(w, "x", "z.key")
+			if d := catN(t, nobodyCred, f, 2); d != 0 {
+				t.Fatalf("%d of 2 opens of %s outside the tree refused, want none", d, f)
+			}
+			gen := fs.markGen.Load()
+			mustSh(t, nil, "chmod 0777 "+w+" "+w+"/x")
+			// Root's chmod is read by the FID reader (the documented window): wait for it.
+			waitUntil(t, "the FID reader to read root's chmod", func() bool {
+				_, idle := b.dirsSettled(fs)
+				return idle && fs.markGen.Load() != gen
+			})
+			// The move and the open back to back, from one process.
+			in := j(fx.inc, "x"+strconv.Itoa(i))
+			res, err := shAs(nobodyCred, `python3 -c 'import os, sys
+os.rename(sys.argv[1], sys.argv[2])
+try:
+    os.close(os.open(sys.argv[3], os.O_RDONLY)); print("opened")
+except PermissionError as e:
+    print(e.errno)' `+w+"/x "+in+" "+j(in, "z.key"))
+			if err != nil {
+				t.Fatalf("as nobody: %v: %s", err, res)
+			}
+			if strings.TrimSpace(res) != strconv.Itoa(int(syscall.EPERM)) {
+				t.Fatalf("round %d: first open of z.key right after nobody moved its directory in: %q, want EPERM (%d)", i, res, syscall.EPERM)
+			}
+		}
+	})
+}
