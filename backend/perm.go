@@ -31,6 +31,10 @@ type permEvent struct {
 	// What the verdict cache needs to know that the decision still stands when it places its
 	// mark: the generations from before the object's path was read (and st's ctime).
 	markGen, cacheGn uint64
+
+	// ev is the event's engine event (translateFD fills it): allocated with the permEvent,
+	// its payload.
+	ev engine.Event
 }
 
 // answer writes the kernel answer, once; later calls do nothing.

@@ -21,14 +21,17 @@ func (b *Backend) translateFD(kev *sys.FanotifyEvent, v *view, now time.Time, wi
 		b.stats.TranslateErrors.Add(1)
 		return nil, false
 	}
-	ev := &engine.Event{
-		Mask:       engine.Mask(kev.Mask) &^ engine.EventFlags,
-		Inode:      inodeID(st.Dev, st.Ino),
-		Mount:      mountID(st.MntID),
-		Filesystem: fsID(st.Dev),
-		Pid:        kev.Pid,
-		Time:       now,
+	// A permission event's engine event lives in its permEvent (one allocation for both:
+	// the event holds the permEvent as its payload, so they die together).
+	var ev *engine.Event
+	if p != nil {
+		ev = &p.ev
+	} else {
+		ev = new(engine.Event)
 	}
+	ev.Mask = engine.Mask(kev.Mask) &^ engine.EventFlags
+	ev.Inode, ev.Mount, ev.Filesystem = inodeID(st.Dev, st.Ino), mountID(st.MntID), fsID(st.Dev)
+	ev.Pid, ev.Time = kev.Pid, now
 	if kev.Records.Has(sys.FAN_EVENT_INFO_TYPE_RANGE) {
 		ev.Range = engine.Range{Offset: kev.RangeOffset, Count: kev.RangeCount}
 	}

@@ -448,20 +448,45 @@ func (g *guardRun) decide(ctx context.Context, st *guardState, r *notify.Request
 		}
 	}
 	tr := sysattr.Trust{DB: st.db, Verifier: g.verifier}
-	proc := &guardProc{r: r, fast: fast, sp: sysattr.Process{Pid: int32(r.Pid), Ctx: ctx, Trust: tr, CacheOnly: fast}}
-	obj := &guardObj{r: r, fast: fast, ctx: ctx, trust: tr}
-	req := policy.Request{Event: r.Kind.Mask(), Pid: int32(r.Pid), Proc: proc, Obj: obj}
+	var ds *decideState
+	if fast {
+		ds = decideStates.Get().(*decideState)
+	} else {
+		ds = new(decideState)
+	}
+	proc, obj, req := &ds.proc, &ds.obj, &ds.req
+	*proc = guardProc{r: r, fast: fast, sp: sysattr.Process{Pid: int32(r.Pid), Ctx: ctx, Trust: tr, CacheOnly: fast}}
+	*obj = guardObj{r: r, fast: fast, ctx: ctx, trust: tr}
+	*req = policy.Request{Event: r.Kind.Mask(), Pid: int32(r.Pid), Proc: proc, Obj: obj}
 	if st.pathKinds&r.Kind != 0 {
 		req.Path = r.Path()
 		req.PathUnknown = req.Path == ""
 	}
-	d := st.pol.Decide(&req)
+	d := st.pol.Decide(req)
 	obj.close()
-	if (g.audit == nil && !g.report) || errors.Is(d.Err, errSlow) {
-		return d, nil
+	var o *outcome
+	if (g.audit != nil || g.report) && !errors.Is(d.Err, errSlow) {
+		o = &outcome{source: d.Source(), deny: d.Verdict == engine.Deny && d.Err == nil, attrs: obj.audit(proc)}
 	}
-	return d, &outcome{source: d.Source(), deny: d.Verdict == engine.Deny && d.Err == nil, attrs: obj.audit(proc)}
+	if fast {
+		*ds = decideState{}
+		decideStates.Put(ds)
+	}
+	return d, o
 }
+
+// decideState is what one decision reads attributes through: the process, the file and the
+// policy's request, in one allocation. Inline decisions (fast: on the kernel reader, which reads
+// nothing that could outlive the decision — no hashing, no duplicated descriptor) reuse them
+// from decideStates, so that an allow-all guard allocates nothing here; a handler's decision,
+// whose hashing may outlive a deadline, gets its own.
+type decideState struct {
+	proc guardProc
+	obj  guardObj
+	req  policy.Request
+}
+
+var decideStates = sync.Pool{New: func() any { return new(decideState) }}
 
 // keep remembers r's outcome for its audit line.
 func (g *guardRun) keep(r *notify.Request, o *outcome) {
