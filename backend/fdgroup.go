@@ -38,6 +38,9 @@ type fdGroup struct {
 	// awaited is set by handlePerm when a walk of the current batch waits for a group's
 	// answer (the loop's).
 	awaited bool
+	// fidIdle: the FID group was found idle after the current batch was read (the loop's;
+	// see Backend.dirsSettled).
+	fidIdle bool
 }
 
 // rereadBatches bounds how many batches onReadable reads in a row before it lets the loop
@@ -169,6 +172,8 @@ func (g *fdGroup) onReadable() {
 func (g *fdGroup) readAndDispatch() int {
 	b := g.b
 	n, err := g.readBatch(g.buf)
+	// A new batch: its events may follow moves not yet read.
+	g.fidIdle = false
 	b.loop.Awake() // the read is over: work posted from now on needs no wake
 	if err != nil {
 		b.log.Error("reading fanotify group", "group", g.name, "err", err)

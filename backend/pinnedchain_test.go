@@ -103,7 +103,14 @@ print(leaks, lost)
 		if err := os.WriteFile(j(fx.root, "mover.py"), []byte(script), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		res, err := shAs(nobodyCred, "python3 "+j(fx.root, "mover.py")+" "+fx.pub+" "+fx.inc)
+		// Beside it, another process of nobody's opens a file below a directory of theirs in
+		// the tree without pause, so that the guard reads batches of several events (the FID
+		// group is polled once per batch: Backend.dirsSettled).
+		mustSh(t, nobodyCred, "mkdir "+fx.inc+"/h && echo x > "+fx.inc+"/h/h.txt")
+		hammer := `python3 -c 'import os, sys
+while True:
+    os.close(os.open(sys.argv[1], os.O_RDONLY))' ` + j(fx.inc, "h", "h.txt")
+		res, err := shAs(nobodyCred, hammer+" & h=$!; python3 "+j(fx.root, "mover.py")+" "+fx.pub+" "+fx.inc+"; s=$?; kill $h; exit $s")
 		if err != nil {
 			t.Fatalf("as nobody: %v: %s", err, res)
 		}
@@ -162,8 +169,8 @@ print(leaks, lost)
 			mustSh(t, nil, "chmod 0777 "+w+" "+w+"/x")
 			// Root's chmod is read by the FID reader (the documented window): wait for it.
 			waitUntil(t, "the FID reader to read root's chmod", func() bool {
-				_, idle := b.dirsSettled(fs)
-				return idle && fs.markGen.Load() != gen
+				idle, err := b.fidGroupAtomic.Load().idle()
+				return err == nil && idle && fs.markGen.Load() != gen
 			})
 			// The move and the open back to back, from one process.
 			in := j(fx.inc, "x"+strconv.Itoa(i))

@@ -206,13 +206,25 @@ func (c *parentCache) put(id engine.ID, ctime int64, parent engine.ID) {
 // is idle. A move queued before an access is then reflected in the generation, so an
 // ancestry cached under an older generation is never used after a move. The generation is
 // read after idle's checks: the reader bumps it before clearing busy.
+//
+// It runs on the loop, for an event of the FD group's current batch, and polls the FID group
+// once per batch: every event of the batch was queued before the batch's read returned, so a
+// move queued before any of them was queued before a poll made after that read, and an idle
+// FID group then has processed it (fdGroup.fidIdle). A busy one is asked again for the next
+// event.
 func (b *Backend) dirsSettled(fs *fsState) (uint64, bool) {
 	g := b.fidGroupAtomic.Load()
 	if g == nil {
 		return 0, false
 	}
-	if idle, err := g.idle(); err != nil || !idle {
-		return 0, false
+	fg := b.fdGroupAtomic.Load()
+	if fg == nil || !fg.fidIdle {
+		if idle, err := g.idle(); err != nil || !idle {
+			return 0, false
+		}
+		if fg != nil {
+			fg.fidIdle = true
+		}
 	}
 	return fs.dirGen.Load(), true
 }
