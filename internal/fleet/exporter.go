@@ -305,36 +305,63 @@ var ErrClosed = errors.New("fleet exporter closed")
 // gap record naming its seq. It is safe for concurrent use; records get seqs in the order
 // their Append calls took the buffer's lock.
 func (e *Exporter) Append(kind Kind, payload []byte) error {
+	one := [1][]byte{payload}
+	_, err := e.AppendBatch(kind, one[:])
+	return err
+}
+
+// AppendBatch is Append of each payload in turn, under one taking of the buffer's lock and
+// with at most one wake-up of the writer: a caller that has several records at once (the
+// daemon's export loop, once per read of its group) saves the writer a wake-up, a take and a
+// spool write per record. The payloads are copied. It returns how many were taken (queued,
+// or dropped for a full buffer with a gap record to come, as by Append), and the error of
+// the first one refused (not a JSON object, or the exporter closed), which leaves no seq.
+func (e *Exporter) AppendBatch(kind Kind, payloads [][]byte) (taken int, err error) {
 	if kind != Event && kind != Decision {
-		e.st.rejected.Add(1)
-		return fmt.Errorf("fleet: Append of kind %v (want Event or Decision)", kind)
+		e.st.rejected.Add(uint64(len(payloads)))
+		return 0, fmt.Errorf("fleet: Append of kind %v (want Event or Decision)", kind)
 	}
-	if len(payload) < 2 || payload[0] != '{' || payload[len(payload)-1] != '}' {
-		e.st.rejected.Add(1)
-		return errors.New("fleet: Append: the payload is not a JSON object")
-	}
+	var queued, lost, rejected uint64
 	e.qmu.Lock()
-	if e.qclosed {
-		e.qmu.Unlock()
-		e.st.rejected.Add(1)
-		return ErrClosed
+	for _, p := range payloads {
+		switch {
+		case len(p) < 2 || p[0] != '{' || p[len(p)-1] != '}':
+			rejected++
+			if err == nil {
+				err = errors.New("fleet: Append: the payload is not a JSON object")
+			}
+		case e.qclosed:
+			rejected++
+			if err == nil {
+				err = ErrClosed
+			}
+		case len(e.qents) >= e.cfg.BufferRecords || len(e.qbuf)+len(p) > e.cfg.BufferBytes:
+			e.qlost++
+			lost++
+		default:
+			e.markLocked()
+			e.qents = append(e.qents, qentry{kind: kind, off: len(e.qbuf), n: len(p)})
+			e.qbuf = append(e.qbuf, p...)
+			queued++
+		}
 	}
-	if len(e.qents) >= e.cfg.BufferRecords || len(e.qbuf)+len(payload) > e.cfg.BufferBytes {
-		e.qlost++
-		e.qmu.Unlock()
-		e.st.droppedBuf.Add(1)
-		return nil
-	}
-	e.markLocked()
-	e.qents = append(e.qents, qentry{kind: kind, off: len(e.qbuf), n: len(payload)})
-	e.qbuf = append(e.qbuf, payload...)
 	e.qmu.Unlock()
-	e.st.appended.Add(1)
-	select {
-	case e.qwake <- struct{}{}:
-	default:
+	if rejected > 0 {
+		e.st.rejected.Add(rejected)
 	}
-	return nil
+	if lost > 0 {
+		e.st.droppedBuf.Add(lost)
+	}
+	if queued > 0 {
+		e.st.appended.Add(queued)
+	}
+	if queued > 0 {
+		select {
+		case e.qwake <- struct{}{}:
+		default:
+		}
+	}
+	return int(queued + lost), err
 }
 
 // markLocked queues what was lost since the last queued entry, so that its gap record comes

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -535,5 +536,60 @@ func TestRecordJSONWithOddHost(t *testing.T) {
 	var v map[string]any
 	if err := json.Unmarshal(g.data[1], &v); err != nil || v["host"] != "we\"ird\nhost" {
 		t.Errorf("%s: %v", g.data[1], err)
+	}
+}
+
+// TestExporterAppendBatch: AppendBatch is Append of each payload in turn: refused payloads
+// (not a JSON object) take no seq and are counted, the first one's error is returned; the
+// buffer filling up in the middle of a batch drops the rest with a buffer_full gap in their
+// place; a batch after Close is refused whole. Every seq is accounted for.
+func TestExporterAppendBatch(t *testing.T) {
+	ns := startNATS(t)
+	gate := make(chan struct{})
+	writerGate = func() { <-gate } // hold the writer so that the buffer fills
+	defer func() { writerGate = nil }()
+	e, _ := newTestExporter(t, ns, "h1", t.TempDir(), func(c *ExporterConfig) { c.BufferRecords = 6 })
+	for _, c := range []struct {
+		name      string
+		payloads  [][]byte
+		taken     int
+		wantErr   bool
+		appended  uint64 // Stats after the call
+		rejected  uint64
+		droppedBf uint64
+	}{
+		{"all good", [][]byte{payload(0), payload(1), payload(2)}, 3, false, 3, 0, 0},
+		{"empty", nil, 0, false, 3, 0, 0},
+		{"one refused in the middle", [][]byte{payload(3), []byte(`not json`), payload(4)}, 2, true, 5, 1, 0},
+		{"buffer fills in the middle", [][]byte{payload(5), payload(6), payload(7)}, 3, false, 6, 1, 2},
+	} {
+		taken, err := e.AppendBatch(Event, c.payloads)
+		st := e.Stats()
+		if taken != c.taken || (err != nil) != c.wantErr || st.Appended != c.appended || st.Rejected != c.rejected || st.DroppedBuffer != c.droppedBf {
+			t.Errorf("%s: taken %d, err %v, stats appended %d rejected %d dropped %d; want %d, error %v, %d %d %d",
+				c.name, taken, err, st.Appended, st.Rejected, st.DroppedBuffer, c.taken, c.wantErr, c.appended, c.rejected, c.droppedBf)
+		}
+	}
+	if _, err := e.AppendBatch(Gap, [][]byte{payload(8)}); err == nil {
+		t.Error("AppendBatch of kind gap: no error")
+	}
+	close(gate)
+	// seqs: 1-6 records 0-5, 7-8 lost (records 6 and 7), 9 their gap.
+	waitFor(t, 10*time.Second, "all acked", func() bool { s := e.Stats(); return s.LastSeq == 9 && s.AckedThrough == 9 })
+	st := e.Stats()
+	closeExporter(t, e)
+	if taken, err := e.AppendBatch(Event, [][]byte{payload(9), payload(10)}); taken != 0 || !errors.Is(err, ErrClosed) {
+		t.Errorf("AppendBatch after Close: taken %d, err %v; want 0, ErrClosed", taken, err)
+	}
+	_, js := ns.connect(t)
+	g := readAll(t, js, "h1", time.Second)
+	g.accountFor(t, st.LastSeq)
+	if len(g.seqs) != 6 || len(g.gaps) != 1 || g.gaps[0].Reason != ReasonBufferFull || g.gaps[0].First != 7 || g.gaps[0].Last != 8 {
+		t.Fatalf("records %v, gaps %+v; want 6 records and a buffer_full gap of 7-8", g.seqs, g.gaps)
+	}
+	for i, seq := range g.seqs {
+		if p := payloadIndex(t, g.data[seq]); p != i {
+			t.Errorf("seq %d holds payload %d, want %d (batch order)", seq, p, i)
+		}
 	}
 }
