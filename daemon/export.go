@@ -5,6 +5,7 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -118,6 +119,8 @@ type exporter struct {
 	g     *engine.Group // nil without export lines
 	stop  context.CancelFunc
 	done  sync.WaitGroup
+	// interval is exportInterval when the loop started.
+	interval time.Duration
 
 	events, decisions, refused atomic.Uint64
 }
@@ -130,12 +133,12 @@ func (s *Server) startExport(exp *fleet.Exporter, rules []ExportRule) error {
 		}
 		return nil
 	}
-	x := &exporter{exp: exp, rules: rules}
+	x := &exporter{exp: exp, rules: rules, interval: exportInterval}
 	s.export = x
 	if len(rules) == 0 {
 		return nil
 	}
-	g, err := s.b.Engine().NewGroup(engine.Options{Name: "fleet-export", QueueLimit: 1 << 16})
+	g, err := s.b.Engine().NewGroup(engine.Options{Name: "fleet-export", QueueLimit: exportQueueLimit})
 	if err != nil {
 		return err
 	}
@@ -191,31 +194,86 @@ func (s *Server) startExport(exp *fleet.Exporter, rules []ExportRule) error {
 	return nil
 }
 
-// stopExport removes the export group and waits for exportLoop. The exporter itself is the
-// caller's (it closes it after the server, so that the last reports reach it).
+// stopExport stops exportLoop, which appends what its group still holds, then removes the
+// export group. The exporter itself is the caller's (it closes it after the server, so that
+// the last reports reach it).
 func (s *Server) stopExport() {
 	x := s.export
 	if x == nil || x.g == nil {
 		return
 	}
-	x.g.Close()
 	x.stop()
 	x.done.Wait()
+	x.g.Close()
 }
 
-// loop is exportLoop: it reads the export group and appends what the rules select.
+// exportInterval is the least time between two reads of the export group while events keep
+// coming (the first event after a quiet spell is read at once). Each read's events reach the
+// exporter in one AppendBatch, so the exporter's writer, its spool write, its publisher and
+// the NATS server each wake once per read instead of once per event; and repeats of an event
+// on one object within the interval merge in the group (fanotify's rule, as in the kernel's
+// own queue: one record whose events are the union) instead of each costing a record. It is
+// at most this much added to the time from an event to its record. Measured in
+// docs/design/performance.md (fleet). A variable for tests, which set it before New.
+var exportInterval = 5 * time.Millisecond
+
+// exportQueueLimit bounds the export group's queue: an overflow becomes a gap record.
+const exportQueueLimit = 1 << 16
+
+// loop is exportLoop: it reads the export group at most once per exportInterval and appends
+// what the rules select, a read's records in one batch. When ctx is done it appends what the
+// group still holds, then returns.
 func (x *exporter) loop(ctx context.Context) {
 	buf := make([]engine.Delivery, 256)
-	var line []byte
+	var (
+		lines    []byte   // the batch's records, back to back
+		ends     []int    // where each ends in lines
+		payloads [][]byte // the records, for AppendBatch
+		lastRead time.Time
+	)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	stopping, drains := false, 0
 	for {
-		n, err := x.g.ReadBatch(ctx, buf)
-		if err != nil {
+		if wait := x.interval - time.Since(lastRead); wait > 0 && !stopping {
+			timer.Reset(wait)
+			select {
+			case <-timer.C:
+			case <-ctx.Done():
+				timer.Stop()
+				stopping = true
+			}
+		}
+		var n int
+		var err error
+		if stopping {
+			n, err = x.g.TryReadBatch(buf)
+		} else {
+			n, err = x.g.ReadBatch(ctx, buf)
+			if errors.Is(err, context.Canceled) {
+				stopping = true
+				continue
+			}
+		}
+		if err != nil || n == 0 {
 			return
 		}
+		if stopping {
+			// What was queued when the stop came, not a flood that goes on after it.
+			if drains++; drains > exportQueueLimit/len(buf) {
+				return
+			}
+		}
+		lastRead = time.Now()
+		lines, ends = lines[:0], ends[:0]
 		for i := range buf[:n] {
 			d := buf[i]
 			buf[i] = engine.Delivery{}
 			if d.Event == nil || d.Mask&engine.QueueOverflow != 0 {
+				// In its place in the order: the records before it go first.
+				x.appendBatch(lines, ends, &payloads)
+				lines, ends = lines[:0], ends[:0]
 				x.exp.Overflow()
 				d.Release()
 				continue
@@ -223,17 +281,33 @@ func (x *exporter) loop(ctx context.Context) {
 			if m := x.selects(d); m != 0 {
 				r := backend.Record(d, true)
 				if r.Time.IsZero() {
-					r.Time = time.Now()
+					r.Time = lastRead
 				}
 				r.Mask &= m | engine.OnDir // only what the lines ask for (the mark has the union)
-				line = r.AppendJSON(line[:0])
-				if x.exp.Append(fleet.Event, line) == nil {
-					x.events.Add(1)
-				}
+				lines = r.AppendJSON(lines)
+				ends = append(ends, len(lines))
 			}
 			d.Release()
 		}
+		x.appendBatch(lines, ends, &payloads)
 	}
+}
+
+// appendBatch hands the records in lines (ending at ends) to the exporter at once.
+func (x *exporter) appendBatch(lines []byte, ends []int, payloads *[][]byte) {
+	if len(ends) == 0 {
+		return
+	}
+	p := (*payloads)[:0]
+	start := 0
+	for _, e := range ends {
+		p = append(p, lines[start:e])
+		start = e
+	}
+	*payloads = p
+	taken, _ := x.exp.AppendBatch(fleet.Event, p)
+	x.events.Add(uint64(taken))
+	clear(p) // keep no reference to lines beyond the call
 }
 
 // selects returns the events of d that the lines take: those of each line with a glob that

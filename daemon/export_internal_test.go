@@ -177,3 +177,181 @@ func TestExportLinesShareAMark(t *testing.T) {
 		t.Fatalf("records %v, want %s", got, want)
 	}
 }
+
+// eventSets reads n records from the stream and returns, per path, the union of the events
+// of its records and how many records it had; it fails on a gap or a seq out of order.
+func eventSets(t *testing.T, url string, n int) (map[string]map[string]bool, map[string]int) {
+	t.Helper()
+	sets, counts := map[string]map[string]bool{}, map[string]int{}
+	got := tailStrings(t, url, n, func(m map[string]any) string {
+		if m["kind"] != "event" {
+			t.Errorf("record %v: want only events", m)
+			return ""
+		}
+		p, _ := m["path"].(string)
+		if sets[p] == nil {
+			sets[p] = map[string]bool{}
+		}
+		counts[p]++
+		for _, e := range m["events"].([]any) {
+			sets[p][e.(string)] = true
+		}
+		return fmt.Sprint(m["seq"])
+	})
+	if len(got) != n {
+		t.Fatalf("%d records in the stream, want %d", len(got), n)
+	}
+	for i, seq := range got {
+		if seq != fmt.Sprint(i+1) {
+			t.Fatalf("record %d has seq %s, want %d", i, seq, i+1)
+		}
+	}
+	return sets, counts
+}
+
+// TestExportBatchedReadsLoseNothing tries to lose or mix up events through the export loop's
+// batched reads (one read per exportInterval, a read's records in one AppendBatch): a burst
+// of writes to 300 distinct files and, interleaved, 200 opens and writes of one file. Every
+// distinct file must have records whose events include its open, modify and close_write;
+// the repeated file's records must include open and modify (repeats merge only into a record
+// of the same file, with the union of the events), and there must be no more records than
+// operations; seqs have no gap.
+func TestExportBatchedReadsLoseNothing(t *testing.T) {
+	testenv.RequireRoot(t)
+	url := testnats.URL(t)
+	mnt := testenv.Tmpfs(t)
+	etc := filepath.Join(mnt, "etc")
+	os.Mkdir(etc, 0o755)
+	hot := filepath.Join(etc, "hot")
+	os.WriteFile(hot, nil, 0o644)
+	exp, err := fleet.NewExporter(fleet.ExporterConfig{Conn: fleet.ConnOptions{URLs: url}, Host: "h1", SpoolDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := ParseConfig("test.conf", strings.NewReader("export open,modify,close_write "+etc+"/**\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Options{Config: cfg, Export: exp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const files, repeats = 300, 200
+	for i := 0; i < files; i++ {
+		if err := os.WriteFile(filepath.Join(etc, fmt.Sprintf("f%d", i)), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if i < repeats {
+			f, err := os.OpenFile(hot, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.Write([]byte("y"))
+			f.Close()
+		}
+	}
+	// Quiet: nothing more exported for 300 ms (60 intervals).
+	for last, deadline := uint64(0), time.Now().Add(20*time.Second); ; {
+		time.Sleep(300 * time.Millisecond)
+		n := s.export.events.Load()
+		if n == last && n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the export did not settle (%d events)", n)
+		}
+		last = n
+	}
+	s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if unsent := exp.Close(ctx); unsent != 0 {
+		t.Fatalf("%d records unsent", unsent)
+	}
+	if st := exp.Stats(); st.DroppedBuffer+st.DroppedSpool+st.Overflows != 0 {
+		t.Fatalf("losses %+v", st)
+	}
+	n := int(s.export.events.Load())
+	if max := files*3 + repeats*3; n > max {
+		t.Fatalf("%d records for %d operations", n, max)
+	}
+	sets, counts := eventSets(t, url, n)
+	for i := 0; i < files; i++ {
+		p := filepath.Join(etc, fmt.Sprintf("f%d", i))
+		for _, e := range []string{"OPEN", "MODIFY", "CLOSE_WRITE"} {
+			if !sets[p][e] {
+				t.Errorf("%s: no record has %s (records %d, events %v)", p, e, counts[p], sets[p])
+			}
+		}
+	}
+	for _, e := range []string{"OPEN", "MODIFY", "CLOSE_WRITE"} {
+		if !sets[hot][e] {
+			t.Errorf("%s: no record has %s (records %d, events %v)", hot, e, counts[hot], sets[hot])
+		}
+	}
+	if len(sets) != files+1 {
+		t.Errorf("records for %d paths, want %d", len(sets), files+1)
+	}
+	t.Logf("%d records: %d for the %d distinct files, %d for %d rounds on one file", n, n-counts[hot], files, counts[hot], repeats)
+}
+
+// TestExportStopAppendsQueued: events the export group holds when the daemon stops are
+// exported, not dropped with the group. The loop waits an hour between reads here, so the
+// burst after the first event is still queued at Close.
+func TestExportStopAppendsQueued(t *testing.T) {
+	testenv.RequireRoot(t)
+	url := testnats.URL(t)
+	mnt := testenv.Tmpfs(t)
+	etc := filepath.Join(mnt, "etc")
+	os.Mkdir(etc, 0o755)
+	defer func(d time.Duration) { exportInterval = d }(exportInterval)
+	exportInterval = time.Hour
+	exp, err := fleet.NewExporter(fleet.ExporterConfig{Conn: fleet.ConnOptions{URLs: url}, Host: "h1", SpoolDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := ParseConfig("test.conf", strings.NewReader("export close_write "+etc+"/**\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Options{Config: cfg, Export: exp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(i int) { os.WriteFile(filepath.Join(etc, fmt.Sprintf("f%d", i)), []byte("x"), 0o644) }
+	write(0)
+	for deadline := time.Now().Add(10 * time.Second); s.export.events.Load() < 1; {
+		if time.Now().After(deadline) {
+			t.Fatal("the first event was not exported at once")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	const burst = 500
+	for i := 1; i <= burst; i++ {
+		write(i)
+	}
+	for deadline := time.Now().Add(10 * time.Second); s.export.g.Stats().Delivered < burst+1; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d events reached the export group, want %d", s.export.g.Stats().Delivered, burst+1)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := s.export.events.Load(); n != 1 {
+		t.Fatalf("%d events exported before Close, want 1 (the loop should be waiting)", n)
+	}
+	s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if unsent := exp.Close(ctx); unsent != 0 {
+		t.Fatalf("%d records unsent", unsent)
+	}
+	if n := s.export.events.Load(); n != burst+1 {
+		t.Fatalf("%d events exported, want %d", n, burst+1)
+	}
+	sets, _ := eventSets(t, url, burst+1)
+	for i := 0; i <= burst; i++ {
+		if p := filepath.Join(etc, fmt.Sprintf("f%d", i)); !sets[p]["CLOSE_WRITE"] {
+			t.Errorf("%s: no record", p)
+		}
+	}
+}
