@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -646,7 +647,7 @@ func (e *Exporter) buildRecord(dst []byte, seq uint64, kind Kind, payload []byte
 	dst = append(dst, kind.String()...)
 	dst = append(dst, '"')
 	inner := payload[1:]
-	if len(strings.TrimSpace(string(inner[:len(inner)-1]))) > 0 {
+	if len(bytes.TrimSpace(inner[:len(inner)-1])) > 0 { // bytes, not a string: no copy of the payload per record
 		dst = append(dst, ',')
 	}
 	return append(dst, inner...)
