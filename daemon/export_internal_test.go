@@ -355,3 +355,66 @@ func TestExportStopAppendsQueued(t *testing.T) {
 		}
 	}
 }
+
+// TestExportOverflowInABatchKeepsItsPlace: an overflow read in the middle of a batch is a gap
+// record between the events queued before and after it, not after the batch's records. The
+// loop waits an hour between reads here, so b, the overflow and c are read in one batch (by
+// the stop's drain).
+func TestExportOverflowInABatchKeepsItsPlace(t *testing.T) {
+	testenv.RequireRoot(t)
+	url := testnats.URL(t)
+	mnt := testenv.Tmpfs(t)
+	etc := filepath.Join(mnt, "etc")
+	os.Mkdir(etc, 0o755)
+	defer func(d time.Duration) { exportInterval = d }(exportInterval)
+	exportInterval = time.Hour
+	exp, err := fleet.NewExporter(fleet.ExporterConfig{Conn: fleet.ConnOptions{URLs: url}, Host: "h1", SpoolDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := ParseConfig("test.conf", strings.NewReader("export close_write "+etc+"/**\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Options{Config: cfg, Export: exp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := s.export.g
+	write := func(name string, queued uint64) {
+		os.WriteFile(filepath.Join(etc, name), []byte("x"), 0o644)
+		for deadline := time.Now().Add(10 * time.Second); g.Stats().Delivered < queued; {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s did not reach the export group", name)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	write("a", 1)
+	for deadline := time.Now().Add(10 * time.Second); s.export.events.Load() < 1; {
+		if time.Now().After(deadline) {
+			t.Fatal("the first event was not exported at once")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	write("b", 2)
+	g.Overflow()
+	write("c", 3)
+	if n := s.export.events.Load(); n != 1 {
+		t.Fatalf("%d events exported before Close, want 1 (the loop should be waiting)", n)
+	}
+	s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if unsent := exp.Close(ctx); unsent != 0 {
+		t.Fatalf("%d records unsent", unsent)
+	}
+	got := tailStrings(t, url, 4, func(m map[string]any) string {
+		p, _ := m["path"].(string)
+		return fmt.Sprintf("%v:%v:%s", m["seq"], m["kind"], strings.TrimPrefix(p, etc+"/")) + fmt.Sprint(m["reason"])
+	})
+	want := "[1:event:a<nil> 2:event:b<nil> 3:gap:overflow 4:event:c<nil>]"
+	if fmt.Sprint(got) != want {
+		t.Fatalf("records %v, want %s", got, want)
+	}
+}
