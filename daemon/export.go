@@ -217,11 +217,15 @@ func (s *Server) stopExport() {
 // docs/design/performance.md (fleet). A variable for tests, which set it before New.
 var exportInterval = 5 * time.Millisecond
 
+// exportReadGate, when set (by tests, before New), runs before each read of the export loop.
+var exportReadGate func()
+
 // exportQueueLimit bounds the export group's queue: an overflow becomes a gap record.
 const exportQueueLimit = 1 << 16
 
-// loop is exportLoop: it reads the export group at most once per exportInterval and appends
-// what the rules select, a read's records in one batch. When ctx is done it appends what the
+// loop is exportLoop: it reads the export group at most once per exportInterval (at once
+// again after a read that filled its buffer) and appends what the rules select, a read's
+// records in one batch. When ctx is done it appends what the
 // group still holds, then returns.
 func (x *exporter) loop(ctx context.Context) {
 	buf := make([]engine.Delivery, 256)
@@ -234,9 +238,14 @@ func (x *exporter) loop(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
-	stopping, drains := false, 0
+	stopping, drains, full := false, 0, false
 	for {
-		if wait := x.interval - time.Since(lastRead); wait > 0 && !stopping {
+		if exportReadGate != nil {
+			exportReadGate()
+		}
+		// A read that filled buf left events behind: read on at once, or a flood faster than
+		// len(buf) per interval would fill the queue (an overflow) while the loop sleeps.
+		if wait := x.interval - time.Since(lastRead); wait > 0 && !stopping && !full {
 			timer.Reset(wait)
 			select {
 			case <-timer.C:
@@ -265,7 +274,7 @@ func (x *exporter) loop(ctx context.Context) {
 				return
 			}
 		}
-		lastRead = time.Now()
+		lastRead, full = time.Now(), n == len(buf)
 		lines, ends = lines[:0], ends[:0]
 		for i := range buf[:n] {
 			d := buf[i]

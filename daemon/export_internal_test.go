@@ -418,3 +418,58 @@ func TestExportOverflowInABatchKeepsItsPlace(t *testing.T) {
 		t.Fatalf("records %v, want %s", got, want)
 	}
 }
+
+// TestExportReadsOnWhileEventsWait: a read that fills the loop's buffer is followed by
+// another at once, not after the interval: else a flood of more than a buffer's worth per
+// interval would overflow the group while the loop sleeps. The loop is held before its first
+// read until 1,000 events wait, with an interval of an hour: all must be exported.
+func TestExportReadsOnWhileEventsWait(t *testing.T) {
+	testenv.RequireRoot(t)
+	url := testnats.URL(t)
+	mnt := testenv.Tmpfs(t)
+	etc := filepath.Join(mnt, "etc")
+	os.Mkdir(etc, 0o755)
+	defer func(d time.Duration) { exportInterval = d }(exportInterval)
+	exportInterval = time.Hour
+	release := make(chan struct{})
+	exportReadGate = func() { <-release }
+	defer func() { exportReadGate = nil }()
+	exp, err := fleet.NewExporter(fleet.ExporterConfig{Conn: fleet.ConnOptions{URLs: url}, Host: "h1", SpoolDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := ParseConfig("test.conf", strings.NewReader("export close_write "+etc+"/**\n"))
+	if err != nil {
+		close(release)
+		t.Fatal(err)
+	}
+	s, err := New(Options{Config: cfg, Export: exp})
+	if err != nil {
+		close(release)
+		t.Fatal(err)
+	}
+	const n = 1000
+	for i := 0; i < n; i++ {
+		os.WriteFile(filepath.Join(etc, fmt.Sprintf("f%d", i)), []byte("x"), 0o644)
+	}
+	for deadline := time.Now().Add(10 * time.Second); s.export.g.Stats().Delivered < n; {
+		if time.Now().After(deadline) {
+			close(release)
+			t.Fatalf("%d events reached the export group, want %d", s.export.g.Stats().Delivered, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(release)
+	deadline := time.Now().Add(10 * time.Second)
+	for s.export.events.Load() < n && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	got := s.export.events.Load() // before Close, whose drain would append the rest anyway
+	s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	exp.Close(ctx)
+	if got != n {
+		t.Fatalf("%d events exported while the loop ran, want %d (it slept after a full read)", got, n)
+	}
+}
