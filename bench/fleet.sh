@@ -64,13 +64,15 @@ FILES=${FILES:-200000}
 # cpu PID: the process's user+system CPU time so far, in clock ticks.
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 tck=$(getconf CLK_TCK)
+# kevents NAME: the kernel events the daemon NAME has read so far (fsnotifyd stats).
+kevents() { "$out/fsnotifyd" stats --socket "$out/$1.sock" --json | awk -F'[:,]' '/"events":/ { gsub(/ /, "", $2); print $2; exit }'; }
 recs=() cpus=()
 for r in $(seq "$ROUNDS"); do
 	daemon plain
-	d0=$(cpu "$spid"); a=$(ops 1); da=$(( $(cpu "$spid") - d0 )); undaemon
+	e0=$(kevents plain) d0=$(cpu "$spid"); a=$(ops 1); da=$(( $(cpu "$spid") - d0 )) ea=$(( $(kevents plain) - e0 )); undaemon
 	daemon export "${exportflags[@]}"
 	q0=$("$out/fleetload" seq "$url")
-	d0=$(cpu "$spid") n0=$(cpu "$natspid"); b=$(ops 1); db=$(( $(cpu "$spid") - d0 )) nb=$(( $(cpu "$natspid") - n0 ))
+	e0=$(kevents export) d0=$(cpu "$spid") n0=$(cpu "$natspid"); b=$(ops 1); db=$(( $(cpu "$spid") - d0 )) nb=$(( $(cpu "$natspid") - n0 )) eb=$(( $(kevents export) - e0 ))
 	sleep 1; q1=$("$out/fleetload" seq "$url")
 	# Counts, less noisy than opens/s on a shared machine: records the export stored per open
 	# of the one file, and the nats-server's CPU time per open (it stores and acknowledges
@@ -78,7 +80,7 @@ for r in $(seq "$ROUNDS"); do
 	# too, but it follows how many opens the kernel merged, which the machine's load moves.
 	recs+=("$(awk -v q=$((q1 - q0)) -v n="$N" 'BEGIN { printf "%.5f", q / n }')")
 	cpus+=("$(awk -v c="$nb" -v n="$N" -v t="$tck" 'BEGIN { printf "%.2f", c / t / n * 1e6 }')")
-	echo "round: records stored per open ${recs[-1]} ($((q1 - q0)) for $N opens); nats-server CPU per open ${cpus[-1]} us; daemon CPU per open $(awk -v a="$da" -v b="$db" -v n="$N" -v t="$tck" 'BEGIN { printf "%.2f us without export, %.2f with", a / t / n * 1e6, b / t / n * 1e6 }')"
+	echo "round: records stored per open ${recs[-1]} ($((q1 - q0)) for $N opens); nats-server CPU per open ${cpus[-1]} us; daemon CPU per open $(awk -v a="$da" -v b="$db" -v n="$N" -v t="$tck" -v ea="$ea" -v eb="$eb" 'BEGIN { printf "%.2f us without export, %.2f with; kernel events per open (the rest merged in the kernel) %.4f without, %.4f with", a / t / n * 1e6, b / t / n * 1e6, ea / n, eb / n }')"
 	from=$("$out/fleetload" seq "$url")
 	"$out/fleetload" pace "$out/tree" 0 "$FILES"
 	c=$("$out/fleetload" count "$url" "$from")
