@@ -26,15 +26,18 @@ type Group struct {
 	nmarks     int   // guarded by markMu
 	markClosed bool  // guarded by markMu: no new marks
 
-	mu             sync.Mutex
-	q              ring               // guarded by mu
+	mu sync.Mutex
+	// q is the queue: notifications by value (a slot holds the shared *Event, which every
+	// group's slot references, and this group's mask), permission events through their
+	// entry. A notification costs a group no allocation and no entry of its own: with many
+	// groups (the daemon's clients) each event is queued as a 32-byte slot per group.
+	q              ring[slot]         // guarded by mu
 	qlen           int                // live queued entries; guarded by mu
 	overflowQueued bool               // guarded by mu
 	pending        map[uint64]*queued // read, unanswered permission events; guarded by mu
 	unanswered     int                // permission events queued or read, not answered; guarded by mu
 	shutdown       bool               // guarded by mu
 	closing        atomic.Bool        // set with shutdown; read without mu
-	overflowEntry  queued             // the preallocated overflow event (kernel: overflow_event)
 	// The deadlines of the permission events queued and not answered, in queueing order,
 	// which is deadline order (every event gets the same Options.Deadline, from a time taken
 	// under mu): dl holds them, answered ones at its head dropped at once and elsewhere when
@@ -42,13 +45,13 @@ type Group struct {
 	// not per event: arming a timer that is the earliest of its P wakes a thread of the Go
 	// runtime (wakeNetPoller), which on a 2-vCPU VM cost a thread wake-up per permission
 	// event. Guarded by mu.
-	dl      ring
+	dl      ring[*queued]
 	dlTimer *time.Timer
 	dlArmed bool
 	// mergeIdx remembers the newest unread notification per merge-key bucket (the kernel
-	// hashes unread events into 128 buckets for fanotify_merge); guarded by mu.
-	mergeIdx [mergeBuckets]*queued
-	free     []*queued // recycled notification entries; guarded by mu
+	// hashes unread events into 128 buckets for fanotify_merge), as its position in q plus
+	// one (0: none; a position q has popped is stale: ring.live); guarded by mu.
+	mergeIdx [mergeBuckets]uint64
 
 	wake   chan struct{} // capacity 1: a token that something was queued
 	done   chan struct{} // closed when Close starts
@@ -64,12 +67,21 @@ type groupCounters struct {
 	latencyNanos                                                         atomic.Uint64 // sum over answered events
 }
 
-// queued is one entry of a group's queue (struct fanotify_event / fanotify_perm_event).
+// slot is one entry of a group's queue: a notification (ev, mask, hash), a permission
+// event (p), or the overflow event (neither ev nor p; kernel: overflow_event).
+type slot struct {
+	ev   *Event  // a notification's event; nil for a permission event and the overflow
+	p    *queued // a permission event's entry
+	mask Mask    // a notification's mask (QueueOverflow for the overflow)
+	hash uint64  // a notification's merge key; 0 never merges
+}
+
+// queued is a permission event's entry (struct fanotify_perm_event): it lives from queueing
+// to the answer, on the queue, then on the access list.
 type queued struct {
-	ev    *Event // nil for the overflow event
+	ev    *Event
 	mask  Mask
-	hash  uint64 // merge key; 0 never merges
-	id    uint64 // permission event id; 0 for notifications
+	id    uint64 // permission event id
 	dead  bool   // withdrawn while unread (deadline or cancel); skipped by readers
 	read  bool   // a reader has it (moved to the access list)
 	done  chan struct{}
@@ -125,7 +137,6 @@ func (e *Engine) NewGroup(opts Options) (*Group, error) {
 	if g.limit == 0 {
 		g.limit = DefaultQueueLimit
 	}
-	g.overflowEntry.mask = QueueOverflow
 	e.groupsMu.Lock()
 	e.groups[g.id] = g
 	e.groupsMu.Unlock()
@@ -191,32 +202,34 @@ func sameObject(a, b *Event) bool {
 const (
 	// mergeBuckets: a notification merges into the newest unread identical event of its bucket.
 	mergeBuckets = 128
-	// maxFree bounds the recycled entries a group keeps.
-	maxFree = 256
 )
 
 // queueNotification queues ev for g with mask m, merging it into an identical unread event.
-func (g *Group) queueNotification(ev *Event, m Mask) {
-	key := mergeKey(ev)
+// key is mergeKey(ev), computed once per walk for all the groups it reaches.
+func (g *Group) queueNotification(ev *Event, m Mask, key uint64) {
 	g.mu.Lock()
 	if g.shutdown {
 		g.mu.Unlock()
 		return
 	}
 	if key != 0 && g.opts.MergeLast {
+		// Only a notification can be the newest slot and merge (a permission event's slot
+		// has p, the overflow's no ev); a read one has left the queue.
 		if n := g.q.len(); n > 0 {
-			if q := g.q.at(n - 1); q.hash == key && !q.read && !q.dead && q.mask == m && sameObject(q.ev, ev) {
+			if s := g.q.ptr(n - 1); s.hash == key && s.ev != nil && s.mask == m && sameObject(s.ev, ev) {
 				g.mu.Unlock()
 				g.st.merged.Add(1)
 				return
 			}
 		}
 	} else if key != 0 {
-		if q := g.mergeIdx[key%mergeBuckets]; q != nil && q.hash == key && sameObject(q.ev, ev) {
-			q.mask |= m
-			g.mu.Unlock()
-			g.st.merged.Add(1)
-			return
+		if at := g.mergeIdx[key%mergeBuckets]; at != 0 && g.q.live(at-1) {
+			if s := g.q.abs(at - 1); s.hash == key && sameObject(s.ev, ev) {
+				s.mask |= m
+				g.mu.Unlock()
+				g.st.merged.Add(1)
+				return
+			}
 		}
 	}
 	if g.fullLocked() {
@@ -224,18 +237,10 @@ func (g *Group) queueNotification(ev *Event, m Mask) {
 		return
 	}
 	ev.Hold()
-	var q *queued
-	if n := len(g.free); n > 0 {
-		q = g.free[n-1]
-		g.free = g.free[:n-1]
-		*q = queued{ev: ev, mask: m, hash: key}
-	} else {
-		q = &queued{ev: ev, mask: m, hash: key}
-	}
 	if key != 0 && !g.opts.MergeLast {
-		g.mergeIdx[key%mergeBuckets] = q
+		g.mergeIdx[key%mergeBuckets] = g.q.end() + 1
 	}
-	wake := g.pushLocked(q)
+	wake := g.pushLocked(slot{ev: ev, mask: m, hash: key})
 	g.mu.Unlock()
 	g.st.delivered.Add(1)
 	if wake {
@@ -246,8 +251,8 @@ func (g *Group) queueNotification(ev *Event, m Mask) {
 // pushLocked queues q and reports whether the queue was empty, i.e. whether a reader may be
 // waiting for a wake-up token. Readers that leave events behind pass the token on, so one
 // token per empty → non-empty transition is enough. Needs g.mu.
-func (g *Group) pushLocked(q *queued) bool {
-	g.q.push(q)
+func (g *Group) pushLocked(s slot) bool {
+	g.q.push(s)
 	g.qlen++
 	return g.qlen == 1
 }
@@ -261,7 +266,7 @@ func (g *Group) fullLocked() bool {
 	g.st.dropped.Add(1)
 	if !g.overflowQueued {
 		g.overflowQueued = true
-		g.pushLocked(&g.overflowEntry) // the queue is full: no reader waits for a token
+		g.pushLocked(slot{mask: QueueOverflow}) // the queue is full: no reader waits for a token
 		g.st.overflows.Add(1)
 	}
 	return true
@@ -276,7 +281,7 @@ func (g *Group) Overflow() {
 		return
 	}
 	g.overflowQueued = true
-	wake := g.pushLocked(&g.overflowEntry)
+	wake := g.pushLocked(slot{mask: QueueOverflow})
 	g.mu.Unlock()
 	g.st.overflows.Add(1)
 	if wake {
@@ -302,7 +307,7 @@ func (g *Group) queuePermission(ev *Event, m Mask, id uint64) (*queued, Response
 		return nil, Response{Verdict: g.opts.QueueFullVerdict, Reason: ReasonQueueFull, Group: g.id}
 	}
 	ev.Hold()
-	wake := g.pushLocked(q)
+	wake := g.pushLocked(slot{p: q})
 	g.unanswered++
 	if d := g.opts.Deadline; d > 0 {
 		// Under g.mu: the expiry that may run at once waits for q to be queued.
@@ -526,29 +531,23 @@ func (g *Group) readSome(dst []Delivery) (int, error) {
 	}
 	n := 0
 	for n < len(dst) && g.q.len() > 0 {
-		q := g.q.pop()
-		if q.dead {
-			continue
-		}
-		g.qlen--
-		switch {
-		case q == &g.overflowEntry:
-			g.overflowQueued = false
-			dst[n] = Delivery{Mask: QueueOverflow}
-		case q.id != 0:
+		// A read notification takes no more merges: its position is stale once popped.
+		s := g.q.pop()
+		switch q := s.p; {
+		case q != nil:
+			if q.dead {
+				continue
+			}
 			q.read = true
 			g.pending[q.id] = q
 			dst[n] = Delivery{Event: q.ev, Mask: q.mask, ID: q.id}
+		case s.ev == nil:
+			g.overflowQueued = false
+			dst[n] = Delivery{Mask: QueueOverflow}
 		default:
-			dst[n] = Delivery{Event: q.ev, Mask: q.mask}
-			if b := &g.mergeIdx[q.hash%mergeBuckets]; *b == q {
-				*b = nil // a read event takes no more merges
-			}
-			if len(g.free) < maxFree {
-				*q = queued{}
-				g.free = append(g.free, q)
-			}
+			dst[n] = Delivery{Event: s.ev, Mask: s.mask}
 		}
+		g.qlen--
 		n++
 	}
 	more := g.qlen > 0
@@ -580,18 +579,19 @@ func (g *Group) Close() error {
 	var answer []*queued
 	var release []*Event
 	for g.q.len() > 0 {
-		q := g.q.pop()
-		if q.dead || q == &g.overflowEntry {
-			continue
+		s := g.q.pop()
+		switch q := s.p; {
+		case q != nil:
+			if !q.dead {
+				answer = append(answer, q)
+				release = append(release, q.ev)
+			}
+		case s.ev != nil:
+			release = append(release, s.ev)
 		}
-		if q.id != 0 {
-			answer = append(answer, q)
-		}
-		release = append(release, q.ev)
 	}
 	g.qlen = 0
-	g.mergeIdx = [mergeBuckets]*queued{}
-	g.free = nil
+	g.mergeIdx = [mergeBuckets]uint64{}
 	for id, q := range g.pending {
 		answer = append(answer, q)
 		delete(g.pending, id)
@@ -677,37 +677,53 @@ func (g *Group) Stats() GroupStats {
 	return s
 }
 
-// ring is a growable FIFO of queue entries.
-type ring struct {
-	buf        []*queued
+// ring is a growable FIFO. Its entries also have absolute positions, counted from the first
+// push (abs, live, end): a position stays the entry's until it is popped.
+type ring[T any] struct {
+	buf        []T
 	head, size int
+	popped     uint64 // how many entries were popped: the absolute position of the head
 }
 
-func (r *ring) len() int { return r.size }
+func (r *ring[T]) len() int { return r.size }
 
-func (r *ring) at(i int) *queued { return r.buf[(r.head+i)&(len(r.buf)-1)] }
+func (r *ring[T]) at(i int) T { return *r.ptr(i) }
 
-func (r *ring) push(q *queued) {
+// ptr is the i-th entry from the head, in place.
+func (r *ring[T]) ptr(i int) *T { return &r.buf[(r.head+i)&(len(r.buf)-1)] }
+
+// end is the absolute position the next push takes.
+func (r *ring[T]) end() uint64 { return r.popped + uint64(r.size) }
+
+// live reports whether absolute position p holds an entry (pushed and not popped).
+func (r *ring[T]) live(p uint64) bool { return p >= r.popped && p < r.end() }
+
+// abs is the entry at absolute position p, in place; p must be live.
+func (r *ring[T]) abs(p uint64) *T { return r.ptr(int(p - r.popped)) }
+
+func (r *ring[T]) push(v T) {
 	if r.size == len(r.buf) {
-		n := make([]*queued, max(8, 2*len(r.buf)))
+		n := make([]T, max(8, 2*len(r.buf)))
 		for i := 0; i < r.size; i++ {
 			n[i] = r.at(i)
 		}
 		r.buf, r.head = n, 0
 	}
-	r.buf[(r.head+r.size)&(len(r.buf)-1)] = q
+	r.buf[(r.head+r.size)&(len(r.buf)-1)] = v
 	r.size++
 }
 
-func (r *ring) pop() *queued {
-	q := r.buf[r.head]
-	r.buf[r.head] = nil
+func (r *ring[T]) pop() T {
+	var zero T
+	v := r.buf[r.head]
+	r.buf[r.head] = zero
 	r.head = (r.head + 1) & (len(r.buf) - 1)
 	r.size--
+	r.popped++
 	if r.size == 0 && len(r.buf) > 1024 {
 		r.buf, r.head = nil, 0 // give back a burst's memory
 	}
-	return q
+	return v
 }
 
 // handle answers a permission event through the group's Handler, if it has one and the

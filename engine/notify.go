@@ -247,6 +247,10 @@ type walk struct {
 	denied      bool
 	g           *Group  // the group holding the event while suspended
 	q           *queued // its queue entry
+	// key is the event's merge key (mergeKey), once keyed: computed for the first group
+	// the event is queued to as a notification, for all of them.
+	key   uint64
+	keyed bool
 }
 
 func (w *walk) init(e *Engine, ev *Event) {
@@ -325,7 +329,10 @@ func (w *walk) run(heads []head) bool {
 		}
 		deliver := test | ev.Mask&OnDir
 		if !w.perm || test&PermissionEvents == 0 {
-			best.queueNotification(ev, deliver)
+			if !w.keyed {
+				w.key, w.keyed = mergeKey(ev), true // once for every group of the walk
+			}
+			best.queueNotification(ev, deliver, w.key)
 			continue
 		}
 		if r, ok := best.handle(ev, deliver); ok {
