@@ -12,8 +12,11 @@ import (
 // for content and pre-content classes, the permission events it must answer.
 //
 // Channel and queue contract: the queue holds up to Options.QueueLimit events; when it is
-// full, one QueueOverflow event is queued and later events are dropped (counted in Stats)
-// until the reader catches up. Notify never blocks on a full queue; a permission event that
+// full, a QueueOverflow event is queued and later events are dropped (counted in Stats)
+// until the reader catches up. Each gap has its overflow in place: an event dropped after
+// events that were queued behind the last overflow queues another one (the kernel queues
+// one at a time, so a reader that resumed past its first overflow while it was still queued
+// could meet a second gap with none). Notify never blocks on a full queue; a permission event that
 // meets a full queue gets the group's QueueFullVerdict at once.
 type Group struct {
 	e     *Engine
@@ -31,13 +34,16 @@ type Group struct {
 	// group's slot references, and this group's mask), permission events through their
 	// entry. A notification costs a group no allocation and no entry of its own: with many
 	// groups (the daemon's clients) each event is queued as a 32-byte slot per group.
-	q              ring[slot]         // guarded by mu
-	qlen           int                // live queued entries; guarded by mu
-	overflowQueued bool               // guarded by mu
-	pending        map[uint64]*queued // read, unanswered permission events; guarded by mu
-	unanswered     int                // permission events queued or read, not answered; guarded by mu
-	shutdown       bool               // guarded by mu
-	closing        atomic.Bool        // set with shutdown; read without mu
+	q    ring[slot] // guarded by mu
+	qlen int        // live queued entries; guarded by mu
+	// ovfAt is the queue position of the newest overflow slot, plus one (0: none yet);
+	// afterOvf counts the live entries queued after it. Guarded by mu.
+	ovfAt      uint64
+	afterOvf   int
+	pending    map[uint64]*queued // read, unanswered permission events; guarded by mu
+	unanswered int                // permission events queued or read, not answered; guarded by mu
+	shutdown   bool               // guarded by mu
+	closing    atomic.Bool        // set with shutdown; read without mu
 	// The deadlines of the permission events queued and not answered, in queueing order,
 	// which is deadline order (every event gets the same Options.Deadline, from a time taken
 	// under mu): dl holds them, answered ones at its head dropped at once and elsewhere when
@@ -82,6 +88,7 @@ type queued struct {
 	ev    *Event
 	mask  Mask
 	id    uint64 // permission event id
+	pos   uint64 // its position in the queue (ring.end when pushed)
 	dead  bool   // withdrawn while unread (deadline or cancel); skipped by readers
 	read  bool   // a reader has it (moved to the access list)
 	done  chan struct{}
@@ -252,35 +259,47 @@ func (g *Group) queueNotification(ev *Event, m Mask, key uint64) {
 // waiting for a wake-up token. Readers that leave events behind pass the token on, so one
 // token per empty → non-empty transition is enough. Needs g.mu.
 func (g *Group) pushLocked(s slot) bool {
+	if s.ev == nil && s.p == nil {
+		g.ovfAt, g.afterOvf = g.q.end()+1, 0
+	} else {
+		g.afterOvf++
+	}
 	g.q.push(s)
 	g.qlen++
 	return g.qlen == 1
 }
 
-// fullLocked reports whether the queue is full, queueing the overflow event the first time
-// and counting the drop (fsnotify_insert_event's overflow path). Needs g.mu.
+// overflowNewestLocked reports whether the newest live entry of the queue is an overflow:
+// a loss now is in the gap it reports. Needs g.mu.
+func (g *Group) overflowNewestLocked() bool {
+	return g.ovfAt != 0 && g.q.live(g.ovfAt-1) && g.afterOvf == 0
+}
+
+// fullLocked reports whether the queue is full, queueing an overflow event unless the newest
+// entry is one, and counting the drop (fsnotify_insert_event's overflow path). Needs g.mu.
 func (g *Group) fullLocked() bool {
 	if g.limit < 0 || g.qlen < g.limit {
 		return false
 	}
 	g.st.dropped.Add(1)
-	if !g.overflowQueued {
-		g.overflowQueued = true
-		g.pushLocked(slot{mask: QueueOverflow}) // the queue is full: no reader waits for a token
+	if !g.overflowNewestLocked() {
+		// The queue is full (no reader waits for a token), and holds at most one entry
+		// more than its limit: another overflow needs an event queued after this one,
+		// which needs room.
+		g.pushLocked(slot{mask: QueueOverflow})
 		g.st.overflows.Add(1)
 	}
 	return true
 }
 
-// Overflow queues a QueueOverflow event (once until it is read): the source lost events that
-// this group may have wanted, e.g. when the kernel's own queue overflowed.
+// Overflow queues a QueueOverflow event (unless the newest queued entry is one): the source
+// lost events that this group may have wanted, e.g. when the kernel's own queue overflowed.
 func (g *Group) Overflow() {
 	g.mu.Lock()
-	if g.shutdown || g.overflowQueued {
+	if g.shutdown || g.overflowNewestLocked() {
 		g.mu.Unlock()
 		return
 	}
-	g.overflowQueued = true
 	wake := g.pushLocked(slot{mask: QueueOverflow})
 	g.mu.Unlock()
 	g.st.overflows.Add(1)
@@ -307,6 +326,7 @@ func (g *Group) queuePermission(ev *Event, m Mask, id uint64) (*queued, Response
 		return nil, Response{Verdict: g.opts.QueueFullVerdict, Reason: ReasonQueueFull, Group: g.id}
 	}
 	ev.Hold()
+	q.pos = g.q.end()
 	wake := g.pushLocked(slot{p: q})
 	g.unanswered++
 	if d := g.opts.Deadline; d > 0 {
@@ -410,6 +430,9 @@ func (g *Group) withdraw(q *queued, r Response) Response {
 	} else {
 		q.dead = true
 		g.qlen--
+		if g.ovfAt != 0 && q.pos >= g.ovfAt {
+			g.afterOvf-- // queued after the newest overflow: no longer in the way
+		}
 		release = q.ev
 	}
 	// Counted before the answer is seen (answeredLocked wakes the waiter): whoever got the
@@ -542,7 +565,6 @@ func (g *Group) readSome(dst []Delivery) (int, error) {
 			g.pending[q.id] = q
 			dst[n] = Delivery{Event: q.ev, Mask: q.mask, ID: q.id}
 		case s.ev == nil:
-			g.overflowQueued = false
 			dst[n] = Delivery{Mask: QueueOverflow}
 		default:
 			dst[n] = Delivery{Event: s.ev, Mask: s.mask}

@@ -206,7 +206,7 @@ type mGroup struct {
 
 func (mg *mGroup) name() string { return fmt.Sprintf("group#%d(%v)", mg.seq, mg.opts.Class) }
 
-// full reports whether the queue is full and, if so, queues the one overflow event and counts
+// full reports whether the queue is full and, if so, queues an overflow event (one per gap) and counts
 // the drop (a full queue still takes merges: see queueNotification).
 func (mg *mGroup) full() bool {
 	if mg.limit < 0 || len(mg.queue) < mg.limit {
@@ -218,10 +218,9 @@ func (mg *mGroup) full() bool {
 }
 
 func (mg *mGroup) pushOverflow() {
-	for _, q := range mg.queue {
-		if q.overflow {
-			return
-		}
+	// One overflow per gap: a new one unless the newest entry is one.
+	if n := len(mg.queue); n > 0 && mg.queue[n-1].overflow {
+		return
 	}
 	mg.queue = append(mg.queue, &mEntry{overflow: true, mask: QueueOverflow})
 	mg.st.Overflows++
