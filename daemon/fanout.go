@@ -23,14 +23,17 @@ import (
 //     dirty list (fanout.queued). Events queued to a queue that is not empty cost nothing more.
 //   - The dirty sessions are flushed together (fanout.flush): at once, on the goroutine that
 //     queued the event, if the last flush is at least flushEvery old — so a lone event leaves
-//     with no delay and no hand-off — else by a timer when flushEvery has passed since the
-//     last one. So a client gets at most one write per flushEvery (plus one) however many
+//     with no delay and no hand-off — else once flushEvery has passed since the last one: by
+//     the backend reader itself at the end of the batch it was dispatching (afterBatch: under
+//     a steady flow no other goroutine is woken to flush), or by a timer if the reader went
+//     quiet. So a client gets at most one write per flushEvery (plus one) however many
 //     events it is sent, each event waits at most flushEvery, and under a flood the events
 //     of a flushEvery go in one sendmsg per client.
 //   - A client whose queue is small (below eagerQueue events) is flushed at once, each time:
 //     a millisecond of a fast producer's events would overflow it.
 //   - A flush encodes each event once for all the clients that see it alike (privileged
-//     clients of the same protocol version and wishes, with the same mask: memo), appends
+//     clients of the same protocol version and wishes, with the same mask: the memo, found
+//     by a cursor without hashing when clients get the same events in the same order), appends
 //     the bytes to each client's buffer, and writes them without waiting
 //     (proto.Conn.TryWriteFrames: whole frames, nothing half written). What does not fit in
 //     the socket (a client reading slowly), or a client whose events need checks with its
@@ -72,10 +75,13 @@ type fanout struct {
 
 	mu    sync.Mutex // a leaf: dirty, spare, last, armed, closed
 	dirty []*session // sessions with events queued since their last flush
-	spare []*session
-	last  time.Duration // when the last flush began, since Server.start
-	armed bool          // timer is set to flush
-	timer *time.Timer
+	// waiting: dirty may not be empty (set with an append to it, cleared when a flush takes
+	// it): afterBatch looks at nothing else when it is false.
+	waiting atomic.Bool
+	spare   []*session
+	last    time.Duration // when the last flush began, since Server.start
+	armed   bool          // timer is set to flush
+	timer   *time.Timer
 	// closed: the server closed; no more timer.
 	closed bool
 
@@ -84,9 +90,23 @@ type fanout struct {
 	flushMu sync.Mutex
 	again   atomic.Bool // a flush found flushMu held: its holder flushes again
 	buf     []engine.Delivery
-	memo    map[memoKey]span
+	// The memo: each event's frame, encoded once per flush for the clients that see it
+	// alike. seq holds the entries in the order they were encoded; clients usually get the
+	// same events in the same order, so the next entry a client needs is most often the one
+	// after the last it used (cur): found without hashing. index finds the others (it
+	// holds seq[:indexed], filled only when a client's next event is not at cur).
+	seq     []memoEntry
+	cur     int
+	index   map[memoKey]int
+	indexed int
 	arena   []byte          // the memo's encoded frames
 	held    []*engine.Event // events in memo, held so that no other event takes their address
+}
+
+// memoEntry is one event's memoised frame for one memoKey.
+type memoEntry struct {
+	k  memoKey
+	sp span
 }
 
 // memoKey is what decides an event's bytes for a privileged client that did not ask for uids:
@@ -110,7 +130,7 @@ func (f *fanout) init(s *Server) {
 	f.timer = time.AfterFunc(time.Hour, f.onTimer)
 	f.timer.Stop()
 	f.buf = make([]engine.Delivery, fanoutBatch)
-	f.memo = make(map[memoKey]span)
+	f.index = make(map[memoKey]int)
 }
 
 // close stops the timer; sessions still dirty are closed by then (Server.Close).
@@ -134,6 +154,7 @@ func (f *fanout) queued(c *session) {
 		return
 	}
 	f.dirty = append(f.dirty, c)
+	f.waiting.Store(true)
 	due := now >= f.last+flushEvery || c.eager
 	if !due {
 		f.armLocked(f.last + flushEvery - now)
@@ -149,6 +170,23 @@ func (f *fanout) armLocked(d time.Duration) {
 	if !f.armed && !f.closed {
 		f.armed = true
 		f.timer.Reset(d)
+	}
+}
+
+// afterBatch runs on a backend reader's goroutine after each batch it dispatched (the
+// backend's Options.AfterBatch): it flushes there if a flush is due, so that under a steady
+// flow the flushes run on the reader, which runs anyway, and the timer (whose expiry starts a
+// goroutine, and may wake a thread for it) only covers a reader gone quiet. Never waits.
+func (f *fanout) afterBatch() {
+	if !f.waiting.Load() {
+		return
+	}
+	now := time.Since(f.s.start)
+	f.mu.Lock()
+	due := len(f.dirty) > 0 && now >= f.last+flushEvery
+	f.mu.Unlock()
+	if due {
+		f.flush()
 	}
 }
 
@@ -194,7 +232,15 @@ func (f *fanout) flushLocked() {
 	f.mu.Lock()
 	dirty := f.dirty
 	f.dirty, f.spare = f.spare, nil
+	f.waiting.Store(false)
 	f.last = time.Since(f.s.start)
+	if f.armed {
+		// Nothing waits for the timer now: stopped, so that it does not start a goroutine
+		// for nothing (the next event queued arms it again). If it fired already, its
+		// flush finds nothing or what came since.
+		f.armed = false
+		f.timer.Stop()
+	}
 	f.mu.Unlock()
 	for _, c := range dirty {
 		// Cleared first: an event queued to c once the group has been read again puts it
@@ -209,7 +255,12 @@ func (f *fanout) flushLocked() {
 	}
 	clear(f.held)
 	f.held = f.held[:0]
-	clear(f.memo)
+	if f.indexed > 0 {
+		clear(f.index)
+		f.indexed = 0
+	}
+	clear(f.seq)
+	f.seq = f.seq[:0]
 	if cap(f.arena) > maxKeptBytes {
 		f.arena = nil
 	}
@@ -236,6 +287,7 @@ func (f *fanout) send(c *session) {
 		return
 	}
 	out := c.out[:0]
+	f.cur = 0
 	more := false // the group holds more than this flush takes
 	for {
 		if len(out) >= flushBytes {
@@ -269,6 +321,7 @@ func (f *fanout) send(c *session) {
 		if c.dirty.CompareAndSwap(false, true) {
 			f.mu.Lock()
 			f.dirty = append(f.dirty, c)
+			f.waiting.Store(true)
 			f.armLocked(flushEvery)
 			f.mu.Unlock()
 		}
@@ -297,7 +350,7 @@ func (c *session) appendEventsLocked(out []byte, ds []engine.Delivery, f *fanout
 		}
 		if share {
 			k := memoKey{ev: d.Event, mask: d.Mask, v: v, comm: c.wantComm}
-			sp, ok := f.memo[k]
+			sp, ok := f.lookup(k)
 			if !ok {
 				var ev proto.Event
 				sp.off = len(f.arena)
@@ -309,7 +362,8 @@ func (c *session) appendEventsLocked(out []byte, ds []engine.Delivery, f *fanout
 					}
 				}
 				sp.end = len(f.arena)
-				f.memo[k] = sp
+				f.seq = append(f.seq, memoEntry{k: k, sp: sp})
+				f.cur = len(f.seq)
 				d.Event.Hold()
 				f.held = append(f.held, d.Event)
 			}
@@ -329,6 +383,24 @@ func (c *session) appendEventsLocked(out []byte, ds []engine.Delivery, f *fanout
 		d.Release()
 	}
 	return out
+}
+
+// lookup finds k's memoised frame: at the cursor, else through the index (brought up to
+// date first). The cursor moves past the entry found. Needs flushMu.
+func (f *fanout) lookup(k memoKey) (span, bool) {
+	if i := f.cur; i < len(f.seq) && f.seq[i].k == k {
+		f.cur = i + 1
+		return f.seq[i].sp, true
+	}
+	for ; f.indexed < len(f.seq); f.indexed++ {
+		f.index[f.seq[f.indexed].k] = f.indexed
+	}
+	i, ok := f.index[k]
+	if !ok {
+		return span{}, false
+	}
+	f.cur = i + 1
+	return f.seq[i].sp, true
 }
 
 // appendOverflowLocked appends an Overflow frame. Needs sendMu.

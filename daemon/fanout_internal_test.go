@@ -284,3 +284,157 @@ func eventuallyInternal(d time.Duration, cond func() bool) bool {
 	}
 	return cond()
 }
+
+// TestFanoutStoppedClientAmongTen: ten clients share each event's encoding; one of them
+// stops reading (as a SIGSTOPped process would: its socket fills, then its queue). The nine
+// others get every event, in order, while it is stopped; once it reads again it gets the
+// events before the gap in order, then an overflow in band, and as many events as its
+// group did not drop: none is lost silently.
+func TestFanoutStoppedClientAmongTen(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := testenv.TmpfsSize(t, 64)
+	s, sock := fanServer(t)
+	// A queue of 1024: not flushed eagerly (eagerQueue), as the others.
+	stopped := fanClient(t, sock, dir, proto.Hello{Name: "stopped", QueueLimit: eagerQueue}, engine.Create)
+	var stoppedSession *session
+	s.mu.Lock()
+	for _, c := range s.clients {
+		stoppedSession = c
+	}
+	s.mu.Unlock()
+	var fast []*proto.Conn
+	for i := 0; i < 9; i++ {
+		fast = append(fast, fanClient(t, sock, dir, proto.Hello{Name: fmt.Sprintf("fast%d", i), QueueLimit: 1 << 16}, engine.Create))
+	}
+	const n = 8000
+	sh := exec.Command("sh", "-c", fmt.Sprintf(`i=0; while [ $i -lt %d ]; do : > "$1/f$i"; i=$((i+1)); done`, n), "sh", dir)
+	if err := sh.Start(); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, len(fast))
+	for i, conn := range fast {
+		go func() {
+			conn.SetReadDeadline(time.Now().Add(time.Minute))
+			for j := 0; j < n; j++ {
+				m, err := conn.ReadMsg()
+				if err != nil {
+					errs <- fmt.Errorf("fast%d: after %d events: %v", i, j, err)
+					return
+				}
+				ev, ok := m.(*proto.Event)
+				if want := fmt.Sprintf("f%d", j); !ok || ev.Name != want || ev.Mask&engine.Create == 0 {
+					errs <- fmt.Errorf("fast%d: message %d is %#v, want CREATE %s", i, j, m, want)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range fast {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if err := sh.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if t.Failed() {
+		return
+	}
+	st := stoppedSession.g.Stats()
+	if st.Dropped == 0 || st.Overflows == 0 {
+		t.Fatalf("the stopped client's group dropped %d events in %d overflows: the test did not fill it", st.Dropped, st.Overflows)
+	}
+	// Now it reads: events in order, with gaps only right after an overflow, until it has
+	// every event its group did not drop and an overflow (the last message, if the gap is
+	// at the end).
+	stopped.SetReadDeadline(time.Now().Add(time.Minute))
+	got, overflows, prev, gap := 0, 0, -1, false // prev: the last event's file number
+	for got < n-int(st.Dropped) || overflows == 0 {
+		m, err := stopped.ReadMsg()
+		if err != nil {
+			t.Fatalf("stopped: after %d events and %d overflows: %v", got, overflows, err)
+		}
+		switch m := m.(type) {
+		case *proto.Overflow:
+			if m.Reason != proto.OverflowQueue {
+				t.Fatalf("stopped: overflow %v, want its own queue's", m.Reason)
+			}
+			overflows++
+			gap = true // a later file may follow
+		case *proto.Event:
+			var k int
+			if _, err := fmt.Sscanf(m.Name, "f%d", &k); err != nil || m.Mask&engine.Create == 0 {
+				t.Fatalf("stopped: event %v %s", m.Mask, m.Name)
+			}
+			if k <= prev || k != prev+1 && !gap {
+				t.Fatalf("stopped: f%d after f%d (%d events, %d overflows): out of order, or lost without an overflow", k, prev, got, overflows)
+			}
+			got++
+			prev, gap = k, false
+		}
+	}
+	if overflows == 0 || uint64(overflows) > st.Overflows {
+		t.Errorf("stopped: %d overflows in band, its group queued %d", overflows, st.Overflows)
+	}
+	t.Logf("stopped client: %d events, %d dropped, %d overflows in band", got, st.Dropped, overflows)
+}
+
+// TestFanoutMasksDiffer: clients whose marks select different operations of the same files
+// get different subsequences of the kernel's events, each in kernel order and with only the
+// operations it asked for, while those that see events alike share their encoding. Each
+// client's next event is often not the next one encoded (the flush's memo cursor misses and
+// finds it through the index).
+func TestFanoutMasksDiffer(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := testenv.Tmpfs(t)
+	_, sock := fanServer(t)
+	masks := []engine.Mask{
+		engine.Create,
+		engine.Create | engine.Modify | engine.CloseWrite,
+		engine.Modify | engine.CloseWrite,
+		engine.Create | engine.Modify | engine.CloseWrite,
+		engine.CloseWrite,
+		engine.Create,
+	}
+	var conns []*proto.Conn
+	for i, m := range masks {
+		conns = append(conns, fanClient(t, sock, dir, proto.Hello{Name: fmt.Sprintf("m%d", i)}, m))
+	}
+	const n = 300
+	sh := exec.Command("sh", "-c", fmt.Sprintf(`i=0; while [ $i -lt %d ]; do echo x > "$1/f$i"; i=$((i+1)); done`, n), "sh", dir)
+	if out, err := sh.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	ops := []engine.Mask{engine.Create, engine.Modify, engine.CloseWrite}
+	for i, conn := range conns {
+		want := masks[i]
+		last := engine.CloseWrite // the last operation of a file this client sees
+		if want&engine.CloseWrite == 0 {
+			last = engine.Create
+		}
+		file, rank := 0, -1 // the file being reported, the rank of its latest operation
+		conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		for file < n {
+			ev := readEvents(t, conn, 1)[0]
+			if ev.Mask&^want&^engine.OnDir != 0 || ev.Mask&want == 0 {
+				t.Fatalf("client %d (mask %v): event %v %s", i, want, ev.Mask, ev.Name)
+			}
+			if name := fmt.Sprintf("f%d", file); ev.Name != name {
+				t.Fatalf("client %d (mask %v): %v %s, want an event of %s (kernel order)", i, want, ev.Mask, ev.Name, name)
+			}
+			for r, op := range ops {
+				if ev.Mask&op == 0 {
+					continue
+				}
+				if r <= rank {
+					t.Fatalf("client %d: %s: %v after an operation ranked %d", i, ev.Name, op, rank)
+				}
+				rank = r
+			}
+			if ev.Mask&last != 0 {
+				file, rank = file+1, -1
+			}
+		}
+	}
+}
