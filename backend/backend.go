@@ -66,11 +66,6 @@ type Options struct {
 	Exe bool
 	// Engine options other than the MaskHook, which the backend sets.
 	Engine engine.Config
-	// AfterBatch, if set, is called on a reader's goroutine each time it has dispatched the
-	// events of one read: a consumer that batches its own work (the daemon's notification
-	// flush) does it there, on a goroutine that is running anyway, rather than wake another.
-	// It must not block.
-	AfterBatch func()
 }
 
 // Errors.

@@ -729,9 +729,6 @@ func (g *inotifyGroup) handleBatch(evs []sys.InotifyEvent, now time.Time) {
 		ev.Release()
 	}
 	g.out = out[:0]
-	if f := b.opts.AfterBatch; f != nil {
-		f()
-	}
 }
 
 func (g *inotifyGroup) handleLocked(evs []sys.InotifyEvent, i int, out []*engine.Event, now time.Time) []*engine.Event {

@@ -150,9 +150,6 @@ func (g *kgroup) dispatchBatch(buf []byte, now time.Time, handle func(*sys.Fanot
 		b.log.Error("malformed fanotify buffer; closing the group", "group", g.name, "err", perr)
 		return false
 	}
-	if f := b.opts.AfterBatch; f != nil {
-		f()
-	}
 	return true
 }
 

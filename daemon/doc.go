@@ -102,9 +102,7 @@
 //     Started by New (startExport), ended by Close (stopExport closes the group and waits for it).
 //   - Callbacks on the backend's event loop (a goroutine the backend owns and ends at its
 //     Close): session.onReadable, and forward and fanout.queued (a flush) through the engine's
-//     OnQueue, also on the backend's other readers, and fanout.afterBatch (a flush, if one is
-//     due) after each batch a reader dispatched (backend Options.AfterBatch). They own
-//     nothing and never wait.
+//     OnQueue, also on the backend's other readers. They own nothing and never wait.
 //   - The engine's deadline timers and context watchers (runtime goroutines that end by
 //     themselves, see package engine), and context.AfterFunc callbacks that close a connection
 //     when Run's context ends (stopped when serve returns).

@@ -23,11 +23,11 @@ import (
 //     dirty list (fanout.queued). Events queued to a queue that is not empty cost nothing more.
 //   - The dirty sessions are flushed together (fanout.flush): at once, on the goroutine that
 //     queued the event, if the last flush is at least flushEvery old — so a lone event leaves
-//     with no delay and no hand-off — else once flushEvery has passed since the last one: by
-//     the backend reader itself at the end of the batch it was dispatching (afterBatch: under
-//     a steady flow no other goroutine is woken to flush), or by a timer if the reader went
-//     quiet. So a client gets at most one write per flushEvery (plus one) however many
-//     events it is sent, each event waits at most flushEvery, and under a flood the events
+//     with no delay and no hand-off — else by a timer when flushEvery has passed since the
+//     last one. (Flushing on the reader at the end of its batch when due, instead, was
+//     measured: it serialises the flush with the reading and cost the 1-client case more
+//     than the timer's goroutine; docs/design/performance.md.) So a client gets at most one
+//     write per flushEvery (plus one) however many events it is sent, each event waits at most flushEvery, and under a flood the events
 //     of a flushEvery go in one sendmsg per client.
 //   - A client whose queue is small (below eagerQueue events) is flushed at once, each time:
 //     a millisecond of a fast producer's events would overflow it.
@@ -75,13 +75,10 @@ type fanout struct {
 
 	mu    sync.Mutex // a leaf: dirty, spare, last, armed, closed
 	dirty []*session // sessions with events queued since their last flush
-	// waiting: dirty may not be empty (set with an append to it, cleared when a flush takes
-	// it): afterBatch looks at nothing else when it is false.
-	waiting atomic.Bool
-	spare   []*session
-	last    time.Duration // when the last flush began, since Server.start
-	armed   bool          // timer is set to flush
-	timer   *time.Timer
+	spare []*session
+	last  time.Duration // when the last flush began, since Server.start
+	armed bool          // timer is set to flush
+	timer *time.Timer
 	// closed: the server closed; no more timer.
 	closed bool
 
@@ -154,7 +151,6 @@ func (f *fanout) queued(c *session) {
 		return
 	}
 	f.dirty = append(f.dirty, c)
-	f.waiting.Store(true)
 	due := now >= f.last+flushEvery || c.eager
 	if !due {
 		f.armLocked(f.last + flushEvery - now)
@@ -170,23 +166,6 @@ func (f *fanout) armLocked(d time.Duration) {
 	if !f.armed && !f.closed {
 		f.armed = true
 		f.timer.Reset(d)
-	}
-}
-
-// afterBatch runs on a backend reader's goroutine after each batch it dispatched (the
-// backend's Options.AfterBatch): it flushes there if a flush is due, so that under a steady
-// flow the flushes run on the reader, which runs anyway, and the timer (whose expiry starts a
-// goroutine, and may wake a thread for it) only covers a reader gone quiet. Never waits.
-func (f *fanout) afterBatch() {
-	if !f.waiting.Load() {
-		return
-	}
-	now := time.Since(f.s.start)
-	f.mu.Lock()
-	due := len(f.dirty) > 0 && now >= f.last+flushEvery
-	f.mu.Unlock()
-	if due {
-		f.flush()
 	}
 }
 
@@ -232,15 +211,7 @@ func (f *fanout) flushLocked() {
 	f.mu.Lock()
 	dirty := f.dirty
 	f.dirty, f.spare = f.spare, nil
-	f.waiting.Store(false)
 	f.last = time.Since(f.s.start)
-	if f.armed {
-		// Nothing waits for the timer now: stopped, so that it does not start a goroutine
-		// for nothing (the next event queued arms it again). If it fired already, its
-		// flush finds nothing or what came since.
-		f.armed = false
-		f.timer.Stop()
-	}
 	f.mu.Unlock()
 	for _, c := range dirty {
 		// Cleared first: an event queued to c once the group has been read again puts it
@@ -321,7 +292,6 @@ func (f *fanout) send(c *session) {
 		if c.dirty.CompareAndSwap(false, true) {
 			f.mu.Lock()
 			f.dirty = append(f.dirty, c)
-			f.waiting.Store(true)
 			f.armLocked(flushEvery)
 			f.mu.Unlock()
 		}

@@ -120,8 +120,7 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	if s.b == nil {
-		// The fan-out flushes after a reader's batch when a flush is due (fanout.afterBatch).
-		b, err := backend.New(backend.Options{Mode: backend.ModeFanotify, Logger: s.log, AfterBatch: s.fan.afterBatch})
+		b, err := backend.New(backend.Options{Mode: backend.ModeFanotify, Logger: s.log})
 		if err != nil {
 			return nil, fmt.Errorf("the daemon needs fanotify: %w", err)
 		}
