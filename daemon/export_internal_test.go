@@ -299,25 +299,7 @@ func TestExportBatchedReadsLoseNothing(t *testing.T) {
 // exported, not dropped with the group. The loop waits an hour between reads here, so the
 // burst after the first event is still queued at Close.
 func TestExportStopAppendsQueued(t *testing.T) {
-	testenv.RequireRoot(t)
-	url := testnats.URL(t)
-	mnt := testenv.Tmpfs(t)
-	etc := filepath.Join(mnt, "etc")
-	os.Mkdir(etc, 0o755)
-	defer func(d time.Duration) { exportInterval = d }(exportInterval)
-	exportInterval = time.Hour
-	exp, err := fleet.NewExporter(fleet.ExporterConfig{Conn: fleet.ConnOptions{URLs: url}, Host: "h1", SpoolDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := ParseConfig("test.conf", strings.NewReader("export close_write "+etc+"/**\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(Options{Config: cfg, Export: exp})
-	if err != nil {
-		t.Fatal(err)
-	}
+	url, etc, exp, s := slowExportServer(t)
 	write := func(i int) { os.WriteFile(filepath.Join(etc, fmt.Sprintf("f%d", i)), []byte("x"), 0o644) }
 	write(0)
 	for deadline := time.Now().Add(10 * time.Second); s.export.events.Load() < 1; {
@@ -361,25 +343,7 @@ func TestExportStopAppendsQueued(t *testing.T) {
 // loop waits an hour between reads here, so b, the overflow and c are read in one batch (by
 // the stop's drain).
 func TestExportOverflowInABatchKeepsItsPlace(t *testing.T) {
-	testenv.RequireRoot(t)
-	url := testnats.URL(t)
-	mnt := testenv.Tmpfs(t)
-	etc := filepath.Join(mnt, "etc")
-	os.Mkdir(etc, 0o755)
-	defer func(d time.Duration) { exportInterval = d }(exportInterval)
-	exportInterval = time.Hour
-	exp, err := fleet.NewExporter(fleet.ExporterConfig{Conn: fleet.ConnOptions{URLs: url}, Host: "h1", SpoolDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := ParseConfig("test.conf", strings.NewReader("export close_write "+etc+"/**\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(Options{Config: cfg, Export: exp})
-	if err != nil {
-		t.Fatal(err)
-	}
+	url, etc, exp, s := slowExportServer(t)
 	g := s.export.g
 	write := func(name string, queued uint64) {
 		os.WriteFile(filepath.Join(etc, name), []byte("x"), 0o644)
@@ -472,4 +436,32 @@ func TestExportReadsOnWhileEventsWait(t *testing.T) {
 	if got != n {
 		t.Fatalf("%d events exported while the loop ran, want %d (it slept after a full read)", got, n)
 	}
+}
+
+// slowExportServer starts a daemon exporting close_write events below a fresh tmpfs's etc
+// directory to a real in-process nats-server, with the export loop waiting an hour between
+// reads (so events stay queued in its group until Close drains it); it returns the server's
+// URL, that directory, the exporter and the daemon. Needs root.
+func slowExportServer(t *testing.T) (string, string, *fleet.Exporter, *Server) {
+	t.Helper()
+	testenv.RequireRoot(t)
+	url := testnats.URL(t)
+	etc := filepath.Join(testenv.Tmpfs(t), "etc")
+	os.Mkdir(etc, 0o755)
+	old := exportInterval
+	t.Cleanup(func() { exportInterval = old })
+	exportInterval = time.Hour
+	exp, err := fleet.NewExporter(fleet.ExporterConfig{Conn: fleet.ConnOptions{URLs: url}, Host: "h1", SpoolDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := ParseConfig("test.conf", strings.NewReader("export close_write "+etc+"/**\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Options{Config: cfg, Export: exp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return url, etc, exp, s
 }
