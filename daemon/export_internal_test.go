@@ -51,24 +51,10 @@ func tailStrings(t *testing.T, url string, n int, line func(rec map[string]any) 
 // it the same way: the backend queues one to every group) becomes a gap record of reason
 // overflow in its place in the stream, between the events before and after it.
 func TestExportOverflowBecomesGap(t *testing.T) {
-	testenv.RequireRoot(t)
-	url := testnats.URL(t)
-	mnt := testenv.Tmpfs(t)
-	os.Mkdir(filepath.Join(mnt, "etc"), 0o755)
-	exp, err := fleet.NewExporter(fleet.ExporterConfig{Conn: fleet.ConnOptions{URLs: url}, Host: "h1", SpoolDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := ParseConfig("test.conf", strings.NewReader("export close_write "+mnt+"/etc/**\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(Options{Config: cfg, Export: exp})
-	if err != nil {
-		t.Fatal(err)
-	}
+	etc := exportDir(t)
+	url, exp, s := startExportServer(t, "export close_write "+etc+"/**\n")
 	write := func(name string) {
-		os.WriteFile(filepath.Join(mnt, "etc", name), []byte("x"), 0o644)
+		os.WriteFile(filepath.Join(etc, name), []byte("x"), 0o644)
 	}
 	waitExported := func(n uint64) {
 		for deadline := time.Now().Add(10 * time.Second); s.export.events.Load() < n; {
@@ -100,9 +86,9 @@ func TestExportOverflowBecomesGap(t *testing.T) {
 		return fmt.Sprintf("%v:%v:%v", m["seq"], m["kind"], m["path"]) + fmt.Sprint(m["reason"])
 	})
 	want := []string{
-		"1:event:" + mnt + "/etc/before<nil>",
+		"1:event:" + etc + "/before<nil>",
 		"2:gap:<nil>overflow",
-		"3:event:" + mnt + "/etc/after<nil>",
+		"3:event:" + etc + "/after<nil>",
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("records %v, want %v", got, want)
@@ -127,25 +113,10 @@ func TestMarkRoot(t *testing.T) {
 // union of their events, each line still selecting only its own events and paths; a literal
 // file glob marks its directory and exports that file's events only.
 func TestExportLinesShareAMark(t *testing.T) {
-	testenv.RequireRoot(t)
-	url := testnats.URL(t)
-	mnt := testenv.Tmpfs(t)
-	etc := filepath.Join(mnt, "etc")
-	os.Mkdir(etc, 0o755)
+	etc := exportDir(t)
 	os.WriteFile(filepath.Join(etc, "passwd"), nil, 0o644)
-	exp, err := fleet.NewExporter(fleet.ExporterConfig{Conn: fleet.ConnOptions{URLs: url}, Host: "h1", SpoolDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := ParseConfig("test.conf", strings.NewReader(
-		"export delete "+etc+"/*.conf\nexport close_write "+etc+"/**/*.yaml\nexport open "+etc+"/passwd\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(Options{Config: cfg, Export: exp})
-	if err != nil {
-		t.Fatal(err)
-	}
+	url, exp, s := startExportServer(t,
+		"export delete "+etc+"/*.conf\nexport close_write "+etc+"/**/*.yaml\nexport open "+etc+"/passwd\n")
 	os.WriteFile(filepath.Join(etc, "a.conf"), nil, 0o644) // close_write of a .conf: not exported
 	os.Remove(filepath.Join(etc, "a.conf"))                // exported
 	os.WriteFile(filepath.Join(etc, "b.yaml"), nil, 0o644) // exported
@@ -217,25 +188,10 @@ func eventSets(t *testing.T, url string, n int) (map[string]map[string]bool, map
 // of the same file, with the union of the events), and there must be no more records than
 // operations; seqs have no gap.
 func TestExportBatchedReadsLoseNothing(t *testing.T) {
-	testenv.RequireRoot(t)
-	url := testnats.URL(t)
-	mnt := testenv.Tmpfs(t)
-	etc := filepath.Join(mnt, "etc")
-	os.Mkdir(etc, 0o755)
+	etc := exportDir(t)
 	hot := filepath.Join(etc, "hot")
 	os.WriteFile(hot, nil, 0o644)
-	exp, err := fleet.NewExporter(fleet.ExporterConfig{Conn: fleet.ConnOptions{URLs: url}, Host: "h1", SpoolDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := ParseConfig("test.conf", strings.NewReader("export open,modify,close_write "+etc+"/**\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(Options{Config: cfg, Export: exp})
-	if err != nil {
-		t.Fatal(err)
-	}
+	url, exp, s := startExportServer(t, "export open,modify,close_write "+etc+"/**\n")
 	const files, repeats = 300, 200
 	for i := 0; i < files; i++ {
 		if err := os.WriteFile(filepath.Join(etc, fmt.Sprintf("f%d", i)), []byte("x"), 0o644); err != nil {
@@ -299,7 +255,9 @@ func TestExportBatchedReadsLoseNothing(t *testing.T) {
 // exported, not dropped with the group. The loop waits an hour between reads here, so the
 // burst after the first event is still queued at Close.
 func TestExportStopAppendsQueued(t *testing.T) {
-	url, etc, exp, s := slowExportServer(t)
+	etc := exportDir(t)
+	holdExportLoop(t)
+	url, exp, s := startExportServer(t, "export close_write "+etc+"/**\n")
 	write := func(i int) { os.WriteFile(filepath.Join(etc, fmt.Sprintf("f%d", i)), []byte("x"), 0o644) }
 	write(0)
 	for deadline := time.Now().Add(10 * time.Second); s.export.events.Load() < 1; {
@@ -343,7 +301,9 @@ func TestExportStopAppendsQueued(t *testing.T) {
 // loop waits an hour between reads here, so b, the overflow and c are read in one batch (by
 // the stop's drain).
 func TestExportOverflowInABatchKeepsItsPlace(t *testing.T) {
-	url, etc, exp, s := slowExportServer(t)
+	etc := exportDir(t)
+	holdExportLoop(t)
+	url, exp, s := startExportServer(t, "export close_write "+etc+"/**\n")
 	g := s.export.g
 	write := func(name string, queued uint64) {
 		os.WriteFile(filepath.Join(etc, name), []byte("x"), 0o644)
@@ -388,13 +348,9 @@ func TestExportOverflowInABatchKeepsItsPlace(t *testing.T) {
 // interval would overflow the group while the loop sleeps. The loop is held before its first
 // read until 1,000 events wait, with an interval of an hour: all must be exported.
 func TestExportReadsOnWhileEventsWait(t *testing.T) {
-	testenv.RequireRoot(t)
+	etc := exportDir(t)
+	holdExportLoop(t)
 	url := testnats.URL(t)
-	mnt := testenv.Tmpfs(t)
-	etc := filepath.Join(mnt, "etc")
-	os.Mkdir(etc, 0o755)
-	defer func(d time.Duration) { exportInterval = d }(exportInterval)
-	exportInterval = time.Hour
 	release := make(chan struct{})
 	exportReadGate = func() { <-release }
 	defer func() { exportReadGate = nil }()
@@ -438,24 +394,37 @@ func TestExportReadsOnWhileEventsWait(t *testing.T) {
 	}
 }
 
-// slowExportServer starts a daemon exporting close_write events below a fresh tmpfs's etc
-// directory to a real in-process nats-server, with the export loop waiting an hour between
-// reads (so events stay queued in its group until Close drains it); it returns the server's
-// URL, that directory, the exporter and the daemon. Needs root.
-func slowExportServer(t *testing.T) (string, string, *fleet.Exporter, *Server) {
+// exportDir makes the etc directory of a fresh tmpfs, where an export test's files go.
+// Needs root.
+func exportDir(t *testing.T) string {
 	t.Helper()
 	testenv.RequireRoot(t)
-	url := testnats.URL(t)
 	etc := filepath.Join(testenv.Tmpfs(t), "etc")
-	os.Mkdir(etc, 0o755)
+	if err := os.Mkdir(etc, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return etc
+}
+
+// holdExportLoop makes the export loop wait an hour between reads for the rest of the test,
+// so that events stay queued in its group until something drains it (a stop).
+func holdExportLoop(t *testing.T) {
 	old := exportInterval
 	t.Cleanup(func() { exportInterval = old })
 	exportInterval = time.Hour
+}
+
+// startExportServer starts a daemon with the configuration conf (its export lines),
+// exporting to a real in-process nats-server; it returns the server's URL, the exporter and
+// the daemon.
+func startExportServer(t *testing.T, conf string) (string, *fleet.Exporter, *Server) {
+	t.Helper()
+	url := testnats.URL(t)
 	exp, err := fleet.NewExporter(fleet.ExporterConfig{Conn: fleet.ConnOptions{URLs: url}, Host: "h1", SpoolDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := ParseConfig("test.conf", strings.NewReader("export close_write "+etc+"/**\n"))
+	cfg, err := ParseConfig("test.conf", strings.NewReader(conf))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -463,5 +432,5 @@ func slowExportServer(t *testing.T) (string, string, *fleet.Exporter, *Server) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return url, etc, exp, s
+	return url, exp, s
 }
