@@ -88,6 +88,11 @@ type Backend struct {
 	pid  int32
 	mode Mode // resolved: ModeFanotify or ModeInotify
 
+	// beforeFIDRead, if set (tests only, before the FID group starts), is called by the FID
+	// reader before each read of its queue: a test holds it to let a tree go before its
+	// events are read.
+	beforeFIDRead func()
+
 	ctx    context.Context // cancelled at Close: waiting permission dispatches give up
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the janitor, the FID reader, walks awaiting an answer

@@ -110,13 +110,10 @@ func (b *Backend) resolveDir(fs *fsState, fid *sys.FileID, needAncestry bool) (*
 // meanwhile, or a handle without it) the handle is opened: three system calls.
 func (b *Backend) objectID(fv *fsView, fid *sys.FileID, path string) engine.ID {
 	key := handleKey(fid.Handle)
-	if r, ok := fv.handles[key]; ok {
-		return r.id
-	}
-	fs := fv.state
-	if id, ok := fs.inodes.Get(key); ok {
+	if id, ok := fv.knownID(key); ok {
 		return id
 	}
+	fs := fv.state
 	if path != "" && len(path) < pathMax {
 		if st, err := sys.Statx(sys.AT_FDCWD, path, sys.AT_SYMLINK_NOFOLLOW); err == nil && st.Dev == fs.dev && handleHoldsIno(fid.Handle.Bytes, st.Ino) {
 			id := inodeID(st.Dev, st.Ino)
@@ -136,6 +133,25 @@ func (b *Backend) objectID(fv *fsView, fid *sys.FileID, path string) engine.ID {
 		}
 	}
 	return standInID(fs.dev, key)
+}
+
+// knownID returns the ID of the object with handle key when it is known without a system
+// call: a registered object's exact ID (the one its marks are on), or the inode an earlier
+// event found behind the handle (the FID reader only).
+func (fv *fsView) knownID(key string) (engine.ID, bool) {
+	if r, ok := fv.handles[key]; ok {
+		return r.id, true
+	}
+	return fv.state.inodes.Get(key)
+}
+
+// goneID is the ID of an object that is gone: its known ID if any (a marked directory keeps
+// its marks' ID after it went: its events must still match them), else a stand-in.
+func (fv *fsView) goneID(key string) engine.ID {
+	if id, ok := fv.knownID(key); ok {
+		return id
+	}
+	return standInID(fv.state.dev, key)
 }
 
 // handleHoldsIno reports whether a file handle holds the inode number ino: its low 32 bits
@@ -270,7 +286,7 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 		d, ok := b.resolveDir(fs, &kev.DFID, needAncestry)
 		if !ok {
 			if fs.anchor >= 0 {
-				g.adopt(fs, kev, handleKey(kev.DFID.Handle), now) // its directory is gone: wait for its deletion (orphans.go)
+				g.adopt(fv, kev, handleKey(kev.DFID.Handle), now) // its directory is gone: wait for its deletion (orphans.go)
 				return
 			}
 			b.stats.TranslateErrors.Add(1)
@@ -288,7 +304,7 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 		d, ok := b.resolveDir(fs, &kev.DFID, needAncestry)
 		if !ok {
 			if fs.anchor >= 0 {
-				g.adopt(fs, kev, handleKey(kev.DFID.Handle), now)
+				g.adopt(fv, kev, handleKey(kev.DFID.Handle), now)
 				return
 			}
 			b.stats.TranslateErrors.Add(1)
@@ -317,7 +333,7 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 			if !ok && fs.anchor >= 0 && mask&(engine.MoveSelf|engine.FSError) == 0 {
 				// The directory is gone (rm -rf's open, read and close of it, read after
 				// its rmdir): its own DELETE names it, after its children's (orphans.go).
-				g.adopt(fs, kev, handleKey(fid.Handle), now)
+				g.adopt(fv, kev, handleKey(fid.Handle), now)
 				return
 			}
 			if ok {
@@ -359,7 +375,7 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 	}
 	// A directory that was gone when its children's events were read is named now: they go
 	// first (orphans.go).
-	if key, d, ok := fs.revealing(kev, ev, needAncestry); ok {
+	if key, d, ok := fv.revealing(kev, ev, needAncestry); ok {
 		g.reveal(fs, key, d, v)
 	}
 	// Name marks that rested on the names this event changes go before anyone hears of it.

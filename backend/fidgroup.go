@@ -74,6 +74,9 @@ func (g *fidGroup) readLoop() {
 		drained := false
 		err := g.rc.Read(func(fd uintptr) bool {
 			g.busy.Store(1) // before the events leave the kernel's queue
+			if b.beforeFIDRead != nil {
+				b.beforeFIDRead()
+			}
 			n, rerr = sys.Read(int(fd), buf)
 			if !errors.Is(rerr, syscall.EAGAIN) {
 				return true

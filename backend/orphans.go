@@ -77,17 +77,17 @@ func cloneFileID(f sys.FileID) sys.FileID {
 // adopt keeps kev, whose directory (key: its DFID, or for an event on a directory itself its
 // own handle) no longer resolves, until that directory is revealed. Its pidfd, if any, was
 // closed already.
-func (g *fidGroup) adopt(fs *fsState, kev *sys.FanotifyEvent, key string, now time.Time) {
+func (g *fidGroup) adopt(fv *fsView, kev *sys.FanotifyEvent, key string, now time.Time) {
 	o := orphan{kev: *kev, now: now}
 	o.kev.Records &^= 1 << sys.FAN_EVENT_INFO_TYPE_PIDFD
 	o.kev.FID, o.kev.DFID = cloneFileID(kev.FID), cloneFileID(kev.DFID)
 	o.kev.OldDFID, o.kev.NewDFID = cloneFileID(kev.OldDFID), cloneFileID(kev.NewDFID)
-	og := fs.orphanage()
+	og := fv.state.orphanage()
 	og.waiting[key] = append(og.waiting[key], o)
 	og.n++
 	g.b.stats.Orphaned.Add(1)
 	if og.n > maxOrphans {
-		g.flushOrphans(fs, g.b.view.Load())
+		g.flushOrphans(fv, g.b.view.Load())
 	}
 }
 
@@ -116,7 +116,8 @@ func (g *fidGroup) reveal(fs *fsState, key string, d *dirInfo, v *view) {
 // revealing returns the handle key of the directory ev's kernel event names as removed or
 // moved away (its own DELETE or MOVED_FROM on its parent, or its DELETE_SELF or MOVE_SELF),
 // and that directory as it was, if events wait for it; ok false otherwise.
-func (fs *fsState) revealing(kev *sys.FanotifyEvent, ev *engine.Event, needAncestry bool) (string, *dirInfo, bool) {
+func (fv *fsView) revealing(kev *sys.FanotifyEvent, ev *engine.Event, needAncestry bool) (string, *dirInfo, bool) {
+	fs := fv.state
 	if fs.orphans == nil || fs.orphans.n == 0 || ev.Mask&engine.OnDir == 0 {
 		return "", nil, false
 	}
@@ -128,9 +129,14 @@ func (fs *fsState) revealing(kev *sys.FanotifyEvent, ev *engine.Event, needAnces
 		if _, ok := fs.orphans.waiting[key]; !ok {
 			return "", nil, false
 		}
-		// A stand-in ID (it is gone; marks only ever match registered objects, whose IDs
-		// the handle table gives).
-		d.id = fsStandInID(fs, kev.FID.Handle)
+		// Its marks' ID if it was marked (or its inode, if an earlier event found it), else
+		// a stand-in: marks only ever match registered objects, whose IDs the handle table
+		// gives. Not a stand-in for a marked directory: when something still held it as it
+		// was removed (an open descriptor, a cwd, the kernel's own lookup) its DELETE_SELF
+		// comes after this DELETE, so this is what names it, and its children's events
+		// must still match its marks — a stand-in here lost every one of them (the watch's
+		// and, through a subtree mark, the whole subtree's: issue 11's rm -rf test).
+		d.id = fv.goneID(key)
 		if needAncestry {
 			if ev.AncestryUnknown {
 				d.placeUnknown = true
@@ -166,14 +172,10 @@ func (fs *fsState) revealing(kev *sys.FanotifyEvent, ev *engine.Event, needAnces
 	return key, d, true
 }
 
-// fsStandInID is objectID's stand-in for an object that is gone.
-func fsStandInID(fs *fsState, h sys.FileHandle) engine.ID {
-	return standInID(fs.dev, handleKey(h))
-}
-
 // flushOrphans dispatches every orphan of fs with its place unknown: the queue holds
 // nothing that could reveal their directories (see the package comment above).
-func (g *fidGroup) flushOrphans(fs *fsState, v *view) {
+func (g *fidGroup) flushOrphans(fv *fsView, v *view) {
+	fs := fv.state
 	og := fs.orphans
 	if og == nil || og.n == 0 {
 		return
@@ -187,7 +189,7 @@ func (g *fidGroup) flushOrphans(fs *fsState, v *view) {
 			continue // revealed meanwhile, by an orphan dispatched before it
 		}
 		g.b.stats.OrphansUnplaced.Add(uint64(len(og.waiting[k])))
-		g.reveal(fs, k, &dirInfo{id: standInID(fs.dev, k), ancestors: []engine.ID{}, placeUnknown: true}, v)
+		g.reveal(fs, k, &dirInfo{id: fv.goneID(k), ancestors: []engine.ID{}, placeUnknown: true}, v)
 	}
 }
 
@@ -199,7 +201,7 @@ func (g *fidGroup) flushAllOrphans() {
 	}
 	for _, fv := range v.byFsid {
 		if fs := fv.state; fs.orphans != nil && fs.orphans.n > 0 {
-			g.flushOrphans(fs, v)
+			g.flushOrphans(fv, v)
 		}
 	}
 }
