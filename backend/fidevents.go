@@ -69,6 +69,9 @@ func (b *Backend) resolveDir(fs *fsState, fid *sys.FileID, needAncestry bool) (*
 	// The path at any length; "" (unknown) beyond sys.MaxLongPath: the event is still
 	// reported, with its name and what is known.
 	path, known := eventPath(fd, &st)
+	if st.Nlink == 0 {
+		return nil, false // removed while its path was read (eventPath took st again)
+	}
 	if !known {
 		b.stats.PathsUnknown.Add(1)
 	}

@@ -43,18 +43,23 @@ const maxWalkLevels = 4096
 // readlink prints (a file's directory is not reachable from its descriptor) and only if that
 // path leads back to the same inode. The kernel's " (deleted)" suffix is dropped from an
 // unlinked object's path (nlink 0), whose last path it is; a live file whose name ends in
-// " (deleted)" keeps it.
+// " (deleted)" keeps it. An object unlinked after st was taken and before its path was read
+// has the suffix with st's nlink not 0: st is then taken again (*st updated), so that the
+// caller sees it gone and no path gets the suffix as a name (a tree's rm -rf read as it
+// runs reported "d/e (deleted)/f").
 func eventPath(fd int, st *sys.Stat) (string, bool) {
 	for try := 0; try < 2; try++ {
 		p, err := sys.FdPath(fd)
 		if err != nil {
 			if st.IsDir() && errors.Is(err, syscall.ENAMETOOLONG) {
 				if p, err := sys.LongPath(fd, 0); err == nil {
+					restatIfDeleted(fd, p, st)
 					return trimDeleted(p, st), true
 				}
 			}
 			return "", false
 		}
+		restatIfDeleted(fd, p, st)
 		if st.IsDir() {
 			return trimDeleted(p, st), true // a directory's dentry is always connected
 		}
@@ -70,6 +75,18 @@ func eventPath(fd int, st *sys.Stat) (string, bool) {
 		// then unknown.
 	}
 	return "", false
+}
+
+// restatIfDeleted takes fd's statx again into *st when its path p has the kernel's
+// " (deleted)" suffix but st says it was linked: it may have been unlinked between the two
+// (links only go down to 0 once, for a directory; a file relinked since is found by leadsTo).
+func restatIfDeleted(fd int, p string, st *sys.Stat) {
+	if st.Nlink == 0 || !strings.HasSuffix(p, " (deleted)") {
+		return
+	}
+	if fresh, err := sys.Fstat(fd); err == nil {
+		*st = fresh
+	}
 }
 
 func trimDeleted(p string, st *sys.Stat) string {
