@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/engine"
 	"github.com/fsnotifyd/fsnotifyd/internal/evloop"
@@ -92,6 +93,10 @@ type Backend struct {
 	// reader before each read of its queue: a test holds it to let a tree go before its
 	// events are read.
 	beforeFIDRead func()
+	// orphanGrace is how long the FID queue stays empty before waiting orphans are
+	// dispatched unplaced (orphans.go): defaultOrphanGrace; tests may set it before the FID
+	// group starts.
+	orphanGrace time.Duration
 
 	ctx    context.Context // cancelled at Close: waiting permission dispatches give up
 	cancel context.CancelFunc
@@ -154,6 +159,7 @@ type object struct {
 func New(opts Options) (*Backend, error) {
 	b := &Backend{
 		opts:        opts,
+		orphanGrace: defaultOrphanGrace,
 		log:         opts.Logger,
 		pid:         int32(os.Getpid()),
 		objects:     make(map[engine.Object]*object),

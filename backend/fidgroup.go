@@ -68,10 +68,12 @@ func (g *fidGroup) readLoop() {
 	b := g.b
 	defer b.wg.Done()
 	buf := make([]byte, sys.FanotifyReadSize)
+	// graceSet: a read deadline is set, orphanGrace after the queue was first found empty
+	// with orphans waiting (orphans.go); the queue staying empty until then dispatches them.
+	graceSet := false
 	for {
 		var n int
 		var rerr error
-		drained := false
 		err := g.rc.Read(func(fd uintptr) bool {
 			g.busy.Store(1) // before the events leave the kernel's queue
 			if b.beforeFIDRead != nil {
@@ -81,14 +83,21 @@ func (g *fidGroup) readLoop() {
 			if !errors.Is(rerr, syscall.EAGAIN) {
 				return true
 			}
-			if g.orphansWaiting() {
-				drained = true // the queue is empty: dispatch the orphans (orphans.go)
-				return true
+			if !graceSet && g.orphansWaiting() {
+				g.file.SetReadDeadline(time.Now().Add(b.orphanGrace))
+				graceSet = true
 			}
 			g.busy.Store(0)
-			return false // wait in the netpoller until readable
+			return false // wait in the netpoller until readable (or the grace is over)
 		})
-		if drained && err == nil {
+		if graceSet && (err == nil || errors.Is(err, os.ErrDeadlineExceeded)) {
+			g.file.SetReadDeadline(time.Time{})
+			graceSet = false
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// The queue stayed empty for orphanGrace: nothing queued can name the
+			// orphans' directories any more (orphans.go).
+			g.busy.Store(1)
 			g.flushAllOrphans()
 			g.busy.Store(0)
 			continue

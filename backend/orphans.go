@@ -26,11 +26,16 @@ import (
 // before the event that revealed it: children before their directory, as the kernel queued
 // them. Nested trees resolve from the top down, recursively.
 //
-// Orphans never wait for ever: when the kernel queue is drained (a read finds it empty)
-// every directory that is gone has had its DELETE queued, if the mark asks for it; orphans
-// still waiting then (the mark does not report deletions, or the queue overflowed) are
-// dispatched with their place unknown (placeUnknown: possibly inside every subtree), never
-// dropped. Only the FID reader goroutine touches this state (as fsState.dirs).
+// Orphans never wait for ever. A directory is gone (its link count 0) a moment before the
+// kernel queues its DELETE_SELF and DELETE (vfs_rmdir: the filesystem's rmdir, then the
+// inode unlocked, then d_delete_notify), so a read that finds the queue empty does not prove
+// the DELETE will never come: the rmdir may be between the two, preempted on a busy machine
+// (once in 100 rm -rf runs under load a file was reported with its path unknown). Orphans still
+// waiting when the queue has stayed empty for defaultOrphanGrace (the mark does not report
+// deletions, or the queue overflowed, or the directory is held and its DELETE was never
+// asked for) are dispatched with their place unknown (placeUnknown: possibly inside every
+// subtree), never dropped. Only the FID reader goroutine touches this state (as
+// fsState.dirs).
 
 // orphanage is one filesystem's orphans.
 type orphanage struct {
@@ -47,6 +52,12 @@ type orphan struct {
 	kev sys.FanotifyEvent // a deep copy: the read buffer is reused
 	now time.Time
 }
+
+// defaultOrphanGrace is how long the FID queue stays empty, orphans waiting, before they are
+// dispatched unplaced: far longer than an rmdir takes from its link count to its DELETE,
+// unless its thread is preempted for longer on a loaded machine — then the orphans are still
+// reported, with their place unknown.
+const defaultOrphanGrace = 100 * time.Millisecond
 
 // maxOrphans bounds the orphans a filesystem keeps; past it they are dispatched unplaced.
 const maxOrphans = 1 << 16

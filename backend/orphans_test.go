@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 )
 
@@ -126,5 +127,102 @@ func TestOrphansOfAMarkedDirectoryMatchItsMarks(t *testing.T) {
 				t.Errorf("orphaned %d, unplaced %d: want every event below the tree orphaned and each placed by its directory's DELETE", st.Orphaned, st.OrphansUnplaced)
 			}
 		})
+	}
+}
+
+// TestOrphansWaitForADeleteQueuedAfterTheQueueEmptied: a directory is gone (link count 0)
+// before the kernel queues the events that name it, so a reader that finds the queue empty
+// may still get them: the orphans must wait for them a while (orphanGrace) rather than go
+// out at once with their place and path unknown. Here the naming event is the watched
+// directory's DELETE_SELF, which comes only when the test closes the descriptor it held it
+// by, after the reader has adopted the file's removal and found the queue empty.
+func TestOrphansWaitForADeleteQueuedAfterTheQueueEmptied(t *testing.T) {
+	testenv.RequireRoot(t)
+	gate := &readGate{ch: make(chan struct{})}
+	b, err := New(Options{Mode: ModeFanotify})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.beforeFIDRead = gate.wait
+	b.orphanGrace = 5 * time.Second // longer than this test's steps take on a loaded machine
+	t.Cleanup(func() { b.Close() })
+	t.Cleanup(gate.open)
+
+	dir := filepath.Join(testenv.Tmpfs(t), "watched")
+	mkdirAll(t, dir)
+	create(t, filepath.Join(dir, "f"))
+	g := newGroup(t, b, engine.Options{Name: "watch"})
+	mark(t, b, g, dir, engine.KindInode, engine.MarkSpec{Mask: engine.Delete | engine.DeleteSelf | engine.OnDir | engine.EventOnChild})
+
+	held, err := os.Open(dir) // its DELETE_SELF waits for this descriptor's close
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	if err := os.Remove(filepath.Join(dir, "f")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(dir); err != nil {
+		t.Fatal(err)
+	}
+	gate.open()
+	waitUntil(t, "the file's removal adopted", func() bool { return b.Stats().Orphaned == 1 })
+	time.Sleep(50 * time.Millisecond) // the reader finds the queue empty meanwhile
+	if st := b.Stats(); st.OrphansUnplaced != 0 {
+		t.Fatalf("orphan dispatched unplaced before its grace was over: %+v", st)
+	}
+	held.Close()
+
+	evs := collect(t, g, 10*time.Second, func(evs []got) bool {
+		return len(evs) > 0 && evs[len(evs)-1].mask&engine.DeleteSelf != 0
+	})
+	want := []got{{mask: engine.Delete, path: filepath.Join(dir, "f")}, {mask: engine.DeleteSelf | engine.OnDir, path: dir}}
+	if len(evs) != len(want) {
+		t.Fatalf("events %+v, want %+v", evs, want)
+	}
+	for i := range want {
+		if evs[i].mask != want[i].mask || evs[i].path != want[i].path {
+			t.Errorf("event %d: %v %q, want %v %q", i, evs[i].mask, evs[i].path, want[i].mask, want[i].path)
+		}
+	}
+	if st := b.Stats(); st.OrphansUnplaced != 0 {
+		t.Errorf("orphans unplaced %d, want 0: the DELETE_SELF named its directory", st.OrphansUnplaced)
+	}
+}
+
+// TestEventPathOfAnObjectRemovedAfterItsStat: the statx of an event's object is taken
+// before its path is read; an object removed between the two has the kernel's
+// " (deleted)" on its path while the statx says it is linked. The path must not keep the
+// suffix as a name, and the caller must see the object gone (a tree's rm -rf, read as it ran,
+// reported "d/e (deleted)/f", and through the daemon lost what that path put outside the
+// watch).
+func TestEventPathOfAnObjectRemovedAfterItsStat(t *testing.T) {
+	dir := t.TempDir() // nothing is marked: no fanotify here
+	for _, tc := range []struct {
+		name  string
+		isDir bool
+	}{{"d", true}, {"f", false}} {
+		p := filepath.Join(dir, tc.name)
+		if tc.isDir {
+			mkdirAll(t, p)
+		} else {
+			create(t, p)
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := sys.Fstat(int(f.Fd()))
+		if err != nil || st.Nlink == 0 {
+			t.Fatalf("%s: fstat %+v, %v", p, st, err)
+		}
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+		got, known := eventPath(int(f.Fd()), &st)
+		f.Close()
+		if got != p || !known || st.Nlink != 0 {
+			t.Errorf("%s removed after its statx: eventPath %q, known %v, nlink %d; want %q, true, 0", tc.name, got, known, st.Nlink, p)
+		}
 	}
 }
