@@ -258,7 +258,7 @@ var scenarios = []scenario{
 		want:  []string{"rename /file", "create /renamed ← /file"},
 	},
 	{
-		name: "remove-watched-file",
+		name:  "remove-watched-file",
 		setup: pre(touch("file")), watch: "file",
 		steps: []func(*testing.T, scratch){rm("file")},
 		want:  []string{"chmod /file", "remove /file"},
@@ -462,13 +462,6 @@ func scenarioForm(ev Event, dir string) string {
 func TestWatcherRemoveTreeCountsExactly(t *testing.T) {
 	eachMode(t, func(e *env) {
 		t := e.t
-		if e.mode == backend.ModeFanotify {
-			// Not a pass: an open defect. Some removals of a tree whose directories are all
-			// gone before their children's events are read are lost without an overflow
-			// (fanotify's orphan path, and through the daemon); docs/events.md, "Known
-			// defect, open". Remove this skip with the fix.
-			t.Skip("known defect, open: tree removal read after every directory is gone can lose removals (docs/events.md, Nothing lost silently, Known defect)")
-		}
 		for _, recursive := range []bool{false, true} {
 			root := e.path(fmt.Sprintf("tree-%v", recursive))
 			var want []string // paths, relative to root
