@@ -119,8 +119,10 @@ type exporter struct {
 	g     *engine.Group // nil without export lines
 	stop  context.CancelFunc
 	done  sync.WaitGroup
-	// interval is exportInterval when the loop started.
-	interval time.Duration
+	// interval and maxInterval are exportInterval and exportMaxInterval when the loop
+	// started: the least time between two reads, and how far it grows while reads bring few
+	// records (see nextInterval).
+	interval, maxInterval time.Duration
 
 	events, decisions, refused atomic.Uint64
 }
@@ -133,7 +135,7 @@ func (s *Server) startExport(exp *fleet.Exporter, rules []ExportRule) error {
 		}
 		return nil
 	}
-	x := &exporter{exp: exp, rules: rules, interval: exportInterval}
+	x := &exporter{exp: exp, rules: rules, interval: exportInterval, maxInterval: exportMaxInterval}
 	s.export = x
 	if len(rules) == 0 {
 		return nil
@@ -217,16 +219,50 @@ func (s *Server) stopExport() {
 // docs/design/performance.md (fleet). A variable for tests, which set it before New.
 var exportInterval = 5 * time.Millisecond
 
+// exportMaxInterval is how far the time between two reads grows while reads keep bringing
+// fewer than exportSmallRead records: then each read's cost (the loop's, the exporter's
+// writer, spool write and publish, nats.go's flush and ack, and the server's store and ack:
+// several wake-ups in two processes per read, about 0.4 ms of CPU on a 2-vCPU guest) is
+// shared by few records — one file opened 100,000 times a second is one record per read —
+// and is most of what the export costs. The interval doubles after each such read, up to
+// this, and is back to exportInterval after a read of at least exportSmallRead records
+// (many objects at once: their records share the read's cost already, and their lag stays
+// at most exportInterval) or after a quiet spell (a read that waited for its first event,
+// which is read at once). So a record can reach the spool up to this much later than its first event, and
+// repeats on one object within it are one record. Measured in docs/design/performance.md
+// (fleet, 2026-12-05). A variable for tests, which set it before New.
+var exportMaxInterval = 50 * time.Millisecond
+
+// exportSmallRead is the number of records below which a read counts as small (see
+// exportMaxInterval).
+const exportSmallRead = 16
+
+// nextInterval is the wait before the read after one that brought records records, came
+// since (time since the read before it) after the previous read and had cur as its interval:
+// doubled (up to maxInterval) after a small read, the base interval after a large one;
+// after a quiet spell (since more than twice cur: the read waited for its first event) it
+// starts over from the base. Never below the base.
+func (x *exporter) nextInterval(cur, since time.Duration, records int) time.Duration {
+	if since > 2*cur {
+		cur = x.interval
+	}
+	if records >= exportSmallRead {
+		return x.interval
+	}
+	return max(x.interval, min(2*cur, x.maxInterval))
+}
+
 // exportReadGate, when set (by tests, before New), runs before each read of the export loop.
 var exportReadGate func()
 
 // exportQueueLimit bounds the export group's queue: an overflow becomes a gap record.
 const exportQueueLimit = 1 << 16
 
-// loop is exportLoop: it reads the export group at most once per exportInterval (at once
-// again after a read that filled its buffer) and appends what the rules select, a read's
-// records in one batch. When ctx is done it appends what the
-// group still holds, then returns.
+// loop is exportLoop: it reads the export group at most once per interval (at once again
+// after a read that filled its buffer; the interval grows from exportInterval to
+// exportMaxInterval while reads are small, nextInterval) and appends what the rules select, a
+// read's records in one batch. When ctx is done it appends what the group still holds, then
+// returns.
 func (x *exporter) loop(ctx context.Context) {
 	buf := make([]engine.Delivery, 256)
 	var (
@@ -234,6 +270,8 @@ func (x *exporter) loop(ctx context.Context) {
 		ends     []int    // where each ends in lines
 		payloads [][]byte // the records, for AppendBatch
 		lastRead time.Time
+		interval = x.interval // the wait before the next read, while events keep coming
+		records  int          // the records of the current read
 	)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -245,7 +283,7 @@ func (x *exporter) loop(ctx context.Context) {
 		}
 		// A read that filled buf left events behind: read on at once, or a flood faster than
 		// len(buf) per interval would fill the queue (an overflow) while the loop sleeps.
-		if wait := x.interval - time.Since(lastRead); wait > 0 && !stopping && !full {
+		if wait := interval - time.Since(lastRead); wait > 0 && !stopping && !full {
 			timer.Reset(wait)
 			select {
 			case <-timer.C:
@@ -274,13 +312,16 @@ func (x *exporter) loop(ctx context.Context) {
 				return
 			}
 		}
-		lastRead, full = time.Now(), n == len(buf)
-		lines, ends = lines[:0], ends[:0]
+		now := time.Now()
+		since := now.Sub(lastRead)
+		lastRead, full = now, n == len(buf)
+		lines, ends, records = lines[:0], ends[:0], 0
 		for i := range buf[:n] {
 			d := buf[i]
 			buf[i] = engine.Delivery{}
 			if d.Event == nil || d.Mask&engine.QueueOverflow != 0 {
 				// In its place in the order: the records before it go first.
+				records += len(ends)
 				x.appendBatch(lines, ends, &payloads)
 				lines, ends = lines[:0], ends[:0]
 				x.exp.Overflow()
@@ -298,7 +339,9 @@ func (x *exporter) loop(ctx context.Context) {
 			}
 			d.Release()
 		}
+		records += len(ends)
 		x.appendBatch(lines, ends, &payloads)
+		interval = x.nextInterval(interval, since, records)
 	}
 }
 

@@ -394,6 +394,75 @@ func TestExportReadsOnWhileEventsWait(t *testing.T) {
 	}
 }
 
+// TestExportNextInterval: the wait between reads doubles after each read of fewer than
+// exportSmallRead records, up to the maximum; it is the base again after a large read, and
+// starts over from the base after a quiet spell; it is never below the base (the tests' hour).
+func TestExportNextInterval(t *testing.T) {
+	ms := time.Millisecond
+	x := &exporter{interval: 5 * ms, maxInterval: 50 * ms}
+	hold := &exporter{interval: time.Hour, maxInterval: 50 * ms}
+	for _, c := range []struct {
+		name       string
+		x          *exporter
+		cur, since time.Duration
+		records    int
+		want       time.Duration
+	}{
+		{"small read doubles", x, 5 * ms, 5 * ms, 1, 10 * ms},
+		{"no record doubles", x, 10 * ms, 10 * ms, 0, 20 * ms},
+		{"up to the maximum", x, 40 * ms, 41 * ms, exportSmallRead - 1, 50 * ms},
+		{"stays at the maximum", x, 50 * ms, 50 * ms, 1, 50 * ms},
+		{"large read: the base", x, 50 * ms, 50 * ms, exportSmallRead, 5 * ms},
+		{"full read: the base", x, 20 * ms, 20 * ms, 256, 5 * ms},
+		{"quiet spell: from the base", x, 50 * ms, 101 * ms, 1, 10 * ms},
+		{"a late read is no quiet spell", x, 20 * ms, 40 * ms, 1, 40 * ms},
+		{"first read (since the zero time)", x, 5 * ms, 1<<63 - 1, 1, 10 * ms},
+		{"never below the base", hold, time.Hour, time.Hour, 1, time.Hour},
+		{"never below the base, large", hold, time.Hour, time.Hour, 100, time.Hour},
+	} {
+		if got := c.x.nextInterval(c.cur, c.since, c.records); got != c.want {
+			t.Errorf("%s: nextInterval(%v, %v, %d) = %v, want %v", c.name, c.cur, c.since, c.records, got, c.want)
+		}
+	}
+}
+
+// TestExportRepeatsGrowTheInterval: one file opened over and over for 600 ms (one record per
+// read: its opens merge in the group) is read ever less often, up to once per
+// exportMaxInterval: at most about 600/50 records plus the doubling's first few, where reads
+// every 5 ms would give about 120. Every record is that file's, with OPEN, and seqs have no
+// gap (eventSets).
+func TestExportRepeatsGrowTheInterval(t *testing.T) {
+	etc := exportDir(t)
+	hot := filepath.Join(etc, "hot")
+	os.WriteFile(hot, nil, 0o644)
+	url, exp, s := startExportServer(t, "export open "+etc+"/**\n")
+	opens := 0
+	for start := time.Now(); time.Since(start) < 600*time.Millisecond; opens++ {
+		f, err := os.Open(hot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if unsent := exp.Close(ctx); unsent != 0 {
+		t.Fatalf("%d records unsent", unsent)
+	}
+	n := int(s.export.events.Load())
+	// 5+10+20+40 ms, then one per 50 ms: 15 reads, and room for a few quiet spells (the opener
+	// descheduled on a shared machine) that start the doubling over.
+	if n < 1 || n > 30 {
+		t.Fatalf("%d records for %d opens of one file in 600 ms, want 1..30", n, opens)
+	}
+	sets, counts := eventSets(t, url, n)
+	if len(sets) != 1 || !sets[hot]["OPEN"] || counts[hot] != n {
+		t.Fatalf("records %v (counts %v), want %d of %s with OPEN", sets, counts, n, hot)
+	}
+	t.Logf("%d records for %d opens", n, opens)
+}
+
 // exportDir makes the etc directory of a fresh tmpfs, where an export test's files go.
 // Needs root.
 func exportDir(t *testing.T) string {
