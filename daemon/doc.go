@@ -95,8 +95,9 @@
 //   - The fanout's timer (time.AfterFunc, armed when events wait for a flush, at most once a
 //     millisecond; a runtime goroutine that ends by itself): flushes. Stopped by Close.
 //   - With Options.Export and export lines, the export loop (export.go): reads the export
-//     group at most once per exportInterval (5 ms) while events keep coming (at once after a
-//     read that filled its buffer), and appends each read's records in one AppendBatch,
+//     group at most once per exportInterval (5 ms; up to exportMaxInterval, 50 ms, while
+//     reads bring few records) while events keep coming (at once after a read that filled
+//     its buffer), and appends each read's records in one AppendBatch,
 //     which never waits; no lock is held across it.
 //     Stopped by Close (stopExport), after appending what the group still holds.
 //     Started by New (startExport), ended by Close (stopExport closes the group and waits for it).

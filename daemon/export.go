@@ -215,22 +215,24 @@ func (s *Server) stopExport() {
 // the NATS server each wake once per read instead of once per event; and repeats of an event
 // on one object within the interval merge in the group (fanotify's rule, as in the kernel's
 // own queue: one record whose events are the union) instead of each costing a record. It is
-// at most this much added to the time from an event to its record. Measured in
-// docs/design/performance.md (fleet). A variable for tests, which set it before New.
+// at most this much added to the time from an event to its record while reads are large
+// (exportMaxInterval otherwise). Measured in docs/design/performance.md (fleet). A variable
+// for tests, which set it before New.
 var exportInterval = 5 * time.Millisecond
 
 // exportMaxInterval is how far the time between two reads grows while reads keep bringing
-// fewer than exportSmallRead records: then each read's cost (the loop's, the exporter's
-// writer, spool write and publish, nats.go's flush and ack, and the server's store and ack:
-// several wake-ups in two processes per read, about 0.4 ms of CPU on a 2-vCPU guest) is
-// shared by few records — one file opened 100,000 times a second is one record per read —
-// and is most of what the export costs. The interval doubles after each such read, up to
-// this, and is back to exportInterval after a read of at least exportSmallRead records
-// (many objects at once: their records share the read's cost already, and their lag stays
-// at most exportInterval) or after a quiet spell (a read that waited for its first event,
-// which is read at once). So a record can reach the spool up to this much later than its first event, and
-// repeats on one object within it are one record. Measured in docs/design/performance.md
-// (fleet, 2026-12-05). A variable for tests, which set it before New.
+// fewer than exportSmallRead records. Then each read's cost (the loop's, the exporter's
+// writer, spool write and publish, nats.go's flush and ack, the server's store and ack:
+// several wake-ups in two processes; about 0.3 ms of the server's CPU and as much or more
+// of the daemon's per read, measured on a 2-vCPU guest) is shared by few records (one file
+// opened 100,000 times a second is one record per read) and is most of what the export
+// costs. The interval doubles after each such read, up to this, and is back to
+// exportInterval after a read of at least exportSmallRead records (many objects at once:
+// their records share the read's cost already, and their lag stays at most exportInterval)
+// or after a quiet spell (a read that waited for its first event, which is read at once).
+// So a record can reach the spool up to this much later than its first event, and repeats
+// on one object within it are one record. Measured in docs/design/performance.md (fleet,
+// 2026-12-05). A variable for tests, which set it before New.
 var exportMaxInterval = 50 * time.Millisecond
 
 // exportSmallRead is the number of records below which a read counts as small (see
