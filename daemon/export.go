@@ -231,8 +231,11 @@ var exportInterval = 5 * time.Millisecond
 // their records share the read's cost already, and their lag stays at most exportInterval)
 // or after a quiet spell (a read that waited for its first event, which is read at once).
 // So a record can reach the spool up to this much later than its first event, and repeats
-// on one object within it are one record. Measured in docs/design/performance.md (fleet,
-// 2026-12-05). A variable for tests, which set it before New.
+// on one object within it are one record. The group's queue (exportQueueLimit) holds this
+// long of 1.3 million distinct events a second, several times what a kernel reader delivers,
+// and a read that fills the loop's buffer is followed by another at once. Measured in
+// docs/design/performance.md (fleet, 2026-12-05). A variable for tests, which set it before
+// New.
 var exportMaxInterval = 50 * time.Millisecond
 
 // exportSmallRead is the number of records below which a read counts as small (see
