@@ -39,14 +39,8 @@ fi
 
 . bench/lib.sh
 go build -o "$out/fsnotifyd" ./cmd/fsnotifyd
-go build -o "$out/fleetload" ./bench/fleetload
-mkdir "$out/mnt/d" && echo x > "$out/mnt/d/f"
-mkdir "$out/tree" && mount -t tmpfs fleetbench "$out/tree" && "$out/fleetload" files "$out/tree" 50000
-echo "export open $out/mnt/d/** $out/tree/**" > "$out/export.conf"
-"$out/fleetload" nats 0 "$out/js" > "$out/nats.log" 2>&1 & natspid=$!; pids+=($natspid)
-for _ in $(seq 100); do grep -q ready "$out/nats.log" && break; sleep 0.05; done
-url=$(awk '/ready/ {print $2}' "$out/nats.log")
-[ -n "$url" ] || { cat "$out/nats.log" >&2; exit 1; }
+TREEFILES=50000
+. bench/fleetsetup.sh
 
 # daemon NAME [serve flags]: a daemon and a watch client on $out/mnt/d; sets spid and wpid.
 daemon() {

@@ -23,23 +23,9 @@ ROUNDS=${3:-4}
 THREADS=${4:-1}
 NEW=${NEW:-}
 . bench/lib.sh
-mkdir "$out/src" "$out/ref" "$out/new"
-git archive "$REF" | tar -x -C "$out/src"
-(cd "$out/src" && go build -o "$out/ref/fsnotifyd" ./cmd/fsnotifyd)
-if [ -n "$NEW" ]; then
-	mkdir "$out/srcnew" && git archive "$NEW" | tar -x -C "$out/srcnew"
-	(cd "$out/srcnew" && go build -o "$out/new/fsnotifyd" ./cmd/fsnotifyd)
-else
-	go build -o "$out/new/fsnotifyd" ./cmd/fsnotifyd
-fi
-go build -o "$out/fleetload" ./bench/fleetload
-mkdir "$out/mnt/d" && echo x > "$out/mnt/d/f"
-mkdir "$out/tree" && mount -t tmpfs fleetab "$out/tree" && "$out/fleetload" files "$out/tree" 20000
-echo "export open $out/mnt/d/** $out/tree/**" > "$out/export.conf"
-"$out/fleetload" nats 0 "$out/js" > "$out/nats.log" 2>&1 & natspid=$!; pids+=($natspid)
-for _ in $(seq 100); do grep -q ready "$out/nats.log" && break; sleep 0.05; done
-url=$(awk '/ready/ {print $2}' "$out/nats.log")
-[ -n "$url" ] || { cat "$out/nats.log" >&2; exit 1; }
+build_revs "$REF" "$NEW" fsnotifyd:./cmd/fsnotifyd
+TREEFILES=20000
+. bench/fleetsetup.sh
 tck=$(getconf CLK_TCK)
 echo "REF=$REF ($(git rev-parse --short "$REF")) vs ${NEW:-tree} ($(git rev-parse --short "${NEW:-HEAD}")$([ -n "$NEW" ] || git diff --quiet HEAD || echo +dirty)); $N opens of one file, $THREADS load thread(s), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 cpu() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }

@@ -9,6 +9,10 @@
 #   with THREADS CMD...
 #                 ops while CMD listens: CMD is started, and the load begins once it prints
 #                 "ready"; it is stopped afterwards
+#   build_revs REF NEW NAME:PKG...
+#                 builds each PKG from revision REF into $out/ref/NAME, and from revision NEW
+#                 (or, when NEW is empty, the working tree) into $out/new/NAME: two
+#                 revisions side by side in one run
 #   median        the median of the numbers on standard input
 #   summary KEY VALUE GOAL TEXT
 #                 one machine-readable result line for bench/all.sh's table: KEY names the
@@ -37,6 +41,17 @@ with() {
 	for _ in $(seq 100); do grep -q ready "$out/listener.log" 2>/dev/null && break; sleep 0.05; done
 	grep -q ready "$out/listener.log" || { echo "listener not ready: $*" >&2; cat "$out/listener.log" >&2; exit 1; }
 	ops "$threads"; kill "$pid"; wait "$pid" 2>/dev/null || true
+}
+build_revs() {
+	local ref=$1 new=$2 bin; shift 2
+	mkdir -p "$out/src" "$out/ref" "$out/new"
+	git archive "$ref" | tar -x -C "$out/src"
+	if [ -n "$new" ]; then mkdir -p "$out/srcnew" && git archive "$new" | tar -x -C "$out/srcnew"; fi
+	for bin in "$@"; do
+		(cd "$out/src" && go build -o "$out/ref/${bin%%:*}" "${bin#*:}")
+		if [ -n "$new" ]; then (cd "$out/srcnew" && go build -o "$out/new/${bin%%:*}" "${bin#*:}")
+		else go build -o "$out/new/${bin%%:*}" "${bin#*:}"; fi
+	done
 }
 median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 summary() { printf 'SUMMARY\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4"; }
