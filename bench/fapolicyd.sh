@@ -5,9 +5,13 @@
 # of shared/notes/peers.md):
 #   (a) no listener, (b) fanref's C responder with a mount mark, (c) `fsnotifyd guard --mount
 #   --allow '**' --events open,exec --permissive` (embedded: its own fanotify group), (d) the
-#   same guard through `fsnotifyd serve` (--daemon), (e) fapolicyd;
+#   same guard through `fsnotifyd serve` (--daemon), (e) fapolicyd, (f) the floor of any relay
+#   to a second process: bench/relayfloor.c's minimal C relay with the same mount mark, loop
+#   mode (one thread polls the kernel and the socket, the daemon's shape) and (g) block mode
+#   (waits for each answer);
 # one and two load threads (fanref's load generator). Prints the per-open time ratio (c)/(e)
-# (goal <= 0.75), and (c)/(b), (d)/(e), (e)/(b).
+# (goal <= 0.75), and (c)/(b), (d)/(e), (e)/(b), (f)/(e), (g)/(e), (d)/(f): whether the
+# daemon's goal (d)/(e) <= 1.0 is reachable by any relay on this machine, measured in one run.
 # Needs fapolicyd installed and masked first (it must never run with its shipped deny-exec
 # rules on the host): systemctl mask fapolicyd; apt-get install -y fapolicyd.
 # Run as root: bash bench/fapolicyd.sh [OPENS] [ROUNDS]
@@ -22,6 +26,7 @@ trap 'rm -rf "$T"' EXIT
 chmod 755 "$T"
 cc -O2 -pthread -o "$T/fanref" "${FANREF_C:-bench/fanref.c}"
 go build -o "$T/fsnotifyd" ./cmd/fsnotifyd
+cc -O2 -pthread -o "$T/relayfloor-c" bench/relayfloor.c
 
 # fapolicyd's configuration: allow all, permissive, trust from files only, ramfs only.
 mkdir -p "$T/etc" "$T/lib" "$T/mnt" "$T/run"
@@ -73,11 +78,13 @@ for r in $(seq "$ROUNDS"); do
 	listen guard "Watches established" "${guard[@]}" "$T/mnt"
 	listen guardd "Watches established" "${guard[@]}" --daemon="$T/run/d.sock" "$T/mnt"
 	listen fapd "Starting to listen for events" fapolicyd --debug-deny
+	listen cloop ready "$T/relayfloor-c" loop "$T/mnt" mount
+	listen cblock ready "$T/relayfloor-c" block "$T/mnt" mount
 	for t in 1 2; do
-		eval "a=\$r${t}_none b=\$r${t}_fanref c=\$r${t}_guard d=\$r${t}_guardd e=\$r${t}_fapd"
-		awk -v t="$t" -v a="$a" -v b="$b" -v c="$c" -v d="$d" -v e="$e" 'BEGIN {
-			printf "threads %d  none %.2f us  fanref %.2f us  guard %.2f us  guard --daemon %.2f us  fapolicyd %.2f us  c/b %.3f  d/e %.3f  e/b %.3f  ratio(c/e) %.3f\n",
-				t, 1e6/a, 1e6/b, 1e6/c, 1e6/d, 1e6/e, b/c, e/d, b/e, e/c }'
+		eval "a=\$r${t}_none b=\$r${t}_fanref c=\$r${t}_guard d=\$r${t}_guardd e=\$r${t}_fapd f=\$r${t}_cloop g=\$r${t}_cblock"
+		awk -v t="$t" -v a="$a" -v b="$b" -v c="$c" -v d="$d" -v e="$e" -v f="$f" -v g="$g" 'BEGIN {
+			printf "threads %d  none %.2f us  fanref %.2f us  guard %.2f us  guard --daemon %.2f us  fapolicyd %.2f us  crelay loop %.2f us  block %.2f us  c/b %.3f  d/e %.3f  e/b %.3f  f/e %.3f  g/e %.3f  d/f %.3f  ratio(c/e) %.3f\n",
+				t, 1e6/a, 1e6/b, 1e6/c, 1e6/d, 1e6/e, 1e6/f, 1e6/g, b/c, e/d, b/e, e/f, e/g, f/d, e/c }'
 	done | tee -a "$T/rounds"
 done
 median() { # median THREADS FIELD: the median of FIELD's values over the rounds
@@ -86,11 +93,18 @@ median() { # median THREADS FIELD: the median of FIELD's values over the rounds
 }
 for t in 1 2; do
 	echo "median over $ROUNDS round(s), $t thread(s): guard/fapolicyd $(median $t 'ratio(c/e)') (goal <= 0.75)" \
-		" guard/fanref $(median $t c/b)  guard --daemon/fapolicyd $(median $t d/e)  fapolicyd/fanref $(median $t e/b)"
+		" guard/fanref $(median $t c/b)  guard --daemon/fapolicyd $(median $t d/e)  fapolicyd/fanref $(median $t e/b)" \
+		" C relay (floor)/fapolicyd: loop $(median $t f/e) block $(median $t g/e)  guard --daemon/C relay loop $(median $t d/f)"
 	printf 'SUMMARY\t%s\t%s\t%s\t%s\n' "fapolicyd.guard.t$t" "$(median $t 'ratio(c/e)')" "<=0.75" \
 		"guard --mount allow-all (embedded) / fapolicyd 1.1.7 allow-all, per-open time, $t load thread(s)"
 	printf 'SUMMARY\t%s\t%s\t%s\t%s\n' "fapolicyd.guard-daemon.t$t" "$(median $t d/e)" "<=1.0" \
 		"guard --mount --daemon allow-all / fapolicyd 1.1.7, per-open time, $t load thread(s)"
+	printf 'SUMMARY\t%s\t%s\t%s\t%s\n' "fapolicyd.crelay-loop.t$t" "$(median $t f/e)" - \
+		"minimal C relay to a second process (loop mode, mount mark) / fapolicyd 1.1.7: the floor under guard-daemon, same run, $t load thread(s)"
+	printf 'SUMMARY\t%s\t%s\t%s\t%s\n' "fapolicyd.crelay-block.t$t" "$(median $t g/e)" - \
+		"minimal C relay to a second process (block mode, mount mark) / fapolicyd 1.1.7, same run, $t load thread(s)"
+	printf 'SUMMARY\t%s\t%s\t%s\t%s\n' "fapolicyd.guard-daemon-over-crelay.t$t" "$(median $t d/f)" - \
+		"guard --mount --daemon / minimal C relay (loop mode), per-open time, same run, $t load thread(s)"
 done
 grep -h -iE "allowed|denied|inter-thread|kernel queue|events" "$T/fapd.log" 2>/dev/null | tail -8 | sed 's/^/fapolicyd (last round): /' || true
 INNER

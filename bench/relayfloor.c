@@ -8,16 +8,24 @@
  *          daemon's shape): a poll, then a read, per wait
  *   block  one thread sends an id and blocks reading its answer before it reads the kernel
  *          again (not a daemon's option: one slow client would stall every other)
+ *   loop2  two reader threads, each waiting in its own epoll on the kernel descriptor and the
+ *          one socket to the child (EPOLLEXCLUSIVE: one thread is woken per readiness), each
+ *          reading kernel events and answers: the floor of a daemon with several kernel
+ *          readers (issue 12), against loop's one
  *
  * The child blocks in read(2) on its socket and writes each id back.
  *
- * Build: cc -O2 -o relayfloor-c bench/relayfloor.c
- * Run as root: relayfloor-c loop|block DIR   (prints "ready"; runs until killed)
+ * Build: cc -O2 -pthread -o relayfloor-c bench/relayfloor.c
+ * Run as root: relayfloor-c loop|block|loop2 DIR [mount]   (prints "ready"; runs until killed)
+ * With "mount", it marks DIR's whole mount (FAN_MARK_MOUNT) instead of DIR's children, as
+ * fanref's responder, fapolicyd and `guard --mount` do (bench/fapolicyd.sh).
  * bench/relayfloor.sh runs it beside fanref's responder, the Go relayfloor and the daemon.
  */
 #define _GNU_SOURCE
+#include <sys/epoll.h>
 #include <sys/fanotify.h>
 #include <sys/socket.h>
+#include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -63,16 +71,52 @@ static void forward(int kfd, int s, char *buf, ssize_t len, int block) {
 	}
 }
 
+static int g_kfd, g_s;
+
+/* reader is one of loop2's threads: it waits in its own epoll, woken alone (EPOLLEXCLUSIVE)
+ * when the kernel descriptor or the socket is readable, and reads what is there. */
+static void *reader(void *arg) {
+	(void)arg;
+	static __thread char buf[1 << 16] __attribute__((aligned(8)));
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	if (ep < 0) die("epoll_create1");
+	struct epoll_event e = { .events = EPOLLIN | EPOLLEXCLUSIVE, .data.fd = g_kfd };
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, g_kfd, &e) < 0) die("epoll_ctl kernel");
+	e.data.fd = g_s;
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, g_s, &e) < 0) die("epoll_ctl socket");
+	for (;;) {
+		struct epoll_event got[2];
+		int n = epoll_wait(ep, got, 2, -1);
+		if (n < 0) {
+			if (errno == EINTR) continue;
+			die("epoll_wait");
+		}
+		for (int i = 0; i < n; i++) {
+			if (got[i].data.fd == g_kfd) {
+				ssize_t len = read(g_kfd, buf, sizeof buf);
+				if (len > 0) forward(g_kfd, g_s, buf, len, 0);
+				else if (len < 0 && errno != EAGAIN) die("read events");
+			} else {
+				answer(g_kfd, g_s); /* one per readiness, as loop; EAGAIN if the other took it */
+			}
+		}
+	}
+	return NULL;
+}
+
 int main(int argc, char **argv) {
-	if (argc != 3 || (strcmp(argv[1], "loop") && strcmp(argv[1], "block"))) {
-		fprintf(stderr, "usage: relayfloor-c loop|block DIR\n");
+	if ((argc != 3 && !(argc == 4 && !strcmp(argv[3], "mount"))) ||
+	    (strcmp(argv[1], "loop") && strcmp(argv[1], "block") && strcmp(argv[1], "loop2"))) {
+		fprintf(stderr, "usage: relayfloor-c loop|block|loop2 DIR [mount]\n");
 		return 2;
 	}
 	int block = !strcmp(argv[1], "block");
 	int kfd = fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC | (block ? 0 : FAN_NONBLOCK),
 				O_RDONLY | O_LARGEFILE | O_CLOEXEC);
 	if (kfd < 0) die("fanotify_init");
-	if (fanotify_mark(kfd, FAN_MARK_ADD, FAN_OPEN_PERM | FAN_EVENT_ON_CHILD, AT_FDCWD, argv[2]) < 0)
+	int mount = argc == 4;
+	if (fanotify_mark(kfd, FAN_MARK_ADD | (mount ? FAN_MARK_MOUNT : 0),
+			  FAN_OPEN_PERM | (mount ? 0 : FAN_EVENT_ON_CHILD), AT_FDCWD, argv[2]) < 0)
 		die("fanotify_mark");
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) die("socketpair");
@@ -96,6 +140,12 @@ int main(int argc, char **argv) {
 		}
 	}
 	if (fcntl(s, F_SETFL, O_NONBLOCK) < 0) die("fcntl");
+	if (!strcmp(argv[1], "loop2")) {
+		g_kfd = kfd, g_s = s;
+		pthread_t t;
+		if (pthread_create(&t, NULL, reader, NULL)) die("pthread_create");
+		reader(NULL);
+	}
 	struct pollfd p[2] = { { .fd = kfd, .events = POLLIN }, { .fd = s, .events = POLLIN } };
 	for (;;) {
 		if (poll(p, 2, -1) < 0) {

@@ -7,6 +7,8 @@
 #            thread polling the kernel descriptor and the socket: the floor of the daemon's
 #            shape with no language runtime in the way
 #   cblock   bench/relayfloor.c block: the same waiting for each answer in a blocking read
+#   cloop2   bench/relayfloor.c loop2: cloop with two reader threads (EPOLLEXCLUSIVE), the
+#            floor of a daemon with several kernel readers
 #   split    bench/relayfloor split: a minimal Go relay to a child that allows everything, a
 #            kernel-reader thread and an answer-reader thread (two threads in the relay)
 #   loop     bench/relayfloor loop: the same with one thread polling the kernel and the socket
@@ -26,7 +28,7 @@ ROUNDS=${2:-5}
 go build -o "$out/fsnotifyd" ./cmd/fsnotifyd
 go build -o "$out/daemonallow" ./bench/daemonallow
 go build -o "$out/relayfloor" ./bench/relayfloor
-cc -O2 -o "$out/relayfloor-c" bench/relayfloor.c
+cc -O2 -pthread -o "$out/relayfloor-c" bench/relayfloor.c
 mkdir "$out/mnt/d" && echo x > "$out/mnt/d/f"
 
 "$out/fsnotifyd" serve --socket "$out/d.sock" --log-level warn 2> "$out/daemon.log" & pids+=($!)
@@ -57,7 +59,7 @@ run() {
 	awk -v o="$o" -v a="$c0" -v b="$c1" -v n="$((N * threads))" 'BEGIN { printf "%s %.2f\n", o, (b - a) / n }'
 }
 
-names="cloop cblock split loop block daemon"
+names="${RELAYFLOOR_NAMES:-cloop cblock cloop2 split loop block daemon}"
 for threads in 1 2; do
 	declare -A ratio=() csw=()
 	fcs=()
@@ -68,7 +70,7 @@ for threads in 1 2; do
 		for name in $names; do
 			if [ "$name" = daemon ]; then
 				read -r o c < <(run "$threads" daemon "$out/daemonallow" "$out/d.sock" "$out/mnt/d")
-			elif [ "$name" = cloop ] || [ "$name" = cblock ]; then
+			elif [[ $name == c* ]]; then
 				read -r o c < <(run "$threads" "$name" "$out/relayfloor-c" "${name#c}" "$out/mnt/d")
 			else
 				read -r o c < <(run "$threads" "$name" "$out/relayfloor" "$name" "$out/mnt/d")
@@ -82,13 +84,15 @@ for threads in 1 2; do
 	med() { printf '%s\n' $1 | median; }
 	fm=$(printf '%s\n' "${fcs[@]}" | median)
 	echo "medians over $ROUNDS rounds, $threads thread(s), per-open time / fanref's (context switches per open; fanref $fm):$(for n in $names; do printf ' %s %s (%s)' "$n" "$(med "${ratio[$n]}")" "$(med "${csw[$n]}")"; done)"
-	for n in cloop cblock; do
+	for n in cloop cblock cloop2; do
+		[[ " $names " == *" $n "* ]] || continue
 		summary "relayfloor.$n.t$threads" "$(med "${ratio[$n]}")" - "minimal C relay to a second process (${n#c} mode) / fanref C responder, per-open time, $threads load thread(s)"
 	done
 	for n in split loop block; do
+		[[ " $names " == *" $n "* ]] || continue
 		summary "relayfloor.$n.t$threads" "$(med "${ratio[$n]}")" - "minimal Go relay to a second process ($n mode) / fanref C responder, per-open time, $threads load thread(s)"
 	done
-	summary "relayfloor.daemon.t$threads" "$(med "${ratio[daemon]}")" "<=1.5" "daemon + out-of-process allow-all client / fanref, per-open time, $threads load thread(s), same run as the relays"
+	[[ " $names " == *" daemon "* ]] && summary "relayfloor.daemon.t$threads" "$(med "${ratio[daemon]}")" "<=1.5" "daemon + out-of-process allow-all client / fanref, per-open time, $threads load thread(s), same run as the relays"
 	summary "relayfloor.cs.fanref.t$threads" "$fm" - "context switches per open, fanref's responder"
 	for n in $names; do
 		summary "relayfloor.cs.$n.t$threads" "$(med "${csw[$n]}")" - "context switches per open, $n (all its processes' threads)"
