@@ -111,6 +111,9 @@ int main(int argc, char **argv) {
 		return 2;
 	}
 	int block = !strcmp(argv[1], "block");
+	/* A background job of a non-interactive shell starts with SIGINT ignored, and
+	 * bench/fapolicyd.sh stops its listeners with SIGINT (as fapolicyd wants). */
+	signal(SIGINT, SIG_DFL);
 	int kfd = fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC | (block ? 0 : FAN_NONBLOCK),
 				O_RDONLY | O_LARGEFILE | O_CLOEXEC);
 	if (kfd < 0) die("fanotify_init");
