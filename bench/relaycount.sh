@@ -5,7 +5,8 @@
 # of the two processes (relay and its child; daemon and client) under `perf stat -e
 # raw_syscalls:sys_enter,context-switches,task-clock -p` while fanref's load opens one file
 # OPENS times from THREADS threads; then, with STRACE=1, `strace -f -c` of each process for
-# which system calls they are. Prints per open: system calls, context switches, CPU µs.
+# which system calls they are. Prints per open: system calls, context switches, CPU µs, and
+# SUMMARY lines (bench/lib.sh) with each pair's sums (relay + child, daemon + client).
 # Run as root: bash bench/relaycount.sh [OPENS] [THREADS...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,9 @@ shift || true
 THREADS=("${@:-1}")
 [ "$#" -gt 0 ] || THREADS=(1 2)
 ROUNDS=1
+command -v perf > /dev/null || apt-get install -y -qq linux-perf > /dev/null || true
+command -v perf > /dev/null || { echo "bench/relaycount.sh: needs perf (apt-get install linux-perf)" >&2; exit 1; }
+[ "${STRACE:-0}" != 1 ] || command -v strace > /dev/null || apt-get install -y -qq strace > /dev/null
 . bench/lib.sh
 go build -o "$out/fsnotifyd" ./cmd/fsnotifyd
 go build -o "$out/daemonallow" ./bench/daemonallow
@@ -38,7 +42,8 @@ count() {
 	for p in "$@"; do
 		awk -F, -v n="$((N * threads))" -v who="$label $(tr '\0' ' ' < /proc/"$p"/cmdline | awk '{ print $1 }' | xargs basename)" -v t="$threads" -v o="$(cat "$out/ops")" '
 			$3 == "raw_syscalls:sys_enter" { s = $1 } $3 == "context-switches" { c = $1 } $3 == "task-clock" { k = $1 }
-			END { printf "threads %d  %-28s syscalls/open %5.2f  cs/open %5.2f  cpu_us/open %6.2f  (ops/s %s, noisy)\n", t, who, s / n, c / n, k * 1000 / n, o }' "$out/perf.$i"
+			END { printf "threads %d  %-28s syscalls/open %5.2f  cs/open %5.2f  cpu_us/open %6.2f  (ops/s %s, noisy)\n", t, who, s / n, c / n, k * 1000 / n, o }' "$out/perf.$i" |
+			tee -a "$out/counts"
 		i=$((i + 1))
 	done
 }
@@ -78,5 +83,19 @@ for threads in "${THREADS[@]}"; do
 		count "$mode" "$threads" "${procs[@]}"
 		[ "${STRACE:-0}" = 1 ] && strace_count "$mode" "$threads" "${procs[@]}"
 		kill "$l"; wait "$l" 2>/dev/null || true
+	done
+done
+
+# The pairs' sums per open, as SUMMARY lines.
+for threads in "${THREADS[@]}"; do
+	for mode in loop loop2 daemon; do
+		read -r sc cs cpu < <(awk -v t="$threads" -v m="$mode" '$1 == "threads" && $2 == t && $3 == m {
+			for (i = 4; i < NF; i++) { if ($i == "syscalls/open") s += $(i+1); if ($i == "cs/open") c += $(i+1); if ($i == "cpu_us/open") u += $(i+1) } }
+			END { printf "%.2f %.2f %.1f\n", s, c, u }' "$out/counts")
+		what="C relay (relayfloor.c $mode) + its child"
+		[ "$mode" = daemon ] && what="serve + bench/daemonallow"
+		summary "relaycount.syscalls.$mode.t$threads" "$sc" - "system calls per open, $what (perf stat), $threads load thread(s)"
+		summary "relaycount.cs.$mode.t$threads" "$cs" - "context switches per open, $what (perf stat), $threads load thread(s)"
+		summary "relaycount.cpu-us.$mode.t$threads" "$cpu" - "CPU µs per open, $what (perf stat; depends on the load), $threads load thread(s)"
 	done
 done
