@@ -20,9 +20,14 @@ import (
 // TestPermissionOrderPerOpener: each permission client sees each opener's events exactly once
 // and in the opener's own order, with several openers at once and two clients (the second
 // asked only after the first allowed: the walk), in both read modes. An opener's permission
-// events are sequential (it waits for each answer before its next open), so this is the
-// order a client must see whatever reads the kernel (docs/design/fastpath.md, "Several
-// kernel readers", point 2); openers' events between them have no order to keep.
+// events are sequential (its next exists only once the kernel answered the one before), so
+// this is the order a client must see whatever reads the kernel (docs/design/fastpath.md,
+// "Several kernel readers", point 2); openers' events between them have no order to keep.
+// With today's one reader it fails on an event lost, duplicated or missing at a client; with
+// several readers it would also fail if the kernel were answered before the walk reached the
+// last group (a reader could then take the opener's next event to that group first). A batch
+// reordered before it is sent is not caught, and must not be: its events are from different
+// openers.
 func TestPermissionOrderPerOpener(t *testing.T) {
 	testenv.RequireRoot(t)
 	const openers, opens = 4, 60
