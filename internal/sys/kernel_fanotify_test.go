@@ -514,3 +514,69 @@ func TestKernelMount(t *testing.T) {
 	}
 	saveSeed(t, fuzzFan, "kernel-mnt-attach-detach", r.buf)
 }
+
+// TestWriteResponsesBatch: one writev(2) answers several permission events, each with its own
+// verdict, in order; an answer the kernel refuses (an fd with no pending event: ENOENT) is
+// reported, those before it are taken, and those after it are written by the next call.
+func TestWriteResponsesBatch(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := testenv.Tmpfs(t)
+	g := newGroup(t, FAN_CLASS_CONTENT, O_RDONLY)
+	const n = 3
+	want := map[string]error{"f0": nil, "f1": syscall.EPERM, "f2": nil}
+	done := map[string]<-chan error{}
+	for i := range n {
+		writeFile(t, filepath.Join(dir, fmt.Sprintf("f%d", i)), nil)
+	}
+	g.mark(t, FAN_MARK_ADD, FAN_OPEN_PERM|FAN_EVENT_ON_CHILD, dir)
+	for name := range want {
+		done[name] = async(func() error {
+			f, err := os.Open(filepath.Join(dir, name))
+			if err == nil {
+				f.Close()
+			}
+			return err
+		})
+	}
+	// Read until all three wait (they may come in several batches); answer nothing yet.
+	fds := map[string]int32{}
+	for len(fds) < n {
+		err := ParseFanotify(g.read(t), func(ev *FanotifyEvent) error {
+			p, err := FdPath(int(ev.Fd))
+			if err != nil {
+				return err
+			}
+			fds[filepath.Base(p)] = ev.Fd
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err) // the cleanup's close of the group allows whatever waits
+		}
+	}
+	defer func() {
+		for _, fd := range fds {
+			Close(int(fd))
+		}
+	}()
+	var b ResponseBatch
+	b.Add(fds["f0"], FAN_ALLOW)
+	b.Add(1<<20, FAN_ALLOW) // no such event
+	b.Add(fds["f1"], FAN_DENY)
+	b.Add(fds["f2"], FAN_ALLOW)
+	got, err := WriteResponses(g.fd, &b, 0)
+	if got != 2 || !errors.Is(err, syscall.ENOENT) {
+		t.Errorf("first writev: dealt with %d answers, err %v; want 2 (the second refused with ENOENT)", got, err)
+	}
+	if got, err = WriteResponses(g.fd, &b, 2); got != 2 || err != nil {
+		t.Errorf("second writev: dealt with %d answers, err %v; want 2, nil", got, err)
+	}
+	for name, w := range want {
+		if err := wait(t, done[name]); !errors.Is(err, w) && err != w {
+			t.Errorf("open %s: %v, want %v", name, err, w)
+		}
+	}
+	// Every answer was taken: none is pending any more.
+	if err := WriteResponse(g.fd, fds["f2"], FAN_ALLOW); !errors.Is(err, syscall.ENOENT) {
+		t.Errorf("answering f2 again: %v, want ENOENT", err)
+	}
+}
