@@ -474,6 +474,9 @@ type Stats struct {
 	// AncestryPinned counts permission and FD events placed by a cached ancestry of pinned
 	// directories, without the idle poll of the FID group (translateFD, pinnedHolds).
 	AncestryPinned atomic.Uint64
+	// AnswerBatches counts the writev(2)s that answered several permission events of one
+	// batch together (fdGroup.flushAnswers), AnswersBatched the answers they carried.
+	AnswerBatches, AnswersBatched atomic.Uint64
 }
 
 // StatsSnapshot is a copy of Stats.
@@ -484,6 +487,7 @@ type StatsSnapshot struct {
 	PathsUnknown, PlacesUnknown                           uint64
 	Orphaned, OrphansUnplaced                             uint64
 	AncestryPinned                                        uint64
+	AnswerBatches, AnswersBatched                         uint64
 }
 
 // Stats returns the backend's figures.
@@ -496,5 +500,6 @@ func (b *Backend) Stats() StatsSnapshot {
 		PathsUnknown: b.stats.PathsUnknown.Load(), PlacesUnknown: b.stats.PlacesUnknown.Load(),
 		Orphaned: b.stats.Orphaned.Load(), OrphansUnplaced: b.stats.OrphansUnplaced.Load(),
 		AncestryPinned: b.stats.AncestryPinned.Load(),
+		AnswerBatches:  b.stats.AnswerBatches.Load(), AnswersBatched: b.stats.AnswersBatched.Load(),
 	}
 }

@@ -20,6 +20,10 @@ type permEvent struct {
 	g        *fdGroup
 	fd       int32
 	answered atomic.Bool
+	// held: the answer is decided but waits in the FD group's batch of answers (answerInBatch)
+	// until the batch is written; released: Release came meanwhile, so flushAnswers closes the
+	// descriptor, after the answer (0, held or held|released).
+	held atomic.Uint32
 
 	// st is the event object's statx; pathTried says translateFD looked for the path already
 	// (path is then what it found, "" if unknown, and Path does not look again).
@@ -51,8 +55,37 @@ func (p *permEvent) answer(response uint32) {
 	b.inflightMu.Unlock()
 }
 
-// Release closes the event's descriptor (engine.Payload).
-func (p *permEvent) Release() { sys.Close(int(p.fd)) }
+// answerInBatch decides the answer, once, and queues it in the FD group's batch of answers,
+// which flushAnswers writes in one system call at the end of the batch being dispatched (or
+// once it holds maxHeldAnswers). Only the loop calls it, while it dispatches a batch.
+func (p *permEvent) answerInBatch(response uint32) {
+	if !p.answered.CompareAndSwap(false, true) {
+		return
+	}
+	g := p.g
+	p.held.Store(answerHeld)
+	g.held = append(g.held, p)
+	g.heldAnswers.Add(p.fd, response)
+	if len(g.held) >= maxHeldAnswers {
+		g.flushAnswers()
+	}
+}
+
+// The states of permEvent.held.
+const (
+	answerHeld         = 1
+	answerHeldReleased = 2
+)
+
+// Release closes the event's descriptor (engine.Payload): at once, or, while its answer is
+// held in the batch, once the answer is written (an event's descriptor is closed after its
+// answer, so that its number is never that of another pending event when the answer names it).
+func (p *permEvent) Release() {
+	if p.held.CompareAndSwap(answerHeld, answerHeldReleased) {
+		return // flushAnswers closes it
+	}
+	sys.Close(int(p.fd))
+}
 
 // Fd returns the event's open descriptor, for reading the file's content (reads through it
 // cause no events). Valid until the delivery is released; do not close it.
@@ -110,7 +143,7 @@ func (g *fdGroup) handlePerm(kev *sys.FanotifyEvent, v *view, now time.Time) {
 	}()
 	r, w := b.eng.Dispatch(ev)
 	if w == nil {
-		b.finishPerm(p, ev, v, r)
+		b.finishPerm(p, ev, v, r, true)
 		return
 	}
 	// The rest of the walk runs once the group holding the event answers (a client's
@@ -126,12 +159,14 @@ func (g *fdGroup) handlePerm(kev *sys.FanotifyEvent, v *view, now time.Time) {
 				panic(x)
 			}
 		}()
-		b.finishPerm(p, ev, v, r)
+		b.finishPerm(p, ev, v, r, false)
 	})
 }
 
-// finishPerm answers the kernel with the engine's verdict.
-func (b *Backend) finishPerm(p *permEvent, ev *engine.Event, v *view, resp engine.Response) {
+// finishPerm answers the kernel with the engine's verdict: inBatch (on the loop, during the
+// dispatch of the batch that read the event) in the batch's answers, written together at its
+// end; otherwise at once.
+func (b *Backend) finishPerm(p *permEvent, ev *engine.Event, v *view, resp engine.Response, inBatch bool) {
 	response := sys.FAN_ALLOW
 	if resp.Verdict == engine.Deny {
 		response = sys.FAN_DENY
@@ -141,7 +176,11 @@ func (b *Backend) finishPerm(p *permEvent, ev *engine.Event, v *view, resp engin
 	} else if resp.Cache && resp.Reason == engine.ReasonAnswered {
 		b.cacheVerdict(p, ev, v)
 	}
-	p.answer(response)
+	if inBatch {
+		p.answerInBatch(response)
+	} else {
+		p.answer(response)
+	}
 	b.maybeIgnore(ev, v, "")
 	ev.Release()
 }
