@@ -84,7 +84,10 @@
 // (recover, answer, re-raise). Events caused by this process or by helper processes it
 // started (ExemptPid) and their sessions' members are allowed at once and never dispatched, so
 // the backend cannot deadlock on itself; Exemptions (exempt.go) states why no other process
-// can pass for one of them (docs/security.md, "Exempt processes"). Reading the kernel fd and
+// can pass for one of them (docs/security.md, "Exempt processes"). The answers decided on the
+// loop while it dispatches one batch (an in-process Handler's) are written together when the
+// batch is done, in one writev(2) (fdGroup.flushAnswers; at most maxHeldAnswers wait), each
+// event's descriptor closed after its answer. Reading the kernel fd and
 // answering never wait on a group's reader, a log write, or a lock that a mark operation
 // holds: readers see the mark state through an immutable snapshot.
 //
