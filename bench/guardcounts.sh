@@ -5,7 +5,8 @@
 # fanref's open load from 1 and 2 threads, rounds alternating the listeners. Counts do not
 # depend on how busy the machine is (the CPU time does somewhat; the wall-clock per-open time is
 # printed for reference only). With REF (a git revision), its guard is counted too, beside the
-# working tree's, in the same rounds.
+# working tree's, in the same rounds. Prints SUMMARY lines for bench/all.sh's table (system calls,
+# context switches and the CPU ratio to fanref's, per open, guard DIR, 1 and 2 threads).
 # Run as root: bash bench/guardcounts.sh [OPENS] [ROUNDS] [REF]
 set -euo pipefail
 cd "$(dirname "$0")/.."
