@@ -59,7 +59,7 @@ func TestFDGroupAnswersBatched(t *testing.T) {
 		return engine.Response{Verdict: engine.Allow}, true
 	}})
 	mark(t, b, g, dir, engine.KindInode, engine.MarkSpec{Mask: engine.OpenPerm | engine.EventOnChild})
-	fds0 := openFDs(t)
+	fds0 := testenv.OpenFDs(t)
 
 	first := startAccess(t, "open:"+filepath.Join(dir, "first"))
 	waitUntil(t, "the first open handled", func() bool { return handled.Load() == 1 })
@@ -95,15 +95,5 @@ func TestFDGroupAnswersBatched(t *testing.T) {
 	if st.AnswersBatched > uint64(len(names)-1) {
 		t.Errorf("%d answers written in batches for %d events after the first", st.AnswersBatched, len(names)-1)
 	}
-	waitUntil(t, "the events' descriptors closed", func() bool { return openFDs(t) <= fds0 })
-}
-
-// openFDs counts this process's open descriptors.
-func openFDs(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
+	waitUntil(t, "the events' descriptors closed", func() bool { return testenv.OpenFDs(t) <= fds0 })
 }

@@ -461,3 +461,13 @@ func EnterPidNamespace(t testing.TB) {
 		t.Fatal(err)
 	}
 }
+
+// OpenFDs counts this process's open descriptors (a test's leak check).
+func OpenFDs(t testing.TB) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
