@@ -88,6 +88,8 @@ args() {
 	churn) echo "$N_CHURN $rounds" ;;
 	exec) echo "$N_EXEC $rounds 1" ;;
 	syscalls) echo "$N_SYSC" ;;
+	guardcounts) echo "$N_SYSC $rounds" ;;
+	relaycount) echo "$N_SYSC 1 2" ;;
 	*) echo "" ;;
 	esac
 }
