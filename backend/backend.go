@@ -418,7 +418,7 @@ func (b *Backend) Close() error {
 		fd.close() // the loop lets go of it first
 	}
 	if fid != nil {
-		fid.closeFile()
+		fid.close()
 	}
 	if ino != nil {
 		ino.close()

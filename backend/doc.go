@@ -162,9 +162,11 @@
 //     event of the group's own (fdGroup.waker): Close's Unregister of the group wakes it.
 //     Close ends it after the kernel groups are closed; the work posted before runs, later
 //     posts run on their caller. docs/design/fastpath.md follows one event through it.
-//   - The FID group's reader (fidGroup.readLoop), from the group's creation: Close closes the
-//     group's file, which ends it; Close waits for it (Backend.wg).
-//   - The inotify reader (inotifyGroup.readLoop), in inotify mode: the same.
+//   - The FID group's reader (fidGroup.readLoop), from the group's creation, locked to its OS
+//     thread and waiting in poll(2) between batches: Close closes the group's file and wakes
+//     it (fidGroup.close: its eventfd), which ends it; Close waits for it (Backend.wg).
+//   - The inotify reader (inotifyGroup.readLoop), in inotify mode: Close closes the
+//     instance's file, which ends it; Close waits for it (Backend.wg).
 //   - The janitor (runJanitor), from New: places outside-ignore marks and name watches, polls
 //     fs.protected_hardlinks. Close closes janitorStop and waits for it (Backend.wg). Its
 //     request channel is never closed: the loop and the walks' continuations send to it

@@ -3,11 +3,9 @@
 package backend
 
 import (
-	"errors"
 	"fmt"
-	"os"
+	"runtime"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/internal/sys"
@@ -17,15 +15,26 @@ import (
 // notification event — open, access, modify, close, open-exec (where fsState.notifyFID),
 // attrib, create, delete, moves, rename, delete-self, move-self and fs-error — with file
 // handles, in one kernel queue: the kernel's order is the order its reader dispatches them
-// in. It is read by a goroutine of its own that waits in the netpoller (readLoop): its
-// events are notifications, and its translation (handles opened, directories walked, name
-// marks dropped) is kept off the loop that answers permission events.
+// in. It is read by a goroutine of its own (readLoop): its events are notifications, and
+// their translation (handles opened, directories walked, name marks dropped) is kept off the
+// loop that answers permission events.
+//
+// The reader is locked to its OS thread and waits in poll(2) for the group (or its waker)
+// itself, as a C reader waits in read(2), rather than in Go's netpoller: parked there, each
+// batch cost a read that found the queue empty, the scheduler's search for work on the way
+// to the park (runtime.findRunnable, a quarter of the daemon's CPU under bench/fanout.sh's
+// load) and another thread's epoll_wait to wake it; docs/design/performance.md. It polls
+// before it reads rather than blocking in read(2): busy must be set before events leave the
+// kernel's queue (idle), which a blocking read would take without a word.
 type fidGroup struct {
 	kgroup
 	// busy is set from just before a read takes events off the kernel queue until they are
 	// processed: with the queue's readability it tells the FD group's reader whether a
 	// directory move may be in flight (see Backend.dirsSettled).
 	busy atomic.Int32
+	// waker ends the reader's wait in poll(2) when the group closes (close): closing the
+	// descriptor does not.
+	waker *sys.Waker
 }
 
 // startFIDGroupLocked creates the FID group and starts its reader. Needs b.mu.
@@ -49,10 +58,20 @@ func (b *Backend) startFIDGroupLocked() (*fidGroup, error) {
 		return nil, err
 	}
 	var err error
-	// A non-blocking descriptor lets os.File park the reader in the netpoller, so that Close
-	// unblocks it, and makes Close wait until the reader has left.
-	g.file = os.NewFile(uintptr(g.fd), "fanotify")
+	if g.waker, err = sys.NewWaker(); err != nil {
+		sys.Close(g.fd)
+		return nil, err
+	}
+	// Outside the netpoller (the reader polls it on its own thread); the RawConn keeps the
+	// descriptor open while a read is under way, so a read racing with close never reaches a
+	// reused descriptor number.
+	if g.file, err = sys.NewUnpolledFile(g.fd, "fanotify"); err != nil {
+		g.waker.Close()
+		sys.Close(g.fd)
+		return nil, err
+	}
 	if g.rc, err = g.file.SyscallConn(); err != nil {
+		g.waker.Close()
 		g.file.Close()
 		return nil, err
 	}
@@ -63,69 +82,98 @@ func (b *Backend) startFIDGroupLocked() (*fidGroup, error) {
 	return g, nil
 }
 
-// readLoop reads the group until it closes.
+// close closes the group and ends its reader's wait (the reader then returns).
+func (g *fidGroup) close() {
+	g.closeFile()
+	g.waker.Wake()
+}
+
+// readLoop reads the group until it closes. Between batches it waits in poll(2) on its own
+// thread. While orphans wait (orphans.go) it reads again without waiting, to find the queue
+// empty; from then the orphans are dispatched once the queue has stayed empty for
+// orphanGrace (the poll's timeout), as a read deadline did in the netpoller.
 func (g *fidGroup) readLoop() {
+	runtime.LockOSThread() // the wait in poll(2) is this thread's; it ends with the goroutine
 	b := g.b
 	defer b.wg.Done()
+	defer g.waker.Close()
 	buf := make([]byte, sys.FanotifyReadSize)
-	// graceSet: a read deadline is set, orphanGrace after the queue was first found empty
-	// with orphans waiting (orphans.go); the queue staying empty until then dispatches them.
-	graceSet := false
+	var ps sys.PollSet
+	fds := []int{g.fd, g.waker.Fd()}
+	ready := make([]bool, len(fds))
+	wait := true
+	// graceEnd: when the orphans go out unplaced if the queue stays empty until then (zero:
+	// no grace running). It starts when the queue is first found empty with orphans waiting.
+	var graceEnd time.Time
 	for {
-		var n int
-		var rerr error
-		err := g.rc.Read(func(fd uintptr) bool {
-			g.busy.Store(1) // before the events leave the kernel's queue
-			if b.beforeFIDRead != nil {
-				b.beforeFIDRead()
+		if wait {
+			timeout := time.Duration(-1)
+			if !graceEnd.IsZero() {
+				timeout = max(time.Until(graceEnd), 0)
 			}
-			n, rerr = sys.Read(int(fd), buf)
-			if !errors.Is(rerr, syscall.EAGAIN) {
-				return true
+			any, err := ps.WaitFor(fds, ready, timeout)
+			if g.closed.Load() {
+				return
 			}
-			if !graceSet && g.orphansWaiting() {
-				g.file.SetReadDeadline(time.Now().Add(b.orphanGrace))
-				graceSet = true
+			if err != nil {
+				b.log.Error("waiting for fanotify group", "group", g.name, "err", err)
+				time.Sleep(errorPause) // do not spin
+				continue
 			}
-			g.busy.Store(0)
-			return false // wait in the netpoller until readable (or the grace is over)
-		})
-		if graceSet && (err == nil || errors.Is(err, os.ErrDeadlineExceeded)) {
-			g.file.SetReadDeadline(time.Time{})
-			graceSet = false
+			if !any {
+				// The queue stayed empty for orphanGrace: nothing queued can name the
+				// orphans' directories any more (orphans.go).
+				graceEnd = time.Time{}
+				g.busy.Store(1)
+				g.flushAllOrphans()
+				g.busy.Store(0)
+				continue
+			}
+			if ready[1] {
+				g.waker.Drain() // a wake without a close: nothing else to do
+			}
+			if !ready[0] {
+				continue
+			}
 		}
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			// The queue stayed empty for orphanGrace: nothing queued can name the
-			// orphans' directories any more (orphans.go).
-			g.busy.Store(1)
-			g.flushAllOrphans()
-			g.busy.Store(0)
-			continue
+		g.busy.Store(1) // before the events leave the kernel's queue
+		if b.beforeFIDRead != nil {
+			b.beforeFIDRead()
 		}
-		if err == nil {
-			err = rerr
+		n, err := g.readBatch(buf)
+		if g.closed.Load() {
+			g.busy.Store(0)
+			return
 		}
 		if err != nil {
 			g.busy.Store(0)
-			if g.closed.Load() || isClosedErr(err) {
-				return
-			}
-			if errors.Is(err, syscall.EINTR) || errors.Is(err, syscall.EAGAIN) {
-				continue
-			}
 			b.log.Error("reading fanotify group", "group", g.name, "err", err)
 			time.Sleep(errorPause) // e.g. EMFILE: do not spin
+			wait = true
 			continue
 		}
+		if n == 0 {
+			// The queue is empty (or the read was interrupted: then it is read again
+			// after the wait).
+			if graceEnd.IsZero() && g.orphansWaiting() {
+				graceEnd = time.Now().Add(b.orphanGrace)
+			}
+			g.busy.Store(0)
+			wait = true
+			continue
+		}
+		graceEnd = time.Time{} // the queue was not empty: a new grace when it is
 		now := time.Now()
 		v := b.view.Load()
 		ok := g.dispatchBatch(buf[:n], now, func(kev *sys.FanotifyEvent) { g.handle(kev, v, now) })
 		g.busy.Store(0)
 		if !ok {
-			g.closeFile()
+			g.close()
 			b.dropAllNameMarks() // nothing watches names any more
 			return
 		}
+		// With orphans waiting, read again: only a read finds the queue empty.
+		wait = !g.orphansWaiting()
 	}
 }
 

@@ -374,20 +374,37 @@ type PollSet struct{ pfds []unix.PollFd }
 
 // Wait is PollReadable.
 func (p *PollSet) Wait(fds []int, ready []bool) error {
+	_, err := p.WaitFor(fds, ready, -1)
+	return err
+}
+
+// WaitFor is Wait for at most timeout (a negative timeout waits forever): false, with every
+// ready[i] false, when it passed with none of fds ready. EINTR restarts the wait with the
+// time left.
+func (p *PollSet) WaitFor(fds []int, ready []bool, timeout time.Duration) (bool, error) {
 	if len(ready) != len(fds) {
-		return fmt.Errorf("PollReadable: %d fds but %d ready slots", len(fds), len(ready))
+		return false, fmt.Errorf("PollReadable: %d fds but %d ready slots", len(fds), len(ready))
 	}
 	p.pfds = p.pfds[:0]
 	for _, fd := range fds {
 		p.pfds = append(p.pfds, unix.PollFd{Fd: int32(fd), Events: unix.POLLIN})
 	}
+	var deadline time.Time
+	if timeout >= 0 {
+		deadline = time.Now().Add(timeout)
+	}
 	for {
-		_, err := unix.Poll(p.pfds, -1)
+		ms := -1
+		if timeout >= 0 {
+			// Round up so that a short positive timeout does not become a busy poll of 0.
+			ms = int((max(time.Until(deadline), 0) + time.Millisecond - 1) / time.Millisecond)
+		}
+		_, err := unix.Poll(p.pfds, ms)
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			return os.NewSyscallError("poll", err)
+			return false, os.NewSyscallError("poll", err)
 		}
 		any := false
 		for i := range p.pfds {
@@ -395,7 +412,10 @@ func (p *PollSet) Wait(fds []int, ready []bool) error {
 			any = any || ready[i]
 		}
 		if any {
-			return nil
+			return true, nil
+		}
+		if timeout >= 0 && !time.Now().Before(deadline) {
+			return false, nil
 		}
 	}
 }
