@@ -3,6 +3,7 @@
 package backend
 
 import (
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -55,4 +56,47 @@ func TestCloseWhileAWalkGoesOn(t *testing.T) {
 	// The continuation ran into the janitor's request after Close returned, or during it: give
 	// a late one time to show itself (it would crash the test binary).
 	time.Sleep(300 * time.Millisecond)
+}
+
+// TestCloseEndsTheFIDReaderInPoll: the FID group's reader waits in poll(2) on its own thread
+// between batches, which closing the descriptor does not interrupt (fidGroup.close wakes it).
+// Events read after several such waits still arrive in order, and Close, with the reader
+// waiting, returns within the hang bound with the reader gone (goleak in TestMain checks the
+// goroutine; the FID group's idle check must see the group idle once it waits).
+func TestCloseEndsTheFIDReaderInPoll(t *testing.T) {
+	testenv.RequireRoot(t)
+	b, err := New(Options{Mode: ModeFanotify})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := false
+	t.Cleanup(func() {
+		if !closed {
+			b.Close()
+		}
+	})
+	dir := testenv.Tmpfs(t)
+	g := newGroup(t, b, engine.Options{})
+	mark(t, b, g, dir, engine.KindInode, engine.MarkSpec{Mask: engine.Create | engine.EventOnChild})
+	r := record(t, g, nil)
+	from := 0
+	for i := range 3 {
+		// Each file after the reader went back to its wait (the group idle).
+		waitUntil(t, "the FID group idle", func() bool {
+			fg := b.fidGroupAtomic.Load()
+			if fg == nil {
+				return false
+			}
+			idle, err := fg.idle()
+			return err == nil && idle
+		})
+		name := filepath.Join(dir, fmt.Sprintf("f%d", i))
+		create(t, name)
+		from = r.waitPath(from, engine.Create, name) + 1 // in order
+	}
+	within(t, "Close with the FID reader waiting in poll", func() { b.Close() })
+	closed = true
+	if n := r.len(); n != 3 {
+		t.Fatalf("%d events recorded, want the 3 creates", n)
+	}
 }
