@@ -409,8 +409,9 @@ func (c *Client) Events() <-chan Event { return c.events }
 // readLoop reads one connection's messages: replies go to their waiters, events to Events.
 func (c *Client) readLoop(conn *proto.Conn) {
 	defer c.wg.Done()
+	var scratch proto.Event // each event is decoded here and copied out (no allocation)
 	for {
-		m, err := conn.ReadMsg()
+		m, err := conn.ReadMsgInto(&scratch)
 		if err != nil {
 			conn.Close()
 			c.lost(conn, err)

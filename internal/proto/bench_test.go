@@ -45,6 +45,24 @@ func BenchmarkDecodeEvent(b *testing.B) {
 	}
 }
 
+// BenchmarkDecodeEventInto is BenchmarkDecodeEvent the way Conn.ReadMsgInto decodes: into
+// the reader's Event, the strings shared with the previous event's (the same here).
+func BenchmarkDecodeEventInto(b *testing.B) {
+	frame, _, err := Encode(benchEvent())
+	if err != nil {
+		b.Fatal(err)
+	}
+	var ev Event
+	var last string
+	b.ReportAllocs()
+	b.SetBytes(int64(len(frame)))
+	for b.Loop() {
+		if _, err := decodeFrame(frame, nil, &ev, &last); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkConnEvent is one event through a socket pair: write, read, decode.
 func BenchmarkConnEvent(b *testing.B) {
 	d, c := pipe(b)

@@ -81,6 +81,14 @@ func Append(buf []byte, fds []int, m Msg) ([]byte, []int, error) {
 // CodeTooLarge, CodeUnknownType, CodeBadField, CodeFDCount or CodeVersion) and leaves fds to
 // the caller, who must close them; it never panics, whatever the bytes.
 func Decode(frame []byte, fds []int) (Msg, error) {
+	return decodeFrame(frame, fds, nil, nil)
+}
+
+// decodeFrame is Decode that, for an Event, decodes into into (zeroed first) instead of a
+// new Event when into is not nil, and reuses *last for the event's strings when they are the
+// same bytes as last time (else sets it): a reader that keeps both saves the two allocations
+// an event costs (Conn.ReadMsgInto).
+func decodeFrame(frame []byte, fds []int, into *Event, last *string) (Msg, error) {
 	h, err := DecodeHeader(frame)
 	if err != nil {
 		return nil, err
@@ -94,8 +102,15 @@ func Decode(frame []byte, fds []int) (Msg, error) {
 	if int(h.NFDs) != len(fds) {
 		return nil, errorf(CodeFDCount, "%s frame declares %d fds, %d received", h.Type, h.NFDs, len(fds))
 	}
-	d := decoder{b: frame[HeaderSize:], t: h.Type}
-	m := decodeMsg(h.Type, &d, h.Req)
+	d := decoder{b: frame[HeaderSize:], t: h.Type, last: last}
+	var m Msg
+	if h.Type == TypeEvent && into != nil {
+		*into = Event{}
+		into.decode(&d, h.Req)
+		m = into
+	} else {
+		m = decodeMsg(h.Type, &d, h.Req)
+	}
 	if d.err == nil && d.off != len(d.b) && !d.trailingOK {
 		d.fail(CodeBadField, "%d trailing bytes", len(d.b)-d.off)
 	}
@@ -203,6 +218,9 @@ type decoder struct {
 	t          Type
 	err        *Error
 	trailingOK bool // set by Hello when the peer speaks a newer version
+	// last, if not nil, is the strings block of the reader's previous event: strings reuses
+	// it for the same bytes (see decodeFrame).
+	last *string
 }
 
 func (d *decoder) fail(c Code, format string, args ...any) {
@@ -316,7 +334,15 @@ func (d *decoder) strings(dst []*string, fields []string) {
 	if d.err != nil {
 		return
 	}
-	all := string(d.b[first:d.off])
+	var all string
+	if b := d.b[first:d.off]; d.last != nil && *d.last == string(b) {
+		all = *d.last // the same path, name and process as the last event: no allocation
+	} else {
+		all = string(b)
+		if d.last != nil {
+			*d.last = all
+		}
+	}
 	for i, p := range dst {
 		*p = all[spans[i][0]-first : spans[i][1]-first]
 	}

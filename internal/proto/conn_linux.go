@@ -79,8 +79,10 @@ type Conn struct {
 	r, w  int   // unread bytes are rbuf[r:w]
 	fds   []int // fds received and not yet claimed by a frame, in arrival order
 	oob   []byte
-	rerr  error // sticky read failure
-	rseen bool  // the handshake message has been read
+	rerr  error  // sticky read failure
+	rseen bool   // the handshake message has been read
+	into  *Event // ReadMsgInto's event, during the call
+	last  string // the strings block of the last event read (decodeFrame)
 
 	wmu   sync.Mutex
 	wbuf  []byte
@@ -633,6 +635,24 @@ func (c *Conn) ReadMsg() (Msg, error) {
 	return c.readLocked(c.fill, -1)
 }
 
+// ReadMsgInto is ReadMsg that decodes an Event into ev (overwritten whole) and returns ev as
+// the message, where ReadMsg allocates one; other messages are ReadMsg's. For a reader that
+// copies each event out before it reads the next (the client's reader): ev is then reused,
+// and an event's strings are shared with the previous event's when they are equal (the same
+// file and process again, as open, modify and close of one file are), so that reading the
+// events of a busy file allocates nothing.
+func (c *Conn) ReadMsgInto(ev *Event) (Msg, error) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if c.rerr != nil {
+		return nil, c.rerr
+	}
+	c.into = ev
+	m, err := c.readLocked(c.fill, -1)
+	c.into = nil
+	return m, err
+}
+
 // readLocked returns the next whole message, calling fill for more bytes as needed but at
 // most maxFills times (-1: no limit): nil, nil when that was not enough. Needs rmu.
 func (c *Conn) readLocked(fill func() error, maxFills int) (Msg, error) {
@@ -717,7 +737,13 @@ func (c *Conn) frameLocked(h Header, need int) (Msg, error) {
 	if nfds > len(c.fds) {
 		return nil, c.failReadLocked(errorf(CodeFDCount, "%s frame declares %d fds, %d received", h.Type, nfds, len(c.fds)))
 	}
-	m, err := Decode(c.rbuf[c.r:c.r+need], c.fds[:nfds])
+	var m Msg
+	var err error
+	if c.into != nil {
+		m, err = decodeFrame(c.rbuf[c.r:c.r+need], c.fds[:nfds], c.into, &c.last)
+	} else {
+		m, err = Decode(c.rbuf[c.r:c.r+need], c.fds[:nfds])
+	}
 	if err != nil {
 		return nil, c.failReadLocked(err) // closes the frame's fds with the rest
 	}
