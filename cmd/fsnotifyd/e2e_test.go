@@ -745,3 +745,39 @@ func TestDaemonRefusalReachesTheUser(t *testing.T) {
 		}
 	}
 }
+
+// TestWatchPacedFloodInOrder: under a flood the embedded watch reads at most once per
+// streamPace (stream's pacing): every event is still printed, once, in order, and the
+// event that ends a flood is printed without waiting for another one to come.
+func TestWatchPacedFloodInOrder(t *testing.T) {
+	dir := testenv.Tmpfs(t)
+	p := start(t, "watch", "-e", "create", dir)
+	const n = 3000
+	for i := range n {
+		f, err := os.Create(fmt.Sprintf("%s/f%d", dir, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	got := p.collect(30*time.Second, func(l []string) bool { return len(l) >= n })
+	if len(got) != n {
+		t.Fatalf("%d lines for %d creates", len(got), n)
+	}
+	for i, l := range got {
+		if want := fmt.Sprintf("%s/ CREATE f%d", dir, i); l != want {
+			t.Fatalf("line %d: %q, want %q", i, l, want)
+		}
+	}
+	time.Sleep(50 * time.Millisecond) // the flood is over
+	if err := os.WriteFile(dir+"/last", nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	last := p.collect(5*time.Second, func(l []string) bool { return len(l) >= 1 })
+	if len(last) != 1 || last[0] != dir+"/ CREATE last" {
+		t.Fatalf("after the flood, a lone create printed %q (want it alone, within 5 s)", last)
+	}
+	if st := p.stop(); st != 0 {
+		t.Fatalf("exit status %d", st)
+	}
+}

@@ -120,6 +120,10 @@ func runWatch(args []string) int {
 	return stream("watch", specs, daemon, quiet, count, timeout, out, recursive, false, nil)
 }
 
+// streamPace is the least time between two reads of an embedded source under a steady flow
+// of events (see stream).
+const streamPace = time.Millisecond
+
 // stream opens a source, places the watches, and prints events until done.
 func stream(cmd string, specs []watchSpec, daemon daemonFlag, quiet bool, count int, timeout time.Duration,
 	out format.Formatter, recursive, withExe bool, keep func(*event) bool) int {
@@ -153,8 +157,35 @@ func stream(cmd string, specs []watchSpec, daemon daemonFlag, quiet bool, count 
 	var batch []event
 	printed := 0
 	var unnamed int // the last pid ProcessComm could not name
+	// Pacing (embedded): under a steady flow, read at most once per streamPace, so that a
+	// flood is printed in batches rather than the reading goroutine being woken per event.
+	// Each wake-up of the goroutine (and of the thread that runs it) cost several times the
+	// event's own work on a 2-vCPU VM (bench/fanout.sh's embedded rows,
+	// docs/design/performance.md). An event waits at most streamPace more; the first one
+	// after a quiet streamPace is read at once. The events wait in the engine group, whose
+	// queue (QueueLimit, 1<<18) holds far more than a streamPace of them, and overflows in
+	// band if not; their order is the group's.
+	paced := !daemon.on
+	var lastRead, prevRead time.Time
+	lastFull := false
+	var pace *time.Timer
 	for {
+		if paced && !lastFull && !prevRead.IsZero() && lastRead.Sub(prevRead) < streamPace {
+			if d := streamPace - time.Since(lastRead); d > 0 {
+				if pace == nil {
+					pace = time.NewTimer(d)
+				} else {
+					pace.Reset(d)
+				}
+				select {
+				case <-pace.C:
+				case <-ctx.Done(): // next returns at once with the reason
+				}
+			}
+		}
 		batch, err = src.next(ctx, batch[:0])
+		prevRead, lastRead = lastRead, time.Now()
+		lastFull = len(batch) >= len(src.buf) // more are likely queued: no pause
 		if err != nil {
 			w.Flush()
 			if ctx.Err() != nil {
