@@ -6,7 +6,9 @@
 # kernel; queued to the clients (delivered, plus merged into an unread event of the same
 # object, as the kernel merges); received by the clients — and the daemon's CPU time (utime +
 # stime from /proc/PID/stat) per kernel event and per queued event, with the ratios (c)/(a)
-# and (c)/(b) of CPU per kernel event.
+# and (c)/(b) of CPU per kernel event; then (d) `fsnotifyd watch` and (e) `fsnotifyd trace` of
+# the directory, embedded (no daemon), their CPU per open of the load over fanref's reader's
+# (they count no kernel events).
 # Run as root: bash bench/fanout.sh [OPENS] [ROUNDS] [CLIENTS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +38,7 @@ for r in $(seq "$ROUNDS"); do
 	"$out/fanref" notify "$out/mnt/d" > "$out/ref.log" 2>&1 & p=$!
 	wait_ready "$out/ref.log"
 	c0=$(cpu "$p"); s=$(load); c1=$(cpu "$p")
+	c0_a=$c0 c1_a=$c1
 	kill -TERM "$p"; wait "$p" 2>/dev/null || true
 	ev=$(awk '/^events/ { print $2 }' "$out/ref.log")
 	line_a=$(awk -v e="$ev" -v s="$s" -v c="$(awk -v a="$c0" -v b="$c1" 'BEGIN{print b-a}')" 'BEGIN {
@@ -60,6 +63,29 @@ for r in $(seq "$ROUNDS"); do
 		evsk=$(awk -v e=$((e1 - e0)) -v s="$s" 'BEGIN { printf "%.1f", e/s }')
 		if [ "$k" = 1 ]; then line_b=$res cpu_b=$cpuk evs_b=$evsk; else line_c=$res cpu_c=$cpuk evs_c=$evsk; fi
 	done
+	# (d), (e): the embedded path, no daemon: `watch` of the directory (open, close, modify)
+	# and `trace` of it, each printing to a file. They report no count of the kernel events
+	# they read (and their engine group merges an exact repeat still unread, so lines are
+	# fewer), so their CPU is compared per open of the load: what watching this load costs,
+	# over what fanref's reader costs (it reads every event it can too).
+	cpo_a=$(awk -v n="$N" -v a="$c0_a" -v b="$c1_a" 'BEGIN { printf "%.6f", (b-a)*1e6/(2*n) }')
+	for w in watch trace; do
+		if [ "$w" = watch ]; then
+			"$out/fsnotifyd" watch -e open,close,modify "$out/mnt/d" > "$out/$w.out" 2> "$out/$w.err" & p=$!
+		else
+			"$out/fsnotifyd" trace "$out/mnt/d" > "$out/$w.out" 2> "$out/$w.err" & p=$!
+		fi
+		for _ in $(seq 200); do grep -q "Watches established" "$out/$w.err" 2>/dev/null && break; sleep 0.05; done
+		grep -q "Watches established" "$out/$w.err" || { echo "bench/fanout.sh: $w not ready" >&2; cat "$out/$w.err" >&2; exit 1; }
+		c0=$(cpu "$p"); s=$(load)
+		sleep 0.5 # let it drain
+		c1=$(cpu "$p")
+		kill -TERM "$p"; wait "$p" 2>/dev/null || true
+		n=$(wc -l < "$out/$w.out")
+		cw=$(awk -v n="$N" -v a="$c0" -v b="$c1" 'BEGIN { printf "%.6f", (b-a)*1e6/(2*n) }')
+		echo "round $r: embedded $w: $n lines ($(awk -v n="$n" -v s="$s" 'BEGIN { printf "%.0f", n/s }')/s), $cw us CPU per open of the load = $(awk -v c="$cw" -v a="$cpo_a" 'BEGIN { printf "%.2f", c/a }') x fanref's reader's ($cpo_a)"
+		if [ "$w" = watch ]; then cpu_w=$cw; else cpu_t=$cw; fi
+	done
 	echo "round $r: $line_a"
 	echo "round $r: $line_b"
 	echo "round $r: $line_c"
@@ -67,12 +93,16 @@ for r in $(seq "$ROUNDS"); do
 		printf "round %d: CPU per kernel event, %d clients vs fanref notify %.2f, vs 1 client %.2f\n", r, k, c/a, c/b }' | tee -a "$out/ratios"
 	awk -v a="$cpu_a" -v b="$cpu_b" -v c="$cpu_c" -v ea="$evs_a" -v eb="$evs_b" -v ec="$evs_c" 'BEGIN {
 		printf "%.3f %.3f %.3f %.3f\n", b/a, c/a, eb/ea, ec/ea }' >> "$out/ratios4"
+	awk -v a="$cpo_a" -v w="$cpu_w" -v t="$cpu_t" 'BEGIN { printf "%.3f %.3f\n", w/a, t/a }' >> "$out/ratios_embedded"
 done
 col() { awk -v f="$1" '{ print $f }' "$out/ratios4" | median; }
 summary fanout.cpu.1client "$(col 1)" "<=2" "daemon CPU per kernel notification event with 1 client / fanref's notification reader's"
 summary fanout.cpu.${K}clients "$(col 2)" "<=2" "daemon CPU per kernel notification event with $K clients / fanref's notification reader's"
 summary fanout.rate.1client "$(col 3)" ">=0.5" "kernel events/s read by the daemon with 1 client / by fanref's notification reader"
 summary fanout.rate.${K}clients "$(col 4)" ">=0.5" "kernel events/s read by the daemon with $K clients / by fanref's notification reader"
+ecol() { awk -v f="$1" '{ print $f }' "$out/ratios_embedded" | median; }
+summary fanout.watch.cpu_per_open "$(ecol 1)" "-" "embedded watch's CPU per open of the load / fanref's notification reader's (the <=1.5 goal is per kernel event, which watch does not count)"
+summary fanout.trace.cpu_per_open "$(ecol 2)" "-" "embedded trace's CPU per open of the load / fanref's notification reader's (the <=1.5 goal is per kernel event, which trace does not count)"
 awk -v k="$K" '{ a[NR] = $(NF-4) + 0; b[NR] = $NF + 0 } END {
 	n = asort_(a); asort_(b)
 	printf "median over %d rounds: daemon CPU per kernel event with %s clients = %.2f x fanref notify, %.2f x the daemon with 1 client\n", NR, k, a[int((NR+1)/2)], b[int((NR+1)/2)] }

@@ -6,7 +6,8 @@
 # daemon goes first, so that drift on a shared machine hits both alike. Prints, per round and
 # as medians, each daemon's CPU per kernel event over fanref's and its kernel events/s over
 # fanref's (the two ratios bench/fanout.sh's goals are about), and the clients' CPU per kernel
-# event (not counted in the daemon's).
+# event (not counted in the daemon's). Each revision's clients (bench/fanout, the client
+# library) are built from that revision too.
 # Run as root: [NEW=rev] bash bench/fanoutab.sh [REF] [OPENS] [ROUNDS] [CLIENTS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,14 +19,14 @@ NEW=${NEW:-}
 . bench/lib.sh
 mkdir "$out/src" "$out/ref" "$out/new"
 git archive "$REF" | tar -x -C "$out/src"
-(cd "$out/src" && go build -o "$out/ref/fsnotifyd" ./cmd/fsnotifyd)
+(cd "$out/src" && go build -o "$out/ref/fsnotifyd" ./cmd/fsnotifyd && go build -o "$out/ref/fanout" ./bench/fanout)
 if [ -n "$NEW" ]; then
 	mkdir "$out/srcnew" && git archive "$NEW" | tar -x -C "$out/srcnew"
-	(cd "$out/srcnew" && go build -o "$out/new/fsnotifyd" ./cmd/fsnotifyd)
+	(cd "$out/srcnew" && go build -o "$out/new/fsnotifyd" ./cmd/fsnotifyd && go build -o "$out/new/fanout" ./bench/fanout)
 else
 	go build -o "$out/new/fsnotifyd" ./cmd/fsnotifyd
+	go build -o "$out/new/fanout" ./bench/fanout
 fi
-go build -o "$out/fanout" ./bench/fanout
 mkdir "$out/mnt/d" && echo x > "$out/mnt/d/f"
 tck=$(getconf CLK_TCK)
 echo "REF=$REF ($(git rev-parse --short "$REF")) vs ${NEW:-tree} ($(git rev-parse --short "${NEW:-HEAD}")$([ -n "$NEW" ] || git diff --quiet HEAD || echo +dirty)); $N opens, 2 load threads, 1 and $K clients, $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -38,7 +39,7 @@ daemon() {
 	rm -f "$out/d.sock"
 	"$bin" serve --socket "$out/d.sock" --log-level warn 2> "$out/daemon.log" & dpid=$!
 	for _ in $(seq 100); do "$bin" stats --socket "$out/d.sock" > /dev/null 2>&1 && break; sleep 0.05; done
-	"$out/fanout" "$out/d.sock" "$out/mnt/d" "$k" > "$out/fan.log" 2>&1 & p=$!
+	"$(dirname "$bin")/fanout" "$out/d.sock" "$out/mnt/d" "$k" > "$out/fan.log" 2>&1 & p=$!
 	wait_ready "$out/fan.log"
 	st() { "$bin" stats --socket "$out/d.sock" --json | awk -F'[:,]' '$1 ~ "\"events\"" { gsub(/ /, "", $2); print $2; exit }'; }
 	e0=$(st); c0=$(cpu "$dpid"); f0=$(cpu "$p"); t0=$(now)
