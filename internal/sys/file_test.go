@@ -512,3 +512,25 @@ func TestPreadAndMtime(t *testing.T) {
 		t.Fatalf("Mtime %d, want %d", st.Mtime, mtime.UnixNano())
 	}
 }
+
+// TestPollSetWaitFor: WaitFor returns false, with no slot ready, once its timeout passes with
+// nothing to read (not before it), and true with the readable slot as Wait does.
+func TestPollSetWaitFor(t *testing.T) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fds[0])
+	defer syscall.Close(fds[1])
+	var ps PollSet
+	ready := []bool{true}
+	start := time.Now()
+	ok, err := ps.WaitFor(fds[:1], ready, 30*time.Millisecond)
+	if took := time.Since(start); err != nil || ok || ready[0] || took < 30*time.Millisecond || took > 5*time.Second {
+		t.Fatalf("WaitFor with nothing to read = %v, %v, ready %v after %v; want false after 30 ms", ok, err, ready, took)
+	}
+	syscall.Write(fds[1], []byte("x"))
+	if ok, err := ps.WaitFor(fds[:1], ready, time.Hour); err != nil || !ok || !ready[0] {
+		t.Fatalf("WaitFor with a byte to read = %v, %v, ready %v", ok, err, ready)
+	}
+}
