@@ -936,6 +936,23 @@ func (p *Policy) NeedsPath(ev engine.Mask) bool {
 	return false
 }
 
+// AllowsEvery reports whether Decide allows every access of event ev (a permission bit, or
+// its notification counterpart), whatever its process, path and file: the first rule that
+// applies to ev is an allow of "**" with no condition, or no rule applies to ev and the
+// default is allow. A guard may then leave ev's permission events unasked (docs/security.md,
+// "Kinds of access no rule decides"); a rule that applies to ev with any glob but "**" or any
+// condition, or a deny of "**", makes it false.
+func (p *Policy) AllowsEvery(ev engine.Mask) bool {
+	k := normalizeEvent(ev)
+	for _, r := range p.Rules {
+		if r.Events != 0 && r.Events&k == 0 {
+			continue
+		}
+		return r.Verdict == engine.Allow && r.Glob.String() == "**" && len(r.Conditions) == 0
+	}
+	return p.Default == engine.Allow
+}
+
 // NeedsComm reports whether some rule tests the process name (so the guard must be able to
 // read /proc/PID/comm).
 func (p *Policy) NeedsComm() bool { return p.Needs(AttrComm) }

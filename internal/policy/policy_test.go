@@ -593,3 +593,51 @@ func TestNeedsPath(t *testing.T) {
 		})
 	}
 }
+
+// AllowsEvery is true only where Decide allows every access of the event, whatever the path
+// and process: each true case is decided for several paths, processes and an unknown path,
+// and must allow each. It may be false where every access is allowed anyway (an allow of a
+// path glob under a default allow, "/**"): such a guard asks the kernel for events it did not
+// need, which costs time, never a decision.
+func TestAllowsEvery(t *testing.T) {
+	tests := []struct {
+		name  string
+		rules string
+		ev    engine.Mask
+		want  bool
+	}{
+		{"exec allowlist, open", "allow exec ** trusted=yes\ndeny exec **\n", engine.OpenPerm, true},
+		{"exec allowlist, notification open", "allow exec ** trusted=yes\ndeny exec **\n", engine.Open, true},
+		{"exec allowlist, exec", "allow exec ** trusted=yes\ndeny exec **\n", engine.OpenExecPerm, false},
+		{"exec allowlist, access", "allow exec ** trusted=yes\ndeny exec **\n", engine.AccessPerm, true},
+		{"no rules", "", engine.OpenPerm, true},
+		{"default deny, no rule for open", "default deny\nallow exec /usr/**\n", engine.OpenPerm, false},
+		{"allow open ** first", "allow open **\ndeny * /srv/**\n", engine.OpenPerm, true},
+		{"allow every event ** first", "allow * **\ndeny open /srv/**\n", engine.OpenPerm, true},
+		{"a deny of ** for open", "deny open **\n", engine.OpenPerm, false},
+		{"a path rule for open", "allow exec ** trusted=yes\ndeny open /srv/**\n", engine.OpenPerm, false},
+		{"a path allow for open, default allow (allowed anyway: false is safe)", "allow open /srv/**\n", engine.OpenPerm, false},
+		{"a rule for every event", "deny * /srv/**\n", engine.OpenPerm, false},
+		{"a condition on **", "allow open ** uid=0\n", engine.OpenPerm, false},
+		{"a deny with a condition", "deny open ** uid=65534\n", engine.OpenPerm, false},
+		{"/** is not ** (false is safe)", "allow open /**\n", engine.OpenPerm, false},
+		{"a rule for opens after a rule for exec", "deny exec **\ndeny open /etc/shadow\n", engine.OpenPerm, false},
+	}
+	procs := []KnownProcess{{Name: "x", UserID: 0}, {Name: "sh", UserID: 65534}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := mustParse(t, tt.rules)
+			if got := p.AllowsEvery(tt.ev); got != tt.want {
+				t.Fatalf("AllowsEvery(%v) = %v, want %v", tt.ev, got, tt.want)
+			}
+			for _, path := range []string{"", "/", "/srv/x", "/usr/bin/true", "/etc/shadow"} {
+				for _, pr := range procs {
+					d := p.Decide(&Request{Path: path, PathUnknown: path == "", Event: tt.ev, Pid: 1, Proc: pr})
+					if tt.want && (d.Verdict != engine.Allow || d.Err != nil) {
+						t.Errorf("path %q uid %d: %v (%s, err %v), but AllowsEvery said every access is allowed", path, pr.UserID, d.Verdict, d.Source(), d.Err)
+					}
+				}
+			}
+		})
+	}
+}
