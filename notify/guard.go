@@ -332,6 +332,11 @@ type GuardConfig struct {
 	Mounts, Filesystems []string
 	// Events are the kinds of access to decide on (default AccessOpen).
 	Events AccessKind
+	// Ask, if set, are the kinds of Events the marks ask the kernel for at the start (the
+	// others are let through by the kernel with no event); SetEvents changes them while the
+	// Guard runs. Only AccessOpen and AccessExec may be left unasked: the kernel decides at
+	// open whether an open file's reads will ever ask (see SetEvents). Default: Events.
+	Ask AccessKind
 	// Deadline bounds each decision (0: wait forever — a hung handler then hangs every
 	// access it guards); OnTimeout is the verdict at the deadline (default Allow, so the host
 	// stays usable if a handler hangs).
@@ -420,6 +425,10 @@ type Guard struct {
 
 	unexempt []func()
 
+	askMu sync.Mutex     // serializes SetEvents; a leaf (held across the mark changes)
+	marks []*source.Mark // the Guard's marks, set before the reader starts; under askMu after
+	asked AccessKind     // the kinds the marks ask for; under askMu
+
 	decided, denied atomic.Uint64
 }
 
@@ -434,6 +443,12 @@ func NewGuard(cfg GuardConfig, h Handler) (*Guard, error) {
 	}
 	if cfg.Events == 0 {
 		cfg.Events = AccessOpen
+	}
+	if cfg.Ask == 0 {
+		cfg.Ask = cfg.Events
+	}
+	if err := checkAsk(cfg.Events, cfg.Ask); err != nil {
+		return nil, err
 	}
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 256
@@ -562,11 +577,31 @@ func (gd *Guard) answer(v Verdict) (Verdict, engine.Response) {
 	return v, engine.Response{Verdict: v.engineVerdict(), Errno: v.errno, Cache: v.cache}
 }
 
-func (gd *Guard) addMarks() error {
-	mask := gd.cfg.Events.Mask()
+// markMask is the mask of the Guard's marks that ask for the kinds ask.
+func markMask(ask AccessKind) engine.Mask {
+	mask := ask.Mask()
 	if mask&engine.PreAccess == 0 {
 		mask |= engine.OnDir // directories' opens are decided too
 	}
+	return mask
+}
+
+// checkAsk checks that ask, the kinds a Guard's marks ask for, is a non-empty part of events
+// leaving out only kinds that may be unasked (see SetEvents).
+func checkAsk(events, ask AccessKind) error {
+	switch {
+	case ask == 0:
+		return errors.New("guard: no kind of access asked for (the marks need one)")
+	case ask&^events != 0:
+		return fmt.Errorf("guard: asked for %v, which Events (%v) does not decide", ask&^events, events)
+	case (events&^ask)&^(AccessOpen|AccessExec) != 0:
+		return fmt.Errorf("guard: %v cannot be left unasked (the kernel decides when a file is opened whether its reads ask)", (events&^ask)&^(AccessOpen|AccessExec))
+	}
+	return nil
+}
+
+func (gd *Guard) addMarks() error {
+	mask := markMask(gd.cfg.Ask)
 	add := func(path string, k engine.Kind) error {
 		if k == engine.KindSubtree {
 			if st, err := os.Stat(path); err == nil && !st.IsDir() {
@@ -575,9 +610,11 @@ func (gd *Guard) addMarks() error {
 		}
 		ctx, cancel := context.WithTimeout(gd.ctx, 30*time.Second)
 		defer cancel()
-		if _, err := gd.src.AddMark(ctx, path, k, engine.MarkSpec{Mask: mask}); err != nil {
+		m, err := gd.src.AddMark(ctx, path, k, engine.MarkSpec{Mask: mask})
+		if err != nil {
 			return fmt.Errorf("guard %s: %w", path, err)
 		}
+		gd.marks = append(gd.marks, m)
 		return nil
 	}
 	for _, list := range []struct {
@@ -590,7 +627,50 @@ func (gd *Guard) addMarks() error {
 			}
 		}
 	}
+	gd.asked = gd.cfg.Ask
 	return nil
+}
+
+// SetEvents makes the Guard's marks ask the kernel for the kinds ask (a non-empty part of
+// GuardConfig.Events) from now on; an access of a kind of Events left out is let through by
+// the kernel with no event and no decision. When SetEvents returns, the kernel's marks ask for
+// every kind of ask: an open or exec that starts after it is decided (one in the middle of its
+// open(2) may have passed the kernel's check already, as an access does that was decided under
+// what held before). A caller that stops asking for a kind must therefore hold a policy that
+// allows every access of it from before the call until after a call that asks again
+// (docs/security.md, "Kinds of access no rule decides"). Only AccessOpen and AccessExec may be
+// left out: the kernel settles when a file is opened whether its reads and pre-content accesses
+// will ask (Linux 6.14+), so a read kind asked again would miss the files already open.
+//
+// On an error some marks may ask for the union of the old and new kinds; a later SetEvents
+// sets them again.
+func (gd *Guard) SetEvents(ctx context.Context, ask AccessKind) error {
+	if err := checkAsk(gd.cfg.Events, ask); err != nil {
+		return err
+	}
+	gd.askMu.Lock()
+	defer gd.askMu.Unlock()
+	if gd.closed.Load() {
+		return errors.New("guard: closed")
+	}
+	if ask == gd.asked {
+		return nil
+	}
+	spec := engine.MarkSpec{Mask: markMask(ask)}
+	for _, m := range gd.marks {
+		if err := gd.src.ModifyMark(ctx, m, spec); err != nil {
+			return fmt.Errorf("guard %s: asking for %v: %w", m.Path, ask, err)
+		}
+	}
+	gd.asked = ask
+	return nil
+}
+
+// Asked returns the kinds the Guard's marks ask the kernel for (GuardConfig.Ask, SetEvents).
+func (gd *Guard) Asked() AccessKind {
+	gd.askMu.Lock()
+	defer gd.askMu.Unlock()
+	return gd.asked
 }
 
 // newRequest is the Request for a permission event. A process's name and uid that came with
