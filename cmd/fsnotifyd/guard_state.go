@@ -34,8 +34,13 @@ import (
 // the old state has been answered or timed out (the deadline, plus a margin). A decision that
 // finishes under a state that is no longer current never asks the kernel to cache its allow.
 //
+// The kinds of access the marks ask the kernel for follow the state (storeLocked, askKinds in
+// guard.go): grown before a state is stored, shrunk after.
+//
 // Goroutines: watchReload (SIGHUP and the poller) runs until the guard stops; the forget
-// reader (guard_forget.go) likewise. Lock: applyMu, a leaf.
+// reader (guard_forget.go) likewise. Lock: applyMu, a leaf; it serializes the writers only and
+// is held across their mark changes (Guard.SetEvents, the forget group's marks), which must not
+// interleave with another writer's store; no decision and no kernel reader takes it.
 
 // guardState is one policy with what it needs.
 type guardState struct {
@@ -86,13 +91,39 @@ func (g *guardRun) buildStateLocked(filePol *policy.Policy, origin string) (*gua
 	return st, nil
 }
 
-// storeLocked makes st the guard's state.
-func (g *guardRun) storeLocked(st *guardState) {
+// storeLocked makes st the guard's state. The marks ask the kernel for every kind of access
+// st's policy may decide before st is stored, and stop asking for those it allows whatever they
+// are (askKinds) only after: an access of a kind no mark asks for is never one the current
+// policy could deny. If the marks cannot be made to ask, st is not stored and the error says
+// why (the old state stays).
+func (g *guardRun) storeLocked(st *guardState) error {
+	var ask notify.AccessKind
+	if g.guard != nil {
+		ask = g.askKinds(st.pol)
+		if grow := g.asked | ask; grow != g.asked {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			err := g.guard.SetEvents(ctx, grow)
+			cancel()
+			g.asked = g.guard.Asked()
+			if err != nil {
+				return err
+			}
+		}
+	}
 	g.state.Store(st)
 	g.verifier.ForgetAll()
 	if st.pol.ReadsContent() {
 		g.startForgetLocked()
 	}
+	if g.guard != nil && ask != g.asked {
+		// Asking for fewer kinds only saves time: on an error the marks ask for more than
+		// st needs, and every such access is decided (allowed) as before.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		g.guard.SetEvents(ctx, ask)
+		cancel()
+		g.asked = g.guard.Asked()
+	}
+	return nil
 }
 
 // afterStore flushes the kernel's cached allows, at once and once more when every decision
@@ -128,7 +159,7 @@ func (g *guardRun) applyPolicy(src []byte, origin string) error {
 	g.applyMu.Lock()
 	st, err := g.buildStateLocked(filePol, origin)
 	if err == nil {
-		g.storeLocked(st)
+		err = g.storeLocked(st)
 	}
 	g.applyMu.Unlock()
 	if err != nil {
@@ -154,7 +185,7 @@ func (g *guardRun) reloadTrust() error {
 	if err == nil {
 		st := *cur
 		st.db = db
-		g.storeLocked(&st)
+		err = g.storeLocked(&st)
 	}
 	g.applyMu.Unlock()
 	if err == nil {

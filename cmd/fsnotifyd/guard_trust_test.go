@@ -160,7 +160,22 @@ func guardTrustedToolOfNobody(t *testing.T, mount func(testing.TB) string) strin
 // yet). It returns the mount point and the copy's path.
 func guardTrustedOfNobody(t *testing.T, mount func(testing.TB) string, prog, name, events string, prepare func(mnt string) string) (mnt, tool string) {
 	t.Helper()
-	mnt = mount(t)
+	g := startTrustedOfNobody(t, mount, prog, name, events, prepare)
+	return g.mnt, g.tool
+}
+
+// trustedGuard is a guard startTrustedOfNobody started: its mount point, the trusted copy,
+// its rules file (rewrite it and send SIGHUP to reload) and its process.
+type trustedGuard struct {
+	mnt, tool, rules string
+	p                *proc
+}
+
+// startTrustedOfNobody is guardTrustedOfNobody, returning the guard too; extra are more
+// guard flags.
+func startTrustedOfNobody(t *testing.T, mount func(testing.TB) string, prog, name, events string, prepare func(mnt string) string, extra ...string) trustedGuard {
+	t.Helper()
+	mnt := mount(t)
 	home := filepath.Join(mnt, "home")
 	if err := os.Mkdir(home, 0o755); err != nil {
 		t.Fatal(err)
@@ -168,7 +183,7 @@ func guardTrustedOfNobody(t *testing.T, mount func(testing.TB) string, prog, nam
 	if err := os.Chown(home, 65534, 65534); err != nil {
 		t.Fatal(err)
 	}
-	tool = filepath.Join(home, name)
+	tool := filepath.Join(home, name)
 	src, err := exec.LookPath(prog)
 	if err != nil {
 		t.Skipf("no %s: %v", prog, err)
@@ -187,8 +202,9 @@ func guardTrustedOfNobody(t *testing.T, mount func(testing.TB) string, prog, nam
 	rf := filepath.Join(etc, "guard.rules")
 	writeFile(t, rf, prepare(mnt))
 	time.Sleep(trust.DefaultSettle + 100*time.Millisecond)
-	start(t, "guard", "--mount", "--events", events, "--policy", rf, "--trust", tf, "--no-package-trust", mnt)
-	return mnt, tool
+	args := append([]string{"guard", "--mount", "--events", events, "--policy", rf, "--trust", tf, "--no-package-trust"}, extra...)
+	p := start(t, append(args, mnt)...)
+	return trustedGuard{mnt: mnt, tool: tool, rules: rf, p: p}
 }
 
 // A hostile local user who owns a trusted file (listed as it was) modifies it and runs it at
