@@ -421,7 +421,7 @@ type guardRun struct {
 	kinds      notify.AccessKind // --events
 	embedded   bool              // not through the daemon; set with guard
 	asked      notify.AccessKind // the kinds the marks ask for (askKinds); under applyMu
-	backend    *backend.Backend // the guard's own (nil through the daemon)
+	backend    *backend.Backend  // the guard's own (nil through the daemon)
 	execCmd    string
 	permissive bool
 	quiet      bool
