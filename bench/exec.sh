@@ -21,8 +21,11 @@
 #   with its size; fapolicyd 1.1.7 on Debian has no dpkg backend, and with integrity = none
 #   at load it reads no file's content, so the sha256 column there is a placeholder).
 #   Also (b) with that same trust file, so both read the same input.
+#   With REF=rev (a git revision), (b) is also run with fsnotifyd built from rev, in the same
+#   rounds (the two guards in alternating order), and each round prints both ratios and
+#   guard/guard(rev) of the added time: a same-run A/B of a change.
 # Needs fapolicyd installed and masked (see bench/fapolicyd.sh). Run as root:
-#   bash bench/exec.sh [EXECS] [ROUNDS] [STARTUP_ROUNDS]
+#   [REF=rev] bash bench/exec.sh [EXECS] [ROUNDS] [STARTUP_ROUNDS]
 # (fapolicyd 1.1.7 takes minutes to load a trust file of ~90,000 entries: STARTUP_ROUNDS
 # defaults to 1.) A round whose fapolicyd run added no time (the machine's noise is larger than
 # the effect) gives no ratio and is left out of the median.
@@ -39,6 +42,13 @@ chmod 755 "$T"
 cc -O2 -o "$T/execloop" bench/execloop.c
 cc -O2 -o "$T/execref" bench/execref.c
 go build -o "$T/fsnotifyd" ./cmd/fsnotifyd
+REF=${REF:-}
+if [ -n "$REF" ]; then
+	mkdir "$T/refsrc"
+	git archive "$REF" | tar -x -C "$T/refsrc"
+	(cd "$T/refsrc" && go build -o "$T/fsnotifyd.ref" ./cmd/fsnotifyd)
+	echo "REF=$REF ($(git rev-parse --short "$REF")) vs tree ($(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo +dirty))" >&2
+fi
 
 # The trust file of the machine's packages, for the startup comparison: PATH SIZE SHA256.
 python3 - "$T/pkgs.trust" <<'PY'
@@ -73,7 +83,7 @@ for kv in "permissive = 0" "uid = 0" "gid = 0" "trust = file" "watch_fs = ramfs"
 done
 printf 'allow exec ** trusted=yes\ndeny exec **\n' > "$T/exec.rules"
 
-export T EXECS ROUNDS STARTUP_ROUNDS
+export T EXECS ROUNDS STARTUP_ROUNDS REF
 unshare -m bash -s <<'INNER'
 set -euo pipefail
 mount --make-rprivate /
@@ -100,21 +110,44 @@ start() {
 	took=$(echo "$(date +%s.%N) - $t0" | bc)
 }
 stop() { kill -INT "$cur"; wait "$cur" 2>/dev/null || true; cur=; }
+# cpu: the run time so far of every thread of the running listener, ns (schedstat).
+cpu() { cat /proc/"$cur"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%d\n", s }'; }
+# measure VAR CPUVAR: the execs' time per exec into VAR, the listener's CPU per exec (us) into CPUVAR.
+measure() {
+	local c0 c1 t; c0=$(cpu); t=$(execs); c1=$(cpu)
+	printf -v "$1" %s "$t"; printf -v "$2" %s "$(awk -v a="$c0" -v b="$c1" -v n="$EXECS" 'BEGIN { printf "%.1f", (b - a) / n / 1000 }')"
+}
 guard=("$T/fsnotifyd" guard --mount --events open,exec --policy "$T/exec.rules")
 for r in $(seq "$ROUNDS"); do
 	a=$(execs)
+	b0= cb0=
+	if [ -n "$REF" ] && [ $((r % 2)) = 0 ]; then
+		start guardref "Watches established" "$T/fsnotifyd.ref" "${guard[@]:1}" --trust "$T/tool.trust" --no-package-trust "$T/mnt"
+		measure b0 cb0; stop
+	fi
 	start guard "Watches established" "${guard[@]}" --trust "$T/tool.trust" --no-package-trust "$T/mnt"
-	b=$(execs); stop
+	measure b cb; stop
+	if [ -n "$REF" ] && [ -z "$b0" ]; then
+		start guardref "Watches established" "$T/fsnotifyd.ref" "${guard[@]:1}" --trust "$T/tool.trust" --no-package-trust "$T/mnt"
+		measure b0 cb0; stop
+	fi
 	rm -rf /var/lib/fapolicyd/*
 	start fapd "Starting to listen for events" fapolicyd --debug-deny
-	c=$(execs); stop
+	measure c cc; stop
 	start execref ready "$T/execref" "$T/mnt"
-	d=$(execs); stop
+	measure d cd; stop
 	a2=$(execs) # none again: the drift of this round
-	awk -v a="$a" -v a2="$a2" -v b="$b" -v c="$c" -v d="$d" 'BEGIN {
+	awk -v a="$a" -v a2="$a2" -v b="$b" -v b0="$b0" -v c="$c" -v d="$d" -v cb="$cb" -v cb0="$cb0" -v cc="$cc" -v cd="$cd" 'BEGIN {
 		n = (a + a2) / 2
 		printf "exec  none %.1f us/exec (%.1f, %.1f)  guard %.1f  fapolicyd %.1f  execref %.1f  added guard %.1f fapolicyd %.1f execref %.1f", n, a, a2, b, c, d, b-n, c-n, d-n
+		if (b0 != "") printf "  guard(ref) %.1f added %.1f", b0, b0-n
 		if (c - n > 0) printf "  ratio(added) %.3f  floor %.3f", (b-n)/(c-n), (d-n)/(c-n)
+		if (b0 != "" && c - n > 0) printf "  ratio(added,ref) %.3f", (b0-n)/(c-n)
+		if (b0 != "" && b0 - n > 0) printf "  tree/ref(added) %.3f", (b-n)/(b0-n)
+		printf "  cpu/exec us: guard %s fapolicyd %s execref %s", cb, cc, cd
+		if (cb0 != "") printf " guard(ref) %s", cb0
+		if (cc > 0) printf "  ratio(cpu) %.3f", cb/cc
+		if (cb0 != "" && cc > 0) printf "  ratio(cpu,ref) %.3f", cb0/cc
 		printf "\n" }' | tee -a "$T/rounds"
 done
 for r in $(seq "$STARTUP_ROUNDS"); do
@@ -132,6 +165,12 @@ echo "median over $ROUNDS round(s): added time per exec guard/fapolicyd $(med 'r
 	"startup guard(dpkg)/fapolicyd(file) $(med 'ratio(start)') (goal <= 1), guard(file)/fapolicyd(file) $(med 'ratio(start,file)')"
 printf 'SUMMARY\t%s\t%s\t%s\t%s\n' exec.trust.added "$(med 'ratio(added)')" "<=0.5" \
 	"guard trust-based exec policy / fapolicyd 1.1.7 (trust=file, integrity=sha256), added time per exec of a trusted binary, $EXECS execs"
+if [ -n "$REF" ]; then
+	echo "REF=$REF: added time per exec guard(ref)/fapolicyd $(med 'ratio(added,ref)'), tree/ref $(med 'tree/ref(added)'); listener CPU per exec guard(ref)/fapolicyd $(med 'ratio(cpu,ref)') (medians over the rounds)"
+fi
+echo "listener CPU per exec (all its threads, schedstat) guard/fapolicyd $(med 'ratio(cpu)') (median)"
+printf 'SUMMARY\t%s\t%s\t%s\t%s\n' exec.trust.cpu "$(med 'ratio(cpu)')" "-" \
+	"guard's CPU per exec (all its threads) / fapolicyd 1.1.7's, same execs"
 printf 'SUMMARY\t%s\t%s\t%s\t%s\n' exec.trust.floor "$(med floor)" "-" \
 	"bench/execref.c (C allow-all responder for the same two events) / fapolicyd 1.1.7, added time per exec: what any listener answering both pays"
 printf 'SUMMARY\t%s\t%s\t%s\t%s\n' exec.trust.startup "$(med 'ratio(start)')" "<=1" \
