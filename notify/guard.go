@@ -425,7 +425,7 @@ type Guard struct {
 
 	unexempt []func()
 
-	askMu sync.Mutex     // serializes SetEvents; a leaf (held across the mark changes)
+	askMu sync.Mutex     // serializes SetEvents, held across its mark changes (the source's and engine's locks are taken under it, never it under them); no event path takes it
 	marks []*source.Mark // the Guard's marks, set before the reader starts; under askMu after
 	asked AccessKind     // the kinds the marks ask for; under askMu
 
@@ -642,8 +642,9 @@ func (gd *Guard) addMarks() error {
 // left out: the kernel settles when a file is opened whether its reads and pre-content accesses
 // will ask (Linux 6.14+), so a read kind asked again would miss the files already open.
 //
-// On an error some marks may ask for the union of the old and new kinds; a later SetEvents
-// sets them again.
+// On an error the marks changed before it ask for ask and the others for what they asked
+// before, and Asked still reports the old kinds; a later SetEvents of other kinds than those
+// sets every mark again.
 func (gd *Guard) SetEvents(ctx context.Context, ask AccessKind) error {
 	if err := checkAsk(gd.cfg.Events, ask); err != nil {
 		return err
