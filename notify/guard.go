@@ -643,8 +643,8 @@ func (gd *Guard) addMarks() error {
 // will ask (Linux 6.14+), so a read kind asked again would miss the files already open.
 //
 // On an error the marks changed before it ask for ask and the others for what they asked
-// before, and Asked still reports the old kinds; a later SetEvents of other kinds than those
-// sets every mark again.
+// before: Asked then reports 0 (not known), and the next SetEvents sets every mark, whatever
+// kinds it asks for.
 func (gd *Guard) SetEvents(ctx context.Context, ask AccessKind) error {
 	if err := checkAsk(gd.cfg.Events, ask); err != nil {
 		return err
@@ -660,6 +660,7 @@ func (gd *Guard) SetEvents(ctx context.Context, ask AccessKind) error {
 	spec := engine.MarkSpec{Mask: markMask(ask)}
 	for _, m := range gd.marks {
 		if err := gd.src.ModifyMark(ctx, m, spec); err != nil {
+			gd.asked = 0 // some marks ask for ask, others not: the next call sets them all
 			return fmt.Errorf("guard %s: asking for %v: %w", m.Path, ask, err)
 		}
 	}
@@ -667,7 +668,8 @@ func (gd *Guard) SetEvents(ctx context.Context, ask AccessKind) error {
 	return nil
 }
 
-// Asked returns the kinds the Guard's marks ask the kernel for (GuardConfig.Ask, SetEvents).
+// Asked returns the kinds the Guard's marks ask the kernel for (GuardConfig.Ask, SetEvents),
+// or 0 after a SetEvents that failed part-way (some marks ask for more than others).
 func (gd *Guard) Asked() AccessKind {
 	gd.askMu.Lock()
 	defer gd.askMu.Unlock()

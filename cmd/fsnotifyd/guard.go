@@ -420,7 +420,7 @@ type guardRun struct {
 	guard      *notify.Guard
 	kinds      notify.AccessKind // --events
 	embedded   bool              // not through the daemon; set with guard
-	asked      notify.AccessKind // the kinds the marks ask for (askKinds); under applyMu
+	asked      notify.AccessKind // the kinds the marks ask for (askKinds), 0 if not known; under applyMu
 	backend    *backend.Backend  // the guard's own (nil through the daemon)
 	execCmd    string
 	permissive bool

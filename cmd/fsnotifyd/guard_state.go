@@ -116,8 +116,9 @@ func (g *guardRun) storeLocked(st *guardState) error {
 		g.startForgetLocked()
 	}
 	if g.guard != nil && ask != g.asked {
-		// Asking for fewer kinds only saves time: on an error the marks ask for more than
-		// st needs, and every such access is decided (allowed) as before.
+		// Asking for fewer kinds only saves time: on an error some marks ask for more than
+		// st needs, and every such access is decided (allowed) as before; g.asked is then 0
+		// (not known), so the next store sets every mark.
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		g.guard.SetEvents(ctx, ask)
 		cancel()
