@@ -176,40 +176,51 @@ func TestExemptPidReuseInner(t *testing.T) {
 	b, file := denyAll(t)
 	testenv.OpenToAll(t, file)
 
-	helper := sleeper(t)
-	hpid := helper.Process.Pid
-	_ = b.ExemptPid(hpid) // never released: the exemption must end by itself
-	if !b.Exemptions().Exempt(int32(hpid)) {
-		t.Fatal("the registered helper is not exempt")
+	// A thread of this process (the Go runtime starts them when it needs them) takes a pid as a
+	// process does, and keeps it: then the reaped helper's pid cannot come back, and another
+	// helper is tried.
+	ownThread := func(pid int) bool {
+		_, err := os.Stat("/proc/self/task/" + strconv.Itoa(pid))
+		return err == nil
 	}
-	helper.Process.Kill()
-	helper.Wait() // reaped: the pid is free
+	for helpers := 0; helpers < 10; helpers++ {
+		helper := sleeper(t)
+		hpid := helper.Process.Pid
+		_ = b.ExemptPid(hpid) // never released: the exemption must end by itself
+		if !b.Exemptions().Exempt(int32(hpid)) {
+			t.Fatal("the registered helper is not exempt")
+		}
+		helper.Process.Kill()
+		helper.Wait() // reaped: the pid is free
 
-	for try := 0; ; try++ {
-		if try == 50 {
-			t.Fatalf("could not get pid %d again", hpid)
+		for try := 0; !ownThread(hpid); try++ {
+			if try == 50 {
+				t.Fatalf("could not get pid %d again", hpid)
+			}
+			if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(hpid-1)), 0); err != nil {
+				t.Fatal(err)
+			}
+			// The hostile process: uid nobody, a session leader as the helper was, with the
+			// helper's pid (so also the helper's session id).
+			h := exec.Command("cat", file)
+			h.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+			var out lockedBuffer
+			h.Stdout, h.Stderr = &out, &out
+			if err := h.Start(); err != nil {
+				t.Fatal(err)
+			}
+			err := waitCmd(t, h)
+			if h.Process.Pid != hpid {
+				continue // another process took it first
+			}
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || !strings.Contains(out.String(), "Operation not permitted") {
+				t.Fatalf("a process given a reaped helper's pid %d: %v %q, want EPERM", hpid, err, out.String())
+			}
+			t.Logf("pid %d reused by a hostile process: %s", hpid, strings.TrimSpace(out.String()))
+			return
 		}
-		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(hpid-1)), 0); err != nil {
-			t.Fatal(err)
-		}
-		// The hostile process: uid nobody, a session leader as the helper was, with the
-		// helper's pid (so also the helper's session id).
-		h := exec.Command("cat", file)
-		h.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-		var out lockedBuffer
-		h.Stdout, h.Stderr = &out, &out
-		if err := h.Start(); err != nil {
-			t.Fatal(err)
-		}
-		err := waitCmd(t, h)
-		if h.Process.Pid != hpid {
-			continue // another process took it first
-		}
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) || !strings.Contains(out.String(), "Operation not permitted") {
-			t.Fatalf("a process given a reaped helper's pid %d: %v %q, want EPERM", hpid, err, out.String())
-		}
-		t.Logf("pid %d reused by a hostile process: %s", hpid, strings.TrimSpace(out.String()))
-		return
+		t.Logf("pid %d of a reaped helper is a thread of this process now; another helper", hpid)
 	}
+	t.Fatal("each of 10 reaped helpers' pids became a thread of this process")
 }

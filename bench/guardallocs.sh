@@ -13,15 +13,15 @@ ROUNDS=1
 command -v perf > /dev/null || { apt-get install -y -qq linux-perf > /dev/null; }
 . bench/lib.sh
 mkdir "$out/mnt/d" && echo x > "$out/mnt/d/f"
+# $out/new/fsnotifyd: the working tree's; with REF, $out/ref/fsnotifyd beside it (lib.sh).
 bins=()
 if [ -n "$REF" ]; then
-	mkdir -p "$out/src" "$out/ref"
-	git archive "$REF" | tar -x -C "$out/src"
-	(cd "$out/src" && go build -o "$out/ref/fsnotifyd" ./cmd/fsnotifyd)
+	build_revs "$REF" "" fsnotifyd:./cmd/fsnotifyd
 	bins+=("$out/ref/fsnotifyd")
+else
+	mkdir -p "$out/new" && go build -o "$out/new/fsnotifyd" ./cmd/fsnotifyd
 fi
-mkdir -p "$out/tree" && go build -o "$out/tree/fsnotifyd" ./cmd/fsnotifyd
-bins+=("$out/tree/fsnotifyd")
+bins+=("$out/new/fsnotifyd")
 
 for bin in "${bins[@]}"; do
 	echo "== ${bin#"$out/"}: allocations per open ($N opens, 1 thread)"

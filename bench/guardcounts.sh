@@ -16,15 +16,15 @@ REF=${3:-}
 command -v perf > /dev/null || { apt-get install -y -qq linux-perf > /dev/null; }
 . bench/lib.sh
 mkdir "$out/mnt/d" && echo x > "$out/mnt/d/f"
+# $out/new/fsnotifyd: the working tree's; with REF, $out/ref/fsnotifyd beside it (lib.sh).
 bins=()
 if [ -n "$REF" ]; then
-	mkdir -p "$out/src" "$out/ref"
-	git archive "$REF" | tar -x -C "$out/src"
-	(cd "$out/src" && go build -o "$out/ref/fsnotifyd" ./cmd/fsnotifyd)
+	build_revs "$REF" "" fsnotifyd:./cmd/fsnotifyd
 	bins+=("$out/ref/fsnotifyd")
+else
+	mkdir -p "$out/new" && go build -o "$out/new/fsnotifyd" ./cmd/fsnotifyd
 fi
-mkdir -p "$out/tree" && go build -o "$out/tree/fsnotifyd" ./cmd/fsnotifyd
-bins+=("$out/tree/fsnotifyd")
+bins+=("$out/new/fsnotifyd")
 events=raw_syscalls:sys_enter,context-switches,task-clock,syscalls:sys_enter_write,syscalls:sys_enter_writev
 
 # count NAME THREADS CMD...: one line of counts per open while CMD listens (ready once it says
@@ -75,7 +75,7 @@ for threads in 1 2; do
 			echo "median $g t$threads: syscalls $(med "$g.t$threads" 1) (fanref $(med fanref.t$threads 1)), answer writes $(med "$g.t$threads" 2), context switches $(med "$g.t$threads" 3) (fanref $(med fanref.t$threads 3)), CPU $(med "$g.t$threads" 4) us (fanref $(med fanref.t$threads 4))"
 		done
 	done
-	summary "guard.syscalls.t$threads" "$(med "guard-tree.t$threads" 1)" - "system calls per open, embedded guard DIR allow-all, $threads load thread(s) (fanref $(med fanref.t$threads 1))"
-	summary "guard.cswitch.t$threads" "$(med "guard-tree.t$threads" 3)" - "listener context switches per open, embedded guard DIR allow-all, $threads load thread(s) (fanref $(med fanref.t$threads 3))"
-	summary "guard.cpu.t$threads" "$(awk -v a="$(med "guard-tree.t$threads" 4)" -v b="$(med fanref.t$threads 4)" 'BEGIN{printf "%.2f", a/b}')" - "listener CPU per open / fanref's, embedded guard DIR allow-all, $threads load thread(s)"
+	summary "guard.syscalls.t$threads" "$(med "guard-new.t$threads" 1)" - "system calls per open, embedded guard DIR allow-all, $threads load thread(s) (fanref $(med fanref.t$threads 1))"
+	summary "guard.cswitch.t$threads" "$(med "guard-new.t$threads" 3)" - "listener context switches per open, embedded guard DIR allow-all, $threads load thread(s) (fanref $(med fanref.t$threads 3))"
+	summary "guard.cpu.t$threads" "$(awk -v a="$(med "guard-new.t$threads" 4)" -v b="$(med fanref.t$threads 4)" 'BEGIN{printf "%.2f", a/b}')" - "listener CPU per open / fanref's, embedded guard DIR allow-all, $threads load thread(s)"
 done

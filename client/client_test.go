@@ -504,15 +504,6 @@ func TestEventFDs(t *testing.T) {
 	}
 }
 
-func fdCount(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
-}
-
 // TestNoDescriptorLeak: marks added and removed, and a client closed, leave no descriptor
 // open (in the client, nor in the daemon, which runs in this process too).
 func TestNoDescriptorLeak(t *testing.T) {
@@ -528,7 +519,7 @@ func TestNoDescriptorLeak(t *testing.T) {
 		t.Fatal(err)
 	}
 	warm.Close()
-	before := fdCount(t)
+	before := testenv.OpenFDs(t)
 	c, err := client.Dial(ctx, client.Options{Socket: sock})
 	if err != nil {
 		t.Fatal(err)
@@ -545,7 +536,7 @@ func TestNoDescriptorLeak(t *testing.T) {
 	c.Close()
 	var after int
 	eventually := time.Now().Add(hang)
-	for after = fdCount(t); after > before && time.Now().Before(eventually); after = fdCount(t) {
+	for after = testenv.OpenFDs(t); after > before && time.Now().Before(eventually); after = testenv.OpenFDs(t) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	if after > before {

@@ -248,7 +248,7 @@ func testFlood(t *testing.T, cfg daemon.Config, refusedBy string, maxHeld int) {
 		t.Fatalf("before the flood: %q, want EPERM", l)
 	}
 	time.Sleep(100 * time.Millisecond) // settle the daemon's goroutines and descriptors
-	baseFDs, baseConns := fdCount(t), d.srv.ConnStats().Conns
+	baseFDs, baseConns := testenv.OpenFDs(t), d.srv.ConnStats().Conns
 	before := len(opener.allLines("open "))
 
 	var floods []*proc
@@ -259,7 +259,7 @@ func testFlood(t *testing.T, cfg daemon.Config, refusedBy string, maxHeld int) {
 	for _, f := range floods {
 		t.Logf("flood helper %d: %s", f.pid(), f.mustLine("filled ", 3*hang))
 	}
-	peakFDs, peakUnpriv := fdCount(t), d.srv.ConnStats().Unprivileged
+	peakFDs, peakUnpriv := testenv.OpenFDs(t), d.srv.ConnStats().Unprivileged
 
 	// Root still gets in at once: stats, and a new guard client.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -285,7 +285,7 @@ func testFlood(t *testing.T, cfg daemon.Config, refusedBy string, maxHeld int) {
 	if u := d.srv.ConnStats().Unprivileged; u > maxHeld {
 		t.Errorf("the unprivileged hold %d connections, more than %d", u, maxHeld)
 	}
-	peakFDs, peakUnpriv = max(peakFDs, fdCount(t)), max(peakUnpriv, d.srv.ConnStats().Unprivileged)
+	peakFDs, peakUnpriv = max(peakFDs, testenv.OpenFDs(t)), max(peakUnpriv, d.srv.ConnStats().Unprivileged)
 
 	// Every open during the flood was denied by the guard's answer.
 	during := opener.allLines("open ")[before:]
@@ -311,9 +311,9 @@ func testFlood(t *testing.T, cfg daemon.Config, refusedBy string, maxHeld int) {
 	if refused == 0 || cs.ReapedHandshake == 0 {
 		t.Errorf("refused by %s: %d, reaped handshakes %d: want both > 0", refusedBy, refused, cs.ReapedHandshake)
 	}
-	if !eventually(hang, func() bool { return d.srv.ConnStats().Conns == baseConns && fdCount(t) <= baseFDs }) {
+	if !eventually(hang, func() bool { return d.srv.ConnStats().Conns == baseConns && testenv.OpenFDs(t) <= baseFDs }) {
 		t.Errorf("after the flood: %d connections (baseline %d), %d descriptors (baseline %d)",
-			d.srv.ConnStats().Conns, baseConns, fdCount(t), baseFDs)
+			d.srv.ConnStats().Conns, baseConns, testenv.OpenFDs(t), baseFDs)
 	}
 	if ended, err := d.Ended(); ended {
 		t.Fatalf("the daemon stopped during the flood: %v", err)

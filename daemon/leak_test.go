@@ -71,7 +71,7 @@ func TestChurnLeaksNothing(t *testing.T) {
 	phase(40)
 	settle := func() (g, fds int, heap uint64) {
 		time.Sleep(100 * time.Millisecond)
-		return runtime.NumGoroutine(), fdCount(t), heapAfterGC()
+		return runtime.NumGoroutine(), testenv.OpenFDs(t), heapAfterGC()
 	}
 	g0, fd0, h0 := settle()
 

@@ -415,16 +415,6 @@ func eventually(timeout time.Duration, cond func() bool) bool {
 	}
 }
 
-// fdCount is the number of open descriptors of this process.
-func fdCount(t testing.TB) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents) - 1 // the directory's own
-}
-
 func heapAfterGC() uint64 {
 	var ms runtime.MemStats
 	runtime.GC()

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/fsevent"
+	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 )
 
 const oPath = 0x200000 // O_PATH (the syscall package lacks it)
@@ -62,15 +63,6 @@ func rawPipe(t testing.TB) (*Conn, *net.UnixConn) {
 	t.Helper()
 	d, c := pipe(t)
 	return d, c.UnixConn()
-}
-
-func openFDs(t testing.TB) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
 }
 
 func openPath(t testing.TB, path string) int {
@@ -131,7 +123,7 @@ func TestConnPassesFDs(t *testing.T) {
 	if err := os.WriteFile(file, []byte("content"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	base := openFDs(t)
+	base := testenv.OpenFDs(t)
 
 	// Client → daemon: O_PATH fds of a directory and a file, as mark targets.
 	for _, target := range []string{dir, file} {
@@ -184,7 +176,7 @@ func TestConnPassesFDs(t *testing.T) {
 	if err != nil || string(data) != "content" {
 		t.Fatalf("read through the event fd: %q, %v", data, err)
 	}
-	if n := openFDs(t); n != base {
+	if n := testenv.OpenFDs(t); n != base {
 		t.Errorf("%d fds open, %d before", n, base)
 	}
 }
@@ -472,7 +464,7 @@ func TestConnRejects(t *testing.T) {
 		{"daemon-message-first", []write{{event, 0}}, false, CodeUnexpected},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			base := openFDs(t)
+			base := testenv.OpenFDs(t)
 			d, raw := rawPipe(t)
 			for _, w := range c.writes {
 				var fds []int
@@ -507,7 +499,7 @@ func TestConnRejects(t *testing.T) {
 			}
 			d.Close()
 			raw.Close()
-			if n := openFDs(t); n != base {
+			if n := testenv.OpenFDs(t); n != base {
 				t.Errorf("%d fds open after the rejection, %d before", n, base)
 			}
 		})
@@ -547,7 +539,7 @@ func TestConnReadTimeout(t *testing.T) {
 }
 
 func TestConnCloseWhileReading(t *testing.T) {
-	base := openFDs(t)
+	base := testenv.OpenFDs(t)
 	d, raw := rawPipe(t)
 	hello, _ := mustEncode(t, &Hello{Req: 1, MinVersion: 1, MaxVersion: 1})
 	addMark, _ := mustEncode(t, &AddMark{Req: 2, Kind: fsevent.KindInode, Target: NewFD(0)})
@@ -574,7 +566,7 @@ func TestConnCloseWhileReading(t *testing.T) {
 		t.Fatal("ReadMsg still blocked after Close")
 	}
 	raw.Close()
-	if n := openFDs(t); n != base {
+	if n := testenv.OpenFDs(t); n != base {
 		t.Errorf("%d fds open after Close, %d before", n, base)
 	}
 	if err := d.WriteMsg(&Fatal{Code: CodeInternal}); err == nil {
@@ -703,13 +695,13 @@ func TestConnLargeFrame(t *testing.T) {
 // without leaking a descriptor, deadlines are refused, and Close wakes a reader blocked in
 // poll(2) and a writer blocked on a full socket.
 func TestConnBlockingReads(t *testing.T) {
-	base := openFDs(t)
+	base := testenv.OpenFDs(t)
 	d, c := pipe(t)
 	handshake(t, d, c)
 	d.UnixConn().SetWriteBuffer(4096)
 	c.UnixConn().SetReadBuffer(4096)
 	setBlocking(t, true, d, c)
-	if n := openFDs(t); n != base+2 {
+	if n := testenv.OpenFDs(t); n != base+2 {
 		t.Errorf("%d fds open with a blocking pair, want %d", n, base+2)
 	}
 	if err := d.SetBlockingReads(); err != nil {
@@ -779,7 +771,7 @@ func TestConnBlockingReads(t *testing.T) {
 		}
 	}
 	c.Close()
-	if n := openFDs(t); n != base {
+	if n := testenv.OpenFDs(t); n != base {
 		t.Errorf("%d fds open after Close, %d before", n, base)
 	}
 	if err := d.SetBlockingReads(); err != nil && !errors.Is(err, net.ErrClosed) {
