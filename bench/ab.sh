@@ -17,18 +17,7 @@ MODE=${MODE:-}
 ONLY=${ONLY:-} # daemon, backend or guard: run only that pair
 NEW=${NEW:-}   # a revision to build instead of the working tree (which may change meanwhile)
 . bench/lib.sh
-mkdir "$out/src" "$out/ref" "$out/new"
-git archive "$REF" | tar -x -C "$out/src"
-for bin in fsnotifyd:./cmd/fsnotifyd daemonallow:./bench/daemonallow allowall:./bench/allowall; do
-	(cd "$out/src" && go build -o "$out/ref/${bin%%:*}" "${bin#*:}")
-	if [ -n "$NEW" ]; then
-		mkdir -p "$out/srcnew"
-		[ -e "$out/srcnew/go.mod" ] || git archive "$NEW" | tar -x -C "$out/srcnew"
-		(cd "$out/srcnew" && go build -o "$out/new/${bin%%:*}" "${bin#*:}")
-	else
-		go build -o "$out/new/${bin%%:*}" "${bin#*:}"
-	fi
-done
+build_revs "$REF" "$NEW" fsnotifyd:./cmd/fsnotifyd daemonallow:./bench/daemonallow allowall:./bench/allowall
 mkdir "$out/mnt/d" && echo x > "$out/mnt/d/f"
 if [ "$ONLY" = guard ]; then
 	echo "REF=$REF ($(git rev-parse --short "$REF")) vs ${NEW:-tree} ($(git rev-parse --short "${NEW:-HEAD}")$([ -n "$NEW" ] || git diff --quiet HEAD || echo +dirty)); guard allow-all, $N opens, $THREADS thread(s), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"

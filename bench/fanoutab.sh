@@ -17,16 +17,7 @@ ROUNDS=${3:-5}
 K=${4:-10}
 NEW=${NEW:-}
 . bench/lib.sh
-mkdir "$out/src" "$out/ref" "$out/new"
-git archive "$REF" | tar -x -C "$out/src"
-(cd "$out/src" && go build -o "$out/ref/fsnotifyd" ./cmd/fsnotifyd && go build -o "$out/ref/fanout" ./bench/fanout)
-if [ -n "$NEW" ]; then
-	mkdir "$out/srcnew" && git archive "$NEW" | tar -x -C "$out/srcnew"
-	(cd "$out/srcnew" && go build -o "$out/new/fsnotifyd" ./cmd/fsnotifyd && go build -o "$out/new/fanout" ./bench/fanout)
-else
-	go build -o "$out/new/fsnotifyd" ./cmd/fsnotifyd
-	go build -o "$out/new/fanout" ./bench/fanout
-fi
+build_revs "$REF" "$NEW" fsnotifyd:./cmd/fsnotifyd fanout:./bench/fanout
 mkdir "$out/mnt/d" && echo x > "$out/mnt/d/f"
 tck=$(getconf CLK_TCK)
 echo "REF=$REF ($(git rev-parse --short "$REF")) vs ${NEW:-tree} ($(git rev-parse --short "${NEW:-HEAD}")$([ -n "$NEW" ] || git diff --quiet HEAD || echo +dirty)); $N opens, 2 load threads, 1 and $K clients, $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -13,15 +13,7 @@ ROUNDS=1
 command -v perf > /dev/null || { apt-get install -y -qq linux-perf > /dev/null; }
 . bench/lib.sh
 mkdir "$out/mnt/d" && echo x > "$out/mnt/d/f"
-# $out/new/fsnotifyd: the working tree's; with REF, $out/ref/fsnotifyd beside it (lib.sh).
-bins=()
-if [ -n "$REF" ]; then
-	build_revs "$REF" "" fsnotifyd:./cmd/fsnotifyd
-	bins+=("$out/ref/fsnotifyd")
-else
-	mkdir -p "$out/new" && go build -o "$out/new/fsnotifyd" ./cmd/fsnotifyd
-fi
-bins+=("$out/new/fsnotifyd")
+fsnotifyd_bins "$REF" # $out/new/fsnotifyd, and with REF $out/ref/fsnotifyd: bins (lib.sh)
 
 for bin in "${bins[@]}"; do
 	echo "== ${bin#"$out/"}: allocations per open ($N opens, 1 thread)"

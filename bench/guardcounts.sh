@@ -16,15 +16,7 @@ REF=${3:-}
 command -v perf > /dev/null || { apt-get install -y -qq linux-perf > /dev/null; }
 . bench/lib.sh
 mkdir "$out/mnt/d" && echo x > "$out/mnt/d/f"
-# $out/new/fsnotifyd: the working tree's; with REF, $out/ref/fsnotifyd beside it (lib.sh).
-bins=()
-if [ -n "$REF" ]; then
-	build_revs "$REF" "" fsnotifyd:./cmd/fsnotifyd
-	bins+=("$out/ref/fsnotifyd")
-else
-	mkdir -p "$out/new" && go build -o "$out/new/fsnotifyd" ./cmd/fsnotifyd
-fi
-bins+=("$out/new/fsnotifyd")
+fsnotifyd_bins "$REF" # $out/new/fsnotifyd, and with REF $out/ref/fsnotifyd: bins (lib.sh)
 events=raw_syscalls:sys_enter,context-switches,task-clock,syscalls:sys_enter_write,syscalls:sys_enter_writev
 
 # count NAME THREADS CMD...: one line of counts per open while CMD listens (ready once it says

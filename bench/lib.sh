@@ -13,6 +13,9 @@
 #                 builds each PKG from revision REF into $out/ref/NAME, and from revision NEW
 #                 (or, when NEW is empty, the working tree) into $out/new/NAME: two
 #                 revisions side by side in one run
+#   fsnotifyd_bins REF
+#                 builds the working tree's fsnotifyd into $out/new and, when REF is not
+#                 empty, REF's into $out/ref (build_revs); bins lists them, REF's first
 #   median        the median of the numbers on standard input
 #   summary KEY VALUE GOAL TEXT
 #                 one machine-readable result line for bench/all.sh's table: KEY names the
@@ -52,6 +55,16 @@ build_revs() {
 		if [ -n "$new" ]; then (cd "$out/srcnew" && go build -o "$out/new/${bin%%:*}" "${bin#*:}")
 		else go build -o "$out/new/${bin%%:*}" "${bin#*:}"; fi
 	done
+}
+fsnotifyd_bins() {
+	bins=()
+	if [ -n "$1" ]; then
+		build_revs "$1" "" fsnotifyd:./cmd/fsnotifyd
+		bins+=("$out/ref/fsnotifyd")
+	else
+		mkdir -p "$out/new" && go build -o "$out/new/fsnotifyd" ./cmd/fsnotifyd
+	fi
+	bins+=("$out/new/fsnotifyd")
 }
 median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 summary() { printf 'SUMMARY\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4"; }
