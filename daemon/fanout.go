@@ -27,8 +27,9 @@ import (
 //     last one. (Flushing on the reader at the end of its batch when due, instead, was
 //     measured: it serialises the flush with the reading and cost the 1-client case more
 //     than the timer's goroutine; docs/design/performance.md.) So a client gets at most one
-//     write per flushEvery (plus one) however many events it is sent, each event waits at most flushEvery, and under a flood the events
-//     of a flushEvery go in one sendmsg per client.
+//     write per flushEvery (plus one) however many events it is sent, each event waits at
+//     most flushEvery, and under a flood the events of a flushEvery go in one sendmsg per
+//     client.
 //   - A client whose queue is small (below eagerQueue events) is flushed at once, each time:
 //     a millisecond of a fast producer's events would overflow it.
 //   - A flush encodes each event once for all the clients that see it alike (privileged

@@ -336,7 +336,7 @@ func runGuard(args []string) int {
 	cfg.Ask = g.askKinds(g.state.Load().pol)
 	guard, err := notify.NewGuard(cfg, g.handle)
 	if err == nil {
-		g.guard, g.asked = guard, cfg.Ask
+		g.guard = guard
 	}
 	g.applyMu.Unlock()
 	if err != nil {
@@ -420,7 +420,6 @@ type guardRun struct {
 	guard      *notify.Guard
 	kinds      notify.AccessKind // --events
 	embedded   bool              // not through the daemon; set with guard
-	asked      notify.AccessKind // the kinds the marks ask for (askKinds), 0 if not known; under applyMu
 	backend    *backend.Backend  // the guard's own (nil through the daemon)
 	execCmd    string
 	permissive bool

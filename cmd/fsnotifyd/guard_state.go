@@ -100,12 +100,8 @@ func (g *guardRun) storeLocked(st *guardState) error {
 	var ask notify.AccessKind
 	if g.guard != nil {
 		ask = g.askKinds(st.pol)
-		if grow := g.asked | ask; grow != g.asked {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			err := g.guard.SetEvents(ctx, grow)
-			cancel()
-			g.asked = g.guard.Asked()
-			if err != nil {
+		if asked := g.guard.Asked(); asked|ask != asked {
+			if err := g.setEvents(asked | ask); err != nil {
 				return err
 			}
 		}
@@ -115,16 +111,20 @@ func (g *guardRun) storeLocked(st *guardState) error {
 	if st.pol.ReadsContent() {
 		g.startForgetLocked()
 	}
-	if g.guard != nil && ask != g.asked {
+	if g.guard != nil && ask != g.guard.Asked() {
 		// Asking for fewer kinds only saves time: on an error some marks ask for more than
-		// st needs, and every such access is decided (allowed) as before; g.asked is then 0
+		// st needs, and every such access is decided (allowed) as before; Asked is then 0
 		// (not known), so the next store sets every mark.
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		g.guard.SetEvents(ctx, ask)
-		cancel()
-		g.asked = g.guard.Asked()
+		g.setEvents(ask)
 	}
 	return nil
+}
+
+// setEvents makes the guard's marks ask for the kinds ask (Guard.SetEvents, bounded in time).
+func (g *guardRun) setEvents(ask notify.AccessKind) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return g.guard.SetEvents(ctx, ask)
 }
 
 // afterStore flushes the kernel's cached allows, at once and once more when every decision

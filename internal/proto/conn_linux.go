@@ -626,17 +626,10 @@ func (c *Conn) failReadLocked(err error) error {
 // ReadMsg reads the next message. It returns io.EOF when the peer closed the connection
 // between frames, an *Error for a protocol violation (closing the fds of the rejected frame
 // and any others received), or the connection's error. The returned message owns its fds.
-func (c *Conn) ReadMsg() (Msg, error) {
-	c.rmu.Lock()
-	defer c.rmu.Unlock()
-	if c.rerr != nil {
-		return nil, c.rerr
-	}
-	return c.readLocked(c.fill, -1)
-}
+func (c *Conn) ReadMsg() (Msg, error) { return c.ReadMsgInto(nil) }
 
 // ReadMsgInto is ReadMsg that decodes an Event into ev (overwritten whole) and returns ev as
-// the message, where ReadMsg allocates one; other messages are ReadMsg's. For a reader that
+// the message, where ReadMsg (ev nil) allocates one; other messages are ReadMsg's. For a reader that
 // copies each event out before it reads the next (the client's reader): ev is then reused,
 // and an event's strings are shared with the previous event's when they are equal (the same
 // file and process again, as open, modify and close of one file are), so that reading the

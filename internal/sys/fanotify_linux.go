@@ -116,9 +116,6 @@ func (b *ResponseBatch) Add(eventFd int32, response uint32) {
 	b.rs = append(b.rs, fanotifyResponse{Fd: eventFd, Response: response})
 }
 
-// Len is the number of answers queued.
-func (b *ResponseBatch) Len() int { return len(b.rs) }
-
 // At returns the i-th answer queued: its event's descriptor and its response.
 func (b *ResponseBatch) At(i int) (int32, uint32) { return b.rs[i].Fd, b.rs[i].Response }
 
