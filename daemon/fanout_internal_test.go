@@ -3,6 +3,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -195,10 +196,25 @@ func TestFanoutViews(t *testing.T) {
 		conns[name] = fanClient(t, sock, dir, h, engine.Create|engine.Modify|engine.CloseWrite)
 	}
 	const n = 50
-	sh := exec.Command("sh", "-c", fmt.Sprintf(`i=0; while [ $i -lt %d ]; do echo x > "$1/f$i"; i=$((i+1)); done`, n), "sh", dir)
-	if out, err := sh.CombinedOutput(); err != nil {
-		t.Fatalf("%v: %s", err, out)
+	// The writer stays alive (in read, its name still sh) until every client has read its
+	// events: a process's name is read from /proc when the daemon reads its events, and a
+	// writer reaped before that has none left to read (CI 2026-12-05 03:38: every comm "").
+	sh := exec.Command("sh", "-c", fmt.Sprintf(`i=0; while [ $i -lt %d ]; do echo x > "$1/f$i"; i=$((i+1)); done; read x || :`, n), "sh", dir)
+	stdin, err := sh.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
 	}
+	var out bytes.Buffer
+	sh.Stdout, sh.Stderr = &out, &out
+	if err := sh.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		stdin.Close()
+		if err := sh.Wait(); err != nil {
+			t.Errorf("the writer: %v: %s", err, out.String())
+		}
+	}()
 	rank := map[engine.Mask]int{engine.Create: 1, engine.Modify: 2, engine.CloseWrite: 3}
 	for name, conn := range conns {
 		h := hellos[name]
