@@ -378,8 +378,17 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 	}
 	// A directory that was gone when its children's events were read is named now: they go
 	// first (orphans.go).
-	if key, d, ok := fv.revealing(kev, ev, needAncestry); ok {
+	switch key, d, how := fv.revealing(kev, ev, needAncestry); how {
+	case reveals:
 		g.reveal(fs, key, d, v)
+	case revealsAtDelete:
+		// The DELETE_SELF waits, last of its directory's orphans, for the DELETE that
+		// places them (orphans.go). The directory caches go now: it is gone.
+		fs.orphans.selfNamed[key] = d
+		g.adopt(fv, kev, key, now)
+		ev.Release()
+		fs.dirGen.Add(1)
+		return
 	}
 	// Name marks that rested on the names this event changes go before anyone hears of it.
 	b.nameChanged(fs, kev, mask)

@@ -45,7 +45,12 @@ type orphanage struct {
 	// gone holds directories revealed after they were gone, by handle key: what their
 	// orphans (and later events naming them) resolve to.
 	gone map[string]*dirInfo
-	n    int // orphans waiting
+	// selfNamed holds, by handle key, directories whose DELETE_SELF came while their
+	// orphans waited and now waits with them for the DELETE on their parent (revealing):
+	// the directory as that self event named it, for flushOrphans should the DELETE
+	// never come.
+	selfNamed map[string]*dirInfo
+	n         int // orphans waiting
 }
 
 type orphan struct {
@@ -64,7 +69,7 @@ const maxOrphans = 1 << 16
 
 func (fs *fsState) orphanage() *orphanage {
 	if fs.orphans == nil {
-		fs.orphans = &orphanage{waiting: map[string][]orphan{}, gone: map[string]*dirInfo{}}
+		fs.orphans = &orphanage{waiting: map[string][]orphan{}, gone: map[string]*dirInfo{}, selfNamed: map[string]*dirInfo{}}
 	}
 	return fs.orphans
 }
@@ -114,6 +119,7 @@ func (g *fidGroup) reveal(fs *fsState, key string, d *dirInfo, v *view) {
 		return
 	}
 	delete(og.waiting, key)
+	delete(og.selfNamed, key)
 	og.n -= len(waiting)
 	if len(og.gone) >= maxOrphans {
 		clear(og.gone)
@@ -124,13 +130,38 @@ func (g *fidGroup) reveal(fs *fsState, key string, d *dirInfo, v *view) {
 	}
 }
 
+// How an event concerns the orphans (revealing).
+type revelation int
+
+const (
+	revealsNothing revelation = iota
+	// reveals: the event names a gone directory whose events wait: they go before it.
+	reveals
+	// revealsAtDelete: the event is the DELETE_SELF of a gone directory whose events wait,
+	// and carries no ancestry, while the DELETE on its parent, which does, is still to come
+	// (the filesystem's FID mark reports every DELETE, fsView.fidWatched): the self event
+	// waits with the directory's orphans for that DELETE.
+	revealsAtDelete
+)
+
 // revealing returns the handle key of the directory ev's kernel event names as removed or
 // moved away (its own DELETE or MOVED_FROM on its parent, or its DELETE_SELF or MOVE_SELF),
-// and that directory as it was, if events wait for it; ok false otherwise.
-func (fv *fsView) revealing(kev *sys.FanotifyEvent, ev *engine.Event, needAncestry bool) (string, *dirInfo, bool) {
+// that directory as it was, and what to do, if events wait for it.
+//
+// A DELETE_SELF names its directory with no place: a self event carries no ancestry. When
+// nothing holds a directory as it is removed, its DELETE_SELF is queued just before its
+// DELETE on its parent (d_delete_notify: d_delete, whose dentry_unlink_inode reports the
+// inode gone, then fsnotify_delete), and the DELETE carries the parent's ancestry. Revealing
+// the directory at its DELETE_SELF put its orphans in every subtree of the filesystem (a
+// recursive watch of one directory reported removals from anywhere else on it); so where
+// subtrees need the place and the DELETE is sure to be queued (fidWatched), the DELETE_SELF
+// waits as the directory's last orphan, and the DELETE reveals them all, in the kernel's
+// order. Should the DELETE never come (an overflow), the grace flushes them, named as the
+// DELETE_SELF named the directory, with their place unknown (flushOrphans).
+func (fv *fsView) revealing(kev *sys.FanotifyEvent, ev *engine.Event, needAncestry bool) (string, *dirInfo, revelation) {
 	fs := fv.state
 	if fs.orphans == nil || fs.orphans.n == 0 || ev.Mask&engine.OnDir == 0 {
-		return "", nil, false
+		return "", nil, revealsNothing
 	}
 	var key string
 	d := &dirInfo{path: ev.GetPath()}
@@ -138,7 +169,7 @@ func (fv *fsView) revealing(kev *sys.FanotifyEvent, ev *engine.Event, needAncest
 	case ev.Mask&(engine.Delete|engine.MovedFrom) != 0 && kev.Records.Has(sys.FAN_EVENT_INFO_TYPE_FID):
 		key = handleKey(kev.FID.Handle)
 		if _, ok := fs.orphans.waiting[key]; !ok {
-			return "", nil, false
+			return "", nil, revealsNothing
 		}
 		// Its marks' ID if it was marked (or its inode, if an earlier event found it), else
 		// a stand-in: marks only ever match registered objects, whose IDs the handle table
@@ -164,23 +195,30 @@ func (fv *fsView) revealing(kev *sys.FanotifyEvent, ev *engine.Event, needAncest
 		}
 		key = handleKey(fid.Handle)
 		if _, ok := fs.orphans.waiting[key]; !ok {
-			return "", nil, false
+			return "", nil, revealsNothing
 		}
 		d.id = ev.Inode
 		if needAncestry {
 			// A self event carries no ancestry: the directory's events are placed below
 			// it (which is what matters when it is a subtree's root), and possibly in
-			// every subtree of the filesystem.
+			// every subtree of the filesystem — unless the DELETE that follows places
+			// them (see above).
 			d.placeUnknown = len(ev.Ancestors) == 0
 			d.ancestors = ev.Ancestors
+			if d.placeUnknown && ev.Mask&engine.DeleteSelf != 0 && fv.fidWatched {
+				if d.ancestors == nil {
+					d.ancestors = []engine.ID{}
+				}
+				return key, d, revealsAtDelete
+			}
 		}
 	default:
-		return "", nil, false
+		return "", nil, revealsNothing
 	}
 	if d.ancestors == nil {
 		d.ancestors = []engine.ID{}
 	}
-	return key, d, true
+	return key, d, reveals
 }
 
 // flushOrphans dispatches every orphan of fs with its place unknown: the queue holds
@@ -200,7 +238,11 @@ func (g *fidGroup) flushOrphans(fv *fsView, v *view) {
 			continue // revealed meanwhile, by an orphan dispatched before it
 		}
 		g.b.stats.OrphansUnplaced.Add(uint64(len(og.waiting[k])))
-		g.reveal(fs, k, &dirInfo{id: fv.goneID(k), ancestors: []engine.ID{}, placeUnknown: true}, v)
+		d := og.selfNamed[k] // named by its DELETE_SELF, which waits among them
+		if d == nil {
+			d = &dirInfo{id: fv.goneID(k), ancestors: []engine.ID{}, placeUnknown: true}
+		}
+		g.reveal(fs, k, d, v)
 	}
 }
 

@@ -226,3 +226,85 @@ func TestEventPathOfAnObjectRemovedAfterItsStat(t *testing.T) {
 		}
 	}
 }
+
+// TestOrphansOutsideASubtreeStayOutside removes a tree outside a recursive watch while the
+// FID reader is held, so that every directory of it is gone when its children's removals
+// are read. Nothing holds the directories: each one's DELETE_SELF comes before its DELETE on
+// its parent, and a self event carries no ancestry. The removals must still be placed where
+// they happened — outside the watch — by the DELETE that follows, not dispatched as
+// possibly inside every subtree of the filesystem (seen as `trace` of a directory printing
+// removals from elsewhere on its filesystem, 2026-12-05).
+func TestOrphansOutsideASubtreeStayOutside(t *testing.T) {
+	testenv.RequireRoot(t)
+	var hold sync.Mutex
+	b, err := New(Options{Mode: ModeFanotify})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.beforeFIDRead = func() { hold.Lock(); hold.Unlock() }
+	b.orphanGrace = 5 * time.Second // far longer than the steps below: nothing is flushed unplaced
+	t.Cleanup(func() { b.Close() })
+
+	mnt := testenv.Tmpfs(t)
+	in, out := filepath.Join(mnt, "in"), filepath.Join(mnt, "out")
+	mkdirAll(t, in)
+	rec := newGroup(t, b, engine.Options{Name: "recursive"})
+	mark(t, b, rec, in, engine.KindSubtree, engine.MarkSpec{Mask: engine.Create | engine.Delete | engine.DeleteSelf | engine.OnDir})
+	// The tree is made while the reader runs, so that it knows each directory's path (its
+	// CREATE) before the directory goes.
+	mkdirAll(t, out)
+	outside := newGroup(t, b, engine.Options{Name: "outside"})
+	mark(t, b, outside, out, engine.KindSubtree, engine.MarkSpec{Mask: engine.Delete | engine.OnDir})
+	var removed []string
+	for i := 0; i < 2; i++ {
+		for j := 0; j < 2; j++ {
+			sub := filepath.Join(out, fmt.Sprintf("d%d", i), fmt.Sprintf("e%d", j))
+			mkdirAll(t, sub)
+			removed = append(removed, sub)
+			for k := 0; k < 3; k++ {
+				create(t, filepath.Join(sub, fmt.Sprintf("f%d", k)))
+				removed = append(removed, filepath.Join(sub, fmt.Sprintf("f%d", k)))
+			}
+		}
+	}
+	sentinel := func(name string) {
+		t.Helper()
+		create(t, filepath.Join(in, name))
+		evs := collect(t, rec, 10*time.Second, func(evs []got) bool {
+			return len(evs) > 0 && evs[len(evs)-1].path == filepath.Join(in, name)
+		})
+		for _, e := range evs {
+			if !strings.HasPrefix(e.path, in+"/") {
+				t.Errorf("the recursive watch of %s got %v %q", in, e.mask, e.path)
+			}
+		}
+	}
+	sentinel("s1") // every event of the tree's making has been read
+
+	hold.Lock() // the reader's next read waits: the removal below is queued whole first
+	if err := run(t, "rm", "-rf", filepath.Join(out, "d0"), filepath.Join(out, "d1")); err != nil {
+		hold.Unlock()
+		t.Fatal(err)
+	}
+	hold.Unlock()
+	sentinel("s2")
+	// ...and every removal reaches the recursive watch of the tree's own parent, once.
+	for i := 0; i < 2; i++ {
+		removed = append(removed, filepath.Join(out, fmt.Sprintf("d%d", i)))
+	}
+	sort.Strings(removed)
+	evs := collect(t, outside, 10*time.Second, func(evs []got) bool { return len(evs) >= len(removed) })
+	var gotPaths []string
+	for _, e := range evs {
+		gotPaths = append(gotPaths, e.path)
+	}
+	sort.Strings(gotPaths)
+	if strings.Join(gotPaths, " ") != strings.Join(removed, " ") {
+		t.Errorf("the recursive watch of %s got removals\n %v\nwant\n %v", out, gotPaths, removed)
+	}
+	st := b.Stats()
+	if files := 12; st.Orphaned < uint64(files) || st.OrphansUnplaced != 0 {
+		t.Errorf("orphaned %d (want at least the %d files), unplaced %d (want 0: each directory's DELETE names it)",
+			st.Orphaned, files, st.OrphansUnplaced)
+	}
+}
