@@ -220,7 +220,11 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 	// DELETE, share a directory, a name and, with FAN_REPORT_TARGET_FID, the object): split
 	// them in the order the system calls impose — the entry appears, the object's own events,
 	// the entry goes — so that the object's events are reported on the object, between.
-	if parts, n := splitDirent(kev.Mask); n > 1 && kev.Mask&sys.FAN_RENAME == 0 && kev.Records.Has(sys.FAN_EVENT_INFO_TYPE_FID) {
+	// A directory's own events merge alike with its DELETE_SELF (rm -rf's open, read and
+	// close of it, then its rmdir): split, they go before it, and wait with the directory's
+	// other events when it is gone (orphans.go).
+	if parts, n := splitDirent(kev.Mask); n > 1 && kev.Mask&sys.FAN_RENAME == 0 &&
+		(kev.Records.Has(sys.FAN_EVENT_INFO_TYPE_FID) || selfRecord(kev)) {
 		flags := kev.Mask & uint64(engine.EventFlags)
 		for _, m := range parts {
 			if m == 0 {
@@ -331,11 +335,15 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 		if !kev.Records.Has(sys.FAN_EVENT_INFO_TYPE_FID) {
 			fid = &kev.DFID
 		}
-		if mask&engine.OnDir != 0 && mask&engine.DeleteSelf == 0 {
+		// A directory's DELETE_SELF has no place of its own: where subtrees need it, it
+		// takes the one its DELETE gives (orphans.go, revealing).
+		placeSelf := needAncestry && fv.fidWatched
+		if mask&engine.OnDir != 0 && (mask&engine.DeleteSelf == 0 || placeSelf) {
 			d, ok := b.resolveDir(fs, fid, needAncestry)
 			if !ok && fs.anchor >= 0 && mask&(engine.MoveSelf|engine.FSError) == 0 {
 				// The directory is gone (rm -rf's open, read and close of it, read after
-				// its rmdir): its own DELETE names it, after its children's (orphans.go).
+				// its rmdir; its DELETE_SELF): its own DELETE names it, after its
+				// children's (orphans.go).
 				g.adopt(fv, kev, handleKey(fid.Handle), now)
 				return
 			}
@@ -378,17 +386,8 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 	}
 	// A directory that was gone when its children's events were read is named now: they go
 	// first (orphans.go).
-	switch key, d, how := fv.revealing(kev, ev, needAncestry); how {
-	case reveals:
+	if key, d, ok := fv.revealing(kev, ev, needAncestry); ok {
 		g.reveal(fs, key, d, v)
-	case revealsAtDelete:
-		// The DELETE_SELF waits, last of its directory's orphans, for the DELETE that
-		// places them (orphans.go). The directory caches go now: it is gone.
-		fs.orphans.selfNamed[key] = d
-		g.adopt(fv, kev, key, now)
-		ev.Release()
-		fs.dirGen.Add(1)
-		return
 	}
 	// Name marks that rested on the names this event changes go before anyone hears of it.
 	b.nameChanged(fs, kev, mask)
@@ -401,6 +400,12 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 	if mask&engine.OnDir != 0 && mask&(engine.Move|engine.Rename|engine.Delete|engine.DeleteSelf|engine.MoveSelf) != 0 {
 		fs.dirGen.Add(1)
 	}
+}
+
+// selfRecord reports whether kev's only directory record is its object's own (a directory's
+// own event: its handle and the name ".").
+func selfRecord(kev *sys.FanotifyEvent) bool {
+	return kev.Records.Has(sys.FAN_EVENT_INFO_TYPE_DFID_NAME) && string(kev.DFID.Name) == "."
 }
 
 // splitDirent splits a FID event's mask (flags excluded) into, in order, the directory-entry

@@ -49,6 +49,9 @@ type fsState struct {
 	// inodes maps handles to the IDs of the objects they name (objectID; the FID reader's).
 	inodes  *lru.Cache[string, engine.ID]
 	orphans *orphanage // events below directories gone when read (the FID reader's)
+	// gone holds, by handle key, directories named by their deletion after they went
+	// (orphans.go; the FID reader's; nil until the first).
+	gone *lru.Cache[string, *dirInfo]
 
 	fsMask   engine.Mask               // union of engine filesystem marks
 	subtrees map[engine.ID]engine.Mask // subtree roots and their unions

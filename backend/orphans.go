@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/lru"
 	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 )
 
@@ -42,15 +43,7 @@ type orphanage struct {
 	// waiting holds, by directory handle key, the events waiting for that directory, in
 	// the order they were read.
 	waiting map[string][]orphan
-	// gone holds directories revealed after they were gone, by handle key: what their
-	// orphans (and later events naming them) resolve to.
-	gone map[string]*dirInfo
-	// selfNamed holds, by handle key, directories whose DELETE_SELF came while their
-	// orphans waited and now waits with them for the DELETE on their parent (revealing):
-	// the directory as that self event named it, for flushOrphans should the DELETE
-	// never come.
-	selfNamed map[string]*dirInfo
-	n         int // orphans waiting
+	n       int // orphans waiting
 }
 
 type orphan struct {
@@ -67,19 +60,25 @@ const defaultOrphanGrace = 100 * time.Millisecond
 // maxOrphans bounds the orphans a filesystem keeps; past it they are dispatched unplaced.
 const maxOrphans = 1 << 16
 
+// goneEntries bounds the directories remembered as named by their deletion (fsState.gone):
+// enough for the DELETE_SELFs of the directories still held when they went; one evicted is
+// placed as unknown, never lost (see gone).
+const goneEntries = 4096
+
 func (fs *fsState) orphanage() *orphanage {
 	if fs.orphans == nil {
-		fs.orphans = &orphanage{waiting: map[string][]orphan{}, gone: map[string]*dirInfo{}, selfNamed: map[string]*dirInfo{}}
+		fs.orphans = &orphanage{waiting: map[string][]orphan{}}
 	}
 	return fs.orphans
 }
 
-// goneDir returns a directory revealed after it was gone, or nil.
+// goneDir returns a directory named by its deletion after it went, or nil.
 func (fs *fsState) goneDir(key string) *dirInfo {
-	if fs.orphans == nil {
+	if fs.gone == nil {
 		return nil
 	}
-	return fs.orphans.gone[key]
+	d, _ := fs.gone.Get(key)
+	return d
 }
 
 func cloneFileID(f sys.FileID) sys.FileID {
@@ -110,6 +109,10 @@ func (g *fidGroup) adopt(fv *fsView, kev *sys.FanotifyEvent, key string, now tim
 // reveal records that the directory with handle key, gone, was d, and dispatches the
 // events waiting for it. Called by the reader before it dispatches the revealing event.
 func (g *fidGroup) reveal(fs *fsState, key string, d *dirInfo, v *view) {
+	if fs.gone == nil {
+		fs.gone = lru.New[string, *dirInfo](goneEntries)
+	}
+	fs.gone.Put(key, d)
 	og := fs.orphans
 	if og == nil {
 		return
@@ -119,57 +122,48 @@ func (g *fidGroup) reveal(fs *fsState, key string, d *dirInfo, v *view) {
 		return
 	}
 	delete(og.waiting, key)
-	delete(og.selfNamed, key)
 	og.n -= len(waiting)
-	if len(og.gone) >= maxOrphans {
-		clear(og.gone)
-	}
-	og.gone[key] = d
 	for i := range waiting {
 		g.handle(&waiting[i].kev, v, waiting[i].now)
 	}
 }
 
-// How an event concerns the orphans (revealing).
-type revelation int
-
-const (
-	revealsNothing revelation = iota
-	// reveals: the event names a gone directory whose events wait: they go before it.
-	reveals
-	// revealsAtDelete: the event is the DELETE_SELF of a gone directory whose events wait,
-	// and carries no ancestry, while the DELETE on its parent, which does, is still to come
-	// (the filesystem's FID mark reports every DELETE, fsView.fidWatched): the self event
-	// waits with the directory's orphans for that DELETE.
-	revealsAtDelete
-)
-
 // revealing returns the handle key of the directory ev's kernel event names as removed or
-// moved away (its own DELETE or MOVED_FROM on its parent, or its DELETE_SELF or MOVE_SELF),
-// that directory as it was, and what to do, if events wait for it.
+// moved away, and that directory as it was, when events wait for it or, with subtrees on
+// the filesystem, when it is its DELETE; ok false otherwise.
 //
-// A DELETE_SELF names its directory with no place: a self event carries no ancestry. When
-// nothing holds a directory as it is removed, its DELETE_SELF is queued just before its
-// DELETE on its parent (d_delete_notify: d_delete, whose dentry_unlink_inode reports the
-// inode gone, then fsnotify_delete), and the DELETE carries the parent's ancestry. Revealing
-// the directory at its DELETE_SELF put its orphans in every subtree of the filesystem (a
-// recursive watch of one directory reported removals from anywhere else on it); so where
-// subtrees need the place and the DELETE is sure to be queued (fidWatched), the DELETE_SELF
-// waits as the directory's last orphan, and the DELETE reveals them all, in the kernel's
-// order. Should the DELETE never come (an overflow), the grace flushes them, named as the
-// DELETE_SELF named the directory, with their place unknown (flushOrphans).
-func (fv *fsView) revealing(kev *sys.FanotifyEvent, ev *engine.Event, needAncestry bool) (string, *dirInfo, revelation) {
+// The events that name a gone directory are its own DELETE or MOVED_FROM on its parent, and
+// its DELETE_SELF or MOVE_SELF. A self event carries no ancestry, so where subtrees need the
+// place (and the filesystem's FID mark reports every DELETE, fsView.fidWatched) a gone
+// directory's self events wait for the DELETE, which carries its parent's (handle: a
+// DELETE_SELF goes through resolveDir like the directory's other events): when nothing held
+// the directory as it was removed, its DELETE_SELF is queued just before that DELETE
+// (d_delete_notify: d_delete, whose dentry_unlink_inode reports the inode gone, then
+// fsnotify_delete); when something held it, just after — so the DELETE records the
+// directory (fsState.gone) even when nothing waits for it yet. Revealing a directory at its
+// DELETE_SELF instead put its orphans in every subtree of the filesystem (a recursive watch
+// reported removals from anywhere else on it), and the DELETE_SELF itself, with the
+// directory's own events the kernel merged into it (the open, read and close of rm -rf),
+// in none.
+func (fv *fsView) revealing(kev *sys.FanotifyEvent, ev *engine.Event, needAncestry bool) (string, *dirInfo, bool) {
 	fs := fv.state
-	if fs.orphans == nil || fs.orphans.n == 0 || ev.Mask&engine.OnDir == 0 {
-		return "", nil, revealsNothing
+	waiting := func(key string) bool {
+		if fs.orphans == nil || fs.orphans.n == 0 {
+			return false
+		}
+		_, ok := fs.orphans.waiting[key]
+		return ok
+	}
+	if ev.Mask&engine.OnDir == 0 {
+		return "", nil, false
 	}
 	var key string
 	d := &dirInfo{path: ev.GetPath()}
 	switch {
 	case ev.Mask&(engine.Delete|engine.MovedFrom) != 0 && kev.Records.Has(sys.FAN_EVENT_INFO_TYPE_FID):
 		key = handleKey(kev.FID.Handle)
-		if _, ok := fs.orphans.waiting[key]; !ok {
-			return "", nil, revealsNothing
+		if !waiting(key) && !(ev.Mask&engine.Delete != 0 && needAncestry && fv.fidWatched) {
+			return "", nil, false
 		}
 		// Its marks' ID if it was marked (or its inode, if an earlier event found it), else
 		// a stand-in: marks only ever match registered objects, whose IDs the handle table
@@ -194,31 +188,25 @@ func (fv *fsView) revealing(kev *sys.FanotifyEvent, ev *engine.Event, needAncest
 			fid = &kev.DFID
 		}
 		key = handleKey(fid.Handle)
-		if _, ok := fs.orphans.waiting[key]; !ok {
-			return "", nil, revealsNothing
+		if !waiting(key) {
+			return "", nil, false
 		}
 		d.id = ev.Inode
 		if needAncestry {
-			// A self event carries no ancestry: the directory's events are placed below
-			// it (which is what matters when it is a subtree's root), and possibly in
-			// every subtree of the filesystem — unless the DELETE that follows places
-			// them (see above).
+			// A self event carries no ancestry (those that wait for their DELETE do not
+			// come here): the directory's events are placed below it (which is what
+			// matters when it is a subtree's root), and possibly in every subtree of the
+			// filesystem.
 			d.placeUnknown = len(ev.Ancestors) == 0
 			d.ancestors = ev.Ancestors
-			if d.placeUnknown && ev.Mask&engine.DeleteSelf != 0 && fv.fidWatched {
-				if d.ancestors == nil {
-					d.ancestors = []engine.ID{}
-				}
-				return key, d, revealsAtDelete
-			}
 		}
 	default:
-		return "", nil, revealsNothing
+		return "", nil, false
 	}
 	if d.ancestors == nil {
 		d.ancestors = []engine.ID{}
 	}
-	return key, d, reveals
+	return key, d, true
 }
 
 // flushOrphans dispatches every orphan of fs with its place unknown: the queue holds
@@ -238,11 +226,13 @@ func (g *fidGroup) flushOrphans(fv *fsView, v *view) {
 			continue // revealed meanwhile, by an orphan dispatched before it
 		}
 		g.b.stats.OrphansUnplaced.Add(uint64(len(og.waiting[k])))
-		d := og.selfNamed[k] // named by its DELETE_SELF, which waits among them
-		if d == nil {
-			d = &dirInfo{id: fv.goneID(k), ancestors: []engine.ID{}, placeUnknown: true}
+		// Its path if known (its DELETE_SELF may be among them): where an entry's event
+		// put it, or the cache's (paths, unlike places, are only reported).
+		path := fs.recent[k]
+		if d := fs.dirs[k]; path == "" && d != nil {
+			path = d.path
 		}
-		g.reveal(fs, k, d, v)
+		g.reveal(fs, k, &dirInfo{id: fv.goneID(k), path: path, ancestors: []engine.ID{}, placeUnknown: true}, v)
 	}
 }
 

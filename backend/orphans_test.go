@@ -308,3 +308,84 @@ func TestOrphansOutsideASubtreeStayOutside(t *testing.T) {
 			st.Orphaned, files, st.OrphansUnplaced)
 	}
 }
+
+// TestRemovedDirectoriesOwnEventsReachTheirSubtree: rm -rf opens, reads and closes each
+// directory before its rmdir, and the kernel merges those events with the directory's
+// DELETE_SELF when they are still queued (one event, the directory's own handle, no name).
+// A self event carries no ancestry, so a recursive watch never got them: neither the
+// DELETE_SELF of any directory below its root, nor the open, read and close merged into
+// it (seen 2026-12-05: `watch -r` printed only the DELETEs of an rm -rf that inotifywait -r
+// reports with every open and DELETE_SELF). Each must now reach the watch, with its path,
+// whether the reader reads as the removal runs or only after it (held), and whether the
+// directories' DELETE_SELFs come before their DELETEs or after (held open).
+func TestRemovedDirectoriesOwnEventsReachTheirSubtree(t *testing.T) {
+	for _, tc := range []struct{ readerHeld, dirsHeld bool }{{false, false}, {true, false}, {true, true}, {false, true}} {
+		t.Run(fmt.Sprintf("reader-held=%v/dirs-held=%v", tc.readerHeld, tc.dirsHeld), func(t *testing.T) {
+			testenv.RequireRoot(t)
+			var hold sync.Mutex
+			b, err := New(Options{Mode: ModeFanotify})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.beforeFIDRead = func() { hold.Lock(); hold.Unlock() }
+			t.Cleanup(func() { b.Close() })
+			w := filepath.Join(testenv.Tmpfs(t), "w")
+			dirs := []string{filepath.Join(w, "a"), filepath.Join(w, "a", "b"), filepath.Join(w, "a", "b", "c")}
+			mkdirAll(t, dirs[len(dirs)-1])
+			create(t, filepath.Join(dirs[len(dirs)-1], "f"))
+			rec := newGroup(t, b, engine.Options{Name: "recursive"})
+			mark(t, b, rec, w, engine.KindSubtree, engine.MarkSpec{
+				Mask: engine.Open | engine.Close | engine.Create | engine.Delete | engine.DeleteSelf | engine.OnDir})
+
+			var holders []*os.File
+			if tc.dirsHeld {
+				for _, d := range dirs {
+					f, err := os.Open(d)
+					if err != nil {
+						t.Fatal(err)
+					}
+					holders = append(holders, f)
+				}
+			}
+			if tc.readerHeld {
+				hold.Lock()
+			}
+			err = run(t, "rm", "-rf", dirs[0])
+			for _, f := range holders {
+				f.Close()
+			}
+			if tc.readerHeld {
+				hold.Unlock()
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			create(t, filepath.Join(w, "s"))
+			evs := collect(t, rec, 10*time.Second, func(evs []got) bool {
+				return len(evs) > 0 && evs[len(evs)-1].path == filepath.Join(w, "s")
+			})
+			selfGone, opened := map[string]bool{}, map[string]bool{}
+			for _, e := range evs {
+				if e.mask&engine.DeleteSelf != 0 {
+					selfGone[e.path] = true
+				}
+				if e.mask&engine.Open != 0 && e.mask&engine.OnDir != 0 {
+					opened[e.path] = true
+				}
+			}
+			for _, d := range dirs {
+				if !selfGone[d] || !opened[d] {
+					t.Errorf("%s: DELETE_SELF %v, OPEN %v; want both; events:", d, selfGone[d], opened[d])
+				}
+			}
+			if t.Failed() {
+				for _, e := range evs {
+					t.Logf("  %v %q", e.mask, e.path)
+				}
+			}
+			if st := b.Stats(); st.OrphansUnplaced != 0 {
+				t.Errorf("orphans unplaced %d, want 0: every directory's DELETE places it", st.OrphansUnplaced)
+			}
+		})
+	}
+}
