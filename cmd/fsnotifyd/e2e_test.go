@@ -781,3 +781,40 @@ func TestWatchPacedFloodInOrder(t *testing.T) {
 		t.Fatalf("exit status %d", st)
 	}
 }
+
+// TestWatchRecursiveRmRfSameOnEveryBackend: `watch -r` of a tree that rm -rf removes prints
+// the same lines as root (one fanotify mark for the tree) and unprivileged (inotify, a watch
+// per directory): every removal, and every directory's DELETE_SELF just before its DELETE.
+// On fanotify the directories' DELETE_SELFs below the root were missing (a self event
+// carries no ancestry), 2026-12-05.
+func TestWatchRecursiveRmRfSameOnEveryBackend(t *testing.T) {
+	dir := testenv.PublicTmpfs(t) // nobody reaches it
+	want := []string{
+		"/w/a/b/c/ DELETE f",
+		"/w/a/b/ DELETE_SELF,ISDIR c", "/w/a/b/ DELETE,ISDIR c",
+		"/w/a/ DELETE_SELF,ISDIR b", "/w/a/ DELETE,ISDIR b",
+		"/w/ DELETE_SELF,ISDIR a", "/w/ DELETE,ISDIR a",
+	}
+	for _, who := range []string{"root", "nobody"} {
+		t.Run(who, func(t *testing.T) {
+			w := filepath.Join(dir, who, "w")
+			sh(t, fmt.Sprintf("mkdir -p %s/a/b/c && touch %s/a/b/c/f && chmod -R 777 %s", w, w, filepath.Dir(w)))
+			args := []string{"watch", "-r", "-e", "delete,delete_self", w}
+			if who == "nobody" {
+				args = append([]string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", bin}, args...)
+			}
+			p := start(t, args...)
+			sh(t, "rm -rf "+filepath.Join(w, "a"))
+			got := p.collect(10*time.Second, func(l []string) bool { return len(l) >= len(want) })
+			for i := range got {
+				got[i] = strings.TrimPrefix(got[i], filepath.Join(dir, who))
+			}
+			if strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+			if st := p.stop(); st != 0 {
+				t.Errorf("exit status %d; stderr:\n%s", st, p.errText())
+			}
+		})
+	}
+}
