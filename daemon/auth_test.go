@@ -164,6 +164,77 @@ func TestSubtreeHidesUnlistableDirectories(t *testing.T) {
 	}
 }
 
+// TestSubtreeReportsEventsInRemovedDirectoriesWithoutNames: an unprivileged client watching
+// a tree that rm -rf removes hears of every removal. Those in directories already gone when
+// the daemon checks what the client may see (whether it could have listed them is not known
+// any more) come without a path, a name or who acted — they were dropped silently: of an
+// rm -rf of a/b/c/f, only a's removal reached an unprivileged `watch -r` through the daemon.
+// Next door, a directory the client cannot list still hides its names.
+func TestSubtreeReportsEventsInRemovedDirectoriesWithoutNames(t *testing.T) {
+	testenv.RequireRoot(t)
+	f := newAuthFixture(t)
+	top := filepath.Join(f.pub, "t")
+	var removals []string // every removal below f.pub, deepest first
+	dir := top
+	for _, d := range []string{"a", "b", "c"} {
+		dir = filepath.Join(dir, d)
+		removals = append([]string{dir}, removals...)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		file := filepath.Join(dir, fmt.Sprintf("f%d", i))
+		if err := os.WriteFile(file, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		removals = append([]string{file}, removals...)
+	}
+	removals = append(removals, top)
+	hidden := filepath.Join(f.pub, "hidden")
+	if err := os.Mkdir(hidden, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(hidden, "secret-name"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(testenv.PublicDir(t), "d.sock")
+	startDaemon(t, testConfig(), sock)
+	p := dialClient(t, sock, "name=nobody", nobody)
+	mustAdd(t, p, "4", "0x40000200", f.pub) // a subtree mark: DELETE | ONDIR
+	if out, err := exec.Command("rm", "-rf", top, filepath.Join(hidden, "secret-name")).CombinedOutput(); err != nil {
+		t.Fatalf("rm: %v: %s", err, out)
+	}
+	for range removals {
+		p.mustLine("event ", hang)
+	}
+	p.send("ping")
+	p.mustLine("pong", hang)
+	named, unknown := 0, 0
+	for _, l := range p.allLines("") {
+		switch {
+		case strings.Contains(l, "secret-name"):
+			t.Errorf("uid 65534 learned a name in a directory it cannot list: %q", l)
+		case strings.HasPrefix(l, "unknown-path "):
+			unknown++
+			if l != "unknown-path pid=0 name= comm=" {
+				t.Errorf("an event in a removed directory told %q: want no name, pid or command", l)
+			}
+		case strings.HasPrefix(l, "event "):
+			if path := l[strings.Index(l, " path=")+len(" path="):]; path != "" {
+				named++
+				if !slices.Contains(removals, path) {
+					t.Errorf("event %q: not one of the removals", l)
+				}
+			}
+		}
+	}
+	if named+unknown != len(removals) || named == 0 {
+		t.Errorf("%d removals reported by name and %d without, want %d in all (%s's by name at least)", named, unknown, len(removals), top)
+	}
+	t.Logf("%d of %d removals by name, %d in directories gone before the check", named, len(removals), unknown)
+}
+
 // TestEventFDsOnlyForAllowed: a uid allowed permission events by the config (allow_uid) but
 // not their files (fd_uid) gets permission events without descriptors, even when it asks; a
 // uid allowed both, and root, get them.

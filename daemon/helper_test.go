@@ -113,7 +113,8 @@ func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", " 
 //	count                     → count events=N resyncs=N overflows=N
 //	close                     → closed (and exit)
 //
-// Events are printed as "event ID MASK fd=B path=PATH" (not with quiet), Resync events as
+// Events are printed as "event ID MASK fd=B path=PATH" (not with quiet), followed, for an
+// event whose path is unknown, by "unknown-path pid=PID name=NAME comm=COMM"; Resync events as
 // "resync", overflows as "overflow". With auto=allow or auto=deny it answers every permission
 // event at once (with errno=N, a deny carries errno N); auto=allow-cache allows and asks the
 // kernel to cache the allow.
@@ -210,6 +211,9 @@ func clientHelper() int {
 					}
 					if !quiet {
 						say("event %d %#x fd=%d path=%s", ev.ID, uint64(ev.Mask), b2i(hasFD), ev.Path)
+						if ev.PathUnknown {
+							say("unknown-path pid=%d name=%s comm=%s", ev.Pid, ev.Name, ev.Comm)
+						}
 					}
 				}
 				say("events-closed")

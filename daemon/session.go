@@ -65,7 +65,7 @@ type session struct {
 	leftover   []proto.Msg     // built and taken from the group, not written yet
 	fbuf       []engine.Delivery
 	fmsgs      []proto.Msg
-	listMemo   map[string]bool // directories' listability, for one batch (mayListLocked)
+	listMemo   map[string]listing // directories' listability, for one batch (mayListLocked)
 
 	// A notification session's sending (fanout.go): on the fanout's dirty list; bytes a
 	// flush could not write, for notifyWriter (backlog says it has them), under sendMu.
@@ -569,15 +569,27 @@ func (c *session) view(d engine.Delivery, ev *proto.Event) bool {
 		// send it — a permission event must be answered anyway — without the path.
 		ev.Path, ev.OldPath = "", ""
 	}
-	if !c.privileged && ev.Path != "" && !c.mayListLocked(ev.Path) {
-		// Below a mark, in a directory the client could not list itself (a 0700
-		// subdirectory of a tree it watches): it may not learn the names there. A
-		// notification is not sent; a permission event still must be answered, so it goes
-		// without names.
-		if d.ID == 0 {
-			return false
+	if !c.privileged && ev.Path != "" {
+		switch c.mayListLocked(ev.Path) {
+		case listDenied:
+			// Below a mark, in a directory the client could not list itself (a 0700
+			// subdirectory of a tree it watches): it may not learn the names there. A
+			// notification is not sent (as inotify could not have watched there); a
+			// permission event still must be answered, so it goes without names.
+			if d.ID == 0 {
+				return false
+			}
+			ev.Path, ev.OldPath, ev.Name, ev.NewName = "", "", "", ""
+		case listGone:
+			// In a directory removed before the event could be checked (rm -rf's removals
+			// below the top): whether the client could list it is not known any more, so
+			// it may not learn the names, nor who acted there — but that something
+			// happened in its tree is not withheld (it was, silently: an unprivileged
+			// `watch -r` of an rm -rf reported the top directory's removal alone). It goes
+			// as an event whose path is unknown.
+			ev.Path, ev.OldPath, ev.Name, ev.NewName = "", "", "", ""
+			ev.PathUnknown, ev.Pid = true, 0
 		}
-		ev.Path, ev.OldPath, ev.Name, ev.NewName = "", "", "", ""
 	}
 	if !c.privileged && ev.Path == "" {
 		ev.HasObject, ev.Dev, ev.Ino = false, 0, 0 // what it may not see by path, not by inode either
@@ -585,7 +597,7 @@ func (c *session) view(d engine.Delivery, ev *proto.Event) bool {
 	// A version-1 client gets no version-2 fields; a path longer than version 1 allows
 	// becomes "" (unknown, in version 1's terms).
 	ev.ForVersion(c.conn.Version())
-	if c.wantComm {
+	if c.wantComm && ev.Pid != 0 {
 		ev.Comm = d.Event.Comm
 		if ev.Comm == "" {
 			ev.Comm = procfs.Comm(ev.Pid)
@@ -656,26 +668,38 @@ func (c *session) stats(gs engine.GroupStats) fsevent.ClientStats {
 // has returned reaches the client, with no delay; a burst of events in one directory still
 // costs one credential switch. (It was a cache trusted for 1 s: a watcher kept learning names
 // in a directory for up to 1 s after chmod 700.)
-func (c *session) mayListLocked(path string) bool {
+func (c *session) mayListLocked(path string) listing {
 	c.mu.Lock()
 	for _, m := range c.marks {
 		if path == m.root {
 			c.mu.Unlock()
-			return true
+			return listAllowed
 		}
 	}
 	c.mu.Unlock()
 	dir := filepath.Dir(path)
-	if ok, found := c.listMemo[dir]; found {
-		return ok
+	if l, found := c.listMemo[dir]; found {
+		return l
 	}
-	ok, err := sys.AccessPathAs(dir, c.cred.Uid, c.cred.Gid, c.groups, sys.R_OK|sys.X_OK)
-	if err != nil {
-		ok = false
+	l := listDenied
+	switch ok, err := sys.AccessPathAs(dir, c.cred.Uid, c.cred.Gid, c.groups, sys.R_OK|sys.X_OK); {
+	case ok:
+		l = listAllowed
+	case err == sys.ErrGone:
+		l = listGone
 	}
 	if c.listMemo == nil {
-		c.listMemo = make(map[string]bool)
+		c.listMemo = make(map[string]listing)
 	}
-	c.listMemo[dir] = ok
-	return ok
+	c.listMemo[dir] = l
+	return l
 }
+
+// listing is what mayListLocked found of a directory.
+type listing uint8
+
+const (
+	listDenied  listing = iota // the client could not list it (or the check failed)
+	listAllowed                // it could
+	listGone                   // it is gone: the directories above it are searchable by the client
+)

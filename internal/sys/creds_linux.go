@@ -1,6 +1,7 @@
 package sys
 
 import (
+	"errors"
 	"os"
 	"runtime"
 	"strconv"
@@ -28,15 +29,27 @@ const (
 // back. If the credentials cannot be restored the thread is left locked, so that the runtime
 // retires it with the goroutine rather than reuse it.
 func AccessAs(fd int, uid, gid uint32, groups []uint32, mode uint32) (bool, error) {
-	return accessAs("/proc/self/fd/"+strconv.Itoa(fd), uid, gid, groups, mode)
+	ok, err := accessAs("/proc/self/fd/"+strconv.Itoa(fd), uid, gid, groups, mode)
+	if err == ErrGone {
+		err = nil // the descriptor's object is what is asked about, not a path to it
+	}
+	return ok, err
 }
 
 // AccessPathAs is AccessAs for a path, resolved with those credentials too: every directory
 // on the way must be searchable by them. The daemon uses it to decide whether a client may
 // learn the names in a directory (the paths come from the kernel, not from the client).
+//
+// It returns ErrGone when the path does not exist (ENOENT, ENOTDIR): the lookup checks
+// search permission on each directory before it looks up the next name, so the directories
+// above the missing one are searchable with those credentials, and the missing one is gone
+// (what it allowed is not known any more).
 func AccessPathAs(path string, uid, gid uint32, groups []uint32, mode uint32) (bool, error) {
 	return accessAs(path, uid, gid, groups, mode)
 }
+
+// ErrGone: AccessPathAs's path does not exist.
+var ErrGone = errors.New("no such file or directory")
 
 func accessAs(path string, uid, gid uint32, groups []uint32, mode uint32) (bool, error) {
 	runtime.LockOSThread()
@@ -73,8 +86,10 @@ func accessAs(path string, uid, gid uint32, groups []uint32, mode uint32) (bool,
 	switch aerr {
 	case nil:
 		return true, nil
-	case unix.EACCES, unix.EPERM, unix.ENOENT, unix.ENOTDIR:
-		return false, nil // gone, or not reachable by them: nothing they may see
+	case unix.EACCES, unix.EPERM:
+		return false, nil // not reachable by them: nothing they may see
+	case unix.ENOENT, unix.ENOTDIR:
+		return false, ErrGone
 	}
 	return false, os.NewSyscallError("faccessat2", aerr)
 }
