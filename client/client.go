@@ -238,6 +238,9 @@ type Client struct {
 	waiters  map[uint64]chan proto.Msg
 	marks    map[MarkID]*mark
 	nextMark MarkID
+	// marksGen changes (under mu) whenever markOf's answer for a path may change: a mark
+	// added, removed, gone or lost. markOf's memo is good while it stays the same.
+	marksGen atomic.Uint64
 	closed   bool
 	ready    chan struct{} // closed when a connection is up; replaced on loss
 
@@ -410,6 +413,7 @@ func (c *Client) Events() <-chan Event { return c.events }
 func (c *Client) readLoop(conn *proto.Conn) {
 	defer c.wg.Done()
 	var scratch proto.Event // each event is decoded here and copied out (no allocation)
+	var memo markMemo
 	for {
 		m, err := conn.ReadMsgInto(&scratch)
 		if err != nil {
@@ -420,7 +424,7 @@ func (c *Client) readLoop(conn *proto.Conn) {
 		switch m := m.(type) {
 		case *proto.Event:
 			ev := Event{Event: fsevent.Event(*m)}
-			ev.Mark = c.markOf(m.Path)
+			ev.Mark = c.markOf(m.Path, &memo)
 			c.noteDeleted(&ev.Event)
 			if !c.deliver(ev) {
 				proto.CloseFDs(m)
@@ -449,13 +453,40 @@ func (c *Client) readLoop(conn *proto.Conn) {
 	}
 }
 
-// markOf finds the mark whose path contains p.
-func (c *Client) markOf(p string) MarkID {
+// markMemo is markOf's last answer, kept by the goroutine that reads a connection: a flood's
+// events name the same few paths one after the other, and the marks seldom change, so most
+// events find their mark without taking mu or walking the marks.
+type markMemo struct {
+	path string
+	gen  uint64 // marksGen when id was found
+	id   MarkID
+	ok   bool
+}
+
+// markOf finds the mark whose path contains p; with memo (the caller's own), the answer for
+// the last path it was asked about is reused while no mark changed (marksGen).
+func (c *Client) markOf(p string, memo *markMemo) MarkID {
 	if p == "" {
 		return 0
 	}
+	if memo != nil && memo.ok && memo.path == p && memo.gen == c.marksGen.Load() {
+		return memo.id
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	id := c.markOfLocked(p)
+	if memo != nil {
+		// Read under mu: every change to the marks moves marksGen under mu too.
+		*memo = markMemo{path: p, gen: c.marksGen.Load(), id: id, ok: true}
+	}
+	return id
+}
+
+// marksChangedLocked notes a change to the marks that may change markOf's answers. Needs mu.
+func (c *Client) marksChangedLocked() { c.marksGen.Add(1) }
+
+// markOfLocked is markOf without a memo. Needs mu.
+func (c *Client) markOfLocked(p string) MarkID {
 	var best *mark
 	for _, m := range c.marks {
 		if m.live() && paths.Within(p, m.path) {
@@ -481,6 +512,7 @@ func (c *Client) noteDeleted(ev *fsevent.Event) {
 	for _, m := range c.marks {
 		if (m.kind == engine.KindInode || m.kind == engine.KindSubtree) && m.ident.dev == ev.Dev && m.ident.ino == ev.Ino {
 			m.gone = true
+			c.marksChangedLocked()
 		}
 	}
 	c.mu.Unlock()
@@ -634,6 +666,7 @@ func (c *Client) reconnect() {
 				c.log.Warn("a mark could not be placed again after reconnecting: it is lost", "path", m.path, "err", err)
 				c.mu.Lock()
 				m.lost = true
+				c.marksChangedLocked()
 				removed := c.marks[m.id] != m
 				c.mu.Unlock()
 				if !removed { // removed meanwhile: the application is done with it
@@ -765,7 +798,7 @@ func (c *Client) roundTrip(conn *proto.Conn, req proto.Msg, early *[]Event) (*pr
 		case *proto.Event:
 			// An event for a mark placed a moment ago: keep it for after the Resync (a
 			// permission event dropped here would wait for its deadline).
-			ev := Event{Event: fsevent.Event(*msg), Mark: c.markOf(msg.Path)}
+			ev := Event{Event: fsevent.Event(*msg), Mark: c.markOf(msg.Path, nil)}
 			c.noteDeleted(&ev.Event)
 			*early = append(*early, ev)
 		case *proto.Overflow:
@@ -871,6 +904,7 @@ func (c *Client) AddMark(ctx context.Context, path string, k engine.Kind, spec e
 	c.nextMark++
 	m.id = c.nextMark
 	c.marks[m.id] = m
+	c.marksChangedLocked()
 	return m.id, nil
 }
 
@@ -925,6 +959,7 @@ func (c *Client) RemoveMark(ctx context.Context, id MarkID) error {
 	}
 	m := c.marks[id]
 	delete(c.marks, id)
+	c.marksChangedLocked()
 	var daemonID uint64
 	if m != nil {
 		daemonID = m.daemon
@@ -1068,6 +1103,7 @@ func (c *Client) close() {
 	c.wg.Wait()
 	c.mu.Lock()
 	c.marks = nil
+	c.marksChangedLocked()
 	c.mu.Unlock()
 	c.qmu.Lock()
 	for i := range c.q {
