@@ -22,14 +22,21 @@ import (
 //     when the group's queue goes from empty to not empty) puts the session on the server's
 //     dirty list (fanout.queued). Events queued to a queue that is not empty cost nothing more.
 //   - The dirty sessions are flushed together (fanout.flush): at once, on the goroutine that
-//     queued the event, if the last flush is at least flushEvery old — so a lone event leaves
-//     with no delay and no hand-off — else by a timer when flushEvery has passed since the
-//     last one. (Flushing on the reader at the end of its batch when due, instead, was
-//     measured: it serialises the flush with the reading and cost the 1-client case more
-//     than the timer's goroutine; docs/design/performance.md.) So a client gets at most one
-//     write per flushEvery (plus one) however many events it is sent, each event waits at
-//     most flushEvery, and under a flood the events of a flushEvery go in one sendmsg per
-//     client.
+//     queued the event, if the last flush is at least the interval (fanout.every) old — so a
+//     lone event leaves with no delay and no hand-off — else by a timer when the interval has
+//     passed since the last one. (Flushing on the reader at the end of its batch when due,
+//     instead, was measured: it serialises the flush with the reading and cost the 1-client
+//     case more than the timer's goroutine; docs/design/performance.md.) So a client gets at
+//     most one write per interval (plus one) however many events it is sent, each event
+//     waits at most the interval, and under a flood the events of an interval go in one
+//     sendmsg per client.
+//   - The interval grows with the clients a flush wrote to (flushPerClient each, from
+//     flushEvery up to maxFlushEvery): under a flood each flush costs a sendmsg and a
+//     wake-up of the client's reader per client, whatever the number of events, and with
+//     ten clients those were most of the daemon's and the clients' CPU per event
+//     (docs/design/performance.md). It never exceeds what the smallest queue among them
+//     absorbs at one event a microsecond (session.absorb), so a flood does not overflow a
+//     client only because the flush waited longer.
 //   - A client whose queue is small (below eagerQueue events) is flushed at once, each time:
 //     a millisecond of a fast producer's events would overflow it.
 //   - A flush encodes each event once for all the clients that see it alike (privileged
@@ -47,9 +54,17 @@ import (
 // timer's, never waits (TryLock only, non-blocking writes) and makes no allocation per event
 // once its buffers have grown.
 
-// flushEvery is the most a notification waits in its client's group for a flush, and the
-// least time between two flushes (the first event after a quiet flushEvery goes at once).
+// flushEvery is the least time between two flushes, and the most a notification waits in its
+// client's group for a flush while a flush writes to one or two clients (the first event after
+// a quiet interval goes at once).
 const flushEvery = time.Millisecond
+
+// flushPerClient is how much the interval grows per client a flush wrote to, up to
+// maxFlushEvery, the most a notification ever waits for a flush (fanout.every).
+const (
+	flushPerClient = 500 * time.Microsecond
+	maxFlushEvery  = 5 * time.Millisecond
+)
 
 // eagerQueue: a client whose queue limit is below it is flushed without waiting (flushEvery
 // of events at full speed, about one per microsecond, must fit in the queue).
@@ -78,6 +93,7 @@ type fanout struct {
 	dirty []*session // sessions with events queued since their last flush
 	spare []*session
 	last  time.Duration // when the last flush began, since Server.start
+	every time.Duration // the interval after the last flush (flushEvery..maxFlushEvery)
 	armed bool          // timer is set to flush
 	timer *time.Timer
 	// closed: the server closed; no more timer.
@@ -129,6 +145,7 @@ func (f *fanout) init(s *Server) {
 	f.timer.Stop()
 	f.buf = make([]engine.Delivery, fanoutBatch)
 	f.index = make(map[memoKey]int)
+	f.every = flushEvery
 }
 
 // close stops the timer; sessions still dirty are closed by then (Server.Close).
@@ -152,9 +169,9 @@ func (f *fanout) queued(c *session) {
 		return
 	}
 	f.dirty = append(f.dirty, c)
-	due := now >= f.last+flushEvery || c.eager
+	due := now >= f.last+f.every || c.eager
 	if !due {
-		f.armLocked(f.last + flushEvery - now)
+		f.armLocked(f.last + f.every - now)
 	}
 	f.mu.Unlock()
 	if due {
@@ -213,6 +230,7 @@ func (f *fanout) flushLocked() {
 	dirty := f.dirty
 	f.dirty, f.spare = f.spare, nil
 	f.last = time.Since(f.s.start)
+	f.every = flushInterval(dirty)
 	f.mu.Unlock()
 	for _, c := range dirty {
 		// Cleared first: an event queued to c once the group has been read again puts it
@@ -242,6 +260,26 @@ func (f *fanout) flushLocked() {
 		f.spare = dirty[:0]
 	}
 	f.mu.Unlock()
+}
+
+// flushInterval is the interval after a flush of dirty: flushPerClient per client, from
+// flushEvery to maxFlushEvery, and no more than any of them absorbs (session.absorb).
+func flushInterval(dirty []*session) time.Duration {
+	d := min(max(time.Duration(len(dirty))*flushPerClient, flushEvery), maxFlushEvery)
+	for _, c := range dirty {
+		d = min(d, c.absorb)
+	}
+	return max(d, flushEvery)
+}
+
+// absorbFor is how long a flush may wait for a client whose queue holds limit events (below
+// zero: no limit): the time its queue fills at one event a microsecond, which is faster than
+// the daemon reads the kernel here (docs/design/performance.md), at most maxFlushEvery.
+func absorbFor(limit int) time.Duration {
+	if limit < 0 {
+		return maxFlushEvery
+	}
+	return min(time.Duration(limit)*time.Microsecond, maxFlushEvery)
 }
 
 // send writes what c has queued without waiting, or hands it to c's writer. Needs flushMu.
@@ -288,12 +326,12 @@ func (f *fanout) send(c *session) {
 		c.backlog = true
 		c.kickWriter()
 	case more:
-		// A flood: the next flush, flushEvery later, goes on with the rest (still encoded
+		// A flood: the next flush, an interval later, goes on with the rest (still encoded
 		// once for all clients; this flush does not hold a reader for longer).
 		if c.dirty.CompareAndSwap(false, true) {
 			f.mu.Lock()
 			f.dirty = append(f.dirty, c)
-			f.armLocked(flushEvery)
+			f.armLocked(f.every)
 			f.mu.Unlock()
 		}
 	}

@@ -454,3 +454,51 @@ func TestFanoutMasksDiffer(t *testing.T) {
 		}
 	}
 }
+
+// TestFlushInterval: the interval after a flush grows by flushPerClient per client written
+// to, from flushEvery to maxFlushEvery, and never beyond what the smallest queue among them
+// absorbs at one event a microsecond (a queue of 1,024 keeps it at about a millisecond).
+func TestFlushInterval(t *testing.T) {
+	clients := func(limits ...int) []*session {
+		var ss []*session
+		for _, l := range limits {
+			ss = append(ss, &session{absorb: absorbFor(l)})
+		}
+		return ss
+	}
+	n := func(k, limit int) []int {
+		l := make([]int, k)
+		for i := range l {
+			l[i] = limit
+		}
+		return l
+	}
+	for _, tc := range []struct {
+		name   string
+		limits []int
+		want   time.Duration
+	}{
+		{"no client", nil, flushEvery},
+		{"1 client", n(1, 16384), flushEvery},
+		{"2 clients", n(2, 16384), flushEvery},
+		{"4 clients", n(4, 16384), 4 * flushPerClient},
+		{"10 clients", n(10, 16384), maxFlushEvery},
+		{"1000 clients", n(1000, 16384), maxFlushEvery},
+		{"10 unlimited queues", n(10, -1), maxFlushEvery},
+		{"10 clients, one queue of 1024", append(n(9, 16384), 1024), 1024 * time.Microsecond},
+		{"10 clients, one queue of 3000", append(n(9, -1), 3000), 3 * time.Millisecond},
+		{"10 clients, one queue of 10", append(n(9, 16384), 10), flushEvery},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := flushInterval(clients(tc.limits...)); got != tc.want {
+				t.Errorf("flushInterval: %v, want %v", got, tc.want)
+			}
+		})
+	}
+	// What a flush may wait must fit in the queue at one event a microsecond.
+	for _, limit := range []int{0, 1, 1023, 1024, 4999, 5000, 16384, 1 << 20} {
+		if d := absorbFor(limit); d > time.Duration(limit)*time.Microsecond || d > maxFlushEvery {
+			t.Errorf("absorbFor(%d) = %v: more than the queue absorbs, or than maxFlushEvery", limit, d)
+		}
+	}
+}

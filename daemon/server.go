@@ -560,7 +560,7 @@ func (s *Server) admit(conn *proto.Conn, p peer, h *proto.Hello) (*session, erro
 		marks:   make(map[uint64]*clientMark), byObj: make(map[engine.Object]uint64),
 		sent: lru.New[uint64, time.Time](sentLimit), done: make(chan struct{}),
 		direct: direct, kick: make(chan struct{}, 1), lastKernel: s.b.Stats().KernelOverflows,
-		eager: opts.QueueLimit >= 0 && opts.QueueLimit < eagerQueue,
+		eager: opts.QueueLimit >= 0 && opts.QueueLimit < eagerQueue, absorb: absorbFor(opts.QueueLimit),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.initLocks()

@@ -70,7 +70,8 @@ type session struct {
 	// A notification session's sending (fanout.go): on the fanout's dirty list; bytes a
 	// flush could not write, for notifyWriter (backlog says it has them), under sendMu.
 	dirty   atomic.Bool
-	eager   bool // a small queue: flushed at once (eagerQueue)
+	eager   bool          // a small queue: flushed at once (eagerQueue)
+	absorb  time.Duration // the most a flush may wait for this client (absorbFor)
 	backlog bool
 	pending []byte
 	out     []byte
