@@ -89,7 +89,7 @@ const maxKeptBytes = 1 << 20
 type fanout struct {
 	s *Server
 
-	mu    sync.Mutex // a leaf: dirty, spare, last, armed, closed
+	mu    sync.Mutex // a leaf: dirty, spare, last, every, armed, closed
 	dirty []*session // sessions with events queued since their last flush
 	spare []*session
 	last  time.Duration // when the last flush began, since Server.start
