@@ -83,6 +83,7 @@ args() {
 	cli) echo "$N_PERM $rounds $DIRS" ;;
 	ignore) echo "$N_IGN $rounds" ;;
 	fanout) echo "$N_FAN $rounds" ;;
+	fanoutcounts) echo "$N_FAN $rounds" ;;
 	fapolicyd) echo "$N_PERM $rounds" ;;
 	memory) echo "1000 100 $MEM_DIRS" ;;
 	churn) echo "$N_CHURN $rounds" ;;
