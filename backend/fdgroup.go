@@ -116,7 +116,51 @@ func (g *fdGroup) close() {
 	if g.waker != nil {
 		g.waker.Close() // the loop reads the group no more: nothing to wake
 	}
+	g.release()
 	g.closeFile()
+}
+
+// releaseQuiet is how long the queue must stay empty, once the marks are gone, before
+// release takes it that nothing more comes (an event being queued as the marks went).
+const releaseQuiet = 20 * time.Millisecond
+
+// release does what the kernel does when a group's last descriptor is closed — queue no more
+// events, allow those queued — before this process closes its own, which may not be the
+// last: a child forked a moment before (os/exec forks, then execs) holds a copy until its exec
+// closes it (FAN_CLOEXEC acts only then), and that exec's open of the program may be a
+// permission event in this very queue. Left to the kernel, the child would wait for an
+// answer nobody reads while holding the descriptor whose close would answer it (a test hung
+// so in execve, 2026-12-05; TestCloseReleasesGroupHeldByAChild). So the marks go first, then
+// what is queued is read and allowed, until the queue has stayed empty for releaseQuiet.
+func (g *fdGroup) release() {
+	if g.closed.Load() {
+		return
+	}
+	for _, kind := range []uint{0, sys.FAN_MARK_MOUNT, sys.FAN_MARK_FILESYSTEM} {
+		sys.FanotifyMark(g.fd, sys.FAN_MARK_FLUSH|kind, 0, sys.AT_FDCWD, "") // nothing to do if it fails: the kernel's release still comes
+	}
+	buf := make([]byte, 4096)
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); {
+		if ready, err := sys.PollRead(g.fd, releaseQuiet); err != nil || !ready {
+			return
+		}
+		n, err := sys.Read(g.fd, buf)
+		if err != nil || n == 0 {
+			return
+		}
+		sys.ParseFanotify(buf[:n], func(ev *sys.FanotifyEvent) error {
+			if ev.Fd >= 0 {
+				if ev.IsPerm() {
+					sys.WriteResponse(g.fd, ev.Fd, sys.FAN_ALLOW)
+				}
+				sys.Close(int(ev.Fd))
+			}
+			if ev.Pidfd >= 0 && ev.Records.Has(sys.FAN_EVENT_INFO_TYPE_PIDFD) {
+				sys.Close(int(ev.Pidfd))
+			}
+			return nil
+		})
+	}
 }
 
 // respond writes one answer for the kernel event whose descriptor is fd. On the loop (or
