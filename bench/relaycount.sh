@@ -7,7 +7,9 @@
 # OPENS times from THREADS threads; then, with STRACE=1, `strace -f -c` of each process for
 # which system calls they are. Prints per open: system calls, context switches, CPU µs, and
 # SUMMARY lines (bench/lib.sh) with each pair's sums (relay + child, daemon + client).
-# Run as root: bash bench/relaycount.sh [OPENS] [THREADS...]
+# RELAYCOUNT_MODES lists what to count (default "loop loop2 daemon"): relayfloor.c's
+# MODE[-TRANSPORT] (loop-pipe, split-futex, ...; see its header) and daemon.
+# Run as root: [RELAYCOUNT_MODES=...] bash bench/relaycount.sh [OPENS] [THREADS...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-20000}
@@ -69,8 +71,9 @@ strace_count() {
 serve=$!
 for _ in $(seq 1200); do "$out/fsnotifyd" stats --socket "$out/d.sock" > /dev/null 2>&1 && break; sleep 0.05; done
 
+MODES=(${RELAYCOUNT_MODES:-loop loop2 daemon})
 for threads in "${THREADS[@]}"; do
-	for mode in loop loop2 daemon; do
+	for mode in "${MODES[@]}"; do
 		if [ "$mode" = daemon ]; then
 			"$out/daemonallow" "$out/d.sock" "$out/mnt/d" > "$out/l.log" 2>&1 & l=$!
 			waitReady "$out/l.log" ready
@@ -78,7 +81,7 @@ for threads in "${THREADS[@]}"; do
 		else
 			"$out/relayfloor-c" "$mode" "$out/mnt/d" > "$out/l.log" 2>&1 & l=$!
 			waitReady "$out/l.log" ready
-			procs=("$l" "$(pgrep -P "$l")")
+			procs=("$l" $(pgrep -P "$l"))
 		fi
 		count "$mode" "$threads" "${procs[@]}"
 		[ "${STRACE:-0}" = 1 ] && strace_count "$mode" "$threads" "${procs[@]}"
@@ -88,7 +91,7 @@ done
 
 # The pairs' sums per open, as SUMMARY lines.
 for threads in "${THREADS[@]}"; do
-	for mode in loop loop2 daemon; do
+	for mode in "${MODES[@]}"; do
 		read -r sc cs cpu < <(awk -v t="$threads" -v m="$mode" '$1 == "threads" && $2 == t && $3 == m {
 			for (i = 4; i < NF; i++) { if ($i == "syscalls/open") s += $(i+1); if ($i == "cs/open") c += $(i+1); if ($i == "cpu_us/open") u += $(i+1) } }
 			END { printf "%.2f %.2f %.1f\n", s, c, u }' "$out/counts")

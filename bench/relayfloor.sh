@@ -9,6 +9,11 @@
 #   cblock   bench/relayfloor.c block: the same waiting for each answer in a blocking read
 #   cloop2   bench/relayfloor.c loop2: cloop with two reader threads (EPOLLEXCLUSIVE), the
 #            floor of a daemon with several kernel readers
+#   cloop-futex  cloop over two rings in shared memory instead of a socket: the child sleeps in
+#            FUTEX_WAIT, the relay polls an eventfd the child writes (only when the relay said
+#            it sleeps): the cheapest channel measured (2026-12-05, performance.md)
+#   cMODE-TRANSPORT  any other relayfloor.c variant by name (csplit-pipe, cloop-stream, ...:
+#            its header lists the modes and transports), with RELAYFLOOR_NAMES
 #   split    bench/relayfloor split: a minimal Go relay to a child that allows everything, a
 #            kernel-reader thread and an answer-reader thread (two threads in the relay)
 #   loop     bench/relayfloor loop: the same with one thread polling the kernel and the socket
@@ -59,7 +64,7 @@ run() {
 	awk -v o="$o" -v a="$c0" -v b="$c1" -v n="$((N * threads))" 'BEGIN { printf "%s %.2f\n", o, (b - a) / n }'
 }
 
-names="${RELAYFLOOR_NAMES:-cloop cblock cloop2 split loop block daemon}"
+names="${RELAYFLOOR_NAMES:-cloop cloop-futex cblock cloop2 split loop block daemon}"
 for threads in 1 2; do
 	declare -A ratio=() csw=()
 	fcs=()
@@ -84,8 +89,8 @@ for threads in 1 2; do
 	med() { printf '%s\n' $1 | median; }
 	fm=$(printf '%s\n' "${fcs[@]}" | median)
 	echo "medians over $ROUNDS rounds, $threads thread(s), per-open time / fanref's (context switches per open; fanref $fm):$(for n in $names; do printf ' %s %s (%s)' "$n" "$(med "${ratio[$n]}")" "$(med "${csw[$n]}")"; done)"
-	for n in cloop cblock cloop2; do
-		[[ " $names " == *" $n "* ]] || continue
+	for n in $names; do
+		[[ $n == c* ]] || continue
 		summary "relayfloor.$n.t$threads" "$(med "${ratio[$n]}")" - "minimal C relay to a second process (${n#c} mode) / fanref C responder, per-open time, $threads load thread(s)"
 	done
 	for n in split loop block; do
@@ -93,6 +98,11 @@ for threads in 1 2; do
 		summary "relayfloor.$n.t$threads" "$(med "${ratio[$n]}")" - "minimal Go relay to a second process ($n mode) / fanref C responder, per-open time, $threads load thread(s)"
 	done
 	[[ " $names " == *" daemon "* ]] && summary "relayfloor.daemon.t$threads" "$(med "${ratio[daemon]}")" "<=1.5" "daemon + out-of-process allow-all client / fanref, per-open time, $threads load thread(s), same run as the relays"
+	# The daemon over the floor, round by round (each pair from the same round).
+	for n in cloop cloop-futex; do
+		[[ " $names " == *" $n "* && " $names " == *" daemon "* ]] || continue
+		summary "relayfloor.daemon-over-$n.t$threads" "$(paste <(printf '%s\n' ${ratio[daemon]}) <(printf '%s\n' ${ratio[$n]}) | awk '{ printf "%.3f\n", $1 / $2 }' | median)" - "daemon + client / minimal C relay ($n), per-open time, same rounds, $threads load thread(s)"
+	done
 	summary "relayfloor.cs.fanref.t$threads" "$fm" - "context switches per open, fanref's responder"
 	for n in $names; do
 		summary "relayfloor.cs.$n.t$threads" "$(med "${csw[$n]}")" - "context switches per open, $n (all its processes' threads)"
