@@ -26,6 +26,10 @@
  *          in FUTEX_WAIT and a writer calls FUTEX_WAKE only when the reader said it sleeps
  *          (no spinning). A loop cannot poll a futex, so with loop the relay's side of the
  *          answer ring is signalled through an eventfd it polls beside the kernel descriptor.
+ *   model  the daemon's system calls with nothing else: stream (the daemon's socket type), a
+ *          statx of each event's descriptor in the relay (the daemon's translation), and a
+ *          child that polls its socket before each read (the client's wait, which a stream
+ *          socket's room-to-write wake-ups would otherwise end: proto rawSock.recvmsg)
  *
  * Build: cc -O2 -pthread -o relayfloor-c bench/relayfloor.c
  * Run as root: relayfloor-c MODE[-TRANSPORT] DIR [mount]   (prints "ready"; runs until killed)
@@ -39,7 +43,9 @@
 #include <sys/eventfd.h>
 #include <sys/fanotify.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <linux/futex.h>
 #include <pthread.h>
@@ -56,7 +62,7 @@
 
 static void die(const char *what) { perror(what); exit(1); }
 
-enum transport { T_SEQ, T_STREAM, T_PIPE, T_FUTEX };
+enum transport { T_SEQ, T_STREAM, T_PIPE, T_FUTEX, T_MODEL };
 static enum transport tr;
 
 /* A single-producer, single-consumer ring of ids in shared memory. The consumer sleeps on
@@ -115,10 +121,17 @@ static int relay_w, relay_r, child_w, child_r;
 
 static void child(void) {
 	int32_t id;
+	/* A child sleeping in FUTEX_WAIT would not see the relay go (a socket's or a pipe's
+	 * would read end-of-file): it goes with it. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) die("prctl");
 	for (;;) {
 		if (tr == T_FUTEX) {
 			ring_put(ans, ring_get(req));
 			continue;
+		}
+		if (tr == T_MODEL) {
+			struct pollfd p = { .fd = child_r, .events = POLLIN };
+			if (poll(&p, 1, -1) < 0 && errno != EINTR) _exit(0);
 		}
 		ssize_t n = read(child_r, &id, sizeof id);
 		if (n <= 0) _exit(0); /* the relay is gone */
@@ -167,6 +180,11 @@ static void forward(char *buf, ssize_t len, int block) {
 	for (; FAN_EVENT_OK(m, len); m = FAN_EVENT_NEXT(m, len)) {
 		if (m->fd < 0) continue;
 		if (!(m->mask & FAN_ALL_PERM_EVENTS)) { close(m->fd); continue; }
+		if (tr == T_MODEL) {
+			struct statx st;
+			if (statx(m->fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_INO | STATX_MNT_ID, &st) < 0)
+				die("statx");
+		}
 		send_id(m->fd);
 		if (block) answer();
 	}
@@ -219,10 +237,11 @@ int main(int argc, char **argv) {
 	else if (!strcmp(t, "-stream")) tr = T_STREAM;
 	else if (!strcmp(t, "-pipe")) tr = T_PIPE;
 	else if (!strcmp(t, "-futex")) tr = T_FUTEX;
+	else if (!strcmp(t, "-model")) tr = T_MODEL;
 	else ok = 0;
 	if (!strcmp(mode, "loop2") && tr != T_SEQ && tr != T_STREAM) ok = 0;
 	if ((argc != 3 && !(argc == 4 && !strcmp(argv[3], "mount"))) || !ok) {
-		fprintf(stderr, "usage: relayfloor-c loop|block|split[-seq|-stream|-pipe|-futex] DIR [mount]\n"
+		fprintf(stderr, "usage: relayfloor-c loop|block|split[-seq|-stream|-pipe|-futex|-model] DIR [mount]\n"
 				"       relayfloor-c loop2[-seq|-stream] DIR [mount]\n");
 		return 2;
 	}
@@ -242,6 +261,7 @@ int main(int argc, char **argv) {
 	switch (tr) {
 	case T_SEQ:
 	case T_STREAM:
+	case T_MODEL:
 		if (socketpair(AF_UNIX, (tr == T_SEQ ? SOCK_SEQPACKET : SOCK_STREAM) | SOCK_CLOEXEC, 0, sv) < 0)
 			die("socketpair");
 		relay_w = relay_r = sv[0], child_w = child_r = sv[1];

@@ -12,6 +12,10 @@
 #   cloop-futex  cloop over two rings in shared memory instead of a socket: the child sleeps in
 #            FUTEX_WAIT, the relay polls an eventfd the child writes (only when the relay said
 #            it sleeps): the cheapest channel measured (2026-12-05, performance.md)
+#   cloop-model  cloop with the daemon's system calls and nothing else: a stream socket, a statx
+#            per event in the relay, a poll before each read in the child (the daemon's and
+#            the client's shape in C: daemon / cloop-model is what Go, the engine and the
+#            protocol add)
 #   cMODE-TRANSPORT  any other relayfloor.c variant by name (csplit-pipe, cloop-stream, ...:
 #            its header lists the modes and transports), with RELAYFLOOR_NAMES
 #   split    bench/relayfloor split: a minimal Go relay to a child that allows everything, a
@@ -64,7 +68,7 @@ run() {
 	awk -v o="$o" -v a="$c0" -v b="$c1" -v n="$((N * threads))" 'BEGIN { printf "%s %.2f\n", o, (b - a) / n }'
 }
 
-names="${RELAYFLOOR_NAMES:-cloop cloop-futex cblock cloop2 split loop block daemon}"
+names="${RELAYFLOOR_NAMES:-cloop cloop-futex cloop-model cblock cloop2 split loop block daemon}"
 for threads in 1 2; do
 	declare -A ratio=() csw=()
 	fcs=()
@@ -99,7 +103,7 @@ for threads in 1 2; do
 	done
 	[[ " $names " == *" daemon "* ]] && summary "relayfloor.daemon.t$threads" "$(med "${ratio[daemon]}")" "<=1.5" "daemon + out-of-process allow-all client / fanref, per-open time, $threads load thread(s), same run as the relays"
 	# The daemon over the floor, round by round (each pair from the same round).
-	for n in cloop cloop-futex; do
+	for n in cloop cloop-futex cloop-model; do
 		[[ " $names " == *" $n "* && " $names " == *" daemon "* ]] || continue
 		summary "relayfloor.daemon-over-$n.t$threads" "$(paste <(printf '%s\n' ${ratio[daemon]}) <(printf '%s\n' ${ratio[$n]}) | awk '{ printf "%.3f\n", $1 / $2 }' | median)" - "daemon + client / minimal C relay ($n), per-open time, same rounds, $threads load thread(s)"
 	done
