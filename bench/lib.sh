@@ -40,6 +40,7 @@ LOAD_FILE=$out/mnt/d/f
 ops() { "$out/fanref" load "$LOAD_FILE" "$N" "$1" | awk '{for(i=1;i<=NF;i++) if($i=="ops_per_s") print $(i+1)}'; }
 with() {
 	local threads=$1; shift
+	: > "$out/listener.log" # now: the job truncates it later, and the last one's "ready" would pass
 	"$@" > "$out/listener.log" 2>&1 & local pid=$!
 	for _ in $(seq 100); do grep -q ready "$out/listener.log" 2>/dev/null && break; sleep 0.05; done
 	grep -q ready "$out/listener.log" || { echo "listener not ready: $*" >&2; cat "$out/listener.log" >&2; exit 1; }

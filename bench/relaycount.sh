@@ -75,10 +75,12 @@ MODES=(${RELAYCOUNT_MODES:-loop loop2 daemon})
 for threads in "${THREADS[@]}"; do
 	for mode in "${MODES[@]}"; do
 		if [ "$mode" = daemon ]; then
+			: > "$out/l.log" # now, not when the job runs: the last listener's "ready" must not pass
 			"$out/daemonallow" "$out/d.sock" "$out/mnt/d" > "$out/l.log" 2>&1 & l=$!
 			waitReady "$out/l.log" ready
 			procs=("$serve" "$l")
 		else
+			: > "$out/l.log"
 			"$out/relayfloor-c" "$mode" "$out/mnt/d" > "$out/l.log" 2>&1 & l=$!
 			waitReady "$out/l.log" ready
 			procs=("$l" $(pgrep -P "$l"))

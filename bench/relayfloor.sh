@@ -56,6 +56,9 @@ cs() {
 # "OPS_PER_S CS_PER_OPEN"; the daemon (already running) is counted with the daemon's client.
 run() {
 	local threads=$1 name=$2; shift 2
+	# Empty the log first, here: the background job truncates it only once it runs, and until
+	# then the last listener's "ready" would start the load before this one's mark is in place.
+	: > "$out/listener.log"
 	"$@" > "$out/listener.log" 2>&1 & local pid=$!
 	for _ in $(seq 1200); do grep -q ready "$out/listener.log" 2>/dev/null && break; sleep 0.05; done
 	grep -q ready "$out/listener.log" || { echo "listener not ready: $*" >&2; cat "$out/listener.log" >&2; exit 1; }
