@@ -65,6 +65,13 @@ type Options struct {
 	// Exe makes the readers read each process's executable along with its name (Event.Exe),
 	// for tracing: one more readlink per process and burst of its events.
 	Exe bool
+	// ReusePermEvents lets the FD group reuse the payload and engine event of a permission
+	// event that every group answered at once on the loop (a Handler) for a later kernel
+	// event, once its answer is written and the event released: no allocation per event. Set
+	// it only when no consumer of the backend's events uses one after its release, nor keeps
+	// a pointer to it from a Handler call beyond the call (a notify.Guard with
+	// ReuseRequests: its Requests refer to the event). Events a group queued are never reused.
+	ReusePermEvents bool
 	// Engine options other than the MaskHook, which the backend sets.
 	Engine engine.Config
 }
@@ -406,13 +413,19 @@ func (b *Backend) Close() error {
 
 	b.cancel() // walks waiting in the engine go on with ReasonCancelled and answer allow
 	b.inflightMu.Lock()
-	pending := make([]*permEvent, 0, len(b.inflight))
+	// With each event its generation: one answered and reused meanwhile (ReusePermEvents) is
+	// another kernel event by then, which this answer must not reach (permEvent.answerGen).
+	type pendingEvent struct {
+		p   *permEvent
+		gen uint64
+	}
+	pending := make([]pendingEvent, 0, len(b.inflight))
 	for p := range b.inflight {
-		pending = append(pending, p)
+		pending = append(pending, pendingEvent{p, p.generation()})
 	}
 	b.inflightMu.Unlock()
-	for _, p := range pending {
-		p.answer(sys.FAN_ALLOW)
+	for _, e := range pending {
+		e.p.answerGen(e.gen, sys.FAN_ALLOW)
 	}
 	if fd != nil {
 		fd.close() // the loop lets go of it first
@@ -477,6 +490,9 @@ type Stats struct {
 	// AnswerBatches counts the writev(2)s that answered several permission events of one
 	// batch together (fdGroup.flushAnswers), AnswersBatched the answers they carried.
 	AnswerBatches, AnswersBatched atomic.Uint64
+	// PermEventsReused counts permission events read into a reused permEvent
+	// (Options.ReusePermEvents).
+	PermEventsReused atomic.Uint64
 }
 
 // StatsSnapshot is a copy of Stats.
@@ -488,6 +504,7 @@ type StatsSnapshot struct {
 	Orphaned, OrphansUnplaced                             uint64
 	AncestryPinned                                        uint64
 	AnswerBatches, AnswersBatched                         uint64
+	PermEventsReused                                      uint64
 }
 
 // Stats returns the backend's figures.
@@ -501,5 +518,6 @@ func (b *Backend) Stats() StatsSnapshot {
 		Orphaned: b.stats.Orphaned.Load(), OrphansUnplaced: b.stats.OrphansUnplaced.Load(),
 		AncestryPinned: b.stats.AncestryPinned.Load(),
 		AnswerBatches:  b.stats.AnswerBatches.Load(), AnswersBatched: b.stats.AnswersBatched.Load(),
+		PermEventsReused: b.stats.PermEventsReused.Load(),
 	}
 }

@@ -45,7 +45,10 @@ type fdGroup struct {
 	// The answers decided during the current batch's dispatch, and their events (the
 	// loop's): written together by flushAnswers at the end of the batch (permEvent.
 	// answerInBatch).
-	held        []*permEvent
+	held []*permEvent
+	// free: permEvents whose answer is written and payload released, for the next events
+	// (Options.ReusePermEvents; newPermEvent). The loop's.
+	free        []*permEvent
 	heldAnswers sys.ResponseBatch
 	batchOp     batchOp
 	batchFn     func(uintptr) bool
@@ -259,6 +262,11 @@ func (g *fdGroup) flushAnswers() {
 	for i, p := range g.held {
 		if p.held.Swap(0) == answerHeldReleased {
 			sys.Close(int(p.fd))
+			// Answered, out of inflight, its payload released: nothing refers to p any more
+			// (the engine's contract: no use of an event after its release).
+			if p.reuse && len(g.free) < maxFreePermEvents {
+				g.free = append(g.free, p)
+			}
 		}
 		g.held[i] = nil
 	}

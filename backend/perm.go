@@ -16,10 +16,21 @@ import (
 // permEvent is a kernel permission event: the engine payload of its engine event. It is
 // answered exactly once (answer), and its descriptor is closed once the engine and every
 // group are done with it (Release).
+//
+// With Options.ReusePermEvents the FD group reuses a permEvent for a later kernel event once
+// the loop has written its answer and its payload was released (fdGroup.flushAnswers,
+// newPermEvent): then no allocation is made per event (docs/security.md, "Reused permission
+// events"). state carries the event's generation, so that an answer meant for an earlier event
+// (Backend.Close answers from a snapshot of inflight, taken under a lock it then lets go) can
+// never answer the later one.
 type permEvent struct {
-	g        *fdGroup
-	fd       int32
-	answered atomic.Bool
+	g  *fdGroup
+	fd int32
+	// state is the generation << 1, with bit 0 set once the event is answered (claim).
+	state atomic.Uint64
+	// reuse: the loop may take it back after its answer (finishPerm: answered in the batch of
+	// a backend with ReusePermEvents). The loop's.
+	reuse bool
 	// held: the answer is decided but waits in the FD group's batch of answers (answerInBatch)
 	// until the batch is written; released: Release came meanwhile, so flushAnswers closes the
 	// descriptor, after the answer (0, held or held|released).
@@ -41,11 +52,32 @@ type permEvent struct {
 	ev engine.Event
 }
 
+// claim marks the event answered; it reports false when it was already.
+func (p *permEvent) claim() bool {
+	s := p.state.Load()
+	return s&1 == 0 && p.state.CompareAndSwap(s, s|1)
+}
+
+// generation is the event's generation, for answerGen.
+func (p *permEvent) generation() uint64 { return p.state.Load() >> 1 }
+
 // answer writes the kernel answer, once; later calls do nothing.
 func (p *permEvent) answer(response uint32) {
-	if !p.answered.CompareAndSwap(false, true) {
-		return
+	if p.claim() {
+		p.write(response)
 	}
+}
+
+// answerGen answers the event of generation gen, once: nothing if p has been answered, or
+// reused for another kernel event since gen was read.
+func (p *permEvent) answerGen(gen uint64, response uint32) {
+	if p.state.CompareAndSwap(gen<<1, gen<<1|1) {
+		p.write(response)
+	}
+}
+
+// write writes the answer of a claimed event and forgets it.
+func (p *permEvent) write(response uint32) {
 	b := p.g.b
 	if err := p.g.respond(p.fd, response); err != nil && !isClosedErr(err) {
 		b.log.Error("answering a permission event", "err", err)
@@ -59,7 +91,7 @@ func (p *permEvent) answer(response uint32) {
 // which flushAnswers writes in one system call at the end of the batch being dispatched (or
 // once it holds maxHeldAnswers). Only the loop calls it, while it dispatches a batch.
 func (p *permEvent) answerInBatch(response uint32) {
-	if !p.answered.CompareAndSwap(false, true) {
+	if !p.claim() {
 		return
 	}
 	g := p.g
@@ -114,13 +146,13 @@ func isClosedErr(err error) bool {
 func (g *fdGroup) handlePerm(kev *sys.FanotifyEvent, v *view, now time.Time) {
 	b := g.b
 	b.stats.PermissionEvents.Add(1)
-	p := &permEvent{g: g, fd: kev.Fd}
 	if b.exempts.Exempt(kev.Pid) {
 		b.stats.SelfExempt.Add(1)
 		g.respond(kev.Fd, sys.FAN_ALLOW)
-		p.Release()
+		sys.Close(int(kev.Fd))
 		return
 	}
+	p := g.newPermEvent(kev.Fd)
 	b.inflightMu.Lock()
 	b.inflight[p] = struct{}{}
 	b.inflightMu.Unlock()
@@ -177,10 +209,40 @@ func (b *Backend) finishPerm(p *permEvent, ev *engine.Event, v *view, resp engin
 		b.cacheVerdict(p, ev, v)
 	}
 	if inBatch {
+		// Answered here, on the loop: nothing waits on p but the batch's answers, and its
+		// payload's release (ev.Release below, unless a group still holds the event).
+		p.reuse = b.opts.ReusePermEvents
 		p.answerInBatch(response)
 	} else {
 		p.answer(response)
 	}
 	b.maybeIgnore(ev, v, "")
 	ev.Release()
+}
+
+// maxFreePermEvents bounds the FD group's reusable permEvents (fdGroup.free): one batch's.
+const maxFreePermEvents = maxHeldAnswers
+
+// newPermEvent is the permEvent of a kernel event whose descriptor is fd: a reused one when the
+// loop has one (Options.ReusePermEvents), with a new generation. On the loop only.
+func (g *fdGroup) newPermEvent(fd int32) *permEvent {
+	n := len(g.free)
+	if n == 0 {
+		return &permEvent{g: g, fd: fd}
+	}
+	p := g.free[n-1]
+	g.free[n-1] = nil
+	g.free = g.free[:n-1]
+	// Everything but the generation starts over; the new generation is published last, after
+	// the fields it guards (answerGen reads fd once its compare-and-swap succeeds).
+	gen := p.generation() + 1
+	p.fd, p.reuse = fd, false
+	p.held.Store(0)
+	p.st, p.pathTried, p.path = sys.Stat{}, false, ""
+	p.pathOnce = sync.Once{}
+	p.markGen, p.cacheGn = 0, 0
+	p.ev = engine.Event{}
+	p.state.Store(gen << 1)
+	g.b.stats.PermEventsReused.Add(1)
+	return p
 }
