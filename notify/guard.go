@@ -386,6 +386,13 @@ type GuardConfig struct {
 	// OnDecision, if set, is called after each decision (for audit logs), from the
 	// goroutine that decided; it must not block for long.
 	OnDecision func(Decision)
+	// ReuseRequests promises that Inline and OnDecision keep no Request (nor its Decision,
+	// nor anything reached through it: InlineFd, File) once they return: the Guard then
+	// reuses the Requests of inline decisions, so that an access decided inline allocates
+	// nothing here (with a backend made with backend.Options.ReusePermEvents, nothing at
+	// all: docs/security.md, "Reused permission events"). A Request a Handler gets is never
+	// reused. Leave it false when a callback hands Requests on for later.
+	ReuseRequests bool
 	// OnResync, if set, is called (through the daemon) when the Guard has reconnected to a
 	// restarted daemon and placed its marks again; accesses made while the daemon was down
 	// were allowed by the kernel. It runs on the connection's reading goroutine and must not
@@ -430,6 +437,8 @@ type Guard struct {
 	asked AccessKind     // the kinds the marks ask for; under askMu
 
 	decided, denied atomic.Uint64
+
+	reqs sync.Pool // inline Requests, with cfg.ReuseRequests (inlineRequest, recycle)
 }
 
 // ErrGuardNeedsPrivilege: a Guard needs fanotify permission events (root, or
@@ -679,7 +688,14 @@ func (gd *Guard) Asked() AccessKind {
 // newRequest is the Request for a permission event. A process's name and uid that came with
 // the event (the daemon sends them to clients that ask) are taken as read.
 func newRequest(ev source.Event) *Request {
-	r := &Request{
+	r := new(Request)
+	r.init(ev)
+	return r
+}
+
+// init makes r the Request of ev, whatever r held before.
+func (r *Request) init(ev source.Event) {
+	*r = Request{
 		Kind:   kindOf(ev.Mask),
 		Pid:    int(ev.Pid),
 		IsDir:  ev.IsDir(),
@@ -694,16 +710,40 @@ func newRequest(ev source.Event) *Request {
 	if ev.Comm != "" {
 		r.commOnce.Do(func() { r.comm = ev.Comm })
 	}
+}
+
+// inlineRequest is the Request of an event offered to Inline: a reused one with
+// cfg.ReuseRequests.
+func (gd *Guard) inlineRequest(ev source.Event) *Request {
+	if !gd.cfg.ReuseRequests {
+		return newRequest(ev)
+	}
+	r, _ := gd.reqs.Get().(*Request)
+	if r == nil {
+		r = new(Request)
+	}
+	r.init(ev)
 	return r
+}
+
+// recycle takes back an inline Request once Inline and OnDecision are done with it
+// (cfg.ReuseRequests: they keep none). It drops what r refers to: the event, the handler's
+// error.
+func (gd *Guard) recycle(r *Request) {
+	if gd.cfg.ReuseRequests {
+		*r = Request{}
+		gd.reqs.Put(r)
+	}
 }
 
 // inline is the source's Inline: it offers the request to cfg.Inline on the goroutine that
 // read the event (a kernel reader, or the daemon connection's), and hands the request to
 // answered as its tag.
 func (gd *Guard) inline(ev source.Event) (engine.Response, any, bool) {
-	r := newRequest(ev)
+	r := gd.inlineRequest(ev)
 	v, ok := gd.callInline(r)
 	if !ok {
+		gd.recycle(r) // a handler decides, with a Request of its own (decide)
 		return engine.Response{}, nil, false
 	}
 	v, resp := gd.answer(v)
@@ -717,9 +757,10 @@ func (gd *Guard) answered(tag any, err error) {
 	r := tag.(*Request)
 	if err != nil {
 		gd.record(r, gd.cfg.OnClose, "closed")
-		return
+	} else {
+		gd.record(r, r.inlined, "inline")
 	}
-	gd.record(r, r.inlined, "inline")
+	gd.recycle(r)
 }
 
 func (gd *Guard) record(r *Request, v Verdict, by string) {

@@ -270,15 +270,18 @@ func runGuard(args []string) int {
 		v = notify.Deny
 	}
 	cfg := notify.GuardConfig{
-		Paths:        paths,
-		Events:       kinds,
-		Deadline:     deadline,
-		OnTimeout:    v,
-		OnClose:      notify.Allow,
-		Cache:        true, // the policy says which allows may be cached (d.Cache), also after a reload
-		Inline:       g.inline,
-		OnDecision:   g.decided,
-		AllowOnError: errorVerdict == engine.Allow || permissive,
+		Paths:      paths,
+		Events:     kinds,
+		Deadline:   deadline,
+		OnTimeout:  v,
+		OnClose:    notify.Allow,
+		Cache:      true, // the policy says which allows may be cached (d.Cache), also after a reload
+		Inline:     g.inline,
+		OnDecision: g.decided,
+		// Neither inline nor decided keeps a Request: decided copies what it records, and
+		// the outcome kept for it (outcomes) is taken out before it returns.
+		ReuseRequests: true,
+		AllowOnError:  errorVerdict == engine.Allow || permissive,
 	}
 	if mount {
 		cfg.Paths, cfg.Mounts = nil, paths
@@ -286,7 +289,10 @@ func runGuard(args []string) int {
 	if !daemon.on {
 		// The guard's own backend, shared by the guard and the forgetter (MODIFY and
 		// CLOSE_WRITE drop the hash cache's digests of a file: guard_state.go).
-		if g.backend, err = backend.New(backend.Options{Mode: backend.ModeAuto}); err != nil {
+		// ReusePermEvents: the guard's Requests, which refer to their events, are reused
+		// with them (ReuseRequests); the forgetter watches for notifications only, whose
+		// events are never reused.
+		if g.backend, err = backend.New(backend.Options{Mode: backend.ModeAuto, ReusePermEvents: true}); err != nil {
 			return fail("guard", err)
 		}
 		defer g.backend.Close()
