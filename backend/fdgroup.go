@@ -261,7 +261,7 @@ func (g *fdGroup) flushAnswers() {
 	b.inflightMu.Unlock()
 	for i, p := range g.held {
 		if p.held.Swap(0) == answerHeldReleased {
-			sys.Close(int(p.fd))
+			p.closeFd()
 			// Answered, out of inflight, its payload released: nothing refers to p any more
 			// (the engine's contract: no use of an event after its release).
 			if p.reuse && len(g.free) < maxFreePermEvents {

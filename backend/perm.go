@@ -116,6 +116,14 @@ func (p *permEvent) Release() {
 	if p.held.CompareAndSwap(answerHeld, answerHeldReleased) {
 		return // flushAnswers closes it
 	}
+	p.closeFd()
+}
+
+// closeFd closes the event's descriptor, with its path settled first: a Path asked later (a
+// notify.Request kept past its decision) must not read the descriptor's number, which may
+// name another event's file by then; it gets what was read before, or "" (unknown).
+func (p *permEvent) closeFd() {
+	p.pathOnce.Do(func() {})
 	sys.Close(int(p.fd))
 }
 

@@ -6,9 +6,11 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -106,4 +108,69 @@ func TestGuardReuseRequests(t *testing.T) {
 			t.Errorf("no Request reused over %d inline decisions", len(names))
 		}
 	})
+}
+
+// A Request kept past its decision (no ReuseRequests) and asked for its path only later never
+// gets another access's path: the event's descriptor is closed by then, and its number is
+// likely the next event's (a directory's path is read from its descriptor unchecked). Asked
+// during the next access's decision, it is the directory's own path or unknown ("").
+func TestGuardKeptRequestPathAfterRelease(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := testenv.Tmpfs(t)
+	byIno := map[uint64]string{}
+	var names []string
+	for i := 0; i < 10; i++ {
+		d := filepath.Join(dir, fmt.Sprintf("d%d", i))
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Stat(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		byIno[fi.Sys().(*syscall.Stat_t).Ino] = d
+		names = append(names, d)
+	}
+	var (
+		mu    sync.Mutex
+		prev  *Request
+		wrong []string
+		asked int
+	)
+	g, err := NewGuard(GuardConfig{Paths: []string{dir}, Deadline: 10 * time.Second,
+		Inline: func(r *Request) (Verdict, bool) { return Allow, true },
+		OnDecision: func(d Decision) {
+			mu.Lock()
+			defer mu.Unlock()
+			_, ino, _ := d.Request.Inode()
+			if byIno[ino] == "" {
+				return // the guarded root's own open
+			}
+			if prev != nil {
+				_, pino, _ := prev.Inode()
+				asked++
+				if p := prev.Path(); p != "" && p != byIno[pino] {
+					wrong = append(wrong, fmt.Sprintf("the Request of %s says %s", byIno[pino], p))
+				}
+			}
+			prev = d.Request // kept, its path never asked while it was decided
+		}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	for _, d := range names {
+		if out, err := exec.Command("ls", d).CombinedOutput(); err != nil {
+			t.Fatalf("ls %s: %v %s", d, err, out)
+		}
+	}
+	g.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	if asked < len(names)-1 {
+		t.Errorf("only %d kept Requests asked", asked)
+	}
+	if len(wrong) > 0 {
+		t.Errorf("%d kept Requests named another directory, e.g. %s", len(wrong), wrong[0])
+	}
 }
