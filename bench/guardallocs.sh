@@ -14,29 +14,32 @@ command -v perf > /dev/null || { apt-get install -y -qq linux-perf > /dev/null; 
 . bench/lib.sh
 mkdir "$out/mnt/d" && echo x > "$out/mnt/d/f"
 fsnotifyd_bins "$REF" # $out/new/fsnotifyd, and with REF $out/ref/fsnotifyd: bins (lib.sh)
+# The probe's name is this run's: uprobes are global, and another run's probe of the same name
+# (another checkout's binary) would replace it midway.
+probe=guardalloc$$
 
 for bin in "${bins[@]}"; do
 	echo "== ${bin#"$out/"}: allocations per open ($N opens, 1 thread)"
 	# The probe's group is named after the binary (probe_fsnotifyd); removed again below.
-	perf probe -q -d "probe_fsnotifyd:guardalloc" > /dev/null 2>&1 || true
-	perf probe -q -x "$bin" -a 'guardalloc=runtime.mallocgc' > /dev/null
+	perf probe -q -d "probe_fsnotifyd:$probe" > /dev/null 2>&1 || true
+	perf probe -q -x "$bin" -a "$probe=runtime.mallocgc" > /dev/null
 	"$bin" guard "$out/mnt/d" > "$out/guard.log" 2>&1 & pid=$!
 	for _ in $(seq 200); do grep -q "Watches established" "$out/guard.log" && break; sleep 0.05; done
 	"$out/fanref" load "$LOAD_FILE" 1000 1 > /dev/null # warm up: first opens walk and cache
 	# perf stat counts every allocation; perf record's samples (it may lose some) say where.
-	perf stat -e probe_fsnotifyd:guardalloc -p "$pid" -o "$out/stat.out" & st=$!
-	perf record -q -e probe_fsnotifyd:guardalloc -g -p "$pid" -o "$out/perf.data" 2> /dev/null & rec=$!
+	perf stat -e "probe_fsnotifyd:$probe" -p "$pid" -o "$out/stat.out" & st=$!
+	perf record -q -e "probe_fsnotifyd:$probe" -g -p "$pid" -o "$out/perf.data" 2> /dev/null & rec=$!
 	sleep 0.5
 	"$out/fanref" load "$LOAD_FILE" "$N" 1 > /dev/null
 	sleep 0.2
 	kill -INT "$rec" "$st"; wait "$rec" "$st" 2> /dev/null || true
 	kill -TERM "$pid"; wait "$pid" 2> /dev/null || true
-	perf probe -q -d 'probe_fsnotifyd:guardalloc' > /dev/null
+	perf probe -q -d "probe_fsnotifyd:$probe" > /dev/null
 	perf script -i "$out/perf.data" 2> /dev/null > "$out/perf.txt"
 	# Each sample: a header line, then its stack, innermost first (mallocgc, then its caller).
-	count=$(awk '/probe_fsnotifyd:guardalloc/ { gsub(",", "", $1); print $1 }' "$out/stat.out")
-	awk -v n="$N" -v count="$count" '
-		/probe_fsnotifyd:guardalloc/ { samples++; getline; getline; sites[$2]++ }
+	count=$(awk -v e="probe_fsnotifyd:$probe" '$0 ~ e { gsub(",", "", $1); print $1 }' "$out/stat.out")
+	awk -v n="$N" -v count="$count" -v e="probe_fsnotifyd:$probe" '
+		$0 ~ e { samples++; getline; getline; sites[$2]++ }
 		END {
 			printf "  %-60s %6.2f\n", "TOTAL", count / n
 			for (s in sites) if (sites[s] / samples * count / n >= 0.05) printf "  %-60s %6.2f\n", s, sites[s] / samples * count / n
