@@ -12,28 +12,40 @@
 #           allow perm=execute all : trust=1 / deny perm=execute all : all / allow perm=open all : all
 #     (d) bench/execref.c, a C allow-all responder for the same two permission events on the
 #         same mount (read, answer, close: the floor of any listener that answers both),
-#   The figure is each listener's added time per exec, (b-a)/(c-a) (goal <= 0.5), per round;
-#   the summary is the median over the rounds. The floor, (d-a)/(c-a), says how much of
-#   fapolicyd's added time any listener answering both events pays anyway (kernel, wake-ups).
+#   Each listener runs for the whole measurement in a mount namespace of its own, on its own
+#   ramfs (a mount mark sees only its mount), so the runs can be interleaved: every round is
+#   BLOCKS cycles (env, default 10), and a cycle runs EXECS/BLOCKS execs under each listener
+#   in turn (the order rotating) between two blocks with no listener. A listener's added time
+#   in a cycle is its block's time per exec less the mean of the two no-listener blocks around
+#   it. The figure is the ratio of the medians over all cycles, median(b-a)/median(c-a) (goal
+#   <= 0.5); the floor is median(d-a)/median(c-a), how much of fapolicyd's added time any
+#   listener answering both events pays anyway (kernel, wake-ups). (Before 2026-12-05 each
+#   listener ran once per round, one after the other, and the figure was the median of the
+#   rounds' ratios (b-a)/(c-a): on a shared machine the time of an exec drifted more between
+#   two runs than any listener adds, and rounds with a negative denominator or numerator gave
+#   ratios of no meaning.) The ratio of the means is printed beside it.
 #   startup: time from start to "Watches established." for (b) with the machine's package
 #   database (dpkg) as its trust source, against fapolicyd's time to "Starting to listen for
 #   events" with a trust file of the same paths (every file dpkg's md5sums list that exists,
 #   with its size; fapolicyd 1.1.7 on Debian has no dpkg backend, and with integrity = none
 #   at load it reads no file's content, so the sha256 column there is a placeholder).
 #   Also (b) with that same trust file, so both read the same input.
-#   With REF=rev (a git revision), (b) is also run with fsnotifyd built from rev, in the same
-#   rounds (the two guards in alternating order), and each round prints both ratios and
-#   guard/guard(rev) of the added time: a same-run A/B of a change.
+#   With REF=rev (a git revision), (b) is also run with fsnotifyd built from rev, as one more
+#   resident listener in the same cycles, and the summary gives both ratios and guard/guard(rev)
+#   of the median added time: a same-run A/B of a change.
 # Needs fapolicyd installed and masked (see bench/fapolicyd.sh). Run as root:
-#   [REF=rev] bash bench/exec.sh [EXECS] [ROUNDS] [STARTUP_ROUNDS]
+#   [REF=rev] [BLOCKS=n] bash bench/exec.sh [EXECS] [ROUNDS] [STARTUP_ROUNDS]
+# (EXECS per listener per round.)
 # (fapolicyd 1.1.7 takes minutes to load a trust file of ~90,000 entries: STARTUP_ROUNDS
-# defaults to 1.) A round whose fapolicyd run added no time (the machine's noise is larger than
-# the effect) gives no ratio and is left out of the median.
+# defaults to 1.) When fapolicyd's median added time is not positive (the machine's noise is
+# larger than the effect) the ratio is n/a.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EXECS=${1:-10000}
 ROUNDS=${2:-3}
 STARTUP_ROUNDS=${3:-1}
+BLOCKS=${BLOCKS:-10} # blocks per round: see the exec rounds below
+BLOCK=$(( (EXECS + BLOCKS - 1) / BLOCKS ))
 command -v fapolicyd > /dev/null || { echo "fapolicyd is not installed (see bench/fapolicyd.sh)" >&2; exit 1; }
 [ "$(systemctl is-enabled fapolicyd 2>/dev/null || true)" = masked ] || { echo "mask fapolicyd first: systemctl mask fapolicyd" >&2; exit 1; }
 T=$(mktemp -d)
@@ -83,7 +95,7 @@ for kv in "permissive = 0" "uid = 0" "gid = 0" "trust = file" "watch_fs = ramfs"
 done
 printf 'allow exec ** trusted=yes\ndeny exec **\n' > "$T/exec.rules"
 
-export T EXECS ROUNDS STARTUP_ROUNDS REF
+export T EXECS ROUNDS STARTUP_ROUNDS REF BLOCKS BLOCK
 unshare -m bash -s <<'INNER'
 set -euo pipefail
 mount --make-rprivate /
@@ -96,9 +108,15 @@ size=$(stat -c %s "$T/mnt/tool") sum=$(sha256sum "$T/mnt/tool" | cut -d' ' -f1)
 echo "$T/mnt/tool $size $sum" > "$T/tool.trust"
 cp "$T/tool.trust" /etc/fapolicyd/fapolicyd.trust
 cur=
-trap 'if [ -n "$cur" ]; then kill -INT "$cur" 2>/dev/null || true; fi; wait 2>/dev/null || true' EXIT
+resident=() # the listeners of the exec rounds, each in its own mount namespace
+trap 'for p in "${resident[@]}" $cur; do kill -INT "$p" 2>/dev/null || true; done; wait 2>/dev/null || true' EXIT
 
-execs() { "$T/execloop" "$EXECS" "$T/mnt/tool" | awk '{for(i=1;i<=NF;i++) if($i=="us_per_exec") print $(i+1)}'; }
+# execs [PID]: the time per exec of EXECS/BLOCKS runs of the tool, in PID's mount namespace
+# (its own ramfs at $T/mnt) or, without PID, in this one (the unmarked ramfs: no listener).
+execs() {
+	if [ -n "${1:-}" ]; then nsenter -m -t "$1" "$T/execloop" "$BLOCK" "$T/mnt/tool"
+	else "$T/execloop" "$BLOCK" "$T/mnt/tool"; fi | awk '{for(i=1;i<=NF;i++) if($i=="us_per_exec") print $(i+1)}'
+}
 # start NAME READY-PATTERN CMD...: start CMD and wait for READY-PATTERN in its output; sets
 # took to the seconds that took.
 start() {
@@ -110,46 +128,91 @@ start() {
 	took=$(echo "$(date +%s.%N) - $t0" | bc)
 }
 stop() { kill -INT "$cur"; wait "$cur" 2>/dev/null || true; cur=; }
-# cpu: the run time so far of every thread of the running listener, ns (schedstat).
-cpu() { cat /proc/"$cur"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%d\n", s }'; }
-# measure VAR CPUVAR: the execs' time per exec into VAR, the listener's CPU per exec (us) into CPUVAR.
-measure() {
-	local c0 c1 t; c0=$(cpu); t=$(execs); c1=$(cpu)
-	printf -v "$1" %s "$t"; printf -v "$2" %s "$(awk -v a="$c0" -v b="$c1" -v n="$EXECS" 'BEGIN { printf "%.1f", (b - a) / n / 1000 }')"
+# cpu PID: the run time so far of every thread of PID, ns (schedstat).
+cpu() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%d\n", s }'; }
+# resident NAME READY CMD...: start CMD in a mount namespace of its own, on its own ramfs at
+# $T/mnt holding a copy of the tool (same content: the same trust entry), and keep it running
+# for every round. A mount mark is on one mount of one namespace, so each listener sees only
+# the execs run in its namespace, and the runs of all of them can be interleaved in short
+# blocks: load that comes and goes on a shared machine hits each alike.
+resident() {
+	local name=$1 ready=$2; shift 2
+	start "$name" "$ready" unshare -m sh -c 'mount -t ramfs ramfs "$0/mnt" && cp "$0/tool" "$0/mnt/tool" && exec "$@"' "$T" "$@"
+	resident+=("$cur"); eval "pid_$name=$cur"; cur=
 }
 guard=("$T/fsnotifyd" guard --mount --events open,exec --policy "$T/exec.rules")
-for r in $(seq "$ROUNDS"); do
-	a=$(execs)
-	b0= cb0=
-	if [ -n "$REF" ] && [ $((r % 2)) = 0 ]; then
-		start guardref "Watches established" "$T/fsnotifyd.ref" "${guard[@]:1}" --trust "$T/tool.trust" --no-package-trust "$T/mnt"
-		measure b0 cb0; stop
-	fi
-	start guard "Watches established" "${guard[@]}" --trust "$T/tool.trust" --no-package-trust "$T/mnt"
-	measure b cb; stop
-	if [ -n "$REF" ] && [ -z "$b0" ]; then
-		start guardref "Watches established" "$T/fsnotifyd.ref" "${guard[@]:1}" --trust "$T/tool.trust" --no-package-trust "$T/mnt"
-		measure b0 cb0; stop
-	fi
-	rm -rf /var/lib/fapolicyd/*
-	start fapd "Starting to listen for events" fapolicyd --debug-deny
-	measure c cc; stop
-	start execref ready "$T/execref" "$T/mnt"
-	measure d cd; stop
-	a2=$(execs) # none again: the drift of this round
-	awk -v a="$a" -v a2="$a2" -v b="$b" -v b0="$b0" -v c="$c" -v d="$d" -v cb="$cb" -v cb0="$cb0" -v cc="$cc" -v cd="$cd" 'BEGIN {
-		n = (a + a2) / 2
-		printf "exec  none %.1f us/exec (%.1f, %.1f)  guard %.1f  fapolicyd %.1f  execref %.1f  added guard %.1f fapolicyd %.1f execref %.1f", n, a, a2, b, c, d, b-n, c-n, d-n
-		if (b0 != "") printf "  guard(ref) %.1f added %.1f", b0, b0-n
-		if (c - n > 0) printf "  ratio(added) %.3f  floor %.3f", (b-n)/(c-n), (d-n)/(c-n)
-		if (b0 != "" && c - n > 0) printf "  ratio(added,ref) %.3f", (b0-n)/(c-n)
-		if (b0 != "" && b0 - n > 0) printf "  tree/ref(added) %.3f", (b-n)/(b0-n)
-		printf "  cpu/exec us: guard %s fapolicyd %s execref %s", cb, cc, cd
-		if (cb0 != "") printf " guard(ref) %s", cb0
-		if (cc > 0) printf "  ratio(cpu) %.3f", cb/cc
-		if (cb0 != "" && cc > 0) printf "  ratio(cpu,ref) %.3f", cb0/cc
-		printf "\n" }' | tee -a "$T/rounds"
+cp "$T/mnt/tool" "$T/tool" && touch -r "$T/mnt/tool" "$T/tool"
+names=(guard fapd execref)
+resident guard "Watches established" "${guard[@]}" --trust "$T/tool.trust" --no-package-trust "$T/mnt"
+if [ -n "$REF" ]; then
+	resident guardref "Watches established" "$T/fsnotifyd.ref" "${guard[@]:1}" --trust "$T/tool.trust" --no-package-trust "$T/mnt"
+	names+=(guardref)
+fi
+rm -rf /var/lib/fapolicyd/*
+resident fapd "Starting to listen for events" fapolicyd --debug-deny
+resident execref ready "$T/execref" "$T/mnt"
+for n in "${names[@]}"; do
+	execs "$(eval echo "\$pid_$n")" > /dev/null # warm up (and past the hash cache's settle time)
 done
+sleep 3
+declare -A cpusum
+for n in "${names[@]}"; do cpusum[$n]=0; done
+# Each round runs BLOCKS cycles; a cycle is one block of EXECS/BLOCKS execs under each listener
+# in turn (the order rotates from cycle to cycle) between two blocks with no listener, and
+# gives each listener's added time per exec in that cycle: its block's time per exec less the
+# mean of the two no-listener blocks around it.
+prev=$(execs)
+cycle=0
+for r in $(seq "$ROUNDS"); do
+	for b in $(seq "$BLOCKS"); do
+		k=$((cycle % ${#names[@]})); order=("${names[@]:$k}" "${names[@]:0:$k}"); cycle=$((cycle + 1))
+		line=""
+		for n in "${order[@]}"; do
+			pid=$(eval echo "\$pid_$n")
+			c0=$(cpu "$pid"); t=$(execs "$pid"); c1=$(cpu "$pid")
+			cpusum[$n]=$((cpusum[$n] + c1 - c0))
+			line+=" $n $t"
+		done
+		next=$(execs)
+		echo "round $r none $prev $next$line" >> "$T/cycles"
+		prev=$next
+	done
+	awk -v r="$r" -f - "$T/cycles" <<'AWK' | tee -a "$T/rounds"
+function med(a, n,   i, j, t) { for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] > a[j]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t } return n % 2 ? a[(n+1)/2] : (a[n/2] + a[n/2+1]) / 2 }
+$2 == r { k++; base = ($4 + $5) / 2; nn[k] = base; for (i = 6; i < NF; i += 2) { v[$i, k] = $(i+1) - base; seen[$i] = 1 } }
+END {
+	printf "exec round %d: %d cycles; median us/exec: none %.1f", r, k, med(nn, k)
+	for (n in seen) { for (i = 1; i <= k; i++) x[i] = v[n, i]; m[n] = med(x, k); printf "  added %s %.1f", n, m[n] }
+	if (m["fapd"] > 0) printf "  ratio(added) %.3f  floor %.3f", m["guard"] / m["fapd"], m["execref"] / m["fapd"]
+	if (("guardref" in m) && m["fapd"] > 0) printf "  ratio(added,ref) %.3f", m["guardref"] / m["fapd"]
+	printf "\n"
+}
+AWK
+done
+cpuper() { awk -v s="${cpusum[$1]}" -v n="$((EXECS * ROUNDS))" 'BEGIN { printf "%.1f", s / n / 1000 }'; }
+# Over every cycle of every round: each listener's median added time; the figure is the ratio
+# of the medians (a cycle's own ratio divides two noisy differences, one of which may be near
+# zero or negative on a busy machine; the medians of many paired differences are not).
+awk -f - "$T/cycles" > "$T/overall" <<'AWK'
+function med(a, n,   i, j, t) { for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] > a[j]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t } return n % 2 ? a[(n+1)/2] : (a[n/2] + a[n/2+1]) / 2 }
+{ k++; base = ($4 + $5) / 2; nn[k] = base; for (i = 6; i < NF; i += 2) { v[$i, k] = $(i+1) - base; s[$i] += $(i+1) - base; seen[$i] = 1 } }
+END {
+	for (n in seen) { for (i = 1; i <= k; i++) x[i] = v[n, i]; m[n] = med(x, k); neg = 0; for (i = 1; i <= k; i++) if (x[i] <= 0) neg++; printf "added %s %.1f mean %.1f nonpositive %d\n", n, m[n], s[n] / k, neg }
+	printf "cycles %d none %.1f\n", k, med(nn, k)
+	printf "ratio(added) %s\n", (m["fapd"] > 0 ? sprintf("%.3f", m["guard"] / m["fapd"]) : "n/a")
+	printf "floor %s\n", (m["fapd"] > 0 ? sprintf("%.3f", m["execref"] / m["fapd"]) : "n/a")
+	printf "ratio(mean) %s\n", (s["fapd"] > 0 ? sprintf("%.3f", s["guard"] / s["fapd"]) : "n/a")
+	if ("guardref" in m) { printf "ratio(added,ref) %s\n", (m["fapd"] > 0 ? sprintf("%.3f", m["guardref"] / m["fapd"]) : "n/a"); printf "tree/ref(added) %s\n", (m["guardref"] > 0 ? sprintf("%.3f", m["guard"] / m["guardref"]) : "n/a") }
+}
+AWK
+cat "$T/overall"
+ov() { awk -v f="$1" '$1 == f { print $2 }' "$T/overall"; }
+cb=$(cpuper guard) cc=$(cpuper fapd) cd=$(cpuper execref)
+echo "listener CPU per exec (all its threads, schedstat), us: guard $cb fapolicyd $cc execref $cd$([ -n "$REF" ] && echo " guard(ref) $(cpuper guardref)")"
+rcpu=$(awk -v a="$cb" -v b="$cc" 'BEGIN { printf "%.3f", a / b }')
+for p in "${resident[@]}"; do kill -INT "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+cp "$T/fapd.log" "$T/fapd-exec.log"
+resident=()
 for r in $(seq "$STARTUP_ROUNDS"); do
 	start guardpkg "Watches established" "${guard[@]}" "$T/mnt"; sg=$took; stop
 	start guardfile "Watches established" "${guard[@]}" --trust "$T/pkgs.trust" --no-package-trust "$T/mnt"; sf=$took; stop
@@ -161,21 +224,21 @@ for r in $(seq "$STARTUP_ROUNDS"); do
 		printf "startup  guard(dpkg) %.2fs  guard(file) %.2fs  fapolicyd(file) %.2fs  ratio(start) %.3f  ratio(start,file) %.3f\n", sg, sf, sp, sg/sp, sf/sp }' | tee -a "$T/rounds"
 done
 med() { awk -v f="$1" '{ for (i = 1; i < NF; i++) if ($i == f) print $(i+1) }' "$T/rounds" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR+1)/2)] }'; }
-echo "median over $ROUNDS round(s): added time per exec guard/fapolicyd $(med 'ratio(added)') (goal <= 0.5; C allow-all floor $(med floor))," \
+echo "over $(ov cycles) cycles of $BLOCK execs ($ROUNDS round(s) of $BLOCKS): added time per exec guard/fapolicyd $(ov 'ratio(added)') (ratio of the medians; goal <= 0.5; C allow-all floor $(ov floor); ratio of the means $(ov 'ratio(mean)'))," \
 	"startup guard(dpkg)/fapolicyd(file) $(med 'ratio(start)') (goal <= 1), guard(file)/fapolicyd(file) $(med 'ratio(start,file)')"
-printf 'SUMMARY\t%s\t%s\t%s\t%s\n' exec.trust.added "$(med 'ratio(added)')" "<=0.5" \
-	"guard trust-based exec policy / fapolicyd 1.1.7 (trust=file, integrity=sha256), added time per exec of a trusted binary, $EXECS execs"
+printf 'SUMMARY\t%s\t%s\t%s\t%s\n' exec.trust.added "$(ov 'ratio(added)')" "<=0.5" \
+	"guard trust-based exec policy / fapolicyd 1.1.7 (trust=file, integrity=sha256), added time per exec of a trusted binary, median over $(ov cycles) interleaved blocks of $BLOCK execs"
 if [ -n "$REF" ]; then
-	echo "REF=$REF: added time per exec guard(ref)/fapolicyd $(med 'ratio(added,ref)'), tree/ref $(med 'tree/ref(added)'); listener CPU per exec guard(ref)/fapolicyd $(med 'ratio(cpu,ref)') (medians over the rounds)"
+	echo "REF=$REF: added time per exec guard(ref)/fapolicyd $(ov 'ratio(added,ref)'), tree/ref $(ov 'tree/ref(added)'); listener CPU per exec guard(ref)/fapolicyd $(awk -v a="$(cpuper guardref)" -v b="$cc" 'BEGIN { printf "%.3f", a / b }')"
 fi
-echo "listener CPU per exec (all its threads, schedstat) guard/fapolicyd $(med 'ratio(cpu)') (median)"
-printf 'SUMMARY\t%s\t%s\t%s\t%s\n' exec.trust.cpu "$(med 'ratio(cpu)')" "-" \
+echo "listener CPU per exec (all its threads, schedstat, every block) guard/fapolicyd $rcpu"
+printf 'SUMMARY\t%s\t%s\t%s\t%s\n' exec.trust.cpu "$rcpu" "-" \
 	"guard's CPU per exec (all its threads) / fapolicyd 1.1.7's, same execs"
-printf 'SUMMARY\t%s\t%s\t%s\t%s\n' exec.trust.floor "$(med floor)" "-" \
+printf 'SUMMARY\t%s\t%s\t%s\t%s\n' exec.trust.floor "$(ov floor)" "-" \
 	"bench/execref.c (C allow-all responder for the same two events) / fapolicyd 1.1.7, added time per exec: what any listener answering both pays"
 printf 'SUMMARY\t%s\t%s\t%s\t%s\n' exec.trust.startup "$(med 'ratio(start)')" "<=1" \
 	"guard with the dpkg trust database, start to \"Watches established.\" / fapolicyd 1.1.7 with a trust file of the same paths, start to listening"
 printf 'SUMMARY\t%s\t%s\t%s\t%s\n' exec.trust.startup-file "$(med 'ratio(start,file)')" "-" \
 	"guard / fapolicyd 1.1.7, both reading the same trust file of the machine's package files, start to deciding"
-grep -h -iE "allowed|denied" "$T/fapd.log" 2>/dev/null | tail -4 | sed 's/^/fapolicyd (last round): /' || true
+grep -h -iE "allowed|denied" "$T/fapd-exec.log" 2>/dev/null | tail -4 | sed 's/^/fapolicyd (exec rounds): /' || true
 INNER
