@@ -109,10 +109,10 @@ echo "$T/mnt/tool $size $sum" > "$T/tool.trust"
 cp "$T/tool.trust" /etc/fapolicyd/fapolicyd.trust
 cur=
 resident=() # the listeners of the exec rounds, each in its own mount namespace
-trap 'for p in "${resident[@]}" $cur; do kill -INT "$p" 2>/dev/null || true; done; wait 2>/dev/null || true' EXIT
+trap 'for p in "${resident[@]}" $cur; do kill -INT "$p" 2>/dev/null || true; kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true' EXIT
 
 # execs [PID]: the time per exec of EXECS/BLOCKS runs of the tool, in PID's mount namespace
-# (its own ramfs at $T/mnt) or, without PID, in this one (the unmarked ramfs: no listener).
+# (its own ramfs at $T/mnt) or, without PID, in this one.
 execs() {
 	if [ -n "${1:-}" ]; then nsenter -m -t "$1" "$T/execloop" "$BLOCK" "$T/mnt/tool"
 	else "$T/execloop" "$BLOCK" "$T/mnt/tool"; fi | awk '{for(i=1;i<=NF;i++) if($i=="us_per_exec") print $(i+1)}'
@@ -151,7 +151,10 @@ fi
 rm -rf /var/lib/fapolicyd/*
 resident fapd "Starting to listen for events" fapolicyd --debug-deny
 resident execref ready "$T/execref" "$T/mnt"
-for n in "${names[@]}"; do
+# (a) the same way: a namespace of its own with its own ramfs, and nothing marking it, so that
+# every block runs alike (nsenter, a private mount namespace, a fresh ramfs).
+resident none ready sh -c 'echo ready; exec sleep infinity'
+for n in "${names[@]}" none; do
 	execs "$(eval echo "\$pid_$n")" > /dev/null # warm up (and past the hash cache's settle time)
 done
 sleep 3
@@ -161,7 +164,7 @@ for n in "${names[@]}"; do cpusum[$n]=0; done
 # in turn (the order rotates from cycle to cycle) between two blocks with no listener, and
 # gives each listener's added time per exec in that cycle: its block's time per exec less the
 # mean of the two no-listener blocks around it.
-prev=$(execs)
+prev=$(execs "$pid_none")
 cycle=0
 for r in $(seq "$ROUNDS"); do
 	for b in $(seq "$BLOCKS"); do
@@ -173,7 +176,7 @@ for r in $(seq "$ROUNDS"); do
 			cpusum[$n]=$((cpusum[$n] + c1 - c0))
 			line+=" $n $t"
 		done
-		next=$(execs)
+		next=$(execs "$pid_none")
 		echo "round $r none $prev $next$line" >> "$T/cycles"
 		prev=$next
 	done
@@ -210,6 +213,7 @@ ov() { awk -v f="$1" '$1 == f { print $2 }' "$T/overall"; }
 cb=$(cpuper guard) cc=$(cpuper fapd) cd=$(cpuper execref)
 echo "listener CPU per exec (all its threads, schedstat), us: guard $cb fapolicyd $cc execref $cd$([ -n "$REF" ] && echo " guard(ref) $(cpuper guardref)")"
 rcpu=$(awk -v a="$cb" -v b="$cc" 'BEGIN { printf "%.3f", a / b }')
+kill -TERM "$pid_none" # a background job's SIGINT is ignored: sleep would not end on it
 for p in "${resident[@]}"; do kill -INT "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
 cp "$T/fapd.log" "$T/fapd-exec.log"
 resident=()
