@@ -23,6 +23,7 @@ if [ "$ONLY" = guard ]; then
 	echo "REF=$REF ($(git rev-parse --short "$REF")) vs ${NEW:-tree} ($(git rev-parse --short "${NEW:-HEAD}")$([ -n "$NEW" ] || git diff --quiet HEAD || echo +dirty)); guard allow-all, $N opens, $THREADS thread(s), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 	# guardOps BIN: opens/s while `BIN guard DIR` listens (ready once it says so on stderr).
 	guardOps() {
+		: > "$out/guard.log" # emptied before the start: an old "ready" in it must not pass the wait
 		"$1" guard $([ "$MODE" = mount ] && echo --mount) "$out/mnt/d" > "$out/guard.log" 2>&1 & local pid=$!
 		for _ in $(seq 200); do grep -q "Watches established" "$out/guard.log" && break; sleep 0.05; done
 		ops "$THREADS"; kill -TERM "$pid"; wait "$pid" 2>/dev/null || true

@@ -122,6 +122,7 @@ execs() {
 start() {
 	local name=$1 ready=$2; shift 2
 	local t0; t0=$(date +%s.%N)
+	: > "$T/$name.log" # emptied before the start: an old "ready" in it must not pass the wait
 	"$@" > "$T/$name.log" 2>&1 & cur=$!
 	for _ in $(seq 6000); do grep -q "$ready" "$T/$name.log" 2>/dev/null && break; sleep 0.01; done
 	grep -q "$ready" "$T/$name.log" || { echo "$name not ready: $*" >&2; tail -20 "$T/$name.log" >&2; exit 1; }

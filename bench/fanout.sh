@@ -35,6 +35,7 @@ wait_ready() { for _ in $(seq 200); do grep -q ready "$1" 2>/dev/null && return;
 
 for r in $(seq "$ROUNDS"); do
 	# (a) fanref notify: its own group; it counts what it reads.
+	: > "$out/ref.log" # emptied before the start: an old "ready" in it must not pass the wait
 	"$out/fanref" notify "$out/mnt/d" > "$out/ref.log" 2>&1 & p=$!
 	wait_ready "$out/ref.log"
 	c0=$(cpu "$p"); s=$(load); c1=$(cpu "$p")
@@ -47,6 +48,7 @@ for r in $(seq "$ROUNDS"); do
 	evs_a=$(awk -v e="$ev" -v s="$s" 'BEGIN { printf "%.1f", e/s }')
 	# (b), (c): the daemon with 1 and K clients.
 	for k in 1 "$K"; do
+		: > "$out/fan.log" # emptied before the start: an old "ready" in it must not pass the wait
 		"$out/fanout" "$out/d.sock" "$out/mnt/d" "$k" > "$out/fan.log" 2>&1 & p=$!
 		wait_ready "$out/fan.log"
 		e0=$(stat events); d0=$(stat delivered); c0=$(cpu "$dpid")

@@ -30,6 +30,7 @@ daemon() {
 	rm -f "$out/d.sock"
 	"$bin" serve --socket "$out/d.sock" --log-level warn 2> "$out/daemon.log" & dpid=$!
 	for _ in $(seq 100); do "$bin" stats --socket "$out/d.sock" > /dev/null 2>&1 && break; sleep 0.05; done
+	: > "$out/fan.log" # emptied before the start: an old "ready" in it must not pass the wait
 	"$(dirname "$bin")/fanout" "$out/d.sock" "$out/mnt/d" "$k" > "$out/fan.log" 2>&1 & p=$!
 	wait_ready "$out/fan.log"
 	st() { "$bin" stats --socket "$out/d.sock" --json | awk -F'[:,]' '$1 ~ "\"events\"" { gsub(/ /, "", $2); print $2; exit }'; }
@@ -42,6 +43,7 @@ daemon() {
 		'BEGIN { printf "%.3f %.1f %.3f\n", (b-a)*1e6/e, e/(u-s), (fb-fa)*1e6/e }'
 }
 for r in $(seq "$ROUNDS"); do
+	: > "$out/ref.log" # emptied before the start: an old "ready" in it must not pass the wait
 	"$out/fanref" notify "$out/mnt/d" > "$out/ref.log" 2>&1 & p=$!
 	wait_ready "$out/ref.log"
 	c0=$(cpu "$p"); t0=$(now); "$out/fanref" load "$out/mnt/d/f" "$N" 2 > /dev/null; t1=$(now); c1=$(cpu "$p")

@@ -38,6 +38,7 @@ daemon() {
 	rm -f "$out/d.sock"
 	"$bin" serve --socket "$out/d.sock" --log-level warn 2> "$out/daemon.log" & dpid=$!
 	for _ in $(seq 100); do "$bin" stats --socket "$out/d.sock" > /dev/null 2>&1 && break; sleep 0.05; done
+	: > "$out/fan.log" # emptied before the start: an old "ready" in it must not pass the wait
 	"$out/$which/fanout" "$out/d.sock" "$out/mnt/d" "$k" > "$out/fan.log" 2>&1 & p=$!
 	wait_ready "$out/fan.log"
 	st() { "$bin" stats --socket "$out/d.sock" --json | awk -F'[:,]' '$1 ~ "\"events\"" { gsub(/ /, "", $2); print $2; exit }'; }
@@ -59,6 +60,7 @@ daemon() {
 			w, k, e/(u-s), e/(u-s)/rr, c*1000/e, c*1000/e/rc, sc/e, rd/e, pp/e, sm/e, ns/e, cs/e, cc*1000/e, cc*1000/e/rc }' | tee -a "$out/rows"
 }
 for r in $(seq "$ROUNDS"); do
+	: > "$out/ref.log" # emptied before the start: an old "ready" in it must not pass the wait
 	"$out/fanref" notify "$out/mnt/d" > "$out/ref.log" 2>&1 & p=$!
 	wait_ready "$out/ref.log"
 	perf stat -x, -e task-clock,context-switches,raw_syscalls:sys_enter -p "$p" -o "$out/f.stat" & ps=$!

@@ -64,6 +64,7 @@ ops() { "$T/fanref" load "$T/mnt/f" "$N" "$1" | awk '{for(i=1;i<=NF;i++) if($i==
 # load with 1 and 2 threads, stop it (SIGINT, as fapolicyd wants); sets r1_NAME and r2_NAME.
 listen() {
 	local name=$1 ready=$2; shift 2
+	: > "$T/$name.log" # emptied before the start: an old "ready" in it must not pass the wait
 	"$@" > "$T/$name.log" 2>&1 & local pid=$!; cur=$pid
 	for _ in $(seq 200); do grep -q "$ready" "$T/$name.log" 2>/dev/null && break; sleep 0.05; done
 	grep -q "$ready" "$T/$name.log" || { echo "$name not ready: $*" >&2; tail -20 "$T/$name.log" >&2; kill -9 "$pid"; exit 1; }

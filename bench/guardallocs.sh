@@ -23,6 +23,7 @@ for bin in "${bins[@]}"; do
 	# The probe's group is named after the binary (probe_fsnotifyd); removed again below.
 	perf probe -q -d "probe_fsnotifyd:$probe" > /dev/null 2>&1 || true
 	perf probe -q -x "$bin" -a "$probe=runtime.mallocgc" > /dev/null
+	: > "$out/guard.log" # emptied before the start: an old "ready" in it must not pass the wait
 	"$bin" guard "$out/mnt/d" > "$out/guard.log" 2>&1 & pid=$!
 	for _ in $(seq 200); do grep -q "Watches established" "$out/guard.log" && break; sleep 0.05; done
 	"$out/fanref" load "$LOAD_FILE" 1000 1 > /dev/null # warm up: first opens walk and cache

@@ -23,6 +23,7 @@ events=raw_syscalls:sys_enter,context-switches,task-clock,syscalls:sys_enter_wri
 # "ready" or "Watches established"); its figures are also appended to $out/NAME.tTHREADS.
 count() {
 	local name=$1 threads=$2; shift 2
+	: > "$out/l.log" # emptied before the start: an old "ready" in it must not pass the wait
 	"$@" > "$out/l.log" 2>&1 & local pid=$!
 	for _ in $(seq 200); do grep -q "ready\|Watches established" "$out/l.log" 2> /dev/null && break; sleep 0.05; done
 	grep -q "ready\|Watches established" "$out/l.log" || { echo "listener not ready: $*" >&2; cat "$out/l.log" >&2; exit 1; }

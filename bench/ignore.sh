@@ -17,6 +17,7 @@ for threads in 1 2; do
 	ratios=()
 	for r in $(seq "$ROUNDS"); do
 		a=$(ops "$threads")
+		: > "$out/l.log" # emptied before the start: an old "ready" in it must not pass the wait
 		"$out/allowall" "$out/mnt/guarded" subtree > "$out/l.log" 2>&1 & pid=$!
 		for _ in $(seq 100); do grep -q ready "$out/l.log" 2>/dev/null && break; sleep 0.05; done
 		b=$(ops "$threads"); kill "$pid"; wait "$pid" 2>/dev/null || true

@@ -25,6 +25,7 @@ load() {
 }
 # load_with THREADS KIND: load while ignorekinds KIND listens.
 load_with() {
+	: > "$out/listener.log" # emptied before the start: an old "ready" in it must not pass the wait
 	"$out/ignorekinds" "$2" "$LOAD_FILE" > "$out/listener.log" 2>&1 & local pid=$!
 	for _ in $(seq 200); do grep -q ready "$out/listener.log" 2>/dev/null && break; sleep 0.05; done
 	grep -q ready "$out/listener.log" || { echo "listener not ready" >&2; cat "$out/listener.log" >&2; exit 1; }
