@@ -160,8 +160,6 @@
 //     answer (engine.Config.Executor), and whatever others register (the daemon's permission
 //     clients). Alone with the FD group, it waits in the group's blocking read(2), woken by an
 //     event of the group's own (fdGroup.waker): Close's Unregister of the group wakes it.
-//     Once a read has waited longer than sparseWait, the next gives up the loop's P while it
-//     waits (sys.ReadWaiting: sysmon would take it back after 10 ms, then poll every 20 µs).
 //     Close ends it after the kernel groups are closed; the work posted before runs, later
 //     posts run on their caller. docs/design/fastpath.md follows one event through it.
 //   - The FID group's reader (fidGroup.readLoop), from the group's creation, locked to its OS

@@ -41,10 +41,6 @@ type fdGroup struct {
 	// fidIdle: the FID group was found idle after the current batch was read (the loop's;
 	// see Backend.dirsSettled).
 	fidIdle bool
-	// sparse: the loop's last blocking read waited longer than sparseWait, so the next is
-	// read with sys.ReadWaiting (the loop's).
-	sparse   bool
-	readDone time.Time // when the last read returned
 
 	// The answers decided during the current batch's dispatch, and their events (the
 	// loop's): written together by flushAnswers at the end of the batch (permEvent.
@@ -61,11 +57,6 @@ type fdGroup struct {
 // maxHeldAnswers bounds how many answers wait for the end of their batch: an opener whose
 // event came early in a large batch waits for at most this many decisions after its own.
 const maxHeldAnswers = 16
-
-// sparseWait: a blocking read that waited longer than this makes the next one a
-// sys.ReadWaiting. Far below sysmon's 10 ms, far above the few µs of a read that finds
-// events queued.
-const sparseWait = 500 * time.Microsecond
 
 // rereadBatches bounds how many batches onReadable reads in a row before it lets the loop
 // poll (and serve its other descriptors) again.
@@ -295,15 +286,7 @@ func (g *fdGroup) flushAnswers() {
 // waits for the next batch, and the loop calls it again at once (after any posted work).
 func (g *fdGroup) onReadable() {
 	if g.b.loop.Blocking() {
-		// The read is the loop's wait. When events are sparse it gives up the loop's P for
-		// the wait (sys.ReadWaiting: the runtime's sysmon thread would otherwise take it back
-		// after 10 ms and then poll every 20 µs after each event); when they come one after
-		// the other it keeps it (the read finds them queued).
-		g.rd.waiting = g.sparse
-		start := time.Now()
 		g.readAndDispatch()
-		g.rd.waiting = false
-		g.sparse = g.readDone.Sub(start) > sparseWait
 		return
 	}
 	for i := 0; i < rereadBatches; i++ {
@@ -319,7 +302,6 @@ func (g *fdGroup) onReadable() {
 func (g *fdGroup) readAndDispatch() int {
 	b := g.b
 	n, err := g.readBatch(g.buf)
-	g.readDone = time.Now()
 	// A new batch: its events may follow moves not yet read.
 	g.fidIdle = false
 	b.loop.Awake() // the read is over: work posted from now on needs no wake
@@ -332,7 +314,7 @@ func (g *fdGroup) readAndDispatch() int {
 	if n == 0 {
 		return 0
 	}
-	now := g.readDone
+	now := time.Now()
 	v := b.view.Load()
 	// The batch's answers are written at its end, also when a Handler panics (the panic goes
 	// on once they are).

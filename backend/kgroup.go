@@ -48,15 +48,9 @@ type readOp struct {
 	buf []byte
 	n   int
 	err error
-	// waiting: the read is expected to wait (sys.ReadWaiting)
-	waiting bool
 }
 
 func (o *readOp) do(fd uintptr) bool {
-	if o.waiting {
-		o.n, o.err = sys.ReadWaiting(int(fd), o.buf)
-		return true
-	}
 	o.n, o.err = sys.Read(int(fd), o.buf)
 	return true
 }
