@@ -26,6 +26,16 @@ type readGate struct {
 func (g *readGate) wait() { <-g.ch }
 func (g *readGate) open() { g.once.Do(func() { close(g.ch) }) }
 
+// newHeldBackend is a fanotify backend whose FID reader waits before each read while the
+// test holds hold (locked after the reader's last read was dispatched, it holds the next).
+func newHeldBackend(t *testing.T) (*Backend, *sync.Mutex) {
+	t.Helper()
+	b := newBackend(t, ModeFanotify)
+	hold := new(sync.Mutex)
+	b.beforeFIDRead = func() { hold.Lock(); hold.Unlock() }
+	return b, hold
+}
+
 // TestOrphansOfAMarkedDirectoryMatchItsMarks removes a tree (rm -rf) before the FID reader
 // reads any of its events, so that every directory is gone when its children's events are
 // read (orphans.go). With every directory held open while it is removed — as anything
@@ -235,15 +245,8 @@ func TestEventPathOfAnObjectRemovedAfterItsStat(t *testing.T) {
 // possibly inside every subtree of the filesystem (seen as `trace` of a directory printing
 // removals from elsewhere on its filesystem, 2026-12-05).
 func TestOrphansOutsideASubtreeStayOutside(t *testing.T) {
-	testenv.RequireRoot(t)
-	var hold sync.Mutex
-	b, err := New(Options{Mode: ModeFanotify})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.beforeFIDRead = func() { hold.Lock(); hold.Unlock() }
+	b, hold := newHeldBackend(t)
 	b.orphanGrace = 5 * time.Second // far longer than the steps below: nothing is flushed unplaced
-	t.Cleanup(func() { b.Close() })
 
 	mnt := testenv.Tmpfs(t)
 	in, out := filepath.Join(mnt, "in"), filepath.Join(mnt, "out")
@@ -321,14 +324,7 @@ func TestOrphansOutsideASubtreeStayOutside(t *testing.T) {
 func TestRemovedDirectoriesOwnEventsReachTheirSubtree(t *testing.T) {
 	for _, tc := range []struct{ readerHeld, dirsHeld bool }{{false, false}, {true, false}, {true, true}, {false, true}} {
 		t.Run(fmt.Sprintf("reader-held=%v/dirs-held=%v", tc.readerHeld, tc.dirsHeld), func(t *testing.T) {
-			testenv.RequireRoot(t)
-			var hold sync.Mutex
-			b, err := New(Options{Mode: ModeFanotify})
-			if err != nil {
-				t.Fatal(err)
-			}
-			b.beforeFIDRead = func() { hold.Lock(); hold.Unlock() }
-			t.Cleanup(func() { b.Close() })
+			b, hold := newHeldBackend(t)
 			w := filepath.Join(testenv.Tmpfs(t), "w")
 			dirs := []string{filepath.Join(w, "a"), filepath.Join(w, "a", "b"), filepath.Join(w, "a", "b", "c")}
 			mkdirAll(t, dirs[len(dirs)-1])
@@ -350,7 +346,7 @@ func TestRemovedDirectoriesOwnEventsReachTheirSubtree(t *testing.T) {
 			if tc.readerHeld {
 				hold.Lock()
 			}
-			err = run(t, "rm", "-rf", dirs[0])
+			err := run(t, "rm", "-rf", dirs[0])
 			for _, f := range holders {
 				f.Close()
 			}
