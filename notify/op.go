@@ -110,7 +110,9 @@ type Event struct {
 	IsDir bool
 	// PathUnknown reports an event whose path could not be read: a file deeper than the
 	// kernel prints a path for (PATH_MAX), which anyone who may create directories can
-	// make. Name is then "". Its place is unknown too, so every watch that may contain it
+	// make; or, to an unprivileged Watcher through the daemon, an event in a directory removed
+	// before the daemon could check that the Watcher's user may list it (an rm -rf's
+	// removals below its top). Name is then "". Its place is unknown too, so every watch that may contain it
 	// reports it — it may be anywhere below the watch, or elsewhere on its filesystem —
 	// rather than none.
 	PathUnknown bool
