@@ -238,7 +238,7 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 		return
 	}
 	fs := fv.state
-	needAncestry := len(fv.roots) > 0 && !fv.rootOnly
+	needAncestry := fv.needAncestry()
 	mask := engine.Mask(kev.Mask) &^ engine.EventOnChild
 	ev := &engine.Event{Mask: mask, Filesystem: fsID(fs.dev), Pid: kev.Pid, Time: now}
 	ev.Comm, ev.Exe = b.comms.get(kev.Pid, now)
@@ -337,8 +337,7 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 		}
 		// A directory's DELETE_SELF has no place of its own: where subtrees need it, it
 		// takes the one its DELETE gives (orphans.go, revealing).
-		placeSelf := needAncestry && fv.fidWatched
-		if mask&engine.OnDir != 0 && (mask&engine.DeleteSelf == 0 || placeSelf) {
+		if mask&engine.OnDir != 0 && (mask&engine.DeleteSelf == 0 || fv.selfPlacedByDelete()) {
 			d, ok := b.resolveDir(fs, fid, needAncestry)
 			if !ok && fs.anchor >= 0 && mask&(engine.MoveSelf|engine.FSError) == 0 {
 				// The directory is gone (rm -rf's open, read and close of it, read after
@@ -402,6 +401,19 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 	}
 }
 
+// knownPath is the path the FID reader last knew for the object with handle key, without a
+// system call: where a recent directory-entry event put it, or, for a directory resolved
+// before, the cache's; ok false if neither.
+func (fs *fsState) knownPath(key string) (string, bool) {
+	if p, ok := fs.recent[key]; ok {
+		return p, true
+	}
+	if d := fs.dirs[key]; d != nil {
+		return d.path, true // a directory we resolved before it went
+	}
+	return "", false
+}
+
 // selfRecord reports whether kev's only directory record is its object's own (a directory's
 // own event: its handle and the name ".").
 func selfRecord(kev *sys.FanotifyEvent) bool {
@@ -428,12 +440,8 @@ func splitDirent(m uint64) (parts [4]uint64, n int) {
 // objectPath finds the path of a self event's object: where a recent directory-entry event
 // put it, or (if it still exists) where the kernel says it is now.
 func (b *Backend) objectPath(fs *fsState, fid *sys.FileID, mask engine.Mask) string {
-	key := handleKey(fid.Handle)
-	if p, ok := fs.recent[key]; ok {
+	if p, ok := fs.knownPath(handleKey(fid.Handle)); ok {
 		return p
-	}
-	if d := fs.dirs[key]; d != nil {
-		return d.path // a directory we resolved before it went
 	}
 	if mask&engine.DeleteSelf != 0 || fs.anchor < 0 || len(fid.Handle.Bytes) == 0 {
 		return ""

@@ -32,7 +32,7 @@ import (
 // processes that cause them.
 func (b *Backend) maybeIgnore(ev *engine.Event, v *view, key string) {
 	fv := v.fs[ev.Inode.Hi]
-	if fv == nil || len(fv.roots) == 0 || fv.rootOnly || fv.ignorable() == ([2]uint64{}) || ev.Path == "" || !fv.fidWatched {
+	if fv == nil || !fv.needAncestry() || fv.ignorable() == ([2]uint64{}) || ev.Path == "" || !fv.fidWatched {
 		return
 	}
 	if ev.Ancestors == nil || ev.AncestryUnknown {
@@ -123,7 +123,7 @@ func (b *Backend) installIgnore(r ignoreRequest) {
 	v := b.view.Load()
 	fs.ignMu.Unlock()
 	fv := v.fs[fs.dev]
-	if fv == nil || fv.state != fs || len(fv.roots) == 0 || fv.rootOnly || !fv.fidWatched || !b.fidAlive() {
+	if fv == nil || fv.state != fs || !fv.needAncestry() || !fv.fidWatched || !b.fidAlive() {
 		return
 	}
 	masks := fv.ignorable()

@@ -480,6 +480,16 @@ type fsView struct {
 	possibleAncestors []engine.ID
 }
 
+// needAncestry reports whether events here must carry their ancestry: some subtree has a
+// root other than the filesystem's own.
+func (fv *fsView) needAncestry() bool { return len(fv.roots) > 0 && !fv.rootOnly }
+
+// selfPlacedByDelete reports whether a gone directory's self events wait for the DELETE on
+// its parent, which places them, and every directory DELETE records its directory for them
+// (orphans.go, revealing): events need their place here, and the FID group's filesystem
+// mark reports every DELETE.
+func (fv *fsView) selfPlacedByDelete() bool { return fv.needAncestry() && fv.fidWatched }
+
 // allRootsOf returns the conservative ancestry of an object on dev whose real one is unknown:
 // every subtree root there.
 func (v *view) allRootsOf(dev uint64) []engine.ID {

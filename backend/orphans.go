@@ -162,7 +162,7 @@ func (fv *fsView) revealing(kev *sys.FanotifyEvent, ev *engine.Event, needAncest
 	switch {
 	case ev.Mask&(engine.Delete|engine.MovedFrom) != 0 && kev.Records.Has(sys.FAN_EVENT_INFO_TYPE_FID):
 		key = handleKey(kev.FID.Handle)
-		if !waiting(key) && !(ev.Mask&engine.Delete != 0 && needAncestry && fv.fidWatched) {
+		if !waiting(key) && !(ev.Mask&engine.Delete != 0 && fv.selfPlacedByDelete()) {
 			return "", nil, false
 		}
 		// Its marks' ID if it was marked (or its inode, if an earlier event found it), else
@@ -226,12 +226,9 @@ func (g *fidGroup) flushOrphans(fv *fsView, v *view) {
 			continue // revealed meanwhile, by an orphan dispatched before it
 		}
 		g.b.stats.OrphansUnplaced.Add(uint64(len(og.waiting[k])))
-		// Its path if known (its DELETE_SELF may be among them): where an entry's event
-		// put it, or the cache's (paths, unlike places, are only reported).
-		path := fs.recent[k]
-		if d := fs.dirs[k]; path == "" && d != nil {
-			path = d.path
-		}
+		// Its path if known (its DELETE_SELF may be among them; paths, unlike places, are
+		// only reported).
+		path, _ := fs.knownPath(k)
 		g.reveal(fs, k, &dirInfo{id: fv.goneID(k), path: path, ancestors: []engine.ID{}, placeUnknown: true}, v)
 	}
 }

@@ -45,7 +45,7 @@ func (b *Backend) translateFD(kev *sys.FanotifyEvent, v *view, now time.Time, wi
 			p.markGen = fv.state.markGen.Load()
 		}
 	}
-	needAncestry := fv != nil && len(fv.roots) > 0 && !fv.rootOnly
+	needAncestry := fv != nil && fv.needAncestry()
 	if fv != nil && fv.rootOnly {
 		ev.Ancestors = fv.rootAncestors()
 	}
