@@ -265,7 +265,7 @@ func (f *fanout) flushLocked() {
 // flushInterval is the interval after a flush of dirty: flushPerClient per client, from
 // flushEvery to maxFlushEvery, and no more than any of them absorbs (session.absorb).
 func flushInterval(dirty []*session) time.Duration {
-	d := min(max(time.Duration(len(dirty))*flushPerClient, flushEvery), maxFlushEvery)
+	d := min(time.Duration(len(dirty))*flushPerClient, maxFlushEvery)
 	for _, c := range dirty {
 		d = min(d, c.absorb)
 	}
