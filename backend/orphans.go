@@ -123,7 +123,20 @@ func (g *fidGroup) reveal(fs *fsState, key string, d *dirInfo, v *view) {
 	}
 	delete(og.waiting, key)
 	og.n -= len(waiting)
+	// The directory's own DELETE_SELF goes last: nothing happens in a directory after its
+	// rmdir, which needs it empty, so every other event waiting for it happened before —
+	// but the kernel merges the DELETE_SELF into the directory's own unread open, read or
+	// close (rm -rf's, just before the rmdir), ahead of the removals inside it, and the
+	// split of that event (handle) keeps the merged event's place.
+	var self []int
 	for i := range waiting {
+		if engine.Mask(waiting[i].kev.Mask)&engine.DeleteSelf != 0 {
+			self = append(self, i)
+			continue
+		}
+		g.handle(&waiting[i].kev, v, waiting[i].now)
+	}
+	for _, i := range self {
 		g.handle(&waiting[i].kev, v, waiting[i].now)
 	}
 }

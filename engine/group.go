@@ -219,11 +219,18 @@ func (g *Group) queueNotification(ev *Event, m Mask, key uint64) {
 		g.mu.Unlock()
 		return
 	}
-	if key != 0 && g.opts.MergeLast {
+	if key != 0 && (g.opts.MergeLast || m&DeleteSelf != 0) {
 		// Only a notification can be the newest slot and merge (a permission event's slot
-		// has p, the overflow's no ev); a read one has left the queue.
+		// has p, the overflow's no ev); a read one has left the queue. A DELETE_SELF merges
+		// only into the newest event, even under fanotify's rule: merged into an older one
+		// (the directory's own open or close before the removals inside it) it would be
+		// read before events that happened before it — and nothing happens to an object,
+		// or in a directory, after it goes (docs/events.md, "One order"). Into the newest
+		// it ORs its bits under fanotify's rule, and only as an exact repeat under MergeLast.
 		if n := g.q.len(); n > 0 {
-			if s := g.q.ptr(n - 1); s.hash == key && s.ev != nil && s.mask == m && sameObject(s.ev, ev) {
+			if s := g.q.ptr(n - 1); s.hash == key && s.ev != nil && sameObject(s.ev, ev) &&
+				(s.mask == m || !g.opts.MergeLast) {
+				s.mask |= m
 				g.mu.Unlock()
 				g.st.merged.Add(1)
 				return

@@ -37,3 +37,51 @@ func TestMergeLast(t *testing.T) {
 		}
 	}
 }
+
+// A DELETE_SELF merges only into the newest unread event, under either rule: merged into the
+// directory's own older open (fanotify's rule) it would be read before the removals inside
+// the directory, which happened before it (rm -rf: open, read, close, unlink the children,
+// rmdir).
+func TestDeleteSelfMergesOnlyIntoTheNewest(t *testing.T) {
+	ctx := context.Background()
+	// Directory sub's own events, and the removal of its file g (a directory-entry event on
+	// sub: the same inode, another name).
+	subEv := func(m Mask) *Event {
+		return &Event{Mask: m | OnDir, Inode: sub, Parent: dir, Mount: mnt1, Filesystem: fs1,
+			Ancestors: []ID{dir, root}, Pid: 100}
+	}
+	child := func(m Mask) *Event {
+		return &Event{Mask: m, Inode: sub, Mount: mnt1, Filesystem: fs1,
+			Ancestors: []ID{dir, root}, Name: "g", Pid: 100}
+	}
+	for _, c := range []struct {
+		name string
+		last bool
+		want []Mask
+	}{
+		{"fanotify rule", false, []Mask{Open | CloseNoWrite | OnDir, Delete, DeleteSelf | OnDir}},
+		{"MergeLast", true, []Mask{Open | OnDir, CloseNoWrite | OnDir, Delete, DeleteSelf | OnDir}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := New(Config{})
+			g := newGroup(t, e, Options{MergeLast: c.last})
+			mustAdd(t, g, Mount(mnt1), MarkSpec{Mask: Open | CloseNoWrite | Delete | DeleteSelf | OnDir})
+			e.Notify(ctx, subEv(Open))
+			e.Notify(ctx, subEv(CloseNoWrite)) // merges into the open under fanotify's rule
+			e.Notify(ctx, child(Delete))
+			e.Notify(ctx, subEv(DeleteSelf)) // the directory's open is unread, but not the newest
+			if got := masks(drain(g)); !slices.Equal(got, c.want) {
+				t.Errorf("got %v, want %v", got, c.want)
+			}
+		})
+	}
+	// Into the newest it still merges (fanotify's rule: its bits join the event's).
+	e := New(Config{})
+	g := newGroup(t, e, Options{})
+	mustAdd(t, g, Mount(mnt1), MarkSpec{Mask: Open | DeleteSelf | OnDir})
+	e.Notify(ctx, subEv(Open))
+	e.Notify(ctx, subEv(DeleteSelf))
+	if got, want := masks(drain(g)), []Mask{Open | DeleteSelf | OnDir}; !slices.Equal(got, want) {
+		t.Errorf("newest: got %v, want %v", got, want)
+	}
+}

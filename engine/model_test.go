@@ -338,8 +338,17 @@ func (m *model) queueNotification(mg *mGroup, me *mEvent, mask Mask) {
 	q := &mEntry{mask: mask, ev: me}
 	if mergeable(ev) {
 		q.mergeable, q.ident, q.bucket = true, identOf(ev), mergeBucket(ev)
-		// A merge loses nothing, so it happens even when the queue is full.
-		if s := mg.slots[q.bucket]; s != nil && s.ident == q.ident {
+		// A merge loses nothing, so it happens even when the queue is full. A DELETE_SELF
+		// merges only into the newest entry: merged into an older one it would be read
+		// before events that came before it.
+		s := mg.slots[q.bucket]
+		if mask&DeleteSelf != 0 {
+			s = nil
+			if n := len(mg.queue); n > 0 {
+				s = mg.queue[n-1]
+			}
+		}
+		if s != nil && s.mergeable && s.ident == q.ident {
 			s.mask |= mask
 			mg.st.Merged++
 			return

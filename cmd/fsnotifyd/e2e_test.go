@@ -788,6 +788,62 @@ func TestWatchPacedFloodInOrder(t *testing.T) {
 // per directory): every removal, and every directory's DELETE_SELF just before its DELETE.
 // On fanotify the directories' DELETE_SELFs below the root were missing (a self event
 // carries no ancestry), 2026-12-05.
+// A directory's DELETE_SELF comes after every event inside it, with all events asked for:
+// rm -rf opens, reads and closes each directory just before its rmdir, and the kernel's
+// fanotify queue merges the DELETE_SELF into that open (and the watch's engine group merged
+// it back after the split), so it was printed before the removals inside the directory.
+func TestWatchRecursiveRmRfDirectoryGoesAfterItsContents(t *testing.T) {
+	dir := testenv.PublicTmpfs(t) // nobody reaches it
+	const trees = 5
+	for _, who := range []string{"root", "nobody"} {
+		t.Run(who, func(t *testing.T) {
+			w := filepath.Join(dir, who, "w")
+			for i := range trees {
+				sh(t, fmt.Sprintf("mkdir -p %[1]s/t%[2]d/b/c && touch %[1]s/t%[2]d/f %[1]s/t%[2]d/b/g %[1]s/t%[2]d/b/c/h", w, i))
+			}
+			sh(t, "chmod -R 777 "+filepath.Dir(w))
+			args := []string{"watch", "-r", w}
+			if who == "nobody" {
+				args = append([]string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", bin}, args...)
+			}
+			p := start(t, args...)
+			for i := range trees {
+				sh(t, fmt.Sprintf("rm -rf %s/t%d", w, i))
+			}
+			last := fmt.Sprintf("%s/ DELETE,ISDIR t%d", w, trees-1)
+			got := p.collect(10*time.Second, func(l []string) bool { return slices.Contains(l, last) })
+			if !slices.Contains(got, last) {
+				t.Fatalf("no %q in:\n%s", last, strings.Join(got, "\n"))
+			}
+			// Each line is "DIR/ EVENTS [NAME]": its object is DIR/NAME.
+			object := func(line string) (string, string) {
+				d, rest, _ := strings.Cut(line, "/ ")
+				events, name, _ := strings.Cut(rest, " ")
+				return filepath.Join(d, name), events
+			}
+			selves := 0
+			for i, line := range got {
+				obj, events := object(line)
+				if !strings.Contains(events, "DELETE_SELF") {
+					continue
+				}
+				selves++
+				for _, later := range got[i+1:] {
+					if o, _ := object(later); strings.HasPrefix(o, obj+"/") {
+						t.Errorf("%q after %q:\n%s", later, line, strings.Join(got, "\n"))
+					}
+				}
+			}
+			if want := 3 * trees; selves != want {
+				t.Errorf("%d DELETE_SELF lines, want %d (t, b, c of each tree):\n%s", selves, want, strings.Join(got, "\n"))
+			}
+			if st := p.stop(); st != 0 {
+				t.Errorf("exit status %d; stderr:\n%s", st, p.errText())
+			}
+		})
+	}
+}
+
 func TestWatchRecursiveRmRfSameOnEveryBackend(t *testing.T) {
 	dir := testenv.PublicTmpfs(t) // nobody reaches it
 	want := []string{
