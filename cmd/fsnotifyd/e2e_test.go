@@ -788,14 +788,15 @@ func TestWatchPacedFloodInOrder(t *testing.T) {
 // per directory): every removal, and every directory's DELETE_SELF just before its DELETE.
 // On fanotify the directories' DELETE_SELFs below the root were missing (a self event
 // carries no ancestry), 2026-12-05.
-// A directory's DELETE_SELF comes after every event inside it, with all events asked for:
+// A directory's DELETE_SELF comes after every event inside it, with all events asked for, on
+// fanotify, inotify and through the daemon:
 // rm -rf opens, reads and closes each directory just before its rmdir, and the kernel's
 // fanotify queue merges the DELETE_SELF into that open (and the watch's engine group merged
 // it back after the split), so it was printed before the removals inside the directory.
 func TestWatchRecursiveRmRfDirectoryGoesAfterItsContents(t *testing.T) {
 	dir := testenv.PublicTmpfs(t) // nobody reaches it
 	const trees = 5
-	for _, who := range []string{"root", "nobody"} {
+	for _, who := range []string{"root", "nobody", "daemon"} {
 		t.Run(who, func(t *testing.T) {
 			w := filepath.Join(dir, who, "w")
 			for i := range trees {
@@ -803,8 +804,11 @@ func TestWatchRecursiveRmRfDirectoryGoesAfterItsContents(t *testing.T) {
 			}
 			sh(t, "chmod -R 777 "+filepath.Dir(w))
 			args := []string{"watch", "-r", w}
-			if who == "nobody" {
+			switch who {
+			case "nobody":
 				args = append([]string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", bin}, args...)
+			case "daemon":
+				args = []string{"watch", "-r", "--daemon=" + startServe(t), w}
 			}
 			p := start(t, args...)
 			for i := range trees {
