@@ -882,3 +882,26 @@ func TestWatchRecursiveRmRfSameOnEveryBackend(t *testing.T) {
 		})
 	}
 }
+
+// TestInterruptRightAfterWatchesEstablished: a SIGINT sent as soon as "Watches established."
+// is read ends watch, trace and guard as one sent later does, with exit status 0 — they
+// caught signals only after printing it, so such a SIGINT killed them (watch's buffered
+// lines lost, a reporting guard's last decisions unsent).
+func TestInterruptRightAfterWatchesEstablished(t *testing.T) {
+	testenv.RequireRoot(t)
+	mnt := testenv.Tmpfs(t)
+	for _, args := range [][]string{
+		{"watch", mnt},
+		{"trace", mnt},
+		{"guard", "--deny", "**/*.key", mnt},
+	} {
+		t.Run(args[0], func(t *testing.T) {
+			for i := range 10 {
+				p := start(t, args...)
+				if st := p.stop(); st != 0 {
+					t.Fatalf("round %d: exit status %d, want 0; stderr:\n%s", i, st, p.errText())
+				}
+			}
+		})
+	}
+}

@@ -251,3 +251,32 @@ func TestServeExportFlagErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestGuardStoppedRightAfterADecisionStillReportsIt: a decision is recorded a moment after its
+// answer went out, so a guard signalled as soon as the process has its answer must still
+// report it before its connection closes (it used to close first: the report failed, and
+// TestServeExportEndToEnd missed a decision record under load).
+func TestGuardStoppedRightAfterADecisionStillReportsIt(t *testing.T) {
+	testenv.RequireRoot(t)
+	url := natsURL(t)
+	mnt := testenv.Tmpfs(t)
+	sh(t, "mkdir -p "+mnt+"/srv && echo s > "+mnt+"/srv/a.key")
+	sock := startExportingServe(t, url, "web-1")
+	const rounds = 10
+	for i := range rounds {
+		g := start(t, "guard", "--daemon="+sock, "--deny", "**/*.key", "--export-decisions", mnt+"/srv")
+		if _, err := os.ReadFile(mnt + "/srv/a.key"); !errors.Is(err, syscall.EPERM) {
+			t.Fatalf("round %d: read of a denied file: %v", i, err)
+		}
+		if st := g.stop(); st != 0 {
+			t.Fatalf("round %d: exit status %d; stderr:\n%s", i, st, g.errText())
+		}
+		if strings.Contains(g.errText(), "did not reach the daemon") {
+			t.Errorf("round %d: %s", i, g.errText())
+		}
+	}
+	decisions := fleetRecordsFor(t, url, true, 10*time.Second, func(got []map[string]any) bool { return len(got) >= rounds })
+	if len(decisions) != rounds {
+		t.Fatalf("%d decision records, want %d (one deny per guard)", len(decisions), rounds)
+	}
+}

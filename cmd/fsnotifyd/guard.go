@@ -355,10 +355,12 @@ func runGuard(args []string) int {
 	if got := guard.Deadline(); got != deadline {
 		fmt.Fprintf(os.Stderr, "fsnotifyd guard: note: the daemon caps the deadline at %v\n", got)
 	}
+	// Signals are caught before "Watches established.": a SIGINT sent as soon as it is read
+	// must stop the guard as one sent later does (exit 0, reports flushed), not kill it.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	if !quiet {
 		fmt.Fprintln(os.Stderr, "Watches established.")
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	reloadDone := make(chan struct{})
 	go func() {
 		defer close(reloadDone)
@@ -368,7 +370,20 @@ func runGuard(args []string) int {
 	stop()
 	<-reloadDone
 	if g.reporter != nil {
-		g.reporter.flush(2 * time.Second) // the reports go with the Guard's connection
+		// The reports go with the Guard's connection. A decision is recorded (decided) a
+		// moment after its answer went out, so the process may have its answer — and the
+		// signal may have come — before its report is queued: wait for the decisions
+		// answered by now (outcomes holds each until it is recorded), then for the queue.
+		var answered []any
+		g.outcomes.Range(func(r, _ any) bool { answered = append(answered, r); return true })
+		g.reporter.flush(2*time.Second, func() bool {
+			for _, r := range answered {
+				if _, ok := g.outcomes.Load(r); ok {
+					return false
+				}
+			}
+			return true
+		})
 	}
 	guard.Close() // answers everything pending (allow), waits for running scanners
 	g.applyMu.Lock()

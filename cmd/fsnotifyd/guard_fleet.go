@@ -209,10 +209,15 @@ func (r *reporter) run() {
 	}
 }
 
-// flush waits (at most timeout) until what is queued is sent: called before the Guard closes,
-// since its connection to the daemon goes with it.
-func (r *reporter) flush(timeout time.Duration) {
-	for deadline := time.Now().Add(timeout); r.pending.Load() > 0 && time.Now().Before(deadline); {
+// flush waits (at most timeout) until recorded says every decision to wait for was recorded
+// and what is queued is sent: called before the Guard closes, since its connection to the
+// daemon goes with it.
+func (r *reporter) flush(timeout time.Duration, recorded func() bool) {
+	deadline := time.Now().Add(timeout)
+	for !recorded() && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	for r.pending.Load() > 0 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
 }

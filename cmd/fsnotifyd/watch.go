@@ -144,12 +144,13 @@ func stream(cmd string, specs []watchSpec, daemon daemonFlag, quiet bool, count 
 			return fail(cmd, err)
 		}
 	}
+	// Signals are caught before "Watches established.": a SIGINT sent as soon as it is read
+	// must end the command as one sent later does (exit 0, output flushed), not kill it.
+	ctx, stop := untilInterrupt(timeout)
+	defer stop()
 	if !quiet {
 		fmt.Fprintln(os.Stderr, "Watches established.")
 	}
-
-	ctx, stop := untilInterrupt(timeout)
-	defer stop()
 	w := bufio.NewWriterSize(os.Stdout, 64<<10)
 	defer w.Flush()
 	disp := &displayer{roots: specs}
