@@ -275,7 +275,8 @@ func TestGuardStoppedRightAfterADecisionStillReportsIt(t *testing.T) {
 			t.Errorf("round %d: %s", i, g.errText())
 		}
 	}
-	decisions := fleetRecordsFor(t, url, true, 10*time.Second, func(got []map[string]any) bool { return len(got) >= rounds })
+	// The bound is for loss, not latency: a loaded machine may take seconds to store them.
+	decisions := fleetRecordsFor(t, url, true, 30*time.Second, func(got []map[string]any) bool { return len(got) >= rounds })
 	if len(decisions) != rounds {
 		t.Fatalf("%d decision records, want %d (one deny per guard)", len(decisions), rounds)
 	}
