@@ -138,6 +138,8 @@ func fdRule(t Type) string {
 		return "1 by target, else none"
 	case TypeEvent:
 		return "at most 1, on a permission event"
+	case TypeRingGrant:
+		return "exactly 2"
 	}
 	return "none"
 }
@@ -148,6 +150,10 @@ func decodeMsg(t Type, d *decoder, req uint64) Msg {
 	switch t {
 	case TypeHello:
 		m := new(Hello)
+		m.decode(d, req)
+		return m
+	case TypeRingGrant:
+		m := new(RingGrant)
 		m.decode(d, req)
 		return m
 	case TypeAddMark:

@@ -45,8 +45,10 @@ const (
 	maxKeptBuffer = 64 << 10
 	// maxQueuedFDs bounds the received fds not yet claimed by a frame. A write that carries
 	// fds starts with the frame they belong to, so one read can return the fds of the frame
-	// just completing and of the next one, never more.
-	maxQueuedFDs = 2 * MaxFDs
+	// just completing and of the next one, never more. A client may also hold a RingGrant's
+	// two (version 5) with the next frame's.
+	maxQueuedFDs       = 2 * MaxFDs
+	maxQueuedClientFDs = maxGrantFDs + MaxFDs
 	// oobSize leaves room for the fds one write may carry and for SCM_CREDENTIALS, should a
 	// daemon enable SO_PASSCRED. More fds than that is a protocol violation anyway: the
 	// kernel closes what does not fit and sets MSG_CTRUNC, which fails the connection.
@@ -845,7 +847,11 @@ func (c *Conn) fillMode(noWait bool) error {
 	if flags&syscall.MSG_CTRUNC != 0 {
 		return c.failReadLocked(errorf(CodeFDCount, "more fds than a frame may carry (control data truncated)"))
 	}
-	if len(c.fds) > maxQueuedFDs {
+	limit := maxQueuedFDs
+	if c.side == ClientSide {
+		limit = maxQueuedClientFDs
+	}
+	if len(c.fds) > limit {
 		return c.failReadLocked(errorf(CodeFDCount, "%d fds received ahead of their frames", len(c.fds)))
 	}
 	if err == nil && n == 0 && oobn == 0 {

@@ -66,6 +66,12 @@ const (
 	helloKnownOptions4 = 1<<iota - 1
 )
 
+// Hello option bits of version 5 (a second u32, after version 4's options).
+const (
+	helloWantRing      = 1 << iota
+	helloKnownOptions5 = 1<<iota - 1
+)
+
 // Hello is the first message of a connection (client → daemon): the protocol versions the
 // client speaks and the options of the engine group the daemon creates for it. The daemon
 // answers with Welcome, or with Fatal (CodeVersion, CodePermission, CodeLimit,
@@ -111,6 +117,13 @@ type Hello struct {
 	// the event (else path empty, PATH_UNKNOWN clear).
 	// A daemon of an older version ignores it (Welcome.Version says which) and sends paths.
 	NoPaths bool
+	// WantRing (version 5: needs MaxVersion ≥ 5) asks for the permission ring: a daemon that
+	// speaks version 5 follows its Welcome with a RingGrant, or with a Result (the Hello's
+	// request id) whose error says why not (CodeNotSupported: the ring is not enabled, the
+	// client asked for event fds or is no permission client, the kernel lacks sealed memfds);
+	// the client then stays on the socket, as with a daemon of an older version (Welcome.Version
+	// below 5: nothing follows).
+	WantRing bool
 }
 
 func (*Hello) Type() Type          { return TypeHello }
@@ -144,6 +157,9 @@ func (m *Hello) check() *Error {
 	if m.NoPaths && m.MaxVersion < 4 {
 		return errorf(CodeBadField, "Hello: NoPaths needs protocol version 4 (MaxVersion %d)", m.MaxVersion)
 	}
+	if m.WantRing && m.MaxVersion < 5 {
+		return errorf(CodeBadField, "Hello: WantRing needs protocol version 5 (MaxVersion %d)", m.MaxVersion)
+	}
 	return checkText(t, "name", m.Name, MaxName)
 }
 
@@ -171,6 +187,13 @@ func (m *Hello) appendPayload(b []byte) []byte {
 		var o uint32
 		if m.NoPaths {
 			o |= helloNoPaths
+		}
+		b = appendU32(b, o)
+	}
+	if m.MaxVersion >= 5 {
+		var o uint32
+		if m.WantRing {
+			o |= helloWantRing
 		}
 		b = appendU32(b, o)
 	}
@@ -214,6 +237,10 @@ func (m *Hello) decode(d *decoder, req uint64) {
 	if m.MaxVersion >= 4 {
 		o := d.flags(4, helloKnownOptions4, "version-4 options")
 		m.NoPaths = o&helloNoPaths != 0
+	}
+	if m.MaxVersion >= 5 {
+		o := d.flags(4, helloKnownOptions5, "version-5 options")
+		m.WantRing = o&helloWantRing != 0
 	}
 	d.trailingOK = m.MaxVersion > MaxVersion
 }
@@ -1076,3 +1103,38 @@ func (m *Overflow) decode(d *decoder, req uint64) {
 	d.reserved(7, "reserved")
 	m.Lost = d.u64("lost")
 }
+
+// RingGrant follows a version-5 Welcome when the client asked for the permission ring
+// (Hello.WantRing) and the daemon grants it (daemon → client, Req the Hello's): the ring's
+// memory (a sealed memfd of RingSize bytes) and the write end of the pipe that kicks the
+// daemon (ring_linux.go, docs/protocol.md "The permission ring"). From then on the client's
+// events and overflows come through the ring, in order, and its answers may go through it.
+type RingGrant struct {
+	Req       uint64
+	Mem, Kick FD
+}
+
+func (*RingGrant) Type() Type          { return TypeRingGrant }
+func (m *RingGrant) RequestID() uint64 { return m.Req }
+func (m *RingGrant) check() *Error {
+	if err := checkReq(m.Type(), m.Req, true); err != nil {
+		return err
+	}
+	return checkFDs(m.Type(), m.numFDs(), 2)
+}
+func (m *RingGrant) appendPayload(b []byte) []byte { return appendU32(b, RingSize) }
+func (m *RingGrant) decode(d *decoder, req uint64) {
+	m.Req = req
+	if n := d.u32("ring size"); d.err == nil && n != RingSize {
+		d.fail(CodeBadField, "RingGrant: ring of %d bytes; this side knows %d", n, RingSize)
+	}
+}
+func (m *RingGrant) appendFDs(fds []int) []int {
+	if m.Mem.Valid() && m.Kick.Valid() {
+		fds = append(fds, m.Mem.Int(), m.Kick.Int())
+	}
+	return fds
+}
+func (m *RingGrant) takeFDs(fds []int) { m.Mem, m.Kick = fdAt(fds, 0), fdAt(fds, 1) }
+func (m *RingGrant) numFDs() int       { return b2i(m.Mem.Valid()) + b2i(m.Kick.Valid()) }
+func (m *RingGrant) closeFDs()         { m.Mem.Close(); m.Kick.Close() }

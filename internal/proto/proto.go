@@ -47,12 +47,15 @@ import (
 // Version 4 appends options to Hello (after its name, in a Hello whose MaxVersion is 4 or
 // more): NoPaths, by which a client that needs no paths in its permission events saves the
 // daemon a readlink and a statx per event.
+//
+// Version 5 appends a second options word to Hello (WantRing) and adds RingGrant, the one
+// message that carries two fds: the permission ring (ring_linux.go).
 const (
 	// Version is the protocol version this package implements.
-	Version uint16 = 4
+	Version uint16 = 5
 	// MinVersion and MaxVersion bound the versions this package can speak.
 	MinVersion uint16 = 1
-	MaxVersion uint16 = 4
+	MaxVersion uint16 = 5
 )
 
 // Magic opens every Hello payload: the bytes "FSND". It makes a stray connection from some
@@ -70,6 +73,8 @@ const (
 	// MaxFDs is the most file descriptors one frame may carry. In version 1 a message carries
 	// at most one (a mark target or a permission event's file).
 	MaxFDs = 1
+	// maxGrantFDs is what RingGrant carries, the one exception to MaxFDs (version 5).
+	maxGrantFDs = 2
 	// MaxPath bounds a path in version 1 (PATH_MAX).
 	MaxPath = 4096
 	// MaxLongPath bounds a path from version 2 on: the longest path the daemon builds for an
@@ -108,13 +113,14 @@ const (
 
 // Daemon → client.
 const (
-	TypeWelcome  Type = 0x8001
-	TypeResult   Type = 0x8002
-	TypeEvent    Type = 0x8003
-	TypeOverflow Type = 0x8004
-	TypeStats    Type = 0x8005
-	TypePong     Type = 0x8006
-	TypeFatal    Type = 0x8007
+	TypeWelcome   Type = 0x8001
+	TypeResult    Type = 0x8002
+	TypeEvent     Type = 0x8003
+	TypeOverflow  Type = 0x8004
+	TypeStats     Type = 0x8005
+	TypePong      Type = 0x8006
+	TypeFatal     Type = 0x8007
+	TypeRingGrant Type = 0x8008 // version 5
 )
 
 var typeNames = map[Type]string{
@@ -122,7 +128,7 @@ var typeNames = map[Type]string{
 	TypeRespond: "Respond", TypeStatsRequest: "StatsRequest", TypePing: "Ping", TypeBye: "Bye",
 	TypeReport:  "Report",
 	TypeWelcome: "Welcome", TypeResult: "Result", TypeEvent: "Event", TypeOverflow: "Overflow",
-	TypeStats: "Stats", TypePong: "Pong", TypeFatal: "Fatal",
+	TypeStats: "Stats", TypePong: "Pong", TypeFatal: "Fatal", TypeRingGrant: "RingGrant",
 }
 
 func (t Type) String() string {
@@ -135,7 +141,7 @@ func (t Type) String() string {
 // Known reports whether t is a message type of this protocol version.
 func (t Type) Known() bool {
 	// Not a map lookup: DecodeHeader calls this for every frame.
-	return (t >= TypeHello && t <= TypeReport) || (t >= TypeWelcome && t <= TypeFatal)
+	return (t >= TypeHello && t <= TypeReport) || (t >= TypeWelcome && t <= TypeRingGrant)
 }
 
 // FromDaemon reports whether messages of type t go from the daemon to a client.
@@ -180,8 +186,8 @@ func DecodeHeader(b []byte) (Header, error) {
 	if max := MaxPayloadOf(h.Type); int(h.Length) > max {
 		return h, errorf(CodeTooLarge, "%s payload of %d bytes; a %s has at most %d", h.Type, h.Length, h.Type, max)
 	}
-	if h.NFDs > MaxFDs {
-		return h, errorf(CodeFDCount, "%s frame declares %d fds; at most %d allowed", h.Type, h.NFDs, MaxFDs)
+	if max := maxFDsOf(h.Type); int(h.NFDs) > max {
+		return h, errorf(CodeFDCount, "%s frame declares %d fds; at most %d allowed", h.Type, h.NFDs, max)
 	}
 	if b[7] != 0 {
 		return h, errorf(CodeBadField, "%s frame: reserved header flags %#02x", h.Type, b[7])
@@ -209,6 +215,8 @@ func MaxPayloadOf(t Type) int {
 		return 2 + MaxReport
 	case TypePing, TypeBye, TypePong:
 		return 0
+	case TypeRingGrant:
+		return 4
 	case TypeWelcome:
 		return 60 + 2 + MaxName
 	case TypeResult:
@@ -230,3 +238,11 @@ func appendHeader(b []byte, h Header) []byte {
 
 // InstanceID identifies one run of the daemon: fsevent.InstanceID.
 type InstanceID = fsevent.InstanceID
+
+// maxFDsOf is the most fds a frame of type t may declare.
+func maxFDsOf(t Type) int {
+	if t == TypeRingGrant {
+		return maxGrantFDs
+	}
+	return MaxFDs
+}

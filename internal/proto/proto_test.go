@@ -32,6 +32,8 @@ func samples(fd int) []sample {
 			CloseVerdict: fsevent.Deny, QueueFullVerdict: fsevent.Deny, WantEventFDs: true, WantUID: true,
 			WantComm: true, LastInstance: testInstance}},
 		{"hello-v4", &Hello{Req: 1, MinVersion: 1, MaxVersion: 4, Name: "allow"}},
+		{"hello-v5-ring", &Hello{Req: 1, MinVersion: 1, MaxVersion: 5, Class: fsevent.ClassContent, NoPaths: true, WantRing: true}},
+		{"ringgrant", &RingGrant{Req: 1, Mem: NewFD(fd), Kick: NewFD(fd)}},
 		{"hello-v4-nopaths", &Hello{Req: 1, MinVersion: 2, MaxVersion: 4, Class: fsevent.ClassContent, NoPaths: true}},
 		{"hello-unlimited", &Hello{Req: 0xffffffffffffffff, MinVersion: 1, MaxVersion: 1, QueueLimit: -1, Name: "wätch ✓"}},
 		{"addmark-inode", &AddMark{Req: 2, Kind: fsevent.KindInode, Mask: fsevent.Create | fsevent.Delete | fsevent.EventOnChild | fsevent.OnDir, Target: NewFD(fd)}},
@@ -387,7 +389,7 @@ func TestNegotiate(t *testing.T) {
 		want     uint16
 		upgrade  string
 	}{
-		{1, 1, 1, ""}, {1, 6, 4, ""}, {2, 3, 3, ""}, {2, 2, 2, ""}, {4, 5, 4, ""}, {5, 6, 0, "upgrade fsnotifyd"}, {0, 0, 0, "upgrade the client"},
+		{1, 1, 1, ""}, {1, 6, 5, ""}, {2, 3, 3, ""}, {2, 2, 2, ""}, {4, 5, 5, ""}, {4, 4, 4, ""}, {5, 6, 5, ""}, {6, 7, 0, "upgrade fsnotifyd"}, {0, 0, 0, "upgrade the client"},
 	} {
 		v, err := Negotiate(&Hello{MinVersion: c.min, MaxVersion: c.max})
 		if v != c.want || (err == nil) != (c.upgrade == "") || (err != nil && (!errors.Is(err, ErrVersion) || !strings.Contains(err.Error(), c.upgrade))) {

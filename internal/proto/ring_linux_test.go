@@ -1,0 +1,298 @@
+package proto
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/fsevent"
+)
+
+// ringPair returns a daemon ring and the client side mapped from its grant, as over a socket.
+func ringPair(t *testing.T) (*DaemonRing, *ClientRing) {
+	t.Helper()
+	d, err := NewDaemonRing()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := d.Grant(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewClientRing(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(); d.Close() })
+	return d, c
+}
+
+func frameFor(t *testing.T, id uint64, name string) []byte {
+	t.Helper()
+	b, _, err := Append(nil, nil, &Event{ID: id, Mask: fsevent.OpenPerm, Pid: 1, Path: "/x/" + name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestRingRoundTrip: frames put and published reach the reader in order, across the end of
+// the ring many times; answers reach the daemon in order; a sleeping reader is woken.
+func TestRingRoundTrip(t *testing.T) {
+	d, c := ringPair(t)
+	const n = 20000 // ~60 bytes a record: the 256 KiB ring wraps several times
+	got := make(chan uint64, n+1)
+	done := make(chan error, 1)
+	go func() {
+		for {
+			ok, err := c.Next(func(f []byte) error {
+				m, err := Decode(f, nil)
+				if err != nil {
+					return err
+				}
+				ev := m.(*Event)
+				got <- ev.ID
+				if !c.Answer(&Respond{EventID: ev.ID, Verdict: fsevent.Verdict(ev.ID % 2)}) {
+					return errors.New("up ring full")
+				}
+				return nil
+			})
+			if !ok || err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	var answered []uint64
+	take := func() {
+		for {
+			_, more, _, err := d.Answers(func(r *Respond) {
+				if want := fsevent.Verdict(r.EventID % 2); r.Verdict != want {
+					t.Errorf("answer %d: verdict %d", r.EventID, r.Verdict)
+				}
+				answered = append(answered, r.EventID)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !more {
+				return
+			}
+		}
+	}
+	next := uint64(1)
+	for id := uint64(1); id <= n; id++ {
+		f := frameFor(t, id, "f")
+		for {
+			ok, err := d.Put(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok {
+				break
+			}
+			d.Publish()
+			d.WantRoom()
+			time.Sleep(10 * time.Microsecond)
+		}
+		if id%7 == 0 || id == n {
+			d.Publish()
+		}
+		for len(got) > 0 {
+			if g := <-got; g != next {
+				t.Fatalf("event %d read, want %d", g, next)
+			}
+			next++
+		}
+		take()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for next <= n && time.Now().Before(deadline) {
+		select {
+		case g := <-got:
+			if g != next {
+				t.Fatalf("event %d read, want %d", g, next)
+			}
+			next++
+		case <-time.After(time.Second):
+		}
+	}
+	for len(answered) < n && time.Now().Before(deadline) {
+		take()
+		time.Sleep(time.Millisecond)
+	}
+	if next != n+1 || len(answered) != n {
+		t.Fatalf("read %d, answered %d of %d", next-1, len(answered), n)
+	}
+	for i, id := range answered {
+		if id != uint64(i+1) {
+			t.Fatalf("answer %d is for %d", i, id)
+		}
+	}
+	c.Stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRingHostileClient: what a client can write in the shared pages never makes the
+// daemon act on something it did not send, read out of bounds, or go on trusting the ring.
+func TestRingHostileClient(t *testing.T) {
+	t.Run("tail-beyond-head", func(t *testing.T) {
+		d, c := ringPair(t)
+		d.Put(frameFor(t, 1, "a"))
+		d.Publish()
+		c.w.dTail.Store(d.head + 4*RingDown) // claims to have consumed what was never written
+		for i := 0; ; i++ {
+			ok, err := d.Put(frameFor(t, 2, "b"))
+			if errors.Is(err, ErrRingBroken) {
+				break
+			}
+			if err != nil || (!ok && i > RingDown) {
+				t.Fatalf("Put: %v %v after %d", ok, err, i)
+			}
+		}
+		if !d.Broken() {
+			t.Fatal("not broken")
+		}
+		if _, _, _, err := d.Answers(func(*Respond) { t.Fatal("answer taken from a broken ring") }); !errors.Is(err, ErrRingBroken) {
+			t.Fatalf("Answers: %v", err)
+		}
+	})
+	t.Run("tail-backwards", func(t *testing.T) {
+		d, c := ringPair(t)
+		for i := range 3000 { // past one wrap: the tail taken is no longer 0
+			ok, err := d.Put(frameFor(t, uint64(i+1), "a"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				c.w.dTail.Store(d.head)
+				d.refreshTailLocked()
+			}
+		}
+		c.w.dTail.Store(d.tail - 8) // before what it consumed already
+		if d.refreshTailLocked() || !d.Broken() {
+			t.Fatal("a tail going backwards was taken")
+		}
+	})
+	t.Run("head-far-ahead", func(t *testing.T) {
+		d, c := ringPair(t)
+		c.w.uHead.Store(RingUpSlots + 1)
+		if _, _, _, err := d.Answers(func(*Respond) { t.Fatal("answer taken") }); !errors.Is(err, ErrRingBroken) {
+			t.Fatalf("Answers: %v", err)
+		}
+	})
+	t.Run("garbage-slots", func(t *testing.T) {
+		d, c := ringPair(t)
+		up := c.mem[RingCtrl+RingDown:]
+		for i := range 10 {
+			slot := up[i*RingAnswerSize : (i+1)*RingAnswerSize]
+			for j := range slot {
+				slot[j] = 0xff // verdict 255, unknown flags: never a valid answer
+			}
+		}
+		binary.LittleEndian.PutUint64(up[3*RingAnswerSize:], 77) // one valid: allow 77
+		for j := 8; j < RingAnswerSize; j++ {
+			up[3*RingAnswerSize+j] = 0
+		}
+		c.w.uHead.Store(10)
+		var ids []uint64
+		bad, _, _, err := d.Answers(func(r *Respond) { ids = append(ids, r.EventID) })
+		if err != nil || bad != 9 || len(ids) != 1 || ids[0] != 77 {
+			t.Fatalf("Answers: bad %d, ids %v, %v", bad, ids, err)
+		}
+		// Taken once: the same positions are not taken again.
+		if _, _, _, err := d.Answers(func(r *Respond) { t.Fatal("answer taken twice") }); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("shrink-refused", func(t *testing.T) {
+		d, _ := ringPair(t)
+		g, err := d.Grant(2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer CloseFDs(g)
+		if err := syscall.Ftruncate(g.Mem.Int(), 4096); err == nil {
+			t.Fatal("the client could shrink the ring under the daemon's mapping")
+		}
+		if err := syscall.Ftruncate(g.Mem.Int(), RingSize*2); err == nil {
+			t.Fatal("the client could grow the ring")
+		}
+	})
+	t.Run("oversized-frame", func(t *testing.T) {
+		d, _ := ringPair(t)
+		if _, err := d.Put(make([]byte, ringMaxRecord)); err == nil {
+			t.Fatal("a frame larger than a record was put")
+		}
+	})
+}
+
+// TestRingWakesSleeper: a reader asleep in FUTEX_WAIT is woken by Publish and by Stop.
+func TestRingWakesSleeper(t *testing.T) {
+	d, c := ringPair(t)
+	res := make(chan int, 1)
+	go func() {
+		n := 0
+		for {
+			ok, _ := c.Next(func([]byte) error { n++; return nil })
+			if !ok {
+				res <- n
+				return
+			}
+		}
+	}()
+	time.Sleep(50 * time.Millisecond) // asleep by now, most likely
+	d.Put(frameFor(t, 1, "a"))
+	d.Publish()
+	deadline := time.Now().Add(5 * time.Second)
+	for d.w.dTail.Load() != d.head && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if d.w.dTail.Load() != d.head {
+		t.Fatal("the sleeping reader was not woken by Publish")
+	}
+	time.Sleep(20 * time.Millisecond)
+	c.Stop()
+	select {
+	case n := <-res:
+		if n != 1 {
+			t.Fatalf("read %d frames", n)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Stop did not wake the reader")
+	}
+}
+
+func FuzzDecodeAnswer(f *testing.F) {
+	var b [RingAnswerSize]byte
+	putAnswer(b[:], &Respond{EventID: 1})
+	f.Add(b[:])
+	putAnswer(b[:], &Respond{EventID: 1 << 60, Verdict: fsevent.Deny, Errno: syscall.EIO})
+	f.Add(b[:])
+	putAnswer(b[:], &Respond{EventID: 9, Cache: true})
+	f.Add(b[:])
+	f.Add(bytes.Repeat([]byte{0xff}, RingAnswerSize))
+	f.Add([]byte{1, 2, 3})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		m, err := DecodeAnswer(in)
+		if err != nil {
+			if m != nil {
+				t.Fatal("a message with its error")
+			}
+			return
+		}
+		if m.EventID == 0 || m.Verdict > fsevent.Deny || m.Errno > MaxErrno || m.Req != 0 {
+			t.Fatalf("accepted %+v", m)
+		}
+		var out [RingAnswerSize]byte
+		putAnswer(out[:], m)
+		if !bytes.Equal(out[:], in) {
+			t.Fatalf("re-encoding %x differs from %x", out, in)
+		}
+	})
+}
