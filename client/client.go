@@ -159,6 +159,14 @@ type Options struct {
 	// daemon of protocol version 4 or later honours it (Welcome.Version); an older one sends
 	// paths, and so does any daemon to an unprivileged client.
 	NoPaths bool
+	// Ring asks a permission client's daemon for the permission ring (protocol version 5,
+	// docs/protocol.md): its events then come through memory shared with the daemon, read
+	// by a goroutine of the client that sleeps in FUTEX_WAIT, and Respond answers through it
+	// (no socket write, no skb, no poll). It is not used with WantEventFDs (the fds go over
+	// the socket), nor after a reconnection (the socket then), nor by a daemon that does not
+	// grant it (an older one, one that reads clients on threads of their own): the client
+	// then uses the socket as without it. Welcome.Ring says whether it is in use.
+	Ring bool
 	// Reconnect makes the client survive daemon restarts (see the package doc).
 	Reconnect bool
 	// Buffer sizes the Events channel (0: unbuffered); Queue bounds the events waiting in
@@ -245,6 +253,7 @@ type Client struct {
 	ready    chan struct{} // closed when a connection is up; replaced on loss
 
 	nextReq atomic.Uint64
+	ring    atomic.Pointer[proto.ClientRing] // the first connection's, if granted; nil once lost
 
 	qmu   sync.Mutex
 	q     []Event // events read from the socket, not yet delivered
@@ -272,10 +281,15 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
-	conn, w, err := c.connect(ctx)
+	conn, w, ring, err := c.connect(ctx, opts.Ring)
 	if err != nil {
 		c.cancel()
 		return nil, err
+	}
+	if ring != nil {
+		c.ring.Store(ring)
+		c.wg.Add(1)
+		go c.ringLoop(conn, ring)
 	}
 	c.mu.Lock()
 	c.conn, c.welcome, c.instance = conn, w, w.Instance
@@ -309,6 +323,9 @@ type Welcome struct {
 	// EventFDs says permission events carry their file (Event.FD); MountMarks that the client
 	// may place mount and filesystem marks.
 	EventFDs, MountMarks bool
+	// Ring says the client's events and answers go through the permission ring
+	// (Options.Ring) on this connection.
+	Ring bool
 	// UID, GID and PID are the client's credentials as the daemon saw them when it connected
 	// (in the daemon's user and pid namespaces): they decide what it may do.
 	UID, GID uint32
@@ -324,30 +341,36 @@ func (c *Client) Welcome() Welcome {
 		DaemonVersion: w.DaemonVersion, Class: w.Class, QueueLimit: w.QueueLimit, MarkLimit: w.MarkLimit,
 		Deadline: w.Deadline, DeadlineVerdict: w.DeadlineVerdict, CloseVerdict: w.CloseVerdict,
 		QueueFullVerdict: w.QueueFullVerdict, EventFDs: w.EventFDs, MountMarks: w.MountMarks,
-		UID: w.UID, GID: w.GID, PID: w.PID}
+		UID: w.UID, GID: w.GID, PID: w.PID, Ring: c.ring.Load() != nil}
 }
 
-// connect dials and says Hello.
-func (c *Client) connect(ctx context.Context) (*proto.Conn, *proto.Welcome, error) {
+// connect dials and says Hello; with wantRing, a permission client asks for the ring, and
+// ring is the one granted (or nil).
+func (c *Client) connect(ctx context.Context, wantRing bool) (conn *proto.Conn, w *proto.Welcome, ring *proto.ClientRing, err error) {
+	conn, w, ring, err = c.connectRing(ctx, wantRing && c.opts.Class != engine.ClassNotification && !c.opts.WantEventFDs)
+	return
+}
+
+func (c *Client) connectRing(ctx context.Context, wantRing bool) (*proto.Conn, *proto.Welcome, *proto.ClientRing, error) {
 	conn, err := proto.Dial(c.opts.Socket)
 	for errors.Is(err, syscall.EAGAIN) {
 		// The daemon's listen backlog is full (a burst of connections): it drains it, so
 		// try again shortly, within ctx.
 		select {
 		case <-ctx.Done():
-			return nil, nil, fmt.Errorf("%w at %s: the daemon's connection queue stayed full: %v", ErrUnavailable, c.opts.Socket, ctx.Err())
+			return nil, nil, nil, fmt.Errorf("%w at %s: the daemon's connection queue stayed full: %v", ErrUnavailable, c.opts.Socket, ctx.Err())
 		case <-time.After(5 * time.Millisecond):
 		}
 		conn, err = proto.Dial(c.opts.Socket)
 	}
 	if err != nil {
 		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
-			return nil, nil, fmt.Errorf("%w at %s (start it with \"fsnotifyd serve\", or name another socket): %v", ErrUnavailable, c.opts.Socket, err)
+			return nil, nil, nil, fmt.Errorf("%w at %s (start it with \"fsnotifyd serve\", or name another socket): %v", ErrUnavailable, c.opts.Socket, err)
 		}
 		if errors.Is(err, syscall.EACCES) {
-			return nil, nil, fmt.Errorf("%w: %s: permission denied (ask the administrator for access to the socket)", ErrUnavailable, c.opts.Socket)
+			return nil, nil, nil, fmt.Errorf("%w: %s: permission denied (ask the administrator for access to the socket)", ErrUnavailable, c.opts.Socket)
 		}
-		return nil, nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return nil, nil, nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(dl)
@@ -362,7 +385,7 @@ func (c *Client) connect(ctx context.Context) (*proto.Conn, *proto.Welcome, erro
 		Name: c.opts.Name, Class: c.opts.Class, QueueLimit: c.opts.QueueLimit, Deadline: c.opts.Deadline,
 		DeadlineVerdict: c.opts.DeadlineVerdict, CloseVerdict: c.opts.CloseVerdict,
 		WantEventFDs: c.opts.WantEventFDs, WantComm: c.opts.WantComm, WantUID: c.opts.WantUID,
-		LastInstance: c.instance, NoPaths: c.opts.NoPaths,
+		LastInstance: c.instance, NoPaths: c.opts.NoPaths, WantRing: wantRing,
 	}
 	if err := conn.WriteMsg(h); err != nil {
 		var pe *proto.Error
@@ -372,37 +395,65 @@ func (c *Client) connect(ctx context.Context) (*proto.Conn, *proto.Welcome, erro
 			if m, rerr := conn.ReadMsg(); rerr == nil {
 				if f, ok := m.(*proto.Fatal); ok {
 					conn.Close()
-					return nil, nil, toError(f.Err())
+					return nil, nil, nil, toError(f.Err())
 				}
 			}
 		}
 		conn.Close()
-		return nil, nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return nil, nil, nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	m, err := conn.ReadMsg()
 	if err != nil {
 		conn.Close()
-		return nil, nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return nil, nil, nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	switch m := m.(type) {
 	case *proto.Welcome:
+		var ring *proto.ClientRing
+		if wantRing && m.Version >= 5 {
+			// A RingGrant, or a Result saying why not, follows the Welcome.
+			r, err := conn.ReadMsg()
+			if err != nil {
+				conn.Close()
+				return nil, nil, nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+			}
+			switch r := r.(type) {
+			case *proto.RingGrant:
+				if ring, err = proto.NewClientRing(r); err != nil {
+					c.log.Warn("fsnotifyd permission ring refused: using the socket", "err", err)
+					ring = nil
+				}
+			case *proto.Result:
+				c.log.Debug("fsnotifyd daemon grants no permission ring: using the socket", "err", r.Err())
+			default:
+				proto.CloseFDs(r)
+				conn.Close()
+				return nil, nil, nil, fmt.Errorf("%w: unexpected %T after Welcome", ErrUnavailable, r)
+			}
+		}
 		if !stop() {
-			return nil, nil, fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
+			if ring != nil {
+				ring.Close()
+			}
+			return nil, nil, nil, fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
 		}
 		conn.SetDeadline(time.Time{})
 		if c.opts.Handler != nil {
 			if err := conn.SetBlockingReads(); err != nil {
 				conn.Close()
-				return nil, nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+				if ring != nil {
+					ring.Close()
+				}
+				return nil, nil, nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 			}
 		}
-		return conn, m, nil
+		return conn, m, ring, nil
 	case *proto.Fatal:
 		conn.Close()
-		return nil, nil, toError(m.Err())
+		return nil, nil, nil, toError(m.Err())
 	}
 	conn.Close()
-	return nil, nil, fmt.Errorf("%w: unexpected %T before Welcome", ErrUnavailable, m)
+	return nil, nil, nil, fmt.Errorf("%w: unexpected %T before Welcome", ErrUnavailable, m)
 }
 
 // Events returns the channel of events (see the package doc for its contract). With
@@ -418,19 +469,15 @@ func (c *Client) readLoop(conn *proto.Conn) {
 		m, err := conn.ReadMsgInto(&scratch)
 		if err != nil {
 			conn.Close()
+			if r := c.ring.Swap(nil); r != nil {
+				r.Stop() // its reader returns and closes it
+			}
 			c.lost(conn, err)
 			return
 		}
 		switch m := m.(type) {
-		case *proto.Event:
-			ev := Event{Event: fsevent.Event(*m)}
-			ev.Mark = c.markOf(m.Path, &memo)
-			c.noteDeleted(&ev.Event)
-			if !c.deliver(ev) {
-				proto.CloseFDs(m)
-			}
-		case *proto.Overflow:
-			c.deliver(Event{Overflow: true})
+		case *proto.Event, *proto.Overflow:
+			c.received(m, &memo)
 		case *proto.Fatal:
 			conn.Close()
 			c.lost(conn, toError(m.Err()))
@@ -449,6 +496,51 @@ func (c *Client) readLoop(conn *proto.Conn) {
 			if w != nil {
 				w <- m
 			}
+		}
+	}
+}
+
+// received delivers an event or an overflow read from the connection or the ring.
+func (c *Client) received(m proto.Msg, memo *markMemo) {
+	switch m := m.(type) {
+	case *proto.Event:
+		ev := Event{Event: fsevent.Event(*m)}
+		ev.Mark = c.markOf(m.Path, memo)
+		c.noteDeleted(&ev.Event)
+		if !c.deliver(ev) {
+			proto.CloseFDs(m)
+		}
+	case *proto.Overflow:
+		c.deliver(Event{Overflow: true})
+	}
+}
+
+// ringLoop reads the events the daemon puts in the permission ring, in order, until the
+// ring is closed: by the daemon (the session ended) or by readLoop (the connection ended).
+// A record that does not decode ends the connection: the daemon wrote it, so the daemon
+// and the client disagree on the protocol.
+func (c *Client) ringLoop(conn *proto.Conn, ring *proto.ClientRing) {
+	defer c.wg.Done()
+	defer ring.Close()
+	var scratch proto.Event
+	var last string
+	var memo markMemo
+	for {
+		ok, err := ring.Next(func(frame []byte) error {
+			m, err := proto.DecodeRingFrame(frame, &scratch, &last)
+			if err != nil {
+				return err
+			}
+			c.received(m, &memo)
+			return nil
+		})
+		if err != nil {
+			c.log.Warn("fsnotifyd permission ring: closing the connection", "err", err)
+			conn.Close() // readLoop sees it and handles the loss
+		}
+		if !ok || err != nil {
+			c.ring.CompareAndSwap(ring, nil)
+			return
 		}
 	}
 }
@@ -639,7 +731,7 @@ func (c *Client) reconnect() {
 		}
 		backoff = min(backoff*2, 5*time.Second)
 		ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second) // Close interrupts the attempt
-		conn, w, err := c.connect(ctx)
+		conn, w, _, err := c.connect(ctx, false)                  // no ring after a reconnection: the socket
 		cancel()
 		if err != nil {
 			c.log.Debug("reconnecting to the fsnotifyd daemon", "err", err)
@@ -1017,6 +1109,10 @@ func (c *Client) Respond(id uint64, r engine.Response) error {
 		return err
 	}
 	m, valid := proto.NewRespond(0, id, r.Verdict, r.Errno, r.Cache)
+	if ring := c.ring.Load(); ring != nil && ring.Answer(m) {
+		return invalidAnswer(valid, r)
+	}
+	// No ring, or its answer slots are full (the daemon takes them on its loop): the socket.
 	if err := conn.WriteMsg(m); err != nil {
 		return err
 	}

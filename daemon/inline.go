@@ -63,7 +63,19 @@ func (c *session) runInline() bool {
 	c.inlineMu.Lock() // onReadable, which may run at once, waits for reg (TryLock)
 	c.reg, err = c.s.b.Loop().Register(fd, c.onReadable)
 	c.inlineMu.Unlock()
+	if err == nil && c.ring != nil {
+		if err = c.registerRing(); err != nil {
+			c.reg.Unregister()
+		}
+	}
 	if err != nil {
+		if c.ring != nil {
+			// Its answers could only be read on the loop: end the connection (the client
+			// may connect again) rather than serve a ring nobody reads.
+			c.close()
+			c.endRing()
+			return true
+		}
 		return false
 	}
 	var wg sync.WaitGroup
@@ -74,6 +86,9 @@ func (c *session) runInline() bool {
 	}()
 	c.inlineLoop()
 	c.reg.Unregister() // then the loop no longer reads the socket, which close closes
+	if c.ringReg != nil {
+		c.ringReg.Unregister() // nor the kick pipe, which endRing closes
+	}
 	c.inlineMu.Lock()
 	c.ended = true // nothing more is handed over
 	stash := c.stash
@@ -81,6 +96,7 @@ func (c *session) runInline() bool {
 	c.inlineMu.Unlock()
 	c.close()
 	wg.Wait()
+	c.endRing()
 	// Release what was handed over and never handled (the fds of an AddMark).
 	if stash != nil {
 		proto.CloseFDs(stash.m)

@@ -587,6 +587,13 @@ func (s *Server) admit(conn *proto.Conn, p peer, h *proto.Hello) (*session, erro
 		c.close()
 		return nil, err
 	}
+	if version >= 5 && h.WantRing {
+		if err := c.offerRing(h.Req); err != nil { // ring.go
+			c.close()
+			c.endRing()
+			return nil, err
+		}
+	}
 	return c, nil
 }
 

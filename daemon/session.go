@@ -77,6 +77,7 @@ type session struct {
 	out     []byte
 
 	inlineState // a permission client read on the backend's event loop (inline.go)
+	ringState   // its permission ring, if it asked for one (ring.go)
 }
 
 // sentLimit bounds client.sent: past it, the latencies of the oldest unanswered events (there
@@ -430,7 +431,15 @@ func (c *session) writeLoop() {
 		for ok {
 			msgs = append(c.leftover, c.messagesLocked(buf[:n], msgs[:0])...)
 			c.leftover = nil
-			if len(msgs) > 0 {
+			if len(msgs) > 0 && c.ring != nil {
+				// The ring never waits: what does not fit waits in leftover for a kick.
+				ok = c.ringWaitLocked(msgs)
+				full := len(c.leftover) > 0
+				clear(msgs)
+				if !ok || full {
+					break
+				}
+			} else if len(msgs) > 0 {
 				err := c.conn.WriteMsgs(msgs...)
 				// The duplicates of the events' files are ours whether or not they were
 				// sent (once sendmsg returns, the client holds its own reference).
@@ -481,7 +490,7 @@ func (c *session) forward() {
 			return
 		}
 		msgs := c.messagesLocked(c.fbuf[:n], c.fmsgs[:0])
-		w, err := c.conn.TryWriteMsgs(msgs...)
+		w, err := c.tryWriteLocked(msgs)
 		for _, m := range msgs[:w] {
 			proto.CloseFDs(m)
 		}

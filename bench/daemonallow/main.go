@@ -6,7 +6,8 @@
 //
 //	daemonallow [-events|-wait] SOCKET DIR [mount]
 //
-// It asks for no paths (client.Options.NoPaths: it reads none, as fanref reads none). It
+// It asks for no paths (client.Options.NoPaths: it reads none, as fanref reads none), and
+// for the permission ring (client.Options.Ring) unless DAEMONALLOW_RING=0. It
 // answers from the client's Handler, on the goroutine that read the event, with Respond
 // (no acknowledgement awaited); with -events it reads the Events channel instead (one
 // goroutine hand-off more per event), and with -wait it also answers with RespondWait (one
@@ -55,7 +56,8 @@ func main() {
 	defer cancel()
 	var n atomic.Uint64
 	opts := client.Options{Socket: sock, Name: "daemonallow", Class: engine.ClassContent,
-		Deadline: 10 * time.Second, QueueLimit: -1, Buffer: 1024, NoPaths: true}
+		Deadline: 10 * time.Second, QueueLimit: -1, Buffer: 1024, NoPaths: true,
+		Ring: os.Getenv("DAEMONALLOW_RING") != "0"}
 	var c *client.Client
 	if !events {
 		opts.Handler = func(ev client.Event) {

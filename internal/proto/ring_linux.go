@@ -159,7 +159,9 @@ func NewDaemonRing() (*DaemonRing, error) {
 		sys.Close(fd)
 		return nil, err
 	}
-	return &DaemonRing{mem: mem, w: wordsOf(mem), memfd: fd, kickR: r, kickW: w}, nil
+	d := &DaemonRing{mem: mem, w: wordsOf(mem), memfd: fd, kickR: r, kickW: w}
+	d.w.dWantAns.Store(1) // the first answer kicks
+	return d, nil
 }
 
 // Grant returns the RingGrant that hands the client the memfd and the pipe's write end
@@ -279,6 +281,10 @@ func (r *DaemonRing) Answers(fn func(*Respond)) (bad int, more, eof bool, err er
 	return bad, r.w.uHead.Load() != p, eof, err
 }
 
+// SelfKick makes the kick pipe readable, so that the loop calls the daemon's Answers again
+// after its other descriptors (a bound per call, never a loop on the client's pace).
+func (r *DaemonRing) SelfKick() { sys.Kick(r.kickW) }
+
 // Close tells the client the ring is done and wakes it; it unmaps and closes everything.
 // Call it once neither the sender nor the loop can use the ring.
 func (r *DaemonRing) Close() {
@@ -289,6 +295,20 @@ func (r *DaemonRing) Close() {
 	sys.Close(r.kickR)
 	sys.Close(r.kickW)
 	r.mem = nil
+}
+
+// DecodeRingFrame decodes one record of the down ring: an Event (into into, reusing *last as
+// Conn.ReadMsgInto does) or an Overflow, which carry no fds there; any other message is an
+// error (CodeUnexpected).
+func DecodeRingFrame(frame []byte, into *Event, last *string) (Msg, error) {
+	h, err := DecodeHeader(frame)
+	if err != nil {
+		return nil, err
+	}
+	if h.Type != TypeEvent && h.Type != TypeOverflow {
+		return nil, errorf(CodeUnexpected, "%s in the permission ring: only events and overflows go there", h.Type)
+	}
+	return decodeFrame(frame, nil, into, last)
 }
 
 // ClientRing is a client's side of its ring: one reader (Next) and any number of answerers

@@ -1,0 +1,210 @@
+//go:build linux
+
+package daemon
+
+import (
+	"errors"
+	"sync/atomic"
+
+	"github.com/fsnotifyd/fsnotifyd/internal/evloop"
+	"github.com/fsnotifyd/fsnotifyd/internal/proto"
+)
+
+// The permission ring (protocol version 5, proto's ring_linux.go, docs/protocol.md "The
+// permission ring"): a permission client read inline (inline.go) that asks for it gets its
+// events through shared memory instead of its socket, and may answer through it; the socket
+// stays for every other request and reply and for the end of the connection.
+//
+// What the daemon does with the shared pages, and why that is sound (docs/security.md "The
+// permission ring"):
+//   - It never waits on them: the sender only stores records and FUTEX_WAKEs the client if it
+//     said it sleeps (a lie costs the daemon one wake per batch); the loop reads the kick
+//     pipe's read end, a description the client does not share, without waiting.
+//   - It trusts no word the client writes: proto.DaemonRing keeps its own head and tails and
+//     breaks the ring for good on an impossible position; each answer is copied once and
+//     decoded from the copy, then goes through respond like a socket Respond: an id that is
+//     not pending for this client (never sent, answered already, past its deadline) changes
+//     nothing.
+//   - A client that stops reading, scribbles its ring, stops (SIGSTOP) or dies has its events
+//     wait as a client that stops reading its socket: the records stay in the ring or in
+//     leftover, the engine queue behind them, and its pending events get the deadline's
+//     verdict (the close verdict once its connection ends).
+//   - Order: one FIFO ring written under sendMu by forward and writeLoop, as the socket was:
+//     the per-opener order holds (TestPermissionOrderPerOpener, TestRingOrderPerOpener).
+//
+// Ownership: ring is set in admit, before any event can be queued, and closed by runInline
+// once the loop no longer calls onKick (Unregister) and writeLoop has returned; ringOff,
+// under sendMu, keeps forward from writing once it is closing.
+
+// ringEnabled lets tests turn the ring off daemon-wide (a daemon without it answers
+// WantRing with CodeNotSupported).
+var ringEnabled = true
+
+// ringState is a session's ring.
+type ringState struct {
+	ring        *proto.DaemonRing
+	ringReg     *evloop.Registration // the kick pipe's, on the backend's loop
+	ringOff     bool                 // under sendMu: closing, write nothing more
+	ringStalled atomic.Bool          // writeLoop waits for room: onKick kicks it
+	ringBad     atomic.Uint64        // answers that did not decode (skipped)
+	ringBroken  atomic.Bool          // logged once
+	rbuf        []byte               // under sendMu: one frame's encoding
+}
+
+// offerRing answers a Hello that asked for the ring: a RingGrant, or a Result saying why not.
+// Called by admit, before the session runs.
+func (c *session) offerRing(req uint64) error {
+	why := ""
+	switch {
+	case !ringEnabled:
+		why = "the permission ring is disabled in this daemon"
+	case !c.direct:
+		why = "the permission ring is for permission clients (content or pre-content class)"
+	case c.eventFDs:
+		why = "permission events with their fds go through the socket"
+	case c.s.threadPerClient:
+		why = "the daemon reads each client on a thread of its own (thread_per_client)"
+	}
+	if why == "" {
+		r, err := proto.NewDaemonRing()
+		if err != nil {
+			why = "the kernel gave no shared memory for the ring: " + err.Error()
+		} else {
+			g, err := r.Grant(req)
+			if err != nil {
+				r.Close()
+				why = err.Error()
+			} else {
+				err = c.conn.WriteMsg(g)
+				proto.CloseFDs(g)
+				if err != nil {
+					r.Close()
+					return err
+				}
+				c.ring = r
+				return nil
+			}
+		}
+	}
+	return c.conn.WriteMsg(proto.ResultFor(req, 0, proto.Errorf(proto.CodeNotSupported, "%s", why)))
+}
+
+// ringWriteLocked puts msgs in the ring, in order, and publishes them; it returns how many it
+// put. It stops, with no error, where the ring is full or broken (what is left waits, as on
+// a socket that is not read). Needs sendMu.
+func (c *session) ringWriteLocked(msgs []proto.Msg) (int, error) {
+	if c.ringOff {
+		return 0, errRingClosed
+	}
+	defer c.ring.Publish()
+	for i, m := range msgs {
+		b, _, err := proto.Append(c.rbuf[:0], nil, m)
+		if err != nil {
+			return i, err
+		}
+		c.rbuf = b
+		ok, err := c.ring.Put(b)
+		if err != nil && !errors.Is(err, proto.ErrRingBroken) {
+			return i, err
+		}
+		if !ok {
+			return i, nil
+		}
+	}
+	return len(msgs), nil
+}
+
+var errRingClosed = errors.New("permission ring closed")
+
+// tryWriteLocked writes msgs without waiting, to the ring or the socket; it returns how many
+// it wrote. Needs sendMu.
+func (c *session) tryWriteLocked(msgs []proto.Msg) (int, error) {
+	if c.ring != nil {
+		return c.ringWriteLocked(msgs)
+	}
+	return c.conn.TryWriteMsgs(msgs...)
+}
+
+// ringWaitLocked is writeLoop's write to the ring: what does not fit stays in leftover and
+// writeLoop waits for a kick (onKick, once the client consumed). It reports false if the
+// session must end. Needs sendMu.
+func (c *session) ringWaitLocked(msgs []proto.Msg) bool {
+	w, err := c.ringWriteLocked(msgs)
+	if err == nil && w < len(msgs) {
+		// Ask for a kick, then try once more: the client may have consumed in between.
+		c.ringStalled.Store(true)
+		c.ring.WantRoom()
+		var w2 int
+		w2, err = c.ringWriteLocked(msgs[w:])
+		w += w2
+	}
+	for _, m := range msgs[:w] {
+		proto.CloseFDs(m)
+	}
+	if err != nil {
+		return false
+	}
+	if w < len(msgs) {
+		c.leftover = append(c.leftover[:0:0], msgs[w:]...)
+		return true
+	}
+	c.ringStalled.Store(false)
+	return true
+}
+
+// onKick runs on the loop when the client kicked the pipe: it takes the answers published
+// since (at most a ring's worth per call: if more came meanwhile, it kicks itself and the
+// loop calls it again after the other descriptors), and wakes writeLoop if it waits for room.
+func (c *session) onKick() {
+	bad, more, eof, err := c.ring.Answers(c.ringAnswer)
+	if bad > 0 {
+		c.ringBad.Add(uint64(bad))
+	}
+	if err != nil || eof {
+		// Broken (its events now wait for their deadline), or the client closed its end:
+		// nothing more to read here; the socket says when the connection ends.
+		c.ringReg.Pause()
+		if err != nil && !c.ringBroken.Swap(true) {
+			c.s.log.Warn("client broke its permission ring: its events get the deadline's verdict", "client", c.id, "name", c.name, "err", err)
+		}
+	} else if more {
+		c.ring.SelfKick()
+	}
+	if c.ringStalled.Load() {
+		c.kickWriter()
+	}
+}
+
+// ringAnswer acts on one answer from the ring as on a Respond without a request id: an
+// answer for an event not pending for this client is refused by respond (and not reported:
+// there is no request to reply to).
+func (c *session) ringAnswer(m *proto.Respond) {
+	c.touch()
+	c.respond(m)
+}
+
+// registerRing has the loop poll the kick pipe. Called by runInline.
+func (c *session) registerRing() error {
+	reg, err := c.s.b.Loop().Register(c.ring.KickFd(), c.onKick)
+	if err != nil {
+		return err
+	}
+	c.ringReg = reg
+	return nil
+}
+
+// endRing releases the ring once nothing can use it: the loop no longer calls onKick
+// (unregistered) and writeLoop has returned; forward, which may still run from the backend,
+// finds ringOff. It tells the client (the ring's closed word, and a wake).
+func (c *session) endRing() {
+	if c.ring == nil {
+		return
+	}
+	if c.ringReg != nil {
+		c.ringReg.Unregister()
+	}
+	c.sendMu.Lock()
+	c.ringOff = true
+	c.sendMu.Unlock()
+	c.ring.Close()
+}
