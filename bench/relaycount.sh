@@ -8,7 +8,8 @@
 # which system calls they are. Prints per open: system calls, context switches, CPU µs, and
 # SUMMARY lines (bench/lib.sh) with each pair's sums (relay + child, daemon + client).
 # RELAYCOUNT_MODES lists what to count (default "loop loop2 daemon"): relayfloor.c's
-# MODE[-TRANSPORT] (loop-pipe, split-futex, ...; see its header) and daemon.
+# MODE[-TRANSPORT] (loop-pipe, split-futex, ...; see its header), daemon (daemonallow with
+# the permission ring, its default) and daemon-socket (DAEMONALLOW_RING=0: the socket).
 # Run as root: [RELAYCOUNT_MODES=...] bash bench/relaycount.sh [OPENS] [THREADS...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -74,9 +75,9 @@ for _ in $(seq 1200); do "$out/fsnotifyd" stats --socket "$out/d.sock" > /dev/nu
 MODES=(${RELAYCOUNT_MODES:-loop loop2 daemon})
 for threads in "${THREADS[@]}"; do
 	for mode in "${MODES[@]}"; do
-		if [ "$mode" = daemon ]; then
+		if [ "$mode" = daemon ] || [ "$mode" = daemon-socket ]; then
 			: > "$out/l.log" # now, not when the job runs: the last listener's "ready" must not pass
-			"$out/daemonallow" "$out/d.sock" "$out/mnt/d" > "$out/l.log" 2>&1 & l=$!
+			DAEMONALLOW_RING=$([ "$mode" = daemon ] && echo 1 || echo 0) "$out/daemonallow" "$out/d.sock" "$out/mnt/d" > "$out/l.log" 2>&1 & l=$!
 			waitReady "$out/l.log" ready
 			procs=("$serve" "$l")
 		else
@@ -98,7 +99,8 @@ for threads in "${THREADS[@]}"; do
 			for (i = 4; i < NF; i++) { if ($i == "syscalls/open") s += $(i+1); if ($i == "cs/open") c += $(i+1); if ($i == "cpu_us/open") u += $(i+1) } }
 			END { printf "%.2f %.2f %.1f\n", s, c, u }' "$out/counts")
 		what="C relay (relayfloor.c $mode) + its child"
-		[ "$mode" = daemon ] && what="serve + bench/daemonallow"
+		[ "$mode" = daemon ] && what="serve + bench/daemonallow (permission ring)"
+		[ "$mode" = daemon-socket ] && what="serve + bench/daemonallow (socket)"
 		summary "relaycount.syscalls.$mode.t$threads" "$sc" - "system calls per open, $what (perf stat), $threads load thread(s)"
 		summary "relaycount.cs.$mode.t$threads" "$cs" - "context switches per open, $what (perf stat), $threads load thread(s)"
 		summary "relaycount.cpu-us.$mode.t$threads" "$cpu" - "CPU µs per open, $what (perf stat; depends on the load), $threads load thread(s)"

@@ -141,6 +141,8 @@ func clientHelper() int {
 			opts.CloseVerdict, _ = engine.ParseVerdict(v)
 		case "fds":
 			opts.WantEventFDs = v == "1"
+		case "ring":
+			opts.Ring = v == "1"
 		case "reconnect":
 			opts.Reconnect = v == "1"
 		case "auto":
@@ -178,7 +180,7 @@ func clientHelper() int {
 				return 3
 			}
 			w := c.Welcome()
-			say("welcome fds=%d deadline=%d uid=%d", b2i(w.EventFDs), int64(w.Deadline), w.UID)
+			say("welcome fds=%d deadline=%d uid=%d ring=%d", b2i(w.EventFDs), int64(w.Deadline), w.UID, b2i(w.Ring))
 			wg.Add(1)
 			go func() {
 				defer wg.Done()

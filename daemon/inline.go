@@ -86,8 +86,8 @@ func (c *session) runInline() bool {
 	}()
 	c.inlineLoop()
 	c.reg.Unregister() // then the loop no longer reads the socket, which close closes
-	if c.ringReg != nil {
-		c.ringReg.Unregister() // nor the kick pipe, which endRing closes
+	if reg := c.ringReg.Swap(nil); reg != nil {
+		reg.Unregister() // nor the kick pipe, which endRing closes
 	}
 	c.inlineMu.Lock()
 	c.ended = true // nothing more is handed over

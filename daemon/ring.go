@@ -43,12 +43,12 @@ var ringEnabled = true
 // ringState is a session's ring.
 type ringState struct {
 	ring        *proto.DaemonRing
-	ringReg     *evloop.Registration // the kick pipe's, on the backend's loop
-	ringOff     bool                 // under sendMu: closing, write nothing more
-	ringStalled atomic.Bool          // writeLoop waits for room: onKick kicks it
-	ringBad     atomic.Uint64        // answers that did not decode (skipped)
-	ringBroken  atomic.Bool          // logged once
-	rbuf        []byte               // under sendMu: one frame's encoding
+	ringReg     atomic.Pointer[evloop.Registration] // the kick pipe's, on the backend's loop (set once onKick may already run)
+	ringOff     bool                                // under sendMu: closing, write nothing more
+	ringStalled atomic.Bool                         // writeLoop waits for room: onKick kicks it
+	ringBad     atomic.Uint64                       // answers that did not decode (skipped)
+	ringBroken  atomic.Bool                         // logged once
+	rbuf        []byte                              // under sendMu: one frame's encoding
 }
 
 // offerRing answers a Hello that asked for the ring: a RingGrant, or a Result saying why not.
@@ -163,7 +163,9 @@ func (c *session) onKick() {
 	if err != nil || eof {
 		// Broken (its events now wait for their deadline), or the client closed its end:
 		// nothing more to read here; the socket says when the connection ends.
-		c.ringReg.Pause()
+		if reg := c.ringReg.Load(); reg != nil { // nil: registering, and called again after
+			reg.Pause()
+		}
 		if err != nil && !c.ringBroken.Swap(true) {
 			c.s.log.Warn("client broke its permission ring: its events get the deadline's verdict", "client", c.id, "name", c.name, "err", err)
 		}
@@ -189,7 +191,7 @@ func (c *session) registerRing() error {
 	if err != nil {
 		return err
 	}
-	c.ringReg = reg
+	c.ringReg.Store(reg)
 	return nil
 }
 
@@ -200,8 +202,8 @@ func (c *session) endRing() {
 	if c.ring == nil {
 		return
 	}
-	if c.ringReg != nil {
-		c.ringReg.Unregister()
+	if reg := c.ringReg.Swap(nil); reg != nil {
+		reg.Unregister() // on a failed start (runInline unregisters it otherwise)
 	}
 	c.sendMu.Lock()
 	c.ringOff = true

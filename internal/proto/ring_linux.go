@@ -49,14 +49,14 @@ const (
 	RingUp         = RingUpSlots * RingAnswerSize
 	RingSize       = RingCtrl + RingDown + RingUp
 
-	offDHead     = 0
-	offDTail     = 64
-	offCSleep    = 128
-	offUHead     = 192
-	offUTail     = 256
-	offDWantAns  = 320
-	offDWantRoom = 384
-	offClosed    = 448
+	RingOffDHead     = 0
+	RingOffDTail     = 64
+	RingOffCSleep    = 128
+	RingOffUHead     = 192
+	RingOffUTail     = 256
+	RingOffDWantAns  = 320
+	RingOffDWantRoom = 384
+	RingOffClosed    = 448
 
 	ringWrap = 0xffffffff
 	// ringMaxRecord bounds one record: the largest event frame fits three times.
@@ -73,10 +73,10 @@ type ringWords struct {
 
 func wordsOf(mem []byte) ringWords {
 	return ringWords{
-		dHead: sys.Word32(mem, offDHead), dTail: sys.Word32(mem, offDTail),
-		cSleep: sys.Word32(mem, offCSleep), uHead: sys.Word32(mem, offUHead),
-		uTail: sys.Word32(mem, offUTail), dWantAns: sys.Word32(mem, offDWantAns),
-		dWantRoom: sys.Word32(mem, offDWantRoom), closed: sys.Word32(mem, offClosed),
+		dHead: sys.Word32(mem, RingOffDHead), dTail: sys.Word32(mem, RingOffDTail),
+		cSleep: sys.Word32(mem, RingOffCSleep), uHead: sys.Word32(mem, RingOffUHead),
+		uTail: sys.Word32(mem, RingOffUTail), dWantAns: sys.Word32(mem, RingOffDWantAns),
+		dWantRoom: sys.Word32(mem, RingOffDWantRoom), closed: sys.Word32(mem, RingOffClosed),
 	}
 }
 
@@ -318,7 +318,8 @@ type ClientRing struct {
 	w    ringWords
 	kick int
 
-	tail uint32 // the reader's
+	tail uint32     // the reader's
+	tick schedTick // the reader's: it lives in FUTEX_WAIT as a socket reader in poll (tick_linux.go)
 
 	mu    sync.Mutex // answerers
 	uHead uint32
@@ -358,6 +359,7 @@ func (r *ClientRing) Next(fn func(frame []byte) error) (bool, error) {
 		if h == r.tail {
 			r.w.cSleep.Store(1)
 			if r.w.dHead.Load() == h && r.w.closed.Load() == 0 {
+				r.tick.maybeYield()
 				if err := sys.FutexWait(r.w.dHead, h); err != nil {
 					return false, err
 				}
@@ -418,6 +420,13 @@ func (r *ClientRing) Stop() {
 	r.w.closed.Store(1)
 	sys.FutexWake(r.w.dHead, 1<<30)
 }
+
+// Shared returns the mapping itself: for tests that play a hostile client (they write the
+// words at the RingOff offsets and the slots directly).
+func (r *ClientRing) Shared() []byte { return r.mem }
+
+// Kick kicks the daemon's pipe, as Answer does when asked: for tests.
+func (r *ClientRing) Kick() { sys.Kick(r.kick) }
 
 // Close unmaps the ring and closes the pipe; call it once Next has returned and no Answer
 // can run (Answer after Close reports false).

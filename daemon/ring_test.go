@@ -1,0 +1,378 @@
+//go:build linux
+
+package daemon_test
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/proto"
+	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
+)
+
+// ringScratch is a tmpfs with one file, and a daemon on a socket of its own.
+func ringScratch(t *testing.T) (file, sock string, d *testDaemon) {
+	t.Helper()
+	testenv.RequireRoot(t)
+	scratch := testenv.Tmpfs(t)
+	file = filepath.Join(scratch, "f")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sock = filepath.Join(testenv.PublicDir(t), "d.sock")
+	d = startDaemonMode(t, testConfig(), sock, false)
+	return file, sock, d
+}
+
+// TestRingClientStopsOrDies: a ring client (another process) that is stopped (SIGSTOP) has its
+// events get the deadline's verdict, on time, as a client that stops reading its socket; one
+// killed (SIGKILL) while events wait has them get its close verdict at once. Before that, it
+// answers through the ring (Welcome.Ring) and the opens are allowed.
+func TestRingClientStopsOrDies(t *testing.T) {
+	file, sock, _ := ringScratch(t)
+	dir := filepath.Dir(file)
+	t.Run("sigstop", func(t *testing.T) {
+		c := dialClient(t, sock, "class=content,ring=1,auto=allow,quiet=1,deadline=300ms,dverdict=deny", spawnOpts{})
+		if w := c.allLines("welcome"); len(w) != 1 || !strings.Contains(w[0], "ring=1") {
+			t.Fatalf("welcome %q: want the ring", w)
+		}
+		mustAdd(t, c, kindInode, maskOpenPerm, dir)
+		for i, acc := range startAccessors(t, file, 3) {
+			if errno, _ := acc.result(t, hang); errno != 0 {
+				t.Fatalf("accessor %d: errno %d before the stop, want 0 (answered through the ring)", i, errno)
+			}
+		}
+		if err := c.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		defer c.cmd.Process.Signal(syscall.SIGCONT)
+		for i, acc := range startAccessors(t, file, 5) {
+			errno, end := acc.result(t, hang)
+			if errno != int(syscall.EPERM) {
+				t.Errorf("accessor %d: errno %d, want EPERM (the deadline's verdict)", i, errno)
+			}
+			if took := time.Duration(end - acc.start); took < 300*time.Millisecond || took > 2*time.Second {
+				t.Errorf("accessor %d: open() took %v, want the 300 ms deadline (≤ 2 s on a loaded machine)", i, took)
+			}
+		}
+	})
+	t.Run("sigkill", func(t *testing.T) {
+		c := dialClient(t, sock, "class=content,ring=1,auto=allow,quiet=1,deadline=1m,cverdict=deny", spawnOpts{})
+		mustAdd(t, c, kindInode, maskOpenPerm, dir)
+		if err := c.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		accs := startAccessors(t, file, 5)
+		time.Sleep(100 * time.Millisecond) // they wait on the stopped client
+		killed := time.Now()
+		if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		for i, acc := range accs {
+			if errno, _ := acc.result(t, hang); errno != int(syscall.EPERM) {
+				t.Errorf("accessor %d: errno %d, want EPERM (the close verdict)", i, errno)
+			}
+		}
+		if took := time.Since(killed); took > 5*time.Second {
+			t.Errorf("the opens returned %v after the kill, want at once (the deadline is 1 min)", took)
+		}
+	})
+}
+
+// rawRing is a permission client that speaks the protocol and the ring itself, so that it can
+// write what a hostile client would.
+type rawRing struct {
+	*rawPermClient
+	ring *proto.ClientRing
+	mem  []byte
+}
+
+func dialRing(t *testing.T, sock string, h proto.Hello) *rawRing {
+	t.Helper()
+	h.WantRing = true
+	c := dialRaw(t, sock, h)
+	m, err := c.conn.ReadMsg()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, ok := m.(*proto.RingGrant)
+	if !ok {
+		t.Fatalf("got %#v after the Welcome, want a RingGrant", m)
+	}
+	r, err := proto.NewClientRing(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	return &rawRing{rawPermClient: c, ring: r, mem: r.Shared()}
+}
+
+// next returns the next permission event from the ring, waiting at most hang.
+func (c *rawRing) next(t *testing.T) *proto.Event {
+	t.Helper()
+	got := make(chan *proto.Event, 1)
+	go func() {
+		for {
+			var ev *proto.Event
+			ok, err := c.ring.Next(func(f []byte) error {
+				m, err := proto.Decode(f, nil)
+				if e, isEv := m.(*proto.Event); err == nil && isEv && e.ID != 0 && ev == nil {
+					ev = e
+				}
+				return err
+			})
+			if ev != nil || !ok || err != nil {
+				got <- ev
+				return
+			}
+		}
+	}()
+	select {
+	case ev := <-got:
+		if ev == nil {
+			t.Fatal("the ring closed")
+		}
+		return ev
+	case <-time.After(hang):
+		c.ring.Stop()
+		t.Fatal("no event in the ring")
+	}
+	return nil
+}
+
+// answerRaw writes an answer slot as it lies in the shared pages, valid or not, publishes it
+// and kicks the daemon.
+func (c *rawRing) answerRaw(slot [proto.RingAnswerSize]byte) {
+	uHead := (*atomic.Uint32)(ptr32(c.mem, proto.RingOffUHead))
+	h := uHead.Load()
+	off := proto.RingCtrl + proto.RingDown + int(h%proto.RingUpSlots)*proto.RingAnswerSize
+	copy(c.mem[off:], slot[:])
+	uHead.Store(h + 1)
+	c.ring.Kick()
+}
+
+func allowSlot(id uint64) (s [proto.RingAnswerSize]byte) {
+	binary.LittleEndian.PutUint64(s[:], id)
+	return s
+}
+
+// TestRingHostileAnswers: answers through the ring for ids the client was never sent, the
+// same answer twice, and slots that are no answer at all change nothing but what they may:
+// the event is allowed once, by its own answer, and the others are refused (the daemon
+// counts one answer).
+func TestRingHostileAnswers(t *testing.T) {
+	file, sock, d := ringScratch(t)
+	c := dialRing(t, sock, proto.Hello{Class: engine.ClassContent, Deadline: time.Minute, DeadlineVerdict: engine.Deny})
+	c.mark(filepath.Dir(file))
+	acc := startAccessors(t, file, 1)[0]
+	ev := c.next(t)
+	var garbage [proto.RingAnswerSize]byte
+	for i := range garbage {
+		garbage[i] = 0xa5
+	}
+	c.answerRaw(allowSlot(ev.ID + 1000)) // never sent
+	c.answerRaw(garbage)                 // no answer
+	if acc.returned() {
+		t.Fatal("the open returned before its answer")
+	}
+	deny := allowSlot(ev.ID + 1)
+	deny[8] = byte(engine.Deny)
+	c.answerRaw(deny) // an id not sent yet (the next one the daemon would use)
+	c.answerRaw(allowSlot(ev.ID))
+	c.answerRaw(allowSlot(ev.ID)) // twice
+	if errno, _ := acc.result(t, hang); errno != 0 {
+		t.Fatalf("open: errno %d, want 0 (its own answer, allow)", errno)
+	}
+	// A second open: its own answer decides it, not the deny sent ahead for its id.
+	acc = startAccessors(t, file, 1)[0]
+	ev2 := c.next(t)
+	c.answerRaw(allowSlot(ev2.ID))
+	if errno, _ := acc.result(t, hang); errno != 0 {
+		t.Fatalf("second open (id %d, denied ahead as %d): errno %d, want 0", ev2.ID, ev.ID+1, errno)
+	}
+	var answered uint64
+	for _, cs := range d.srv.Stats(true, 0).Clients {
+		answered += cs.Answered
+	}
+	if answered != 2 {
+		t.Errorf("daemon: %d answers, want 2", answered)
+	}
+}
+
+// TestRingScribbledPositions: a client that writes impossible positions (a consumed count
+// beyond what was written, an answer count far ahead) loses its ring: its events get the
+// deadline's verdict on time, the daemon goes on serving another ring client, and the socket
+// still works (Ping, then Bye).
+func TestRingScribbledPositions(t *testing.T) {
+	for _, word := range []struct {
+		name string
+		off  int
+		val  uint32
+	}{{"dtail-ahead", proto.RingOffDTail, 1 << 30}, {"uhead-ahead", proto.RingOffUHead, 1 << 30}} {
+		t.Run(word.name, func(t *testing.T) {
+			file, sock, _ := ringScratch(t)
+			dir := filepath.Dir(file)
+			bad := dialRing(t, sock, proto.Hello{Class: engine.ClassContent, Deadline: 300 * time.Millisecond, DeadlineVerdict: engine.Deny})
+			bad.mark(dir)
+			// Another ring client, on a directory of its own.
+			gdir := filepath.Join(dir, "g")
+			gfile := filepath.Join(gdir, "f")
+			if err := os.Mkdir(gdir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(gfile, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			good := dialClient(t, sock, "class=content,ring=1,auto=allow,quiet=1", spawnOpts{})
+			mustAdd(t, good, kindInode, maskOpenPerm, gdir)
+			(*atomic.Uint32)(ptr32(bad.mem, word.off)).Store(word.val)
+			bad.ring.Kick()
+			start := time.Now()
+			accs := startAccessors(t, file, 3)
+			for i, acc := range accs {
+				errno, end := acc.result(t, hang)
+				if errno != int(syscall.EPERM) {
+					t.Errorf("accessor %d: errno %d, want EPERM (the bad client's deadline verdict)", i, errno)
+				}
+				if took := time.Duration(end - acc.start); took > 3*time.Second {
+					t.Errorf("accessor %d: %v, want about the 300 ms deadline", i, took)
+				}
+			}
+			_ = start
+			for i, acc := range startAccessors(t, gfile, 3) {
+				if errno, _ := acc.result(t, hang); errno != 0 {
+					t.Errorf("the other client's accessor %d: errno %d, want 0", i, errno)
+				}
+			}
+			good.send("count")
+			if l, _ := good.waitLine("count ", hang); !strings.Contains(l, "events=3 ") {
+				t.Errorf("the other ring client: %q, want its 3 events", l)
+			}
+			if err := bad.conn.WriteMsg(&proto.Ping{Req: 100}); err != nil {
+				t.Fatal(err)
+			}
+			for {
+				if _, ok := bad.rawPermClient.next().(*proto.Pong); ok {
+					break
+				}
+			}
+		})
+	}
+}
+
+func ptr32(b []byte, off int) unsafe.Pointer { return unsafe.Pointer(&b[off]) }
+
+// TestRingOrderPerOpener is TestPermissionOrderPerOpener through the ring: two ring clients
+// (other processes) see each opener's events exactly once and in the opener's order, with
+// four openers at once.
+func TestRingOrderPerOpener(t *testing.T) {
+	testenv.RequireRoot(t)
+	const openers, opens = 4, 60
+	scratch := testenv.Tmpfs(t)
+	for k := range openers {
+		for i := range opens {
+			if err := os.WriteFile(filepath.Join(scratch, fmt.Sprintf("o%d_%d", k, i)), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	sock := filepath.Join(testenv.PublicDir(t), "d.sock")
+	startDaemonMode(t, testConfig(), sock, false)
+	var clients []*proc
+	for range 2 {
+		c := dialClient(t, sock, "class=content,ring=1,auto=allow,deadline=1m", spawnOpts{})
+		if w := c.allLines("welcome"); len(w) != 1 || !strings.Contains(w[0], "ring=1") {
+			t.Fatalf("welcome %q: want the ring", w)
+		}
+		mustAdd(t, c, kindInode, maskOpenPerm, scratch)
+		clients = append(clients, c)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), hang)
+	defer cancel()
+	var ow sync.WaitGroup
+	errs := make(chan error, openers)
+	for k := range openers {
+		ow.Add(1)
+		go func() {
+			defer ow.Done()
+			script := fmt.Sprintf("cd %s && i=0; while [ $i -lt %d ]; do : < o%d_$i || exit 1; i=$((i+1)); done", scratch, opens, k)
+			if out, err := exec.CommandContext(ctx, "/bin/sh", "-c", script).CombinedOutput(); err != nil {
+				errs <- fmt.Errorf("opener %d: %v: %s", k, err, out)
+			}
+		}()
+	}
+	ow.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for ci, c := range clients {
+		next := make([]int, openers)
+		for _, l := range c.allLines("event ") {
+			f := strings.Fields(l)
+			name := filepath.Base(strings.TrimPrefix(f[len(f)-1], "path="))
+			var k, i int
+			if _, err := fmt.Sscanf(name, "o%d_%d", &k, &i); err != nil || k < 0 || k >= openers {
+				continue // the shell's own opens
+			}
+			if i != next[k] {
+				t.Fatalf("client %d: opener %d's open %d came when its open %d was due", ci, k, i, next[k])
+			}
+			next[k]++
+		}
+		for k, n := range next {
+			if n != opens {
+				t.Errorf("client %d: %d events of opener %d, want %d", ci, n, k, opens)
+			}
+		}
+	}
+}
+
+// TestRingAnswerFlood: a client that floods its ring with answers (garbage and ids never
+// sent, kicking the daemon each time) slows no other client: another ring client's opens are
+// answered meanwhile, each within a bound, and the flood is taken a ring's worth at a time.
+func TestRingAnswerFlood(t *testing.T) {
+	file, sock, _ := ringScratch(t)
+	flood := dialRing(t, sock, proto.Hello{Class: engine.ClassContent, Deadline: time.Minute})
+	good := dialClient(t, sock, "class=content,ring=1,auto=allow,quiet=1", spawnOpts{})
+	mustAdd(t, good, kindInode, maskOpenPerm, filepath.Dir(file))
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for id := uint64(1 << 40); ; id++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			flood.answerRaw(allowSlot(id))
+		}
+	}()
+	defer func() { close(stop); wg.Wait() }()
+	time.Sleep(100 * time.Millisecond)
+	for round := range 5 {
+		for i, acc := range startAccessors(t, file, 4) {
+			errno, end := acc.result(t, hang)
+			if errno != 0 {
+				t.Fatalf("round %d accessor %d: errno %d, want 0", round, i, errno)
+			}
+			if took := time.Duration(end - acc.start); took > 3*time.Second {
+				t.Errorf("round %d accessor %d: %v during the flood, want ≤ 3 s", round, i, took)
+			}
+		}
+	}
+}
