@@ -376,3 +376,65 @@ func TestRingAnswerFlood(t *testing.T) {
 		}
 	}
 }
+
+// TestRingFallback: a client that asks for the ring where it cannot have it gets a Result
+// saying why (CodeNotSupported) right after its Welcome and is served on its socket; a
+// client of version 4 is never offered one.
+func TestRingFallback(t *testing.T) {
+	testenv.RequireRoot(t)
+	for _, c := range []struct {
+		name            string
+		threadPerClient bool
+		h               proto.Hello
+	}{
+		{"thread-per-client", true, proto.Hello{Class: engine.ClassContent, WantRing: true}},
+		{"event-fds", false, proto.Hello{Class: engine.ClassContent, WantRing: true, WantEventFDs: true}},
+		{"notification", false, proto.Hello{WantRing: true}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			scratch := testenv.Tmpfs(t)
+			file := filepath.Join(scratch, "f")
+			if err := os.WriteFile(file, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			sock := filepath.Join(testenv.PublicDir(t), "d.sock")
+			startDaemonMode(t, testConfig(), sock, c.threadPerClient)
+			rc := dialRaw(t, sock, c.h)
+			m := rc.next()
+			if r, ok := m.(*proto.Result); !ok || r.Req != 1 || r.Code != proto.CodeNotSupported {
+				t.Fatalf("after the Welcome: %#v, want a Result with not-supported for the Hello", m)
+			}
+			if c.h.Class == engine.ClassNotification {
+				return
+			}
+			rc.mark(scratch)
+			acc := startAccessors(t, file, 1)[0]
+			ev := rc.event()
+			if err := rc.conn.WriteMsg(&proto.Respond{EventID: ev.ID}); err != nil {
+				t.Fatal(err)
+			}
+			if errno, _ := acc.result(t, hang); errno != 0 {
+				t.Fatalf("open: errno %d, want 0 (answered on the socket)", errno)
+			}
+		})
+	}
+	t.Run("version-4", func(t *testing.T) {
+		_, sock, _ := ringScratch(t)
+		conn, err := proto.Dial(sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(hang))
+		conn.WriteMsg(&proto.Hello{Req: 1, MinVersion: 1, MaxVersion: 4, Class: engine.ClassContent})
+		if m, err := conn.ReadMsg(); err != nil || m.(*proto.Welcome).Version != 4 {
+			t.Fatalf("Welcome: %v %v", m, err)
+		}
+		conn.WriteMsg(&proto.Ping{Req: 2})
+		if m, err := conn.ReadMsg(); err != nil {
+			t.Fatal(err)
+		} else if _, ok := m.(*proto.Pong); !ok {
+			t.Fatalf("after the Welcome: %#v, want the Pong (nothing about a ring)", m)
+		}
+	})
+}

@@ -318,7 +318,7 @@ type ClientRing struct {
 	w    ringWords
 	kick int
 
-	tail uint32     // the reader's
+	tail uint32    // the reader's
 	tick schedTick // the reader's: it lives in FUTEX_WAIT as a socket reader in poll (tick_linux.go)
 
 	mu    sync.Mutex // answerers
