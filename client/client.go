@@ -38,7 +38,12 @@
 // Goroutines: every one is the Client's, and Close waits for all of them. Dial starts the
 // reader (readLoop: reads the connection, runs Handler), the pump (hands queued events to
 // Events) and the closer (close: once shutdown and the others have returned, it releases the
-// undelivered events' descriptors and closes Events). With Reconnect, a lost
+// undelivered events' descriptors and closes Events). With Options.Ring, when the daemon
+// grants the permission ring, Dial also starts the ring reader (ringLoop: sleeps in
+// FUTEX_WAIT, reads the events the daemon puts in the ring, runs Handler); it returns when the
+// ring is closed, by the daemon or by the reader once the connection ends (readLoop stops it),
+// and unmaps it (an Answer racing with that finds it closed, under the ring's own lock, and
+// goes to the socket). With Reconnect, a lost
 // connection starts the reconnector (reconnect), which starts the next reader; shutdown ends
 // its attempts. A connection lost without Reconnect shuts the client down from the reader,
 // which then returns; the closer finishes. Locks: mu (the connection, the waiters, the marks)

@@ -64,6 +64,10 @@
 //	└── evloop.Loop.mu     Registration.Pause/Resume, and the Post of a walk's continuation
 //	rateLog.mu             log rate limits (a leaf)
 //
+// The permission ring (ring.go) adds no lock: its sending half runs under sendMu (forward,
+// writeLoop), its answering half on the loop (onKick, one goroutine), and they share only
+// atomic words.
+//
 // A session's locks never nest inside another session's on the loop: a walk's continuation,
 // which may queue the event to another session's group (its forward), is posted and runs
 // after the callback that read the answer has returned, with no lock held. (Off the loop —
@@ -102,7 +106,7 @@
 //     Stopped by Close (stopExport), after appending what the group still holds.
 //     Started by New (startExport), ended by Close (stopExport closes the group and waits for it).
 //   - Callbacks on the backend's event loop (a goroutine the backend owns and ends at its
-//     Close): session.onReadable, and forward and fanout.queued (a flush) through the engine's
+//     Close): session.onReadable, session.onKick (a ring client's answers, ring.go), and forward and fanout.queued (a flush) through the engine's
 //     OnQueue, also on the backend's other readers. They own nothing and never wait.
 //   - The engine's deadline timers and context watchers (runtime goroutines that end by
 //     themselves, see package engine), and context.AfterFunc callbacks that close a connection
