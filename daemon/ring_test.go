@@ -17,6 +17,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/fsnotifyd/fsnotifyd/client"
 	"github.com/fsnotifyd/fsnotifyd/engine"
 	"github.com/fsnotifyd/fsnotifyd/internal/proto"
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
@@ -437,4 +438,57 @@ func TestRingFallback(t *testing.T) {
 			t.Fatalf("after the Welcome: %#v, want the Pong (nothing about a ring)", m)
 		}
 	})
+}
+
+// TestRingClientLibrary: the client package over the ring, in this process (goleak, in
+// TestMain, then finds any goroutine it left): Welcome.Ring, opens answered from a Handler
+// through the ring, Stats on the socket meanwhile, and a Close that ends the ring's reader.
+func TestRingClientLibrary(t *testing.T) {
+	file, sock, _ := ringScratch(t)
+	var c *client.Client
+	var answered atomic.Int64
+	c, err := client.Dial(context.Background(), client.Options{Socket: sock, Class: engine.ClassContent,
+		Deadline: time.Minute, DeadlineVerdict: engine.Deny, Ring: true, NoPaths: true,
+		Handler: func(ev client.Event) {
+			if ev.ID != 0 {
+				if err := c.Respond(ev.ID, engine.Response{}); err != nil {
+					t.Errorf("Respond: %v", err)
+				}
+				answered.Add(1)
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Welcome().Ring {
+		t.Fatal("Welcome.Ring false: the ring was not granted")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), hang)
+	defer cancel()
+	if _, err := c.AddMark(ctx, filepath.Dir(file), engine.KindInode, engine.MarkSpec{Mask: engine.OpenPerm | engine.EventOnChild}); err != nil {
+		t.Fatal(err)
+	}
+	// Another process opens (the daemon's own opens are exempt): a shell, n redirections.
+	const n = 100
+	script := fmt.Sprintf("i=0; while [ $i -lt %d ]; do : < %s || exit 1; i=$((i+1)); done", n, file)
+	done := make(chan error, 1)
+	go func() {
+		out, err := exec.CommandContext(ctx, "/bin/sh", "-c", script).CombinedOutput()
+		if err != nil {
+			err = fmt.Errorf("%v: %s", err, out)
+		}
+		done <- err
+	}()
+	if _, err := c.Stats(ctx, false); err != nil {
+		t.Fatalf("Stats while the ring is in use: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if a := answered.Load(); a != n {
+		t.Errorf("answered %d, want %d", a, n)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
