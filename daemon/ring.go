@@ -166,8 +166,8 @@ func (c *session) onKick() {
 		if reg := c.ringReg.Load(); reg != nil { // nil: registering, and called again after
 			reg.Pause()
 		}
-		if err != nil && !c.ringBroken.Swap(true) {
-			c.s.log.Warn("client broke its permission ring: its events get the deadline's verdict", "client", c.id, "name", c.name, "err", err)
+		if err != nil {
+			c.ringBroken.Store(true) // logged by endRing: the loop never waits on a log write
 		}
 	} else if more {
 		c.ring.SelfKick()
@@ -209,4 +209,8 @@ func (c *session) endRing() {
 	c.ringOff = true
 	c.sendMu.Unlock()
 	c.ring.Close()
+	if bad, broken := c.ringBad.Load(), c.ringBroken.Load(); bad > 0 || broken {
+		c.s.log.Warn("client misused its permission ring: the events it did not answer got the deadline's verdict",
+			"client", c.id, "name", c.name, "broke it", broken, "answers that were no answer", bad)
+	}
 }

@@ -375,16 +375,20 @@ func (r *ClientRing) Next(fn func(frame []byte) error) (bool, error) {
 			}
 			n := binary.LittleEndian.Uint32(down[pos:])
 			if n == ringWrap {
+				if h-r.tail < uint32(RingDown-pos) {
+					return false, errors.New("permission ring: a wrap past the head")
+				}
 				r.tail += uint32(RingDown - pos)
 				continue
 			}
-			if int(n) > ringMaxRecord || pos+4+int(n) > RingDown || h-r.tail < uint32(4+n) {
+			rec := (4 + n + 7) &^ 7
+			if int(n) > ringMaxRecord || pos+4+int(n) > RingDown || h-r.tail < rec {
 				return false, errors.New("permission ring: record out of bounds")
 			}
 			if err := fn(down[pos+4 : pos+4+int(n)]); err != nil {
 				return false, err
 			}
-			r.tail += (4 + n + 7) &^ 7
+			r.tail += rec
 		}
 		r.w.dTail.Store(r.tail)
 		if r.w.dWantRoom.Load() != 0 && r.w.dWantRoom.Swap(0) != 0 {
