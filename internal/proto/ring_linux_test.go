@@ -55,8 +55,13 @@ func TestRingRoundTrip(t *testing.T) {
 				}
 				ev := m.(*Event)
 				got <- ev.ID
-				if !c.Answer(&Respond{EventID: ev.ID, Verdict: fsevent.Verdict(ev.ID % 2)}) {
-					return errors.New("up ring full")
+				// The up ring holds 1024 answers; the test takes them after each put and
+				// while it waits for room, so a full one empties soon.
+				for deadline := time.Now().Add(10 * time.Second); !c.Answer(&Respond{EventID: ev.ID, Verdict: fsevent.Verdict(ev.ID % 2)}); {
+					if time.Now().After(deadline) {
+						return errors.New("up ring full for 10 s")
+					}
+					time.Sleep(50 * time.Microsecond)
 				}
 				return nil
 			})
@@ -96,6 +101,7 @@ func TestRingRoundTrip(t *testing.T) {
 			}
 			d.Publish()
 			d.WantRoom()
+			take()
 			time.Sleep(10 * time.Microsecond)
 		}
 		if id%7 == 0 || id == n {
