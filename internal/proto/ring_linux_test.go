@@ -235,6 +235,10 @@ func TestRingHostileClient(t *testing.T) {
 		if _, err := d.Put(make([]byte, ringMaxRecord)); err == nil {
 			t.Fatal("a frame larger than a record was put")
 		}
+		// The largest event there can be fits (a put that fails would end the session).
+		if ok, err := d.Put(make([]byte, HeaderSize+MaxPayloadOf(TypeEvent))); !ok || err != nil {
+			t.Fatalf("the largest event frame does not fit the empty ring: %v %v", ok, err)
+		}
 	})
 }
 
