@@ -1,0 +1,59 @@
+// Package schedtick keeps a goroutine that lives in system calls visible to the Go scheduler
+// as one that is rescheduled now and then.
+//
+// Why: a goroutine that loops wait → read → handle on system calls (a kernel reader, locked
+// to its OS thread or not) never passes through the scheduler: each system call's exit takes
+// its P straight back, so the P's scheduling tick never moves. After 10 ms of that the
+// runtime's sysmon thread takes it for a goroutine running too long (runtime.retake,
+// forcePreemptNS): it asks for a preemption (a signal when the goroutine is running, which
+// for a goroutine locked to its thread means two thread hand-offs), and — because the stale
+// tick also skips the check that the system call is a new one — retakes the P every time it
+// finds the goroutine in a system call, however short; each retake resets sysmon to polling
+// every 20 µs for the next millisecond. On a small VM that is sysmon waking a few thousand
+// times a second and a P handed around on every wait (docs/design/performance.md: the
+// daemon's FID reader, 12-14% of its CPU in sysmon under bench/fanout.sh's load; a
+// permission client's 1.6-2.7 futex and ~1.9 nanosleep per event). One pass through the
+// scheduler every few milliseconds (runtime.Gosched: the tick moves) stops it, at the cost of
+// a yield — for a goroutine locked to its thread two thread hand-offs — once per period.
+//
+// A Tick is used by one goroutine; it has no lock.
+package schedtick
+
+import (
+	"runtime"
+	"time"
+)
+
+// DefaultEvery is the period of a Tick whose Every is zero: half of sysmon's forcePreemptNS
+// (10 ms), so that the tick moves before sysmon looks twice.
+const DefaultEvery = 5 * time.Millisecond
+
+// gosched is runtime.Gosched; tests count the yields through it.
+var gosched = runtime.Gosched
+
+// Tick yields its goroutine once per period (MaybeYield).
+type Tick struct {
+	// Every is the period; zero means DefaultEvery.
+	Every time.Duration
+	last  time.Time
+}
+
+// MaybeYield yields (runtime.Gosched) if the goroutine has not for the period, and reports
+// whether it did. Call it on the goroutine's loop, before a blocking call or after a batch.
+func (t *Tick) MaybeYield() bool {
+	return t.MaybeYieldAt(time.Now())
+}
+
+// MaybeYieldAt is MaybeYield for a caller that has read the clock already (now).
+func (t *Tick) MaybeYieldAt(now time.Time) bool {
+	every := t.Every
+	if every <= 0 {
+		every = DefaultEvery
+	}
+	if now.Sub(t.last) < every {
+		return false
+	}
+	t.last = now
+	gosched()
+	return true
+}
