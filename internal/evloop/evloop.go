@@ -84,6 +84,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fsnotifyd/fsnotifyd/internal/schedtick"
 	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 )
 
@@ -117,13 +118,13 @@ type Loop struct {
 	closed  bool     // guarded by mu
 
 	// The loop goroutine's own.
-	regs      []*Registration // polled, in order: regs[i] is fds[i+1] (copy on write)
-	fds       []int
-	ready     []bool
-	ps        sys.PollSet
-	dirty     bool          // regs changed: rebuild fds
-	cur       *Registration // the registration whose callback runs
-	lastYield time.Time     // maybeYield's
+	regs  []*Registration // polled, in order: regs[i] is fds[i+1] (copy on write)
+	fds   []int
+	ready []bool
+	ps    sys.PollSet
+	dirty bool           // regs changed: rebuild fds
+	cur   *Registration  // the registration whose callback runs
+	tick  schedtick.Tick // maybeYield's (Every: yieldEvery)
 }
 
 // Registration is a descriptor registered with a Loop.
@@ -170,7 +171,7 @@ type change struct {
 
 // New returns a loop named name (for errors). Its goroutine starts on first use.
 func New(name string) *Loop {
-	return &Loop{name: name, done: make(chan struct{})}
+	return &Loop{name: name, done: make(chan struct{}), tick: schedtick.Tick{Every: yieldEvery}}
 }
 
 // start starts the loop goroutine, once (not after Close).
@@ -418,17 +419,12 @@ func (l *Loop) run() {
 const yieldEvery = 8 * time.Millisecond
 
 // maybeYield yields the loop's P (runtime.Gosched) when it has not been rescheduled for
-// yieldEvery. A goroutine that runs on its P for 10 ms without being rescheduled (the
-// loop: it only makes system calls) is preempted by the runtime's sysmon thread: a signal,
-// its P taken away in the middle of a system call, and, worst on a small VM, sysmon polling
-// every 20 µs for the next millisecond (about 60 wake-ups each time, some 1,500 per second
-// under a steady load: docs/design/performance.md). A yield of a locked goroutine costs two
-// thread hand-offs, 125 times a second at most; it resets the runtime's count before sysmon looks twice.
+// yieldEvery (package schedtick says why: sysmon's preemption, its P taken away in the
+// middle of a system call and sysmon polling every 20 µs, some 1,500 wake-ups per second
+// under a steady load here: docs/design/performance.md). A yield of a locked goroutine costs
+// two thread hand-offs, 125 times a second at most.
 func (l *Loop) maybeYield() {
-	if now := time.Now(); now.Sub(l.lastYield) >= yieldEvery {
-		runtime.Gosched()
-		l.lastYield = time.Now()
-	}
+	l.tick.MaybeYield()
 }
 
 // call runs r's callback.

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fsnotifyd/fsnotifyd/internal/schedtick"
 	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 )
 
@@ -382,8 +383,8 @@ func (c *Conn) sendNoWaitLocked(b []byte) (int, error) {
 type rawSock struct {
 	mu     sync.RWMutex
 	fd     int
-	closed bool      // under mu, exclusively
-	tick   schedTick // the blocking reader's (one at a time: Conn.rmu)
+	closed bool           // under mu, exclusively
+	tick   schedtick.Tick // the blocking reader's (one at a time: Conn.rmu)
 }
 
 func (s *rawSock) recvmsg(p, oob []byte) (n, oobn, flags int, err error) {
@@ -408,7 +409,7 @@ func (s *rawSock) recvmsg(p, oob []byte) (n, oobn, flags int, err error) {
 		// docs/design/performance.md, "The daemon round trip, third pass"). poll's wait takes
 		// only the events it asked for (POLLIN; a hang-up or an error always): room to write
 		// does not wake it. close's shutdown(2) wakes it.
-		s.tick.maybeYield()
+		s.tick.MaybeYield()
 		if _, perr := sys.PollRead(s.fd, -1); perr != nil {
 			return 0, 0, 0, perr
 		}
