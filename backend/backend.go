@@ -76,6 +76,33 @@ type Options struct {
 	Engine engine.Config
 }
 
+// ReaderHook is told by the FID group's reader — the goroutine that reads every notification
+// event and queues them to the engine's groups — when it takes up events (Awake: before it
+// reads a batch, or dispatches what a wait's end brings) and when it is about to wait for the
+// next (Idle: no event held, no lock held). Idle returns how long the reader may wait before
+// calling Idle again (below zero: as long as it likes); the reader calls it again at that
+// time even if no event came. Each Awake is followed by one Idle; when the reader ends (its
+// group closed) that Idle has last set, and the reader will not call again. Neither may
+// block.
+//
+// The daemon's notification fan-out (daemon/fanout.go) flushes its clients in Idle: on the
+// thread that queued their events, which is awake anyway, instead of waking a timer's
+// thread for each flush (docs/design/performance.md).
+type ReaderHook interface {
+	Awake()
+	Idle(last bool) time.Duration
+}
+
+// SetReaderHook sets (nil: removes) the FID reader's hook. The reader reads it each time it
+// wakes; a hook it told Awake gets its Idle even if replaced meanwhile.
+func (b *Backend) SetReaderHook(h ReaderHook) {
+	if h == nil {
+		b.readerHook.Store(nil)
+		return
+	}
+	b.readerHook.Store(&h)
+}
+
 // Errors.
 var (
 	// ErrNeedsPrivilege: permission, mount and filesystem marks need fanotify, which needs
@@ -100,6 +127,9 @@ type Backend struct {
 	// reader before each read of its queue: a test holds it to let a tree go before its
 	// events are read.
 	beforeFIDRead func()
+	// readerHook is told when the FID reader takes up a batch and when it is about to wait
+	// (SetReaderHook).
+	readerHook atomic.Pointer[ReaderHook]
 	// orphanGrace is how long the FID queue stays empty before waiting orphans are
 	// dispatched unplaced (orphans.go): defaultOrphanGrace; tests may set it before the FID
 	// group starts.

@@ -114,11 +114,36 @@ func (g *fidGroup) readLoop() {
 	// reader, which only makes system calls, for a goroutine running too long, and retakes
 	// its P in every poll (package schedtick).
 	var tick schedtick.Tick
+	// The reader hook (Backend.SetReaderHook): hook is the one told Awake, until its Idle,
+	// which is called before every wait and bounds it (hookWait).
+	var hook ReaderHook
+	hookWait := time.Duration(-1)
+	awake := func() {
+		if hook == nil {
+			if h := b.readerHook.Load(); h != nil {
+				hook = *h
+				hook.Awake()
+			}
+		}
+	}
+	idle := func(last bool) {
+		hookWait = -1
+		if hook != nil {
+			h := hook
+			hook = nil
+			hookWait = h.Idle(last)
+		}
+	}
+	defer idle(true)
 	for {
 		if wait {
+			idle(false)
 			timeout := time.Duration(-1)
 			if !graceEnd.IsZero() {
 				timeout = max(time.Until(graceEnd), 0)
+			}
+			if hookWait >= 0 && (timeout < 0 || hookWait < timeout) {
+				timeout = hookWait
 			}
 			any, err := ps.WaitFor(fds, ready, timeout)
 			if g.closed.Load() {
@@ -129,14 +154,17 @@ func (g *fidGroup) readLoop() {
 				time.Sleep(errorPause) // do not spin
 				continue
 			}
+			awake()
 			if !any {
-				// The queue stayed empty for orphanGrace: nothing queued can name the
-				// orphans' directories any more (orphans.go).
-				graceEnd = time.Time{}
-				g.busy.Store(1)
-				g.flushAllOrphans()
-				g.busy.Store(0)
-				continue
+				if !graceEnd.IsZero() && !time.Now().Before(graceEnd) {
+					// The queue stayed empty for orphanGrace: nothing queued can name
+					// the orphans' directories any more (orphans.go).
+					graceEnd = time.Time{}
+					g.busy.Store(1)
+					g.flushAllOrphans()
+					g.busy.Store(0)
+				}
+				continue // the hook's time (Idle, before the next wait), or the grace's
 			}
 			if ready[1] {
 				g.waker.Drain() // a wake without a close: nothing else to do
@@ -145,6 +173,8 @@ func (g *fidGroup) readLoop() {
 				continue
 			}
 		}
+		// Awake already after a wait, not when the reader reads again without waiting.
+		awake()
 		g.busy.Store(1) // before the events leave the kernel's queue
 		if b.beforeFIDRead != nil {
 			b.beforeFIDRead()

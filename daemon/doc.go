@@ -11,9 +11,11 @@
 //
 // Events reach a client two ways. A notification client's events wait in its engine group's
 // queue until a flush sends them, with every other notification client's (fanout.go): at once
-// on the goroutine that queued them after a quiet millisecond, else together at most once a
-// millisecond, each event encoded once for the clients that see it alike, without waiting
-// for any socket; what a socket cannot take goes to that session's writer. Its group merges
+// on the goroutine that queued them after a quiet millisecond, else together at most once an
+// interval (1-5 ms, growing with the clients), by the backend's FID reader before it waits
+// again when it is awake (backend.ReaderHook), by a timer when it is not, each event
+// encoded once for the clients that see it alike, without waiting for any socket; what a
+// socket cannot take goes to that session's writer. Its group merges
 // only exact repeats of its newest unread event (engine.Options.MergeLast), so it gets one
 // operation per event in kernel order. A permission client's events are sent by the
 // backend's event loop itself, the moment they are queued (session.forward, without waiting
@@ -56,7 +58,8 @@
 //	    ├── engine.Group.mu  TryReadBatch (which may call OnQueue, fanout.queued, with no
 //	    │                  engine lock held: it takes only fanout.mu and TryLocks flushMu)
 //	    └── proto.Conn's write lock (TryLock from a flush)
-//	fanout.mu              the dirty list, the last flush's time, the timer (a leaf)
+//	fanout.mu              the dirty list, the last flush's time, the flush wanted, the
+//	                       timer, whether the FID reader is awake (a leaf)
 //	session.inlineMu       inline reading (inline.go): held for one turn of takeLocked, which
 //	│                      never waits; the loop's onReadable only TryLocks it
 //	├── lru.Cache.mu       respond: the send time (session.sent)
@@ -96,8 +99,10 @@
 //     client's events (checked with the client's credentials, never on a reader's
 //     goroutine); then it writes, waiting for the socket, drains the group and sleeps again.
 //     Ends when the session closes, or closes it when its connection breaks.
-//   - The fanout's timer (time.AfterFunc, armed when events wait for a flush, at most once a
-//     millisecond; a runtime goroutine that ends by itself): flushes. Stopped by Close.
+//   - The fanout's timer (time.AfterFunc, armed when events wait for a flush and the FID
+//     reader is not awake to make it, fanout.wantLocked; a runtime goroutine that ends by
+//     itself): flushes. Stopped by Close. The FID reader's flushes (readerHook.Idle) run on
+//     the backend's reader goroutine, which Close stops calling (SetReaderHook(nil)).
 //   - With Options.Export and export lines, the export loop (export.go): reads the export
 //     group at most once per exportInterval (5 ms; up to exportMaxInterval, 50 ms, while
 //     reads bring few records) while events keep coming (at once after a read that filled

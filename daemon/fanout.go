@@ -23,13 +23,15 @@ import (
 //     dirty list (fanout.queued). Events queued to a queue that is not empty cost nothing more.
 //   - The dirty sessions are flushed together (fanout.flush): at once, on the goroutine that
 //     queued the event, if the last flush is at least the interval (fanout.every) old — so a
-//     lone event leaves with no delay and no hand-off — else by a timer when the interval has
-//     passed since the last one. (Flushing on the reader at the end of its batch when due,
-//     instead, was measured: it serialises the flush with the reading and cost the 1-client
-//     case more than the timer's goroutine; docs/design/performance.md.) So a client gets at
-//     most one write per interval (plus one) however many events it is sent, each event
-//     waits at most the interval, and under a flood the events of an interval go in one
-//     sendmsg per client.
+//     lone event leaves with no delay and no hand-off — else once the interval has passed
+//     since the last one: by the backend's FID reader, which queues almost every
+//     notification, if it is awake (it calls readerHook.Idle before it waits, and its wait
+//     ends when the flush is due), else by a timer. A timer's flush wakes a thread of its own
+//     each time, and under a flood those wake-ups and parks were a tenth of the daemon's CPU
+//     (docs/design/performance.md, session 7). So a client gets at most one write per
+//     interval (plus one) however many events it is sent, each event waits at most the
+//     interval (or until the FID reader's batch under way ends), and under a flood the
+//     events of an interval go in one sendmsg per client.
 //   - The interval grows with the clients a flush wrote to (flushPerClient each, from
 //     flushEvery up to maxFlushEvery): under a flood each flush costs a sendmsg and a
 //     wake-up of the client's reader per client, whatever the number of events, and with
@@ -50,8 +52,8 @@ import (
 //     and goes back to sleep. The engine queue in front of it absorbs the rest and overflows
 //     for that client alone.
 //
-// A flush runs on a backend reader's goroutine (the event loop, or the FID reader) or on the
-// timer's, never waits (TryLock only, non-blocking writes) and makes no allocation per event
+// A flush runs on a backend reader's goroutine (the event loop, or the FID reader: in queued
+// or in its Idle) or on the timer's, never waits (TryLock only, non-blocking writes) and makes no allocation per event
 // once its buffers have grown.
 
 // flushEvery is the least time between two flushes, and the most a notification waits in its
@@ -89,13 +91,19 @@ const maxKeptBytes = 1 << 20
 type fanout struct {
 	s *Server
 
-	mu    sync.Mutex // a leaf: dirty, spare, last, every, armed, closed
+	mu    sync.Mutex // a leaf: dirty, spare, last, every, due, armed, readerAwake, closed
 	dirty []*session // sessions with events queued since their last flush
 	spare []*session
 	last  time.Duration // when the last flush began, since Server.start
 	every time.Duration // the interval after the last flush (flushEvery..maxFlushEvery)
-	armed bool          // timer is set to flush
+	// due: when a flush is wanted (zero: none); cleared by a flush, which takes every dirty
+	// session.
+	due   time.Duration
+	armed bool // timer is set to flush
 	timer *time.Timer
+	// readerAwake: the backend's FID reader took up events and will call Idle before it
+	// waits again (readerHook): a flush wanted later is left to it, not to the timer.
+	readerAwake bool
 	// closed: the server closed; no more timer.
 	closed bool
 
@@ -171,11 +179,23 @@ func (f *fanout) queued(c *session) {
 	f.dirty = append(f.dirty, c)
 	due := now >= f.last+f.every || c.eager
 	if !due {
-		f.armLocked(f.last + f.every - now)
+		f.wantLocked(now, f.last+f.every-now)
 	}
 	f.mu.Unlock()
 	if due {
 		f.flush()
+	}
+}
+
+// wantLocked asks for a flush in d (now is the time since Server.start): by the FID reader's
+// Idle if the reader is awake, which calls it before it waits again, else by the timer.
+// Needs f.mu.
+func (f *fanout) wantLocked(now, d time.Duration) {
+	if f.due == 0 || now+d < f.due {
+		f.due = now + d
+	}
+	if !f.readerAwake {
+		f.armLocked(d)
 	}
 }
 
@@ -184,6 +204,51 @@ func (f *fanout) armLocked(d time.Duration) {
 	if !f.armed && !f.closed {
 		f.armed = true
 		f.timer.Reset(d)
+	}
+}
+
+// readerHook is the fan-out's backend.ReaderHook: while the FID reader — which queues
+// almost every notification — is awake, the flushes its events need are made by it, in
+// Idle, before it waits, and its wait ends when the next one is due; the timer is armed only
+// for events queued while it sleeps (by another reader). A timer's flush wakes a thread of
+// its own each time: under bench/fanout.sh's load that thread's wake-ups and parks were a
+// tenth of the daemon's CPU (docs/design/performance.md). An event still waits at most the
+// interval, or until the reader's batch under way ends.
+type readerHook struct{ f *fanout }
+
+// Awake: the reader takes up events.
+func (h readerHook) Awake() {
+	h.f.mu.Lock()
+	h.f.readerAwake = true
+	h.f.mu.Unlock()
+}
+
+// Idle flushes if a flush is due, and returns when the next one is (below zero: none
+// wanted). From now until the reader's next Awake, a flush wanted goes to the timer; and
+// when the reader ends (last), the one wanted already too.
+func (h readerHook) Idle(last bool) time.Duration {
+	f := h.f
+	for i := 0; ; i++ {
+		now := time.Since(f.s.start)
+		f.mu.Lock()
+		if f.due == 0 || f.closed {
+			f.readerAwake = false
+			f.mu.Unlock()
+			return -1
+		}
+		if now < f.due || i == maxAgain {
+			// Not due (or flushed maxAgain times already and wanted again at once): the
+			// reader waits until it is.
+			f.readerAwake = false
+			d := max(f.due-now, 0)
+			if last {
+				f.armLocked(d)
+			}
+			f.mu.Unlock()
+			return d
+		}
+		f.mu.Unlock()
+		f.flush()
 	}
 }
 
@@ -203,7 +268,7 @@ func (f *fanout) flush() {
 			// this goroutine (maybe a kernel reader) should keep flushing: the timer
 			// goes on.
 			f.mu.Lock()
-			f.armLocked(flushEvery)
+			f.wantLocked(time.Since(f.s.start), flushEvery)
 			f.mu.Unlock()
 			return
 		}
@@ -231,6 +296,7 @@ func (f *fanout) flushLocked() {
 	f.dirty, f.spare = f.spare, nil
 	f.last = time.Since(f.s.start)
 	f.every = flushInterval(dirty)
+	f.due = 0 // every dirty session is flushed now; one queued from now on asks again
 	f.mu.Unlock()
 	for _, c := range dirty {
 		// Cleared first: an event queued to c once the group has been read again puts it
@@ -331,7 +397,7 @@ func (f *fanout) send(c *session) {
 		if c.dirty.CompareAndSwap(false, true) {
 			f.mu.Lock()
 			f.dirty = append(f.dirty, c)
-			f.armLocked(f.every)
+			f.wantLocked(time.Since(f.s.start), f.every)
 			f.mu.Unlock()
 		}
 	}

@@ -502,3 +502,91 @@ func TestFlushInterval(t *testing.T) {
 		}
 	}
 }
+
+// TestReaderHookFlushes: while the FID reader is awake, a flush that is not due yet is left
+// to it — no timer armed, Idle says when, and flushes once it is — and when it is asleep, or
+// ends (Idle's last), the timer flushes: no event waits without something that will flush it.
+func TestReaderHookFlushes(t *testing.T) {
+	s := &Server{start: time.Now().Add(-time.Hour)}
+	f := &s.fan
+	f.init(s)
+	defer f.close()
+	h := readerHook{f}
+	// Unprivileged sessions: a flush hands them to their writer (a kick), which is what the
+	// test sees of it.
+	c := &session{kick: make(chan struct{}, 1), absorb: absorbFor(16384)}
+	kicked := func() bool {
+		select {
+		case <-c.kick:
+			return true
+		default:
+			return false
+		}
+	}
+	armed := func() bool { f.mu.Lock(); defer f.mu.Unlock(); return f.armed }
+
+	// The first event after a quiet interval goes at once, on the goroutine that queued it.
+	h.Awake()
+	f.queued(c)
+	if !kicked() {
+		t.Fatal("the first event after a quiet interval was not flushed at once")
+	}
+	// The next is not due: left to the awake reader.
+	f.queued(c)
+	if kicked() || armed() {
+		t.Fatalf("an event not due yet: timer armed %v; want no flush and no timer while the reader is awake", armed())
+	}
+	d := h.Idle(false)
+	if d < 0 || d > flushEvery {
+		t.Fatalf("Idle with an event waiting returned %v, want 0..%v", d, flushEvery)
+	}
+	if kicked() || armed() {
+		t.Fatal("Idle flushed, or armed the timer, before the flush was due")
+	}
+	time.Sleep(d)
+	h.Awake() // the reader's wait ended at the time Idle gave
+	if d := h.Idle(false); d >= 0 {
+		t.Errorf("Idle after flushing returned %v, want -1 (nothing waits)", d)
+	}
+	if !kicked() {
+		t.Fatal("Idle at the time it gave did not flush")
+	}
+	if armed() {
+		t.Error("the timer was armed though the reader flushed")
+	}
+
+	// The reader asleep: the timer flushes.
+	f.queued(c)
+	if !armed() {
+		t.Fatal("an event queued while the reader sleeps did not arm the timer")
+	}
+	waitKick := func(what string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !kicked() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not flushed within 10 s", what)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitKick("an event queued while the reader sleeps")
+
+	// The reader ends while an event waits: its last Idle hands it to the timer.
+	for armed() {
+		time.Sleep(time.Millisecond)
+	}
+	h.Awake()
+	f.queued(c)
+	if kicked() {
+		// Due already (the timer's flush was over an interval ago): queue another.
+		f.queued(c)
+	}
+	if d := h.Idle(true); d < 0 {
+		t.Fatalf("the last Idle with an event waiting returned %v", d)
+	}
+	if !armed() {
+		t.Fatal("the reader's last Idle left an event waiting with no timer armed")
+	}
+	waitKick("an event waiting when the reader ended")
+}

@@ -127,7 +127,9 @@ func New(opts Options) (*Server, error) {
 		s.b, s.ownB = b, true
 	}
 	s.lat.init()
+	s.b.SetReaderHook(readerHook{&s.fan}) // flushes on the FID reader (fanout.go)
 	if err := s.startExport(opts.Export, s.cfg.Exports); err != nil {
+		s.b.SetReaderHook(nil)
 		if s.ownB {
 			s.b.Close()
 		}
@@ -415,6 +417,7 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 	s.closeClients()
 	s.wg.Wait()
+	s.b.SetReaderHook(nil)
 	s.fan.close()
 	s.stopExport()
 	if s.ownB {
