@@ -370,7 +370,10 @@ func PollReadable(fds []int, ready []bool) error {
 
 // PollSet is PollReadable that keeps its buffer from one wait to the next: for a goroutine
 // that waits in a loop (one at a time).
-type PollSet struct{ pfds []unix.PollFd }
+type PollSet struct {
+	pfds []unix.PollFd
+	ts   unix.Timespec // WaitFor's timeout (kept here: a local would escape, one allocation per wait)
+}
 
 // Wait is PollReadable.
 func (p *PollSet) Wait(fds []int, ready []bool) error {
@@ -394,12 +397,15 @@ func (p *PollSet) WaitFor(fds []int, ready []bool, timeout time.Duration) (bool,
 		deadline = time.Now().Add(timeout)
 	}
 	for {
-		ms := -1
+		// ppoll(2) rather than poll(2): its timeout is a timespec, so that a wait of a
+		// fraction of a millisecond (the FID reader's until the fan-out's next flush) is not
+		// rounded to a whole one.
+		var ts *unix.Timespec
 		if timeout >= 0 {
-			// Round up so that a short positive timeout does not become a busy poll of 0.
-			ms = int((max(time.Until(deadline), 0) + time.Millisecond - 1) / time.Millisecond)
+			p.ts = unix.NsecToTimespec(int64(max(time.Until(deadline), 0)))
+			ts = &p.ts
 		}
-		_, err := unix.Poll(p.pfds, ms)
+		_, err := unix.Ppoll(p.pfds, ts, nil)
 		if err == unix.EINTR {
 			continue
 		}

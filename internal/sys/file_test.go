@@ -514,7 +514,8 @@ func TestPreadAndMtime(t *testing.T) {
 }
 
 // TestPollSetWaitFor: WaitFor returns false, with no slot ready, once its timeout passes with
-// nothing to read (not before it), and true with the readable slot as Wait does.
+// nothing to read (not before it, and a timeout below a millisecond is not rounded up to
+// one), and true with the readable slot as Wait does.
 func TestPollSetWaitFor(t *testing.T) {
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -528,6 +529,22 @@ func TestPollSetWaitFor(t *testing.T) {
 	ok, err := ps.WaitFor(fds[:1], ready, 30*time.Millisecond)
 	if took := time.Since(start); err != nil || ok || ready[0] || took < 30*time.Millisecond || took > 5*time.Second {
 		t.Fatalf("WaitFor with nothing to read = %v, %v, ready %v after %v; want false after 30 ms", ok, err, ready, took)
+	}
+	// A fraction of a millisecond is not rounded up to one (the FID reader waits until the
+	// fan-out's next flush is due): the quickest of 20 waits of 200 µs takes less than 1 ms,
+	// and none less than 200 µs.
+	quickest := time.Hour
+	for range 20 {
+		start := time.Now()
+		ok, err := ps.WaitFor(fds[:1], ready, 200*time.Microsecond)
+		took := time.Since(start)
+		if err != nil || ok || took < 200*time.Microsecond {
+			t.Fatalf("WaitFor 200 µs with nothing to read = %v, %v after %v; want false after 200 µs", ok, err, took)
+		}
+		quickest = min(quickest, took)
+	}
+	if quickest >= time.Millisecond {
+		t.Errorf("the quickest of 20 waits of 200 µs took %v: rounded up to a millisecond", quickest)
 	}
 	syscall.Write(fds[1], []byte("x"))
 	if ok, err := ps.WaitFor(fds[:1], ready, time.Hour); err != nil || !ok || !ready[0] {
