@@ -103,6 +103,17 @@ func (b *Backend) SetReaderHook(h ReaderHook) {
 	b.readerHook.Store(&h)
 }
 
+// ClearReaderHook removes the FID reader's hook if it is h (a server closing on a shared
+// backend must not remove another's).
+func (b *Backend) ClearReaderHook(h ReaderHook) {
+	for {
+		cur := b.readerHook.Load()
+		if cur == nil || *cur != h || b.readerHook.CompareAndSwap(cur, nil) {
+			return
+		}
+	}
+}
+
 // Errors.
 var (
 	// ErrNeedsPrivilege: permission, mount and filesystem marks need fanotify, which needs

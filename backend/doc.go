@@ -162,9 +162,10 @@
 //     event of the group's own (fdGroup.waker): Close's Unregister of the group wakes it.
 //     Close ends it after the kernel groups are closed; the work posted before runs, later
 //     posts run on their caller. docs/design/fastpath.md follows one event through it.
-//   - The FID group's reader (fidGroup.readLoop), from the group's creation, locked to its OS
-//     thread and waiting in poll(2) between batches (and yielding to the scheduler once per
-//     few milliseconds, package schedtick): Close closes the group's file and wakes it
+//   - The FID group's reader (fidGroup.readLoop), from the group's creation, waiting in
+//     poll(2) on its thread between batches (and yielding to the scheduler once per few
+//     milliseconds, package schedtick; not locked to the thread, so that a yield needs no
+//     other thread): Close closes the group's file and wakes it
 //     (fidGroup.close: its eventfd), which ends it; Close waits for it (Backend.wg). It
 //     calls the ReaderHook (SetReaderHook, the daemon's fan-out) with no lock held: Awake
 //     when it takes up events, Idle before each wait, which bounds the wait.

@@ -4,7 +4,6 @@ package backend
 
 import (
 	"fmt"
-	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -20,8 +19,8 @@ import (
 // their translation (handles opened, directories walked, name marks dropped) is kept off the
 // loop that answers permission events.
 //
-// The reader is locked to its OS thread and waits in poll(2) for the group (or its waker)
-// itself, as a C reader waits in read(2), rather than in Go's netpoller: parked there, each
+// The reader waits in poll(2) for the group (or its waker) on its own thread, as a C reader
+// waits in read(2), rather than in Go's netpoller: parked there, each
 // batch cost a read that found the queue empty, the scheduler's search for work on the way
 // to the park (runtime.findRunnable, a quarter of the daemon's CPU under bench/fanout.sh's
 // load) and another thread's epoll_wait to wake it; docs/design/performance.md. It polls
@@ -30,7 +29,11 @@ import (
 // it passes through the Go scheduler once per few milliseconds (package schedtick): a
 // goroutine that only makes system calls otherwise has its P retaken by sysmon in every
 // wait, and keeps sysmon polling every 20 µs (12-14% of the daemon's CPU under
-// bench/fanout.sh's load).
+// bench/fanout.sh's load). It is not locked to its thread: a locked goroutine's yield hands
+// its P to another thread and waits for that thread to run and hand it back, which on a
+// host whose CPUs are all busy can hold the reader for as long as the kernel takes to run
+// that other thread (long enough for the kernel to merge an unread event with the next);
+// unlocked, the yield reschedules it on its own thread at once.
 type fidGroup struct {
 	kgroup
 	// busy is set from just before a read takes events off the kernel queue until they are
@@ -98,7 +101,6 @@ func (g *fidGroup) close() {
 // empty; from then the orphans are dispatched once the queue has stayed empty for
 // orphanGrace (the poll's timeout), as a read deadline did in the netpoller.
 func (g *fidGroup) readLoop() {
-	runtime.LockOSThread() // the wait in poll(2) is this thread's; it ends with the goroutine
 	b := g.b
 	defer b.wg.Done()
 	defer g.waker.Close()

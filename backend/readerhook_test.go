@@ -119,8 +119,14 @@ func TestReaderHookBracketsBatchesAndBoundsWaits(t *testing.T) {
 		break
 	}
 
-	// Removed: no more calls, events still read.
-	b.SetReaderHook(nil)
+	// Another hook is not removed by ClearReaderHook(h); h is. Then no more calls, events
+	// still read.
+	other := &testHook{next: -1}
+	b.ClearReaderHook(other)
+	if cur := b.readerHook.Load(); cur == nil || *cur != ReaderHook(h) {
+		t.Fatal("ClearReaderHook of another hook removed the one set")
+	}
+	b.ClearReaderHook(h)
 	time.Sleep(10 * time.Millisecond) // a reader awake with the hook calls its Idle still
 	calls, _ = h.snapshot()
 	n := len(calls)

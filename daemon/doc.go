@@ -102,7 +102,7 @@
 //   - The fanout's timer (time.AfterFunc, armed when events wait for a flush and the FID
 //     reader is not awake to make it, fanout.wantLocked; a runtime goroutine that ends by
 //     itself): flushes. Stopped by Close. The FID reader's flushes (readerHook.Idle) run on
-//     the backend's reader goroutine, which Close stops calling (SetReaderHook(nil)).
+//     the backend's reader goroutine, which Close stops calling (ClearReaderHook).
 //   - With Options.Export and export lines, the export loop (export.go): reads the export
 //     group at most once per exportInterval (5 ms; up to exportMaxInterval, 50 ms, while
 //     reads bring few records) while events keep coming (at once after a read that filled

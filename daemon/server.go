@@ -129,7 +129,7 @@ func New(opts Options) (*Server, error) {
 	s.lat.init()
 	s.b.SetReaderHook(readerHook{&s.fan}) // flushes on the FID reader (fanout.go)
 	if err := s.startExport(opts.Export, s.cfg.Exports); err != nil {
-		s.b.SetReaderHook(nil)
+		s.b.ClearReaderHook(readerHook{&s.fan})
 		if s.ownB {
 			s.b.Close()
 		}
@@ -417,7 +417,7 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 	s.closeClients()
 	s.wg.Wait()
-	s.b.SetReaderHook(nil)
+	s.b.ClearReaderHook(readerHook{&s.fan})
 	s.fan.close()
 	s.stopExport()
 	if s.ownB {
