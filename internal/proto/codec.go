@@ -2,6 +2,7 @@ package proto
 
 import (
 	"encoding/binary"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/fsnotifyd/fsnotifyd/fsevent"
@@ -370,15 +371,14 @@ func checkString(t Type, field, s string, max int, isName bool) *Error {
 	if len(s) > max {
 		return errorf(CodeBadField, "%s: %s is %d bytes; the limit is %d", t, field, len(s), max)
 	}
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case 0:
-			return errorf(CodeBadField, "%s: %s holds a NUL byte at %d", t, field, i)
-		case '/':
-			if isName {
-				return errorf(CodeBadField, "%s: %s %q holds a '/'", t, field, s)
-			}
-		}
+	// strings.IndexByte rather than a loop over the bytes: every string of every event is
+	// checked, when the daemon encodes it and when a client decodes it (6% of bench/fanout's
+	// clients' CPU as a loop).
+	if i := strings.IndexByte(s, 0); i >= 0 {
+		return errorf(CodeBadField, "%s: %s holds a NUL byte at %d", t, field, i)
+	}
+	if isName && strings.IndexByte(s, '/') >= 0 {
+		return errorf(CodeBadField, "%s: %s %q holds a '/'", t, field, s)
 	}
 	return nil
 }
