@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/fsnotifyd/fsnotifyd/fsevent"
+	"github.com/fsnotifyd/fsnotifyd/internal/schedtick"
 	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 )
 
@@ -319,7 +320,7 @@ type ClientRing struct {
 	kick int
 
 	tail uint32    // the reader's
-	tick schedTick // the reader's: it lives in FUTEX_WAIT as a socket reader in poll (tick_linux.go)
+	tick schedtick.Tick // the reader's: it lives in FUTEX_WAIT as a socket reader in poll (internal/schedtick)
 
 	mu    sync.Mutex // answerers
 	uHead uint32
@@ -359,7 +360,7 @@ func (r *ClientRing) Next(fn func(frame []byte) error) (bool, error) {
 		if h == r.tail {
 			r.w.cSleep.Store(1)
 			if r.w.dHead.Load() == h && r.w.closed.Load() == 0 {
-				r.tick.maybeYield()
+				r.tick.MaybeYield()
 				if err := sys.FutexWait(r.w.dHead, h); err != nil {
 					return false, err
 				}
