@@ -319,7 +319,7 @@ type ClientRing struct {
 	w    ringWords
 	kick int
 
-	tail uint32    // the reader's
+	tail uint32         // the reader's
 	tick schedtick.Tick // the reader's: it lives in FUTEX_WAIT as a socket reader in poll (internal/schedtick)
 
 	mu    sync.Mutex // answerers
