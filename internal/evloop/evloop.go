@@ -69,7 +69,8 @@
 // # Goroutines
 //
 // One: the loop goroutine, started by the first Register or Post, locked to its OS thread for
-// its whole life (it never unlocks, so the thread ends with it). Close ends it: it stops
+// its whole life but for its yields (Loop.yield: unlocked for a runtime.Gosched, locked again
+// to whichever thread runs it next; the thread it ends on ends with it). Close ends it: it stops
 // calling callbacks, runs the work still posted, and returns; Close waits for that. Work
 // posted after Close runs at once on the posting goroutine, so that nothing posted is ever
 // lost (a walk's continuation answers a kernel event).
@@ -100,6 +101,7 @@ type Loop struct {
 	startErr  error
 	waker     *sys.Waker
 	tid       atomic.Int64  // the loop's thread id, once it runs
+	tidEpoch  atomic.Uint64 // odd while the loop goroutine is unlocked from its thread (yield)
 	done      chan struct{} // closed when the loop goroutine has returned (or never will run)
 
 	// sleeping is set while the loop waits in poll or in a blocking read, or is about to
@@ -108,6 +110,7 @@ type Loop struct {
 	sleeping, woken atomic.Bool
 	blockOn         atomic.Pointer[Registration]
 	wakes           atomic.Uint64 // wakes sent (eventfd or Blocking.Wake), for the tests
+	yields          atomic.Uint64 // yields made (yield), for the tests
 	polls           atomic.Uint64 // waits in poll (Waits)
 	blockedWaits    atomic.Uint64 // waits in a blocking read (Waits)
 
@@ -171,7 +174,9 @@ type change struct {
 
 // New returns a loop named name (for errors). Its goroutine starts on first use.
 func New(name string) *Loop {
-	return &Loop{name: name, done: make(chan struct{}), tick: schedtick.Tick{Every: yieldEvery}}
+	l := &Loop{name: name, done: make(chan struct{}), tick: schedtick.Tick{Every: yieldEvery}}
+	l.tick.Yield = l.yield
+	return l
 }
 
 // start starts the loop goroutine, once (not after Close).
@@ -200,8 +205,27 @@ func (l *Loop) start() error {
 
 // OnLoop reports whether the caller runs on the loop goroutine (inside a callback or posted
 // work). It costs a gettid(2).
+//
+// The loop goroutine is locked to its thread, so no other goroutine runs on that thread,
+// except while it yields (yield unlocks it): then tidEpoch is odd, and OnLoop answers false
+// (the loop goroutine, in its yield, is not asking). Its thread id is compared only inside one
+// even epoch, whose whole span the loop is locked to the thread tid names: a goroutine whose
+// gettid(2) falls in it runs on another thread. (Without the epoch, a goroutine could read
+// tid before a yield and call gettid on the thread the loop has just left.)
 func (l *Loop) OnLoop() bool {
-	return l.started.Load() && l.tid.Load() == int64(syscall.Gettid())
+	if !l.started.Load() {
+		return false
+	}
+	for {
+		e := l.tidEpoch.Load()
+		if e&1 != 0 {
+			return false
+		}
+		on := l.tid.Load() == int64(syscall.Gettid())
+		if l.tidEpoch.Load() == e {
+			return on
+		}
+	}
 }
 
 // Register has cb called on the loop whenever fd is readable, hung up or in error, until
@@ -355,7 +379,7 @@ func (l *Loop) Close() {
 
 // run is the loop goroutine.
 func (l *Loop) run() {
-	runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+	runtime.LockOSThread() // unlocked only for a yield (see yield): the thread ends with the goroutine
 	l.tid.Store(int64(syscall.Gettid()))
 	defer close(l.done)
 	defer l.waker.Close()
@@ -421,10 +445,30 @@ const yieldEvery = 8 * time.Millisecond
 // maybeYield yields the loop's P (runtime.Gosched) when it has not been rescheduled for
 // yieldEvery (package schedtick says why: sysmon's preemption, its P taken away in the
 // middle of a system call and sysmon polling every 20 µs, some 1,500 wake-ups per second
-// under a steady load here: docs/design/performance.md). A yield of a locked goroutine costs
-// two thread hand-offs, 125 times a second at most.
+// under a steady load here: docs/design/performance.md), 125 times a second at most, with the
+// goroutine unlocked from its thread (yield).
 func (l *Loop) maybeYield() {
 	l.tick.MaybeYield()
+}
+
+// yield is runtime.Gosched with the goroutine unlocked from its thread for the while. A
+// locked goroutine that yields is put back on the run queue while its thread may not run
+// anything else: the thread hands its P to another, sleeps, and is woken and handed the P
+// back when the goroutine's turn comes (two futex wake-ups and two sleeps, about 4 futex
+// calls and 3 context switches per yield, measured: docs/design/performance.md, h7-guard).
+// Unlocked, the thread that yields runs the goroutine again itself (or another thread takes
+// it). The loop's thread has no state of its own to keep (no signal mask, namespace or
+// affinity is ever changed on it), so only OnLoop depends on which thread it is: tidEpoch
+// is odd while the goroutine is unlocked, so that nothing that runs on the old thread
+// meanwhile passes for the loop, and tid names the thread it is locked to afterwards.
+func (l *Loop) yield() {
+	l.tidEpoch.Add(1) // odd: OnLoop is false for everyone until the loop is locked again
+	runtime.UnlockOSThread()
+	runtime.Gosched()
+	runtime.LockOSThread()
+	l.tid.Store(int64(syscall.Gettid()))
+	l.tidEpoch.Add(1)
+	l.yields.Add(1)
 }
 
 // call runs r's callback.

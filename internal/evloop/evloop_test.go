@@ -218,6 +218,79 @@ func TestPost(t *testing.T) {
 	}
 }
 
+// TestOnLoopAcrossYields: the loop goroutine leaves its thread for each yield (Loop.yield) and
+// may come back on another; OnLoop must stay exact throughout: true in every callback and in
+// the work they post, false for every other goroutine, also those that run on the thread the
+// loop has just left. Other goroutines keep the scheduler busy and call OnLoop meanwhile.
+func TestOnLoopAcrossYields(t *testing.T) {
+	l := newLoop(t)
+	r, w := testenv.SocketPair(t)
+	var calls, offLoop, postedOff atomic.Int32
+	reg, err := l.Register(r, func() {
+		var buf [64]byte
+		syscall.Read(r, buf[:])
+		calls.Add(1)
+		if !l.OnLoop() {
+			offLoop.Add(1)
+		}
+		l.Post(func() {
+			if !l.OnLoop() {
+				postedOff.Add(1)
+			}
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Unregister()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var falseOnLoop atomic.Int32
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if l.OnLoop() {
+					falseOnLoop.Add(1)
+				}
+			}
+		}()
+	}
+	yields := l.yields.Load()
+	// Writes for at least 250 ms (about 30 yield intervals) and until 5 yields were made.
+	deadline := time.Now().Add(10 * time.Second)
+	for start := time.Now(); time.Since(start) < 250*time.Millisecond || l.yields.Load()-yields < 5; {
+		if time.Now().After(deadline) {
+			break
+		}
+		syscall.Write(w, []byte("x"))
+		time.Sleep(100 * time.Microsecond)
+	}
+	close(stop)
+	wg.Wait()
+	if n := l.yields.Load() - yields; n < 5 {
+		t.Fatalf("%d yields in 10 s of steady work, want at least 5 (one per %v)", n, yieldEvery)
+	}
+	if calls.Load() == 0 {
+		t.Fatal("the callback never ran")
+	}
+	if n := offLoop.Load(); n != 0 {
+		t.Errorf("OnLoop false in %d of %d callbacks", n, calls.Load())
+	}
+	if n := postedOff.Load(); n != 0 {
+		t.Errorf("OnLoop false in %d functions posted by callbacks", n)
+	}
+	if n := falseOnLoop.Load(); n != 0 {
+		t.Errorf("OnLoop true %d times on goroutines other than the loop", n)
+	}
+}
+
 // Close runs the work posted before it, lets every registration go (Unregister returns at
 // once), and after it Post runs on the caller; closing on the loop does not wait for itself.
 func TestClose(t *testing.T) {

@@ -35,6 +35,9 @@ var gosched = runtime.Gosched
 type Tick struct {
 	// Every is the period; zero means DefaultEvery.
 	Every time.Duration
+	// Yield, if set, is how the goroutine yields instead of runtime.Gosched (evloop: with
+	// the goroutine unlocked from its thread for the while).
+	Yield func()
 	last  time.Time
 }
 
@@ -54,6 +57,10 @@ func (t *Tick) MaybeYieldAt(now time.Time) bool {
 		return false
 	}
 	t.last = now
-	gosched()
+	if t.Yield != nil {
+		t.Yield()
+	} else {
+		gosched()
+	}
 	return true
 }
