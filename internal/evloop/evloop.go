@@ -15,7 +15,8 @@
 // round trip (bench/relayfloor, bench/daemon.sh). (It does not yield per event,
 // runtime.Gosched: a goroutine locked to its thread that yields hands its P to another
 // thread and waits to be handed it back — two wake-ups; bench/backend.sh lost 2-3 times its
-// per-open time with it. It yields once per 8 ms of work, see maybeYield.)
+// per-open time with it. It yields once per 8 ms of work, unlocked from its thread for the
+// while: see maybeYield and yield.)
 //
 // # Rules
 //

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# The floor under the embedded guard's allow-all figure (bench/cli.sh §1), side by side in one
+# run: fanref's C responder reshaped step by step into what `fsnotifyd guard DIR` asks of the
+# kernel (bench/guardfloor.c), then the guard itself, on one and two load threads, rounds
+# alternating the listeners:
+#   fanref      bench/fanref.c respond: inode mark on DIR, FAN_CLASS_CONTENT; read, write, close
+#   c-fs-pre    the guard's kernel setup: a filesystem mark, FAN_CLASS_PRE_CONTENT; same calls
+#   c-statx     c-fs-pre and one statx(2) of each event's descriptor: the guard's four calls
+#               per event and nothing else (the floor of any listener that must know the object:
+#               fanotify has no FID reporting with permission events through Linux 6.18)
+#   c-thread    c-statx in a process with a second (idle) thread, as every Go program is: its
+#               descriptor table is shared, so each call on a descriptor takes and drops a
+#               reference to the file where a single-threaded process borrows it
+#   go          bench/gofloor: the same calls in Go (internal/sys's wrappers, one locked thread
+#               blocking in read(2)), nothing else: what the language and its runtime add
+#   guard       `fsnotifyd guard DIR` (default allow: the allow-all of bench/cli.sh)
+# Prints per round each one's per-open time (fanref's load) and listener CPU per open (perf
+# stat task-clock), their ratios to fanref's, and SUMMARY lines (bench/lib.sh) with the medians:
+# c-statx / fanref (the floor), guard / c-statx (what Go, the engine and the policy add).
+# BUSY=1 runs a busy loop pinned to the last CPU for the whole run (all.sh --busy's load).
+# Run as root: bash bench/guardfloor.sh [OPENS] [ROUNDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-20000}
+ROUNDS=${2:-5}
+command -v perf > /dev/null || { apt-get install -y -qq linux-perf > /dev/null; }
+. bench/lib.sh
+go build -o "$out/fsnotifyd" ./cmd/fsnotifyd
+cc -O2 -pthread -o "$out/guardfloor" bench/guardfloor.c
+go build -o "$out/gofloor" ./bench/gofloor
+mkdir "$out/mnt/d" && echo x > "$out/mnt/d/f"
+busy=""
+if [ "${BUSY:-0}" = 1 ]; then
+	taskset -c "$(( $(nproc) - 1 ))" sh -c 'while :; do :; done' & pids+=($!)
+	busy=" (busy loop on CPU $(( $(nproc) - 1 )))"
+fi
+
+# run NAME THREADS CMD...: the per-open time (us) and listener CPU per open (us) while CMD
+# listens (ready once it says "ready" or "Watches established"), appended to $out/NAME.tTHREADS.
+run() {
+	local name=$1 threads=$2; shift 2
+	: > "$out/l.log"
+	"$@" > "$out/l.log" 2>&1 & local pid=$!
+	for _ in $(seq 200); do grep -q "ready\|Watches established" "$out/l.log" 2> /dev/null && break; sleep 0.05; done
+	grep -q "ready\|Watches established" "$out/l.log" || { echo "listener not ready: $*" >&2; cat "$out/l.log" >&2; exit 1; }
+	"$out/fanref" load "$LOAD_FILE" 500 "$threads" > /dev/null # warm up
+	perf stat -e task-clock -p "$pid" -o "$out/stat.out" & local st=$!
+	sleep 0.2
+	local o; o=$(ops "$threads")
+	kill -INT "$st"; wait "$st" 2> /dev/null || true
+	kill -TERM "$pid"; wait "$pid" 2> /dev/null || true
+	awk -v o="$o" -v n=$((N * threads)) '$3 == "task-clock" { gsub(",", "", $1); printf "%.3f %.3f\n", 1e6 / o, $1 * 1000 / n }' \
+		"$out/stat.out" >> "$out/$name.t$threads"
+}
+names=(fanref c-fs-pre c-statx c-thread go guard)
+echo "guard floor: $N opens per thread, $ROUNDS rounds, $(nproc) CPUs$busy, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+for threads in 1 2; do
+	for r in $(seq "$ROUNDS"); do
+		run fanref "$threads" "$out/fanref" respond "$out/mnt/d"
+		run c-fs-pre "$threads" "$out/guardfloor" respond "$out/mnt/d" fs pre
+		run c-statx "$threads" "$out/guardfloor" respond "$out/mnt/d" fs pre statx
+		run c-thread "$threads" "$out/guardfloor" respond "$out/mnt/d" fs pre statx thread
+		run go "$threads" "$out/gofloor" "$out/mnt/d"
+		run guard "$threads" "$out/fsnotifyd" guard "$out/mnt/d"
+		line="t$threads round $r:"
+		f=$(tail -1 "$out/fanref.t$threads")
+		for n in "${names[@]}"; do
+			line+=$(tail -1 "$out/$n.t$threads" | awk -v n="$n" -v f="$f" '{split(f, a, " "); printf "  %s %.2f us (%.3f) CPU %.2f us (%.2f)", n, $1, $1 / a[1], $2, $2 / a[2]}')
+		done
+		echo "$line"
+	done
+done
+# ratio A B COL THREADS: the median over the rounds of A's column COL over B's in the same round.
+ratio() { paste -d' ' "$out/$1.t$4" "$out/$2.t$4" | awk -v c="$3" '{print $c / $(c + 2)}' | median | awk '{printf "%.3f", $1}'; }
+for threads in 1 2; do
+	for col in 1 2; do
+		line="median $([ $col = 1 ] && echo "per-open time" || echo "listener CPU per open") over fanref's, $threads thread(s):"
+		for n in "${names[@]:1}"; do line+=" $n $(ratio "$n" fanref $col "$threads")"; done
+		echo "$line; guard over c-statx $(ratio guard c-statx $col "$threads"), over go $(ratio guard go $col "$threads")"
+	done
+	summary "guardfloor.cstatx.t$threads" "$(ratio c-statx fanref 1 "$threads")" - "the floor: C responder with the guard's kernel setup and calls (fs mark, pre-content class, statx per event) / fanref, per-open time, $threads load thread(s)$busy"
+	summary "guardfloor.go.t$threads" "$(ratio go fanref 1 "$threads")" - "the same calls in bare Go (bench/gofloor) / fanref, per-open time, $threads load thread(s)$busy"
+	summary "guardfloor.guard-over-cstatx.t$threads" "$(ratio guard c-statx 1 "$threads")" - "embedded guard allow-all / that C floor, per-open time, $threads load thread(s)$busy"
+done
