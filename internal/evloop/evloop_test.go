@@ -3,12 +3,14 @@
 package evloop
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 	"go.uber.org/goleak"
 )
@@ -340,4 +342,91 @@ func TestClose(t *testing.T) {
 	l3 := New("never started")
 	l3.Close()
 	l3.Post(func() {}) // runs on the caller
+}
+
+// TestYieldKeepsTheLoopIdentity: across the loop's yields (unlocked from its thread for the
+// moment, so it may go on on another thread), work posted runs on the loop goroutine, OnLoop
+// is true there and false on every other goroutine, and the loop is locked to whichever thread
+// it runs on (the thread id OnLoop compares is that of the thread running the work).
+func TestYieldKeepsTheLoopIdentity(t *testing.T) {
+	l := newLoop(t)
+	var bad, badSlice atomic.Int32
+	sliced := kernelKeepsSlices(t)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // another goroutine, which may run on the loop's old thread after a yield
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if l.OnLoop() {
+				bad.Add(1)
+			}
+			time.Sleep(50 * time.Microsecond)
+		}
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for l.yields.Load() < 5 && time.Now().Before(deadline) {
+		done := make(chan struct{})
+		l.Post(func() {
+			if !l.OnLoop() || l.tid.Load() != int64(syscall.Gettid()) {
+				bad.Add(1)
+			}
+			if d, err := sys.Slice(0); err == nil && sliced && d != loopSlice {
+				badSlice.Add(1) // the slice did not follow the loop to this thread
+			}
+			close(done)
+		})
+		<-done
+		time.Sleep(time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	if n := l.yields.Load(); n < 5 {
+		t.Fatalf("the loop yielded %d times in 5 s of posts 1 ms apart, want >= 5 (one per %v)", n, yieldEvery)
+	}
+	if n := bad.Load(); n != 0 {
+		t.Fatalf("%d checks saw the wrong loop identity across yields", n)
+	}
+	if n := badSlice.Load(); n != 0 {
+		t.Fatalf("%d posts ran on a loop thread without the loop's slice (%v)", n, loopSlice)
+	}
+}
+
+// kernelKeepsSlices reports whether the kernel keeps a custom slice for SCHED_OTHER (6.12+).
+func kernelKeepsSlices(t *testing.T) bool {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	defer sys.SetSlice(0, 0)
+	if err := sys.SetSlice(0, 2*loopSlice); err != nil {
+		t.Logf("no custom slices: %v", err)
+		return false
+	}
+	d, err := sys.Slice(0)
+	return err == nil && d == 2*loopSlice
+}
+
+// TestLoopThreadSlice: the loop's thread runs with loopSlice, and a thread the loop left
+// after a yield gets the default back (checked in TestYieldKeepsTheLoopIdentity for the
+// threads it moves to).
+func TestLoopThreadSlice(t *testing.T) {
+	if !kernelKeepsSlices(t) {
+		t.Skip("the kernel keeps no custom slice for SCHED_OTHER (before 6.12)")
+	}
+	l := newLoop(t)
+	got := make(chan time.Duration, 1)
+	l.Post(func() {
+		d, err := sys.Slice(0)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- d
+	})
+	if d := <-got; d != loopSlice {
+		t.Fatalf("the loop's thread runs with slice %v, want %v", d, loopSlice)
+	}
 }
