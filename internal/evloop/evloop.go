@@ -488,9 +488,10 @@ func (l *Loop) yield() {
 // just woke itself (the runtime's sysmon, at the return of a long read(2)), waited for the end
 // of that task's slice; with a shorter slice than theirs it runs first. Measured with the loop
 // and a busy loop on one core (docs/design/performance.md, h7-exec): the 90th percentile of
-// an exec's wait for the guard 0.56-2.0 ms with the default, 0.09-0.32 ms with this. It asks
-// for no more CPU than before (a task with a short slice is preempted sooner, not favoured
-// in its share). 0.1 ms is the kernel's smallest.
+// an exec's wait for the guard 0.14-2.2 ms with the default (median of 9 runs 1.45 ms),
+// 0.09-3.0 ms with this (median of 9 runs 0.15 ms). It asks for no more CPU than before (a
+// task with a short slice is preempted sooner, not favoured in its share). 0.1 ms is the
+// kernel's smallest.
 const loopSlice = 100 * time.Microsecond
 
 // call runs r's callback.
