@@ -80,6 +80,7 @@ args() {
 	case "$1" in
 	engine) echo "$ENGINE_COUNT" ;;
 	backend|daemon|relayfloor) echo "$N_PERM $rounds" ;; # relayfloor: the floor of any relay, beside daemon
+	guardfloor) echo "$N_PERM $rounds" ;; # the floor under the embedded guard, beside cli
 	cli) echo "$N_PERM $rounds $DIRS" ;;
 	ignore) echo "$N_IGN $rounds" ;;
 	fanout) echo "$N_FAN $rounds" ;;
@@ -94,7 +95,7 @@ args() {
 	*) echo "" ;;
 	esac
 }
-permission="backend cli daemon fapolicyd exec"
+permission="backend cli daemon fapolicyd exec guardfloor"
 busy_pid=
 stop_busy() { [ -n "$busy_pid" ] && kill "$busy_pid" 2>/dev/null; wait "$busy_pid" 2>/dev/null || true; busy_pid=; }
 trap stop_busy EXIT

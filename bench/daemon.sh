@@ -7,7 +7,8 @@
 #   two load threads (fanref's load generator). Prints the ratio (c)/(b) of the per-open time
 #   (goal <= 1.5). Column (d) is (c) with `serve --thread-per-client`: the permission client's
 #   socket read by a thread of its own instead of by the kernel reader's (the daemon's
-#   default, daemon/inline.go).
+#   default, daemon/inline.go). (c) goes through the permission ring (daemonallow asks for
+#   it); column (e) is (c) over the socket (DAEMONALLOW_RING=0), as before the ring.
 # Run as root: [MODE=mount] bash bench/daemon.sh [OPENS] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,22 +31,25 @@ done
 # Rounds alternate the listeners, so that drift on this noisy machine hits each alike; the
 # summary is the median of the per-round ratios.
 for threads in 1 2; do
-	ratios=() ratios1=()
+	ratios=() ratios1=() ratios2=()
 	for r in $(seq "$ROUNDS"); do
 		a=$(ops "$threads")
 		b=$(with "$threads" "$out/fanref" respond "$out/mnt/d" $MODE)
 		c=$(with "$threads" "$out/daemonallow" "$out/d.sock" "$out/mnt/d" $MODE)
 		d=$(with "$threads" "$out/daemonallow" "$out/d1.sock" "$out/mnt/d" $MODE)
-		line=$(awk -v t="$threads" -v a="$a" -v b="$b" -v c="$c" -v d="$d" 'BEGIN {
-			printf "threads %d  none %.0f/s (%.2f us)  fanref %.0f/s (%.2f us)  daemon+client %.0f/s (%.2f us)  same, thread per client %.0f/s (%.2f us)  ratio(d/b) %.3f  ratio(c/b) %.3f",
-				t, a, 1e6/a, b, 1e6/b, c, 1e6/c, d, 1e6/d, b/d, b/c }')
+		e=$(with "$threads" env DAEMONALLOW_RING=0 "$out/daemonallow" "$out/d.sock" "$out/mnt/d" $MODE)
+		line=$(awk -v t="$threads" -v a="$a" -v b="$b" -v c="$c" -v d="$d" -v e="$e" 'BEGIN {
+			printf "threads %d  none %.0f/s (%.2f us)  fanref %.0f/s (%.2f us)  daemon+client %.0f/s (%.2f us)  same, socket (no ring) %.0f/s (%.2f us)  same, thread per client %.0f/s (%.2f us)  ratio(e/b) %.3f  ratio(d/b) %.3f  ratio(c/b) %.3f",
+				t, a, 1e6/a, b, 1e6/b, c, 1e6/c, e, 1e6/e, d, 1e6/d, b/e, b/d, b/c }')
 		echo "$line"
 		ratios+=("$(echo "$line" | awk '{print $NF}')")
 		ratios1+=("$(echo "$line" | awk '{print $(NF-2)}')")
+		ratios2+=("$(echo "$line" | awk '{print $(NF-4)}')")
 	done
-	m=$(printf '%s\n' "${ratios[@]}" | median) m1=$(printf '%s\n' "${ratios1[@]}" | median)
+	m=$(printf '%s\n' "${ratios[@]}" | median) m1=$(printf '%s\n' "${ratios1[@]}" | median) m2=$(printf '%s\n' "${ratios2[@]}" | median)
 	echo "median ratio (c)/(b), $threads thread(s), $MODE_NAME marks: $m over ${#ratios[@]} rounds (goal <= 1.5)"
 	echo "median ratio (d)/(b), thread per client, $threads thread(s), $MODE_NAME marks: $m1 over ${#ratios1[@]} rounds"
 	summary "daemon.roundtrip.t$threads" "$m" "<=1.5" "daemon + out-of-process allow-all client / fanref C responder, per-open time, $threads load thread(s)"
 	summary "daemon.thread-per-client.t$threads" "$m1" - "same with serve --thread-per-client / fanref"
+	summary "daemon.socket.t$threads" "$m2" - "same client over the socket, without the permission ring (DAEMONALLOW_RING=0) / fanref"
 done

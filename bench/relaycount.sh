@@ -7,7 +7,7 @@
 # OPENS times from THREADS threads; then, with STRACE=1, `strace -f -c` of each process for
 # which system calls they are. Prints per open: system calls, context switches, CPU µs, and
 # SUMMARY lines (bench/lib.sh) with each pair's sums (relay + child, daemon + client).
-# RELAYCOUNT_MODES lists what to count (default "loop loop2 daemon"): relayfloor.c's
+# RELAYCOUNT_MODES lists what to count (default "loop loop2 daemon-socket daemon"): relayfloor.c's
 # MODE[-TRANSPORT] (loop-pipe, split-futex, ...; see its header), daemon (daemonallow with
 # the permission ring, its default) and daemon-socket (DAEMONALLOW_RING=0: the socket).
 # Run as root: [RELAYCOUNT_MODES=...] bash bench/relaycount.sh [OPENS] [THREADS...]
@@ -72,7 +72,7 @@ strace_count() {
 serve=$!
 for _ in $(seq 1200); do "$out/fsnotifyd" stats --socket "$out/d.sock" > /dev/null 2>&1 && break; sleep 0.05; done
 
-MODES=(${RELAYCOUNT_MODES:-loop loop2 daemon})
+MODES=(${RELAYCOUNT_MODES:-loop loop2 daemon-socket daemon})
 for threads in "${THREADS[@]}"; do
 	for mode in "${MODES[@]}"; do
 		if [ "$mode" = daemon ] || [ "$mode" = daemon-socket ]; then
