@@ -319,7 +319,8 @@ type Options struct {
 	// instead of fanotify's any unread event on the same object. A consumer that reports
 	// one operation per event (notify.Watcher, fsnotify's contract) needs it: under
 	// fanotify's rule a write, a read and a second write come out as one write|read, the
-	// second write lost and the order unknowable.
+	// second write lost and the order unknowable. (A DELETE_SELF merges only into the newest
+	// unread event under either rule: docs/events.md.)
 	MergeLast bool
 }
 
