@@ -76,18 +76,7 @@ func TestPermissionOrderPerOpener(t *testing.T) {
 			// opens its files one after another (a redirection: one open(2) each).
 			ctx, cancel := context.WithTimeout(context.Background(), hang)
 			defer cancel()
-			var ow sync.WaitGroup
-			for k := range openers {
-				ow.Add(1)
-				go func() {
-					defer ow.Done()
-					script := fmt.Sprintf("cd %s && i=0; while [ $i -lt %d ]; do : < o%d_$i || exit 1; i=$((i+1)); done", scratch, opens, k)
-					if out, err := exec.CommandContext(ctx, "/bin/sh", "-c", script).CombinedOutput(); err != nil {
-						errs <- fmt.Errorf("opener %d: %v: %s", k, err, out)
-					}
-				}()
-			}
-			ow.Wait()
+			runOpeners(ctx, scratch, openers, opens, errs)
 			wg.Wait()
 			close(errs)
 			for err := range errs {
@@ -113,4 +102,22 @@ func TestPermissionOrderPerOpener(t *testing.T) {
 			}
 		})
 	}
+}
+
+// runOpeners runs openers shells (not the daemon's process, which is exempt), the k-th opening
+// scratch/o<k>_0 ... o<k>_<opens-1> one after another (a redirection: one open(2) each), and
+// returns once all are done; each one's failure goes to errs.
+func runOpeners(ctx context.Context, scratch string, openers, opens int, errs chan<- error) {
+	var ow sync.WaitGroup
+	for k := range openers {
+		ow.Add(1)
+		go func() {
+			defer ow.Done()
+			script := fmt.Sprintf("cd %s && i=0; while [ $i -lt %d ]; do : < o%d_$i || exit 1; i=$((i+1)); done", scratch, opens, k)
+			if out, err := exec.CommandContext(ctx, "/bin/sh", "-c", script).CombinedOutput(); err != nil {
+				errs <- fmt.Errorf("opener %d: %v: %s", k, err, out)
+			}
+		}()
+	}
+	ow.Wait()
 }

@@ -302,19 +302,8 @@ func TestRingOrderPerOpener(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), hang)
 	defer cancel()
-	var ow sync.WaitGroup
 	errs := make(chan error, openers)
-	for k := range openers {
-		ow.Add(1)
-		go func() {
-			defer ow.Done()
-			script := fmt.Sprintf("cd %s && i=0; while [ $i -lt %d ]; do : < o%d_$i || exit 1; i=$((i+1)); done", scratch, opens, k)
-			if out, err := exec.CommandContext(ctx, "/bin/sh", "-c", script).CombinedOutput(); err != nil {
-				errs <- fmt.Errorf("opener %d: %v: %s", k, err, out)
-			}
-		}()
-	}
-	ow.Wait()
+	runOpeners(ctx, scratch, openers, opens, errs)
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
