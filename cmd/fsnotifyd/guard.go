@@ -684,8 +684,13 @@ func (g *guardRun) decided(d notify.Decision) {
 		return
 	}
 	var o outcome
-	if v, ok := g.outcomes.LoadAndDelete(d.Request); ok {
+	if v, ok := g.outcomes.Load(d.Request); ok {
 		o = *v.(*outcome)
+		// Taken out only once the report is queued: the shutdown flush waits for the decisions
+		// still in outcomes, then for the reporter's queue, so between the two a decision must
+		// be in one or the other (taking it out first lost its report when a guard was stopped
+		// right after the decision).
+		defer g.outcomes.Delete(d.Request)
 	}
 	verdict, rule := d.Verdict.String(), d.By
 	switch d.By {

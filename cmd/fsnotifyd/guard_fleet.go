@@ -160,8 +160,8 @@ func (g *guardRun) startFleetPolicy(f *guardFleetFlags) (*fleet.PolicyFollower, 
 }
 
 // reporter sends decisions' records to the daemon (--export-decisions) from its own
-// goroutine: OnDecision runs on the deciding goroutine, before the answer for an inline
-// decision, so a decision never waits on marshalling or on the daemon's socket. When it falls
+// goroutine: OnDecision runs on the deciding goroutine (for an inline decision, right after its
+// answer went out), so no decision waits on marshalling or on the daemon's socket. When it falls
 // behind, records are dropped and counted (said at exit), never the verdicts.
 type reporter struct {
 	gd      atomic.Pointer[notify.Guard] // set once the Guard runs
