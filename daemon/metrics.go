@@ -41,10 +41,27 @@ var (
 	descReaped          = prometheus.NewDesc("fsnotifyd_connections_reaped_total", "Connections closed by the daemon, by reason.", []string{"reason"}, nil)
 )
 
+// The fleet export's figures (serve --export): served only by a daemon that exports.
+var (
+	descExportEvents    = prometheus.NewDesc("fsnotifyd_export_events_total", "Events of the export lines handed to the fleet exporter.", nil, nil)
+	descExportReports   = prometheus.NewDesc("fsnotifyd_export_decision_reports_total", "Guards' decision reports handed to the fleet exporter.", nil, nil)
+	descExportRefused   = prometheus.NewDesc("fsnotifyd_export_decision_reports_refused_total", "Decision reports refused (from a notification client, not a JSON object, or setting a field the daemon sets).", nil, nil)
+	descExportAppended  = prometheus.NewDesc("fsnotifyd_export_records_appended_total", "Records taken by the fleet exporter.", nil, nil)
+	descExportAcked     = prometheus.NewDesc("fsnotifyd_export_records_acked_total", "Records acknowledged by JetStream.", nil, nil)
+	descExportResends   = prometheus.NewDesc("fsnotifyd_export_records_resent_total", "Records sent again after an error.", nil, nil)
+	descExportLost      = prometheus.NewDesc("fsnotifyd_export_records_lost_total", "Records lost before JetStream had them (each gap is in the stream as a gap record), by where.", []string{"where"}, nil)
+	descExportOverflows = prometheus.NewDesc("fsnotifyd_export_overflows_total", "Overflows of the export group's queue (or the kernel's) passed on as gap records.", nil, nil)
+	descExportUnacked   = prometheus.NewDesc("fsnotifyd_export_unacked_records", "Records numbered and not yet acknowledged by JetStream (the export's lag).", nil, nil)
+	descExportSpool     = prometheus.NewDesc("fsnotifyd_export_spool_bytes", "Bytes in the on-disk spool.", nil, nil)
+	descExportConnected = prometheus.NewDesc("fsnotifyd_export_connected", "1 while the exporter is connected to NATS.", nil, nil)
+)
+
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descEvents, descPermEvents, descDelivered, descDropped, descOverflows,
 		descKernelOverflows, descPending, descDeadline, descClosed, descClients, descMarks, descLatency,
-		descConns, descAcceptErrors, descRefused, descReaped} {
+		descConns, descAcceptErrors, descRefused, descReaped, descExportEvents, descExportReports,
+		descExportRefused, descExportAppended, descExportAcked, descExportResends, descExportLost,
+		descExportOverflows, descExportUnacked, descExportSpool, descExportConnected} {
 		ch <- d
 	}
 }
@@ -88,4 +105,23 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	labeled(descRefused, prometheus.CounterValue, cs.RefusedUID, "max_clients_per_uid")
 	labeled(descReaped, prometheus.CounterValue, cs.ReapedHandshake, "handshake_timeout")
 	labeled(descReaped, prometheus.CounterValue, cs.ReapedIdle, "idle_timeout")
+	if x := c.s.export; x != nil {
+		xs := x.exp.Stats()
+		counter(descExportEvents, x.events.Load())
+		counter(descExportReports, x.decisions.Load())
+		counter(descExportRefused, x.refused.Load())
+		counter(descExportAppended, xs.Appended)
+		counter(descExportAcked, xs.Acked)
+		counter(descExportResends, xs.Resends)
+		labeled(descExportLost, prometheus.CounterValue, xs.DroppedBuffer, "buffer")
+		labeled(descExportLost, prometheus.CounterValue, xs.DroppedSpool, "spool")
+		counter(descExportOverflows, xs.Overflows)
+		gauge(descExportUnacked, xs.LastSeq-min(xs.AckedThrough, xs.LastSeq))
+		gauge(descExportSpool, uint64(max(xs.SpoolBytes, 0)))
+		connected := uint64(0)
+		if xs.Connected {
+			connected = 1
+		}
+		gauge(descExportConnected, connected)
+	}
 }

@@ -399,12 +399,7 @@ func startServeIn(t *testing.T, dir string, extra ...string) string {
 // and they follow what happens — a watching client's events, a guarding client's permission
 // events and answers, clients coming and going.
 func TestServeMetrics(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close() // serve takes the port
+	addr := freeTCPAddr(t)
 	sock := startServe(t, "--metrics", addr)
 	dir := testenv.Tmpfs(t)
 	sh(t, "mkdir -p "+dir+"/w "+dir+"/g && echo s > "+dir+"/g/secret.key && echo ok > "+dir+"/g/ok")
@@ -417,6 +412,9 @@ func TestServeMetrics(t *testing.T) {
 		if _, ok := m0[name]; !ok {
 			t.Fatalf("/metrics has no %s", name)
 		}
+	}
+	if _, ok := m0["fsnotifyd_export_events_total"]; ok {
+		t.Errorf("/metrics of a daemon without --export has the export's figures")
 	}
 	if m0["fsnotifyd_clients"] != 0 || m0["fsnotifyd_marks"] != 0 || m0["fsnotifyd_events_total"] != 0 {
 		t.Fatalf("an idle daemon: clients %v, marks %v, events %v", m0["fsnotifyd_clients"],
@@ -522,6 +520,17 @@ func scrapeMetrics(t *testing.T, addr string) map[string]float64 {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// freeTCPAddr is a loopback address with a port free now, for serve --metrics to take.
+func freeTCPAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 // waitMetrics scrapes until ok holds (within 10 s) and returns that scrape.

@@ -281,3 +281,65 @@ func TestGuardStoppedRightAfterADecisionStillReportsIt(t *testing.T) {
 		t.Fatalf("%d decision records, want %d (one deny per guard)", len(decisions), rounds)
 	}
 }
+
+// TestServeExportMetrics: `serve --export --metrics` serves the export's figures, and they
+// follow what happens: the export lines' events and a guard's decision report handed over and
+// acknowledged by JetStream (no lag, nothing lost), a notification client's report refused.
+func TestServeExportMetrics(t *testing.T) {
+	testenv.RequireRoot(t)
+	url := natsURL(t)
+	mnt := testenv.Tmpfs(t)
+	sh(t, "mkdir -p "+mnt+"/etc "+mnt+"/srv && echo s > "+mnt+"/srv/a.key")
+	addr := freeTCPAddr(t)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "export.conf")
+	os.WriteFile(conf, []byte("export close_write "+mnt+"/etc/**\n"), 0o644)
+	sock := startServeIn(t, dir, "--export", url, "--host", "web-1", "--spool", filepath.Join(dir, "spool"),
+		"--export-config", conf, "--metrics", addr)
+
+	const n = 20
+	for i := range n {
+		os.WriteFile(fmt.Sprintf("%s/etc/f%d", mnt, i), []byte("x"), 0o644)
+	}
+	g := start(t, "guard", "--daemon="+sock, "--deny", "**/*.key", "--export-decisions", mnt+"/srv")
+	if _, err := os.ReadFile(mnt + "/srv/a.key"); !errors.Is(err, syscall.EPERM) {
+		t.Fatalf("read of a denied file: %v", err)
+	}
+	g.stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cl, err := client.Dial(ctx, client.Options{Socket: sock, Name: "hand", Class: engine.ClassNotification})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Report([]byte(`{"verdict":"allow","path":"/forged-by-notification"}`)); err != nil {
+		t.Fatal(err)
+	}
+	cl.Ping(ctx) // the daemon handled the report
+	cl.Close()
+
+	m := waitMetrics(t, addr, "every record handed over and acknowledged", func(m map[string]float64) bool {
+		return m["fsnotifyd_export_events_total"] >= n && m["fsnotifyd_export_decision_reports_total"] == 1 &&
+			m["fsnotifyd_export_records_acked_total"] >= n+1 && m["fsnotifyd_export_unacked_records"] == 0
+	})
+	if got := m["fsnotifyd_export_events_total"]; got != n {
+		t.Errorf("fsnotifyd_export_events_total %v, want %d (one close_write per file)", got, n)
+	}
+	if got, want := m["fsnotifyd_export_records_appended_total"], m["fsnotifyd_export_events_total"]+1; got != want {
+		t.Errorf("fsnotifyd_export_records_appended_total %v, want %v (the events and the report)", got, want)
+	}
+	for name, want := range map[string]float64{
+		"fsnotifyd_export_decision_reports_refused_total":     1,
+		"fsnotifyd_export_connected":                          1,
+		`fsnotifyd_export_records_lost_total{where="buffer"}`: 0,
+		`fsnotifyd_export_records_lost_total{where="spool"}`:  0,
+		"fsnotifyd_export_overflows_total":                    0,
+	} {
+		if got, ok := m[name]; !ok || got != want {
+			t.Errorf("%s = %v (present %v), want %v", name, got, ok, want)
+		}
+	}
+	if _, ok := m["fsnotifyd_export_spool_bytes"]; !ok {
+		t.Errorf("/metrics has no fsnotifyd_export_spool_bytes")
+	}
+}
