@@ -64,7 +64,7 @@ type proc struct {
 func start(t *testing.T, args ...string) *proc {
 	t.Helper()
 	argv := append([]string{bin}, args...)
-	if args[0] == "setpriv" { // fsnotifyd run by setpriv: args is the whole command line
+	if args[0] == "setpriv" || args[0] == "inotifywait" { // fsnotifyd run by setpriv, or the peer: args is the whole command line
 		argv = args
 	}
 	p := &proc{t: t, cmd: exec.Command(argv[0], argv[1:]...), lines: make(chan string, 10000), done: make(chan struct{})}
@@ -867,13 +867,55 @@ func TestWatchRecursiveRmRfDirectoryGoesAfterItsContents(t *testing.T) {
 	}
 }
 
+// TestWatchSelfEventsAsInotifywait: a directory's MOVE_SELF and DELETE_SELF under `watch -r`
+// print as inotifywait -m -r prints them — the directory itself (`w/a/c/ MOVE_SELF `), not an
+// entry of its parent, and without ISDIR — beside the parent's MOVED_TO and DELETE, run side
+// by side on the same operations (as root: fanotify; as nobody: inotify).
+func TestWatchSelfEventsAsInotifywait(t *testing.T) {
+	if _, err := exec.LookPath("inotifywait"); err != nil {
+		t.Skip("no inotifywait (apt-get install inotify-tools)")
+	}
+	dir := testenv.PublicTmpfs(t)
+	for _, who := range []string{"root", "nobody"} {
+		t.Run(who, func(t *testing.T) {
+			w := filepath.Join(dir, who, "w")
+			sh(t, fmt.Sprintf("mkdir -p %s/a/b/d && chmod -R 777 %s", w, filepath.Dir(w)))
+			events := "moved_to,move_self,delete,delete_self"
+			args := []string{"watch", "-r", "-e", events, w}
+			if who == "nobody" {
+				args = append([]string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", bin}, args...)
+			}
+			ours := start(t, args...)
+			peer := start(t, "inotifywait", "-m", "-r", "-e", events, w) // it says "Watches established." too
+			sh(t, fmt.Sprintf("mv %[1]s/a/b %[1]s/a/c && rmdir %[1]s/a/c/d && rmdir %[1]s/a/c", w))
+			want := 6 // MOVED_TO c, MOVE_SELF c, DELETE d, DELETE_SELF d, DELETE c, DELETE_SELF c
+			collect := func(p *proc) []string {
+				got := p.collect(10*time.Second, func(l []string) bool { return len(l) >= want })
+				for i := range got {
+					got[i] = strings.TrimPrefix(got[i], filepath.Dir(w))
+				}
+				return slices.Sorted(slices.Values(got))
+			}
+			g, pw := collect(ours), collect(peer)
+			if strings.Join(g, "\n") != strings.Join(pw, "\n") {
+				t.Errorf("watch -r printed\n%s\ninotifywait -m -r printed\n%s", strings.Join(g, "\n"), strings.Join(pw, "\n"))
+			}
+			if !slices.Contains(g, "/w/a/c/ MOVE_SELF ") || !slices.Contains(g, "/w/a/c/ DELETE_SELF ") {
+				t.Errorf("no self events of /w/a/c in:\n%s", strings.Join(g, "\n"))
+			}
+		})
+	}
+}
+
 func TestWatchRecursiveRmRfSameOnEveryBackend(t *testing.T) {
 	dir := testenv.PublicTmpfs(t) // nobody reaches it
 	want := []string{
 		"/w/a/b/c/ DELETE f",
-		"/w/a/b/ DELETE_SELF,ISDIR c", "/w/a/b/ DELETE,ISDIR c",
-		"/w/a/ DELETE_SELF,ISDIR b", "/w/a/ DELETE,ISDIR b",
-		"/w/ DELETE_SELF,ISDIR a", "/w/ DELETE,ISDIR a",
+		// A directory's DELETE_SELF is its own event, as inotifywait prints it (trailing
+		// space: %f is empty).
+		"/w/a/b/c/ DELETE_SELF ", "/w/a/b/ DELETE,ISDIR c",
+		"/w/a/b/ DELETE_SELF ", "/w/a/ DELETE,ISDIR b",
+		"/w/a/ DELETE_SELF ", "/w/ DELETE,ISDIR a",
 	}
 	for _, who := range []string{"root", "nobody"} {
 		t.Run(who, func(t *testing.T) {

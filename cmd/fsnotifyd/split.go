@@ -4,6 +4,7 @@ package main
 
 import (
 	"io"
+	"strings"
 
 	"github.com/fsnotifyd/fsnotifyd/engine"
 	"github.com/fsnotifyd/fsnotifyd/internal/format"
@@ -14,16 +15,25 @@ import (
 // they happen for one object (engine.SplitOrder; docs/events.md), as inotifywait prints
 // inotify's events. It writes at most max lines (0: no limit) and returns line, reused as
 // the buffer, and how many it wrote.
+//
+// A DELETE_SELF or MOVE_SELF is printed as the object's own event, %w its path and %f empty,
+// as inotifywait prints them (it watches each directory itself: `a/b/ DELETE_SELF`), not as
+// an entry of its directory (`a/ DELETE_SELF b`), which is how the other parts of the same
+// kernel event print.
 func writeSplit(w io.Writer, out format.Formatter, r *format.Record, line []byte, max int) ([]byte, int, error) {
 	var parts [4]engine.Mask
-	mask := r.Mask
-	defer func() { r.Mask = mask }()
+	mask, watched, name := r.Mask, r.Watched, r.Name
+	defer func() { r.Mask, r.Watched, r.Name = mask, watched, name }()
 	n := 0
 	for _, m := range engine.SplitMask(mask, parts[:0]) {
 		if max > 0 && n == max {
 			break
 		}
 		r.Mask = m
+		r.Watched, r.Name = watched, name
+		if m&(engine.DeleteSelf|engine.MoveSelf) != 0 && name != "" {
+			r.Watched, r.Name = strings.TrimSuffix(watched, "/")+"/"+name, ""
+		}
 		line = out.Append(line[:0], r)
 		line = append(line, '\n')
 		if _, err := w.Write(line); err != nil {

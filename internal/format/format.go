@@ -195,7 +195,9 @@ func (f *Format) Append(dst []byte, r *Record) []byte {
 		case opName:
 			dst = append(dst, r.Name...)
 		case opEvents:
-			dst = appendNames(dst, inotifyOrder, r.Mask, op.text, r.isDir())
+			// inotify reports a directory's DELETE_SELF and MOVE_SELF without IN_ISDIR
+			// (inotifywait prints `d/ DELETE_SELF`; the trailing slash tells the directory).
+			dst = appendNames(dst, inotifyOrder, r.Mask, op.text, r.isDir() && r.Mask&(engine.DeleteSelf|engine.MoveSelf) == 0)
 		case opTime:
 			if !r.Time.IsZero() {
 				dst = f.time.Append(dst, r.Time)
