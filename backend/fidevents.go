@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"hash/fnv"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/engine"
@@ -24,30 +23,77 @@ type dirInfo struct {
 	// events below it are dispatched as possibly inside every subtree (placeUnknown).
 	placeUnknown bool
 	gen          uint64
+	// chain is {id} and the ancestors (what an event on a child carries: built once per
+	// directory, not per event; shared, never modified); nil until the first.
+	chain []engine.ID
+	// lastName and lastPath are the child named last and its path (childPath): a file's
+	// events come in runs, and its path is then built once. Only the FID reader uses them.
+	lastName, lastPath string
 }
 
+// childChain returns the ancestry of a child of d: d and the directories above it (shared,
+// never modified).
+func (d *dirInfo) childChain() []engine.ID {
+	if d.chain == nil {
+		d.chain = append([]engine.ID{d.id}, d.ancestors...)
+	}
+	return d.chain
+}
+
+// childPath returns the path of d's child name and the name, as strings that share bytes
+// (the name is the path's tail), and remembers them for the next event on that name; the
+// path is "" (unknown) when d's is.
+func (d *dirInfo) childPath(name []byte) (path, nm string) {
+	if d.path == "" {
+		return "", string(name)
+	}
+	if d.lastPath != "" && d.lastName == string(name) {
+		return d.lastPath, d.lastName
+	}
+	path = joinName(d.path, name)
+	nm = path[len(path)-len(name):]
+	if len(name) == 0 || (len(name) == 1 && name[0] == '.') {
+		nm = string(name) // the directory itself: joinName gave its path
+	}
+	d.lastName, d.lastPath = nm, path
+	return path, nm
+}
+
+// handleKey is the string that names a file handle in the backend's maps (its type, then its
+// bytes).
 func handleKey(h sys.FileHandle) string {
-	var b strings.Builder
-	b.Grow(4 + len(h.Bytes))
+	var a [64]byte
+	return string(appendHandleKey(a[:0], h))
+}
+
+// appendHandleKey appends h's handle key (handleKey) to b.
+func appendHandleKey(b []byte, h sys.FileHandle) []byte {
 	t := uint32(h.Type)
-	b.WriteByte(byte(t))
-	b.WriteByte(byte(t >> 8))
-	b.WriteByte(byte(t >> 16))
-	b.WriteByte(byte(t >> 24))
-	b.Write(h.Bytes)
-	return b.String()
+	b = append(b, byte(t), byte(t>>8), byte(t>>16), byte(t>>24))
+	return append(b, h.Bytes...)
+}
+
+// keyOf returns h's handle key in the FID reader's scratch buffer, without allocating: for
+// lookups (a map index m[string(k)] does not allocate either). It is valid until the
+// reader's next keyOf; string(k) keeps it.
+func (fs *fsState) keyOf(h sys.FileHandle) []byte {
+	fs.keyBuf = appendHandleKey(fs.keyBuf[:0], h)
+	return fs.keyBuf
 }
 
 // resolveDir returns the directory of a fid record, from the cache or the kernel.
 func (b *Backend) resolveDir(fs *fsState, fid *sys.FileID, needAncestry bool) (*dirInfo, bool) {
 	gen := fs.dirGen.Load()
-	key := handleKey(fid.Handle)
-	if d := fs.goneDir(key); d != nil {
-		return d, true // gone, and named since by its own deletion (orphans.go)
+	k := fs.keyOf(fid.Handle)
+	if fs.gone != nil {
+		if d := fs.goneDir(string(k)); d != nil {
+			return d, true // gone, and named since by its own deletion (orphans.go)
+		}
 	}
-	if d := fs.dirs[key]; d != nil && d.gen == gen && (d.ancestors != nil || !needAncestry) {
+	if d := fs.dirs[string(k)]; d != nil && d.gen == gen && (d.ancestors != nil || !needAncestry) {
 		return d, true
 	}
+	key := string(k) // kept (fs.dirs); k is reused by what follows
 	if fs.anchor < 0 {
 		return nil, false
 	}
@@ -112,11 +158,12 @@ func (b *Backend) resolveDir(fs *fsState, fid *sys.FileID, needAncestry bool) (*
 // btrfs, the kernel's generic FID), so that the path's object is the handle's — else (renamed
 // meanwhile, or a handle without it) the handle is opened: three system calls.
 func (b *Backend) objectID(fv *fsView, fid *sys.FileID, path string) engine.ID {
-	key := handleKey(fid.Handle)
-	if id, ok := fv.knownID(key); ok {
+	fs := fv.state
+	k := fs.keyOf(fid.Handle)
+	if id, ok := fv.knownID(k); ok {
 		return id
 	}
-	fs := fv.state
+	key := string(k)
 	if path != "" && len(path) < pathMax {
 		if st, err := sys.Statx(sys.AT_FDCWD, path, sys.AT_SYMLINK_NOFOLLOW); err == nil && st.Dev == fs.dev && handleHoldsIno(fid.Handle.Bytes, st.Ino) {
 			id := inodeID(st.Dev, st.Ino)
@@ -138,20 +185,20 @@ func (b *Backend) objectID(fv *fsView, fid *sys.FileID, path string) engine.ID {
 	return standInID(fs.dev, key)
 }
 
-// knownID returns the ID of the object with handle key when it is known without a system
+// knownID returns the ID of the object with handle key k when it is known without a system
 // call: a registered object's exact ID (the one its marks are on), or the inode an earlier
-// event found behind the handle (the FID reader only).
-func (fv *fsView) knownID(key string) (engine.ID, bool) {
-	if r, ok := fv.handles[key]; ok {
+// event found behind the handle (the FID reader only). Lookups only: k is not kept.
+func (fv *fsView) knownID(k []byte) (engine.ID, bool) {
+	if r, ok := fv.handles[string(k)]; ok {
 		return r.id, true
 	}
-	return fv.state.inodes.Get(key)
+	return fv.state.inodes.Get(string(k))
 }
 
 // goneID is the ID of an object that is gone: its known ID if any (a marked directory keeps
 // its marks' ID after it went: its events must still match them), else a stand-in.
 func (fv *fsView) goneID(key string) engine.ID {
-	if id, ok := fv.knownID(key); ok {
+	if id, ok := fv.knownID([]byte(key)); ok {
 		return id
 	}
 	return standInID(fv.state.dev, key)
@@ -259,9 +306,9 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 		ev.Ancestors = fv.rootAncestors()
 	}
 	hasDir := kev.Records.Has(sys.FAN_EVENT_INFO_TYPE_DFID_NAME) || kev.Records.Has(sys.FAN_EVENT_INFO_TYPE_DFID)
-	// ignoreKey: a notification event on an object found by its handle, which may earn the
+	// ignoreFID: a notification event on an object found by its handle, which may earn the
 	// object an outside-ignore mark (maybeIgnore).
-	var ignoreKey string
+	var ignoreFID *sys.FileID
 	switch {
 	case mask&engine.Rename != 0:
 		// Through a directory's inode mark the kernel sends only the watched side's record.
@@ -274,7 +321,8 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 		}
 		switch {
 		case od != nil:
-			ev.Inode, ev.Name, ev.OldPath = od.id, string(kev.OldDFID.Name), joinName(od.path, kev.OldDFID.Name)
+			ev.Inode = od.id
+			ev.OldPath, ev.Name = od.childPath(kev.OldDFID.Name)
 			if needAncestry {
 				ev.Ancestors = od.ancestors
 			}
@@ -285,9 +333,10 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 			return
 		}
 		if nd != nil {
-			ev.Target, ev.NewName, ev.Path = nd.id, string(kev.NewDFID.Name), joinName(nd.path, kev.NewDFID.Name)
+			ev.Target = nd.id
+			ev.Path, ev.NewName = nd.childPath(kev.NewDFID.Name)
 			if needAncestry {
-				ev.TargetAncestors = append([]engine.ID{nd.id}, nd.ancestors...)
+				ev.TargetAncestors = nd.childChain()
 				if od == nil {
 					ev.Ancestors = nd.ancestors
 				}
@@ -312,7 +361,8 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 			b.stats.TranslateErrors.Add(1)
 			return
 		}
-		ev.Inode, ev.Name, ev.Path = d.id, string(kev.DFID.Name), joinName(d.path, kev.DFID.Name)
+		ev.Inode = d.id
+		ev.Path, ev.Name = d.childPath(kev.DFID.Name)
 		if needAncestry {
 			ev.Ancestors = d.ancestors
 			if d.placeUnknown {
@@ -330,16 +380,17 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 			b.stats.TranslateErrors.Add(1)
 			return
 		}
-		ev.Parent, ev.Name, ev.Path = d.id, string(kev.DFID.Name), joinName(d.path, kev.DFID.Name)
+		ev.Parent = d.id
+		ev.Path, ev.Name = d.childPath(kev.DFID.Name)
 		ev.Inode = b.objectID(fv, &kev.FID, ev.Path)
 		if needAncestry {
-			ev.Ancestors = append([]engine.ID{d.id}, d.ancestors...)
+			ev.Ancestors = d.childChain()
 			if d.placeUnknown {
 				placeUnknown(ev, fv, d.id) // its directory is known, not the rest
 			}
 		}
 		if mask&notifBits != 0 && mask&^(notifBits|engine.EventFlags) == 0 {
-			ignoreKey = handleKey(kev.FID.Handle)
+			ignoreFID = &kev.FID
 		}
 	default:
 		// An event on the object itself (a marked directory reports name "."), or with no
@@ -369,7 +420,7 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 					}
 				}
 				if mask&notifBits != 0 && mask&^(notifBits|engine.EventFlags) == 0 {
-					ignoreKey = handleKey(fid.Handle)
+					ignoreFID = fid
 				}
 			}
 		}
@@ -391,10 +442,13 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 	if kev.Records.Has(sys.FAN_EVENT_INFO_TYPE_FID) && mask&(engine.DirentEvents) != 0 && ev.Path != "" {
 		// Remember where the entry's object is (or was), for its own later self events
 		// (DELETE_SELF and MOVE_SELF carry no name).
-		if len(fs.recent) >= 4096 {
-			clear(fs.recent)
+		k := fs.keyOf(kev.FID.Handle)
+		if p, ok := fs.recent[string(k)]; !ok || p != ev.Path {
+			if len(fs.recent) >= 4096 {
+				clear(fs.recent)
+			}
+			fs.recent[string(k)] = ev.Path
 		}
-		fs.recent[handleKey(kev.FID.Handle)] = ev.Path
 	}
 	// A directory that was gone when its children's events were read is named now: they go
 	// first (orphans.go).
@@ -404,8 +458,10 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 	// Name marks that rested on the names this event changes go before anyone hears of it.
 	b.nameChanged(fs, kev, mask)
 	b.eng.Notify(b.ctx, ev)
-	if ignoreKey != "" {
-		b.maybeIgnore(ev, v, ignoreKey)
+	if ignoreFID != nil && needAncestry {
+		// (maybeIgnore asks for nothing where events need no ancestry: outside-ignore marks
+		// are for subtrees. The key is built only where it may be sent.)
+		b.maybeIgnore(ev, v, handleKey(ignoreFID.Handle))
 	}
 	ev.Release()
 	// Directory moves and deletions invalidate cached paths and ancestries.

@@ -46,6 +46,7 @@ type fsState struct {
 	handles map[string]registered // handles of registered objects; guarded by Backend.mu
 	dirs    map[string]*dirInfo   // the FID reader's directory cache (that goroutine only)
 	recent  map[string]string     // handle → path of recent entries (the FID reader's)
+	keyBuf  []byte                // the FID reader's scratch handle key (fsState.keyOf)
 	// inodes maps handles to the IDs of the objects they name (objectID; the FID reader's).
 	inodes  *lru.Cache[string, engine.ID]
 	orphans *orphanage // events below directories gone when read (the FID reader's)

@@ -1,0 +1,222 @@
+//go:build linux
+
+package backend
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/sys"
+	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
+)
+
+// fidFixture is a FID group's event as the kernel reports it for a child of a watched
+// directory (its directory's handle and the child's name, and the child's own handle),
+// built from the handles name_to_handle_at gives, so that the FID reader's translation can be
+// run again and again on one goroutine (the reader's own caches: run it only while the real
+// reader has nothing to read).
+type fidFixture struct {
+	b   *Backend
+	g   *engine.Group
+	fg  *fidGroup
+	dir string
+	kev sys.FanotifyEvent
+	buf []engine.Delivery
+}
+
+func newFIDFixture(t testing.TB, b *Backend, g *engine.Group) *fidFixture {
+	t.Helper()
+	return &fidFixture{b: b, g: g, buf: make([]engine.Delivery, 64)}
+}
+
+// childEvent sets the fixture's event: mask on dir/name, caused by this process.
+func (x *fidFixture) childEvent(t testing.TB, dir, name string, mask uint64) {
+	t.Helper()
+	dh, _, err := sys.NameToHandleAt(sys.AT_FDCWD, dir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fh, _, err := sys.NameToHandleAt(sys.AT_FDCWD, filepath.Join(dir, name), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.b.mu.Lock()
+	fg := x.b.fidGrp
+	var fsid sys.Fsid
+	found := false
+	for _, fs := range x.b.fss {
+		if fs.dev == stat(t, dir).Dev {
+			fsid, found = fs.fsid, true
+		}
+	}
+	x.b.mu.Unlock()
+	if fg == nil || !found {
+		t.Fatalf("no FID group, or %s's filesystem is not marked", dir)
+	}
+	x.fg, x.dir = fg, dir
+	// The real reader must be idle: the fixture runs the reader's code on this goroutine.
+	if idle, err := fg.idle(); err != nil || !idle {
+		t.Fatalf("the FID group is not idle (%v): the fixture would race with its reader", err)
+	}
+	x.kev = sys.FanotifyEvent{
+		Mask:    mask,
+		Fd:      -1,
+		Pid:     int32(os.Getpid()),
+		Pidfd:   -1,
+		Records: 1<<sys.FAN_EVENT_INFO_TYPE_DFID_NAME | 1<<sys.FAN_EVENT_INFO_TYPE_FID,
+		DFID:    sys.FileID{Fsid: fsid, Handle: dh, Name: []byte(name)},
+		FID:     sys.FileID{Fsid: fsid, Handle: fh},
+	}
+}
+
+// handleOne translates and dispatches the fixture's event once, as the FID reader does, and
+// reads back and releases what the group got; it returns how many deliveries that was.
+func (x *fidFixture) handleOne(now time.Time) int {
+	kev := x.kev // handle may split it (a copy, as parseEach hands the reader)
+	x.fg.handle(&kev, x.b.view.Load(), now)
+	n, _ := x.g.TryReadBatch(x.buf)
+	for i := range x.buf[:n] {
+		x.buf[i].Release()
+		x.buf[i] = engine.Delivery{}
+	}
+	return n
+}
+
+// maxFIDAllocs is what the FID reader may allocate to translate and dispatch one event on a
+// child of a watched directory once the directory and the child are known: the event (it is
+// handed to every group that queues it and to the daemon's clients, which may hold it past
+// the reader's batch, so it is not reused).
+const maxFIDAllocs = 1
+
+// TestFIDHandleAllocations: translating a FID group's event on a child of a watched
+// directory (bench/fanout.sh's load: the OPEN and CLOSE of one file) allocates at most
+// maxFIDAllocs once the directory is cached and the child's inode known: the handle keys are
+// looked up from a reused buffer, the name shares the path's bytes. Each event still
+// reaches the group, with the child's path, name and inode.
+func TestFIDHandleAllocations(t *testing.T) {
+	root := testenv.Tmpfs(t)
+	dir := filepath.Join(root, "d")
+	mkdirAll(t, dir)
+	f := filepath.Join(dir, "f")
+	writeFile(t, f, "x")
+	g2 := filepath.Join(dir, "g2")
+	writeFile(t, g2, "x") // before the mark: the real reader is to have nothing to read
+	b := newBackend(t, ModeFanotify)
+	g := newGroup(t, b, engine.Options{Name: "allocs"})
+	mark(t, b, g, dir, engine.KindInode, engine.MarkSpec{Mask: engine.Open | engine.Close | engine.EventOnChild})
+	x := newFIDFixture(t, b, g)
+	now := time.Now() // one time: the process's name stays cached (commTTL)
+	for _, tc := range []struct {
+		name string
+		mask uint64
+		want engine.Mask
+	}{
+		{"open", sys.FAN_OPEN, engine.Open},
+		{"close", sys.FAN_CLOSE_NOWRITE, engine.CloseNoWrite},
+		{"open+close merged", sys.FAN_OPEN | sys.FAN_CLOSE_NOWRITE, engine.Open | engine.CloseNoWrite},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			x.childEvent(t, dir, "f", tc.mask)
+			// The first events fill the caches (the directory, the child's inode, the name).
+			kev := x.kev
+			x.fg.handle(&kev, b.view.Load(), now)
+			n, err := g.TryReadBatch(x.buf)
+			if err != nil || n != 1 {
+				t.Fatalf("the group got %d deliveries (%v), want 1", n, err)
+			}
+			d := x.buf[0]
+			if d.Mask != tc.want || d.Event.Path != f || d.Event.Name != "f" || d.Event.Inode != idOf(t, f) || d.Event.Parent != idOf(t, dir) {
+				t.Errorf("delivery %v path %q name %q inode %v parent %v; want %v %q \"f\" %v %v",
+					d.Mask, d.Event.Path, d.Event.Name, d.Event.Inode, d.Event.Parent, tc.want, f, idOf(t, f), idOf(t, dir))
+			}
+			d.Release()
+			x.buf[0] = engine.Delivery{}
+			lost := 0
+			allocs := testing.AllocsPerRun(1000, func() {
+				if x.handleOne(now) != 1 {
+					lost++
+				}
+			})
+			if lost > 0 {
+				t.Errorf("%d of the events did not reach the group", lost)
+			}
+			if allocs > maxFIDAllocs {
+				t.Errorf("%.2f allocations per event, want at most %d", allocs, maxFIDAllocs)
+			}
+			t.Logf("%.2f allocations per event", allocs)
+		})
+	}
+	// Two children in turn: each event gets its own child's path and name (the directory
+	// remembers only the last child's path: here each event builds its path again).
+	t.Run("two children in turn", func(t *testing.T) {
+		var evF, evG sys.FanotifyEvent
+		x.childEvent(t, dir, "f", sys.FAN_OPEN)
+		evF = x.kev
+		x.childEvent(t, dir, "g2", sys.FAN_OPEN)
+		evG = x.kev
+		check := func(kev sys.FanotifyEvent, path, name string) {
+			x.fg.handle(&kev, b.view.Load(), now)
+			n, err := g.TryReadBatch(x.buf)
+			if err != nil || n != 1 {
+				t.Fatalf("the group got %d deliveries (%v), want 1", n, err)
+			}
+			d := x.buf[0]
+			if d.Event.Path != path || d.Event.Name != name || d.Event.Inode != idOf(t, path) {
+				t.Errorf("event path %q name %q inode %v, want %q %q %v", d.Event.Path, d.Event.Name, d.Event.Inode, path, name, idOf(t, path))
+			}
+			d.Release()
+			x.buf[0] = engine.Delivery{}
+		}
+		for range 3 {
+			check(evF, f, "f")
+			check(evG, g2, "g2")
+		}
+		const maxAlternating = maxFIDAllocs + 1 // and the path
+		x.kev = evF
+		allocs := testing.AllocsPerRun(500, func() {
+			x.kev = evF
+			x.handleOne(now)
+			x.kev = evG
+			x.handleOne(now)
+		})
+		if allocs > 2*maxAlternating {
+			t.Errorf("%.2f allocations per two events, want at most %d", allocs, 2*maxAlternating)
+		}
+		t.Logf("%.2f allocations per two events", allocs)
+	})
+}
+
+// BenchmarkFIDHandle: the FID reader's translation and dispatch of one event on a child of a
+// watched directory, caches warm, to one group, read back and released.
+func BenchmarkFIDHandle(bm *testing.B) {
+	root := testenv.Tmpfs(bm)
+	dir := filepath.Join(root, "d")
+	mkdirAll(bm, dir)
+	writeFile(bm, filepath.Join(dir, "f"), "x")
+	testenv.RequireRoot(bm)
+	b, err := New(Options{Mode: ModeFanotify})
+	if err != nil {
+		bm.Fatal(err)
+	}
+	defer b.Close()
+	g, err := b.Engine().NewGroup(engine.Options{Name: "bench"})
+	if err != nil {
+		bm.Fatal(err)
+	}
+	defer g.Close()
+	if err := addMark(b, g, dir, engine.KindInode, engine.MarkSpec{Mask: engine.Open | engine.Close | engine.EventOnChild}); err != nil {
+		bm.Fatal(err)
+	}
+	x := newFIDFixture(bm, b, g)
+	x.childEvent(bm, dir, "f", sys.FAN_OPEN)
+	now := time.Now()
+	x.handleOne(now)
+	bm.ReportAllocs()
+	bm.ResetTimer()
+	for bm.Loop() {
+		x.handleOne(now)
+	}
+}
