@@ -86,16 +86,15 @@ func (x *fidFixture) handleOne(now time.Time) int {
 }
 
 // maxFIDAllocs is what the FID reader may allocate to translate and dispatch one event on a
-// child of a watched directory once the directory and the child are known: the event (it is
-// handed to every group that queues it and to the daemon's clients, which may hold it past
-// the reader's batch, so it is not reused).
-const maxFIDAllocs = 1
+// child of a watched directory once the directory and the child are known: nothing (the
+// event itself is reused once released: fidEvent).
+const maxFIDAllocs = 0
 
 // TestFIDHandleAllocations: translating a FID group's event on a child of a watched
 // directory (bench/fanout.sh's load: the OPEN and CLOSE of one file) allocates at most
 // maxFIDAllocs once the directory is cached and the child's inode known: the handle keys are
-// looked up from a reused buffer, the name shares the path's bytes. Each event still
-// reaches the group, with the child's path, name and inode.
+// looked up from a reused buffer, the name shares the path's bytes, the event is reused once
+// released. Each event still reaches the group, with the child's path, name and inode.
 func TestFIDHandleAllocations(t *testing.T) {
 	root := testenv.Tmpfs(t)
 	dir := filepath.Join(root, "d")
@@ -219,4 +218,79 @@ func BenchmarkFIDHandle(bm *testing.B) {
 	for bm.Loop() {
 		x.handleOne(now)
 	}
+}
+
+// TestFIDEventReuse: the FID reader reuses an event only once every group that queued it
+// has released it. One group releases each event at once, another holds the first it got
+// while a thousand more events go by (each one reused by then): the held event keeps its
+// path, name and inode, and events after it are not it until it is released. (A use after a
+// release would be a data race with the reuse: -race runs of the backend's tests report it.)
+func TestFIDEventReuse(t *testing.T) {
+	root := testenv.Tmpfs(t)
+	dir := filepath.Join(root, "d")
+	mkdirAll(t, dir)
+	f, g2 := filepath.Join(dir, "f"), filepath.Join(dir, "g2")
+	writeFile(t, f, "x")
+	writeFile(t, g2, "x")
+	b := newBackend(t, ModeFanotify)
+	spec := engine.MarkSpec{Mask: engine.Open | engine.EventOnChild}
+	quick := newGroup(t, b, engine.Options{Name: "quick"})
+	mark(t, b, quick, dir, engine.KindInode, spec)
+	holder := newGroup(t, b, engine.Options{Name: "holder"})
+	mark(t, b, holder, dir, engine.KindInode, spec)
+	x := newFIDFixture(t, b, quick)
+	x.childEvent(t, dir, "f", sys.FAN_OPEN)
+	evF := x.kev
+	x.childEvent(t, dir, "g2", sys.FAN_OPEN)
+	evG := x.kev
+	now := time.Now()
+	hbuf := make([]engine.Delivery, 64)
+	drainHolder := func() {
+		n, _ := holder.TryReadBatch(hbuf)
+		for i := range hbuf[:n] {
+			hbuf[i].Release()
+			hbuf[i] = engine.Delivery{}
+		}
+	}
+
+	x.kev = evF
+	if n := x.handleOne(now); n != 1 {
+		t.Fatalf("quick got %d deliveries, want 1", n)
+	}
+	n, err := holder.TryReadBatch(hbuf[:1])
+	if err != nil || n != 1 {
+		t.Fatalf("holder got %d deliveries (%v), want 1", n, err)
+	}
+	held := hbuf[0]
+	hbuf[0] = engine.Delivery{}
+	x.kev = evG
+	for i := range 1000 {
+		if n := x.handleOne(now); n != 1 {
+			t.Fatalf("event %d: quick got %d deliveries, want 1", i, n)
+		}
+		n, _ := holder.TryReadBatch(hbuf)
+		for j := range hbuf[:n] {
+			if hbuf[j].Event == held.Event {
+				t.Fatalf("event %d: the held event was reused while held", i)
+			}
+		}
+		for j := range hbuf[:n] {
+			hbuf[j].Release()
+			hbuf[j] = engine.Delivery{}
+		}
+	}
+	if ev := held.Event; ev.Path != f || ev.Name != "f" || ev.Inode != idOf(t, f) || held.Mask != engine.Open {
+		t.Errorf("the held event became %v %q %q %v, want %v %q \"f\" %v", held.Mask, ev.Path, ev.Name, ev.Inode, engine.Open, f, idOf(t, f))
+	}
+	held.Release()
+	// Released by both groups: it may come back now, with its new event's content only.
+	x.kev = evG
+	x.fg.handle(&x.kev, b.view.Load(), now)
+	n, _ = quick.TryReadBatch(x.buf[:1])
+	if n != 1 || x.buf[0].Event.Path != g2 || x.buf[0].Event.Name != "g2" || len(x.buf[0].Event.Ancestors) != 0 {
+		t.Errorf("after the release: %d deliveries, %+v", n, x.buf[0].Event)
+	}
+	x.buf[0].Release()
+	x.buf[0] = engine.Delivery{}
+	drainHolder()
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"hash/fnv"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/engine"
@@ -79,6 +80,33 @@ func appendHandleKey(b []byte, h sys.FileHandle) []byte {
 func (fs *fsState) keyOf(h sys.FileHandle) []byte {
 	fs.keyBuf = appendHandleKey(fs.keyBuf[:0], h)
 	return fs.keyBuf
+}
+
+// fidEvent is an engine event made by the FID reader, reused once every holder has released
+// it: the event was the reader's largest allocation per kernel event (a quarter of its
+// translation's CPU with the garbage collector's share: docs/design/performance.md). It is
+// its own payload (engine.Payload), which the engine releases once the source and every
+// group that queued the event are done with it (engine.Event.Release: the last reference),
+// and only then does it go back to the pool. Sound because nothing uses an event after
+// dropping its reference to it: the engine's queues hold a reference while an event is
+// queued (their merges look only at queued events), a reader copies what it keeps before
+// Delivery.Release (backend.Record, the daemon's encoding; the daemon's memo holds its
+// events until its flush ends), and the source releases it last in handle. A use after
+// the release would be a race with the reader's reuse, which -race reports (the pool
+// orders Put before Get for the race detector): TestFIDEventReuse.
+type fidEvent struct{ ev engine.Event }
+
+var fidEvents = sync.Pool{New: func() any { return new(fidEvent) }}
+
+// Release returns the event to the pool (engine.Payload: called once, by the last holder's
+// Release).
+func (p *fidEvent) Release() { fidEvents.Put(p) }
+
+// newFIDEvent returns an empty event, for the FID reader.
+func newFIDEvent() *engine.Event {
+	p := fidEvents.Get().(*fidEvent)
+	p.ev = engine.Event{Payload: p}
+	return &p.ev
 }
 
 // resolveDir returns the directory of a fid record, from the cache or the kernel.
@@ -300,7 +328,8 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 	fs := fv.state
 	needAncestry := fv.needAncestry()
 	mask := engine.Mask(kev.Mask) &^ engine.EventOnChild
-	ev := &engine.Event{Mask: mask, Filesystem: fsID(fs.dev), Pid: kev.Pid, Time: now}
+	ev := newFIDEvent()
+	ev.Mask, ev.Filesystem, ev.Pid, ev.Time = mask, fsID(fs.dev), kev.Pid, now
 	ev.Comm, ev.Exe = b.comms.get(kev.Pid, now)
 	if fv.rootOnly {
 		ev.Ancestors = fv.rootAncestors()
