@@ -109,7 +109,9 @@
 //	fidgroup.go      the FID group (notification events) and its reader
 //	perm.go          a kernel permission event's life: dispatch, verdict, exactly one answer
 //	translate.go     FD event → engine event: statx, path, parent and ancestry (and caches)
-//	fidevents.go     FID events: handles, names, moves, merged events split
+//	fidevents.go     FID events: handles, names, moves, merged events split; its engine
+//	                 events are pooled (fidEvent: reused only after the last holder's
+//	                 Release, which may run on any goroutine: a sync.Pool)
 //	orphans.go       FID events whose directory was gone when read, held until it is named
 //	paths.go         paths and ancestries from descriptors; events placed as unknown
 //	names.go         name marks: pinned objects, their drops, path verification

@@ -24,6 +24,9 @@ type dirInfo struct {
 	// events below it are dispatched as possibly inside every subtree (placeUnknown).
 	placeUnknown bool
 	gen          uint64
+	// The fields above are set before the dirInfo is first used and never after; those
+	// below are memos, filled by the FID reader as it goes.
+	//
 	// chain is {id} and the ancestors (what an event on a child carries: built once per
 	// directory, not per event; shared, never modified); nil until the first.
 	chain []engine.ID
