@@ -103,8 +103,12 @@ summary fanout.cpu.${K}clients "$(col 2)" "<=2" "daemon CPU per kernel notificat
 summary fanout.rate.1client "$(col 3)" ">=0.5" "kernel events/s read by the daemon with 1 client / by fanref's notification reader"
 summary fanout.rate.${K}clients "$(col 4)" ">=0.5" "kernel events/s read by the daemon with $K clients / by fanref's notification reader"
 ecol() { awk -v f="$1" '{ print $f }' "$out/ratios_embedded" | median; }
-summary fanout.watch.cpu_per_open "$(ecol 1)" "-" "embedded watch's CPU per open of the load / fanref's notification reader's (the <=1.5 goal is per kernel event, which watch does not count)"
-summary fanout.trace.cpu_per_open "$(ecol 2)" "-" "embedded trace's CPU per open of the load / fanref's notification reader's (the <=1.5 goal is per kernel event, which trace does not count)"
+# The embedded path's goal (issue 12: <= 1.5x), on what can be measured from outside: CPU for
+# the same load, per open, since watch and trace count no kernel events. fanref reads every
+# event it can, so its figure per open is its figure per kernel event times the events an
+# open makes; a slower reader gets more of them merged, which this basis does not reward.
+summary fanout.watch.cpu_per_open "$(ecol 1)" "<=1.5" "embedded watch's CPU for the same load / fanref's notification reader's (per open of the load: watch counts no kernel events)"
+summary fanout.trace.cpu_per_open "$(ecol 2)" "<=1.5" "embedded trace's CPU for the same load / fanref's notification reader's (per open of the load: trace counts no kernel events)"
 awk -v k="$K" '{ a[NR] = $(NF-4) + 0; b[NR] = $NF + 0 } END {
 	n = asort_(a); asort_(b)
 	printf "median over %d rounds: daemon CPU per kernel event with %s clients = %.2f x fanref notify, %.2f x the daemon with 1 client\n", NR, k, a[int((NR+1)/2)], b[int((NR+1)/2)] }
