@@ -168,7 +168,7 @@ type Backend struct {
 	view atomic.Pointer[view] // what readers need to know about the marks; rebuilt under mu
 
 	inflightMu lockorder.Mutex         // lockInflight
-	inflight   map[*permEvent]struct{} // kernel permission events not answered yet
+	inflight   map[*permEvent]struct{} // kernel permission events a walk waits for, not answered yet (and fdGroup.dispatching)
 
 	exempts *Exemptions // this process and its helpers: allowed without a decision
 
@@ -453,14 +453,21 @@ func (b *Backend) Close() error {
 	b.mu.Unlock()
 
 	b.cancel() // walks waiting in the engine go on with ReasonCancelled and answer allow
-	b.inflightMu.Lock()
 	// With each event its generation: one answered and reused meanwhile (ReusePermEvents) is
 	// another kernel event by then, which this answer must not reach (permEvent.answerGen).
 	type pendingEvent struct {
 		p   *permEvent
 		gen uint64
 	}
-	pending := make([]pendingEvent, 0, len(b.inflight))
+	var pending []pendingEvent
+	// The event the loop is dispatching first, then inflight: an event a walk waits for
+	// enters inflight before it leaves dispatching (fdGroup.dispatching).
+	if fd != nil {
+		if p := fd.dispatching.Load(); p != nil {
+			pending = append(pending, pendingEvent{p, p.generation()})
+		}
+	}
+	b.inflightMu.Lock()
 	for p := range b.inflight {
 		pending = append(pending, pendingEvent{p, p.generation()})
 	}

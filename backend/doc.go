@@ -135,7 +135,7 @@
 //	    │                     never holds it while dispatching
 //	    └── fsState.ignMu     a filesystem's name marks, pinned directories, mark generation
 //	                          (also taken alone by the PermissionHook, the loop and the janitor)
-//	Backend.inflightMu        kernel permission events not yet answered (a leaf)
+//	Backend.inflightMu        kernel permission events a walk waits for (a leaf)
 //	Exemptions.mu             exempt helper pids (a leaf)
 //	lru.Cache.mu              the process-name, parent and ancestry caches (leaves)
 //	evloop.Loop.mu            the loop's posted work and registration changes (a leaf)

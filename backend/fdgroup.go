@@ -4,6 +4,7 @@ package backend
 
 import (
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -38,6 +39,12 @@ type fdGroup struct {
 	// awaited is set by handlePerm when a walk of the current batch waits for a group's
 	// answer (the loop's).
 	awaited bool
+	// dispatching is the permission event the loop is dispatching (handlePerm), nil between
+	// events: with inflight (events a walk waits for) what Backend.Close answers. An event
+	// decided during the dispatch is answered with the batch and was never in inflight, so
+	// it costs no lock and no map update; one a walk waits for goes into inflight before it
+	// leaves dispatching, and Close reads dispatching before inflight, so it misses neither.
+	dispatching atomic.Pointer[permEvent]
 	// fidIdle: the FID group was found idle after the current batch was read (the loop's;
 	// see Backend.dirsSettled).
 	fidIdle bool
@@ -254,15 +261,10 @@ func (g *fdGroup) flushAnswers() {
 			}
 		}
 	}
-	b.inflightMu.Lock()
-	for _, p := range g.held {
-		delete(b.inflight, p)
-	}
-	b.inflightMu.Unlock()
 	for i, p := range g.held {
 		if p.held.Swap(0) == answerHeldReleased {
 			p.closeFd()
-			// Answered, out of inflight, its payload released: nothing refers to p any more
+			// Answered, never in inflight, its payload released: nothing refers to p any more
 			// (the engine's contract: no use of an event after its release).
 			if p.reuse && len(g.free) < maxFreePermEvents {
 				g.free = append(g.free, p)

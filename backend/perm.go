@@ -76,7 +76,9 @@ func (p *permEvent) answerGen(gen uint64, response uint32) {
 	}
 }
 
-// write writes the answer of a claimed event and forgets it.
+// write writes the answer of a claimed event and takes it out of inflight (where only an
+// event a walk waited for is; answers decided during the batch's dispatch go through
+// answerInBatch instead).
 func (p *permEvent) write(response uint32) {
 	b := p.g.b
 	if err := p.g.respond(p.fd, response); err != nil && !isClosedErr(err) {
@@ -161,9 +163,10 @@ func (g *fdGroup) handlePerm(kev *sys.FanotifyEvent, v *view, now time.Time) {
 		return
 	}
 	p := g.newPermEvent(kev.Fd)
-	b.inflightMu.Lock()
-	b.inflight[p] = struct{}{}
-	b.inflightMu.Unlock()
+	// Unanswered from here: Close answers it through dispatching while the loop dispatches
+	// it, and through inflight once a walk waits for a group (see fdGroup.dispatching).
+	g.dispatching.Store(p)
+	defer g.dispatching.Store(nil)
 	// Read before the walk: a group that adds a permission mark later flushes the cache, and
 	// an allow decided without it must not be cached after that.
 	p.cacheGn = b.cacheGen.Load()
@@ -188,7 +191,11 @@ func (g *fdGroup) handlePerm(kev *sys.FanotifyEvent, v *view, now time.Time) {
 	}
 	// The rest of the walk runs once the group holding the event answers (a client's
 	// Respond, its deadline's timer, its Close, Close of the backend), on the loop: no
-	// goroutine per waiting event.
+	// goroutine per waiting event. Until then Close finds it in inflight, where it is
+	// before dispatching lets go of it (Close looks at dispatching first).
+	b.inflightMu.Lock()
+	b.inflight[p] = struct{}{}
+	b.inflightMu.Unlock()
 	g.awaited = true
 	b.wg.Add(1)
 	w.Await(b.ctx, func(r engine.Response) {
