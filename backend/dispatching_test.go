@@ -3,8 +3,11 @@
 package backend
 
 import (
+	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -74,5 +77,88 @@ func TestCloseAnswersTheEventBeingDispatched(t *testing.T) {
 	// After Close, an open of the file is not held up (the group is gone).
 	if res, _ := access(t, "open:"+file); res.errno != 0 {
 		t.Errorf("an open after Close: %v, want allowed", res)
+	}
+}
+
+// TestCloseOnTheLoopAnswersNoReusedDescriptor: the loop reads its group and writes the answers
+// of its batch on the group's descriptor number, not through the RawConn (fdgroup.go,
+// readOnLoop): nothing can close the group while the loop runs its callback, except the loop
+// itself. Here it does: a Handler closes the Backend on the loop in the middle of a batch
+// whose first answer is still held, then opens files for writing, which take the freed
+// descriptor numbers (the group's among them). The held answer must not be written to
+// whichever of them took the group's number (8 bytes of a fanotify response in a file).
+func TestCloseOnTheLoopAnswersNoReusedDescriptor(t *testing.T) {
+	testenv.RequireRoot(t)
+	b, err := New(Options{Mode: ModeFanotify, ReusePermEvents: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	dir, scratch := testenv.Tmpfs(t), t.TempDir()
+	for _, f := range []string{"slow", "a", "b"} {
+		writeFile(t, filepath.Join(dir, f), "x")
+	}
+	var filesMu sync.Mutex // the Handler opens them on the loop
+	var files []*os.File
+	t.Cleanup(func() {
+		filesMu.Lock()
+		defer filesMu.Unlock()
+		for _, f := range files {
+			f.Close()
+		}
+	})
+	var calls atomic.Int32
+	queued := make(chan struct{})
+	var batch sync.Map // the event names decided in the batch after the slow one
+	g := newGroup(t, b, engine.Options{Class: engine.ClassContent, Handler: func(d engine.Delivery) (engine.Response, bool) {
+		name := filepath.Base(d.Event.GetPath())
+		if name == "slow" {
+			<-queued // the two other opens wait in the kernel's queue: they come in one batch
+			return engine.Response{Verdict: engine.Allow}, true
+		}
+		if calls.Add(1) == 2 {
+			// The second event of the batch: the first one's answer is held.
+			b.Close()
+			filesMu.Lock()
+			defer filesMu.Unlock()
+			for i := 0; i < 64; i++ {
+				f, err := os.OpenFile(filepath.Join(scratch, fmt.Sprint(i)), os.O_WRONLY|os.O_CREATE, 0o600)
+				if err != nil {
+					t.Error(err)
+					break
+				}
+				files = append(files, f)
+			}
+		}
+		batch.Store(name, true)
+		return engine.Response{Verdict: engine.Allow}, true
+	}})
+	mark(t, b, g, dir, engine.KindMount, engine.MarkSpec{Mask: engine.OpenPerm})
+
+	slow := startAccess(t, "open:"+filepath.Join(dir, "slow"))
+	waitUntil(t, "the slow open reaches its Handler", func() bool { return b.Stats().PermissionEvents >= 1 })
+	pa := startAccess(t, "open:"+filepath.Join(dir, "a"))
+	pb := startAccess(t, "open:"+filepath.Join(dir, "b"))
+	// Give both opens time to be queued behind the slow one (not needed for the check, only for
+	// the batch of two it is about; the calls counter tells whether it came).
+	time.Sleep(300 * time.Millisecond)
+	close(queued)
+	for _, p := range []*proc{slow, pa, pb} {
+		if res := p.result(); res.errno != 0 {
+			t.Errorf("an open: %v, want allowed", res)
+		}
+	}
+	if calls.Load() < 2 {
+		t.Fatalf("the Handler decided %d events after the slow one, want 2: no batch to close in", calls.Load())
+	}
+	filesMu.Lock()
+	defer filesMu.Unlock()
+	if len(files) == 0 {
+		t.Fatal("the Handler opened no file")
+	}
+	for _, f := range files {
+		if st, err := f.Stat(); err != nil || st.Size() != 0 {
+			t.Errorf("%s: %d bytes (err %v): an answer went to a descriptor number the group had", f.Name(), st.Size(), err)
+		}
 	}
 }

@@ -3,6 +3,7 @@
 package backend
 
 import (
+	"errors"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -57,8 +58,6 @@ type fdGroup struct {
 	// (Options.ReusePermEvents; newPermEvent). The loop's.
 	free        []*permEvent
 	heldAnswers sys.ResponseBatch
-	batchOp     batchOp
-	batchFn     func(uintptr) bool
 }
 
 // maxHeldAnswers bounds how many answers wait for the end of their batch: an opener whose
@@ -173,6 +172,33 @@ func (g *fdGroup) release() {
 	}
 }
 
+// The loop's own read and the answers of its batch (readOnLoop, flushAnswers) use the group's
+// descriptor number directly, without the RawConn that keeps it open under a concurrent
+// close: none can happen while the loop runs the group's callback. The file is closed only
+// by close, after Unregister, which from another goroutine returns only once the loop has
+// left the callback (the loop applies registration changes between callbacks) and on the loop
+// runs before; so in the callback the descriptor is open unless the loop itself closed it
+// earlier in the same callback (a malformed batch, or a Handler that closed the Backend on
+// the loop), which closed, read after closeFile sets it, tells. Every other reader or writer
+// (respond from another goroutine, a walk's continuation posted to the loop, which may run
+// after the group is gone) goes through the RawConn.
+
+// readOnLoop is readBatch for the loop, in the group's callback: 0 and nil when there is
+// nothing, or when the loop closed the group.
+func (g *fdGroup) readOnLoop(buf []byte) (int, error) {
+	if g.closed.Load() {
+		return 0, nil
+	}
+	n, err := sys.Read(g.fd, buf)
+	if err == nil {
+		return n, nil
+	}
+	if errors.Is(err, syscall.EAGAIN) {
+		return 0, nil
+	}
+	return 0, err
+}
+
 // respond writes one answer for the kernel event whose descriptor is fd. On the loop (or
 // whoever holds respMu) it costs no allocation: the operation run by the RawConn is the
 // group's, bound once; a concurrent caller (Backend.Close answering what is left) makes its
@@ -210,22 +236,10 @@ func (o *respondOp) run(rc syscall.RawConn, do func(uintptr) bool) error {
 	return o.err
 }
 
-// batchOp is one writev(2) of held answers, run by the RawConn.
-type batchOp struct {
-	g    *fdGroup
-	from int
-	n    int
-	err  error
-}
-
-func (o *batchOp) do(kfd uintptr) bool {
-	o.n, o.err = sys.WriteResponses(int(kfd), &o.g.heldAnswers, o.from)
-	return true
-}
-
 // flushAnswers writes the answers held during the batch (answerInBatch): one write(2) for
 // one, one writev(2) for several, in the order they were decided. Then it closes the
-// descriptors of the events already released, and forgets them. On the loop only.
+// descriptors of the events already released, and forgets them. On the loop only, in the
+// group's callback (readAndDispatch, answerInBatch).
 //
 // Holding the answers until the batch ends delays an early event's opener by the decisions
 // of the (at most maxHeldAnswers) events after it, a few microseconds each on the loop, and
@@ -238,27 +252,27 @@ func (g *fdGroup) flushAnswers() {
 		return
 	}
 	b := g.b
-	if n == 1 {
+	// On the loop, in the group's callback: the descriptor is open unless closed says
+	// otherwise (see readOnLoop); closed, the kernel allowed every pending event.
+	switch {
+	case g.closed.Load():
+	case n == 1:
 		fd, response := g.heldAnswers.At(0)
-		if err := g.respond(fd, response); err != nil && !isClosedErr(err) {
+		if err := sys.WriteResponse(g.fd, fd, response); err != nil {
 			b.log.Error("answering a permission event", "err", err)
 		}
-	} else {
+	default:
 		b.stats.AnswerBatches.Add(1)
 		b.stats.AnswersBatched.Add(uint64(n))
-		if g.batchFn == nil {
-			g.batchOp.g, g.batchFn = g, g.batchOp.do
-		}
 		for from := 0; from < n; {
-			g.batchOp.from = from
-			err := g.rc.Write(g.batchFn)
+			k, err := sys.WriteResponses(g.fd, &g.heldAnswers, from)
 			if err != nil {
-				break // the group is closed: the kernel allowed every pending event
-			}
-			from += g.batchOp.n
-			if err := g.batchOp.err; err != nil && !isClosedErr(err) {
 				b.log.Error("answering a permission event", "err", err)
 			}
+			if k <= 0 {
+				break
+			}
+			from += k
 		}
 	}
 	for i, p := range g.held {
@@ -303,7 +317,7 @@ func (g *fdGroup) onReadable() {
 // was empty, or the read failed and the group is paused).
 func (g *fdGroup) readAndDispatch() int {
 	b := g.b
-	n, err := g.readBatch(g.buf)
+	n, err := g.readOnLoop(g.buf)
 	// A new batch: its events may follow moves not yet read.
 	g.fidIdle = false
 	b.loop.Awake() // the read is over: work posted from now on needs no wake

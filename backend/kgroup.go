@@ -22,7 +22,8 @@ import (
 // One goroutine reads each (fsnotify/fsnotify's rule: one goroutine owns each kernel fd);
 // answers are written through the same *os.File, whose RawConn keeps the descriptor alive
 // while a read or write is under way, so a read or an answer racing with close can never
-// reach a reused descriptor number.
+// reach a reused descriptor number (the FD group's loop, which nothing can race with, reads
+// and writes its batch's answers on the number itself: fdgroup.go, readOnLoop).
 type kgroup struct {
 	b     *Backend
 	k     int    // kFD or kFID: the index of this group's kernel mark masks
