@@ -118,9 +118,10 @@ func TestCloseOnTheLoopAnswersNoReusedDescriptor(t *testing.T) {
 		}
 		if calls.Add(1) == 2 {
 			// The second event of the batch: the first one's answer is held.
-			b.Close()
+			// Locked first: Close lets the openers go, and the test then looks at the files.
 			filesMu.Lock()
 			defer filesMu.Unlock()
+			b.Close()
 			for i := 0; i < 64; i++ {
 				f, err := os.OpenFile(filepath.Join(scratch, fmt.Sprint(i)), os.O_WRONLY|os.O_CREATE, 0o600)
 				if err != nil {
