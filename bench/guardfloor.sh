@@ -18,14 +18,18 @@
 # stat task-clock), their ratios to fanref's, and SUMMARY lines (bench/lib.sh) with the medians:
 # c-statx / fanref (the floor), guard / c-statx (what Go, the engine and the policy add).
 # BUSY=1 runs a busy loop pinned to the last CPU for the whole run (all.sh --busy's load).
-# Run as root: bash bench/guardfloor.sh [OPENS] [ROUNDS]
+# With REF (a git revision), REF's guard runs too, in the same rounds (guard-ref), and a line
+# gives the guard's medians over it: a same-run A/B of a change to the guard's path.
+# Run as root: bash bench/guardfloor.sh [OPENS] [ROUNDS] [REF]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-20000}
 ROUNDS=${2:-5}
+REF=${3:-}
 command -v perf > /dev/null || { apt-get install -y -qq linux-perf > /dev/null; }
 . bench/lib.sh
 go build -o "$out/fsnotifyd" ./cmd/fsnotifyd
+[ -z "$REF" ] || build_revs "$REF" "" fsnotifyd:./cmd/fsnotifyd # $out/ref/fsnotifyd (lib.sh)
 cc -O2 -pthread -o "$out/guardfloor" bench/guardfloor.c
 go build -o "$out/gofloor" ./bench/gofloor
 mkdir "$out/mnt/d" && echo x > "$out/mnt/d/f"
@@ -53,6 +57,7 @@ run() {
 		"$out/stat.out" >> "$out/$name.t$threads"
 }
 names=(fanref c-fs-pre c-statx c-thread go guard)
+[ -z "$REF" ] || names+=(guard-ref)
 echo "guard floor: $N opens per thread, $ROUNDS rounds, $(nproc) CPUs$busy, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 for threads in 1 2; do
 	for r in $(seq "$ROUNDS"); do
@@ -62,6 +67,7 @@ for threads in 1 2; do
 		run c-thread "$threads" "$out/guardfloor" respond "$out/mnt/d" fs pre statx thread
 		run go "$threads" "$out/gofloor" "$out/mnt/d"
 		run guard "$threads" "$out/fsnotifyd" guard "$out/mnt/d"
+		[ -z "$REF" ] || run guard-ref "$threads" "$out/ref/fsnotifyd" guard "$out/mnt/d"
 		line="t$threads round $r:"
 		f=$(tail -1 "$out/fanref.t$threads")
 		for n in "${names[@]}"; do
@@ -77,6 +83,7 @@ for threads in 1 2; do
 		line="median $([ $col = 1 ] && echo "per-open time" || echo "listener CPU per open") over fanref's, $threads thread(s):"
 		for n in "${names[@]:1}"; do line+=" $n $(ratio "$n" fanref $col "$threads")"; done
 		echo "$line; guard over c-statx $(ratio guard c-statx $col "$threads"), over go $(ratio guard go $col "$threads")"
+		[ -z "$REF" ] || echo "  guard over guard-ref ($REF), same rounds: $(ratio guard guard-ref $col "$threads")"
 	done
 	summary "guardfloor.cstatx.t$threads" "$(ratio c-statx fanref 1 "$threads")" - "the floor: C responder with the guard's kernel setup and calls (fs mark, pre-content class, statx per event) / fanref, per-open time, $threads load thread(s)$busy"
 	summary "guardfloor.go.t$threads" "$(ratio go fanref 1 "$threads")" - "the same calls in bare Go (bench/gofloor) / fanref, per-open time, $threads load thread(s)$busy"
