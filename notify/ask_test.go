@@ -83,7 +83,11 @@ func TestGuardSetEvents(t *testing.T) {
 		}
 		run := func() {
 			t.Helper()
-			if out, err := exec.Command(tool).CombinedOutput(); err != nil {
+			// Through sh, which execs the tool itself: never exec a file under a permission
+			// mark from the listener's process (Go's vfork waits in a raw syscall for the
+			// child's execve; a stop-the-world meanwhile freezes the listener: helper_test.go
+			// in backend). It hung this test for 11 minutes once (2026-12-05).
+			if out, err := exec.Command("sh", "-c", `exec "$0"`, tool).CombinedOutput(); err != nil {
 				t.Fatalf("the tool: %v %s", err, out)
 			}
 		}
