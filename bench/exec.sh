@@ -2,8 +2,8 @@
 # Trust-based exec allowlisting, side by side in one run against fapolicyd 1.1.7 (Debian's), on
 # a scratch ramfs that is fapolicyd's only watch_fs, everything in a private mount namespace
 # (the recipe of bench/fapolicyd.sh):
-#   exec cost: EXECS runs of a small trusted binary (a copy of true(1) on the ramfs, listed in a
-#   trust file by its size and sha256) by bench/execloop.c, under
+#   exec cost: EXECS runs per round of a small trusted binary (a copy of true(1) on the ramfs,
+#   listed in a trust file by its size and sha256) by bench/execmix.c, under
 #     (a) no listener,
 #     (b) `fsnotifyd guard --mount --events open,exec` with the rules
 #           allow exec ** trusted=yes / deny exec **   (default allow for opens)
@@ -12,18 +12,23 @@
 #           allow perm=execute all : trust=1 / deny perm=execute all : all / allow perm=open all : all
 #     (d) bench/execref.c, a C allow-all responder for the same two permission events on the
 #         same mount (read, answer, close: the floor of any listener that answers both),
-#   Each listener runs for the whole measurement in a mount namespace of its own, on its own
-#   ramfs (a mount mark sees only its mount), so the runs can be interleaved: every round is
-#   BLOCKS cycles (env, default 10), and a cycle runs EXECS/BLOCKS execs under each listener
-#   in turn (the order rotating) between two blocks with no listener. A listener's added time
-#   in a cycle is its block's time per exec less the mean of the two no-listener blocks around
-#   it. The figure is the ratio of the medians over all cycles, median(b-a)/median(c-a) (goal
-#   <= 0.5); the floor is median(d-a)/median(c-a), how much of fapolicyd's added time any
-#   listener answering both events pays anyway (kernel, wake-ups). (Before 2026-12-05 each
-#   listener ran once per round, one after the other, and the figure was the median of the
-#   rounds' ratios (b-a)/(c-a): on a shared machine the time of an exec drifted more between
-#   two runs than any listener adds, and rounds with a negative denominator or numerator gave
-#   ratios of no meaning.) The ratio of the means is printed beside it.
+#   Each listener (and (a): nothing marks it) runs for the whole measurement in a mount
+#   namespace of its own, on its own ramfs (a mount mark sees only its mount), and one execmix
+#   process runs every exec, reaching each ramfs through /proc/PID/root: a round is
+#   EXECS/BURST cycles (BURST: env, default 100), a cycle one block of BURST execs under each
+#   listener in turn (the order rotating and reversing), each block between two blocks with no
+#   listener. A listener's added time in a cycle is its block's mean time per exec less the
+#   mean of the two no-listener blocks around it (every exec counts: a slow tail too). The
+#   figure is the ratio of the medians over all cycles, median(b-a)/median(c-a) (goal <= 0.5),
+#   printed with a 90% bootstrap range over cycles and its value in each half of the run; the
+#   floor is median(d-a)/median(c-a), how much of fapolicyd's added time any listener answering
+#   both events pays anyway (kernel, wake-ups). The ratio of the means is printed beside it.
+#   execstats.py computes them (its doc says how); EXECS_OUT=FILE keeps every exec's time.
+#   (History: until 2026-12-05 04:00 each listener ran once per round and the figure was the
+#   median of the rounds' ratios; until 10:00 the same day the blocks were run by a new
+#   execloop process each, through nsenter, with a no-listener block only before and after
+#   each cycle's listener blocks, BLOCKS=10 blocks a round: h8-exec's subsection of
+#   docs/design/performance.md says why the figure moved between runs.)
 #   startup: time from start to "Watches established." for (b) with the machine's package
 #   database (dpkg) as its trust source, against fapolicyd's time to "Starting to listen for
 #   events" with a trust file of the same paths (every file dpkg's md5sums list that exists,
@@ -34,8 +39,8 @@
 #   resident listener in the same cycles, and the summary gives both ratios and guard/guard(rev)
 #   of the median added time: a same-run A/B of a change.
 # Needs fapolicyd installed and masked (see bench/fapolicyd.sh). Run as root:
-#   [REF=rev] [BLOCKS=n] bash bench/exec.sh [EXECS] [ROUNDS] [STARTUP_ROUNDS]
-# (EXECS per listener per round.)
+#   [REF=rev] [BURST=n] [EXECS_OUT=file] bash bench/exec.sh [EXECS] [ROUNDS] [STARTUP_ROUNDS]
+# (EXECS per listener per round; as many again run with no listener.)
 # (fapolicyd 1.1.7 takes minutes to load a trust file of ~90,000 entries: STARTUP_ROUNDS
 # defaults to 1.) When fapolicyd's median added time is not positive (the machine's noise is
 # larger than the effect) the ratio is n/a.
@@ -44,14 +49,15 @@ cd "$(dirname "$0")/.."
 EXECS=${1:-10000}
 ROUNDS=${2:-3}
 STARTUP_ROUNDS=${3:-1}
-BLOCKS=${BLOCKS:-10} # blocks per round: see the exec rounds below
-BLOCK=$(( (EXECS + BLOCKS - 1) / BLOCKS ))
+BURST=${BURST:-100} # execs per listener in a block: see the exec rounds below
+CYCLES=$(( (EXECS + BURST - 1) / BURST ))
 command -v fapolicyd > /dev/null || { echo "fapolicyd is not installed (see bench/fapolicyd.sh)" >&2; exit 1; }
 [ "$(systemctl is-enabled fapolicyd 2>/dev/null || true)" = masked ] || { echo "mask fapolicyd first: systemctl mask fapolicyd" >&2; exit 1; }
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 chmod 755 "$T"
-cc -O2 -o "$T/execloop" bench/execloop.c
+cc -O2 -o "$T/execmix" bench/execmix.c
+cp bench/execstats.py "$T/"
 cc -O2 -o "$T/execref" bench/execref.c
 go build -o "$T/fsnotifyd" ./cmd/fsnotifyd
 REF=${REF:-}
@@ -95,7 +101,7 @@ for kv in "permissive = 0" "uid = 0" "gid = 0" "trust = file" "watch_fs = ramfs"
 done
 printf 'allow exec ** trusted=yes\ndeny exec **\n' > "$T/exec.rules"
 
-export T EXECS ROUNDS STARTUP_ROUNDS REF BLOCKS BLOCK
+export T EXECS ROUNDS STARTUP_ROUNDS REF BURST CYCLES EXECS_OUT
 unshare -m bash -s <<'INNER'
 set -euo pipefail
 mount --make-rprivate /
@@ -111,12 +117,6 @@ cur=
 resident=() # the listeners of the exec rounds, each in its own mount namespace
 trap 'for p in "${resident[@]}" $cur; do kill -INT "$p" 2>/dev/null || true; kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true' EXIT
 
-# execs [PID]: the time per exec of EXECS/BLOCKS runs of the tool, in PID's mount namespace
-# (its own ramfs at $T/mnt) or, without PID, in this one.
-execs() {
-	if [ -n "${1:-}" ]; then nsenter -m -t "$1" "$T/execloop" "$BLOCK" "$T/mnt/tool"
-	else "$T/execloop" "$BLOCK" "$T/mnt/tool"; fi | awk '{for(i=1;i<=NF;i++) if($i=="us_per_exec") print $(i+1)}'
-}
 # start NAME READY-PATTERN CMD...: start CMD and wait for READY-PATTERN in its output; sets
 # took to the seconds that took.
 start() {
@@ -153,64 +153,40 @@ rm -rf /var/lib/fapolicyd/*
 resident fapd "Starting to listen for events" fapolicyd --debug-deny
 resident execref ready "$T/execref" "$T/mnt"
 # (a) the same way: a namespace of its own with its own ramfs, and nothing marking it, so that
-# every block runs alike (nsenter, a private mount namespace, a fresh ramfs).
+# every target is reached alike (/proc/PID/root, a private mount namespace, a fresh ramfs).
 resident none ready sh -c 'echo ready; exec sleep infinity'
-for n in "${names[@]}" none; do
-	execs "$(eval echo "\$pid_$n")" > /dev/null # warm up (and past the hash cache's settle time)
-done
+targets=()
+for n in "${names[@]}"; do targets+=("/proc/$(eval echo "\$pid_$n")/root$T/mnt/tool"); done
+"$T/execmix" 1 100 "/proc/$pid_none/root$T/mnt/tool" "${targets[@]}" > /dev/null # warm up (and past the hash cache's settle time)
 sleep 3
-declare -A cpusum
-for n in "${names[@]}"; do cpusum[$n]=0; done
-# Each round runs BLOCKS cycles; a cycle is one block of EXECS/BLOCKS execs under each listener
-# in turn (the order rotates from cycle to cycle) between two blocks with no listener, and
-# gives each listener's added time per exec in that cycle: its block's time per exec less the
-# mean of the two no-listener blocks around it.
-prev=$(execs "$pid_none")
-cycle=0
+declare -A cpu0
+for n in "${names[@]}"; do cpu0[$n]=$(cpu "$(eval echo "\$pid_$n")"); done
+# Each round is CYCLES cycles of one block of BURST execs per listener (the order rotating and
+# reversing from cycle to cycle), each between two blocks of BURST execs with none, all run by
+# one execmix process through the targets' /proc/PID/root. execstats.py takes each listener
+# block's mean time per exec less the mean of the two no-listener blocks around it: the
+# listener's added time in that cycle.
+: > "$T/execs"
 for r in $(seq "$ROUNDS"); do
-	for b in $(seq "$BLOCKS"); do
-		k=$((cycle % ${#names[@]})); order=("${names[@]:$k}" "${names[@]:0:$k}"); cycle=$((cycle + 1))
-		line=""
-		for n in "${order[@]}"; do
-			pid=$(eval echo "\$pid_$n")
-			c0=$(cpu "$pid"); t=$(execs "$pid"); c1=$(cpu "$pid")
-			cpusum[$n]=$((cpusum[$n] + c1 - c0))
-			line+=" $n $t"
-		done
-		next=$(execs "$pid_none")
-		echo "round $r none $prev $next$line" >> "$T/cycles"
-		prev=$next
-	done
-	awk -v r="$r" -f - "$T/cycles" <<'AWK' | tee -a "$T/rounds"
-function med(a, n,   i, j, t) { for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] > a[j]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t } return n % 2 ? a[(n+1)/2] : (a[n/2] + a[n/2+1]) / 2 }
-$2 == r { k++; base = ($4 + $5) / 2; nn[k] = base; for (i = 6; i < NF; i += 2) { v[$i, k] = $(i+1) - base; seen[$i] = 1 } }
-END {
-	printf "exec round %d: %d cycles; median us/exec: none %.1f", r, k, med(nn, k)
-	for (n in seen) { for (i = 1; i <= k; i++) x[i] = v[n, i]; m[n] = med(x, k); printf "  added %s %.1f", n, m[n] }
-	if (m["fapd"] > 0) printf "  ratio(added) %.3f  floor %.3f", m["guard"] / m["fapd"], m["execref"] / m["fapd"]
-	if (("guardref" in m) && m["fapd"] > 0) printf "  ratio(added,ref) %.3f", m["guardref"] / m["fapd"]
-	printf "\n"
-}
-AWK
+	"$T/execmix" "$CYCLES" "$BURST" "/proc/$pid_none/root$T/mnt/tool" "${targets[@]}" |
+		awk -v off="$(( (r - 1) * CYCLES ))" -v boff="$(( (r - 1) * (2 * CYCLES * ${#names[@]} + 1) ))" '{ $1 += off; $2 += boff; print }' > "$T/round.execs"
+	cat "$T/round.execs" >> "$T/execs"
+	python3 "$T/execstats.py" "${names[@]}" < "$T/round.execs" | awk -v r="$r" '
+		{ v[$1] = $2 } $1 == "added" { a = a sprintf("  added %s %s", $2, $3) }
+		END { printf "exec round %d: %d cycles; median us/exec: none %s%s  ratio(added) %s  floor %s%s\n", r, v["cycles"], v["none"], a, v["ratio(added)"], v["floor"], ("ratio(added,ref)" in v ? "  ratio(added,ref) " v["ratio(added,ref)"] : "") }' | tee -a "$T/rounds"
 done
-cpuper() { awk -v s="${cpusum[$1]}" -v n="$((EXECS * ROUNDS))" 'BEGIN { printf "%.1f", s / n / 1000 }'; }
+declare -A cpusum
+for n in "${names[@]}"; do cpusum[$n]=$(( $(cpu "$(eval echo "\$pid_$n")") - cpu0[$n] )); done
+cpuper() { awk -v s="${cpusum[$1]}" -v n="$((CYCLES * BURST * ROUNDS))" 'BEGIN { printf "%.1f", s / n / 1000 }'; }
 # Over every cycle of every round: each listener's median added time; the figure is the ratio
 # of the medians (a cycle's own ratio divides two noisy differences, one of which may be near
-# zero or negative on a busy machine; the medians of many paired differences are not).
-awk -f - "$T/cycles" > "$T/overall" <<'AWK'
-function med(a, n,   i, j, t) { for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] > a[j]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t } return n % 2 ? a[(n+1)/2] : (a[n/2] + a[n/2+1]) / 2 }
-{ k++; base = ($4 + $5) / 2; nn[k] = base; for (i = 6; i < NF; i += 2) { v[$i, k] = $(i+1) - base; s[$i] += $(i+1) - base; seen[$i] = 1 } }
-END {
-	for (n in seen) { for (i = 1; i <= k; i++) x[i] = v[n, i]; m[n] = med(x, k); neg = 0; for (i = 1; i <= k; i++) if (x[i] <= 0) neg++; printf "added %s %.1f mean %.1f nonpositive %d\n", n, m[n], s[n] / k, neg }
-	printf "cycles %d none %.1f\n", k, med(nn, k)
-	printf "ratio(added) %s\n", (m["fapd"] > 0 ? sprintf("%.3f", m["guard"] / m["fapd"]) : "n/a")
-	printf "floor %s\n", (m["fapd"] > 0 ? sprintf("%.3f", m["execref"] / m["fapd"]) : "n/a")
-	printf "ratio(mean) %s\n", (s["fapd"] > 0 ? sprintf("%.3f", s["guard"] / s["fapd"]) : "n/a")
-	if ("guardref" in m) { printf "ratio(added,ref) %s\n", (m["fapd"] > 0 ? sprintf("%.3f", m["guardref"] / m["fapd"]) : "n/a"); printf "tree/ref(added) %s\n", (m["guardref"] > 0 ? sprintf("%.3f", m["guard"] / m["guardref"]) : "n/a") }
-}
-AWK
+# zero or negative on a busy machine; the medians of many paired differences are not), with a
+# bootstrap range over cycles and the two halves of the run beside it.
+python3 "$T/execstats.py" "${names[@]}" < "$T/execs" > "$T/overall"
 cat "$T/overall"
+[ -z "${EXECS_OUT:-}" ] || cp "$T/execs" "$EXECS_OUT" # every exec's time, for another look
 ov() { awk -v f="$1" '$1 == f { print $2 }' "$T/overall"; }
+ovrange() { awk -v f="$1" '$1 == f && NF >= 6 { printf "%s-%s", $4, $6 }' "$T/overall"; }
 cb=$(cpuper guard) cc=$(cpuper fapd) cd=$(cpuper execref)
 echo "listener CPU per exec (all its threads, schedstat), us: guard $cb fapolicyd $cc execref $cd$([ -n "$REF" ] && echo " guard(ref) $(cpuper guardref)")"
 rcpu=$(awk -v a="$cb" -v b="$cc" 'BEGIN { printf "%.3f", a / b }')
@@ -229,10 +205,10 @@ for r in $(seq "$STARTUP_ROUNDS"); do
 		printf "startup  guard(dpkg) %.2fs  guard(file) %.2fs  fapolicyd(file) %.2fs  ratio(start) %.3f  ratio(start,file) %.3f\n", sg, sf, sp, sg/sp, sf/sp }' | tee -a "$T/rounds"
 done
 med() { awk -v f="$1" '{ for (i = 1; i < NF; i++) if ($i == f) print $(i+1) }' "$T/rounds" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR+1)/2)] }'; }
-echo "over $(ov cycles) cycles of $BLOCK execs ($ROUNDS round(s) of $BLOCKS): added time per exec guard/fapolicyd $(ov 'ratio(added)') (ratio of the medians; goal <= 0.5; C allow-all floor $(ov floor); ratio of the means $(ov 'ratio(mean)'))," \
+echo "over $(ov cycles) cycles of $BURST execs per target ($ROUNDS round(s) of $CYCLES): added time per exec guard/fapolicyd $(ov 'ratio(added)') (ratio of the medians, 90% bootstrap range $(ovrange 'ratio(added)'); goal <= 0.5; C allow-all floor $(ov floor); ratio of the means $(ov 'ratio(mean)'))," \
 	"startup guard(dpkg)/fapolicyd(file) $(med 'ratio(start)') (goal <= 1), guard(file)/fapolicyd(file) $(med 'ratio(start,file)')"
 printf 'SUMMARY\t%s\t%s\t%s\t%s\n' exec.trust.added "$(ov 'ratio(added)')" "<=0.5" \
-	"guard trust-based exec policy / fapolicyd 1.1.7 (trust=file, integrity=sha256), added time per exec of a trusted binary, median over $(ov cycles) interleaved blocks of $BLOCK execs"
+	"guard trust-based exec policy / fapolicyd 1.1.7 (trust=file, integrity=sha256), added time per exec of a trusted binary, median over $(ov cycles) interleaved cycles of $BURST execs per target (90% bootstrap range $(ovrange 'ratio(added)'))"
 if [ -n "$REF" ]; then
 	echo "REF=$REF: added time per exec guard(ref)/fapolicyd $(ov 'ratio(added,ref)'), tree/ref $(ov 'tree/ref(added)'); listener CPU per exec guard(ref)/fapolicyd $(awk -v a="$(cpuper guardref)" -v b="$cc" 'BEGIN { printf "%.3f", a / b }')"
 fi
