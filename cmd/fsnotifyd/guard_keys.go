@@ -53,7 +53,7 @@ func (p *guardProc) Ancestors() (policy.Ancestry, error) {
 }
 
 // TrustedExe, inline, answers from the hash cache when it can (sysattr.Process.CacheOnly:
-// /proc/PID/exe opened O_PATH, which asks no listener, then fstat and the file handle) and is
+// /proc/PID/exe opened O_PATH, which asks no listener, then fstat) and is
 // errSlow only when the executable must be hashed.
 func (p *guardProc) TrustedExe() (bool, error) {
 	ok, err := p.sp.TrustedExe()
@@ -121,8 +121,8 @@ func (g *guardObj) SHA256() ([32]byte, error) {
 	return o.SHA256()
 }
 
-// Trusted, inline, answers from the hash cache when it can (fstat and the file handle of the
-// descriptor, no content read: as cheap as Size) and is errSlow only when the file must be
+// Trusted, inline, answers from the hash cache when it can (an fstat of the descriptor, no
+// content read: as cheap as Size) and is errSlow only when the file must be
 // hashed. An exec of a trusted binary seen before is then decided on the kernel reader, with
 // no hand-off to a handler goroutine.
 func (g *guardObj) Trusted() (bool, error) {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 	"github.com/fsnotifyd/fsnotifyd/internal/trust"
 )
@@ -121,11 +122,10 @@ func TestGuardTrustExec(t *testing.T) {
 	}
 }
 
-// trustFilesystems are the filesystems the as-nobody trust tests run on: tmpfs (exportable
-// file handles with the inode generation, multigrain timestamps) and ramfs (no exportable
-// handles: the hash cache identifies files by their AT_HANDLE_FID handle; timestamps too
-// coarse to tell two writes in one clock tick apart, so the guard's MODIFY/CLOSE_WRITE
-// forgetting is what stops a stale cache hit).
+// trustFilesystems are the filesystems the as-nobody trust tests run on: tmpfs (multigrain
+// timestamps) and ramfs (no export operations; timestamps too coarse to tell two writes in
+// one clock tick apart, so the settle rule, trust.DefaultSettle, and the guard's
+// MODIFY/CLOSE_WRITE forgetting are what stop a stale cache hit).
 var trustFilesystems = []struct {
 	name  string
 	mount func(testing.TB) string
@@ -228,7 +228,7 @@ done; true`)
 // padding, EI_PAD, flipped between 'x' and 'y'), so an exec that escaped would run: the hash
 // cache is warm (the trusted first run, decided inline from it after the first hash), and
 // every run after a change must miss it and be denied. On ramfs the rewrite and the exec
-// come within one clock tick, with the size, times and handle of the cached version.
+// come within one clock tick, with the size and times of the cached version.
 func TestGuardTrustSameSizeRewriteAsNobody(t *testing.T) {
 	eachTrustFilesystem(t, func(t *testing.T, mount func(testing.TB) string) {
 		tool := guardTrustedToolOfNobody(t, mount)
@@ -277,11 +277,63 @@ rm tool && mv orig tool && try moved-back ./tool
 	})
 }
 
+// publicExt4 is a scratch ext4 (testenv.Ext4) that user nobody can reach. ext4 gives a freed
+// inode number to the next file created in the same group.
+func publicExt4(t testing.TB) string {
+	mnt := testenv.Ext4(t, 16)
+	testenv.OpenToAll(t, mnt)
+	return mnt
+}
+
+// A hostile owner of a trusted file on ext4 runs it (trusted: the guard hashes it and caches
+// its digests, the file being older than trust.DefaultSettle), deletes it, and creates at once
+// an impostor of the same size (one ELF padding byte changed, so that it would run) under the
+// same name, which ext4 gives the freed inode number, with the trusted file's mtime; then runs
+// it. The impostor is written through a bind mount of the same filesystem that the guard does
+// not watch, so no MODIFY or CLOSE_WRITE tells the guard to forget the cached digests: only the
+// hash cache's identification (device, inode number, size, mtime and ctime; no file handle)
+// can tell the two inodes apart, and the impostor's ctime is newer. It must be denied. The test
+// checks that the impostor did get the freed number (else it tested nothing), and that the
+// trusted content, copied back, runs.
+func TestGuardTrustInodeReuseAsNobody(t *testing.T) {
+	g := startTrustedOfNobody(t, publicExt4, "true", "tool", "open,exec", func(mnt string) string {
+		return "allow exec " + mnt + "/** trusted=yes\ndeny exec " + mnt + "/**\n"
+	})
+	other := filepath.Join(testenv.PublicDir(t), "other")
+	if err := os.Mkdir(other, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := sys.Mount(g.mnt, other, "", sys.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sys.Unmount(other, sys.MNT_DETACH) })
+	dir := filepath.Dir(g.tool)
+	odir := filepath.Join(other, filepath.Base(dir))
+	out, err := testenv.Sh(testenv.Nobody, `set -u
+try() { if "$2" 2>/dev/null; then echo "$1 ran"; else echo "$1 denied"; fi; }
+cd `+odir+`
+cp tool good && touch -r tool good
+cp tool impostor.src && printf x | dd of=impostor.src bs=1 seek=10 conv=notrunc status=none
+try trusted `+dir+`/tool
+try trusted-again `+dir+`/tool
+old=$(stat -c %i tool)
+rm tool && cp impostor.src tool && touch -r good tool
+[ "$(stat -c %i tool)" = "$old" ] && echo inode-reused
+try impostor `+dir+`/tool
+rm tool && cp good tool && try trusted-copy `+dir+`/tool
+`)
+	want := []string{"trusted ran", "trusted-again ran", "inode-reused", "impostor denied", "trusted-copy ran"}
+	got := strings.Split(strings.TrimSpace(out), "\n")
+	if err != nil || strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("as nobody: %v\ngot:\n%s\nwant:\n%s", err, out, strings.Join(want, "\n"))
+	}
+}
+
 // A hostile owner of a trusted file on a filesystem with coarse timestamps (ramfs: one clock
 // tick, a few ms) puts the trusted content back and runs it (trusted: the guard hashes it),
 // then at once rewrites one ELF padding byte in place (same size) and runs it again, 300
 // times: the rewrite often lands in the tick of the trusted version, with its size, mtime,
-// ctime and file handle, and the hash cache would vouch for it (it did, 2% of rounds, before
+// ctime and inode, and the hash cache would vouch for it (it did, 2% of rounds, before
 // trust.DefaultSettle). Every rewritten run must be denied and every trusted run allowed.
 func TestGuardTrustSameTickRewriteAsNobody(t *testing.T) {
 	if testenv.IsChild() {

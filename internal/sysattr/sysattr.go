@@ -20,7 +20,7 @@
 // manager or root put there (with Process.CacheOnly, the guard's inline attempt on its
 // kernel-reading goroutine, that open is O_PATH, which no permission event follows). That
 // open, and every read of a descriptor, is made by the guard's own process, which the backend exempts from its own decisions. Object reads only
-// the descriptor it is given (pread, fstat, fstatfs, name_to_handle_at): it never moves the
+// the descriptor it is given (pread, fstat, fstatfs): it never moves the
 // descriptor's offset, which the accessing process may share. Hashing stops at the context's
 // deadline (the guard's); the file's head for ftype= is at most ftype.MaxRead bytes.
 //
@@ -205,7 +205,7 @@ func (p *Process) trustedExe() (bool, error) {
 	}
 	// The file the process runs, whatever its path leads to now; the path must still lead
 	// to it for the entries of that path to apply. Cache-only, an O_PATH descriptor: fstat
-	// and name_to_handle_at work on it, and opening it asks no fanotify listener.
+	// works on it, and opening it asks no fanotify listener.
 	flags := sys.O_RDONLY | sys.O_NONBLOCK
 	if p.CacheOnly {
 		flags = sys.O_PATH

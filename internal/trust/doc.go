@@ -26,26 +26,26 @@
 //
 // Verifier.Verify(ctx, db, path, fd) answers for one access: the path is the one the kernel
 // reported for the event, fd the event's descriptor. It never opens a path: Lookup is a
-// memory read, and the content is read from fd with fstat, name_to_handle_at and pread (the
+// memory read, and the content is read from fd with fstat and pread (the
 // descriptor's file offset is not moved). Hashing streams in chunks (no whole-file read), md5
 // and sha256 in one pass when the entries want both, and stops at ctx's deadline (the guard's).
 //
 // The hash cache remembers a file's digests by inode (device, inode number) together with its
-// size, mtime, ctime and file handle; a lookup whose fstat differs in any of them is a miss.
-// So a second exec of an unchanged binary costs an fstat and a name_to_handle_at, no reading.
+// size, mtime and ctime; a lookup whose fstat differs in any of them is a miss. So a second
+// exec of an unchanged binary costs one fstat, no reading.
 // A write moves mtime and ctime (the kernel gives every change after a stat a new timestamp on
 // filesystems with multigrain timestamps, ext4, xfs, btrfs and tmpfs since Linux 6.13; on
 // others a write in the same clock tick, or the same second or two where the granularity is
 // that coarse, may keep them): so digests are stored only when the file's ctime is at least
 // VerifierConfig.Settle (DefaultSettle, 3 s) older than the time taken just before the
-// identifying fstat, after which every write moves ctime. The handle is the identification
-// handle (AT_HANDLE_FID, 6.5+: one call on any filesystem, ramfs and overlayfs without
-// nfs_export included; an exportable one on older kernels) and carries the inode generation,
-// so a new file that reuses a freed inode number with the same size and times still misses.
+// identifying fstat, after which every write moves ctime; and a new file that reuses a freed
+// inode number is created after that fstat (the cached inode was open then), so its ctime
+// differs from the cached one too, with the same size and mtime (no file handle is compared:
+// cachedSums.sameFile says why).
 // On top of that the guard calls Forget on MODIFY and CLOSE_WRITE, and ForgetAll when the
 // policy or the trust sources change. A hash running while its inode is forgotten does not
 // store its result, and a file whose size or times change while it is being read is
-// Unverifiable (ErrChanged), never trusted. A filesystem with no handle gets no caching.
+// Unverifiable (ErrChanged), never trusted.
 //
 // # No self-deadlock
 //

@@ -1,7 +1,6 @@
 package trust
 
 import (
-	"bytes"
 	"context"
 	"crypto/md5"
 	"crypto/sha256"
@@ -10,7 +9,6 @@ import (
 	"hash"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/internal/lru"
@@ -136,8 +134,12 @@ type VerifierConfig struct {
 // time less the granularity, so once the cached ctime is older than that by more than any
 // granularity, every later write moves it. 3 s is above every granularity and tick. (On
 // filesystems with multigrain timestamps a write after any fstat already moves ctime: the
-// rule costs them a hash per exec only for files changed in the last 3 s.) Only root can
-// step the clock back, which could make a later write's ctime repeat a cached one.
+// rule costs them a hash per exec only for files changed in the last 3 s.) The same bound
+// tells a reused inode number apart: the cached inode was open (the identifying fstat's
+// descriptor) at that fstat, so a new inode with its number is created after it and gets a
+// ctime no earlier than that fstat's time less the granularity, later than any cached ctime;
+// no file handle is needed for that (see cachedSums.sameFile). Only root can step the clock
+// back, which could make a later write's or a new file's ctime repeat a cached one.
 const DefaultSettle = 3 * time.Second
 
 // Verifier hashes files from their descriptors and remembers the digests by inode. One
@@ -174,7 +176,6 @@ type inodeKey struct{ dev, ino uint64 }
 type cachedSums struct {
 	size         uint64
 	mtime, ctime int64
-	handle       string // the file handle (name_to_handle_at): it changes when an inode number is reused
 	sums         Sums
 }
 
@@ -210,8 +211,8 @@ func (v *Verifier) Stats() VerifierStats {
 }
 
 // Verify says whether the file open as fd, which the kernel reported at path, is trusted by
-// db. It reads db (memory) and fd (fstat, name_to_handle_at and pread on the descriptor: the
-// path is never opened); with no entry for path it reads nothing. Hashing stops at ctx's
+// db. It reads db (memory) and fd (fstat and pread on the descriptor: the path is never
+// opened); with no entry for path it reads nothing. Hashing stops at ctx's
 // deadline: then the Result is Unverifiable and the error is ctx's. Any error means
 // Unverifiable: the file is not trusted.
 func (v *Verifier) Verify(ctx context.Context, db *DB, path string, fd int) (Result, error) {
@@ -226,7 +227,7 @@ func (v *Verifier) VerifyEntries(ctx context.Context, entries []Entry, fd int) (
 }
 
 // VerifyCached is Verify without reading the file's content: from the path's entries, the
-// descriptor's fstat and file handle (as Verify identifies the file) and the hash cache only.
+// descriptor's fstat (as Verify identifies the file) and the hash cache only: one system call.
 // When the answer would need the file hashed, it is an Unverifiable Result with ErrNotCached:
 // the caller must then Verify (the guard does that off its kernel-reading goroutine). Every
 // other answer is the one Verify would give now, since Verify takes the same cached digests
@@ -326,8 +327,7 @@ type fileIdentity struct {
 	key          inodeKey
 	size         uint64
 	mtime, ctime int64
-	handle       []byte // nil when the filesystem has no file handles: then nothing is cached
-	at           int64  // the time just before the fstat, ns since the epoch (CLOCK_REALTIME)
+	at           int64 // the time just before the fstat, ns since the epoch (CLOCK_REALTIME)
 }
 
 func identify(fd int) (fileIdentity, error) {
@@ -339,42 +339,24 @@ func identify(fd int) (fileIdentity, error) {
 	if st.Mode&sys.S_IFMT != sys.S_IFREG {
 		return fileIdentity{}, ErrNotRegular
 	}
-	id := fileIdentity{key: inodeKey{st.Dev, st.Ino}, size: st.Size, mtime: st.Mtime, ctime: st.Ctime, at: at}
-	h, err := fileHandle(fd)
-	if err == nil {
-		// The handle carries the inode's generation (ext4, xfs, btrfs, tmpfs; overlayfs the
-		// real file's): a file created with a freed inode's number has another.
-		id.handle = append(h.Bytes, byte(h.Type), byte(h.Type>>8), byte(h.Type>>16), byte(h.Type>>24))
-	}
-	return id, nil
+	return fileIdentity{key: inodeKey{st.Dev, st.Ino}, size: st.Size, mtime: st.Mtime, ctime: st.Ctime, at: at}, nil
 }
 
-// noHandleFID is set once the kernel refused AT_HANDLE_FID (EINVAL: before 6.5): from then on
-// only exportable handles are asked for.
-var noHandleFID atomic.Bool
-
-// fileHandle returns fd's file handle for identification (AT_HANDLE_FID, Linux 6.5+): one
-// system call on every filesystem. An exportable handle (no flag) is what filesystems without
-// export operations (ramfs, overlayfs without nfs_export, some FUSE) refuse with EOPNOTSUPP on
-// every call, while since 6.7 an identification handle exists for any inode; where the
-// filesystem has export operations the two are encoded by the same function. Both carry the
-// inode's generation where the filesystem keeps one. The choice is the same for every call
-// of the process but the first EINVAL, so a cached handle is compared with one of its kind
-// (after the switch, cached ones of the other kind just miss).
-func fileHandle(fd int) (sys.FileHandle, error) {
-	if !noHandleFID.Load() {
-		h, _, err := sys.NameToHandleAt(fd, "", sys.AT_EMPTY_PATH|sys.AT_HANDLE_FID)
-		if !errors.Is(err, syscall.EINVAL) {
-			return h, err
-		}
-		noHandleFID.Store(true)
-	}
-	h, _, err := sys.NameToHandleAt(fd, "", sys.AT_EMPTY_PATH)
-	return h, err
-}
-
+// sameFile: the cached digests are of the content of the file id identifies. The inode
+// (device and number) is the cache's key; size, mtime and ctime must be those the digests
+// were computed with. ctime alone would do (a write moves it, and size and mtime cannot change
+// without it): nobody but the kernel sets it, to its clock, at every change of the inode,
+// and digests are stored only for an inode whose ctime was VerifierConfig.Settle older than
+// the identifying fstat (sums), so neither a later write (DefaultSettle) nor a later inode that
+// reuses the number can have it: that inode is created after the cached one was freed, so
+// after its identifying fstat, and its ctime is at least that fstat's time less the clock's
+// granularity. Until 2026-12-05 the file handle (name_to_handle_at, with the inode's
+// generation) was compared too, one more system call per exec for a case the ctime already
+// decides; on filesystems whose ctime is not the kernel's (FUSE, a network filesystem's
+// server) the handle is the server's too, so it told nothing the ctime does not.
+// TestCacheInodeReuse reuses an inode number with the same size and mtime.
 func (c *cachedSums) sameFile(id *fileIdentity) bool {
-	return c.size == id.size && c.mtime == id.mtime && c.ctime == id.ctime && c.handle == string(id.handle)
+	return c.size == id.size && c.mtime == id.mtime && c.ctime == id.ctime
 }
 
 // sums returns the digests want of the file (id read from fd just now), from the cache or by
@@ -384,14 +366,12 @@ func (v *Verifier) sums(ctx context.Context, fd int, id fileIdentity, want Algo,
 	gen := v.gen
 	v.mu.Unlock()
 	var have Sums
-	if id.handle != nil {
-		if c, ok := v.cache.Get(id.key); ok && c.sameFile(&id) {
-			if c.sums.Have&want == want {
-				v.hits.Add(1)
-				return c.sums, true, nil
-			}
-			have = c.sums // hash only what is missing
+	if c, ok := v.cache.Get(id.key); ok && c.sameFile(&id) {
+		if c.sums.Have&want == want {
+			v.hits.Add(1)
+			return c.sums, true, nil
 		}
+		have = c.sums // hash only what is missing
 	}
 	if cacheOnly {
 		return Sums{}, false, ErrNotCached
@@ -405,7 +385,7 @@ func (v *Verifier) sums(ctx context.Context, fd int, id fileIdentity, want Algo,
 	if err != nil {
 		return Sums{}, false, err
 	}
-	if after.size != id.size || after.mtime != id.mtime || after.ctime != id.ctime || !bytes.Equal(after.handle, id.handle) {
+	if after.key != id.key || after.size != id.size || after.mtime != id.mtime || after.ctime != id.ctime {
 		return Sums{}, false, ErrChanged
 	}
 	sums.Size = int64(id.size)
@@ -415,9 +395,9 @@ func (v *Verifier) sums(ctx context.Context, fd int, id fileIdentity, want Algo,
 	if have.Have&SHA256 != 0 {
 		sums.SHA256, sums.Have = have.SHA256, sums.Have|SHA256
 	}
-	if id.handle != nil && id.ctime < id.at-v.settle {
+	if id.ctime < id.at-v.settle {
 		v.storeIfUnforgotten(gen, id, sums)
-	} else if id.handle != nil {
+	} else {
 		v.unsettled.Add(1) // changed too recently to vouch for a later one (DefaultSettle)
 	}
 	return sums, false, nil
@@ -436,7 +416,7 @@ func (v *Verifier) storeIfUnforgotten(gen uint64, id fileIdentity, sums Sums) {
 			return
 		}
 	}
-	v.cache.Put(id.key, cachedSums{size: id.size, mtime: id.mtime, ctime: id.ctime, handle: string(id.handle), sums: sums})
+	v.cache.Put(id.key, cachedSums{size: id.size, mtime: id.mtime, ctime: id.ctime, sums: sums})
 }
 
 // hash reads the whole file with pread, from offset 0, and computes the digests algos in one

@@ -270,26 +270,73 @@ func TestForget(t *testing.T) {
 	verify("stored", true)
 }
 
-// TestCacheKeyHandle: an entry is used only for the same file: a new file with the freed
-// inode's number, size and times, but another generation (handle), misses.
-func TestCacheKeyHandle(t *testing.T) {
-	id := fileIdentity{key: inodeKey{1, 2}, size: 3, mtime: 4, ctime: 5, handle: []byte{1, 2, 3, 4}}
-	c := cachedSums{size: 3, mtime: 4, ctime: 5, handle: string([]byte{1, 2, 3, 4})}
+// TestCacheKeyIdentity: a cached digest is for the inode's size, mtime and ctime; another of
+// any of them misses (the inode number is the key).
+func TestCacheKeyIdentity(t *testing.T) {
+	id := fileIdentity{key: inodeKey{1, 2}, size: 3, mtime: 4, ctime: 5}
+	c := cachedSums{size: 3, mtime: 4, ctime: 5}
 	if !c.sameFile(&id) {
 		t.Fatal("the same file missed")
 	}
 	for name, mod := range map[string]func(*fileIdentity){
-		"generation": func(i *fileIdentity) { i.handle = []byte{1, 2, 3, 5} },
-		"size":       func(i *fileIdentity) { i.size++ },
-		"mtime":      func(i *fileIdentity) { i.mtime++ },
-		"ctime":      func(i *fileIdentity) { i.ctime++ },
+		"size":  func(i *fileIdentity) { i.size++ },
+		"mtime": func(i *fileIdentity) { i.mtime++ },
+		"ctime": func(i *fileIdentity) { i.ctime++ },
 	} {
 		other := id
-		other.handle = append([]byte(nil), id.handle...)
 		mod(&other)
 		if c.sameFile(&other) {
 			t.Errorf("another %s hit", name)
 		}
+	}
+}
+
+// TestCacheInodeReuse: on ext4, which gives a freed inode number to the next file created, a
+// trusted file is hashed and cached, then deleted, and an impostor of the same size is created
+// in its place with the freed number and the trusted file's mtime: the cache must not vouch for
+// it (its ctime is newer than the cached one: sameFile). The identification has no file handle
+// (no generation): the settle rule's ctime is what tells the two inodes apart. Needs root.
+func TestCacheInodeReuse(t *testing.T) {
+	mnt := testenv.Ext4(t, 16)
+	p := filepath.Join(mnt, "tool")
+	good, evil := []byte(strings.Repeat("g", 5000)), []byte(strings.Repeat("e", 5000))
+	must(t, os.WriteFile(p, good, 0o755))
+	db := loadFiles(t, trustFile(t, t.TempDir(), p))
+	const settle = 50 * time.Millisecond // above ext4's timestamp granularity and the clock tick
+	v := NewVerifier(VerifierConfig{Settle: settle})
+	reused := 0
+	for round := 0; round < 5; round++ {
+		must(t, os.WriteFile(p, good, 0o755))
+		time.Sleep(2 * settle)
+		f, fd := openFd(t, p)
+		st, err := sys.Fstat(fd)
+		must(t, err)
+		for i, wantCached := range []bool{false, true} {
+			if res, err := v.Verify(context.Background(), db, p, fd); err != nil || !res.Trusted() || res.Cached != wantCached {
+				t.Fatalf("round %d, verify %d of the trusted file: %v cached=%v %v", round, i, res, res.Cached, err)
+			}
+		}
+		f.Close()
+		must(t, os.Remove(p))
+		must(t, os.WriteFile(p, evil, 0o755))
+		mtime := time.Unix(0, st.Mtime)
+		must(t, os.Chtimes(p, mtime, mtime))
+		_, fd2 := openFd(t, p)
+		st2, err := sys.Fstat(fd2)
+		must(t, err)
+		if st2.Dev == st.Dev && st2.Ino == st.Ino && st2.Size == st.Size && st2.Mtime == st.Mtime {
+			reused++
+		}
+		if res, err := v.VerifyCached(db, p, fd2); !errors.Is(err, ErrNotCached) {
+			t.Fatalf("round %d: VerifyCached of the impostor (inode %d, was %d): %v %v, want ErrNotCached", round, st2.Ino, st.Ino, res, err)
+		}
+		if res, err := v.Verify(context.Background(), db, p, fd2); err != nil || res.Status != Modified || res.Cached {
+			t.Fatalf("round %d: the impostor: %v cached=%v %v, want modified by its content", round, res, res.Cached, err)
+		}
+		must(t, os.Remove(p))
+	}
+	if reused == 0 {
+		t.Fatal("ext4 never gave the freed inode number to the impostor: the test did not test reuse")
 	}
 }
 
@@ -594,7 +641,7 @@ func TestCacheOnRamfs(t *testing.T) {
 	}
 }
 
-// BenchmarkVerifyCached is a second exec's cost: lookup, fstat, name_to_handle_at, cache hit;
+// BenchmarkVerifyCached is a second exec's cost: lookup, fstat, cache hit;
 // BenchmarkFstat is the fstat alone, its reference.
 func BenchmarkVerifyCached(b *testing.B) {
 	dir := b.TempDir()
