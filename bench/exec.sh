@@ -131,6 +131,8 @@ start() {
 stop() { kill -INT "$cur"; wait "$cur" 2>/dev/null || true; cur=; }
 # cpu PID: the run time so far of every thread of PID, ns (schedstat).
 cpu() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%d\n", s }'; }
+# switches PID: the context switches so far of every thread of PID, voluntary and not.
+switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ { s += $2 } END { printf "%d\n", s }'; }
 # resident NAME READY CMD...: start CMD in a mount namespace of its own, on its own ramfs at
 # $T/mnt holding a copy of the tool (same content: the same trust entry), and keep it running
 # for every round. A mount mark is on one mount of one namespace, so each listener sees only
@@ -159,8 +161,8 @@ targets=()
 for n in "${names[@]}"; do targets+=("/proc/$(eval echo "\$pid_$n")/root$T/mnt/tool"); done
 "$T/execmix" 1 100 "/proc/$pid_none/root$T/mnt/tool" "${targets[@]}" > /dev/null # warm up (and past the hash cache's settle time)
 sleep 3
-declare -A cpu0
-for n in "${names[@]}"; do cpu0[$n]=$(cpu "$(eval echo "\$pid_$n")"); done
+declare -A cpu0 cs0
+for n in "${names[@]}"; do cpu0[$n]=$(cpu "$(eval echo "\$pid_$n")"); cs0[$n]=$(switches "$(eval echo "\$pid_$n")"); done
 # Each round is CYCLES cycles of one block of BURST execs per listener (the order rotating and
 # reversing from cycle to cycle), each between two blocks of BURST execs with none, all run by
 # one execmix process through the targets' /proc/PID/root. execstats.py takes each listener
@@ -175,9 +177,13 @@ for r in $(seq "$ROUNDS"); do
 		{ v[$1] = $2 } $1 == "added" { a = a sprintf("  added %s %s", $2, $3) }
 		END { printf "exec round %d: %d cycles; median us/exec: none %s%s  ratio(added) %s  floor %s%s\n", r, v["cycles"], v["none"], a, v["ratio(added)"], v["floor"], ("ratio(added,ref)" in v ? "  ratio(added,ref) " v["ratio(added,ref)"] : "") }' | tee -a "$T/rounds"
 done
-declare -A cpusum
-for n in "${names[@]}"; do cpusum[$n]=$(( $(cpu "$(eval echo "\$pid_$n")") - cpu0[$n] )); done
+declare -A cpusum cssum
+for n in "${names[@]}"; do
+	cpusum[$n]=$(( $(cpu "$(eval echo "\$pid_$n")") - cpu0[$n] ))
+	cssum[$n]=$(( $(switches "$(eval echo "\$pid_$n")") - cs0[$n] ))
+done
 cpuper() { awk -v s="${cpusum[$1]}" -v n="$((CYCLES * BURST * ROUNDS))" 'BEGIN { printf "%.1f", s / n / 1000 }'; }
+csper() { awk -v s="${cssum[$1]}" -v n="$((CYCLES * BURST * ROUNDS))" 'BEGIN { printf "%.2f", s / n }'; }
 # Over every cycle of every round: each listener's median added time; the figure is the ratio
 # of the medians (a cycle's own ratio divides two noisy differences, one of which may be near
 # zero or negative on a busy machine; the medians of many paired differences are not), with a
@@ -186,9 +192,10 @@ python3 "$T/execstats.py" "${names[@]}" < "$T/execs" > "$T/overall"
 cat "$T/overall"
 [ -z "${EXECS_OUT:-}" ] || cp "$T/execs" "$EXECS_OUT" # every exec's time, for another look
 ov() { awk -v f="$1" '$1 == f { print $2 }' "$T/overall"; }
-ovrange() { awk -v f="$1" '$1 == f && NF >= 6 { printf "%s-%s", $4, $6 }' "$T/overall"; }
+ovrange() { awk -v f="$1" '$1 == f { r = NF >= 6 ? $4 "-" $6 : "n/a" } END { printf "%s", r == "" ? "n/a" : r }' "$T/overall"; }
 cb=$(cpuper guard) cc=$(cpuper fapd) cd=$(cpuper execref)
 echo "listener CPU per exec (all its threads, schedstat), us: guard $cb fapolicyd $cc execref $cd$([ -n "$REF" ] && echo " guard(ref) $(cpuper guardref)")"
+echo "listener context switches per exec (all its threads): guard $(csper guard) fapolicyd $(csper fapd) execref $(csper execref)$([ -n "$REF" ] && echo " guard(ref) $(csper guardref)")"
 rcpu=$(awk -v a="$cb" -v b="$cc" 'BEGIN { printf "%.3f", a / b }')
 kill -TERM "$pid_none" # a background job's SIGINT is ignored: sleep would not end on it
 for p in "${resident[@]}"; do kill -INT "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
