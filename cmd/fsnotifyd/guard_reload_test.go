@@ -216,6 +216,39 @@ func TestGuardReloadOnFileChange(t *testing.T) {
 	}
 }
 
+// The policy file is polled every --reload-interval while it is unchanged (a poll wakes an
+// idle guard: polls every 100 ms, policySettle, cost it 4x its idle CPU), and every
+// policySettle once a change is seen, until it is read: a change made just after the start
+// under a 2 s interval is not seen before the first poll (not applied after 1 s), and is
+// applied soon after it (within 1 s of that poll, not one more interval later).
+func TestGuardReloadPollsAtInterval(t *testing.T) {
+	mnt := testenv.Tmpfs(t)
+	etc := t.TempDir()
+	s := filepath.Join(mnt, "s")
+	writeFile(t, s, "s")
+	deny, allow, _, _ := reloadPolicies(mnt)
+	rules := filepath.Join(etc, "guard.rules")
+	writeFile(t, rules, allow)
+	p := start(t, "guard", "--policy", rules, "--reload-interval", "2s", mnt)
+	started := time.Now() // the first poll is 2 s after the guard's start, which was before
+	writeFile(t, rules, deny)
+	denied := func() bool {
+		d, err := openOnce(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	time.Sleep(time.Second - time.Since(started))
+	if denied() {
+		t.Fatalf("the change applied within 1 s under a 2 s interval: polled more often; stderr:\n%s", p.errText())
+	}
+	if !waitFor(3*time.Second-time.Since(started), denied) {
+		t.Fatalf("the change did not apply within 3 s of the start (a poll at 2 s sees it, one %v later reads it); stderr:\n%s", 100*time.Millisecond, p.errText())
+	}
+	p.stop()
+}
+
 // A policy file rewritten in place (truncated, then written in pieces, as an editor without
 // rename or `cat > file` does) is never read between the pieces: s stays denied the whole
 // time, the partial file is never applied, and the finished one is, once. A file left empty

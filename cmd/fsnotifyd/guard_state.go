@@ -251,15 +251,23 @@ func (g *guardRun) reloadPolicyFile() error {
 
 // watchReload reloads on SIGHUP (the policy file and the trust database) and when the policy
 // file or a trust source changes on disk (polled every interval: stat only), until ctx ends.
-// A changed policy file is read once it has stood still for policySettle. hup is registered
-// for SIGHUP by the caller before "Watches established." (a SIGHUP before then would
-// otherwise end the guard).
+// A changed policy file is read once it has stood still for policySettle: once a poll sees it
+// changed, the next polls come every policySettle (or interval, if shorter) until it is read.
+// hup is registered for SIGHUP by the caller before "Watches established." (a SIGHUP before
+// then would otherwise end the guard).
+//
+// Between changes the poll runs every interval, not every policySettle: each poll wakes a
+// thread of an otherwise idle guard, and at 10 a second those wake-ups cost an idle guard about
+// 2 ms of CPU, 100 context switches and 120 system calls per second (the Go runtime's sysmon
+// woken with it), which a guard on a busy host takes from the processes it guards and which
+// bench/exec.sh counted in the guard's CPU per exec (h8-exec, docs/design/performance.md).
 func (g *guardRun) watchReload(ctx context.Context, hup <-chan os.Signal, interval time.Duration) {
 	var tick <-chan time.Time
+	var timer *time.Timer
 	if interval > 0 {
-		t := time.NewTicker(min(interval, policySettle))
-		defer t.Stop()
-		tick = t.C
+		timer = time.NewTimer(interval)
+		defer timer.Stop()
+		tick = timer.C
 	}
 	var (
 		seen      fileStamp // the changed version last seen, and since when
@@ -267,7 +275,7 @@ func (g *guardRun) watchReload(ctx context.Context, hup <-chan os.Signal, interv
 		lastTrust time.Time
 	)
 	for {
-		policyChanged, trustChanged, why := false, false, ""
+		policyChanged, trustChanged, why, polled := false, false, "", false
 		select {
 		case <-ctx.Done():
 			return
@@ -275,12 +283,15 @@ func (g *guardRun) watchReload(ctx context.Context, hup <-chan os.Signal, interv
 			policyChanged, trustChanged = g.policyFile != "", true
 			why = "SIGHUP"
 		case now := <-tick:
+			polled = true
 			if g.policyFile != "" {
 				if st := stampOf(g.policyFile); st != g.lastStamp {
 					if st != seen {
 						seen, seenSince = st, now
 					}
 					policyChanged = now.Sub(seenSince) >= policySettle
+				} else {
+					seen = fileStamp{} // back as it was read last: nothing to settle
 				}
 			}
 			if now.Sub(lastTrust) >= interval {
@@ -291,14 +302,22 @@ func (g *guardRun) watchReload(ctx context.Context, hup <-chan os.Signal, interv
 			}
 		}
 		if policyChanged {
-			g.reloadPolicyFile()
-			seen = fileStamp{}
+			if err := g.reloadPolicyFile(); !errors.Is(err, errPolicyChanging) {
+				seen = fileStamp{} // read (or refused): settled; a torn read polls again soon
+			}
 		}
 		if trustChanged {
 			if why == "" {
 				why = "a trust source changed"
 			}
 			g.reported("trust", why, g.reloadTrust())
+		}
+		if polled {
+			next := interval
+			if seen != (fileStamp{}) {
+				next = min(interval, policySettle) // a change is settling: look again soon
+			}
+			timer.Reset(next)
 		}
 	}
 }
