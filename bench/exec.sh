@@ -171,7 +171,8 @@ for n in "${names[@]}"; do cpu0[$n]=$(cpu "$(eval echo "\$pid_$n")"); cs0[$n]=$(
 : > "$T/execs"
 for r in $(seq "$ROUNDS"); do
 	"$T/execmix" "$CYCLES" "$BURST" "/proc/$pid_none/root$T/mnt/tool" "${targets[@]}" |
-		awk -v off="$(( (r - 1) * CYCLES ))" -v boff="$(( (r - 1) * (2 * CYCLES * ${#names[@]} + 1) ))" '{ $1 += off; $2 += boff; print }' > "$T/round.execs"
+		awk -v off="$(( (r - 1) * CYCLES ))" -v boff="$(( (r - 1) * (2 * CYCLES * ${#names[@]} + 1) ))" '{ $1 += off; $2 += boff; print }' > "$T/round.execs" ||
+		{ for n in "${names[@]}" none; do kill -0 "$(eval echo "\$pid_$n")" 2>/dev/null || { echo "exec round $r: $n has exited; its log ends:" >&2; tail -5 "$T/$n.log" >&2; }; done; exit 1; }
 	cat "$T/round.execs" >> "$T/execs"
 	python3 "$T/execstats.py" "${names[@]}" < "$T/round.execs" | awk -v r="$r" '
 		{ v[$1] = $2 } $1 == "added" { a = a sprintf("  added %s %s", $2, $3) }
