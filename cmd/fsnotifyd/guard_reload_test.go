@@ -40,6 +40,28 @@ func openOnce(path string) (denied bool, err error) {
 	return false, err
 }
 
+// reloadFiles makes what a reload test guards: a tmpfs (mnt) with a file s in it, and the path
+// of a rules file in a directory of its own (etc), not written yet.
+func reloadFiles(t *testing.T) (mnt, s, etc, rules string) {
+	t.Helper()
+	mnt, etc = testenv.Tmpfs(t), t.TempDir()
+	s = filepath.Join(mnt, "s")
+	writeFile(t, s, "s")
+	return mnt, s, etc, filepath.Join(etc, "guard.rules")
+}
+
+// deniedNow returns a check that opens path once: whether it was denied (any other error
+// fails the test).
+func deniedNow(t *testing.T, path string) func() bool {
+	return func() bool {
+		d, err := openOnce(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+}
+
 // 100 reloads by SIGHUP while four goroutines open two files as fast as they can: every open
 // gets exactly one decision (one audit line each, counted against the opens made), the file
 // both policies allow is never denied, a file that does not parse keeps the old policy (and
@@ -169,22 +191,12 @@ func TestGuardReload100UnderLoad(t *testing.T) {
 // lets the kernel cache its allow of s: the deny that replaces it must flush that, or s would
 // stay allowed.
 func TestGuardReloadOnFileChange(t *testing.T) {
-	mnt := testenv.Tmpfs(t)
-	etc := t.TempDir()
-	s := filepath.Join(mnt, "s")
-	writeFile(t, s, "s")
+	mnt, s, etc, rules := reloadFiles(t)
 	deny, allow, allowCached, invalid := reloadPolicies(mnt)
-	rules := filepath.Join(etc, "guard.rules")
 	writeFile(t, rules, allowCached)
 	audit := filepath.Join(etc, "audit.jsonl")
 	p := start(t, "guard", "--policy", rules, "--reload-interval", "20ms", "--audit", audit, mnt)
-	denied := func() bool {
-		d, err := openOnce(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return d
-	}
+	denied := deniedNow(t, s)
 	if denied() || denied() { // the second may come from the kernel's cache
 		t.Fatal("denied under the allow policy")
 	}
@@ -222,23 +234,13 @@ func TestGuardReloadOnFileChange(t *testing.T) {
 // under a 2 s interval is not seen before the first poll (not applied after 1 s), and is
 // applied soon after it (within 1 s of that poll, not one more interval later).
 func TestGuardReloadPollsAtInterval(t *testing.T) {
-	mnt := testenv.Tmpfs(t)
-	etc := t.TempDir()
-	s := filepath.Join(mnt, "s")
-	writeFile(t, s, "s")
+	mnt, s, _, rules := reloadFiles(t)
 	deny, allow, _, _ := reloadPolicies(mnt)
-	rules := filepath.Join(etc, "guard.rules")
 	writeFile(t, rules, allow)
 	p := start(t, "guard", "--policy", rules, "--reload-interval", "2s", mnt)
 	started := time.Now() // the first poll is 2 s after the guard's start, which was before
 	writeFile(t, rules, deny)
-	denied := func() bool {
-		d, err := openOnce(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return d
-	}
+	denied := deniedNow(t, s)
 	time.Sleep(time.Second - time.Since(started))
 	if denied() {
 		t.Fatalf("the change applied within 1 s under a 2 s interval: polled more often; stderr:\n%s", p.errText())
@@ -254,11 +256,7 @@ func TestGuardReloadPollsAtInterval(t *testing.T) {
 // time, the partial file is never applied, and the finished one is, once. A file left empty
 // is refused (an empty policy allows everything), and the deny stays.
 func TestGuardReloadTornWrite(t *testing.T) {
-	mnt := testenv.Tmpfs(t)
-	etc := t.TempDir()
-	s := filepath.Join(mnt, "s")
-	writeFile(t, s, "s")
-	rules := filepath.Join(etc, "guard.rules")
+	mnt, s, etc, rules := reloadFiles(t)
 	first := "# the first version\ndeny open " + mnt + "/s\n"
 	writeFile(t, rules, first)
 	audit := filepath.Join(etc, "audit.jsonl")
