@@ -46,7 +46,10 @@
 // goes to the socket). With Reconnect, a lost
 // connection starts the reconnector (reconnect), which starts the next reader; shutdown ends
 // its attempts. A connection lost without Reconnect shuts the client down from the reader,
-// which then returns; the closer finishes. Locks: mu (the connection, the waiters, the marks)
+// which then returns; the closer finishes. Close with requests in flight says goodbye and
+// leaves the connection to the reader until the daemon ends it, after the replies to those
+// requests (at most byeWait, then it closes it itself), so that a request the daemon carried
+// out (a RespondWait's answer, applied) is not reported failed. Locks: mu (the connection, the waiters, the marks)
 // and qmu (the queue for Events) are never held together, nor across a blocking call (deliver
 // tries a non-blocking send on Events under qmu, to keep the queue's order).
 package client
@@ -256,6 +259,7 @@ type Client struct {
 	marksGen atomic.Uint64
 	closed   bool
 	ready    chan struct{} // closed when a connection is up; replaced on loss
+	byeTimer *time.Timer   // shutdown's bound on the replies to the requests in flight
 
 	nextReq atomic.Uint64
 	ring    atomic.Pointer[proto.ClientRing] // the first connection's, if granted; nil once lost
@@ -930,6 +934,9 @@ func (c *Client) request(ctx context.Context, m proto.Msg) (proto.Msg, error) {
 			case <-ctx.Done():
 				proto.CloseFDs(m)
 				return nil, ctx.Err()
+			case <-c.done: // closed while reconnecting: ready never comes
+				proto.CloseFDs(m)
+				return nil, ErrClosed
 			}
 		}
 		ch := make(chan proto.Msg, 1)
@@ -942,16 +949,29 @@ func (c *Client) request(ctx context.Context, m proto.Msg) (proto.Msg, error) {
 			proto.CloseFDs(m)
 			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
+		// Not c.done: a request written before Close's goodbye gets its reply (the daemon
+		// carried it out: a RespondWait's answer applied), or ch closes with the connection,
+		// which shutdown ends within byeWait.
 		select {
 		case r, ok := <-ch:
 			if !ok {
+				select {
+				case <-c.done:
+					return nil, ErrClosed // written after the goodbye: the daemon never read it
+				default:
+				}
 				return nil, fmt.Errorf("%w: connection lost", ErrUnavailable)
 			}
 			return r, nil
 		case <-ctx.Done():
+			select {
+			case r, ok := <-ch:
+				if ok { // the reply came too (Close's caller may end ctx once Close returns)
+					return r, nil
+				}
+			default:
+			}
 			return nil, ctx.Err()
-		case <-c.done:
-			return nil, ErrClosed
 		}
 	}
 }
@@ -1125,7 +1145,11 @@ func (c *Client) Respond(id uint64, r engine.Response) error {
 }
 
 // RespondWait answers a permission event as Respond does and waits for the daemon's
-// acknowledgement; ErrNotFound means it was answered already or its deadline passed.
+// acknowledgement; ErrNotFound means it was answered already or its deadline passed. Racing
+// Close, it still reports the daemon's acknowledgement if its answer went out before Close's
+// goodbye (Close waits for it); ErrClosed then means the answer never reached the daemon,
+// and the close verdict applied. (Only a daemon that does not reply to the goodbye within
+// byeWait leaves the outcome unknown: ErrClosed or ErrUnavailable.)
 func (c *Client) RespondWait(ctx context.Context, id uint64, r engine.Response) error {
 	m, valid := proto.NewRespond(c.nextReq.Add(1), id, r.Verdict, r.Errno, r.Cache)
 	res, err := c.request(ctx, m)
@@ -1176,21 +1200,43 @@ func (c *Client) Close() error {
 	return nil
 }
 
+// byeWait bounds how long Close waits for the replies to the requests in flight: the daemon
+// handles a Bye in microseconds; one that does not within this is stopped or stuck.
+const byeWait = time.Second
+
 // shutdown ends the client without waiting for it: it says goodbye, closes the connection
-// and tells every goroutine to return (done). The closer does the rest.
+// and tells every goroutine to return (done). The closer does the rest. With requests in
+// flight (waiters), it leaves the connection to the reader: the daemon replies to every
+// request written before the Bye, then to the Bye, then closes its end, which ends the
+// reader, which closes the waiters left; a timer closes it after byeWait if the daemon does
+// not (a stopped daemon cannot hold Close).
 func (c *Client) shutdown() {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return
 	}
-	c.closed = true
+	c.closed = true // no request registers a waiter after this
 	conn := c.conn
+	inflight := len(c.waiters) > 0
 	c.mu.Unlock()
 	close(c.done)
 	c.cancel()
-	if conn != nil {
+	if conn == nil {
+		return
+	}
+	if !inflight {
 		conn.WriteMsg(&proto.Bye{Req: c.nextReq.Add(1)})
+		conn.Close()
+		return
+	}
+	// The timer first: the reader may end as soon as the Bye is out, and the closer stops
+	// the timer once the reader has returned.
+	t := time.AfterFunc(byeWait, func() { conn.Close() })
+	c.mu.Lock()
+	c.byeTimer = t
+	c.mu.Unlock()
+	if err := conn.WriteMsg(&proto.Bye{Req: c.nextReq.Add(1)}); err != nil {
 		conn.Close()
 	}
 }
@@ -1203,6 +1249,9 @@ func (c *Client) close() {
 	<-c.done
 	c.wg.Wait()
 	c.mu.Lock()
+	if c.byeTimer != nil {
+		c.byeTimer.Stop() // the reader returned: the connection is closed
+	}
 	c.marks = nil
 	c.marksChangedLocked()
 	c.mu.Unlock()

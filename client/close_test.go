@@ -1,0 +1,148 @@
+//go:build linux
+
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/client"
+	"github.com/fsnotifyd/fsnotifyd/daemon"
+	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/proto"
+	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
+)
+
+// TestRespondWaitAtCloseTellsTheTruth: a RespondWait that races Close reports what happened
+// to the access: nil when its allow reached the daemon (the open succeeds), an error
+// (ErrClosed or ErrUnavailable) when it did not and the close verdict, deny, applied (the
+// open fails) — never an error for an answer the daemon applied. (notify's guard records a
+// handler's decision from it: CI once recorded "closed" for an allow that applied,
+// TestGuardReuseRequests/daemon.) Close comes at delays swept across the round trip, with
+// the answer on the socket and beside the permission ring (events in the ring, RespondWait
+// on the socket, as guard --daemon's handlers do).
+func TestRespondWaitAtCloseTellsTheTruth(t *testing.T) {
+	sock, _ := serve(t, daemon.DefaultConfig())
+	scratch := testenv.Tmpfs(t)
+	file := filepath.Join(scratch, "f")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const rounds = 60
+	for _, ring := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ring=%v", ring), func(t *testing.T) {
+			applied, refused := 0, 0
+			for i := 0; i < rounds; i++ {
+				ctx, cancel := context.WithTimeout(context.Background(), hang)
+				ids := make(chan uint64, 1)
+				c, err := client.Dial(ctx, client.Options{Socket: sock, Class: engine.ClassContent, Deadline: time.Minute,
+					CloseVerdict: engine.Deny, Ring: ring, Handler: func(ev client.Event) {
+						ev.FD.Close()
+						if ev.ID != 0 {
+							ids <- ev.ID
+						}
+					}})
+				if err != nil {
+					cancel()
+					t.Fatal(err)
+				}
+				if got := c.Welcome().Ring; got != ring {
+					t.Fatalf("Welcome.Ring %v, want %v", got, ring)
+				}
+				if _, err := c.AddMark(ctx, scratch, engine.KindInode, engine.MarkSpec{Mask: engine.OpenPerm | engine.EventOnChild}); err != nil {
+					t.Fatal(err)
+				}
+				done := accessor(t, file)
+				var id uint64
+				select {
+				case id = <-ids:
+				case <-time.After(hang):
+					t.Fatal("no permission event")
+				}
+				answered := make(chan error, 1)
+				go func() { answered <- c.RespondWait(ctx, id, engine.Response{Verdict: engine.Allow}) }()
+				// From at once (Close first) to well past a round trip (the reply read).
+				if d := time.Duration(i%20) * 25 * time.Microsecond; d > 0 {
+					time.Sleep(d)
+				}
+				c.Close()
+				var werr, oerr error
+				select {
+				case werr = <-answered:
+				case <-time.After(hang):
+					t.Fatal("RespondWait still waits after Close")
+				}
+				select {
+				case oerr = <-done:
+				case <-time.After(hang):
+					t.Fatal("the open still waits after Close")
+				}
+				cancel()
+				switch {
+				case werr == nil && oerr != nil:
+					t.Errorf("round %d: RespondWait said its allow applied, but the open failed: %v", i, oerr)
+				case werr != nil && oerr == nil:
+					t.Errorf("round %d: RespondWait failed (%v), but its allow applied: the open succeeded", i, werr)
+				case werr != nil && !errors.Is(werr, client.ErrClosed) && !errors.Is(werr, client.ErrUnavailable):
+					t.Errorf("round %d: RespondWait at Close: %v, want nil, ErrClosed or ErrUnavailable", i, werr)
+				case werr == nil:
+					applied++
+				default:
+					refused++
+				}
+			}
+			t.Logf("%d rounds: the allow applied in %d, the close verdict in %d", rounds, applied, refused)
+		})
+	}
+}
+
+// TestCloseWithRequestsInFlightIsBounded: Close waits for the replies to the requests in
+// flight only as long as the daemon answers: one that reads the Bye and stays silent (stopped,
+// stuck) holds Close about a second (byeWait), and the request then fails with ErrClosed; a
+// daemon that replies to both lets Close return at once, with the reply delivered.
+func TestCloseWithRequestsInFlightIsBounded(t *testing.T) {
+	for _, silent := range []bool{true, false} {
+		t.Run(fmt.Sprintf("silent=%v", silent), func(t *testing.T) {
+			f := newFake(t)
+			c, conn := f.dial(client.Options{Class: engine.ClassContent})
+			if c == nil {
+				return
+			}
+			pinged := make(chan error, 1)
+			go func() { pinged <- c.Ping(context.Background()) }()
+			ping := expect[*proto.Ping](t, conn)
+			closed := make(chan time.Duration, 1)
+			start := time.Now()
+			go func() { c.Close(); closed <- time.Since(start) }()
+			bye := expect[*proto.Bye](t, conn)
+			if !silent {
+				if err := conn.WriteMsgs(&proto.Pong{Req: ping.Req}, &proto.Result{Req: bye.Req}); err != nil {
+					t.Fatal(err)
+				}
+				conn.Close() // as the daemon does after a Bye
+			}
+			var took time.Duration
+			select {
+			case took = <-closed:
+			case <-time.After(hang):
+				t.Fatal("Close still waits")
+			}
+			err := <-pinged
+			switch {
+			case silent && (took < 900*time.Millisecond || took > 5*time.Second):
+				t.Errorf("Close took %v with a silent daemon, want about a second", took)
+			case silent && !errors.Is(err, client.ErrClosed):
+				t.Errorf("Ping cut by Close: %v, want ErrClosed", err)
+			case !silent && took > 900*time.Millisecond:
+				t.Errorf("Close took %v with a daemon that replied", took)
+			case !silent && err != nil:
+				t.Errorf("Ping answered before the Bye's Result: %v, want nil", err)
+			}
+		})
+	}
+}
