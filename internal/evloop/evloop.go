@@ -43,6 +43,19 @@
 //     decided on before the pause (when paused from another goroutine): callbacks check
 //     their owner's state.
 //
+// # Wait hooks
+//
+// A descriptor registered with RegisterHooks also has the loop call two functions of its
+// owner around each wait in poll (never in a blocking read: a loop with it registered polls):
+// Before, after the loop's last look at the posted work and just before it would wait, and
+// After, once the wait ends. They serve a descriptor that only needs to be made readable
+// while the loop sleeps (the permission ring's kick pipe: its client writes it only when the
+// daemon asked, and the daemon asks only in Before, so that answers that come while the loop
+// is busy cost no write, no read and no wake-up). Before may do its owner's work itself and
+// report that it did: the loop then does not sleep but polls without waiting (every
+// descriptor is still served between two calls of Before, however much work they find), and
+// goes round again. Both run on the loop under its rules.
+//
 // # Blocking mode
 //
 // A descriptor registered with RegisterBlocking offers two things: a way to make its reads
@@ -113,6 +126,7 @@ type Loop struct {
 	wakes           atomic.Uint64 // wakes sent (eventfd or Blocking.Wake), for the tests
 	yields          atomic.Uint64 // yields made (yield), for the tests
 	polls           atomic.Uint64 // waits in poll (Waits)
+	hookPolls       atomic.Uint64 // polls without waiting because a Before hook worked (HookPolls)
 	blockedWaits    atomic.Uint64 // waits in a blocking read (Waits)
 
 	mu      sync.Mutex
@@ -144,6 +158,17 @@ type Registration struct {
 	added, removed, paused, active bool
 	bl                             *Blocking
 	blocking                       bool
+	hooks                          *Hooks // RegisterHooks's (set once, before the loop sees r)
+}
+
+// Hooks are what RegisterHooks has the loop call around its waits (see "Wait hooks").
+type Hooks struct {
+	// Before is called on the loop just before it waits in poll. It reports whether it did
+	// work (then the loop polls without waiting instead, and calls it again after).
+	Before func() (worked bool)
+	// After is called on the loop once a wait in poll ended (for whatever reason), before
+	// the callbacks of the descriptors found ready. May be nil.
+	After func()
 }
 
 // Blocking is what a descriptor registered with RegisterBlocking offers for the loop to wait
@@ -259,6 +284,22 @@ func (l *Loop) RegisterBlocking(fd int, cb func(), bl Blocking) (*Registration, 
 	return r, nil
 }
 
+// RegisterHooks is Register with hooks the loop calls around each of its waits (see "Wait
+// hooks" in the package doc); h.Before is required.
+func (l *Loop) RegisterHooks(fd int, cb func(), h Hooks) (*Registration, error) {
+	if h.Before == nil {
+		return nil, errors.New("evloop: RegisterHooks needs Before")
+	}
+	if err := l.start(); err != nil {
+		return nil, err
+	}
+	r := &Registration{l: l, fd: fd, cb: cb, hooks: &h}
+	if !l.enqueue(change{kind: chAdd, r: r}) {
+		return nil, ErrClosed
+	}
+	return r, nil
+}
+
 // Blocking reports, in a callback, whether its descriptor is blocking: then the callback
 // reads it at most once (the loop may have called it to wait in that read rather than
 // because poll said it is readable). Only on the loop. (A method of the loop, not of the
@@ -359,6 +400,10 @@ func (l *Loop) Waits() (polls, blockingReads uint64) {
 	return l.polls.Load(), l.blockedWaits.Load()
 }
 
+// HookPolls reports how many times the loop polled without waiting because a Before hook
+// did work (for tests and diagnostics).
+func (l *Loop) HookPolls() uint64 { return l.hookPolls.Load() }
+
 // InBlockingRead reports whether the loop waits in a blocking read, or is about to (for
 // tests: a wake is then needed to run posted work).
 func (l *Loop) InBlockingRead() bool { return l.sleeping.Load() && l.blockOn.Load() != nil }
@@ -398,6 +443,22 @@ func (l *Loop) run() {
 		}
 		l.maybeYield()
 		br := l.setModes()
+		worked := br == nil && l.beforeWait()
+		if l.dirty {
+			l.rebuild() // a hook paused or unregistered something: fds must match regs
+		}
+		if worked {
+			// The hooks did work, which may have posted more (a walk's continuation: it
+			// runs now, with no wake, sleeping not being set): serve the other descriptors
+			// without sleeping, then go round (Before again before any wait).
+			l.runPosted()
+			if l.dirty {
+				l.rebuild()
+			}
+			l.hookPolls.Add(1)
+			l.poll(0)
+			continue
+		}
 		l.blockOn.Store(br)
 		l.woken.Store(false)
 		l.sleeping.Store(true)
@@ -406,6 +467,9 @@ func (l *Loop) run() {
 		l.mu.Unlock()
 		if busy {
 			l.sleeping.Store(false)
+			if br == nil {
+				l.afterWait() // no wait after all: what Before armed for it is disarmed
+			}
 			continue
 		}
 		if br != nil {
@@ -416,27 +480,63 @@ func (l *Loop) run() {
 			l.runPosted()
 			continue
 		}
-		if cap(l.ready) < len(l.fds) {
-			l.ready = make([]bool, len(l.fds))
-		}
-		ready := l.ready[:len(l.fds)]
 		l.polls.Add(1)
-		err := l.ps.Wait(l.fds, ready)
+		l.poll(-1)
+	}
+}
+
+// poll waits in poll(2) for at most timeout (negative: until a descriptor is ready) and calls
+// the callbacks of those ready, each followed by the work it posted. A wait (timeout not 0)
+// ends sleeping and calls the After hooks first.
+func (l *Loop) poll(timeout time.Duration) {
+	if cap(l.ready) < len(l.fds) {
+		l.ready = make([]bool, len(l.fds))
+	}
+	ready := l.ready[:len(l.fds)]
+	_, err := l.ps.WaitFor(l.fds, ready, timeout)
+	if timeout != 0 {
 		l.sleeping.Store(false)
-		if err != nil {
-			// Not a closed descriptor (poll reports that in its slot, POLLNVAL): ENOMEM or
-			// EFAULT. Nothing better to do than to try again.
-			continue
+		l.afterWait()
+	}
+	if err != nil {
+		// Not a closed descriptor (poll reports that in its slot, POLLNVAL): ENOMEM or
+		// EFAULT. Nothing better to do than to try again.
+		return
+	}
+	if ready[0] {
+		l.waker.Drain()
+	}
+	regs := l.regs // callbacks may change l.regs (copy on write)
+	for i, r := range regs {
+		if ready[i+1] && r.active {
+			l.call(r)
+			l.runPosted()
 		}
-		if ready[0] {
-			l.waker.Drain()
-		}
-		regs := l.regs // callbacks may change l.regs (copy on write)
-		for i, r := range regs {
-			if ready[i+1] && r.active {
-				l.call(r)
-				l.runPosted()
+	}
+}
+
+// beforeWait calls the active registrations' Before hooks and reports whether any did work.
+func (l *Loop) beforeWait() bool {
+	worked := false
+	for _, r := range l.regs { // a hook may change l.regs (copy on write): this is the old one
+		if r.hooks != nil && r.active {
+			l.cur = r
+			if r.hooks.Before() {
+				worked = true
 			}
+			l.cur = nil
+		}
+	}
+	return worked
+}
+
+// afterWait calls the active registrations' After hooks.
+func (l *Loop) afterWait() {
+	for _, r := range l.regs { // as in beforeWait
+		if r.hooks != nil && r.hooks.After != nil && r.active {
+			l.cur = r
+			r.hooks.After()
+			l.cur = nil
 		}
 	}
 }

@@ -1,0 +1,169 @@
+//go:build linux
+
+package evloop
+
+import (
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
+)
+
+// kicked models the permission ring's answers (daemon/ring.go): a producer publishes items
+// (head) and writes the kick descriptor only if the consumer armed it; the consumer arms it
+// only in Before, just before the loop sleeps, and disarms it in After.
+type kicked struct {
+	head, tail atomic.Uint64 // tail: the loop's
+	armed      atomic.Bool
+	kicks      atomic.Uint64
+	taken      atomic.Uint64
+	w          int
+}
+
+func (k *kicked) publish() {
+	k.head.Add(1)
+	if k.armed.Load() && k.armed.Swap(false) {
+		k.kicks.Add(1)
+		syscall.Write(k.w, []byte{1})
+	}
+}
+
+func (k *kicked) take() bool {
+	h := k.head.Load()
+	if h == k.tail.Load() {
+		return false
+	}
+	k.taken.Add(h - k.tail.Load())
+	k.tail.Store(h)
+	return true
+}
+
+// TestHooksNoItemWaitsForAWait: with the kick armed only before the loop sleeps, every item a
+// producer publishes is taken promptly, whether it comes while the loop sleeps (a kick wakes
+// it) or while it is busy (Before finds it, no kick): 20,000 items from two producers, in
+// bursts and one by one, all taken, each burst within a bound; and items published while the
+// loop is busy cost no kick (fewer kicks than items).
+func TestHooksNoItemWaitsForAWait(t *testing.T) {
+	l := newLoop(t)
+	r, w := testenv.SocketPair(t)
+	k := &kicked{w: w}
+	k.armed.Store(true)
+	var buf [64]byte
+	reg, err := l.RegisterHooks(r, func() {
+		syscall.Read(r, buf[:])
+		k.take()
+	}, Hooks{
+		Before: func() bool {
+			k.armed.Store(true)
+			if k.head.Load() != k.tail.Load() {
+				k.armed.Store(false)
+				return k.take()
+			}
+			return false
+		},
+		After: func() { k.armed.Store(false) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Unregister()
+	const producers, per = 2, 10000
+	done := make(chan struct{})
+	for p := 0; p < producers; p++ {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := 0; i < per; i++ {
+				k.publish()
+				if i%100 == 0 {
+					// Let the loop sleep now and then, and check that nothing waits.
+					deadline := time.Now().Add(5 * time.Second)
+					for k.taken.Load() < k.head.Load() && time.Now().Before(deadline) {
+						time.Sleep(50 * time.Microsecond)
+					}
+				}
+			}
+		}()
+	}
+	for p := 0; p < producers; p++ {
+		<-done
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for k.taken.Load() < producers*per && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if got := k.taken.Load(); got != producers*per {
+		t.Fatalf("%d of %d items taken 5 s after the last: an item waited for a wait nobody ended", got, producers*per)
+	}
+	t.Logf("%d items, %d kicks, %d polls without waiting", producers*per, k.kicks.Load(), l.HookPolls())
+	if k.kicks.Load() >= producers*per {
+		t.Errorf("%d kicks for %d items: items that came while the loop was busy were kicked", k.kicks.Load(), producers*per)
+	}
+}
+
+// TestHooksBusyBeforeStarvesNothing: a Before that finds work at every turn (a client that
+// floods) never keeps the loop from serving its other descriptors: their data is read, and
+// the loop never sleeps meanwhile (it polls without waiting). Work Before posts runs on the
+// loop without a wake. After is not called while the loop does not wait.
+func TestHooksBusyBeforeStarvesNothing(t *testing.T) {
+	l := newLoop(t)
+	hr, _ := testenv.SocketPair(t)
+	var befores, afters, postedOff atomic.Int64
+	var busy atomic.Bool
+	busy.Store(true)
+	hreg, err := l.RegisterHooks(hr, func() {}, Hooks{
+		Before: func() bool {
+			befores.Add(1)
+			if !busy.Load() {
+				return false
+			}
+			l.Post(func() {
+				if !l.OnLoop() {
+					postedOff.Add(1)
+				}
+			})
+			return true
+		},
+		After: func() { afters.Add(1) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hreg.Unregister()
+	got := make(chan string, 16)
+	var off atomic.Int32
+	r, w := testenv.SocketPair(t)
+	reg, err := l.Register(r, reader(l, r, got, &off))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Unregister()
+	for befores.Load() < 1000 {
+		time.Sleep(time.Millisecond)
+	}
+	wakes, polls := l.wakes.Load(), l.polls.Load()
+	aftersThen := afters.Load()
+	syscall.Write(w, []byte("served"))
+	expect(t, got, "served")
+	if l.polls.Load() != polls || afters.Load() != aftersThen {
+		t.Errorf("the loop waited while Before found work (polls %d -> %d, After %d -> %d)", polls, l.polls.Load(), aftersThen, afters.Load())
+	}
+	if l.wakes.Load() > wakes+1 { // the one write above may wake nothing: the loop is not asleep
+		t.Errorf("work posted by Before woke the loop: %d wakes", l.wakes.Load()-wakes)
+	}
+	if postedOff.Load() != 0 || off.Load() != 0 {
+		t.Errorf("work ran off the loop: %d posted, %d callbacks", postedOff.Load(), off.Load())
+	}
+	busy.Store(false)
+	// Once Before finds nothing, the loop sleeps again (a wait, After once it ends).
+	start := l.polls.Load()
+	syscall.Write(w, []byte("again"))
+	expect(t, got, "again")
+	for end := time.Now().Add(5 * time.Second); l.polls.Load() == start && time.Now().Before(end); {
+		time.Sleep(time.Millisecond)
+	}
+	if l.polls.Load() == start || afters.Load() == aftersThen {
+		t.Errorf("the loop did not wait again once Before found nothing")
+	}
+}
