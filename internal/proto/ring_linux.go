@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/fsevent"
 	"github.com/fsnotifyd/fsnotifyd/internal/schedtick"
@@ -312,6 +313,14 @@ func DecodeRingFrame(frame []byte, into *Event, last *string) (Msg, error) {
 	return decodeFrame(frame, nil, into, last)
 }
 
+// ringRecheck bounds a client reader's sleep: it looks at the closed word again after it. A
+// side that closes stores closed, then wakes the futex on d_head, a word that closing does
+// not change: a reader that looked at closed just before the store and reaches FUTEX_WAIT
+// just after the wake sleeps on (d_head still holds what it expects). Without a bound its
+// Next would never return (a client's Close hung on it: TestRingRoundTrip, 1 run in 5-10).
+// An idle reader wakes 10 times a second for it.
+const ringRecheck = 100 * time.Millisecond
+
 // ClientRing is a client's side of its ring: one reader (Next) and any number of answerers
 // (Answer).
 type ClientRing struct {
@@ -361,7 +370,7 @@ func (r *ClientRing) Next(fn func(frame []byte) error) (bool, error) {
 			r.w.cSleep.Store(1)
 			if r.w.dHead.Load() == h && r.w.closed.Load() == 0 {
 				r.tick.MaybeYield()
-				if err := sys.FutexWait(r.w.dHead, h); err != nil {
+				if err := sys.FutexWait(r.w.dHead, h, ringRecheck); err != nil {
 					return false, err
 				}
 			}

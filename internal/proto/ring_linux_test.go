@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -361,4 +362,51 @@ func FuzzRingRecords(f *testing.F) {
 			t.Fatalf("%d frames from %d bytes", frames, head)
 		}
 	})
+}
+
+// TestRingStopAlwaysEndsNext: Stop ends a reader's Next whenever it comes — before the reader
+// looks, while it goes to sleep, once it sleeps — within a bound (ringRecheck): a wake that
+// comes between the reader's last look at the closed word and its FUTEX_WAIT is lost (the
+// futex word, d_head, does not change), and Next once slept on forever.
+func TestRingStopAlwaysEndsNext(t *testing.T) {
+	const rounds = 400
+	slow := 0
+	for i := 0; i < rounds; i++ {
+		d, err := NewDaemonRing()
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := d.Grant(1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := NewClientRing(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ended := make(chan bool, 1)
+		go func() {
+			ok, _ := c.Next(func([]byte) error { return nil })
+			ended <- ok
+		}()
+		for j := 0; j < i%50; j++ { // from at once to well after the reader sleeps
+			runtime.Gosched()
+		}
+		start := time.Now()
+		c.Stop()
+		select {
+		case ok := <-ended:
+			if ok {
+				t.Fatalf("round %d: Next reported frames after Stop", i)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: Next still sleeps 10 s after Stop", i)
+		}
+		if time.Since(start) > 50*time.Millisecond {
+			slow++ // the lost wake, caught by the recheck
+		}
+		c.Close()
+		d.Close()
+	}
+	t.Logf("%d rounds, %d ended by the recheck rather than the wake", rounds, slow)
 }
