@@ -152,11 +152,31 @@ func (c *session) ringWaitLocked(msgs []proto.Msg) bool {
 	return true
 }
 
-// onKick runs on the loop when the client kicked the pipe: it takes the answers published
-// since (at most a ring's worth per call: if more came meanwhile, it kicks itself and the
-// loop calls it again after the other descriptors), and wakes writeLoop if it waits for room.
+// onKick runs on the loop when the client kicked the pipe (after an answer, if the loop
+// asked before it slept, ringBeforeWait; after consuming, if writeLoop asked for room): it
+// takes the answers published since, and wakes writeLoop if it waits for room.
 func (c *session) onKick() {
-	bad, more, eof, err := c.ring.Answers(c.ringAnswer)
+	bad, _, eof, err := c.ring.Answers(c.ringAnswer)
+	c.tookAnswers(bad, eof, err)
+}
+
+// ringBeforeWait is the kick pipe's Before hook (evloop "Wait hooks"), run just before the
+// loop sleeps: it asks the client for a kick on its next answer, unless answers are published
+// already, which it takes instead (at most a ring's worth: if more came meanwhile, the loop
+// polls its other descriptors without sleeping and calls this again). It reports whether it
+// took any. The kick is taken back once the loop wakes (DisarmKick, the After hook): answers
+// that come while it is busy are taken here, with no pipe write, read or wake-up.
+func (c *session) ringBeforeWait() bool {
+	if !c.ring.ArmKick() {
+		return false
+	}
+	bad, _, err := c.ring.TakeAnswers(c.ringAnswer)
+	c.tookAnswers(bad, false, err)
+	return true
+}
+
+// tookAnswers finishes a take of the ring's answers. On the loop.
+func (c *session) tookAnswers(bad int, eof bool, err error) {
 	if bad > 0 {
 		c.ringBad.Add(uint64(bad))
 	}
@@ -169,8 +189,6 @@ func (c *session) onKick() {
 		if err != nil {
 			c.ringBroken.Store(true) // logged by endRing: the loop never waits on a log write
 		}
-	} else if more {
-		c.ring.SelfKick()
 	}
 	if c.ringStalled.Load() {
 		c.kickWriter()
@@ -187,7 +205,8 @@ func (c *session) ringAnswer(m *proto.Respond) {
 
 // registerRing has the loop poll the kick pipe. Called by runInline.
 func (c *session) registerRing() error {
-	reg, err := c.s.b.Loop().Register(c.ring.KickFd(), c.onKick)
+	reg, err := c.s.b.Loop().RegisterHooks(c.ring.KickFd(), c.onKick,
+		evloop.Hooks{Before: c.ringBeforeWait, After: c.ring.DisarmKick})
 	if err != nil {
 		return err
 	}

@@ -309,6 +309,14 @@ func TestRingOrderPerOpener(t *testing.T) {
 		t.Fatal(err)
 	}
 	for ci, c := range clients {
+		// A client prints an event after answering it: the openers may be done before
+		// their last events are printed.
+		for k := range openers {
+			last := fmt.Sprintf("/o%d_%d", k, opens-1)
+			if _, ok := c.waitMatch(func(l string) bool { return strings.HasPrefix(l, "event ") && strings.HasSuffix(l, last) }, hang); !ok {
+				t.Fatalf("client %d never printed the event of %s", ci, last)
+			}
+		}
 		next := make([]int, openers)
 		for _, l := range c.allLines("event ") {
 			f := strings.Fields(l)

@@ -251,20 +251,51 @@ func (r *DaemonRing) Publish() {
 // Sender only.
 func (r *DaemonRing) WantRoom() { r.w.dWantRoom.Store(1) }
 
-// Answers drains the kick pipe and calls fn for each valid answer published since the last
-// call (at most RingUpSlots); a slot that does not decode is skipped (its event reaches its
-// deadline) and counted in bad. It then asks for a kick on the next answer and reports with
-// more whether answers arrived meanwhile (the caller runs it again later: it never loops on
-// the client's pace). eof says the client closed its end of the pipe. Loop only.
+// Answers drains the kick pipe and takes the answers (TakeAnswers). eof says the client
+// closed its end of the pipe. Loop only.
 func (r *DaemonRing) Answers(fn func(*Respond)) (bad int, more, eof bool, err error) {
 	eof, err = sys.DrainKicks(r.kickR, r.kbuf[:])
+	bad, more, terr := r.TakeAnswers(fn)
+	if terr != nil {
+		err = terr
+	}
+	return bad, more, eof, err
+}
+
+// ArmKick asks the client to kick the pipe after its next answer, for the daemon's loop that
+// is about to sleep, and reports whether answers are published already (then it takes the
+// request back: the caller takes them, TakeAnswers, instead of sleeping). The request is
+// made before the look (the client publishes, then looks at the request): an answer comes
+// either before the look or with a kick. Loop only.
+func (r *DaemonRing) ArmKick() (pending bool) {
 	if r.broken.Load() {
-		return 0, false, eof, ErrRingBroken
+		return false
+	}
+	r.w.dWantAns.Store(1)
+	if r.w.uHead.Load() != r.uTail {
+		r.w.dWantAns.Store(0)
+		return true
+	}
+	return false
+}
+
+// DisarmKick takes back ArmKick's request once the loop is awake: answers published while it
+// is busy cost the client no write and the loop no read; it looks at them before it sleeps
+// (ArmKick). Loop only.
+func (r *DaemonRing) DisarmKick() { r.w.dWantAns.Store(0) }
+
+// TakeAnswers calls fn for each valid answer published since the last call (at most
+// RingUpSlots); a slot that does not decode is skipped (its event reaches its deadline) and
+// counted in bad. It reports with more whether answers arrived meanwhile (the caller takes
+// them later: it never loops on the client's pace). Loop only.
+func (r *DaemonRing) TakeAnswers(fn func(*Respond)) (bad int, more bool, err error) {
+	if r.broken.Load() {
+		return 0, false, ErrRingBroken
 	}
 	p := r.w.uHead.Load()
 	if p-r.uTail > RingUpSlots {
 		r.broken.Store(true)
-		return 0, false, eof, ErrRingBroken
+		return 0, false, ErrRingBroken
 	}
 	up := r.mem[RingCtrl+RingDown:]
 	var slot [RingAnswerSize]byte
@@ -279,13 +310,8 @@ func (r *DaemonRing) Answers(fn func(*Respond)) (bad int, more, eof bool, err er
 		}
 	}
 	r.w.uTail.Store(r.uTail)
-	r.w.dWantAns.Store(1)
-	return bad, r.w.uHead.Load() != p, eof, err
+	return bad, r.w.uHead.Load() != p, nil
 }
-
-// SelfKick makes the kick pipe readable, so that the loop calls the daemon's Answers again
-// after its other descriptors (a bound per call, never a loop on the client's pace).
-func (r *DaemonRing) SelfKick() { sys.Kick(r.kickW) }
 
 // Close tells the client the ring is done and wakes it; it unmaps and closes everything.
 // Call it once neither the sender nor the loop can use the ring.

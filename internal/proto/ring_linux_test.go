@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"runtime"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/fsevent"
+	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 )
 
 // ringPair returns a daemon ring and the client side mapped from its grant, as over a socket.
@@ -362,6 +364,72 @@ func FuzzRingRecords(f *testing.F) {
 			t.Fatalf("%d frames from %d bytes", frames, head)
 		}
 	})
+}
+
+// TestRingKickArmedOnlyToSleep: the client kicks the pipe after an answer only while the
+// daemon's loop asked for it (ArmKick, before it sleeps); once the loop is awake
+// (DisarmKick) answers cost no kick and ArmKick reports them instead of arming; either way
+// every answer is taken.
+func TestRingKickArmedOnlyToSleep(t *testing.T) {
+	d, c := ringPair(t)
+	kicked := func() bool {
+		var ps sys.PollSet
+		ready := []bool{false}
+		ok, err := ps.WaitFor([]int{d.KickFd()}, ready, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	var got []uint64
+	take := func(r *Respond) { got = append(got, r.EventID) }
+	answer := func(id uint64) {
+		if !c.Answer(&Respond{EventID: id, Verdict: fsevent.Allow}) {
+			t.Fatalf("answer %d refused", id)
+		}
+	}
+	// Sleeping: armed, nothing pending; the answer kicks.
+	d.DisarmKick() // the ring starts armed
+	if d.ArmKick() {
+		t.Fatal("ArmKick found answers in an empty ring")
+	}
+	answer(1)
+	if !kicked() {
+		t.Fatal("an answer while the loop sleeps did not kick the pipe")
+	}
+	if _, _, eof, err := d.Answers(take); err != nil || eof {
+		t.Fatal(err, eof)
+	}
+	if kicked() {
+		t.Fatal("the pipe stayed readable after Answers drained it")
+	}
+	// Awake: disarmed; answers cost no kick, and ArmKick reports them without arming.
+	d.DisarmKick()
+	answer(2)
+	answer(3)
+	if kicked() {
+		t.Fatal("an answer while the loop is awake kicked the pipe")
+	}
+	if !d.ArmKick() {
+		t.Fatal("ArmKick did not report the answers published while the loop was awake")
+	}
+	if _, _, err := d.TakeAnswers(take); err != nil {
+		t.Fatal(err)
+	}
+	answer(4)
+	if kicked() {
+		t.Fatal("ArmKick that found answers left the kick armed")
+	}
+	if !d.ArmKick() {
+		t.Fatal("ArmKick missed answer 4")
+	}
+	d.TakeAnswers(take)
+	if d.ArmKick() {
+		t.Fatal("ArmKick found answers after all were taken")
+	}
+	if fmt.Sprint(got) != "[1 2 3 4]" {
+		t.Fatalf("answers taken %v, want [1 2 3 4]", got)
+	}
 }
 
 // TestRingStopAlwaysEndsNext: Stop ends a reader's Next whenever it comes — before the reader
