@@ -1193,7 +1193,10 @@ func (c *Client) Ping(ctx context.Context) error {
 
 // Close says goodbye, closes the connection (the daemon answers this client's pending
 // permission events with its close verdict), closes Events and waits for the client's
-// goroutines. It is idempotent, and waits for them whoever closed the client first.
+// goroutines. With requests in flight (a RespondWait, say), it first lets their replies
+// come, which the daemon sends before it ends the connection, waiting at most byeWait (1 s)
+// for a daemon that does not. It is idempotent, and waits for them whoever closed the client
+// first.
 func (c *Client) Close() error {
 	c.shutdown()
 	<-c.closer
