@@ -14,8 +14,17 @@ import (
 	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 )
 
-// ringPair returns a daemon ring and the client side mapped from its grant, as over a socket.
+// ringPair returns a daemon ring and the client side mapped from its grant, as over a socket,
+// closed when the test ends.
 func ringPair(t *testing.T) (*DaemonRing, *ClientRing) {
+	t.Helper()
+	d, c := newRingPair(t)
+	t.Cleanup(func() { c.Close(); d.Close() })
+	return d, c
+}
+
+// newRingPair is ringPair for a caller that closes them itself.
+func newRingPair(t *testing.T) (*DaemonRing, *ClientRing) {
 	t.Helper()
 	d, err := NewDaemonRing()
 	if err != nil {
@@ -23,13 +32,14 @@ func ringPair(t *testing.T) (*DaemonRing, *ClientRing) {
 	}
 	g, err := d.Grant(1)
 	if err != nil {
+		d.Close()
 		t.Fatal(err)
 	}
 	c, err := NewClientRing(g)
 	if err != nil {
+		d.Close()
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close(); d.Close() })
 	return d, c
 }
 
@@ -440,18 +450,7 @@ func TestRingStopAlwaysEndsNext(t *testing.T) {
 	const rounds = 400
 	slow := 0
 	for i := 0; i < rounds; i++ {
-		d, err := NewDaemonRing()
-		if err != nil {
-			t.Fatal(err)
-		}
-		g, err := d.Grant(1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := NewClientRing(g)
-		if err != nil {
-			t.Fatal(err)
-		}
+		d, c := newRingPair(t)
 		ended := make(chan bool, 1)
 		go func() {
 			ok, _ := c.Next(func([]byte) error { return nil })
