@@ -245,25 +245,7 @@ func TestOnLoopAcrossYields(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer reg.Unregister()
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var falseOnLoop atomic.Int32
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if l.OnLoop() {
-					falseOnLoop.Add(1)
-				}
-			}
-		}()
-	}
+	stopChecks := checkOffLoop(l, 8, 0)
 	yields := l.yields.Load()
 	// Writes for at least 250 ms (about 30 yield intervals) and until 5 yields were made.
 	deadline := time.Now().Add(10 * time.Second)
@@ -274,8 +256,7 @@ func TestOnLoopAcrossYields(t *testing.T) {
 		syscall.Write(w, []byte("x"))
 		time.Sleep(100 * time.Microsecond)
 	}
-	close(stop)
-	wg.Wait()
+	falseOnLoop := stopChecks()
 	if n := l.yields.Load() - yields; n < 5 {
 		t.Fatalf("%d yields in 10 s of steady work, want at least 5 (one per %v)", n, yieldEvery)
 	}
@@ -288,8 +269,8 @@ func TestOnLoopAcrossYields(t *testing.T) {
 	if n := postedOff.Load(); n != 0 {
 		t.Errorf("OnLoop false in %d functions posted by callbacks", n)
 	}
-	if n := falseOnLoop.Load(); n != 0 {
-		t.Errorf("OnLoop true %d times on goroutines other than the loop", n)
+	if falseOnLoop != 0 {
+		t.Errorf("OnLoop true %d times on goroutines other than the loop", falseOnLoop)
 	}
 }
 
@@ -352,23 +333,7 @@ func TestYieldKeepsTheLoopIdentity(t *testing.T) {
 	l := newLoop(t)
 	var bad, badSlice atomic.Int32
 	sliced := kernelKeepsSlices(t)
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { // another goroutine, which may run on the loop's old thread after a yield
-		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if l.OnLoop() {
-				bad.Add(1)
-			}
-			time.Sleep(50 * time.Microsecond)
-		}
-	}()
+	stopChecks := checkOffLoop(l, 1, 50*time.Microsecond) // may run on the loop's old thread after a yield
 	deadline := time.Now().Add(5 * time.Second)
 	for l.yields.Load() < 5 && time.Now().Before(deadline) {
 		done := make(chan struct{})
@@ -384,8 +349,7 @@ func TestYieldKeepsTheLoopIdentity(t *testing.T) {
 		<-done
 		time.Sleep(time.Millisecond)
 	}
-	close(stop)
-	wg.Wait()
+	bad.Add(stopChecks())
 	if n := l.yields.Load(); n < 5 {
 		t.Fatalf("the loop yielded %d times in 5 s of posts 1 ms apart, want >= 5 (one per %v)", n, yieldEvery)
 	}
@@ -394,6 +358,39 @@ func TestYieldKeepsTheLoopIdentity(t *testing.T) {
 	}
 	if n := badSlice.Load(); n != 0 {
 		t.Fatalf("%d posts ran on a loop thread without the loop's slice (%v)", n, loopSlice)
+	}
+}
+
+// checkOffLoop starts n goroutines that ask OnLoop over and over (pause apart) until the
+// returned stop is called; stop waits for them and returns how often OnLoop said true, which
+// it must never say on a goroutine other than the loop's.
+func checkOffLoop(l *Loop, n int, pause time.Duration) (stop func() int32) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	var onLoop atomic.Int32
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				if l.OnLoop() {
+					onLoop.Add(1)
+				}
+				if pause > 0 {
+					time.Sleep(pause)
+				}
+			}
+		}()
+	}
+	return func() int32 {
+		close(done)
+		wg.Wait()
+		return onLoop.Load()
 	}
 }
 
