@@ -33,14 +33,7 @@ func TestPermissionOrderPerOpener(t *testing.T) {
 	const openers, opens = 4, 60
 	for _, mode := range readModes {
 		t.Run(mode.name, func(t *testing.T) {
-			scratch := testenv.Tmpfs(t)
-			for k := range openers {
-				for i := range opens {
-					if err := os.WriteFile(filepath.Join(scratch, fmt.Sprintf("o%d_%d", k, i)), nil, 0o644); err != nil {
-						t.Fatal(err)
-					}
-				}
-			}
+			scratch := openerFiles(t, openers, opens)
 			sock := filepath.Join(testenv.PublicDir(t), "d.sock")
 			startDaemonMode(t, testConfig(), sock, mode.threadPerClient)
 			const clients = 2
@@ -102,6 +95,21 @@ func TestPermissionOrderPerOpener(t *testing.T) {
 			}
 		})
 	}
+}
+
+// openerFiles makes a scratch tmpfs with the files runOpeners opens: o<k>_<i> for each of
+// openers openers and opens files each.
+func openerFiles(t *testing.T, openers, opens int) string {
+	t.Helper()
+	scratch := testenv.Tmpfs(t)
+	for k := range openers {
+		for i := range opens {
+			if err := os.WriteFile(filepath.Join(scratch, fmt.Sprintf("o%d_%d", k, i)), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return scratch
 }
 
 // runOpeners runs openers shells (not the daemon's process, which is exempt), the k-th opening

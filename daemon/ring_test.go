@@ -281,14 +281,7 @@ func ptr32(b []byte, off int) unsafe.Pointer { return unsafe.Pointer(&b[off]) }
 func TestRingOrderPerOpener(t *testing.T) {
 	testenv.RequireRoot(t)
 	const openers, opens = 4, 60
-	scratch := testenv.Tmpfs(t)
-	for k := range openers {
-		for i := range opens {
-			if err := os.WriteFile(filepath.Join(scratch, fmt.Sprintf("o%d_%d", k, i)), nil, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	scratch := openerFiles(t, openers, opens)
 	sock := filepath.Join(testenv.PublicDir(t), "d.sock")
 	startDaemonMode(t, testConfig(), sock, false)
 	var clients []*proc
