@@ -353,14 +353,10 @@ func (c *Client) Welcome() Welcome {
 		UID: w.UID, GID: w.GID, PID: w.PID, Ring: c.ring.Load() != nil}
 }
 
-// connect dials and says Hello; with wantRing, a permission client asks for the ring, and
-// ring is the one granted (or nil).
-func (c *Client) connect(ctx context.Context, wantRing bool) (conn *proto.Conn, w *proto.Welcome, ring *proto.ClientRing, err error) {
-	conn, w, ring, err = c.connectRing(ctx, wantRing && c.opts.Class != engine.ClassNotification && !c.opts.WantEventFDs)
-	return
-}
-
-func (c *Client) connectRing(ctx context.Context, wantRing bool) (*proto.Conn, *proto.Welcome, *proto.ClientRing, error) {
+// connect dials and says Hello; with wantRing, a permission client without event fds asks for
+// the ring, and ring is the one granted (or nil).
+func (c *Client) connect(ctx context.Context, wantRing bool) (*proto.Conn, *proto.Welcome, *proto.ClientRing, error) {
+	wantRing = wantRing && c.opts.Class != engine.ClassNotification && !c.opts.WantEventFDs
 	conn, err := proto.Dial(c.opts.Socket)
 	for errors.Is(err, syscall.EAGAIN) {
 		// The daemon's listen backlog is full (a burst of connections): it drains it, so
