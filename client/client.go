@@ -468,15 +468,21 @@ func (c *Client) Events() <-chan Event { return c.events }
 // readLoop reads one connection's messages: replies go to their waiters, events to Events.
 func (c *Client) readLoop(conn *proto.Conn) {
 	defer c.wg.Done()
+	// However the connection ends, the ring's reader must end with it, before lost: the
+	// daemon's own close of the ring wakes that reader once, and that wake can be lost
+	// (ClientRing.Stop).
+	stopRing := func() {
+		if r := c.ring.Swap(nil); r != nil {
+			r.Stop() // its reader returns and closes it
+		}
+	}
 	var scratch proto.Event // each event is decoded here and copied out (no allocation)
 	var memo markMemo
 	for {
 		m, err := conn.ReadMsgInto(&scratch)
 		if err != nil {
 			conn.Close()
-			if r := c.ring.Swap(nil); r != nil {
-				r.Stop() // its reader returns and closes it
-			}
+			stopRing()
 			c.lost(conn, err)
 			return
 		}
@@ -485,6 +491,7 @@ func (c *Client) readLoop(conn *proto.Conn) {
 			c.received(m, &memo)
 		case *proto.Fatal:
 			conn.Close()
+			stopRing()
 			c.lost(conn, toError(m.Err()))
 			return
 		default:

@@ -339,13 +339,12 @@ func DecodeRingFrame(frame []byte, into *Event, last *string) (Msg, error) {
 	return decodeFrame(frame, nil, into, last)
 }
 
-// ringRecheck bounds a client reader's sleep: it looks at the closed word again after it. A
-// side that closes stores closed, then wakes the futex on d_head, a word that closing does
-// not change: a reader that looked at closed just before the store and reaches FUTEX_WAIT
-// just after the wake sleeps on (d_head still holds what it expects). Without a bound its
-// Next would never return (a client's Close hung on it: TestRingRoundTrip, 1 run in 5-10).
-// An idle reader wakes 10 times a second for it.
-const ringRecheck = 100 * time.Millisecond
+// stopRetry is how long Stop waits before it wakes the reader again, and stopGiveUp how long
+// it keeps trying (see Stop).
+const (
+	stopRetry  = 50 * time.Microsecond
+	stopGiveUp = 2 * time.Second
+)
 
 // ClientRing is a client's side of its ring: one reader (Next) and any number of answerers
 // (Answer).
@@ -354,8 +353,9 @@ type ClientRing struct {
 	w    ringWords
 	kick int
 
-	tail uint32         // the reader's
-	tick schedtick.Tick // the reader's: it lives in FUTEX_WAIT as a socket reader in poll (internal/schedtick)
+	tail   uint32         // the reader's
+	tick   schedtick.Tick // the reader's: it lives in FUTEX_WAIT as a socket reader in poll (internal/schedtick)
+	sleeps atomic.Uint32  // FUTEX_WAITs the reader entered: for tests (an idle reader sleeps once)
 
 	mu    sync.Mutex // answerers
 	uHead uint32
@@ -396,7 +396,8 @@ func (r *ClientRing) Next(fn func(frame []byte) error) (bool, error) {
 			r.w.cSleep.Store(1)
 			if r.w.dHead.Load() == h && r.w.closed.Load() == 0 {
 				r.tick.MaybeYield()
-				if err := sys.FutexWait(r.w.dHead, h, ringRecheck); err != nil {
+				r.sleeps.Add(1)
+				if err := sys.FutexWait(r.w.dHead, h, -1); err != nil {
 					return false, err
 				}
 			}
@@ -455,10 +456,29 @@ func (r *ClientRing) Answer(m *Respond) bool {
 }
 
 // Stop makes Next return false (from any goroutine): it marks the ring closed and wakes the
-// reader.
+// reader until the reader is either woken or out of its way to sleep.
+//
+// One wake is not enough: the futex word is d_head, which closing does not change, so a wake
+// that lands after the reader's last look at the closed word and before its FUTEX_WAIT is
+// lost, and the reader would sleep on with nothing to end it. The reader stores cSleep before
+// that look, and Stop stores closed before it looks at cSleep (sequentially consistent
+// atomics: one of the two sees the other's store), so when Stop finds cSleep zero, the
+// reader's next look sees closed; when a wake finds the reader queued (woken > 0), it ends
+// that sleep. Otherwise the reader is between the two, a few instructions: Stop tries again
+// after stopRetry. This is why an idle reader can sleep without a timeout (it wakes for
+// nothing). The daemon's own Close wakes once: its wake may be lost the same way, and then
+// the client's readLoop, which sees the connection end, calls Stop. stopGiveUp bounds Stop
+// against a daemon that writes cSleep itself (it can only keep its own client's reader
+// asleep, which it could anyway by not publishing).
 func (r *ClientRing) Stop() {
 	r.w.closed.Store(1)
-	sys.FutexWake(r.w.dHead, 1<<30)
+	for give := time.Now().Add(stopGiveUp); ; {
+		woken, err := sys.FutexWake(r.w.dHead, 1<<30)
+		if err != nil || woken > 0 || r.w.cSleep.Load() == 0 || time.Now().After(give) {
+			return
+		}
+		time.Sleep(stopRetry)
+	}
 }
 
 // Shared returns the mapping itself: for tests that play a hostile client (they write the

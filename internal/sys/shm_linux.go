@@ -113,13 +113,13 @@ func FutexWait(w *atomic.Uint32, val uint32, timeout time.Duration) error {
 	return os.NewSyscallError("futex(FUTEX_WAIT)", syscall.Errno(e))
 }
 
-// FutexWake wakes up to n waiters on w (shared). It never waits.
-func FutexWake(w *atomic.Uint32, n int) error {
-	_, _, e := unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(w)), futexWake, uintptr(n), 0, 0, 0)
+// FutexWake wakes up to n waiters on w (shared) and returns how many it woke. It never waits.
+func FutexWake(w *atomic.Uint32, n int) (woken int, err error) {
+	r, _, e := unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(w)), futexWake, uintptr(n), 0, 0, 0)
 	if e != 0 {
-		return os.NewSyscallError("futex(FUTEX_WAKE)", syscall.Errno(e))
+		return 0, os.NewSyscallError("futex(FUTEX_WAKE)", syscall.Errno(e))
 	}
-	return nil
+	return int(r), nil
 }
 
 // KickPipe returns a pipe, both ends non-blocking and close-on-exec: a process that holds
