@@ -70,7 +70,7 @@
 // could not be made non-blocking again, Blocking keeps saying so and its callback keeps
 // reading once per call, which poll says will not wait). The callback tells the modes apart
 // with Loop.Blocking, and calls Loop.Awake once its read returned (a post made after that,
-// by the callback itself, needs no wake).
+// by the callback itself, needs no wake), or Loop.AwakeAt with the clock it read then.
 //
 // # Lock order
 //
@@ -134,6 +134,11 @@ type Loop struct {
 	spare   []func() // guarded by mu: a drained slice for Post to reuse
 	changes []change // guarded by mu: registration changes for the loop to apply
 	closed  bool     // guarded by mu
+	// queued is len(posted) > 0 || len(changes) > 0 || closed, kept so whenever mu is
+	// released (setQueuedLocked), so that the loop looks at its queues without taking mu
+	// when they are empty, which they are for nearly every event (see wake for why a
+	// lock-free look before a wait misses nothing).
+	queued atomic.Bool
 
 	// The loop goroutine's own.
 	regs  []*Registration // polled, in order: regs[i] is fds[i+1] (copy on write)
@@ -143,6 +148,12 @@ type Loop struct {
 	dirty bool           // regs changed: rebuild fds
 	cur   *Registration  // the registration whose callback runs
 	tick  schedtick.Tick // maybeYield's (Every: yieldEvery)
+	// now is the clock a callback read once its wait ended (AwakeAt), for the next
+	// maybeYield; zero: none, maybeYield reads the clock itself.
+	now time.Time
+	// base is a monotonic clock reading from the loop's start, from which maybeYield reads
+	// the time without the wall clock (time.Since reads only the monotonic one).
+	base time.Time
 }
 
 // Registration is a descriptor registered with a Loop.
@@ -309,7 +320,23 @@ func (l *Loop) Blocking() bool { return l.cur != nil && l.cur.blocking }
 // Awake is called by a callback in blocking mode as soon as its read returned: from then on
 // work posted needs no wake (the loop looks at the queues once the callback returns). Only
 // on the loop.
-func (l *Loop) Awake() { l.sleeping.Store(false) }
+func (l *Loop) Awake() {
+	if l.sleeping.Load() {
+		l.sleeping.Store(false)
+	}
+}
+
+// AwakeAt is Awake for a callback that read the clock once its read returned (now): the loop
+// takes it for its own clock reading after the callback (its yield check, maybeYield) rather
+// than reading the clock again (two clock reads per event, of the three to five an event
+// costs, on the embedded guard's path). now must have been read after the wait ended, in this
+// call of the callback; the check then runs late by what the callback (and the work it posted,
+// which runs right after it) took after reading it, which callbacks keep short (the rules).
+// Only on the loop.
+func (l *Loop) AwakeAt(now time.Time) {
+	l.Awake()
+	l.now = now
+}
 
 // Pause stops the loop from polling r's descriptor, until Resume; see the package rules.
 func (r *Registration) Pause() { r.l.enqueue(change{kind: chPause, r: r}) }
@@ -347,6 +374,7 @@ func (l *Loop) enqueue(c change) bool {
 		return false
 	}
 	l.changes = append(l.changes, c)
+	l.setQueuedLocked()
 	l.mu.Unlock()
 	l.wake()
 	return true
@@ -370,15 +398,26 @@ func (l *Loop) Post(fn func()) {
 		l.posted, l.spare = l.spare, nil
 	}
 	l.posted = append(l.posted, fn)
+	l.setQueuedLocked()
 	l.mu.Unlock()
 	l.wake()
 }
 
+// setQueuedLocked makes queued say whether anything is queued for the loop. Needs mu; every
+// holder of mu that changes posted, changes or closed calls it before letting go.
+func (l *Loop) setQueuedLocked() {
+	q := len(l.posted) > 0 || len(l.changes) > 0 || l.closed
+	if l.queued.Load() != q {
+		l.queued.Store(q)
+	}
+}
+
 // wake interrupts the loop's wait if it waits or is about to, once per wait. Before each
 // wait the loop sets blockOn, clears woken, then sets sleeping, then takes its last look at
-// the queues (under mu); a poster queues (under mu), then reads sleeping, takes woken, then
-// reads blockOn. One of them sees the other, so nothing queued waits for a wait that nobody
-// interrupts; a poster that takes woken for this wait reads this wait's blockOn, so its wake
+// the queues (queued, an atomic load; a poster sets it under mu once it has queued); a
+// poster queues and sets queued, then reads sleeping, takes woken, then reads blockOn. All
+// are sequentially consistent atomics, so one of them sees the other, and nothing queued
+// waits for a wait that nobody interrupts; a poster that takes woken for this wait reads this wait's blockOn, so its wake
 // goes where the loop waits (the eventfd it polls, or the descriptor it reads). A poster
 // that took woken for an earlier wait had queued before that wait ended, so the loop finds
 // its work without a wake. A wake that comes as the loop wakes anyway only makes a later
@@ -414,6 +453,7 @@ func (l *Loop) InBlockingRead() bool { return l.sleeping.Load() && l.blockOn.Loa
 func (l *Loop) Close() {
 	l.mu.Lock()
 	l.closed = true
+	l.setQueuedLocked()
 	l.mu.Unlock()
 	l.start() // never started: marks it so (ErrClosed), and it never will
 	if !l.started.Load() || l.OnLoop() {
@@ -427,6 +467,7 @@ func (l *Loop) Close() {
 func (l *Loop) run() {
 	runtime.LockOSThread() // unlocked only for a yield (see yield): the thread ends with the goroutine
 	l.tid.Store(int64(syscall.Gettid()))
+	l.base = time.Now()
 	sys.SetSlice(0, loopSlice) // a hint: without it the loop only waits longer (see loopSlice)
 	defer close(l.done)
 	defer l.waker.Close()
@@ -459,13 +500,16 @@ func (l *Loop) run() {
 			l.poll(0)
 			continue
 		}
-		l.blockOn.Store(br)
-		l.woken.Store(false)
+		// Only the loop writes blockOn, and clears woken: a store (a locked instruction) only
+		// where the value changes.
+		if l.blockOn.Load() != br {
+			l.blockOn.Store(br)
+		}
+		if l.woken.Load() {
+			l.woken.Store(false)
+		}
 		l.sleeping.Store(true)
-		l.mu.Lock()
-		busy := len(l.posted) > 0 || len(l.changes) > 0 || l.closed
-		l.mu.Unlock()
-		if busy {
+		if l.queued.Load() {
 			l.sleeping.Store(false)
 			if br == nil {
 				l.afterWait() // no wait after all: what Before armed for it is disarmed
@@ -476,7 +520,7 @@ func (l *Loop) run() {
 			// Blocking mode: the callback's read is the wait.
 			l.blockedWaits.Add(1)
 			l.call(br)
-			l.sleeping.Store(false)
+			l.Awake() // if the callback did not
 			l.runPosted()
 			continue
 		}
@@ -548,9 +592,16 @@ const yieldEvery = 8 * time.Millisecond
 // yieldEvery (package schedtick says why: sysmon's preemption, its P taken away in the
 // middle of a system call and sysmon polling every 20 µs, some 1,500 wake-ups per second
 // under a steady load here: docs/design/performance.md), 125 times a second at most, with the
-// goroutine unlocked from its thread (yield).
+// goroutine unlocked from its thread (yield). It takes the time a callback read (AwakeAt), or
+// reads the monotonic clock alone.
 func (l *Loop) maybeYield() {
-	l.tick.MaybeYield()
+	now := l.now
+	if now.IsZero() {
+		// The monotonic clock alone: time.Now would read the wall clock too.
+		now = l.base.Add(time.Since(l.base))
+	}
+	l.now = time.Time{}
+	l.tick.MaybeYieldAt(now)
 }
 
 // yield is runtime.Gosched with the goroutine unlocked from its thread for the while. A
@@ -604,10 +655,14 @@ func (l *Loop) call(r *Registration) {
 // takeChanges applies the queued registration changes and reports whether the loop is
 // closed.
 func (l *Loop) takeChanges() (closed bool) {
+	if !l.queued.Load() {
+		return false // nothing queued, and not closed (see queued)
+	}
 	l.mu.Lock()
 	cs := l.changes
 	l.changes = nil
 	closed = l.closed
+	l.setQueuedLocked()
 	l.mu.Unlock()
 	for _, c := range cs {
 		l.apply(c)
@@ -699,9 +754,13 @@ func (l *Loop) rebuild() {
 // runPosted runs the posted work, including work posted meanwhile, until there is none.
 func (l *Loop) runPosted() {
 	for {
+		if !l.queued.Load() {
+			return // nothing posted (see queued)
+		}
 		l.mu.Lock()
 		work := l.posted
 		l.posted = nil
+		l.setQueuedLocked()
 		l.mu.Unlock()
 		if len(work) == 0 {
 			return
@@ -724,6 +783,7 @@ func (l *Loop) finish() {
 	l.mu.Lock()
 	cs := l.changes
 	l.changes = nil
+	l.setQueuedLocked()
 	l.mu.Unlock()
 	for _, c := range cs {
 		if c.done != nil {

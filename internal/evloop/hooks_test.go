@@ -163,7 +163,16 @@ func TestHooksBusyBeforeStarvesNothing(t *testing.T) {
 	for end := time.Now().Add(5 * time.Second); l.polls.Load() == start && time.Now().Before(end); {
 		time.Sleep(time.Millisecond)
 	}
-	if l.polls.Load() == start || afters.Load() == aftersThen {
-		t.Errorf("the loop did not wait again once Before found nothing")
+	if l.polls.Load() == start {
+		t.Fatalf("the loop did not wait again once Before found nothing")
+	}
+	// The wait is counted as it starts; After runs once it ends: end it.
+	syscall.Write(w, []byte("end"))
+	expect(t, got, "end")
+	for end := time.Now().Add(5 * time.Second); afters.Load() == aftersThen && time.Now().Before(end); {
+		time.Sleep(time.Millisecond)
+	}
+	if afters.Load() == aftersThen {
+		t.Errorf("After was not called when the loop's wait ended")
 	}
 }
