@@ -320,17 +320,17 @@ func (g *fdGroup) readAndDispatch() int {
 	n, err := g.readOnLoop(g.buf)
 	// A new batch: its events may follow moves not yet read.
 	g.fidIdle = false
-	b.loop.Awake() // the read is over: work posted from now on needs no wake
-	if err != nil {
-		b.log.Error("reading fanotify group", "group", g.name, "err", err)
-		g.reg.Pause()
-		time.AfterFunc(errorPause, g.reg.Resume)
-		return 0
-	}
-	if n == 0 {
+	if err != nil || n == 0 {
+		b.loop.Awake() // the read is over: work posted from now on needs no wake
+		if err != nil {
+			b.log.Error("reading fanotify group", "group", g.name, "err", err)
+			g.reg.Pause()
+			time.AfterFunc(errorPause, g.reg.Resume)
+		}
 		return 0
 	}
 	now := time.Now()
+	b.loop.AwakeAt(now) // as Awake; and the loop's yield check takes this clock reading
 	v := b.view.Load()
 	// The batch's answers are written at its end, also when a Handler panics (the panic goes
 	// on once they are).

@@ -3,6 +3,7 @@
 package backend
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -129,16 +130,17 @@ func (g *kgroup) readBatch(buf []byte) (int, error) {
 // dispatchBatch hands each event of a batch read at now to handle, in order; it reports
 // whether the batch was well formed. It names the processes of the notifications first: a
 // short-lived one (a cat) may exit while the batch is translated, and /proc forgets it once
-// it is reaped.
+// it is reaped. That first pass reads only each event's fixed header (notificationPids), so a
+// batch is parsed once: a batch of permission events only (the embedded guard's) costs
+// nothing more.
 func (g *kgroup) dispatchBatch(buf []byte, now time.Time, handle func(*sys.FanotifyEvent)) bool {
 	b := g.b
 	var last int32
-	sys.ParseFanotifyInto(buf, &g.kev, func(kev *sys.FanotifyEvent) error {
-		if !kev.IsPerm() && kev.Pid != last && kev.Pid > 0 && kev.Pid != b.pid {
-			b.comms.get(kev.Pid, now)
-			last = kev.Pid
+	notificationPids(buf, func(pid int32) {
+		if pid != last && pid > 0 && pid != b.pid {
+			b.comms.get(pid, now)
+			last = pid
 		}
-		return nil
 	})
 	perr := sys.ParseFanotifyInto(buf, &g.kev, func(kev *sys.FanotifyEvent) error {
 		b.stats.Events.Add(1)
@@ -152,6 +154,30 @@ func (g *kgroup) dispatchBatch(buf []byte, now time.Time, handle func(*sys.Fanot
 		return false
 	}
 	return true
+}
+
+// The fixed header of a fanotify event (struct fanotify_event_metadata): event_len u32 at 0,
+// vers u8, reserved u8, metadata_len u16, mask u64 at 8, fd s32 at 16, pid s32 at 20.
+const (
+	fanMetaLen  = 24
+	fanMetaMask = 8
+	fanMetaPid  = 20
+)
+
+// notificationPids calls fn with the pid of each notification event of buf (not a permission
+// event), in order, reading only the events' fixed headers. It stops at the first header
+// that does not fit (the parse that follows reports it).
+func notificationPids(buf []byte, fn func(pid int32)) {
+	for off := 0; off+fanMetaLen <= len(buf); {
+		n := int(binary.NativeEndian.Uint32(buf[off:]))
+		if n < fanMetaLen || n > len(buf)-off {
+			return
+		}
+		if binary.NativeEndian.Uint64(buf[off+fanMetaMask:])&sys.FAN_PERM_EVENTS == 0 {
+			fn(int32(binary.NativeEndian.Uint32(buf[off+fanMetaPid:])))
+		}
+		off += n
+	}
 }
 
 // overflow tells every engine group that may have wanted events of kinds bits that it lost

@@ -40,8 +40,13 @@ type permEvent struct {
 	// (path is then what it found, "" if unknown, and Path does not look again).
 	st        sys.Stat
 	pathTried bool
-	pathOnce  sync.Once
 	path      string
+	// pathState says whether Path may still read the descriptor (pathOpen), is reading it
+	// (pathReading, under pathMu), or never will (pathSettled: path is final). closeFd
+	// settles it before the descriptor goes: with one compare-and-swap when no Path is
+	// reading, else after waiting for that Path on pathMu.
+	pathState atomic.Uint32
+	pathMu    sync.Mutex
 
 	// What the verdict cache needs to know that the decision still stands when it places its
 	// mark: the generations from before the object's path was read (and st's ctime).
@@ -111,6 +116,17 @@ const (
 	answerHeldReleased = 2
 )
 
+// testPathReading, set by tests, runs in Path while it holds the descriptor to read it
+// (pathReading).
+var testPathReading func()
+
+// The states of permEvent.pathState.
+const (
+	pathOpen    = 0
+	pathReading = 1
+	pathSettled = 2
+)
+
 // Release closes the event's descriptor (engine.Payload): at once, or, while its answer is
 // held in the batch, once the answer is written (an event's descriptor is closed after its
 // answer, so that its number is never that of another pending event when the answer names it).
@@ -125,7 +141,11 @@ func (p *permEvent) Release() {
 // notify.Request kept past its decision) must not read the descriptor's number, which may
 // name another event's file by then; it gets what was read before, or "" (unknown).
 func (p *permEvent) closeFd() {
-	p.pathOnce.Do(func() {})
+	if !p.pathState.CompareAndSwap(pathOpen, pathSettled) && p.pathState.Load() != pathSettled {
+		// A Path is reading the descriptor (pathReading): wait until it has.
+		p.pathMu.Lock()
+		p.pathMu.Unlock()
+	}
 	sys.Close(int(p.fd))
 }
 
@@ -136,11 +156,21 @@ func (p *permEvent) Fd() int { return int(p.fd) }
 // Path returns the path of the file, resolved on first use: "" if it is unknown (longer
 // than the kernel prints for a file, or printed wrong: see eventPath).
 func (p *permEvent) Path() string {
-	p.pathOnce.Do(func() {
+	if p.pathState.Load() == pathSettled {
+		return p.path
+	}
+	p.pathMu.Lock()
+	if p.pathState.CompareAndSwap(pathOpen, pathReading) {
+		if testPathReading != nil {
+			testPathReading()
+		}
 		if p.path == "" && !p.pathTried {
 			p.path, _ = eventPath(int(p.fd), &p.st)
 		}
-	})
+		p.pathState.Store(pathSettled)
+	}
+	// Else settled: by an earlier Path, or by closeFd (the descriptor may be gone).
+	p.pathMu.Unlock()
 	return p.path
 }
 
@@ -254,7 +284,7 @@ func (g *fdGroup) newPermEvent(fd int32) *permEvent {
 	p.fd, p.reuse = fd, false
 	p.held.Store(0)
 	p.st, p.pathTried, p.path = sys.Stat{}, false, ""
-	p.pathOnce = sync.Once{}
+	p.pathState.Store(pathOpen)
 	p.markGen, p.cacheGn = 0, 0
 	p.ev = engine.Event{}
 	p.state.Store(gen << 1)
