@@ -689,12 +689,13 @@ func (gd *Guard) Asked() AccessKind {
 // the event (the daemon sends them to clients that ask) are taken as read.
 func newRequest(ev source.Event) *Request {
 	r := new(Request)
-	r.init(ev)
+	r.init(&ev)
 	return r
 }
 
-// init makes r the Request of ev, whatever r held before.
-func (r *Request) init(ev source.Event) {
+// init makes r the Request of *ev (copied), whatever r held before: every field is written,
+// so nothing of an earlier event a reused Request carried is left (recycle does not clear it).
+func (r *Request) init(ev *source.Event) {
 	*r = Request{
 		Kind:   kindOf(ev.Mask),
 		Pid:    int(ev.Pid),
@@ -702,7 +703,7 @@ func (r *Request) init(ev source.Event) {
 		Offset: ev.Range.Offset,
 		Count:  ev.Range.Count,
 		Time:   ev.Time,
-		ev:     ev,
+		ev:     *ev,
 	}
 	if ev.HasUID {
 		r.uidOnce.Do(func() { r.uid = int(ev.UID) })
@@ -714,9 +715,9 @@ func (r *Request) init(ev source.Event) {
 
 // inlineRequest is the Request of an event offered to Inline: a reused one with
 // cfg.ReuseRequests.
-func (gd *Guard) inlineRequest(ev source.Event) *Request {
+func (gd *Guard) inlineRequest(ev *source.Event) *Request {
 	if !gd.cfg.ReuseRequests {
-		return newRequest(ev)
+		return newRequest(*ev)
 	}
 	r, _ := gd.reqs.Get().(*Request)
 	if r == nil {
@@ -727,11 +728,11 @@ func (gd *Guard) inlineRequest(ev source.Event) *Request {
 }
 
 // recycle takes back an inline Request once Inline and OnDecision are done with it
-// (cfg.ReuseRequests: they keep none). It drops what r refers to: the event, the handler's
-// error.
+// (cfg.ReuseRequests: they keep none). It does not clear r (728 bytes): inlineRequest's init
+// overwrites every field before r is used again, and until then the pool holds what r refers
+// to (the last event and its strings; sync.Pool drops its entries at a garbage collection).
 func (gd *Guard) recycle(r *Request) {
 	if gd.cfg.ReuseRequests {
-		*r = Request{}
 		gd.reqs.Put(r)
 	}
 }
@@ -740,7 +741,7 @@ func (gd *Guard) recycle(r *Request) {
 // read the event (a kernel reader, or the daemon connection's), and hands the request to
 // answered as its tag.
 func (gd *Guard) inline(ev source.Event) (engine.Response, any, bool) {
-	r := gd.inlineRequest(ev)
+	r := gd.inlineRequest(&ev)
 	v, ok := gd.callInline(r)
 	if !ok {
 		gd.recycle(r) // a handler decides, with a Request of its own (decide)
