@@ -282,7 +282,9 @@ func (g *fdGroup) newPermEvent(fd int32) *permEvent {
 	// the fields it guards (answerGen reads fd once its compare-and-swap succeeds).
 	gen := p.generation() + 1
 	p.fd, p.reuse = fd, false
-	p.held.Store(0)
+	if p.held.Load() != 0 { // 0 already when flushAnswers freed it: no locked store then
+		p.held.Store(0)
+	}
 	p.st, p.pathTried, p.path = sys.Stat{}, false, ""
 	p.pathState.Store(pathOpen)
 	p.markGen, p.cacheGn = 0, 0
