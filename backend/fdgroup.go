@@ -49,6 +49,8 @@ type fdGroup struct {
 	// fidIdle: the FID group was found idle after the current batch was read (the loop's;
 	// see Backend.dirsSettled).
 	fidIdle bool
+	// clock reads each batch's time (the loop's).
+	clock batchClock
 
 	// The answers decided during the current batch's dispatch, and their events (the
 	// loop's): written together by flushAnswers at the end of the batch (permEvent.
@@ -329,7 +331,7 @@ func (g *fdGroup) readAndDispatch() int {
 		}
 		return 0
 	}
-	now := time.Now()
+	now := g.clock.now()
 	b.loop.AwakeAt(now) // as Awake; and the loop's yield check takes this clock reading
 	v := b.view.Load()
 	// The batch's answers are written at its end, also when a Handler panics (the panic goes
@@ -372,4 +374,30 @@ func (g *fdGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 		b.maybeIgnore(ev, v, "")
 		ev.Release()
 	}
+}
+
+// batchClock reads the time of each batch (the events' Time) with one clock read, the
+// monotonic clock's, where time.Now makes two (the wall clock's too): the time is the last
+// full reading's plus the monotonic time elapsed since, and a full reading is taken again once
+// the last is wallEvery old. Both clocks advance together but for a step of the wall clock
+// (settimeofday) or its slewing (at most 500 ppm: 4 µs in wallEvery), which a batch's time
+// then shows at most wallEvery late. Event times are records (a trace line's, an audit line's
+// latency); no decision reads them.
+type batchClock struct {
+	base  time.Time
+	reads uint64 // full readings (tests)
+}
+
+// wallEvery is how old batchClock's full reading may get.
+const wallEvery = 8 * time.Millisecond
+
+func (c *batchClock) now() time.Time {
+	if !c.base.IsZero() {
+		if d := time.Since(c.base); d >= 0 && d < wallEvery {
+			return c.base.Add(d)
+		}
+	}
+	c.base = time.Now()
+	c.reads++
+	return c.base
 }
