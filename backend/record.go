@@ -25,8 +25,7 @@ func Record(d engine.Delivery, resolve bool) fsevent.Event {
 	}
 	r := fsevent.Event{ID: d.ID, Mask: d.Mask, Time: ev.Time, Pid: ev.Pid, Tid: ev.Tid, Comm: ev.Comm,
 		Exe: ev.Exe, Path: ev.Path, OldPath: ev.OldPath, Name: ev.Name, NewName: ev.NewName}
-	_, lazy := ev.Payload.(engine.PathResolver)
-	if r.Path == "" && (resolve || !lazy) {
+	if r.Path == "" && (resolve || !resolvesOnDemand(ev.Payload)) {
 		r.Path = ev.GetPath()
 		r.PathUnknown = r.Path == ""
 	}
@@ -41,3 +40,16 @@ func Record(d engine.Delivery, resolve bool) fsevent.Event {
 	}
 	return r
 }
+
+// resolvesOnDemand reports whether payload resolves its path on demand (engine.PathResolver). A
+// permission event's (the embedded guard's every event) is told by its type alone, without
+// the interface assertion's cache lookup.
+func resolvesOnDemand(payload any) bool {
+	if _, ok := payload.(*permEvent); ok {
+		return true
+	}
+	_, ok := payload.(engine.PathResolver)
+	return ok
+}
+
+var _ engine.PathResolver = (*permEvent)(nil)

@@ -45,6 +45,12 @@ func TestRecord(t *testing.T) {
 	if r := Record(engine.Delivery{Event: perm, Mask: engine.OpenPerm, ID: 3}, true); r.Path != "" || !r.PathUnknown {
 		t.Errorf("a path the payload cannot read is unknown: %+v", r)
 	}
+	// The backend's own permission events are told lazy by their type (resolvesOnDemand).
+	pe := &permEvent{fd: -1}
+	pe.pathState.Store(pathSettled) // a Path would give "" without reading
+	if r := Record(engine.Delivery{Event: &engine.Event{Mask: engine.OpenPerm, Payload: pe}, Mask: engine.OpenPerm}, false); r.Path != "" || r.PathUnknown {
+		t.Errorf("a permission event's path was resolved unasked: %+v", r)
+	}
 	// An event without such a payload and without a path: unknown, whatever resolve says.
 	if r := Record(engine.Delivery{Event: &engine.Event{Mask: engine.Open}, Mask: engine.Open}, false); !r.PathUnknown {
 		t.Errorf("no path, no resolver: %+v", r)
