@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# CPU per open of the embedded guard's listener against REF's (and fanref's, and bare Go's),
+# measured so that a change of a few percent shows on a shared, noisy machine: many short
+# rounds, the listeners interleaved within each round, and per-round ratios (a round's
+# listeners run within a second of each other, under the same load), reported as medians with
+# how many rounds went each way. Per open, for each listener: the per-open time (fanref's load
+# from THREADS threads, for reference only), the CPU time of all the listener's threads
+# (schedstat: run time, so also sysmon's and the runtime's), the time its threads waited for a
+# CPU while runnable, and the opener's CPU time (perf stat task-clock of the load).
+#
+# Why CPU and not the per-open time: when the second CPU is taken (a busy core, or other work),
+# the opener and the listener take turns on one CPU and the per-open time is about the sum of
+# their CPU times per open (0.95-0.99 of it, measured 2026-12-05: docs/design/performance.md,
+# h9-guard), so the listener's CPU per open is what a change to it moves; the per-open time
+# moves with the machine's load by more than that from round to round.
+# BUSY=1 runs a busy loop pinned to the last CPU for the whole run (all.sh --busy's load).
+# Run as root: bash bench/guardfloorcpu.sh [OPENS] [ROUNDS] [REF] [THREADS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-20000}
+ROUNDS=${2:-20}
+REF=${3:-}
+T=${4:-1}
+command -v perf > /dev/null || { apt-get install -y -qq linux-perf > /dev/null; }
+. bench/lib.sh
+mkdir "$out/mnt/d" && echo x > "$out/mnt/d/f"
+fsnotifyd_bins "$REF" # $out/new/fsnotifyd, and with REF $out/ref/fsnotifyd: bins (lib.sh)
+go build -o "$out/gofloor" ./bench/gofloor
+busy=""
+if [ "${BUSY:-0}" = 1 ]; then
+	taskset -c "$(( $(nproc) - 1 ))" sh -c 'while :; do :; done' & pids+=($!)
+	busy=" (busy loop on CPU $(( $(nproc) - 1 )))"
+fi
+# threads PID: the run time, run-queue wait and time slices (ns, ns, count) of all of PID's threads.
+threads() { cat /proc/"$1"/task/*/schedstat 2> /dev/null | awk '{r += $1; w += $2; s += $3} END {print r + 0, w + 0, s + 0}'; }
+# run NAME CMD...: one round's figures for CMD as the listener, appended to $out/res.
+run() {
+	local name=$1; shift
+	: > "$out/l.log" # emptied before the start: an old "ready" in it must not pass the wait
+	"$@" > "$out/l.log" 2>&1 & local pid=$!
+	for _ in $(seq 200); do grep -q "ready\|Watches established" "$out/l.log" 2> /dev/null && break; sleep 0.05; done
+	grep -q "ready\|Watches established" "$out/l.log" || { echo "listener not ready: $*" >&2; cat "$out/l.log" >&2; exit 1; }
+	"$out/fanref" load "$LOAD_FILE" 500 "$T" > /dev/null # warm up: first opens walk and cache
+	local a b
+	a=$(threads "$pid")
+	perf stat -x, -e task-clock -o "$out/load.stat" "$out/fanref" load "$LOAD_FILE" "$N" "$T" > "$out/load.out"
+	b=$(threads "$pid")
+	kill -TERM "$pid"; wait "$pid" 2> /dev/null || true
+	local ops tc
+	ops=$(awk '{for (i = 1; i <= NF; i++) if ($i == "ops_per_s") print $(i + 1)}' "$out/load.out")
+	tc=$(awk -F, '/task-clock/ {print $1}' "$out/load.stat")
+	echo "$r $name $ops $a $b $tc" | awk -v n=$((N * T)) '{printf "%s %s %.3f %.3f %.3f %.3f\n", $1, $2, 1e6 / $3, ($7 - $4) / 1000 / n, ($8 - $5) / 1000 / n, $10 * 1000 / n}' >> "$out/res"
+}
+names=(fanref go guard)
+[ -z "$REF" ] || names+=(guard-ref)
+echo "guard CPU per open: $N opens per thread, $T load thread(s), $ROUNDS rounds, $(nproc) CPUs$busy, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+for r in $(seq "$ROUNDS"); do
+	# The order turns each round, so that no listener always runs first or after the same one.
+	for i in $(seq 0 $((${#names[@]} - 1))); do
+		n=${names[$(((i + r) % ${#names[@]}))]}
+		case $n in
+		fanref) run fanref "$out/fanref" respond "$out/mnt/d" ;;
+		go) run go "$out/gofloor" "$out/mnt/d" ;;
+		guard) run guard "$out/new/fsnotifyd" guard "$out/mnt/d" ;;
+		guard-ref) run guard-ref "$out/ref/fsnotifyd" guard "$out/mnt/d" ;;
+		esac
+	done
+	awk -v r="$r" '$1 == r {printf "  %s %.2f us (CPU %.2f, waited %.2f; opener %.2f)", $2, $3, $4, $5, $6} END {print ""}' "$out/res" | sed "s/^/round $r:/"
+done
+# ratio A B COL: the median over the rounds of A's column COL over B's in the same round, and
+# in how many rounds A's was the lower.
+ratio() {
+	join <(awk -v n="$1" '$2 == n {print $1, $'"$3"'}' "$out/res" | sort) <(awk -v n="$2" '$2 == n {print $1, $'"$3"'}' "$out/res" | sort) |
+		awk '{print $2 / $3}' > "$out/ratios"
+	printf "%s (lower in %d of %d)" "$(median < "$out/ratios" | awk '{printf "%.3f", $1}')" "$(awk '$1 < 1' "$out/ratios" | wc -l)" "$(wc -l < "$out/ratios")"
+}
+for pair in "guard fanref" "go fanref" "guard go" ${REF:+"guard guard-ref"}; do
+	set -- $pair
+	echo "median $1 / $2 ($([ "$2" = guard-ref ] && echo "$REF" || echo "$2")), same rounds: listener CPU per open $(ratio "$1" "$2" 4), per-open time $(ratio "$1" "$2" 3)"
+done
+awk '{n[$2]++; u[$2] += $3; c[$2] += $4; w[$2] += $5; o[$2] += $6}
+	END {for (k in n) printf "mean %-9s per-open %.2f us, listener CPU %.2f us, waited %.2f us, opener CPU %.2f us: (listener + opener CPU) / per-open time %.2f\n", k, u[k] / n[k], c[k] / n[k], w[k] / n[k], o[k] / n[k], (c[k] + o[k]) / u[k]}' "$out/res" | sort
+summary "guardfloorcpu.guard-over-fanref.t$T" "$(ratio guard fanref 4 | cut -d' ' -f1)" - "embedded guard allow-all listener CPU per open / fanref's, same rounds, $T load thread(s)$busy"
