@@ -10,9 +10,9 @@
 #
 # Why CPU and not the per-open time: when the second CPU is taken (a busy core, or other work),
 # the opener and the listener take turns on one CPU and the per-open time is about the sum of
-# their CPU times per open (0.95-0.99 of it, measured 2026-12-05: docs/design/performance.md,
-# h9-guard), so the listener's CPU per open is what a change to it moves; the per-open time
-# moves with the machine's load by more than that from round to round.
+# their CPU times per open (docs/design/performance.md, h9-guard), so the listener's CPU per
+# open is what a change to it moves; the per-open time moves with the machine's load by more
+# than that from round to round.
 # BUSY=1 runs a busy loop pinned to the last CPU for the whole run (all.sh --busy's load).
 # Run as root: bash bench/guardfloorcpu.sh [OPENS] [ROUNDS] [REF] [THREADS]
 set -euo pipefail
@@ -78,6 +78,9 @@ for pair in "guard fanref" "go fanref" "guard go" ${REF:+"guard guard-ref"}; do
 	set -- $pair
 	echo "median $1 / $2 ($([ "$2" = guard-ref ] && echo "$REF" || echo "$2")), same rounds: listener CPU per open $(ratio "$1" "$2" 4), per-open time $(ratio "$1" "$2" 3)"
 done
-awk '{n[$2]++; u[$2] += $3; c[$2] += $4; w[$2] += $5; o[$2] += $6}
-	END {for (k in n) printf "mean %-9s per-open %.2f us, listener CPU %.2f us, waited %.2f us, opener CPU %.2f us: (listener + opener CPU) / per-open time %.2f\n", k, u[k] / n[k], c[k] / n[k], w[k] / n[k], o[k] / n[k], (c[k] + o[k]) / u[k]}' "$out/res" | sort
+# col NAME COL: the median of NAME's column COL (6 + 1: listener and opener CPU over the per-open time).
+col() { awk -v n="$1" -v c="$2" '$2 == n {print (c == 7 ? ($4 + $6) / $3 : $c)}' "$out/res" | median | awk '{printf "%.2f", $1}'; }
+for n in "${names[@]}"; do
+	echo "median $n: per-open $(col "$n" 3) us, listener CPU $(col "$n" 4) us, waited $(col "$n" 5) us, opener CPU $(col "$n" 6) us; (listener + opener CPU) / per-open time $(col "$n" 7)"
+done
 summary "guardfloorcpu.guard-over-fanref.t$T" "$(ratio guard fanref 4 | cut -d' ' -f1)" - "embedded guard allow-all listener CPU per open / fanref's, same rounds, $T load thread(s)$busy"
