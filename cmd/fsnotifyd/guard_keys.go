@@ -66,13 +66,21 @@ func (p *guardProc) TrustedExe() (bool, error) {
 // guardObj is the file, read from the event's descriptor: inline, the event's own
 // (Request.InlineFd: open until the answer is written, no dup); in a handler, a duplicate
 // (Request.File), taken on first use and closed by close.
+//
+// The sysattr.Object is held by value (o points at obj once it is set up): an inline
+// decision's guardObj lives in a pooled decideState, so a trusted= decision from the hash
+// cache allocates nothing on the kernel reader. (It allocated the 568-byte Object per
+// decision: about one garbage collection per few thousand execs under bench/exec.sh, whose
+// stop-the-world preempted the reader in the middle of a decision; docs/design/performance.md,
+// h9-exec.)
 type guardObj struct {
 	r     *notify.Request
 	fast  bool
 	ctx   context.Context
 	trust sysattr.Trust
 	f     *os.File
-	o     *sysattr.Object
+	o     *sysattr.Object // nil, or &obj
+	obj   sysattr.Object
 	err   error
 }
 
@@ -87,7 +95,8 @@ func (g *guardObj) get() (*sysattr.Object, error) {
 		if fd < 0 {
 			g.err = errNoFd
 		} else {
-			g.o = &sysattr.Object{Fd: fd, Path: g.r.Path(), Ctx: g.ctx, Trust: g.trust, CacheOnly: g.fast}
+			g.obj = sysattr.Object{Fd: fd, Path: g.r.Path(), Ctx: g.ctx, Trust: g.trust, CacheOnly: g.fast}
+			g.o = &g.obj
 		}
 	}
 	return g.o, g.err
