@@ -270,18 +270,22 @@ func runGuard(args []string) int {
 		v = notify.Deny
 	}
 	cfg := notify.GuardConfig{
-		Paths:      paths,
-		Events:     kinds,
-		Deadline:   deadline,
-		OnTimeout:  v,
-		OnClose:    notify.Allow,
-		Cache:      true, // the policy says which allows may be cached (d.Cache), also after a reload
-		Inline:     g.inline,
-		OnDecision: g.decided,
+		Paths:     paths,
+		Events:    kinds,
+		Deadline:  deadline,
+		OnTimeout: v,
+		OnClose:   notify.Allow,
+		Cache:     true, // the policy says which allows may be cached (d.Cache), also after a reload
+		Inline:    g.inline,
 		// Neither inline nor decided keeps a Request: decided copies what it records, and
 		// the outcome kept for it (outcomes) is taken out before it returns.
 		ReuseRequests: true,
 		AllowOnError:  errorVerdict == engine.Allow || permissive,
+	}
+	if g.audit != nil || g.report {
+		// Only then does decided record anything (both are fixed for the guard's life): with
+		// neither, the Guard reads no clock for a latency nobody reads, per access.
+		cfg.OnDecision = g.decided
 	}
 	if mount {
 		cfg.Paths, cfg.Mounts = nil, paths
