@@ -16,7 +16,7 @@
 #   namespace of its own, on its own ramfs (a mount mark sees only its mount), and one execmix
 #   process runs every exec, reaching each ramfs through /proc/PID/root: a round is
 #   EXECS/BURST cycles (BURST: env, default 100), a cycle one block of BURST execs under each
-#   listener in turn (the order rotating and reversing), each block between two blocks with no
+#   listener in turn (the order balanced: execmix.c's Williams design), each block between two blocks with no
 #   listener. A listener's added time in a cycle is its block's mean time per exec less the
 #   mean of the two no-listener blocks around it (every exec counts: a slow tail too). The
 #   figure is the ratio of the medians over all cycles, median(b-a)/median(c-a) (goal <= 0.5),
@@ -163,8 +163,8 @@ for n in "${names[@]}"; do targets+=("/proc/$(eval echo "\$pid_$n")/root$T/mnt/t
 sleep 3
 declare -A cpu0 cs0
 for n in "${names[@]}"; do cpu0[$n]=$(cpu "$(eval echo "\$pid_$n")"); cs0[$n]=$(switches "$(eval echo "\$pid_$n")"); done
-# Each round is CYCLES cycles of one block of BURST execs per listener (the order rotating and
-# reversing from cycle to cycle), each between two blocks of BURST execs with none, all run by
+# Each round is CYCLES cycles of one block of BURST execs per listener (in an order that gives
+# each listener each place and each predecessor alike: execmix.c), each between two blocks of BURST execs with none, all run by
 # one execmix process through the targets' /proc/PID/root. execstats.py takes each listener
 # block's mean time per exec less the mean of the two no-listener blocks around it: the
 # listener's added time in that cycle.

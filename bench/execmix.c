@@ -4,8 +4,13 @@
 // (posix_spawn, which glibc does with clone(CLONE_VM|CLONE_VFORK) + execve, then waitpid; no
 // arguments) and print one line per exec: "CYCLE BLOCK TARGET N US", BLOCK counting the blocks
 // of the run from 0, TARGET the index of the PROG or -1 for BASE. The order of the PROG blocks
-// rotates from cycle to cycle and is reversed every other cycle, so that no program always
-// follows the same one.
+// follows a Williams design (a Latin square balanced for the block before): over every n
+// cycles (2n when the number of PROGs n is odd) each PROG comes first as often as any other
+// and follows each other PROG equally often, so that what one listener leaves behind (its
+// threads still running, caches) weighs on every other alike. (Until 2026-12-05 13:00 the
+// order rotated and reversed every other cycle, which is balanced for 3 PROGs but not for 4:
+// with bench/exec.sh's REF= the tree's guard never followed execref and the REF's guard
+// never followed fapolicyd, and two identical guards differed by 2.4x in one run.)
 // bench/exec.sh gives one PROG per listener and BASE with none, each a copy of the same binary
 // on a ramfs of its own, reached through /proc/PID/root of a process in that target's mount
 // namespace: all the execs are run by this one process, and a listener's block is compared
@@ -53,6 +58,20 @@ static int run(int c, int target, char *prog, int n) {
 	return 0;
 }
 
+// williams returns the j-th PROG of cycle c's order among n: row c of a Williams design. Its
+// first row is 0, 1, n-1, 2, n-2, ...; row r adds r (mod n); for odd n, rows n..2n-1 are rows
+// 0..n-1 reversed. In the n (even) or 2n (odd) rows every PROG is preceded by every other
+// exactly once (even) or twice (odd), and stands at each position equally often.
+static int williams(int n, int c, int j) {
+	int rows = n % 2 ? 2 * n : n, r = c % rows;
+	if (r >= n) { // odd n: the reversed rows
+		r -= n;
+		j = n - 1 - j;
+	}
+	int first = j == 0 ? 0 : (j % 2 ? (j + 1) / 2 : n - j / 2);
+	return (first + r) % n;
+}
+
 int main(int argc, char **argv) {
 	if (argc < 5) {
 		fprintf(stderr, "usage: execmix CYCLES BURST BASE PROG...\n");
@@ -66,7 +85,7 @@ int main(int argc, char **argv) {
 	}
 	for (int c = 0; c < cycles; c++) {
 		for (int j = 0; j < n; j++) {
-			int k = (c / 2 + (c % 2 ? n - 1 - j : j)) % n;
+			int k = williams(n, c, j);
 			if (run(c, -1, base, burst) < 0 || run(c, k, progs[k], burst) < 0)
 				return 1;
 		}
