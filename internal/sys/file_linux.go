@@ -214,18 +214,55 @@ func Statfs(path string) (FsStat, error) {
 
 // FdPath returns the path of open file fd, read from /proc/self/fd/N. The kernel appends
 // " (deleted)" to the path of an unlinked file; FdPath returns it unchanged.
+//
+// It reads the link relative to a descriptor of this process's /proc/self/fd opened once
+// (procSelfFd): the kernel then walks one name instead of four, and the link's name is built
+// on the stack (0.99-1.06 µs a call in a C loop here, against 1.56-1.68 for the whole path:
+// h9-exec, docs/design/performance.md). The descriptor names this process's fd table for the
+// process's life (a /proc/PID/fd directory is tied to its task when opened; threads share the
+// table); without it (no /proc at start) FdPath reads the whole path.
 func FdPath(fd int) (string, error) {
 	var buf [unix.PathMax]byte
-	link := "/proc/self/fd/" + strconv.Itoa(fd)
-	n, err := unix.Readlink(link, buf[:])
-	if err != nil {
-		return "", os.NewSyscallError("readlink("+link+")", err)
+	if procSelfFd < 0 || fd < 0 {
+		link := "/proc/self/fd/" + strconv.Itoa(fd)
+		n, err := unix.Readlink(link, buf[:])
+		if err == nil && n == len(buf) {
+			err = syscall.ENAMETOOLONG
+		}
+		if err != nil {
+			return "", os.NewSyscallError("readlink("+link+")", err)
+		}
+		return string(buf[:n]), nil
 	}
-	if n == len(buf) {
-		return "", os.NewSyscallError("readlink("+link+")", syscall.ENAMETOOLONG)
+	var name [24]byte // the decimal fd and its NUL
+	num := strconv.AppendInt(name[:0], int64(fd), 10)
+	name[len(num)] = 0
+	for {
+		n, _, e := unix.Syscall6(unix.SYS_READLINKAT, uintptr(procSelfFd), uintptr(unsafe.Pointer(&name[0])),
+			uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)), 0, 0)
+		if e == unix.EINTR {
+			continue
+		}
+		if e == 0 && int(n) == len(buf) {
+			e = unix.ENAMETOOLONG
+		}
+		if e != 0 {
+			return "", os.NewSyscallError("readlink(/proc/self/fd/"+strconv.Itoa(fd)+")", e)
+		}
+		return string(buf[:n]), nil
 	}
-	return string(buf[:n]), nil
 }
+
+// procSelfFd is this process's /proc/self/fd, opened at start (O_PATH: a handle to walk from,
+// close-on-exec), or -1. At start, so that it is there before any test or caller counts its
+// descriptors.
+var procSelfFd = func() int {
+	fd, err := unix.Open("/proc/self/fd", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1
+	}
+	return fd
+}()
 
 // Readlink returns the target of symbolic link path (PATH_MAX bytes at most: a longer one
 // is ENAMETOOLONG). Of a magic link in /proc the kernel writes the object's path, with
