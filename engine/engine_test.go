@@ -1255,3 +1255,92 @@ func TestPermissionHook(t *testing.T) {
 		t.Fatal("a closed group's volatile ignore stays counted")
 	}
 }
+
+// TestWalkCredit: a walk takes its groups' references on the event in one add (walk.credit)
+// and gives back what it did not use: after Notify, the event holds exactly one reference per
+// group that queued it — none for a merge, a full queue, a group without the event in its
+// mask, or a permission group that answered at once — and the payload is released once, when
+// the source and the last of those groups are done, not before.
+func TestWalkCredit(t *testing.T) {
+	type kind int
+	const (
+		queues kind = iota // takes the event
+		merges             // holds an exact repeat, unread (MergeLast)
+		full               // a queue of one, already holding another event
+		other              // marks the file for another event only
+		answers            // a content group whose Handler answers at once
+	)
+	for _, tc := range []struct {
+		name   string
+		groups []kind
+	}{
+		{"one group", []kind{queues}},
+		{"ten groups", []kind{queues, queues, queues, queues, queues, queues, queues, queues, queues, queues}},
+		{"a merge among them", []kind{queues, merges, queues}},
+		{"only merges", []kind{merges, merges}},
+		{"a full queue", []kind{full, queues}},
+		{"a mask that does not match", []kind{other, queues, other}},
+		{"a permission answered at once", []kind{answers, queues, queues}},
+		{"nothing queued", []kind{other, full, merges}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := New(Config{})
+			var gs []*Group
+			want := 0
+			for i, k := range tc.groups {
+				opts := Options{MergeLast: true}
+				mask := Open
+				switch k {
+				case full:
+					opts.QueueLimit = 1
+				case other:
+					mask = Modify
+				case answers:
+					opts.Class = ClassContent
+					opts.Handler = func(Delivery) (Response, bool) { return Response{Verdict: Allow}, true }
+					mask = Open | OpenPerm
+				case queues:
+					want++
+				}
+				opts.Name = string(rune('a' + i))
+				g := newGroup(t, e, opts)
+				mustAdd(t, g, Inode(f), MarkSpec{Mask: mask})
+				gs = append(gs, g)
+			}
+			// The groups that merge or are full hold an event already: an exact repeat.
+			pre := fileEvent(Open)
+			for i, k := range tc.groups {
+				if k == merges || k == full {
+					gs[i].queueNotification(pre, Open, mergeKey(pre))
+					pre.Hold()
+				}
+			}
+			var released atomic.Int32
+			ev := fileEvent(Open | OpenPerm)
+			ev.Payload = countingPayload{&released}
+			if k := tc.groups[0]; k != answers {
+				ev.Mask = Open
+			}
+			e.Notify(context.Background(), ev)
+			if n := int(ev.refs.Load()); n != want {
+				t.Fatalf("after Notify the event holds %d references besides the source's, want %d (one per group that queued it)", n, want)
+			}
+			ev.Release() // the source is done
+			for i, g := range gs {
+				for {
+					d, err := g.TryRead()
+					if err != nil {
+						break
+					}
+					if d.Event == ev && released.Load() != 0 {
+						t.Fatalf("payload released while group %d still held a delivery", i)
+					}
+					d.Release()
+				}
+			}
+			if n := released.Load(); n != 1 {
+				t.Fatalf("payload released %d times, want 1", n)
+			}
+		})
+	}
+}

@@ -63,11 +63,21 @@ type Group struct {
 	done   chan struct{} // closed when Close starts
 	closed chan struct{} // closed when Close has finished
 
+	// qst counts what the queue took and lost. Guarded by mu, which every count is made
+	// under anyway: an atomic add per group per event (ten groups: ten adds per event, each a
+	// locked instruction) was a sixth of queueNotification's time (docs/design/performance.md).
+	qst queueCounters
+
 	st groupCounters
 }
 
+// queueCounters are a group's queue figures (Stats): events queued, merged into an unread
+// event, dropped on a full queue, overflows queued. Guarded by Group.mu.
+type queueCounters struct {
+	delivered, merged, dropped, overflows uint64
+}
+
 type groupCounters struct {
-	delivered, merged, dropped, overflows                                atomic.Uint64
 	permAnswered, permDeadline, permClosed, permQueueFull, permCancelled atomic.Uint64
 	handled, handlerInvalid                                              atomic.Uint64
 	latencyNanos                                                         atomic.Uint64 // sum over answered events
@@ -212,12 +222,14 @@ const (
 )
 
 // queueNotification queues ev for g with mask m, merging it into an identical unread event.
-// key is mergeKey(ev), computed once per walk for all the groups it reaches.
-func (g *Group) queueNotification(ev *Event, m Mask, key uint64) {
+// key is mergeKey(ev), computed once per walk for all the groups it reaches. It reports
+// whether it queued ev: then the queued slot owns one of the references the caller (a walk,
+// walk.credit) took on ev beforehand; merged or dropped, it took none.
+func (g *Group) queueNotification(ev *Event, m Mask, key uint64) (queued bool) {
 	g.mu.Lock()
 	if g.shutdown {
 		g.mu.Unlock()
-		return
+		return false
 	}
 	if key != 0 && (g.opts.MergeLast || m&DeleteSelf != 0) {
 		// Only a notification can be the newest slot and merge (a permission event's slot
@@ -231,35 +243,35 @@ func (g *Group) queueNotification(ev *Event, m Mask, key uint64) {
 			if s := g.q.ptr(n - 1); s.hash == key && s.ev != nil && sameObject(s.ev, ev) &&
 				(s.mask == m || !g.opts.MergeLast) {
 				s.mask |= m
+				g.qst.merged++
 				g.mu.Unlock()
-				g.st.merged.Add(1)
-				return
+				return false
 			}
 		}
 	} else if key != 0 {
 		if at := g.mergeIdx[key%mergeBuckets]; at != 0 && g.q.live(at-1) {
 			if s := g.q.abs(at - 1); s.hash == key && sameObject(s.ev, ev) {
 				s.mask |= m
+				g.qst.merged++
 				g.mu.Unlock()
-				g.st.merged.Add(1)
-				return
+				return false
 			}
 		}
 	}
 	if g.fullLocked() {
 		g.mu.Unlock()
-		return
+		return false
 	}
-	ev.Hold()
 	if key != 0 && !g.opts.MergeLast {
 		g.mergeIdx[key%mergeBuckets] = g.q.end() + 1
 	}
 	wake := g.pushLocked(slot{ev: ev, mask: m, hash: key})
+	g.qst.delivered++
 	g.mu.Unlock()
-	g.st.delivered.Add(1)
 	if wake {
 		g.signal()
 	}
+	return true
 }
 
 // pushLocked queues q and reports whether the queue was empty, i.e. whether a reader may be
@@ -288,13 +300,13 @@ func (g *Group) fullLocked() bool {
 	if g.limit < 0 || g.qlen < g.limit {
 		return false
 	}
-	g.st.dropped.Add(1)
+	g.qst.dropped++
 	if !g.overflowNewestLocked() {
 		// The queue is full (no reader waits for a token), and holds at most one entry
 		// more than its limit: another overflow needs an event queued after this one,
 		// which needs room.
 		g.pushLocked(slot{mask: QueueOverflow})
-		g.st.overflows.Add(1)
+		g.qst.overflows++
 	}
 	return true
 }
@@ -308,8 +320,8 @@ func (g *Group) Overflow() {
 		return
 	}
 	wake := g.pushLocked(slot{mask: QueueOverflow})
+	g.qst.overflows++
 	g.mu.Unlock()
-	g.st.overflows.Add(1)
 	if wake {
 		g.signal()
 	}
@@ -349,8 +361,8 @@ func (g *Group) queuePermission(ev *Event, m Mask, id uint64) (*queued, Response
 			}
 		}
 	}
+	g.qst.delivered++
 	g.mu.Unlock()
-	g.st.delivered.Add(1)
 	if wake {
 		g.signal()
 	}
@@ -686,7 +698,7 @@ type GroupStats struct {
 // Stats returns the group's figures.
 func (g *Group) Stats() GroupStats {
 	g.mu.Lock()
-	queued, pending := g.qlen, g.unanswered
+	queued, pending, qst := g.qlen, g.unanswered, g.qst
 	g.mu.Unlock()
 	g.markMu.Lock()
 	nm := g.nmarks
@@ -694,8 +706,8 @@ func (g *Group) Stats() GroupStats {
 	s := GroupStats{
 		ID: g.id, Name: g.opts.Name, Class: g.opts.Class,
 		Queued: queued, Pending: pending, Marks: nm,
-		Delivered: g.st.delivered.Load(), Merged: g.st.merged.Load(), Dropped: g.st.dropped.Load(),
-		Overflows: g.st.overflows.Load(), Answered: g.st.permAnswered.Load(),
+		Delivered: qst.delivered, Merged: qst.merged, Dropped: qst.dropped,
+		Overflows: qst.overflows, Answered: g.st.permAnswered.Load(),
 		Handled: g.st.handled.Load(), HandlerInvalid: g.st.handlerInvalid.Load(),
 		DeadlineExpired: g.st.permDeadline.Load(), ClosedAnswered: g.st.permClosed.Load(),
 		QueueFull: g.st.permQueueFull.Load(), Cancelled: g.st.permCancelled.Load(),

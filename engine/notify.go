@@ -251,6 +251,11 @@ type walk struct {
 	// the event is queued to as a notification, for all of them.
 	key   uint64
 	keyed bool
+	// credit is how many references the walk took on ev, in one atomic add, for the groups
+	// it is still to queue ev to as a notification (each queued slot owns one: Event.Hold's,
+	// without an atomic add per group); run returns what is left before it returns (the
+	// source's own reference keeps ev alive meanwhile, so that never releases it).
+	credit int32
 }
 
 func (w *walk) init(e *Engine, ev *Event) {
@@ -283,6 +288,7 @@ func (w *walk) finish() Response {
 // run walks the groups in priority order until the walk is over (true) or a group holds the
 // permission event (false, with w.g and w.q set).
 func (w *walk) run(heads []head) bool {
+	defer w.returnCredit()
 	ev := w.ev
 	for {
 		// fsnotify_iter_select_report_types: the highest-priority group among the heads.
@@ -332,7 +338,15 @@ func (w *walk) run(heads []head) bool {
 			if !w.keyed {
 				w.key, w.keyed = mergeKey(ev), true // once for every group of the walk
 			}
-			best.queueNotification(ev, deliver, w.key)
+			if w.credit == 0 {
+				// Enough for this group and every mark still ahead (each further group
+				// has one at least).
+				w.credit = 1 + remaining(heads)
+				ev.refs.Add(w.credit)
+			}
+			if best.queueNotification(ev, deliver, w.key) {
+				w.credit--
+			}
 			continue
 		}
 		if r, ok := best.handle(ev, deliver); ok {
@@ -350,6 +364,24 @@ func (w *walk) run(heads []head) bool {
 			return true
 		}
 	}
+}
+
+// returnCredit drops the references the walk took for groups that did not queue ev
+// (walk.credit). The source's reference is held through the walk: this never releases ev.
+func (w *walk) returnCredit() {
+	if w.credit != 0 {
+		w.ev.refs.Add(-w.credit)
+		w.credit = 0
+	}
+}
+
+// remaining counts the marks the heads hold past their positions: at most one group each.
+func remaining(heads []head) int32 {
+	n := 0
+	for i := range heads {
+		n += len(heads[i].marks) - heads[i].pos
+	}
+	return int32(n)
 }
 
 // applicable reports whether a mask (or ignore mask) applies to the event: a directory's
