@@ -1264,11 +1264,11 @@ func TestPermissionHook(t *testing.T) {
 func TestWalkCredit(t *testing.T) {
 	type kind int
 	const (
-		queues kind = iota // takes the event
-		merges             // holds an exact repeat, unread (MergeLast)
-		full               // a queue of one, already holding another event
-		other              // marks the file for another event only
-		answers            // a content group whose Handler answers at once
+		queues  kind = iota // takes the event
+		merges              // holds an exact repeat, unread (MergeLast)
+		full                // a queue of one, already holding another event
+		other               // marks the file for another event only
+		answers             // a content group whose Handler answers at once
 	)
 	for _, tc := range []struct {
 		name   string
@@ -1307,12 +1307,18 @@ func TestWalkCredit(t *testing.T) {
 				mustAdd(t, g, Inode(f), MarkSpec{Mask: mask})
 				gs = append(gs, g)
 			}
-			// The groups that merge or are full hold an event already: an exact repeat.
-			pre := fileEvent(Open)
+			// The groups that merge hold an exact repeat already, the full ones another
+			// process's open (no merge).
+			pre, another := fileEvent(Open), fileEvent(Open)
+			another.Pid = 7
 			for i, k := range tc.groups {
 				if k == merges || k == full {
-					gs[i].queueNotification(pre, Open, mergeKey(pre))
-					pre.Hold()
+					p := pre
+					if k == full {
+						p = another
+					}
+					p.Hold()
+					gs[i].queueNotification(p, Open, mergeKey(p))
 				}
 			}
 			var released atomic.Int32
@@ -1322,6 +1328,12 @@ func TestWalkCredit(t *testing.T) {
 				ev.Mask = Open
 			}
 			e.Notify(context.Background(), ev)
+			for i, k := range tc.groups {
+				st := gs[i].Stats()
+				if (k == merges) != (st.Merged == 1) || (k == full) != (st.Dropped == 1) {
+					t.Fatalf("group %d: %d merged, %d dropped: not the case the test sets up", i, st.Merged, st.Dropped)
+				}
+			}
 			if n := int(ev.refs.Load()); n != want {
 				t.Fatalf("after Notify the event holds %d references besides the source's, want %d (one per group that queued it)", n, want)
 			}
