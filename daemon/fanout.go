@@ -121,14 +121,17 @@ type fanout struct {
 	cur     int
 	index   map[memoKey]int
 	indexed int
-	arena   []byte          // the memo's encoded frames
-	held    []*engine.Event // events in memo, held so that no other event takes their address
+	arena   []byte // the memo's encoded frames
 }
 
-// memoEntry is one event's memoised frame for one memoKey.
+// memoEntry is one event's memoised frame for one memoKey, and the references the flush
+// holds on the event for it: the deliveries of it the flush has written, released together
+// when the flush ends (one atomic add per event, not one per client), which also keeps the
+// event's address from being taken by another event while it is a key of the memo.
 type memoEntry struct {
-	k  memoKey
-	sp span
+	k    memoKey
+	sp   span
+	refs int32
 }
 
 // memoKey is what decides an event's bytes for a privileged client that did not ask for uids:
@@ -306,11 +309,9 @@ func (f *fanout) flushLocked() {
 		f.send(c)
 	}
 	clear(dirty)
-	for _, ev := range f.held {
-		ev.Release()
+	for i := range f.seq {
+		f.seq[i].k.ev.ReleaseN(f.seq[i].refs)
 	}
-	clear(f.held)
-	f.held = f.held[:0]
 	if f.indexed > 0 {
 		clear(f.index)
 		f.indexed = 0
@@ -424,9 +425,13 @@ func (c *session) appendEventsLocked(out []byte, ds []engine.Delivery, f *fanout
 			continue
 		}
 		if share {
+			// d's reference goes to the memo entry, released when the flush ends.
 			k := memoKey{ev: d.Event, mask: d.Mask, v: v, comm: c.wantComm}
-			sp, ok := f.lookup(k)
-			if !ok {
+			var sp span
+			if i, ok := f.lookup(k); ok {
+				f.seq[i].refs++
+				sp = f.seq[i].sp
+			} else {
 				var ev proto.Event
 				sp.off = len(f.arena)
 				if sp.skip = !c.view(d, &ev); !sp.skip {
@@ -437,15 +442,12 @@ func (c *session) appendEventsLocked(out []byte, ds []engine.Delivery, f *fanout
 					}
 				}
 				sp.end = len(f.arena)
-				f.seq = append(f.seq, memoEntry{k: k, sp: sp})
+				f.seq = append(f.seq, memoEntry{k: k, sp: sp, refs: 1})
 				f.cur = len(f.seq)
-				d.Event.Hold()
-				f.held = append(f.held, d.Event)
 			}
 			if !sp.skip {
 				out = append(out, f.arena[sp.off:sp.end]...)
 			}
-			d.Release()
 			continue
 		}
 		var ev proto.Event
@@ -460,22 +462,22 @@ func (c *session) appendEventsLocked(out []byte, ds []engine.Delivery, f *fanout
 	return out
 }
 
-// lookup finds k's memoised frame: at the cursor, else through the index (brought up to
-// date first). The cursor moves past the entry found. Needs flushMu.
-func (f *fanout) lookup(k memoKey) (span, bool) {
+// lookup finds k's memo entry (its index in seq): at the cursor, else through the index
+// (brought up to date first). The cursor moves past the entry found. Needs flushMu.
+func (f *fanout) lookup(k memoKey) (int, bool) {
 	if i := f.cur; i < len(f.seq) && f.seq[i].k == k {
 		f.cur = i + 1
-		return f.seq[i].sp, true
+		return i, true
 	}
 	for ; f.indexed < len(f.seq); f.indexed++ {
 		f.index[f.seq[f.indexed].k] = f.indexed
 	}
 	i, ok := f.index[k]
 	if !ok {
-		return span{}, false
+		return 0, false
 	}
 	f.cur = i + 1
-	return f.seq[i].sp, true
+	return i, true
 }
 
 // appendOverflowLocked appends an Overflow frame. Needs sendMu.

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -589,4 +590,113 @@ func TestReaderHookFlushes(t *testing.T) {
 		t.Fatal("the reader's last Idle left an event waiting with no timer armed")
 	}
 	waitKick("an event waiting when the reader ended")
+}
+
+// releaseCount counts its event's payload releases.
+type releaseCount struct{ n *atomic.Int32 }
+
+func (p releaseCount) Release() { p.n.Add(1) }
+
+// TestFlushReleasesDeliveries: a flush keeps the deliveries of an event it writes to several
+// clients with the event's memo entry and releases them together when it ends (one atomic add
+// per event): every client gets every event, and every payload is released exactly once,
+// none before the flush (the groups held them) — with one client, with several alike, and
+// with clients whose masks, so memo entries, differ.
+func TestFlushReleasesDeliveries(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		masks []engine.Mask
+	}{
+		{"1 client", []engine.Mask{engine.Open}},
+		{"10 clients alike", []engine.Mask{engine.Open, engine.Open, engine.Open, engine.Open, engine.Open, engine.Open, engine.Open, engine.Open, engine.Open, engine.Open}},
+		{"masks differ", []engine.Mask{engine.Open, engine.Open | engine.Close, engine.Close, engine.Open}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &Server{start: time.Now().Add(-time.Hour)}
+			f := &s.fan
+			f.init(s)
+			defer f.close()
+			e := engine.New(engine.Config{})
+			dir := engine.ID{Hi: 1, Lo: 2}
+			var cs []*session
+			var readers []*proto.Conn
+			for i, m := range tc.masks {
+				g, err := e.NewGroup(engine.Options{Name: fmt.Sprint(i)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer g.Close()
+				if err := g.AddMark(engine.Object{Kind: engine.KindInode, ID: dir}, engine.MarkSpec{Mask: m | engine.EventOnChild}); err != nil {
+					t.Fatal(err)
+				}
+				dc, cc, err := proto.Pipe()
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer dc.Close()
+				defer cc.Close()
+				if err := dc.WriteMsg(&proto.Welcome{Req: 1, Version: proto.MaxVersion, ClientID: 1, Instance: proto.InstanceID{1}}); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := cc.ReadMsg(); err != nil {
+					t.Fatal(err)
+				}
+				c := &session{s: s, g: g, conn: dc, privileged: true, kick: make(chan struct{}, 1)}
+				c.initLocks()
+				cs = append(cs, c)
+				readers = append(readers, cc)
+			}
+			const n = 100
+			var released [n]atomic.Int32
+			for i := range n {
+				ev := &engine.Event{Mask: engine.Open, Inode: engine.ID{Hi: 1, Lo: uint64(10 + i%3)}, Parent: dir,
+					Name: fmt.Sprintf("f%d", i%3), Path: fmt.Sprintf("/d/f%d", i%3), Pid: int32(1000 + i),
+					Payload: releaseCount{&released[i]}}
+				if i%2 == 1 {
+					ev.Mask = engine.Close
+				}
+				e.Notify(context.Background(), ev)
+				ev.Release() // the source is done
+			}
+			want := make([]int, len(cs)) // the events each client's mask takes
+			for i := range n {
+				taken := false
+				for j, m := range tc.masks {
+					if i%2 == 0 && m&engine.Open != 0 || i%2 == 1 && m&engine.Close != 0 {
+						want[j]++
+						taken = true
+					}
+				}
+				if got := released[i].Load(); got != 0 && taken {
+					t.Fatalf("event %d released before the flush", i)
+				} else if got != 1 && !taken {
+					t.Fatalf("event %d, which no client takes, released %d times, want 1", i, got)
+				}
+			}
+			f.mu.Lock()
+			for _, c := range cs {
+				c.dirty.Store(true)
+				f.dirty = append(f.dirty, c)
+			}
+			f.mu.Unlock()
+			f.flush()
+			for i := range n {
+				if got := released[i].Load(); got != 1 {
+					t.Errorf("event %d: payload released %d times after the flush, want 1", i, got)
+				}
+			}
+			for j, cc := range readers {
+				cc.SetReadDeadline(time.Now().Add(10 * time.Second))
+				for k := range want[j] {
+					m, err := cc.ReadMsg()
+					if err != nil {
+						t.Fatalf("client %d: event %d of %d: %v", j, k, want[j], err)
+					}
+					if _, ok := m.(*proto.Event); !ok {
+						t.Fatalf("client %d: got %T, want an Event", j, m)
+					}
+				}
+			}
+		})
+	}
 }

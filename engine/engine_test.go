@@ -1356,3 +1356,53 @@ func TestWalkCredit(t *testing.T) {
 		})
 	}
 }
+
+// TestReleaseN: ReleaseN(n) is n Releases in one: the payload goes once, with the last
+// reference (the source's included), 0 drops none, and more than are held panics as Release
+// does.
+func TestReleaseN(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		held   int32   // Holds beyond the source's reference
+		steps  []int32 // ReleaseN calls, the source's Release (-1) among them
+		want   []int32 // payload releases after each step
+		panics bool    // the last step panics
+	}{
+		{"all at once", 5, []int32{-1, 5}, []int32{0, 1}, false},
+		{"the source last", 5, []int32{5, -1}, []int32{0, 1}, false},
+		{"in parts", 5, []int32{2, 0, -1, 3}, []int32{0, 0, 0, 1}, false},
+		{"one", 1, []int32{1, -1}, []int32{0, 1}, false},
+		{"too many", 2, []int32{-1, 3}, []int32{0, 0}, true},
+		{"negative", 2, []int32{-2}, []int32{0}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var released atomic.Int32
+			ev := fileEvent(Open)
+			ev.Payload = countingPayload{&released}
+			for range tc.held {
+				ev.Hold()
+			}
+			for i, n := range tc.steps {
+				last := i == len(tc.steps)-1
+				func() {
+					defer func() {
+						if r := recover(); (r != nil) != (last && tc.panics) {
+							t.Fatalf("step %d (%d): panic %v", i, n, r)
+						}
+					}()
+					switch n {
+					case -1:
+						ev.Release()
+					case -2:
+						ev.ReleaseN(-1)
+					default:
+						ev.ReleaseN(n)
+					}
+				}()
+				if got := released.Load(); got != tc.want[i] {
+					t.Fatalf("after step %d (%d): payload released %d times, want %d", i, n, got, tc.want[i])
+				}
+			}
+		})
+	}
+}

@@ -228,6 +228,25 @@ func (ev *Event) Release() {
 	}
 }
 
+// ReleaseN drops n references at once (n ≥ 0): what n calls of Release do, in one atomic
+// add. A reader that holds many deliveries of one event (the daemon's flush, which writes it
+// to every client) releases them together.
+func (ev *Event) ReleaseN(n int32) {
+	if n <= 0 {
+		if n < 0 {
+			panic("engine: ReleaseN of a negative count")
+		}
+		return
+	}
+	if r := ev.refs.Add(-n); r == -1 {
+		if ev.Payload != nil {
+			ev.Payload.Release()
+		}
+	} else if r < -1 {
+		panic("engine: Event released more often than held")
+	}
+}
+
 // MarkFlags are a mark's options beyond its masks: fsevent.MarkFlags.
 type MarkFlags = fsevent.MarkFlags
 
