@@ -88,8 +88,18 @@ func Decode(frame []byte, fds []int) (Msg, error) {
 // decodeFrame is Decode that, for an Event, decodes into into (zeroed first) instead of a
 // new Event when into is not nil, and reuses *last for the event's strings when they are the
 // same bytes as last time (else sets it): a reader that keeps both saves the two allocations
-// an event costs (Conn.ReadMsgInto).
-func decodeFrame(frame []byte, fds []int, into *Event, last *string) (Msg, error) {
+// an event costs (Conn.ReadMsgInto). *last is only ever the strings of an event that decoded
+// and passed every check (an error clears it), so an event whose strings are those same
+// bytes — the same strings, length prefixes included — skips the string rules
+// (Event.checkStrings), which depend on nothing else.
+func decodeFrame(frame []byte, fds []int, into *Event, last *string) (m Msg, err error) {
+	if last != nil {
+		defer func() {
+			if err != nil {
+				*last = ""
+			}
+		}()
+	}
 	h, err := DecodeHeader(frame)
 	if err != nil {
 		return nil, err
@@ -104,7 +114,6 @@ func decodeFrame(frame []byte, fds []int, into *Event, last *string) (Msg, error
 		return nil, errorf(CodeFDCount, "%s frame declares %d fds, %d received", h.Type, h.NFDs, len(fds))
 	}
 	d := decoder{b: frame[HeaderSize:], t: h.Type, last: last}
-	var m Msg
 	if h.Type == TypeEvent && into != nil {
 		*into = Event{}
 		into.decode(&d, h.Req)
@@ -123,9 +132,15 @@ func decodeFrame(frame []byte, fds []int, into *Event, last *string) (Msg, error
 		m.takeFDs(nil)
 		return nil, errorf(CodeFDCount, "%s frame carries %d fds; a %s takes %s", h.Type, len(fds), h.Type, fdRule(h.Type))
 	}
-	if err := m.check(); err != nil {
+	var cerr *Error
+	if d.reused && m == Msg(into) {
+		cerr = into.checkFields() // its strings are the last event's, checked (see above)
+	} else {
+		cerr = m.check()
+	}
+	if cerr != nil {
 		m.takeFDs(nil) // the caller keeps ownership on error
-		return nil, err
+		return nil, cerr
 	}
 	return m, nil
 }
@@ -226,8 +241,9 @@ type decoder struct {
 	err        *Error
 	trailingOK bool // set by Hello when the peer speaks a newer version
 	// last, if not nil, is the strings block of the reader's previous event: strings reuses
-	// it for the same bytes (see decodeFrame).
-	last *string
+	// it for the same bytes (see decodeFrame), and says so in reused.
+	last   *string
+	reused bool
 }
 
 func (d *decoder) fail(c Code, format string, args ...any) {
@@ -344,6 +360,7 @@ func (d *decoder) strings(dst []*string, fields []string) {
 	var all string
 	if b := d.b[first:d.off]; d.last != nil && *d.last == string(b) {
 		all = *d.last // the same path, name and process as the last event: no allocation
+		d.reused = true
 	} else {
 		all = string(b)
 		if d.last != nil {

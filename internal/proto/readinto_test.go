@@ -70,3 +70,61 @@ func TestReadMsgIntoReusesEvent(t *testing.T) {
 		t.Fatalf("%.1f allocations per repeated event read with ReadMsgInto, want 0", allocs)
 	}
 }
+
+// TestDecodeIntoChecksReusedStrings: an event whose strings are the very bytes of the
+// previous one's skips the string rules only if that previous event decoded and passed
+// every check: strings that failed them (a NUL, a '/' in a name) fail again, as often as
+// they come; an event that failed another check fails it again with the last event's
+// strings; good strings after them are accepted.
+func TestDecodeIntoChecksReusedStrings(t *testing.T) {
+	good := &Event{Mask: fsevent.Open, Pid: 7, Path: "/mnt/d/f", Name: "f", Comm: "cat"}
+	frameOf := func(name string) []byte {
+		t.Helper()
+		ev := *good
+		ev.Name = name
+		frame, _, err := Encode(&ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return frame
+	}
+	// patch returns frame with the first occurrence of old (same length) replaced by new.
+	patch := func(frame []byte, old, new string) []byte {
+		t.Helper()
+		out := append([]byte(nil), frame...)
+		for i := HeaderSize; i+len(old) <= len(out); i++ {
+			if string(out[i:i+len(old)]) == old {
+				copy(out[i:], new)
+				return out
+			}
+		}
+		t.Fatalf("%q not in the frame", old)
+		return nil
+	}
+	okFrame := frameOf("f")
+	nul := patch(frameOf("fX"), "fX", "f\x00") // a NUL in the name
+	slash := patch(frameOf("fX"), "fX", "f/")  // a '/' in the name
+	badUID := append([]byte(nil), okFrame...)  // the strings of okFrame, a uid without HAS_UID
+	badUID[HeaderSize+32] = 1
+	for _, tc := range []struct {
+		name   string
+		frames [][]byte
+		wantOK []bool
+	}{
+		{"a NUL, again and again", [][]byte{okFrame, nul, nul, nul, okFrame}, []bool{true, false, false, false, true}},
+		{"a slash in a name, twice", [][]byte{slash, slash, okFrame, okFrame}, []bool{false, false, true, true}},
+		{"after good strings", [][]byte{okFrame, okFrame, nul, okFrame, slash}, []bool{true, true, false, true, false}},
+		{"the same strings, a uid without HAS_UID", [][]byte{badUID, okFrame, badUID, badUID, okFrame}, []bool{false, true, false, false, true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var ev Event
+			var last string
+			for i, f := range tc.frames {
+				_, err := decodeFrame(f, nil, &ev, &last)
+				if (err == nil) != tc.wantOK[i] {
+					t.Fatalf("frame %d: error %v, want ok %v", i, err, tc.wantOK[i])
+				}
+			}
+		})
+	}
+}
