@@ -87,8 +87,9 @@
 //	└── Group.markMu        a group's mark list (kernel group->mark_mutex)
 //	    └── connector.mu    one object's mark list (kernel conn->lock)
 //	        └── connTable.mu  the object → connector table (writers only; lookups take none)
-//	Group.mu                a group's queue, access list, shutdown flag and permission events'
-//	                        answers, its deadlines (a leaf; the deadline timer takes it to withdraw)
+//	Group.mu                a group's queue and its counters, access list, shutdown flag and
+//	                        permission events' answers, its deadlines (a leaf; the deadline
+//	                        timer takes it to withdraw)
 //	Engine.groupsMu         the group registry (a leaf)
 //
 // Functions named xxxLocked need the named lock held by the caller.
