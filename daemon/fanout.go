@@ -144,10 +144,11 @@ type memoKey struct {
 	comm bool
 }
 
-// span is a memoised frame: arena[off:end], or nothing to send (skip).
+// span is a memoised frame: arena[off:end], or nothing to send (skip) — for every client
+// of its key an overflow instead when the event could not be encoded (failed).
 type span struct {
-	off, end int
-	skip     bool
+	off, end     int
+	skip, failed bool
 }
 
 func (f *fanout) init(s *Server) {
@@ -437,15 +438,17 @@ func (c *session) appendEventsLocked(out []byte, ds []engine.Delivery, f *fanout
 				if sp.skip = !c.view(d, &ev); !sp.skip {
 					var err error
 					if f.arena, err = proto.AppendEvent(f.arena, &ev); err != nil {
-						sp.skip = true
-						out = c.appendOverflowLocked(out, proto.OverflowQueue)
+						sp.skip, sp.failed = true, true
 					}
 				}
 				sp.end = len(f.arena)
 				f.seq = append(f.seq, memoEntry{k: k, sp: sp, refs: 1})
 				f.cur = len(f.seq)
 			}
-			if !sp.skip {
+			switch {
+			case sp.failed:
+				out = c.appendOverflowLocked(out, proto.OverflowQueue)
+			case !sp.skip:
 				out = append(out, f.arena[sp.off:sp.end]...)
 			}
 			continue

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -646,7 +647,7 @@ func TestFlushReleasesDeliveries(t *testing.T) {
 				cs = append(cs, c)
 				readers = append(readers, cc)
 			}
-			const n = 100
+			const n = 600 // more than a batch (fanoutBatch): runs go on across reads of the group
 			var released [n]atomic.Int32
 			for i := range n {
 				ev := &engine.Event{Mask: engine.Open, Inode: engine.ID{Hi: 1, Lo: uint64(10 + i%3)}, Parent: dir,
@@ -658,12 +659,12 @@ func TestFlushReleasesDeliveries(t *testing.T) {
 				e.Notify(context.Background(), ev)
 				ev.Release() // the source is done
 			}
-			want := make([]int, len(cs)) // the events each client's mask takes
+			want := make([][]int32, len(cs)) // the events each client's mask takes, by pid
 			for i := range n {
 				taken := false
 				for j, m := range tc.masks {
 					if i%2 == 0 && m&engine.Open != 0 || i%2 == 1 && m&engine.Close != 0 {
-						want[j]++
+						want[j] = append(want[j], int32(1000+i))
 						taken = true
 					}
 				}
@@ -685,18 +686,98 @@ func TestFlushReleasesDeliveries(t *testing.T) {
 					t.Errorf("event %d: payload released %d times after the flush, want 1", i, got)
 				}
 			}
+			// Each client gets its events, in order, and nothing else.
 			for j, cc := range readers {
 				cc.SetReadDeadline(time.Now().Add(10 * time.Second))
-				for k := range want[j] {
+				for k, pid := range want[j] {
 					m, err := cc.ReadMsg()
 					if err != nil {
-						t.Fatalf("client %d: event %d of %d: %v", j, k, want[j], err)
+						t.Fatalf("client %d: event %d of %d: %v", j, k, len(want[j]), err)
 					}
-					if _, ok := m.(*proto.Event); !ok {
-						t.Fatalf("client %d: got %T, want an Event", j, m)
+					if ev, ok := m.(*proto.Event); !ok || ev.Pid != pid {
+						t.Fatalf("client %d: message %d is %#v, want the event of pid %d", j, k, m, pid)
 					}
+				}
+				cc.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+				if m, err := cc.ReadMsg(); err == nil {
+					t.Fatalf("client %d: a message beyond its events: %#v", j, m)
 				}
 			}
 		})
+	}
+}
+
+// TestFlushEncodingFailureIsEveryClientsOverflow: an event the flush cannot encode (a NUL in
+// its name: the protocol's string rules refuse it) becomes an overflow for every client that
+// shares its memo entry, not only for the first one that met it; the events around it arrive
+// in order.
+func TestFlushEncodingFailureIsEveryClientsOverflow(t *testing.T) {
+	s := &Server{start: time.Now().Add(-time.Hour)}
+	f := &s.fan
+	f.init(s)
+	defer f.close()
+	e := engine.New(engine.Config{})
+	dir := engine.ID{Hi: 1, Lo: 2}
+	var cs []*session
+	var readers []*proto.Conn
+	for i := range 3 {
+		g, err := e.NewGroup(engine.Options{Name: fmt.Sprint(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer g.Close()
+		if err := g.AddMark(engine.Object{Kind: engine.KindInode, ID: dir}, engine.MarkSpec{Mask: engine.Open | engine.EventOnChild}); err != nil {
+			t.Fatal(err)
+		}
+		dc, cc, err := proto.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer dc.Close()
+		defer cc.Close()
+		if err := dc.WriteMsg(&proto.Welcome{Req: 1, Version: proto.MaxVersion, ClientID: 1, Instance: proto.InstanceID{1}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cc.ReadMsg(); err != nil {
+			t.Fatal(err)
+		}
+		c := &session{s: s, g: g, conn: dc, privileged: true, kick: make(chan struct{}, 1)}
+		c.initLocks()
+		cs = append(cs, c)
+		readers = append(readers, cc)
+	}
+	for i, name := range []string{"a", "b\x00c", "d"} {
+		ev := &engine.Event{Mask: engine.Open, Inode: engine.ID{Hi: 1, Lo: uint64(10 + i)}, Parent: dir,
+			Name: name, Path: "/d/" + name, Pid: int32(1000 + i)}
+		e.Notify(context.Background(), ev)
+		ev.Release()
+	}
+	f.mu.Lock()
+	for _, c := range cs {
+		c.dirty.Store(true)
+		f.dirty = append(f.dirty, c)
+	}
+	f.mu.Unlock()
+	f.flush()
+	for j, cc := range readers {
+		cc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var got []string
+		for range 3 {
+			m, err := cc.ReadMsg()
+			if err != nil {
+				t.Fatalf("client %d after %v: %v", j, got, err)
+			}
+			switch m := m.(type) {
+			case *proto.Event:
+				got = append(got, m.Name)
+			case *proto.Overflow:
+				got = append(got, "overflow "+m.Reason.String())
+			default:
+				t.Fatalf("client %d: %T", j, m)
+			}
+		}
+		if want := []string{"a", "overflow queue", "d"}; !slices.Equal(got, want) {
+			t.Errorf("client %d got %q, want %q", j, got, want)
+		}
 	}
 }
