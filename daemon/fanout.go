@@ -43,9 +43,11 @@ import (
 //     a millisecond of a fast producer's events would overflow it.
 //   - A flush encodes each event once for all the clients that see it alike (privileged
 //     clients of the same protocol version and wishes, with the same mask: the memo, found
-//     by a cursor without hashing when clients get the same events in the same order), appends
-//     the bytes to each client's buffer, and writes them without waiting
-//     (proto.Conn.TryWriteFrames: whole frames, nothing half written). What does not fit in
+//     by a cursor without hashing when clients get the same events in the same order), and
+//     writes each client's frames without waiting (proto.Conn.TryWriteFrames: whole frames,
+//     nothing half written): from the memo's own bytes while they are one stretch of it
+//     (the run: clients that get the same events in the same order), else from the
+//     client's buffer, where they are copied. What does not fit in
 //     the socket (a client reading slowly), or a client whose events need checks with its
 //     own credentials (unprivileged: session.view, which may walk paths), is handed to the
 //     session's writer goroutine (notifyWriter): it writes with waiting, drains the group
@@ -122,6 +124,13 @@ type fanout struct {
 	index   map[memoKey]int
 	indexed int
 	arena   []byte // the memo's encoded frames
+	// The run: while a client's frames so far are one stretch of the arena, arena[runOff:
+	// runEnd] (inRun), they are written from there, not copied into its buffer first (when
+	// clients get the same events in the same order, every client's are: the first's
+	// frames are encoded one after the other, and the others' are found in that order).
+	// For one send at a time.
+	runOff, runEnd int
+	inRun          bool
 }
 
 // memoEntry is one event's memoised frame for one memoKey, and the references the flush
@@ -366,9 +375,10 @@ func (f *fanout) send(c *session) {
 	}
 	out := c.out[:0]
 	f.cur = 0
+	f.inRun = false
 	more := false // the group holds more than this flush takes
 	for {
-		if len(out) >= flushBytes {
+		if len(out)+f.runLen() >= flushBytes {
 			more = true
 			break
 		}
@@ -381,16 +391,21 @@ func (f *fanout) send(c *session) {
 			break
 		}
 	}
+	data := out
+	if f.inRun {
+		data = f.arena[f.runOff:f.runEnd] // out is empty: all of it is the run
+		f.inRun = false
+	}
 	w := 0
 	var err error
-	if len(out) > 0 {
-		w, err = c.conn.TryWriteFrames(out)
+	if len(data) > 0 {
+		w, err = c.conn.TryWriteFrames(data)
 	}
 	switch {
-	case w < len(out) || err != nil:
+	case w < len(data) || err != nil:
 		// The socket is full: the writer writes the rest first, then drains the group (or,
 		// the connection broken, fails and closes the session).
-		c.pending = append(c.pending[:0], out[w:]...)
+		c.pending = append(c.pending[:0], data[w:]...)
 		c.backlog = true
 		c.kickWriter()
 	case more:
@@ -422,7 +437,7 @@ func (c *session) appendEventsLocked(out []byte, ds []engine.Delivery, f *fanout
 		d := ds[i]
 		ds[i] = engine.Delivery{}
 		if d.Event == nil {
-			out = c.appendOverflowLocked(out, c.overflowReasonLocked())
+			out = c.appendOverflowLocked(f.endRun(out), c.overflowReasonLocked())
 			continue
 		}
 		if share {
@@ -447,9 +462,9 @@ func (c *session) appendEventsLocked(out []byte, ds []engine.Delivery, f *fanout
 			}
 			switch {
 			case sp.failed:
-				out = c.appendOverflowLocked(out, proto.OverflowQueue)
+				out = c.appendOverflowLocked(f.endRun(out), proto.OverflowQueue)
 			case !sp.skip:
-				out = append(out, f.arena[sp.off:sp.end]...)
+				out = f.appendSpan(out, sp)
 			}
 			continue
 		}
@@ -463,6 +478,38 @@ func (c *session) appendEventsLocked(out []byte, ds []engine.Delivery, f *fanout
 		d.Release()
 	}
 	return out
+}
+
+// appendSpan adds sp's frame to a client's frames: to the run if it is the first or it
+// follows the run in the arena, else to out (the run copied there first). Needs flushMu.
+func (f *fanout) appendSpan(out []byte, sp span) []byte {
+	switch {
+	case len(out) == 0 && !f.inRun:
+		f.runOff, f.runEnd, f.inRun = sp.off, sp.end, true
+		return out
+	case f.inRun && sp.off == f.runEnd:
+		f.runEnd = sp.end
+		return out
+	}
+	return append(f.endRun(out), f.arena[sp.off:sp.end]...)
+}
+
+// endRun copies the run, if any, to out (empty until then), before bytes that are not in
+// the arena or not next in it. f may be nil (no run). Needs flushMu.
+func (f *fanout) endRun(out []byte) []byte {
+	if f != nil && f.inRun {
+		out = append(out, f.arena[f.runOff:f.runEnd]...)
+		f.inRun = false
+	}
+	return out
+}
+
+// runLen is the run's length in bytes (0: none).
+func (f *fanout) runLen() int {
+	if !f.inRun {
+		return 0
+	}
+	return f.runEnd - f.runOff
 }
 
 // lookup finds k's memo entry (its index in seq): at the cursor, else through the index
