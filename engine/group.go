@@ -495,10 +495,12 @@ func (g *Group) Respond(id uint64, r Response) error {
 	delete(g.pending, id)
 	r.Reason = ReasonAnswered
 	r.Group = g.id
-	w := g.answeredLocked(q, r)
-	g.mu.Unlock()
+	// Counted before the answer is given (answeredLocked may end the waiting Notify): whoever
+	// sees its answer sees it in Stats.
 	g.st.permAnswered.Add(1)
 	g.st.latencyNanos.Add(uint64(g.e.since() - q.start))
+	w := g.answeredLocked(q, r)
+	g.mu.Unlock()
 	if w != nil {
 		w.deliver(r) // the walk goes on here, or through the engine's Executor
 	}
