@@ -508,7 +508,10 @@ func (l *Loop) run() {
 		if l.woken.Load() {
 			l.woken.Store(false)
 		}
-		l.sleeping.Store(true)
+		// A Swap, not a Store: the look at queued must come after sleeping is visible to
+		// posters (Dekker's pairing, see wake), which a Store does not ensure under the race
+		// detector (its stores are release-only: internal/proto, fullBarrierStores).
+		l.sleeping.Swap(true)
 		if l.queued.Load() {
 			l.sleeping.Store(false)
 			if br == nil {

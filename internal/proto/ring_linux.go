@@ -43,6 +43,17 @@ import (
 // (DecodeAnswer); an answer is acted on only for an event pending for this client (the
 // daemon's respond, as for a socket Respond). The daemon never waits on the pages: it only
 // stores, loads and FUTEX_WAKEs; only the client sleeps.
+//
+// Full barriers: every store that the other side's wake-up depends on — a store of one word
+// followed by a look at another: dHead then cSleep, cSleep then dHead and closed, uHead then
+// dWantAns, dWantAns then uHead, dTail then dWantRoom, dWantRoom then dTail, closed then
+// cSleep — is a Swap. Each pair is Dekker's: the store must be visible before the look, a
+// full barrier. A Store gives one in a normal build (XCHG on amd64, as Swap) but not under
+// the race detector, whose stores are release-only (__tsan_go_atomic32_store, mo_release: a
+// plain MOV, which x86 lets a later load pass): there both sides could miss each other and
+// an answer wait for its deadline (daemon TestRingClientLibrary: 3 hangs in 60 runs under
+// -race with Stores, none in 400 with Swaps). A Swap is a locked exchange in both builds,
+// at no cost in a normal one.
 const (
 	RingCtrl       = 4096
 	RingDown       = 256 << 10
@@ -240,7 +251,7 @@ func (r *DaemonRing) Publish() {
 	if r.w.dHead.Load() == r.head {
 		return
 	}
-	r.w.dHead.Store(r.head)
+	r.w.dHead.Swap(r.head) // a Swap: see "Full barriers" above
 	if r.w.cSleep.Load() != 0 {
 		sys.FutexWake(r.w.dHead, 1)
 	}
@@ -249,7 +260,7 @@ func (r *DaemonRing) Publish() {
 // WantRoom asks the client to kick the pipe when it next consumes; the caller then tries its
 // Put once more (a consumption between the failed Put and the request is not kicked).
 // Sender only.
-func (r *DaemonRing) WantRoom() { r.w.dWantRoom.Store(1) }
+func (r *DaemonRing) WantRoom() { r.w.dWantRoom.Swap(1) } // a Swap: "Full barriers"
 
 // Answers drains the kick pipe and takes the answers (TakeAnswers). eof says the client
 // closed its end of the pipe. Loop only.
@@ -271,7 +282,7 @@ func (r *DaemonRing) ArmKick() (pending bool) {
 	if r.broken.Load() {
 		return false
 	}
-	r.w.dWantAns.Store(1)
+	r.w.dWantAns.Swap(1) // a Swap: "Full barriers"
 	if r.w.uHead.Load() != r.uTail {
 		r.w.dWantAns.Store(0)
 		return true
@@ -393,7 +404,7 @@ func (r *ClientRing) Next(fn func(frame []byte) error) (bool, error) {
 		}
 		h := r.w.dHead.Load()
 		if h == r.tail {
-			r.w.cSleep.Store(1)
+			r.w.cSleep.Swap(1) // a Swap: "Full barriers"
 			if r.w.dHead.Load() == h && r.w.closed.Load() == 0 {
 				r.tick.MaybeYield()
 				r.sleeps.Add(1)
@@ -427,7 +438,7 @@ func (r *ClientRing) Next(fn func(frame []byte) error) (bool, error) {
 			}
 			r.tail += rec
 		}
-		r.w.dTail.Store(r.tail)
+		r.w.dTail.Swap(r.tail) // a Swap: "Full barriers"
 		if r.w.dWantRoom.Load() != 0 && r.w.dWantRoom.Swap(0) != 0 {
 			sys.Kick(r.kick)
 		}
@@ -446,7 +457,7 @@ func (r *ClientRing) Answer(m *Respond) bool {
 	off := RingCtrl + RingDown + int(r.uHead%RingUpSlots)*RingAnswerSize
 	putAnswer(r.mem[off:off+RingAnswerSize], m)
 	r.uHead++
-	r.w.uHead.Store(r.uHead)
+	r.w.uHead.Swap(r.uHead) // a Swap: "Full barriers"
 	// Under mu: Close unmaps under it.
 	if r.w.dWantAns.Load() != 0 && r.w.dWantAns.Swap(0) != 0 {
 		sys.Kick(r.kick)
@@ -471,7 +482,7 @@ func (r *ClientRing) Answer(m *Respond) bool {
 // against a daemon that writes cSleep itself (it can only keep its own client's reader
 // asleep, which it could anyway by not publishing).
 func (r *ClientRing) Stop() {
-	r.w.closed.Store(1)
+	r.w.closed.Swap(1) // a Swap: "Full barriers"
 	for give := time.Now().Add(stopGiveUp); ; {
 		woken, err := sys.FutexWake(r.w.dHead, 1<<30)
 		if err != nil || woken > 0 || r.w.cSleep.Load() == 0 || time.Now().After(give) {
