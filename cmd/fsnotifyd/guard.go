@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -419,6 +420,38 @@ func pathKinds(p *policy.Policy, audit bool) notify.AccessKind {
 	return ks
 }
 
+// bareKinds are the kinds of access whose decision reads nothing of the access but its kind:
+// every rule that applies to the kind has the glob "**" and no condition (policy.NeedsPath is
+// false: an allow-all policy, the opens under an exec-only allowlist), and nothing records
+// the access's attributes (no audit log, no --export-decisions: with either it is none).
+// decide gives such a kind the policy's decision for a request with no path and no process
+// or file behind it (Decide then reads neither: only a rule's conditions do), without building
+// the attribute state (docs/security.md, "a kind of access decided from its kind alone").
+func bareKinds(p *policy.Policy, recorded bool) notify.AccessKind {
+	if recorded {
+		return 0
+	}
+	return (notify.AccessOpen | notify.AccessRead | notify.AccessExec | notify.AccessPreAccess) &^ pathKinds(p, false)
+}
+
+// bareIndexes is the number of kinds of access (notify.AccessKind's bits); bareIndex is a
+// kind's index among them.
+const bareIndexes = 4
+
+func bareIndex(k notify.AccessKind) int { return bits.TrailingZeros8(uint8(k)) & (bareIndexes - 1) }
+
+// bareDecisions are the decisions of the kinds ks, made with the policy as decide would make
+// them with no path, process or file (Decide reads none of them for such a kind).
+func bareDecisions(p *policy.Policy, ks notify.AccessKind) [bareIndexes]policy.Decision {
+	var ds [bareIndexes]policy.Decision
+	for i := range bareIndexes {
+		if k := notify.AccessKind(1) << i; ks&k != 0 {
+			ds[i] = p.Decide(&policy.Request{Event: k.Mask()})
+		}
+	}
+	return ds
+}
+
 // askKinds are the kinds of access the guard's marks ask the kernel for under policy p: every
 // kind of --events, but an open or exec that p allows whatever its process, path and file
 // (policy.AllowsEvery) while nothing else would see the access (no audit, report or scanner),
@@ -501,6 +534,9 @@ func (g *guardRun) decide(ctx context.Context, st *guardState, r *notify.Request
 		if g.report {
 			r.LookupUid()
 		}
+	}
+	if st.bareKinds&r.Kind != 0 {
+		return st.bare[bareIndex(r.Kind)], nil // the policy's decision for the kind, whatever the access
 	}
 	tr := sysattr.Trust{DB: st.db, Verifier: g.verifier}
 	var ds *decideState

@@ -50,6 +50,11 @@ type guardState struct {
 	// pathKinds: the kinds of access some rule tells paths apart for (the others are decided
 	// with no readlink: pathKinds in guard.go).
 	pathKinds notify.AccessKind
+	// bareKinds: the kinds of access decided from their kind alone (bareKinds in guard.go):
+	// no attribute state is built for them; bare holds their decisions, by kind (bareIndex),
+	// made once with the state.
+	bareKinds notify.AccessKind
+	bare      [bareIndexes]policy.Decision
 	// origin names where the policy's file part came from ("" when only flags).
 	origin string
 }
@@ -80,7 +85,9 @@ func (g *guardRun) buildStateLocked(filePol *policy.Policy, origin string) (*gua
 		return nil, err
 	}
 	pol.CacheAllows = pol.CacheAllows || g.cache
-	st := &guardState{pol: pol, origin: origin, pathKinds: pathKinds(pol, g.audit != nil)}
+	st := &guardState{pol: pol, origin: origin, pathKinds: pathKinds(pol, g.audit != nil),
+		bareKinds: bareKinds(pol, g.audit != nil || g.report)}
+	st.bare = bareDecisions(pol, st.bareKinds)
 	if pol.Needs(policy.AttrTrusted) || pol.Needs(policy.AttrTrustedExe) {
 		if cur := g.state.Load(); cur != nil && cur.db != nil {
 			st.db = cur.db
