@@ -18,27 +18,35 @@ import (
 // resolves it; without, it leaves Path "" and PathUnknown false, for a consumer that reads it
 // only if it needs it (engine.Event.GetPath). An overflow delivery's record has the mask
 // QueueOverflow and nothing else.
-func Record(d engine.Delivery, resolve bool) fsevent.Event {
+func Record(d engine.Delivery, resolve bool) (r fsevent.Event) {
+	RecordTo(&r, d, resolve)
+	return r
+}
+
+// RecordTo is Record written into *dst, every field of it: for a caller that keeps the record
+// in a larger value (an embedded source's event offered inline), which it then need not copy.
+func RecordTo(dst *fsevent.Event, d engine.Delivery, resolve bool) {
+	*dst = fsevent.Event{}
 	ev := d.Event
 	if ev == nil {
-		return fsevent.Event{Mask: engine.QueueOverflow}
+		dst.Mask = engine.QueueOverflow
+		return
 	}
-	r := fsevent.Event{ID: d.ID, Mask: d.Mask, Time: ev.Time, Pid: ev.Pid, Tid: ev.Tid, Comm: ev.Comm,
-		Exe: ev.Exe, Path: ev.Path, OldPath: ev.OldPath, Name: ev.Name, NewName: ev.NewName}
-	if r.Path == "" && (resolve || !resolvesOnDemand(ev.Payload)) {
-		r.Path = ev.GetPath()
-		r.PathUnknown = r.Path == ""
+	dst.ID, dst.Mask, dst.Time, dst.Pid, dst.Tid = d.ID, d.Mask, ev.Time, ev.Pid, ev.Tid
+	dst.Comm, dst.Exe, dst.Path, dst.OldPath, dst.Name, dst.NewName = ev.Comm, ev.Exe, ev.Path, ev.OldPath, ev.Name, ev.NewName
+	if dst.Path == "" && (resolve || !resolvesOnDemand(ev.Payload)) {
+		dst.Path = ev.GetPath()
+		dst.PathUnknown = dst.Path == ""
 	}
 	if !ev.Inode.IsZero() {
-		r.Dev, r.Ino, r.HasObject = ev.Inode.Hi, ev.Inode.Lo, true
+		dst.Dev, dst.Ino, dst.HasObject = ev.Inode.Hi, ev.Inode.Lo, true
 	}
 	if d.Mask&engine.PreAccess != 0 {
-		r.Range = ev.Range
+		dst.Range = ev.Range
 	}
 	if d.Mask&engine.FSError != 0 {
-		r.FSErrno, r.FSErrorCount = ev.FSErrno, ev.FSErrorCount
+		dst.FSErrno, dst.FSErrorCount = ev.FSErrno, ev.FSErrorCount
 	}
-	return r
 }
 
 // resolvesOnDemand reports whether payload resolves its path on demand (engine.PathResolver). A

@@ -3,6 +3,7 @@
 package backend
 
 import (
+	"reflect"
 	"testing"
 	"time"
 
@@ -54,5 +55,52 @@ func TestRecord(t *testing.T) {
 	// An event without such a payload and without a path: unknown, whatever resolve says.
 	if r := Record(engine.Delivery{Event: &engine.Event{Mask: engine.Open}, Mask: engine.Open}, false); !r.PathUnknown {
 		t.Errorf("no path, no resolver: %+v", r)
+	}
+}
+
+// junk sets every field of *v (a struct) to something not zero.
+func junk(v reflect.Value) {
+	for i := range v.NumField() {
+		f := v.Field(i)
+		if !f.CanSet() {
+			continue
+		}
+		switch f.Kind() {
+		case reflect.Bool:
+			f.SetBool(true)
+		case reflect.String:
+			f.SetString("junk")
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+			f.SetInt(99)
+		case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+			f.SetUint(99)
+		case reflect.Struct:
+			if f.Type() == reflect.TypeOf(time.Time{}) {
+				f.Set(reflect.ValueOf(time.Unix(99, 0)))
+			} else {
+				junk(f)
+			}
+		}
+	}
+}
+
+// TestRecordToOverwritesEverything: RecordTo writes every field of its destination, so that
+// nothing of what it held before (the inline path's record of an earlier event) is left: a
+// destination full of junk gets Record's record, for each kind of delivery.
+func TestRecordToOverwritesEverything(t *testing.T) {
+	now := time.Unix(7, 0)
+	for _, d := range []engine.Delivery{
+		{Mask: engine.QueueOverflow},
+		{Event: &engine.Event{Mask: engine.Create, Inode: engine.ID{Hi: 1, Lo: 2}, Path: "/d/x", Name: "x", Pid: 4, Time: now}, Mask: engine.Create},
+		{Event: &engine.Event{Mask: engine.OpenPerm, Payload: &lazyPath{path: "/p"}}, Mask: engine.OpenPerm, ID: 3},
+		{Event: &engine.Event{Mask: engine.PreAccess, Payload: &lazyPath{}, Range: engine.Range{Offset: 1, Count: 2}}, Mask: engine.PreAccess, ID: 4},
+		{Event: &engine.Event{Mask: engine.FSError, FSErrno: 5, FSErrorCount: 6}, Mask: engine.FSError},
+	} {
+		var dst fsevent.Event
+		junk(reflect.ValueOf(&dst).Elem())
+		RecordTo(&dst, d, false)
+		if want := Record(d, false); dst != want {
+			t.Errorf("%v: RecordTo over junk = %+v\nwant %+v", d.Mask, dst, want)
+		}
 	}
 }

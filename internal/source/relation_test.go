@@ -92,3 +92,19 @@ func TestRelationByObject(t *testing.T) {
 		}
 	}
 }
+
+// TestPlaceSetOverwritesEverything: set makes a place the event's, whatever it held before
+// (the inline path builds its event in place): a place of another event, every field set,
+// becomes the one a fresh place gets.
+func TestPlaceSetOverwritesEverything(t *testing.T) {
+	ev := &engine.Event{Mask: engine.OpenPerm, Inode: engine.ID{Hi: 1, Lo: 2}}
+	p := place{known: true, dirent: true, inode: engine.ID{Hi: 9, Lo: 9}, parent: engine.ID{Hi: 9, Lo: 8},
+		mount: engine.ID{Hi: 9, Lo: 7}, filesystem: engine.ID{Hi: 9, Lo: 6}, ancestors: []engine.ID{{Hi: 9}},
+		possible: []engine.ID{{Hi: 8}}, ancestryUnknown: true}
+	p.set(ev)
+	want := place{known: true, inode: ev.Inode}
+	if p.known != want.known || p.dirent || p.inode != want.inode || !p.parent.IsZero() || !p.mount.IsZero() ||
+		!p.filesystem.IsZero() || p.ancestors != nil || p.possible != nil || p.ancestryUnknown {
+		t.Errorf("set over another event's place = %+v, want %+v", p, want)
+	}
+}

@@ -287,9 +287,17 @@ type place struct {
 }
 
 func placeOf(ev *engine.Event) place {
-	return place{known: true, dirent: ev.Mask&engine.DirentEvents != 0, inode: ev.Inode, parent: ev.Parent,
-		mount: ev.Mount, filesystem: ev.Filesystem, ancestors: ev.Ancestors, possible: ev.PossibleAncestors,
-		ancestryUnknown: ev.AncestryUnknown}
+	var p place
+	p.set(ev)
+	return p
+}
+
+// set makes p ev's place, whatever p held before.
+func (p *place) set(ev *engine.Event) {
+	*p = place{}
+	p.known, p.dirent, p.inode, p.parent = true, ev.Mask&engine.DirentEvents != 0, ev.Inode, ev.Parent
+	p.mount, p.filesystem, p.ancestors, p.possible = ev.Mount, ev.Filesystem, ev.Ancestors, ev.PossibleAncestors
+	p.ancestryUnknown = ev.AncestryUnknown
 }
 
 func (p *place) relation(e *Event, m *Mark) Relation {
