@@ -737,8 +737,8 @@ func (gd *Guard) recycle(r *Request) {
 // inline is the source's Inline: it offers the request to cfg.Inline on the goroutine that
 // read the event (a kernel reader, or the daemon connection's), and hands the request to
 // answered as its tag.
-func (gd *Guard) inline(ev source.Event) (engine.Response, any, bool) {
-	r := gd.inlineRequest(&ev)
+func (gd *Guard) inline(ev *source.Event) (engine.Response, any, bool) {
+	r := gd.inlineRequest(ev) // copies *ev: it is the source's again once this returns
 	v, ok := gd.callInline(r)
 	if !ok {
 		gd.recycle(r) // a handler decides, with a Request of its own (decide)

@@ -19,6 +19,12 @@ type embedded struct {
 	g     *engine.Group
 	opts  Options
 	buf   []engine.Delivery // ReadBatch's (one reader at a time)
+	// inl is the event offered to Options.Inline, rewritten for each: the group's Handler
+	// (inline) runs on the backend's loop only — the FD group's reader notifies there, and
+	// walks resumed by an answer continue there (engine.Config.Executor) — so one call at a
+	// time, and Inline keeps no pointer to it (docs/security.md, "the embedded source's
+	// inline event").
+	inl Event
 
 	closeOnce sync.Once
 
@@ -64,12 +70,13 @@ func (s *embedded) drop() {
 // inline is the group's Handler: it offers the event to Options.Inline on the kernel reader.
 // The delivery has no id and is not ours to release.
 func (s *embedded) inline(d engine.Delivery) (engine.Response, bool) {
-	// Built in place (the record written into it, not returned and copied in): the event is
-	// ~400 bytes, and this runs for every permission event.
-	var e Event
+	// Built in place and passed by pointer: the event is ~400 bytes, and this runs for every
+	// permission event. Every field is written (RecordTo and set write all of theirs).
+	e := &s.inl
 	backend.RecordTo(&e.Event, d, false)
+	e.Resync, e.Lost = false, nil
 	e.place.set(d.Event)
-	e.src, e.eng = s, d.Event
+	e.src, e.eng, e.held, e.inl = s, d.Event, false, false
 	r, tag, ok := s.opts.Inline(e)
 	if ok && s.opts.Answered != nil {
 		s.opts.Answered(tag, nil)

@@ -35,6 +35,10 @@ type remote struct {
 	qwake  chan struct{} // capacity 1: q grew
 	closed chan struct{} // closed by Close
 	once   sync.Once
+
+	// inlEv is the event offered to Options.Inline: handle runs one call at a time
+	// (client.Options.Handler), and Inline keeps no pointer to it.
+	inlEv Event
 }
 
 func openRemote(ctx context.Context, opts Options) (*remote, error) {
@@ -82,7 +86,9 @@ func (s *remote) handle(cev client.Event) {
 	}
 	if s.opts.Inline != nil {
 		ev.inl = true
-		r, tag, ok := s.opts.Inline(ev)
+		s.inlEv = ev // &ev would escape: an allocation per event
+		r, tag, ok := s.opts.Inline(&s.inlEv)
+		s.inlEv = Event{} // holds nothing of it afterwards
 		if ok {
 			// Respond does not wait for the daemon's acknowledgement: a decision this quick is
 			// in time unless the deadline is shorter than the trip to the daemon.

@@ -106,9 +106,10 @@ type Options struct {
 	// Inline, if set, is offered every permission event first, on the goroutine that read
 	// it (a kernel reader embedded, the connection's reader through the daemon), before any
 	// queueing: it returns the answer, something for Answered, and true; or false to have the
-	// event queued for ReadBatch. It must be fast and never block. The event is valid until
-	// it returns (it must not be released).
-	Inline func(ev Event) (r engine.Response, tag any, ok bool)
+	// event queued for ReadBatch. It must be fast and never block. *ev is the source's until
+	// Inline returns, then it is the next event's: Inline copies what it keeps, and keeps
+	// neither ev nor the event (it must not release it). Calls come one at a time.
+	Inline func(ev *Event) (r engine.Response, tag any, ok bool)
 	// Answered, with Inline, is told on the same goroutine once an inline answer went out
 	// (err nil), or could not (the connection to the daemon is gone: its close verdict
 	// applies).

@@ -13,12 +13,14 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/fsnotifyd/fsnotifyd/backend"
 	"github.com/fsnotifyd/fsnotifyd/daemon"
 	"github.com/fsnotifyd/fsnotifyd/engine"
 	"github.com/fsnotifyd/fsnotifyd/internal/testdaemon"
@@ -160,7 +162,7 @@ func TestSourcePermission(t *testing.T) {
 		var answered []string
 		s := open(t, Options{Daemon: daemon, Name: "source-test", Class: engine.ClassContent, QueueLimit: -1,
 			Deadline: 10 * time.Second, EventFDs: true,
-			Inline: func(ev Event) (engine.Response, any, bool) {
+			Inline: func(ev *Event) (engine.Response, any, bool) {
 				if p := ev.GetPath(); strings.HasSuffix(p, "/inline") {
 					return engine.Response{Verdict: engine.Deny}, p, true
 				}
@@ -286,4 +288,112 @@ func TestRemoteExemptNeedsTheDaemonsPidNamespace(t *testing.T) {
 	} else {
 		done()
 	}
+}
+
+// The event a source offers to Inline is one value it rewrites for each event (no copy, no
+// allocation): that is sound only while Inline calls come one at a time and none sees its
+// event change under it. Here eight shells open files at once, and every event first waits
+// in a higher-priority group answered from other goroutines, so that the walks that reach the
+// Inline source resume after those answers (on the backend's loop embedded, on the
+// connection's reader through the daemon). Inline holds each event 100 µs: a second call
+// meanwhile, or a change of the event before it returns, fails the test (and -race reports
+// the shared event's writes).
+func TestSourceInlineCallsOneAtATime(t *testing.T) {
+	eachMode(t, func(t *testing.T, daemon string) {
+		dir := testenv.Tmpfs(t)
+		const files, opens = 8, 40
+		for i := range files {
+			os.WriteFile(filepath.Join(dir, fmt.Sprint(i)), nil, 0o644)
+		}
+		var shared *backend.Backend
+		if daemon == "" {
+			b, err := backend.New(backend.Options{Mode: backend.ModeAuto})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { b.Close() }) // after the sources' Close (cleanups run last first)
+			shared = b
+		}
+		var inflight, calls, waited atomic.Int32
+		var mu sync.Mutex
+		var bad []string
+		fail := func(format string, a ...any) {
+			mu.Lock()
+			bad = append(bad, fmt.Sprintf(format, a...))
+			mu.Unlock()
+		}
+		inl := open(t, Options{Daemon: daemon, Name: "source-inline", Class: engine.ClassContent, QueueLimit: -1,
+			Deadline: 20 * time.Second, Backend: shared, Release: func() {},
+			Inline: func(ev *Event) (engine.Response, any, bool) {
+				if n := inflight.Add(1); n != 1 {
+					fail("%d Inline calls at once", n)
+				}
+				calls.Add(1)
+				before := ev.Event
+				time.Sleep(100 * time.Microsecond)
+				if ev.Event != before {
+					fail("the event changed while Inline ran: %+v, then %+v", before, ev.Event)
+				}
+				inflight.Add(-1)
+				return engine.Response{}, nil, true
+			}})
+		first := open(t, Options{Daemon: daemon, Name: "source-first", Class: engine.ClassPreContent, QueueLimit: -1,
+			Deadline: 20 * time.Second, Backend: shared, Release: func() {}})
+		for _, s := range []Source{inl, first} {
+			if _, err := s.AddMark(context.Background(), dir, engine.KindSubtree, engine.MarkSpec{Mask: engine.OpenPerm}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var answerers sync.WaitGroup
+		answerers.Add(1)
+		go func() { // the first group's reader hands each event to a goroutine of its own
+			defer answerers.Done()
+			buf := make([]Event, 16)
+			for {
+				n, err := first.ReadBatch(ctx, buf)
+				if err != nil {
+					return
+				}
+				for i := range buf[:n] {
+					ev := buf[i]
+					if ev.ID != 0 {
+						waited.Add(1)
+					}
+					answerers.Add(1)
+					go func() {
+						defer answerers.Done()
+						ev.Respond(context.Background(), engine.Response{})
+						ev.Release()
+					}()
+				}
+			}
+		}()
+		var openers sync.WaitGroup
+		for i := range files {
+			openers.Add(1)
+			go func() {
+				defer openers.Done()
+				// A shell of its own (this process's opens are exempt), opening the file
+				// itself.
+				sh := fmt.Sprintf("for i in $(seq %d); do : < %s; done", opens, filepath.Join(dir, fmt.Sprint(i)))
+				if out, err := testenv.Sh(nil, sh); err != nil {
+					fail("%s: %v %s", sh, err, out)
+				}
+			}()
+		}
+		openers.Wait()
+		cancel()
+		answerers.Wait()
+		if n := calls.Load(); n < files*opens {
+			t.Errorf("Inline saw %d events, want at least %d", n, files*opens)
+		}
+		if n := waited.Load(); n < files*opens {
+			t.Errorf("the first group answered %d events, want at least %d", n, files*opens)
+		}
+		for _, b := range bad[:min(len(bad), 5)] {
+			t.Error(b)
+		}
+	})
 }
