@@ -136,19 +136,19 @@ func (g *kgroup) readBatch(buf []byte) (int, error) {
 func (g *kgroup) dispatchBatch(buf []byte, now time.Time, handle func(*sys.FanotifyEvent)) bool {
 	b := g.b
 	var last int32
-	notificationPids(buf, func(pid int32) {
+	n := notificationPids(buf, func(pid int32) {
 		if pid != last && pid > 0 && pid != b.pid {
 			b.comms.get(pid, now)
 			last = pid
 		}
 	})
-	var n uint64
+	// Once per batch (a locked instruction per event less), and before any is handled:
+	// whoever sees an event sees it counted in Stats.
+	b.stats.Events.Add(uint64(n))
 	perr := sys.ParseFanotifyInto(buf, &g.kev, func(kev *sys.FanotifyEvent) error {
-		n++
 		handle(kev)
 		return nil
 	})
-	b.stats.Events.Add(n) // once per batch: a locked instruction per event less
 	if perr != nil {
 		// The events after a malformed one are lost, and so are their permission answers:
 		// only closing the group releases them (allowed by the kernel).
@@ -167,19 +167,21 @@ const (
 )
 
 // notificationPids calls fn with the pid of each notification event of buf (not a permission
-// event), in order, reading only the events' fixed headers. It stops at the first header
-// that does not fit (the parse that follows reports it).
-func notificationPids(buf []byte, fn func(pid int32)) {
+// event), in order, reading only the events' fixed headers, and returns how many events it
+// walked. It stops at the first header that does not fit (the parse that follows reports it).
+func notificationPids(buf []byte, fn func(pid int32)) (events int) {
 	for off := 0; off+fanMetaLen <= len(buf); {
 		n := int(binary.NativeEndian.Uint32(buf[off:]))
 		if n < fanMetaLen || n > len(buf)-off {
-			return
+			return events
 		}
+		events++
 		if binary.NativeEndian.Uint64(buf[off+fanMetaMask:])&sys.FAN_PERM_EVENTS == 0 {
 			fn(int32(binary.NativeEndian.Uint32(buf[off+fanMetaPid:])))
 		}
 		off += n
 	}
+	return events
 }
 
 // overflow tells every engine group that may have wanted events of kinds bits that it lost
