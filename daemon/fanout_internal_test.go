@@ -622,28 +622,7 @@ func TestFlushReleasesDeliveries(t *testing.T) {
 			var cs []*session
 			var readers []*proto.Conn
 			for i, m := range tc.masks {
-				g, err := e.NewGroup(engine.Options{Name: fmt.Sprint(i)})
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer g.Close()
-				if err := g.AddMark(engine.Object{Kind: engine.KindInode, ID: dir}, engine.MarkSpec{Mask: m | engine.EventOnChild}); err != nil {
-					t.Fatal(err)
-				}
-				dc, cc, err := proto.Pipe()
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer dc.Close()
-				defer cc.Close()
-				if err := dc.WriteMsg(&proto.Welcome{Req: 1, Version: proto.MaxVersion, ClientID: 1, Instance: proto.InstanceID{1}}); err != nil {
-					t.Fatal(err)
-				}
-				if _, err := cc.ReadMsg(); err != nil {
-					t.Fatal(err)
-				}
-				c := &session{s: s, g: g, conn: dc, privileged: true, kick: make(chan struct{}, 1)}
-				c.initLocks()
+				c, cc := flushSession(t, s, e, i, dir, m)
 				cs = append(cs, c)
 				readers = append(readers, cc)
 			}
@@ -721,28 +700,7 @@ func TestFlushEncodingFailureIsEveryClientsOverflow(t *testing.T) {
 	var cs []*session
 	var readers []*proto.Conn
 	for i := range 3 {
-		g, err := e.NewGroup(engine.Options{Name: fmt.Sprint(i)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer g.Close()
-		if err := g.AddMark(engine.Object{Kind: engine.KindInode, ID: dir}, engine.MarkSpec{Mask: engine.Open | engine.EventOnChild}); err != nil {
-			t.Fatal(err)
-		}
-		dc, cc, err := proto.Pipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer dc.Close()
-		defer cc.Close()
-		if err := dc.WriteMsg(&proto.Welcome{Req: 1, Version: proto.MaxVersion, ClientID: 1, Instance: proto.InstanceID{1}}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := cc.ReadMsg(); err != nil {
-			t.Fatal(err)
-		}
-		c := &session{s: s, g: g, conn: dc, privileged: true, kick: make(chan struct{}, 1)}
-		c.initLocks()
+		c, cc := flushSession(t, s, e, i, dir, engine.Open)
 		cs = append(cs, c)
 		readers = append(readers, cc)
 	}
@@ -780,4 +738,33 @@ func TestFlushEncodingFailureIsEveryClientsOverflow(t *testing.T) {
 			t.Errorf("client %d got %q, want %q", j, got, want)
 		}
 	}
+}
+
+// flushSession is a privileged session of server s on a new group of e (named i) that watches
+// the children of dir for mask, over a pipe whose client end it returns (the Welcome read):
+// the sessions a flush test fans out to. Closed when the test ends.
+func flushSession(t *testing.T, s *Server, e *engine.Engine, i int, dir engine.ID, mask engine.Mask) (*session, *proto.Conn) {
+	t.Helper()
+	g, err := e.NewGroup(engine.Options{Name: fmt.Sprint(i)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	if err := g.AddMark(engine.Object{Kind: engine.KindInode, ID: dir}, engine.MarkSpec{Mask: mask | engine.EventOnChild}); err != nil {
+		t.Fatal(err)
+	}
+	dc, cc, err := proto.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dc.Close(); cc.Close() })
+	if err := dc.WriteMsg(&proto.Welcome{Req: 1, Version: proto.MaxVersion, ClientID: 1, Instance: proto.InstanceID{1}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cc.ReadMsg(); err != nil {
+		t.Fatal(err)
+	}
+	c := &session{s: s, g: g, conn: dc, privileged: true, kick: make(chan struct{}, 1)}
+	c.initLocks()
+	return c, cc
 }

@@ -222,18 +222,10 @@ func Statfs(path string) (FsStat, error) {
 // process's life (a /proc/PID/fd directory is tied to its task when opened; threads share the
 // table); without it (no /proc at start) FdPath reads the whole path.
 func FdPath(fd int) (string, error) {
-	var buf [unix.PathMax]byte
 	if procSelfFd < 0 || fd < 0 {
-		link := "/proc/self/fd/" + strconv.Itoa(fd)
-		n, err := unix.Readlink(link, buf[:])
-		if err == nil && n == len(buf) {
-			err = syscall.ENAMETOOLONG
-		}
-		if err != nil {
-			return "", os.NewSyscallError("readlink("+link+")", err)
-		}
-		return string(buf[:n]), nil
+		return Readlink("/proc/self/fd/" + strconv.Itoa(fd))
 	}
+	var buf [unix.PathMax]byte
 	var name [24]byte // the decimal fd and its NUL
 	num := strconv.AppendInt(name[:0], int64(fd), 10)
 	name[len(num)] = 0
