@@ -156,7 +156,7 @@ func (c *session) ringWaitLocked(msgs []proto.Msg) bool {
 // asked before it slept, ringBeforeWait; after consuming, if writeLoop asked for room): it
 // takes the answers published since, and wakes writeLoop if it waits for room.
 func (c *session) onKick() {
-	bad, _, eof, err := c.ring.Answers(c.ringAnswer)
+	bad, eof, err := c.ring.Answers(c.ringAnswer)
 	c.tookAnswers(bad, eof, err)
 }
 
@@ -170,7 +170,7 @@ func (c *session) ringBeforeWait() bool {
 	if !c.ring.ArmKick() {
 		return false
 	}
-	bad, _, err := c.ring.TakeAnswers(c.ringAnswer)
+	bad, err := c.ring.TakeAnswers(c.ringAnswer)
 	c.tookAnswers(bad, false, err)
 	return true
 }

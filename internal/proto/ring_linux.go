@@ -264,13 +264,13 @@ func (r *DaemonRing) WantRoom() { r.w.dWantRoom.Swap(1) } // a Swap: "Full barri
 
 // Answers drains the kick pipe and takes the answers (TakeAnswers). eof says the client
 // closed its end of the pipe. Loop only.
-func (r *DaemonRing) Answers(fn func(*Respond)) (bad int, more, eof bool, err error) {
+func (r *DaemonRing) Answers(fn func(*Respond)) (bad int, eof bool, err error) {
 	eof, err = sys.DrainKicks(r.kickR, r.kbuf[:])
-	bad, more, terr := r.TakeAnswers(fn)
+	bad, terr := r.TakeAnswers(fn)
 	if terr != nil {
 		err = terr
 	}
-	return bad, more, eof, err
+	return bad, eof, err
 }
 
 // ArmKick asks the client to kick the pipe after its next answer, for the daemon's loop that
@@ -297,16 +297,16 @@ func (r *DaemonRing) DisarmKick() { r.w.dWantAns.Store(0) }
 
 // TakeAnswers calls fn for each valid answer published since the last call (at most
 // RingUpSlots); a slot that does not decode is skipped (its event reaches its deadline) and
-// counted in bad. It reports with more whether answers arrived meanwhile (the caller takes
-// them later: it never loops on the client's pace). Loop only.
-func (r *DaemonRing) TakeAnswers(fn func(*Respond)) (bad int, more bool, err error) {
+// counted in bad. Answers published meanwhile wait for the next call (it never loops on the
+// client's pace): the loop makes one before it sleeps (ArmKick finds them). Loop only.
+func (r *DaemonRing) TakeAnswers(fn func(*Respond)) (bad int, err error) {
 	if r.broken.Load() {
-		return 0, false, ErrRingBroken
+		return 0, ErrRingBroken
 	}
 	p := r.w.uHead.Load()
 	if p-r.uTail > RingUpSlots {
 		r.broken.Store(true)
-		return 0, false, ErrRingBroken
+		return 0, ErrRingBroken
 	}
 	up := r.mem[RingCtrl+RingDown:]
 	var slot [RingAnswerSize]byte
@@ -321,7 +321,7 @@ func (r *DaemonRing) TakeAnswers(fn func(*Respond)) (bad int, more bool, err err
 		}
 	}
 	r.w.uTail.Store(r.uTail)
-	return bad, r.w.uHead.Load() != p, nil
+	return bad, nil
 }
 
 // Close tells the client the ring is done and wakes it; it unmaps and closes everything.
@@ -408,7 +408,7 @@ func (r *ClientRing) Next(fn func(frame []byte) error) (bool, error) {
 			if r.w.dHead.Load() == h && r.w.closed.Load() == 0 {
 				r.tick.MaybeYield()
 				r.sleeps.Add(1)
-				if err := sys.FutexWait(r.w.dHead, h, -1); err != nil {
+				if err := sys.FutexWait(r.w.dHead, h); err != nil {
 					return false, err
 				}
 			}
@@ -472,8 +472,8 @@ func (r *ClientRing) Answer(m *Respond) bool {
 // One wake is not enough: the futex word is d_head, which closing does not change, so a wake
 // that lands after the reader's last look at the closed word and before its FUTEX_WAIT is
 // lost, and the reader would sleep on with nothing to end it. The reader stores cSleep before
-// that look, and Stop stores closed before it looks at cSleep (sequentially consistent
-// atomics: one of the two sees the other's store), so when Stop finds cSleep zero, the
+// that look, and Stop stores closed before it looks at cSleep (Swaps, "Full barriers": one
+// of the two sees the other's store), so when Stop finds cSleep zero, the
 // reader's next look sees closed; when a wake finds the reader queued (woken > 0), it ends
 // that sleep. Otherwise the reader is between the two, a few instructions: Stop tries again
 // after stopRetry. This is why an idle reader can sleep without a timeout (it wakes for

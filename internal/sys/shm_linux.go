@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"sync/atomic"
 	"syscall"
-	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -93,19 +92,13 @@ func Word32(b []byte, off int) *atomic.Uint32 {
 }
 
 // FutexWait sleeps while *w == val, until a FutexWake on the same word from any process
-// mapping it (a shared futex: no FUTEX_PRIVATE_FLAG), a signal, or timeout (a negative one:
-// none). It returns nil when woken, when *w already differed (EAGAIN), when a signal
-// interrupted it (EINTR) or the timeout passed (ETIMEDOUT): the caller looks at the word again
-// either way.
-func FutexWait(w *atomic.Uint32, val uint32, timeout time.Duration) error {
-	var ts *unix.Timespec
-	if timeout >= 0 {
-		t := unix.NsecToTimespec(int64(timeout))
-		ts = &t
-	}
-	_, _, e := unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(w)), futexWait, uintptr(val), uintptr(unsafe.Pointer(ts)), 0, 0)
+// mapping it (a shared futex: no FUTEX_PRIVATE_FLAG), or a signal. It returns nil when woken
+// or when *w already differed (EAGAIN) or a signal interrupted it (EINTR): the caller looks
+// at the word again either way.
+func FutexWait(w *atomic.Uint32, val uint32) error {
+	_, _, e := unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(w)), futexWait, uintptr(val), 0, 0, 0)
 	switch e {
-	case 0, unix.EAGAIN, unix.EINTR, unix.ETIMEDOUT:
+	case 0, unix.EAGAIN, unix.EINTR:
 		return nil
 	case unix.ENOSYS:
 		return &FeatureError{Feature: "futex", Err: errors.Join(ErrNotSupported, syscall.Errno(e))}
