@@ -268,10 +268,15 @@ func (l *Loop) OnLoop() bool {
 // Register has cb called on the loop whenever fd is readable, hung up or in error, until
 // Unregister. The first call may come before Register returns.
 func (l *Loop) Register(fd int, cb func()) (*Registration, error) {
+	return l.add(&Registration{fd: fd, cb: cb})
+}
+
+// add starts the loop if need be and has it poll r (Register and its variants).
+func (l *Loop) add(r *Registration) (*Registration, error) {
 	if err := l.start(); err != nil {
 		return nil, err
 	}
-	r := &Registration{l: l, fd: fd, cb: cb}
+	r.l = l
 	if !l.enqueue(change{kind: chAdd, r: r}) {
 		return nil, ErrClosed
 	}
@@ -285,14 +290,7 @@ func (l *Loop) RegisterBlocking(fd int, cb func(), bl Blocking) (*Registration, 
 	if bl.SetBlocking == nil || bl.Wake == nil {
 		return nil, errors.New("evloop: RegisterBlocking needs SetBlocking and Wake")
 	}
-	if err := l.start(); err != nil {
-		return nil, err
-	}
-	r := &Registration{l: l, fd: fd, cb: cb, wakeFn: bl.Wake, bl: &bl}
-	if !l.enqueue(change{kind: chAdd, r: r}) {
-		return nil, ErrClosed
-	}
-	return r, nil
+	return l.add(&Registration{fd: fd, cb: cb, wakeFn: bl.Wake, bl: &bl})
 }
 
 // RegisterHooks is Register with hooks the loop calls around each of its waits (see "Wait
@@ -301,14 +299,7 @@ func (l *Loop) RegisterHooks(fd int, cb func(), h Hooks) (*Registration, error) 
 	if h.Before == nil {
 		return nil, errors.New("evloop: RegisterHooks needs Before")
 	}
-	if err := l.start(); err != nil {
-		return nil, err
-	}
-	r := &Registration{l: l, fd: fd, cb: cb, hooks: &h}
-	if !l.enqueue(change{kind: chAdd, r: r}) {
-		return nil, ErrClosed
-	}
-	return r, nil
+	return l.add(&Registration{fd: fd, cb: cb, hooks: &h})
 }
 
 // Blocking reports, in a callback, whether its descriptor is blocking: then the callback
@@ -415,13 +406,14 @@ func (l *Loop) setQueuedLocked() {
 // wake interrupts the loop's wait if it waits or is about to, once per wait. Before each
 // wait the loop sets blockOn, clears woken, then sets sleeping, then takes its last look at
 // the queues (queued, an atomic load; a poster sets it under mu once it has queued); a
-// poster queues and sets queued, then reads sleeping, takes woken, then reads blockOn. All
-// are sequentially consistent atomics, so one of them sees the other, and nothing queued
-// waits for a wait that nobody interrupts; a poster that takes woken for this wait reads this wait's blockOn, so its wake
-// goes where the loop waits (the eventfd it polls, or the descriptor it reads). A poster
-// that took woken for an earlier wait had queued before that wait ended, so the loop finds
-// its work without a wake. A wake that comes as the loop wakes anyway only makes a later
-// wait return at once.
+// poster queues and sets queued, then reads sleeping, takes woken, then reads blockOn. Each
+// side's store comes before its look with a full barrier between (the loop's is a Swap; the
+// poster's lets go of mu, a locked instruction), so one of them sees the other, and nothing
+// queued waits for a wait that nobody interrupts; a poster that takes woken for this wait
+// reads this wait's blockOn, so its wake goes where the loop waits (the eventfd it polls, or
+// the descriptor it reads). A poster that took woken for an earlier wait had queued before
+// that wait ended, so the loop finds its work without a wake. A wake that comes as the loop
+// wakes anyway only makes a later wait return at once.
 func (l *Loop) wake() {
 	if l.sleeping.Load() && l.woken.CompareAndSwap(false, true) {
 		l.wakes.Add(1)
@@ -510,7 +502,7 @@ func (l *Loop) run() {
 		}
 		// A Swap, not a Store: the look at queued must come after sleeping is visible to
 		// posters (Dekker's pairing, see wake), which a Store does not ensure under the race
-		// detector (its stores are release-only: internal/proto, fullBarrierStores).
+		// detector (its stores are release-only: internal/proto's ring doc, "Full barriers").
 		l.sleeping.Swap(true)
 		if l.queued.Load() {
 			l.sleeping.Store(false)
