@@ -217,16 +217,7 @@ func (ev *Event) Hold() { ev.refs.Add(1) }
 
 // Release drops a reference; the last one releases the payload. The source calls Release
 // once when it is done with the event (after answering, for a permission event).
-func (ev *Event) Release() {
-	// refs counts references beyond the source's, so the source's Release takes it to -1.
-	if n := ev.refs.Add(-1); n == -1 {
-		if ev.Payload != nil {
-			ev.Payload.Release()
-		}
-	} else if n < -1 {
-		panic("engine: Event released more often than held")
-	}
-}
+func (ev *Event) Release() { ev.ReleaseN(1) }
 
 // ReleaseN drops n references at once (n ≥ 0): what n calls of Release do, in one atomic
 // add. A reader that holds many deliveries of one event (the daemon's flush, which writes it
@@ -238,6 +229,7 @@ func (ev *Event) ReleaseN(n int32) {
 		}
 		return
 	}
+	// refs counts references beyond the source's, so the source's Release takes it to -1.
 	if r := ev.refs.Add(-n); r == -1 {
 		if ev.Payload != nil {
 			ev.Payload.Release()
