@@ -2,7 +2,7 @@
 # The CLI's speed, side by side in one run (run as root):
 #   1. guard allow-all vs fanref's C allow-all responder: per-open time ratio (goal <= 1.10);
 #   2. guard --cache on repeated opens of the same file vs no listener (goal <= 1.2), with
-#      ten times OPENS;
+#      ten times OPENS (at least 1,000,000) and at least 5 rounds;
 #   3. watch -r setup time on a 100k-directory tree vs inotifywait -r (goal >= 50x faster).
 # Usage: bash bench/cli.sh [OPENS] [ROUNDS] [DIRS]
 set -euo pipefail
@@ -43,12 +43,16 @@ echo "== 2. guard --cache, repeated opens of one file, vs no listener"
 # A cached open costs about what an open without a listener does (a microsecond or two), so
 # this section makes ten times the opens of the others: with OPENS alone a round lasted tens
 # of milliseconds, and the load's start (threads, first page faults) moved the ratio by 0.4.
-# The order alternates between rounds, so neither side always runs first.
+# The order alternates between rounds, so neither side always runs first. At least a million
+# opens and five rounds (about a second per side and round), whatever OPENS and ROUNDS say:
+# all.sh --quick's 200,000 opens lasted 0.2 s a side, and its three rounds at 1 thread gave
+# 1.94, 1.22 and 1.82 with the no-listener side steady at 1.0 us (2026-12-05 14:04).
 N_OTHERS=$N
-N=$((N * 10))
+N=$((N * 10 > 1000000 ? N * 10 : 1000000))
+CACHE_ROUNDS=$((ROUNDS > 5 ? ROUNDS : 5))
 for threads in 1 2; do
 	rs=()
-	for r in $(seq "$ROUNDS"); do
+	for r in $(seq "$CACHE_ROUNDS"); do
 		if [ $((r % 2)) = 1 ]; then
 			a=$(ops "$threads")
 			c=$(with_ready "Watches established" "$threads" "$out/fsnotifyd" guard --cache "$out/mnt/d")
