@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The CLI's speed, side by side in one run (run as root):
-#   1. guard allow-all vs fanref's C allow-all responder: per-open time ratio (goal <= 1.10);
+#   1. guard allow-all vs fanref's C allow-all responder: per-open time ratio (goal <= 1.05);
 #   2. guard --cache on repeated opens of the same file vs no listener (goal <= 1.2), with
 #      ten times OPENS (at least 1,000,000) and at least 5 rounds;
 #   3. watch -r setup time on a 100k-directory tree vs inotifywait -r (goal >= 50x faster).
