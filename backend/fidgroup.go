@@ -23,9 +23,13 @@ import (
 // waits in read(2), rather than in Go's netpoller: parked there, each
 // batch cost a read that found the queue empty, the scheduler's search for work on the way
 // to the park (runtime.findRunnable, a quarter of the daemon's CPU under bench/fanout.sh's
-// load) and another thread's epoll_wait to wake it; docs/design/performance.md. It polls
-// before it reads rather than blocking in read(2): busy must be set before events leave the
-// kernel's queue (idle), which a blocking read would take without a word. Between batches
+// load) and another thread's epoll_wait to wake it; docs/design/performance.md. It never
+// blocks in read(2): busy must be set before events leave the kernel's queue (idle), which a
+// blocking read would take without a word. After a batch it reads once more before it polls
+// (readFirst): under a flood the queue has most often filled again while the batch was
+// dispatched, and a poll would only say so; an empty read then costs what that poll did
+// (bench/fanout.sh). Whichever way a read is reached, busy is set before it
+// (TestFIDReadFirstKeepsBusyBeforeEveryRead); Backend.dirsSettled needs nothing else. Between batches
 // it passes through the Go scheduler once per few milliseconds (package schedtick): a
 // goroutine that only makes system calls otherwise has its P retaken by sysmon in every
 // wait, and keeps sysmon polling every 20 µs (12-14% of the daemon's CPU under
@@ -121,6 +125,7 @@ func (g *fidGroup) readLoop() {
 	var hook ReaderHook
 	hookWait := time.Duration(-1)
 	awake := func() {
+		hookWait = -1 // the wait it bounded is over (or was skipped: the queue had events)
 		if hook == nil {
 			if h := b.readerHook.Load(); h != nil {
 				hook = *h
@@ -129,7 +134,6 @@ func (g *fidGroup) readLoop() {
 		}
 	}
 	idle := func(last bool) {
-		hookWait = -1
 		if hook != nil {
 			h := hook
 			hook = nil
@@ -137,8 +141,16 @@ func (g *fidGroup) readLoop() {
 		}
 	}
 	defer idle(true)
+	// readFirst: the last read took events, so the next read is tried before the wait
+	// (after the hook's Idle): under a flood the queue has most often filled again while the
+	// batch was dispatched, and the poll would only say so. A read that finds it empty costs
+	// what a poll that finds it full does, once per wait.
+	readFirst := false
 	for {
-		if wait {
+		if wait && readFirst {
+			readFirst = false
+			idle(false)
+		} else if wait {
 			idle(false)
 			timeout := time.Duration(-1)
 			if !graceEnd.IsZero() {
@@ -175,8 +187,6 @@ func (g *fidGroup) readLoop() {
 				continue
 			}
 		}
-		// Awake already after a wait, not when the reader reads again without waiting.
-		awake()
 		g.busy.Store(1) // before the events leave the kernel's queue
 		if b.beforeFIDRead != nil {
 			b.beforeFIDRead()
@@ -195,7 +205,8 @@ func (g *fidGroup) readLoop() {
 		}
 		if n == 0 {
 			// The queue is empty (or the read was interrupted: then it is read again
-			// after the wait).
+			// after the wait). After a read tried first, the wait is bounded by what the
+			// hook's Idle before it returned (hookWait), and no Awake came between.
 			if graceEnd.IsZero() && g.orphansWaiting() {
 				graceEnd = time.Now().Add(b.orphanGrace)
 			}
@@ -203,6 +214,9 @@ func (g *fidGroup) readLoop() {
 			wait = true
 			continue
 		}
+		// Awake before the events are dispatched (already after a wait; not for a read that
+		// found nothing, which goes on to the wait the Idle before it bounded).
+		awake()
 		graceEnd = time.Time{} // the queue was not empty: a new grace when it is
 		now := time.Now()
 		v := b.view.Load()
@@ -214,8 +228,10 @@ func (g *fidGroup) readLoop() {
 			b.dropAllNameMarks() // nothing watches names any more
 			return
 		}
-		// With orphans waiting, read again: only a read finds the queue empty.
+		// With orphans waiting, read again at once: only a read finds the queue empty.
+		// Else Idle, then read before waiting (readFirst).
 		wait = !g.orphansWaiting()
+		readFirst = wait
 	}
 }
 
