@@ -768,3 +768,58 @@ func flushSession(t *testing.T, s *Server, e *engine.Engine, i int, dir engine.I
 	c.initLocks()
 	return c, cc
 }
+
+// TestMemoLookupLeavesOwnEntriesUnhashed: a send looks for an event's memo entry at the
+// cursor, then among the entries earlier clients' sends made (seq[:theirs]) through the
+// index; the entries the client being sent made itself are not looked for there (its group
+// holds each delivery once), so they are never hashed: the first client of a flush, which
+// encodes every event, costs no map insert or lookup per event. Fails if lookup indexes or
+// finds the current send's own entries, or misses an earlier client's entry away from the
+// cursor.
+func TestMemoLookupLeavesOwnEntriesUnhashed(t *testing.T) {
+	evs := make([]*engine.Event, 6)
+	for i := range evs {
+		evs[i] = &engine.Event{Pid: int32(i)}
+	}
+	key := func(i int) memoKey { return memoKey{ev: evs[i], mask: engine.Open, v: 1} }
+	for _, tc := range []struct {
+		name    string
+		entries []int // the events of seq's entries, in order
+		theirs  int   // how many of them earlier clients' sends made
+		cur     int
+		look    int // the event looked for
+		want    int // its entry's index (-1: not found)
+		indexed int // entries in the index afterwards
+	}{
+		{"first client: nothing to find, nothing hashed", []int{0, 1, 2}, 0, 3, 3, -1, 0},
+		{"first client looks for its own event again", []int{0, 1, 2}, 0, 3, 1, -1, 0},
+		{"earlier client's entry at the cursor", []int{0, 1, 2}, 3, 1, 1, 1, 0},
+		{"earlier client's entry away from the cursor", []int{0, 1, 2}, 3, 0, 2, 2, 3},
+		{"own entry after earlier ones: not hashed, not found", []int{0, 1, 2, 3, 4}, 3, 5, 4, -1, 3},
+		{"earlier entry found after own ones were made", []int{0, 1, 2, 3, 4}, 3, 5, 0, 0, 3},
+		{"absent event", []int{0, 1, 2, 3}, 2, 4, 5, -1, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &fanout{index: make(map[memoKey]int)}
+			for _, e := range tc.entries {
+				f.seq = append(f.seq, memoEntry{k: key(e)})
+			}
+			f.theirs, f.cur = tc.theirs, tc.cur
+			i, ok := f.lookup(key(tc.look))
+			if got := map[bool]int{true: i, false: -1}[ok]; got != tc.want {
+				t.Errorf("lookup of event %d = %d, want %d", tc.look, got, tc.want)
+			}
+			if ok && f.cur != i+1 {
+				t.Errorf("cursor %d after the hit at %d, want %d", f.cur, i, i+1)
+			}
+			if len(f.index) != tc.indexed || f.indexed != tc.indexed {
+				t.Errorf("index holds %d entries (indexed %d), want %d: the send's own entries are never hashed", len(f.index), f.indexed, tc.indexed)
+			}
+			for k, j := range f.index {
+				if j >= tc.theirs {
+					t.Errorf("entry %d (event %d), made by the send under way, is in the index", j, k.ev.Pid)
+				}
+			}
+		})
+	}
+}
