@@ -141,14 +141,17 @@ func (g *fidGroup) readLoop() {
 		}
 	}
 	defer idle(true)
-	// readFirst: the last read took events, so the next read is tried before the wait
-	// (after the hook's Idle): under a flood the queue has most often filled again while the
-	// batch was dispatched, and the poll would only say so. A read that finds it empty costs
-	// what a poll that finds it full does, once per wait.
-	readFirst := false
+	// readFirst: the next read is tried before the wait (after the hook's Idle), because
+	// the queue fills faster than it is read — the last batch held more than one event, or
+	// came from a read tried first: under a flood the queue has most often filled again
+	// while the batch was dispatched, and the poll would only say so. When events come one
+	// per wake-up the reader polls first, as a read that finds the queue empty would be a
+	// system call more per event.
+	readFirst, triedFirst := false, false
 	for {
+		triedFirst = false
 		if wait && readFirst {
-			readFirst = false
+			readFirst, triedFirst = false, true
 			idle(false)
 		} else if wait {
 			idle(false)
@@ -220,7 +223,8 @@ func (g *fidGroup) readLoop() {
 		graceEnd = time.Time{} // the queue was not empty: a new grace when it is
 		now := time.Now()
 		v := b.view.Load()
-		ok := g.dispatchBatch(buf[:n], now, func(kev *sys.FanotifyEvent) { g.handle(kev, v, now) })
+		events := 0
+		ok := g.dispatchBatch(buf[:n], now, func(kev *sys.FanotifyEvent) { events++; g.handle(kev, v, now) })
 		g.busy.Store(0)
 		tick.MaybeYieldAt(now) // between batches: no event held, busy clear
 		if !ok {
@@ -229,9 +233,9 @@ func (g *fidGroup) readLoop() {
 			return
 		}
 		// With orphans waiting, read again at once: only a read finds the queue empty.
-		// Else Idle, then read before waiting (readFirst).
+		// Else Idle, then wait, or read first while the queue fills faster than it is read.
 		wait = !g.orphansWaiting()
-		readFirst = wait
+		readFirst = wait && (events > 1 || triedFirst)
 	}
 }
 

@@ -17,13 +17,14 @@ import (
 
 // readTrace is a ReaderHook and the FID reader's beforeFIDRead together: it records, in
 // one sequence, the reader's Awake and Idle calls and the reads it begins, with whether busy
-// was set as each read began. While arm is above zero, each Idle queues an event (a chmod
-// of f) before it returns: under a flood the queue fills again while a batch is dispatched,
-// and this does it at the one moment that decides the reader's next step.
+// was set as each read began. While arm is above zero, each Idle queues an event for each of
+// files (a chmod: different files, so the kernel does not merge them) before it returns:
+// under a flood the queue fills again while a batch is dispatched, and this does it at the
+// one moment that decides the reader's next step.
 type readTrace struct {
 	mu      sync.Mutex
 	b       *Backend
-	f       string
+	files   []string
 	arm     int
 	seq     []string // "awake", "idle", "read"
 	busyOff int      // reads begun with busy clear
@@ -48,8 +49,10 @@ func (r *readTrace) Idle(last bool) time.Duration {
 	r.seq = append(r.seq, "idle")
 	if r.arm > 0 && !last {
 		r.arm--
-		if err := os.Chmod(r.f, os.FileMode(0o600+r.arm%2)); err != nil {
-			r.bad = append(r.bad, fmt.Sprintf("chmod in Idle: %v", err))
+		for _, f := range r.files {
+			if err := os.Chmod(f, os.FileMode(0o600+r.arm%2)); err != nil {
+				r.bad = append(r.bad, fmt.Sprintf("chmod in Idle: %v", err))
+			}
 		}
 	}
 	return -1
@@ -99,29 +102,42 @@ func (r *readTrace) count(pattern ...string) int {
 	return n
 }
 
-// TestFIDReadFirstKeepsBusyBeforeEveryRead: after a batch the FID reader reads again before
-// it waits (readFirst: under a flood the queue has most often filled meanwhile, and a poll
-// would only say so), so a read no longer always follows a poll. Backend.dirsSettled rests on
-// busy being set before any read can take events off the kernel's queue, whichever path led
-// to the read: every read must begin with busy set (fails if busy is set only on the path
-// through the poll, or after the read). Each of the armed Idles queues an event; the read
-// right after that Idle must find it without waiting (the sequence Idle, read, Awake; fails
-// on the reader that always polls first, where it is Idle, Awake, read), the hook's calls
-// must still alternate, and the group must be found idle once the events are dispatched.
+// TestFIDReadFirstKeepsBusyBeforeEveryRead: while the queue fills faster than it is read
+// (a batch of more than one event, or one found by a read tried first), the FID reader reads
+// again before it waits (readFirst: under a flood the queue has most often filled meanwhile,
+// and a poll would only say so), so a read no longer always follows a poll.
+// Backend.dirsSettled rests on busy being set before any read can take events off the
+// kernel's queue, whichever path led to the read: every read must begin with busy set
+// (fails if busy is set only on the path through the poll, or after the read). With two
+// events queued in each armed Idle, the read right after every such Idle but the first
+// must find them without waiting (the sequence Idle, read, Awake; fails on the reader that
+// always polls first, where it is Idle, Awake, read); with one event per Idle — one event
+// per wake-up — the reader must poll first each time (no read right after an Idle: a read
+// finding the queue empty would be a system call more per event). The hook's calls must
+// still alternate, and the group must be found idle once the events are dispatched.
 func TestFIDReadFirstKeepsBusyBeforeEveryRead(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		arm  int
+		name    string
+		perIdle int // events each armed Idle queues
+		arm     int
+		// reads right after an Idle: at least minFirst of them found events; at most
+		// maxFirst in all (-1: no bound)
+		minFirst, maxFirst int
 	}{
-		{"one event queued in Idle", 1},
-		{"a run of events each queued in the Idle before", 20},
+		{"two events per Idle, twice", 2, 2, 1, -1},
+		{"two events per Idle, a run", 2, 20, 19, -1},
+		{"one event per Idle: poll first", 1, 20, 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			root := testenv.Tmpfs(t)
-			f := filepath.Join(root, "f")
-			writeFile(t, f, "x")
+			var files []string
+			for i := range tc.perIdle {
+				f := filepath.Join(root, fmt.Sprintf("f%d", i))
+				writeFile(t, f, "x")
+				files = append(files, f)
+			}
 			b := newBackend(t, ModeFanotify)
-			tr := &readTrace{b: b, f: f}
+			tr := &readTrace{b: b, files: files}
 			b.beforeFIDRead = tr.read // before the first mark starts the FID reader
 			b.SetReaderHook(tr)
 			g := newGroup(t, b, engine.Options{Name: "readfirst"})
@@ -131,10 +147,10 @@ func TestFIDReadFirstKeepsBusyBeforeEveryRead(t *testing.T) {
 			tr.mu.Lock()
 			tr.arm = tc.arm
 			tr.mu.Unlock()
-			if err := os.Chmod(f, 0o644); err != nil { // the first event: read after a wait
+			if err := os.Chmod(files[0], 0o644); err != nil { // the first event: read after a wait
 				t.Fatal(err)
 			}
-			r.waitFor(0, "ATTRIB of f", func(x rec) bool { return x.Mask&engine.Attrib != 0 && x.Path == f })
+			r.waitFor(0, "ATTRIB of f0", func(x rec) bool { return x.Mask&engine.Attrib != 0 && x.Path == files[0] })
 			waitUntil(t, "the armed Idles spent and the FID group idle", func() bool {
 				tr.mu.Lock()
 				armed := tr.arm
@@ -152,10 +168,11 @@ func TestFIDReadFirstKeepsBusyBeforeEveryRead(t *testing.T) {
 			if busyOff != 0 {
 				t.Errorf("%d reads began with busy clear (dirsSettled would take the queue's emptiness for idleness)", busyOff)
 			}
-			// Each armed Idle queued an event before the read after it: that read found it
-			// without a wait in between.
-			if hits := tr.count("idle", "read", "awake"); hits < tc.arm {
-				t.Errorf("%d reads right after an Idle found events, want %d (the armed Idles'): %s", hits, tc.arm, seq)
+			if hits := tr.count("idle", "read", "awake"); hits < tc.minFirst {
+				t.Errorf("%d reads right after an Idle found events, want at least %d: %s", hits, tc.minFirst, seq)
+			}
+			if tried := tr.count("idle", "read"); tc.maxFirst >= 0 && tried > tc.maxFirst {
+				t.Errorf("%d reads right after an Idle, want at most %d: %s", tried, tc.maxFirst, seq)
 			}
 		})
 	}
