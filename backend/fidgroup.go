@@ -25,12 +25,16 @@ import (
 // to the park (runtime.findRunnable, a quarter of the daemon's CPU under bench/fanout.sh's
 // load) and another thread's epoll_wait to wake it; docs/design/performance.md. It never
 // blocks in read(2): busy must be set before events leave the kernel's queue (idle), which a
-// blocking read would take without a word. After a batch it reads once more before it polls
-// (readFirst): under a flood the queue has most often filled again while the batch was
-// dispatched, and a poll would only say so; an empty read then costs what that poll did
-// (bench/fanout.sh). Whichever way a read is reached, busy is set before it
-// (TestFIDReadFirstKeepsBusyBeforeEveryRead); Backend.dirsSettled needs nothing else. Between batches
-// it passes through the Go scheduler once per few milliseconds (package schedtick): a
+// blocking read would take without a word. While the queue fills faster than it is read (a
+// batch of more than one event, or one a read tried first found), it reads again before it
+// polls (readFirst): under a flood the queue has most often filled again while the batch was
+// dispatched, and a poll would only say so (a poll that finds the queue readable costs about
+// twice a read that finds it empty here; docs/design/performance.md, session 10). When
+// events come one per wake-up it polls first, as an empty read would be a system call more
+// per event. Whichever way a read is reached, busy is set before it
+// (TestFIDReadFirstKeepsBusyBeforeEveryRead); Backend.dirsSettled needs nothing else.
+// Between batches it passes through the Go scheduler once per few milliseconds (package
+// schedtick): a
 // goroutine that only makes system calls otherwise has its P retaken by sysmon in every
 // wait, and keeps sysmon polling every 20 µs (12-14% of the daemon's CPU under
 // bench/fanout.sh's load). It is not locked to its thread: a locked goroutine's yield hands
