@@ -34,9 +34,8 @@ import (
 // per event. Whichever way a read is reached, busy is set before it
 // (TestFIDReadFirstKeepsBusyBeforeEveryRead); Backend.dirsSettled needs nothing else.
 // Between batches it passes through the Go scheduler once per few milliseconds (package
-// schedtick): a
-// goroutine that only makes system calls otherwise has its P retaken by sysmon in every
-// wait, and keeps sysmon polling every 20 µs (12-14% of the daemon's CPU under
+// schedtick): a goroutine that only makes system calls otherwise has its P retaken by sysmon
+// in every wait, and keeps sysmon polling every 20 µs (12-14% of the daemon's CPU under
 // bench/fanout.sh's load). It is not locked to its thread: a locked goroutine's yield hands
 // its P to another thread and waits for that thread to run and hand it back, which on a
 // host whose CPUs are all busy can hold the reader for as long as the kernel takes to run
