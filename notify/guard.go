@@ -484,7 +484,7 @@ func NewGuard(cfg GuardConfig, h Handler) (*Guard, error) {
 		OnResync:        cfg.OnResync,
 	}
 	if cfg.Inline != nil {
-		so.Inline, so.Answered = gd.inline, gd.answered
+		so.Inline, so.Answered = gd.inlineFunc(), gd.answered
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -571,19 +571,26 @@ func (v Verdict) engineVerdict() engine.Verdict {
 	return engine.Allow
 }
 
-// answer returns the verdict that applies for v on this Guard, and its engine response: a
-// deny keeps its errno only where the kernel honours one (a pre-content guard, an errno of
-// engine.DenyErrnos), else it is a plain deny (EPERM) — on every path, embedded or through
-// the daemon, so that the audit records what the access got; an allow is cached only with
-// GuardConfig.Cache.
-func (gd *Guard) answer(v Verdict) (Verdict, engine.Response) {
+// answer returns the verdict that applies for v on this Guard: a deny keeps its errno only
+// where the kernel honours one (a pre-content guard, an errno of engine.DenyErrnos), else it is
+// a plain deny (EPERM) — on every path, embedded or through the daemon, so that the audit
+// records what the access got; an allow is cached only with GuardConfig.Cache. Its engine
+// response is v.response().
+func (gd *Guard) answer(v Verdict) Verdict {
 	if v.errno != 0 && (gd.cfg.Events&AccessPreAccess == 0 || !slices.Contains(engine.DenyErrnos, v.errno)) {
 		v.errno = 0
 	}
 	if v.deny || !gd.cfg.Cache {
 		v.cache = false
 	}
-	return v, engine.Response{Verdict: v.engineVerdict(), Errno: v.errno, Cache: v.cache}
+	return v
+}
+
+// response is the engine response of a verdict answer returned. Built where it is returned
+// (engine.Response has five fields: a function that returns one it got from a call copies it
+// through memory, and the copy's wide loads of the narrow stores stall store forwarding).
+func (v Verdict) response() engine.Response {
+	return engine.Response{Verdict: v.engineVerdict(), Errno: v.errno, Cache: v.cache}
 }
 
 // markMask is the mask of the Guard's marks that ask for the kinds ask.
@@ -734,19 +741,27 @@ func (gd *Guard) recycle(r *Request) {
 	}
 }
 
-// inline is the source's Inline: it offers the request to cfg.Inline on the goroutine that
-// read the event (a kernel reader, or the daemon connection's), and hands the request to
-// answered as its tag.
-func (gd *Guard) inline(ev *source.Event) (engine.Response, any, bool) {
-	r := gd.inlineRequest(ev) // copies *ev: it is the source's again once this returns
-	v, ok := gd.callInline(r)
-	if !ok {
-		gd.recycle(r) // a handler decides, with a Request of its own (decide)
-		return engine.Response{}, nil, false
+// inlineFunc returns the source's Inline: it offers the request to cfg.Inline on the goroutine
+// that read the event (a kernel reader, or the daemon connection's), and hands the request to
+// answered as its tag. A function literal, not the method value of a method (whose generated
+// wrapper would copy the response through memory once more: see response), with the response
+// built in its return statement.
+func (gd *Guard) inlineFunc() func(ev *source.Event) (engine.Response, any, bool) {
+	return func(ev *source.Event) (engine.Response, any, bool) {
+		r := gd.inlineRequest(ev) // copies *ev: it is the source's again once this returns
+		v, ok := gd.callInline(r)
+		if !ok {
+			gd.recycle(r) // a handler decides, with a Request of its own (decide)
+			return engine.Response{}, nil, false
+		}
+		v = gd.answer(v)
+		r.inlined = v
+		ver := engine.Allow
+		if v.deny {
+			ver = engine.Deny
+		}
+		return engine.Response{Verdict: ver, Errno: v.errno, Cache: v.cache}, r, true
 	}
-	v, resp := gd.answer(v)
-	r.inlined = v
-	return resp, r, true
 }
 
 // answered records an inline decision once its answer went out (err nil), or could not
@@ -824,8 +839,8 @@ func (gd *Guard) decide(ev source.Event) {
 	} else {
 		r.Err, v = errNoHandler, gd.OnError()
 	}
-	v, resp := gd.answer(v)
-	switch err := r.ev.Respond(gd.ctx, resp); {
+	v = gd.answer(v)
+	switch err := r.ev.Respond(gd.ctx, v.response()); {
 	case err == nil:
 		gd.record(r, v, "handler")
 	case errors.Is(err, source.ErrTooLate):

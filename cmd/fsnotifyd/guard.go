@@ -590,9 +590,19 @@ func (g *guardRun) keep(r *notify.Request, o *outcome) {
 // content or the scanner: then handle does.
 func (g *guardRun) inline(r *notify.Request) (notify.Verdict, bool) {
 	st := g.state.Load()
+	if st.bareKinds&r.Kind != 0 {
+		// decide's first case, read in place: a policy.Decision (eight fields) returned by
+		// decide is copied through memory, with loads that stall store forwarding.
+		return g.inlineDecided(r, st, &st.bare[bareIndex(r.Kind)], nil)
+	}
 	d, o := g.decide(context.Background(), st, r, true)
+	return g.inlineDecided(r, st, &d, o)
+}
+
+// inlineDecided is inline's verdict for decision d of state st (o: its audit outcome).
+func (g *guardRun) inlineDecided(r *notify.Request, st *guardState, d *policy.Decision, o *outcome) (notify.Verdict, bool) {
 	switch {
-	case errors.Is(d.Err, errSlow):
+	case d.Err != nil && errors.Is(d.Err, errSlow):
 		return notify.Verdict{}, false // decided again, from the start, by handle
 	case d.Err != nil:
 		g.keep(r, o)

@@ -15,7 +15,8 @@ import (
 // (bareKinds: no attribute state) gets the same decision — verdict, rule, errno, cache, path
 // unknown, error — as the full decision with the process's real attributes, for every kind,
 // under a table of policies, inline and in a handler, with and without a record of the
-// access. A shortcut taken for a kind some rule applies to with a condition or a glob but "**"
+// access; and inline's verdict, which reads a bare kind's decision in place, is the one the
+// rules give. A shortcut taken for a kind some rule applies to with a condition or a glob but "**"
 // (a condition on this process's uid, name or parent that holds, a deny of a path) decides
 // differently, and fails here.
 func TestBareKindsDecideAsTheRules(t *testing.T) {
@@ -72,6 +73,16 @@ func TestBareKindsDecideAsTheRules(t *testing.T) {
 						got.AncestryIncomplete != exp.AncestryIncomplete || fmt.Sprint(got.Err) != fmt.Sprint(exp.Err) {
 						t.Errorf("%s, %v, fast %v, recorded %v: decided %+v from the kind alone, %+v by the rules", pc.name, k, fast, recorded, got, exp)
 					}
+				}
+				// inline reads a bare kind's decision in place (not through decide).
+				inline := func(st *guardState) (notify.Verdict, bool) {
+					g.state.Store(st)
+					return g.inline(&notify.Request{Kind: k, Pid: os.Getpid()})
+				}
+				gotV, gotOK := inline(st)
+				expV, expOK := inline(&full)
+				if gotV != expV || gotOK != expOK {
+					t.Errorf("%s, %v, recorded %v: inline verdict %v (%v) from the kind alone, %v (%v) by the rules", pc.name, k, recorded, gotV, gotOK, expV, expOK)
 				}
 			}
 		}
