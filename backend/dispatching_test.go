@@ -19,18 +19,36 @@ import (
 // the loop is in no map (fdGroup.dispatching, not inflight: an event decided during its
 // dispatch costs no lock), and Backend.Close still answers it (allow, as the kernel does when
 // a group closes) without waiting for that Handler: the opener is let go while the Handler
-// is stuck, and the Handler's late deny, once it returns, reaches no one. With
-// ReusePermEvents, as the embedded guard runs. Left out of Close, the opener waits for the
-// Handler (here: until the test gives up on it).
+// is stuck, and the Handler's late deny, once it returns, reaches no one. With and without
+// ReusePermEvents (the embedded guard reuses them), as the first event or after others were
+// decided (dispatching still names the last of those, answered: it is stored only when it
+// changes). Left out of Close, or with dispatching left naming an earlier event (stored only
+// when it was nil), the opener waits for the Handler (here: until the test gives up on it).
 func TestCloseAnswersTheEventBeingDispatched(t *testing.T) {
 	testenv.RequireRoot(t)
-	b, err := New(Options{Mode: ModeFanotify, ReusePermEvents: true})
+	for _, tc := range []struct {
+		name   string
+		reuse  bool
+		before int // opens decided before the one the Handler is stuck on
+	}{
+		{"reuse, first", true, 0},
+		{"reuse, after 3", true, 3},
+		{"no reuse, first", false, 0},
+		{"no reuse, after 3", false, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testCloseAnswersTheEventBeingDispatched(t, tc.reuse, tc.before) })
+	}
+}
+
+func testCloseAnswersTheEventBeingDispatched(t *testing.T, reuse bool, before int) {
+	b, err := New(Options{Mode: ModeFanotify, ReusePermEvents: reuse})
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := testenv.Tmpfs(t)
-	file := filepath.Join(dir, "f")
+	file, quick := filepath.Join(dir, "f"), filepath.Join(dir, "quick")
 	writeFile(t, file, "x")
+	writeFile(t, quick, "x")
 	entered, release := make(chan struct{}), make(chan struct{})
 	var once, releaseOnce sync.Once
 	closeDone := make(chan struct{})
@@ -39,12 +57,20 @@ func TestCloseAnswersTheEventBeingDispatched(t *testing.T) {
 		<-closeDone
 	})
 	g := newGroup(t, b, engine.Options{Class: engine.ClassContent, Handler: func(d engine.Delivery) (engine.Response, bool) {
+		if filepath.Base(d.Event.GetPath()) == "quick" {
+			return engine.Response{Verdict: engine.Allow}, true
+		}
 		once.Do(func() { close(entered) })
 		<-release
 		return engine.Response{Verdict: engine.Deny}, true
 	}})
 	mark(t, b, g, dir, engine.KindMount, engine.MarkSpec{Mask: engine.OpenPerm})
 
+	for i := 0; i < before; i++ {
+		if res, _ := access(t, "open:"+quick); res.errno != 0 {
+			t.Fatalf("open %d of the quick file: %v, want allowed", i, res)
+		}
+	}
 	p := startAccess(t, "open:"+file)
 	select {
 	case <-entered:

@@ -40,11 +40,18 @@ type fdGroup struct {
 	// awaited is set by handlePerm when a walk of the current batch waits for a group's
 	// answer (the loop's).
 	awaited bool
-	// dispatching is the permission event the loop is dispatching (handlePerm), nil between
-	// events: with inflight (events a walk waits for) what Backend.Close answers. An event
-	// decided during the dispatch is answered with the batch and was never in inflight, so
-	// it costs no lock and no map update; one a walk waits for goes into inflight before it
-	// leaves dispatching, and Close reads dispatching before inflight, so it misses neither.
+	// dispatching is the permission event the loop is dispatching (handlePerm), and between
+	// events the last one it dispatched: with inflight (events a walk waits for) what
+	// Backend.Close answers. An event decided during the dispatch is answered with the batch
+	// and was never in inflight, so it costs no lock and no map update; one a walk waits for
+	// goes into inflight before it leaves dispatching, and Close reads dispatching before
+	// inflight, so it misses neither. It is not cleared after the dispatch (two locked
+	// instructions per event less, and none when a reused permEvent is the one it names):
+	// Close answers the generation it reads (answerGen), and the last event's is answered
+	// already, by the loop or through inflight, so that answer does nothing (a reused
+	// permEvent's next generation is published, with its descriptor, before it is
+	// dispatched, and is the event being dispatched then). It keeps that one permEvent from
+	// the garbage collector meanwhile.
 	dispatching atomic.Pointer[permEvent]
 	// fidIdle: the FID group was found idle after the current batch was read (the loop's;
 	// see Backend.dirsSettled).

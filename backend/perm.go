@@ -194,9 +194,11 @@ func (g *fdGroup) handlePerm(kev *sys.FanotifyEvent, v *view, now time.Time) {
 	}
 	p := g.newPermEvent(kev.Fd)
 	// Unanswered from here: Close answers it through dispatching while the loop dispatches
-	// it, and through inflight once a walk waits for a group (see fdGroup.dispatching).
-	g.dispatching.Store(p)
-	defer g.dispatching.Store(nil)
+	// it, and through inflight once a walk waits for a group (see fdGroup.dispatching). Stored
+	// only when it changes: a reused permEvent is often the one dispatching names already.
+	if g.dispatching.Load() != p {
+		g.dispatching.Store(p)
+	}
 	// Read before the walk: a group that adds a permission mark later flushes the cache, and
 	// an allow decided without it must not be cached after that.
 	p.cacheGn = b.cacheGen.Load()

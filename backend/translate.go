@@ -161,10 +161,10 @@ func (b *Backend) translateFD(kev *sys.FanotifyEvent, v *view, now time.Time, wi
 		}
 		switch {
 		case cacheable && !st.IsDir():
-			b.chains.put(ev.Inode, chainEntry{ctime: cacheCtime, mnt: st.MntID, gen: settledGen, chain: chain,
+			b.chains.put(ev.Inode, &chainEntry{ctime: cacheCtime, mnt: st.MntID, gen: settledGen, chain: chain,
 				pinned: pinned && try == 0, markGen: markGen})
 		case cacheable && known && len(path) >= pathMax:
-			b.chains.put(ev.Inode, chainEntry{mnt: st.MntID, gen: settledGen, chain: chain, path: path})
+			b.chains.put(ev.Inode, &chainEntry{mnt: st.MntID, gen: settledGen, chain: chain, path: path})
 		}
 		return ev, true
 	}
@@ -235,8 +235,10 @@ func (b *Backend) dirsSettled(fs *fsState) (uint64, bool) {
 // moves its ctime, a move or deletion of any directory bumps the generation. A directory's
 // path and ancestry change only by a directory move; its ctime moves with every entry made in
 // it, so directories are cached with ctime 0. Bounded by internal/lru (cacheEntries objects).
+// An entry is never modified once put (a new one replaces it): the cache holds pointers, so a
+// lookup copies one word where it copied the entry (ten) twice.
 type chainCache struct {
-	m *lru.Cache[engine.ID, chainEntry]
+	m *lru.Cache[engine.ID, *chainEntry]
 }
 
 type chainEntry struct {
@@ -253,9 +255,12 @@ type chainEntry struct {
 
 // get returns the entry of object id as opened through mount mnt with ctime ctime; the
 // caller checks its generation.
-func (c *chainCache) get(id engine.ID, ctime int64, mnt uint64) (chainEntry, bool) {
+func (c *chainCache) get(id engine.ID, ctime int64, mnt uint64) (*chainEntry, bool) {
 	e, ok := c.m.Get(id)
-	return e, ok && e.ctime == ctime && e.mnt == mnt && len(e.chain) > 0
+	if !ok || e.ctime != ctime || e.mnt != mnt || len(e.chain) == 0 {
+		return nil, false
+	}
+	return e, true
 }
 
 // pinnedHolds reports whether the pinned chain e still stands without asking whether the FID
@@ -265,8 +270,8 @@ func (c *chainCache) get(id engine.ID, ctime int64, mnt uint64) (chainEntry, boo
 // not been read yet can only be root's: nobody else can rename, move or chmod a pinned
 // directory, or make one of theirs pinned (docs/security.md, "Cached ancestries of pinned
 // files"). markGen is the generation the caller read before looking the entry up.
-func (b *Backend) pinnedHolds(fs *fsState, e chainEntry, markGen uint64) bool {
+func (b *Backend) pinnedHolds(fs *fsState, e *chainEntry, markGen uint64) bool {
 	return e.markGen == markGen && e.gen == fs.dirGen.Load() && b.fidAlive()
 }
 
-func (c *chainCache) put(id engine.ID, e chainEntry) { c.m.Put(id, e) }
+func (c *chainCache) put(id engine.ID, e *chainEntry) { c.m.Put(id, e) }
