@@ -221,7 +221,7 @@ func New(opts Options) (*Backend, error) {
 	b.inflightMu.Init(lockInflight)
 	b.comms = newCommCache(opts.Exe)
 	b.parents = parentCache{lru.New[engine.ID, parentEntry](cacheEntries)}
-	b.chains = chainCache{lru.New[engine.ID, *chainEntry](cacheEntries)}
+	b.chains = chainCache{m: lru.New[engine.ID, *chainEntry](cacheEntries)}
 	if b.log == nil {
 		b.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}

@@ -237,8 +237,27 @@ func (b *Backend) dirsSettled(fs *fsState) (uint64, bool) {
 // it, so directories are cached with ctime 0. Bounded by internal/lru (cacheEntries objects).
 // An entry is never modified once put (a new one replaces it): the cache holds pointers, so a
 // lookup copies one word where it copied the entry (ten) twice.
+//
+// Only the backend's loop uses it (translateFD runs there, for the FD group's events), so in
+// front of the LRU (whose lock costs two locked instructions per lookup, and its map a hash
+// of the 16-byte key) it keeps the objects looked up or put last in a small direct-mapped
+// table of its own, without a lock. What it holds needs no invalidation: an entry says by
+// itself whether it still holds (get checks its ctime and mount, the caller its directory
+// generation or its pinned chain's), whether or not the LRU still has it, and put writes both.
 type chainCache struct {
-	m *lru.Cache[engine.ID, *chainEntry]
+	m     *lru.Cache[engine.ID, *chainEntry]
+	front [chainFront]struct {
+		id engine.ID
+		e  *chainEntry
+	}
+}
+
+// chainFront is the size of chainCache's table in front of the LRU (a power of 2).
+const chainFront = 64
+
+// frontSlot is id's place in chainCache.front.
+func frontSlot(id engine.ID) int {
+	return int((id.Lo*0x9e3779b97f4a7c15 ^ id.Hi) >> 58) // the top 6 bits: chainFront slots
 }
 
 type chainEntry struct {
@@ -256,8 +275,16 @@ type chainEntry struct {
 // get returns the entry of object id as opened through mount mnt with ctime ctime; the
 // caller checks its generation.
 func (c *chainCache) get(id engine.ID, ctime int64, mnt uint64) (*chainEntry, bool) {
-	e, ok := c.m.Get(id)
-	if !ok || e.ctime != ctime || e.mnt != mnt || len(e.chain) == 0 {
+	f := &c.front[frontSlot(id)]
+	e := f.e
+	if e == nil || f.id != id {
+		var ok bool
+		if e, ok = c.m.Get(id); !ok {
+			return nil, false
+		}
+		f.id, f.e = id, e
+	}
+	if e.ctime != ctime || e.mnt != mnt || len(e.chain) == 0 {
 		return nil, false
 	}
 	return e, true
@@ -274,4 +301,8 @@ func (b *Backend) pinnedHolds(fs *fsState, e *chainEntry, markGen uint64) bool {
 	return e.markGen == markGen && e.gen == fs.dirGen.Load() && b.fidAlive()
 }
 
-func (c *chainCache) put(id engine.ID, e *chainEntry) { c.m.Put(id, e) }
+func (c *chainCache) put(id engine.ID, e *chainEntry) {
+	c.m.Put(id, e)
+	f := &c.front[frontSlot(id)]
+	f.id, f.e = id, e
+}
