@@ -515,9 +515,11 @@ func fsID(dev uint64) engine.ID         { return engine.ID{Hi: dev, Lo: 1 << 63}
 
 // Stats are the backend's figures.
 type Stats struct {
-	// Kernel events read, permission events among them, answered by the fast self-exemption,
-	// and kernel queue overflows.
-	Events, PermissionEvents, SelfExempt, KernelOverflows atomic.Uint64
+	// Kernel events read: those that are not permission events (notifications, overflows;
+	// StatsSnapshot.Events is the sum of the two) and permission events, each counted once
+	// per batch as it is read; permission events answered by the fast self-exemption; and
+	// kernel queue overflows.
+	OtherEvents, PermissionEvents, SelfExempt, KernelOverflows atomic.Uint64
 	// IgnoreMarks placed on objects outside every subtree; VerdictCached ignore marks placed
 	// for cached allows; NameMarkDrops: those taken off because the FID group reported a
 	// move, link or attribute change they depended on.
@@ -532,15 +534,16 @@ type Stats struct {
 	// Orphaned counts FID events whose directory was gone when read, kept until its own
 	// deletion named it (orphans.go); OrphansUnplaced those dispatched unplaced instead.
 	Orphaned, OrphansUnplaced atomic.Uint64
-	// AncestryPinned counts permission and FD events placed by a cached ancestry of pinned
-	// directories, without the idle poll of the FID group (translateFD, pinnedHolds).
-	AncestryPinned atomic.Uint64
+	// FIDIdlePolls counts the polls that asked whether the FID group had unread moves before
+	// a cached ancestry was used (dirsSettled): at most one per batch, none for a file whose
+	// cached ancestry is pinned (translateFD, pinnedHolds).
+	FIDIdlePolls atomic.Uint64
 	// AnswerBatches counts the writev(2)s that answered several permission events of one
 	// batch together (fdGroup.flushAnswers), AnswersBatched the answers they carried.
 	AnswerBatches, AnswersBatched atomic.Uint64
-	// PermEventsReused counts permission events read into a reused permEvent
-	// (Options.ReusePermEvents).
-	PermEventsReused atomic.Uint64
+	// PermEventsAllocated counts the permEvents allocated; with Options.ReusePermEvents, the
+	// permission events read into a reused one are not (newPermEvent).
+	PermEventsAllocated atomic.Uint64
 }
 
 // StatsSnapshot is a copy of Stats.
@@ -550,22 +553,24 @@ type StatsSnapshot struct {
 	TranslateErrors                                       uint64
 	PathsUnknown, PlacesUnknown                           uint64
 	Orphaned, OrphansUnplaced                             uint64
-	AncestryPinned                                        uint64
+	FIDIdlePolls                                          uint64
 	AnswerBatches, AnswersBatched                         uint64
-	PermEventsReused                                      uint64
+	PermEventsAllocated                                   uint64
 }
 
 // Stats returns the backend's figures.
 func (b *Backend) Stats() StatsSnapshot {
-	return StatsSnapshot{
-		Events: b.stats.Events.Load(), PermissionEvents: b.stats.PermissionEvents.Load(),
+	s := StatsSnapshot{
+		PermissionEvents: b.stats.PermissionEvents.Load(), Events: b.stats.OtherEvents.Load(),
 		SelfExempt: b.stats.SelfExempt.Load(), KernelOverflows: b.stats.KernelOverflows.Load(),
 		IgnoreMarks: b.stats.IgnoreMarks.Load(), VerdictCached: b.stats.VerdictCached.Load(),
 		NameMarkDrops: b.stats.NameMarkDrops.Load(), TranslateErrors: b.stats.TranslateErrors.Load(),
 		PathsUnknown: b.stats.PathsUnknown.Load(), PlacesUnknown: b.stats.PlacesUnknown.Load(),
 		Orphaned: b.stats.Orphaned.Load(), OrphansUnplaced: b.stats.OrphansUnplaced.Load(),
-		AncestryPinned: b.stats.AncestryPinned.Load(),
-		AnswerBatches:  b.stats.AnswerBatches.Load(), AnswersBatched: b.stats.AnswersBatched.Load(),
-		PermEventsReused: b.stats.PermEventsReused.Load(),
+		FIDIdlePolls:  b.stats.FIDIdlePolls.Load(),
+		AnswerBatches: b.stats.AnswerBatches.Load(), AnswersBatched: b.stats.AnswersBatched.Load(),
+		PermEventsAllocated: b.stats.PermEventsAllocated.Load(),
 	}
+	s.Events += s.PermissionEvents
+	return s
 }

@@ -672,7 +672,7 @@ func (g *inotifyGroup) readLoop() {
 		if perr != nil {
 			b.log.Error("malformed inotify buffer", "err", perr)
 		}
-		b.stats.Events.Add(uint64(len(evs)))
+		b.stats.OtherEvents.Add(uint64(len(evs)))
 		g.handleBatch(evs, time.Now())
 	}
 }

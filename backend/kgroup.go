@@ -136,15 +136,21 @@ func (g *kgroup) readBatch(buf []byte) (int, error) {
 func (g *kgroup) dispatchBatch(buf []byte, now time.Time, handle func(*sys.FanotifyEvent)) bool {
 	b := g.b
 	var last int32
-	n := notificationPids(buf, func(pid int32) {
+	n, perm := notificationPids(buf, func(pid int32) {
 		if pid != last && pid > 0 && pid != b.pid {
 			b.comms.get(pid, now)
 			last = pid
 		}
 	})
-	// Once per batch (a locked instruction per event less), and before any is handled:
-	// whoever sees an event sees it counted in Stats.
-	b.stats.Events.Add(uint64(n))
+	// Once per batch (a locked instruction per event less; one per batch of permission
+	// events only, the embedded guard's), and before any is handled: whoever sees an event
+	// sees it counted in Stats.
+	if n > perm {
+		b.stats.OtherEvents.Add(uint64(n - perm))
+	}
+	if perm > 0 {
+		b.stats.PermissionEvents.Add(uint64(perm))
+	}
 	perr := sys.ParseFanotifyInto(buf, &g.kev, func(kev *sys.FanotifyEvent) error {
 		handle(kev)
 		return nil
@@ -168,20 +174,23 @@ const (
 
 // notificationPids calls fn with the pid of each notification event of buf (not a permission
 // event), in order, reading only the events' fixed headers, and returns how many events it
-// walked. It stops at the first header that does not fit (the parse that follows reports it).
-func notificationPids(buf []byte, fn func(pid int32)) (events int) {
+// walked and how many of them are permission events. It stops at the first header that does
+// not fit (the parse that follows reports it).
+func notificationPids(buf []byte, fn func(pid int32)) (events, perm int) {
 	for off := 0; off+fanMetaLen <= len(buf); {
 		n := int(binary.NativeEndian.Uint32(buf[off:]))
 		if n < fanMetaLen || n > len(buf)-off {
-			return events
+			return events, perm
 		}
 		events++
 		if binary.NativeEndian.Uint64(buf[off+fanMetaMask:])&sys.FAN_PERM_EVENTS == 0 {
 			fn(int32(binary.NativeEndian.Uint32(buf[off+fanMetaPid:])))
+		} else {
+			perm++
 		}
 		off += n
 	}
-	return events
+	return events, perm
 }
 
 // overflow tells every engine group that may have wanted events of kinds bits that it lost

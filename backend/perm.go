@@ -185,7 +185,6 @@ func isClosedErr(err error) bool {
 // the loop too: the engine hands its continuation to the loop (engine.Config.Executor).
 func (g *fdGroup) handlePerm(kev *sys.FanotifyEvent, v *view, now time.Time) {
 	b := g.b
-	b.stats.PermissionEvents.Add(1)
 	if b.exempts.Exempt(kev.Pid) {
 		b.stats.SelfExempt.Add(1)
 		g.respond(kev.Fd, sys.FAN_ALLOW)
@@ -275,6 +274,7 @@ const maxFreePermEvents = maxHeldAnswers
 func (g *fdGroup) newPermEvent(fd int32) *permEvent {
 	n := len(g.free)
 	if n == 0 {
+		g.b.stats.PermEventsAllocated.Add(1) // counted here, off the path of a reused one
 		return &permEvent{g: g, fd: fd}
 	}
 	p := g.free[n-1]
@@ -292,6 +292,5 @@ func (g *fdGroup) newPermEvent(fd int32) *permEvent {
 	p.markGen, p.cacheGn = 0, 0
 	p.ev = engine.Event{}
 	p.state.Store(gen << 1)
-	g.b.stats.PermEventsReused.Add(1)
 	return p
 }

@@ -79,8 +79,8 @@ func (b *Backend) translateFD(kev *sys.FanotifyEvent, v *view, now time.Time, wi
 		if found && e.pinned && b.pinnedHolds(fv.state, e, markGen) {
 			// Every directory above is pinned: no untrusted user can have moved one since
 			// the chain was walked, so it needs no idle poll of the FID group (docs/security.md,
-			// "Cached ancestries of pinned files").
-			b.stats.AncestryPinned.Add(1)
+			// "Cached ancestries of pinned files"). Not counted (a locked instruction per
+			// event): the polls it saves are (Stats.FIDIdlePolls).
 			ev.Parent, ev.Ancestors = e.chain[0], e.chain
 			return ev, true
 		}
@@ -219,6 +219,7 @@ func (b *Backend) dirsSettled(fs *fsState) (uint64, bool) {
 	}
 	fg := b.fdGroupAtomic.Load()
 	if fg == nil || !fg.fidIdle {
+		b.stats.FIDIdlePolls.Add(1)
 		if idle, err := g.idle(); err != nil || !idle {
 			return 0, false
 		}
