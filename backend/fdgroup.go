@@ -286,11 +286,15 @@ func (g *fdGroup) flushAnswers() {
 	}
 	for i, p := range g.held {
 		if p.held.Swap(0) == answerHeldReleased {
-			p.closeFd()
 			// Answered, never in inflight, its payload released: nothing refers to p any more
 			// (the engine's contract: no use of an event after its release).
 			if p.reuse && len(g.free) < maxFreePermEvents {
+				// No Path runs or will run on this generation (the same contract), so its
+				// path state is left as it is (newPermEvent resets it if a Path moved it).
+				sys.Close(int(p.fd))
 				g.free = append(g.free, p)
+			} else {
+				p.closeFd()
 			}
 		}
 		g.held[i] = nil

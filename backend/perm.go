@@ -44,7 +44,9 @@ type permEvent struct {
 	// pathState says whether Path may still read the descriptor (pathOpen), is reading it
 	// (pathReading, under pathMu), or never will (pathSettled: path is final). closeFd
 	// settles it before the descriptor goes: with one compare-and-swap when no Path is
-	// reading, else after waiting for that Path on pathMu.
+	// reading, else after waiting for that Path on pathMu. A permEvent that goes back for
+	// reuse is closed without it (flushAnswers: nothing uses the event after its release),
+	// and newPermEvent sets pathOpen again if a Path moved it.
 	pathState atomic.Uint32
 	pathMu    sync.Mutex
 
@@ -288,7 +290,9 @@ func (g *fdGroup) newPermEvent(fd int32) *permEvent {
 		p.held.Store(0)
 	}
 	p.st, p.pathTried, p.path = sys.Stat{}, false, ""
-	p.pathState.Store(pathOpen)
+	if p.pathState.Load() != pathOpen { // a Path read the last generation's (flushAnswers)
+		p.pathState.Store(pathOpen)
+	}
 	p.markGen, p.cacheGn = 0, 0
 	p.ev = engine.Event{}
 	p.state.Store(gen << 1)
