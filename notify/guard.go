@@ -438,7 +438,13 @@ type Guard struct {
 
 	decided, denied atomic.Uint64
 
-	reqs sync.Pool // inline Requests, with cfg.ReuseRequests (inlineRequest, recycle)
+	// inl is the Request of the inline decisions, with cfg.ReuseRequests, while no decision
+	// holds it (nil while one does): inlineRequest takes it, recycle gives it back. Inline
+	// calls come one at a time, and an inline answer's Answered comes on the same goroutine
+	// before the next call (source.Options), so one Request serves them in turn (no
+	// sync.Pool round, whose pinning and per-P lists cost more than the rest of the
+	// Request's bookkeeping).
+	inl *Request
 }
 
 // ErrGuardNeedsPrivilege: a Guard needs fanotify permission events (root, or
@@ -717,15 +723,17 @@ func (r *Request) init(ev *source.Event) {
 	}
 }
 
-// inlineRequest is the Request of an event offered to Inline: a reused one with
-// cfg.ReuseRequests.
+// inlineRequest is the Request of an event offered to Inline: with cfg.ReuseRequests, the
+// Guard's inline one (gd.inl).
 func (gd *Guard) inlineRequest(ev *source.Event) *Request {
 	if !gd.cfg.ReuseRequests {
 		return newRequest(*ev)
 	}
-	r, _ := gd.reqs.Get().(*Request)
+	r := gd.inl
 	if r == nil {
 		r = new(Request)
+	} else {
+		gd.inl = nil
 	}
 	r.init(ev)
 	return r
@@ -733,11 +741,11 @@ func (gd *Guard) inlineRequest(ev *source.Event) *Request {
 
 // recycle takes back an inline Request once Inline and OnDecision are done with it
 // (cfg.ReuseRequests: they keep none). It does not clear r (728 bytes): inlineRequest's init
-// overwrites every field before r is used again, and until then the pool holds what r refers
-// to (the last event and its strings; sync.Pool drops its entries at a garbage collection).
+// overwrites every field before r is used again, and until then the Guard holds what r
+// refers to (the last event and its strings).
 func (gd *Guard) recycle(r *Request) {
 	if gd.cfg.ReuseRequests {
-		gd.reqs.Put(r)
+		gd.inl = r
 	}
 }
 
