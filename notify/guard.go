@@ -95,9 +95,9 @@ func (k AccessKind) Mask() engine.Mask {
 }
 
 func kindOf(m engine.Mask) AccessKind {
-	for _, n := range accessKinds {
-		if m&n.mask != 0 {
-			return n.k
+	for i := range accessKinds { // by index: a range over the array's values copies it first
+		if m&accessKinds[i].mask != 0 {
+			return accessKinds[i].k
 		}
 	}
 	return 0
