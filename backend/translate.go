@@ -16,8 +16,15 @@ import (
 // for a permission event, learns the object's statx, whether its path was found, and the
 // name-mark generation from before its path was read (see cacheVerdict).
 func (b *Backend) translateFD(kev *sys.FanotifyEvent, v *view, now time.Time, withPath bool, p *permEvent) (*engine.Event, bool) {
-	st, err := sys.Fstat(int(kev.Fd))
-	if err != nil {
+	// Into the permEvent's own st (p learns the object's statx): FstatTo writes it in place,
+	// where Fstat's result was copied twice through memory, with loads that stall store
+	// forwarding. Read through the pointer from here on.
+	var own sys.Stat
+	st := &own
+	if p != nil {
+		st = &p.st
+	}
+	if err := sys.FstatTo(int(kev.Fd), st); err != nil {
 		b.stats.TranslateErrors.Add(1)
 		return nil, false
 	}
@@ -39,11 +46,8 @@ func (b *Backend) translateFD(kev *sys.FanotifyEvent, v *view, now time.Time, wi
 		ev.Mask |= engine.OnDir
 	}
 	fv := v.fs[st.Dev]
-	if p != nil {
-		p.st = st
-		if fv != nil {
-			p.markGen = fv.state.markGen.Load()
-		}
+	if p != nil && fv != nil {
+		p.markGen = fv.state.markGen.Load()
 	}
 	needAncestry := fv != nil && fv.needAncestry()
 	if fv != nil && fv.rootOnly {
@@ -101,8 +105,12 @@ func (b *Backend) translateFD(kev *sys.FanotifyEvent, v *view, now time.Time, wi
 		}
 	}
 	needPlace := needAncestry || (fv != nil && fv.needParent)
+	// The path is read: eventPath may take the statx again (a file unlinked meanwhile), into
+	// a copy, so that p.st stays the one from before the path was read (cacheVerdict).
+	stc := *st
+	st = &stc
 	for try := 0; ; try++ {
-		path, known := eventPath(int(kev.Fd), &st)
+		path, known := eventPath(int(kev.Fd), st)
 		if needPlace && st.Nlink > 0 && (!known || path != "/" && len(path) < pathMax) {
 			// The path must name the object here, on its own mount: one printed from another
 			// mount namespace (a bind mount made in a user namespace) would lead the walk
@@ -112,7 +120,7 @@ func (b *Backend) translateFD(kev *sys.FanotifyEvent, v *view, now time.Time, wi
 			if !known {
 				raw, _ = sys.FdPath(int(kev.Fd)) // what the kernel printed, if anything
 			}
-			if vpath, ok := b.verifyPath(fv.state, int(kev.Fd), st, raw, kev.Pid); raw != "" && ok {
+			if vpath, ok := b.verifyPath(fv.state, int(kev.Fd), *st, raw, kev.Pid); raw != "" && ok {
 				path, known = vpath, true
 			} else if known {
 				path, known = "", false
@@ -138,7 +146,7 @@ func (b *Backend) translateFD(kev *sys.FanotifyEvent, v *view, now time.Time, wi
 			chain, complete, pinned = b.ancestryPinned(fv.state, filepath.Dir(path), st.Dev, needAncestry)
 		}
 		if !complete && st.IsDir() {
-			chain, complete = b.dirAncestry(fv.state, int(kev.Fd), st)
+			chain, complete = b.dirAncestry(fv.state, int(kev.Fd), *st)
 		}
 		if !complete {
 			if try == 0 && known {

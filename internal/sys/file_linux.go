@@ -142,27 +142,47 @@ func Statx(dirfd int, path string, flags int) (Stat, error) {
 	if err != nil {
 		return Stat{}, os.NewSyscallError("statx("+objectString(dirfd, path)+")", err)
 	}
-	st := Stat{
-		Dev:   unix.Mkdev(sx.Dev_major, sx.Dev_minor),
-		Ino:   sx.Ino,
-		Mode:  uint32(sx.Mode),
-		Nlink: sx.Nlink,
-		Ctime: sx.Ctime.Sec*1e9 + int64(sx.Ctime.Nsec),
-		Mtime: sx.Mtime.Sec*1e9 + int64(sx.Mtime.Nsec),
-		Uid:   sx.Uid,
-		Gid:   sx.Gid,
-		Size:  sx.Size,
-		Rdev:  unix.Mkdev(sx.Rdev_major, sx.Rdev_minor),
-		MountRoot: sx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 &&
-			sx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0,
+	var st Stat
+	statFrom(&sx, &st)
+	return st, nil
+}
+
+// FstatTo is Fstat into *st, every field of which it writes (all zero on an error). For a
+// hot path: Fstat's 80-byte result is copied from the callee's narrow stores with 16-byte
+// loads, which stall store forwarding, five per call.
+func FstatTo(fd int, st *Stat) error {
+	var sx unix.Statx_t
+	if err := statxEmptyPath(fd, AT_EMPTY_PATH|unix.AT_STATX_SYNC_AS_STAT,
+		unix.STATX_BASIC_STATS|unix.STATX_MNT_ID_UNIQUE, &sx); err != nil {
+		*st = Stat{}
+		return os.NewSyscallError("statx("+objectString(fd, "")+")", err)
 	}
+	statFrom(&sx, st)
+	return nil
+}
+
+// statFrom writes every field of st from sx, one by one (a literal assigned through the
+// pointer would be built in a temporary and copied).
+func statFrom(sx *unix.Statx_t, st *Stat) {
+	st.Dev = unix.Mkdev(sx.Dev_major, sx.Dev_minor)
+	st.Ino = sx.Ino
+	st.Mode = uint32(sx.Mode)
+	st.Nlink = sx.Nlink
+	st.Uid = sx.Uid
+	st.Gid = sx.Gid
+	st.Size = sx.Size
+	st.Rdev = unix.Mkdev(sx.Rdev_major, sx.Rdev_minor)
+	st.MntID, st.MntIDUnique = 0, false
 	switch {
 	case sx.Mask&unix.STATX_MNT_ID_UNIQUE != 0:
 		st.MntID, st.MntIDUnique = sx.Mnt_id, true
 	case sx.Mask&unix.STATX_MNT_ID != 0:
 		st.MntID = sx.Mnt_id
 	}
-	return st, nil
+	st.MountRoot = sx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 &&
+		sx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0
+	st.Ctime = sx.Ctime.Sec*1e9 + int64(sx.Ctime.Nsec)
+	st.Mtime = sx.Mtime.Sec*1e9 + int64(sx.Mtime.Nsec)
 }
 
 // emptyPath is the "" statxEmptyPath passes: unix.Statx copies its path to the heap on

@@ -551,3 +551,41 @@ func TestPollSetWaitFor(t *testing.T) {
 		t.Fatalf("WaitFor with a byte to read = %v, %v, ready %v", ok, err, ready)
 	}
 }
+
+// TestFstatTo: FstatTo writes every field of the Stat it is given, as Fstat returns them
+// (the Stat starts full of another file's and made-up values), for a file with two links, a
+// directory, the root of a mount and a device; and zeroes it on an error.
+func TestFstatTo(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "f")
+	writeFile(t, file, []byte("0123456789"))
+	if err := os.Link(file, filepath.Join(dir, "g")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(file, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{file, dir, "/", "/dev/null"} {
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := Fstat(int(f.Fd()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := Stat{Dev: 1, Ino: 2, Mode: 3, Nlink: 4, Uid: 5, Gid: 6, Size: 7, Rdev: 8, MntID: 9,
+			MntIDUnique: !want.MntIDUnique, MountRoot: !want.MountRoot, Ctime: 10, Mtime: 11}
+		if err := FstatTo(int(f.Fd()), &got); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		if got != want {
+			t.Errorf("%s: FstatTo %+v, Fstat %+v", path, got, want)
+		}
+	}
+	got := Stat{Dev: 1, Ino: 2, MountRoot: true}
+	if err := FstatTo(-1, &got); !errors.Is(err, syscall.EBADF) || got != (Stat{}) {
+		t.Errorf("FstatTo(-1): %v, %+v; want EBADF and a zero Stat", err, got)
+	}
+}
