@@ -166,6 +166,17 @@ type Backend struct {
 	hardlinksProtected atomic.Bool
 
 	view atomic.Pointer[view] // what readers need to know about the marks; rebuilt under mu
+	// rawUnsafe is set, for good, once an object on a filesystem that is not sys.RawSafeFs
+	// was resolved (fsLocked), before any mark is placed there. Until then every event of the
+	// FD group comes from a filesystem where its descriptor's statx and close wait for
+	// nothing but the CPU and the local disk (the marks are on resolved objects, and a mount,
+	// filesystem or inode mark, with its children, reports only its own filesystem's
+	// files), so they may be raw system calls (translateFD, permEvent.close: no
+	// entersyscall/exitsyscall, about 60 ns each here). Never cleared: an event of a
+	// filesystem whose marks are gone may still be queued. (A raw call keeps the loop's P,
+	// and a stop-the-world waits for it: on FUSE or NFS that could be as long as a server
+	// takes; see sys.RawSafeFs. TestRawCallsOnlyOnSafeFilesystems.)
+	rawUnsafe atomic.Bool
 
 	inflightMu lockorder.Mutex         // lockInflight
 	inflight   map[*permEvent]struct{} // kernel permission events a walk waits for, not answered yet (and fdGroup.dispatching)

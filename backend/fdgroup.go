@@ -291,7 +291,7 @@ func (g *fdGroup) flushAnswers() {
 			if p.reuse && len(g.free) < maxFreePermEvents {
 				// No Path runs or will run on this generation (the same contract), so its
 				// path state is left as it is (newPermEvent resets it if a Path moved it).
-				sys.Close(int(p.fd))
+				p.close()
 				g.free = append(g.free, p)
 			} else {
 				p.closeFd()

@@ -111,6 +111,9 @@ func (b *Backend) fsLocked(dev uint64, fd int, path string) (*fsState, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !sys.RawSafeFs(st.Type) && !b.rawUnsafe.Load() {
+		b.rawUnsafe.Store(true) // before any mark here: see rawUnsafe
+	}
 	rootPath, rootIno := fsRoot(dev)
 	anchor := -1
 	if rootPath != "" {

@@ -36,6 +36,10 @@ type permEvent struct {
 	// descriptor, after the answer (0, held or held|released).
 	held atomic.Uint32
 
+	// rawClose: the descriptor is closed with a raw system call (translateFD: a filesystem
+	// where close waits for nothing but the CPU and the local disk). The loop's.
+	rawClose bool
+
 	// st is the event object's statx; pathTried says translateFD looked for the path already
 	// (path is then what it found, "" if unknown, and Path does not look again).
 	st        sys.Stat
@@ -148,7 +152,16 @@ func (p *permEvent) closeFd() {
 		p.pathMu.Lock()
 		p.pathMu.Unlock()
 	}
-	sys.Close(int(p.fd))
+	p.close()
+}
+
+// close closes the event's descriptor: a raw system call when translateFD said so.
+func (p *permEvent) close() {
+	if p.rawClose {
+		sys.CloseRaw(int(p.fd))
+	} else {
+		sys.Close(int(p.fd))
+	}
 }
 
 // Fd returns the event's open descriptor, for reading the file's content (reads through it
@@ -285,7 +298,7 @@ func (g *fdGroup) newPermEvent(fd int32) *permEvent {
 	// Everything but the generation starts over; the new generation is published last, after
 	// the fields it guards (answerGen reads fd once its compare-and-swap succeeds).
 	gen := p.generation() + 1
-	p.fd, p.reuse = fd, false
+	p.fd, p.reuse, p.rawClose = fd, false, false
 	if p.held.Load() != 0 { // 0 already when flushAnswers freed it: no locked store then
 		p.held.Store(0)
 	}

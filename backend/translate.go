@@ -24,7 +24,19 @@ func (b *Backend) translateFD(kev *sys.FanotifyEvent, v *view, now time.Time, wi
 	if p != nil {
 		st = &p.st
 	}
-	if err := sys.FstatTo(int(kev.Fd), st); err != nil {
+	// Raw system calls (no entersyscall, exitsyscall) while every filesystem marked is one
+	// where the descriptor's statx and close wait for nothing but the CPU and the local disk.
+	raw := !b.rawUnsafe.Load()
+	if p != nil {
+		p.rawClose = raw
+	}
+	var err error
+	if raw {
+		err = sys.FstatToRaw(int(kev.Fd), st)
+	} else {
+		err = sys.FstatTo(int(kev.Fd), st)
+	}
+	if err != nil {
 		b.stats.TranslateErrors.Add(1)
 		return nil, false
 	}

@@ -574,18 +574,59 @@ func TestFstatTo(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := Stat{Dev: 1, Ino: 2, Mode: 3, Nlink: 4, Uid: 5, Gid: 6, Size: 7, Rdev: 8, MntID: 9,
-			MntIDUnique: !want.MntIDUnique, MountRoot: !want.MountRoot, Ctime: 10, Mtime: 11}
-		if err := FstatTo(int(f.Fd()), &got); err != nil {
-			t.Fatal(err)
+		for name, fstatTo := range map[string]func(int, *Stat) error{"FstatTo": FstatTo, "FstatToRaw": FstatToRaw} {
+			got := Stat{Dev: 1, Ino: 2, Mode: 3, Nlink: 4, Uid: 5, Gid: 6, Size: 7, Rdev: 8, MntID: 9,
+				MntIDUnique: !want.MntIDUnique, MountRoot: !want.MountRoot, Ctime: 10, Mtime: 11}
+			if err := fstatTo(int(f.Fd()), &got); err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Errorf("%s: %s %+v, Fstat %+v", path, name, got, want)
+			}
 		}
 		f.Close()
-		if got != want {
-			t.Errorf("%s: FstatTo %+v, Fstat %+v", path, got, want)
+	}
+	for name, fstatTo := range map[string]func(int, *Stat) error{"FstatTo": FstatTo, "FstatToRaw": FstatToRaw} {
+		got := Stat{Dev: 1, Ino: 2, MountRoot: true}
+		if err := fstatTo(-1, &got); !errors.Is(err, syscall.EBADF) || got != (Stat{}) {
+			t.Errorf("%s(-1): %v, %+v; want EBADF and a zero Stat", name, err, got)
 		}
 	}
-	got := Stat{Dev: 1, Ino: 2, MountRoot: true}
-	if err := FstatTo(-1, &got); !errors.Is(err, syscall.EBADF) || got != (Stat{}) {
-		t.Errorf("FstatTo(-1): %v, %+v; want EBADF and a zero Stat", err, got)
+	fd, err := Open(file, O_RDONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CloseRaw(fd); err != nil {
+		t.Fatal(err)
+	}
+	if err := CloseRaw(fd); !errors.Is(err, syscall.EBADF) {
+		t.Errorf("CloseRaw of a closed descriptor: %v, want EBADF", err)
+	}
+}
+
+// TestRawSafeFs: only the local filesystems whose statx of an open file and close of a
+// read-only descriptor wait for nothing but the CPU and the local disk take raw system calls;
+// a filesystem whose calls may wait for a server (FUSE, network filesystems), overlayfs
+// (whatever is below it) or one the list does not know do not; /proc's type, read through
+// statfs, is not one.
+func TestRawSafeFs(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		fsType int64
+		safe   bool
+	}{
+		{"tmpfs", 0x01021994, true}, {"ext4", 0xef53, true}, {"xfs", 0x58465342, true}, {"btrfs", 0x9123683e, true},
+		{"fuse", 0x65735546, false}, {"fuseblk", 0x65735546, false}, {"nfs", 0x6969, false}, {"cifs", 0xff534d42, false},
+		{"smb2", 0xfe534d42, false}, {"9p", 0x01021997, false}, {"ceph", 0x00c36400, false}, {"overlayfs", 0x794c7630, false},
+		{"ramfs", 0x858458f6, false}, {"proc", 0x9fa0, false}, {"unknown", 0x12345678, false}, {"zero", 0, false},
+	} {
+		if got := RawSafeFs(tc.fsType); got != tc.safe {
+			t.Errorf("%s (%#x): RawSafeFs %v, want %v", tc.name, tc.fsType, got, tc.safe)
+		}
+	}
+	if st, err := Statfs("/proc"); err != nil {
+		t.Errorf("statfs /proc: %v", err)
+	} else if RawSafeFs(st.Type) {
+		t.Errorf("/proc (type %#x): RawSafeFs true", st.Type)
 	}
 }
