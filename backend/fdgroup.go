@@ -285,7 +285,7 @@ func (g *fdGroup) flushAnswers() {
 		}
 	}
 	for i, p := range g.held {
-		if p.held.Swap(0) == answerHeldReleased {
+		if p.unhold() {
 			// Answered, never in inflight, its payload released: nothing refers to p any more
 			// (the engine's contract: no use of an event after its release).
 			if p.reuse && len(g.free) < maxFreePermEvents {

@@ -26,15 +26,16 @@ import (
 type permEvent struct {
 	g  *fdGroup
 	fd int32
-	// state is the generation << 1, with bit 0 set once the event is answered (claim).
+	// state is the generation << stateGenShift and the bits stateAnswered (once the event
+	// is answered: claim), stateHeld (the answer is decided but waits in the FD group's batch
+	// of answers until the batch is written: answerInBatch sets it with stateAnswered, in
+	// the same compare-and-swap) and stateReleased (Release came while it was held, so
+	// flushAnswers closes the descriptor, after the answer). An unanswered event's state is
+	// its generation alone: held and released come only with answered.
 	state atomic.Uint64
 	// reuse: the loop may take it back after its answer (finishPerm: answered in the batch of
 	// a backend with ReusePermEvents). The loop's.
 	reuse bool
-	// held: the answer is decided but waits in the FD group's batch of answers (answerInBatch)
-	// until the batch is written; released: Release came meanwhile, so flushAnswers closes the
-	// descriptor, after the answer (0, held or held|released).
-	held atomic.Uint32
 
 	// rawClose: the descriptor is closed with a raw system call (translateFD: a filesystem
 	// where close waits for nothing but the CPU and the local disk). The loop's.
@@ -63,14 +64,22 @@ type permEvent struct {
 	ev engine.Event
 }
 
+// The bits of permEvent.state below the generation.
+const (
+	stateAnswered = 1 << iota
+	stateHeld
+	stateReleased
+	stateGenShift = iota
+)
+
 // claim marks the event answered; it reports false when it was already.
 func (p *permEvent) claim() bool {
 	s := p.state.Load()
-	return s&1 == 0 && p.state.CompareAndSwap(s, s|1)
+	return s&stateAnswered == 0 && p.state.CompareAndSwap(s, s|stateAnswered)
 }
 
 // generation is the event's generation, for answerGen.
-func (p *permEvent) generation() uint64 { return p.state.Load() >> 1 }
+func (p *permEvent) generation() uint64 { return p.state.Load() >> stateGenShift }
 
 // answer writes the kernel answer, once; later calls do nothing.
 func (p *permEvent) answer(response uint32) {
@@ -82,7 +91,7 @@ func (p *permEvent) answer(response uint32) {
 // answerGen answers the event of generation gen, once: nothing if p has been answered, or
 // reused for another kernel event since gen was read.
 func (p *permEvent) answerGen(gen uint64, response uint32) {
-	if p.state.CompareAndSwap(gen<<1, gen<<1|1) {
+	if p.state.CompareAndSwap(gen<<stateGenShift, gen<<stateGenShift|stateAnswered) {
 		p.write(response)
 	}
 }
@@ -104,23 +113,17 @@ func (p *permEvent) write(response uint32) {
 // which flushAnswers writes in one system call at the end of the batch being dispatched (or
 // once it holds maxHeldAnswers). Only the loop calls it, while it dispatches a batch.
 func (p *permEvent) answerInBatch(response uint32) {
-	if !p.claim() {
+	// Answered and held in one compare-and-swap.
+	if s := p.state.Load(); s&stateAnswered != 0 || !p.state.CompareAndSwap(s, s|stateAnswered|stateHeld) {
 		return
 	}
 	g := p.g
-	p.held.Store(answerHeld)
 	g.held = append(g.held, p)
 	g.heldAnswers.Add(p.fd, response)
 	if len(g.held) >= maxHeldAnswers {
 		g.flushAnswers()
 	}
 }
-
-// The states of permEvent.held.
-const (
-	answerHeld         = 1
-	answerHeldReleased = 2
-)
 
 // testPathReading, set by tests, runs in Path while it holds the descriptor to read it
 // (pathReading).
@@ -137,10 +140,27 @@ const (
 // held in the batch, once the answer is written (an event's descriptor is closed after its
 // answer, so that its number is never that of another pending event when the answer names it).
 func (p *permEvent) Release() {
-	if p.held.CompareAndSwap(answerHeld, answerHeldReleased) {
-		return // flushAnswers closes it
+	for {
+		s := p.state.Load()
+		if s&(stateHeld|stateReleased) != stateHeld {
+			break
+		}
+		if p.state.CompareAndSwap(s, s|stateReleased) {
+			return // flushAnswers closes it
+		}
 	}
 	p.closeFd()
+}
+
+// unhold ends the wait of a held answer once flushAnswers wrote it, and reports whether the
+// event was released meanwhile (then its descriptor is flushAnswers' to close).
+func (p *permEvent) unhold() (released bool) {
+	for {
+		s := p.state.Load()
+		if p.state.CompareAndSwap(s, s&^(stateHeld|stateReleased)) {
+			return s&stateReleased != 0
+		}
+	}
 }
 
 // closeFd closes the event's descriptor, with its path settled first: a Path asked later (a
@@ -299,15 +319,12 @@ func (g *fdGroup) newPermEvent(fd int32) *permEvent {
 	// the fields it guards (answerGen reads fd once its compare-and-swap succeeds).
 	gen := p.generation() + 1
 	p.fd, p.reuse, p.rawClose = fd, false, false
-	if p.held.Load() != 0 { // 0 already when flushAnswers freed it: no locked store then
-		p.held.Store(0)
-	}
 	p.st, p.pathTried, p.path = sys.Stat{}, false, ""
 	if p.pathState.Load() != pathOpen { // a Path read the last generation's (flushAnswers)
 		p.pathState.Store(pathOpen)
 	}
 	p.markGen, p.cacheGn = 0, 0
 	p.ev = engine.Event{}
-	p.state.Store(gen << 1)
+	p.state.Store(gen << stateGenShift) // not held, not released: flushAnswers unheld it
 	return p
 }

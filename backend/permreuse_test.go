@@ -28,7 +28,7 @@ func TestPermEventReuseStaleAnswer(t *testing.T) {
 		t.Fatal("a new event's first claim failed")
 	}
 	p.path, p.pathTried, p.st.Ino, p.ev.Path, p.markGen = "/old", true, 42, "/old", 7
-	p.held.Store(answerHeldReleased)
+	p.state.Store(p.state.Load() | stateHeld | stateReleased)
 	p.reuse = true
 	g.free = append(g.free, p)
 
@@ -39,9 +39,9 @@ func TestPermEventReuseStaleAnswer(t *testing.T) {
 	if q.generation() != gen+1 {
 		t.Errorf("generation %d after reuse, want %d", q.generation(), gen+1)
 	}
-	if q.fd != 9 || q.path != "" || q.pathTried || q.st.Ino != 0 || q.ev.Path != "" || q.markGen != 0 || q.held.Load() != 0 || q.reuse {
-		t.Errorf("reused permEvent kept the old event's state: fd %d path %q tried %v ino %d ev.Path %q markGen %d held %d reuse %v",
-			q.fd, q.path, q.pathTried, q.st.Ino, q.ev.Path, q.markGen, q.held.Load(), q.reuse)
+	if q.fd != 9 || q.path != "" || q.pathTried || q.st.Ino != 0 || q.ev.Path != "" || q.markGen != 0 || q.state.Load()&(stateHeld|stateReleased) != 0 || q.reuse {
+		t.Errorf("reused permEvent kept the old event's state: fd %d path %q tried %v ino %d ev.Path %q markGen %d state %#x reuse %v",
+			q.fd, q.path, q.pathTried, q.st.Ino, q.ev.Path, q.markGen, q.state.Load(), q.reuse)
 	}
 	// The stale answer: q's group has no descriptor, so an answer that got through would
 	// fail loudly (a nil RawConn); it must not get that far.
