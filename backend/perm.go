@@ -153,12 +153,19 @@ func (p *permEvent) Release() {
 }
 
 // unhold ends the wait of a held answer once flushAnswers wrote it, and reports whether the
-// event was released meanwhile (then its descriptor is flushAnswers' to close).
+// event was released meanwhile (then its descriptor is flushAnswers' to close). Released
+// already (the embedded guard's case: the payload is released on the loop before the batch
+// ends), nothing can change the state any more but newPermEvent's next generation (Release
+// comes once per event, and every answer's compare-and-swap fails on an answered one), so it
+// is left as it is: no locked instruction.
 func (p *permEvent) unhold() (released bool) {
 	for {
 		s := p.state.Load()
-		if p.state.CompareAndSwap(s, s&^(stateHeld|stateReleased)) {
-			return s&stateReleased != 0
+		if s&stateReleased != 0 {
+			return true
+		}
+		if p.state.CompareAndSwap(s, s&^stateHeld) {
+			return false
 		}
 	}
 }
