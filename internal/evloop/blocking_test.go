@@ -92,9 +92,10 @@ func (s *blockingSock) onReadable() {
 func waitBlocked(t *testing.T, l *Loop) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for !l.sleeping.Load() || l.blockOn.Load() == nil {
+	for !l.InBlockingRead() {
 		if time.Now().After(deadline) {
-			t.Fatalf("the loop never waited in a blocking read (%d waits so far)", l.blockedWaits.Load())
+			_, waits := l.Waits()
+			t.Fatalf("the loop never waited in a blocking read (%d waits so far)", waits)
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -311,7 +312,7 @@ func TestBlockingSetFails(t *testing.T) {
 	if n := sets.Load(); n != 1 {
 		t.Fatalf("SetBlocking called %d times, want once", n)
 	}
-	if l.blockedWaits.Load() != 0 {
+	if _, waits := l.Waits(); waits != 0 {
 		t.Fatal("the loop waited in a blocking read")
 	}
 }

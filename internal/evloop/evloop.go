@@ -118,16 +118,21 @@ type Loop struct {
 	tidEpoch  atomic.Uint64 // odd while the loop goroutine is unlocked from its thread (yield)
 	done      chan struct{} // closed when the loop goroutine has returned (or never will run)
 
-	// sleeping is set while the loop waits in poll or in a blocking read, or is about to
-	// (from before its last look at the queues); woken once a wake was sent for this wait;
-	// blockOn is the registration whose blocking read is the wait (nil: poll). See wake.
-	sleeping, woken atomic.Bool
-	blockOn         atomic.Pointer[Registration]
-	wakes           atomic.Uint64 // wakes sent (eventfd or Blocking.Wake), for the tests
-	yields          atomic.Uint64 // yields made (yield), for the tests
-	polls           atomic.Uint64 // waits in poll (Waits)
-	hookPolls       atomic.Uint64 // polls without waiting because a Before hook worked (HookPolls)
-	blockedWaits    atomic.Uint64 // waits in a blocking read (Waits)
+	// sleepState's low bit (sleeping) is set while the loop waits in poll or in a blocking
+	// read, or is about to (from before its last look at the queues); the bits above it
+	// count the waits in a blocking read (Waits), added with the sleeping bit in one locked
+	// add (a blocking-mode round costs two locked instructions, that add and the clear,
+	// where a Swap, a count and a Store made three). Only the loop writes it, and the
+	// sleeping bit is clear at the top of every round. woken is set once a wake was sent for
+	// this wait; blockOn is the registration whose blocking read is the wait (nil: poll).
+	// See wake.
+	sleepState atomic.Uint64
+	woken      atomic.Bool
+	blockOn    atomic.Pointer[Registration]
+	wakes      atomic.Uint64 // wakes sent (eventfd or Blocking.Wake), for the tests
+	yields     atomic.Uint64 // yields made (yield), for the tests
+	polls      atomic.Uint64 // waits in poll (Waits)
+	hookPolls  atomic.Uint64 // polls without waiting because a Before hook worked (HookPolls)
 
 	mu      sync.Mutex
 	posted  []func() // guarded by mu
@@ -312,10 +317,20 @@ func (l *Loop) Blocking() bool { return l.cur != nil && l.cur.blocking }
 // work posted needs no wake (the loop looks at the queues once the callback returns). Only
 // on the loop.
 func (l *Loop) Awake() {
-	if l.sleeping.Load() {
-		l.sleeping.Store(false)
+	if l.sleepState.Load()&sleeping != 0 {
+		l.sleepState.Add(^uint64(0)) // minus one: clears it (only the loop writes sleepState)
 	}
 }
+
+// The parts of Loop.sleepState.
+const (
+	sleeping    = 1 // the loop waits, or is about to
+	blockedWait = 2 // one wait in a blocking read, counted (Waits)
+)
+
+// sleepingBlocked is sleepState's add for a wait in a blocking read: the sleeping bit and
+// its count.
+const sleepingBlocked = sleeping + blockedWait
 
 // AwakeAt is Awake for a callback that read the clock once its read returned (now): the loop
 // takes it for its own clock reading after the callback (its yield check, maybeYield) rather
@@ -407,15 +422,15 @@ func (l *Loop) setQueuedLocked() {
 // wait the loop sets blockOn, clears woken, then sets sleeping, then takes its last look at
 // the queues (queued, an atomic load; a poster sets it under mu once it has queued); a
 // poster queues and sets queued, then reads sleeping, takes woken, then reads blockOn. Each
-// side's store comes before its look with a full barrier between (the loop's is a Swap; the
-// poster's lets go of mu, a locked instruction), so one of them sees the other, and nothing
-// queued waits for a wait that nobody interrupts; a poster that takes woken for this wait
-// reads this wait's blockOn, so its wake goes where the loop waits (the eventfd it polls, or
-// the descriptor it reads). A poster that took woken for an earlier wait had queued before
+// side's store comes before its look with a full barrier between (the loop's is a locked
+// add; the poster's lets go of mu, a locked instruction), so one of them sees the other, and
+// nothing queued waits for a wait that nobody interrupts; a poster that takes woken for this
+// wait reads this wait's blockOn, so its wake goes where the loop waits (the eventfd it
+// polls, or the descriptor it reads). A poster that took woken for an earlier wait had queued before
 // that wait ended, so the loop finds its work without a wake. A wake that comes as the loop
 // wakes anyway only makes a later wait return at once.
 func (l *Loop) wake() {
-	if l.sleeping.Load() && l.woken.CompareAndSwap(false, true) {
+	if l.sleepState.Load()&sleeping != 0 && l.woken.CompareAndSwap(false, true) {
 		l.wakes.Add(1)
 		if r := l.blockOn.Load(); r != nil {
 			r.wakeFn()
@@ -428,7 +443,7 @@ func (l *Loop) wake() {
 // Waits reports how many times the loop has waited in poll(2) and in a blocking read (for
 // tests and diagnostics: which mode the loop runs in).
 func (l *Loop) Waits() (polls, blockingReads uint64) {
-	return l.polls.Load(), l.blockedWaits.Load()
+	return l.polls.Load(), l.sleepState.Load() / blockedWait
 }
 
 // HookPolls reports how many times the loop polled without waiting because a Before hook
@@ -437,7 +452,9 @@ func (l *Loop) HookPolls() uint64 { return l.hookPolls.Load() }
 
 // InBlockingRead reports whether the loop waits in a blocking read, or is about to (for
 // tests: a wake is then needed to run posted work).
-func (l *Loop) InBlockingRead() bool { return l.sleeping.Load() && l.blockOn.Load() != nil }
+func (l *Loop) InBlockingRead() bool {
+	return l.sleepState.Load()&sleeping != 0 && l.blockOn.Load() != nil
+}
 
 // Close stops the loop: callbacks are no longer called, the work posted so far runs, and
 // Close returns once the loop goroutine has ended — at once when called on the loop, which
@@ -500,12 +517,17 @@ func (l *Loop) run() {
 		if l.woken.Load() {
 			l.woken.Store(false)
 		}
-		// A Swap, not a Store: the look at queued must come after sleeping is visible to
-		// posters (Dekker's pairing, see wake), which a Store does not ensure under the race
+		// A locked add, not a Store: the look at queued must come after sleeping is visible
+		// to posters (Dekker's pairing, see wake), which a Store does not ensure under the race
 		// detector (its stores are release-only: internal/proto's ring doc, "Full barriers").
-		l.sleeping.Swap(true)
+		// A blocking read is counted with it.
+		add := uint64(sleeping)
+		if br != nil {
+			add = sleepingBlocked
+		}
+		l.sleepState.Add(add)
 		if l.queued.Load() {
-			l.sleeping.Store(false)
+			l.sleepState.Add(-add) // no wait after all: neither sleeping nor a wait counted
 			if br == nil {
 				l.afterWait() // no wait after all: what Before armed for it is disarmed
 			}
@@ -513,7 +535,6 @@ func (l *Loop) run() {
 		}
 		if br != nil {
 			// Blocking mode: the callback's read is the wait.
-			l.blockedWaits.Add(1)
 			l.call(br)
 			l.Awake() // if the callback did not
 			l.runPosted()
@@ -534,7 +555,7 @@ func (l *Loop) poll(timeout time.Duration) {
 	ready := l.ready[:len(l.fds)]
 	_, err := l.ps.WaitFor(l.fds, ready, timeout)
 	if timeout != 0 {
-		l.sleeping.Store(false)
+		l.Awake() // clears sleeping
 		l.afterWait()
 	}
 	if err != nil {
