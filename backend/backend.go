@@ -78,7 +78,7 @@ type Options struct {
 
 // ReaderHook is told by the FID group's reader — the goroutine that reads every notification
 // event and queues them to the engine's groups — when it takes up events (Awake: before it
-// reads a batch, or dispatches what a wait's end brings) and when it is about to wait for the
+// dispatches a batch it read, or what a wait's end brings) and when it is about to wait for the
 // next (Idle: no event held, no lock held). Idle returns how long the reader may wait before
 // calling Idle again (below zero: as long as it likes); the reader calls it again at that
 // time even if no event came. Each Awake is followed by one Idle; when the reader ends (its
