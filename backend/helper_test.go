@@ -734,26 +734,6 @@ func helperListenOverflow(args []string) int {
 	}
 }
 
-// procStopped reports whether every thread of pid is stopped (SIGSTOP has taken effect).
-func procStopped(pid int) bool {
-	tasks, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
-	if err != nil || len(tasks) == 0 {
-		return false
-	}
-	for _, task := range tasks {
-		data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/task/" + task.Name() + "/stat")
-		if err != nil {
-			return false
-		}
-		s := string(data)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 || i+2 >= len(s) || (s[i+2] != 'T' && s[i+2] != 't') {
-			return false
-		}
-	}
-	return true
-}
-
 func readSysctl(t testing.TB, path string) int {
 	t.Helper()
 	data, err := os.ReadFile(path)

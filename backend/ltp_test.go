@@ -335,10 +335,7 @@ func testOverflowInChild(t *testing.T, mode, sysctl string, kernelCounter bool) 
 	} else if first != "READY" {
 		t.Fatalf("listener: %q", first)
 	}
-	if err := syscall.Kill(l.pid(), syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	waitUntil(t, "the listener to stop", func() bool { return procStopped(l.pid()) })
+	testenv.Stop(t, l.pid())
 	for i := 0; i < n; i++ {
 		fd, err := syscall.Open(filepath.Join(dir, "f"+strconv.Itoa(i)), syscall.O_CREAT|syscall.O_WRONLY|syscall.O_CLOEXEC, 0o644)
 		if err != nil {
@@ -866,10 +863,7 @@ func TestFIDMergedChildAndDirentEvent(t *testing.T) {
 	mkdirAll(t, d)
 	l := startHelper(t, "listen-print", d, "zz-sentinel")
 	l.line("READY")
-	if err := syscall.Kill(l.pid(), syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	waitUntil(t, "the listener to stop", func() bool { return procStopped(l.pid()) })
+	testenv.Stop(t, l.pid())
 	x := filepath.Join(d, "x")
 	create(t, x)
 	if err := os.Chmod(x, 0o600); err != nil {

@@ -55,9 +55,7 @@ func TestRingClientStopsOrDies(t *testing.T) {
 				t.Fatalf("accessor %d: errno %d before the stop, want 0 (answered through the ring)", i, errno)
 			}
 		}
-		if err := c.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-			t.Fatal(err)
-		}
+		testenv.Stop(t, c.cmd.Process.Pid)
 		defer c.cmd.Process.Signal(syscall.SIGCONT)
 		for i, acc := range startAccessors(t, file, 5) {
 			errno, end := acc.result(t, hang)
@@ -72,9 +70,7 @@ func TestRingClientStopsOrDies(t *testing.T) {
 	t.Run("sigkill", func(t *testing.T) {
 		c := dialClient(t, sock, "class=content,ring=1,auto=allow,quiet=1,deadline=1m,cverdict=deny", spawnOpts{})
 		mustAdd(t, c, kindInode, maskOpenPerm, dir)
-		if err := c.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-			t.Fatal(err)
-		}
+		testenv.Stop(t, c.cmd.Process.Pid)
 		accs := startAccessors(t, file, 5)
 		time.Sleep(100 * time.Millisecond) // they wait on the stopped client
 		killed := time.Now()

@@ -160,7 +160,7 @@ func TestGuardStoppedOpenWaits(t *testing.T) {
 	os.WriteFile(dir+"/x.key", []byte("k"), 0o644)
 	p := start(t, "guard", "--deny", "**/*.key", dir)
 	pid := p.cmd.Process.Pid
-	syscall.Kill(pid, syscall.SIGSTOP)
+	testenv.Stop(t, pid)
 	key, ok := startBg(t, "cat", dir+"/x.key"), startBg(t, "cat", dir+"/f")
 	if !key.stillBlocked(500*time.Millisecond) || !ok.stillBlocked(0) {
 		t.Fatalf("an open did not wait for a stopped guard: %q %q", key.output(), ok.output())
@@ -173,7 +173,7 @@ func TestGuardStoppedOpenWaits(t *testing.T) {
 		t.Errorf("the allowed file after SIGCONT: %v %q", err, out)
 	}
 
-	syscall.Kill(pid, syscall.SIGSTOP)
+	testenv.Stop(t, pid)
 	waiter := startBg(t, "cat", dir+"/x.key")
 	if !waiter.stillBlocked(300 * time.Millisecond) {
 		t.Fatalf("did not wait: %s", waiter.output())
@@ -205,7 +205,7 @@ func TestGuardStoppedThroughDaemonGetsDeadlineVerdict(t *testing.T) {
 	dir := testenv.Tmpfs(t)
 	os.WriteFile(dir+"/f", []byte("x"), 0o644)
 	p := start(t, "guard", "--daemon="+sock, "--deadline", "500ms", "--on-timeout", "deny", "--deny", "**/*.key", dir)
-	syscall.Kill(p.cmd.Process.Pid, syscall.SIGSTOP)
+	testenv.Stop(t, p.cmd.Process.Pid)
 	defer syscall.Kill(p.cmd.Process.Pid, syscall.SIGCONT)
 	t0 := time.Now()
 	out, err := exec.Command("cat", dir+"/f").CombinedOutput()

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 )
@@ -470,4 +471,43 @@ func OpenFDs(t testing.TB) int {
 		t.Fatal(err)
 	}
 	return len(ents)
+}
+
+// Stop sends pid SIGSTOP and returns once every thread of it is stopped. kill(2) returns
+// before the stop takes effect: the kernel wakes one thread to take the signal, and only
+// that thread, once it runs, stops the others; until then another thread (a kernel event's
+// reader) goes on, and may read and answer an event made after the kill. On a busy CPU that
+// took long enough for a test's next open to be answered by a "stopped" guard.
+func Stop(t testing.TB, pid int) {
+	t.Helper()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatalf("SIGSTOP to %d: %v", pid, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !Stopped(pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d not stopped 10 s after SIGSTOP", pid)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// Stopped reports whether every thread of pid is stopped (state T or t in its stat).
+func Stopped(pid int) bool {
+	tasks, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
+	if err != nil || len(tasks) == 0 {
+		return false
+	}
+	for _, task := range tasks {
+		data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/task/" + task.Name() + "/stat")
+		if err != nil {
+			return false
+		}
+		s := string(data)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 || i+2 >= len(s) || (s[i+2] != 'T' && s[i+2] != 't') {
+			return false
+		}
+	}
+	return true
 }
