@@ -30,13 +30,7 @@ func (b *Backend) translateFD(kev *sys.FanotifyEvent, v *view, now time.Time, wi
 	if p != nil {
 		p.rawClose = raw
 	}
-	var err error
-	if raw {
-		err = sys.FstatToRaw(int(kev.Fd), st)
-	} else {
-		err = sys.FstatTo(int(kev.Fd), st)
-	}
-	if err != nil {
+	if err := sys.FstatTo(int(kev.Fd), st, raw); err != nil {
 		b.stats.TranslateErrors.Add(1)
 		return nil, false
 	}

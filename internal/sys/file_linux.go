@@ -134,7 +134,7 @@ func Statx(dirfd int, path string, flags int) (Stat, error) {
 	var err error
 	if path == "" {
 		err = statxEmptyPath(dirfd, flags|unix.AT_STATX_SYNC_AS_STAT,
-			unix.STATX_BASIC_STATS|unix.STATX_MNT_ID_UNIQUE, &sx)
+			unix.STATX_BASIC_STATS|unix.STATX_MNT_ID_UNIQUE, &sx, false)
 	} else {
 		err = unix.Statx(dirfd, path, flags|unix.AT_STATX_SYNC_AS_STAT,
 			unix.STATX_BASIC_STATS|unix.STATX_MNT_ID_UNIQUE, &sx)
@@ -149,11 +149,15 @@ func Statx(dirfd int, path string, flags int) (Stat, error) {
 
 // FstatTo is Fstat into *st, every field of which it writes (all zero on an error). For a
 // hot path: Fstat's 80-byte result is copied from the callee's narrow stores with 16-byte
-// loads, which stall store forwarding, five per call.
-func FstatTo(fd int, st *Stat) error {
+// loads, which stall store forwarding, five per call. With raw, the statx is a raw system
+// call: without the runtime's entersyscall and exitsyscall around it (four locked
+// instructions, about 60 ns here), so the goroutine keeps its P while the kernel works and a
+// stop-the-world waits until the call returns. Raw only for a descriptor on a filesystem
+// where the call cannot wait for another process or the network (RawSafeFs).
+func FstatTo(fd int, st *Stat, raw bool) error {
 	var sx unix.Statx_t
 	if err := statxEmptyPath(fd, AT_EMPTY_PATH|unix.AT_STATX_SYNC_AS_STAT,
-		unix.STATX_BASIC_STATS|unix.STATX_MNT_ID_UNIQUE, &sx); err != nil {
+		unix.STATX_BASIC_STATS|unix.STATX_MNT_ID_UNIQUE, &sx, raw); err != nil {
 		*st = Stat{}
 		return os.NewSyscallError("statx("+objectString(fd, "")+")", err)
 	}
@@ -161,30 +165,7 @@ func FstatTo(fd int, st *Stat) error {
 	return nil
 }
 
-// FstatToRaw is FstatTo made as a raw system call: without the runtime's entersyscall and
-// exitsyscall around it (four locked instructions, about 60 ns here), so the goroutine keeps
-// its P while the kernel works and a stop-the-world waits until the call returns. Only for a
-// descriptor on a filesystem where the call cannot wait for another process or the network
-// (RawSafeFs).
-func FstatToRaw(fd int, st *Stat) error {
-	var sx unix.Statx_t
-	for {
-		_, _, e := unix.RawSyscall6(unix.SYS_STATX, uintptr(fd), uintptr(unsafe.Pointer(&emptyPath[0])),
-			uintptr(AT_EMPTY_PATH|unix.AT_STATX_SYNC_AS_STAT), uintptr(unix.STATX_BASIC_STATS|unix.STATX_MNT_ID_UNIQUE),
-			uintptr(unsafe.Pointer(&sx)), 0)
-		switch e {
-		case 0:
-			statFrom(&sx, st)
-			return nil
-		case unix.EINTR:
-			continue
-		}
-		*st = Stat{}
-		return os.NewSyscallError("statx("+objectString(fd, "")+")", e)
-	}
-}
-
-// CloseRaw is Close made as a raw system call (see FstatToRaw), for a read-only descriptor on
+// CloseRaw is Close made as a raw system call (see FstatTo), for a read-only descriptor on
 // a filesystem where closing it cannot wait for another process or the network (RawSafeFs).
 func CloseRaw(fd int) error {
 	if _, _, e := unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0); e != 0 {
@@ -203,7 +184,7 @@ const (
 
 // RawSafeFs reports whether, on a filesystem of type fsType (statfs f_type), statx(2) of an
 // open file and close(2) of a read-only descriptor to it wait for nothing but the CPU and local
-// I/O, so that FstatToRaw and CloseRaw may make them: tmpfs, ext2/3/4, xfs and btrfs, whose
+// I/O, so that FstatTo (raw) and CloseRaw may make them: tmpfs, ext2/3/4, xfs and btrfs, whose
 // getattr reads the inode in memory (the descriptor pins it) and which have no flush for a
 // read-only file; a last close that frees an unlinked file truncates it in the caller, which
 // waits for the local disk. Not FUSE (its flush on every close, and getattr, wait for the
@@ -245,11 +226,17 @@ func statFrom(sx *unix.Statx_t, st *Stat) {
 // every call, one allocation per event for Fstat of an event's descriptor.
 var emptyPath = [1]byte{0}
 
-// statxEmptyPath is statx(2) of dirfd with the path "" (flags should hold AT_EMPTY_PATH).
-func statxEmptyPath(dirfd int, flags int, mask int, sx *unix.Statx_t) error {
+// statxEmptyPath is statx(2) of dirfd with the path "" (flags should hold AT_EMPTY_PATH);
+// with raw, a raw system call (see FstatTo).
+func statxEmptyPath(dirfd int, flags int, mask int, sx *unix.Statx_t, raw bool) error {
 	for {
-		_, _, e := unix.Syscall6(unix.SYS_STATX, uintptr(dirfd), uintptr(unsafe.Pointer(&emptyPath[0])),
-			uintptr(flags), uintptr(mask), uintptr(unsafe.Pointer(sx)), 0)
+		a1, a2, a3, a4, a5 := uintptr(dirfd), uintptr(unsafe.Pointer(&emptyPath[0])), uintptr(flags), uintptr(mask), uintptr(unsafe.Pointer(sx))
+		var e syscall.Errno
+		if raw {
+			_, _, e = unix.RawSyscall6(unix.SYS_STATX, a1, a2, a3, a4, a5, 0)
+		} else {
+			_, _, e = unix.Syscall6(unix.SYS_STATX, a1, a2, a3, a4, a5, 0)
+		}
 		switch e {
 		case 0:
 			return nil

@@ -574,22 +574,22 @@ func TestFstatTo(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for name, fstatTo := range map[string]func(int, *Stat) error{"FstatTo": FstatTo, "FstatToRaw": FstatToRaw} {
+		for _, raw := range []bool{false, true} {
 			got := Stat{Dev: 1, Ino: 2, Mode: 3, Nlink: 4, Uid: 5, Gid: 6, Size: 7, Rdev: 8, MntID: 9,
 				MntIDUnique: !want.MntIDUnique, MountRoot: !want.MountRoot, Ctime: 10, Mtime: 11}
-			if err := fstatTo(int(f.Fd()), &got); err != nil {
+			if err := FstatTo(int(f.Fd()), &got, raw); err != nil {
 				t.Fatal(err)
 			}
 			if got != want {
-				t.Errorf("%s: %s %+v, Fstat %+v", path, name, got, want)
+				t.Errorf("%s: FstatTo (raw %v) %+v, Fstat %+v", path, raw, got, want)
 			}
 		}
 		f.Close()
 	}
-	for name, fstatTo := range map[string]func(int, *Stat) error{"FstatTo": FstatTo, "FstatToRaw": FstatToRaw} {
+	for _, raw := range []bool{false, true} {
 		got := Stat{Dev: 1, Ino: 2, MountRoot: true}
-		if err := fstatTo(-1, &got); !errors.Is(err, syscall.EBADF) || got != (Stat{}) {
-			t.Errorf("%s(-1): %v, %+v; want EBADF and a zero Stat", name, err, got)
+		if err := FstatTo(-1, &got, raw); !errors.Is(err, syscall.EBADF) || got != (Stat{}) {
+			t.Errorf("FstatTo(-1, raw %v): %v, %+v; want EBADF and a zero Stat", raw, err, got)
 		}
 	}
 	fd, err := Open(file, O_RDONLY, 0)
