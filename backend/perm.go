@@ -73,9 +73,12 @@ const (
 )
 
 // claim marks the event answered; it reports false when it was already.
-func (p *permEvent) claim() bool {
+func (p *permEvent) claim() bool { return p.claimWith(0) }
+
+// claimWith is claim that sets bits with stateAnswered, in the same compare-and-swap.
+func (p *permEvent) claimWith(bits uint64) bool {
 	s := p.state.Load()
-	return s&stateAnswered == 0 && p.state.CompareAndSwap(s, s|stateAnswered)
+	return s&stateAnswered == 0 && p.state.CompareAndSwap(s, s|stateAnswered|bits)
 }
 
 // generation is the event's generation, for answerGen.
@@ -113,8 +116,7 @@ func (p *permEvent) write(response uint32) {
 // which flushAnswers writes in one system call at the end of the batch being dispatched (or
 // once it holds maxHeldAnswers). Only the loop calls it, while it dispatches a batch.
 func (p *permEvent) answerInBatch(response uint32) {
-	// Answered and held in one compare-and-swap.
-	if s := p.state.Load(); s&stateAnswered != 0 || !p.state.CompareAndSwap(s, s|stateAnswered|stateHeld) {
+	if !p.claimWith(stateHeld) { // answered and held in one compare-and-swap
 		return
 	}
 	g := p.g
