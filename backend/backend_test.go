@@ -23,11 +23,17 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/fsnotifyd/fsnotifyd/backend.spawner"))
 }
 
-// newBackend starts a fanotify backend closed at cleanup.
+// newBackend starts a backend of mode closed at cleanup.
 func newBackend(t *testing.T, mode Mode) *Backend {
 	t.Helper()
+	return newBackendWith(t, Options{Mode: mode})
+}
+
+// newBackendWith starts a backend with opts, closed at cleanup (as root only).
+func newBackendWith(t *testing.T, opts Options) *Backend {
+	t.Helper()
 	testenv.RequireRoot(t)
-	b, err := New(Options{Mode: mode})
+	b, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -114,12 +114,7 @@ func testCloseAnswersTheEventBeingDispatched(t *testing.T, reuse bool, before in
 // descriptor numbers (the group's among them). The held answer must not be written to
 // whichever of them took the group's number (8 bytes of a fanotify response in a file).
 func TestCloseOnTheLoopAnswersNoReusedDescriptor(t *testing.T) {
-	testenv.RequireRoot(t)
-	b, err := New(Options{Mode: ModeFanotify, ReusePermEvents: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := newBackendWith(t, Options{Mode: ModeFanotify, ReusePermEvents: true})
 	dir, scratch := testenv.Tmpfs(t), t.TempDir()
 	for _, f := range []string{"slow", "a", "b"} {
 		writeFile(t, filepath.Join(dir, f), "x")

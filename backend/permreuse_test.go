@@ -67,12 +67,7 @@ func TestPermEventReuseStaleAnswer(t *testing.T) {
 // then, as that user, hard links to denied files under allowed-looking names and denied files
 // moved over allowed ones are denied, and allowed files reached through links are allowed.
 func TestPermEventsReusedDecideEach(t *testing.T) {
-	testenv.RequireRoot(t)
-	b, err := New(Options{Mode: ModeFanotify, ReusePermEvents: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := newBackendWith(t, Options{Mode: ModeFanotify, ReusePermEvents: true})
 	dir := testenv.PublicTmpfs(t)
 	if err := os.Chown(dir, 65534, 65534); err != nil { // the hostile user's: it links and moves there
 		t.Fatal(err)

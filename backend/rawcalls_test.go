@@ -21,12 +21,7 @@ import (
 // rest of the backend's life, also after that mark is gone (an event of it may still be
 // queued). Fails when the flag is not set, is set after the mark, or is cleared.
 func TestRawCallsOnlyOnSafeFilesystems(t *testing.T) {
-	testenv.RequireRoot(t)
-	b, err := New(Options{Mode: ModeFanotify, ReusePermEvents: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := newBackendWith(t, Options{Mode: ModeFanotify, ReusePermEvents: true})
 	tmp, ram := testenv.Tmpfs(t), testenv.PublicRamfs(t)
 	tf, rf := filepath.Join(tmp, "f"), filepath.Join(ram, "f")
 	writeFile(t, tf, "x")
