@@ -146,6 +146,23 @@ func BenchmarkPermissionRoundTrip(b *testing.B) {
 	}
 }
 
+// BenchmarkPermissionHandled: a permission event answered at once by the group's Handler,
+// the embedded guard's path (Dispatch returns the verdict without a Walk).
+func BenchmarkPermissionHandled(b *testing.B) {
+	e, _ := benchEngine(b)
+	g := newGroup(b, e, Options{Class: ClassContent, Handler: func(Delivery) (Response, bool) {
+		return Response{Verdict: Allow, Cache: true}, true
+	}})
+	mustAdd(b, g, Mount(mnt1), MarkSpec{Mask: OpenPerm})
+	ev := fileEvent(OpenPerm)
+	b.ReportAllocs()
+	for b.Loop() {
+		if r, w := e.Dispatch(ev); w != nil || r.Reason != ReasonAnswered {
+			b.Fatal(r, w)
+		}
+	}
+}
+
 // BenchmarkMarkAddRemove: add and remove a mark on an object nobody else marks (goal ≤ 1 µs).
 func BenchmarkMarkAddRemove(b *testing.B) {
 	e, _ := benchEngine(b)

@@ -74,9 +74,11 @@ type Engine struct {
 	groupsMu sync.Mutex
 	groups   map[uint64]*Group
 
-	notified     atomic.Uint64
-	permNotified atomic.Uint64
-	marks        atomic.Int64
+	// Events dispatched to at least one group: notifications and permission events counted
+	// apart, so that an event takes one locked add (Stats adds them up).
+	notifications atomic.Uint64
+	permNotified  atomic.Uint64
+	marks         atomic.Int64
 
 	epoch time.Time // the engine's clock starts here (see since)
 }
@@ -193,12 +195,13 @@ func (e *Engine) Stats() Stats {
 	e.groupsMu.Lock()
 	n := len(e.groups)
 	e.groupsMu.Unlock()
+	perm := e.permNotified.Load() // before the sum: PermissionNotified ≤ Notified
 	return Stats{
 		Groups:             n,
 		Connectors:         e.connectors(),
 		Marks:              e.marks.Load(),
-		Notified:           e.notified.Load(),
-		PermissionNotified: e.permNotified.Load(),
+		Notified:           e.notifications.Load() + perm,
+		PermissionNotified: perm,
 	}
 }
 

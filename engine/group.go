@@ -77,10 +77,14 @@ type queueCounters struct {
 	delivered, merged, dropped, overflows uint64
 }
 
+// groupCounters are a group's permission figures, counted without its lock. An event answered
+// at once by the Handler counts in handled alone and one answered from the queue in
+// queueAnswered alone (Stats adds them up for Answered): one locked add per handled event
+// where there were two, on the embedded guard's path.
 type groupCounters struct {
-	permAnswered, permDeadline, permClosed, permQueueFull, permCancelled atomic.Uint64
-	handled, handlerInvalid                                              atomic.Uint64
-	latencyNanos                                                         atomic.Uint64 // sum over answered events
+	queueAnswered, permDeadline, permClosed, permQueueFull, permCancelled atomic.Uint64
+	handled, handlerInvalid                                               atomic.Uint64
+	latencyNanos                                                          atomic.Uint64 // sum over events answered from the queue
 }
 
 // slot is one entry of a group's queue: a notification (ev, mask, hash), a permission
@@ -481,7 +485,7 @@ func (g *Group) withdraw(q *queued, r Response) Response {
 // refuses such answers with EINVAL and leaves the event waiting; here a caller's mistake must
 // never leave an access waiting for the deadline, or forever without one.)
 func (g *Group) Respond(id uint64, r Response) error {
-	r, valid := g.answer(r)
+	valid := g.answer(&r)
 	g.mu.Lock()
 	q := g.pending[id]
 	if q == nil {
@@ -497,7 +501,7 @@ func (g *Group) Respond(id uint64, r Response) error {
 	r.Group = g.id
 	// Counted before the answer is given (answeredLocked may end the waiting Notify): whoever
 	// sees its answer sees it in Stats.
-	g.st.permAnswered.Add(1)
+	g.st.queueAnswered.Add(1)
 	g.st.latencyNanos.Add(uint64(g.e.since() - q.start))
 	w := g.answeredLocked(q, r)
 	g.mu.Unlock()
@@ -515,9 +519,10 @@ func (g *Group) Respond(id uint64, r Response) error {
 // DenyErrnos); elsewhere it is a plain deny (EPERM), as documented for notify.DenyErrno and
 // policy errno= rules. An answer that is no verdict — an unknown verdict, an errno with
 // allow — is a deny, and ok is false. Only an allow may be cached.
-func (g *Group) answer(r Response) (_ Response, ok bool) {
+func (g *Group) answer(r *Response) (ok bool) {
 	if r.Verdict > Deny || (r.Errno != 0 && r.Verdict != Deny) {
-		return Response{Verdict: Deny}, false
+		*r = Response{Verdict: Deny}
+		return false
 	}
 	if r.Errno != 0 && (g.opts.Class != ClassPreContent || !slices.Contains(DenyErrnos, r.Errno)) {
 		r.Errno = 0
@@ -525,7 +530,8 @@ func (g *Group) answer(r Response) (_ Response, ok bool) {
 	if r.Verdict != Allow {
 		r.Cache = false
 	}
-	return Response{Verdict: r.Verdict, Errno: r.Errno, Cache: r.Cache}, true
+	r.Reason, r.Group = ReasonNone, 0
+	return true
 }
 
 // Read returns the next event, blocking until there is one, ctx ends (ctx.Err()) or the group
@@ -705,12 +711,13 @@ func (g *Group) Stats() GroupStats {
 	g.markMu.Lock()
 	nm := g.nmarks
 	g.markMu.Unlock()
+	handled := g.st.handled.Load() // before the sum: Handled ≤ Answered
 	s := GroupStats{
 		ID: g.id, Name: g.opts.Name, Class: g.opts.Class,
 		Queued: queued, Pending: pending, Marks: nm,
 		Delivered: qst.delivered, Merged: qst.merged, Dropped: qst.dropped,
-		Overflows: qst.overflows, Answered: g.st.permAnswered.Load(),
-		Handled: g.st.handled.Load(), HandlerInvalid: g.st.handlerInvalid.Load(),
+		Overflows: qst.overflows, Answered: g.st.queueAnswered.Load() + handled,
+		Handled: handled, HandlerInvalid: g.st.handlerInvalid.Load(),
 		DeadlineExpired: g.st.permDeadline.Load(), ClosedAnswered: g.st.permClosed.Load(),
 		QueueFull: g.st.permQueueFull.Load(), Cancelled: g.st.permCancelled.Load(),
 	}
@@ -789,22 +796,19 @@ func (r *ring[T]) pop() T {
 }
 
 // handle answers a permission event through the group's Handler, if it has one and the
-// Handler answers at once.
-func (g *Group) handle(ev *Event, m Mask) (Response, bool) {
+// Handler answers at once: the group's verdict, and whether it may be cached.
+func (g *Group) handle(ev *Event, m Mask) (_ verdict, cache, ok bool) {
 	h := g.opts.Handler
 	if h == nil || g.closing.Load() {
-		return Response{}, false
+		return verdict{}, false, false
 	}
 	r, ok := h(Delivery{Event: ev, Mask: m})
 	if !ok {
-		return Response{}, false
+		return verdict{}, false, false
 	}
-	r, valid := g.answer(r)
-	if !valid {
+	if !g.answer(&r) {
 		g.st.handlerInvalid.Add(1) // denied, loudly in stats
 	}
-	r.Reason, r.Group = ReasonAnswered, g.id
-	g.st.permAnswered.Add(1)
-	g.st.handled.Add(1)
-	return r, true
+	g.st.handled.Add(1) // and answered (groupCounters)
+	return verdict{r.Verdict, r.Errno, ReasonAnswered, g.id}, r.Cache, true
 }

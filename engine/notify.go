@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"sync/atomic"
+	"syscall"
 )
 
 // iterType says through which of the event's objects a mark was found
@@ -42,11 +43,11 @@ func (e *Engine) Notify(ctx context.Context, ev *Event) Response {
 		// many for the compiler to keep it in registers).
 		return Response{}
 	}
-	r, w := e.dispatch(ev)
+	v, cache, w := e.dispatch(ev)
 	if w != nil {
 		return w.Wait(ctx)
 	}
-	return r
+	return v.response(cache)
 }
 
 // Dispatch is Notify without the waiting: it walks as far as it can without waiting for a
@@ -61,7 +62,11 @@ func (e *Engine) Dispatch(ev *Event) (Response, *Walk) {
 	if !e.anyMarked(ev) {
 		return Response{}, nil
 	}
-	return e.dispatch(ev)
+	v, cache, w := e.dispatch(ev)
+	// v.response's literal, written out: through the inlined call the Response is built in
+	// a temporary and copied to the result through memory, with a store-forwarding stall
+	// (see verdict); the embedded guard's every event returns here.
+	return Response{Verdict: v.verdict, Errno: v.errno, Cache: cache, Reason: v.reason, Group: v.group}, w
 }
 
 // anyMarked reports whether one of the objects ev involves may have marks.
@@ -109,20 +114,23 @@ func (e *Engine) marked(obj Object) bool {
 	return !obj.ID.IsZero() && e.lookup(obj) != nil
 }
 
-func (e *Engine) dispatch(ev *Event) (Response, *Walk) {
+// dispatch is Dispatch for an event with marks; it returns the result as a verdict and
+// whether it may be cached (see verdict), or the suspended Walk.
+func (e *Engine) dispatch(ev *Event) (_ verdict, cache bool, _ *Walk) {
 	var buf [stackHeads]head
 	heads := e.collect(ev, buf[:0])
 	if len(heads) == 0 {
-		return Response{}, nil
+		return verdict{}, false, nil
 	}
-	e.notified.Add(1)
 	var w walk
 	w.init(e, ev)
 	if w.perm {
 		e.permNotified.Add(1)
+	} else {
+		e.notifications.Add(1)
 	}
 	if w.run(heads) {
-		return w.finish(), nil
+		return w.result, w.cached(), nil
 	}
 	// Suspend: the walk's state moves to the heap for the waiter (buf stays on this stack).
 	h := &Walk{walk: w}
@@ -132,7 +140,7 @@ func (e *Engine) dispatch(ev *Event) (Response, *Walk) {
 	} else {
 		h.heads = append([]head(nil), heads...)
 	}
-	return Response{}, h
+	return verdict{}, false, h
 }
 
 // Walk is a dispatch suspended while a group holds its permission event. Finish it with
@@ -220,7 +228,7 @@ func (w *Walk) resume(r Response) {
 		w.stopCtx = nil
 	}
 	w.g, w.q = nil, nil
-	if w.answered(r) || w.run(w.heads) {
+	if w.answeredWith(r) || w.run(w.heads) {
 		w.done(w.finish())
 		return
 	}
@@ -233,7 +241,7 @@ func (w *Walk) Wait(ctx context.Context) Response {
 	for {
 		r := w.g.waitPermission(ctx, w.q)
 		w.g, w.q = nil, nil
-		if w.answered(r) || w.run(w.heads) {
+		if w.answeredWith(r) || w.run(w.heads) {
 			return w.finish()
 		}
 	}
@@ -247,7 +255,7 @@ type walk struct {
 	ev          *Event
 	perm, ondir bool
 	clearIgnore bool
-	result      Response
+	result      verdict
 	asked       bool
 	cacheable   bool
 	denied      bool
@@ -272,24 +280,50 @@ func (w *walk) init(e *Engine, ev *Event) {
 	w.cacheable = true
 }
 
-// answered records one group's verdict; it reports whether the walk is over (a deny).
-func (w *walk) answered(r Response) bool {
+// verdict is what a walk keeps of a group's answer: a Response but for Cache, which the walk
+// works out over all the groups it asked (walk.cacheable). Four fields, so that the compiler
+// keeps one in registers: a Response has five, and every copy of it goes through memory, a
+// store-forwarding stall where wide loads read what narrow stores just wrote (Group.handle
+// and dispatch had three such copies of the Handler's answer on the embedded guard's path).
+type verdict struct {
+	verdict Verdict
+	errno   syscall.Errno
+	reason  Reason
+	group   uint64
+}
+
+// response is the Response of v, with cache. Built in the return statement, so that an
+// inlined call writes the fields where they are returned (a local Response would be copied).
+func (v verdict) response(cache bool) Response {
+	return Response{Verdict: v.verdict, Errno: v.errno, Cache: cache, Reason: v.reason, Group: v.group}
+}
+
+// verdictOf is r without Cache (see verdict).
+func verdictOf(r Response) verdict { return verdict{r.Verdict, r.Errno, r.Reason, r.Group} }
+
+// answered records one group's verdict, and whether the group allows caching it; it reports
+// whether the walk is over (a deny).
+func (w *walk) answered(v verdict, cache bool) bool {
 	w.asked = true
-	if r.Reason != ReasonAnswered || !r.Cache {
+	if v.reason != ReasonAnswered || !cache {
 		w.cacheable = false
 	}
-	w.result = r
-	if r.Verdict == Deny {
+	w.result = v
+	if v.verdict == Deny {
 		w.denied = true
 	}
 	return w.denied
 }
 
-func (w *walk) finish() Response {
-	r := w.result
-	r.Cache = w.asked && w.cacheable && !w.denied
-	return r
-}
+// answeredWith is answered for a group's Response.
+func (w *walk) answeredWith(r Response) bool { return w.answered(verdictOf(r), r.Cache) }
+
+// cached reports whether the walk's result may be cached: every group asked allowed it with
+// Cache.
+func (w *walk) cached() bool { return w.asked && w.cacheable && !w.denied }
+
+// finish returns the walk's result.
+func (w *walk) finish() Response { return w.result.response(w.cached()) }
 
 // run walks the groups in priority order until the walk is over (true) or a group holds the
 // permission event (false, with w.g and w.q set).
@@ -355,8 +389,8 @@ func (w *walk) run(heads []head) bool {
 			}
 			continue
 		}
-		if r, ok := best.handle(ev, deliver); ok {
-			if w.answered(r) {
+		if v, cache, ok := best.handle(ev, deliver); ok {
+			if w.answered(v, cache) {
 				return true
 			}
 			continue
@@ -366,7 +400,7 @@ func (w *walk) run(heads []head) bool {
 			w.g, w.q = best, q
 			return false
 		}
-		if w.answered(r) {
+		if w.answeredWith(r) {
 			return true
 		}
 	}
