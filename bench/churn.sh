@@ -24,11 +24,10 @@ go build -o "$out/fsnotifyd" ./cmd/fsnotifyd
 cc -O2 -o "$out/churn" bench/churn.c
 mkdir -p "$out/tree" && mount -t tmpfs -o size=1g tmpfs "$out/tree"
 mkdir -p "$out/tree/w/a"
-tick=$(getconf CLK_TCK)
 
 # rate: the churn's files per second in $out/tree/w/a.
 rate() { "$out/churn" "$out/tree/w/a" "$FILES" | awk '{print $6}'; }
-cpu() { awk -v t="$tick" '{printf "%.3f", ($14+$15)/t}' "/proc/$1/stat"; }
+cpu() { awk -v n="$(cpu_ns "$1")" 'BEGIN { printf "%.6f", n / 1e9 }'; } # seconds
 # drained FILE: wait until FILE stops growing (1 s unchanged, at most 120 s).
 drained() {
 	local last=-1 now

@@ -56,9 +56,9 @@ exportflags=(--export "$url" --host bench --spool "$out/spool" --export-config "
 
 rates=() drains=()
 FILES=${FILES:-200000}
-# cpu PID: the process's user+system CPU time so far, in clock ticks.
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-tck=$(getconf CLK_TCK)
+# cpu PID: the process's CPU time so far, in ns (tck: per second).
+cpu() { cpu_ns "$1"; }
+tck=1000000000
 # kevents NAME: the kernel events the daemon NAME has read so far (fsnotifyd stats).
 kevents() { "$out/fsnotifyd" stats --socket "$out/$1.sock" --json | awk -F'[:,]' '/"events":/ { gsub(/ /, "", $2); print $2; exit }'; }
 recs=() cpus=()

@@ -26,9 +26,10 @@ NEW=${NEW:-}
 build_revs "$REF" "$NEW" fsnotifyd:./cmd/fsnotifyd
 TREEFILES=20000
 . bench/fleetsetup.sh
-tck=$(getconf CLK_TCK)
+tck=1000000000
 echo "REF=$REF ($(git rev-parse --short "$REF")) vs ${NEW:-tree} ($(git rev-parse --short "${NEW:-HEAD}")$([ -n "$NEW" ] || git diff --quiet HEAD || echo +dirty)); $N opens of one file, $THREADS load thread(s), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-cpu() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# cpu PID: the process's CPU time so far, in ns (tck: per second).
+cpu() { cpu_ns "$1"; }
 # run BIN export|plain: prints one line of figures (see the awk below).
 run() {
 	local bin=$1 mode=$2 spid wpid e0 e1 d0 d1 w0 w1 n0 n1 q0 q1 ops flags=()

@@ -67,5 +67,10 @@ fsnotifyd_bins() {
 	fi
 	bins+=("$out/new/fsnotifyd")
 }
+# cpu_ns PID: the run time so far of every thread of PID, in ns (schedstat). Not /proc/PID/stat's
+# utime + stime: those count clock ticks (10 ms), and a listener's CPU over a --quick round is a
+# few ticks, so that a ratio of two such counts moved by a quarter with one tick. (A thread that
+# has exited is not counted: the processes measured here keep theirs.)
+cpu_ns() { cat /proc/"$1"/task/*/schedstat 2> /dev/null | awk '{ s += $1 } END { printf "%d\n", s }'; }
 median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 summary() { printf 'SUMMARY\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4"; }
