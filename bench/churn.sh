@@ -27,7 +27,6 @@ mkdir -p "$out/tree/w/a"
 
 # rate: the churn's files per second in $out/tree/w/a.
 rate() { "$out/churn" "$out/tree/w/a" "$FILES" | awk '{print $6}'; }
-cpu() { awk -v n="$(cpu_ns "$1")" 'BEGIN { printf "%.6f", n / 1e9 }'; } # seconds
 # drained FILE: wait until FILE stops growing (1 s unchanged, at most 120 s).
 drained() {
 	local last=-1 now
@@ -56,7 +55,7 @@ run() {
 	r=$(rate)
 	drained "$o"
 	local c
-	c=$(cpu "$pid")
+	c=$(cpu_s "$pid")
 	kill -INT "$pid" 2>/dev/null || true
 	kill -TERM "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true

@@ -19,12 +19,11 @@ K=${3:-10}
 go build -o "$out/fsnotifyd" ./cmd/fsnotifyd
 go build -o "$out/fanout" ./bench/fanout
 mkdir "$out/mnt/d" && echo x > "$out/mnt/d/f"
-tck=$(getconf CLK_TCK)
 
 "$out/fsnotifyd" serve --socket "$out/d.sock" --log-level warn 2> "$out/daemon.log" & dpid=$!; pids+=($dpid)
 for _ in $(seq 100); do "$out/fsnotifyd" stats --socket "$out/d.sock" > /dev/null 2>&1 && break; sleep 0.05; done
 
-cpu() { awk -v t="$tck" '{ printf "%.4f", ($14 + $15) / t }' "/proc/$1/stat"; }
+cpu() { cpu_s "$1"; } # seconds (lib.sh: schedstat, not clock ticks)
 stat() { "$out/fsnotifyd" stats --socket "$out/d.sock" --json | awk -F'[:,]' -v k="\"$1\"" '$1 ~ k { gsub(/ /, "", $2); print $2; exit }'; }
 load() { # the load's wall time in seconds
 	local t0 t1

@@ -19,9 +19,8 @@ NEW=${NEW:-}
 . bench/lib.sh
 build_revs "$REF" "$NEW" fsnotifyd:./cmd/fsnotifyd fanout:./bench/fanout
 mkdir "$out/mnt/d" && echo x > "$out/mnt/d/f"
-tck=$(getconf CLK_TCK)
 echo "REF=$REF ($(git rev-parse --short "$REF")) vs ${NEW:-tree} ($(git rev-parse --short "${NEW:-HEAD}")$([ -n "$NEW" ] || git diff --quiet HEAD || echo +dirty)); $N opens, 2 load threads, 1 and $K clients, $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-cpu() { awk -v t="$tck" '{ printf "%.6f", ($14 + $15) / t }' "/proc/$1/stat"; }
+cpu() { cpu_s "$1"; } # seconds (lib.sh: schedstat, not clock ticks)
 now() { date +%s.%N; }
 wait_ready() { for _ in $(seq 200); do grep -q ready "$1" 2>/dev/null && return; sleep 0.05; done; echo "not ready: $1" >&2; cat "$1" >&2; exit 1; }
 # daemon BIN K: prints "us/kernel-event kernel-events/s clients-us/kernel-event"

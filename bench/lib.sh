@@ -72,5 +72,7 @@ fsnotifyd_bins() {
 # few ticks, so that a ratio of two such counts moved by a quarter with one tick. (A thread that
 # has exited is not counted: the processes measured here keep theirs.)
 cpu_ns() { cat /proc/"$1"/task/*/schedstat 2> /dev/null | awk '{ s += $1 } END { printf "%d\n", s }'; }
+# cpu_s PID: the same in seconds.
+cpu_s() { cat /proc/"$1"/task/*/schedstat 2> /dev/null | awk '{ s += $1 } END { printf "%.6f\n", s / 1e9 }'; }
 median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 summary() { printf 'SUMMARY\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4"; }
