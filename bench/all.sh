@@ -10,7 +10,8 @@
 #                table then has a second column
 #   --rounds N   rounds per script (default 3)
 #   --quick      fewer operations per round (figures are noisier); the tree sizes (100k
-#                directories for setup, 1M for memory) stay as the goals name them
+#                directories for setup, 1M for memory) and the engine benchmarks' five runs
+#                stay as the goals name them
 #   --only LIST  comma list of scripts to run (engine,backend,cli,daemon,ignore,fanout,
 #                fapolicyd,memory, and any bench/NAME.sh that prints SUMMARY lines)
 #   --out DIR    keep each script's full output there (default: a temporary directory, kept)
@@ -66,7 +67,7 @@ echo "output of each script: $outdir"
 
 N_PERM=100000 N_IGN=200000 N_FAN=200000 DIRS=100000 MEM_DIRS=1000000 ENGINE_COUNT=5
 N_CHURN=100000 N_EXEC=10000 N_SYSC=20000
-if [ "$quick" = 1 ]; then N_PERM=20000 N_IGN=40000 N_FAN=40000 DIRS=100000 MEM_DIRS=1000000 ENGINE_COUNT=1 N_CHURN=20000 N_EXEC=2000 N_SYSC=10000; export N=50000 FILES=50000; fi # N, FILES: bench/fleet.sh
+if [ "$quick" = 1 ]; then N_PERM=20000 N_IGN=40000 N_FAN=40000 DIRS=100000 MEM_DIRS=1000000 ENGINE_COUNT=5 N_CHURN=20000 N_EXEC=2000 N_SYSC=10000; export N=50000 FILES=50000; fi # N, FILES: bench/fleet.sh
 export ROUNDS=$rounds # bench/fleet.sh takes its rounds from the environment
 all="engine backend cli daemon ignore fanout fapolicyd memory"
 for s in bench/*.sh; do # scripts added later that print SUMMARY lines
