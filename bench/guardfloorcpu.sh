@@ -14,6 +14,11 @@
 # open is what a change to it moves; the per-open time moves with the machine's load by more
 # than that from round to round.
 # BUSY=1 runs a busy loop pinned to the last CPU for the whole run (all.sh --busy's load).
+# NOCGO=1 adds the working tree's guard built with CGO_ENABLED=0 (guard-nocgo: no glibc, so no
+# rseq area registered for its threads) beside the default (cgo) build, in the same rounds.
+# STICKY=1 makes the scratch filesystem's root world-writable and sticky (1777, as /tmp and
+# tmpfs' default): its files' ancestries are then not pinned (docs/security.md), and the guard
+# asks the FID group whether it is idle once per batch.
 # Run as root: bash bench/guardfloorcpu.sh [OPENS] [ROUNDS] [REF] [THREADS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +31,8 @@ command -v perf > /dev/null || { apt-get install -y -qq linux-perf > /dev/null; 
 mkdir "$out/mnt/d" && echo x > "$out/mnt/d/f"
 fsnotifyd_bins "$REF" # $out/new/fsnotifyd, and with REF $out/ref/fsnotifyd: bins (lib.sh)
 go build -o "$out/gofloor" ./bench/gofloor
+[ "${NOCGO:-0}" != 1 ] || CGO_ENABLED=0 go build -o "$out/new/fsnotifyd-nocgo" ./cmd/fsnotifyd
+[ "${STICKY:-0}" != 1 ] || chmod 1777 "$out/mnt"
 busy=""
 if [ "${BUSY:-0}" = 1 ]; then
 	taskset -c "$(( $(nproc) - 1 ))" sh -c 'while :; do :; done' & pids+=($!)
@@ -53,7 +60,8 @@ run() {
 }
 names=(fanref go guard)
 [ -z "$REF" ] || names+=(guard-ref)
-echo "guard CPU per open: $N opens per thread, $T load thread(s), $ROUNDS rounds, $(nproc) CPUs$busy, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+[ "${NOCGO:-0}" != 1 ] || names+=(guard-nocgo)
+echo "guard CPU per open: $N opens per thread, $T load thread(s), $ROUNDS rounds, $(nproc) CPUs$busy$([ "${STICKY:-0}" != 1 ] || echo ", root 1777"), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 for r in $(seq "$ROUNDS"); do
 	# The order turns each round, so that no listener always runs first or after the same one.
 	for i in $(seq 0 $((${#names[@]} - 1))); do
@@ -63,6 +71,7 @@ for r in $(seq "$ROUNDS"); do
 		go) run go "$out/gofloor" "$out/mnt/d" ;;
 		guard) run guard "$out/new/fsnotifyd" guard "$out/mnt/d" ;;
 		guard-ref) run guard-ref "$out/ref/fsnotifyd" guard "$out/mnt/d" ;;
+		guard-nocgo) run guard-nocgo "$out/new/fsnotifyd-nocgo" guard "$out/mnt/d" ;;
 		esac
 	done
 	awk -v r="$r" '$1 == r {printf "  %s %.2f us (CPU %.2f, waited %.2f; opener %.2f)", $2, $3, $4, $5, $6} END {print ""}' "$out/res" | sed "s/^/round $r:/"
@@ -74,7 +83,10 @@ ratio() {
 		awk '{print $2 / $3}' > "$out/ratios"
 	printf "%s (lower in %d of %d)" "$(median < "$out/ratios" | awk '{printf "%.3f", $1}')" "$(awk '$1 < 1' "$out/ratios" | wc -l)" "$(wc -l < "$out/ratios")"
 }
-for pair in "guard fanref" "go fanref" "guard go" ${REF:+"guard guard-ref"}; do
+pairs=("guard fanref" "go fanref" "guard go")
+[ -z "$REF" ] || pairs+=("guard guard-ref")
+[ "${NOCGO:-0}" != 1 ] || pairs+=("guard-nocgo guard" "guard-nocgo fanref")
+for pair in "${pairs[@]}"; do
 	set -- $pair
 	echo "median $1 / $2 ($([ "$2" = guard-ref ] && echo "$REF" || echo "$2")), same rounds: listener CPU per open $(ratio "$1" "$2" 4), per-open time $(ratio "$1" "$2" 3)"
 done
