@@ -170,7 +170,11 @@ type Request struct {
 	// Decision.Err.
 	Err error
 
-	ev      source.Event
+	// ev is the event: the Request's own copy (newRequest: ownedRequest), or, for an inline
+	// decision with ReuseRequests, the source's *ev itself while Inline runs, and the
+	// Guard's copy (inlEv) after it when OnDecision will read it (inlineFunc). nil in a
+	// Request built by hand (noEvent stands for it: event).
+	ev      *source.Event
 	inlined Verdict // the verdict Inline gave, until the answer went out (Guard.answered)
 	// inInline: Inline is running on r (InlineFd's descriptor is open). Written by the
 	// kernel reader before any hand-off of r to a handler goroutine.
@@ -197,7 +201,19 @@ type Request struct {
 
 // Path returns the path of the file (resolved on first use), or "" if it is unknown (see
 // PathUnknown).
-func (r *Request) Path() string { return r.ev.GetPath() }
+func (r *Request) Path() string { return r.event().GetPath() }
+
+// noEvent is the event of a Request that has none (a zero Request): no path, no object, no
+// descriptor. Never written.
+var noEvent source.Event
+
+// event is r's event, noEvent if it has none.
+func (r *Request) event() *source.Event {
+	if r.ev == nil {
+		return &noEvent
+	}
+	return r.ev
+}
 
 // PathUnknown reports that the file's path could not be read: the kernel does not print a
 // path longer than PATH_MAX (anyone who may create directories can make a file that deep),
@@ -212,7 +228,8 @@ func (r *Request) PathUnknown() bool { return r.Path() == "" }
 // Inode returns the file's device (st_dev) and inode number, and whether they are known
 // (through a daemon that speaks protocol version 1 they are not).
 func (r *Request) Inode() (dev, ino uint64, ok bool) {
-	return r.ev.Dev, r.ev.Ino, r.ev.HasObject
+	ev := r.event()
+	return ev.Dev, ev.Ino, ev.HasObject
 }
 
 // Comm returns the accessing process's command name ("" if it is gone or unknown). Any
@@ -282,7 +299,7 @@ func (r *Request) ExeRead() (path string, verified, ok bool) {
 // causes no events. It is valid until the handler returns; do not close it. nil if the
 // source has no descriptor.
 func (r *Request) File() *os.File {
-	efd := r.ev.Fd()
+	efd := r.event().Fd()
 	if efd < 0 {
 		return nil
 	}
@@ -307,7 +324,7 @@ func (r *Request) InlineFd() int {
 	if !r.inInline {
 		return -1
 	}
-	return r.ev.Fd()
+	return r.event().Fd()
 }
 
 // ProcessComm reads /proc/PID/comm ("" if the process is gone). procfs takes no fanotify
@@ -445,6 +462,9 @@ type Guard struct {
 	// sync.Pool round, whose pinning and per-P lists cost more than the rest of the
 	// Request's bookkeeping).
 	inl *Request
+	// inlEv is the copy of an inline Request's event that OnDecision reads after Inline
+	// returned (inlineFunc): the source's is the next event's by then. With inl, one at a time.
+	inlEv source.Event
 }
 
 // ErrGuardNeedsPrivilege: a Guard needs fanotify permission events (root, or
@@ -698,23 +718,33 @@ func (gd *Guard) Asked() AccessKind {
 	return gd.asked
 }
 
-// newRequest is the Request for a permission event. A process's name and uid that came with
-// the event (the daemon sends them to clients that ask) are taken as read.
-func newRequest(ev source.Event) *Request {
-	r := new(Request)
-	r.init(&ev)
-	return r
+// ownedRequest is a Request with its own copy of the event, in one allocation (newRequest).
+type ownedRequest struct {
+	Request
+	ev source.Event
 }
 
-// init makes r the Request of *ev (copied), whatever r held before: every field is written,
-// so nothing of an earlier event a reused Request carried is left (recycle does not clear it).
+// newRequest is the Request for a permission event, with its own copy of ev. A process's name
+// and uid that came with the event (the daemon sends them to clients that ask) are taken as
+// read.
+func newRequest(ev source.Event) *Request {
+	o := &ownedRequest{ev: ev}
+	o.init(&o.ev)
+	return &o.Request
+}
+
+// init makes r the Request of *ev (not copied: r refers to it), whatever r held before: every
+// field is written, so nothing of an earlier event a reused Request carried is left (recycle
+// does not clear it).
 func (r *Request) init(ev *source.Event) {
 	// Cleared, then written field by field: a literal with these fields is built in a
-	// temporary (728 bytes) and copied in.
+	// temporary (336 bytes) and copied in. The event (about 400 bytes) is not copied: the
+	// inline path refers to the source's, and copies it only if OnDecision will read it
+	// after Inline returned (inlineFunc).
 	*r = Request{}
 	r.Kind, r.Pid, r.IsDir = kindOf(ev.Mask), int(ev.Pid), ev.IsDir()
 	r.Offset, r.Count, r.Time = ev.Range.Offset, ev.Range.Count, ev.Time
-	r.ev = *ev
+	r.ev = ev
 	if ev.HasUID {
 		r.uidOnce.Do(func() { r.uid = int(ev.UID) })
 	}
@@ -740,7 +770,7 @@ func (gd *Guard) inlineRequest(ev *source.Event) *Request {
 }
 
 // recycle takes back an inline Request once Inline and OnDecision are done with it
-// (cfg.ReuseRequests: they keep none). It does not clear r (728 bytes): inlineRequest's init
+// (cfg.ReuseRequests: they keep none). It does not clear r (336 bytes): inlineRequest's init
 // overwrites every field before r is used again, and until then the Guard holds what r
 // refers to (the last event and its strings).
 func (gd *Guard) recycle(r *Request) {
@@ -756,11 +786,20 @@ func (gd *Guard) recycle(r *Request) {
 // built in its return statement.
 func (gd *Guard) inlineFunc() func(ev *source.Event) (engine.Response, any, bool) {
 	return func(ev *source.Event) (engine.Response, any, bool) {
-		r := gd.inlineRequest(ev) // copies *ev: it is the source's again once this returns
+		// With ReuseRequests r refers to *ev, which is the source's until this returns, then
+		// the next event's (source.Options.Inline); else it has its own copy.
+		r := gd.inlineRequest(ev)
 		v, ok := gd.callInline(r)
 		if !ok {
 			gd.recycle(r) // a handler decides, with a Request of its own (decide)
 			return engine.Response{}, nil, false
+		}
+		if r.ev == ev && gd.cfg.OnDecision != nil {
+			// OnDecision reads r once the answer went out (answered), after this returns:
+			// through the daemon the source has cleared *ev by then. Copied now, while it is
+			// still this event's; without OnDecision nothing reads r after this.
+			gd.inlEv = *ev
+			r.ev = &gd.inlEv
 		}
 		v = gd.answer(v)
 		r.inlined = v
@@ -848,7 +887,7 @@ func (gd *Guard) decide(ev source.Event) {
 		r.Err, v = errNoHandler, gd.OnError()
 	}
 	v = gd.answer(v)
-	switch err := r.ev.Respond(gd.ctx, v.response()); {
+	switch err := r.ev.Respond(gd.ctx, v.response()); { // r.ev: newRequest's own copy
 	case err == nil:
 		gd.record(r, v, "handler")
 	case errors.Is(err, source.ErrTooLate):
