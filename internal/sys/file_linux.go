@@ -398,8 +398,13 @@ func Dup(fd int) (int, error) {
 }
 
 // PollRead waits until fd is readable or timeout passes (a negative timeout waits forever) and
-// reports whether it is readable. EINTR restarts the wait with the remaining time.
+// reports whether it is readable. EINTR restarts the wait with the remaining time. A zero
+// timeout reads no clock (the FID group's idle check makes one per batch of permission
+// events on filesystems whose ancestries are not pinned: two clock reads were a third of it).
 func PollRead(fd int, timeout time.Duration) (bool, error) {
+	if timeout == 0 {
+		return pollReadNow(fd, false)
+	}
 	var deadline time.Time
 	if timeout >= 0 {
 		deadline = time.Now().Add(timeout)
@@ -426,6 +431,40 @@ func PollRead(fd int, timeout time.Duration) (bool, error) {
 			return false, nil
 		}
 		if fds[0].Revents&unix.POLLNVAL != 0 {
+			return false, os.NewSyscallError("poll(fd "+strconv.Itoa(fd)+")", syscall.EBADF)
+		}
+		return true, nil
+	}
+}
+
+// PollReadNow is PollRead(fd, 0) made as a raw system call (no entersyscall, exitsyscall: see
+// FstatTo), for a descriptor whose poll never sleeps: fanotify, inotify, eventfd, pipes and
+// sockets. Not a FUSE file's (its poll asks the FUSE server and waits for the reply), nor one
+// of another filesystem's or driver's that may.
+func PollReadNow(fd int) (bool, error) { return pollReadNow(fd, true) }
+
+// pollReadNow is PollRead(fd, 0): ppoll(2) with a zero timeout, raw or not.
+func pollReadNow(fd int, raw bool) (bool, error) {
+	fds := [1]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	var ts unix.Timespec // zero: the call does not wait
+	for {
+		// The pointers are converted in the calls' argument lists, where the compiler keeps
+		// what they point to alive and in place.
+		var n uintptr
+		var e syscall.Errno
+		if raw {
+			n, _, e = unix.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&fds[0])), 1, uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
+		} else {
+			n, _, e = unix.Syscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&fds[0])), 1, uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
+		}
+		switch {
+		case e == unix.EINTR:
+			continue
+		case e != 0:
+			return false, os.NewSyscallError("poll(fd "+strconv.Itoa(fd)+")", e)
+		case n == 0:
+			return false, nil
+		case fds[0].Revents&unix.POLLNVAL != 0:
 			return false, os.NewSyscallError("poll(fd "+strconv.Itoa(fd)+")", syscall.EBADF)
 		}
 		return true, nil

@@ -630,3 +630,40 @@ func TestRawSafeFs(t *testing.T) {
 		t.Errorf("/proc (type %#x): RawSafeFs true", st.Type)
 	}
 }
+
+// PollRead with a zero timeout and PollReadNow answer at once, and as PollRead with a
+// timeout does: not readable, readable, or an error for a descriptor that is not open.
+func TestPollReadNow(t *testing.T) {
+	polls := []struct {
+		name string
+		poll func(fd int) (bool, error)
+	}{
+		{"PollRead(fd, 0)", func(fd int) (bool, error) { return PollRead(fd, 0) }},
+		{"PollReadNow", PollReadNow},
+		{"PollRead(fd, 1ms)", func(fd int) (bool, error) { return PollRead(fd, time.Millisecond) }},
+	}
+	for _, p := range polls {
+		t.Run(p.name, func(t *testing.T) {
+			var fds [2]int
+			if err := syscall.Pipe2(fds[:], syscall.O_CLOEXEC); err != nil {
+				t.Fatal(err)
+			}
+			defer syscall.Close(fds[1])
+			start := time.Now()
+			if ok, err := p.poll(fds[0]); ok || err != nil {
+				t.Errorf("empty pipe: %v, %v; want false, nil", ok, err)
+			}
+			if d := time.Since(start); d > time.Second {
+				t.Errorf("empty pipe: the poll took %v", d)
+			}
+			syscall.Write(fds[1], []byte("x"))
+			if ok, err := p.poll(fds[0]); !ok || err != nil {
+				t.Errorf("pipe with a byte: %v, %v; want true, nil", ok, err)
+			}
+			syscall.Close(fds[0])
+			if ok, err := p.poll(fds[0]); ok || !errors.Is(err, syscall.EBADF) {
+				t.Errorf("closed descriptor: %v, %v; want false, EBADF", ok, err)
+			}
+		})
+	}
+}
