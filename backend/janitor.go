@@ -31,7 +31,7 @@ import (
 // name change (nameChanged). Those events outside subtrees cost the reader, not the
 // processes that cause them.
 func (b *Backend) maybeIgnore(ev *engine.Event, v *view, key string) {
-	fv := v.fs[ev.Inode.Hi]
+	fv := v.fsOf(ev.Inode.Hi)
 	if fv == nil || !fv.needAncestry() || fv.ignorable() == ([2]uint64{}) || ev.Path == "" || !fv.fidWatched {
 		return
 	}
@@ -122,7 +122,7 @@ func (b *Backend) installIgnore(r ignoreRequest) {
 	gen := fs.markGen.Load()
 	v := b.view.Load()
 	fs.ignMu.Unlock()
-	fv := v.fs[fs.dev]
+	fv := v.fsOf(fs.dev)
 	if fv == nil || fv.state != fs || !fv.needAncestry() || !fv.fidWatched || !b.fidAlive() {
 		return
 	}

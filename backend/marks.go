@@ -455,6 +455,21 @@ func (b *Backend) canFID() bool {
 type view struct {
 	fs     map[uint64]*fsView // by device
 	byFsid map[sys.Fsid]*fsView
+	// only is fs's one filesystem, on device onlyDev, when it has exactly one (nil
+	// otherwise): fsOf then answers without the map's lookup (a hash per event).
+	only    *fsView
+	onlyDev uint64
+}
+
+// fsOf is v.fs[dev].
+func (v *view) fsOf(dev uint64) *fsView {
+	if v.only != nil {
+		if dev == v.onlyDev {
+			return v.only
+		}
+		return nil
+	}
+	return v.fs[dev]
 }
 
 type fsView struct {
@@ -497,7 +512,7 @@ func (fv *fsView) selfPlacedByDelete() bool { return fv.needAncestry() && fv.fid
 // allRootsOf returns the conservative ancestry of an object on dev whose real one is unknown:
 // every subtree root there.
 func (v *view) allRootsOf(dev uint64) []engine.ID {
-	if fv := v.fs[dev]; fv != nil {
+	if fv := v.fsOf(dev); fv != nil {
 		return fv.allRoots
 	}
 	return nil
@@ -540,6 +555,9 @@ func (b *Backend) publishViewLocked() {
 		}
 		v.fs[dev] = fv
 		v.byFsid[fs.fsid] = fv
+		if len(b.fss) == 1 {
+			v.only, v.onlyDev = fv, dev
+		}
 	}
 	// A new view invalidates every name-mark decision taken from the old one: the janitor
 	// reads a filesystem's generation and the view together under ignMu, and records a mark

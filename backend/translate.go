@@ -51,7 +51,7 @@ func (b *Backend) translateFD(kev *sys.FanotifyEvent, v *view, now time.Time, wi
 	if st.IsDir() {
 		ev.Mask |= engine.OnDir
 	}
-	fv := v.fs[st.Dev]
+	fv := v.fsOf(st.Dev)
 	if p != nil && fv != nil {
 		p.markGen = fv.state.markGen.Load()
 	}

@@ -17,7 +17,7 @@ import (
 // that a modification would clear (VolatilePermissionIgnores).
 func (b *Backend) cacheVerdict(p *permEvent, ev *engine.Event, v *view) {
 	mask := uint64(ev.Mask & engine.PermissionEvents)
-	fv := v.fs[ev.Inode.Hi]
+	fv := v.fsOf(ev.Inode.Hi)
 	if mask == 0 || fv == nil || p.st.IsDir() || b.eng.VolatilePermissionIgnores() {
 		return
 	}
