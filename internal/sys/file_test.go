@@ -3,6 +3,7 @@ package sys_test
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -570,19 +571,29 @@ func TestFstatTo(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		restore := SetStatxNullPath(false) // the path "", as every kernel takes it
 		want, err := Fstat(int(f.Fd()))
+		restore()
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, raw := range []bool{false, true} {
-			got := Stat{Dev: 1, Ino: 2, Mode: 3, Nlink: 4, Uid: 5, Gid: 6, Size: 7, Rdev: 8, MntID: 9,
-				MntIDUnique: !want.MntIDUnique, MountRoot: !want.MountRoot, Ctime: 10, Mtime: 11}
-			if err := FstatTo(int(f.Fd()), &got, raw); err != nil {
-				t.Fatal(err)
+		// A NULL path (Linux 6.11+) and "" (older kernels) give the same Stat.
+		for _, null := range []bool{true, false} {
+			restore := SetStatxNullPath(null)
+			for _, raw := range []bool{false, true} {
+				got := Stat{Dev: 1, Ino: 2, Mode: 3, Nlink: 4, Uid: 5, Gid: 6, Size: 7, Rdev: 8, MntID: 9,
+					MntIDUnique: !want.MntIDUnique, MountRoot: !want.MountRoot, Ctime: 10, Mtime: 11}
+				if err := FstatTo(int(f.Fd()), &got, raw); err != nil {
+					t.Fatal(err)
+				}
+				if got != want {
+					t.Errorf("%s: FstatTo (raw %v, NULL path %v) %+v, Fstat %+v", path, raw, null, got, want)
+				}
 			}
-			if got != want {
-				t.Errorf("%s: FstatTo (raw %v) %+v, Fstat %+v", path, raw, got, want)
+			if null && kernelAtLeast(6, 11) && !StatxNullPathUsed() {
+				t.Errorf("%s: the kernel (6.11+) refused statx's NULL path", path)
 			}
+			restore()
 		}
 		f.Close()
 	}
@@ -666,4 +677,24 @@ func TestPollReadNow(t *testing.T) {
 			}
 		})
 	}
+}
+
+// kernelAtLeast reports whether the running kernel's release is major.minor or later.
+func kernelAtLeast(major, minor int) bool {
+	var u syscall.Utsname
+	if syscall.Uname(&u) != nil {
+		return false
+	}
+	var rel []byte
+	for _, c := range u.Release {
+		if c == 0 {
+			break
+		}
+		rel = append(rel, byte(c))
+	}
+	var ma, mi int
+	if _, err := fmt.Sscanf(string(rel), "%d.%d", &ma, &mi); err != nil {
+		return false
+	}
+	return ma > major || ma == major && mi >= minor
 }
