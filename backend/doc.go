@@ -68,8 +68,8 @@
 // A file's ancestry is remembered (translate.go's chainCache) while no directory of its
 // filesystem has moved, which the backend learns by asking whether the FID group has unread
 // events (dirsSettled, a zero-timeout poll) — except for a file whose directories are all
-// pinned (owned by root, writable by nobody else: ancestryPinned), whose ancestry only root
-// can change (pinnedHolds; docs/security.md, "Cached ancestries of pinned files").
+// pinned (owned by root, writable by nobody else unless sticky: ancestryPinned), whose
+// ancestry only root can change (pinnedHolds; docs/security.md, "Cached ancestries of pinned files").
 //
 // An event whose path the kernel cannot print (deeper than PATH_MAX), or prints wrong (a file
 // opened by handle, disconnected from the tree), is placed by its directory's descriptor when

@@ -136,10 +136,13 @@ func (b *Backend) ancestry(fs *fsState, dir string, dev uint64, all bool) (chain
 
 // ancestryPinned is ancestry, and reports too whether the chain is pinned: all of it, up to
 // the root of the filesystem, walked without leaving the path's mount, and every directory
-// on it owned by root and writable by neither group nor others. Nobody but root can then
-// rename or move any of them, nor the entries in them (docs/security.md, "Cached ancestries
-// of pinned files"). An access ACL cannot grant a write that the mode does not show: the
-// group bits of a directory with an ACL are its mask, which bounds every named entry.
+// on it owned by root and writable by neither group nor others unless it is sticky. Nobody
+// but root can then rename or move any of them, nor the entries in them but a file of their
+// own in a sticky one, whose move moves its ctime (docs/security.md, "Cached ancestries of
+// pinned files"): in a sticky directory only the owner of an entry or of the directory may
+// rename or remove the entry, and the directories of the chain are all root's. An access
+// ACL cannot grant a write that the mode does not show: the group bits of a directory with
+// an ACL are its mask, which bounds every named entry.
 func (b *Backend) ancestryPinned(fs *fsState, dir string, dev uint64, all bool) (chain []engine.ID, complete, pinned bool) {
 	pinned = all && fs != nil && fs.rootIno != 0
 	for hops := 0; ; {
@@ -151,7 +154,7 @@ func (b *Backend) ancestryPinned(fs *fsState, dir string, dev uint64, all bool) 
 		if !all {
 			return chain, true, false
 		}
-		if !st.IsDir() || st.Uid != 0 || st.Mode&0o022 != 0 {
+		if !st.IsDir() || st.Uid != 0 || st.Mode&0o022 != 0 && st.Mode&modeSticky == 0 {
 			pinned = false
 		}
 		if st.MountRoot || dir == "/" {
@@ -173,6 +176,9 @@ func (b *Backend) ancestryPinned(fs *fsState, dir string, dev uint64, all bool) 
 		dir = filepath.Dir(dir)
 	}
 }
+
+// modeSticky is S_ISVTX, the sticky bit of a directory's mode.
+const modeSticky = 0o1000
 
 // isRoot reports whether ino is the root of fs's filesystem, as far as this mount namespace
 // can tell: with no mount of that root in sight, the root of any mount counts.

@@ -36,7 +36,8 @@ func catN(t *testing.T, cred *syscall.Credential, path string, n int) int {
 // TestCachedAncestryOfPinnedFiles: a file in root's 0755 directories inside the guarded tree
 // is decided at every open, most of them placed by its cached chain without the poll
 // (FIDIdlePolls grows by a few at most); a file below a directory of nobody's never is (a
-// poll per open stays);
+// poll per open stays); a sticky world-writable directory of root's on the way keeps the
+// shortcut, one without the sticky bit does not;
 // and what nobody can do to either — move directories in and out while opening, link the file
 // out and back — never gets an access to a guarded file past its decision.
 func TestCachedAncestryOfPinnedFiles(t *testing.T) {
@@ -76,6 +77,88 @@ func TestCachedAncestryOfPinnedFiles(t *testing.T) {
 		}
 		if n := polls() - before; n < 10 {
 			t.Errorf("%d polls of the FID group over 10 opens of a file below a directory nobody owns, want one per open", n)
+		}
+	})
+
+	t.Run("a sticky world-writable directory of root's: without the poll", func(t *testing.T) {
+		// The sticky bit keeps nobody from renaming or replacing root's directory in it (and
+		// nobody's own file there moves its ctime when moved): root's directory below it, and
+		// nobody's file in it, are placed by their cached chains.
+		st := j(fx.g, "st")
+		mustSh(t, nil, "mkdir -p "+st+"/q && chmod 1777 "+st+" && echo x > "+st+"/q/a.txt && echo x > "+st+"/s.txt && chown 65534:65534 "+st+"/s.txt")
+		for _, f := range []string{j(st, "q", "a.txt"), j(st, "s.txt")} {
+			before, decided := polls(), fx.d.count(f)
+			if d := catN(t, nobodyCred, f, 20); d != 0 {
+				t.Fatalf("%d of 20 opens of %s refused, want none", d, f)
+			}
+			if n := fx.d.count(f) - decided; n != 20 {
+				t.Errorf("%s: %d decisions for 20 opens, want 20", f, n)
+			}
+			if n := polls() - before; n > 5 {
+				t.Errorf("%s: %d polls of the FID group over 20 opens, want <= 5", f, n)
+			}
+		}
+		// What it rests on: nobody can neither rename root's directory there nor put another
+		// in its place.
+		for _, c := range []string{"mv " + st + "/q " + st + "/q2", "mkdir " + st + "/n && mv -T " + st + "/n " + st + "/q"} {
+			if out, err := shAs(nobodyCred, c); err == nil {
+				t.Fatalf("as nobody, %q succeeded in a sticky directory: %s", c, out)
+			}
+		}
+	})
+
+	t.Run("a world-writable directory of root's without the sticky bit: the poll stays", func(t *testing.T) {
+		ww := j(fx.g, "ww")
+		mustSh(t, nil, "mkdir -p "+ww+"/q && chmod 0777 "+ww+" && echo x > "+ww+"/q/a.txt")
+		f := j(ww, "q", "a.txt")
+		before := polls()
+		if d := catN(t, nobodyCred, f, 10); d != 0 {
+			t.Fatalf("%d of 10 opens of %s refused, want none", d, f)
+		}
+		if n := polls() - before; n < 10 {
+			t.Errorf("%d polls of the FID group over 10 opens of a file below a world-writable directory without the sticky bit, want one per open", n)
+		}
+	})
+
+	t.Run("nobody moves root's world-writable directory out of another into the tree", func(t *testing.T) {
+		// Everything on the way is root's; m and the directories it moves between are 0777
+		// without the sticky bit, so nobody may move m from one to the other (moving a
+		// directory to another parent needs write access to it too). A chain taken for pinned
+		// there would place the opens inside by the ancestry cached outside.
+		src, dst := j(fx.out, "ww"), j(fx.g, "ww2")
+		mustSh(t, nil, "mkdir -p "+src+"/m "+dst+" && chmod 0777 "+src+" "+src+"/m "+dst+" && echo x > "+src+"/m/c.key")
+		script := `import os, sys
+src, dst = sys.argv[1], sys.argv[2]
+def opens(p):
+    try:
+        os.close(os.open(p, os.O_RDONLY))
+        return True
+    except PermissionError:
+        return False
+leaks = lost = 0
+for i in range(300):
+    lost += (not opens(src + "/m/c.key")) + (not opens(src + "/m/c.key"))
+    os.rename(src + "/m", dst + "/m")
+    leaks += opens(dst + "/m/c.key") + opens(dst + "/m/c.key")
+    os.rename(dst + "/m", src + "/m")
+print(leaks, lost)
+`
+		if err := os.WriteFile(j(fx.root, "wwmover.py"), []byte(script), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		res, err := shAs(nobodyCred, "python3 "+j(fx.root, "wwmover.py")+" "+src+" "+dst)
+		if err != nil {
+			t.Fatalf("as nobody: %v: %s", err, res)
+		}
+		var leaks, lost int
+		if _, err := fmt.Sscan(res, &leaks, &lost); err != nil {
+			t.Fatalf("script output %q: %v", res, err)
+		}
+		if leaks != 0 {
+			t.Errorf("%d of 600 opens of c.key inside the guarded tree succeeded, want none", leaks)
+		}
+		if lost != 0 {
+			t.Errorf("%d of 600 opens of c.key outside the guarded tree were refused, want none", lost)
 		}
 	})
 
