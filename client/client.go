@@ -31,6 +31,19 @@
 // (as it does when the daemon's queue for it overflows). Events is closed by Close, or when
 // the connection is lost without Reconnect.
 //
+// The queue for Events (deliver, pump, under qmu) keeps three invariants. Order: deliver hands
+// an event straight to Events only when nothing is queued, lost or held by the pump (qheld), so
+// events reach Events in the order they were read, and an Overflow comes before the events
+// still queued when the drop came (TestNoDirectHandOverPastThePumpsBatch,
+// TestDeliverKeepsOrderAndBound). Bound: the queued events plus qheld count every event read
+// and not yet in the channel — the pump's batch (up to pumpBatch events taken under one lock)
+// from when it takes it, and exactly what it still holds whenever it must wait on a send — so
+// Queue bounds them, and each event the application reads makes room for one more
+// (TestQueueBoundExactWhileTheApplicationIsSlow). Wake-up: the pump waits on qwake only after
+// finding, under qmu, nothing queued or lost, so deliver wakes it only on the change from that
+// state, not per event (TestPumpWakesForEveryQueuedEvent). The queue's buffer outlives
+// bursts of a like size (evQueue, TestQueueKeepsBufferForLikeBursts).
+//
 // A permission client that must be fast sets Options.Handler instead: each event is handed to
 // it on the goroutine that read it, with no queue and no goroutine hand-off, and it answers
 // with Respond there (or hands the event to a goroutine of its own if deciding takes time).
@@ -265,9 +278,9 @@ type Client struct {
 	ring    atomic.Pointer[proto.ClientRing] // the first connection's, if granted; nil once lost
 
 	qmu   sync.Mutex
-	q     []Event // events read from the socket, not yet delivered
+	q     evQueue // events read from the socket, not yet delivered
 	qlost bool    // events were dropped: an Overflow goes first
-	qbusy bool    // the pump holds an event it has not handed over yet
+	qheld int     // events (an Overflow included) the pump took from q and has not all handed over
 	qwake chan struct{}
 }
 
@@ -629,8 +642,9 @@ func (c *Client) deliver(ev Event) bool {
 		return true
 	}
 	c.qmu.Lock()
-	if len(c.q) == 0 && !c.qlost && !c.qbusy {
-		// Nothing queued: hand it over directly if the application is waiting (one
+	idle := c.q.len() == 0 && !c.qlost
+	if idle && c.qheld == 0 {
+		// Nothing queued or held: hand it over directly if the channel takes it (one
 		// goroutine hand-off less per event, which a permission round trip feels).
 		select {
 		case c.events <- ev:
@@ -639,47 +653,56 @@ func (c *Client) deliver(ev Event) bool {
 		default:
 		}
 	}
-	// The event the pump holds counts too: Queue bounds every event waiting in the client
+	// The events the pump holds count too: Queue bounds every event waiting in the client
 	// (a consumer derives its loss bound from it: notify's TestWatcherOverflow).
-	held := len(c.q)
-	if c.qbusy {
-		held++
-	}
-	ok := held < c.opts.Queue
+	ok := c.q.len()+c.qheld < c.opts.Queue
 	if ok {
-		c.q = append(c.q, ev)
+		c.q.push(ev)
 	} else {
 		c.qlost = true
 	}
 	c.qmu.Unlock()
-	select {
-	case c.qwake <- struct{}{}:
-	default:
+	if idle {
+		// The pump waits for qwake only after it found q empty and nothing lost, under qmu:
+		// so only the change from that state needs to wake it, once (qwake holds one token).
+		select {
+		case c.qwake <- struct{}{}:
+		default:
+		}
 	}
 	return ok
 }
 
-// pump moves queued events to the Events channel.
+// pumpBatch is how many queued events the pump takes from the queue under one lock.
+const pumpBatch = 32
+
+// pump moves queued events to the Events channel, up to pumpBatch at a time: it takes them
+// (and a pending Overflow, which goes first) from the queue under qmu and counts them in
+// qheld until every one is in the channel. Sends that the channel takes at once cost no
+// lock; before a send that must wait, qheld is brought down to the events not yet handed
+// over, so that while the application is slow the bound on what the client holds counts
+// exactly what it holds.
 func (c *Client) pump() {
 	defer c.wg.Done()
+	var batch []Event // allocated at the first event queued: a Handler client never queues
 	for {
 		c.qmu.Lock()
-		var ev Event
-		have := false
-		switch {
-		case c.qlost:
-			c.qlost, ev, have = false, Event{Overflow: true}, true
-		case len(c.q) > 0:
-			ev, have = c.q[0], true
-			c.q[0] = Event{}
-			c.q = c.q[1:]
-			if len(c.q) == 0 {
-				c.q = nil
-			}
+		c.qheld = 0 // the last batch is in the channel
+		if batch == nil && c.q.len() > 0 {
+			c.qmu.Unlock()
+			batch = make([]Event, pumpBatch)
+			continue
 		}
-		c.qbusy = have
+		lost := c.qlost
+		c.qlost = false
+		n := c.q.popInto(batch)
+		if lost {
+			c.qheld = n + 1
+		} else {
+			c.qheld = n
+		}
 		c.qmu.Unlock()
-		if !have {
+		if !lost && n == 0 {
 			select {
 			case <-c.qwake:
 				continue
@@ -687,15 +710,50 @@ func (c *Client) pump() {
 				return
 			}
 		}
-		select {
-		case c.events <- ev:
-		case <-c.done:
-			ev.FD.Close()
+		if lost && !c.hand(Event{Overflow: true}, n+1) {
+			closeEvents(batch[:n])
 			return
 		}
-		c.qmu.Lock()
-		c.qbusy = false
-		c.qmu.Unlock()
+		for i := 0; i < n; i++ {
+			if !c.hand(batch[i], n-i) {
+				closeEvents(batch[i:n])
+				return
+			}
+			batch[i] = Event{}
+		}
+	}
+}
+
+// hand sends ev on Events for the pump; left is how many events the pump holds, ev
+// included. It reports false if the client shut down first (ev is then not sent).
+func (c *Client) hand(ev Event, left int) bool {
+	if h := pumpHandHook.Load(); h != nil {
+		(*h)()
+	}
+	select {
+	case c.events <- ev:
+		return true
+	default:
+	}
+	c.qmu.Lock()
+	c.qheld = left
+	c.qmu.Unlock()
+	select {
+	case c.events <- ev:
+		return true
+	case <-c.done:
+		return false
+	}
+}
+
+// pumpHandHook, for tests, runs on the pump before each hand-over.
+var pumpHandHook atomic.Pointer[func()]
+
+// closeEvents closes the descriptors of events that will never be delivered.
+func closeEvents(evs []Event) {
+	for i := range evs {
+		evs[i].FD.Close()
+		evs[i] = Event{}
 	}
 }
 
@@ -1262,10 +1320,7 @@ func (c *Client) close() {
 	c.marksChangedLocked()
 	c.mu.Unlock()
 	c.qmu.Lock()
-	for i := range c.q {
-		c.q[i].FD.Close()
-	}
-	c.q = nil
+	c.q.drain(func(ev *Event) { ev.FD.Close() })
 	c.qmu.Unlock()
 	close(c.events)
 }
