@@ -489,10 +489,12 @@ func (c *Client) readLoop(conn *proto.Conn) {
 			r.Stop() // its reader returns and closes it
 		}
 	}
-	var scratch proto.Event // each event is decoded here and copied out (no allocation)
+	// Each event is decoded into scratch's record (proto.Event is fsevent.Event) and copied
+	// once, into Events or the queue: no allocation, no copy in between.
+	var scratch Event
 	var memo markMemo
 	for {
-		m, err := conn.ReadMsgInto(&scratch)
+		m, err := conn.ReadMsgInto((*proto.Event)(&scratch.Event))
 		if err != nil {
 			conn.Close()
 			stopRing()
@@ -501,7 +503,7 @@ func (c *Client) readLoop(conn *proto.Conn) {
 		}
 		switch m := m.(type) {
 		case *proto.Event, *proto.Overflow:
-			c.received(m, &memo)
+			c.received(m, &scratch, &memo)
 		case *proto.Fatal:
 			conn.Close()
 			stopRing()
@@ -525,18 +527,19 @@ func (c *Client) readLoop(conn *proto.Conn) {
 	}
 }
 
-// received delivers an event or an overflow read from the connection or the ring.
-func (c *Client) received(m proto.Msg, memo *markMemo) {
+// received delivers an event or an overflow read from the connection or the ring; an
+// event m was decoded into ev's record (ev is the reader's scratch: only Mark is set here,
+// its other fields stay zero).
+func (c *Client) received(m proto.Msg, ev *Event, memo *markMemo) {
 	switch m := m.(type) {
 	case *proto.Event:
-		ev := Event{Event: fsevent.Event(*m)}
 		ev.Mark = c.markOf(m.Path, memo)
 		c.noteDeleted(&ev.Event)
 		if !c.deliver(ev) {
 			proto.CloseFDs(m)
 		}
 	case *proto.Overflow:
-		c.deliver(Event{Overflow: true})
+		c.deliver(&Event{Overflow: true})
 	}
 }
 
@@ -547,16 +550,16 @@ func (c *Client) received(m proto.Msg, memo *markMemo) {
 func (c *Client) ringLoop(conn *proto.Conn, ring *proto.ClientRing) {
 	defer c.wg.Done()
 	defer ring.Close()
-	var scratch proto.Event
+	var scratch Event // as readLoop's
 	var last string
 	var memo markMemo
 	for {
 		ok, err := ring.Next(func(frame []byte) error {
-			m, err := proto.DecodeRingFrame(frame, &scratch, &last)
+			m, err := proto.DecodeRingFrame(frame, (*proto.Event)(&scratch.Event), &last)
 			if err != nil {
 				return err
 			}
-			c.received(m, &memo)
+			c.received(m, &scratch, &memo)
 			return nil
 		})
 		if err != nil {
@@ -636,9 +639,9 @@ func (c *Client) noteDeleted(ev *fsevent.Event) {
 }
 
 // deliver queues ev for the application without blocking; it reports false if ev was dropped.
-func (c *Client) deliver(ev Event) bool {
+func (c *Client) deliver(ev *Event) bool {
 	if h := c.opts.Handler; h != nil {
-		h(ev)
+		h(*ev)
 		return true
 	}
 	c.qmu.Lock()
@@ -647,7 +650,7 @@ func (c *Client) deliver(ev Event) bool {
 		// Nothing queued or held: hand it over directly if the channel takes it (one
 		// goroutine hand-off less per event, which a permission round trip feels).
 		select {
-		case c.events <- ev:
+		case c.events <- *ev:
 			c.qmu.Unlock()
 			return true
 		default:
@@ -880,13 +883,13 @@ func (c *Client) reconnect() {
 		// the reader's. A client with no marks missed nothing (a client the daemon closed
 		// for idling with none, say): no Resync.
 		if len(marks) > 0 {
-			c.deliver(Event{Resync: true})
+			c.deliver(&Event{Resync: true})
 		}
 		for _, ev := range lost {
-			c.deliver(ev)
+			c.deliver(&ev)
 		}
 		for _, ev := range early {
-			if !c.deliver(ev) {
+			if !c.deliver(&ev) {
 				ev.FD.Close()
 			}
 		}

@@ -25,7 +25,7 @@ const (
 func (q *evQueue) len() int { return q.size }
 
 // push appends ev, growing the buffer when it is full.
-func (q *evQueue) push(ev Event) {
+func (q *evQueue) push(ev *Event) {
 	if q.size == len(q.buf) {
 		n := make([]Event, max(16, 2*len(q.buf)))
 		for i := 0; i < q.size; i++ {
@@ -33,7 +33,7 @@ func (q *evQueue) push(ev Event) {
 		}
 		q.buf, q.head = n, 0
 	}
-	q.buf[(q.head+q.size)&(len(q.buf)-1)] = ev
+	q.buf[(q.head+q.size)&(len(q.buf)-1)] = *ev
 	q.size++
 	q.peak = max(q.peak, q.size)
 }

@@ -21,8 +21,8 @@ func pumpOnly(t *testing.T, buffer, queue int) *Client {
 }
 
 // seqEvent is the i-th event of a test (ID carries i).
-func seqEvent(i int) Event {
-	var ev Event
+func seqEvent(i int) *Event {
+	ev := &Event{}
 	ev.ID = uint64(i) + 1
 	return ev
 }
