@@ -20,18 +20,20 @@ import (
 // BenchmarkEvents: the client library's cost per notification read through Events, what
 // bench/fanout's clients pay per event: a fake daemon writes b.N events (an open of the
 // same file, as under fanref's load) in flush-sized bursts of frames, and one goroutine
-// ranges over Events. cpu-ns/event is the process's CPU (the fake daemon's writes
-// included) per event.
+// ranges over Events (or, for comparison, Options.Handler counts them on the reader's
+// goroutine: the library's cost without the hand-off). cpu-ns/event is the process's CPU (the
+// fake daemon's writes included) per event.
 func BenchmarkEvents(b *testing.B) {
 	for _, bc := range []struct {
-		name   string
-		buffer int
-	}{{"buffer1024", 1024}, {"unbuffered", 0}} {
-		b.Run(bc.name, func(b *testing.B) { benchEvents(b, bc.buffer) })
+		name    string
+		buffer  int
+		handler bool
+	}{{"buffer1024", 1024, false}, {"unbuffered", 0, false}, {"handler", 0, true}} {
+		b.Run(bc.name, func(b *testing.B) { benchEvents(b, bc.buffer, bc.handler) })
 	}
 }
 
-func benchEvents(b *testing.B, buffer int) {
+func benchEvents(b *testing.B, buffer int, handler bool) {
 	sock := filepath.Join(b.TempDir(), "f.sock")
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
 	if err != nil {
@@ -48,6 +50,7 @@ func benchEvents(b *testing.B, buffer int) {
 		}
 	}
 	frameLen := len(frames) / burst
+	var read atomic.Int64 // events read, updated every burst: the writer stays within 8 bursts of it
 	served := make(chan *proto.Conn, 1)
 	go func() {
 		uc, err := ln.AcceptUnix()
@@ -69,7 +72,19 @@ func benchEvents(b *testing.B, buffer int) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := client.Dial(ctx, client.Options{Socket: sock, Buffer: buffer})
+	opts := client.Options{Socket: sock, Buffer: buffer}
+	var handled atomic.Int64
+	handledAll := make(chan struct{})
+	if handler {
+		opts.Handler = func(ev client.Event) {
+			if n := handled.Add(1); n == int64(b.N) {
+				close(handledAll)
+			} else if n%burst == 0 {
+				read.Store(n)
+			}
+		}
+	}
+	c, err := client.Dial(ctx, opts)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -84,7 +99,6 @@ func benchEvents(b *testing.B, buffer int) {
 	syscall.Getrusage(syscall.RUSAGE_SELF, &r0)
 	b.ResetTimer()
 	werr := make(chan error, 1)
-	var read atomic.Int64 // events read, updated every burst: the writer stays within 8 bursts of it
 	go func() {
 		for left := b.N; left > 0; left -= burst {
 			for int64(b.N-left)-read.Load() > 8*burst {
@@ -98,15 +112,18 @@ func benchEvents(b *testing.B, buffer int) {
 		werr <- nil
 	}()
 	got, overflows := 0, 0
-	for ev := range c.Events() {
+	if handler {
+		<-handledAll
+		got = b.N
+	}
+	for got+overflows < b.N {
+		ev := <-c.Events()
 		if ev.Overflow {
 			overflows++
 		} else {
 			got++
 		}
-		if n := got + overflows; n == b.N {
-			break
-		} else if n%burst == 0 {
+		if n := got + overflows; n%burst == 0 {
 			read.Store(int64(n))
 		}
 	}
