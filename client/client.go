@@ -29,7 +29,8 @@
 // replies to requests are never stuck behind events the application has not read yet; when
 // that queue is full, events are dropped and the application gets one Event with Overflow set
 // (as it does when the daemon's queue for it overflows). Events is closed by Close, or when
-// the connection is lost without Reconnect.
+// the connection is lost without Reconnect (the events still queued in the client then are
+// not delivered: the close is the only notice).
 //
 // The queue for Events (deliver, pump, under qmu) keeps three invariants. Order: deliver hands
 // an event straight to Events only when nothing is queued, lost or held by the pump (qheld), so
