@@ -29,8 +29,8 @@
 // replies to requests are never stuck behind events the application has not read yet; when
 // that queue is full, events are dropped and the application gets one Event with Overflow set
 // (as it does when the daemon's queue for it overflows). Events is closed by Close, or when
-// the connection is lost without Reconnect (the events still queued in the client then are
-// not delivered: the close is the only notice).
+// the connection is lost without Reconnect, after the events read by then (an application
+// that stops reading holds the client until Close; Close drops what is still queued).
 //
 // The queue for Events (deliver, pump, under qmu) keeps three invariants. Order: deliver hands
 // an event straight to Events only when nothing is queued, lost or held by the pump (qheld), so
@@ -59,8 +59,11 @@
 // and unmaps it (an Answer racing with that finds it closed, under the ring's own lock, and
 // goes to the socket). With Reconnect, a lost
 // connection starts the reconnector (reconnect), which starts the next reader; shutdown ends
-// its attempts. A connection lost without Reconnect shuts the client down from the reader,
-// which then returns; the closer finishes. Close with requests in flight says goodbye and
+// its attempts. A connection lost without Reconnect closes ended from the reader, which
+// then returns; the pump hands over what is queued (the reader's last events included) and
+// shuts the client down; the closer finishes. (A permission event the ring reader queues
+// after the pump found the queue empty is not delivered: the daemon answered it with its
+// close verdict when the connection ended.) Close with requests in flight says goodbye and
 // leaves the connection to the reader until the daemon ends it, after the replies to those
 // requests (at most byeWait, then it closes it itself), so that a request the daemon carried
 // out (a RespondWait's answer, applied) is not reported failed. Locks: mu (the connection, the waiters, the marks)
@@ -256,6 +259,7 @@ type Client struct {
 	log    *slog.Logger
 	events chan Event
 	done   chan struct{}      // closed by shutdown: every goroutine of the client returns
+	ended  chan struct{}      // closed when the connection is lost without Reconnect: the pump delivers what is queued, then shuts the client down
 	ctx    context.Context    // ends with done: bounds the reconnection attempts
 	cancel context.CancelFunc // ends ctx
 	wg     sync.WaitGroup     // the reader, the pump and the reconnector
@@ -295,7 +299,7 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 		opts.Name = filepath.Base(os.Args[0])
 	}
 	c := &Client{opts: opts, log: opts.Logger, events: make(chan Event, opts.Buffer), done: make(chan struct{}),
-		closer: make(chan struct{}), waiters: make(map[uint64]chan proto.Msg), marks: make(map[MarkID]*mark),
+		ended: make(chan struct{}), closer: make(chan struct{}), waiters: make(map[uint64]chan proto.Msg), marks: make(map[MarkID]*mark),
 		ready: make(chan struct{}), qwake: make(chan struct{}, 1)}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if c.opts.Queue <= 0 {
@@ -710,6 +714,17 @@ func (c *Client) pump() {
 			select {
 			case <-c.qwake:
 				continue
+			case <-c.ended:
+				// The connection is gone without Reconnect: the reader has returned, so once
+				// the queue is found empty under qmu, every event it read is in Events.
+				c.qmu.Lock()
+				empty := c.q.len() == 0 && !c.qlost
+				c.qmu.Unlock()
+				if !empty {
+					continue // a deliver raced the check above: hand it over first
+				}
+				c.shutdown()
+				return
 			case <-c.done:
 				return
 			}
@@ -785,7 +800,10 @@ func (c *Client) lost(conn *proto.Conn, err error) {
 	}
 	if !c.opts.Reconnect {
 		c.log.Warn("fsnotifyd daemon connection lost", "err", err)
-		c.shutdown() // the closer finishes once this reader has returned
+		// The pump delivers the events read so far, then shuts the client down; the closer
+		// finishes once this reader has returned. (Once per client: without Reconnect there
+		// is one connection, and c.conn != conn above turns away a second call.)
+		close(c.ended)
 		return
 	}
 	c.log.Warn("fsnotifyd daemon connection lost; reconnecting", "err", err)
