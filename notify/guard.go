@@ -175,7 +175,7 @@ type Request struct {
 	// Guard's copy (inlEv) after it when OnDecision will read it (inlineFunc). nil in a
 	// Request built by hand (noEvent stands for it: event).
 	ev      *source.Event
-	inlined Verdict // the verdict Inline gave, until the answer went out (Guard.answered)
+	inlined Verdict // the verdict Inline gave, until the answer went out (Guard.answeredFunc)
 	// inInline: Inline is running on r (InlineFd's descriptor is open). Written by the
 	// kernel reader before any hand-off of r to a handler goroutine.
 	inInline bool
@@ -510,7 +510,7 @@ func NewGuard(cfg GuardConfig, h Handler) (*Guard, error) {
 		OnResync:        cfg.OnResync,
 	}
 	if cfg.Inline != nil {
-		so.Inline, so.Answered = gd.inlineFunc(), gd.answered
+		so.Inline, so.Answered = gd.inlineFunc(), gd.answeredFunc()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -781,21 +781,21 @@ func (gd *Guard) recycle(r *Request) {
 
 // inlineFunc returns the source's Inline: it offers the request to cfg.Inline on the goroutine
 // that read the event (a kernel reader, or the daemon connection's), and hands the request to
-// answered as its tag. A function literal, not the method value of a method (whose generated
-// wrapper would copy the response through memory once more: see response), with the response
-// built in its return statement.
-func (gd *Guard) inlineFunc() func(ev *source.Event) (engine.Response, any, bool) {
-	return func(ev *source.Event) (engine.Response, any, bool) {
+// answeredFunc's as its tag. A function literal, not the method value of a method (whose
+// generated wrapper would copy the answer once more), with the answer built in its return
+// statement.
+func (gd *Guard) inlineFunc() func(ev *source.Event) (source.Answer, any, bool) {
+	return func(ev *source.Event) (source.Answer, any, bool) {
 		// With ReuseRequests r refers to *ev, which is the source's until this returns, then
 		// the next event's (source.Options.Inline); else it has its own copy.
 		r := gd.inlineRequest(ev)
 		v, ok := gd.callInline(r)
 		if !ok {
 			gd.recycle(r) // a handler decides, with a Request of its own (decide)
-			return engine.Response{}, nil, false
+			return source.Answer{}, nil, false
 		}
 		if r.ev == ev && gd.cfg.OnDecision != nil {
-			// OnDecision reads r once the answer went out (answered), after this returns:
+			// OnDecision reads r once the answer went out (answeredFunc), after this returns:
 			// through the daemon the source has cleared *ev by then. Copied now, while it is
 			// still this event's; without OnDecision nothing reads r after this.
 			gd.inlEv = *ev
@@ -807,20 +807,24 @@ func (gd *Guard) inlineFunc() func(ev *source.Event) (engine.Response, any, bool
 		if v.deny {
 			ver = engine.Deny
 		}
-		return engine.Response{Verdict: ver, Errno: v.errno, Cache: v.cache}, r, true
+		return source.Answer{Verdict: ver, Errno: v.errno, Cache: v.cache}, r, true
 	}
 }
 
-// answered records an inline decision once its answer went out (err nil), or could not
-// (through the daemon, a lost connection: the daemon's close verdict applies).
-func (gd *Guard) answered(tag any, err error) {
-	r := tag.(*Request)
-	if err != nil {
-		gd.record(r, gd.cfg.OnClose, "closed")
-	} else {
-		gd.record(r, r.inlined, "inline")
+// answeredFunc returns the source's Answered: it records an inline decision once its answer
+// went out (err nil), or could not (through the daemon, a lost connection: the daemon's close
+// verdict applies). A function literal, not a method value (one generated wrapper call less
+// per inline decision).
+func (gd *Guard) answeredFunc() func(tag any, err error) {
+	return func(tag any, err error) {
+		r := tag.(*Request)
+		if err != nil {
+			gd.record(r, gd.cfg.OnClose, "closed")
+		} else {
+			gd.record(r, r.inlined, "inline")
+		}
+		gd.recycle(r)
 	}
-	gd.recycle(r)
 }
 
 func (gd *Guard) record(r *Request, v Verdict, by string) {

@@ -277,7 +277,7 @@ func runGuard(args []string) int {
 		OnTimeout: v,
 		OnClose:   notify.Allow,
 		Cache:     true, // the policy says which allows may be cached (d.Cache), also after a reload
-		Inline:    g.inline,
+		Inline:    g.inlineFunc(),
 		// Neither inline nor decided keeps a Request: decided copies what it records, and
 		// the outcome kept for it (outcomes) is taken out before it returns.
 		ReuseRequests: true,
@@ -586,20 +586,23 @@ func (g *guardRun) keep(r *notify.Request, o *outcome) {
 	}
 }
 
-// inline decides on the kernel reader goroutine by the rules, unless they need the file's
-// content or the scanner: then handle does.
-func (g *guardRun) inline(r *notify.Request) (notify.Verdict, bool) {
-	st := g.state.Load()
-	if st.bareKinds&r.Kind != 0 {
-		// decide's first case, read in place: a policy.Decision (eight fields) returned by
-		// decide is copied through memory, with loads that stall store forwarding.
-		return g.inlineDecided(r, st, &st.bare[bareIndex(r.Kind)], nil)
+// inlineFunc returns the Guard's Inline: it decides on the kernel reader goroutine by the
+// rules, unless they need the file's content or the scanner: then handle does. A function
+// literal, not the method value of a method (one generated wrapper's call less per access).
+func (g *guardRun) inlineFunc() func(r *notify.Request) (notify.Verdict, bool) {
+	return func(r *notify.Request) (notify.Verdict, bool) {
+		st := g.state.Load()
+		if st.bareKinds&r.Kind != 0 {
+			// decide's first case, read in place: a policy.Decision (eight fields) returned
+			// by decide is copied through memory, with loads that stall store forwarding.
+			return g.inlineDecided(r, st, &st.bare[bareIndex(r.Kind)], nil)
+		}
+		d, o := g.decide(context.Background(), st, r, true)
+		return g.inlineDecided(r, st, &d, o)
 	}
-	d, o := g.decide(context.Background(), st, r, true)
-	return g.inlineDecided(r, st, &d, o)
 }
 
-// inlineDecided is inline's verdict for decision d of state st (o: its audit outcome).
+// inlineDecided is inlineFunc's verdict for decision d of state st (o: its audit outcome).
 func (g *guardRun) inlineDecided(r *notify.Request, st *guardState, d *policy.Decision, o *outcome) (notify.Verdict, bool) {
 	switch {
 	case d.Err != nil && errors.Is(d.Err, errSlow):

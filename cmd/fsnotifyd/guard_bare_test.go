@@ -77,7 +77,7 @@ func TestBareKindsDecideAsTheRules(t *testing.T) {
 				// inline reads a bare kind's decision in place (not through decide).
 				inline := func(st *guardState) (notify.Verdict, bool) {
 					g.state.Store(st)
-					return g.inline(&notify.Request{Kind: k, Pid: os.Getpid()})
+					return g.inlineFunc()(&notify.Request{Kind: k, Pid: os.Getpid()})
 				}
 				gotV, gotOK := inline(st)
 				expV, expOK := inline(&full)

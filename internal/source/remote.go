@@ -87,12 +87,12 @@ func (s *remote) handle(cev client.Event) {
 	if s.opts.Inline != nil {
 		ev.inl = true
 		s.inlEv = ev // &ev would escape: an allocation per event
-		r, tag, ok := s.opts.Inline(&s.inlEv)
+		a, tag, ok := s.opts.Inline(&s.inlEv)
 		s.inlEv = Event{} // holds nothing of it afterwards
 		if ok {
 			// Respond does not wait for the daemon's acknowledgement: a decision this quick is
 			// in time unless the deadline is shorter than the trip to the daemon.
-			err := s.cl.Respond(ev.ID, r)
+			err := s.cl.Respond(ev.ID, a.response())
 			ev.FD.Close()
 			if s.opts.Answered != nil {
 				s.opts.Answered(tag, err)

@@ -162,11 +162,11 @@ func TestSourcePermission(t *testing.T) {
 		var answered []string
 		s := open(t, Options{Daemon: daemon, Name: "source-test", Class: engine.ClassContent, QueueLimit: -1,
 			Deadline: 10 * time.Second, EventFDs: true,
-			Inline: func(ev *Event) (engine.Response, any, bool) {
+			Inline: func(ev *Event) (Answer, any, bool) {
 				if p := ev.GetPath(); strings.HasSuffix(p, "/inline") {
-					return engine.Response{Verdict: engine.Deny}, p, true
+					return Answer{Verdict: engine.Deny}, p, true
 				}
-				return engine.Response{}, nil, false
+				return Answer{}, nil, false
 			},
 			Answered: func(tag any, err error) {
 				mu.Lock()
@@ -324,7 +324,7 @@ func TestSourceInlineCallsOneAtATime(t *testing.T) {
 		}
 		inl := open(t, Options{Daemon: daemon, Name: "source-inline", Class: engine.ClassContent, QueueLimit: -1,
 			Deadline: 20 * time.Second, Backend: shared, Release: func() {},
-			Inline: func(ev *Event) (engine.Response, any, bool) {
+			Inline: func(ev *Event) (Answer, any, bool) {
 				if n := inflight.Add(1); n != 1 {
 					fail("%d Inline calls at once", n)
 				}
@@ -335,7 +335,7 @@ func TestSourceInlineCallsOneAtATime(t *testing.T) {
 					fail("the event changed while Inline ran: %+v, then %+v", before, ev.Event)
 				}
 				inflight.Add(-1)
-				return engine.Response{}, nil, true
+				return Answer{}, nil, true
 			}})
 		first := open(t, Options{Daemon: daemon, Name: "source-first", Class: engine.ClassPreContent, QueueLimit: -1,
 			Deadline: 20 * time.Second, Backend: shared, Release: func() {}})
@@ -396,4 +396,79 @@ func TestSourceInlineCallsOneAtATime(t *testing.T) {
 			t.Error(b)
 		}
 	})
+}
+
+// Inline's Answer is what the kernel is told, field by field (embedded: the group's Handler
+// builds the engine.Response from it): a Deny denies the open; an Allow without Cache is never
+// remembered in the kernel, however often the file is opened; an Allow with Cache is (the
+// backend's verdict cache places an ignore mark: Stats().VerdictCached). A Handler that drops
+// Answer.Cache, or the Verdict, fails here. (Answer.Errno: cmd/fsnotifyd's
+// TestGuardErrnoRuleDeniesAtOnce, embedded and through the daemon.)
+func TestSourceInlineAnswerReachesTheKernel(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := testenv.Tmpfs(t)
+	for _, f := range []string{"deny", "nocache", "cache"} {
+		os.WriteFile(filepath.Join(dir, f), []byte(f), 0o644)
+	}
+	b, err := backend.New(backend.Options{Mode: backend.ModeAuto})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() }) // after the source's Close (cleanups run last first)
+	var calls sync.Map              // file name → *atomic.Int32
+	asked := func(name string) int32 {
+		if n, ok := calls.Load(name); ok {
+			return n.(*atomic.Int32).Load()
+		}
+		return 0
+	}
+	s := open(t, Options{Name: "source-answer", Class: engine.ClassContent, QueueLimit: -1,
+		Deadline: 10 * time.Second, Backend: b, Release: func() {},
+		Inline: func(ev *Event) (Answer, any, bool) {
+			name := filepath.Base(ev.GetPath())
+			n, _ := calls.LoadOrStore(name, new(atomic.Int32))
+			n.(*atomic.Int32).Add(1)
+			switch name {
+			case "deny":
+				return Answer{Verdict: engine.Deny}, nil, true
+			case "cache":
+				return Answer{Verdict: engine.Allow, Cache: true}, nil, true
+			}
+			return Answer{Verdict: engine.Allow}, nil, true
+		}})
+	if _, err := s.AddMark(context.Background(), dir, engine.KindSubtree, engine.MarkSpec{Mask: engine.OpenPerm}); err != nil {
+		t.Fatal(err)
+	}
+	// A shell of its own opens the files (this process's opens are exempt).
+	cat := func(name string, times int) (string, error) {
+		return testenv.Sh(nil, fmt.Sprintf("for i in $(seq %d); do cat %s; done", times, filepath.Join(dir, name)))
+	}
+	if out, err := cat("deny", 1); err == nil || !strings.Contains(out, "Operation not permitted") {
+		t.Errorf("cat deny: %v %q, want EPERM", err, out)
+	}
+	// Without Cache: opened again and again (the verdict cache's name watch is set up after
+	// the first events), Inline is asked each time and nothing is cached.
+	for range 10 {
+		if out, err := cat("nocache", 5); err != nil || out != strings.Repeat("nocache", 5) {
+			t.Fatalf("cat nocache: %v %q", err, out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := b.Stats().VerdictCached; n != 0 {
+		t.Errorf("%d allows cached after allows without Cache, want 0", n)
+	}
+	if n := asked("nocache"); n != 50 {
+		t.Errorf("Inline asked %d times about nocache, want 50", n)
+	}
+	// With Cache: cached within a few opens.
+	deadline := time.Now().Add(5 * time.Second)
+	for b.Stats().VerdictCached == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no allow with Cache cached within 5s (Inline asked %d times)", asked("cache"))
+		}
+		if out, err := cat("cache", 1); err != nil || out != "cache" {
+			t.Fatalf("cat cache: %v %q", err, out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
