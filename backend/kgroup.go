@@ -134,6 +134,29 @@ func (g *kgroup) readBatch(buf []byte) (int, error) {
 // batch is parsed once: a batch of permission events only (the embedded guard's) costs
 // nothing more.
 func (g *kgroup) dispatchBatch(buf []byte, now time.Time, handle func(*sys.FanotifyEvent)) bool {
+	g.countBatch(buf, now)
+	perr := sys.ParseFanotifyInto(buf, &g.kev, func(kev *sys.FanotifyEvent) error {
+		handle(kev)
+		return nil
+	})
+	if perr != nil {
+		g.malformed(perr)
+		return false
+	}
+	return true
+}
+
+// malformed logs a parse error of a batch. The events after a malformed one are lost, and so
+// are their permission answers: only closing the group releases them (allowed by the
+// kernel), which the caller does.
+func (g *kgroup) malformed(err error) {
+	g.b.log.Error("malformed fanotify buffer; closing the group", "group", g.name, "err", err)
+}
+
+// countBatch is the first pass over a batch read at now, before any of its events is
+// handled: it reads the processes of its notifications (their comm and exe are read while
+// the processes likely still run) and counts its events in Stats.
+func (g *kgroup) countBatch(buf []byte, now time.Time) {
 	b := g.b
 	var last int32
 	n, perm := notificationPids(buf, func(pid int32) {
@@ -151,17 +174,6 @@ func (g *kgroup) dispatchBatch(buf []byte, now time.Time, handle func(*sys.Fanot
 	if perm > 0 {
 		b.stats.PermissionEvents.Add(uint64(perm))
 	}
-	perr := sys.ParseFanotifyInto(buf, &g.kev, func(kev *sys.FanotifyEvent) error {
-		handle(kev)
-		return nil
-	})
-	if perr != nil {
-		// The events after a malformed one are lost, and so are their permission answers:
-		// only closing the group releases them (allowed by the kernel).
-		b.log.Error("malformed fanotify buffer; closing the group", "group", g.name, "err", perr)
-		return false
-	}
-	return true
 }
 
 // The fixed header of a fanotify event (struct fanotify_event_metadata): event_len u32 at 0,

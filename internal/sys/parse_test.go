@@ -107,6 +107,29 @@ func parseAll(buf []byte) ([]FanotifyEvent, error) {
 	return evs, err
 }
 
+// parseAllAt walks buf with ParseFanotifyEventAt in a loop of its own (as the backend's FD
+// group does) and returns deep copies of the events.
+func parseAllAt(buf []byte) ([]FanotifyEvent, error) {
+	var evs []FanotifyEvent
+	var ev FanotifyEvent
+	for off := 0; off < len(buf); {
+		n, err := ParseFanotifyEventAt(buf, off, &ev)
+		if err != nil {
+			return evs, err
+		}
+		evs = append(evs, ev.Clone())
+		off += n
+	}
+	return evs, nil
+}
+
+// The walkers of a batch: ParseFanotify's callback, and a loop of ParseFanotifyEventAt. Both
+// must deliver the same events, and fail at the same event with the same offset.
+var walkers = []struct {
+	name  string
+	parse func([]byte) ([]FanotifyEvent, error)
+}{{"ParseFanotify", parseAll}, {"ParseFanotifyEventAt", parseAllAt}}
+
 func TestParseFanotifyValid(t *testing.T) {
 	fidObj := func(typ uint8, name string) FileID {
 		f := FileID{Fsid: fsid1, Handle: FileHandle{Type: 0x81, Bytes: handle8}}
@@ -185,15 +208,17 @@ func TestParseFanotifyValid(t *testing.T) {
 				DFID: fidObj(FAN_EVENT_INFO_TYPE_DFID_NAME, "abc")}}},
 		{"empty buffer", nil, nil},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := parseAll(tc.buf)
-			if err != nil {
-				t.Fatalf("error: %v", err)
-			}
-			if !reflect.DeepEqual(got, tc.want) {
-				t.Errorf("got  %+v\nwant %+v", got, tc.want)
-			}
-		})
+		for _, w := range walkers {
+			t.Run(w.name+"/"+tc.name, func(t *testing.T) {
+				got, err := w.parse(tc.buf)
+				if err != nil {
+					t.Fatalf("error: %v", err)
+				}
+				if !reflect.DeepEqual(got, tc.want) {
+					t.Errorf("got  %+v\nwant %+v", got, tc.want)
+				}
+			})
+		}
 	}
 }
 
@@ -246,25 +271,27 @@ func TestParseFanotifyMalformed(t *testing.T) {
 		{"duplicate pidfd", fanEvent(FAN_OPEN, 3, 1, pidfdRecord(1), pidfdRecord(2)), 0, "duplicate"},
 		{"bad second event after good ones", cat(good, good, with(good, 4, []byte{0})), 2, "offset 48: vers 0"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := parseAll(tc.buf)
-			if err == nil {
-				t.Fatalf("no error; parsed %+v", got)
-			}
-			if !errors.Is(err, ErrMalformed) {
-				t.Errorf("errors.Is(%v, ErrMalformed) = false", err)
-			}
-			var pe *ParseError
-			if !errors.As(err, &pe) || pe.Kind != "fanotify" {
-				t.Errorf("error %T %v is not a fanotify *ParseError", err, err)
-			}
-			if !strings.Contains(err.Error(), tc.reason) {
-				t.Errorf("error %q does not mention %q", err, tc.reason)
-			}
-			if len(got) != tc.delivered {
-				t.Errorf("delivered %d events before the error, want %d", len(got), tc.delivered)
-			}
-		})
+		for _, w := range walkers {
+			t.Run(w.name+"/"+tc.name, func(t *testing.T) {
+				got, err := w.parse(tc.buf)
+				if err == nil {
+					t.Fatalf("no error; parsed %+v", got)
+				}
+				if !errors.Is(err, ErrMalformed) {
+					t.Errorf("errors.Is(%v, ErrMalformed) = false", err)
+				}
+				var pe *ParseError
+				if !errors.As(err, &pe) || pe.Kind != "fanotify" {
+					t.Errorf("error %T %v is not a fanotify *ParseError", err, err)
+				}
+				if !strings.Contains(err.Error(), tc.reason) {
+					t.Errorf("error %q does not mention %q", err, tc.reason)
+				}
+				if len(got) != tc.delivered {
+					t.Errorf("delivered %d events before the error, want %d", len(got), tc.delivered)
+				}
+			})
+		}
 	}
 }
 
