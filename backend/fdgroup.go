@@ -108,12 +108,12 @@ func (b *Backend) startFDGroupLocked() (*fdGroup, error) {
 		g.waker = nil
 	}
 	if g.waker != nil {
-		g.reg, err = b.loop.RegisterBlocking(g.fd, g.onReadable, evloop.Blocking{
+		g.reg, err = b.loop.RegisterBlocking(g.fd, g.onReadable(), evloop.Blocking{
 			SetBlocking: func(on bool) error { return sys.SetNonblock(g.fd, !on) },
 			Wake:        g.waker.Wake,
 		})
 	} else {
-		g.reg, err = b.loop.Register(g.fd, g.onReadable)
+		g.reg, err = b.loop.Register(g.fd, g.onReadable())
 	}
 	if err != nil {
 		if g.waker != nil {
@@ -303,9 +303,11 @@ func (g *fdGroup) flushAnswers() {
 	g.heldAnswers.Reset()
 }
 
-// onReadable runs on the loop when the group's descriptor is readable: it reads a batch and
-// dispatches it. When every permission event of the batch was answered during its dispatch
-// (an in-process Handler, the embedded guard), it reads again before it lets the loop poll:
+// onReadable returns the loop's callback for the group's descriptor, a function literal (the
+// method value of a method would add its generated wrapper's call to every batch). It runs
+// on the loop when the descriptor is readable: it reads a batch and dispatches it. When
+// every permission event of the batch was answered during its dispatch (an in-process
+// Handler, the embedded guard), it reads again before it lets the loop poll:
 // the openers just answered are likely to have queued their next events already, and a read
 // that finds them saves the poll (one system call of the three or four an event costs,
 // docs/design/performance.md). When a walk waits for an answer (a daemon client's), the
@@ -313,15 +315,17 @@ func (g *fdGroup) flushAnswers() {
 // then it returns at once. At most rereadBatches in a row, so the loop's other descriptors
 // and posted work are not kept waiting. In the loop's blocking mode it reads once: the read
 // waits for the next batch, and the loop calls it again at once (after any posted work).
-func (g *fdGroup) onReadable() {
-	if g.b.loop.Blocking() {
-		g.readAndDispatch()
-		return
-	}
-	for i := 0; i < rereadBatches; i++ {
-		g.awaited = false
-		if n := g.readAndDispatch(); n == 0 || g.awaited {
+func (g *fdGroup) onReadable() func() {
+	return func() {
+		if g.b.loop.Blocking() {
+			g.readAndDispatch()
 			return
+		}
+		for i := 0; i < rereadBatches; i++ {
+			g.awaited = false
+			if n := g.readAndDispatch(); n == 0 || g.awaited {
+				return
+			}
 		}
 	}
 }
