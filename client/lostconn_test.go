@@ -3,15 +3,11 @@
 package client_test
 
 import (
-	"context"
-	"net"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/client"
 	"github.com/fsnotifyd/fsnotifyd/engine"
-	"github.com/fsnotifyd/fsnotifyd/fsevent"
 	"github.com/fsnotifyd/fsnotifyd/internal/proto"
 )
 
@@ -20,46 +16,17 @@ import (
 // burst: every event the client read comes, in order, with no Overflow (nothing lost
 // silently), then the close.
 func TestEventsReadBeforeTheConnectionEndsAreDelivered(t *testing.T) {
-	sock := filepath.Join(t.TempDir(), "f.sock")
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	served := make(chan *proto.Conn, 1)
-	go func() {
-		uc, err := ln.AcceptUnix()
-		if err != nil {
-			served <- nil
-			return
-		}
-		conn := proto.NewConn(uc, proto.DaemonSide)
-		m, err := conn.ReadMsg()
-		if err == nil {
-			err = conn.WriteMsg(&proto.Welcome{Req: m.RequestID(), Version: proto.Version, ClientID: 1, Instance: proto.InstanceID{1, 1},
-				Fresh: true, Class: fsevent.ClassNotification, DaemonVersion: "test"})
-		}
-		if err != nil {
-			conn.Close()
-			conn = nil
-		}
-		served <- conn
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := client.Dial(ctx, client.Options{Socket: sock})
-	if err != nil {
-		t.Fatal(err)
+	f := newFake(t)
+	c, conn := f.dial(client.Options{})
+	if c == nil {
+		return
 	}
 	defer c.Close()
-	conn := <-served
-	if conn == nil {
-		t.Fatal("fake daemon: handshake failed")
-	}
 	const n = 200
 	var frames []byte
 	for i := range n {
 		ev := proto.Event{Mask: engine.Open, Pid: int32(i + 1), Path: "/d/f", Name: "f", Dev: 1, Ino: 12, HasObject: true, Time: time.Unix(1, 0)}
+		var err error
 		if frames, err = proto.AppendEvent(frames, &ev); err != nil {
 			t.Fatal(err)
 		}
