@@ -87,7 +87,6 @@ type Source interface {
 	Close() error
 }
 
-// Options configure a source.
 // Answer is Inline's answer to a permission event: what engine.Response carries from a
 // group (the engine sets its Reason and Group). Three fields, not Response's five: a struct
 // of up to four fields is taken apart into registers where Inline's results are received,
@@ -106,6 +105,7 @@ func (a Answer) response() engine.Response {
 	return engine.Response{Verdict: a.Verdict, Errno: a.Errno, Cache: a.Cache}
 }
 
+// Options configure a source.
 type Options struct {
 	// Daemon is the socket of a running daemon to run through ("" : embedded, here).
 	Daemon string
