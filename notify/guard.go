@@ -803,11 +803,7 @@ func (gd *Guard) inlineFunc() func(ev *source.Event) (source.Answer, any, bool) 
 		}
 		v = gd.answer(v)
 		r.inlined = v
-		ver := engine.Allow
-		if v.deny {
-			ver = engine.Deny
-		}
-		return source.Answer{Verdict: ver, Errno: v.errno, Cache: v.cache}, r, true
+		return source.Answer{Verdict: v.engineVerdict(), Errno: v.errno, Cache: v.cache}, r, true
 	}
 }
 
