@@ -43,7 +43,7 @@
 // (TestQueueBoundExactWhileTheApplicationIsSlow). Wake-up: the pump waits on qwake only after
 // finding, under qmu, nothing queued or lost, so deliver wakes it only on the change from that
 // state, not per event (TestPumpWakesForEveryQueuedEvent). The queue's buffer outlives
-// bursts of a like size (evQueue, TestQueueKeepsBufferForLikeBursts).
+// bursts of a like size (internal/ring, with Keep queueKeep; TestQueueKeepsBufferForLikeBursts).
 //
 // A permission client that must be fast sets Options.Handler instead: each event is handed to
 // it on the goroutine that read it, with no queue and no goroutine hand-off, and it answers
@@ -89,6 +89,7 @@ import (
 	"github.com/fsnotifyd/fsnotifyd/fsevent"
 	"github.com/fsnotifyd/fsnotifyd/internal/paths"
 	"github.com/fsnotifyd/fsnotifyd/internal/proto"
+	"github.com/fsnotifyd/fsnotifyd/internal/ring"
 	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 )
 
@@ -283,9 +284,9 @@ type Client struct {
 	ring    atomic.Pointer[proto.ClientRing] // the first connection's, if granted; nil once lost
 
 	qmu   sync.Mutex
-	q     evQueue // events read from the socket, not yet delivered
-	qlost bool    // events were dropped: an Overflow goes first
-	qheld int     // events (an Overflow included) the pump took from q and has not all handed over
+	q     ring.Ring[Event] // events read from the socket, not yet delivered (Keep: queueKeep)
+	qlost bool             // events were dropped: an Overflow goes first
+	qheld int              // events (an Overflow included) the pump took from q and has not all handed over
 	qwake chan struct{}
 }
 
@@ -298,7 +299,7 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	if opts.Name == "" {
 		opts.Name = filepath.Base(os.Args[0])
 	}
-	c := &Client{opts: opts, log: opts.Logger, events: make(chan Event, opts.Buffer), done: make(chan struct{}),
+	c := &Client{opts: opts, log: opts.Logger, q: ring.Ring[Event]{Keep: queueKeep}, events: make(chan Event, opts.Buffer), done: make(chan struct{}),
 		ended: make(chan struct{}), closer: make(chan struct{}), waiters: make(map[uint64]chan proto.Msg), marks: make(map[MarkID]*mark),
 		ready: make(chan struct{}), qwake: make(chan struct{}, 1)}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
@@ -650,7 +651,7 @@ func (c *Client) deliver(ev *Event) bool {
 		return true
 	}
 	c.qmu.Lock()
-	idle := c.q.len() == 0 && !c.qlost
+	idle := c.q.Len() == 0 && !c.qlost
 	if idle && c.qheld == 0 {
 		// Nothing queued or held: hand it over directly if the channel takes it (one
 		// goroutine hand-off less per event, which a permission round trip feels).
@@ -663,9 +664,9 @@ func (c *Client) deliver(ev *Event) bool {
 	}
 	// The events the pump holds count too: Queue bounds every event waiting in the client
 	// (a consumer derives its loss bound from it: notify's TestWatcherOverflow).
-	ok := c.q.len()+c.qheld < c.opts.Queue
+	ok := c.q.Len()+c.qheld < c.opts.Queue
 	if ok {
-		c.q.push(ev)
+		c.q.PushFrom(ev)
 	} else {
 		c.qlost = true
 	}
@@ -680,6 +681,10 @@ func (c *Client) deliver(ev *Event) bool {
 	}
 	return ok
 }
+
+// queueKeep is the queue's ring.Keep: an emptied buffer of this many events or fewer is always
+// kept (a larger one is given back after bursts that each used a quarter of it or less).
+const queueKeep = 256
 
 // pumpBatch is how many queued events the pump takes from the queue under one lock.
 const pumpBatch = 32
@@ -696,14 +701,14 @@ func (c *Client) pump() {
 	for {
 		c.qmu.Lock()
 		c.qheld = 0 // the last batch is in the channel
-		if batch == nil && c.q.len() > 0 {
+		if batch == nil && c.q.Len() > 0 {
 			c.qmu.Unlock()
 			batch = make([]Event, pumpBatch)
 			continue
 		}
 		lost := c.qlost
 		c.qlost = false
-		n := c.q.popInto(batch)
+		n := c.q.PopInto(batch)
 		if lost {
 			c.qheld = n + 1
 		} else {
@@ -718,7 +723,7 @@ func (c *Client) pump() {
 				// The connection is gone without Reconnect: the reader has returned, so once
 				// the queue is found empty under qmu, every event it read is in Events.
 				c.qmu.Lock()
-				empty := c.q.len() == 0 && !c.qlost
+				empty := c.q.Len() == 0 && !c.qlost
 				c.qmu.Unlock()
 				if !empty {
 					continue // a deliver raced the check above: hand it over first
@@ -1342,7 +1347,7 @@ func (c *Client) close() {
 	c.marksChangedLocked()
 	c.mu.Unlock()
 	c.qmu.Lock()
-	c.q.drain(func(ev *Event) { ev.FD.Close() })
+	c.q.Drain(func(ev *Event) { ev.FD.Close() })
 	c.qmu.Unlock()
 	close(c.events)
 }

@@ -7,12 +7,14 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/internal/ring"
 )
 
 // pumpOnly is a Client with nothing but its queue and pump: deliver and Events, no
 // connection.
 func pumpOnly(t *testing.T, buffer, queue int) *Client {
-	c := &Client{opts: Options{Queue: queue}, events: make(chan Event, buffer), done: make(chan struct{}),
+	c := &Client{opts: Options{Queue: queue}, q: ring.Ring[Event]{Keep: queueKeep}, events: make(chan Event, buffer), done: make(chan struct{}),
 		qwake: make(chan struct{}, 1)}
 	c.wg.Add(1)
 	go c.pump()
@@ -129,7 +131,7 @@ func TestDeliverKeepsOrderAndBound(t *testing.T) {
 			deadline := time.Now().Add(5 * time.Second)
 			for {
 				c.qmu.Lock()
-				idle := c.q.len() == 0 && c.qheld == 0 && !c.qlost
+				idle := c.q.Len() == 0 && c.qheld == 0 && !c.qlost
 				c.qmu.Unlock()
 				if idle && len(c.events) == 0 || time.Now().After(deadline) {
 					break
@@ -174,7 +176,7 @@ func TestPumpWakesForEveryQueuedEvent(t *testing.T) {
 // every flush costs the client no allocation per burst once its queue has grown (the queue
 // had been a slice dropped when emptied and regrown at each burst: a third of bench/fanout's
 // clients' CPU in growslice, the collector and page faults). And the memory is given back
-// after shrinkAfter bursts of a quarter of it or less.
+// after ring.ShrinkAfter bursts of a quarter of it or less.
 func TestQueueKeepsBufferForLikeBursts(t *testing.T) {
 	c := pumpOnly(t, 4, 16384)
 	burst := func(n int) {
@@ -189,7 +191,7 @@ func TestQueueKeepsBufferForLikeBursts(t *testing.T) {
 		// Until the pump has handed everything over and found the queue empty.
 		for {
 			c.qmu.Lock()
-			idle := c.q.len() == 0 && c.qheld == 0
+			idle := c.q.Len() == 0 && c.qheld == 0
 			c.qmu.Unlock()
 			if idle {
 				return
@@ -202,19 +204,19 @@ func TestQueueKeepsBufferForLikeBursts(t *testing.T) {
 		t.Errorf("%.0f allocations per burst of 2000 events, want none once grown", allocs)
 	}
 	c.qmu.Lock()
-	grown := len(c.q.buf)
+	grown := c.q.Cap()
 	c.qmu.Unlock()
 	if grown < 2000 {
 		t.Fatalf("queue buffer of %d slots after bursts of 2000", grown)
 	}
-	for i := 0; i < shrinkAfter; i++ {
+	for i := 0; i < ring.ShrinkAfter; i++ {
 		burst(grown/4 - 4) // the channel's 4 slots take the rest
 	}
 	c.qmu.Lock()
-	after := len(c.q.buf)
+	after := c.q.Cap()
 	c.qmu.Unlock()
 	if after >= grown {
-		t.Errorf("queue buffer of %d slots kept after %d bursts of a quarter of it or less", after, shrinkAfter)
+		t.Errorf("queue buffer of %d slots kept after %d bursts of a quarter of it or less", after, ring.ShrinkAfter)
 	}
 }
 
@@ -284,7 +286,7 @@ func TestNoDirectHandOverPastThePumpsBatch(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		c.qmu.Lock()
-		taken := c.q.len() == 0 && c.qheld > 0
+		taken := c.q.Len() == 0 && c.qheld > 0
 		c.qmu.Unlock()
 		if taken || time.Now().After(deadline) {
 			break

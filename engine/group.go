@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/internal/ring"
 )
 
 // Group is a listener (struct fsnotify_group): it owns marks, a queue of events to read and,
@@ -34,8 +36,8 @@ type Group struct {
 	// group's slot references, and this group's mask), permission events through their
 	// entry. A notification costs a group no allocation and no entry of its own: with many
 	// groups (the daemon's clients) each event is queued as a 32-byte slot per group.
-	q    ring[slot] // guarded by mu
-	qlen int        // live queued entries; guarded by mu
+	q    ring.Ring[slot] // guarded by mu
+	qlen int             // live queued entries; guarded by mu
 	// ovfAt is the queue position of the newest overflow slot, plus one (0: none yet);
 	// afterOvf counts the live entries queued after it. Guarded by mu.
 	ovfAt      uint64
@@ -51,7 +53,7 @@ type Group struct {
 	// not per event: arming a timer that is the earliest of its P wakes a thread of the Go
 	// runtime (wakeNetPoller), which on a 2-vCPU VM cost a thread wake-up per permission
 	// event. Guarded by mu.
-	dl      ring[*queued]
+	dl      ring.Ring[*queued]
 	dlTimer *time.Timer
 	dlArmed bool
 	// mergeIdx remembers the newest unread notification per merge-key bucket (the kernel
@@ -243,8 +245,8 @@ func (g *Group) queueNotification(ev *Event, m Mask, key uint64) (queued bool) {
 		// read before events that happened before it — and nothing happens to an object,
 		// or in a directory, after it goes (docs/events.md, "One order"). Into the newest
 		// it ORs its bits under fanotify's rule, and only as an exact repeat under MergeLast.
-		if n := g.q.len(); n > 0 {
-			if s := g.q.ptr(n - 1); s.hash == key && s.ev != nil && sameObject(s.ev, ev) &&
+		if n := g.q.Len(); n > 0 {
+			if s := g.q.Ptr(n - 1); s.hash == key && s.ev != nil && sameObject(s.ev, ev) &&
 				(s.mask == m || !g.opts.MergeLast) {
 				s.mask |= m
 				g.qst.merged++
@@ -253,8 +255,8 @@ func (g *Group) queueNotification(ev *Event, m Mask, key uint64) (queued bool) {
 			}
 		}
 	} else if key != 0 {
-		if at := g.mergeIdx[key%mergeBuckets]; at != 0 && g.q.live(at-1) {
-			if s := g.q.abs(at - 1); s.hash == key && sameObject(s.ev, ev) {
+		if at := g.mergeIdx[key%mergeBuckets]; at != 0 && g.q.Live(at-1) {
+			if s := g.q.Abs(at - 1); s.hash == key && sameObject(s.ev, ev) {
 				s.mask |= m
 				g.qst.merged++
 				g.mu.Unlock()
@@ -267,7 +269,7 @@ func (g *Group) queueNotification(ev *Event, m Mask, key uint64) (queued bool) {
 		return false
 	}
 	if key != 0 && !g.opts.MergeLast {
-		g.mergeIdx[key%mergeBuckets] = g.q.end() + 1
+		g.mergeIdx[key%mergeBuckets] = g.q.End() + 1
 	}
 	wake := g.pushLocked(slot{ev: ev, mask: m, hash: key})
 	g.qst.delivered++
@@ -283,11 +285,11 @@ func (g *Group) queueNotification(ev *Event, m Mask, key uint64) (queued bool) {
 // token per empty → non-empty transition is enough. Needs g.mu.
 func (g *Group) pushLocked(s slot) bool {
 	if s.ev == nil && s.p == nil {
-		g.ovfAt, g.afterOvf = g.q.end()+1, 0
+		g.ovfAt, g.afterOvf = g.q.End()+1, 0
 	} else {
 		g.afterOvf++
 	}
-	g.q.push(s)
+	g.q.Push(s)
 	g.qlen++
 	return g.qlen == 1
 }
@@ -295,7 +297,7 @@ func (g *Group) pushLocked(s slot) bool {
 // overflowNewestLocked reports whether the newest live entry of the queue is an overflow:
 // a loss now is in the gap it reports. Needs g.mu.
 func (g *Group) overflowNewestLocked() bool {
-	return g.ovfAt != 0 && g.q.live(g.ovfAt-1) && g.afterOvf == 0
+	return g.ovfAt != 0 && g.q.Live(g.ovfAt-1) && g.afterOvf == 0
 }
 
 // fullLocked reports whether the queue is full, queueing an overflow event unless the newest
@@ -349,13 +351,13 @@ func (g *Group) queuePermission(ev *Event, m Mask, id uint64) (*queued, Response
 		return nil, Response{Verdict: g.opts.QueueFullVerdict, Reason: ReasonQueueFull, Group: g.id}
 	}
 	ev.Hold()
-	q.pos = g.q.end()
+	q.pos = g.q.End()
 	wake := g.pushLocked(slot{p: q})
 	g.unanswered++
 	if d := g.opts.Deadline; d > 0 {
 		// Under g.mu: the expiry that may run at once waits for q to be queued.
 		q.deadline = g.e.since() + d
-		g.dl.push(q)
+		g.dl.Push(q)
 		if !g.dlArmed {
 			g.dlArmed = true
 			if g.dlTimer == nil {
@@ -380,21 +382,21 @@ func (g *Group) expire() {
 		var due []*queued
 		g.mu.Lock()
 		now := g.e.since()
-		for g.dl.len() > 0 {
-			q := g.dl.at(0)
+		for g.dl.Len() > 0 {
+			q := g.dl.At(0)
 			if !q.over && q.deadline > now {
 				break
 			}
-			g.dl.pop()
+			g.dl.Pop()
 			if !q.over {
 				due = append(due, q)
 			}
 		}
 		if len(due) == 0 {
-			if g.dl.len() == 0 || g.shutdown {
+			if g.dl.Len() == 0 || g.shutdown {
 				g.dlArmed = false
 			} else {
-				g.dlTimer.Reset(g.dl.at(0).deadline - now)
+				g.dlTimer.Reset(g.dl.At(0).deadline - now)
 			}
 			g.mu.Unlock()
 			return
@@ -432,8 +434,8 @@ func (g *Group) answeredLocked(q *queued, r Response) *Walk {
 	q.over = true
 	// Drop answered deadlines from the head (in order, usually q itself): those behind an
 	// unanswered one wait for it to be answered or expire.
-	for g.dl.len() > 0 && g.dl.at(0).over {
-		g.dl.pop()
+	for g.dl.Len() > 0 && g.dl.At(0).over {
+		g.dl.Pop()
 	}
 	return q.waiter
 }
@@ -580,9 +582,9 @@ func (g *Group) readSome(dst []Delivery) (int, error) {
 		return 0, ErrClosed
 	}
 	n := 0
-	for n < len(dst) && g.q.len() > 0 {
+	for n < len(dst) && g.q.Len() > 0 {
 		// A read notification takes no more merges: its position is stale once popped.
-		s := g.q.pop()
+		s := g.q.Pop()
 		switch q := s.p; {
 		case q != nil:
 			if q.dead {
@@ -627,8 +629,8 @@ func (g *Group) Close() error {
 	g.closing.Store(true)
 	var answer []*queued
 	var release []*Event
-	for g.q.len() > 0 {
-		s := g.q.pop()
+	for g.q.Len() > 0 {
+		s := g.q.Pop()
 		switch q := s.p; {
 		case q != nil:
 			if !q.dead {
@@ -725,74 +727,6 @@ func (g *Group) Stats() GroupStats {
 		s.AnswerLatency = time.Duration(g.st.latencyNanos.Load() / s.Answered)
 	}
 	return s
-}
-
-// ring is a growable FIFO. Its entries also have absolute positions, counted from the first
-// push (abs, live, end): a position stays the entry's until it is popped.
-//
-// An emptied ring of over 1,024 entries gives its buffer back only after shrinkAfter bursts
-// in a row that each used a quarter of it or less: so a group that takes bursts of varying
-// size (a daemon client's, every flush) does not allocate and grow a new buffer for each (with
-// 10 clients that regrowth was 85% of the bytes the daemon allocated, and most of its garbage
-// collections), and a ring whose bursts have shrunk holds its old buffer for a few bursts only.
-type ring[T any] struct {
-	buf        []T
-	head, size int
-	peak       int    // the largest size since the ring was last empty
-	small      int    // bursts in a row that used a quarter of buf or less
-	popped     uint64 // how many entries were popped: the absolute position of the head
-}
-
-// shrinkAfter is how many bursts in a row must each use a quarter of an emptied ring's
-// buffer or less before it is given back.
-const shrinkAfter = 8
-
-func (r *ring[T]) len() int { return r.size }
-
-func (r *ring[T]) at(i int) T { return *r.ptr(i) }
-
-// ptr is the i-th entry from the head, in place.
-func (r *ring[T]) ptr(i int) *T { return &r.buf[(r.head+i)&(len(r.buf)-1)] }
-
-// end is the absolute position the next push takes.
-func (r *ring[T]) end() uint64 { return r.popped + uint64(r.size) }
-
-// live reports whether absolute position p holds an entry (pushed and not popped).
-func (r *ring[T]) live(p uint64) bool { return p >= r.popped && p < r.end() }
-
-// abs is the entry at absolute position p, in place; p must be live.
-func (r *ring[T]) abs(p uint64) *T { return r.ptr(int(p - r.popped)) }
-
-func (r *ring[T]) push(v T) {
-	if r.size == len(r.buf) {
-		n := make([]T, max(8, 2*len(r.buf)))
-		for i := 0; i < r.size; i++ {
-			n[i] = r.at(i)
-		}
-		r.buf, r.head = n, 0
-	}
-	r.buf[(r.head+r.size)&(len(r.buf)-1)] = v
-	r.size++
-	r.peak = max(r.peak, r.size)
-}
-
-func (r *ring[T]) pop() T {
-	var zero T
-	v := r.buf[r.head]
-	r.buf[r.head] = zero
-	r.head = (r.head + 1) & (len(r.buf) - 1)
-	r.size--
-	r.popped++
-	if r.size == 0 {
-		r.small++
-		if len(r.buf) <= 1024 || r.peak*4 > len(r.buf) {
-			r.small = 0
-		} else if r.small >= shrinkAfter {
-			r.buf, r.head, r.small = nil, 0, 0 // give back earlier, larger bursts' memory
-		}
-		r.peak = 0
-	}
-	return v
 }
 
 // handle answers a permission event through the group's Handler, if it has one and the

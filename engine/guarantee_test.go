@@ -528,7 +528,7 @@ func TestDeadlineEachEventItsOwn(t *testing.T) {
 	}
 	// Nothing is kept for answered events: the deadline list is empty again.
 	a.mu.Lock()
-	n := a.dl.len()
+	n := a.dl.Len()
 	a.mu.Unlock()
 	if n != 0 {
 		t.Fatalf("%d deadlines kept with no event pending", n)
