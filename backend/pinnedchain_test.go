@@ -127,33 +127,11 @@ func TestCachedAncestryOfPinnedFiles(t *testing.T) {
 		// there would place the opens inside by the ancestry cached outside.
 		src, dst := j(fx.out, "ww"), j(fx.g, "ww2")
 		mustSh(t, nil, "mkdir -p "+src+"/m "+dst+" && chmod 0777 "+src+" "+src+"/m "+dst+" && echo x > "+src+"/m/c.key")
-		script := `import os, sys
-src, dst = sys.argv[1], sys.argv[2]
-def opens(p):
-    try:
-        os.close(os.open(p, os.O_RDONLY))
-        return True
-    except PermissionError:
-        return False
-leaks = lost = 0
-for i in range(300):
-    lost += (not opens(src + "/m/c.key")) + (not opens(src + "/m/c.key"))
-    os.rename(src + "/m", dst + "/m")
-    leaks += opens(dst + "/m/c.key") + opens(dst + "/m/c.key")
-    os.rename(dst + "/m", src + "/m")
-print(leaks, lost)
-`
-		if err := os.WriteFile(j(fx.root, "wwmover.py"), []byte(script), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		res, err := shAs(nobodyCred, "python3 "+j(fx.root, "wwmover.py")+" "+src+" "+dst)
+		res, err := shAs(nobodyCred, moverCmd(t, fx.root, src, dst, 300))
 		if err != nil {
 			t.Fatalf("as nobody: %v: %s", err, res)
 		}
-		var leaks, lost int
-		if _, err := fmt.Sscan(res, &leaks, &lost); err != nil {
-			t.Fatalf("script output %q: %v", res, err)
-		}
+		leaks, lost := parseMover(t, res)
 		if leaks != 0 {
 			t.Errorf("%d of 600 opens of c.key inside the guarded tree succeeded, want none", leaks)
 		}
@@ -168,25 +146,6 @@ print(leaks, lost)
 		// rename(2) and open(2) back to back from one process (python3), each place opened
 		// twice so that the second open may find the first one's chain: the narrowest window
 		// an unprivileged user can make between a move and the next access.
-		script := `import errno, os, sys
-pub, inc = sys.argv[1], sys.argv[2]
-def opens(p):
-    try:
-        os.close(os.open(p, os.O_RDONLY))
-        return True
-    except PermissionError:
-        return False
-leaks = lost = 0
-for i in range(500):
-    lost += (not opens(pub + "/m/c.key")) + (not opens(pub + "/m/c.key"))
-    os.rename(pub + "/m", inc + "/m")
-    leaks += opens(inc + "/m/c.key") + opens(inc + "/m/c.key")
-    os.rename(inc + "/m", pub + "/m")
-print(leaks, lost)
-`
-		if err := os.WriteFile(j(fx.root, "mover.py"), []byte(script), 0o644); err != nil {
-			t.Fatal(err)
-		}
 		// Beside it, another process of nobody's opens a file below a directory of theirs in
 		// the tree without pause, so that the guard reads batches of several events (the FID
 		// group is polled once per batch: Backend.dirsSettled).
@@ -194,14 +153,11 @@ print(leaks, lost)
 		hammer := `python3 -c 'import os, sys
 while True:
     os.close(os.open(sys.argv[1], os.O_RDONLY))' ` + j(fx.inc, "h", "h.txt")
-		res, err := shAs(nobodyCred, hammer+" & h=$!; python3 "+j(fx.root, "mover.py")+" "+fx.pub+" "+fx.inc+"; s=$?; kill $h; exit $s")
+		res, err := shAs(nobodyCred, hammer+" & h=$!; "+moverCmd(t, fx.root, fx.pub, fx.inc, 500)+"; s=$?; kill $h; exit $s")
 		if err != nil {
 			t.Fatalf("as nobody: %v: %s", err, res)
 		}
-		var leaks, lost int
-		if _, err := fmt.Sscan(res, &leaks, &lost); err != nil {
-			t.Fatalf("script output %q: %v", res, err)
-		}
+		leaks, lost := parseMover(t, res)
 		if leaks != 0 {
 			t.Errorf("%d of 1000 opens of %s inside the guarded tree succeeded, want none", leaks, in)
 		}
@@ -272,4 +228,43 @@ except PermissionError as e:
 			}
 		}
 	})
+}
+
+// moverCmd writes mover.py in root and returns the command that runs it: it moves the
+// directory out/m to in/m and back rounds times, opening m/c.key twice on each side of each
+// move — rename(2) and open(2) back to back from one process, each place opened twice so that
+// the second open may find the first one's chain: the narrowest window an unprivileged user
+// can make between a move and the next access — and prints how many opens inside succeeded
+// and how many outside were refused (parseMover).
+func moverCmd(t *testing.T, root, out, in string, rounds int) string {
+	t.Helper()
+	script := `import os, sys
+out, inside, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+def opens(p):
+    try:
+        os.close(os.open(p, os.O_RDONLY))
+        return True
+    except PermissionError:
+        return False
+leaks = lost = 0
+for i in range(rounds):
+    lost += (not opens(out + "/m/c.key")) + (not opens(out + "/m/c.key"))
+    os.rename(out + "/m", inside + "/m")
+    leaks += opens(inside + "/m/c.key") + opens(inside + "/m/c.key")
+    os.rename(inside + "/m", out + "/m")
+print(leaks, lost)
+`
+	if err := os.WriteFile(filepath.Join(root, "mover.py"), []byte(script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("python3 %s %s %s %d", filepath.Join(root, "mover.py"), out, in, rounds)
+}
+
+// parseMover reads mover.py's output: the inside opens that succeeded, the outside ones refused.
+func parseMover(t *testing.T, res string) (leaks, lost int) {
+	t.Helper()
+	if _, err := fmt.Sscan(res, &leaks, &lost); err != nil {
+		t.Fatalf("script output %q: %v", res, err)
+	}
+	return leaks, lost
 }
