@@ -74,7 +74,9 @@ func (b *Backend) translateFD(kev *sys.FanotifyEvent, v *view, now time.Time, wi
 	// Cached ancestries: of a file with one name (when its path is not wanted), and of a
 	// directory deeper than PATH_MAX with its path (each event of one would otherwise cost a
 	// walk up of every level: a guarded reader an attacker could slow down at will).
-	var settledGen, markGen uint64
+	// walkGen is the directory generation read before the walk, which the entry it makes is
+	// kept under: a directory move the walk could not see is read after it, and bumps it.
+	var walkGen, markGen uint64
 	cacheable := needAncestry && fv.fidWatched && ((!withPath && st.Nlink == 1) || st.IsDir())
 	cacheCtime := st.Ctime
 	if st.IsDir() {
@@ -86,29 +88,40 @@ func (b *Backend) translateFD(kev *sys.FanotifyEvent, v *view, now time.Time, wi
 		markGen = fv.state.markGen.Load()
 		e, found := b.chains.get(ev.Inode, cacheCtime, st.MntID)
 		found = found && (!st.IsDir() || e.path != "")
-		if found && e.pinned && b.pinnedHolds(fv.state, e, markGen) {
-			// Every directory above is pinned: no untrusted user can have moved one since
-			// the chain was walked, so it needs no idle poll of the FID group (docs/security.md,
-			// "Cached ancestries of pinned files"). Not counted (a locked instruction per
-			// event): the polls it saves are (Stats.FIDIdlePolls).
-			ev.Parent, ev.Ancestors = e.chain[0], e.chain
-			return ev, true
-		}
-		var ok bool
-		if settledGen, ok = b.dirsSettled(fv.state); ok {
-			if found && e.gen == settledGen {
+		if found && e.pinned {
+			if b.pinnedHolds(fv.state, e, markGen) {
+				// Every directory above is pinned: no untrusted user can have moved one
+				// since the chain was walked, so it needs no idle poll of the FID group
+				// (docs/security.md, "Cached ancestries of pinned files"). Not counted (a
+				// locked instruction per event): the polls it saves are (Stats.FIDIdlePolls).
 				ev.Parent, ev.Ancestors = e.chain[0], e.chain
-				if e.path != "" {
-					ev.Path, ev.Name = e.path, filepath.Base(e.path)
-					if p != nil {
-						p.path, p.pathTried = e.path, true
-					}
-				}
 				return ev, true
 			}
-		} else {
-			cacheable = false
+			// A name or mode change was read since (or a move): walked again, so that a
+			// chain still pinned is the shortcut's again. Taken after an idle poll instead,
+			// it would stay the entry with the old mark generation, polled at every access
+			// while the directory generation stood still (docs/design/performance.md,
+			// session 12).
+			found = false
 		}
+		gen, idle, watched := b.dirsSettled(fv.state)
+		if idle && found && e.gen == gen {
+			ev.Parent, ev.Ancestors = e.chain[0], e.chain
+			if e.path != "" {
+				ev.Path, ev.Name = e.path, filepath.Base(e.path)
+				if p != nil {
+					p.path, p.pathTried = e.path, true
+				}
+			}
+			return ev, true
+		}
+		// Walked whether the FID group was idle or busy, the chain is remembered under the
+		// generation read before the walk (gen): a busy group's unread moves happened before
+		// the walk, which sees their result, and bump gen when read. Only an idle group's
+		// answer lets an entry be used (above), and only a pinned chain without it (a walk
+		// thrown away while the reader was behind left every open after it to walk and poll
+		// again: docs/design/performance.md, session 12).
+		walkGen, cacheable = gen, watched
 	}
 	needPlace := needAncestry || (fv != nil && fv.needParent)
 	// The path is read: eventPath may take the statx again (a file unlinked meanwhile), into
@@ -175,10 +188,10 @@ func (b *Backend) translateFD(kev *sys.FanotifyEvent, v *view, now time.Time, wi
 		}
 		switch {
 		case cacheable && !st.IsDir():
-			b.chains.put(ev.Inode, &chainEntry{ctime: cacheCtime, mnt: st.MntID, gen: settledGen, chain: chain,
+			b.chains.put(ev.Inode, &chainEntry{ctime: cacheCtime, mnt: st.MntID, gen: walkGen, chain: chain,
 				pinned: pinned && try == 0, markGen: markGen})
 		case cacheable && known && len(path) >= pathMax:
-			b.chains.put(ev.Inode, &chainEntry{mnt: st.MntID, gen: settledGen, chain: chain, path: path})
+			b.chains.put(ev.Inode, &chainEntry{mnt: st.MntID, gen: walkGen, chain: chain, path: path})
 		}
 		return ev, true
 	}
@@ -216,32 +229,38 @@ func (c *parentCache) put(id engine.ID, ctime int64, parent engine.ID) {
 }
 
 // dirsSettled reports whether every directory move or deletion the kernel reported on fs
-// before now has been processed (and returns the directory generation then): the FID group
-// is idle. A move queued before an access is then reflected in the generation, so an
-// ancestry cached under an older generation is never used after a move. The generation is
-// read after idle's checks: the reader bumps it before clearing busy.
+// before now has been processed (idle: the FID group is idle), and returns the directory
+// generation, read after the question: an ancestry cached under an older generation is never
+// used after a move (the reader bumps it before clearing busy). watched is false when no FID
+// group reads the filesystem's moves (none, or its poll failed): then nothing may be cached.
+// A busy group's generation is still one read before the caller's walk (translateFD keeps
+// the walk's chain under it): every move it has not counted yet bumps it when read.
 //
 // It runs on the loop, for an event of the FD group's current batch, and polls the FID group
 // once per batch: every event of the batch was queued before the batch's read returned, so a
 // move queued before any of them was queued before a poll made after that read, and an idle
 // FID group then has processed it (fdGroup.fidIdle). A busy one is asked again for the next
 // event.
-func (b *Backend) dirsSettled(fs *fsState) (uint64, bool) {
+func (b *Backend) dirsSettled(fs *fsState) (gen uint64, idle, watched bool) {
 	g := b.fidGroupAtomic.Load()
 	if g == nil {
-		return 0, false
+		return 0, false, false
 	}
 	fg := b.fdGroupAtomic.Load()
 	if fg == nil || !fg.fidIdle {
 		b.stats.FIDIdlePolls.Add(1)
-		if idle, err := g.idle(); err != nil || !idle {
-			return 0, false
+		idle, err := g.idle()
+		if err != nil {
+			return 0, false, false
+		}
+		if !idle {
+			return fs.dirGen.Load(), false, true
 		}
 		if fg != nil {
 			fg.fidIdle = true
 		}
 	}
-	return fs.dirGen.Load(), true
+	return fs.dirGen.Load(), true, true
 }
 
 // chainCache maps an object, as opened through one mount, to its ancestry (and, for a
