@@ -19,6 +19,9 @@
 # STICKY=1 makes the scratch filesystem's root world-writable and sticky (1777, as /tmp and
 # tmpfs' default): its files' ancestries are then not pinned (docs/security.md), and the guard
 # asks the FID group whether it is idle once per batch.
+# REFBIN=PATH compares with the fsnotifyd binary at PATH instead of REF's build (give REF as
+# "" or any label): two builds of the same tree, e.g. `go build -pgo=off` against the default
+# build, which uses cmd/fsnotifyd/default.pgo (bench/pgo.sh).
 # Run as root: bash bench/guardfloorcpu.sh [OPENS] [ROUNDS] [REF] [THREADS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +32,13 @@ T=${4:-1}
 command -v perf > /dev/null || { apt-get install -y -qq linux-perf > /dev/null; }
 . bench/lib.sh
 mkdir "$out/mnt/d" && echo x > "$out/mnt/d/f"
-fsnotifyd_bins "$REF" # $out/new/fsnotifyd, and with REF $out/ref/fsnotifyd: bins (lib.sh)
+if [ -n "${REFBIN:-}" ]; then
+	fsnotifyd_bins "" # $out/new/fsnotifyd (lib.sh)
+	mkdir -p "$out/ref" && cp "$REFBIN" "$out/ref/fsnotifyd"
+	REF="REFBIN=$REFBIN"
+else
+	fsnotifyd_bins "$REF" # $out/new/fsnotifyd, and with REF $out/ref/fsnotifyd: bins (lib.sh)
+fi
 go build -o "$out/gofloor" ./bench/gofloor
 [ "${NOCGO:-0}" != 1 ] || CGO_ENABLED=0 go build -o "$out/new/fsnotifyd-nocgo" ./cmd/fsnotifyd
 [ "${STICKY:-0}" != 1 ] || chmod 1777 "$out/mnt"

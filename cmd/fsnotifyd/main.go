@@ -35,8 +35,16 @@ func commands() []command {
 	}
 }
 
+// atExit runs after the command, before the process exits: only a build with the pgoprofile
+// tag (pgoprofile.go, bench/pgo.sh) sets it, to end its CPU profile.
+var atExit func()
+
 func main() {
-	os.Exit(run(os.Args[1:]))
+	code := run(os.Args[1:])
+	if atExit != nil {
+		atExit()
+	}
+	os.Exit(code)
 }
 
 func run(args []string) int {
