@@ -369,6 +369,14 @@ type GuardConfig struct {
 	// request to the Handler. It must be fast and never block (a glob policy, say); it saves
 	// two goroutine hand-offs per access.
 	Inline func(r *Request) (Verdict, bool)
+	// InlineKind, if set with Inline, is offered each access first, embedded and without
+	// OnDecision (nothing reads its Request then), with the access's kind alone: it returns a
+	// verdict and true when the kind alone decides the access (an allow-all policy, say), or
+	// false to have the Request built and offered to Inline. It must return, for a kind, the
+	// verdict Inline would return for every Request of that kind; it saves building the
+	// Request (and the source's record of the event) per access. It runs as Inline does; a
+	// panic in it is the Guard's own failure (AllowOnError).
+	InlineKind func(k AccessKind) (Verdict, bool)
 	// Concurrency bounds the handlers running at once (default 256).
 	Concurrency int
 	// Backend to use (default: a private fanotify backend, closed with the Guard).
@@ -511,6 +519,9 @@ func NewGuard(cfg GuardConfig, h Handler) (*Guard, error) {
 	}
 	if cfg.Inline != nil {
 		so.Inline, so.Answered = gd.inlineFunc(), gd.answeredFunc()
+		if cfg.InlineKind != nil && cfg.OnDecision == nil {
+			so.InlineMask = gd.inlineMaskFunc()
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -588,6 +599,32 @@ func (gd *Guard) callInline(r *Request) (v Verdict, ok bool) {
 		}
 	}()
 	return gd.cfg.Inline(r)
+}
+
+// callInlineKind offers k to cfg.InlineKind. A panic in it is the Guard's own failure: the
+// on-error verdict (nothing records the panic: InlineKind is offered only without OnDecision).
+func (gd *Guard) callInlineKind(k AccessKind) (v Verdict, ok bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			v, ok = gd.OnError(), true
+		}
+	}()
+	return gd.cfg.InlineKind(k)
+}
+
+// inlineMaskFunc returns the source's InlineMask: cfg.InlineKind offered the access's kind.
+// Its decisions are counted here (the source tells Answered nothing of them), and recorded
+// nowhere else: it is set only without OnDecision. A function literal, as inlineFunc.
+func (gd *Guard) inlineMaskFunc() func(m engine.Mask) (source.Answer, bool) {
+	return func(m engine.Mask) (source.Answer, bool) {
+		v, ok := gd.callInlineKind(kindOf(m))
+		if !ok {
+			return source.Answer{}, false
+		}
+		v = gd.answer(v)
+		gd.count(v)
+		return source.Answer{Verdict: v.engineVerdict(), Errno: v.errno, Cache: v.cache}, true
+	}
 }
 
 func (v Verdict) engineVerdict() engine.Verdict {
@@ -824,16 +861,21 @@ func (gd *Guard) answeredFunc() func(tag any, err error) {
 }
 
 func (gd *Guard) record(r *Request, v Verdict, by string) {
-	gd.decided.Add(1)
-	if v.deny {
-		gd.denied.Add(1)
-	}
+	gd.count(v)
 	if f := gd.cfg.OnDecision; f != nil {
 		lat := time.Duration(0)
 		if !r.Time.IsZero() {
 			lat = time.Since(r.Time)
 		}
 		f(Decision{Request: r, Verdict: v, By: by, Latency: lat, Err: r.Err})
+	}
+}
+
+// count counts a decision (Stats).
+func (gd *Guard) count(v Verdict) {
+	gd.decided.Add(1)
+	if v.deny {
+		gd.denied.Add(1)
 	}
 }
 

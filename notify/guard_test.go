@@ -467,3 +467,95 @@ func TestGuardInlineFd(t *testing.T) {
 		}
 	})
 }
+
+// TestGuardInlineKindDecidesFirst: InlineKind is offered each access first, embedded and
+// without OnDecision, with the access's kind: its verdict is the access's, counted in Stats,
+// and Inline never hears of it; a panic in it gets the on-error verdict. With OnDecision, or
+// through the daemon, Inline decides every access and OnDecision records each. It fails when
+// InlineKind is offered with OnDecision set (a decision OnDecision never sees), when its
+// decisions go uncounted, when its verdict is dropped, or when its panic is not recovered.
+func TestGuardInlineKindDecidesFirst(t *testing.T) {
+	eachGuardMode(t, func(t *testing.T, daemon string) {
+		for _, tc := range []struct {
+			name                   string
+			onDecision, panics     bool
+			allowOnError, wantDeny bool
+		}{
+			{"deny", false, false, false, true},
+			{"with OnDecision", true, false, false, false},
+			{"panic", false, true, false, true},
+			{"panic, AllowOnError", false, true, true, false},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				embedded := daemon == ""
+				dir := testenv.Tmpfs(t)
+				f := filepath.Join(dir, "f")
+				os.WriteFile(f, []byte("f"), 0o644)
+				var mu sync.Mutex
+				var kinds []AccessKind
+				var inlines int
+				var ds decisionLog
+				cfg := GuardConfig{Paths: []string{dir}, Daemon: daemon, Deadline: 10 * time.Second,
+					AllowOnError: tc.allowOnError,
+					InlineKind: func(k AccessKind) (Verdict, bool) {
+						mu.Lock()
+						kinds = append(kinds, k)
+						mu.Unlock()
+						if tc.panics {
+							panic("kind went wrong")
+						}
+						return Deny, true
+					},
+					Inline: func(r *Request) (Verdict, bool) {
+						mu.Lock()
+						inlines++
+						mu.Unlock()
+						return Allow, true
+					}}
+				if tc.onDecision {
+					cfg.OnDecision = ds.add
+				}
+				g, err := NewGuard(cfg, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer g.Close()
+				wantDeny, wantKinds, wantInlines := tc.wantDeny, 3, 0
+				if !embedded || tc.onDecision {
+					wantDeny, wantKinds, wantInlines = false, 0, 3
+				}
+				for range 3 {
+					if out, err := catFile(f, nil); denied(out, err) != wantDeny {
+						t.Errorf("cat: %v %q; want denied=%v", err, out, wantDeny)
+					}
+				}
+				mu.Lock()
+				gotKinds, gotInlines := slices.Clone(kinds), inlines
+				mu.Unlock()
+				if len(gotKinds) != wantKinds || gotInlines != wantInlines {
+					t.Errorf("InlineKind offered %v, Inline %d times; want %d opens, %d", gotKinds, gotInlines, wantKinds, wantInlines)
+				}
+				for _, k := range gotKinds {
+					if k != AccessOpen {
+						t.Errorf("InlineKind offered kind %v, want %v", k, AccessOpen)
+					}
+				}
+				// Counted as decided (and denied) when the answer is made, before the opener
+				// returns.
+				st := g.Stats()
+				wantDenied := uint64(0)
+				if wantDeny {
+					wantDenied = 3
+				}
+				if st.Decided != 3 || st.Denied != wantDenied {
+					t.Errorf("Stats: decided %d, denied %d; want 3, %d", st.Decided, st.Denied, wantDenied)
+				}
+				if tc.onDecision {
+					if d := ds.of(t, "/f"); d.By != "inline" || d.Verdict.Denied() {
+						t.Errorf("OnDecision: %+v, want Inline's allow", d)
+					}
+				}
+			})
+		}
+	})
+}

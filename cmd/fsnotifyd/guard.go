@@ -278,6 +278,8 @@ func runGuard(args []string) int {
 		OnClose:   notify.Allow,
 		Cache:     true, // the policy says which allows may be cached (d.Cache), also after a reload
 		Inline:    g.inlineFunc(),
+		// Offered first, only while no OnDecision is set (then bareKinds is 0 anyway).
+		InlineKind: g.inlineKindFunc(),
 		// Neither inline nor decided keeps a Request: decided copies what it records, and
 		// the outcome kept for it (outcomes) is taken out before it returns.
 		ReuseRequests: true,
@@ -602,6 +604,26 @@ func (g *guardRun) inlineFunc() func(r *notify.Request) (notify.Verdict, bool) {
 	}
 }
 
+// inlineKindFunc returns the Guard's InlineKind: the decision of a kind the rules decide from
+// the kind alone (bareKinds), which inlineFunc gives every Request of that kind, with no
+// Request built; false for every other kind, and where inlineDecided would read the Request
+// (a decision's error, which failed records in it) or pass it on (no rule decided, and the
+// scanner does).
+func (g *guardRun) inlineKindFunc() func(k notify.AccessKind) (notify.Verdict, bool) {
+	return func(k notify.AccessKind) (notify.Verdict, bool) {
+		st := g.state.Load()
+		if st.bareKinds&k == 0 {
+			return notify.Verdict{}, false
+		}
+		d := &st.bare[bareIndex(k)]
+		if d.Err != nil || d.Verdict == engine.Allow && d.Rule == nil && g.execCmd != "" {
+			return notify.Verdict{}, false
+		}
+		// final's without a Request: bareKinds is 0 when a deny's audit line would read one.
+		return g.verdict(d.Verdict == engine.Deny, d.Errno, d.Cache && g.state.Load() == st), true
+	}
+}
+
 // inlineDecided is inlineFunc's verdict for decision d of state st (o: its audit outcome).
 func (g *guardRun) inlineDecided(r *notify.Request, st *guardState, d *policy.Decision, o *outcome) (notify.Verdict, bool) {
 	switch {
@@ -647,11 +669,16 @@ func (g *guardRun) failed(r *notify.Request, err error) notify.Verdict {
 	return g.final(r, g.onError.Denied(), 0, false)
 }
 
-// final applies --permissive to a verdict.
+// final is verdict's, with the executable of a deny read for its audit line.
 func (g *guardRun) final(r *notify.Request, deny bool, errno syscall.Errno, cache bool) notify.Verdict {
 	if deny && (g.audit != nil || g.report) {
 		r.Exe() // the audit line names the executable of every deny, read while it waits
 	}
+	return g.verdict(deny, errno, cache)
+}
+
+// verdict is the verdict of a decision: final's, without the Request.
+func (g *guardRun) verdict(deny bool, errno syscall.Errno, cache bool) notify.Verdict {
 	if deny && g.permissive {
 		return notify.Allow
 	}

@@ -129,6 +129,13 @@ type Options struct {
 	// Inline returns, then it is the next event's: Inline copies what it keeps, and keeps
 	// neither ev nor the event (it must not release it). Calls come one at a time.
 	Inline func(ev *Event) (a Answer, tag any, ok bool)
+	// InlineMask, if set with Inline, is offered each permission event first by an embedded
+	// source (through the daemon, Inline gets every event), with its mask alone: it returns
+	// the answer and true when the mask decides the event, or false to have the event
+	// offered to Inline. Nothing is built for it (no Event: the record, its place), and
+	// Answered is told nothing of its answers. It runs as Inline does (on the kernel reader,
+	// one call at a time) and must be as fast and never block.
+	InlineMask func(mask engine.Mask) (a Answer, ok bool)
 	// Answered, with Inline, is told on the same goroutine once an inline answer went out
 	// (err nil), or could not (the connection to the daemon is gone: its close verdict
 	// applies).

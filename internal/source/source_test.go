@@ -472,3 +472,91 @@ func TestSourceInlineAnswerReachesTheKernel(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestSourceInlineMaskAnswersFirst: an embedded source offers each permission event to
+// InlineMask before Inline, with the event's mask; what InlineMask answers reaches the kernel
+// as it answered it (a deny denies, an allow with Cache is cached), without Inline or Answered
+// hearing of the event; what it declines goes to Inline as before. It fails when the Handler
+// skips InlineMask, drops its Verdict or Cache, or answers what it declined.
+func TestSourceInlineMaskAnswersFirst(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := testenv.Tmpfs(t)
+	f := filepath.Join(dir, "f")
+	os.WriteFile(f, []byte("f"), 0o644)
+	b, err := backend.New(backend.Options{Mode: backend.ModeAuto})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() }) // after the source's Close (cleanups run last first)
+	const (
+		decline = iota
+		deny
+		allowCache
+	)
+	var mode, masks, badMasks, inlines, answered atomic.Int32
+	s := open(t, Options{Name: "source-mask", Class: engine.ClassContent, QueueLimit: -1,
+		Deadline: 10 * time.Second, Backend: b, Release: func() {},
+		InlineMask: func(m engine.Mask) (Answer, bool) {
+			masks.Add(1)
+			if m&engine.OpenPerm == 0 {
+				badMasks.Add(1)
+			}
+			switch mode.Load() {
+			case deny:
+				return Answer{Verdict: engine.Deny}, true
+			case allowCache:
+				return Answer{Verdict: engine.Allow, Cache: true}, true
+			}
+			return Answer{}, false
+		},
+		Inline: func(ev *Event) (Answer, any, bool) {
+			inlines.Add(1)
+			return Answer{Verdict: engine.Allow}, nil, true
+		},
+		Answered: func(any, error) { answered.Add(1) }})
+	if _, err := s.AddMark(context.Background(), dir, engine.KindSubtree, engine.MarkSpec{Mask: engine.OpenPerm}); err != nil {
+		t.Fatal(err)
+	}
+	// A shell of its own opens the file (this process's opens are exempt).
+	cat := func(times int) (string, error) {
+		return testenv.Sh(nil, fmt.Sprintf("for i in $(seq %d); do cat %s; done", times, f))
+	}
+	// Declined: every open goes on to Inline, which allows, and Answered hears of each.
+	if out, err := cat(10); err != nil || out != strings.Repeat("f", 10) {
+		t.Fatalf("cat, InlineMask declining: %v %q", err, out)
+	}
+	if m, i, a := masks.Load(), inlines.Load(), answered.Load(); m != 10 || i != 10 || a != 10 {
+		t.Errorf("InlineMask declining: asked %d times, Inline %d, Answered %d; want 10 each", m, i, a)
+	}
+	// Denied by the mask: the open fails, and neither Inline nor Answered hears of it.
+	mode.Store(deny)
+	for range 5 {
+		if out, err := cat(1); err == nil || !strings.Contains(out, "Operation not permitted") {
+			t.Errorf("cat, InlineMask denying: %v %q, want EPERM", err, out)
+		}
+	}
+	if m, i, a := masks.Load(), inlines.Load(), answered.Load(); m != 15 || i != 10 || a != 10 {
+		t.Errorf("InlineMask denying 5: asked %d times in all, Inline %d, Answered %d; want 15, 10, 10", m, i, a)
+	}
+	if b.Stats().VerdictCached != 0 {
+		t.Errorf("%d verdicts cached before any answer with Cache", b.Stats().VerdictCached)
+	}
+	// Allowed with Cache by the mask: cached within a few opens.
+	mode.Store(allowCache)
+	deadline := time.Now().Add(5 * time.Second)
+	for b.Stats().VerdictCached == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no allow with Cache from InlineMask cached within 5s (asked %d times)", masks.Load())
+		}
+		if out, err := cat(1); err != nil || out != "f" {
+			t.Fatalf("cat, InlineMask allowing: %v %q", err, out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if i, a := inlines.Load(), answered.Load(); i != 10 || a != 10 {
+		t.Errorf("after InlineMask's allows: Inline asked %d times, Answered %d; want 10, 10", i, a)
+	}
+	if n := badMasks.Load(); n != 0 {
+		t.Errorf("InlineMask offered %d masks without OpenPerm", n)
+	}
+}
