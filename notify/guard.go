@@ -601,24 +601,22 @@ func (gd *Guard) callInline(r *Request) (v Verdict, ok bool) {
 	return gd.cfg.Inline(r)
 }
 
-// callInlineKind offers k to cfg.InlineKind. A panic in it is the Guard's own failure: the
-// on-error verdict (nothing records the panic: InlineKind is offered only without OnDecision).
-func (gd *Guard) callInlineKind(k AccessKind) (v Verdict, ok bool) {
-	defer func() {
-		if p := recover(); p != nil {
-			v, ok = gd.OnError(), true
-		}
-	}()
-	return gd.cfg.InlineKind(k)
-}
-
 // inlineMaskFunc returns the source's InlineMask: cfg.InlineKind offered the access's kind.
 // Its decisions are counted here (the source tells Answered nothing of them), and recorded
-// nowhere else: it is set only without OnDecision. A function literal, as inlineFunc.
+// nowhere else: it is set only without OnDecision. A panic in InlineKind is the Guard's own
+// failure: the on-error verdict (nothing records the panic, there being no OnDecision). A
+// function literal, as inlineFunc, which recovers itself (a call level less per access).
 func (gd *Guard) inlineMaskFunc() func(m engine.Mask) (source.Answer, bool) {
-	return func(m engine.Mask) (source.Answer, bool) {
-		v, ok := gd.callInlineKind(kindOf(m))
-		if !ok {
+	return func(m engine.Mask) (a source.Answer, ok bool) {
+		var v Verdict
+		defer func() {
+			if p := recover(); p != nil {
+				v = gd.answer(gd.OnError())
+				gd.count(v)
+				a, ok = source.Answer{Verdict: v.engineVerdict(), Errno: v.errno, Cache: v.cache}, true
+			}
+		}()
+		if v, ok = gd.cfg.InlineKind(kindOf(m)); !ok {
 			return source.Answer{}, false
 		}
 		v = gd.answer(v)
