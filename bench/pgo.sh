@@ -8,9 +8,12 @@
 # from 1 thread and from 2 threads (the goal that PGO is for), then embedded watch and trace
 # under the same load, so that their hot paths are in it too. The loads run on a tmpfs mounted
 # for them (mode 755); nothing else is guarded.
-# Regenerate after changes to the guard's path (a stale profile still builds: the compiler
-# matches it by function and line offset, and what no longer matches is left unoptimized), then
-# check it with an A/B: bench/guardfloorcpu.sh with REFBIN= a `go build -pgo=off` binary.
+# The file is not committed: session 12's A/Bs (docs/design/performance.md, h12-guard) did not
+# resolve an effect of PGO on the guard. To try again: run this, then the A/B against a
+# `go build -pgo=off` binary of the same tree (REFBIN=PATH bash bench/guardfloorcpu.sh ...),
+# and remove the file unless it is resolved better (every go build of the command uses it, and
+# a new profile recompiles every package: 24 s here). A stale profile still builds (the
+# compiler matches it by function and line offset; what no longer matches is not optimized).
 # Run as root: bash bench/pgo.sh [OPENS]   (OPENS per load thread for the guard; default 1000000)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -25,7 +25,7 @@
 // # Goroutines and locks
 //
 // A Source starts no goroutine of its own: the embedded one runs on its backend's readers, the
-// remote one on its client's (see package client). Options.Inline and Options.OnResync run on
+// remote one on its client's (see package client). Options.Inline, InlineMask and OnResync run on
 // those. ReadBatch is for one goroutine at a time. Locks: embedded.mu and remote.mu (the marks
 // placed) and remote.qmu (events queued for ReadBatch) are leaves; no call out is made while
 // holding them.
