@@ -252,8 +252,12 @@ func (g *fidGroup) overflow() {
 // idle reports whether the group has dispatched every event the kernel queued to it so far:
 // its queue is empty and its reader holds none. The order of the checks matters:
 // readability, then busy (which the reader sets before taking events off the queue).
+//
+// The poll never waits (a zero timeout), so it is made raw (sys.PollReadNow): without the
+// runtime's entersyscall and exitsyscall, 40-50 ns of a poll made at most once per batch of
+// permission events (h12-poll, docs/design/performance.md session 12).
 func (g *fidGroup) idle() (bool, error) {
-	readable, err := sys.PollRead(g.fd, 0)
+	readable, err := sys.PollReadNow(g.fd)
 	if err != nil || readable {
 		return false, err
 	}
