@@ -256,20 +256,28 @@ while True:
 			})
 			// The move and the open back to back, from one process.
 			in := j(fx.inc, "x"+strconv.Itoa(i))
-			res, err := shAs(nobodyCred, `python3 -c 'import os, sys
-os.rename(sys.argv[1], sys.argv[2])
-try:
-    os.close(os.open(sys.argv[3], os.O_RDONLY)); print("opened")
-except PermissionError as e:
-    print(e.errno)' `+w+"/x "+in+" "+j(in, "z.key"))
-			if err != nil {
-				t.Fatalf("as nobody: %v: %s", err, res)
-			}
-			if strings.TrimSpace(res) != strconv.Itoa(int(syscall.EPERM)) {
+			if res := moveAndOpenAsNobody(t, w+"/x", in, j(in, "z.key")); res != strconv.Itoa(int(syscall.EPERM)) {
 				t.Fatalf("round %d: first open of z.key right after nobody moved its directory in: %q, want EPERM (%d)", i, res, syscall.EPERM)
 			}
 		}
 	})
+}
+
+// moveAndOpenAsNobody renames from to to and opens file, back to back in one of nobody's
+// processes (no event of the test's in between), and returns what the open gave: "opened",
+// or the errno of its refusal.
+func moveAndOpenAsNobody(t *testing.T, from, to, file string) string {
+	t.Helper()
+	res, err := shAs(nobodyCred, `python3 -c 'import os, sys
+os.rename(sys.argv[1], sys.argv[2])
+try:
+    os.close(os.open(sys.argv[3], os.O_RDONLY)); print("opened")
+except PermissionError as e:
+    print(e.errno)' `+from+" "+to+" "+file)
+	if err != nil {
+		t.Fatalf("as nobody: %v: %s", err, res)
+	}
+	return strings.TrimSpace(res)
 }
 
 // moverCmd writes mover.py in root and returns the command that runs it: it moves the
@@ -405,16 +413,7 @@ func TestCachedAncestryWhileTheFIDReaderIsBehind(t *testing.T) {
 			// Held before the read of a file's creation (the reader may be past its hook
 			// for a read already begun, which could take the move too).
 			held(t, "touch "+j(fx.out, "tick"+strconv.Itoa(i)), nil, func() {
-				res, err := shAs(nobodyCred, `python3 -c 'import os, sys
-os.rename(sys.argv[1], sys.argv[2])
-try:
-    os.close(os.open(sys.argv[3], os.O_RDONLY)); print("opened")
-except PermissionError as e:
-    print(e.errno)' `+w+"/x "+in+" "+j(in, "z.key"))
-				if err != nil {
-					t.Fatalf("as nobody: %v: %s", err, res)
-				}
-				if strings.TrimSpace(res) != strconv.Itoa(int(syscall.EPERM)) {
+				if res := moveAndOpenAsNobody(t, w+"/x", in, j(in, "z.key")); res != strconv.Itoa(int(syscall.EPERM)) {
 					t.Fatalf("round %d: open of z.key right after nobody moved its directory in, the move unread: %q, want EPERM (%d)", i, res, syscall.EPERM)
 				}
 			})
