@@ -36,6 +36,21 @@ func catN(t *testing.T, cred *syscall.Credential, path string, n int) int {
 	return d
 }
 
+// openDecided opens f n times as nobody, back to back in one shell (catN), fails the test
+// unless every open was allowed and decided (a cached chain never skips a decision), and
+// returns how many times the guard polled the FID group meanwhile.
+func openDecided(t *testing.T, fx *nameFixture, f string, n int) uint64 {
+	t.Helper()
+	before, decided := fx.b.Stats().FIDIdlePolls, fx.d.count(f)
+	if d := catN(t, nobodyCred, f, n); d != 0 {
+		t.Fatalf("%d of %d opens of %s refused, want none", d, n, f)
+	}
+	if got := fx.d.count(f) - decided; got != n {
+		t.Errorf("%s: %d decisions for %d opens, want %d (a cached chain never skips a decision)", f, got, n, n)
+	}
+	return fx.b.Stats().FIDIdlePolls - before
+}
+
 // TestCachedAncestryOfPinnedFiles: a file in root's 0755 directories inside the guarded tree
 // is decided at every open, most of them placed by its cached chain without the poll
 // (FIDIdlePolls grows by a few at most); a file below a directory of nobody's never is (a
@@ -51,17 +66,10 @@ func TestCachedAncestryOfPinnedFiles(t *testing.T) {
 	t.Run("root's tree: decided every time, without the poll", func(t *testing.T) {
 		mustSh(t, nil, "mkdir -p "+fx.g+"/p/q && echo x > "+fx.g+"/p/q/a.txt")
 		f := j(fx.g, "p", "q", "a.txt")
-		before, decided := polls(), fx.d.count(f)
-		if d := catN(t, nobodyCred, f, 20); d != 0 {
-			t.Fatalf("%d of 20 opens of %s refused, want none", d, f)
-		}
-		if n := fx.d.count(f) - decided; n != 20 {
-			t.Errorf("%s: %d decisions for 20 opens, want 20 (a cached chain never skips a decision)", f, n)
-		}
 		// Back to back in one shell. The first open walks; name events of the setup read
 		// later may make a few more (TestCachedAncestryWhileTheFIDReaderIsBehind: a walk
 		// made while the FID reader is behind is kept too).
-		n := polls() - before
+		n := openDecided(t, fx, f, 20)
 		t.Logf("%d polls over 20 opens back to back", n)
 		if n > 5 {
 			t.Errorf("%d polls of the FID group over 20 opens of a file in root's 0755 directories, want <= 5", n)
@@ -88,14 +96,7 @@ func TestCachedAncestryOfPinnedFiles(t *testing.T) {
 				idle, err := b.fidGroupAtomic.Load().idle()
 				return err == nil && idle && fs.markGen.Load() != gen
 			})
-			before, decided := polls(), fx.d.count(f)
-			if d := catN(t, nobodyCred, f, 20); d != 0 {
-				t.Fatalf("%d of 20 opens of %s refused, want none", d, f)
-			}
-			if n := fx.d.count(f) - decided; n != 20 {
-				t.Errorf("%s: %d decisions for 20 opens, want 20", f, n)
-			}
-			if n := polls() - before; n > 2 {
+			if n := openDecided(t, fx, f, 20); n > 2 {
 				t.Errorf("round %d: %d polls of the FID group over 20 opens after a mode change outside the chain was read, want <= 2 (one walk)", round, n)
 			}
 		}
@@ -104,14 +105,7 @@ func TestCachedAncestryOfPinnedFiles(t *testing.T) {
 	t.Run("nobody's directory: the poll stays", func(t *testing.T) {
 		mustSh(t, nobodyCred, "mkdir -p "+fx.inc+"/u && echo x > "+fx.inc+"/u/b.txt")
 		f := j(fx.inc, "u", "b.txt")
-		before, decided := polls(), fx.d.count(f)
-		if d := catN(t, nobodyCred, f, 10); d != 0 {
-			t.Fatalf("%d of 10 opens of %s refused, want none", d, f)
-		}
-		if n := fx.d.count(f) - decided; n != 10 {
-			t.Errorf("%s: %d decisions for 10 opens, want 10", f, n)
-		}
-		if n := polls() - before; n < 10 {
+		if n := openDecided(t, fx, f, 10); n < 10 {
 			t.Errorf("%d polls of the FID group over 10 opens of a file below a directory nobody owns, want one per open", n)
 		}
 	})
@@ -123,14 +117,7 @@ func TestCachedAncestryOfPinnedFiles(t *testing.T) {
 		st := j(fx.g, "st")
 		mustSh(t, nil, "mkdir -p "+st+"/q && chmod 1777 "+st+" && echo x > "+st+"/q/a.txt && echo x > "+st+"/s.txt && chown 65534:65534 "+st+"/s.txt")
 		for _, f := range []string{j(st, "q", "a.txt"), j(st, "s.txt")} {
-			before, decided := polls(), fx.d.count(f)
-			if d := catN(t, nobodyCred, f, 20); d != 0 {
-				t.Fatalf("%d of 20 opens of %s refused, want none", d, f)
-			}
-			if n := fx.d.count(f) - decided; n != 20 {
-				t.Errorf("%s: %d decisions for 20 opens, want 20", f, n)
-			}
-			n := polls() - before
+			n := openDecided(t, fx, f, 20)
 			t.Logf("%s: %d polls over 20 opens back to back", filepath.Base(f), n)
 			if n > 5 {
 				t.Errorf("%s: %d polls of the FID group over 20 opens, want <= 5", f, n)
@@ -367,14 +354,7 @@ func TestCachedAncestryWhileTheFIDReaderIsBehind(t *testing.T) {
 	t.Run("root's tree, back to back: walked once", func(t *testing.T) {
 		f := j(fx.g, "p", "q", "a.txt")
 		held(t, "mkdir -p "+fx.g+"/p/q && echo x > "+f, nil, func() {
-			before, decided := polls(), fx.d.count(f)
-			if d := catN(t, nobodyCred, f, 20); d != 0 {
-				t.Fatalf("%d of 20 opens of %s refused, want none", d, f)
-			}
-			if n := fx.d.count(f) - decided; n != 20 {
-				t.Errorf("%s: %d decisions for 20 opens, want 20", f, n)
-			}
-			if n := polls() - before; n > 2 {
+			if n := openDecided(t, fx, f, 20); n > 2 {
 				t.Errorf("%d polls of the busy FID group over 20 opens back to back of a file in root's 0755 directories, want <= 2 (the first open walks)", n)
 			}
 		})
