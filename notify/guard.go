@@ -613,7 +613,7 @@ func (gd *Guard) inlineMaskFunc() func(m engine.Mask) (source.Answer, bool) {
 			if p := recover(); p != nil {
 				v = gd.answer(gd.OnError())
 				gd.count(v)
-				a, ok = source.Answer{Verdict: v.engineVerdict(), Errno: v.errno, Cache: v.cache}, true
+				a, ok = v.sourceAnswer(), true
 			}
 		}()
 		if v, ok = gd.cfg.InlineKind(kindOf(m)); !ok {
@@ -621,7 +621,7 @@ func (gd *Guard) inlineMaskFunc() func(m engine.Mask) (source.Answer, bool) {
 		}
 		v = gd.answer(v)
 		gd.count(v)
-		return source.Answer{Verdict: v.engineVerdict(), Errno: v.errno, Cache: v.cache}, true
+		return v.sourceAnswer(), true
 	}
 }
 
@@ -652,6 +652,11 @@ func (gd *Guard) answer(v Verdict) Verdict {
 // through memory, and the copy's wide loads of the narrow stores stall store forwarding).
 func (v Verdict) response() engine.Response {
 	return engine.Response{Verdict: v.engineVerdict(), Errno: v.errno, Cache: v.cache}
+}
+
+// sourceAnswer is the source's answer of a verdict answer returned (Inline's, InlineMask's).
+func (v Verdict) sourceAnswer() source.Answer {
+	return source.Answer{Verdict: v.engineVerdict(), Errno: v.errno, Cache: v.cache}
 }
 
 // markMask is the mask of the Guard's marks that ask for the kinds ask.
@@ -838,7 +843,7 @@ func (gd *Guard) inlineFunc() func(ev *source.Event) (source.Answer, any, bool) 
 		}
 		v = gd.answer(v)
 		r.inlined = v
-		return source.Answer{Verdict: v.engineVerdict(), Errno: v.errno, Cache: v.cache}, r, true
+		return v.sourceAnswer(), r, true
 	}
 }
 
