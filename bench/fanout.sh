@@ -30,7 +30,6 @@ load() { # the load's wall time in seconds
 	t0=$(date +%s.%N); "$out/fanref" load "$out/mnt/d/f" "$N" 2 > /dev/null; t1=$(date +%s.%N)
 	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }'
 }
-wait_ready() { for _ in $(seq 200); do grep -q ready "$1" 2>/dev/null && return; sleep 0.05; done; echo "not ready: $1" >&2; cat "$1" >&2; exit 1; }
 
 for r in $(seq "$ROUNDS"); do
 	# (a) fanref notify: its own group; it counts what it reads.

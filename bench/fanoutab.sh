@@ -22,7 +22,6 @@ mkdir "$out/mnt/d" && echo x > "$out/mnt/d/f"
 echo "REF=$REF ($(git rev-parse --short "$REF")) vs ${NEW:-tree} ($(git rev-parse --short "${NEW:-HEAD}")$([ -n "$NEW" ] || git diff --quiet HEAD || echo +dirty)); $N opens, 2 load threads, 1 and $K clients, $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 cpu() { cpu_s "$1"; } # seconds (lib.sh: schedstat, not clock ticks)
 now() { date +%s.%N; }
-wait_ready() { for _ in $(seq 200); do grep -q ready "$1" 2>/dev/null && return; sleep 0.05; done; echo "not ready: $1" >&2; cat "$1" >&2; exit 1; }
 # daemon BIN K: prints "us/kernel-event kernel-events/s clients-us/kernel-event"
 daemon() {
 	local bin=$1 k=$2 dpid p e0 e1 c0 c1 f0 f1 t0 t1

@@ -28,7 +28,6 @@ else
 fi
 mkdir "$out/mnt/d" && echo x > "$out/mnt/d/f"
 echo "$N opens, 2 load threads, 1 and $K clients, $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)${REF:+, REF=$REF ($(git rev-parse --short "$REF")) vs the working tree}"
-wait_ready() { for _ in $(seq 200); do grep -q ready "$1" 2>/dev/null && return; sleep 0.05; done; echo "not ready: $1" >&2; cat "$1" >&2; exit 1; }
 now() { date +%s.%N; }
 # field FILE EVENT: a count from perf stat -x, output
 field() { awk -F, -v e="$2" '$3 == e { print $1; exit }' "$1"; }

@@ -25,8 +25,7 @@ count() {
 	local name=$1 threads=$2; shift 2
 	: > "$out/l.log" # emptied before the start: an old "ready" in it must not pass the wait
 	"$@" > "$out/l.log" 2>&1 & local pid=$!
-	for _ in $(seq 200); do grep -q "ready\|Watches established" "$out/l.log" 2> /dev/null && break; sleep 0.05; done
-	grep -q "ready\|Watches established" "$out/l.log" || { echo "listener not ready: $*" >&2; cat "$out/l.log" >&2; exit 1; }
+	wait_ready "$out/l.log" "ready\|Watches established"
 	"$out/fanref" load "$LOAD_FILE" 500 "$threads" > /dev/null # warm up: first opens walk and cache
 	perf stat -e "$events" -p "$pid" -o "$out/stat.out" & local st=$!
 	sleep 0.3

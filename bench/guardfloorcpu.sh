@@ -54,8 +54,7 @@ run() {
 	local name=$1; shift
 	: > "$out/l.log" # emptied before the start: an old "ready" in it must not pass the wait
 	"$@" > "$out/l.log" 2>&1 & local pid=$!
-	for _ in $(seq 200); do grep -q "ready\|Watches established" "$out/l.log" 2> /dev/null && break; sleep 0.05; done
-	grep -q "ready\|Watches established" "$out/l.log" || { echo "listener not ready: $*" >&2; cat "$out/l.log" >&2; exit 1; }
+	wait_ready "$out/l.log" "ready\|Watches established"
 	"$out/fanref" load "$LOAD_FILE" 500 "$T" > /dev/null # warm up: first opens walk and cache
 	local a b
 	a=$(threads "$pid")

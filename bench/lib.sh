@@ -9,6 +9,9 @@
 #   with THREADS CMD...
 #                 ops while CMD listens: CMD is started, and the load begins once it prints
 #                 "ready"; it is stopped afterwards
+#   wait_ready LOG [PATTERN]
+#                 waits (at most 10 s) until the listener's LOG matches PATTERN (default
+#                 "ready"); else shows the log and exits 1
 #   build_revs REF NEW NAME:PKG...
 #                 builds each PKG from revision REF into $out/ref/NAME, and from revision NEW
 #                 (or, when NEW is empty, the working tree) into $out/new/NAME: two
@@ -37,13 +40,16 @@ mkdir -p "$out/mnt"
 truncate -s 64M "$out/img" && mkfs.ext4 -q "$out/img" && mount -o loop "$out/img" "$out/mnt"
 LOAD_FILE=$out/mnt/d/f
 
+wait_ready() {
+	for _ in $(seq 200); do grep -q "${2:-ready}" "$1" 2> /dev/null && return; sleep 0.05; done
+	echo "not ready (no \"${2:-ready}\" in $1):" >&2; cat "$1" >&2; exit 1
+}
 ops() { "$out/fanref" load "$LOAD_FILE" "$N" "$1" | awk '{for(i=1;i<=NF;i++) if($i=="ops_per_s") print $(i+1)}'; }
 with() {
 	local threads=$1; shift
 	: > "$out/listener.log" # now: the job truncates it later, and the last one's "ready" would pass
 	"$@" > "$out/listener.log" 2>&1 & local pid=$!
-	for _ in $(seq 100); do grep -q ready "$out/listener.log" 2>/dev/null && break; sleep 0.05; done
-	grep -q ready "$out/listener.log" || { echo "listener not ready: $*" >&2; cat "$out/listener.log" >&2; exit 1; }
+	wait_ready "$out/listener.log"
 	ops "$threads"; kill "$pid"; wait "$pid" 2>/dev/null || true
 }
 build_revs() {

@@ -28,8 +28,7 @@ profile() {
 	local name=$1 t=$2 n=$3 pid; shift 3
 	: > "$out/$name.log"
 	FSNOTIFYD_CPUPROFILE=$out/$name.pprof "$out/fsnotifyd" "$@" > "$out/$name.log" 2>&1 & pid=$!
-	for _ in $(seq 200); do grep -q "ready\|Watches established" "$out/$name.log" && break; sleep 0.05; done
-	grep -q "ready\|Watches established" "$out/$name.log" || { echo "not ready: $*" >&2; cat "$out/$name.log" >&2; exit 1; }
+	wait_ready "$out/$name.log" "ready\|Watches established"
 	"$out/fanref" load "$out/tree/d/f" "$n" "$t" | sed "s/^/$name: /"
 	kill -TERM "$pid"; wait "$pid" || true
 	[ -s "$out/$name.pprof" ] || { echo "no profile from $name" >&2; exit 1; }

@@ -31,8 +31,6 @@ perOpen() {
 	}' "$@" | sort -k2 -n -r
 }
 
-# waitReady FILE WORD: until FILE says WORD (at most 10 s).
-waitReady() { for _ in $(seq 200); do grep -q "$2" "$1" 2>/dev/null && return; sleep 0.05; done; echo "bench/syscalls.sh: not ready: $(cat "$1")" >&2; exit 1; }
 
 echo "== cost of one system call here (C loop)"
 cat > "$out/sc.c" <<'EOF'
@@ -57,14 +55,14 @@ summary syscall.getppid.us "$(awk '$1=="getppid_us"{print $2}' "$out/sc.out")" -
 
 echo "== (a) fanref respond: system calls per open"
 strace -f -qq -c -o "$out/a.strace" "$out/fanref" respond "$out/mnt/d" > "$out/a.out" 2>&1 &
-waitReady "$out/a.out" ready
+wait_ready "$out/a.out" ready
 "$out/fanref" load "$LOAD_FILE" "$N" 1 > /dev/null
 pkill -TERM -f "^$out/fanref respond" || true; wait
 perOpen "$out/a.strace" | tee "$out/a.per"
 
 echo "== (b) fsnotifyd guard (embedded, allow-all): system calls per open"
 strace -f -qq -c -o "$out/b.strace" "$out/fsnotifyd" guard "$out/mnt/d" > "$out/b.out" 2>&1 &
-waitReady "$out/b.out" "Watches established"
+wait_ready "$out/b.out" "Watches established"
 "$out/fanref" load "$LOAD_FILE" "$N" 1 > /dev/null
 pkill -TERM -f "^$out/fsnotifyd guard" || true; wait
 perOpen "$out/b.strace" | tee "$out/b.per"
@@ -73,7 +71,7 @@ echo "== (c) fsnotifyd serve + daemonallow: system calls per open (daemon, then 
 strace -f -qq -c -o "$out/c1.strace" "$out/fsnotifyd" serve --socket "$out/d.sock" --log-level warn > "$out/c1.out" 2>&1 &
 for _ in $(seq 200); do [ -S "$out/d.sock" ] && break; sleep 0.05; done
 strace -f -qq -c -o "$out/c2.strace" "$out/daemonallow" "$out/d.sock" "$out/mnt/d" > "$out/c2.out" 2>&1 &
-waitReady "$out/c2.out" ready
+wait_ready "$out/c2.out" ready
 "$out/fanref" load "$LOAD_FILE" "$N" 1 > /dev/null
 pkill -TERM -f "^$out/daemonallow" || true; sleep 0.5
 pkill -TERM -f "^$out/fsnotifyd serve" || true; wait
