@@ -20,8 +20,9 @@ mkdir "$out/mnt/d" && echo x > "$out/mnt/d/f"
 # with_ready READY-WORD THREADS CMD...: lib.sh's with, for a CMD that says READY-WORD.
 with_ready() {
 	local ready=$1 threads=$2; shift 2
-	"$@" > "$out/l.out" 2> "$out/l.err" & local pid=$!
-	for _ in $(seq 200); do grep -q "$ready" "$out/l.out" "$out/l.err" 2>/dev/null && break; sleep 0.05; done
+	: > "$out/l.out" # emptied before the start: the last listener's word must not pass the wait
+	"$@" > "$out/l.out" 2>&1 & local pid=$!
+	wait_ready "$out/l.out" "$ready"
 	ops "$threads"; kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
 }
 
@@ -35,8 +36,15 @@ ALLOW_ROUNDS=$((ROUNDS > 5 ? ROUNDS : 5))
 for threads in 1 2; do
 	rs=()
 	for r in $(seq "$ALLOW_ROUNDS"); do
-		b=$(with_ready ready "$threads" "$out/fanref" respond "$out/mnt/d")
-		c=$(with_ready "Watches established" "$threads" "$out/fsnotifyd" guard "$out/mnt/d")
+		# The order alternates between rounds (as in section 2): the host's speed drifts
+		# within minutes, and the side that always ran first would always meet it first.
+		if [ $((r % 2)) = 1 ]; then
+			b=$(with_ready ready "$threads" "$out/fanref" respond "$out/mnt/d")
+			c=$(with_ready "Watches established" "$threads" "$out/fsnotifyd" guard "$out/mnt/d")
+		else
+			c=$(with_ready "Watches established" "$threads" "$out/fsnotifyd" guard "$out/mnt/d")
+			b=$(with_ready ready "$threads" "$out/fanref" respond "$out/mnt/d")
+		fi
 		x=$(awk -v b="$b" -v c="$c" 'BEGIN{printf "%.3f", b/c}')
 		echo "threads $threads  fanref $(awk -v b="$b" 'BEGIN{printf "%.2f", 1e6/b}') us/open  guard $(awk -v c="$c" 'BEGIN{printf "%.2f", 1e6/c}') us/open  ratio $x"
 		rs+=("$x")
