@@ -76,8 +76,9 @@ fsnotifyd_bins() {
 # cpu_ns PID: the run time so far of every thread of PID, in ns (schedstat). Not /proc/PID/stat's
 # utime + stime: those count clock ticks (10 ms), and a listener's CPU over a --quick round is a
 # few ticks, so that a ratio of two such counts moved by a quarter with one tick. (A thread that
-# has exited is not counted: the processes measured here keep theirs.)
-cpu_ns() { cat /proc/"$1"/task/*/schedstat 2> /dev/null | awk '{ s += $1 } END { printf "%d\n", s }'; }
+# has exited is not counted: the processes measured here keep theirs.) Printed with %.0f: mawk's
+# %d stops at 2^31 - 1, so that a process past 2.1 s of CPU read the same at every call.
+cpu_ns() { cat /proc/"$1"/task/*/schedstat 2> /dev/null | awk '{ s += $1 } END { printf "%.0f\n", s }'; }
 # cpu_s PID: the same in seconds.
 cpu_s() { cat /proc/"$1"/task/*/schedstat 2> /dev/null | awk '{ s += $1 } END { printf "%.6f\n", s / 1e9 }'; }
 median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
