@@ -100,10 +100,21 @@ const answerCache = 1
 // request id. It refuses (CodeBadField) an id 0, a verdict other than allow or deny, unknown
 // flags, an errno above MaxErrno or nonzero reserved bytes — the checks of a socket Respond.
 func DecodeAnswer(b []byte) (*Respond, error) {
-	if len(b) != RingAnswerSize {
-		return nil, errorf(CodeTruncated, "ring answer of %d bytes, want %d", len(b), RingAnswerSize)
+	m := new(Respond)
+	if err := decodeAnswerInto(b, m); err != nil {
+		return nil, err
 	}
-	m := &Respond{
+	return m, nil
+}
+
+// decodeAnswerInto is DecodeAnswer into m, which it overwrites whole (what it holds is not
+// valid if it fails): the daemon's TakeAnswers decodes every answer into one Respond of its
+// own, with no allocation per answer.
+func decodeAnswerInto(b []byte, m *Respond) error {
+	if len(b) != RingAnswerSize {
+		return errorf(CodeTruncated, "ring answer of %d bytes, want %d", len(b), RingAnswerSize)
+	}
+	*m = Respond{
 		EventID: binary.LittleEndian.Uint64(b[0:]),
 		Verdict: fsevent.Verdict(b[8]),
 		Errno:   syscall.Errno(binary.LittleEndian.Uint16(b[10:])),
@@ -111,15 +122,15 @@ func DecodeAnswer(b []byte) (*Respond, error) {
 	flags := b[9]
 	switch {
 	case flags&^answerCache != 0:
-		return nil, errorf(CodeBadField, "ring answer: unknown flags %#x", flags&^answerCache)
+		return errorf(CodeBadField, "ring answer: unknown flags %#x", flags&^answerCache)
 	case binary.LittleEndian.Uint32(b[12:]) != 0:
-		return nil, errorf(CodeBadField, "ring answer: reserved bytes not zero")
+		return errorf(CodeBadField, "ring answer: reserved bytes not zero")
 	}
 	m.Cache = flags&answerCache != 0
 	if err := m.check(); err != nil {
-		return nil, err
+		return err
 	}
-	return m, nil
+	return nil
 }
 
 // appendAnswer encodes r (built by NewRespond: always valid) into an up-ring slot.
@@ -152,6 +163,7 @@ type DaemonRing struct {
 	// The loop's.
 	uTail uint32
 	kbuf  [64]byte
+	ans   Respond // TakeAnswers decodes each answer here: fn may not keep it
 }
 
 // NewDaemonRing creates a ring and its kick pipe. A kernel without sealed memfds is an error
@@ -262,7 +274,8 @@ func (r *DaemonRing) Publish() {
 // Sender only.
 func (r *DaemonRing) WantRoom() { r.w.dWantRoom.Swap(1) } // a Swap: "Full barriers"
 
-// Answers drains the kick pipe and takes the answers (TakeAnswers). eof says the client
+// Answers drains the kick pipe and takes the answers (TakeAnswers: fn may not keep its
+// Respond). eof says the client
 // closed its end of the pipe. Loop only.
 func (r *DaemonRing) Answers(fn func(*Respond)) (bad int, eof bool, err error) {
 	eof, err = sys.DrainKicks(r.kickR, r.kbuf[:])
@@ -292,12 +305,19 @@ func (r *DaemonRing) ArmKick() (pending bool) {
 
 // DisarmKick takes back ArmKick's request once the loop is awake: answers published while it
 // is busy cost the client no write and the loop no read; it looks at them before it sleeps
-// (ArmKick). Loop only.
-func (r *DaemonRing) DisarmKick() { r.w.dWantAns.Store(0) }
+// (ArmKick). Only the loop sets the word and the client only clears it (Answer's Swap, when
+// it kicks), so a word found clear needs no store: after a kick, the wake-up most often, the
+// loop reads the line the client wrote instead of taking it back with a locked exchange.
+// Loop only.
+func (r *DaemonRing) DisarmKick() {
+	if r.w.dWantAns.Load() != 0 {
+		r.w.dWantAns.Store(0)
+	}
+}
 
 // TakeAnswers calls fn for each valid answer published since the last call (at most
 // RingUpSlots); a slot that does not decode is skipped (its event reaches its deadline) and
-// counted in bad. Answers published meanwhile wait for the next call (it never loops on the
+// counted in bad. fn must not keep its Respond: the next answer is decoded into it. Answers published meanwhile wait for the next call (it never loops on the
 // client's pace): the loop makes one before it sleeps (ArmKick finds them). Loop only.
 func (r *DaemonRing) TakeAnswers(fn func(*Respond)) (bad int, err error) {
 	if r.broken.Load() {
@@ -314,8 +334,8 @@ func (r *DaemonRing) TakeAnswers(fn func(*Respond)) (bad int, err error) {
 		off := int(r.uTail%RingUpSlots) * RingAnswerSize
 		copy(slot[:], up[off:off+RingAnswerSize]) // once: what is decoded cannot change
 		r.uTail++
-		if m, derr := DecodeAnswer(slot[:]); derr == nil {
-			fn(m)
+		if derr := decodeAnswerInto(slot[:], &r.ans); derr == nil {
+			fn(&r.ans)
 		} else {
 			bad++
 		}

@@ -513,3 +513,50 @@ func TestRingIdleReaderSleepsOnce(t *testing.T) {
 	}
 	t.Logf("woken %v after Publish", time.Since(start))
 }
+
+// TestRingTakeAnswersReusesOneRespond: the daemon's take of the ring's answers allocates
+// nothing per answer (each is decoded into the ring's one Respond), and each answer reaches
+// fn whole, with nothing of the one before: a deny with an errno, then an allow with Cache,
+// then a deny without either, then a slot that does not decode between two valid
+// ones (skipped and counted; the next is not taken for it).
+func TestRingTakeAnswersReusesOneRespond(t *testing.T) {
+	d, c := ringPair(t)
+	want := []Respond{
+		{EventID: 7, Verdict: fsevent.Deny, Errno: syscall.EIO},
+		{EventID: 8, Verdict: fsevent.Allow, Cache: true},
+		{EventID: 9, Verdict: fsevent.Deny},
+		{EventID: 10, Verdict: fsevent.Allow},
+	}
+	var got []Respond
+	take := func(r *Respond) { got = append(got, *r) }
+	for i := range want {
+		if i == 3 { // a slot the client scribbled: unknown flags
+			off := RingCtrl + RingDown + int(c.uHead%RingUpSlots)*RingAnswerSize
+			putAnswer(c.mem[off:off+RingAnswerSize], &Respond{EventID: 99, Verdict: fsevent.Deny, Errno: syscall.EPERM})
+			c.mem[off+9] = 0x80
+			c.uHead++
+			c.w.uHead.Swap(c.uHead)
+		}
+		if !c.Answer(&want[i]) {
+			t.Fatalf("answer %d refused", want[i].EventID)
+		}
+	}
+	bad, err := d.TakeAnswers(take)
+	if err != nil || bad != 1 {
+		t.Fatalf("TakeAnswers: %d bad, %v; want 1 bad, no error", bad, err)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("answers taken:\n  %+v\nwant\n  %+v", got, want)
+	}
+	// One answer published, then taken, per run: no allocation.
+	one := func(*Respond) {}
+	allocs := testing.AllocsPerRun(200, func() {
+		c.Answer(&want[0])
+		if n, err := d.TakeAnswers(one); n != 0 || err != nil {
+			t.Fatal(n, err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%.1f allocations per answer taken, want 0", allocs)
+	}
+}
