@@ -5,6 +5,7 @@ package daemon
 import (
 	"errors"
 	"sync/atomic"
+	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/internal/evloop"
 	"github.com/fsnotifyd/fsnotifyd/internal/proto"
@@ -49,6 +50,7 @@ type ringState struct {
 	ringBad     atomic.Uint64                       // answers that did not decode (skipped)
 	ringBroken  atomic.Bool                         // logged once
 	rbuf        []byte                              // under sendMu: one frame's encoding
+	ansAt       time.Duration                       // the loop's: when the current take of answers began (sinceStart; onKick, ringBeforeWait)
 }
 
 // offerRing answers a Hello that asked for the ring: a RingGrant, or a Result saying why not.
@@ -141,6 +143,7 @@ func (c *session) ringWaitLocked(msgs []proto.Msg) bool {
 	for _, m := range msgs[:w] {
 		proto.CloseFDs(m)
 	}
+	c.recycleLocked(msgs[:w])
 	if err != nil {
 		return false
 	}
@@ -156,6 +159,7 @@ func (c *session) ringWaitLocked(msgs []proto.Msg) bool {
 // asked before it slept, ringBeforeWait; after consuming, if writeLoop asked for room): it
 // takes the answers published since, and wakes writeLoop if it waits for room.
 func (c *session) onKick() {
+	c.ansAt = c.s.sinceStart()
 	bad, eof, err := c.ring.Answers(c.ringAnswer)
 	c.tookAnswers(bad, eof, err)
 }
@@ -170,6 +174,7 @@ func (c *session) ringBeforeWait() bool {
 	if !c.ring.ArmKick() {
 		return false
 	}
+	c.ansAt = c.s.sinceStart()
 	bad, err := c.ring.TakeAnswers(c.ringAnswer)
 	c.tookAnswers(bad, false, err)
 	return true
@@ -197,10 +202,11 @@ func (c *session) tookAnswers(bad int, eof bool, err error) {
 
 // ringAnswer acts on one answer from the ring as on a Respond without a request id: an
 // answer for an event not pending for this client is refused by respond (and not reported:
-// there is no request to reply to).
+// there is no request to reply to). The take's one clock reading (ansAt) stands for each of
+// its answers' times, for idle and for the verdict latency: two readings per answer fewer.
 func (c *session) ringAnswer(m *proto.Respond) {
-	c.touch()
-	c.respond(m)
+	c.touchAt(c.ansAt)
+	c.respondAt(m, c.ansAt)
 }
 
 // registerRing has the loop poll the kick pipe. Called by runInline.

@@ -144,6 +144,11 @@ func (s *Server) Backend() *backend.Backend { return s.b }
 // Instance identifies this run of the daemon (clients see it in their Welcome).
 func (s *Server) Instance() fsevent.InstanceID { return s.instance }
 
+// sinceStart is the time since the server started: one monotonic clock reading (time.Since of
+// a time with a monotonic reading), where time.Now makes two (wall and monotonic). The
+// daemon's own times (a client's last request, a permission event's send time) are kept so.
+func (s *Server) sinceStart() time.Duration { return time.Since(s.start) }
+
 // Run accepts clients on ln until ctx ends or ln is closed, then closes every client
 // (answering their pending permission events with their close verdicts) and returns. Tests
 // bring their own listener.
@@ -561,7 +566,7 @@ func (s *Server) admit(conn *proto.Conn, p peer, h *proto.Hello) (*session, erro
 		// Only a privileged client's events go unchecked by path (session.event).
 		noPaths: h.NoPaths && privileged,
 		marks:   make(map[uint64]*clientMark), byObj: make(map[engine.Object]uint64),
-		sent: lru.New[uint64, time.Time](sentLimit), done: make(chan struct{}),
+		sent: lru.New[uint64, time.Duration](sentLimit), done: make(chan struct{}),
 		direct: direct, kick: make(chan struct{}, 1), lastKernel: s.b.Stats().KernelOverflows,
 		eager: opts.QueueLimit >= 0 && opts.QueueLimit < eagerQueue, absorb: absorbFor(opts.QueueLimit),
 	}

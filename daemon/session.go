@@ -47,8 +47,9 @@ type session struct {
 
 	// sent holds the send times of the permission events sent and not answered yet, for the
 	// verdict latency: the sentLimit most recent (a client that lets its events reach their
-	// deadline would otherwise pile them up for its lifetime).
-	sent *lru.Cache[uint64, time.Time]
+	// deadline would otherwise pile them up for its lifetime). A time is kept as time since
+	// Server.start (sinceStart): one monotonic clock reading, not time.Now's two.
+	sent *lru.Cache[uint64, time.Duration]
 
 	closeOnce sync.Once
 	done      chan struct{}
@@ -65,6 +66,7 @@ type session struct {
 	leftover   []proto.Msg     // built and taken from the group, not written yet
 	fbuf       []engine.Delivery
 	fmsgs      []proto.Msg
+	evFree     []*proto.Event     // ring sessions: events written to the ring, reused by event (recycleLocked)
 	listMemo   map[string]listing // directories' listability, for one batch (mayListLocked)
 
 	// A notification session's sending (fanout.go): on the fanout's dirty list; bytes a
@@ -143,7 +145,10 @@ func (c *session) close() {
 }
 
 // touch records a request, for idle.
-func (c *session) touch() { c.active.Store(int64(time.Since(c.s.start))) }
+func (c *session) touch() { c.touchAt(c.s.sinceStart()) }
+
+// touchAt is touch with the time read by the caller (a ring take's one reading, sinceStart).
+func (c *session) touchAt(now time.Duration) { c.active.Store(int64(now)) }
 
 // idle is how long the client has held no mark and sent no request; 0 while it holds a mark.
 func (c *session) idle() time.Duration {
@@ -153,7 +158,7 @@ func (c *session) idle() time.Duration {
 	if marks > 0 {
 		return 0
 	}
-	return time.Since(c.s.start) - time.Duration(c.active.Load())
+	return c.s.sinceStart() - time.Duration(c.active.Load())
 }
 
 // reap closes an idle client (Server.reapIdle), telling it why.
@@ -360,12 +365,22 @@ func (c *session) removeMark(m *proto.RemoveMark) (uint64, error) {
 // a plain deny (EPERM), never a refusal that would leave the access waiting. What fails here
 // leaves nothing pending: an id that is not pending (unknown, answered, past its deadline:
 // not-found), or a closed client.
-func (c *session) respond(m *proto.Respond) error {
+func (c *session) respond(m *proto.Respond) error { return c.respondAt(m, readClock) }
+
+// readClock asks respondAt to read the clock itself.
+const readClock = time.Duration(-1)
+
+// respondAt is respond with the verdict latency measured to now (sinceStart), read by the
+// caller: a ring take of several answers reads the clock once for all (ringState.ansAt).
+func (c *session) respondAt(m *proto.Respond, now time.Duration) error {
 	err := c.g.Respond(m.EventID, response(m))
 	t, ok := c.sent.Get(m.EventID)
 	c.sent.Delete(m.EventID)
 	if ok && (err == nil || errors.Is(err, engine.ErrInvalidAnswer)) {
-		c.s.lat.observe(time.Since(t))
+		if now == readClock {
+			now = c.s.sinceStart()
+		}
+		c.s.lat.observe(now - t)
 	}
 	if err != nil {
 		return requestError(err)
@@ -494,6 +509,7 @@ func (c *session) forward() {
 		for _, m := range msgs[:w] {
 			proto.CloseFDs(m)
 		}
+		c.recycleLocked(msgs[:w])
 		if w < len(msgs) || err != nil {
 			// writeLoop writes them (or, the connection broken, fails and closes it).
 			c.leftover = append(c.leftover, msgs[w:]...)
@@ -551,11 +567,36 @@ type fder interface{ Fd() int }
 
 // event builds what the client may see of one delivery (view); nil if nothing. Needs sendMu.
 func (c *session) event(d engine.Delivery) *proto.Event {
-	ev := new(proto.Event)
+	var ev *proto.Event
+	if n := len(c.evFree); n > 0 {
+		ev, c.evFree = c.evFree[n-1], c.evFree[:n-1]
+		*ev = proto.Event{} // nothing of the last event it carried
+	} else {
+		ev = new(proto.Event)
+	}
 	if !c.view(d, ev) {
+		c.evFree = append(c.evFree, ev)
 		return nil
 	}
 	return ev
+}
+
+// evFreeMax bounds a session's evFree: more than a batch's worth is never reused.
+const evFreeMax = 64
+
+// recycleLocked keeps the events of msgs, written to the ring, for event to reuse: the ring
+// holds a copy of their bytes (proto.DaemonRing.Put), and nothing else refers to them (a
+// ring session's events carry no descriptor; the callers drop msgs). Not for the socket:
+// what a partial write keeps of a message is the connection's business. Needs sendMu.
+func (c *session) recycleLocked(msgs []proto.Msg) {
+	if c.ring == nil {
+		return
+	}
+	for _, m := range msgs {
+		if ev, ok := m.(*proto.Event); ok && len(c.evFree) < evFreeMax {
+			c.evFree = append(c.evFree, ev)
+		}
+	}
 }
 
 // view fills ev with what the client may see of delivery d (not an overflow), and reports
@@ -626,7 +667,7 @@ func (c *session) view(d engine.Delivery, ev *proto.Event) bool {
 				}
 			}
 		}
-		c.sent.Put(d.ID, time.Now())
+		c.sent.Put(d.ID, c.s.sinceStart())
 	}
 	return true
 }
