@@ -10,6 +10,17 @@
 #   default, daemon/inline.go). (c) goes through the permission ring (daemonallow asks for
 #   it); column (e) is (c) over the socket (DAEMONALLOW_RING=0), as before the ring.
 # Run as root: [MODE=mount] bash bench/daemon.sh [OPENS] [ROUNDS]
+#
+# With REF=rev (an A/B of the daemon against another revision, one run): (c) only, serve and
+# daemonallow built from REF and from the working tree (NEW=rev: that revision instead), one
+# and two load threads (THREADS="1" for one), each round fanref, then the two in an order
+# that turns from round to round (the host's speed drifts within minutes). Per round: each
+# one's per-open time over fanref's, and the CPU per open of serve and of daemonallow (all
+# their threads' run time, schedstat: ns, not clock ticks), and new/ref of both; then the
+# medians and in how many rounds new was the lower. The CPU is the finer figure: the per-open
+# time of these rounds moves by 10-20% with the host. BUSY=1 runs a busy loop pinned to the
+# last CPU for the whole run (all.sh --busy's load).
+#   REF=main [NEW=rev] [THREADS="1 2"] [BUSY=1] bash bench/daemon.sh [OPENS] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-100000}
@@ -18,6 +29,58 @@ ROUNDS=${2:-5}
 MODE=${MODE:-}
 MODE_NAME=${MODE:-directory}
 . bench/lib.sh
+if [ -n "${REF:-}" ]; then
+	build_revs "$REF" "${NEW:-}" fsnotifyd:./cmd/fsnotifyd daemonallow:./bench/daemonallow
+	mkdir "$out/mnt/d" && echo x > "$out/mnt/d/f"
+	busy=""
+	if [ "${BUSY:-0}" = 1 ]; then
+		taskset -c "$(( $(nproc) - 1 ))" sh -c 'while :; do :; done' & pids+=($!)
+		busy=", busy loop on CPU $(( $(nproc) - 1 ))"
+	fi
+	declare -A spid
+	for v in ref new; do
+		"$out/$v/fsnotifyd" serve --socket "$out/$v.sock" --log-level warn 2> "$out/$v.log" & pids+=($!)
+		spid[$v]=$!
+		for _ in $(seq 100); do "$out/$v/fsnotifyd" stats --socket "$out/$v.sock" > /dev/null 2>&1 && break; sleep 0.05; done
+	done
+	echo "REF=$REF ($(git rev-parse --short "$REF")) vs ${NEW:-tree} ($(git rev-parse --short "${NEW:-HEAD}")$([ -n "${NEW:-}" ] || git diff --quiet HEAD || echo +dirty)); $N opens, $MODE_NAME marks, $(nproc) CPUs$busy; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+	# pair V THREADS: "ops/s daemon_ns client_ns" for one round of V's serve + daemonallow.
+	pair() {
+		: > "$out/l.log" # emptied before the start: an old "ready" in it must not pass the wait
+		"$out/$1/daemonallow" "$out/$1.sock" "$out/mnt/d" $MODE > "$out/l.log" 2>&1 & local l=$!
+		wait_ready "$out/l.log"
+		local d0 c0 o
+		d0=$(cpu_ns "${spid[$1]}") c0=$(cpu_ns "$l")
+		o=$(ops "$2")
+		echo "$o $(( $(cpu_ns "${spid[$1]}") - d0 )) $(( $(cpu_ns "$l") - c0 ))"
+		kill "$l"; wait "$l" 2>/dev/null || true
+	}
+	for threads in ${THREADS:-1 2}; do
+		: > "$out/ab.$threads"
+		for r in $(seq "$ROUNDS"); do
+			f=$(with "$threads" "$out/fanref" respond "$out/mnt/d" $MODE)
+			if [ $((r % 2)) = 1 ]; then a=$(pair ref "$threads"); b=$(pair new "$threads")
+			else b=$(pair new "$threads"); a=$(pair ref "$threads"); fi
+			echo "$f $a $b" | awk -v n="$((N * threads))" -v t="$threads" -v first="$([ $((r % 2)) = 1 ] && echo ref || echo new)" '{
+				f = $1; ro = $2; rd = $3 / n / 1e3; rc = $4 / n / 1e3; no = $5; nd = $6 / n / 1e3; nc = $7 / n / 1e3
+				printf "threads %d  fanref %.2f us  per-open time / fanref: ref %.3f new %.3f (new/ref %.3f)  CPU us/open daemon ref %.2f new %.2f (%.3f)  client ref %.2f new %.2f (%.3f)  (%s first)\n",
+					t, 1e6 / f, f / ro, f / no, ro / no, rd, nd, nd / rd, rc, nc, nc / rc, first }' | tee -a "$out/ab.$threads"
+		done
+		awk -v t="$threads" -v rounds="$ROUNDS" '{
+			for (i = 1; i <= NF; i++) {
+				if ($i == "(new/ref") { tr[NR] = $(i + 1) + 0 }
+				if ($i == "daemon") { dr[NR] = substr($(i + 5), 2) + 0 }
+				if ($i == "client") { cr[NR] = substr($(i + 5), 2) + 0 }
+			}
+		} END {
+			for (k in tr) { if (tr[k] < 1) lt++; if (dr[k] < 1) ld++; if (cr[k] < 1) lc++ }
+			printf "threads %d, %d rounds: new/ref medians: per-open time %.3f (lower in %d), daemon CPU %.3f (lower in %d), client CPU %.3f (lower in %d)\n",
+				t, rounds, med(tr), lt, med(dr), ld, med(cr), lc
+		}
+		function med(a,   n, k, v, i, j, x) { n = 0; for (k in a) v[++n] = a[k]; for (i = 2; i <= n; i++) { x = v[i]; for (j = i - 1; j >= 1 && v[j] > x; j--) v[j + 1] = v[j]; v[j + 1] = x } return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2 }' "$out/ab.$threads"
+	done
+	exit 0
+fi
 go build -o "$out/fsnotifyd" ./cmd/fsnotifyd
 go build -o "$out/daemonallow" ./bench/daemonallow
 mkdir "$out/mnt/d" && echo x > "$out/mnt/d/f"
