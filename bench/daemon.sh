@@ -66,18 +66,14 @@ if [ -n "${REF:-}" ]; then
 				printf "threads %d  fanref %.2f us  per-open time / fanref: ref %.3f new %.3f (new/ref %.3f)  CPU us/open daemon ref %.2f new %.2f (%.3f)  client ref %.2f new %.2f (%.3f)  (%s first)\n",
 					t, 1e6 / f, f / ro, f / no, ro / no, rd, nd, nd / rd, rc, nc, nc / rc, first }' | tee -a "$out/ab.$threads"
 		done
-		awk -v t="$threads" -v rounds="$ROUNDS" '{
-			for (i = 1; i <= NF; i++) {
-				if ($i == "(new/ref") { tr[NR] = $(i + 1) + 0 }
-				if ($i == "daemon") { dr[NR] = substr($(i + 5), 2) + 0 }
-				if ($i == "client") { cr[NR] = substr($(i + 5), 2) + 0 }
-			}
-		} END {
-			for (k in tr) { if (tr[k] < 1) lt++; if (dr[k] < 1) ld++; if (cr[k] < 1) lc++ }
-			printf "threads %d, %d rounds: new/ref medians: per-open time %.3f (lower in %d), daemon CPU %.3f (lower in %d), client CPU %.3f (lower in %d)\n",
-				t, rounds, med(tr), lt, med(dr), ld, med(cr), lc
-		}
-		function med(a,   n, k, v, i, j, x) { n = 0; for (k in a) v[++n] = a[k]; for (i = 2; i <= n; i++) { x = v[i]; for (j = i - 1; j >= 1 && v[j] > x; j--) v[j + 1] = v[j]; v[j + 1] = x } return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2 }' "$out/ab.$threads"
+		# col K: the K-th new/ref ratio of each round (1 time, 2 daemon CPU, 3 client CPU).
+		col() { awk -v k="$1" '{ n = 0; for (i = 1; i <= NF; i++) if ($i ~ /^\([0-9.]+\)$/ && ++n == k - 1 || $i == "(new/ref" && k == 1 && (v = $(i + 1))) { if (k > 1) v = $i; gsub(/[()]/, "", v); print v + 0; break } }' "$out/ab.$threads"; }
+		line="threads $threads, $ROUNDS rounds$busy: new/ref medians:"
+		for k in 1 2 3; do
+			what=$( [ $k = 1 ] && echo "per-open time" || { [ $k = 2 ] && echo "daemon CPU" || echo "client CPU"; } )
+			line="$line $what $(col $k | median) (lower in $(col $k | awk '$1 < 1' | wc -l))$( [ $k = 3 ] || echo ,)"
+		done
+		echo "$line"
 	done
 	exit 0
 fi
