@@ -44,18 +44,15 @@ if [ -n "${REF:-}" ]; then
 		for _ in $(seq 100); do "$out/$v/fsnotifyd" stats --socket "$out/$v.sock" > /dev/null 2>&1 && break; sleep 0.05; done
 	done
 	echo "REF=$REF ($(git rev-parse --short "$REF")) vs ${NEW:-tree} ($(git rev-parse --short "${NEW:-HEAD}")$([ -n "${NEW:-}" ] || git diff --quiet HEAD || echo +dirty)); $N opens, $MODE_NAME marks, $(nproc) CPUs$busy; load average $(cut -d' ' -f1-3 /proc/loadavg)"
-	# cpu PID: the run time so far of PID's threads, ns (lib.sh's cpu_ns prints with mawk's %d,
-	# which stops at 2^31 ns: a daemon past 2.1 s of CPU read the same before and after a round).
-	cpu() { cat /proc/"$1"/task/*/schedstat 2> /dev/null | awk '{ s += $1 } END { printf "%.0f\n", s }'; }
 	# pair V THREADS: "ops/s daemon_ns client_ns" for one round of V's serve + daemonallow.
 	pair() {
 		: > "$out/l.log" # emptied before the start: an old "ready" in it must not pass the wait
 		"$out/$1/daemonallow" "$out/$1.sock" "$out/mnt/d" $MODE > "$out/l.log" 2>&1 & local l=$!
 		wait_ready "$out/l.log"
 		local d0 c0 o
-		d0=$(cpu "${spid[$1]}") c0=$(cpu "$l")
+		d0=$(cpu_ns "${spid[$1]}") c0=$(cpu_ns "$l")
 		o=$(ops "$2")
-		echo "$o $(( $(cpu "${spid[$1]}") - d0 )) $(( $(cpu "$l") - c0 ))"
+		echo "$o $(( $(cpu_ns "${spid[$1]}") - d0 )) $(( $(cpu_ns "$l") - c0 ))"
 		kill "$l"; wait "$l" 2>/dev/null || true
 	}
 	for threads in ${THREADS:-1 2}; do
