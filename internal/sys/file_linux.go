@@ -541,8 +541,10 @@ func (p *PollSet) WaitFor(fds []int, ready []bool, timeout time.Duration) (bool,
 	for _, fd := range fds {
 		p.pfds = append(p.pfds, unix.PollFd{Fd: int32(fd), Events: unix.POLLIN})
 	}
+	// A zero timeout (the event loop's look before it sleeps, about once per event) needs no
+	// clock: the call does not wait, and its answer is final.
 	var deadline time.Time
-	if timeout >= 0 {
+	if timeout > 0 {
 		deadline = time.Now().Add(timeout)
 	}
 	for {
@@ -550,8 +552,11 @@ func (p *PollSet) WaitFor(fds []int, ready []bool, timeout time.Duration) (bool,
 		// fraction of a millisecond (the FID reader's until the fan-out's next flush) is not
 		// rounded to a whole one.
 		var ts *unix.Timespec
-		if timeout >= 0 {
+		if timeout > 0 {
 			p.ts = unix.NsecToTimespec(int64(max(time.Until(deadline), 0)))
+			ts = &p.ts
+		} else if timeout == 0 {
+			p.ts = unix.Timespec{}
 			ts = &p.ts
 		}
 		_, err := unix.Ppoll(p.pfds, ts, nil)
@@ -569,7 +574,7 @@ func (p *PollSet) WaitFor(fds []int, ready []bool, timeout time.Duration) (bool,
 		if any {
 			return true, nil
 		}
-		if timeout >= 0 && !time.Now().Before(deadline) {
+		if timeout == 0 || timeout > 0 && !time.Now().Before(deadline) {
 			return false, nil
 		}
 	}

@@ -547,7 +547,17 @@ func TestPollSetWaitFor(t *testing.T) {
 	if quickest >= time.Millisecond {
 		t.Errorf("the quickest of 20 waits of 200 µs took %v: rounded up to a millisecond", quickest)
 	}
+	// A zero timeout (the event loop's look before it sleeps) reads no clock and does not
+	// wait: false at once with nothing to read, whatever is passed in ready.
+	ready[0] = true
+	start = time.Now()
+	if ok, err := ps.WaitFor(fds[:1], ready, 0); err != nil || ok || ready[0] || time.Since(start) > time.Second {
+		t.Fatalf("WaitFor 0 with nothing to read = %v, %v, ready %v after %v; want false at once", ok, err, ready, time.Since(start))
+	}
 	syscall.Write(fds[1], []byte("x"))
+	if ok, err := ps.WaitFor(fds[:1], ready, 0); err != nil || !ok || !ready[0] {
+		t.Fatalf("WaitFor 0 with a byte to read = %v, %v, ready %v", ok, err, ready)
+	}
 	if ok, err := ps.WaitFor(fds[:1], ready, time.Hour); err != nil || !ok || !ready[0] {
 		t.Fatalf("WaitFor with a byte to read = %v, %v, ready %v", ok, err, ready)
 	}

@@ -106,9 +106,11 @@ func FutexWait(w *atomic.Uint32, val uint32) error {
 	return os.NewSyscallError("futex(FUTEX_WAIT)", syscall.Errno(e))
 }
 
-// FutexWake wakes up to n waiters on w (shared) and returns how many it woke. It never waits.
+// FutexWake wakes up to n waiters on w (shared) and returns how many it woke. It never waits,
+// so it is made as a raw system call (no entersyscall, exitsyscall: see FstatTo), once per
+// permission event through the ring.
 func FutexWake(w *atomic.Uint32, n int) (woken int, err error) {
-	r, _, e := unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(w)), futexWake, uintptr(n), 0, 0, 0)
+	r, _, e := unix.RawSyscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(w)), futexWake, uintptr(n), 0, 0, 0)
 	if e != 0 {
 		return 0, os.NewSyscallError("futex(FUTEX_WAKE)", syscall.Errno(e))
 	}
@@ -139,14 +141,20 @@ func Kick(w int) error {
 }
 
 // DrainKicks reads what a KickPipe's read end holds, at most len(buf) bytes, without
-// waiting, and reports whether the write end is closed (end of file).
+// waiting, and reports whether the write end is closed (end of file). r must be a KickPipe's
+// read end, which is non-blocking and whose flags the write end's holder cannot change (its
+// own open file description): the read never waits, so it is made as a raw system call (no
+// entersyscall, exitsyscall: see FstatTo), once per kick.
 func DrainKicks(r int, buf []byte) (eof bool, err error) {
-	n, err := unix.Read(r, buf)
-	switch {
-	case err == unix.EAGAIN || err == unix.EINTR:
+	if len(buf) == 0 {
 		return false, nil
-	case err != nil:
-		return false, os.NewSyscallError("read(kick)", err)
+	}
+	n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(r), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
+	switch {
+	case e == unix.EAGAIN || e == unix.EINTR:
+		return false, nil
+	case e != 0:
+		return false, os.NewSyscallError("read(kick)", e)
 	}
 	return n == 0, nil
 }
