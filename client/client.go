@@ -288,6 +288,12 @@ type Client struct {
 	qlost bool             // events were dropped: an Overflow goes first
 	qheld int              // events (an Overflow included) the pump took from q and has not all handed over
 	qwake chan struct{}
+	// qidle: nothing is queued, lost or held by the pump (q empty, !qlost, qheld 0). Written
+	// under qmu by whoever makes it so or not so (the pump, when it finds q empty and waits;
+	// deliver, when it queues or drops), read by deliver without qmu: a reader that finds it
+	// set hands its event straight to Events with no lock of qmu (two locked instructions
+	// per event; see deliver).
+	qidle atomic.Bool
 }
 
 // Dial connects to the daemon; a daemon that is not running is ErrUnavailable at once, with
@@ -303,6 +309,7 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 		ended: make(chan struct{}), closer: make(chan struct{}), waiters: make(map[uint64]chan proto.Msg), marks: make(map[MarkID]*mark),
 		ready: make(chan struct{}), qwake: make(chan struct{}, 1)}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.qidle.Store(true)
 	if c.opts.Queue <= 0 {
 		c.opts.Queue = 16384
 	}
@@ -650,6 +657,18 @@ func (c *Client) deliver(ev *Event) bool {
 		h(*ev)
 		return true
 	}
+	if c.qidle.Load() {
+		// Nothing queued, lost or held (see qidle): hand it over directly without qmu. Only
+		// a deliver can end that state, and the pump sets qidle only after its last send
+		// (under qmu, once it found q empty), so every event read before this one is in
+		// Events already. (A second reader — the ring's — may deliver at once: events of
+		// two readers at the same time have no order between them.)
+		select {
+		case c.events <- *ev:
+			return true
+		default:
+		}
+	}
 	c.qmu.Lock()
 	idle := c.q.Len() == 0 && !c.qlost
 	if idle && c.qheld == 0 {
@@ -670,6 +689,7 @@ func (c *Client) deliver(ev *Event) bool {
 	} else {
 		c.qlost = true
 	}
+	c.qidle.Store(false)
 	c.qmu.Unlock()
 	if idle {
 		// The pump waits for qwake only after it found q empty and nothing lost, under qmu:
@@ -713,6 +733,9 @@ func (c *Client) pump() {
 			c.qheld = n + 1
 		} else {
 			c.qheld = n
+		}
+		if !lost && n == 0 {
+			c.qidle.Store(true) // every event taken before is in Events: deliver may hand over directly
 		}
 		c.qmu.Unlock()
 		if !lost && n == 0 {

@@ -16,6 +16,7 @@ import (
 func pumpOnly(t *testing.T, buffer, queue int) *Client {
 	c := &Client{opts: Options{Queue: queue}, q: ring.Ring[Event]{Keep: queueKeep}, events: make(chan Event, buffer), done: make(chan struct{}),
 		qwake: make(chan struct{}, 1)}
+	c.qidle.Store(true) // as Dial
 	c.wg.Add(1)
 	go c.pump()
 	t.Cleanup(func() { close(c.done); c.wg.Wait() })
@@ -331,5 +332,57 @@ func TestNoDirectHandOverPastThePumpsBatch(t *testing.T) {
 		if i == buffer+queued-1 && injected.Load() == 0 {
 			t.Fatal("the hook never ran: the pump's batch was not split")
 		}
+	}
+}
+
+// TestIdleHandOverTakesNoQueueLock: while nothing is queued, lost or held by the pump (qidle),
+// deliver hands an event with room in Events straight over without qmu (it returns while
+// another goroutine holds qmu); once an event is queued (Events full), the next deliver
+// goes through qmu (it waits for it), so it cannot pass the queued event; once the pump
+// has handed that over and found the queue empty, the direct way is open again.
+func TestIdleHandOverTakesNoQueueLock(t *testing.T) {
+	c := pumpOnly(t, 1, 8)
+	deliverHolding := func(i int) (returned bool) {
+		c.qmu.Lock()
+		done := make(chan bool, 1)
+		go func() { done <- c.deliver(seqEvent(i)) }()
+		select {
+		case ok := <-done:
+			c.qmu.Unlock()
+			if !ok {
+				t.Fatalf("event %d dropped", i)
+			}
+			return true
+		case <-time.After(200 * time.Millisecond):
+			c.qmu.Unlock()
+			if !<-done {
+				t.Fatalf("event %d dropped", i)
+			}
+			return false
+		}
+	}
+	if !deliverHolding(0) {
+		t.Fatal("event 0: deliver waited for qmu with nothing queued, lost or held")
+	}
+	if !c.deliver(seqEvent(1)) { // Events (buffer 1) is full: queued
+		t.Fatal("event 1 dropped")
+	}
+	if deliverHolding(2) {
+		t.Fatal("event 2: deliver did not take qmu with an event queued")
+	}
+	for i := 0; i < 3; i++ {
+		if ev := next(t, c); ev.ID != uint64(i)+1 || ev.Overflow {
+			t.Fatalf("event %d: got ID %d overflow %v", i, ev.ID, ev.Overflow)
+		}
+	}
+	idle := func() bool { return c.qidle.Load() }
+	for end := time.Now().Add(5 * time.Second); !idle() && time.Now().Before(end); {
+		time.Sleep(time.Millisecond)
+	}
+	if !deliverHolding(3) {
+		t.Fatal("event 3: deliver waited for qmu after the pump emptied the queue")
+	}
+	if ev := next(t, c); ev.ID != 4 {
+		t.Fatalf("event 3: got ID %d", ev.ID)
 	}
 }
