@@ -6,8 +6,9 @@
 # daemon goes first, so that drift on a shared machine hits both alike. Prints, per round and
 # as medians, each daemon's CPU per kernel event over fanref's and its kernel events/s over
 # fanref's (the two ratios bench/fanout.sh's goals are about), and the clients' CPU per kernel
-# event (not counted in the daemon's), with the Overflow events the clients received (none may be
-# lost silently: a cut that makes clients overflow shows here). Each revision's clients (bench/fanout, the client
+# event (not counted in the daemon's), with the Overflow events the clients received and the
+# events their queues in the daemon dropped (nothing may be lost silently: a cut that makes
+# clients overflow shows here). Each revision's clients (bench/fanout, the client
 # library) are built from that revision too.
 # Run as root: [NEW=rev] bash bench/fanoutab.sh [REF] [OPENS] [ROUNDS] [CLIENTS]
 set -euo pipefail
@@ -23,7 +24,7 @@ mkdir "$out/mnt/d" && echo x > "$out/mnt/d/f"
 echo "REF=$REF ($(git rev-parse --short "$REF")) vs ${NEW:-tree} ($(git rev-parse --short "${NEW:-HEAD}")$([ -n "$NEW" ] || git diff --quiet HEAD || echo +dirty)); $N opens, 2 load threads, 1 and $K clients, $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 cpu() { cpu_s "$1"; } # seconds (lib.sh: schedstat, not clock ticks)
 now() { date +%s.%N; }
-# daemon BIN K: prints "us/kernel-event kernel-events/s clients-us/kernel-event overflows"
+# daemon BIN K: prints "us/kernel-event kernel-events/s clients-us/kernel-event overflows dropped"
 daemon() {
 	local bin=$1 k=$2 dpid p e0 e1 c0 c1 f0 f1 t0 t1
 	rm -f "$out/d.sock"
@@ -39,8 +40,8 @@ daemon() {
 	e1=$(st); c1=$(cpu "$dpid"); f1=$(cpu "$p")
 	kill -TERM "$p" "$dpid"; wait "$p" "$dpid" 2>/dev/null || true
 	awk -v e=$((e1 - e0)) -v a="$c0" -v b="$c1" -v fa="$f0" -v fb="$f1" -v s="$t0" -v u="$t1" \
-		-v ov="$(awk '/^events/ { print $8 }' "$out/fan.log")" \
-		'BEGIN { printf "%.3f %.1f %.3f %d\n", (b-a)*1e6/e, e/(u-s), (fb-fa)*1e6/e, ov }'
+		-v ov="$(awk '/^events/ { print $8 }' "$out/fan.log")" -v dr="$(awk '/^events/ { print $12 }' "$out/fan.log")" \
+		'BEGIN { printf "%.3f %.1f %.3f %d %d\n", (b-a)*1e6/e, e/(u-s), (fb-fa)*1e6/e, ov, dr }'
 }
 for r in $(seq "$ROUNDS"); do
 	: > "$out/ref.log" # emptied before the start: an old "ready" in it must not pass the wait
@@ -54,10 +55,10 @@ for r in $(seq "$ROUNDS"); do
 	order="ref new"; [ $((r % 2)) = 0 ] && order="new ref"
 	for which in $order; do
 		for k in 1 "$K"; do
-			read -r c rate fc ov <<< "$(daemon "$out/$which/fsnotifyd" "$k")"
-			awk -v r="$r" -v w="$which" -v k="$k" -v c="$c" -v rate="$rate" -v fc="$fc" -v ov="$ov" -v rc="$refc" -v rr="$refr" 'BEGIN {
-				printf "round %d %s %2d client(s): %.3f us CPU/kernel event (fanref %.3f) = %.2fx, %.0f kernel events/s (fanref %.0f) = %.2fx, clients %.3f us/kernel event, overflows %d\n",
-					r, w, k, c, rc, c/rc, rate, rr, rate/rr, fc, ov }' | tee -a "$out/rounds"
+			read -r c rate fc ov dr <<< "$(daemon "$out/$which/fsnotifyd" "$k")"
+			awk -v r="$r" -v w="$which" -v k="$k" -v c="$c" -v rate="$rate" -v fc="$fc" -v ov="$ov" -v dr="$dr" -v rc="$refc" -v rr="$refr" 'BEGIN {
+				printf "round %d %s %2d client(s): %.3f us CPU/kernel event (fanref %.3f) = %.2fx, %.0f kernel events/s (fanref %.0f) = %.2fx, clients %.3f us/kernel event, overflows %d (dropped in the daemon %d)\n",
+					r, w, k, c, rc, c/rc, rate, rr, rate/rr, fc, ov, dr }' | tee -a "$out/rounds"
 		done
 	done
 done
