@@ -36,7 +36,9 @@
 // an event straight to Events only when nothing is queued, lost or held by the pump (qheld), so
 // events reach Events in the order they were read, and an Overflow comes before the events
 // still queued when the drop came (TestNoDirectHandOverPastThePumpsBatch,
-// TestDeliverKeepsOrderAndBound). Bound: the queued events plus qheld count every event read
+// TestDeliverKeepsOrderAndBound). It learns that state without qmu from qidle, which the pump
+// sets only once it found the queue empty after its last send and a deliver that queues or
+// drops clears, both under qmu (TestIdleHandOverTakesNoQueueLock). Bound: the queued events plus qheld count every event read
 // and not yet in the channel — the pump's batch (up to pumpBatch events taken under one lock)
 // from when it takes it, and exactly what it still holds whenever it must wait on a send — so
 // Queue bounds them, and each event the application reads makes room for one more
