@@ -342,7 +342,9 @@ func TestNoDirectHandOverPastThePumpsBatch(t *testing.T) {
 // has handed that over and found the queue empty, the direct way is open again.
 func TestIdleHandOverTakesNoQueueLock(t *testing.T) {
 	c := pumpOnly(t, 1, 8)
-	deliverHolding := func(i int) (returned bool) {
+	// deliverHolding delivers event i while this goroutine holds qmu, and reports whether
+	// deliver returned within wait (then it took no qmu); it releases qmu after wait.
+	deliverHolding := func(i int, wait time.Duration) (returned bool) {
 		c.qmu.Lock()
 		done := make(chan bool, 1)
 		go func() { done <- c.deliver(seqEvent(i)) }()
@@ -353,7 +355,7 @@ func TestIdleHandOverTakesNoQueueLock(t *testing.T) {
 				t.Fatalf("event %d dropped", i)
 			}
 			return true
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(wait):
 			c.qmu.Unlock()
 			if !<-done {
 				t.Fatalf("event %d dropped", i)
@@ -361,13 +363,13 @@ func TestIdleHandOverTakesNoQueueLock(t *testing.T) {
 			return false
 		}
 	}
-	if !deliverHolding(0) {
+	if !deliverHolding(0, 5*time.Second) { // a bound for a loaded machine: it returns at once
 		t.Fatal("event 0: deliver waited for qmu with nothing queued, lost or held")
 	}
 	if !c.deliver(seqEvent(1)) { // Events (buffer 1) is full: queued
 		t.Fatal("event 1 dropped")
 	}
-	if deliverHolding(2) {
+	if deliverHolding(2, 200*time.Millisecond) {
 		t.Fatal("event 2: deliver did not take qmu with an event queued")
 	}
 	for i := 0; i < 3; i++ {
@@ -379,7 +381,7 @@ func TestIdleHandOverTakesNoQueueLock(t *testing.T) {
 	for end := time.Now().Add(5 * time.Second); !idle() && time.Now().Before(end); {
 		time.Sleep(time.Millisecond)
 	}
-	if !deliverHolding(3) {
+	if !deliverHolding(3, 5*time.Second) {
 		t.Fatal("event 3: deliver waited for qmu after the pump emptied the queue")
 	}
 	if ev := next(t, c); ev.ID != 4 {
