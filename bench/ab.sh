@@ -39,12 +39,7 @@ if [ "$ONLY" = guard ]; then
 	echo "median over $ROUNDS rounds, per-open time / fanref's: guard ref $(printf '%s\n' "${gr[@]}" | median) new $(printf '%s\n' "${gb[@]}" | median)"
 	exit 0
 fi
-declare -A spid
-for v in ref new; do
-	"$out/$v/fsnotifyd" serve --socket "$out/$v.sock" --log-level warn 2> "$out/$v.log" & pids+=($!)
-	spid[$v]=$!
-	for _ in $(seq 100); do "$out/$v/fsnotifyd" stats --socket "$out/$v.sock" > /dev/null 2>&1 && break; sleep 0.05; done
-done
+serve_revs # spid[ref], spid[new] (lib.sh)
 echo "REF=$REF ($(git rev-parse --short "$REF")) vs ${NEW:-tree} ($(git rev-parse --short "${NEW:-HEAD}")$([ -n "$NEW" ] || git diff --quiet HEAD || echo +dirty)); $N opens, $THREADS thread(s), $(nproc) CPUs"
 # The daemon's CPU time per open (user+system, from /proc/PID/stat in clock ticks): less
 # sensitive than wall time to what else runs on the machine.

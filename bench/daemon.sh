@@ -37,12 +37,7 @@ if [ -n "${REF:-}" ]; then
 		taskset -c "$(( $(nproc) - 1 ))" sh -c 'while :; do :; done' & pids+=($!)
 		busy=", busy loop on CPU $(( $(nproc) - 1 ))"
 	fi
-	declare -A spid
-	for v in ref new; do
-		"$out/$v/fsnotifyd" serve --socket "$out/$v.sock" --log-level warn 2> "$out/$v.log" & pids+=($!)
-		spid[$v]=$!
-		for _ in $(seq 100); do "$out/$v/fsnotifyd" stats --socket "$out/$v.sock" > /dev/null 2>&1 && break; sleep 0.05; done
-	done
+	serve_revs # spid[ref], spid[new] (lib.sh)
 	echo "REF=$REF ($(git rev-parse --short "$REF")) vs ${NEW:-tree} ($(git rev-parse --short "${NEW:-HEAD}")$([ -n "${NEW:-}" ] || git diff --quiet HEAD || echo +dirty)); $N opens, $MODE_NAME marks, $(nproc) CPUs$busy; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 	# pair V THREADS: "ops/s daemon_ns client_ns" for one round of V's serve + daemonallow.
 	pair() {

@@ -19,6 +19,9 @@
 #   fsnotifyd_bins REF
 #                 builds the working tree's fsnotifyd into $out/new and, when REF is not
 #                 empty, REF's into $out/ref (build_revs); bins lists them, REF's first
+#   serve_revs    starts build_revs's two daemons ($out/ref/fsnotifyd and $out/new/fsnotifyd
+#                 serve, on $out/ref.sock and $out/new.sock, logs $out/ref.log and $out/new.log)
+#                 and waits until each answers stats; their pids are ${spid[ref]}, ${spid[new]}
 #   median        the median of the numbers on standard input
 #   summary KEY VALUE GOAL TEXT
 #                 one machine-readable result line for bench/all.sh's table: KEY names the
@@ -61,6 +64,15 @@ build_revs() {
 		(cd "$out/src" && go build -o "$out/ref/${bin%%:*}" "${bin#*:}")
 		if [ -n "$new" ]; then (cd "$out/srcnew" && go build -o "$out/new/${bin%%:*}" "${bin#*:}")
 		else go build -o "$out/new/${bin%%:*}" "${bin#*:}"; fi
+	done
+}
+serve_revs() {
+	declare -gA spid
+	local v
+	for v in ref new; do
+		"$out/$v/fsnotifyd" serve --socket "$out/$v.sock" --log-level warn 2> "$out/$v.log" & pids+=($!)
+		spid[$v]=$!
+		for _ in $(seq 100); do "$out/$v/fsnotifyd" stats --socket "$out/$v.sock" > /dev/null 2>&1 && break; sleep 0.05; done
 	done
 }
 fsnotifyd_bins() {
