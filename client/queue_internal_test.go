@@ -23,6 +23,14 @@ func pumpOnly(t *testing.T, buffer, queue int) *Client {
 	return c
 }
 
+// drained reports whether the client holds nothing more for Events: nothing queued, lost or
+// held by the pump, and the channel empty.
+func drained(c *Client) bool {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	return c.q.Len() == 0 && c.qheld == 0 && !c.qlost && len(c.events) == 0
+}
+
 // seqEvent is the i-th event of a test (ID carries i).
 func seqEvent(i int) *Event {
 	ev := &Event{}
@@ -106,10 +114,7 @@ func TestDeliverKeepsOrderAndBound(t *testing.T) {
 					continue
 				default:
 				}
-				c.qmu.Lock()
-				idle := c.q.Len() == 0 && c.qheld == 0 && !c.qlost
-				c.qmu.Unlock()
-				if idle && len(c.events) == 0 {
+				if drained(c) {
 					break
 				}
 				if time.Now().After(deadline) {
@@ -153,10 +158,7 @@ func TestDeliverKeepsOrderAndBound(t *testing.T) {
 			}
 			deadline := time.Now().Add(5 * time.Second)
 			for {
-				c.qmu.Lock()
-				idle := c.q.Len() == 0 && c.qheld == 0 && !c.qlost
-				c.qmu.Unlock()
-				if idle && len(c.events) == 0 || time.Now().After(deadline) {
+				if drained(c) || time.Now().After(deadline) {
 					break
 				}
 				time.Sleep(time.Millisecond)
