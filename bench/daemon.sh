@@ -56,13 +56,15 @@ if [ -n "${REF:-}" ]; then
 			f=$(with "$threads" "$out/fanref" respond "$out/mnt/d" $MODE)
 			if [ $((r % 2)) = 1 ]; then a=$(pair ref "$threads"); b=$(pair new "$threads")
 			else b=$(pair new "$threads"); a=$(pair ref "$threads"); fi
-			echo "$f $a $b" | awk -v n="$((N * threads))" -v t="$threads" -v first="$([ $((r % 2)) = 1 ] && echo ref || echo new)" '{
+			echo "$f $a $b" | awk -v n="$((N * threads))" -v t="$threads" -v first="$([ $((r % 2)) = 1 ] && echo ref || echo new)" -v ratios="$out/ab.$threads" '{
 				f = $1; ro = $2; rd = $3 / n / 1e3; rc = $4 / n / 1e3; no = $5; nd = $6 / n / 1e3; nc = $7 / n / 1e3
 				printf "threads %d  fanref %.2f us  per-open time / fanref: ref %.3f new %.3f (new/ref %.3f)  CPU us/open daemon ref %.2f new %.2f (%.3f)  client ref %.2f new %.2f (%.3f)  (%s first)\n",
-					t, 1e6 / f, f / ro, f / no, ro / no, rd, nd, nd / rd, rc, nc, nc / rc, first }' | tee -a "$out/ab.$threads"
+					t, 1e6 / f, f / ro, f / no, ro / no, rd, nd, nd / rd, rc, nc, nc / rc, first
+				printf "%.3f %.3f %.3f\n", ro / no, nd / rd, nc / rc >> ratios }'
 		done
-		# col K: the K-th new/ref ratio of each round (1 time, 2 daemon CPU, 3 client CPU).
-		col() { awk -v k="$1" '{ n = 0; for (i = 1; i <= NF; i++) if ($i ~ /^\([0-9.]+\)$/ && ++n == k - 1 || $i == "(new/ref" && k == 1 && (v = $(i + 1))) { if (k > 1) v = $i; gsub(/[()]/, "", v); print v + 0; break } }' "$out/ab.$threads"; }
+		# col K: the K-th new/ref ratio of each round, as printed (1 time, 2 daemon CPU, 3 client
+		# CPU), from the numbers the round's awk appends to ab.THREADS.
+		col() { awk -v k="$1" '{ print $k }' "$out/ab.$threads"; }
 		line="threads $threads, $ROUNDS rounds$busy: new/ref medians:"
 		for k in 1 2 3; do
 			what=$( [ $k = 1 ] && echo "per-open time" || { [ $k = 2 ] && echo "daemon CPU" || echo "client CPU"; } )
