@@ -92,6 +92,7 @@ args() {
 	exec) echo "$N_EXEC $rounds 1" ;;
 	syscalls) echo "$N_SYSC" ;;
 	guardcounts) echo "$N_SYSC $rounds" ;;
+	critpath) echo "$N_SYSC $rounds" ;; # the guard's own critical path per open, traced
 	relaycount) echo "$N_SYSC 1 2" ;;
 	*) echo "" ;;
 	esac
