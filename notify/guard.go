@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/bits"
 	"os"
 	"runtime/debug"
 	"slices"
@@ -369,14 +370,15 @@ type GuardConfig struct {
 	// request to the Handler. It must be fast and never block (a glob policy, say); it saves
 	// two goroutine hand-offs per access.
 	Inline func(r *Request) (Verdict, bool)
-	// InlineKind, if set with Inline, is offered each access first, embedded and without
-	// OnDecision (nothing reads its Request then), with the access's kind alone: it returns a
-	// verdict and true when the kind alone decides the access (an allow-all policy, say), or
-	// false to have the Request built and offered to Inline. It must return, for a kind, the
-	// verdict Inline would return for every Request of that kind; it saves building the
-	// Request (and the source's record of the event) per access. It runs as Inline does; a
-	// panic in it is the Guard's own failure (AllowOnError).
-	InlineKind func(k AccessKind) (Verdict, bool)
+	// ByKind, with Inline, are the verdicts of the kinds of access decided from their kind
+	// alone (an allow-all policy, say). Embedded and without OnDecision (nothing would read
+	// their Request), every access of such a kind gets its verdict before anything is built
+	// for it — no Request, no record of the event, no call — and is counted in Stats; through
+	// the daemon, or with OnDecision, they are not used (Inline decides every access). A kind's
+	// verdict must be the one Inline would return for every Request of that kind, from the
+	// moment it is published (here, or by Guard.SetKindVerdicts) until the next
+	// SetKindVerdicts: see there how to change what Inline decides by.
+	ByKind KindVerdicts
 	// Concurrency bounds the handlers running at once (default 256).
 	Concurrency int
 	// Backend to use (default: a private fanotify backend, closed with the Guard).
@@ -462,6 +464,9 @@ type Guard struct {
 	asked AccessKind     // the kinds the marks ask for; under askMu
 
 	decided, denied atomic.Uint64
+	// table answers the kinds of cfg.ByKind and SetKindVerdicts in the source, and counts
+	// them (Stats adds its counts); nil when they are not used (see GuardConfig.ByKind).
+	table *source.InlineTable
 
 	// inl is the Request of the inline decisions, with cfg.ReuseRequests, while no decision
 	// holds it (nil while one does): inlineRequest takes it, recycle gives it back. Inline
@@ -519,8 +524,11 @@ func NewGuard(cfg GuardConfig, h Handler) (*Guard, error) {
 	}
 	if cfg.Inline != nil {
 		so.Inline, so.Answered = gd.inlineFunc(), gd.answeredFunc()
-		if cfg.InlineKind != nil && cfg.OnDecision == nil {
-			so.InlineMask = gd.inlineMaskFunc()
+		if cfg.OnDecision == nil && cfg.Daemon == "" {
+			// Published before the source opens: there is no mark yet, and no event.
+			gd.table = new(source.InlineTable)
+			gd.table.Store(gd.entries(cfg.ByKind))
+			so.InlineTable = gd.table
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -601,28 +609,60 @@ func (gd *Guard) callInline(r *Request) (v Verdict, ok bool) {
 	return gd.cfg.Inline(r)
 }
 
-// inlineMaskFunc returns the source's InlineMask: cfg.InlineKind offered the access's kind.
-// Its decisions are counted here (the source tells Answered nothing of them), and recorded
-// nowhere else: it is set only without OnDecision. A panic in InlineKind is the Guard's own
-// failure: the on-error verdict (nothing records the panic, there being no OnDecision). A
-// function literal, as inlineFunc, which recovers itself (a call level less per access).
-func (gd *Guard) inlineMaskFunc() func(m engine.Mask) (source.Answer, bool) {
-	return func(m engine.Mask) (a source.Answer, ok bool) {
-		var v Verdict
-		defer func() {
-			if p := recover(); p != nil {
-				v = gd.answer(gd.OnError())
-				gd.count(v)
-				a, ok = v.sourceAnswer(), true
-			}
-		}()
-		if v, ok = gd.cfg.InlineKind(kindOf(m)); !ok {
-			return source.Answer{}, false
+// KindVerdicts are verdicts by kind of access (GuardConfig.ByKind, Guard.SetKindVerdicts).
+// The zero KindVerdicts hold none.
+type KindVerdicts struct {
+	kinds AccessKind
+	v     [len(accessKinds)]Verdict // by kindIndex
+}
+
+// kindIndex is the index of kind k (one kind) in accessKinds.
+func kindIndex(k AccessKind) int { return bits.TrailingZeros8(uint8(k)) & (len(accessKinds) - 1) }
+
+// Set makes v the verdict of each kind of access in k.
+func (kv *KindVerdicts) Set(k AccessKind, v Verdict) {
+	for i := range accessKinds {
+		if k&accessKinds[i].k != 0 {
+			kv.kinds |= accessKinds[i].k
+			kv.v[i] = v
 		}
-		v = gd.answer(v)
-		gd.count(v)
-		return v.sourceAnswer(), true
 	}
+}
+
+// Get returns the verdict of kind k (one kind), and whether kv holds one.
+func (kv KindVerdicts) Get(k AccessKind) (Verdict, bool) {
+	if bits.OnesCount8(uint8(k)) != 1 || kv.kinds&k == 0 {
+		return Verdict{}, false
+	}
+	return kv.v[kindIndex(k)], true
+}
+
+// SetKindVerdicts makes kv the verdicts of the kinds of access decided from their kind alone
+// (GuardConfig.ByKind), from the next access on; kinds kv leaves out go to Inline. An access
+// gets the verdict of one KindVerdicts, the last stored when it was read (whole: one atomic
+// word), never a mix. Without their use (through the daemon, with OnDecision) it does nothing.
+//
+// To change what Inline decides by (a policy reload) so that no access gets a verdict of what
+// held before once the change is made: SetKindVerdicts(KindVerdicts{}) (every access goes to
+// Inline, which decides by what it reads), then the change, then SetKindVerdicts with the
+// verdicts of what holds now. Calls that could overlap are the caller's to serialize (the
+// last one stored wins).
+func (gd *Guard) SetKindVerdicts(kv KindVerdicts) {
+	if gd.table != nil {
+		gd.table.Store(gd.entries(kv))
+	}
+}
+
+// entries are the source table's answers of kv: each verdict as the Guard answers it (answer),
+// counted by the table. A verdict the table cannot hold is left out (Inline decides it).
+func (gd *Guard) entries(kv KindVerdicts) source.Entries {
+	var e source.Entries
+	for i := range accessKinds {
+		if kv.kinds&accessKinds[i].k != 0 {
+			e.Set(accessKinds[i].mask, gd.answer(kv.v[i]).sourceAnswer())
+		}
+	}
+	return e
 }
 
 func (v Verdict) engineVerdict() engine.Verdict {
@@ -654,7 +694,7 @@ func (v Verdict) response() engine.Response {
 	return engine.Response{Verdict: v.engineVerdict(), Errno: v.errno, Cache: v.cache}
 }
 
-// sourceAnswer is the source's answer of a verdict answer returned (Inline's, InlineMask's).
+// sourceAnswer is the source's answer of a verdict answer returned (Inline's, the table's).
 func (v Verdict) sourceAnswer() source.Answer {
 	return source.Answer{Verdict: v.engineVerdict(), Errno: v.errno, Cache: v.cache}
 }
@@ -998,7 +1038,11 @@ type GuardStats struct {
 // see fsnotifyd stats).
 func (gd *Guard) Stats() GuardStats {
 	es := gd.src.Stats()
-	return GuardStats{Decided: gd.decided.Load(), Denied: gd.denied.Load(),
+	var tabAllowed, tabDenied uint64 // the source's table's decisions (SetKindVerdicts)
+	if gd.table != nil {
+		tabAllowed, tabDenied = gd.table.Counts()
+	}
+	return GuardStats{Decided: gd.decided.Load() + tabAllowed + tabDenied, Denied: gd.denied.Load() + tabDenied,
 		TimedOut: es.DeadlineExpired, Pending: es.Pending, Engine: es}
 }
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/fsnotifyd/fsnotifyd/client"
 	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/source"
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 )
 
@@ -468,23 +469,22 @@ func TestGuardInlineFd(t *testing.T) {
 	})
 }
 
-// TestGuardInlineKindDecidesFirst: InlineKind is offered each access first, embedded and
-// without OnDecision, with the access's kind: its verdict is the access's, counted in Stats,
-// and Inline never hears of it; a panic in it gets the on-error verdict. With OnDecision, or
-// through the daemon, Inline decides every access and OnDecision records each. It fails when
-// InlineKind is offered with OnDecision set (a decision OnDecision never sees), when its
-// decisions go uncounted, when its verdict is dropped, or when its panic is not recovered.
-func TestGuardInlineKindDecidesFirst(t *testing.T) {
+// TestGuardByKindDecidesFirst: the verdicts by kind (GuardConfig.ByKind, then
+// SetKindVerdicts) decide each access of their kinds first, embedded and without OnDecision:
+// the access gets its verdict, it is counted in Stats, and Inline never hears of it; a kind
+// they leave out (none set, SetKindVerdicts with none) goes to Inline, and one set again
+// decides again, at once. With OnDecision, or through the daemon, Inline decides every access
+// and OnDecision records each. It fails when the verdicts by kind are used with OnDecision set
+// (a decision OnDecision never sees), when their decisions go uncounted, when their verdict is
+// dropped, or when SetKindVerdicts does not take effect at once.
+func TestGuardByKindDecidesFirst(t *testing.T) {
 	eachGuardMode(t, func(t *testing.T, daemon string) {
 		for _, tc := range []struct {
-			name                   string
-			onDecision, panics     bool
-			allowOnError, wantDeny bool
+			name       string
+			onDecision bool
 		}{
-			{"deny", false, false, false, true},
-			{"with OnDecision", true, false, false, false},
-			{"panic", false, true, false, true},
-			{"panic, AllowOnError", false, true, true, false},
+			{"deny", false},
+			{"with OnDecision", true},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				embedded := daemon == ""
@@ -492,20 +492,12 @@ func TestGuardInlineKindDecidesFirst(t *testing.T) {
 				f := filepath.Join(dir, "f")
 				os.WriteFile(f, []byte("f"), 0o644)
 				var mu sync.Mutex
-				var kinds []AccessKind
 				var inlines int
 				var ds decisionLog
+				var byKind KindVerdicts
+				byKind.Set(AccessOpen, Deny)
 				cfg := GuardConfig{Paths: []string{dir}, Daemon: daemon, Deadline: 10 * time.Second,
-					AllowOnError: tc.allowOnError,
-					InlineKind: func(k AccessKind) (Verdict, bool) {
-						mu.Lock()
-						kinds = append(kinds, k)
-						mu.Unlock()
-						if tc.panics {
-							panic("kind went wrong")
-						}
-						return Deny, true
-					},
+					ByKind: byKind,
 					Inline: func(r *Request) (Verdict, bool) {
 						mu.Lock()
 						inlines++
@@ -520,36 +512,46 @@ func TestGuardInlineKindDecidesFirst(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer g.Close()
-				wantDeny, wantKinds, wantInlines := tc.wantDeny, 3, 0
-				if !embedded || tc.onDecision {
-					wantDeny, wantKinds, wantInlines = false, 0, 3
-				}
-				for range 3 {
-					if out, err := catFile(f, nil); denied(out, err) != wantDeny {
-						t.Errorf("cat: %v %q; want denied=%v", err, out, wantDeny)
+				byKindUsed := embedded && !tc.onDecision
+				// check cats n times: denied by the verdicts by kind when they are used and
+				// deny is set, else allowed by Inline; the decisions so far are want.
+				var wantDecided, wantDenied uint64
+				wantInlines := 0
+				check := func(step string, n int, deny bool) {
+					t.Helper()
+					deny = deny && byKindUsed
+					for range n {
+						if out, err := catFile(f, nil); denied(out, err) != deny {
+							t.Errorf("%s: cat: %v %q; want denied=%v", step, err, out, deny)
+						}
+					}
+					wantDecided += uint64(n)
+					if deny {
+						wantDenied += uint64(n)
+					} else {
+						wantInlines += n
+					}
+					mu.Lock()
+					gotInlines := inlines
+					mu.Unlock()
+					if gotInlines != wantInlines {
+						t.Errorf("%s: Inline asked %d times, want %d", step, gotInlines, wantInlines)
+					}
+					// Counted as decided (and denied) when the answer is made, before the
+					// opener returns.
+					if st := g.Stats(); st.Decided != wantDecided || st.Denied != wantDenied {
+						t.Errorf("%s: Stats: decided %d, denied %d; want %d, %d", step, st.Decided, st.Denied, wantDecided, wantDenied)
 					}
 				}
-				mu.Lock()
-				gotKinds, gotInlines := slices.Clone(kinds), inlines
-				mu.Unlock()
-				if len(gotKinds) != wantKinds || gotInlines != wantInlines {
-					t.Errorf("InlineKind offered %v, Inline %d times; want %d opens, %d", gotKinds, gotInlines, wantKinds, wantInlines)
-				}
-				for _, k := range gotKinds {
-					if k != AccessOpen {
-						t.Errorf("InlineKind offered kind %v, want %v", k, AccessOpen)
-					}
-				}
-				// Counted as decided (and denied) when the answer is made, before the opener
-				// returns.
-				st := g.Stats()
-				wantDenied := uint64(0)
-				if wantDeny {
-					wantDenied = 3
-				}
-				if st.Decided != 3 || st.Denied != wantDenied {
-					t.Errorf("Stats: decided %d, denied %d; want 3, %d", st.Decided, st.Denied, wantDenied)
-				}
+				check("ByKind", 3, true)
+				g.SetKindVerdicts(KindVerdicts{})
+				check("none by kind", 2, false)
+				var execs KindVerdicts
+				execs.Set(AccessExec, Deny)
+				g.SetKindVerdicts(execs)
+				check("execs by kind", 2, false)
+				g.SetKindVerdicts(byKind)
+				check("opens by kind again", 2, true)
 				if tc.onDecision {
 					if d := ds.of(t, "/f"); d.By != "inline" || d.Verdict.Denied() {
 						t.Errorf("OnDecision: %+v, want Inline's allow", d)
@@ -558,4 +560,47 @@ func TestGuardInlineKindDecidesFirst(t *testing.T) {
 			})
 		}
 	})
+}
+
+// TestKindVerdictsAnswerAsTheGuard: a verdict by kind reaches the source's table as the Guard
+// answers it on every other path (answer: an errno only in a pre-content guard and only one
+// of DenyErrnos, a cached allow only with Cache), for every kind and configuration, and only
+// for the kinds set; accessKinds are in the table's order (source.TableKinds). It fails when
+// the verdicts by kind skip answer, or a kind lands in another kind's entry.
+func TestKindVerdictsAnswerAsTheGuard(t *testing.T) {
+	for i := range accessKinds {
+		if accessKinds[i].mask != source.TableKinds[i] {
+			t.Fatalf("accessKinds[%d] is %v, the table's %v", i, accessKinds[i].mask, source.TableKinds[i])
+		}
+	}
+	verdicts := []Verdict{Allow, AllowAndCache, Deny, DenyErrno(syscall.EIO), DenyErrno(syscall.EPERM), DenyErrno(syscall.EINVAL)}
+	for _, events := range []AccessKind{AccessOpen, AccessOpen | AccessExec, AccessOpen | AccessRead | AccessExec | AccessPreAccess} {
+		for _, cache := range []bool{false, true} {
+			gd := &Guard{cfg: GuardConfig{Events: events, Cache: cache}, table: new(source.InlineTable)}
+			for _, k := range []AccessKind{AccessOpen, AccessRead, AccessExec, AccessPreAccess} {
+				for _, v := range verdicts {
+					var kv KindVerdicts
+					kv.Set(k, v)
+					if got, ok := kv.Get(k); !ok || got != v {
+						t.Fatalf("Get(%v) = %v %v after Set(%v, %v)", k, got, ok, k, v)
+					}
+					gd.SetKindVerdicts(kv)
+					want := gd.answer(v).sourceAnswer()
+					for _, other := range []AccessKind{AccessOpen, AccessRead, AccessExec, AccessPreAccess} {
+						got, ok := gd.table.Load().Get(other.Mask())
+						switch {
+						case other == k && (!ok || got != want):
+							t.Errorf("events %v, cache %v: %v by kind %v: the table has %+v %v, want %+v", events, cache, k, v, got, ok, want)
+						case other != k && ok:
+							t.Errorf("events %v, cache %v: %v by kind %v: the table answers %v too (%+v)", events, cache, k, v, other, got)
+						}
+					}
+				}
+			}
+		}
+	}
+	// Without the table (through the daemon, with OnDecision) SetKindVerdicts does nothing.
+	var kv KindVerdicts
+	kv.Set(AccessOpen, Deny)
+	(&Guard{}).SetKindVerdicts(kv)
 }

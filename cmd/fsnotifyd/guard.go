@@ -278,8 +278,8 @@ func runGuard(args []string) int {
 		OnClose:   notify.Allow,
 		Cache:     true, // the policy says which allows may be cached (d.Cache), also after a reload
 		Inline:    g.inlineFunc(),
-		// Offered first, only while no OnDecision is set (then bareKinds is 0 anyway).
-		InlineKind: g.inlineKindFunc(),
+		// ByKind (the current state's kindVerdicts) is set with the state, under applyMu below;
+		// it is used only while no OnDecision is set (then bareKinds is 0 anyway).
 		// Neither inline nor decided keeps a Request: decided copies what it records, and
 		// the outcome kept for it (outcomes) is taken out before it returns.
 		ReuseRequests: true,
@@ -347,9 +347,10 @@ func runGuard(args []string) int {
 	g.applyMu.Lock()
 	g.embedded = !daemon.on
 	cfg.Ask = g.askKinds(g.state.Load().pol)
+	cfg.ByKind = g.state.Load().byKind
 	guard, err := notify.NewGuard(cfg, g.handle)
 	if err == nil {
-		g.guard = guard
+		g.guard, g.publishKinds = guard, guard.SetKindVerdicts
 	}
 	g.applyMu.Unlock()
 	if err != nil {
@@ -495,6 +496,9 @@ type guardRun struct {
 	// state is the policy and trust database decisions load (guard_state.go).
 	state    atomic.Pointer[guardState]
 	verifier *trust.Verifier // one for every decision and every state: its cache is by inode
+	// publishKinds publishes the verdicts of the kinds decided from their kind alone
+	// (Guard.SetKindVerdicts, storeLocked); under applyMu, nil until the guard runs.
+	publishKinds func(notify.KindVerdicts)
 	// What a new state is built from: the command-line rules, --cache, the trust sources,
 	// --policy FILE and the version of it last read.
 	flagPol    *policy.Policy
@@ -604,24 +608,24 @@ func (g *guardRun) inlineFunc() func(r *notify.Request) (notify.Verdict, bool) {
 	}
 }
 
-// inlineKindFunc returns the Guard's InlineKind: the decision of a kind the rules decide from
-// the kind alone (bareKinds), which inlineFunc gives every Request of that kind, with no
-// Request built; false for every other kind, and where inlineDecided would read the Request
-// (a decision's error, which failed records in it) or pass it on (no rule decided, and the
-// scanner does).
-func (g *guardRun) inlineKindFunc() func(k notify.AccessKind) (notify.Verdict, bool) {
-	return func(k notify.AccessKind) (notify.Verdict, bool) {
-		st := g.state.Load()
-		if st.bareKinds&k == 0 {
-			return notify.Verdict{}, false
-		}
-		d := &st.bare[bareIndex(k)]
-		if d.Err != nil || d.Verdict == engine.Allow && d.Rule == nil && g.execCmd != "" {
-			return notify.Verdict{}, false
+// kindVerdicts are the verdicts of the kinds of access st decides from their kind alone, as
+// inlineFunc gives them to every Request of the kind (notify.GuardConfig.ByKind): st's bare
+// kinds (bareKinds), but for a decision inlineDecided would read the Request for (one with an
+// error, which failed records in it) or pass on (no rule decided, and the scanner does).
+// Published only while st is the guard's state (storeLocked): a cached allow in them is
+// therefore asked for only while st is current, as inlineDecided's check of the state asks.
+func (g *guardRun) kindVerdicts(st *guardState) notify.KindVerdicts {
+	var kv notify.KindVerdicts
+	for i := range bareIndexes {
+		k := notify.AccessKind(1) << i
+		d := &st.bare[i]
+		if st.bareKinds&k == 0 || d.Err != nil || d.Verdict == engine.Allow && d.Rule == nil && g.execCmd != "" {
+			continue
 		}
 		// final's without a Request: bareKinds is 0 when a deny's audit line would read one.
-		return g.verdict(d.Verdict == engine.Deny, d.Errno, d.Cache && g.state.Load() == st), true
+		kv.Set(k, g.verdict(d.Verdict == engine.Deny, d.Errno, d.Cache))
 	}
+	return kv
 }
 
 // inlineDecided is inlineFunc's verdict for decision d of state st (o: its audit outcome).

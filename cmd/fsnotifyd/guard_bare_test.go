@@ -16,8 +16,9 @@ import (
 // unknown, error — as the full decision with the process's real attributes, for every kind,
 // under a table of policies, inline and in a handler, with and without a record of the
 // access; and inline's verdict, which reads a bare kind's decision in place, is the one the
-// rules give, and so is InlineKind's, which declines every kind that is not bare. A shortcut taken for a kind some rule applies to with a condition or a glob but "**"
-// (a condition on this process's uid, name or parent that holds, a deny of a path) decides
+// rules give, and so are the verdicts by kind (kindVerdicts), which leave out every kind
+// that is not bare. A shortcut taken for a kind some rule applies to with a condition or a
+// glob but "**" (a condition on this process's uid, name or parent that holds, a deny of a path) decides
 // differently, and fails here.
 func TestBareKindsDecideAsTheRules(t *testing.T) {
 	uid, comm := os.Getuid(), "fsnotifyd.test"
@@ -84,18 +85,17 @@ func TestBareKindsDecideAsTheRules(t *testing.T) {
 				if gotV != expV || gotOK != expOK {
 					t.Errorf("%s, %v, recorded %v: inline verdict %v (%v) from the kind alone, %v (%v) by the rules", pc.name, k, recorded, gotV, gotOK, expV, expOK)
 				}
-				// InlineKind, offered before any Request is built, answers a bare kind as
-				// inline answers every Request of that kind (with a scanner: only where a
-				// rule decided), and passes every other kind on.
+				// The verdicts by kind, given before any Request is built, answer a bare kind
+				// as inline answers every Request of that kind (with a scanner: only where a
+				// rule decided), and leave every other kind to inline.
 				for _, execCmd := range []string{"", "/bin/true"} {
 					g.execCmd = execCmd
 					g.state.Store(&full)
 					expV, expOK := g.inlineFunc()(&notify.Request{Kind: k, Pid: os.Getpid()})
-					g.state.Store(st)
-					kindV, kindOK := g.inlineKindFunc()(k)
+					kindV, kindOK := g.kindVerdicts(st).Get(k)
 					wantOK := st.bareKinds&k != 0 && expOK
 					if kindOK != wantOK || kindOK && kindV != expV {
-						t.Errorf("%s, %v, recorded %v, exec %q: InlineKind %v (%v), want %v (%v); inline by the rules %v (%v)", pc.name, k, recorded, execCmd, kindV, kindOK, expV, wantOK, expV, expOK)
+						t.Errorf("%s, %v, recorded %v, exec %q: by kind %v (%v), want %v (%v); inline by the rules %v (%v)", pc.name, k, recorded, execCmd, kindV, kindOK, expV, wantOK, expV, expOK)
 					}
 				}
 				g.execCmd = ""

@@ -34,6 +34,13 @@ import (
 // the old state has been answered or timed out (the deadline, plus a margin). A decision that
 // finishes under a state that is no longer current never asks the kernel to cache its allow.
 //
+// The verdicts of the kinds decided from their kind alone (guardState.byKind) are answered in
+// the source without loading the state (notify.Guard.SetKindVerdicts): a store withdraws the
+// published ones first, stores the state, then publishes its own (storeLocked). An access
+// therefore gets published verdicts only of the state current when it read them — a cached
+// allow only while that state is current, as inlineDecided's check of the state — and between
+// the two an access is decided by Inline, under the state it loads.
+//
 // The kinds of access the marks ask the kernel for follow the state (storeLocked, askKinds in
 // guard.go): grown before a state is stored, shrunk after.
 //
@@ -55,6 +62,9 @@ type guardState struct {
 	// made once with the state.
 	bareKinds notify.AccessKind
 	bare      [bareIndexes]policy.Decision
+	// byKind are the verdicts of the bare kinds Inline would give every Request of the kind
+	// (kindVerdicts in guard.go), published to the Guard while this state is current.
+	byKind notify.KindVerdicts
 	// origin names where the policy's file part came from ("" when only flags).
 	origin string
 }
@@ -88,6 +98,7 @@ func (g *guardRun) buildStateLocked(filePol *policy.Policy, origin string) (*gua
 	st := &guardState{pol: pol, origin: origin, pathKinds: pathKinds(pol, g.audit != nil),
 		bareKinds: bareKinds(pol, g.audit != nil || g.report)}
 	st.bare = bareDecisions(pol, st.bareKinds)
+	st.byKind = g.kindVerdicts(st)
 	if pol.Needs(policy.AttrTrusted) || pol.Needs(policy.AttrTrustedExe) {
 		if cur := g.state.Load(); cur != nil && cur.db != nil {
 			st.db = cur.db
@@ -113,7 +124,18 @@ func (g *guardRun) storeLocked(st *guardState) error {
 			}
 		}
 	}
+	// The verdicts by kind are answered without loading the state: none are published while
+	// the state changes, so that none is given once st is stored but by st (its own, once
+	// published), as Inline's decisions, which load the state, are. A cached allow of the old
+	// state is thus asked for only by an access that read the old verdicts before st was
+	// stored, as inlineDecided's check of the state allows (afterStore's second flush).
+	if g.publishKinds != nil {
+		g.publishKinds(notify.KindVerdicts{})
+	}
 	g.state.Store(st)
+	if g.publishKinds != nil {
+		g.publishKinds(st.byKind)
+	}
 	g.verifier.ForgetAll()
 	if st.pol.ReadsContent() {
 		g.startForgetLocked()

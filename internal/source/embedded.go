@@ -73,16 +73,19 @@ func (s *embedded) drop() {
 // memory and return it again), with the Response built in its return statement from
 // Inline's Answer (see Answer).
 //
-// Options.InlineMask comes first: an event its mask decides is answered without its record,
-// its place or Inline's Request being built (RecordTo, place.set and notify's Request.init
-// write some 800 bytes per event, of which an allow-all guard reads the mask).
+// Options.InlineTable comes first: an event its kind decides is answered from one load of the
+// table's word, without its record, its place or Inline's Request being built (RecordTo,
+// place.set and notify's Request.init write some 800 bytes per event, of which an allow-all
+// guard reads the mask), and without a call: the closure's context and the table's line are
+// all it touches.
 func (s *embedded) inlineHandler() func(d engine.Delivery) (engine.Response, bool) {
-	byMask := s.opts.InlineMask
+	tab := s.opts.InlineTable
+	if tab == nil {
+		tab = &noTable
+	}
 	return func(d engine.Delivery) (engine.Response, bool) {
-		if byMask != nil {
-			if a, ok := byMask(d.Mask); ok {
-				return engine.Response{Verdict: a.Verdict, Errno: a.Errno, Cache: a.Cache}, true
-			}
+		if r, ok := tab.answer(d.Mask); ok {
+			return r, true
 		}
 		// Built in place and passed by pointer: the event is ~400 bytes, and this runs for
 		// every permission event. Every field is written (RecordTo and set write all of theirs).

@@ -25,7 +25,7 @@
 // # Goroutines and locks
 //
 // A Source starts no goroutine of its own: the embedded one runs on its backend's readers, the
-// remote one on its client's (see package client). Options.Inline, InlineMask and OnResync run on
+// remote one on its client's (see package client). Options.Inline and OnResync run on
 // those. ReadBatch is for one goroutine at a time. Locks: embedded.mu and remote.mu (the marks
 // placed) and remote.qmu (events queued for ReadBatch) are leaves; no call out is made while
 // holding them.
@@ -129,13 +129,12 @@ type Options struct {
 	// Inline returns, then it is the next event's: Inline copies what it keeps, and keeps
 	// neither ev nor the event (it must not release it). Calls come one at a time.
 	Inline func(ev *Event) (a Answer, tag any, ok bool)
-	// InlineMask, if set with Inline, is offered each permission event first by an embedded
-	// source (through the daemon, Inline gets every event), with its mask alone: it returns
-	// the answer and true when the mask decides the event, or false to have the event
-	// offered to Inline. Nothing is built for it (no Event: the record, its place), and
-	// Answered is told nothing of its answers. It runs as Inline does (on the kernel reader,
-	// one call at a time) and must be as fast and never block.
-	InlineMask func(mask engine.Mask) (a Answer, ok bool)
+	// InlineTable, if set with Inline, answers each permission event first in an embedded
+	// source (through the daemon, Inline gets every event) when its kind alone decides it:
+	// the table's answer (InlineTable, which counts it) goes out without the event's record,
+	// its place or Inline's call being built or made, and Answered is told nothing of it.
+	// An event the table leaves undecided goes on to Inline.
+	InlineTable *InlineTable
 	// Answered, with Inline, is told on the same goroutine once an inline answer went out
 	// (err nil), or could not (the connection to the daemon is gone: its close verdict
 	// applies).

@@ -473,12 +473,13 @@ func TestSourceInlineAnswerReachesTheKernel(t *testing.T) {
 	}
 }
 
-// TestSourceInlineMaskAnswersFirst: an embedded source offers each permission event to
-// InlineMask before Inline, with the event's mask; what InlineMask answers reaches the kernel
-// as it answered it (a deny denies, an allow with Cache is cached), without Inline or Answered
-// hearing of the event; what it declines goes to Inline as before. It fails when the Handler
-// skips InlineMask, drops its Verdict or Cache, or answers what it declined.
-func TestSourceInlineMaskAnswersFirst(t *testing.T) {
+// TestSourceInlineTableAnswersFirst: an embedded source answers each permission event from
+// its InlineTable before Inline, by the event's kind; what the table answers reaches the
+// kernel as it holds it (a deny denies, an allow with Cache is cached) and is counted, without
+// Inline or Answered hearing of the event; what it leaves undecided goes to Inline as before.
+// It fails when the Handler skips the table, drops its verdict or cache bit, answers what it
+// leaves undecided, or miscounts.
+func TestSourceInlineTableAnswersFirst(t *testing.T) {
 	testenv.RequireRoot(t)
 	dir := testenv.Tmpfs(t)
 	f := filepath.Join(dir, "f")
@@ -488,27 +489,11 @@ func TestSourceInlineMaskAnswersFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close() }) // after the source's Close (cleanups run last first)
-	const (
-		decline = iota
-		deny
-		allowCache
-	)
-	var mode, masks, badMasks, inlines, answered atomic.Int32
-	s := open(t, Options{Name: "source-mask", Class: engine.ClassContent, QueueLimit: -1,
+	tab := new(InlineTable)
+	var inlines, answered atomic.Int32
+	s := open(t, Options{Name: "source-table", Class: engine.ClassContent, QueueLimit: -1,
 		Deadline: 10 * time.Second, Backend: b, Release: func() {},
-		InlineMask: func(m engine.Mask) (Answer, bool) {
-			masks.Add(1)
-			if m&engine.OpenPerm == 0 {
-				badMasks.Add(1)
-			}
-			switch mode.Load() {
-			case deny:
-				return Answer{Verdict: engine.Deny}, true
-			case allowCache:
-				return Answer{Verdict: engine.Allow, Cache: true}, true
-			}
-			return Answer{}, false
-		},
+		InlineTable: tab,
 		Inline: func(ev *Event) (Answer, any, bool) {
 			inlines.Add(1)
 			return Answer{Verdict: engine.Allow}, nil, true
@@ -517,46 +502,58 @@ func TestSourceInlineMaskAnswersFirst(t *testing.T) {
 	if _, err := s.AddMark(context.Background(), dir, engine.KindSubtree, engine.MarkSpec{Mask: engine.OpenPerm}); err != nil {
 		t.Fatal(err)
 	}
+	counts := func() [2]uint64 { a, d := tab.Counts(); return [2]uint64{a, d} }
+	set := func(k engine.Mask, a Answer) {
+		var e Entries
+		if !e.Set(k, a) {
+			t.Fatalf("Set(%v, %+v) refused", k, a)
+		}
+		tab.Store(e)
+	}
 	// A shell of its own opens the file (this process's opens are exempt).
 	cat := func(times int) (string, error) {
 		return testenv.Sh(nil, fmt.Sprintf("for i in $(seq %d); do cat %s; done", times, f))
 	}
-	// Declined: every open goes on to Inline, which allows, and Answered hears of each.
-	if out, err := cat(10); err != nil || out != strings.Repeat("f", 10) {
-		t.Fatalf("cat, InlineMask declining: %v %q", err, out)
+	// Undecided (an empty table, then one that answers execs only): every open goes on to
+	// Inline, which allows, and Answered hears of each.
+	if out, err := cat(5); err != nil || out != strings.Repeat("f", 5) {
+		t.Fatalf("cat, empty table: %v %q", err, out)
 	}
-	if m, i, a := masks.Load(), inlines.Load(), answered.Load(); m != 10 || i != 10 || a != 10 {
-		t.Errorf("InlineMask declining: asked %d times, Inline %d, Answered %d; want 10 each", m, i, a)
+	set(engine.OpenExecPerm, Answer{Verdict: engine.Deny})
+	if out, err := cat(5); err != nil || out != strings.Repeat("f", 5) {
+		t.Fatalf("cat, table of execs: %v %q", err, out)
 	}
-	// Denied by the mask: the open fails, and neither Inline nor Answered hears of it.
-	mode.Store(deny)
+	if i, a, c := inlines.Load(), answered.Load(), counts(); i != 10 || a != 10 || c != [2]uint64{} {
+		t.Errorf("table undecided: Inline asked %d times, Answered %d, table counts %v; want 10, 10, [0 0]", i, a, c)
+	}
+	// Denied by the table: the open fails, and neither Inline nor Answered hears of it.
+	set(engine.OpenPerm, Answer{Verdict: engine.Deny})
 	for range 5 {
 		if out, err := cat(1); err == nil || !strings.Contains(out, "Operation not permitted") {
-			t.Errorf("cat, InlineMask denying: %v %q, want EPERM", err, out)
+			t.Errorf("cat, table denying: %v %q, want EPERM", err, out)
 		}
 	}
-	if m, i, a := masks.Load(), inlines.Load(), answered.Load(); m != 15 || i != 10 || a != 10 {
-		t.Errorf("InlineMask denying 5: asked %d times in all, Inline %d, Answered %d; want 15, 10, 10", m, i, a)
+	if i, a, c := inlines.Load(), answered.Load(), counts(); i != 10 || a != 10 || c != [2]uint64{0, 5} {
+		t.Errorf("table denying 5: Inline asked %d times, Answered %d, table counts %v; want 10, 10, [0 5]", i, a, c)
 	}
 	if b.Stats().VerdictCached != 0 {
 		t.Errorf("%d verdicts cached before any answer with Cache", b.Stats().VerdictCached)
 	}
-	// Allowed with Cache by the mask: cached within a few opens.
-	mode.Store(allowCache)
+	// Allowed with Cache by the table: cached within a few opens, each counted until then.
+	set(engine.OpenPerm, Answer{Verdict: engine.Allow, Cache: true})
 	deadline := time.Now().Add(5 * time.Second)
+	n := uint64(0)
 	for b.Stats().VerdictCached == 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("no allow with Cache from InlineMask cached within 5s (asked %d times)", masks.Load())
+			t.Fatalf("no allow with Cache from the table cached within 5s (%d opens)", n)
 		}
 		if out, err := cat(1); err != nil || out != "f" {
-			t.Fatalf("cat, InlineMask allowing: %v %q", err, out)
+			t.Fatalf("cat, table allowing: %v %q", err, out)
 		}
+		n++
 		time.Sleep(20 * time.Millisecond)
 	}
-	if i, a := inlines.Load(), answered.Load(); i != 10 || a != 10 {
-		t.Errorf("after InlineMask's allows: Inline asked %d times, Answered %d; want 10, 10", i, a)
-	}
-	if n := badMasks.Load(); n != 0 {
-		t.Errorf("InlineMask offered %d masks without OpenPerm", n)
+	if i, a, c := inlines.Load(), answered.Load(), counts(); i != 10 || a != 10 || c[1] != 5 || c[0] < 1 || c[0] > n {
+		t.Errorf("after the table's allows: Inline asked %d times, Answered %d, table counts %v; want 10, 10, [1..%d 5]", i, a, c, n)
 	}
 }
