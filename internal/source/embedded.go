@@ -78,7 +78,7 @@ func (s *embedded) drop() {
 // place.set and notify's Request.init write some 800 bytes per event, of which an allow-all
 // guard reads the mask), and without a call: the closure's context and the table's line are
 // all it touches. Not inlined into openEmbedded: the compiler's copy of a function literal
-// inlined with its enclosing function does not inline the table's answer (a call per event).
+// inlined with its enclosing function does not inline the table's take (a call per event).
 //
 //go:noinline
 func (s *embedded) inlineHandler() func(d engine.Delivery) (engine.Response, bool) {
@@ -87,8 +87,8 @@ func (s *embedded) inlineHandler() func(d engine.Delivery) (engine.Response, boo
 		tab = &noTable
 	}
 	return func(d engine.Delivery) (engine.Response, bool) {
-		if r, ok := tab.answer(d.Mask); ok {
-			return r, true
+		if v := tab.take(d.Mask); v&entrySet != 0 {
+			return engine.Response{Verdict: engine.Verdict(v >> 1 & 1), Errno: errnoOf(v), Cache: v&entryCache != 0}, true
 		}
 		// Built in place and passed by pointer: the event is ~400 bytes, and this runs for
 		// every permission event. Every field is written (RecordTo and set write all of theirs).
