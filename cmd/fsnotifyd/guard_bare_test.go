@@ -18,8 +18,8 @@ import (
 // access; and inline's verdict, which reads a bare kind's decision in place, is the one the
 // rules give, and so are the verdicts by kind (kindVerdicts), which leave out every kind
 // that is not bare. A shortcut taken for a kind some rule applies to with a condition or a
-// glob but "**" (a condition on this process's uid, name or parent that holds, a deny of a path) decides
-// differently, and fails here.
+// glob but "**" (a condition on this process's uid, name or parent that holds, a deny of a
+// path) decides differently, and fails here.
 func TestBareKindsDecideAsTheRules(t *testing.T) {
 	uid, comm := os.Getuid(), "fsnotifyd.test"
 	if b, err := os.ReadFile("/proc/self/comm"); err == nil {
