@@ -56,6 +56,21 @@
 // to the group, however and whenever the source waits (Notify, Dispatch then Wait or Await):
 // past it, the event is withdrawn and a late Respond gets ErrNoSuchEvent.
 //
+// # The per-event path's shortcuts
+//
+// Each holds an invariant that a test checks (and fails on a version without it):
+//
+//   - One lookup per object: Dispatch and Notify decide that an event concerns nobody from
+//     firstMarked, which checks the event's objects in collect's order and under collect's
+//     conditions, check for check, and collect takes the connector it found instead of
+//     looking its object up again. Both lookups are of the same Notify, so which marks
+//     a walk sees is unchanged: a mark attached during the whole Notify keeps its connector
+//     in the table (a connector leaves it only with no marks). TestFirstMarkedFollowsCollect.
+//   - A walk gives back the event references it took ahead for its notification groups
+//     (walk.credit) before each return of walk.run, not in a defer; the one call that may
+//     panic with credit taken, a Handler's, runs under a defer that gives it back.
+//     TestWalkCredit, TestWalkCreditHandlerPanics.
+//
 // # Goroutines
 //
 // The engine starts no goroutine of its own; it runs on its callers' goroutines, and on two

@@ -37,13 +37,14 @@ const stackHeads = 12
 // ends the walk and is the result. ctx ending withdraws a pending event and allows it
 // (ReasonCancelled). The caller keeps its reference on ev and drops it with ev.Release.
 func (e *Engine) Notify(ctx context.Context, ev *Event) Response {
-	if !e.anyMarked(ev) {
+	first := e.firstMarked(ev)
+	if first == nil {
 		// Return the zero Response itself: copying Dispatch's result through memory costs
 		// a store-forwarding stall, a quarter of this path (Response has five fields, too
 		// many for the compiler to keep it in registers).
 		return Response{}
 	}
-	v, cache, w := e.dispatch(ev)
+	v, cache, w := e.dispatch(ev, first)
 	if w != nil {
 		return w.Wait(ctx)
 	}
@@ -59,66 +60,88 @@ func (e *Engine) Notify(ctx context.Context, ev *Event) Response {
 func (e *Engine) Dispatch(ev *Event) (Response, *Walk) {
 	// Most events concern objects nobody marks (the kernel's i_fsnotify_marks check): find
 	// out before building the walk's heads on the stack.
-	if !e.anyMarked(ev) {
+	first := e.firstMarked(ev)
+	if first == nil {
 		return Response{}, nil
 	}
-	v, cache, w := e.dispatch(ev)
+	v, cache, w := e.dispatch(ev, first)
 	// v.response's literal, written out: through the inlined call the Response is built in
 	// a temporary and copied to the result through memory, with a store-forwarding stall
 	// (see verdict); the embedded guard's every event returns here.
 	return Response{Verdict: v.verdict, Errno: v.errno, Cache: cache, Reason: v.reason, Group: v.group}, w
 }
 
-// anyMarked reports whether one of the objects ev involves may have marks.
-func (e *Engine) anyMarked(ev *Event) bool {
-	if e.marked(Object{KindInode, ev.Inode}) || e.marked(Object{KindInode, ev.Parent}) ||
-		e.marked(Object{KindInode, ev.Target}) || e.marked(Object{KindMount, ev.Mount}) ||
-		e.marked(Object{KindFilesystem, ev.Filesystem}) {
-		return true
+// firstMarked returns the connector of the first object ev involves that has one (in
+// collect's order, which it follows check for check), or nil: most events concern objects
+// nobody marks. collect takes the connector from here rather than looking its object up a
+// second time (the embedded guard's event has one marked object: its lookup was a third of
+// the engine's time, done twice).
+func (e *Engine) firstMarked(ev *Event) *connector {
+	if c := e.marked(Object{KindInode, ev.Inode}); c != nil {
+		return c
+	}
+	if !ev.Parent.IsZero() && ev.Mask&PossibleOnChild != 0 {
+		if c := e.marked(Object{KindInode, ev.Parent}); c != nil {
+			return c
+		}
+	}
+	if ev.Mask&Rename != 0 {
+		if c := e.marked(Object{KindInode, ev.Target}); c != nil {
+			return c
+		}
+	}
+	if c := e.marked(Object{KindMount, ev.Mount}); c != nil {
+		return c
+	}
+	if c := e.marked(Object{KindFilesystem, ev.Filesystem}); c != nil {
+		return c
+	}
+	if ev.AncestryUnknown {
+		for _, id := range ev.PossibleAncestors {
+			if ev.Mask&PossibleOnChild != 0 {
+				if c := e.marked(Object{KindInode, id}); c != nil {
+					return c
+				}
+			}
+			if c := e.marked(Object{KindSubtree, id}); c != nil {
+				return c
+			}
+		}
 	}
 	if e.nconns[KindSubtree].Load() == 0 {
-		return e.anyPossibleAncestorMarked(ev)
+		return nil
 	}
-	if e.marked(Object{KindSubtree, ev.Inode}) {
-		return true
+	if c := e.marked(Object{KindSubtree, ev.Inode}); c != nil {
+		return c
 	}
 	for _, id := range ev.Ancestors {
-		if e.marked(Object{KindSubtree, id}) {
-			return true
+		if c := e.marked(Object{KindSubtree, id}); c != nil {
+			return c
 		}
 	}
-	for _, id := range ev.TargetAncestors {
-		if e.marked(Object{KindSubtree, id}) {
-			return true
+	if ev.Mask&Rename != 0 {
+		for _, id := range ev.TargetAncestors {
+			if c := e.marked(Object{KindSubtree, id}); c != nil {
+				return c
+			}
 		}
 	}
-	return e.anyPossibleAncestorMarked(ev)
+	return nil
 }
 
-// anyPossibleAncestorMarked is anyMarked for the directories an event of unknown ancestry
-// may be below (checked only for such events).
-func (e *Engine) anyPossibleAncestorMarked(ev *Event) bool {
-	if !ev.AncestryUnknown {
-		return false
+// marked returns obj's connector, or nil, without looking it up when the filter says no.
+func (e *Engine) marked(obj Object) *connector {
+	if obj.ID.IsZero() {
+		return nil
 	}
-	for _, id := range ev.PossibleAncestors {
-		if e.marked(Object{KindSubtree, id}) || e.marked(Object{KindInode, id}) {
-			return true
-		}
-	}
-	return false
-}
-
-// marked reports whether obj has a connector, without looking it up when the filter says no.
-func (e *Engine) marked(obj Object) bool {
-	return !obj.ID.IsZero() && e.lookup(obj) != nil
+	return e.lookup(obj)
 }
 
 // dispatch is Dispatch for an event with marks; it returns the result as a verdict and
 // whether it may be cached (see verdict), or the suspended Walk.
-func (e *Engine) dispatch(ev *Event) (_ verdict, cache bool, _ *Walk) {
+func (e *Engine) dispatch(ev *Event, first *connector) (_ verdict, cache bool, _ *Walk) {
 	var buf [stackHeads]head
-	heads := e.collect(ev, buf[:0])
+	heads := e.collect(ev, buf[:0], first)
 	if len(heads) == 0 {
 		return verdict{}, false, nil
 	}
@@ -326,9 +349,10 @@ func (w *walk) cached() bool { return w.asked && w.cacheable && !w.denied }
 func (w *walk) finish() Response { return w.result.response(w.cached()) }
 
 // run walks the groups in priority order until the walk is over (true) or a group holds the
-// permission event (false, with w.g and w.q set).
+// permission event (false, with w.g and w.q set). It gives back the walk's unused credit
+// before each return, without a defer (the embedded guard's every event runs it): the only
+// call that could panic with credit taken, a Handler's, runs under handleCredited's.
 func (w *walk) run(heads []head) bool {
-	defer w.returnCredit()
 	ev := w.ev
 	for {
 		// fsnotify_iter_select_report_types: the highest-priority group among the heads.
@@ -345,6 +369,7 @@ func (w *walk) run(heads []head) bool {
 			}
 		}
 		if best == nil {
+			w.returnCredit()
 			return true
 		}
 		// send_to_group + fanotify_group_event_mask over best's marks; fsnotify_iter_next.
@@ -389,21 +414,46 @@ func (w *walk) run(heads []head) bool {
 			}
 			continue
 		}
-		if v, cache, ok := best.handle(ev, deliver); ok {
+		var v verdict
+		var cache, ok bool
+		if w.credit == 0 {
+			v, cache, ok = best.handle(ev, deliver)
+		} else {
+			v, cache, ok = w.handleCredited(best, deliver)
+		}
+		if ok {
 			if w.answered(v, cache) {
+				w.returnCredit()
 				return true
 			}
 			continue
 		}
 		q, r := best.queuePermission(ev, deliver, w.e.nextPerm.Add(1))
 		if q != nil {
+			w.returnCredit()
 			w.g, w.q = best, q
 			return false
 		}
 		if w.answeredWith(r) {
+			w.returnCredit()
 			return true
 		}
 	}
+}
+
+// handleCredited is g.handle for a walk holding credit (it queued the event as a
+// notification to a group before): should the Handler panic, the credit goes back, so that
+// the event is still released once its holders are done.
+func (w *walk) handleCredited(g *Group, m Mask) (verdict, bool, bool) {
+	panicking := true
+	defer func() {
+		if panicking {
+			w.returnCredit()
+		}
+	}()
+	v, cache, ok := g.handle(w.ev, m)
+	panicking = false
+	return v, cache, ok
 }
 
 // returnCredit drops the references the walk took for groups that did not queue ev
@@ -449,20 +499,21 @@ func effectiveIgnore(ig Mask, ondir bool, t iterType) Mask {
 	return ig & AllEvents
 }
 
-// collect appends the involved connectors' lists to heads.
-func (e *Engine) collect(ev *Event, heads []head) []head {
-	heads = e.addHead(heads, Object{KindInode, ev.Inode}, itInode)
+// collect appends the involved connectors' lists to heads. first, if not nil, is a connector
+// firstMarked found in this dispatch: its object is not looked up again.
+func (e *Engine) collect(ev *Event, heads []head, first *connector) []head {
+	heads = e.addHead(heads, first, Object{KindInode, ev.Inode}, itInode)
 	if !ev.Parent.IsZero() && ev.Mask&PossibleOnChild != 0 {
-		heads = e.addHead(heads, Object{KindInode, ev.Parent}, itParent)
+		heads = e.addHead(heads, first, Object{KindInode, ev.Parent}, itParent)
 	}
 	if ev.Mask&Rename != 0 && !ev.Target.IsZero() {
-		heads = e.addHead(heads, Object{KindInode, ev.Target}, itInode2)
+		heads = e.addHead(heads, first, Object{KindInode, ev.Target}, itInode2)
 	}
 	if !ev.Mount.IsZero() {
-		heads = e.addHead(heads, Object{KindMount, ev.Mount}, itMount)
+		heads = e.addHead(heads, first, Object{KindMount, ev.Mount}, itMount)
 	}
 	if !ev.Filesystem.IsZero() {
-		heads = e.addHead(heads, Object{KindFilesystem, ev.Filesystem}, itFilesystem)
+		heads = e.addHead(heads, first, Object{KindFilesystem, ev.Filesystem}, itFilesystem)
 	}
 	if ev.AncestryUnknown {
 		// Possibly below any of them: each may be its parent, or the root of a subtree it
@@ -470,34 +521,36 @@ func (e *Engine) collect(ev *Event, heads []head) []head {
 		// merges a group's marks across heads.)
 		for _, id := range ev.PossibleAncestors {
 			if ev.Mask&PossibleOnChild != 0 {
-				heads = e.addHead(heads, Object{KindInode, id}, itParent)
+				heads = e.addHead(heads, first, Object{KindInode, id}, itParent)
 			}
 			if e.nconns[KindSubtree].Load() != 0 {
-				heads = e.addHead(heads, Object{KindSubtree, id}, itSubtree)
+				heads = e.addHead(heads, first, Object{KindSubtree, id}, itSubtree)
 			}
 		}
 	}
 	if e.nconns[KindSubtree].Load() == 0 {
 		return heads
 	}
-	heads = e.addHead(heads, Object{KindSubtree, ev.Inode}, itSubtree)
+	heads = e.addHead(heads, first, Object{KindSubtree, ev.Inode}, itSubtree)
 	for _, id := range ev.Ancestors {
-		heads = e.addHead(heads, Object{KindSubtree, id}, itSubtree)
+		heads = e.addHead(heads, first, Object{KindSubtree, id}, itSubtree)
 	}
 	if ev.Mask&Rename != 0 {
 		for _, id := range ev.TargetAncestors {
-			heads = e.addHead(heads, Object{KindSubtree, id}, itSubtree)
+			heads = e.addHead(heads, first, Object{KindSubtree, id}, itSubtree)
 		}
 	}
 	return heads
 }
 
-func (e *Engine) addHead(heads []head, obj Object, t iterType) []head {
+func (e *Engine) addHead(heads []head, first *connector, obj Object, t iterType) []head {
 	if obj.ID.IsZero() {
 		return heads
 	}
-	c := e.lookup(obj)
-	if c == nil {
+	var c *connector
+	if first != nil && first.obj == obj {
+		c = first
+	} else if c = e.lookup(obj); c == nil {
 		return heads
 	}
 	if l := *c.list.Load(); len(l) > 0 {

@@ -1,0 +1,111 @@
+package engine
+
+import (
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"testing"
+)
+
+// TestFirstMarkedFollowsCollect: Dispatch decides that an event concerns nobody from
+// firstMarked alone, and collect takes firstMarked's connector instead of looking its object
+// up again; so firstMarked must find a connector exactly when collect would find a list
+// (else an event reaching a mark only there is lost), and collect given it must build the
+// same heads as collect looking everything up. One mark on each object an event may involve,
+// of each kind, for events of every shape (on a child, a directory-entry event, a rename,
+// one of unknown ancestry, a permission event): it fails when a check of collect is missing
+// from firstMarked or the reuse mistakes one object for another.
+func TestFirstMarkedFollowsCollect(t *testing.T) {
+	other := ID{Hi: 9, Lo: 30}
+	events := map[string]*Event{
+		"child":      fileEvent(Open),
+		"permission": fileEvent(OpenPerm),
+		"deep":       deepEvent(Modify),
+		"dirent":     direntEvent(Create, "x"),
+		"rename": {Mask: Rename, Inode: sub, Target: other, Mount: mnt1, Filesystem: fs1,
+			Ancestors: []ID{dir, root}, TargetAncestors: []ID{other, root}, Name: "a", NewName: "b"},
+		"moved-from": {Mask: MovedFrom, Inode: sub, Target: other, Mount: mnt1, Filesystem: fs1,
+			Ancestors: []ID{dir, root}, TargetAncestors: []ID{other, root}, Name: "a"},
+		"unknown": {Mask: Open, Inode: g21, Mount: mnt1, Filesystem: fs1, AncestryUnknown: true,
+			PossibleAncestors: []ID{sub, other}},
+		"unknown-dirent": {Mask: Create, Inode: g21, Mount: mnt1, Filesystem: fs1,
+			AncestryUnknown: true, PossibleAncestors: []ID{sub}, Name: "x"},
+		"no-parent-bit": {Mask: Create, Inode: f, Parent: dir, Mount: mnt1, Filesystem: fs1},
+	}
+	ids := []ID{fs1, mnt1, root, dir, sub, f, g21, other}
+	kinds := []Kind{KindInode, KindMount, KindFilesystem, KindSubtree}
+	for name, ev := range events {
+		for _, id := range ids {
+			for _, k := range kinds {
+				for _, alsoSubtree := range []bool{false, true} {
+					obj := Object{k, id}
+					t.Run(fmt.Sprintf("%s/%v/subtree-elsewhere=%v", name, obj, alsoSubtree), func(t *testing.T) {
+						e := New(Config{})
+						g := newGroup(t, e, Options{})
+						mustAdd(t, g, obj, MarkSpec{Mask: NotificationEvents | EventOnChild})
+						if alsoSubtree && obj != Subtree(ID{Hi: 5, Lo: 5}) {
+							// Subtree lookups run only while some subtree is marked.
+							mustAdd(t, g, Subtree(ID{Hi: 5, Lo: 5}), MarkSpec{Mask: Open})
+						}
+						want := e.collect(ev, nil, nil)
+						first := e.firstMarked(ev)
+						if (first != nil) != (len(want) > 0) {
+							t.Fatalf("firstMarked = %v, collect found %d lists", first, len(want))
+						}
+						if first == nil {
+							return
+						}
+						got := e.collect(ev, nil, first)
+						if !slices.EqualFunc(got, want, func(a, b head) bool {
+							return a.typ == b.typ && a.pos == b.pos && slices.Equal(a.marks, b.marks)
+						}) {
+							t.Fatalf("collect with firstMarked's %v: %v, without: %v", first.obj, got, want)
+						}
+					})
+				}
+			}
+		}
+	}
+}
+
+// TestWalkCreditHandlerPanics: walk.run gives back its unused credit without a defer; a
+// Handler that panics after the walk queued the event as a notification to a higher group
+// (credit taken for the marks still ahead) must still leave the event released once when its
+// holders are done (handleCredited). It fails if the credit is not given back on the panic:
+// the payload is then never released.
+func TestWalkCreditHandlerPanics(t *testing.T) {
+	e := New(Config{})
+	// A pre-content group sees the event first, and takes its Open as a notification.
+	a := newGroup(t, e, Options{Class: ClassPreContent})
+	mustAdd(t, a, Inode(f), MarkSpec{Mask: Open})
+	b := newGroup(t, e, Options{Class: ClassContent, Handler: func(Delivery) (Response, bool) {
+		panic("handler")
+	}})
+	mustAdd(t, b, Inode(f), MarkSpec{Mask: OpenPerm})
+	var released atomic.Int32
+	ev := fileEvent(Open | OpenPerm)
+	ev.Payload = countingPayload{&released}
+	func() {
+		defer func() {
+			if r := recover(); r != "handler" {
+				t.Fatalf("recovered %v, want the Handler's panic", r)
+			}
+		}()
+		e.Dispatch(ev)
+	}()
+	if n := ev.refs.Load(); n != 1 {
+		t.Fatalf("after the panic the event holds %d references besides the source's, want 1 (a's delivery)", n)
+	}
+	ev.Release()
+	d, err := a.TryRead()
+	if err != nil || d.Event != ev || d.Mask != Open {
+		t.Fatalf("a read %v, %v; want the event's Open", d, err)
+	}
+	if released.Load() != 0 {
+		t.Fatal("payload released while a still held its delivery")
+	}
+	d.Release()
+	if n := released.Load(); n != 1 {
+		t.Fatalf("payload released %d times, want 1", n)
+	}
+}
