@@ -66,6 +66,14 @@
 //     looking its object up again. Both lookups are of the same Notify, so which marks
 //     a walk sees is unchanged: a mark attached during the whole Notify keeps its connector
 //     in the table (a connector leaves it only with no marks). TestFirstMarkedFollowsCollect.
+//   - The filter names a connector: a lookup loads its object's filter slot (the bucket of
+//     its hash) and takes the connector named there if it is the object's, without probing
+//     the table. The slot is nil exactly while no connector of the bucket is in the table,
+//     and names only a connector of the bucket that is in the table (or crowdedBucket, which
+//     matches no object and sends lookups to the table); both change under the table's
+//     lock, before the change that made them returns. So a lookup finds what the table
+//     holds, as a probe would (TestFilterBuckets: every order of adds and removals of
+//     objects sharing a bucket).
 //   - A walk gives back the event references it took ahead for its notification groups
 //     (walk.credit) before each return of walk.run, not in a defer; the one call that may
 //     panic with credit taken, a Handler's, runs under a defer that gives it back.

@@ -63,9 +63,17 @@ type Engine struct {
 
 	// nconns counts connectors per kind; Notify skips kinds that have none.
 	nconns [numKinds]atomic.Int64
-	// filter counts the connectors per object hash, so that Notify skips most objects nobody
-	// marks with one atomic load (the kernel checks i_fsnotify_marks on each involved object).
-	filter [filterSize]atomic.Int32
+	// filter has a slot per bucket of object hashes (the top filterBits bits): nil while no
+	// connector's object hashes there, else one of the bucket's connectors, or
+	// crowdedBucket. A lookup loads its slot: nil, and the object has no connector (one
+	// atomic load for most objects nobody marks, as the kernel checks i_fsnotify_marks on
+	// each involved object); the object's own connector, and it is found without the table
+	// (two memory touches on a cold cache, where the table's probe took five); else it
+	// probes the table. Written under conns.mu, with counts.
+	filter [filterSize]atomic.Pointer[connector]
+	// counts counts the connectors per filter bucket; guarded by conns.mu (readers never
+	// look at it).
+	counts [filterSize]int32
 	conns  connTable
 
 	nextGroup atomic.Uint64
@@ -111,10 +119,40 @@ func (e *Engine) lookup(obj Object) *connector {
 		return nil
 	}
 	h := hashObject(obj)
-	if e.filter[h>>(64-filterBits)].Load() == 0 {
+	c := e.filter[h>>(64-filterBits)].Load()
+	if c == nil {
 		return nil
 	}
+	if c.obj == obj {
+		return c
+	}
 	return e.conns.get(obj, h)
+}
+
+// crowdedBucket is the filter's slot of a bucket whose named connector left the table while
+// others remain: lookups there probe the table. Its kind is no kind's, so it matches no
+// object.
+var crowdedBucket = &connector{obj: Object{Kind: 0xff}}
+
+// filterAddLocked records c, just put in the table, in the filter: c becomes its bucket's
+// named connector. Needs conns.mu.
+func (e *Engine) filterAddLocked(c *connector, h uint64) {
+	b := h >> (64 - filterBits)
+	e.counts[b]++
+	e.filter[b].Store(c)
+}
+
+// filterRemoveLocked forgets c, just taken out of the table, in the filter: its bucket's slot
+// becomes nil if it was the bucket's last connector, crowdedBucket if it was the named one.
+// Needs conns.mu.
+func (e *Engine) filterRemoveLocked(c *connector, h uint64) {
+	b := h >> (64 - filterBits)
+	e.counts[b]--
+	if e.counts[b] == 0 {
+		e.filter[b].Store(nil)
+	} else if e.filter[b].Load() == c {
+		e.filter[b].Store(crowdedBucket)
+	}
 }
 
 // connectorFor returns obj's connector, creating it if needed. The caller locks it and must
@@ -132,7 +170,7 @@ func (e *Engine) connectorFor(obj Object) *connector {
 	c := &connector{obj: obj}
 	c.list.Store(&emptyList)
 	e.conns.putLocked(c, h)
-	e.filter[h>>(64-filterBits)].Add(1)
+	e.filterAddLocked(c, h)
 	e.nconns[obj.Kind].Add(1)
 	return c
 }
@@ -142,7 +180,7 @@ func (e *Engine) removeConnectorLocked(c *connector) {
 	h := hashObject(c.obj)
 	e.conns.mu.Lock()
 	if e.conns.deleteLocked(c, h) {
-		e.filter[h>>(64-filterBits)].Add(-1)
+		e.filterRemoveLocked(c, h)
 		e.nconns[c.obj.Kind].Add(-1)
 	}
 	e.conns.mu.Unlock()

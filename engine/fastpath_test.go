@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"sync/atomic"
@@ -107,5 +108,70 @@ func TestWalkCreditHandlerPanics(t *testing.T) {
 	d.Release()
 	if n := released.Load(); n != 1 {
 		t.Fatalf("payload released %d times, want 1", n)
+	}
+}
+
+// TestFilterBuckets: a lookup trusts its filter slot: nil says the object has no connector,
+// the object's own connector is taken without the table. Objects whose hashes share a
+// bucket are added and removed in every order; after each step every one of them (and one
+// never marked) is found exactly while marked, through lookup and through a delivery, and the
+// slot is nil exactly while the bucket is empty. It fails if a removal empties the slot with
+// connectors left (their events lost), or leaves it naming a connector that left.
+func TestFilterBuckets(t *testing.T) {
+	// Four inode objects in one bucket: three to mark, one never marked.
+	var objs []Object
+	bucket := hashObject(Inode(f)) >> (64 - filterBits)
+	for lo := uint64(1); len(objs) < 4; lo++ {
+		if o := Inode(ID{Hi: 9, Lo: lo}); hashObject(o)>>(64-filterBits) == bucket {
+			objs = append(objs, o)
+		}
+	}
+	never := objs[3]
+	perms := [][]int{{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}}
+	for _, add := range perms {
+		for _, remove := range perms {
+			t.Run(fmt.Sprintf("add%v/remove%v", add, remove), func(t *testing.T) {
+				e := New(Config{})
+				g := newGroup(t, e, Options{})
+				marked := map[Object]bool{}
+				check := func(step string) {
+					t.Helper()
+					for _, o := range append(objs[:3:3], never) {
+						c := e.lookup(o)
+						if (c != nil) != marked[o] || c != nil && c.obj != o {
+							t.Fatalf("%s: lookup(%v) = %v, marked %v", step, o, c, marked[o])
+						}
+						ev := &Event{Mask: Modify, Inode: o.ID}
+						e.Notify(context.Background(), ev)
+						d := drain(g)
+						if (len(d) == 1) != marked[o] || len(d) > 1 {
+							t.Fatalf("%s: an event on %v reached the group %d times, marked %v", step, o, len(d), marked[o])
+						}
+						for _, x := range d {
+							x.Release()
+						}
+					}
+					if empty := e.filter[bucket].Load() == nil; empty != (len(marked) == 0) {
+						t.Fatalf("%s: filter slot empty %v with %d objects marked", step, empty, len(marked))
+					}
+				}
+				for _, i := range add {
+					mustAdd(t, g, objs[i], MarkSpec{Mask: Modify})
+					marked[objs[i]] = true
+					check(fmt.Sprintf("after adding %v", objs[i]))
+				}
+				for _, i := range remove {
+					if err := g.RemoveMark(objs[i]); err != nil {
+						t.Fatal(err)
+					}
+					delete(marked, objs[i])
+					check(fmt.Sprintf("after removing %v", objs[i]))
+				}
+				// And again after the bucket emptied.
+				mustAdd(t, g, objs[remove[0]], MarkSpec{Mask: Modify})
+				marked[objs[remove[0]]] = true
+				check("after adding one again")
+			})
+		}
 	}
 }
