@@ -21,10 +21,16 @@ import (
 // could meet a second gap with none). Notify never blocks on a full queue; a permission event that
 // meets a full queue gets the group's QueueFullVerdict at once.
 type Group struct {
-	e     *Engine
-	id    uint64
-	opts  Options
-	limit int // resolved queue limit; negative: unlimited
+	e  *Engine
+	id uint64
+	// What a walk reads of each group it reaches, and writes of one whose Handler answers,
+	// in the cache line of id and opts.Class (before's): the embedded guard's listener meets
+	// its group with cold caches at each event, and these were four lines apart.
+	handler func(d Delivery) (Response, bool) // opts.Handler
+	closing atomic.Bool                       // set with shutdown; read without mu
+	handled atomic.Uint64                     // answered by the Handler (groupCounters)
+	opts    Options
+	limit   int // resolved queue limit; negative: unlimited
 
 	markMu     sync.Mutex
 	marks      *Mark // guarded by markMu
@@ -45,7 +51,6 @@ type Group struct {
 	pending    map[uint64]*queued // read, unanswered permission events; guarded by mu
 	unanswered int                // permission events queued or read, not answered; guarded by mu
 	shutdown   bool               // guarded by mu
-	closing    atomic.Bool        // set with shutdown; read without mu
 	// The deadlines of the permission events queued and not answered, in queueing order,
 	// which is deadline order (every event gets the same Options.Deadline, from a time taken
 	// under mu): dl holds them, answered ones at its head dropped at once and elsewhere when
@@ -80,12 +85,12 @@ type queueCounters struct {
 }
 
 // groupCounters are a group's permission figures, counted without its lock. An event answered
-// at once by the Handler counts in handled alone and one answered from the queue in
-// queueAnswered alone (Stats adds them up for Answered): one locked add per handled event
-// where there were two, on the embedded guard's path.
+// at once by the Handler counts in Group.handled alone (kept beside the Handler) and one
+// answered from the queue in queueAnswered alone (Stats adds them up for Answered): one
+// locked add per handled event where there were two, on the embedded guard's path.
 type groupCounters struct {
 	queueAnswered, permDeadline, permClosed, permQueueFull, permCancelled atomic.Uint64
-	handled, handlerInvalid                                               atomic.Uint64
+	handlerInvalid                                                        atomic.Uint64
 	latencyNanos                                                          atomic.Uint64 // sum over events answered from the queue
 }
 
@@ -150,6 +155,7 @@ func (e *Engine) NewGroup(opts Options) (*Group, error) {
 	g := &Group{
 		e:       e,
 		id:      e.nextGroup.Add(1),
+		handler: opts.Handler,
 		opts:    opts,
 		limit:   opts.QueueLimit,
 		pending: make(map[uint64]*queued),
@@ -713,7 +719,7 @@ func (g *Group) Stats() GroupStats {
 	g.markMu.Lock()
 	nm := g.nmarks
 	g.markMu.Unlock()
-	handled := g.st.handled.Load() // before the sum: Handled ≤ Answered
+	handled := g.handled.Load() // before the sum: Handled ≤ Answered
 	s := GroupStats{
 		ID: g.id, Name: g.opts.Name, Class: g.opts.Class,
 		Queued: queued, Pending: pending, Marks: nm,
@@ -732,7 +738,7 @@ func (g *Group) Stats() GroupStats {
 // handle answers a permission event through the group's Handler, if it has one and the
 // Handler answers at once: the group's verdict, and whether it may be cached.
 func (g *Group) handle(ev *Event, m Mask) (_ verdict, cache, ok bool) {
-	h := g.opts.Handler
+	h := g.handler
 	if h == nil || g.closing.Load() {
 		return verdict{}, false, false
 	}
@@ -743,6 +749,6 @@ func (g *Group) handle(ev *Event, m Mask) (_ verdict, cache, ok bool) {
 	if !g.answer(&r) {
 		g.st.handlerInvalid.Add(1) // denied, loudly in stats
 	}
-	g.st.handled.Add(1) // and answered (groupCounters)
+	g.handled.Add(1) // and answered (groupCounters)
 	return verdict{r.Verdict, r.Errno, ReasonAnswered, g.id}, r.Cache, true
 }
