@@ -19,16 +19,19 @@ const (
 	itSubtree
 )
 
-// head is one involved connector's list in a walk: a snapshot and a position in it.
+// head is one involved connector's list in a walk: a snapshot and a position in it. 32
+// bytes (a list holds far fewer than 2^31 marks): every dispatch zeroes stackHeads of them on
+// the stack, each cache line of it a write miss for a listener whose caches are cold.
 type head struct {
 	marks []*Mark
-	pos   int
+	pos   int32
 	typ   iterType
 }
 
-// stackHeads is how many heads a walk keeps on the stack: inode, parent, target, mount,
-// filesystem, and a few subtree roots; deeper subtree lookups spill to the heap.
-const stackHeads = 12
+// stackHeads is how many heads a walk keeps on the stack (four cache lines): the involved
+// objects that have marks — inode, parent, target, mount, filesystem, and a few subtree
+// roots; more spill to the heap.
+const stackHeads = 8
 
 // Notify dispatches ev to every group whose marks on the involved objects select it, one
 // delivery per group, highest priority class first (fsnotify()). A notification is queued
@@ -359,10 +362,10 @@ func (w *walk) run(heads []head) bool {
 		var best *Group
 		for i := range heads {
 			h := &heads[i]
-			for h.pos < len(h.marks) && !h.marks[h.pos].attached.Load() {
+			for int(h.pos) < len(h.marks) && !h.marks[h.pos].attached.Load() {
 				h.pos++ // detached while we held the snapshot
 			}
-			if h.pos < len(h.marks) {
+			if int(h.pos) < len(h.marks) {
 				if g := h.marks[h.pos].group; best == nil || before(g, best) {
 					best = g
 				}
@@ -376,7 +379,7 @@ func (w *walk) run(heads []head) bool {
 		var marksMask, ignore Mask
 		for i := range heads {
 			h := &heads[i]
-			if h.pos >= len(h.marks) || h.marks[h.pos].group != best {
+			if int(h.pos) >= len(h.marks) || h.marks[h.pos].group != best {
 				continue
 			}
 			m := h.marks[h.pos]
@@ -469,7 +472,7 @@ func (w *walk) returnCredit() {
 func remaining(heads []head) int32 {
 	n := 0
 	for i := range heads {
-		n += len(heads[i].marks) - heads[i].pos
+		n += len(heads[i].marks) - int(heads[i].pos)
 	}
 	return int32(n)
 }
