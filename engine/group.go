@@ -746,9 +746,14 @@ func (g *Group) handle(ev *Event, m Mask) (_ verdict, cache, ok bool) {
 	if !ok {
 		return verdict{}, false, false
 	}
+	g.handled.Add(1) // and answered (groupCounters)
+	if r.Verdict == Allow && r.Errno == 0 {
+		// What answer leaves of a plain allow (the embedded guard's answer): no call, and
+		// r stays in registers (answer takes its address).
+		return verdict{Allow, 0, ReasonAnswered, g.id}, r.Cache, true
+	}
 	if !g.answer(&r) {
 		g.st.handlerInvalid.Add(1) // denied, loudly in stats
 	}
-	g.handled.Add(1) // and answered (groupCounters)
 	return verdict{r.Verdict, r.Errno, ReasonAnswered, g.id}, r.Cache, true
 }
