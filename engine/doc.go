@@ -78,6 +78,12 @@
 //     (walk.credit) before each return of walk.run, not in a defer; the one call that may
 //     panic with credit taken, a Handler's, runs under a defer that gives it back.
 //     TestWalkCredit, TestWalkCreditHandlerPanics.
+//   - Group.handle takes a Handler's plain allow (Allow, no errno) as it is, without answer,
+//     which leaves such an answer unchanged; every other answer goes through answer
+//     (TestHandlerAnswersInline, TestModel).
+//
+// (A permission event that a group's Handler answers is never queued to that group: no queue
+// entry, deadline, overflow accounting or merge concerns it, as before these shortcuts.)
 //
 // # Goroutines
 //
