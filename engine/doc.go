@@ -73,7 +73,8 @@
 //     matches no object and sends lookups to the table); both change under the table's
 //     lock, before the change that made them returns. So a lookup finds what the table
 //     holds, as a probe would (TestFilterBuckets: every order of adds and removals of
-//     objects sharing a bucket).
+//     objects sharing a bucket; TestFilterBucketChurn: an object's events all arrive while
+//     others of its bucket come and go concurrently).
 //   - A walk gives back the event references it took ahead for its notification groups
 //     (walk.credit) before each return of walk.run, not in a defer; the one call that may
 //     panic with credit taken, a Handler's, runs under a defer that gives it back.
