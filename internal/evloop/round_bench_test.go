@@ -1,0 +1,69 @@
+//go:build linux
+
+package evloop
+
+import (
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// BenchmarkBlockingRound is the loop's own part of a blocking-mode round, the embedded
+// guard's per-batch path: one registration alone on the loop, whose callback stands for the
+// blocking read (it reads nothing, and calls AwakeAt with a clock reading as the FD group's
+// does), round after round. It reports the loop thread's CPU time per round (cpu-ns/op,
+// CLOCK_THREAD_CPUTIME_ID, which waiting for a CPU does not move) beside ns/op.
+func BenchmarkBlockingRound(bm *testing.B) {
+	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
+	if err != nil {
+		bm.Fatal(err)
+	}
+	defer unix.Close(fd)
+	l := New("bench")
+	defer l.Close()
+	n := bm.N
+	// The thread CPU time is read every segment rounds and counted only for segments that
+	// ran on one thread (the loop's yield may move it to another).
+	const segment = 1024
+	var i, lastI, lastTid, counted int
+	var last, cpu time.Duration
+	done := make(chan struct{})
+	base := time.Now()
+	_, err = l.RegisterBlocking(fd, func() {
+		if !l.Blocking() {
+			return // the first call may come before the mode is set
+		}
+		l.AwakeAt(base.Add(time.Since(base)))
+		if i%segment == 0 || i == n-1 {
+			now, tid := threadCPUTime(), unix.Gettid()
+			if i > 0 && tid == lastTid {
+				cpu += now - last
+				counted += i - lastI
+			}
+			last, lastTid, lastI = now, tid, i
+		}
+		if i++; i == n {
+			close(done)
+			l.Close() // on the loop: it ends after this callback
+		}
+	}, Blocking{SetBlocking: func(bool) error { return nil }, Wake: func() {}})
+	if err != nil {
+		bm.Fatal(err)
+	}
+	bm.ResetTimer()
+	<-done
+	bm.StopTimer()
+	if counted > 0 {
+		bm.ReportMetric(float64(cpu.Nanoseconds())/float64(counted), "cpu-ns/op")
+	}
+}
+
+// threadCPUTime is the calling thread's CPU time.
+func threadCPUTime() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
+		return 0
+	}
+	return time.Duration(ts.Nano())
+}
