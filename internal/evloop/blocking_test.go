@@ -316,3 +316,66 @@ func TestBlockingSetFails(t *testing.T) {
 		t.Fatal("the loop waited in a blocking read")
 	}
 }
+
+// A blocking-mode callback that pauses or unregisters its own registration (on the loop:
+// applied at once) is not called again — not in the loop's next round, which in blocking mode
+// follows the callback without going through the loop's changes — until it is resumed: the
+// loop goes round (a post runs) and no call comes meanwhile.
+func TestBlockingCallbackStopsItself(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		stop func(*Registration)
+	}{
+		{"unregister", (*Registration).Unregister},
+		{"pause", (*Registration).Pause},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, w := testenv.SocketPair(t)
+			l := newLoop(t)
+			var reg atomic.Pointer[Registration]
+			var stopped atomic.Bool
+			var after atomic.Int32
+			got, err := l.RegisterBlocking(r, func() {
+				if stopped.Load() {
+					after.Add(1)
+					return
+				}
+				var buf [8]byte
+				n, _ := syscall.Read(r, buf[:])
+				l.Awake()
+				if n > 0 && buf[0] == 'x' && l.Blocking() {
+					stopped.Store(true)
+					tc.stop(reg.Load())
+				}
+			}, Blocking{
+				SetBlocking: func(on bool) error { return setNonblock(r, !on) },
+				Wake:        func() { syscall.Write(w, []byte{0}) },
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			reg.Store(got)
+			waitBlocked(t, l)
+			syscall.Write(w, []byte("x"))
+			deadline := time.Now().Add(10 * time.Second)
+			for !stopped.Load() {
+				if time.Now().After(deadline) {
+					t.Fatal("the callback never read x in blocking mode")
+				}
+				time.Sleep(time.Millisecond)
+			}
+			for range 3 { // the loop goes round, more than once
+				ran := make(chan struct{})
+				l.Post(func() { close(ran) })
+				select {
+				case <-ran:
+				case <-time.After(10 * time.Second):
+					t.Fatal("posted work never ran")
+				}
+			}
+			if n := after.Load(); n != 0 {
+				t.Fatalf("the callback was called %d times after it stopped its registration", n)
+			}
+		})
+	}
+}

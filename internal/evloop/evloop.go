@@ -114,9 +114,7 @@ type Loop struct {
 	started   atomic.Bool
 	startErr  error
 	waker     *sys.Waker
-	tid       atomic.Int64  // the loop's thread id, once it runs
-	tidEpoch  atomic.Uint64 // odd while the loop goroutine is unlocked from its thread (yield)
-	done      chan struct{} // closed when the loop goroutine has returned (or never will run)
+	tid       atomic.Int64 // the loop's thread id, once it runs
 
 	// sleepState's low bit (sleeping) is set while the loop waits in poll or in a blocking
 	// read, or is about to (from before its last look at the queues); the bits above it
@@ -129,36 +127,43 @@ type Loop struct {
 	sleepState atomic.Uint64
 	woken      atomic.Bool
 	blockOn    atomic.Pointer[Registration]
-	wakes      atomic.Uint64 // wakes sent (eventfd or Blocking.Wake), for the tests
-	yields     atomic.Uint64 // yields made (yield), for the tests
-	polls      atomic.Uint64 // waits in poll (Waits)
-	hookPolls  atomic.Uint64 // polls without waiting because a Before hook worked (HookPolls)
+	// queued is len(posted) > 0 || len(changes) > 0 || closed, kept so whenever mu is
+	// released (setQueuedLocked), so that the loop looks at its queues without taking mu
+	// when they are empty, which they are for nearly every event (see wake for why a
+	// lock-free look before a wait misses nothing). Beside sleepState, woken and blockOn,
+	// and the loop goroutine's dirty, cur and now: the fields a round in blocking mode
+	// touches (blockingRounds), side by side.
+	queued atomic.Bool
+	dirty  bool          // regs changed: rebuild fds (the loop goroutine's)
+	cur    *Registration // the registration whose callback runs (the loop goroutine's)
+	// now is the clock a callback read once its wait ended (AwakeAt), for the next
+	// maybeYield; zero: none, maybeYield reads the clock itself. The loop goroutine's.
+	now time.Time
+	// tick and base are maybeYield's, also in every round (the loop goroutine's): tick's
+	// Every is yieldEvery; base is a monotonic clock reading from the loop's start, from
+	// which maybeYield reads the time without the wall clock (time.Since reads only the
+	// monotonic one).
+	tick schedtick.Tick
+	base time.Time
+
+	tidEpoch  atomic.Uint64 // odd while the loop goroutine is unlocked from its thread (yield)
+	done      chan struct{} // closed when the loop goroutine has returned (or never will run)
+	wakes     atomic.Uint64 // wakes sent (eventfd or Blocking.Wake), for the tests
+	yields    atomic.Uint64 // yields made (yield), for the tests
+	polls     atomic.Uint64 // waits in poll (Waits)
+	hookPolls atomic.Uint64 // polls without waiting because a Before hook worked (HookPolls)
 
 	mu      sync.Mutex
 	posted  []func() // guarded by mu
 	spare   []func() // guarded by mu: a drained slice for Post to reuse
 	changes []change // guarded by mu: registration changes for the loop to apply
 	closed  bool     // guarded by mu
-	// queued is len(posted) > 0 || len(changes) > 0 || closed, kept so whenever mu is
-	// released (setQueuedLocked), so that the loop looks at its queues without taking mu
-	// when they are empty, which they are for nearly every event (see wake for why a
-	// lock-free look before a wait misses nothing).
-	queued atomic.Bool
 
 	// The loop goroutine's own.
 	regs  []*Registration // polled, in order: regs[i] is fds[i+1] (copy on write)
 	fds   []int
 	ready []bool
 	ps    sys.PollSet
-	dirty bool           // regs changed: rebuild fds
-	cur   *Registration  // the registration whose callback runs
-	tick  schedtick.Tick // maybeYield's (Every: yieldEvery)
-	// now is the clock a callback read once its wait ended (AwakeAt), for the next
-	// maybeYield; zero: none, maybeYield reads the clock itself.
-	now time.Time
-	// base is a monotonic clock reading from the loop's start, from which maybeYield reads
-	// the time without the wall clock (time.Since reads only the monotonic one).
-	base time.Time
 }
 
 // Registration is a descriptor registered with a Loop.
@@ -534,14 +539,46 @@ func (l *Loop) run() {
 			continue
 		}
 		if br != nil {
-			// Blocking mode: the callback's read is the wait.
-			l.call(br)
-			l.Awake() // if the callback did not
+			// Blocking mode: the callback's read is the wait, round after round while
+			// nothing else is to be done (blockingRounds).
+			l.blockingRounds(br)
 			l.runPosted()
 			continue
 		}
 		l.polls.Add(1)
 		l.poll(-1)
+	}
+}
+
+// blockingRounds waits in br's blocking read (its callback), then again, for as long as
+// nothing else is to be done between two waits: no registration change made on the loop
+// (dirty: a callback's Register, Pause or Unregister, applied at once), no work posted, no
+// registration change or Close queued (queued). It returns once the callback has returned
+// with dirty set, or when queued is found set just before a wait (then without waiting:
+// work the callback posted included); run then does what
+// its round does (the posted work, the changes, the mode) and comes back. Each wait is run's
+// own, step for step — the yield check, woken cleared, the sleeping bit set with a locked add
+// and queued looked at after it (see wake) — without what only a change can alter (the
+// changes, the rebuild, the mode, blockOn: br's is set already, and only run sets it): the
+// embedded guard's every batch goes round here. Called with sleepingBlocked added and
+// queued found clear, as run does before a wait.
+func (l *Loop) blockingRounds(br *Registration) {
+	add := uint64(sleepingBlocked)
+	for {
+		l.call(br)
+		l.Awake() // if the callback did not
+		if l.dirty {
+			return // a registration changed on the loop (br's own Pause or Unregister, say)
+		}
+		l.maybeYield()
+		if l.woken.Load() {
+			l.woken.Store(false)
+		}
+		l.sleepState.Add(add)
+		if l.queued.Load() {
+			l.sleepState.Add(-add) // no wait after all, as in run
+			return
+		}
 	}
 }
 
