@@ -253,12 +253,8 @@ func (g *fdGroup) handlePerm(kev *sys.FanotifyEvent, v *view, now time.Time) {
 		return
 	}
 	ev.Payload = p
-	defer func() {
-		if r := recover(); r != nil {
-			p.answer(sys.FAN_ALLOW) // a Handler panicked: answer, then let it crash
-			panic(r)
-		}
-	}()
+	// A Handler that panics has p answered (allowed) by the batch's endBatch, which finds it
+	// in dispatching, and the panic goes on: no defer per event.
 	r, w := b.eng.Dispatch(ev)
 	if w == nil {
 		b.finishPerm(p, ev, v, r, true)
@@ -303,6 +299,11 @@ func (b *Backend) finishPerm(p *permEvent, ev *engine.Event, v *view, resp engin
 		// payload's release (ev.Release below, unless a group still holds the event).
 		p.reuse = b.opts.ReusePermEvents
 		p.answerInBatch(response)
+		if g := p.g; g.lastEvent {
+			// The batch's last event: its answers go now, before this one's bookkeeping
+			// (writeHeld); the descriptors are closed, the events reused, at its end.
+			g.writeHeld()
+		}
 	} else {
 		p.answer(response)
 	}

@@ -59,18 +59,7 @@ func BenchmarkGuardPermPath(bm *testing.B) {
 		bm.Fatal(err)
 	}
 	defer syscall.Close(src)
-	sp, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		bm.Fatal(err)
-	}
-	defer syscall.Close(sp[0])
-	defer syscall.Close(sp[1])
-	real := b.fdGroupAtomic.Load()
-	if real == nil {
-		bm.Fatal("no FD group")
-	}
-	g := &fdGroup{buf: make([]byte, fanMetaLen)}
-	g.kgroup = kgroup{b: b, k: kFD, name: "bench", fd: sp[0], class: real.class}
+	g, peer := standInGroup(bm, b, 1)
 
 	// chunk events are queued at a time (well inside the socket's buffer), their answers
 	// drained after.
@@ -93,7 +82,7 @@ func BenchmarkGuardPermPath(bm *testing.B) {
 				}
 				evs = append(evs, fanEvent(sys.FAN_OPEN_PERM, int32(fd), pid, 0)...)
 			}
-			if _, err := syscall.Write(sp[1], evs); err != nil {
+			if _, err := syscall.Write(peer, evs); err != nil {
 				fail <- err
 				return
 			}
@@ -106,7 +95,7 @@ func BenchmarkGuardPermPath(bm *testing.B) {
 			}
 			cpu += threadCPU() - t0
 			for got := 0; got < k*8; {
-				m, err := syscall.Read(sp[1], drain[got:k*8])
+				m, err := syscall.Read(peer, drain[got:k*8])
 				if err != nil {
 					fail <- err
 					return
