@@ -325,16 +325,24 @@ func (g *fdGroup) newPermEvent(fd int32) *permEvent {
 	p := g.free[n-1]
 	g.free[n-1] = nil
 	g.free = g.free[:n-1]
-	// Everything but the generation starts over; the new generation is published last, after
-	// the fields it guards (answerGen reads fd once its compare-and-swap succeeds).
+	// Everything but the generation starts over. The new generation is published right after
+	// the one field it guards (answerGen, on another goroutine, reads fd once its
+	// compare-and-swap succeeds, and nothing else of the event), and before the rest is
+	// reset: the exchange that publishes it waits for the stores before it to drain, which
+	// the event's reset (some 400 bytes) made the bulk of. No other goroutine reads the rest
+	// of this generation before the engine delivers the event (Dispatch), or of the last
+	// after its release (the engine's contract).
 	gen := p.generation() + 1
-	p.fd, p.reuse, p.rawClose = fd, false, false
-	p.st, p.pathTried, p.path = sys.Stat{}, false, ""
+	p.fd = fd
+	p.state.Store(gen << stateGenShift) // not held, not released: flushAnswers unheld it
+	p.reuse, p.rawClose = false, false
+	// p.st is not reset: translateFD's FstatTo writes all of it (a zero Stat when it fails)
+	// before anything reads it.
+	p.pathTried, p.path = false, ""
 	if p.pathState.Load() != pathOpen { // a Path read the last generation's (flushAnswers)
 		p.pathState.Store(pathOpen)
 	}
 	p.markGen, p.cacheGn = 0, 0
 	p.ev = engine.Event{}
-	p.state.Store(gen << stateGenShift) // not held, not released: flushAnswers unheld it
 	return p
 }
