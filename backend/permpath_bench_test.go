@@ -11,17 +11,7 @@ import (
 	"github.com/fsnotifyd/fsnotifyd/engine"
 	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
-	"golang.org/x/sys/unix"
 )
-
-// threadCPU is the calling thread's CPU time (CLOCK_THREAD_CPUTIME_ID).
-func threadCPU() time.Duration {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
-		return 0
-	}
-	return time.Duration(ts.Nano())
-}
 
 // BenchmarkGuardPermPath is the backend's part of the embedded guard's path for one
 // permission event (allow-all, ReusePermEvents, a subtree mark): from the read of a batch of
@@ -86,14 +76,14 @@ func BenchmarkGuardPermPath(bm *testing.B) {
 				fail <- err
 				return
 			}
-			t0 := threadCPU()
+			t0 := sys.ThreadCPUTime()
 			for range k {
 				if g.readAndDispatch() != fanMetaLen {
 					fail <- syscall.EIO
 					return
 				}
 			}
-			cpu += threadCPU() - t0
+			cpu += sys.ThreadCPUTime() - t0
 			for got := 0; got < k*8; {
 				m, err := syscall.Read(peer, drain[got:k*8])
 				if err != nil {

@@ -3,10 +3,11 @@
 package evloop
 
 import (
+	"syscall"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 )
 
 // BenchmarkBlockingRound is the loop's own part of a blocking-mode round, the embedded
@@ -15,11 +16,13 @@ import (
 // does), round after round. It reports the loop thread's CPU time per round (cpu-ns/op,
 // CLOCK_THREAD_CPUTIME_ID, which waiting for a CPU does not move) beside ns/op.
 func BenchmarkBlockingRound(bm *testing.B) {
-	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
-	if err != nil {
+	var p [2]int
+	if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC); err != nil {
 		bm.Fatal(err)
 	}
-	defer unix.Close(fd)
+	defer syscall.Close(p[0])
+	defer syscall.Close(p[1])
+	fd := p[0] // never read: the callback stands for the read
 	l := New("bench")
 	defer l.Close()
 	n := bm.N
@@ -30,13 +33,13 @@ func BenchmarkBlockingRound(bm *testing.B) {
 	var last, cpu time.Duration
 	done := make(chan struct{})
 	base := time.Now()
-	_, err = l.RegisterBlocking(fd, func() {
+	_, err := l.RegisterBlocking(fd, func() {
 		if !l.Blocking() {
 			return // the first call may come before the mode is set
 		}
 		l.AwakeAt(base.Add(time.Since(base)))
 		if i%segment == 0 || i == n-1 {
-			now, tid := threadCPUTime(), unix.Gettid()
+			now, tid := sys.ThreadCPUTime(), syscall.Gettid()
 			if i > 0 && tid == lastTid {
 				cpu += now - last
 				counted += i - lastI
@@ -57,13 +60,4 @@ func BenchmarkBlockingRound(bm *testing.B) {
 	if counted > 0 {
 		bm.ReportMetric(float64(cpu.Nanoseconds())/float64(counted), "cpu-ns/op")
 	}
-}
-
-// threadCPUTime is the calling thread's CPU time.
-func threadCPUTime() time.Duration {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
-		return 0
-	}
-	return time.Duration(ts.Nano())
 }

@@ -46,3 +46,14 @@ func Slice(tid int) (time.Duration, error) {
 	}
 	return time.Duration(attr.Runtime), nil
 }
+
+// ThreadCPUTime returns the calling thread's CPU time, user and system
+// (CLOCK_THREAD_CPUTIME_ID): 0 if the clock cannot be read. For benchmarks of a loop locked
+// to its thread, which time spent waiting for a CPU must not move.
+func ThreadCPUTime() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
+		return 0
+	}
+	return time.Duration(ts.Nano())
+}
