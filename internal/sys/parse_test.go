@@ -441,3 +441,48 @@ func TestParseInotify(t *testing.T) {
 		})
 	}
 }
+
+// One FanotifyEvent reused for a sequence of events, as the backend's readers do: after each
+// parse it holds exactly what a parse into a zero FanotifyEvent gives — the fields of the
+// records the previous event had and this one lacks are zero (a header-only event after one
+// with records, after an unknown record, after a malformed event) — and a malformed event
+// leaves it zero. Fails when parseFanotifyEvent skips its reset after records.
+func TestParseFanotifyReusedEvent(t *testing.T) {
+	unknown := append(infoHeader(200, 8), 0, 0, 0, 0)
+	plain := fanEvent(FAN_OPEN_PERM, 5, 10)
+	seq := []struct {
+		name string
+		buf  []byte
+		bad  bool
+	}{
+		{"plain", plain, false},
+		{"range and pidfd", fanEvent(FAN_PRE_ACCESS, 6, 11, rangeRecord(4096, 8192), pidfdRecord(42)), false},
+		{"plain after records", plain, false},
+		{"fid and dfid name", fanEvent(FAN_CREATE, -1, 12, fidRecord(FAN_EVENT_INFO_TYPE_DFID_NAME, fsid1, 1, handle8, "n"), fidRecord(FAN_EVENT_INFO_TYPE_FID, fsid1, 1, handle8, "")), false},
+		{"plain after fids", plain, false},
+		{"error and mnt", fanEvent(FAN_FS_ERROR, -1, 0, errorRecord(5, 2), mntRecord(77)), false},
+		{"plain after error", plain, false},
+		{"unknown record", fanEvent(FAN_OPEN, 7, 13, unknown), false},
+		{"plain after unknown", plain, false},
+		{"malformed after a range", cat(fanEvent(FAN_PRE_ACCESS, 6, 11, rangeRecord(1, 2), rangeRecord(3, 4))), true},
+		{"plain after malformed", plain, false},
+		{"duplicate pidfd", fanEvent(FAN_OPEN_PERM, 8, 14, pidfdRecord(1), pidfdRecord(2)), true},
+		{"plain after duplicate", plain, false},
+	}
+	var ev FanotifyEvent
+	for _, s := range seq {
+		_, err := ParseFanotifyEventAt(s.buf, 0, &ev)
+		if (err != nil) != s.bad {
+			t.Fatalf("%s: err %v, want error %v", s.name, err, s.bad)
+		}
+		var want FanotifyEvent
+		if !s.bad {
+			if _, err := ParseFanotifyEvent(s.buf, &want); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !reflect.DeepEqual(ev, want) {
+			t.Errorf("%s: reused event\n %+v\nwant\n %+v", s.name, ev, want)
+		}
+	}
+}
