@@ -229,7 +229,7 @@ func isClosedErr(err error) bool {
 // the loop too: the engine hands its continuation to the loop (engine.Config.Executor).
 func (g *fdGroup) handlePerm(kev *sys.FanotifyEvent, v *view, now time.Time) {
 	b := g.b
-	if b.exempts.Exempt(kev.Pid) {
+	if b.exempts.mayExempt(kev.Pid) && b.exempts.Exempt(kev.Pid) {
 		b.stats.SelfExempt.Add(1)
 		g.respond(kev.Fd, sys.FAN_ALLOW)
 		sys.Close(int(kev.Fd))
