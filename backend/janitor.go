@@ -31,12 +31,15 @@ import (
 // name change (nameChanged). Those events outside subtrees cost the reader, not the
 // processes that cause them.
 func (b *Backend) maybeIgnore(ev *engine.Event, v *view, key string) {
-	fv := v.fsOf(ev.Inode.Hi)
-	if fv == nil || !fv.needAncestry() || fv.ignorable() == ([2]uint64{}) || ev.Path == "" || !fv.fidWatched {
+	// The event's own fields first — its path (the embedded guard's events, placed by a
+	// cached chain, have none: they stop here), its ancestry (unknown: never ignore on a
+	// guess) — then its filesystem's view (a cache line or two more).
+	if ev.Path == "" || ev.Ancestors == nil || ev.AncestryUnknown {
 		return
 	}
-	if ev.Ancestors == nil || ev.AncestryUnknown {
-		return // ancestry unknown: never ignore on a guess
+	fv := v.fsOf(ev.Inode.Hi)
+	if fv == nil || !fv.needAncestry() || fv.ignorable() == ([2]uint64{}) || !fv.fidWatched {
+		return
 	}
 	if fv.roots[ev.Inode] || fv.eocDirs[ev.Parent] || fv.inodeDirs[ev.Parent] > 0 {
 		return

@@ -476,8 +476,12 @@ type fsView struct {
 	state *fsState
 	// roots are the subtree roots on this filesystem. rootOnly: the only root is the
 	// filesystem's root directory, so every event is inside and no ancestry is needed.
-	roots     map[engine.ID]bool
-	rootOnly  bool
+	roots    map[engine.ID]bool
+	rootOnly bool
+	// ancestry is needAncestry's answer, fixed with roots and rootOnly: every permission
+	// event reads it (translateFD, maybeIgnore), where len(roots) read the map's header, a
+	// cache line of its own.
+	ancestry  bool
 	rootID    engine.ID
 	rootChain []engine.ID // {rootID}, shared by every event (never modified)
 	// needParent: some inode mark watches children, so events need their parent directory.
@@ -501,7 +505,7 @@ type fsView struct {
 
 // needAncestry reports whether events here must carry their ancestry: some subtree has a
 // root other than the filesystem's own.
-func (fv *fsView) needAncestry() bool { return len(fv.roots) > 0 && !fv.rootOnly }
+func (fv *fsView) needAncestry() bool { return fv.ancestry }
 
 // selfPlacedByDelete reports whether a gone directory's self events wait for the DELETE on
 // its parent, which places them, and every directory DELETE records its directory for them
@@ -542,6 +546,7 @@ func (b *Backend) publishViewLocked() {
 		fv.rootID = inodeID(dev, fs.rootIno)
 		fv.rootChain = []engine.ID{fv.rootID}
 		fv.rootOnly = len(fv.roots) == 1 && fs.rootIno != 0 && fv.roots[fv.rootID]
+		fv.ancestry = len(fv.roots) > 0 && !fv.rootOnly
 		fv.needParent = len(fs.eocDirs) > 0
 		fv.fidWatched = fs.fidWatched
 		wide := fs.fsMask
