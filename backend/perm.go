@@ -329,16 +329,14 @@ func (g *fdGroup) newPermEvent(fd int32) *permEvent {
 	// the one field it guards (answerGen, on another goroutine, reads fd once its
 	// compare-and-swap succeeds, and nothing else of the event), and before the rest is
 	// reset: the exchange that publishes it waits for the stores before it to drain, which
-	// the event's reset (some 400 bytes) made the bulk of. No other goroutine reads the rest
+	// the event's reset (some 500 bytes) made the bulk of. No other goroutine reads the rest
 	// of this generation before the engine delivers the event (Dispatch), or of the last
 	// after its release (the engine's contract).
 	gen := p.generation() + 1
 	p.fd = fd
 	p.state.Store(gen << stateGenShift) // not held, not released: flushAnswers unheld it
 	p.reuse, p.rawClose = false, false
-	// p.st is not reset: translateFD's FstatTo writes all of it (a zero Stat when it fails)
-	// before anything reads it.
-	p.pathTried, p.path = false, ""
+	p.st, p.pathTried, p.path = sys.Stat{}, false, ""
 	if p.pathState.Load() != pathOpen { // a Path read the last generation's (flushAnswers)
 		p.pathState.Store(pathOpen)
 	}
