@@ -85,11 +85,9 @@
 // started (ExemptPid) and their sessions' members are allowed at once and never dispatched, so
 // the backend cannot deadlock on itself; Exemptions (exempt.go) states why no other process
 // can pass for one of them (docs/security.md, "Exempt processes"). The answers decided on the
-// loop while it dispatches one batch (an in-process Handler's) are written together, in one
-// writev(2), as soon as the batch's last event is decided — before that event's bookkeeping
-// (outside-ignore request, release) — or when the batch ends (fdGroup.writeHeld,
-// flushAnswers; at most maxHeldAnswers wait); each event's descriptor is closed after its
-// answer, and a reused permEvent taken back, only at the batch's end. A panic while the loop
+// loop while it dispatches one batch (an in-process Handler's) are written together when the
+// batch is done, in one writev(2) (fdGroup.flushAnswers; at most maxHeldAnswers wait), each
+// event's descriptor closed after its answer. A panic while the loop
 // dispatches a batch is recovered once per batch (fdGroup.endBatch): the event being
 // dispatched is answered, the batch's answers written, the panic re-raised. Reading the kernel fd and
 // answering never wait on a group's reader, a log write, or a lock that a mark operation

@@ -67,11 +67,6 @@ type fdGroup struct {
 	// (Options.ReusePermEvents; newPermEvent). The loop's.
 	free        []*permEvent
 	heldAnswers sys.ResponseBatch
-	// sent: how many of the held answers writeHeld has written already (the loop's).
-	sent int
-	// lastEvent: the event being handled is the last of the batch read (the loop's): its
-	// decision writes the batch's answers (finishPerm, writeHeld).
-	lastEvent bool
 }
 
 // maxHeldAnswers bounds how many answers wait for the end of their batch: an opener whose
@@ -250,22 +245,48 @@ func (o *respondOp) run(rc syscall.RawConn, do func(uintptr) bool) error {
 	return o.err
 }
 
-// flushAnswers writes the answers held during the batch (answerInBatch) that writeHeld has
-// not written yet, then closes the descriptors of the events already released, and forgets
-// them. On the loop only, in the group's callback (readAndDispatch's endBatch,
-// answerInBatch).
+// flushAnswers writes the answers held during the batch (answerInBatch): one write(2) for
+// one, one writev(2) for several, in the order they were decided. Then it closes the
+// descriptors of the events already released, and forgets them. On the loop only, in the
+// group's callback (readAndDispatch's endBatch, answerInBatch).
 //
 // Holding the answers until the batch ends delays an early event's opener by the decisions
 // of the (at most maxHeldAnswers) events after it, a few microseconds each on the loop, and
 // saves a system call per answer after the first; it also wakes the batch's openers together,
 // where one write each let the first opener woken preempt the loop before it answered the
-// next (bench: docs/design/performance.md, "Embedded guard").
+// next (bench: docs/design/performance.md, "Embedded guard"). Writing them as soon as the
+// batch's last event is decided, before its bookkeeping (its release, the closes), made no
+// difference to the per-open time at one load thread (docs/design/performance.md, session
+// 14, h14-backend), so they are written here, at the end.
 func (g *fdGroup) flushAnswers() {
 	n := len(g.held)
 	if n == 0 {
 		return
 	}
-	g.writeHeld()
+	b := g.b
+	// On the loop, in the group's callback: the descriptor is open unless closed says
+	// otherwise (see readOnLoop); closed, the kernel allowed every pending event.
+	switch {
+	case g.closed.Load():
+	case n == 1:
+		fd, response := g.heldAnswers.At(0)
+		if err := sys.WriteResponse(g.fd, fd, response); err != nil {
+			b.log.Error("answering a permission event", "err", err)
+		}
+	default:
+		b.stats.AnswerBatches.Add(1)
+		b.stats.AnswersBatched.Add(uint64(n))
+		for from := 0; from < n; {
+			k, err := sys.WriteResponses(g.fd, &g.heldAnswers, from)
+			if err != nil {
+				b.log.Error("answering a permission event", "err", err)
+			}
+			if k <= 0 {
+				break
+			}
+			from += k
+		}
+	}
 	for i, p := range g.held {
 		if p.unhold() {
 			// Answered, never in inflight, its payload released: nothing refers to p any more
@@ -283,47 +304,6 @@ func (g *fdGroup) flushAnswers() {
 	}
 	g.held = g.held[:0]
 	g.heldAnswers.Reset()
-	g.sent = 0
-}
-
-// writeHeld writes the held answers not written yet (from sent on): one write(2) for one,
-// one writev(2) for several, in the order they were decided. The events stay held (their
-// descriptors open, their permEvents not reused) until flushAnswers. finishPerm calls it as
-// soon as the batch's last event is decided, before that event's bookkeeping (the verdict
-// cache's mark is placed before: cacheVerdict; maybeIgnore, its release, the closes and the
-// reuse come after), so that the batch's openers wait for none of it; flushAnswers at the
-// end of the batch writes nothing more then. On the loop only, in the group's callback.
-func (g *fdGroup) writeHeld() {
-	n := len(g.held)
-	from := g.sent
-	if from >= n {
-		return
-	}
-	g.sent = n
-	b := g.b
-	// On the loop, in the group's callback: the descriptor is open unless closed says
-	// otherwise (see readOnLoop); closed, the kernel allowed every pending event.
-	switch {
-	case g.closed.Load():
-	case n-from == 1:
-		fd, response := g.heldAnswers.At(from)
-		if err := sys.WriteResponse(g.fd, fd, response); err != nil {
-			b.log.Error("answering a permission event", "err", err)
-		}
-	default:
-		b.stats.AnswerBatches.Add(1)
-		b.stats.AnswersBatched.Add(uint64(n - from))
-		for from < n {
-			k, err := sys.WriteResponses(g.fd, &g.heldAnswers, from)
-			if err != nil {
-				b.log.Error("answering a permission event", "err", err)
-			}
-			if k <= 0 {
-				break
-			}
-			from += k
-		}
-	}
 }
 
 // endBatch ends the dispatch of a batch (readAndDispatch defers it): the held answers are
@@ -390,10 +370,8 @@ func (g *fdGroup) readAndDispatch() int {
 	now := g.clock.now()
 	b.loop.AwakeAt(now) // as Awake; and the loop's yield check takes this clock reading
 	v := b.view.Load()
-	// The batch's answers are written at its end (if its last event's decision has not
-	// written them: writeHeld), also when a Handler panics (the panic goes on once they are,
-	// with the event being dispatched answered).
-	g.lastEvent = false
+	// The batch's answers are written at its end, also when a Handler panics (the panic goes
+	// on once they are, with the event being dispatched answered).
 	defer g.endBatch()
 	// dispatchBatch's work, with the events parsed in this loop and handled by a direct call:
 	// its callback through ParseFanotifyInto made two indirect calls per event (three with
@@ -408,9 +386,8 @@ func (g *fdGroup) readAndDispatch() int {
 			g.close()
 			return 0
 		}
-		off += size
-		g.lastEvent = off == len(buf)
 		g.handle(&g.kev, v, now)
+		off += size
 	}
 	return n
 }

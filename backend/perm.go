@@ -299,11 +299,6 @@ func (b *Backend) finishPerm(p *permEvent, ev *engine.Event, v *view, resp engin
 		// payload's release (ev.Release below, unless a group still holds the event).
 		p.reuse = b.opts.ReusePermEvents
 		p.answerInBatch(response)
-		if g := p.g; g.lastEvent {
-			// The batch's last event: its answers go now, before this one's bookkeeping
-			// (writeHeld); the descriptors are closed, the events reused, at its end.
-			g.writeHeld()
-		}
 	} else {
 		p.answer(response)
 	}
