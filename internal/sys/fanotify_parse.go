@@ -239,9 +239,9 @@ const fanotifyKind = "fanotify"
 // within the event; fixed-size records at least their struct's size; fid records with
 // handle_bytes inside the record and, for the *_NAME types, a NUL-terminated name; at most one
 // record of each known type (DFID and DFID_NAME share one). Records of unknown types are
-// skipped by their len. On error ev is zero and must not be used. ev is the caller's to
-// reuse for the next event but not to write: the fields of the records an event lacks are
-// reset only when the last parse into ev decoded some (see parseFanotifyEventOver).
+// skipped by their len. On error ev holds what was decoded so far and must not be used. ev is
+// the caller's to reuse for the next event but not to write: the fields of the records an
+// event lacks are reset only when the last parse into ev decoded some (see parseFanotifyEvent).
 func ParseFanotifyEvent(buf []byte, ev *FanotifyEvent) (n int, err error) {
 	return parseFanotifyEvent(buf, 0, ev)
 }
@@ -294,22 +294,15 @@ func parseEach[E any](buf []byte, ev *E, parse func(buf []byte, base int, ev *E)
 
 // parseFanotifyEvent is ParseFanotifyEvent with base, buf's offset in the caller's buffer, for
 // error messages.
+//
+// Every field of ev but Mask, Fd and Pid is written only by a record's decoding, and only with
+// a bit of Records set for it (before the field is written, or already set: a duplicate) or
+// UnknownRecords counted, also when the record then turns out malformed. So when ev has
+// neither, every one of those fields is zero, and they are not written again: a permission
+// event (a header alone, the FD group's every event) writes three fields rather than the
+// whole struct (some 330 bytes over six cache lines, per event). ParseFanotifyEvent's callers
+// own their ev: nothing else writes it between parses.
 func parseFanotifyEvent(buf []byte, base int, ev *FanotifyEvent) (int, error) {
-	n, err := parseFanotifyEventOver(buf, base, ev)
-	if err != nil {
-		*ev = FanotifyEvent{} // what was decoded may have no Records bit: start clean
-	}
-	return n, err
-}
-
-// parseFanotifyEventOver is parseFanotifyEvent but for its error path: every field of ev but
-// Mask, Fd and Pid is set only by a record, and every record decoded sets a bit of Records or
-// counts in UnknownRecords (an error aside, after which parseFanotifyEvent zeroes ev). So
-// when ev has neither, the last parse into it left all those fields zero, and they are not
-// written again: a permission event (a header alone, the FD group's every event) writes three
-// fields rather than the whole struct (some 330 bytes over six cache lines, per event).
-// ParseFanotifyEvent's callers own their ev: nothing else writes it between parses.
-func parseFanotifyEventOver(buf []byte, base int, ev *FanotifyEvent) (int, error) {
 	if ev.Records != 0 || ev.UnknownRecords != 0 {
 		*ev = FanotifyEvent{}
 	}

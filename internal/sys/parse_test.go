@@ -445,8 +445,9 @@ func TestParseInotify(t *testing.T) {
 // One FanotifyEvent reused for a sequence of events, as the backend's readers do: after each
 // parse it holds exactly what a parse into a zero FanotifyEvent gives — the fields of the
 // records the previous event had and this one lacks are zero (a header-only event after one
-// with records, after an unknown record, after a malformed event) — and a malformed event
-// leaves it zero. Fails when parseFanotifyEvent skips its reset after records.
+// with records, after an unknown record, after a malformed event: a duplicate record, whose
+// field is written before the duplicate is found). Fails when parseFanotifyEvent skips its
+// reset after records.
 func TestParseFanotifyReusedEvent(t *testing.T) {
 	unknown := append(infoHeader(200, 8), 0, 0, 0, 0)
 	plain := fanEvent(FAN_OPEN_PERM, 5, 10)
@@ -467,6 +468,8 @@ func TestParseFanotifyReusedEvent(t *testing.T) {
 		{"malformed after a range", cat(fanEvent(FAN_PRE_ACCESS, 6, 11, rangeRecord(1, 2), rangeRecord(3, 4))), true},
 		{"plain after malformed", plain, false},
 		{"duplicate pidfd", fanEvent(FAN_OPEN_PERM, 8, 14, pidfdRecord(1), pidfdRecord(2)), true},
+		{"plain after duplicate pidfd", plain, false},
+		{"truncated fid", fanEvent(FAN_CREATE, -1, 12, fidRecord(FAN_EVENT_INFO_TYPE_FID, fsid1, 1, handle8, "")[:20]), true},
 		{"plain after duplicate", plain, false},
 	}
 	var ev FanotifyEvent
@@ -475,11 +478,12 @@ func TestParseFanotifyReusedEvent(t *testing.T) {
 		if (err != nil) != s.bad {
 			t.Fatalf("%s: err %v, want error %v", s.name, err, s.bad)
 		}
+		if s.bad {
+			continue // ev must not be used; the next parse must be clean
+		}
 		var want FanotifyEvent
-		if !s.bad {
-			if _, err := ParseFanotifyEvent(s.buf, &want); err != nil {
-				t.Fatal(err)
-			}
+		if _, err := ParseFanotifyEvent(s.buf, &want); err != nil {
+			t.Fatal(err)
 		}
 		if !reflect.DeepEqual(ev, want) {
 			t.Errorf("%s: reused event\n %+v\nwant\n %+v", s.name, ev, want)
