@@ -157,6 +157,9 @@ func TestGuardRingInlineAndHandlerAnswersMix(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	// The handler's decisions are recorded once its Respond returned, which may be after the
+	// opener it answered has gone on: Close waits for every decide, so the counts are whole.
+	g.Close()
 	mu.Lock()
 	defer mu.Unlock()
 	if len(bad) > 0 {
