@@ -5,6 +5,8 @@ package backend
 import (
 	"testing"
 	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/internal/schedtick"
 )
 
 // batchClock's times (one monotonic read each, on a full reading at most wallEvery old) are
@@ -19,7 +21,7 @@ func TestBatchClock(t *testing.T) {
 	check := func(i int) {
 		reads := c.reads
 		before := time.Now()
-		got := c.now()
+		got, mono := c.now()
 		after := time.Now()
 		// Round(0) strips the monotonic reading: compare the wall clocks too.
 		if got.Before(before) || got.After(after) {
@@ -28,6 +30,9 @@ func TestBatchClock(t *testing.T) {
 		const slack = 100 * time.Microsecond // slewing over wallEvery is at most 4 µs
 		if w := got.Round(0); w.Before(before.Round(0).Add(-slack)) || w.After(after.Round(0).Add(slack)) {
 			t.Fatalf("call %d: wall %v not within [%v, %v]", i, w, before.Round(0), after.Round(0))
+		}
+		if m := schedtick.Mono(got); m != mono {
+			t.Fatalf("call %d: time %v is %v on schedtick's clock, but the reading returned says %v", i, got, m, mono)
 		}
 		if got.Before(last) {
 			t.Fatalf("call %d: %v before the previous %v", i, got, last)

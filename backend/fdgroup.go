@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/internal/evloop"
+	"github.com/fsnotifyd/fsnotifyd/internal/schedtick"
 	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 )
 
@@ -367,8 +368,8 @@ func (g *fdGroup) readAndDispatch() int {
 		}
 		return 0
 	}
-	now := g.clock.now()
-	b.loop.AwakeAt(now) // as Awake; and the loop's yield check takes this clock reading
+	now, mono := g.clock.now()
+	b.loop.AwakeAt(mono) // as Awake; and the loop's yield check takes this clock reading
 	v := b.view.Load()
 	// The batch's answers are written at its end, also when a Handler panics (the panic goes
 	// on once they are, with the event being dispatched answered).
@@ -423,27 +424,32 @@ func (g *fdGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 }
 
 // batchClock reads the time of each batch (the events' Time) with one clock read, the
-// monotonic clock's, where time.Now makes two (the wall clock's too): the time is the last
-// full reading's plus the monotonic time elapsed since, and a full reading is taken again once
-// the last is wallEvery old. Both clocks advance together but for a step of the wall clock
-// (settimeofday) or its slewing (at most 500 ppm: 4 µs in wallEvery), which a batch's time
-// then shows at most wallEvery late. Event times are records (a trace line's, an audit line's
-// latency); no decision reads them.
+// monotonic clock's alone (schedtick.Now), where time.Now makes two (the wall clock's too):
+// the time is the last full reading's plus the monotonic time elapsed since, and a full
+// reading is taken again once the last is wallEvery old. Both clocks advance together but for
+// a step of the wall clock (settimeofday) or its slewing (at most 500 ppm: 4 µs in
+// wallEvery), which a batch's time then shows at most wallEvery late. Event times are records
+// (a trace line's, an audit line's latency) and the start of a Handler's deadline; no
+// decision answered at once reads them. The same reading, as a duration on schedtick's clock,
+// is the loop's yield check's (evloop's AwakeAt): one clock read per batch for both, and no
+// time.Time arithmetic but the one Add that makes the batch's time.
 type batchClock struct {
-	base  time.Time
-	reads uint64 // full readings (tests)
+	base     time.Time     // the last full reading
+	baseMono time.Duration // base on schedtick's clock (schedtick.Mono(base))
+	reads    uint64        // full readings (tests; zero: none yet)
 }
 
 // wallEvery is how old batchClock's full reading may get.
 const wallEvery = 8 * time.Millisecond
 
-func (c *batchClock) now() time.Time {
-	if !c.base.IsZero() {
-		if d := time.Since(c.base); d >= 0 && d < wallEvery {
-			return c.base.Add(d)
-		}
+// now returns the batch's time and the same instant on schedtick's clock.
+func (c *batchClock) now() (time.Time, time.Duration) {
+	m := schedtick.Now()
+	if d := m - c.baseMono; c.reads != 0 && d >= 0 && d < wallEvery {
+		return c.base.Add(d), m
 	}
 	c.base = time.Now()
+	c.baseMono = schedtick.Mono(c.base)
 	c.reads++
-	return c.base
+	return c.base, c.baseMono
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsnotifyd/fsnotifyd/internal/schedtick"
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 )
 
@@ -30,14 +31,14 @@ func TestAwakeAtClockDrivesYields(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			l := newLoop(t)
 			r, w := testenv.SocketPair(t)
-			fake := time.Now().Add(time.Hour) // ahead of the real clock: never confused with it
+			fake := schedtick.Now() + time.Hour // ahead of the real clock: never confused with it
 			done := make(chan struct{}, 1)
 			reg, err := l.Register(r, func() {
 				var buf [8]byte
 				if n, _ := syscall.Read(r, buf[:]); n <= 0 {
 					return
 				}
-				fake = fake.Add(tc.step) // the loop's own: no lock
+				fake += tc.step // the loop's own: no lock
 				l.AwakeAt(fake)
 				done <- struct{}{}
 			})

@@ -136,15 +136,13 @@ type Loop struct {
 	queued atomic.Bool
 	dirty  bool          // regs changed: rebuild fds (the loop goroutine's)
 	cur    *Registration // the registration whose callback runs (the loop goroutine's)
-	// now is the clock a callback read once its wait ended (AwakeAt), for the next
-	// maybeYield; zero: none, maybeYield reads the clock itself. The loop goroutine's.
-	now time.Time
-	// tick and base are maybeYield's, also in every round (the loop goroutine's): tick's
-	// Every is yieldEvery; base is a monotonic clock reading from the loop's start, from
-	// which maybeYield reads the time without the wall clock (time.Since reads only the
-	// monotonic one).
+	// now is the clock a callback read once its wait ended (AwakeAt: a schedtick.Now
+	// reading), for the next maybeYield; zero: none, maybeYield reads the clock itself. The
+	// loop goroutine's.
+	now time.Duration
+	// tick is maybeYield's, also in every round (the loop goroutine's); its Every is
+	// yieldEvery.
 	tick schedtick.Tick
-	base time.Time
 
 	tidEpoch  atomic.Uint64 // odd while the loop goroutine is unlocked from its thread (yield)
 	done      chan struct{} // closed when the loop goroutine has returned (or never will run)
@@ -337,14 +335,15 @@ const (
 // its count.
 const sleepingBlocked = sleeping + blockedWait
 
-// AwakeAt is Awake for a callback that read the clock once its read returned (now): the loop
-// takes it for its own clock reading after the callback (its yield check, maybeYield) rather
-// than reading the clock again (two clock reads per event, of the three to five an event
-// costs, on the embedded guard's path). now must have been read after the wait ended, in this
-// call of the callback; the check then runs late by what the callback (and the work it posted,
-// which runs right after it) took after reading it, which callbacks keep short (the rules).
-// Only on the loop.
-func (l *Loop) AwakeAt(now time.Time) {
+// AwakeAt is Awake for a callback that read the clock once its read returned (now, a
+// schedtick.Now reading: the monotonic clock alone, as a duration): the loop takes it for its
+// own clock reading after the callback (its yield check, maybeYield) rather than reading the
+// clock again (two clock reads per event, of the three to five an event costs, on the
+// embedded guard's path), and compares it as it is (one integer comparison, no time.Time
+// arithmetic). now must have been read after the wait ended, in this call of the callback;
+// the check then runs late by what the callback (and the work it posted, which runs right
+// after it) took after reading it, which callbacks keep short (the rules). Only on the loop.
+func (l *Loop) AwakeAt(now time.Duration) {
 	l.Awake()
 	l.now = now
 }
@@ -481,7 +480,6 @@ func (l *Loop) Close() {
 func (l *Loop) run() {
 	runtime.LockOSThread() // unlocked only for a yield (see yield): the thread ends with the goroutine
 	l.tid.Store(int64(syscall.Gettid()))
-	l.base = time.Now()
 	sys.SetSlice(0, loopSlice) // a hint: without it the loop only waits longer (see loopSlice)
 	defer close(l.done)
 	defer l.waker.Close()
@@ -646,15 +644,15 @@ const yieldEvery = 8 * time.Millisecond
 // middle of a system call and sysmon polling every 20 µs, some 1,500 wake-ups per second
 // under a steady load here: docs/design/performance.md), 125 times a second at most, with the
 // goroutine unlocked from its thread (yield). It takes the time a callback read (AwakeAt), or
-// reads the monotonic clock alone.
+// reads the monotonic clock alone (schedtick.Now: a reading of exactly zero, possible only at
+// the package's initialisation, just makes it read its own).
 func (l *Loop) maybeYield() {
 	now := l.now
-	if now.IsZero() {
-		// The monotonic clock alone: time.Now would read the wall clock too.
-		now = l.base.Add(time.Since(l.base))
+	if now == 0 {
+		now = schedtick.Now() // the monotonic clock alone
 	}
-	l.now = time.Time{}
-	l.tick.MaybeYieldAt(now)
+	l.now = 0
+	l.tick.MaybeYieldMono(now)
 }
 
 // yield is runtime.Gosched with the goroutine unlocked from its thread for the while. A

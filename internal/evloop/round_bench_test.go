@@ -7,8 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsnotifyd/fsnotifyd/internal/schedtick"
 	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 )
+
+// batchTime keeps BenchmarkBlockingRound's batch time from being optimised away.
+var batchTime time.Time
 
 // BenchmarkBlockingRound is the loop's own part of a blocking-mode round, the embedded
 // guard's per-batch path: one registration alone on the loop, whose callback stands for the
@@ -33,11 +37,16 @@ func BenchmarkBlockingRound(bm *testing.B) {
 	var last, cpu time.Duration
 	done := make(chan struct{})
 	base := time.Now()
+	baseMono := schedtick.Mono(base)
 	_, err := l.RegisterBlocking(fd, func() {
 		if !l.Blocking() {
 			return // the first call may come before the mode is set
 		}
-		l.AwakeAt(base.Add(time.Since(base)))
+		// As the FD group's batch clock: one monotonic reading, for the batch's time (a
+		// time.Time: its last full reading plus the time since) and the loop's yield check.
+		now := schedtick.Now()
+		batchTime = base.Add(now - baseMono)
+		l.AwakeAt(now)
 		if i%segment == 0 || i == n-1 {
 			now, tid := sys.ThreadCPUTime(), syscall.Gettid()
 			if i > 0 && tid == lastTid {

@@ -12,7 +12,7 @@ func TestMaybeYieldOncePerPeriod(t *testing.T) {
 	orig := gosched
 	gosched = func() { n++ }
 	defer func() { gosched = orig }()
-	t0 := time.Unix(1000, 0)
+	t0 := time.Now() // a monotonic reading, as the callers' (Mono)
 	for _, tc := range []struct {
 		every time.Duration
 		steps []time.Duration // offsets from t0 of successive calls
@@ -27,7 +27,12 @@ func TestMaybeYieldOncePerPeriod(t *testing.T) {
 		n = 0
 		yields := 0
 		for i, d := range tc.steps {
-			got := tick.MaybeYieldAt(t0.Add(d))
+			var got bool
+			if i%2 == 0 { // both entry points, alternately, on one Tick
+				got = tick.MaybeYieldAt(t0.Add(d))
+			} else {
+				got = tick.MaybeYieldMono(Mono(t0) + d)
+			}
 			if got != tc.want[i] {
 				t.Errorf("Every %v, call %d at +%v: yielded %v, want %v", tc.every, i, d, got, tc.want[i])
 			}
