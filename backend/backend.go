@@ -528,8 +528,7 @@ func fsID(dev uint64) engine.ID         { return engine.ID{Hi: dev, Lo: 1 << 63}
 type Stats struct {
 	// Kernel events read: those that are not permission events (notifications, overflows;
 	// StatsSnapshot.Events is the sum of the two) and permission events, each counted once
-	// per batch as it is read (the fanotify groups' in their own counters, kgroup.perm and
-	// other, which Backend.Stats adds: these count inotify's); permission events answered by the fast self-exemption; and
+	// per batch as it is read; permission events answered by the fast self-exemption; and
 	// kernel queue overflows.
 	OtherEvents, PermissionEvents, SelfExempt, KernelOverflows atomic.Uint64
 	// IgnoreMarks placed on objects outside every subtree; VerdictCached ignore marks placed
@@ -570,21 +569,6 @@ type StatsSnapshot struct {
 	PermEventsAllocated                                   uint64
 }
 
-// fdKgroup and fidKgroup are the kernel groups' shared parts, nil for a group not created.
-func (b *Backend) fdKgroup() *kgroup {
-	if g := b.fdGroupAtomic.Load(); g != nil {
-		return &g.kgroup
-	}
-	return nil
-}
-
-func (b *Backend) fidKgroup() *kgroup {
-	if g := b.fidGroupAtomic.Load(); g != nil {
-		return &g.kgroup
-	}
-	return nil
-}
-
 // Stats returns the backend's figures.
 func (b *Backend) Stats() StatsSnapshot {
 	s := StatsSnapshot{
@@ -597,15 +581,6 @@ func (b *Backend) Stats() StatsSnapshot {
 		FIDIdlePolls:  b.stats.FIDIdlePolls.Load(),
 		AnswerBatches: b.stats.AnswerBatches.Load(), AnswersBatched: b.stats.AnswersBatched.Load(),
 		PermEventsAllocated: b.stats.PermEventsAllocated.Load(),
-	}
-	// The kernel groups count their own events (kgroup.perm, other): added after the
-	// Backend's counts, each a monotonic counter read once, so the sums never go back from
-	// one Stats to a later one.
-	for _, g := range [...]*kgroup{b.fdKgroup(), b.fidKgroup()} {
-		if g != nil {
-			s.PermissionEvents += g.perm.Load()
-			s.Events += g.other.Load()
-		}
 	}
 	s.Events += s.PermissionEvents
 	return s

@@ -156,24 +156,13 @@
 // decided before it remains. A placement never waits for anything but ignMu, so these waits
 // are bounded by one fanotify_mark(2).
 //
-// # Counters and the batch clock
+// # The batch clock
 //
-// Two per-batch shortcuts of the readers, each with its invariant and test:
-//
-//   - Stats' event counts (PermissionEvents, and Events for the kernel groups) are kept by
-//     each kernel group in counters of its own (kgroup.perm, other), written only by the
-//     group's reader, once per batch, before any event of the batch is handled; Stats adds
-//     them to the Backend's own. A group, once created, stays the Backend's (fdGroupAtomic,
-//     fidGroupAtomic are set once), so no count is ever dropped from the sum, and each
-//     counter is read once per Stats: Stats is exact (every event read counted once, and
-//     counted before anyone can see it handled) and never goes back from one call to a
-//     later one. TestStatsCountEveryEventExactly.
-//   - A batch of the FD group reads the clock once (batchClock: the monotonic clock alone,
-//     schedtick.Now): the batch's time is the last full reading plus the time since (at most
-//     wallEvery old), and the same reading, as a duration, is the event loop's yield check's
-//     (evloop's AwakeAt; schedtick compares durations, no time.Time arithmetic). The time
-//     returned and the reading are the same instant (schedtick.Mono of the one is the other).
-//     TestBatchClock.
+// A batch of the FD group reads the clock once (batchClock: the monotonic clock alone,
+// schedtick.Now): the batch's time is the last full reading plus the time since (at most
+// wallEvery old), and the same reading, as a duration, is the event loop's yield check's
+// (evloop's AwakeAt; schedtick compares durations, no time.Time arithmetic). The time returned
+// and the reading are the same instant (schedtick.Mono of the one is the other). TestBatchClock.
 //
 // # Goroutines
 //

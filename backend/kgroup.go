@@ -42,16 +42,7 @@ type kgroup struct {
 	// parsed into.
 	rd     readOp
 	readFn func(fd uintptr) bool
-	// perm and other count the permission events and the other events read from the group
-	// (countBatch): Stats adds them to the Backend's own counts. Each is written by the
-	// group's reader alone, beside the fields every batch writes anyway (kev, the parsed
-	// event), so that counting a batch costs a locked add on a line the reader has just
-	// written rather than on the Backend's shared Stats line, which the FID reader, the
-	// janitor and every other counter write too (cold for the loop by the next batch). Set
-	// once, a group stays the Backend's (fdGroupAtomic, fidGroupAtomic), so its counts are
-	// never lost to Stats.
-	perm, other atomic.Uint64
-	kev         sys.FanotifyEvent
+	kev    sys.FanotifyEvent
 }
 
 // readOp is one read(2) of a group, run by the RawConn.
@@ -175,13 +166,13 @@ func (g *kgroup) countBatch(buf []byte, now time.Time) {
 		}
 	})
 	// Once per batch (a locked instruction per event less; one per batch of permission
-	// events only, the embedded guard's), on the group's own counters (kgroup.perm), and
-	// before any is handled: whoever sees an event sees it counted in Stats.
+	// events only, the embedded guard's), and before any is handled: whoever sees an event
+	// sees it counted in Stats.
 	if n > perm {
-		g.other.Add(uint64(n - perm))
+		b.stats.OtherEvents.Add(uint64(n - perm))
 	}
 	if perm > 0 {
-		g.perm.Add(uint64(perm))
+		b.stats.PermissionEvents.Add(uint64(perm))
 	}
 }
 

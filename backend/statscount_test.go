@@ -14,13 +14,12 @@ import (
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 )
 
-// Stats counts every permission event read exactly once, though the kernel groups count
-// their own events (kgroup.perm, other) and Stats adds them to the Backend's: an accessor's
-// k opens under a content group's mark raise PermissionEvents by exactly k once they have all
-// returned (each is counted before it is handled, so before it is answered), and Stats read
-// meanwhile by other goroutines never goes back (PermissionEvents, Events, and Events never
-// below PermissionEvents). A Stats that missed a group's counters, counted a batch twice or
-// added a counter read twice fails it.
+// Stats counts every permission event read exactly once (countBatch, once per batch): an
+// accessor's k opens under a content group's mark raise PermissionEvents by exactly k once
+// they have all returned (each is counted before it is handled, so before it is answered), and
+// Stats read meanwhile by other goroutines never goes back (PermissionEvents, Events, and
+// Events never below PermissionEvents). A batch counted twice, or not before its events are
+// answered, fails it.
 func TestStatsCountEveryEventExactly(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
