@@ -75,6 +75,18 @@
 //     holds, as a probe would (TestFilterBuckets: every order of adds and removals of
 //     objects sharing a bucket; TestFilterBucketChurn: an object's events all arrive while
 //     others of its bucket come and go concurrently).
+//   - Presence bits before the filter: a lookup first tests its object's bit in its kind's
+//     presence word (Engine.present: 64 bits per kind, all on the Engine's first cache
+//     line) and, clear, answers "no connector" without loading the filter slot (a line of
+//     its own, cold at each event in a listener). A bit is set exactly while the table holds
+//     a connector of the kind whose hash has the bit: set before the connector enters the
+//     table, cleared after the last such connector left it, both under the table's lock
+//     with per-bit counts; a kind's word is 0 exactly while it has no connector. So a bit is
+//     never clear while a connector that was in the table throughout a lookup needs it, and
+//     a mark attached during the whole Notify is found (TestPresenceBits: every order of adds
+//     and removals of objects sharing a bit, beside other bits and kinds; TestPresenceBitChurn:
+//     a Handler-answered mark's every Dispatch is answered while others of its bit come and
+//     go concurrently).
 //   - A walk gives back the event references it took ahead for its notification groups
 //     (walk.credit) before each return of walk.run, not in a defer; the one call that may
 //     panic with credit taken, a Handler's, runs under a defer that gives it back.

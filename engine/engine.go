@@ -53,6 +53,18 @@ const (
 
 // Engine holds the objects' connectors and the groups.
 type Engine struct {
+	// present has a word per kind, bit i set exactly while the table holds a connector of
+	// the kind whose object's hash has i in its low 6 bits (presenceBit). A lookup tests its
+	// bit first: clear, and the object has no connector, from this one cache line (the
+	// Engine's first, read-mostly) rather than from its filter slot, a line of its own and
+	// cold at each event in a listener: the embedded guard looks up the subtree marks of
+	// the file and of the directories above the guarded one on every event. A word is 0
+	// exactly while its kind has no connector (nconns). Set before the connector enters the
+	// table and cleared after the kind's last connector of the bit left it, under conns.mu
+	// (with presence, its counts), so a lookup never finds a bit clear while a connector
+	// that was in the table throughout the lookup needs it.
+	present [numKinds]atomic.Uint64
+
 	hook     MaskHook
 	permHook func(Object)
 	exec     func(func()) // Config.Executor
@@ -61,7 +73,7 @@ type Engine struct {
 	// that a modification clears (see VolatilePermissionIgnores).
 	volatileIgnores atomic.Int64
 
-	// nconns counts connectors per kind; Notify skips kinds that have none.
+	// nconns counts connectors per kind, for Stats (lookups and Notify read present).
 	nconns [numKinds]atomic.Int64
 	// filter has a slot per bucket of object hashes (the top filterBits bits): nil while no
 	// connector's object hashes there, else one of the bucket's connectors, or
@@ -74,6 +86,8 @@ type Engine struct {
 	// counts counts the connectors per filter bucket; guarded by conns.mu (readers never
 	// look at it).
 	counts [filterSize]int32
+	// presence counts the connectors per kind and presence bit; guarded by conns.mu.
+	presence [numKinds][64]int32
 	conns  connTable
 
 	nextGroup atomic.Uint64
@@ -115,10 +129,17 @@ func hashObject(o Object) uint64 {
 // lookup returns obj's connector, or nil, without taking a lock. An object of an unknown kind
 // has none (RemoveMark, Mark and MarksOn take any Object from the caller).
 func (e *Engine) lookup(obj Object) *connector {
-	if obj.Kind >= numKinds || e.nconns[obj.Kind].Load() == 0 {
+	if obj.Kind >= numKinds {
 		return nil
 	}
+	p := e.present[obj.Kind].Load()
+	if p == 0 {
+		return nil // no connector of the kind: no hash to compute
+	}
 	h := hashObject(obj)
+	if p&presenceBit(h) == 0 {
+		return nil
+	}
 	c := e.filter[h>>(64-filterBits)].Load()
 	if c == nil {
 		return nil
@@ -127,6 +148,28 @@ func (e *Engine) lookup(obj Object) *connector {
 		return c
 	}
 	return e.conns.get(obj, h)
+}
+
+// presenceBit is the bit of Engine.present that an object of hash h needs: from the hash's low
+// bits (the filter's bucket is its top bits).
+func presenceBit(h uint64) uint64 { return 1 << (h & 63) }
+
+// presenceAddLocked counts c, about to enter the table, in its kind's presence bits, setting
+// its bit before a lookup can find c. Needs conns.mu.
+func (e *Engine) presenceAddLocked(c *connector, h uint64) {
+	k := c.obj.Kind
+	if e.presence[k][h&63]++; e.presence[k][h&63] == 1 {
+		e.present[k].Store(e.present[k].Load() | presenceBit(h))
+	}
+}
+
+// presenceRemoveLocked uncounts c, just taken out of the table, clearing its bit if it was
+// the kind's last connector there. Needs conns.mu.
+func (e *Engine) presenceRemoveLocked(c *connector, h uint64) {
+	k := c.obj.Kind
+	if e.presence[k][h&63]--; e.presence[k][h&63] == 0 {
+		e.present[k].Store(e.present[k].Load() &^ presenceBit(h))
+	}
 }
 
 // crowdedBucket is the filter's slot of a bucket whose named connector left the table while
@@ -169,6 +212,7 @@ func (e *Engine) connectorFor(obj Object) *connector {
 	}
 	c := &connector{obj: obj}
 	c.list.Store(&emptyList)
+	e.presenceAddLocked(c, h)
 	e.conns.putLocked(c, h)
 	e.filterAddLocked(c, h)
 	e.nconns[obj.Kind].Add(1)
@@ -181,6 +225,7 @@ func (e *Engine) removeConnectorLocked(c *connector) {
 	e.conns.mu.Lock()
 	if e.conns.deleteLocked(c, h) {
 		e.filterRemoveLocked(c, h)
+		e.presenceRemoveLocked(c, h)
 		e.nconns[c.obj.Kind].Add(-1)
 	}
 	e.conns.mu.Unlock()

@@ -227,3 +227,178 @@ func TestFilterBucketChurn(t *testing.T) {
 		t.Fatalf("%d of %d events on the stably marked object reached its group", st.Delivered, n)
 	}
 }
+
+// presenceKinds are the kinds the presence tests run on, with how an event reaches a mark of
+// each: an Inode as the event's object, a Subtree as its ancestor, a Mount as its mount.
+var presenceKinds = []struct {
+	kind  Kind
+	event func(o ID) *Event
+}{
+	{KindInode, func(o ID) *Event { return &Event{Mask: Modify, Inode: o} }},
+	{KindSubtree, func(o ID) *Event {
+		return &Event{Mask: Modify, Inode: ID{Hi: 7, Lo: 1}, Ancestors: []ID{{Hi: 7, Lo: 2}, o, {Hi: 7, Lo: 3}}}
+	}},
+	{KindMount, func(o ID) *Event { return &Event{Mask: Modify, Inode: ID{Hi: 7, Lo: 1}, Mount: o}} },
+}
+
+// samePresenceBit returns n objects of kind k, from lo up, whose presence bit is ref's, in
+// filter buckets other than ref's and each other's (so that the filter cannot hide a wrong
+// bit: the lookup of a marked object whose bit is clear returns nil).
+func samePresenceBit(k Kind, ref Object, lo uint64, n int) []Object {
+	hr := hashObject(ref)
+	buckets := map[uint64]bool{hr >> (64 - filterBits): true}
+	var out []Object
+	for ; len(out) < n; lo++ {
+		o := Object{Kind: k, ID: ID{Hi: 9, Lo: lo}}
+		h := hashObject(o)
+		if o != ref && presenceBit(h) == presenceBit(hr) && !buckets[h>>(64-filterBits)] {
+			buckets[h>>(64-filterBits)] = true
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// TestPresenceBits: a lookup answers "no connector" from the kind's presence word when the
+// object's bit is clear, so the bit must stay set while any connector of the kind with that
+// bit is in the table. Three objects sharing a bit (and one never marked), marked and
+// unmarked in every order, for each kind, beside marks of the kind with other bits and of
+// other kinds with this bit: after each step every marked object's events reach
+// its group, no other's do, and the word is exact (bit set iff some object of it is marked, 0
+// iff the kind has no connector). It fails if a removal clears the bit while others of it
+// remain, or an add does not set it.
+func TestPresenceBits(t *testing.T) {
+	perms := [][]int{{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}}
+	for _, pk := range presenceKinds {
+		ref := Object{Kind: pk.kind, ID: ID{Hi: 9, Lo: 5}}
+		objs := append([]Object{ref}, samePresenceBit(pk.kind, ref, 100, 3)...)
+		never := objs[3]
+		bit := presenceBit(hashObject(ref))
+		for _, add := range perms {
+			for _, remove := range perms {
+				t.Run(fmt.Sprintf("kind%d/add%v/remove%v", pk.kind, add, remove), func(t *testing.T) {
+					e := New(Config{})
+					g := newGroup(t, e, Options{})
+					// An object of another kind with the same bit, marked throughout: kinds
+					// have words of their own.
+					otherKind := KindFilesystem
+					if pk.kind == KindFilesystem {
+						otherKind = KindInode
+					}
+					mustAdd(t, g, samePresenceBit(otherKind, ref, 5000, 1)[0], MarkSpec{Mask: Access})
+					// And one of the same kind with another bit: the word keeps its bit.
+					aside := Object{Kind: pk.kind, ID: ID{Hi: 9, Lo: 6000}}
+					for presenceBit(hashObject(aside)) == bit {
+						aside.ID.Lo++
+					}
+					mustAdd(t, g, aside, MarkSpec{Mask: Access})
+					marked := map[Object]bool{}
+					check := func(step string) {
+						t.Helper()
+						if c := e.lookup(aside); c == nil || c.obj != aside {
+							t.Fatalf("%s: lookup(%v) = %v, marked throughout", step, aside, c)
+						}
+						for _, o := range append(objs[:3:3], never) {
+							c := e.lookup(o)
+							if (c != nil) != marked[o] || c != nil && c.obj != o {
+								t.Fatalf("%s: lookup(%v) = %v, marked %v", step, o, c, marked[o])
+							}
+							e.Notify(context.Background(), pk.event(o.ID))
+							d := drain(g)
+							if (len(d) == 1) != marked[o] || len(d) > 1 {
+								t.Fatalf("%s: an event on %v reached the group %d times, marked %v", step, o, len(d), marked[o])
+							}
+							for _, x := range d {
+								x.Release()
+							}
+						}
+						w := e.present[pk.kind].Load()
+						if (w&bit != 0) != (len(marked) > 0) || (w == 0) != (e.nconns[pk.kind].Load() == 0) {
+							t.Fatalf("%s: presence word %#x with %d objects of bit %#x marked, %d connectors", step, w, len(marked), bit, e.nconns[pk.kind].Load())
+						}
+					}
+					for _, i := range add {
+						mustAdd(t, g, objs[i], MarkSpec{Mask: Modify})
+						marked[objs[i]] = true
+						check(fmt.Sprintf("after adding %v", objs[i]))
+					}
+					for _, i := range remove {
+						if err := g.RemoveMark(objs[i]); err != nil {
+							t.Fatal(err)
+						}
+						delete(marked, objs[i])
+						check(fmt.Sprintf("after removing %v", objs[i]))
+					}
+					mustAdd(t, g, objs[remove[0]], MarkSpec{Mask: Modify})
+					marked[objs[remove[0]]] = true
+					check("after adding one again")
+				})
+			}
+		}
+	}
+}
+
+// TestPresenceBitChurn: a mark attached during a whole Dispatch receives its event while other
+// objects of its kind and presence bit gain and lose connectors concurrently (the bit's count
+// goes 1 → 2 → 3 → 2 → 1 under it). The stable mark's group answers through a Handler, as the
+// embedded guard's does, so every Dispatch must come back answered. It fails if a removal
+// clears the bit while the stable object's connector remains, or a lookup reads a bit that an
+// add sets only after its connector is findable.
+func TestPresenceBitChurn(t *testing.T) {
+	for _, pk := range presenceKinds {
+		t.Run(fmt.Sprintf("kind%d", pk.kind), func(t *testing.T) {
+			stable := Object{Kind: pk.kind, ID: ID{Hi: 9, Lo: 5}}
+			churn := samePresenceBit(pk.kind, stable, 1000, 2)
+			e := New(Config{})
+			var handled atomic.Int64
+			g := newGroup(t, e, Options{Class: ClassContent, Handler: func(Delivery) (Response, bool) {
+				handled.Add(1)
+				return Response{Verdict: Allow}, true
+			}})
+			other := newGroup(t, e, Options{})
+			mustAdd(t, g, stable, MarkSpec{Mask: OpenPerm})
+			stop := make(chan struct{})
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					o := churn[i%len(churn)]
+					if err := other.AddMark(o, MarkSpec{Mask: Modify}); err != nil {
+						t.Error(err)
+						return
+					}
+					if i%3 == 0 {
+						other.RemoveMark(churn[(i+1)%len(churn)]) // sometimes both at once
+					}
+					if err := other.RemoveMark(o); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+			const n = 20000
+			ev := pk.event(stable.ID)
+			ev.Mask = OpenPerm
+			missed := 0
+			for i := 0; i < n; i++ {
+				r, w := e.Dispatch(ev)
+				if w != nil {
+					t.Fatal("the Handler's group left a walk waiting")
+				}
+				if r.Reason != ReasonAnswered {
+					missed++
+				}
+			}
+			close(stop)
+			<-done
+			if missed != 0 || handled.Load() != n {
+				t.Fatalf("%d of %d Dispatches on the stably marked object missed its group (Handler ran %d times)", missed, n, handled.Load())
+			}
+		})
+	}
+}

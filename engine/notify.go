@@ -111,7 +111,7 @@ func (e *Engine) firstMarked(ev *Event) *connector {
 			}
 		}
 	}
-	if e.nconns[KindSubtree].Load() == 0 {
+	if e.present[KindSubtree].Load() == 0 {
 		return nil
 	}
 	if c := e.marked(Object{KindSubtree, ev.Inode}); c != nil {
@@ -526,12 +526,12 @@ func (e *Engine) collect(ev *Event, heads []head, first *connector) []head {
 			if ev.Mask&PossibleOnChild != 0 {
 				heads = e.addHead(heads, first, Object{KindInode, id}, itParent)
 			}
-			if e.nconns[KindSubtree].Load() != 0 {
+			if e.present[KindSubtree].Load() != 0 {
 				heads = e.addHead(heads, first, Object{KindSubtree, id}, itSubtree)
 			}
 		}
 	}
-	if e.nconns[KindSubtree].Load() == 0 {
+	if e.present[KindSubtree].Load() == 0 {
 		return heads
 	}
 	heads = e.addHead(heads, first, Object{KindSubtree, ev.Inode}, itSubtree)
