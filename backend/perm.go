@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/engine"
@@ -254,12 +255,22 @@ func (g *fdGroup) handlePerm(kev *sys.FanotifyEvent, v *view, now time.Time) {
 	}
 	ev.Payload = p
 	// A Handler that panics has p answered (allowed) by the batch's endBatch, which finds it
-	// in dispatching, and the panic goes on: no defer per event.
-	r, w := b.eng.Dispatch(ev)
-	if w == nil {
-		b.finishPerm(p, ev, v, r, true)
+	// in dispatching, and the panic goes on: no defer per event. DispatchInto, and finishPerm
+	// taking the fields it needs, so that the Response is never copied whole: its copies went
+	// through memory, wide loads of what narrow stores had just written (a store-forwarding
+	// stall, half of this function's samples in BenchmarkGuardPermPath).
+	var r engine.Response
+	if w := b.eng.DispatchInto(ev, &r); w != nil {
+		g.awaitPerm(p, ev, v, w)
 		return
 	}
+	b.finishPerm(p, ev, v, r.Verdict, r.Errno, r.Cache && r.Reason == engine.ReasonAnswered, true)
+}
+
+// awaitPerm finishes, once its group answers, the walk of a permission event that handlePerm
+// dispatched.
+func (g *fdGroup) awaitPerm(p *permEvent, ev *engine.Event, v *view, w *engine.Walk) {
+	b := g.b
 	// The rest of the walk runs once the group holding the event answers (a client's
 	// Respond, its deadline's timer, its Close, Close of the backend), on the loop: no
 	// goroutine per waiting event. Until then Close finds it in inflight, where it is
@@ -277,21 +288,22 @@ func (g *fdGroup) handlePerm(kev *sys.FanotifyEvent, v *view, now time.Time) {
 				panic(x)
 			}
 		}()
-		b.finishPerm(p, ev, v, r, false)
+		b.finishPerm(p, ev, v, r.Verdict, r.Errno, r.Cache && r.Reason == engine.ReasonAnswered, false)
 	})
 }
 
-// finishPerm answers the kernel with the engine's verdict: inBatch (on the loop, during the
-// dispatch of the batch that read the event) in the batch's answers, written together at its
-// end; otherwise at once.
-func (b *Backend) finishPerm(p *permEvent, ev *engine.Event, v *view, resp engine.Response, inBatch bool) {
+// finishPerm answers the kernel with the engine's verdict (its Response's Verdict and Errno;
+// cache: its Cache, of an answer, ReasonAnswered): inBatch (on the loop, during the dispatch
+// of the batch that read the event) in the batch's answers, written together at its end;
+// otherwise at once.
+func (b *Backend) finishPerm(p *permEvent, ev *engine.Event, v *view, verdict engine.Verdict, errno syscall.Errno, cache, inBatch bool) {
 	response := sys.FAN_ALLOW
-	if resp.Verdict == engine.Deny {
+	if verdict == engine.Deny {
 		response = sys.FAN_DENY
-		if resp.Errno != 0 && p.g.class == sys.FAN_CLASS_PRE_CONTENT {
-			response = sys.FAN_DENY_ERRNO(resp.Errno)
+		if errno != 0 && p.g.class == sys.FAN_CLASS_PRE_CONTENT {
+			response = sys.FAN_DENY_ERRNO(errno)
 		}
-	} else if resp.Cache && resp.Reason == engine.ReasonAnswered {
+	} else if cache {
 		b.cacheVerdict(p, ev, v)
 	}
 	if inBatch {

@@ -95,6 +95,10 @@
 //     which leaves such an answer unchanged; every other answer goes through answer
 //     (TestHandlerAnswersInline, TestModel).
 //
+//   - DispatchInto is Dispatch writing its result into the caller's Response, every field
+//     on every path (the Linux backend's per-event call: a returned Response is copied
+//     through memory, a store-forwarding stall). TestDispatchIntoIsDispatch.
+//
 // (A permission event that a group's Handler answers is never queued to that group: no queue
 // entry, deadline, overflow accounting or merge concerns it, as before these shortcuts.)
 //

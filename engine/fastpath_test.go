@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync/atomic"
+	"syscall"
 	"testing"
 )
 
@@ -401,4 +402,78 @@ func TestPresenceBitChurn(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDispatchIntoIsDispatch: DispatchInto writes Dispatch's result, every field of it, into
+// a Response that held something else (the backend reuses nothing, but a field left unwritten
+// would hand it the last event's verdict), and suspends the same walks. Each case dispatches
+// the same event through both on engines set up alike; it fails if DispatchInto leaves a
+// field unset on any path (no marks, answered, suspended) or writes another.
+func TestDispatchIntoIsDispatch(t *testing.T) {
+	garbage := Response{Verdict: Deny, Errno: syscall.ENOSPC, Cache: true, Reason: ReasonDeadline, Group: 99}
+	handler := func(r Response) func(Delivery) (Response, bool) {
+		return func(Delivery) (Response, bool) { return r, true }
+	}
+	cases := []struct {
+		name  string
+		setup func(t *testing.T, e *Engine)
+	}{
+		{"no marks", func(t *testing.T, e *Engine) {}},
+		{"unwatched event", func(t *testing.T, e *Engine) {
+			mustAdd(t, newGroup(t, e, Options{}), Inode(f), MarkSpec{Mask: Modify})
+		}},
+		{"allow with cache", func(t *testing.T, e *Engine) {
+			g := newGroup(t, e, Options{Class: ClassContent, Handler: handler(Response{Verdict: Allow, Cache: true})})
+			mustAdd(t, g, Subtree(dir), MarkSpec{Mask: OpenPerm})
+		}},
+		{"allow without cache", func(t *testing.T, e *Engine) {
+			g := newGroup(t, e, Options{Class: ClassContent, Handler: handler(Response{Verdict: Allow})})
+			mustAdd(t, g, Mount(mnt1), MarkSpec{Mask: OpenPerm})
+		}},
+		{"deny with errno", func(t *testing.T, e *Engine) {
+			g := newGroup(t, e, Options{Class: ClassPreContent, Handler: handler(Response{Verdict: Deny, Errno: syscall.EIO})})
+			mustAdd(t, g, Inode(f), MarkSpec{Mask: OpenPerm})
+		}},
+		{"notification only", func(t *testing.T, e *Engine) {
+			mustAdd(t, newGroup(t, e, Options{}), Inode(f), MarkSpec{Mask: Open})
+		}},
+		{"suspended", func(t *testing.T, e *Engine) {
+			g := newGroup(t, e, Options{Class: ClassContent})
+			mustAdd(t, g, Inode(f), MarkSpec{Mask: OpenPerm})
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var want, got Response
+			var ws [2]*Walk
+			for i := range ws {
+				e := New(Config{})
+				c.setup(t, e)
+				ev := fileEvent(OpenPerm | Open)
+				if i == 0 {
+					want, ws[0] = e.Dispatch(ev)
+				} else {
+					got = garbage
+					ws[1] = e.DispatchInto(ev, &got)
+				}
+				if ws[i] != nil {
+					ws[i].Wait(cancelled())
+				}
+				ev.Release()
+			}
+			if got != want || (ws[0] == nil) != (ws[1] == nil) {
+				t.Fatalf("DispatchInto: %+v, walk %v; Dispatch: %+v, walk %v", got, ws[1] != nil, want, ws[0] != nil)
+			}
+			if c.name == "suspended" && (ws[0] == nil || want != (Response{})) {
+				t.Fatalf("the suspended case did not suspend: %+v", want)
+			}
+		})
+	}
+}
+
+// cancelled is a context that has ended: Wait withdraws the event at once.
+func cancelled() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
 }

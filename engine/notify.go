@@ -74,6 +74,23 @@ func (e *Engine) Dispatch(ev *Event) (Response, *Walk) {
 	return Response{Verdict: v.verdict, Errno: v.errno, Cache: cache, Reason: v.reason, Group: v.group}, w
 }
 
+// DispatchInto is Dispatch with the result written into *r (set in full, the zero Response
+// when the walk is suspended: then finish it through the returned Walk). For a source that
+// dispatches each event it reads: Dispatch's Response, five fields, comes back through
+// memory, and the caller's copy of it reads with wide loads what narrow stores just wrote, a
+// store-forwarding stall per event; here each field is stored once, where the caller reads
+// it field by field.
+func (e *Engine) DispatchInto(ev *Event, r *Response) *Walk {
+	first := e.firstMarked(ev)
+	if first == nil {
+		r.Verdict, r.Errno, r.Cache, r.Reason, r.Group = 0, 0, false, 0, 0
+		return nil
+	}
+	v, cache, w := e.dispatch(ev, first)
+	r.Verdict, r.Errno, r.Cache, r.Reason, r.Group = v.verdict, v.errno, cache, v.reason, v.group
+	return w
+}
+
 // firstMarked returns the connector of the first object ev involves that has one (in
 // collect's order, which it follows check for check), or nil: most events concern objects
 // nobody marks. collect takes the connector from here rather than looking its object up a
