@@ -88,7 +88,7 @@ type Engine struct {
 	counts [filterSize]int32
 	// presence counts the connectors per kind and presence bit; guarded by conns.mu.
 	presence [numKinds][64]int32
-	conns  connTable
+	conns    connTable
 
 	nextGroup atomic.Uint64
 	nextPerm  atomic.Uint64

@@ -239,7 +239,7 @@ var presenceKinds = []struct {
 	{KindSubtree, func(o ID) *Event {
 		return &Event{Mask: Modify, Inode: ID{Hi: 7, Lo: 1}, Ancestors: []ID{{Hi: 7, Lo: 2}, o, {Hi: 7, Lo: 3}}}
 	}},
-	{KindMount, func(o ID) *Event { return &Event{Mask: Modify, Inode: ID{Hi: 7, Lo: 1}, Mount: o}} },
+	{KindMount, func(o ID) *Event { return &Event{Mask: Modify, Inode: ID{Hi: 7, Lo: 1}, Mount: o} }},
 }
 
 // samePresenceBit returns n objects of kind k, from lo up, whose presence bit is ref's, in
