@@ -66,7 +66,6 @@
 //     looking its object up again. Both lookups are of the same Notify, so which marks
 //     a walk sees is unchanged: a mark attached during the whole Notify keeps its connector
 //     in the table (a connector leaves it only with no marks). TestFirstMarkedFollowsCollect.
-//
 //   - The filter names a connector: a lookup loads its object's filter slot (the bucket of
 //     its hash) and takes the connector named there if it is the object's, without probing
 //     the table. The slot is nil exactly while no connector of the bucket is in the table,
@@ -76,7 +75,6 @@
 //     holds, as a probe would (TestFilterBuckets: every order of adds and removals of
 //     objects sharing a bucket; TestFilterBucketChurn: an object's events all arrive while
 //     others of its bucket come and go concurrently).
-//
 //   - Presence bits before the filter: a lookup first tests its object's bit in its kind's
 //     presence word (Engine.present: 64 bits per kind, all on the Engine's first cache
 //     line) and, clear, answers "no connector" without loading the filter slot (a line of
@@ -89,16 +87,13 @@
 //     and removals of objects sharing a bit, beside other bits and kinds; TestPresenceBitChurn:
 //     a Handler-answered mark's every Dispatch is answered while others of its bit come and
 //     go concurrently).
-//
 //   - A walk gives back the event references it took ahead for its notification groups
 //     (walk.credit) before each return of walk.run, not in a defer; the one call that may
 //     panic with credit taken, a Handler's, runs under a defer that gives it back.
 //     TestWalkCredit, TestWalkCreditHandlerPanics.
-//
 //   - Group.handle takes a Handler's plain allow (Allow, no errno) as it is, without answer,
 //     which leaves such an answer unchanged; every other answer goes through answer
 //     (TestHandlerAnswersInline, TestModel).
-//
 //   - DispatchInto is Dispatch writing its result into the caller's Response, every field
 //     on every path (the Linux backend's per-event call: a returned Response is copied
 //     through memory, a store-forwarding stall). TestDispatchIntoIsDispatch.
