@@ -66,6 +66,12 @@
 //     looking its object up again. Both lookups are of the same Notify, so which marks
 //     a walk sees is unchanged: a mark attached during the whole Notify keeps its connector
 //     in the table (a connector leaves it only with no marks). TestFirstMarkedFollowsCollect.
+//     When the first marked object is a subtree (and the ancestry is known), collect starts
+//     from it (collectFromSubtree): every object before it in collect's order was found
+//     without a connector by firstMarked in this Notify, so none holds a mark attached
+//     during the whole Notify; the objects after it are looked up as before, the rename's
+//     target chain in full when the first was on the event's own chain.
+//     TestCollectWithTwoMarks: every pair of marked objects, on every event shape.
 //   - The filter names a connector: a lookup loads its object's filter slot (the bucket of
 //     its hash) and takes the connector named there if it is the object's, without probing
 //     the table. The slot is nil exactly while no connector of the bucket is in the table,

@@ -477,3 +477,64 @@ func cancelled() context.Context {
 	cancel()
 	return ctx
 }
+
+// TestCollectWithTwoMarks: TestFirstMarkedFollowsCollect with two objects marked, every pair
+// (a subtree first among them included: collectFromSubtree takes the heads from it on,
+// skipping what firstMarked found unmarked), so that collect given firstMarked's connector
+// must still find the second object wherever it stands: before the first in collect's order
+// (it cannot: firstMarked would have returned it), after it on the same ancestor chain, on the
+// rename's target chain, or of another kind. It fails if the skip drops a head after the first
+// or keeps one it should not.
+func TestCollectWithTwoMarks(t *testing.T) {
+	other := ID{Hi: 9, Lo: 30}
+	events := map[string]*Event{
+		"child": fileEvent(OpenPerm | Open),
+		"deep":  deepEvent(Modify),
+		"rename": {Mask: Rename, Inode: sub, Target: other, Mount: mnt1, Filesystem: fs1,
+			Ancestors: []ID{dir, root}, TargetAncestors: []ID{other, root}, Name: "a", NewName: "b"},
+		"rename-inside": {Mask: Rename, Inode: g21, Target: dir, Mount: mnt1, Filesystem: fs1,
+			Ancestors: []ID{sub, dir, root}, TargetAncestors: []ID{dir, root}, Name: "a", NewName: "b"},
+		"moved-from": {Mask: MovedFrom, Inode: sub, Target: other, Mount: mnt1, Filesystem: fs1,
+			Ancestors: []ID{dir, root}, TargetAncestors: []ID{other, root}, Name: "a"},
+		"unknown": {Mask: Open, Inode: g21, Mount: mnt1, Filesystem: fs1, AncestryUnknown: true,
+			PossibleAncestors: []ID{sub, other}},
+	}
+	ids := []ID{fs1, mnt1, root, dir, sub, f, g21, other}
+	var objs []Object
+	for _, id := range ids {
+		for _, k := range []Kind{KindInode, KindMount, KindFilesystem, KindSubtree} {
+			objs = append(objs, Object{k, id})
+		}
+	}
+	for name, ev := range events {
+		t.Run(name, func(t *testing.T) {
+			for _, a := range objs {
+				for _, b := range objs {
+					if a == b {
+						continue
+					}
+					e := New(Config{})
+					g := newGroup(t, e, Options{})
+					h := newGroup(t, e, Options{})
+					mustAdd(t, g, a, MarkSpec{Mask: NotificationEvents | EventOnChild})
+					mustAdd(t, h, b, MarkSpec{Mask: NotificationEvents | EventOnChild})
+					want := e.collect(ev, nil, nil)
+					first := e.firstMarked(ev)
+					if (first != nil) != (len(want) > 0) {
+						t.Fatalf("%v, %v: firstMarked = %v, collect found %d lists", a, b, first, len(want))
+					}
+					if first != nil {
+						got := e.collect(ev, nil, first)
+						if !slices.EqualFunc(got, want, func(x, y head) bool {
+							return x.typ == y.typ && x.pos == y.pos && slices.Equal(x.marks, y.marks)
+						}) {
+							t.Fatalf("%v, %v: collect with firstMarked's %v: %d heads, without: %d", a, b, first.obj, len(got), len(want))
+						}
+					}
+					g.Close()
+					h.Close()
+				}
+			}
+		})
+	}
+}

@@ -522,6 +522,9 @@ func effectiveIgnore(ig Mask, ondir bool, t iterType) Mask {
 // collect appends the involved connectors' lists to heads. first, if not nil, is a connector
 // firstMarked found in this dispatch: its object is not looked up again.
 func (e *Engine) collect(ev *Event, heads []head, first *connector) []head {
+	if first != nil && first.obj.Kind == KindSubtree && !ev.AncestryUnknown {
+		return e.collectFromSubtree(ev, heads, first)
+	}
 	heads = e.addHead(heads, first, Object{KindInode, ev.Inode}, itInode)
 	if !ev.Parent.IsZero() && ev.Mask&PossibleOnChild != 0 {
 		heads = e.addHead(heads, first, Object{KindInode, ev.Parent}, itParent)
@@ -559,6 +562,46 @@ func (e *Engine) collect(ev *Event, heads []head, first *connector) []head {
 		for _, id := range ev.TargetAncestors {
 			heads = e.addHead(heads, first, Object{KindSubtree, id}, itSubtree)
 		}
+	}
+	return heads
+}
+
+// collectFromSubtree is collect for an event (of known ancestry) whose first marked object,
+// first, is a subtree: firstMarked checked every object collect looks at before it, in
+// collect's order, and found none with a connector, so none of them can hold a mark that was
+// attached during the whole Notify; it takes the heads from first on (the embedded guard's
+// every event: its file's inode, directory, mount, filesystem and subtree are not looked up
+// twice).
+func (e *Engine) collectFromSubtree(ev *Event, heads []head, first *connector) []head {
+	found := first.obj.ID == ev.Inode
+	if found {
+		heads = addList(heads, first, itSubtree)
+	}
+	for _, id := range ev.Ancestors {
+		if found {
+			heads = e.addHead(heads, first, Object{KindSubtree, id}, itSubtree)
+		} else if id == first.obj.ID {
+			found = true
+			heads = addList(heads, first, itSubtree)
+		}
+	}
+	if ev.Mask&Rename != 0 {
+		for _, id := range ev.TargetAncestors {
+			if found {
+				heads = e.addHead(heads, first, Object{KindSubtree, id}, itSubtree)
+			} else if id == first.obj.ID {
+				found = true
+				heads = addList(heads, first, itSubtree)
+			}
+		}
+	}
+	return heads
+}
+
+// addList appends c's list to heads, if it has marks.
+func addList(heads []head, c *connector, t iterType) []head {
+	if l := *c.list.Load(); len(l) > 0 {
+		heads = append(heads, head{marks: l, typ: t})
 	}
 	return heads
 }
