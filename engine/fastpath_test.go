@@ -156,25 +156,34 @@ func TestFilterBuckets(t *testing.T) {
 						t.Fatalf("%s: filter slot empty %v with %d objects marked", step, empty, len(marked))
 					}
 				}
-				for _, i := range add {
-					mustAdd(t, g, objs[i], MarkSpec{Mask: Modify})
-					marked[objs[i]] = true
-					check(fmt.Sprintf("after adding %v", objs[i]))
-				}
-				for _, i := range remove {
-					if err := g.RemoveMark(objs[i]); err != nil {
-						t.Fatal(err)
-					}
-					delete(marked, objs[i])
-					check(fmt.Sprintf("after removing %v", objs[i]))
-				}
 				// And again after the bucket emptied.
-				mustAdd(t, g, objs[remove[0]], MarkSpec{Mask: Modify})
-				marked[objs[remove[0]]] = true
-				check("after adding one again")
+				addRemoveAdd(t, g, objs, add, remove, marked, check)
 			})
 		}
 	}
+}
+
+// addRemoveAdd marks objs[add...] in order, unmarks objs[remove...] in order, then marks
+// objs[remove[0]] again (its bucket or bit emptied, where that is the last of them), keeping
+// marked the set of marked objects and calling check after each step: the script of
+// TestFilterBuckets and TestPresenceBits.
+func addRemoveAdd(t *testing.T, g *Group, objs []Object, add, remove []int, marked map[Object]bool, check func(step string)) {
+	t.Helper()
+	for _, i := range add {
+		mustAdd(t, g, objs[i], MarkSpec{Mask: Modify})
+		marked[objs[i]] = true
+		check(fmt.Sprintf("after adding %v", objs[i]))
+	}
+	for _, i := range remove {
+		if err := g.RemoveMark(objs[i]); err != nil {
+			t.Fatal(err)
+		}
+		delete(marked, objs[i])
+		check(fmt.Sprintf("after removing %v", objs[i]))
+	}
+	mustAdd(t, g, objs[remove[0]], MarkSpec{Mask: Modify})
+	marked[objs[remove[0]]] = true
+	check("after adding one again")
 }
 
 // TestFilterBucketChurn: a mark attached during a whole Notify receives its event while other
@@ -318,21 +327,7 @@ func TestPresenceBits(t *testing.T) {
 							t.Fatalf("%s: presence word %#x with %d objects of bit %#x marked, %d connectors", step, w, len(marked), bit, e.nconns[pk.kind].Load())
 						}
 					}
-					for _, i := range add {
-						mustAdd(t, g, objs[i], MarkSpec{Mask: Modify})
-						marked[objs[i]] = true
-						check(fmt.Sprintf("after adding %v", objs[i]))
-					}
-					for _, i := range remove {
-						if err := g.RemoveMark(objs[i]); err != nil {
-							t.Fatal(err)
-						}
-						delete(marked, objs[i])
-						check(fmt.Sprintf("after removing %v", objs[i]))
-					}
-					mustAdd(t, g, objs[remove[0]], MarkSpec{Mask: Modify})
-					marked[objs[remove[0]]] = true
-					check("after adding one again")
+					addRemoveAdd(t, g, objs, add, remove, marked, check)
 				})
 			}
 		}
