@@ -186,30 +186,17 @@ func addRemoveAdd(t *testing.T, g *Group, objs []Object, add, remove []int, mark
 	check("after adding one again")
 }
 
-// TestFilterBucketChurn: a mark attached during a whole Notify receives its event while other
-// objects of its filter bucket gain and lose connectors concurrently (the slot then names
-// them, goes crowded, comes back). It fails if a removal empties the slot, or leaves it
-// naming another object, while the stable object's connector remains.
-func TestFilterBucketChurn(t *testing.T) {
-	var objs []Object
-	bucket := hashObject(Inode(f)) >> (64 - filterBits)
-	for lo := uint64(1000); len(objs) < 3; lo++ {
-		if o := Inode(ID{Hi: 9, Lo: lo}); hashObject(o)>>(64-filterBits) == bucket {
-			objs = append(objs, o)
-		}
-	}
-	stable, churn := objs[0], objs[1:]
-	e := New(Config{})
-	g := newGroup(t, e, Options{QueueLimit: -1})
-	other := newGroup(t, e, Options{})
-	mustAdd(t, g, stable, MarkSpec{Mask: Modify})
-	stop := make(chan struct{})
+// churnMarks has other mark and unmark the churn objects in turn (two of them marked at once
+// every third step) on a goroutine of its own until the returned stop is called, which waits
+// for it: the concurrent churn of TestFilterBucketChurn and TestPresenceBitChurn.
+func churnMarks(t *testing.T, other *Group, churn []Object) (stop func()) {
+	quit := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for i := 0; ; i++ {
 			select {
-			case <-stop:
+			case <-quit:
 				return
 			default:
 			}
@@ -227,12 +214,32 @@ func TestFilterBucketChurn(t *testing.T) {
 			}
 		}
 	}()
+	return func() { close(quit); <-done }
+}
+
+// TestFilterBucketChurn: a mark attached during a whole Notify receives its event while other
+// objects of its filter bucket gain and lose connectors concurrently (the slot then names
+// them, goes crowded, comes back). It fails if a removal empties the slot, or leaves it
+// naming another object, while the stable object's connector remains.
+func TestFilterBucketChurn(t *testing.T) {
+	var objs []Object
+	bucket := hashObject(Inode(f)) >> (64 - filterBits)
+	for lo := uint64(1000); len(objs) < 3; lo++ {
+		if o := Inode(ID{Hi: 9, Lo: lo}); hashObject(o)>>(64-filterBits) == bucket {
+			objs = append(objs, o)
+		}
+	}
+	stable, churn := objs[0], objs[1:]
+	e := New(Config{})
+	g := newGroup(t, e, Options{QueueLimit: -1})
+	other := newGroup(t, e, Options{})
+	mustAdd(t, g, stable, MarkSpec{Mask: Modify})
+	stopChurn := churnMarks(t, other, churn)
 	const n = 20000
 	for i := 0; i < n; i++ {
 		e.Notify(context.Background(), &Event{Mask: Modify, Inode: stable.ID, Pid: int32(i)})
 	}
-	close(stop)
-	<-done
+	stopChurn()
 	if st := g.Stats(); st.Delivered != n {
 		t.Fatalf("%d of %d events on the stably marked object reached its group", st.Delivered, n)
 	}
@@ -353,30 +360,7 @@ func TestPresenceBitChurn(t *testing.T) {
 			}})
 			other := newGroup(t, e, Options{})
 			mustAdd(t, g, stable, MarkSpec{Mask: OpenPerm})
-			stop := make(chan struct{})
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				for i := 0; ; i++ {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					o := churn[i%len(churn)]
-					if err := other.AddMark(o, MarkSpec{Mask: Modify}); err != nil {
-						t.Error(err)
-						return
-					}
-					if i%3 == 0 {
-						other.RemoveMark(churn[(i+1)%len(churn)]) // sometimes both at once
-					}
-					if err := other.RemoveMark(o); err != nil {
-						t.Error(err)
-						return
-					}
-				}
-			}()
+			stopChurn := churnMarks(t, other, churn)
 			const n = 20000
 			ev := pk.event(stable.ID)
 			ev.Mask = OpenPerm
@@ -390,8 +374,7 @@ func TestPresenceBitChurn(t *testing.T) {
 					missed++
 				}
 			}
-			close(stop)
-			<-done
+			stopChurn()
 			if missed != 0 || handled.Load() != n {
 				t.Fatalf("%d of %d Dispatches on the stably marked object missed its group (Handler ran %d times)", missed, n, handled.Load())
 			}
