@@ -61,17 +61,9 @@ func (e *Engine) Notify(ctx context.Context, ev *Event) Response {
 // source reading many events on one goroutine uses it to answer at once whatever can be
 // answered at once, and hands only the rest to other goroutines.
 func (e *Engine) Dispatch(ev *Event) (Response, *Walk) {
-	// Most events concern objects nobody marks (the kernel's i_fsnotify_marks check): find
-	// out before building the walk's heads on the stack.
-	first := e.firstMarked(ev)
-	if first == nil {
-		return Response{}, nil
-	}
-	v, cache, w := e.dispatch(ev, first)
-	// v.response's literal, written out: through the inlined call the Response is built in
-	// a temporary and copied to the result through memory, with a store-forwarding stall
-	// (see verdict); the embedded guard's every event returns here.
-	return Response{Verdict: v.verdict, Errno: v.errno, Cache: cache, Reason: v.reason, Group: v.group}, w
+	var r Response
+	w := e.DispatchInto(ev, &r)
+	return r, w
 }
 
 // DispatchInto is Dispatch with the result written into *r (set in full, the zero Response
