@@ -182,6 +182,9 @@ type Backend struct {
 	inflight   map[*permEvent]struct{} // kernel permission events a walk waits for, not answered yet (and fdGroup.dispatching)
 
 	exempts *Exemptions // this process and its helpers: allowed without a decision
+	// ahead is the group whose verdicts by kind may answer permission events before their
+	// object is known (AnswerAhead), or nil.
+	ahead atomic.Pointer[aheadAnswers]
 
 	janitor     chan ignoreRequest // never closed (see runJanitor)
 	janitorStop chan struct{}      // closed by Close: the janitor returns
@@ -555,6 +558,9 @@ type Stats struct {
 	// PermEventsAllocated counts the permEvents allocated; with Options.ReusePermEvents, the
 	// permission events read into a reused one are not (newPermEvent).
 	PermEventsAllocated atomic.Uint64
+	// AnsweredAhead counts the permission events answered Allow before their object was
+	// known (AnswerAhead).
+	AnsweredAhead atomic.Uint64
 }
 
 // StatsSnapshot is a copy of Stats.
@@ -567,6 +573,7 @@ type StatsSnapshot struct {
 	FIDIdlePolls                                          uint64
 	AnswerBatches, AnswersBatched                         uint64
 	PermEventsAllocated                                   uint64
+	AnsweredAhead                                         uint64
 }
 
 // Stats returns the backend's figures.
@@ -581,7 +588,38 @@ func (b *Backend) Stats() StatsSnapshot {
 		FIDIdlePolls:  b.stats.FIDIdlePolls.Load(),
 		AnswerBatches: b.stats.AnswerBatches.Load(), AnswersBatched: b.stats.AnswersBatched.Load(),
 		PermEventsAllocated: b.stats.PermEventsAllocated.Load(),
+		AnsweredAhead:       b.stats.AnsweredAhead.Load(),
 	}
 	s.Events += s.PermissionEvents
 	return s
+}
+
+// aheadAnswers is a group's offer to have permission events answered Allow before their object
+// is known (AnswerAhead).
+type aheadAnswers struct {
+	group  *engine.Group
+	allows func(engine.Mask) bool
+}
+
+// AnswerAhead lets permission events be answered Allow as soon as they are read, before the
+// statx of their object, its place and the engine's walk — so that the opener waits for none
+// of these — while g is the engine's only group with permission marks
+// (engine.Engine.PermissionOwner) and allows(mask) says g answers every event of that kind
+// Allow whatever its object (its verdicts by kind: the embedded source's InlineTable). An
+// event of an object outside every mark gets Allow too, as with no group. The event is then
+// translated and dispatched as usual (engine.Event.AllowedAhead set): the groups it reaches
+// count it and place their marks (outside-ignore marks, no verdict cache), but their answers
+// are not sent. allows runs on the loop, for every permission event; it must be a load, and
+// say true only for an Allow that nothing else about the event can change. The backend keeps
+// one such offer: a second one, while the first stands, is refused (ok false). stop withdraws
+// it: no event checked after it returns is answered ahead on its strength (one checked before
+// was answered as g's verdicts by kind said at that moment, as if read before stop).
+func (b *Backend) AnswerAhead(g *engine.Group, allows func(engine.Mask) bool) (stop func(), ok bool) {
+	a := &aheadAnswers{group: g, allows: allows}
+	if !b.ahead.CompareAndSwap(nil, a) {
+		return func() {}, false
+	}
+	return func() {
+		b.ahead.CompareAndSwap(a, nil)
+	}, true
 }

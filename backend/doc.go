@@ -87,7 +87,11 @@
 // can pass for one of them (docs/security.md, "Exempt processes"). The answers decided on the
 // loop while it dispatches one batch (an in-process Handler's) are written together when the
 // batch is done, in one writev(2) (fdGroup.flushAnswers; at most maxHeldAnswers wait), each
-// event's descriptor closed after its answer. A panic while the loop
+// event's descriptor closed after its answer. An event answered ahead (AnswerAhead: the only
+// permission group allows its kind whatever the object) is answered as soon as it is read,
+// with the batch's answers held so far (fdGroup.writeAnswers), and its descriptor stays open
+// for its translation and walk until the batch ends (flushAnswers settles it); the walk's
+// answer is then not sent (claim). A panic while the loop
 // dispatches a batch is recovered once per batch (fdGroup.endBatch): the event being
 // dispatched is answered, the batch's answers written, the panic re-raised. Reading the kernel fd and
 // answering never wait on a group's reader, a log write, or a lock that a mark operation

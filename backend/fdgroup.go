@@ -64,6 +64,9 @@ type fdGroup struct {
 	// loop's): written together by flushAnswers at the end of the batch (permEvent.
 	// answerInBatch).
 	held []*permEvent
+	// written: events whose answers writeAnswers wrote, until flushAnswers settles them at
+	// the end of the batch (the loop's).
+	written []*permEvent
 	// free: permEvents whose answer is written and payload released, for the next events
 	// (Options.ReusePermEvents; newPermEvent). The loop's.
 	free        []*permEvent
@@ -260,6 +263,19 @@ func (o *respondOp) run(rc syscall.RawConn, do func(uintptr) bool) error {
 // difference to the per-open time at one load thread (docs/design/performance.md, session
 // 14, h14-backend), so they are written here, at the end.
 func (g *fdGroup) flushAnswers() {
+	g.writeAnswers()
+	for i, p := range g.written {
+		g.settle(p)
+		g.written[i] = nil
+	}
+	g.written = g.written[:0]
+}
+
+// writeAnswers is flushAnswers' first half: it writes the held answers and moves their events
+// to written, where flushAnswers settles them (closes the descriptors of those released, or
+// takes them back for reuse). handlePerm calls it alone for an event answered ahead, whose
+// walk has not even begun: its descriptor stays open (held) until the batch ends.
+func (g *fdGroup) writeAnswers() {
 	n := len(g.held)
 	if n == 0 {
 		return
@@ -288,23 +304,27 @@ func (g *fdGroup) flushAnswers() {
 			from += k
 		}
 	}
-	for i, p := range g.held {
-		if p.unhold() {
-			// Answered, never in inflight, its payload released: nothing refers to p any more
-			// (the engine's contract: no use of an event after its release).
-			if p.reuse && len(g.free) < maxFreePermEvents {
-				// No Path runs or will run on this generation (the same contract), so its
-				// path state is left as it is (newPermEvent resets it if a Path moved it).
-				p.close()
-				g.free = append(g.free, p)
-			} else {
-				p.closeFd()
-			}
-		}
-		g.held[i] = nil
-	}
+	g.written = append(g.written, g.held...)
+	clear(g.held)
 	g.held = g.held[:0]
 	g.heldAnswers.Reset()
+}
+
+// settle ends the hold of p, whose answer is written: released already, its descriptor is
+// closed here (or p taken back for reuse); else its Release will close it.
+func (g *fdGroup) settle(p *permEvent) {
+	if p.unhold() {
+		// Answered, never in inflight, its payload released: nothing refers to p any more
+		// (the engine's contract: no use of an event after its release).
+		if p.reuse && len(g.free) < maxFreePermEvents {
+			// No Path runs or will run on this generation (the same contract), so its
+			// path state is left as it is (newPermEvent resets it if a Path moved it).
+			p.close()
+			g.free = append(g.free, p)
+		} else {
+			p.closeFd()
+		}
+	}
 }
 
 // endBatch ends the dispatch of a batch (readAndDispatch defers it): the held answers are

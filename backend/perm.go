@@ -246,6 +246,25 @@ func (g *fdGroup) handlePerm(kev *sys.FanotifyEvent, v *view, now time.Time) {
 	// Read before the walk: a group that adds a permission mark later flushes the cache, and
 	// an allow decided without it must not be cached after that.
 	p.cacheGn = b.cacheGen.Load()
+	// Answered ahead (AnswerAhead): the only group with permission marks allows this kind
+	// whatever the object, so the opener need not wait for the statx, the place and the walk.
+	// Its answer is written now; its descriptor stays open for the translation and is closed
+	// at the end of the batch (writeAnswers, flushAnswers). The same permission state before
+	// and after the verdicts' load says that at that load the group was the only one with
+	// permission marks (states are never reused while held); Closing, read last and never
+	// unset, that it was not closing then: one instant at which Allow is its answer and no
+	// other group's to give (docs/security.md, "Answers ahead").
+	ahead := false
+	if a := b.ahead.Load(); a != nil {
+		if s := b.eng.PermissionState(); s.Owner() == a.group && a.allows(engine.Mask(kev.Mask)) &&
+			b.eng.PermissionState() == s && !a.group.Closing() {
+			p.reuse = b.opts.ReusePermEvents
+			p.answerInBatch(sys.FAN_ALLOW)
+			g.writeAnswers()
+			b.stats.AnsweredAhead.Add(1)
+			ahead = true
+		}
+	}
 	ev, ok := b.translateFD(kev, v, now, false, p)
 	if !ok {
 		// The kernel fails open on errors of its own; so do we, and count it.
@@ -254,6 +273,7 @@ func (g *fdGroup) handlePerm(kev *sys.FanotifyEvent, v *view, now time.Time) {
 		return
 	}
 	ev.Payload = p
+	ev.AllowedAhead = ahead
 	// A Handler that panics has p answered (allowed) by the batch's endBatch, which finds it
 	// in dispatching, and the panic goes on: no defer per event. DispatchInto, and finishPerm
 	// taking the fields it needs, so that the Response is never copied whole: its copies went

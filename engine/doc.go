@@ -103,6 +103,13 @@
 //   - DispatchInto is Dispatch writing its result into the caller's Response, every field
 //     on every path (the Linux backend's per-event call: a returned Response is copied
 //     through memory, a store-forwarding stall). TestDispatchIntoIsDispatch.
+//   - PermissionState names the only group with permission marks, for a source that answers
+//     Allow ahead of the walk (Event.AllowedAhead; the Linux backend's AnswerAhead): a new
+//     state before a group's first permission mask is stored, another after its last is
+//     detached (Mark.countPerm, under Group.markMu; the state under Engine.permMu), so while
+//     one state names a group no other group's permission mark can be reached, and two
+//     loads returning the same state saw no change between them. TestPermissionStateModel,
+//     TestPermissionStateExcludesOtherGroups.
 //
 // (A permission event that a group's Handler answers is never queued to that group: no queue
 // entry, deadline, overflow accounting or merge concerns it, as before these shortcuts.)
@@ -137,7 +144,8 @@
 //	│                       must not call mark operations
 //	└── Group.markMu        a group's mark list (kernel group->mark_mutex)
 //	    └── connector.mu    one object's mark list (kernel conn->lock)
-//	        └── connTable.mu  the object → connector table (writers only; lookups take none)
+//	        ├── connTable.mu  the object → connector table (writers only; lookups take none)
+//	        └── Engine.permMu the groups with permission marks, PermissionOwner (a leaf)
 //	Group.mu                a group's queue and its counters, access list, shutdown flag and
 //	                        permission events' answers, its deadlines (a leaf; the deadline
 //	                        timer takes it to withdraw)

@@ -73,6 +73,13 @@ type Engine struct {
 	// that a modification clears (see VolatilePermissionIgnores).
 	volatileIgnores atomic.Int64
 
+	// perm is which groups have marks whose event mask holds permission events
+	// (PermissionState), a new value at each change; permGroups are those groups. Both
+	// change under permMu.
+	perm       atomic.Pointer[PermissionState]
+	permMu     sync.Mutex
+	permGroups map[*Group]struct{}
+
 	// nconns counts connectors per kind, for Stats (lookups and Notify read present).
 	nconns [numKinds]atomic.Int64
 	// filter has a slot per bucket of object hashes (the top filterBits bits): nil while no
@@ -115,6 +122,7 @@ func New(cfg Config) *Engine {
 	e := &Engine{hook: cfg.MaskHook, permHook: cfg.PermissionHook, exec: cfg.Executor,
 		groups: make(map[uint64]*Group), epoch: time.Now()}
 	e.conns.init()
+	e.perm.Store(&PermissionState{})
 	return e
 }
 
@@ -238,6 +246,59 @@ func (e *Engine) removeConnectorLocked(c *connector) {
 // mark operation and no PermissionHook call: a source must not remember permission verdicts
 // while this holds. It may stay true after the mask was cleared, until the mark changes.
 func (e *Engine) VolatilePermissionIgnores() bool { return e.volatileIgnores.Load() > 0 }
+
+// PermissionState is which groups have marks whose event mask holds permission events, as of
+// one moment: each change makes a new one, so two loads that return the same pointer saw no
+// change between them (a seqlock without its retry: see Backend.AnswerAhead).
+type PermissionState struct {
+	owner *Group
+}
+
+// Owner is the only group with such marks, nil if none or several have them.
+func (s *PermissionState) Owner() *Group {
+	if s == nil {
+		return nil
+	}
+	return s.owner
+}
+
+// PermissionState returns which groups have marks whose event mask holds permission events
+// (never nil). A group's first such mark makes a new state before the mark is attached, and
+// its last one after it is detached: while a state names an owner, no other group's
+// permission mark is attached, and a permission event dispatched then reaches no other group
+// (Event.AllowedAhead relies on it). One atomic load.
+func (e *Engine) PermissionState() *PermissionState { return e.perm.Load() }
+
+// PermissionOwner is PermissionState().Owner(), nil too while that group is closing (Close:
+// an event that reaches it until its marks are gone gets its close verdict).
+func (e *Engine) PermissionOwner() *Group {
+	if g := e.PermissionState().Owner(); g != nil && !g.Closing() {
+		return g
+	}
+	return nil
+}
+
+// setPermissionGroup records that g has permission marks (has) or no longer has, and updates
+// permOwner. Called by countPerm under g.markMu, which orders one group's calls.
+func (e *Engine) setPermissionGroup(g *Group, has bool) {
+	e.permMu.Lock()
+	defer e.permMu.Unlock()
+	if e.permGroups == nil {
+		e.permGroups = map[*Group]struct{}{}
+	}
+	if has {
+		e.permGroups[g] = struct{}{}
+	} else {
+		delete(e.permGroups, g)
+	}
+	s := &PermissionState{}
+	if len(e.permGroups) == 1 {
+		for o := range e.permGroups {
+			s.owner = o
+		}
+	}
+	e.perm.Store(s)
+}
 
 // syncHookLocked brings the hook's view of c's object up to date, then retires c from the
 // table if it has no marks left and the hook was told so. It returns the hook's error. Needs

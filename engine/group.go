@@ -35,6 +35,7 @@ type Group struct {
 	markMu     sync.Mutex
 	marks      *Mark // guarded by markMu
 	nmarks     int   // guarded by markMu
+	permMarks  int   // marks whose event mask holds permission events; guarded by markMu
 	markClosed bool  // guarded by markMu: no new marks
 
 	mu sync.Mutex
@@ -425,6 +426,9 @@ func (g *Group) waitPermission(ctx context.Context, q *queued) Response {
 		return g.withdraw(q, Response{Verdict: Allow, Reason: ReasonCancelled, Group: g.id})
 	}
 }
+
+// Closing reports whether Close has begun.
+func (g *Group) Closing() bool { return g.closing.Load() }
 
 // closeResponse is the answer a closing group gives.
 func (g *Group) closeResponse() Response {

@@ -53,6 +53,9 @@ type Mark struct {
 	// volatile: counted in Engine.volatileIgnores (its ignore mask holds permission events
 	// that a modification clears); guarded by conn.mu.
 	volatile bool
+	// perm: counted in its group's permMarks (its event mask holds permission events);
+	// guarded by group.markMu.
+	perm bool
 
 	prev, next *Mark // the group's list; guarded by group.markMu
 }
@@ -74,10 +77,41 @@ func (m *Mark) spec() MarkSpec {
 
 // setSpec sets m's masks and flags. Needs m.conn.mu.
 func (m *Mark) setSpec(s MarkSpec) {
+	perm := s.Mask&PermissionEvents != 0
+	if perm {
+		m.countPerm(true) // before a mask that gives the group permission events is seen
+	}
 	m.mask.Store(uint64(s.Mask))
 	m.ignore.Store(uint64(s.Ignore))
 	m.flags.Store(uint32(s.Flags))
 	m.countVolatile(s.Ignore&PermissionEvents != 0 && s.Flags&IgnoreSurviveModify == 0)
+	if !perm {
+		m.countPerm(false) // after the last mask that gave them
+	}
+}
+
+// countPerm keeps m's group's permMarks counting m while v holds (m is attached or being
+// attached), and the engine's PermissionOwner up to date when the group's count leaves or
+// reaches zero. Called before a new mark is attached and after a removed one is detached, so
+// that PermissionOwner never names a sole group while another group's permission mark is
+// attached. Needs m.group.markMu (and m.conn.mu).
+func (m *Mark) countPerm(v bool) {
+	if v == m.perm {
+		return
+	}
+	m.perm = v
+	g := m.group
+	if v {
+		g.permMarks++
+		if g.permMarks == 1 {
+			g.e.setPermissionGroup(g, true)
+		}
+	} else {
+		g.permMarks--
+		if g.permMarks == 0 {
+			g.e.setPermissionGroup(g, false)
+		}
+	}
 }
 
 // countVolatile keeps Engine.volatileIgnores counting m while v holds (and m is attached or
@@ -167,6 +201,7 @@ func (c *connector) publishOneLocked(m *Mark) {
 func (c *connector) detachLocked(m *Mark) {
 	m.attached.Store(false)
 	m.countVolatile(false)
+	m.countPerm(false)
 	old := *c.list.Load()
 	if len(old) == 1 && old[0] == m {
 		c.list.Store(&emptyList)

@@ -161,6 +161,12 @@ type Event struct {
 	// as being above Inode: the Linux backend lists every subtree root and every directory
 	// with a children-watching inode mark on Inode's filesystem.
 	PossibleAncestors []ID
+	// AllowedAhead says the source answered this permission event Allow before dispatching
+	// it, because the only group with permission marks then answers its kind Allow whatever
+	// the object (Engine.PermissionOwner; the Linux backend's Backend.AnswerAhead): the
+	// groups it reaches decide as usual, but their answers are recorded, not sent. A Handler
+	// that publishes verdicts by kind counts it as the Allow it was given.
+	AllowedAhead bool
 	// Name is the entry name of a directory-entry event, or the child's name for an event on a
 	// child; NewName is the new name of a Rename.
 	Name, NewName string

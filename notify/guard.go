@@ -1027,7 +1027,10 @@ func (gd *Guard) ExemptPid(pid int) (done func(), err error) { return gd.src.Exe
 // name it, does not wait on the guard (see backend.Exemptions.Spawning).
 func (gd *Guard) Spawning() (end func()) { return gd.src.Spawning() }
 
-// GuardStats are a Guard's figures.
+// GuardStats are a Guard's figures. Decided counts the accesses the Guard decided; one that its
+// verdicts by kind answered ahead (embedded: answered Allow as soon as it was read, while the
+// Guard is its backend's only permission group; docs/security.md) is counted a moment after
+// the accessing process got its answer, once the Guard's walk has seen it.
 type GuardStats struct {
 	Decided, Denied, TimedOut uint64
 	Pending                   int

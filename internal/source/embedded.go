@@ -27,6 +27,8 @@ type embedded struct {
 	inl Event
 
 	closeOnce sync.Once
+	// stopAhead withdraws the offer to answer ahead (backend.AnswerAhead), if made.
+	stopAhead func()
 
 	mu    sync.Mutex
 	marks map[engine.Object]*Mark
@@ -57,6 +59,12 @@ func openEmbedded(opts Options) (*embedded, error) {
 		return nil, err
 	}
 	s.g = g
+	if opts.Inline != nil && opts.InlineTable != nil {
+		// The table's Allows answer ahead while this group is the backend's only permission
+		// group: one backend offer at a time (another source's group on a shared backend
+		// answers as before).
+		s.stopAhead, _ = s.b.AnswerAhead(g, opts.InlineTable.allowsAhead)
+	}
 	return s, nil
 }
 
@@ -87,6 +95,12 @@ func (s *embedded) inlineHandler() func(d engine.Delivery) (engine.Response, boo
 		tab = &noTable
 	}
 	return func(d engine.Delivery) (engine.Response, bool) {
+		if d.Event.AllowedAhead {
+			// Answered Allow already, by the table (allowsAhead): counted as that Allow,
+			// whatever the table says now.
+			tab.n[0].Add(1)
+			return engine.Response{Verdict: engine.Allow}, true
+		}
 		if v := tab.take(d.Mask); v&entrySet != 0 {
 			return engine.Response{Verdict: engine.Verdict(v >> 1 & 1), Errno: errnoOf(v), Cache: v&entryCache != 0}, true
 		}
@@ -203,6 +217,9 @@ func (s *embedded) Backend() *backend.Backend { return s.b }
 
 func (s *embedded) Close() error {
 	s.closeOnce.Do(func() {
+		if s.stopAhead != nil {
+			s.stopAhead()
+		}
 		s.g.Close() // answers the pending permission events; ReadBatch returns
 		s.drop()
 	})

@@ -100,6 +100,13 @@ func (e Entries) Get(m engine.Mask) (Answer, bool) {
 
 func errnoOf(v uint64) syscall.Errno { return syscall.Errno(v >> errnoShift & maxErrno) }
 
+// allowsAhead reports whether the table answers events of mask m Allow, without the verdict
+// cache (which needs the object): one atomic load, the backend's test for an answer ahead
+// (backend.AnswerAhead: the embedded source offers it for its group).
+func (t *InlineTable) allowsAhead(m engine.Mask) bool {
+	return t.w.Load()>>slot(m)&(entrySet|entryDeny|entryCache) == entrySet
+}
+
 // Store makes e the table's answers, from the next event it is loaded for on.
 func (t *InlineTable) Store(e Entries) { t.w.Store(e.w) }
 
