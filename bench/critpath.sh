@@ -89,5 +89,7 @@ echo "$line"
 # The guard's own path: its read->write over bare Go's, per round.
 over() { paste -d' ' "$out/cp.$1" "$out/cp.$2" | awk '{print $1 - $5}' | median | awk '{printf "%.3f", $1}'; }
 echo "guard's read->write minus gofloor's, median of rounds: $(over guard gofloor) us"
+echo "guard's read->write minus fanref's, median of rounds: $(over guard fanref) us"
 [ -z "$REF" ] || echo "guard's read->write minus guard-ref's ($REF), same rounds, median: $(over guard guard-ref) us"
 summary critpath.guard-minus-gofloor "$(over guard gofloor)" - "the embedded guard's read->write per open minus bare Go's (the guard's own critical path, us; perf raw_syscalls, 1 load thread)"
+summary critpath.guard-minus-fanref "$(over guard fanref)" - "the embedded guard's read->write per open minus fanref's C responder's (us; perf raw_syscalls, 1 load thread)"
