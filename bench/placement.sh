@@ -25,7 +25,7 @@ one() {
 	[ "$oc" = - ] || op=(taskset -c "$oc")
 	: > "$out/l.log"
 	"${lp[@]}" "$@" > "$out/l.log" 2>&1 & local pid=$!
-	wait_ready "$out/l.log"
+	wait_ready "$out/l.log" "ready\|Watches established"
 	"$out/fanref" load "$LOAD_FILE" 500 1 > /dev/null # warm up
 	"${op[@]}" "$out/fanref" load "$LOAD_FILE" "$N" 1 |
 		awk -v n="$name" '{for (i = 1; i <= NF; i++) if ($i == "ops_per_s") printf "%.3f\n", 1e6 / $(i + 1)}' >> "$out/r.$name"
