@@ -594,6 +594,17 @@ func (b *Backend) Stats() StatsSnapshot {
 	return s
 }
 
+// allowsAhead reports whether a permission event of kernel mask m may be answered Allow ahead
+// on a's offer: a's group allows its kind and is then the engine's only permission group. The
+// same permission state before and after the verdicts' load says that at that load the group
+// was the only one with permission marks (a state is never reused while held); Closing, read
+// last and never unset, that it was not closing then: one instant at which Allow is its answer
+// and no other group's to give (docs/security.md, "answered Allow ahead").
+func (b *Backend) allowsAhead(a *aheadAnswers, m uint64) bool {
+	s := b.eng.PermissionState()
+	return s.Owner() == a.group && a.allows(engine.Mask(m)) && b.eng.PermissionState() == s && !a.group.Closing()
+}
+
 // aheadAnswers is a group's offer to have permission events answered Allow before their object
 // is known (AnswerAhead).
 type aheadAnswers struct {

@@ -3,6 +3,7 @@
 package backend
 
 import (
+	"encoding/binary"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -64,9 +65,15 @@ type fdGroup struct {
 	// loop's): written together by flushAnswers at the end of the batch (permEvent.
 	// answerInBatch).
 	held []*permEvent
-	// written: events whose answers writeAnswers wrote, until flushAnswers settles them at
-	// the end of the batch (the loop's).
+	// written: events whose answers were written (writeAnswers; answerAhead's, by
+	// handlePerm), until flushAnswers settles them at the end of the batch (the loop's).
 	written []*permEvent
+	// ahead: the descriptors of the batch's events answerAhead answered, in order, and
+	// aheadNext the first of them handlePerm has not come to yet; aheadAnswers their answers
+	// while they are written (the loop's).
+	ahead        []int32
+	aheadNext    int
+	aheadAnswers sys.ResponseBatch
 	// free: permEvents whose answer is written and payload released, for the next events
 	// (Options.ReusePermEvents; newPermEvent). The loop's.
 	free        []*permEvent
@@ -273,20 +280,29 @@ func (g *fdGroup) flushAnswers() {
 
 // writeAnswers is flushAnswers' first half: it writes the held answers and moves their events
 // to written, where flushAnswers settles them (closes the descriptors of those released, or
-// takes them back for reuse). handlePerm calls it alone for an event answered ahead, whose
-// walk has not even begun: its descriptor stays open (held) until the batch ends.
+// takes them back for reuse).
 func (g *fdGroup) writeAnswers() {
-	n := len(g.held)
-	if n == 0 {
+	if len(g.held) == 0 {
 		return
 	}
+	g.writeResponses(&g.heldAnswers)
+	g.written = append(g.written, g.held...)
+	clear(g.held)
+	g.held = g.held[:0]
+	g.heldAnswers.Reset()
+}
+
+// writeResponses writes rs to the kernel: one write(2) for one answer, one writev(2) for
+// several (as many as it takes). On the loop only, in the group's callback: the descriptor is
+// open unless closed says otherwise (see readOnLoop); closed, the kernel allowed every pending
+// event.
+func (g *fdGroup) writeResponses(rs *sys.ResponseBatch) {
 	b := g.b
-	// On the loop, in the group's callback: the descriptor is open unless closed says
-	// otherwise (see readOnLoop); closed, the kernel allowed every pending event.
+	n := rs.Len()
 	switch {
-	case g.closed.Load():
+	case n == 0 || g.closed.Load():
 	case n == 1:
-		fd, response := g.heldAnswers.At(0)
+		fd, response := rs.At(0)
 		if err := sys.WriteResponse(g.fd, fd, response); err != nil {
 			b.log.Error("answering a permission event", "err", err)
 		}
@@ -294,7 +310,7 @@ func (g *fdGroup) writeAnswers() {
 		b.stats.AnswerBatches.Add(1)
 		b.stats.AnswersBatched.Add(uint64(n))
 		for from := 0; from < n; {
-			k, err := sys.WriteResponses(g.fd, &g.heldAnswers, from)
+			k, err := sys.WriteResponses(g.fd, rs, from)
 			if err != nil {
 				b.log.Error("answering a permission event", "err", err)
 			}
@@ -304,10 +320,59 @@ func (g *fdGroup) writeAnswers() {
 			from += k
 		}
 	}
-	g.written = append(g.written, g.held...)
-	clear(g.held)
-	g.held = g.held[:0]
-	g.heldAnswers.Reset()
+}
+
+// answerAhead is the first pass over a batch that AnswerAhead's offer covers, before any of
+// its events is handled: it answers Allow, in one write, every permission event of buf that
+// the offer's group allows by kind while it is the only permission group (and whose process
+// cannot be exempt: those take their own path), reading only the events' fixed headers, and
+// records their descriptors in order (ahead) for handlePerm, which takes each event's
+// descriptor off the front as it comes to it (takeAhead). So the batch's openers get their
+// answers before the first statx, and a batch of several costs one system call for them, as
+// its answers held to its end did.
+func (g *fdGroup) answerAhead(buf []byte, a *aheadAnswers) {
+	b := g.b
+	g.ahead, g.aheadNext = g.ahead[:0], 0
+	for off := 0; off+fanMetaLen <= len(buf); {
+		n := int(binary.NativeEndian.Uint32(buf[off:]))
+		if n < fanMetaLen || n > len(buf)-off {
+			break // the parse that follows reports it
+		}
+		mask := binary.NativeEndian.Uint64(buf[off+fanMetaMask:])
+		fd := int32(binary.NativeEndian.Uint32(buf[off+fanMetaFd:]))
+		if mask&sys.FAN_PERM_EVENTS != 0 && fd >= 0 &&
+			!b.exempts.mayExempt(int32(binary.NativeEndian.Uint32(buf[off+fanMetaPid:]))) && b.allowsAhead(a, mask) {
+			g.ahead = append(g.ahead, fd)
+			g.aheadAnswers.Add(fd, sys.FAN_ALLOW)
+		}
+		off += n
+	}
+	if len(g.ahead) > 0 {
+		g.writeResponses(&g.aheadAnswers)
+		g.aheadAnswers.Reset()
+		b.stats.AnsweredAhead.Add(uint64(len(g.ahead)))
+	}
+}
+
+// takeAhead reports whether the event with descriptor fd, the next permission event of the
+// batch that handlePerm handles, was answered by answerAhead.
+func (g *fdGroup) takeAhead(fd int32) bool {
+	if g.aheadNext < len(g.ahead) && g.ahead[g.aheadNext] == fd {
+		g.aheadNext++
+		return true
+	}
+	return false
+}
+
+// dropAhead closes the descriptors of the events answered ahead that the batch's dispatch
+// never came to (a malformed event before them, or a panic): answered, nothing else will. At
+// every batch's end: an entry left for the next batch could match a reused descriptor number
+// there, and take an unanswered event for an answered one.
+func (g *fdGroup) dropAhead() {
+	for _, fd := range g.ahead[g.aheadNext:] {
+		sys.Close(int(fd))
+	}
+	g.ahead, g.aheadNext = g.ahead[:0], 0
 }
 
 // settle ends the hold of p, whose answer is written: released already, its descriptor is
@@ -340,9 +405,11 @@ func (g *fdGroup) endBatch() {
 			p.answer(sys.FAN_ALLOW) // nothing if it was answered (claim), or is held
 		}
 		g.flushAnswers()
+		g.dropAhead()
 		panic(r)
 	}
 	g.flushAnswers()
+	g.dropAhead() // none left: every permission event of the batch took its own (takeAhead)
 }
 
 // onReadable returns the loop's callback for the group's descriptor, a function literal (the
@@ -399,11 +466,15 @@ func (g *fdGroup) readAndDispatch() int {
 	// parseEach's of the parser), on the embedded guard's path.
 	buf := g.buf[:n]
 	g.countBatch(buf, now)
+	if a := b.ahead.Load(); a != nil {
+		g.answerAhead(buf, a)
+	}
 	for off := 0; off < len(buf); {
 		size, err := sys.ParseFanotifyEventAt(buf, off, &g.kev)
 		if err != nil {
 			g.malformed(err)
 			g.flushAnswers()
+			g.dropAhead()
 			g.close()
 			return 0
 		}

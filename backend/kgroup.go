@@ -181,6 +181,7 @@ func (g *kgroup) countBatch(buf []byte, now time.Time) {
 const (
 	fanMetaLen  = 24
 	fanMetaMask = 8
+	fanMetaFd   = 16
 	fanMetaPid  = 20
 )
 

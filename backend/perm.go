@@ -230,7 +230,11 @@ func isClosedErr(err error) bool {
 // the loop too: the engine hands its continuation to the loop (engine.Config.Executor).
 func (g *fdGroup) handlePerm(kev *sys.FanotifyEvent, v *view, now time.Time) {
 	b := g.b
-	if b.exempts.mayExempt(kev.Pid) && b.exempts.Exempt(kev.Pid) {
+	// Taken first, by every permission event, so that the batch's events answered ahead are
+	// matched in order whatever path an event takes (an answered one never takes the exempt
+	// path, whose answer would be a second).
+	ahead := g.takeAhead(kev.Fd)
+	if !ahead && b.exempts.mayExempt(kev.Pid) && b.exempts.Exempt(kev.Pid) {
 		b.stats.SelfExempt.Add(1)
 		g.respond(kev.Fd, sys.FAN_ALLOW)
 		sys.Close(int(kev.Fd))
@@ -246,24 +250,13 @@ func (g *fdGroup) handlePerm(kev *sys.FanotifyEvent, v *view, now time.Time) {
 	// Read before the walk: a group that adds a permission mark later flushes the cache, and
 	// an allow decided without it must not be cached after that.
 	p.cacheGn = b.cacheGen.Load()
-	// Answered ahead (AnswerAhead): the only group with permission marks allows this kind
-	// whatever the object, so the opener need not wait for the statx, the place and the walk.
-	// Its answer is written now; its descriptor stays open for the translation and is closed
-	// at the end of the batch (writeAnswers, flushAnswers). The same permission state before
-	// and after the verdicts' load says that at that load the group was the only one with
-	// permission marks (states are never reused while held); Closing, read last and never
-	// unset, that it was not closing then: one instant at which Allow is its answer and no
-	// other group's to give (docs/security.md, "Answers ahead").
-	ahead := false
-	if a := b.ahead.Load(); a != nil {
-		if s := b.eng.PermissionState(); s.Owner() == a.group && a.allows(engine.Mask(kev.Mask)) &&
-			b.eng.PermissionState() == s && !a.group.Closing() {
-			p.reuse = b.opts.ReusePermEvents
-			p.answerInBatch(sys.FAN_ALLOW)
-			g.writeAnswers()
-			b.stats.AnsweredAhead.Add(1)
-			ahead = true
-		}
+	// Answered ahead (AnswerAhead, fdGroup.answerAhead): Allow went out before the batch was
+	// handled; the event is translated and walked as any other, its descriptor held open until
+	// the batch ends (flushAnswers settles it), and the walk's answer is not sent (claim).
+	if ahead {
+		p.reuse = b.opts.ReusePermEvents
+		p.claimWith(stateHeld)
+		g.written = append(g.written, p)
 	}
 	ev, ok := b.translateFD(kev, v, now, false, p)
 	if !ok {

@@ -3,8 +3,10 @@
 package notify
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -71,10 +73,53 @@ func TestAnswerAheadOnlyWhileTheGuardDecidesAlone(t *testing.T) {
 		}
 	}
 	cat("alone", f, 5, false, true, true)
+	// Concurrent openers: batches of several events, answered ahead in one write before any is
+	// translated (fdGroup.answerAhead), each still counted once, and every event's descriptor
+	// closed (the process's open descriptors come back to what they were).
+	fds := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		must(t, err)
+		return len(ents)
+	}
+	fdsBefore := fds()
+	beforeAhead := b.Stats().AnsweredAhead
+	const openers, each = 4, 25
+	var wg sync.WaitGroup
+	errs := make(chan error, openers*each)
+	for range openers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				if out, err := catFile(f, nil); err != nil {
+					errs <- fmt.Errorf("cat: %v %q", err, out)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	decided += openers * each
+	deadline := time.Now().Add(2 * time.Second)
+	for (a.Stats().Decided != decided || fds() != fdsBefore) && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if got := a.Stats().Decided; got != decided {
+		t.Errorf("concurrent: the guard counts %d decisions, want %d", got, decided)
+	}
+	if got := b.Stats().AnsweredAhead - beforeAhead; got != openers*each {
+		t.Errorf("concurrent: %d opens answered ahead, want %d", got, openers*each)
+	}
+	if n := fds(); n != fdsBefore {
+		t.Errorf("concurrent: %d open descriptors after, %d before: an event's descriptor leaked or was closed twice", n, fdsBefore)
+	}
 	// Outside its tree: allowed (ahead: nobody else decides), not counted, and an
 	// outside-ignore mark still placed from the translation after the answer.
 	cat("outside", o, 1, false, true, false)
-	deadline := time.Now().Add(5 * time.Second)
+	deadline = time.Now().Add(5 * time.Second)
 	for b.Stats().IgnoreMarks == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("no outside-ignore mark was placed for opens answered ahead")

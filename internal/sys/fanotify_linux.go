@@ -137,6 +137,9 @@ func (b *ResponseBatch) Add(eventFd int32, response uint32) {
 // At returns the i-th answer queued: its event's descriptor and its response.
 func (b *ResponseBatch) At(i int) (int32, uint32) { return b.rs[i].Fd, b.rs[i].Response }
 
+// Len returns how many answers are queued.
+func (b *ResponseBatch) Len() int { return len(b.rs) }
+
 // Reset forgets the answers queued (keeping the memory).
 func (b *ResponseBatch) Reset() { b.rs, b.iov = b.rs[:0], b.iov[:0] }
 
