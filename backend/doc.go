@@ -87,11 +87,13 @@
 // can pass for one of them (docs/security.md, "Exempt processes"). The answers decided on the
 // loop while it dispatches one batch (an in-process Handler's) are written together when the
 // batch is done, in one writev(2) (fdGroup.flushAnswers; at most maxHeldAnswers wait), each
-// event's descriptor closed after its answer. An event answered ahead (AnswerAhead: the only
-// permission group allows its kind whatever the object) is answered as soon as it is read,
-// with the batch's answers held so far (fdGroup.writeAnswers), and its descriptor stays open
-// for its translation and walk until the batch ends (flushAnswers settles it); the walk's
-// answer is then not sent (claim). A panic while the loop
+// event's descriptor closed after its answer. The events answered ahead (AnswerAhead: the only
+// permission group allows their kind whatever the object) are answered before any event of
+// their batch is handled, in one write (fdGroup.answerAhead, a first pass over the events'
+// fixed headers); each one's descriptor stays open for its translation and walk until the
+// batch ends (flushAnswers settles it), and its walk's answer is not sent (claim). handlePerm
+// takes each event's entry in order before anything else (takeAhead), and the batch's end
+// closes any left (dropAhead), so none can be matched to an event of a later batch. A panic while the loop
 // dispatches a batch is recovered once per batch (fdGroup.endBatch): the event being
 // dispatched is answered, the batch's answers written, the panic re-raised. Reading the kernel fd and
 // answering never wait on a group's reader, a log write, or a lock that a mark operation
