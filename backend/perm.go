@@ -288,9 +288,13 @@ func (g *fdGroup) awaitPerm(p *permEvent, ev *engine.Event, v *view, w *engine.W
 	// Respond, its deadline's timer, its Close, Close of the backend), on the loop: no
 	// goroutine per waiting event. Until then Close finds it in inflight, where it is
 	// before dispatching lets go of it (Close looks at dispatching first).
-	b.inflightMu.Lock()
-	b.inflight[p] = struct{}{}
-	b.inflightMu.Unlock()
+	// (An event answered ahead is answered: nothing for Close to answer, and no answer's
+	// write to take it out of inflight again.)
+	if !ev.AllowedAhead {
+		b.inflightMu.Lock()
+		b.inflight[p] = struct{}{}
+		b.inflightMu.Unlock()
+	}
 	g.awaited = true
 	b.wg.Add(1)
 	w.Await(b.ctx, func(r engine.Response) {
