@@ -3,7 +3,6 @@
 package backend
 
 import (
-	"encoding/binary"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -333,19 +332,16 @@ func (g *fdGroup) writeResponses(rs *sys.ResponseBatch) {
 func (g *fdGroup) answerAhead(buf []byte, a *aheadAnswers) {
 	b := g.b
 	g.ahead, g.aheadNext = g.ahead[:0], 0
-	for off := 0; off+fanMetaLen <= len(buf); {
-		n := int(binary.NativeEndian.Uint32(buf[off:]))
-		if n < fanMetaLen || n > len(buf)-off {
-			break // the parse that follows reports it
+	for off := 0; ; {
+		h, ok := fanHeaderAt(buf, off)
+		if !ok {
+			break // the parse that follows reports a header that does not fit
 		}
-		mask := binary.NativeEndian.Uint64(buf[off+fanMetaMask:])
-		fd := int32(binary.NativeEndian.Uint32(buf[off+fanMetaFd:]))
-		if mask&sys.FAN_PERM_EVENTS != 0 && fd >= 0 &&
-			!b.exempts.mayExempt(int32(binary.NativeEndian.Uint32(buf[off+fanMetaPid:]))) && b.allowsAhead(a, mask) {
-			g.ahead = append(g.ahead, fd)
-			g.aheadAnswers.Add(fd, sys.FAN_ALLOW)
+		if h.mask&sys.FAN_PERM_EVENTS != 0 && h.fd >= 0 && !b.exempts.mayExempt(h.pid) && b.allowsAhead(a, h.mask) {
+			g.ahead = append(g.ahead, h.fd)
+			g.aheadAnswers.Add(h.fd, sys.FAN_ALLOW)
 		}
-		off += n
+		off += h.size
 	}
 	if len(g.ahead) > 0 {
 		g.writeResponses(&g.aheadAnswers)

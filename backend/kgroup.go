@@ -190,20 +190,43 @@ const (
 // walked and how many of them are permission events. It stops at the first header that does
 // not fit (the parse that follows reports it).
 func notificationPids(buf []byte, fn func(pid int32)) (events, perm int) {
-	for off := 0; off+fanMetaLen <= len(buf); {
-		n := int(binary.NativeEndian.Uint32(buf[off:]))
-		if n < fanMetaLen || n > len(buf)-off {
+	for off := 0; ; {
+		h, ok := fanHeaderAt(buf, off)
+		if !ok {
 			return events, perm
 		}
 		events++
-		if binary.NativeEndian.Uint64(buf[off+fanMetaMask:])&sys.FAN_PERM_EVENTS == 0 {
-			fn(int32(binary.NativeEndian.Uint32(buf[off+fanMetaPid:])))
+		if h.mask&sys.FAN_PERM_EVENTS == 0 {
+			fn(h.pid)
 		} else {
 			perm++
 		}
-		off += n
+		off += h.size
 	}
-	return events, perm
+}
+
+// fanHeader is an event's fixed header, as fanHeaderAt reads it.
+type fanHeader struct {
+	size    int // event_len: the next event is this far on
+	mask    uint64
+	fd, pid int32
+}
+
+// fanHeaderAt reads the fixed header of the event at off in buf; ok is false when there is
+// none, or it does not fit (the parse that follows reports that). For the passes over a batch
+// that need no more than the headers (notificationPids, fdGroup.answerAhead).
+func fanHeaderAt(buf []byte, off int) (h fanHeader, ok bool) {
+	if off+fanMetaLen > len(buf) {
+		return h, false
+	}
+	h.size = int(binary.NativeEndian.Uint32(buf[off:]))
+	if h.size < fanMetaLen || h.size > len(buf)-off {
+		return h, false
+	}
+	h.mask = binary.NativeEndian.Uint64(buf[off+fanMetaMask:])
+	h.fd = int32(binary.NativeEndian.Uint32(buf[off+fanMetaFd:]))
+	h.pid = int32(binary.NativeEndian.Uint32(buf[off+fanMetaPid:]))
+	return h, true
 }
 
 // overflow tells every engine group that may have wanted events of kinds bits that it lost
