@@ -64,8 +64,8 @@ type fdGroup struct {
 	// loop's): written together by flushAnswers at the end of the batch (permEvent.
 	// answerInBatch).
 	held []*permEvent
-	// written: events whose answers were written (writeAnswers; answerAhead's, by
-	// handlePerm), until flushAnswers settles them at the end of the batch (the loop's).
+	// written: events answered ahead (answerAhead wrote their answers; handlePerm adds them),
+	// until flushAnswers settles them at the end of the batch (the loop's).
 	written []*permEvent
 	// ahead: the descriptors of the batch's events answerAhead answered, in order, and
 	// aheadNext the first of them handlePerm has not come to yet; aheadAnswers their answers
@@ -269,26 +269,19 @@ func (o *respondOp) run(rc syscall.RawConn, do func(uintptr) bool) error {
 // difference to the per-open time at one load thread (docs/design/performance.md, session
 // 14, h14-backend), so they are written here, at the end.
 func (g *fdGroup) flushAnswers() {
-	g.writeAnswers()
-	for i, p := range g.written {
-		g.settle(p)
-		g.written[i] = nil
-	}
-	g.written = g.written[:0]
+	g.writeResponses(&g.heldAnswers)
+	g.heldAnswers.Reset()
+	g.held = g.settleAll(g.held)
+	g.written = g.settleAll(g.written)
 }
 
-// writeAnswers is flushAnswers' first half: it writes the held answers and moves their events
-// to written, where flushAnswers settles them (closes the descriptors of those released, or
-// takes them back for reuse).
-func (g *fdGroup) writeAnswers() {
-	if len(g.held) == 0 {
-		return
+// settleAll settles each event of evs, whose answers are written, and returns evs emptied.
+func (g *fdGroup) settleAll(evs []*permEvent) []*permEvent {
+	for i, p := range evs {
+		g.settle(p)
+		evs[i] = nil
 	}
-	g.writeResponses(&g.heldAnswers)
-	g.written = append(g.written, g.held...)
-	clear(g.held)
-	g.held = g.held[:0]
-	g.heldAnswers.Reset()
+	return evs[:0]
 }
 
 // writeResponses writes rs to the kernel: one write(2) for one answer, one writev(2) for
