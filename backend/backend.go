@@ -615,7 +615,7 @@ type aheadAnswers struct {
 // AnswerAhead lets permission events be answered Allow as soon as they are read, before the
 // statx of their object, its place and the engine's walk — so that the opener waits for none
 // of these — while g is the engine's only group with permission marks
-// (engine.Engine.PermissionOwner) and allows(mask) says g answers every event of that kind
+// (engine.Engine.PermissionState) and allows(mask) says g answers every event of that kind
 // Allow whatever its object (its verdicts by kind: the embedded source's InlineTable). An
 // event of an object outside every mark gets Allow too, as with no group. The event is then
 // translated and dispatched as usual (engine.Event.AllowedAhead set): the groups it reaches

@@ -145,7 +145,7 @@
 //	└── Group.markMu        a group's mark list (kernel group->mark_mutex)
 //	    └── connector.mu    one object's mark list (kernel conn->lock)
 //	        ├── connTable.mu  the object → connector table (writers only; lookups take none)
-//	        └── Engine.permMu the groups with permission marks, PermissionOwner (a leaf)
+//	        └── Engine.permMu the groups with permission marks, PermissionState (a leaf)
 //	Group.mu                a group's queue and its counters, access list, shutdown flag and
 //	                        permission events' answers, its deadlines (a leaf; the deadline
 //	                        timer takes it to withdraw)

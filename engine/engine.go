@@ -269,15 +269,6 @@ func (s *PermissionState) Owner() *Group {
 // (Event.AllowedAhead relies on it). One atomic load.
 func (e *Engine) PermissionState() *PermissionState { return e.perm.Load() }
 
-// PermissionOwner is PermissionState().Owner(), nil too while that group is closing (Close:
-// an event that reaches it until its marks are gone gets its close verdict).
-func (e *Engine) PermissionOwner() *Group {
-	if g := e.PermissionState().Owner(); g != nil && !g.Closing() {
-		return g
-	}
-	return nil
-}
-
 // setPermissionGroup records that g has permission marks (has) or no longer has, and updates
 // permOwner. Called by countPerm under g.markMu, which orders one group's calls.
 func (e *Engine) setPermissionGroup(g *Group, has bool) {

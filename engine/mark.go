@@ -91,9 +91,9 @@ func (m *Mark) setSpec(s MarkSpec) {
 }
 
 // countPerm keeps m's group's permMarks counting m while v holds (m is attached or being
-// attached), and the engine's PermissionOwner up to date when the group's count leaves or
+// attached), and the engine's PermissionState up to date when the group's count leaves or
 // reaches zero. Called before a new mark is attached and after a removed one is detached, so
-// that PermissionOwner never names a sole group while another group's permission mark is
+// that PermissionState never names a sole group while another group's permission mark is
 // attached. Needs m.group.markMu (and m.conn.mu).
 func (m *Mark) countPerm(v bool) {
 	if v == m.perm {

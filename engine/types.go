@@ -163,7 +163,7 @@ type Event struct {
 	PossibleAncestors []ID
 	// AllowedAhead says the source answered this permission event Allow before dispatching
 	// it, because the only group with permission marks then answers its kind Allow whatever
-	// the object (Engine.PermissionOwner; the Linux backend's Backend.AnswerAhead): the
+	// the object (Engine.PermissionState; the Linux backend's Backend.AnswerAhead): the
 	// groups it reaches decide as usual, but their answers are recorded, not sent. A Handler
 	// that publishes verdicts by kind counts it as the Allow it was given.
 	AllowedAhead bool
