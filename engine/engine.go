@@ -255,12 +255,7 @@ type PermissionState struct {
 }
 
 // Owner is the only group with such marks, nil if none or several have them.
-func (s *PermissionState) Owner() *Group {
-	if s == nil {
-		return nil
-	}
-	return s.owner
-}
+func (s *PermissionState) Owner() *Group { return s.owner }
 
 // PermissionState returns which groups have marks whose event mask holds permission events
 // (never nil). A group's first such mark makes a new state before the mark is attached, and
@@ -270,7 +265,7 @@ func (s *PermissionState) Owner() *Group {
 func (e *Engine) PermissionState() *PermissionState { return e.perm.Load() }
 
 // setPermissionGroup records that g has permission marks (has) or no longer has, and updates
-// permOwner. Called by countPerm under g.markMu, which orders one group's calls.
+// the state. Called by countPerm under g.markMu, which orders one group's calls.
 func (e *Engine) setPermissionGroup(g *Group, has bool) {
 	e.permMu.Lock()
 	defer e.permMu.Unlock()
