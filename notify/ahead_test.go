@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -25,7 +26,7 @@ import (
 // counts what the Guard never saw, or stops the outside-ignore marks.
 func TestAnswerAheadOnlyWhileTheGuardDecidesAlone(t *testing.T) {
 	testenv.RequireRoot(t)
-	dir := testenv.Tmpfs(t)
+	dir := testenv.PublicTmpfs(t) // another uid reaches it (below)
 	in, out := filepath.Join(dir, "in"), filepath.Join(dir, "out")
 	for _, d := range []string{in, out} {
 		must(t, os.MkdirAll(d, 0o755))
@@ -132,6 +133,16 @@ func TestAnswerAheadOnlyWhileTheGuardDecidesAlone(t *testing.T) {
 		Inline: func(*Request) (Verdict, bool) { return Deny, true }}, nil)
 	must(t, err)
 	cat("with a denying second guard", f, 3, true, false, true)
+	// Another uid fares no better: nothing about the opener makes an answer ahead.
+	nobody := &syscall.Credential{Uid: 65534, Gid: 65534}
+	beforeAhead = b.Stats().AnsweredAhead
+	if out, err := catFile(f, nobody); !denied(out, err) {
+		t.Errorf("with a denying second guard, uid 65534: cat: %v %q; want denied", err, out)
+	}
+	if got := b.Stats().AnsweredAhead - beforeAhead; got != 0 {
+		t.Errorf("with a denying second guard, uid 65534: %d opens answered ahead, want 0", got)
+	}
+	decided++
 	must(t, second.Close())
 	cat("second guard closed", f, 3, false, true, true)
 
