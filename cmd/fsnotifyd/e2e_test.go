@@ -416,6 +416,11 @@ func TestServeMetrics(t *testing.T) {
 	if _, ok := m0["fsnotifyd_export_events_total"]; ok {
 		t.Errorf("/metrics of a daemon without --export has the export's figures")
 	}
+	// startServe's readiness probe (a stats client) has gone, but the daemon may not have
+	// seen its connection end yet: wait for that, not for anything else.
+	m0 = waitMetrics(t, addr, "no client once the readiness probe has gone", func(m map[string]float64) bool {
+		return m["fsnotifyd_clients"] == 0
+	})
 	if m0["fsnotifyd_clients"] != 0 || m0["fsnotifyd_marks"] != 0 || m0["fsnotifyd_events_total"] != 0 {
 		t.Fatalf("an idle daemon: clients %v, marks %v, events %v", m0["fsnotifyd_clients"],
 			m0["fsnotifyd_marks"], m0["fsnotifyd_events_total"])
