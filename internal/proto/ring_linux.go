@@ -388,7 +388,7 @@ type ClientRing struct {
 	tick   schedtick.Tick // the reader's: it lives in FUTEX_WAIT as a socket reader in poll (internal/schedtick)
 	sleeps atomic.Uint32  // FUTEX_WAITs the reader entered: for tests (an idle reader sleeps once)
 
-	mu    sync.Mutex // answerers
+	mu    sync.Mutex // answerers, Stop and Close: held while they touch the mapping
 	uHead uint32
 }
 
@@ -501,11 +501,27 @@ func (r *ClientRing) Answer(m *Respond) bool {
 // the client's readLoop, which sees the connection end, calls Stop. stopGiveUp bounds Stop
 // against a daemon that writes cSleep itself (it can only keep its own client's reader
 // asleep, which it could anyway by not publishing).
+//
+// Each look at the shared words is made under mu and only while the ring is mapped: the
+// reader closes the ring (Close, which unmaps it) as soon as its Next returns, which can be
+// while another goroutine's Stop is still at work (the client's readLoop stops the ring when
+// the connection ends, and the daemon, closing both, also ends Next), and a Stop that touched
+// the words after that faulted on the unmapped page. A Stop after Close does nothing.
 func (r *ClientRing) Stop() {
-	r.w.closed.Swap(1) // a Swap: "Full barriers"
-	for give := time.Now().Add(stopGiveUp); ; {
+	give := time.Now().Add(stopGiveUp)
+	for first := true; ; first = false {
+		r.mu.Lock()
+		if r.mem == nil {
+			r.mu.Unlock()
+			return
+		}
+		if first {
+			r.w.closed.Swap(1) // a Swap: "Full barriers"
+		}
 		woken, err := sys.FutexWake(r.w.dHead, 1<<30)
-		if err != nil || woken > 0 || r.w.cSleep.Load() == 0 || time.Now().After(give) {
+		done := err != nil || woken > 0 || r.w.cSleep.Load() == 0 || time.Now().After(give)
+		r.mu.Unlock()
+		if done {
 			return
 		}
 		time.Sleep(stopRetry)

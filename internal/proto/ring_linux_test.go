@@ -480,6 +480,45 @@ func TestRingStopAlwaysEndsNext(t *testing.T) {
 	t.Logf("%d rounds, the slowest Stop-to-return %v", rounds, slowest)
 }
 
+// TestRingStopAfterOrDuringClose: Stop from another goroutine may come after the reader has
+// returned and closed the ring (the client's readLoop stops the ring when the connection
+// ends, while the ring's reader, ended by the daemon's close, closes it): it must then do
+// nothing, where it used to touch the unmapped words and crash the process (SIGSEGV in
+// Stop, seen once in a CI run of the client's tests). Sequential first (deterministic), then
+// racing the reader's Close.
+func TestRingStopAfterOrDuringClose(t *testing.T) {
+	d, c := newRingPair(t)
+	c.Close()
+	c.Stop() // after Close: returns at once, touching nothing
+	d.Close()
+	for i := 0; i < 200; i++ {
+		d, c := newRingPair(t)
+		closed := make(chan struct{})
+		go func() {
+			defer close(closed)
+			c.Next(func([]byte) error { return nil }) // ended by the daemon's Close below
+			c.Close()
+		}()
+		stopped := make(chan struct{})
+		go func() {
+			defer close(stopped)
+			for j := 0; j < i%20; j++ {
+				runtime.Gosched()
+			}
+			c.Stop()
+		}()
+		d.Close()
+		for _, ch := range []chan struct{}{closed, stopped} {
+			select {
+			case <-ch:
+			case <-time.After(5 * time.Second):
+				t.Fatalf("round %d: the reader or Stop still runs 5 s after the daemon's Close", i)
+			}
+		}
+		c.Stop() // after Close again
+	}
+}
+
 // TestRingIdleReaderSleepsOnce: a reader with nothing to read enters FUTEX_WAIT once and stays
 // there: no timed recheck wakes it (an idle client costs the machine no wake-ups), and a
 // frame published after a long sleep still wakes it at once.
