@@ -93,11 +93,11 @@
 // fixed headers); each one's descriptor stays open for its translation and walk until the
 // batch ends (flushAnswers settles it), and its walk's answer is not sent (claim). handlePerm
 // takes each event's entry in order before anything else (takeAhead), and the batch's end
-// closes any left (dropAhead), so none can be matched to an event of a later batch. A panic while the loop
-// dispatches a batch is recovered once per batch (fdGroup.endBatch): the event being
-// dispatched is answered, the batch's answers written, the panic re-raised. Reading the kernel fd and
-// answering never wait on a group's reader, a log write, or a lock that a mark operation
-// holds: readers see the mark state through an immutable snapshot.
+// closes any left (dropAhead), so none can be matched to an event of a later batch. A panic
+// while the loop dispatches a batch is recovered once per batch (fdGroup.endBatch): the event
+// being dispatched is answered, the batch's answers written, the panic re-raised. Reading the
+// kernel fd and answering never wait on a group's reader, a log write, or a lock that a mark
+// operation holds: readers see the mark state through an immutable snapshot.
 //
 // An allow the engine returns with Cache (every group that took the event allowed with
 // Cache) becomes an evictable ignore mark for that inode and permission event, placed before

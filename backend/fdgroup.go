@@ -353,6 +353,16 @@ func (g *fdGroup) takeAhead(fd int32) bool {
 	return false
 }
 
+// endAnswers ends a batch's answers, at each of its ends (endBatch, a malformed event): the
+// held answers written and every answered event settled (flushAnswers), then the entries
+// answerAhead left closed (dropAhead). Not flushAnswers alone: that also runs in the middle of
+// a batch (answerInBatch, at maxHeldAnswers), where the batch's later events still take their
+// entries.
+func (g *fdGroup) endAnswers() {
+	g.flushAnswers()
+	g.dropAhead()
+}
+
 // dropAhead closes the descriptors of the events answered ahead that the batch's dispatch
 // never came to (a malformed event before them, or a panic): answered, nothing else will. At
 // every batch's end: an entry left for the next batch could match a reused descriptor number
@@ -393,12 +403,10 @@ func (g *fdGroup) endBatch() {
 		if p := g.dispatching.Load(); p != nil {
 			p.answer(sys.FAN_ALLOW) // nothing if it was answered (claim), or is held
 		}
-		g.flushAnswers()
-		g.dropAhead()
+		g.endAnswers()
 		panic(r)
 	}
-	g.flushAnswers()
-	g.dropAhead() // none left: every permission event of the batch took its own (takeAhead)
+	g.endAnswers() // no ahead entry left: every permission event of the batch took its own (takeAhead)
 }
 
 // onReadable returns the loop's callback for the group's descriptor, a function literal (the
@@ -462,8 +470,7 @@ func (g *fdGroup) readAndDispatch() int {
 		size, err := sys.ParseFanotifyEventAt(buf, off, &g.kev)
 		if err != nil {
 			g.malformed(err)
-			g.flushAnswers()
-			g.dropAhead()
+			g.endAnswers()
 			g.close()
 			return 0
 		}
