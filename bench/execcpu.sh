@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Where the guard's CPU per exec goes against a C listener making the same system calls
-# (bench/execref.c's calls mode), each measured alone: a loop of EXECS fork + execs of a
-# trusted copy of true(1) on a ramfs mounted in a private mount namespace, under
+# (bench/execref.c's calls mode), each measured alone: about EXECS execs of a trusted copy of
+# true(1) on a ramfs mounted in a private mount namespace, spawned as bench/exec.sh spawns them
+# (bench/execmix.c: three blocks of EXECS/3), under
 #   calls   bench/execref.c MNT calls TRUST (the guard's calls per exec, in C, nothing else)
 #   guard   `fsnotifyd guard --mount --events open,exec` with bench/exec.sh's trust policy
 # in three placements: quiet (both CPUs free), busy (a busy loop pinned to the last CPU, as
 # all.sh --busy), and one CPU (listener and execs pinned to CPU 0 together). Prints per
 # listener and placement its CPU per exec (perf stat task-clock, every thread), context
-# switches and CPU migrations per exec, and the exec loop's time per exec; then, per
+# switches and CPU migrations per exec, and execmix's mean time per exec; then, per
 # placement, the guard's CPU over the C listener's. With PROFILE=DIR, also a perf record -g of
 # the guard in each placement (DIR/guard.PLACEMENT.data; perf record moves the figures it
 # records, the one-CPU placement most: its threads then share that CPU with perf's).
@@ -23,32 +24,11 @@ trap '[ -n "$busy" ] && kill "$busy" 2>/dev/null; rm -rf "$T"' EXIT
 chmod 755 "$T"
 go build -o "$T/fsnotifyd" ./cmd/fsnotifyd
 cc -O2 -o "$T/execref" bench/execref.c
-cat > "$T/loop.c" <<'C'
-#include <stdio.h>
-#include <stdlib.h>
-#include <time.h>
-#include <unistd.h>
-#include <sys/wait.h>
-int main(int argc, char **argv) { // loop N PROG: N fork + exec of PROG, then us per exec
-	int n = atoi(argv[1]);
-	struct timespec a, b;
-	clock_gettime(CLOCK_MONOTONIC, &a);
-	for (int i = 0; i < n; i++) {
-		pid_t p = fork();
-		if (p == 0) { execl(argv[2], argv[2], (char *)NULL); _exit(127); }
-		int st;
-		if (waitpid(p, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) { fprintf(stderr, "loop: exec %d of %s failed\n", i, argv[2]); return 1; }
-	}
-	clock_gettime(CLOCK_MONOTONIC, &b);
-	printf("%.2f\n", ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec)) / 1e3 / n);
-	return 0;
-}
-C
-cc -O2 -o "$T/loop" "$T/loop.c"
+cc -O2 -o "$T/execmix" bench/execmix.c
 printf 'allow exec ** trusted=yes\ndeny exec **\n' > "$T/exec.rules"
 echo "execcpu: $EXECS execs per measurement, $ROUNDS rounds; $(nproc) CPUs, $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
-# measure WHO PLACEMENT: one line "WHO PLACEMENT cpu_us switches migrations loop_us".
+# measure WHO PLACEMENT: one line "WHO PLACEMENT cpu_us switches migrations exec_us".
 measure() {
 	export WHO=$1 PLACE=$2 EXECS T PROFILE=${PROFILE:-}
 	unshare -m bash -s <<'INNER'
@@ -65,16 +45,18 @@ else
 fi
 for _ in $(seq 200); do grep -q "Watches established\|ready" "$T/l.log" && break; sleep 0.05; done
 grep -q "Watches established\|ready" "$T/l.log" || { echo "$WHO not ready:" >&2; cat "$T/l.log" >&2; exit 1; }
-"${pin[@]}" "$T/loop" 500 "$T/mnt/tool" > /dev/null
+"${pin[@]}" "$T/execmix" 1 200 "$T/mnt/tool" "$T/mnt/tool" > /dev/null
 sleep 3 # past the trust hash cache's settle time: the guard's later execs are decided from it
-"${pin[@]}" "$T/loop" 200 "$T/mnt/tool" > /dev/null
+"${pin[@]}" "$T/execmix" 1 100 "$T/mnt/tool" "$T/mnt/tool" > /dev/null
 perf stat -e task-clock,context-switches,cpu-migrations -p "$lp" -o "$T/stat" 2> /dev/null & ps=$!
 pr=
 if [ -n "$PROFILE" ] && [ "$WHO" = guard ]; then
 	mkdir -p "$PROFILE"; perf record -e cpu-clock -F 20000 -g -p "$lp" -o "$PROFILE/guard.$PLACE.data" > /dev/null 2>&1 & pr=$!
 fi
 sleep 0.3
-us=$("${pin[@]}" "$T/loop" "$EXECS" "$T/mnt/tool")
+burst=$(( (EXECS + 2) / 3 ))
+us=$("${pin[@]}" "$T/execmix" 1 "$burst" "$T/mnt/tool" "$T/mnt/tool" | awk '{ s += $5; n++ } END { printf "%.2f", s / n }')
+EXECS=$(( 3 * burst )) # the execs the listener saw (execmix's three blocks)
 kill -INT "$ps"; wait "$ps" || true
 [ -z "$pr" ] || { kill -INT "$pr"; wait "$pr" || true; }
 kill -INT "$lp"; wait "$lp" || true
@@ -89,7 +71,7 @@ INNER
 for r in $(seq "$ROUNDS"); do
 	for place in quiet busy onecpu; do
 		if [ "$place" = busy ]; then taskset -c "$(( $(nproc) - 1 ))" sh -c 'while :; do :; done' & busy=$!; fi
-		for who in calls guard; do measure "$who" "$place" | tee -a "$T/all" | awk -v r="$r" '{ printf "round %d: %-5s %-6s CPU %6.2f us/exec  switches %.2f  migrations %.3f  exec loop %s us/exec\n", r, $1, $2, $3, $4, $5, $6 }'; done
+		for who in calls guard; do measure "$who" "$place" | tee -a "$T/all" | awk -v r="$r" '{ printf "round %d: %-5s %-6s CPU %6.2f us/exec  switches %.2f  migrations %.3f  exec %s us\n", r, $1, $2, $3, $4, $5, $6 }'; done
 		if [ -n "$busy" ]; then kill "$busy"; wait "$busy" 2>/dev/null || true; busy=; fi
 	done
 done
