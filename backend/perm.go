@@ -198,6 +198,12 @@ func (p *permEvent) close() {
 // cause no events). Valid until the delivery is released; do not close it.
 func (p *permEvent) Fd() int { return int(p.fd) }
 
+// Stat returns the statx of the event's object that translateFD took when the event was read
+// (taken again by Path for a file unlinked meanwhile: restatIfDeleted). Read it on the
+// goroutine that reads the path, before the delivery is released: the engine's Handler
+// (notify's Inline) does.
+func (p *permEvent) Stat() sys.Stat { return p.st }
+
 // Path returns the path of the file, resolved on first use: "" if it is unknown (longer
 // than the kernel prints for a file, or printed wrong: see eventPath).
 func (p *permEvent) Path() string {

@@ -328,6 +328,30 @@ func (r *Request) InlineFd() int {
 	return r.event().Fd()
 }
 
+// FileStamp identifies a version of a file without reading it: its inode, its size and its
+// modification and change times (nanoseconds since the epoch), as statx(2) gave them. The
+// change time moves at every change of the inode (a write, a truncate, a rename, a link or
+// unlink, a chmod) and nobody but the kernel sets it.
+type FileStamp struct {
+	Dev, Ino, Size uint64
+	Mtime, Ctime   int64
+}
+
+// InlineStamp returns the stamp of the file that the backend took (a statx of the event's
+// descriptor) when it read the event, while GuardConfig.Inline runs on r; false otherwise,
+// through the daemon, or for a directory. It costs no system call. Read after Path (which
+// takes the statx again for a file unlinked meanwhile), it is the file's as of the path read.
+func (r *Request) InlineStamp() (FileStamp, bool) {
+	if !r.inInline || r.IsDir {
+		return FileStamp{}, false
+	}
+	st, ok := r.event().Stat()
+	if !ok {
+		return FileStamp{}, false
+	}
+	return FileStamp{Dev: st.Dev, Ino: st.Ino, Size: st.Size, Mtime: st.Mtime, Ctime: st.Ctime}, true
+}
+
 // ProcessComm reads /proc/PID/comm ("" if the process is gone). procfs takes no fanotify
 // marks, so this never waits on a guard.
 func ProcessComm(pid int) string { return procfs.Comm(int32(pid)) }

@@ -43,6 +43,7 @@ import (
 	"github.com/fsnotifyd/fsnotifyd/engine"
 	"github.com/fsnotifyd/fsnotifyd/fsevent"
 	"github.com/fsnotifyd/fsnotifyd/internal/paths"
+	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 )
 
 // Source delivers the events of the marks placed through it. Its methods may be called from
@@ -261,6 +262,24 @@ func (e *Event) Fd() int {
 	}
 	return e.src.fd(e)
 }
+
+// Stat returns the statx the backend took of an embedded permission event's object when it
+// read the event (false through the daemon, or for an event without a descriptor). Read it
+// where the path is read (GetPath) and before Release: the path's reading may take it again
+// (a file unlinked meanwhile).
+func (e *Event) Stat() (sys.Stat, bool) {
+	if e.eng == nil {
+		return sys.Stat{}, false
+	}
+	p, ok := e.eng.Payload.(stater)
+	if !ok {
+		return sys.Stat{}, false
+	}
+	return p.Stat(), true
+}
+
+// stater is implemented by the backend's permission-event payload.
+type stater interface{ Stat() sys.Stat }
 
 // GetPath returns the object's path, resolving it now if the source left it for later (an
 // embedded permission event's); "" if it is unknown.
