@@ -953,6 +953,32 @@ func (p *Policy) AllowsEvery(ev engine.Mask) bool {
 	return p.Default == engine.Allow
 }
 
+// DecidesByFile reports whether Decide's decision for an access of event ev (a permission
+// bit, or its notification counterpart) is a function of the path and the file alone: every
+// rule that applies to ev tests, besides its glob, only the file's own content and size
+// (trusted=, sha256=, ftype=, size) — nothing of the process (pid=, ppid=, uid=, gid=, comm=,
+// exe=, ancestor=, trusted_exe=) and nothing of the mount (mount_writable=, which a remount
+// changes while the file stays as it was). Then two accesses of ev to the same path and the
+// same content get the same Decision (verdict, rule, errno, cache), whoever makes them: a
+// guard may remember it for as long as it knows both unchanged (its exec memo,
+// docs/security.md). trusted= also reads the trust database, which a reload replaces.
+func (p *Policy) DecidesByFile(ev engine.Mask) bool {
+	k := normalizeEvent(ev)
+	for _, r := range p.Rules {
+		if r.Events != 0 && r.Events&k == 0 {
+			continue
+		}
+		for _, c := range r.Conditions {
+			switch c.Attr {
+			case AttrTrusted, AttrSHA256, AttrFtype, AttrSize:
+			default:
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // NeedsComm reports whether some rule tests the process name (so the guard must be able to
 // read /proc/PID/comm).
 func (p *Policy) NeedsComm() bool { return p.Needs(AttrComm) }

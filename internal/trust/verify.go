@@ -195,6 +195,10 @@ func NewVerifier(cfg VerifierConfig) *Verifier {
 	return v
 }
 
+// Settle is how long ago a file must have last changed for its digests to be cached
+// (VerifierConfig.Settle).
+func (v *Verifier) Settle() time.Duration { return time.Duration(v.settle) }
+
 // VerifierStats are a Verifier's counters.
 type VerifierStats struct {
 	Hashes      uint64 // files hashed
