@@ -5,13 +5,16 @@
 # (bench/execmix.c: three blocks of EXECS/3), under
 #   calls   bench/execref.c MNT calls TRUST (the guard's calls per exec, in C, nothing else)
 #   guard   `fsnotifyd guard --mount --events open,exec` with bench/exec.sh's trust policy
+#           (its exec memo answers the repeated execs: docs/security.md, "The exec memo")
+#   nomemo  the same guard with --no-exec-memo (every exec decided by the rules)
 # in three placements: quiet (both CPUs free), busy (a busy loop pinned to the last CPU, as
 # all.sh --busy), and one CPU (listener and execs pinned to CPU 0 together). Prints per
 # listener and placement its CPU per exec (perf stat task-clock, every thread), context
 # switches and CPU migrations per exec, and execmix's mean time per exec; then, per
-# placement, the guard's CPU over the C listener's. With PROFILE=DIR, also a perf record -g of
-# the guard in each placement (DIR/guard.PLACEMENT.data; perf record moves the figures it
-# records, the one-CPU placement most: its threads then share that CPU with perf's).
+# placement, each guard's CPU over the C listener's and the guard's over --no-exec-memo's.
+# With PROFILE=DIR, also a perf record -g of each guard in each placement
+# (DIR/WHO.PLACEMENT.data; perf record moves the figures it records, the one-CPU placement
+# most: its threads then share that CPU with perf's).
 # Run as root: bash bench/execcpu.sh [EXECS] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,8 +41,10 @@ mkdir -p "$T/mnt" && mount -t ramfs ramfs "$T/mnt" && cp /usr/bin/true "$T/mnt/t
 echo "$T/mnt/tool $(stat -c %s "$T/mnt/tool") $(sha256sum "$T/mnt/tool" | cut -d' ' -f1)" > "$T/tool.trust"
 pin=()
 [ "$PLACE" = onecpu ] && pin=(taskset -c 0)
-if [ "$WHO" = guard ]; then
-	"${pin[@]}" "$T/fsnotifyd" guard --mount --events open,exec --policy "$T/exec.rules" --trust "$T/tool.trust" --no-package-trust "$T/mnt" > "$T/l.log" 2>&1 & lp=$!
+if [ "$WHO" != calls ]; then
+	memo=()
+	[ "$WHO" = nomemo ] && memo=(--no-exec-memo)
+	"${pin[@]}" "$T/fsnotifyd" guard --mount --events open,exec "${memo[@]}" --policy "$T/exec.rules" --trust "$T/tool.trust" --no-package-trust "$T/mnt" > "$T/l.log" 2>&1 & lp=$!
 else
 	"${pin[@]}" "$T/execref" "$T/mnt" calls "$T/tool.trust" > "$T/l.log" 2>&1 & lp=$!
 fi
@@ -50,8 +55,8 @@ sleep 3 # past the trust hash cache's settle time: the guard's later execs are d
 "${pin[@]}" "$T/execmix" 1 100 "$T/mnt/tool" "$T/mnt/tool" > /dev/null
 perf stat -e task-clock,context-switches,cpu-migrations -p "$lp" -o "$T/stat" 2> /dev/null & ps=$!
 pr=
-if [ -n "$PROFILE" ] && [ "$WHO" = guard ]; then
-	mkdir -p "$PROFILE"; perf record -e cpu-clock -F 20000 -g -p "$lp" -o "$PROFILE/guard.$PLACE.data" > /dev/null 2>&1 & pr=$!
+if [ -n "$PROFILE" ] && [ "$WHO" != calls ]; then
+	mkdir -p "$PROFILE"; perf record -e cpu-clock -F 20000 -g -p "$lp" -o "$PROFILE/$WHO.$PLACE.data" > /dev/null 2>&1 & pr=$!
 fi
 sleep 0.3
 burst=$(( (EXECS + 2) / 3 ))
@@ -71,7 +76,7 @@ INNER
 for r in $(seq "$ROUNDS"); do
 	for place in quiet busy onecpu; do
 		if [ "$place" = busy ]; then taskset -c "$(( $(nproc) - 1 ))" sh -c 'while :; do :; done' & busy=$!; fi
-		for who in calls guard; do measure "$who" "$place" | tee -a "$T/all" | awk -v r="$r" '{ printf "round %d: %-5s %-6s CPU %6.2f us/exec  switches %.2f  migrations %.3f  exec %s us\n", r, $1, $2, $3, $4, $5, $6 }'; done
+		for who in calls guard nomemo; do measure "$who" "$place" | tee -a "$T/all" | awk -v r="$r" '{ printf "round %d: %-6s %-6s CPU %6.2f us/exec  switches %.2f  migrations %.3f  exec %s us\n", r, $1, $2, $3, $4, $5, $6 }'; done
 		if [ -n "$busy" ]; then kill "$busy"; wait "$busy" 2>/dev/null || true; busy=; fi
 	done
 done
@@ -79,5 +84,6 @@ echo "medians over $ROUNDS rounds:"
 for place in quiet busy onecpu; do
 	awk -v p="$place" '$2 == p { cpu[$1] = cpu[$1] " " $3; sw[$1] = sw[$1] " " $4 }
 		function med(s,   a, n, i, j, t) { n = split(s, a, " "); for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t } return a[int((n + 1) / 2)] }
-		END { c = med(cpu["calls"]); g = med(cpu["guard"]); printf "  %-6s CPU per exec: calls %.2f us, guard %.2f us (%.2f x, +%.2f us); switches per exec: calls %.2f, guard %.2f\n", p, c, g, g / c, g - c, med(sw["calls"]), med(sw["guard"]) }' "$T/all"
+		END { c = med(cpu["calls"]); g = med(cpu["guard"]); n = med(cpu["nomemo"])
+			printf "  %-6s CPU per exec: calls %.2f us, guard %.2f us (%.2f x, +%.2f us), guard --no-exec-memo %.2f us (%.2f x); guard / --no-exec-memo %.3f; switches per exec: calls %.2f, guard %.2f, --no-exec-memo %.2f\n", p, c, g, g / c, g - c, n, n / c, g / n, med(sw["calls"]), med(sw["guard"]), med(sw["nomemo"]) }' "$T/all"
 done

@@ -90,6 +90,12 @@ cached) are decided under the deadline, off the goroutine that reads the
 kernel.
 The audit line names the rule and, for trust decisions, the status, the
 source that lists the file and the digest compared.
+When every rule for exec tests only the path and the file (trusted=,
+sha256=, ftype=, size; no process or mount attribute), an exec's decision
+is remembered for the next exec of the same file by the same path while the
+file is unchanged (same inode, size and times, last changed over 3s before)
+and the policy and trust database stay as they are: --no-exec-memo turns
+that off. Not with --audit, --export-decisions or --exec.
 
 SIGHUP reads the policy file and the trust sources again, and so does a
 change to either on disk (checked every --reload-interval, default 1s):
@@ -125,6 +131,7 @@ func runGuard(args []string) int {
 		onError            = "deny"
 		deadline           = 5 * time.Second
 		permissive, cache  bool
+		noExecMemo         bool
 		quiet, mount       bool
 		audit              string
 		daemon             daemonFlag
@@ -132,7 +139,7 @@ func runGuard(args []string) int {
 		tsrc               trustSources
 		reloadInterval     = time.Second
 	)
-	fs := newFlagSet("guard", "[--policy FILE] [--deny GLOB]... [--allow GLOB]... [--events EVENTS] [--exec CMD] [--deadline DUR] [--on-timeout allow|deny] [--on-error deny|allow] [--permissive] [--cache] [--audit FILE|-] [--mount] [--trust FILE]... [--no-package-trust] [--reload-interval DUR] PATH...", guardHelp)
+	fs := newFlagSet("guard", "[--policy FILE] [--deny GLOB]... [--allow GLOB]... [--events EVENTS] [--exec CMD] [--deadline DUR] [--on-timeout allow|deny] [--on-error deny|allow] [--permissive] [--cache] [--no-exec-memo] [--audit FILE|-] [--mount] [--trust FILE]... [--no-package-trust] [--reload-interval DUR] PATH...", guardHelp)
 	fs.value(policy.FlagValue(&flags, engine.Deny), "deny", "deny accesses to paths matching GLOB (repeatable; first match wins)")
 	fs.value(policy.FlagValue(&flags, engine.Allow), "allow", "allow accesses to paths matching GLOB (repeatable; first match wins)")
 	fs.stringVar(&policyFile, "policy", "read rules from FILE (see docs/policy.md)")
@@ -144,6 +151,7 @@ func runGuard(args []string) int {
 	fs.stringVar(&onError, "on-error", "verdict when the guard fails to decide (a scanner that cannot run or crashes, /proc unreadable): deny (default) or allow")
 	fs.boolVar(&permissive, "permissive", "decide and audit, but allow everything")
 	fs.boolVar(&cache, "cache", "let the kernel remember allows until the file is modified")
+	fs.boolVar(&noExecMemo, "no-exec-memo", "decide every exec by the rules: do not remember an exec's decision for the next exec of the same unchanged file by the same path (see docs/security.md)")
 	fs.stringVar(&audit, "audit", "write one JSON line per decision to FILE (- for stdout)")
 	fs.intVar(&concurrency, "concurrency", "run at most N scanners at once (default 64)")
 	fs.boolVar(&quiet, "q,quiet", "do not print \"Watches established.\"")
@@ -194,6 +202,9 @@ func runGuard(args []string) int {
 		trustCfg: trust.Config{Files: tsrc.files, Packages: !tsrc.noPackages, DpkgDir: tsrc.dpkgDir}}
 	if len(tsrc.files) == 0 {
 		g.trustCfg.Dir = cmp.Or(tsrc.dir, trust.DefaultDir)
+	}
+	if !noExecMemo {
+		g.memo = newExecMemo(g.verifier.Settle()) // before the state: it says whether to use it
 	}
 	var filePol *policy.Policy
 	if policyFile != "" {
@@ -496,6 +507,9 @@ type guardRun struct {
 	// state is the policy and trust database decisions load (guard_state.go).
 	state    atomic.Pointer[guardState]
 	verifier *trust.Verifier // one for every decision and every state: its cache is by inode
+	// memo remembers exec decisions (guard_memo.go); nil with --no-exec-memo. Used under a
+	// state whose execMemo is set.
+	memo *execMemo
 	// publishKinds publishes the verdicts of the kinds decided from their kind alone
 	// (Guard.SetKindVerdicts, storeLocked); under applyMu, nil until the guard runs.
 	publishKinds func(notify.KindVerdicts)
@@ -602,6 +616,9 @@ func (g *guardRun) inlineFunc() func(r *notify.Request) (notify.Verdict, bool) {
 			// decide's first case, read in place: a policy.Decision (eight fields) returned
 			// by decide is copied through memory, with loads that stall store forwarding.
 			return g.inlineDecided(r, st, &st.bare[bareIndex(r.Kind)], nil)
+		}
+		if st.execMemo && r.Kind == notify.AccessExec {
+			return g.inlineExec(r, st)
 		}
 		d, o := g.decide(context.Background(), st, r, true)
 		return g.inlineDecided(r, st, &d, o)

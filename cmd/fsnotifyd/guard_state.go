@@ -65,6 +65,8 @@ type guardState struct {
 	// byKind are the verdicts of the bare kinds Inline would give every Request of the kind
 	// (kindVerdicts in guard.go), published to the Guard while this state is current.
 	byKind notify.KindVerdicts
+	// execMemo: exec decisions under this state are remembered (guardRun.memo, guard_memo.go).
+	execMemo bool
 	// origin names where the policy's file part came from ("" when only flags).
 	origin string
 }
@@ -99,6 +101,7 @@ func (g *guardRun) buildStateLocked(filePol *policy.Policy, origin string) (*gua
 		bareKinds: bareKinds(pol, g.audit != nil || g.report)}
 	st.bare = bareDecisions(pol, st.bareKinds)
 	st.byKind = g.kindVerdicts(st)
+	st.execMemo = g.execMemoFor(pol, st.bareKinds)
 	if pol.Needs(policy.AttrTrusted) || pol.Needs(policy.AttrTrustedExe) {
 		if cur := g.state.Load(); cur != nil && cur.db != nil {
 			st.db = cur.db
@@ -137,6 +140,9 @@ func (g *guardRun) storeLocked(st *guardState) error {
 		g.publishKinds(st.byKind)
 	}
 	g.verifier.ForgetAll()
+	if g.memo != nil {
+		g.memo.forgetAll() // entries of the old state: they never match again
+	}
 	if st.pol.ReadsContent() {
 		g.startForgetLocked()
 	}
@@ -413,8 +419,14 @@ func (f *forgetter) run(ctx context.Context, g *guardRun) {
 			switch {
 			case d.Mask&engine.QueueOverflow != 0 || d.Event == nil:
 				g.verifier.ForgetAll() // writes were lost: nothing cached can be vouched for
+				if g.memo != nil {
+					g.memo.forgetAll()
+				}
 			default:
 				g.verifier.Forget(d.Event.Inode.Hi, d.Event.Inode.Lo)
+				if g.memo != nil {
+					g.memo.forget(d.Event.Inode.Hi, d.Event.Inode.Lo)
+				}
 				g.forgets.Add(1)
 			}
 			d.Release()
