@@ -40,6 +40,7 @@ func commands() []command {
 var atExit func()
 
 func main() {
+	keepTwoPs()
 	code := run(os.Args[1:])
 	if atExit != nil {
 		atExit()
