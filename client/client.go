@@ -1304,11 +1304,12 @@ func (c *Client) Ping(ctx context.Context) error {
 	return err
 }
 
-// Close says goodbye, closes the connection (the daemon answers this client's pending
-// permission events with its close verdict), closes Events and waits for the client's
-// goroutines. With requests in flight (a RespondWait, say), it first lets their replies
-// come, which the daemon sends before it ends the connection, waiting at most byeWait (1 s)
-// for a daemon that does not. It is idempotent, and waits for them whoever closed the client
+// Close says goodbye and waits until the daemon has ended the session — answered this
+// client's pending permission events with its close verdict, removed its marks, replied to
+// the requests in flight (a RespondWait, say) and closed the connection — waiting at most
+// byeWait (1 s) for a daemon that does not; then it closes Events and waits for the client's
+// goroutines. Once it returns, no access is decided by this client: none waits for it, none
+// gets its close verdict. It is idempotent, and waits for all that whoever closed the client
 // first.
 func (c *Client) Close() error {
 	c.shutdown()
@@ -1320,12 +1321,15 @@ func (c *Client) Close() error {
 // handles a Bye in microseconds; one that does not within this is stopped or stuck.
 const byeWait = time.Second
 
-// shutdown ends the client without waiting for it: it says goodbye, closes the connection
-// and tells every goroutine to return (done). The closer does the rest. With requests in
-// flight (waiters), it leaves the connection to the reader: the daemon replies to every
-// request written before the Bye, then to the Bye, then closes its end, which ends the
-// reader, which closes the waiters left; a timer closes it after byeWait if the daemon does
-// not (a stopped daemon cannot hold Close).
+// shutdown ends the client without waiting for it: it says goodbye and tells every goroutine
+// to return (done). The closer does the rest. It leaves the connection to the reader: the
+// daemon closes the session's group (its pending events answered, its marks removed), replies
+// to every request written before the Bye, then to the Bye, then closes its end, which ends
+// the reader, which closes the waiters left; a timer closes it after byeWait if the daemon
+// does not (a stopped daemon cannot hold Close). (Until 2026-12-06, without requests in
+// flight it closed the connection at once: the daemon could then still give the closing
+// session an access that came after Close returned, and its close verdict with it —
+// TestCloseEndsTheSessionFirst.)
 func (c *Client) shutdown() {
 	c.mu.Lock()
 	if c.closed {
@@ -1334,16 +1338,10 @@ func (c *Client) shutdown() {
 	}
 	c.closed = true // no request registers a waiter after this
 	conn := c.conn
-	inflight := len(c.waiters) > 0
 	c.mu.Unlock()
 	close(c.done)
 	c.cancel()
 	if conn == nil {
-		return
-	}
-	if !inflight {
-		conn.WriteMsg(&proto.Bye{Req: c.nextReq.Add(1)})
-		conn.Close()
 		return
 	}
 	// The timer first: the reader may end as soon as the Bye is out, and the closer stops
