@@ -211,15 +211,23 @@ func accessor(t *testing.T, path string) <-chan error {
 	return ch
 }
 
+// scratchFile mounts a scratch tmpfs (testenv.Tmpfs) with one file, f, holding content, and
+// returns both paths.
+func scratchFile(t *testing.T, content string) (scratch, file string) {
+	t.Helper()
+	scratch = testenv.Tmpfs(t)
+	file = filepath.Join(scratch, "f")
+	if err := os.WriteFile(file, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return scratch, file
+}
+
 // TestCloseSemantics: Close answers the client's pending permission events with its close
 // verdict at once, closes Events, is idempotent, and everything after it is ErrClosed.
 func TestCloseSemantics(t *testing.T) {
 	sock, _ := serve(t, daemon.DefaultConfig())
-	scratch := testenv.Tmpfs(t)
-	file := filepath.Join(scratch, "f")
-	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	scratch, file := scratchFile(t, "x")
 	ctx, cancel := context.WithTimeout(context.Background(), hang)
 	defer cancel()
 	c, err := client.Dial(ctx, client.Options{Socket: sock, Class: engine.ClassContent, Deadline: time.Minute, CloseVerdict: engine.Deny})
@@ -471,11 +479,7 @@ func TestCloseDuringSilentHandshake(t *testing.T) {
 // client reads the content through it and answers.
 func TestEventFDs(t *testing.T) {
 	sock, _ := serve(t, daemon.DefaultConfig())
-	scratch := testenv.Tmpfs(t)
-	file := filepath.Join(scratch, "f")
-	if err := os.WriteFile(file, []byte("content"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	scratch, file := scratchFile(t, "content")
 	c := dial(t, client.Options{Socket: sock, Class: engine.ClassContent, Deadline: 10 * time.Second, WantEventFDs: true})
 	if !c.Welcome().EventFDs {
 		t.Fatal("root was not granted event fds")
@@ -651,11 +655,7 @@ func TestHandler(t *testing.T) {
 // client's close verdict is allow and its deadline a minute, so only an answer denies in time.
 func TestNoAnswerIsLost(t *testing.T) {
 	sock, _ := serve(t, daemon.DefaultConfig())
-	scratch := testenv.Tmpfs(t)
-	file := filepath.Join(scratch, "f")
-	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	scratch, file := scratchFile(t, "x")
 	c := dial(t, client.Options{Socket: sock, Class: engine.ClassContent, Deadline: time.Minute})
 	ctx, cancel := context.WithTimeout(context.Background(), hang)
 	defer cancel()

@@ -6,8 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -15,7 +13,6 @@ import (
 	"github.com/fsnotifyd/fsnotifyd/daemon"
 	"github.com/fsnotifyd/fsnotifyd/engine"
 	"github.com/fsnotifyd/fsnotifyd/internal/proto"
-	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 )
 
 // TestRespondWaitAtCloseTellsTheTruth: a RespondWait that races Close reports what happened
@@ -28,11 +25,7 @@ import (
 // on the socket, as guard --daemon's handlers do).
 func TestRespondWaitAtCloseTellsTheTruth(t *testing.T) {
 	sock, _ := serve(t, daemon.DefaultConfig())
-	scratch := testenv.Tmpfs(t)
-	file := filepath.Join(scratch, "f")
-	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	scratch, file := scratchFile(t, "x")
 	const rounds = 60
 	for _, ring := range []bool{false, true} {
 		t.Run(fmt.Sprintf("ring=%v", ring), func(t *testing.T) {
@@ -144,5 +137,42 @@ func TestCloseWithRequestsInFlightIsBounded(t *testing.T) {
 				t.Errorf("Ping answered before the Bye's Result: %v, want nil", err)
 			}
 		})
+	}
+}
+
+// TestCloseEndsTheSessionFirst: once Close has returned, the client has no say in any
+// access: the daemon has closed its session (its marks removed, its pending events answered).
+// A client that denies when it goes away (CloseVerdict deny) and marks a file for opens is
+// closed, and the file is opened at once by another process, round after round: every open
+// succeeds. (Close used to write its goodbye and return without waiting when no request was
+// in flight: an open in the moment after could still reach the closing session and get its
+// close verdict, deny — a closed client denying an access it never saw. CI saw it as a
+// missing event in TestRespondWaitAtCloseTellsTheTruth: the next round's open was denied by
+// the previous round's client, ahead of the new one.)
+func TestCloseEndsTheSessionFirst(t *testing.T) {
+	sock, _ := serve(t, daemon.DefaultConfig())
+	scratch, file := scratchFile(t, "x")
+	for i := 0; i < 100; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), hang)
+		c, err := client.Dial(ctx, client.Options{Socket: sock, Class: engine.ClassContent, Deadline: time.Minute,
+			CloseVerdict: engine.Deny, Handler: func(ev client.Event) { ev.FD.Close() }})
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		if _, err := c.AddMark(ctx, scratch, engine.KindInode, engine.MarkSpec{Mask: engine.OpenPerm | engine.EventOnChild}); err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		c.Close()
+		cancel()
+		select {
+		case err := <-accessor(t, file):
+			if err != nil {
+				t.Fatalf("round %d: the open after Close returned: %v (the closed client's close verdict)", i, err)
+			}
+		case <-time.After(hang):
+			t.Fatalf("round %d: the open after Close returned still waits", i)
+		}
 	}
 }
