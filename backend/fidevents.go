@@ -435,12 +435,21 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 		// takes the one its DELETE gives (orphans.go, revealing).
 		if mask&engine.OnDir != 0 && (mask&engine.DeleteSelf == 0 || fv.selfPlacedByDelete()) {
 			d, ok := b.resolveDir(fs, fid, needAncestry)
-			if !ok && fs.anchor >= 0 && mask&(engine.MoveSelf|engine.FSError) == 0 {
+			if !ok && fs.anchor >= 0 && mask&engine.FSError == 0 && (mask&engine.MoveSelf == 0 || fv.selfPlacedByDelete()) {
 				// The directory is gone (rm -rf's open, read and close of it, read after
-				// its rmdir; its DELETE_SELF): its own DELETE names it, after its
-				// children's (orphans.go).
+				// its rmdir; its DELETE_SELF; its MOVE_SELF, moved then removed before
+				// the reader got to it — `mv a/b a/c && rmdir a/c`): its own DELETE names
+				// it, after its children's (orphans.go). A gone directory's MOVE_SELF
+				// waits only where every DELETE is reported (selfPlacedByDelete); elsewhere
+				// it goes now, placed as unknown where subtrees need its place (below):
+				// dispatched with no ancestry it matched no subtree mark, and a recursive
+				// watch lost it (TestWatchSelfEventsAsInotifywait, 2 runs in 200 with both
+				// CPUs busy).
 				g.adopt(fv, kev, handleKey(fid.Handle), now)
 				return
+			}
+			if !ok && needAncestry && mask&engine.MoveSelf != 0 {
+				placeUnknown(ev, fv)
 			}
 			if ok {
 				ev.Inode, ev.Path = d.id, d.path

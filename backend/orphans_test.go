@@ -402,3 +402,65 @@ func TestRemovedDirectoriesOwnEventsReachTheirSubtree(t *testing.T) {
 		})
 	}
 }
+
+// TestMovedThenRemovedDirectoryKeepsItsMoveSelf: a directory moved inside a recursive watch
+// and removed before the FID reader gets to its MOVE_SELF (`mv a/b a/c && rmdir a/c/d &&
+// rmdir a/c`, the reader held, or not, while it runs) still reports its MOVE_SELF in the
+// subtree, under its new path, with its DELETE_SELF and its child's. A gone directory's
+// MOVE_SELF was dispatched with no place, and matched no subtree mark: `watch -r` lost it
+// (TestWatchSelfEventsAsInotifywait, 4 runs in 300 with both CPUs busy).
+func TestMovedThenRemovedDirectoryKeepsItsMoveSelf(t *testing.T) {
+	for _, readerHeld := range []bool{true, false} {
+		t.Run(fmt.Sprintf("reader-held=%v", readerHeld), func(t *testing.T) {
+			b, hold := newHeldBackend(t)
+			w := filepath.Join(testenv.Tmpfs(t), "w")
+			a := filepath.Join(w, "a")
+			mkdirAll(t, filepath.Join(a, "b", "d"))
+			rec := newGroup(t, b, engine.Options{Name: "recursive"})
+			mark(t, b, rec, w, engine.KindSubtree, engine.MarkSpec{
+				Mask: engine.Create | engine.MovedTo | engine.MoveSelf | engine.Delete | engine.DeleteSelf | engine.OnDir})
+			if readerHeld {
+				hold.Lock()
+			}
+			c := filepath.Join(a, "c")
+			err := run(t, "sh", "-c", fmt.Sprintf("mv %s/b %s && rmdir %s/d && rmdir %s", a, c, c, c))
+			if readerHeld {
+				hold.Unlock()
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			create(t, filepath.Join(w, "s"))
+			want := map[string]engine.Mask{c: engine.MoveSelf | engine.DeleteSelf, filepath.Join(c, "d"): engine.DeleteSelf}
+			seen := map[string]engine.Mask{}
+			sentinel := false
+			evs := collect(t, rec, 10*time.Second, func(evs []got) bool {
+				if len(evs) == 0 {
+					return false
+				}
+				e := evs[len(evs)-1]
+				seen[e.path] |= e.mask & (engine.MoveSelf | engine.DeleteSelf)
+				sentinel = sentinel || e.path == filepath.Join(w, "s")
+				for p, m := range want {
+					if seen[p]&m != m {
+						return false
+					}
+				}
+				return sentinel
+			})
+			if !sentinel {
+				t.Errorf("the sentinel %s never came", filepath.Join(w, "s"))
+			}
+			for p, m := range want {
+				if seen[p]&m != m {
+					t.Errorf("%s: self events %v, want %v", p, seen[p], m)
+				}
+			}
+			if t.Failed() {
+				for _, e := range evs {
+					t.Logf("  %v %q", e.mask, e.path)
+				}
+			}
+		})
+	}
+}
