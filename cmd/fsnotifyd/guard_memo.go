@@ -60,11 +60,10 @@ type memoKey struct{ dev, ino uint64 }
 
 // memoEntry is one remembered decision and what it was decided for.
 type memoEntry struct {
-	st           *guardState
-	path         string
-	size         uint64
-	mtime, ctime int64
-	d            policy.Decision
+	st   *guardState
+	path string
+	id   notify.FileStamp
+	d    policy.Decision
 }
 
 func newExecMemo(settle time.Duration) *execMemo {
@@ -74,7 +73,7 @@ func newExecMemo(settle time.Duration) *execMemo {
 // lookup returns the decision remembered for an exec of path, whose file is id, under st.
 func (m *execMemo) lookup(st *guardState, path string, id *notify.FileStamp) (policy.Decision, bool) {
 	e, ok := m.entries.Get(memoKey{id.Dev, id.Ino})
-	if !ok || e.st != st || e.path != path || e.size != id.Size || e.mtime != id.Mtime || e.ctime != id.Ctime {
+	if !ok || e.st != st || e.path != path || e.id != *id {
 		return policy.Decision{}, false
 	}
 	m.hits.Add(1)
@@ -90,7 +89,7 @@ func (m *execMemo) store(st *guardState, path string, id *notify.FileStamp, forg
 		return
 	}
 	k := memoKey{id.Dev, id.Ino}
-	m.entries.Put(k, memoEntry{st: st, path: path, size: id.Size, mtime: id.Mtime, ctime: id.Ctime, d: *d})
+	m.entries.Put(k, memoEntry{st: st, path: path, id: *id, d: *d})
 	if m.forgets.Load() != forgets {
 		// A forget counted after the decision began (of this file or another): the decision
 		// may have read digests it dropped. A forget counted after this load deletes after
