@@ -71,12 +71,11 @@ type guardState struct {
 	origin string
 }
 
-// fileStamp identifies a file's version without reading it.
+// fileStamp identifies a file's version without reading it (notify.FileStamp, the exec
+// memo's too), and whether the file could be stat'ed.
 type fileStamp struct {
-	ok              bool
-	dev, ino, size  uint64
-	mtime, ctime    int64
-	mtimeNs, ctimeN int64
+	ok bool
+	notify.FileStamp
 }
 
 func stampOf(path string) fileStamp {
@@ -84,8 +83,8 @@ func stampOf(path string) fileStamp {
 	if err := syscall.Stat(path, &st); err != nil {
 		return fileStamp{}
 	}
-	return fileStamp{ok: true, dev: st.Dev, ino: st.Ino, size: uint64(st.Size),
-		mtime: st.Mtim.Sec, mtimeNs: st.Mtim.Nsec, ctime: st.Ctim.Sec, ctimeN: st.Ctim.Nsec}
+	return fileStamp{ok: true, FileStamp: notify.FileStamp{Dev: st.Dev, Ino: st.Ino, Size: uint64(st.Size),
+		Mtime: st.Mtim.Nano(), Ctime: st.Ctim.Nano()}}
 }
 
 // buildStateLocked makes the state for a policy file's rules (nil: flags only): the
