@@ -38,16 +38,16 @@ drained() {
 	done
 }
 # run NAME READY REMOVED-PATTERN CMD...: start CMD (stdout to a file) in $out/tree/w, wait
-# until it says READY (or 1 s for none), churn, let it drain, then print
-# "rate lines removals cpu".
+# until it says READY (at most 60 s: setting up is not measured, and a loaded machine has
+# taken over 10 s; or 1 s for none), churn, let it drain, then print "rate lines removals cpu".
 run() {
 	local name=$1 ready=$2 pat=$3; shift 3
 	local o="$out/$name.out" e="$out/$name.err"
 	(cd "$out/tree/w" && exec "$@") > "$o" 2> "$e" & local pid=$!
 	pids+=("$pid")
 	if [ -n "$ready" ]; then
-		for _ in $(seq 200); do grep -q "$ready" "$e" 2>/dev/null && break; sleep 0.05; done
-		grep -q "$ready" "$e" || { echo "bench/churn.sh: $name never said \"$ready\"" >&2; cat "$e" >&2; exit 1; }
+		for _ in $(seq 1200); do grep -q "$ready" "$e" 2>/dev/null && break; sleep 0.05; done
+		grep -q "$ready" "$e" || { echo "bench/churn.sh: $name did not say \"$ready\" within 60 s" >&2; cat "$e" >&2; exit 1; }
 	else
 		sleep 1
 	fi

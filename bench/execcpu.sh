@@ -15,6 +15,11 @@
 # With PROFILE=DIR, also a perf record -g of each guard in each placement
 # (DIR/WHO.PLACEMENT.data; perf record moves the figures it records, the one-CPU placement
 # most: its threads then share that CPU with perf's).
+# With W2W=1, also each listener's wake-up to answer in each placement (bench/w2w.py: from a
+# read that returns events to the write of the answer, p10 / p50 / p90, and how many answers'
+# writes were preempted by the process answered), from a perf record of its system calls and
+# switches (which moves the CPU figures too; not with PROFILE); W2W=PREFIX keeps each record
+# as PREFIX.WHO.PLACEMENT.data.
 # Run as root: bash bench/execcpu.sh [EXECS] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +38,7 @@ echo "execcpu: $EXECS execs per measurement, $ROUNDS rounds; $(nproc) CPUs, $(un
 
 # measure WHO PLACEMENT: one line "WHO PLACEMENT cpu_us switches migrations exec_us".
 measure() {
-	export WHO=$1 PLACE=$2 EXECS T PROFILE=${PROFILE:-}
+	export WHO=$1 PLACE=$2 EXECS T PROFILE=${PROFILE:-} W2W=${W2W:-}
 	unshare -m bash -s <<'INNER'
 set -euo pipefail
 mount --make-rprivate /
@@ -58,6 +63,9 @@ pr=
 if [ -n "$PROFILE" ] && [ "$WHO" != calls ]; then
 	mkdir -p "$PROFILE"; perf record -e cpu-clock -F 20000 -g -p "$lp" -o "$PROFILE/$WHO.$PLACE.data" > /dev/null 2>&1 & pr=$!
 fi
+if [ -n "$W2W" ] && [ -z "$pr" ]; then
+	perf record -e raw_syscalls:sys_enter,raw_syscalls:sys_exit,sched:sched_switch -p "$lp" -o "$T/w2w.data" > /dev/null 2>&1 & pr=$!
+fi
 sleep 0.3
 burst=$(( (EXECS + 2) / 3 ))
 us=$("${pin[@]}" "$T/execmix" 1 "$burst" "$T/mnt/tool" "$T/mnt/tool" | awk '{ s += $5; n++ } END { printf "%.2f", s / n }')
@@ -66,6 +74,11 @@ kill -INT "$ps"; wait "$ps" || true
 [ -z "$pr" ] || { kill -INT "$pr"; wait "$pr" || true; }
 kill -INT "$lp"; wait "$lp" || true
 umount "$T/mnt"
+if [ -n "$W2W" ]; then
+	perf script -i "$T/w2w.data" 2> /dev/null | python3 bench/w2w.py "$WHO $PLACE" >&2
+	[ "$W2W" = 1 ] || cp "$T/w2w.data" "$W2W.$WHO.$PLACE.data"
+	rm -f "$T/w2w.data"
+fi
 awk -v n="$EXECS" -v who="$WHO" -v place="$PLACE" -v us="$us" '
 	/task-clock/ { gsub(",", "", $1); c = $1 } /context-switches/ { gsub(",", "", $1); s = $1 } /cpu-migrations/ { gsub(",", "", $1); m = $1 }
 	END { printf "%s %s %.2f %.2f %.3f %s\n", who, place, c * 1000 / n, s / n, m / n, us }' "$T/stat"
