@@ -116,3 +116,28 @@ func BenchmarkGuardPermPath(bm *testing.B) {
 		bm.Errorf("%d permEvents allocated in the loop, want 0 (reused)", got-allocs)
 	}
 }
+
+// BenchmarkEventPath is the path of an exec's or open's permission event as the guard reads
+// it (permEvent.Path's eventPath): the readlink of the event's descriptor and the statx that
+// checks the path names the same file, for a regular file on a tmpfs a few levels deep.
+func BenchmarkEventPath(bm *testing.B) {
+	root := testenv.Tmpfs(bm)
+	file := filepath.Join(root, "usr", "local", "bin", "tool")
+	writeFile(bm, file, "x")
+	fd, err := syscall.Open(file, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		bm.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	st, err := sys.Fstat(fd)
+	if err != nil {
+		bm.Fatal(err)
+	}
+	bm.ReportAllocs()
+	for bm.Loop() {
+		s := st
+		if p, ok := eventPath(fd, &s); !ok || p != file {
+			bm.Fatalf("eventPath = %q, %v; want %q", p, ok, file)
+		}
+	}
+}

@@ -708,3 +708,68 @@ func kernelAtLeast(major, minor int) bool {
 	}
 	return ma > major || ma == major && mi >= minor
 }
+
+// TestStatxShortAndLongPaths: Statx gives the same answer for a path passed from its stack
+// buffer (shorter than 256 bytes) and one copied to the heap (longer), relative to a
+// directory descriptor or absolute; a path with a NUL byte is EINVAL either way (never cut
+// at the NUL, which would stat another file); a short path allocates nothing.
+func TestStatxShortAndLongPaths(t *testing.T) {
+	dir := t.TempDir()
+	long := dir
+	for len(long) < 300 {
+		long = filepath.Join(long, strings.Repeat("d", 40))
+	}
+	if err := os.MkdirAll(long, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// edge is a file in dir whose absolute path is n bytes long.
+	edge := func(n int) string { return filepath.Join(dir, strings.Repeat("e", n-len(dir)-1)) }
+	for _, p := range []string{filepath.Join(dir, "f"), filepath.Join(long, "f"), edge(255), edge(256)} {
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dfd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(dfd)
+	rel := strings.TrimPrefix(filepath.Join(long, "f"), dir+"/")
+	for _, c := range []struct {
+		name  string
+		dirfd int
+		path  string
+	}{
+		{"short absolute", AT_FDCWD, filepath.Join(dir, "f")},
+		{"short relative", dfd, "f"},
+		{"long absolute", AT_FDCWD, filepath.Join(long, "f")},
+		{"long relative", dfd, rel},
+		{"255 bytes: the longest from the stack", AT_FDCWD, edge(255)},
+		{"256 bytes: the shortest from the heap", AT_FDCWD, edge(256)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var want unix.Stat_t
+			if err := unix.Fstatat(c.dirfd, c.path, &want, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				t.Fatal(err)
+			}
+			got, err := Statx(c.dirfd, c.path, AT_SYMLINK_NOFOLLOW)
+			if err != nil {
+				t.Fatalf("Statx(%q): %v", c.path, err)
+			}
+			if got.Ino != want.Ino || got.Size != uint64(want.Size) {
+				t.Fatalf("Statx(%q) = inode %d size %d, want %d %d", c.path, got.Ino, got.Size, want.Ino, want.Size)
+			}
+			if _, err := Statx(c.dirfd, c.path+"\x00", AT_SYMLINK_NOFOLLOW); !errors.Is(err, syscall.EINVAL) {
+				t.Fatalf("Statx of %q with a NUL after it: %v, want EINVAL", c.path, err)
+			}
+		})
+	}
+	// A NUL in the middle of a short path: EINVAL, not the stat of its first half (dir).
+	if _, err := Statx(AT_FDCWD, dir+"\x00/f", AT_SYMLINK_NOFOLLOW); !errors.Is(err, syscall.EINVAL) {
+		t.Fatalf("Statx with a NUL inside: %v, want EINVAL", err)
+	}
+	short := filepath.Join(dir, "f")
+	if n := testing.AllocsPerRun(100, func() { _, _ = Statx(AT_FDCWD, short, AT_SYMLINK_NOFOLLOW) }); n != 0 {
+		t.Fatalf("Statx of a short path allocates %v times, want 0", n)
+	}
+}
