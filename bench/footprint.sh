@@ -22,8 +22,7 @@ cd "$(dirname "$0")/.."
 SAMPLES=${1:-9}
 EXECS=${2:-1}
 T=$(mktemp -d)
-lp=
-trap '[ -n "$lp" ] && kill -INT "$lp" 2>/dev/null; umount "$T/mnt" 2>/dev/null; rm -rf "$T"' EXIT
+trap 'rm -rf "$T"' EXIT # each measurement stops its listener and unmounts its ramfs (INNER)
 chmod 755 "$T"
 go build -o "$T/fsnotifyd" ./cmd/fsnotifyd
 cc -O2 -o "$T/execref" bench/execref.c
