@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The memory a listener touches to answer one exec: the pages of its address space it
 # references between two execs, by kind of mapping, for the guard (bench/exec.sh's trust
-# policy, exec memo on) and for bench/execref.c's calls mode (the same system calls, in C).
+# policy, exec memo on; and with --no-exec-memo: every exec decided by the rules) and for
+# bench/execref.c's calls mode (the same system calls, in C).
 # Why: an exec is half a millisecond of the kernel building a process, after which the
 # listener's pages are out of the caches and the TLB; what it then pays per event grows with
 # how many distinct pages it touches (docs/design/performance.md, session 18).
@@ -57,9 +58,11 @@ set -euo pipefail
 mount --make-rprivate /
 mkdir -p "$T/mnt" && mount -t ramfs ramfs "$T/mnt" && cp /usr/bin/true "$T/mnt/tool"
 echo "$T/mnt/tool $(stat -c %s "$T/mnt/tool") $(sha256sum "$T/mnt/tool" | cut -d' ' -f1)" > "$T/tool.trust"
-if [ "$WHO" = guard ]; then
+if [ "$WHO" != calls ]; then
 	bin="$T/fsnotifyd"
-	"$bin" guard --mount --events open,exec --policy "$T/exec.rules" --trust "$T/tool.trust" --no-package-trust "$T/mnt" > "$T/l.log" 2>&1 & lp=$!
+	memo=()
+	[ "$WHO" = nomemo ] && memo=(--no-exec-memo)
+	"$bin" guard --mount --events open,exec "${memo[@]}" --policy "$T/exec.rules" --trust "$T/tool.trust" --no-package-trust "$T/mnt" > "$T/l.log" 2>&1 & lp=$!
 else
 	bin="$T/execref"
 	"$bin" "$T/mnt" calls "$T/tool.trust" > "$T/l.log" 2>&1 & lp=$!
@@ -88,3 +91,4 @@ INNER
 export -f sample
 measure calls
 measure guard
+measure nomemo
