@@ -17,7 +17,7 @@ label = sys.argv[1] if len(sys.argv) > 1 else "listener"
 ev = re.compile(r"^\s*\S.*?\s+(\d+)\s+\[\d+\]\s+([\d.]+):\s+(\S+):\s+(.*)$")
 woke = {}      # tid -> time of the read's return
 inwrite = {}   # tid -> True from a write's entry to its next system call's
-preempted_in_write = 0
+preempted_at_write = 0
 w2w = []
 for line in sys.stdin:
     m = ev.match(line)
@@ -39,10 +39,10 @@ for line in sys.stdin:
     elif name == "sched:sched_switch":
         pm = re.search(r"prev_pid=(\d+) .*prev_state=(\S+)", rest)
         if pm and int(pm.group(1)) in inwrite and pm.group(2).startswith("R"):
-            preempted_in_write += 1
+            preempted_at_write += 1
 if not w2w:
     print(f"{label}: no read-to-write pairs")
     sys.exit(0)
 w2w.sort()
 q = lambda p: w2w[min(len(w2w) - 1, int(p * len(w2w)))]
-print(f"{label}: wake-to-write p10 {q(0.1):.1f} p50 {q(0.5):.1f} p90 {q(0.9):.1f} us over {len(w2w)} answers; preempted at the write {preempted_in_write} ({100.0 * preempted_in_write / len(w2w):.1f}%)")
+print(f"{label}: wake-to-write p10 {q(0.1):.1f} p50 {q(0.5):.1f} p90 {q(0.9):.1f} us over {len(w2w)} answers; preempted at the write {preempted_at_write} ({100.0 * preempted_at_write / len(w2w):.1f}%)")

@@ -715,8 +715,10 @@ func kernelAtLeast(major, minor int) bool {
 // at the NUL, which would stat another file); a short path allocates nothing.
 func TestStatxShortAndLongPaths(t *testing.T) {
 	dir := t.TempDir()
+	// long is deep enough that its path relative to dir is over 256 bytes too, whatever the
+	// length of dir (TMPDIR): both long cases go through the heap.
 	long := dir
-	for len(long) < 300 {
+	for len(long)-len(dir) < 300 {
 		long = filepath.Join(long, strings.Repeat("d", 40))
 	}
 	if err := os.MkdirAll(long, 0o755); err != nil {
@@ -735,6 +737,9 @@ func TestStatxShortAndLongPaths(t *testing.T) {
 	}
 	defer unix.Close(dfd)
 	rel := strings.TrimPrefix(filepath.Join(long, "f"), dir+"/")
+	if len(rel) < 256 {
+		t.Fatalf("the long relative path is %d bytes, want 256 or more", len(rel))
+	}
 	for _, c := range []struct {
 		name  string
 		dirfd int
