@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -85,8 +86,11 @@ type inotifyGroup struct {
 	// MOVED_TO never comes must not leak).
 	moves    [16]*inoMove
 	nextMove int
-	// pendingOut are directories moved away from a tree whose MOVED_TO has not been seen; at
-	// the next empty read they are taken out of the tree (moved outside every watch).
+	// pendingOut are moves of tree directories whose MOVED_TO has not been read yet. The
+	// directory's own MOVE_SELF settles each (movedSelfLocked): the kernel queues a rename's
+	// MOVED_FROM, MOVED_TO (to a watched directory) and MOVE_SELF in that order
+	// (fsnotify_move), but a read can end between any two of them, and other events can come
+	// between them; a MOVE_SELF with no MOVED_TO before it is a move outside every watch.
 	pendingOut []*inoMove
 	synthed    []*inoWatch // watches with a non-empty synth set
 	out        []*engine.Event
@@ -540,6 +544,8 @@ func (g *inotifyGroup) dropLocked(w *inoWatch, rm bool) {
 			delete(g.skip, k)
 		}
 	}
+	// Its pending moves end with it: no MOVE_SELF of this watch will come.
+	g.pendingOut = slices.DeleteFunc(g.pendingOut, func(mv *inoMove) bool { return mv.moved == w })
 }
 
 // addMemberLocked watches the directory name in the tree directory parent. It returns the
@@ -677,7 +683,9 @@ func (g *inotifyGroup) readLoop() {
 	}
 }
 
-// drained runs when a read found the queue empty.
+// drained runs when a read found the queue empty. (An empty queue says nothing of a rename
+// in progress: its MOVED_TO may not be queued yet. Only the moved directory's MOVE_SELF says
+// it is over: movedSelfLocked.)
 func (g *inotifyGroup) drained() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -685,29 +693,31 @@ func (g *inotifyGroup) drained() {
 		w.synth = nil
 	}
 	g.synthed = g.synthed[:0]
-	g.takeOutPendingLocked()
 }
 
-func (g *inotifyGroup) pendingCookie(cookie uint32) bool {
-	for _, mv := range g.pendingOut {
-		if mv.cookie == cookie {
-			return true
-		}
+// takeOutLocked takes the directory of an unpaired MOVED_FROM out of its tree: it went
+// outside every watch. (Should a MOVED_TO come after all, it is handled as a directory moved
+// in: watched and scanned again.)
+func (g *inotifyGroup) takeOutLocked(mv *inoMove) {
+	if w := mv.moved; w != nil && !mv.renamed && !mv.out && g.byWd[w.wd] == w && w.parent == mv.from {
+		mv.out = true
+		g.leaveTreeLocked(w)
 	}
-	return false
 }
 
-// takeOutPendingLocked takes the directories of unpaired MOVED_FROMs out of their trees: they
-// went outside every watch. (Should a MOVED_TO come after all, it is handled as a directory
-// moved in: watched and scanned again.)
-func (g *inotifyGroup) takeOutPendingLocked() {
-	for _, mv := range g.pendingOut {
-		if w := mv.moved; w != nil && !mv.out && g.byWd[w.wd] == w && w.parent == mv.from {
-			mv.out = true
-			g.leaveTreeLocked(w)
+// movedSelfLocked settles the oldest pending move of w, whose rename its MOVE_SELF ends: the
+// kernel queued the rename's MOVED_TO before it if the new directory is watched, so a move
+// still unpaired went outside every watch. (Renames of one directory are serialized by the
+// rename locks, under which the kernel queues all three events: each MOVE_SELF ends the
+// oldest move of its directory.)
+func (g *inotifyGroup) movedSelfLocked(w *inoWatch) {
+	for i, mv := range g.pendingOut {
+		if mv.moved == w {
+			g.pendingOut = slices.Delete(g.pendingOut, i, i+1)
+			g.takeOutLocked(mv)
+			return
 		}
 	}
-	g.pendingOut = g.pendingOut[:0]
 }
 
 // handleBatch turns one read's events into engine events and dispatches them in order.
@@ -737,8 +747,15 @@ func (g *inotifyGroup) handleLocked(evs []sys.InotifyEvent, i int, out []*engine
 		g.b.stats.KernelOverflows.Add(1)
 		out = append(out, overflowEvent)
 		// Lost events leave the pairing state unreliable: a stale count would drop a
-		// genuine event later.
+		// genuine event later, and a pending move's MOVED_TO or MOVE_SELF may be among them:
+		// its directory leaves the tree, and the scan below watches it again if it is still
+		// in one.
 		clear(g.skip)
+		pending := g.pendingOut
+		g.pendingOut = nil // (dropLocked deletes from it as directories leave)
+		for _, mv := range pending {
+			g.takeOutLocked(mv)
+		}
 		// Directories created meanwhile may have no watch: look for them. (What they hold
 		// is not reported: the overflow tells the groups to look for themselves.)
 		for id := range g.roots {
@@ -747,11 +764,6 @@ func (g *inotifyGroup) handleLocked(evs []sys.InotifyEvent, i int, out []*engine
 			}
 		}
 		return out
-	}
-	if len(g.pendingOut) > 0 && (ev.Mask&sys.IN_MOVED_TO == 0 || !g.pendingCookie(ev.Cookie)) {
-		// The kernel queues a MOVED_TO right after its MOVED_FROM, in the same rename: an
-		// unpaired MOVED_FROM followed by anything else went outside every watch.
-		g.takeOutPendingLocked()
 	}
 	w := g.byWd[ev.Wd]
 	if w == nil {
@@ -829,6 +841,15 @@ func (g *inotifyGroup) selfLocked(w *inoWatch, bits engine.Mask, out []*engine.E
 	}
 	if bits == 0 {
 		return out
+	}
+	if bits&engine.MoveSelf != 0 && len(g.pendingOut) > 0 {
+		// The end of a rename of w: moved outside every watch, w leaves its tree before
+		// its MOVE_SELF is placed (no tree sees it: the directory is outside), and the
+		// event is dropped with the watch if nothing else kept it.
+		g.movedSelfLocked(w)
+		if g.byWd[w.wd] != w {
+			return out
+		}
 	}
 	m := bits
 	if w.isDir {
