@@ -17,6 +17,10 @@
 #         of its path and the statx that checks it, the trust hash cache's fstat; the trust
 #         file's entry compared by path and size): the floor of a listener that decides what
 #         the guard decides the way it decides it,
+#     (f) bench/gofloor's exec mode: (e)'s calls in Go, through the guard's own wrappers
+#         (internal/sys) and its way of waiting (a blocking read(2) on a locked thread, the Go
+#         runtime's system call entry and exit around it): the floor of any guard written in
+#         Go, before any of its own code,
 #   Each listener (and (a): nothing marks it) runs for the whole measurement in a mount
 #   namespace of its own, on its own ramfs (a mount mark sees only its mount), and one execmix
 #   process runs every exec, reaching each ramfs through /proc/PID/root: a round is
@@ -28,8 +32,9 @@
 #   printed with a 90% bootstrap range over cycles and its value in each half of the run; the
 #   floor is median(d-a)/median(c-a), how much of fapolicyd's added time any listener answering
 #   both events pays anyway (kernel, wake-ups); floor(calls) is median(e-a)/median(c-a), and
-#   guard/floor(calls) what the guard's own code adds to its calls. The ratio of the means is
-#   printed beside it.
+#   guard/floor(calls) what the guard's own code adds to its calls; floor(go) is
+#   median(f-a)/median(c-a), and guard/floor(go) what the guard adds to a Go listener of its
+#   calls. The ratio of the means is printed beside it.
 #   execstats.py computes them (its doc says how); EXECS_OUT=FILE keeps every exec's time.
 #   (History: until 2026-12-05 04:00 each listener ran once per round and the figure was the
 #   median of the rounds' ratios; until 10:00 the same day the blocks were run by a new
@@ -67,6 +72,7 @@ cc -O2 -o "$T/execmix" bench/execmix.c
 cp bench/execstats.py "$T/"
 cc -O2 -o "$T/execref" bench/execref.c
 go build -o "$T/fsnotifyd" ./cmd/fsnotifyd
+go build -o "$T/gofloor" ./bench/gofloor
 REF=${REF:-}
 if [ -n "$REF" ]; then
 	mkdir "$T/refsrc"
@@ -152,7 +158,7 @@ resident() {
 }
 guard=("$T/fsnotifyd" guard --mount --events open,exec --policy "$T/exec.rules")
 cp "$T/mnt/tool" "$T/tool" && touch -r "$T/mnt/tool" "$T/tool"
-names=(guard fapd execref execcalls)
+names=(guard fapd execref execcalls gofloor)
 resident guard "Watches established" "${guard[@]}" --trust "$T/tool.trust" --no-package-trust "$T/mnt"
 if [ -n "$REF" ]; then
 	resident guardref "Watches established" "$T/fsnotifyd.ref" "${guard[@]:1}" --trust "$T/tool.trust" --no-package-trust "$T/mnt"
@@ -162,6 +168,7 @@ rm -rf /var/lib/fapolicyd/*
 resident fapd "Starting to listen for events" fapolicyd --debug-deny
 resident execref ready "$T/execref" "$T/mnt"
 resident execcalls ready "$T/execref" "$T/mnt" calls "$T/tool.trust"
+resident gofloor ready "$T/gofloor" "$T/mnt" exec "$T/tool.trust"
 # (a) the same way: a namespace of its own with its own ramfs, and nothing marking it, so that
 # every target is reached alike (/proc/PID/root, a private mount namespace, a fresh ramfs).
 resident none ready sh -c 'echo ready; exec sleep infinity'
@@ -203,8 +210,8 @@ cat "$T/overall"
 ov() { awk -v f="$1" '$1 == f { print $2 }' "$T/overall"; }
 ovrange() { awk -v f="$1" '$1 == f { r = NF >= 6 ? $4 "-" $6 : "n/a" } END { printf "%s", r == "" ? "n/a" : r }' "$T/overall"; }
 cb=$(cpuper guard) cc=$(cpuper fapd) cd=$(cpuper execref)
-echo "listener CPU per exec (all its threads, schedstat), us: guard $cb fapolicyd $cc execref $cd execref(calls) $(cpuper execcalls)$([ -n "$REF" ] && echo " guard(ref) $(cpuper guardref)")"
-echo "listener context switches per exec (all its threads): guard $(csper guard) fapolicyd $(csper fapd) execref $(csper execref) execref(calls) $(csper execcalls)$([ -n "$REF" ] && echo " guard(ref) $(csper guardref)")"
+echo "listener CPU per exec (all its threads, schedstat), us: guard $cb fapolicyd $cc execref $cd execref(calls) $(cpuper execcalls) gofloor(exec) $(cpuper gofloor)$([ -n "$REF" ] && echo " guard(ref) $(cpuper guardref)")"
+echo "listener context switches per exec (all its threads): guard $(csper guard) fapolicyd $(csper fapd) execref $(csper execref) execref(calls) $(csper execcalls) gofloor(exec) $(csper gofloor)$([ -n "$REF" ] && echo " guard(ref) $(csper guardref)")"
 rcpu=$(awk -v a="$cb" -v b="$cc" 'BEGIN { printf "%.3f", a / b }')
 kill -TERM "$pid_none" # a background job's SIGINT is ignored: sleep would not end on it
 for p in "${resident[@]}"; do kill -INT "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
@@ -237,6 +244,10 @@ printf 'SUMMARY\t%s\t%s\t%s\t%s\n' exec.trust.floor-calls "$(ov 'floor(calls)')"
 	"bench/execref.c calls (in C, the guard's system calls per exec and its trust check, nothing else) / fapolicyd 1.1.7, added time per exec"
 printf 'SUMMARY\t%s\t%s\t%s\t%s\n' exec.trust.guard-over-calls "$(ov 'guard/floor(calls)')" "-" \
 	"guard / bench/execref.c calls, added time per exec: what the guard's code adds to its system calls"
+printf 'SUMMARY\t%s\t%s\t%s\t%s\n' exec.trust.floor-go "$(ov 'floor(go)')" "-" \
+	"bench/gofloor exec (the guard's system calls per exec in Go, its wrappers, its blocking read: no guard code) / fapolicyd 1.1.7, added time per exec: the floor of a guard in Go (90% bootstrap range $(ovrange 'floor(go)'))"
+printf 'SUMMARY\t%s\t%s\t%s\t%s\n' exec.trust.guard-over-go "$(ov 'guard/floor(go)')" "-" \
+	"guard / bench/gofloor exec, added time per exec: what the guard's code adds to a Go listener of its calls"
 printf 'SUMMARY\t%s\t%s\t%s\t%s\n' exec.trust.startup "$(med 'ratio(start)')" "<=1" \
 	"guard with the dpkg trust database, start to \"Watches established.\" / fapolicyd 1.1.7 with a trust file of the same paths, start to listening"
 printf 'SUMMARY\t%s\t%s\t%s\t%s\n' exec.trust.startup-file "$(med 'ratio(start,file)')" "-" \

@@ -87,6 +87,9 @@ def main():
     if "execcalls" in added:
         ratio("floor(calls)", "execcalls", "fapd")
         ratio("guard/floor(calls)", "guard", "execcalls")
+    if "gofloor" in added:
+        ratio("floor(go)", "gofloor", "fapd")
+        ratio("guard/floor(go)", "guard", "gofloor")
     print("ratio(mean) %s" % ("%.3f" % (avg["guard"] / avg["fapd"]) if avg["fapd"] > 0 and avg["guard"] > 0 and avg.get("execref", 1) > 0 else "n/a"))
     if "guardref" in added:
         ratio("ratio(added,ref)", "guardref", "fapd")
