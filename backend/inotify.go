@@ -921,8 +921,16 @@ func (g *inotifyGroup) direntLocked(evs []sys.InotifyEvent, i int, w *inoWatch, 
 		}
 		newPath := joinPath(w.fullPath(), name)
 		if st, err := sys.Statx(sys.AT_FDCWD, newPath, sys.AT_SYMLINK_NOFOLLOW); err == nil {
+			x := g.byID[inodeID(st.Dev, st.Ino)]
+			// The directory the tree still has at the old name, found there now, is the one
+			// moved, not the one the MOVED_FROM's name led to: a RENAME_EXCHANGE swaps both
+			// names before the kernel queues its two moves, so when the second is read the
+			// first has put the other directory at its old name already.
+			if x != nil && mv != nil && mv.moved != nil && x != mv.moved && x.parent == mv.from && x.name == mv.name {
+				mv.moved = x
+			}
 			// A watch outside the trees (an inode mark) learns its new path here.
-			if x := g.byID[inodeID(st.Dev, st.Ino)]; x != nil && x.parent == nil && (mv == nil || mv.moved != x) {
+			if x != nil && x.parent == nil && (mv == nil || mv.moved != x) {
 				x.path = newPath
 			}
 		}

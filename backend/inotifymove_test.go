@@ -161,3 +161,54 @@ func TestInotifyPendingMoveEndsAtMoveSelf(t *testing.T) {
 		t.Fatal("a directory below the one moved out is still watched")
 	}
 }
+
+// TestInotifyRenameExchangeKeepsPaths: two directories of a tree swapped by one
+// renameat2(RENAME_EXCHANGE), which the kernel reports as two moves (x → y, then y → x), keep
+// their own paths: a file created in each afterwards is reported under the name its directory
+// has now, and a directory created in one is watched (a file in it reported). The backend
+// took the second move's directory by its old name — where the first move had put the other
+// one — and swapped the two directories' paths back: the files were reported under the wrong
+// names, and a directory created in either was looked for at the wrong path and not watched.
+func TestInotifyRenameExchangeKeepsPaths(t *testing.T) {
+	b := inoBackend(t)
+	sub := t.TempDir()
+	x, y := filepath.Join(sub, "a", "x"), filepath.Join(sub, "b", "y")
+	os.MkdirAll(x, 0o755)
+	os.MkdirAll(y, 0o755)
+	g := inoGroup(t, b)
+	inoMark(t, b, g, sub, engine.KindSubtree, engine.Create|engine.Move|engine.OnDir)
+	for _, pair := range [][2]string{{x, filepath.Join(sub, "a", "z")}, {x, y}} { // same directory, then across
+		from, to := pair[0], pair[1]
+		if pair[1] != y {
+			// Made and watched before the exchange (its CREATE read: the sentinel's after it).
+			os.MkdirAll(to, 0o755)
+			sentinel := filepath.Join(sub, "made-"+filepath.Base(to))
+			os.WriteFile(sentinel, nil, 0o644)
+			inoReadUntil(t, g, inoCreated(sentinel))
+		}
+		fromIno, toIno := inoID(t, from), inoID(t, to)
+		if err := sys.RenameExchange(from, to); err != nil {
+			t.Skipf("no RENAME_EXCHANGE here: %v", err)
+		}
+		if inoID(t, from) != toIno || inoID(t, to) != fromIno {
+			t.Fatal("the exchange did not swap the directories")
+		}
+		inFrom, inTo := filepath.Join(from, "f1"), filepath.Join(to, "f2")
+		os.WriteFile(inFrom, nil, 0o644)
+		os.WriteFile(inTo, nil, 0o644)
+		os.Mkdir(filepath.Join(from, "d"), 0o755)
+		deep := filepath.Join(from, "d", "f3")
+		os.WriteFile(deep, nil, 0o644)
+		evs := inoReadUntil(t, g, inoCreated(deep))
+		for _, want := range []string{inFrom, inTo} {
+			found := false
+			for _, e := range evs {
+				found = found || e.mask&engine.Create != 0 && e.path == want
+			}
+			if !found {
+				t.Fatalf("exchange %s ⇄ %s: no Create of %s; got:\n%s", from, to, want, inoDump(evs))
+			}
+		}
+		os.RemoveAll(filepath.Join(from, "d"))
+	}
+}
