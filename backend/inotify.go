@@ -93,7 +93,8 @@ type inotifyGroup struct {
 	// between them; a MOVE_SELF with no MOVED_TO before it is a move outside every watch.
 	pendingOut []*inoMove
 	synthed    []*inoWatch // watches with a non-empty synth set
-	out        []*engine.Event
+
+	out []*engine.Event // the reader's, reused by handleBatch (not guarded by mu)
 }
 
 // inoWatch is one inotify watch: one inode.
@@ -720,10 +721,16 @@ func (g *inotifyGroup) movedSelfLocked(w *inoWatch) {
 	}
 }
 
-// handleBatch turns one read's events into engine events and dispatches them in order.
+// handleBatch turns one read's events into engine events and dispatches them in order. Only
+// the reader calls it: it reuses g.out.
 func (g *inotifyGroup) handleBatch(evs []sys.InotifyEvent, now time.Time) {
+	g.out = g.dispatch(evs, now, g.out[:0])
+}
+
+// dispatch is handleBatch's work, building the engine events in out (empty; returned emptied,
+// for reuse).
+func (g *inotifyGroup) dispatch(evs []sys.InotifyEvent, now time.Time, out []*engine.Event) []*engine.Event {
 	g.mu.Lock()
-	out := g.out[:0]
 	for i := range evs {
 		out = g.handleLocked(evs, i, out, now)
 	}
@@ -738,7 +745,7 @@ func (g *inotifyGroup) handleBatch(evs []sys.InotifyEvent, now time.Time) {
 		b.eng.Notify(b.ctx, ev)
 		ev.Release()
 	}
-	g.out = out[:0]
+	return out[:0]
 }
 
 func (g *inotifyGroup) handleLocked(evs []sys.InotifyEvent, i int, out []*engine.Event, now time.Time) []*engine.Event {

@@ -88,7 +88,7 @@ func firstTen(s []string) []string {
 // a MOVED_FROM and the MOVE_SELF with no MOVED_TO between (moved outside every watch: it
 // leaves the tree); a MOVED_FROM and an overflow (its MOVED_TO may be lost: it leaves the
 // tree, and the overflow's scan watches it again where it is). The events are built here (the
-// files do not move), fed to the reader's own handling while the kernel queue is empty.
+// files do not move), fed to the reader's own handling (inotifyGroup.dispatch) while the kernel queue is empty.
 func TestInotifyPendingMoveEndsAtMoveSelf(t *testing.T) {
 	b := inoBackend(t)
 	sub := t.TempDir()
@@ -114,6 +114,9 @@ func TestInotifyPendingMoveEndsAtMoveSelf(t *testing.T) {
 		return sys.InotifyEvent{Wd: wa.wd, Mask: sys.IN_MOVED_TO | isDir, Cookie: cookie, Name: []byte(name)}
 	}
 	self := func(w *inoWatch) sys.InotifyEvent { return sys.InotifyEvent{Wd: w.wd, Mask: sys.IN_MOVE_SELF} }
+	// The reader's handling of events read, on this goroutine (the reader's own may be running:
+	// dispatch, not handleBatch, whose slice is the reader's).
+	feed := func(evs []sys.InotifyEvent, now time.Time) { ino.dispatch(evs, now, nil) }
 	state := func(w *inoWatch) (watched, member bool, parent *inoWatch, name string, pending int) {
 		ino.mu.Lock()
 		defer ino.mu.Unlock()
@@ -122,27 +125,27 @@ func TestInotifyPendingMoveEndsAtMoveSelf(t *testing.T) {
 
 	// Split: MOVED_FROM, an empty read, then MOVED_TO and MOVE_SELF.
 	wx := watch(x)
-	ino.handleBatch([]sys.InotifyEvent{from(7)}, time.Now())
+	feed([]sys.InotifyEvent{from(7)}, time.Now())
 	ino.drained()
 	if watched, member, _, _, pending := state(wx); !watched || !member || pending != 1 {
 		t.Fatalf("after a MOVED_FROM and an empty read: watched %v, in the tree %v, pending moves %d; want true, true, 1 (the rename may not be over)",
 			watched, member, pending)
 	}
-	ino.handleBatch([]sys.InotifyEvent{to(7, "z")}, time.Now())
-	ino.handleBatch([]sys.InotifyEvent{self(wx)}, time.Now())
+	feed([]sys.InotifyEvent{to(7, "z")}, time.Now())
+	feed([]sys.InotifyEvent{self(wx)}, time.Now())
 	if watched, member, parent, name, pending := state(wx); !watched || !member || parent != wa || name != "z" || pending != 0 {
 		t.Fatalf("after its MOVED_TO and MOVE_SELF: watched %v, in the tree %v, under a %v, named %q, pending %d; want true, true, true, \"z\", 0",
 			watched, member, parent == wa, name, pending)
 	}
 	// Put the name back as it is on disk.
-	ino.handleBatch([]sys.InotifyEvent{{Wd: wa.wd, Mask: sys.IN_MOVED_FROM | isDir, Cookie: 8, Name: []byte("z")}, to(8, "x"), self(wx)}, time.Now())
+	feed([]sys.InotifyEvent{{Wd: wa.wd, Mask: sys.IN_MOVED_FROM | isDir, Cookie: 8, Name: []byte("z")}, to(8, "x"), self(wx)}, time.Now())
 	if _, _, _, name, _ := state(wx); name != "x" {
 		t.Fatalf("renamed back: named %q", name)
 	}
 
 	// An overflow while a move is pending: out, then watched again by the scan.
-	ino.handleBatch([]sys.InotifyEvent{from(9)}, time.Now())
-	ino.handleBatch([]sys.InotifyEvent{{Wd: -1, Mask: sys.IN_Q_OVERFLOW}}, time.Now())
+	feed([]sys.InotifyEvent{from(9)}, time.Now())
+	feed([]sys.InotifyEvent{{Wd: -1, Mask: sys.IN_Q_OVERFLOW}}, time.Now())
 	if _, _, _, _, pending := state(wx); pending != 0 {
 		t.Fatalf("pending moves after an overflow: %d, want 0", pending)
 	}
@@ -152,8 +155,8 @@ func TestInotifyPendingMoveEndsAtMoveSelf(t *testing.T) {
 
 	// MOVED_FROM then MOVE_SELF: moved outside every watch; x and y leave the tree.
 	wx, wy := watch(x), watch(filepath.Join(x, "y"))
-	ino.handleBatch([]sys.InotifyEvent{from(10)}, time.Now())
-	ino.handleBatch([]sys.InotifyEvent{self(wx)}, time.Now())
+	feed([]sys.InotifyEvent{from(10)}, time.Now())
+	feed([]sys.InotifyEvent{self(wx)}, time.Now())
 	if watched, _, _, _, pending := state(wx); watched || pending != 0 {
 		t.Fatalf("after a MOVED_FROM and its MOVE_SELF alone: still watched %v, pending %d; want false, 0", watched, pending)
 	}
