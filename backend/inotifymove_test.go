@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -37,7 +38,10 @@ func TestInotifyRenamesSplitAcrossReadsKeepTheTree(t *testing.T) {
 	inoMark(t, b, g, sub, engine.KindSubtree, engine.Create|engine.Move|engine.OnDir)
 
 	busy := exec.Command("taskset", "-c", "0", "sh", "-c", "while :; do :; done")
-	if err := busy.Start(); err != nil {
+	// Killed with this test binary too (a timeout's panic runs no defer): a busy loop left
+	// pinned to CPU 0 would slow every later test.
+	busy.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := startFromSpawner(busy.Start); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { busy.Process.Kill(); busy.Wait() }()
