@@ -36,7 +36,7 @@ import (
 )
 
 func main() {
-	if len(os.Args) < 2 || len(os.Args) > 1 && os.Args[1] == "-h" {
+	if len(os.Args) < 2 || os.Args[1] == "-h" {
 		fmt.Fprintln(os.Stderr, "usage: gofloor DIR [nostatx] | gofloor MNT exec TRUSTFILE")
 		os.Exit(2)
 	}
