@@ -230,6 +230,30 @@ func RawSafeFs(fsType int64) bool {
 	return false
 }
 
+// Filesystem types (statfs f_type) WritesSeen leaves out, for its tests.
+const (
+	OVERLAYFS_SUPER_MAGIC = 0x794c7630
+	RAMFS_MAGIC           = 0x858458f6
+)
+
+// WritesSeen reports whether, on a filesystem of type fsType (statfs f_type), every change of
+// a file's content can be seen by a reader of its descriptor: either the change moves the
+// file's ctime — every write(2), and the first write through each new shared writable
+// mapping (its page_mkwrite calls file_update_time) — or, for a write through a mapping to a
+// page it has already dirtied, which moves nothing, OpenForWrite says the file is open for
+// writing while the mapping lasts. tmpfs, ext2/3/4, xfs and btrfs. Not ramfs (a write
+// through a mapping never moves its times), nor overlayfs (a mapping maps the upper layer's
+// file, and once the writer's descriptor is closed the overlay inode is not open for writing:
+// OpenForWrite cannot see it), nor FUSE, NFS or other network filesystems (the server's
+// clock and rules), nor any type not listed. trust's TestHostileDirtyMappedPage tries each.
+func WritesSeen(fsType int64) bool {
+	switch fsType {
+	case TMPFS_MAGIC, EXT4_SUPER_MAGIC, XFS_SUPER_MAGIC, BTRFS_SUPER_MAGIC:
+		return true
+	}
+	return false
+}
+
 // statFrom writes every field of st from sx, one by one (a literal assigned through the
 // pointer would be built in a temporary and copied).
 func statFrom(sx *unix.Statx_t, st *Stat) {
@@ -694,4 +718,30 @@ func NewUnpolledFile(fd int, name string) (*os.File, error) {
 		return nil, os.NewSyscallError("fcntl(F_SETFL)", err)
 	}
 	return f, nil
+}
+
+// OpenForWrite reports whether the regular file open as fd is open for writing anywhere on the
+// machine: by a descriptor, or by a shared writable mapping whose descriptor was closed (the
+// kernel's inode_is_open_for_write). A write through such a mapping to a page it has already
+// dirtied changes the content without moving the file's ctime or mtime and without any
+// fanotify event until its last reference goes (CLOSE_WRITE), so a digest taken while one is
+// open cannot be vouched for (trust.Verifier). The question is asked by taking a read lease
+// (fcntl F_SETLEASE F_RDLCK), which the kernel refuses with EAGAIN exactly while the file is
+// open for writing (or another process holds a write lease), and letting go of it at once: an
+// open for writing made between the two waits for the second, a few microseconds. A running
+// executable is not open for writing (execve denies writers). fd must be open read-only, and
+// the caller must own the file or have CAP_LEASE; where the kernel has no leases for the
+// filesystem (or fs.leases-enable is 0) the error says so and the answer is unknown.
+func OpenForWrite(fd int) (bool, error) {
+	_, err := unix.FcntlInt(uintptr(fd), unix.F_SETLEASE, unix.F_RDLCK)
+	switch {
+	case err == unix.EAGAIN:
+		return true, nil
+	case err != nil:
+		return false, os.NewSyscallError("fcntl(fd "+strconv.Itoa(fd)+", F_SETLEASE, F_RDLCK)", err)
+	}
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETLEASE, unix.F_UNLCK); err != nil {
+		return false, os.NewSyscallError("fcntl(fd "+strconv.Itoa(fd)+", F_SETLEASE, F_UNLCK)", err)
+	}
+	return false, nil
 }

@@ -778,3 +778,89 @@ func TestStatxShortAndLongPaths(t *testing.T) {
 		t.Fatalf("Statx of a short path allocates %v times, want 0", n)
 	}
 }
+
+// TestOpenForWrite: the lease probe says open for writing exactly while a descriptor or a
+// shared writable mapping (its descriptor closed) can write the file, and leaves no lease
+// behind: a later open for writing that would wait for a lease's break (O_NONBLOCK: it fails
+// with EWOULDBLOCK instead) goes through at once.
+func TestOpenForWrite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(path, make([]byte, 8192), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mapFile := func(flags, prot, mapping int) []byte {
+		fd, err := unix.Open(path, flags|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(fd) // the mapping keeps the file: the descriptor is not needed
+		b, err := unix.Mmap(fd, 0, 8192, prot, mapping)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	tests := []struct {
+		name string
+		hold func() (release func()) // what is open while the probe runs
+		want bool
+	}{
+		{"nothing open", func() func() { return func() {} }, false},
+		{"read-only descriptor", func() func() {
+			fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return func() { unix.Close(fd) }
+		}, false},
+		{"write-only descriptor", func() func() {
+			fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return func() { unix.Close(fd) }
+		}, true},
+		{"shared writable mapping, descriptor closed, page dirtied", func() func() {
+			b := mapFile(unix.O_RDWR, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+			b[0] = 0
+			return func() { unix.Munmap(b) }
+		}, true},
+		{"shared read-only mapping", func() func() {
+			b := mapFile(unix.O_RDONLY, unix.PROT_READ, unix.MAP_SHARED)
+			return func() { unix.Munmap(b) }
+		}, false},
+		{"private writable mapping (copy on write)", func() func() {
+			b := mapFile(unix.O_RDONLY, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE)
+			b[0] = 1
+			return func() { unix.Munmap(b) }
+		}, false},
+	}
+	probe, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer probe.Close()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			release := tt.hold()
+			got, err := OpenForWrite(int(probe.Fd()))
+			release()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Fatalf("OpenForWrite = %v, want %v", got, tt.want)
+			}
+			// No lease is left: an open for writing does not have to wait for its break.
+			fd, err := unix.Open(path, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+			if err != nil {
+				t.Fatalf("open for writing after the probe: %v (a lease left in place?)", err)
+			}
+			unix.Close(fd)
+			// And once released, the file is not open for writing any more.
+			if got, err := OpenForWrite(int(probe.Fd())); err != nil || got {
+				t.Fatalf("after release: OpenForWrite = %v, %v; want false", got, err)
+			}
+		})
+	}
+}
