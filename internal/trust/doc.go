@@ -42,6 +42,15 @@
 // inode number is created after that fstat (the cached inode was open then), so its ctime
 // differs from the cached one too, with the same size and mtime (no file handle is compared:
 // cachedSums.sameFile says why).
+// Every write, that is, but one: a write through a shared writable mapping to a page that
+// mapping had already dirtied moves no time and makes no event (until the mapping goes: a
+// CLOSE_WRITE). So before hashing, after the identifying fstat, the Verifier asks whether the
+// file is open for writing anywhere (sys.OpenForWrite, a read lease the kernel refuses exactly
+// then): if it is, the file is Unverifiable (ErrOpenForWrite) and nothing is cached; a writer
+// that opens after the question moves ctime with its first write (write(2), or the first write
+// fault of each new mapping). Digests are cached only where both hold (sys.WritesSeen): not on
+// ramfs (no mapped write moves its times) nor overlayfs (the question cannot see a mapping of
+// its upper file). TestHostileDirtyMappedPage.
 // On top of that the guard calls Forget on MODIFY and CLOSE_WRITE, and ForgetAll when the
 // policy or the trust sources change. A hash running while its inode is forgotten does not
 // store its result, and a file whose size or times change while it is being read is

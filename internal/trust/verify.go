@@ -45,6 +45,11 @@ func (s Status) String() string {
 var (
 	ErrNotRegular = errors.New("not a regular file")
 	ErrChanged    = errors.New("the file changed while it was being hashed")
+	// ErrOpenForWrite: the file was open for writing (a descriptor, or a shared writable
+	// mapping) when it was to be hashed. A write through a mapping to a page it has already
+	// dirtied changes the content with no trace (no ctime, no event): the content hashed
+	// need not be the content used, so it is not vouched for (see Verifier.sums).
+	ErrOpenForWrite = errors.New("the file is open for writing: its content can change with no trace while it is read")
 	// ErrNotCached: VerifyCached could not answer without reading the file's content (no
 	// digest of its content as it is now is in the hash cache).
 	ErrNotCached = errors.New("the file's digest is not in the hash cache: answering needs its content read")
@@ -132,7 +137,8 @@ type VerifierConfig struct {
 // hashed leaves size, mtime and ctime as they were, and a cache hit would vouch for the new
 // content. A write after the identifying fstat gets a ctime no earlier than that fstat's
 // time less the granularity, so once the cached ctime is older than that by more than any
-// granularity, every later write moves it. 3 s is above every granularity and tick. (On
+// granularity, every later write moves it (every write that moves a time at all: see
+// sums on writes through a mapping). 3 s is above every granularity and tick. (On
 // filesystems with multigrain timestamps a write after any fstat already moves ctime: the
 // rule costs them a hash per exec only for files changed in the last 3 s.) The same bound
 // tells a reused inode number apart: the cached inode was open (the identifying fstat's
@@ -156,6 +162,7 @@ type Verifier struct {
 	recent [forgetRing]forgotten
 
 	hashes, hashedBytes, hits, unsettled atomic.Uint64
+	openForWrite, uncacheable            atomic.Uint64
 
 	// afterChunk, when set (tests), runs after each read while hashing.
 	afterChunk func(off int64)
@@ -207,11 +214,18 @@ type VerifierStats struct {
 	Cached      int    // files in the cache
 	Evictions   uint64 // files dropped from the cache to make room
 	Unsettled   uint64 // hashes not cached: the file changed less than Settle before
+	// OpenForWrite counts files not hashed (ErrOpenForWrite): something could write them.
+	OpenForWrite uint64
+	// Uncacheable counts hashes not cached because a later write might not move the file's
+	// ctime (its filesystem is not one of sys.WritesSeen's) or whether anything could
+	// write it could not be asked (sys.OpenForWrite failed: no leases there).
+	Uncacheable uint64
 }
 
 func (v *Verifier) Stats() VerifierStats {
 	return VerifierStats{Hashes: v.hashes.Load(), HashedBytes: v.hashedBytes.Load(), Hits: v.hits.Load(),
-		Cached: v.cache.Len(), Evictions: v.cache.Evictions(), Unsettled: v.unsettled.Load()}
+		Cached: v.cache.Len(), Evictions: v.cache.Evictions(), Unsettled: v.unsettled.Load(),
+		OpenForWrite: v.openForWrite.Load(), Uncacheable: v.uncacheable.Load()}
 }
 
 // Verify says whether the file open as fd, which the kernel reported at path, is trusted by
@@ -380,6 +394,26 @@ func (v *Verifier) sums(ctx context.Context, fd int, id fileIdentity, want Algo,
 	if cacheOnly {
 		return Sums{}, false, ErrNotCached
 	}
+	// Nothing may write the file while it is hashed, or the digests vouch for nothing: a
+	// write through a shared mapping to a page it had dirtied before id was read changes the
+	// content and moves no ctime, during the hash or after it (ErrOpenForWrite). Asked after
+	// id was read: a writer that opens later makes its first write (write(2), or the first
+	// write fault of its mapping) move the ctime, which the identity check after the hash,
+	// or a later lookup, sees. Where the question cannot be asked (no leases on the
+	// filesystem, fs.leases-enable 0, no CAP_LEASE for another's file) the digests are
+	// computed and used, but not cached: the next decision hashes again.
+	writers, probeErr := sys.OpenForWrite(fd)
+	if writers {
+		v.openForWrite.Add(1)
+		return Sums{}, false, ErrOpenForWrite
+	}
+	// And the digests are cached only where every later change is seen, by the ctime or by
+	// that question (sys.WritesSeen: not on ramfs, where no write through a mapping moves
+	// the ctime, nor on overlayfs, whose mappings the question cannot see).
+	cacheable := probeErr == nil
+	if fs, err := sys.Fstatfs(fd); err != nil || !sys.WritesSeen(fs.Type) {
+		cacheable = false
+	}
 	sums, err := v.hash(ctx, fd, id.size, want&^have.Have)
 	if err != nil {
 		return Sums{}, false, err
@@ -399,9 +433,12 @@ func (v *Verifier) sums(ctx context.Context, fd int, id fileIdentity, want Algo,
 	if have.Have&SHA256 != 0 {
 		sums.SHA256, sums.Have = have.SHA256, sums.Have|SHA256
 	}
-	if id.ctime < id.at-v.settle {
+	switch {
+	case !cacheable:
+		v.uncacheable.Add(1) // a later write might not be seen: not vouched for later
+	case id.ctime < id.at-v.settle:
 		v.storeIfUnforgotten(gen, id, sums)
-	} else {
+	default:
 		v.unsettled.Add(1) // changed too recently to vouch for a later one (DefaultSettle)
 	}
 	return sums, false, nil

@@ -358,14 +358,16 @@ func TestChangedWhileHashing(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			must(t, os.WriteFile(p, []byte(strings.Repeat("a", 40000)), 0o644))
-			w, err := os.OpenFile(p, os.O_RDWR, 0)
-			must(t, err)
-			defer w.Close()
 			_, fd := openFd(t, p)
 			v := NewVerifier(VerifierConfig{Settle: testSettle, ChunkSize: 4096})
+			// The writer opens during the hash: one open before it is ErrOpenForWrite
+			// (TestHostileDirtyMappedPage).
 			v.afterChunk = func(off int64) {
 				if off == 8192 {
+					w, err := os.OpenFile(p, os.O_RDWR, 0)
+					must(t, err)
 					tc.write(w)
+					w.Close()
 				}
 			}
 			res, err := v.Verify(context.Background(), db, p, fd)
@@ -532,35 +534,24 @@ func TestLoadFilesAndChanged(t *testing.T) {
 	}
 }
 
-// TestCacheOnOverlayfs: overlayfs without nfs_export has no exportable file handles; the
-// identification-only handle (AT_HANDLE_FID) keeps the cache working there (containers).
-func TestCacheOnOverlayfs(t *testing.T) {
-	base := testenv.Tmpfs(t)
-	for _, d := range []string{"l", "u", "w", "m"} {
-		must(t, os.Mkdir(filepath.Join(base, d), 0o755))
-	}
-	must(t, os.WriteFile(filepath.Join(base, "l", "tool"), []byte("lower tool"), 0o755))
-	m := filepath.Join(base, "m")
-	opts := "lowerdir=" + filepath.Join(base, "l") + ",upperdir=" + filepath.Join(base, "u") + ",workdir=" + filepath.Join(base, "w")
-	if err := sys.Mount("overlay", m, "overlay", 0, opts); err != nil {
-		t.Skipf("no overlayfs: %v", err)
-	}
-	t.Cleanup(func() { sys.Unmount(m, sys.MNT_DETACH) })
+// TestNoCacheOnOverlayfs: a shared writable mapping of an overlayfs file maps its upper
+// layer's file, and once the writer's descriptor is closed the overlay inode is not open for
+// writing any more (TestHostileDirtyMappedPage): OpenForWrite cannot see that writer, so
+// nothing is cached there (sys.WritesSeen) and every verification hashes.
+func TestNoCacheOnOverlayfs(t *testing.T) {
+	m := overlayOnTmpfs(t)
 	p := filepath.Join(m, "tool")
+	must(t, os.WriteFile(p, []byte("upper tool"), 0o755))
 	db := loadFiles(t, trustFile(t, t.TempDir(), p))
 	v := NewVerifier(VerifierConfig{Settle: testSettle})
 	_, fd := openFd(t, p)
-	for i, wantCached := range []bool{false, true} {
-		res, err := v.Verify(context.Background(), db, p, fd)
-		if err != nil || !res.Trusted() || res.Cached != wantCached {
+	for i := 0; i < 2; i++ {
+		if res, err := v.Verify(context.Background(), db, p, fd); err != nil || !res.Trusted() || res.Cached {
 			t.Fatalf("verify %d: %v cached=%v %v", i, res, res.Cached, err)
 		}
 	}
-	// A copy-up (the first write) makes another file: not the cached one.
-	must(t, os.WriteFile(p, []byte("upper tool"), 0o755))
-	_, fd2 := openFd(t, p)
-	if res, err := v.Verify(context.Background(), db, p, fd2); err != nil || res.Status != Modified || res.Cached {
-		t.Fatalf("after the copy-up: %v %v", res, err)
+	if st := v.Stats(); st.Cached != 0 || st.Uncacheable != 2 {
+		t.Fatalf("stats %+v: want nothing cached, 2 uncacheable", st)
 	}
 }
 
@@ -574,7 +565,7 @@ const testSettle = time.Nanosecond
 // it keeps size, mtime and ctime) is never vouched for by the cache; the trusted run and the
 // rewrite are both decided by their content.
 func TestCacheSettle(t *testing.T) {
-	mnt := testenv.PublicRamfs(t)
+	mnt := testenv.PublicTmpfs(t)
 	p := filepath.Join(mnt, "tool")
 	must(t, os.WriteFile(p, []byte("good tool"), 0o755))
 	db := loadFiles(t, trustFile(t, t.TempDir(), p))
@@ -607,37 +598,27 @@ func TestCacheSettle(t *testing.T) {
 	}
 }
 
-// TestCacheOnRamfs: ramfs has no export operations, so no exportable file handle; the
-// identification handle (AT_HANDLE_FID, asked for first) identifies its files, so the cache
-// works there, and a new file at the path (another inode) is not the cached one.
-func TestCacheOnRamfs(t *testing.T) {
+// TestNoCacheOnRamfs: on ramfs a write through a shared mapping moves no time at all
+// (TestHostileDirtyMappedPage), so a cached digest could outlive the content it was taken
+// of: every verification there hashes (sys.WritesSeen), and VerifyCached has nothing.
+func TestNoCacheOnRamfs(t *testing.T) {
 	mnt := testenv.PublicRamfs(t)
 	p := filepath.Join(mnt, "tool")
 	must(t, os.WriteFile(p, []byte("ramfs tool"), 0o755))
-	if _, _, err := sys.NameToHandleAt(sys.AT_FDCWD, p, 0); !errors.Is(err, syscall.EOPNOTSUPP) {
-		t.Logf("ramfs gives an exportable handle here (%v): the test still checks the cache", err)
-	}
 	db := loadFiles(t, trustFile(t, t.TempDir(), p))
 	v := NewVerifier(VerifierConfig{Settle: testSettle})
 	_, fd := openFd(t, p)
-	for i, wantCached := range []bool{false, true, true} {
+	for i := 0; i < 3; i++ {
 		res, err := v.Verify(context.Background(), db, p, fd)
-		if err != nil || !res.Trusted() || res.Cached != wantCached {
+		if err != nil || !res.Trusted() || res.Cached {
 			t.Fatalf("verify %d: %v cached=%v %v", i, res, res.Cached, err)
 		}
 	}
-	if res, err := v.VerifyCached(db, p, fd); err != nil || !res.Trusted() || !res.Cached {
-		t.Fatalf("VerifyCached: %v %v", res, err)
+	if res, err := v.VerifyCached(db, p, fd); !errors.Is(err, ErrNotCached) {
+		t.Fatalf("VerifyCached: %v %v, want ErrNotCached", res, err)
 	}
-	// Another file, same size, at the same path: a miss, then Modified.
-	must(t, os.Rename(p, p+".old"))
-	must(t, os.WriteFile(p, []byte("ramfs evil"), 0o755))
-	_, fd2 := openFd(t, p)
-	if res, err := v.VerifyCached(db, p, fd2); !errors.Is(err, ErrNotCached) {
-		t.Fatalf("VerifyCached of the new file: %v %v, want ErrNotCached", res, err)
-	}
-	if res, err := v.Verify(context.Background(), db, p, fd2); err != nil || res.Status != Modified || res.Cached {
-		t.Fatalf("the new file: %v %v", res, err)
+	if st := v.Stats(); st.Hashes != 3 || st.Cached != 0 || st.Uncacheable != 3 {
+		t.Fatalf("stats %+v: want 3 hashes, none cached, 3 uncacheable", st)
 	}
 }
 
@@ -796,4 +777,116 @@ func TestVerifyCached(t *testing.T) {
 	if res, err := v.VerifyCached(db, q, qfd); err != nil || res.Status != NotListed {
 		t.Fatalf("not listed: %v, %v", res, err)
 	}
+}
+
+// TestHostileDirtyMappedPage: a write through a shared writable mapping to a page it has
+// already dirtied changes the file's content and moves neither its ctime nor its mtime, and
+// no fanotify event tells of it until the mapping goes (CLOSE_WRITE, which the guard's
+// forgetter reads from another queue than its permission events). A user who can write a file
+// whose content a rule trusts (a trust file's entry, a sha256= rule that allows the content
+// wherever it is) dirties a page of it through a mapping with the byte it already holds, lets
+// the guard hash it (an exec attempt does: the kernel asks before it refuses the exec of a
+// file open for writing), then writes their own code through the mapping, unmaps and execs:
+// a digest cached at the hash would vouch for the new content. The Verifier neither trusts
+// nor caches what it hashed while the file was open for writing, and once nothing writes it,
+// the first write of any new writer moves the ctime (checked here too: the invariant rests
+// on it). On tmpfs, ramfs and ext4.
+func TestHostileDirtyMappedPage(t *testing.T) {
+	testenv.RequireRoot(t)
+	good := []byte("#!/bin/sh\necho good\n" + strings.Repeat("#", 4096))
+	evil := []byte("#!/bin/sh\necho evil\n" + strings.Repeat("#", 4096))
+	for _, fs := range []struct {
+		name   string
+		mount  func(t *testing.T) string
+		caches bool // sys.WritesSeen
+		// sees: sys.OpenForWrite sees the mapping once its descriptor is closed (not on
+		// overlayfs, whose mapping holds the upper layer's file).
+		sees bool
+	}{
+		{"tmpfs", func(t *testing.T) string { return testenv.Tmpfs(t) }, true, true},
+		{"ext4", func(t *testing.T) string { return testenv.Ext4(t, 16) }, true, true},
+		{"ramfs", func(t *testing.T) string { return testenv.PublicRamfs(t) }, false, true},
+		{"overlayfs", overlayOnTmpfs, false, false},
+	} {
+		t.Run(fs.name, func(t *testing.T) {
+			p := filepath.Join(fs.mount(t), "user-tool")
+			must(t, os.WriteFile(p, good, 0o755))
+			db := loadFiles(t, trustFile(t, t.TempDir(), p))
+			v := NewVerifier(VerifierConfig{Settle: testSettle})
+			_, fd := openFd(t, p)
+			ctx := context.Background()
+			// The writer's mapping, its descriptor closed, its first page dirtied with the
+			// bytes it holds: the content is still the trusted one.
+			mapping := func() []byte {
+				w, err := os.OpenFile(p, os.O_RDWR, 0)
+				must(t, err)
+				defer w.Close()
+				b, err := syscall.Mmap(int(w.Fd()), 0, len(good), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+				must(t, err)
+				return b
+			}
+			b := mapping()
+			copy(b, good)
+			before := fstat(t, fd)
+			for i := 0; i < 2; i++ {
+				res, err := v.Verify(ctx, db, p, fd)
+				switch {
+				case fs.sees && (res.Trusted() || res.Cached || !errors.Is(err, ErrOpenForWrite)):
+					t.Fatalf("verify %d while open for writing: %v cached=%v err=%v; want unverifiable, ErrOpenForWrite", i, res, res.Cached, err)
+				case !fs.sees && (res.Cached || err != nil):
+					t.Fatalf("verify %d while open for writing, unseen: %v cached=%v err=%v; want hashed again, not cached", i, res, res.Cached, err)
+				}
+			}
+			// The attack's write: through the dirty page, no ctime or mtime moved.
+			copy(b, evil)
+			if after := fstat(t, fd); after.Ctime != before.Ctime || after.Mtime != before.Mtime {
+				t.Logf("%s moved the times at a write to a dirty mapped page: the hole is not there", fs.name)
+			}
+			must(t, syscall.Munmap(b))
+			for i, wantCached := range []bool{false, fs.caches} {
+				res, err := v.Verify(ctx, db, p, fd)
+				if err != nil || res.Status != Modified || res.Cached != wantCached {
+					t.Fatalf("verify %d after the write and unmap: %v cached=%v err=%v; want modified", i, res, res.Cached, err)
+				}
+			}
+			// With nothing open for writing, the cached digest holds until a writer writes,
+			// and its first write moves the ctime, whatever the page cache holds (where the
+			// Verifier caches; on ramfs nothing moves it, which is why it does not).
+			cached := fstat(t, fd)
+			b = mapping()
+			copy(b, good)
+			if after := fstat(t, fd); fs.caches && after.Ctime == cached.Ctime {
+				t.Fatalf("%s: the first write through a new mapping left the ctime as it was (%d): the cache's invariant does not hold", fs.name, after.Ctime)
+			} else if !fs.caches && after.Ctime != cached.Ctime {
+				t.Logf("%s moved the ctime at a new mapping's first write: it could cache", fs.name)
+			}
+			must(t, syscall.Munmap(b))
+			if res, err := v.Verify(ctx, db, p, fd); err != nil || !res.Trusted() || res.Cached {
+				t.Fatalf("after writing the trusted content back: %v cached=%v %v", res, res.Cached, err)
+			}
+		})
+	}
+}
+
+// overlayOnTmpfs mounts an overlayfs whose layers are on a tmpfs and returns its mount point
+// (skips where overlayfs cannot be mounted).
+func overlayOnTmpfs(t *testing.T) string {
+	base := testenv.Tmpfs(t)
+	for _, d := range []string{"l", "u", "w", "m"} {
+		must(t, os.Mkdir(filepath.Join(base, d), 0o755))
+	}
+	m := filepath.Join(base, "m")
+	opts := "lowerdir=" + filepath.Join(base, "l") + ",upperdir=" + filepath.Join(base, "u") + ",workdir=" + filepath.Join(base, "w")
+	if err := sys.Mount("overlay", m, "overlay", 0, opts); err != nil {
+		t.Skipf("no overlayfs: %v", err)
+	}
+	t.Cleanup(func() { sys.Unmount(m, sys.MNT_DETACH) })
+	return m
+}
+
+func fstat(t *testing.T, fd int) sys.Stat {
+	t.Helper()
+	st, err := sys.Fstat(fd)
+	must(t, err)
+	return st
 }
