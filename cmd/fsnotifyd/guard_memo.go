@@ -31,7 +31,11 @@ import (
 //     write, a truncate, a rename, a link, a chmod) gets a ctime no earlier than its own time
 //     less the clock's granularity, so a different one, and an inode that reuses the number
 //     was created after the remembered one was freed, with a ctime of its own — the
-//     argument of the hash cache (trust: cachedSums.sameFile), which the memo follows;
+//     argument of the hash cache (trust: cachedSums.sameFile), which the memo follows (a
+//     write through a mapping to a page it had already dirtied moves no ctime: a decision
+//     that read the content is inline only from a digest the hash cache kept, which it keeps
+//     only for a file nothing had open for writing, where every later write is seen:
+//     trust.ErrOpenForWrite, sys.WritesSeen);
 //   - a file the guard's forgetter sees written (MODIFY, CLOSE_WRITE; all of them when its
 //     queue overflowed) is forgotten here as in the hash cache, and a decision made while a
 //     forget came is not kept.

@@ -421,3 +421,55 @@ printf x | dd of=cat bs=1 seek=10 conv=notrunc status=none && try rewritten ./ca
 		}
 	})
 }
+
+// A hostile owner of a trusted file makes the guard hash it while a shared writable mapping of
+// it has a dirty page, then writes their own code through that page — which moves no time and
+// makes no event until the mapping goes — unmaps it and runs it at once: a digest cached at
+// the hash would vouch for the new content, and only the forgetter's CLOSE_WRITE, read from
+// another queue than the exec, could save it. The guard must not trust, nor cache, what it
+// hashed while the file was open for writing (trust.ErrOpenForWrite; ramfs caches nothing).
+// Step by step, as nobody with python3: map the tool, dirty its first page with the bytes it
+// holds, wait past trust.DefaultSettle (the page fault moved the ctime), try to run it (the
+// kernel asks the guard, then refuses the exec of a file open for writing: ETXTBSY), change
+// one ELF padding byte through the mapping, unmap, run it: denied. Then the trusted content
+// written back (a write(2), which moves the ctime) runs.
+func TestGuardTrustDirtyMappedPageAsNobody(t *testing.T) {
+	for _, fs := range []struct {
+		name  string
+		mount func(testing.TB) string
+	}{{"tmpfs", testenv.PublicTmpfs}, {"ext4", publicExt4}, {"ramfs", testenv.PublicRamfs}} {
+		t.Run(fs.name, func(t *testing.T) {
+			tool := guardTrustedToolOfNobody(t, fs.mount)
+			out, err := testenv.Sh(testenv.Nobody, `python3 - `+tool+` <<'EOF'
+import mmap, os, subprocess, sys, time
+tool = sys.argv[1]
+good = open(tool, "rb").read()
+def run(step):
+    try:
+        r = subprocess.run([tool])
+        print(step, "ran" if r.returncode == 0 else "failed")
+    except OSError as e:
+        print(step, "refused", e.errno)
+fd = os.open(tool, os.O_RDWR)
+m = mmap.mmap(fd, 0, mmap.MAP_SHARED)
+os.close(fd)
+m[0:4096] = good[0:4096]
+time.sleep(3.3)
+run("while-mapped")
+m[10:11] = b"x"
+m.close()
+run("rewritten")
+with open(tool, "r+b") as f:
+    f.write(good)
+time.sleep(0.05)
+run("restored")
+EOF`)
+			// Denied by the guard (EPERM, 1) while mapped: open for writing, unverifiable (the kernel
+			// would refuse it next with ETXTBSY, 26, unless the writer went away meanwhile).
+			want := "while-mapped refused 1\nrewritten refused 1\nrestored ran"
+			if err != nil || strings.TrimSpace(out) != want {
+				t.Fatalf("as nobody: %v\ngot:\n%s\nwant:\n%s", err, out, want)
+			}
+		})
+	}
+}
