@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Trust-based exec allowlisting, side by side in one run against fapolicyd 1.1.7 (Debian's), on
-# a scratch ramfs that is fapolicyd's only watch_fs, everything in a private mount namespace
-# (the recipe of bench/fapolicyd.sh):
-#   exec cost: EXECS runs per round of a small trusted binary (a copy of true(1) on the ramfs,
+# a scratch tmpfs (fapolicyd's watch_fs: tmpfs), everything in a private mount namespace (the
+# recipe of bench/fapolicyd.sh). tmpfs, not ramfs: a write through a mapping moves no time on
+# ramfs, so the guard caches no digest there and hashes at every exec (docs/trust.md, "The
+# hash cache"; until 2026-12-06 this ran on ramfs):
+#   exec cost: EXECS runs per round of a small trusted binary (a copy of true(1) on the tmpfs,
 #   listed in a trust file by its size and sha256) by bench/execmix.c, under
 #     (a) no listener,
 #     (b) `fsnotifyd guard --mount --events open,exec` with the rules
@@ -22,8 +24,8 @@
 #         runtime's system call entry and exit around it): the floor of any guard written in
 #         Go, before any of its own code,
 #   Each listener (and (a): nothing marks it) runs for the whole measurement in a mount
-#   namespace of its own, on its own ramfs (a mount mark sees only its mount), and one execmix
-#   process runs every exec, reaching each ramfs through /proc/PID/root: a round is
+#   namespace of its own, on its own tmpfs (a mount mark sees only its mount), and one execmix
+#   process runs every exec, reaching each tmpfs through /proc/PID/root: a round is
 #   EXECS/BURST cycles (BURST: env, default 100), a cycle one block of BURST execs under each
 #   listener in turn (the order balanced: execmix.c's Williams design), each block between two blocks with no
 #   listener. A listener's added time in a cycle is its block's mean time per exec less the
@@ -107,9 +109,9 @@ printf 'allow perm=execute all : trust=1\ndeny perm=execute all : all\nallow per
 chown -R fapolicyd:fapolicyd "$T/lib"
 sed -i -E \
 	-e 's/^permissive *=.*/permissive = 0/' -e 's/^uid *=.*/uid = 0/' -e 's/^gid *=.*/gid = 0/' \
-	-e 's/^trust *=.*/trust = file/' -e 's/^watch_fs *=.*/watch_fs = ramfs/' -e 's/^integrity *=.*/integrity = sha256/' \
+	-e 's/^trust *=.*/trust = file/' -e 's/^watch_fs *=.*/watch_fs = tmpfs/' -e 's/^integrity *=.*/integrity = sha256/' \
 	-e 's/^allow_filesystem_mark *=.*/allow_filesystem_mark = 0/' "$T/etc/fapolicyd.conf"
-for kv in "permissive = 0" "uid = 0" "gid = 0" "trust = file" "watch_fs = ramfs" "integrity = sha256" "allow_filesystem_mark = 0"; do
+for kv in "permissive = 0" "uid = 0" "gid = 0" "trust = file" "watch_fs = tmpfs" "integrity = sha256" "allow_filesystem_mark = 0"; do
 	grep -qx "$kv" "$T/etc/fapolicyd.conf" || { echo "fapolicyd.conf: could not set $kv" >&2; exit 1; }
 done
 printf 'allow exec ** trusted=yes\ndeny exec **\n' > "$T/exec.rules"
@@ -122,7 +124,7 @@ mount --bind "$T/etc" /etc/fapolicyd
 mount --bind "$T/lib" /var/lib/fapolicyd
 mount -t tmpfs tmpfs /run && mkdir /run/fapolicyd
 mount -t tmpfs tmpfs /var/log
-mount -t ramfs ramfs "$T/mnt" && cp /usr/bin/true "$T/mnt/tool"
+mount -t tmpfs tmpfs "$T/mnt" && cp /usr/bin/true "$T/mnt/tool"
 size=$(stat -c %s "$T/mnt/tool") sum=$(sha256sum "$T/mnt/tool" | cut -d' ' -f1)
 echo "$T/mnt/tool $size $sum" > "$T/tool.trust"
 cp "$T/tool.trust" /etc/fapolicyd/fapolicyd.trust
@@ -146,14 +148,14 @@ stop() { kill -INT "$cur"; wait "$cur" 2>/dev/null || true; cur=; }
 cpu() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%d\n", s }'; }
 # switches PID: the context switches so far of every thread of PID, voluntary and not.
 switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ { s += $2 } END { printf "%d\n", s }'; }
-# resident NAME READY CMD...: start CMD in a mount namespace of its own, on its own ramfs at
+# resident NAME READY CMD...: start CMD in a mount namespace of its own, on its own tmpfs at
 # $T/mnt holding a copy of the tool (same content: the same trust entry), and keep it running
 # for every round. A mount mark is on one mount of one namespace, so each listener sees only
 # the execs run in its namespace, and the runs of all of them can be interleaved in short
 # blocks: load that comes and goes on a shared machine hits each alike.
 resident() {
 	local name=$1 ready=$2; shift 2
-	start "$name" "$ready" unshare -m sh -c 'mount -t ramfs ramfs "$0/mnt" && cp "$0/tool" "$0/mnt/tool" && exec "$@"' "$T" "$@"
+	start "$name" "$ready" unshare -m sh -c 'mount -t tmpfs tmpfs "$0/mnt" && cp "$0/tool" "$0/mnt/tool" && exec "$@"' "$T" "$@"
 	resident+=("$cur"); eval "pid_$name=$cur"; cur=
 }
 guard=("$T/fsnotifyd" guard --mount --events open,exec --policy "$T/exec.rules")
@@ -169,8 +171,8 @@ resident fapd "Starting to listen for events" fapolicyd --debug-deny
 resident execref ready "$T/execref" "$T/mnt"
 resident execcalls ready "$T/execref" "$T/mnt" calls "$T/tool.trust"
 resident gofloor ready "$T/gofloor" "$T/mnt" exec "$T/tool.trust"
-# (a) the same way: a namespace of its own with its own ramfs, and nothing marking it, so that
-# every target is reached alike (/proc/PID/root, a private mount namespace, a fresh ramfs).
+# (a) the same way: a namespace of its own with its own tmpfs, and nothing marking it, so that
+# every target is reached alike (/proc/PID/root, a private mount namespace, a fresh tmpfs).
 resident none ready sh -c 'echo ready; exec sleep infinity'
 targets=()
 for n in "${names[@]}"; do targets+=("/proc/$(eval echo "\$pid_$n")/root$T/mnt/tool"); done

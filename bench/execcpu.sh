@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Where the guard's CPU per exec goes against a C listener making the same system calls
 # (bench/execref.c's calls mode), each measured alone: about EXECS execs of a trusted copy of
-# true(1) on a ramfs mounted in a private mount namespace, spawned as bench/exec.sh spawns them
+# true(1) on a tmpfs mounted in a private mount namespace, spawned as bench/exec.sh spawns them
 # (bench/execmix.c: three blocks of EXECS/3), under
 #   calls   bench/execref.c MNT calls TRUST (the guard's calls per exec, in C, nothing else)
 #   guard   `fsnotifyd guard --mount --events open,exec` with bench/exec.sh's trust policy
@@ -42,7 +42,7 @@ measure() {
 	unshare -m bash -s <<'INNER'
 set -euo pipefail
 mount --make-rprivate /
-mkdir -p "$T/mnt" && mount -t ramfs ramfs "$T/mnt" && cp /usr/bin/true "$T/mnt/tool"
+mkdir -p "$T/mnt" && mount -t tmpfs tmpfs "$T/mnt" && cp /usr/bin/true "$T/mnt/tool"
 echo "$T/mnt/tool $(stat -c %s "$T/mnt/tool") $(sha256sum "$T/mnt/tool" | cut -d' ' -f1)" > "$T/tool.trust"
 pin=()
 [ "$PLACE" = onecpu ] && pin=(taskset -c 0)

@@ -6,7 +6,7 @@
 # Why: an exec is half a millisecond of the kernel building a process, after which the
 # listener's pages are out of the caches and the TLB; what it then pays per event grows with
 # how many distinct pages it touches (docs/design/performance.md, session 18).
-# How: the listener runs on a ramfs in a private mount namespace, answers warm-up execs (and,
+# How: the listener runs on a tmpfs in a private mount namespace, answers warm-up execs (and,
 # for the guard, is past the trust hash cache's settle time, so its memo answers), then per
 # sample: `echo 1 > /proc/PID/clear_refs` (every page's referenced bit cleared), EXECS execs of
 # the trusted tool (default 1), and the "Referenced:" kB of each mapping in /proc/PID/smaps;
@@ -23,7 +23,7 @@ cd "$(dirname "$0")/.."
 SAMPLES=${1:-9}
 EXECS=${2:-1}
 T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT # each measurement stops its listener and unmounts its ramfs (INNER)
+trap 'rm -rf "$T"' EXIT # each measurement stops its listener and unmounts its tmpfs (INNER)
 chmod 755 "$T"
 go build -o "$T/fsnotifyd" ./cmd/fsnotifyd
 cc -O2 -o "$T/execref" bench/execref.c
@@ -56,7 +56,7 @@ measure() {
 	unshare -m bash -s <<'INNER'
 set -euo pipefail
 mount --make-rprivate /
-mkdir -p "$T/mnt" && mount -t ramfs ramfs "$T/mnt" && cp /usr/bin/true "$T/mnt/tool"
+mkdir -p "$T/mnt" && mount -t tmpfs tmpfs "$T/mnt" && cp /usr/bin/true "$T/mnt/tool"
 echo "$T/mnt/tool $(stat -c %s "$T/mnt/tool") $(sha256sum "$T/mnt/tool" | cut -d' ' -f1)" > "$T/tool.trust"
 if [ "$WHO" != calls ]; then
 	bin="$T/fsnotifyd"
