@@ -230,10 +230,12 @@ func RawSafeFs(fsType int64) bool {
 	return false
 }
 
-// Filesystem types (statfs f_type) WritesSeen leaves out, for its tests.
+// Filesystem types (statfs f_type) WritesSeen knows besides RawSafeFs's.
 const (
 	OVERLAYFS_SUPER_MAGIC = 0x794c7630
 	RAMFS_MAGIC           = 0x858458f6
+	SQUASHFS_MAGIC        = 0x73717368
+	EROFS_SUPER_MAGIC_V1  = 0xe0f5e1e2
 )
 
 // WritesSeen reports whether, on a filesystem of type fsType (statfs f_type), every change of
@@ -241,14 +243,15 @@ const (
 // file's ctime — every write(2), and the first write through each new shared writable
 // mapping (its page_mkwrite calls file_update_time) — or, for a write through a mapping to a
 // page it has already dirtied, which moves nothing, OpenForWrite says the file is open for
-// writing while the mapping lasts. tmpfs, ext2/3/4, xfs and btrfs. Not ramfs (a write
-// through a mapping never moves its times), nor overlayfs (a mapping maps the upper layer's
-// file, and once the writer's descriptor is closed the overlay inode is not open for writing:
-// OpenForWrite cannot see it), nor FUSE, NFS or other network filesystems (the server's
-// clock and rules), nor any type not listed. trust's TestHostileDirtyMappedPage tries each.
+// writing while the mapping lasts. tmpfs, ext2/3/4, xfs and btrfs; and squashfs and erofs,
+// which the kernel cannot write at all. Not ramfs (a write through a mapping never moves its
+// times), nor overlayfs (a mapping maps the upper layer's file, and once the writer's
+// descriptor is closed the overlay inode is not open for writing: OpenForWrite cannot see
+// it), nor FUSE, NFS or other network filesystems (the server's clock and rules), nor any
+// type not listed. trust's TestHostileDirtyMappedPage tries tmpfs, ext4, ramfs and overlayfs.
 func WritesSeen(fsType int64) bool {
 	switch fsType {
-	case TMPFS_MAGIC, EXT4_SUPER_MAGIC, XFS_SUPER_MAGIC, BTRFS_SUPER_MAGIC:
+	case TMPFS_MAGIC, EXT4_SUPER_MAGIC, XFS_SUPER_MAGIC, BTRFS_SUPER_MAGIC, SQUASHFS_MAGIC, EROFS_SUPER_MAGIC_V1:
 		return true
 	}
 	return false

@@ -890,3 +890,36 @@ func fstat(t *testing.T, fd int) sys.Stat {
 	must(t, err)
 	return st
 }
+
+// TestCacheOnSquashfs: squashfs (a snap's files) cannot be written at all, so its digests are
+// cached like ext4's (sys.WritesSeen): the second verification hashes nothing.
+func TestCacheOnSquashfs(t *testing.T) {
+	testenv.RequireRoot(t)
+	if _, err := exec.LookPath("mksquashfs"); err != nil {
+		t.Skip("no mksquashfs (squashfs-tools)")
+	}
+	src := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(src, "tool"), []byte("squashed tool"), 0o755))
+	img := filepath.Join(t.TempDir(), "fs.squashfs")
+	if out, err := exec.Command("mksquashfs", src, img, "-quiet", "-noappend").CombinedOutput(); err != nil {
+		t.Fatalf("mksquashfs: %v %s", err, out)
+	}
+	mnt := testenv.Tmpfs(t)
+	if out, err := exec.Command("mount", "-t", "squashfs", "-o", "loop,ro", img, mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount squashfs here: %v %s", err, out)
+	}
+	t.Cleanup(func() { sys.Unmount(mnt, sys.MNT_DETACH) })
+	p := filepath.Join(mnt, "tool")
+	db := loadFiles(t, trustFile(t, t.TempDir(), p))
+	v := NewVerifier(VerifierConfig{Settle: testSettle})
+	_, fd := openFd(t, p)
+	for i, wantCached := range []bool{false, true} {
+		res, err := v.Verify(context.Background(), db, p, fd)
+		if err != nil || !res.Trusted() || res.Cached != wantCached {
+			t.Fatalf("verify %d: %v cached=%v %v (stats %+v)", i, res, res.Cached, err, v.Stats())
+		}
+	}
+	if st := v.Stats(); st.Hashes != 1 || st.Uncacheable != 0 {
+		t.Fatalf("stats %+v: want 1 hash, none uncacheable", st)
+	}
+}
