@@ -800,26 +800,23 @@ func TestOpenForWrite(t *testing.T) {
 		}
 		return b
 	}
+	openHeld := func(flags int) func() func() {
+		return func() func() {
+			fd, err := unix.Open(path, flags|unix.O_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return func() { unix.Close(fd) }
+		}
+	}
 	tests := []struct {
 		name string
 		hold func() (release func()) // what is open while the probe runs
 		want bool
 	}{
 		{"nothing open", func() func() { return func() {} }, false},
-		{"read-only descriptor", func() func() {
-			fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return func() { unix.Close(fd) }
-		}, false},
-		{"write-only descriptor", func() func() {
-			fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CLOEXEC, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return func() { unix.Close(fd) }
-		}, true},
+		{"read-only descriptor", openHeld(unix.O_RDONLY), false},
+		{"write-only descriptor", openHeld(unix.O_WRONLY), true},
 		{"shared writable mapping, descriptor closed, page dirtied", func() func() {
 			b := mapFile(unix.O_RDWR, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 			b[0] = 0
