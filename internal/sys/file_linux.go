@@ -232,10 +232,8 @@ func RawSafeFs(fsType int64) bool {
 
 // Filesystem types (statfs f_type) WritesSeen knows besides RawSafeFs's.
 const (
-	OVERLAYFS_SUPER_MAGIC = 0x794c7630
-	RAMFS_MAGIC           = 0x858458f6
-	SQUASHFS_MAGIC        = 0x73717368
-	EROFS_SUPER_MAGIC_V1  = 0xe0f5e1e2
+	SQUASHFS_MAGIC       = 0x73717368
+	EROFS_SUPER_MAGIC_V1 = 0xe0f5e1e2
 )
 
 // WritesSeen reports whether, on a filesystem of type fsType (statfs f_type), every change of
