@@ -3,6 +3,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -472,4 +474,108 @@ EOF`)
 			}
 		})
 	}
+}
+
+// A hostile user who can write a file keeps it open for writing while it is run, so that the
+// guard cannot read its content as one version (trust.ErrOpenForWrite). Were that the guard's
+// own failure, --on-error allow would let it through: a script given to sh (an open, which
+// the kernel does not refuse for a writer) would run whatever its writer put there, unseen;
+// for an exec, the kernel's refusal of a file open for writing (ETXTBSY, 26) comes after the
+// guard's answer, so a writer that closes in between runs what it wrote. Such content is
+// neither an error nor any digest: a sha256= condition on it may hold — a deny rule denies
+// (exec: EPERM, 1; sh: cannot open), an allow rule is passed over — whatever --on-error says.
+// With the writer closed, the digest decides. As nobody (the writer opens the file by a link
+// outside the guarded directory), embedded and through the daemon, for
+// an allowlist of execs and of scripts, a denylist and a denylist by !=; the audit line of the
+// first run says why.
+func TestGuardSHA256OpenForWriteAsNobody(t *testing.T) {
+	src, err := exec.LookPath("true")
+	if err != nil {
+		t.Skipf("no true: %v", err)
+	}
+	trueExe := must(os.ReadFile(src))
+	script := []byte("exit 0\n")
+	sum := func(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
+	other := hex.EncodeToString(make([]byte, 32))
+	guardModes(t, func(t *testing.T, extra []string) {
+		for _, tc := range []struct {
+			name, rules string // rules for the directory D
+			script      bool   // the tool is a script run by sh (opens), else a copy of true (execs)
+			allowed     bool   // whether the tool runs once its writer is gone
+			rule        string // the line that decides the run with a writer
+		}{
+			{"allowlist", "allow exec D/** sha256=" + sum(trueExe) + "\ndeny exec D/**\n", false, true, ":2"},
+			{"allowlist of scripts", "allow open D/** sha256=" + sum(script) + "\ndeny open D/**\n", true, true, ":2"},
+			{"denylist", "deny exec D/** sha256=" + other + "\n", false, true, ":1"},
+			{"denylist by !=", "deny exec D/** sha256!=" + sum(trueExe) + "\n", false, true, ":1"},
+			{"denylist of the tool", "deny exec D/** sha256=" + sum(trueExe) + "\n", false, false, ":1"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				mnt := testenv.PublicTmpfs(t)
+				dir := filepath.Join(mnt, "home")
+				if err := os.Mkdir(dir, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				tool, content, events, run, want := filepath.Join(dir, "tool"), trueExe, "exec", "[tool]", "refused 1"
+				if tc.script {
+					content, events, run, want = script, "open", `["sh", tool]`, "failed"
+				}
+				if err := os.WriteFile(tool, content, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				for _, p := range []string{dir, tool} {
+					if err := os.Chown(p, 65534, 65534); err != nil {
+						t.Fatal(err)
+					}
+				}
+				// The writer opens the file by a link outside the guarded directory: its open
+				// there is no rule's (an open for writing through D would itself be unverifiable).
+				link := filepath.Join(mnt, "link")
+				if err := os.Link(tool, link); err != nil {
+					t.Fatal(err)
+				}
+				rules := filepath.Join(t.TempDir(), "guard.rules")
+				writeFile(t, rules, strings.ReplaceAll(tc.rules, "D/", dir+"/"))
+				audit := filepath.Join(t.TempDir(), "audit.jsonl")
+				p := start(t, append(append([]string{"guard"}, extra...),
+					"--events", events, "--policy", rules, "--on-error", "allow", "--audit", audit, dir)...)
+				out, err := testenv.Sh(testenv.Nobody, `python3 - `+tool+` `+link+` <<'EOF'
+import os, subprocess, sys
+tool, link = sys.argv[1], sys.argv[2]
+def run(step):
+    try:
+        r = subprocess.run(`+run+`, stderr=subprocess.DEVNULL)
+        print(step, "ran" if r.returncode == 0 else "failed")
+    except OSError as e:
+        print(step, "refused", e.errno)
+fd = os.open(link, os.O_WRONLY)
+run("open-for-writing")
+os.close(fd)
+run("closed")
+EOF`)
+				after := "closed " + want
+				if tc.allowed {
+					after = "closed ran"
+				}
+				if want := "open-for-writing " + want + "\n" + after; err != nil || strings.TrimSpace(out) != want {
+					t.Fatalf("as nobody: %v\ngot:\n%s\nwant:\n%s", err, out, want)
+				}
+				waitAudit(t, audit, tool)
+				p.stop()
+				recs := auditFor(auditLines(t, audit), tool)
+				if len(recs) < 2 {
+					t.Fatalf("audit records of %s: %v, want two", tool, recs)
+				}
+				first := recs[0]
+				why, _ := first["sha256_unverifiable"].(string)
+				if first["verdict"] != "deny" || first["rule"] != rules+tc.rule || first["error"] != nil ||
+					!strings.Contains(why, "open for writing") || first["sha256"] != nil {
+					t.Errorf("the run with a writer: audit %v, want a deny by %s%s with sha256_unverifiable naming the writer and no error", first, rules, tc.rule)
+				}
+				if last := recs[len(recs)-1]; last["sha256"] != sum(content) || last["sha256_unverifiable"] != nil {
+					t.Errorf("the run without: audit %v, want the digest %s", last, sum(content))
+				}
+			})
+		}
+	})
 }

@@ -18,6 +18,11 @@ type AuditAttrs struct {
 	// SHA256 is the file's sha256 in hex, when the decision computed it (sha256=, or a trust
 	// file's entry compared).
 	SHA256 string `json:"sha256,omitempty"`
+	// SHA256Unverifiable says why the file's sha256 could not be known, when a sha256=
+	// condition needed it and its content could not be read as one version (open for
+	// writing, or changed while it was read): the condition may have held, so a deny rule
+	// denied and an allow rule was passed over.
+	SHA256Unverifiable string `json:"sha256_unverifiable,omitempty"`
 	// Trust is the file's trust decision (trusted=).
 	Trust *AuditTrust `json:"trust,omitempty"`
 	// ExeTrust is the trust decision on the process's executable (trusted_exe=).

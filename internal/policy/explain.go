@@ -125,6 +125,8 @@ func (a *attrs) describe(attr Attr, err error) string {
 		return "unknown (the process is gone)"
 	case errors.Is(rerr, ErrNoValue):
 		return "none (not a regular file)"
+	case errors.Is(rerr, ErrUnverifiable):
+		return "unknown (" + rerr.Error() + ")"
 	case rerr != nil:
 		return "unreadable: " + rerr.Error()
 	}

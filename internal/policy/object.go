@@ -20,14 +20,20 @@ import (
 //
 // Each method returns the attribute or an error. ErrNoValue (or an error wrapping it) says
 // the file has no such attribute (a directory, a device or a FIFO has no type, digest or
-// size): KEY= does not hold and KEY!= does. An error wrapping context.DeadlineExceeded is the
-// guard's deadline (Decision.TimedOut: the guard answers with its on-timeout verdict); any
-// other error is the guard's own failure to read what a rule needs: Decide stops there and
-// reports it in Decision.Err, and the guard answers with its on-error verdict.
+// size): KEY= does not hold and KEY!= does. ErrUnverifiable (or an error wrapping it) says
+// the content could not be read as one version (something had the file open for writing, or
+// it changed while it was read): which value it has is not known, so KEY= and KEY!= alike may
+// hold (MayHold: a deny rule denies on it, an allow rule is passed over) — the file's state,
+// which its writer controls, and not the guard's failure. An error wrapping
+// context.DeadlineExceeded is the guard's deadline (Decision.TimedOut: the guard answers with
+// its on-timeout verdict); any other error is the guard's own failure to read what a rule
+// needs: Decide stops there and reports it in Decision.Err, and the guard answers with its
+// on-error verdict.
 type Object interface {
 	// FileType is the file's type by content (internal/ftype): elf-executable, script:sh...
 	FileType() (ftype.Type, error)
-	// SHA256 is the digest of the file's content.
+	// SHA256 is the digest of the file's content; ErrUnverifiable when no one version of it
+	// could be read.
 	SHA256() ([32]byte, error)
 	// Trusted reports whether the trust database trusts the file: its path (the one the
 	// kernel reported) is listed and its content is what was listed. A file that is not
@@ -44,6 +50,9 @@ type Object interface {
 var (
 	// ErrNoValue: the file has no such attribute (see Object).
 	ErrNoValue = errors.New("not a regular file")
+	// ErrUnverifiable: the file's content could not be read as one version (see Object).
+	// The reason is the error it wraps with it: trust.ErrOpenForWrite, trust.ErrChanged.
+	ErrUnverifiable = errors.New("the file's content cannot be verified")
 	// ErrNoObject is what an object attribute fails with when the request has no Object
 	// (no descriptor of the file): the guard's on-error verdict applies.
 	ErrNoObject = errors.New("no descriptor for the file")

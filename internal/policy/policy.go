@@ -258,6 +258,10 @@ type Decision struct {
 	// AncestryIncomplete says Rule, a deny rule, denied on an ancestor= condition that the
 	// process's ancestry could not settle (the chain was cut: see Ancestry).
 	AncestryIncomplete bool
+	// ContentUnverifiable says Rule, a deny rule, denied on a condition on the file's content
+	// (sha256=) that could not be settled: the content could not be read as one version
+	// (ErrUnverifiable: it was open for writing, or changed while it was read).
+	ContentUnverifiable bool
 	// Err, when set, is why the policy could not decide: reading an attribute that Rule's
 	// conditions need failed (not because the process is gone; see Process). Verdict is then
 	// Deny; a guard answers with its on-timeout verdict when TimedOut, else with its on-error
@@ -422,8 +426,9 @@ type Outcome uint8
 const (
 	Fails Outcome = iota
 	Holds
-	// MayHold: the condition cannot be settled (ancestor= when the chain was cut). A deny
-	// rule denies on it; an allow rule is passed over.
+	// MayHold: the condition cannot be settled (ancestor= when the chain was cut; sha256= of
+	// content that could not be read as one version). A deny rule denies on it; an allow rule
+	// is passed over.
 	MayHold
 )
 
@@ -439,7 +444,9 @@ func (o Outcome) String() string {
 
 // eval evaluates c; attributes come from a. An attribute of a process that is gone makes the
 // condition fail (key= and key!= alike); a file attribute the file does not have (ErrNoValue)
-// is a value none of c's values is. Any other error reading it is returned.
+// is a value none of c's values is; content that could not be read as one version
+// (ErrUnverifiable) may be any value: the condition may hold, key= and key!= alike. Any other
+// error reading it is returned. A MayHold is recorded in a.mayHold.
 func (c *Condition) eval(a *attrs) (Outcome, error) {
 	in, settled, err := c.test(a)
 	switch {
@@ -448,6 +455,8 @@ func (c *Condition) eval(a *attrs) (Outcome, error) {
 		return Fails, nil
 	case errors.Is(err, ErrNoValue):
 		in, settled = false, true
+	case errors.Is(err, ErrUnverifiable):
+		settled = false
 	default:
 		k := keyOf(c.Attr)
 		whose := "process"
@@ -458,6 +467,7 @@ func (c *Condition) eval(a *attrs) (Outcome, error) {
 	}
 	switch {
 	case !settled:
+		a.mayHold |= attrBits(1) << c.Attr
 		return MayHold, nil
 	case in != c.Negate:
 		return Holds, nil
@@ -683,11 +693,16 @@ func containsNum(list []uint32, v uint32) bool {
 }
 
 // attrs fetches a request's attributes at most once each. It is kept small: Decide makes one
-// per request, on its stack. A read that fails other than for a gone process (or a file
-// attribute the file does not have) is not remembered, as Decide stops at it.
+// per request, on its stack. A read that fails other than for a gone process, a file
+// attribute the file does not have or content that could not be verified is not remembered,
+// as Decide stops at it.
 type attrs struct {
 	req        *Request
 	done, none attrBits // attributes read; those of them that found no value (gone, ErrNoValue)
+	unverified attrBits // attributes read whose content could not be verified (unverifiedErr)
+	mayHold    attrBits // attributes of the conditions that came to MayHold in the rule being evaluated
+	// unverifiedErr is the error of the attributes in unverified (wrapping ErrUnverifiable).
+	unverifiedErr error
 
 	commVal          string
 	uidVal           uint32
@@ -714,6 +729,8 @@ func (a *attrs) read(attr Attr) error {
 	bit := attrBits(1) << attr
 	if a.done&bit != 0 {
 		switch {
+		case a.unverified&bit != 0:
+			return a.unverifiedErr
 		case a.none&bit == 0:
 			return nil
 		case attr.IsObject():
@@ -771,6 +788,10 @@ func (a *attrs) read(attr Attr) error {
 		a.done |= bit
 		a.none |= bit
 		return ErrNoValue
+	case errors.Is(err, ErrUnverifiable) && attr.IsObject():
+		a.done |= bit
+		a.unverified |= bit
+		a.unverifiedErr = err
 	}
 	return err // not remembered: Decide stops here
 }
@@ -796,7 +817,11 @@ type Policy struct {
 // An ancestor= condition that the ancestry cannot settle (the chain was cut before an
 // ancestor matched: see Ancestry) may hold, as a glob may match an unknown path: a deny rule
 // whose other conditions hold denies (Decision.AncestryIncomplete), an allow rule is passed
-// over.
+// over. So may a sha256= condition on content that could not be read as one version
+// (ErrUnverifiable: someone had the file open for writing, or it changed while it was read):
+// a deny rule denies (Decision.ContentUnverifiable), an allow rule is passed over. That is the
+// file's state, which whoever writes it chooses: not an error, so the guard's on-error verdict
+// (which may be allow) never applies to it.
 //
 // A request whose path is unknown (Request.PathUnknown, or Path "") is decided soundly on
 // what is known. Each glob then "may match", except one that matches every path but "/"
@@ -855,6 +880,7 @@ func (p *Policy) decide(req *Request, tr *tracer) Decision {
 		conds := Holds
 		if len(r.Conditions) > 0 {
 			var err error
+			a.mayHold = 0
 			conds, err = r.conditionsHold(&a, st)
 			if err != nil {
 				st.result(Failed)
@@ -872,7 +898,11 @@ func (p *Policy) decide(req *Request, tr *tracer) Decision {
 			continue
 		}
 		st.result(Decided)
-		d := Decision{Verdict: r.Verdict, Rule: r, PathUnknown: unknown, AncestryIncomplete: conds == MayHold}
+		d := Decision{Verdict: r.Verdict, Rule: r, PathUnknown: unknown}
+		if conds == MayHold {
+			d.AncestryIncomplete = a.mayHold&(attrBits(1)<<AttrAncestor) != 0
+			d.ContentUnverifiable = a.mayHold&(attrBits(1)<<AttrSHA256) != 0
+		}
 		if r.Verdict == engine.Allow {
 			d.Cache = (r.Cache || p.CacheAllows) && len(r.Conditions) == 0 && !skippedDeny
 		} else {

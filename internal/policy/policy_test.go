@@ -641,3 +641,59 @@ func TestAllowsEvery(t *testing.T) {
 		})
 	}
 }
+
+// unverifiableObject is a regular file whose content could not be read as one version: its
+// digest is ErrUnverifiable (wrapping the reason, as sysattr wraps trust's), asked how often.
+type unverifiableObject struct {
+	KnownObject
+	sums int
+}
+
+func (o *unverifiableObject) SHA256() ([32]byte, error) {
+	o.sums++
+	return [32]byte{}, fmt.Errorf("%w: the file is open for writing", ErrUnverifiable)
+}
+
+// TestDecideUnverifiableContent: a sha256= condition on content that could not be read as one
+// version may hold, key= and key!= alike: a deny rule denies on it, an allow rule is passed
+// over, and it is never an error (so never the guard's --on-error verdict, which may be
+// allow). The digest is asked for once however many rules test it.
+func TestDecideUnverifiableContent(t *testing.T) {
+	good := strings.Repeat("ab", 32)
+	for _, tt := range []struct {
+		name, rules string
+		want        engine.Verdict
+		rule        string
+		unverified  bool // Decision.ContentUnverifiable
+	}{
+		{"allowlist", "allow exec ** sha256=" + good + "\ndeny exec **\n", engine.Deny, "policy.rules:2", false},
+		{"allowlist, default deny", "default deny\nallow exec ** sha256=" + good + "\n", engine.Deny, "default", false},
+		{"allowlist by !=", "allow exec ** sha256!=" + good + "\ndefault deny\n", engine.Deny, "default", false},
+		{"denylist", "deny exec ** sha256=" + good + "\n", engine.Deny, "policy.rules:1", true},
+		{"denylist by !=", "deny exec ** sha256!=" + good + "\n", engine.Deny, "policy.rules:1", true},
+		{"deny with a condition that fails first", "deny exec ** uid=0 sha256=" + good + "\n", engine.Allow, "default", false},
+		{"deny with a condition that fails after", "deny exec ** sha256=" + good + " uid=0\n", engine.Allow, "default", false},
+		{"allow passed over, then a path deny", "allow exec /usr/** sha256=" + good + "\nallow exec /usr/** sha256!=" + good + "\ndeny exec /usr/**\n", engine.Deny, "policy.rules:3", false},
+		{"no sha256 rule for the file", "allow exec /usr/** sha256=" + good + "\nallow exec /home/**\n", engine.Allow, "policy.rules:2", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := mustParse(t, tt.rules)
+			obj := &unverifiableObject{}
+			path := "/usr/bin/tool"
+			if tt.name == "no sha256 rule for the file" {
+				path = "/home/u/tool"
+			}
+			d := p.Decide(&Request{Path: path, Event: engine.OpenExecPerm, Pid: 7, Proc: newProc("sh", 1000), Obj: obj})
+			if d.Err != nil {
+				t.Fatalf("Err = %v: unverifiable content must be decided, not an error", d.Err)
+			}
+			if d.Verdict != tt.want || d.Source() != tt.rule || d.ContentUnverifiable != tt.unverified || d.AncestryIncomplete || d.Cache {
+				t.Fatalf("got %v by %s unverifiable %v ancestry %v cache %v; want %v by %s unverifiable %v",
+					d.Verdict, d.Source(), d.ContentUnverifiable, d.AncestryIncomplete, d.Cache, tt.want, tt.rule, tt.unverified)
+			}
+			if obj.sums > 1 {
+				t.Errorf("SHA256 asked %d times, want at most once", obj.sums)
+			}
+		})
+	}
+}

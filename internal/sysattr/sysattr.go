@@ -332,6 +332,10 @@ func (o *Object) SHA256() ([32]byte, error) {
 			var s trust.Sums
 			s, o.sumErr = o.Trust.verifier().Sums(orBackground(o.Ctx), o.Fd, trust.SHA256)
 			o.sum = s.SHA256
+			if errors.Is(o.sumErr, trust.ErrOpenForWrite) || errors.Is(o.sumErr, trust.ErrChanged) {
+				// The file's state, which its writer chooses: the condition may hold.
+				o.sumErr = fmt.Errorf("%w: %w", policy.ErrUnverifiable, o.sumErr)
+			}
 		}
 	})
 	return o.sum, o.sumErr
@@ -378,6 +382,8 @@ func (o *Object) Audit(p *Process) format.AuditAttrs {
 		switch {
 		case o.Read(policy.AttrSHA256) && o.sumErr == nil:
 			a.SHA256 = hex.EncodeToString(o.sum[:])
+		case o.Read(policy.AttrSHA256) && errors.Is(o.sumErr, policy.ErrUnverifiable):
+			a.SHA256Unverifiable = o.sumErr.Error()
 		case o.trust.Sums.Have&trust.SHA256 != 0:
 			a.SHA256 = hex.EncodeToString(o.trust.Sums.SHA256[:])
 		}
