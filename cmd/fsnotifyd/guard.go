@@ -66,7 +66,10 @@ verdict then (default allow, so the host stays usable if a scanner hangs);
 itself fails to decide: a scanner that cannot start, crashes or is killed by
 a signal, an error reading what a rule needs (/proc), a panic (default deny:
 a file that crashes the scanner must not get through). Each such decision
-has an audit line naming the error. The kernel's own behaviour is not the
+has an audit line naming the error. Neither applies to a sha256= condition
+whose file is open for writing, changes while it is hashed, or is too long
+to hash before the deadline (its writer chose that): the condition may hold,
+so a deny rule denies and an allow rule is passed over. The kernel's own behaviour is not the
 guard's to choose: if the guard is killed, accesses are allowed; while it is
 stopped (SIGSTOP), they wait. See docs/security.md.
 

@@ -579,3 +579,72 @@ EOF`)
 		}
 	})
 }
+
+// A hostile user picks the size of what a sha256= condition hashes: a copy of false(1) with a
+// sparse 64 GiB tail runs as false does, and no hash of it ends before the guard's deadline,
+// whose --on-timeout verdict is allow by default: the allowlist would let it run. The hash has
+// a budget that ends before the deadline (sysattr.hashBudget), and content it cuts is
+// unverifiable: a deny rule denies, an allow rule is passed over — decided, before the
+// deadline. As nobody, embedded and through the daemon, --deadline 2s, default --on-timeout.
+func TestGuardSHA256TooLargeToHashAsNobody(t *testing.T) {
+	src, err := exec.LookPath("false")
+	if err != nil {
+		t.Skipf("no false: %v", err)
+	}
+	t1, err := exec.LookPath("true")
+	if err != nil {
+		t.Skipf("no true: %v", err)
+	}
+	trueSum := sha256.Sum256(must(os.ReadFile(t1)))
+	good, other := hex.EncodeToString(trueSum[:]), hex.EncodeToString(make([]byte, 32))
+	const deadline = 2 * time.Second // the budget ends 200 ms before it
+	guardModes(t, func(t *testing.T, extra []string) {
+		for _, tc := range []struct{ name, rules, rule string }{
+			{"allowlist", "allow exec D/** sha256=" + good + "\ndeny exec D/**\n", ":2"},
+			{"denylist", "deny exec D/** sha256=" + other + "\n", ":1"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				dir := filepath.Join(testenv.PublicTmpfs(t), "home")
+				if err := os.Mkdir(dir, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				tool := filepath.Join(dir, "tool")
+				if err := os.WriteFile(tool, must(os.ReadFile(src)), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Truncate(tool, 64<<30); err != nil {
+					t.Fatal(err)
+				}
+				for _, p := range []string{dir, tool} {
+					if err := os.Chown(p, 65534, 65534); err != nil {
+						t.Fatal(err)
+					}
+				}
+				rules := filepath.Join(t.TempDir(), "guard.rules")
+				writeFile(t, rules, strings.ReplaceAll(tc.rules, "D/", dir+"/"))
+				audit := filepath.Join(t.TempDir(), "audit.jsonl")
+				p := start(t, append(append([]string{"guard"}, extra...),
+					"--events", "exec", "--policy", rules, "--deadline", deadline.String(), "--audit", audit, dir)...)
+				t0 := time.Now()
+				c := exec.Command(tool)
+				c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+				err := c.Run()
+				took := time.Since(t0)
+				var ee *exec.ExitError
+				if errors.As(err, &ee) {
+					t.Fatalf("the padded false ran (%v after %v): the hash's timeout let it through", err, took)
+				}
+				if !errors.Is(err, syscall.EPERM) || took > deadline {
+					t.Fatalf("exec as nobody: %v after %v, want EPERM before the %v deadline", err, took, deadline)
+				}
+				waitAudit(t, audit, tool)
+				p.stop()
+				recs := auditFor(auditLines(t, audit), tool)
+				why, _ := recs[0]["sha256_unverifiable"].(string)
+				if len(recs) != 1 || recs[0]["verdict"] != "deny" || recs[0]["rule"] != rules+tc.rule || !strings.Contains(why, "could not be hashed") {
+					t.Errorf("audit %v, want one deny by %s%s saying the file could not be hashed in time", recs, rules, tc.rule)
+				}
+			})
+		}
+	})
+}

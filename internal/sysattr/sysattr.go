@@ -36,6 +36,7 @@ import (
 	"os"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/internal/format"
 	"github.com/fsnotifyd/fsnotifyd/internal/ftype"
@@ -326,19 +327,44 @@ func (o *Object) FileType() (ftype.Type, error) {
 	return o.typ, o.typErr
 }
 
+// SHA256 hashes the file within its budget (hashBudget). Content that cannot be read as one
+// version (trust.ErrOpenForWrite, trust.ErrChanged), or that the budget cuts, is
+// policy.ErrUnverifiable: whoever writes the file chooses both its state and its size, and
+// the guard's --on-error and --on-timeout verdicts (allow, often) must not be theirs to pick.
+// trusted= needs no budget: it hashes only a file whose size is a listed entry's.
 func (o *Object) SHA256() ([32]byte, error) {
 	o.once(policy.AttrSHA256, func() {
-		if o.sumErr = o.regular(); o.sumErr == nil {
-			var s trust.Sums
-			s, o.sumErr = o.Trust.verifier().Sums(orBackground(o.Ctx), o.Fd, trust.SHA256)
-			o.sum = s.SHA256
-			if errors.Is(o.sumErr, trust.ErrOpenForWrite) || errors.Is(o.sumErr, trust.ErrChanged) {
-				// The file's state, which its writer chooses: the condition may hold.
-				o.sumErr = fmt.Errorf("%w: %w", policy.ErrUnverifiable, o.sumErr)
-			}
+		if o.sumErr = o.regular(); o.sumErr != nil {
+			return
+		}
+		ctx := orBackground(o.Ctx)
+		hctx, cancel := hashBudget(ctx)
+		s, err := o.Trust.verifier().Sums(hctx, o.Fd, trust.SHA256)
+		cancel()
+		o.sum, o.sumErr = s.SHA256, err
+		switch {
+		case err == nil:
+		case errors.Is(err, trust.ErrOpenForWrite) || errors.Is(err, trust.ErrChanged):
+			o.sumErr = fmt.Errorf("%w: %w", policy.ErrUnverifiable, err)
+		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+			o.sumErr = fmt.Errorf("%w: it could not be hashed in the time the guard's deadline leaves (%d bytes)", policy.ErrUnverifiable, o.st.Size)
 		}
 	})
 	return o.sum, o.sumErr
+}
+
+// hashBudget is the part of ctx's time that a sha256= hash may take: it ends before ctx's
+// deadline by a tenth of the time left (at least 1 ms, at most 500 ms), so that a hash
+// the budget cuts is decided — unverifiable content, which a deny rule denies and an allow
+// rule passes over — before the guard's deadline answers with --on-timeout. Without a
+// deadline there is no budget.
+func hashBudget(ctx context.Context) (context.Context, context.CancelFunc) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return ctx, func() {}
+	}
+	margin := min(max(time.Until(dl)/10, time.Millisecond), 500*time.Millisecond)
+	return context.WithDeadline(ctx, dl.Add(-margin))
 }
 
 func (o *Object) Trusted() (bool, error) {
