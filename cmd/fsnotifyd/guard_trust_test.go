@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -647,4 +648,67 @@ func TestGuardSHA256TooLargeToHashAsNobody(t *testing.T) {
 			})
 		}
 	})
+}
+
+// A hostile user floods a guard whose rules test sha256= with execs of large files, so that
+// decisions wait for a handler past the deadline and get --on-timeout (allow by default): 300
+// at once of a copy of false(1) with a sparse 64 GiB tail, under an allowlist of true's
+// digest, --deadline 2s. Before the hash slots (sysattr.sha256Slots), all but a few were
+// allowed by the deadline and ran. Now every one is decided by the rules, and denied.
+func TestGuardSHA256FloodAsNobody(t *testing.T) {
+	src, err := exec.LookPath("false")
+	if err != nil {
+		t.Skipf("no false: %v", err)
+	}
+	t1, err := exec.LookPath("true")
+	if err != nil {
+		t.Skipf("no true: %v", err)
+	}
+	trueSum := sha256.Sum256(must(os.ReadFile(t1)))
+	dir := filepath.Join(testenv.PublicTmpfs(t), "home")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tool := filepath.Join(dir, "tool")
+	if err := os.WriteFile(tool, must(os.ReadFile(src)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(tool, 64<<30); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{dir, tool} {
+		if err := os.Chown(p, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rules := filepath.Join(t.TempDir(), "guard.rules")
+	writeFile(t, rules, "allow exec "+dir+"/** sha256="+hex.EncodeToString(trueSum[:])+"\ndeny exec "+dir+"/**\n")
+	audit := filepath.Join(t.TempDir(), "audit.jsonl")
+	p := start(t, "guard", "--events", "exec", "--policy", rules, "--deadline", "2s", "--audit", audit, dir)
+	// From sh, not os/exec: Go forks under a lock that a child's exec, waiting for its verdict,
+	// would hold, and the 300 would come one at a time.
+	const n = 300
+	out, err := testenv.Sh(testenv.Nobody, `i=0; while [ $i -lt `+strconv.Itoa(n)+` ]; do (`+tool+` 2>/dev/null; echo "rc=$?") & i=$((i+1)); done; wait`)
+	if err != nil {
+		t.Fatalf("as nobody: %v\n%s", err, out)
+	}
+	// sh says 126 for an exec denied (EPERM); 1 is false's own: it ran.
+	rcs := map[string]int{}
+	for _, l := range strings.Fields(out) {
+		rcs[l]++
+	}
+	if rcs["rc=126"] != n {
+		t.Errorf("of %d execs at once: %v (rc=1: it ran), want every one denied (rc=126)", n, rcs)
+	}
+	for end := time.Now().Add(10 * time.Second); len(auditFor(auditLines(t, audit), tool)) < n && time.Now().Before(end); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	p.stop()
+	rulesSeen := map[any]int{}
+	for _, r := range auditFor(auditLines(t, audit), tool) {
+		rulesSeen[r["rule"]]++
+	}
+	if len(rulesSeen) != 1 || rulesSeen[rules+":2"] != n {
+		t.Errorf("audit rules %v, want all %d by %s:2 (none by the deadline)", rulesSeen, n, rules)
+	}
 }

@@ -34,6 +34,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"syscall"
 	"time"
@@ -327,30 +328,69 @@ func (o *Object) FileType() (ftype.Type, error) {
 	return o.typ, o.typErr
 }
 
-// SHA256 hashes the file within its budget (hashBudget). Content that cannot be read as one
-// version (trust.ErrOpenForWrite, trust.ErrChanged), or that the budget cuts, is
-// policy.ErrUnverifiable: whoever writes the file chooses both its state and its size, and
-// the guard's --on-error and --on-timeout verdicts (allow, often) must not be theirs to pick.
-// trusted= needs no budget: it hashes only a file whose size is a listed entry's.
+// SHA256 is the file's digest from the hash cache, or hashed in one of the process's
+// sha256Slots (waited for at most hashSlotWait) within its budget (hashBudget). Content that
+// cannot be read as one version (trust.ErrOpenForWrite, trust.ErrChanged), that no slot was
+// free for, or that the budget cuts, is policy.ErrUnverifiable: whoever writes a file chooses
+// its state and its size, and can ask for many at once, and the guard's --on-error and
+// --on-timeout verdicts (allow, often) must not be theirs to pick — neither for their file,
+// nor for a file whose decision would wait behind theirs for a handler past the deadline.
+// trusted= needs none of this: it hashes only a file whose size is a listed entry's.
 func (o *Object) SHA256() ([32]byte, error) {
 	o.once(policy.AttrSHA256, func() {
 		if o.sumErr = o.regular(); o.sumErr != nil {
 			return
 		}
-		ctx := orBackground(o.Ctx)
-		hctx, cancel := hashBudget(ctx)
-		s, err := o.Trust.verifier().Sums(hctx, o.Fd, trust.SHA256)
-		cancel()
+		v := o.Trust.verifier()
+		s, err := v.CachedSums(o.Fd, trust.SHA256)
+		if errors.Is(err, trust.ErrNotCached) {
+			ctx := orBackground(o.Ctx)
+			hctx, cancel := hashBudget(ctx)
+			s, err = hashInSlot(hctx, func() (trust.Sums, error) { return v.Sums(hctx, o.Fd, trust.SHA256) })
+			cancel()
+			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+				err = fmt.Errorf("%w: it could not be hashed in the time the guard's deadline leaves (%d bytes)", policy.ErrUnverifiable, o.st.Size)
+			}
+		}
 		o.sum, o.sumErr = s.SHA256, err
-		switch {
-		case err == nil:
-		case errors.Is(err, trust.ErrOpenForWrite) || errors.Is(err, trust.ErrChanged):
+		if errors.Is(err, trust.ErrOpenForWrite) || errors.Is(err, trust.ErrChanged) {
 			o.sumErr = fmt.Errorf("%w: %w", policy.ErrUnverifiable, err)
-		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
-			o.sumErr = fmt.Errorf("%w: it could not be hashed in the time the guard's deadline leaves (%d bytes)", policy.ErrUnverifiable, o.st.Size)
 		}
 	})
 	return o.sum, o.sumErr
+}
+
+// sha256Slots bounds the sha256= hashes running at once in the process: hashing is CPU-bound,
+// so more at once than the CPUs finish none sooner, and each holds a guard's handler (of a
+// bounded number) while it runs.
+var sha256Slots = make(chan struct{}, max(2, runtime.NumCPU()))
+
+// hashSlotWait bounds the wait for a free slot: a decision that finds the slots taken longer
+// (by large files, which any user can make) is decided as unverifiable content at once, and
+// gives its handler back, so that a flood of them cannot keep the other decisions waiting for
+// handlers past their deadline.
+const hashSlotWait = 100 * time.Millisecond
+
+// errNoHashSlot is the reason a decision found no free slot.
+var errNoHashSlot = fmt.Errorf("%w: %d other files were being hashed for sha256= conditions", policy.ErrUnverifiable, cap(sha256Slots))
+
+// hashInSlot runs hash in one of sha256Slots, waiting at most hashSlotWait (or ctx) for it.
+func hashInSlot(ctx context.Context, hash func() (trust.Sums, error)) (trust.Sums, error) {
+	select {
+	case sha256Slots <- struct{}{}:
+	default:
+		t := time.NewTimer(hashSlotWait)
+		defer t.Stop()
+		select {
+		case sha256Slots <- struct{}{}:
+		case <-t.C:
+			return trust.Sums{}, errNoHashSlot
+		case <-ctx.Done():
+			return trust.Sums{}, ctx.Err()
+		}
+	}
+	defer func() { <-sha256Slots }()
+	return hash()
 }
 
 // hashBudget is the part of ctx's time that a sha256= hash may take: it ends before ctx's

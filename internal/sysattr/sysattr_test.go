@@ -479,3 +479,86 @@ deny open ** ftype=script:python* trusted=no
 		t.Errorf("open %s: %+v (hashed: %v)", ls, d, o.Read(policy.AttrTrusted))
 	}
 }
+
+// TestObjectSHA256Unverifiable: what a file's writer controls makes its sha256 unverifiable
+// (policy.ErrUnverifiable, a condition that may hold), never the deadline or an error: the file
+// open for writing, a length that the budget before the deadline cannot hash, every sha256
+// slot taken for longer than hashSlotWait. A request already past its deadline stays a
+// timeout (the guard's deadline verdict has applied). Not parallel: it fills sha256Slots.
+func TestObjectSHA256Unverifiable(t *testing.T) {
+	dir := t.TempDir()
+	small := filepath.Join(dir, "small")
+	if err := os.WriteFile(small, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(dir, "big")
+	if err := os.WriteFile(big, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(big, 64<<30); err != nil {
+		t.Fatal(err)
+	}
+	soon := func(d time.Duration) context.Context {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		t.Cleanup(cancel)
+		return ctx
+	}
+	for _, tc := range []struct {
+		name    string
+		path    string
+		timeout time.Duration      // the request's deadline, from SHA256's call
+		prepare func(t *testing.T) // before SHA256
+		want    string             // in the error; "" for a timeout
+		within  [2]time.Duration   // how long SHA256 may take
+	}{
+		{"open for writing", small, 5 * time.Second, func(t *testing.T) {
+			w, err := os.OpenFile(small, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { w.Close() })
+		}, "open for writing", [2]time.Duration{0, time.Second}},
+		{"longer than the budget", big, time.Second, nil, "could not be hashed in the time", [2]time.Duration{800 * time.Millisecond, time.Second}},
+		{"no slot", small, 5 * time.Second, func(t *testing.T) {
+			for range cap(sha256Slots) {
+				sha256Slots <- struct{}{}
+			}
+			t.Cleanup(func() {
+				for range cap(sha256Slots) {
+					<-sha256Slots
+				}
+			})
+		}, "other files were being hashed", [2]time.Duration{hashSlotWait, hashSlotWait + 500*time.Millisecond}},
+		{"past the deadline", big, -time.Second, nil, "", [2]time.Duration{0, time.Second}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.prepare != nil {
+				tc.prepare(t)
+			}
+			o := &Object{Fd: open(t, tc.path), Path: tc.path, Ctx: soon(tc.timeout)}
+			t0 := time.Now()
+			_, err := o.SHA256()
+			took := time.Since(t0)
+			if took < tc.within[0] || took > tc.within[1] {
+				t.Errorf("took %v, want %v to %v", took, tc.within[0], tc.within[1])
+			}
+			if tc.want == "" {
+				if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, policy.ErrUnverifiable) {
+					t.Fatalf("err %v, want the deadline's", err)
+				}
+				return
+			}
+			if !errors.Is(err, policy.ErrUnverifiable) || !strings.Contains(err.Error(), tc.want) || errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("err %v, want policy.ErrUnverifiable saying %q", err, tc.want)
+			}
+			if a := o.Audit(nil); a.SHA256 != "" || !strings.Contains(a.SHA256Unverifiable, tc.want) {
+				t.Errorf("audit %+v", a)
+			}
+		})
+	}
+	// With none of these, the digest.
+	o := &Object{Fd: open(t, small), Path: small, Ctx: soon(5 * time.Second)}
+	if sum, err := o.SHA256(); err != nil || sum != sha256.Sum256([]byte("#!/bin/sh\nexit 0\n")) {
+		t.Errorf("SHA256 = %x, %v", sum, err)
+	}
+}
