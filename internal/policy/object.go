@@ -50,8 +50,9 @@ type Object interface {
 var (
 	// ErrNoValue: the file has no such attribute (see Object).
 	ErrNoValue = errors.New("not a regular file")
-	// ErrUnverifiable: the file's content could not be read as one version (see Object).
-	// The reason is the error it wraps with it: trust.ErrOpenForWrite, trust.ErrChanged.
+	// ErrUnverifiable: the file's content could not be read as one version (see Object). The
+	// reason is what it is wrapped with: trust.ErrOpenForWrite, trust.ErrChanged, or (sysattr)
+	// a hash that its budget before the deadline, or a wait for a free hashing slot, cut.
 	ErrUnverifiable = errors.New("the file's content cannot be verified")
 	// ErrNoObject is what an object attribute fails with when the request has no Object
 	// (no descriptor of the file): the guard's on-error verdict applies.

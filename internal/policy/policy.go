@@ -259,8 +259,8 @@ type Decision struct {
 	// process's ancestry could not settle (the chain was cut: see Ancestry).
 	AncestryIncomplete bool
 	// ContentUnverifiable says Rule, a deny rule, denied on a condition on the file's content
-	// (sha256=) that could not be settled: the content could not be read as one version
-	// (ErrUnverifiable: it was open for writing, or changed while it was read).
+	// (sha256=) that could not be settled (ErrUnverifiable: the file was open for writing,
+	// changed while it was read, or could not be hashed in time).
 	ContentUnverifiable bool
 	// Err, when set, is why the policy could not decide: reading an attribute that Rule's
 	// conditions need failed (not because the process is gone; see Process). Verdict is then
