@@ -477,6 +477,49 @@ EOF`)
 	}
 }
 
+// nobodysTool makes a scratch tmpfs with a directory home that user nobody owns, and in it a
+// file tool holding content, executable and owned by nobody, made size bytes long by a sparse
+// tail when that is longer. It returns the mount point, home and the tool's path.
+func nobodysTool(t *testing.T, content []byte, size int64) (mnt, home, tool string) {
+	t.Helper()
+	mnt = testenv.PublicTmpfs(t)
+	home = filepath.Join(mnt, "home")
+	if err := os.Mkdir(home, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tool = filepath.Join(home, "tool")
+	if err := os.WriteFile(tool, content, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if size > int64(len(content)) {
+		if err := os.Truncate(tool, size); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []string{home, tool} {
+		if err := os.Chown(p, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return mnt, home, tool
+}
+
+// programFile returns the content of the system's program prog (skipping the test without it).
+func programFile(t *testing.T, prog string) []byte {
+	t.Helper()
+	src, err := exec.LookPath(prog)
+	if err != nil {
+		t.Skipf("no %s: %v", prog, err)
+	}
+	return must(os.ReadFile(src))
+}
+
+// sha256Hex is b's sha256, as a sha256= key writes it.
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
 // A hostile user who can write a file keeps it open for writing while it is run, so that the
 // guard cannot read its content as one version (trust.ErrOpenForWrite). Were that the guard's
 // own failure, --on-error allow would let it through: a script given to sh (an open, which
@@ -490,14 +533,8 @@ EOF`)
 // an allowlist of execs and of scripts, a denylist and a denylist by !=; the audit line of the
 // first run says why.
 func TestGuardSHA256OpenForWriteAsNobody(t *testing.T) {
-	src, err := exec.LookPath("true")
-	if err != nil {
-		t.Skipf("no true: %v", err)
-	}
-	trueExe := must(os.ReadFile(src))
-	script := []byte("exit 0\n")
-	sum := func(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
-	other := hex.EncodeToString(make([]byte, 32))
+	trueExe, script := programFile(t, "true"), []byte("exit 0\n")
+	sum, other := sha256Hex, hex.EncodeToString(make([]byte, 32))
 	guardModes(t, func(t *testing.T, extra []string) {
 		for _, tc := range []struct {
 			name, rules string // rules for the directory D
@@ -512,23 +549,11 @@ func TestGuardSHA256OpenForWriteAsNobody(t *testing.T) {
 			{"denylist of the tool", "deny exec D/** sha256=" + sum(trueExe) + "\n", false, false, ":1"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				mnt := testenv.PublicTmpfs(t)
-				dir := filepath.Join(mnt, "home")
-				if err := os.Mkdir(dir, 0o755); err != nil {
-					t.Fatal(err)
-				}
-				tool, content, events, run, want := filepath.Join(dir, "tool"), trueExe, "exec", "[tool]", "refused 1"
+				content, events, run, want := trueExe, "exec", "[tool]", "refused 1"
 				if tc.script {
 					content, events, run, want = script, "open", `["sh", tool]`, "failed"
 				}
-				if err := os.WriteFile(tool, content, 0o755); err != nil {
-					t.Fatal(err)
-				}
-				for _, p := range []string{dir, tool} {
-					if err := os.Chown(p, 65534, 65534); err != nil {
-						t.Fatal(err)
-					}
-				}
+				mnt, dir, tool := nobodysTool(t, content, 0)
 				// The writer opens the file by a link outside the guarded directory: its open
 				// there is no rule's (an open for writing through D would itself be unverifiable).
 				link := filepath.Join(mnt, "link")
@@ -588,16 +613,7 @@ EOF`)
 // unverifiable: a deny rule denies, an allow rule is passed over — decided, before the
 // deadline. As nobody, embedded and through the daemon, --deadline 2s, default --on-timeout.
 func TestGuardSHA256TooLargeToHashAsNobody(t *testing.T) {
-	src, err := exec.LookPath("false")
-	if err != nil {
-		t.Skipf("no false: %v", err)
-	}
-	t1, err := exec.LookPath("true")
-	if err != nil {
-		t.Skipf("no true: %v", err)
-	}
-	trueSum := sha256.Sum256(must(os.ReadFile(t1)))
-	good, other := hex.EncodeToString(trueSum[:]), hex.EncodeToString(make([]byte, 32))
+	falseExe, good, other := programFile(t, "false"), sha256Hex(programFile(t, "true")), hex.EncodeToString(make([]byte, 32))
 	const deadline = 2 * time.Second // the budget ends 200 ms before it
 	guardModes(t, func(t *testing.T, extra []string) {
 		for _, tc := range []struct{ name, rules, rule string }{
@@ -605,22 +621,7 @@ func TestGuardSHA256TooLargeToHashAsNobody(t *testing.T) {
 			{"denylist", "deny exec D/** sha256=" + other + "\n", ":1"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				dir := filepath.Join(testenv.PublicTmpfs(t), "home")
-				if err := os.Mkdir(dir, 0o755); err != nil {
-					t.Fatal(err)
-				}
-				tool := filepath.Join(dir, "tool")
-				if err := os.WriteFile(tool, must(os.ReadFile(src)), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.Truncate(tool, 64<<30); err != nil {
-					t.Fatal(err)
-				}
-				for _, p := range []string{dir, tool} {
-					if err := os.Chown(p, 65534, 65534); err != nil {
-						t.Fatal(err)
-					}
-				}
+				_, dir, tool := nobodysTool(t, falseExe, 64<<30)
 				rules := filepath.Join(t.TempDir(), "guard.rules")
 				writeFile(t, rules, strings.ReplaceAll(tc.rules, "D/", dir+"/"))
 				audit := filepath.Join(t.TempDir(), "audit.jsonl")
@@ -656,33 +657,9 @@ func TestGuardSHA256TooLargeToHashAsNobody(t *testing.T) {
 // digest, --deadline 2s. Before the hash slots (sysattr.sha256Slots), all but a few were
 // allowed by the deadline and ran. Now every one is decided by the rules, and denied.
 func TestGuardSHA256FloodAsNobody(t *testing.T) {
-	src, err := exec.LookPath("false")
-	if err != nil {
-		t.Skipf("no false: %v", err)
-	}
-	t1, err := exec.LookPath("true")
-	if err != nil {
-		t.Skipf("no true: %v", err)
-	}
-	trueSum := sha256.Sum256(must(os.ReadFile(t1)))
-	dir := filepath.Join(testenv.PublicTmpfs(t), "home")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	tool := filepath.Join(dir, "tool")
-	if err := os.WriteFile(tool, must(os.ReadFile(src)), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(tool, 64<<30); err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range []string{dir, tool} {
-		if err := os.Chown(p, 65534, 65534); err != nil {
-			t.Fatal(err)
-		}
-	}
+	_, dir, tool := nobodysTool(t, programFile(t, "false"), 64<<30)
 	rules := filepath.Join(t.TempDir(), "guard.rules")
-	writeFile(t, rules, "allow exec "+dir+"/** sha256="+hex.EncodeToString(trueSum[:])+"\ndeny exec "+dir+"/**\n")
+	writeFile(t, rules, "allow exec "+dir+"/** sha256="+sha256Hex(programFile(t, "true"))+"\ndeny exec "+dir+"/**\n")
 	audit := filepath.Join(t.TempDir(), "audit.jsonl")
 	p := start(t, "guard", "--events", "exec", "--policy", rules, "--deadline", "2s", "--audit", audit, dir)
 	// From sh, not os/exec: Go forks under a lock that a child's exec, waiting for its verdict,
