@@ -7,6 +7,10 @@
  *   ignorekinds file FILE   on FILE itself (FAN_MARK_IGNORE: the backend's per-file mark)
  *   ignorekinds dir FILE    on FILE's directory, for its children (FAN_MARK_IGNORE_SURV with
  *                           FAN_EVENT_ON_CHILD: the alternative docs/security.md weighs)
+ *   ignorekinds guard FILE  file's mark, with the kernel side of a subtree guard of the same
+ *                           filesystem: its group pre-content with unlimited queue and marks,
+ *                           and the backend's FID group for the subtree's directory events
+ *                           (bench/ignore.sh's floor: the guard's marks, no user space)
  *
  * It answers any permission event it still gets (allow, counted), prints "ready", and runs
  * until SIGTERM. Build: cc -O2 -o ignorekinds ignorekinds.c. Run as root.
@@ -33,18 +37,32 @@ static volatile sig_atomic_t stop;
 static void on_term(int s) { (void)s; stop = 1; }
 
 int main(int argc, char **argv) {
-	if (argc != 3 || (strcmp(argv[1], "file") && strcmp(argv[1], "dir"))) {
-		fprintf(stderr, "usage: ignorekinds file|dir FILE\n");
+	if (argc != 3 || (strcmp(argv[1], "file") && strcmp(argv[1], "dir") && strcmp(argv[1], "guard"))) {
+		fprintf(stderr, "usage: ignorekinds file|dir|guard FILE\n");
 		return 2;
 	}
-	int fd = fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC, O_RDONLY | O_LARGEFILE | O_CLOEXEC);
+	int guard = !strcmp(argv[1], "guard");
+	int fd = fanotify_init(guard ? FAN_CLASS_PRE_CONTENT | FAN_UNLIMITED_QUEUE | FAN_UNLIMITED_MARKS | FAN_CLOEXEC
+				     : FAN_CLASS_CONTENT | FAN_CLOEXEC, O_RDONLY | O_LARGEFILE | O_CLOEXEC);
 	if (fd < 0) { perror("fanotify_init"); return 1; }
+	if (guard) {
+		/* The backend's FID group, its mask (fdinfo): create, delete, moves, attrib, directories too. */
+		int fid = fanotify_init(FAN_CLASS_NOTIF | FAN_REPORT_DFID_NAME_TARGET | FAN_UNLIMITED_MARKS | FAN_CLOEXEC | FAN_NONBLOCK,
+					O_RDONLY | O_LARGEFILE | O_CLOEXEC);
+		if (fid < 0) { perror("fanotify_init fid"); return 1; }
+		if (fanotify_mark(fid, FAN_MARK_ADD | FAN_MARK_FILESYSTEM,
+				  FAN_CREATE | FAN_DELETE | FAN_MOVED_FROM | FAN_MOVED_TO | FAN_ATTRIB | FAN_ONDIR | FAN_EVENT_ON_CHILD,
+				  AT_FDCWD, argv[2]) < 0) {
+			perror("fanotify_mark fid filesystem");
+			return 1;
+		}
+	}
 	if (fanotify_mark(fd, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, FAN_OPEN_PERM, AT_FDCWD, argv[2]) < 0) {
 		perror("fanotify_mark filesystem");
 		return 1;
 	}
 	int r;
-	if (!strcmp(argv[1], "file")) {
+	if (strcmp(argv[1], "dir")) {
 		r = fanotify_mark(fd, FAN_MARK_ADD | FAN_MARK_IGNORE | FAN_MARK_EVICTABLE, FAN_OPEN_PERM,
 				  AT_FDCWD, argv[2]);
 	} else {
