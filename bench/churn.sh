@@ -43,6 +43,10 @@ drained() {
 run() {
 	local name=$1 ready=$2 pat=$3; shift 3
 	local o="$out/$name.out" e="$out/$name.err"
+	# Emptied here, not only by the job's redirections, which run after this shell goes on:
+	# the last round's "Watches established" in $e passed the wait, and then the check after it
+	# (bench/all.sh run B, session 21: "did not say ... within 60 s" at once).
+	: > "$o"; : > "$e"
 	(cd "$out/tree/w" && exec "$@") > "$o" 2> "$e" & local pid=$!
 	pids+=("$pid")
 	if [ -n "$ready" ]; then
