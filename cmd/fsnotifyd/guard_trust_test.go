@@ -689,3 +689,80 @@ func TestGuardSHA256FloodAsNobody(t *testing.T) {
 		t.Errorf("audit rules %v, want all %d by %s:2 (none by the deadline)", rulesSeen, n, rules)
 	}
 }
+
+// userBackedExt4 mounts (as root would for a user: udisks, a desktop's loop-setup) an ext4
+// image that user nobody owns, in a directory anyone may enter, and returns its mount point,
+// open to all, and the image's path.
+func userBackedExt4(t *testing.T) (mnt, img string) {
+	t.Helper()
+	testenv.RequireRoot(t)
+	dir := testenv.PublicDir(t)
+	img, mnt = filepath.Join(dir, "user.img"), filepath.Join(dir, "mnt")
+	if err := os.WriteFile(img, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(img, 16<<20); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range [][]string{{"mkfs.ext4", "-q", "-F", img}, {"chown", "65534:65534", img}, {"mount", "-o", "loop", img, mnt}} {
+		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", c, err, out)
+		}
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	testenv.OpenToAll(t, mnt)
+	return mnt, img
+}
+
+// A user who owns the image file behind a mounted filesystem (a loop device) changes a file
+// in it without the filesystem knowing: a write to the image moves no time of the file, makes
+// no event, and once the file's pages are dropped from the cache (posix_fadvise DONTNEED,
+// which anyone who may read it can ask) its next read is the new content. A digest the hash
+// cache kept would vouch for it: such a filesystem is not cacheable (sys.DeviceWritesSeen:
+// a loop device's backing file must be root's, writable by root alone). As nobody: run the
+// trusted tool (hashed), patch one ELF padding byte of it in the image, drop its pages, run
+// it: denied.
+func TestGuardTrustLoopBackingFileAsNobody(t *testing.T) {
+	var img string
+	g := startTrustedOfNobody(t, func(tb testing.TB) string {
+		var mnt string
+		mnt, img = userBackedExt4(t)
+		return mnt
+	}, "true", "tool", "open,exec", func(mnt string) string {
+		return "allow exec " + mnt + "/** trusted=yes\ndeny exec " + mnt + "/**\n"
+	})
+	out, err := testenv.Sh(testenv.Nobody, `python3 - `+g.tool+` `+img+` <<'EOF'
+import os, subprocess, sys
+tool, img = sys.argv[1], sys.argv[2]
+def run(step):
+    try:
+        r = subprocess.run([tool])
+        print(step, "ran" if r.returncode == 0 else "failed")
+    except OSError as e:
+        print(step, "refused", e.errno)
+run("trusted")
+os.sync() # the tool's pages, through the loop device, into the image
+head = open(tool, "rb").read(4096)
+with open(img, "r+b") as f:
+    data = f.read()
+    at = data.find(head)
+    if at < 0 or data.find(head, at + 1) >= 0:
+        sys.exit("the tool's first page is not once in the image")
+    f.seek(at + 10)
+    f.write(b"x")
+    f.flush()
+    os.fsync(f.fileno())
+fd = os.open(tool, os.O_RDONLY)
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+os.close(fd)
+if open(tool, "rb").read(11)[10:11] != b"x":
+    sys.exit("the patch is not what the mounted file reads")
+run("patched")
+EOF`)
+	if want := "trusted ran\npatched refused 1"; err != nil || strings.TrimSpace(out) != want {
+		t.Fatalf("as nobody: %v\ngot:\n%s\nwant:\n%s", err, out, want)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -253,6 +254,74 @@ func WritesSeen(fsType int64) bool {
 		return true
 	}
 	return false
+}
+
+// DeviceWritesSeen reports whether the blocks under a filesystem on device dev (a stat's
+// st_dev) change only through that filesystem, so that WritesSeen's argument holds there too:
+// false when dev, or a device it is built on (device-mapper's slaves, a partition's disk), is
+// a loop device whose backing file anyone but root may write (not root's, or group- or
+// other-writable, or gone, or not the file its path names now: its user writes the image,
+// and a file in it changes with no time moved and no event), or a network or user-space
+// block device (nbd, ublk: another machine or process serves its blocks), or cannot be
+// looked at. A device with major 0 (tmpfs, btrfs's anonymous devices) has no block device
+// to look at: true (a btrfs on a loop device is not seen through).
+func DeviceWritesSeen(dev uint64) bool {
+	if unix.Major(dev) == 0 {
+		return true
+	}
+	return blockWritesSeen("/sys/dev/block/"+strconv.FormatUint(uint64(unix.Major(dev)), 10)+":"+
+		strconv.FormatUint(uint64(unix.Minor(dev)), 10), 8)
+}
+
+// blockWritesSeen is DeviceWritesSeen for the device whose sysfs directory is dir, looking at
+// most depth devices down.
+func blockWritesSeen(dir string, depth int) bool {
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil || depth == 0 {
+		return false
+	}
+	name := filepath.Base(real)
+	if strings.HasPrefix(name, "nbd") || strings.HasPrefix(name, "ublkb") {
+		return false
+	}
+	for _, d := range []string{real, filepath.Dir(real)} { // a partition's loop is its disk's
+		if _, err := os.Stat(filepath.Join(d, "loop")); err == nil {
+			return loopBackingRootOnly(d)
+		}
+	}
+	slaves, err := os.ReadDir(filepath.Join(real, "slaves"))
+	if err != nil && !os.IsNotExist(err) {
+		return false
+	}
+	for _, sl := range slaves {
+		if !blockWritesSeen(filepath.Join(real, "slaves", sl.Name()), depth-1) {
+			return false
+		}
+	}
+	return true
+}
+
+// loopBackingRootOnly reports whether the loop device whose sysfs directory is dir reads a
+// backing file that root alone may write: root's, not group- or other-writable, and the very
+// file (device, inode) the device holds, by LOOP_GET_STATUS64 on /dev/NAME.
+func loopBackingRootOnly(dir string) bool {
+	b, err := os.ReadFile(filepath.Join(dir, "loop", "backing_file"))
+	if err != nil {
+		return false
+	}
+	path := strings.TrimSuffix(string(b), "\n")
+	var st unix.Stat_t
+	if strings.HasSuffix(path, " (deleted)") || unix.Stat(path, &st) != nil ||
+		st.Uid != 0 || st.Mode&0o022 != 0 || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return false
+	}
+	fd, err := unix.Open("/dev/"+filepath.Base(dir), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	info, err := unix.IoctlLoopGetStatus64(fd)
+	return err == nil && info.Device == st.Dev && info.Inode == st.Ino
 }
 
 // statFrom writes every field of st from sx, one by one (a literal assigned through the

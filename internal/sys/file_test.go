@@ -861,3 +861,54 @@ func TestOpenForWrite(t *testing.T) {
 		})
 	}
 }
+
+// TestDeviceWritesSeen: a filesystem's blocks change only through it unless it sits on a loop
+// device whose image anyone but root may write: an image root owns and alone may write is
+// seen, wherever it is renamed to; the same image given to nobody, made writable by its group
+// or by all, or removed, is not; tmpfs (no block device) is.
+func TestDeviceWritesSeen(t *testing.T) {
+	testenv.RequireRoot(t)
+	devOf := func(path string) uint64 {
+		st, err := Statx(AT_FDCWD, path, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Dev
+	}
+	if !DeviceWritesSeen(devOf(testenv.Tmpfs(t))) {
+		t.Error("tmpfs: not seen")
+	}
+	mnt := testenv.Ext4(t, 8)
+	img := filepath.Join(filepath.Dir(mnt), "ext4.img")
+	dev := devOf(mnt)
+	for _, step := range []struct {
+		name string
+		do   func() error
+		want bool
+	}{
+		{"root's image, 0644", func() error { return os.Chmod(img, 0o644) }, true},
+		{"nobody's image", func() error { return os.Chown(img, 65534, 65534) }, false},
+		{"root's again", func() error { return os.Chown(img, 0, 0) }, true},
+		{"writable by all", func() error { return os.Chmod(img, 0o666) }, false},
+		{"writable by its group", func() error { return os.Chmod(img, 0o664) }, false},
+		{"root's, 0600", func() error { return os.Chmod(img, 0o600) }, true},
+		// The kernel names the file the device holds wherever it went, not the path it had.
+		{"renamed, a new file at its old path", func() error {
+			if err := os.Rename(img, img+".old"); err != nil {
+				return err
+			}
+			return os.WriteFile(img, nil, 0o600)
+		}, true},
+		{"renamed, and given to nobody", func() error { return os.Chown(img+".old", 65534, 65534) }, false},
+		{"root's, removed", func() error {
+			return errors.Join(os.Chown(img+".old", 0, 0), os.Remove(img), os.Remove(img+".old"))
+		}, false},
+	} {
+		if err := step.do(); err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		if got := DeviceWritesSeen(dev); got != step.want {
+			t.Errorf("%s: DeviceWritesSeen = %v, want %v", step.name, got, step.want)
+		}
+	}
+}

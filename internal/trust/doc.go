@@ -50,7 +50,9 @@
 // that opens after the question moves ctime with its first write (write(2), or the first write
 // fault of each new mapping). Digests are cached only where both hold (sys.WritesSeen): not on
 // ramfs (no mapped write moves its times) nor overlayfs (the question cannot see a mapping of
-// its upper file). TestHostileDirtyMappedPage.
+// its upper file). TestHostileDirtyMappedPage. Nor on blocks another than the filesystem may
+// write (sys.DeviceWritesSeen: a loop device whose image is not root's alone, where its user
+// changes a file with no time moved).
 // On top of that the guard calls Forget on MODIFY and CLOSE_WRITE, and ForgetAll when the
 // policy or the trust sources change. A hash running while its inode is forgotten does not
 // store its result, and a file whose size or times change while it is being read is

@@ -422,9 +422,11 @@ func (v *Verifier) sums(ctx context.Context, fd int, id fileIdentity, want Algo,
 	}
 	// And the digests are cached only where every later change is seen, by the ctime or by
 	// that question (sys.WritesSeen: not on ramfs, where no write through a mapping moves
-	// the ctime, nor on overlayfs, whose mappings the question cannot see).
+	// the ctime, nor on overlayfs, whose mappings the question cannot see), on blocks that
+	// only the filesystem writes (sys.DeviceWritesSeen: not a loop device whose image its
+	// user may write, where a file changes with no time moved; asked on a miss only).
 	cacheable := probeErr == nil
-	if fs, err := sys.Fstatfs(fd); err != nil || !sys.WritesSeen(fs.Type) {
+	if fs, err := sys.Fstatfs(fd); err != nil || !sys.WritesSeen(fs.Type) || !sys.DeviceWritesSeen(id.key.dev) {
 		cacheable = false
 	}
 	sums, err := v.hash(ctx, fd, id.size, want&^have.Have)
