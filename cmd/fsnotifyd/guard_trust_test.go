@@ -444,15 +444,9 @@ func TestGuardTrustDirtyMappedPageAsNobody(t *testing.T) {
 		t.Run(fs.name, func(t *testing.T) {
 			tool := guardTrustedToolOfNobody(t, fs.mount)
 			out, err := testenv.Sh(testenv.Nobody, `python3 - `+tool+` <<'EOF'
-import mmap, os, subprocess, sys, time
-tool = sys.argv[1]
+`+pyRun+`
+import mmap, time
 good = open(tool, "rb").read()
-def run(step):
-    try:
-        r = subprocess.run([tool])
-        print(step, "ran" if r.returncode == 0 else "failed")
-    except OSError as e:
-        print(step, "refused", e.errno)
 fd = os.open(tool, os.O_RDWR)
 m = mmap.mmap(fd, 0, mmap.MAP_SHARED)
 os.close(fd)
@@ -476,6 +470,18 @@ EOF`)
 		})
 	}
 }
+
+// pyRun starts the python3 scripts of these tests: tool is argv[1], and run(step, argv) runs
+// argv (default: the tool) and prints "STEP ran", "STEP failed" (a non-zero exit) or
+// "STEP refused ERRNO" (the exec failed: 1 is the guard's EPERM, 26 the kernel's ETXTBSY).
+const pyRun = `import os, subprocess, sys
+tool = sys.argv[1]
+def run(step, argv=None):
+    try:
+        r = subprocess.run(argv or [tool], stderr=subprocess.DEVNULL)
+        print(step, "ran" if r.returncode == 0 else "failed")
+    except OSError as e:
+        print(step, "refused", e.errno)`
 
 // nobodysTool makes a scratch tmpfs with a directory home that user nobody owns, and in it a
 // file tool holding content, executable and owned by nobody, made size bytes long by a sparse
@@ -549,7 +555,7 @@ func TestGuardSHA256OpenForWriteAsNobody(t *testing.T) {
 			{"denylist of the tool", "deny exec D/** sha256=" + sum(trueExe) + "\n", false, false, ":1"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				content, events, run, want := trueExe, "exec", "[tool]", "refused 1"
+				content, events, run, want := trueExe, "exec", "None", "refused 1"
 				if tc.script {
 					content, events, run, want = script, "open", `["sh", tool]`, "failed"
 				}
@@ -566,18 +572,12 @@ func TestGuardSHA256OpenForWriteAsNobody(t *testing.T) {
 				p := start(t, append(append([]string{"guard"}, extra...),
 					"--events", events, "--policy", rules, "--on-error", "allow", "--audit", audit, dir)...)
 				out, err := testenv.Sh(testenv.Nobody, `python3 - `+tool+` `+link+` <<'EOF'
-import os, subprocess, sys
-tool, link = sys.argv[1], sys.argv[2]
-def run(step):
-    try:
-        r = subprocess.run(`+run+`, stderr=subprocess.DEVNULL)
-        print(step, "ran" if r.returncode == 0 else "failed")
-    except OSError as e:
-        print(step, "refused", e.errno)
+`+pyRun+`
+link = sys.argv[2]
 fd = os.open(link, os.O_WRONLY)
-run("open-for-writing")
+run("open-for-writing", `+run+`)
 os.close(fd)
-run("closed")
+run("closed", `+run+`)
 EOF`)
 				after := "closed " + want
 				if tc.allowed {
@@ -735,14 +735,8 @@ func TestGuardTrustLoopBackingFileAsNobody(t *testing.T) {
 		return "allow exec " + mnt + "/** trusted=yes\ndeny exec " + mnt + "/**\n"
 	})
 	out, err := testenv.Sh(testenv.Nobody, `python3 - `+g.tool+` `+img+` <<'EOF'
-import os, subprocess, sys
-tool, img = sys.argv[1], sys.argv[2]
-def run(step):
-    try:
-        r = subprocess.run([tool])
-        print(step, "ran" if r.returncode == 0 else "failed")
-    except OSError as e:
-        print(step, "refused", e.errno)
+`+pyRun+`
+img = sys.argv[2]
 run("trusted")
 os.sync() # the tool's pages, through the loop device, into the image
 head = open(tool, "rb").read(4096)
