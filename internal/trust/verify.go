@@ -217,8 +217,9 @@ type VerifierStats struct {
 	// OpenForWrite counts files not hashed (ErrOpenForWrite): something could write them.
 	OpenForWrite uint64
 	// Uncacheable counts hashes not cached because a later write might not move the file's
-	// ctime (its filesystem is not one of sys.WritesSeen's) or whether anything could
-	// write it could not be asked (sys.OpenForWrite failed: no leases there).
+	// ctime (its filesystem is not one of sys.WritesSeen's, or is on blocks another may
+	// write: sys.DeviceWritesSeen) or whether anything could write it could not be asked
+	// (sys.OpenForWrite failed: no leases there).
 	Uncacheable uint64
 }
 
@@ -299,6 +300,16 @@ func (v *Verifier) verifyEntries(ctx context.Context, entries []Entry, fd int, c
 // Sums returns the digests want of the file open as fd (from the cache when its content is
 // unchanged), for a policy's sha256= key and for audit lines.
 func (v *Verifier) Sums(ctx context.Context, fd int, want Algo) (Sums, error) {
+	return v.sumsOf(ctx, fd, want, false)
+}
+
+// CachedSums is Sums from the cache alone: ErrNotCached when the file would have to be hashed.
+func (v *Verifier) CachedSums(fd int, want Algo) (Sums, error) {
+	return v.sumsOf(context.Background(), fd, want, true)
+}
+
+// sumsOf is Sums, or CachedSums with cacheOnly.
+func (v *Verifier) sumsOf(ctx context.Context, fd int, want Algo, cacheOnly bool) (Sums, error) {
 	if want&^(MD5|SHA256) != 0 || want == 0 {
 		return Sums{}, fmt.Errorf("trust: Sums of %v: want md5, sha256 or both", want)
 	}
@@ -306,20 +317,7 @@ func (v *Verifier) Sums(ctx context.Context, fd int, want Algo) (Sums, error) {
 	if err != nil {
 		return Sums{}, err
 	}
-	s, _, err := v.sums(ctx, fd, id, want, false)
-	return s, err
-}
-
-// CachedSums is Sums from the cache alone: ErrNotCached when the file would have to be hashed.
-func (v *Verifier) CachedSums(fd int, want Algo) (Sums, error) {
-	if want&^(MD5|SHA256) != 0 || want == 0 {
-		return Sums{}, fmt.Errorf("trust: CachedSums of %v: want md5, sha256 or both", want)
-	}
-	id, err := identify(fd)
-	if err != nil {
-		return Sums{}, err
-	}
-	s, _, err := v.sums(context.Background(), fd, id, want, true)
+	s, _, err := v.sums(ctx, fd, id, want, cacheOnly)
 	return s, err
 }
 
