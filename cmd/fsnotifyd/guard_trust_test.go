@@ -695,24 +695,10 @@ func TestGuardSHA256FloodAsNobody(t *testing.T) {
 // open to all, and the image's path.
 func userBackedExt4(t *testing.T) (mnt, img string) {
 	t.Helper()
-	testenv.RequireRoot(t)
-	dir := testenv.PublicDir(t)
-	img, mnt = filepath.Join(dir, "user.img"), filepath.Join(dir, "mnt")
-	if err := os.WriteFile(img, nil, 0o644); err != nil {
+	mnt, img = testenv.PublicExt4Image(t, 16)
+	if err := os.Chown(img, 65534, 65534); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Truncate(img, 16<<20); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Mkdir(mnt, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range [][]string{{"mkfs.ext4", "-q", "-F", img}, {"chown", "65534:65534", img}, {"mount", "-o", "loop", img, mnt}} {
-		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
-			t.Fatalf("%v: %v\n%s", c, err, out)
-		}
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
 	testenv.OpenToAll(t, mnt)
 	return mnt, img
 }

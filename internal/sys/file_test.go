@@ -878,8 +878,7 @@ func TestDeviceWritesSeen(t *testing.T) {
 	if !DeviceWritesSeen(devOf(testenv.Tmpfs(t))) {
 		t.Error("tmpfs: not seen")
 	}
-	mnt := testenv.Ext4(t, 8)
-	img := filepath.Join(filepath.Dir(mnt), "ext4.img")
+	mnt, img := testenv.PublicExt4Image(t, 8)
 	dev := devOf(mnt)
 	for _, step := range []struct {
 		name string

@@ -108,6 +108,22 @@ func mountTmpfsSize(t testing.TB, dir string, sizeMB int) string {
 // crash of the test binary, so no loop device leaks.
 func Ext4(t testing.TB, sizeMB int) string {
 	t.Helper()
+	mnt, _ := ext4In(t, t.TempDir(), sizeMB)
+	return mnt
+}
+
+// PublicExt4Image is Ext4 with its image and mount point in a directory anyone may enter
+// (PublicDir), so that a test can give the image to another user (a desktop user's own image,
+// mounted for them). It returns the mount point and the image's path.
+func PublicExt4Image(t testing.TB, sizeMB int) (mnt, img string) {
+	t.Helper()
+	RequireRoot(t)
+	return ext4In(t, PublicDir(t), sizeMB)
+}
+
+// ext4In is Ext4 with its image and mount point in base.
+func ext4In(t testing.TB, base string, sizeMB int) (mnt, img string) {
+	t.Helper()
 	RequireRoot(t)
 	if sizeMB < 8 {
 		sizeMB = 8
@@ -117,8 +133,7 @@ func Ext4(t testing.TB, sizeMB int) string {
 			t.Fatalf("%s not found (install e2fsprogs and util-linux): %v", tool, err)
 		}
 	}
-	base := t.TempDir()
-	img := filepath.Join(base, "ext4.img")
+	img = filepath.Join(base, "ext4.img")
 	f, err := os.Create(img)
 	if err != nil {
 		t.Fatal(err)
@@ -133,14 +148,14 @@ func Ext4(t testing.TB, sizeMB int) string {
 	// errors=remount-ro, in the superblock and as a mount option: a test that makes ext4 report
 	// an error (FAN_FS_ERROR) must never meet errors=panic from a distribution default.
 	run(t, "mkfs.ext4", "-q", "-F", "-e", "remount-ro", "-L", "fsnotifyd-test", img)
-	mnt := filepath.Join(base, "mnt")
+	mnt = filepath.Join(base, "mnt")
 	if err := os.Mkdir(mnt, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	run(t, "mount", "-t", "ext4", "-o", "loop,errors=remount-ro", img, mnt)
 	t.Cleanup(func() { unmount(t, mnt) })
 	makePrivate(t, mnt)
-	return mnt
+	return mnt, img
 }
 
 // makePrivate stops mount events under dir from propagating to peer mounts in other
