@@ -179,24 +179,7 @@ type trustedGuard struct {
 func startTrustedOfNobody(t *testing.T, mount func(testing.TB) string, prog, name, events string, prepare func(mnt string) string, extra ...string) trustedGuard {
 	t.Helper()
 	mnt := mount(t)
-	home := filepath.Join(mnt, "home")
-	if err := os.Mkdir(home, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chown(home, 65534, 65534); err != nil {
-		t.Fatal(err)
-	}
-	tool := filepath.Join(home, name)
-	src, err := exec.LookPath(prog)
-	if err != nil {
-		t.Skipf("no %s: %v", prog, err)
-	}
-	if err := os.WriteFile(tool, must(os.ReadFile(src)), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chown(tool, 65534, 65534); err != nil {
-		t.Fatal(err)
-	}
+	_, tool := nobodysTool(t, mnt, name, programFile(t, prog), 0)
 	etc := t.TempDir()
 	tf := filepath.Join(etc, "local.trust")
 	if _, errOut, st := fsn(t, "trust", "add", "--file", tf, tool); st != 0 {
@@ -483,17 +466,16 @@ def run(step, argv=None):
     except OSError as e:
         print(step, "refused", e.errno)`
 
-// nobodysTool makes a scratch tmpfs with a directory home that user nobody owns, and in it a
-// file tool holding content, executable and owned by nobody, made size bytes long by a sparse
-// tail when that is longer. It returns the mount point, home and the tool's path.
-func nobodysTool(t *testing.T, content []byte, size int64) (mnt, home, tool string) {
+// nobodysTool makes in mnt a directory home that user nobody owns, and in it a file name
+// holding content, executable and owned by nobody, made size bytes long by a sparse tail when
+// that is longer. It returns home and the file's path.
+func nobodysTool(t *testing.T, mnt, name string, content []byte, size int64) (home, tool string) {
 	t.Helper()
-	mnt = testenv.PublicTmpfs(t)
 	home = filepath.Join(mnt, "home")
 	if err := os.Mkdir(home, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	tool = filepath.Join(home, "tool")
+	tool = filepath.Join(home, name)
 	if err := os.WriteFile(tool, content, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -507,7 +489,7 @@ func nobodysTool(t *testing.T, content []byte, size int64) (mnt, home, tool stri
 			t.Fatal(err)
 		}
 	}
-	return mnt, home, tool
+	return home, tool
 }
 
 // programFile returns the content of the system's program prog (skipping the test without it).
@@ -559,7 +541,8 @@ func TestGuardSHA256OpenForWriteAsNobody(t *testing.T) {
 				if tc.script {
 					content, events, run, want = script, "open", `["sh", tool]`, "failed"
 				}
-				mnt, dir, tool := nobodysTool(t, content, 0)
+				mnt := testenv.PublicTmpfs(t)
+				dir, tool := nobodysTool(t, mnt, "tool", content, 0)
 				// The writer opens the file by a link outside the guarded directory: its open
 				// there is no rule's (an open for writing through D would itself be unverifiable).
 				link := filepath.Join(mnt, "link")
@@ -621,7 +604,7 @@ func TestGuardSHA256TooLargeToHashAsNobody(t *testing.T) {
 			{"denylist", "deny exec D/** sha256=" + other + "\n", ":1"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				_, dir, tool := nobodysTool(t, falseExe, 64<<30)
+				dir, tool := nobodysTool(t, testenv.PublicTmpfs(t), "tool", falseExe, 64<<30)
 				rules := filepath.Join(t.TempDir(), "guard.rules")
 				writeFile(t, rules, strings.ReplaceAll(tc.rules, "D/", dir+"/"))
 				audit := filepath.Join(t.TempDir(), "audit.jsonl")
@@ -657,7 +640,7 @@ func TestGuardSHA256TooLargeToHashAsNobody(t *testing.T) {
 // digest, --deadline 2s. Before the hash slots (sysattr.sha256Slots), all but a few were
 // allowed by the deadline and ran. Now every one is decided by the rules, and denied.
 func TestGuardSHA256FloodAsNobody(t *testing.T) {
-	_, dir, tool := nobodysTool(t, programFile(t, "false"), 64<<30)
+	dir, tool := nobodysTool(t, testenv.PublicTmpfs(t), "tool", programFile(t, "false"), 64<<30)
 	rules := filepath.Join(t.TempDir(), "guard.rules")
 	writeFile(t, rules, "allow exec "+dir+"/** sha256="+sha256Hex(programFile(t, "true"))+"\ndeny exec "+dir+"/**\n")
 	audit := filepath.Join(t.TempDir(), "audit.jsonl")
