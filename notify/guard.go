@@ -356,8 +356,9 @@ func (r *Request) InlineStamp() (FileStamp, bool) {
 // marks, so this never waits on a guard.
 func ProcessComm(pid int) string { return procfs.Comm(int32(pid)) }
 
-// Handler decides on an access. ctx ends at the Guard's deadline (or when it closes): a
-// handler that outlives it is too late, and the deadline verdict has applied.
+// Handler decides on an access. ctx ends at the Guard's deadline, or with OnLate at the
+// request's late point (or when the Guard closes): a handler that outlives it is too late,
+// and the deadline verdict, or OnLate's, decides.
 type Handler func(ctx context.Context, r *Request) Verdict
 
 // GuardConfig configures a Guard.
@@ -384,6 +385,17 @@ type GuardConfig struct {
 	// stays usable if a handler hangs).
 	Deadline  time.Duration
 	OnTimeout Verdict
+	// OnLate, with a Deadline, decides in place of OnTimeout a request that no handler has
+	// answered by its late point, LateMargin before its deadline: one still waiting for one
+	// of the Concurrency handlers then, or whose handler returned after its ctx, which ends
+	// at the late point, had ended. It is called on the request's own goroutine, holding no
+	// handler, and must decide at once, without what made the handler late: a guard's rules,
+	// say, with the file's content unknown, so that whoever keeps the handlers busy (a
+	// flood of large files to hash) does not choose the verdict of the requests behind them.
+	// Its verdict is recorded By "late". OnTimeout still answers a request that OnLate too
+	// fails to answer by the deadline, and, through the daemon, every request of a Guard
+	// that stopped.
+	OnLate func(r *Request) Verdict
 	// OnClose answers accesses still pending when the Guard closes (default Allow, as the
 	// kernel does when a listener exits).
 	OnClose Verdict
@@ -461,7 +473,8 @@ type GuardConfig struct {
 type Decision struct {
 	Request *Request
 	Verdict Verdict
-	// By says who decided: "inline", "handler", "deadline", "closed".
+	// By says who decided: "inline", "handler", "late" (GuardConfig.OnLate), "deadline",
+	// "closed".
 	By string
 	// Err, if set, is the Guard's own failure that decided, with the on-error verdict: the
 	// handler's Request.Err, or a *PanicError when the handler (or Inline) panicked.
@@ -946,8 +959,11 @@ func (gd *Guard) count(v Verdict) {
 	}
 }
 
-// readLoop reads the events Inline left undecided and gives each to a handler goroutine,
-// at most cfg.Concurrency at once.
+// readLoop reads the events Inline left undecided and gives each to a goroutine of its own
+// (decide), which runs the handler, at most cfg.Concurrency at once: without OnLate the
+// reader waits for one of them to be free; with it, each request's goroutine waits, until
+// the request's late point (then OnLate decides it). Each such goroutine ends once its
+// request is answered; Close waits for them (wg).
 func (gd *Guard) readLoop() {
 	defer gd.wg.Done()
 	buf := make([]source.Event, 64)
@@ -966,39 +982,95 @@ func (gd *Guard) readLoop() {
 				ev.Release()
 				continue
 			}
-			select {
-			case gd.sem <- struct{}{}:
-			case <-gd.ctx.Done():
-				ev.Release() // Close answers it
-				continue
+			slot := false
+			if !gd.lateOn() {
+				// Without OnLate the reader waits here for a handler: the events behind this
+				// one wait in the source (their deadlines running).
+				select {
+				case gd.sem <- struct{}{}:
+					slot = true
+				case <-gd.ctx.Done():
+					ev.Release() // Close answers it
+					continue
+				}
 			}
 			gd.wg.Add(1)
-			go gd.decide(ev)
+			go gd.decide(ev, slot)
 		}
 	}
+}
+
+// LateMargin is how long before a request's deadline d its late point is (GuardConfig.OnLate):
+// a tenth of d, at least 1 ms, at most 500 ms.
+func LateMargin(d time.Duration) time.Duration {
+	return min(max(d/10, time.Millisecond), 500*time.Millisecond)
+}
+
+// lateOn reports whether requests have a late point: OnLate and a deadline.
+func (gd *Guard) lateOn() bool { return gd.cfg.OnLate != nil && gd.src.Deadline() > 0 }
+
+// lateAt is r's late point: LateMargin before its deadline, which runs from the kernel read.
+func (gd *Guard) lateAt(r *Request) time.Time {
+	start := r.Time
+	if start.IsZero() {
+		start = time.Now()
+	}
+	d := gd.src.Deadline()
+	return start.Add(d - LateMargin(d))
+}
+
+// takeSlot waits for a handler until r's late point: false if none was free by then, or the
+// Guard closed.
+func (gd *Guard) takeSlot(r *Request) bool {
+	select {
+	case gd.sem <- struct{}{}:
+		return true
+	default:
+	}
+	t := time.NewTimer(time.Until(gd.lateAt(r)))
+	defer t.Stop()
+	select {
+	case gd.sem <- struct{}{}:
+		return true
+	case <-t.C:
+	case <-gd.ctx.Done():
+	}
+	return false
 }
 
 // errNoHandler is the Guard's failure for a request Inline declined when there is no Handler.
 var errNoHandler = errors.New("guard: Inline passed the request on, and there is no Handler")
 
-// decide runs the handler for one queued request and answers it.
-func (gd *Guard) decide(ev source.Event) {
+// decide runs the handler for one queued request and answers it. slot: the reader took a
+// handler for it (without OnLate); otherwise decide waits for one until r's late point.
+func (gd *Guard) decide(ev source.Event, slot bool) {
 	defer gd.wg.Done()
-	defer func() { <-gd.sem }()
 	r := newRequest(ev)
 	// The Request keeps its own copy of the event: releasing this one leaves it untouched,
 	// so its Path, resolved once, stays readable after the answer (Decision.Request).
 	defer ev.Release()
 	var v Verdict
-	if gd.handler != nil {
-		v = gd.runHandler(r)
-	} else {
+	by := "handler"
+	switch {
+	case gd.handler == nil:
+		if slot {
+			<-gd.sem
+		}
 		r.Err, v = errNoHandler, gd.OnError()
+	case !slot && !gd.takeSlot(r):
+		v, by = gd.runLate(r), "late" // no handler was free in time
+	default:
+		var late bool
+		v, late = gd.runHandler(r)
+		<-gd.sem
+		if late {
+			v, by = gd.runLate(r), "late"
+		}
 	}
 	v = gd.answer(v)
 	switch err := r.ev.Respond(gd.ctx, v.response()); { // r.ev: newRequest's own copy
 	case err == nil:
-		gd.record(r, v, "handler")
+		gd.record(r, v, by)
 	case errors.Is(err, source.ErrTooLate):
 		gd.record(r, gd.cfg.OnTimeout, "deadline") // too late: the deadline verdict applied
 	default:
@@ -1006,17 +1078,23 @@ func (gd *Guard) decide(ev source.Event) {
 	}
 }
 
-// runHandler runs the handler under the deadline (from the kernel read). A panic in the
+// runHandler runs the handler under the deadline (from the kernel read), or with OnLate
+// until r's late point. late: its ctx ended first, so OnLate decides. A panic in the
 // handler is the Guard's own failure: the on-error verdict, with the panic in r.Err.
-func (gd *Guard) runHandler(r *Request) (v Verdict) {
+func (gd *Guard) runHandler(r *Request) (v Verdict, late bool) {
 	defer func() {
 		if p := recover(); p != nil {
 			r.Err = &PanicError{Value: p, Stack: debug.Stack()}
-			v = gd.OnError()
+			v, late = gd.OnError(), false
 		}
 	}()
 	ctx := gd.ctx
-	if gd.cfg.Deadline > 0 {
+	switch {
+	case gd.lateOn():
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, gd.lateAt(r))
+		defer cancel()
+	case gd.cfg.Deadline > 0:
 		start := r.Time
 		if start.IsZero() {
 			start = time.Now()
@@ -1027,11 +1105,26 @@ func (gd *Guard) runHandler(r *Request) (v Verdict) {
 	}
 	v = gd.handler(ctx, r)
 	if ctx.Err() != nil {
+		if gd.lateOn() && gd.ctx.Err() == nil {
+			r.Err, r.Note = nil, "" // OnLate decides afresh
+			return v, true
+		}
 		// The handler's deadline ran out (it runs from the kernel read, a hair before the
 		// engine's): its answer is too late whatever it says; the deadline verdict holds.
-		return gd.cfg.OnTimeout
+		return gd.cfg.OnTimeout, false
 	}
-	return v
+	return v, false
+}
+
+// runLate runs OnLate for r. A panic in it is the Guard's own failure, as in a handler.
+func (gd *Guard) runLate(r *Request) (v Verdict) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.Err = &PanicError{Value: p, Stack: debug.Stack()}
+			v = gd.OnError()
+		}
+	}()
+	return gd.cfg.OnLate(r)
 }
 
 // FlushCache forgets every cached allow; call it when the policy changes. (Through the

@@ -1,0 +1,111 @@
+//go:build linux
+
+package notify
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
+)
+
+// With OnLate, a request that no handler has answered by its late point (LateMargin before
+// the deadline) gets OnLate's verdict, before the deadline, and never OnTimeout's: "slow",
+// whose handler runs until its ctx ends (a hash of a huge file), and "behind", which waits
+// for the only handler while "hog" holds it past behind's late point. hog's handler returns
+// only after hog's deadline (a handler that ignores its ctx): hog gets OnTimeout, the
+// backstop. Without OnLate (the control), slow and behind get OnTimeout too, at the deadline
+// (slow's by its handler, whose ctx ends there, or by the engine's deadline: whichever is first).
+// Both modes: through the daemon the late point runs from the daemon's read of the event.
+func TestGuardOnLateDecidesWhatNoHandlerDecidedInTime(t *testing.T) {
+	eachGuardMode(t, func(t *testing.T, daemon string) {
+		for _, withLate := range []bool{true, false} {
+			name := "OnLate"
+			if !withLate {
+				name = "without"
+			}
+			t.Run(name, func(t *testing.T) {
+				const deadline = 3 * time.Second
+				late := deadline - LateMargin(deadline)
+				dir := testenv.Tmpfs(t)
+				for _, n := range []string{"hog", "behind", "slow"} {
+					if err := os.WriteFile(filepath.Join(dir, n), []byte(n), 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+				var ds decisionLog
+				var lates atomic.Int32
+				cfg := GuardConfig{Paths: []string{dir}, Daemon: daemon, Deadline: deadline, OnTimeout: Allow,
+					Concurrency: 1, OnDecision: ds.add}
+				if withLate {
+					cfg.OnLate = func(r *Request) Verdict {
+						lates.Add(1)
+						return Deny
+					}
+				}
+				hogging := make(chan struct{})
+				g, err := NewGuard(cfg, func(ctx context.Context, r *Request) Verdict {
+					switch {
+					case strings.HasSuffix(r.Path(), "/hog"):
+						close(hogging)
+						<-ctx.Done()
+						time.Sleep(deadline - late + 500*time.Millisecond) // past hog's deadline
+					case strings.HasSuffix(r.Path(), "/slow"):
+						<-ctx.Done()
+					}
+					return Allow
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer g.Close()
+
+				type result struct {
+					denied bool
+					took   time.Duration
+				}
+				open := func(n string) result {
+					t0 := time.Now()
+					out, err := catFile(filepath.Join(dir, n), nil)
+					return result{denied(out, err), time.Since(t0)}
+				}
+				hog := make(chan result, 1)
+				go func() { hog <- open("hog") }()
+				<-hogging
+				behind := open("behind")
+				hogRes := <-hog
+				slow := open("slow")
+
+				if hogRes.denied || hogRes.took < deadline {
+					t.Errorf("hog: denied %v after %v, want OnTimeout's allow at the %v deadline", hogRes.denied, hogRes.took, deadline)
+				}
+				if d := ds.of(t, "/hog"); d.By != "deadline" {
+					t.Errorf("hog decided by %q, want deadline", d.By)
+				}
+				for _, tc := range []struct {
+					name string
+					res  result
+				}{{"behind", behind}, {"slow", slow}} {
+					d := ds.of(t, "/"+tc.name)
+					switch {
+					case withLate && (!tc.res.denied || tc.res.took < late-50*time.Millisecond || tc.res.took >= deadline || d.By != "late" || !d.Verdict.Denied()):
+						t.Errorf("%s: denied %v after %v, by %q; want OnLate's deny, by late, between %v and the %v deadline", tc.name, tc.res.denied, tc.res.took, d.By, late, deadline)
+					case !withLate && (tc.res.denied || tc.res.took < deadline-50*time.Millisecond || d.By == "late"):
+						// slow's OnTimeout may be the handler's answer (its ctx ends a hair
+						// before the engine's deadline) or the engine's: either is "deadline".
+						t.Errorf("%s: denied %v after %v, by %q; want OnTimeout's allow at the %v deadline", tc.name, tc.res.denied, tc.res.took, d.By, deadline)
+					}
+				}
+				if want := map[bool]int32{true: 3, false: 0}[withLate]; lates.Load() != want {
+					// hog's OnLate ran too, after its deadline: its answer was too late.
+					t.Errorf("OnLate ran %d times, want %d", lates.Load(), want)
+				}
+			})
+		}
+	})
+}
