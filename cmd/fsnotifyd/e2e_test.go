@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
+	"github.com/fsnotifyd/fsnotifyd/notify"
 )
 
 // bin is the fsnotifyd binary built once for these tests.
@@ -621,12 +622,15 @@ func testGuardExec(t *testing.T, extra ...string) {
 	if err == nil || !strings.Contains(string(out), "Operation not permitted") {
 		t.Fatalf("cat under a scanner past its deadline: %v %s (after %v); guard's stderr:\n%s", err, out, took, p.errText())
 	}
-	// The deadline runs from the event, which comes after t0: never under 300 ms. Above:
-	// starting cat and the guard's hops take milliseconds (307-331 ms measured under -race on
-	// the shared 2-vCPU machine at load 8); a deadline counted twice, from the wrong moment,
-	// or not at all (the scanner takes 5 s) is 600 ms or more.
-	if took < 300*time.Millisecond || took > 500*time.Millisecond {
-		t.Fatalf("denied after %v, want 300 to 500 ms (the 300 ms deadline, plus starting cat)", took)
+	// The scanner is stopped at the late point (notify.LateMargin before the deadline: 270 ms)
+	// and --on-timeout answers then. The late point runs from the event, which comes after
+	// t0: never under 270 ms. Above: starting cat and the guard's hops take milliseconds
+	// (307-331 ms to the deadline measured under -race on the shared 2-vCPU machine at load
+	// 8); a deadline counted twice, from the wrong moment, or not at all (the scanner takes
+	// 5 s) is 540 ms or more.
+	late := 300*time.Millisecond - notify.LateMargin(300*time.Millisecond)
+	if took < late || took > 500*time.Millisecond {
+		t.Fatalf("denied after %v, want %v to 500 ms (the late point of the 300 ms deadline, plus starting cat)", took, late)
 	}
 	t.Logf("denied after %v", took)
 	// A scanner that says yes allows; its environment carries the path.

@@ -60,17 +60,23 @@ A file whose path cannot be read is still decided: a deny rule that may
 match it denies, an allow rule that may match it does not allow, and the
 default applies otherwise (docs/policy.md, "Paths that cannot be read").
 
---deadline bounds each decision (default 5s) and --on-timeout gives the
-verdict then (default allow, so the host stays usable if a scanner hangs);
---deadline 0 waits forever. --on-error gives the verdict when the guard
-itself fails to decide: a scanner that cannot start, crashes or is killed by
-a signal, an error reading what a rule needs (/proc), a panic (default deny:
-a file that crashes the scanner must not get through). Each such decision
-has an audit line naming the error. Neither applies to a sha256= condition
-whose file is open for writing, changes while it is hashed, or is too long
-to hash before the deadline (its writer chose that): the condition may hold,
-so a deny rule denies and an allow rule is passed over. The kernel's own behaviour is not the
-guard's to choose: if the guard is killed, accesses are allowed; while it is
+--deadline bounds each decision (default 5s; 0 waits forever). A decision
+not made by its late point, a tenth of the deadline before it (at most
+500ms), because a hash took too long or every handler was busy (a user can
+ask for many large files at once), is made there by the rules without
+hashing: a condition on content not in the hash cache (sha256=, trusted=,
+trusted_exe=) may hold, so a deny rule denies and an allow rule is passed
+over; the audit line says "late". --on-timeout gives the verdict of an --exec
+scanner that has not answered by then (it is stopped; default allow, so the
+host stays usable if a scanner hangs), and of a decision not made even at
+the deadline. --on-error gives the verdict when the guard itself fails to
+decide: a scanner that cannot start, crashes or is killed by a signal, an
+error reading what a rule needs (/proc), a panic (default deny: a file that
+crashes the scanner must not get through). Each such decision has an audit
+line naming the error. Neither applies to a sha256= condition whose file is
+open for writing or changes while it is hashed (its writer chose that): the
+condition may hold, as above. The kernel's own behaviour is not the guard's
+to choose: if the guard is killed, accesses are allowed; while it is
 stopped (SIGSTOP), they wait. See docs/security.md.
 
 --permissive decides and audits but allows everything. --cache lets the
@@ -89,8 +95,8 @@ hashed from the event's descriptor, at most once per version of it (the
 digests are cached by inode, size and times, and dropped when the file is
 written; a file changed in the last 3s is hashed each time); rules that read
 content (ftype=, sha256=, and trusted=, trusted_exe= when the digest is not
-cached) are decided under the deadline, off the goroutine that reads the
-kernel.
+cached) are decided off the goroutine that reads the kernel, at most half
+as many hashes at once as there are CPUs, until the late point.
 The audit line names the rule and, for trust decisions, the status, the
 source that lists the file and the digest compared.
 When every rule for exec tests only the path and the file (trusted=,
@@ -284,11 +290,13 @@ func runGuard(args []string) int {
 	if timeoutVerdict == engine.Deny && !permissive {
 		v = notify.Deny
 	}
+	g.onTimeout = v
 	cfg := notify.GuardConfig{
 		Paths:     paths,
 		Events:    kinds,
 		Deadline:  deadline,
 		OnTimeout: v,
+		OnLate:    g.late,
 		OnClose:   notify.Allow,
 		Cache:     true, // the policy says which allows may be cached (d.Cache), also after a reload
 		Inline:    g.inlineFunc(),
@@ -500,6 +508,7 @@ type guardRun struct {
 	permissive bool
 	quiet      bool
 	onError    notify.Verdict // --on-error
+	onTimeout  notify.Verdict // --on-timeout (Allow with --permissive)
 	deadline   time.Duration
 	audit      *auditWriter
 	scanSem    chan struct{}
@@ -544,12 +553,13 @@ type guardRun struct {
 type outcome struct {
 	source string
 	deny   bool
+	late   bool // decided at the late point (guardRun.late)
 	attrs  format.AuditAttrs
 }
 
-// decide decides r by st's rules. fast is the inline attempt: an attribute that reads
-// content fails with errSlow. ctx bounds hashing (the deadline).
-func (g *guardRun) decide(ctx context.Context, st *guardState, r *notify.Request, fast bool) (policy.Decision, *outcome) {
+// decide decides r by st's rules, reading content as mode says (readInline: an attribute that
+// reads content fails with errSlow). ctx bounds hashing (the late point).
+func (g *guardRun) decide(ctx context.Context, st *guardState, r *notify.Request, mode readMode) (policy.Decision, *outcome) {
 	if g.audit != nil || g.report {
 		// The audit line is written after the answer, when the process may be gone (a cat):
 		// learn its name (and, for the fleet, its uid) while it waits.
@@ -562,6 +572,7 @@ func (g *guardRun) decide(ctx context.Context, st *guardState, r *notify.Request
 		return st.bare[bareIndex(r.Kind)], nil // the policy's decision for the kind, whatever the access
 	}
 	tr := sysattr.Trust{DB: st.db, Verifier: g.verifier}
+	fast, late := mode == readInline, mode == readLate
 	var ds *decideState
 	if fast {
 		ds = decideStates.Get().(*decideState)
@@ -569,8 +580,8 @@ func (g *guardRun) decide(ctx context.Context, st *guardState, r *notify.Request
 		ds = new(decideState)
 	}
 	proc, obj, req := &ds.proc, &ds.obj, &ds.req
-	*proc = guardProc{r: r, fast: fast, sp: sysattr.Process{Pid: int32(r.Pid), Ctx: ctx, Trust: tr, CacheOnly: fast}}
-	*obj = guardObj{r: r, fast: fast, ctx: ctx, trust: tr}
+	*proc = guardProc{r: r, fast: fast, sp: sysattr.Process{Pid: int32(r.Pid), Ctx: ctx, Trust: tr, CacheOnly: fast, Late: late}}
+	*obj = guardObj{r: r, fast: fast, late: late, ctx: ctx, trust: tr}
 	*req = policy.Request{Event: r.Kind.Mask(), Pid: int32(r.Pid), Proc: proc, Obj: obj}
 	if st.pathKinds&r.Kind != 0 {
 		req.Path = r.Path()
@@ -623,7 +634,7 @@ func (g *guardRun) inlineFunc() func(r *notify.Request) (notify.Verdict, bool) {
 		if st.execMemo && r.Kind == notify.AccessExec {
 			return g.inlineExec(r, st)
 		}
-		d, o := g.decide(context.Background(), st, r, true)
+		d, o := g.decide(context.Background(), st, r, readInline)
 		return g.inlineDecided(r, st, &d, o)
 	}
 }
@@ -667,7 +678,7 @@ func (g *guardRun) inlineDecided(r *notify.Request, st *guardState, d *policy.De
 // then the scanner if no rule decided.
 func (g *guardRun) handle(ctx context.Context, r *notify.Request) notify.Verdict {
 	st := g.state.Load()
-	d, o := g.decide(ctx, st, r, false)
+	d, o := g.decide(ctx, st, r, readHandler)
 	if d.Err == nil && d.Verdict == engine.Allow && d.Rule == nil && g.execCmd != "" {
 		v := g.scan(ctx, r)
 		if o != nil {
@@ -684,6 +695,34 @@ func (g *guardRun) handle(ctx context.Context, r *notify.Request) notify.Verdict
 		return g.failed(r, d.Err)
 	}
 	return g.final(r, d.Verdict == engine.Deny, d.Errno, d.Cache && g.state.Load() == st)
+}
+
+// late decides r at its late point (notify.GuardConfig.OnLate): no handler had decided it
+// LateMargin before the deadline, because none was free (a flood of large files to hash,
+// say) or its own ran out of time. The rules decide afresh with what can be had at once:
+// the process, the file's type and size, digests from the hash cache; a condition on
+// content that would need hashing may hold, so a deny rule denies and an allow rule is
+// passed over. The verdict is the rules', not --on-timeout's: whoever makes the guard late
+// must not choose it. --on-timeout stays for what the rules leave to the scanner (--exec),
+// and for a decision that is late at the deadline itself.
+func (g *guardRun) late(r *notify.Request) notify.Verdict {
+	st := g.state.Load()
+	d, o := g.decide(context.Background(), st, r, readLate) // nothing it reads waits
+	if o != nil {
+		o.late = true
+	}
+	if d.Err == nil && d.Verdict == engine.Allow && d.Rule == nil && g.execCmd != "" {
+		if o != nil {
+			o.source = "deadline" // the scanner's verdict is unknown: --on-timeout
+		}
+		g.keep(r, o)
+		return g.onTimeout
+	}
+	g.keep(r, o)
+	if d.Err != nil {
+		return g.failed(r, d.Err)
+	}
+	return g.final(r, d.Verdict == engine.Deny, d.Errno, false)
 }
 
 // failed is the verdict when the guard could not decide because of err (--on-error), with
@@ -798,7 +837,7 @@ func (g *guardRun) decided(d notify.Decision) {
 	}
 	verdict, rule := d.Verdict.String(), d.By
 	switch d.By {
-	case "inline", "handler":
+	case "inline", "handler", "late":
 		rule = o.source
 		if g.permissive && o.deny {
 			verdict = "deny(permissive)" // what the rules said, not the allow that was sent
@@ -815,6 +854,7 @@ func (g *guardRun) decided(d notify.Decision) {
 		Latency: d.Latency.String(),
 		LatNS:   d.Latency.Nanoseconds(),
 	}, AuditAttrs: o.attrs}
+	rec.Late = o.late
 	if rec.Path == "" {
 		// What is known instead of the path: the file's device and inode.
 		rec.PathUnknown = true

@@ -62,17 +62,17 @@ func TestBareKindsDecideAsTheRules(t *testing.T) {
 			full := *st
 			full.bareKinds = 0
 			for _, k := range kinds {
-				for _, fast := range []bool{true, false} {
+				for _, mode := range []readMode{readInline, readHandler, readLate} {
 					decide := func(st *guardState) policy.Decision {
 						r := &notify.Request{Kind: k, Pid: os.Getpid()}
-						d, _ := g.decide(context.Background(), st, r, fast)
+						d, _ := g.decide(context.Background(), st, r, mode)
 						return d
 					}
 					got, exp := decide(st), decide(&full)
 					if got.Verdict != exp.Verdict || got.Rule != exp.Rule || got.Errno != exp.Errno ||
 						got.Cache != exp.Cache || got.PathUnknown != exp.PathUnknown ||
 						got.AncestryIncomplete != exp.AncestryIncomplete || fmt.Sprint(got.Err) != fmt.Sprint(exp.Err) {
-						t.Errorf("%s, %v, fast %v, recorded %v: decided %+v from the kind alone, %+v by the rules", pc.name, k, fast, recorded, got, exp)
+						t.Errorf("%s, %v, mode %v, recorded %v: decided %+v from the kind alone, %+v by the rules", pc.name, k, mode, recorded, got, exp)
 					}
 				}
 				// inline reads a bare kind's decision in place (not through decide).

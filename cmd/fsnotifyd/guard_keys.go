@@ -25,6 +25,18 @@ import (
 // the digest is not in the hash cache), and a decision that needs one is
 // made again from the start by the handler, off that goroutine, under the deadline, with all
 // of them. Rules decided by event, path, process ids, size or mount flags stay inline.
+// A decision no handler made by its late point (notify.GuardConfig.OnLate) is made once more,
+// readLate: everything is read but what would need hashing (sysattr's Late), which is
+// unverifiable, so that a condition on it may hold.
+
+// readMode is how a decision reads the attributes that need a file's content.
+type readMode uint8
+
+const (
+	readInline  readMode = iota // on the kernel reader: errSlow (trusted=, trusted_exe=: unless cached)
+	readHandler                 // a handler: all of them, under the handler's ctx
+	readLate                    // at the late point: ftype= read, digests from the hash cache only
+)
 
 // errSlow: the inline attempt needs an attribute that reads content.
 var errSlow = errors.New("needs the file's content: decided off the kernel-reading goroutine")
@@ -36,7 +48,7 @@ var errNoFd = errors.New("the event has no file descriptor to read the file from
 // and remembered there, for the audit line); the rest are sysattr.Process's.
 type guardProc struct {
 	r    *notify.Request
-	fast bool
+	fast bool // readInline
 	sp   sysattr.Process
 }
 
@@ -75,7 +87,8 @@ func (p *guardProc) TrustedExe() (bool, error) {
 // h9-exec.)
 type guardObj struct {
 	r     *notify.Request
-	fast  bool
+	fast  bool // readInline
+	late  bool // readLate
 	ctx   context.Context
 	trust sysattr.Trust
 	f     *os.File
@@ -95,7 +108,7 @@ func (g *guardObj) get() (*sysattr.Object, error) {
 		if fd < 0 {
 			g.err = errNoFd
 		} else {
-			g.obj = sysattr.Object{Fd: fd, Path: g.r.Path(), Ctx: g.ctx, Trust: g.trust, CacheOnly: g.fast}
+			g.obj = sysattr.Object{Fd: fd, Path: g.r.Path(), Ctx: g.ctx, Trust: g.trust, CacheOnly: g.fast, Late: g.late}
 			g.o = &g.obj
 		}
 	}

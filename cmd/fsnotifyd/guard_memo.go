@@ -135,7 +135,7 @@ func (g *guardRun) inlineExec(r *notify.Request, st *guardState) (notify.Verdict
 		}
 	}
 	forgets := m.forgets.Load()
-	d, o := g.decide(context.Background(), st, r, true)
+	d, o := g.decide(context.Background(), st, r, readInline)
 	if ok && d.Err == nil {
 		m.store(st, path, &id, forgets, &d, time.Now())
 	}

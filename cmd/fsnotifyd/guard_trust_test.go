@@ -591,13 +591,14 @@ EOF`)
 
 // A hostile user picks the size of what a sha256= condition hashes: a copy of false(1) with a
 // sparse 64 GiB tail runs as false does, and no hash of it ends before the guard's deadline,
-// whose --on-timeout verdict is allow by default: the allowlist would let it run. The hash has
-// a budget that ends before the deadline (sysattr.hashBudget), and content it cuts is
-// unverifiable: a deny rule denies, an allow rule is passed over — decided, before the
-// deadline. As nobody, embedded and through the daemon, --deadline 2s, default --on-timeout.
+// whose --on-timeout verdict is allow by default: the allowlist would let it run. The hash
+// stops at the late point (a tenth of the deadline before it), where the rules decide again
+// without hashing (notify.GuardConfig.OnLate): the content is unverifiable, so a deny rule
+// denies and an allow rule is passed over — decided, before the deadline. As nobody,
+// embedded and through the daemon, --deadline 2s, default --on-timeout.
 func TestGuardSHA256TooLargeToHashAsNobody(t *testing.T) {
 	falseExe, good, other := programFile(t, "false"), sha256Hex(programFile(t, "true")), hex.EncodeToString(make([]byte, 32))
-	const deadline = 2 * time.Second // the budget ends 200 ms before it
+	const deadline = 2 * time.Second // the late point is 200 ms before it
 	guardModes(t, func(t *testing.T, extra []string) {
 		for _, tc := range []struct{ name, rules, rule string }{
 			{"allowlist", "allow exec D/** sha256=" + good + "\ndeny exec D/**\n", ":2"},
@@ -626,8 +627,8 @@ func TestGuardSHA256TooLargeToHashAsNobody(t *testing.T) {
 				p.stop()
 				recs := auditFor(auditLines(t, audit), tool)
 				why, _ := recs[0]["sha256_unverifiable"].(string)
-				if len(recs) != 1 || recs[0]["verdict"] != "deny" || recs[0]["rule"] != rules+tc.rule || !strings.Contains(why, "could not be hashed") {
-					t.Errorf("audit %v, want one deny by %s%s saying the file could not be hashed in time", recs, rules, tc.rule)
+				if len(recs) != 1 || recs[0]["verdict"] != "deny" || recs[0]["rule"] != rules+tc.rule || recs[0]["late"] != true || !strings.Contains(why, "not hashed") {
+					t.Errorf("audit %v, want one deny by %s%s at the late point, saying the file was not hashed", recs, rules, tc.rule)
 				}
 			})
 		}
@@ -637,8 +638,9 @@ func TestGuardSHA256TooLargeToHashAsNobody(t *testing.T) {
 // A hostile user floods a guard whose rules test sha256= with execs of large files, so that
 // decisions wait for a handler past the deadline and get --on-timeout (allow by default): 300
 // at once of a copy of false(1) with a sparse 64 GiB tail, under an allowlist of true's
-// digest, --deadline 2s. Before the hash slots (sysattr.sha256Slots), all but a few were
-// allowed by the deadline and ran. Now every one is decided by the rules, and denied.
+// digest, --deadline 2s. Before the hash slots and the late point, all but a few were
+// allowed by the deadline and ran (293 of 300). Now every one is decided by the rules, and
+// denied (most at the late point: the hashes wait for a slot).
 func TestGuardSHA256FloodAsNobody(t *testing.T) {
 	dir, tool := nobodysTool(t, testenv.PublicTmpfs(t), "tool", programFile(t, "false"), 64<<30)
 	rules := filepath.Join(t.TempDir(), "guard.rules")
@@ -728,4 +730,85 @@ EOF`)
 	if want := "trusted ran\npatched refused 1"; err != nil || strings.TrimSpace(out) != want {
 		t.Fatalf("as nobody: %v\ngot:\n%s\nwant:\n%s", err, out, want)
 	}
+}
+
+// sharedObjectFile returns the content of a shared library of the system (libm), which
+// ftype= calls elf-shared-object (skipping the test without one).
+func sharedObjectFile(t *testing.T) []byte {
+	t.Helper()
+	for _, pat := range []string{"/lib/*/libm.so.6", "/usr/lib/*/libm.so.6", "/lib64/libm.so.6", "/usr/lib64/libm.so.6"} {
+		if m, _ := filepath.Glob(pat); len(m) > 0 {
+			return must(os.ReadFile(m[0]))
+		}
+	}
+	t.Skip("no libm.so.6")
+	return nil
+}
+
+// A hostile user keeps every handler of a guard busy hashing a large file that a trust file
+// lists (each open of it hashes it: nothing is hashed yet, as after the guard starts or a
+// reload, and two opens at once hash it twice), so that the decisions behind them wait past
+// the deadline for a handler and get --on-timeout (allow by default). Among the flood, the
+// user opens its own copy of a library, not listed, which the reference allowlist's rule
+// `deny open ** ftype=elf-shared-object trusted=no` denies: a preload it must not get. As
+// nobody, 1,000 opens of the listed 256 MiB library (a copy of libm with a sparse tail, root's)
+// with 20 of nobody's copy among them, default --deadline (5s: through the daemon an answer
+// must also reach the daemon in the last tenth of it, and under this load a 200 ms margin
+// was too short for some) and --on-timeout, embedded and through the daemon. Before the late
+// point (notify.GuardConfig.OnLate) and the Verifier's hash slots, 7 of 20 copies were
+// opened (embedded), by the deadline. Now each is decided by the rules, and denied.
+func TestGuardTrustFloodAsNobody(t *testing.T) {
+	so := sharedObjectFile(t)
+	guardModes(t, func(t *testing.T, extra []string) {
+		mnt := testenv.PublicTmpfs(t)
+		_, evil := nobodysTool(t, mnt, "evil.so", so, 0)
+		lib := filepath.Join(mnt, "lib")
+		if err := os.Mkdir(lib, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		big := filepath.Join(lib, "libbig.so")
+		if err := os.WriteFile(big, so, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Truncate(big, 256<<20); err != nil {
+			t.Fatal(err)
+		}
+		etc := t.TempDir()
+		tf := filepath.Join(etc, "local.trust")
+		if _, errOut, st := fsn(t, "trust", "add", "--file", tf, big); st != 0 {
+			t.Fatalf("trust add: %s", errOut)
+		}
+		rules := filepath.Join(etc, "guard.rules")
+		writeFile(t, rules, "deny open "+mnt+"/** ftype=elf-shared-object trusted=no\n")
+		audit := filepath.Join(t.TempDir(), "audit.jsonl")
+		p := start(t, append(append([]string{"guard"}, extra...), "--events", "open", "--policy", rules,
+			"--trust", tf, "--no-package-trust", "--audit", audit, mnt)...)
+		// From sh, as in TestGuardSHA256FloodAsNobody. head exits 0 when it opened the file.
+		const n, every = 1000, 50
+		out, err := testenv.Sh(testenv.Nobody, `i=0; while [ $i -lt `+strconv.Itoa(n)+` ]; do
+			head -c1 `+big+` >/dev/null 2>&1 &
+			if [ $((i % `+strconv.Itoa(every)+`)) -eq 25 ]; then (head -c1 `+evil+` >/dev/null 2>&1; echo "evil=$?") & fi
+			i=$((i+1)); done; wait`)
+		if err != nil {
+			t.Fatalf("as nobody: %v\n%s", err, out)
+		}
+		rcs := map[string]int{}
+		for _, l := range strings.Fields(out) {
+			rcs[l]++
+		}
+		if want := n / every; rcs["evil=1"] != want {
+			t.Errorf("of %d opens of nobody's untrusted library among %d of the listed one: %v (evil=0: it was opened), want all denied (evil=1)", want, n, rcs)
+		}
+		for end := time.Now().Add(10 * time.Second); len(auditFor(auditLines(t, audit), evil)) < n/every && time.Now().Before(end); {
+			time.Sleep(10 * time.Millisecond)
+		}
+		p.stop()
+		rulesSeen := map[string]int{}
+		for _, r := range auditFor(auditLines(t, audit), evil) {
+			rulesSeen[fmt.Sprint(r["rule"], " ", r["verdict"])]++
+		}
+		if want := rules + ":1 deny"; len(rulesSeen) != 1 || rulesSeen[want] != n/every {
+			t.Errorf("audit of nobody's library %v, want all %d %q (none by the deadline)", rulesSeen, n/every, want)
+		}
+	})
 }

@@ -20,13 +20,18 @@ type AuditAttrs struct {
 	SHA256 string `json:"sha256,omitempty"`
 	// SHA256Unverifiable says why the file's sha256 could not be known, when a sha256=
 	// condition needed it and its content could not be read as one version (open for
-	// writing, or changed while it was read): the condition may have held, so a deny rule
-	// denied and an allow rule was passed over.
+	// writing, or changed while it was read) or was not hashed (Late): the condition may
+	// have held, so a deny rule denied and an allow rule was passed over.
 	SHA256Unverifiable string `json:"sha256_unverifiable,omitempty"`
 	// Trust is the file's trust decision (trusted=).
 	Trust *AuditTrust `json:"trust,omitempty"`
 	// ExeTrust is the trust decision on the process's executable (trusted_exe=).
 	ExeTrust *AuditTrust `json:"exe_trust,omitempty"`
+	// Late says the rules decided at the guard's late point (a tenth of the deadline before
+	// it, at most 500 ms): no handler had decided in time, so nothing was hashed, and a
+	// condition on content whose digest was not in the hash cache may have held (a deny
+	// rule denied, an allow rule was passed over).
+	Late bool `json:"late,omitempty"`
 }
 
 // AuditTrust is one trust decision in an audit line.

@@ -38,7 +38,8 @@ type Object interface {
 	// Trusted reports whether the trust database trusts the file: its path (the one the
 	// kernel reported) is listed and its content is what was listed. A file that is not
 	// listed, modified, or cannot be verified (not a regular file, a read error, changed while
-	// it was read) is untrusted: false and no error. Only a deadline is an error.
+	// it was read) is untrusted: false and no error. Only a deadline is an error, and
+	// ErrUnverifiable when the content was not hashed (a guard's late point): may hold.
 	Trusted() (bool, error)
 	// Size is the file's size in bytes.
 	Size() (uint64, error)
@@ -52,7 +53,7 @@ var (
 	ErrNoValue = errors.New("not a regular file")
 	// ErrUnverifiable: the file's content could not be read as one version (see Object). The
 	// reason is what it is wrapped with: trust.ErrOpenForWrite, trust.ErrChanged, or (sysattr)
-	// a hash that its budget before the deadline, or a wait for a free hashing slot, cut.
+	// content a guard's decision at its late point did not hash.
 	ErrUnverifiable = errors.New("the file's content cannot be verified")
 	// ErrNoObject is what an object attribute fails with when the request has no Object
 	// (no descriptor of the file): the guard's on-error verdict applies.

@@ -150,7 +150,8 @@ type Process interface {
 	// TrustedExe reports whether the trust database trusts the process's executable: Exe is
 	// verified, its path is listed, and the content of the file the process runs is what was
 	// listed. Not listed, modified, unverified or unverifiable: false and no error; only a
-	// deadline is an error (context.DeadlineExceeded: the guard's on-timeout verdict).
+	// deadline is an error (context.DeadlineExceeded: the guard's on-timeout verdict), and
+	// ErrUnverifiable when the content was not hashed (a guard's late point): may hold.
 	TrustedExe() (bool, error)
 }
 
@@ -258,9 +259,10 @@ type Decision struct {
 	// AncestryIncomplete says Rule, a deny rule, denied on an ancestor= condition that the
 	// process's ancestry could not settle (the chain was cut: see Ancestry).
 	AncestryIncomplete bool
-	// ContentUnverifiable says Rule, a deny rule, denied on a condition on the file's content
-	// (sha256=) that could not be settled (ErrUnverifiable: the file was open for writing,
-	// changed while it was read, or could not be hashed in time).
+	// ContentUnverifiable says Rule, a deny rule, denied on a condition on content (sha256=,
+	// trusted=, trusted_exe=) that could not be settled (ErrUnverifiable: the file was open
+	// for writing, changed while it was read, or a guard decided at its late point without
+	// hashing it).
 	ContentUnverifiable bool
 	// Err, when set, is why the policy could not decide: reading an attribute that Rule's
 	// conditions need failed (not because the process is gone; see Process). Verdict is then
@@ -368,9 +370,10 @@ func (a Attr) IsObject() bool { return a >= AttrFtype && a <= AttrMountWritable 
 // ReadsContent reports whether evaluating a reads the content of a file (the accessed one,
 // or the process's executable): its head (ftype=) or all of it (sha256=, trusted=,
 // trusted_exe=). A guard must not do that on the goroutine that reads the kernel's events.
-func (a Attr) ReadsContent() bool {
-	return a == AttrFtype || a == AttrSHA256 || a == AttrTrusted || a == AttrTrustedExe
-}
+func (a Attr) ReadsContent() bool { return contentAttrs&(attrBits(1)<<a) != 0 }
+
+// contentAttrs are the attributes that read content (Attr.ReadsContent).
+const contentAttrs = attrBits(1)<<AttrFtype | attrBits(1)<<AttrSHA256 | attrBits(1)<<AttrTrusted | attrBits(1)<<AttrTrustedExe
 
 // Condition is key=v1,v2 (the attribute is one of the values), key!=v1,v2 (none of them), or
 // for size, size>N and size<N.
@@ -788,7 +791,7 @@ func (a *attrs) read(attr Attr) error {
 		a.done |= bit
 		a.none |= bit
 		return ErrNoValue
-	case errors.Is(err, ErrUnverifiable) && attr.IsObject():
+	case errors.Is(err, ErrUnverifiable) && attr.ReadsContent():
 		a.done |= bit
 		a.unverified |= bit
 		a.unverifiedErr = err
@@ -817,11 +820,12 @@ type Policy struct {
 // An ancestor= condition that the ancestry cannot settle (the chain was cut before an
 // ancestor matched: see Ancestry) may hold, as a glob may match an unknown path: a deny rule
 // whose other conditions hold denies (Decision.AncestryIncomplete), an allow rule is passed
-// over. So may a sha256= condition on content that could not be read as one version
-// (ErrUnverifiable: someone had the file open for writing, or it changed while it was read):
-// a deny rule denies (Decision.ContentUnverifiable), an allow rule is passed over. That is the
-// file's state, which whoever writes it chooses: not an error, so the guard's on-error verdict
-// (which may be allow) never applies to it.
+// over. So may a condition on content that could not be read as one version
+// (ErrUnverifiable: someone had the file open for writing, or it changed while it was read),
+// or that a guard decides at its late point without hashing: a deny rule denies
+// (Decision.ContentUnverifiable), an allow rule is passed over. That is the file's state, which
+// whoever writes it chooses, or the load, which any user can make: not an error, so the
+// guard's on-error and on-timeout verdicts (which may be allow) never apply to it.
 //
 // A request whose path is unknown (Request.PathUnknown, or Path "") is decided soundly on
 // what is known. Each glob then "may match", except one that matches every path but "/"
@@ -901,7 +905,7 @@ func (p *Policy) decide(req *Request, tr *tracer) Decision {
 		d := Decision{Verdict: r.Verdict, Rule: r, PathUnknown: unknown}
 		if conds == MayHold {
 			d.AncestryIncomplete = a.mayHold&(attrBits(1)<<AttrAncestor) != 0
-			d.ContentUnverifiable = a.mayHold&(attrBits(1)<<AttrSHA256) != 0
+			d.ContentUnverifiable = a.mayHold&contentAttrs != 0
 		}
 		if r.Verdict == engine.Allow {
 			d.Cache = (r.Cache || p.CacheAllows) && len(r.Conditions) == 0 && !skippedDeny

@@ -697,3 +697,62 @@ func TestDecideUnverifiableContent(t *testing.T) {
 		})
 	}
 }
+
+// lateObject and lateProc answer as a guard's decision at its late point does for a file and
+// an executable whose digests the hash cache does not hold: trusted= and trusted_exe= are
+// unverifiable.
+type lateObject struct {
+	KnownObject
+	trusts int
+}
+
+func (o *lateObject) Trusted() (bool, error) {
+	o.trusts++
+	return false, fmt.Errorf("%w: not hashed (late)", ErrUnverifiable)
+}
+
+type lateProc struct {
+	*countingProc
+	exeTrusts int
+}
+
+func (p *lateProc) TrustedExe() (bool, error) {
+	p.exeTrusts++
+	return false, fmt.Errorf("%w: not hashed (late)", ErrUnverifiable)
+}
+
+// TestDecideLateTrust: trusted= and trusted_exe= on content that was not hashed (a guard's late
+// point) may hold, as sha256= does: an allowlist by them does not allow, a deny by trusted=no
+// denies, never an error; each is asked once however many rules test it.
+func TestDecideLateTrust(t *testing.T) {
+	for _, tt := range []struct {
+		name, rules string
+		want        engine.Verdict
+		rule        string
+		unverified  bool
+	}{
+		{"trusted allowlist", "allow exec ** trusted=yes\ndeny exec **\n", engine.Deny, "policy.rules:2", false},
+		{"trusted allowlist, default deny", "default deny\nallow exec ** trusted=yes\nallow exec ** trusted=yes uid=1000\n", engine.Deny, "default", false},
+		{"deny untrusted", "deny exec ** trusted=no\n", engine.Deny, "policy.rules:1", true},
+		{"trusted_exe allowlist", "allow exec ** trusted_exe=yes\ndeny exec **\n", engine.Deny, "policy.rules:2", false},
+		{"deny from an untrusted executable", "deny exec ** trusted_exe=no\n", engine.Deny, "policy.rules:1", true},
+		{"deny by another condition that fails", "deny exec ** trusted=no uid=0\n", engine.Allow, "default", false},
+		{"path rule first", "allow exec /usr/** \ndeny exec ** trusted=no\n", engine.Allow, "policy.rules:1", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := mustParse(t, tt.rules)
+			obj, proc := &lateObject{}, &lateProc{countingProc: newProc("sh", 1000)}
+			d := p.Decide(&Request{Path: "/usr/bin/tool", Event: engine.OpenExecPerm, Pid: 7, Proc: proc, Obj: obj})
+			if d.Err != nil {
+				t.Fatalf("Err = %v: content not hashed must be decided, not an error", d.Err)
+			}
+			if d.Verdict != tt.want || d.Source() != tt.rule || d.ContentUnverifiable != tt.unverified || d.Cache {
+				t.Fatalf("got %v by %s unverifiable %v cache %v; want %v by %s unverifiable %v",
+					d.Verdict, d.Source(), d.ContentUnverifiable, d.Cache, tt.want, tt.rule, tt.unverified)
+			}
+			if obj.trusts > 1 || proc.exeTrusts > 1 {
+				t.Errorf("Trusted asked %d times, TrustedExe %d, want at most once each", obj.trusts, proc.exeTrusts)
+			}
+		})
+	}
+}

@@ -22,7 +22,8 @@
 // open, and every read of a descriptor, is made by the guard's own process, which the backend exempts from its own decisions. Object reads only
 // the descriptor it is given (pread, fstat, fstatfs): it never moves the
 // descriptor's offset, which the accessing process may share. Hashing stops at the context's
-// deadline (the guard's); the file's head for ftype= is at most ftype.MaxRead bytes.
+// deadline (the guard's late point), and with Late nothing is hashed; the file's head for
+// ftype= is at most ftype.MaxRead bytes.
 //
 // The package starts no goroutine and takes no lock.
 package sysattr
@@ -34,10 +35,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"strconv"
 	"syscall"
-	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/internal/format"
 	"github.com/fsnotifyd/fsnotifyd/internal/ftype"
@@ -111,6 +110,10 @@ type Process struct {
 	// permission event, so the kernel-reading goroutine may do it) and answers from the hash
 	// cache; when the answer needs the file hashed, its error is trust.ErrNotCached.
 	CacheOnly bool
+	// Late: the decision is made at its late point (notify.GuardConfig.OnLate), with no time
+	// to hash. TrustedExe answers as with CacheOnly, and an executable that would have to be
+	// hashed is policy.ErrUnverifiable (errLate): trusted_exe= may hold.
+	Late bool
 
 	done              uint16 // attributes read (bits: 1 << policy.Attr)
 	comm              string
@@ -208,8 +211,9 @@ func (p *Process) trustedExe() (bool, error) {
 	// The file the process runs, whatever its path leads to now; the path must still lead
 	// to it for the entries of that path to apply. Cache-only, an O_PATH descriptor: fstat
 	// works on it, and opening it asks no fanotify listener.
+	cacheOnly := p.CacheOnly || p.Late
 	flags := sys.O_RDONLY | sys.O_NONBLOCK
-	if p.CacheOnly {
+	if cacheOnly {
 		flags = sys.O_PATH
 	}
 	fd, err := sys.Open("/proc/"+strconv.Itoa(int(p.Pid))+"/exe", flags, 0)
@@ -226,13 +230,21 @@ func (p *Process) trustedExe() (bool, error) {
 		return false, nil
 	}
 	verify := func() (bool, trust.Result, error, error) { return p.Trust.verify(orBackground(p.Ctx), exe, fd) }
-	if p.CacheOnly {
+	if cacheOnly {
 		verify = func() (bool, trust.Result, error, error) { return p.Trust.verifyCached(exe, fd) }
 	}
 	trusted, res, why, err := verify()
+	if p.Late && errors.Is(err, trust.ErrNotCached) {
+		why, err = errLate, errLate
+	}
 	p.exeTrust, p.exeTrustWhy = res, why
 	return trusted, err
 }
+
+// errLate is the content a decision made at its late point (Object.Late, Process.Late) did
+// not hash: unverifiable, so that a condition on it may hold (a deny rule denies, an allow
+// rule is passed over) and whoever made the guard late cannot pick the verdict.
+var errLate = fmt.Errorf("%w: not hashed: decided at the guard's late point, a margin before the deadline (no handler had decided it in time), and its digest is not in the hash cache", policy.ErrUnverifiable)
 
 // sameFile reports whether path leads, through the lookup caches only (never asking the
 // filesystem, as procfs.ReadExe verifies), to the file open as fd.
@@ -270,6 +282,10 @@ type Object struct {
 	// CacheOnly: Trusted never reads the file's content; when the answer needs it hashed, its
 	// error is trust.ErrNotCached (the guard's inline attempt, which must not block).
 	CacheOnly bool
+	// Late: the decision is made at its late point (notify.GuardConfig.OnLate), with no time
+	// to hash: SHA256 and Trusted answer from the hash cache, and content that would have to
+	// be hashed is policy.ErrUnverifiable (errLate). FileType still reads the file's head.
+	Late bool
 
 	done     uint16
 	st       sys.Stat
@@ -328,14 +344,13 @@ func (o *Object) FileType() (ftype.Type, error) {
 	return o.typ, o.typErr
 }
 
-// SHA256 is the file's digest from the hash cache, or hashed in one of the process's
-// sha256Slots (waited for at most hashSlotWait) within its budget (hashBudget). Content that
-// cannot be read as one version (trust.ErrOpenForWrite, trust.ErrChanged), that no slot was
-// free for, or that the budget cuts, is policy.ErrUnverifiable: whoever writes a file chooses
-// its state and its size, and can ask for many at once, and the guard's --on-error and
-// --on-timeout verdicts (allow, often) must not be theirs to pick — neither for their file,
-// nor for a file whose decision would wait behind theirs for a handler past the deadline.
-// trusted= needs none of this: it hashes only a file whose size is a listed entry's.
+// SHA256 is the file's digest from the hash cache, or hashed (in one of the Verifier's hash
+// slots) until Ctx ends. Content that cannot be read as one version (trust.ErrOpenForWrite,
+// trust.ErrChanged), or, with Late, that would have to be hashed, is policy.ErrUnverifiable:
+// whoever writes a file chooses its state and its size, and the guard's --on-error verdict
+// (allow, at times) must not be theirs to pick. A hash that Ctx ends (too long, or waiting
+// for a slot behind others) returns Ctx's error: the guard then decides at its late point,
+// with Late, where the content is unverifiable — the rules', not --on-timeout's, verdict.
 func (o *Object) SHA256() ([32]byte, error) {
 	o.once(policy.AttrSHA256, func() {
 		if o.sumErr = o.regular(); o.sumErr != nil {
@@ -343,14 +358,11 @@ func (o *Object) SHA256() ([32]byte, error) {
 		}
 		v := o.Trust.verifier()
 		s, err := v.CachedSums(o.Fd, trust.SHA256)
-		if errors.Is(err, trust.ErrNotCached) {
-			ctx := orBackground(o.Ctx)
-			hctx, cancel := hashBudget(ctx)
-			s, err = hashInSlot(hctx, func() (trust.Sums, error) { return v.Sums(hctx, o.Fd, trust.SHA256) })
-			cancel()
-			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-				err = fmt.Errorf("%w: it could not be hashed in the time the guard's deadline leaves (%d bytes)", policy.ErrUnverifiable, o.st.Size)
-			}
+		switch {
+		case errors.Is(err, trust.ErrNotCached) && o.Late:
+			err = errLate
+		case errors.Is(err, trust.ErrNotCached):
+			s, err = v.Sums(orBackground(o.Ctx), o.Fd, trust.SHA256)
 		}
 		o.sum, o.sumErr = s.SHA256, err
 		if errors.Is(err, trust.ErrOpenForWrite) || errors.Is(err, trust.ErrChanged) {
@@ -360,57 +372,13 @@ func (o *Object) SHA256() ([32]byte, error) {
 	return o.sum, o.sumErr
 }
 
-// sha256Slots bounds the sha256= hashes running at once in the process: hashing is CPU-bound,
-// so more at once than the CPUs finish none sooner, and each holds a guard's handler (of a
-// bounded number) while it runs.
-var sha256Slots = make(chan struct{}, max(2, runtime.NumCPU()))
-
-// hashSlotWait bounds the wait for a free slot: a decision that finds the slots taken longer
-// (by large files, which any user can make) is decided as unverifiable content at once, and
-// gives its handler back, so that a flood of them cannot keep the other decisions waiting for
-// handlers past their deadline.
-const hashSlotWait = 100 * time.Millisecond
-
-// errNoHashSlot is the reason a decision found no free slot.
-var errNoHashSlot = fmt.Errorf("%w: %d other files were being hashed for sha256= conditions", policy.ErrUnverifiable, cap(sha256Slots))
-
-// hashInSlot runs hash in one of sha256Slots, waiting at most hashSlotWait (or ctx) for it.
-func hashInSlot(ctx context.Context, hash func() (trust.Sums, error)) (trust.Sums, error) {
-	select {
-	case sha256Slots <- struct{}{}:
-	default:
-		t := time.NewTimer(hashSlotWait)
-		defer t.Stop()
-		select {
-		case sha256Slots <- struct{}{}:
-		case <-t.C:
-			return trust.Sums{}, errNoHashSlot
-		case <-ctx.Done():
-			return trust.Sums{}, ctx.Err()
-		}
-	}
-	defer func() { <-sha256Slots }()
-	return hash()
-}
-
-// hashBudget is the part of ctx's time that a sha256= hash may take: it ends before ctx's
-// deadline by a tenth of the time left (at least 1 ms, at most 500 ms), so that a hash
-// the budget cuts is decided — unverifiable content, which a deny rule denies and an allow
-// rule passes over — before the guard's deadline answers with --on-timeout. Without a
-// deadline there is no budget.
-func hashBudget(ctx context.Context) (context.Context, context.CancelFunc) {
-	dl, ok := ctx.Deadline()
-	if !ok {
-		return ctx, func() {}
-	}
-	margin := min(max(time.Until(dl)/10, time.Millisecond), 500*time.Millisecond)
-	return context.WithDeadline(ctx, dl.Add(-margin))
-}
-
 func (o *Object) Trusted() (bool, error) {
 	o.once(policy.AttrTrusted, func() {
-		if o.CacheOnly {
+		if o.CacheOnly || o.Late {
 			o.trusted, o.trust, o.trustWhy, o.trustErr = o.Trust.verifyCached(o.Path, o.Fd)
+			if o.Late && errors.Is(o.trustErr, trust.ErrNotCached) {
+				o.trustWhy, o.trustErr = errLate, errLate
+			}
 			return
 		}
 		o.trusted, o.trust, o.trustWhy, o.trustErr = o.Trust.verify(orBackground(o.Ctx), o.Path, o.Fd)

@@ -482,9 +482,9 @@ deny open ** ftype=script:python* trusted=no
 
 // TestObjectSHA256Unverifiable: what a file's writer controls makes its sha256 unverifiable
 // (policy.ErrUnverifiable, a condition that may hold), never the deadline or an error: the file
-// open for writing, a length that the budget before the deadline cannot hash, every sha256
-// slot taken for longer than hashSlotWait. A request already past its deadline stays a
-// timeout (the guard's deadline verdict has applied). Not parallel: it fills sha256Slots.
+// open for writing, and, at the guard's late point (Late), a digest not in the hash cache, at
+// once. A hash that its ctx cuts, or a request already past it, is a timeout (the guard then
+// decides at its late point), within its bound.
 func TestObjectSHA256Unverifiable(t *testing.T) {
 	dir := t.TempDir()
 	small := filepath.Join(dir, "small")
@@ -507,35 +507,27 @@ func TestObjectSHA256Unverifiable(t *testing.T) {
 		name    string
 		path    string
 		timeout time.Duration      // the request's deadline, from SHA256's call
+		late    bool               // Object.Late
 		prepare func(t *testing.T) // before SHA256
 		want    string             // in the error; "" for a timeout
 		within  [2]time.Duration   // how long SHA256 may take
 	}{
-		{"open for writing", small, 5 * time.Second, func(t *testing.T) {
+		{"open for writing", small, 5 * time.Second, false, func(t *testing.T) {
 			w, err := os.OpenFile(small, os.O_WRONLY, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { w.Close() })
 		}, "open for writing", [2]time.Duration{0, time.Second}},
-		{"longer than the budget", big, time.Second, nil, "could not be hashed in the time", [2]time.Duration{800 * time.Millisecond, time.Second}},
-		{"no slot", small, 5 * time.Second, func(t *testing.T) {
-			for range cap(sha256Slots) {
-				sha256Slots <- struct{}{}
-			}
-			t.Cleanup(func() {
-				for range cap(sha256Slots) {
-					<-sha256Slots
-				}
-			})
-		}, "other files were being hashed", [2]time.Duration{hashSlotWait, hashSlotWait + 500*time.Millisecond}},
-		{"past the deadline", big, -time.Second, nil, "", [2]time.Duration{0, time.Second}},
+		{"late, not in the hash cache", big, 5 * time.Second, true, nil, "not hashed: decided at the guard's late point", [2]time.Duration{0, 100 * time.Millisecond}},
+		{"cut by its ctx", big, time.Second, false, nil, "", [2]time.Duration{time.Second, 1300 * time.Millisecond}},
+		{"past the deadline", big, -time.Second, false, nil, "", [2]time.Duration{0, 100 * time.Millisecond}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.prepare != nil {
 				tc.prepare(t)
 			}
-			o := &Object{Fd: open(t, tc.path), Path: tc.path, Ctx: soon(tc.timeout)}
+			o := &Object{Fd: open(t, tc.path), Path: tc.path, Ctx: soon(tc.timeout), Late: tc.late}
 			t0 := time.Now()
 			_, err := o.SHA256()
 			took := time.Since(t0)

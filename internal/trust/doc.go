@@ -28,7 +28,8 @@
 // reported for the event, fd the event's descriptor. It never opens a path: Lookup is a
 // memory read, and the content is read from fd with fstat and pread (the
 // descriptor's file offset is not moved). Hashing streams in chunks (no whole-file read), md5
-// and sha256 in one pass when the entries want both, and stops at ctx's deadline (the guard's).
+// and sha256 in one pass when the entries want both, at most VerifierConfig.HashSlots files at
+// once (a hash waits for a slot), and stops at ctx's deadline (the guard's late point).
 //
 // The hash cache remembers a file's digests by inode (device, inode number) together with its
 // size, mtime and ctime; a lookup whose fstat differs in any of them is a miss. So a second
@@ -78,5 +79,7 @@
 //	                 and its store
 //	└── lru.Cache.mu the hash cache (a leaf; a cache hit takes only this one)
 //
-// No lock is held while reading a file, and no method calls out while holding one.
+// No lock is held while reading a file, and no method calls out while holding one. A hash
+// holds a token of Verifier.slots (a semaphore, not a lock: taken with no lock held, waited
+// for until ctx ends, given back when the hash returns) while it reads.
 package trust

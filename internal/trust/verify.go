@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -127,6 +128,13 @@ type VerifierConfig struct {
 	// Settle is how long ago a file must have last changed (its ctime) for its digests to be
 	// cached; 0 is DefaultSettle. See DefaultSettle.
 	Settle time.Duration
+	// HashSlots bounds the files hashed at once; 0 is half the CPUs, at least 1. Hashing is
+	// CPU-bound: more at once finish none sooner, and every running hash delays the rest of
+	// the host and of the process — a guard's decisions at their late point among them, and,
+	// through the daemon, the daemon that brings them, which must be made within a tenth of
+	// the deadline however many files a user asks to have hashed. A hash waits for a slot
+	// until its ctx ends.
+	HashSlots int
 }
 
 // DefaultSettle: digests of a file whose ctime is less than this before the fstat that
@@ -154,8 +162,9 @@ const DefaultSettle = 3 * time.Second
 type Verifier struct {
 	cache  *lru.Cache[inodeKey, cachedSums]
 	chunk  int
-	settle int64     // VerifierConfig.Settle in ns
-	pool   sync.Pool // *[]byte read buffers
+	settle int64         // VerifierConfig.Settle in ns
+	pool   sync.Pool     // *[]byte read buffers
+	slots  chan struct{} // a token per hash running (VerifierConfig.HashSlots)
 
 	mu     sync.Mutex // orders Forget with the store of a hash that was running meanwhile
 	gen    uint64     // guarded by mu: one more per forgotten inode, forgetRing+1 more for ForgetAll
@@ -197,7 +206,11 @@ func NewVerifier(cfg VerifierConfig) *Verifier {
 	if cfg.Settle <= 0 {
 		cfg.Settle = DefaultSettle
 	}
-	v := &Verifier{cache: lru.New[inodeKey, cachedSums](cfg.CacheEntries), chunk: cfg.ChunkSize, settle: cfg.Settle.Nanoseconds()}
+	if cfg.HashSlots <= 0 {
+		cfg.HashSlots = max(1, runtime.NumCPU()/2)
+	}
+	v := &Verifier{cache: lru.New[inodeKey, cachedSums](cfg.CacheEntries), chunk: cfg.ChunkSize, settle: cfg.Settle.Nanoseconds(),
+		slots: make(chan struct{}, cfg.HashSlots)}
 	v.pool.New = func() any { b := make([]byte, v.chunk); return &b }
 	return v
 }
@@ -427,7 +440,13 @@ func (v *Verifier) sums(ctx context.Context, fd int, id fileIdentity, want Algo,
 	if fs, err := sys.Fstatfs(fd); err != nil || !sys.WritesSeen(fs.Type) || !sys.DeviceWritesSeen(id.key.dev) {
 		cacheable = false
 	}
+	select {
+	case v.slots <- struct{}{}:
+	case <-ctx.Done():
+		return Sums{}, false, ctx.Err()
+	}
 	sums, err := v.hash(ctx, fd, id.size, want&^have.Have)
+	<-v.slots
 	if err != nil {
 		return Sums{}, false, err
 	}

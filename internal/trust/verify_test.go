@@ -1,6 +1,7 @@
 package trust
 
 import (
+	"bytes"
 	"context"
 	"crypto/md5"
 	"crypto/sha256"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -921,5 +923,68 @@ func TestCacheOnSquashfs(t *testing.T) {
 	}
 	if st := v.Stats(); st.Hashes != 1 || st.Uncacheable != 0 {
 		t.Fatalf("stats %+v: want 1 hash, none uncacheable", st)
+	}
+}
+
+// TestHashSlots: at most HashSlots files are hashed at once, whatever the number asked; one
+// that finds them all taken waits, until its ctx ends (its error then, within its bound, and
+// nothing read), and hashes once a slot is free.
+func TestHashSlots(t *testing.T) {
+	const slots, asked = 2, 6
+	dir := t.TempDir()
+	v := NewVerifier(VerifierConfig{Settle: testSettle, HashSlots: slots})
+	var running, most atomic.Int32
+	release := make(chan struct{})
+	v.afterChunk = func(off int64) {
+		// The first read of each hash stops here until release: the hashes that got a slot
+		// stay in it.
+		if off != 128<<10 {
+			return
+		}
+		n := running.Add(1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		<-release
+		running.Add(-1)
+	}
+	fds := make([]int, asked+1)
+	for i := range fds {
+		p := filepath.Join(dir, "f"+strconv.Itoa(i))
+		must(t, os.WriteFile(p, bytes.Repeat([]byte{byte(i)}, 300<<10), 0o644))
+		_, fds[i] = openFd(t, p)
+	}
+	errs := make(chan error, asked)
+	for i := range asked {
+		go func() {
+			_, err := v.Sums(context.Background(), fds[i], SHA256)
+			errs <- err
+		}()
+	}
+	for end := time.Now().Add(5 * time.Second); running.Load() < slots && time.Now().Before(end); {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // room for a hash that should wait to start anyway
+	if n := running.Load(); n != slots {
+		t.Fatalf("%d hashes running of %d asked, want %d (the slots)", n, asked, slots)
+	}
+	// One more, with a deadline: it waits for a slot until then.
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	t0 := time.Now()
+	_, err := v.Sums(ctx, fds[asked], SHA256)
+	if took := time.Since(t0); !errors.Is(err, context.DeadlineExceeded) || took < 200*time.Millisecond || took > time.Second {
+		t.Fatalf("with every slot taken: %v after %v, want the deadline's error after 200 ms", err, took)
+	}
+	close(release)
+	for range asked {
+		if err := <-errs; err != nil {
+			t.Errorf("a hash that waited for its slot: %v", err)
+		}
+	}
+	if m := most.Load(); m != slots {
+		t.Errorf("at most %d hashes ran at once, want %d", m, slots)
+	}
+	if st := v.Stats(); st.Hashes != asked {
+		t.Errorf("%d hashes counted, want %d", st.Hashes, asked)
 	}
 }
