@@ -74,12 +74,15 @@
 //
 // The package starts no goroutine. Locks, outermost first:
 //
-//	Verifier.mu      the forget generation and ring; held while storing into or deleting
+//	Verifier.mu      the forget generation and ring, and the files being hashed whose
+//	                 digests will be kept (hashing); held while storing into or deleting
 //	                 from the cache, so that a Forget cannot slip between a hash's check
 //	                 and its store
 //	└── lru.Cache.mu the hash cache (a leaf; a cache hit takes only this one)
 //
 // No lock is held while reading a file, and no method calls out while holding one. A hash
 // holds a token of Verifier.slots (a semaphore, not a lock: taken with no lock held, waited
-// for until ctx ends, given back when the hash returns) while it reads.
+// for until ctx ends, given back when the hash returns) while it reads; a decision waiting
+// for another's hash of the same file waits, with no lock held, on the channel that hash
+// closes once it stored its digests (or failed).
 package trust

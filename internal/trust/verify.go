@@ -169,9 +169,12 @@ type Verifier struct {
 	mu     sync.Mutex // orders Forget with the store of a hash that was running meanwhile
 	gen    uint64     // guarded by mu: one more per forgotten inode, forgetRing+1 more for ForgetAll
 	recent [forgetRing]forgotten
+	// hashing, guarded by mu: the files being hashed whose digests will be stored, each with
+	// the channel its hash closes when it ends (sums).
+	hashing map[inodeKey]chan struct{}
 
 	hashes, hashedBytes, hits, unsettled atomic.Uint64
-	openForWrite, uncacheable            atomic.Uint64
+	openForWrite, uncacheable, shared    atomic.Uint64
 
 	// afterChunk, when set (tests), runs after each read while hashing.
 	afterChunk func(off int64)
@@ -210,7 +213,7 @@ func NewVerifier(cfg VerifierConfig) *Verifier {
 		cfg.HashSlots = max(1, runtime.NumCPU()/2)
 	}
 	v := &Verifier{cache: lru.New[inodeKey, cachedSums](cfg.CacheEntries), chunk: cfg.ChunkSize, settle: cfg.Settle.Nanoseconds(),
-		slots: make(chan struct{}, cfg.HashSlots)}
+		slots: make(chan struct{}, cfg.HashSlots), hashing: make(map[inodeKey]chan struct{})}
 	v.pool.New = func() any { b := make([]byte, v.chunk); return &b }
 	return v
 }
@@ -234,12 +237,15 @@ type VerifierStats struct {
 	// write: sys.DeviceWritesSeen) or whether anything could write it could not be asked
 	// (sys.OpenForWrite failed: no leases there).
 	Uncacheable uint64
+	// Shared counts decisions that waited for another's hash of the same file (one whose
+	// digests the cache keeps) instead of hashing it too, then looked in the cache again.
+	Shared uint64
 }
 
 func (v *Verifier) Stats() VerifierStats {
 	return VerifierStats{Hashes: v.hashes.Load(), HashedBytes: v.hashedBytes.Load(), Hits: v.hits.Load(),
 		Cached: v.cache.Len(), Evictions: v.cache.Evictions(), Unsettled: v.unsettled.Load(),
-		OpenForWrite: v.openForWrite.Load(), Uncacheable: v.uncacheable.Load()}
+		OpenForWrite: v.openForWrite.Load(), Uncacheable: v.uncacheable.Load(), Shared: v.shared.Load()}
 }
 
 // Verify says whether the file open as fd, which the kernel reported at path, is trusted by
@@ -402,8 +408,28 @@ func (c *cachedSums) sameFile(id *fileIdentity) bool {
 }
 
 // sums returns the digests want of the file (id read from fd just now), from the cache or by
-// hashing what is missing (cacheOnly: ErrNotCached instead of hashing).
+// hashing what is missing (cacheOnly: ErrNotCached instead of hashing). Of several decisions
+// that would hash one file whose digests the cache will keep (storable), one hashes and the
+// others wait for it (until ctx ends), then look in the cache again: a flood of opens of one
+// large file hashes it once, not once per open — and what the others get is the cache's
+// answer, under the cache's rules, never a digest passed by hand.
 func (v *Verifier) sums(ctx context.Context, fd int, id fileIdentity, want Algo, cacheOnly bool) (Sums, bool, error) {
+	for {
+		s, cached, wait, err := v.sumsOnce(ctx, fd, id, want, cacheOnly)
+		if wait == nil {
+			return s, cached, err
+		}
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return Sums{}, false, ctx.Err()
+		}
+	}
+}
+
+// sumsOnce is one attempt of sums: wait, when not nil, is closed once the hash of the same
+// file that another decision is running ends; sums then tries again.
+func (v *Verifier) sumsOnce(ctx context.Context, fd int, id fileIdentity, want Algo, cacheOnly bool) (_ Sums, _ bool, wait <-chan struct{}, _ error) {
 	v.mu.Lock()
 	gen := v.gen
 	v.mu.Unlock()
@@ -411,12 +437,12 @@ func (v *Verifier) sums(ctx context.Context, fd int, id fileIdentity, want Algo,
 	if c, ok := v.cache.Get(id.key); ok && c.sameFile(&id) {
 		if c.sums.Have&want == want {
 			v.hits.Add(1)
-			return c.sums, true, nil
+			return c.sums, true, nil, nil
 		}
 		have = c.sums // hash only what is missing
 	}
 	if cacheOnly {
-		return Sums{}, false, ErrNotCached
+		return Sums{}, false, nil, ErrNotCached
 	}
 	// Nothing may write the file while it is hashed, or the digests vouch for nothing: a
 	// write through a shared mapping to a page it had dirtied before id was read changes the
@@ -429,7 +455,7 @@ func (v *Verifier) sums(ctx context.Context, fd int, id fileIdentity, want Algo,
 	writers, probeErr := sys.OpenForWrite(fd)
 	if writers {
 		v.openForWrite.Add(1)
-		return Sums{}, false, ErrOpenForWrite
+		return Sums{}, false, nil, ErrOpenForWrite
 	}
 	// And the digests are cached only where every later change is seen, by the ctime or by
 	// that question (sys.WritesSeen: not on ramfs, where no write through a mapping moves
@@ -440,23 +466,42 @@ func (v *Verifier) sums(ctx context.Context, fd int, id fileIdentity, want Algo,
 	if fs, err := sys.Fstatfs(fd); err != nil || !sys.WritesSeen(fs.Type) || !sys.DeviceWritesSeen(id.key.dev) {
 		cacheable = false
 	}
+	settled := id.ctime < id.at-v.settle
+	if cacheable && settled {
+		// Its digests will be stored: one hash for all who ask meanwhile (sums).
+		v.mu.Lock()
+		if w, ok := v.hashing[id.key]; ok {
+			v.mu.Unlock()
+			v.shared.Add(1)
+			return Sums{}, false, w, nil
+		}
+		done := make(chan struct{})
+		v.hashing[id.key] = done
+		v.mu.Unlock()
+		defer func() {
+			v.mu.Lock()
+			delete(v.hashing, id.key)
+			v.mu.Unlock()
+			close(done) // after the store: a waiter looks in the cache next
+		}()
+	}
 	select {
 	case v.slots <- struct{}{}:
 	case <-ctx.Done():
-		return Sums{}, false, ctx.Err()
+		return Sums{}, false, nil, ctx.Err()
 	}
 	sums, err := v.hash(ctx, fd, id.size, want&^have.Have)
 	<-v.slots
 	if err != nil {
-		return Sums{}, false, err
+		return Sums{}, false, nil, err
 	}
 	// The content must not have changed while it was read: the digests would be of a mix.
 	after, err := identify(fd)
 	if err != nil {
-		return Sums{}, false, err
+		return Sums{}, false, nil, err
 	}
 	if after.key != id.key || after.size != id.size || after.mtime != id.mtime || after.ctime != id.ctime {
-		return Sums{}, false, ErrChanged
+		return Sums{}, false, nil, ErrChanged
 	}
 	sums.Size = int64(id.size)
 	if have.Have&MD5 != 0 {
@@ -468,12 +513,12 @@ func (v *Verifier) sums(ctx context.Context, fd int, id fileIdentity, want Algo,
 	switch {
 	case !cacheable:
 		v.uncacheable.Add(1) // a later write might not be seen: not vouched for later
-	case id.ctime < id.at-v.settle:
+	case settled:
 		v.storeIfUnforgotten(gen, id, sums)
 	default:
 		v.unsettled.Add(1) // changed too recently to vouch for a later one (DefaultSettle)
 	}
-	return sums, false, nil
+	return sums, false, nil, nil
 }
 
 // storeIfUnforgotten caches sums unless the inode was forgotten since gen (a write during the

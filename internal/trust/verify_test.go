@@ -988,3 +988,87 @@ func TestHashSlots(t *testing.T) {
 		t.Errorf("%d hashes counted, want %d", st.Hashes, asked)
 	}
 }
+
+// TestOneHashForConcurrentAsks: decisions that ask at once for the digests of one file the
+// cache will keep wait for one hash and get the cache's answer (Shared); of a file changed
+// too recently to be kept, each hashes (nothing is passed by hand); when the one hashing gives
+// up (its deadline), a waiter hashes instead. Every answer is the file's digest.
+func TestOneHashForConcurrentAsks(t *testing.T) {
+	const n = 8
+	content := bytes.Repeat([]byte("tool"), 256<<10) // 1 MiB: several reads
+	want := sha256.Sum256(content)
+	for _, tc := range []struct {
+		name           string
+		settle         time.Duration
+		giveUp         bool // the first hash's ctx ends while it is blocked
+		hashes, shared uint64
+	}{
+		{"settled: one hash", testSettle, false, 1, n - 1},
+		{"changed just now: each hashes", time.Hour, false, n, 0},
+		{"the one hashing gives up: another hashes", testSettle, true, 1, n - 1}, // the one that gave up is not counted
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(testenv.Tmpfs(t), "tool")
+			must(t, os.WriteFile(p, content, 0o755))
+			time.Sleep(10 * time.Millisecond)
+			v := NewVerifier(VerifierConfig{Settle: tc.settle, HashSlots: n})
+			var firsts atomic.Int32
+			release := make(chan struct{})
+			leaderCtx, giveUp := context.WithCancel(context.Background())
+			defer giveUp()
+			v.afterChunk = func(off int64) {
+				if off == 128<<10 && firsts.Add(1) == 1 || !tc.giveUp && off == 128<<10 {
+					<-release // every hash that starts stops at its first read until release
+				}
+			}
+			errs := make(chan error, n)
+			sums := make(chan [32]byte, n)
+			for i := range n {
+				ctx := context.Background()
+				if i == 0 {
+					ctx = leaderCtx
+				}
+				_, fd := openFd(t, p)
+				go func() {
+					s, err := v.Sums(ctx, fd, SHA256)
+					errs <- err
+					sums <- s.SHA256
+				}()
+				if i == 0 {
+					// the first is hashing before the others ask
+					for end := time.Now().Add(5 * time.Second); firsts.Load() == 0 && time.Now().Before(end); {
+						time.Sleep(time.Millisecond)
+					}
+				}
+			}
+			wantBlocked := func() bool {
+				if tc.shared > 0 {
+					return v.Stats().Shared >= tc.shared
+				}
+				return firsts.Load() >= n
+			}
+			for end := time.Now().Add(5 * time.Second); !wantBlocked() && time.Now().Before(end); {
+				time.Sleep(time.Millisecond)
+			}
+			if tc.giveUp {
+				giveUp()
+			}
+			close(release)
+			failed := 0
+			for range n {
+				if err := <-errs; err != nil {
+					failed++
+				}
+				if s := <-sums; s != want && s != ([32]byte{}) {
+					t.Errorf("a digest that is not the file's: %x", s)
+				}
+			}
+			if want := map[bool]int{false: 0, true: 1}[tc.giveUp]; failed != want {
+				t.Errorf("%d of %d failed, want %d (the one that gave up)", failed, n, want)
+			}
+			if st := v.Stats(); st.Hashes != tc.hashes || st.Shared < tc.shared {
+				t.Errorf("hashes %d, shared %d; want %d hashes, at least %d shared", st.Hashes, st.Shared, tc.hashes, tc.shared)
+			}
+		})
+	}
+}
