@@ -386,7 +386,7 @@ type GuardConfig struct {
 	Deadline  time.Duration
 	OnTimeout Verdict
 	// OnLate, with a Deadline, decides in place of OnTimeout a request that no handler has
-	// answered by its late point, LateMargin before its deadline: one still waiting for one
+	// answered by its late point, Guard.LateMargin before its deadline: one still waiting for one
 	// of the Concurrency handlers then, or whose handler returned after its ctx, which ends
 	// at the late point, had ended. It is called on the request's own goroutine, holding no
 	// handler, and must decide at once, without what made the handler late: a guard's rules,
@@ -1000,23 +1000,36 @@ func (gd *Guard) readLoop() {
 	}
 }
 
-// LateMargin is how long before a request's deadline d its late point is (GuardConfig.OnLate):
-// a tenth of d, at least 1 ms, at most 500 ms.
+// LateMargin is how long before a request's deadline d its late point is (GuardConfig.OnLate),
+// embedded: a tenth of d, at least 1 ms, at most 500 ms. Through the daemon it is twice that
+// (Guard.LateMargin): the answer must still travel to the daemon, which enforces the deadline,
+// and a daemon on a loaded host takes hundreds of milliseconds to read it (measured: up to
+// 600 ms, with 1,000 processes starting at once on 2 vCPUs).
 func LateMargin(d time.Duration) time.Duration {
 	return min(max(d/10, time.Millisecond), 500*time.Millisecond)
+}
+
+// LateMargin is how long before the deadline in force (Deadline) requests have their late
+// point: the package's LateMargin of it, twice that through the daemon.
+func (gd *Guard) LateMargin() time.Duration {
+	m := LateMargin(gd.src.Deadline())
+	if gd.cfg.Daemon != "" {
+		m *= 2
+	}
+	return m
 }
 
 // lateOn reports whether requests have a late point: OnLate and a deadline.
 func (gd *Guard) lateOn() bool { return gd.cfg.OnLate != nil && gd.src.Deadline() > 0 }
 
-// lateAt is r's late point: LateMargin before its deadline, which runs from the kernel read.
+// lateAt is r's late point: Guard.LateMargin before its deadline, which runs from the
+// kernel read (through the daemon, the daemon's).
 func (gd *Guard) lateAt(r *Request) time.Time {
 	start := r.Time
 	if start.IsZero() {
 		start = time.Now()
 	}
-	d := gd.src.Deadline()
-	return start.Add(d - LateMargin(d))
+	return start.Add(gd.src.Deadline() - gd.LateMargin())
 }
 
 // takeSlot waits for a handler until r's late point: false if none was free by then, or the

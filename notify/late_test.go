@@ -14,8 +14,8 @@ import (
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 )
 
-// With OnLate, a request that no handler has answered by its late point (LateMargin before
-// the deadline) gets OnLate's verdict, before the deadline, and never OnTimeout's: "slow",
+// With OnLate, a request that no handler has answered by its late point (Guard.LateMargin
+// before the deadline: twice as long through the daemon) gets OnLate's verdict, before the deadline, and never OnTimeout's: "slow",
 // whose handler runs until its ctx ends (a hash of a huge file), and "behind", which waits
 // for the only handler while "hog" holds it past behind's late point. hog's handler returns
 // only after hog's deadline (a handler that ignores its ctx): hog gets OnTimeout, the
@@ -31,7 +31,11 @@ func TestGuardOnLateDecidesWhatNoHandlerDecidedInTime(t *testing.T) {
 			}
 			t.Run(name, func(t *testing.T) {
 				const deadline = 3 * time.Second
-				late := deadline - LateMargin(deadline)
+				margin := LateMargin(deadline)
+				if daemon != "" {
+					margin *= 2 // the answer's trip to the daemon
+				}
+				late := deadline - margin
 				dir := testenv.Tmpfs(t)
 				for _, n := range []string{"hog", "behind", "slow"} {
 					if err := os.WriteFile(filepath.Join(dir, n), []byte(n), 0o644); err != nil {
@@ -64,6 +68,9 @@ func TestGuardOnLateDecidesWhatNoHandlerDecidedInTime(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer g.Close()
+				if g.LateMargin() != margin {
+					t.Fatalf("LateMargin %v, want %v", g.LateMargin(), margin)
+				}
 
 				type result struct {
 					denied bool

@@ -62,9 +62,9 @@ default applies otherwise (docs/policy.md, "Paths that cannot be read").
 
 --deadline bounds each decision (default 5s; 0 waits forever). A decision
 not made by its late point, a tenth of the deadline before it (at most
-500ms), because a hash took too long or every handler was busy (a user can
-ask for many large files at once), is made there by the rules without
-hashing: a condition on content not in the hash cache (sha256=, trusted=,
+500ms; twice that through the daemon), because a hash took too long or
+every handler was busy (a user can ask for many large files at once), is
+made there by the rules without hashing: a condition on content not in the hash cache (sha256=, trusted=,
 trusted_exe=) may hold, so a deny rule denies and an allow rule is passed
 over; the audit line says "late". --on-timeout gives the verdict of an --exec
 scanner that has not answered by then (it is stopped; default allow, so the

@@ -746,9 +746,10 @@ func sharedObjectFile(t *testing.T) []byte {
 }
 
 // A hostile user keeps every handler of a guard busy hashing a large file that a trust file
-// lists (each open of it hashes it: nothing is hashed yet, as after the guard starts or a
-// reload, and two opens at once hash it twice), so that the decisions behind them wait past
-// the deadline for a handler and get --on-timeout (allow by default). Among the flood, the
+// lists (each open of it hashes it: it changed less than trust.DefaultSettle ago, as after a
+// package upgrade, so no digest of it is kept and no hash is shared; after a start or a
+// reload, many different large listed files would do), so that the decisions behind them
+// wait past the deadline for a handler and get --on-timeout (allow by default). Among the flood, the
 // user opens its own copy of a library, not listed, which the reference allowlist's rule
 // `deny open ** ftype=elf-shared-object trusted=no` denies: a preload it must not get. As
 // nobody, 1,000 opens of the listed 256 MiB library (a copy of libm with a sparse tail, root's)

@@ -28,9 +28,9 @@ type AuditAttrs struct {
 	// ExeTrust is the trust decision on the process's executable (trusted_exe=).
 	ExeTrust *AuditTrust `json:"exe_trust,omitempty"`
 	// Late says the rules decided at the guard's late point (a tenth of the deadline before
-	// it, at most 500 ms): no handler had decided in time, so nothing was hashed, and a
-	// condition on content whose digest was not in the hash cache may have held (a deny
-	// rule denied, an allow rule was passed over).
+	// it, at most 500 ms; twice that through the daemon): no handler had decided in time, so
+	// nothing was hashed, and a condition on content whose digest was not in the hash cache
+	// may have held (a deny rule denied, an allow rule was passed over).
 	Late bool `json:"late,omitempty"`
 }
 
