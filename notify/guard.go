@@ -501,6 +501,7 @@ type Guard struct {
 	asked AccessKind     // the kinds the marks ask for; under askMu
 
 	decided, denied atomic.Uint64
+	late            atomic.Uint64 // answered by OnLate (GuardStats.Late)
 	// table answers the kinds of cfg.ByKind and SetKindVerdicts in the source, and counts
 	// them (Stats adds its counts); nil when they are not used (see GuardConfig.ByKind).
 	table *source.InlineTable
@@ -1083,6 +1084,9 @@ func (gd *Guard) decide(ev source.Event, slot bool) {
 	v = gd.answer(v)
 	switch err := r.ev.Respond(gd.ctx, v.response()); { // r.ev: newRequest's own copy
 	case err == nil:
+		if by == "late" {
+			gd.late.Add(1)
+		}
 		gd.record(r, v, by)
 	case errors.Is(err, source.ErrTooLate):
 		gd.record(r, gd.cfg.OnTimeout, "deadline") // too late: the deadline verdict applied
@@ -1163,8 +1167,11 @@ func (gd *Guard) Spawning() (end func()) { return gd.src.Spawning() }
 // the accessing process got its answer, once the Guard's walk has seen it.
 type GuardStats struct {
 	Decided, Denied, TimedOut uint64
-	Pending                   int
-	Engine                    engine.GroupStats
+	// Late counts the accesses OnLate answered (in time): a handler had not decided them by
+	// their late point. A guard that counts many is overloaded, or its handlers too slow.
+	Late    uint64
+	Pending int
+	Engine  engine.GroupStats
 }
 
 // Stats returns the Guard's figures (through the daemon, the engine's are the daemon's:
@@ -1176,7 +1183,7 @@ func (gd *Guard) Stats() GuardStats {
 		tabAllowed, tabDenied = gd.table.Counts()
 	}
 	return GuardStats{Decided: gd.decided.Load() + tabAllowed + tabDenied, Denied: gd.denied.Load() + tabDenied,
-		TimedOut: es.DeadlineExpired, Pending: es.Pending, Engine: es}
+		TimedOut: es.DeadlineExpired, Late: gd.late.Load(), Pending: es.Pending, Engine: es}
 }
 
 // Deadline is the deadline in force: GuardConfig.Deadline, or through the daemon the one the

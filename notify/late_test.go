@@ -112,6 +112,9 @@ func TestGuardOnLateDecidesWhatNoHandlerDecidedInTime(t *testing.T) {
 					// hog's OnLate ran too, after its deadline: its answer was too late.
 					t.Errorf("OnLate ran %d times, want %d", lates.Load(), want)
 				}
+				if want := map[bool]uint64{true: 2, false: 0}[withLate]; g.Stats().Late != want {
+					t.Errorf("Stats().Late = %d, want %d (behind and slow; hog's answer was too late)", g.Stats().Late, want)
+				}
 			})
 		}
 	})
