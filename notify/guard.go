@@ -1004,8 +1004,8 @@ func (gd *Guard) readLoop() {
 // LateMargin is how long before a request's deadline d its late point is (GuardConfig.OnLate),
 // embedded: a tenth of d, at least 1 ms, at most 500 ms. Through the daemon it is twice that
 // (Guard.LateMargin): the answer must still travel to the daemon, which enforces the deadline,
-// and a daemon on a loaded host takes hundreds of milliseconds to read it (measured: up to
-// 600 ms, with 1,000 processes starting at once on 2 vCPUs).
+// and a daemon on a loaded host takes hundreds of milliseconds to acknowledge it (measured:
+// up to 600 ms, with 1,000 processes starting at once on 2 vCPUs).
 func LateMargin(d time.Duration) time.Duration {
 	return min(max(d/10, time.Millisecond), 500*time.Millisecond)
 }
