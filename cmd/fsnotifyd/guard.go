@@ -64,14 +64,15 @@ default applies otherwise (docs/policy.md, "Paths that cannot be read").
 not made by its late point, a tenth of the deadline before it (at most
 500ms; twice that through the daemon), because a hash took too long or
 every handler was busy (a user can ask for many large files at once), is
-made there by the rules without hashing: a condition on content not in the hash cache (sha256=, trusted=,
-trusted_exe=) may hold, so a deny rule denies and an allow rule is passed
-over; the audit line says "late". --on-timeout gives the verdict of an --exec
-scanner that has not answered by then (it is stopped; default allow, so the
-host stays usable if a scanner hangs), and of a decision not made even at
-the deadline. --on-error gives the verdict when the guard itself fails to
-decide: a scanner that cannot start, crashes or is killed by a signal, an
-error reading what a rule needs (/proc), a panic (default deny: a file that
+made there by the rules without hashing: a condition on content not in the
+hash cache (sha256=, trusted=, trusted_exe=) may hold, so a deny rule
+denies and an allow rule is passed over; the audit line says "late".
+--on-timeout gives the verdict of an --exec scanner that has not answered
+by then (it is stopped; default allow, so the host stays usable if a
+scanner hangs), and of a decision not made even at the deadline.
+--on-error gives the verdict when the guard itself fails to decide: a
+scanner that cannot start, crashes or is killed by a signal, an error
+reading what a rule needs (/proc), a panic (default deny: a file that
 crashes the scanner must not get through). Each such decision has an audit
 line naming the error. Neither applies to a sha256= condition whose file is
 open for writing or changes while it is hashed (its writer chose that): the
