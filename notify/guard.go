@@ -21,6 +21,7 @@ import (
 	"github.com/fsnotifyd/fsnotifyd/fsevent"
 	"github.com/fsnotifyd/fsnotifyd/internal/procfs"
 	"github.com/fsnotifyd/fsnotifyd/internal/source"
+	"github.com/fsnotifyd/fsnotifyd/internal/workslot"
 )
 
 // AccessKind is the kind of access a Guard decides on.
@@ -415,7 +416,9 @@ type GuardConfig struct {
 	// moment it is published (here, or by Guard.SetKindVerdicts) until the next
 	// SetKindVerdicts: see there how to change what Inline decides by.
 	ByKind KindVerdicts
-	// Concurrency bounds the handlers running at once (default 256).
+	// Concurrency bounds the handlers running at once (default 256). A handler that waits for
+	// one of the trust Verifier's hash slots (fsnotifyd's own guard) gives its place back
+	// first (internal/workslot): the handlers are not held by such waits.
 	Concurrency int
 	// Backend to use (default: a private fanotify backend, closed with the Guard).
 	Backend *backend.Backend
@@ -1075,8 +1078,9 @@ func (gd *Guard) decide(ev source.Event, slot bool) {
 		v, by = gd.runLate(r), "late" // no handler was free in time
 	default:
 		var late bool
-		v, late = gd.runHandler(r)
-		<-gd.sem
+		hs := &handlerSlot{sem: gd.sem}
+		v, late = gd.runHandler(r, hs)
+		hs.release()
 		if late {
 			v, by = gd.runLate(r), "late"
 		}
@@ -1095,10 +1099,25 @@ func (gd *Guard) decide(ev source.Event, slot bool) {
 	}
 }
 
+// handlerSlot is a request's place among the Concurrency handlers, given back once: when its
+// handler returns, or before, when the handler waits for what needs no handler (a hash slot:
+// workslot.Release through its ctx).
+type handlerSlot struct {
+	sem  chan struct{}
+	done atomic.Bool
+}
+
+func (s *handlerSlot) release() {
+	if s.done.CompareAndSwap(false, true) {
+		<-s.sem
+	}
+}
+
 // runHandler runs the handler under the deadline (from the kernel read), or with OnLate
-// until r's late point. late: its ctx ended first, so OnLate decides. A panic in the
-// handler is the Guard's own failure: the on-error verdict, with the panic in r.Err.
-func (gd *Guard) runHandler(r *Request) (v Verdict, late bool) {
+// until r's late point. late: its ctx ended first, so OnLate decides. The handler's ctx
+// carries slot's release (workslot). A panic in the handler is the Guard's own failure: the
+// on-error verdict, with the panic in r.Err.
+func (gd *Guard) runHandler(r *Request, slot *handlerSlot) (v Verdict, late bool) {
 	defer func() {
 		if p := recover(); p != nil {
 			r.Err = &PanicError{Value: p, Stack: debug.Stack()}
@@ -1120,7 +1139,7 @@ func (gd *Guard) runHandler(r *Request) (v Verdict, late bool) {
 		ctx, cancel = context.WithDeadline(ctx, start.Add(gd.cfg.Deadline))
 		defer cancel()
 	}
-	v = gd.handler(ctx, r)
+	v = gd.handler(workslot.WithRelease(ctx, slot.release), r)
 	if ctx.Err() != nil {
 		if gd.lateOn() && gd.ctx.Err() == nil {
 			r.Err, r.Note = nil, "" // OnLate decides afresh

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
+	"github.com/fsnotifyd/fsnotifyd/internal/workslot"
 )
 
 // With OnLate, a request that no handler has answered by its late point (Guard.LateMargin
@@ -116,6 +117,66 @@ func TestGuardOnLateDecidesWhatNoHandlerDecidedInTime(t *testing.T) {
 					t.Errorf("Stats().Late = %d, want %d (behind and slow; hog's answer was too late)", g.Stats().Late, want)
 				}
 			})
+		}
+	})
+}
+
+// A handler that gives its place back (workslot.Release, as the trust Verifier does before it
+// waits for a hash slot) frees it for the next request at once: with one handler, "next" is
+// decided by the handler while "waiter" still waits, not at its late point. Both modes.
+func TestGuardHandlerGivesItsPlaceBack(t *testing.T) {
+	eachGuardMode(t, func(t *testing.T, daemon string) {
+		const deadline = 3 * time.Second
+		dir := testenv.Tmpfs(t)
+		for _, n := range []string{"waiter", "next"} {
+			if err := os.WriteFile(filepath.Join(dir, n), []byte(n), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var ds decisionLog
+		waiting := make(chan struct{})
+		g, err := NewGuard(GuardConfig{Paths: []string{dir}, Daemon: daemon, Deadline: deadline, Concurrency: 1,
+			OnDecision: ds.add, OnLate: func(r *Request) Verdict { return Deny }},
+			func(ctx context.Context, r *Request) Verdict {
+				if strings.HasSuffix(r.Path(), "/waiter") {
+					workslot.Release(ctx)
+					workslot.Release(ctx) // twice: the place is given back once
+					close(waiting)
+					<-ctx.Done()
+				}
+				return Allow
+			})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer g.Close()
+		waiter := make(chan bool, 1)
+		go func() {
+			out, err := catFile(filepath.Join(dir, "waiter"), nil)
+			waiter <- denied(out, err)
+		}()
+		<-waiting
+		t0 := time.Now()
+		out, err := catFile(filepath.Join(dir, "next"), nil)
+		took := time.Since(t0)
+		if denied(out, err) || err != nil || took > time.Second {
+			t.Errorf("next: %v %s after %v, want allowed by the handler at once (the waiter gave its place back)", err, out, took)
+		}
+		if d := ds.of(t, "/next"); d.By != "handler" {
+			t.Errorf("next decided by %q, want handler", d.By)
+		}
+		if !<-waiter {
+			t.Errorf("waiter allowed, want OnLate's deny at its late point")
+		}
+		if d := ds.of(t, "/waiter"); d.By != "late" {
+			t.Errorf("waiter decided by %q, want late", d.By)
+		}
+		// The place given back is not taken twice: with one handler, two more requests are
+		// each decided by it.
+		for range 2 {
+			if out, err := catFile(filepath.Join(dir, "next"), nil); err != nil {
+				t.Errorf("after: %v %s", err, out)
+			}
 		}
 	})
 }

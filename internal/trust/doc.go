@@ -84,5 +84,6 @@
 // holds a token of Verifier.slots (a semaphore, not a lock: taken with no lock held, waited
 // for until ctx ends, given back when the hash returns) while it reads; a decision waiting
 // for another's hash of the same file waits, with no lock held, on the channel that hash
-// closes once it stored its digests (or failed).
+// closes once it stored its digests (or failed). Before either wait it gives back its
+// caller's place among the guard's handlers (workslot.Release on ctx), never taken again.
 package trust

@@ -14,6 +14,7 @@ import (
 
 	"github.com/fsnotifyd/fsnotifyd/internal/lru"
 	"github.com/fsnotifyd/fsnotifyd/internal/sys"
+	"github.com/fsnotifyd/fsnotifyd/internal/workslot"
 )
 
 // Status is the outcome of a verification.
@@ -419,6 +420,7 @@ func (v *Verifier) sums(ctx context.Context, fd int, id fileIdentity, want Algo,
 		if wait == nil {
 			return s, cached, err
 		}
+		workslot.Release(ctx) // a wait that needs no worker: give the caller's place back
 		select {
 		case <-wait:
 		case <-ctx.Done():
@@ -487,8 +489,13 @@ func (v *Verifier) sumsOnce(ctx context.Context, fd int, id fileIdentity, want A
 	}
 	select {
 	case v.slots <- struct{}{}:
-	case <-ctx.Done():
-		return Sums{}, false, nil, ctx.Err()
+	default:
+		workslot.Release(ctx) // a wait that needs no worker: give the caller's place back
+		select {
+		case v.slots <- struct{}{}:
+		case <-ctx.Done():
+			return Sums{}, false, nil, ctx.Err()
+		}
 	}
 	sums, err := v.hash(ctx, fd, id.size, want&^have.Have)
 	<-v.slots

@@ -20,6 +20,7 @@ import (
 
 	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
+	"github.com/fsnotifyd/fsnotifyd/internal/workslot"
 )
 
 // trustFile writes a trust file in dir listing each path as it is now, and returns its name.
@@ -927,8 +928,9 @@ func TestCacheOnSquashfs(t *testing.T) {
 }
 
 // TestHashSlots: at most HashSlots files are hashed at once, whatever the number asked; one
-// that finds them all taken waits, until its ctx ends (its error then, within its bound, and
-// nothing read), and hashes once a slot is free.
+// that finds them all taken gives its caller's worker place back (workslot) and waits, until
+// its ctx ends (its error then, within its bound, and nothing read), and hashes once a slot is
+// free. One that finds a slot free keeps its place.
 func TestHashSlots(t *testing.T) {
 	const slots, asked = 2, 6
 	dir := t.TempDir()
@@ -954,9 +956,18 @@ func TestHashSlots(t *testing.T) {
 		_, fds[i] = openFd(t, p)
 	}
 	errs := make(chan error, asked)
+	var released atomic.Int32
+	withRelease := func(ctx context.Context) context.Context {
+		var once atomic.Bool
+		return workslot.WithRelease(ctx, func() {
+			if once.CompareAndSwap(false, true) {
+				released.Add(1)
+			}
+		})
+	}
 	for i := range asked {
 		go func() {
-			_, err := v.Sums(context.Background(), fds[i], SHA256)
+			_, err := v.Sums(withRelease(context.Background()), fds[i], SHA256)
 			errs <- err
 		}()
 	}
@@ -968,7 +979,7 @@ func TestHashSlots(t *testing.T) {
 		t.Fatalf("%d hashes running of %d asked, want %d (the slots)", n, asked, slots)
 	}
 	// One more, with a deadline: it waits for a slot until then.
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	ctx, cancel := context.WithTimeout(withRelease(context.Background()), 200*time.Millisecond)
 	defer cancel()
 	t0 := time.Now()
 	_, err := v.Sums(ctx, fds[asked], SHA256)
@@ -983,6 +994,9 @@ func TestHashSlots(t *testing.T) {
 	}
 	if m := most.Load(); m != slots {
 		t.Errorf("at most %d hashes ran at once, want %d", m, slots)
+	}
+	if r := released.Load(); r != asked-slots+1 {
+		t.Errorf("%d gave their place back, want %d (those that waited for a slot)", r, asked-slots+1)
 	}
 	if st := v.Stats(); st.Hashes != asked {
 		t.Errorf("%d hashes counted, want %d", st.Hashes, asked)
