@@ -636,14 +636,24 @@ type PanicError struct {
 
 func (e *PanicError) Error() string { return fmt.Sprintf("the handler panicked: %v", e.Value) }
 
+// panicked reports whether p, what a deferred function's recover() returned, is a panic of
+// the call it guards; if so it is the Guard's own failure, kept in r.Err (the caller answers
+// with OnError).
+func panicked(r *Request, p any) bool {
+	if p == nil {
+		return false
+	}
+	r.Err = &PanicError{Value: p, Stack: debug.Stack()}
+	return true
+}
+
 // callInline offers r to cfg.Inline. A panic in it is the Guard's own failure: r gets the
 // on-error verdict, with the panic in r.Err.
 func (gd *Guard) callInline(r *Request) (v Verdict, ok bool) {
 	r.inInline = true
 	defer func() {
 		r.inInline = false
-		if p := recover(); p != nil {
-			r.Err = &PanicError{Value: p, Stack: debug.Stack()}
+		if panicked(r, recover()) {
 			v, ok = gd.OnError(), true
 		}
 	}()
@@ -1029,11 +1039,15 @@ func (gd *Guard) lateOn() bool { return gd.cfg.OnLate != nil && gd.src.Deadline(
 // lateAt is r's late point: Guard.LateMargin before its deadline, which runs from the
 // kernel read (through the daemon, the daemon's).
 func (gd *Guard) lateAt(r *Request) time.Time {
-	start := r.Time
-	if start.IsZero() {
-		start = time.Now()
+	return r.start().Add(gd.src.Deadline() - gd.LateMargin())
+}
+
+// start is when r's deadline started running: the kernel read (Time), or now if unknown.
+func (r *Request) start() time.Time {
+	if r.Time.IsZero() {
+		return time.Now()
 	}
-	return start.Add(gd.src.Deadline() - gd.LateMargin())
+	return r.Time
 }
 
 // takeSlot waits for a handler until r's late point: false if none was free by then, or the
@@ -1119,8 +1133,7 @@ func (s *handlerSlot) release() {
 // on-error verdict, with the panic in r.Err.
 func (gd *Guard) runHandler(r *Request, slot *handlerSlot) (v Verdict, late bool) {
 	defer func() {
-		if p := recover(); p != nil {
-			r.Err = &PanicError{Value: p, Stack: debug.Stack()}
+		if panicked(r, recover()) {
 			v, late = gd.OnError(), false
 		}
 	}()
@@ -1131,12 +1144,8 @@ func (gd *Guard) runHandler(r *Request, slot *handlerSlot) (v Verdict, late bool
 		ctx, cancel = context.WithDeadline(ctx, gd.lateAt(r))
 		defer cancel()
 	case gd.cfg.Deadline > 0:
-		start := r.Time
-		if start.IsZero() {
-			start = time.Now()
-		}
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, start.Add(gd.cfg.Deadline))
+		ctx, cancel = context.WithDeadline(ctx, r.start().Add(gd.cfg.Deadline))
 		defer cancel()
 	}
 	v = gd.handler(workslot.WithRelease(ctx, slot.release), r)
@@ -1155,8 +1164,7 @@ func (gd *Guard) runHandler(r *Request, slot *handlerSlot) (v Verdict, late bool
 // runLate runs OnLate for r. A panic in it is the Guard's own failure, as in a handler.
 func (gd *Guard) runLate(r *Request) (v Verdict) {
 	defer func() {
-		if p := recover(); p != nil {
-			r.Err = &PanicError{Value: p, Stack: debug.Stack()}
+		if panicked(r, recover()) {
 			v = gd.OnError()
 		}
 	}()

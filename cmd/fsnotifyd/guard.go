@@ -651,7 +651,7 @@ func (g *guardRun) kindVerdicts(st *guardState) notify.KindVerdicts {
 	for i := range bareIndexes {
 		k := notify.AccessKind(1) << i
 		d := &st.bare[i]
-		if st.bareKinds&k == 0 || d.Err != nil || d.Verdict == engine.Allow && d.Rule == nil && g.execCmd != "" {
+		if st.bareKinds&k == 0 || d.Err != nil || g.leftToScanner(d) {
 			continue
 		}
 		// final's without a Request: bareKinds is 0 when a deny's audit line would read one.
@@ -668,7 +668,7 @@ func (g *guardRun) inlineDecided(r *notify.Request, st *guardState, d *policy.De
 	case d.Err != nil:
 		g.keep(r, o)
 		return g.failed(r, d.Err), true
-	case d.Verdict == engine.Allow && d.Rule == nil && g.execCmd != "":
+	case g.leftToScanner(d):
 		return notify.Verdict{}, false // no rule decided: the scanner does
 	}
 	g.keep(r, o)
@@ -680,7 +680,7 @@ func (g *guardRun) inlineDecided(r *notify.Request, st *guardState, d *policy.De
 func (g *guardRun) handle(ctx context.Context, r *notify.Request) notify.Verdict {
 	st := g.state.Load()
 	d, o := g.decide(ctx, st, r, readHandler)
-	if d.Err == nil && d.Verdict == engine.Allow && d.Rule == nil && g.execCmd != "" {
+	if g.leftToScanner(&d) {
 		v := g.scan(ctx, r)
 		if o != nil {
 			o.source, o.deny = "--exec", r.Note == noteScanDenied
@@ -712,7 +712,7 @@ func (g *guardRun) late(r *notify.Request) notify.Verdict {
 	if o != nil {
 		o.late = true
 	}
-	if d.Err == nil && d.Verdict == engine.Allow && d.Rule == nil && g.execCmd != "" {
+	if g.leftToScanner(&d) {
 		if o != nil {
 			o.source = "deadline" // the scanner's verdict is unknown: --on-timeout
 		}
@@ -724,6 +724,12 @@ func (g *guardRun) late(r *notify.Request) notify.Verdict {
 		return g.failed(r, d.Err)
 	}
 	return g.final(r, d.Verdict == engine.Deny, d.Errno, false)
+}
+
+// leftToScanner reports whether d leaves the access to the --exec scanner: no rule decided
+// (the default allow, without an error) and there is a scanner.
+func (g *guardRun) leftToScanner(d *policy.Decision) bool {
+	return d.Err == nil && d.Verdict == engine.Allow && d.Rule == nil && g.execCmd != ""
 }
 
 // failed is the verdict when the guard could not decide because of err (--on-error), with

@@ -79,13 +79,17 @@ func (t *Trust) verify(ctx context.Context, path string, fd int) (trusted bool, 
 }
 
 // verifyCached is verify from the hash cache only: trust.ErrNotCached (returned as the error,
-// like a deadline: no verdict) when the file would have to be hashed.
-func (t *Trust) verifyCached(path string, fd int) (trusted bool, res trust.Result, why, err error) {
+// like a deadline: no verdict) when the file would have to be hashed; late (a decision at its
+// late point), errLate instead: unverifiable, a condition that may hold.
+func (t *Trust) verifyCached(path string, fd int, late bool) (trusted bool, res trust.Result, why, err error) {
 	if t.DB == nil {
 		return false, trust.Result{Status: trust.NotListed}, nil, nil
 	}
 	res, why = t.verifier().VerifyCached(t.DB, path, fd)
 	if errors.Is(why, trust.ErrNotCached) {
+		if late {
+			why = errLate
+		}
 		return false, res, why, why
 	}
 	return res.Trusted(), res, why, nil
@@ -231,12 +235,9 @@ func (p *Process) trustedExe() (bool, error) {
 	}
 	verify := func() (bool, trust.Result, error, error) { return p.Trust.verify(orBackground(p.Ctx), exe, fd) }
 	if cacheOnly {
-		verify = func() (bool, trust.Result, error, error) { return p.Trust.verifyCached(exe, fd) }
+		verify = func() (bool, trust.Result, error, error) { return p.Trust.verifyCached(exe, fd, p.Late) }
 	}
 	trusted, res, why, err := verify()
-	if p.Late && errors.Is(err, trust.ErrNotCached) {
-		why, err = errLate, errLate
-	}
 	p.exeTrust, p.exeTrustWhy = res, why
 	return trusted, err
 }
@@ -375,10 +376,7 @@ func (o *Object) SHA256() ([32]byte, error) {
 func (o *Object) Trusted() (bool, error) {
 	o.once(policy.AttrTrusted, func() {
 		if o.CacheOnly || o.Late {
-			o.trusted, o.trust, o.trustWhy, o.trustErr = o.Trust.verifyCached(o.Path, o.Fd)
-			if o.Late && errors.Is(o.trustErr, trust.ErrNotCached) {
-				o.trustWhy, o.trustErr = errLate, errLate
-			}
+			o.trusted, o.trust, o.trustWhy, o.trustErr = o.Trust.verifyCached(o.Path, o.Fd, o.Late)
 			return
 		}
 		o.trusted, o.trust, o.trustWhy, o.trustErr = o.Trust.verify(orBackground(o.Ctx), o.Path, o.Fd)
