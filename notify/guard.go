@@ -265,6 +265,17 @@ func (r *Request) LookupUid() (int, error) {
 	return r.uid, r.uidErr
 }
 
+// owner says whose work deciding r is, for pools shared among owners
+// (workslot.WithOwner): the accessing process's real uid, which it cannot change unless
+// privileged (a set-user-ID program runs with its starter's), or an owner of its own when
+// that cannot be read (the process is gone, or in another pid namespace).
+func (r *Request) owner() uint64 {
+	if u, err := procfs.ReadRUID(int32(r.Pid)); err == nil {
+		return uint64(u)
+	}
+	return workslot.NoOwner
+}
+
 // Groups returns all of the accessing process's group ids: its real, effective, saved and
 // filesystem gid, and its supplementary groups. An unprivileged process can neither add a
 // group to this set nor leave one.
@@ -418,7 +429,8 @@ type GuardConfig struct {
 	ByKind KindVerdicts
 	// Concurrency bounds the handlers running at once (default 256). A handler that waits for
 	// one of the trust Verifier's hash slots (fsnotifyd's own guard) gives its place back
-	// first (internal/workslot): the handlers are not held by such waits.
+	// first (internal/workslot): the handlers are not held by such waits. Those slots are
+	// shared among the real uids of the processes decided for, in turn (trust.VerifierConfig).
 	Concurrency int
 	// Backend to use (default: a private fanotify backend, closed with the Guard).
 	Backend *backend.Backend
@@ -1129,7 +1141,8 @@ func (s *handlerSlot) release() {
 
 // runHandler runs the handler under the deadline (from the kernel read), or with OnLate
 // until r's late point. late: its ctx ended first, so OnLate decides. The handler's ctx
-// carries slot's release (workslot). A panic in the handler is the Guard's own failure: the
+// carries slot's release and the request's owner (workslot: the trust Verifier's hash slots
+// are shared among owners). A panic in the handler is the Guard's own failure: the
 // on-error verdict, with the panic in r.Err.
 func (gd *Guard) runHandler(r *Request, slot *handlerSlot) (v Verdict, late bool) {
 	defer func() {
@@ -1148,7 +1161,7 @@ func (gd *Guard) runHandler(r *Request, slot *handlerSlot) (v Verdict, late bool
 		ctx, cancel = context.WithDeadline(ctx, r.start().Add(gd.cfg.Deadline))
 		defer cancel()
 	}
-	v = gd.handler(workslot.WithRelease(ctx, slot.release), r)
+	v = gd.handler(workslot.WithOwner(workslot.WithRelease(ctx, slot.release), r.owner), r)
 	if ctx.Err() != nil {
 		if gd.lateOn() && gd.ctx.Err() == nil {
 			r.Err, r.Note = nil, "" // OnLate decides afresh

@@ -761,37 +761,15 @@ func sharedObjectFile(t *testing.T) []byte {
 // handler, at once: the opens of the listed library wait for the hash slot without holding a
 // handler (workslot), and are decided at their late point (unverifiable: denied).
 func TestGuardTrustFloodAsNobody(t *testing.T) {
-	so := sharedObjectFile(t)
 	guardModes(t, func(t *testing.T, extra []string) {
-		mnt := testenv.PublicTmpfs(t)
-		_, evil := nobodysTool(t, mnt, "evil.so", so, 0)
-		lib := filepath.Join(mnt, "lib")
-		if err := os.Mkdir(lib, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		big := filepath.Join(lib, "libbig.so")
-		if err := os.WriteFile(big, so, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Truncate(big, 256<<20); err != nil {
-			t.Fatal(err)
-		}
-		etc := t.TempDir()
-		tf := filepath.Join(etc, "local.trust")
-		if _, errOut, st := fsn(t, "trust", "add", "--file", tf, big); st != 0 {
-			t.Fatalf("trust add: %s", errOut)
-		}
-		rules := filepath.Join(etc, "guard.rules")
-		writeFile(t, rules, "deny open "+mnt+"/** ftype=elf-shared-object trusted=no\n")
-		audit := filepath.Join(t.TempDir(), "audit.jsonl")
-		p := start(t, append(append([]string{"guard"}, extra...), "--events", "open", "--policy", rules,
-			"--trust", tf, "--no-package-trust", "--audit", audit, mnt)...)
+		var evil string
+		f := startHashFlood(t, extra, func(f *hashFlood) []string {
+			_, evil = nobodysTool(t, f.mnt, "evil.so", f.so, 0)
+			return nil // not listed
+		})
 		// From sh, as in TestGuardSHA256FloodAsNobody. head exits 0 when it opened the file.
 		const n, every = 1000, 50
-		out, err := testenv.Sh(testenv.Nobody, `i=0; while [ $i -lt `+strconv.Itoa(n)+` ]; do
-			head -c1 `+big+` >/dev/null 2>&1 &
-			if [ $((i % `+strconv.Itoa(every)+`)) -eq 25 ]; then (head -c1 `+evil+` >/dev/null 2>&1; echo "evil=$?") & fi
-			i=$((i+1)); done; wait`)
+		out, err := f.flood(n, `if [ $((i % `+strconv.Itoa(every)+`)) -eq 25 ]; then (head -c1 `+evil+` >/dev/null 2>&1; echo "evil=$?") & fi`)
 		if err != nil {
 			t.Fatalf("as nobody: %v\n%s", err, out)
 		}
@@ -802,12 +780,12 @@ func TestGuardTrustFloodAsNobody(t *testing.T) {
 		if want := n / every; rcs["evil=1"] != want {
 			t.Errorf("of %d opens of nobody's untrusted library among %d of the listed one: %v (evil=0: it was opened), want all denied (evil=1)", want, n, rcs)
 		}
-		for end := time.Now().Add(10 * time.Second); len(auditFor(auditLines(t, audit), evil)) < n/every && time.Now().Before(end); {
+		for end := time.Now().Add(10 * time.Second); len(auditFor(auditLines(t, f.audit), evil)) < n/every && time.Now().Before(end); {
 			time.Sleep(10 * time.Millisecond)
 		}
-		p.stop()
+		f.p.stop()
 		rulesSeen := map[string]int{}
-		for _, r := range auditFor(auditLines(t, audit), evil) {
+		for _, r := range auditFor(auditLines(t, f.audit), evil) {
 			rulesSeen[fmt.Sprint(r["rule"], " ", r["verdict"])]++
 			if r["late"] == true {
 				// A handler waiting for a hash slot gives its place back: nobody's copy, which
@@ -815,8 +793,157 @@ func TestGuardTrustFloodAsNobody(t *testing.T) {
 				t.Errorf("nobody's library decided at its late point (after %v): the handlers were held by waits for a hash", r["latency"])
 			}
 		}
-		if want := rules + ":1 deny"; len(rulesSeen) != 1 || rulesSeen[want] != n/every {
+		if want := f.rules + ":1 deny"; len(rulesSeen) != 1 || rulesSeen[want] != n/every {
 			t.Errorf("audit of nobody's library %v, want all %d %q (none by the deadline)", rulesSeen, n/every, want)
 		}
 	})
+}
+
+// hashFlood is the scene of the hash-flood tests: on a public tmpfs mnt, root's 256 MiB library
+// lib/libbig.so (a copy of libm, so, with a sparse tail; just written, so each open hashes it:
+// no digest of a file changed less than trust.DefaultSettle ago is kept, none shared), listed
+// in a trust file with the files more returns (more prepares the scene before the guard
+// starts), and a guard p of that trust file with the rule
+// `deny open MNT/** ftype=elf-shared-object trusted=no` (the reference allowlist's) and an
+// audit file.
+type hashFlood struct {
+	mnt, big, rules, audit string
+	so                     []byte
+	p                      *proc
+}
+
+func startHashFlood(t *testing.T, extra []string, more func(f *hashFlood) []string) *hashFlood {
+	f := &hashFlood{so: sharedObjectFile(t), mnt: testenv.PublicTmpfs(t)}
+	lib := filepath.Join(f.mnt, "lib")
+	if err := os.Mkdir(lib, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f.big = filepath.Join(lib, "libbig.so")
+	if err := os.WriteFile(f.big, f.so, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(f.big, 256<<20); err != nil {
+		t.Fatal(err)
+	}
+	listed := []string{f.big}
+	if more != nil {
+		listed = append(listed, more(f)...)
+	}
+	etc := t.TempDir()
+	tf := filepath.Join(etc, "local.trust")
+	if _, errOut, st := fsn(t, append([]string{"trust", "add", "--file", tf}, listed...)...); st != 0 {
+		t.Fatalf("trust add: %s", errOut)
+	}
+	f.rules = filepath.Join(etc, "guard.rules")
+	writeFile(t, f.rules, "deny open "+f.mnt+"/** ftype=elf-shared-object trusted=no\n")
+	f.audit = filepath.Join(t.TempDir(), "audit.jsonl")
+	f.p = start(t, append(append([]string{"guard"}, extra...), "--events", "open", "--policy", f.rules,
+		"--trust", tf, "--no-package-trust", "--audit", f.audit, f.mnt)...)
+	return f
+}
+
+// flood opens the big library n times as nobody, each in a background head(1) (which exits 0
+// when it opened the file), running also, after each, the sh commands also (with $i, the
+// open's number), and waits for all; its output is also's.
+func (f *hashFlood) flood(n int, also string) (string, error) {
+	return testenv.Sh(testenv.Nobody, `i=0; while [ $i -lt `+strconv.Itoa(n)+` ]; do
+		head -c1 `+f.big+` >/dev/null 2>&1 &
+		`+also+`
+		i=$((i+1)); done; wait`)
+}
+
+// The hash slots are a resource every user shares: a user who asks for a thousand hashes of a
+// large listed file (TestGuardTrustFloodAsNobody's flood) must not make another user's
+// accesses of listed files wait behind them until their late point, where, with the content
+// unverifiable, `trusted=no` may hold and they are denied: a denial of service of root by
+// nobody. The slots are shared among the real uids waiting, in turn, a chunk of a hash at a
+// time (workslot.Fair): amid nobody's flood, root's opens of ten listed libraries, each
+// changed just now (so each is hashed), are allowed, each by a handler (the rules with the
+// content hashed: not late), while some of nobody's opens reach their late point (the flood
+// did fill the slots). Before the slots were shared, root's hashes waited behind nobody's.
+func TestGuardHashSlotsSharedAmongUsers(t *testing.T) {
+	guardModes(t, func(t *testing.T, extra []string) {
+		const mine = 10
+		var roots []string
+		f := startHashFlood(t, extra, func(f *hashFlood) []string {
+			for i := range mine {
+				p := filepath.Join(f.mnt, "lib", "libroot"+strconv.Itoa(i)+".so")
+				if err := os.WriteFile(p, f.so, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				roots = append(roots, p)
+			}
+			return roots
+		})
+		const n = 1000
+		flooded := make(chan error, 1)
+		go func() {
+			out, err := f.flood(n, "")
+			if err != nil {
+				err = fmt.Errorf("%w\n%s", err, out)
+			}
+			flooded <- err
+		}()
+		// Root's opens once nobody's wait in numbers (blocked in open, in head).
+		if !waitFor(20*time.Second, func() bool { return countComm("head") >= 200 }) {
+			t.Fatalf("nobody's opens did not pile up: %d head processes", countComm("head"))
+		}
+		type opened struct {
+			path string
+			took time.Duration
+			err  error
+		}
+		res := make(chan opened, mine)
+		for _, p := range roots {
+			go func() {
+				t0 := time.Now()
+				fh, err := os.Open(p)
+				if err == nil {
+					fh.Close()
+				}
+				res <- opened{p, time.Since(t0), err}
+			}()
+		}
+		var slowest time.Duration
+		for range mine {
+			o := <-res
+			if o.err != nil {
+				t.Errorf("root's open of %s amid nobody's flood: %v after %v, want it allowed", o.path, o.err, o.took)
+			}
+			slowest = max(slowest, o.took)
+		}
+		if err := <-flooded; err != nil {
+			t.Fatalf("as nobody: %v", err)
+		}
+		f.p.stop()
+		recs := auditLines(t, f.audit)
+		for _, p := range roots {
+			got := auditFor(recs, p)
+			if len(got) != 1 || got[0]["verdict"] != "allow" || got[0]["late"] == true {
+				t.Errorf("audit of root's %s: %v, want one allow by a handler (not late)", p, got)
+			}
+		}
+		late := 0
+		for _, r := range auditFor(recs, f.big) {
+			if r["late"] == true {
+				late++
+			}
+		}
+		if late == 0 {
+			t.Errorf("none of nobody's %d opens was decided at its late point: the flood did not fill the hash slots, the test shows nothing", n)
+		}
+		t.Logf("root's %d opens took at most %v; %d of nobody's %d opens were decided at their late point", mine, slowest, late, n)
+	})
+}
+
+// countComm counts the processes named comm.
+func countComm(comm string) int {
+	n := 0
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		if b, err := os.ReadFile("/proc/" + d.Name() + "/comm"); err == nil && strings.TrimSpace(string(b)) == comm {
+			n++
+		}
+	}
+	return n
 }

@@ -53,17 +53,25 @@ func EUID(pid int32) (uint32, bool) {
 }
 
 // ReadEUID is EUID with the error.
-func ReadEUID(pid int32) (uint32, error) {
+func ReadEUID(pid int32) (uint32, error) { return readUID(pid, 1, "effective") }
+
+// ReadRUID returns a process's real uid, from /proc/PID/status: the user who started it,
+// which a set-user-ID program does not change (only a privileged process can).
+func ReadRUID(pid int32) (uint32, error) { return readUID(pid, 0, "real") }
+
+// readUID reads field i of the "Uid:" line of /proc/PID/status (real, effective, saved,
+// filesystem), named which.
+func readUID(pid int32, i int, which string) (uint32, error) {
 	var buf [2048]byte // Uid: is in the first kilobyte
 	n, err := readProc(pid, "status", buf[:])
 	if err != nil {
 		return 0, goneOr(pid, err)
 	}
 	ids, ok := statusIDs(buf[:n], "Uid:")
-	if !ok || len(ids) < 2 {
-		return 0, fmt.Errorf("/proc/%d/status: no effective uid", pid)
+	if !ok || len(ids) <= i {
+		return 0, fmt.Errorf("/proc/%d/status: no %s uid", pid, which)
 	}
-	return ids[1], nil
+	return ids[i], nil
 }
 
 // ReadGroups returns every group id of a process: its real, effective, saved and

@@ -4,6 +4,7 @@ package procfs
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,6 +47,9 @@ func TestProcLookups(t *testing.T) {
 	if got, want := Comm(pid), string(b[:len(b)-1]); got != want {
 		t.Errorf("Comm(self) = %q, want %q", got, want)
 	}
+	if uid, err := ReadRUID(pid); err != nil || uid != uint32(os.Getuid()) {
+		t.Errorf("ReadRUID(self) = %d, %v; want %d", uid, err, os.Getuid())
+	}
 	if _, ok := EUID(-1); ok {
 		t.Error("EUID(-1) succeeded")
 	}
@@ -76,6 +80,7 @@ func TestProcLookups(t *testing.T) {
 	for _, f := range []func(int32) error{
 		func(p int32) error { _, err := ReadComm(p); return err },
 		func(p int32) error { _, err := ReadEUID(p); return err },
+		func(p int32) error { _, err := ReadRUID(p); return err },
 		func(p int32) error { _, err := ReadGroups(p); return err },
 		func(p int32) error { _, _, err := ReadExe(p); return err },
 	} {
@@ -242,4 +247,31 @@ func must(b []byte, err error) []byte {
 		panic(err)
 	}
 	return b
+}
+
+// TestReadRUIDOfASetUIDProcess: a process running with another effective uid (as a set-user-ID
+// program does) has its real uid read, the user who started it.
+func TestReadRUIDOfASetUIDProcess(t *testing.T) {
+	testenv.RequireRoot(t)
+	c := exec.Command("setpriv", "--ruid", "65534", "--euid", "0", "--", "sleep", "30")
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { c.Process.Kill(); c.Wait() }()
+	pid := int32(c.Process.Pid)
+	for end := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		if string(b) == "sleep\n" {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("setpriv did not exec sleep: comm %q", b)
+		}
+	}
+	if uid, err := ReadRUID(pid); err != nil || uid != 65534 {
+		t.Errorf("ReadRUID = %d, %v; want 65534", uid, err)
+	}
+	if uid, err := ReadEUID(pid); err != nil || uid != 0 {
+		t.Errorf("ReadEUID = %d, %v; want 0", uid, err)
+	}
 }

@@ -29,7 +29,8 @@
 // memory read, and the content is read from fd with fstat and pread (the
 // descriptor's file offset is not moved). Hashing streams in chunks (no whole-file read), md5
 // and sha256 in one pass when the entries want both, at most VerifierConfig.HashSlots files at
-// once (a hash waits for a slot), and stops at ctx's deadline (the guard's late point).
+// once (a hash waits for a slot: the slots are shared among the owners that wait, in turn, a
+// chunk at a time, workslot.Fair), and stops at ctx's deadline (the guard's late point).
 //
 // The hash cache remembers a file's digests by inode (device, inode number) together with its
 // size, mtime and ctime; a lookup whose fstat differs in any of them is a miss. So a second
@@ -81,8 +82,10 @@
 //	└── lru.Cache.mu the hash cache (a leaf; a cache hit takes only this one)
 //
 // No lock is held while reading a file, and no method calls out while holding one. A hash
-// holds a token of Verifier.slots (a semaphore, not a lock: taken with no lock held, waited
-// for until ctx ends, given back when the hash returns) while it reads; a decision waiting
+// holds a slot of Verifier.slots (a workslot.Fair, not a lock: taken with no lock held, waited
+// for until ctx ends, yielded between two chunks to another owner's hash that waits and taken
+// back at its owner's turn, given back when the hash returns; its mutex is a leaf, held by
+// none of the calls here) while it reads; a decision waiting
 // for another's hash of the same file waits, with no lock held, on the channel that hash
 // closes once it stored its digests (or failed). Before either wait it gives back its
 // caller's place among the guard's handlers (workslot.Release on ctx), never taken again.

@@ -134,7 +134,12 @@ type VerifierConfig struct {
 	// the host and of the process — a guard's decisions at their late point among them, and,
 	// through the daemon, the daemon that brings them, which must be made within a tenth of
 	// the deadline however many files a user asks to have hashed. A hash waits for a slot
-	// until its ctx ends.
+	// until its ctx ends. The slots are shared among the owners of the hashes that wait
+	// (workslot.WithOwner on their ctx: a guard's decisions name the real uid of the process
+	// they decide for), in turn, a chunk at a time: a running hash gives its slot to another
+	// owner's that waits after each read, and goes on at its own owner's next turn. One user
+	// asking for a thousand hashes delays another's by a chunk of each hash running, not by
+	// the thousand hashes.
 	HashSlots int
 }
 
@@ -163,9 +168,9 @@ const DefaultSettle = 3 * time.Second
 type Verifier struct {
 	cache  *lru.Cache[inodeKey, cachedSums]
 	chunk  int
-	settle int64         // VerifierConfig.Settle in ns
-	pool   sync.Pool     // *[]byte read buffers
-	slots  chan struct{} // a token per hash running (VerifierConfig.HashSlots)
+	settle int64          // VerifierConfig.Settle in ns
+	pool   sync.Pool      // *[]byte read buffers
+	slots  *workslot.Fair // a slot per hash running (VerifierConfig.HashSlots), shared by owner
 
 	mu     sync.Mutex // orders Forget with the store of a hash that was running meanwhile
 	gen    uint64     // guarded by mu: one more per forgotten inode, forgetRing+1 more for ForgetAll
@@ -214,7 +219,7 @@ func NewVerifier(cfg VerifierConfig) *Verifier {
 		cfg.HashSlots = max(1, runtime.NumCPU()/2)
 	}
 	v := &Verifier{cache: lru.New[inodeKey, cachedSums](cfg.CacheEntries), chunk: cfg.ChunkSize, settle: cfg.Settle.Nanoseconds(),
-		slots: make(chan struct{}, cfg.HashSlots), hashing: make(map[inodeKey]chan struct{})}
+		slots: workslot.NewFair(cfg.HashSlots), hashing: make(map[inodeKey]chan struct{})}
 	v.pool.New = func() any { b := make([]byte, v.chunk); return &b }
 	return v
 }
@@ -487,18 +492,12 @@ func (v *Verifier) sumsOnce(ctx context.Context, fd int, id fileIdentity, want A
 			close(done) // after the store: a waiter looks in the cache next
 		}()
 	}
-	select {
-	case v.slots <- struct{}{}:
-	default:
-		workslot.Release(ctx) // a wait that needs no worker: give the caller's place back
-		select {
-		case v.slots <- struct{}{}:
-		case <-ctx.Done():
-			return Sums{}, false, nil, ctx.Err()
-		}
+	slot, err := v.slots.Acquire(ctx) // waiting, it gives the caller's place back
+	if err != nil {
+		return Sums{}, false, nil, err
 	}
-	sums, err := v.hash(ctx, fd, id.size, want&^have.Have)
-	<-v.slots
+	sums, err := v.hash(ctx, &slot, fd, id.size, want&^have.Have)
+	slot.Release()
 	if err != nil {
 		return Sums{}, false, nil, err
 	}
@@ -545,8 +544,9 @@ func (v *Verifier) storeIfUnforgotten(gen uint64, id fileIdentity, sums Sums) {
 }
 
 // hash reads the whole file with pread, from offset 0, and computes the digests algos in one
-// pass. It reads in chunks and stops at ctx's deadline.
-func (v *Verifier) hash(ctx context.Context, fd int, size uint64, algos Algo) (Sums, error) {
+// pass. It reads in chunks, holding slot, which it yields between two chunks to another
+// owner's hash that waits (workslot.Slot.Yield), and stops at ctx's deadline.
+func (v *Verifier) hash(ctx context.Context, slot *workslot.Slot, fd int, size uint64, algos Algo) (Sums, error) {
 	var s Sums
 	var hs []hash.Hash
 	var m5, s256 hash.Hash
@@ -579,6 +579,9 @@ func (v *Verifier) hash(ctx context.Context, fd int, size uint64, algos Algo) (S
 		off += int64(n)
 		if v.afterChunk != nil {
 			v.afterChunk(off)
+		}
+		if err := slot.Yield(ctx); err != nil {
+			return s, err
 		}
 	}
 	if uint64(off) != size {

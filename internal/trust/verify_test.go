@@ -1086,3 +1086,53 @@ func TestOneHashForConcurrentAsks(t *testing.T) {
 		})
 	}
 }
+
+// TestHashSlotsSharedByOwner: with one slot, a hash for owner A that holds it for long (its
+// reads slowed) gives it, between two reads, to owner B's hash that waits, which ends while
+// A's goes on; A's then ends too, with the right digest.
+func TestHashSlotsSharedByOwner(t *testing.T) {
+	dir := t.TempDir()
+	v := NewVerifier(VerifierConfig{Settle: testSettle, HashSlots: 1})
+	bigData := bytes.Repeat([]byte{1}, 64*128<<10) // 64 reads
+	must(t, os.WriteFile(filepath.Join(dir, "big"), bigData, 0o644))
+	must(t, os.WriteFile(filepath.Join(dir, "small"), []byte("small"), 0o644))
+	_, bigFd := openFd(t, filepath.Join(dir, "big"))
+	_, smallFd := openFd(t, filepath.Join(dir, "small"))
+	started := make(chan struct{})
+	var once sync.Once
+	v.afterChunk = func(off int64) {
+		if off >= 128<<10 { // only the big file's reads are slowed
+			once.Do(func() { close(started) })
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	owner := func(o uint64) context.Context {
+		return workslot.WithOwner(context.Background(), func() uint64 { return o })
+	}
+	bigDone := make(chan error, 1)
+	go func() {
+		s, err := v.Sums(owner(1), bigFd, SHA256)
+		if err == nil && s.SHA256 != sha256.Sum256(bigData) {
+			err = errors.New("wrong digest")
+		}
+		bigDone <- err
+	}()
+	<-started
+	t0 := time.Now()
+	s, err := v.Sums(owner(2), smallFd, SHA256)
+	took := time.Since(t0)
+	if err != nil || s.SHA256 != sha256.Sum256([]byte("small")) {
+		t.Fatalf("B's hash: %v", err)
+	}
+	select {
+	case err := <-bigDone:
+		t.Fatalf("A's hash ended (%v) before B's, which took %v: B waited for the whole of A's", err, took)
+	default:
+	}
+	if took > 300*time.Millisecond {
+		t.Errorf("B's hash of 5 bytes took %v beside A's slowed one (10 ms a read), want about a read", took)
+	}
+	if err := <-bigDone; err != nil {
+		t.Fatalf("A's hash: %v", err)
+	}
+}
