@@ -655,6 +655,100 @@ func testGuardExec(t *testing.T, extra ...string) {
 	}
 }
 
+// The --exec scanners (--concurrency of them) are shared among the users whose accesses wait
+// for one, in turn: a user who keeps them all busy (200 opens as nobody of a file the scanner
+// takes 200 ms over, two scanners) delays another user's scans by one scan each, not by all
+// of theirs. With --on-timeout deny, root's five opens amid the flood are allowed by the
+// scanner, none at the late point, while some of nobody's reach theirs (the flood did fill
+// the scanners' queue). Before the slots were shared, root's scans waited behind nobody's
+// and were denied by --on-timeout at their late point.
+func TestGuardScannerSlotsSharedAmongUsers(t *testing.T) {
+	guardModes(t, func(t *testing.T, extra []string) {
+		mnt := testenv.PublicTmpfs(t)
+		for _, d := range []string{"nobody", "root"} {
+			if err := os.Mkdir(filepath.Join(mnt, d), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		flooded := filepath.Join(mnt, "nobody", "f")
+		writeFile(t, flooded, "x")
+		const mine = 5
+		var roots []string
+		for i := range mine {
+			p := filepath.Join(mnt, "root", "r"+strconv.Itoa(i))
+			writeFile(t, p, "x")
+			roots = append(roots, p)
+		}
+		scanner := filepath.Join(t.TempDir(), "scanner")
+		writeFile(t, scanner, "#!/bin/sh\ncase \"$1\" in */nobody/*) sleep 0.2;; esac\nexit 0\n")
+		if err := os.Chmod(scanner, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		audit := filepath.Join(t.TempDir(), "audit.jsonl")
+		p := start(t, append(append([]string{"guard"}, extra...), "--exec", scanner, "--concurrency", "2",
+			"--on-timeout", "deny", "--events", "open", "--audit", audit, mnt)...)
+		const n = 200
+		done := make(chan error, 1)
+		go func() {
+			out, err := testenv.Sh(testenv.Nobody, `i=0; while [ $i -lt `+strconv.Itoa(n)+` ]; do
+				head -c1 `+flooded+` >/dev/null 2>&1 &
+				i=$((i+1)); done; wait`)
+			if err != nil {
+				err = fmt.Errorf("%w\n%s", err, out)
+			}
+			done <- err
+		}()
+		if !waitFor(20*time.Second, func() bool { return countComm("head") >= 50 }) {
+			t.Fatalf("nobody's opens did not pile up: %d head processes", countComm("head"))
+		}
+		type opened struct {
+			path string
+			took time.Duration
+			err  error
+		}
+		res := make(chan opened, mine)
+		for _, path := range roots {
+			go func() {
+				t0 := time.Now()
+				f, err := os.Open(path)
+				if err == nil {
+					f.Close()
+				}
+				res <- opened{path, time.Since(t0), err}
+			}()
+		}
+		var slowest time.Duration
+		for range mine {
+			o := <-res
+			if o.err != nil {
+				t.Errorf("root's open of %s amid nobody's flood: %v after %v, want it allowed by the scanner", o.path, o.err, o.took)
+			}
+			slowest = max(slowest, o.took)
+		}
+		if err := <-done; err != nil {
+			t.Fatalf("as nobody: %v", err)
+		}
+		p.stop()
+		recs := auditLines(t, audit)
+		for _, path := range roots {
+			got := auditFor(recs, path)
+			if len(got) != 1 || got[0]["verdict"] != "allow" || got[0]["late"] == true {
+				t.Errorf("audit of root's %s: %v, want one allow by the scanner (not late)", path, got)
+			}
+		}
+		late := 0
+		for _, r := range auditFor(recs, flooded) {
+			if r["late"] == true {
+				late++
+			}
+		}
+		if late == 0 {
+			t.Errorf("none of nobody's %d opens reached its late point: the flood did not fill the scanners, the test shows nothing", n)
+		}
+		t.Logf("root's %d opens took at most %v; %d of nobody's %d opens reached their late point", mine, slowest, late, n)
+	})
+}
+
 func TestGuardPolicyFileErrorsNameLineAndColumn(t *testing.T) {
 	dir := t.TempDir()
 	rules := filepath.Join(dir, "bad.rules")

@@ -28,6 +28,7 @@ import (
 	"github.com/fsnotifyd/fsnotifyd/internal/policy"
 	"github.com/fsnotifyd/fsnotifyd/internal/sysattr"
 	"github.com/fsnotifyd/fsnotifyd/internal/trust"
+	"github.com/fsnotifyd/fsnotifyd/internal/workslot"
 	"github.com/fsnotifyd/fsnotifyd/notify"
 )
 
@@ -69,7 +70,9 @@ hash cache (sha256=, trusted=, trusted_exe=) may hold, so a deny rule
 denies and an allow rule is passed over; the audit line says "late".
 --on-timeout gives the verdict of an --exec scanner that has not answered
 by then (it is stopped; default allow, so the host stays usable if a
-scanner hangs), and of a decision not made even at the deadline.
+scanner hangs), or not started (every scanner busy: they are shared among
+the users waiting for one, in turn, so only the user who keeps them busy
+waits that long), and of a decision not made even at the deadline.
 --on-error gives the verdict when the guard itself fails to decide: a
 scanner that cannot start, crashes or is killed by a signal, an error
 reading what a rule needs (/proc), a panic (default deny: a file that
@@ -163,7 +166,7 @@ func runGuard(args []string) int {
 	fs.boolVar(&cache, "cache", "let the kernel remember allows until the file is modified")
 	fs.boolVar(&noExecMemo, "no-exec-memo", "decide every exec by the rules: do not remember an exec's decision for the next exec of the same unchanged file by the same path (see docs/security.md)")
 	fs.stringVar(&audit, "audit", "write one JSON line per decision to FILE (- for stdout)")
-	fs.intVar(&concurrency, "concurrency", "run at most N scanners at once (default 64)")
+	fs.intVar(&concurrency, "concurrency", "run at most N scanners at once (default 64), shared among the users waiting for one, in turn")
 	fs.boolVar(&quiet, "q,quiet", "do not print \"Watches established.\"")
 	fs.boolVar(&mount, "mount", "guard the whole mount of each PATH (a mount mark) instead of the subtree below it")
 	tsrc.registerGuardStyle(fs)
@@ -281,7 +284,7 @@ func runGuard(args []string) int {
 		if concurrency <= 0 {
 			concurrency = 64
 		}
-		g.scanSem = make(chan struct{}, concurrency)
+		g.scanSlots = workslot.NewFair(concurrency)
 		if g.launcher, err = startLauncher(); err != nil {
 			return fail("guard", err)
 		}
@@ -512,7 +515,7 @@ type guardRun struct {
 	onTimeout  notify.Verdict // --on-timeout (Allow with --permissive)
 	deadline   time.Duration
 	audit      *auditWriter
-	scanSem    chan struct{}
+	scanSlots  *workslot.Fair // --concurrency scanners at once, shared among the users waiting
 	launcher   *launcher
 	paths      []string
 	mountMarks bool
@@ -780,12 +783,14 @@ func scanEnv(path string, pid int, event string) []string {
 
 // scan runs --exec for one access, through the launcher.
 func (g *guardRun) scan(ctx context.Context, r *notify.Request) notify.Verdict {
-	select {
-	case g.scanSem <- struct{}{}:
-		defer func() { <-g.scanSem }()
-	case <-ctx.Done():
+	// The slots are shared among the real uids waiting for one, in turn (the handler's ctx
+	// names it): a user who keeps every scanner busy delays another user's scan by one scan,
+	// not by all of theirs. Waiting, the handler gives its place back.
+	slot, err := g.scanSlots.Acquire(ctx)
+	if err != nil {
 		return notify.Allow // too late: the Guard applies the deadline verdict
 	}
+	defer slot.Release()
 	path := r.Path()
 	env := scanEnv(path, r.Pid, r.Kind.String())
 	if path == "" {
