@@ -266,10 +266,16 @@ func (r *Request) LookupUid() (int, error) {
 }
 
 // owner says whose work deciding r is, for pools shared among owners
-// (workslot.WithOwner): the accessing process's real uid, which it cannot change unless
-// privileged (a set-user-ID program runs with its starter's), or an owner of its own when
-// that cannot be read (the process is gone, or in another pid namespace).
+// (workslot.WithOwner): the user the accessing process works for, which it cannot change
+// unless privileged — its login uid where it has one (the user whose login session it
+// descends from: also in a user namespace, where a user with subordinate uids could run
+// processes under thousands of real uids), else its real uid (a set-user-ID program runs
+// with its starter's) — or an owner of its own when neither can be read (the process is
+// gone, or in another pid namespace).
 func (r *Request) owner() uint64 {
+	if u, set, err := procfs.ReadLoginUID(int32(r.Pid)); err == nil && set {
+		return uint64(u)
+	}
 	if u, err := procfs.ReadRUID(int32(r.Pid)); err == nil {
 		return uint64(u)
 	}
@@ -430,7 +436,7 @@ type GuardConfig struct {
 	// Concurrency bounds the handlers running at once (default 256). A handler that waits for
 	// one of the trust Verifier's hash slots (fsnotifyd's own guard) gives its place back
 	// first (internal/workslot): the handlers are not held by such waits. Those slots are
-	// shared among the real uids of the processes decided for, in turn (trust.VerifierConfig).
+	// shared among the users of the processes decided for, in turn (Request.owner).
 	Concurrency int
 	// Backend to use (default: a private fanotify backend, closed with the Guard).
 	Backend *backend.Backend

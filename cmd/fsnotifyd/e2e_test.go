@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsnotifyd/fsnotifyd/internal/procfs"
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 	"github.com/fsnotifyd/fsnotifyd/notify"
 )
@@ -661,8 +662,35 @@ func testGuardExec(t *testing.T, extra ...string) {
 // of theirs. With --on-timeout deny, root's five opens amid the flood are allowed by the
 // scanner, none at the late point, while some of nobody's reach theirs (the flood did fill
 // the scanners' queue). Before the slots were shared, root's scans waited behind nobody's
-// and were denied by --on-timeout at their late point.
+// and were denied by --on-timeout at their late point. A user is its login uid where there
+// is one: the same flood from 200 real uids (a user's subordinate uids in a user namespace)
+// under one login is one user, not 200 (keyed by real uid, root's scans would wait 200 turns).
 func TestGuardScannerSlotsSharedAmongUsers(t *testing.T) {
+	const n = 200
+	floods := []struct {
+		name, script string
+	}{
+		{"one uid", `i=0; while [ $i -lt ` + strconv.Itoa(n) + ` ]; do
+			head -c1 "$1" >/dev/null 2>&1 &
+			i=$((i+1)); done; wait`},
+		{"many uids one login", `echo 65534 > /proc/self/loginuid || exit 3
+			i=0; while [ $i -lt ` + strconv.Itoa(n) + ` ]; do
+			setpriv --reuid $((200000+i)) --regid 65534 --clear-groups -- head -c1 "$1" >/dev/null 2>&1 &
+			i=$((i+1)); done; wait`},
+	}
+	for _, fl := range floods {
+		t.Run(fl.name, func(t *testing.T) { testScannerSlotsShared(t, fl.name, fl.script, n) })
+	}
+}
+
+// testScannerSlotsShared is TestGuardScannerSlotsSharedAmongUsers with the flood script (sh,
+// $1 the flooded file; as nobody for "one uid", as root otherwise) of n opens.
+func testScannerSlotsShared(t *testing.T, name, script string, n int) {
+	if name != "one uid" {
+		if _, set, err := procfs.ReadLoginUID(int32(os.Getpid())); err != nil || set {
+			t.Skipf("this test's process has a login uid (%v): its children cannot be given another", err)
+		}
+	}
 	guardModes(t, func(t *testing.T, extra []string) {
 		mnt := testenv.PublicTmpfs(t)
 		for _, d := range []string{"nobody", "root"} {
@@ -687,12 +715,13 @@ func TestGuardScannerSlotsSharedAmongUsers(t *testing.T) {
 		audit := filepath.Join(t.TempDir(), "audit.jsonl")
 		p := start(t, append(append([]string{"guard"}, extra...), "--exec", scanner, "--concurrency", "2",
 			"--on-timeout", "deny", "--events", "open", "--audit", audit, mnt)...)
-		const n = 200
 		done := make(chan error, 1)
 		go func() {
-			out, err := testenv.Sh(testenv.Nobody, `i=0; while [ $i -lt `+strconv.Itoa(n)+` ]; do
-				head -c1 `+flooded+` >/dev/null 2>&1 &
-				i=$((i+1)); done; wait`)
+			cred := testenv.Nobody
+			if name != "one uid" {
+				cred = nil
+			}
+			out, err := testenv.Sh(cred, "set -- "+flooded+"\n"+script)
 			if err != nil {
 				err = fmt.Errorf("%w\n%s", err, out)
 			}

@@ -59,6 +59,25 @@ func ReadEUID(pid int32) (uint32, error) { return readUID(pid, 1, "effective") }
 // which a set-user-ID program does not change (only a privileged process can).
 func ReadRUID(pid int32) (uint32, error) { return readUID(pid, 0, "real") }
 
+// ReadLoginUID returns a process's login uid, /proc/PID/loginuid: the user whose login session
+// (pam_loginuid) it descends from, whatever uids it runs as — in a user namespace too; set
+// false when it is unset (a process started outside any login, as system services are).
+// Changing it takes CAP_AUDIT_CONTROL, and once set, where loginuid_immutable is on, nothing
+// changes it.
+func ReadLoginUID(pid int32) (uid uint32, set bool, err error) {
+	var buf [16]byte
+	n, err := readProc(pid, "loginuid", buf[:])
+	if err != nil {
+		return 0, false, goneOr(pid, err)
+	}
+	v, err := strconv.ParseUint(strings.TrimSpace(string(buf[:n])), 10, 32)
+	if err != nil {
+		return 0, false, fmt.Errorf("/proc/%d/loginuid: %w", pid, err)
+	}
+	const unset = 1<<32 - 1 // AUDIT_UID_UNSET
+	return uint32(v), v != unset, nil
+}
+
 // readUID reads field i of the "Uid:" line of /proc/PID/status (real, effective, saved,
 // filesystem), named which.
 func readUID(pid int32, i int, which string) (uint32, error) {

@@ -275,3 +275,40 @@ func TestReadRUIDOfASetUIDProcess(t *testing.T) {
 		t.Errorf("ReadEUID = %d, %v; want 0", uid, err)
 	}
 }
+
+// TestReadLoginUID: unset for a process outside any login (as this test may be: then set is
+// false), and, once a process sets it (root may, once), read as set for it and for what it
+// runs under another uid.
+func TestReadLoginUID(t *testing.T) {
+	testenv.RequireRoot(t)
+	self, set, err := ReadLoginUID(int32(os.Getpid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if set {
+		t.Skipf("this process has a login uid (%d): a child cannot be given another", self)
+	}
+	c := exec.Command("sh", "-c", "echo 1234 > /proc/self/loginuid && exec setpriv --reuid 65534 --regid 65534 --clear-groups -- sleep 30")
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { c.Process.Kill(); c.Wait() }()
+	pid := int32(c.Process.Pid)
+	for end := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); string(b) == "sleep\n" {
+			break
+		}
+		if time.Now().After(end) {
+			t.Skip("the child did not get to sleep: no login uid to set here (audit off?)")
+		}
+	}
+	if uid, set, err := ReadLoginUID(pid); err != nil || !set || uid != 1234 {
+		t.Errorf("ReadLoginUID = %d, %v, %v; want 1234, set", uid, set, err)
+	}
+	if uid, err := ReadRUID(pid); err != nil || uid != 65534 {
+		t.Errorf("ReadRUID = %d, %v; want 65534", uid, err)
+	}
+	if _, _, err := ReadLoginUID(gonePid(t)); !errors.Is(err, os.ErrProcessDone) {
+		t.Errorf("an exited process: %v, want os.ErrProcessDone", err)
+	}
+}

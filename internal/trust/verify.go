@@ -135,7 +135,7 @@ type VerifierConfig struct {
 	// through the daemon, the daemon that brings them, which must be made within a tenth of
 	// the deadline however many files a user asks to have hashed. A hash waits for a slot
 	// until its ctx ends. The slots are shared among the owners of the hashes that wait
-	// (workslot.WithOwner on their ctx: a guard's decisions name the real uid of the process
+	// (workslot.WithOwner on their ctx: a guard's decisions name the user of the process
 	// they decide for), in turn, a chunk at a time: a running hash gives its slot to another
 	// owner's that waits after each read, and goes on at its own owner's next turn. One user
 	// asking for a thousand hashes delays another's by a chunk of each hash running, not by

@@ -45,7 +45,7 @@ type ownerKey struct{}
 const NoOwner = ^uint64(0)
 
 // WithOwner returns ctx carrying owner, which names the owner of the work done under ctx (a
-// guard: the real uid of the process whose access is decided). It is called at most once, and
+// guard: the user of the process whose access is decided, its login uid, else its real uid). It is called at most once, and
 // only when a Fair pool's slots are contended, so it may read /proc; it must not wait on a
 // Fair pool.
 func WithOwner(ctx context.Context, owner func() uint64) context.Context {
