@@ -135,8 +135,9 @@ func (s *Slot) Release() {
 
 // Yield, between two steps of the holder's work: when another owner waits, the slot goes to
 // the next owner in turn, and the caller waits for its own owner's next turn, first among its
-// owner's waiters; otherwise it returns at once. An error (ctx's: it ended while waiting)
-// means the Slot holds nothing any more.
+// owner's waiters, having given the caller's worker place back (Release); otherwise it
+// returns at once. An error (ctx's: it ended while waiting) means the Slot holds nothing any
+// more.
 func (s *Slot) Yield(ctx context.Context) error {
 	p := s.p
 	if !s.held || p.waiting.Load() == 0 {
@@ -144,7 +145,7 @@ func (s *Slot) Yield(ctx context.Context) error {
 	}
 	owner := ownerOf(ctx)
 	p.mu.Lock()
-	other := false
+	other := false // another owner waits: only then does the caller wait, and give its place back
 	for _, q := range p.queues {
 		if q.owner != owner {
 			other = true
@@ -164,6 +165,7 @@ func (s *Slot) Yield(ctx context.Context) error {
 	}
 	p.releaseLocked()
 	p.mu.Unlock()
+	Release(ctx) // a wait that needs no worker: give the caller's place back
 	if err := p.wait(ctx, w); err != nil {
 		s.held = false
 		return err

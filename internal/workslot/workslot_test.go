@@ -97,7 +97,8 @@ func TestFairTurns(t *testing.T) {
 func TestFairYield(t *testing.T) {
 	const A, B = 1, 2
 	p := NewFair(1)
-	ctxA := owned(A)
+	released := 0
+	ctxA := WithRelease(owned(A), func() { released++ })
 	s, err := p.Acquire(ctxA)
 	if err != nil {
 		t.Fatal(err)
@@ -106,15 +107,15 @@ func TestFairYield(t *testing.T) {
 		t.Fatalf("yield with no one waiting: %v, held %v", err, s.held)
 	}
 	var o order
-	o.acquire(t, p, ctxA, "a2")
+	o.acquire(t, p, owned(A), "a2")
 	waitWaiting(t, p, 1)
-	if err := s.Yield(ctxA); err != nil || !s.held || p.waiting.Load() != 1 {
-		t.Fatalf("yield with only its own owner waiting: %v, held %v, %d waiting", err, s.held, p.waiting.Load())
+	if err := s.Yield(ctxA); err != nil || !s.held || p.waiting.Load() != 1 || released != 0 {
+		t.Fatalf("yield with only its own owner waiting: %v, held %v, %d waiting, place given back %d times", err, s.held, p.waiting.Load(), released)
 	}
 	o.acquire(t, p, owned(B), "b1")
 	waitWaiting(t, p, 2)
-	if err := s.Yield(ctxA); err != nil || !s.held {
-		t.Fatalf("yield to B: %v, held %v", err, s.held)
+	if err := s.Yield(ctxA); err != nil || !s.held || released != 1 {
+		t.Fatalf("yield to B: %v, held %v, place given back %d times (want once: it waited)", err, s.held, released)
 	}
 	o.mu.Lock()
 	o.got = append(o.got, "holder")
