@@ -213,6 +213,7 @@ func runGuard(args []string) int {
 		policyFile: policyFile, quiet: quiet, deadline: deadline, paths: paths, mountMarks: mount,
 		verifier: trust.NewVerifier(trust.VerifierConfig{}),
 		trustCfg: trust.Config{Files: tsrc.files, Packages: !tsrc.noPackages, DpkgDir: tsrc.dpkgDir}}
+	sysattr.Loaders() // read now, before any mark: never by a decision, whose reads could wait on a guard
 	if len(tsrc.files) == 0 {
 		g.trustCfg.Dir = cmp.Or(tsrc.dir, trust.DefaultDir)
 	}

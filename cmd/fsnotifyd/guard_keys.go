@@ -59,7 +59,14 @@ func (p *guardProc) UID() (uint32, error) {
 }
 func (p *guardProc) Groups() ([]uint32, error)  { return p.r.Groups() }
 func (p *guardProc) Exe() (string, bool, error) { return p.r.Exe() }
-func (p *guardProc) PPid() (int32, error)       { return procfs.ReadPPid(int32(p.r.Pid)) }
+func (p *guardProc) ExeUnknown() (bool, error) {
+	exe, verified, err := p.r.Exe()
+	if err != nil || verified {
+		return false, err
+	}
+	return procfs.ExeUnknown(int32(p.r.Pid), exe, verified)
+}
+func (p *guardProc) PPid() (int32, error) { return procfs.ReadPPid(int32(p.r.Pid)) }
 func (p *guardProc) Ancestors() (policy.Ancestry, error) {
 	return p.sp.Ancestors()
 }
@@ -68,6 +75,7 @@ func (p *guardProc) Ancestors() (policy.Ancestry, error) {
 // /proc/PID/exe opened O_PATH, which asks no listener, then fstat) and is
 // errSlow only when the executable must be hashed.
 func (p *guardProc) TrustedExe() (bool, error) {
+	p.sp.SetExe(p.r.Exe()) // the Request's, which the audit line names
 	ok, err := p.sp.TrustedExe()
 	if p.fast && errors.Is(err, trust.ErrNotCached) {
 		return false, errSlow

@@ -273,6 +273,9 @@ func printExplanation(w io.Writer, pol *policy.Policy, req *policy.Request, head
 		if d.AncestryIncomplete {
 			fmt.Fprintln(w, "         the ancestry could not be read to its end (or an ancestor's executable could not be read): the ancestor= condition may hold, and a deny applies")
 		}
+		if d.ExeUnknown {
+			fmt.Fprintln(w, "         the process's executable is unknown (no executable to read, or a mount namespace a user made, where its path says nothing of what runs): the exe= condition may hold, and a deny applies")
+		}
 		if d.ContentUnverifiable {
 			fmt.Fprintln(w, "         the file's content could not be read as one version (open for writing, or changed while it was read): the sha256= condition may hold, and a deny applies")
 		}

@@ -29,9 +29,15 @@ func TestAllowlistPolicy(t *testing.T) {
 	so := ftype.Type{Kind: ftype.ElfSharedObject}
 	py := ftype.Type{Kind: ftype.Script, Interp: "python3"}
 	sh := ftype.Type{Kind: ftype.Script, Interp: "sh"}
+	pl := ftype.Type{Kind: ftype.Script, Interp: "perl"}
 	text := ftype.Type{Kind: ftype.Text}
+	empty := ftype.Type{Kind: ftype.Empty}
 	obj := func(typ ftype.Type, trusted, writable YesNo) KnownObject {
 		return KnownObject{Type: typ, TypeKnown: true, Trust: trusted, Writable: writable}
+	}
+	sized := func(o KnownObject, n uint64) KnownObject {
+		o.Bytes, o.SizeKnown = n, true
+		return o
 	}
 	for _, tt := range []struct {
 		name  string
@@ -42,22 +48,27 @@ func TestAllowlistPolicy(t *testing.T) {
 		want  engine.Verdict
 		rule  string
 	}{
-		{"trusted program", engine.OpenExecPerm, "/usr/bin/ls", "/usr/bin/bash", obj(elf, Yes, Yes), engine.Allow, "allowlist.rules:40"},
-		{"untrusted program in /usr/local", engine.OpenExecPerm, "/usr/local/bin/x", "/usr/bin/bash", obj(elf, No, Yes), engine.Deny, "allowlist.rules:39"},
-		{"untrusted program on a read-only mount", engine.OpenExecPerm, "/opt/ro/x", "/usr/bin/bash", obj(elf, No, No), engine.Deny, "allowlist.rules:41"},
+		{"trusted program", engine.OpenExecPerm, "/usr/bin/ls", "/usr/bin/bash", obj(elf, Yes, Yes), engine.Allow, "allowlist.rules:47"},
+		{"untrusted program in /usr/local", engine.OpenExecPerm, "/usr/local/bin/x", "/usr/bin/bash", obj(elf, No, Yes), engine.Deny, "allowlist.rules:46"},
+		{"untrusted program on a read-only mount", engine.OpenExecPerm, "/opt/ro/x", "/usr/bin/bash", obj(elf, No, No), engine.Deny, "allowlist.rules:48"},
 		{"anything in /tmp, unread", engine.OpenExecPerm, "/tmp/x", "/usr/bin/bash", KnownObject{}, engine.Deny, "allowlist.rules:13"},
 		{"a trusted copy in a home dir", engine.OpenExecPerm, "/home/ann/ls", "/usr/bin/bash", KnownObject{}, engine.Deny, "allowlist.rules:16"},
 		{"in /dev/shm", engine.OpenExecPerm, "/dev/shm/x", "/usr/bin/bash", KnownObject{}, engine.Deny, "allowlist.rules:15"},
-		{"ld.so /tmp/prog", engine.OpenPerm, "/tmp/prog", ldso, obj(elf, Unknown, Unknown), engine.Deny, "allowlist.rules:22"},
-		{"ld.so an untrusted program", engine.OpenPerm, "/opt/x", ldso, obj(elf, No, Unknown), engine.Deny, "allowlist.rules:24"},
-		{"ld.so a trusted program", engine.OpenPerm, "/usr/bin/ls", ldso, obj(elf, Yes, Unknown), engine.Allow, ""},
-		{"python3 an untrusted script", engine.OpenPerm, "/srv/x.py", "/usr/bin/python3.11", obj(text, No, Unknown), engine.Deny, "allowlist.rules:30"},
-		{"python3 an untrusted #! script", engine.OpenPerm, "/srv/tool", "/usr/bin/python3.11", obj(py, No, Unknown), engine.Deny, "allowlist.rules:29"},
-		{"python3 a trusted module", engine.OpenPerm, "/usr/lib/python3/dist-packages/a.py", "/usr/bin/python3.11", obj(text, Yes, Unknown), engine.Allow, ""},
+		{"ld.so /tmp/prog, unread", engine.OpenPerm, "/tmp/prog", ldso, KnownObject{}, engine.Deny, "allowlist.rules:26"},
+		{"ld.so an untrusted program, unread", engine.OpenPerm, "/opt/x", ldso, KnownObject{}, engine.Deny, "allowlist.rules:26"},
+		{"ld.so a trusted program (python3, then any script), unread", engine.OpenPerm, "/usr/bin/python3.11", ldso, KnownObject{}, engine.Deny, "allowlist.rules:26"},
+		{"python3 an untrusted script", engine.OpenPerm, "/srv/x.py", "/usr/bin/python3.11", sized(obj(text, No, Unknown), 9), engine.Deny, "allowlist.rules:34"},
+		{"python3 an untrusted #! script", engine.OpenPerm, "/srv/tool", "/usr/bin/python3.11", obj(py, No, Unknown), engine.Deny, "allowlist.rules:33"},
+		{"python3 a trusted module", engine.OpenPerm, "/usr/lib/python3/dist-packages/a.py", "/usr/bin/python3.11", sized(obj(text, Yes, Unknown), 9), engine.Allow, ""},
+		{"python3 creates x.py, unhashed", engine.OpenPerm, "/srv/x.py", "/usr/bin/python3.11", sized(obj(empty, Unknown, Unknown), 0), engine.Allow, ""},
 		{"python3 reads data, unhashed", engine.OpenPerm, "/srv/data.json", "/usr/bin/python3.11", obj(text, Unknown, Unknown), engine.Allow, ""},
-		{"bash an untrusted #! script", engine.OpenPerm, "/srv/run", "/usr/bin/bash", obj(sh, No, Unknown), engine.Deny, "allowlist.rules:31"},
-		{"dash x.sh", engine.OpenPerm, "/srv/x.sh", "/usr/bin/dash", obj(text, No, Unknown), engine.Deny, "allowlist.rules:32"},
-		{"an untrusted shared object", engine.OpenPerm, "/opt/lib/libx.so", "/usr/bin/app", obj(so, No, Unknown), engine.Deny, "allowlist.rules:35"},
+		{"bash an untrusted #! script", engine.OpenPerm, "/srv/run", "/usr/bin/bash", obj(sh, No, Unknown), engine.Deny, "allowlist.rules:35"},
+		{"dash x.sh", engine.OpenPerm, "/srv/x.sh", "/usr/bin/dash", sized(obj(text, No, Unknown), 9), engine.Deny, "allowlist.rules:36"},
+		{"bash creates x.sh (> x.sh), unhashed", engine.OpenPerm, "/srv/x.sh", "/usr/bin/bash", sized(obj(empty, Unknown, Unknown), 0), engine.Allow, ""},
+		{"perl an untrusted #! script", engine.OpenPerm, "/srv/tool", "/usr/bin/perl", obj(pl, No, Unknown), engine.Deny, "allowlist.rules:37"},
+		{"perl e.pl", engine.OpenPerm, "/srv/e.pl", "/usr/bin/perl5.36.0", sized(obj(text, No, Unknown), 9), engine.Deny, "allowlist.rules:38"},
+		{"perl a module", engine.OpenPerm, "/srv/lib/E.pm", "/usr/bin/perl", sized(obj(text, No, Unknown), 9), engine.Deny, "allowlist.rules:39"},
+		{"an untrusted shared object", engine.OpenPerm, "/opt/lib/libx.so", "/usr/bin/app", obj(so, No, Unknown), engine.Deny, "allowlist.rules:42"},
 		{"a trusted shared object", engine.OpenPerm, "/usr/lib/libc.so.6", "/usr/bin/app", obj(so, Yes, Unknown), engine.Allow, ""},
 		{"a text file, unhashed", engine.OpenPerm, "/etc/hosts", "/usr/bin/cat", obj(text, Unknown, Unknown), engine.Allow, ""},
 	} {

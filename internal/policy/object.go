@@ -162,6 +162,9 @@ type Ancestor struct {
 	// CAP_SYS_PTRACE, a process an LSM shields). It may be any program: an ancestor= condition
 	// that no other ancestor settles may hold, as with a cut chain.
 	Unreadable bool
+	// Unknown: the executable is not verified and may be any program (ExeUnknower): it counts
+	// as Unreadable does.
+	Unknown bool
 }
 
 // Ancestry is a process's ancestors, its parent first.

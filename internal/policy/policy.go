@@ -138,7 +138,8 @@ type Process interface {
 	// Exe is the executable the process runs, /proc/PID/exe. verified is false when path
 	// does not lead, in the guard's mount namespace, to that very file (it was deleted or
 	// replaced since, or the process started it through a mount the guard does not see):
-	// such an executable matches no exe= glob.
+	// such an executable matches no exe= glob — unless it is unknown (ExeUnknower): then an
+	// exe= condition may hold.
 	Exe() (path string, verified bool, err error)
 	// PPid is the parent's pid (0 for a process whose parent is outside the guard's pid
 	// namespace, pid 1 included). A process cannot choose its parent, but any process can
@@ -153,6 +154,17 @@ type Process interface {
 	// deadline is an error (context.DeadlineExceeded: the guard's on-timeout verdict), and
 	// ErrUnverifiable when the content was not hashed (a guard's late point): may hold.
 	TrustedExe() (bool, error)
+}
+
+// ExeUnknower is a Process that can tell an executable that is not verified because it may
+// be any program (procfs.ExeUnknown: a process with no readable executable that is not a
+// kernel thread, or one in a mount namespace a user made, where the path it gives says
+// nothing of what runs) from one that no user chose (deleted or replaced since it started,
+// or started in a namespace of root's). An exe= condition on an unknown executable may hold,
+// key= and key!= alike: a deny rule denies (Decision.ExeUnknown), an allow rule is passed
+// over. A Process that does not implement it has no unknown executables.
+type ExeUnknower interface {
+	ExeUnknown() (bool, error)
 }
 
 // KnownProcess is a Process whose attributes are already at hand. A zero field (an empty
@@ -264,6 +276,9 @@ type Decision struct {
 	// for writing, changed while it was read, or a guard decided at its late point without
 	// hashing it).
 	ContentUnverifiable bool
+	// ExeUnknown says Rule, a deny rule, denied on an exe= condition whose executable is
+	// unknown (ExeUnknower): it may be any program.
+	ExeUnknown bool
 	// Err, when set, is why the policy could not decide: reading an attribute that Rule's
 	// conditions need failed (not because the process is gone; see Process). Verdict is then
 	// Deny; a guard answers with its on-timeout verdict when TimedOut, else with its on-error
@@ -507,8 +522,8 @@ func (c *Condition) test(a *attrs) (in, settled bool, err error) {
 		}
 		return false, true, nil
 	case AttrExe:
-		// An unverified executable matches no glob.
-		return a.exeVerified && matchesAny(c.globs, a.exeVal), true, nil
+		// An unverified executable matches no glob; an unknown one may be any program.
+		return a.exeVerified && matchesAny(c.globs, a.exeVal), a.exeVerified || !a.exeUnknown, nil
 	case AttrPPID:
 		return containsNum(c.nums, uint32(a.ppidVal)), true, nil
 	case AttrAncestor:
@@ -518,7 +533,7 @@ func (c *Condition) test(a *attrs) (in, settled bool, err error) {
 			if x.Verified && matchesAny(c.globs, x.Exe) {
 				return true, true, nil
 			}
-			settled = settled && !x.Unreadable
+			settled = settled && !x.Unreadable && !x.Unknown
 		}
 		// No ancestor matches: settled only if every ancestor, and its executable, was read.
 		return false, settled, nil
@@ -712,6 +727,7 @@ type attrs struct {
 	groupsVal        []uint32
 	exeVal           string
 	exeVerified      bool
+	exeUnknown       bool // read with exeVal when it is not verified (ExeUnknower)
 	ppidVal          int32
 	ancVal           Ancestry
 	trustedExeVal    bool
@@ -760,6 +776,10 @@ func (a *attrs) read(attr Attr) error {
 			a.commVal, err = p.Comm()
 		case AttrExe:
 			a.exeVal, a.exeVerified, err = p.Exe()
+			a.exeUnknown = false
+			if u, ok := p.(ExeUnknower); ok && err == nil && !a.exeVerified {
+				a.exeUnknown, err = u.ExeUnknown()
+			}
 		case AttrGID:
 			a.groupsVal, err = p.Groups()
 		case AttrPPID:
@@ -905,6 +925,7 @@ func (p *Policy) decide(req *Request, tr *tracer) Decision {
 		d := Decision{Verdict: r.Verdict, Rule: r, PathUnknown: unknown}
 		if conds == MayHold {
 			d.AncestryIncomplete = a.mayHold&(attrBits(1)<<AttrAncestor) != 0
+			d.ExeUnknown = a.mayHold&(attrBits(1)<<AttrExe) != 0
 			d.ContentUnverifiable = a.mayHold&contentAttrs != 0
 		}
 		if r.Verdict == engine.Allow {

@@ -756,3 +756,53 @@ func TestDecideLateTrust(t *testing.T) {
 		})
 	}
 }
+
+// exeProc is a process whose executable is not verified; unknown says whether it may be any
+// program (ExeUnknower), as for a process in a user's mount namespace.
+type exeProc struct {
+	KnownProcess
+	unknown bool
+}
+
+func (p exeProc) Exe() (string, bool, error)   { return p.ExePath, false, nil }
+func (p exeProc) ExeUnknown() (bool, error)    { return p.unknown, nil }
+func (p exeProc) Ancestors() (Ancestry, error) { return p.Ancestry, nil }
+
+// TestDecideExeUnknown: an exe= condition on an executable that may be any program (the path a
+// user's mount namespace gives, which says nothing of what runs: a bind mount of python3 over
+// /usr/bin/true reads /usr/bin/true) may hold, key= and key!= alike: a deny rule denies
+// (ExeUnknown), an allow rule is passed over; one that is merely not verified (deleted since
+// it started, root's container) matches no glob, as before; so for ancestor=, whose unknown
+// ancestor counts as an unreadable one.
+func TestDecideExeUnknown(t *testing.T) {
+	anc := func(unknown bool) Ancestry {
+		return Ancestry{List: []Ancestor{{Pid: 5, Exe: "/usr/bin/true", Unknown: unknown}, {Pid: 1, Exe: "/sbin/init", Verified: true}}, Complete: true}
+	}
+	for _, tt := range []struct {
+		name, rules string
+		unknown     bool
+		want        engine.Verdict
+		rule        string
+		exeUnknown  bool
+	}{
+		{"deny by exe, unknown", "deny open /x/** exe=/usr/bin/python3*\n", true, engine.Deny, "policy.rules:1", true},
+		{"deny by exe, not verified", "deny open /x/** exe=/usr/bin/python3*\n", false, engine.Allow, "default", false},
+		{"allow by exe, unknown", "allow open /x/** exe=/usr/bin/true\ndeny open /x/**\n", true, engine.Deny, "policy.rules:2", false},
+		{"allow by exe!=, unknown", "allow open /x/** exe!=/usr/bin/evil\ndeny open /x/**\n", true, engine.Deny, "policy.rules:2", false},
+		{"allow by exe!=, not verified", "allow open /x/** exe!=/usr/bin/evil\ndeny open /x/**\n", false, engine.Allow, "policy.rules:1", false},
+		{"deny by ancestor, unknown", "deny open /x/** ancestor=/usr/bin/python3*\n", true, engine.Deny, "policy.rules:1", false},
+		{"deny by ancestor, not verified", "deny open /x/** ancestor=/usr/bin/python3*\n", false, engine.Allow, "default", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := mustParse(t, tt.rules)
+			proc := exeProc{KnownProcess: KnownProcess{Name: "true", UserID: 1000, ExePath: "/usr/bin/true", Ancestry: anc(tt.unknown)}, unknown: tt.unknown}
+			d := p.Decide(&Request{Path: "/x/s.py", Event: engine.OpenPerm, Pid: 7, Proc: proc})
+			if d.Err != nil || d.Verdict != tt.want || d.Source() != tt.rule || d.ExeUnknown != tt.exeUnknown {
+				t.Fatalf("got %v by %s, exe unknown %v, err %v; want %v by %s, exe unknown %v", d.Verdict, d.Source(), d.ExeUnknown, d.Err, tt.want, tt.rule, tt.exeUnknown)
+			}
+			if strings.HasPrefix(tt.name, "deny by ancestor, unknown") && !d.AncestryIncomplete {
+				t.Errorf("AncestryIncomplete not set for a deny on an unknown ancestor")
+			}
+		})
+	}
+}

@@ -30,6 +30,8 @@ type Ancestor struct {
 	// Unreadable: the executable could not be read for want of permission (a guard without
 	// CAP_SYS_PTRACE, or a process an LSM shields): it is unknown, not absent.
 	Unreadable bool
+	// Unknown: the executable is not verified and may be any program (ExeUnknown).
+	Unknown bool
 }
 
 // ancestryStep, when set (tests), runs at each step of ReadAncestry: "parent" after
@@ -115,6 +117,8 @@ func ReadAncestry(pid int32, max int) (list []Ancestor, complete bool, err error
 		case err != nil:
 			sys.Close(parentFd)
 			return nil, false, err
+		case !a.Verified:
+			a.Unknown, _ = ExeUnknown(parent, a.Exe, a.Verified) // gone: the check below cuts
 		}
 		if ok, err := stillChildOf(child, childFd, parent); err != nil || !ok {
 			sys.Close(parentFd)

@@ -213,6 +213,31 @@ func ReadExe(pid int32) (path string, verified bool, err error) {
 	return path, err == nil && st.Dev == exe.Dev && st.Ino == exe.Ino, nil
 }
 
+// ExeUnknown reports whether the executable of process pid, as ReadExe gave it (path,
+// verified), is unknown: it may be any program. ReadExe does not verify a path that does not
+// lead, here, to the file the process runs; that is unknown when the process has no path we
+// can read and is not a kernel thread (its thread group's leader has exited, which any
+// program can do; or the path is longer than PATH_MAX), or when it runs in a mount namespace
+// that a user made (sys.MountNSForeign: there any user may mount any file over any path, so
+// the path it gives says nothing of what runs). An executable deleted or replaced since it
+// started, or started in a namespace of root's (a container), is not verified but not unknown:
+// no user chose its path. A process gone, or whose namespace cannot be read, is not unknown
+// (no decision is made for a gone process; an error reading is the caller's to report).
+func ExeUnknown(pid int32, path string, verified bool) (bool, error) {
+	if verified {
+		return false, nil
+	}
+	if path == "" {
+		kernel, err := IsKernelThread(pid)
+		return err == nil && !kernel, goneOr(pid, err)
+	}
+	foreign, err := sys.MountNSForeign(int(pid))
+	if err != nil {
+		return false, goneOr(pid, err)
+	}
+	return foreign, nil
+}
+
 // goneOr turns err into os.ErrProcessDone (wrapped) if it says that process pid is gone
 // (ENOENT, ESRCH; pid 0 or less is no process); it returns any other error as it is.
 func goneOr(pid int32, err error) error {
@@ -242,20 +267,9 @@ func readProc(pid int32, name string, buf []byte) (int, error) {
 
 // ReadStat reads a process's parent and session from /proc/PID/stat.
 func ReadStat(pid int32) (ppid, sid int32, err error) {
-	var buf [1024]byte // pid (comm) state ppid pgrp session ...: comm is at most 64 bytes
-	n, err := readProc(pid, "stat", buf[:])
+	f, err := statFields(pid)
 	if err != nil {
-		return 0, 0, goneOr(pid, err)
-	}
-	// The comm field may hold spaces and parentheses: the fields go on after the last ')'.
-	s := string(buf[:n])
-	j := strings.LastIndexByte(s, ')')
-	if j < 0 {
-		return 0, 0, fmt.Errorf("/proc/%d/stat: no comm field", pid)
-	}
-	f := strings.Fields(s[j+1:])
-	if len(f) < 4 {
-		return 0, 0, fmt.Errorf("/proc/%d/stat: too few fields", pid)
+		return 0, 0, err
 	}
 	p, err1 := strconv.ParseInt(f[1], 10, 32)
 	s4, err2 := strconv.ParseInt(f[3], 10, 32)
@@ -263,4 +277,40 @@ func ReadStat(pid int32) (ppid, sid int32, err error) {
 		return 0, 0, fmt.Errorf("/proc/%d/stat: bad ppid or session", pid)
 	}
 	return int32(p), int32(s4), nil
+}
+
+// IsKernelThread reports whether pid is a kernel thread (PF_KTHREAD in /proc/PID/stat's
+// flags): it runs no program from a file, and no user chooses what it does.
+func IsKernelThread(pid int32) (bool, error) {
+	f, err := statFields(pid)
+	if err != nil {
+		return false, err
+	}
+	flags, err := strconv.ParseUint(f[6], 10, 32)
+	if err != nil {
+		return false, fmt.Errorf("/proc/%d/stat: bad flags", pid)
+	}
+	const pfKthread = 0x00200000 // PF_KTHREAD
+	return flags&pfKthread != 0, nil
+}
+
+// statFields returns the fields of /proc/PID/stat after the comm field: state, ppid, pgrp,
+// session, tty_nr, tpgid, flags, ... (at least seven).
+func statFields(pid int32) ([]string, error) {
+	var buf [1024]byte // pid (comm) state ppid pgrp session ...: comm is at most 64 bytes
+	n, err := readProc(pid, "stat", buf[:])
+	if err != nil {
+		return nil, goneOr(pid, err)
+	}
+	// The comm field may hold spaces and parentheses: the fields go on after the last ')'.
+	s := string(buf[:n])
+	j := strings.LastIndexByte(s, ')')
+	if j < 0 {
+		return nil, fmt.Errorf("/proc/%d/stat: no comm field", pid)
+	}
+	f := strings.Fields(s[j+1:])
+	if len(f) < 7 {
+		return nil, fmt.Errorf("/proc/%d/stat: too few fields", pid)
+	}
+	return f, nil
 }

@@ -31,11 +31,15 @@ package sysattr
 import (
 	"cmp"
 	"context"
+	"debug/elf"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/fsnotifyd/fsnotifyd/internal/format"
@@ -146,6 +150,13 @@ func (p *Process) once(attr policy.Attr, read func()) {
 	}
 }
 
+// SetExe gives Exe its answer, read elsewhere (a guard's Request, which names it in the audit
+// line), unless Exe was read already: TrustedExe then verifies that executable and /proc is
+// not read twice.
+func (p *Process) SetExe(path string, verified bool, err error) {
+	p.once(policy.AttrExe, func() { p.exe, p.exeVerified, p.exeErr = path, verified, err })
+}
+
 // Read reports whether attr was read (for an audit line: what a decision looked at).
 func (p *Process) Read(attr policy.Attr) bool { return p.done&(uint16(1)<<attr) != 0 }
 
@@ -169,6 +180,15 @@ func (p *Process) Exe() (string, bool, error) {
 	return p.exe, p.exeVerified, p.exeErr
 }
 
+// ExeUnknown reports whether Exe, not verified, may be any program (procfs.ExeUnknown).
+func (p *Process) ExeUnknown() (bool, error) {
+	exe, verified, err := p.Exe()
+	if err != nil || verified {
+		return false, err
+	}
+	return procfs.ExeUnknown(p.Pid, exe, verified)
+}
+
 func (p *Process) PPid() (int32, error) {
 	p.once(policy.AttrPPID, func() { p.ppid, p.ppidErr = procfs.ReadPPid(p.Pid) })
 	return p.ppid, p.ppidErr
@@ -184,7 +204,7 @@ func (p *Process) Ancestors() (policy.Ancestry, error) {
 		}
 		p.ancestry = policy.Ancestry{List: make([]policy.Ancestor, len(list)), Complete: complete}
 		for i, a := range list {
-			p.ancestry.List[i] = policy.Ancestor{Pid: a.Pid, Exe: a.Exe, Verified: a.Verified, Unreadable: a.Unreadable}
+			p.ancestry.List[i] = policy.Ancestor{Pid: a.Pid, Exe: a.Exe, Verified: a.Verified, Unreadable: a.Unreadable, Unknown: a.Unknown}
 		}
 	})
 	return p.ancestry, p.ancErr
@@ -207,6 +227,13 @@ func (p *Process) trustedExe() (bool, error) {
 	p.exeTrust = trust.Result{Status: trust.NotListed}
 	if !verified || p.Trust.DB == nil {
 		return false, nil
+	}
+	if Loaders()[exe] {
+		// ld.so PROGRAM: the loader maps PROGRAM itself (an open, not an exec), and runs it
+		// as the process's executable. The loader is trusted, but what runs is whatever it
+		// loaded.
+		p.exeTrust, p.exeTrustWhy = trust.Result{Status: trust.Unverifiable}, errThroughLoader
+		return false, errThroughLoader
 	}
 	var buf [4]trust.Entry
 	if len(p.Trust.DB.Lookup(exe, buf[:0])) == 0 {
@@ -241,6 +268,46 @@ func (p *Process) trustedExe() (bool, error) {
 	p.exeTrust, p.exeTrustWhy = res, why
 	return trusted, err
 }
+
+// errThroughLoader is trusted_exe= of a process that runs the dynamic loader directly (ld.so
+// PROGRAM): the program it runs is not its executable, and may be any: the condition may hold.
+var errThroughLoader = fmt.Errorf("%w: the process runs the dynamic loader directly (ld.so PROGRAM): the program it runs is not its executable", policy.ErrUnverifiable)
+
+// Loaders returns the paths (symbolic links resolved) of this system's dynamic loaders: the
+// program interpreter (PT_INTERP) of /bin/sh and of /usr/bin/env, and the files named ld-*.so*
+// and ld64.so.* in /lib*, /usr/lib* and their multiarch directories. A process whose verified
+// executable is one of them was started as ld.so PROGRAM (a normal exec of a program leaves
+// the program as the process's executable, not its interpreter). Read once.
+var Loaders = sync.OnceValue(func() map[string]bool {
+	found := map[string]bool{}
+	add := func(p string) {
+		if r, err := filepath.EvalSymlinks(p); err == nil {
+			found[r] = true
+		}
+	}
+	for _, prog := range []string{"/bin/sh", "/usr/bin/env"} {
+		if f, err := elf.Open(prog); err == nil {
+			for _, ph := range f.Progs {
+				if ph.Type == elf.PT_INTERP {
+					b := make([]byte, min(ph.Filesz, 4096))
+					if n, _ := ph.ReadAt(b, 0); n > 0 {
+						add(strings.TrimRight(string(b[:n]), "\x00"))
+					}
+				}
+			}
+			f.Close()
+		}
+	}
+	for _, dir := range []string{"/lib*", "/usr/lib*", "/lib*/*-linux-gnu*", "/usr/lib*/*-linux-gnu*", "/lib*/*-linux-musl*", "/usr/lib*/*-linux-musl*"} {
+		for _, name := range []string{"ld-*.so*", "ld64.so.*"} {
+			m, _ := filepath.Glob(filepath.Join(dir, name))
+			for _, p := range m {
+				add(p)
+			}
+		}
+	}
+	return found
+})
 
 // errLate is the content a decision made at its late point (Object.Late, Process.Late) did
 // not hash: unverifiable, so that a condition on it may hold (a deny rule denies, an allow
@@ -393,14 +460,41 @@ func (o *Object) Size() (uint64, error) {
 }
 
 // MountWritable is from fstatfs(2) of the descriptor: the flags of the mount it was opened
-// through, with its filesystem's.
+// through, with its filesystem's. A read-only one counts only if the mount is one of this
+// guard's mount namespace (sys.StatMount finds it here), whose mounts only root makes: any
+// user may make a read-only bind mount of a directory in a mount namespace of their own
+// (unshare -Urm) and run a file through it, or through a detached mount (open_tree(2)), while
+// the file stays writable through every other mount. Such a mount counts as writable, as
+// does a read-only mount where statmount(2) is missing (Linux before 6.8): whether it is
+// root's cannot be told.
 func (o *Object) MountWritable() (bool, error) {
-	o.once(policy.AttrMountWritable, func() {
-		var fs sys.FsStat
-		fs, o.mountErr = sys.Fstatfs(o.Fd)
-		o.writable = o.mountErr == nil && fs.Flags&sys.ST_RDONLY == 0
-	})
+	o.once(policy.AttrMountWritable, func() { o.writable, o.mountErr = mountWritable(o.Fd) })
 	return o.writable, o.mountErr
+}
+
+func mountWritable(fd int) (bool, error) {
+	fs, err := sys.Fstatfs(fd)
+	if err != nil {
+		return false, err
+	}
+	if fs.Flags&sys.ST_RDONLY == 0 {
+		return true, nil
+	}
+	st, err := sys.Fstat(fd)
+	if err != nil {
+		return false, err
+	}
+	if !st.MntIDUnique {
+		return true, nil // no unique mount id (before 6.8): no statmount either
+	}
+	ms, err := sys.StatMount(st.MntID)
+	switch {
+	case errors.Is(err, sys.ErrMountElsewhere) || errors.Is(err, syscall.ENOSYS):
+		return true, nil
+	case err != nil:
+		return false, err
+	}
+	return !ms.ReadOnly, nil
 }
 
 // Audit returns the audit line's fields for what was read of the file and of p's executable

@@ -1,0 +1,108 @@
+package sys
+
+import (
+	"errors"
+	"os"
+	"strconv"
+	"sync"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// MountState is what statmount(2) says of a mount of this process's mount namespace.
+type MountState struct {
+	// ReadOnly: the mount is read-only (MOUNT_ATTR_RDONLY) or its filesystem is (SB_RDONLY).
+	ReadOnly bool
+}
+
+// ErrMountElsewhere: the mount is not one of this process's mount namespace (statmount(2)
+// finds no mount of that id here): another namespace's (a container's, a user's own), or a
+// detached mount (open_tree(2)).
+var ErrMountElsewhere = errors.New("the mount is not in this process's mount namespace")
+
+// mntIDReq is struct mnt_id_req (linux/mount.h), version 0.
+type mntIDReq struct {
+	size  uint32
+	spare uint32
+	mntID uint64
+	param uint64
+}
+
+// statmountHead is the start of struct statmount (linux/mount.h) up to mnt_attr.
+type statmountHead struct {
+	size         uint32
+	mntOpts      uint32
+	mask         uint64
+	sbDevMajor   uint32
+	sbDevMinor   uint32
+	sbMagic      uint64
+	sbFlags      uint32
+	fsType       uint32
+	mntID        uint64
+	mntParentID  uint64
+	mntIDOld     uint32
+	mntParentOld uint32
+	mntAttr      uint64
+}
+
+const (
+	statmountSBBasic  = 0x1 // STATMOUNT_SB_BASIC
+	statmountMntBasic = 0x2 // STATMOUNT_MNT_BASIC
+	sbRdonly          = 0x1 // SB_RDONLY
+)
+
+// StatMount returns the state of the mount of unique id mntID (Stat.MntID with MntIDUnique)
+// in this process's mount namespace: ErrMountElsewhere when it has none of that id.
+// Linux 6.8+ (statmount(2)); on an older kernel the error wraps ENOSYS.
+func StatMount(mntID uint64) (MountState, error) {
+	req := mntIDReq{size: uint32(unsafe.Sizeof(mntIDReq{})), mntID: mntID, param: statmountSBBasic | statmountMntBasic}
+	var buf [1024]byte // struct statmount is 512 bytes before its strings; none asked
+	_, _, e := unix.Syscall6(unix.SYS_STATMOUNT, uintptr(unsafe.Pointer(&req)), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)), 0, 0, 0)
+	if e == unix.ENOENT {
+		return MountState{}, ErrMountElsewhere
+	}
+	if e != 0 {
+		return MountState{}, os.NewSyscallError("statmount(mount "+strconv.FormatUint(mntID, 10)+")", e)
+	}
+	h := (*statmountHead)(unsafe.Pointer(&buf[0]))
+	if h.mask&(statmountSBBasic|statmountMntBasic) != statmountSBBasic|statmountMntBasic {
+		return MountState{}, errors.New("statmount: the kernel gave no basic mount and superblock state")
+	}
+	return MountState{ReadOnly: h.mntAttr&unix.MOUNT_ATTR_RDONLY != 0 || h.sbFlags&sbRdonly != 0}, nil
+}
+
+// ownUserNS is the inode of this process's user namespace, read once.
+var ownUserNS = sync.OnceValues(func() (uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/user", &st); err != nil {
+		return 0, os.NewSyscallError("stat(/proc/self/ns/user)", err)
+	}
+	return st.Ino, nil
+})
+
+// MountNSForeign reports whether the mount namespace of process pid is owned by a user
+// namespace other than this process's (NS_GET_USERNS): one that an unprivileged user made
+// (unshare -Urm), where that user may mount any file over any path. A namespace a privileged
+// process made from this one (a container of root's) is owned by the same user namespace.
+func MountNSForeign(pid int) (bool, error) {
+	own, err := ownUserNS()
+	if err != nil {
+		return false, err
+	}
+	fd, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/ns/mnt", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false, os.NewSyscallError("open(/proc/"+strconv.Itoa(pid)+"/ns/mnt)", err)
+	}
+	defer unix.Close(fd)
+	userFd, err := unix.IoctlRetInt(fd, unix.NS_GET_USERNS)
+	if err != nil {
+		return false, os.NewSyscallError("ioctl(NS_GET_USERNS)", err)
+	}
+	defer unix.Close(userFd)
+	var st unix.Stat_t
+	if err := unix.Fstat(userFd, &st); err != nil {
+		return false, os.NewSyscallError("fstat(user namespace)", err)
+	}
+	return st.Ino != own, nil
+}
