@@ -4,11 +4,13 @@
 //
 // The types, as a policy's ftype= key spells them (Type.String):
 //
-//	elf-executable     ET_EXEC, or ET_DYN marked as a position-independent executable (below)
-//	elf-shared-object  ET_DYN that is not an executable: libraries, and the dynamic loader itself
-//	elf-other          any other ELF file: relocatable objects (.o), core dumps, or a header
-//	                   the kernel and the loader would refuse (bad class, program header size
-//	                   or count)
+//	elf-executable     ET_EXEC, or an ET_DYN that glibc's loader refuses to load as a library
+//	                   because it is marked a position-independent executable (below)
+//	elf-shared-object  any other ET_DYN: libraries, the dynamic loader itself, and any ET_DYN
+//	                   whose marking cannot be read for certain within the read bounds
+//	elf-other          any other ELF file: relocatable objects (.o), core dumps, other
+//	                   e_type values, and headers nothing loads (too short, bad class or byte
+//	                   order, an ET_DYN's program header size not the ABI's)
 //	script:NAME        "#!" at offset 0: a script whose interpreter is NAME (below); "script"
 //	                   alone when the line names none (the kernel refuses it with ENOEXEC)
 //	text               no NUL, valid UTF-8 (a character cut at the end of what is read is
@@ -16,12 +18,30 @@
 //	empty              a file of size 0
 //	data               anything else (Latin-1 or UTF-16 text included)
 //
-// PIE executables and libraries are both ET_DYN. An ET_DYN is an executable when its dynamic
-// section has DF_1_PIE in DT_FLAGS_1 (what binutils ≥ 2.33, lld and Go's linker write for
-// -pie and -static-pie). Without DF_1_PIE (older toolchains) it is an executable when it
-// has a PT_INTERP and no DT_SONAME. PT_INTERP alone does not decide: glibc's libc.so.6 has one
-// (it prints its version when run) but is a library with a soname. The loader
+// PIE executables and libraries are both ET_DYN, and the kernel execs either. What tells
+// them apart here is what matters to an allowlist: whether glibc's dynamic loader would load
+// the file as a library (LD_PRELOAD, DT_NEEDED, dlopen), after open(2)ing it. The loader
+// (elf/dl-load.c, _dl_map_object_from_fd) refuses ET_EXEC, and refuses an ET_DYN whose
+// DT_FLAGS_1 has DF_1_PIE ("cannot dynamically load position-independent executable"), which
+// binutils ≥ 2.33, lld and Go's linker write for -pie and -static-pie. It finds that flag as
+// it does, not as the file's section headers or PT_DYNAMIC's p_offset say: the dynamic section
+// is at the last PT_DYNAMIC's p_vaddr in the image the PT_LOAD segments map (translated to a
+// file offset through the PT_LOAD holding it), read up to its DT_NULL, and the last DT_FLAGS_1
+// before that counts (elf/get-dynamic-info.h). An ET_DYN is elf-executable only when that
+// reading finds DF_1_PIE for certain: the whole table, DT_NULL included, within one PT_LOAD's
+// file content (p_filesz), on pages no other PT_LOAD maps, and within the read bounds. In every
+// other case (no PT_DYNAMIC, program headers over 64 KiB or cut short, an address in no
+// segment's file content, no DT_NULL in the 16 KiB read) it is elf-shared-object: the class an
+// allowlist denies when untrusted, so a file the guard cannot read to the end is never let
+// through as a program. So an older toolchain's PIE (binutils < 2.33: PT_INTERP, no DT_SONAME,
+// no DF_1_PIE) is elf-shared-object: glibc loads it as a library. PT_INTERP and DT_SONAME
+// decide nothing (glibc's libc.so.6 has a PT_INTERP and runs). The loader
 // (ld-linux-x86-64.so.2) is a shared object, though it can be run: a policy names it by path.
+// Other loaders (musl's) are not modelled.
+//
+// For an exec the kernel (fs/binfmt_elf.c) runs ET_EXEC and every ET_DYN alike (with at most
+// 64 KiB of program headers), marked or not: an exec rule that means "any ELF program" writes
+// ftype=elf-*, not ftype=elf-executable.
 //
 // Scripts: the interpreter line is parsed as the kernel does (fs/binfmt_script.c, within the
 // first 256 bytes, BINPRM_BUF_SIZE): the interpreter is the first word after "#!" (words end
@@ -44,14 +64,17 @@
 // NAME is what the script asks for, not proof of what will run (env searches PATH).
 //
 // Reads are bounded: 512 bytes at offset 0, then for an ET_DYN its program headers (at most
-// 64 KiB, the kernel's own limit for an executable's program headers) and at most 16 KiB of
-// its dynamic section. The package keeps no state, starts no goroutine and takes no lock.
+// 64 KiB, the kernel's own limit for an executable's; glibc reads up to 65535 entries, so a
+// larger table is loadable as a library and is elf-shared-object) and at most 16 KiB of its
+// dynamic section. The package keeps no state, starts no goroutine and takes no lock.
 package ftype
 
 import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"math"
+	"os"
 	"path"
 	"strings"
 	"unicode/utf8"
@@ -118,8 +141,8 @@ func (t Type) String() string {
 const (
 	headSize   = 512      // the first read: ELF header, "#!" line, text sample
 	binprmBuf  = 256      // BINPRM_BUF_SIZE: the kernel reads the "#!" line from this much
-	maxPhdrs   = 64 << 10 // the kernel refuses an executable whose program headers exceed this
-	maxDynamic = 16 << 10 // dynamic entries read in search of DT_FLAGS_1 and DT_SONAME
+	maxPhdrs   = 64 << 10 // program headers read; the kernel refuses an executable with more
+	maxDynamic = 16 << 10 // dynamic entries read in search of DT_FLAGS_1 and DT_NULL
 	// MaxRead is the most Detect ever reads from one file.
 	MaxRead = headSize + maxPhdrs + maxDynamic
 )
@@ -184,6 +207,7 @@ const (
 	elfData2MSB = 2
 	etExec      = 2
 	etDyn       = 3
+	ptLoad      = 1
 	ptDynamic   = 2
 	ptInterp    = 3
 	dtNull      = 0
@@ -191,6 +215,9 @@ const (
 	dtFlags1    = 0x6ffffffb
 	df1PIE      = 0x08000000
 )
+
+// pageSize is what the loader rounds segments to: the kernel's page size (AT_PAGESZ).
+var pageSize = uint64(os.Getpagesize())
 
 func detectELF(r io.ReaderAt, head []byte) (Type, error) {
 	other := Type{Kind: ElfOther}
@@ -224,82 +251,147 @@ func detectELF(r io.ReaderAt, head []byte) (Type, error) {
 	}
 	switch bo.Uint16(head[16:]) {
 	case etExec:
+		// glibc's loader never loads an ET_EXEC as a library; the kernel execs it.
 		return Type{Kind: ElfExecutable}, nil
 	case etDyn:
 	default:
 		return other, nil
 	}
-	// ET_DYN: executable or library? The kernel (load_elf_phdrs) and the loader refuse a
-	// program header size other than the ABI's and a table over 64 KiB.
-	if phentsize != wantEnt || phnum == 0 || phnum*phentsize > maxPhdrs || phoff > 1<<62 {
+	// ET_DYN: a PIE or a library? glibc's loader (open_verify) refuses a program header size
+	// other than the ABI's, as the kernel does: nothing loads that file.
+	if phentsize != wantEnt {
 		return other, nil
 	}
-	phdrs := make([]byte, phnum*phentsize)
-	n, err := readFull(r, phdrs, int64(phoff))
+	pie, err := markedPIE(r, bo, class == elfClass64, phoff, phnum, phentsize)
 	if err != nil {
 		return Type{}, err
 	}
-	if n < len(phdrs) {
-		return other, nil // truncated: nothing could load it
-	}
-	var hasInterp, hasDynamic bool
-	var dynOff, dynSize uint64
-	for i := 0; i < phnum; i++ {
-		ph := phdrs[i*phentsize:]
-		switch bo.Uint32(ph) {
-		case ptInterp:
-			hasInterp = true
-		case ptDynamic:
-			if !hasDynamic {
-				hasDynamic = true
-				if class == elfClass32 {
-					dynOff, dynSize = uint64(bo.Uint32(ph[4:])), uint64(bo.Uint32(ph[16:]))
-				} else {
-					dynOff, dynSize = bo.Uint64(ph[8:]), bo.Uint64(ph[32:])
-				}
-			}
-		}
-	}
-	var flags1 uint64
-	var hasFlags1, hasSoname bool
-	if hasDynamic && dynOff <= 1<<62 {
-		size := min(dynSize, maxDynamic)
-		dyn := make([]byte, size)
-		n, err := readFull(r, dyn, int64(dynOff))
-		if err != nil {
-			return Type{}, err
-		}
-		ent := 16
-		if class == elfClass32 {
-			ent = 8
-		}
-	scan:
-		for off := 0; off+ent <= n; off += ent {
-			var tag, val uint64
-			if class == elfClass32 {
-				tag, val = uint64(int64(int32(bo.Uint32(dyn[off:])))), uint64(bo.Uint32(dyn[off+4:]))
-			} else {
-				tag, val = bo.Uint64(dyn[off:]), bo.Uint64(dyn[off+8:])
-			}
-			switch tag {
-			case dtNull:
-				break scan
-			case dtSoname:
-				hasSoname = true
-			case dtFlags1:
-				flags1, hasFlags1 = val, true
-			}
-		}
-	}
-	switch {
-	case hasFlags1 && flags1&df1PIE != 0:
-		return Type{Kind: ElfExecutable}, nil
-	case hasInterp && !hasSoname:
-		// Not marked: an older toolchain's PIE (binutils < 2.33) has an interpreter and no
-		// soname, and may have DT_FLAGS_1 for other flags (-z now).
+	if pie {
 		return Type{Kind: ElfExecutable}, nil
 	}
 	return Type{Kind: ElfSharedObject}, nil
+}
+
+// segment is a PT_LOAD's placement: its address, file offset, and sizes in the file and in
+// memory.
+type segment struct{ vaddr, off, filesz, memsz uint64 }
+
+// markedPIE reports whether glibc's loader, loading the ET_DYN as a library
+// (_dl_map_object_from_fd), would find DF_1_PIE and refuse it: the last PT_DYNAMIC's address
+// (p_vaddr; its p_offset is not used), read in the image the PT_LOAD segments map, up to its
+// DT_NULL, and the last DT_FLAGS_1 entry before that. It is false whenever that cannot be read
+// for certain within the read bounds: program headers over maxPhdrs or cut short, no
+// PT_DYNAMIC, an address in no segment's file content, a table with no DT_NULL in the
+// maxDynamic bytes read or running past its segment's file content, pages of it that
+// another segment maps too (the later mapping would replace them), or a segment that wraps
+// around the address space.
+func markedPIE(r io.ReaderAt, bo binary.ByteOrder, is64 bool, phoff uint64, phnum, phentsize int) (bool, error) {
+	size := phnum * phentsize
+	if phnum == 0 || size > maxPhdrs || phoff > math.MaxInt64-uint64(size) {
+		return false, nil
+	}
+	phdrs := make([]byte, size)
+	n, err := readFull(r, phdrs, int64(phoff))
+	if err != nil {
+		return false, err
+	}
+	if n < size {
+		return false, nil
+	}
+	var loads []segment
+	var dynAddr uint64
+	hasDynamic := false
+	for i := 0; i < phnum; i++ {
+		ph := phdrs[i*phentsize:]
+		var s segment
+		if is64 {
+			s = segment{vaddr: bo.Uint64(ph[16:]), off: bo.Uint64(ph[8:]), filesz: bo.Uint64(ph[32:]), memsz: bo.Uint64(ph[40:])}
+		} else {
+			s = segment{vaddr: uint64(bo.Uint32(ph[8:])), off: uint64(bo.Uint32(ph[4:])), filesz: uint64(bo.Uint32(ph[16:])), memsz: uint64(bo.Uint32(ph[20:]))}
+		}
+		switch bo.Uint32(ph) {
+		case ptLoad:
+			loads = append(loads, s)
+		case ptDynamic:
+			dynAddr, hasDynamic = s.vaddr, true // the last one counts
+		}
+	}
+	if !hasDynamic {
+		return false, nil // the loader refuses an ET_DYN without one
+	}
+	// Each segment's mapping, to its last page, must fit in the address space: one that wraps
+	// around (in a 32-bit file, past 4 GiB) could be mapped anywhere, the table's pages too.
+	limit := uint64(1) << 32
+	if is64 {
+		limit = math.MaxUint64 - pageSize
+	}
+	for _, s := range loads {
+		if end, ok := add(s.vaddr, max(s.filesz, s.memsz)); !ok || end > limit {
+			return false, nil
+		}
+	}
+	// The segment whose file content holds the table's start. Past p_filesz the image holds
+	// zeros or the file's next bytes, depending on p_memsz and the page: not read here.
+	in := -1
+	var avail uint64 // the segment's file content from dynAddr on
+	for i, s := range loads {
+		if end := s.vaddr + min(s.filesz, s.memsz); dynAddr >= s.vaddr && dynAddr < end {
+			in, avail = i, end-dynAddr
+			break
+		}
+	}
+	if in < 0 {
+		return false, nil
+	}
+	l := loads[in]
+	off, ok := add(l.off, dynAddr-l.vaddr)
+	if !ok || off > math.MaxInt64-maxDynamic {
+		return false, nil
+	}
+	dyn := make([]byte, min(avail, maxDynamic))
+	if n, err = readFull(r, dyn, int64(off)); err != nil {
+		return false, err
+	}
+	ent := 8
+	if is64 {
+		ent = 16
+	}
+	var flags1 uint64
+	tableEnd := uint64(0) // the end of the table, DT_NULL included, relative to dynAddr
+	for at := 0; at+ent <= n; at += ent {
+		var tag, val uint64
+		if is64 {
+			tag, val = bo.Uint64(dyn[at:]), bo.Uint64(dyn[at+8:])
+		} else {
+			tag, val = uint64(int64(int32(bo.Uint32(dyn[at:])))), uint64(bo.Uint32(dyn[at+4:]))
+		}
+		if tag == dtNull {
+			tableEnd = uint64(at + ent)
+			break
+		}
+		if tag == dtFlags1 {
+			flags1 = val
+		}
+	}
+	if tableEnd == 0 {
+		return false, nil // no DT_NULL read: the table goes on past the bound or the file
+	}
+	// The pages of the table must be the segment's alone: the loader maps the segments in
+	// order, each over what was there, and zero-fills a segment's memory past p_filesz.
+	lo, hi := dynAddr&^(pageSize-1), dynAddr+tableEnd // within the segment: no overflow
+	for i, s := range loads {
+		end := s.vaddr + max(s.filesz, s.memsz) // checked above
+		if i != in && s.vaddr&^(pageSize-1) < hi && lo < (end+pageSize-1)&^(pageSize-1) {
+			return false, nil
+		}
+	}
+	return flags1&df1PIE != 0, nil
+}
+
+// add is a+b, and false when it overflows.
+func add(a, b uint64) (uint64, bool) {
+	s := a + b
+	return s, s >= a
 }
 
 // errNoInterp marks a "#!" line the kernel refuses (ENOEXEC): no interpreter named, or one cut
