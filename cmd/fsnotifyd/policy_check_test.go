@@ -3,6 +3,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"os/exec"
@@ -158,6 +160,58 @@ allow open ** uid=0
 		if st != 2 || !strings.Contains(errOut, tt.want) {
 			t.Errorf("%v: exit %d, stderr %q; want 2 naming %s", tt.args, st, errOut, tt.want)
 		}
+	}
+}
+
+// TestPolicyExplainAllowlistCraftedLibraries: the reference allowlist's rule 4
+// (`deny open ** ftype=elf-shared-object trusted=no`) denies an untrusted copy of libm crafted
+// as the reviewer's libraries (b) (PT_DYNAMIC's p_offset at an appended DT_FLAGS_1=DF_1_PIE
+// table; glibc reads the real one, at p_vaddr, and loads it) and (c) (1200 program headers,
+// over the 64 KiB read; glibc loads it). Before, ftype= read them as elf-executable and
+// elf-other, and no rule denied their open: an LD_PRELOAD the allowlist let through. The file's
+// type is read from it, as the guard does.
+func TestPolicyExplainAllowlistCraftedLibraries(t *testing.T) {
+	libm := sharedObjectFile(t)
+	le := binary.LittleEndian
+	if libm[4] != 2 || libm[5] != 1 {
+		t.Skip("libm is not a 64-bit little-endian ELF file")
+	}
+	phoff, phnum := int(le.Uint64(libm[32:])), int(le.Uint16(libm[56:]))
+	fake := bytes.Clone(libm)
+	for len(fake)%8 != 0 {
+		fake = append(fake, 0)
+	}
+	table := uint64(len(fake))
+	fake = le.AppendUint64(le.AppendUint64(fake, 0x6ffffffb), 0x08000000) // DT_FLAGS_1 DF_1_PIE
+	fake = append(fake, make([]byte, 16)...)                              // DT_NULL
+	many := bytes.Clone(fake[:table])
+	newPhoff := len(many)
+	for i := range phnum {
+		p := phoff + i*56
+		if le.Uint32(libm[p:]) == 2 { // PT_DYNAMIC
+			le.PutUint64(fake[p+8:], table)
+		}
+		e := bytes.Clone(libm[p : p+56])
+		if le.Uint32(e) == 6 { // PT_PHDR: the table is no longer where it says
+			le.PutUint32(e, 0)
+		}
+		many = append(many, e...)
+	}
+	many = append(many, make([]byte, (1200-phnum)*56)...)
+	le.PutUint64(many[32:], uint64(newPhoff))
+	le.PutUint16(many[56:], 1200)
+	dir := t.TempDir()
+	rules := filepath.Join("..", "..", "internal", "policy", "testdata", "allowlist.rules")
+	for name, content := range map[string][]byte{"fakedyn.so": fake, "manyphdrs.so": many} {
+		t.Run(name, func(t *testing.T) {
+			p := filepath.Join(dir, name)
+			writeFile(t, p, string(content))
+			out, errOut, st := fsn(t, "policy", "explain", rules, "--event", "open", "--path", p,
+				"--exe", "/usr/bin/true", "--uid", "1000", "--gid", "1000", "--comm", "true", "--trusted", "no")
+			if want := "decision deny by " + rules + ":42"; st != 1 || !strings.Contains(out, want) || !strings.Contains(out, "ftype is elf-shared-object") {
+				t.Fatalf("exit %d, want 1 and %q\n%s\nstderr: %s", st, want, out, errOut)
+			}
+		})
 	}
 }
 
