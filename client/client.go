@@ -28,15 +28,18 @@
 // and the channel the client queues up to Options.Queue events (default 16384), so that
 // replies to requests are never stuck behind events the application has not read yet; when
 // that queue is full, events are dropped and the application gets one Event with Overflow set
-// (as it does when the daemon's queue for it overflows). Events is closed by Close, or when
+// (as it does when the daemon's queue for it overflows), in the place of the events dropped:
+// after every event read before the first of them, before every event read after the last. Events is closed by Close, or when
 // the connection is lost without Reconnect, after the events read by then (an application
 // that stops reading holds the client until Close; Close drops what is still queued).
 //
 // The queue for Events (deliver, pump, under qmu) keeps three invariants. Order: deliver hands
 // an event straight to Events only when nothing is queued, lost or held by the pump (qheld), so
-// events reach Events in the order they were read, and an Overflow comes before the events
-// still queued when the drop came (TestNoDirectHandOverPastThePumpsBatch,
-// TestDeliverKeepsOrderAndBound). It learns that state without qmu from qidle, which the pump
+// events reach Events in the order they were read, and a drop queues an Overflow in its place
+// (one for a run of drops: the queue's last event is then that Overflow), so it comes after
+// every event read before the drop and before every one read after it
+// (TestNoDirectHandOverPastThePumpsBatch, TestDeliverKeepsOrderAndBound,
+// TestOverflowInThePlaceOfTheDrop). It learns that state without qmu from qidle, which the pump
 // sets only once it found the queue empty after its last send and a deliver that queues or
 // drops clears, both under qmu (TestIdleHandOverTakesNoQueueLock). Bound: the queued events plus qheld count every event read
 // and not yet in the channel — the pump's batch (up to pumpBatch events taken under one lock)
@@ -287,10 +290,12 @@ type Client struct {
 
 	qmu   sync.Mutex
 	q     ring.Ring[Event] // events read from the socket, not yet delivered (Keep: queueKeep)
-	qlost bool             // events were dropped: an Overflow goes first
 	qheld int              // events (an Overflow included) the pump took from q and has not all handed over
-	qwake chan struct{}
-	// qidle: nothing is queued, lost or held by the pump (q empty, !qlost, qheld 0). Written
+	// qtailLost: q's last event is the Overflow of the drops since it was queued: a drop
+	// now adds nothing (a run of drops has one Overflow, in its place).
+	qtailLost bool
+	qwake     chan struct{}
+	// qidle: nothing is queued or held by the pump (q empty, qheld 0). Written
 	// under qmu by whoever makes it so or not so (the pump, when it finds q empty and waits;
 	// deliver, when it queues or drops), read by deliver without qmu: a reader that finds it
 	// set hands its event straight to Events with no lock of qmu (two locked instructions
@@ -672,7 +677,7 @@ func (c *Client) deliver(ev *Event) bool {
 		}
 	}
 	c.qmu.Lock()
-	idle := c.q.Len() == 0 && !c.qlost
+	idle := c.q.Len() == 0
 	if idle && c.qheld == 0 {
 		// Nothing queued or held: hand it over directly if the channel takes it (one
 		// goroutine hand-off less per event, which a permission round trip feels).
@@ -684,12 +689,16 @@ func (c *Client) deliver(ev *Event) bool {
 		}
 	}
 	// The events the pump holds count too: Queue bounds every event waiting in the client
-	// (a consumer derives its loss bound from it: notify's TestWatcherOverflow).
+	// (a consumer derives its loss bound from it: notify's TestWatcherOverflow), but for the
+	// Overflow a drop queues in its place, one beyond the bound.
 	ok := c.q.Len()+c.qheld < c.opts.Queue
-	if ok {
+	switch {
+	case ok:
 		c.q.PushFrom(ev)
-	} else {
-		c.qlost = true
+		c.qtailLost = ev.Overflow
+	case !c.qtailLost:
+		c.q.PushFrom(&Event{Overflow: true})
+		c.qtailLost = true
 	}
 	c.qidle.Store(false)
 	c.qmu.Unlock()
@@ -712,7 +721,7 @@ const queueKeep = 256
 const pumpBatch = 32
 
 // pump moves queued events to the Events channel, up to pumpBatch at a time: it takes them
-// (and a pending Overflow, which goes first) from the queue under qmu and counts them in
+// (Overflows included, in their places) from the queue under qmu and counts them in
 // qheld until every one is in the channel. Sends that the channel takes at once cost no
 // lock; before a send that must wait, qheld is brought down to the events not yet handed
 // over, so that while the application is slow the bound on what the client holds counts
@@ -728,19 +737,16 @@ func (c *Client) pump() {
 			batch = make([]Event, pumpBatch)
 			continue
 		}
-		lost := c.qlost
-		c.qlost = false
 		n := c.q.PopInto(batch)
-		if lost {
-			c.qheld = n + 1
-		} else {
-			c.qheld = n
+		c.qheld = n
+		if c.q.Len() == 0 {
+			c.qtailLost = false // its Overflow, if any, is in the batch: a drop now needs another
 		}
-		if !lost && n == 0 {
+		if n == 0 {
 			c.qidle.Store(true) // every event taken before is in Events: deliver may hand over directly
 		}
 		c.qmu.Unlock()
-		if !lost && n == 0 {
+		if n == 0 {
 			select {
 			case <-c.qwake:
 				continue
@@ -748,7 +754,7 @@ func (c *Client) pump() {
 				// The connection is gone without Reconnect: the reader has returned, so once
 				// the queue is found empty under qmu, every event it read is in Events.
 				c.qmu.Lock()
-				empty := c.q.Len() == 0 && !c.qlost
+				empty := c.q.Len() == 0
 				c.qmu.Unlock()
 				if !empty {
 					continue // a deliver raced the check above: hand it over first
@@ -758,10 +764,6 @@ func (c *Client) pump() {
 			case <-c.done:
 				return
 			}
-		}
-		if lost && !c.hand(Event{Overflow: true}, n+1) {
-			closeEvents(batch[:n])
-			return
 		}
 		for i := 0; i < n; i++ {
 			if !c.hand(batch[i], n-i) {

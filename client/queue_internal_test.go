@@ -28,7 +28,7 @@ func pumpOnly(t *testing.T, buffer, queue int) *Client {
 func drained(c *Client) bool {
 	c.qmu.Lock()
 	defer c.qmu.Unlock()
-	return c.q.Len() == 0 && c.qheld == 0 && !c.qlost && len(c.events) == 0
+	return c.q.Len() == 0 && c.qheld == 0 && len(c.events) == 0
 }
 
 // seqEvent is the i-th event of a test (ID carries i).
@@ -388,5 +388,73 @@ func TestIdleHandOverTakesNoQueueLock(t *testing.T) {
 	}
 	if ev := next(t, c); ev.ID != 4 {
 		t.Fatalf("event 3: got ID %d", ev.ID)
+	}
+}
+
+// TestOverflowInThePlaceOfTheDrop: the Overflow of a run of drops comes after every event
+// read before the first dropped one and before every event read after the last (a consumer
+// rescans at the marker and misses nothing: what came before it is complete, what comes after
+// is new), one per run, however long; a second run after room was made gets its own.
+func TestOverflowInThePlaceOfTheDrop(t *testing.T) {
+	for _, tc := range []struct{ buffer, queue int }{{0, 1}, {0, 3}, {2, 5}, {0, pumpBatch + 3}} {
+		t.Run(fmt.Sprintf("buffer%d/queue%d", tc.buffer, tc.queue), func(t *testing.T) {
+			c := pumpOnly(t, tc.buffer, tc.queue)
+			id := 0
+			send := func(n int) (accepted []int) {
+				for range n {
+					if c.deliver(seqEvent(id)) {
+						accepted = append(accepted, id)
+					}
+					id++
+				}
+				return accepted
+			}
+			// readAll reads until the client holds nothing more: "e<ID>" or "O" per event.
+			readAll := func() []string {
+				var got []string
+				for deadline := time.Now().Add(5 * time.Second); ; {
+					select {
+					case ev := <-c.events:
+						if ev.Overflow {
+							got = append(got, "O")
+						} else {
+							got = append(got, fmt.Sprint("e", ev.ID-1))
+						}
+						continue
+					default:
+					}
+					if drained(c) {
+						return got
+					}
+					if time.Now().After(deadline) {
+						t.Fatal("the pump still holds events after 5 s")
+					}
+					time.Sleep(time.Millisecond)
+				}
+			}
+			want := func(accepted []int, overflow bool) []string {
+				var w []string
+				for _, i := range accepted {
+					w = append(w, fmt.Sprint("e", i))
+				}
+				if overflow {
+					w = append(w, "O")
+				}
+				return w
+			}
+			first := send(tc.buffer + tc.queue + 50) // nobody reads: 50 dropped
+			if got, w := readAll(), want(first, true); fmt.Sprint(got) != fmt.Sprint(w) {
+				t.Fatalf("first burst: got %v, want %v (the Overflow after the last accepted event)", got, w)
+			}
+			second := send(tc.buffer + tc.queue) // fits: no Overflow
+			if got, w := readAll(), want(second, false); fmt.Sprint(got) != fmt.Sprint(w) {
+				t.Fatalf("second burst: got %v, want %v", got, w)
+			}
+			third := send(tc.buffer + tc.queue + 1)
+			c.deliver(&Event{Overflow: true}) // the daemon's own, in the same run: still one
+			if got, w := readAll(), want(third, true); fmt.Sprint(got) != fmt.Sprint(w) {
+				t.Fatalf("third burst: got %v, want %v", got, w)
+			}
+		})
 	}
 }
