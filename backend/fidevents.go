@@ -531,14 +531,21 @@ func selfRecord(kev *sys.FanotifyEvent) bool {
 }
 
 // splitDirent splits a FID event's mask (flags excluded) into, in order, the directory-entry
-// events that make the entry appear, the object's own events, the directory-entry events that
-// make it go, and the object's self events; n counts the parts that are not empty.
-func splitDirent(m uint64) (parts [4]uint64, n int) {
+// events that make the entry appear, the object's own events, an ATTRIB that came with the
+// entry's removal (its link count), the directory-entry events that make it go, and the
+// object's self events; n counts the parts that are not empty.
+func splitDirent(m uint64) (parts [5]uint64, n int) {
 	arrive := engine.Create | engine.MovedTo
 	leave := engine.Delete | engine.MovedFrom
 	self := engine.DeleteSelf | engine.MoveSelf
 	mask := engine.Mask(m) &^ engine.EventFlags
-	parts = [4]uint64{uint64(mask & arrive), uint64(mask &^ (arrive | leave | self)), uint64(mask & leave), uint64(mask & self)}
+	// An ATTRIB merged with the removal is the unlink's link count, after the object's own
+	// events (their split puts an ATTRIB alone before the close: engine.SplitOrder).
+	var late engine.Mask
+	if mask&(leave|self) != 0 {
+		late = mask & engine.Attrib
+	}
+	parts = [5]uint64{uint64(mask & arrive), uint64(mask &^ (arrive | leave | self | late)), uint64(late), uint64(mask & leave), uint64(mask & self)}
 	for _, p := range parts {
 		if p != 0 {
 			n++

@@ -17,6 +17,11 @@ func TestSplitMask(t *testing.T) {
 		{CloseWrite | Modify | Open, []Mask{Open, Modify, CloseWrite}},
 		{Access | CloseNoWrite | Open | OnDir, []Mask{Open | OnDir, Access | OnDir, CloseNoWrite | OnDir}},
 		{Delete | Attrib, []Mask{Attrib, Delete}},
+		// touch: futimens on the open descriptor, then close.
+		{Open | Attrib | CloseWrite, []Mask{Open, Attrib, CloseWrite}},
+		// a file written and removed: the unlink's link count after the close.
+		{Create | Open | Modify | CloseWrite | Attrib | Delete, []Mask{Create, Open, Modify, CloseWrite, Attrib, Delete}},
+		{Open | CloseNoWrite | Attrib | DeleteSelf, []Mask{Open, CloseNoWrite, Attrib, DeleteSelf}},
 		{Delete | Create, []Mask{Create, Delete}},
 		{MovedFrom | Rename | MovedTo, []Mask{MovedTo | Rename, MovedFrom}},
 		{QueueOverflow, []Mask{QueueOverflow}},

@@ -1102,3 +1102,31 @@ func TestInterruptRightAfterWatchesEstablished(t *testing.T) {
 		})
 	}
 }
+
+// TestWatchTouchInItsOrder: touch of an existing file opens it, sets its times through the
+// descriptor (futimens) and closes it: OPEN, ATTRIB, CLOSE_WRITE, as inotifywait prints them,
+// on fanotify (root: the kernel merges the three, and the split puts the ATTRIB before the
+// close) and on inotify (nobody: nothing merged; watch's own queue merges only exact repeats).
+// Before, the merged ATTRIB came after the close on both.
+func TestWatchTouchInItsOrder(t *testing.T) {
+	dir := testenv.PublicTmpfs(t)
+	want := "OPEN f\nATTRIB f\nCLOSE_WRITE,CLOSE f"
+	for _, who := range []string{"root", "nobody"} {
+		t.Run(who, func(t *testing.T) {
+			w := filepath.Join(dir, who)
+			sh(t, fmt.Sprintf("mkdir -p %[1]s && touch %[1]s/f && chmod -R 777 %[1]s", w))
+			args := []string{"watch", "--format", "%e %f", w}
+			if who == "nobody" {
+				args = append([]string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", bin}, args...)
+			}
+			p := start(t, args...)
+			for round := range 5 {
+				sh(t, "touch "+filepath.Join(w, "f"))
+				got := p.collect(10*time.Second, func(l []string) bool { return len(l) >= 3 })
+				if g := strings.Join(got, "\n"); g != want {
+					t.Fatalf("round %d: got\n%s\nwant\n%s", round, g, want)
+				}
+			}
+		})
+	}
+}

@@ -46,7 +46,12 @@ type events struct {
 func openSource(cmd string, daemon daemonFlag, withExe bool) (*events, error) {
 	opts := source.Options{Name: cmd, Exe: withExe,
 		// A terminal can fall behind a burst: keep more than the kernel's 16384.
-		QueueLimit: 1 << 18}
+		QueueLimit: 1 << 18,
+		// watch reports one operation per event, in order, as inotifywait: its group merges
+		// only exact repeats (a touch's open, attrib and close stay three events, in their
+		// order, also on inotify, where the kernel merged none of them). trace reports the
+		// kernel's events as fatrace does, merged.
+		MergeLast: cmd == "watch"}
 	if daemon.on {
 		// The daemon's default queue; the command's name in its stats; the process's name
 		// with each event, as embedded.
