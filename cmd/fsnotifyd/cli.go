@@ -7,8 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -66,25 +68,55 @@ func (fs *flagSet) value(v flag.Value, names string, usage string) {
 	}
 }
 
-// durationValue accepts Go durations ("300ms", "5s") and plain seconds ("5", "0.5"), as
-// inotifywait's -t does.
+// durationValue accepts Go durations ("300ms", "5s", "1h30m") and plain seconds ("5", "0.5",
+// "1e3"), as inotifywait's -t does (parseDuration).
 type durationValue time.Duration
 
 func (d *durationValue) String() string { return time.Duration(*d).String() }
 func (d *durationValue) Set(s string) error {
-	if v, err := time.ParseDuration(s); err == nil {
-		if v < 0 {
-			return errors.New("must not be negative")
-		}
-		*d = durationValue(v)
-		return nil
+	v, err := parseDuration(s)
+	if err != nil {
+		return err
 	}
-	var secs float64
-	if _, err := fmt.Sscanf(s, "%g", &secs); err != nil || secs < 0 || fmt.Sprint(secs) == "" {
-		return fmt.Errorf("%q is not a duration (use e.g. 300ms, 5s, 2m, or seconds)", s)
-	}
-	*d = durationValue(time.Duration(secs * float64(time.Second)))
+	*d = durationValue(v)
 	return nil
+}
+
+// durationForms is what a duration flag accepts, for its errors.
+const durationForms = "want a duration such as 300ms, 5s or 1h30m, or a number of seconds such as 5 or 0.5"
+
+// parseDuration parses a duration flag's value, whole: a Go duration (time.ParseDuration) or a
+// decimal number of seconds (strconv.ParseFloat). It refuses trailing text ("1h30", "2,5"), a
+// negative value, NaN, an infinity and a value beyond time.Duration's range (about 292
+// years), saying what it accepts; flag puts the flag's name and the value before the error.
+func parseDuration(s string) (time.Duration, error) {
+	v, derr := time.ParseDuration(s)
+	if derr == nil {
+		if v < 0 {
+			return 0, fmt.Errorf("negative (%s)", durationForms)
+		}
+		return v, nil
+	}
+	secs, err := strconv.ParseFloat(s, 64)
+	tooLong := fmt.Errorf("too long: at most %d seconds (%s)", math.MaxInt64/int64(time.Second), durationForms)
+	switch {
+	case errors.Is(err, strconv.ErrRange):
+		return 0, tooLong
+	case err != nil || strings.ContainsAny(s, "xX"): // 0x1p4 is a hexadecimal float: not plain seconds
+		// time.ParseDuration's complaint says what is wrong ("missing unit in duration").
+		msg := strings.TrimPrefix(derr.Error(), "time: ")
+		if strings.Contains(s, ",") {
+			msg = "a comma (write a decimal point: 2.5)"
+		}
+		return 0, fmt.Errorf("%s (%s)", msg, durationForms)
+	case math.IsNaN(secs) || math.IsInf(secs, 0):
+		return 0, fmt.Errorf("not a finite number of seconds (%s)", durationForms)
+	case secs < 0:
+		return 0, fmt.Errorf("negative (%s)", durationForms)
+	case secs*float64(time.Second) >= math.MaxInt64: // 2^63 as a float64: already out of range
+		return 0, tooLong
+	}
+	return time.Duration(secs * float64(time.Second)), nil
 }
 
 // daemonFlag is --daemon or --daemon=SOCKET.

@@ -1,0 +1,117 @@
+//go:build linux
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// fsnWithin is fsn for a command that must end by itself within d: one still running then is
+// killed (with its process group) and timedOut is true, so that a test of a refusal does not
+// hang where the command would not refuse.
+func fsnWithin(t *testing.T, d time.Duration, args ...string) (stdout, stderr string, status int, timedOut bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	return out.String(), errb.String(), exitStatus(err), ctx.Err() != nil
+}
+
+// TestParseDuration: a duration flag takes a Go duration or a plain number of seconds, whole;
+// anything else is refused, with the accepted forms, never misread (1h30 as 1s, 2,5 as 2s) or
+// taken as a value the guard's engine then refuses (1e10 s overflows time.Duration).
+func TestParseDuration(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want time.Duration
+		err  string // "" accepted; else in the error
+	}{
+		{"0", 0, ""},
+		{"5", 5 * time.Second, ""},
+		{"0.5", 500 * time.Millisecond, ""},
+		{".25", 250 * time.Millisecond, ""},
+		{"1e3", 1000 * time.Second, ""},
+		{"300ms", 300 * time.Millisecond, ""},
+		{"1h30m", 90 * time.Minute, ""},
+		{"2562047h", 2562047 * time.Hour, ""},
+		{"9223372036", 9223372036 * time.Second, ""},
+		{"-0", 0, ""},
+		{"1h30", 0, `missing unit in duration "1h30"`},
+		{"5m30", 0, `missing unit in duration "5m30"`},
+		{"2,5", 0, "a comma"},
+		{"5s ", 0, `unknown unit "s "`},
+		{"5x", 0, `unknown unit "x"`},
+		{"0x10", 0, `unknown unit "x"`},
+		{"", 0, "invalid duration"},
+		{"1e10", 0, "too long: at most 9223372036 seconds"},
+		{"9223372037", 0, "too long"},
+		{"1e400", 0, "too long"},
+		{"3000000h", 0, "invalid duration"},
+		{"inf", 0, "not a finite number"},
+		{"-Inf", 0, "not a finite number"},
+		{"+infinity", 0, "not a finite number"},
+		{"nan", 0, "not a finite number"},
+		{"NaN", 0, "not a finite number"},
+		{"-1", 0, "negative"},
+		{"-0.5", 0, "negative"},
+		{"-1s", 0, "negative"},
+	} {
+		var d durationValue
+		err := d.Set(tt.in)
+		switch {
+		case tt.err == "" && err != nil:
+			t.Errorf("%q: %v, want %v", tt.in, err, tt.want)
+		case tt.err == "" && time.Duration(d) != tt.want:
+			t.Errorf("%q: %v, want %v", tt.in, time.Duration(d), tt.want)
+		case tt.err != "" && err == nil:
+			t.Errorf("%q: accepted as %v, want an error with %q", tt.in, time.Duration(d), tt.err)
+		case tt.err != "" && (!strings.Contains(err.Error(), tt.err) || !strings.Contains(err.Error(), durationForms)):
+			t.Errorf("%q: error %q, want %q and the accepted forms", tt.in, err, tt.err)
+		}
+	}
+}
+
+// TestDurationFlagsRefuseMisreadValues: every duration flag refuses what parseDuration refuses
+// with a usage error (exit 2) naming the flag, the value and the accepted forms, before the
+// command does anything.
+func TestDurationFlagsRefuseMisreadValues(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		args []string // the command; the flag and value follow
+		flag string
+	}{
+		{[]string{"guard", "--deny", "/x", dir}, "--deadline"},
+		{[]string{"guard", "--deny", "/x", dir}, "--reload-interval"},
+		{[]string{"guard", "--deny", "/x", dir}, "--nats-timeout"},
+		{[]string{"watch", dir}, "--timeout"},
+		{[]string{"trace", dir}, "--timeout"},
+		{[]string{"fleet", "tail"}, "--since"},
+		{[]string{"fleet", "tail"}, "--timeout"},
+		{[]string{"fleet", "tail"}, "--nats-timeout"},
+		{[]string{"policy", "status"}, "--nats-timeout"},
+		{[]string{"serve", "--socket", filepath.Join(dir, "s.sock")}, "--stream-max-age"},
+		{[]string{"serve", "--socket", filepath.Join(dir, "s.sock")}, "--nats-timeout"},
+	} {
+		for _, v := range []string{"1h30", "2,5", "1e10", "inf", "nan", "-1"} {
+			args := append(append([]string(nil), tt.args...), tt.flag, v)
+			out, errOut, st, timedOut := fsnWithin(t, 5*time.Second, args...)
+			want := `invalid value "` + v + `" for flag ` + tt.flag + ": "
+			if timedOut || st != exitUsage || out != "" || !strings.Contains(errOut, want) || !strings.Contains(errOut, durationForms) {
+				t.Errorf("fsnotifyd %s: exit %d (still running after 5s: %v), stdout %q, stderr %q; want exit 2 with %q and the accepted forms", strings.Join(args, " "), st, timedOut, out, errOut, want)
+			}
+		}
+	}
+}
