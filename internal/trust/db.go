@@ -67,6 +67,18 @@ func statID(path string) fileID {
 		mtime: st.Mtim.Sec*1e9 + st.Mtim.Nsec, ctime: st.Ctim.Sec*1e9 + st.Ctim.Nsec}
 }
 
+// FileError is Load's error about a trust file, or about Config.Dir itself (File is then
+// Config.Dir), so that a caller can name the setting that chose it: InDir says it comes from
+// Config.Dir, not Config.Files. Its text is Err's.
+type FileError struct {
+	File  string
+	InDir bool
+	Err   error
+}
+
+func (e *FileError) Error() string { return e.Err.Error() }
+func (e *FileError) Unwrap() error { return e.Err }
+
 // Load reads the sources of cfg into a new DB. Loading reads files (the package database,
 // the trust files): see the package doc for when a guard may do it. On error nothing is
 // returned; a guard keeps its old DB.
@@ -78,15 +90,15 @@ func Load(cfg Config) (*DB, error) {
 		db.inputs = append(db.inputs, input{cfg.Dir, statID(cfg.Dir)})
 		more, err := DirFiles(cfg.Dir)
 		if err != nil {
-			return nil, fmt.Errorf("trust directory: %w", err)
+			return nil, &FileError{File: cfg.Dir, InDir: true, Err: fmt.Errorf("trust directory: %w", err)}
 		}
 		files = append(files, more...)
 	}
-	for _, name := range files {
+	for i, name := range files {
 		id := statID(name)
 		entries, err := ReadFile(name)
 		if err != nil {
-			return nil, err
+			return nil, &FileError{File: name, InDir: i >= len(cfg.Files), Err: err}
 		}
 		db.inputs = append(db.inputs, input{name, id})
 		db.files = append(db.files, name)

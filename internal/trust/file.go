@@ -263,9 +263,9 @@ func FormatLine(path string, size int64, sha256 [32]byte) string {
 	return EscapePath(path) + " " + strconv.FormatInt(size, 10) + " " + hex.EncodeToString(sha256[:])
 }
 
-// ReadFile opens, checks and parses the trust file name (see CheckOwner).
+// ReadFile opens, checks and parses the trust file name (see OpenFile and CheckOwner).
 func ReadFile(name string) ([]Entry, error) {
-	f, err := os.Open(name)
+	f, err := OpenFile(name)
 	if err != nil {
 		return nil, err
 	}
@@ -276,21 +276,41 @@ func ReadFile(name string) ([]Entry, error) {
 	return ParseFile(name, f)
 }
 
-// CheckOwner refuses a trust file that someone other than root (or this process's user) could
-// change: the open file f and every directory above name must be owned by root or by the
-// effective uid, and writable by nobody else (a directory with the sticky bit, such as /tmp,
-// may be writable by others: they cannot replace what they do not own).
-func CheckOwner(f *os.File, name string) error {
+// OpenFile opens name for reading, as a trust file or another file that says what may run
+// (a guard's policy file), is opened before CheckFile: without waiting for a writer if it is
+// a FIFO (O_NONBLOCK, which changes nothing for a regular file), so that CheckFile can refuse
+// it instead of hanging. A final symbolic link is followed.
+func OpenFile(name string) (*os.File, error) {
+	return os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+}
+
+// CheckOwner is CheckFile for a trust file.
+func CheckOwner(f *os.File, name string) error { return CheckFile(f, name, "trust file") }
+
+// OwnerError is CheckFile's refusal of a file, or of a directory above it, that someone other
+// than root (or this process's user) could change. Its text names the file, what is wrong
+// and the fix (chown, chmod).
+type OwnerError struct{ msg string }
+
+func (e *OwnerError) Error() string { return e.msg }
+
+// CheckFile refuses a file that says what may run (what names it in errors: "trust file",
+// "policy file") when someone other than root (or this process's user) could change it: the
+// open file f must be a regular file, and f and every directory above name must be owned by
+// root or by the effective uid, and writable by nobody else (a directory with the sticky
+// bit, such as /tmp, may be writable by others: they cannot replace what they do not own).
+// Ownership and modes are refused with an *OwnerError.
+func CheckFile(f *os.File, name, what string) error {
 	euid := uint32(os.Geteuid())
 	fi, err := f.Stat()
 	if err != nil {
 		return err
 	}
 	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("trust file %s is not a regular file (%s)", name, FileKind(fi.Mode()))
+		return fmt.Errorf("%s %s is not a regular file (%s)", what, name, FileKind(fi.Mode()))
 	}
 	if msg := ownerProblem(fi, euid, false); msg != "" {
-		return fmt.Errorf("trust file %s: %s: a trust file must be writable only by root (chown root %s; chmod go-w %s)", name, msg, name, name)
+		return &OwnerError{fmt.Sprintf("%s %s: %s: a %s must be writable only by root (chown root %s; chmod go-w %s)", what, name, msg, what, name, name)}
 	}
 	abs, err := filepath.Abs(name)
 	if err != nil {
@@ -302,7 +322,7 @@ func CheckOwner(f *os.File, name string) error {
 			return err
 		}
 		if msg := ownerProblem(di, euid, true); msg != "" {
-			return fmt.Errorf("trust file %s: its directory %s: %s: whoever can write there can replace the file (chown root %s; chmod go-w %s)", name, dir, msg, dir, dir)
+			return &OwnerError{fmt.Sprintf("%s %s: its directory %s: %s: whoever can write there can replace the file (chown root %s; chmod go-w %s)", what, name, dir, msg, dir, dir)}
 		}
 		if dir == "/" {
 			return nil
@@ -416,7 +436,7 @@ func UpdateFile(name string, entries []NewEntry) (lines []int, replaced []bool, 
 
 	var text []string // the file's lines, without their newlines
 	mode := os.FileMode(0o644)
-	if f, err := os.Open(name); err == nil {
+	if f, err := OpenFile(name); err == nil {
 		err := CheckOwner(f, name)
 		var data []byte
 		if err == nil {

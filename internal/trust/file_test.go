@@ -10,6 +10,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -278,5 +279,80 @@ func TestUpdateFileConcurrent(t *testing.T) {
 	entries, err := ReadFile(name)
 	if err != nil || len(entries) != 80 {
 		t.Fatalf("%d entries, want 80: %v", len(entries), err)
+	}
+}
+
+// within runs f, failing the test if it has not returned within 10s (a FIFO opened for
+// reading waits for a writer: f would never return).
+func within(t *testing.T, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { defer close(done); f() }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: still waiting after 10s", what)
+	}
+}
+
+// TestTrustFileFIFO: a FIFO named as a trust file is refused at once, as not a regular file,
+// by ReadFile, Load and UpdateFile (which writes nothing), instead of waiting for a writer.
+func TestTrustFileFIFO(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo.trust")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := "trust file " + fifo + " is not a regular file (a FIFO)"
+	within(t, "ReadFile", func() {
+		if _, err := ReadFile(fifo); err == nil || err.Error() != want {
+			t.Errorf("ReadFile: %v, want %q", err, want)
+		}
+	})
+	within(t, "Load", func() {
+		_, err := Load(Config{Files: []string{fifo}})
+		var fe *FileError
+		if !errors.As(err, &fe) || fe.File != fifo || fe.InDir || err.Error() != want {
+			t.Errorf("Load: %#v, want a FileError for %s, not InDir, saying %q", err, fifo, want)
+		}
+	})
+	within(t, "UpdateFile", func() {
+		if _, _, err := UpdateFile(fifo, []NewEntry{{"/opt/a", 1, sha256.Sum256([]byte("a"))}}); err == nil || err.Error() != want {
+			t.Errorf("UpdateFile: %v, want %q", err, want)
+		}
+	})
+	if fi, err := os.Lstat(fifo); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+		t.Errorf("UpdateFile replaced the FIFO: %v %v", fi, err)
+	}
+}
+
+// TestLoadFileError: Load's error about a trust file says whether Config.Files or Config.Dir
+// named it (a guard names --trust or --trust-dir), with the file's own error as its text.
+func TestLoadFileError(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.trust")
+	if err := os.WriteFile(bad, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(bad, 0o666)
+	for _, tt := range []struct {
+		cfg   Config
+		inDir bool
+	}{
+		{Config{Files: []string{bad}}, false},
+		{Config{Dir: dir}, true},
+	} {
+		_, err := Load(tt.cfg)
+		var fe *FileError
+		var oe *OwnerError
+		if !errors.As(err, &fe) || fe.File != bad || fe.InDir != tt.inDir || !errors.As(err, &oe) ||
+			!strings.HasPrefix(err.Error(), "trust file "+bad+": writable by others (mode 0666)") {
+			t.Errorf("%+v: %#v, want a FileError for %s (InDir %v) wrapping an OwnerError", tt.cfg, err, bad, tt.inDir)
+		}
+	}
+	_, err := Load(Config{Files: []string{filepath.Join(dir, "missing.trust")}})
+	var fe *FileError
+	if !errors.As(err, &fe) || !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a missing file: %#v, want a FileError wrapping ErrNotExist", err)
 	}
 }
