@@ -252,7 +252,7 @@ func runGuard(args []string) int {
 	}
 	g.applyMu.Unlock()
 	if err != nil {
-		return fail("guard", fmt.Errorf("--policy: %w", err))
+		return fail("guard", startStateError(err))
 	}
 	if fleetFlags.from != "" {
 		// The fleet's policy is in force before the marks are placed (guard_fleet.go).

@@ -105,10 +105,33 @@ func (g *guardRun) buildStateLocked(filePol *policy.Policy, origin string) (*gua
 		if cur := g.state.Load(); cur != nil && cur.db != nil {
 			st.db = cur.db
 		} else if st.db, err = trust.Load(g.trustCfg); err != nil {
-			return nil, fmt.Errorf("trust database: %w", err)
+			return nil, &trustLoadError{err}
 		}
 	}
 	return st, nil
+}
+
+// trustLoadError is buildStateLocked's error loading the trust database.
+type trustLoadError struct{ err error }
+
+func (e *trustLoadError) Error() string { return "trust database: " + e.err.Error() }
+func (e *trustLoadError) Unwrap() error { return e.err }
+
+// startStateError is the message of buildStateLocked's error at the start, naming the flag
+// that chose what failed: --trust or --trust-dir for a trust file (the error names it), none
+// for the package database, --policy for the rules.
+func startStateError(err error) error {
+	var fe *trust.FileError
+	var te *trustLoadError
+	switch {
+	case errors.As(err, &fe) && fe.InDir:
+		return fmt.Errorf("--trust-dir: %w", fe)
+	case errors.As(err, &fe):
+		return fmt.Errorf("--trust: %w", fe)
+	case errors.As(err, &te):
+		return err
+	}
+	return fmt.Errorf("--policy: %w", err)
 }
 
 // storeLocked makes st the guard's state. The marks ask the kernel for every kind of access
