@@ -4,6 +4,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -47,7 +48,10 @@ sees every mount of its filesystem. See docs/security.md.
 Rules: --deny GLOB and --allow GLOB, in command-line order, then the rules
 of --policy FILE (syntax: docs/policy.md); the first match wins, and with no
 match the access is allowed. In globs * and ? stay within one path component
-and ** crosses directories: /srv/**/*.key, /home/*/secret/**.
+and ** crosses directories: /srv/**/*.key, /home/*/secret/**. FILE must be a
+regular file only root can change, as a trust file: owned by root (or the
+guard's user), not writable by group or others, and likewise each directory
+above it (a sticky one, such as /tmp, excepted); the guard refuses any other.
 
 --exec CMD runs a scanner for each access no rule allowed explicitly: the
 path is its last argument, FSNOTIFYD_PATH, FSNOTIFYD_PID and FSNOTIFYD_EVENT
@@ -113,10 +117,11 @@ that off. Not with --audit, --export-decisions or --exec.
 SIGHUP reads the policy file and the trust sources again, and so does a
 change to either on disk (checked every --reload-interval, default 1s):
 the new policy applies to the next decisions, those in flight finish under
-the old one, and a file that does not parse leaves the old policy in place
-(the reason goes to stderr and the audit log). A changed file is read once
-it has stood still for 100ms (a file being written in place is never read
-half-written), and an empty file is refused ("default allow" says that).
+the old one, and a file that does not parse, or that others could change,
+leaves the old policy in place (the reason goes to stderr and the audit
+log). A changed file is read once it has stood still for 100ms (a file being
+written in place is never read half-written), and an empty file is refused
+("default allow" says that).
 
 Rules may test comm=, the process name, which any process can set: a
 warning on stderr says so for an allow rule that tests nothing else where
@@ -155,7 +160,7 @@ func runGuard(args []string) int {
 	fs := newFlagSet("guard", "[--policy FILE] [--deny GLOB]... [--allow GLOB]... [--events EVENTS] [--exec CMD] [--deadline DUR] [--on-timeout allow|deny] [--on-error deny|allow] [--permissive] [--cache] [--no-exec-memo] [--audit FILE|-] [--mount] [--trust FILE]... [--no-package-trust] [--reload-interval DUR] PATH...", guardHelp)
 	fs.value(policy.FlagValue(&flags, engine.Deny), "deny", "deny accesses to paths matching GLOB (repeatable; first match wins)")
 	fs.value(policy.FlagValue(&flags, engine.Allow), "allow", "allow accesses to paths matching GLOB (repeatable; first match wins)")
-	fs.stringVar(&policyFile, "policy", "read rules from FILE (see docs/policy.md)")
+	fs.stringVar(&policyFile, "policy", "read rules from FILE, which only root may change (see docs/policy.md)")
 	fs.stringVar(&events, "events,e", "accesses to decide on: open, access, exec, pre_access (comma list; default open)")
 	fs.stringVar(&execCmd, "exec", "run CMD PATH for each access no rule allowed; exit 0 allows")
 	fs.durationVar(&deadline, "deadline", "bound each decision by DUR; 0 waits forever")
@@ -223,12 +228,15 @@ func runGuard(args []string) int {
 	var filePol *policy.Policy
 	if policyFile != "" {
 		g.lastStamp = stampOf(policyFile)
-		f, err := os.Open(policyFile)
+		src, owner, err := readPolicySource(policyFile)
 		if err != nil {
 			return fail("guard", fmt.Errorf("--policy: %w", err))
 		}
-		filePol, err = policy.Parse(policyFile, f)
-		f.Close()
+		if owner != nil {
+			// Whoever can write the file decides what the guard allows (as for trust files).
+			return fs.usageError(fmt.Errorf("--policy: %w", owner))
+		}
+		filePol, err = policy.Parse(policyFile, bytes.NewReader(src))
 		if err != nil {
 			return fail("guard", err) // names file:line:col
 		}

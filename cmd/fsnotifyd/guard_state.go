@@ -280,10 +280,14 @@ var errPolicyChanging = errors.New("the file changed while it was read (it is be
 // reloadPolicyFile reads --policy FILE again and applies it: only a version that stood still
 // while it was read (same stamp before and after), and never an empty file over a policy
 // that had rules (an empty file allows everything: a torn write, not a policy; "default
-// allow" says it on purpose).
+// allow" says it on purpose). A file that is not a regular file, or that someone other than
+// root could change (readPolicySource), is refused as one that does not parse.
 func (g *guardRun) reloadPolicyFile() error {
 	before := stampOf(g.policyFile)
-	src, err := os.ReadFile(g.policyFile)
+	src, owner, err := readPolicySource(g.policyFile) // never waits on a FIFO
+	if err == nil {
+		err = owner // a file someone else could write is refused, as at the start
+	}
 	if err != nil {
 		err = fmt.Errorf("--policy: %w", err)
 		g.lastStamp = before

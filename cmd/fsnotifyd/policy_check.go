@@ -3,12 +3,15 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/fsnotifyd/fsnotifyd/engine"
 	"github.com/fsnotifyd/fsnotifyd/internal/policy"
+	"github.com/fsnotifyd/fsnotifyd/internal/trust"
 )
 
 func init() {
@@ -38,6 +41,11 @@ The warnings (KIND):
                  deny it lifts)
   weak-deny      a deny rule that tells who only by such a test: a process
                  escapes it by renaming itself or leaving its parent
+  owner          someone other than root (or you) can change the file or a
+                 directory above it: guard --policy refuses such a file, as
+                 it does trust files (chown root, chmod go-w)
+
+A FILE that is not a regular file (a FIFO, a directory) cannot be read.
 
 A summary goes to stderr (-q leaves it out).
 
@@ -72,7 +80,14 @@ func runPolicyCheck(args []string) int {
 
 // checkPolicyFile checks one file and returns its exit status.
 func checkPolicyFile(name string, opts policy.LintOptions, strict, quiet bool) int {
-	pol, err := readPolicyFile(name)
+	pol, owner, err := readPolicyFile(name)
+	warnings := 0
+	if owner != nil {
+		// A warning, not an error: the file may be checked by its author before it is
+		// installed where only root can write.
+		fmt.Printf("%s: warning: %v; guard --policy refuses it [owner]\n", name, owner)
+		warnings++
+	}
 	var pe *policy.ParseError
 	switch {
 	case errors.As(err, &pe):
@@ -89,29 +104,54 @@ func checkPolicyFile(name string, opts policy.LintOptions, strict, quiet bool) i
 	for _, w := range ws {
 		fmt.Printf("%s: warning: %s [%s]\n", w.Source(), w.Msg, w.Kind)
 	}
+	warnings += len(ws)
 	if !quiet {
 		def := "allow"
 		if pol.Default == engine.Deny {
 			def = "deny"
 		}
-		fmt.Fprintf(os.Stderr, "%s: %d rules, default %s: 0 errors, %d warnings\n", name, len(pol.Rules), def, len(ws))
+		fmt.Fprintf(os.Stderr, "%s: %d rules, default %s: 0 errors, %d warnings\n", name, len(pol.Rules), def, warnings)
 	}
-	if strict && len(ws) > 0 {
+	if strict && warnings > 0 {
 		return exitRuntime
 	}
 	return exitOK
 }
 
-// readPolicyFile reads and parses a rules file. A syntax error is a *policy.ParseError.
-func readPolicyFile(name string) (*policy.Policy, error) {
-	f, err := os.Open(name)
+// readPolicySource reads the rules file name as guard --policy does: opened without waiting
+// on a FIFO, and refused unless it is a regular file (trust.OpenFile, trust.CheckFile). A
+// file, or a directory above it, that someone other than root (or this user) could change —
+// whoever can write it decides what the guard allows — is a *trust.OwnerError, returned as
+// owner with the file's content: the guard refuses it, policy check and explain warn.
+func readPolicySource(name string) (src []byte, owner, err error) {
+	f, err := trust.OpenFile(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	var oe *trust.OwnerError
+	if err := trust.CheckFile(f, name, "policy file"); errors.As(err, &oe) {
+		owner = err
+	} else if err != nil {
+		return nil, nil, err
+	}
+	if src, err = io.ReadAll(f); err != nil {
+		return nil, nil, err
+	}
+	return src, owner, nil
+}
+
+// readPolicyFile reads (readPolicySource) and parses a rules file. A syntax error is a
+// *policy.ParseError; owner is readPolicySource's.
+func readPolicyFile(name string) (pol *policy.Policy, owner, err error) {
+	src, owner, err := readPolicySource(name)
 	if err != nil {
 		var pe *os.PathError
 		if errors.As(err, &pe) {
-			return nil, fmt.Errorf("%s: %v", name, pe.Err)
+			return nil, nil, fmt.Errorf("%s: %v", name, pe.Err)
 		}
-		return nil, err
+		return nil, nil, err
 	}
-	defer f.Close()
-	return policy.Parse(name, f)
+	pol, err = policy.Parse(name, bytes.NewReader(src))
+	return pol, owner, err
 }

@@ -23,6 +23,7 @@ func TestPolicyCheck(t *testing.T) {
 		args   []string
 		want   []string // stdout lines, FILE replaced by the file's path
 		status int
+		mode   os.FileMode // the file's, if not 0644
 	}{
 		{name: "clean", rules: "default deny\nallow exec /usr/** trusted=yes\nallow open /etc/** uid=0\n",
 			want: nil, status: 0},
@@ -40,11 +41,24 @@ func TestPolicyCheck(t *testing.T) {
 		{name: "strict", rules: "allow open **\ndeny open /tmp/**\n", args: []string{"--strict"},
 			want:   []string{"FILE:2: warning: this rule never decides: FILE:1 (allow open **) comes first and decides every access it could [unreachable]"},
 			status: 1},
+		// A file others can write: a warning (it may be checked before it is installed), which
+		// --strict makes fatal; the guard refuses it.
+		{name: "world-writable", rules: "default deny\nallow exec /usr/** trusted=yes\n", mode: 0o666,
+			want:   []string{"FILE: warning: policy file FILE: writable by others (mode 0666): a policy file must be writable only by root (chown root FILE; chmod go-w FILE); guard --policy refuses it [owner]"},
+			status: 0},
+		{name: "group-writable strict", rules: "default deny\nallow exec /usr/** trusted=yes\n", mode: 0o664, args: []string{"--strict"},
+			want:   []string{"FILE: warning: policy file FILE: writable by its group (mode 0664): a policy file must be writable only by root (chown root FILE; chmod go-w FILE); guard --policy refuses it [owner]"},
+			status: 1},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			file := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "-")+".rules")
 			if err := os.WriteFile(file, []byte(tt.rules), 0o644); err != nil {
 				t.Fatal(err)
+			}
+			if tt.mode != 0 {
+				if err := os.Chmod(file, tt.mode); err != nil {
+					t.Fatal(err)
+				}
 			}
 			out, errOut, st := fsn(t, append(append([]string{"policy", "check"}, tt.args...), file)...)
 			var got []string

@@ -109,9 +109,12 @@ func runPolicyExplain(args []string) int {
 	if pidStr != "" && pf.any() {
 		return fs.usageError(fmt.Errorf("--pid reads the process; %s describes one: give one or the other", pf.first()))
 	}
-	pol, err := readPolicyFile(rest[0])
+	pol, owner, err := readPolicyFile(rest[0])
 	if err != nil {
 		return fail(fs.cmd, err)
+	}
+	if owner != nil {
+		fmt.Fprintf(os.Stderr, "fsnotifyd %s: warning: %v; guard --policy refuses it\n", fs.cmd, owner)
 	}
 
 	var tr sysattr.Trust
