@@ -33,7 +33,13 @@ import (
 //     reports a Create for every entry already there, recursively: what appeared before the
 //     watch existed is reported by the scan, what appeared after by the kernel — the
 //     `mkdir -p a/b/c && touch a/b/c/f` race that makes inotifywait -r miss files. The kernel
-//     event for an entry the scan already reported is dropped (see inoWatch.synth).
+//     event for an entry the scan already reported is dropped (see inoWatch.synth). Of a
+//     directory moved in from outside every tree, only the entries that may have appeared
+//     since the move are reported (scan). What happened to a file before its directory's
+//     watch existed cannot be seen: when the scan reports a regular file and the trees ask
+//     for content or attribute events, an overflow follows (newDirLocked).
+//   - Directories deeper than PATH_MAX are watched and scanned through /proc/self/fd/N/name
+//     paths (entryPath); their events carry full paths.
 //   - The backend keeps no descriptor on an object marked through inotify (an O_PATH
 //     descriptor holds the dentry, and the kernel then reports IN_DELETE_SELF only when it is
 //     closed: a deleted watched file would never say so). Watches are added by path, checked
@@ -93,6 +99,10 @@ type inotifyGroup struct {
 	// between them; a MOVE_SELF with no MOVED_TO before it is a move outside every watch.
 	pendingOut []*inoMove
 	synthed    []*inoWatch // watches with a non-empty synth set
+	// quiet is the time taken just before the latest read that found the queue empty (or the
+	// instance's creation): every event read after that read was queued after it, so the
+	// change it reports happened after quiet (give or take the rename's own microseconds).
+	quiet time.Time
 
 	out []*engine.Event // the reader's, reused by handleBatch (not guarded by mu)
 }
@@ -197,6 +207,7 @@ func (b *Backend) startInotifyLocked() (*inotifyGroup, error) {
 		byID:  map[engine.ID]*inoWatch{},
 		roots: map[engine.ID]engine.Mask{},
 		skip:  map[skipKey]int{},
+		quiet: time.Now(),
 	}
 	g.mu.Init(lockInotify)
 	if g.rc, err = g.file.SyscallConn(); err != nil {
@@ -254,6 +265,58 @@ func (g *inotifyGroup) addWatch(path string, mask uint32) (int32, error) {
 		return -1, ErrClosed
 	}
 	return int32(wd), err
+}
+
+// Paths beyond PATH_MAX. A tree's directories may be nested deeper than any path a system
+// call takes (PATH_MAX, 4,096 bytes: any user who may create directories can nest them), and
+// inotify_add_watch has no *at form. So an entry of a tree directory whose full path is too
+// long is named through a descriptor of that directory, opened name by name from the nearest
+// directory above whose path is short enough: /proc/self/fd/N/name, which every system call
+// takes (the kernel follows the magic link to the directory, then looks the name up in it).
+// Events still carry the full path, however long.
+
+// entryPath returns a path that names entry name of tree directory w for any system call: its
+// full path when shorter than PATH_MAX, else a /proc/self/fd/N/name path; done closes the
+// descriptor that path goes through (call it when the path is no longer used).
+func (g *inotifyGroup) entryPath(w *inoWatch, name string) (path string, done func(), err error) {
+	path = joinPath(w.fullPath(), name)
+	if len(path) < sys.PathMax {
+		return path, func() {}, nil
+	}
+	fd, err := g.openDirLocked(w)
+	if err != nil {
+		return "", nil, err
+	}
+	return sys.ProcFdPath(fd) + "/" + name, func() { sys.Close(fd) }, nil
+}
+
+// selfPath is entryPath of w itself: its path, or its parent's descriptor and its name.
+func (g *inotifyGroup) selfPath(w *inoWatch) (path string, done func(), err error) {
+	if w.parent == nil {
+		return w.path, func() {}, nil
+	}
+	return g.entryPath(w.parent, w.name)
+}
+
+// openDirLocked opens tree directory w (O_PATH), by its path when it is short enough, else
+// from its parent's descriptor by its name (never following a symlink put there meanwhile).
+// The descriptor is only held for the call that needs it: the backend keeps none (see the top
+// of this file).
+func (g *inotifyGroup) openDirLocked(w *inoWatch) (int, error) {
+	if p := w.fullPath(); len(p) < sys.PathMax || w.parent == nil {
+		return sys.Open(p, sys.O_PATH|sys.O_DIRECTORY, 0)
+	}
+	up, err := g.openDirLocked(w.parent)
+	if err != nil {
+		return -1, err
+	}
+	defer sys.Close(up)
+	return sys.Openat(up, w.name, sys.O_PATH|sys.O_DIRECTORY|sys.O_NOFOLLOW, 0)
+}
+
+// gone reports whether err says an object is not (or no longer) where the tree has it.
+func gone(err error) bool {
+	return errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ENOTDIR) || errors.Is(err, ErrClosed)
 }
 
 func (g *inotifyGroup) rmWatch(wd int32) {
@@ -322,8 +385,13 @@ func (g *inotifyGroup) syncLocked(w *inoWatch) error {
 	}
 	// By path, without following a symlink put there meanwhile; the wd says whether the
 	// path still names our inode.
-	path := w.fullPath()
+	path, done, err := g.selfPath(w)
+	if err != nil {
+		return err
+	}
 	wd, err := g.addWatch(path, want|sys.IN_DONT_FOLLOW)
+	done()
+	path = w.fullPath()
 	if err != nil {
 		return explainInotifyError(err)
 	}
@@ -549,19 +617,33 @@ func (g *inotifyGroup) dropLocked(w *inoWatch, rm bool) {
 	g.pendingOut = slices.DeleteFunc(g.pendingOut, func(mv *inoMove) bool { return mv.moved == w })
 }
 
-// addMemberLocked watches the directory name in the tree directory parent. It returns the
-// watch, whether it was not in a tree before, and an error only for a full watch table (a
-// directory that vanished or is on another filesystem is skipped silently).
+// addMemberLocked watches the directory name in the tree directory parent, however deep
+// (entryPath). It returns the watch (nil if it is gone, is no longer a directory or is a mount
+// point: a tree stays on its filesystem), whether it was not in a tree before, and an error
+// when it could not be watched for any other reason (a full watch table, no permission).
 func (g *inotifyGroup) addMemberLocked(parent *inoWatch, name string) (*inoWatch, bool, error) {
-	path := joinPath(parent.fullPath(), name)
+	path, done, err := g.entryPath(parent, name)
+	if err != nil {
+		if gone(err) {
+			return nil, false, nil
+		}
+		return nil, false, err
+	}
+	defer done()
 	st, err := sys.Statx(sys.AT_FDCWD, path, sys.AT_SYMLINK_NOFOLLOW)
-	if err != nil || !st.IsDir() || st.Dev != parent.id.Hi {
-		return nil, false, nil // gone, replaced, or a mount point: a tree stays on its filesystem
+	if err != nil {
+		if gone(err) {
+			return nil, false, nil
+		}
+		return nil, false, err
+	}
+	if !st.IsDir() || st.Dev != parent.id.Hi {
+		return nil, false, nil
 	}
 	mask := inMask(g.subMask) | treeBits
 	wd, err := g.addWatch(path, mask|sys.IN_ONLYDIR|sys.IN_DONT_FOLLOW|sys.IN_MASK_ADD)
 	if err != nil {
-		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ENOTDIR) || errors.Is(err, ErrClosed) {
+		if gone(err) {
 			return nil, false, nil
 		}
 		return nil, false, explainInotifyError(err)
@@ -591,30 +673,48 @@ func (g *inotifyGroup) addMemberLocked(parent *inoWatch, name string) (*inoWatch
 }
 
 // scanLocked watches every directory below w: below the directories it adds to the tree, and
-// with all below every directory (after an overflow). With out set, it also reports a Create
-// for every entry it finds (w is new to the tree: its entries appeared after the tree last
-// looked), remembering them in synth so that the kernel's own report of one is dropped.
-func (g *inotifyGroup) scanLocked(w *inoWatch, out *[]*engine.Event, all bool, depth int) error {
+// with all below every directory (after an overflow). With sc set, it also reports a Create
+// for the entries it finds that may have appeared since the tree last looked (see scan),
+// remembering them in synth so that the kernel's own report of one is dropped.
+func (g *inotifyGroup) scanLocked(w *inoWatch, sc *scan, all bool, depth int) error {
 	if depth > 4096 {
 		return nil // a loop (a directory bind-mounted below itself): stop
 	}
-	f, err := os.Open(w.fullPath())
+	path, done, err := g.selfPath(w)
 	if err != nil {
-		return nil // gone already: its deletion is on its way
+		if gone(err) {
+			return nil // gone already: its deletion is on its way
+		}
+		return err
 	}
-	entries, _ := f.ReadDir(-1)
-	f.Close()
+	fd, err := sys.Open(path, sys.O_RDONLY|sys.O_DIRECTORY, 0)
+	done()
+	if err != nil {
+		if gone(err) {
+			return nil
+		}
+		return err
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	entries, err := f.ReadDir(-1)
+	if err != nil {
+		return err
+	}
 	var firstErr error
 	for _, e := range entries {
 		name := e.Name()
 		isDir := e.IsDir()
-		if out != nil {
+		if sc != nil && sc.reports(fd, name) {
 			if w.synth == nil {
 				w.synth = map[string]struct{}{}
 				g.synthed = append(g.synthed, w)
 			}
 			w.synth[name] = struct{}{}
-			*out = append(*out, g.direntEvent(w, name, engine.Create, isDir, time.Now()))
+			*sc.out = append(*sc.out, g.direntEvent(w, name, engine.Create, isDir, time.Now()))
+			if e.Type().IsRegular() {
+				sc.files++
+			}
 		}
 		if !isDir {
 			continue
@@ -627,12 +727,45 @@ func (g *inotifyGroup) scanLocked(w *inoWatch, out *[]*engine.Event, all bool, d
 			continue
 		}
 		if c != nil && (fresh || all) {
-			if err := g.scanLocked(c, out, all, depth+1); err != nil && firstErr == nil {
+			if err := g.scanLocked(c, sc, all, depth+1); err != nil && firstErr == nil {
 				firstErr = err
 			}
 		}
 	}
 	return firstErr
+}
+
+// scan is what the scan of a directory new to a tree reports.
+//
+// A directory created in a tree (or renamed into it from another of its directories) is new
+// with everything in it: every entry found is reported (since is zero). A directory moved in
+// from outside every tree brings entries that were created outside, which fanotify does not
+// report either (it reports the MOVED_TO alone): only the entries that may have appeared since
+// the move — between it and the watch — are reported, those whose birth time (statx btime; the
+// change time where the filesystem keeps none) is not older than since, a time before the
+// move: the read before the MOVED_TO's that found the queue empty (inotifyGroup.quiet), less
+// moveSlack for the filesystem's coarse clock. The rule errs on the side of a repeat: an entry
+// made (or, without btime, changed) less than moveSlack before the move, or while the reader
+// was behind, is reported again; none made after the move is missed.
+type scan struct {
+	out   *[]*engine.Event
+	since int64 // nanoseconds since the epoch; 0: every entry
+	files int   // regular files reported
+}
+
+// moveSlack covers the granularity of the filesystem timestamps a moved-in directory's
+// entries are judged by: the kernel stamps them from its coarse clock, updated once per tick
+// (4 ms at HZ=250, 10 ms at HZ=100), so a stamp may be up to one tick older than the moment
+// it records.
+const moveSlack = 20 * time.Millisecond
+
+// reports says whether the scan reports entry name of directory dirfd.
+func (sc *scan) reports(dirfd int, name string) bool {
+	if sc.since == 0 {
+		return true
+	}
+	birth, _, _, err := sys.Birth(dirfd, name, sys.AT_SYMLINK_NOFOLLOW)
+	return err != nil || birth >= sc.since // not known: report it (at least once)
 }
 
 // direntEvent builds a directory-entry event: Inode is the directory, Name the entry.
@@ -655,10 +788,11 @@ func (g *inotifyGroup) readLoop() {
 		var n int
 		var rerr error
 		err := g.rc.Read(func(fd uintptr) bool {
+			before := time.Now()
 			n, rerr = sys.Read(int(fd), buf)
 			if errors.Is(rerr, syscall.EAGAIN) {
 				// The queue is empty: every event of a change made before now has been read.
-				g.drained()
+				g.drained(before)
 				return false
 			}
 			return true
@@ -684,12 +818,13 @@ func (g *inotifyGroup) readLoop() {
 	}
 }
 
-// drained runs when a read found the queue empty. (An empty queue says nothing of a rename
-// in progress: its MOVED_TO may not be queued yet. Only the moved directory's MOVE_SELF says
-// it is over: movedSelfLocked.)
-func (g *inotifyGroup) drained() {
+// drained runs when a read, started at before, found the queue empty. (An empty queue says
+// nothing of a rename in progress: its MOVED_TO may not be queued yet. Only the moved
+// directory's MOVE_SELF says it is over: movedSelfLocked.)
+func (g *inotifyGroup) drained(before time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.quiet = before
 	for _, w := range g.synthed {
 		w.synth = nil
 	}
@@ -802,7 +937,7 @@ func (g *inotifyGroup) childLocked(w *inoWatch, name string, bits engine.Mask, i
 	var id engine.ID
 	if c := w.children[name]; c != nil {
 		id = c.id
-	} else if st, err := sys.Statx(sys.AT_FDCWD, path, sys.AT_SYMLINK_NOFOLLOW); err == nil {
+	} else if st, err := g.statEntryLocked(w, name); err == nil {
 		id = inodeID(st.Dev, st.Ino)
 	} else {
 		id = standIn(w.id, name)
@@ -817,6 +952,17 @@ func (g *inotifyGroup) childLocked(w *inoWatch, name string, bits engine.Mask, i
 	}
 	return append(out, &engine.Event{Mask: m, Inode: id, Parent: w.id, Name: name, Path: path,
 		Ancestors: chain(w), Filesystem: fsID(w.id.Hi), Time: now})
+}
+
+// statEntryLocked is the statx (not following a symlink) of entry name of tree directory w,
+// however deep.
+func (g *inotifyGroup) statEntryLocked(w *inoWatch, name string) (sys.Stat, error) {
+	path, done, err := g.entryPath(w, name)
+	if err != nil {
+		return sys.Stat{}, err
+	}
+	defer done()
+	return sys.Statx(sys.AT_FDCWD, path, sys.AT_SYMLINK_NOFOLLOW)
 }
 
 // standIn is a stable ID for an entry that is gone: marks are only on registered objects,
@@ -881,7 +1027,7 @@ func (g *inotifyGroup) direntLocked(evs []sys.InotifyEvent, i int, w *inoWatch, 
 		}
 		out = append(out, g.direntEvent(w, name, engine.Create, isDir, now))
 		if isDir && w.member {
-			out = g.newDirLocked(w, name, out, now)
+			out = g.newDirLocked(w, name, out, 0)
 		}
 	case bits&engine.Delete != 0:
 		out = append(out, g.direntEvent(w, name, engine.Delete, isDir, now))
@@ -927,7 +1073,7 @@ func (g *inotifyGroup) direntLocked(evs []sys.InotifyEvent, i int, w *inoWatch, 
 			out = append(out, g.direntEvent(w, name, engine.MovedTo, isDir, now))
 		}
 		newPath := joinPath(w.fullPath(), name)
-		if st, err := sys.Statx(sys.AT_FDCWD, newPath, sys.AT_SYMLINK_NOFOLLOW); err == nil {
+		if st, err := g.statEntryLocked(w, name); err == nil {
 			x := g.byID[inodeID(st.Dev, st.Ino)]
 			// The directory the tree still has at the old name, found there now, is the one
 			// moved, not the one the MOVED_FROM's name led to: a RENAME_EXCHANGE swaps both
@@ -962,7 +1108,13 @@ func (g *inotifyGroup) direntLocked(evs []sys.InotifyEvent, i int, w *inoWatch, 
 				g.leaveTreeLocked(x)
 			}
 		} else if w.member && !synthed {
-			out = g.newDirLocked(w, name, out, now) // moved in from outside the trees
+			// Moved in from outside the trees, or from a tree directory whose watch it did
+			// not have yet (renamed before its CREATE was read): then new with all it holds.
+			var since int64
+			if mv == nil || !mv.from.member {
+				since = g.quiet.Add(-moveSlack).UnixNano()
+			}
+			out = g.newDirLocked(w, name, out, since)
 		}
 	}
 	return out
@@ -981,23 +1133,42 @@ func (g *inotifyGroup) renameEvent(mv *inoMove, to *inoWatch, newName string, no
 }
 
 // newDirLocked watches a directory that appeared in tree directory w, then scans it: a Create
-// for each entry already in it (recursively), since their own creation may have preceded
-// the watch.
-func (g *inotifyGroup) newDirLocked(w *inoWatch, name string, out []*engine.Event, now time.Time) []*engine.Event {
+// for each entry in it (recursively) that may have appeared since the tree last looked —
+// since the directory's creation (since 0) or its move into the tree (see scan) — as its own
+// creation may have preceded the watch.
+//
+// Only the Creates can be told: of what happened to a file before the watch existed (opened,
+// written, read, closed, its attributes changed) nothing is left to see. So when the scan
+// reports a regular file and the trees ask for such events, an overflow follows its Creates:
+// events may be lost, in band, never in silence. The same when the directory could not be
+// watched, or was gone before its watch was added (what happened in it is unknown).
+func (g *inotifyGroup) newDirLocked(w *inoWatch, name string, out []*engine.Event, since int64) []*engine.Event {
 	c, _, err := g.addMemberLocked(w, name)
 	if err != nil {
 		g.b.log.Error("watching a new directory", "path", joinPath(w.fullPath(), name), "err", err)
 		return append(out, overflowEvent) // its events are lost: say so
 	}
 	if c == nil {
+		if g.subMask&^engine.OnDir != 0 {
+			out = append(out, overflowEvent) // gone before its watch: what happened in it is unknown
+		}
 		return out
 	}
-	if err := g.scanLocked(c, &out, false, 0); err != nil {
+	sc := &scan{out: &out, since: since}
+	if err := g.scanLocked(c, sc, false, 0); err != nil {
 		g.b.log.Error("watching a new directory", "path", c.fullPath(), "err", err)
+		return append(out, overflowEvent)
+	}
+	if sc.files > 0 && g.subMask&unseenBefore != 0 {
 		out = append(out, overflowEvent)
 	}
 	return out
 }
+
+// unseenBefore are the events on a file that a scan cannot reconstruct: what happened to it
+// before its directory's watch existed.
+const unseenBefore = engine.Open | engine.OpenExec | engine.Access | engine.Modify | engine.Attrib |
+	engine.CloseWrite | engine.CloseNoWrite
 
 // overflow tells every engine group with marks that it lost events.
 func (g *inotifyGroup) overflow() {

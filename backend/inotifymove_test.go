@@ -130,7 +130,7 @@ func TestInotifyPendingMoveEndsAtMoveSelf(t *testing.T) {
 	// Split: MOVED_FROM, an empty read, then MOVED_TO and MOVE_SELF.
 	wx := watch(x)
 	feed([]sys.InotifyEvent{from(7)}, time.Now())
-	ino.drained()
+	ino.drained(time.Now())
 	if watched, member, _, _, pending := state(wx); !watched || !member || pending != 1 {
 		t.Fatalf("after a MOVED_FROM and an empty read: watched %v, in the tree %v, pending moves %d; want true, true, 1 (the rename may not be over)",
 			watched, member, pending)

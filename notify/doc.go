@@ -31,6 +31,12 @@
 // otherwise, through package backend; the events are the same where both can see them.
 // inotify cannot report the process (Pid 0, Comm ""), tell exec opens from other opens, or
 // watch mounts and filesystems (those watches then fail with backend.ErrNeedsPrivilege).
+// A recursive watch on inotify watches each new directory when its Create is read and
+// reports a Create for what it already holds; what happened to a file in it before that
+// (opened, written, closed, chmod'ed) cannot be seen, so where the watch asks for such
+// operations an Overflow follows those Creates (docs/events.md, "Recursive watches on
+// inotify"). A directory moved in from outside reports a Create only for what may have been
+// made in it since the move (at least once: some older entries again, none missed).
 //
 // All Watchers of a process share one backend by default (the kernel limits fanotify groups
 // and inotify instances to 128 per user; a Watcher costs an engine group, not a kernel one);

@@ -356,3 +356,30 @@ func readlinkat(dirfd int, path string, buf []byte) (int, error) {
 	}
 	return int(n), nil
 }
+
+// PathMax is PATH_MAX: the longest path a system call takes, its NUL included. A path of
+// PathMax bytes or more fails with ENAMETOOLONG; ProcFdPath names the object of a descriptor
+// with a short one instead.
+const PathMax = unix.PathMax
+
+// ProcFdPath is /proc/self/fd/N, a path that names the object of descriptor fd for any system
+// call that follows it (a magic link): below a directory's descriptor, "ProcFdPath(fd)/name"
+// names its entry name however long the directory's own path is. It is what inotify, which
+// has no *at form of inotify_add_watch, is given for a directory deeper than PATH_MAX.
+func ProcFdPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
+
+// Birth returns the birth time (STATX_BTIME) and change time of path relative to dirfd, in
+// nanoseconds since the epoch (flags as for Statx). Where the filesystem keeps no birth time
+// hasBirth is false and birth is the change time: the latest time at which the object could
+// have been created.
+func Birth(dirfd int, path string, flags int) (birth, ctime int64, hasBirth bool, err error) {
+	var sx unix.Statx_t
+	if err := unix.Statx(dirfd, path, flags|unix.AT_STATX_SYNC_AS_STAT, unix.STATX_CTIME|unix.STATX_BTIME, &sx); err != nil {
+		return 0, 0, false, os.NewSyscallError("statx("+objectString(dirfd, path)+", STATX_BTIME)", err)
+	}
+	ctime = sx.Ctime.Sec*1e9 + int64(sx.Ctime.Nsec)
+	if sx.Mask&unix.STATX_BTIME == 0 {
+		return ctime, ctime, false, nil
+	}
+	return sx.Btime.Sec*1e9 + int64(sx.Btime.Nsec), ctime, true, nil
+}
