@@ -299,3 +299,16 @@ func SetNonblock(fd int, nonblocking bool) error {
 	}
 	return nil
 }
+
+// FanotifyQueued returns how many events a fanotify group's queue holds: its FIONREAD, which
+// the kernel computes as FAN_EVENT_METADATA_LEN bytes per queued event (fanotify_ioctl walks
+// the notification list; an event's real size, with its info records, is not counted), an
+// overflow event included. Events that arrive later are not counted, and merges into queued
+// events add none.
+func FanotifyQueued(fd int) (int, error) {
+	n, err := unix.IoctlGetInt(fd, unix.TIOCINQ) // FIONREAD's number on every architecture
+	if err != nil {
+		return 0, os.NewSyscallError("ioctl(FIONREAD)", err)
+	}
+	return n / FAN_EVENT_METADATA_LEN, nil
+}

@@ -54,6 +54,33 @@ func TestKernelBatchedCreates(t *testing.T) {
 	}
 }
 
+// TestKernelFanotifyQueued: FanotifyQueued counts the events queued, not their bytes (the
+// kernel's FIONREAD gives FAN_EVENT_METADATA_LEN per event, whatever its info records), and
+// a read takes them off the count.
+func TestKernelFanotifyQueued(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := testenv.Tmpfs(t)
+	g := newGroup(t, FAN_CLASS_NOTIF|FAN_REPORT_DFID_NAME, O_RDONLY)
+	g.mark(t, FAN_MARK_ADD, FAN_CREATE, dir)
+	if n, err := FanotifyQueued(g.fd); err != nil || n != 0 {
+		t.Fatalf("empty queue: FanotifyQueued = %d, %v; want 0", n, err)
+	}
+	const n = 7
+	for i := range n {
+		writeFile(t, filepath.Join(dir, fmt.Sprintf("a-longer-name-%02d", i)), nil)
+	}
+	if got, err := FanotifyQueued(g.fd); err != nil || got != n {
+		t.Fatalf("FanotifyQueued = %d, %v; want %d", got, err, n)
+	}
+	buf := make([]byte, FAN_EVENT_METADATA_LEN+64) // room for one event
+	if _, err := Read(g.fd, buf); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := FanotifyQueued(g.fd); err != nil || got != n-1 {
+		t.Fatalf("after reading one: FanotifyQueued = %d, %v; want %d", got, err, n-1)
+	}
+}
+
 // TestKernelFdEvents: fd-mode events on a directory mark with FAN_EVENT_ON_CHILD; event fds
 // resolve to the file, and with FAN_REPORT_PIDFD each event carries a pidfd of this process.
 // Fd-mode groups never see FAN_ONDIR in an event mask (the kernel reports it to FID groups
