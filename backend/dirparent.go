@@ -17,7 +17,9 @@ import (
 // mark with FAN_EVENT_ON_CHILD|FAN_ONDIR: the record does not say which. The engine matches
 // a parent's mark through Event.Parent, so without it a chmod of a subdirectory of a
 // watched directory reached nobody (issue 11). Directories have one parent, so the path's
-// directory is it.
+// directory is it — or, for a directory named by its DELETE after it went, the directory
+// that DELETE came from (dirInfo.parent): its path's directory may be gone too (rm -rf's
+// open, read and close of a subdirectory, read after the rmdir of its parent, were lost).
 func (b *Backend) dirParent(fv *fsView, ev *engine.Event, d *dirInfo) {
 	if len(fv.eocDirs) == 0 || d.path == "" || d.path == "/" {
 		return
@@ -25,6 +27,8 @@ func (b *Backend) dirParent(fv *fsView, ev *engine.Event, d *dirInfo) {
 	var parent engine.ID
 	if len(d.ancestors) > 0 {
 		parent = d.ancestors[0]
+	} else if !d.parent.IsZero() {
+		parent = d.parent
 	} else {
 		st, err := sys.Statx(sys.AT_FDCWD, filepath.Dir(d.path), sys.AT_SYMLINK_NOFOLLOW)
 		if err != nil || st.Dev != fv.state.dev {

@@ -24,6 +24,10 @@ type dirInfo struct {
 	// events below it are dispatched as possibly inside every subtree (placeUnknown).
 	placeUnknown bool
 	gen          uint64
+	// parent: for a directory named by its DELETE (or MOVED_FROM) after it went
+	// (orphans.go, revealing), the directory it was removed from, which its own events name
+	// as their parent (dirParent) when the path no longer leads there; zero otherwise.
+	parent engine.ID
 	// The fields above are set before the dirInfo is first used and never after; those
 	// below are memos, filled by the FID reader as it goes.
 	//

@@ -186,6 +186,7 @@ func (fv *fsView) revealing(kev *sys.FanotifyEvent, ev *engine.Event, needAncest
 		// must still match its marks — a stand-in here lost every one of them (the watch's
 		// and, through a subtree mark, the whole subtree's: issue 11's rm -rf test).
 		d.id = fv.goneID(key)
+		d.parent = ev.Inode
 		if needAncestry {
 			if ev.AncestryUnknown {
 				d.placeUnknown = true
