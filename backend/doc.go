@@ -120,7 +120,10 @@
 //	fidevents.go     FID events: handles, names, moves, merged events split; its engine
 //	                 events are pooled (fidEvent: reused only after the last holder's
 //	                 Release, which may run on any goroutine: a sync.Pool)
-//	orphans.go       FID events whose directory was gone when read, held until it is named
+//	orphans.go       FID events whose directory was gone when read, held until it is named;
+//	                 a directory's DELETE_SELF read early (merged into its own older event)
+//	                 where no DELETE places it, held until the events queued before it are
+//	                 dispatched (FIONREAD)
 //	paths.go         paths and ancestries from descriptors; events placed as unknown
 //	names.go         name marks: pinned objects, their drops, path verification
 //	janitor.go       outside-ignore marks and name watches, placed off the loop

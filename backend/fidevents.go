@@ -315,22 +315,33 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 			part := *kev
 			part.Mask = m | flags
 			part.Records &^= 1 << sys.FAN_EVENT_INFO_TYPE_PIDFD // closed above
-			if key := handleKey(kev.DFID.Handle); m&uint64(engine.DeleteSelf) != 0 &&
-				flags&uint64(engine.OnDir) != 0 && selfRecord(kev) && fv.selfPlacedByDelete() &&
-				fv.state.anchor >= 0 && fv.state.goneDir(key) == nil {
+			if m&uint64(engine.DeleteSelf) != 0 && flags&uint64(engine.OnDir) != 0 && selfRecord(kev) {
 				// A directory's DELETE_SELF merged into its own older event, read before the
 				// directory's DELETE on its parent, is not in its place: the removals inside
-				// the directory, queued after that event, happened before it. It waits for
-				// that DELETE, which the kernel queues just before or after it and which
-				// places it (orphans.go), also when the directory still resolves. (Read
-				// after the DELETE — merged into a later close of a directory held as it
-				// went — it is in its place.)
-				g.adopt(fv, &part, key, now)
-				continue
+				// the directory, queued after that event, happened before it. Where the
+				// DELETE is reported and places it (selfPlacedByDelete), it waits for that
+				// DELETE, which the kernel queues just before or after it (orphans.go),
+				// also when the directory still resolves; elsewhere (a non-recursive watch
+				// of the directory) it is held until the events the kernel had queued when
+				// it was read are dispatched (hold). (Read after the DELETE — merged into a
+				// later close of a directory held as it went — it is in its place.)
+				if key := handleKey(kev.DFID.Handle); fv.state.goneDir(key) == nil {
+					if !fv.selfPlacedByDelete() {
+						g.hold(&part, key, now)
+						continue
+					}
+					if fv.state.anchor >= 0 {
+						g.adopt(fv, &part, key, now)
+						continue
+					}
+				}
 			}
 			g.handle(&part, v, now)
 		}
 		return
+	}
+	if len(g.held) > 0 {
+		g.releaseHeldBefore(kev, v) // a held DELETE_SELF goes before its DELETE (orphans.go)
 	}
 	fs := fv.state
 	needAncestry := fv.needAncestry()

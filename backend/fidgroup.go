@@ -50,6 +50,10 @@ type fidGroup struct {
 	// waker ends the reader's wait in poll(2) when the group closes (close): closing the
 	// descriptor does not.
 	waker *sys.Waker
+	// The reader's own: the kernel events it has dispatched, and the directories'
+	// DELETE_SELFs it holds until the events queued before them are dispatched (orphans.go).
+	dispatched uint64
+	held       []heldSelf
 }
 
 // startFIDGroupLocked creates the FID group and starts its reader. Needs b.mu.
@@ -106,7 +110,9 @@ func (g *fidGroup) close() {
 // readLoop reads the group until it closes. Between batches it waits in poll(2) on its own
 // thread. While orphans wait (orphans.go) it reads again without waiting, to find the queue
 // empty; from then the orphans are dispatched once the queue has stayed empty for
-// orphanGrace (the poll's timeout), as a read deadline did in the netpoller.
+// orphanGrace (the poll's timeout), as a read deadline did in the netpoller. Held
+// DELETE_SELFs (orphans.go, hold) go once the events counted for them are dispatched, or
+// when a read finds the queue empty, or when the reader ends.
 func (g *fidGroup) readLoop() {
 	b := g.b
 	defer b.wg.Done()
@@ -144,6 +150,14 @@ func (g *fidGroup) readLoop() {
 		}
 	}
 	defer idle(true)
+	// Held DELETE_SELFs are not lost when the reader ends (orphans.go): the events after
+	// them will not be dispatched either.
+	defer func() {
+		if len(g.held) > 0 {
+			awake()
+			g.releaseHeld(b.view.Load(), true)
+		}
+	}()
 	// readFirst: the next read is tried before the wait (after the hook's Idle), because
 	// the queue fills faster than it is read — the last batch held more than one event, or
 	// came from a read tried first: under a flood the queue has most often filled again
@@ -213,6 +227,10 @@ func (g *fidGroup) readLoop() {
 			// The queue is empty (or the read was interrupted: then it is read again
 			// after the wait). After a read tried first, the wait is bounded by what the
 			// hook's Idle before it returned (hookWait), and no Awake came between.
+			if len(g.held) > 0 {
+				// Every event queued when they were read is dispatched (orphans.go).
+				g.releaseHeld(b.view.Load(), true)
+			}
 			if graceEnd.IsZero() && g.orphansWaiting() {
 				graceEnd = time.Now().Add(b.orphanGrace)
 			}
@@ -227,7 +245,14 @@ func (g *fidGroup) readLoop() {
 		now := time.Now()
 		v := b.view.Load()
 		events := 0
-		ok := g.dispatchBatch(buf[:n], now, func(kev *sys.FanotifyEvent) { events++; g.handle(kev, v, now) })
+		ok := g.dispatchBatch(buf[:n], now, func(kev *sys.FanotifyEvent) {
+			events++
+			g.handle(kev, v, now)
+			g.dispatched++
+			if len(g.held) > 0 {
+				g.releaseHeld(v, false)
+			}
+		})
 		g.busy.Store(0)
 		tick.MaybeYieldAt(now) // between batches: no event held, busy clear
 		if !ok {
@@ -235,9 +260,10 @@ func (g *fidGroup) readLoop() {
 			b.dropAllNameMarks() // nothing watches names any more
 			return
 		}
-		// With orphans waiting, read again at once: only a read finds the queue empty.
-		// Else Idle, then wait, or read first while the queue fills faster than it is read.
-		wait = !g.orphansWaiting()
+		// With orphans or DELETE_SELFs waiting, read again at once: only a read finds the
+		// queue empty. Else Idle, then wait, or read first while the queue fills faster
+		// than it is read.
+		wait = len(g.held) == 0 && !g.orphansWaiting()
 		readFirst = wait && (events > 1 || triedFirst)
 	}
 }

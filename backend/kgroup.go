@@ -43,6 +43,9 @@ type kgroup struct {
 	rd     readOp
 	readFn func(fd uintptr) bool
 	kev    sys.FanotifyEvent
+	// batchLeft: the events of the batch being dispatched (dispatchBatch) not yet handed to
+	// handle — after the one being handled.
+	batchLeft int
 }
 
 // readOp is one read(2) of a group, run by the RawConn.
@@ -134,11 +137,13 @@ func (g *kgroup) readBatch(buf []byte) (int, error) {
 // batch is parsed once: a batch of permission events only (the embedded guard's) costs
 // nothing more.
 func (g *kgroup) dispatchBatch(buf []byte, now time.Time, handle func(*sys.FanotifyEvent)) bool {
-	g.countBatch(buf, now)
+	g.batchLeft = g.countBatch(buf, now)
 	perr := sys.ParseFanotifyInto(buf, &g.kev, func(kev *sys.FanotifyEvent) error {
+		g.batchLeft--
 		handle(kev)
 		return nil
 	})
+	g.batchLeft = 0
 	if perr != nil {
 		g.malformed(perr)
 		return false
@@ -155,8 +160,9 @@ func (g *kgroup) malformed(err error) {
 
 // countBatch is the first pass over a batch read at now, before any of its events is
 // handled: it reads the processes of its notifications (their comm and exe are read while
-// the processes likely still run) and counts its events in Stats.
-func (g *kgroup) countBatch(buf []byte, now time.Time) {
+// the processes likely still run) and counts its events in Stats. It returns how many events
+// the batch holds.
+func (g *kgroup) countBatch(buf []byte, now time.Time) int {
 	b := g.b
 	var last int32
 	n, perm := notificationPids(buf, func(pid int32) {
@@ -174,6 +180,7 @@ func (g *kgroup) countBatch(buf []byte, now time.Time) {
 	if perm > 0 {
 		b.stats.PermissionEvents.Add(uint64(perm))
 	}
+	return n
 }
 
 // The fixed header of a fanotify event (struct fanotify_event_metadata): event_len u32 at 0,

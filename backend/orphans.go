@@ -4,6 +4,7 @@ package backend
 
 import (
 	"bytes"
+	"slices"
 	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/engine"
@@ -81,6 +82,16 @@ func (fs *fsState) goneDir(key string) *dirInfo {
 	return d
 }
 
+// cloneEvent returns a deep copy of kev, which the read buffer's reuse does not change,
+// without its pidfd (closed already).
+func cloneEvent(kev *sys.FanotifyEvent) sys.FanotifyEvent {
+	c := *kev
+	c.Records &^= 1 << sys.FAN_EVENT_INFO_TYPE_PIDFD
+	c.FID, c.DFID = cloneFileID(kev.FID), cloneFileID(kev.DFID)
+	c.OldDFID, c.NewDFID = cloneFileID(kev.OldDFID), cloneFileID(kev.NewDFID)
+	return c
+}
+
 func cloneFileID(f sys.FileID) sys.FileID {
 	f.Handle = f.Handle.Clone()
 	if f.Name != nil {
@@ -93,10 +104,7 @@ func cloneFileID(f sys.FileID) sys.FileID {
 // own handle) no longer resolves, until that directory is revealed. Its pidfd, if any, was
 // closed already.
 func (g *fidGroup) adopt(fv *fsView, kev *sys.FanotifyEvent, key string, now time.Time) {
-	o := orphan{kev: *kev, now: now}
-	o.kev.Records &^= 1 << sys.FAN_EVENT_INFO_TYPE_PIDFD
-	o.kev.FID, o.kev.DFID = cloneFileID(kev.FID), cloneFileID(kev.DFID)
-	o.kev.OldDFID, o.kev.NewDFID = cloneFileID(kev.OldDFID), cloneFileID(kev.NewDFID)
+	o := orphan{kev: cloneEvent(kev), now: now}
 	og := fv.state.orphanage()
 	og.waiting[key] = append(og.waiting[key], o)
 	og.n++
@@ -272,4 +280,109 @@ func (g *fidGroup) orphansWaiting() bool {
 		}
 	}
 	return false
+}
+
+// Held DELETE_SELFs: a directory's DELETE_SELF split off an older event of its own, where no
+// DELETE on its parent will place it.
+//
+// The kernel merges a directory's DELETE_SELF into the directory's own unread event — rm
+// -rf's open, read and close of it, queued before the removals inside it — so the reader
+// reads it before the events that happened before it: the DELETE of every entry, and the
+// events on them (an open of a subdirectory, reported to the directory's mark). Where
+// recursive watches need places (fsView.selfPlacedByDelete) it waits for the directory's
+// DELETE (adopt, reveal). Elsewhere — a non-recursive watch of the directory: its parent is
+// not watched and no DELETE comes — it is held here until the reader has dispatched every
+// event the kernel had queued when it was read: the rest of its batch and what FIONREAD
+// counted then (sys.FanotifyQueued). Nothing in the directory can happen after its rmdir,
+// which needs it empty, so each event concerning its entries was queued before the rmdir,
+// hence before the read that found the DELETE_SELF merged: it is among those. The events
+// queued after the read are not waited for, so the wait is bounded by the queue's length at
+// the read, flood or not. The directory's own DELETE on its parent (when a mark reports it)
+// is queued just after its DELETE_SELF (d_delete_notify), after the removals inside it: the
+// held DELETE_SELF goes just before it, as the kernel queued them. (When something held the
+// directory as it went, its DELETE_SELF came after that DELETE, at the last reference's
+// release: it goes just before it all the same, still after every event inside it.)
+//
+// A held DELETE_SELF is never dropped: it goes when its count is reached, before its
+// DELETE, when a read finds the queue empty (all that was queued is dispatched; and the
+// fallback if FIONREAD failed), and when the reader ends (the group closed, or a malformed
+// batch) — no event read after it can be dispatched then anyway. An overflow is a queued
+// event like any other (counted, dispatched in its place): the DELETE_SELF goes after it.
+// Only the FID reader goroutine touches this state.
+
+// heldSelf is a held DELETE_SELF.
+type heldSelf struct {
+	kev sys.FanotifyEvent // a deep copy: the read buffer is reused
+	now time.Time
+	key string // the directory's handle key
+	// until: it goes once the reader has dispatched this many kernel events
+	// (fidGroup.dispatched).
+	until uint64
+}
+
+// hold keeps kev, a directory's DELETE_SELF split off an older event of the directory's own
+// (key: its handle), until the events queued when it was read are dispatched. Called while
+// the reader dispatches a batch it read.
+func (g *fidGroup) hold(kev *sys.FanotifyEvent, key string, now time.Time) {
+	until := ^uint64(0) // without a count: until a read finds the queue empty
+	queued, err := 0, error(nil)
+	// Through the RawConn, as the reads: a Close racing with it cannot have the number
+	// reused under it.
+	if cerr := g.rc.Control(func(fd uintptr) { queued, err = sys.FanotifyQueued(int(fd)) }); cerr != nil {
+		err = cerr
+	}
+	if err == nil {
+		// The event being dispatched (counted when its dispatch ends), the rest of its
+		// batch, and what the kernel still holds.
+		until = g.dispatched + 1 + uint64(g.batchLeft) + uint64(queued)
+	}
+	g.held = append(g.held, heldSelf{kev: cloneEvent(kev), now: now, key: key, until: until})
+}
+
+// releaseHeld dispatches, in the order they were held, the held DELETE_SELFs that are due:
+// every one if all, else those whose count the reader has reached.
+func (g *fidGroup) releaseHeld(v *view, all bool) {
+	if v == nil {
+		g.held = nil // no filesystem is marked: nobody could get them
+		return
+	}
+	for len(g.held) > 0 {
+		i := 0
+		if !all {
+			for i < len(g.held) && g.held[i].until > g.dispatched {
+				i++
+			}
+			if i == len(g.held) {
+				return
+			}
+		}
+		g.dispatchHeld(i, v)
+	}
+}
+
+// releaseHeldBefore dispatches the held DELETE_SELF of the directory a DELETE (kev) removes,
+// if any, before that DELETE is dispatched: the kernel queued it just before.
+func (g *fidGroup) releaseHeldBefore(kev *sys.FanotifyEvent, v *view) {
+	if kev.Mask&sys.FAN_DELETE == 0 || kev.Mask&sys.FAN_ONDIR == 0 || !kev.Records.Has(sys.FAN_EVENT_INFO_TYPE_FID) {
+		return
+	}
+	key := handleKey(kev.FID.Handle)
+	for {
+		// (Found afresh each time: a dispatch may release others, revealing orphans.)
+		i := slices.IndexFunc(g.held, func(h heldSelf) bool { return h.key == key })
+		if i < 0 {
+			return
+		}
+		g.dispatchHeld(i, v)
+	}
+}
+
+// dispatchHeld takes the i-th held DELETE_SELF out and dispatches it (which reveals the
+// directory's orphans before it, orphans.go).
+func (g *fidGroup) dispatchHeld(i int, v *view) {
+	h := g.held[i]
+	copy(g.held[i:], g.held[i+1:])
+	g.held[len(g.held)-1] = heldSelf{} // nothing kept past its use
+	g.held = g.held[:len(g.held)-1]
+	g.handle(&h.kev, v, h.now)
 }

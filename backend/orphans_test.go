@@ -464,3 +464,78 @@ func TestMovedThenRemovedDirectoryKeepsItsMoveSelf(t *testing.T) {
 		})
 	}
 }
+
+// TestDeleteSelfOfANonRecursiveWatchComesAfterItsContents removes a directory watched alone
+// (an inode mark, as a non-recursive watch makes it, with open, read and close) with rm -rf
+// while the FID reader is held, so that the kernel merges the directory's DELETE_SELF into
+// rm's older open, read and close of it, queued before the removals inside it. No DELETE on
+// its parent comes to place it (the parent is not watched): it must still come after every
+// event inside the directory (orphans.go, hold), and rm's open, read and close of the
+// subdirectory, read after its parent was gone too, must still name the watched directory
+// as their parent (dirParent). With the parent watched as well (in the same group), the
+// directory's DELETE_SELF comes just before its DELETE there, as the kernel queued them.
+// Before the fix the DELETE_SELF came second, and the subdirectory's open, read and close
+// were lost (2026-12-07: `watch -e open,delete,delete_self`, 3 runs in 3).
+func TestDeleteSelfOfANonRecursiveWatchComesAfterItsContents(t *testing.T) {
+	for _, parentWatched := range []bool{false, true} {
+		t.Run(fmt.Sprintf("parent-watched=%v", parentWatched), func(t *testing.T) {
+			b, hold := newHeldBackend(t)
+			w := filepath.Join(testenv.Tmpfs(t), "w")
+			r := filepath.Join(w, "r")
+			mkdirAll(t, filepath.Join(r, "s"))
+			create(t, filepath.Join(r, "g"))
+			g := newGroup(t, b, engine.Options{Name: "watch", MergeLast: true})
+			mask := engine.Open | engine.Access | engine.CloseNoWrite | engine.Delete | engine.DeleteSelf |
+				engine.OnDir | engine.EventOnChild
+			mark(t, b, g, r, engine.KindInode, engine.MarkSpec{Mask: mask})
+			if parentWatched {
+				mark(t, b, g, w, engine.KindInode, engine.MarkSpec{Mask: engine.Delete | engine.OnDir | engine.EventOnChild})
+			}
+			hold.Lock()
+			err := run(t, "rm", "-rf", r)
+			hold.Unlock()
+			if err != nil {
+				t.Fatal(err)
+			}
+			last := r + " DELETE_SELF"
+			if parentWatched {
+				last = r + " DELETE"
+			}
+			var lines []string
+			collect(t, g, 10*time.Second, func(evs []got) bool {
+				if len(evs) == 0 {
+					return false
+				}
+				e := evs[len(evs)-1]
+				path := e.path
+				if path == "" {
+					path = "?" + e.name
+				}
+				lines = append(lines, path+" "+(e.mask&^(engine.OnDir|engine.EventOnChild)).String())
+				return lines[len(lines)-1] == last
+			})
+			// Anything after it would be out of place: none may come.
+			time.Sleep(100 * time.Millisecond)
+			collect(t, g, 50*time.Millisecond, func(evs []got) bool {
+				for _, e := range evs {
+					lines = append(lines, "late: "+e.path+" "+e.mask.String())
+				}
+				return len(evs) > 0
+			})
+			opened := " " + (engine.Open | engine.Access | engine.CloseNoWrite).String()
+			want := []string{
+				r + opened, // rm's two opens of r, its reads and closes: queued first, merged
+				filepath.Join(r, "g") + " DELETE",
+				filepath.Join(r, "s") + opened,
+				filepath.Join(r, "s") + " DELETE",
+				r + " DELETE_SELF",
+			}
+			if parentWatched {
+				want = append(want, r+" DELETE")
+			}
+			if strings.Join(lines, "\n") != strings.Join(want, "\n") {
+				t.Errorf("events\n got:\n\t%s\n want:\n\t%s\nstats %+v", strings.Join(lines, "\n\t"), strings.Join(want, "\n\t"), b.Stats())
+			}
+		})
+	}
+}
