@@ -205,7 +205,12 @@ func runGuard(args []string) int {
 		}
 	}
 	kinds := notify.AccessOpen
-	if events != "" {
+	if fs.given("events,e") {
+		// Given, even empty, it must name accesses: an empty list (a variable that expanded
+		// to nothing) is the usage error "--events ," is, not the default.
+		if strings.TrimSpace(events) == "" {
+			return fs.usageError(fmt.Errorf("--events: empty list (want a comma list of %s)", fsevent.AccessNames(", ")))
+		}
 		if kinds, err = notify.ParseAccessKinds(events); err != nil {
 			return fs.usageError(fmt.Errorf("--events: %w", err))
 		}

@@ -118,11 +118,9 @@ func runTrace(args []string) int {
 	}
 	fdMask := engine.Open | engine.Access | engine.Modify | engine.Close | engine.OpenExec
 	fidMask := engine.Create | engine.Delete | engine.Move | engine.Rename | engine.Attrib
-	if events != "" {
-		m, err := format.ParseEvents(events)
-		if err != nil {
-			return fs.usageError(fmt.Errorf("-e: %w", err))
-		}
+	if m, given, err := parseEventsFlag(fs, events); err != nil {
+		return fs.usageError(err)
+	} else if given {
 		fdMask &= m
 		fidMask &= m
 	}

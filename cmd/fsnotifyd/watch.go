@@ -21,7 +21,7 @@ mark for the whole tree, so files created in a directory created a moment
 earlier are reported too (inotifywait -r misses them); unprivileged it falls
 back to inotify, adding watches as directories appear.
 
-Events (-e, comma list; default all): access, modify, attrib, close_write,
+Events (-e, comma list; default all; an empty list is an error): access, modify, attrib, close_write,
 close_nowrite, close, open, open_exec, moved_from, moved_to, move, create,
 delete, delete_self, move_self, rename.
 
@@ -78,11 +78,10 @@ func runWatch(args []string) int {
 	}
 	mask := engine.Access | engine.Modify | engine.Attrib | engine.Close | engine.Open |
 		engine.Move | engine.Create | engine.Delete | engine.DeleteSelf | engine.MoveSelf
-	if events != "" {
-		var err error
-		if mask, err = format.ParseEvents(events); err != nil {
-			return fs.usageError(fmt.Errorf("-e: %w", err))
-		}
+	if m, given, err := parseEventsFlag(fs, events); err != nil {
+		return fs.usageError(err)
+	} else if given {
+		mask = m
 	}
 	var out format.Formatter
 	switch {
