@@ -4,10 +4,16 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 )
 
 // usageCase is a command line that must be refused as a usage error (exit 2, one line of
@@ -58,4 +64,84 @@ func TestEmptyEventListIsAUsageError(t *testing.T) {
 		cases = append(cases, usageCase{[]string{"guard", flag, " ", dir}, []string{"fsnotifyd guard: --events: empty list"}})
 	}
 	checkUsageErrors(t, cases)
+}
+
+// traceLine is a trace line's letters and path ("D", "/mnt/w/r").
+func traceLine(t *testing.T, l string) string {
+	t.Helper()
+	_, rest, ok := strings.Cut(l, "): ")
+	f := strings.Fields(rest)
+	if !ok || len(f) != 2 {
+		t.Fatalf("not a trace line: %q", l)
+	}
+	return f[0] + " " + f[1]
+}
+
+// TestTraceReportsItsPathsOwnDeleteAndMove: a traced directory's own move and deletion print
+// as docs/trace-format.md says (MOVE_SELF "<" with where it went, DELETE_SELF "D"), once
+// each, as does a traced file's deletion; a directory removed below the PATH is one "D" (its
+// DELETE), not two. trace asked the kernel for neither self event: it printed nothing for
+// them, and "-e delete_self PATH" failed with "engine: invalid argument".
+func TestTraceReportsItsPathsOwnDeleteAndMove(t *testing.T) {
+	testenv.RequireRoot(t)
+	mnt := testenv.Tmpfs(t)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string // {{r}} and {{f}} are the paths
+	}{
+		{"default", nil, []string{"D {{r}}/s", "< {{r}}2", "< {{r}}", "D {{r}}"}},
+		{"-e delete_self,move_self", []string{"-e", "delete_self,move_self"}, []string{"< {{r}}2", "< {{r}}", "D {{r}}"}},
+		{"-e delete_self", []string{"-e", "delete_self"}, []string{"D {{r}}"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := filepath.Join(mnt, strings.NewReplacer(" ", "", ",", "").Replace(tc.name), "r")
+			sh(t, "mkdir -p "+r+"/s")
+			p := start(t, append([]string{"trace", r}, tc.args...)...)
+			sh(t, fmt.Sprintf("rmdir %[1]s/s && mv %[1]s %[1]s2 && mv %[1]s2 %[1]s && rmdir %[1]s", r))
+			var want []string
+			for _, w := range tc.want {
+				want = append(want, strings.ReplaceAll(w, "{{r}}", r))
+			}
+			got := p.collect(10*time.Second, func(l []string) bool { return len(l) >= len(want) })
+			got = append(got, p.collect(300*time.Millisecond, func([]string) bool { return false })...) // nothing more
+			for i := range got {
+				got[i] = traceLine(t, got[i])
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("trace %v printed\n%s\nwant\n%s", tc.args, strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+			if st := p.stop(); st != 0 {
+				t.Errorf("exit status %d; stderr:\n%s", st, p.errText())
+			}
+		})
+	}
+	t.Run("file", func(t *testing.T) {
+		f := filepath.Join(mnt, "f")
+		sh(t, "touch "+f)
+		p := start(t, "trace", "-e", "delete_self", f)
+		sh(t, "rm "+f)
+		got := p.collect(10*time.Second, func(l []string) bool { return len(l) >= 1 })
+		if len(got) != 1 || traceLine(t, got[0]) != "D "+f {
+			t.Errorf("trace -e delete_self FILE printed %q, want one line \"D %s\"", got, f)
+		}
+	})
+}
+
+// TestTraceEventsItCannotReportAreAUsageError: an -e that asks for nothing a trace of that
+// kind reports is a usage error naming -e and what it reports; it reached the engine as an
+// empty mask ("engine: invalid argument", exit 1), or was silently nothing.
+func TestTraceEventsItCannotReportAreAUsageError(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "f")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	checkUsageErrors(t, []usageCase{
+		{[]string{"trace", "-e", "delete_self", "--mount", dir}, []string{"-e delete_self: --mount reports only", "open_exec", "use --fs"}},
+		{[]string{"trace", "-e", "create,delete", "--mount", dir}, []string{"-e create,delete: --mount reports only"}},
+		{[]string{"trace", "-e", "delete_self", "--fs", dir}, []string{"-e delete_self: --fs reports only", "rename", "trace the PATH"}},
+		{[]string{"trace", "-e", "move_self"}, []string{"-e move_self: a trace of every filesystem", "trace the PATH"}},
+		{[]string{"trace", "-e", "create,moved_to", file}, []string{"-e create,moved_to: a file (" + file + ") reports only", "delete_self, move_self"}},
+	})
 }

@@ -27,9 +27,12 @@ F filesystem error. See docs/trace-format.md.
 
 What to trace: --mount PATH (the whole mount PATH is on: opens, reads,
 writes, closes), --fs PATH (the whole filesystem: also creates, deletes and
-moves), or PATHs (everything below each directory). With none of them, every
-real filesystem of the machine is traced (as fatrace does). Tracing needs
-root (fanotify).
+moves), or PATHs (everything below each directory, and each PATH's own
+deletion, D, or move, <). With none of them, every real filesystem of the
+machine is traced (as fatrace does). Tracing needs root (fanotify).
+
+-e takes watch's event names (see "watch --help"); one that asks for nothing
+the trace reports (delete_self with --mount, create on a file) is an error.
 
 --json --exe adds each process's executable, read with its name when the
 event is read (a process that exited by then has none).
@@ -43,6 +46,20 @@ Examples:
   fsnotifyd trace --json -n 100 /var/lib/app
   fsnotifyd trace --pid 4242 --timeout 10s --mount /home
 `
+
+// What each kind of trace reports: a mount mark only a file's opens, reads, writes and
+// closes (traceFD: the kernel's rule); a filesystem, and a traced directory's tree, also
+// their entries' creates, deletes, moves and attributes (traceFID); a traced PATH also its
+// own deletion or move (traceSelf: DELETE_SELF and MOVE_SELF, letters D and <), which nothing
+// else reports. Below a PATH, a directory's deletion or move is reported as its entry's
+// (DELETE, MOVED_FROM), so the self events are asked for on each PATH itself, not on its
+// tree, which would print each removal twice. A file has no entries (traceFile).
+const (
+	traceFD   = engine.Open | engine.Access | engine.Modify | engine.Close | engine.OpenExec
+	traceFID  = engine.Create | engine.Delete | engine.Move | engine.Rename | engine.Attrib
+	traceSelf = engine.DeleteSelf | engine.MoveSelf
+	traceFile = traceFD | engine.Attrib | traceSelf
+)
 
 // pidList is a repeatable PID flag.
 type pidList map[int32]bool
@@ -116,14 +133,23 @@ func runTrace(args []string) int {
 		}
 		out = f
 	}
-	fdMask := engine.Open | engine.Access | engine.Modify | engine.Close | engine.OpenExec
-	fidMask := engine.Create | engine.Delete | engine.Move | engine.Rename | engine.Attrib
-	if m, given, err := parseEventsFlag(fs, events); err != nil {
+	fdMask, fidMask, selfMask := traceFD, traceFID, traceSelf
+	asked, given, err := parseEventsFlag(fs, events)
+	if err != nil {
 		return fs.usageError(err)
-	} else if given {
-		fdMask &= m
-		fidMask &= m
 	}
+	if given {
+		fdMask &= asked
+		fidMask &= asked
+		selfMask &= asked
+	}
+	// nothing is the usage error of an -e that asks for none of the events (can) that a
+	// trace of what reports.
+	nothing := func(what string, can engine.Mask, hint string) int {
+		return fs.usageError(fmt.Errorf("-e %s: %s reports only %s%s", strings.TrimSpace(events), what, eventNames(can), hint))
+	}
+	const selfHint = "; delete_self and move_self are a traced PATH's own: trace the PATH"
+
 	var specs []watchSpec
 	addSpec := func(p string, k engine.Kind, m engine.Mask) error {
 		if _, err := os.Stat(p); err != nil {
@@ -134,6 +160,9 @@ func runTrace(args []string) int {
 	}
 	for _, p := range mounts {
 		if fdMask == 0 {
+			if given {
+				return nothing("--mount", traceFD, " (the kernel reports creates, deletes and moves per filesystem: use --fs)")
+			}
 			return fs.usageError(errors.New("--mount reports opens, reads, writes and closes only (the kernel reports creates, deletes and moves per filesystem): use --fs"))
 		}
 		if err := addSpec(p, engine.KindMount, fdMask); err != nil {
@@ -141,6 +170,9 @@ func runTrace(args []string) int {
 		}
 	}
 	for _, p := range fss {
+		if fdMask|fidMask == 0 {
+			return nothing("--fs", traceFD|traceFID, selfHint)
+		}
 		if err := addSpec(p, engine.KindFilesystem, fdMask|fidMask); err != nil {
 			return fail("trace", err)
 		}
@@ -150,13 +182,29 @@ func runTrace(args []string) int {
 		if err != nil {
 			return fail("trace", explainPathError(p, err))
 		}
-		k := engine.KindSubtree
 		if !st.IsDir() {
-			k = engine.KindInode
+			m := (fdMask | fidMask | selfMask) & traceFile
+			if m == 0 {
+				return nothing(fmt.Sprintf("a file (%s)", p), traceFile, "")
+			}
+			if err := addSpec(p, engine.KindInode, m); err != nil {
+				return fail("trace", err)
+			}
+			continue
 		}
-		if err := addSpec(p, k, fdMask|fidMask); err != nil {
-			return fail("trace", err)
+		if fdMask|fidMask != 0 {
+			if err := addSpec(p, engine.KindSubtree, fdMask|fidMask); err != nil {
+				return fail("trace", err)
+			}
 		}
+		if selfMask != 0 {
+			if err := addSpec(p, engine.KindInode, selfMask); err != nil {
+				return fail("trace", err)
+			}
+		}
+	}
+	if len(specs) == 0 && fdMask|fidMask == 0 {
+		return nothing("a trace of every filesystem (no PATH)", traceFD|traceFID, selfHint)
 	}
 	if len(specs) == 0 {
 		all, err := backend.RealFilesystems()
