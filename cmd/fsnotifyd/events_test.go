@@ -129,8 +129,8 @@ func TestTraceReportsItsPathsOwnDeleteAndMove(t *testing.T) {
 }
 
 // TestTraceEventsItCannotReportAreAUsageError: an -e that asks for nothing a trace of that
-// kind reports is a usage error naming -e and what it reports; it reached the engine as an
-// empty mask ("engine: invalid argument", exit 1), or was silently nothing.
+// kind reports (or a watch of a file) is a usage error naming -e and what it reports; it
+// reached the engine as an empty mask ("engine: invalid argument", exit 1).
 func TestTraceEventsItCannotReportAreAUsageError(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "f")
@@ -143,5 +143,6 @@ func TestTraceEventsItCannotReportAreAUsageError(t *testing.T) {
 		{[]string{"trace", "-e", "delete_self", "--fs", dir}, []string{"-e delete_self: --fs reports only", "rename", "trace the PATH"}},
 		{[]string{"trace", "-e", "move_self"}, []string{"-e move_self: a trace of every filesystem", "trace the PATH"}},
 		{[]string{"trace", "-e", "create,moved_to", file}, []string{"-e create,moved_to: a file (" + file + ") reports only", "delete_self, move_self"}},
+		{[]string{"watch", "-e", "create,moved_to", file}, []string{"-e create,moved_to: a file (" + file + ") reports only", "delete_self, move_self"}},
 	})
 }

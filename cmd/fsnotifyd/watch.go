@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/engine"
@@ -111,6 +112,10 @@ func runWatch(args []string) int {
 		k, m := kind, mask|engine.OnDir
 		if !st.IsDir() {
 			k = engine.KindInode
+			if mask&^engine.DirentEvents == 0 { // a file has no entries: nothing would be left
+				return fs.usageError(fmt.Errorf("-e %s: a file (%s) reports only %s", strings.TrimSpace(events), p,
+					eventNames(engine.NotificationEvents&^engine.DirentEvents)))
+			}
 		} else if k == engine.KindInode {
 			m |= engine.EventOnChild
 		}
