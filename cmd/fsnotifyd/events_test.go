@@ -21,6 +21,7 @@ import (
 type usageCase struct {
 	args []string
 	want []string // each must be in the message
+	not  []string // and none of these
 }
 
 func checkUsageErrors(t *testing.T, cases []usageCase) {
@@ -40,6 +41,11 @@ func checkUsageErrors(t *testing.T, cases []usageCase) {
 				t.Errorf("fsnotifyd %q: %q does not say %q", tt.args, msg, w)
 			}
 		}
+		for _, n := range tt.not {
+			if strings.Contains(msg, n) {
+				t.Errorf("fsnotifyd %q: %q says %q", tt.args, msg, n)
+			}
+		}
 		if strings.Contains(msg, "\n") {
 			t.Errorf("fsnotifyd %q: more than one line: %q", tt.args, msg)
 		}
@@ -55,13 +61,13 @@ func TestEmptyEventListIsAUsageError(t *testing.T) {
 	for _, cmd := range []string{"watch", "trace"} {
 		for _, flag := range []string{"-e", "--event", "--events"} {
 			for _, list := range []string{"", " ", ","} {
-				cases = append(cases, usageCase{[]string{cmd, flag, list, dir}, []string{"fsnotifyd " + cmd + ": -e: empty event", "create"}})
+				cases = append(cases, usageCase{args: []string{cmd, flag, list, dir}, want: []string{"fsnotifyd " + cmd + ": -e: empty event", "create"}})
 			}
 		}
 	}
 	for _, flag := range []string{"-e", "--events"} {
-		cases = append(cases, usageCase{[]string{"guard", flag, "", dir}, []string{"fsnotifyd guard: --events: empty list", "open, access, exec"}})
-		cases = append(cases, usageCase{[]string{"guard", flag, " ", dir}, []string{"fsnotifyd guard: --events: empty list"}})
+		cases = append(cases, usageCase{args: []string{"guard", flag, "", dir}, want: []string{"fsnotifyd guard: --events: empty list", "open, access, exec"}})
+		cases = append(cases, usageCase{args: []string{"guard", flag, " ", dir}, want: []string{"fsnotifyd guard: --events: empty list"}})
 	}
 	checkUsageErrors(t, cases)
 }
@@ -138,11 +144,37 @@ func TestTraceEventsItCannotReportAreAUsageError(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkUsageErrors(t, []usageCase{
-		{[]string{"trace", "-e", "delete_self", "--mount", dir}, []string{"-e delete_self: --mount reports only", "open_exec", "use --fs"}},
-		{[]string{"trace", "-e", "create,delete", "--mount", dir}, []string{"-e create,delete: --mount reports only"}},
-		{[]string{"trace", "-e", "delete_self", "--fs", dir}, []string{"-e delete_self: --fs reports only", "rename", "trace the PATH"}},
-		{[]string{"trace", "-e", "move_self"}, []string{"-e move_self: a trace of every filesystem", "trace the PATH"}},
-		{[]string{"trace", "-e", "create,moved_to", file}, []string{"-e create,moved_to: a file (" + file + ") reports only", "delete_self, move_self"}},
-		{[]string{"watch", "-e", "create,moved_to", file}, []string{"-e create,moved_to: a file (" + file + ") reports only", "delete_self, move_self"}},
+		{args: []string{"trace", "-e", "delete_self", "--mount", dir}, want: []string{"-e delete_self: --mount reports only", "open_exec", "use --fs"}},
+		{args: []string{"trace", "-e", "create,delete", "--mount", dir}, want: []string{"-e create,delete: --mount reports only"}},
+		{args: []string{"trace", "-e", "delete_self", "--fs", dir}, want: []string{"-e delete_self: --fs reports only", "rename", "trace the PATH"}},
+		{args: []string{"trace", "-e", "move_self"}, want: []string{"-e move_self: a trace of every filesystem", "trace the PATH"}},
+		{args: []string{"trace", "-e", "create,moved_to", file}, want: []string{"-e create,moved_to: a file (" + file + ") reports only", "delete_self, move_self"}},
+		{args: []string{"watch", "-e", "create,moved_to", file}, want: []string{"-e create,moved_to: a file (" + file + ") reports only", "delete_self, move_self"}},
 	})
+}
+
+// TestTimefmtIsCheckedAndNamed: --timefmt is checked when given, with or without a %T to use
+// it, and its errors name --timefmt. They were reported as --format's ("--format: time
+// format ..."), and a bad --timefmt without %T in the format was accepted.
+func TestTimefmtIsCheckedAndNamed(t *testing.T) {
+	dir := t.TempDir()
+	var cases []usageCase
+	for _, cmd := range []string{"watch", "trace"} {
+		for _, tc := range []struct {
+			extra []string
+			want  string
+		}{
+			{[]string{"--timefmt", "%Q", "--format", "%T %w%f"}, `--timefmt: time format "%Q": unknown directive "%Q"`},
+			{[]string{"--timefmt", "%Q"}, `--timefmt: time format "%Q": unknown directive "%Q"`},
+			{[]string{"--timefmt", "%Q", "--json"}, `--timefmt: time format "%Q"`},
+			{[]string{"--timefmt", "%F %", "--format", "%T"}, `--timefmt: time format "%F %" ends with a lone %`},
+			{[]string{"--timefmt", "%3S", "--format", "%T"}, `--timefmt: time format "%3S": directive "%3S": a width is supported only for %N`},
+			{[]string{"--timefmt=%-F"}, `--timefmt: time format "%-F"`},
+		} {
+			cases = append(cases, usageCase{args: append([]string{cmd, dir}, tc.extra...), want: []string{"fsnotifyd " + cmd + ": " + tc.want}, not: []string{"--format:"}})
+		}
+		// --format's own errors still name --format.
+		cases = append(cases, usageCase{args: []string{cmd, dir, "--timefmt", "%H", "--format", "%Q"}, want: []string{"fsnotifyd " + cmd + `: --format: format "%Q": unknown directive`}, not: []string{"--timefmt:"}})
+	}
+	checkUsageErrors(t, cases)
 }
