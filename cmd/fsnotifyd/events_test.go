@@ -3,7 +3,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/format"
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 )
 
@@ -177,4 +181,79 @@ func TestTimefmtIsCheckedAndNamed(t *testing.T) {
 		cases = append(cases, usageCase{args: []string{cmd, dir, "--timefmt", "%H", "--format", "%Q"}, want: []string{"fsnotifyd " + cmd + `: --format: format "%Q": unknown directive`}, not: []string{"--timefmt:"}})
 	}
 	checkUsageErrors(t, cases)
+}
+
+// TestWatchJSONPairsRenames: with watch's default events, a rename's MOVED_TO record has
+// old_path, the path its MOVED_FROM record printed, whenever both halves are watched (as
+// inotifywait's cookie pairs them); a move in from an unwatched directory has none, the
+// MOVED_FROM has none, and the RENAME asked for to pair them is not printed. The default
+// events had no RENAME, so nothing paired the halves (no cookie, no old_path). On every
+// source: fanotify (root), inotify (nobody) and the daemon.
+func TestWatchJSONPairsRenames(t *testing.T) {
+	testenv.RequireRoot(t)
+	base := testenv.PublicTmpfs(t)
+	for _, who := range []string{"root", "nobody", "daemon"} {
+		t.Run(who, func(t *testing.T) {
+			d := filepath.Join(base, who)
+			sh(t, fmt.Sprintf("mkdir -p %[1]s/a %[1]s/b %[1]s/c && touch %[1]s/a/x %[1]s/a/y %[1]s/c/z && chmod -R 777 %[1]s", d))
+			args := []string{"watch", "--json", d + "/a", d + "/b"}
+			switch who {
+			case "nobody":
+				args = append([]string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", bin}, args...)
+			case "daemon":
+				args = append(args, "--daemon="+startServe(t))
+			}
+			p := start(t, args...)
+			sh(t, fmt.Sprintf("mv %[1]s/a/x %[1]s/b/x2 && mv %[1]s/a/y %[1]s/a/y2 && mv %[1]s/c/z %[1]s/b/z", d))
+			type rec struct {
+				Path    string   `json:"path"`
+				Events  []string `json:"events"`
+				OldPath *string  `json:"old_path"`
+			}
+			want := []string{
+				"MOVED_FROM a/x", "MOVED_TO b/x2 (from a/x)",
+				"MOVED_FROM a/y", "MOVED_TO a/y2 (from a/y)",
+				"MOVED_TO b/z", // from c, which nobody watches
+			}
+			lines := p.collect(10*time.Second, func(l []string) bool { return len(l) >= len(want) })
+			lines = append(lines, p.collect(300*time.Millisecond, func([]string) bool { return false })...)
+			var got []string
+			for _, l := range lines {
+				var r rec
+				if err := json.Unmarshal([]byte(l), &r); err != nil {
+					t.Fatalf("%v: %s", err, l)
+				}
+				s := strings.Join(r.Events, ",") + " " + strings.TrimPrefix(r.Path, d+"/")
+				if r.OldPath != nil {
+					s += " (from " + strings.TrimPrefix(*r.OldPath, d+"/") + ")"
+				}
+				got = append(got, s)
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("watch --json printed\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+			if st := p.stop(); st != 0 {
+				t.Errorf("exit status %d; stderr:\n%s", st, p.errText())
+			}
+		})
+	}
+}
+
+// TestWriteSplitKeepsOldPathOnTheMove: a MOVED_TO merged with the entry's other events (an
+// unread CLOSE_WRITE of the name it arrived at) prints old_path on its own line only: the
+// other lines are not the move's.
+func TestWriteSplitKeepsOldPathOnTheMove(t *testing.T) {
+	var b bytes.Buffer
+	r := &format.Record{Path: "/d/new", OldPath: "/d/old", Mask: engine.MovedTo | engine.CloseWrite}
+	if _, n, err := writeSplit(&b, format.JSON{}, r, nil, 0); err != nil || n != 2 {
+		t.Fatalf("wrote %d lines, err %v", n, err)
+	}
+	want := `{"path":"/d/new","events":["MOVED_TO"],"isdir":false,"old_path":"/d/old"}` + "\n" +
+		`{"path":"/d/new","events":["CLOSE_WRITE"],"isdir":false}` + "\n"
+	if b.String() != want {
+		t.Errorf("got\n%swant\n%s", b.String(), want)
+	}
+	if r.OldPath != "/d/old" {
+		t.Errorf("the record's old path changed to %q", r.OldPath)
+	}
 }

@@ -22,15 +22,18 @@ import (
 // kernel event print.
 func writeSplit(w io.Writer, out format.Formatter, r *format.Record, line []byte, max int) ([]byte, int, error) {
 	var parts [4]engine.Mask
-	mask, watched, name := r.Mask, r.Watched, r.Name
-	defer func() { r.Mask, r.Watched, r.Name = mask, watched, name }()
+	mask, watched, name, oldPath := r.Mask, r.Watched, r.Name, r.OldPath
+	defer func() { r.Mask, r.Watched, r.Name, r.OldPath = mask, watched, name, oldPath }()
 	n := 0
 	for _, m := range engine.SplitMask(mask, parts[:0]) {
 		if max > 0 && n == max {
 			break
 		}
 		r.Mask = m
-		r.Watched, r.Name = watched, name
+		r.Watched, r.Name, r.OldPath = watched, name, oldPath
+		if m&(engine.Rename|engine.MovedTo) == 0 {
+			r.OldPath = "" // the source of the rename or move, not of the entry's other events
+		}
 		if m&(engine.DeleteSelf|engine.MoveSelf) != 0 && name != "" {
 			r.Watched, r.Name = strings.TrimSuffix(watched, "/")+"/"+name, ""
 		}

@@ -28,10 +28,12 @@ delete, delete_self, move_self, rename.
 
 --format directives (inotifywait's): %w watched directory, %f file name,
 %e events (comma list), %Xe events separated by the character X, %T time
-(per --timefmt, strftime), %p pid, %c command, %0 NUL, %n newline, %% a %.
-Default: "%w %,e %f". With --json each event is one JSON object per line:
-{"time", "path", "events", "isdir", "pid", "comm", "old_path"}; unknown fields
-are omitted.
+(per --timefmt, strftime), %p pid, %c command (not inotifywait's rename
+cookie), %0 NUL, %n newline, %% a %. Default: "%w %,e %f". With --json each
+event is one JSON object per line: {"time", "path", "events", "isdir", "pid",
+"comm", "old_path"}; unknown fields are omitted. A rename's MOVED_TO has
+old_path, the path of its MOVED_FROM, when both directories are watched: that
+pairs them (--format cannot).
 
 "Watches established." is printed on stderr once the marks are in place.
 Exit status: 0 after -n events, at --timeout, or on SIGINT/SIGTERM; 1 on a
@@ -106,6 +108,14 @@ func runWatch(args []string) int {
 		}
 		out = compiled
 	}
+	// A rename's MOVED_TO carries the path its MOVED_FROM printed (old_path): the kernel's
+	// RENAME, queued just before the pair, has both paths, so it is asked for too and only
+	// printed when -e asked for it (renames).
+	kmask, pairs := mask, (*renamePairs)(nil)
+	if mask&engine.MovedTo != 0 {
+		kmask |= engine.Rename
+		pairs = &renamePairs{}
+	}
 	kind := engine.KindInode
 	if recursive {
 		kind = engine.KindSubtree
@@ -116,7 +126,7 @@ func runWatch(args []string) int {
 		if err != nil {
 			return fail("watch", explainPathError(p, err))
 		}
-		k, m := kind, mask|engine.OnDir
+		k, m := kind, kmask|engine.OnDir
 		if !st.IsDir() {
 			k = engine.KindInode
 			if mask&^engine.DirentEvents == 0 { // a file has no entries: nothing would be left
@@ -128,7 +138,48 @@ func runWatch(args []string) int {
 		}
 		specs = append(specs, watchSpec{path: p, abs: absPath(p), kind: k, mask: m})
 	}
-	return stream("watch", specs, daemon, quiet, count, timeout, out, recursive, false, nil)
+	var keep func(*event) bool
+	if pairs != nil {
+		keep = func(e *event) bool { return pairs.pair(&e.rec, mask&engine.Rename != 0) }
+	}
+	return stream("watch", specs, daemon, quiet, count, timeout, out, recursive, false, keep)
+}
+
+// renamePairs gives a rename's MOVED_TO the old path of its RENAME, which the kernel queues
+// just before the MOVED_FROM and MOVED_TO (fsnotify_move; the inotify backend builds it from
+// the pair, and puts it first too): a --json record of the MOVED_TO then has old_path, the
+// path of its MOVED_FROM, as inotifywait's cookie pairs them. The RENAME of a MOVED_TO that
+// was not read (an overflow, a MOVED_TO outside the watches) is forgotten after
+// len(renamePairs.recent) more renames.
+type renamePairs struct {
+	recent [16]struct{ oldPath, newPath string }
+	next   int
+}
+
+// pair notes a RENAME (dropped unless keepRename) and gives a MOVED_TO its old path. It
+// returns whether r is still to be printed.
+func (p *renamePairs) pair(r *format.Record, keepRename bool) bool {
+	if r.Mask&engine.Rename != 0 {
+		if r.OldPath != "" && r.Path != "" {
+			p.recent[p.next].oldPath, p.recent[p.next].newPath = r.OldPath, r.Path
+			p.next = (p.next + 1) % len(p.recent)
+		}
+		if !keepRename {
+			r.Mask &^= engine.Rename
+			return r.Mask&^engine.EventFlags != 0
+		}
+		return true
+	}
+	if r.Mask&engine.MovedTo != 0 && r.OldPath == "" && r.Path != "" {
+		for i := range p.recent {
+			if q := &p.recent[i]; q.newPath == r.Path {
+				r.OldPath = q.oldPath
+				*q = struct{ oldPath, newPath string }{}
+				break
+			}
+		}
+	}
+	return true
 }
 
 // streamPace is the least time between two reads of an embedded source under a steady flow
