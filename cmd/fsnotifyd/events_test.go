@@ -257,3 +257,36 @@ func TestWriteSplitKeepsOldPathOnTheMove(t *testing.T) {
 		t.Errorf("the record's old path changed to %q", r.OldPath)
 	}
 }
+
+// TestWatchPercentWIsTheWatchThatMatched: "watch W/f W" and a write to f through a hard link
+// in another directory O: %w is the watched path that matched, f's own watch (W/f, %f empty),
+// as inotify reports it. On fanotify (as root, and through the daemon) it was the link's
+// directory, O/, which nobody watched. A move of the watched file prints its watch too.
+func TestWatchPercentWIsTheWatchThatMatched(t *testing.T) {
+	testenv.RequireRoot(t)
+	base := testenv.PublicTmpfs(t)
+	for _, who := range []string{"root", "nobody", "daemon"} {
+		t.Run(who, func(t *testing.T) {
+			d := filepath.Join(base, who)
+			sh(t, fmt.Sprintf("mkdir -p %[1]s/w %[1]s/o && echo a >%[1]s/w/f && ln %[1]s/w/f %[1]s/o/l && chmod -R 777 %[1]s", d))
+			args := []string{"watch", "-e", "modify,move_self", "--format", "%w|%f|%e", d + "/w/f", d + "/w"}
+			switch who {
+			case "nobody":
+				args = append([]string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", bin}, args...)
+			case "daemon":
+				args = append(args, "--daemon="+startServe(t))
+			}
+			p := start(t, args...)
+			sh(t, fmt.Sprintf("echo b >>%[1]s/o/l && mv %[1]s/w/f %[1]s/w/g", d))
+			want := []string{d + "/w/f||MODIFY", d + "/w/f||MOVE_SELF"}
+			got := p.collect(10*time.Second, func(l []string) bool { return len(l) >= len(want) })
+			got = append(got, p.collect(300*time.Millisecond, func([]string) bool { return false })...)
+			if !slices.Equal(got, want) {
+				t.Errorf("printed\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+			if st := p.stop(); st != 0 {
+				t.Errorf("exit status %d; stderr:\n%s", st, p.errText())
+			}
+		})
+	}
+}

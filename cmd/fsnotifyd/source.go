@@ -24,6 +24,9 @@ type event struct {
 	rec      format.Record
 	overflow bool
 	resync   bool // the daemon restarted: events may have been missed
+	// self is 1 + the index of the first watch (in the order added) whose object the event
+	// is on (source.Self: by identity, whatever path it was reached by); 0 if none.
+	self int
 }
 
 // watchSpec is one thing to watch.
@@ -37,8 +40,9 @@ type watchSpec struct {
 // events is the one event source of watch and trace: embedded (a backend and an engine group
 // in this process), or the daemon's with --daemon (internal/source decides which, once).
 type events struct {
-	src source.Source
-	buf []source.Event
+	src   source.Source
+	buf   []source.Event
+	marks []*source.Mark // of each watch added, in order
 }
 
 // openSource opens the source of a watch or trace named cmd. withExe asks for each process's
@@ -77,13 +81,14 @@ func (d daemonFlag) path() string {
 func (s *events) add(w watchSpec) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, err := s.src.AddMark(ctx, w.abs, w.kind, engine.MarkSpec{Mask: w.mask})
+	m, err := s.src.AddMark(ctx, w.abs, w.kind, engine.MarkSpec{Mask: w.mask})
 	if me := (*source.MarkError)(nil); errors.As(err, &me) {
 		return fmt.Errorf("%s: %w", w.path, me.Err)
 	}
 	if err != nil {
 		return explainPathError(w.path, err)
 	}
+	s.marks = append(s.marks, m)
 	return nil
 }
 
@@ -92,7 +97,8 @@ func (s *events) next(ctx context.Context, dst []event) ([]event, error) {
 	n, err := s.src.ReadBatch(ctx, s.buf)
 	for i := range s.buf[:n] {
 		ev := &s.buf[i]
-		dst = append(dst, event{rec: format.FromEvent(&ev.Event), overflow: ev.IsOverflow() && !ev.Resync, resync: ev.Resync})
+		dst = append(dst, event{rec: format.FromEvent(&ev.Event), overflow: ev.IsOverflow() && !ev.Resync, resync: ev.Resync,
+			self: s.selfWatch(ev)})
 		ev.Release() // a notification source: nothing to answer
 		*ev = source.Event{}
 	}
@@ -100,6 +106,19 @@ func (s *events) next(ctx context.Context, dst []event) ([]event, error) {
 		return dst, nil // these first; the error again on the next call
 	}
 	return dst, err
+}
+
+// selfWatch is event.self: which inode watch (1-based) ev is on the object of, 0 if none.
+func (s *events) selfWatch(ev *source.Event) int {
+	if ev.IsOverflow() || ev.Resync {
+		return 0
+	}
+	for i, m := range s.marks {
+		if m.Kind == engine.KindInode && ev.Relation(m) == source.Self {
+			return i + 1
+		}
+	}
+	return 0
 }
 
 func (s *events) close() error { return s.src.Close() }

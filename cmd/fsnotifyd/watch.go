@@ -278,6 +278,12 @@ func stream(cmd string, specs []watchSpec, daemon daemonFlag, quiet bool, count 
 				// Which watch it came through cannot be told: %w prints "?", %f its name
 				// if known.
 				e.rec.Watched = "?"
+			} else if e.self > 0 {
+				// On a watched object itself: %w is that watch's path, however the event
+				// reached it (a file written through a hard link in another directory has
+				// that link's path, a directory nobody watched), as inotify reports it on the
+				// watch.
+				e.rec.Watched, e.rec.Name = specs[e.self-1].path, ""
 			} else {
 				isRoot := false
 				for _, s := range specs {
