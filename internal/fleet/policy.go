@@ -5,16 +5,20 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/fsnotifyd/fsnotifyd/internal/trust"
 )
 
 // Defaults of the fleet policy bucket.
@@ -298,11 +302,24 @@ func (f *PolicyFollower) statePath() string {
 	return filepath.Join(f.cfg.StateDir, "policy."+f.cfg.Bucket+"."+f.cfg.Key+".json")
 }
 
+// load reads the last good revision, if any. The file says what the guard enforces without
+// NATS, so it is held to the trust files' rule (trust.CheckFile): a regular file that only
+// root (or this process's user) can change, in directories only they can change — a
+// --policy-state DIR that others may write would let them plant a policy.
 func (f *PolicyFollower) load() (*savedPolicy, error) {
-	b, err := os.ReadFile(f.statePath())
+	p := f.statePath()
+	fh, err := trust.OpenFile(p)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	if err := trust.CheckFile(fh, p, "saved fleet policy"); err != nil {
+		return nil, err
+	}
+	b, err := io.ReadAll(fh)
 	if err != nil {
 		return nil, err
 	}
@@ -322,7 +339,11 @@ func (f *PolicyFollower) save(sp savedPolicy) error {
 	}
 	p := f.statePath()
 	tmp := p + ".tmp"
-	fh, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	// A new file, never one found there (a link another planted would be followed).
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	fh, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return err
 	}

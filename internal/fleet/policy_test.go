@@ -3,8 +3,11 @@ package fleet
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +15,7 @@ import (
 
 	"github.com/fsnotifyd/fsnotifyd/engine"
 	"github.com/fsnotifyd/fsnotifyd/internal/policy"
+	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 )
 
 // guardStub is what the guard will do in Apply: parse, and swap on success.
@@ -226,5 +230,52 @@ func TestPushIfRevision(t *testing.T) {
 	r2, err := Push(ctx, kv, "k", []byte("default allow\n"), r1.Revision, nil)
 	if err != nil || r2.Previous != r1.Revision || r2.Revision <= r1.Revision {
 		t.Errorf("%+v %v", r2, err)
+	}
+}
+
+// TestSavedPolicyOthersCanChangeIsRefused: the last good revision a follower enforces without
+// NATS is held to the trust files' rule: written by another user, or writable by others, it
+// is not applied (and the log says why); root's own, mode 0600, is (a control).
+func TestSavedPolicyOthersCanChangeIsRefused(t *testing.T) {
+	testenv.RequireRoot(t)
+	for _, tc := range []struct {
+		name    string
+		mode    os.FileMode
+		owner   int
+		applied bool
+	}{
+		{"root's", 0o600, 0, true},
+		{"writable by others", 0o666, 0, false},
+		{"nobody's", 0o600, 65534, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			state := t.TempDir()
+			sp := savedPolicy{Bucket: DefaultBucket, Key: DefaultKey, Revision: 7, Applied: time.Now(), Data: []byte("deny open /x/**\n")}
+			b, _ := json.Marshal(sp)
+			p := filepath.Join(state, "policy."+DefaultBucket+"."+DefaultKey+".json")
+			if err := os.WriteFile(p, b, tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(p, tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chown(p, tc.owner, tc.owner); err != nil {
+				t.Fatal(err)
+			}
+			g := &guardStub{}
+			lg := &testLog{t: t}
+			f, err := StartPolicyFollower(FollowerConfig{Conn: ConnOptions{URLs: "nats://127.0.0.1:1", Timeout: 200 * time.Millisecond},
+				Host: "h", StateDir: state, Apply: g.apply, Log: lg.log})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if got := g.revision() == 7; got != tc.applied {
+				t.Fatalf("saved revision applied %v, want %v; log:\n%s", got, tc.applied, lg)
+			}
+			if !tc.applied && !lg.has("cannot be read") {
+				t.Errorf("the refusal is not logged:\n%s", lg)
+			}
+		})
 	}
 }
