@@ -171,6 +171,50 @@ func (p *proc) collect(timeout time.Duration, done func([]string) bool) []string
 	return got
 }
 
+// as is the command line that runs fsnotifyd's args as who: "root" (as it is), "nobody" (uid
+// and gid 65534, through setpriv: the unprivileged backends), or "daemon" (through a daemon
+// started for the test).
+func as(t *testing.T, who string, args []string) []string {
+	switch who {
+	case "nobody":
+		return append([]string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", bin}, args...)
+	case "daemon":
+		return append(args, "--daemon="+startServe(t))
+	}
+	return args
+}
+
+// openAllAtOnce opens every path at once, from this process (root), each open failing the
+// test if it is refused (whose says whose open, for the message), and returns how long the
+// slowest took.
+func openAllAtOnce(t *testing.T, paths []string, whose string) time.Duration {
+	type opened struct {
+		path string
+		took time.Duration
+		err  error
+	}
+	res := make(chan opened, len(paths))
+	for _, path := range paths {
+		go func() {
+			t0 := time.Now()
+			f, err := os.Open(path)
+			if err == nil {
+				f.Close()
+			}
+			res <- opened{path, time.Since(t0), err}
+		}()
+	}
+	var slowest time.Duration
+	for range paths {
+		o := <-res
+		if o.err != nil {
+			t.Errorf("root's open of %s %s: %v after %v, want it allowed", o.path, whose, o.err, o.took)
+		}
+		slowest = max(slowest, o.took)
+	}
+	return slowest
+}
+
 func sh(t *testing.T, script string) {
 	t.Helper()
 	if out, err := exec.Command("sh", "-c", script).CombinedOutput(); err != nil {
@@ -730,30 +774,7 @@ func testScannerSlotsShared(t *testing.T, name, script string, n int) {
 		if !waitFor(20*time.Second, func() bool { return countComm("head") >= 50 }) {
 			t.Fatalf("nobody's opens did not pile up: %d head processes", countComm("head"))
 		}
-		type opened struct {
-			path string
-			took time.Duration
-			err  error
-		}
-		res := make(chan opened, mine)
-		for _, path := range roots {
-			go func() {
-				t0 := time.Now()
-				f, err := os.Open(path)
-				if err == nil {
-					f.Close()
-				}
-				res <- opened{path, time.Since(t0), err}
-			}()
-		}
-		var slowest time.Duration
-		for range mine {
-			o := <-res
-			if o.err != nil {
-				t.Errorf("root's open of %s amid nobody's flood: %v after %v, want it allowed by the scanner", o.path, o.err, o.took)
-			}
-			slowest = max(slowest, o.took)
-		}
+		slowest := openAllAtOnce(t, roots, "amid nobody's flood (by the scanner)")
 		if err := <-done; err != nil {
 			t.Fatalf("as nobody: %v", err)
 		}
@@ -948,14 +969,7 @@ func TestWatchRecursiveRmRfDirectoryGoesAfterItsContents(t *testing.T) {
 				sh(t, fmt.Sprintf("mkdir -p %[1]s/t%[2]d/b/c && touch %[1]s/t%[2]d/f %[1]s/t%[2]d/b/g %[1]s/t%[2]d/b/c/h", w, i))
 			}
 			sh(t, "chmod -R 777 "+filepath.Dir(w))
-			args := []string{"watch", "-r", w}
-			switch who {
-			case "nobody":
-				args = append([]string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", bin}, args...)
-			case "daemon":
-				args = []string{"watch", "-r", "--daemon=" + startServe(t), w}
-			}
-			p := start(t, args...)
+			p := start(t, as(t, who, []string{"watch", "-r", w})...)
 			for i := range trees {
 				sh(t, fmt.Sprintf("rm -rf %s/t%d", w, i))
 			}
@@ -1018,9 +1032,7 @@ func TestWatchSelfEventsAsInotifywait(t *testing.T) {
 			sh(t, fmt.Sprintf("mkdir -p %s/a/b/d && chmod -R 777 %s", w, filepath.Dir(w)))
 			events := "moved_to,move_self,delete,delete_self"
 			args := []string{"watch", "-r", "-e", events, w}
-			if who == "nobody" {
-				args = append([]string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", bin}, args...)
-			}
+			args = as(t, who, args)
 			ours := start(t, args...)
 			peer := start(t, "inotifywait", "-m", "-r", "-e", events, w) // it says "Watches established." too
 			sh(t, fmt.Sprintf("mv %[1]s/a/b %[1]s/a/c && rmdir %[1]s/a/c/d && rmdir %[1]s/a/c", w))
@@ -1058,9 +1070,7 @@ func TestWatchRecursiveRmRfSameOnEveryBackend(t *testing.T) {
 			w := filepath.Join(dir, who, "w")
 			sh(t, fmt.Sprintf("mkdir -p %s/a/b/c && touch %s/a/b/c/f && chmod -R 777 %s", w, w, filepath.Dir(w)))
 			args := []string{"watch", "-r", "-e", "delete,delete_self", w}
-			if who == "nobody" {
-				args = append([]string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", bin}, args...)
-			}
+			args = as(t, who, args)
 			p := start(t, args...)
 			sh(t, "rm -rf "+filepath.Join(w, "a"))
 			got := p.collect(10*time.Second, func(l []string) bool { return len(l) >= len(want) })
@@ -1116,9 +1126,7 @@ func TestWatchTouchInItsOrder(t *testing.T) {
 			w := filepath.Join(dir, who)
 			sh(t, fmt.Sprintf("mkdir -p %[1]s && touch %[1]s/f && chmod -R 777 %[1]s", w))
 			args := []string{"watch", "--format", "%e %f", w}
-			if who == "nobody" {
-				args = append([]string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", bin}, args...)
-			}
+			args = as(t, who, args)
 			p := start(t, args...)
 			for round := range 5 {
 				sh(t, "touch "+filepath.Join(w, "f"))

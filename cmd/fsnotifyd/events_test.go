@@ -197,12 +197,7 @@ func TestWatchJSONPairsRenames(t *testing.T) {
 			d := filepath.Join(base, who)
 			sh(t, fmt.Sprintf("mkdir -p %[1]s/a %[1]s/b %[1]s/c && touch %[1]s/a/x %[1]s/a/y %[1]s/c/z && chmod -R 777 %[1]s", d))
 			args := []string{"watch", "--json", d + "/a", d + "/b"}
-			switch who {
-			case "nobody":
-				args = append([]string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", bin}, args...)
-			case "daemon":
-				args = append(args, "--daemon="+startServe(t))
-			}
+			args = as(t, who, args)
 			p := start(t, args...)
 			sh(t, fmt.Sprintf("mv %[1]s/a/x %[1]s/b/x2 && mv %[1]s/a/y %[1]s/a/y2 && mv %[1]s/c/z %[1]s/b/z", d))
 			type rec struct {
@@ -270,12 +265,7 @@ func TestWatchPercentWIsTheWatchThatMatched(t *testing.T) {
 			d := filepath.Join(base, who)
 			sh(t, fmt.Sprintf("mkdir -p %[1]s/w %[1]s/o && echo a >%[1]s/w/f && ln %[1]s/w/f %[1]s/o/l && chmod -R 777 %[1]s", d))
 			args := []string{"watch", "-e", "modify,move_self", "--format", "%w|%f|%e", d + "/w/f", d + "/w"}
-			switch who {
-			case "nobody":
-				args = append([]string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", bin}, args...)
-			case "daemon":
-				args = append(args, "--daemon="+startServe(t))
-			}
+			args = as(t, who, args)
 			p := start(t, args...)
 			sh(t, fmt.Sprintf("echo b >>%[1]s/o/l && mv %[1]s/w/f %[1]s/w/g", d))
 			want := []string{d + "/w/f||MODIFY", d + "/w/f||MOVE_SELF"}

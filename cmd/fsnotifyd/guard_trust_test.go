@@ -888,30 +888,7 @@ func TestGuardHashSlotsSharedAmongUsers(t *testing.T) {
 		if !waitFor(20*time.Second, func() bool { return countComm("head") >= 200 }) {
 			t.Fatalf("nobody's opens did not pile up: %d head processes", countComm("head"))
 		}
-		type opened struct {
-			path string
-			took time.Duration
-			err  error
-		}
-		res := make(chan opened, mine)
-		for _, p := range roots {
-			go func() {
-				t0 := time.Now()
-				fh, err := os.Open(p)
-				if err == nil {
-					fh.Close()
-				}
-				res <- opened{p, time.Since(t0), err}
-			}()
-		}
-		var slowest time.Duration
-		for range mine {
-			o := <-res
-			if o.err != nil {
-				t.Errorf("root's open of %s amid nobody's flood: %v after %v, want it allowed", o.path, o.err, o.took)
-			}
-			slowest = max(slowest, o.took)
-		}
+		slowest := openAllAtOnce(t, roots, "amid nobody's flood")
 		if err := <-flooded; err != nil {
 			t.Fatalf("as nobody: %v", err)
 		}
