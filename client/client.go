@@ -683,6 +683,7 @@ func (c *Client) deliver(ev *Event) bool {
 		// goroutine hand-off less per event, which a permission round trip feels).
 		select {
 		case c.events <- *ev:
+			c.qtailLost = false
 			c.qmu.Unlock()
 			return true
 		default:
@@ -739,11 +740,12 @@ func (c *Client) pump() {
 		}
 		n := c.q.PopInto(batch)
 		c.qheld = n
-		if c.q.Len() == 0 {
-			c.qtailLost = false // its Overflow, if any, is in the batch: a drop now needs another
-		}
 		if n == 0 {
-			c.qidle.Store(true) // every event taken before is in Events: deliver may hand over directly
+			// Every event taken before, an Overflow included, is in Events: deliver may hand
+			// over directly, and a drop needs an Overflow of its own. (While the pump holds a
+			// batch that ends with an Overflow, a drop is still in its place.)
+			c.qtailLost = false
+			c.qidle.Store(true)
 		}
 		c.qmu.Unlock()
 		if n == 0 {
