@@ -385,13 +385,13 @@ func (g *inotifyGroup) syncLocked(w *inoWatch) error {
 	}
 	// By path, without following a symlink put there meanwhile; the wd says whether the
 	// path still names our inode.
-	path, done, err := g.selfPath(w)
+	at, done, err := g.selfPath(w)
 	if err != nil {
 		return err
 	}
-	wd, err := g.addWatch(path, want|sys.IN_DONT_FOLLOW)
+	wd, err := g.addWatch(at, want|sys.IN_DONT_FOLLOW)
 	done()
-	path = w.fullPath()
+	path := w.fullPath() // for the error: its full path, however long
 	if err != nil {
 		return explainInotifyError(err)
 	}

@@ -53,3 +53,16 @@ func eventNames(m engine.Mask) string {
 	}
 	return strings.Join(names, ", ")
 }
+
+// checkTimefmt checks watch's and trace's --timefmt on its own, when given, so that its errors
+// name it: also without a %T to use it (docs/trace-format.md), and before --format, whose
+// errors are its own.
+func checkTimefmt(timefmt string) error {
+	if timefmt == "" {
+		return nil
+	}
+	if _, err := format.CompileTime(timefmt); err != nil {
+		return fmt.Errorf("--timefmt: %w", err)
+	}
+	return nil
+}

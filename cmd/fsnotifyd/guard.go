@@ -797,9 +797,9 @@ func scanEnv(path string, pid int, event string) []string {
 
 // scan runs --exec for one access, through the launcher.
 func (g *guardRun) scan(ctx context.Context, r *notify.Request) notify.Verdict {
-	// The slots are shared among the users waiting for one, in turn (the handler's ctx
-	// names the user: notify's Request.owner): a user who keeps every scanner busy delays another user's scan by one scan,
-	// not by all of theirs. Waiting, the handler gives its place back.
+	// The slots are shared among the users waiting for one, in turn (the handler's ctx names
+	// the user: notify's Request.owner): a user who keeps every scanner busy delays another
+	// user's scan by one scan, not by all of theirs. Waiting, the handler gives its place back.
 	slot, err := g.scanSlots.Acquire(ctx)
 	if err != nil {
 		return notify.Allow // too late: the Guard applies the deadline verdict

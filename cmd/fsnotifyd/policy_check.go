@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 
 	"github.com/fsnotifyd/fsnotifyd/engine"
@@ -124,21 +123,11 @@ func checkPolicyFile(name string, opts policy.LintOptions, strict, quiet bool) i
 // whoever can write it decides what the guard allows — is a *trust.OwnerError, returned as
 // owner with the file's content: the guard refuses it, policy check and explain warn.
 func readPolicySource(name string) (src []byte, owner, err error) {
-	f, err := trust.OpenFile(name)
-	if err != nil {
-		return nil, nil, err
+	src, err = trust.ReadChecked(name, "policy file")
+	if oe := (*trust.OwnerError)(nil); errors.As(err, &oe) {
+		return src, err, nil
 	}
-	defer f.Close()
-	var oe *trust.OwnerError
-	if err := trust.CheckFile(f, name, "policy file"); errors.As(err, &oe) {
-		owner = err
-	} else if err != nil {
-		return nil, nil, err
-	}
-	if src, err = io.ReadAll(f); err != nil {
-		return nil, nil, err
-	}
-	return src, owner, nil
+	return src, nil, err
 }
 
 // readPolicyFile reads (readPolicySource) and parses a rules file. A syntax error is a

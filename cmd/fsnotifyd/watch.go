@@ -86,12 +86,8 @@ func runWatch(args []string) int {
 	} else if given {
 		mask = m
 	}
-	// --timefmt is checked on its own, when given, and its errors name it: also without a
-	// %T to use it (docs/trace-format.md), and before --format, whose errors are its own.
-	if timefmt != "" {
-		if _, err := format.CompileTime(timefmt); err != nil {
-			return fs.usageError(fmt.Errorf("--timefmt: %w", err))
-		}
+	if err := checkTimefmt(timefmt); err != nil {
+		return fs.usageError(err)
 	}
 	var out format.Formatter
 	switch {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -307,19 +306,10 @@ func (f *PolicyFollower) statePath() string {
 // root (or this process's user) can change, in directories only they can change — a
 // --policy-state DIR that others may write would let them plant a policy.
 func (f *PolicyFollower) load() (*savedPolicy, error) {
-	p := f.statePath()
-	fh, err := trust.OpenFile(p)
+	b, err := trust.ReadChecked(f.statePath(), "saved fleet policy")
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, err
-	}
-	defer fh.Close()
-	if err := trust.CheckFile(fh, p, "saved fleet policy"); err != nil {
-		return nil, err
-	}
-	b, err := io.ReadAll(fh)
 	if err != nil {
 		return nil, err
 	}

@@ -265,15 +265,33 @@ func FormatLine(path string, size int64, sha256 [32]byte) string {
 
 // ReadFile opens, checks and parses the trust file name (see OpenFile and CheckOwner).
 func ReadFile(name string) ([]Entry, error) {
+	data, err := ReadChecked(name, "trust file")
+	if err != nil {
+		return nil, err
+	}
+	return ParseFile(name, bytes.NewReader(data))
+}
+
+// ReadChecked reads the file name that says what may run (what names it in errors: "trust
+// file", "policy file"), opened with OpenFile and checked with CheckFile. When CheckFile
+// refuses its owner or modes (an *OwnerError), the content is returned with that error, for
+// a caller that only warns (policy check); any other error returns no content.
+func ReadChecked(name, what string) ([]byte, error) {
 	f, err := OpenFile(name)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	if err := CheckOwner(f, name); err != nil {
+	var oe *OwnerError
+	check := CheckFile(f, name, what)
+	if check != nil && !errors.As(check, &oe) {
+		return nil, check
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
 		return nil, err
 	}
-	return ParseFile(name, f)
+	return data, check
 }
 
 // OpenFile opens name for reading, as a trust file or another file that says what may run
