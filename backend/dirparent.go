@@ -16,10 +16,12 @@ import (
 // name "."), whether the kernel sent it for the directory's own mark or for its parent's
 // mark with FAN_EVENT_ON_CHILD|FAN_ONDIR: the record does not say which. The engine matches
 // a parent's mark through Event.Parent, so without it a chmod of a subdirectory of a
-// watched directory reached nobody (issue 11). Directories have one parent, so the path's
-// directory is it — or, for a directory named by its DELETE after it went, the directory
-// that DELETE came from (dirInfo.parent): its path's directory may be gone too (rm -rf's
-// open, read and close of a subdirectory, read after the rmdir of its parent, were lost).
+// watched directory reached nobody (issue 11). Directories have one parent: the one found
+// with the directory (dirInfo.parent: its ".." when the kernel resolved it, or the directory
+// its DELETE came from after it went), else — a dirInfo made without one — the path's
+// directory, which may be gone by now (rm -rf's open, read and close of a subdirectory, read
+// after the rmdir of its parent, were lost both ways: by path, and before dirInfo.parent was
+// found by "..", from a cached dirInfo).
 func (b *Backend) dirParent(fv *fsView, ev *engine.Event, d *dirInfo) {
 	if len(fv.eocDirs) == 0 || d.path == "" || d.path == "/" {
 		return

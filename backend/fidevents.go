@@ -24,9 +24,14 @@ type dirInfo struct {
 	// events below it are dispatched as possibly inside every subtree (placeUnknown).
 	placeUnknown bool
 	gen          uint64
-	// parent: for a directory named by its DELETE (or MOVED_FROM) after it went
-	// (orphans.go, revealing), the directory it was removed from, which its own events name
-	// as their parent (dirParent) when the path no longer leads there; zero otherwise.
+	// parent is the directory above it on the same filesystem, which its own events name as
+	// their parent (dirParent): found by ".." when the kernel resolved it, or for a directory
+	// named by its DELETE (or MOVED_FROM) after it went (orphans.go, revealing), the
+	// directory it was removed from; zero if unknown (a mount's root, a race with a move).
+	// Never by its path later: an event read from the cache after the directory above went
+	// — rm -rf's read and close of a subdirectory, read after the rmdir of its parent —
+	// found no parent there and reached nobody (CI 2026-12-07, scenario
+	// rm-rf-non-recursive-open-read-close).
 	parent engine.ID
 	// The fields above are set before the dirInfo is first used and never after; those
 	// below are memos, filled by the FID reader as it goes.
@@ -157,6 +162,12 @@ func (b *Backend) resolveDir(fs *fsState, fid *sys.FileID, needAncestry bool) (*
 		b.stats.PathsUnknown.Add(1)
 	}
 	d := &dirInfo{id: inodeID(st.Dev, st.Ino), path: path, gen: gen}
+	if path != "/" && !st.MountRoot {
+		// Its parent now, while the handle holds it: the same cache generation as its path.
+		if pst, err := sys.Statx(fd, "..", sys.AT_SYMLINK_NOFOLLOW); err == nil && pst.Dev == st.Dev {
+			d.parent = inodeID(pst.Dev, pst.Ino)
+		}
+	}
 	if needAncestry && path != "/" && !st.MountRoot {
 		complete := false
 		if known && len(path) < pathMax {

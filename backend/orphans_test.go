@@ -539,3 +539,61 @@ func TestDeleteSelfOfANonRecursiveWatchComesAfterItsContents(t *testing.T) {
 		})
 	}
 }
+
+// TestSubdirectoryEventsAfterTheParentWentReachTheParentMark: the open of a subdirectory is
+// read while it and its parent exist (so the reader has the subdirectory's place cached);
+// its read and close are read only after rm -rf removed both. A FID group reports them with
+// the subdirectory's own handle, so the parent's mark (FAN_EVENT_ON_CHILD) matches them only
+// through the parent found with it: before, dirParent looked for it by path, where the
+// parent was gone, and both events reached nobody (CI 2026-12-07: the scenario
+// rm-rf-non-recursive-open-read-close lost them 5-9 times in 100 beside a busy loop).
+func TestSubdirectoryEventsAfterTheParentWentReachTheParentMark(t *testing.T) {
+	b, hold := newHeldBackend(t)
+	dir := filepath.Join(testenv.Tmpfs(t), "R")
+	sub := filepath.Join(dir, "s")
+	mkdirAll(t, sub)
+	g := newGroup(t, b, engine.Options{Name: "watch"})
+	mark(t, b, g, dir, engine.KindInode, engine.MarkSpec{Mask: engine.Open | engine.Access | engine.CloseNoWrite |
+		engine.Delete | engine.DeleteSelf | engine.OnDir | engine.EventOnChild})
+
+	f, err := os.Open(sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	evs := collect(t, g, 10*time.Second, func(evs []got) bool { return len(evs) > 0 })
+	if len(evs) != 1 || evs[0].mask != engine.Open|engine.OnDir || evs[0].path != sub {
+		t.Fatalf("first events %+v, want the open of %s", evs, sub)
+	}
+	hold.Lock()
+	time.Sleep(20 * time.Millisecond) // the reader is back in its wait, or read nothing
+	if _, err := f.ReadDir(-1); err != nil {
+		hold.Unlock()
+		t.Fatal(err)
+	}
+	f.Close()
+	for _, p := range []string{sub, dir} {
+		if err := os.Remove(p); err != nil {
+			hold.Unlock()
+			t.Fatal(err)
+		}
+	}
+	hold.Unlock()
+
+	evs = collect(t, g, 10*time.Second, func(evs []got) bool {
+		return len(evs) > 0 && evs[len(evs)-1].mask&engine.DeleteSelf != 0
+	})
+	var ops engine.Mask
+	for _, e := range evs {
+		if e.path == sub && e.mask&engine.Delete == 0 {
+			ops |= e.mask
+		}
+	}
+	if want := engine.Access | engine.CloseNoWrite | engine.OnDir; ops != want {
+		t.Errorf("the subdirectory's own events after its open: %v, want %v; all: %+v", ops, want, evs)
+	}
+	if n := len(evs); n < 2 || evs[n-2].mask != engine.Delete|engine.OnDir || evs[n-2].path != sub ||
+		evs[n-1].mask != engine.DeleteSelf|engine.OnDir || evs[n-1].path != dir {
+		t.Errorf("want the subdirectory's removal, then the directory's; got %+v", evs)
+	}
+}
