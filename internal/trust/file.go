@@ -314,10 +314,16 @@ func (e *OwnerError) Error() string { return e.msg }
 
 // CheckFile refuses a file that says what may run (what names it in errors: "trust file",
 // "policy file") when someone other than root (or this process's user) could change it: the
-// open file f must be a regular file, and f and every directory above name must be owned by
-// root or by the effective uid, and writable by nobody else (a directory with the sticky
-// bit, such as /tmp, may be writable by others: they cannot replace what they do not own).
-// Ownership and modes are refused with an *OwnerError.
+// open file f must be a regular file, owned by root or by the effective uid and writable by
+// nobody else; so must be every directory in which resolving name looks a name up — those
+// above name, and where name goes through a symbolic link, those above the link's target,
+// link by link, as the kernel resolves it — (a directory with the sticky bit, such as /tmp,
+// may be writable by others: they cannot replace what they do not own), and every symbolic
+// link it goes through must be owned by root or the effective uid. Checking only the
+// directories above name let a policy named by a link in /etc/fsnotifyd live in a directory
+// its user could write (rename another file over it, or remove it). f must be the file the
+// resolution ends at (else it changed meanwhile: refused). Ownership and modes are refused
+// with an *OwnerError.
 func CheckFile(f *os.File, name, what string) error {
 	euid := uint32(os.Geteuid())
 	fi, err := f.Stat()
@@ -330,22 +336,96 @@ func CheckFile(f *os.File, name, what string) error {
 	if msg := ownerProblem(fi, euid, false); msg != "" {
 		return &OwnerError{fmt.Sprintf("%s %s: %s: a %s must be writable only by root (chown root %s; chmod go-w %s)", what, name, msg, what, name, name)}
 	}
-	abs, err := filepath.Abs(name)
-	if err != nil {
-		return err
-	}
-	for dir := filepath.Dir(abs); ; dir = filepath.Dir(dir) {
-		di, err := os.Stat(dir)
-		if err != nil {
-			return err
-		}
+	final, err := resolveChecked(name, func(dir string, di os.FileInfo) error {
 		if msg := ownerProblem(di, euid, true); msg != "" {
 			return &OwnerError{fmt.Sprintf("%s %s: its directory %s: %s: whoever can write there can replace the file (chown root %s; chmod go-w %s)", what, name, dir, msg, dir, dir)}
 		}
-		if dir == "/" {
-			return nil
+		return nil
+	}, func(link string, li os.FileInfo) error {
+		if st, ok := li.Sys().(*syscall.Stat_t); !ok || (st.Uid != 0 && st.Uid != euid) {
+			return &OwnerError{fmt.Sprintf("%s %s: the symbolic link %s on its path is not owned by root: its owner can point it elsewhere (chown -h root %s)", what, name, link, link)}
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
+	ri, err := os.Lstat(final)
+	if err != nil {
+		return err
+	}
+	if !os.SameFile(fi, ri) {
+		return fmt.Errorf("%s %s changed while it was checked (it now leads to another file): try again", what, name)
+	}
+	return nil
+}
+
+// maxLinks is how many symbolic links resolveChecked follows in one name (the kernel's
+// limit, ELOOP).
+const maxLinks = 40
+
+// resolveChecked resolves name component by component as the kernel does (".." after a
+// link goes up from the link's target, not lexically), calling dir for each directory a
+// name is looked up in (a path without symbolic links, and its Lstat) and link for each
+// symbolic link followed, and returns the path without symbolic links it ends at. Either
+// callback's error ends it.
+func resolveChecked(name string, dir func(string, os.FileInfo) error, link func(string, os.FileInfo) error) (string, error) {
+	path := name
+	if !filepath.IsAbs(path) {
+		wd, err := os.Getwd()
+		if err != nil {
+			return "", err
+		}
+		path = wd + "/" + path
+	}
+	todo := strings.Split(path, "/")
+	cur, links := "/", 0
+	checked := map[string]bool{}
+	for len(todo) > 0 {
+		c := todo[0]
+		todo = todo[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			cur = filepath.Dir(cur) // cur has no links: its parent is lexical
+			continue
+		}
+		if !checked[cur] {
+			di, err := os.Lstat(cur)
+			if err != nil {
+				return "", err
+			}
+			if err := dir(cur, di); err != nil {
+				return "", err
+			}
+			checked[cur] = true
+		}
+		next := filepath.Join(cur, c)
+		li, err := os.Lstat(next)
+		if err != nil {
+			return "", err
+		}
+		if li.Mode()&os.ModeSymlink == 0 {
+			cur = next
+			continue
+		}
+		if links++; links > maxLinks {
+			return "", &os.PathError{Op: "resolve", Path: name, Err: syscall.ELOOP}
+		}
+		if err := link(next, li); err != nil {
+			return "", err
+		}
+		target, err := os.Readlink(next)
+		if err != nil {
+			return "", err
+		}
+		if filepath.IsAbs(target) {
+			cur = "/"
+		}
+		todo = append(strings.Split(target, "/"), todo...)
+	}
+	return cur, nil
 }
 
 func ownerProblem(fi os.FileInfo, euid uint32, isDir bool) string {
