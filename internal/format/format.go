@@ -1,7 +1,9 @@
 package format
 
 import (
+	"bytes"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -188,16 +190,11 @@ func (f *Format) Append(dst []byte, r *Record) []byte {
 		case opLiteral:
 			dst = append(dst, op.text...)
 		case opWatched:
-			dst = append(dst, r.Watched...)
-			if r.Watched != "" && (r.Name != "" || r.isDir()) && !strings.HasSuffix(r.Watched, "/") {
-				dst = append(dst, '/')
-			}
+			dst = appendWatched(dst, r)
 		case opName:
 			dst = append(dst, r.Name...)
 		case opEvents:
-			// inotify reports a directory's DELETE_SELF and MOVE_SELF without IN_ISDIR
-			// (inotifywait prints `d/ DELETE_SELF`; the trailing slash tells the directory).
-			dst = appendNames(dst, inotifyOrder, r.Mask, op.text, r.isDir() && r.Mask&(engine.DeleteSelf|engine.MoveSelf) == 0)
+			dst = appendEvents(dst, r, op.text)
 		case opTime:
 			if !r.Time.IsZero() {
 				dst = f.time.Append(dst, r.Time)
@@ -212,6 +209,82 @@ func (f *Format) Append(dst []byte, r *Record) []byte {
 			}
 		}
 	}
+	return dst
+}
+
+// appendWatched appends %w: Watched, with a trailing / when it is a directory (an entry's
+// directory, or a directory's own event), as inotifywait prints it, so that %w%f is the path.
+func appendWatched(dst []byte, r *Record) []byte {
+	dst = append(dst, r.Watched...)
+	if r.Watched != "" && (r.Name != "" || r.isDir()) && !strings.HasSuffix(r.Watched, "/") {
+		dst = append(dst, '/')
+	}
+	return dst
+}
+
+// appendEvents appends %e's names separated by sep. inotify reports a directory's DELETE_SELF
+// and MOVE_SELF without IN_ISDIR (inotifywait prints `d/ DELETE_SELF`; the trailing slash
+// tells the directory).
+func appendEvents(dst []byte, r *Record, sep string) []byte {
+	return appendNames(dst, inotifyOrder, r.Mask, sep, r.isDir() && r.Mask&(engine.DeleteSelf|engine.MoveSelf) == 0)
+}
+
+// AppendPath appends %w%f, the path as the --format directives print it ("d/sub/f", a
+// directory's own event "d/sub/"): what watch's --exclude and --include match, as
+// inotifywait matches its regular expression against "%w%f".
+func AppendPath(dst []byte, r *Record) []byte {
+	return append(appendWatched(dst, r), r.Name...)
+}
+
+// CSV formats a record as inotifywait -c does: %w, %e and %f separated by commas, each
+// field quoted when it holds a comma, a double quote or a newline, or begins or ends with a
+// blank; a quote inside a quoted field is doubled (RFC 4180):
+//
+//	d/,CREATE,"a,b"
+//	d/,"CLOSE_WRITE,CLOSE","q""t"
+//	"d/sub,1/",DELETE_SELF,
+//
+// An empty %w (an overflow's record) is left out with its comma, as inotifywait does
+// ("Q_OVERFLOW,"). No other byte is escaped: a field is the name's bytes, quoted.
+type CSV struct{}
+
+// Append appends r as a CSV line (without its newline).
+func (CSV) Append(dst []byte, r *Record) []byte {
+	start := len(dst)
+	dst = appendWatched(dst, r)
+	if len(dst) > start {
+		dst = csvQuote(dst, start)
+		dst = append(dst, ',')
+	}
+	start = len(dst)
+	dst = csvQuote(appendEvents(dst, r, ","), start)
+	dst = append(dst, ',')
+	start = len(dst)
+	return csvQuote(append(dst, r.Name...), start)
+}
+
+// csvQuote quotes dst[start:] as inotifywait's csv_escape does, if it needs it.
+func csvQuote(dst []byte, start int) []byte {
+	f := dst[start:]
+	if len(f) == 0 || (!bytes.ContainsAny(f, "\",\n") && f[0] != ' ' && f[len(f)-1] != ' ') {
+		return dst
+	}
+	quotes := bytes.Count(f, []byte{'"'})
+	n := len(dst)
+	dst = slices.Grow(dst, 2+quotes)[:n+2+quotes]
+	// Shift the field right, from its end, doubling its quotes, then open the quote.
+	w := len(dst) - 1
+	dst[w] = '"'
+	w--
+	for i := n - 1; i >= start; i-- {
+		dst[w] = dst[i]
+		w--
+		if dst[i] == '"' {
+			dst[w] = '"'
+			w--
+		}
+	}
+	dst[w] = '"'
 	return dst
 }
 
