@@ -240,7 +240,7 @@ func TestWatchJSONPairsRenames(t *testing.T) {
 func TestWriteSplitKeepsOldPathOnTheMove(t *testing.T) {
 	var b bytes.Buffer
 	r := &format.Record{Path: "/d/new", OldPath: "/d/old", Mask: engine.MovedTo | engine.CloseWrite}
-	if _, n, err := writeSplit(&b, format.JSON{}, r, nil, 0); err != nil || n != 2 {
+	if _, n, err := writeSplit(&b, format.JSON{}, r, nil, 0, nil); err != nil || n != 2 {
 		t.Fatalf("wrote %d lines, err %v", n, err)
 	}
 	want := `{"path":"/d/new","events":["MOVED_TO"],"isdir":false,"old_path":"/d/old"}` + "\n" +

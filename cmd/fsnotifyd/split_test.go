@@ -20,7 +20,7 @@ func TestWriteSplit(t *testing.T) {
 	}
 	var b bytes.Buffer
 	r := &format.Record{Watched: "/d/", Name: "f", Mask: engine.CloseNoWrite | engine.Access | engine.Open}
-	if _, n, err := writeSplit(&b, out, r, nil, 0); err != nil || n != 3 {
+	if _, n, err := writeSplit(&b, out, r, nil, 0, nil); err != nil || n != 3 {
 		t.Fatalf("wrote %d lines, err %v", n, err)
 	}
 	if want := "/d/ OPEN f\n/d/ ACCESS f\n/d/ CLOSE_NOWRITE,CLOSE f\n"; b.String() != want {
@@ -31,14 +31,14 @@ func TestWriteSplit(t *testing.T) {
 	}
 	b.Reset()
 	r = &format.Record{Watched: "/d/", Name: "sub", Mask: engine.Attrib | engine.OnDir}
-	writeSplit(&b, out, r, nil, 0)
+	writeSplit(&b, out, r, nil, 0, nil)
 	if want := "/d/ ATTRIB,ISDIR sub\n"; b.String() != want {
 		t.Errorf("got %q, want %q", b.String(), want)
 	}
 	// -n: at most max lines.
 	b.Reset()
 	r = &format.Record{Watched: "/d/", Name: "f", Mask: engine.CloseWrite | engine.Modify}
-	if _, n, _ := writeSplit(&b, out, r, nil, 1); n != 1 || b.String() != "/d/ MODIFY f\n" {
+	if _, n, _ := writeSplit(&b, out, r, nil, 1, nil); n != 1 || b.String() != "/d/ MODIFY f\n" {
 		t.Errorf("max 1: %d lines %q", n, b.String())
 	}
 }

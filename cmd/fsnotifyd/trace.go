@@ -229,5 +229,6 @@ func runTrace(args []string) int {
 		}
 		return len(only) == 0 || only[p]
 	}
-	return stream("trace", specs, daemon, quiet, count, timeout, out, false, withExe, keep)
+	return stream("trace", specs, streamOpts{daemon: daemon, quiet: quiet, count: count, timeout: timeout, out: out,
+		withExe: withExe, keep: keep})
 }

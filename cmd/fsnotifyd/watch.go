@@ -138,7 +138,8 @@ func runWatch(args []string) int {
 	if pairs != nil {
 		keep = func(e *event) bool { return pairs.pair(&e.rec, mask&engine.Rename != 0) }
 	}
-	return stream("watch", specs, daemon, quiet, count, timeout, out, recursive, false, keep)
+	return stream("watch", specs, streamOpts{daemon: daemon, quiet: quiet, count: count, timeout: timeout, out: out,
+		recursive: recursive, keep: keep})
 }
 
 // renamePairs gives a rename's MOVED_TO the old path of its RENAME, which the kernel queues
@@ -182,9 +183,26 @@ func (p *renamePairs) pair(r *format.Record, keepRename bool) bool {
 // of events (see stream).
 const streamPace = time.Millisecond
 
+// streamOpts are how stream prints: what watch's and trace's flags chose.
+type streamOpts struct {
+	daemon  daemonFlag
+	quiet   bool
+	count   int           // -n: exit after this many lines (0: no limit)
+	timeout time.Duration // exit after it (0: never)
+	out     format.Formatter
+	// recursive only changes "Setting up watches."; withExe asks for executables (trace).
+	recursive, withExe bool
+	// keep, if set, decides on each event before its %w and %f are known: false drops it.
+	keep func(*event) bool
+	// show, if set, decides on each line (one operation of an event: writeSplit) once its
+	// %w and %f are set: false drops it, and -n does not count it.
+	show func(*format.Record) bool
+}
+
 // stream opens a source, places the watches, and prints events until done.
-func stream(cmd string, specs []watchSpec, daemon daemonFlag, quiet bool, count int, timeout time.Duration,
-	out format.Formatter, recursive, withExe bool, keep func(*event) bool) int {
+func stream(cmd string, specs []watchSpec, o streamOpts) int {
+	daemon, quiet, count, timeout, out, keep := o.daemon, o.quiet, o.count, o.timeout, o.out, o.keep
+	recursive, withExe := o.recursive, o.withExe
 	if !quiet {
 		if recursive {
 			fmt.Fprintln(os.Stderr, "Setting up watches.  Beware: since -r was given, this may take a while!")
@@ -302,7 +320,7 @@ func stream(cmd string, specs []watchSpec, daemon daemonFlag, quiet bool, count 
 				left = count - printed
 			}
 			var n int
-			if line, n, err = writeSplit(w, out, &e.rec, line[:0], left); err != nil {
+			if line, n, err = writeSplit(w, out, &e.rec, line[:0], left, o.show); err != nil {
 				return fail(cmd, err)
 			}
 			printed += n
