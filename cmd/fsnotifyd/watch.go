@@ -35,6 +35,10 @@ event is one JSON object per line: {"time", "path", "events", "isdir", "pid",
 old_path, the path of its MOVED_FROM, when both directories are watched: that
 pairs them (--format cannot).
 
+-c (--csv) prints inotifywait -c's lines: %w,%e,%f, a field quoted ("...", its
+quotes doubled) when it holds a comma, a quote or a newline, or begins or ends
+with a blank: d/,"CLOSE_WRITE,CLOSE","a,b". Only one of --json, -c and --format.
+
 "Watches established." is printed on stderr once the marks are in place.
 Exit status: 0 after -n events, at --timeout, or on SIGINT/SIGTERM; 1 on a
 runtime error; 2 on a usage error.
@@ -44,21 +48,23 @@ Examples:
   fsnotifyd watch -r -e create,delete,move /srv/data
   fsnotifyd watch -e close_write --format '%w%f' -n 1 /var/spool/in
   fsnotifyd watch -r --json --timeout 30s /etc
+  fsnotifyd watch -c -e create,delete /srv/in
   fsnotifyd watch --timefmt '%H:%M:%S' --format '%T %e %w%f (%c[%p])' /tmp
 `
 
 func runWatch(args []string) int {
 	var (
-		recursive, jsonOut, quiet, monitor bool
-		events, fmtStr, timefmt            string
-		count                              int
-		timeout                            time.Duration
-		daemon                             daemonFlag
+		recursive, jsonOut, csvOut, quiet, monitor bool
+		events, fmtStr, timefmt                    string
+		count                                      int
+		timeout                                    time.Duration
+		daemon                                     daemonFlag
 	)
-	fs := newFlagSet("watch", "[-r] [-e EVENTS] [--json | --format FMT] [--timefmt FMT] [-n COUNT] [--timeout DUR] PATH...", watchHelp)
+	fs := newFlagSet("watch", "[-r] [-e EVENTS] [--json | -c | --format FMT] [--timefmt FMT] [-n COUNT] [--timeout DUR] PATH...", watchHelp)
 	fs.boolVar(&recursive, "r,recursive", "watch every directory below each PATH (a subtree watch)")
 	fs.stringVar(&events, "e,event,events", "events to report, a comma list (default all)")
 	fs.boolVar(&jsonOut, "json,j", "print one JSON object per event")
+	fs.boolVar(&csvOut, "c,csv", "print inotifywait's CSV lines: %w,%e,%f, quoted (e.g. d/,\"CLOSE_WRITE,CLOSE\",\"a,b\")")
 	fs.stringVar(&fmtStr, "format", "print events in this inotifywait-style format")
 	fs.stringVar(&timefmt, "timefmt", "strftime format of %T")
 	fs.intVar(&count, "n,count", "exit after COUNT events (0, the default: no limit)")
@@ -75,6 +81,13 @@ func runWatch(args []string) int {
 	}
 	if jsonOut && fmtStr != "" {
 		return fs.usageError(errors.New("--json and --format cannot be used together"))
+	}
+	if csvOut && (jsonOut || fmtStr != "") {
+		other := "--json"
+		if fmtStr != "" {
+			other = "--format"
+		}
+		return fs.usageError(fmt.Errorf("-c (--csv) and %s cannot be used together: each chooses the output", other))
 	}
 	if count < 0 {
 		return fs.usageError(errors.New("-n must not be negative"))
@@ -93,6 +106,8 @@ func runWatch(args []string) int {
 	switch {
 	case jsonOut:
 		out = format.JSON{}
+	case csvOut:
+		out = format.CSV{}
 	default:
 		f := fmtStr
 		if f == "" {
