@@ -196,6 +196,13 @@ func (fs *flagSet) usageError(err error) int {
 	msg := err.Error()
 	// flag's messages: "flag provided but not defined: -x", "invalid value ... for flag -e: ...".
 	msg = strings.Replace(msg, "flag provided but not defined: ", "unknown flag ", 1)
+	// "flag needs an argument: -exclude": the flag, spelt as the help spells it, first.
+	if name, ok := strings.CutPrefix(msg, "flag needs an argument: -"); ok {
+		if len(name) > 1 {
+			name = "-" + name
+		}
+		msg = "-" + name + " needs an argument"
+	}
 	// flag names every flag with one dash; the help spells long ones with two.
 	msg = longFlag.ReplaceAllString(msg, "flag --$1")
 	fmt.Fprintf(os.Stderr, "fsnotifyd %s: %s (see \"fsnotifyd %s --help\")\n", fs.cmd, msg, fs.cmd)

@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
+	"regexp/syntax"
+	"strconv"
 	"strings"
 	"time"
 
@@ -39,6 +42,16 @@ pairs them (--format cannot).
 quotes doubled) when it holds a comma, a quote or a newline, or begins or ends
 with a blank: d/,"CLOSE_WRITE,CLOSE","a,b". Only one of --json, -c and --format.
 
+--exclude RE drops the events whose path, as %w%f prints it (the PATH as
+given, then the file name: src/.git/index; a directory's own event src/sub/),
+matches the regular expression RE; --include RE reports only those that match;
+--excludei and --includei ignore case. As in inotifywait only one of the four
+may be given (the last of a repeated one counts); join alternatives with |. RE
+is Go's syntax (RE2), not POSIX's: an extended regular expression means the
+same, except that back-references (\1), GNU's anchors (\< \>: use \b, ^, $)
+and a repetition of a repetition (a**) are refused. Filtered events are not counted
+by -n. With -r, directories are watched whether or not their events are shown.
+
 "Watches established." is printed on stderr once the marks are in place.
 Exit status: 0 after -n events, at --timeout, or on SIGINT/SIGTERM; 1 on a
 runtime error; 2 on a usage error.
@@ -49,6 +62,8 @@ Examples:
   fsnotifyd watch -e close_write --format '%w%f' -n 1 /var/spool/in
   fsnotifyd watch -r --json --timeout 30s /etc
   fsnotifyd watch -c -e create,delete /srv/in
+  fsnotifyd watch -r --exclude '(^|/)\.git(/|$)' ~/src
+  fsnotifyd watch -r -e close_write --includei '\.(jpe?g|png)$' /srv/photos
   fsnotifyd watch --timefmt '%H:%M:%S' --format '%T %e %w%f (%c[%p])' /tmp
 `
 
@@ -56,17 +71,23 @@ func runWatch(args []string) int {
 	var (
 		recursive, jsonOut, csvOut, quiet, monitor bool
 		events, fmtStr, timefmt                    string
+		exclude, excludei                          string
+		include, includei                          string
 		count                                      int
 		timeout                                    time.Duration
 		daemon                                     daemonFlag
 	)
-	fs := newFlagSet("watch", "[-r] [-e EVENTS] [--json | -c | --format FMT] [--timefmt FMT] [-n COUNT] [--timeout DUR] PATH...", watchHelp)
+	fs := newFlagSet("watch", "[-r] [-e EVENTS] [--json | -c | --format FMT] [--timefmt FMT] [--exclude[i] RE | --include[i] RE] [-n COUNT] [--timeout DUR] PATH...", watchHelp)
 	fs.boolVar(&recursive, "r,recursive", "watch every directory below each PATH (a subtree watch)")
 	fs.stringVar(&events, "e,event,events", "events to report, a comma list (default all)")
 	fs.boolVar(&jsonOut, "json,j", "print one JSON object per event")
 	fs.boolVar(&csvOut, "c,csv", "print inotifywait's CSV lines: %w,%e,%f, quoted (e.g. d/,\"CLOSE_WRITE,CLOSE\",\"a,b\")")
 	fs.stringVar(&fmtStr, "format", "print events in this inotifywait-style format")
 	fs.stringVar(&timefmt, "timefmt", "strftime format of %T")
+	fs.stringVar(&exclude, "exclude", "do not report events whose %w%f matches this regular expression")
+	fs.stringVar(&excludei, "excludei", "--exclude, ignoring case")
+	fs.stringVar(&include, "include", "report only events whose %w%f matches this regular expression")
+	fs.stringVar(&includei, "includei", "--include, ignoring case")
 	fs.intVar(&count, "n,count", "exit after COUNT events (0, the default: no limit)")
 	fs.durationVar(&timeout, "t,timeout", "exit after DUR (e.g. 30s)")
 	fs.boolVar(&quiet, "q,quiet", "do not print \"Watches established.\"")
@@ -91,6 +112,11 @@ func runWatch(args []string) int {
 	}
 	if count < 0 {
 		return fs.usageError(errors.New("-n must not be negative"))
+	}
+	re, onlyMatches, err := pathRegexp(fs, map[string]string{"exclude": exclude, "excludei": excludei,
+		"include": include, "includei": includei})
+	if err != nil {
+		return fs.usageError(err)
 	}
 	mask := engine.Access | engine.Modify | engine.Attrib | engine.Close | engine.Open |
 		engine.Move | engine.Create | engine.Delete | engine.DeleteSelf | engine.MoveSelf
@@ -153,8 +179,67 @@ func runWatch(args []string) int {
 	if pairs != nil {
 		keep = func(e *event) bool { return pairs.pair(&e.rec, mask&engine.Rename != 0) }
 	}
+	var show func(*format.Record) bool
+	if re != nil {
+		var buf []byte
+		show = func(r *format.Record) bool {
+			buf = format.AppendPath(buf[:0], r)
+			return re.Match(buf) == onlyMatches
+		}
+	}
 	return stream("watch", specs, streamOpts{daemon: daemon, quiet: quiet, count: count, timeout: timeout, out: out,
-		recursive: recursive, keep: keep})
+		recursive: recursive, keep: keep, show: show})
+}
+
+// pathRegexp compiles the one regular expression of watch's --exclude, --excludei,
+// --include or --includei (values: each flag's value by name, without dashes): nil if none
+// was given; include says that it selects what is reported rather than what is not. As in
+// inotifywait, only one of them may be given (the last of repeats counts); an empty pattern
+// (a shell variable that expanded to nothing) is an error, not "match every path"; the
+// syntax is Go's (RE2).
+func pathRegexp(fs *flagSet, values map[string]string) (re *regexp.Regexp, include bool, err error) {
+	var given []string
+	for _, name := range []string{"exclude", "excludei", "include", "includei"} {
+		if fs.given(name) {
+			given = append(given, name)
+		}
+	}
+	switch {
+	case len(given) == 0:
+		return nil, false, nil
+	case len(given) > 1:
+		return nil, false, fmt.Errorf("--%s and --%s cannot be used together (as in inotifywait: one pattern; join alternatives with |)", given[0], given[1])
+	}
+	name := given[0]
+	pat := values[name]
+	if pat == "" {
+		return nil, false, fmt.Errorf("--%s: empty pattern (it would match every path)", name)
+	}
+	// GNU's \< \> \` \' are anchors where Go reads a quoted character: refused, not misread.
+	for i := 0; i+1 < len(pat); i++ {
+		if pat[i] != '\\' {
+			continue
+		}
+		if c := pat[i+1]; strings.IndexByte("<>`'", c) >= 0 {
+			return nil, false, fmt.Errorf("--%s %q: \\%c is GNU's anchor, which Go's syntax reads as a plain %c: use \\b, ^ or $", name, pat, c, c)
+		}
+		i++
+	}
+	src := pat
+	if strings.HasSuffix(name, "i") {
+		src = "(?i)" + pat
+	}
+	if re, err = regexp.Compile(src); err != nil {
+		msg := err.Error()
+		if se := (*syntax.Error)(nil); errors.As(err, &se) {
+			msg = se.Code.String()
+			if se.Expr != "" && se.Expr != src {
+				msg += " " + strconv.Quote(se.Expr)
+			}
+		}
+		return nil, false, fmt.Errorf("--%s %q: not a regular expression: %s", name, pat, msg)
+	}
+	return re, strings.HasPrefix(name, "include"), nil
 }
 
 // renamePairs gives a rename's MOVED_TO the old path of its RENAME, which the kernel queues
