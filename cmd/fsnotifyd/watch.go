@@ -6,7 +6,9 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"regexp/syntax"
 	"strconv"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/fsnotifyd/fsnotifyd/engine"
 	"github.com/fsnotifyd/fsnotifyd/internal/format"
+	"github.com/fsnotifyd/fsnotifyd/internal/paths"
 	"github.com/fsnotifyd/fsnotifyd/notify"
 )
 
@@ -52,6 +55,21 @@ same, except that back-references (\1), GNU's anchors (\< \>: use \b, ^, $)
 and a repetition of a repetition (a**) are refused. Filtered events are not counted
 by -n. With -r, directories are watched whether or not their events are shown.
 
+--fromfile FILE reads paths to watch from FILE (- for stdin), one a line, as
+they are but for the newline, before the PATHs given; a line @PATH excludes
+PATH: nothing is reported through a watch at or below it (its own entry in
+its parent, "d/ CREATE,ISDIR skip", is), unless a path listed below it is
+watched too; empty lines and a lone @ are skipped. PATHs are compared
+absolute (inotifywait wants them spelt as the watched path is). A listed path
+that is missing is an error naming FILE and its line; so is a FILE that
+cannot be read (inotifywait went on without it).
+Unprivileged, -r still places inotify watches below an excluded directory
+(they report nothing): the exclusion filters, it does not prune.
+
+-o FILE appends the lines to FILE, created mode 0600 if needed (inotifywait's
+-o); the messages stay on stderr. The file's own events are not reported: in
+a watched directory each write would report one more.
+
 "Watches established." is printed on stderr once the marks are in place.
 Exit status: 0 after -n events, at --timeout, or on SIGINT/SIGTERM; 1 on a
 runtime error; 2 on a usage error.
@@ -64,6 +82,8 @@ Examples:
   fsnotifyd watch -c -e create,delete /srv/in
   fsnotifyd watch -r --exclude '(^|/)\.git(/|$)' ~/src
   fsnotifyd watch -r -e close_write --includei '\.(jpe?g|png)$' /srv/photos
+  printf '%s\n' /srv/a /srv/b @/srv/a/cache | fsnotifyd watch -r --fromfile -
+  fsnotifyd watch -r -c -o /var/log/srv-events.csv /srv
   fsnotifyd watch --timefmt '%H:%M:%S' --format '%T %e %w%f (%c[%p])' /tmp
 `
 
@@ -76,8 +96,9 @@ func runWatch(args []string) int {
 		count                                      int
 		timeout                                    time.Duration
 		daemon                                     daemonFlag
+		fromFile, outFile                          onceString
 	)
-	fs := newFlagSet("watch", "[-r] [-e EVENTS] [--json | -c | --format FMT] [--timefmt FMT] [--exclude[i] RE | --include[i] RE] [-n COUNT] [--timeout DUR] PATH...", watchHelp)
+	fs := newFlagSet("watch", "[-r] [-e EVENTS] [--json | -c | --format FMT] [--timefmt FMT] [--exclude[i] RE | --include[i] RE] [-o FILE] [-n COUNT] [--timeout DUR] [--fromfile FILE] PATH...", watchHelp)
 	fs.boolVar(&recursive, "r,recursive", "watch every directory below each PATH (a subtree watch)")
 	fs.stringVar(&events, "e,event,events", "events to report, a comma list (default all)")
 	fs.boolVar(&jsonOut, "json,j", "print one JSON object per event")
@@ -88,6 +109,8 @@ func runWatch(args []string) int {
 	fs.stringVar(&excludei, "excludei", "--exclude, ignoring case")
 	fs.stringVar(&include, "include", "report only events whose %w%f matches this regular expression")
 	fs.stringVar(&includei, "includei", "--include, ignoring case")
+	fs.value(&fromFile, "fromfile", "read the paths to watch from FILE (- for stdin), one a line; @PATH excludes PATH's subtree")
+	fs.value(&outFile, "o,outfile", "append the events to FILE (created mode 0600) instead of printing them")
 	fs.intVar(&count, "n,count", "exit after COUNT events (0, the default: no limit)")
 	fs.durationVar(&timeout, "t,timeout", "exit after DUR (e.g. 30s)")
 	fs.boolVar(&quiet, "q,quiet", "do not print \"Watches established.\"")
@@ -97,7 +120,33 @@ func runWatch(args []string) int {
 	if !ok {
 		return status
 	}
+	if fromFile.set && fromFile.s == "" {
+		return fs.usageError(errors.New("--fromfile: empty file name (- reads standard input)"))
+	}
+	if outFile.set && outFile.s == "" {
+		return fs.usageError(errors.New("-o: empty file name"))
+	}
+	// where says where each path was named, for its errors: "" on the command line.
+	where := make([]string, len(paths))
+	var skip []string // --fromfile's @PATHs, absolute
+	if fromFile.set {
+		listed, excl, err := readPathList(fromFile.s, os.Stdin)
+		if err != nil {
+			return fail("watch", err)
+		}
+		var ps, ws []string
+		for _, l := range listed {
+			ps, ws = append(ps, l.path), append(ws, l.where+": ")
+		}
+		paths, where = append(ps, paths...), append(ws, where...) // the file's first, as inotifywait
+		for _, l := range excl {
+			skip = append(skip, absPath(l.path))
+		}
+	}
 	if len(paths) == 0 {
+		if fromFile.set {
+			return fs.usageError(fmt.Errorf("no PATH given: --fromfile %s lists none and none follows", fromFile.s))
+		}
 		return fs.usageError(errors.New("no PATH given: name at least one file or directory to watch"))
 	}
 	if jsonOut && fmtStr != "" {
@@ -158,16 +207,16 @@ func runWatch(args []string) int {
 		kind = engine.KindSubtree
 	}
 	var specs []watchSpec
-	for _, p := range paths {
+	for i, p := range paths {
 		st, err := os.Stat(p)
 		if err != nil {
-			return fail("watch", explainPathError(p, err))
+			return fail("watch", fmt.Errorf("%s%w", where[i], explainPathError(p, err)))
 		}
 		k, m := kind, kmask|engine.OnDir
 		if !st.IsDir() {
 			k = engine.KindInode
 			if mask&^engine.DirentEvents == 0 { // a file has no entries: nothing would be left
-				return fs.usageError(fmt.Errorf("-e %s: a file (%s) reports only %s", strings.TrimSpace(events), p,
+				return fs.usageError(fmt.Errorf("-e %s: a file (%s%s) reports only %s", strings.TrimSpace(events), where[i], p,
 					eventNames(engine.NotificationEvents&^engine.DirentEvents)))
 			}
 		} else if k == engine.KindInode {
@@ -179,16 +228,155 @@ func runWatch(args []string) int {
 	if pairs != nil {
 		keep = func(e *event) bool { return pairs.pair(&e.rec, mask&engine.Rename != 0) }
 	}
-	var show func(*format.Record) bool
-	if re != nil {
-		var buf []byte
-		show = func(r *format.Record) bool {
-			buf = format.AppendPath(buf[:0], r)
-			return re.Match(buf) == onlyMatches
+	var dst *os.File
+	if outFile.set {
+		// As inotifywait: appended to, created 0600 (less the umask).
+		f, err := os.OpenFile(outFile.s, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			if pe := (*os.PathError)(nil); errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return fail("watch", fmt.Errorf("-o %s: %w", outFile.s, err))
+		}
+		defer f.Close()
+		dst = f
+	}
+	filter := &watchFilter{re: re, include: onlyMatches, skip: skip}
+	for _, s := range specs {
+		filter.roots = append(filter.roots, s.abs)
+	}
+	if dst != nil {
+		// The output file's own events would be printed to it, each printing one more: they
+		// are not reported (by its path, and as this process's own where the pid is known).
+		filter.outPath, filter.self = absPath(outFile.s), os.Getpid()
+		if p, err := filepath.EvalSymlinks(filter.outPath); err == nil {
+			filter.outReal = p
 		}
 	}
+	var show func(*format.Record) bool
+	if filter.active() {
+		show = filter.show
+	}
 	return stream("watch", specs, streamOpts{daemon: daemon, quiet: quiet, count: count, timeout: timeout, out: out,
-		recursive: recursive, keep: keep, show: show})
+		recursive: recursive, keep: keep, show: show, dst: dst, dstName: outFile.s})
+}
+
+// onceString is a string flag that may be given once: inotifywait refuses a second
+// --fromfile or --outfile rather than take one of them.
+type onceString struct {
+	s   string
+	set bool
+}
+
+func (o *onceString) String() string { return o.s }
+func (o *onceString) Set(s string) error {
+	if o.set {
+		return fmt.Errorf("given twice (%q, then %q): give it once", o.s, s)
+	}
+	o.s, o.set = s, true
+	return nil
+}
+
+// listedPath is a path of a --fromfile list, with where it was: "FILE:LINE".
+type listedPath struct{ path, where string }
+
+// readPathList reads --fromfile's list (name "-": stdin) as inotifywait does: one path a
+// line, taken as it is but for the newline; "@PATH" excludes PATH; an empty line and a lone
+// "@" are skipped.
+func readPathList(name string, stdin io.Reader) (watch, exclude []listedPath, err error) {
+	r, shown := stdin, "stdin"
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			if pe := (*os.PathError)(nil); errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return nil, nil, fmt.Errorf("--fromfile %s: %w", name, err)
+		}
+		defer f.Close()
+		r, shown = f, name
+	}
+	br := bufio.NewReader(r)
+	for n := 1; ; n++ {
+		line, err := br.ReadString('\n')
+		if err != nil && err != io.EOF {
+			return nil, nil, fmt.Errorf("--fromfile %s:%d: %w", shown, n, err)
+		}
+		if line == "" && err == io.EOF {
+			return watch, exclude, nil
+		}
+		line = strings.TrimSuffix(line, "\n")
+		where := fmt.Sprintf("--fromfile %s:%d", shown, n)
+		switch {
+		case line == "" || line == "@":
+		case line[0] == '@':
+			exclude = append(exclude, listedPath{line[1:], where})
+		default:
+			watch = append(watch, listedPath{line, where})
+		}
+		if err == io.EOF {
+			return watch, exclude, nil
+		}
+	}
+}
+
+// watchFilter decides which lines watch prints (streamOpts.show): --exclude or --include's
+// regular expression on %w%f, --fromfile's @ exclusions, and -o's own file.
+type watchFilter struct {
+	re      *regexp.Regexp
+	include bool // print only what re matches (else only what it does not)
+	// skip are the @PATHs, roots the watched paths (absolute). An event through a watch at or
+	// below an excluded directory is not printed, as inotifywait -r sets no watch there;
+	// one on it as an entry of its parent (CREATE,ISDIR) is. A watched path at or below an
+	// excluded one is watched all the same (inotifywait: "always watched").
+	skip, roots []string
+	// outPath (and outReal, symlinks resolved) is -o's file, self this process: their
+	// events are not printed.
+	outPath, outReal string
+	self             int
+	buf              []byte
+}
+
+func (f *watchFilter) active() bool { return f.re != nil || len(f.skip) > 0 || f.outPath != "" }
+
+func (f *watchFilter) show(r *format.Record) bool {
+	if f.outPath != "" && (r.Pid == f.self || r.Path != "" && (r.Path == f.outPath || r.Path == f.outReal)) {
+		return false
+	}
+	if len(f.skip) > 0 && !r.PathUnknown && r.Path != "" && f.excluded(r) {
+		return false
+	}
+	if f.re != nil {
+		f.buf = format.AppendPath(f.buf[:0], r)
+		return f.re.Match(f.buf) == f.include
+	}
+	return true
+}
+
+// excluded reports whether r came through a watch inotifywait would not have set: its
+// directory (the object itself for its own event, %f empty) at or below an @PATH, and not
+// at or below a watched path that is itself at or below that @PATH.
+func (f *watchFilter) excluded(r *format.Record) bool {
+	dir := r.Path
+	if r.Name != "" {
+		dir = filepath.Dir(r.Path)
+	}
+	for _, x := range f.skip {
+		if !paths.Within(dir, x) {
+			continue
+		}
+		watched := false
+		for _, w := range f.roots {
+			if paths.Within(w, x) && paths.Within(dir, w) {
+				watched = true
+				break
+			}
+		}
+		if !watched {
+			return true
+		}
+	}
+	return false
 }
 
 // pathRegexp compiles the one regular expression of watch's --exclude, --excludei,
@@ -297,6 +485,10 @@ type streamOpts struct {
 	// show, if set, decides on each line (one operation of an event: writeSplit) once its
 	// %w and %f are set: false drops it, and -n does not count it.
 	show func(*format.Record) bool
+	// dst is where lines go (nil: stdout); dstName names it (-o FILE): a write error there is
+	// a runtime error, where stdout's (a closed pipe) ends the command quietly.
+	dst     *os.File
+	dstName string
 }
 
 // stream opens a source, places the watches, and prints events until done.
@@ -327,8 +519,20 @@ func stream(cmd string, specs []watchSpec, o streamOpts) int {
 	if !quiet {
 		fmt.Fprintln(os.Stderr, "Watches established.")
 	}
-	w := bufio.NewWriterSize(os.Stdout, 64<<10)
+	dst := o.dst
+	if dst == nil {
+		dst = os.Stdout
+	}
+	w := bufio.NewWriterSize(dst, 64<<10)
 	defer w.Flush()
+	// written ends the command after a write error: quietly on stdout (a pipe closed), as a
+	// runtime error naming -o's file.
+	written := func(err error) int {
+		if o.dstName != "" {
+			return fail(cmd, fmt.Errorf("-o %s: %w", o.dstName, err))
+		}
+		return exitOK
+	}
 	disp := &displayer{roots: specs}
 	var line []byte
 	var batch []event
@@ -364,7 +568,9 @@ func stream(cmd string, specs []watchSpec, o streamOpts) int {
 		prevRead, lastRead = lastRead, time.Now()
 		lastFull = len(batch) >= len(src.buf) // more are likely queued: no pause
 		if err != nil {
-			w.Flush()
+			if ferr := w.Flush(); ferr != nil && o.dstName != "" {
+				return written(ferr)
+			}
 			if ctx.Err() != nil {
 				return exitOK // --timeout or a signal
 			}
@@ -421,16 +627,21 @@ func stream(cmd string, specs []watchSpec, o streamOpts) int {
 			}
 			var n int
 			if line, n, err = writeSplit(w, out, &e.rec, line[:0], left, o.show); err != nil {
+				if o.dstName != "" {
+					return written(err)
+				}
 				return fail(cmd, err)
 			}
 			printed += n
 			if count > 0 && printed >= count {
-				w.Flush()
+				if err := w.Flush(); err != nil && o.dstName != "" {
+					return written(err)
+				}
 				return exitOK
 			}
 		}
 		if err := w.Flush(); err != nil { // a pipe closed: stop quietly
-			return exitOK
+			return written(err)
 		}
 	}
 }

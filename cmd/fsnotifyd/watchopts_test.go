@@ -4,6 +4,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -143,4 +144,149 @@ func TestWatchOptionUsageErrors(t *testing.T) {
 		{args: []string{"watch", "--exclude"}, want: []string{"--exclude needs an argument"}},
 		{args: []string{"watch", dir, "-c", "--timefmt"}, want: []string{"--timefmt needs an argument"}},
 	})
+}
+
+// TestWatchFromFile: --fromfile's paths are watched (the file's, then the command line's),
+// its "@PATH" lines exclude PATH's subtree from -r (nothing through a watch there: a new
+// directory below it neither), but a watched path below an exclusion is watched all the
+// same, and an excluded directory's own entry in its parent is reported (inotifywait's
+// rules); empty lines and a lone @ are skipped; "-" reads stdin. Without @ (the "none" list)
+// the excluded events are printed. On fanotify (root), inotify (nobody) and the daemon.
+func TestWatchFromFile(t *testing.T) {
+	base := testenv.PublicTmpfs(t)
+	for _, who := range []string{"root", "nobody", "daemon"} {
+		for _, list := range []string{"file", "stdin", "none"} {
+			t.Run(who+"/"+list, func(t *testing.T) {
+				d := filepath.Join(base, who, list)
+				sh(t, fmt.Sprintf("mkdir -p %[1]s/a/skip/keep %[1]s/a/skip/other %[1]s/b %[1]s/c && chmod -R 777 %[1]s", d))
+				text := fmt.Sprintf("%[1]s/a\n@%[1]s/a/skip\n\n@\n%[1]s/a/skip/keep\n", d)
+				want := []string{"D/a/skip/keep/ CREATE k", "D/a/ CREATE,ISDIR new", "D/a/ CREATE f", "D/b/ CREATE g"}
+				if list == "none" {
+					text = fmt.Sprintf("%[1]s/a\n", d)
+					want = []string{"D/a/skip/ CREATE x", "D/a/skip/other/ CREATE y", "D/a/skip/keep/ CREATE k",
+						"D/a/skip/ CREATE,ISDIR n", "D/a/skip/n/ CREATE z", "D/a/ CREATE,ISDIR new", "D/a/ CREATE f", "D/b/ CREATE g"}
+				}
+				listFile := filepath.Join(base, who+"-"+list+".list")
+				if err := os.WriteFile(listFile, []byte(text), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				args := []string{"watch", "-r", "-e", "create", d + "/b"}
+				if list == "stdin" {
+					args = append(args, "--fromfile", "-")
+				} else {
+					args = append(args, "--fromfile", listFile)
+				}
+				args = as(t, who, args)
+				if list == "stdin" {
+					// The list on stdin: a shell opens it and runs the whole command line
+					// (start runs a line that begins with setpriv as it is).
+					if args[0] != "setpriv" {
+						args = append([]string{bin}, args...)
+					}
+					args = append([]string{"setpriv", "sh", "-c", `exec "$@" <` + listFile, "sh"}, args...)
+				}
+				p := start(t, args...)
+				sh(t, fmt.Sprintf("cd %s && touch a/skip/x a/skip/other/y a/skip/keep/k && mkdir a/skip/n && touch a/skip/n/z && "+
+					"mkdir a/new && touch a/f b/g c/h", d))
+				if got := p.linesCut(len(want), d); !slices.Equal(got, want) {
+					t.Errorf("watch --fromfile (%s) printed\n%s\nwant\n%s", list, strings.Join(got, "\n"), strings.Join(want, "\n"))
+				}
+				if st := p.stop(); st != 0 {
+					t.Errorf("exit status %d; stderr:\n%s", st, p.errText())
+				}
+			})
+		}
+	}
+}
+
+// TestWatchFromFileAndOutfileErrors: a list or an output file that cannot be used is a
+// runtime error (exit 1) naming the flag and the file, a listed path that is not there names
+// the list's file and line; a second --fromfile or -o, an empty name, or a list with no path
+// is a usage error (exit 2). None watches anything.
+func TestWatchFromFileAndOutfileErrors(t *testing.T) {
+	dir := t.TempDir()
+	list := filepath.Join(dir, "list")
+	if err := os.WriteFile(list, []byte(dir+"\n\n"+dir+"/nope\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, []byte("\n@"+dir+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"--fromfile", dir + "/missing"}, 1, "--fromfile " + dir + "/missing: no such file or directory"},
+		{[]string{"--fromfile", list}, 1, "--fromfile " + list + ":3: " + dir + "/nope: no such file or directory"},
+		{[]string{"--fromfile", empty}, 2, "no PATH given: --fromfile " + empty + " lists none"},
+		{[]string{"--fromfile", list, "--fromfile", empty, dir}, 2, "flag --fromfile: given twice"},
+		{[]string{"--fromfile", "", dir}, 2, "--fromfile: empty file name"},
+		{[]string{"-o", dir + "/no/such/dir/out", dir}, 1, "-o " + dir + "/no/such/dir/out: no such file or directory"},
+		{[]string{"-o", dir + "/a", "--outfile", dir + "/b", dir}, 2, "flag --outfile: given twice"},
+		{[]string{"-o", "", dir}, 2, "-o: empty file name"},
+	}
+	for _, tt := range tests {
+		_, stderr, code, timedOut := fsnWithin(t, 5*time.Second, append([]string{"watch"}, tt.args...)...)
+		if timedOut || code != tt.code || !strings.Contains(stderr, tt.msg) || strings.Count(stderr, "\n") != 1 {
+			t.Errorf("watch %q: exit %d (timed out: %v), %q; want exit %d, one line saying %q", tt.args, code, timedOut, stderr, tt.code, tt.msg)
+		}
+	}
+}
+
+// TestWatchOutfile: -o FILE appends the lines to FILE (kept content before them; created
+// mode 0600, as inotifywait) and prints none; a FILE in the watched directory does not
+// report its own writes (each would print one more: the watch would never be quiet). On
+// fanotify (root), inotify (nobody) and the daemon, with -c to show the output's format is
+// the one chosen.
+func TestWatchOutfile(t *testing.T) {
+	base := testenv.PublicTmpfs(t)
+	for _, who := range []string{"root", "nobody", "daemon"} {
+		t.Run(who, func(t *testing.T) {
+			d := filepath.Join(base, who)
+			sh(t, fmt.Sprintf("mkdir -p %[1]s/w && chmod -R 777 %[1]s", d))
+			for i, out := range []string{d + "/out", d + "/w/log"} {
+				inside := strings.HasPrefix(out, d+"/w/")
+				f := fmt.Sprint("f", i) // a new file each time
+				if inside {
+					sh(t, "echo old >"+out+" && chmod 666 "+out)
+				}
+				p := start(t, as(t, who, []string{"watch", "-c", "-o", out, d + "/w"})...)
+				sh(t, fmt.Sprintf("touch %[1]s/w/%[2]s && echo x >>%[1]s/w/%[2]s", d, f))
+				want := []string{"D/w/,CREATE,F", "D/w/,OPEN,F", "D/w/,ATTRIB,F", `D/w/,"CLOSE_WRITE,CLOSE",F`,
+					"D/w/,OPEN,F", "D/w/,MODIFY,F", `D/w/,"CLOSE_WRITE,CLOSE",F`}
+				for j := range want {
+					want[j] = strings.Replace(want[j], ",F", ","+f, 1)
+				}
+				if inside {
+					want = append([]string{"old"}, want...)
+				}
+				var got []string
+				for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+					data, _ := os.ReadFile(out)
+					if got = strings.Split(strings.TrimSuffix(strings.ReplaceAll(string(data), d, "D"), "\n"), "\n"); len(got) >= len(want) {
+						break
+					}
+				}
+				time.Sleep(300 * time.Millisecond) // a line of the file's own writes would come now
+				data, _ := os.ReadFile(out)
+				got = strings.Split(strings.TrimSuffix(strings.ReplaceAll(string(data), d, "D"), "\n"), "\n")
+				if !slices.Equal(got, want) {
+					t.Errorf("-o %s holds\n%s\nwant\n%s", out, strings.Join(got, "\n"), strings.Join(want, "\n"))
+				}
+				if st := p.stop(); st != 0 {
+					t.Errorf("exit status %d; stderr:\n%s", st, p.errText())
+				}
+				p.mu.Lock()
+				if p.stdout.Len() != 0 {
+					t.Errorf("with -o, stdout got %q", p.stdout.String())
+				}
+				p.mu.Unlock()
+				if fi, err := os.Stat(out); !inside && (err != nil || fi.Mode().Perm() != 0o600) {
+					t.Errorf("-o created %s: %v, %v; want mode 0600", out, fi.Mode(), err)
+				}
+			}
+		})
+	}
 }
