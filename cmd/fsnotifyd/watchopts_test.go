@@ -58,7 +58,14 @@ func TestWatchCSVAsInotifywait(t *testing.T) {
 				peer = start(t, "inotifywait", "-m", "-r", "-c", "-e", events, d)
 			}
 			sh(t, fmt.Sprintf(script, d))
-			if got := p.linesCut(len(want), d); !slices.Equal(got, want) {
+			got := p.linesCut(len(want), d)
+			if who == "nobody" {
+				// The inotify fallback may see 'in' only by scanning 'sub,1' when it adds its
+				// watch, too late to know what else happened to it (a modify): it says so
+				// with an overflow line (backend newDirLocked). inotifywait misses it quietly.
+				got = slices.DeleteFunc(got, func(l string) bool { return l == "Q_OVERFLOW," })
+			}
+			if !slices.Equal(got, want) {
 				t.Errorf("watch -c printed\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 			}
 			if peer != nil {
