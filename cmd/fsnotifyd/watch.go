@@ -55,6 +55,10 @@ same, except that back-references (\1), GNU's anchors (\< \>: use \b, ^, $)
 and a repetition of a repetition (a**) are refused. Filtered events are not counted
 by -n. With -r, directories are watched whether or not their events are shown.
 
+An argument @PATH excludes PATH (as inotifywait): nothing is reported through
+a watch at or below it, as for --fromfile's @ lines below; name a file whose
+name begins with @ as ./@name.
+
 --fromfile FILE reads paths to watch from FILE (- for stdin), one a line, as
 they are but for the newline, before the PATHs given; a line @PATH excludes
 PATH: nothing is reported through a watch at or below it (its own entry in
@@ -83,6 +87,7 @@ Examples:
   fsnotifyd watch -r --exclude '(^|/)\.git(/|$)' ~/src
   fsnotifyd watch -r -e close_write --includei '\.(jpe?g|png)$' /srv/photos
   printf '%s\n' /srv/a /srv/b @/srv/a/cache | fsnotifyd watch -r --fromfile -
+  fsnotifyd watch -r /srv/data @/srv/data/tmp
   fsnotifyd watch -r -c -o /var/log/srv-events.csv /srv
   fsnotifyd watch --timefmt '%H:%M:%S' --format '%T %e %w%f (%c[%p])' /tmp
 `
@@ -98,7 +103,7 @@ func runWatch(args []string) int {
 		daemon                                     daemonFlag
 		fromFile, outFile                          onceString
 	)
-	fs := newFlagSet("watch", "[-r] [-e EVENTS] [--json | -c | --format FMT] [--timefmt FMT] [--exclude[i] RE | --include[i] RE] [-o FILE] [-n COUNT] [--timeout DUR] [--fromfile FILE] PATH...", watchHelp)
+	fs := newFlagSet("watch", "[-r] [-e EVENTS] [--json | -c | --format FMT] [--timefmt FMT] [--exclude[i] RE | --include[i] RE] [-o FILE] [-n COUNT] [--timeout DUR] [--fromfile FILE] PATH... [@PATH...]", watchHelp)
 	fs.boolVar(&recursive, "r,recursive", "watch every directory below each PATH (a subtree watch)")
 	fs.stringVar(&events, "e,event,events", "events to report, a comma list (default all)")
 	fs.boolVar(&jsonOut, "json,j", "print one JSON object per event")
@@ -126,9 +131,23 @@ func runWatch(args []string) int {
 	if outFile.set && outFile.s == "" {
 		return fs.usageError(errors.New("-o: empty file name"))
 	}
+	var skip []string // the @PATHs (command line and --fromfile), absolute
+	// @PATH on the command line excludes PATH, as inotifywait takes it (a file whose name
+	// begins with @ is named by a path that does not: ./@x, or absolute).
+	kept := paths[:0:0]
+	for _, p := range paths {
+		if !strings.HasPrefix(p, "@") {
+			kept = append(kept, p)
+			continue
+		}
+		if p == "@" {
+			return fs.usageError(errors.New("@ without a path: @PATH excludes PATH (a file named @... is ./@...)"))
+		}
+		skip = append(skip, absPath(p[1:]))
+	}
+	paths = kept
 	// where says where each path was named, for its errors: "" on the command line.
 	where := make([]string, len(paths))
-	var skip []string // --fromfile's @PATHs, absolute
 	if fromFile.set {
 		listed, excl, err := readPathList(fromFile.s, os.Stdin)
 		if err != nil {

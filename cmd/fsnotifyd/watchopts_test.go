@@ -150,6 +150,7 @@ func TestWatchOptionUsageErrors(t *testing.T) {
 		{args: []string{"watch", "--exclude", "", dir}, want: []string{"--exclude: empty pattern"}},
 		{args: []string{"watch", "--exclude"}, want: []string{"--exclude needs an argument"}},
 		{args: []string{"watch", dir, "-c", "--timefmt"}, want: []string{"--timefmt needs an argument"}},
+		{args: []string{"watch", "-r", dir, "@"}, want: []string{"@ without a path"}},
 	})
 }
 
@@ -293,6 +294,29 @@ func TestWatchOutfile(t *testing.T) {
 				if fi, err := os.Stat(out); !inside && (err != nil || fi.Mode().Perm() != 0o600) {
 					t.Errorf("-o created %s: %v, %v; want mode 0600", out, fi.Mode(), err)
 				}
+			}
+		})
+	}
+}
+
+// TestWatchExcludeArgument: an argument @PATH excludes PATH as a --fromfile line @PATH does
+// (inotifywait's command line): nothing through a watch at or below it, a watched path below
+// it still watched; a lone @ is a usage error. Without it, @PATH was a path that did not exist.
+func TestWatchExcludeArgument(t *testing.T) {
+	base := testenv.PublicTmpfs(t)
+	for _, who := range []string{"root", "nobody", "daemon"} {
+		t.Run(who, func(t *testing.T) {
+			d := filepath.Join(base, who)
+			sh(t, fmt.Sprintf("mkdir -p %[1]s/a/skip/keep %[1]s/a/skip/other %[1]s/b %[1]s/c && chmod -R 777 %[1]s", d))
+			p := start(t, as(t, who, []string{"watch", "-r", "-e", "create", d + "/a", "@" + d + "/a/skip", d + "/a/skip/keep", d + "/b"})...)
+			sh(t, fmt.Sprintf("cd %s && touch a/skip/x a/skip/other/y a/skip/keep/k && mkdir a/skip/n && touch a/skip/n/z && "+
+				"mkdir a/new && touch a/f b/g c/h", d))
+			want := []string{"D/a/skip/keep/ CREATE k", "D/a/ CREATE,ISDIR new", "D/a/ CREATE f", "D/b/ CREATE g"}
+			if got := p.linesCut(len(want), d); !slices.Equal(got, want) {
+				t.Errorf("watch with @PATH printed\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+			if st := p.stop(); st != 0 {
+				t.Errorf("exit status %d; stderr:\n%s", st, p.errText())
 			}
 		})
 	}
