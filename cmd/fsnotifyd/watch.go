@@ -72,7 +72,10 @@ Unprivileged, -r still places inotify watches below an excluded directory
 
 -o FILE appends the lines to FILE, created mode 0600 if needed (inotifywait's
 -o); the messages stay on stderr. The file's own events are not reported: in
-a watched directory each write would report one more.
+a watched directory each write would report one more. In a sticky directory
+anyone may write (/tmp), a link, file or FIFO another user owns is refused
+(fs.protected_* rules, whatever the sysctls say); a FIFO with no reader is an
+error, not a wait.
 
 "Watches established." is printed on stderr once the marks are in place.
 Exit status: 0 after -n events, at --timeout, or on SIGINT/SIGTERM; 1 on a
@@ -249,8 +252,9 @@ func runWatch(args []string) int {
 	}
 	var dst *os.File
 	if outFile.set {
-		// As inotifywait: appended to, created 0600 (less the umask).
-		f, err := os.OpenFile(outFile.s, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		// As inotifywait: appended to, created 0600 (less the umask); unlike it, not another
+		// user's link, file or FIFO in /tmp (openOutput).
+		f, err := openOutput(outFile.s)
 		if err != nil {
 			if pe := (*os.PathError)(nil); errors.As(err, &pe) {
 				err = pe.Err

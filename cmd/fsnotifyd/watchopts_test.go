@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -319,5 +320,49 @@ func TestWatchExcludeArgument(t *testing.T) {
 				t.Errorf("exit status %d; stderr:\n%s", st, p.errText())
 			}
 		})
+	}
+}
+
+// TestWatchOutfileAnotherUserPlaced: -o refuses, in a sticky directory anyone may write
+// (/tmp), a link, file or FIFO that another user owns, whatever fs.protected_symlinks,
+// protected_regular and protected_fifos say (0 on some hosts, this one included): a link of
+// nobody's to a root file would have root's watch append to it, nobody's file would give
+// nobody root's events, and nobody's FIFO hung the watch. Root's own link and a new file are
+// taken; a FIFO with no reader elsewhere is an error at once, not a hang.
+func TestWatchOutfileAnotherUserPlaced(t *testing.T) {
+	base := testenv.PublicTmpfs(t)
+	shared, watched, private := filepath.Join(base, "shared"), filepath.Join(base, "w"), filepath.Join(base, "private")
+	secret := filepath.Join(private, "secret")
+	sh(t, fmt.Sprintf("mkdir -p %[1]s %[2]s %[3]s && chmod 1777 %[1]s && echo keep >%[4]s && "+
+		"ln -s %[4]s %[1]s/link && chown -h 65534:65534 %[1]s/link && "+
+		"touch %[1]s/file && chmod 666 %[1]s/file && chown 65534:65534 %[1]s/file && "+
+		"mkfifo -m 666 %[1]s/fifo && chown 65534:65534 %[1]s/fifo && "+
+		"ln -s %[3]s/root.log %[1]s/mine && mkfifo %[3]s/fifo",
+		shared, watched, private, secret))
+	tests := []struct {
+		out  string
+		code int
+		msg  string
+	}{
+		{shared + "/link", 1, "a symbolic link owned by uid 65534 in " + shared},
+		{shared + "/file", 1, "a file owned by uid 65534 in " + shared},
+		{shared + "/fifo", 1, "a FIFO owned by uid 65534 in " + shared},
+		{private + "/fifo", 1, "-o " + private + "/fifo: no such device or address"},
+		{shared + "/mine", 0, ""},
+		{shared + "/new", 0, ""},
+	}
+	for _, tt := range tests {
+		_, stderr, code, timedOut := fsnWithin(t, 5*time.Second, "watch", "-q", "--timeout", "1s", "-o", tt.out, watched)
+		if timedOut || code != tt.code || !strings.Contains(stderr, tt.msg) {
+			t.Errorf("watch -o %s: exit %d (timed out: %v), %q; want exit %d saying %q", tt.out, code, timedOut, stderr, tt.code, tt.msg)
+		}
+	}
+	if data, _ := os.ReadFile(secret); string(data) != "keep\n" {
+		t.Errorf("the link's target was written: %q", data)
+	}
+	for _, p := range []string{private + "/root.log", shared + "/new"} {
+		if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o600 || fi.Sys().(*syscall.Stat_t).Uid != 0 {
+			t.Errorf("%s: %v, %v; want root's, mode 0600", p, fi, err)
+		}
 	}
 }

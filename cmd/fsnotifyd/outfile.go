@@ -1,0 +1,87 @@
+//go:build linux
+
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// openOutput opens name for appending watch's lines (-o), created mode 0600 as inotifywait
+// does, refusing what the kernel's fs.protected_symlinks, fs.protected_regular and
+// fs.protected_fifos refuse, whatever those are set to here: in a directory others may write
+// with the sticky bit (/tmp), a symbolic link, or an existing file or FIFO, that neither
+// this process's user nor the directory's owner owns. There another user could have put
+// it: a link to /etc/shadow that root's watch would append to, their own file to read
+// root's events from, or a FIFO that would hang the open. A FIFO or a pipe elsewhere
+// (>(cmd)'s /dev/fd/N) is opened without waiting for a reader: with none, ENXIO.
+func openOutput(name string) (*os.File, error) {
+	const flags = os.O_WRONLY | os.O_CREATE | os.O_APPEND | syscall.O_NONBLOCK
+	euid := uint32(os.Geteuid())
+	dir, err := os.Stat(filepath.Dir(name))
+	if err != nil {
+		return nil, err
+	}
+	dst, _ := dir.Sys().(*syscall.Stat_t)
+	shared := dst != nil && dir.Mode()&os.ModeSticky != 0 && dir.Mode().Perm()&0o002 != 0
+	// refuse reports a file or link of another user's in a shared directory.
+	refuse := func(fi os.FileInfo, what string) error {
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !shared || !ok || st.Uid == euid || st.Uid == dst.Uid {
+			return nil
+		}
+		return fmt.Errorf("%s owned by uid %d in %s, a directory anyone may write: another user may have put it there to %s (remove it, or choose a file in a directory of yours)",
+			what, st.Uid, filepath.Dir(name), map[string]string{
+				"a symbolic link": "point your output at any file",
+				"a file":          "read what this watch reports",
+				"a FIFO":          "read what this watch reports, or stall it",
+			}[what])
+	}
+	kind := func(fi os.FileInfo) string {
+		switch {
+		case fi.Mode()&os.ModeSymlink != 0:
+			return "a symbolic link"
+		case fi.Mode()&os.ModeNamedPipe != 0:
+			return "a FIFO"
+		}
+		return "a file"
+	}
+	// What is there is looked at first: opening another user's FIFO would wait (or, without
+	// a reader, fail) before its owner could be known.
+	before, err := os.Lstat(name)
+	switch {
+	case err == nil:
+		if err := refuse(before, kind(before)); err != nil {
+			return nil, err
+		}
+	case errors.Is(err, os.ErrNotExist):
+		before = nil
+	default:
+		return nil, err
+	}
+	follow := before != nil && before.Mode()&os.ModeSymlink != 0 // a link of ours (or the directory owner's)
+	open := flags
+	if !follow {
+		open |= syscall.O_NOFOLLOW
+	}
+	f, err := os.OpenFile(name, open, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	switch {
+	case err != nil:
+	case before == nil:
+		err = refuse(fi, kind(fi)) // put there since the Lstat: ours if we created it
+	case !follow && !os.SameFile(before, fi):
+		err = fmt.Errorf("it changed while it was opened: try again")
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
