@@ -934,7 +934,7 @@ func newAuditWriter(path string) (*auditWriter, error) {
 	if path == "-" {
 		a.w = bufio.NewWriter(os.Stdout)
 	} else {
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+		f, err := openOutput(path, 0o640) // not another user's link, file or FIFO in /tmp
 		if err != nil {
 			return nil, err
 		}

@@ -10,15 +10,16 @@ import (
 	"syscall"
 )
 
-// openOutput opens name for appending watch's lines (-o), created mode 0600 as inotifywait
-// does, refusing what the kernel's fs.protected_symlinks, fs.protected_regular and
-// fs.protected_fifos refuse, whatever those are set to here: in a directory others may write
-// with the sticky bit (/tmp), a symbolic link, or an existing file or FIFO, that neither
-// this process's user nor the directory's owner owns. There another user could have put
-// it: a link to /etc/shadow that root's watch would append to, their own file to read
-// root's events from, or a FIFO that would hang the open. A FIFO or a pipe elsewhere
-// (>(cmd)'s /dev/fd/N) is opened without waiting for a reader: with none, ENXIO.
-func openOutput(name string) (*os.File, error) {
+// openOutput opens name for appending lines (watch -o: mode 0600 as inotifywait; guard
+// --audit: 0640), created with mode perm if missing, refusing what the kernel's
+// fs.protected_symlinks, fs.protected_regular and fs.protected_fifos refuse, whatever those
+// are set to here: in a directory others may write with the sticky bit (/tmp), a symbolic
+// link, or an existing file or FIFO, that neither this process's user nor the directory's
+// owner owns. There another user could have put it: a link to /etc/shadow that root would
+// append to, their own file to read what root writes, or a FIFO that would hang the open. A
+// FIFO or a pipe elsewhere (>(cmd)'s /dev/fd/N) is opened without waiting for a reader:
+// with none, ENXIO.
+func openOutput(name string, perm os.FileMode) (*os.File, error) {
 	const flags = os.O_WRONLY | os.O_CREATE | os.O_APPEND | syscall.O_NONBLOCK
 	euid := uint32(os.Geteuid())
 	dir, err := os.Stat(filepath.Dir(name))
@@ -35,9 +36,9 @@ func openOutput(name string) (*os.File, error) {
 		}
 		return fmt.Errorf("%s owned by uid %d in %s, a directory anyone may write: another user may have put it there to %s (remove it, or choose a file in a directory of yours)",
 			what, st.Uid, filepath.Dir(name), map[string]string{
-				"a symbolic link": "point your output at any file",
-				"a file":          "read what this watch reports",
-				"a FIFO":          "read what this watch reports, or stall it",
+				"a symbolic link": "point what is written at any file",
+				"a file":          "read what is written",
+				"a FIFO":          "read what is written, or stall the writer",
 			}[what])
 	}
 	kind := func(fi os.FileInfo) string {
@@ -67,7 +68,7 @@ func openOutput(name string) (*os.File, error) {
 	if !follow {
 		open |= syscall.O_NOFOLLOW
 	}
-	f, err := os.OpenFile(name, open, 0o600)
+	f, err := os.OpenFile(name, open, perm)
 	if err != nil {
 		return nil, err
 	}

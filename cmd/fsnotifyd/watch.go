@@ -254,7 +254,7 @@ func runWatch(args []string) int {
 	if outFile.set {
 		// As inotifywait: appended to, created 0600 (less the umask); unlike it, not another
 		// user's link, file or FIFO in /tmp (openOutput).
-		f, err := openOutput(outFile.s)
+		f, err := openOutput(outFile.s, 0o600)
 		if err != nil {
 			if pe := (*os.PathError)(nil); errors.As(err, &pe) {
 				err = pe.Err

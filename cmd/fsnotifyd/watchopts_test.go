@@ -328,7 +328,7 @@ func TestWatchExcludeArgument(t *testing.T) {
 // protected_regular and protected_fifos say (0 on some hosts, this one included): a link of
 // nobody's to a root file would have root's watch append to it, nobody's file would give
 // nobody root's events, and nobody's FIFO hung the watch. Root's own link and a new file are
-// taken; a FIFO with no reader elsewhere is an error at once, not a hang.
+// taken; a FIFO with no reader elsewhere is an error at once, not a hang. guard --audit too.
 func TestWatchOutfileAnotherUserPlaced(t *testing.T) {
 	base := testenv.PublicTmpfs(t)
 	shared, watched, private := filepath.Join(base, "shared"), filepath.Join(base, "w"), filepath.Join(base, "private")
@@ -355,6 +355,13 @@ func TestWatchOutfileAnotherUserPlaced(t *testing.T) {
 		_, stderr, code, timedOut := fsnWithin(t, 5*time.Second, "watch", "-q", "--timeout", "1s", "-o", tt.out, watched)
 		if timedOut || code != tt.code || !strings.Contains(stderr, tt.msg) {
 			t.Errorf("watch -o %s: exit %d (timed out: %v), %q; want exit %d saying %q", tt.out, code, timedOut, stderr, tt.code, tt.msg)
+		}
+	}
+	// The guard's --audit log is opened the same way (the guard refuses to start).
+	for _, out := range []string{shared + "/link", shared + "/fifo"} {
+		_, stderr, code, timedOut := fsnWithin(t, 10*time.Second, "guard", "--audit", out, watched)
+		if timedOut || code != 1 || !strings.Contains(stderr, "--audit: a ") || !strings.Contains(stderr, "owned by uid 65534 in "+shared) {
+			t.Errorf("guard --audit %s: exit %d (timed out: %v), %q; want exit 1, refused", out, code, timedOut, stderr)
 		}
 	}
 	if data, _ := os.ReadFile(secret); string(data) != "keep\n" {
