@@ -160,11 +160,12 @@ func TestWatchOptionUsageErrors(t *testing.T) {
 // directory below it neither), but a watched path below an exclusion is watched all the
 // same, and an excluded directory's own entry in its parent is reported (inotifywait's
 // rules); empty lines and a lone @ are skipped; "-" reads stdin. Without @ (the "none" list)
-// the excluded events are printed. On fanotify (root), inotify (nobody) and the daemon.
+// the excluded events are printed. The same paths as arguments ("args"): @PATH excludes on
+// the command line as inotifywait's does. On fanotify (root), inotify (nobody) and the daemon.
 func TestWatchFromFile(t *testing.T) {
 	base := testenv.PublicTmpfs(t)
 	for _, who := range []string{"root", "nobody", "daemon"} {
-		for _, list := range []string{"file", "stdin", "none"} {
+		for _, list := range []string{"file", "stdin", "none", "args"} {
 			t.Run(who+"/"+list, func(t *testing.T) {
 				d := filepath.Join(base, who, list)
 				sh(t, fmt.Sprintf("mkdir -p %[1]s/a/skip/keep %[1]s/a/skip/other %[1]s/b %[1]s/c && chmod -R 777 %[1]s", d))
@@ -180,9 +181,12 @@ func TestWatchFromFile(t *testing.T) {
 					t.Fatal(err)
 				}
 				args := []string{"watch", "-r", "-e", "create", d + "/b"}
-				if list == "stdin" {
+				switch list {
+				case "stdin":
 					args = append(args, "--fromfile", "-")
-				} else {
+				case "args": // the list's lines as arguments: @PATH excludes on the command line too
+					args = append(args, d+"/a", "@"+d+"/a/skip", d+"/a/skip/keep")
+				default:
 					args = append(args, "--fromfile", listFile)
 				}
 				args = as(t, who, args)
@@ -295,29 +299,6 @@ func TestWatchOutfile(t *testing.T) {
 				if fi, err := os.Stat(out); !inside && (err != nil || fi.Mode().Perm() != 0o600) {
 					t.Errorf("-o created %s: %v, %v; want mode 0600", out, fi.Mode(), err)
 				}
-			}
-		})
-	}
-}
-
-// TestWatchExcludeArgument: an argument @PATH excludes PATH as a --fromfile line @PATH does
-// (inotifywait's command line): nothing through a watch at or below it, a watched path below
-// it still watched; a lone @ is a usage error. Without it, @PATH was a path that did not exist.
-func TestWatchExcludeArgument(t *testing.T) {
-	base := testenv.PublicTmpfs(t)
-	for _, who := range []string{"root", "nobody", "daemon"} {
-		t.Run(who, func(t *testing.T) {
-			d := filepath.Join(base, who)
-			sh(t, fmt.Sprintf("mkdir -p %[1]s/a/skip/keep %[1]s/a/skip/other %[1]s/b %[1]s/c && chmod -R 777 %[1]s", d))
-			p := start(t, as(t, who, []string{"watch", "-r", "-e", "create", d + "/a", "@" + d + "/a/skip", d + "/a/skip/keep", d + "/b"})...)
-			sh(t, fmt.Sprintf("cd %s && touch a/skip/x a/skip/other/y a/skip/keep/k && mkdir a/skip/n && touch a/skip/n/z && "+
-				"mkdir a/new && touch a/f b/g c/h", d))
-			want := []string{"D/a/skip/keep/ CREATE k", "D/a/ CREATE,ISDIR new", "D/a/ CREATE f", "D/b/ CREATE g"}
-			if got := p.linesCut(len(want), d); !slices.Equal(got, want) {
-				t.Errorf("watch with @PATH printed\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-			}
-			if st := p.stop(); st != 0 {
-				t.Errorf("exit status %d; stderr:\n%s", st, p.errText())
 			}
 		})
 	}
