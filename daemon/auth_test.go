@@ -464,3 +464,112 @@ func TestStatsArePrivate(t *testing.T) {
 		}
 	}
 }
+
+// TestNoNamesFromOutsideWhatItMarked: an event that reaches an unprivileged client's mark by
+// a path outside what it marked comes without a path, and without a name either: the name is
+// one in a directory the client may not be able to list (a hard link's in a 0700 directory;
+// the entries of a watched directory, or of a watched tree, that root moved into a 0700
+// directory after the mark). Before, the path was withheld but the name was sent. Nor does a
+// rename out of a directory of its tree that it cannot list tell the old name (it told the
+// old path and name: only the new side was checked).
+func TestNoNamesFromOutsideWhatItMarked(t *testing.T) {
+	testenv.RequireRoot(t)
+	f := newAuthFixture(t)
+	sentinelDir := filepath.Join(f.pub, "s")
+	dir := filepath.Join(f.pub, "d")
+	tree := filepath.Join(f.pub, "tree")
+	for _, d := range []string{sentinelDir, dir, filepath.Join(tree, "sub")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sock := filepath.Join(testenv.PublicDir(t), "d.sock")
+	startDaemon(t, testConfig(), sock)
+	p := dialClient(t, sock, "name=nobody,names=1", nobody)
+	mustAdd(t, p, kindInode, maskOpen, f.pubFile)
+	mustAdd(t, p, kindInode, maskDirents, dir)
+	mustAdd(t, p, "4", "0x40000100", tree) // a subtree mark: CREATE | ONDIR
+	mustAdd(t, p, kindInode, maskDirents, sentinelDir)
+	sentinel := 0
+	sync := func() {
+		t.Helper()
+		sentinel++
+		name := fmt.Sprintf("sentinel-%d", sentinel)
+		if err := os.WriteFile(filepath.Join(sentinelDir, name), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := p.waitMatch(func(l string) bool { return strings.HasPrefix(l, "names ") && strings.Contains(l, name) }, hang); !ok {
+			t.Fatalf("no event for %s%s", name, p.tail())
+		}
+	}
+	sync()
+	// The hard link in priv/ (0700): the open is the client's event, its name is not.
+	if _, err := os.ReadFile(f.link); err != nil {
+		t.Fatal(err)
+	}
+	// The watched directory and the watched tree moved into priv/.
+	movedDir, movedTree := filepath.Join(f.priv, "d"), filepath.Join(f.priv, "tree")
+	if err := os.Rename(dir, movedDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tree, movedTree); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{
+		filepath.Join(movedDir, "secret-in-dir"),
+		filepath.Join(movedTree, "secret-in-tree"),
+		filepath.Join(movedTree, "sub", "secret-in-sub"),
+	} {
+		if err := os.WriteFile(path, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Rename(filepath.Join(movedDir, "secret-in-dir"), filepath.Join(movedDir, "secret-renamed")); err != nil {
+		t.Fatal(err)
+	}
+	sync()
+	got := 0
+	for _, l := range p.allLines("names ") {
+		if strings.Contains(l, "sentinel-") {
+			continue
+		}
+		got++
+		t.Logf("%s", l)
+		if !strings.HasSuffix(l, " path= name= newname= oldpath=") {
+			t.Errorf("uid 65534 learned a name or path in priv/ (0700): %q", l)
+		}
+	}
+	if got == 0 {
+		t.Errorf("no event of the link's open or in the moved directories: they are the client's events")
+	}
+
+	// A rename from a 0700 directory of a watched tree into one the client may list.
+	hidden, open := filepath.Join(f.pub, "hidden"), filepath.Join(f.pub, "open")
+	if err := os.Mkdir(hidden, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(open, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{filepath.Join(hidden, "secret-old"), filepath.Join(open, "plain-old")} {
+		if err := os.WriteFile(path, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := dialClient(t, sock, "name=nobody,names=1", nobody)
+	mustAdd(t, r, "4", "0x50000000", f.pub) // a subtree mark: RENAME | ONDIR
+	if err := os.Rename(filepath.Join(hidden, "secret-old"), filepath.Join(open, "visible-new")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(open, "plain-old"), filepath.Join(open, "plain-new")); err != nil {
+		t.Fatal(err)
+	}
+	l, ok := r.waitLine("names ", hang)
+	if want := "names 0x10000000 path=" + filepath.Join(open, "visible-new") + " name= newname=visible-new oldpath="; !ok || l != want {
+		t.Errorf("the rename out of a 0700 directory: %q (received: %v), want %q", l, ok, want)
+	}
+	l, ok = r.waitLine("names ", hang)
+	if want := "names 0x10000000 path=" + filepath.Join(open, "plain-new") + " name=plain-old newname=plain-new oldpath=" + filepath.Join(open, "plain-old"); !ok || l != want {
+		t.Errorf("the rename in a directory it may list: %q (received: %v), want %q", l, ok, want)
+	}
+}

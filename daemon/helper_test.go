@@ -102,7 +102,7 @@ func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", " 
 
 // clientHelper is a daemon client driven by commands, one per line on stdin; its options come
 // from FSND_CLIENT (comma-separated key=value: class, deadline, dverdict, cverdict, fds,
-// reconnect, auto, errno, quiet, name, comm, uid).
+// reconnect, auto, errno, quiet, names, name, comm, uid).
 //
 //	dial                      → welcome fds=B deadline=NS uid=N   | dial-err CODE MSG
 //	add KIND MASK PATH        → add-ok ID                        | add-err CODE MSG
@@ -115,14 +115,15 @@ func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", " 
 //
 // Events are printed as "event ID MASK fd=B path=PATH" (not with quiet), followed, for an
 // event whose path is unknown, by "unknown-path pid=PID name=NAME comm=COMM"; Resync events as
-// "resync", overflows as "overflow". With auto=allow or auto=deny it answers every permission
-// event at once (with errno=N, a deny carries errno N); auto=allow-cache allows and asks the
-// kernel to cache the allow.
+// "resync", overflows as "overflow"; with names=1 each event line is followed by "names MASK
+// path=PATH name=NAME newname=NEWNAME oldpath=OLDPATH". With auto=allow or auto=deny it
+// answers every permission event at once (with errno=N, a deny carries errno N);
+// auto=allow-cache allows and asks the kernel to cache the allow.
 func clientHelper() int {
 	opts := client.Options{Socket: os.Getenv("FSND_SOCKET"), Name: "helper"}
 	var auto string
 	var autoErrno syscall.Errno
-	var quiet bool
+	var quiet, names bool
 	for _, kv := range strings.Split(os.Getenv("FSND_CLIENT"), ",") {
 		k, v, _ := strings.Cut(kv, "=")
 		switch k {
@@ -152,6 +153,8 @@ func clientHelper() int {
 			autoErrno = syscall.Errno(n)
 		case "quiet":
 			quiet = v == "1"
+		case "names":
+			names = v == "1"
 		case "name":
 			opts.Name = v
 		case "comm":
@@ -215,6 +218,9 @@ func clientHelper() int {
 						say("event %d %#x fd=%d path=%s", ev.ID, uint64(ev.Mask), b2i(hasFD), ev.Path)
 						if ev.PathUnknown {
 							say("unknown-path pid=%d name=%s comm=%s", ev.Pid, ev.Name, ev.Comm)
+						}
+						if names {
+							say("names %#x path=%s name=%s newname=%s oldpath=%s", uint64(ev.Mask), ev.Path, ev.Name, ev.NewName, ev.OldPath)
 						}
 					}
 				}

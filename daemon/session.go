@@ -614,32 +614,9 @@ func (c *session) view(d engine.Delivery, ev *proto.Event) bool {
 		}
 		ev.Name, ev.NewName, ev.HasObject, ev.Dev, ev.Ino = "", "", false, 0, 0
 	}
-	if !c.privileged && !c.trim(ev) {
-		// The event reached the client through one of its marks, but by a path outside what
-		// it marked (a hard link, a bind mount, a rename away): it is the client's event, so
-		// send it — a permission event must be answered anyway — without the path.
-		ev.Path, ev.OldPath = "", ""
-	}
-	if !c.privileged && ev.Path != "" {
-		switch c.mayListLocked(ev.Path) {
-		case listDenied:
-			// Below a mark, in a directory the client could not list itself (a 0700
-			// subdirectory of a tree it watches): it may not learn the names there. A
-			// notification is not sent (as inotify could not have watched there); a
-			// permission event still must be answered, so it goes without names.
-			if d.ID == 0 {
-				return false
-			}
-			ev.Path, ev.OldPath, ev.Name, ev.NewName = "", "", "", ""
-		case listGone:
-			// In a directory removed before the event could be checked (rm -rf's removals
-			// below the top): whether the client could list it is not known any more, so
-			// it may not learn the names, nor who acted there — but that something
-			// happened in its tree is not withheld (it was, silently: an unprivileged
-			// `watch -r` of an rm -rf reported the top directory's removal alone). It goes
-			// as an event whose path is unknown.
-			ev.Path, ev.OldPath, ev.Name, ev.NewName = "", "", "", ""
-			ev.PathUnknown, ev.Pid = true, 0
+	if !c.privileged {
+		if !c.hide(d, ev) {
+			return false
 		}
 	}
 	if !c.privileged && ev.Path == "" {
@@ -672,15 +649,86 @@ func (c *session) view(d engine.Delivery, ev *proto.Event) bool {
 	return true
 }
 
-// trim cuts an unprivileged client's event paths to what lies below what it marked (the
-// marked object's own path stays: the client opened it). It reports false if the event is
-// below none of its marks.
-func (c *session) trim(ev *proto.Event) bool {
+// hide takes from an unprivileged client's event every path and name it may not learn, and
+// reports false if the event is a notification it may not see at all. Needs sendMu.
+//
+// An event has two sides: the new one (Path, and its name: NewName for a Rename, Name for
+// any other event) and, for a Rename, the old one (OldPath and Name). A side is shown only if
+// its path lies below what the client marked (the marked object's own path included: the
+// client opened it) and the client could list the directory holding it (mayListLocked). A name
+// goes with its side: without its path it would still say what lies in a directory the
+// client may not list — a hard link's name in a 0700 directory, the entries of a watched
+// directory or tree that was moved under a 0700 directory after the mark, a file's name before
+// it was renamed out of a 0700 directory.
+func (c *session) hide(d engine.Delivery, ev *proto.Event) bool {
+	rename := ev.Mask&engine.Rename != 0
+	hideNew := func() {
+		ev.Path, ev.NewName = "", ""
+		if !rename {
+			ev.Name = ""
+		}
+	}
+	hideOld := func() {
+		ev.OldPath = ""
+		if rename {
+			ev.Name = ""
+		}
+	}
+	newInside, oldInside := c.within(ev.Path, ev.OldPath)
+	if !oldInside {
+		hideOld() // came from elsewhere: the client may not learn from where
+	}
+	if !newInside {
+		// The event reached the client through one of its marks, but by a path outside what
+		// it marked (a hard link, a bind mount, a rename away, a move of the marked
+		// directory): it is the client's event, so send it — a permission event must be
+		// answered anyway — without the path or the name.
+		hideNew()
+	}
+	if ev.Path != "" {
+		switch c.mayListLocked(ev.Path) {
+		case listDenied:
+			// Below a mark, in a directory the client could not list itself (a 0700
+			// subdirectory of a tree it watches): it may not learn the names there. A
+			// notification is not sent (as inotify could not have watched there); a
+			// permission event still must be answered, so it goes without names.
+			if d.ID == 0 {
+				return false
+			}
+			hideNew()
+			hideOld()
+		case listGone:
+			// In a directory removed before the event could be checked (rm -rf's removals
+			// below the top): whether the client could list it is not known any more, so
+			// it may not learn the names, nor who acted there — but that something
+			// happened in its tree is not withheld (it was, silently: an unprivileged
+			// `watch -r` of an rm -rf reported the top directory's removal alone). It goes
+			// as an event whose path is unknown.
+			hideNew()
+			hideOld()
+			ev.PathUnknown, ev.Pid = true, 0
+		}
+	}
+	if ev.OldPath != "" && c.mayListLocked(ev.OldPath) != listAllowed {
+		hideOld() // renamed out of a directory the client could not list (or one gone)
+	}
+	if ev.Path == "" {
+		hideNew() // no name without its path: not one whose directory is unknown either
+	}
+	if rename && ev.OldPath == "" {
+		hideOld()
+	}
+	return true
+}
+
+// within reports whether each of an unprivileged client's event paths lies below what it
+// marked; "" (no path) is not below anything.
+func (c *session) within(path, oldPath string) (pathInside, oldInside bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	inside := func(p string) bool {
 		if p == "" {
-			return true
+			return false
 		}
 		for _, m := range c.marks {
 			if paths.Within(p, m.root) {
@@ -689,11 +737,7 @@ func (c *session) trim(ev *proto.Event) bool {
 		}
 		return false
 	}
-	ok := inside(ev.Path)
-	if !inside(ev.OldPath) {
-		ev.OldPath = "" // came from elsewhere: the client may not learn from where
-	}
-	return ok
+	return inside(path), inside(oldPath)
 }
 
 func (c *session) stats(gs engine.GroupStats) fsevent.ClientStats {
