@@ -298,6 +298,10 @@ type Target struct {
 	// Path is the object's path when it was resolved.
 	Path  string
 	IsDir bool
+	// HeldFd says that the backend keeps a descriptor of the object for as long as it has
+	// marks: its filesystem gives no file handle to find it again by (procfs, sysfs). A
+	// caller that lets untrusted users place marks bounds how many such objects they hold.
+	HeldFd bool
 }
 
 // Resolve opens path (without following a final symlink when nofollow is set) and returns the
@@ -402,7 +406,7 @@ func (b *Backend) register(fd int, path string, k engine.Kind) (Target, error) {
 		b.objects[obj] = o
 	}
 	o.refs++
-	return Target{Object: obj, Path: path, IsDir: o.isDir}, nil
+	return Target{Object: obj, Path: path, IsDir: o.isDir, HeldFd: o.fd >= 0 && !o.hasHandle}, nil
 }
 
 // Release drops a resolution that was not used in AddMark (or after AddMark: AddMark takes

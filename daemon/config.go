@@ -27,6 +27,7 @@ import (
 //	handshake_timeout 3s          # to say Hello after connecting
 //	idle_timeout 60s              # an unprivileged client with no marks and no request
 //	max_marks 65536               # per client
+//	max_held_fds 4096             # unprivileged marks on files the daemon keeps open (procfs, sysfs)
 //	queue_limit 16384             # per client, events waiting to be read
 //	export open,close_write /etc/**  # with serve --export: events the daemon exports (export.go)
 type Config struct {
@@ -43,6 +44,11 @@ type Config struct {
 	HandshakeTimeout, IdleTimeout time.Duration
 	MaxMarks                      int
 	QueueLimit                    int
+	// MaxHeldFDs bounds the marks all unprivileged clients together hold on objects the
+	// daemon must keep a descriptor of (no file handle: procfs, sysfs); each uid may hold a
+	// quarter of it. 0, and any value above it, is half the descriptors the daemon keeps
+	// for itself beyond its connections (heldBudget).
+	MaxHeldFDs int
 	// Exports are the "export EVENTS GLOB..." lines (serve --export; export.go).
 	Exports []ExportRule
 }
@@ -162,7 +168,7 @@ func ParseConfig(name string, r io.Reader) (Config, error) {
 			default:
 				c.IdleTimeout = d
 			}
-		case "max_clients", "reserved_clients", "max_clients_per_uid", "max_marks", "queue_limit":
+		case "max_clients", "reserved_clients", "max_clients_per_uid", "max_marks", "queue_limit", "max_held_fds":
 			n, err := strconv.Atoi(vals[0])
 			if err != nil || n <= 0 {
 				return c, errf("%s: %q is not a positive number", key, vals[0])
@@ -176,6 +182,8 @@ func ParseConfig(name string, r io.Reader) (Config, error) {
 				c.MaxClientsPerUID = n
 			case "max_marks":
 				c.MaxMarks = n
+			case "max_held_fds":
+				c.MaxHeldFDs = n
 			default:
 				c.QueueLimit = n
 			}
@@ -187,7 +195,7 @@ func ParseConfig(name string, r io.Reader) (Config, error) {
 			r.Where = fmt.Sprintf("%s:%d", name, line)
 			c.Exports = append(c.Exports, r)
 		default:
-			return c, errf("unknown key %q (want allow_uid, allow_gid, fd_uid, fd_gid, max_deadline, max_clients, reserved_clients, max_clients_per_uid, handshake_timeout, idle_timeout, max_marks, queue_limit, export)", key)
+			return c, errf("unknown key %q (want allow_uid, allow_gid, fd_uid, fd_gid, max_deadline, max_clients, reserved_clients, max_clients_per_uid, handshake_timeout, idle_timeout, max_marks, max_held_fds, queue_limit, export)", key)
 		}
 	}
 	if err := sc.Err(); err != nil {

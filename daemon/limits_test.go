@@ -4,6 +4,7 @@ package daemon_test
 
 import (
 	"context"
+	"io/fs"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -130,4 +131,109 @@ func TestIdleAndSilentConnectionsReaped(t *testing.T) {
 			t.Errorf("%d idle clients reaped, want 1", cs.ReapedIdle)
 		}
 	})
+}
+
+// handlelessFiles returns up to n regular files under /proc/sys and /sys that uid 65534 may
+// read: files of filesystems without file handles, which the backend keeps open while marked.
+func handlelessFiles(t *testing.T, n int) []string {
+	t.Helper()
+	var files []string
+	for _, root := range []string{"/proc/sys", "/sys"} {
+		filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+			if len(files) >= n {
+				return fs.SkipAll
+			}
+			if err != nil || !d.Type().IsRegular() {
+				return nil
+			}
+			if info, err := d.Info(); err == nil && info.Mode().Perm()&0o004 != 0 {
+				files = append(files, path)
+			}
+			return nil
+		})
+	}
+	return files
+}
+
+// TestUnprivilegedHeldDescriptorsBounded: the backend keeps a descriptor of every marked
+// object whose filesystem has no file handles (procfs, sysfs), for as long as it is marked.
+// Unprivileged clients may hold at most max_held_fds such marks together, a quarter of it per
+// uid; a mark beyond is refused (limit), and what a client held is given back when it
+// leaves. Without the bound, uid 65534 made the daemon hold one descriptor per file it marked
+// under /proc/sys and /sys — up to max_marks (65536) per connection, from 256 connections:
+// the descriptors the daemon needs for its connections and kernel events (a permission event
+// whose descriptor the kernel cannot create is denied). Root is not bounded.
+func TestUnprivilegedHeldDescriptorsBounded(t *testing.T) {
+	testenv.RequireRoot(t)
+	cfg := testConfig()
+	cfg.MaxHeldFDs = 200
+	sock := filepath.Join(testenv.PublicDir(t), "d.sock")
+	d := startDaemon(t, cfg, sock)
+	total, perUID := d.srv.HeldBudget()
+	if total != 200 || perUID != 50 {
+		t.Fatalf("budget %d, %d per uid; want 200 and 50", total, perUID)
+	}
+	files := handlelessFiles(t, total+perUID+20)
+	if len(files) < total+perUID+20 {
+		t.Skipf("only %d readable files under /proc/sys and /sys", len(files))
+	}
+	// addAll marks files with client p and returns how many it got and the first refusal.
+	addAll := func(p *proc, files []string) (ok int, refusal string) {
+		t.Helper()
+		for _, f := range files {
+			p.send("add %s %s %s", kindInode, maskOpen, f)
+			l := p.mustLine("add-", hang)
+			switch {
+			case strings.HasPrefix(l, "add-ok "):
+				ok++
+			case refusal == "":
+				refusal = l
+			}
+		}
+		return ok, refusal
+	}
+	// Root is trusted with its descriptors; its first mark also sets the backend up for
+	// procfs (its filesystem's own descriptors).
+	root := dialClient(t, sock, "name=root,quiet=1", spawnOpts{})
+	if ok, refusal := addAll(root, files[:1]); ok != 1 {
+		t.Fatalf("root's mark: %q", refusal)
+	}
+	// Two connections of uid 65534 share its quarter.
+	a := dialClient(t, sock, "name=a,quiet=1", nobody)
+	b := dialClient(t, sock, "name=b,quiet=1", nobody)
+	fd0 := testenv.OpenFDs(t)
+	okA, _ := addAll(a, files[:perUID-10])
+	okB, refusal := addAll(b, files[perUID-10:perUID+10])
+	if okA+okB != perUID || !strings.HasPrefix(refusal, "add-err limit ") || !strings.Contains(refusal, "uid 65534 holds 50 marks on files the daemon must keep open") {
+		t.Errorf("uid 65534 placed %d+%d marks on files without handles (refused: %q), want %d, then a limit refusal", okA, okB, refusal, perUID)
+	}
+	if grew := testenv.OpenFDs(t) - fd0; grew > perUID+2 {
+		t.Errorf("the daemon holds %d more descriptors after uid 65534's %d marks, want at most %d", grew, okA+okB, perUID+2)
+	}
+	// Three other uids take the rest of the total; a fourth gets none.
+	placed := perUID
+	for uid := uint32(65533); uid >= 65530; uid-- {
+		p := dialClient(t, sock, "name=other,quiet=1", spawnOpts{cred: &syscall.Credential{Uid: uid, Gid: 65534}})
+		ok, refusal := addAll(p, files[placed:placed+perUID])
+		placed += ok
+		switch {
+		case uid > 65530 && (ok != perUID || refusal != ""):
+			t.Errorf("uid %d: %d marks (refused: %q), want %d", uid, ok, refusal, perUID)
+		case uid == 65530 && (ok != 0 || !strings.Contains(refusal, "unprivileged clients hold 200 marks on files the daemon must keep open")):
+			t.Errorf("uid %d past the total: %d marks, refusal %q, want none, refused naming the total", uid, ok, refusal)
+		}
+	}
+	if ok, refusal := addAll(root, files[1:total+perUID+20]); ok != total+perUID+19 {
+		t.Errorf("root placed %d of %d marks (refused: %q)", ok, total+perUID+19, refusal)
+	}
+	// What a client held is given back when it leaves, or removes its marks.
+	a.send("close")
+	a.mustLine("closed", hang)
+	c := dialClient(t, sock, "name=c,quiet=1", nobody)
+	if !eventually(hang, func() bool {
+		ok, _ := addAll(c, files[perUID+20:perUID+21])
+		return ok == 1
+	}) {
+		t.Errorf("uid 65534's marks were not given back when its client left")
+	}
 }

@@ -63,6 +63,7 @@ type Server struct {
 	nextID  uint64
 	closed  bool
 	conns   connTable // connections held, by privilege and uid (see takeConn)
+	held    heldTable // unprivileged marks on objects the backend holds a descriptor of (takeHeld)
 	wg      sync.WaitGroup
 
 	cst                  connCounters
@@ -383,8 +384,10 @@ func (s *Server) fitFileLimit() {
 	lim, err := raiseFileLimit()
 	if err != nil {
 		s.log.Warn("reading the open-file limit", "err", err)
+		s.held.limit, s.held.perUIDLimit = heldBudget(1024, s.cfg.MaxHeldFDs)
 		return
 	}
+	s.held.limit, s.held.perUIDLimit = heldBudget(lim, s.cfg.MaxHeldFDs)
 	room := int(min(lim, 1<<30)) - fileHeadroom(lim)
 	if s.cfg.MaxClients <= room {
 		return
@@ -394,6 +397,63 @@ func (s *Server) fitFileLimit() {
 	s.cfg.ReservedClients = min(s.cfg.ReservedClients, s.cfg.MaxClients/8)
 	s.log.Warn("max_clients lowered to fit the open-file limit (raise it: LimitNOFILE= in the unit)",
 		"max_clients", s.cfg.MaxClients, "configured", old, "reserved_clients", s.cfg.ReservedClients, "nofile", lim)
+}
+
+// heldBudget is how many marks on objects the backend must keep a descriptor of (no file
+// handle: procfs, sysfs) all unprivileged clients together may hold, with the daemon's
+// open-file limit lim: half the headroom, so that they can never take the descriptors its
+// connections and kernel events need, or less with max_held_fds (configured). One uid may
+// hold a quarter of it.
+func heldBudget(lim uint64, configured int) (total, perUID int) {
+	total = fileHeadroom(lim) / 2
+	if configured > 0 {
+		total = min(total, configured)
+	}
+	return total, max(1, total/4)
+}
+
+// heldTable counts the marks of unprivileged clients on objects the backend holds a
+// descriptor of (backend.Target.HeldFd), by uid. Guarded by Server.mu.
+type heldTable struct {
+	limit, perUIDLimit int
+	total              int
+	perUID             map[uint32]int
+}
+
+// takeHeld counts one more mark of uid's on an object the backend holds a descriptor of, or
+// says which limit it meets.
+func (s *Server) takeHeld(uid uint32) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := &s.held
+	switch {
+	case h.total >= h.limit:
+		return proto.Errorf(proto.CodeLimit,
+			"unprivileged clients hold %d marks on files the daemon must keep open (no file handles on their filesystem: procfs, sysfs), the most it allows", h.total)
+	case h.perUID[uid] >= h.perUIDLimit:
+		return proto.Errorf(proto.CodeLimit,
+			"uid %d holds %d marks on files the daemon must keep open (no file handles on their filesystem: procfs, sysfs), the most it allows one user; remove some", uid, h.perUID[uid])
+	}
+	if h.perUID == nil {
+		h.perUID = make(map[uint32]int)
+	}
+	h.total++
+	h.perUID[uid]++
+	return nil
+}
+
+// releaseHeld gives back n marks takeHeld counted for uid.
+func (s *Server) releaseHeld(uid uint32, n int) {
+	if n == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := &s.held
+	h.total -= n
+	if h.perUID[uid] -= n; h.perUID[uid] <= 0 {
+		delete(h.perUID, uid)
+	}
 }
 
 // fileHeadroom is the descriptors kept for the daemon besides its connections: kernel groups,

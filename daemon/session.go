@@ -40,10 +40,11 @@ type session struct {
 	wantComm   bool
 	noPaths    bool // Hello.NoPaths, privileged: no path is read for its permission events
 
-	mu       lockorder.Mutex // lockSession
-	marks    map[uint64]*clientMark
-	byObj    map[engine.Object]uint64
-	nextMark uint64
+	mu        lockorder.Mutex // lockSession
+	marks     map[uint64]*clientMark
+	byObj     map[engine.Object]uint64
+	heldGiven bool // close gave back what the marks held (Server.releaseHeld): count no more
+	nextMark  uint64
 
 	// sent holds the send times of the permission events sent and not answered yet, for the
 	// verdict latency: the sentLimit most recent (a client that lets its events reach their
@@ -92,6 +93,7 @@ type clientMark struct {
 	id   uint64
 	obj  engine.Object
 	root string
+	held bool // an unprivileged client's mark counted by Server.takeHeld
 }
 
 // initLocks gives the session's mutexes their place in the lock tree (doc.go).
@@ -129,6 +131,17 @@ func (c *session) close() {
 		st2 := c.g.Stats()
 		c.conn.Close()
 		s := c.s
+		held := 0
+		c.mu.Lock()
+		for _, m := range c.marks {
+			if m.held {
+				held++
+				m.held = false
+			}
+		}
+		c.heldGiven = true
+		c.mu.Unlock()
+		s.releaseHeld(c.cred.Uid, held) // the group's marks went with it
 		// One step for Stats, which reads the clients and the totals of those gone under
 		// s.mu: the client's figures are counted once, as a client's or as gone.
 		s.mu.Lock()
@@ -277,6 +290,23 @@ func (c *session) addMark(m *proto.AddMark) (uint64, error) {
 		c.s.b.Release(t)
 		return 0, proto.Errorf(proto.CodeInvalid, "%s is not a directory: a subtree mark needs one", t.Path)
 	}
+	// An object the backend must keep a descriptor of while it has marks (no file handle)
+	// counts against what unprivileged clients may make the daemon hold: without a bound, a
+	// user marking /proc and /sys files from many connections would take the descriptors the
+	// daemon needs for its connections and its kernel events.
+	held := false
+	if !c.privileged && t.HeldFd {
+		c.mu.Lock()
+		_, had := c.byObj[t.Object]
+		c.mu.Unlock()
+		if !had {
+			if err := c.s.takeHeld(c.cred.Uid); err != nil {
+				c.s.b.Release(t)
+				return 0, err
+			}
+			held = true
+		}
+	}
 	spec := markSpec(m)
 	if m.Replace {
 		if _, ok := c.g.Mark(t.Object); ok {
@@ -289,15 +319,26 @@ func (c *session) addMark(m *proto.AddMark) (uint64, error) {
 		err = c.s.b.AddMark(c.g, t, spec)
 	}
 	if err != nil {
+		if held {
+			c.s.releaseHeld(c.cred.Uid, 1)
+		}
 		return 0, requestError(err)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if id, ok := c.byObj[t.Object]; ok {
+	if id, ok := c.byObj[t.Object]; ok || c.heldGiven {
+		// Marked already (not reached: requests are handled one at a time), or the session
+		// closed meanwhile, having given back what its marks held then.
+		if held {
+			defer c.s.releaseHeld(c.cred.Uid, 1) // after c.mu: Server.mu is never taken under it
+		}
+		if !ok {
+			return 0, proto.Errorf(proto.CodeInternal, "the connection is closing")
+		}
 		return id, nil
 	}
 	c.nextMark++
-	cm := &clientMark{id: c.nextMark, obj: t.Object, root: t.Path}
+	cm := &clientMark{id: c.nextMark, obj: t.Object, root: t.Path, held: held}
 	c.marks[cm.id] = cm
 	c.byObj[t.Object] = cm.id
 	return cm.id, nil
@@ -310,14 +351,20 @@ func (c *session) removeMark(m *proto.RemoveMark) (uint64, error) {
 	switch m.By {
 	case proto.RemoveAll:
 		c.g.FlushMarks(m.Kind)
+		held := 0
 		c.mu.Lock()
 		for id, x := range c.marks {
 			if m.Kind == 0 || x.obj.Kind == m.Kind {
 				delete(c.marks, id)
 				delete(c.byObj, x.obj)
+				if x.held {
+					held++
+					x.held = false
+				}
 			}
 		}
 		c.mu.Unlock()
+		c.s.releaseHeld(c.cred.Uid, held)
 		return 0, nil
 	case proto.RemoveByID:
 		c.mu.Lock()
@@ -350,9 +397,15 @@ func (c *session) removeMark(m *proto.RemoveMark) (uint64, error) {
 	}
 	if gone {
 		c.mu.Lock()
+		_, was := c.marks[cm.id]
+		held := was && cm.held
+		cm.held = false
 		delete(c.marks, cm.id)
 		delete(c.byObj, cm.obj)
 		c.mu.Unlock()
+		if held {
+			c.s.releaseHeld(c.cred.Uid, 1)
+		}
 	}
 	if err != nil {
 		return 0, requestError(err)
