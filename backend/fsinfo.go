@@ -160,3 +160,54 @@ func RealFilesystems() ([]string, error) {
 	}
 	return out, sc.Err()
 }
+
+// ForeignFilesystem reports whether marking fd's object would make the backend take up a
+// filesystem that its own mount namespace does not show: one it has not taken up yet (it
+// then keeps the filesystem's descriptors and state for as long as it runs, and pins its
+// superblock), reached through a mount of another namespace, with no mount of that
+// filesystem here — a tmpfs a user mounted in a user and mount namespace of its own, say.
+// The daemon refuses such marks to unprivileged clients: a user who can make filesystems
+// would otherwise make it hold descriptors without bound. Always false with inotify, which
+// keeps no descriptor.
+func (b *Backend) ForeignFilesystem(fd int) (bool, error) {
+	if b.mode != ModeFanotify {
+		return false, nil
+	}
+	st, err := sys.Fstat(fd)
+	if err != nil {
+		return false, err
+	}
+	b.mu.Lock()
+	_, known := b.fss[st.Dev]
+	b.mu.Unlock()
+	if known {
+		return false, nil
+	}
+	if st.MntIDUnique {
+		if _, err := sys.StatMount(st.MntID); err == nil {
+			return false, nil // a mount of this namespace
+		}
+	}
+	return !devMountedHere(st.Dev), nil
+}
+
+// devMountedHere reports whether /proc/thread-self/mountinfo shows a mount of the filesystem
+// on dev (any of its directories): a mount namespace made from this one (a service's private
+// /tmp) reaches the same filesystems through copies of these mounts.
+func devMountedHere(dev uint64) bool {
+	f, err := os.Open("/proc/thread-self/mountinfo")
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	want := strconv.FormatUint(uint64(sys.Major(dev)), 10) + ":" + strconv.FormatUint(uint64(sys.Minor(dev)), 10)
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		// id parent major:minor root mountpoint options ...
+		if fields := strings.Fields(sc.Text()); len(fields) >= 3 && fields[2] == want {
+			return true
+		}
+	}
+	return false
+}

@@ -5,6 +5,8 @@ package daemon_test
 import (
 	"context"
 	"io/fs"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -235,5 +237,54 @@ func TestUnprivilegedHeldDescriptorsBounded(t *testing.T) {
 		return ok == 1
 	}) {
 		t.Errorf("uid 65534's marks were not given back when its client left")
+	}
+}
+
+// TestFilesystemsOfOtherMountNamespacesRefused: a user who can make filesystems of its own (a
+// tmpfs mounted in a user and mount namespace of its own: unshare -Urm, open to any user where
+// unprivileged user namespaces are) could make the daemon take each up — the backend keeps
+// descriptors and state of every filesystem it marks on, for as long as it runs — and so
+// exhaust its descriptors with clients that come and go. An unprivileged client may mark
+// only on filesystems mounted in the daemon's mount namespace: twenty rounds of a new tmpfs,
+// a client that marks a file on it and leaves, leave the daemon's descriptors as they were.
+// Before, each round left one or two.
+func TestFilesystemsOfOtherMountNamespacesRefused(t *testing.T) {
+	testenv.RequireRoot(t)
+	if out, err := exec.Command("setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
+		"unshare", "-Urm", "sh", "-c", "mount -t tmpfs x /mnt").CombinedOutput(); err != nil {
+		t.Skipf("uid 65534 cannot mount a tmpfs in a user namespace of its own: %v %s", err, out)
+	}
+	sock := filepath.Join(testenv.PublicDir(t), "d.sock")
+	startDaemon(t, testConfig(), sock)
+	helper := helperBinary(t)
+	round := func() string {
+		t.Helper()
+		cmd := exec.Command("unshare", "-Urm", "sh", "-c", `mount -t tmpfs x /mnt && : >/mnt/f && exec "$0"`, helper)
+		cmd.Dir = "/"
+		cmd.Env = append(os.Environ(), helperEnv+"=client", "GORACE=atexit_sleep_ms=0",
+			"FSND_SOCKET="+sock, "FSND_CLIENT=name=ns,quiet=1")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: nobody.cred}
+		cmd.Stdin = strings.NewReader("dial\nadd " + kindInode + " " + maskOpen + " /mnt/f\nclose\n")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("a client in a mount namespace of its own: %v\n%s", err, out)
+		}
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.HasPrefix(l, "add-") {
+				return l
+			}
+		}
+		t.Fatalf("a client in a mount namespace of its own: no answer to its add\n%s", out)
+		return ""
+	}
+	round() // the daemon's own first-use descriptors (kernel groups) are not the test's
+	fd0 := testenv.OpenFDs(t)
+	for range 20 {
+		if l := round(); !strings.HasPrefix(l, "add-err permission ") || !strings.Contains(l, "not mounted in the daemon's mount namespace") {
+			t.Fatalf("uid 65534's mark on its own tmpfs: %q, want a permission error", l)
+		}
+	}
+	if fd1 := testenv.OpenFDs(t); fd1 > fd0 {
+		t.Errorf("the daemon holds %d descriptors after twenty filesystems of uid 65534 came and went, %d before", fd1, fd0)
 	}
 }

@@ -282,6 +282,20 @@ func (c *session) addMark(m *proto.AddMark) (uint64, error) {
 			return 0, proto.Errorf(proto.CodePermission, "you (uid %d) cannot read %s, so you cannot watch it", c.cred.Uid, path)
 		}
 	}
+	if !c.privileged {
+		// No filesystem the daemon's mount namespace does not show (a tmpfs of the user's own
+		// namespace): the backend keeps descriptors of every filesystem it takes up, so a
+		// user who can make filesystems would make it hold descriptors without bound.
+		foreign, err := c.s.b.ForeignFilesystem(fd)
+		if err != nil {
+			return 0, proto.Errorf(proto.CodeInternal, "checking your file's filesystem: %v", err)
+		}
+		if foreign {
+			path, _ := sys.FdPath(fd)
+			return 0, proto.Errorf(proto.CodePermission,
+				"%s is on a filesystem not mounted in the daemon's mount namespace (one of your own namespace's, say): only root and allowed uids may watch there", path)
+		}
+	}
 	t, err := c.s.b.ResolveFd(fd, m.Kind)
 	if err != nil {
 		return 0, requestError(err)
