@@ -3,6 +3,7 @@
 package daemon_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -571,5 +572,87 @@ func TestNoNamesFromOutsideWhatItMarked(t *testing.T) {
 	l, ok = r.waitLine("names ", hang)
 	if want := "names 0x10000000 path=" + filepath.Join(open, "plain-new") + " name=plain-old newname=plain-new oldpath=" + filepath.Join(open, "plain-old"); !ok || l != want {
 		t.Errorf("the rename in a directory it may list: %q (received: %v), want %q", l, ok, want)
+	}
+}
+
+// TestRenamedIntoHidingNamesNothing: a directory of a watched tree renamed, made 0700, its
+// old name taken by a new open directory, and a file then created in the hidden one: the
+// file's event, whose directory's path the daemon resolves from its own cache of the tree,
+// must not come by the old (now open) path with the hidden file's name. Two hundred rounds,
+// each as fast as root can make them.
+func TestRenamedIntoHidingNamesNothing(t *testing.T) {
+	testenv.RequireRoot(t)
+	f := newAuthFixture(t)
+	sock := filepath.Join(testenv.PublicDir(t), "d.sock")
+	startDaemon(t, testConfig(), sock)
+	p := dialClient(t, sock, "name=nobody,names=1", nobody)
+	mustAdd(t, p, "4", "0x40000100", f.pub) // a subtree mark: CREATE | ONDIR
+	const rounds = 200
+	for i := range rounds {
+		open := filepath.Join(f.pub, fmt.Sprintf("open%d", i))
+		hidden := filepath.Join(f.pub, fmt.Sprintf("hidden%d", i))
+		for _, err := range []error{
+			os.Mkdir(open, 0o755), os.Rename(open, hidden), os.Chmod(hidden, 0o700), os.Mkdir(open, 0o755),
+			os.WriteFile(filepath.Join(hidden, fmt.Sprintf("secret%d", i)), nil, 0o600),
+			os.WriteFile(filepath.Join(open, fmt.Sprintf("plain%d", i)), nil, 0o644),
+		} {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	last := fmt.Sprintf("plain%d", rounds-1)
+	if _, ok := p.waitMatch(func(l string) bool { return strings.HasPrefix(l, "names ") && strings.Contains(l, last) }, hang); !ok {
+		t.Fatalf("no event for %s%s", last, p.tail())
+	}
+	for _, l := range p.allLines("names ") {
+		if strings.Contains(l, "secret") {
+			t.Errorf("uid 65534 learned a name in a 0700 directory: %q", l)
+		}
+	}
+}
+
+// TestWhoActedOnlyOfItsOwnProcesses: an unprivileged client learns which process acted — pid,
+// thread, command and uid — only for processes of its own uid, as the kernel's own
+// unprivileged fanotify tells a listener no pid but its own: another user's process that opens
+// a file it watches comes with pid 0 and none of them. Before, uid 65534 watching a readable
+// file (/etc/passwd, say) learned the pid, command and uid of every process of root's that
+// read it.
+func TestWhoActedOnlyOfItsOwnProcesses(t *testing.T) {
+	testenv.RequireRoot(t)
+	f := newAuthFixture(t)
+	sock := filepath.Join(testenv.PublicDir(t), "d.sock")
+	startDaemon(t, testConfig(), sock)
+	p := dialClient(t, sock, "name=nobody,names=1,comm=1,uid=1", nobody)
+	mustAdd(t, p, kindInode, maskOpen, f.pubFile)
+	for _, tc := range []struct {
+		who  string
+		cred *syscall.Credential
+	}{{"root", nil}, {"uid 65534", nobody.cred}, {"root again", nil}} {
+		// A shell opens the file itself and waits: the process is there when the daemon
+		// looks at it.
+		sh := exec.Command("sh", "-c", "exec 3<"+f.pubFile+"; echo opened; read x")
+		sh.SysProcAttr = &syscall.SysProcAttr{Credential: tc.cred}
+		stdin, _ := sh.StdinPipe()
+		stdout, _ := sh.StdoutPipe()
+		if err := sh.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bufio.NewReader(stdout).ReadString('\n'); err != nil {
+			t.Fatalf("sh as %s: %v", tc.who, err)
+		}
+		l, ok := p.waitLine("who ", hang)
+		stdin.Close()
+		sh.Wait()
+		if !ok {
+			t.Fatalf("no event of %s's open%s", tc.who, p.tail())
+		}
+		want := "who 0x20 pid=0 tid=0 comm= uid=0 hasuid=0"
+		if tc.cred != nil {
+			want = fmt.Sprintf("who 0x20 pid=%d tid=0 comm=sh uid=65534 hasuid=1", sh.Process.Pid)
+		}
+		if l != want {
+			t.Errorf("the open by %s: %q, want %q", tc.who, l, want)
+		}
 	}
 }

@@ -439,6 +439,7 @@ func (f *fanout) send(c *session) {
 // c.sendMu (and f.flushMu with f).
 func (c *session) appendEventsLocked(out []byte, ds []engine.Delivery, f *fanout) []byte {
 	clear(c.listMemo) // a new batch: permissions are checked again (mayListLocked)
+	clear(c.pidMemo)
 	share := f != nil && c.privileged && !c.wantUID
 	v := c.conn.Version()
 	for i := range ds {

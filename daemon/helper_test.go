@@ -116,7 +116,8 @@ func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", " 
 // Events are printed as "event ID MASK fd=B path=PATH" (not with quiet), followed, for an
 // event whose path is unknown, by "unknown-path pid=PID name=NAME comm=COMM"; Resync events as
 // "resync", overflows as "overflow"; with names=1 each event line is followed by "names MASK
-// path=PATH name=NAME newname=NEWNAME oldpath=OLDPATH". With auto=allow or auto=deny it
+// path=PATH name=NAME newname=NEWNAME oldpath=OLDPATH" and "who MASK pid=PID tid=TID comm=COMM
+// uid=UID hasuid=B". With auto=allow or auto=deny it
 // answers every permission event at once (with errno=N, a deny carries errno N);
 // auto=allow-cache allows and asks the kernel to cache the allow.
 func clientHelper() int {
@@ -159,6 +160,8 @@ func clientHelper() int {
 			opts.Name = v
 		case "comm":
 			opts.WantComm = v == "1"
+		case "uid":
+			opts.WantUID = v == "1"
 		}
 	}
 	var c *client.Client
@@ -221,6 +224,7 @@ func clientHelper() int {
 						}
 						if names {
 							say("names %#x path=%s name=%s newname=%s oldpath=%s", uint64(ev.Mask), ev.Path, ev.Name, ev.NewName, ev.OldPath)
+							say("who %#x pid=%d tid=%d comm=%s uid=%d hasuid=%d", uint64(ev.Mask), ev.Pid, ev.Tid, ev.Comm, ev.UID, b2i(ev.HasUID))
 						}
 					}
 				}

@@ -69,6 +69,7 @@ type session struct {
 	fmsgs      []proto.Msg
 	evFree     []*proto.Event     // ring sessions: events written to the ring, reused by event (recycleLocked)
 	listMemo   map[string]listing // directories' listability, for one batch (mayListLocked)
+	pidMemo    map[int32]bool     // processes that are the client's own, for one batch (ownProcessLocked)
 
 	// A notification session's sending (fanout.go): on the fanout's dirty list; bytes a
 	// flush could not write, for notifyWriter (backlog says it has them), under sendMu.
@@ -600,6 +601,7 @@ func (c *session) kickWriter() {
 // messagesLocked appends the messages for deliveries ds to out and releases ds. Needs sendMu.
 func (c *session) messagesLocked(ds []engine.Delivery, out []proto.Msg) []proto.Msg {
 	clear(c.listMemo) // a new batch: permissions are checked again (mayListLocked)
+	clear(c.pidMemo)
 	for i := range ds {
 		d := ds[i]
 		ds[i] = engine.Delivery{}
@@ -688,6 +690,12 @@ func (c *session) view(d engine.Delivery, ev *proto.Event) bool {
 	}
 	if !c.privileged && ev.Path == "" {
 		ev.HasObject, ev.Dev, ev.Ino = false, 0, 0 // what it may not see by path, not by inode either
+	}
+	if !c.privileged && ev.Pid != 0 && !c.ownProcessLocked(ev.Pid) {
+		// Who acted is told only of the client's own processes, as the kernel's unprivileged
+		// fanotify tells a listener no pid but its own: another user's process reading a
+		// file the client may read is not the client's to know (nor its command or uid).
+		ev.Pid, ev.Tid = 0, 0
 	}
 	// A version-1 client gets no version-2 fields; a path longer than version 1 allows
 	// becomes "" (unknown, in version 1's terms).
@@ -855,6 +863,28 @@ func (c *session) mayListLocked(path string) listing {
 	}
 	c.listMemo[dir] = l
 	return l
+}
+
+// ownProcessLocked reports whether process pid (in the daemon's pid namespace) is the
+// unprivileged client's own: its real and effective uids are the client's. A process gone, or
+// whose uids cannot be read, is not. Answers are remembered for one batch of events, as
+// mayListLocked's (pidMemo, cleared with listMemo). Needs sendMu.
+func (c *session) ownProcessLocked(pid int32) bool {
+	if own, found := c.pidMemo[pid]; found {
+		return own
+	}
+	own := false
+	if pid > 0 {
+		if r, err := procfs.ReadRUID(pid); err == nil && r == c.cred.Uid {
+			e, err := procfs.ReadEUID(pid)
+			own = err == nil && e == c.cred.Uid
+		}
+	}
+	if c.pidMemo == nil {
+		c.pidMemo = make(map[int32]bool)
+	}
+	c.pidMemo[pid] = own
+	return own
 }
 
 // listing is what mayListLocked found of a directory.
