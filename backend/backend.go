@@ -343,6 +343,38 @@ func (b *Backend) ResolveFd(fd int, k engine.Kind) (Target, error) {
 	return t, err
 }
 
+// ObjectOf returns the object of kind k that fd's file is (or is on), as ResolveFd would,
+// without taking it up: no descriptor, no filesystem state. For looking up a mark by its
+// object.
+func (b *Backend) ObjectOf(fd int, k engine.Kind) (engine.Object, error) {
+	st, err := sys.Fstat(fd)
+	if err != nil {
+		return engine.Object{}, err
+	}
+	return objectOf(st, "", k)
+}
+
+// objectOf returns the object of kind k of the file st describes (path is for messages).
+func objectOf(st sys.Stat, path string, k engine.Kind) (engine.Object, error) {
+	var id engine.ID
+	switch k {
+	case engine.KindInode:
+		id = inodeID(st.Dev, st.Ino)
+	case engine.KindSubtree:
+		if !st.IsDir() {
+			return engine.Object{}, fmt.Errorf("%s: %w (a recursive watch needs a directory)", path, syscall.ENOTDIR)
+		}
+		id = inodeID(st.Dev, st.Ino)
+	case engine.KindMount:
+		id = engine.ID{Hi: st.MntID, Lo: 1}
+	case engine.KindFilesystem:
+		id = fsID(st.Dev)
+	default:
+		return engine.Object{}, fmt.Errorf("backend: unknown object kind %v", k)
+	}
+	return engine.Object{Kind: k, ID: id}, nil
+}
+
 // register records fd as the object of kind k, taking ownership of fd (or closing it when
 // the object is already registered). The caller must Release the target or use it in AddMark.
 func (b *Backend) register(fd int, path string, k engine.Kind) (Target, error) {
@@ -355,26 +387,13 @@ func (b *Backend) register(fd int, path string, k engine.Kind) (Target, error) {
 		// nothing the backend can name on a filesystem.
 		return Target{}, fmt.Errorf("%s: %w (not a file or directory on a filesystem)", path, syscall.EINVAL)
 	}
-	var id engine.ID
-	switch k {
-	case engine.KindInode:
-		id = inodeID(st.Dev, st.Ino)
-	case engine.KindSubtree:
-		if !st.IsDir() {
-			return Target{}, fmt.Errorf("%s: %w (a recursive watch needs a directory)", path, syscall.ENOTDIR)
-		}
-		id = inodeID(st.Dev, st.Ino)
-	case engine.KindMount:
-		id = engine.ID{Hi: st.MntID, Lo: 1}
-	case engine.KindFilesystem:
-		id = fsID(st.Dev)
-	default:
-		return Target{}, fmt.Errorf("backend: unknown object kind %v", k)
+	obj, err := objectOf(st, path, k)
+	if err != nil {
+		return Target{}, err
 	}
 	if b.mode == ModeInotify && (k == engine.KindMount || k == engine.KindFilesystem) {
 		return Target{}, fmt.Errorf("%s: %s watch: %w", path, k, ErrNeedsPrivilege)
 	}
-	obj := engine.Object{Kind: k, ID: id}
 	if b.mode == ModeInotify {
 		return b.registerInotify(fd, path, obj, st) // keeps no descriptor: see there
 	}

@@ -33,6 +33,8 @@ import (
 //	churn   FSND_N clients of every sort connect to the daemon and leave, FSND_CONC at once
 //	flood   holds FSND_RAW idle connections and FSND_HELLO idle clients, churns (floodHelper)
 //	opener  opens FSND_PATH every 20 ms until killed, printing "open ERRNO NS"
+//	rawrm   says Hello and asks to remove the inode mark on FSND_PATH by target (a request the
+//	        client library never makes), printing "rm-ok" or "rm-err CODE MSG"
 func runHelper(role string) int {
 	switch role {
 	case "flood":
@@ -47,6 +49,8 @@ func runHelper(role string) int {
 		return loadHelper()
 	case "churn":
 		return churnHelper()
+	case "rawrm":
+		return rawRemoveHelper()
 	}
 	fmt.Fprintf(os.Stderr, "unknown helper role %q\n", role)
 	return 2
@@ -500,5 +504,52 @@ func churnRaw(sock, dir string, i int, mark bool) error {
 			return nil
 		}
 		proto.CloseFDs(m)
+	}
+}
+
+// rawRemoveHelper is the rawrm role (see runHelper).
+func rawRemoveHelper() int {
+	conn, err := proto.Dial(os.Getenv("FSND_SOCKET"))
+	if err != nil {
+		say("rm-err dial %s", oneLine(err))
+		return 1
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	if err := conn.WriteMsg(&proto.Hello{Req: 1, MinVersion: proto.MinVersion, MaxVersion: proto.MaxVersion, Name: "rawrm"}); err != nil {
+		say("rm-err hello %s", oneLine(err))
+		return 1
+	}
+	fd, err := sys.Open(os.Getenv("FSND_PATH"), sys.O_PATH, 0)
+	if err != nil {
+		say("rm-err open %s", oneLine(err))
+		return 1
+	}
+	err = conn.WriteMsg(&proto.RemoveMark{Req: 2, By: proto.RemoveByTarget, Kind: engine.KindInode, Target: proto.NewFD(fd)})
+	syscall.Close(fd)
+	if err != nil {
+		say("rm-err write %s", oneLine(err))
+		return 1
+	}
+	for {
+		m, err := conn.ReadMsg()
+		if err != nil {
+			say("rm-err read %s", oneLine(err))
+			return 1
+		}
+		proto.CloseFDs(m)
+		if r, ok := m.(*proto.Result); ok && r.Req == 2 {
+			if err := r.Err(); err != nil {
+				code := "other"
+				var pe *proto.Error
+				if errors.As(err, &pe) {
+					code = pe.Code.String()
+				}
+				say("rm-err %s %s", code, oneLine(err))
+			} else {
+				say("rm-ok")
+			}
+			return 0
+		}
 	}
 }

@@ -245,9 +245,11 @@ func TestUnprivilegedHeldDescriptorsBounded(t *testing.T) {
 // unprivileged user namespaces are) could make the daemon take each up — the backend keeps
 // descriptors and state of every filesystem it marks on, for as long as it runs — and so
 // exhaust its descriptors with clients that come and go. An unprivileged client may mark
-// only on filesystems mounted in the daemon's mount namespace: twenty rounds of a new tmpfs,
-// a client that marks a file on it and leaves, leave the daemon's descriptors as they were.
-// Before, each round left one or two.
+// only on filesystems mounted in the daemon's mount namespace, and a removal by target (which
+// the client library never sends) looks the object up without taking its filesystem up: twenty
+// rounds of a new tmpfs and a client that marks a file on it and leaves, and of another and a
+// client that asks to remove a mark on a file there, leave the daemon's descriptors as they
+// were. Before, each round of either left one.
 func TestFilesystemsOfOtherMountNamespacesRefused(t *testing.T) {
 	testenv.RequireRoot(t)
 	if out, err := exec.Command("setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
@@ -257,12 +259,14 @@ func TestFilesystemsOfOtherMountNamespacesRefused(t *testing.T) {
 	sock := filepath.Join(testenv.PublicDir(t), "d.sock")
 	startDaemon(t, testConfig(), sock)
 	helper := helperBinary(t)
-	round := func() string {
+	// round runs role (client: an add, rawrm: a removal by target) in a new namespace with a
+	// new tmpfs, and returns the daemon's answer.
+	round := func(role string) string {
 		t.Helper()
 		cmd := exec.Command("unshare", "-Urm", "sh", "-c", `mount -t tmpfs x /mnt && : >/mnt/f && exec "$0"`, helper)
 		cmd.Dir = "/"
-		cmd.Env = append(os.Environ(), helperEnv+"=client", "GORACE=atexit_sleep_ms=0",
-			"FSND_SOCKET="+sock, "FSND_CLIENT=name=ns,quiet=1")
+		cmd.Env = append(os.Environ(), helperEnv+"="+role, "GORACE=atexit_sleep_ms=0",
+			"FSND_SOCKET="+sock, "FSND_CLIENT=name=ns,quiet=1", "FSND_PATH=/mnt/f")
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: nobody.cred}
 		cmd.Stdin = strings.NewReader("dial\nadd " + kindInode + " " + maskOpen + " /mnt/f\nclose\n")
 		out, err := cmd.CombinedOutput()
@@ -270,18 +274,22 @@ func TestFilesystemsOfOtherMountNamespacesRefused(t *testing.T) {
 			t.Fatalf("a client in a mount namespace of its own: %v\n%s", err, out)
 		}
 		for _, l := range strings.Split(string(out), "\n") {
-			if strings.HasPrefix(l, "add-") {
+			if strings.HasPrefix(l, "add-") || strings.HasPrefix(l, "rm-") {
 				return l
 			}
 		}
 		t.Fatalf("a client in a mount namespace of its own: no answer to its add\n%s", out)
 		return ""
 	}
-	round() // the daemon's own first-use descriptors (kernel groups) are not the test's
+	round("client") // the daemon's own first-use descriptors (kernel groups) are not the test's
 	fd0 := testenv.OpenFDs(t)
 	for range 20 {
-		if l := round(); !strings.HasPrefix(l, "add-err permission ") || !strings.Contains(l, "not mounted in the daemon's mount namespace") {
+		if l := round("client"); !strings.HasPrefix(l, "add-err permission ") || !strings.Contains(l, "not mounted in the daemon's mount namespace") {
 			t.Fatalf("uid 65534's mark on its own tmpfs: %q, want a permission error", l)
+		}
+		// A removal by target looks the object up without taking its filesystem up.
+		if l := round("rawrm"); !strings.HasPrefix(l, "rm-err not-found ") {
+			t.Fatalf("uid 65534's removal by target of a file on its own tmpfs: %q, want not-found", l)
 		}
 	}
 	if fd1 := testenv.OpenFDs(t); fd1 > fd0 {

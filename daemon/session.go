@@ -386,13 +386,15 @@ func (c *session) removeMark(m *proto.RemoveMark) (uint64, error) {
 		cm = c.marks[m.MarkID]
 		c.mu.Unlock()
 	case proto.RemoveByTarget:
-		t, err := c.s.b.ResolveFd(m.Target.Int(), m.Kind)
+		// Looked up, not resolved: resolving takes the object's filesystem up for good (its
+		// descriptors and state), which an unprivileged client may not make the daemon do
+		// for a filesystem of its own namespace (ForeignFilesystem), nor through a removal.
+		obj, err := c.s.b.ObjectOf(m.Target.Int(), m.Kind)
 		if err != nil {
 			return 0, requestError(err)
 		}
-		c.s.b.Release(t)
 		c.mu.Lock()
-		if id, ok := c.byObj[t.Object]; ok {
+		if id, ok := c.byObj[obj]; ok {
 			cm = c.marks[id]
 		}
 		c.mu.Unlock()
