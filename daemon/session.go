@@ -284,6 +284,19 @@ func (c *session) addMark(m *proto.AddMark) (uint64, error) {
 		}
 	}
 	if !c.privileged {
+		// No FUSE filesystem: the kernel asks its daemon (statfs) within fanotify_mark, which
+		// the backend calls holding the lock that every mark change, every client's close
+		// and the daemon's Close take — a user's FUSE daemon that stops answering would hold
+		// them all up. Asked here, with no lock held: a stalled answer stalls this client only.
+		st, err := sys.Fstatfs(fd)
+		if err != nil {
+			return 0, proto.Errorf(proto.CodeInternal, "checking your file's filesystem: %v", err)
+		}
+		if st.Type == sys.FUSE_SUPER_MAGIC {
+			path, _ := sys.FdPath(fd)
+			return 0, proto.Errorf(proto.CodePermission,
+				"%s is on a FUSE filesystem, whose daemon the daemon's marks would wait for: only root and allowed uids may watch there", path)
+		}
 		// No filesystem the daemon's mount namespace does not show (a tmpfs of the user's own
 		// namespace): the backend keeps descriptors of every filesystem it takes up, so a
 		// user who can make filesystems would make it hold descriptors without bound.

@@ -237,6 +237,11 @@ const (
 	EROFS_SUPER_MAGIC_V1 = 0xe0f5e1e2
 )
 
+// FUSE_SUPER_MAGIC is the statfs f_type of FUSE filesystems (fuse and fuseblk), whose
+// operations — and the kernel's on their behalf, fanotify_mark's statfs included — wait for a
+// userspace daemon.
+const FUSE_SUPER_MAGIC = 0x65735546
+
 // WritesSeen reports whether, on a filesystem of type fsType (statfs f_type), every change of
 // a file's content can be seen by a reader of its descriptor: either the change moves the
 // file's ctime — every write(2), and the first write through each new shared writable
