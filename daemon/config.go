@@ -29,6 +29,7 @@ import (
 //	max_marks 65536               # per client
 //	max_held_fds 4096             # unprivileged marks on files the daemon keeps open (procfs, sysfs)
 //	queue_limit 16384             # per client, events waiting to be read
+//	queue_limit_per_uid 65536     # all the clients of one unprivileged uid together
 //	export open,close_write /etc/**  # with serve --export: events the daemon exports (export.go)
 type Config struct {
 	AllowUIDs, AllowGIDs map[uint32]bool
@@ -44,6 +45,13 @@ type Config struct {
 	HandshakeTimeout, IdleTimeout time.Duration
 	MaxMarks                      int
 	QueueLimit                    int
+	// QueueLimitPerUID bounds the events queued, not yet read, in all the clients of one
+	// unprivileged uid together (engine.QueueBudget); past it their clients get overflows as
+	// on a full queue. Without it a user's clients that stop reading would hold QueueLimit
+	// times MaxClientsPerUID events of the daemon's memory (4 Mi events at the defaults, some
+	// 14 GB with long paths): the daemon, which every guard through it needs, could be made
+	// to run out. 0 is 4 x QueueLimit.
+	QueueLimitPerUID int
 	// MaxHeldFDs bounds the marks all unprivileged clients together hold on objects the
 	// daemon must keep a descriptor of (no file handle: procfs, sysfs); each uid may hold a
 	// quarter of it. 0, and any value above it, is half the descriptors the daemon keeps
@@ -78,6 +86,9 @@ func (c *Config) fill() {
 		if *f.v <= 0 {
 			*f.v = *f.def
 		}
+	}
+	if c.QueueLimitPerUID <= 0 {
+		c.QueueLimitPerUID = 4 * c.QueueLimit
 	}
 	if c.HandshakeTimeout <= 0 {
 		c.HandshakeTimeout = d.HandshakeTimeout
@@ -168,7 +179,7 @@ func ParseConfig(name string, r io.Reader) (Config, error) {
 			default:
 				c.IdleTimeout = d
 			}
-		case "max_clients", "reserved_clients", "max_clients_per_uid", "max_marks", "queue_limit", "max_held_fds":
+		case "max_clients", "reserved_clients", "max_clients_per_uid", "max_marks", "queue_limit", "queue_limit_per_uid", "max_held_fds":
 			n, err := strconv.Atoi(vals[0])
 			if err != nil || n <= 0 {
 				return c, errf("%s: %q is not a positive number", key, vals[0])
@@ -184,6 +195,8 @@ func ParseConfig(name string, r io.Reader) (Config, error) {
 				c.MaxMarks = n
 			case "max_held_fds":
 				c.MaxHeldFDs = n
+			case "queue_limit_per_uid":
+				c.QueueLimitPerUID = n
 			default:
 				c.QueueLimit = n
 			}
@@ -195,7 +208,7 @@ func ParseConfig(name string, r io.Reader) (Config, error) {
 			r.Where = fmt.Sprintf("%s:%d", name, line)
 			c.Exports = append(c.Exports, r)
 		default:
-			return c, errf("unknown key %q (want allow_uid, allow_gid, fd_uid, fd_gid, max_deadline, max_clients, reserved_clients, max_clients_per_uid, handshake_timeout, idle_timeout, max_marks, max_held_fds, queue_limit, export)", key)
+			return c, errf("unknown key %q (want allow_uid, allow_gid, fd_uid, fd_gid, max_deadline, max_clients, reserved_clients, max_clients_per_uid, handshake_timeout, idle_timeout, max_marks, max_held_fds, queue_limit, queue_limit_per_uid, export)", key)
 		}
 	}
 	if err := sc.Err(); err != nil {

@@ -21,13 +21,14 @@ max_clients_per_uid 7
 handshake_timeout 1500ms
 idle_timeout 2m
 max_deadline 0
+queue_limit_per_uid 3000
 allow_uid 0 1000
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.MaxClients != 100 || c.ReservedClients != 10 || c.MaxClientsPerUID != 7 ||
-		c.HandshakeTimeout != 1500*time.Millisecond || c.IdleTimeout != 2*time.Minute || c.MaxDeadline != 0 || !c.AllowUIDs[1000] {
+		c.HandshakeTimeout != 1500*time.Millisecond || c.IdleTimeout != 2*time.Minute || c.MaxDeadline != 0 || !c.AllowUIDs[1000] || c.QueueLimitPerUID != 3000 {
 		t.Errorf("parsed %+v", c)
 	}
 	d := daemon.DefaultConfig()
@@ -40,6 +41,7 @@ allow_uid 0 1000
 		{"handshake_timeout 0\n", "cfg:1: handshake_timeout: 0 would let a silent connection keep its place forever"},
 		{"idle_timeout soon\n", "cfg:1: idle_timeout: \"soon\" is not a duration"},
 		{"max_conns 5\n", "cfg:1: unknown key \"max_conns\""},
+		{"queue_limit_per_uid -1\n", "cfg:1: queue_limit_per_uid: \"-1\" is not a positive number"},
 	} {
 		if _, err := daemon.ParseConfig("cfg", strings.NewReader(tc.text)); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: %v, want %q", tc.text, err, tc.want)

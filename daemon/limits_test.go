@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/client"
+	"github.com/fsnotifyd/fsnotifyd/fsevent"
 	"github.com/fsnotifyd/fsnotifyd/internal/proto"
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 )
@@ -294,5 +295,130 @@ func TestFilesystemsOfOtherMountNamespacesRefused(t *testing.T) {
 	}
 	if fd1 := testenv.OpenFDs(t); fd1 > fd0 {
 		t.Errorf("the daemon holds %d descriptors after twenty filesystems of uid 65534 came and went, %d before", fd1, fd0)
+	}
+}
+
+// TestUnprivilegedQueuesBoundedPerUID: the clients of one unprivileged uid share
+// queue_limit_per_uid. Three clients of uid 65534, each watching files of its own, stopped
+// (SIGSTOP) while root opens those files thousands of times: the events the daemon holds for
+// them are at most queue_limit_per_uid (600) and an overflow each, not 3 x queue_limit (400);
+// each is told of its loss (an overflow) once it reads again, and root's own client, which
+// shares no budget, holds its whole queue. Fails without the budget: the three hold 1,200.
+func TestUnprivilegedQueuesBoundedPerUID(t *testing.T) {
+	testenv.RequireRoot(t)
+	s := testenv.Tmpfs(t)
+	openUp(t, s)
+	cfg := testConfig()
+	cfg.QueueLimit, cfg.QueueLimitPerUID = 400, 600
+	sock := filepath.Join(testenv.PublicDir(t), "d.sock")
+	d := startDaemon(t, cfg, sock)
+	const clients = 3
+	var files [clients + 1][2]string
+	var ps []*proc
+	for i := range clients + 1 {
+		dir := filepath.Join(s, "d"+strconv.Itoa(i))
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for j, n := range []string{"a", "b"} {
+			files[i][j] = filepath.Join(dir, n)
+			if err := os.WriteFile(files[i][j], []byte("x"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		so := nobody
+		if i == clients {
+			so = spawnOpts{} // root's: no budget
+		}
+		p := dialClient(t, sock, "quiet=1,name=c"+strconv.Itoa(i), so)
+		mustAdd(t, p, kindInode, maskOpen, files[i][0])
+		mustAdd(t, p, kindInode, maskOpen, files[i][1])
+		ps = append(ps, p)
+	}
+	for _, p := range ps {
+		if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, p := range ps {
+			p.cmd.Process.Signal(syscall.SIGCONT)
+		}
+	})
+	// Alternating a and b: no event merges into the one before (MergeLast). Enough that each
+	// client's socket and writer fill (some thousands of short events) and its queue too.
+	const opens = 8000
+	for n := range opens {
+		for i := range clients + 1 {
+			f, err := os.Open(files[i][n%2])
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+		}
+	}
+	// The daemon reads the kernel's events after the opens: wait until every client has
+	// lost some (its queue or the budget full), then until what they hold stands still.
+	clientsOf := func() (nobodys []fsevent.ClientStats, roots fsevent.ClientStats) {
+		for _, c := range d.srv.Stats(true, 0).Clients {
+			if c.UID == 65534 {
+				nobodys = append(nobodys, c)
+			} else if c.Name == "c"+strconv.Itoa(clients) {
+				roots = c
+			}
+		}
+		return nobodys, roots
+	}
+	deadline := time.Now().Add(hang)
+	var held, last int
+	for stable := 0; stable < 5; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the daemon's figures did not settle: %+v", d.srv.Stats(true, 0).Clients)
+		}
+		cs, root := clientsOf()
+		held = 0
+		lost := 0
+		for _, c := range cs {
+			held += int(c.Queued)
+			if c.Dropped > 0 {
+				lost++
+			}
+		}
+		if len(cs) != clients || lost < clients || root.Dropped == 0 || held != last {
+			last, stable = held, 0
+			continue
+		}
+		stable++
+	}
+	cs, root := clientsOf()
+	t.Logf("uid 65534's %d stopped clients hold %d events (queue_limit %d, queue_limit_per_uid %d); root's holds %d", clients, held, cfg.QueueLimit, cfg.QueueLimitPerUID, root.Queued)
+	if held > cfg.QueueLimitPerUID+clients {
+		t.Errorf("uid 65534's stopped clients hold %d events between them, over queue_limit_per_uid %d and an overflow each", held, cfg.QueueLimitPerUID)
+	}
+	if held < cfg.QueueLimitPerUID {
+		t.Errorf("uid 65534's stopped clients hold %d events, under the budget %d they had filled: the test did not fill it", held, cfg.QueueLimitPerUID)
+	}
+	if int(root.Queued) < cfg.QueueLimit {
+		t.Errorf("root's stopped client holds %d events, want its whole queue (%d): the budget is unprivileged users'", root.Queued, cfg.QueueLimit)
+	}
+	for _, c := range cs {
+		if c.Overflows == 0 {
+			t.Errorf("client %s lost %d events with no overflow queued", c.Name, c.Dropped)
+		}
+	}
+	// Read again, each is told of its loss.
+	for i, p := range ps[:clients] {
+		p.cmd.Process.Signal(syscall.SIGCONT)
+		var l string
+		for end := time.Now().Add(hang); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+			p.send("count")
+			l = p.mustLine("count ", hang)
+			if !strings.HasSuffix(l, " overflows=0") {
+				break
+			}
+		}
+		if strings.HasSuffix(l, " overflows=0") {
+			t.Errorf("client %d read no overflow after its loss: %q", i, l)
+		}
 	}
 }

@@ -64,6 +64,10 @@ type Server struct {
 	closed  bool
 	conns   connTable // connections held, by privilege and uid (see takeConn)
 	held    heldTable // unprivileged marks on objects the backend holds a descriptor of (takeHeld)
+	// budgets are the queue budgets of unprivileged uids with a client (queue_limit_per_uid):
+	// each uid's clients share one, so that clients that stop reading hold at most that many
+	// events of the daemon's memory between them, not queue_limit times max_clients_per_uid.
+	budgets map[uint32]*uidBudget
 	wg      sync.WaitGroup
 
 	cst                  connCounters
@@ -236,6 +240,37 @@ func (s *Server) accept(ctx context.Context, uc *net.UnixConn) {
 	}
 	s.wg.Add(1)
 	go s.serve(ctx, conn, p)
+}
+
+// uidBudget is one unprivileged uid's queue budget and the number of its clients using it.
+// Guarded by Server.mu.
+type uidBudget struct {
+	b       *engine.QueueBudget
+	clients int
+}
+
+// takeBudget returns uid's queue budget, made for its first client. Needs s.mu.
+func (s *Server) takeBudgetLocked(uid uint32) *engine.QueueBudget {
+	u := s.budgets[uid]
+	if u == nil {
+		if s.budgets == nil {
+			s.budgets = make(map[uint32]*uidBudget)
+		}
+		u = &uidBudget{b: engine.NewQueueBudget(s.cfg.QueueLimitPerUID)}
+		s.budgets[uid] = u
+	}
+	u.clients++
+	return u.b
+}
+
+// releaseBudgetLocked forgets uid's budget with its last client (whose group has closed: it
+// holds nothing of it). Needs s.mu.
+func (s *Server) releaseBudgetLocked(uid uint32) {
+	if u := s.budgets[uid]; u != nil {
+		if u.clients--; u.clients <= 0 {
+			delete(s.budgets, uid)
+		}
+	}
 }
 
 // connTable counts the connections held, from accept to close. Guarded by Server.mu.
@@ -592,7 +627,17 @@ func (s *Server) admit(conn *proto.Conn, p peer, h *proto.Hello) (*session, erro
 	}
 	s.nextID++
 	id := s.nextID
+	if !privileged {
+		opts.QueueBudget = s.takeBudgetLocked(cred.Uid) // given back by session.close, or below
+	}
 	s.mu.Unlock()
+	giveBack := func() {
+		if !privileged {
+			s.mu.Lock()
+			s.releaseBudgetLocked(cred.Uid)
+			s.mu.Unlock()
+		}
+	}
 
 	opts.Name = fmt.Sprintf("%s#%d", name, id)
 	// A permission client's events are forwarded by the goroutine that queues them (see
@@ -616,6 +661,7 @@ func (s *Server) admit(conn *proto.Conn, p peer, h *proto.Hello) (*session, erro
 	opts.MergeLast = true
 	g, err := s.b.Engine().NewGroup(opts)
 	if err != nil {
+		giveBack()
 		return nil, proto.Errorf(proto.CodeInvalid, "group options: %v", err)
 	}
 	c := &session{
@@ -638,9 +684,10 @@ func (s *Server) admit(conn *proto.Conn, p peer, h *proto.Hello) (*session, erro
 	if s.closed {
 		s.mu.Unlock()
 		g.Close()
+		giveBack()
 		return nil, proto.Errorf(proto.CodeUnavailable, "the daemon is shutting down")
 	}
-	s.clients[id] = c
+	s.clients[id] = c // from here session.close gives the budget back
 	s.mu.Unlock()
 
 	w := &proto.Welcome{

@@ -154,6 +154,9 @@ func (c *session) close() {
 		byUID := s.goneByUID[c.cred.Uid]
 		byUID.add(st, st2)
 		s.goneByUID[c.cred.Uid] = byUID
+		if !c.privileged {
+			s.releaseBudgetLocked(c.cred.Uid) // its group, closed, holds none of it
+		}
 		s.mu.Unlock()
 	})
 }

@@ -298,6 +298,9 @@ func (g *Group) pushLocked(s slot) bool {
 	}
 	g.q.Push(s)
 	g.qlen++
+	if b := g.opts.QueueBudget; b != nil {
+		b.used.Add(1)
+	}
 	return g.qlen == 1
 }
 
@@ -310,7 +313,7 @@ func (g *Group) overflowNewestLocked() bool {
 // fullLocked reports whether the queue is full, queueing an overflow event unless the newest
 // entry is one, and counting the drop (fsnotify_insert_event's overflow path). Needs g.mu.
 func (g *Group) fullLocked() bool {
-	if g.limit < 0 || g.qlen < g.limit {
+	if (g.limit < 0 || g.qlen < g.limit) && (g.opts.QueueBudget == nil || g.opts.QueueBudget.room()) {
 		return false
 	}
 	g.qst.dropped++
@@ -465,6 +468,9 @@ func (g *Group) withdraw(q *queued, r Response) Response {
 	} else {
 		q.dead = true
 		g.qlen--
+		if b := g.opts.QueueBudget; b != nil {
+			b.used.Add(-1)
+		}
 		if g.ovfAt != 0 && q.pos >= g.ovfAt {
 			g.afterOvf-- // queued after the newest overflow: no longer in the way
 		}
@@ -611,6 +617,9 @@ func (g *Group) readSome(dst []Delivery) (int, error) {
 		g.qlen--
 		n++
 	}
+	if b := g.opts.QueueBudget; b != nil && n > 0 {
+		b.used.Add(-int64(n))
+	}
 	more := g.qlen > 0
 	g.mu.Unlock()
 	if more {
@@ -650,6 +659,9 @@ func (g *Group) Close() error {
 		case s.ev != nil:
 			release = append(release, s.ev)
 		}
+	}
+	if b := g.opts.QueueBudget; b != nil {
+		b.used.Add(-int64(g.qlen))
 	}
 	g.qlen = 0
 	g.mergeIdx = [mergeBuckets]uint64{}

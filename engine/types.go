@@ -302,6 +302,9 @@ type Options struct {
 	// QueueLimit bounds the queue (default 16384, the kernel's max_queued_events); negative
 	// means unlimited (FAN_UNLIMITED_QUEUE).
 	QueueLimit int
+	// QueueBudget, if set, bounds the events queued in this group together with the other
+	// groups given the same budget (see QueueBudget); QueueLimit still bounds this group's.
+	QueueBudget *QueueBudget
 	// MarkLimit bounds the group's marks (0: no bound).
 	MarkLimit int
 	// Deadline bounds how long a permission event waits for this group's answer (0: forever,
