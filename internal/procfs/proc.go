@@ -170,7 +170,9 @@ func statusIDs(b []byte, key string) ([]uint32, bool) {
 // kernel appends " (deleted)") or replaced since it started, or when the process started it
 // through a mount this process does not see (another mount namespace: a container, or an
 // unprivileged user namespace that mounted its own file over /usr/bin/x, whose path reads
-// /usr/bin/x). A process with no executable (a kernel thread, or a thread group whose leader
+// /usr/bin/x), or when the process is in a user namespace other than this process's: there it
+// may have set its executable to any file it can open (prctl(PR_SET_MM_MAP) with exe_fd needs
+// only CAP_CHECKPOINT_RESTORE in its own user namespace), while it runs code of its own. A process with no executable (a kernel thread, or a thread group whose leader
 // has exited) and one whose path is longer than PATH_MAX give "" and false, not an error: the
 // path cannot be known, which is no failure of ours.
 //
@@ -210,7 +212,17 @@ func ReadExe(pid int32) (path string, verified bool, err error) {
 	}
 	st, err := sys.Statx(fd, "", sys.AT_EMPTY_PATH|sys.AT_STATX_DONT_SYNC)
 	sys.Close(fd)
-	return path, err == nil && st.Dev == exe.Dev && st.Ino == exe.Ino, nil
+	if err != nil || st.Dev != exe.Dev || st.Ino != exe.Ino {
+		return path, false, nil
+	}
+	// A process in a user namespace of its own set its executable where it liked
+	// (prctl(PR_SET_MM_MAP) with exe_fd: sys.UserNSForeign): it leads to that file, and
+	// vouches for nothing.
+	foreign, err := sys.UserNSForeign(int(pid))
+	if err != nil {
+		return "", false, goneOr(pid, err)
+	}
+	return path, !foreign, nil
 }
 
 // ExeUnknown reports whether the executable of process pid, as ReadExe gave it (path,
@@ -219,7 +231,8 @@ func ReadExe(pid int32) (path string, verified bool, err error) {
 // can read and is not a kernel thread (its thread group's leader has exited, which any
 // program can do; or the path is longer than PATH_MAX), or when it runs in a mount namespace
 // that a user made (sys.MountNSForeign: there any user may mount any file over any path, so
-// the path it gives says nothing of what runs). An executable deleted or replaced since it
+// the path it gives says nothing of what runs), or in a user namespace other than ours
+// (sys.UserNSForeign: it may have set its executable to any file, PR_SET_MM_MAP). An executable deleted or replaced since it
 // started, or started in a namespace of root's (a container), is not verified but not unknown:
 // no user chose its path. A process gone, or whose namespace cannot be read, is not unknown
 // (no decision is made for a gone process; an error reading is the caller's to report).
@@ -232,6 +245,9 @@ func ExeUnknown(pid int32, path string, verified bool) (bool, error) {
 		return err == nil && !kernel, goneOr(pid, err)
 	}
 	foreign, err := sys.MountNSForeign(int(pid))
+	if err == nil && !foreign {
+		foreign, err = sys.UserNSForeign(int(pid))
+	}
 	if err != nil {
 		return false, goneOr(pid, err)
 	}

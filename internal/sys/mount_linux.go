@@ -81,6 +81,22 @@ var ownUserNS = sync.OnceValues(func() (uint64, error) {
 	return st.Ino, nil
 })
 
+// UserNSForeign reports whether process pid is in a user namespace other than this process's.
+// There it holds every capability over its own namespace, CAP_CHECKPOINT_RESTORE included,
+// which is all that prctl(PR_SET_MM_MAP) asks to set the process's /proc/PID/exe to any
+// executable file it can open: what its executable says, it chose.
+func UserNSForeign(pid int) (bool, error) {
+	own, err := ownUserNS()
+	if err != nil {
+		return false, err
+	}
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/"+strconv.Itoa(pid)+"/ns/user", &st); err != nil {
+		return false, os.NewSyscallError("stat(/proc/"+strconv.Itoa(pid)+"/ns/user)", err)
+	}
+	return st.Ino != own, nil
+}
+
 // MountNSForeign reports whether the mount namespace of process pid is owned by a user
 // namespace other than this process's (NS_GET_USERNS): one that an unprivileged user made
 // (unshare -Urm), where that user may mount any file over any path. A namespace a privileged
