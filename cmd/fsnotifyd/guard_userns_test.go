@@ -365,3 +365,65 @@ func TestGuardExeForgedInAUserNamespaceAsNobody(t *testing.T) {
 		})
 	}
 }
+
+// A read-only mount of the guard's own mount namespace is not read-only to a user who owns
+// the image behind it: udisks mounts a desktop user's own image for them (read-only if they
+// ask), and the user writes any file's blocks into the image, drops the file's pages
+// (posix_fadvise DONTNEED) and runs the new content through the "read-only" mount. Such a
+// filesystem (sys.DeviceWritesSeen: a loop device whose backing file anyone but root may
+// write) counts as writable, as FUSE does. As nobody, under `deny exec ** mount_writable=yes`:
+// a tool on root's own image mounted read-only runs (a control); the same tool on nobody's
+// image mounted read-only, patched by nobody through the image, is denied. Before, it ran.
+func TestGuardMountWritableOfAUsersImageAsNobody(t *testing.T) {
+	type image struct{ mnt, img, tool string }
+	var imgs [2]image
+	for i := range imgs {
+		mnt, img := testenv.PublicExt4Image(t, 16)
+		tool := filepath.Join(mnt, "t")
+		copyExe(t, tool)
+		testenv.OpenToAll(t, mnt)
+		if i == 1 {
+			if err := os.Chown(img, 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if out, err := exec.Command("mount", "-o", "remount,ro", mnt).CombinedOutput(); err != nil {
+			t.Fatalf("remount read-only: %v %s", err, out)
+		}
+		imgs[i] = image{mnt, img, tool}
+	}
+	root, users := imgs[0], imgs[1]
+	rules := filepath.Join(t.TempDir(), "guard.rules")
+	writeFile(t, rules, "deny exec ** mount_writable=yes\nallow exec **\n")
+	p := start(t, "guard", "--events", "exec", "--policy", rules, "--no-package-trust", root.mnt, users.mnt)
+	if out, err := testenv.Sh(testenv.Nobody, root.tool+" && echo RAN"); err != nil || !strings.Contains(out, "RAN") {
+		t.Fatalf("a tool on root's image mounted read-only did not run: %v %s\nguard:\n%s", err, out, p.errText())
+	}
+	out, err := testenv.Sh(testenv.Nobody, `python3 - `+users.tool+` `+users.img+` <<'EOF'
+import os, subprocess, sys
+tool, img = sys.argv[1], sys.argv[2]
+head = open(tool, "rb").read(4096)
+with open(img, "r+b") as f:
+    data = f.read()
+    at = data.find(head)
+    if at < 0 or data.find(head, at + 1) >= 0:
+        sys.exit("the tool's first page is not once in the image")
+    f.seek(at + 10)
+    f.write(b"x")
+    f.flush()
+    os.fsync(f.fileno())
+fd = os.open(tool, os.O_RDONLY)
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+os.close(fd)
+if open(tool, "rb").read(11)[10:11] != b"x":
+    sys.exit("the patch is not what the mounted file reads")
+try:
+    r = subprocess.run([tool])
+    print("ran", r.returncode)
+except PermissionError:
+    print("refused")
+EOF`)
+	if err != nil || strings.TrimSpace(out) != "refused" {
+		t.Fatalf("nobody's tool, patched through nobody's image mounted read-only: %v %s, want refused\nguard:\n%s", err, out, p.errText())
+	}
+}

@@ -213,6 +213,7 @@ const (
 	EXT4_SUPER_MAGIC  = 0xef53 // ext2, ext3 and ext4
 	XFS_SUPER_MAGIC   = 0x58465342
 	BTRFS_SUPER_MAGIC = 0x9123683e
+	FUSE_SUPER_MAGIC  = 0x65735546 // a user-space server answers every read
 )
 
 // RawSafeFs reports whether, on a filesystem of type fsType (statfs f_type), statx(2) of an

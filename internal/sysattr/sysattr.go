@@ -466,7 +466,9 @@ func (o *Object) Size() (uint64, error) {
 // (unshare -Urm) and run a file through it, or through a detached mount (open_tree(2)), while
 // the file stays writable through every other mount. Such a mount counts as writable, as
 // does a read-only mount where statmount(2) is missing (Linux before 6.8): whether it is
-// root's cannot be told.
+// root's cannot be told. So does a read-only mount here whose content a user chooses, which
+// root's helpers mount for users: a filesystem on a loop device whose image a user may write
+// (udisks), on an nbd or ublk device, or FUSE (fusermount).
 func (o *Object) MountWritable() (bool, error) {
 	o.once(policy.AttrMountWritable, func() { o.writable, o.mountErr = mountWritable(o.Fd) })
 	return o.writable, o.mountErr
@@ -493,8 +495,14 @@ func mountWritable(fd int) (bool, error) {
 		return true, nil
 	case err != nil:
 		return false, err
+	case !ms.ReadOnly:
+		return true, nil
 	}
-	return !ms.ReadOnly, nil
+	// Read-only, but is what it reads the filesystem's alone? Not on a loop device whose image
+	// a user may write (a desktop user's own image, mounted read-only for them by udisks), nor
+	// an nbd or ublk device (sys.DeviceWritesSeen), nor FUSE, whose server (fusermount lets
+	// any user mount one here) answers each read as it likes.
+	return fs.Type == sys.FUSE_SUPER_MAGIC || !sys.DeviceWritesSeen(st.Dev), nil
 }
 
 // Audit returns the audit line's fields for what was read of the file and of p's executable
