@@ -27,6 +27,7 @@ import (
 	"github.com/fsnotifyd/fsnotifyd/fsevent"
 	"github.com/fsnotifyd/fsnotifyd/internal/format"
 	"github.com/fsnotifyd/fsnotifyd/internal/policy"
+	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 	"github.com/fsnotifyd/fsnotifyd/internal/sysattr"
 	"github.com/fsnotifyd/fsnotifyd/internal/trust"
 	"github.com/fsnotifyd/fsnotifyd/internal/workslot"
@@ -276,7 +277,7 @@ func runGuard(args []string) int {
 		defer fol.Close()
 	}
 	pol := g.state.Load().pol
-	for _, w := range pol.Lint(execCmd != "") {
+	for _, w := range pol.LintWith(policy.LintOptions{Scanned: execCmd != "", UserNS: sys.UnprivilegedUserNS()}) {
 		fmt.Fprintf(os.Stderr, "fsnotifyd guard: warning: %s\n", w)
 	}
 	if pol.NeedsPreContent() && kinds&notify.AccessPreAccess == 0 {

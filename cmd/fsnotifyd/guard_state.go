@@ -14,6 +14,7 @@ import (
 	"github.com/fsnotifyd/fsnotifyd/engine"
 	"github.com/fsnotifyd/fsnotifyd/fsevent"
 	"github.com/fsnotifyd/fsnotifyd/internal/policy"
+	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 	"github.com/fsnotifyd/fsnotifyd/internal/trust"
 	"github.com/fsnotifyd/fsnotifyd/notify"
 )
@@ -224,7 +225,7 @@ func (g *guardRun) applyPolicy(src []byte, origin string) error {
 		return err
 	}
 	g.afterStore()
-	for _, w := range st.pol.Lint(g.execCmd != "") {
+	for _, w := range st.pol.LintWith(policy.LintOptions{Scanned: g.execCmd != "", UserNS: sys.UnprivilegedUserNS()}) {
 		fmt.Fprintf(os.Stderr, "fsnotifyd guard: warning: %s\n", w)
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 	"github.com/fsnotifyd/fsnotifyd/internal/sysattr"
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 )
@@ -425,5 +426,29 @@ except PermissionError:
 EOF`)
 	if err != nil || strings.TrimSpace(out) != "refused" {
 		t.Fatalf("nobody's tool, patched through nobody's image mounted read-only: %v %s, want refused\nguard:\n%s", err, out, p.errText())
+	}
+}
+
+// Where unprivileged user namespaces are enabled, an allow by exe= alone grants its access to
+// every process (TestGuardExeForgedInAUserNamespaceAsNobody: the CLONE_VM sibling), and the
+// guard says so at its start, as it does for comm=; a rule that also tests uid= gets no
+// warning. policy check says the same.
+func TestGuardWarnsThatExeIsForgeableWithUserNamespaces(t *testing.T) {
+	requireUserNS(t)
+	if !sys.UnprivilegedUserNS() {
+		t.Fatal("nobody made a user namespace, but sys.UnprivilegedUserNS says none can be made")
+	}
+	dir := testenv.Tmpfs(t)
+	rules := filepath.Join(t.TempDir(), "rules")
+	writeFile(t, rules, "default deny\nallow open "+dir+"/** exe=/usr/bin/cat\nallow open "+dir+"/** exe=/usr/bin/cat uid=0\n")
+	p := start(t, "guard", "--policy", rules, dir)
+	p.stop()
+	if !strings.Contains(p.errText(), "warning: "+rules+":2: this allow rule tells who may access by exe=/usr/bin/cat alone") ||
+		!strings.Contains(p.errText(), "PR_SET_MM_MAP") || strings.Contains(p.errText(), rules+":3") {
+		t.Errorf("stderr:\n%s\nwant a warning about line 2 only, naming PR_SET_MM_MAP", p.errText())
+	}
+	out, _, _ := fsn(t, "policy", "check", rules)
+	if !strings.Contains(out, rules+":2: warning: this allow rule tells who may access by exe=/usr/bin/cat alone") || strings.Contains(out, rules+":3") {
+		t.Errorf("policy check:\n%s\nwant a warning about line 2 only", out)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/fsnotifyd/fsnotifyd/engine"
 	"github.com/fsnotifyd/fsnotifyd/internal/policy"
+	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 	"github.com/fsnotifyd/fsnotifyd/internal/trust"
 )
 
@@ -71,7 +72,7 @@ func runPolicyCheck(args []string) int {
 	}
 	exit := exitOK
 	for _, name := range files {
-		st := checkPolicyFile(name, policy.LintOptions{Scanned: scanned, Weak: true}, strict, quiet)
+		st := checkPolicyFile(name, policy.LintOptions{Scanned: scanned, Weak: true, UserNS: sys.UnprivilegedUserNS()}, strict, quiet)
 		exit = max(exit, st)
 	}
 	return exit

@@ -59,6 +59,12 @@ type LintOptions struct {
 	// ppid=, ...): a process escapes them by changing its name or parent. They only add
 	// denies, so a guard does not warn about them; `fsnotifyd policy check` does.
 	Weak bool
+	// UserNS: unprivileged users may create user namespaces on this host. Then a process may
+	// set its executable to any file it can open (prctl(PR_SET_MM_MAP) with exe_fd, which
+	// needs only CAP_CHECKPOINT_RESTORE in a user namespace of its own; a process that shares
+	// its memory with such a one gets it too, in the guard's namespaces), so exe=, ancestor=
+	// and trusted_exe=yes say who no more than comm= does (docs/policy.md, "The executable").
+	UserNS bool
 }
 
 // Lint is LintWith for a guard: what it finds with scanned (guard --exec) as
@@ -77,6 +83,8 @@ func (p *Policy) Lint(scanned bool) []Warning { return p.LintWith(LintOptions{Sc
 //     deny, when o.Scanned, or when a later deny rule may cover the same events and paths.
 //     Tests of the file (ftype=, trusted=, ...) say what, not who: they neither excuse nor
 //     count;
+//     With o.UserNS, exe=, ancestor= and trusted_exe=yes are such tests too: a process may
+//     set its executable where unprivileged user namespaces are enabled;
 //   - with o.Weak, deny rules that tell who by such tests alone;
 //   - rules that never decide, because an earlier rule decides every access they could (a
 //     catch-all, the same rule again, /srv/** before /srv/a/*), and an explicit default
@@ -93,18 +101,22 @@ func (p *Policy) LintWith(o LintOptions) []Warning {
 		if msg := neverHolds(r); msg != "" {
 			out = append(out, Warning{Rule: r, Kind: KindNever, Msg: "this rule never matches: " + msg})
 		}
-		forged := forgeableOnly(r)
+		forged := forgeableOnly(r, o.UserNS)
 		switch {
 		case forged == nil:
 		case r.Verdict == engine.Allow:
 			if p.Default != engine.Deny && !o.Scanned && !laterDenyOverlaps(p.Rules[i+1:], r) {
 				continue
 			}
+			fix := "add exe=, uid= or gid="
+			if exeLike(forged) {
+				fix = "add uid= or gid=, or turn unprivileged user namespaces off (sysctl user.max_user_namespaces=0)"
+			}
 			out = append(out, Warning{Rule: r, Kind: KindForgeable, Msg: "this allow rule tells who may access by " +
-				forged.String() + " alone, " + forgeableWhy(forged) + ": it grants the access to every process; add exe=, uid= or gid="})
+				forged.String() + " alone, " + forgeableWhy(forged, o.UserNS) + ": it grants the access to every process; " + fix})
 		case o.Weak:
 			out = append(out, Warning{Rule: r, Kind: KindWeakDeny, Msg: "this deny rule tells who by " + forged.String() +
-				" alone, " + forgeableWhy(forged) + ": a process escapes it that way; deny by path, exe=, uid= or gid=, or allow by them"})
+				" alone, " + forgeableWhy(forged, o.UserNS) + ": a process escapes it that way; deny by path, exe=, uid= or gid=, or allow by them"})
 		}
 	}
 	if p.defaultSource != "" {
@@ -120,13 +132,13 @@ func (p *Policy) LintWith(o LintOptions) []Warning {
 // forgeableOnly returns the first condition by which r tells who may access that any
 // process can make hold, if r has no condition on who that a process cannot (nil
 // otherwise). See LintWith.
-func forgeableOnly(r *Rule) *Condition {
+func forgeableOnly(r *Rule, userNS bool) *Condition {
 	var forged *Condition
 	for i := range r.Conditions {
 		c := &r.Conditions[i]
 		switch {
 		case c.Attr.IsObject():
-		case forgeable(c):
+		case forgeable(c) || userNS && exeLike(c):
 			if forged == nil {
 				forged = c
 			}
@@ -151,7 +163,23 @@ func forgeable(c *Condition) bool {
 	return false
 }
 
-func forgeableWhy(c *Condition) string {
+// exeLike reports whether c tells who by an executable that the process itself may choose
+// where unprivileged user namespaces are enabled (LintOptions.UserNS): exe=, ancestor=,
+// trusted_exe=yes.
+func exeLike(c *Condition) bool {
+	switch c.Attr {
+	case AttrExe, AttrAncestor:
+		return !c.Negate
+	case AttrTrustedExe:
+		return c.yes
+	}
+	return false
+}
+
+func forgeableWhy(c *Condition, userNS bool) string {
+	if userNS && exeLike(c) {
+		return "and, unprivileged user namespaces being enabled here, any process can set its executable to any file it can open (prctl PR_SET_MM_MAP, with the capability it holds in a user namespace of its own)"
+	}
 	switch c.Attr {
 	case AttrComm:
 		return "and any process can set its own name (prctl PR_SET_NAME, or a copy of a program under another name)"

@@ -227,3 +227,38 @@ func TestLintUnreachableIsNeverDeciding(t *testing.T) {
 		}
 	})
 }
+
+// Where unprivileged user namespaces are enabled (LintOptions.UserNS), a process may set its
+// executable to any file (prctl PR_SET_MM_MAP): exe=, ancestor= and trusted_exe=yes say who
+// no more than comm= does, and an allow by them alone grants to every process; uid=, gid=
+// and pid= still say who.
+func TestLintExeForgeableWithUserNamespaces(t *testing.T) {
+	tests := []struct {
+		rules string
+		want  []string // with UserNS; without it, nothing
+	}{
+		{"default deny\nallow open /srv/** exe=/usr/sbin/nginx\n", []string{"policy.rules:2 forgeable"}},
+		{"default deny\nallow open /srv/** trusted_exe=yes\n", []string{"policy.rules:2 forgeable"}},
+		{"default deny\nallow exec /usr/bin/cc1 ancestor=/usr/bin/make\n", []string{"policy.rules:2 forgeable"}},
+		{"default deny\nallow open /srv/** exe=/usr/sbin/nginx uid=33\n", nil},
+		{"default deny\nallow open /srv/** trusted_exe=yes gid=4\n", nil},
+		{"allow open /srv/** exe=/usr/sbin/nginx\n", nil}, // grants nothing the default does not
+		{"allow open /srv/** exe=/usr/sbin/nginx\ndeny open /srv/**\n", []string{"policy.rules:1 forgeable"}},
+	}
+	for _, tt := range tests {
+		p := mustParse(t, tt.rules)
+		if ws := p.Lint(false); len(ws) != 0 {
+			t.Errorf("%q without user namespaces: %v", tt.rules, ws)
+		}
+		var got []string
+		for _, w := range p.LintWith(LintOptions{UserNS: true}) {
+			got = append(got, w.Source()+" "+w.Kind)
+			if !strings.Contains(w.Msg, "PR_SET_MM_MAP") || !strings.Contains(w.Msg, "user.max_user_namespaces=0") {
+				t.Errorf("%q: warning %q does not say why and what to do", tt.rules, w.Msg)
+			}
+		}
+		if strings.Join(got, ", ") != strings.Join(tt.want, ", ") {
+			t.Errorf("%q: warned %v, want %v", tt.rules, got, tt.want)
+		}
+	}
+}

@@ -97,6 +97,39 @@ func UserNSForeign(pid int) (bool, error) {
 	return st.Ino != own, nil
 }
 
+// UnprivilegedUserNS reports whether an unprivileged process may create a user namespace
+// in which it holds capabilities on this host, by the switches the kernel and distributions
+// give: user.max_user_namespaces above 0, kernel.unprivileged_userns_clone (Debian's older
+// kernels) not 0, kernel.apparmor_restrict_unprivileged_userns (Ubuntu) not 1. A switch that
+// is missing is not in the way. Read each time: an administrator may change them.
+func UnprivilegedUserNS() bool {
+	read := func(name string) (int64, bool) {
+		b, err := os.ReadFile("/proc/sys/" + name)
+		if err != nil {
+			return 0, false
+		}
+		v, err := strconv.ParseInt(string(bytesTrimSpace(b)), 10, 64)
+		return v, err == nil
+	}
+	if v, ok := read("user/max_user_namespaces"); ok && v == 0 {
+		return false
+	}
+	if v, ok := read("kernel/unprivileged_userns_clone"); ok && v == 0 {
+		return false
+	}
+	if v, ok := read("kernel/apparmor_restrict_unprivileged_userns"); ok && v == 1 {
+		return false
+	}
+	return true
+}
+
+func bytesTrimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == ' ') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
 // MountNSForeign reports whether the mount namespace of process pid is owned by a user
 // namespace other than this process's (NS_GET_USERNS): one that an unprivileged user made
 // (unshare -Urm), where that user may mount any file over any path. A namespace a privileged
