@@ -57,8 +57,9 @@ func (p *guardProc) UID() (uint32, error) {
 	u, err := p.r.LookupUid()
 	return uint32(u), err
 }
-func (p *guardProc) Groups() ([]uint32, error)  { return p.r.Groups() }
-func (p *guardProc) Exe() (string, bool, error) { return p.r.Exe() }
+func (p *guardProc) Groups() ([]uint32, error)    { return p.r.Groups() }
+func (p *guardProc) GroupsMayLack() (bool, error) { return p.sp.GroupsMayLack() }
+func (p *guardProc) Exe() (string, bool, error)   { return p.r.Exe() }
 func (p *guardProc) ExeUnknown() (bool, error) {
 	p.sp.SetExe(p.r.Exe()) // the Request's, as TrustedExe
 	return p.sp.ExeUnknown()

@@ -3,9 +3,12 @@
 package main
 
 import (
+	"bufio"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -451,4 +454,102 @@ func TestGuardWarnsThatExeIsForgeableWithUserNamespaces(t *testing.T) {
 	if !strings.Contains(out, rules+":2: warning: this allow rule tells who may access by exe=/usr/bin/cat alone") || strings.Contains(out, rules+":3") {
 		t.Errorf("policy check:\n%s\nwant a warning about line 2 only", out)
 	}
+}
+
+// dropGroupsPy, run by a user with a supplementary group, enters a user namespace of its own
+// (keeping its capabilities there: no exec after the unshare), says its pid, waits for its
+// maps to be written (as newgidmap writes them from /etc/subgid, with setgroups left allowed),
+// drops every supplementary group (setgroups) and prints the file argv[1].
+const dropGroupsPy = `import ctypes, os, sys
+if ctypes.CDLL(None, use_errno=True).unshare(0x10000000) != 0:
+    sys.exit("unshare: errno %d" % ctypes.get_errno())
+print(os.getpid(), flush=True)
+sys.stdin.readline()
+os.setgroups([])
+print("groups", os.getgroups(), flush=True)
+try:
+    print(open(sys.argv[1]).read(), flush=True)
+except OSError as e:
+    print(e, flush=True)
+`
+
+// gid= says who is in a group: "deny open ... gid=G" keeps G's members out, a group no
+// unprivileged process can leave (setgroups needs CAP_SETGID). But in a user namespace where
+// setgroups is allowed — newgidmap (shadow's uidmap, setuid) leaves it allowed when it maps a
+// user's subordinate gids (/etc/subgid: what rootless containers use, and useradd gives every
+// user by default where uidmap is installed) — the user holds CAP_SETGID and drops any
+// supplementary group. As nobody with group 4242, in a user namespace whose maps root writes
+// as newgidmap would (uidmap is not installed here), setgroups([]) and then an open of a file
+// that `deny open D/** gid=4242` keeps from 4242: denied (procfs.GroupsMayLack: the groups of
+// such a process may lack one it had, so gid= may hold). Before, it read the file. Controls:
+// nobody with 4242 is denied; nobody without it, in an `unshare -Ur` namespace (setgroups
+// deny: it can drop nothing), is allowed.
+func TestGuardGidWhenGroupsMayBeDroppedAsNobody(t *testing.T) {
+	requireUserNS(t)
+	python := "/usr/bin/python3"
+	if _, err := os.Stat(python); err != nil {
+		t.Skip("no /usr/bin/python3")
+	}
+	guardModes(t, func(t *testing.T, extra []string) {
+		mnt := testenv.PublicTmpfs(t)
+		secret := filepath.Join(mnt, "secret")
+		writeFile(t, secret, "TOPSECRET\n")
+		if err := os.Chmod(secret, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		rules := filepath.Join(t.TempDir(), "guard.rules")
+		writeFile(t, rules, "deny open "+mnt+"/** gid=4242\n")
+		p := start(t, append(append([]string{"guard"}, extra...), "--events", "open", "--policy", rules, mnt)...)
+		asNobody := func(groups string, args ...string) *exec.Cmd {
+			return exec.Command("setpriv", append([]string{"--reuid", "65534", "--regid", "65534", "--groups", groups}, args...)...)
+		}
+		if out, _ := asNobody("4242", "cat", secret).CombinedOutput(); strings.Contains(string(out), "TOPSECRET") {
+			t.Fatalf("a member of 4242 read it: %s", out)
+		}
+		if out, err := asNobody("4243", "unshare", "-Ur", "cat", secret).CombinedOutput(); err != nil || !strings.Contains(string(out), "TOPSECRET") {
+			t.Fatalf("nobody without 4242, in its own user namespace (setgroups deny), could not read it: %v %s\nguard:\n%s", err, out, p.errText())
+		}
+		c := asNobody("4242", python, "-c", dropGroupsPy, secret)
+		in, err := c.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		outPipe, err := c.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stderr strings.Builder
+		c.Stderr = &stderr
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer c.Process.Kill()
+		r := bufio.NewReader(outPipe)
+		line, err := r.ReadString('\n')
+		pid, perr := strconv.Atoi(strings.TrimSpace(line))
+		if err != nil || perr != nil {
+			c.Wait()
+			t.Skipf("no user namespace for python3: %q %v %s", line, err, stderr.String())
+		}
+		// What newgidmap writes for a user with subordinate ids: its own ids at 0, and the
+		// ranges; setgroups stays allowed.
+		for file, m := range map[string]string{"uid_map": "0 65534 1\n1 165536 65536\n", "gid_map": "0 65534 1\n1 165536 65536\n"} {
+			if err := os.WriteFile("/proc/"+strconv.Itoa(pid)+"/"+file, []byte(m), 0); err != nil {
+				t.Fatalf("writing %s: %v", file, err)
+			}
+		}
+		in.Write([]byte("go\n"))
+		rest, _ := io.ReadAll(r)
+		c.Wait()
+		out := string(rest)
+		if !strings.Contains(out, "groups []") {
+			t.Fatalf("the groups were not dropped: %s %s", out, stderr.String())
+		}
+		if strings.Contains(out, "TOPSECRET") {
+			t.Fatalf("nobody dropped 4242 in its user namespace and read what gid=4242 is denied:\n%s\nguard:\n%s", out, p.errText())
+		}
+		if !strings.Contains(out, "Permission denied") && !strings.Contains(out, "Operation not permitted") {
+			t.Fatalf("want the open denied, got: %s", out)
+		}
+	})
 }

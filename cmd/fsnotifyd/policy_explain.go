@@ -279,6 +279,9 @@ func printExplanation(w io.Writer, pol *policy.Policy, req *policy.Request, head
 		if d.ExeUnknown {
 			fmt.Fprintln(w, "         the process's executable is unknown (no executable to read, or a mount namespace a user made, where its path says nothing of what runs): the exe= condition may hold, and a deny applies")
 		}
+		if d.GroupsMayLack {
+			fmt.Fprintln(w, "         the process may have dropped groups (a user namespace where setgroups was allowed): the gid= condition may hold, and a deny applies")
+		}
 		if d.ContentUnverifiable {
 			fmt.Fprintln(w, "         the file's content could not be read as one version (open for writing, or changed while it was read): the sha256= condition may hold, and a deny applies")
 		}

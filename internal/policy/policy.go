@@ -133,7 +133,9 @@ type Process interface {
 	UID() (uint32, error)
 	// Groups are all the process's group ids: real, effective, saved and filesystem gid and
 	// the supplementary groups. An unprivileged process can neither add a group to this set
-	// nor drop one from it.
+	// nor drop one from it — but in a user namespace where setgroups(2) was allowed (a
+	// privileged helper, newgidmap, mapped its groups) it may have dropped some: see
+	// GroupsMayLacker.
 	Groups() ([]uint32, error)
 	// Exe is the executable the process runs, /proc/PID/exe. verified is false when path
 	// does not lead, in the guard's mount namespace, to that very file (it was deleted or
@@ -165,6 +167,16 @@ type Process interface {
 // over. A Process that does not implement it has no unknown executables.
 type ExeUnknower interface {
 	ExeUnknown() (bool, error)
+}
+
+// GroupsMayLacker is a Process that can tell that its Groups may lack groups it had: it
+// is in a user namespace where setgroups(2) may have been allowed (procfs.GroupsMayLack), so
+// it may have dropped a supplementary group (setgroups) or left a gid. Groups it has are its
+// own; one it does not have, it may have had: gid= with none of its groups among the values,
+// and gid!= then, may hold (a deny rule denies, an allow rule is passed over). A Process that
+// does not implement it lacks no group.
+type GroupsMayLacker interface {
+	GroupsMayLack() (bool, error)
 }
 
 // KnownProcess is a Process whose attributes are already at hand. A zero field (an empty
@@ -279,6 +291,9 @@ type Decision struct {
 	// ExeUnknown says Rule, a deny rule, denied on an exe= condition whose executable is
 	// unknown (ExeUnknower): it may be any program.
 	ExeUnknown bool
+	// GroupsMayLack says Rule, a deny rule, denied on a gid= condition that the process's
+	// groups could not settle: it may have dropped a group (GroupsMayLacker).
+	GroupsMayLack bool
 	// Err, when set, is why the policy could not decide: reading an attribute that Rule's
 	// conditions need failed (not because the process is gone; see Process). Verdict is then
 	// Deny; a guard answers with its on-timeout verdict when TimedOut, else with its on-error
@@ -494,10 +509,11 @@ func (c *Condition) eval(a *attrs) (Outcome, error) {
 }
 
 // test reports whether the request's attribute is one of c's values (for size: compares as
-// c says; for the yes/no keys: is c's value), whether that is settled (only ancestor= may not
-// be), or why the attribute is not known (os.ErrProcessDone: the process is gone; ErrNoValue:
-// the file has none). A switch, not a function in condKeys: a call through a function value
-// would make a escape, and Decide allocate.
+// c says; for the yes/no keys: is c's value), whether that is settled (ancestor=, exe= of an
+// unknown executable, and gid= of groups that may lack one, may not be), or why the attribute
+// is not known (os.ErrProcessDone: the process is gone; ErrNoValue: the file has none). A
+// switch, not a function in condKeys: a call through a function value would make a escape,
+// and Decide allocate.
 func (c *Condition) test(a *attrs) (in, settled bool, err error) {
 	if err := a.read(c.Attr); err != nil {
 		return false, true, err
@@ -513,7 +529,8 @@ func (c *Condition) test(a *attrs) (in, settled bool, err error) {
 				return true, true, nil
 			}
 		}
-		return false, true, nil
+		// None of the values: settled unless it may have dropped one (GroupsMayLacker).
+		return false, !a.groupsMayLack, nil
 	case AttrComm:
 		for _, g := range c.names {
 			if g.match(a.commVal) {
@@ -728,6 +745,7 @@ type attrs struct {
 	exeVal           string
 	exeVerified      bool
 	exeUnknown       bool // read with exeVal when it is not verified (ExeUnknower)
+	groupsMayLack    bool // read with groupsVal (GroupsMayLacker)
 	ppidVal          int32
 	ancVal           Ancestry
 	trustedExeVal    bool
@@ -782,6 +800,10 @@ func (a *attrs) read(attr Attr) error {
 			}
 		case AttrGID:
 			a.groupsVal, err = p.Groups()
+			a.groupsMayLack = false
+			if u, ok := p.(GroupsMayLacker); ok && err == nil {
+				a.groupsMayLack, err = u.GroupsMayLack()
+			}
 		case AttrPPID:
 			a.ppidVal, err = p.PPid()
 		case AttrAncestor:
@@ -926,6 +948,7 @@ func (p *Policy) decide(req *Request, tr *tracer) Decision {
 		if conds == MayHold {
 			d.AncestryIncomplete = a.mayHold&(attrBits(1)<<AttrAncestor) != 0
 			d.ExeUnknown = a.mayHold&(attrBits(1)<<AttrExe) != 0
+			d.GroupsMayLack = a.mayHold&(attrBits(1)<<AttrGID) != 0
 			d.ContentUnverifiable = a.mayHold&contentAttrs != 0
 		}
 		if r.Verdict == engine.Allow {

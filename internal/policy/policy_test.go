@@ -806,3 +806,41 @@ func TestDecideExeUnknown(t *testing.T) {
 		})
 	}
 }
+
+// groupsProc is a KnownProcess whose groups may lack one it had (GroupsMayLacker).
+type groupsProc struct {
+	KnownProcess
+	mayLack bool
+}
+
+func (p groupsProc) GroupsMayLack() (bool, error) { return p.mayLack, nil }
+
+// A process that may have dropped groups (a user namespace where setgroups was allowed):
+// the groups it has settle gid=, the ones it lacks do not — gid= and gid!= may hold then (a
+// deny denies, an allow is passed over).
+func TestDecideGroupsMayLack(t *testing.T) {
+	for _, tt := range []struct {
+		name, rules string
+		mayLack     bool
+		want        engine.Verdict
+		rule        string
+	}{
+		{"deny by gid, lacking it, may have dropped it", "deny open /x/** gid=4242\n", true, engine.Deny, "policy.rules:1"},
+		{"deny by gid, lacking it", "deny open /x/** gid=4242\n", false, engine.Allow, "default"},
+		{"deny by gid, having it", "deny open /x/** gid=1000\n", true, engine.Deny, "policy.rules:1"},
+		{"allow by gid!=, may have dropped it", "allow open /x/** gid!=4242\ndeny open /x/**\n", true, engine.Deny, "policy.rules:2"},
+		{"allow by gid!=", "allow open /x/** gid!=4242\ndeny open /x/**\n", false, engine.Allow, "policy.rules:1"},
+		{"allow by gid, having it", "allow open /x/** gid=1000\ndeny open /x/**\n", true, engine.Allow, "policy.rules:1"},
+		{"deny by gid!=, having one", "deny open /x/** gid!=1000\n", true, engine.Allow, "default"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := mustParse(t, tt.rules)
+			proc := groupsProc{KnownProcess: KnownProcess{Name: "cat", UserID: 1000, GroupIDs: []uint32{1000, 1000, 1000, 1000}, ExePath: "/usr/bin/cat"}, mayLack: tt.mayLack}
+			d := p.Decide(&Request{Path: "/x/s", Event: engine.OpenPerm, Pid: 7, Proc: proc})
+			wantFlag := tt.name == "deny by gid, lacking it, may have dropped it" // the deny that may hold
+			if d.Err != nil || d.Verdict != tt.want || d.Source() != tt.rule || d.GroupsMayLack != wantFlag {
+				t.Fatalf("got %v by %s (groups may lack %v), err %v; want %v by %s (%v)", d.Verdict, d.Source(), d.GroupsMayLack, d.Err, tt.want, tt.rule, wantFlag)
+			}
+		})
+	}
+}

@@ -122,6 +122,18 @@ func ReadGroups(pid int32) ([]uint32, error) {
 	return append(gids, supp...), nil
 }
 
+// GroupsMayLack reports whether the groups ReadGroups gives of process pid may lack one it
+// had: it is in a user namespace where setgroups(2) may have been allowed
+// (sys.GroupsMayLack: a privileged helper, newgidmap, mapped its gids), where it may have
+// dropped a supplementary group.
+func GroupsMayLack(pid int32) (bool, error) {
+	if pid <= 0 {
+		return false, goneOr(pid, syscall.ESRCH)
+	}
+	may, err := sys.GroupsMayLack(int(pid))
+	return may, goneOr(pid, err)
+}
+
 // ReadSupplementaryGroups returns a process's supplementary groups (the "Groups:" line of
 // /proc/PID/status).
 func ReadSupplementaryGroups(pid int32) ([]uint32, error) {

@@ -97,6 +97,52 @@ func UserNSForeign(pid int) (bool, error) {
 	return st.Ino != own, nil
 }
 
+// GroupsMayLack reports whether process pid may have dropped a group it had (setgroups(2) of
+// fewer supplementary groups, or a setgid(2) that left one): it is in a user namespace other
+// than this process's, and setgroups may have been allowed there or on the way — its own
+// namespace's /proc/PID/setgroups says "allow" (a privileged helper, newgidmap, wrote its
+// gid_map with subordinate gids), or the namespace is not a child of ours (nested: a parent
+// may have allowed it). A namespace one level down whose setgroups says "deny" never let its
+// members call setgroups (an unprivileged gid_map needs "deny" first, and it cannot change
+// once the map is written), nor could a process enter it from another (setns needs a
+// capability over its owner there).
+func GroupsMayLack(pid int) (bool, error) {
+	own, err := ownUserNS()
+	if err != nil {
+		return false, err
+	}
+	dir := "/proc/" + strconv.Itoa(pid)
+	fd, err := unix.Open(dir+"/ns/user", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false, os.NewSyscallError("open("+dir+"/ns/user)", err)
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return false, os.NewSyscallError("fstat(user namespace)", err)
+	}
+	if st.Ino == own {
+		return false, nil
+	}
+	parent, err := unix.IoctlRetInt(fd, unix.NS_GET_PARENT)
+	if err != nil {
+		return true, nil // no parent we may see: not below ours
+	}
+	err = unix.Fstat(parent, &st)
+	unix.Close(parent)
+	if err != nil {
+		return false, os.NewSyscallError("fstat(parent user namespace)", err)
+	}
+	if st.Ino != own {
+		return true, nil
+	}
+	b, err := os.ReadFile(dir + "/setgroups")
+	if err != nil {
+		return false, err
+	}
+	return string(bytesTrimSpace(b)) != "deny", nil
+}
+
 // UnprivilegedUserNS reports whether an unprivileged process may create a user namespace
 // in which it holds capabilities on this host, by the switches the kernel and distributions
 // give: user.max_user_namespaces above 0, kernel.unprivileged_userns_clone (Debian's older

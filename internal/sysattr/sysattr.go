@@ -175,6 +175,9 @@ func (p *Process) Groups() ([]uint32, error) {
 	return p.groups, p.groupsErr
 }
 
+// GroupsMayLack reports whether Groups may lack a group the process had (procfs.GroupsMayLack).
+func (p *Process) GroupsMayLack() (bool, error) { return procfs.GroupsMayLack(p.Pid) }
+
 func (p *Process) Exe() (string, bool, error) {
 	p.once(policy.AttrExe, func() { p.exe, p.exeVerified, p.exeErr = procfs.ReadExe(p.Pid) })
 	return p.exe, p.exeVerified, p.exeErr
