@@ -85,7 +85,8 @@ func (p *Policy) Lint(scanned bool) []Warning { return p.LintWith(LintOptions{Sc
 //     count;
 //     With o.UserNS, exe=, ancestor= and trusted_exe=yes are such tests too: a process may
 //     set its executable where unprivileged user namespaces are enabled;
-//   - with o.Weak, deny rules that tell who by such tests alone;
+//   - with o.Weak, deny rules that tell who by such tests alone, or by ppid= or ancestor=,
+//     which a process leaves by a double fork (its child's parent exits);
 //   - rules that never decide, because an earlier rule decides every access they could (a
 //     catch-all, the same rule again, /srv/** before /srv/a/*), and an explicit default
 //     that never applies;
@@ -101,7 +102,7 @@ func (p *Policy) LintWith(o LintOptions) []Warning {
 		if msg := neverHolds(r); msg != "" {
 			out = append(out, Warning{Rule: r, Kind: KindNever, Msg: "this rule never matches: " + msg})
 		}
-		forged := forgeableOnly(r, o.UserNS)
+		forged := forgeableOnly(r, o.UserNS, r.Verdict == engine.Deny)
 		switch {
 		case forged == nil:
 		case r.Verdict == engine.Allow:
@@ -116,7 +117,7 @@ func (p *Policy) LintWith(o LintOptions) []Warning {
 				forged.String() + " alone, " + forgeableWhy(forged, o.UserNS) + ": it grants the access to every process; " + fix})
 		case o.Weak:
 			out = append(out, Warning{Rule: r, Kind: KindWeakDeny, Msg: "this deny rule tells who by " + forged.String() +
-				" alone, " + forgeableWhy(forged, o.UserNS) + ": a process escapes it that way; deny by path, exe=, uid= or gid=, or allow by them"})
+				" alone, " + forgeableWhy(forged, false) + ": a process escapes it that way; deny by path, exe=, uid= or gid=, or allow by them"})
 		}
 	}
 	if p.defaultSource != "" {
@@ -132,13 +133,18 @@ func (p *Policy) LintWith(o LintOptions) []Warning {
 // forgeableOnly returns the first condition by which r tells who may access that any
 // process can make hold, if r has no condition on who that a process cannot (nil
 // otherwise). See LintWith.
-func forgeableOnly(r *Rule, userNS bool) *Condition {
+//
+// For a deny rule (deny), a test is weak also when a process passes it by leaving its
+// parent or its ancestors, which any process can (it forks, and the child's parent exits):
+// ppid= and ancestor= deny the children and descendants of a process, and a double fork's
+// grandchild is neither.
+func forgeableOnly(r *Rule, userNS, deny bool) *Condition {
 	var forged *Condition
 	for i := range r.Conditions {
 		c := &r.Conditions[i]
 		switch {
 		case c.Attr.IsObject():
-		case forgeable(c) || userNS && exeLike(c):
+		case forgeable(c) || userNS && !deny && exeLike(c) || deny && leavable(c):
 			if forged == nil {
 				forged = c
 			}
@@ -161,6 +167,13 @@ func forgeable(c *Condition) bool {
 		return !c.yes
 	}
 	return false
+}
+
+// leavable reports whether c holds for a process only while it stays below some process:
+// ppid= (its parent) and ancestor= (an ancestor's executable), which it leaves by a double
+// fork.
+func leavable(c *Condition) bool {
+	return (c.Attr == AttrPPID || c.Attr == AttrAncestor) && !c.Negate
 }
 
 // exeLike reports whether c tells who by an executable that the process itself may choose
@@ -186,7 +199,7 @@ func forgeableWhy(c *Condition, userNS bool) string {
 	case AttrPPID:
 		return "and any process can make its reaper (pid 1) its parent by letting its own parent exit"
 	case AttrAncestor:
-		return "and any process can leave a chain of ancestors (its parent exits) or start outside it"
+		return "and any process can leave a chain of ancestors (a double fork: its parent exits) or start outside it"
 	}
 	return "and any process can run a program that is not trusted"
 }

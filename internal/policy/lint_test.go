@@ -262,3 +262,25 @@ func TestLintExeForgeableWithUserNamespaces(t *testing.T) {
 		}
 	}
 }
+
+// A deny by ppid= or ancestor= holds for the children or descendants of a process, which any
+// of them leaves by a double fork (the grandchild's parent exits; it goes to a reaper):
+// policy check (Weak) calls such a deny weak, as it does one by comm=. A guard does not warn
+// (it only adds denies), and an allow by them is not forgeable (no process can choose a parent).
+func TestLintWeakDenyByParentOrAncestor(t *testing.T) {
+	p := mustParse(t, "deny exec ** ancestor=/usr/bin/python3*\ndeny open /x ppid=812\ndeny exec /y ancestor=/usr/bin/make uid=5\ndeny open /z ancestor!=/usr/sbin/sshd\ndefault deny\nallow open /w ppid=812\nallow exec /v ancestor=/usr/bin/make\n")
+	if ws := p.Lint(false); len(ws) != 0 {
+		t.Errorf("a guard warns: %v", ws)
+	}
+	var got []string
+	for _, w := range p.LintWith(LintOptions{Weak: true}) {
+		got = append(got, w.Source()+" "+w.Kind)
+		if w.Kind == KindWeakDeny && w.Rule.Conditions[0].Attr == AttrAncestor && !strings.Contains(w.Msg, "double fork") {
+			t.Errorf("%q does not say how", w.Msg)
+		}
+	}
+	// Line 4 (ancestor!=) was weak before: forgeable either way.
+	if strings.Join(got, ", ") != "policy.rules:1 weak-deny, policy.rules:2 weak-deny, policy.rules:4 weak-deny" {
+		t.Errorf("weak: %v", got)
+	}
+}
