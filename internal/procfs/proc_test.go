@@ -312,3 +312,82 @@ func TestReadLoginUID(t *testing.T) {
 		t.Errorf("an exited process: %v, want os.ErrProcessDone", err)
 	}
 }
+
+// A process in a user namespace other than ours may have set its executable (PR_SET_MM_MAP)
+// and dropped groups where setgroups was allowed there: ReadExe does not verify its
+// executable, which is unknown, even where the path leads to the very file it runs; its
+// groups may lack one only where setgroups says allow (here: root writes the maps, as
+// newgidmap does) or the namespace is not ours. Our own process: verified, lacks nothing.
+func TestUserNamespaceExeAndGroups(t *testing.T) {
+	testenv.RequireRoot(t)
+	self := int32(os.Getpid())
+	if _, v, err := ReadExe(self); err != nil || !v {
+		t.Fatalf("own executable: verified %v, %v", v, err)
+	}
+	if may, err := GroupsMayLack(self); err != nil || may {
+		t.Fatalf("own groups may lack: %v, %v", may, err)
+	}
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Skip("no sleep")
+	}
+	start := func(t *testing.T, args ...string) int32 {
+		t.Helper()
+		c := exec.Command("setpriv", append([]string{"--reuid", "65534", "--regid", "65534", "--clear-groups"}, args...)...)
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Process.Kill(); c.Wait() })
+		pid := int32(c.Process.Pid)
+		// Wait for the exec of sleep (setpriv and unshare exec in place).
+		for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+			if exe, _, err := ReadExe(pid); err == nil && exe == sleep {
+				return pid
+			}
+		}
+		t.Skipf("%v did not come to run %s", args, sleep)
+		return 0
+	}
+	t.Run("unshare -Ur: setgroups deny", func(t *testing.T) {
+		pid := start(t, "unshare", "-Ur", sleep, "600")
+		exe, v, err := ReadExe(pid)
+		if err != nil || v || exe != sleep {
+			t.Errorf("ReadExe = %q, verified %v, %v; want %s, not verified", exe, v, err, sleep)
+		}
+		if u, err := ExeUnknown(pid, exe, v); err != nil || !u {
+			t.Errorf("ExeUnknown = %v, %v; want unknown", u, err)
+		}
+		if may, err := GroupsMayLack(pid); err != nil || may {
+			t.Errorf("GroupsMayLack = %v, %v; want false (setgroups deny)", may, err)
+		}
+	})
+	t.Run("maps written by a privileged helper: setgroups allow", func(t *testing.T) {
+		pid := start(t, "unshare", "-U", sleep, "600")
+		for file, m := range map[string]string{"uid_map": "0 65534 1\n", "gid_map": "0 65534 1\n"} {
+			if err := os.WriteFile("/proc/"+strconv.Itoa(int(pid))+"/"+file, []byte(m), 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if may, err := GroupsMayLack(pid); err != nil || !may {
+			t.Errorf("GroupsMayLack = %v, %v; want true (setgroups allow)", may, err)
+		}
+	})
+	t.Run("a namespace we may not look at", func(t *testing.T) {
+		if _, err := os.Stat("/proc/1/ns/user"); !errors.Is(err, os.ErrPermission) {
+			t.Skipf("pid 1's user namespace is not hidden here (%v)", err)
+		}
+		// pid 1 of a sandbox's host: its status reads, its namespace does not.
+		if may, err := GroupsMayLack(1); err != nil || !may {
+			t.Errorf("GroupsMayLack(1) = %v, %v; want true, no error", may, err)
+		}
+	})
+	t.Run("not in a user namespace", func(t *testing.T) {
+		pid := start(t, sleep, "600")
+		if _, v, err := ReadExe(pid); err != nil || !v {
+			t.Errorf("verified %v, %v", v, err)
+		}
+		if may, err := GroupsMayLack(pid); err != nil || may {
+			t.Errorf("GroupsMayLack = %v, %v", may, err)
+		}
+	})
+}

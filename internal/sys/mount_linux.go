@@ -84,14 +84,19 @@ var ownUserNS = sync.OnceValues(func() (uint64, error) {
 // UserNSForeign reports whether process pid is in a user namespace other than this process's.
 // There it holds every capability over its own namespace, CAP_CHECKPOINT_RESTORE included,
 // which is all that prctl(PR_SET_MM_MAP) asks to set the process's /proc/PID/exe to any
-// executable file it can open: what its executable says, it chose.
+// executable file it can open: what its executable says, it chose. A namespace this process
+// may not look at (EACCES: the process is in a user namespace above ours, as pid 1 of a
+// sandbox's host is) is another.
 func UserNSForeign(pid int) (bool, error) {
 	own, err := ownUserNS()
 	if err != nil {
 		return false, err
 	}
 	var st unix.Stat_t
-	if err := unix.Stat("/proc/"+strconv.Itoa(pid)+"/ns/user", &st); err != nil {
+	switch err := unix.Stat("/proc/"+strconv.Itoa(pid)+"/ns/user", &st); {
+	case err == unix.EACCES || err == unix.EPERM:
+		return true, nil
+	case err != nil:
 		return false, os.NewSyscallError("stat(/proc/"+strconv.Itoa(pid)+"/ns/user)", err)
 	}
 	return st.Ino != own, nil
@@ -105,7 +110,8 @@ func UserNSForeign(pid int) (bool, error) {
 // may have allowed it). A namespace one level down whose setgroups says "deny" never let its
 // members call setgroups (an unprivileged gid_map needs "deny" first, and it cannot change
 // once the map is written), nor could a process enter it from another (setns needs a
-// capability over its owner there).
+// capability over its owner there). A namespace this process may not look at (EACCES: one
+// above ours) may have allowed it.
 func GroupsMayLack(pid int) (bool, error) {
 	own, err := ownUserNS()
 	if err != nil {
@@ -113,7 +119,10 @@ func GroupsMayLack(pid int) (bool, error) {
 	}
 	dir := "/proc/" + strconv.Itoa(pid)
 	fd, err := unix.Open(dir+"/ns/user", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
+	switch {
+	case err == unix.EACCES || err == unix.EPERM:
+		return true, nil
+	case err != nil:
 		return false, os.NewSyscallError("open("+dir+"/ns/user)", err)
 	}
 	defer unix.Close(fd)
