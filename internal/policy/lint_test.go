@@ -102,7 +102,8 @@ func FuzzGlobMayOverlap(f *testing.F) {
 	})
 }
 
-// The rules blocks of docs/policy.md set a good example: no warnings.
+// The rules blocks of docs/policy.md set a good example: no warnings, on a host with
+// unprivileged user namespaces too.
 func TestDocExamplesLintQuiet(t *testing.T) {
 	doc, err := os.ReadFile("../../docs/policy.md")
 	if err != nil {
@@ -115,8 +116,10 @@ func TestDocExamplesLintQuiet(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, scanned := range []bool{false, true} {
-			if ws := p.Lint(scanned); len(ws) != 0 {
-				t.Errorf("docs/policy.md rules block %d: %v", i+1, ws)
+			for _, userNS := range []bool{false, true} {
+				if ws := p.LintWith(LintOptions{Scanned: scanned, UserNS: userNS}); len(ws) != 0 {
+					t.Errorf("docs/policy.md rules block %d (user namespaces %v): %v", i+1, userNS, ws)
+				}
 			}
 		}
 	}
