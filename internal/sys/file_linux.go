@@ -213,7 +213,9 @@ const (
 	EXT4_SUPER_MAGIC  = 0xef53 // ext2, ext3 and ext4
 	XFS_SUPER_MAGIC   = 0x58465342
 	BTRFS_SUPER_MAGIC = 0x9123683e
-	FUSE_SUPER_MAGIC  = 0x65735546 // a user-space server answers every read
+	// FUSE_SUPER_MAGIC: fuse and fuseblk, whose operations — and the kernel's on their
+	// behalf, fanotify_mark's statfs included — wait for a user-space server.
+	FUSE_SUPER_MAGIC = 0x65735546
 )
 
 // RawSafeFs reports whether, on a filesystem of type fsType (statfs f_type), statx(2) of an
@@ -237,11 +239,6 @@ const (
 	SQUASHFS_MAGIC       = 0x73717368
 	EROFS_SUPER_MAGIC_V1 = 0xe0f5e1e2
 )
-
-// FUSE_SUPER_MAGIC is the statfs f_type of FUSE filesystems (fuse and fuseblk), whose
-// operations — and the kernel's on their behalf, fanotify_mark's statfs included — wait for a
-// userspace daemon.
-const FUSE_SUPER_MAGIC = 0x65735546
 
 // WritesSeen reports whether, on a filesystem of type fsType (statfs f_type), every change of
 // a file's content can be seen by a reader of its descriptor: either the change moves the
