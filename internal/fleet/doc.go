@@ -10,8 +10,10 @@
 // or a guard audit line) with host, boot_id, seq and kind put in front. seq is per host and
 // strictly increasing across restarts; kind is event, decision or gap. Records go to
 // fsnotifyd.events.<token>, fsnotifyd.decisions.<token> and fsnotifyd.gaps.<token>, token
-// being HostToken(host), with header Nats-Msg-Id = <token>/<seq> so that the server drops a
-// resent copy within the stream's duplicate window.
+// being HostToken(host), with header Nats-Msg-Id = <token>/<key>/<seq> so that the server
+// drops a resent copy within the stream's duplicate window. key is the spool's secret (its seq
+// file, chosen when the spool is new): the window is the stream's, so another host that could
+// name this host's ids could have its records dropped as duplicates.
 //
 // # Exporter: Append → memory buffer → writer → spool → publisher → JetStream
 //

@@ -3,7 +3,9 @@ package fleet
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
@@ -79,6 +81,7 @@ type Stats struct {
 type Exporter struct {
 	cfg    ExporterConfig
 	token  string
+	msgID  string // the Nats-Msg-Id before the seq: <token>/<the spool's id key>/
 	prefix []byte // {"host":"H","boot_id":"B","seq":
 	sp     *spool.Spool
 
@@ -93,6 +96,8 @@ type Exporter struct {
 	qwake    chan struct{} // cap 1: the writer has something to take
 	spareBuf []byte        // the writer's previous batch, reused (writer-owned)
 	spareEnt []qentry
+
+	idKey string // the spool's secret in msgID (set by recover, then read-only)
 
 	// Writer-owned.
 	next     uint64 // the next seq to use
@@ -270,10 +275,21 @@ func (e *Exporter) recover(rec spool.Recovery) error {
 	if p := st.Pending; p != nil && st.Clean {
 		e.firstGap = append([]startGap{{first: p.First, last: p.Last, reason: p.Reason}}, e.firstGap...)
 	}
+	e.idKey = st.IDKey
+	if e.idKey == "" {
+		// A new spool (or one of a version without the key: its unacknowledged records are
+		// resent under new ids, stored twice at worst, which readers drop by (host, seq)).
+		var k [16]byte
+		if _, err := rand.Read(k[:]); err != nil {
+			return fmt.Errorf("spool: choosing its message id key: %w", err)
+		}
+		e.idKey = hex.EncodeToString(k[:])
+	}
+	e.msgID = e.token + "/" + e.idKey + "/"
 	e.next = last + 1
 	e.lastSeq.Store(last)
 	e.reserved = last + seqBlock
-	if err := e.sp.WriteSeq(spool.Seq{Reserved: e.reserved, BootID: e.cfg.BootID}); err != nil {
+	if err := e.sp.WriteSeq(spool.Seq{Reserved: e.reserved, BootID: e.cfg.BootID, IDKey: e.idKey}); err != nil {
 		return err
 	}
 	e.from = e.sp.ReadAcked() + 1
@@ -474,7 +490,7 @@ func (e *Exporter) assign() (uint64, bool) {
 	seq := e.next
 	if seq > e.reserved {
 		res := seq - 1 + seqBlock
-		if err := e.sp.WriteSeq(spool.Seq{Reserved: res, BootID: e.cfg.BootID}); err != nil {
+		if err := e.sp.WriteSeq(spool.Seq{Reserved: res, BootID: e.cfg.BootID, IDKey: e.idKey}); err != nil {
 			e.logf("spool: reserving seqs: %v", err)
 			e.setErr(err)
 			return seq, false
@@ -665,7 +681,7 @@ func (e *Exporter) buildGap(dst []byte, seq, first, last uint64, reason, detail 
 func (e *Exporter) closeSpool() {
 	e.writePending()
 	e.flush()
-	st := spool.Seq{Reserved: e.reserved, Clean: true, Last: e.next - 1, BootID: e.cfg.BootID, Pending: e.pend}
+	st := spool.Seq{Reserved: e.reserved, Clean: true, Last: e.next - 1, BootID: e.cfg.BootID, Pending: e.pend, IDKey: e.idKey}
 	if err := e.sp.Sync(); err != nil {
 		e.logf("%v", err)
 	}
@@ -755,7 +771,7 @@ func (e *Exporter) deliver(ev pubEvent) {
 	}
 }
 
-// msgSeq is the seq in a message's Nats-Msg-Id (TOKEN/SEQ).
+// msgSeq is the seq in a message's Nats-Msg-Id (TOKEN/KEY/SEQ).
 func msgSeq(m *nats.Msg) uint64 {
 	id := m.Header.Get(jetstream.MsgIDHeader)
 	i := strings.LastIndexByte(id, '/')
@@ -971,7 +987,7 @@ func (e *Exporter) publishLoop() {
 				data := make([]byte, len(f.Data))
 				copy(data, f.Data)
 				m := &nats.Msg{Subject: Subject(Kind(f.Kind), e.token), Data: data, Header: nats.Header{}}
-				m.Header.Set(jetstream.MsgIDHeader, e.token+"/"+strconv.FormatUint(f.Seq, 10))
+				m.Header.Set(jetstream.MsgIDHeader, e.msgID+strconv.FormatUint(f.Seq, 10))
 				ring = append(ring, flight{seq: f.Seq, msg: m})
 				if err := e.send(js, &ring[len(ring)-1]); err != nil {
 					ring[len(ring)-1].state = flightFailed

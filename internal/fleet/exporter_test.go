@@ -75,8 +75,8 @@ func TestRecordLayout(t *testing.T) {
 	if string(m.Data) != want {
 		t.Errorf("record\n%s\nwant\n%s", m.Data, want)
 	}
-	if id := m.Header.Get("Nats-Msg-Id"); id != "web-1_example_com/1" {
-		t.Errorf("Nats-Msg-Id %q", id)
+	if id := m.Header.Get("Nats-Msg-Id"); !msgIDRe.MatchString(id) || !strings.HasPrefix(id, "web-1_example_com/") || !strings.HasSuffix(id, "/1") {
+		t.Errorf("Nats-Msg-Id %q (want web-1_example_com/<32 hex digits>/1)", id)
 	}
 	m, err = s.GetMsg(ctx, 2)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -124,7 +125,12 @@ type got struct {
 	gaps  []Header
 	dups  int
 	order bool // seqs (records and gaps) came in increasing order
+	// idKeys counts the records by the key in their Nats-Msg-Id (one spool: one key).
+	idKeys map[string]int
 }
+
+// msgIDRe is a record's Nats-Msg-Id: TOKEN/KEY/SEQ, KEY the spool's 128-bit secret.
+var msgIDRe = regexp.MustCompile(`^([A-Za-z0-9_=-]+)/([0-9a-f]{32})/([0-9]+)$`)
 
 // readAll reads every message of the stream (from the start) until it has been idle for
 // idle, and returns what host wrote.
@@ -136,7 +142,7 @@ func readAll(t testing.TB, js jetstream.JetStream, host string, idle time.Durati
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &got{data: map[uint64][]byte{}, order: true}
+	g := &got{data: map[uint64][]byte{}, order: true, idKeys: map[string]int{}}
 	var d Deduper
 	var last uint64
 	for {
@@ -154,8 +160,11 @@ func readAll(t testing.TB, js jetstream.JetStream, host string, idle time.Durati
 			if h.Host != host {
 				continue
 			}
-			if want := m.Headers().Get(jetstream.MsgIDHeader); want != mustToken(t, host)+"/"+fmt.Sprint(h.Seq) {
-				t.Fatalf("seq %d has Nats-Msg-Id %q", h.Seq, want)
+			id := m.Headers().Get(jetstream.MsgIDHeader)
+			if sm := msgIDRe.FindStringSubmatch(id); sm == nil || sm[1] != mustToken(t, host) || sm[3] != fmt.Sprint(h.Seq) {
+				t.Fatalf("seq %d has Nats-Msg-Id %q (want %s/KEY/%d)", h.Seq, id, mustToken(t, host), h.Seq)
+			} else if g.idKeys[sm[2]]++; len(g.idKeys) > 1 {
+				t.Fatalf("the records of one spool have several id keys: %v", g.idKeys)
 			}
 			if d.Seen(h.Host, h.Seq) {
 				g.dups++

@@ -531,6 +531,10 @@ type Seq struct {
 	BootID string `json:"boot_id"`
 	// Pending is a gap (lost seqs) that could not be written into the spool before Close.
 	Pending *PendingGap `json:"pending_gap,omitempty"`
+	// IDKey is the spool's secret part of every record's Nats-Msg-Id (chosen when the spool
+	// is new, kept for its life): another host that could name this host's ids could make
+	// the server drop its records as duplicates.
+	IDKey string `json:"id_key,omitempty"`
 }
 
 // PendingGap is a range of lost seqs not yet reported.
@@ -545,6 +549,9 @@ func (st *Seq) marshal() []byte {
 	b := fmt.Appendf(nil, "{\"reserved\":%d,\"clean\":%t,\"last\":%d,\"boot_id\":%q", st.Reserved, st.Clean, st.Last, st.BootID)
 	if st.Pending != nil {
 		b = fmt.Appendf(b, ",\"pending_gap\":{\"first\":%d,\"last\":%d,\"reason\":%q}", st.Pending.First, st.Pending.Last, st.Pending.Reason)
+	}
+	if st.IDKey != "" {
+		b = fmt.Appendf(b, ",\"id_key\":%q", st.IDKey)
 	}
 	return append(b, "}\n"...)
 }

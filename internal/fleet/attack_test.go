@@ -1,0 +1,87 @@
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Attacks on the fleet by a compromised host, with its own credentials under the documented
+// permissions (contrib/nats-server-fleet.conf): what it may publish is its own subjects only,
+// but it chooses everything else in its messages.
+
+// permServer is a server with the example configuration; it returns a user's URL maker and
+// the admin's JetStream.
+func permServer(t *testing.T) (*natsServer, func(user string) string, jetstream.JetStream) {
+	t.Helper()
+	ns := &natsServer{t: t, store: t.TempDir(), port: freePort(t), conf: "../../contrib/nats-server-fleet.conf"}
+	ns.start()
+	t.Cleanup(ns.stop)
+	userURL := func(user string) string {
+		return fmt.Sprintf("nats://%s:change-me-%s@127.0.0.1:%d", user, user, ns.port)
+	}
+	admin := ConnOptions{URLs: userURL("admin"), Timeout: 2 * time.Second}
+	anc, err := admin.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(anc.Close)
+	ajs, _ := admin.JetStream(anc)
+	return ns, userURL, ajs
+}
+
+// hostConn is a raw connection as a host, for the attacker's own messages.
+func hostConn(t *testing.T, url, host string) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(url, nats.CustomInboxPrefix(HostInboxPrefix(host)),
+		nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc, jetstream.WithDefaultTimeout(2*time.Second))
+	return nc, js
+}
+
+// A compromised host publishes, on its own subject (which it may), messages whose
+// Nats-Msg-Id is another host's: the server's duplicate window is the stream's, not a
+// subject's, so were the id <host>/<seq> (predictable: seqs count up from 1), the other
+// host's records with those seqs would be acknowledged as duplicates and never stored — lost
+// with no gap record. The id carries a secret of the exporter's spool, so the attacker cannot
+// name the other host's records.
+func TestHostCannotSuppressAnothersRecordsByMsgID(t *testing.T) {
+	_, userURL, ajs := permServer(t)
+	ctx := context.Background()
+	_, js1 := hostConn(t, userURL("web-1"), "web-1")
+	if err := EnsureStream(ctx, js1, StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 50
+	for seq := 1; seq <= n; seq++ {
+		m := &nats.Msg{Subject: Subject(Event, "web-1"), Data: fmt.Appendf(nil, `{"host":"web-1","boot_id":"b","seq":%d,"kind":"event"}`, seq), Header: nats.Header{}}
+		m.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("web-2/%d", seq))
+		if _, err := js1.PublishMsg(ctx, m); err != nil {
+			t.Fatalf("web-1 publishing on its own subject: %v", err)
+		}
+	}
+
+	lg := &testLog{t: t}
+	e, err := NewExporter(ExporterConfig{Conn: ConnOptions{URLs: userURL("web-2"), Timeout: 2 * time.Second}, Host: "web-2", SpoolDir: t.TempDir(), Log: lg.log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		e.Append(Event, payload(i))
+	}
+	waitFor(t, 10*time.Second, "web-2's records acked", func() bool { return e.Stats().AckedThrough == n })
+	closeExporter(t, e)
+	g := readAll(t, ajs, "web-2", time.Second)
+	g.accountFor(t, n)
+	if len(g.seqs) != n {
+		t.Errorf("web-2's %d records: %d stored", n, len(g.seqs))
+	}
+}
