@@ -115,7 +115,7 @@ func runFleetTail(args []string) int {
 	printed := 0
 	errDone := fleet.ErrStopTail
 	err := fleet.Tail(ctx, c.js, opts, func(r *fleet.Received) error {
-		h, err := fleet.ParseHeader(r.Data)
+		h, err := fleet.CheckHeader(r.Subject, r.Data)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "fsnotifyd fleet tail: stream sequence %d on %s: %v\n", r.StreamSeq, r.Subject, err)
 			return nil

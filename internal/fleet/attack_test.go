@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -83,5 +84,38 @@ func TestHostCannotSuppressAnothersRecordsByMsgID(t *testing.T) {
 	g.accountFor(t, n)
 	if len(g.seqs) != n {
 		t.Errorf("web-2's %d records: %d stored", n, len(g.seqs))
+	}
+}
+
+// A record whose header key comes twice — the second time in another case, which Go's decoder
+// matches to the same field and lets win — is no fleet record; nor is one whose host is not
+// its subject's.
+func TestCheckHeaderRefusesAmbiguousOrForeignRecords(t *testing.T) {
+	base := `{"host":"web-1","boot_id":"b","seq":5,"kind":"event","path":"/x"`
+	for _, tc := range []struct {
+		subject, data string
+		ok            bool
+	}{
+		{"fsnotifyd.events.web-1", base + `}`, true},
+		{"fsnotifyd.events.web-1_example_com", `{"host":"web-1.example.com","boot_id":"b","seq":5,"kind":"event"}`, true},
+		{"fsnotifyd.events.web-2", base + `}`, false},
+		{"fsnotifyd.events.web-1", base + `,"HOST":"web-2"}`, false},
+		{"fsnotifyd.events.web-1", base + `,"Seq":1}`, false},
+		{"fsnotifyd.events.web-1", base + `,"\u017feq":1}`, false}, // ſeq: long s folds to s
+		{"fsnotifyd.events.web-1", base + `,"ſeq":1}`, false},
+		{"fsnotifyd.events.web-1", base + `,"\u212aind":"gap"}`, false}, // Kelvin sign folds to k
+		{"fsnotifyd.events.web-1", base + `,"kind":"gap"}`, false},
+		{"fsnotifyd.events.web-1", base + `,"hosts":"web-2","sequence":1}`, true},
+		{"fsnotifyd.events", base + `}`, false},
+	} {
+		// What Go's decoder makes of it, for the record: the last of the folded keys wins.
+		h, err := CheckHeader(tc.subject, []byte(tc.data))
+		if (err == nil) != tc.ok {
+			t.Errorf("%s %s: header %+v, err %v; want ok %v", tc.subject, tc.data, h, err, tc.ok)
+		}
+	}
+	var h Header
+	if err := json.Unmarshal([]byte(`{"host":"web-1","seq":5,"ſeq":1}`), &h); err != nil || h.Seq != 1 {
+		t.Logf("Go's decoder no longer folds ſ to s (seq %d, %v): the check is then only stricter", h.Seq, err)
 	}
 }

@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -165,7 +166,10 @@ type Header struct {
 	Detail string `json:"detail,omitempty"`
 }
 
-// ParseHeader reads a record's header fields.
+// ParseHeader reads a record's header fields. A record that has one of them twice — also
+// as a key that differs only in case ("HOST", or "ſeq" with a long s), which Go's decoder
+// (and others) match too, the last one winning — is refused: which of the two a reader
+// would take depends on the reader, and the exporter never writes such a record.
 func ParseHeader(data []byte) (Header, error) {
 	var h Header
 	if err := json.Unmarshal(data, &h); err != nil {
@@ -173,6 +177,71 @@ func ParseHeader(data []byte) (Header, error) {
 	}
 	if h.Host == "" || h.Seq == 0 || h.Kind == "" {
 		return h, errors.New("not a fleet record: host, seq or kind missing")
+	}
+	if k := repeatedHeaderKey(data); k != "" {
+		return h, fmt.Errorf("not a fleet record: it sets %q twice (also counting keys that differ in case)", k)
+	}
+	return h, nil
+}
+
+// headerKeys are the JSON names of Header's fields.
+var headerKeys = [...]string{"host", "boot_id", "seq", "kind", "reason", "first", "last", "count", "detail"}
+
+// repeatedHeaderKey returns a header key that the object data sets more than once (keys
+// compared as Go's decoder matches them to fields: Unicode case folding), or "".
+func repeatedHeaderKey(data []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return ""
+	}
+	var seen [len(headerKeys)]bool
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		key, _ := t.(string)
+		for i, hk := range headerKeys {
+			if strings.EqualFold(key, hk) {
+				if seen[i] {
+					return hk
+				}
+				seen[i] = true
+			}
+		}
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return ""
+		}
+	}
+	return ""
+}
+
+// SubjectHost is the host whose subject a record was published on (fsnotifyd.KIND.TOKEN):
+// the server's permissions let each host publish on its own subjects only (docs/fleet.md,
+// "Security"), so this, not the record's own "host", says who sent it.
+func SubjectHost(subject string) (string, error) {
+	w := strings.Split(subject, ".")
+	if len(w) != 3 || w[0] != SubjectRoot {
+		return "", fmt.Errorf("subject %q is not %s.KIND.HOST", subject, SubjectRoot)
+	}
+	return HostFromToken(w[2])
+}
+
+// CheckHeader reads a record's header (ParseHeader) and checks that its host is the one
+// whose subject it came on: a host may publish only on its own subjects, but it writes what
+// it likes in them, another host's name and seqs included.
+func CheckHeader(subject string, data []byte) (Header, error) {
+	h, err := ParseHeader(data)
+	if err != nil {
+		return h, err
+	}
+	host, err := SubjectHost(subject)
+	if err != nil {
+		return h, err
+	}
+	if h.Host != host {
+		return h, fmt.Errorf("the record says host %q but was published on %s's subject (%s): not shown as %q's", h.Host, host, subject, h.Host)
 	}
 	return h, nil
 }
