@@ -392,8 +392,9 @@ func (x *exporter) selects(d engine.Delivery) engine.Mask {
 }
 
 // reservedReportKeys are the fields the daemon puts in front of a reported decision (the
-// exporter's and the reporting client's): a client may not set them, else a reader taking
-// the last of duplicate keys would see the client's.
+// exporter's and the reporting client's): a client may not set them, in any case, else a
+// reader taking the last of duplicate keys (matched case-insensitively, as Go's decoder
+// does) would see the client's.
 var reservedReportKeys = []string{"host", "boot_id", "seq", "kind", "client", "client_pid", "client_uid"}
 
 // report exports a client's decision report. Only a permission client decides; a report
@@ -415,11 +416,15 @@ func (c *session) report(m *proto.Report) {
 		c.s.log.Debug("decision report refused", "client", c.id, "err", err)
 		return
 	}
-	for _, k := range reservedReportKeys {
-		if _, ok := fields[k]; ok {
-			x.refused.Add(1)
-			c.s.log.Debug("decision report refused: it sets a field the daemon sets", "client", c.id, "field", k)
-			return
+	for f := range fields {
+		for _, k := range reservedReportKeys {
+			// Case folded as readers match keys to fields (Go's decoder: "HOST" and "Host" are
+			// host, "ſeq" with a long s is seq), the last one winning.
+			if strings.EqualFold(f, k) {
+				x.refused.Add(1)
+				c.s.log.Debug("decision report refused: it sets a field the daemon sets", "client", c.id, "field", f)
+				return
+			}
 		}
 	}
 	b := make([]byte, 0, len(m.Text)+64+len(c.name))

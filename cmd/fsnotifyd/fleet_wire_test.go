@@ -115,7 +115,8 @@ func TestServeExportEndToEnd(t *testing.T) {
 	g2 := start(t, "guard", "--daemon="+sock, "--deny", "**/*.key", mnt+"/srv")
 	os.ReadFile(mnt + "/srv/a.key")
 	g2.stop()
-	// Hostile reports: a permission client setting "host", a notification client.
+	// Hostile reports: a permission client setting "host" (or another field the daemon sets,
+	// in any case), a notification client.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, c := range []struct {
@@ -123,6 +124,13 @@ func TestServeExportEndToEnd(t *testing.T) {
 		text  string
 	}{
 		{engine.ClassContent, `{"verdict":"allow","path":"/forged","host":"web-2"}`},
+		// The same keys in another case: Go's decoder (fleet.ParseHeader's) matches them to the
+		// header's fields, the last one winning.
+		{engine.ClassContent, `{"verdict":"allow","path":"/forged-HOST","HOST":"web-2"}`},
+		{engine.ClassContent, `{"verdict":"allow","path":"/forged-Seq","Seq":1}`},
+		{engine.ClassContent, `{"verdict":"allow","path":"/forged-long-s","\u017feq":1}`},
+		{engine.ClassContent, `{"verdict":"allow","path":"/forged-kelvin","\u212aind":"gap"}`},
+		{engine.ClassContent, `{"verdict":"allow","path":"/forged-uid","Client_UID":0}`},
 		{engine.ClassNotification, `{"verdict":"allow","path":"/forged-by-notification"}`},
 		{engine.ClassContent, `{"verdict":"allow","path":"/reported-by-hand"}`},
 	} {
