@@ -119,3 +119,59 @@ func TestCheckHeaderRefusesAmbiguousOrForeignRecords(t *testing.T) {
 		t.Logf("Go's decoder no longer folds ſ to s (seq %d, %v): the check is then only stricter", h.Seq, err)
 	}
 }
+
+// A host allowed to create the stream (the example configuration lets it, for a fleet
+// without an admin-made stream) creates it first, allowing rollups: then one message of its
+// own with Nats-Rollup: all would erase every host's records. An exporter does not export
+// into such a stream: it says why and keeps the records in its spool until the stream is
+// made right, then sends them all.
+func TestExporterRefusesAStreamThatAllowsRollups(t *testing.T) {
+	_, userURL, ajs := permServer(t)
+	ctx := context.Background()
+	_, js1 := hostConn(t, userURL("web-1"), "web-1")
+	sc := StreamConfig{}.jetstream()
+	sc.AllowRollup = true
+	if _, err := js1.CreateStream(ctx, sc); err != nil {
+		t.Fatalf("web-1 creating the stream: %v", err)
+	}
+
+	const n = 20
+	lg := &testLog{t: t}
+	e, err := NewExporter(ExporterConfig{Conn: ConnOptions{URLs: userURL("web-2"), Timeout: 2 * time.Second}, Host: "web-2", SpoolDir: t.TempDir(), Log: lg.log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeExporter(t, e)
+	for i := 0; i < n; i++ {
+		e.Append(Event, payload(i))
+	}
+	// web-1 tries its rollup once web-2's records would be in (or not).
+	time.Sleep(time.Second)
+	m := &nats.Msg{Subject: Subject(Event, "web-1"), Data: []byte(`{"host":"web-1","boot_id":"b","seq":1,"kind":"event"}`), Header: nats.Header{}}
+	m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupAll)
+	js1.PublishMsg(ctx, m)
+	waitFor(t, 10*time.Second, "the exporter saying why it does not export", func() bool { return lg.has("allows rollups") })
+	if a := e.Stats().AckedThrough; a != 0 {
+		t.Fatalf("%d records acknowledged by a stream any host may erase", a)
+	}
+
+	// The admin makes the stream right; everything spooled is sent.
+	s, err := ajs.Stream(ctx, DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixed := s.CachedInfo().Config
+	fixed.AllowRollup = false
+	if _, err := ajs.UpdateStream(ctx, fixed); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "web-2's records acked", func() bool { return e.Stats().AckedThrough == n })
+	if _, err := js1.PublishMsg(ctx, m); err == nil {
+		t.Error("web-1's rollup taken by the fixed stream")
+	}
+	g := readAll(t, ajs, "web-2", time.Second)
+	g.accountFor(t, n)
+	if len(g.seqs) != n {
+		t.Errorf("%d of web-2's %d records stored", len(g.seqs), n)
+	}
+}

@@ -78,19 +78,27 @@ func (c StreamConfig) jetstream() jetstream.StreamConfig {
 }
 
 // EnsureStream creates the stream when it is missing. An existing stream is left as it is
-// (an operator may have tuned it), but one that does not take the fleet subjects is an error.
+// (an operator may have tuned it), but one that does not take the fleet subjects, or that
+// allows rollups (one host's message could erase every host's records), is an error.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, c StreamConfig) error {
 	sc := c.jetstream()
 	s, err := js.Stream(ctx, sc.Name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		_, err = js.CreateStream(ctx, sc)
-		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) { // another host was quicker
-			return nil
+		if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return explainJS("creating stream "+sc.Name, err)
 		}
-		return explainJS("creating stream "+sc.Name, err)
+		// Another host was quicker: check what it made.
+		s, err = js.Stream(ctx, sc.Name)
 	}
 	if err != nil {
 		return explainJS("looking up stream "+sc.Name, err)
+	}
+	if s.CachedInfo().Config.AllowRollup {
+		// Whoever created it (a host may, with the example permissions) let any publisher
+		// erase every host's records with one message of its own (Nats-Rollup: all). The
+		// records wait in the spool until it is made right.
+		return fmt.Errorf("stream %s allows rollups (allow_rollup_hdrs): any host could erase every host's records with one message; not exporting into it until it does not (nats stream edit %s --no-allow-rollup; docs/fleet.md, \"Security\")", sc.Name, sc.Name)
 	}
 	have := s.CachedInfo().Config.Subjects
 	for _, want := range StreamSubjects {
