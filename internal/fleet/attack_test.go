@@ -4,9 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -173,5 +177,82 @@ func TestExporterRefusesAStreamThatAllowsRollups(t *testing.T) {
 	g.accountFor(t, n)
 	if len(g.seqs) != n {
 		t.Errorf("%d of web-2's %d records stored", len(g.seqs), n)
+	}
+}
+
+// A host's NATS credentials (--nats-creds, and the private key of --nats-tls-key) say who
+// it is to the server. One that a local user can read lets them publish as this host; one they
+// can change (theirs, writable, or in a directory they may write) lets them swap the identity
+// (the daemon then exports to an account of theirs). Both are refused, naming the flag and
+// the fix, as ssh refuses a private key others can read; root's own, mode 0600, is taken.
+func TestNATSSecretsOthersCanReadOrChangeAreRefused(t *testing.T) {
+	testenv.RequireRoot(t)
+	creds := "-----BEGIN NATS USER JWT-----\neyJ0eXAiOiJKV1QiLCJhbGciOiJlZDI1NTE5LW5rZXkifQ.e30.x\n------END NATS USER JWT------\n"
+	for _, tc := range []struct {
+		name     string
+		mode     os.FileMode
+		owner    int
+		dirOwner int
+		dirMode  os.FileMode
+		ok       bool
+		want     string
+	}{
+		{"root's 0600", 0o600, 0, 0, 0o755, true, ""},
+		{"readable by others", 0o644, 0, 0, 0o755, false, "readable by other users"},
+		{"readable by the group", 0o640, 0, 0, 0o755, false, "readable by other users"},
+		{"nobody's", 0o600, 65534, 0, 0o755, false, "writable only by root"},
+		{"in nobody's directory", 0o600, 0, 65534, 0o755, false, "its directory"},
+		{"in a directory anyone may write", 0o600, 0, 0, 0o777, false, "its directory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "nats")
+			if err := os.Mkdir(dir, tc.dirMode); err != nil {
+				t.Fatal(err)
+			}
+			os.Chmod(dir, tc.dirMode)
+			os.Chown(dir, tc.dirOwner, tc.dirOwner)
+			testenv.OpenToAll(t, filepath.Join(dir, "x"))
+			p := filepath.Join(dir, "web-1.creds")
+			if err := os.WriteFile(p, []byte(creds), tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			os.Chmod(p, tc.mode)
+			os.Chown(p, tc.owner, tc.owner)
+			if tc.mode&0o004 != 0 {
+				// What the refusal is about: nobody reads the host's credentials.
+				if out, err := testenv.Sh(testenv.Nobody, "cat "+p); err != nil || !strings.Contains(out, "NATS USER JWT") {
+					t.Fatalf("nobody could not read %s (%v): the test's premise", p, err)
+				}
+			}
+			for _, o := range []ConnOptions{
+				{URLs: "nats://127.0.0.1:1", Creds: p},
+				{URLs: "nats://127.0.0.1:1", TLSCert: "/dev/null", TLSKey: p},
+			} {
+				flag := "--nats-creds"
+				if o.TLSKey != "" {
+					flag = "--nats-tls-key"
+				}
+				err := o.Check()
+				if (err == nil) != tc.ok {
+					t.Errorf("%s: Check: %v, want ok %v", flag, err, tc.ok)
+					continue
+				}
+				if err != nil && (!strings.Contains(err.Error(), flag) || !strings.Contains(err.Error(), tc.want)) {
+					t.Errorf("%s: %v: want the flag and %q", flag, err, tc.want)
+				}
+				if o.Creds == "" {
+					continue
+				}
+				e, err := NewExporter(ExporterConfig{Conn: o, Host: "web-1", SpoolDir: t.TempDir()})
+				if (err == nil) != tc.ok {
+					t.Errorf("%s: NewExporter: %v, want ok %v", flag, err, tc.ok)
+				}
+				if e != nil {
+					ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+					e.Close(ctx)
+					cancel()
+				}
+			}
+		})
 	}
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/fsnotifyd/fsnotifyd/internal/trust"
 )
 
 // ConnOptions say how to reach NATS; every fleet command and component takes them.
@@ -83,10 +85,19 @@ func (o *ConnOptions) Check() error {
 	if _, err := o.servers(); err != nil {
 		return err
 	}
-	for _, f := range []struct{ flag, path string }{
-		{"--nats-creds", o.Creds}, {"--nats-tls-ca", o.TLSCA}, {"--nats-tls-cert", o.TLSCert}, {"--nats-tls-key", o.TLSKey},
+	for _, f := range []struct {
+		flag, path string
+		secret     bool
+	}{
+		{"--nats-creds", o.Creds, true}, {"--nats-tls-ca", o.TLSCA, false}, {"--nats-tls-cert", o.TLSCert, false}, {"--nats-tls-key", o.TLSKey, true},
 	} {
 		if f.path == "" {
+			continue
+		}
+		if f.secret {
+			if err := checkSecret(f.path); err != nil {
+				return fmt.Errorf("%s: %w", f.flag, err)
+			}
 			continue
 		}
 		fh, err := os.Open(f.path)
@@ -97,6 +108,29 @@ func (o *ConnOptions) Check() error {
 	}
 	if (o.TLSCert == "") != (o.TLSKey == "") {
 		return errors.New("--nats-tls-cert and --nats-tls-key go together: give both or neither")
+	}
+	return nil
+}
+
+// checkSecret refuses a file that says who this process is to NATS (a credentials file, a
+// TLS private key) when another user could read it (they could connect as this host) or
+// change it (trust.CheckFile: owned by root or this user, writable by nobody else, in
+// directories nobody else may write — else they could swap in an identity of theirs).
+func checkSecret(path string) error {
+	f, err := trust.OpenFile(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := trust.CheckFile(f, path, "NATS credentials file"); err != nil {
+		return err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("NATS credentials file %s is readable by other users (mode %04o): whoever reads it can connect as this host (chmod 600 %s)", path, perm, path)
 	}
 	return nil
 }
