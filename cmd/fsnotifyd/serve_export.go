@@ -90,7 +90,7 @@ func (f *serveExportFlags) start(fs *flagSet, cfg *daemon.Config, log *slog.Logg
 	if err != nil {
 		return nil, fail("serve", fmt.Errorf("--export: %w", err)), false
 	}
-	log.Info("fleet export", "nats", f.conn.URLs, "host", exp.Host(), "spool", f.spool, "export_lines", len(cfg.Exports))
+	log.Info("fleet export", "nats", f.conn.Redacted(), "host", exp.Host(), "spool", f.spool, "export_lines", len(cfg.Exports))
 	return exp, 0, true
 }
 

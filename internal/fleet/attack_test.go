@@ -256,3 +256,31 @@ func TestNATSSecretsOthersCanReadOrChangeAreRefused(t *testing.T) {
 		})
 	}
 }
+
+// A password (or a token: nats://TOKEN@host) in a --nats/--export URL never reaches the logs
+// (the daemon's log goes to the journal) or an error: the exporter's "NATS connected" line,
+// an unreachable server's error.
+func TestNATSURLSecretsAreNotLogged(t *testing.T) {
+	_, userURL, _ := permServer(t)
+	lg := &testLog{t: t}
+	e, err := NewExporter(ExporterConfig{Conn: ConnOptions{URLs: userURL("web-1"), Timeout: 2 * time.Second}, Host: "web-1", SpoolDir: t.TempDir(), Log: lg.log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Append(Event, payload(1))
+	waitFor(t, 10*time.Second, "the record acked", func() bool { return e.Stats().AckedThrough == 1 })
+	closeExporter(t, e)
+	if !lg.has("NATS connected") || lg.has("change-me-web-1") {
+		t.Errorf("the exporter's log:\n%s", lg)
+	}
+	for _, u := range []string{"nats://web-1:s3cret@127.0.0.1:1", "nats://s3cret@127.0.0.1:1", "127.0.0.1:2,nats://web-1:s3cret@127.0.0.1:1"} {
+		o := ConnOptions{URLs: u, Timeout: 200 * time.Millisecond}
+		_, err := o.Connect()
+		if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "127.0.0.1:1") {
+			t.Errorf("%s: %v", u, err)
+		}
+		if r := o.Redacted(); strings.Contains(r, "s3cret") || !strings.Contains(r, "127.0.0.1:1") {
+			t.Errorf("%s: Redacted %q", u, r)
+		}
+	}
+}

@@ -62,15 +62,15 @@ func (o *ConnOptions) servers() ([]string, error) {
 		}
 		p, err := url.Parse(u)
 		if err != nil || p.Host == "" {
-			return nil, fmt.Errorf("NATS URL %q is not a URL (want nats://HOST:PORT, a comma list for several)", u)
+			return nil, fmt.Errorf("NATS URL %q is not a URL (want nats://HOST:PORT, a comma list for several)", redactURLs([]string{u}))
 		}
 		switch p.Scheme {
 		case "nats", "tls", "ws", "wss":
 		default:
-			return nil, fmt.Errorf("NATS URL %q: scheme %q is not nats, tls, ws or wss", u, p.Scheme)
+			return nil, fmt.Errorf("NATS URL %q: scheme %q is not nats, tls, ws or wss", redactURLs([]string{u}), p.Scheme)
 		}
 		if p.Path != "" && p.Path != "/" {
-			return nil, fmt.Errorf("NATS URL %q has a path; give the server only (nats://HOST:PORT)", u)
+			return nil, fmt.Errorf("NATS URL %q has a path; give the server only (nats://HOST:PORT)", redactURLs([]string{u}))
 		}
 		out = append(out, u)
 	}
@@ -78,6 +78,48 @@ func (o *ConnOptions) servers() ([]string, error) {
 		return nil, errors.New("no NATS URL given (want nats://HOST:PORT, a comma list for several)")
 	}
 	return out, nil
+}
+
+// Redacted is URLs for a log line or an error: a password in a URL is xxxxx, and so is a
+// user without one (nats://TOKEN@host is token authentication). The daemon's log goes to
+// the journal, which more users read than the daemon's command line's author.
+func (o *ConnOptions) Redacted() string {
+	return redactURLs(strings.Split(o.URLs, ","))
+}
+
+func redactURLs(list []string) string {
+	out := make([]string, 0, len(list))
+	for _, u := range list {
+		u = strings.TrimSpace(u)
+		if u == "" {
+			continue
+		}
+		scheme, rest, ok := strings.Cut(u, "://")
+		if !ok {
+			scheme, rest = "", u
+		}
+		// The userinfo ends at the last '@' before the path.
+		hostEnd := len(rest)
+		if i := strings.IndexByte(rest, '/'); i >= 0 {
+			hostEnd = i
+		}
+		if at := strings.LastIndexByte(rest[:hostEnd], '@'); at >= 0 {
+			user, _, hasPass := strings.Cut(rest[:at], ":")
+			if !hasPass {
+				user = "xxxxx"
+			} else {
+				user += ":xxxxx"
+			}
+			rest = user + rest[at:]
+		}
+		if ok {
+			u = scheme + "://" + rest
+		} else {
+			u = rest
+		}
+		out = append(out, u)
+	}
+	return strings.Join(out, ",")
 }
 
 // Check reports bad options (unreadable files, malformed URLs) before any dialing.
@@ -187,7 +229,7 @@ func explainConnect(srv []string, err error) error {
 	case strings.Contains(err.Error(), "tls"), strings.Contains(err.Error(), "x509"), strings.Contains(err.Error(), "certificate"):
 		hint = "TLS failed: check --nats-tls-ca (and --nats-tls-cert/--nats-tls-key), and use tls:// URLs"
 	}
-	return fmt.Errorf("cannot reach NATS at %s: %v (%s)", strings.Join(srv, ","), err, hint)
+	return fmt.Errorf("cannot reach NATS at %s: %v (%s)", redactURLs(srv), err, hint)
 }
 
 // dialRetrying dials for a long-running component: it returns at once, connected or not, and

@@ -783,7 +783,7 @@ func (e *Exporter) connChanged(what string, err error) {
 	switch what {
 	case "connected", "reconnected":
 		e.st.connected.Store(true)
-		e.logf("NATS %s (%s)", what, e.cfg.Conn.URLs)
+		e.logf("NATS %s (%s)", what, e.cfg.Conn.Redacted())
 	case "disconnected":
 		e.st.connected.Store(false)
 		if err != nil {
