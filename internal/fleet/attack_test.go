@@ -7,9 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/fsnotifyd/fsnotifyd/internal/fleet/spool"
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -282,5 +284,68 @@ func TestNATSURLSecretsAreNotLogged(t *testing.T) {
 		if r := o.Redacted(); strings.Contains(r, "s3cret") || !strings.Contains(r, "127.0.0.1:1") {
 			t.Errorf("%s: Redacted %q", u, r)
 		}
+	}
+}
+
+// A spool directory (--spool) that a local user may write in is theirs to fill: a segment
+// they plant is published as this host's records at the next start, and the exporter, as
+// root, creates files through the links they put there (LOCK: an empty root-owned file
+// anywhere, /etc/nologin say). A spool directory another user owns or may write is refused,
+// naming it and the fix; root's 0700 is taken (every other exporter test).
+func TestSpoolOthersCanWriteIsRefused(t *testing.T) {
+	testenv.RequireRoot(t)
+	ns := startNATS(t)
+	for _, tc := range []struct {
+		name  string
+		mode  os.FileMode
+		owner int
+	}{
+		{"anyone may write", 0o777, 0},
+		{"the group may write", 0o770, 0},
+		{"nobody's", 0o700, 65534},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			base := t.TempDir()
+			testenv.OpenToAll(t, filepath.Join(base, "x"))
+			spoolDir := filepath.Join(base, "spool")
+			victim := filepath.Join(base, "nologin")
+			os.Mkdir(spoolDir, tc.mode)
+			os.Chmod(spoolDir, tc.mode)
+			os.Chown(spoolDir, tc.owner, tc.owner)
+			// What a local user does there, as nobody where they can.
+			forged := spool.AppendFrame(nil, 1, byte(Event), []byte(`{"host":"web-1","boot_id":"b","seq":1,"kind":"event","path":"/planted"}`))
+			seg := filepath.Join(t.TempDir(), "seg")
+			os.WriteFile(seg, forged, 0o644)
+			testenv.OpenToAll(t, seg)
+			cred := testenv.Nobody
+			if tc.owner != 65534 && tc.mode&0o002 == 0 {
+				cred = &syscall.Credential{Uid: 65534, Gid: 0} // a member of the directory's group
+			}
+			script := fmt.Sprintf("ln -s %s %s/LOCK && cp %s %s/%020d.seg", victim, spoolDir, seg, spoolDir, 1)
+			if out, err := testenv.Sh(cred, script); err != nil {
+				t.Fatalf("the local user's step: %v: %s", err, out)
+			}
+
+			lg := &testLog{t: t}
+			e, err := NewExporter(ExporterConfig{Conn: ConnOptions{URLs: ns.url()}, Host: "web-1", SpoolDir: spoolDir, Log: lg.log})
+			if e != nil {
+				defer closeExporter(t, e)
+				time.Sleep(500 * time.Millisecond)
+			}
+			if _, serr := os.Lstat(victim); serr == nil {
+				t.Errorf("the exporter created %s through the link another user put in the spool", victim)
+			}
+			if e != nil {
+				_, js := ns.connect(t)
+				if s, err := js.Stream(context.Background(), DefaultStream); err == nil {
+					if m, err := s.GetMsg(context.Background(), 1); err == nil && strings.Contains(string(m.Data), "/planted") {
+						t.Errorf("the planted record was published as web-1's: %s", m.Data)
+					}
+				}
+			}
+			if err == nil || !strings.Contains(err.Error(), spoolDir) {
+				t.Errorf("NewExporter: %v, want a refusal naming %s", err, spoolDir)
+			}
+		})
 	}
 }

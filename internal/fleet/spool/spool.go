@@ -47,6 +47,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
+
+	"github.com/fsnotifyd/fsnotifyd/internal/trust"
 )
 
 // HeaderSize is the size of a frame's length and checksum; BodyFixed the seq and kind.
@@ -156,6 +159,31 @@ type Spool struct {
 	changed chan struct{} // signalled (non-blocking, cap 1) when frames were committed
 }
 
+// checkDir refuses a spool directory that a user other than root (or this process's) owns or
+// may write in, sticky or not: they could plant segments (published as this host's records at
+// the next start), remove them (records lost without a gap), or put links where the spool
+// creates its files (followed as root).
+func checkDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("spool: %s is not a directory", dir)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("spool: %s: no owner", dir)
+	}
+	if euid := uint32(os.Geteuid()); st.Uid != 0 && st.Uid != euid {
+		return fmt.Errorf("spool directory %s is owned by uid %d: its owner could plant records that go out as this host's, or links the exporter follows (chown root %s; chmod 700 %s)", dir, st.Uid, dir, dir)
+	}
+	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
+		return fmt.Errorf("spool directory %s may be written by other users (mode %04o): they could plant records that go out as this host's, remove records, or put links the exporter follows (chmod 700 %s)", dir, perm, dir)
+	}
+	return nil
+}
+
 // ErrLocked is returned when another process owns the spool directory.
 var ErrLocked = errors.New("spool directory is in use by another process")
 
@@ -172,9 +200,18 @@ func Open(opts Options) (*Spool, Recovery, error) {
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, rec, fmt.Errorf("spool: %w", err)
 	}
+	if err := checkDir(opts.Dir); err != nil {
+		return nil, rec, err
+	}
 	lock, err := lockDir(opts.Dir)
 	if err != nil {
 		return nil, rec, err
+	}
+	// The directories above: nobody else may rename the spool away and put theirs in its
+	// place (trust.CheckFile's walk, on the lock file, which only this user could make).
+	if err := trust.CheckFile(lock, filepath.Join(opts.Dir, "LOCK"), "spool lock file"); err != nil {
+		lock.Close()
+		return nil, rec, fmt.Errorf("spool %s: %w", opts.Dir, err)
 	}
 	s := &Spool{dir: opts.Dir, opts: opts, lock: lock, changed: make(chan struct{}, 1)}
 	ok := false

@@ -14,7 +14,7 @@ import (
 
 // lockDir takes an exclusive flock(2) on DIR/LOCK, so two exporters never share a spool.
 func lockDir(dir string) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
@@ -56,7 +56,7 @@ func syncDir(dir string) error {
 // and an fsync of the directory when durable.
 func writeFileAtomic(dir, name string, data []byte, durable bool) error {
 	tmp := filepath.Join(dir, name+".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
