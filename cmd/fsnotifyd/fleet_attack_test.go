@@ -6,11 +6,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/internal/fleet"
+	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 )
 
 // A compromised host may publish only on its own subjects (docs/fleet.md, "Security"), but it
@@ -82,6 +86,65 @@ func TestFleetTailRecordsForgedByAnotherHost(t *testing.T) {
 		}
 		if n := strings.Count(stderr, "published on web-1's subject") + strings.Count(stderr, `sets "host" twice`); n != len(forged) {
 			t.Errorf("%v: %d of %d forged records reported:\n%s", args, n, len(forged), stderr)
+		}
+	}
+}
+
+// A local user chooses file names: NATS subject tokens ('.', '*', '>'), a subject of another
+// host, a newline, a JSON fragment that sets "host", U+2028, bytes that are not UTF-8. The
+// names go into records' paths only, JSON-escaped (or path_raw): every record is on this
+// host's subject, with this host's name, one per file, with the exact name; fleet tail prints
+// one line per record.
+func TestServeExportHostileNames(t *testing.T) {
+	testenv.RequireRoot(t)
+	url := natsURL(t)
+	mnt := testenv.Tmpfs(t)
+	dir := mnt + "/etc"
+	if err := os.Mkdir(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o777)
+	testenv.OpenToAll(t, dir+"/x")
+	startExportingServe(t, url, "web-1", "export close_write "+mnt+"/etc/**")
+	names := []string{"a.b", "*", ">", "fsnotifyd.events.web-2", "x\ny", `q","host":"web-2","seq":1,"k":"`,
+		"\u2028", "\xff\xfe", "a b", "HOST", "-", "...", `\`, "%", "$JS.API.STREAM.PURGE.FSNOTIFYD"}
+	cmd := exec.Command("sh", append([]string{"-c", `d=$1; shift; for n; do echo x > "$d/$n" || exit 1; done`, "sh", dir}, names...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: testenv.Nobody}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("nobody creating the files: %v: %s", err, out)
+	}
+	recs := fleetRecords(t, url, false, func(got []map[string]any) bool { return len(got) >= len(names) })
+	seen := map[string]int{}
+	for _, r := range recs {
+		if r["host"] != "web-1" || r["_subject"] != "fsnotifyd.events.web-1" || r["kind"] != "event" {
+			t.Errorf("record %v", r)
+		}
+		p, _ := r["path"].(string)
+		if raw, ok := r["path_raw"].([]any); ok {
+			b := make([]byte, len(raw))
+			for i, v := range raw {
+				b[i] = byte(v.(float64))
+			}
+			p = string(b)
+		}
+		seen[strings.TrimPrefix(p, dir+"/")]++
+	}
+	for _, n := range names {
+		if seen[n] != 1 {
+			t.Errorf("%q: %d records, want 1 (records: %v)", n, seen[n], recs)
+		}
+	}
+	if len(recs) != len(names) {
+		t.Errorf("%d records for %d files", len(recs), len(names))
+	}
+	out, stderr, rc := fsn(t, "fleet", "tail", "--nats", url, "--seq", "1", "--timeout", "2s")
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if rc != 0 || len(lines) != len(names) || stderr != "" {
+		t.Errorf("fleet tail: rc %d, %d lines for %d records:\n%s\n%s", rc, len(lines), len(names), out, stderr)
+	}
+	for _, l := range lines {
+		if !strings.HasPrefix(l, "web-1 ") {
+			t.Errorf("fleet tail line %q", l)
 		}
 	}
 }
