@@ -349,3 +349,96 @@ func TestSpoolOthersCanWriteIsRefused(t *testing.T) {
 		})
 	}
 }
+
+// A stream that refuses one record for good — larger than the stream's max_msg_size, which
+// an operator (or a host allowed to create the stream) may set below the exporter's record
+// limit — does not wedge the export: the record is named by a gap record (reason rejected)
+// in its place, and the records after it are sent. Before, the publisher resent it forever
+// and sent nothing after it, the spool filled, and every host's export into that stream
+// stopped for good.
+func TestExporterRecordTheStreamRefusesBecomesAGap(t *testing.T) {
+	t.Run("max_msg_size", func(t *testing.T) {
+		ns := startNATS(t)
+		_, js := ns.connect(t)
+		sc := StreamConfig{}.jetstream()
+		sc.MaxMsgSize = 2048
+		if _, err := js.CreateStream(context.Background(), sc); err != nil {
+			t.Fatal(err)
+		}
+		testRefusedRecordBecomesAGap(t, ns, js)
+	})
+	t.Run("max_payload", func(t *testing.T) { // refused by the client library before it is sent
+		conf := filepath.Join(t.TempDir(), "nats.conf")
+		os.WriteFile(conf, []byte("max_payload: 4096\njetstream: enabled\n"), 0o600)
+		ns := &natsServer{t: t, store: t.TempDir(), port: freePort(t), conf: conf}
+		ns.start()
+		t.Cleanup(ns.stop)
+		_, js := ns.connect(t)
+		testRefusedRecordBecomesAGap(t, ns, js)
+	})
+}
+
+func testRefusedRecordBecomesAGap(t *testing.T, ns *natsServer, js jetstream.JetStream) {
+	e, lg := newTestExporter(t, ns, "h1", t.TempDir(), nil)
+	big := fmt.Appendf(nil, `{"path":"/big","pad":"%s","i":-1}`, strings.Repeat("x", 8000))
+	for i := 0; i < 10; i++ {
+		e.Append(Event, payload(i))
+	}
+	e.Append(Event, big) // seq 11
+	for i := 10; i < 20; i++ {
+		e.Append(Event, payload(i))
+	}
+	waitFor(t, 20*time.Second, "everything after the refused record acked", func() bool {
+		s := e.Stats()
+		return s.LastSeq >= 22 && s.AckedThrough == s.LastSeq
+	})
+	st := e.Stats()
+	closeExporter(t, e)
+	g := readAll(t, js, "h1", time.Second)
+	g.accountFor(t, st.LastSeq)
+	if len(g.seqs) != 20 || len(g.gaps) != 1 || g.gaps[0].First != 11 || g.gaps[0].Last != 11 || !strings.Contains(g.gaps[0].Reason, "rejected") {
+		t.Errorf("records %v, gaps %+v; want 20 records and one gap naming seq 11", g.seqs, g.gaps)
+	}
+	if !lg.has("refused seq 11") {
+		t.Errorf("the refusal is not logged:\n%s", lg)
+	}
+}
+
+// A stream that is full and discards new records (an operator's discard: new) refuses
+// records until there is room: the exporter says so in its log, keeps them in the spool,
+// and sends them all once there is room, none twice.
+func TestExporterFullStreamDiscardNewResumes(t *testing.T) {
+	ns := startNATS(t)
+	_, js := ns.connect(t)
+	ctx := context.Background()
+	sc := StreamConfig{}.jetstream()
+	sc.Discard = jetstream.DiscardNew
+	sc.MaxMsgs = 10
+	if _, err := js.CreateStream(ctx, sc); err != nil {
+		t.Fatal(err)
+	}
+	e, lg := newTestExporter(t, ns, "h1", t.TempDir(), nil)
+	const n = 30
+	for i := 0; i < n; i++ {
+		e.Append(Event, payload(i))
+	}
+	waitFor(t, 10*time.Second, "the first 10 acked", func() bool { return e.Stats().AckedThrough == 10 })
+	waitFor(t, 10*time.Second, "the refusal logged", func() bool { return lg.has("maximum messages exceeded") })
+	time.Sleep(time.Second)
+	if a := e.Stats().AckedThrough; a != 10 {
+		t.Fatalf("acked through %d in a stream of 10", a)
+	}
+	s, _ := js.Stream(ctx, DefaultStream)
+	cfg := s.CachedInfo().Config
+	cfg.MaxMsgs = -1
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "everything acked once there is room", func() bool { return e.Stats().AckedThrough == n })
+	closeExporter(t, e)
+	g := readAll(t, js, "h1", time.Second)
+	g.accountFor(t, n)
+	if len(g.seqs) != n || g.dups != 0 || len(g.gaps) != 0 || !g.order {
+		t.Errorf("%d records, %d duplicates, gaps %+v, in order %v; want %d, none, none, true", len(g.seqs), g.dups, g.gaps, g.order, n)
+	}
+}

@@ -23,8 +23,11 @@
 // write(2), and gap records for what was lost. The publisher goroutine reads the spool in
 // seq order and publishes asynchronously with up to Window acknowledgements outstanding;
 // an error or timeout stops new sends until every outstanding one is resolved, then the
-// failed ones are sent again (in order) once the connection and the stream are there. The
-// acknowledged prefix is handed to the spool, which deletes segments nothing needs.
+// failed ones are sent again (in order) once the connection and the stream are there. A
+// record the stream refuses for good (refusedForGood: max_msg_size, max_payload) is not sent
+// again: it goes to the writer like a damaged spool range, which writes its gap record
+// (reason rejected) and reports back (qgapped); the publisher retires it once that is in the
+// spool. The acknowledged prefix is handed to the spool, which deletes segments nothing needs.
 //
 // Loss accounting is exact: every seq is either a record in the spool (sent until
 // acknowledged) or inside the range of a gap record, which is written before any record with

@@ -92,7 +92,9 @@ type Exporter struct {
 	qlost    uint64   // dropped since the last queued entry
 	qover    uint64   // overflows since the last queued entry
 	qclosed  bool
-	qdamaged []startGap    // spool ranges the publisher could not read, for gap records
+	qdamaged []startGap    // spool ranges the publisher could not read or send, for gap records
+	qgapped  []gapOutcome  // the writer's outcomes of qdamaged's rejected records, for the publisher
+	qfinal   bool          // the writer took its last batch: qdamaged is read no more
 	qwake    chan struct{} // cap 1: the writer has something to take
 	spareBuf []byte        // the writer's previous batch, reused (writer-owned)
 	spareEnt []qentry
@@ -142,6 +144,13 @@ type qentry struct {
 type startGap struct {
 	first, last    uint64
 	reason, detail string
+}
+
+// gapOutcome says whether the gap record of a record the stream refused is in the spool
+// (then the publisher may retire the record) or could not be written (it sends it again).
+type gapOutcome struct {
+	seq     uint64
+	written bool
 }
 
 type pubEvent struct {
@@ -410,8 +419,9 @@ func (e *Exporter) Overflow() {
 
 // take swaps out the memory buffer (writer only). The trailing counters are what was lost
 // after the last entry taken.
-func (e *Exporter) take() (ents []qentry, buf []byte, damaged []startGap) {
+func (e *Exporter) take(final bool) (ents []qentry, buf []byte, damaged []startGap) {
 	e.qmu.Lock()
+	e.qfinal = e.qfinal || final
 	e.markLocked()
 	ents, buf, damaged = e.qents, e.qbuf, e.qdamaged
 	e.qents, e.qbuf, e.qdamaged = e.spareEnt[:0], e.spareBuf[:0], nil
@@ -452,10 +462,24 @@ func (e *Exporter) writeLoop() {
 		if writerGate != nil {
 			writerGate()
 		}
-		ents, buf, damaged := e.take()
+		ents, buf, damaged := e.take(stopping)
+		var rejected []gapOutcome // with the seq of their gap record until it is written
+		var gapSeqs []uint64
 		for _, d := range damaged {
-			e.st.droppedSpool.Add(d.last - d.first + 1)
-			e.gap(d.first, d.last, d.reason, "spooled records that could not be read back")
+			detail := d.detail
+			if detail == "" {
+				detail = "spooled records that could not be read back"
+			}
+			ok := e.gap(d.first, d.last, d.reason, detail)
+			if d.reason == ReasonRejected {
+				rejected = append(rejected, gapOutcome{seq: d.first, written: ok})
+				gapSeqs = append(gapSeqs, e.framed)
+				if ok {
+					e.st.droppedSpool.Add(1)
+				}
+			} else {
+				e.st.droppedSpool.Add(d.last - d.first + 1)
+			}
 		}
 		for i := range ents {
 			q := &ents[i]
@@ -474,6 +498,18 @@ func (e *Exporter) writeLoop() {
 		}
 		if e.flush() {
 			dirty = true
+		}
+		if len(rejected) > 0 {
+			for i := range rejected {
+				rejected[i].written = rejected[i].written && e.written.Load() >= gapSeqs[i]
+			}
+			e.qmu.Lock()
+			e.qgapped = append(e.qgapped, rejected...)
+			e.qmu.Unlock()
+			select {
+			case e.connCh <- struct{}{}: // wake the publisher
+			default:
+			}
 		}
 		if stopping {
 			if !e.crashed {
@@ -565,26 +601,27 @@ func (e *Exporter) record(kind Kind, payload []byte) {
 	e.put(kind, e.rec)
 }
 
-// gap spools a gap record (a range, or none for first == 0), or loses it.
-func (e *Exporter) gap(first, last uint64, reason, detail string) {
+// gap spools a gap record (a range, or none for first == 0), or loses it (false).
+func (e *Exporter) gap(first, last uint64, reason, detail string) bool {
 	if !e.writePending() {
 		e.drop(1, reason)
-		return
+		return false
 	}
 	e.rec = e.buildGap(e.rec[:0], e.next, first, last, reason, detail)
 	if !e.fits(len(e.rec)) {
 		e.drop(1, reason)
-		return
+		return false
 	}
-	e.put(Gap, e.rec)
+	return e.put(Gap, e.rec)
 }
 
 func (e *Exporter) fits(n int) bool {
 	return e.sp.Fits(int64(len(e.frames)) + spool.FrameSize(n))
 }
 
-// put frames rec (built with seq e.next) and queues it for the next write.
-func (e *Exporter) put(kind Kind, rec []byte) {
+// put frames rec (built with seq e.next) and queues it for the next write; false if it was
+// lost instead.
+func (e *Exporter) put(kind Kind, rec []byte) bool {
 	size := spool.FrameSize(len(rec))
 	if e.sp.NeedRotate(int64(len(e.frames)), size) {
 		e.flush()
@@ -592,17 +629,18 @@ func (e *Exporter) put(kind Kind, rec []byte) {
 			e.logf("%v", err)
 			e.setErr(err)
 			e.drop(1, ReasonSpoolError)
-			return
+			return false
 		}
 	}
 	seq, ok := e.assign()
 	if !ok {
 		e.drop(1, ReasonSpoolError)
-		return
+		return false
 	}
 	e.frames = spool.AppendFrame(e.frames, seq, byte(kind), rec)
 	e.framed = seq
 	e.st.spooled.Add(1)
+	return true
 }
 
 // flush writes the queued frames; it reports whether it wrote any.
@@ -744,7 +782,19 @@ const (
 	flightSent uint8 = iota + 1 // awaiting its ack
 	flightAcked
 	flightFailed
+	flightRejected // refused by the stream for good: retired once its gap record is spooled
 )
+
+// refusedForGood reports whether a publish error says the stream (or server) will never take
+// this record, however often it is sent: larger than the stream's max_msg_size (or its
+// headers than their limit), or than the server's max_payload.
+func refusedForGood(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum || apiErr.ErrorCode == 10097 // JSStreamHeaderExceedsMaximumErr
+	}
+	return errors.Is(err, nats.ErrMaxPayload)
+}
 
 // onAck and onErr run on nats.go's goroutines: they only pass the outcome on. The channel has
 // room for twice the window and at most one outcome per message in flight is due, so the send
@@ -861,13 +911,50 @@ func (e *Exporter) publishLoop() {
 		}
 		streamOK = false
 	}
+	// reject hands a record the stream refused for good to the writer, which writes a gap
+	// record naming it (reason rejected); the record is retired once that is in the spool.
+	// Not when the writer has taken its last batch: the record stays in the spool, and the
+	// next run names it.
+	reject := func(f *flight, err error) bool {
+		if !refusedForGood(err) || writerDone == nil {
+			return false
+		}
+		e.qmu.Lock()
+		ok := !e.qfinal
+		if ok {
+			e.qdamaged = append(e.qdamaged, startGap{first: f.seq, last: f.seq, reason: ReasonRejected,
+				detail: "the stream refused the record for good: " + err.Error()})
+		}
+		e.qmu.Unlock()
+		if !ok {
+			return false
+		}
+		f.state = flightRejected
+		e.logf("the stream refused seq %d for good (%v): a gap record names it", f.seq, err)
+		e.setErr(err)
+		select {
+		case e.qwake <- struct{}{}:
+		default:
+		}
+		return true
+	}
+	lastLogged := ""
 	handle := func(ev pubEvent) {
 		i := sort.Search(len(ring), func(i int) bool { return ring[i].seq >= ev.seq })
 		if i == len(ring) || ring[i].seq != ev.seq || ring[i].state != flightSent {
 			return
 		}
 		outstanding--
+		if ev.err != nil && reject(&ring[i], ev.err) {
+			return
+		}
 		if ev.err != nil {
+			if msg := ev.err.Error(); msg != lastLogged {
+				// Once per kind of failure in a row: a stream that refuses records (full,
+				// discarding new ones) is said in the log, not only in the lag.
+				lastLogged = msg
+				e.logf("publishing seq %d: %v; kept in the spool, sent again", ev.seq, ev.err)
+			}
 			ring[i].state = flightFailed
 			if errors.Is(ev.err, jetstream.ErrNoStreamResponse) || errors.Is(ev.err, nats.ErrNoResponders) {
 				streamOK = false
@@ -878,6 +965,7 @@ func (e *Exporter) publishLoop() {
 		ring[i].state = flightAcked
 		e.st.acked.Add(1)
 		backoff = 250 * time.Millisecond
+		lastLogged = ""
 	}
 	for {
 		// Take every outcome that arrived.
@@ -895,6 +983,24 @@ func (e *Exporter) publishLoop() {
 		e.evMu.Unlock()
 		for _, ev := range extra {
 			handle(ev)
+		}
+		// The writer's outcomes for refused records: retired (their gap record is spooled),
+		// or sent again.
+		e.qmu.Lock()
+		gapped := e.qgapped
+		e.qgapped = nil
+		e.qmu.Unlock()
+		for _, g := range gapped {
+			i := sort.Search(len(ring), func(i int) bool { return ring[i].seq >= g.seq })
+			if i == len(ring) || ring[i].seq != g.seq || ring[i].state != flightRejected {
+				continue
+			}
+			if g.written {
+				ring[i].state = flightAcked
+			} else {
+				ring[i].state = flightFailed
+				fail(errors.New("the gap record of a refused record could not be spooled"))
+			}
 		}
 		// Retire the acknowledged head of the window.
 		n := 0
@@ -956,6 +1062,9 @@ func (e *Exporter) publishLoop() {
 			for i := range ring {
 				if ring[i].state == flightFailed {
 					if err := e.send(js, &ring[i]); err != nil {
+						if reject(&ring[i], err) {
+							continue
+						}
 						fail(err)
 						break
 					}
@@ -990,6 +1099,9 @@ func (e *Exporter) publishLoop() {
 				m.Header.Set(jetstream.MsgIDHeader, e.msgID+strconv.FormatUint(f.Seq, 10))
 				ring = append(ring, flight{seq: f.Seq, msg: m})
 				if err := e.send(js, &ring[len(ring)-1]); err != nil {
+					if reject(&ring[len(ring)-1], err) {
+						continue
+					}
 					ring[len(ring)-1].state = flightFailed
 					fail(err)
 					break

@@ -261,6 +261,9 @@ const (
 	// ReasonOverflow: the kernel's (or the daemon's) event queue overflowed: an unknown number
 	// of events never reached the exporter. No seq range.
 	ReasonOverflow = "overflow"
+	// ReasonRejected: the stream refused the record for good (larger than its max_msg_size, or
+	// the server's max_payload): it can never be stored. The detail says why.
+	ReasonRejected = "rejected"
 	// ReasonCrash: the previous exporter run did not stop cleanly; records it held in memory
 	// (not yet in the spool) were lost, their number unknown. After a reboot the range also
 	// names the seqs that may have been in an unsynced spool tail (see docs/fleet.md).
