@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -440,5 +441,62 @@ func TestExporterFullStreamDiscardNewResumes(t *testing.T) {
 	g.accountFor(t, n)
 	if len(g.seqs) != n || g.dups != 0 || len(g.gaps) != 0 || !g.order {
 		t.Errorf("%d records, %d duplicates, gaps %+v, in order %v; want %d, none, none, true", len(g.seqs), g.dups, g.gaps, g.order, n)
+	}
+}
+
+// The network: a follower that stays up through a server restart follows the revisions
+// pushed after it; and a server restored from an older copy of its store (or anyone who can
+// make the bucket's current revision an older one) does not roll the host back to the older,
+// weaker policy: the host keeps the newer one and its status says why.
+func TestFollowerThroughRestartAndRestoredServer(t *testing.T) {
+	ns := startNATS(t)
+	_, js := ns.connect(t)
+	ctx := context.Background()
+	kv, err := OpenBucket(ctx, js, DefaultBucket, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	weak, err := Push(ctx, kv, DefaultKey, []byte("deny open /nothing/**\n"), 0, validatePolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &guardStub{}
+	f, lg := startFollower(t, ns, "h1", t.TempDir(), g)
+	defer f.Close()
+	waitFor(t, 10*time.Second, "the first revision applied", func() bool { return g.revision() == weak.Revision })
+
+	// A copy of the store now, to restore later (the server stopped: a consistent copy).
+	ns.stop()
+	old := t.TempDir()
+	if out, err := exec.Command("cp", "-a", ns.store+"/.", old).CombinedOutput(); err != nil {
+		t.Fatalf("copying the store: %v: %s", err, out)
+	}
+	ns.start()
+	_, js = ns.connect(t)
+	kv, err = OpenBucket(ctx, js, DefaultBucket, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	strong, err := Push(ctx, kv, DefaultKey, []byte("deny open /srv/**\n"), 0, validatePolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 15*time.Second, "the revision pushed after the restart applied", func() bool { return g.revision() == strong.Revision })
+
+	// The restored server: the bucket's current revision is the weak one again.
+	ns.stop()
+	ns.store = old
+	ns.start()
+	_, js = ns.connect(t)
+	kv, err = OpenBucket(ctx, js, DefaultBucket, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 15*time.Second, "the host saying the bucket is behind", func() bool {
+		st, _ := ReadStatuses(ctx, kv)
+		return len(st) == 1 && strings.Contains(st[0].Status.Error, "older than the enforced")
+	})
+	if g.revision() != strong.Revision {
+		t.Fatalf("rolled back to revision %d (the restored server's), want %d kept; log:\n%s", g.revision(), strong.Revision, lg)
 	}
 }
