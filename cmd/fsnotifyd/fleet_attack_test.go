@@ -148,3 +148,57 @@ func TestServeExportHostileNames(t *testing.T) {
 		}
 	}
 }
+
+// A compromised host writes its own status entry (status.<its token>), but what it writes
+// there is its own: an entry that says it is another host's must not show as that host's
+// line in policy status — it would show web-2 enforcing the current revision while web-2 is
+// behind (and in --json, a reader keyed by host would take the forged line for web-2's).
+func TestPolicyStatusEntryForgedByAnotherHost(t *testing.T) {
+	url := natsURL(t)
+	js := fleetJS(t, url)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	kv, err := fleet.OpenBucket(ctx, js, fleet.DefaultBucket, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cur uint64
+	for _, p := range []string{"deny open /a/**\n", "deny open /b/**\n"} {
+		r, err := fleet.Push(ctx, kv, fleet.DefaultKey, []byte(p), 0, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cur = r.Revision
+	}
+	now := time.Now()
+	put := func(token string, st fleet.PolicyStatus) {
+		b, _ := json.Marshal(st)
+		if _, err := kv.Put(ctx, fleet.StatusPrefix+token, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// web-2, honest, behind; web-3, compromised, says it is web-2 and up to date.
+	put("web-2", fleet.PolicyStatus{Host: "web-2", Key: fleet.DefaultKey, Revision: cur - 1, Source: "nats", UpdatedAt: now, AppliedAt: now})
+	put("web-3", fleet.PolicyStatus{Host: "web-2", Key: fleet.DefaultKey, Revision: cur, Source: "nats", UpdatedAt: now, AppliedAt: now})
+
+	got := policyStatuses(t, url)
+	if s, ok := got["web-2"]; !ok || s.Revision != cur-1 {
+		t.Errorf("policy status --json: web-2's line says revision %d (%v), want %d (behind): %v", s.Revision, ok, cur-1, got)
+	}
+	out, stderr, rc := fsn(t, "policy", "status", "--nats", url)
+	if rc != 0 {
+		t.Fatalf("rc %d: %s", rc, stderr)
+	}
+	var web2 []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "web-2 ") {
+			web2 = append(web2, l)
+		}
+	}
+	if len(web2) != 1 || !strings.Contains(web2[0], "(behind)") {
+		t.Errorf("policy status: web-2's lines %q, want one, behind:\n%s", web2, out)
+	}
+	if !strings.Contains(out, "web-3") {
+		t.Errorf("policy status does not show web-3's entry (refused) at all:\n%s", out)
+	}
+}

@@ -164,7 +164,9 @@ type HostStatus struct {
 	Err    error // the entry could not be read or parsed
 }
 
-// ReadStatuses returns every host's status entry, sorted by host.
+// ReadStatuses returns every host's status entry, sorted by host. An entry whose host is not
+// the one of its key (status.<token>) comes with Err: a host writes its own entry only, and
+// what it says there is worth nothing about another host.
 func ReadStatuses(ctx context.Context, kv jetstream.KeyValue) ([]HostStatus, error) {
 	lister, err := kv.ListKeysFiltered(ctx, StatusPrefix+"*")
 	if err != nil {
@@ -189,6 +191,11 @@ func ReadStatuses(ctx context.Context, kv jetstream.KeyValue) ([]HostStatus, err
 			hs.Err = err
 		} else if err := json.Unmarshal(e.Value(), &hs.Status); err != nil {
 			hs.Err = fmt.Errorf("unreadable status: %w", err)
+		} else if tok, _ := HostToken(hs.Status.Host); tok != hs.Token {
+			// Each host may write its own entry only, but what it writes there is its own
+			// word: an entry that names another host is not that host's line.
+			hs.Err = fmt.Errorf("the entry %s says it is host %q's: not shown as theirs", k, hs.Status.Host)
+			hs.Status = PolicyStatus{}
 		}
 		out = append(out, hs)
 	}
