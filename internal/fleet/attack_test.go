@@ -500,3 +500,52 @@ func TestFollowerThroughRestartAndRestoredServer(t *testing.T) {
 		t.Fatalf("rolled back to revision %d (the restored server's), want %d kept; log:\n%s", g.revision(), strong.Revision, lg)
 	}
 }
+
+// A policy key is one key, never a host's status entry nor a wildcard: a follower of ">" (or
+// of "status.web-3") would take a host's status entry, which that host writes as it likes,
+// for the fleet's policy — a compromised web-3 writing "allow * /**" there would set every
+// such follower's policy. Refused at start, and by Push, naming the key.
+func TestPolicyKeyIsNoWildcardNorStatus(t *testing.T) {
+	ns := startNATS(t)
+	_, js := ns.connect(t)
+	ctx := context.Background()
+	kv, err := OpenBucket(ctx, js, DefaultBucket, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Push(ctx, kv, DefaultKey, []byte("deny open /srv/**\n"), 0, validatePolicy); err != nil {
+		t.Fatal(err)
+	}
+	// web-3's own status entry, with rules in it.
+	if _, err := kv.Put(ctx, StatusPrefix+"web-3", []byte("allow * /**\n")); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{">", "*", "status.web-3", "status.*", "a.>", ""} {
+		g := &guardStub{}
+		lg := &testLog{t: t}
+		f, err := StartPolicyFollower(FollowerConfig{Conn: ConnOptions{URLs: ns.url(), Timeout: 2 * time.Second},
+			Host: "web-1", Key: key, StateDir: t.TempDir(), Apply: g.apply, Log: lg.log})
+		if key == "" { // the default key: a control
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 10*time.Second, "the default key followed", func() bool { return g.revision() != 0 })
+			f.Close()
+			continue
+		}
+		if err == nil {
+			time.Sleep(time.Second)
+			f.Close()
+			t.Errorf("key %q: follower started (enforcing revision %d); log:\n%s", key, g.revision(), lg)
+			continue
+		}
+		if !strings.Contains(err.Error(), strconvQuote(key)) {
+			t.Errorf("key %q: %v (want the key named)", key, err)
+		}
+		if _, err := Push(ctx, kv, key, []byte("allow * /**\n"), 0, validatePolicy); err == nil {
+			t.Errorf("key %q: pushed", key)
+		}
+	}
+}
+
+func strconvQuote(s string) string { return fmt.Sprintf("%q", s) }

@@ -100,6 +100,30 @@ func OpenBucket(ctx context.Context, js jetstream.JetStream, bucket string, crea
 	return kv, nil
 }
 
+// CheckPolicyKey refuses a policy key that is not one plain key of the bucket: a wildcard
+// ("*", ">") or a key under status. — those would take the hosts' status entries, which each
+// host writes as it likes, for the policy (a compromised host's entry holding "allow * /**"
+// would be applied), and a follower of its own status would refuse each of its own status
+// writes as a revision and write the refusal, in a loop.
+func CheckPolicyKey(key string) error {
+	if key == "" {
+		return errors.New("empty policy key")
+	}
+	if strings.HasPrefix(key, StatusPrefix) || key+"." == StatusPrefix {
+		return fmt.Errorf("policy key %q: keys under %s are the hosts' status entries, not policies", key, StatusPrefix)
+	}
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '=' || c == '/' || c == '.') {
+			return fmt.Errorf("policy key %q: %q is not allowed in a key (letters, digits, - _ = / and . between them)", key, c)
+		}
+	}
+	if key[0] == '.' || key[len(key)-1] == '.' || strings.Contains(key, "..") {
+		return fmt.Errorf("policy key %q: a '.' only between words", key)
+	}
+	return nil
+}
+
 // ErrConflict is a push that lost a race: the key changed after it was read.
 var ErrConflict = errors.New("the policy changed while it was being pushed")
 
@@ -116,6 +140,9 @@ type PushResult struct {
 // data before anything is sent.
 func Push(ctx context.Context, kv jetstream.KeyValue, key string, data []byte, ifRevision uint64, validate func([]byte) error) (PushResult, error) {
 	var res PushResult
+	if err := CheckPolicyKey(key); err != nil {
+		return res, err
+	}
 	if validate != nil {
 		if err := validate(data); err != nil {
 			return res, err
@@ -258,6 +285,9 @@ func StartPolicyFollower(cfg FollowerConfig) (*PolicyFollower, error) {
 	}
 	if cfg.Key == "" {
 		cfg.Key = DefaultKey
+	}
+	if err := CheckPolicyKey(cfg.Key); err != nil {
+		return nil, err
 	}
 	host, token, err := hostAndToken(cfg.Host)
 	if err != nil {
