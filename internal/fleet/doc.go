@@ -49,7 +49,8 @@
 //	            gap; the publisher (publishLoop) owns the NATS connection, the window and the
 //	            spool reader. nats.go's goroutines call onAck/onErr/connChanged, which only
 //	            send on channels without waiting.
-//	            Exporter.qmu guards the memory buffer (leaf); Exporter.evMu the overflow of the
+//	            Exporter.qmu guards the memory buffer and the publisher's hand-offs to the
+//	            writer (qdamaged, qfinal) and back (qgapped) (leaf); Exporter.evMu the overflow of the
 //	            outcome channel (leaf); spool.Spool.mu the segment list (leaf). No lock is held
 //	            across a channel send, a callback, a log line or a system call other than the
 //	            spool's unlink-free bookkeeping.
