@@ -250,6 +250,8 @@ func TestServeExportFlagErrors(t *testing.T) {
 	}{
 		{[]string{"--policy-from", "http://h/b/k"}, "--policy-from:"},
 		{[]string{"--policy-from", "nats://127.0.0.1:1/b/k", "--policy", conf}, "--policy and --policy-from cannot be used together"},
+		{[]string{"--policy-from", "nats://127.0.0.1:1/fsnotifyd-policy/status.web-3"}, `--policy-from: policy key "status.web-3": keys under status. are the hosts' status entries`},
+		{[]string{"--policy-from", "nats://127.0.0.1:1/fsnotifyd-policy/>"}, `--policy-from: policy key ">"`},
 		{[]string{"--export-decisions"}, "--export-decisions needs --daemon"},
 		{[]string{"--host", "web-1"}, "--host is for --policy-from"},
 	} {

@@ -50,8 +50,11 @@ func (f *guardFleetFlags) check(daemon bool, policyFile string) error {
 	if policyFile != "" {
 		return errors.New("--policy and --policy-from cannot be used together: the fleet policy replaces the whole file (--deny/--allow flags still come first)")
 	}
-	urls, _, _, err := fleet.ParsePolicyURL(f.from)
+	urls, _, key, err := fleet.ParsePolicyURL(f.from)
 	if err != nil {
+		return fmt.Errorf("--policy-from: %w", err)
+	}
+	if err := fleet.CheckPolicyKey(key); err != nil {
 		return fmt.Errorf("--policy-from: %w", err)
 	}
 	f.conn.URLs = urls
