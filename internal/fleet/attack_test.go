@@ -549,3 +549,37 @@ func TestPolicyKeyIsNoWildcardNorStatus(t *testing.T) {
 }
 
 func strconvQuote(s string) string { return fmt.Sprintf("%q", s) }
+
+// The network: a server without JetStream (started without -js, or JetStream off for the
+// account) takes no records; the exporter says so in its log, keeps them in the spool, and
+// sends every one, none twice, once the server has JetStream.
+func TestExporterWaitsForJetStream(t *testing.T) {
+	conf := filepath.Join(t.TempDir(), "nojs.conf")
+	os.WriteFile(conf, []byte("jetstream: disabled\n"), 0o600)
+	ns := &natsServer{t: t, store: t.TempDir(), port: freePort(t), conf: conf}
+	ns.start()
+	t.Cleanup(ns.stop)
+	if ns.srv.JetStreamEnabled() {
+		t.Fatal("the server has JetStream: the test's premise")
+	}
+	e, lg := newTestExporter(t, ns, "h1", t.TempDir(), nil)
+	const n = 50
+	for i := 0; i < n; i++ {
+		e.Append(Event, payload(i))
+	}
+	waitFor(t, 15*time.Second, "the missing JetStream logged", func() bool { return lg.has("JetStream") })
+	if st := e.Stats(); st.AckedThrough != 0 || !st.Connected {
+		t.Fatalf("without JetStream: %+v", st)
+	}
+	ns.stop()
+	ns.conf = ""
+	ns.start()
+	waitFor(t, 30*time.Second, "every record acked once JetStream is there", func() bool { return e.Stats().AckedThrough == n })
+	closeExporter(t, e)
+	_, js := ns.connect(t)
+	g := readAll(t, js, "h1", time.Second)
+	g.accountFor(t, n)
+	if len(g.seqs) != n || g.dups != 0 || len(g.gaps) != 0 || !g.order {
+		t.Errorf("%d records, %d duplicates, gaps %+v, in order %v", len(g.seqs), g.dups, g.gaps, g.order)
+	}
+}
