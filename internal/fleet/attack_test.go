@@ -568,8 +568,18 @@ func TestExporterWaitsForJetStream(t *testing.T) {
 		e.Append(Event, payload(i))
 	}
 	waitFor(t, 15*time.Second, "the missing JetStream logged", func() bool { return lg.has("JetStream") })
+	v0, _ := ns.srv.Varz(nil)
+	time.Sleep(4 * time.Second) // several retries
+	v1, _ := ns.srv.Varz(nil)
 	if st := e.Stats(); st.AckedThrough != 0 || !st.Connected {
 		t.Fatalf("without JetStream: %+v", st)
+	}
+	// Retries back off (250 ms doubling to 5 s): a handful of requests, not one per 10 ms.
+	if n := v1.InMsgs - v0.InMsgs; n > 20 {
+		t.Errorf("%d messages to the server in 4 s while JetStream is missing: the retries do not back off", n)
+	}
+	if n := strings.Count(lg.String(), "JetStream"); n != 1 {
+		t.Errorf("the missing JetStream logged %d times (once is enough until it changes)", n)
 	}
 	ns.stop()
 	ns.conf = ""

@@ -938,7 +938,8 @@ func (e *Exporter) publishLoop() {
 		}
 		return true
 	}
-	lastLogged := ""
+	lastLogged := ""    // the last publish failure logged
+	lastStreamErr := "" // the last stream problem logged
 	handle := func(ev pubEvent) {
 		i := sort.Search(len(ring), func(i int) bool { return ring[i].seq >= ev.seq })
 		if i == len(ring) || ring[i].seq != ev.seq || ring[i].state != flightSent {
@@ -1050,10 +1051,24 @@ func (e *Exporter) publishLoop() {
 			err := EnsureStream(ctx, js, e.cfg.Stream)
 			cancel()
 			if err != nil {
-				e.logf("%v", err)
+				if msg := err.Error(); msg != lastStreamErr { // each problem once, until it changes
+					lastStreamErr = msg
+					e.logf("%v", err)
+				}
+				waiting := resend
 				fail(err)
+				if waiting {
+					// fail leaves retryAt to the round already waiting, which is past: back
+					// off here, or the check would run again at once, every 10 ms.
+					retryAt = time.Now().Add(backoff)
+					backoff = min(2*backoff, 5*time.Second)
+				}
 			} else {
 				streamOK = true
+				if lastStreamErr != "" {
+					e.logf("stream %s is there: exporting", e.cfg.Stream.Name)
+					lastStreamErr = ""
+				}
 			}
 		}
 		ready := connected && streamOK
