@@ -202,3 +202,36 @@ func TestPolicyStatusEntryForgedByAnotherHost(t *testing.T) {
 		t.Errorf("policy status does not show web-3's entry (refused) at all:\n%s", out)
 	}
 }
+
+// A host whose spool starts over (reinstalled, or its spool removed as the error about a
+// damaged seq file says to) numbers its records from 1 again. They are new records, not
+// second copies of the old run's seqs 1, 2, ...: fleet tail shows them all.
+func TestFleetTailHostWithANewSpool(t *testing.T) {
+	url := natsURL(t)
+	at := "2024-05-01T12:34:56.789012Z"
+	export := func(n int, prefix string) {
+		e, err := fleet.NewExporter(fleet.ExporterConfig{Conn: fleet.ConnOptions{URLs: url}, Host: "web-1", SpoolDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < n; i++ {
+			e.Append(fleet.Event, fmt.Appendf(nil, `{"time":%q,"path":"/%s/%d","events":["CLOSE_WRITE"],"isdir":false}`, at, prefix, i))
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for e.Stats().AckedThrough < uint64(n) && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		e.Close(ctx)
+	}
+	export(20, "old")
+	export(5, "new")
+	out, stderr, rc := fsn(t, "fleet", "tail", "--nats", url, "--seq", "1", "--timeout", "2s")
+	if rc != 0 {
+		t.Fatalf("rc %d: %s", rc, stderr)
+	}
+	if o, n := strings.Count(out, " /old/"), strings.Count(out, " /new/"); o != 20 || n != 5 {
+		t.Errorf("%d of 20 old records, %d of 5 new ones:\n%s", o, n, out)
+	}
+}

@@ -125,7 +125,7 @@ func runFleetTail(args []string) int {
 				return nil
 			}
 		}
-		if dedupe.Seen(h.Host, h.Seq) {
+		if dedupe.Seen(fleet.DedupeKey(h.Host, r.MsgID), h.Seq) {
 			return nil
 		}
 		line, ok = tailLine(line[:0], r, &h, jsonOut, pathMatch)

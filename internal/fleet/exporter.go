@@ -287,7 +287,7 @@ func (e *Exporter) recover(rec spool.Recovery) error {
 	e.idKey = st.IDKey
 	if e.idKey == "" {
 		// A new spool (or one of a version without the key: its unacknowledged records are
-		// resent under new ids, stored twice at worst, which readers drop by (host, seq)).
+		// resent under new ids, so one whose ack was lost is stored, and shown, twice: once).
 		var k [16]byte
 		if _, err := rand.Read(k[:]); err != nil {
 			return fmt.Errorf("spool: choosing its message id key: %w", err)

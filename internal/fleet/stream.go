@@ -22,7 +22,7 @@ type StreamConfig struct {
 	MaxBytes int64
 	// Duplicates is the window in which the server drops a record whose Nats-Msg-Id
 	// (host/seq) it already has (default 2 minutes, as NATS). A record resent after a longer
-	// outage can be stored twice; readers drop the second copy by (host, seq). The server keeps
+	// outage can be stored twice; readers drop the second copy by (host, spool, seq) (DedupeKey). The server keeps
 	// one entry per record in the window, so a longer window costs server memory.
 	Duplicates time.Duration
 	// Replicas is the number of copies in a clustered JetStream (default 1).

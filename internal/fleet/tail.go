@@ -33,6 +33,8 @@ type Received struct {
 	StreamSeq uint64
 	Subject   string
 	Data      []byte
+	// MsgID is the record's Nats-Msg-Id (<token>/<spool key>/<seq>): see DedupeKey.
+	MsgID string
 	// ack acknowledges it to a durable consumer (nil otherwise).
 	ack func() error
 }
@@ -123,7 +125,7 @@ func Tail(ctx context.Context, js jetstream.JetStream, o TailOptions, fn func(*R
 		if err != nil {
 			return true, err
 		}
-		r := &Received{StreamSeq: meta.Sequence.Stream, Subject: m.Subject(), Data: m.Data()}
+		r := &Received{StreamSeq: meta.Sequence.Stream, Subject: m.Subject(), Data: m.Data(), MsgID: m.Headers().Get(jetstream.MsgIDHeader)}
 		if o.Durable != "" {
 			r.ack = m.Ack
 		}
@@ -191,9 +193,21 @@ func Tail(ctx context.Context, js jetstream.JetStream, o TailOptions, fn func(*R
 // ErrStopTail, returned by Tail's fn, stops Tail after the record (which counts as handled).
 var ErrStopTail = errors.New("stop tail")
 
-// Deduper drops the second copy of a record (same host, same seq): the server drops a resent
-// record only within the stream's duplicate window. It remembers, per host, the seqs within
-// Window below the highest one seen.
+// DedupeKey is what a record's seq counts in: its host and its spool (the key in its
+// Nats-Msg-Id, <token>/<key>/<seq>). A resent copy has the same; a host whose spool started
+// over (reinstalled, or the spool removed) numbers from 1 again under a new key, and its
+// records are new ones, not second copies of the old spool's.
+func DedupeKey(host, msgID string) string {
+	key := ""
+	if i, j := strings.IndexByte(msgID, '/'), strings.LastIndexByte(msgID, '/'); i >= 0 && j > i {
+		key = msgID[i+1 : j]
+	}
+	return host + "/" + key
+}
+
+// Deduper drops the second copy of a record (same DedupeKey, same seq): the server drops a
+// resent record only within the stream's duplicate window. It remembers, per key, the seqs
+// within Window below the highest one seen.
 type Deduper struct {
 	Window uint64 // default 1<<16
 	hosts  map[string]*seen
@@ -204,8 +218,9 @@ type seen struct {
 	bits []uint64 // bit (seq % window) for seqs in (high-window, high]
 }
 
-// Seen reports whether (host, seq) was seen before, and records it. A seq older than the
-// window below the host's highest counts as seen (it is far older than any resend).
+// Seen reports whether (key, seq) was seen before, and records it; key is DedupeKey's (or a
+// host name). A seq older than the window below the key's highest counts as seen (it is far
+// older than any resend).
 func (d *Deduper) Seen(host string, seq uint64) bool {
 	if d.Window == 0 {
 		d.Window = 1 << 16
