@@ -492,10 +492,17 @@ func TestFollowerThroughRestartAndRestoredServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 15*time.Second, "the host saying the bucket is behind", func() bool {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
 		st, _ := ReadStatuses(ctx, kv)
-		return len(st) == 1 && strings.Contains(st[0].Status.Error, "older than the enforced")
-	})
+		if len(st) == 1 && strings.Contains(st[0].Status.Error, "older than the enforced") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the host does not say the bucket is behind: statuses %+v; log:\n%s", st, lg)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	if g.revision() != strong.Revision {
 		t.Fatalf("rolled back to revision %d (the restored server's), want %d kept; log:\n%s", g.revision(), strong.Revision, lg)
 	}
@@ -591,5 +598,56 @@ func TestExporterWaitsForJetStream(t *testing.T) {
 	g.accountFor(t, n)
 	if len(g.seqs) != n || g.dups != 0 || len(g.gaps) != 0 || !g.order {
 		t.Errorf("%d records, %d duplicates, gaps %+v, in order %v", len(g.seqs), g.dups, g.gaps, g.order)
+	}
+}
+
+// A follower's watch whose consumer is gone (deleted on the server: a host allowed
+// CONSUMER.DELETE on the bucket's stream, an admin's cleanup; or made while the server's
+// JetStream was still recovering after a restart) gets the next revision within about two
+// probes: the follower reads its key every 5 s and watches again when the watch missed a
+// revision twice.
+func TestFollowerWatchConsumerDeleted(t *testing.T) {
+	ns := startNATS(t)
+	_, js := ns.connect(t)
+	ctx := context.Background()
+	kv, err := OpenBucket(ctx, js, DefaultBucket, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := Push(ctx, kv, DefaultKey, []byte("deny open /a/**\n"), 0, validatePolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &guardStub{}
+	f, lg := startFollower(t, ns, "h1", t.TempDir(), g)
+	defer f.Close()
+	waitFor(t, 10*time.Second, "the first revision applied", func() bool { return g.revision() == first.Revision })
+	s, err := js.Stream(ctx, "KV_"+DefaultBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := s.ConsumerNames(ctx)
+	n := 0
+	for name := range names.Name() {
+		if err := s.DeleteConsumer(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if n == 0 {
+		t.Fatal("no consumer to delete: the test's premise")
+	}
+	second, err := Push(ctx, kv, DefaultKey, []byte("deny open /b/**\n"), 0, validatePolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two probes 5 s apart, then a new watch; before, nats.go's own recovery of the ordered
+	// consumer (missed heartbeats) took 20 s.
+	deadline := time.Now().Add(15 * time.Second)
+	for g.revision() != second.Revision {
+		if time.Now().After(deadline) {
+			t.Fatalf("revision %d not applied 15 s after its push (its watch's consumer deleted); enforcing %d; log:\n%s", second.Revision, g.revision(), lg)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -54,8 +54,9 @@
 //	            outcome channel (leaf); spool.Spool.mu the segment list (leaf). No lock is held
 //	            across a channel send, a callback, a log line or a system call other than the
 //	            spool's unlink-free bookkeeping.
-//	PolicyFollower: one goroutine (run) owns the connection and the watch and calls Apply
-//	            and Log; PolicyFollower.mu guards the status (leaf).
+//	PolicyFollower: one goroutine (run) owns the connection and the watch (checked against
+//	            a read of the key every watchProbe) and calls Apply and Log;
+//	            PolicyFollower.mu guards the status (leaf).
 //
 // Everything here stops with Close (Exporter.Close, PolicyFollower.Close); Tail returns when
 // its context is done.

@@ -520,6 +520,11 @@ func (f *PolicyFollower) session(nc *nats.Conn) error {
 	f.putStatus(kv)
 	check := time.NewTicker(time.Second)
 	defer check.Stop()
+	var (
+		seen      uint64    // the revision of the last entry the watch delivered
+		lastProbe time.Time // when the key was last read to check the watch
+		stale     uint64    // the key's revision the watch had not delivered at the last probe
+	)
 	for {
 		select {
 		case <-f.ctx.Done():
@@ -532,6 +537,25 @@ func (f *PolicyFollower) session(nc *nats.Conn) error {
 			if !nc.IsConnected() {
 				return nil
 			}
+			if time.Since(lastProbe) < watchProbe {
+				continue
+			}
+			lastProbe = time.Now()
+			// A watch can go quiet for good without ending (its consumer made while the
+			// server's JetStream was still recovering after a restart; or deleted): the
+			// key's revision, read directly, says whether it missed something. Twice the same
+			// revision unseen, a probe apart: watch again.
+			ctx, cancel := context.WithTimeout(f.ctx, f.cfg.Conn.timeout())
+			cur, err := kv.Get(ctx, f.cfg.Key)
+			cancel()
+			switch {
+			case err != nil || cur.Revision() == seen:
+				stale = 0
+			case cur.Revision() != stale:
+				stale = cur.Revision()
+			default:
+				return fmt.Errorf("the policy watch did not deliver revision %d in %v: watching again", stale, watchProbe)
+			}
 		case e, ok := <-w.Updates():
 			if !ok {
 				return errors.New("the policy watch ended")
@@ -539,10 +563,14 @@ func (f *PolicyFollower) session(nc *nats.Conn) error {
 			if e == nil {
 				continue // the initial values are in
 			}
+			seen = e.Revision()
 			f.update(kv, e)
 		}
 	}
 }
+
+// watchProbe is how often a follower reads its key to check that its watch delivers.
+const watchProbe = 5 * time.Second
 
 // update applies one entry of the watched key.
 func (f *PolicyFollower) update(kv jetstream.KeyValue, e jetstream.KeyValueEntry) {
