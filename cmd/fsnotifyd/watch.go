@@ -4,6 +4,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"regexp/syntax"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/engine"
@@ -79,7 +81,8 @@ error, not a wait.
 
 "Watches established." is printed on stderr once the marks are in place.
 Exit status: 0 after -n events, at --timeout, or on SIGINT/SIGTERM; 1 on a
-runtime error; 2 on a usage error.
+runtime error, or at --timeout or a signal with the output blocked for a second
+(its reader not reading: lines not written, said on stderr); 2 on a usage error.
 
 Examples:
   fsnotifyd watch -r .
@@ -546,8 +549,17 @@ func stream(cmd string, specs []watchSpec, o streamOpts) int {
 	if dst == nil {
 		dst = os.Stdout
 	}
-	w := bufio.NewWriterSize(dst, 64<<10)
+	pw := &progressWriter{w: dst}
+	w := bufio.NewWriterSize(pw, 64<<10)
+	// Runs after the Flush below: that one may block too.
+	returned := make(chan struct{})
+	defer close(returned)
 	defer w.Flush()
+	outName := "stdout"
+	if o.dstName != "" {
+		outName = "-o " + o.dstName
+	}
+	go endBlockedOutput(ctx, returned, pw, cmd, outName)
 	// written ends the command after a write error: quietly on stdout (a pipe closed), as a
 	// runtime error naming -o's file.
 	written := func(err error) int {
@@ -665,6 +677,59 @@ func stream(cmd string, specs []watchSpec, o streamOpts) int {
 		}
 		if err := w.Flush(); err != nil { // a pipe closed: stop quietly
 			return written(err)
+		}
+	}
+}
+
+// outputGrace is how long stream waits, once interrupted (a signal, --timeout), for a write
+// to its output that does not return (see endBlockedOutput).
+const outputGrace = time.Second
+
+// progressWriter is stream's output: it notes whether a write is under way and how many
+// returned, for endBlockedOutput.
+type progressWriter struct {
+	w        io.Writer
+	busy     atomic.Bool
+	returned atomic.Int64
+}
+
+func (p *progressWriter) Write(b []byte) (int, error) {
+	p.busy.Store(true)
+	n, err := p.w.Write(b)
+	p.busy.Store(false)
+	p.returned.Add(1)
+	return n, err
+}
+
+// endBlockedOutput ends the process when stream, interrupted (ctx done), stays blocked in a
+// write to its output (named name) for outputGrace: a pipe whose reader stopped reading (a
+// stopped or wedged consumer) would otherwise keep it from ending at SIGTERM or --timeout
+// until SIGKILL. Lines were not written: it says so and exits 1, not 0. A reader that still
+// reads, however slowly, is waited for (each write that returns starts the grace again).
+// It returns when stream does (returned closed).
+func endBlockedOutput(ctx context.Context, returned <-chan struct{}, p *progressWriter, cmd, name string) {
+	select {
+	case <-returned:
+		return
+	case <-ctx.Done():
+	}
+	tick := time.NewTicker(outputGrace / 10)
+	defer tick.Stop()
+	seen, since := p.returned.Load(), time.Now()
+	for {
+		select {
+		case <-returned:
+			return
+		case <-tick.C:
+		}
+		if n := p.returned.Load(); n != seen || !p.busy.Load() {
+			seen, since = n, time.Now()
+			continue
+		}
+		if time.Since(since) >= outputGrace {
+			fmt.Fprintf(os.Stderr, "fsnotifyd %s: interrupted with its output (%s) blocked for %v, its reader not reading: exiting with lines not written\n",
+				cmd, name, outputGrace)
+			os.Exit(exitRuntime)
 		}
 	}
 }

@@ -1,0 +1,123 @@
+//go:build linux
+
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
+)
+
+// TestWatchEndsAtSIGTERMWithItsOutputBlocked: watch's stdout is a pipe whose reader never
+// reads (a stopped or wedged consumer). A flood fills the pipe and watch's own buffer, and
+// watch blocks in its write. SIGTERM (and --timeout, the same path) must still end it: after
+// a second with no write done, it exits with status 1 and says on stderr that lines were not
+// written — never a silent 0 with lines lost, never a hang. Before, it waited in the write
+// until the reader read or SIGKILL (root, nobody and through the daemon: still running 20 s
+// after SIGTERM).
+func TestWatchEndsAtSIGTERMWithItsOutputBlocked(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := testenv.PublicTmpfs(t)
+	for _, who := range []string{"root", "nobody", "daemon"} {
+		t.Run(who, func(t *testing.T) {
+			d := fmt.Sprintf("%s/%s", dir, who)
+			if err := os.Mkdir(d, 0o777); err != nil {
+				t.Fatal(err)
+			}
+			os.Chmod(d, 0o777)
+			argv := as(t, who, []string{"watch", "-e", "create", d})
+			if argv[0] != "setpriv" {
+				argv = append([]string{bin}, argv...)
+			}
+			r, w, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close() // never read: the pipe stays full
+			cmd := exec.Command(argv[0], argv[1:]...)
+			cmd.Stdout = w
+			stderr := &bg{}
+			cmd.Stderr = stderr
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			w.Close()
+			done := make(chan struct{})
+			var werr error
+			go func() { werr = cmd.Wait(); close(done) }()
+			t.Cleanup(func() {
+				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+				<-done
+			})
+			if !waitFor(20*time.Second, func() bool { return strings.Contains(stderr.output(), "Watches established.") }) {
+				t.Fatalf("no \"Watches established.\"; stderr:\n%s", stderr.output())
+			}
+			// 4,000 lines of 60-odd bytes: well over the pipe (64 KiB) and watch's buffer (64 KiB).
+			name := strings.Repeat("x", 40)
+			for i := range 4000 {
+				f, err := os.Create(fmt.Sprintf("%s/%s%d", d, name, i))
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.Close()
+			}
+			// watch is blocked in its write once the pipe is (nearly: its pages are not all
+			// filled to the end) full and stays so.
+			last := -1
+			if !waitFor(20*time.Second, func() bool {
+				n, err := pipeQueued(r)
+				full := err == nil && n >= 32<<10 && n == last
+				last = n
+				time.Sleep(200 * time.Millisecond)
+				return full
+			}) {
+				n, err := pipeQueued(r)
+				t.Fatalf("the pipe never filled (%d, %v); stderr:\n%s", n, err, stderr.output())
+			}
+			t0 := time.Now()
+			syscall.Kill(cmd.Process.Pid, syscall.SIGTERM)
+			select {
+			case <-done:
+				took := time.Since(t0)
+				if st := exitStatus(werr); st != 1 {
+					t.Errorf("exit status %d, want 1 (lines were not written); stderr:\n%s", st, stderr.output())
+				}
+				if !strings.Contains(stderr.output(), "not written") {
+					t.Errorf("stderr does not say lines were not written:\n%s", stderr.output())
+				}
+				if took > 5*time.Second {
+					t.Errorf("exited %v after SIGTERM, want within a few seconds", took)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatalf("still running 20 s after SIGTERM with its output blocked; stderr:\n%s", stderr.output())
+			}
+		})
+	}
+}
+
+// pipeQueued is how many bytes the pipe r holds (FIONREAD).
+func pipeQueued(r *os.File) (int, error) {
+	sc, err := r.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	var ierr error
+	sc.Control(func(fd uintptr) {
+		var v int32
+		_, _, e := syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCINQ, uintptr(unsafe.Pointer(&v)))
+		if e != 0 {
+			ierr = e
+		}
+		n = int(v)
+	})
+	return n, ierr
+}
