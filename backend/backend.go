@@ -571,6 +571,9 @@ type Stats struct {
 	// Orphaned counts FID events whose directory was gone when read, kept until its own
 	// deletion named it (orphans.go); OrphansUnplaced those dispatched unplaced instead.
 	Orphaned, OrphansUnplaced atomic.Uint64
+	// MovedAwayOverflows counts overflows given because a directory's move misplaced events
+	// read after it (movedaway.go).
+	MovedAwayOverflows atomic.Uint64
 	// FIDIdlePolls counts the polls that asked whether the FID group had unread moves before
 	// a cached ancestry was used (dirsSettled): at most one per batch, none for a file whose
 	// cached ancestry is pinned (translateFD, pinnedHolds).

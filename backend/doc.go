@@ -124,6 +124,8 @@
 //	                 a directory's DELETE_SELF read early (merged into its own older event)
 //	                 where no DELETE places it, held until the events queued before it are
 //	                 dispatched (FIONREAD)
+//	movedaway.go     events a directory's move misplaced (read after it, found at its new
+//	                 place): an overflow for the subtrees that lost them
 //	paths.go         paths and ancestries from descriptors; events placed as unknown
 //	names.go         name marks: pinned objects, their drops, path verification
 //	janitor.go       outside-ignore marks and name watches, placed off the loop

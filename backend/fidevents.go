@@ -42,6 +42,8 @@ type dirInfo struct {
 	// lastName and lastPath are the child named last and its path (childPath): a file's
 	// events come in runs, and its path is then built once. Only the FID reader uses them.
 	lastName, lastPath string
+	// moves is the count of directory moves read when it was resolved (movedaway.go).
+	moves uint64
 }
 
 // childChain returns the ancestry of a child of d: d and the directories above it (shared,
@@ -188,6 +190,7 @@ func (b *Backend) resolveDir(fs *fsState, fid *sys.FileID, needAncestry bool) (*
 		clear(fs.dirs) // bound the cache; it refills from the kernel
 	}
 	fs.dirs[key] = d
+	fs.moved.resolved(d)
 	return d, true
 }
 
@@ -426,6 +429,9 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 			if d.placeUnknown {
 				placeUnknown(ev, fv)
 			}
+		}
+		if mask&engine.OnDir != 0 && mask&engine.Move != 0 && needAncestry {
+			b.checkMovedAway(fv, kev, ev, d)
 		}
 	case hasDir && len(kev.DFID.Name) > 0 && string(kev.DFID.Name) != ".":
 		// An event on a child, reported with its parent and name.

@@ -53,6 +53,8 @@ type fsState struct {
 	// gone holds, by handle key, directories named by their deletion after they went
 	// (orphans.go; the FID reader's; nil until the first).
 	gone *lru.Cache[string, *dirInfo]
+	// moved finds events a directory's move misplaced (movedaway.go; the FID reader's).
+	moved movedAway
 
 	fsMask   engine.Mask               // union of engine filesystem marks
 	subtrees map[engine.ID]engine.Mask // subtree roots and their unions
