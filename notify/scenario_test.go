@@ -384,6 +384,19 @@ var scenarios = []scenario{
 		want: []string{"create /tree/a", "create /tree/a/b", "create /tree/a/b/f", "write /tree/a/b/f",
 			"remove /tree/a/b/f", "remove /tree/a/b"},
 	},
+	{
+		// A directory moved out of a recursive watch and back: its file's events while it is
+		// inside, none while it is outside, its own rename out (a Rename: the new place is
+		// not watched) and its return (a plain Create: the old place was not), and the file
+		// written after it — not reported again as created (inotify scans a directory moved
+		// in: only entries made since count).
+		name:  "recursive-move-out-and-back",
+		setup: pre(mkdir("tree"), mkdir("away")), watch: "tree", recursive: true,
+		steps: []func(*testing.T, scratch){mkdir("tree/a"), appendTo("tree/a/f", "x"), mv("tree/a", "away/a"),
+			appendTo("away/a/f", "y"), mv("away/a", "tree/a"), appendTo("tree/a/f", "z")},
+		want: []string{"create /tree/a", "create /tree/a/f", "write /tree/a/f", "rename /tree/a",
+			"create /tree/a", "write /tree/a/f"},
+	},
 }
 
 // scenarioPath is one way an event reaches a Watcher.
