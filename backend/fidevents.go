@@ -322,6 +322,11 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 	if parts, n := splitDirent(kev.Mask); n > 1 && kev.Mask&sys.FAN_RENAME == 0 &&
 		(kev.Records.Has(sys.FAN_EVENT_INFO_TYPE_FID) || selfRecord(kev)) {
 		flags := kev.Mask & uint64(engine.EventFlags)
+		// A directory moved in and out of one entry while both moves were unread: merged,
+		// their place in the queue is the first's (movedaway.go, checkMergedMove).
+		both := uint64(engine.MovedFrom | engine.MovedTo | engine.OnDir)
+		mergedMove := kev.Mask&both == both && kev.Records.Has(sys.FAN_EVENT_INFO_TYPE_FID) &&
+			kev.Records.Has(sys.FAN_EVENT_INFO_TYPE_DFID_NAME)
 		for _, m := range parts {
 			if m == 0 {
 				continue
@@ -351,6 +356,11 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 				}
 			}
 			g.handle(&part, v, now)
+		}
+		if mergedMove {
+			if fv := v.byFsid[kev.DFID.Fsid]; fv != nil && fv.needAncestry() {
+				b.checkMergedMove(fv, kev)
+			}
 		}
 		return
 	}

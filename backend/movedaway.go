@@ -125,3 +125,37 @@ func (b *Backend) checkMovedAway(fv *fsView, kev *sys.FanotifyEvent, ev *engine.
 		b.stats.MovedAwayOverflows.Add(1)
 	}
 }
+
+// checkMergedMove runs after a directory's MOVED_TO and MOVED_FROM on one entry, merged by
+// the kernel (both unread: `mv out/T w/T; ...; mv w/T out/T`, repeated), were dispatched.
+// The merged event sits where the first of them was queued, so the events that happened
+// while the directory was at that entry — in it, and below — are read after both moves,
+// and found wherever it is now: the moves' own check (movedTo, at a MOVED_TO read after
+// them) never comes. Each group with a subtree above the entry and not above where the
+// directory is now gets an overflow, in order, before those events (they happened before
+// the read: a rescan then sees what they did).
+func (b *Backend) checkMergedMove(fv *fsView, kev *sys.FanotifyEvent) {
+	fs := fv.state
+	entry, ok := b.resolveDir(fs, &kev.DFID, true)
+	if !ok {
+		return
+	}
+	var now []engine.ID
+	if d, ok := b.resolveDir(fs, &kev.FID, true); ok && !d.placeUnknown {
+		now = d.childChain()
+	}
+	left := entry.childChain()
+	told := false
+	for _, eg := range b.eng.Groups() {
+		for _, mk := range eg.Marks() {
+			if id := mk.Object.ID; mk.Object.Kind == engine.KindSubtree && slices.Contains(left, id) && !slices.Contains(now, id) {
+				eg.Overflow()
+				told = true
+				break
+			}
+		}
+	}
+	if told {
+		b.stats.MovedAwayOverflows.Add(1)
+	}
+}
