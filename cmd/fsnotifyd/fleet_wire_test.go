@@ -36,7 +36,25 @@ func fleetRecordsFor(t *testing.T, url string, decisions bool, timeout time.Dura
 	defer cancel()
 	var got []map[string]any
 	var mu sync.Mutex
-	err := fleet.Tail(ctx, js, fleet.TailOptions{StartSeq: 1, Decisions: decisions}, func(r *fleet.Received) error {
+	var err error
+	// The exporter creates the stream when it first reaches the server, which may be after
+	// the events (its stream check backs off): until then, ask again.
+	for {
+		err = tailRecords(ctx, js, decisions, &mu, &got, done)
+		if err == nil || !strings.Contains(err.Error(), "does not exist yet") || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil && !strings.Contains(err.Error(), "does not exist yet") {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// tailRecords is one fleet.Tail of fleetRecordsFor, appending to got under mu.
+func tailRecords(ctx context.Context, js jetstream.JetStream, decisions bool, mu *sync.Mutex, got *[]map[string]any, done func([]map[string]any) bool) error {
+	return fleet.Tail(ctx, js, fleet.TailOptions{StartSeq: 1, Decisions: decisions}, func(r *fleet.Received) error {
 		var m map[string]any
 		if err := json.Unmarshal(r.Data, &m); err != nil {
 			return fmt.Errorf("record %q: %v", r.Data, err)
@@ -44,16 +62,12 @@ func fleetRecordsFor(t *testing.T, url string, decisions bool, timeout time.Dura
 		m["_subject"] = r.Subject
 		mu.Lock()
 		defer mu.Unlock()
-		got = append(got, m)
-		if done(got) {
+		*got = append(*got, m)
+		if done(*got) {
 			return fleet.ErrStopTail
 		}
 		return nil
 	})
-	if err != nil && !strings.Contains(err.Error(), "does not exist yet") {
-		t.Fatal(err)
-	}
-	return got
 }
 
 // fleetJS connects to the JetStream at url for the rest of the test.
