@@ -299,11 +299,12 @@ func TestFilesystemsOfOtherMountNamespacesRefused(t *testing.T) {
 }
 
 // TestUnprivilegedQueuesBoundedPerUID: the clients of one unprivileged uid share
-// queue_limit_per_uid. Three clients of uid 65534, each watching files of its own, stopped
-// (SIGSTOP) while root opens those files thousands of times: the events the daemon holds for
-// them are at most queue_limit_per_uid (600) and an overflow each, not 3 x queue_limit (400);
-// each is told of its loss (an overflow) once it reads again, and root's own client, which
-// shares no budget, holds its whole queue. Fails without the budget: the three hold 1,200.
+// queue_limit_per_uid. Three clients of uid 65534, each watching a directory of its own,
+// stopped (SIGSTOP) while root opens thousands of files there: the events the daemon holds
+// for them are at most queue_limit_per_uid (600) and an overflow each, not 3 x queue_limit
+// (400); each is told of its loss (an overflow) once it reads again, and root's own client,
+// which shares no budget, holds its whole queue. Fails without the budget: the three hold
+// 1,200.
 func TestUnprivilegedQueuesBoundedPerUID(t *testing.T) {
 	testenv.RequireRoot(t)
 	s := testenv.Tmpfs(t)
@@ -313,26 +314,31 @@ func TestUnprivilegedQueuesBoundedPerUID(t *testing.T) {
 	sock := filepath.Join(testenv.PublicDir(t), "d.sock")
 	d := startDaemon(t, cfg, sock)
 	const clients = 3
-	var files [clients + 1][2]string
+	// Distinct files, each opened once: the kernel merges an unread event into an earlier
+	// one of the same file, and a daemon slow to read (a busy machine) would see a few
+	// events only. Long names make each event's frame long, so that the client's socket
+	// takes a few hundred and the rest must wait in its queue.
+	const files = 3000
+	long := strings.Repeat("n", 200)
+	var dirs []string
 	var ps []*proc
 	for i := range clients + 1 {
 		dir := filepath.Join(s, "d"+strconv.Itoa(i))
 		if err := os.Mkdir(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		for j, n := range []string{"a", "b"} {
-			files[i][j] = filepath.Join(dir, n)
-			if err := os.WriteFile(files[i][j], []byte("x"), 0o644); err != nil {
+		for n := range files {
+			if err := os.WriteFile(filepath.Join(dir, long+strconv.Itoa(n)), nil, 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}
+		dirs = append(dirs, dir)
 		so := nobody
 		if i == clients {
 			so = spawnOpts{} // root's: no budget
 		}
 		p := dialClient(t, sock, "quiet=1,name=c"+strconv.Itoa(i), so)
-		mustAdd(t, p, kindInode, maskOpen, files[i][0])
-		mustAdd(t, p, kindInode, maskOpen, files[i][1])
+		mustAdd(t, p, kindInode, maskOpenChild, dir)
 		ps = append(ps, p)
 	}
 	for _, p := range ps {
@@ -345,12 +351,9 @@ func TestUnprivilegedQueuesBoundedPerUID(t *testing.T) {
 			p.cmd.Process.Signal(syscall.SIGCONT)
 		}
 	})
-	// Alternating a and b: no event merges into the one before (MergeLast). Enough that each
-	// client's socket and writer fill (some thousands of short events) and its queue too.
-	const opens = 8000
-	for n := range opens {
-		for i := range clients + 1 {
-			f, err := os.Open(files[i][n%2])
+	for n := range files {
+		for _, dir := range dirs {
+			f, err := os.Open(filepath.Join(dir, long+strconv.Itoa(n)))
 			if err != nil {
 				t.Fatal(err)
 			}
