@@ -108,12 +108,21 @@ func TestTraceReportsItsPathsOwnDeleteAndMove(t *testing.T) {
 			r := filepath.Join(mnt, strings.NewReplacer(" ", "", ",", "").Replace(tc.name), "r")
 			sh(t, "mkdir -p "+r+"/s")
 			p := start(t, append([]string{"trace", r}, tc.args...)...)
-			sh(t, fmt.Sprintf("rmdir %[1]s/s && mv %[1]s %[1]s2 && mv %[1]s2 %[1]s && rmdir %[1]s", r))
 			var want []string
 			for _, w := range tc.want {
 				want = append(want, strings.ReplaceAll(w, "{{r}}", r))
 			}
-			got := p.collect(10*time.Second, func(l []string) bool { return len(l) >= len(want) })
+			sh(t, "rmdir "+r+"/s")
+			var got []string
+			if strings.HasSuffix(want[0], "/s") {
+				// Printed before r moves: a path is resolved when its event is read, and one
+				// read after the move below names r's new place (docs/events.md, "Known limits"), which
+				// under load (CI: 1 run in some 80) it was. This test is about r's own events.
+				got = p.collect(10*time.Second, func(l []string) bool { return len(l) >= 1 })
+			}
+			sh(t, fmt.Sprintf("mv %[1]s %[1]s2 && mv %[1]s2 %[1]s && rmdir %[1]s", r))
+			n := len(got)
+			got = append(got, p.collect(10*time.Second, func(l []string) bool { return n+len(l) >= len(want) })...)
 			got = append(got, p.collect(300*time.Millisecond, func([]string) bool { return false })...) // nothing more
 			for i := range got {
 				got[i] = traceLine(t, got[i])
