@@ -249,7 +249,7 @@ type uidBudget struct {
 	clients int
 }
 
-// takeBudget returns uid's queue budget, made for its first client. Needs s.mu.
+// takeBudgetLocked returns uid's queue budget, made for its first client. Needs s.mu.
 func (s *Server) takeBudgetLocked(uid uint32) *engine.QueueBudget {
 	u := s.budgets[uid]
 	if u == nil {

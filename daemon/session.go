@@ -893,10 +893,8 @@ func (c *session) ownProcessLocked(pid int32) bool {
 	}
 	own := false
 	if pid > 0 {
-		if r, err := procfs.ReadRUID(pid); err == nil && r == c.cred.Uid {
-			e, err := procfs.ReadEUID(pid)
-			own = err == nil && e == c.cred.Uid
-		}
+		r, e, err := procfs.ReadUIDs(pid)
+		own = err == nil && r == c.cred.Uid && e == c.cred.Uid
 	}
 	if c.pidMemo == nil {
 		c.pidMemo = make(map[int32]bool)

@@ -78,19 +78,39 @@ func ReadLoginUID(pid int32) (uid uint32, set bool, err error) {
 	return uint32(v), v != unset, nil
 }
 
+// ReadUIDs returns a process's real and effective uids from one read of /proc/PID/status
+// (ReadRUID and ReadEUID read it once each).
+func ReadUIDs(pid int32) (real, effective uint32, err error) {
+	ids, err := statusUIDs(pid, 1, "effective")
+	if err != nil {
+		return 0, 0, err
+	}
+	return ids[0], ids[1], nil
+}
+
 // readUID reads field i of the "Uid:" line of /proc/PID/status (real, effective, saved,
 // filesystem), named which.
 func readUID(pid int32, i int, which string) (uint32, error) {
+	ids, err := statusUIDs(pid, i, which)
+	if err != nil {
+		return 0, err
+	}
+	return ids[i], nil
+}
+
+// statusUIDs reads the "Uid:" line of /proc/PID/status, which must have field i (named
+// which in the error).
+func statusUIDs(pid int32, i int, which string) ([]uint32, error) {
 	var buf [2048]byte // Uid: is in the first kilobyte
 	n, err := readProc(pid, "status", buf[:])
 	if err != nil {
-		return 0, goneOr(pid, err)
+		return nil, goneOr(pid, err)
 	}
 	ids, ok := statusIDs(buf[:n], "Uid:")
 	if !ok || len(ids) <= i {
-		return 0, fmt.Errorf("/proc/%d/status: no %s uid", pid, which)
+		return nil, fmt.Errorf("/proc/%d/status: no %s uid", pid, which)
 	}
-	return ids[i], nil
+	return ids, nil
 }
 
 // ReadGroups returns every group id of a process: its real, effective, saved and

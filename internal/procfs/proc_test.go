@@ -391,3 +391,16 @@ func TestUserNamespaceExeAndGroups(t *testing.T) {
 		}
 	})
 }
+
+// TestReadUIDsIsReadRUIDAndReadEUID: one read gives what the two give apart, for this process
+// and for one gone.
+func TestReadUIDsIsReadRUIDAndReadEUID(t *testing.T) {
+	pid := int32(os.Getpid())
+	r, e, err := ReadUIDs(pid)
+	if err != nil || r != uint32(os.Getuid()) || e != uint32(os.Geteuid()) {
+		t.Errorf("ReadUIDs(self) = %d, %d, %v; want %d, %d", r, e, err, os.Getuid(), os.Geteuid())
+	}
+	if _, _, err := ReadUIDs(1 << 30); err == nil {
+		t.Error("ReadUIDs of a pid that does not exist: no error")
+	}
+}
