@@ -454,6 +454,27 @@ EOF`)
 	}
 }
 
+// pyPatchInImage is Python (os and sys imported, tool and img set) that changes one byte of
+// tool's first page in img, the loop image of the filesystem the tool is on, behind the
+// mount's back, and drops the tool's cached pages so that the next read and exec see it.
+const pyPatchInImage = `def patch_in_image(tool, img):
+    head = open(tool, "rb").read(4096)
+    with open(img, "r+b") as f:
+        data = f.read()
+        at = data.find(head)
+        if at < 0 or data.find(head, at + 1) >= 0:
+            sys.exit("the tool's first page is not once in the image")
+        f.seek(at + 10)
+        f.write(b"x")
+        f.flush()
+        os.fsync(f.fileno())
+    fd = os.open(tool, os.O_RDONLY)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    os.close(fd)
+    if open(tool, "rb").read(11)[10:11] != b"x":
+        sys.exit("the patch is not what the mounted file reads")
+patch_in_image(tool, img)`
+
 // pyRun starts the python3 scripts of these tests: tool is argv[1], and run(step, argv) runs
 // argv (default: the tool) and prints "STEP ran", "STEP failed" (a non-zero exit) or
 // "STEP refused ERRNO" (the exec failed: 1 is the guard's EPERM, 26 the kernel's ETXTBSY).
@@ -710,21 +731,7 @@ func TestGuardTrustLoopBackingFileAsNobody(t *testing.T) {
 img = sys.argv[2]
 run("trusted")
 os.sync() # the tool's pages, through the loop device, into the image
-head = open(tool, "rb").read(4096)
-with open(img, "r+b") as f:
-    data = f.read()
-    at = data.find(head)
-    if at < 0 or data.find(head, at + 1) >= 0:
-        sys.exit("the tool's first page is not once in the image")
-    f.seek(at + 10)
-    f.write(b"x")
-    f.flush()
-    os.fsync(f.fileno())
-fd = os.open(tool, os.O_RDONLY)
-os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-os.close(fd)
-if open(tool, "rb").read(11)[10:11] != b"x":
-    sys.exit("the patch is not what the mounted file reads")
+`+pyPatchInImage+`
 run("patched")
 EOF`)
 	if want := "trusted ran\npatched refused 1"; err != nil || strings.TrimSpace(out) != want {
