@@ -24,14 +24,7 @@ import (
 // overflow (it lost nothing). Before, no overflow: the loss was silent (movedaway.go).
 func TestDirectoryMovedAwayBeforeItsEventsAreReadIsAnOverflow(t *testing.T) {
 	testenv.RequireRoot(t)
-	gate := &readGate{ch: make(chan struct{})}
-	b, err := New(Options{Mode: ModeFanotify})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.beforeFIDRead = gate.wait // before any mark: the reader starts with the first
-	t.Cleanup(func() { b.Close() })
-	t.Cleanup(gate.open) // first: the reader must be free for Close
+	b, gate := newGatedBackend(t)
 
 	mnt := testenv.Tmpfs(t)
 	w, out := filepath.Join(mnt, "w"), filepath.Join(mnt, "out")
@@ -134,14 +127,7 @@ func TestDirectoryMovedAwayBeforeItsEventsAreReadIsAnOverflow(t *testing.T) {
 // Before, none (4 of 5 rounds of a 25-deep tree silent in `watch -r`).
 func TestDirectoryMovedInAndOutTwiceIsAnOverflow(t *testing.T) {
 	testenv.RequireRoot(t)
-	gate := &readGate{ch: make(chan struct{})}
-	b, err := New(Options{Mode: ModeFanotify})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.beforeFIDRead = gate.wait
-	t.Cleanup(func() { b.Close() })
-	t.Cleanup(gate.open)
+	b, gate := newGatedBackend(t)
 
 	mnt := testenv.Tmpfs(t)
 	w, out := filepath.Join(mnt, "w"), filepath.Join(mnt, "out")

@@ -26,6 +26,22 @@ type readGate struct {
 func (g *readGate) wait() { <-g.ch }
 func (g *readGate) open() { g.once.Do(func() { close(g.ch) }) }
 
+// newGatedBackend is a fanotify backend whose FID reader waits for the gate before its first
+// read (set before any mark: the reader starts with the first); the gate opens at the end of
+// the test, before the backend closes (the reader must be free for Close).
+func newGatedBackend(t *testing.T) (*Backend, *readGate) {
+	t.Helper()
+	gate := &readGate{ch: make(chan struct{})}
+	b, err := New(Options{Mode: ModeFanotify})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.beforeFIDRead = gate.wait
+	t.Cleanup(func() { b.Close() })
+	t.Cleanup(gate.open)
+	return b, gate
+}
+
 // newHeldBackend is a fanotify backend whose FID reader waits before each read while the
 // test holds hold (locked after the reader's last read was dispatched, it holds the next).
 func newHeldBackend(t *testing.T) (*Backend, *sync.Mutex) {
@@ -49,14 +65,7 @@ func TestOrphansOfAMarkedDirectoryMatchItsMarks(t *testing.T) {
 	for _, held := range []bool{true, false} {
 		t.Run(fmt.Sprintf("held=%v", held), func(t *testing.T) {
 			testenv.RequireRoot(t)
-			gate := &readGate{ch: make(chan struct{})}
-			b, err := New(Options{Mode: ModeFanotify})
-			if err != nil {
-				t.Fatal(err)
-			}
-			b.beforeFIDRead = gate.wait // before any mark: the reader starts with the first
-			t.Cleanup(func() { b.Close() })
-			t.Cleanup(gate.open) // first: the reader must be free for Close
+			b, gate := newGatedBackend(t)
 
 			root := filepath.Join(testenv.Tmpfs(t), "tree")
 			var want, dirs []string // removals below root, relative to it; directories, deepest first
@@ -148,15 +157,8 @@ func TestOrphansOfAMarkedDirectoryMatchItsMarks(t *testing.T) {
 // by, after the reader has adopted the file's removal and found the queue empty.
 func TestOrphansWaitForADeleteQueuedAfterTheQueueEmptied(t *testing.T) {
 	testenv.RequireRoot(t)
-	gate := &readGate{ch: make(chan struct{})}
-	b, err := New(Options{Mode: ModeFanotify})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.beforeFIDRead = gate.wait
+	b, gate := newGatedBackend(t)
 	b.orphanGrace = 5 * time.Second // longer than this test's steps take on a loaded machine
-	t.Cleanup(func() { b.Close() })
-	t.Cleanup(gate.open)
 
 	dir := filepath.Join(testenv.Tmpfs(t), "watched")
 	mkdirAll(t, dir)
