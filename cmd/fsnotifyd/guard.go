@@ -43,8 +43,9 @@ accessing process waits for the verdict; a denied access fails with EPERM.
 file on that mount, whatever its directory), as fapolicyd does. A mount mark
 sees only that mount: the same files reached through a bind mount, or from
 another mount namespace (which any user can make with "unshare -Urm" where
-unprivileged user namespaces are on), are not decided. Guarding a directory
-sees every mount of its filesystem. See docs/security.md.
+unprivileged user namespaces are on), are not decided: the guard warns at its
+start where they are on. Guarding a directory sees every mount of its
+filesystem. See docs/security.md.
 
 Rules: --deny GLOB and --allow GLOB, in command-line order, then the rules
 of --policy FILE (syntax: docs/policy.md); the first match wins, and with no
@@ -139,7 +140,7 @@ Examples:
   fsnotifyd guard --exec 'clamdscan --no-summary' --deadline 2s --on-timeout deny --cache /home
   fsnotifyd guard --events open,exec --permissive --audit - /opt
   fsnotifyd guard --mount --allow '**' /srv
-  fsnotifyd guard --events exec --mount --policy /etc/fsnotifyd/allowlist.rules --audit /var/log/guard.jsonl /
+  fsnotifyd guard --events open,exec --policy /etc/fsnotifyd/allowlist.rules --audit /var/log/guard.jsonl / /home /tmp /dev/shm /run
 `
 
 func runGuard(args []string) int {
@@ -291,6 +292,9 @@ func runGuard(args []string) int {
 	}
 	if deadline == 0 {
 		fmt.Fprintln(os.Stderr, "fsnotifyd guard: warning: --deadline 0: accesses wait forever for a verdict; a hung scanner will hang every process that touches the guarded files")
+	}
+	if mount && sys.UnprivilegedUserNS() {
+		fmt.Fprintln(os.Stderr, "fsnotifyd guard: warning: --mount: unprivileged user namespaces are enabled, so any user can reach these mounts' files through the copies of them in a mount namespace of their own (unshare -Urm), which a mount mark does not see: their accesses are not decided. Guard the paths without --mount (every mount of their filesystems, in every namespace), or turn unprivileged user namespaces off (sysctl user.max_user_namespaces=0); see docs/security.md")
 	}
 	if errorVerdict == engine.Allow {
 		g.onError = notify.Allow
