@@ -931,3 +931,46 @@ func countComm(comm string) int {
 	}
 	return n
 }
+
+// The reference allowlist's rule 2 denies every open of a process started as `ld.so PROGRAM`,
+// which runs PROGRAM with the loader as its executable. A system may have more than one
+// loader, each trusted (multilib's 32-bit one, musl's, a vendor runtime's under /opt): as
+// nobody, a root-owned copy of the system's loader at another path, which a trust file lists,
+// must not run nobody's untrusted program (a copy of true) that the allowlist denies to an
+// exec. Before, rule 2 named the one loader's path, and the second loader ran the program.
+func TestGuardAllowlistThroughAnotherLoaderAsNobody(t *testing.T) {
+	system, err := filepath.EvalSymlinks("/lib64/ld-linux-x86-64.so.2")
+	if err != nil {
+		t.Skipf("no x86-64 loader: %v", err)
+	}
+	mnt := testenv.PublicTmpfs(t)
+	lib := filepath.Join(mnt, "opt", "lib")
+	if err := os.MkdirAll(lib, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	loader := filepath.Join(lib, "ld-linux-x86-64.so.2")
+	if err := os.WriteFile(loader, must(os.ReadFile(system)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, tool := nobodysTool(t, mnt, "tool", programFile(t, "true"), 0)
+	etc := t.TempDir()
+	tf := filepath.Join(etc, "local.trust")
+	if _, errOut, st := fsn(t, "trust", "add", "--file", tf, loader); st != 0 {
+		t.Fatalf("trust add: %s", errOut)
+	}
+	// The test's mount is below /tmp, where rule 1 would deny the loader's own exec (as it
+	// should for a real /tmp): that rule is left out, the rest is the reference allowlist.
+	ref := string(must(os.ReadFile(filepath.Join("..", "..", "internal", "policy", "testdata", "allowlist.rules"))))
+	rules := filepath.Join(etc, "allowlist.rules")
+	writeFile(t, rules, strings.Replace(ref, "deny exec /tmp/**\n", "", 1))
+	p := start(t, "guard", "--events", "open,exec", "--policy", rules, "--trust", tf, "--no-package-trust", mnt)
+	if out, _ := testenv.Sh(testenv.Nobody, tool+" 2>&1; echo rc=$?"); !strings.Contains(out, "rc=126") {
+		t.Fatalf("nobody's untrusted program, run directly: %s, want denied (rc=126)\nguard:\n%s", out, p.errText())
+	}
+	if out, _ := testenv.Sh(testenv.Nobody, loader+" "+tool+" 2>&1; echo rc=$?"); !strings.Contains(out, "rc=127") {
+		t.Errorf("nobody's untrusted program, run through a second, trusted loader: %s, want its open denied (rc=127)\nguard:\n%s", out, p.errText())
+	}
+	if out, _ := testenv.Sh(testenv.Nobody, loader+" --version 2>&1; echo rc=$?"); !strings.Contains(out, "rc=0") {
+		t.Errorf("the second loader, run by itself (a control: it is trusted): %s, want rc=0", out)
+	}
+}

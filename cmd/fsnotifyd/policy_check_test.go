@@ -222,7 +222,7 @@ func TestPolicyExplainAllowlistCraftedLibraries(t *testing.T) {
 			writeFile(t, p, string(content))
 			out, errOut, st := fsn(t, "policy", "explain", rules, "--event", "open", "--path", p,
 				"--exe", "/usr/bin/true", "--uid", "1000", "--gid", "1000", "--comm", "true", "--trusted", "no")
-			if want := "decision deny by " + rules + ":46"; st != 1 || !strings.Contains(out, want) || !strings.Contains(out, "ftype is elf-shared-object") {
+			if want := "decision deny by " + rules + ":47"; st != 1 || !strings.Contains(out, want) || !strings.Contains(out, "ftype is elf-shared-object") {
 				t.Fatalf("exit %d, want 1 and %q\n%s\nstderr: %s", st, want, out, errOut)
 			}
 		})
