@@ -4,13 +4,15 @@ package daemon
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
-	"os"
 	"os/user"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/internal/trust"
 )
 
 // Config is the daemon's policy about its clients (fsnotifyd serve --config FILE). The file
@@ -106,14 +108,16 @@ func (c *Config) check() error {
 	return nil
 }
 
-// LoadConfig reads a config file over the defaults.
+// LoadConfig reads a config file over the defaults. It says who may mark mounts and receive
+// permission events, so it is held to the trust files' rule (trust.ReadChecked): a regular
+// file that only root (or this process's user) can change, in directories only they can
+// change; any other is refused, with the fix.
 func LoadConfig(path string) (Config, error) {
-	f, err := os.Open(path)
+	data, err := trust.ReadChecked(path, "daemon config file")
 	if err != nil {
 		return Config{}, err
 	}
-	defer f.Close()
-	return ParseConfig(path, f)
+	return ParseConfig(path, bytes.NewReader(data))
 }
 
 // ParseConfig parses a config; errors name the file and line.

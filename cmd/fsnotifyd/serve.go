@@ -38,7 +38,10 @@ permission events' files, max_deadline, max_marks, queue_limit; and the
 connection limits that keep unprivileged users from crowding out root:
 max_clients (4096), reserved_clients (128, for root and allowed uids only),
 max_clients_per_uid (256), handshake_timeout (3s), idle_timeout (60s: an
-unprivileged client with no marks). Accept errors (out of descriptors) are
+unprivileged client with no marks). FILE (and --export-config's) must be a
+regular file only root can change, as a trust file: owned by root, not
+writable by group or others, and likewise each directory above it (a sticky
+one, such as /tmp, excepted). Accept errors (out of descriptors) are
 survived, logged at most once a second and counted in the metrics.
 
 Examples:

@@ -7,11 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/daemon"
 	"github.com/fsnotifyd/fsnotifyd/internal/fleet"
+	"github.com/fsnotifyd/fsnotifyd/internal/trust"
 )
 
 // DefaultSpool is the exporter's spool directory unless --spool says otherwise.
@@ -55,7 +55,7 @@ func (f *serveExportFlags) start(fs *flagSet, cfg *daemon.Config, log *slog.Logg
 		if f.conn.URLs == "" {
 			return nil, fs.usageError(errors.New("--export-config needs --export nats://HOST:PORT: without it nothing is exported")), false
 		}
-		src, err := os.ReadFile(f.config)
+		src, err := trust.ReadChecked(f.config, "export config file") // what root marks and sends out
 		if err != nil {
 			return nil, fs.usageError(fmt.Errorf("--export-config: %w", err)), false
 		}

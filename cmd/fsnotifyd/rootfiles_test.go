@@ -1,0 +1,67 @@
+//go:build linux
+
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
+)
+
+// TestServeRefusesConfigOthersCanWrite: serve --config (who may mark mounts, receive
+// permission events and files) and --export-config (what root's daemon marks and sends out)
+// are held to the trust files' rule: a file owned by another user, or in a directory another
+// user may write, is refused before anything starts, with the flag, the file, what is wrong
+// and the fix; before, root's daemon read such a file, so its owner granted themselves
+// allow_uid.
+func TestServeRefusesConfigOthersCanWrite(t *testing.T) {
+	testenv.RequireRoot(t)
+	for _, flag := range []struct {
+		args    []string // before the file
+		what    string
+		content string // a file that would be accepted
+	}{
+		{[]string{"--config"}, "daemon config file", "allow_uid 65534\n"},
+		{[]string{"--export", "nats://127.0.0.1:1", "--export-config"}, "export config file", "export open /etc/**\n"},
+	} {
+		for _, tt := range []struct {
+			name  string
+			setup func(dir, conf string) error
+			msg   string // after "FLAG: WHAT CONF: "
+			fix   string
+		}{
+			{"owned by nobody", func(dir, conf string) error { return os.Chown(conf, 65534, 65534) },
+				"owned by uid 65534", "chown root CONF"},
+			{"group-writable", func(dir, conf string) error { return os.Chmod(conf, 0o664) },
+				"writable by its group (mode 0664)", "chmod go-w CONF"},
+			{"directory owned by nobody", func(dir, conf string) error { return os.Chown(dir, 65534, 65534) },
+				"its directory DIR: owned by uid 65534", "chown root DIR"},
+		} {
+			t.Run(flag.what+"/"+tt.name, func(t *testing.T) {
+				dir := filepath.Join(t.TempDir(), "etc")
+				if err := os.Mkdir(dir, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				conf := filepath.Join(dir, "fsnotifyd.conf")
+				if err := os.WriteFile(conf, []byte(flag.content), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if err := tt.setup(dir, conf); err != nil {
+					t.Fatal(err)
+				}
+				r := strings.NewReplacer("DIR", dir, "CONF", conf)
+				flagName := flag.args[len(flag.args)-1]
+				want := flagName + ": " + flag.what + " " + conf + ": " + r.Replace(tt.msg)
+				args := append([]string{"serve", "--socket", filepath.Join(t.TempDir(), "s.sock")}, flag.args...)
+				_, errOut, st, timedOut := fsnWithin(t, 5*time.Second, append(args, conf)...)
+				if timedOut || st == 0 || !strings.Contains(errOut, want) || !strings.Contains(errOut, r.Replace(tt.fix)) {
+					t.Errorf("exit %d (still serving at 5s: %v), stderr %q; want a refusal with %q and %q", st, timedOut, errOut, want, r.Replace(tt.fix))
+				}
+			})
+		}
+	}
+}
