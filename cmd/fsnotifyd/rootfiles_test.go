@@ -65,3 +65,56 @@ func TestServeRefusesConfigOthersCanWrite(t *testing.T) {
 		}
 	}
 }
+
+// TestServeRefusesSocketDirectoryOthersCanWrite: serve refuses a --socket in a directory
+// another user owns or may write (without the sticky bit): there they could rename root's
+// socket away and put theirs in its place, for clients to talk to, or a link in the socket's
+// place between bind and root's chmod of it (followed: chmod 0666 of /etc/shadow). The
+// refusal names the directory, what is wrong and the fix; a sticky directory (/tmp) is fine.
+func TestServeRefusesSocketDirectoryOthersCanWrite(t *testing.T) {
+	testenv.RequireRoot(t)
+	for _, tt := range []struct {
+		name  string
+		setup func(dir string) error
+		msg   string // after "daemon socket SOCK: its directory DIR: "
+		fix   string
+	}{
+		{"owned by nobody", func(dir string) error { return os.Chown(dir, 65534, 65534) },
+			"owned by uid 65534", "chown root DIR"},
+		{"world-writable", func(dir string) error { return os.Chmod(dir, 0o777) },
+			"writable by others (mode 0777)", "chmod go-w DIR"},
+		{"parent group-writable", func(dir string) error { return os.Chmod(filepath.Dir(dir), 0o775) },
+			"writable by its group (mode 0775)", "chmod go-w DIR"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(testenv.PublicDir(t), "run")
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := tt.setup(dir); err != nil {
+				t.Fatal(err)
+			}
+			bad := dir
+			if strings.HasPrefix(tt.name, "parent") {
+				bad = filepath.Dir(dir)
+			}
+			sock := filepath.Join(dir, "d.sock")
+			r := strings.NewReplacer("DIR", bad)
+			want := "daemon socket " + sock + ": its directory " + bad + ": " + tt.msg
+			_, errOut, st, timedOut := fsnWithin(t, 5*time.Second, "serve", "--socket", sock)
+			if timedOut || st == 0 || !strings.Contains(errOut, want) || !strings.Contains(errOut, r.Replace(tt.fix)) {
+				t.Errorf("exit %d (still serving at 5s: %v), stderr %q; want a refusal with %q and %q", st, timedOut, errOut, want, r.Replace(tt.fix))
+			}
+		})
+	}
+	t.Run("sticky", func(t *testing.T) {
+		dir := filepath.Join(testenv.PublicDir(t), "tmp")
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(dir, 0o777|os.ModeSticky); err != nil {
+			t.Fatal(err)
+		}
+		startServeIn(t, dir) // fails the test if serve does not answer
+	})
+}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/fsnotifyd/fsnotifyd/daemon"
 	"github.com/fsnotifyd/fsnotifyd/internal/sdnotify"
+	"github.com/fsnotifyd/fsnotifyd/internal/trust"
 )
 
 const serveHelp = `
@@ -40,8 +41,9 @@ max_clients (4096), reserved_clients (128, for root and allowed uids only),
 max_clients_per_uid (256), handshake_timeout (3s), idle_timeout (60s: an
 unprivileged client with no marks). FILE (and --export-config's) must be a
 regular file only root can change, as a trust file: owned by root, not
-writable by group or others, and likewise each directory above it (a sticky
-one, such as /tmp, excepted). Accept errors (out of descriptors) are
+writable by group or others, and likewise each directory above it; so must
+the directories above --socket be (a sticky one, such as /tmp, excepted).
+Accept errors (out of descriptors) are
 survived, logged at most once a second and counted in the metrics.
 
 Examples:
@@ -135,9 +137,16 @@ func runServe(args []string) int {
 }
 
 // listen opens the daemon's socket: it refuses a live one (another daemon answers there) and
-// removes a stale one (a socket file nobody listens on).
+// removes a stale one (a socket file nobody listens on). It refuses a directory that another
+// user owns or may write without the sticky bit (trust.CheckDirOf, as for the directories of
+// a trust file): there they could rename the socket away and listen in its place, or put a
+// link in its place before the chmod below, which follows it. In a sticky directory (/tmp)
+// they cannot remove root's socket once bound, and bind does not follow a link (EADDRINUSE).
 func listen(path string) (*net.UnixListener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	if err := trust.CheckDirOf(path, "daemon socket"); err != nil {
 		return nil, err
 	}
 	if st, err := os.Lstat(path); err == nil {

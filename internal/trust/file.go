@@ -336,17 +336,7 @@ func CheckFile(f *os.File, name, what string) error {
 	if msg := ownerProblem(fi, euid, false); msg != "" {
 		return &OwnerError{fmt.Sprintf("%s %s: %s: a %s must be writable only by root (chown root %s; chmod go-w %s)", what, name, msg, what, name, name)}
 	}
-	final, err := resolveChecked(name, func(dir string, di os.FileInfo) error {
-		if msg := ownerProblem(di, euid, true); msg != "" {
-			return &OwnerError{fmt.Sprintf("%s %s: its directory %s: %s: whoever can write there can replace the file (chown root %s; chmod go-w %s)", what, name, dir, msg, dir, dir)}
-		}
-		return nil
-	}, func(link string, li os.FileInfo) error {
-		if st, ok := li.Sys().(*syscall.Stat_t); !ok || (st.Uid != 0 && st.Uid != euid) {
-			return &OwnerError{fmt.Sprintf("%s %s: the symbolic link %s on its path is not owned by root: its owner can point it elsewhere (chown -h root %s)", what, name, link, link)}
-		}
-		return nil
-	})
+	final, err := resolveOwned(name, name, what)
 	if err != nil {
 		return err
 	}
@@ -356,6 +346,50 @@ func CheckFile(f *os.File, name, what string) error {
 	}
 	if !os.SameFile(fi, ri) {
 		return fmt.Errorf("%s %s changed while it was checked (it now leads to another file): try again", what, name)
+	}
+	return nil
+}
+
+// CheckDirOf refuses, as CheckFile refuses the directories above a file it reads, the
+// directories above name, a file that root creates or writes there (the daemon's socket, a
+// trust file that `trust add` makes), which need not exist yet: each directory must be owned
+// by root or the effective uid and writable by nobody else (sticky ones excepted), and each
+// symbolic link on the way owned by them. Else another user could rename the file away and
+// put theirs in its place, or a link where it is made. Errors name what, name, the directory
+// or link, and the fix; refusals are *OwnerError.
+func CheckDirOf(name, what string) error {
+	dir := filepath.Dir(name)
+	final, err := resolveOwned(dir, name, what)
+	if err != nil {
+		return err
+	}
+	di, err := os.Lstat(final)
+	if err != nil {
+		return err
+	}
+	return checkDir(final, di, name, what)
+}
+
+// resolveOwned is resolveChecked of path with the checks of CheckFile and CheckDirOf: every
+// directory a name is looked up in, and every symbolic link followed, must be owned by root
+// or the effective uid, and the directories writable by nobody else unless sticky. Errors
+// speak of the file name (what: "trust file").
+func resolveOwned(path, name, what string) (string, error) {
+	euid := uint32(os.Geteuid())
+	return resolveChecked(path, func(dir string, di os.FileInfo) error {
+		return checkDir(dir, di, name, what)
+	}, func(link string, li os.FileInfo) error {
+		if st, ok := li.Sys().(*syscall.Stat_t); !ok || (st.Uid != 0 && st.Uid != euid) {
+			return &OwnerError{fmt.Sprintf("%s %s: the symbolic link %s on its path is not owned by root: its owner can point it elsewhere (chown -h root %s)", what, name, link, link)}
+		}
+		return nil
+	})
+}
+
+// checkDir is the refusal of dir (di its Lstat) above the file name.
+func checkDir(dir string, di os.FileInfo, name, what string) error {
+	if msg := ownerProblem(di, uint32(os.Geteuid()), true); msg != "" {
+		return &OwnerError{fmt.Sprintf("%s %s: its directory %s: %s: whoever can write there can replace the file (chown root %s; chmod go-w %s)", what, name, dir, msg, dir, dir)}
 	}
 	return nil
 }
