@@ -118,3 +118,37 @@ func TestServeRefusesSocketDirectoryOthersCanWrite(t *testing.T) {
 		startServeIn(t, dir) // fails the test if serve does not answer
 	})
 }
+
+// TestTrustAddRefusesAnotherUsersLink: `trust add --file F` run by root, where F is another
+// user's symbolic link (in a sticky directory such as /tmp, where they could make it first),
+// is refused as the guard refuses to read through such a link, and the file the link points
+// at is left as it was; before, root followed the link and rewrote a file of the user's
+// choosing (any root file that parses as a trust file: an empty one, another trust file).
+func TestTrustAddRefusesAnotherUsersLink(t *testing.T) {
+	testenv.RequireRoot(t)
+	shared := filepath.Join(testenv.PublicDir(t), "tmp")
+	if err := os.Mkdir(shared, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(shared, 0o777|os.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	victim := filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(victim, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(shared, "app.trust")
+	if out, err := testenv.Sh(testenv.Nobody, "ln -s "+victim+" "+link); err != nil {
+		t.Fatalf("nobody's ln -s: %v %s", err, out)
+	}
+	tool := filepath.Join(t.TempDir(), "tool")
+	writeFile(t, tool, "#!/bin/sh\n")
+	_, errOut, st := fsn(t, "trust", "add", "--file", link, tool)
+	want := "the symbolic link " + link + " on its path is not owned by root"
+	if st == 0 || !strings.Contains(errOut, want) {
+		t.Errorf("trust add --file %s (nobody's link to %s): exit %d, stderr %q; want a refusal with %q", link, victim, st, errOut, want)
+	}
+	if data, err := os.ReadFile(victim); err != nil || len(data) != 0 {
+		t.Errorf("%s, the link's target: %q %v; want it empty, as it was", victim, data, err)
+	}
+}

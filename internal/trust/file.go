@@ -537,7 +537,8 @@ type NewEntry struct {
 // replaced where it is, other paths are appended; comments and other lines stay. It returns
 // each entry's line number and whether it replaced a line. The file and its directory (mode
 // 0755) are created when missing; an existing file must pass CheckOwner and parse (its error
-// is returned, and nothing is written). The new content replaces the file atomically (rename:
+// is returned, and nothing is written), and a new one's directories pass CheckDirOf; a
+// symbolic link at name is followed only if CheckFile would (root's, in root's directories). The new content replaces the file atomically (rename:
 // a guard reading it sees the old or the new file, never half), under an exclusive flock of
 // the directory, so that two updates at once do not lose each other's lines.
 func UpdateFile(name string, entries []NewEntry) (lines []int, replaced []bool, err error) {
@@ -549,11 +550,21 @@ func UpdateFile(name string, entries []NewEntry) (lines []int, replaced []bool, 
 			return nil, nil, fmt.Errorf("%s: negative size %d", EscapePath(e.Path), e.Size)
 		}
 	}
-	if real, err := filepath.EvalSymlinks(name); err == nil {
-		name = real // replace the file a symbolic link leads to, not the link
+	// Replace the file a symbolic link leads to, not the link; but only through links and
+	// directories nobody else could have changed (as the guard reads it): another user's link
+	// in /tmp would have root rewrite a file of their choosing.
+	real, err := resolveOwned(name, name, "trust file")
+	switch {
+	case err == nil:
+		name = real
+	case !errors.Is(err, os.ErrNotExist):
+		return nil, nil, err
 	}
 	dir := filepath.Dir(name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, nil, err
+	}
+	if err := CheckDirOf(name, "trust file"); err != nil {
 		return nil, nil, err
 	}
 	d, err := os.Open(dir)
