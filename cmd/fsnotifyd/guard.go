@@ -61,7 +61,9 @@ are in its environment; exit status 0 allows, anything else denies. It runs
 under the deadline (it is killed there) and its own file accesses never wait
 on the guard. A file whose path cannot be read (deeper than the kernel
 prints a path, PATH_MAX) is passed as /proc/PID/fd/N of the guard, which
-opens that very file, with FSNOTIFYD_PATH_UNKNOWN=1.
+opens that very file, with FSNOTIFYD_PATH_UNKNOWN=1. A scanner given by path
+(not a shell command line) must be a file only root can change, as FILE
+above: the guard refuses any other (it would run as root, exempt).
 
 A file whose path cannot be read is still decided: a deny rule that may
 match it denies, an allow rule that may match it does not allow, and the
@@ -202,8 +204,14 @@ func runGuard(args []string) int {
 	if execCmd != "" && !isShellLine(execCmd) {
 		// Found now, not at the first access: a scanner that cannot start denies every
 		// access (--on-error deny) or lets every one through.
-		if _, err := exec.LookPath(execCmd); err != nil {
+		path, err := exec.LookPath(execCmd)
+		if err != nil {
 			return fs.usageError(fmt.Errorf("--exec %q: %w (give the scanner's path, or a shell command line)", execCmd, errors.Unwrap(err)))
+		}
+		// It runs as this user, exempt: whoever could replace it would (sshd refuses such an
+		// AuthorizedKeysCommand). Held to the trust files' rule, as --policy is.
+		if err := checkScanner(path); err != nil {
+			return fs.usageError(fmt.Errorf("--exec: %w", err))
 		}
 	}
 	kinds := notify.AccessOpen
@@ -794,6 +802,18 @@ func scanArgv(execCmd, path string) []string {
 }
 
 // isShellLine reports whether --exec CMD is a command line for sh rather than a program.
+// checkScanner refuses an --exec program that someone other than root (or this user) could
+// change or replace (trust.CheckFile: its owner and mode, its directories', the links on its
+// path). A shell command line is not looked into: what it runs is the shell's to find.
+func checkScanner(path string) error {
+	f, err := trust.OpenFile(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return trust.CheckFile(f, path, "scanner")
+}
+
 func isShellLine(execCmd string) bool { return strings.ContainsAny(execCmd, " \t'\"$;|&<>(){}*?") }
 
 func scanEnv(path string, pid int, event string) []string {

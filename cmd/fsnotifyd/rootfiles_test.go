@@ -152,3 +152,46 @@ func TestTrustAddRefusesAnotherUsersLink(t *testing.T) {
 		t.Errorf("%s, the link's target: %q %v; want it empty, as it was", victim, data, err)
 	}
 }
+
+// TestGuardRefusesScannerOthersCanChange: guard --exec PROGRAM refuses, as a usage error
+// naming --exec, the scanner, what is wrong and the fix, a program that another user could
+// replace or change — its owner, its mode, its directory's — as sshd refuses such an
+// AuthorizedKeysCommand: the scanner runs as the guard's user, exempt from the guard, at the
+// first access no rule decides. Before, root's guard ran nobody's program.
+func TestGuardRefusesScannerOthersCanChange(t *testing.T) {
+	testenv.RequireRoot(t)
+	mnt := testenv.Tmpfs(t)
+	for _, tt := range []struct {
+		name  string
+		setup func(dir, scanner string) error
+		msg   string // after "--exec: scanner SCANNER: "
+		fix   string
+	}{
+		{"owned by nobody", func(dir, scanner string) error { return os.Chown(scanner, 65534, 65534) },
+			"owned by uid 65534", "chown root SCANNER"},
+		{"world-writable", func(dir, scanner string) error { return os.Chmod(scanner, 0o777) },
+			"writable by others (mode 0777)", "chmod go-w SCANNER"},
+		{"directory owned by nobody", func(dir, scanner string) error { return os.Chown(dir, 65534, 65534) },
+			"its directory DIR: owned by uid 65534", "chown root DIR"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "bin")
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			scanner := filepath.Join(dir, "scan")
+			if err := os.WriteFile(scanner, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := tt.setup(dir, scanner); err != nil {
+				t.Fatal(err)
+			}
+			r := strings.NewReplacer("DIR", dir, "SCANNER", scanner)
+			want := "--exec: scanner " + scanner + ": " + r.Replace(tt.msg)
+			_, errOut, st, timedOut := fsnWithin(t, 10*time.Second, "guard", "--exec", scanner, mnt)
+			if timedOut || st != exitUsage || !strings.Contains(errOut, want) || !strings.Contains(errOut, r.Replace(tt.fix)) {
+				t.Errorf("exit %d (still guarding at 10s: %v), stderr %q; want exit 2 with %q and %q", st, timedOut, errOut, want, r.Replace(tt.fix))
+			}
+		})
+	}
+}
