@@ -316,6 +316,12 @@ func StartPolicyFollower(cfg FollowerConfig) (*PolicyFollower, error) {
 		return nil, fmt.Errorf("policy state directory: %w", err)
 	}
 	f := &PolicyFollower{cfg: cfg, token: token, done: make(chan struct{}), wake: make(chan struct{}, 1)}
+	// Checked now, not only when a saved copy is there to load: in a directory another user
+	// may write they could remove the copy, or put theirs in its place (refused by load),
+	// and the guard would start with no policy until NATS answers.
+	if err := trust.CheckDirOf(f.statePath(), "saved fleet policy"); err != nil {
+		return nil, fmt.Errorf("policy state directory: %w", err)
+	}
 	f.status = PolicyStatus{Host: cfg.Host, Key: cfg.Key}
 	if sp, err := f.load(); err != nil {
 		f.logf("policy: the last good policy in %s cannot be read (%v); none until NATS answers", f.statePath(), err)

@@ -279,3 +279,46 @@ func TestSavedPolicyOthersCanChangeIsRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestPolicyStateDirOthersCanWriteIsRefused: a --policy-state directory that another user
+// owns or may write (even while it holds no saved policy yet) is refused at start, naming it
+// and the fix: there they could remove the saved policy, or put theirs in its place, which
+// load refuses — either way the guard would start with no policy until NATS answers. Before,
+// the follower started and saved into it.
+func TestPolicyStateDirOthersCanWriteIsRefused(t *testing.T) {
+	testenv.RequireRoot(t)
+	for _, tc := range []struct {
+		name  string
+		mode  os.FileMode
+		owner int
+		msg   string
+	}{
+		{"nobody's", 0o700, 65534, "owned by uid 65534"},
+		{"anyone may write", 0o777, 0, "writable by others (mode 0777)"},
+		{"the group may write", 0o770, 0, "writable by its group (mode 0770)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			state := filepath.Join(t.TempDir(), "state")
+			if err := os.Mkdir(state, tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(state, tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chown(state, tc.owner, tc.owner); err != nil {
+				t.Fatal(err)
+			}
+			g := &guardStub{}
+			lg := &testLog{t: t}
+			f, err := StartPolicyFollower(FollowerConfig{Conn: ConnOptions{URLs: "nats://127.0.0.1:1", Timeout: 200 * time.Millisecond},
+				Host: "h", StateDir: state, Apply: g.apply, Log: lg.log})
+			if f != nil {
+				f.Close()
+			}
+			want := "its directory " + state + ": " + tc.msg
+			if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "chmod go-w "+state) {
+				t.Errorf("StartPolicyFollower with --policy-state %s: %v; want a refusal with %q and the fix", state, err, want)
+			}
+		})
+	}
+}
