@@ -164,17 +164,22 @@ func appendJSONField(dst []byte, sep *bool, key, value string) []byte {
 	dst = append(dst, '"')
 	dst = append(dst, key...)
 	if !utf8.ValidString(value) {
-		dst = append(dst, `_raw":[`...)
-		for i := 0; i < len(value); i++ {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = strconv.AppendUint(dst, uint64(value[i]), 10)
-		}
-		return append(dst, ']')
+		return appendByteArray(append(dst, `_raw":`...), value)
 	}
 	dst = append(dst, `":`...)
 	return appendJSONString(dst, value)
+}
+
+// appendByteArray appends s's bytes as a JSON array of numbers: [47,97,255].
+func appendByteArray(dst []byte, s string) []byte {
+	dst = append(dst, '[')
+	for i := 0; i < len(s); i++ {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = strconv.AppendUint(dst, uint64(s[i]), 10)
+	}
+	return append(dst, ']')
 }
 
 // appendJSONString appends s (valid UTF-8) as a JSON string. Control characters are escaped,

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fsnotifyd/fsnotifyd/fsevent"
 	"github.com/fsnotifyd/fsnotifyd/internal/fleet"
 	"github.com/fsnotifyd/fsnotifyd/internal/format"
 	"github.com/fsnotifyd/fsnotifyd/internal/policy"
@@ -157,10 +158,18 @@ func runFleetTail(args []string) int {
 func tailLine(dst []byte, r *fleet.Received, h *fleet.Header, jsonOut bool, pathMatch *policy.Glob) ([]byte, bool) {
 	if h.Kind != "gap" && pathMatch != nil {
 		var p struct {
-			Path    string `json:"path"`
-			OldPath string `json:"old_path"`
+			Path       string        `json:"path"`
+			OldPath    string        `json:"old_path"`
+			PathRaw    fsevent.Bytes `json:"path_raw"` // a path that is not UTF-8
+			OldPathRaw fsevent.Bytes `json:"old_path_raw"`
 		}
 		json.Unmarshal(r.Data, &p)
+		if p.PathRaw != nil {
+			p.Path = string(p.PathRaw)
+		}
+		if p.OldPathRaw != nil {
+			p.OldPath = string(p.OldPathRaw)
+		}
 		if !pathMatch.Match(p.Path) && (p.OldPath == "" || !pathMatch.Match(p.OldPath)) {
 			return dst, false
 		}
@@ -191,17 +200,9 @@ func tailLine(dst []byte, r *fleet.Received, h *fleet.Header, jsonOut bool, path
 		}
 		dst = fmt.Appendf(dst, " (gap record seq %d) ***", h.Seq)
 	case "decision":
-		var d struct {
-			Time    string `json:"time"`
-			Path    string `json:"path"`
-			Pid     int    `json:"pid"`
-			Comm    string `json:"comm"`
-			Event   string `json:"event"`
-			Verdict string `json:"verdict"`
-			Rule    string `json:"rule"`
-			Latency string `json:"latency"`
-		}
+		var d fsevent.Decision
 		json.Unmarshal(r.Data, &d)
+		d.RestoreBytes()
 		if t, err := time.Parse(time.RFC3339Nano, d.Time); err == nil {
 			dst = t.Local().AppendFormat(dst, "15:04:05.000000 ")
 		}

@@ -924,6 +924,7 @@ func (g *guardRun) decided(d notify.Decision) {
 	if exe, verified, ok := d.Request.ExeRead(); ok && exe != "" {
 		rec.Exe, rec.ExeUnverified = exe, !verified
 	}
+	rec.KeepBytes() // a name that is not UTF-8 is written as its bytes
 	if g.report {
 		if uid := d.Request.Uid(); uid >= 0 {
 			rec.UID = &uid

@@ -23,9 +23,9 @@ func ParseJSON(data []byte) (Record, error) {
 		Comm    *string  `json:"comm"`
 		OldPath *string  `json:"old_path"`
 		Raw     struct {
-			Path    []int `json:"path_raw"`
-			Comm    []int `json:"comm_raw"`
-			OldPath []int `json:"old_path_raw"`
+			Path    fsevent.Bytes `json:"path_raw"`
+			Comm    fsevent.Bytes `json:"comm_raw"`
+			OldPath fsevent.Bytes `json:"old_path_raw"`
 		}
 	}
 	var r Record
@@ -42,29 +42,13 @@ func ParseJSON(data []byte) (Record, error) {
 		}
 		r.Time = t
 	}
-	str := func(s *string, raw []int) (string, error) {
-		if s != nil {
-			return *s, nil
+	str := func(s *string, raw fsevent.Bytes) string {
+		if raw != nil || s == nil { // an audit line has "path":"" beside its path_raw
+			return string(raw)
 		}
-		b := make([]byte, len(raw))
-		for i, c := range raw {
-			if c < 0 || c > 255 {
-				return "", fmt.Errorf("byte %d out of range", c)
-			}
-			b[i] = byte(c)
-		}
-		return string(b), nil
+		return *s
 	}
-	var err error
-	if r.Path, err = str(v.Path, v.Raw.Path); err != nil {
-		return r, fmt.Errorf("path_raw: %w", err)
-	}
-	if r.Comm, err = str(v.Comm, v.Raw.Comm); err != nil {
-		return r, fmt.Errorf("comm_raw: %w", err)
-	}
-	if r.OldPath, err = str(v.OldPath, v.Raw.OldPath); err != nil {
-		return r, fmt.Errorf("old_path_raw: %w", err)
-	}
+	r.Path, r.Comm, r.OldPath = str(v.Path, v.Raw.Path), str(v.Comm, v.Raw.Comm), str(v.OldPath, v.Raw.OldPath)
 	for _, name := range v.Events {
 		m, ok := jsonMask(name)
 		if !ok {
