@@ -92,3 +92,128 @@ func testGuardAuditHostileNames(t *testing.T, extra []string) {
 		}
 	}
 }
+
+// TestGuardAuditDiskFullIsReportedAndRecovers: the audit file's filesystem is full (any user
+// with a writable directory on it can fill it). Verdicts do not wait for it; the records that
+// cannot be written are counted and said on stderr at once and at exit; once there is room
+// again, records are written again, each line whole. Before, the write error was ignored and
+// stuck in the buffered writer: every later record was lost, silently, even after space was
+// freed.
+func TestGuardAuditDiskFullIsReportedAndRecovers(t *testing.T) {
+	testenv.RequireRoot(t)
+	logs := testenv.TmpfsSize(t, 1)
+	dir := testenv.Tmpfs(t)
+	os.WriteFile(dir+"/a", []byte("x\n"), 0o644)
+	os.WriteFile(dir+"/b", []byte("x\n"), 0o644)
+	audit := logs + "/audit.jsonl"
+	p := start(t, "guard", "--events", "open", "--audit", audit, dir)
+	// Fill the filesystem: the audit file has its inode, but no page is left for its data.
+	if out, err := exec.Command("sh", "-c", "cat /dev/zero > "+logs+"/filler").CombinedOutput(); err == nil {
+		t.Fatalf("filling %s: %s", logs, out)
+	}
+	for range 50 {
+		if out, err := exec.Command("cat", dir+"/a").CombinedOutput(); err != nil {
+			t.Fatalf("cat %s/a while the audit file's disk is full: %v %s", dir, err, out)
+		}
+	}
+	for end := time.Now().Add(5 * time.Second); !strings.Contains(p.errText(), "no space left on device"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("nothing on stderr says that the audit records are being lost; stderr:\n%s", p.errText())
+		}
+	}
+	os.Remove(logs + "/filler")
+	if out, err := exec.Command("cat", dir+"/b").CombinedOutput(); err != nil {
+		t.Fatalf("cat %s/b: %v %s", dir, err, out)
+	}
+	waitAudit(t, audit, dir+"/b")
+	if code := p.stop(); code != 0 {
+		t.Errorf("exit status %d", code)
+	}
+	auditLines(t, audit) // every line whole
+	if !strings.Contains(p.errText(), "audit records could not be written") {
+		t.Errorf("the guard's exit does not count the records lost; stderr:\n%s", p.errText())
+	}
+}
+
+// TestGuardAuditStoppedReaderDoesNotHangExit: the audit file is a FIFO (or --audit - a pipe)
+// whose reader stopped reading. Verdicts do not wait for it; at SIGINT the guard exits
+// within outputGrace of its last write, saying what was not written, rather than waiting
+// for the reader forever (before: it hung in its audit writer until SIGKILL).
+func TestGuardAuditStoppedReaderDoesNotHangExit(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := testenv.Tmpfs(t)
+	os.WriteFile(dir+"/a", []byte("x\n"), 0o644)
+	fifo := filepath.Join(t.TempDir(), "audit.fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0) // a reader that never reads
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	p := start(t, "guard", "--events", "open", "--audit", fifo, dir)
+	// More records than the pipe holds (64 KiB).
+	start := time.Now()
+	for range 2000 {
+		f, err := os.Open(dir + "/a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("2000 opens took %v with the audit reader stopped", d)
+	}
+	time.Sleep(200 * time.Millisecond)
+	p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the guard did not exit within 10s of SIGINT with its audit reader stopped; stderr:\n%s", p.errText())
+	}
+	if !strings.Contains(p.errText(), "not reading") {
+		t.Errorf("the guard did not say that audit records were not written; stderr:\n%s", p.errText())
+	}
+}
+
+// TestGuardAuditReaderGoneKeepsGuarding: guard --audit - into a pipe whose reader exits
+// (`guard --audit - | head`, a log shipper restarted). The writes fail with EPIPE, counted and
+// said on stderr; the guard keeps guarding. Before, the write on stdout raised SIGPIPE, which
+// killed the guard, and the kernel then allowed every access: the denied file could be read.
+func TestGuardAuditReaderGoneKeepsGuarding(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := testenv.Tmpfs(t)
+	os.WriteFile(dir+"/secret.key", []byte("s\n"), 0o644)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &bg{cmd: exec.Command(bin, "guard", "--deny", "/**/*.key", "--audit", "-", dir), done: make(chan struct{})}
+	b.cmd.Stdout, b.cmd.Stderr = pw, b
+	if err := b.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	go func() { b.err = b.cmd.Wait(); close(b.done) }()
+	t.Cleanup(func() { b.cmd.Process.Kill(); <-b.done })
+	for end := time.Now().Add(30 * time.Second); !strings.Contains(b.output(), "Watches established."); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("guard not ready: %s", b.output())
+		}
+	}
+	pr.Close() // the reader goes away
+	for i := range 20 {
+		out, err := exec.Command("cat", dir+"/secret.key").CombinedOutput()
+		if !isEPERM(err, string(out)) {
+			t.Fatalf("cat %d of a denied file after the audit reader went away: %v %q; guard: %v\n%s", i, err, out, b.cmd.ProcessState, b.output())
+		}
+	}
+	if !b.stillBlocked(200 * time.Millisecond) {
+		t.Fatalf("the guard ended when its audit reader went away: %v\n%s", b.err, b.output())
+	}
+	b.cmd.Process.Signal(os.Interrupt)
+	if err, out := b.finish(t, 10*time.Second); err != nil || !strings.Contains(out, "broken pipe") || !strings.Contains(out, "audit records could not be written") {
+		t.Errorf("guard exit %v; stderr does not say the audit records were lost to a broken pipe:\n%s", err, out)
+	}
+}

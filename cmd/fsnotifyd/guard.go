@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"cmp"
 	"context"
@@ -256,6 +255,12 @@ func runGuard(args []string) int {
 			return fail("guard", err) // names file:line:col
 		}
 	}
+	// A guard must not die of a write: with SIGPIPE left to Go's default, a write to stdout or
+	// stderr whose reader went away (guard --audit - | head, a restarted log shipper) would
+	// kill it, and the kernel then allows every access. Asked for (never read), SIGPIPE makes
+	// such a write fail with EPIPE instead, which the audit writer counts and reports. A
+	// handler, unlike SIG_IGN, is not inherited by the scanners.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	if audit != "" {
 		// Opened before the state is built: a policy that needs no path still gets paths in
 		// its audit lines.
@@ -452,12 +457,7 @@ func runGuard(args []string) int {
 		g.forget.stop()
 	}
 	g.applyMu.Unlock()
-	if g.audit != nil {
-		if n := g.audit.dropped.Load(); n > 0 {
-			fmt.Fprintf(os.Stderr, "fsnotifyd guard: %d audit records were dropped (the audit file could not keep up)\n", n)
-		}
-	}
-	return exitOK
+	return exitOK // the audit file's close (deferred) says what it could not write
 }
 
 // pathKinds are the kinds of access whose decision may read the file's path (with an audit
@@ -946,25 +946,35 @@ type auditRecord struct {
 
 // auditWriter writes audit records from its own goroutine: a decision never waits on the
 // audit file (which may itself be on a guarded filesystem, or a slow pipe). When it falls
-// behind, records are dropped and counted, never the verdicts.
+// behind, records are dropped and counted, never the verdicts. When a write fails (a full
+// disk, an I/O error), the records it did not write are counted and said on stderr, and the
+// next write tries again; at close, a reader that stopped reading is not waited for.
 type auditWriter struct {
+	name    string // the --audit argument, for messages
 	ch      chan auditRecord
 	done    chan struct{}
-	w       *bufio.Writer
+	w       *progressWriter
 	c       io.Closer
-	dropped atomic.Uint64
+	dropped atomic.Uint64 // records the queue had no room for
+	queued  atomic.Uint64 // records queued
+	written atomic.Uint64 // records written whole
+	lost    atomic.Uint64 // records a failed write did not write whole
+	// run's own:
+	failing bool  // the last write failed
+	lastErr error // the last failed write's error
+	partial bool  // that write wrote part of a line: the next write ends it first
 }
 
 func newAuditWriter(path string) (*auditWriter, error) {
-	a := &auditWriter{ch: make(chan auditRecord, 8192), done: make(chan struct{})}
+	a := &auditWriter{name: path, ch: make(chan auditRecord, 8192), done: make(chan struct{})}
 	if path == "-" {
-		a.w = bufio.NewWriter(os.Stdout)
+		a.w = &progressWriter{w: os.Stdout}
 	} else {
 		f, err := openOutput(path, 0o640) // not another user's link, file or FIFO in /tmp
 		if err != nil {
 			return nil, err
 		}
-		a.w, a.c = bufio.NewWriter(f), f
+		a.w, a.c = &progressWriter{w: f}, f
 	}
 	go a.run()
 	return a, nil
@@ -973,27 +983,85 @@ func newAuditWriter(path string) (*auditWriter, error) {
 func (a *auditWriter) write(r auditRecord) {
 	select {
 	case a.ch <- r:
+		a.queued.Add(1)
 	default:
 		a.dropped.Add(1)
 	}
 }
 
+// auditBatch is how many bytes of records run writes at most at once.
+const auditBatch = 64 << 10
+
 func (a *auditWriter) run() {
 	defer close(a.done)
-	enc := json.NewEncoder(a.w)
+	var buf []byte
 	for r := range a.ch {
-		enc.Encode(r)
-		if len(a.ch) == 0 {
-			a.w.Flush()
+		b, err := json.Marshal(r)
+		if err != nil { // nothing in a record fails to marshal; count it rather than lose it silently
+			a.lost.Add(1)
+			continue
+		}
+		buf = append(append(buf, b...), '\n')
+		if len(a.ch) == 0 || len(buf) >= auditBatch {
+			buf = a.flush(buf)
 		}
 	}
-	a.w.Flush()
+	a.flush(buf)
 }
 
+// flush writes buf, whole lines, and returns it emptied. A failed write loses the lines it
+// did not write whole: they are counted, and the first failure after a success is said on
+// stderr, as is the first success after it.
+func (a *auditWriter) flush(buf []byte) []byte {
+	if len(buf) == 0 {
+		return buf
+	}
+	if a.partial { // end the line cut short, so that the next records stay lines of their own
+		if _, err := a.w.Write([]byte{'\n'}); err != nil {
+			a.failed(buf, 0, err)
+			return buf[:0]
+		}
+		a.partial = false
+	}
+	n, err := a.w.Write(buf)
+	a.written.Add(uint64(bytes.Count(buf[:n], []byte{'\n'})))
+	if err != nil {
+		a.failed(buf, n, err)
+		return buf[:0]
+	}
+	if a.failing {
+		a.failing = false
+		fmt.Fprintf(os.Stderr, "fsnotifyd guard: --audit %s: written again (%d records lost so far)\n", a.name, a.lost.Load())
+	}
+	return buf[:0]
+}
+
+func (a *auditWriter) failed(buf []byte, n int, err error) {
+	a.partial = n > 0 && buf[n-1] != '\n'
+	a.lost.Add(uint64(bytes.Count(buf[n:], []byte{'\n'})))
+	if !a.failing {
+		fmt.Fprintf(os.Stderr, "fsnotifyd guard: --audit: %v: audit records are lost (counted) until it can be written again; verdicts do not wait for it\n", err)
+	}
+	a.failing, a.lastErr = true, err
+}
+
+// close writes what is queued, and says on stderr what was not written. A reader of the
+// audit FIFO or pipe that stops reading is waited for no longer than outputGrace: the guard
+// ends rather than hang until SIGKILL.
 func (a *auditWriter) close() {
 	close(a.ch)
-	<-a.done
+	if !waitOutput(a.done, a.w) {
+		fmt.Fprintf(os.Stderr, "fsnotifyd guard: --audit %s: blocked for %v, its reader not reading: up to %d audit records were not written\n",
+			a.name, outputGrace, a.queued.Load()-a.written.Load()-a.lost.Load())
+		return // run stays blocked in its write until the process ends
+	}
 	if a.c != nil {
 		a.c.Close()
+	}
+	if n := a.dropped.Load(); n > 0 {
+		fmt.Fprintf(os.Stderr, "fsnotifyd guard: %d audit records were dropped (the audit file could not keep up)\n", n)
+	}
+	if n := a.lost.Load(); n > 0 {
+		fmt.Fprintf(os.Stderr, "fsnotifyd guard: %d audit records could not be written (the last error: %v)\n", n, a.lastErr)
 	}
 }

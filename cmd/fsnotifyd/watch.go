@@ -713,13 +713,25 @@ func endBlockedOutput(ctx context.Context, returned <-chan struct{}, p *progress
 		return
 	case <-ctx.Done():
 	}
+	if !waitOutput(returned, p) {
+		fmt.Fprintf(os.Stderr, "fsnotifyd %s: interrupted with its output (%s) blocked for %v, its reader not reading: exiting with lines not written\n",
+			cmd, name, outputGrace)
+		os.Exit(exitRuntime)
+	}
+}
+
+// waitOutput waits until returned is closed, and reports whether it was; it gives up (false)
+// when p stays blocked in one write for outputGrace: its reader is not reading. A reader
+// that still reads, however slowly, is waited for (each write that returns starts the grace
+// again).
+func waitOutput(returned <-chan struct{}, p *progressWriter) bool {
 	tick := time.NewTicker(outputGrace / 10)
 	defer tick.Stop()
 	seen, since := p.returned.Load(), time.Now()
 	for {
 		select {
 		case <-returned:
-			return
+			return true
 		case <-tick.C:
 		}
 		if n := p.returned.Load(); n != seen || !p.busy.Load() {
@@ -727,9 +739,7 @@ func endBlockedOutput(ctx context.Context, returned <-chan struct{}, p *progress
 			continue
 		}
 		if time.Since(since) >= outputGrace {
-			fmt.Fprintf(os.Stderr, "fsnotifyd %s: interrupted with its output (%s) blocked for %v, its reader not reading: exiting with lines not written\n",
-				cmd, name, outputGrace)
-			os.Exit(exitRuntime)
+			return false
 		}
 	}
 }
