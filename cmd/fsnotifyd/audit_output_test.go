@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsnotifyd/fsnotifyd/client"
 	"github.com/fsnotifyd/fsnotifyd/internal/format"
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 )
@@ -216,4 +219,67 @@ func TestGuardAuditReaderGoneKeepsGuarding(t *testing.T) {
 	if err, out := b.finish(t, 10*time.Second); err != nil || !strings.Contains(out, "broken pipe") || !strings.Contains(out, "audit records could not be written") {
 		t.Errorf("guard exit %v; stderr does not say the audit records were lost to a broken pipe:\n%s", err, out)
 	}
+}
+
+// hostileClientName is a daemon client's name (any UTF-8 without NUL, the protocol's
+// MaxName): a newline and tabs that forge a row of `stats`'s table, and escape sequences
+// (clear screen, OSC 52 to set the clipboard) for the terminal that shows it.
+const hostileClientName = "x\x1b[2J\x1b]52;c;ZXZpbA==\x07\n1\tfsnotifyd-guard\t1\t0\tprivileged"
+
+// TestStatsHostileClientNameChild is TestStatsEscapesClientNamesAsNobody's client, as nobody.
+func TestStatsHostileClientNameChild(t *testing.T) {
+	if !testenv.IsChild() {
+		t.Skip("run by TestStatsEscapesClientNamesAsNobody")
+	}
+	c, err := client.Dial(context.Background(), client.Options{Socket: os.Getenv("FSN_TEST_SOCKET"), Name: hostileClientName})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	time.Sleep(3 * time.Second)
+}
+
+// TestStatsEscapesClientNamesAsNobody: nobody connects to the daemon under a name with a
+// newline, tabs and escape sequences; root's `fsnotifyd stats` prints it escaped, as trace
+// prints names: no raw control byte reaches the terminal, and the table keeps one row a
+// client. Before, the name was printed as it came.
+func TestStatsEscapesClientNamesAsNobody(t *testing.T) {
+	testenv.RequireRoot(t)
+	sock := startServeIn(t, testenv.PublicDir(t))
+	os.Setenv("FSN_TEST_SOCKET", sock)
+	defer os.Unsetenv("FSN_TEST_SOCKET")
+	childDone := make(chan string, 1)
+	go func() {
+		out, err := testenv.RunTestAs(t, 65534, 65534, "TestStatsHostileClientNameChild")
+		childDone <- fmt.Sprint(err, out)
+	}()
+	escaped := string(format.AppendEscaped(nil, hostileClientName))
+	var out []byte
+	for end := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var err error
+		out, err = exec.Command(bin, "stats", "--socket", sock).CombinedOutput()
+		if err != nil {
+			t.Fatalf("stats: %v %s", err, out)
+		}
+		if bytes.Contains(out, []byte("x\x1b")) || bytes.Contains(out, []byte(escaped)) {
+			break
+		}
+		select {
+		case c := <-childDone:
+			t.Fatalf("the client as nobody ended before stats showed it: %s", c)
+		default:
+		}
+		if time.Now().After(end) {
+			t.Fatalf("stats never showed nobody's client:\n%s", out)
+		}
+	}
+	for i, c := range out {
+		if c < 0x20 && c != '\n' || c == 0x7f {
+			t.Fatalf("stats printed raw control byte %#x at %d: %q", c, i, out)
+		}
+	}
+	if !bytes.Contains(out, []byte(escaped)) {
+		t.Errorf("stats does not print the name escaped (%s):\n%s", escaped, out)
+	}
+	<-childDone
 }

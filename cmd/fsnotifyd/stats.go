@@ -12,6 +12,7 @@ import (
 
 	"github.com/fsnotifyd/fsnotifyd/client"
 	"github.com/fsnotifyd/fsnotifyd/fsevent"
+	"github.com/fsnotifyd/fsnotifyd/internal/format"
 )
 
 const statsHelp = `
@@ -91,7 +92,9 @@ func runStats(args []string) int {
 		w = tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(w, "ID\tNAME\tPID\tUID\tCLASS\tMARKS\tQUEUED\tPENDING\tDELIVERED\tDROPPED\tOVERFLOWS\tANSWERED\tDEADLINE")
 		for _, c := range st.Clients {
-			fmt.Fprintf(w, "%d\t%s\t%d\t%d\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", c.ID, c.Name, c.PID, c.UID, c.Class,
+			// A client names itself (any text): escaped as trace escapes names, so that it
+			// cannot forge a row nor send escape sequences to the terminal.
+			fmt.Fprintf(w, "%d\t%s\t%d\t%d\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", c.ID, format.AppendEscaped(nil, c.Name), c.PID, c.UID, c.Class,
 				c.Marks, c.Queued, c.Pending, c.Delivered, c.Dropped, c.Overflows, c.Answered, c.DeadlineExpired)
 		}
 		w.Flush()
