@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -282,4 +283,47 @@ func TestStatsEscapesClientNamesAsNobody(t *testing.T) {
 		t.Errorf("stats does not print the name escaped (%s):\n%s", escaped, out)
 	}
 	<-childDone
+}
+
+// TestPolicyExplainHostileNamesAsNobody: root asks `policy explain` about nobody's script,
+// read by nobody's process. Nobody chose the script's name and its "#!" line (its ftype),
+// and the process's executable's name: each with escape sequences and a newline. The
+// explanation prints them escaped, as trace prints names: no raw control byte reaches root's
+// terminal. Before, the path, the ftype and the executable were printed as they came.
+func TestPolicyExplainHostileNamesAsNobody(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := testenv.PublicTmpfs(t)
+	os.Chmod(dir, 0o1777)
+	const evil = "\x1b[2J\x1b]52;c;ZXZpbA==\x07\nforged"
+	sleep, _ := exec.LookPath("sleep")
+	sleep, _ = filepath.EvalSymlinks(sleep)
+	script, prog := dir+"/s"+evil, dir+"/p"+evil
+	c := exec.Command("sh", "-c", `printf '#!/bin/'"$3"'\n' > "$1" && cp "$2" "$4" && exec "$4" 30`, "sh", script, sleep, evil, prog)
+	c.SysProcAttr = &syscall.SysProcAttr{Credential: testenv.Nobody}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { c.Process.Kill(); c.Wait() }()
+	for end := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", c.Process.Pid)); exe == prog {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatal("nobody's program did not start")
+		}
+	}
+	rules := filepath.Join(t.TempDir(), "rules")
+	os.WriteFile(rules, []byte("deny open /** ftype=script:sh\ndeny open /** exe=/usr/bin/x\nallow open /** ancestor=/usr/bin/x\n"), 0o644)
+	out, _ := exec.Command(bin, "policy", "explain", rules, "--path", script, "--pid", strconv.Itoa(c.Process.Pid)).CombinedOutput()
+	if !bytes.Contains(out, []byte(`s\x1b[2J`)) || !bytes.Contains(out, []byte(`script:\x1b[2J`)) || !bytes.Contains(out, []byte(`p\x1b[2J`)) {
+		t.Errorf("the explanation does not show the path, ftype and executable escaped:\n%q", out)
+	}
+	for i, c := range out {
+		if c < 0x20 && c != '\n' || c == 0x7f {
+			t.Fatalf("policy explain printed raw control byte %#x at %d: %q", c, i, out)
+		}
+	}
+	if n := bytes.Count(out, []byte("forged")); bytes.Contains(out, []byte("\nforged")) {
+		t.Errorf("a name's newline began a line of the explanation (%d times): %q", n, out)
+	}
 }

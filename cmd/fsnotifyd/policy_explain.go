@@ -210,15 +210,19 @@ func openForExplain(path string) (fd int, regular bool, err error) {
 	return fd, true, nil
 }
 
-// printExplanation writes the explanation: the request, each rule tried, the decision.
+// printExplanation writes the explanation: the request, each rule tried, the decision. What
+// the file, the process and its user chose (the path, the "#!" line's interpreter, the
+// executable's path, an error naming them) is escaped as trace escapes names
+// (format.Escaped): it cannot forge a line nor send escape sequences to the terminal.
 func printExplanation(w io.Writer, pol *policy.Policy, req *policy.Request, head []string, ex policy.Explanation, onError engine.Verdict) {
+	esc := format.Escaped
 	def := "allow"
 	if pol.Default == engine.Deny {
 		def = "deny"
 	}
 	fmt.Fprintf(w, "request  %s of %s\n", fsevent.AccessName(req.Event), pathOrUnknown(req))
 	for _, h := range head {
-		fmt.Fprintln(w, h)
+		fmt.Fprintln(w, esc(h))
 	}
 	fmt.Fprintf(w, "policy   %d rules, default %s\n\n", len(pol.Rules), def)
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
@@ -245,7 +249,7 @@ func printExplanation(w io.Writer, pol *policy.Policy, req *policy.Request, head
 			case !c.Needed:
 				res += " (not needed: an earlier condition fails)"
 			}
-			fmt.Fprintf(tw, "\t%s\t%s is %s\t%s\n", c.Cond, c.Cond.Attr, c.Value, res)
+			fmt.Fprintf(tw, "\t%s\t%s is %s\t%s\n", c.Cond, c.Cond.Attr, esc(c.Value), res)
 		}
 		if st.EventMatches && st.Path != policy.Fails && !(st.Path == policy.MayHold && st.Result == policy.PassedOver) {
 			fmt.Fprintf(tw, "\t→ %s\t\t\n", st.Result)
@@ -259,11 +263,11 @@ func printExplanation(w io.Writer, pol *policy.Policy, req *policy.Request, head
 	fmt.Fprintln(w)
 	switch {
 	case d.Err != nil && errors.Is(d.Err, policy.ErrUnknown):
-		fmt.Fprintf(w, "decision none: %s needs what was not given: %v\n", d.Rule, d.Err)
+		fmt.Fprintf(w, "decision none: %s needs what was not given: %s\n", d.Rule, esc(d.Err.Error()))
 	case d.TimedOut():
-		fmt.Fprintf(w, "decision the guard's --on-timeout verdict: %s could not be decided in time: %v\n", d.Rule, d.Err)
+		fmt.Fprintf(w, "decision the guard's --on-timeout verdict: %s could not be decided in time: %s\n", d.Rule, esc(d.Err.Error()))
 	case d.Err != nil:
-		fmt.Fprintf(w, "decision %s (--on-error): %s could not be evaluated: %v\n", onError, d.Rule, d.Err)
+		fmt.Fprintf(w, "decision %s (--on-error): %s could not be evaluated: %s\n", onError, d.Rule, esc(d.Err.Error()))
 	default:
 		fmt.Fprintf(w, "decision %s by %s", decisionVerdict(d), d.Source())
 		if d.Cache {
@@ -307,7 +311,7 @@ func printTrust(w io.Writer, file *sysattr.Object, proc policy.Process) {
 		line := "trust    " + t.what + " " + t.tr.Status
 		for _, kv := range [][2]string{{"source", t.tr.Source}, {"digest", t.tr.Digest}, {"want", t.tr.Want}, {"error", t.tr.Error}} {
 			if kv[1] != "" {
-				line += " " + kv[0] + "=" + kv[1]
+				line += " " + kv[0] + "=" + format.Escaped(kv[1]) // an error may name the file
 			}
 		}
 		fmt.Fprintln(w, line)
@@ -332,7 +336,7 @@ func pathOrUnknown(req *policy.Request) string {
 	if req.PathUnknown || req.Path == "" {
 		return "(unknown path)"
 	}
-	return req.Path
+	return format.Escaped(req.Path)
 }
 
 // registerGuardStyle registers the trust-source flags under the names guard will take them

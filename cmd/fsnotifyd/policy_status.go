@@ -91,7 +91,7 @@ func runPolicyStatus(args []string) int {
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "HOST\tREVISION\tAPPLIED\tUPDATED\tERROR")
-	esc := func(s string) string { return string(format.AppendEscaped(nil, s)) } // hosts write these
+	esc := format.Escaped // hosts write these
 	for _, h := range hosts {
 		if h.Err != nil {
 			fmt.Fprintf(w, "%s\t?\t?\t?\t%s\n", esc(h.Token), esc(h.Err.Error()))

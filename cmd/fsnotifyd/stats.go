@@ -94,7 +94,7 @@ func runStats(args []string) int {
 		for _, c := range st.Clients {
 			// A client names itself (any text): escaped as trace escapes names, so that it
 			// cannot forge a row nor send escape sequences to the terminal.
-			fmt.Fprintf(w, "%d\t%s\t%d\t%d\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", c.ID, format.AppendEscaped(nil, c.Name), c.PID, c.UID, c.Class,
+			fmt.Fprintf(w, "%d\t%s\t%d\t%d\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", c.ID, format.Escaped(c.Name), c.PID, c.UID, c.Class,
 				c.Marks, c.Queued, c.Pending, c.Delivered, c.Dropped, c.Overflows, c.Answered, c.DeadlineExpired)
 		}
 		w.Flush()

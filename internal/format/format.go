@@ -455,3 +455,6 @@ func appendEscaped(dst []byte, s string) []byte {
 // backslashes escaped, so a string from elsewhere (a remote host's record) cannot forge or
 // split a line nor send escape sequences to a terminal.
 func AppendEscaped(dst []byte, s string) []byte { return appendEscaped(dst, s) }
+
+// Escaped is s escaped as AppendEscaped escapes it.
+func Escaped(s string) string { return string(appendEscaped(nil, s)) }
