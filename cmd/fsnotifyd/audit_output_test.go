@@ -327,3 +327,39 @@ func TestPolicyExplainHostileNamesAsNobody(t *testing.T) {
 		t.Errorf("a name's newline began a line of the explanation (%d times): %q", n, out)
 	}
 }
+
+// TestServeLogReaderGoneKeepsServing: `fsnotifyd serve 2>&1 | logger`, and the logger exits.
+// Any user can make the daemon log (a client connecting logs at info). Before, the log's write
+// on stderr raised SIGPIPE, which killed the daemon: every guard through it lost its marks,
+// and the kernel allowed what they denied. Now the write fails and the daemon serves on.
+func TestServeLogReaderGoneKeepsServing(t *testing.T) {
+	testenv.RequireRoot(t)
+	sock := filepath.Join(testenv.PublicDir(t), "d.sock")
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &bg{cmd: exec.Command(bin, "serve", "--socket", sock, "--log-level", "info"), done: make(chan struct{})}
+	b.cmd.Stderr = pw
+	if err := b.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	go func() { b.err = b.cmd.Wait(); close(b.done) }()
+	t.Cleanup(func() { b.cmd.Process.Kill(); <-b.done })
+	for i := 0; exec.Command(bin, "stats", "--socket", sock).Run() != nil; i++ {
+		if i == 200 {
+			t.Fatal("serve does not answer")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	pr.Close() // the log's reader goes away
+	for i := range 5 {
+		if out, err := testenv.Sh(testenv.Nobody, bin+" stats --socket "+sock); err != nil {
+			t.Fatalf("stats %d as nobody after the log's reader went away: %v %s; serve: %v", i, err, out, b.cmd.ProcessState)
+		}
+	}
+	if !b.stillBlocked(200 * time.Millisecond) {
+		t.Fatalf("the daemon ended when its log's reader went away: %v", b.err)
+	}
+}

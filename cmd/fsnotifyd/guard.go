@@ -255,12 +255,7 @@ func runGuard(args []string) int {
 			return fail("guard", err) // names file:line:col
 		}
 	}
-	// A guard must not die of a write: with SIGPIPE left to Go's default, a write to stdout or
-	// stderr whose reader went away (guard --audit - | head, a restarted log shipper) would
-	// kill it, and the kernel then allows every access. Asked for (never read), SIGPIPE makes
-	// such a write fail with EPIPE instead, which the audit writer counts and reports. A
-	// handler, unlike SIG_IGN, is not inherited by the scanners.
-	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	surviveBrokenPipes() // guard --audit - | head: the audit writer counts and reports EPIPE
 	if audit != "" {
 		// Opened before the state is built: a policy that needs no path still gets paths in
 		// its audit lines.

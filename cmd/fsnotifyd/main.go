@@ -106,3 +106,13 @@ func untilInterrupt(timeout time.Duration) (ctx context.Context, stop context.Ca
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	return ctx, func() { cancel(); stopSignals() }
 }
+
+// surviveBrokenPipes keeps a guard or the daemon alive when a reader of its stdout or stderr
+// goes away (guard --audit - | head, serve 2>&1 | logger, a restarted log shipper): with
+// SIGPIPE left to Go's default, such a write kills the process, and the kernel then allows
+// every access it denied. Asked for (never read), SIGPIPE makes the write fail with EPIPE
+// instead. A handler, unlike SIG_IGN, is not inherited by the programs it runs (scanners).
+// watch and trace keep the default: `watch | head` ends them, as it ends inotifywait.
+func surviveBrokenPipes() {
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+}

@@ -74,6 +74,7 @@ func runServe(args []string) int {
 	if status, ok := fs.parseNoArgs(args); !ok {
 		return status
 	}
+	surviveBrokenPipes() // serve 2>&1 | logger, and the logger exits: log writes fail, the daemon serves on
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 		return fs.usageError(fmt.Errorf("--log-level: %q: want debug, info, warn or error", logLevel))
