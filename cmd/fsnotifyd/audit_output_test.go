@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -361,5 +363,101 @@ func TestServeLogReaderGoneKeepsServing(t *testing.T) {
 	}
 	if !b.stillBlocked(200 * time.Millisecond) {
 		t.Fatalf("the daemon ended when its log's reader went away: %v", b.err)
+	}
+}
+
+// TestServeLogReaderStoppedKeepsServing: the daemon's log reader stops reading (a stopped
+// `serve 2>&1 | less`, a wedged shipper) and nobody connects again and again, each connection
+// logged, until the pipe is full. Guards through the daemon must still get their decisions,
+// and clients still connect: the log must not wedge the daemon.
+func TestServeLogReaderStoppedKeepsServing(t *testing.T) {
+	testenv.RequireRoot(t)
+	sock := filepath.Join(testenv.PublicDir(t), "d.sock")
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close() // a reader that never reads
+	b := &bg{cmd: exec.Command(bin, "serve", "--socket", sock, "--log-level", "info"), done: make(chan struct{})}
+	b.cmd.Stderr = pw
+	if err := b.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	go func() { b.err = b.cmd.Wait(); close(b.done) }()
+	t.Cleanup(func() { b.cmd.Process.Kill(); <-b.done })
+	for i := 0; exec.Command(bin, "stats", "--socket", sock).Run() != nil; i++ {
+		if i == 200 {
+			t.Fatal("serve does not answer")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	dir := testenv.Tmpfs(t)
+	os.WriteFile(dir+"/secret.key", []byte("s\n"), 0o644)
+	start(t, "guard", "--daemon="+sock, "--deny", "/**/*.key", "--deadline", "2s", "--on-timeout", "allow", dir)
+	out, err := testenv.Sh(testenv.Nobody, "i=0; while [ $i -lt 400 ]; do "+bin+" stats --socket "+sock+" >/dev/null || exit 1; i=$((i+1)); done")
+	if err != nil {
+		t.Errorf("nobody's connections with the daemon's log full: %v %s", err, out)
+	}
+	done := make(chan []byte, 1)
+	go func() {
+		out, _ := exec.Command("cat", dir+"/secret.key").CombinedOutput()
+		done <- out
+	}()
+	select {
+	case out := <-done:
+		if !strings.Contains(string(out), "Operation not permitted") {
+			t.Errorf("cat of a denied file with the daemon's log full: %q", out)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("cat of a guarded file waited 10s: the daemon is wedged on its log")
+	}
+}
+
+// gateWriter blocks every Write until open is closed.
+type gateWriter struct {
+	open chan struct{}
+	mu   sync.Mutex
+	buf  bytes.Buffer
+}
+
+func (g *gateWriter) Write(p []byte) (int, error) {
+	<-g.open
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.buf.Write(p)
+}
+
+// TestLogWriterNeverBlocksAndCountsDrops: with its writer blocked, logging returns at once;
+// what did not fit the queue is dropped, and once the writer writes again, the count of the
+// lines dropped is logged, so that lines + dropped = lines logged.
+func TestLogWriterNeverBlocksAndCountsDrops(t *testing.T) {
+	g := &gateWriter{open: make(chan struct{})}
+	lw := newLogWriter(g)
+	log := slog.New(slog.NewTextHandler(lw, nil))
+	lw.dropped = func(n uint64) { log.Warn("log lines were dropped", "dropped", n) }
+	const lines = 3 * logQueue
+	start := time.Now()
+	for i := range lines {
+		log.Info("line", "i", i)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("%d lines took %v with the writer blocked", lines, d)
+	}
+	close(g.open)
+	lw.close()
+	g.mu.Lock()
+	out := g.buf.String()
+	g.mu.Unlock()
+	written := strings.Count(out, "msg=line ")
+	var dropped int
+	for _, l := range strings.Split(out, "\n") {
+		if _, n, ok := strings.Cut(l, "dropped="); ok && strings.Contains(l, "were dropped") {
+			k, _ := strconv.Atoi(n)
+			dropped += k
+		}
+	}
+	if written+dropped != lines || dropped == 0 {
+		t.Errorf("%d lines written and %d counted as dropped, want %d in all (some dropped)", written, dropped, lines)
 	}
 }
