@@ -18,6 +18,7 @@ import (
 	"github.com/fsnotifyd/fsnotifyd/client"
 	"github.com/fsnotifyd/fsnotifyd/internal/format"
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
+	"golang.org/x/sys/unix"
 )
 
 // hostileNames are file names a local user may choose (any byte but / and NUL) to forge or
@@ -459,5 +460,94 @@ func TestLogWriterNeverBlocksAndCountsDrops(t *testing.T) {
 	}
 	if written+dropped != lines || dropped == 0 {
 		t.Errorf("%d lines written and %d counted as dropped, want %d in all (some dropped)", written, dropped, lines)
+	}
+}
+
+// openPty opens a pseudo-terminal: the master (the test reads what is printed) and the slave
+// (a command's stdout, a terminal).
+func openPty(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Skip("no pseudo-terminals:", err)
+	}
+	t.Cleanup(func() { m.Close() })
+	rc, _ := m.SyscallConn()
+	var n int
+	var cerr error
+	rc.Control(func(fd uintptr) {
+		if cerr = unix.IoctlSetPointerInt(int(fd), unix.TIOCSPTLCK, 0); cerr == nil {
+			n, cerr = unix.IoctlGetInt(int(fd), unix.TIOCGPTN)
+		}
+	})
+	if cerr != nil {
+		t.Fatal(cerr)
+	}
+	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return m, s
+}
+
+// TestWatchEscapesNamesToATerminalAsNobody: root runs `watch` on a terminal over a directory
+// where nobody creates files named with escape sequences (clear screen, OSC 52 to set the
+// clipboard, a title), a CR and a newline. On a terminal the names are printed escaped, as
+// trace escapes them (GNU ls quotes names on a terminal): none reaches the terminal raw.
+// Before, they did: nobody could clear root's screen, set its clipboard, or forge lines.
+// To a pipe or a file, names stay their bytes, as inotifywait prints them.
+func TestWatchEscapesNamesToATerminalAsNobody(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := testenv.PublicTmpfs(t)
+	os.Chmod(dir, 0o1777)
+	master, slave := openPty(t)
+	for _, tt := range []struct {
+		name string
+		args []string
+	}{
+		{"default format", nil},
+		{"--format", []string{"--format", "%w%f %e %c"}},
+		{"-c", []string{"-c"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b := &bg{cmd: exec.Command(bin, append(append([]string{"watch", "-m", "-e", "create"}, tt.args...), dir)...), done: make(chan struct{})}
+			b.cmd.Stdout, b.cmd.Stderr = slave, b
+			if err := b.cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			go func() { b.err = b.cmd.Wait(); close(b.done) }()
+			defer func() { b.cmd.Process.Kill(); <-b.done }()
+			for end := time.Now().Add(30 * time.Second); !strings.Contains(b.output(), "Watches established."); time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(end) {
+					t.Fatalf("watch not ready: %s", b.output())
+				}
+			}
+			name := tt.name + "\x1b[2J\x1b]52;c;ZXZpbA==\x07\x1b]0;title\x07\rcr\nforged"
+			c := exec.Command("touch", dir+"/"+name)
+			c.SysProcAttr = &syscall.SysProcAttr{Credential: testenv.Nobody}
+			if out, err := c.CombinedOutput(); err != nil {
+				t.Fatal(err, string(out))
+			}
+			var got []byte
+			buf := make([]byte, 4096)
+			for !bytes.Contains(got, []byte("forged")) {
+				master.SetReadDeadline(time.Now().Add(5 * time.Second))
+				n, err := master.Read(buf)
+				if err != nil {
+					t.Fatalf("reading the terminal: %v; so far %q", err, got)
+				}
+				got = append(got, buf[:n]...)
+			}
+			// What the terminal got, but for the line ends its own ONLCR made of each "\n".
+			for i, c := range bytes.ReplaceAll(got, []byte("\r\n"), []byte("\n")) {
+				if c < 0x20 && c != '\n' || c == 0x7f {
+					t.Fatalf("watch printed raw control byte %#x at %d to the terminal: %q", c, i, got)
+				}
+			}
+			if !bytes.Contains(got, []byte(`\x1b[2J\x1b]52;c;ZXZpbA==\x07`)) || !bytes.Contains(got, []byte(`\rcr\nforged`)) {
+				t.Errorf("the name is not printed escaped: %q", got)
+			}
+		})
 	}
 }

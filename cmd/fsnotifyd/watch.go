@@ -549,6 +549,9 @@ func stream(cmd string, specs []watchSpec, o streamOpts) int {
 	if dst == nil {
 		dst = os.Stdout
 	}
+	if isTerminal(dst) {
+		out = format.ForTerminal(out) // a file name must not drive the operator's terminal
+	}
 	pw := &progressWriter{w: dst}
 	w := bufio.NewWriterSize(pw, 64<<10)
 	// Runs after the Flush below: that one may block too.

@@ -182,7 +182,8 @@ func MustCompile(format, timefmt string) *Format {
 func (f *Format) String() string { return f.src }
 
 // Append appends r formatted. Names are printed as they are (no quoting), as inotifywait does:
-// scripts that must survive any file name use %0 separators or JSON.
+// scripts that must survive any file name use %0 separators or JSON. For a terminal, wrap
+// it in ForTerminal.
 func (f *Format) Append(dst []byte, r *Record) []byte {
 	for i := range f.ops {
 		op := &f.ops[i]
@@ -458,3 +459,24 @@ func AppendEscaped(dst []byte, s string) []byte { return appendEscaped(dst, s) }
 
 // Escaped is s escaped as AppendEscaped escapes it.
 func Escaped(s string) string { return string(appendEscaped(nil, s)) }
+
+// ForTerminal is f for a terminal: the names of each record (%w, %f, %c, the paths) are
+// escaped as trace lines escape them, as GNU ls quotes names on a terminal, so that a file
+// name cannot send escape sequences to it (clear it, retitle it, set the clipboard with OSC
+// 52) nor forge a line with a newline or a CR. To a pipe or a file, names stay their bytes,
+// as inotifywait prints them. JSON and Trace escape already and are returned as they are.
+func ForTerminal(f Formatter) Formatter {
+	switch f.(type) {
+	case JSON, Trace:
+		return f
+	}
+	return terminal{f}
+}
+
+type terminal struct{ f Formatter }
+
+func (t terminal) Append(dst []byte, r *Record) []byte {
+	e := *r
+	e.Watched, e.Name, e.Path, e.OldPath, e.Comm = Escaped(r.Watched), Escaped(r.Name), Escaped(r.Path), Escaped(r.OldPath), Escaped(r.Comm)
+	return t.f.Append(dst, &e)
+}
