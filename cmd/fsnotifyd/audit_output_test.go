@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -549,5 +550,62 @@ func TestWatchEscapesNamesToATerminalAsNobody(t *testing.T) {
 				t.Errorf("the name is not printed escaped: %q", got)
 			}
 		})
+	}
+}
+
+// TestGuardStderrStoppedKeepsOnError: the guard's stderr reader stops reading (a paused
+// `guard ... 2>&1 | less`), and a user's files crash the --exec scanner, each failure a line
+// on stderr, until the pipe is full. The decisions must not wait for stderr: a crash still
+// gets --on-error (deny), not the deadline's --on-timeout (allow), which a handler blocked in
+// its stderr write would leave to the deadline.
+func TestGuardStderrStoppedKeepsOnError(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := testenv.Tmpfs(t)
+	for i := range 2000 {
+		os.WriteFile(fmt.Sprintf("%s/f%d", dir, i), []byte("x\n"), 0o644) // one scan each
+	}
+	scanner := filepath.Join(t.TempDir(), "crash")
+	os.WriteFile(scanner, []byte("#!/bin/sh\nkill -SEGV $$\n"), 0o755)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close() // a reader that never reads (after "Watches established.")
+	b := &bg{cmd: exec.Command(bin, "guard", "--exec", scanner, "--on-error", "deny", "--on-timeout", "allow", "--deadline", "2s", dir), done: make(chan struct{})}
+	b.cmd.Stderr = pw
+	if err := b.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	go func() { b.err = b.cmd.Wait(); close(b.done) }()
+	t.Cleanup(func() { b.cmd.Process.Kill(); <-b.done })
+	line := make([]byte, 100)
+	if n, _ := pr.Read(line); !strings.Contains(string(line[:n]), "Watches established.") {
+		t.Fatalf("guard not ready: %q", line[:n])
+	}
+	// 64 KiB of failure lines, and more: eight openers at once.
+	var wg sync.WaitGroup
+	var allowed atomic.Int32
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 250 {
+				if f, err := os.Open(fmt.Sprintf("%s/f%d", dir, g*250+i)); err == nil {
+					allowed.Add(1)
+					f.Close()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	rc, _ := pr.SyscallConn()
+	queued := 0
+	rc.Control(func(fd uintptr) { queued, _ = unix.IoctlGetInt(int(fd), unix.TIOCINQ) })
+	if queued < 60000 {
+		t.Fatalf("only %d bytes wait in the guard's stderr pipe: not full, the test tests nothing", queued)
+	}
+	if n := allowed.Load(); n > 0 {
+		t.Errorf("%d of 2000 opens whose scanner crashed were allowed (--on-timeout) with the guard's stderr full, not denied by --on-error", n)
 	}
 }

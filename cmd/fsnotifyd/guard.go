@@ -256,6 +256,14 @@ func runGuard(args []string) int {
 		}
 	}
 	surviveBrokenPipes() // guard --audit - | head: the audit writer counts and reports EPIPE
+	// What the guard says while it runs goes through a queue of its own: a handler that says
+	// why a scan failed must not wait for a stderr nobody reads (a paused pager), or the
+	// deadline's verdict would decide in its place.
+	g.stderr = newLogWriter(os.Stderr)
+	g.stderr.dropped = func(n uint64) {
+		fmt.Fprintf(g.stderr, "fsnotifyd guard: %d lines of stderr were dropped (its reader did not keep up)\n", n)
+	}
+	defer g.stderr.close()
 	if audit != "" {
 		// Opened before the state is built: a policy that needs no path still gets paths in
 		// its audit lines.
@@ -383,10 +391,10 @@ func runGuard(args []string) int {
 			cfg.NoPaths, cfg.NoFiles = true, true
 		}
 		cfg.OnResync = func() {
-			fmt.Fprintln(os.Stderr, "fsnotifyd guard: the daemon restarted; watches re-established (accesses meanwhile were allowed)")
+			fmt.Fprintln(g.stderr, "fsnotifyd guard: the daemon restarted; watches re-established (accesses meanwhile were allowed)")
 		}
 		cfg.OnLost = func(path string, err error) {
-			fmt.Fprintf(os.Stderr, "fsnotifyd guard: %s is NOT guarded any more: %v (it changed while the daemon was down; restart the guard to guard what is there now)\n", path, err)
+			fmt.Fprintf(g.stderr, "fsnotifyd guard: %s is NOT guarded any more: %v (it changed while the daemon was down; restart the guard to guard what is there now)\n", path, err)
 		}
 	}
 	if g.launcher != nil {
@@ -537,6 +545,7 @@ type guardRun struct {
 	onTimeout  notify.Verdict // --on-timeout (Allow with --permissive)
 	deadline   time.Duration
 	audit      *auditWriter
+	stderr     *logWriter     // what the guard says while it runs (never waits for its reader)
 	scanSlots  *workslot.Fair // --concurrency scanners at once, shared among the users waiting
 	launcher   *launcher
 	paths      []string
@@ -855,7 +864,7 @@ func (g *guardRun) scan(ctx context.Context, r *notify.Request) notify.Verdict {
 	if err != nil {
 		// A scanner that cannot run, or crashes, cannot vouch for the file.
 		err = fmt.Errorf("--exec: %w", err)
-		fmt.Fprintf(os.Stderr, "fsnotifyd guard: %v\n", err)
+		fmt.Fprintf(g.stderr, "fsnotifyd guard: %v\n", err)
 		return g.failed(r, err)
 	}
 	deny := res.Exit != 0

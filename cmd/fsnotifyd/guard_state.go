@@ -259,9 +259,9 @@ func (g *guardRun) reported(what, origin string, err error) {
 	rec := auditRecord{Decision: fsevent.Decision{Time: time.Now().Format(time.RFC3339Nano), Event: what + "-reload", Verdict: "applied", Rule: origin}}
 	if err != nil {
 		rec.Verdict, rec.Error = "rejected", err.Error()
-		fmt.Fprintf(os.Stderr, "fsnotifyd guard: %s reload from %s rejected, the old %s stays: %v\n", what, origin, what, err)
+		fmt.Fprintf(g.stderr, "fsnotifyd guard: %s reload from %s rejected, the old %s stays: %v\n", what, origin, what, err)
 	} else if !g.quiet {
-		fmt.Fprintf(os.Stderr, "fsnotifyd guard: %s reloaded from %s\n", what, origin)
+		fmt.Fprintf(g.stderr, "fsnotifyd guard: %s reloaded from %s\n", what, origin)
 	}
 	if g.audit != nil {
 		g.audit.write(rec)

@@ -3,11 +3,15 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // openOutput opens name for appending lines (watch -o: mode 0600 as inotifywait; guard
@@ -85,4 +89,73 @@ func openOutput(name string, perm os.FileMode) (*os.File, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// logQueue is how many log lines logWriter holds for its writer.
+const logQueue = 4096
+
+// logWriter hands each line written to it (one Write a line, as log/slog writes) to a
+// goroutine of its own that writes it to w, so that the writer never waits for w's reader
+// (the daemon's log, the guard's stderr: a stopped pager, a wedged shipper). When the goroutine is logQueue lines behind, lines are dropped and counted; the
+// count is logged (dropped) once lines are written again.
+type logWriter struct {
+	ch      chan []byte
+	done    chan struct{}
+	w       *progressWriter
+	lost    atomic.Uint64
+	dropped func(n uint64) // logs that n lines were dropped; set before the first Write
+}
+
+func newLogWriter(w io.Writer) *logWriter {
+	l := &logWriter{ch: make(chan []byte, logQueue), done: make(chan struct{}), w: &progressWriter{w: w}}
+	go l.run()
+	return l
+}
+
+func (l *logWriter) Write(p []byte) (int, error) {
+	if l == nil { // none made (a guardRun a test built): written at once
+		return os.Stderr.Write(p)
+	}
+	select {
+	case l.ch <- bytes.Clone(p): // the handler reuses p
+	default:
+		l.lost.Add(1)
+	}
+	return len(p), nil
+}
+
+func (l *logWriter) run() {
+	after := -1 // lines still to write after close's marker (the drop count among them)
+	for b := range l.ch {
+		if b == nil { // close's marker
+			if n := l.lost.Swap(0); n > 0 && l.dropped != nil {
+				l.dropped(n)
+			}
+			if after = len(l.ch); after == 0 {
+				close(l.done)
+			}
+			continue
+		}
+		l.w.Write(b)
+		switch {
+		case after > 0:
+			if after--; after == 0 {
+				close(l.done)
+			}
+		case after < 0 && l.lost.Load() > 0 && len(l.ch) < logQueue/2 && l.dropped != nil:
+			l.dropped(l.lost.Swap(0))
+		}
+	}
+}
+
+// close waits until the lines logged so far are written, no longer than outputGrace for a
+// writer that does not progress (its reader not reading). The channel stays open: a late
+// line (a goroutine still logging) is queued or dropped, never a panic.
+func (l *logWriter) close() {
+	select {
+	case l.ch <- nil:
+	case <-time.After(outputGrace): // the queue is full, its writer stuck
+		return
+	}
+	waitOutput(l.done, l.w)
 }

@@ -3,18 +3,15 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -186,70 +183,4 @@ func listen(path string) (*net.UnixListener, error) {
 		return nil, err
 	}
 	return ln, nil
-}
-
-// logQueue is how many log lines logWriter holds for its writer.
-const logQueue = 4096
-
-// logWriter hands each line the daemon logs (one Write per record, as log/slog writes) to a
-// goroutine of its own that writes it to w, so that logging never waits for the log's
-// reader. When the goroutine is logQueue lines behind, lines are dropped and counted; the
-// count is logged (dropped) once lines are written again.
-type logWriter struct {
-	ch      chan []byte
-	done    chan struct{}
-	w       *progressWriter
-	lost    atomic.Uint64
-	dropped func(n uint64) // logs that n lines were dropped; set before the first Write
-}
-
-func newLogWriter(w io.Writer) *logWriter {
-	l := &logWriter{ch: make(chan []byte, logQueue), done: make(chan struct{}), w: &progressWriter{w: w}}
-	go l.run()
-	return l
-}
-
-func (l *logWriter) Write(p []byte) (int, error) {
-	select {
-	case l.ch <- bytes.Clone(p): // the handler reuses p
-	default:
-		l.lost.Add(1)
-	}
-	return len(p), nil
-}
-
-func (l *logWriter) run() {
-	after := -1 // lines still to write after close's marker (the drop count among them)
-	for b := range l.ch {
-		if b == nil { // close's marker
-			if n := l.lost.Swap(0); n > 0 && l.dropped != nil {
-				l.dropped(n)
-			}
-			if after = len(l.ch); after == 0 {
-				close(l.done)
-			}
-			continue
-		}
-		l.w.Write(b)
-		switch {
-		case after > 0:
-			if after--; after == 0 {
-				close(l.done)
-			}
-		case after < 0 && l.lost.Load() > 0 && len(l.ch) < logQueue/2 && l.dropped != nil:
-			l.dropped(l.lost.Swap(0))
-		}
-	}
-}
-
-// close waits until the lines logged so far are written, no longer than outputGrace for a
-// writer that does not progress (its reader not reading). The channel stays open: a late
-// line (a goroutine still logging) is queued or dropped, never a panic.
-func (l *logWriter) close() {
-	select {
-	case l.ch <- nil:
-	case <-time.After(outputGrace): // the queue is full, its writer stuck
-		return
-	}
-	waitOutput(l.done, l.w)
 }
