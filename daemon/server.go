@@ -72,6 +72,9 @@ type Server struct {
 
 	cst                  connCounters
 	acceptLog, refuseLog rateLog
+	// unprivLog limits the lines an unprivileged client's connection logs (refused,
+	// connected, left, closed) to one a second: any user may connect in a loop (clientLog).
+	unprivLog rateLog
 
 	lat             latencyHist
 	gone            goneTotals            // figures of clients that left
@@ -565,12 +568,12 @@ func (s *Server) serve(ctx context.Context, conn *proto.Conn, p peer) {
 	hello := m.(*proto.Hello) // the Conn accepts nothing else first
 	c, err := s.admit(conn, p, hello)
 	if err != nil {
-		s.log.Info("client refused", "pid", cred.Pid, "uid", cred.Uid, "err", err)
+		s.clientLog(p.privileged, "client refused", "pid", cred.Pid, "uid", cred.Uid, "err", err)
 		conn.WriteMsg(proto.FatalFor(hello.Req, err))
 		return
 	}
 	conn.SetWriteDeadline(time.Time{})
-	s.log.Info("client connected", "client", c.id, "name", c.name, "pid", cred.Pid, "uid", cred.Uid,
+	s.clientLog(p.privileged, "client connected", "client", c.id, "name", c.name, "pid", cred.Pid, "uid", cred.Uid,
 		"class", c.g.Options().Class)
 	// A permission client's answers are read on the backend's event loop, the thread that
 	// sent it its events and on which the walks' continuations run (inline.go); with
@@ -584,14 +587,29 @@ func (s *Server) serve(ctx context.Context, conn *proto.Conn, p peer) {
 		}
 		if !s.threadPerClient {
 			if c.runInline() {
-				s.log.Info("client left", "client", c.id, "name", c.name)
+				s.clientLog(p.privileged, "client left", "client", c.id, "name", c.name, "uid", cred.Uid)
 				return
 			}
 			s.log.Info("the backend's loop is closed: the client is read by a thread of its own", "client", c.id)
 		}
 	}
 	c.run()
-	s.log.Info("client left", "client", c.id, "name", c.name)
+	s.clientLog(p.privileged, "client left", "client", c.id, "name", c.name, "uid", cred.Uid)
+}
+
+// clientLog logs, at info, a line about a client's connection: every one of root's and
+// allowed uids', and of unprivileged users' at most one a second, with how many were held
+// back (unprivileged_not_logged): a user connecting in a loop would otherwise grow the log
+// without bound, and make journald's rate limit drop the daemon's own lines.
+func (s *Server) clientLog(privileged bool, msg string, args ...any) {
+	if !privileged {
+		ok, dropped := s.unprivLog.allow()
+		if !ok {
+			return
+		}
+		args = append(args, "unprivileged_not_logged", dropped)
+	}
+	s.log.Info(msg, args...)
 }
 
 // admit checks a Hello, creates the client's group and sends the Welcome.

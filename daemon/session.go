@@ -181,7 +181,7 @@ func (c *session) idle() time.Duration {
 // reap closes an idle client (Server.reapIdle), telling it why.
 func (c *session) reap(why string) {
 	c.s.cst.reapedIdle.Add(1)
-	c.s.log.Info("client closed", "client", c.id, "name", c.name, "pid", c.cred.Pid, "uid", c.cred.Uid, "reason", why)
+	c.s.clientLog(c.privileged, "client closed", "client", c.id, "name", c.name, "pid", c.cred.Pid, "uid", c.cred.Uid, "reason", why)
 	c.conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond)) // it may not read
 	c.conn.WriteMsg(&proto.Fatal{Code: proto.CodeLimit, Message: why})
 	c.close()

@@ -609,3 +609,42 @@ func TestGuardStderrStoppedKeepsOnError(t *testing.T) {
 		t.Errorf("%d of 2000 opens whose scanner crashed were allowed (--on-timeout) with the guard's stderr full, not denied by --on-error", n)
 	}
 }
+
+// TestServeLogUnprivilegedConnectionsRateLimited: nobody connects to the daemon in a loop.
+// Each connection was logged at info (connected, left): a user could grow the daemon's log
+// without bound, and drive journald's rate limit to drop the daemon's own messages. An
+// unprivileged client's connection lines are at most one a second, with the count of those
+// held back; root's are all logged.
+func TestServeLogUnprivilegedConnectionsRateLimited(t *testing.T) {
+	testenv.RequireRoot(t)
+	sock := filepath.Join(testenv.PublicDir(t), "d.sock")
+	b := &bg{cmd: exec.Command(bin, "serve", "--socket", sock, "--log-level", "info"), done: make(chan struct{})}
+	b.cmd.Stderr = b
+	if err := b.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { b.err = b.cmd.Wait(); close(b.done) }()
+	t.Cleanup(func() { b.cmd.Process.Kill(); <-b.done })
+	for i := 0; exec.Command(bin, "stats", "--socket", sock).Run() != nil; i++ {
+		if i == 200 {
+			t.Fatal("serve does not answer")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	start := time.Now()
+	if out, err := testenv.Sh(testenv.Nobody, "i=0; while [ $i -lt 200 ]; do "+bin+" stats --socket "+sock+" >/dev/null || exit 1; i=$((i+1)); done"); err != nil {
+		t.Fatalf("nobody's connections: %v %s", err, out)
+	}
+	secs := int(time.Since(start).Seconds()) + 1
+	if err := exec.Command(bin, "stats", "--socket", sock).Run(); err != nil { // root's, logged
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	logged := strings.Count(b.output(), "uid=65534")
+	if logged > 3*(secs+1) {
+		t.Errorf("%d log lines for nobody's 200 connections in %ds: want at most one a second of each kind", logged, secs)
+	}
+	if !strings.Contains(b.output(), "uid=0") {
+		t.Errorf("root's connection is not logged:\n%s", b.output())
+	}
+}
