@@ -208,7 +208,7 @@ func (c *session) readFailed(err error) {
 	if errors.As(err, &pe) && pe.Code.Protocol() {
 		// A malformed or oversized frame: say why, and close this connection only.
 		c.conn.WriteMsg(proto.FatalFor(0, err))
-		c.s.log.Info("client sent a bad frame", "client", c.id, "err", err)
+		c.s.clientLog(c.privileged, "client sent a bad frame", "client", c.id, "uid", c.cred.Uid, "err", err)
 	}
 }
 
