@@ -36,6 +36,12 @@ var hostileNames = []string{
 	"ls\u2028ps\u2029",                 // JavaScript's line and paragraph separators
 }
 
+// rawControl is the index of the first control byte in b other than a newline (DEL
+// included), or -1: what an operator's terminal would act on.
+func rawControl(b []byte) int {
+	return bytes.IndexFunc(b, func(r rune) bool { return r < 0x20 && r != '\n' || r == 0x7f })
+}
+
 // TestGuardAuditHostileNamesAsNobody: nobody opens files with hostile names (and runs a
 // program whose name, its comm, is not UTF-8); every audit line stays one JSON object, with
 // no raw control byte, whose path and comm (path_raw and comm_raw when not UTF-8, as watch
@@ -78,11 +84,8 @@ func testGuardAuditHostileNames(t *testing.T, extra []string) {
 	}
 	p.stop()
 	data, _ = os.ReadFile(audit)
-	for i, c := range data {
-		if c < 0x20 && c != '\n' || c == 0x7f {
-			t.Errorf("audit file holds raw control byte %#x at %d: %q", c, i, data[max(0, i-20):min(len(data), i+20)])
-			break
-		}
+	if i := rawControl(data); i >= 0 {
+		t.Errorf("audit file holds raw control byte %#x at %d: %q", data[i], i, data[max(0, i-20):min(len(data), i+20)])
 	}
 	seen := map[string]bool{}
 	for _, l := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
@@ -197,14 +200,7 @@ func TestGuardAuditReaderGoneKeepsGuarding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &bg{cmd: exec.Command(bin, "guard", "--deny", "/**/*.key", "--audit", "-", dir), done: make(chan struct{})}
-	b.cmd.Stdout, b.cmd.Stderr = pw, b
-	if err := b.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pw.Close()
-	go func() { b.err = b.cmd.Wait(); close(b.done) }()
-	t.Cleanup(func() { b.cmd.Process.Kill(); <-b.done })
+	b := startBgTo(t, pw, nil, bin, "guard", "--deny", "/**/*.key", "--audit", "-", dir)
 	for end := time.Now().Add(30 * time.Second); !strings.Contains(b.output(), "Watches established."); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(end) {
 			t.Fatalf("guard not ready: %s", b.output())
@@ -278,10 +274,8 @@ func TestStatsEscapesClientNamesAsNobody(t *testing.T) {
 			t.Fatalf("stats never showed nobody's client:\n%s", out)
 		}
 	}
-	for i, c := range out {
-		if c < 0x20 && c != '\n' || c == 0x7f {
-			t.Fatalf("stats printed raw control byte %#x at %d: %q", c, i, out)
-		}
+	if i := rawControl(out); i >= 0 {
+		t.Fatalf("stats printed raw control byte %#x at %d: %q", out[i], i, out)
 	}
 	if !bytes.Contains(out, []byte(escaped)) {
 		t.Errorf("stats does not print the name escaped (%s):\n%s", escaped, out)
@@ -322,14 +316,27 @@ func TestPolicyExplainHostileNamesAsNobody(t *testing.T) {
 	if !bytes.Contains(out, []byte(`s\x1b[2J`)) || !bytes.Contains(out, []byte(`script:\x1b[2J`)) || !bytes.Contains(out, []byte(`p\x1b[2J`)) {
 		t.Errorf("the explanation does not show the path, ftype and executable escaped:\n%q", out)
 	}
-	for i, c := range out {
-		if c < 0x20 && c != '\n' || c == 0x7f {
-			t.Fatalf("policy explain printed raw control byte %#x at %d: %q", c, i, out)
-		}
+	if i := rawControl(out); i >= 0 {
+		t.Fatalf("policy explain printed raw control byte %#x at %d: %q", out[i], i, out)
 	}
 	if n := bytes.Count(out, []byte("forged")); bytes.Contains(out, []byte("\nforged")) {
 		t.Errorf("a name's newline began a line of the explanation (%d times): %q", n, out)
 	}
+}
+
+// startServeLogging starts the daemon at info level on a socket every user can reach, its
+// stderr to the file given (nil: the bg's output), and waits until it answers.
+func startServeLogging(t *testing.T, stderr *os.File) (string, *bg) {
+	t.Helper()
+	sock := filepath.Join(testenv.PublicDir(t), "d.sock")
+	b := startBgTo(t, nil, stderr, bin, "serve", "--socket", sock, "--log-level", "info")
+	for i := 0; exec.Command(bin, "stats", "--socket", sock).Run() != nil; i++ {
+		if i == 200 {
+			t.Fatalf("serve does not answer: %s", b.output())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return sock, b
 }
 
 // TestServeLogReaderGoneKeepsServing: `fsnotifyd serve 2>&1 | logger`, and the logger exits.
@@ -338,25 +345,11 @@ func TestPolicyExplainHostileNamesAsNobody(t *testing.T) {
 // and the kernel allowed what they denied. Now the write fails and the daemon serves on.
 func TestServeLogReaderGoneKeepsServing(t *testing.T) {
 	testenv.RequireRoot(t)
-	sock := filepath.Join(testenv.PublicDir(t), "d.sock")
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &bg{cmd: exec.Command(bin, "serve", "--socket", sock, "--log-level", "info"), done: make(chan struct{})}
-	b.cmd.Stderr = pw
-	if err := b.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pw.Close()
-	go func() { b.err = b.cmd.Wait(); close(b.done) }()
-	t.Cleanup(func() { b.cmd.Process.Kill(); <-b.done })
-	for i := 0; exec.Command(bin, "stats", "--socket", sock).Run() != nil; i++ {
-		if i == 200 {
-			t.Fatal("serve does not answer")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	sock, b := startServeLogging(t, pw)
 	pr.Close() // the log's reader goes away
 	for i := range 5 {
 		if out, err := testenv.Sh(testenv.Nobody, bin+" stats --socket "+sock); err != nil {
@@ -374,26 +367,12 @@ func TestServeLogReaderGoneKeepsServing(t *testing.T) {
 // and clients still connect: the log must not wedge the daemon.
 func TestServeLogReaderStoppedKeepsServing(t *testing.T) {
 	testenv.RequireRoot(t)
-	sock := filepath.Join(testenv.PublicDir(t), "d.sock")
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pr.Close() // a reader that never reads
-	b := &bg{cmd: exec.Command(bin, "serve", "--socket", sock, "--log-level", "info"), done: make(chan struct{})}
-	b.cmd.Stderr = pw
-	if err := b.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pw.Close()
-	go func() { b.err = b.cmd.Wait(); close(b.done) }()
-	t.Cleanup(func() { b.cmd.Process.Kill(); <-b.done })
-	for i := 0; exec.Command(bin, "stats", "--socket", sock).Run() != nil; i++ {
-		if i == 200 {
-			t.Fatal("serve does not answer")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	sock, _ := startServeLogging(t, pw)
 	dir := testenv.Tmpfs(t)
 	os.WriteFile(dir+"/secret.key", []byte("s\n"), 0o644)
 	start(t, "guard", "--daemon="+sock, "--deny", "/**/*.key", "--deadline", "2s", "--on-timeout", "allow", dir)
@@ -541,10 +520,8 @@ func TestWatchEscapesNamesToATerminalAsNobody(t *testing.T) {
 				got = append(got, buf[:n]...)
 			}
 			// What the terminal got, but for the line ends its own ONLCR made of each "\n".
-			for i, c := range bytes.ReplaceAll(got, []byte("\r\n"), []byte("\n")) {
-				if c < 0x20 && c != '\n' || c == 0x7f {
-					t.Fatalf("watch printed raw control byte %#x at %d to the terminal: %q", c, i, got)
-				}
+			if i := rawControl(bytes.ReplaceAll(got, []byte("\r\n"), []byte("\n"))); i >= 0 {
+				t.Fatalf("watch printed a raw control byte at %d to the terminal: %q", i, got)
 			}
 			if !bytes.Contains(got, []byte(`\x1b[2J\x1b]52;c;ZXZpbA==\x07`)) || !bytes.Contains(got, []byte(`\rcr\nforged`)) {
 				t.Errorf("the name is not printed escaped: %q", got)
@@ -571,14 +548,7 @@ func TestGuardStderrStoppedKeepsOnError(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pr.Close() // a reader that never reads (after "Watches established.")
-	b := &bg{cmd: exec.Command(bin, "guard", "--exec", scanner, "--on-error", "deny", "--on-timeout", "allow", "--deadline", "2s", dir), done: make(chan struct{})}
-	b.cmd.Stderr = pw
-	if err := b.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pw.Close()
-	go func() { b.err = b.cmd.Wait(); close(b.done) }()
-	t.Cleanup(func() { b.cmd.Process.Kill(); <-b.done })
+	startBgTo(t, nil, pw, bin, "guard", "--exec", scanner, "--on-error", "deny", "--on-timeout", "allow", "--deadline", "2s", dir)
 	line := make([]byte, 100)
 	if n, _ := pr.Read(line); !strings.Contains(string(line[:n]), "Watches established.") {
 		t.Fatalf("guard not ready: %q", line[:n])
@@ -617,20 +587,7 @@ func TestGuardStderrStoppedKeepsOnError(t *testing.T) {
 // held back; root's are all logged.
 func TestServeLogUnprivilegedConnectionsRateLimited(t *testing.T) {
 	testenv.RequireRoot(t)
-	sock := filepath.Join(testenv.PublicDir(t), "d.sock")
-	b := &bg{cmd: exec.Command(bin, "serve", "--socket", sock, "--log-level", "info"), done: make(chan struct{})}
-	b.cmd.Stderr = b
-	if err := b.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { b.err = b.cmd.Wait(); close(b.done) }()
-	t.Cleanup(func() { b.cmd.Process.Kill(); <-b.done })
-	for i := 0; exec.Command(bin, "stats", "--socket", sock).Run() != nil; i++ {
-		if i == 200 {
-			t.Fatal("serve does not answer")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	sock, b := startServeLogging(t, nil)
 	start := time.Now()
 	if out, err := testenv.Sh(testenv.Nobody, "i=0; while [ $i -lt 200 ]; do "+bin+" stats --socket "+sock+" >/dev/null || exit 1; i=$((i+1)); done"); err != nil {
 		t.Fatalf("nobody's connections: %v %s", err, out)

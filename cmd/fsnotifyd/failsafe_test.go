@@ -50,8 +50,23 @@ func (b *bg) output() string {
 // startBg starts argv; cleanup kills it.
 func startBg(t *testing.T, argv ...string) *bg {
 	t.Helper()
+	return startBgTo(t, nil, nil, argv...)
+}
+
+// startBgTo is startBg with stdout and stderr going to the files given (nil: to b, as
+// startBg's); it closes them in this process once the command has them.
+func startBgTo(t *testing.T, stdout, stderr *os.File, argv ...string) *bg {
+	t.Helper()
 	b := &bg{cmd: exec.Command(argv[0], argv[1:]...), done: make(chan struct{})}
 	b.cmd.Stdout, b.cmd.Stderr = b, b
+	if stdout != nil {
+		b.cmd.Stdout = stdout
+		defer stdout.Close()
+	}
+	if stderr != nil {
+		b.cmd.Stderr = stderr
+		defer stderr.Close()
+	}
 	if err := b.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
