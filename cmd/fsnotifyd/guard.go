@@ -267,7 +267,7 @@ func runGuard(args []string) int {
 	if audit != "" {
 		// Opened before the state is built: a policy that needs no path still gets paths in
 		// its audit lines.
-		if g.audit, err = newAuditWriter(audit); err != nil {
+		if g.audit, err = newAuditWriter(audit, g.stderr); err != nil {
 			return fail("guard", fmt.Errorf("--audit: %w", err))
 		}
 		defer g.audit.close()
@@ -954,7 +954,8 @@ type auditRecord struct {
 // disk, an I/O error), the records it did not write are counted and said on stderr, and the
 // next write tries again; at close, a reader that stopped reading is not waited for.
 type auditWriter struct {
-	name    string // the --audit argument, for messages
+	name    string    // the --audit argument, for messages
+	say     io.Writer // where the messages go (the guard's stderr queue)
 	ch      chan auditRecord
 	done    chan struct{}
 	w       *progressWriter
@@ -969,8 +970,8 @@ type auditWriter struct {
 	partial bool  // that write wrote part of a line: the next write ends it first
 }
 
-func newAuditWriter(path string) (*auditWriter, error) {
-	a := &auditWriter{name: path, ch: make(chan auditRecord, 8192), done: make(chan struct{})}
+func newAuditWriter(path string, say io.Writer) (*auditWriter, error) {
+	a := &auditWriter{name: path, say: say, ch: make(chan auditRecord, 8192), done: make(chan struct{})}
 	if path == "-" {
 		a.w = &progressWriter{w: os.Stdout}
 	} else {
@@ -1035,7 +1036,7 @@ func (a *auditWriter) flush(buf []byte) []byte {
 	}
 	if a.failing {
 		a.failing = false
-		fmt.Fprintf(os.Stderr, "fsnotifyd guard: --audit %s: written again (%d records lost so far)\n", a.name, a.lost.Load())
+		fmt.Fprintf(a.say, "fsnotifyd guard: --audit %s: written again (%d records lost so far)\n", a.name, a.lost.Load())
 	}
 	return buf[:0]
 }
@@ -1044,7 +1045,7 @@ func (a *auditWriter) failed(buf []byte, n int, err error) {
 	a.partial = n > 0 && buf[n-1] != '\n'
 	a.lost.Add(uint64(bytes.Count(buf[n:], []byte{'\n'})))
 	if !a.failing {
-		fmt.Fprintf(os.Stderr, "fsnotifyd guard: --audit: %v: audit records are lost (counted) until it can be written again; verdicts do not wait for it\n", err)
+		fmt.Fprintf(a.say, "fsnotifyd guard: --audit: %v: audit records are lost (counted) until it can be written again; verdicts do not wait for it\n", err)
 	}
 	a.failing, a.lastErr = true, err
 }
@@ -1055,7 +1056,7 @@ func (a *auditWriter) failed(buf []byte, n int, err error) {
 func (a *auditWriter) close() {
 	close(a.ch)
 	if !waitOutput(a.done, a.w) {
-		fmt.Fprintf(os.Stderr, "fsnotifyd guard: --audit %s: blocked for %v, its reader not reading: up to %d audit records were not written\n",
+		fmt.Fprintf(a.say, "fsnotifyd guard: --audit %s: blocked for %v, its reader not reading: up to %d audit records were not written\n",
 			a.name, outputGrace, a.queued.Load()-a.written.Load()-a.lost.Load())
 		return // run stays blocked in its write until the process ends
 	}
@@ -1063,9 +1064,9 @@ func (a *auditWriter) close() {
 		a.c.Close()
 	}
 	if n := a.dropped.Load(); n > 0 {
-		fmt.Fprintf(os.Stderr, "fsnotifyd guard: %d audit records were dropped (the audit file could not keep up)\n", n)
+		fmt.Fprintf(a.say, "fsnotifyd guard: %d audit records were dropped (the audit file could not keep up)\n", n)
 	}
 	if n := a.lost.Load(); n > 0 {
-		fmt.Fprintf(os.Stderr, "fsnotifyd guard: %d audit records could not be written (the last error: %v)\n", n, a.lastErr)
+		fmt.Fprintf(a.say, "fsnotifyd guard: %d audit records could not be written (the last error: %v)\n", n, a.lastErr)
 	}
 }
