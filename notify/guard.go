@@ -119,7 +119,7 @@ var (
 	Deny = Verdict{deny: true}
 	// AllowAndCache allows and lets the kernel remember it for this file and kind of access
 	// until the file is modified, renamed or linked (only if the Guard was created with
-	// Cache, only where every permission listener on the file allowed caching, and only for
+	// Cache and embedded, only where every permission listener on the file allowed caching, and only for
 	// files no unprivileged user could rename or link: docs/security.md).
 	AllowAndCache = Verdict{cache: true}
 )
@@ -417,7 +417,10 @@ type GuardConfig struct {
 	// OnClose answers accesses still pending when the Guard closes (default Allow, as the
 	// kernel does when a listener exits).
 	OnClose Verdict
-	// Cache lets handlers return AllowAndCache.
+	// Cache lets handlers return AllowAndCache. Embedded only: through the daemon an allow is
+	// never cached (AllowAndCache answers a plain Allow), since no request of the protocol
+	// withdraws the allows a client had the daemon cache, so FlushCache could not take back
+	// an allow after a policy change (docs/policy.md, "Caching").
 	Cache bool
 	// Inline, if set, is offered every request first, on the goroutine that reads the
 	// kernel, before any queueing: it returns a verdict and true, or false to pass the
@@ -562,6 +565,12 @@ func NewGuard(cfg GuardConfig, h Handler) (*Guard, error) {
 	}
 	if len(cfg.Paths)+len(cfg.Mounts)+len(cfg.Filesystems) == 0 {
 		return nil, errors.New("guard: nothing to guard (no paths, mounts or filesystems)")
+	}
+	if cfg.Daemon != "" {
+		// The daemon's kernel groups would keep a cached allow after a policy change: its
+		// protocol has no request that flushes them (FlushCache does nothing there), so an
+		// allow the old policy cached would still pass accesses the new one denies.
+		cfg.Cache = false
 	}
 	gd := &Guard{cfg: cfg, handler: h, sem: make(chan struct{}, cfg.Concurrency)}
 	class := engine.ClassContent
@@ -1191,7 +1200,7 @@ func (gd *Guard) runLate(r *Request) (v Verdict) {
 }
 
 // FlushCache forgets every cached allow; call it when the policy changes. (Through the
-// daemon, the daemon's cache is the daemon's.)
+// daemon it does nothing: a Guard there never has an allow cached, see GuardConfig.Cache.)
 func (gd *Guard) FlushCache() { gd.src.FlushCache() }
 
 // ExemptPid exempts a helper process the handler started (a scanner) and has not reaped: its

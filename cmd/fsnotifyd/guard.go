@@ -93,7 +93,8 @@ stopped (SIGSTOP), they wait. See docs/security.md.
 --permissive decides and audits but allows everything. --cache lets the
 kernel remember allows until the file changes, for files no unprivileged
 user could rename or link (root's, in root's directories); others are
-decided every time.
+decided every time. Through the daemon nothing is cached (a reload could
+not withdraw the daemon's cached allows).
 --audit FILE (or - for stdout) writes one JSON line per decision: time, path,
 pid, comm, exe (where a rule read it, and for every deny), event, verdict,
 rule, error, latency.

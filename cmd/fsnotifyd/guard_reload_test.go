@@ -346,3 +346,51 @@ func TestGuardReloadTornWrite(t *testing.T) {
 	}
 	t.Logf("%d opens of s during the rewrite, all denied; stderr:\n%s", opens.Load(), p.errText())
 }
+
+// A reload that turns a cached allow into a deny takes effect for the next access, embedded
+// and through the daemon, whose kernel groups hold the cached allows of its clients: rounds of
+// allow-with-cache (opened twice as nobody: the second open may come from the kernel's cache),
+// SIGHUP, then deny, SIGHUP; every open by nobody after the deny's reload was reported must be
+// denied. No round's open may pass on the allow cached before the reload.
+func TestGuardReloadFlushesCachedAllows(t *testing.T) {
+	guardModes(t, func(t *testing.T, extra []string) {
+		mnt, etc := testenv.PublicTmpfs(t), t.TempDir()
+		s := filepath.Join(mnt, "s")
+		writeFile(t, s, "s") // root's, 0644, one link: an allow of it may be cached
+		deny, _, allowCached, _ := reloadPolicies(mnt)
+		rules := filepath.Join(etc, "guard.rules")
+		writeFile(t, rules, allowCached)
+		p := start(t, append(append([]string{"guard"}, extra...), "--policy", rules, "--reload-interval", "0", mnt)...)
+		reloads := 0
+		reload := func(text string) {
+			t.Helper()
+			writeFile(t, rules, text)
+			if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+				t.Fatal(err)
+			}
+			reloads++
+			if !waitFor(10*time.Second, func() bool { return strings.Count(p.errText(), "policy reloaded from") == reloads }) {
+				t.Fatalf("reload %d not reported; stderr:\n%s", reloads, p.errText())
+			}
+		}
+		const rounds = 10
+		passed := 0
+		for i := 0; i < rounds; i++ {
+			if i > 0 {
+				reload(allowCached)
+			}
+			if out, err := testenv.Sh(testenv.Nobody, "cat "+s+" && cat "+s); err != nil {
+				t.Fatalf("round %d: nobody's opens under the allow: %v %s", i, err, out)
+			}
+			reload(deny)
+			if out, err := testenv.Sh(testenv.Nobody, "cat "+s); err == nil {
+				passed++
+			} else if !strings.Contains(out, "Operation not permitted") {
+				t.Fatalf("round %d: nobody's open under the deny: %v %s", i, err, out)
+			}
+		}
+		if passed != 0 {
+			t.Errorf("%d of %d opens by nobody after a reload to deny was reported were allowed (the allow cached before it)", passed, rounds)
+		}
+	})
+}
