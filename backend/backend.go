@@ -267,6 +267,13 @@ func New(opts Options) (*Backend, error) {
 	// A walk waiting for a group's answer goes on on the loop, whoever answers: the kernel
 	// is answered there, and an answer read on the loop itself goes on before it waits again.
 	cfg.Executor = b.loop.Post
+	if cfg.PermissionIDBase == 0 {
+		// Ids above every id an engine of an earlier process of this boot gave (fewer than
+		// one per nanosecond it ran): a client that answers, after the daemon restarted, an
+		// event it read from the old daemon must not answer the new daemon's event of the
+		// same id (TestGuardStaleAnswerAfterDaemonRestart, notify).
+		cfg.PermissionIDBase = uint64(sys.MonotonicNanos())
+	}
 	b.eng = engine.New(cfg)
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.view.Store(&view{fs: map[uint64]*fsView{}})

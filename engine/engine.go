@@ -44,6 +44,11 @@ type Config struct {
 	// on the loop then goes on right after, with no wake-up: see internal/evloop). It must run
 	// each function exactly once, on any goroutine; the engine calls it with no lock held.
 	Executor func(func())
+	// PermissionIDBase: the permission events' ids (Delivery.ID) are PermissionIDBase+1,
+	// +2, ... The Linux backend sets it to the monotonic clock in nanoseconds, so that the
+	// ids of an engine made after another one's end (a daemon restarted) are all above the
+	// earlier one's: an answer to an id of the old one finds nothing pending in the new one.
+	PermissionIDBase uint64
 }
 
 const (
@@ -121,6 +126,7 @@ func (e *Engine) since() time.Duration { return time.Since(e.epoch) }
 func New(cfg Config) *Engine {
 	e := &Engine{hook: cfg.MaskHook, permHook: cfg.PermissionHook, exec: cfg.Executor,
 		groups: make(map[uint64]*Group), epoch: time.Now()}
+	e.nextPerm.Store(cfg.PermissionIDBase)
 	e.conns.init()
 	e.perm.Store(&PermissionState{})
 	return e

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -263,5 +264,88 @@ func TestGuardReportsLostMarkAfterDaemonRestart(t *testing.T) {
 			t.Fatal("the directory that was not replaced is not guarded again after the restart")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// An answer a Guard's Handler gives after the daemon restarted, to an event the old daemon
+// sent, never answers an access of the new one: the new daemon numbers its events from the
+// start again, so the held allows of the old connection's events (which the kernel allowed
+// when the old daemon went) must not reach the new connection, where the same ids name other
+// accesses — here opens of a file the Guard denies, which must stay denied.
+func TestGuardStaleAnswerAfterDaemonRestart(t *testing.T) {
+	testenv.RequireRoot(t)
+	sock := filepath.Join(t.TempDir(), "d.sock")
+	stop := runDaemon(t, sock)
+	defer func() { stop() }()
+	dir := testenv.Tmpfs(t)
+	os.WriteFile(dir+"/slow", []byte("s"), 0o644)
+	os.WriteFile(dir+"/secret", []byte("s"), 0o644)
+	const held = 5
+	release := make(chan struct{})
+	heldNow := make(chan struct{}, held)
+	resynced := make(chan struct{}, 1)
+	g, err := NewGuard(GuardConfig{Paths: []string{dir}, Daemon: sock, Deadline: 20 * time.Second,
+		OnResync: func() {
+			select {
+			case resynced <- struct{}{}:
+			default:
+			}
+		}}, func(ctx context.Context, r *Request) Verdict {
+		if strings.HasSuffix(r.Path(), "secret") {
+			time.Sleep(time.Second) // pending while the old answers come
+			return Deny
+		}
+		heldNow <- struct{}{}
+		<-release // past the restart
+		return Allow
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	var cats []*exec.Cmd
+	for i := 0; i < held; i++ {
+		c := exec.Command("cat", dir+"/slow")
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cats = append(cats, c)
+	}
+	for i := 0; i < held; i++ {
+		select {
+		case <-heldNow:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("only %d of %d opens reached the Handler", i, held)
+		}
+	}
+	stop() // the kernel allows the held opens
+	for _, c := range cats {
+		c.Wait()
+	}
+	stop = runDaemon(t, sock)
+	select {
+	case <-resynced:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no OnResync after the daemon restarted")
+	}
+	allowed := 0
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for i := 0; i < held; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if exec.Command("cat", dir+"/secret").Run() == nil {
+				mu.Lock()
+				allowed++
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond) // the opens of secret are pending in the Handler
+	close(release)                     // the old connection's allows go out now
+	wg.Wait()
+	if allowed != 0 {
+		t.Errorf("%d of %d opens of the denied file were allowed after the restart (by the old connection's answers)", allowed, held)
 	}
 }
