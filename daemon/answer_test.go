@@ -307,3 +307,89 @@ func TestNoPathsPermissionEvents(t *testing.T) {
 		}
 	}
 }
+
+// TestPermissionClientsAskedInTurn: an access that two permission clients of one class mark
+// is asked of them in turn, as the kernel asks its groups: the first deny ends it (the client
+// after it never sees the event), an allow passes it on, and each client's deadline runs from
+// when it got the event, so an access that two silent clients hold waits for both deadlines
+// (docs/daemon.md, "Several permission clients"). Whichever client the daemon asks first, a
+// deny by either one is the verdict.
+func TestPermissionClientsAskedInTurn(t *testing.T) {
+	testenv.RequireRoot(t)
+	scratch := testenv.Tmpfs(t)
+	file := filepath.Join(scratch, "f")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(testenv.PublicDir(t), "d.sock")
+	startDaemon(t, testConfig(), sock)
+	const deadline = 500 * time.Millisecond
+	open := func() (syscall.Errno, time.Duration) {
+		acc := startAccessors(t, file, 1)[0]
+		errno, end := acc.result(t, 10*time.Second)
+		return syscall.Errno(errno), time.Duration(end - acc.start)
+	}
+
+	t.Run("two silent clients", func(t *testing.T) {
+		for i := 0; i < 2; i++ {
+			dialRaw(t, sock, proto.Hello{Class: engine.ClassContent, Deadline: deadline}).mark(scratch)
+		}
+		errno, took := open()
+		if errno != 0 || took < 2*deadline-50*time.Millisecond || took > 2*deadline+answerBound {
+			t.Errorf("open held by two silent clients: errno %v after %v, want allowed after both deadlines (%v)", errno, took, 2*deadline)
+		}
+	})
+
+	for _, denierFirst := range []bool{true, false} {
+		t.Run(fmt.Sprintf("denier connected first %v", denierFirst), func(t *testing.T) {
+			var silent, denier *rawPermClient
+			dial := func() *rawPermClient {
+				c := dialRaw(t, sock, proto.Hello{Class: engine.ClassContent, Deadline: deadline})
+				c.mark(scratch)
+				return c
+			}
+			if denierFirst {
+				denier, silent = dial(), dial()
+			} else {
+				silent, denier = dial(), dial()
+			}
+			got := make(chan uint64, 1)
+			go func() {
+				ev := denier.event()
+				denier.conn.WriteMsg(&proto.Respond{EventID: ev.ID, Verdict: engine.Deny})
+				got <- ev.ID
+			}()
+			errno, took := open()
+			// In the order they connected: a silent client asked first holds the deny back
+			// until its deadline (its deadline verdict, allow, passes the event on).
+			least := time.Duration(0)
+			if !denierFirst {
+				least = deadline - 50*time.Millisecond
+			}
+			if errno != syscall.EPERM || took < least || took > deadline+answerBound {
+				t.Errorf("open: errno %v after %v, want EPERM after %v to %v", errno, took, least, deadline+answerBound)
+			}
+			select {
+			case <-got:
+			case <-time.After(hang):
+				t.Fatal("the denying client never got the event")
+			}
+			// The silent client got the event only if it was asked first.
+			silent.conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+			var sawEvent bool
+			for {
+				m, err := silent.conn.ReadMsg()
+				if err != nil {
+					break
+				}
+				proto.CloseFDs(m)
+				if ev, ok := m.(*proto.Event); ok && ev.ID != 0 {
+					sawEvent = true
+				}
+			}
+			if sawEvent == denierFirst {
+				t.Errorf("the silent client got the event: %v; want %v (asked only before the denier)", sawEvent, !denierFirst)
+			}
+		})
+	}
+}
