@@ -4,6 +4,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -383,5 +384,31 @@ func TestGuardScannerReadsTheFile(t *testing.T) {
 	}
 	if took := time.Since(t0); took > 5*time.Second {
 		t.Errorf("took %v: the scanner waited on its own access", took)
+	}
+}
+
+// A pre-content guard through the daemon, stopped: a read of a file opened before the stop
+// (a PRE_ACCESS event on ext4) gets the deadline verdict at the deadline, as an open does;
+// nothing waits for the stopped guard. Then, resumed, it decides again.
+func TestGuardStoppedThroughDaemonPreAccessGetsDeadlineVerdict(t *testing.T) {
+	sock := startServe(t)
+	dir := testenv.Ext4(t, 16)
+	os.WriteFile(dir+"/f", []byte("x"), 0o644)
+	p := start(t, "guard", "--daemon="+sock, "--events", "open,pre_access", "--deadline", "500ms", "--on-timeout", "deny", "--deny", "**/*.key", dir)
+	f, err := os.Open(dir + "/f")
+	if err != nil {
+		t.Fatalf("open while the guard runs: %v", err)
+	}
+	defer f.Close()
+	testenv.Stop(t, p.cmd.Process.Pid)
+	t0 := time.Now()
+	_, err = f.ReadAt(make([]byte, 1), 0)
+	took := time.Since(t0)
+	syscall.Kill(p.cmd.Process.Pid, syscall.SIGCONT)
+	if !errors.Is(err, syscall.EPERM) || took < 400*time.Millisecond || took > 10*time.Second {
+		t.Errorf("a read while the pre-content guard is stopped: %v after %v, want EPERM (--on-timeout deny) after ~500ms", err, took)
+	}
+	if !waitFor(10*time.Second, func() bool { _, err := f.ReadAt(make([]byte, 1), 0); return err == nil }) {
+		t.Errorf("reads still fail after SIGCONT")
 	}
 }

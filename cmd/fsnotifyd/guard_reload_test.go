@@ -361,18 +361,7 @@ func TestGuardReloadFlushesCachedAllows(t *testing.T) {
 		rules := filepath.Join(etc, "guard.rules")
 		writeFile(t, rules, allowCached)
 		p := start(t, append(append([]string{"guard"}, extra...), "--policy", rules, "--reload-interval", "0", mnt)...)
-		reloads := 0
-		reload := func(text string) {
-			t.Helper()
-			writeFile(t, rules, text)
-			if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-				t.Fatal(err)
-			}
-			reloads++
-			if !waitFor(10*time.Second, func() bool { return strings.Count(p.errText(), "policy reloaded from") == reloads }) {
-				t.Fatalf("reload %d not reported; stderr:\n%s", reloads, p.errText())
-			}
-		}
+		reload := sighupReload(t, p, rules)
 		const rounds = 10
 		passed := 0
 		for i := 0; i < rounds; i++ {
@@ -391,6 +380,83 @@ func TestGuardReloadFlushesCachedAllows(t *testing.T) {
 		}
 		if passed != 0 {
 			t.Errorf("%d of %d opens by nobody after a reload to deny was reported were allowed (the allow cached before it)", passed, rounds)
+		}
+	})
+}
+
+// sighupReload returns a function that writes text to the guard p's rules file, sends it
+// SIGHUP and returns once p has reported the reload applied on stderr.
+func sighupReload(t *testing.T, p *proc, rules string) func(text string) {
+	reloads := 0
+	return func(text string) {
+		t.Helper()
+		writeFile(t, rules, text)
+		if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		reloads++
+		if !waitFor(10*time.Second, func() bool { return strings.Count(p.errText(), "policy reloaded from") == reloads }) {
+			t.Fatalf("reload %d not reported; stderr:\n%s", reloads, p.errText())
+		}
+	}
+}
+
+// Reloads alternate between an allow the kernel may cache and a deny while nobody opens the
+// file in a loop: no open that started after a reload to deny was reported passes, embedded
+// and through the daemon (no allow of the old policy, cached or in flight, outlives the
+// report); and the opens under the allow pass (the load is real).
+func TestGuardReloadUnderOpensAsNobody(t *testing.T) {
+	guardModes(t, func(t *testing.T, extra []string) {
+		mnt, etc := testenv.PublicTmpfs(t), t.TempDir()
+		s := filepath.Join(mnt, "s")
+		writeFile(t, s, "s")
+		deny, _, allowCached, _ := reloadPolicies(mnt)
+		rules := filepath.Join(etc, "guard.rules")
+		writeFile(t, rules, allowCached)
+		p := start(t, append(append([]string{"guard"}, extra...), "--policy", rules, "--reload-interval", "0", mnt)...)
+		reload := sighupReload(t, p, rules)
+		opener := startBg(t, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c",
+			"while :; do t=$(date +%s%N); if cat "+s+" >/dev/null 2>&1; then v=ok; else v=no; fi; echo $v $t $(date +%s%N); done")
+		type window struct{ from, to int64 } // unix ns: a deny was reported before from, the next allow asked for after to
+		var denied []window
+		for i := 0; i < 15; i++ {
+			if i > 0 {
+				reload(allowCached)
+			}
+			time.Sleep(100 * time.Millisecond)
+			reload(deny)
+			from := time.Now().UnixNano()
+			time.Sleep(100 * time.Millisecond)
+			denied = append(denied, window{from, time.Now().UnixNano()})
+		}
+		opener.cmd.Process.Kill()
+		<-opener.done
+		var passed, deniedIn, allowedOut int
+		for _, l := range strings.Split(opener.output(), "\n") {
+			var verdict string
+			var at, end int64 // the open started after at and returned before end
+			if n, _ := fmt.Sscanf(l, "%s %d %d", &verdict, &at, &end); n != 3 {
+				continue
+			}
+			in := false
+			for _, w := range denied {
+				in = in || (at > w.from && end < w.to)
+			}
+			switch {
+			case in && verdict == "ok":
+				passed++
+			case in:
+				deniedIn++
+			case verdict == "ok":
+				allowedOut++
+			}
+		}
+		t.Logf("under the deny: %d denied, %d passed; under the allow: %d passed", deniedIn, passed, allowedOut)
+		if passed != 0 {
+			t.Errorf("%d opens by nobody that started after a reload to deny was reported were allowed", passed)
+		}
+		if deniedIn < 15 || allowedOut < 15 {
+			t.Errorf("too few opens: %d under the deny, %d allowed under the allow", deniedIn, allowedOut)
 		}
 	})
 }
