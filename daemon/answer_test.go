@@ -161,7 +161,8 @@ func respondFrame(id uint64, verdict byte, errno uint16) []byte {
 
 // TestEveryRejectedAnswerEndsInAVerdict: each way the daemon can reject a permission client's
 // answer ends the access in a defined verdict, promptly, in both read modes:
-//   - an unknown id is not-found and touches nothing: the pending event waits for its answer;
+//   - an unknown id, or another client's pending event's, is not-found and touches nothing:
+//     the pending event waits for its answer; a second answer is not-found (the first holds);
 //   - an answer after the deadline is not-found: the deadline verdict applied;
 //   - a Respond the daemon cannot decode (a verdict other than 0 or 1, an errno with allow) is
 //     a protocol error: Fatal bad-field, the connection ends, and the pending event gets the
@@ -209,6 +210,42 @@ func testRejectedAnswers(t *testing.T, threadPerClient bool) {
 			t.Fatalf("the real answer: %v", r.Err())
 		}
 		opened(acc, syscall.EPERM, "after the real answer")
+	})
+
+	t.Run("another client's id", func(t *testing.T) {
+		// Two permission clients on the file; the first asked holds the event, the other
+		// (asked only after it) answers the first one's id: not-found, nothing answered.
+		a := dialRaw(t, sock, proto.Hello{Class: engine.ClassContent, Deadline: time.Minute})
+		a.mark(scratch)
+		b := dialRaw(t, sock, proto.Hello{Class: engine.ClassContent, Deadline: time.Minute})
+		b.mark(scratch)
+		acc := startAccessors(t, file, 1)[0]
+		ev := a.event()
+		if r := b.result(&proto.Respond{Req: 20, EventID: ev.ID}); r.Code != proto.CodeNotFound {
+			t.Errorf("an allow for another client's pending event: %+v, want not-found", r)
+		}
+		time.Sleep(100 * time.Millisecond)
+		if acc.returned() {
+			t.Fatal("another client's answer answered the pending event")
+		}
+		if r := a.result(&proto.Respond{Req: 21, EventID: ev.ID, Verdict: engine.Deny}); r.Err() != nil {
+			t.Fatalf("the real answer: %v", r.Err())
+		}
+		opened(acc, syscall.EPERM, "after the real answer")
+	})
+
+	t.Run("answered already", func(t *testing.T) {
+		c := dialRaw(t, sock, proto.Hello{Class: engine.ClassContent, Deadline: time.Minute})
+		c.mark(scratch)
+		acc := startAccessors(t, file, 1)[0]
+		ev := c.event()
+		if r := c.result(&proto.Respond{Req: 30, EventID: ev.ID, Verdict: engine.Deny}); r.Err() != nil {
+			t.Fatalf("the answer: %v", r.Err())
+		}
+		if r := c.result(&proto.Respond{Req: 31, EventID: ev.ID}); r.Code != proto.CodeNotFound {
+			t.Errorf("a second answer (allow) to an answered event: %+v, want not-found", r)
+		}
+		opened(acc, syscall.EPERM, "the first answer")
 	})
 
 	t.Run("after the deadline", func(t *testing.T) {
