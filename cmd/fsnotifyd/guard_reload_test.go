@@ -189,43 +189,45 @@ func TestGuardReload100UnderLoad(t *testing.T) {
 // Without a signal, a change to the policy file on disk is picked up (polled), and so is a
 // fix after an invalid version; the invalid one keeps the policy before it. The first policy
 // lets the kernel cache its allow of s: the deny that replaces it must flush that, or s would
-// stay allowed.
+// stay allowed. Embedded and through the daemon.
 func TestGuardReloadOnFileChange(t *testing.T) {
-	mnt, s, etc, rules := reloadFiles(t)
-	deny, allow, allowCached, invalid := reloadPolicies(mnt)
-	writeFile(t, rules, allowCached)
-	audit := filepath.Join(etc, "audit.jsonl")
-	p := start(t, "guard", "--policy", rules, "--reload-interval", "20ms", "--audit", audit, mnt)
-	denied := deniedNow(t, s)
-	if denied() || denied() { // the second may come from the kernel's cache
-		t.Fatal("denied under the allow policy")
-	}
-	writeFile(t, rules, deny)
-	// Within 3s: before the second flush (at the 5s deadline), so the first one did it.
-	if !waitFor(3*time.Second, denied) {
-		t.Fatalf("the deny policy did not apply within 3s; stderr:\n%s", p.errText())
-	}
-	writeFile(t, rules, invalid)
-	if !waitFor(10*time.Second, func() bool { return strings.Contains(p.errText(), "rejected") }) {
-		t.Fatalf("the invalid file was not reported; stderr:\n%s", p.errText())
-	}
-	if !denied() {
-		t.Fatal("the invalid file replaced the policy")
-	}
-	writeFile(t, rules, allow)
-	if !waitFor(10*time.Second, func() bool { return !denied() }) {
-		t.Fatalf("the fixed file never applied; stderr:\n%s", p.errText())
-	}
-	p.stop()
-	var rej int
-	for _, r := range auditLines(t, audit) {
-		if r["event"] == "policy-reload" && r["verdict"] == "rejected" && strings.Contains(fmt.Sprint(r["error"]), rules+":1:") {
-			rej++
+	guardModes(t, func(t *testing.T, extra []string) {
+		mnt, s, etc, rules := reloadFiles(t)
+		deny, allow, allowCached, invalid := reloadPolicies(mnt)
+		writeFile(t, rules, allowCached)
+		audit := filepath.Join(etc, "audit.jsonl")
+		p := start(t, append(append([]string{"guard"}, extra...), "--policy", rules, "--reload-interval", "20ms", "--audit", audit, mnt)...)
+		denied := deniedNow(t, s)
+		if denied() || denied() { // the second may come from the kernel's cache
+			t.Fatal("denied under the allow policy")
 		}
-	}
-	if rej != 1 {
-		t.Errorf("%d rejected reloads in the audit log, want 1", rej)
-	}
+		writeFile(t, rules, deny)
+		// Within 3s: before the second flush (at the 5s deadline), so the first one did it.
+		if !waitFor(3*time.Second, denied) {
+			t.Fatalf("the deny policy did not apply within 3s; stderr:\n%s", p.errText())
+		}
+		writeFile(t, rules, invalid)
+		if !waitFor(10*time.Second, func() bool { return strings.Contains(p.errText(), "rejected") }) {
+			t.Fatalf("the invalid file was not reported; stderr:\n%s", p.errText())
+		}
+		if !denied() {
+			t.Fatal("the invalid file replaced the policy")
+		}
+		writeFile(t, rules, allow)
+		if !waitFor(10*time.Second, func() bool { return !denied() }) {
+			t.Fatalf("the fixed file never applied; stderr:\n%s", p.errText())
+		}
+		p.stop()
+		var rej int
+		for _, r := range auditLines(t, audit) {
+			if r["event"] == "policy-reload" && r["verdict"] == "rejected" && strings.Contains(fmt.Sprint(r["error"]), rules+":1:") {
+				rej++
+			}
+		}
+		if rej != 1 {
+			t.Errorf("%d rejected reloads in the audit log, want 1", rej)
+		}
+	})
 }
 
 // The policy file is polled every --reload-interval while it is unchanged (a poll wakes an
