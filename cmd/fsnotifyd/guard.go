@@ -425,6 +425,9 @@ func runGuard(args []string) int {
 	if got := guard.Deadline(); got != deadline {
 		fmt.Fprintf(os.Stderr, "fsnotifyd guard: note: the daemon caps the deadline at %v\n", got)
 	}
+	if daemon.on && g.state.Load().pol.Caches() {
+		fmt.Fprintln(os.Stderr, "fsnotifyd guard: note: through the daemon no allow is cached (cache, --cache): a reload could not withdraw it")
+	}
 	// Signals are caught before "Watches established.": a SIGINT sent as soon as it is read
 	// must stop the guard as one sent later does (exit 0, reports flushed), not kill it.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -364,6 +364,9 @@ func TestGuardReloadFlushesCachedAllows(t *testing.T) {
 		writeFile(t, rules, allowCached)
 		p := start(t, append(append([]string{"guard"}, extra...), "--policy", rules, "--reload-interval", "0", mnt)...)
 		reload := sighupReload(t, p, rules)
+		if note := "through the daemon no allow is cached"; strings.Contains(p.errText(), note) != (len(extra) > 0) {
+			t.Errorf("the note %q on stderr: %v, want it only through the daemon:\n%s", note, !(len(extra) > 0), p.errText())
+		}
 		const rounds = 10
 		passed := 0
 		for i := 0; i < rounds; i++ {

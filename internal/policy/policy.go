@@ -1064,6 +1064,20 @@ func (p *Policy) NeedsComm() bool { return p.Needs(AttrComm) }
 // NeedsUID reports whether some rule tests the process's uid.
 func (p *Policy) NeedsUID() bool { return p.Needs(AttrUID) }
 
+// Caches reports whether any allow may be cached: --cache (CacheAllows) or a rule that says
+// cache.
+func (p *Policy) Caches() bool {
+	if p.CacheAllows {
+		return true
+	}
+	for _, r := range p.Rules {
+		if r.Cache {
+			return true
+		}
+	}
+	return false
+}
+
 // Needs reports whether some rule has a condition on attr.
 func (p *Policy) Needs(attr Attr) bool { return p.anyAttr(func(a Attr) bool { return a == attr }) }
 
