@@ -200,6 +200,13 @@ type Options struct {
 	Ring bool
 	// Reconnect makes the client survive daemon restarts (see the package doc).
 	Reconnect bool
+	// OnDisconnected, if set (with Reconnect), is called when the connection to the daemon
+	// is lost, and then whenever an attempt to reconnect fails with another error than the
+	// one it was last called with (the daemon gone, then back but refusing the client: a
+	// configuration that no longer allows it), so that the application can say that it is
+	// not served meanwhile; the Resync event says when it is again. It runs on the client's
+	// goroutines, holding no lock of the client: it must not block for long.
+	OnDisconnected func(err error)
 	// Buffer sizes the Events channel (0: unbuffered); Queue bounds the events waiting in
 	// the client for the application (default 16384).
 	Buffer, Queue int
@@ -842,11 +849,22 @@ func (c *Client) lost(conn *proto.Conn, err error) {
 	}
 	c.log.Warn("fsnotifyd daemon connection lost; reconnecting", "err", err)
 	c.wg.Add(1)
-	go c.reconnect()
+	go c.reconnect(err)
 }
 
-func (c *Client) reconnect() {
+// reconnect connects again with backoff and places the marks again; cause is why the last
+// connection was lost. Options.OnDisconnected hears the cause, then each new reason a
+// reconnection fails for.
+func (c *Client) reconnect(cause error) {
 	defer c.wg.Done()
+	said := ""
+	disconnected := func(err error) {
+		if c.opts.OnDisconnected != nil && err.Error() != said {
+			said = err.Error()
+			c.opts.OnDisconnected(err)
+		}
+	}
+	disconnected(cause)
 	backoff := 50 * time.Millisecond
 	var lost []Event // notices of the marks that could not be placed (kept across attempts)
 	for {
@@ -861,6 +879,7 @@ func (c *Client) reconnect() {
 		cancel()
 		if err != nil {
 			c.log.Debug("reconnecting to the fsnotifyd daemon", "err", err)
+			disconnected(err)
 			continue
 		}
 		// Place the marks again before anyone may use the connection.
@@ -908,6 +927,7 @@ func (c *Client) reconnect() {
 		}
 		if broken != nil {
 			c.log.Debug("placing the marks again after reconnecting", "err", broken)
+			disconnected(broken)
 			conn.Close()
 			c.mu.Lock()
 			for _, m := range c.marks {

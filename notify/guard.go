@@ -491,6 +491,11 @@ type GuardConfig struct {
 	// NOT guarded. Restarting the Guard guards it. It runs on the Guard's reading goroutine
 	// and must not block for long.
 	OnLost func(path string, err error)
+	// OnDisconnected, if set, is called (through the daemon) when the Guard's connection to
+	// the daemon is lost, and for each new reason it cannot get back on (the daemon down,
+	// then refusing it): until OnResync, nothing it guards is guarded (the kernel allows).
+	// It must not block for long.
+	OnDisconnected func(err error)
 }
 
 // Decision describes one decided access, for audit logs.
@@ -589,6 +594,7 @@ func NewGuard(cfg GuardConfig, h Handler) (*Guard, error) {
 		EventFDs:        !cfg.NoFiles || cfg.Daemon == "",
 		NoPaths:         cfg.NoPaths,
 		OnResync:        cfg.OnResync,
+		OnDisconnected:  cfg.OnDisconnected,
 	}
 	if cfg.Inline != nil {
 		so.Inline, so.Answered = gd.inlineFunc(), gd.answeredFunc()

@@ -412,3 +412,41 @@ func TestGuardStoppedThroughDaemonPreAccessGetsDeadlineVerdict(t *testing.T) {
 		t.Errorf("reads still fail after SIGCONT")
 	}
 }
+
+// A guard through the daemon, as a uid the daemon's allow_uid lets decide (nobody here), when
+// the daemon restarts with a configuration that no longer allows it: the guard cannot get
+// back on, so nothing is guarded; it must say so on stderr (the loss, and the refusal), not
+// run on silently as if it guarded.
+func TestGuardSaysWhenTheRestartedDaemonRefusesIt(t *testing.T) {
+	testenv.RequireRoot(t)
+	pub := testenv.PublicDir(t)
+	dir := testenv.PublicTmpfs(t)
+	os.WriteFile(dir+"/a.key", []byte("k"), 0o644)
+	sock := filepath.Join(pub, "d.sock")
+	allow, none := filepath.Join(pub, "allow.conf"), filepath.Join(pub, "none.conf")
+	writeFile(t, allow, "allow_uid 65534\n")
+	writeFile(t, none, "# nobody is not allowed any more\n")
+	serve := func(conf string) *bg {
+		b := startBg(t, bin, "serve", "--socket", sock, "--config", conf, "--log-level", "warn")
+		if !waitFor(10*time.Second, func() bool { return exec.Command(bin, "stats", "--socket", sock).Run() == nil }) {
+			t.Fatalf("serve does not answer on %s: %s", sock, b.output())
+		}
+		return b
+	}
+	first := serve(allow)
+	p := start(t, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", bin, "guard", "--daemon="+sock, "--deny", "**/*.key", dir)
+	if exec.Command("cat", dir+"/a.key").Run() == nil {
+		t.Fatal("a.key readable while the guard runs")
+	}
+	first.cmd.Process.Signal(syscall.SIGTERM)
+	first.finish(t, 20*time.Second)
+	serve(none)
+	if !waitFor(15*time.Second, func() bool {
+		return strings.Contains(p.errText(), "NOT guarded") && strings.Contains(p.errText(), "permission")
+	}) {
+		t.Errorf("the guard said nothing of the daemon refusing it (nothing is guarded); stderr:\n%s", p.errText())
+	}
+	if exec.Command("cat", dir+"/a.key").Run() != nil {
+		t.Errorf("a.key denied with no guard on the daemon")
+	}
+}

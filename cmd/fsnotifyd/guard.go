@@ -394,6 +394,9 @@ func runGuard(args []string) int {
 		cfg.OnResync = func() {
 			fmt.Fprintln(g.stderr, "fsnotifyd guard: the daemon restarted; watches re-established (accesses meanwhile were allowed)")
 		}
+		cfg.OnDisconnected = func(err error) {
+			fmt.Fprintf(os.Stderr, "fsnotifyd guard: the daemon is gone or refuses this guard (%v): accesses are NOT guarded until the guard is back on it\n", err)
+		}
 		cfg.OnLost = func(path string, err error) {
 			fmt.Fprintf(g.stderr, "fsnotifyd guard: %s is NOT guarded any more: %v (it changed while the daemon was down; restart the guard to guard what is there now)\n", path, err)
 		}

@@ -47,7 +47,7 @@ func openRemote(ctx context.Context, opts Options) (*remote, error) {
 	copts := client.Options{Socket: opts.Daemon, Name: opts.Name, Class: opts.Class, QueueLimit: opts.QueueLimit,
 		Deadline: opts.Deadline, DeadlineVerdict: opts.DeadlineVerdict, CloseVerdict: opts.CloseVerdict,
 		WantEventFDs: opts.EventFDs, WantComm: opts.WantComm, Reconnect: true, Buffer: opts.Buffer,
-		NoPaths: opts.NoPaths,
+		NoPaths: opts.NoPaths, OnDisconnected: opts.OnDisconnected,
 		// A permission client's events and answers go through the shared-memory ring
 		// (docs/protocol.md, "The permission ring"; its invariant: docs/security.md) when the
 		// daemon grants it (not with event fds), else through the socket as before.

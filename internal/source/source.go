@@ -144,6 +144,10 @@ type Options struct {
 	// restarted daemon and placed its marks again, on the connection's reading goroutine: it
 	// must not block.
 	OnResync func()
+	// OnDisconnected, if set, is called (through the daemon) when the connection to the
+	// daemon is lost, and for each new reason a reconnection fails
+	// (client.Options.OnDisconnected): until OnResync, the source's marks are not served.
+	OnDisconnected func(err error)
 
 	// Backend is the backend to use embedded (nil: a new one, ModeAuto, closed by Close);
 	// Release, if set, is called by Close instead of closing it (a shared backend).
