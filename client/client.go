@@ -859,7 +859,8 @@ func (c *Client) reconnect(cause error) {
 	defer c.wg.Done()
 	said := ""
 	disconnected := func(err error) {
-		if c.opts.OnDisconnected != nil && err.Error() != said {
+		// Not for an attempt Close interrupted: the client is going, not lost.
+		if c.opts.OnDisconnected != nil && err != nil && c.ctx.Err() == nil && err.Error() != said {
 			said = err.Error()
 			c.opts.OnDisconnected(err)
 		}
