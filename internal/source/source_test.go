@@ -179,11 +179,20 @@ func TestSourcePermission(t *testing.T) {
 		if _, err := testenv.Sh(nil, "cat "+inl); err == nil {
 			t.Errorf("cat %s: allowed, want the inline deny", inl)
 		}
-		mu.Lock()
-		if len(answered) != 1 || answered[0] != inl+" <nil>" {
-			t.Errorf("Answered got %q, want one %q", answered, inl+" <nil>")
+		// Answered comes after the answer went out (through the daemon, after Respond): the
+		// opener may return first.
+		for end := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			mu.Lock()
+			got := append([]string(nil), answered...)
+			mu.Unlock()
+			if len(got) == 1 && got[0] == inl+" <nil>" {
+				break
+			}
+			if len(got) > 1 || time.Now().After(end) {
+				t.Errorf("Answered got %q, want one %q", got, inl+" <nil>")
+				break
+			}
 		}
-		mu.Unlock()
 
 		out := make(chan error, 1)
 		go func() { _, err := testenv.Sh(nil, "cat "+queued); out <- err }()
