@@ -119,8 +119,9 @@ var (
 	Deny = Verdict{deny: true}
 	// AllowAndCache allows and lets the kernel remember it for this file and kind of access
 	// until the file is modified, renamed or linked (only if the Guard was created with
-	// Cache and embedded, only where every permission listener on the file allowed caching, and only for
-	// files no unprivileged user could rename or link: docs/security.md).
+	// Cache and is embedded, only where every permission listener on the file allowed
+	// caching, and only for files no unprivileged user could rename or link:
+	// docs/security.md).
 	AllowAndCache = Verdict{cache: true}
 )
 
