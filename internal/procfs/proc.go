@@ -350,15 +350,25 @@ func statFields(pid int32) ([]string, error) {
 	if err != nil {
 		return nil, goneOr(pid, err)
 	}
-	// The comm field may hold spaces and parentheses: the fields go on after the last ')'.
-	s := string(buf[:n])
+	f, err := parseStat(buf[:n])
+	if err != nil {
+		return nil, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+	}
+	return f, nil
+}
+
+// parseStat returns the fields of a /proc/PID/stat line after its comm field (at least seven).
+// The comm field is the process's own choice: it may hold spaces, parentheses and newlines
+// ("x) R 1 1 1"), but no field after it holds a ')', so the fields go on after the last one.
+func parseStat(b []byte) ([]string, error) {
+	s := string(b)
 	j := strings.LastIndexByte(s, ')')
 	if j < 0 {
-		return nil, fmt.Errorf("/proc/%d/stat: no comm field", pid)
+		return nil, errors.New("no comm field")
 	}
 	f := strings.Fields(s[j+1:])
 	if len(f) < 7 {
-		return nil, fmt.Errorf("/proc/%d/stat: too few fields", pid)
+		return nil, errors.New("too few fields")
 	}
 	return f, nil
 }

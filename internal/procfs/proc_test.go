@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -402,5 +403,56 @@ func TestReadUIDsIsReadRUIDAndReadEUID(t *testing.T) {
 	}
 	if _, _, err := ReadUIDs(1 << 30); err == nil {
 		t.Error("ReadUIDs of a pid that does not exist: no error")
+	}
+}
+
+// TestReadStatHostileComm: an unprivileged process names itself so that its comm looks like
+// the fields after it in /proc/PID/stat (a parent, a session, flags of its choice); its parent
+// (which ppid= conditions and ancestry test), session (which exempt helpers' sessions are
+// matched by) and flags (kernel threads) are read as the kernel keeps them.
+func TestReadStatHostileComm(t *testing.T) {
+	testenv.RequireRoot(t)
+	for _, comm := range []string{
+		"x) S 1 1 1 0 0",  // ppid 1, session 1
+		"x) S 0 0 0 0 0",  // no parent: a complete ancestry of none
+		"x)\nR 1 1 1 1 1", // a newline: the fields on another line
+		") ) ) ) ) ) )",   // parentheses only
+		"(x) S 2 2 2 2 2", // 15 bytes, the most comm holds
+	} {
+		t.Run(strings.ReplaceAll(comm, " ", "_"), func(t *testing.T) {
+			// The shell renames itself (printf is a builtin: the shell writes its own comm) and
+			// waits on its standard input.
+			c := exec.Command("sh", "-c", `printf "$1" > /proc/$$/comm && read x`, "sh", strings.ReplaceAll(comm, "\n", `\n`))
+			c.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+			stdin, err := c.StdinPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { stdin.Close(); c.Wait() }()
+			pid := int32(c.Process.Pid)
+			for end := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+				got, _ := ReadComm(pid)
+				if got == comm {
+					break
+				}
+				if time.Now().After(end) {
+					t.Fatalf("the process did not rename itself: comm %q, want %q", got, comm)
+				}
+			}
+			ppid, sid, err := ReadStat(pid)
+			if err != nil || ppid != int32(os.Getpid()) || sid != pid {
+				t.Errorf("ReadStat = ppid %d, session %d, %v; want %d, %d", ppid, sid, err, os.Getpid(), pid)
+			}
+			if kernel, err := IsKernelThread(pid); err != nil || kernel {
+				t.Errorf("IsKernelThread = %v, %v; want false", kernel, err)
+			}
+			list, _, err := ReadAncestry(pid, 2)
+			if err != nil || len(list) == 0 || list[0].Pid != int32(os.Getpid()) {
+				t.Errorf("ReadAncestry = %+v, %v; want this process (%d) first", list, err, os.Getpid())
+			}
+		})
 	}
 }
