@@ -5,6 +5,7 @@ package daemon
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os/user"
@@ -142,6 +143,9 @@ func ParseConfig(name string, r io.Reader) (Config, error) {
 		if len(vals) == 0 {
 			return c, errf("%s needs a value", key)
 		}
+		if len(vals) > 1 && oneValue[key] {
+			return c, errf("%s takes one value, not %d (%s)", key, len(vals), quoteAll(vals))
+		}
 		switch key {
 		case "allow_uid", "fd_uid":
 			set := c.AllowUIDs
@@ -215,13 +219,32 @@ func ParseConfig(name string, r io.Reader) (Config, error) {
 			return c, errf("unknown key %q (want allow_uid, allow_gid, fd_uid, fd_gid, max_deadline, max_clients, reserved_clients, max_clients_per_uid, handshake_timeout, idle_timeout, max_marks, max_held_fds, queue_limit, queue_limit_per_uid, export)", key)
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return c, err
+	if err := sc.Err(); errors.Is(err, bufio.ErrTooLong) {
+		return c, fmt.Errorf("%s:%d: line longer than %d bytes", name, line+1, bufio.MaxScanTokenSize)
+	} else if err != nil {
+		return c, fmt.Errorf("%s: %w", name, err)
 	}
 	if err := c.check(); err != nil {
 		return c, fmt.Errorf("%s: %v", name, err)
 	}
 	return c, nil
+}
+
+// oneValue are the keys that take a single value: a second one is an error, never dropped
+// ("idle_timeout 60s 3600s").
+var oneValue = map[string]bool{
+	"max_deadline": true, "handshake_timeout": true, "idle_timeout": true,
+	"max_clients": true, "reserved_clients": true, "max_clients_per_uid": true, "max_marks": true,
+	"queue_limit": true, "queue_limit_per_uid": true, "max_held_fds": true,
+}
+
+// quoteAll quotes each of vals, for an error.
+func quoteAll(vals []string) string {
+	q := make([]string, len(vals))
+	for i, v := range vals {
+		q[i] = strconv.Quote(v)
+	}
+	return strings.Join(q, " ")
 }
 
 func lookupUID(v string) (uint32, error) {
