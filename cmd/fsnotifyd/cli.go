@@ -87,13 +87,25 @@ const durationForms = "want a duration such as 300ms, 5s or 1h30m, or a number o
 
 // parseDuration parses a duration flag's value, whole: a Go duration (time.ParseDuration) or a
 // decimal number of seconds (strconv.ParseFloat). It refuses trailing text ("1h30", "2,5"), a
-// negative value, NaN, an infinity and a value beyond time.Duration's range (about 292
-// years), saying what it accepts; flag puts the flag's name and the value before the error.
+// negative value, a positive one below a nanosecond (it would be 0), NaN, an infinity and a
+// value beyond time.Duration's range (about 292 years), saying what it accepts; flag puts the
+// flag's name and the value before the error.
 func parseDuration(s string) (time.Duration, error) {
+	// A positive value below a nanosecond would come out 0, which some flags take as "no
+	// bound" (--deadline 0 waits forever): refused. A zero is written with no digit but 0
+	// before an exponent.
+	mantissa := s
+	if i := strings.IndexAny(s, "eE"); i >= 0 {
+		mantissa = s[:i]
+	}
+	tooShort := func(v time.Duration) bool { return v == 0 && strings.ContainsAny(mantissa, "123456789") }
 	v, derr := time.ParseDuration(s)
 	if derr == nil {
 		if v < 0 {
 			return 0, fmt.Errorf("negative (%s)", durationForms)
+		}
+		if tooShort(v) {
+			return 0, fmt.Errorf("shorter than a nanosecond, which would be 0 (%s)", durationForms)
 		}
 		return v, nil
 	}
@@ -116,7 +128,18 @@ func parseDuration(s string) (time.Duration, error) {
 	case secs*float64(time.Second) >= math.MaxInt64: // 2^63 as a float64: already out of range
 		return 0, tooLong
 	}
-	return time.Duration(secs * float64(time.Second)), nil
+	v = time.Duration(secs * float64(time.Second))
+	if mantissa == s {
+		// Digits and a point: read exactly as that many seconds (a float64 holds 2^53
+		// nanoseconds, some 104 days, exactly; 7000000001 s is not).
+		if v, derr = time.ParseDuration(s + "s"); derr != nil {
+			return 0, tooLong
+		}
+	}
+	if tooShort(v) {
+		return 0, fmt.Errorf("shorter than a nanosecond, which would be 0 (%s)", durationForms)
+	}
+	return v, nil
 }
 
 // daemonFlag is --daemon or --daemon=SOCKET.

@@ -68,6 +68,15 @@ func TestParseDuration(t *testing.T) {
 		{"-1", 0, "negative"},
 		{"-0.5", 0, "negative"},
 		{"-1s", 0, "negative"},
+		// A positive value below a nanosecond is not 0, which for --deadline means forever.
+		{"1e-10", 0, "shorter than a nanosecond"},
+		{"1e-400", 0, "shorter than a nanosecond"},
+		{"0.5ns", 0, "shorter than a nanosecond"},
+		{"0.0000000001s", 0, "shorter than a nanosecond"},
+		{"0.000000001", time.Nanosecond, ""},
+		{"0s", 0, ""},
+		{"0.0", 0, ""},
+		{"0e5", 0, ""},
 	} {
 		var d durationValue
 		err := d.Set(tt.in)

@@ -67,7 +67,7 @@ type pidList map[int32]bool
 func (p pidList) String() string { return "" }
 func (p pidList) Set(s string) error {
 	for _, f := range strings.Split(s, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
+		n, err := strconv.ParseInt(strings.TrimSpace(f), 10, 32) // not wrapped: 4294967297 is no pid 1
 		if err != nil || n <= 0 {
 			return fmt.Errorf("%q is not a process id", f)
 		}
