@@ -73,7 +73,7 @@ func fsRoot(dev uint64) (string, uint64) {
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
 		// id parent major:minor root mountpoint options ...
-		fields := strings.Fields(sc.Text())
+		fields := mountinfoFields(sc.Text())
 		if len(fields) < 5 || fields[2] != want || fields[3] != "/" {
 			continue
 		}
@@ -99,6 +99,15 @@ func openRootAnchor(mnt string, dev, ino uint64) int {
 		return -1
 	}
 	return a
+}
+
+// mountinfoFields splits a line of mountinfo into its fields, which the kernel separates by
+// one space, having escaped the blanks of paths in octal (unescapeMountinfo). Not
+// strings.Fields: it also splits at blanks the kernel leaves as they are (U+00A0, U+0085), which
+// a user may put in the name of a mount of theirs (a FUSE mount through fusermount), shifting
+// the fields after it ("x\u00a0-\u00a0proc" reads as the separator and a proc filesystem).
+func mountinfoFields(line string) []string {
+	return strings.FieldsFunc(line, func(r rune) bool { return r == ' ' })
 }
 
 // unescapeMountinfo undoes mountinfo's octal escapes (\040 for a space, ...).
@@ -141,7 +150,7 @@ func RealFilesystems() ([]string, error) {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		// id parent major:minor root mountpoint options [optional...] - fstype source superopts
-		fields := strings.Fields(sc.Text())
+		fields := mountinfoFields(sc.Text())
 		sep := -1
 		for i, f := range fields {
 			if f == "-" {
@@ -205,7 +214,7 @@ func devMountedHere(dev uint64) bool {
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
 		// id parent major:minor root mountpoint options ...
-		if fields := strings.Fields(sc.Text()); len(fields) >= 3 && fields[2] == want {
+		if fields := mountinfoFields(sc.Text()); len(fields) >= 3 && fields[2] == want {
 			return true
 		}
 	}
