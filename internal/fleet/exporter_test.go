@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"strconv"
@@ -427,7 +428,9 @@ func TestHostToken(t *testing.T) {
 	if _, err := HostToken(""); err == nil {
 		t.Error("empty host accepted")
 	}
-	for _, bad := range []string{"a=5", "a=zz", "a.b", "a=5f", ""} {
+	// A token decodes to a host only if it is that host's token: "w=65b1" is not web1's, and a
+	// record published on it is not shown as web1's (CheckHeader).
+	for _, bad := range []string{"a=5", "a=zz", "a.b", "a=5f", "", "w=65b1", "web=2D1", "a=2Eb", "=30"} {
 		if _, err := HostFromToken(bad); err == nil {
 			t.Errorf("HostFromToken(%q) accepted", bad)
 		}
@@ -453,6 +456,27 @@ func FuzzHostToken(f *testing.F) {
 		back, err := HostFromToken(tok)
 		if err != nil || back != host {
 			t.Fatalf("round trip %q -> %q -> %q, %v", host, tok, back, err)
+		}
+	})
+}
+
+// FuzzHostFromToken: a token decodes to at most one host and each host has one token: a
+// token accepted is the token of the host it decodes to, so no subject but a host's own says
+// it sent a record (SubjectHost, CheckHeader).
+func FuzzHostFromToken(f *testing.F) {
+	for _, s := range []string{"web-1_example_com", "a=5Fb", "w=65b1", "a=2Eb", "=5f", "=", "a=", "_", "=00", "=C3=A9", "x=2A"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, tok string) {
+		host, err := HostFromToken(tok)
+		if err != nil {
+			return
+		}
+		if back, err := HostToken(host); err != nil || back != tok {
+			t.Fatalf("HostFromToken(%q) = %q, whose token is %q, %v", tok, host, back, err)
+		}
+		if got, err := SubjectHost(Subject(Event, tok)); err != nil || got != host {
+			t.Fatalf("SubjectHost(%q) = %q, %v; want %q", Subject(Event, tok), got, err, host)
 		}
 	})
 }
@@ -487,11 +511,44 @@ func TestParsePolicyURL(t *testing.T) {
 			t.Errorf("ParsePolicyURL(%q) = %q %q %q %v", tc.in, u, b, k, err)
 		}
 	}
-	for _, bad := range []string{"h:4222", "nats:///b/k", "nats://h/b/k/x"} {
+	// A bucket or key that cannot be read is an error, never the default bucket (a guard
+	// would follow another policy): a bad escape, an empty part.
+	for _, bad := range []string{"h:4222", "nats:///b/k", "nats://h/b/k/x", "nats://h/prod%zz/web", "nats://h//web", "nats://h/b//", "nats://h/%/k"} {
 		if _, _, _, err := ParsePolicyURL(bad); err == nil {
 			t.Errorf("ParsePolicyURL(%q) accepted", bad)
 		}
 	}
+}
+
+// FuzzParsePolicyURL: the bucket and key a guard follows are the ones the URL names: written
+// back as a URL they parse to themselves, and a URL with a first path part names its bucket
+// (never the default in its place); nothing panics.
+func FuzzParsePolicyURL(f *testing.F) {
+	for _, s := range []string{"nats://h:4222", "nats://h:4222/b", "nats://h:4222/b/k", "tls://a:1,b:2/b/k", "nats://h/prod%zz/web",
+		"nats://h//web", "nats://h/b/", "nats://h/b%2Fc/k", "nats://h/%62/k", "://h/b", "nats://,/b", "nats://h/b/k/"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		urls, bucket, key, err := ParsePolicyURL(s)
+		if err != nil {
+			return
+		}
+		if urls == "" || bucket == "" || key == "" {
+			t.Fatalf("ParsePolicyURL(%q) = %q %q %q", s, urls, bucket, key)
+		}
+		scheme, rest, _ := strings.Cut(s, "://")
+		hosts, path, _ := strings.Cut(rest, "/")
+		if first, _, _ := strings.Cut(path, "/"); first != "" {
+			if b, err := url.PathUnescape(first); err != nil || b != bucket {
+				t.Fatalf("ParsePolicyURL(%q): bucket %q, but the URL names %q (%v)", s, bucket, first, err)
+			}
+		}
+		again := scheme + "://" + hosts + "/" + url.PathEscape(bucket) + "/" + key
+		u2, b2, k2, err := ParsePolicyURL(again)
+		if err != nil || u2 != urls || b2 != bucket || k2 != key {
+			t.Fatalf("ParsePolicyURL(%q) = %q %q %q; written back as %q: %q %q %q %v", s, urls, bucket, key, again, u2, b2, k2, err)
+		}
+	})
 }
 
 func TestConnectErrorsSayWhatToDo(t *testing.T) {

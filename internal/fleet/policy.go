@@ -63,15 +63,22 @@ func ParsePolicyURL(s string) (urls, bucket, key string, err error) {
 	for _, h := range strings.Split(hosts, ",") {
 		list = append(list, scheme+"://"+h)
 	}
-	if path != "" {
-		parts := strings.Split(strings.Trim(path, "/"), "/")
+	if path = strings.TrimSuffix(path, "/"); path != "" {
+		// A part that cannot be read is an error, never the default in its place: the guard
+		// would follow another bucket's policy.
+		parts := strings.Split(path, "/")
 		if len(parts) > 2 {
 			return "", "", "", fmt.Errorf("%q: the path is /BUCKET/KEY, got %d parts", s, len(parts))
 		}
-		if b, err := url.PathUnescape(parts[0]); err == nil && b != "" {
-			bucket = b
+		b, err := url.PathUnescape(parts[0])
+		if err != nil {
+			return "", "", "", fmt.Errorf("%q: BUCKET %q: %v", s, parts[0], err)
 		}
-		if len(parts) == 2 && parts[1] != "" {
+		if b == "" || len(parts) == 2 && parts[1] == "" {
+			return "", "", "", fmt.Errorf("%q: an empty BUCKET or KEY (want nats://HOST:PORT/BUCKET/KEY; leave out both, or the KEY, for the defaults)", s)
+		}
+		bucket = b
+		if len(parts) == 2 {
 			key = parts[1]
 		}
 	}

@@ -71,7 +71,7 @@ func HostToken(host string) (string, error) {
 	for i := 0; i < len(host); i++ {
 		c := host[i]
 		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-':
+		case tokenKeeps(c):
 			b.WriteByte(c)
 		case c == '.':
 			b.WriteByte('_')
@@ -85,7 +85,13 @@ func HostToken(host string) (string, error) {
 	return b.String(), nil
 }
 
-// HostFromToken is the inverse of HostToken.
+// tokenKeeps reports whether HostToken keeps byte c as it is: an ASCII letter, a digit, '-'.
+func tokenKeeps(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-'
+}
+
+// HostFromToken is the inverse of HostToken: it accepts only tokens HostToken makes, so that
+// each host has one token, one set of subjects.
 func HostFromToken(token string) (string, error) {
 	var b strings.Builder
 	for i := 0; i < len(token); i++ {
@@ -101,9 +107,14 @@ func HostFromToken(token string) (string, error) {
 			if err != nil || token[i+1:i+3] != strings.ToUpper(token[i+1:i+3]) {
 				return "", fmt.Errorf("host token %q: bad escape %q", token, token[i:i+3])
 			}
+			if tokenKeeps(byte(v)) || v == '.' {
+				// Not HostToken's: "w=65b1" would be a second token of web1, a subject that
+				// web1's permissions do not name but whose records would read as web1's.
+				return "", fmt.Errorf("host token %q: escape %q of a character a token keeps as it is", token, token[i:i+3])
+			}
 			b.WriteByte(byte(v))
 			i += 2
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-':
+		case tokenKeeps(c):
 			b.WriteByte(c)
 		default:
 			return "", fmt.Errorf("host token %q: character %q is never in a token", token, c)
