@@ -651,3 +651,50 @@ func TestFollowerWatchConsumerDeleted(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// FuzzCheckHeader: a record shown is its subject's host's, with a seq and a kind, and none of
+// its header fields is set twice, also as a key that folds to it (counted here with Go's
+// decoder's view of each top-level key); nothing panics.
+func FuzzCheckHeader(f *testing.F) {
+	base := `{"host":"web-1","boot_id":"b","seq":5,"kind":"event","path":"/x"`
+	for _, s := range []string{base + `}`, base + `,"HOST":"web-2"}`, base + `,"ſeq":1}`, base + `,"\u212aind":"gap"}`,
+		`{"host":"web-1","seq":1,"kind":"event","host":"web-1"}`, `{"\u0068ost":"web-1","seq":1,"kind":"e"}`, `[]`, `{"host":"web-1","seq":1,"kind":"e"} {}`, `null`} {
+		f.Add("fsnotifyd.events.web-1", s)
+	}
+	f.Add("fsnotifyd.events.w=65b-1", base+`}`)
+	f.Fuzz(func(t *testing.T, subject string, data string) {
+		h, err := CheckHeader(subject, []byte(data))
+		if err != nil {
+			return
+		}
+		host, err := SubjectHost(subject)
+		if err != nil || h.Host != host || h.Seq == 0 || h.Kind == "" {
+			t.Fatalf("CheckHeader(%q, %q) = %+v; subject's host %q, %v", subject, data, h, host, err)
+		}
+		dec := json.NewDecoder(strings.NewReader(data))
+		if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+			t.Fatalf("CheckHeader(%q, %q) took a record that is not an object", subject, data)
+		}
+		counts := map[string]int{}
+		for dec.More() {
+			tok, err := dec.Token()
+			if err != nil {
+				t.Fatalf("CheckHeader took %q: %v", data, err)
+			}
+			for _, hk := range headerKeys {
+				if strings.EqualFold(tok.(string), hk) {
+					counts[hk]++
+				}
+			}
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				t.Fatalf("CheckHeader took %q: %v", data, err)
+			}
+		}
+		for k, n := range counts {
+			if n > 1 {
+				t.Fatalf("CheckHeader(%q) took a record that sets %q %d times", data, k, n)
+			}
+		}
+	})
+}
