@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/fsnotifyd/fsnotifyd/internal/procfs"
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 	"github.com/fsnotifyd/fsnotifyd/notify"
@@ -46,6 +48,14 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	// The tests that run the guard's parts in this process (its reporter, auditor, forgetter,
+	// launcher) must take their goroutines with them.
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
+			code = 1
+		}
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
