@@ -3,10 +3,13 @@
 package main
 
 import (
+	"encoding/json"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/internal/fleet"
 )
 
 // FuzzParseDuration: a duration flag's value is refused (with the accepted forms) or read
@@ -69,6 +72,49 @@ func FuzzPidList(f *testing.F) {
 		}
 		if len(p) > len(parts) {
 			t.Fatalf("pidList.Set(%q) = %v: more pids than entries", s, map[int32]bool(p))
+		}
+	})
+}
+
+// FuzzTailLine: a record from another host (which writes what it likes in it) prints as one
+// line: with --json one JSON object, the record's own with stream_seq added; else a line with
+// no control character. A record that CheckHeader refuses is never printed.
+func FuzzTailLine(f *testing.F) {
+	for _, s := range []string{
+		`{"host":"web-1","boot_id":"b","seq":5,"kind":"event","path":"/x","mask":"OPEN","pid":1,"comm":"c"}`,
+		"{\"host\":\"web-1\",\"seq\":1,\"kind\":\"event\",\"a\":\n{\"host\":\"web-2\",\"seq\":7,\"kind\":\"event\",\"path\":\"/etc/shadow\"}}",
+		"{\"host\":\"web-1\",\n\"seq\":1,\"kind\":\"decision\",\"comm\":\"x\\n\\u001b[2J\",\"path\":\"/a\\nb\",\"verdict\":\"deny\"}",
+		`{"host":"web-1","seq":1,"kind":"gap","reason":"x\u001b","first":1,"last":2,"count":2,"detail":"\n"}`,
+		"{\"host\":\"web-1\",\"seq\":1,\"kind\":\"event\"} ",
+		`{"host":"web-1","seq":1,"kind":"event","stream_seq":1}`,
+	} {
+		f.Add(s, true)
+		f.Add(s, false)
+	}
+	f.Fuzz(func(t *testing.T, data string, jsonOut bool) {
+		r := &fleet.Received{StreamSeq: 42, Subject: "fsnotifyd.events.web-1", Data: []byte(data)}
+		h, err := fleet.CheckHeader(r.Subject, r.Data)
+		if err != nil {
+			return
+		}
+		line, ok := tailLine(nil, r, &h, jsonOut, nil)
+		if !ok {
+			return
+		}
+		if i := strings.IndexByte(string(line), '\n'); i != len(line)-1 {
+			t.Fatalf("record %q (json %v) printed as more than one line: %q", data, jsonOut, line)
+		}
+		if jsonOut {
+			var obj map[string]any
+			if err := json.Unmarshal(line, &obj); err != nil || obj["stream_seq"] != float64(42) {
+				t.Fatalf("record %q printed as %q: %v, stream_seq %v", data, line, err, obj["stream_seq"])
+			}
+			return
+		}
+		for _, c := range line[:len(line)-1] {
+			if c < 0x20 || c == 0x7f {
+				t.Fatalf("record %q printed with control character %q: %q", data, c, line)
+			}
 		}
 	})
 }

@@ -4,6 +4,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -175,11 +176,17 @@ func tailLine(dst []byte, r *fleet.Received, h *fleet.Header, jsonOut bool, path
 		}
 	}
 	if jsonOut {
-		d := r.Data
-		if len(d) < 2 || d[len(d)-1] != '}' {
+		// Compacted: a host may put newlines between the tokens of its record, which would
+		// split it over lines and start one with an object of its making.
+		buf := bytes.NewBuffer(dst)
+		if err := json.Compact(buf, r.Data); err != nil {
 			return dst, false
 		}
-		dst = append(dst, d[:len(d)-1]...)
+		d := buf.Bytes()
+		if len(d)-len(dst) < 2 || d[len(d)-1] != '}' {
+			return dst, false
+		}
+		dst = d[:len(d)-1]
 		dst = append(dst, `,"stream_seq":`...)
 		dst = strconv.AppendUint(dst, r.StreamSeq, 10)
 		return append(dst, "}\n"...), true
