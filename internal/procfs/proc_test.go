@@ -407,17 +407,20 @@ func TestReadUIDsIsReadRUIDAndReadEUID(t *testing.T) {
 }
 
 // TestReadStatHostileComm: an unprivileged process names itself so that its comm looks like
-// the fields after it in /proc/PID/stat (a parent, a session, flags of its choice); its parent
-// (which ppid= conditions and ancestry test), session (which exempt helpers' sessions are
-// matched by) and flags (kernel threads) are read as the kernel keeps them.
+// the fields after it in /proc/PID/stat (a parent, a session, flags of its choice) or like a
+// line of /proc/PID/status (Uid:, Groups:); its parent (which ppid= conditions and ancestry
+// test), session (which exempt helpers' sessions are matched by), flags (kernel threads),
+// uids and groups are read as the kernel keeps them.
 func TestReadStatHostileComm(t *testing.T) {
 	testenv.RequireRoot(t)
 	for _, comm := range []string{
-		"x) S 1 1 1 0 0",  // ppid 1, session 1
-		"x) S 0 0 0 0 0",  // no parent: a complete ancestry of none
-		"x)\nR 1 1 1 1 1", // a newline: the fields on another line
-		") ) ) ) ) ) )",   // parentheses only
-		"(x) S 2 2 2 2 2", // 15 bytes, the most comm holds
+		"x) S 1 1 1 0 0",     // ppid 1, session 1
+		"x) S 0 0 0 0 0",     // no parent: a complete ancestry of none
+		"x)\nR 1 1 1 1 1",    // a newline: the fields on another line
+		") ) ) ) ) ) )",      // parentheses only
+		"(x) S 2 2 2 2 2",    // 15 bytes, the most comm holds
+		"\nUid:\t0\t0\t0\t0", // status escapes a newline: no Uid line of its own
+		"\nGroups:\t0 27",
 	} {
 		t.Run(strings.ReplaceAll(comm, " ", "_"), func(t *testing.T) {
 			// The shell renames itself (printf is a builtin: the shell writes its own comm) and
@@ -448,6 +451,12 @@ func TestReadStatHostileComm(t *testing.T) {
 			}
 			if kernel, err := IsKernelThread(pid); err != nil || kernel {
 				t.Errorf("IsKernelThread = %v, %v; want false", kernel, err)
+			}
+			if ruid, euid, err := ReadUIDs(pid); err != nil || ruid != 65534 || euid != 65534 {
+				t.Errorf("ReadUIDs = %d, %d, %v; want 65534", ruid, euid, err)
+			}
+			if groups, err := ReadGroups(pid); err != nil || slices.ContainsFunc(groups, func(g uint32) bool { return g != 65534 }) {
+				t.Errorf("ReadGroups = %v, %v; want 65534 only", groups, err)
 			}
 			list, _, err := ReadAncestry(pid, 2)
 			if err != nil || len(list) == 0 || list[0].Pid != int32(os.Getpid()) {
