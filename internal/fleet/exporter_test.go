@@ -481,6 +481,29 @@ func FuzzHostFromToken(f *testing.F) {
 	})
 }
 
+// TestDeduperAgainstAHostileHost: a host chooses its records' Nats-Msg-Id. Its spool keys
+// (one per record) cannot make a reader keep seq state without bound (a window's bitmap, 8 KiB,
+// each), and its name cannot make its dedupe keys another host's ("a" with key "b/c" and "a/b"
+// with key "c"), which would drop that host's records as second copies.
+func TestDeduperAgainstAHostileHost(t *testing.T) {
+	if DedupeKey("a", "a/b/c/5") == DedupeKey("a/b", "a=2Fb/c/5") {
+		t.Errorf("hosts a and a/b share the dedupe key %q", DedupeKey("a", "a/b/c/5"))
+	}
+	var d Deduper
+	if d.Seen(DedupeKey("web-1", "web-1/k1/1"), 1) {
+		t.Fatal("first record seen")
+	}
+	for i := 0; i < 20000; i++ {
+		d.Seen(DedupeKey("evil", fmt.Sprintf("evil/k%d/%d", i, i+1)), uint64(i+1))
+	}
+	if n := len(d.hosts); n > 2*maxDedupeKeysPerHost {
+		t.Errorf("%d dedupe keys kept after 20000 keys of one host (%d KiB of bitmaps)", n, n*int(d.Window)/8/1024)
+	}
+	if !d.Seen(DedupeKey("web-1", "web-1/k1/1"), 1) {
+		t.Error("another host's keys evicted web-1's: its resent record is shown twice")
+	}
+}
+
 func TestDeduper(t *testing.T) {
 	d := Deduper{Window: 128}
 	for _, tc := range []struct {

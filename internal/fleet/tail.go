@@ -197,21 +197,39 @@ var ErrStopTail = errors.New("stop tail")
 // Nats-Msg-Id, <token>/<key>/<seq>). A resent copy has the same; a host whose spool started
 // over (reinstalled, or the spool removed) numbers from 1 again under a new key, and its
 // records are new ones, not second copies of the old spool's.
+//
+// The host is written as its token, which holds no '/': the key up to its first '/' is the
+// host's own, whatever key the host (which chooses its Msg-Id) writes, so that host "a" with
+// spool key "b/c" is not host "a/b" with key "c".
 func DedupeKey(host, msgID string) string {
 	key := ""
 	if i, j := strings.IndexByte(msgID, '/'), strings.LastIndexByte(msgID, '/'); i >= 0 && j > i {
 		key = msgID[i+1 : j]
 	}
-	return host + "/" + key
+	token, err := HostToken(host)
+	if err != nil {
+		token = "" // no host: a key of its own, which no host's token is
+	}
+	return token + "/" + key
 }
 
 // Deduper drops the second copy of a record (same DedupeKey, same seq): the server drops a
 // resent record only within the stream's duplicate window. It remembers, per key, the seqs
 // within Window below the highest one seen.
+//
+// It keeps at most maxDedupeKeysPerHost keys per host (the part of a key before its first
+// '/'), forgetting the oldest: a host chooses its records' keys, and each key costs a window's
+// bitmap (8 KiB at the default), so a host that gave each record a new key would otherwise make
+// a long-running reader grow without bound. A host whose spool restarts has one new key; its
+// forgotten keys' resent copies, if any, are shown twice, never dropped.
 type Deduper struct {
 	Window uint64 // default 1<<16
 	hosts  map[string]*seen
+	keys   map[string][]string // per host, its keys in hosts, oldest first
 }
+
+// maxDedupeKeysPerHost bounds the keys a Deduper keeps per host.
+const maxDedupeKeysPerHost = 8
 
 type seen struct {
 	high uint64
@@ -232,6 +250,16 @@ func (d *Deduper) Seen(host string, seq uint64) bool {
 	if s == nil {
 		s = &seen{bits: make([]uint64, d.Window/64)}
 		d.hosts[host] = s
+		if d.keys == nil {
+			d.keys = map[string][]string{}
+		}
+		owner, _, _ := strings.Cut(host, "/")
+		list := d.keys[owner]
+		if len(list) >= maxDedupeKeysPerHost {
+			delete(d.hosts, list[0])
+			list = append(list[:0], list[1:]...)
+		}
+		d.keys[owner] = append(list, host)
 	}
 	w := d.Window
 	bit := func(q uint64) (int, uint64) { i := q % w; return int(i / 64), 1 << (i % 64) }
