@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -695,6 +696,27 @@ func FuzzCheckHeader(f *testing.F) {
 			if n > 1 {
 				t.Fatalf("CheckHeader(%q) took a record that sets %q %d times", data, k, n)
 			}
+		}
+	})
+}
+
+// FuzzCheckPolicyKey: a key accepted is one plain key of the bucket as the NATS client checks
+// keys (letters, digits, - / _ = and '.' between them: no wildcard, no blank) and not a
+// host's status entry, nor the status prefix itself.
+func FuzzCheckPolicyKey(f *testing.F) {
+	for _, s := range []string{"default", "web/prod", "status.web-1", "status", "status.", "*", ">", "a.>", "a..b", ".a", "a b", "a\x00", "Status.web-1", "a.b"} {
+		f.Add(s)
+	}
+	valid := regexp.MustCompile(`^[-/_=\.a-zA-Z0-9]+$`) // nats.go jetstream's validKeyRe
+	f.Fuzz(func(t *testing.T, key string) {
+		if CheckPolicyKey(key) != nil {
+			return
+		}
+		if !valid.MatchString(key) || key[0] == '.' || key[len(key)-1] == '.' || strings.Contains(key, "..") {
+			t.Fatalf("CheckPolicyKey accepted %q, no key of a bucket", key)
+		}
+		if strings.HasPrefix(key, StatusPrefix) || key+"." == StatusPrefix {
+			t.Fatalf("CheckPolicyKey accepted %q, a status entry", key)
 		}
 	})
 }
