@@ -165,7 +165,8 @@ func toError(err error) error {
 
 // Options configure a client.
 type Options struct {
-	// Socket is the daemon's socket (default DefaultSocket).
+	// Socket is the daemon's socket (default DefaultSocket). Its listener must be root or
+	// this process's user (SO_PEERCRED): another user's socket is refused as not the daemon.
 	Socket string
 	// Name labels the client in the daemon's logs and stats.
 	Name string
@@ -417,6 +418,10 @@ func (c *Client) connect(ctx context.Context, wantRing bool) (*proto.Conn, *prot
 		}
 		return nil, nil, nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
+	if err := checkDaemonPeer(conn, c.opts.Socket); err != nil {
+		conn.Close()
+		return nil, nil, nil, err
+	}
 	if dl, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(dl)
 	} else {
@@ -500,6 +505,29 @@ func (c *Client) connect(ctx context.Context, wantRing bool) (*proto.Conn, *prot
 	conn.Close()
 	return nil, nil, nil, fmt.Errorf("%w: unexpected %T before Welcome", ErrUnavailable, m)
 }
+
+// checkDaemonPeer refuses a connection whose listener is neither root nor this process's
+// user, by the credentials the kernel recorded when it called listen(2) (SO_PEERCRED, as the
+// daemon judges its clients): such a socket is not the daemon, whatever it answers. Another
+// user can listen at a --socket path in a directory they may write (a sticky /tmp included,
+// once a stopped daemon's socket is gone), and a root guard that took their Welcome would
+// decide nothing. An unprivileged user's own daemon serves them. It is checked before the
+// Hello, so that nothing is said to an impostor.
+func checkDaemonPeer(conn *proto.Conn, socket string) error {
+	cred, err := conn.PeerCred()
+	if err != nil {
+		return fmt.Errorf("%w: %s: the daemon's credentials: %v", ErrUnavailable, socket, err)
+	}
+	if euid := uint32(os.Geteuid()); cred.Uid != 0 && cred.Uid != euid {
+		return fmt.Errorf("%w: %s is served by uid %d (pid %d), neither root nor this user: %w "+
+			"(someone put a socket there: keep the daemon's socket in a directory only root may write, such as the default %s's)",
+			ErrUnavailable, socket, cred.Uid, cred.Pid, errImpostor, filepath.Dir(DefaultSocket))
+	}
+	return nil
+}
+
+// errImpostor is checkDaemonPeer's refusal (a reconnecting client logs it as a warning).
+var errImpostor = errors.New("refused as not the fsnotifyd daemon")
 
 // Events returns the channel of events (see the package doc for its contract). With
 // Options.Handler, nothing is sent on it; it is closed by Close all the same.
@@ -879,7 +907,11 @@ func (c *Client) reconnect(cause error) {
 		conn, w, _, err := c.connect(ctx, false)                  // no ring after a reconnection: the socket
 		cancel()
 		if err != nil {
-			c.log.Debug("reconnecting to the fsnotifyd daemon", "err", err)
+			if errors.Is(err, errImpostor) {
+				c.log.Warn("reconnecting to the fsnotifyd daemon", "err", err)
+			} else {
+				c.log.Debug("reconnecting to the fsnotifyd daemon", "err", err)
+			}
 			disconnected(err)
 			continue
 		}

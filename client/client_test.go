@@ -346,6 +346,14 @@ func newFake(t *testing.T) *fakeDaemon {
 	return f
 }
 
+// newFakeAs is newFake on sock, listening as cred: the socket's peer credentials, which a
+// client reads, are cred's (an impostor daemon of another user).
+func newFakeAs(t *testing.T, cred *syscall.Credential, sock string) *fakeDaemon {
+	f := &fakeDaemon{t: t, sock: sock, ln: testenv.ListenAs(t, cred, sock)}
+	f.inst[0] = 1
+	return f
+}
+
 // accept takes the next connection and, with welcome, answers its Hello.
 func (f *fakeDaemon) accept(welcome bool) *proto.Conn {
 	f.t.Helper()

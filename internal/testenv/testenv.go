@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -525,4 +526,56 @@ func Stopped(pid int) bool {
 		}
 	}
 	return true
+}
+
+// listenEnv marks the child that ListenAs starts: it only calls listen(2) on its fd 3.
+const listenEnv = "FSNOTIFYD_TESTENV_LISTEN_FD3"
+
+func init() {
+	if os.Getenv(listenEnv) != "1" {
+		return
+	}
+	// ListenAs's child, in any test binary that imports testenv: listen on the socket it
+	// was handed, as the uid it runs as, and exit.
+	if err := syscall.Listen(3, 128); err != nil {
+		fmt.Fprintln(os.Stderr, "listen:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// ListenAs returns a unix stream listener on path (created; removed at the end of the test)
+// that this process accepts on, but whose peer credentials (SO_PEERCRED, as a connecting
+// client reads them) are cred's: the kernel records them when listen(2) is called, and a
+// child of the test binary run as cred calls it. It is how a test plays another user's
+// impostor daemon in-process.
+func ListenAs(t testing.TB, cred *syscall.Credential, path string) *net.UnixListener {
+	t.Helper()
+	RequireRoot(t)
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: path}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(path) })
+	if err := os.Chown(path, int(cred.Uid), int(cred.Gid)); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(PublicExecutable(t))
+	cmd.Env = append(os.Environ(), listenEnv+"=1")
+	cmd.ExtraFiles = []*os.File{f}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("listen(2) as uid %d: %v: %s", cred.Uid, err, out)
+	}
+	ln, err := net.FileListener(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln.(*net.UnixListener)
 }
