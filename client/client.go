@@ -1080,6 +1080,28 @@ func (c *Client) roundTrip(conn *proto.Conn, req proto.Msg, early *[]Event) (*pr
 	}
 }
 
+// errBadReply is a reply the protocol does not allow for its request (a daemon's bug).
+var errBadReply = errors.New("fsnotifyd daemon: bad reply")
+
+// requestResult is request for a request whose reply is a Result: another reply is an error
+// matching errBadReply, a refusal the daemon's error (toError).
+func (c *Client) requestResult(ctx context.Context, m proto.Msg) (*proto.Result, error) {
+	t := m.Type()
+	r, err := c.request(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	res, ok := r.(*proto.Result)
+	if !ok {
+		proto.CloseFDs(r)
+		return nil, fmt.Errorf("%w: %s to %s, want a Result", errBadReply, r.Type(), t)
+	}
+	if err := toError(res.Err()); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
 // request sends m and waits for its reply. It closes m's descriptors (once sent, the daemon
 // holds its own reference).
 func (c *Client) request(ctx context.Context, m proto.Msg) (proto.Msg, error) {
@@ -1167,15 +1189,15 @@ func (c *Client) AddMark(ctx context.Context, path string, k engine.Kind, spec e
 	m := &mark{path: abs, ident: id, kind: k, spec: spec}
 	// request closes fd once sent: the daemon checks the client's access on it and marks its
 	// object, and nothing here pins the object afterwards.
-	r, err := c.request(ctx, &proto.AddMark{Req: c.nextReq.Add(1), Kind: k, Mask: spec.Mask, Ignore: spec.Ignore,
+	r, err := c.requestResult(ctx, &proto.AddMark{Req: c.nextReq.Add(1), Kind: k, Mask: spec.Mask, Ignore: spec.Ignore,
 		Flags: spec.Flags, Target: proto.NewFD(fd)})
-	if err == nil {
-		err = toError(r.(*proto.Result).Err())
+	if err == nil && r.ID == 0 {
+		err = fmt.Errorf("%w: the daemon placed it but gave no mark id", errBadReply)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", path, err)
 	}
-	m.daemon = r.(*proto.Result).ID
+	m.daemon = r.ID
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -1222,11 +1244,8 @@ func (c *Client) ModifyMark(ctx context.Context, id MarkID, spec engine.MarkSpec
 	if err != nil {
 		return fmt.Errorf("mark %d: %w (remove the mark)", id, err)
 	}
-	r, err := c.request(ctx, &proto.AddMark{Req: c.nextReq.Add(1), Kind: m.kind, Mask: spec.Mask, Ignore: spec.Ignore,
+	_, err = c.requestResult(ctx, &proto.AddMark{Req: c.nextReq.Add(1), Kind: m.kind, Mask: spec.Mask, Ignore: spec.Ignore,
 		Flags: spec.Flags, Replace: true, Target: proto.NewFD(fd)})
-	if err == nil {
-		err = toError(r.(*proto.Result).Err())
-	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", m.path, err)
 	}
@@ -1258,11 +1277,8 @@ func (c *Client) RemoveMark(ctx context.Context, id MarkID) error {
 	if daemonID == 0 {
 		return nil
 	}
-	r, err := c.request(ctx, &proto.RemoveMark{Req: c.nextReq.Add(1), By: proto.RemoveByID, MarkID: daemonID})
-	if err != nil {
-		return err
-	}
-	return toError(r.(*proto.Result).Err())
+	_, err := c.requestResult(ctx, &proto.RemoveMark{Req: c.nextReq.Add(1), By: proto.RemoveByID, MarkID: daemonID})
+	return err
 }
 
 // Marks returns the paths of the client's marks.
@@ -1322,11 +1338,7 @@ func (c *Client) Respond(id uint64, r engine.Response) error {
 // byeWait leaves the outcome unknown: ErrClosed or ErrUnavailable.)
 func (c *Client) RespondWait(ctx context.Context, id uint64, r engine.Response) error {
 	m, valid := proto.NewRespond(c.nextReq.Add(1), id, r.Verdict, r.Errno, r.Cache)
-	res, err := c.request(ctx, m)
-	if err != nil {
-		return err
-	}
-	if err := toError(res.(*proto.Result).Err()); err != nil {
+	if _, err := c.requestResult(ctx, m); err != nil {
 		return err
 	}
 	return invalidAnswer(valid, r)
@@ -1352,7 +1364,8 @@ func (c *Client) Stats(ctx context.Context, all bool) (*fsevent.Stats, error) {
 	case *proto.Result:
 		return nil, toError(m.Err())
 	}
-	return nil, fmt.Errorf("unexpected reply %T", r)
+	proto.CloseFDs(r)
+	return nil, fmt.Errorf("%w: %s to StatsRequest, want Stats", errBadReply, r.Type())
 }
 
 // Ping waits until the daemon has handled every earlier request.

@@ -4,11 +4,13 @@ package client_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/client"
 	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/proto"
 )
 
 // TestDaemonThatStopsReadingHoldsNoOneAfterClose: a daemon that stops reading (stopped,
@@ -63,5 +65,62 @@ func TestDaemonThatStopsReadingHoldsNoOneAfterClose(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestWrongReplyIsAnError: a daemon that replies to a request with a message of another
+// kind (a Pong to an AddMark, a Stats to a RemoveMark or a RespondWait), or to an AddMark
+// with no mark id, makes the request fail with an error that says so; the client does not
+// panic, and goes on.
+func TestWrongReplyIsAnError(t *testing.T) {
+	f := newFake(t)
+	c, conn := f.dial(client.Options{Class: engine.ClassContent})
+	if c == nil {
+		return
+	}
+	defer c.Close()
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), hang)
+	defer cancel()
+	call := func(do func() error, reply func(req uint64) proto.Msg) error {
+		t.Helper()
+		done := make(chan error, 1)
+		go func() { done <- do() }()
+		m, err := conn.ReadMsg()
+		if err != nil {
+			t.Fatal(err)
+		}
+		proto.CloseFDs(m)
+		if err := conn.WriteMsg(reply(m.RequestID())); err != nil {
+			t.Fatal(err)
+		}
+		return <-done
+	}
+	addMark := func() error {
+		_, err := c.AddMark(ctx, dir, engine.KindInode, engine.MarkSpec{Mask: engine.Create})
+		return err
+	}
+	for _, tc := range []struct {
+		name  string
+		do    func() error
+		reply func(req uint64) proto.Msg
+		want  string
+	}{
+		{"Pong to AddMark", addMark, func(req uint64) proto.Msg { return &proto.Pong{Req: req} }, "Pong"},
+		{"Result without a mark id to AddMark", addMark, func(req uint64) proto.Msg { return &proto.Result{Req: req} }, "mark id"},
+		{"Stats to RespondWait", func() error { return c.RespondWait(ctx, 5, engine.Response{}) },
+			func(req uint64) proto.Msg { return &proto.Stats{Req: req} }, "Stats"},
+	} {
+		err := call(tc.do, tc.reply)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error naming %q", tc.name, err, tc.want)
+		}
+	}
+	// Still usable: a good reply is taken.
+	if err := call(addMark, func(req uint64) proto.Msg { return &proto.Result{Req: req, ID: 9} }); err != nil {
+		t.Errorf("AddMark after the bad replies: %v", err)
+	}
+	if err := call(func() error { return c.RemoveMark(ctx, 1) }, func(req uint64) proto.Msg { return &proto.Stats{Req: req} }); err == nil || !strings.Contains(err.Error(), "Stats") {
+		t.Errorf("Stats to RemoveMark: %v, want an error naming Stats", err)
 	}
 }
