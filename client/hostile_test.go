@@ -4,11 +4,15 @@ package client_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/client"
+	"github.com/fsnotifyd/fsnotifyd/daemon"
 	"github.com/fsnotifyd/fsnotifyd/engine"
 	"github.com/fsnotifyd/fsnotifyd/internal/proto"
 )
@@ -122,5 +126,68 @@ func TestWrongReplyIsAnError(t *testing.T) {
 	}
 	if err := call(func() error { return c.RemoveMark(ctx, 1) }, func(req uint64) proto.Msg { return &proto.Stats{Req: req} }); err == nil || !strings.Contains(err.Error(), "Stats") {
 		t.Errorf("Stats to RemoveMark: %v, want an error naming Stats", err)
+	}
+}
+
+// TestRequestsDuringDaemonRestart: requests made while a real daemon stops and another starts
+// on its socket each return — done, or ErrUnavailable (the connection was lost under them) —
+// never hang; the client then reconnects (a Resync), its requests succeed again, and Close
+// ends every goroutine (goleak, TestMain).
+func TestRequestsDuringDaemonRestart(t *testing.T) {
+	sock, stop := serve(t, daemon.DefaultConfig())
+	c := dial(t, client.Options{Socket: sock, Reconnect: true})
+	dir := t.TempDir()
+	if _, err := c.AddMark(context.Background(), dir, engine.KindInode, engine.MarkSpec{Mask: engine.Create}); err != nil {
+		t.Fatal(err)
+	}
+	stopPinging := make(chan struct{})
+	bad := make(chan error, 1)
+	var pings sync.WaitGroup
+	for range 4 {
+		pings.Add(1)
+		go func() {
+			defer pings.Done()
+			for {
+				select {
+				case <-stopPinging:
+					return
+				default:
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), hang)
+				err := c.Ping(ctx)
+				cancel()
+				if err != nil && !errors.Is(err, client.ErrUnavailable) && !errors.Is(err, context.DeadlineExceeded) {
+					select {
+					case bad <- err:
+					default:
+					}
+				}
+				if errors.Is(err, context.DeadlineExceeded) {
+					select {
+					case bad <- fmt.Errorf("a Ping hung for %v across the restart", hang):
+					default:
+					}
+				}
+			}
+		}()
+	}
+	time.Sleep(50 * time.Millisecond)
+	stop()
+	time.Sleep(100 * time.Millisecond)
+	serveOn(t, daemon.DefaultConfig(), sock)
+	if ev := nextEvent(t, c); !ev.Resync {
+		t.Fatalf("first event after the restart: %+v, want the Resync", ev)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), hang)
+	defer cancel()
+	if err := c.Ping(ctx); err != nil {
+		t.Errorf("Ping after the reconnection: %v", err)
+	}
+	close(stopPinging)
+	pings.Wait()
+	select {
+	case err := <-bad:
+		t.Errorf("a request across the restart: %v", err)
+	default:
 	}
 }
