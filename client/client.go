@@ -459,6 +459,13 @@ func (c *Client) connect(ctx context.Context, wantRing bool) (*proto.Conn, *prot
 	}
 	switch m := m.(type) {
 	case *proto.Welcome:
+		if m.Class != c.opts.Class {
+			// A daemon refuses a class (Fatal), it never grants another: a permission client
+			// made a notification client would decide nothing while it seemed to guard.
+			conn.Close()
+			return nil, nil, nil, fmt.Errorf("%w: %w: the daemon at %s granted class %s to a Hello that asked for %s",
+				ErrUnavailable, errBadReply, c.opts.Socket, m.Class, c.opts.Class)
+		}
 		var ring *proto.ClientRing
 		if wantRing && m.Version >= 5 {
 			// A RingGrant, or a Result saying why not, follows the Welcome.

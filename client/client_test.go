@@ -332,6 +332,8 @@ type fakeDaemon struct {
 	ln   *net.UnixListener
 	inst proto.InstanceID
 	n    uint64
+	// class, if set, is the class every Welcome grants (a daemon's bug); else the Hello's.
+	class *engine.Class
 }
 
 func newFake(t *testing.T) *fakeDaemon {
@@ -372,8 +374,12 @@ func (f *fakeDaemon) accept(welcome bool) *proto.Conn {
 	if welcome {
 		f.n++
 		f.inst[1]++
+		class := m.(*proto.Hello).Class // granted as asked, as the daemon does
+		if f.class != nil {
+			class = *f.class
+		}
 		if err := conn.WriteMsg(&proto.Welcome{Req: m.RequestID(), Version: proto.Version, ClientID: f.n, Instance: f.inst,
-			Fresh: true, Class: engine.ClassContent, DaemonVersion: "fake"}); err != nil {
+			Fresh: true, Class: class, DaemonVersion: "fake"}); err != nil {
 			f.t.Fatal(err)
 		}
 	}

@@ -191,3 +191,35 @@ func TestRequestsDuringDaemonRestart(t *testing.T) {
 	default:
 	}
 }
+
+// TestWelcomeOfAnotherClassIsRefused: a Welcome that grants a class other than the one the
+// Hello asked for (a permission client told it is a notification client: it would get no
+// permission event, and decide nothing while it seems to guard) fails Dial with an error
+// naming both; the daemon refuses a class with a Fatal, it never grants another.
+func TestWelcomeOfAnotherClassIsRefused(t *testing.T) {
+	for _, tc := range []struct{ asked, granted engine.Class }{
+		{engine.ClassContent, engine.ClassNotification},
+		{engine.ClassPreContent, engine.ClassContent},
+		{engine.ClassNotification, engine.ClassContent},
+	} {
+		t.Run(tc.asked.String()+" granted "+tc.granted.String(), func(t *testing.T) {
+			f := newFake(t)
+			f.class = &tc.granted
+			done := make(chan error, 1)
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), hang)
+				defer cancel()
+				c, err := client.Dial(ctx, client.Options{Socket: f.sock, Class: tc.asked})
+				if err == nil {
+					c.Close()
+				}
+				done <- err
+			}()
+			f.accept(true)
+			err := <-done
+			if err == nil || !strings.Contains(err.Error(), tc.asked.String()) || !strings.Contains(err.Error(), tc.granted.String()) {
+				t.Errorf("Dial asking for %s, granted %s: %v, want an error naming both", tc.asked, tc.granted, err)
+			}
+		})
+	}
+}
