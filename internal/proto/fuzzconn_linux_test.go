@@ -13,7 +13,9 @@ import (
 // real socket pair. The Conn must never panic or hang; it must return exactly the frames of
 // the stream, in order, each canonical, and end with io.EOF after the last whole frame or
 // with an *Error. This covers what FuzzDecode cannot: header checks before the payload
-// arrives, buffer growth and compaction, frames split across reads and reads across frames.
+// arrives, buffer growth and compaction, frames split across reads and reads across frames,
+// and, on the client side, the client's reader (ReadMsgInto into a reused Event, mixed with
+// ReadMsg).
 func FuzzConn(f *testing.F) {
 	enc := func(ms ...Msg) []byte {
 		var b []byte
@@ -65,8 +67,17 @@ func FuzzConn(f *testing.F) {
 			w.CloseWrite()
 		}()
 		off := 0
-		for {
-			m, err := reader.ReadMsg()
+		var scratch Event // the client's reader decodes events into one it reuses
+		for i := 0; ; i++ {
+			var m Msg
+			var err error
+			if client && (i+len(cuts))%3 != 0 {
+				// The client's reader (ReadMsgInto, sharing strings with the last event),
+				// mixed with ReadMsg as a reconnection's handshake and marks read before it.
+				m, err = reader.ReadMsgInto(&scratch)
+			} else {
+				m, err = reader.ReadMsg()
+			}
 			if err != nil {
 				var pe *Error
 				if errors.Is(err, io.EOF) {
