@@ -1369,7 +1369,9 @@ func (c *Client) Stats(ctx context.Context, all bool) (*fsevent.Stats, error) {
 	case *proto.Stats:
 		return &fsevent.Stats{Daemon: m.Daemon, Clients: m.Clients, Truncated: m.Truncated}, nil
 	case *proto.Result:
-		return nil, toError(m.Err())
+		if err := toError(m.Err()); err != nil {
+			return nil, err
+		}
 	}
 	proto.CloseFDs(r)
 	return nil, fmt.Errorf("%w: %s to StatsRequest, want Stats", errBadReply, r.Type())

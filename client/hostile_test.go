@@ -73,8 +73,8 @@ func TestDaemonThatStopsReadingHoldsNoOneAfterClose(t *testing.T) {
 }
 
 // TestWrongReplyIsAnError: a daemon that replies to a request with a message of another
-// kind (a Pong to an AddMark, a Stats to a RemoveMark or a RespondWait), or to an AddMark
-// with no mark id, makes the request fail with an error that says so; the client does not
+// kind (a Pong to an AddMark, a Stats to a RemoveMark or a RespondWait, a Result of success
+// to a StatsRequest), or to an AddMark with no mark id, makes the request fail with an error that says so; the client does not
 // panic, and goes on.
 func TestWrongReplyIsAnError(t *testing.T) {
 	f := newFake(t)
@@ -114,6 +114,13 @@ func TestWrongReplyIsAnError(t *testing.T) {
 		{"Result without a mark id to AddMark", addMark, func(req uint64) proto.Msg { return &proto.Result{Req: req} }, "mark id"},
 		{"Stats to RespondWait", func() error { return c.RespondWait(ctx, 5, engine.Response{}) },
 			func(req uint64) proto.Msg { return &proto.Stats{Req: req} }, "Stats"},
+		{"Result of success to StatsRequest", func() error {
+			st, err := c.Stats(ctx, true)
+			if err == nil && st == nil {
+				return errors.New("Stats returned neither figures nor an error")
+			}
+			return err
+		}, func(req uint64) proto.Msg { return &proto.Result{Req: req} }, "Result to StatsRequest"},
 	} {
 		err := call(tc.do, tc.reply)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
