@@ -293,8 +293,9 @@ type Client struct {
 	ready    chan struct{} // closed when a connection is up; replaced on loss
 	byeTimer *time.Timer   // shutdown's bound on the replies to the requests in flight
 
-	nextReq atomic.Uint64
-	ring    atomic.Pointer[proto.ClientRing] // the first connection's, if granted; nil once lost
+	nextReq   atomic.Uint64
+	daemonPID atomic.Int32                     // the last connection's listener's pid (Welcome.DaemonPID)
+	ring      atomic.Pointer[proto.ClientRing] // the first connection's, if granted; nil once lost
 
 	qmu   sync.Mutex
 	q     ring.Ring[Event] // events read from the socket, not yet delivered (Keep: queueKeep)
@@ -380,6 +381,11 @@ type Welcome struct {
 	// (in the daemon's user and pid namespaces): they decide what it may do.
 	UID, GID uint32
 	PID      int32
+	// DaemonPID is the daemon's pid as this process sees it (SO_PEERCRED of the socket's
+	// listener, the kernel's word, not the daemon's): 0 when the daemon runs in a pid
+	// namespace this process cannot see (one above its own). With PID equal to this
+	// process's pid, a nonzero DaemonPID proves that both run in the same pid namespace.
+	DaemonPID int32
 }
 
 // Welcome returns what the daemon granted on the current connection.
@@ -391,7 +397,7 @@ func (c *Client) Welcome() Welcome {
 		DaemonVersion: w.DaemonVersion, Class: w.Class, QueueLimit: w.QueueLimit, MarkLimit: w.MarkLimit,
 		Deadline: w.Deadline, DeadlineVerdict: w.DeadlineVerdict, CloseVerdict: w.CloseVerdict,
 		QueueFullVerdict: w.QueueFullVerdict, EventFDs: w.EventFDs, MountMarks: w.MountMarks,
-		UID: w.UID, GID: w.GID, PID: w.PID, Ring: c.ring.Load() != nil}
+		UID: w.UID, GID: w.GID, PID: w.PID, DaemonPID: c.daemonPID.Load(), Ring: c.ring.Load() != nil}
 }
 
 // connect dials and says Hello; with wantRing, a permission client without event fds asks for
@@ -418,10 +424,12 @@ func (c *Client) connect(ctx context.Context, wantRing bool) (*proto.Conn, *prot
 		}
 		return nil, nil, nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	if err := checkDaemonPeer(conn, c.opts.Socket); err != nil {
+	daemonPID, err := checkDaemonPeer(conn, c.opts.Socket)
+	if err != nil {
 		conn.Close()
 		return nil, nil, nil, err
 	}
+	c.daemonPID.Store(daemonPID)
 	if dl, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(dl)
 	} else {
@@ -520,17 +528,17 @@ func (c *Client) connect(ctx context.Context, wantRing bool) (*proto.Conn, *prot
 // once a stopped daemon's socket is gone), and a root guard that took their Welcome would
 // decide nothing. An unprivileged user's own daemon serves them. It is checked before the
 // Hello, so that nothing is said to an impostor.
-func checkDaemonPeer(conn *proto.Conn, socket string) error {
+func checkDaemonPeer(conn *proto.Conn, socket string) (pid int32, err error) {
 	cred, err := conn.PeerCred()
 	if err != nil {
-		return fmt.Errorf("%w: %s: the daemon's credentials: %v", ErrUnavailable, socket, err)
+		return 0, fmt.Errorf("%w: %s: the daemon's credentials: %v", ErrUnavailable, socket, err)
 	}
 	if euid := uint32(os.Geteuid()); cred.Uid != 0 && cred.Uid != euid {
-		return fmt.Errorf("%w: %s is served by uid %d (pid %d), neither root nor this user: %w "+
+		return 0, fmt.Errorf("%w: %s is served by uid %d (pid %d), neither root nor this user: %w "+
 			"(someone put a socket there: keep the daemon's socket in a directory only root may write, such as the default %s's)",
 			ErrUnavailable, socket, cred.Uid, cred.Pid, errImpostor, filepath.Dir(DefaultSocket))
 	}
-	return nil
+	return cred.Pid, nil
 }
 
 // errImpostor is checkDaemonPeer's refusal (a reconnecting client logs it as a warning).

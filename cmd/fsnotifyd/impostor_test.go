@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,49 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fsnotifyd/fsnotifyd/internal/proto"
+	"github.com/fsnotifyd/fsnotifyd/internal/testdaemon"
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 )
-
-// serveImpostor answers every connection on ln as a daemon that grants what is asked and
-// accepts every mark, and never sends an event: a guard through it decides nothing.
-func serveImpostor(t *testing.T, ln *net.UnixListener) {
-	go func() {
-		for {
-			uc, err := ln.AcceptUnix()
-			if err != nil {
-				return
-			}
-			go func() {
-				conn := proto.NewConn(uc, proto.DaemonSide)
-				defer conn.Close()
-				for n := uint64(1); ; n++ {
-					m, err := conn.ReadMsg()
-					if err != nil {
-						return
-					}
-					proto.CloseFDs(m)
-					var reply proto.Msg
-					switch m := m.(type) {
-					case *proto.Hello:
-						reply = &proto.Welcome{Req: m.Req, Version: 4, ClientID: n, Instance: proto.InstanceID{1},
-							Fresh: true, Class: m.Class, DaemonVersion: "impostor", UID: 0, PID: int32(os.Getpid())}
-					case *proto.Ping:
-						reply = &proto.Pong{Req: m.Req}
-					default:
-						if m.RequestID() == 0 {
-							continue
-						}
-						reply = &proto.Result{Req: m.RequestID(), ID: n}
-					}
-					if conn.WriteMsg(reply) != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-}
 
 // TestDaemonClientsRefuseAnotherUsersSocket: root's guard, watch and stats with --daemon
 // at a socket that uid 65534 listens on (a --socket path in a sticky shared directory,
@@ -67,7 +26,7 @@ func TestDaemonClientsRefuseAnotherUsersSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(shared, "d.sock")
-	serveImpostor(t, testenv.ListenAs(t, testenv.Nobody, sock))
+	testdaemon.ServeImpostor(t, testenv.ListenAs(t, testenv.Nobody, sock), 0)
 	dir := testenv.Tmpfs(t)
 	for _, args := range [][]string{
 		{"guard", "--daemon=" + sock, "--deny", "**/*.key", dir},

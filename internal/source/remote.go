@@ -269,11 +269,14 @@ func (s *remote) path(e *Event) string { return e.Path }
 
 // Exempt exempts pid, a helper of this process, when the daemon's pid namespace is this
 // process's: its events name processes by their pids there, which would otherwise be other
-// processes' (Welcome.PID is this process as the daemon sees it).
+// processes'. Welcome.PID is this process as the daemon sees it, Welcome.DaemonPID the daemon
+// as this process sees it (the kernel's, 0 if it cannot). A process sees another's pid only
+// if the other's namespace is its own or one below it, so both together mean the same
+// namespace; the daemon's word alone could be a coincidence of numbers across namespaces.
 func (s *remote) Exempt(pid int) (func(), error) {
-	if w := s.cl.Welcome(); w.PID != int32(os.Getpid()) {
-		return func() {}, fmt.Errorf("exempting process %d through the daemon at %s: the daemon runs in another pid namespace (it sees this process as pid %d, not %d), so its events cannot be told apart by pid; run in the daemon's pid namespace, or embedded",
-			pid, s.socket, w.PID, os.Getpid())
+	if w := s.cl.Welcome(); w.PID != int32(os.Getpid()) || w.DaemonPID == 0 {
+		return func() {}, fmt.Errorf("exempting process %d through the daemon at %s: the daemon runs in another pid namespace (it sees this process as pid %d, not %d; this process sees the daemon as pid %d, 0: not at all), so its events cannot be told apart by pid; run in the daemon's pid namespace, or embedded",
+			pid, s.socket, w.PID, os.Getpid(), w.DaemonPID)
 	}
 	return s.exempts.Add(pid)
 }

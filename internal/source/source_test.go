@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -295,6 +296,43 @@ func TestRemoteExemptNeedsTheDaemonsPidNamespace(t *testing.T) {
 	if done == nil {
 		t.Error("Exempt returned a nil done")
 	} else {
+		done()
+	}
+}
+
+// impostorEnv names, for TestRemoteExemptFromAChildPidNamespace, the socket of a daemon in
+// the pid namespace above it.
+const impostorEnv = "FSNOTIFYD_SOURCE_TEST_PARENT_DAEMON"
+
+// Through a daemon in a pid namespace above this process's, Exempt refuses even when the
+// daemon's Welcome says it sees this process under its own pid (a coincidence of pid numbers
+// across namespaces, or a daemon's mistake): the kernel says this process cannot see the
+// daemon (its SO_PEERCRED pid is 0 here), so the namespaces differ, and the daemon's events
+// name processes by pids that are not this process's. Before, the Welcome's word was taken.
+func TestRemoteExemptFromAChildPidNamespace(t *testing.T) {
+	testenv.RequireRoot(t)
+	sock := filepath.Join(testenv.PublicDir(t), "d.sock")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The client will be pid 1 of its namespace: the daemon says so.
+	testdaemon.ServeImpostor(t, ln, 1)
+	t.Setenv(impostorEnv, sock)
+	testenv.RunInPidNamespace(t, "TestRemoteExemptFromAChildPidNamespaceInner", nil)
+}
+
+func TestRemoteExemptFromAChildPidNamespaceInner(t *testing.T) {
+	testenv.EnterPidNamespace(t)
+	s := open(t, Options{Daemon: os.Getenv(impostorEnv), Name: "source-test"})
+	if w := s.(*remote).Welcome(); w.PID != int32(os.Getpid()) {
+		t.Fatalf("the daemon says this process is pid %d, want %d (the case under test)", w.PID, os.Getpid())
+	}
+	done, err := s.Exempt(os.Getpid())
+	if err == nil || !strings.Contains(err.Error(), "another pid namespace") {
+		t.Errorf("Exempt through a daemon in the pid namespace above: %v, want an error naming the pid namespace", err)
+	}
+	if done != nil {
 		done()
 	}
 }

@@ -5,7 +5,7 @@
 // program's own listener, Close). The daemon, client, notify, source and CLI tests share it.
 //
 // Goroutines: Start's one runs Server.Run until Stop (or the end of the test) cancels it; Stop
-// waits for it.
+// waits for it. ServeImpostor's accept one and one per connection end with the test.
 package testdaemon
 
 import (
@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/daemon"
+	"github.com/fsnotifyd/fsnotifyd/internal/proto"
 )
 
 // Daemon is a daemon served in this process.
@@ -95,3 +96,69 @@ func (d *Daemon) WaitRun(timeout time.Duration) (returned bool, err error) {
 // Ended reports whether Run has returned, without waiting, and its error: a daemon that must
 // survive what the test does has not.
 func (d *Daemon) Ended() (bool, error) { return d.WaitRun(0) }
+
+// ServeImpostor answers every connection on ln, until the end of the test, as a daemon that
+// grants each Hello what it asks for, says the client's pid is pid (0: the client's own, as
+// the kernel gives it), answers every request with success and never sends an event: what a
+// client must not take for the daemon, or not believe. The end of the test closes ln and
+// every connection and waits for the goroutines that serve them.
+func ServeImpostor(t testing.TB, ln *net.UnixListener, pid int32) {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	conns := map[*proto.Conn]bool{}
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for n := uint64(1); ; n++ {
+			uc, err := ln.AcceptUnix()
+			if err != nil {
+				return
+			}
+			conn := proto.NewConn(uc, proto.DaemonSide)
+			mu.Lock()
+			conns[conn] = true
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer conn.Close()
+				for {
+					m, err := conn.ReadMsg()
+					if err != nil {
+						return
+					}
+					proto.CloseFDs(m)
+					var reply proto.Msg
+					switch m := m.(type) {
+					case *proto.Hello:
+						w := &proto.Welcome{Req: m.Req, Version: 4, ClientID: n, Instance: proto.InstanceID{1}, Fresh: true,
+							Class: m.Class, DaemonVersion: "impostor", PID: pid}
+						if cred, err := conn.PeerCred(); err == nil && pid == 0 {
+							w.UID, w.GID, w.PID = cred.Uid, cred.Gid, cred.Pid
+						}
+						reply = w
+					case *proto.Ping:
+						reply = &proto.Pong{Req: m.Req}
+					default:
+						if m.RequestID() == 0 {
+							continue
+						}
+						reply = &proto.Result{Req: m.RequestID(), ID: n}
+					}
+					if conn.WriteMsg(reply) != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+}
