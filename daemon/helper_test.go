@@ -20,6 +20,7 @@ import (
 
 	"github.com/fsnotifyd/fsnotifyd/client"
 	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/fsevent"
 	"github.com/fsnotifyd/fsnotifyd/internal/proto"
 )
 
@@ -35,6 +36,9 @@ import (
 //	opener  opens FSND_PATH every 20 ms until killed, printing "open ERRNO NS"
 //	rawrm   says Hello and asks to remove the inode mark on FSND_PATH by target (a request the
 //	        client library never makes), printing "rm-ok" or "rm-err CODE MSG"
+//	rawadd  says Hello and asks for an open mark on FSND_PATH's inode, printing "add-ok" or
+//	        "add-err CODE MSG": the protocol spoken without the client library, which refuses
+//	        a daemon whose uid it cannot see (a client in a user namespace of its own)
 func runHelper(role string) int {
 	switch role {
 	case "flood":
@@ -50,7 +54,13 @@ func runHelper(role string) int {
 	case "churn":
 		return churnHelper()
 	case "rawrm":
-		return rawRemoveHelper()
+		return rawMarkHelper("rm", func(fd int) proto.Msg {
+			return &proto.RemoveMark{Req: 2, By: proto.RemoveByTarget, Kind: engine.KindInode, Target: proto.NewFD(fd)}
+		})
+	case "rawadd":
+		return rawMarkHelper("add", func(fd int) proto.Msg {
+			return &proto.AddMark{Req: 2, Kind: engine.KindInode, Mask: fsevent.Open, Target: proto.NewFD(fd)}
+		})
 	}
 	fmt.Fprintf(os.Stderr, "unknown helper role %q\n", role)
 	return 2
@@ -507,34 +517,35 @@ func churnRaw(sock, dir string, i int, mark bool) error {
 	}
 }
 
-// rawRemoveHelper is the rawrm role (see runHelper).
-func rawRemoveHelper() int {
+// rawMarkHelper says Hello, then sends req(fd of FSND_PATH, O_PATH) as request 2 and prints
+// "OP-ok" or "OP-err CODE MSG" for its Result.
+func rawMarkHelper(op string, req func(fd int) proto.Msg) int {
 	conn, err := proto.Dial(os.Getenv("FSND_SOCKET"))
 	if err != nil {
-		say("rm-err dial %s", oneLine(err))
+		say("%s-err dial %s", op, oneLine(err))
 		return 1
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(30 * time.Second))
-	if err := conn.WriteMsg(&proto.Hello{Req: 1, MinVersion: proto.MinVersion, MaxVersion: proto.MaxVersion, Name: "rawrm"}); err != nil {
-		say("rm-err hello %s", oneLine(err))
+	if err := conn.WriteMsg(&proto.Hello{Req: 1, MinVersion: proto.MinVersion, MaxVersion: proto.MaxVersion, Name: "raw" + op}); err != nil {
+		say("%s-err hello %s", op, oneLine(err))
 		return 1
 	}
 	fd, err := sys.Open(os.Getenv("FSND_PATH"), sys.O_PATH, 0)
 	if err != nil {
-		say("rm-err open %s", oneLine(err))
+		say("%s-err open %s", op, oneLine(err))
 		return 1
 	}
-	err = conn.WriteMsg(&proto.RemoveMark{Req: 2, By: proto.RemoveByTarget, Kind: engine.KindInode, Target: proto.NewFD(fd)})
+	err = conn.WriteMsg(req(fd))
 	syscall.Close(fd)
 	if err != nil {
-		say("rm-err write %s", oneLine(err))
+		say("%s-err write %s", op, oneLine(err))
 		return 1
 	}
 	for {
 		m, err := conn.ReadMsg()
 		if err != nil {
-			say("rm-err read %s", oneLine(err))
+			say("%s-err read %s", op, oneLine(err))
 			return 1
 		}
 		proto.CloseFDs(m)
@@ -545,9 +556,9 @@ func rawRemoveHelper() int {
 				if errors.As(err, &pe) {
 					code = pe.Code.String()
 				}
-				say("rm-err %s %s", code, oneLine(err))
+				say("%s-err %s %s", op, code, oneLine(err))
 			} else {
-				say("rm-ok")
+				say("%s-ok", op)
 			}
 			return 0
 		}

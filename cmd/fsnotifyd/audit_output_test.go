@@ -18,8 +18,8 @@ import (
 
 	"github.com/fsnotifyd/fsnotifyd/client"
 	"github.com/fsnotifyd/fsnotifyd/internal/format"
+	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
-	"golang.org/x/sys/unix"
 )
 
 // hostileNames are file names a local user may choose (any byte but / and NUL) to forge or
@@ -456,9 +456,7 @@ func openPty(t *testing.T) (master, slave *os.File) {
 	var n int
 	var cerr error
 	rc.Control(func(fd uintptr) {
-		if cerr = unix.IoctlSetPointerInt(int(fd), unix.TIOCSPTLCK, 0); cerr == nil {
-			n, cerr = unix.IoctlGetInt(int(fd), unix.TIOCGPTN)
-		}
+		n, cerr = sys.UnlockPty(int(fd))
 	})
 	if cerr != nil {
 		t.Fatal(cerr)
@@ -571,7 +569,7 @@ func TestGuardStderrStoppedKeepsOnError(t *testing.T) {
 	wg.Wait()
 	rc, _ := pr.SyscallConn()
 	queued := 0
-	rc.Control(func(fd uintptr) { queued, _ = unix.IoctlGetInt(int(fd), unix.TIOCINQ) })
+	rc.Control(func(fd uintptr) { queued, _ = sys.BytesQueued(int(fd)) })
 	if queued < 60000 {
 		t.Fatalf("only %d bytes wait in the guard's stderr pipe: not full, the test tests nothing", queued)
 	}

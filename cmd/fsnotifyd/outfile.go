@@ -133,6 +133,7 @@ func (l *logWriter) run() {
 			}
 			if after = len(l.ch); after == 0 {
 				close(l.done)
+				return
 			}
 			continue
 		}
@@ -141,6 +142,7 @@ func (l *logWriter) run() {
 		case after > 0:
 			if after--; after == 0 {
 				close(l.done)
+				return // later lines (a goroutine still logging) fill the queue, then are dropped
 			}
 		case after < 0 && l.lost.Load() > 0 && len(l.ch) < logQueue/2 && l.dropped != nil:
 			l.dropped(l.lost.Swap(0))
@@ -149,8 +151,9 @@ func (l *logWriter) run() {
 }
 
 // close waits until the lines logged so far are written, no longer than outputGrace for a
-// writer that does not progress (its reader not reading). The channel stays open: a late
-// line (a goroutine still logging) is queued or dropped, never a panic.
+// writer that does not progress (its reader not reading); the writer's goroutine then ends.
+// The channel stays open: a late line (a goroutine still logging) is queued or dropped,
+// never a panic.
 func (l *logWriter) close() {
 	select {
 	case l.ch <- nil:

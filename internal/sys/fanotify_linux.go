@@ -306,9 +306,6 @@ func SetNonblock(fd int, nonblocking bool) error {
 // overflow event included. Events that arrive later are not counted, and merges into queued
 // events add none.
 func FanotifyQueued(fd int) (int, error) {
-	n, err := unix.IoctlGetInt(fd, unix.TIOCINQ) // FIONREAD's number on every architecture
-	if err != nil {
-		return 0, os.NewSyscallError("ioctl(FIONREAD)", err)
-	}
-	return n / FAN_EVENT_METADATA_LEN, nil
+	n, err := BytesQueued(fd)
+	return n / FAN_EVENT_METADATA_LEN, err
 }
