@@ -70,14 +70,14 @@ func (d *Decision) RestoreBytes() {
 	}
 }
 
-func (d *Decision) raw() [3]struct {
+// rawField is a string field of a Decision and its KEY_raw twin.
+type rawField struct {
 	s   *string
 	raw *Bytes
-} {
-	return [...]struct {
-		s   *string
-		raw *Bytes
-	}{{&d.Path, &d.PathRaw}, {&d.Comm, &d.CommRaw}, {&d.Exe, &d.ExeRaw}}
+}
+
+func (d *Decision) raw() [3]rawField {
+	return [...]rawField{{&d.Path, &d.PathRaw}, {&d.Comm, &d.CommRaw}, {&d.Exe, &d.ExeRaw}}
 }
 
 // Bytes is a string of bytes that JSON writes as an array of numbers ([47,97,255]), as

@@ -52,9 +52,9 @@
 // object's device and inode) rather than by the kernel's objects; ExemptPid and
 // GuardConfig.Exempt need the daemon's pid namespace and fail with an error otherwise; no
 // allow is cached (GuardConfig.Cache is off: FlushCache could not withdraw the daemon's), and
-// Stats has no engine figures. A watch survives a daemon restart only if its path still names the object it was
-// added on: one whose object was deleted, moved or replaced meanwhile ends as if the object
-// had been deleted (a Remove, after the restart's Overflow), never moving to a new object at
+// Stats has no engine figures. A watch survives a daemon restart only if its path still names
+// the object it was added on: one whose object was deleted, moved or replaced meanwhile ends
+// as if the object had been deleted (a Remove, after the restart's Overflow), never moving to a new object at
 // the same path (package client: placing a mark again).
 //
 // # One operation per event, in order

@@ -395,7 +395,7 @@ func runGuard(args []string) int {
 			fmt.Fprintln(g.stderr, "fsnotifyd guard: the daemon restarted; watches re-established (accesses meanwhile were allowed)")
 		}
 		cfg.OnDisconnected = func(err error) {
-			fmt.Fprintf(os.Stderr, "fsnotifyd guard: the daemon is gone or refuses this guard (%v): accesses are NOT guarded until the guard is back on it\n", err)
+			fmt.Fprintf(g.stderr, "fsnotifyd guard: the daemon is gone or refuses this guard (%v): accesses are NOT guarded until the guard is back on it\n", err)
 		}
 		cfg.OnLost = func(path string, err error) {
 			fmt.Fprintf(g.stderr, "fsnotifyd guard: %s is NOT guarded any more: %v (it changed while the daemon was down; restart the guard to guard what is there now)\n", path, err)
@@ -812,7 +812,6 @@ func scanArgv(execCmd, path string) []string {
 	return []string{execCmd, path}
 }
 
-// isShellLine reports whether --exec CMD is a command line for sh rather than a program.
 // checkScanner refuses an --exec program that someone other than root (or this user) could
 // change or replace (trust.CheckFile: its owner and mode, its directories', the links on its
 // path). A shell command line is not looked into: what it runs is the shell's to find.
@@ -825,6 +824,7 @@ func checkScanner(path string) error {
 	return trust.CheckFile(f, path, "scanner")
 }
 
+// isShellLine reports whether --exec CMD is a command line for sh rather than a program.
 func isShellLine(execCmd string) bool { return strings.ContainsAny(execCmd, " \t'\"$;|&<>(){}*?") }
 
 func scanEnv(path string, pid int, event string) []string {

@@ -96,8 +96,9 @@ const logQueue = 4096
 
 // logWriter hands each line written to it (one Write a line, as log/slog writes) to a
 // goroutine of its own that writes it to w, so that the writer never waits for w's reader
-// (the daemon's log, the guard's stderr: a stopped pager, a wedged shipper). When the goroutine is logQueue lines behind, lines are dropped and counted; the
-// count is logged (dropped) once lines are written again.
+// (the daemon's log, the guard's stderr: a stopped pager, a wedged shipper). When the
+// goroutine is logQueue lines behind, lines are dropped and counted; the count is logged
+// (dropped) once lines are written again.
 type logWriter struct {
 	ch      chan []byte
 	done    chan struct{}

@@ -538,9 +538,10 @@ type NewEntry struct {
 // each entry's line number and whether it replaced a line. The file and its directory (mode
 // 0755) are created when missing; an existing file must pass CheckOwner and parse (its error
 // is returned, and nothing is written), and a new one's directories pass CheckDirOf; a
-// symbolic link at name is followed only if CheckFile would (root's, in root's directories). The new content replaces the file atomically (rename:
-// a guard reading it sees the old or the new file, never half), under an exclusive flock of
-// the directory, so that two updates at once do not lose each other's lines.
+// symbolic link at name is followed only if CheckFile would (root's, in root's directories).
+// The new content replaces the file atomically (rename: a guard reading it sees the old or
+// the new file, never half), under an exclusive flock of the directory, so that two updates
+// at once do not lose each other's lines.
 func UpdateFile(name string, entries []NewEntry) (lines []int, replaced []bool, err error) {
 	for _, e := range entries {
 		if msg := checkPath(e.Path); msg != "" {
