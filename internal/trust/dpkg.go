@@ -77,7 +77,21 @@ type dpkgLoader struct {
 	listed  []uint64 // the current package's .list (resetListed)
 	nlisted int
 	scratch []byte
+	euid    uint32 // owner besides root whose files are taken (CheckFile's rule)
 }
+
+// dpkgError is err of reading the database, said as such (a refusal of CheckFile's rule
+// already says so).
+func dpkgError(err error) error {
+	var oe *OwnerError
+	if errors.As(err, &oe) {
+		return err
+	}
+	return fmt.Errorf("package database: %w", err)
+}
+
+// dpkgWhat names the package database in the errors of CheckFile's rule.
+const dpkgWhat = "package database"
 
 type diversion struct {
 	to, by string // by: the package that diverts ("" for a local diversion, ":" in the file)
@@ -93,9 +107,23 @@ type pkgJob struct {
 
 // loadDpkg reads dpkg's database below dir. root is where the packages' paths are resolved
 // (only the first component: the /usr merge's /bin -> /usr/bin).
+//
+// The database says what may run, as a trust file does, and is held to the same rule
+// (CheckFile's): its directory, its info directory and every directory above them, and each
+// file read, must be owned by root (or this process's user) and writable by nobody else.
+// Else whoever could write there (a `--dpkg-dir` in their home, a group-writable copy of an
+// image's database) would choose the digests that are trusted. Each file is checked on the
+// descriptor it is read from (fstat): a file another user owns in root's directory (a hard
+// link made before the directory was root's) is refused too.
 func loadDpkg(dir, root string) (*pkgIndex, error) {
 	sh := &dpkgShared{seed: maphash.MakeSeed()}
-	l := &dpkgLoader{sh: sh}
+	l := &dpkgLoader{sh: sh, euid: uint32(os.Geteuid())}
+	infoDir := filepath.Join(dir, "info")
+	for _, f := range []string{filepath.Join(dir, "status"), filepath.Join(infoDir, "*.list")} {
+		if err := CheckDirOf(f, dpkgWhat); err != nil {
+			return nil, dpkgError(err)
+		}
+	}
 	var err error
 	if sh.div, err = l.readDiversions(filepath.Join(dir, "diversions")); err != nil {
 		return nil, err
@@ -107,10 +135,9 @@ func loadDpkg(dir, root string) (*pkgIndex, error) {
 	if sh.top, err = symlinkedTops(root); err != nil {
 		return nil, err
 	}
-	infoDir := filepath.Join(dir, "info")
 	des, err := os.ReadDir(infoDir)
 	if err != nil {
-		return nil, fmt.Errorf("package database: %w", err)
+		return nil, dpkgError(err)
 	}
 	// Every installed package has a .list; the files with digests are in its .md5sums.
 	hasSums := map[string]bool{}
@@ -202,11 +229,22 @@ func pkgBase(pkg string) string {
 // line): a load reads about 16 MB in 1,400 files, and a buffer the size of the largest one
 // costs page faults for memory touched once.
 func (l *dpkgLoader) eachLine(name string, f func(line []byte)) error {
-	fd, err := sys.Open(name, sys.O_RDONLY, 0)
+	// O_NONBLOCK: a FIFO is refused below instead of waiting for a writer.
+	fd, err := sys.Open(name, sys.O_RDONLY|sys.O_NONBLOCK, 0)
 	if err != nil {
 		return err
 	}
 	defer sys.Close(fd)
+	st, err := sys.Fstat(fd)
+	if err != nil {
+		return err
+	}
+	if st.Mode&sys.S_IFMT != sys.S_IFREG {
+		return fmt.Errorf("%s is not a regular file", name)
+	}
+	if msg := ownerModeProblem(st.Uid, os.FileMode(st.Mode&0o777), l.euid, false); msg != "" {
+		return fileOwnerError(name, dpkgWhat, msg)
+	}
 	if l.buf == nil {
 		l.buf = make([]byte, 256<<10)
 	}
@@ -250,7 +288,7 @@ func (l *dpkgLoader) readDiversions(name string) (map[string]diversion, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("package database: %w", err)
+		return nil, dpkgError(err)
 	}
 	if len(lines)%3 != 0 {
 		return nil, fmt.Errorf("package database: %s: %d lines, not three per diversion", name, len(lines))
@@ -339,7 +377,7 @@ func (l *dpkgLoader) readStatus(name string) (statusDB, error) {
 		}
 	})
 	if err != nil {
-		return nil, fmt.Errorf("package database: %w", err)
+		return nil, dpkgError(err)
 	}
 	flush()
 	return db, nil
@@ -381,7 +419,7 @@ func (l *dpkgLoader) readPackage(infoDir string, j pkgJob) error {
 	if j.hasSums {
 		l.resetListed()
 		if err := l.eachLine(filepath.Join(infoDir, j.name+".list"), l.addListed); err != nil {
-			return fmt.Errorf("package database: %w", err)
+			return dpkgError(err)
 		}
 		err := l.eachLine(filepath.Join(infoDir, j.name+".md5sums"), func(line []byte) {
 			sum, p, ok := parseSumsLine(line)
@@ -400,7 +438,7 @@ func (l *dpkgLoader) readPackage(infoDir string, j pkgJob) error {
 			l.stats.Files++
 		})
 		if err != nil {
-			return fmt.Errorf("package database: %w", err)
+			return dpkgError(err)
 		}
 	} else if len(j.st.conffiles) == 0 {
 		l.stats.WithoutChecksums++

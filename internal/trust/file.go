@@ -334,7 +334,7 @@ func CheckFile(f *os.File, name, what string) error {
 		return fmt.Errorf("%s %s is not a regular file (%s)", what, name, FileKind(fi.Mode()))
 	}
 	if msg := ownerProblem(fi, euid, false); msg != "" {
-		return &OwnerError{fmt.Sprintf("%s %s: %s: a %s must be writable only by root (chown root %s; chmod go-w %s)", what, name, msg, what, name, name)}
+		return fileOwnerError(name, what, msg)
 	}
 	final, err := resolveOwned(name, name, what)
 	if err != nil {
@@ -348,6 +348,12 @@ func CheckFile(f *os.File, name, what string) error {
 		return fmt.Errorf("%s %s changed while it was checked (it now leads to another file): try again", what, name)
 	}
 	return nil
+}
+
+// fileOwnerError is CheckFile's refusal of the file name (what: "trust file") for the reason
+// msg (ownerProblem's).
+func fileOwnerError(name, what, msg string) error {
+	return &OwnerError{fmt.Sprintf("%s %s: %s: a %s must be writable only by root (chown root %s; chmod go-w %s)", what, name, msg, what, name, name)}
 }
 
 // CheckDirOf refuses, as CheckFile refuses the directories above a file it reads, the
@@ -467,11 +473,16 @@ func ownerProblem(fi os.FileInfo, euid uint32, isDir bool) string {
 	if !ok {
 		return "cannot tell its owner"
 	}
-	if st.Uid != 0 && st.Uid != euid {
-		return fmt.Sprintf("owned by uid %d", st.Uid)
+	return ownerModeProblem(st.Uid, fi.Mode(), euid, isDir)
+}
+
+// ownerModeProblem is ownerProblem of a file owned by uid with mode (os.FileMode's bits).
+func ownerModeProblem(uid uint32, mode os.FileMode, euid uint32, isDir bool) string {
+	if uid != 0 && uid != euid {
+		return fmt.Sprintf("owned by uid %d", uid)
 	}
-	perm := fi.Mode().Perm()
-	if isDir && fi.Mode()&os.ModeSticky != 0 {
+	perm := mode.Perm()
+	if isDir && mode&os.ModeSticky != 0 {
 		return ""
 	}
 	if perm&0o022 != 0 {
