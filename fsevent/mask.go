@@ -110,20 +110,29 @@ func Name(m Mask) string {
 	return ""
 }
 
-// MaskByName returns the bit, or the group, that Name calls name (case-insensitive), and
-// whether there is one.
+// MaskByName returns the bit, or the group, that Name calls name (ASCII case-insensitive),
+// and whether there is one.
 func MaskByName(name string) (Mask, bool) {
 	for i := range names {
-		if strings.EqualFold(names[i].name, name) {
+		if EqualFoldASCII(names[i].name, name) {
 			return names[i].bit, true
 		}
 	}
 	for _, g := range groupNames {
-		if strings.EqualFold(g.name, name) {
+		if EqualFoldASCII(g.name, name) {
 			return g.bits, true
 		}
 	}
 	return 0, false
+}
+
+// EqualFoldASCII reports whether name, an ASCII name of a table (an event, an errno), and s
+// are equal without regard to ASCII case. Unicode folding (strings.EqualFold alone) would take
+// "acceſs" (a long s) or a Kelvin sign for an ASCII letter: a name in a policy or on a command
+// line must read as what it matches. Every letter Unicode folds to an ASCII one takes more than
+// one byte in UTF-8, so equal lengths leave only ASCII case.
+func EqualFoldASCII(name, s string) bool {
+	return len(name) == len(s) && strings.EqualFold(name, s)
 }
 
 // AppendNames appends the names of the bits of m, in bit order, separated by sep; a bit

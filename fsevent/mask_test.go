@@ -25,6 +25,16 @@ func TestNamesTable(t *testing.T) {
 			t.Errorf("Name(%#x) = %q, want %q", uint64(n.bit), Name(n.bit), n.name)
 		}
 	}
+	// Names are ASCII, matched without case: a letter Unicode folds to an ASCII one (the long
+	// s, the Kelvin sign) is not taken for it, so a name reads as what it matches.
+	for _, bad := range []string{"acceſs", "cloſe_write"} { // long s
+		if m, ok := MaskByName(bad); ok {
+			t.Errorf("MaskByName(%q) = %v, true; want no name", bad, m)
+		}
+	}
+	if m, ok := MaskByName("oPEN_EXEc"); !ok || Name(m) != "OPEN_EXEC" {
+		t.Errorf("MaskByName(oPEN_EXEc) = %v, %v; ASCII case is folded", m, ok)
+	}
 	for _, tc := range []struct {
 		name string
 		want Mask

@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/fsevent"
 )
 
 // maxLine bounds a rules-file line, so a stray binary file fails cleanly.
@@ -359,7 +360,7 @@ func (ps *lineParser) parseRule(toks []word) (*Rule, error) {
 
 func lookupErrno(name string) (e syscall.Errno, ok bool) {
 	for _, n := range errnoNames {
-		if strings.EqualFold(n.name, name) {
+		if fsevent.EqualFoldASCII(n.name, name) {
 			return n.errno, true
 		}
 	}

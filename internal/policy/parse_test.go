@@ -139,6 +139,7 @@ func TestParseErrors(t *testing.T) {
 		{"allow /x cache cache", `policy.rules:1:16: duplicate cache (first at column 10)`},
 		{"allow /x errno=EIO", `policy.rules:1:10: errno applies to deny rules only`},
 		{"deny /x errno=ENOENT", `policy.rules:1:15: unknown errno "ENOENT" (want one of EPERM, EIO, EBUSY, ETXTBSY, EAGAIN, ENOSPC, EDQUOT)`},
+		{"deny /x errno=ENOſPC", `policy.rules:1:15: unknown errno "ENOſPC" (want one of EPERM, EIO, EBUSY, ETXTBSY, EAGAIN, ENOSPC, EDQUOT)`}, // U+017F folds to s in Unicode, not here
 		{"deny /x errno!=EIO", `policy.rules:1:9: errno takes = (errno!= makes no sense)`},
 		{"deny /x user=root", `policy.rules:1:9: unknown condition "user" (want pid=, uid=, gid=, comm=, exe=, ppid=, ancestor=, trusted_exe=, ftype=, sha256=, trusted=, size>, size<, mount_writable=, errno=, or cache)`},
 		{"deny /x bash", `policy.rules:1:9: unexpected "bash" (want a condition pid=, uid=, gid=, comm=, exe=, ppid=, ancestor=, trusted_exe=, ftype=, sha256=, trusted=, size>, size<, mount_writable=, errno=, or cache)`},
