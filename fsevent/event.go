@@ -183,14 +183,27 @@ func appendByteArray(dst []byte, s string) []byte {
 }
 
 // appendJSONString appends s (valid UTF-8) as a JSON string. Control characters are escaped,
-// and so are DEL and U+2028/U+2029 (which break JavaScript and some line-based tools).
+// and so are DEL, the C1 controls U+0080-U+009F (a terminal that takes 8-bit controls reads
+// U+009B as CSI, U+009D as OSC: `watch --json` on a terminal must not pass a name's escape
+// sequences) and U+2028/U+2029 (which break JavaScript and some line-based tools).
 func appendJSONString(dst []byte, s string) []byte {
 	const hex = "0123456789abcdef"
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c != 0x7f && c != 0xe2 {
+		if c >= 0x20 && c != '"' && c != '\\' && c != 0x7f && c != 0xe2 && c != 0xc2 {
+			i++
+			continue
+		}
+		if c == 0xc2 { // U+0080-U+009F are c2 80 to c2 9f
+			if i+1 < len(s) && s[i+1] >= 0x80 && s[i+1] <= 0x9f {
+				dst = append(dst, s[start:i]...)
+				dst = append(dst, '\\', 'u', '0', '0', hex[s[i+1]>>4], hex[s[i+1]&0xf])
+				i += 2
+				start = i
+				continue
+			}
 			i++
 			continue
 		}
