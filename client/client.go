@@ -199,6 +199,12 @@ type Options struct {
 	// grant it (an older one, one that reads clients on threads of their own): the client
 	// then uses the socket as without it. Welcome.Ring says whether it is in use.
 	Ring bool
+	// CacheOnlyIfFlushable sends an allow's Cache (engine.Response.Cache) only on a connection
+	// whose daemon can withdraw it (protocol version 6: FlushCache); to an older daemon the
+	// allow goes without it, a plain allow. A client whose rules may change sets it, and
+	// calls FlushCache when they do: an allow it had cached on a daemon that cannot withdraw
+	// it would still pass every access of the file after the change (docs/protocol.md).
+	CacheOnlyIfFlushable bool
 	// Reconnect makes the client survive daemon restarts (see the package doc).
 	Reconnect bool
 	// OnDisconnected, if set (with Reconnect), is called when the connection to the daemon
@@ -1334,7 +1340,7 @@ func (c *Client) Respond(id uint64, r engine.Response) error {
 	if err != nil {
 		return err
 	}
-	m, valid := proto.NewRespond(0, id, r.Verdict, r.Errno, r.Cache)
+	m, valid := proto.NewRespond(0, id, r.Verdict, r.Errno, c.cacheOn(conn, r.Cache))
 	if ring := c.ring.Load(); ring != nil && ring.Answer(m) {
 		return invalidAnswer(valid, r)
 	}
@@ -1352,11 +1358,46 @@ func (c *Client) Respond(id uint64, r engine.Response) error {
 // and the close verdict applied. (Only a daemon that does not reply to the goodbye within
 // byeWait leaves the outcome unknown: ErrClosed or ErrUnavailable.)
 func (c *Client) RespondWait(ctx context.Context, id uint64, r engine.Response) error {
+	if r.Cache {
+		// The connection it goes on is request's: an event of this one is pending on no other
+		// (a reconnection makes a new group), so an answer written on another caches nothing.
+		conn, err := c.liveConn()
+		r.Cache = err == nil && c.cacheOn(conn, true)
+	}
 	m, valid := proto.NewRespond(c.nextReq.Add(1), id, r.Verdict, r.Errno, r.Cache)
 	if _, err := c.requestResult(ctx, m); err != nil {
 		return err
 	}
 	return invalidAnswer(valid, r)
+}
+
+// cacheOn is the Cache bit of an answer on conn: cache, unless Options.CacheOnlyIfFlushable
+// and conn's daemon cannot withdraw it (protocol version 6).
+func (c *Client) cacheOn(conn *proto.Conn, cache bool) bool {
+	return cache && (!c.opts.CacheOnlyIfFlushable || conn.Version() >= proto.VersionFlush)
+}
+
+// ErrFlushUnsupported: the daemon speaks a protocol version without FlushCache (before 6).
+var ErrFlushUnsupported = errors.New("fsnotifyd daemon: too old to withdraw cached allows (protocol version 6)")
+
+// FlushCache has the daemon withdraw every allow cached in its kernel groups (this client's
+// answers with Cache among them) and returns once they are gone: no access after it returns
+// is skipped on an allow cached before it was called, and no answer to an event the daemon had
+// sent before is cached (it still applies). For permission clients (another is refused with
+// ErrPermission); ErrFlushUnsupported from a daemon of protocol version 5 or older (see
+// Options.CacheOnlyIfFlushable); ErrUnavailable while the client is reconnecting (a
+// reconnection places the marks again, and a permission mark placed withdraws every cached
+// allow of the daemon before it is in place: docs/security.md, invariant 6).
+func (c *Client) FlushCache(ctx context.Context) error {
+	conn, err := c.liveConn()
+	if err != nil {
+		return err
+	}
+	if conn.Version() < proto.VersionFlush {
+		return ErrFlushUnsupported
+	}
+	_, err = c.requestResult(ctx, &proto.FlushCache{Req: c.nextReq.Add(1)})
+	return err
 }
 
 // invalidAnswer is the error for an answer that was no verdict (and went as a deny).

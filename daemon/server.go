@@ -46,6 +46,10 @@ type Options struct {
 	// Export, if set, receives the events of the config's export lines and the decisions
 	// clients report (serve --export; export.go). The caller closes it after the server.
 	Export *fleet.Exporter
+	// MaxVersion, if set, is the highest protocol version the server speaks (at least 1;
+	// 0: the newest, proto.MaxVersion): a server that plays an older daemon, for tests of
+	// clients against one.
+	MaxVersion uint16
 }
 
 // Server serves clients on listeners given to Run.
@@ -80,6 +84,7 @@ type Server struct {
 	gone            goneTotals            // figures of clients that left
 	goneByUID       map[uint32]goneTotals // the same, by the clients' uid
 	threadPerClient bool                  // Options.ThreadPerClient
+	maxVersion      uint16                // Options.MaxVersion, or proto.MaxVersion
 	export          *exporter             // nil without Options.Export (export.go)
 	fan             fanout                // notification clients' flushes (fanout.go)
 }
@@ -110,6 +115,10 @@ func New(opts Options) (*Server, error) {
 	s.mu.Init(lockServer)
 	s.fan.init(s)
 	s.threadPerClient = opts.ThreadPerClient
+	s.maxVersion = proto.MaxVersion
+	if opts.MaxVersion != 0 {
+		s.maxVersion = opts.MaxVersion
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -614,7 +623,7 @@ func (s *Server) clientLog(privileged bool, msg string, args ...any) {
 
 // admit checks a Hello, creates the client's group and sends the Welcome.
 func (s *Server) admit(conn *proto.Conn, p peer, h *proto.Hello) (*session, error) {
-	version, err := proto.Negotiate(h)
+	version, err := proto.NegotiateUpTo(h, s.maxVersion)
 	if err != nil {
 		return nil, err
 	}

@@ -240,6 +240,8 @@ func (c *session) handle(m proto.Msg) (end bool) {
 		reply = &proto.Stats{Req: m.Req, Daemon: st.Daemon, Clients: st.Clients, Truncated: st.Truncated}
 	case *proto.Ping:
 		reply = &proto.Pong{Req: m.Req}
+	case *proto.FlushCache:
+		reply = proto.ResultFor(m.Req, 0, c.flushCache())
 	case *proto.Report:
 		c.report(m) // export.go
 	case *proto.Bye:
@@ -444,6 +446,22 @@ func (c *session) removeMark(m *proto.RemoveMark) (uint64, error) {
 		return 0, requestError(err)
 	}
 	return cm.id, nil
+}
+
+// flushCache withdraws every allow cached in the backend's kernel groups (FlushCache, version
+// 6), for a permission client. It returns once their ignore marks are gone, and no answer to
+// an event the backend read before it is cached afterwards (backend.FlushVerdictCache: the
+// flush generation, which each permission event reads before its walk). Every client's
+// cached allows go, not the caller's alone: a cached allow stands for the answers of every
+// group that took the event (docs/security.md, invariant 6), and the caller's are among
+// them. A notification client, which never answers, may not make others' accesses decided
+// again (docs/protocol.md, "FlushCache").
+func (c *session) flushCache() error {
+	if c.g.Options().Class == engine.ClassNotification {
+		return proto.Errorf(proto.CodePermission, "FlushCache is for permission clients (class content or pre-content): a notification client has no cached allow")
+	}
+	c.s.b.FlushVerdictCache()
+	return nil
 }
 
 // respond answers a permission event. The engine answers a pending event whatever the

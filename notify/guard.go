@@ -118,10 +118,10 @@ var (
 	// Deny fails the access with EPERM.
 	Deny = Verdict{deny: true}
 	// AllowAndCache allows and lets the kernel remember it for this file and kind of access
-	// until the file is modified, renamed or linked (only if the Guard was created with
-	// Cache and is embedded, only where every permission listener on the file allowed
-	// caching, and only for files no unprivileged user could rename or link:
-	// docs/security.md).
+	// until the file is modified, renamed or linked, or FlushCache is called (only if the
+	// Guard was created with Cache, embedded or through a daemon of protocol version 6 or
+	// later, only where every permission listener on the file allowed caching, and only for
+	// files no unprivileged user could rename or link: docs/security.md).
 	AllowAndCache = Verdict{cache: true}
 )
 
@@ -418,10 +418,11 @@ type GuardConfig struct {
 	// OnClose answers accesses still pending when the Guard closes (default Allow, as the
 	// kernel does when a listener exits).
 	OnClose Verdict
-	// Cache lets handlers return AllowAndCache. Embedded only: through the daemon an allow is
-	// never cached (AllowAndCache answers a plain Allow), since no request of the protocol
-	// withdraws the allows a client had the daemon cache, so FlushCache could not take back
-	// an allow after a policy change (docs/policy.md, "Caching").
+	// Cache lets handlers return AllowAndCache. Through the daemon, only while it speaks
+	// protocol version 6 or later, whose FlushCache withdraws the allows cached in its
+	// kernel groups; with an older daemon AllowAndCache answers a plain Allow, since
+	// FlushCache could not take back an allow after a policy change (docs/policy.md,
+	// "Caching"). Caches says which holds.
 	Cache bool
 	// Inline, if set, is offered every request first, on the goroutine that reads the
 	// kernel, before any queueing: it returns a verdict and true, or false to pass the
@@ -571,12 +572,6 @@ func NewGuard(cfg GuardConfig, h Handler) (*Guard, error) {
 	}
 	if len(cfg.Paths)+len(cfg.Mounts)+len(cfg.Filesystems) == 0 {
 		return nil, errors.New("guard: nothing to guard (no paths, mounts or filesystems)")
-	}
-	if cfg.Daemon != "" {
-		// The daemon's kernel groups would keep a cached allow after a policy change: its
-		// protocol has no request that flushes them (FlushCache does nothing there), so an
-		// allow the old policy cached would still pass accesses the new one denies.
-		cfg.Cache = false
 	}
 	gd := &Guard{cfg: cfg, handler: h, sem: make(chan struct{}, cfg.Concurrency)}
 	class := engine.ClassContent
@@ -1206,9 +1201,19 @@ func (gd *Guard) runLate(r *Request) (v Verdict) {
 	return gd.cfg.OnLate(r)
 }
 
-// FlushCache forgets every cached allow; call it when the policy changes. (Through the
-// daemon it does nothing: a Guard there never has an allow cached, see GuardConfig.Cache.)
-func (gd *Guard) FlushCache() { gd.src.FlushCache() }
+// FlushCache forgets every cached allow; call it when the policy changes. It returns once they
+// are gone: no access after it returns is skipped on an allow cached before it was called, and
+// an answer to an access read before it (decided under the old policy, maybe) is not cached.
+// Through the daemon it asks the daemon to withdraw every allow cached in its kernel groups
+// (protocol version 6: FlushCache); an error says they may not be gone (the daemon did not
+// answer in 10 s, or refused). A daemon of an older version was never asked to cache
+// (GuardConfig.Cache), and a Guard reconnecting places its marks again, which flushes them.
+func (gd *Guard) FlushCache() error { return gd.src.FlushCache() }
+
+// Caches reports whether AllowAndCache is cached: GuardConfig.Cache, and through the daemon a
+// daemon of protocol version 6 or later (one that can withdraw it). Through the daemon it may
+// change when the Guard reconnects to a restarted daemon of another version.
+func (gd *Guard) Caches() bool { return gd.cfg.Cache && gd.src.CacheFlushable() }
 
 // ExemptPid exempts a helper process the handler started (a scanner) and has not reaped: its
 // own accesses are allowed at once, never decided, so that the guard cannot wait on itself,

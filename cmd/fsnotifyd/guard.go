@@ -93,8 +93,9 @@ stopped (SIGSTOP), they wait. See docs/security.md.
 --permissive decides and audits but allows everything. --cache lets the
 kernel remember allows until the file changes, for files no unprivileged
 user could rename or link (root's, in root's directories); others are
-decided every time. Through the daemon nothing is cached (a reload could
-not withdraw the daemon's cached allows).
+decided every time. Through the daemon, allows are cached only by a daemon
+of protocol version 6 or later, which withdraws them at a reload; with an
+older one nothing is cached (the guard says so at its start).
 --audit FILE (or - for stdout) writes one JSON line per decision: time, path,
 pid, comm, exe (where a rule read it, and for every deny), event, verdict,
 rule, error, latency.
@@ -428,8 +429,8 @@ func runGuard(args []string) int {
 	if got := guard.Deadline(); got != deadline {
 		fmt.Fprintf(os.Stderr, "fsnotifyd guard: note: the daemon caps the deadline at %v\n", got)
 	}
-	if daemon.on && g.state.Load().pol.Caches() {
-		fmt.Fprintln(os.Stderr, "fsnotifyd guard: note: through the daemon no allow is cached (cache, --cache): a reload could not withdraw it")
+	if daemon.on && g.state.Load().pol.Caches() && !guard.Caches() {
+		fmt.Fprintln(os.Stderr, "fsnotifyd guard: note: the daemon speaks a protocol older than version 6, which cannot withdraw a cached allow: no allow is cached (cache, --cache); upgrade fsnotifyd serve to cache")
 	}
 	// Signals are caught before "Watches established.": a SIGINT sent as soon as it is read
 	// must stop the guard as one sent later does (exit 0, reports flushed), not kill it.

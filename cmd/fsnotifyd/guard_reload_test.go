@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsnotifyd/fsnotifyd/daemon"
+	"github.com/fsnotifyd/fsnotifyd/internal/testdaemon"
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 )
 
@@ -349,24 +351,78 @@ func TestGuardReloadTornWrite(t *testing.T) {
 	t.Logf("%d opens of s during the rewrite, all denied; stderr:\n%s", opens.Load(), p.errText())
 }
 
+// cacheModes runs f embedded, through a daemon (protocol version 6: the guard's allows are
+// cached there, and withdrawn at a reload), and through a daemon that plays version 5 (in
+// this process: daemon.Options.MaxVersion), where the guard caches nothing and says so at its
+// start; caches says which.
+func cacheModes(t *testing.T, f func(t *testing.T, extra []string, caches bool)) {
+	t.Run("embedded", func(t *testing.T) { f(t, nil, true) })
+	t.Run("daemon", func(t *testing.T) { f(t, []string{"--daemon=" + startServe(t)}, true) })
+	t.Run("daemon-v5", func(t *testing.T) {
+		testenv.RequireRoot(t)
+		d := testdaemon.Start(t, daemon.Options{MaxVersion: 5}, filepath.Join(testenv.PublicDir(t), "d.sock"))
+		f(t, []string{"--daemon=" + d.Sock}, false)
+	})
+}
+
+// noCacheNote is what the guard says at its start through a daemon that cannot withdraw a
+// cached allow.
+const noCacheNote = "no allow is cached (cache, --cache)"
+
+// checkCacheNote checks that the guard p said noCacheNote exactly when it caches nothing.
+func checkCacheNote(t *testing.T, p *proc, caches bool) {
+	t.Helper()
+	if said := strings.Contains(p.errText(), noCacheNote); said == caches {
+		t.Errorf("the note %q on stderr: %v, want it only where nothing is cached (caches %v):\n%s", noCacheNote, said, caches, p.errText())
+	}
+}
+
+// allowsOf counts the audit file's allow records of path, once they stood still for 100 ms.
+func allowsOf(t *testing.T, audit, path string) int {
+	t.Helper()
+	count := func() int {
+		data, _ := os.ReadFile(audit)
+		n := 0
+		for _, l := range strings.Split(string(data), "\n") {
+			// "allow", or "allow(cached)": an allow the guard asked the kernel to cache
+			if strings.Contains(l, `"path":`+strconvQuote(path)) && strings.Contains(l, `"verdict":"allow`) {
+				n++
+			}
+		}
+		return n
+	}
+	n := count()
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); {
+		time.Sleep(100 * time.Millisecond)
+		m := count()
+		if m == n {
+			break
+		}
+		n = m
+	}
+	return n
+}
+
 // A reload that turns a cached allow into a deny takes effect for the next access, embedded
-// and through the daemon, whose kernel groups hold the cached allows of its clients: rounds of
-// allow-with-cache (opened twice as nobody: the second open may come from the kernel's cache),
-// SIGHUP, then deny, SIGHUP; every open by nobody after the deny's reload was reported must be
-// denied. No round's open may pass on the allow cached before the reload.
+// and through the daemon, whose kernel groups hold the cached allows of its clients (protocol
+// version 6 withdraws them: FlushCache): rounds of allow-with-cache (opened twice as nobody:
+// the second open may come from the kernel's cache), SIGHUP, then deny, SIGHUP; every open by
+// nobody after the deny's reload was reported must be denied. No round's open may pass on
+// the allow cached before the reload. Where the guard caches (embedded, a version-6 daemon)
+// some opens under the allow must have come from the cache (fewer allows in the audit log
+// than opens: else the test tests nothing); through a version-5 daemon none (every open
+// decided), and the guard said so at its start.
 func TestGuardReloadFlushesCachedAllows(t *testing.T) {
-	guardModes(t, func(t *testing.T, extra []string) {
+	cacheModes(t, func(t *testing.T, extra []string, caches bool) {
 		mnt, etc := testenv.PublicTmpfs(t), t.TempDir()
 		s := filepath.Join(mnt, "s")
 		writeFile(t, s, "s") // root's, 0644, one link: an allow of it may be cached
 		deny, _, allowCached, _ := reloadPolicies(mnt)
-		rules := filepath.Join(etc, "guard.rules")
+		rules, audit := filepath.Join(etc, "guard.rules"), filepath.Join(etc, "audit.jsonl")
 		writeFile(t, rules, allowCached)
-		p := start(t, append(append([]string{"guard"}, extra...), "--policy", rules, "--reload-interval", "0", mnt)...)
+		p := start(t, append(append([]string{"guard"}, extra...), "--policy", rules, "--reload-interval", "0", "--audit", audit, mnt)...)
 		reload := sighupReload(t, p, rules)
-		if note := "through the daemon no allow is cached"; strings.Contains(p.errText(), note) != (len(extra) > 0) {
-			t.Errorf("the note %q on stderr: %v, want it only through the daemon:\n%s", note, !(len(extra) > 0), p.errText())
-		}
+		checkCacheNote(t, p, caches)
 		const rounds = 10
 		passed := 0
 		for i := 0; i < rounds; i++ {
@@ -386,6 +442,14 @@ func TestGuardReloadFlushesCachedAllows(t *testing.T) {
 		if passed != 0 {
 			t.Errorf("%d of %d opens by nobody after a reload to deny was reported were allowed (the allow cached before it)", passed, rounds)
 		}
+		allows := allowsOf(t, audit, s)
+		switch {
+		case caches && allows >= 2*rounds:
+			t.Errorf("%d allows decided of %d opens under the allow: none came from the kernel's cache", allows, 2*rounds)
+		case !caches && allows != 2*rounds:
+			t.Errorf("%d allows decided of %d opens under the allow: the daemon cannot withdraw a cached allow, so every open must be decided", allows, 2*rounds)
+		}
+		t.Logf("%d of %d opens under the allow decided (caches %v)", allows, 2*rounds, caches)
 	})
 }
 
@@ -409,17 +473,20 @@ func sighupReload(t *testing.T, p *proc, rules string) func(text string) {
 // Reloads alternate between an allow the kernel may cache and a deny while nobody opens the
 // file in a loop: no open that started after a reload to deny was reported passes, embedded
 // and through the daemon (no allow of the old policy, cached or in flight, outlives the
-// report); and the opens under the allow pass (the load is real).
+// report); and the opens under the allow pass (the load is real), some of them from the
+// kernel's cache where the guard caches (fewer allows in the audit log than opens that
+// passed), none through a daemon of protocol version 5.
 func TestGuardReloadUnderOpensAsNobody(t *testing.T) {
-	guardModes(t, func(t *testing.T, extra []string) {
+	cacheModes(t, func(t *testing.T, extra []string, caches bool) {
 		mnt, etc := testenv.PublicTmpfs(t), t.TempDir()
 		s := filepath.Join(mnt, "s")
 		writeFile(t, s, "s")
 		deny, _, allowCached, _ := reloadPolicies(mnt)
-		rules := filepath.Join(etc, "guard.rules")
+		rules, audit := filepath.Join(etc, "guard.rules"), filepath.Join(etc, "audit.jsonl")
 		writeFile(t, rules, allowCached)
-		p := start(t, append(append([]string{"guard"}, extra...), "--policy", rules, "--reload-interval", "0", mnt)...)
+		p := start(t, append(append([]string{"guard"}, extra...), "--policy", rules, "--reload-interval", "0", "--audit", audit, mnt)...)
 		reload := sighupReload(t, p, rules)
+		checkCacheNote(t, p, caches)
 		opener := startBg(t, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c",
 			"while :; do t=$(date +%s%N); if cat "+s+" >/dev/null 2>&1; then v=ok; else v=no; fi; echo $v $t $(date +%s%N); done")
 		type window struct{ from, to int64 } // unix ns: a deny was reported before from, the next allow asked for after to
@@ -462,6 +529,12 @@ func TestGuardReloadUnderOpensAsNobody(t *testing.T) {
 		}
 		if deniedIn < 15 || allowedOut < 15 {
 			t.Errorf("too few opens: %d under the deny, %d allowed under the allow", deniedIn, allowedOut)
+		}
+		// Every open that passed was decided by the guard, or came from the kernel's cache.
+		allows := allowsOf(t, audit, s)
+		t.Logf("%d allows decided of %d opens that passed (caches %v)", allows, passed+allowedOut, caches)
+		if caches && allows >= passed+allowedOut {
+			t.Errorf("%d allows decided of %d opens that passed: none came from the kernel's cache", allows, passed+allowedOut)
 		}
 	})
 }

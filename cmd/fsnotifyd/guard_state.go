@@ -33,7 +33,11 @@ import (
 // After a store: the Verifier's hash cache is dropped (ForgetAll) and the kernel's cached
 // allows are flushed, twice: at once, and again when every decision that could have loaded
 // the old state has been answered or timed out (the deadline, plus a margin). A decision that
-// finishes under a state that is no longer current never asks the kernel to cache its allow.
+// finishes under a state that is no longer current never asks the kernel to cache its allow;
+// one that checked the state just before the store asks, but its event was read before the
+// flush, whose generation keeps its answer from being cached (backend.FlushVerdictCache,
+// embedded and in the daemon alike: through the daemon the flush is protocol version 6's
+// FlushCache, answered once the daemon's backend has flushed).
 //
 // The verdicts of the kinds decided from their kind alone (guardState.byKind) are answered in
 // the source without loading the state (notify.Guard.SetKindVerdicts): a store withdraws the
@@ -191,9 +195,17 @@ func (g *guardRun) afterStore() {
 	if g.guard == nil {
 		return
 	}
-	g.guard.FlushCache()
+	g.flushCache()
 	if g.deadline > 0 {
-		time.AfterFunc(g.deadline+100*time.Millisecond, g.guard.FlushCache)
+		time.AfterFunc(g.deadline+100*time.Millisecond, g.flushCache)
+	}
+}
+
+// flushCache flushes the kernel's cached allows (through the daemon, the daemon's: protocol
+// version 6), and says on stderr when it could not.
+func (g *guardRun) flushCache() {
+	if err := g.guard.FlushCache(); err != nil {
+		fmt.Fprintf(g.stderr, "fsnotifyd guard: the allows cached before the reload may still hold (the daemon did not withdraw them: %v); they go when a file changes, or restart the guard\n", err)
 	}
 }
 

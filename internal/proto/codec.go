@@ -22,8 +22,8 @@ type FD = fsevent.FD
 func NewFD(fd int) FD { return fsevent.NewFD(fd) }
 
 // Msg is a protocol message: one of *Hello, *AddMark, *RemoveMark, *Respond, *StatsRequest,
-// *Ping, *Bye (client → daemon) or *Welcome, *Result, *Event, *Overflow, *Stats, *Pong, *Fatal
-// (daemon → client). The set is closed: only this package's types implement it.
+// *Ping, *Bye, *Report, *FlushCache (client → daemon) or *Welcome, *Result, *Event,
+// *Overflow, *Stats, *Pong, *Fatal, *RingGrant (daemon → client). The set is closed: only this package's types implement it.
 type Msg interface {
 	// Type is the message's type.
 	Type() Type
@@ -198,6 +198,10 @@ func decodeMsg(t Type, d *decoder, req uint64) Msg {
 		return m
 	case TypeReport:
 		m := new(Report)
+		m.decode(d, req)
+		return m
+	case TypeFlushCache:
+		m := new(FlushCache)
 		m.decode(d, req)
 		return m
 	case TypeWelcome:

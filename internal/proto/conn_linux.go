@@ -747,6 +747,9 @@ func (c *Conn) frameLocked(h Header, need int) (Msg, error) {
 		m.takeFDs(nil) // failReadLocked closes them, with the rest
 		return nil, c.failReadLocked(errorf(CodeBadField, "Event: version-2 fields on a version-%d connection", c.Version()))
 	}
+	if m.Type() == TypeFlushCache && c.Version() < VersionFlush {
+		return nil, c.failReadLocked(errorf(CodeUnexpected, "FlushCache on a version-%d connection: it needs version %d", c.Version(), VersionFlush))
+	}
 	c.fds = append(c.fds[:0], c.fds[nfds:]...)
 	c.r += need
 	if c.r == c.w {
@@ -900,6 +903,9 @@ func (c *Conn) checkWrite(m Msg, seen bool) error {
 	t := m.Type()
 	if ev, ok := m.(*Event); ok && ev.V2() && c.Version() < 2 {
 		return errorf(CodeBadField, "Event: version-2 fields on a version-%d connection (see Event.ForVersion)", c.Version())
+	}
+	if t == TypeFlushCache && c.Version() < VersionFlush {
+		return errorf(CodeUnexpected, "FlushCache on a version-%d connection: it needs version %d", c.Version(), VersionFlush)
 	}
 	if t.FromDaemon() != (c.side == DaemonSide) {
 		return errorf(CodeUnexpected, "the %s cannot send %s", c.side, t)

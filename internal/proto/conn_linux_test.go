@@ -1181,3 +1181,43 @@ func TestConnBlockingReaderNotWokenByPeerReads(t *testing.T) {
 		t.Errorf("the blocked reader's thread switched %d times while its peer read %d messages it wrote, want at most %d", woken, n, n/20)
 	}
 }
+
+// TestFlushCacheNeedsVersion6: FlushCache goes only on a connection of version 6 or later:
+// a client of a version-5 connection cannot write it, and a daemon of one refuses it read from
+// a peer that ignores the rule (unexpected: a version-5 daemon would not know the type at all).
+func TestFlushCacheNeedsVersion6(t *testing.T) {
+	for _, version := range []uint16{5, 6} {
+		d, c := pipe(t)
+		if err := c.WriteMsg(&Hello{Req: 1, MinVersion: 1, MaxVersion: version}); err != nil {
+			t.Fatal(err)
+		}
+		m, err := d.ReadMsg()
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, _ := Negotiate(m.(*Hello))
+		if err := d.WriteMsg(&Welcome{Req: 1, Version: v, ClientID: 1, Instance: testInstance}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.ReadMsg(); err != nil || c.Version() != version {
+			t.Fatalf("handshake at %d: %v, version %d", version, err, c.Version())
+		}
+		err = c.WriteMsg(&FlushCache{Req: 2})
+		if version < VersionFlush {
+			wantCode(t, err, CodeUnexpected)
+			frame, _ := mustEncode(t, &FlushCache{Req: 2})
+			if _, err := c.UnixConn().Write(frame); err != nil {
+				t.Fatal(err)
+			}
+			_, err = d.ReadMsg()
+			wantCode(t, err, CodeUnexpected)
+			continue
+		}
+		if err != nil {
+			t.Fatalf("version %d: %v", version, err)
+		}
+		if m, err := d.ReadMsg(); err != nil || m.(*FlushCache).Req != 2 {
+			t.Fatalf("version %d: read %v, %v", version, m, err)
+		}
+	}
+}

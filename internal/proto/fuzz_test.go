@@ -105,5 +105,9 @@ func malformedSeeds(t *testing.T) map[string][]byte {
 		"hello-trailing":  append(append(le32(uint32(len(hello)-HeaderSize+3)), hello[4:]...), 1, 2, 3),
 		"event-truncated": event[:len(event)-1],
 		"stats-counts":    patch(stats, 122, 0xff, 0x07),
+		// FlushCache (version 6): a payload where none may be, no request id.
+		"flushcache-payload": frameOf(TypeFlushCache, 0, 1, []byte{0}),
+		"flushcache-req0":    frameOf(TypeFlushCache, 0, 0, nil),
+		"flushcache-fd":      frameOf(TypeFlushCache, 1, 1, nil),
 	}
 }

@@ -107,7 +107,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"length-over-limit", append(le32(MaxPayload+1), hello[4:]...), nil, CodeTooLarge},
 		{"length-max-uint32", append(le32(0xffffffff), hello[4:]...), nil, CodeTooLarge},
 		{"unknown-type-0", frameOf(0, 0, 1, nil), nil, CodeUnknownType},
-		{"unknown-type-9", frameOf(0x0009, 0, 1, nil), nil, CodeUnknownType},
+		{"unknown-type-10", frameOf(0x000a, 0, 1, nil), nil, CodeUnknownType},
 		{"report-req", frameOf(TypeReport, 0, 1, []byte{2, 0, '{', '}'}), nil, CodeBadField},
 		{"report-not-object", frameOf(TypeReport, 0, 0, []byte{2, 0, '[', ']'}), nil, CodeBadField},
 		{"unknown-type-8009", frameOf(0x8009, 0, 1, nil), nil, CodeUnknownType},
@@ -145,7 +145,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"hello-magic", patch(hello, 0, 'f'), nil, CodeBadField},
 		{"hello-version0", patch(hello, 4, 0, 0, 0, 0), nil, CodeBadField},
 		{"hello-version-range", patch(hello, 4, 3, 0, 2, 0), nil, CodeBadField},
-		{"hello-version-newer", patch(hello, 4, 6, 0, 7, 0), nil, CodeVersion},
+		{"hello-version-newer", patch(hello, 4, 7, 0, 8, 0), nil, CodeVersion},
 		{"hello-class", patch(hello, 8, 3), nil, CodeBadField},
 		{"hello-deadline-verdict", patch(hello, 9, 2), nil, CodeBadField},
 		{"hello-close-verdict", patch(hello, 10, 2), nil, CodeBadField},
@@ -190,7 +190,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"statsrequest-short", replacePayload(statsReq, []byte{0}), nil, CodeTruncated},
 		// Welcome.
 		{"welcome-version0", patch(welcome, 0, 0), nil, CodeVersion},
-		{"welcome-version6", patch(welcome, 0, 6), nil, CodeVersion},
+		{"welcome-version7", patch(welcome, 0, 7), nil, CodeVersion},
 		{"welcome-flags", patch(welcome, 2, 8), nil, CodeBadField},
 		{"welcome-class", patch(welcome, 4, 3), nil, CodeBadField},
 		{"welcome-verdict", patch(welcome, 7, 2), nil, CodeBadField},
@@ -294,23 +294,23 @@ func TestDecodeBitFlips(t *testing.T) {
 }
 
 func TestHelloFromNewerClient(t *testing.T) {
-	// A client speaking 1..6 may append fields that version 6 adds; this side skips them.
-	frame, _ := mustEncode(t, &Hello{Req: 1, MinVersion: 1, MaxVersion: 6, Name: "future", NoPaths: true, WantRing: true})
-	frame = append(frame, "v6 fields"...)
+	// A client speaking 1..7 may append fields that version 7 adds; this side skips them.
+	frame, _ := mustEncode(t, &Hello{Req: 1, MinVersion: 1, MaxVersion: 7, Name: "future", NoPaths: true, WantRing: true})
+	frame = append(frame, "v7 fields"...)
 	binary.LittleEndian.PutUint32(frame, uint32(len(frame)-HeaderSize))
 	m, err := Decode(frame, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := m.(*Hello)
-	if v, err := Negotiate(h); v != 5 || err != nil || h.Name != "future" || !h.NoPaths || !h.WantRing {
+	if v, err := Negotiate(h); v != 6 || err != nil || h.Name != "future" || !h.NoPaths || !h.WantRing {
 		t.Fatalf("Negotiate = %d, %v; name %q", v, err, h.Name)
 	}
 	// A client that speaks only newer versions gets a version error naming both ranges.
-	frame, _ = mustEncode(t, &Hello{Req: 1, MinVersion: 6, MaxVersion: 7})
+	frame, _ = mustEncode(t, &Hello{Req: 1, MinVersion: 7, MaxVersion: 8})
 	_, err = Decode(frame, nil)
 	wantCode(t, err, CodeVersion)
-	if !strings.Contains(err.Error(), "6..7") || !strings.Contains(err.Error(), "1..5") {
+	if !strings.Contains(err.Error(), "7..8") || !strings.Contains(err.Error(), "1..6") {
 		t.Fatalf("version error %q does not name the ranges", err)
 	}
 }

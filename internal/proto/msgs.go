@@ -249,14 +249,19 @@ func (m *Hello) decode(d *decoder, req uint64) {
 // Negotiate returns the protocol version a daemon speaks with the client of h: the highest
 // both speak. A decoded Hello always has one (Decode refuses the others with CodeVersion);
 // for any other Hello it returns an *Error with CodeVersion saying who must upgrade.
-func Negotiate(h *Hello) (uint16, error) {
+func Negotiate(h *Hello) (uint16, error) { return NegotiateUpTo(h, MaxVersion) }
+
+// NegotiateUpTo is Negotiate for a daemon that speaks versions MinVersion..top only (top
+// between MinVersion and MaxVersion): one that plays an older daemon.
+func NegotiateUpTo(h *Hello, top uint16) (uint16, error) {
+	top = min(max(top, MinVersion), MaxVersion)
 	switch {
-	case h.MinVersion > MaxVersion:
-		return 0, errorf(CodeVersion, "client speaks protocol versions %d..%d; this side speaks %d..%d: upgrade fsnotifyd", h.MinVersion, h.MaxVersion, MinVersion, MaxVersion)
+	case h.MinVersion > top:
+		return 0, errorf(CodeVersion, "client speaks protocol versions %d..%d; this side speaks %d..%d: upgrade fsnotifyd", h.MinVersion, h.MaxVersion, MinVersion, top)
 	case h.MaxVersion < MinVersion || h.MinVersion > h.MaxVersion:
-		return 0, errorf(CodeVersion, "client speaks protocol versions %d..%d; this side speaks %d..%d: upgrade the client", h.MinVersion, h.MaxVersion, MinVersion, MaxVersion)
+		return 0, errorf(CodeVersion, "client speaks protocol versions %d..%d; this side speaks %d..%d: upgrade the client", h.MinVersion, h.MaxVersion, MinVersion, top)
 	}
-	return min(h.MaxVersion, MaxVersion), nil
+	return min(h.MaxVersion, top), nil
 }
 
 // addMarkReplace, in AddMark's options byte, makes the masks replace the mark's instead of

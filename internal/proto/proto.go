@@ -50,12 +50,16 @@ import (
 //
 // Version 5 appends a second options word to Hello (WantRing) and adds RingGrant, the one
 // message that carries two fds: the permission ring (ring_linux.go).
+//
+// Version 6 adds FlushCache (flush.go): a permission client may have the daemon withdraw the
+// allows cached in its kernel groups (Respond's Cache), and so may set Cache although its
+// rules change (a policy reload).
 const (
 	// Version is the protocol version this package implements.
-	Version uint16 = 5
+	Version uint16 = 6
 	// MinVersion and MaxVersion bound the versions this package can speak.
 	MinVersion uint16 = 1
-	MaxVersion uint16 = 5
+	MaxVersion uint16 = 6
 )
 
 // Magic opens every Hello payload: the bytes "FSND". It makes a stray connection from some
@@ -109,6 +113,7 @@ const (
 	TypePing         Type = 0x0006
 	TypeBye          Type = 0x0007
 	TypeReport       Type = 0x0008 // version 3
+	TypeFlushCache   Type = 0x0009 // version 6
 )
 
 // Daemon → client.
@@ -126,7 +131,7 @@ const (
 var typeNames = map[Type]string{
 	TypeHello: "Hello", TypeAddMark: "AddMark", TypeRemoveMark: "RemoveMark",
 	TypeRespond: "Respond", TypeStatsRequest: "StatsRequest", TypePing: "Ping", TypeBye: "Bye",
-	TypeReport:  "Report",
+	TypeReport: "Report", TypeFlushCache: "FlushCache",
 	TypeWelcome: "Welcome", TypeResult: "Result", TypeEvent: "Event", TypeOverflow: "Overflow",
 	TypeStats: "Stats", TypePong: "Pong", TypeFatal: "Fatal", TypeRingGrant: "RingGrant",
 }
@@ -141,7 +146,7 @@ func (t Type) String() string {
 // Known reports whether t is a message type of this protocol version.
 func (t Type) Known() bool {
 	// Not a map lookup: DecodeHeader calls this for every frame.
-	return (t >= TypeHello && t <= TypeReport) || (t >= TypeWelcome && t <= TypeRingGrant)
+	return (t >= TypeHello && t <= TypeFlushCache) || (t >= TypeWelcome && t <= TypeRingGrant)
 }
 
 // FromDaemon reports whether messages of type t go from the daemon to a client.
@@ -213,7 +218,7 @@ func MaxPayloadOf(t Type) int {
 		return 4
 	case TypeReport:
 		return 2 + MaxReport
-	case TypePing, TypeBye, TypePong:
+	case TypePing, TypeBye, TypePong, TypeFlushCache:
 		return 0
 	case TypeRingGrant:
 		return 4

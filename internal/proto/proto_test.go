@@ -53,6 +53,7 @@ func samples(fd int) []sample {
 		{"statsrequest-all", &StatsRequest{Req: 11, AllClients: true}},
 		{"ping", &Ping{Req: 12}},
 		{"bye", &Bye{Req: 13}},
+		{"flushcache", &FlushCache{Req: 14}},
 		{"report", &Report{Text: `{"verdict":"deny","rule":"deny open **/*.key","path":"/srv/a.key"}`}},
 		{"welcome", &Welcome{Req: 1, Version: 1, ClientID: 17, Instance: testInstance, Fresh: true,
 			DaemonVersion: "fsnotifyd 0.1.0", Class: fsevent.ClassContent, QueueLimit: 16384, MarkLimit: 8192,
@@ -389,7 +390,7 @@ func TestNegotiate(t *testing.T) {
 		want     uint16
 		upgrade  string
 	}{
-		{1, 1, 1, ""}, {1, 6, 5, ""}, {2, 3, 3, ""}, {2, 2, 2, ""}, {4, 5, 5, ""}, {4, 4, 4, ""}, {5, 6, 5, ""}, {6, 7, 0, "upgrade fsnotifyd"}, {0, 0, 0, "upgrade the client"},
+		{1, 1, 1, ""}, {1, 6, 6, ""}, {1, 7, 6, ""}, {2, 3, 3, ""}, {2, 2, 2, ""}, {4, 5, 5, ""}, {4, 4, 4, ""}, {5, 6, 6, ""}, {5, 5, 5, ""}, {7, 8, 0, "upgrade fsnotifyd"}, {0, 0, 0, "upgrade the client"},
 	} {
 		v, err := Negotiate(&Hello{MinVersion: c.min, MaxVersion: c.max})
 		if v != c.want || (err == nil) != (c.upgrade == "") || (err != nil && (!errors.Is(err, ErrVersion) || !strings.Contains(err.Error(), c.upgrade))) {

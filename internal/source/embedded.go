@@ -207,7 +207,8 @@ func (s *embedded) path(e *Event) string { return e.eng.GetPath() }
 
 func (s *embedded) Exempt(pid int) (func(), error) { return s.b.Exemptions().Add(pid) }
 func (s *embedded) Spawning() func()               { return s.b.Spawning() }
-func (s *embedded) FlushCache()                    { s.b.FlushVerdictCache() }
+func (s *embedded) FlushCache() error              { s.b.FlushVerdictCache(); return nil }
+func (s *embedded) CacheFlushable() bool           { return true }
 func (s *embedded) Deadline() time.Duration        { return s.opts.Deadline }
 func (s *embedded) Stats() engine.GroupStats       { return s.g.Stats() }
 

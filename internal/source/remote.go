@@ -15,6 +15,7 @@ import (
 	"github.com/fsnotifyd/fsnotifyd/backend"
 	"github.com/fsnotifyd/fsnotifyd/client"
 	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/proto"
 )
 
 // remote runs through the daemon. A notification source reads the client's Events; a
@@ -48,6 +49,8 @@ func openRemote(ctx context.Context, opts Options) (*remote, error) {
 		Deadline: opts.Deadline, DeadlineVerdict: opts.DeadlineVerdict, CloseVerdict: opts.CloseVerdict,
 		WantEventFDs: opts.EventFDs, WantComm: opts.WantComm, Reconnect: true, Buffer: opts.Buffer,
 		NoPaths: opts.NoPaths, OnDisconnected: opts.OnDisconnected,
+		// An answer's Cache only where FlushCache can take it back (protocol version 6).
+		CacheOnlyIfFlushable: true,
 		// A permission client's events and answers go through the shared-memory ring
 		// (docs/protocol.md, "The permission ring"; its invariant: docs/security.md) when the
 		// daemon grants it (not with event fds), else through the socket as before.
@@ -282,9 +285,24 @@ func (s *remote) Exempt(pid int) (func(), error) {
 }
 
 func (s *remote) Spawning() func()         { return s.exempts.Spawning() }
-func (s *remote) FlushCache()              {}
 func (s *remote) Deadline() time.Duration  { return s.cl.Welcome().Deadline }
 func (s *remote) Stats() engine.GroupStats { return engine.GroupStats{} }
+func (s *remote) CacheFlushable() bool     { return s.cl.Welcome().Version >= proto.VersionFlush }
+
+// FlushCache has the daemon withdraw its cached allows (client.FlushCache). A daemon of
+// protocol version 5 or older was never sent a Cache (CacheOnlyIfFlushable): nothing to do.
+// While the client reconnects, nothing either: its marks are placed again, and a permission
+// mark placed flushes the daemon's cached allows before it is in place (and its new
+// connection's version decides whether Cache is sent again).
+func (s *remote) FlushCache() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := s.cl.FlushCache(ctx)
+	if errors.Is(err, client.ErrFlushUnsupported) || errors.Is(err, client.ErrUnavailable) {
+		return nil
+	}
+	return err
+}
 
 // Welcome returns what the daemon granted (for tests).
 func (s *remote) Welcome() client.Welcome { return s.cl.Welcome() }

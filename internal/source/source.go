@@ -74,9 +74,18 @@ type Source interface {
 	// Spawning opens a window in which helpers are being started, before Exempt can name
 	// them: until end is called, this process's direct children are exempt.
 	Spawning() (end func())
-	// FlushCache forgets the allows cached for this process's permission events (embedded;
-	// a daemon's cache is the daemon's).
-	FlushCache()
+	// FlushCache forgets the allows cached for this process's permission events, and
+	// returns once they are: no access after it is skipped on an allow cached before it,
+	// and no answer to an event read before it is cached. Embedded, the backend's; through
+	// the daemon, the daemon's (every client's: protocol version 6's FlushCache), and an
+	// error says they may not be gone (a connection that broke during the request leaves
+	// them to the reconnection, whose marks flush them; nothing is cached on a daemon that
+	// cannot flush, see CacheFlushable).
+	FlushCache() error
+	// CacheFlushable reports whether an answer's Cache is honoured: always embedded;
+	// through the daemon only on a connection of protocol version 6 or later (FlushCache),
+	// else a cacheable allow goes as a plain allow. It may change at a reconnection.
+	CacheFlushable() bool
 	// Deadline is the deadline for answers in force: Options.Deadline, or the one the daemon
 	// granted (it caps deadlines, and gives its own to a source that asked for none).
 	Deadline() time.Duration
