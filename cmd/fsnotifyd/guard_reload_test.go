@@ -538,3 +538,65 @@ func TestGuardReloadUnderOpensAsNobody(t *testing.T) {
 		}
 	})
 }
+
+// Two guards through one daemon (protocol version 6) share its kernel group, where a cached
+// allow is an ignore mark that hides the file's opens from every client: guard A allows with
+// --cache, guard B denies the file. An allow A cached must never skip B's decision: nobody's
+// opens are denied once B is watching, whether A cached before B came (B's mark withdraws
+// it) or B was there first (B's deny is no cacheable allow), and after A reloads (its flush
+// withdraws every client's cached allow, none of B's decisions with it) and leaves. And A's
+// allows were cached while A decided alone (fewer decisions than opens: the test is real).
+// docs/security.md, "Evictable ignore marks and the verdict cache", invariant 6.
+func TestGuardCachedAllowNeverSkipsAnotherGuardAsNobody(t *testing.T) {
+	for _, order := range []string{"caching guard first", "denying guard first"} {
+		t.Run(order, func(t *testing.T) {
+			sock := startServe(t)
+			mnt, etc := testenv.PublicTmpfs(t), t.TempDir()
+			s := filepath.Join(mnt, "s")
+			writeFile(t, s, "s") // root's, 0644, one link: an allow of it may be cached
+			auditA, rulesA := filepath.Join(etc, "a.jsonl"), filepath.Join(etc, "a.rules")
+			_, _, allowCached, _ := reloadPolicies(mnt)
+			writeFile(t, rulesA, allowCached)
+			startA := func() *proc {
+				p := start(t, "guard", "--daemon="+sock, "--policy", rulesA, "--audit", auditA, "--reload-interval", "0", mnt)
+				checkCacheNote(t, p, true)
+				return p
+			}
+			startB := func() *proc {
+				return start(t, "guard", "--daemon="+sock, "--deny", s, mnt)
+			}
+			nobodyDenied := func(when string, n int) {
+				t.Helper()
+				for i := 0; i < n; i++ {
+					out, err := testenv.Sh(testenv.Nobody, "cat "+s)
+					if err == nil || !strings.Contains(out, "Operation not permitted") {
+						t.Fatalf("%s: nobody's open %d: %v %q, want EPERM (guard B denies it)", when, i, err, out)
+					}
+				}
+			}
+			var a *proc
+			if order == "caching guard first" {
+				a = startA()
+				for i := 0; i < 10; i++ {
+					if out, err := testenv.Sh(testenv.Nobody, "cat "+s); err != nil {
+						t.Fatalf("nobody's open under A alone: %v %s", err, out)
+					}
+				}
+				if n := allowsOf(t, auditA, s); n >= 10 {
+					t.Fatalf("A decided %d of 10 opens: none was cached, the test tests nothing", n)
+				}
+				startB()
+			} else {
+				startB()
+				a = startA()
+			}
+			nobodyDenied("with both guards", 10)
+			sighupReload(t, a, rulesA)(allowCached)
+			nobodyDenied("after A's reload", 5)
+			if st := a.stop(); st != 0 {
+				t.Fatalf("A exited %d: %s", st, a.errText())
+			}
+			nobodyDenied("after A left", 5)
+		})
+	}
+}
