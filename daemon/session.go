@@ -455,7 +455,9 @@ func (c *session) removeMark(m *proto.RemoveMark) (uint64, error) {
 // cached allows go, not the caller's alone: a cached allow stands for the answers of every
 // group that took the event (docs/security.md, invariant 6), and the caller's are among
 // them. A notification client, which never answers, may not make others' accesses decided
-// again (docs/protocol.md, "FlushCache").
+// again (docs/protocol.md, "FlushCache"). It runs on the client's own goroutine (readLoop,
+// or inlineLoop for a client read on the loop), never on the loop: the flush waits for a mark
+// the loop may be placing (backend.dropNameMarks), and the loop never waits for this goroutine.
 func (c *session) flushCache() error {
 	if c.g.Options().Class == engine.ClassNotification {
 		return proto.Errorf(proto.CodePermission, "FlushCache is for permission clients (class content or pre-content): a notification client has no cached allow")

@@ -349,3 +349,59 @@ func TestGuardStaleAnswerAfterDaemonRestart(t *testing.T) {
 		t.Errorf("%d of %d opens of the denied file were allowed after the restart (by the old connection's answers)", allowed, held)
 	}
 }
+
+// TestGuardCacheThroughDaemon: a Guard with Cache through a daemon of protocol version 6
+// caches its AllowAndCache (Caches; fewer decisions than opens), and its FlushCache withdraws
+// them: once it returns, the next open is decided by the new verdict. Through a daemon that
+// plays version 5 nothing is cached (Caches false; every open decided), and FlushCache has
+// nothing to do.
+func TestGuardCacheThroughDaemon(t *testing.T) {
+	for _, max := range []uint16{0, 5} {
+		t.Run("version "+map[uint16]string{0: "6", 5: "5"}[max], func(t *testing.T) {
+			testenv.RequireRoot(t)
+			sock := filepath.Join(testenv.PublicDir(t), "d.sock")
+			testdaemon.Start(t, daemon.Options{Config: daemon.DefaultConfig(), MaxVersion: max}, sock)
+			dir := testenv.Tmpfs(t)
+			f := filepath.Join(dir, "f")
+			os.WriteFile(f, []byte("f"), 0o644) // root's, one link, in root's 0755 root: pinned
+			var mu sync.Mutex
+			verdict, decided := AllowAndCache, 0
+			g, err := NewGuard(GuardConfig{Paths: []string{dir}, Daemon: sock, Deadline: 5 * time.Second, Cache: true,
+				Inline: func(r *Request) (Verdict, bool) {
+					mu.Lock()
+					defer mu.Unlock()
+					decided++
+					return verdict, true
+				}}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer g.Close()
+			if g.Caches() != (max == 0) {
+				t.Fatalf("Caches() = %v through a daemon of version %d", g.Caches(), max)
+			}
+			const opens = 10
+			for i := 0; i < opens; i++ { // from another process: the Guard's own accesses are exempt
+				if out, err := exec.Command("cat", f).CombinedOutput(); err != nil {
+					t.Fatalf("open %d: %v %s", i, err, out)
+				}
+			}
+			mu.Lock()
+			n := decided
+			verdict = Deny
+			mu.Unlock()
+			switch {
+			case max == 0 && n >= opens:
+				t.Errorf("%d of %d opens decided: none was cached", n, opens)
+			case max != 0 && n != opens:
+				t.Errorf("%d of %d opens decided through a version-5 daemon, want every one", n, opens)
+			}
+			if err := g.FlushCache(); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := exec.Command("cat", f).CombinedOutput(); err == nil || !strings.Contains(string(out), "not permitted") {
+				t.Fatalf("open after the verdict turned to deny and FlushCache returned: %v %s", err, out)
+			}
+		})
+	}
+}

@@ -50,9 +50,10 @@
 // (internal/source), embedded or remote, so the events and their mapping are the same. What
 // differs: through the daemon, an event is placed relative to the watches by its path (and its
 // object's device and inode) rather than by the kernel's objects; ExemptPid and
-// GuardConfig.Exempt need the daemon's pid namespace and fail with an error otherwise; no
-// allow is cached (GuardConfig.Cache is off: FlushCache could not withdraw the daemon's), and
-// Stats has no engine figures. A watch survives a daemon restart only if its path still names
+// GuardConfig.Exempt need the daemon's pid namespace and fail with an error otherwise; an
+// allow is cached (GuardConfig.Cache) only by a daemon of protocol version 6 or later, whose
+// FlushCache request withdraws the allows cached in its kernel groups (Guard.FlushCache asks
+// for it; Guard.Caches says whether the daemon caches), and Stats has no engine figures. A watch survives a daemon restart only if its path still names
 // the object it was added on: one whose object was deleted, moved or replaced meanwhile ends
 // as if the object had been deleted (a Remove, after the restart's Overflow), never moving to a new object at
 // the same path (package client: placing a mark again).

@@ -27,8 +27,9 @@ func docExamples() map[string]Msg {
 		"result":  &Result{Req: 2, ID: 1},
 		"event": &Event{ID: 1, Mask: fsevent.OpenPerm, Pid: 4300, Tid: 4300, Path: "/srv/app/config.yaml",
 			Name: "config.yaml", FD: NewFD(9)},
-		"respond":   &Respond{EventID: 1, Verdict: fsevent.Deny},
-		"mountmark": &AddMark{Req: 3, Kind: fsevent.KindMount, Mask: fsevent.Open, Target: NewFD(5)},
+		"respond":    &Respond{EventID: 1, Verdict: fsevent.Deny},
+		"flushcache": &FlushCache{Req: 4},
+		"mountmark":  &AddMark{Req: 3, Kind: fsevent.KindMount, Mask: fsevent.Open, Target: NewFD(5)},
 		"denied": &Result{Req: 3, Code: CodePermission,
 			Message: "mount marks need uid 0 or an allowed uid in /etc/fsnotifyd/config"},
 	}
