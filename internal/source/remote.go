@@ -293,12 +293,13 @@ func (s *remote) CacheFlushable() bool     { return s.cl.Welcome().Version >= pr
 // protocol version 5 or older was never sent a Cache (CacheOnlyIfFlushable): nothing to do.
 // While the client reconnects, nothing either: its marks are placed again, and a permission
 // mark placed flushes the daemon's cached allows before it is in place (and its new
-// connection's version decides whether Cache is sent again).
+// connection's version decides whether Cache is sent again). After Close, nothing: the
+// source decides no more access (a reload's second flush may come after it).
 func (s *remote) FlushCache() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err := s.cl.FlushCache(ctx)
-	if errors.Is(err, client.ErrFlushUnsupported) || errors.Is(err, client.ErrUnavailable) {
+	if errors.Is(err, client.ErrFlushUnsupported) || errors.Is(err, client.ErrUnavailable) || errors.Is(err, client.ErrClosed) {
 		return nil
 	}
 	return err
