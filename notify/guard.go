@@ -755,14 +755,14 @@ func (v Verdict) engineVerdict() engine.Verdict {
 // answer returns the verdict that applies for v on this Guard: a deny keeps its errno only
 // where the kernel honours one (a pre-content guard, an errno of engine.DenyErrnos), else it is
 // a plain deny (EPERM) — on every path, embedded or through the daemon, so that the audit
-// records what the access got; an allow is cached only with GuardConfig.Cache. Its engine
-// response is v.response().
+// records what the access got; an allow is cached only with GuardConfig.Cache (and through the
+// daemon, one that can withdraw it: Caches). Its engine response is v.response().
 func (gd *Guard) answer(v Verdict) Verdict {
 	if v.errno != 0 && (gd.cfg.Events&AccessPreAccess == 0 || !slices.Contains(engine.DenyErrnos, v.errno)) {
 		v.errno = 0
 	}
-	if v.deny || !gd.cfg.Cache {
-		v.cache = false
+	if v.deny || !gd.cfg.Cache || (gd.cfg.Daemon != "" && !gd.src.CacheFlushable()) {
+		v.cache = false // through a daemon older than version 6 the client would send none
 	}
 	return v
 }

@@ -449,6 +449,9 @@ func TestGuardReloadFlushesCachedAllows(t *testing.T) {
 		case !caches && allows != 2*rounds:
 			t.Errorf("%d allows decided of %d opens under the allow: the daemon cannot withdraw a cached allow, so every open must be decided", allows, 2*rounds)
 		}
+		if data, _ := os.ReadFile(audit); !caches && strings.Contains(string(data), "allow(cached)") {
+			t.Errorf("the audit log says allow(cached) where nothing is cached:\n%s", data)
+		}
 		t.Logf("%d of %d opens under the allow decided (caches %v)", allows, 2*rounds, caches)
 	})
 }

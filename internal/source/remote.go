@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -40,6 +41,9 @@ type remote struct {
 	// inlEv is the event offered to Options.Inline: handle runs one call at a time
 	// (client.Options.Handler), and Inline keeps no pointer to it.
 	inlEv Event
+	// flushable: the connection's daemon speaks protocol version 6 (FlushCache), read at
+	// Dial and at each reconnection (its Resync); CacheFlushable, on every answer, loads it.
+	flushable atomic.Bool
 }
 
 func openRemote(ctx context.Context, opts Options) (*remote, error) {
@@ -68,14 +72,18 @@ func openRemote(ctx context.Context, opts Options) (*remote, error) {
 		return nil, err
 	}
 	s.cl = cl
+	s.flushable.Store(cl.Welcome().Version >= proto.VersionFlush)
 	return s, nil
 }
 
 // handle takes one of a permission source's events, on the connection's reader: it must not
 // wait for the daemon (client.Options.Handler).
 func (s *remote) handle(cev client.Event) {
-	if cev.Resync && s.opts.OnResync != nil {
-		s.opts.OnResync()
+	if cev.Resync {
+		s.flushable.Store(s.cl.Welcome().Version >= proto.VersionFlush)
+		if s.opts.OnResync != nil {
+			s.opts.OnResync()
+		}
 	}
 	ev := s.event(cev)
 	if ev.ID == 0 {
@@ -287,7 +295,7 @@ func (s *remote) Exempt(pid int) (func(), error) {
 func (s *remote) Spawning() func()         { return s.exempts.Spawning() }
 func (s *remote) Deadline() time.Duration  { return s.cl.Welcome().Deadline }
 func (s *remote) Stats() engine.GroupStats { return engine.GroupStats{} }
-func (s *remote) CacheFlushable() bool     { return s.cl.Welcome().Version >= proto.VersionFlush }
+func (s *remote) CacheFlushable() bool     { return s.flushable.Load() }
 
 // FlushCache has the daemon withdraw its cached allows (client.FlushCache). A daemon of
 // protocol version 5 or older was never sent a Cache (CacheOnlyIfFlushable): nothing to do.
