@@ -35,6 +35,8 @@ func FuzzConn(f *testing.F) {
 	f.Add(true, enc(welcome, &Stats{Req: 1, Clients: make([]ClientStats, 300)}), []byte{255, 255, 255})
 	f.Add(true, enc(&Fatal{Code: CodeVersion, Message: "no"}), []byte{})
 	f.Add(false, append(enc(hello), 0xff, 0xff, 0xff, 0xff), []byte{0})
+	// FlushCache (version 6) on a connection whose version is not known to be 6: refused.
+	f.Add(false, enc(hello, &FlushCache{Req: 2}, &Ping{Req: 3}), []byte{20, 5})
 	f.Fuzz(func(t *testing.T, client bool, stream, cuts []byte) {
 		if len(stream) > 4*MaxFrame {
 			return
