@@ -5,8 +5,12 @@ package sdnotify
 import (
 	"net"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Send writes the state as one datagram to NOTIFY_SOCKET, a path or an abstract name, and
@@ -41,5 +45,65 @@ func TestSend(t *testing.T) {
 				t.Fatalf("read %q, %v; want the state", buf[:n], err)
 			}
 		})
+	}
+}
+
+// A NOTIFY_SOCKET whose reader never reads (its queue full: not systemd's socket, or a wedged
+// manager) holds Send for writeTimeout at most. Before, Send waited for the reader for ever:
+// the daemon, which sends READY=1 before serving and STOPPING=1 before letting its clients
+// go, would never serve, or never stop.
+func TestSendToAFullQueueIsBounded(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "notify")
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	t.Setenv("NOTIFY_SOCKET", path)
+	// Fill its queue (net.unix.max_dgram_qlen datagrams) from a socket that never waits.
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	for i := 0; ; i++ {
+		if err := unix.Sendto(fd, []byte("x"), 0, &unix.SockaddrUnix{Name: path}); err == unix.EAGAIN {
+			break
+		} else if err != nil || i > 1<<16 {
+			t.Fatalf("filling the queue: %v after %d", err, i)
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- Send("READY=1") }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Errorf("Send to a full queue: nil error, want a timeout")
+		}
+	case <-time.After(writeTimeout + 5*time.Second):
+		t.Fatalf("Send to a socket nobody reads still waits after %v", writeTimeout+5*time.Second)
+	}
+}
+
+// A NOTIFY_SOCKET that is neither an absolute path nor an abstract name is refused, named;
+// Reloading carries MONOTONIC_USEC, a time that grows.
+func TestSendRefusesRelativeAndReloadingHasTime(t *testing.T) {
+	t.Setenv("NOTIFY_SOCKET", "notify")
+	if err := Send("READY=1"); err == nil || !strings.Contains(err.Error(), `NOTIFY_SOCKET="notify"`) {
+		t.Errorf("relative NOTIFY_SOCKET: %v, want an error naming it", err)
+	}
+	usec := func() int64 {
+		s := Reloading()
+		v, ok := strings.CutPrefix(s, "RELOADING=1\nMONOTONIC_USEC=")
+		n, err := strconv.ParseInt(v, 10, 64)
+		if !ok || err != nil || n <= 0 {
+			t.Fatalf("Reloading() = %q", s)
+		}
+		return n
+	}
+	a := usec()
+	time.Sleep(2 * time.Millisecond)
+	if b := usec(); b <= a {
+		t.Errorf("MONOTONIC_USEC did not grow: %d then %d", a, b)
 	}
 }
