@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -30,8 +31,11 @@ github.com/fsnotifyd/fsnotifyd/client. Needs root.
 It refuses to start over a live socket and removes a stale one. It logs to
 stderr (log/slog), tells systemd when it is ready (sd_notify, with
 NOTIFY_SOCKET set; see contrib/fsnotifyd.service), and with --metrics serves
-Prometheus metrics at http://ADDR/metrics. On SIGINT or SIGTERM it closes every
-client (their pending permission events get their close verdicts) and exits 0.
+Prometheus metrics at http://ADDR/metrics (ADDR is host:port: 127.0.0.1:9464
+for this host only; a port alone is refused, as it would serve every network).
+On SIGINT or SIGTERM it closes every client (their pending permission events
+get their close verdicts) and exits 0. SIGHUP reloads nothing (it is logged):
+restart the daemon to apply a changed --config.
 
 --config FILE sets who may do what (docs/daemon.md): allow_uid/allow_gid for
 mount and filesystem marks and permission events, fd_uid/fd_gid for receiving
@@ -75,6 +79,16 @@ func runServe(args []string) int {
 		return status
 	}
 	surviveBrokenPipes() // serve 2>&1 | logger, and the logger exits: log writes fail, the daemon serves on
+	// SIGHUP (systemctl reload, a logrotate script's kill -HUP, a closed terminal) would
+	// otherwise end the daemon, and with it every guard's marks: caught from the start.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	if metrics != "" {
+		if err := checkMetricsAddr(metrics); err != nil {
+			return fs.usageError(err)
+		}
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 		return fs.usageError(fmt.Errorf("--log-level: %q: want debug, info, warn or error", logLevel))
@@ -121,20 +135,27 @@ func runServe(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if metrics != "" {
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", srv.MetricsHandler())
-		hs := &http.Server{Addr: metrics, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		mln, err := net.Listen("tcp", metrics)
+		closeMetrics, err := serveMetrics(metrics, srv.MetricsHandler(), log)
 		if err != nil {
 			ln.Close()
-			return fail("serve", fmt.Errorf("--metrics: %w", err))
+			return fail("serve", err)
 		}
-		go hs.Serve(mln)
-		defer hs.Close()
-		log.Info("metrics", "url", "http://"+mln.Addr().String()+"/metrics")
+		defer closeMetrics()
 	}
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				log.Warn("SIGHUP: serve reloads nothing (--config and the flags are read at start); restart it to apply a change (its clients reconnect; accesses they guard are allowed meanwhile)")
+			}
+		}
+	}()
 	log.Info("fsnotifyd serving", "socket", socket, "version", version, "instance", srv.Instance().String())
-	sdnotify.Send("READY=1\nSTATUS=serving on " + socket)
+	if err := sdnotify.Send("READY=1\nSTATUS=serving on " + socket); err != nil {
+		log.Warn("telling systemd the daemon is ready (sd_notify)", "err", err)
+	}
 	err = srv.Run(ctx, ln)
 	sdnotify.Send("STOPPING=1")
 	os.Remove(socket)
@@ -183,4 +204,90 @@ func listen(path string) (*net.UnixListener, error) {
 		return nil, err
 	}
 	return ln, nil
+}
+
+// The metrics endpoint's bounds: whoever reaches its address may connect, and each
+// connection is a descriptor and a goroutine of the daemon's, whose descriptors are its
+// clients' and its permission events' (one the kernel cannot create in the daemon is denied).
+// So at most metricsMaxConns connections are served at once (the others wait in the kernel's
+// backlog, holding nothing of the daemon's), a request must come within the header and read
+// timeouts, a response be taken within the write timeout, and an idle keep-alive connection
+// is closed after metricsIdleTimeout (a scraper reconnects).
+const (
+	metricsMaxConns          = 16
+	metricsIdleTimeout       = 5 * time.Second
+	metricsReadHeaderTimeout = 5 * time.Second
+	metricsReadTimeout       = 10 * time.Second
+	metricsWriteTimeout      = 30 * time.Second
+)
+
+// checkMetricsAddr refuses a --metrics address that does not name its host: ":9464" (or
+// "9464" with no colon, or a host without a port) would listen on every interface, serving the
+// daemon-wide figures (activity in directories no user may read) to every network.
+func checkMetricsAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--metrics %s: %v; want host:port, such as 127.0.0.1:9464", addr, err)
+	}
+	if host == "" {
+		return fmt.Errorf("--metrics %s: no host: it would serve the daemon's figures on every interface; give 127.0.0.1:%s (this host only), or 0.0.0.0:%s or [::]:%s to serve every network", addr, port, port, port)
+	}
+	return nil
+}
+
+// serveMetrics serves h at http://addr/metrics, within the bounds above, until the returned
+// function closes it.
+func serveMetrics(addr string, h http.Handler, log *slog.Logger) (func(), error) {
+	mln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", h)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: metricsReadHeaderTimeout, ReadTimeout: metricsReadTimeout,
+		WriteTimeout: metricsWriteTimeout, IdleTimeout: metricsIdleTimeout, MaxHeaderBytes: 8 << 10,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	lim := &limitListener{Listener: mln, sem: make(chan struct{}, metricsMaxConns), done: make(chan struct{})}
+	go hs.Serve(lim)
+	log.Info("metrics", "url", "http://"+mln.Addr().String()+"/metrics")
+	return func() { hs.Close() }, nil
+}
+
+// limitListener accepts a connection only while fewer than cap(sem) are open.
+type limitListener struct {
+	net.Listener
+	sem       chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	select {
+	case l.sem <- struct{}{}:
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.sem
+		return nil, err
+	}
+	return &limitConn{Conn: c, release: sync.OnceFunc(func() { <-l.sem })}, nil
+}
+
+func (l *limitListener) Close() error {
+	l.closeOnce.Do(func() { close(l.done) })
+	return l.Listener.Close()
+}
+
+// limitConn gives its place back at its first Close.
+type limitConn struct {
+	net.Conn
+	release func()
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.release()
+	return err
 }

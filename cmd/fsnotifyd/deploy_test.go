@@ -1,0 +1,259 @@
+//go:build linux
+
+package main
+
+import (
+	"bufio"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
+)
+
+// How operators run fsnotifyd (docs/daemon.md, "Running it under systemd"): signals, sd_notify,
+// the metrics endpoint.
+
+// serveBg runs `fsnotifyd serve` with extra flags (logging at info to b) on a private socket
+// and waits until it answers.
+func serveBg(t *testing.T, env []string, extra ...string) (string, *bg) {
+	t.Helper()
+	testenv.RequireRoot(t)
+	sock := filepath.Join(t.TempDir(), "d.sock")
+	b := &bg{cmd: exec.Command(bin, append([]string{"serve", "--socket", sock, "--log-level", "info"}, extra...)...), done: make(chan struct{})}
+	b.cmd.Stdout, b.cmd.Stderr = b, b
+	b.cmd.Env = append(os.Environ(), env...)
+	if err := b.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { b.err = b.cmd.Wait(); close(b.done) }()
+	t.Cleanup(func() { b.cmd.Process.Kill(); <-b.done })
+	for i := 0; exec.Command(bin, "stats", "--socket", sock).Run() != nil; i++ {
+		if i == 200 {
+			t.Fatalf("serve does not answer: %s", b.output())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return sock, b
+}
+
+// TestServeSIGHUPKeepsServing: `systemctl reload`, `kill -HUP` from a logrotate script, or a
+// closed terminal sends the daemon SIGHUP. Before, Go's default action killed it (exit 129):
+// every guard through it lost its marks and the kernel allowed what they denied. Now it
+// logs that it reloads nothing and serves on; a guard through it still denies.
+func TestServeSIGHUPKeepsServing(t *testing.T) {
+	sock, b := serveBg(t, nil)
+	dir := testenv.Tmpfs(t)
+	os.WriteFile(dir+"/secret.key", []byte("s\n"), 0o644)
+	start(t, "guard", "--daemon="+sock, "--deny", "/**/*.key", dir)
+	for range 2 {
+		if err := b.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		if !b.stillBlocked(300 * time.Millisecond) {
+			t.Fatalf("serve ended on SIGHUP: %v; log:\n%s", b.err, b.output())
+		}
+	}
+	if out, err := exec.Command("cat", dir+"/secret.key").CombinedOutput(); !isEPERM(err, string(out)) {
+		t.Errorf("cat of a denied file after the daemon's SIGHUP: %v %s", err, out)
+	}
+	if err := exec.Command(bin, "stats", "--socket", sock).Run(); err != nil {
+		t.Errorf("stats after SIGHUP: %v", err)
+	}
+	if !strings.Contains(b.output(), "SIGHUP") {
+		t.Errorf("the log does not say what SIGHUP did:\n%s", b.output())
+	}
+}
+
+// TestServeStopsOnSIGTERMTwice: SIGTERM (systemctl stop) and a second one while the daemon
+// closes its clients: it exits 0, once, and removes its socket.
+func TestServeStopsOnSIGTERMTwice(t *testing.T) {
+	sock, b := serveBg(t, nil)
+	b.cmd.Process.Signal(syscall.SIGTERM)
+	b.cmd.Process.Signal(syscall.SIGTERM)
+	err, out := b.finish(t, 20*time.Second)
+	if err != nil {
+		t.Fatalf("serve after two SIGTERMs: %v, want exit 0; log:\n%s", err, out)
+	}
+	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
+		t.Errorf("the socket is left after the stop: %v", err)
+	}
+}
+
+// notifySocket listens where NOTIFY_SOCKET will name, as systemd does for a Type=notify unit,
+// and returns the env entry and the datagrams received.
+func notifySocket(t *testing.T) (string, <-chan string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "notify")
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	ch := make(chan string, 16)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				close(ch)
+				return
+			}
+			ch <- string(buf[:n])
+		}
+	}()
+	return "NOTIFY_SOCKET=" + path, ch
+}
+
+// waitNotify waits (bounded) for a datagram holding state.
+func waitNotify(t *testing.T, ch <-chan string, state string, within time.Duration) string {
+	t.Helper()
+	deadline := time.After(within)
+	for {
+		select {
+		case m, ok := <-ch:
+			if !ok {
+				t.Fatalf("the notify socket closed before %s", state)
+			}
+			for _, l := range strings.Split(m, "\n") {
+				if l == state {
+					return m
+				}
+			}
+		case <-deadline:
+			t.Fatalf("no %s on NOTIFY_SOCKET within %v", state, within)
+		}
+	}
+}
+
+// TestServeNotifiesSystemd: READY=1 once the socket answers, STOPPING=1 on SIGTERM.
+func TestServeNotifiesSystemd(t *testing.T) {
+	env, ch := notifySocket(t)
+	testenv.RequireRoot(t)
+	sock := filepath.Join(t.TempDir(), "d.sock")
+	b := &bg{cmd: exec.Command(bin, "serve", "--socket", sock), done: make(chan struct{})}
+	b.cmd.Stdout, b.cmd.Stderr = b, b
+	b.cmd.Env = append(os.Environ(), env)
+	if err := b.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { b.err = b.cmd.Wait(); close(b.done) }()
+	t.Cleanup(func() { b.cmd.Process.Kill(); <-b.done })
+	waitNotify(t, ch, "READY=1", 10*time.Second)
+	if out, err := exec.Command(bin, "stats", "--socket", sock).CombinedOutput(); err != nil {
+		t.Fatalf("stats right after READY=1: %v %s", err, out)
+	}
+	b.cmd.Process.Signal(syscall.SIGTERM)
+	waitNotify(t, ch, "STOPPING=1", 10*time.Second)
+	if err, out := b.finish(t, 20*time.Second); err != nil {
+		t.Fatalf("serve: %v\n%s", err, out)
+	}
+}
+
+// TestServeMetricsAddress: --metrics must say where it listens. An address without a host
+// (":9464") listens on every interface: before, it did so silently, serving the daemon-wide
+// figures (activity in directories no user may read) to every network. Now it is refused
+// with the flag named and the fix; so is an address that does not parse. An explicit
+// 0.0.0.0 or [::] is the operator's choice and is taken.
+func TestServeMetricsAddress(t *testing.T) {
+	testenv.RequireRoot(t)
+	for _, tc := range []struct{ addr, want string }{
+		{":0", "127.0.0.1:"},
+		{"9464", "--metrics"},
+		{"localhost", "--metrics"},
+		{"127.0.0.1:http-nonsense", "--metrics"},
+	} {
+		t.Run(tc.addr, func(t *testing.T) {
+			sock := filepath.Join(t.TempDir(), "d.sock")
+			cmd := exec.Command(bin, "serve", "--socket", sock, "--metrics", tc.addr)
+			var out strings.Builder
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(out.String(), "--metrics") || !strings.Contains(out.String(), tc.want) {
+					t.Errorf("serve --metrics %s: %v %q, want a refusal naming --metrics and %q", tc.addr, err, out.String(), tc.want)
+				}
+			case <-time.After(5 * time.Second):
+				cmd.Process.Kill()
+				<-done
+				t.Errorf("serve --metrics %s started (listening on every interface); want a refusal", tc.addr)
+			}
+		})
+	}
+}
+
+// TestServeMetricsBoundsConnections: whoever reaches --metrics opens connections that send
+// nothing, or one request and then hold the connection open (keep-alive). Before, each idle
+// keep-alive connection was held for ever, a descriptor and a goroutine each, out of the
+// descriptors the daemon needs for its clients and for permission events (one the kernel
+// cannot create in the daemon is denied). Now at most metricsMaxConns are accepted at once,
+// and an idle one is closed after metricsIdleTimeout.
+func TestServeMetricsBoundsConnections(t *testing.T) {
+	addr := freeTCPAddr(t)
+	_, b := serveBg(t, nil, "--metrics", addr)
+	fds := func() int {
+		ents, err := os.ReadDir("/proc/" + strconv.Itoa(b.cmd.Process.Pid) + "/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ents)
+	}
+	before := fds()
+	const n = 300
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range n {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if got := fds() - before; got > metricsMaxConns+8 {
+		t.Errorf("%d connections to --metrics that send nothing: the daemon holds %d more descriptors, want at most %d", n, got, metricsMaxConns+8)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	conns = nil
+
+	// One keep-alive connection, one scrape, then silence: closed by the daemon.
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(metricsIdleTimeout + 10*time.Second))
+	br := bufio.NewReader(c)
+	if l, err := br.ReadString('\n'); err != nil || !strings.Contains(l, "200") {
+		t.Fatalf("scrape: %q %v", l, err)
+	}
+	t0 := time.Now()
+	for {
+		if _, err := br.ReadByte(); err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				t.Fatalf("an idle keep-alive connection to --metrics was still open after %v", time.Since(t0))
+			}
+			break // closed by the daemon
+		}
+	}
+}
