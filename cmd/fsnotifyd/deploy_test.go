@@ -156,6 +156,45 @@ func TestServeNotifiesSystemd(t *testing.T) {
 	}
 }
 
+// TestGuardNotifiesSystemd: the guard as a Type=notify service (contrib/fsnotifyd-guard.service)
+// says READY=1 once its marks are in place — so a unit ordered after it starts guarded — and
+// STOPPING=1 on SIGTERM. Before, it said nothing: systemd, waiting for READY=1, would have
+// killed it at TimeoutStartSec. Run both embedded and through the daemon.
+func TestGuardNotifiesSystemd(t *testing.T) {
+	t.Run("embedded", func(t *testing.T) { testGuardNotifiesSystemd(t) })
+	t.Run("daemon", func(t *testing.T) { testGuardNotifiesSystemd(t, "--daemon="+startServe(t)) })
+}
+
+func testGuardNotifiesSystemd(t *testing.T, extra ...string) {
+	testenv.RequireRoot(t)
+	env, ch := notifySocket(t)
+	dir := testenv.Tmpfs(t)
+	os.WriteFile(dir+"/secret.key", []byte("s\n"), 0o644)
+	args := append([]string{"guard", "-q", "--deny", "/**/*.key"}, extra...)
+	b := &bg{cmd: exec.Command(bin, append(args, dir)...), done: make(chan struct{})}
+	b.cmd.Stdout, b.cmd.Stderr = b, b
+	b.cmd.Env = append(os.Environ(), env)
+	if err := b.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { b.err = b.cmd.Wait(); close(b.done) }()
+	t.Cleanup(func() { b.cmd.Process.Kill(); <-b.done })
+	waitNotify(t, ch, "READY=1", 20*time.Second)
+	if out, err := exec.Command("cat", dir+"/secret.key").CombinedOutput(); !isEPERM(err, string(out)) {
+		t.Fatalf("cat of a denied file right after the guard's READY=1: %v %s", err, out)
+	}
+	b.cmd.Process.Signal(syscall.SIGHUP)
+	m := waitNotify(t, ch, "READY=1", 10*time.Second) // after the reload
+	if !strings.Contains(m, "STATUS=") {
+		t.Errorf("the READY=1 after a reload says no STATUS: %q", m)
+	}
+	b.cmd.Process.Signal(syscall.SIGTERM)
+	waitNotify(t, ch, "STOPPING=1", 10*time.Second)
+	if err, out := b.finish(t, 20*time.Second); err != nil {
+		t.Fatalf("guard: %v\n%s", err, out)
+	}
+}
+
 // TestServeMetricsAddress: --metrics must say where it listens. An address without a host
 // (":9464") listens on every interface: before, it did so silently, serving the daemon-wide
 // figures (activity in directories no user may read) to every network. Now it is refused

@@ -26,6 +26,7 @@ import (
 	"github.com/fsnotifyd/fsnotifyd/fsevent"
 	"github.com/fsnotifyd/fsnotifyd/internal/format"
 	"github.com/fsnotifyd/fsnotifyd/internal/policy"
+	"github.com/fsnotifyd/fsnotifyd/internal/sdnotify"
 	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 	"github.com/fsnotifyd/fsnotifyd/internal/sysattr"
 	"github.com/fsnotifyd/fsnotifyd/internal/trust"
@@ -438,6 +439,11 @@ func runGuard(args []string) int {
 	if !quiet {
 		fmt.Fprintln(os.Stderr, "Watches established.")
 	}
+	// Under systemd (Type=notify: contrib/fsnotifyd-guard.service), units ordered after the
+	// guard start once its marks are in place.
+	if err := sdnotify.Send(fmt.Sprintf("READY=1\nSTATUS=guarding %d paths", len(paths))); err != nil {
+		fmt.Fprintf(os.Stderr, "fsnotifyd guard: telling systemd the guard is ready (sd_notify): %v\n", err)
+	}
 	reloadDone := make(chan struct{})
 	go func() {
 		defer close(reloadDone)
@@ -445,6 +451,7 @@ func runGuard(args []string) int {
 	}()
 	<-ctx.Done()
 	stop()
+	sdnotify.Send("STOPPING=1")
 	<-reloadDone
 	if g.reporter != nil {
 		// The reports go with the Guard's connection. A decision is recorded (decided) a

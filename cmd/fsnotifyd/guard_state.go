@@ -8,12 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/engine"
 	"github.com/fsnotifyd/fsnotifyd/fsevent"
 	"github.com/fsnotifyd/fsnotifyd/internal/policy"
+	"github.com/fsnotifyd/fsnotifyd/internal/sdnotify"
 	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 	"github.com/fsnotifyd/fsnotifyd/internal/trust"
 	"github.com/fsnotifyd/fsnotifyd/notify"
@@ -375,8 +377,15 @@ func (g *guardRun) watchReload(ctx context.Context, hup <-chan os.Signal, interv
 				}
 			}
 		}
+		// A SIGHUP's reload is told to systemd (RELOADING=1 ... READY=1, as Type=notify and
+		// notify-reload want: `systemctl reload` returns once it is done); the file poller's
+		// are not asked for by anyone.
+		if !polled {
+			sdnotify.Send(sdnotify.Reloading())
+		}
+		var policyErr, trustErr error
 		if policyChanged {
-			if err := g.reloadPolicyFile(); !errors.Is(err, errPolicyChanging) {
+			if policyErr = g.reloadPolicyFile(); !errors.Is(policyErr, errPolicyChanging) {
 				seen = fileStamp{} // read (or refused): settled; a torn read polls again soon
 			}
 		}
@@ -384,7 +393,15 @@ func (g *guardRun) watchReload(ctx context.Context, hup <-chan os.Signal, interv
 			if why == "" {
 				why = "a trust source changed"
 			}
-			g.reported("trust", why, g.reloadTrust())
+			trustErr = g.reloadTrust()
+			g.reported("trust", why, trustErr)
+		}
+		if !polled {
+			status := "reloaded on SIGHUP"
+			if err := errors.Join(policyErr, trustErr); err != nil {
+				status = "SIGHUP: reload rejected, the old policy stays: " + strings.ReplaceAll(err.Error(), "\n", "; ")
+			}
+			sdnotify.Send("READY=1\nSTATUS=" + status)
 		}
 		if polled {
 			next := interval
