@@ -24,9 +24,16 @@ import (
 // and waits until it answers.
 func serveBg(t *testing.T, env []string, extra ...string) (string, *bg) {
 	t.Helper()
+	return serveBgIn(t, testenv.PublicDir(t), nil, env, extra...)
+}
+
+// serveBgIn is serveBg with the socket in dir and the command run by prefix (setpriv ...).
+func serveBgIn(t *testing.T, dir string, prefix, env []string, extra ...string) (string, *bg) {
+	t.Helper()
 	testenv.RequireRoot(t)
-	sock := filepath.Join(t.TempDir(), "d.sock")
-	b := &bg{cmd: exec.Command(bin, append([]string{"serve", "--socket", sock, "--log-level", "info"}, extra...)...), done: make(chan struct{})}
+	sock := filepath.Join(dir, "d.sock")
+	argv := append(append(prefix, bin, "serve", "--socket", sock, "--log-level", "info"), extra...)
+	b := &bg{cmd: exec.Command(argv[0], argv[1:]...), done: make(chan struct{})}
 	b.cmd.Stdout, b.cmd.Stderr = b, b
 	b.cmd.Env = append(os.Environ(), env...)
 	if err := b.cmd.Start(); err != nil {
@@ -294,5 +301,82 @@ func TestServeMetricsBoundsConnections(t *testing.T) {
 			}
 			break // closed by the daemon
 		}
+	}
+}
+
+// unitBoundingSet is the setpriv(1) --bounding-set argument for the CapabilityBoundingSet= of
+// the unit file contrib/NAME.
+func unitBoundingSet(t *testing.T, name string) string {
+	t.Helper()
+	src, err := os.ReadFile(filepath.Join("..", "..", "contrib", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := "--bounding-set=-all"
+	found := false
+	for _, l := range strings.Split(string(src), "\n") {
+		if v, ok := strings.CutPrefix(l, "CapabilityBoundingSet="); ok {
+			found = true
+			for _, c := range strings.Fields(v) {
+				set += ",+" + strings.ToLower(strings.TrimPrefix(c, "CAP_"))
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("contrib/%s has no CapabilityBoundingSet=", name)
+	}
+	return set
+}
+
+// TestGuardUnitCapabilities: the allowlisting guard with no more capabilities than
+// contrib/fsnotifyd-guard.service leaves it decides exe= of another user's process (its
+// /proc/PID/exe needs CAP_SYS_PTRACE; without it every such decision is an error, denied by
+// --on-error: TestGuardAttributeErrorGetsOnError) and reads the files it decides by content.
+func TestGuardUnitCapabilities(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := testenv.PublicTmpfs(t)
+	os.WriteFile(dir+"/a", []byte("x\n"), 0o600) // only root may read it: the guard must, for ftype=
+	testenv.OpenToAll(t, dir)
+	cat, _ := exec.LookPath("cat")
+	cat, _ = filepath.EvalSymlinks(cat)
+	rules := filepath.Join(t.TempDir(), "rules")
+	os.WriteFile(rules, []byte("allow open "+dir+"/b exe="+cat+"\ndeny open "+dir+"/b\ndeny open "+dir+"/a ftype=text\n"), 0o644)
+	os.WriteFile(dir+"/b", []byte("y\n"), 0o644)
+	start(t, "setpriv", unitBoundingSet(t, "fsnotifyd-guard.service"), "--inh-caps=-all", bin, "guard", "--policy", rules, dir)
+	if out, err := testenv.Sh(testenv.Nobody, cat+" "+dir+"/b"); err != nil || out != "y" {
+		t.Errorf("nobody's cat of a file exe=cat allows, under the unit's capabilities: %v %q", err, out)
+	}
+	if out, err := testenv.Sh(testenv.Nobody, "head "+dir+"/b"); !strings.Contains(out, "Operation not permitted") {
+		t.Errorf("nobody's head of a file only cat may read: %v %q", err, out)
+	}
+	if out, err := exec.Command("cat", dir+"/a").CombinedOutput(); !isEPERM(err, string(out)) {
+		t.Errorf("root's cat of a text file ftype=text denies (the guard must read a 0600 file): %v %q", err, out)
+	}
+}
+
+// TestServeUnitCapabilities: the daemon with no more capabilities than
+// contrib/fsnotifyd.service leaves serves a root guard, and checks an unprivileged client's
+// access with its credentials (setfsuid: CAP_SETUID, CAP_SETGID): nobody watches a directory
+// of its own and gets its events, and is refused a directory it cannot read.
+func TestServeUnitCapabilities(t *testing.T) {
+	testenv.RequireRoot(t)
+	sock, _ := serveBgIn(t, testenv.PublicDir(t), []string{"setpriv", unitBoundingSet(t, "fsnotifyd.service"), "--inh-caps=-all"}, nil)
+	dir := testenv.PublicTmpfs(t)
+	os.Mkdir(dir+"/g", 0o755)
+	os.WriteFile(dir+"/g/secret.key", []byte("s\n"), 0o644)
+	os.Mkdir(dir+"/mine", 0o755)
+	os.Chown(dir+"/mine", 65534, 65534)
+	os.Mkdir(dir+"/root", 0o700)
+	start(t, "guard", "--daemon="+sock, "--deny", "/**/*.key", dir+"/g")
+	if out, err := exec.Command("cat", dir+"/g/secret.key").CombinedOutput(); !isEPERM(err, string(out)) {
+		t.Errorf("cat of a file a guard through the daemon denies: %v %q", err, out)
+	}
+	out, err := testenv.Sh(testenv.Nobody, "("+bin+" watch --daemon="+sock+" --timeout 3s "+dir+"/mine &) ; sleep 1; touch "+dir+"/mine/new; sleep 3")
+	if err != nil || !strings.Contains(out, dir+"/mine/ CREATE new") {
+		t.Errorf("nobody's watch of its own directory through the daemon: %v %q", err, out)
+	}
+	out, err = testenv.Sh(testenv.Nobody, bin+" watch --daemon="+sock+" --timeout 1s "+dir+"/root")
+	if err == nil || !strings.Contains(out, "permission") {
+		t.Errorf("nobody's watch of root's 0700 directory: %v %q, want a refusal", err, out)
 	}
 }
