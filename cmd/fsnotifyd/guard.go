@@ -133,8 +133,10 @@ Rules may test comm=, the process name, which any process can set: a
 warning on stderr says so for an allow rule that tests nothing else where
 it grants something. Test exe=, uid= or gid= instead.
 
-"Watches established." is printed on stderr once the marks are in place. On
-SIGINT or SIGTERM everything pending is answered and the guard exits 0.
+"Watches established." is printed on stderr once the marks are in place; with
+NOTIFY_SOCKET set (systemd Type=notify: contrib/fsnotifyd-guard.service) it
+also sends READY=1 then, and RELOADING=1 ... READY=1 around a SIGHUP reload.
+On SIGINT or SIGTERM everything pending is answered and the guard exits 0.
 Guarding needs root (fanotify permission events).
 
 Examples:
