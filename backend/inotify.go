@@ -619,7 +619,9 @@ func (g *inotifyGroup) dropLocked(w *inoWatch, rm bool) {
 
 // addMemberLocked watches the directory name in the tree directory parent, however deep
 // (entryPath). It returns the watch (nil if it is gone, is no longer a directory or is a mount
-// point: a tree stays on its filesystem), whether it was not in a tree before, and an error
+// point: a tree stays on its mount — a bind mount of the same filesystem names a directory
+// the tree may hold at its own place, and inotify has one watch per inode, so following it
+// would move that watch, or make a root its own parent), whether it was not in a tree before, and an error
 // when it could not be watched for any other reason (a full watch table, no permission).
 func (g *inotifyGroup) addMemberLocked(parent *inoWatch, name string) (*inoWatch, bool, error) {
 	path, done, err := g.entryPath(parent, name)
@@ -637,7 +639,7 @@ func (g *inotifyGroup) addMemberLocked(parent *inoWatch, name string) (*inoWatch
 		}
 		return nil, false, err
 	}
-	if !st.IsDir() || st.Dev != parent.id.Hi {
+	if !st.IsDir() || st.Dev != parent.id.Hi || st.MountRoot {
 		return nil, false, nil
 	}
 	mask := inMask(g.subMask) | treeBits
@@ -678,7 +680,7 @@ func (g *inotifyGroup) addMemberLocked(parent *inoWatch, name string) (*inoWatch
 // remembering them in synth so that the kernel's own report of one is dropped.
 func (g *inotifyGroup) scanLocked(w *inoWatch, sc *scan, all bool, depth int) error {
 	if depth > 4096 {
-		return nil // a loop (a directory bind-mounted below itself): stop
+		return nil // a bound on the walk (mount points are not followed: addMemberLocked)
 	}
 	path, done, err := g.selfPath(w)
 	if err != nil {
