@@ -463,7 +463,20 @@ func (b *Backend) AddMark(g *engine.Group, t Target, spec engine.MarkSpec) error
 	if err := b.checkSpec(t, spec); err != nil {
 		return err
 	}
-	return g.AddMark(t.Object, spec)
+	if err := g.AddMark(t.Object, spec); err != nil {
+		return err
+	}
+	// On inotify, a tree with a directory the user may not read is watched without it: the
+	// group is told in band that its events are lost (inotifyGroup.skipBlindLocked).
+	if t.Object.Kind == engine.KindSubtree && b.mode == ModeInotify {
+		b.mu.Lock()
+		ino := b.ino
+		b.mu.Unlock()
+		if ino != nil && ino.blindBelow(t.Object.ID) {
+			g.Overflow()
+		}
+	}
+	return nil
 }
 
 func (b *Backend) checkSpec(t Target, spec engine.MarkSpec) error {

@@ -103,6 +103,8 @@ type inotifyGroup struct {
 	// instance's creation): every event read after that read was queued after it, so the
 	// change it reports happened after quiet (give or take the rename's own microseconds).
 	quiet time.Time
+	// blinded counts the directories the scans skipped as blind (see inoWatch.blind).
+	blinded int
 
 	out []*engine.Event // the reader's, reused by handleBatch (not guarded by mu)
 }
@@ -125,6 +127,10 @@ type inoWatch struct {
 	// empty once: a kernel IN_CREATE or IN_MOVED_TO for one of them was queued before the
 	// scan saw the entry, so it is a repeat.
 	synth map[string]struct{}
+	// blind: an entry of this directory is a directory the backend may not watch (no
+	// permission: inotify_add_watch needs read access): its events are not reported. Set by
+	// the scans, which log each such directory they meet (skipBlindLocked).
+	blind bool
 }
 
 type skipKey struct {
@@ -704,6 +710,7 @@ func (g *inotifyGroup) scanLocked(w *inoWatch, sc *scan, all bool, depth int) er
 		return err
 	}
 	var firstErr error
+	w.blind = false
 	for _, e := range entries {
 		name := e.Name()
 		isDir := e.IsDir()
@@ -722,19 +729,56 @@ func (g *inotifyGroup) scanLocked(w *inoWatch, sc *scan, all bool, depth int) er
 			continue
 		}
 		c, fresh, err := g.addMemberLocked(w, name)
-		if err != nil {
-			if firstErr == nil {
-				firstErr = err
-			}
-			continue
+		if err == nil && c != nil && (fresh || all) {
+			err = g.scanLocked(c, sc, all, depth+1)
 		}
-		if c != nil && (fresh || all) {
-			if err := g.scanLocked(c, sc, all, depth+1); err != nil && firstErr == nil {
-				firstErr = err
-			}
+		if err != nil && !g.skipBlindLocked(w, name, err) && firstErr == nil {
+			firstErr = err
 		}
 	}
 	return firstErr
+}
+
+// skipBlindLocked says whether err, met watching or scanning directory name of tree directory
+// w, is a lack of permission — another user's directory (or one of the user's own, mode
+// 000) inside the tree, which the watch goes on without: w is marked blind, the directory is
+// logged, and whoever is told of the tree gets an overflow (newDirLocked, blindBelow), never
+// a silent loss, nor a tree that cannot be watched at all because someone else made a
+// directory in it. Other errors (a full watch table) are the caller's.
+func (g *inotifyGroup) skipBlindLocked(w *inoWatch, name string, err error) bool {
+	if !errors.Is(err, syscall.EACCES) && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	w.blind = true
+	g.blinded++
+	g.b.log.Warn("not watched: no permission to read this directory; its events are not reported (an overflow says so)",
+		"path", joinPath(w.fullPath(), name), "err", err)
+	return true
+}
+
+// blindBelow reports whether the tree rooted at the inode id has a directory it could not
+// watch (inoWatch.blind): a group that marks the tree is told so by an overflow
+// (Backend.AddMark).
+func (g *inotifyGroup) blindBelow(id engine.ID) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	w := g.byID[id]
+	if w == nil || !w.member {
+		return false
+	}
+	var walk func(w *inoWatch, depth int) bool
+	walk = func(w *inoWatch, depth int) bool {
+		if w.blind {
+			return true
+		}
+		for _, c := range w.children {
+			if depth < 4096 && walk(c, depth+1) {
+				return true
+			}
+		}
+		return false
+	}
+	return walk(w, 0)
 }
 
 // scan is what the scan of a directory new to a tree reports.
@@ -904,7 +948,9 @@ func (g *inotifyGroup) handleLocked(evs []sys.InotifyEvent, i int, out []*engine
 		// is not reported: the overflow tells the groups to look for themselves.)
 		for id := range g.roots {
 			if w := g.byID[id]; w != nil && w.member {
-				g.scanLocked(w, nil, true, 0)
+				if err := g.scanLocked(w, nil, true, 0); err != nil {
+					g.b.log.Error("watching a tree again after an overflow", "path", w.fullPath(), "err", err)
+				}
 			}
 		}
 		return out
@@ -1147,7 +1193,9 @@ func (g *inotifyGroup) renameEvent(mv *inoMove, to *inoWatch, newName string, no
 func (g *inotifyGroup) newDirLocked(w *inoWatch, name string, out []*engine.Event, since int64) []*engine.Event {
 	c, _, err := g.addMemberLocked(w, name)
 	if err != nil {
-		g.b.log.Error("watching a new directory", "path", joinPath(w.fullPath(), name), "err", err)
+		if !g.skipBlindLocked(w, name, err) {
+			g.b.log.Error("watching a new directory", "path", joinPath(w.fullPath(), name), "err", err)
+		}
 		return append(out, overflowEvent) // its events are lost: say so
 	}
 	if c == nil {
@@ -1157,9 +1205,13 @@ func (g *inotifyGroup) newDirLocked(w *inoWatch, name string, out []*engine.Even
 		return out
 	}
 	sc := &scan{out: &out, since: since}
+	blinded := g.blinded
 	if err := g.scanLocked(c, sc, false, 0); err != nil {
 		g.b.log.Error("watching a new directory", "path", c.fullPath(), "err", err)
 		return append(out, overflowEvent)
+	}
+	if g.blinded != blinded {
+		return append(out, overflowEvent) // a directory in it could not be watched
 	}
 	if sc.files > 0 && g.subMask&unseenBefore != 0 {
 		out = append(out, overflowEvent)

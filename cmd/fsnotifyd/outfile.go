@@ -156,6 +156,9 @@ func (l *logWriter) run() {
 // The channel stays open: a late line (a goroutine still logging) is queued or dropped,
 // never a panic.
 func (l *logWriter) close() {
+	if l == nil {
+		return
+	}
 	select {
 	case l.ch <- nil:
 	case <-time.After(outputGrace): // the queue is full, its writer stuck

@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,6 +45,7 @@ type events struct {
 	src   source.Source
 	buf   []source.Event
 	marks []*source.Mark // of each watch added, in order
+	log   *logWriter     // the embedded backend's warnings, on stderr
 }
 
 // openSource opens the source of a watch or trace named cmd. withExe asks for each process's
@@ -56,6 +59,20 @@ func openSource(cmd string, daemon daemonFlag, withExe bool) (*events, error) {
 		// order, also on inotify, where the kernel merged none of them). trace reports the
 		// kernel's events as fatrace does, merged.
 		MergeLast: cmd == "watch"}
+	var logw *logWriter
+	if !daemon.on {
+		// The backend's warnings (on inotify: a directory of a tree that could not be
+		// watched, and why), as "fsnotifyd watch: msg=... path=... err=...", written by a
+		// goroutine of their own: the backend's reader logs, and must never wait for stderr.
+		logw = newLogWriter(prefixWriter{"fsnotifyd " + cmd + ": ", os.Stderr})
+		opts.Logger = slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{
+			ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+				if len(groups) == 0 && (a.Key == slog.TimeKey || a.Key == slog.LevelKey) {
+					return slog.Attr{}
+				}
+				return a
+			}}))
+	}
 	if daemon.on {
 		// The daemon's default queue; the command's name in its stats; the process's name
 		// with each event, as embedded.
@@ -65,9 +82,10 @@ func openSource(cmd string, daemon daemonFlag, withExe bool) (*events, error) {
 	defer cancel()
 	src, err := source.Open(ctx, opts)
 	if err != nil {
+		logw.close()
 		return nil, err
 	}
-	return &events{src: src, buf: make([]source.Event, 256)}, nil
+	return &events{src: src, buf: make([]source.Event, 256), log: logw}, nil
 }
 
 func (d daemonFlag) path() string {
@@ -121,7 +139,25 @@ func (s *events) selfWatch(ev *source.Event) int {
 	return 0
 }
 
-func (s *events) close() error { return s.src.Close() }
+func (s *events) close() error {
+	err := s.src.Close()
+	s.log.close()
+	return err
+}
+
+// prefixWriter writes each line written to it (one Write a line, as log/slog writes) after
+// prefix.
+type prefixWriter struct {
+	prefix string
+	w      io.Writer
+}
+
+func (p prefixWriter) Write(b []byte) (int, error) {
+	if _, err := io.WriteString(p.w, p.prefix+string(b)); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
 
 // explainPathError turns a resolve error into one line that says what to do.
 func explainPathError(path string, err error) error {

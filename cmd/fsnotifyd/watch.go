@@ -71,6 +71,9 @@ that is missing is an error naming FILE and its line; so is a FILE that
 cannot be read (inotifywait went on without it).
 Unprivileged, -r still places inotify watches below an excluded directory
 (they report nothing): the exclusion filters, it does not prune.
+Unprivileged (inotify), a directory of the tree the user may not read cannot be
+watched: it is named on stderr ("not watched") and an overflow follows; the rest
+of the tree is watched.
 
 -o FILE appends the lines to FILE, created mode 0600 if needed (inotifywait's
 -o); the messages stay on stderr. The file's own events are not reported: in

@@ -34,6 +34,7 @@ package source
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"path/filepath"
 	"syscall"
 	"time"
@@ -164,6 +165,9 @@ type Options struct {
 	Release func()
 	// Exe makes a new backend read each process's executable with its name (Event.Exe).
 	Exe bool
+	// Logger receives a new backend's warnings (backend.Options.Logger; nil: discarded): on
+	// inotify, the directories of a tree that could not be watched and why.
+	Logger *slog.Logger
 	// MergeLast gives the group inotify's merging rule (engine.Options.MergeLast): only an
 	// exact repeat of the newest unread event merges. Embedded only: through the daemon every
 	// client's group has that rule already (the daemon sets it).
