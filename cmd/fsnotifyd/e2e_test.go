@@ -76,7 +76,7 @@ type proc struct {
 func start(t *testing.T, args ...string) *proc {
 	t.Helper()
 	argv := append([]string{bin}, args...)
-	if args[0] == "setpriv" || args[0] == "inotifywait" { // fsnotifyd run by setpriv, or the peer: args is the whole command line
+	if args[0] == "setpriv" || args[0] == "inotifywait" || args[0] == "unshare" { // fsnotifyd run by setpriv or unshare, or the peer: args is the whole command line
 		argv = args
 	}
 	p := &proc{t: t, cmd: exec.Command(argv[0], argv[1:]...), lines: make(chan string, 10000), done: make(chan struct{})}
