@@ -62,6 +62,14 @@ type Options struct {
 	// has an unlimited queue, so that no permission event is dropped (and allowed) by the
 	// kernel.
 	FIDQueueUnlimited bool
+	// Prune are absolute paths whose directories' events no consumer wants (watch's @PATH
+	// exclusions): on inotify, a tree watches no directory at or below one of them — unless
+	// that directory is also at or below a subtree root that is itself at or below that path
+	// — so they take none of the user's watches (fs.inotify.max_user_watches), and one the
+	// user may not read is no overflow. Their entries in the directory above are still
+	// reported; a tree directory renamed into one keeps its watches. fanotify watches no
+	// directory one by one: there it changes nothing.
+	Prune []string
 	// Exe makes the readers read each process's executable along with its name (Event.Exe),
 	// for tracing: one more readlink per process and burst of its events.
 	Exe bool

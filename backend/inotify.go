@@ -15,6 +15,7 @@ import (
 
 	"github.com/fsnotifyd/fsnotifyd/engine"
 	"github.com/fsnotifyd/fsnotifyd/internal/lockorder"
+	"github.com/fsnotifyd/fsnotifyd/internal/paths"
 	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 )
 
@@ -725,7 +726,7 @@ func (g *inotifyGroup) scanLocked(w *inoWatch, sc *scan, all bool, depth int) er
 				sc.files++
 			}
 		}
-		if !isDir {
+		if !isDir || g.prunedLocked(w, name) {
 			continue
 		}
 		c, fresh, err := g.addMemberLocked(w, name)
@@ -737,6 +738,35 @@ func (g *inotifyGroup) scanLocked(w *inoWatch, sc *scan, all bool, depth int) er
 		}
 	}
 	return firstErr
+}
+
+// prunedLocked says whether directory name of tree directory w is to get no watch
+// (Options.Prune): at or below a pruned path, and not at or below a subtree root that is
+// itself at or below that path (that root's tree goes on below it).
+func (g *inotifyGroup) prunedLocked(w *inoWatch, name string) bool {
+	prune := g.b.opts.Prune
+	if len(prune) == 0 {
+		return false
+	}
+	path := joinPath(w.fullPath(), name)
+	for _, x := range prune {
+		if !paths.Within(path, x) {
+			continue
+		}
+		kept := false
+		for id := range g.roots {
+			if r := g.byID[id]; r != nil {
+				if rp := r.fullPath(); paths.Within(rp, x) && paths.Within(path, rp) {
+					kept = true
+					break
+				}
+			}
+		}
+		if !kept {
+			return true
+		}
+	}
+	return false
 }
 
 // skipBlindLocked says whether err, met watching or scanning directory name of tree directory
@@ -1191,6 +1221,9 @@ func (g *inotifyGroup) renameEvent(mv *inoMove, to *inoWatch, newName string, no
 // events may be lost, in band, never in silence. The same when the directory could not be
 // watched, or was gone before its watch was added (what happened in it is unknown).
 func (g *inotifyGroup) newDirLocked(w *inoWatch, name string, out []*engine.Event, since int64) []*engine.Event {
+	if g.prunedLocked(w, name) {
+		return out
+	}
 	c, _, err := g.addMemberLocked(w, name)
 	if err != nil {
 		if !g.skipBlindLocked(w, name, err) {

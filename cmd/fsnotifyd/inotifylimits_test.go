@@ -53,3 +53,27 @@ func TestWatchInotifyWatchLimitIsSaid(t *testing.T) {
 		t.Errorf("stderr does not name the directory and fs.inotify.max_user_watches:\n%s", e)
 	}
 }
+
+// TestWatchExcludedDirectoryTakesNoInotifyWatch: on inotify, `watch -r DIR @DIR/skip` places
+// no watch below the excluded directory (bar a watched path below it), so a large excluded
+// subtree (node_modules, .git) does not use up the user's watches: with a limit of four, a
+// tree of three watched directories and a dozen excluded ones is watched, directories made
+// below the exclusion take none and give no overflow, and the watched path below it is
+// watched with its own tree. Before, the exclusion only filtered what was printed: the start
+// failed with "no space left on device (inotify watch limit reached ...)".
+func TestWatchExcludedDirectoryTakesNoInotifyWatch(t *testing.T) {
+	dir := testenv.Tmpfs(t)
+	w := filepath.Join(dir, "w")
+	sh(t, "mkdir -p "+w+"/a "+w+"/skip/keep && for i in 1 2 3 4 5 6; do mkdir -p "+w+"/skip/$i/deep; done")
+	p := start(t, "unshare", "-U", "-r", "sh", "-c", "echo 4 >/proc/sys/user/max_inotify_watches && exec \"$0\" \"$@\"",
+		bin, "watch", "-r", "-e", "create", w, "@"+w+"/skip", w+"/skip/keep")
+	sh(t, "mkdir -p "+w+"/skip/n1/n2/n3 "+w+"/skip/keep/k1 && touch "+w+"/skip/n1/n2/n3/f "+w+"/skip/keep/k1/f && touch "+w+"/a/g")
+	want := []string{w + "/skip/keep/ CREATE,ISDIR k1", w + "/skip/keep/k1/ CREATE f", w + "/a/ CREATE g"}
+	got := p.collect(10*time.Second, func(l []string) bool { return len(l) > 0 && l[len(l)-1] == want[len(want)-1] })
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got:\n%s\nwant:\n%s\nstderr:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"), p.errText())
+	}
+	if e := p.errText(); strings.Contains(e, "max_user_watches") || strings.Contains(e, "overflow") {
+		t.Errorf("stderr:\n%s", e)
+	}
+}

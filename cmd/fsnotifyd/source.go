@@ -49,9 +49,10 @@ type events struct {
 }
 
 // openSource opens the source of a watch or trace named cmd. withExe asks for each process's
-// executable (embedded only: the daemon does not send it).
-func openSource(cmd string, daemon daemonFlag, withExe bool) (*events, error) {
-	opts := source.Options{Name: cmd, Exe: withExe,
+// executable (embedded only: the daemon does not send it); prune are watch's @PATHs (embedded
+// on inotify, no watch goes below them).
+func openSource(cmd string, daemon daemonFlag, withExe bool, prune []string) (*events, error) {
+	opts := source.Options{Name: cmd, Exe: withExe, Prune: prune,
 		// A terminal can fall behind a burst: keep more than the kernel's 16384.
 		QueueLimit: 1 << 18,
 		// watch reports one operation per event, in order, as inotifywait: its group merges

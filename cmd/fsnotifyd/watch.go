@@ -69,8 +69,8 @@ watched too; empty lines and a lone @ are skipped. PATHs are compared
 absolute (inotifywait wants them spelt as the watched path is). A listed path
 that is missing is an error naming FILE and its line; so is a FILE that
 cannot be read (inotifywait went on without it).
-Unprivileged, -r still places inotify watches below an excluded directory
-(they report nothing): the exclusion filters, it does not prune.
+Unprivileged (inotify), -r places no watch below an excluded directory (one
+watched path below it excepted): it takes none of the user's inotify watches.
 Unprivileged (inotify), a directory of the tree the user may not read cannot be
 watched: it is named on stderr ("not watched") and an overflow follows; the rest
 of the tree is watched.
@@ -287,7 +287,7 @@ func runWatch(args []string) int {
 		show = filter.show
 	}
 	return stream("watch", specs, streamOpts{daemon: daemon, quiet: quiet, count: count, timeout: timeout, out: out,
-		recursive: recursive, keep: keep, show: show, dst: dst, dstName: outFile.s})
+		recursive: recursive, keep: keep, show: show, dst: dst, dstName: outFile.s, prune: skip})
 }
 
 // onceString is a string flag that may be given once: inotifywait refuses a second
@@ -518,6 +518,9 @@ type streamOpts struct {
 	// a runtime error, where stdout's (a closed pipe) ends the command quietly.
 	dst     *os.File
 	dstName string
+	// prune are the @PATHs: an embedded backend on inotify places no watch below them
+	// (backend.Options.Prune).
+	prune []string
 }
 
 // stream opens a source, places the watches, and prints events until done.
@@ -531,7 +534,7 @@ func stream(cmd string, specs []watchSpec, o streamOpts) int {
 			fmt.Fprintln(os.Stderr, "Setting up watches.")
 		}
 	}
-	src, err := openSource(cmd, daemon, withExe)
+	src, err := openSource(cmd, daemon, withExe, o.prune)
 	if err != nil {
 		return fail(cmd, err)
 	}

@@ -37,7 +37,7 @@ type embedded struct {
 func openEmbedded(opts Options) (*embedded, error) {
 	s := &embedded{b: opts.Backend, dropB: opts.Release, opts: opts, marks: map[engine.Object]*Mark{}}
 	if s.b == nil {
-		b, err := backend.New(backend.Options{Mode: backend.ModeAuto, Exe: opts.Exe, Logger: opts.Logger})
+		b, err := backend.New(backend.Options{Mode: backend.ModeAuto, Exe: opts.Exe, Logger: opts.Logger, Prune: opts.Prune})
 		if err != nil {
 			return nil, err
 		}

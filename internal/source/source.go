@@ -165,6 +165,9 @@ type Options struct {
 	Release func()
 	// Exe makes a new backend read each process's executable with its name (Event.Exe).
 	Exe bool
+	// Prune are paths whose directories no watch wants (a new backend's Options.Prune: on
+	// inotify, no watch goes below them).
+	Prune []string
 	// Logger receives a new backend's warnings (backend.Options.Logger; nil: discarded): on
 	// inotify, the directories of a tree that could not be watched and why.
 	Logger *slog.Logger
