@@ -708,6 +708,9 @@ func (g *inotifyGroup) scanLocked(w *inoWatch, sc *scan, all bool, depth int) er
 	defer f.Close()
 	entries, err := f.ReadDir(-1)
 	if err != nil {
+		if gone(err) {
+			return nil // removed while being read (getdents on a dead directory): as above
+		}
 		return err
 	}
 	var firstErr error

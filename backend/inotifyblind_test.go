@@ -5,6 +5,7 @@ package backend
 import (
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -87,4 +88,44 @@ func logLine(log, s string) string {
 		}
 	}
 	return ""
+}
+
+// TestInotifyTreeRemovedDuringSetupIsNoError: a directory of the tree removed while the mark's
+// scan reads it (rm -rf, by anyone who may write in the tree) is gone, not an error. Before,
+// getdents on the removed directory (ENOENT) failed the mark: `watch -r` exited with
+// "readdirent DIR: no such file or directory" in 10 of 150 starts beside an rm -rf loop.
+func TestInotifyTreeRemovedDuringSetupIsNoError(t *testing.T) {
+	r := t.TempDir()
+	churn := exec.Command("sh", "-c", "cd "+r+" && while :; do mkdir -p x/a/b/c/d/e x/f/g/h x/i/j x/k/l; rm -rf x; done")
+	if err := churn.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { churn.Process.Kill(); churn.Wait() }()
+	failed := 0
+	var first error
+	for i := 0; i < 400; i++ {
+		b, err := New(Options{Mode: ModeInotify})
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := b.Engine().NewGroup(engine.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tg, err := b.Resolve(r, engine.KindSubtree, false)
+		if err == nil {
+			err = b.AddMark(g, tg, engine.MarkSpec{Mask: engine.Create | engine.OnDir})
+		}
+		if err != nil {
+			failed++
+			if first == nil {
+				first = err
+			}
+		}
+		g.Close()
+		b.Close()
+	}
+	if failed > 0 {
+		t.Fatalf("%d of 400 marks failed beside rm -rf; the first: %v", failed, first)
+	}
 }
