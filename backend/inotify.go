@@ -48,7 +48,10 @@ import (
 //   - A tree's directory paths are derived from the tree (parent + name), so a rename inside a
 //     tree (IN_MOVED_FROM/IN_MOVED_TO with one cookie) moves every path below it at once.
 //     Other watches learn their new path from the MOVED_TO of a watched directory; one moved
-//     where nothing is watched keeps its old path (inotify does not tell the new one).
+//     where nothing is watched keeps its old path (inotify does not tell the new one), except
+//     a tree's root: its path, and with it every path of its tree, becomes unknown (""), and
+//     nothing is looked up through it (adriftLocked) — the old path may name another
+//     directory by then.
 //   - inotify reports an event on a child twice when the child and its directory are both
 //     watched: on the directory's watch (with the name) and on the child's own, in that order
 //     (fsnotify_handle_event queues the parent's first). The engine wants one event with
@@ -116,7 +119,8 @@ type inoWatch struct {
 	id    engine.ID
 	isDir bool
 	// path is the absolute path of a watch without parent (a subtree root, an inode mark
-	// outside the trees); a tree's other directories derive theirs from parent and name.
+	// outside the trees); a tree's other directories derive theirs from parent and name. ""
+	// when unknown: the watch moved where no watch saw (see adrift).
 	path     string
 	parent   *inoWatch
 	name     string
@@ -161,7 +165,31 @@ func (w *inoWatch) fullPath() string {
 	return joinPath(w.parent.fullPath(), w.name)
 }
 
+// adriftLocked forgets the path of w, a tree's root, when it no longer names w: w moved
+// (its MOVE_SELF) and no MOVED_TO of a watched directory said where. Its old path may name
+// nothing, or another directory made there since: the events of w and of its tree go on
+// with their path unknown (""), and nothing is looked up through it (entryPath) until a mark
+// resolves w again.
+func (g *inotifyGroup) adriftLocked(w *inoWatch) {
+	if w.parent != nil || w.path == "" || !w.member {
+		// A watch outside the trees (an inode mark) keeps its old path, as inotifywait's
+		// %w: nothing is looked up below it.
+		return
+	}
+	if st, err := sys.Statx(sys.AT_FDCWD, w.path, sys.AT_SYMLINK_NOFOLLOW); err == nil && inodeID(st.Dev, st.Ino) == w.id {
+		return // still there (moved back, or a MOVED_TO told its new path)
+	}
+	w.path = ""
+}
+
+// errPathUnknown: a directory's path is unknown (inotifyGroup.adriftLocked).
+var errPathUnknown = errors.New("path unknown: the watched directory above it was moved where no watch saw (watch it again at its new path)")
+
+// joinPath joins a directory's path and an entry's name; "" (unknown) stays "".
 func joinPath(dir, name string) string {
+	if dir == "" {
+		return ""
+	}
 	if dir == "/" {
 		return "/" + name
 	}
@@ -287,6 +315,9 @@ func (g *inotifyGroup) addWatch(path string, mask uint32) (int32, error) {
 // descriptor that path goes through (call it when the path is no longer used).
 func (g *inotifyGroup) entryPath(w *inoWatch, name string) (path string, done func(), err error) {
 	path = joinPath(w.fullPath(), name)
+	if path == "" {
+		return "", nil, fmt.Errorf("%s: %w", name, errPathUnknown)
+	}
 	if len(path) < sys.PathMax {
 		return path, func() {}, nil
 	}
@@ -300,6 +331,9 @@ func (g *inotifyGroup) entryPath(w *inoWatch, name string) (path string, done fu
 // selfPath is entryPath of w itself: its path, or its parent's descriptor and its name.
 func (g *inotifyGroup) selfPath(w *inoWatch) (path string, done func(), err error) {
 	if w.parent == nil {
+		if w.path == "" {
+			return "", nil, errPathUnknown
+		}
 		return w.path, func() {}, nil
 	}
 	return g.entryPath(w.parent, w.name)
@@ -310,7 +344,9 @@ func (g *inotifyGroup) selfPath(w *inoWatch) (path string, done func(), err erro
 // The descriptor is only held for the call that needs it: the backend keeps none (see the top
 // of this file).
 func (g *inotifyGroup) openDirLocked(w *inoWatch) (int, error) {
-	if p := w.fullPath(); len(p) < sys.PathMax || w.parent == nil {
+	if p := w.fullPath(); p == "" {
+		return -1, errPathUnknown
+	} else if len(p) < sys.PathMax || w.parent == nil {
 		return sys.Open(p, sys.O_PATH|sys.O_DIRECTORY, 0)
 	}
 	up, err := g.openDirLocked(w.parent)
@@ -562,7 +598,7 @@ func (g *inotifyGroup) syncMembersLocked() error {
 	var firstErr error
 	for _, w := range g.byWd {
 		if w.member {
-			if err := g.syncLocked(w); err != nil && firstErr == nil && !errors.Is(err, syscall.ENOENT) {
+			if err := g.syncLocked(w); err != nil && firstErr == nil && !errors.Is(err, syscall.ENOENT) && !errors.Is(err, errPathUnknown) {
 				firstErr = err
 			}
 		}
@@ -1089,8 +1125,12 @@ func (g *inotifyGroup) selfLocked(w *inoWatch, bits engine.Mask, out []*engine.E
 	if w.isDir {
 		m |= engine.OnDir // inotify leaves IN_ISDIR off IN_DELETE_SELF and IN_MOVE_SELF
 	}
-	return append(out, &engine.Event{Mask: m, Inode: w.id, Path: w.fullPath(), Ancestors: chain(w.parent),
+	out = append(out, &engine.Event{Mask: m, Inode: w.id, Path: w.fullPath(), Ancestors: chain(w.parent),
 		Filesystem: fsID(w.id.Hi), Time: now})
+	if bits&engine.MoveSelf != 0 {
+		g.adriftLocked(w) // after its own event, which names where it was
+	}
+	return out
 }
 
 // direntLocked handles create, delete and moves of an entry of directory w.
