@@ -5,10 +5,12 @@ package backend
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 )
 
 // TestInotifyRootMovedAwayHasNoStalePaths: inotify does not say where a watched directory
@@ -45,5 +47,59 @@ func TestInotifyRootMovedAwayHasNoStalePaths(t *testing.T) {
 	want := []string{"CREATE|ONDIR x path=", "OVERFLOW", "CREATE g path=", "CREATE sentinel path="}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestInotifyOverflowRescanWatchesLostDirectories: directories whose CREATE the kernel dropped
+// (IN_Q_OVERFLOW) are found by the rescan that follows the overflow: what is made in them
+// afterwards is reported, the overflow having said that what came before may be lost.
+func TestInotifyOverflowRescanWatchesLostDirectories(t *testing.T) {
+	testenv.RequireRoot(t) // to lower fs.inotify.max_queued_events
+	const knob = "/proc/sys/fs/inotify/max_queued_events"
+	old, err := os.ReadFile(knob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := inoBackend(t)
+	dir := t.TempDir()
+	g := inoGroup(t, b)
+	if err := os.WriteFile(knob, []byte("16"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	func() {
+		defer os.WriteFile(knob, old, 0o644)
+		inoMark(t, b, g, dir, engine.KindSubtree, engine.Create|engine.OnDir)
+	}()
+	if now, _ := os.ReadFile(knob); string(now) != string(old) {
+		t.Fatalf("%s not restored: %q, was %q", knob, now, old)
+	}
+	const n = 60
+	b.ino.mu.Lock() // the reader waits: the kernel's queue overflows
+	for i := 0; i < n; i++ {
+		os.MkdirAll(filepath.Join(dir, "d"+strconv.Itoa(i), "s"), 0o755)
+	}
+	b.ino.mu.Unlock()
+	inoReadUntil(t, g, func(e inoEvent) bool { return e.overflow })
+	// Drain what the overflow left queued, then write in every directory.
+	sentinel := filepath.Join(dir, "sentinel0")
+	os.WriteFile(sentinel, nil, 0o644)
+	inoReadUntil(t, g, inoCreated(sentinel))
+	for i := 0; i < n; i++ {
+		os.WriteFile(filepath.Join(dir, "d"+strconv.Itoa(i), "s", "f"), nil, 0o644)
+	}
+	sentinel = filepath.Join(dir, "sentinel1")
+	os.WriteFile(sentinel, nil, 0o644)
+	evs := inoReadUntil(t, g, inoCreated(sentinel))
+	seen := map[string]bool{}
+	for _, e := range evs {
+		if e.overflow {
+			t.Fatalf("a second overflow; got:\n%s", inoDump(evs))
+		}
+		seen[e.path] = true
+	}
+	for i := 0; i < n; i++ {
+		if f := filepath.Join(dir, "d"+strconv.Itoa(i), "s", "f"); !seen[f] {
+			t.Errorf("%s not reported after the overflow's rescan", f)
+		}
 	}
 }
