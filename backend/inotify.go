@@ -109,6 +109,10 @@ type inotifyGroup struct {
 	quiet time.Time
 	// blinded counts the directories the scans skipped as blind (see inoWatch.blind).
 	blinded int
+	// stale: a directory was not watched because the tree's path to it was stale (renamed
+	// since: addMemberLocked); the trees are walked again once the queue has been read empty,
+	// when the renames are read and the paths current (drained).
+	stale bool
 
 	out []*engine.Event // the reader's, reused by handleBatch (not guarded by mu)
 }
@@ -693,6 +697,21 @@ func (g *inotifyGroup) addMemberLocked(parent *inoWatch, name string) (*inoWatch
 		}
 		return nil, false, explainInotifyError(err)
 	}
+	// The path must still lead through parent: events are read late, and when a directory
+	// of the path was renamed since (its MOVED_FROM still queued), the path may name another
+	// directory by now — anyone's who may write there. Then the directory is not watched
+	// here (it is gone from where the tree has it): the caller says so, and the trees are
+	// walked again once the renames are read (stale, drained).
+	// (A directory the user may read but not search cannot be checked so: it is taken as
+	// found, unchecked — the one case where the race stays open.)
+	if up, err := sys.Statx(sys.AT_FDCWD, path+"/..", sys.AT_SYMLINK_NOFOLLOW); err != nil && !errors.Is(err, syscall.EACCES) ||
+		err == nil && inodeID(up.Dev, up.Ino) != parent.id {
+		if g.byWd[wd] == nil {
+			g.rmWatch(wd)
+		}
+		g.stale = true
+		return nil, false, nil
+	}
 	w := g.byWd[wd]
 	if w == nil {
 		w = &inoWatch{wd: wd, id: inodeID(st.Dev, st.Ino), isDir: true, kmask: mask}
@@ -940,10 +959,27 @@ func (g *inotifyGroup) drained(before time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.quiet = before
+	if g.stale {
+		g.stale = false
+		g.rescanLocked("after a stale path")
+	}
 	for _, w := range g.synthed {
 		w.synth = nil
 	}
 	g.synthed = g.synthed[:0]
+}
+
+// rescanLocked walks every tree again, watching the directories it has no watch for (their
+// CREATE was lost, or looked up at a stale path). What they hold is not reported: the
+// overflow that went before tells the groups to look for themselves.
+func (g *inotifyGroup) rescanLocked(why string) {
+	for id := range g.roots {
+		if w := g.byID[id]; w != nil && w.member {
+			if err := g.scanLocked(w, nil, true, 0); err != nil {
+				g.b.log.Error("watching a tree again "+why, "path", w.fullPath(), "err", err)
+			}
+		}
+	}
 }
 
 // takeOutLocked takes the directory of an unpaired MOVED_FROM out of its tree: it went
@@ -1015,13 +1051,7 @@ func (g *inotifyGroup) handleLocked(evs []sys.InotifyEvent, i int, out []*engine
 		}
 		// Directories created meanwhile may have no watch: look for them. (What they hold
 		// is not reported: the overflow tells the groups to look for themselves.)
-		for id := range g.roots {
-			if w := g.byID[id]; w != nil && w.member {
-				if err := g.scanLocked(w, nil, true, 0); err != nil {
-					g.b.log.Error("watching a tree again after an overflow", "path", w.fullPath(), "err", err)
-				}
-			}
-		}
+		g.rescanLocked("after an overflow")
 		return out
 	}
 	w := g.byWd[ev.Wd]

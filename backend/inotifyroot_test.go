@@ -3,11 +3,13 @@
 package backend
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/engine"
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
@@ -100,6 +102,60 @@ func TestInotifyOverflowRescanWatchesLostDirectories(t *testing.T) {
 	for i := 0; i < n; i++ {
 		if f := filepath.Join(dir, "d"+strconv.Itoa(i), "s", "f"); !seen[f] {
 			t.Errorf("%s not reported after the overflow's rescan", f)
+		}
+	}
+}
+
+// TestInotifyStalePathLooksUpNoOtherDirectory: events are read after the fact, so the tree's
+// paths may be stale when a directory's CREATE is read: renamed since (its MOVED_FROM still
+// queued), the old path may name another directory by then, made by anyone who may write in
+// the tree. The new directory is looked up only where it is: its path must lead through the
+// directory the event came from. Before, the reader watched the directory at the stale path
+// — another one's, whose files it reported as the tree's — and the real one's files were lost
+// without an overflow.
+func TestInotifyStalePathLooksUpNoOtherDirectory(t *testing.T) {
+	b := inoBackend(t)
+	r := t.TempDir()
+	j := filepath.Join
+	os.MkdirAll(j(r, "x"), 0o755)
+	g := inoGroup(t, b)
+	inoMark(t, b, g, r, engine.KindSubtree, engine.Create|engine.OnDir)
+	b.ino.mu.Lock() // the reader waits with what it read: every event below is read late
+	inoSh(t, "mkdir "+r+"/x/sub && mv "+r+"/x "+r+"/y && mkdir -p "+r+"/x/sub && touch "+r+"/x/sub/evil")
+	b.ino.mu.Unlock()
+	inoSh(t, "touch "+r+"/sentinel")
+	evs := inoReadUntil(t, g, inoCreated(j(r, "sentinel")))
+	overflow := false
+	for _, e := range evs {
+		overflow = overflow || e.overflow
+		if e.name == "evil" && e.path != j(r, "x", "sub", "evil") {
+			t.Errorf("the other directory's file reported in the tree's: %v", e)
+		}
+	}
+	if !overflow {
+		t.Errorf("x/sub (now y/sub) was not watched and no overflow said so; got:\n%s", inoDump(evs))
+	}
+	// Once the renames are read, the trees are walked again: y/sub is watched.
+	ctx, cancel := context.WithTimeout(context.Background(), inoHang)
+	defer cancel()
+	names := map[string]bool{}
+	for i := 0; ; i++ {
+		f := j(r, "y", "sub", "f"+strconv.Itoa(i))
+		names[f] = true
+		os.WriteFile(f, nil, 0o644)
+		rctx, rcancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		d, err := g.Read(rctx)
+		rcancel()
+		if ctx.Err() != nil {
+			t.Fatalf("no file of y/sub reported within %v", inoHang)
+		}
+		if err != nil {
+			continue
+		}
+		seen := d.Mask&engine.Create != 0 && d.Event != nil && names[d.Event.Path]
+		d.Release()
+		if seen {
+			return
 		}
 	}
 }
