@@ -113,6 +113,9 @@ type inotifyGroup struct {
 	// since: addMemberLocked); the trees are walked again once the queue has been read empty,
 	// when the renames are read and the paths current (drained).
 	stale bool
+	// staleN counts the directories not watched or not scanned for a stale path: a scan
+	// that met one was incomplete (newDirLocked).
+	staleN int
 
 	out []*engine.Event // the reader's, reused by handleBatch (not guarded by mu)
 }
@@ -710,6 +713,7 @@ func (g *inotifyGroup) addMemberLocked(parent *inoWatch, name string) (*inoWatch
 			g.rmWatch(wd)
 		}
 		g.stale = true
+		g.staleN++
 		return nil, false, nil
 	}
 	w := g.byWd[wd]
@@ -761,6 +765,12 @@ func (g *inotifyGroup) scanLocked(w *inoWatch, sc *scan, all bool, depth int) er
 	}
 	f := os.NewFile(uintptr(fd), path)
 	defer f.Close()
+	if st, err := sys.Fstat(fd); err != nil || inodeID(st.Dev, st.Ino) != w.id {
+		// The path names another directory by now (see addMemberLocked): not w's entries.
+		g.stale = true
+		g.staleN++
+		return nil
+	}
 	entries, err := f.ReadDir(-1)
 	if err != nil {
 		if gone(err) {
@@ -1311,13 +1321,13 @@ func (g *inotifyGroup) newDirLocked(w *inoWatch, name string, out []*engine.Even
 		return out
 	}
 	sc := &scan{out: &out, since: since}
-	blinded := g.blinded
+	blinded, staleN := g.blinded, g.staleN
 	if err := g.scanLocked(c, sc, false, 0); err != nil {
 		g.b.log.Error("watching a new directory", "path", c.fullPath(), "err", err)
 		return append(out, overflowEvent)
 	}
-	if g.blinded != blinded {
-		return append(out, overflowEvent) // a directory in it could not be watched
+	if g.blinded != blinded || g.staleN != staleN {
+		return append(out, overflowEvent) // a directory in it could not be watched, or read
 	}
 	if sc.files > 0 && g.subMask&unseenBefore != 0 {
 		out = append(out, overflowEvent)

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/fsnotifyd/fsnotifyd/engine"
@@ -97,10 +98,11 @@ func logLine(log, s string) string {
 func TestInotifyTreeRemovedDuringSetupIsNoError(t *testing.T) {
 	r := t.TempDir()
 	churn := exec.Command("sh", "-c", "cd "+r+" && while :; do mkdir -p x/a/b/c/d/e x/f/g/h x/i/j x/k/l; rm -rf x; done")
+	churn.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its mkdir and rm go with it
 	if err := churn.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { churn.Process.Kill(); churn.Wait() }()
+	defer func() { syscall.Kill(-churn.Process.Pid, syscall.SIGKILL); churn.Wait() }()
 	failed := 0
 	var first error
 	for i := 0; i < 400; i++ {
