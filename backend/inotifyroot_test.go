@@ -195,3 +195,32 @@ func TestInotifyNewDirectoryGapIsBounded(t *testing.T) {
 		t.Fatalf("got %v\nwant %v (d/f, made and removed before d's watch, leaves no trace)", got, want)
 	}
 }
+
+// TestInotifySymlinksAreNotFollowed: a symlink in a tree — to a directory outside it, to its
+// own root, or in a loop — is an entry, never a directory of the tree: what happens where it
+// points is not reported through it, made before the mark or after.
+func TestInotifySymlinksAreNotFollowed(t *testing.T) {
+	b := inoBackend(t)
+	base := t.TempDir()
+	j := filepath.Join
+	r, out := j(base, "r"), j(base, "out")
+	os.MkdirAll(j(r, "a"), 0o755)
+	os.MkdirAll(j(out, "o"), 0o755)
+	for link, to := range map[string]string{j(r, "toout"): out, j(r, "a", "toroot"): r, j(r, "loop1"): "loop2", j(r, "loop2"): "loop1"} {
+		if err := os.Symlink(to, link); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g := inoGroup(t, b)
+	inoMark(t, b, g, r, engine.KindSubtree, engine.Create|engine.OnDir)
+	inoSh(t, "ln -s "+out+" "+r+"/a/later && touch "+out+"/f "+out+"/o/g && mkdir "+out+"/n && touch "+out+"/n/h && touch "+r+"/sentinel")
+	evs := inoReadUntil(t, g, inoCreated(j(r, "sentinel")))
+	var got []string
+	for _, e := range evs {
+		got = append(got, strings.ReplaceAll(e.String(), base, ""))
+	}
+	want := []string{"CREATE /r/a/later", "CREATE /r/sentinel"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
