@@ -17,7 +17,8 @@
 //
 // A program switches by changing its import. Watches are not recursive by default, and one
 // goes away when its path is deleted or renamed; re-adding a path does nothing; after Close,
-// Add returns ErrClosed, Remove nil and WatchList nil.
+// Add returns ErrClosed, Remove nil and WatchList nil (also for an Add or Remove that Close
+// overtakes from another goroutine).
 //
 // Then what fsnotify hides: recursive watches with no mkdir race (WithRecursive, or the
 // "dir/..." form), per-watch operations (WithOps), Open, Read, CloseWrite, CloseRead and

@@ -220,7 +220,8 @@ const mountOps = Open | Read | Write | CloseWrite | CloseRead | Exec
 
 // Add watches path: a file, or a directory and its entries (not recursively; see
 // WithRecursive). Adding a watched path again does nothing. The watch goes away when the
-// path is removed or renamed. Returns ErrClosed after Close.
+// path is removed or renamed. Returns ErrClosed after Close, and when Close runs meanwhile
+// (from another goroutine): never an error of the closing event source.
 func (w *Watcher) Add(path string) error { return w.AddWith(path) }
 
 // AddWith is Add with options.
@@ -312,6 +313,10 @@ func (w *Watcher) AddWith(path string, opts ...AddOption) error {
 		wt.marks[rm] |= selfMask
 	}
 	w.mu.Lock()
+	if w.closed { // Close ran meanwhile: its source's marks are gone with it
+		w.mu.Unlock()
+		return ErrClosed
+	}
 	if old := w.watches[name]; old != nil {
 		for mk, mm := range old.marks {
 			wt.marks[mk] |= mm
@@ -326,6 +331,11 @@ func (w *Watcher) AddWith(path string, opts ...AddOption) error {
 }
 
 func (w *Watcher) addError(path string, err error) error {
+	if w.isClosed() {
+		// Close ran while the source was at work (it cancels w.ctx and closes the source):
+		// the Add lost the race, and says so as an Add after Close does.
+		return ErrClosed
+	}
 	var me *source.MarkError
 	if !errors.As(err, &me) {
 		return err // names the path
@@ -428,7 +438,8 @@ func (w *Watcher) sync(ms []*source.Mark, force bool) error {
 
 // Remove stops watching path (added with Add, or with AddWith(WithRecursive) — "path/..."
 // is accepted too). Watches below it are not removed. It returns an error wrapping
-// ErrNonExistentWatch if path is not watched, and nil after Close.
+// ErrNonExistentWatch if path is not watched, and nil after Close or when Close runs
+// meanwhile.
 func (w *Watcher) Remove(path string) error {
 	name, _ := splitRecursive(path)
 	w.opMu.Lock()
@@ -445,7 +456,17 @@ func (w *Watcher) Remove(path string) error {
 	}
 	ms := w.dropLocked(wt)
 	w.mu.Unlock()
-	return w.sync(ms, false)
+	if err := w.sync(ms, false); err != nil && !w.isClosed() {
+		return err
+	}
+	return nil // Close ran meanwhile: a Remove after Close is nil
+}
+
+// isClosed reports whether Close has begun.
+func (w *Watcher) isClosed() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.closed
 }
 
 // dropLocked forgets a watch and returns its marks, for sync.
