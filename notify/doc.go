@@ -11,7 +11,8 @@
 //	created, moved in          Create (OldName set when the old place is watched too)
 //	written, truncated         Write
 //	deleted                    Remove (a watched object's own deletion only when its
-//	                           directory is not watched: that directory reports it)
+//	                           directory is not watched for Remove: that directory
+//	                           reports it; always when a rename replaced the object)
 //	moved away, watched moved  Rename, with the old name
 //	attributes, link count     Chmod (an unlink reports Chmod, then Remove)
 //
@@ -19,6 +20,17 @@
 // goes away when its path is deleted or renamed; re-adding a path does nothing; after Close,
 // Add returns ErrClosed, Remove nil and WatchList nil (also for an Add or Remove that Close
 // overtakes from another goroutine).
+//
+// # Watching a file
+//
+// A watch is on the object the path names when it is added, as fsnotify's. Editors and
+// config tools replace a file rather than write it (write a temporary file, rename it over
+// the old one; or rename the old one away and write a new one): the watch then ends with the
+// old file, and says so — Remove (replaced, or deleted) or Rename (moved away) on the
+// file's name, and WatchList no longer holds it. fsnotify ends such a watch silently when
+// the file's directory is watched too; a Watcher reports the Remove there as well. To
+// follow a file across replacements, watch its directory and filter events by name
+// (ExampleWatcher_file), or Add the path again after its Remove or Rename.
 //
 // Then what fsnotify hides: recursive watches with no mkdir race (WithRecursive, or the
 // "dir/..." form), per-watch operations (WithOps), Open, Read, CloseWrite, CloseRead and

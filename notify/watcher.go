@@ -54,6 +54,11 @@ type Watcher struct {
 	marks   map[*source.Mark]engine.Mask
 	renames [16]renameRec // recent Rename events: new path → old path
 	nextRen int
+	// arrivals are the paths recently arrived at by a rename (MovedTo): a watched file
+	// replaced so (an editor's atomic save) has no Remove of its directory's to stand in for
+	// its watch's own.
+	arrivals [16]string
+	nextArr  int
 }
 
 // watch is one path added with Add or AddWith.
@@ -219,8 +224,10 @@ func WithBufferSize(bytes int) AddOption { return func(*addConfig) {} }
 const mountOps = Open | Read | Write | CloseWrite | CloseRead | Exec
 
 // Add watches path: a file, or a directory and its entries (not recursively; see
-// WithRecursive). Adding a watched path again does nothing. The watch goes away when the
-// path is removed or renamed. Returns ErrClosed after Close, and when Close runs meanwhile
+// WithRecursive). Adding a watched path again does nothing. The watch is on the object the
+// path names now: it goes away, with a Remove or Rename on its name, when that object is
+// removed, renamed, or replaced by a rename (an editor's atomic save); watch the directory
+// to follow a file across saves ("Watching a file" in the package doc). Returns ErrClosed after Close, and when Close runs meanwhile
 // (from another goroutine): never an error of the closing event source.
 func (w *Watcher) Add(path string) error { return w.AddWith(path) }
 
@@ -317,6 +324,7 @@ func (w *Watcher) AddWith(path string, opts ...AddOption) error {
 		w.mu.Unlock()
 		return ErrClosed
 	}
+	w.forgetArrivalLocked(abs) // an earlier rename to the path is not this object's replacement
 	if old := w.watches[name]; old != nil {
 		for mk, mm := range old.marks {
 			wt.marks[mk] |= mm
@@ -594,6 +602,15 @@ func (w *Watcher) convert(ev *source.Event, out []Event) ([]Event, []*source.Mar
 		w.nextRen = (w.nextRen + 1) % len(w.renames)
 		m &^= engine.Rename
 	}
+	if ev.Path != "" {
+		switch {
+		case m&engine.MovedTo != 0:
+			w.arrivals[w.nextArr] = ev.Path
+			w.nextArr = (w.nextArr + 1) % len(w.arrivals)
+		case m&engine.Delete != 0:
+			w.forgetArrivalLocked(ev.Path)
+		}
+	}
 	ops := opsOf(m)
 	if ops == 0 && m&(engine.DeleteSelf|engine.MoveSelf) == 0 {
 		return out, nil
@@ -617,12 +634,15 @@ func (w *Watcher) convert(ev *source.Event, out []Event) ([]Event, []*source.Mar
 		}
 	}
 	// Self events end their watch. A watch's own Remove is not reported when its directory
-	// is watched too (that directory reports the entry's Remove); its Rename always is.
+	// is watched for Remove too and the object was unlinked (that directory reports the
+	// entry's Remove); it is when a rename replaced the object (the directory reports a
+	// Create there, not a Remove). Its Rename always is.
 	var gone []*source.Mark
 	if m&(engine.DeleteSelf|engine.MoveSelf) != 0 {
 		for _, wt := range w.selfWatchesLocked(ev) {
 			var op Op
-			if m&engine.DeleteSelf != 0 && wt.ops.Has(Remove) && !w.parentWatchedLocked(wt) {
+			if m&engine.DeleteSelf != 0 && wt.ops.Has(Remove) &&
+				(w.forgetArrivalLocked(wt.abs) || !w.parentWatchedLocked(wt)) {
 				op |= Remove
 			}
 			if m&engine.MoveSelf != 0 && wt.ops.Has(Rename) {
@@ -678,12 +698,23 @@ func (w *Watcher) selfWatchesLocked(ev *source.Event) []*watch {
 	return out
 }
 
-// parentWatchedLocked reports whether the directory holding wt's object is watched (it
-// then reports the object's removal itself).
+// forgetArrivalLocked forgets that a rename arrived at path, and reports whether one had.
+func (w *Watcher) forgetArrivalLocked(path string) bool {
+	found := false
+	for i := range w.arrivals {
+		if w.arrivals[i] == path {
+			w.arrivals[i], found = "", true
+		}
+	}
+	return found
+}
+
+// parentWatchedLocked reports whether the directory holding wt's object is watched for
+// Remove (it then reports the object's unlinking itself).
 func (w *Watcher) parentWatchedLocked(wt *watch) bool {
 	dir := filepath.Dir(wt.abs)
 	for _, o := range w.watches {
-		if o == wt {
+		if o == wt || !o.ops.Has(Remove) {
 			continue
 		}
 		switch o.kind {
