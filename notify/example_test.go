@@ -3,6 +3,7 @@
 package notify_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -152,4 +153,29 @@ func ExampleWatcher_Close() {
 	fmt.Println("closed:", !open)
 	// Output:
 	// closed: true
+}
+
+// A Watcher bound to a context: Close when it ends, from any goroutine; the loop reading
+// Events then ends, as Events is closed.
+func ExampleWatcher_context() {
+	dir, _ := os.MkdirTemp("", "example")
+	defer os.RemoveAll(dir)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w, err := notify.NewWatcher()
+	if err != nil {
+		log.Fatal(err)
+	}
+	go func() { <-ctx.Done(); w.Close() }()
+	w.Add(dir)
+
+	os.WriteFile(filepath.Join(dir, "a"), nil, 0o644)
+	for ev := range w.Events {
+		fmt.Println(ev.Op, filepath.Base(ev.Name))
+		cancel() // say, the program is shutting down
+	}
+	fmt.Println("stopped")
+	// Output:
+	// CREATE a
+	// stopped
 }

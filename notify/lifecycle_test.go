@@ -6,16 +6,20 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 // TestWatcherLifecycleRaces: what fsnotify's users met (fsnotify/fsnotify#367, #456: Close
 // racing Close; #195: Remove from the loop reading Events; #704: Add racing Close; #516: Add
 // after Close is ErrClosed, Remove nil), on every event source. Each case must end within
 // the hang bound; a call that loses a race with Close answers as if it came after it (Add
-// ErrClosed or nil, Remove nil or ErrNonExistentWatch), never an error of the source's.
+// ErrClosed or nil, Remove nil or ErrNonExistentWatch), never an error of the source's; and
+// once Close has returned, no goroutine of the Watcher's is left.
 func TestWatcherLifecycleRaces(t *testing.T) {
 	cases := []struct {
 		name string
@@ -61,7 +65,8 @@ func TestWatcherLifecycleRaces(t *testing.T) {
 			}
 			wg.Wait()
 		}},
-		{"add and remove racing close", func(e *env, _ *Watcher) {
+		{"add and remove racing close", func(e *env, first *Watcher) {
+			must(e.t, first.Close())
 			for i := range 4 {
 				must(e.t, os.Mkdir(e.path(fmt.Sprint("d", i)), 0o755))
 			}
@@ -102,6 +107,12 @@ func TestWatcherLifecycleRaces(t *testing.T) {
 				sub.t = t
 				sub.dir = e.path(fmt.Sprint("case", i))
 				must(t, os.Mkdir(sub.dir, 0o755))
+				// The backend's own goroutines (started with its first mark, ended with it) are
+				// there before the snapshot.
+				warm := sub.watcher()
+				must(t, warm.Add(sub.dir))
+				must(t, warm.Close())
+				before := goleak.IgnoreCurrent()
 				w := sub.watcher()
 				must(t, w.Add(sub.dir))
 				done := make(chan struct{})
@@ -111,6 +122,9 @@ func TestWatcherLifecycleRaces(t *testing.T) {
 				case <-time.After(hang):
 					t.Fatal("hangs")
 				}
+				// Closed: nothing of the Watcher's goes on (its goroutine, its source's, and
+				// through the daemon the connection's).
+				goleak.VerifyNone(t, before)
 			})
 		}
 	})
@@ -127,4 +141,37 @@ func flood(e *env, n int) (wait func()) {
 		}
 	}()
 	return func() { <-done }
+}
+
+// TestWatcherEventsAfterRemove: once Remove has returned, a watch's events stop, but for what
+// the Watcher had already taken from its source and was offering on Events: the event being
+// sent, and the operations split from the same source event (at most 4; the Events buffer
+// too, here none). fsnotify's users see the same (an event already read); more would be
+// events the program asked to stop. 500 files are created, nobody reading, the directory's
+// watch is removed, then a sentinel in another watched directory is read up to.
+func TestWatcherEventsAfterRemove(t *testing.T) {
+	eachMode(t, func(e *env) {
+		t := e.t
+		w := e.watcher()
+		gone, other := e.path("gone"), e.path("other")
+		must(t, os.Mkdir(gone, 0o755))
+		must(t, os.Mkdir(other, 0o755))
+		must(t, w.Add(gone))
+		must(t, w.Add(other))
+		for i := range 500 {
+			must(t, os.WriteFile(fmt.Sprintf("%s/f%d", gone, i), nil, 0o644))
+		}
+		must(t, w.Remove(gone))
+		must(t, os.WriteFile(other+"/sentinel", nil, 0o644))
+		evs := until(t, w, is(Create, other+"/sentinel"))
+		after := 0
+		for _, ev := range evs {
+			if strings.HasPrefix(ev.Name, gone+"/") {
+				after++
+			}
+		}
+		if after > 4 {
+			t.Errorf("%d events of a removed watch after Remove returned, want at most 4:\n%s", after, tail(strings.Split(show(evs), "\n")))
+		}
+	})
 }

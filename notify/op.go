@@ -101,10 +101,11 @@ type Event struct {
 	// OldName is, for a Create that is the arrival end of a rename, the old path (in the
 	// same form as Name) — when the old place is watched too (fsnotify's renamedFrom).
 	OldName string
-	// Pid is the process that caused the event, Comm its command name: known with fanotify
-	// (when privileged), 0 and "" with inotify, never guessed. Comm is read when the event is
-	// read from the kernel; a process that exited before that has none.
-	Pid  int
+	// Pid is the process that caused the event: known with fanotify (when privileged), 0
+	// with inotify, never guessed.
+	Pid int
+	// Comm is that process's command name, read when the event is read from the kernel: ""
+	// with inotify, and for a process that exited before that.
 	Comm string
 	// IsDir reports that the object is a directory.
 	IsDir bool

@@ -448,6 +448,11 @@ func (w *Watcher) sync(ms []*source.Mark, force bool) error {
 // is accepted too). Watches below it are not removed. It returns an error wrapping
 // ErrNonExistentWatch if path is not watched, and nil after Close or when Close runs
 // meanwhile.
+//
+// Once it has returned, the watch's events stop, except what the Watcher had already read
+// for it: the event it is offering on Events (and the operations split from the same kernel
+// event), and those in Events' buffer (NewBufferedWatcher). A program that must not act on
+// them checks its own list.
 func (w *Watcher) Remove(path string) error {
 	name, _ := splitRecursive(path)
 	w.opMu.Lock()
