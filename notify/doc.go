@@ -107,4 +107,6 @@
 // unknown (rescan what matters). For fsnotify's readers it also offers ErrEventOverflow on
 // Errors, which has room for one error and is never waited on: the Watcher never blocks on a
 // reader that ignores Errors, and an overflow finding an unread one there is not repeated.
+// Through the daemon, losing the connection is said at once on Errors (ErrDaemonLost): the
+// events from then until the daemon is back are lost, and the Overflow comes only then.
 package notify

@@ -141,3 +141,10 @@ var (
 	// ErrEventOverflow is sent on Errors when events were lost (see Overflow).
 	ErrEventOverflow = errors.New("fsnotify: queue or buffer overflow")
 )
+
+// ErrDaemonLost is sent on Errors (wrapped with the cause) by a Watcher through the daemon
+// (WithDaemon) when its connection to the daemon is lost: no events are reported until it is
+// back — the Watcher reconnects by itself, then delivers an Overflow where events were lost.
+// A program that cannot wait (the daemon may never come back) rescans by itself, or Closes
+// the Watcher and falls back to an embedded one.
+var ErrDaemonLost = errors.New("notify: lost the connection to the fsnotifyd daemon; no events until it is back (an Overflow then)")

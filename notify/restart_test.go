@@ -3,10 +3,12 @@
 package notify
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 )
@@ -72,4 +74,34 @@ func TestWatcherWatchesLostInDaemonRestart(t *testing.T) {
 	if removed[file] != 1 || removed[tree] != 1 {
 		t.Errorf("Remove of the replaced file %d times, of the remade tree %d times; want once each", removed[file], removed[tree])
 	}
+}
+
+// TestWatcherSaysDaemonLost: a Watcher through the daemon whose daemon goes away (and may
+// never come back) must not go silent: its events are lost from then on, so it says so at
+// once on Errors (ErrDaemonLost, wrapping the cause) — the Guard has OnDisconnected for
+// this, fsnotify's readers read Errors. When the daemon is back, the Overflow says where
+// events were lost, and events flow again.
+func TestWatcherSaysDaemonLost(t *testing.T) {
+	testenv.RequireRoot(t)
+	sock := filepath.Join(t.TempDir(), "d.sock")
+	stop := runDaemon(t, sock)
+	dir := testenv.Tmpfs(t)
+	w, err := New(WithDaemon(sock))
+	must(t, err)
+	t.Cleanup(func() { w.Close() })
+	must(t, w.Add(dir))
+	stop()
+	select {
+	case err := <-w.Errors:
+		if !errors.Is(err, ErrDaemonLost) {
+			t.Fatalf("Errors: %v, want ErrDaemonLost", err)
+		}
+		t.Log(err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the daemon is gone and the Watcher says nothing on Errors")
+	}
+	runDaemon(t, sock)
+	until(t, w, func(ev Event) bool { return ev.Op == Overflow })
+	must(t, os.WriteFile(filepath.Join(dir, "after"), nil, 0o644))
+	until(t, w, is(Create, filepath.Join(dir, "after")))
 }

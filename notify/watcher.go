@@ -33,9 +33,10 @@ type Watcher struct {
 	// Events delivers the events, and Overflow events in order where events were lost.
 	// NewWatcher's is unbuffered, as fsnotify's on Linux.
 	Events chan Event
-	// Errors delivers ErrEventOverflow when events were lost. It has room for one error and
-	// is never waited on: an overflow finding it full (an earlier one unread) is dropped,
-	// the in-band Overflow event still says so.
+	// Errors delivers ErrEventOverflow when events were lost, and through the daemon
+	// ErrDaemonLost when its connection is lost. It has room for one error and is never
+	// waited on: an error finding it full (an earlier one unread) is dropped — the in-band
+	// Overflow event still says where events were lost.
 	Errors chan error
 
 	src    source.Source
@@ -48,12 +49,13 @@ type Watcher struct {
 
 	opMu sync.Mutex
 
-	mu      sync.Mutex
-	closed  bool
-	watches map[string]*watch // by Name form (cleaned, without "/...")
-	marks   map[*source.Mark]engine.Mask
-	renames [16]renameRec // recent Rename events: new path → old path
-	nextRen int
+	mu           sync.Mutex
+	closed       bool
+	errorsClosed bool              // the reader closed Errors: offerError sends no more
+	watches      map[string]*watch // by Name form (cleaned, without "/...")
+	marks        map[*source.Mark]engine.Mask
+	renames      [16]renameRec // recent Rename events: new path → old path
+	nextRen      int
 	// arrivals are the paths recently arrived at by a rename (MovedTo): a watched file
 	// replaced so (an editor's atomic save) has no Remove of its directory's to stand in for
 	// its watch's own.
@@ -130,6 +132,17 @@ func New(opts ...Option) (*Watcher, error) {
 		}
 		so.Backend, so.Release = b, release
 	}
+	w := &Watcher{
+		Events:  make(chan Event, c.buffer),
+		Errors:  make(chan error, 1),
+		done:    make(chan struct{}),
+		exited:  make(chan struct{}),
+		watches: map[string]*watch{},
+		marks:   map[*source.Mark]engine.Mask{},
+	}
+	if c.daemon != "" {
+		so.OnDisconnected = func(err error) { w.offerError(fmt.Errorf("%w: %w", ErrDaemonLost, err)) }
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	src, err := source.Open(ctx, so)
@@ -139,15 +152,7 @@ func New(opts ...Option) (*Watcher, error) {
 		}
 		return nil, err
 	}
-	w := &Watcher{
-		Events:  make(chan Event, c.buffer),
-		Errors:  make(chan error, 1),
-		src:     src,
-		done:    make(chan struct{}),
-		exited:  make(chan struct{}),
-		watches: map[string]*watch{},
-		marks:   map[*source.Mark]engine.Mask{},
-	}
+	w.src = src
 	w.ctx, w.cancel = context.WithCancel(context.Background())
 	go w.run()
 	return w, nil
@@ -528,6 +533,9 @@ func (w *Watcher) Close() error {
 // run reads the source and sends what it reads until Close.
 func (w *Watcher) run() {
 	defer func() {
+		w.mu.Lock()
+		w.errorsClosed = true // offerError runs on the source's goroutines
+		w.mu.Unlock()
 		close(w.Events)
 		close(w.Errors)
 		close(w.exited)
@@ -586,6 +594,20 @@ func (w *Watcher) sendOne(ev Event) bool {
 		return true
 	case <-w.done:
 		return false
+	}
+}
+
+// offerError puts err on Errors if there is room and the Watcher is open, from any goroutine;
+// it never waits (an error unread there already stays, as with an overflow).
+func (w *Watcher) offerError(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed || w.errorsClosed {
+		return
+	}
+	select {
+	case w.Errors <- err:
+	default:
 	}
 }
 
