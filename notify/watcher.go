@@ -28,7 +28,8 @@ import (
 //
 // Locks: opMu orders the changes of marks (Add, Remove, and the reader dropping the watches
 // whose object went away) and is held across the source's calls; mu, taken inside it, guards
-// the watches and is never held while calling out.
+// the watches and is never held while calling out. Through the daemon, the client's
+// reconnecting goroutine also takes mu, alone, to offer ErrDaemonLost (offerError).
 type Watcher struct {
 	// Events delivers the events, and Overflow events in order where events were lost.
 	// NewWatcher's is unbuffered, as fsnotify's on Linux.
