@@ -15,8 +15,9 @@ import (
 // do (fsnotify/fsnotify#17, #134, #282, #372: "the watch stops working after vim saves").
 // A watch is on an inode, as fsnotify's: it ends with the old file, so it must say so — an
 // event on the file's name that ends the watch (Remove or Rename, as its doc says) — and
-// WatchList must drop it, so that a program can add the path again. Then the recommended
-// pattern (watch the directory, filter by name) sees the new file's writes. Each way of
+// WatchList must drop it, so that a program can add the path again. Then the new file's
+// writes are seen: through the directory's watch (the recommended pattern: watch the
+// directory, filter by name) or the path added again. Each way of
 // replacing, with the file watched alone and with its directory watched too (for fsnotify's
 // operations, or only Write: a directory that does not report Remove cannot stand in for
 // the file's own).
@@ -70,11 +71,14 @@ func TestWatcherWatchedFileReplaced(t *testing.T) {
 					if !slices.ContainsFunc(evs, func(ev Event) bool { return ev.Name == f && ev.Has(Remove|Rename) }) {
 						t.Errorf("the file's watch ended without a Remove or Rename on its name:\n%s", show(evs))
 					}
-					if withDir {
-						// The directory's watch goes on: the new file's writes are seen there.
-						must(t, os.WriteFile(f, []byte("newer"), 0o644))
-						evs = append(evs, until(t, w, is(Write, f))...)
+					if !withDir || dirOps&Write == 0 {
+						// fsnotify's other remedy: add the path again, now the new file.
+						must(t, w.Add(f))
 					}
+					// The new file's writes are seen (through the directory's watch, or the
+					// file's new one).
+					must(t, os.WriteFile(f, []byte("newer"), 0o644))
+					evs = append(evs, until(t, w, is(Write, f))...)
 					t.Logf("\n%s", show(evs))
 				})
 			}
