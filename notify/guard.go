@@ -502,7 +502,9 @@ type GuardConfig struct {
 
 // Decision describes one decided access, for audit logs.
 type Decision struct {
+	// Request is the access decided (how long it may be kept: GuardConfig.ReuseRequests).
 	Request *Request
+	// Verdict is what the access was answered.
 	Verdict Verdict
 	// By says who decided: "inline", "handler", "late" (GuardConfig.OnLate), "deadline",
 	// "closed".
@@ -659,7 +661,9 @@ func (gd *Guard) OnError() Verdict {
 
 // PanicError is a handler's (or Inline's) panic, recovered by the Guard.
 type PanicError struct {
+	// Value is what the handler passed to panic.
 	Value any
+	// Stack is the panicking goroutine's stack (runtime/debug.Stack), for the log.
 	Stack []byte
 }
 
@@ -1236,9 +1240,12 @@ type GuardStats struct {
 	Decided, Denied, TimedOut uint64
 	// Late counts the accesses OnLate answered (in time): a handler had not decided them by
 	// their late point. A guard that counts many is overloaded, or its handlers too slow.
-	Late    uint64
+	Late uint64
+	// Pending counts the engine group's permission events not yet answered.
 	Pending int
-	Engine  engine.GroupStats
+	// Engine is the engine group's figures: embedded only (through the daemon they are the
+	// daemon's, zero here: see fsnotifyd stats).
+	Engine engine.GroupStats
 }
 
 // Stats returns the Guard's figures (through the daemon, the engine's are the daemon's:
