@@ -59,7 +59,9 @@ type Watcher struct {
 	nextRen      int
 	// arrivals are the paths recently arrived at by a rename (MovedTo): a watched file
 	// replaced so (an editor's atomic save) has no Remove of its directory's to stand in for
-	// its watch's own.
+	// its watch's own. Bounded: a replaced file held open elsewhere reports its deletion at
+	// its last close; after 16 other renames meanwhile, its watch ends as fsnotify's would
+	// (its Remove dropped, the directory's Create with OldName the only sign).
 	arrivals [16]string
 	nextArr  int
 }
