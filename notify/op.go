@@ -25,7 +25,9 @@ const (
 	// Create if it is watched); a watch on it goes away.
 	Rename
 	// Chmod: attributes changed (mode, owner, times, extended attributes, link count — so
-	// an unlink of a file reports Chmod before Remove).
+	// an unlink of a file reports Chmod before Remove, and a touch, an indexer or a backup
+	// tool report it without any change of content). Most programs want it not: a watch
+	// added WithOps without Chmod never sees it, where fsnotify's users filter it out.
 	Chmod
 	// Open: a file or directory was opened (fsnotify's unexported xUnportableOpen).
 	Open
