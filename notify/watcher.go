@@ -286,7 +286,8 @@ func (w *Watcher) AddWith(path string, opts ...AddOption) error {
 		c.ops |= old.ops // as fsnotify: a second Add with more operations widens the watch
 	} else if old != nil {
 		w.mu.Unlock()
-		return fmt.Errorf("%s: already watched as a %s watch; Remove it first", path, old.kind)
+		return fmt.Errorf("%s: already watched by a %s watch, and a path has one watch: Remove it first to watch it as a %s one",
+			path, kindWord(old.kind), kindWord(c.kind))
 	}
 	w.mu.Unlock()
 	ctx, cancel := context.WithTimeout(w.ctx, 30*time.Second)
@@ -360,6 +361,19 @@ func (w *Watcher) addError(path string, err error) error {
 		return fmt.Errorf("%s: %w", path, me.Err)
 	}
 	return me.Err
+}
+
+// kindWord names a watch's kind in the API's words (WithRecursive, WithMount, WithFilesystem).
+func kindWord(k engine.Kind) string {
+	switch k {
+	case engine.KindInode:
+		return "non-recursive"
+	case engine.KindSubtree:
+		return "recursive"
+	case engine.KindMount:
+		return "mount"
+	}
+	return "filesystem"
 }
 
 // splitRecursive cleans path and strips fsnotify's recursive suffix "/...".

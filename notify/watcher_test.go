@@ -209,8 +209,13 @@ func TestWatcherAddRemove(t *testing.T) {
 		if l := w.WatchList(); len(l) != 2 {
 			t.Errorf("WatchList %q; want 2 paths", l)
 		}
-		if err := w.AddWith(e.path("d"), WithRecursive()); err == nil {
-			t.Error("a path watched both recursively and not under one name: no error")
+		// Said in the API's words (recursive or not), with what to do.
+		if err := w.AddWith(e.path("d"), WithRecursive()); err == nil ||
+			!strings.Contains(err.Error(), "non-recursive") || !strings.Contains(err.Error(), "Remove") {
+			t.Errorf("a path watched both recursively and not under one name: %v", err)
+		}
+		if err := w.Add(e.path("r")); err == nil || !strings.Contains(err.Error(), "recursive watch") {
+			t.Errorf("a recursive watch added again non-recursively: %v", err)
 		}
 		must(t, w.Remove(e.path("d")))
 		if err := w.Remove(e.path("d")); !errors.Is(err, ErrNonExistentWatch) {
