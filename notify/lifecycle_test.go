@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 	"go.uber.org/goleak"
 )
 
@@ -174,4 +175,19 @@ func TestWatcherEventsAfterRemove(t *testing.T) {
 			t.Errorf("%d events of a removed watch after Remove returned, want at most 4:\n%s", after, tail(strings.Split(show(evs), "\n")))
 		}
 	})
+}
+
+// TestWatcherAsNobody runs the library users' scenarios as an unprivileged user (nobody), as
+// most programs embedding a Watcher run: on inotify, the fanotify and daemon cases skipped.
+func TestWatcherAsNobody(t *testing.T) {
+	if testenv.IsChild() {
+		t.Skip("already the child")
+	}
+	testenv.RequireRoot(t)
+	const tests = "(TestWatcherLifecycleRaces|TestWatcherEventsAfterRemove|TestWatcherWatchedFileReplaced|TestWatcherAddErrors|TestWatcherOverflow|TestWatcherNoGapBeforeTheOverflow)"
+	out, err := testenv.RunTestAs(t, 65534, 65534, tests)
+	if err != nil || !strings.Contains(out, "--- PASS: TestWatcherWatchedFileReplaced/inotify") ||
+		!strings.Contains(out, "--- PASS: TestWatcherLifecycleRaces/inotify") {
+		t.Fatalf("as nobody: %v\n%s", err, out)
+	}
 }
