@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/bits"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -591,8 +592,12 @@ func NewGuard(cfg GuardConfig, h Handler) (*Guard, error) {
 		CloseVerdict:    cfg.OnClose.engineVerdict(),
 		EventFDs:        !cfg.NoFiles || cfg.Daemon == "",
 		NoPaths:         cfg.NoPaths,
-		OnResync:        cfg.OnResync,
-		OnDisconnected:  cfg.OnDisconnected,
+	}
+	if cfg.OnResync != nil {
+		so.OnResync = func() { callBack(cfg.OnResync) }
+	}
+	if cfg.OnDisconnected != nil {
+		so.OnDisconnected = func(err error) { callBack(func() { cfg.OnDisconnected(err) }) }
 	}
 	if cfg.Inline != nil {
 		so.Inline, so.Answered = gd.inlineFunc(), gd.answeredFunc()
@@ -1267,13 +1272,68 @@ func (gd *Guard) Deadline() time.Duration { return gd.src.Deadline() }
 
 // Close answers every pending access with the OnClose verdict, removes the marks, and waits
 // for running handlers (whose late answers are discarded). It is idempotent.
+//
+// Called from one of the Guard's callbacks (a Handler, Inline, OnDecision, OnLate, OnResync,
+// OnDisconnected: a program that stops guarding on some request), it cannot wait for the
+// goroutine it runs on: it then starts the same steps and returns at once; they complete
+// once the callback has returned.
 func (gd *Guard) Close() error {
 	if !gd.closed.CompareAndSwap(false, true) {
 		return nil
 	}
+	if inCallback() {
+		go gd.finishClose()
+		return nil
+	}
+	gd.finishClose()
+	return nil
+}
+
+// finishClose is Close's work, after its first step (closed set).
+func (gd *Guard) finishClose() {
 	gd.src.Close() // answers pending events; handlers' answers then fail (closed)
 	gd.cancel()
 	gd.wg.Wait()
 	gd.releaseExempt()
-	return nil
+}
+
+// callBack runs f, a callback of the source's (OnResync, OnDisconnected), in a frame that
+// inCallback recognizes.
+//
+//go:noinline
+func callBack(f func()) { f() }
+
+// callbackFrames are the functions that run a Guard's callbacks: a goroutine with one of them
+// on its stack is a Guard's (or its source's) that Close would wait for.
+var callbackFrames = map[string]bool{
+	"github.com/fsnotifyd/fsnotifyd/notify.(*Guard).decide":     true, // Handler, OnLate, OnDecision
+	"github.com/fsnotifyd/fsnotifyd/notify.(*Guard).readLoop":   true,
+	"github.com/fsnotifyd/fsnotifyd/notify.(*Guard).callInline": true, // Inline
+	"github.com/fsnotifyd/fsnotifyd/notify.(*Guard).record":     true, // OnDecision
+	"github.com/fsnotifyd/fsnotifyd/notify.callBack":            true, // OnResync, OnDisconnected
+}
+
+// inCallback reports whether the calling goroutine runs one of a Guard's callbacks (its own
+// stack holds a frame of callbackFrames). Only Close asks, once: a walk of the stack there
+// costs the decisions nothing.
+func inCallback() bool {
+	pcs := make([]uintptr, 64)
+	for {
+		n := runtime.Callers(2, pcs)
+		if n < len(pcs) {
+			pcs = pcs[:n]
+			break
+		}
+		pcs = make([]uintptr, 2*len(pcs)) // a deep handler: the runner is at the bottom
+	}
+	frames := runtime.CallersFrames(pcs)
+	for {
+		f, more := frames.Next()
+		if callbackFrames[f.Function] {
+			return true
+		}
+		if !more {
+			return false
+		}
+	}
 }

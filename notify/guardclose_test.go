@@ -1,0 +1,95 @@
+//go:build linux
+
+package notify
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
+)
+
+// TestGuardCloseFromItsCallbacks: a program that stops guarding from inside the Guard — a
+// Handler, Inline or OnDecision calling Close (fsnotify/fsnotify#230, #187: Close from the
+// goroutine the library runs). Close must return, the access in hand be answered (the
+// callback's verdict or the close verdict), and the Guard end: nothing left running.
+func TestGuardCloseFromItsCallbacks(t *testing.T) {
+	type hook int
+	const (
+		inHandler hook = iota
+		inInline
+		inOnDecision
+	)
+	for _, c := range []struct {
+		name string
+		at   hook
+	}{{"handler", inHandler}, {"inline", inInline}, {"ondecision", inOnDecision}} {
+		t.Run(c.name, func(t *testing.T) {
+			eachGuardMode(t, func(t *testing.T, daemon string) {
+				dir := testenv.Tmpfs(t)
+				must(t, os.WriteFile(filepath.Join(dir, "stop"), []byte("x"), 0o644))
+				var g atomic.Pointer[Guard] // set once NewGuard returns, before the access
+				var once sync.Once
+				closed := make(chan struct{})
+				closeOnce := func(r *Request) {
+					if strings.HasSuffix(r.Path(), "/stop") {
+						once.Do(func() { g.Load().Close(); close(closed) })
+					}
+				}
+				cfg := GuardConfig{Paths: []string{dir}, Daemon: daemon, Deadline: 5 * time.Second}
+				switch c.at {
+				case inInline:
+					cfg.Inline = func(r *Request) (Verdict, bool) { closeOnce(r); return Allow, true }
+				case inOnDecision:
+					cfg.OnDecision = func(d Decision) { closeOnce(d.Request) }
+				}
+				gd, err := NewGuard(cfg, func(ctx context.Context, r *Request) Verdict {
+					if c.at == inHandler {
+						closeOnce(r)
+					}
+					return Allow
+				})
+				must(t, err)
+				g.Store(gd)
+				defer gd.Close()
+				done := make(chan error, 1)
+				go func() { _, err := catFile(filepath.Join(dir, "stop"), nil); done <- err }()
+				select {
+				case <-closed:
+				case <-time.After(hang):
+					t.Fatal("Close called from the Guard's callback does not return")
+				}
+				select {
+				case <-done:
+				case <-time.After(hang):
+					t.Fatal("the access in hand is never answered")
+				}
+			})
+		})
+	}
+}
+
+// TestCallbackFramesExist: every name inCallback looks for is a function of the package (a
+// rename would silently bring back the deadlock TestGuardCloseFromItsCallbacks checks).
+func TestCallbackFramesExist(t *testing.T) {
+	got := map[string]bool{}
+	for _, f := range []any{(*Guard).decide, (*Guard).readLoop, (*Guard).callInline, (*Guard).record, callBack} {
+		got[runtime.FuncForPC(reflect.ValueOf(f).Pointer()).Name()] = true
+	}
+	for name := range callbackFrames {
+		if !got[name] {
+			t.Errorf("callbackFrames names %s, which is none of the callback runners %v", name, got)
+		}
+	}
+	if len(got) != len(callbackFrames) {
+		t.Errorf("callback runners %v, callbackFrames %v", got, callbackFrames)
+	}
+}
