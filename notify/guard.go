@@ -527,6 +527,8 @@ type Guard struct {
 	wg      sync.WaitGroup // the reader and the handlers' goroutines
 	sem     chan struct{}
 	closed  atomic.Bool
+	// closeDone is closed when Close's work is done: a second Close waits for it.
+	closeDone chan struct{}
 
 	unexempt []func()
 
@@ -576,7 +578,7 @@ func NewGuard(cfg GuardConfig, h Handler) (*Guard, error) {
 	if len(cfg.Paths)+len(cfg.Mounts)+len(cfg.Filesystems) == 0 {
 		return nil, errors.New("guard: nothing to guard (no paths, mounts or filesystems)")
 	}
-	gd := &Guard{cfg: cfg, handler: h, sem: make(chan struct{}, cfg.Concurrency)}
+	gd := &Guard{cfg: cfg, handler: h, sem: make(chan struct{}, cfg.Concurrency), closeDone: make(chan struct{})}
 	class := engine.ClassContent
 	if cfg.Events&AccessPreAccess != 0 {
 		class = engine.ClassPreContent
@@ -1271,14 +1273,18 @@ func (gd *Guard) Stats() GuardStats {
 func (gd *Guard) Deadline() time.Duration { return gd.src.Deadline() }
 
 // Close answers every pending access with the OnClose verdict, removes the marks, and waits
-// for running handlers (whose late answers are discarded). It is idempotent.
+// for running handlers (whose late answers are discarded). It is idempotent: a second call
+// returns once the first one's work is done.
 //
 // Called from one of the Guard's callbacks (a Handler, Inline, OnDecision, OnLate, OnResync,
-// OnDisconnected: a program that stops guarding on some request), it cannot wait for the
-// goroutine it runs on: it then starts the same steps and returns at once; they complete
-// once the callback has returned.
+// OnDisconnected — of any Guard: a program that stops guarding on some request), it cannot
+// wait for the goroutine it runs on: it then starts the same steps and returns at once;
+// they complete once the callback has returned.
 func (gd *Guard) Close() error {
 	if !gd.closed.CompareAndSwap(false, true) {
+		if !inCallback() {
+			<-gd.closeDone // another Close is at work: done when it is
+		}
 		return nil
 	}
 	if inCallback() {
@@ -1295,6 +1301,7 @@ func (gd *Guard) finishClose() {
 	gd.cancel()
 	gd.wg.Wait()
 	gd.releaseExempt()
+	close(gd.closeDone)
 }
 
 // callBack runs f, a callback of the source's (OnResync, OnDisconnected), in a frame that

@@ -4,6 +4,7 @@ package notify
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -92,4 +93,47 @@ func TestCallbackFramesExist(t *testing.T) {
 	if len(got) != len(callbackFrames) {
 		t.Errorf("callback runners %v, callbackFrames %v", got, callbackFrames)
 	}
+}
+
+// TestGuardCloseTwiceWaits: Close called twice at once (two goroutines shutting down) — each
+// returns only once the Guard is closed: its running handlers returned (fsnotify's Close:
+// idempotent, and it waits). A handler is held until released; neither Close may return
+// before that.
+func TestGuardCloseTwiceWaits(t *testing.T) {
+	eachGuardMode(t, func(t *testing.T, daemon string) {
+		dir := testenv.Tmpfs(t)
+		must(t, os.WriteFile(filepath.Join(dir, "f"), []byte("x"), 0o644))
+		inHandler, release := make(chan struct{}), make(chan struct{})
+		var handlerDone atomic.Bool
+		var once sync.Once
+		gd, err := NewGuard(GuardConfig{Paths: []string{dir}, Daemon: daemon, Deadline: 5 * time.Second},
+			func(ctx context.Context, r *Request) Verdict {
+				once.Do(func() { close(inHandler) })
+				<-release // a handler that ignores ctx
+				handlerDone.Store(true)
+				return Allow
+			})
+		must(t, err)
+		go catFile(filepath.Join(dir, "f"), nil)
+		<-inHandler
+		var wg sync.WaitGroup
+		early := make(chan string, 2)
+		for i := range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				gd.Close()
+				if !handlerDone.Load() {
+					early <- fmt.Sprintf("Close #%d returned while a handler still ran", i)
+				}
+			}()
+		}
+		time.Sleep(200 * time.Millisecond)
+		close(release)
+		wg.Wait()
+		close(early)
+		for msg := range early {
+			t.Error(msg)
+		}
+	})
 }
