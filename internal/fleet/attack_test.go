@@ -720,3 +720,46 @@ func FuzzCheckPolicyKey(f *testing.F) {
 		}
 	})
 }
+
+// A host may write its own status entry, $KV.<bucket>.status.<host>, and so chooses that
+// message's headers. A key-value bucket as nats.go creates it allows rollups (its Purge is a
+// rollup of one key), and a rollup of "all" on any subject of the bucket's stream purges every
+// other message: the fleet's policy and every other host's status. A bucket made that way
+// (by nats.go, an earlier fsnotifyd, the nats CLI) is said by each follower; policy push turns
+// its rollups off, and then a host's rollup is refused.
+func TestHostCannotEraseThePolicyBucket(t *testing.T) {
+	_, userURL, ajs := permServer(t)
+	ctx := context.Background()
+	if _, err := ajs.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: DefaultBucket, History: 16}); err != nil {
+		t.Fatal(err)
+	}
+	g := &guardStub{}
+	lg := &testLog{t: t}
+	f, err := StartPolicyFollower(FollowerConfig{Conn: ConnOptions{URLs: userURL("web-1"), Timeout: 2 * time.Second},
+		Host: "web-1", StateDir: t.TempDir(), Apply: g.apply, Log: lg.log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	waitFor(t, 10*time.Second, "web-1's follower saying the bucket allows rollups", func() bool { return lg.has("allows rollups") })
+	akv, err := OpenBucket(ctx, ajs, DefaultBucket, true) // policy push's
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushed, err := Push(ctx, akv, DefaultKey, []byte("deny open /srv/**\n"), 0, validatePolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, js1 := hostConn(t, userURL("web-1"), "web-1")
+	for _, rollup := range []string{jetstream.MsgRollupAll, jetstream.MsgRollupSubject} {
+		m := &nats.Msg{Subject: "$KV." + DefaultBucket + "." + StatusPrefix + "web-1", Data: []byte(`{"host":"web-1"}`), Header: nats.Header{}}
+		m.Header.Set(jetstream.MsgRollup, rollup)
+		if _, err := js1.PublishMsg(ctx, m); err == nil {
+			t.Errorf("web-1's status write with Nats-Rollup: %s taken by the policy bucket", rollup)
+		}
+	}
+	e, err := akv.Get(ctx, DefaultKey)
+	if err != nil || e.Revision() != pushed.Revision {
+		t.Fatalf("the fleet's policy after web-1's rollup: %v, %v; want revision %d", e, err, pushed.Revision)
+	}
+}

@@ -85,8 +85,9 @@ func ParsePolicyURL(s string) (urls, bucket, key string, err error) {
 	return strings.Join(list, ","), bucket, key, nil
 }
 
-// OpenBucket looks up the policy bucket; with create, a missing bucket is created (keeping
-// 16 revisions of each key).
+// OpenBucket looks up the policy bucket; with create (policy push, the admin's), a missing
+// bucket is created (keeping 16 revisions of each key), and a bucket that allows rollups is
+// changed not to (see BucketAllowsRollups).
 func OpenBucket(ctx context.Context, js jetstream.JetStream, bucket string, create bool) (jetstream.KeyValue, error) {
 	kv, err := js.KeyValue(ctx, bucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) && create {
@@ -104,7 +105,45 @@ func OpenBucket(ctx context.Context, js jetstream.JetStream, bucket string, crea
 	if err != nil {
 		return nil, explainJS("policy bucket "+bucket, err)
 	}
+	if create {
+		if err := denyBucketRollups(ctx, js, bucket); err != nil {
+			return nil, err
+		}
+	}
 	return kv, nil
+}
+
+// bucketStream is the name of the stream that holds a key-value bucket.
+func bucketStream(bucket string) string { return "KV_" + bucket }
+
+// BucketAllowsRollups reports whether the bucket's stream takes a Nats-Rollup header. nats.go
+// creates buckets that do (its Purge is a rollup of one key); fsnotifyd never uses one. Each
+// host may write its own status entry and chooses that message's headers: with "Nats-Rollup:
+// all" it would purge every other message of the stream — the fleet's policy and every other
+// host's status — and no follower would hear of it (a purge is not an entry).
+func BucketAllowsRollups(ctx context.Context, js jetstream.JetStream, bucket string) (bool, error) {
+	s, err := js.Stream(ctx, bucketStream(bucket))
+	if err != nil {
+		return false, explainJS("policy bucket "+bucket, err)
+	}
+	return s.CachedInfo().Config.AllowRollup, nil
+}
+
+// denyBucketRollups turns a bucket's rollups off (BucketAllowsRollups).
+func denyBucketRollups(ctx context.Context, js jetstream.JetStream, bucket string) error {
+	s, err := js.Stream(ctx, bucketStream(bucket))
+	if err != nil {
+		return explainJS("policy bucket "+bucket, err)
+	}
+	cfg := s.CachedInfo().Config
+	if !cfg.AllowRollup {
+		return nil
+	}
+	cfg.AllowRollup = false
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		return explainJS(fmt.Sprintf("policy bucket %s allows rollups, with which any host could erase the policy; turning them off (nats stream edit %s --no-allow-rollup)", bucket, bucketStream(bucket)), err)
+	}
+	return nil
 }
 
 // CheckPolicyKey refuses a policy key that is not one plain key of the bucket: a wildcard
@@ -268,6 +307,8 @@ type PolicyFollower struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	wake   chan struct{}
+	// rollupSaid: the bucket's rollups were said (run's goroutine only).
+	rollupSaid bool
 
 	mu     sync.Mutex
 	status PolicyStatus
@@ -521,6 +562,12 @@ func (f *PolicyFollower) session(nc *nats.Conn) error {
 	}
 	ctx, cancel := context.WithTimeout(f.ctx, f.cfg.Conn.timeout())
 	kv, err := OpenBucket(ctx, js, f.cfg.Bucket, false)
+	if err == nil && !f.rollupSaid {
+		if allows, rerr := BucketAllowsRollups(ctx, js, f.cfg.Bucket); rerr == nil && allows {
+			f.rollupSaid = true
+			f.logf("policy: bucket %s allows rollups: any host that writes its status entry could erase the policy and every host's status with one message (this host keeps the revision it enforces); fsnotifyd policy push turns them off (or nats stream edit %s --no-allow-rollup)", f.cfg.Bucket, bucketStream(f.cfg.Bucket))
+		}
+	}
 	cancel()
 	if err != nil {
 		return err
