@@ -228,9 +228,13 @@ func TestNATSSecretsOthersCanReadOrChangeAreRefused(t *testing.T) {
 					t.Fatalf("nobody could not read %s (%v): the test's premise", p, err)
 				}
 			}
+			cert := filepath.Join(t.TempDir(), "web-1.pem") // root's: its own check passes
+			if err := os.WriteFile(cert, []byte("c"), 0o644); err != nil {
+				t.Fatal(err)
+			}
 			for _, o := range []ConnOptions{
 				{URLs: "nats://127.0.0.1:1", Creds: p},
-				{URLs: "nats://127.0.0.1:1", TLSCert: "/dev/null", TLSKey: p},
+				{URLs: "nats://127.0.0.1:1", TLSCert: cert, TLSKey: p},
 			} {
 				flag := "--nats-creds"
 				if o.TLSKey != "" {
@@ -255,6 +259,66 @@ func TestNATSSecretsOthersCanReadOrChangeAreRefused(t *testing.T) {
 					ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 					e.Close(ctx)
 					cancel()
+				}
+			}
+		})
+	}
+}
+
+// The CA file of --nats-tls-ca says which servers the host believes: one a local user can
+// change lets them swap in their CA, and a server of theirs (on the path to NATS) then feeds
+// the guard a policy of theirs and takes the host's records. The client certificate of
+// --nats-tls-cert is the key's partner. Both are public (any mode), but held to the trust
+// files' rule for changing them; a refusal names the flag and the fix.
+func TestNATSTLSFilesOthersCanChangeAreRefused(t *testing.T) {
+	testenv.RequireRoot(t)
+	for _, tc := range []struct {
+		name     string
+		mode     os.FileMode
+		owner    int
+		dirOwner int
+		dirMode  os.FileMode
+		ok       bool
+		want     string
+	}{
+		{"root's 0644", 0o644, 0, 0, 0o755, true, ""},
+		{"nobody's", 0o644, 65534, 0, 0o755, false, "writable only by root"},
+		{"writable by others", 0o666, 0, 0, 0o755, false, "writable only by root"},
+		{"in nobody's directory", 0o644, 0, 65534, 0o755, false, "its directory"},
+		{"in a directory anyone may write", 0o644, 0, 0, 0o777, false, "its directory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "nats")
+			if err := os.Mkdir(dir, tc.dirMode); err != nil {
+				t.Fatal(err)
+			}
+			os.Chmod(dir, tc.dirMode)
+			os.Chown(dir, tc.dirOwner, tc.dirOwner)
+			testenv.OpenToAll(t, filepath.Join(dir, "x"))
+			p := filepath.Join(dir, "ca.pem")
+			if err := os.WriteFile(p, []byte("-----BEGIN CERTIFICATE-----\n"), tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			os.Chmod(p, tc.mode)
+			os.Chown(p, tc.owner, tc.owner)
+			key := filepath.Join(t.TempDir(), "key.pem")
+			if err := os.WriteFile(key, []byte("k"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range []struct {
+				flag string
+				o    ConnOptions
+			}{
+				{"--nats-tls-ca", ConnOptions{URLs: "tls://127.0.0.1:1", TLSCA: p}},
+				{"--nats-tls-cert", ConnOptions{URLs: "tls://127.0.0.1:1", TLSCert: p, TLSKey: key}},
+			} {
+				err := c.o.Check()
+				if (err == nil) != tc.ok {
+					t.Errorf("%s: Check: %v, want ok %v", c.flag, err, tc.ok)
+					continue
+				}
+				if err != nil && (!strings.Contains(err.Error(), c.flag) || !strings.Contains(err.Error(), tc.want)) {
+					t.Errorf("%s: %v: want the flag and %q", c.flag, err, tc.want)
 				}
 			}
 		})

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -142,11 +142,17 @@ func (o *ConnOptions) Check() error {
 			}
 			continue
 		}
-		fh, err := os.Open(f.path)
+		// Public, but what the host believes (a CA of another's would let their server feed
+		// the guard its policy): held to the trust files' rule as the secrets are.
+		fh, err := trust.OpenFile(f.path)
 		if err != nil {
 			return fmt.Errorf("%s: %w", f.flag, err)
 		}
+		err = trust.CheckFile(fh, f.path, "NATS TLS file")
 		fh.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.flag, err)
+		}
 	}
 	if (o.TLSCert == "") != (o.TLSKey == "") {
 		return errors.New("--nats-tls-cert and --nats-tls-key go together: give both or neither")
@@ -226,7 +232,9 @@ func explainConnect(srv []string, err error) error {
 	switch {
 	case errors.Is(err, nats.ErrAuthorization), strings.Contains(strings.ToLower(err.Error()), "authorization"):
 		hint = "the server refused the credentials: check --nats-creds (or the user in the URL)"
-	case strings.Contains(err.Error(), "tls"), strings.Contains(err.Error(), "x509"), strings.Contains(err.Error(), "certificate"):
+	case errors.Is(err, nats.ErrSecureConnWanted):
+		hint = "the server offers no TLS: give it tls { cert_file, key_file } (docs/fleet.md), or leave out tls:// and --nats-tls-*"
+	case strings.Contains(strings.ToLower(err.Error()), "tls"), strings.Contains(err.Error(), "x509"), strings.Contains(err.Error(), "certificate"):
 		hint = "TLS failed: check --nats-tls-ca (and --nats-tls-cert/--nats-tls-key), and use tls:// URLs"
 	}
 	return fmt.Errorf("cannot reach NATS at %s: %v (%s)", redactURLs(srv), err, hint)
@@ -257,8 +265,39 @@ func (o *ConnOptions) dialRetrying(changed func(what string, err error)) (*nats.
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { changed("disconnected", err) }),
 		nats.ClosedHandler(func(*nats.Conn) { changed("closed", nil) }),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { changed("error", err) }),
+		// Each failed attempt, the first ones too (RetryOnFailedConnect): without it a host
+		// whose TLS, credentials or URL are wrong retried forever and said nothing.
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) { changed("dial failed", explainConnect(srv, err)) }),
 	)
 	return nats.Connect(strings.Join(srv, ","), opts...)
+}
+
+// dialSaid says each distinct dial failure once until a connection is made: nats.go retries
+// every second or so, and with several servers the failures alternate.
+type dialSaid struct {
+	mu   sync.Mutex
+	said map[string]bool
+}
+
+// first reports whether msg has not been said since the last reset (and marks it said).
+func (d *dialSaid) first(msg string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.said == nil || len(d.said) >= 16 {
+		d.said = map[string]bool{}
+	}
+	if d.said[msg] {
+		return false
+	}
+	d.said[msg] = true
+	return true
+}
+
+// reset is called when connected: a failure after that is said again.
+func (d *dialSaid) reset() {
+	d.mu.Lock()
+	d.said = nil
+	d.mu.Unlock()
 }
 
 // JetStream returns a JetStream context for a command connection, with requests bounded by

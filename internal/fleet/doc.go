@@ -50,8 +50,10 @@
 //	            spool reader. nats.go's goroutines call onAck/onErr/connChanged, which only
 //	            send on channels without waiting.
 //	            Exporter.qmu guards the memory buffer and the publisher's hand-offs to the
-//	            writer (qdamaged, qfinal) and back (qgapped) (leaf); Exporter.evMu the overflow of the
-//	            outcome channel (leaf); spool.Spool.mu the segment list (leaf). No lock is held
+//	            writer (qdamaged, qfinal) and back (qgapped) (leaf); Exporter.evMu the overflow
+//	            of the outcome channel (leaf); spool.Spool.mu the segment list (leaf);
+//	            dialSaid.mu (the Exporter's and the PolicyFollower's) the dial failures said
+//	            since the last connection (leaf). No lock is held
 //	            across a channel send, a callback, a log line or a system call other than the
 //	            spool's unlink-free bookkeeping.
 //	PolicyFollower: one goroutine (run) owns the connection and the watch (checked against

@@ -119,6 +119,8 @@ type Exporter struct {
 	evMu    sync.Mutex
 	evExtra []pubEvent // events that did not fit in the channel (never expected)
 	connCh  chan struct{}
+	// dialSaid: the dial failures said since the last connection (nats.go's goroutines).
+	dialSaid dialSaid
 
 	stopWriter chan struct{}
 	writerDone chan struct{}
@@ -832,6 +834,7 @@ func msgSeq(m *nats.Msg) uint64 {
 func (e *Exporter) connChanged(what string, err error) {
 	switch what {
 	case "connected", "reconnected":
+		e.dialSaid.reset()
 		e.st.connected.Store(true)
 		e.logf("NATS %s (%s)", what, e.cfg.Conn.Redacted())
 	case "disconnected":
@@ -841,6 +844,11 @@ func (e *Exporter) connChanged(what string, err error) {
 		}
 	case "closed":
 		e.st.connected.Store(false)
+	case "dial failed":
+		if err != nil && e.dialSaid.first(err.Error()) {
+			e.logf("%v; records are kept in the spool, trying again", err)
+			e.setErr(err)
+		}
 	case "error":
 		if err != nil {
 			e.logf("NATS: %v", err)

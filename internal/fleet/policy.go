@@ -309,6 +309,8 @@ type PolicyFollower struct {
 	wake   chan struct{}
 	// rollupSaid: the bucket's rollups were said (run's goroutine only).
 	rollupSaid bool
+	// dialSaid: the dial failures said since the last connection (nats.go's goroutines).
+	dialSaid dialSaid
 
 	mu     sync.Mutex
 	status PolicyStatus
@@ -475,6 +477,13 @@ func (f *PolicyFollower) connChanged(what string, err error) {
 			msg += " (" + err.Error() + ")"
 		}
 		f.cfg.Log(msg)
+	case "connected", "reconnected":
+		f.dialSaid.reset()
+	case "dial failed":
+		if err != nil && f.dialSaid.first(err.Error()) {
+			st := f.Status()
+			f.logf("policy: %v; still enforcing revision %d, trying again", err, st.Revision)
+		}
 	case "error":
 		if err != nil {
 			f.logf("policy: NATS: %v", err)
