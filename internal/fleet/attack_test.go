@@ -827,3 +827,121 @@ func TestHostCannotEraseThePolicyBucket(t *testing.T) {
 		t.Fatalf("the fleet's policy after web-1's rollup: %v, %v; want revision %d", e, err, pushed.Revision)
 	}
 }
+
+// The admin deletes the policy bucket while hosts follow it, then makes it anew and pushes:
+// the new bucket's revisions start again at 1. A host says the bucket is gone (and keeps
+// what it enforces); a bucket made anew is not a restored one (its stream was created after
+// the revision the host enforces), so its revisions are applied, not refused as older.
+func TestFollowerBucketDeletedAndMadeAnew(t *testing.T) {
+	ns := startNATS(t)
+	_, js := ns.connect(t)
+	ctx := context.Background()
+	kv, err := OpenBucket(ctx, js, DefaultBucket, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	Push(ctx, kv, DefaultKey, []byte("deny open /a/**\n"), 0, validatePolicy)
+	second, err := Push(ctx, kv, DefaultKey, []byte("deny open /b/**\n"), 0, validatePolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &guardStub{}
+	f, lg := startFollower(t, ns, "h1", t.TempDir(), g)
+	defer f.Close()
+	waitFor(t, 10*time.Second, "revision 2 applied", func() bool { return g.revision() == second.Revision })
+
+	if err := js.DeleteKeyValue(ctx, DefaultBucket); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the host saying the bucket is gone", func() bool { return lg.has("does not exist") })
+	if g.revision() != second.Revision {
+		t.Fatalf("enforcing revision %d after the bucket was deleted, want %d kept", g.revision(), second.Revision)
+	}
+
+	kv, err = OpenBucket(ctx, js, DefaultBucket, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	anew, err := Push(ctx, kv, DefaultKey, []byte("deny open /c/**\n"), 0, validatePolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if anew.Revision >= second.Revision {
+		t.Fatalf("the new bucket's revision is %d: the test's premise is a lower one", anew.Revision)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		g.mu.Lock()
+		ok := g.rev == anew.Revision && strings.Contains(string(g.data), "/c/")
+		g.mu.Unlock()
+		st, _ := ReadStatuses(ctx, kv)
+		if ok && len(st) == 1 && st[0].Status.Revision == anew.Revision && st[0].Status.Error == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the new bucket's revision %d not enforced: guard at %d, statuses %+v; log:\n%s", anew.Revision, g.revision(), st, lg)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A server restored from a copy made before the bucket was made anew holds the old bucket,
+// with higher revisions than the new one's: what the host enforces came from the newer
+// bucket, so the old one's revisions are older, whatever their numbers, and refused.
+func TestFollowerRefusesARestoredOlderBucket(t *testing.T) {
+	ns := startNATS(t)
+	_, js := ns.connect(t)
+	ctx := context.Background()
+	kv, err := OpenBucket(ctx, js, DefaultBucket, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var old PushResult
+	for _, p := range []string{"/a/**", "/b/**", "/weak/**"} {
+		if old, err = Push(ctx, kv, DefaultKey, []byte("deny open "+p+"\n"), 0, validatePolicy); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g := &guardStub{}
+	f, lg := startFollower(t, ns, "h1", t.TempDir(), g)
+	defer f.Close()
+	waitFor(t, 10*time.Second, "the old bucket's revision applied", func() bool { return g.revision() == old.Revision })
+	ns.stop()
+	copyDir := t.TempDir()
+	if out, err := exec.Command("cp", "-a", ns.store+"/.", copyDir).CombinedOutput(); err != nil {
+		t.Fatalf("copying the store: %v: %s", err, out)
+	}
+	ns.start()
+	_, js = ns.connect(t)
+	if err := js.DeleteKeyValue(ctx, DefaultBucket); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // a creation time of its own (the server's clock)
+	kv, err = OpenBucket(ctx, js, DefaultBucket, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	anew, err := Push(ctx, kv, DefaultKey, []byte("deny open /strong/**\n"), 0, validatePolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the new bucket's revision applied", func() bool { return g.revision() == anew.Revision })
+
+	ns.stop()
+	ns.store = copyDir
+	ns.start()
+	_, js = ns.connect(t)
+	kv, err = OpenBucket(ctx, js, DefaultBucket, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the host saying the restored bucket is older", func() bool {
+		st, _ := ReadStatuses(ctx, kv)
+		return len(st) == 1 && strings.Contains(st[0].Status.Error, "before the enforced one's")
+	})
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.rev != anew.Revision || !strings.Contains(string(g.data), "/strong/") {
+		t.Fatalf("enforcing revision %d %q: the restored older bucket's; log:\n%s", g.rev, g.data, lg)
+	}
+}

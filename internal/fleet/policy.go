@@ -100,7 +100,7 @@ func OpenBucket(ctx context.Context, js jetstream.JetStream, bucket string, crea
 		}
 	}
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		return nil, fmt.Errorf("policy bucket %q does not exist yet: push a policy first (fsnotifyd policy push FILE --nats URL)", bucket)
+		return nil, errNoBucket(bucket)
 	}
 	if err != nil {
 		return nil, explainJS("policy bucket "+bucket, err)
@@ -113,6 +113,19 @@ func OpenBucket(ctx context.Context, js jetstream.JetStream, bucket string, crea
 	return kv, nil
 }
 
+// errBucketMissing is OpenBucket's error for a bucket that does not exist.
+var errBucketMissing = errors.New("policy bucket missing")
+
+func errNoBucket(bucket string) error {
+	return fmt.Errorf("policy bucket %q does not exist (yet, or deleted): push a policy first (fsnotifyd policy push FILE --nats URL)%w", bucket, silentErr{errBucketMissing})
+}
+
+// silentErr wraps an error for errors.Is without adding to the text.
+type silentErr struct{ err error }
+
+func (e silentErr) Error() string { return "" }
+func (e silentErr) Unwrap() error { return e.err }
+
 // bucketStream is the name of the stream that holds a key-value bucket.
 func bucketStream(bucket string) string { return "KV_" + bucket }
 
@@ -122,11 +135,24 @@ func bucketStream(bucket string) string { return "KV_" + bucket }
 // all" it would purge every other message of the stream — the fleet's policy and every other
 // host's status — and no follower would hear of it (a purge is not an entry).
 func BucketAllowsRollups(ctx context.Context, js jetstream.JetStream, bucket string) (bool, error) {
-	s, err := js.Stream(ctx, bucketStream(bucket))
+	info, err := bucketInfo(ctx, js, bucket)
 	if err != nil {
-		return false, explainJS("policy bucket "+bucket, err)
+		return false, err
 	}
-	return s.CachedInfo().Config.AllowRollup, nil
+	return info.Config.AllowRollup, nil
+}
+
+// bucketInfo is the bucket's stream's info: its config, and Created, which tells a bucket
+// made anew (revisions from 1 again) from the one a revision came from.
+func bucketInfo(ctx context.Context, js jetstream.JetStream, bucket string) (*jetstream.StreamInfo, error) {
+	s, err := js.Stream(ctx, bucketStream(bucket))
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, errNoBucket(bucket)
+	}
+	if err != nil {
+		return nil, explainJS("policy bucket "+bucket, err)
+	}
+	return s.CachedInfo(), nil
 }
 
 // denyBucketRollups turns a bucket's rollups off (BucketAllowsRollups).
@@ -309,6 +335,9 @@ type PolicyFollower struct {
 	wake   chan struct{}
 	// rollupSaid: the bucket's rollups were said (run's goroutine only).
 	rollupSaid bool
+	// created is when the bucket of the enforced revision was created (zero: unknown); set
+	// before run starts, then run's goroutine only.
+	created time.Time
 	// dialSaid: the dial failures said since the last connection (nats.go's goroutines).
 	dialSaid dialSaid
 
@@ -323,6 +352,9 @@ type savedPolicy struct {
 	Revision uint64    `json:"revision"`
 	Applied  time.Time `json:"applied_at"`
 	Data     []byte    `json:"data"`
+	// BucketCreated is when the bucket the revision came from was created (zero: unknown,
+	// a copy saved before it was kept): a bucket deleted and made anew numbers from 1 again.
+	BucketCreated time.Time `json:"bucket_created,omitzero"`
 }
 
 // StartPolicyFollower applies the last good policy kept in StateDir (if any) before it
@@ -380,6 +412,7 @@ func StartPolicyFollower(cfg FollowerConfig) (*PolicyFollower, error) {
 			f.logf("policy: the saved revision %d is refused now (%v); none until NATS answers", sp.Revision, err)
 		} else {
 			f.status.Revision, f.status.AppliedAt, f.status.Source = sp.Revision, sp.Applied, "disk"
+			f.created = sp.BucketCreated
 			f.logf("policy: enforcing revision %d from %s until NATS answers", sp.Revision, f.statePath())
 		}
 	}
@@ -572,14 +605,14 @@ func (f *PolicyFollower) session(nc *nats.Conn) error {
 	ctx, cancel := context.WithTimeout(f.ctx, f.cfg.Conn.timeout())
 	kv, err := OpenBucket(ctx, js, f.cfg.Bucket, false)
 	if err == nil && !f.rollupSaid {
-		if allows, rerr := BucketAllowsRollups(ctx, js, f.cfg.Bucket); rerr == nil && allows {
+		if info, rerr := bucketInfo(ctx, js, f.cfg.Bucket); rerr == nil && info.Config.AllowRollup {
 			f.rollupSaid = true
 			f.logf("policy: bucket %s allows rollups: any host that writes its status entry could erase the policy and every host's status with one message (this host keeps the revision it enforces); fsnotifyd policy push turns them off (or nats stream edit %s --no-allow-rollup)", f.cfg.Bucket, bucketStream(f.cfg.Bucket))
 		}
 	}
 	cancel()
 	if err != nil {
-		return err
+		return f.bucketErr(err)
 	}
 	w, err := kv.Watch(f.ctx, f.cfg.Key)
 	if err != nil {
@@ -616,6 +649,13 @@ func (f *PolicyFollower) session(nc *nats.Conn) error {
 			// revision unseen, a probe apart: watch again.
 			ctx, cancel := context.WithTimeout(f.ctx, f.cfg.Conn.timeout())
 			cur, err := kv.Get(ctx, f.cfg.Key)
+			if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) && !errors.Is(err, jetstream.ErrKeyDeleted) {
+				// The bucket deleted: the watch says nothing of it.
+				if _, ierr := bucketInfo(ctx, js, f.cfg.Bucket); errors.Is(ierr, errBucketMissing) {
+					cancel()
+					return f.bucketErr(ierr)
+				}
+			}
 			cancel()
 			switch {
 			case err != nil || cur.Revision() == seen:
@@ -633,17 +673,44 @@ func (f *PolicyFollower) session(nc *nats.Conn) error {
 				continue // the initial values are in
 			}
 			seen = e.Revision()
-			f.update(kv, e)
+			f.update(js, kv, e)
 		}
 	}
+}
+
+// bucketErr is a session's error for a missing bucket, which says what the host enforces.
+func (f *PolicyFollower) bucketErr(err error) error {
+	if !errors.Is(err, errBucketMissing) {
+		return err
+	}
+	if r := f.Status().Revision; r != 0 {
+		return fmt.Errorf("%w; still enforcing revision %d", err, r)
+	}
+	return fmt.Errorf("%w; no policy received yet", err)
 }
 
 // watchProbe is how often a follower reads its key to check that its watch delivers.
 const watchProbe = 5 * time.Second
 
 // update applies one entry of the watched key.
-func (f *PolicyFollower) update(kv jetstream.KeyValue, e jetstream.KeyValueEntry) {
+func (f *PolicyFollower) update(js jetstream.JetStream, kv jetstream.KeyValue, e jetstream.KeyValueEntry) {
 	cur := f.Status()
+	// Which bucket the entry is from: one made anew after the enforced revision's numbers
+	// from 1 again, and its revisions are the newer ones; one made before it (a server
+	// restored from an older copy) is older whatever its revision. Unknown (an error, or a
+	// copy saved without it): the revisions alone decide.
+	var created time.Time
+	if e.Operation() == jetstream.KeyValuePut {
+		ctx, cancel := context.WithTimeout(f.ctx, f.cfg.Conn.timeout())
+		if info, err := bucketInfo(ctx, js, f.cfg.Bucket); err == nil {
+			created = info.Created
+		}
+		cancel()
+	}
+	newer, older := e.Revision() > cur.Revision, e.Revision() < cur.Revision
+	if !created.IsZero() && !f.created.IsZero() && !created.Equal(f.created) {
+		newer, older = created.After(f.created), created.Before(f.created)
+	}
 	f.setStatus(func(s *PolicyStatus) { s.Source = "nats" }) // in touch with the bucket now
 	switch {
 	case e.Operation() != jetstream.KeyValuePut:
@@ -651,12 +718,17 @@ func (f *PolicyFollower) update(kv jetstream.KeyValue, e jetstream.KeyValueEntry
 			s.Error, s.Refused = fmt.Sprintf("the policy key was deleted at revision %d; still enforcing revision %d", e.Revision(), s.Revision), 0
 		})
 		f.logf("policy: key %s deleted in bucket %s; still enforcing revision %d", f.cfg.Key, f.cfg.Bucket, cur.Revision)
-	case e.Revision() == cur.Revision: // the disk copy is current
-	case e.Revision() < cur.Revision:
+	case older:
 		// The bucket is behind what this host enforces (a restored server?): keep ours, say so.
-		f.setStatus(func(s *PolicyStatus) {
-			s.Error = fmt.Sprintf("the bucket's revision %d is older than the enforced %d", e.Revision(), s.Revision)
-		})
+		msg := fmt.Sprintf("the bucket's revision %d is older than the enforced %d", e.Revision(), cur.Revision)
+		if !created.Equal(f.created) && !created.IsZero() && !f.created.IsZero() {
+			msg = fmt.Sprintf("the bucket's revision %d is older than the enforced %d: its bucket was created at %s, before the enforced one's (%s)", e.Revision(), cur.Revision, created.UTC().Format(time.RFC3339), f.created.UTC().Format(time.RFC3339))
+		}
+		f.setStatus(func(s *PolicyStatus) { s.Error = msg })
+		if cur.Error != msg {
+			f.logf("policy: %s (a server restored from an older copy?); still enforcing revision %d", msg, cur.Revision)
+		}
+	case !newer: // the disk copy is current
 	default:
 		err := f.cfg.Apply(PolicyRevision{Revision: e.Revision(), Data: e.Value(), Source: "nats"})
 		if err != nil {
@@ -670,8 +742,15 @@ func (f *PolicyFollower) update(kv jetstream.KeyValue, e jetstream.KeyValueEntry
 		f.setStatus(func(s *PolicyStatus) {
 			s.Revision, s.AppliedAt, s.Source, s.Error, s.Refused = e.Revision(), now, "nats", "", 0
 		})
-		f.logf("policy: revision %d applied", e.Revision())
-		if err := f.save(savedPolicy{Bucket: f.cfg.Bucket, Key: f.cfg.Key, Revision: e.Revision(), Applied: now, Data: e.Value()}); err != nil {
+		if e.Revision() <= cur.Revision {
+			f.logf("policy: revision %d applied (a bucket made anew, at %s: its revisions start again)", e.Revision(), created.UTC().Format(time.RFC3339))
+		} else {
+			f.logf("policy: revision %d applied", e.Revision())
+		}
+		if !created.IsZero() {
+			f.created = created
+		}
+		if err := f.save(savedPolicy{Bucket: f.cfg.Bucket, Key: f.cfg.Key, Revision: e.Revision(), Applied: now, Data: e.Value(), BucketCreated: f.created}); err != nil {
 			f.logf("policy: saving revision %d to %s: %v (a restart without NATS would not have it)", e.Revision(), f.statePath(), err)
 		}
 	}

@@ -23,6 +23,7 @@ type guardStub struct {
 	mu      sync.Mutex
 	rev     uint64
 	pol     *policy.Policy
+	data    []byte // the applied revision's
 	applied map[uint64]time.Time
 }
 
@@ -33,7 +34,7 @@ func (g *guardStub) apply(p PolicyRevision) error {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.rev, g.pol = p.Revision, pol
+	g.rev, g.pol, g.data = p.Revision, pol, p.Data
 	if g.applied == nil {
 		g.applied = map[uint64]time.Time{}
 	}
