@@ -945,3 +945,52 @@ func TestFollowerRefusesARestoredOlderBucket(t *testing.T) {
 		t.Fatalf("enforcing revision %d %q: the restored older bucket's; log:\n%s", g.rev, g.data, lg)
 	}
 }
+
+// The server's disk is full (its JetStream store limit reached: "insufficient resources"):
+// the stream takes nothing more. The exporter keeps what it has in the spool, counts it as
+// unacknowledged, says why once, and never makes a gap of it; Append does not wait. Once the
+// server has room (restarted with a larger store), every record is stored, none twice.
+func TestExporterServerStoreFullResumes(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "small.conf")
+	os.WriteFile(conf, []byte("jetstream { max_file_store: 1MB }\n"), 0o600)
+	ns := &natsServer{t: t, store: t.TempDir(), port: freePort(t), conf: conf}
+	ns.start()
+	t.Cleanup(ns.stop)
+	_, js := ns.connect(t)
+	sc := StreamConfig{}.jetstream()
+	sc.MaxBytes = -1 // the server's store is the limit
+	if _, err := js.CreateStream(context.Background(), sc); err != nil {
+		t.Fatal(err)
+	}
+	e, lg := newTestExporter(t, ns, "h1", t.TempDir(), nil)
+	const n = 3000
+	pad := strings.Repeat("p", 900)
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		e.Append(Event, fmt.Appendf(nil, `{"path":"/f","pad":%q,"i":%d}`, pad, i))
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("%d Appends took %v against a full server", n, d)
+	}
+	waitFor(t, 20*time.Second, "the full store said, with what to do", func() bool { return lg.has("storage is full: free its disk") })
+	time.Sleep(2 * time.Second)
+	st := e.Stats()
+	if st.AckedThrough >= n || st.DroppedBuffer+st.DroppedSpool != 0 {
+		t.Fatalf("against a full store: %+v", st)
+	}
+	if c := strings.Count(lg.String(), "publishing seq"); c > 3 {
+		t.Errorf("the full store said %d times:\n%s", c, lg)
+	}
+	ns.stop()
+	ns.conf = ""
+	ns.start()
+	waitFor(t, 60*time.Second, "every record acked once the server has room", func() bool { return e.Stats().AckedThrough == n })
+	closeExporter(t, e)
+	_, js = ns.connect(t)
+	g := readAll(t, js, "h1", time.Second)
+	g.accountFor(t, n)
+	if len(g.seqs) != n || g.dups != 0 || len(g.gaps) != 0 {
+		t.Errorf("%d records, %d duplicates, gaps %+v; want %d, none, none", len(g.seqs), g.dups, g.gaps, n)
+	}
+}

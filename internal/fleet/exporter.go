@@ -962,7 +962,12 @@ func (e *Exporter) publishLoop() {
 				// Once per kind of failure in a row: a stream that refuses records (full,
 				// discarding new ones) is said in the log, not only in the lag.
 				lastLogged = msg
-				e.logf("publishing seq %d: %v; kept in the spool, sent again", ev.seq, ev.err)
+				hint := ""
+				var apiErr *jetstream.APIError
+				if errors.As(ev.err, &apiErr) && apiErr.ErrorCode == 10023 { // JSInsufficientResourcesErr
+					hint = " (the NATS server's JetStream storage is full: free its disk or raise its max_file_store)"
+				}
+				e.logf("publishing seq %d: %v%s; kept in the spool, sent again", ev.seq, ev.err, hint)
 			}
 			ring[i].state = flightFailed
 			if errors.Is(ev.err, jetstream.ErrNoStreamResponse) || errors.Is(ev.err, nats.ErrNoResponders) {
