@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -120,6 +121,26 @@ func Tail(ctx context.Context, js jetstream.JetStream, o TailOptions, fn func(*R
 	if err != nil {
 		return explainJS("reading stream "+o.Stream, err)
 	}
+	// The stream as it is now: one deleted and made anew numbers from 1 again, which an
+	// ordered consumer (resuming after the last sequence it saw) would wait for silently.
+	var created time.Time
+	if s, err := js.Stream(ctx, o.Stream); err == nil {
+		created = s.CachedInfo().Created
+	}
+	// gone says why the stream read so far is gone, or "" (a failed check says nothing).
+	gone := func() string {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		s, err := js.Stream(cctx, o.Stream)
+		switch {
+		case errors.Is(err, jetstream.ErrStreamNotFound):
+			return fmt.Sprintf("stream %s was deleted while it was read", o.Stream)
+		case err != nil || created.IsZero() || s.CachedInfo().Created.Equal(created):
+			return ""
+		}
+		return fmt.Sprintf("stream %s was deleted and made anew (at %s) while it was read: its sequence numbers start again", o.Stream, s.CachedInfo().Created.UTC().Format(time.RFC3339))
+	}
+	readAgain := "; its records since then were not read here: run fleet tail again (--seq 1 for the new stream's first)"
 	handle := func(m jetstream.Msg) (stop bool, err error) {
 		meta, err := m.Metadata()
 		if err != nil {
@@ -147,6 +168,9 @@ func Tail(ctx context.Context, js jetstream.JetStream, o TailOptions, fn func(*R
 		for ctx.Err() == nil {
 			batch, err := cons.Fetch(100, jetstream.FetchMaxWait(time.Second))
 			if err != nil {
+				if why := gone(); why != "" {
+					return fmt.Errorf("%s; the consumer %s went with it%s", why, o.Durable, readAgain)
+				}
 				return explainJS("reading stream "+o.Stream, err)
 			}
 			var stopErr error
@@ -164,6 +188,9 @@ func Tail(ctx context.Context, js jetstream.JetStream, o TailOptions, fn func(*R
 				return stopErr
 			}
 			if err := batch.Error(); err != nil && ctx.Err() == nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+				if why := gone(); why != "" {
+					return fmt.Errorf("%s; the consumer %s went with it%s", why, o.Durable, readAgain)
+				}
 				return explainJS("reading stream "+o.Stream, err)
 			}
 		}
@@ -176,11 +203,37 @@ func Tail(ctx context.Context, js jetstream.JetStream, o TailOptions, fn func(*R
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
 	defer it.Stop()
+	// The ordered consumer recovers from a deleted stream on its own, at the old sequence:
+	// check the stream every tailCheck, and stop saying why when it is gone or made anew.
+	var why atomic.Pointer[string]
+	checkDone := make(chan struct{})
+	defer close(checkDone)
+	go func() {
+		tick := time.NewTicker(tailCheck)
+		defer tick.Stop()
+		for {
+			select {
+			case <-checkDone:
+				return
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				if w := gone(); w != "" {
+					why.Store(&w)
+					it.Stop()
+					return
+				}
+			}
+		}
+	}()
 	for {
 		m, err := it.Next()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
+			}
+			if w := why.Load(); w != nil {
+				return errors.New(*w + readAgain)
 			}
 			return explainJS("reading stream "+o.Stream, err)
 		}
@@ -189,6 +242,10 @@ func Tail(ctx context.Context, js jetstream.JetStream, o TailOptions, fn func(*R
 		}
 	}
 }
+
+// tailCheck is how often Tail without a durable consumer checks that its stream is the one
+// it started reading.
+const tailCheck = 2 * time.Second
 
 // ErrStopTail, returned by Tail's fn, stops Tail after the record (which counts as handled).
 var ErrStopTail = errors.New("stop tail")
