@@ -56,8 +56,10 @@
 //	            since the last connection (leaf). No lock is held
 //	            across a channel send, a callback, a log line or a system call other than the
 //	            spool's unlink-free bookkeeping.
-//	PolicyFollower: one goroutine (run) owns the connection and the watch (checked against
-//	            a read of the key every watchProbe) and calls Apply and Log;
+//	PolicyFollower: one goroutine (run) owns the connection and reads the key (a direct get,
+//	            no consumer) when a core subscription to its subject hears it written and
+//	            every pollEvery, and calls Apply and Log; the subscription's callback only
+//	            sends on a channel without waiting;
 //	            PolicyFollower.mu guards the status (leaf).
 //
 // Everything here stops with Close (Exporter.Close, PolicyFollower.Close); Tail returns when

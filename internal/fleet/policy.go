@@ -614,19 +614,57 @@ func (f *PolicyFollower) session(nc *nats.Conn) error {
 	if err != nil {
 		return f.bucketErr(err)
 	}
-	w, err := kv.Watch(f.ctx, f.cfg.Key)
+	// No consumer: a host allowed to make consumers on the bucket's stream may make a push
+	// consumer that delivers to any subject it names, the server publishing there for it —
+	// onto another host's record subjects, which the stream stores as that host's
+	// (TestHostCannotDeliverIntoTheStreamAsAnotherHost). So the key is read (a direct get)
+	// when a core subscription to its subject says it was written, and every pollEvery.
+	kick := make(chan struct{}, 1)
+	sub, err := nc.Subscribe(kvSubject(f.cfg.Bucket, f.cfg.Key), func(*nats.Msg) {
+		select {
+		case kick <- struct{}{}:
+		default:
+		}
+	})
 	if err != nil {
-		return explainJS("watching policy "+f.cfg.Key, err)
+		return explainJS("following policy "+f.cfg.Key, err)
 	}
-	defer w.Stop()
+	defer sub.Unsubscribe()
 	f.putStatus(kv)
-	check := time.NewTicker(time.Second)
-	defer check.Stop()
-	var (
-		seen      uint64    // the revision of the last entry the watch delivered
-		lastProbe time.Time // when the key was last read to check the watch
-		stale     uint64    // the key's revision the watch had not delivered at the last probe
-	)
+	type entryID struct {
+		rev uint64
+		at  time.Time
+	}
+	var seen entryID // the entry handled last: a bucket made anew numbers from 1 again
+	read := func() error {
+		ctx, cancel := context.WithTimeout(f.ctx, f.cfg.Conn.timeout())
+		defer cancel()
+		e, err := kv.Get(ctx, f.cfg.Key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyDeleted) && e != nil: // a delete marker: update says it
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			return nil // never pushed (or purged)
+		case err != nil:
+			if _, ierr := bucketInfo(ctx, js, f.cfg.Bucket); errors.Is(ierr, errBucketMissing) {
+				return f.bucketErr(ierr)
+			}
+			if f.ctx.Err() != nil {
+				return nil
+			}
+			return explainJS("reading policy "+f.cfg.Key, err)
+		}
+		if id := (entryID{e.Revision(), e.Created()}); id != seen {
+			seen = id
+			f.update(js, kv, e)
+		}
+		return nil
+	}
+	if err := read(); err != nil {
+		return err
+	}
+	poll := time.NewTicker(pollEvery)
+	defer poll.Stop()
+	var again <-chan time.Time // a read soon after a write was heard, before it was stored
 	for {
 		select {
 		case <-f.ctx.Done():
@@ -635,48 +673,31 @@ func (f *PolicyFollower) session(nc *nats.Conn) error {
 			if !nc.IsConnected() {
 				return nil // the session restarts when the connection is back
 			}
-		case <-check.C:
+			continue
+		case <-kick:
+			before := seen
+			if err := read(); err != nil {
+				return err
+			}
+			if seen == before {
+				again = time.After(100 * time.Millisecond)
+			}
+			continue
+		case <-again:
+			again = nil
+		case <-poll.C:
 			if !nc.IsConnected() {
 				return nil
 			}
-			if time.Since(lastProbe) < watchProbe {
-				continue
-			}
-			lastProbe = time.Now()
-			// A watch can go quiet for good without ending (its consumer made while the
-			// server's JetStream was still recovering after a restart; or deleted): the
-			// key's revision, read directly, says whether it missed something. Twice the same
-			// revision unseen, a probe apart: watch again.
-			ctx, cancel := context.WithTimeout(f.ctx, f.cfg.Conn.timeout())
-			cur, err := kv.Get(ctx, f.cfg.Key)
-			if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) && !errors.Is(err, jetstream.ErrKeyDeleted) {
-				// The bucket deleted: the watch says nothing of it.
-				if _, ierr := bucketInfo(ctx, js, f.cfg.Bucket); errors.Is(ierr, errBucketMissing) {
-					cancel()
-					return f.bucketErr(ierr)
-				}
-			}
-			cancel()
-			switch {
-			case err != nil || cur.Revision() == seen:
-				stale = 0
-			case cur.Revision() != stale:
-				stale = cur.Revision()
-			default:
-				return fmt.Errorf("the policy watch did not deliver revision %d in %v: watching again", stale, watchProbe)
-			}
-		case e, ok := <-w.Updates():
-			if !ok {
-				return errors.New("the policy watch ended")
-			}
-			if e == nil {
-				continue // the initial values are in
-			}
-			seen = e.Revision()
-			f.update(js, kv, e)
+		}
+		if err := read(); err != nil {
+			return err
 		}
 	}
 }
+
+// kvSubject is the subject a key of a bucket is written on.
+func kvSubject(bucket, key string) string { return "$KV." + bucket + "." + key }
 
 // bucketErr is a session's error for a missing bucket, which says what the host enforces.
 func (f *PolicyFollower) bucketErr(err error) error {
@@ -689,10 +710,10 @@ func (f *PolicyFollower) bucketErr(err error) error {
 	return fmt.Errorf("%w; no policy received yet", err)
 }
 
-// watchProbe is how often a follower reads its key to check that its watch delivers.
-const watchProbe = 5 * time.Second
+// pollEvery is how often a follower reads its key besides when it hears it written.
+const pollEvery = 2 * time.Second
 
-// update applies one entry of the watched key.
+// update applies one entry of the followed key.
 func (f *PolicyFollower) update(js jetstream.JetStream, kv jetstream.KeyValue, e jetstream.KeyValueEntry) {
 	cur := f.Status()
 	// Which bucket the entry is from: one made anew after the enforced revision's numbers

@@ -1,0 +1,70 @@
+package fleet
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// A push consumer delivers to any subject its creator names, and permissions cannot say which
+// deliver subjects a user may name: a host allowed to make consumers on the policy bucket's
+// stream (as the example configuration allowed, for nats.go's watch) named
+// fsnotifyd.events.web-2, and the server itself published there what the host had written in
+// its own status entry, whenever anyone listened on that subject (an operator's nats sub):
+// the stream stored it as web-2's record, host field and all, and fleet tail showed it as
+// web-2's. The follower takes no consumer now, and the hosts may make none.
+func TestHostCannotDeliverIntoTheStreamAsAnotherHost(t *testing.T) {
+	_, userURL, ajs := permServer(t)
+	ctx := context.Background()
+	if err := EnsureStream(ctx, ajs, StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenBucket(ctx, ajs, DefaultBucket, true); err != nil {
+		t.Fatal(err)
+	}
+	// Interest on the subject, without which nothing is delivered: an operator's core
+	// subscriber.
+	anc, err := nats.Connect(userURL("admin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer anc.Close()
+	core := make(chan *nats.Msg, 16)
+	anc.ChanSubscribe("fsnotifyd.events.web-2", core)
+	anc.Flush()
+
+	nc, js1 := hostConn(t, userURL("web-1"), "web-1")
+	kv1, err := js1.KeyValue(ctx, DefaultBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := `{"host":"web-2","boot_id":"b","seq":1,"kind":"event","path":"/forged-by-web-1"}`
+	if _, err := kv1.Put(ctx, StatusPrefix+"web-1", []byte(forged)); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := json.Marshal(map[string]any{"stream_name": "KV_" + DefaultBucket, "config": map[string]any{
+		"deliver_subject": "fsnotifyd.events.web-2", "deliver_policy": "all", "ack_policy": "none",
+		"filter_subject": "$KV." + DefaultBucket + "." + StatusPrefix + "web-1",
+	}})
+	resp, err := nc.Request("$JS.API.CONSUMER.CREATE.KV_"+DefaultBucket, req, 2*time.Second)
+	if err == nil && !strings.Contains(string(resp.Data), `"error"`) {
+		t.Errorf("web-1 made a push consumer delivering to web-2's subject: %s", resp.Data)
+	}
+	select {
+	case m := <-core:
+		t.Errorf("the server delivered web-1's words as %s: %s", m.Subject, m.Data)
+	case <-time.After(2 * time.Second):
+	}
+	time.Sleep(500 * time.Millisecond)
+	s, err := ajs.Stream(ctx, DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := s.CachedInfo().State.Msgs; n != 0 {
+		t.Errorf("the stream stored %d messages that web-1's consumer delivered as web-2's", n)
+	}
+}
