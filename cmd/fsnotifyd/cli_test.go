@@ -111,6 +111,7 @@ func TestDurationFlagsRefuseMisreadValues(t *testing.T) {
 		{[]string{"fleet", "tail"}, "--timeout"},
 		{[]string{"fleet", "tail"}, "--nats-timeout"},
 		{[]string{"policy", "status"}, "--nats-timeout"},
+		{[]string{"fleet", "init"}, "--stream-max-age"},
 		{[]string{"serve", "--socket", filepath.Join(dir, "s.sock")}, "--stream-max-age"},
 		{[]string{"serve", "--socket", filepath.Join(dir, "s.sock")}, "--nats-timeout"},
 	} {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/fsnotifyd/fsnotifyd/internal/fleet"
 	"github.com/fsnotifyd/fsnotifyd/internal/testnats"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // natsURL starts an in-process nats-server with JetStream for the test.
@@ -127,5 +128,45 @@ func TestFleetTailCommand(t *testing.T) {
 	}
 	if _, stderr, rc := fsn(t, "fleet", "tail", "--since", "1h", "--seq", "3"); rc != 2 || !strings.Contains(stderr, "cannot be used together") {
 		t.Errorf("rc %d %s", rc, stderr)
+	}
+}
+
+// fleet init makes the stream and the policy bucket as the admin (hosts need no permission to
+// create a stream), with the stream's limits from its flags; run again it finds them right;
+// a stream made wrong (one that republishes, where a host's message would be stored as the
+// policy) is an error naming the setting.
+func TestFleetInitCommand(t *testing.T) {
+	url := natsURL(t)
+	if out, stderr, rc := fsn(t, "fleet", "init", "--nats", url, "--stream-max-age", "720h"); rc != 0 || !strings.Contains(out, "FSNOTIFYD") {
+		t.Fatalf("fleet init: rc %d, %s %s", rc, out, stderr)
+	}
+	o := fleet.ConnOptions{URLs: url, Timeout: 2 * time.Second}
+	nc, err := o.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := o.JetStream(nc)
+	ctx := context.Background()
+	s, err := js.Stream(ctx, fleet.DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := s.CachedInfo().Config; c.MaxAge != 720*time.Hour || c.AllowRollup {
+		t.Errorf("the stream: max_age %v, allow_rollup %v", c.MaxAge, c.AllowRollup)
+	}
+	if allows, err := fleet.BucketAllowsRollups(ctx, js, fleet.DefaultBucket); err != nil || allows {
+		t.Errorf("the bucket: allows rollups %v, %v", allows, err)
+	}
+	if out, stderr, rc := fsn(t, "fleet", "init", "--nats", url); rc != 0 {
+		t.Errorf("fleet init again: rc %d, %s %s", rc, out, stderr)
+	}
+	cfg := s.CachedInfo().Config
+	cfg.RePublish = &jetstream.RePublish{Source: ">", Destination: "elsewhere.>"}
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, rc := fsn(t, "fleet", "init", "--nats", url); rc != 1 || !strings.Contains(stderr, "republishes") {
+		t.Errorf("fleet init on a stream that republishes: rc %d, %s", rc, stderr)
 	}
 }

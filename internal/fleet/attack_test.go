@@ -40,6 +40,10 @@ func permServer(t *testing.T) (*natsServer, func(user string) string, jetstream.
 	}
 	t.Cleanup(anc.Close)
 	ajs, _ := admin.JetStream(anc)
+	// The stream is the admin's (fsnotifyd fleet init): hosts may create none.
+	if err := EnsureStream(context.Background(), ajs, StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
 	return ns, userURL, ajs
 }
 
@@ -66,7 +70,7 @@ func TestHostCannotSuppressAnothersRecordsByMsgID(t *testing.T) {
 	_, userURL, ajs := permServer(t)
 	ctx := context.Background()
 	_, js1 := hostConn(t, userURL("web-1"), "web-1")
-	if err := EnsureStream(ctx, js1, StreamConfig{}); err != nil {
+	if err := EnsureStream(ctx, js1, StreamConfig{}); err != nil { // there, and right
 		t.Fatal(err)
 	}
 	const n = 50
@@ -128,19 +132,20 @@ func TestCheckHeaderRefusesAmbiguousOrForeignRecords(t *testing.T) {
 	}
 }
 
-// A host allowed to create the stream (the example configuration lets it, for a fleet
-// without an admin-made stream) creates it first, allowing rollups: then one message of its
-// own with Nats-Rollup: all would erase every host's records. An exporter does not export
-// into such a stream: it says why and keeps the records in its spool until the stream is
-// made right, then sends them all.
+// A stream made allowing rollups (by a host allowed to create it, as an earlier example
+// configuration let it, or by an operator): then one message of a host's own with
+// Nats-Rollup: all would erase every host's records. An exporter does not export into such
+// a stream: it says why and keeps the records in its spool until the stream is made right,
+// then sends them all.
 func TestExporterRefusesAStreamThatAllowsRollups(t *testing.T) {
 	_, userURL, ajs := permServer(t)
 	ctx := context.Background()
 	_, js1 := hostConn(t, userURL("web-1"), "web-1")
 	sc := StreamConfig{}.jetstream()
 	sc.AllowRollup = true
-	if _, err := js1.CreateStream(ctx, sc); err != nil {
-		t.Fatalf("web-1 creating the stream: %v", err)
+	ajs.DeleteStream(ctx, DefaultStream)
+	if _, err := ajs.CreateStream(ctx, sc); err != nil {
+		t.Fatalf("creating the stream: %v", err)
 	}
 
 	const n = 20

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // A push consumer delivers to any subject its creator names, and permissions cannot say which
@@ -20,9 +21,6 @@ import (
 func TestHostCannotDeliverIntoTheStreamAsAnotherHost(t *testing.T) {
 	_, userURL, ajs := permServer(t)
 	ctx := context.Background()
-	if err := EnsureStream(ctx, ajs, StreamConfig{}); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := OpenBucket(ctx, ajs, DefaultBucket, true); err != nil {
 		t.Fatal(err)
 	}
@@ -66,5 +64,57 @@ func TestHostCannotDeliverIntoTheStreamAsAnotherHost(t *testing.T) {
 	}
 	if n := s.CachedInfo().State.Msgs; n != 0 {
 		t.Errorf("the stream stored %d messages that web-1's consumer delivered as web-2's", n)
+	}
+}
+
+// A host allowed $JS.API.STREAM.CREATE.FSNOTIFYD (the example configuration allowed it, so
+// that the first exporter made the stream) that finds the stream missing creates it first,
+// republishing its own subject on the policy key's: the server then stores each message the
+// host publishes on its own subject as a revision of the fleet's policy, which every host
+// applies. Hosts may create no stream; an exporter does not export into a stream that
+// republishes.
+func TestHostCannotPushAPolicyThroughTheStream(t *testing.T) {
+	_, userURL, ajs := permServer(t)
+	ctx := context.Background()
+	akv, err := OpenBucket(ctx, ajs, DefaultBucket, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushed, err := Push(ctx, akv, DefaultKey, []byte("deny open /srv/**\n"), 0, validatePolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, js1 := hostConn(t, userURL("web-1"), "web-1")
+	if err := ajs.DeleteStream(ctx, DefaultStream); err != nil { // missing: not made yet
+		t.Fatal(err)
+	}
+	sc := StreamConfig{}.jetstream()
+	sc.RePublish = &jetstream.RePublish{Source: Subject(Event, "web-1"), Destination: kvSubject(DefaultBucket, DefaultKey)}
+	if _, err := js1.CreateStream(ctx, sc); err == nil {
+		t.Errorf("web-1 created the stream, republishing on the policy key")
+		_, perr := js1.Publish(ctx, Subject(Event, "web-1"), []byte("allow * /**\n"))
+		if perr != nil {
+			t.Logf("publish: %v", perr)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if e, err := akv.Get(ctx, DefaultKey); err != nil || e.Revision() != pushed.Revision || string(e.Value()) != "deny open /srv/**\n" {
+		v := []byte(nil)
+		if e != nil {
+			v = e.Value()
+		}
+		t.Fatalf("the fleet's policy after web-1's stream: %q, %v; want revision %d", v, err, pushed.Revision)
+	}
+	// A missing stream: the host says who makes it.
+	if err := EnsureStream(ctx, js1, StreamConfig{}); err == nil || !strings.Contains(err.Error(), "fleet init") {
+		t.Errorf("EnsureStream as web-1 on a missing stream: %v, want the admin's command named", err)
+	}
+	// The same stream made by the admin, by mistake: no exporter exports into it.
+	ajs.DeleteStream(ctx, DefaultStream)
+	if _, err := ajs.CreateStream(ctx, sc); err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureStream(ctx, js1, StreamConfig{}); err == nil || !strings.Contains(err.Error(), "republishes") {
+		t.Errorf("EnsureStream on a stream that republishes: %v", err)
 	}
 }

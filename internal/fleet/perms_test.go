@@ -33,11 +33,15 @@ func TestExampleServerConfigPermissions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// And makes the stream (fsnotifyd fleet init): hosts may create none.
+	if err := EnsureStream(ctx, ajs, StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := Push(ctx, akv, DefaultKey, []byte("deny open /srv/**\n"), 0, validatePolicy); err != nil {
 		t.Fatal(err)
 	}
 
-	// web-1 exports (creating the stream) and follows the policy.
+	// web-1 exports and follows the policy.
 	host := ConnOptions{URLs: userURL("web-1", "change-me-web-1"), Timeout: 2 * time.Second}
 	lg := &testLog{t: t}
 	e, err := NewExporter(ExporterConfig{Conn: host, Host: "web-1", SpoolDir: t.TempDir(), Log: lg.log})
@@ -74,6 +78,12 @@ func TestExampleServerConfigPermissions(t *testing.T) {
 	js, _ := jetstream.New(nc, jetstream.WithDefaultTimeout(time.Second))
 	if _, err := js.Publish(ctx, "fsnotifyd.events.web-2", []byte(`{}`)); err == nil {
 		t.Error("web-1 published as web-2")
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "X", Subjects: []string{"x.>"}}); err == nil {
+		t.Error("web-1 created a stream")
+	}
+	if _, err := js.CreateConsumer(ctx, "KV_"+DefaultBucket, jetstream.ConsumerConfig{}); err == nil {
+		t.Error("web-1 created a consumer")
 	}
 	kv, err := js.KeyValue(ctx, DefaultBucket)
 	if err != nil {

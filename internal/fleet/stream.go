@@ -77,16 +77,20 @@ func (c StreamConfig) jetstream() jetstream.StreamConfig {
 	return sc
 }
 
-// EnsureStream creates the stream when it is missing. An existing stream is left as it is
-// (an operator may have tuned it), but one that does not take the fleet subjects, or that
-// allows rollups (one host's message could erase every host's records), is an error.
+// EnsureStream creates the stream when it is missing (the admin's fleet init; an exporter
+// whose user may). An existing stream is left as it is (an operator may have tuned it), but
+// one that does not take the fleet subjects, or that CheckStream refuses, is an error.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, c StreamConfig) error {
 	sc := c.jetstream()
 	s, err := js.Stream(ctx, sc.Name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		_, err = js.CreateStream(ctx, sc)
-		if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			return explainJS("creating stream "+sc.Name, err)
+		if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			// A host may not, with the documented permissions: the admin makes it.
+			return explainJS(fmt.Sprintf("stream %s does not exist, and creating it failed (create it as the admin: fsnotifyd fleet init)", sc.Name), err)
+		}
+		if err == nil {
+			return nil
 		}
 		// Another host was quicker: check what it made.
 		s, err = js.Stream(ctx, sc.Name)
@@ -94,17 +98,46 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, c StreamConfig) e
 	if err != nil {
 		return explainJS("looking up stream "+sc.Name, err)
 	}
-	if s.CachedInfo().Config.AllowRollup {
-		// Whoever created it (a host may, with the example permissions) let any publisher
-		// erase every host's records with one message of its own (Nats-Rollup: all). The
-		// records wait in the spool until it is made right.
-		return fmt.Errorf("stream %s allows rollups (allow_rollup_hdrs): any host could erase every host's records with one message; not exporting into it until it does not (nats stream edit %s --no-allow-rollup; docs/fleet.md, \"Security\")", sc.Name, sc.Name)
+	if err := CheckStream(s.CachedInfo().Config); err != nil {
+		// The records wait in the spool until it is made right.
+		return fmt.Errorf("%w; not exporting into it until it is made right", err)
 	}
 	have := s.CachedInfo().Config.Subjects
 	for _, want := range StreamSubjects {
 		if !slices.Contains(have, want) && !slices.Contains(have, SubjectRoot+".>") && !slices.Contains(have, SubjectRoot+".*.*") {
 			return fmt.Errorf("stream %s exists but does not take %s (its subjects: %v): add it, or use another stream name", sc.Name, want, have)
 		}
+	}
+	return nil
+}
+
+// CheckStream refuses a fleet stream whose settings let one host's message count as another
+// host's, or as the fleet's policy, or erase others' records — whoever created it (a host
+// allowed $JS.API.STREAM.CREATE may, first): the server itself applies them, whatever the
+// publisher's permissions.
+//   - allow_rollup_hdrs: one message of a host's own with Nats-Rollup: all erases every
+//     host's records.
+//   - subject_transform, sources, mirror: stored subjects that are not their publishers' (a
+//     host's record stored on fsnotifyd.events.web-2, another stream's messages copied there).
+//   - republish: the server publishes each stored message again on a subject the stream
+//     names, which may be the policy key's ($KV.fsnotifyd-policy.default), where the bucket
+//     stores it as a revision every host applies.
+func CheckStream(c jetstream.StreamConfig) error {
+	fix := "create the stream as the admin (fsnotifyd fleet init) and keep $JS.API.STREAM.CREATE from the hosts (docs/fleet.md, \"Security\")"
+	switch {
+	case c.AllowRollup:
+		return fmt.Errorf("stream %s allows rollups (allow_rollup_hdrs): any host could erase every host's records with one message (nats stream edit %s --no-allow-rollup)", c.Name, c.Name)
+	case c.RePublish != nil:
+		return fmt.Errorf("stream %s republishes its messages (on %q): a host's record would be published again where it may not publish, the policy key included; %s", c.Name, c.RePublish.Destination, fix)
+	}
+	return checkStreamSubjects(c)
+}
+
+// checkStreamSubjects is CheckStream's part that matters to a reader: a stream whose stored
+// subjects may not be their publishers' says nothing of who sent a record.
+func checkStreamSubjects(c jetstream.StreamConfig) error {
+	if c.SubjectTransform != nil || len(c.Sources) > 0 || c.Mirror != nil {
+		return fmt.Errorf("stream %s relabels subjects (a subject transform, sources or a mirror): a host's record, or another stream's message, could be stored as another host's; create the stream as the admin (fsnotifyd fleet init) and keep $JS.API.STREAM.CREATE from the hosts (docs/fleet.md, \"Security\")", c.Name)
 	}
 	return nil
 }

@@ -79,6 +79,16 @@ func Tail(ctx context.Context, js jetstream.JetStream, o TailOptions, fn func(*R
 		t := time.Now().Add(-o.Since)
 		startTime = &t
 	}
+	// The stream as it is now: one deleted and made anew numbers from 1 again, which an
+	// ordered consumer (resuming after the last sequence it saw) would wait for silently.
+	var created time.Time
+	if s, err := js.Stream(ctx, o.Stream); err == nil {
+		created = s.CachedInfo().Created
+		// A stream whose subjects are not its publishers' says nothing of who sent what.
+		if err := checkStreamSubjects(s.CachedInfo().Config); err != nil {
+			return fmt.Errorf("%w; not reading it", err)
+		}
+	}
 	var cons jetstream.Consumer
 	var err error
 	// filters are the consumer's subject filters: o's two, or, on a server before 2.10
@@ -120,12 +130,6 @@ func Tail(ctx context.Context, js jetstream.JetStream, o TailOptions, fn func(*R
 	}
 	if err != nil {
 		return explainJS("reading stream "+o.Stream, err)
-	}
-	// The stream as it is now: one deleted and made anew numbers from 1 again, which an
-	// ordered consumer (resuming after the last sequence it saw) would wait for silently.
-	var created time.Time
-	if s, err := js.Stream(ctx, o.Stream); err == nil {
-		created = s.CachedInfo().Created
 	}
 	// gone says why the stream read so far is gone, or "" (a failed check says nothing).
 	gone := func() string {

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // The stream is deleted (an admin's mistake, or a host allowed to) and made anew while a
@@ -69,6 +71,89 @@ func TestTailStreamDeletedAndMadeAnew(t *testing.T) {
 				}
 				time.Sleep(50 * time.Millisecond)
 			}
+		})
+	}
+}
+
+// A host allowed to create the stream (the example configuration lets it, for a fleet
+// without an admin-made stream) creates it first with a subject transform that stores every
+// host's records — its own included — under web-2's subjects, or with a source that copies
+// another stream's messages there. Its own record, host field "web-2", is then stored on
+// fsnotifyd.events.web-2 and would read as web-2's. A reader does not read such a stream, and
+// an exporter does not export into it; each says why.
+func TestStreamThatRelabelsSubjectsIsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mod  func(*jetstream.StreamConfig)
+	}{
+		{"subject_transform", func(sc *jetstream.StreamConfig) {
+			sc.SubjectTransform = &jetstream.SubjectTransformConfig{Source: "fsnotifyd.*.*", Destination: "fsnotifyd.{{wildcard(1)}}.web-2"}
+		}},
+		{"sources", func(sc *jetstream.StreamConfig) {
+			sc.Sources = []*jetstream.StreamSource{{Name: "KV_" + DefaultBucket,
+				SubjectTransforms: []jetstream.SubjectTransformConfig{{Source: "$KV." + DefaultBucket + ".status.web-1", Destination: "fsnotifyd.events.web-2"}}}}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, userURL, ajs := permServer(t)
+			ctx := context.Background()
+			if _, err := OpenBucket(ctx, ajs, DefaultBucket, true); err != nil {
+				t.Fatal(err)
+			}
+			sc := StreamConfig{}.jetstream()
+			tc.mod(&sc)
+			ajs.DeleteStream(ctx, DefaultStream)
+			if _, err := ajs.CreateStream(ctx, sc); err != nil { // as a host allowed to would, first
+				t.Fatalf("creating the stream: %v", err)
+			}
+			_, js1 := hostConn(t, userURL("web-1"), "web-1")
+			forged := []byte(`{"host":"web-2","boot_id":"b","seq":1,"kind":"event","path":"/forged-by-web-1"}`)
+			if tc.name == "sources" {
+				kv1, err := js1.KeyValue(ctx, DefaultBucket)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := kv1.Put(ctx, StatusPrefix+"web-1", forged); err != nil {
+					t.Fatal(err)
+				}
+			} else if _, err := js1.Publish(ctx, Subject(Event, "web-1"), forged); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 5*time.Second, "the forged record stored (the premise)", func() bool {
+				s, err := ajs.Stream(ctx, DefaultStream)
+				if err != nil {
+					return false
+				}
+				m, err := s.GetLastMsgForSubject(ctx, Subject(Event, "web-2"))
+				return err == nil && strings.Contains(string(m.Data), "forged-by-web-1")
+			})
+
+			tctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			defer cancel()
+			var shown []string
+			err := Tail(tctx, ajs, TailOptions{StartSeq: 1}, func(r *Received) error {
+				if _, herr := CheckHeader(r.Subject, r.Data); herr == nil {
+					shown = append(shown, r.Subject+" "+string(r.Data))
+				}
+				return nil
+			})
+			if len(shown) != 0 || err == nil || !strings.Contains(err.Error(), DefaultStream) {
+				t.Errorf("Tail: %v, shown %q: want no record shown and an error naming the stream", err, shown)
+			}
+
+			lg := &testLog{t: t}
+			e, err := NewExporter(ExporterConfig{Conn: ConnOptions{URLs: userURL("web-2"), Timeout: 2 * time.Second}, Host: "web-2", SpoolDir: t.TempDir(), Log: lg.log})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.Append(Event, payload(0))
+			waitFor(t, 10*time.Second, "the exporter saying why it does not export", func() bool { return lg.has("relabels") && lg.has("fleet init") })
+			if a := e.Stats().AckedThrough; a != 0 {
+				t.Errorf("%d records exported into the stream", a)
+			}
+			ctx2, cancel2 := context.WithTimeout(ctx, 500*time.Millisecond)
+			e.Close(ctx2)
+			cancel2()
 		})
 	}
 }
