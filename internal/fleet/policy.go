@@ -251,6 +251,9 @@ func Push(ctx context.Context, kv jetstream.KeyValue, key string, data []byte, i
 			}
 			return res, fmt.Errorf("%w: someone pushed revision %d after this push read revision %d; nothing was written: check it (fsnotifyd policy status) and push again", ErrConflict, now, res.Previous)
 		}
+		if errors.Is(err, nats.ErrMaxPayload) {
+			return res, fmt.Errorf("pushing policy %s: it is %d bytes, more than the NATS server takes in one message (its max_payload, 1 MiB unless set): make it smaller or raise max_payload; nothing was written", key, len(data))
+		}
 		return res, explainJS("pushing policy "+key, err)
 	}
 	return res, nil

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -321,5 +322,33 @@ func TestPolicyStateDirOthersCanWriteIsRefused(t *testing.T) {
 				t.Errorf("StartPolicyFollower with --policy-state %s: %v; want a refusal with %q and the fix", state, err, want)
 			}
 		})
+	}
+}
+
+// A policy larger than the server takes in one message is not pushed, and the error says the
+// size, the server's limit and what to do; the bucket keeps the previous revision.
+func TestPushTooLargeSaysWhy(t *testing.T) {
+	conf := filepath.Join(t.TempDir(), "nats.conf")
+	os.WriteFile(conf, []byte("max_payload: 4096\njetstream: enabled\n"), 0o600)
+	ns := &natsServer{t: t, store: t.TempDir(), port: freePort(t), conf: conf}
+	ns.start()
+	t.Cleanup(ns.stop)
+	_, js := ns.connect(t)
+	ctx := context.Background()
+	kv, err := OpenBucket(ctx, js, DefaultBucket, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := Push(ctx, kv, DefaultKey, []byte("deny open /srv/**\n"), 0, validatePolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := []byte(strings.Repeat("deny open /srv/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/**\n", 200))
+	_, err = Push(ctx, kv, DefaultKey, big, 0, validatePolicy)
+	if err == nil || !strings.Contains(err.Error(), "max_payload") || !strings.Contains(err.Error(), strconv.Itoa(len(big))) || !strings.Contains(err.Error(), "nothing was written") {
+		t.Errorf("Push of %d bytes: %v; want the size, max_payload and nothing written", len(big), err)
+	}
+	if e, err := kv.Get(ctx, DefaultKey); err != nil || e.Revision() != first.Revision {
+		t.Errorf("the bucket after the refused push: %v %v", e, err)
 	}
 }
