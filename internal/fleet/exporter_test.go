@@ -536,7 +536,8 @@ func TestParsePolicyURL(t *testing.T) {
 	}
 	// A bucket or key that cannot be read is an error, never the default bucket (a guard
 	// would follow another policy): a bad escape, an empty part.
-	for _, bad := range []string{"h:4222", "nats:///b/k", "nats://h/b/k/x", "nats://h/prod%zz/web", "nats://h//web", "nats://h/b//", "nats://h/%/k"} {
+	for _, bad := range []string{"h:4222", "nats:///b/k", "nats://h/b/k/x", "nats://h/prod%zz/web", "nats://h//web", "nats://h/b//", "nats://h/%/k",
+		"nats://h/a%2F..%2F..%2Ftmp%2Fx/k", "nats://h/..%2Fx/k", "nats://h/b.c/k", "nats://h/b%20c/k"} { // names NATS refuses, and a saved copy outside --policy-state
 		if _, _, _, err := ParsePolicyURL(bad); err == nil {
 			t.Errorf("ParsePolicyURL(%q) accepted", bad)
 		}

@@ -77,6 +77,9 @@ func ParsePolicyURL(s string) (urls, bucket, key string, err error) {
 		if b == "" || len(parts) == 2 && parts[1] == "" {
 			return "", "", "", fmt.Errorf("%q: an empty BUCKET or KEY (want nats://HOST:PORT/BUCKET/KEY; leave out both, or the KEY, for the defaults)", s)
 		}
+		if err := checkBucketName(b); err != nil {
+			return "", "", "", fmt.Errorf("%q: %w", s, err)
+		}
 		bucket = b
 		if len(parts) == 2 {
 			key = parts[1]
@@ -168,6 +171,21 @@ func denyBucketRollups(ctx context.Context, js jetstream.JetStream, bucket strin
 	cfg.AllowRollup = false
 	if _, err := js.UpdateStream(ctx, cfg); err != nil {
 		return explainJS(fmt.Sprintf("policy bucket %s allows rollups, with which any host could erase the policy; turning them off (nats stream edit %s --no-allow-rollup)", bucket, bucketStream(bucket)), err)
+	}
+	return nil
+}
+
+// checkBucketName refuses a bucket name NATS would refuse (letters, digits, - and _): the
+// follower names its saved copy after it, before it reaches NATS, and a name with '/' or
+// ".." would put that file outside --policy-state.
+func checkBucketName(b string) error {
+	if b == "" {
+		return errors.New("empty bucket name")
+	}
+	for i := 0; i < len(b); i++ {
+		if c := b[i]; !(tokenKeeps(c) || c == '_') {
+			return fmt.Errorf("bucket %q: %q is not allowed in a bucket name (letters, digits, - and _)", b, c)
+		}
 	}
 	return nil
 }
@@ -372,6 +390,9 @@ func StartPolicyFollower(cfg FollowerConfig) (*PolicyFollower, error) {
 		cfg.Key = DefaultKey
 	}
 	if err := CheckPolicyKey(cfg.Key); err != nil {
+		return nil, err
+	}
+	if err := checkBucketName(cfg.Bucket); err != nil {
 		return nil, err
 	}
 	host, token, err := hostAndToken(cfg.Host)
