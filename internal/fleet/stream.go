@@ -117,8 +117,9 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, c StreamConfig) e
 // publisher's permissions.
 //   - allow_rollup_hdrs: one message of a host's own with Nats-Rollup: all erases every
 //     host's records.
-//   - subject_transform, sources, mirror: stored subjects that are not their publishers' (a
-//     host's record stored on fsnotifyd.events.web-2, another stream's messages copied there).
+//   - subject_transform, sources, mirror, allow_msg_schedules: stored subjects that are not
+//     their publishers' (a host's record stored on fsnotifyd.events.web-2, another stream's
+//     messages copied there, a host's scheduled message published there by the server).
 //   - republish: the server publishes each stored message again on a subject the stream
 //     names, which may be the policy key's ($KV.fsnotifyd-policy.default), where the bucket
 //     stores it as a revision every host applies.
@@ -136,8 +137,10 @@ func CheckStream(c jetstream.StreamConfig) error {
 // checkStreamSubjects is CheckStream's part that matters to a reader: a stream whose stored
 // subjects may not be their publishers' says nothing of who sent a record.
 func checkStreamSubjects(c jetstream.StreamConfig) error {
-	if c.SubjectTransform != nil || len(c.Sources) > 0 || c.Mirror != nil {
-		return fmt.Errorf("stream %s relabels subjects (a subject transform, sources or a mirror): a host's record, or another stream's message, could be stored as another host's; create the stream as the admin (fsnotifyd fleet init) and keep $JS.API.STREAM.CREATE from the hosts (docs/fleet.md, \"Security\")", c.Name)
+	// Message schedules: a host's message on its own subject names a target subject of the
+	// stream (Nats-Schedule-Target), and the server publishes it there.
+	if c.SubjectTransform != nil || len(c.Sources) > 0 || c.Mirror != nil || c.AllowMsgSchedules {
+		return fmt.Errorf("stream %s relabels subjects (a subject transform, sources, a mirror or message schedules): a host's record, or another stream's message, could be stored as another host's; create the stream as the admin (fsnotifyd fleet init) and keep $JS.API.STREAM.CREATE from the hosts (docs/fleet.md, \"Security\")", c.Name)
 	}
 	return nil
 }

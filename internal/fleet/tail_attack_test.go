@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -89,6 +90,7 @@ func TestStreamThatRelabelsSubjectsIsRefused(t *testing.T) {
 		{"subject_transform", func(sc *jetstream.StreamConfig) {
 			sc.SubjectTransform = &jetstream.SubjectTransformConfig{Source: "fsnotifyd.*.*", Destination: "fsnotifyd.{{wildcard(1)}}.web-2"}
 		}},
+		{"allow_msg_schedules", func(sc *jetstream.StreamConfig) { sc.AllowMsgSchedules = true }},
 		{"sources", func(sc *jetstream.StreamConfig) {
 			sc.Sources = []*jetstream.StreamSource{{Name: "KV_" + DefaultBucket,
 				SubjectTransforms: []jetstream.SubjectTransformConfig{{Source: "$KV." + DefaultBucket + ".status.web-1", Destination: "fsnotifyd.events.web-2"}}}}
@@ -114,6 +116,15 @@ func TestStreamThatRelabelsSubjectsIsRefused(t *testing.T) {
 					t.Fatal(err)
 				}
 				if _, err := kv1.Put(ctx, StatusPrefix+"web-1", forged); err != nil {
+					t.Fatal(err)
+				}
+			} else if tc.name == "allow_msg_schedules" {
+				// A message on its own subject that the server publishes, at the time it
+				// names, on a subject of the stream it names.
+				m := &nats.Msg{Subject: Subject(Event, "web-1"), Data: forged, Header: nats.Header{}}
+				m.Header.Set("Nats-Schedule", "@at "+time.Now().Add(200*time.Millisecond).UTC().Format(time.RFC3339Nano))
+				m.Header.Set("Nats-Schedule-Target", Subject(Event, "web-2"))
+				if _, err := js1.PublishMsg(ctx, m); err != nil {
 					t.Fatal(err)
 				}
 			} else if _, err := js1.Publish(ctx, Subject(Event, "web-1"), forged); err != nil {
@@ -147,7 +158,13 @@ func TestStreamThatRelabelsSubjectsIsRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 			e.Append(Event, payload(0))
-			waitFor(t, 10*time.Second, "the exporter saying why it does not export", func() bool { return lg.has("relabels") && lg.has("fleet init") })
+			deadline := time.Now().Add(10 * time.Second)
+			for !lg.has("not exporting into it") {
+				if time.Now().After(deadline) {
+					t.Fatalf("the exporter did not say why it does not export in 10 s; log:\n%s", lg)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
 			if a := e.Stats().AckedThrough; a != 0 {
 				t.Errorf("%d records exported into the stream", a)
 			}
