@@ -118,3 +118,51 @@ func TestHostCannotPushAPolicyThroughTheStream(t *testing.T) {
 		t.Errorf("EnsureStream on a stream that republishes: %v", err)
 	}
 }
+
+// A bucket whose stream allows message schedules (the admin's mistake): a host's status
+// write with Nats-Schedule-Target naming the policy key is written by the server as the
+// policy. fleet init and policy push refuse such a bucket, naming the setting; a follower
+// says it.
+func TestBucketWithMessageSchedulesIsRefused(t *testing.T) {
+	_, userURL, ajs := permServer(t)
+	ctx := context.Background()
+	akv, err := OpenBucket(ctx, ajs, DefaultBucket, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Push(ctx, akv, DefaultKey, []byte("deny open /srv/**\n"), 0, validatePolicy); err != nil {
+		t.Fatal(err)
+	}
+	s, err := ajs.Stream(ctx, bucketStream(DefaultBucket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	cfg.AllowMsgSchedules, cfg.Discard = true, jetstream.DiscardOld // schedules need discard old
+	if _, err := ajs.UpdateStream(ctx, cfg); err != nil {
+		t.Skipf("the server does not turn schedules on in a bucket: %v", err)
+	}
+	_, js1 := hostConn(t, userURL("web-1"), "web-1")
+	m := &nats.Msg{Subject: kvSubject(DefaultBucket, StatusPrefix+"web-1"), Data: []byte("allow * /**\n"), Header: nats.Header{}}
+	m.Header.Set("Nats-Schedule", "@at "+time.Now().Add(100*time.Millisecond).UTC().Format(time.RFC3339Nano))
+	m.Header.Set("Nats-Schedule-Target", kvSubject(DefaultBucket, DefaultKey))
+	if _, err := js1.PublishMsg(ctx, m); err != nil {
+		t.Skipf("the bucket refused the schedule: %v", err)
+	}
+	waitFor(t, 5*time.Second, "web-1's words written as the policy (the premise)", func() bool {
+		e, err := akv.Get(ctx, DefaultKey)
+		return err == nil && string(e.Value()) == "allow * /**\n"
+	})
+	if _, err := OpenBucket(ctx, ajs, DefaultBucket, true); err == nil || !strings.Contains(err.Error(), "message schedules") {
+		t.Errorf("OpenBucket (policy push, fleet init) on a bucket with schedules: %v", err)
+	}
+	g := &guardStub{}
+	lg := &testLog{t: t}
+	f, err := StartPolicyFollower(FollowerConfig{Conn: ConnOptions{URLs: userURL("web-2"), Timeout: 2 * time.Second},
+		Host: "web-2", StateDir: t.TempDir(), Apply: g.apply, Log: lg.log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	waitFor(t, 10*time.Second, "web-2's follower saying the bucket is wrong", func() bool { return lg.has("message schedules") })
+}

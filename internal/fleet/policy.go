@@ -165,12 +165,27 @@ func denyBucketRollups(ctx context.Context, js jetstream.JetStream, bucket strin
 		return explainJS("policy bucket "+bucket, err)
 	}
 	cfg := s.CachedInfo().Config
+	if err := checkBucketStream(bucket, cfg); err != nil {
+		return err
+	}
 	if !cfg.AllowRollup {
 		return nil
 	}
 	cfg.AllowRollup = false
 	if _, err := js.UpdateStream(ctx, cfg); err != nil {
 		return explainJS(fmt.Sprintf("policy bucket %s allows rollups, with which any host could erase the policy; turning them off (nats stream edit %s --no-allow-rollup)", bucket, bucketStream(bucket)), err)
+	}
+	return nil
+}
+
+// checkBucketStream refuses a bucket whose stream the server would make write one key's
+// message as another's: with message schedules a host's status write naming
+// Nats-Schedule-Target: $KV.<bucket>.default is written by the server as the policy; a
+// republish, a subject transform, sources or a mirror relabel what hosts write. Only the
+// admin makes the bucket: this is a mistake of theirs, said, never fixed here.
+func checkBucketStream(bucket string, c jetstream.StreamConfig) error {
+	if c.AllowMsgSchedules || c.RePublish != nil || c.SubjectTransform != nil || len(c.Sources) > 0 || c.Mirror != nil {
+		return fmt.Errorf("policy bucket %s: its stream %s has message schedules, a republish, a subject transform, sources or a mirror, with which a host's status write could be stored as the policy: make the bucket anew without them (nats kv del %s; fsnotifyd fleet init)", bucket, bucketStream(bucket), bucket)
 	}
 	return nil
 }
@@ -354,7 +369,8 @@ type PolicyFollower struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	wake   chan struct{}
-	// rollupSaid: the bucket's rollups were said (run's goroutine only).
+	// rollupSaid: the bucket's rollups (or checkBucketStream's refusal) were said (run's
+	// goroutine only).
 	rollupSaid bool
 	// created is when the bucket of the enforced revision was created (zero: unknown); set
 	// before run starts, then run's goroutine only.
@@ -629,9 +645,14 @@ func (f *PolicyFollower) session(nc *nats.Conn) error {
 	ctx, cancel := context.WithTimeout(f.ctx, f.cfg.Conn.timeout())
 	kv, err := OpenBucket(ctx, js, f.cfg.Bucket, false)
 	if err == nil && !f.rollupSaid {
-		if info, rerr := bucketInfo(ctx, js, f.cfg.Bucket); rerr == nil && info.Config.AllowRollup {
-			f.rollupSaid = true
-			f.logf("policy: bucket %s allows rollups: any host that writes its status entry could erase the policy and every host's status with one message (this host keeps the revision it enforces); fsnotifyd policy push turns them off (or nats stream edit %s --no-allow-rollup)", f.cfg.Bucket, bucketStream(f.cfg.Bucket))
+		if info, rerr := bucketInfo(ctx, js, f.cfg.Bucket); rerr == nil {
+			if berr := checkBucketStream(f.cfg.Bucket, info.Config); berr != nil {
+				f.rollupSaid = true
+				f.logf("policy: %v", berr)
+			} else if info.Config.AllowRollup {
+				f.rollupSaid = true
+				f.logf("policy: bucket %s allows rollups: any host that writes its status entry could erase the policy and every host's status with one message (this host keeps the revision it enforces); fsnotifyd policy push turns them off (or nats stream edit %s --no-allow-rollup)", f.cfg.Bucket, bucketStream(f.cfg.Bucket))
+			}
 		}
 	}
 	cancel()
