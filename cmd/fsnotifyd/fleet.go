@@ -10,5 +10,5 @@ func registerFleetSubcommand(c subcommand) { fleetSubcommands[c.name] = c }
 
 // runFleet dispatches "fsnotifyd fleet SUBCOMMAND [ARGS]".
 func runFleet(args []string) int {
-	return dispatch("fleet", "read the events and decisions of every host (NATS JetStream)", fleetSubcommands, args)
+	return dispatch("fleet", "set up the fleet stream, read the events and decisions of every host (NATS JetStream)", fleetSubcommands, args)
 }

@@ -31,7 +31,7 @@ func commands() []command {
 		{"stats", "print the figures of a running daemon", runStats},
 		{"trust", "add, list and verify the files a guard policy trusts (packages, trust files)", runTrust},
 		{"policy", "push a guard policy to the fleet, see which revision each host enforces", runPolicy},
-		{"fleet", "read every host's events and decisions from NATS JetStream", runFleet},
+		{"fleet", "set up the fleet stream, read every host's events and decisions (NATS JetStream)", runFleet},
 	}
 }
 
