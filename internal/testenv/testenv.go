@@ -79,6 +79,42 @@ func PublicRamfs(t testing.TB) string {
 	return dir
 }
 
+// TmpdirOnTmpfs, for a TestMain, mounts a private tmpfs (mode 1777, as /tmp) on a fresh
+// directory and points TMPDIR at it, so that what the package's tests and examples make with
+// t.TempDir() or os.MkdirTemp("", ...) is on a filesystem of its own: an example that watches
+// a temporary directory (which has no *testing.T for Tmpfs) never marks the machine's own
+// filesystem. The returned func unmounts it (MNT_DETACH) and removes the directory. Without
+// root, and in a child of RunTestAs (which uses its parent's directories), it changes nothing
+// and returns a func that does nothing. The directory's name is short (/tmp/eNNNNNNNNN):
+// tests put sockets in t.TempDir(), whose path must fit a socket address (107 bytes).
+func TmpdirOnTmpfs() (done func()) {
+	if os.Geteuid() != 0 || IsChild() {
+		return func() {}
+	}
+	dir, err := os.MkdirTemp("", "e")
+	if err == nil {
+		err = sys.Mount("fsnotifyd-test", dir, "tmpfs", sys.MS_NOSUID|sys.MS_NODEV, "mode=1777")
+		if err == nil {
+			err = sys.Mount("none", dir, "", sys.MS_PRIVATE, "")
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "testenv: a tmpfs for TMPDIR: %v\n", err)
+		os.Exit(1)
+	}
+	old, had := os.LookupEnv("TMPDIR")
+	os.Setenv("TMPDIR", dir)
+	return func() {
+		if had {
+			os.Setenv("TMPDIR", old)
+		} else {
+			os.Unsetenv("TMPDIR")
+		}
+		sys.Unmount(dir, sys.MNT_DETACH|sys.UMOUNT_NOFOLLOW)
+		os.Remove(dir)
+	}
+}
+
 func mountTmpfs(t testing.TB, dir string) string {
 	t.Helper()
 	return mountTmpfsSize(t, dir, 16)
