@@ -11,7 +11,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -287,5 +289,62 @@ func TestWatchPercentWIsTheWatchThatMatched(t *testing.T) {
 				t.Errorf("exit status %d; stderr:\n%s", st, p.errText())
 			}
 		})
+	}
+}
+
+// TestTraceLinesOfHostileNamesReadBackAsNobody: a user names its process "x(1): W /etc/sh"
+// or "?" and renames its file "a -> /etc/shadow" (in its directories "a -> " and "etc") to
+// "b -> c"; every trace line of theirs
+// still reads back one way: the command is what comes before the line's first "(", the pid
+// is its own, and a rename's line has one " -> ", the arrow. Before, the first line read
+// "x(1): W /etc/sh(4839): +   ...": pid 1, letters W, path /etc/sh... to a reader that
+// takes the first "): " (fleet tail did); "?(4840)" was an unknown name; and "<>  D/a ->
+// /etc/shadow -> D/b -> c" could be split three ways.
+func TestTraceLinesOfHostileNamesReadBackAsNobody(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := testenv.PublicTmpfs(t)
+	if err := os.Chmod(dir, 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	p := start(t, "trace", "--fs", dir)
+	wantComm := map[string]string{}
+	for i, c := range []struct{ comm, shown string }{{"x(1): W /etc/sh", `x\x281\x29: W /etc/sh`}, {"?", `\x3f`}} {
+		// The name is set from inside, and the files written by the shell itself; it waits
+		// on stdin until its lines are read (its name is read when its first event is).
+		sh := exec.Command("sh", "-c", `printf '%s' "$1" >/proc/$$/comm && mkdir -p "$2/a -> /etc" && echo y >"$2/a -> /etc/shadow$3" && mv "$2/a -> /etc/shadow$3" "$2/b -> c$3" && read x`,
+			"sh", c.comm, dir, fmt.Sprint(i))
+		sh.SysProcAttr = &syscall.SysProcAttr{Credential: testenv.Nobody}
+		stdin, _ := sh.StdinPipe()
+		if err := sh.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { stdin.Close(); sh.Wait() }()
+		wantComm[strconv.Itoa(sh.Process.Pid)] = c.shown
+	}
+	renames := 0
+	got := p.collect(10*time.Second, func(l []string) bool {
+		renames = 0
+		for _, s := range l {
+			renames += strings.Count(s, "<>")
+		}
+		return renames == 2
+	})
+	p.stop()
+	if renames != 2 {
+		t.Fatalf("no rename lines of both processes:\n%s", strings.Join(got, "\n"))
+	}
+	for _, l := range got {
+		_, rest, _ := strings.Cut(l, " ") // the time
+		comm, rest, _ := strings.Cut(rest, "(")
+		pid, rest, _ := strings.Cut(rest, "): ")
+		if _, err := strconv.Atoi(pid); err != nil {
+			t.Errorf("line %q: pid %q", l, pid)
+		}
+		if want, ours := wantComm[pid]; ours && comm != want {
+			t.Errorf("line %q: command %q, want %q", l, comm, want)
+		}
+		if arrows := strings.Count(rest, " -> "); arrows > 1 || strings.HasPrefix(rest, "<>") && arrows != 1 {
+			t.Errorf("line %q: %d arrows", l, arrows)
+		}
 	}
 }

@@ -235,3 +235,21 @@ func TestFleetTailHostWithANewSpool(t *testing.T) {
 		t.Errorf("%d of 20 old records, %d of 5 new ones:\n%s", o, n, out)
 	}
 }
+
+// TestFleetTailDecisionCommCannotForgeItsPid: a process on a host names itself
+// "x(1): W /etc/sh" (prctl, 15 bytes); fleet tail's text line of its decision keeps its own
+// pid and shows the name as a name. appendCommPid cut the line at its first "):", which was
+// the name's: "web-1 x(1): DENY open /srv/a", pid 4242 gone.
+func TestFleetTailDecisionCommCannotForgeItsPid(t *testing.T) {
+	data := `{"host":"web-1","boot_id":"b","seq":1,"kind":"decision","path":"/srv/a","pid":4242,"comm":"x(1): W /etc/sh","event":"open","verdict":"deny"}`
+	r := &fleet.Received{StreamSeq: 1, Subject: "fsnotifyd.events.web-1", Data: []byte(data)}
+	h, err := fleet.CheckHeader(r.Subject, []byte(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, ok := tailLine(nil, r, &h, false, nil)
+	want := `web-1 x\x281\x29: W /etc/sh(4242): DENY open /srv/a` + "\n"
+	if !ok || string(line) != want {
+		t.Errorf("fleet tail printed %q, want %q", line, want)
+	}
+}

@@ -364,7 +364,10 @@ func appendDev(dst []byte, dev uint64) []byte { return fsevent.AppendDev(dst, de
 // ("?" when unknown), the event letters padded to three columns, and the path; a rename or a
 // move with a known source prints "OLD -> NEW". The time is left out when unknown. Control
 // characters, invalid UTF-8 and backslashes in names are escaped (\n, \t, \\, \xNN, \u0085),
-// so a file name cannot forge or split a line, nor send escape sequences to a terminal.
+// so a file name cannot forge or split a line, nor send escape sequences to a terminal; so
+// are ( and ) in the command, a command "?", and a > after " -" in a path (\x28, \x29,
+// \x3f, \x3e), so that the line reads back one way: the command ends at the first "(", and
+// " -> " is only the arrow.
 type Trace struct{}
 
 // Append appends r as a trace line.
@@ -373,10 +376,13 @@ func (Trace) Append(dst []byte, r *Record) []byte {
 		dst = r.Time.AppendFormat(dst, "15:04:05.000000")
 		dst = append(dst, ' ')
 	}
-	if r.Comm == "" {
+	switch r.Comm {
+	case "":
 		dst = append(dst, '?')
-	} else {
-		dst = appendEscaped(dst, r.Comm)
+	case "?": // a process may name itself "?": not the unknown one
+		dst = append(dst, `\x3f`...)
+	default:
+		dst = appendEscapedIn(dst, r.Comm, inComm)
 	}
 	dst = append(dst, '(')
 	dst = appendPid(dst, r.Pid)
@@ -388,7 +394,7 @@ func (Trace) Append(dst []byte, r *Record) []byte {
 	}
 	dst = append(dst, ' ')
 	if r.OldPath != "" {
-		dst = appendEscaped(dst, r.OldPath)
+		dst = appendEscapedIn(dst, r.OldPath, inPath)
 		dst = append(dst, " -> "...)
 	}
 	if r.Path == "" {
@@ -410,16 +416,38 @@ func (Trace) Append(dst []byte, r *Record) []byte {
 		}
 		return dst
 	}
-	return appendEscaped(dst, r.Path)
+	return appendEscapedIn(dst, r.Path, inPath)
 }
 
 // appendEscaped appends s with control characters, invalid UTF-8 and backslashes escaped.
-func appendEscaped(dst []byte, s string) []byte {
+func appendEscaped(dst []byte, s string) []byte { return appendEscapedIn(dst, s, inName) }
+
+// Where appendEscapedIn writes a string: a trace line's fields escape a few printable
+// characters more, so that the line reads back one way whatever the names hold.
+const (
+	inName = iota // a name anywhere else: only what appendEscaped escapes
+	inComm        // a trace line's command: also ( and ), so "comm(pid): " ends at its first (
+	inPath        // a trace line's path: also a > after " -", so " -> " is only the rename's arrow
+)
+
+// traceSpecial reports whether s[i], printable, is escaped in field (see inComm, inPath).
+func traceSpecial(s string, i, field int) bool {
+	switch field {
+	case inComm:
+		return s[i] == '(' || s[i] == ')'
+	case inPath:
+		return s[i] == '>' && i >= 2 && s[i-1] == '-' && s[i-2] == ' '
+	}
+	return false
+}
+
+// appendEscapedIn is appendEscaped for a string written in field.
+func appendEscapedIn(dst []byte, s string, field int) []byte {
 	const hex = "0123456789abcdef"
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
-		if c >= 0x20 && c < 0x7f && c != '\\' {
+		if c >= 0x20 && c < 0x7f && c != '\\' && (field == inName || !traceSpecial(s, i, field)) {
 			i++
 			continue
 		}

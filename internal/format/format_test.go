@@ -417,7 +417,19 @@ func TestTrace(t *testing.T) {
 		{"path unknown, name known", Record{Mask: engine.Create, Pid: 3, Comm: "touch", PathUnknown: true, HasObject: true, Dev: 45, Ino: 9, Name: "a\nb"},
 			"touch(3): +   ? (dev 0:45 ino 9 name a\\nb)"},
 		{"comm with parens and spaces", Record{Path: "/f", Mask: engine.Open, Pid: 3, Comm: "a (b)"},
-			"a (b)(3): O   /f"},
+			`a \x28b\x29(3): O   /f`},
+		// A process names itself (prctl, 15 bytes): not another pid, letters and path.
+		{"comm forging a pid", Record{Path: "/tmp/x", Mask: engine.Open, Pid: 4839, Comm: "x(1): W /etc/sh"},
+			`x\x281\x29: W /etc/sh(4839): O   /tmp/x`},
+		{"comm ?", Record{Path: "/f", Mask: engine.Open, Pid: 3, Comm: "?"}, `\x3f(3): O   /f`},
+		{"comm ?? is not unknown anyway", Record{Path: "/f", Mask: engine.Open, Pid: 3, Comm: "??"}, `??(3): O   /f`},
+		// A user's file named "a -> /etc/shadow": the arrow is the rename's only.
+		{"arrow in a renamed path", Record{Path: "/b -> /c", OldPath: "/a -> /etc/shadow", Mask: engine.Rename, Pid: 9, Comm: "mv"},
+			`mv(9): <>  /a -\x3e /etc/shadow -> /b -\x3e /c`},
+		{"arrows overlapping", Record{Path: "/a -> -> ->", Mask: engine.Create, Pid: 9, Comm: "t"},
+			`t(9): +   /a -\x3e -\x3e -\x3e`},
+		{"arrow-like but no arrow", Record{Path: "/a->b -x> ->", OldPath: "/o -", Mask: engine.MovedTo, Pid: 9, Comm: "mv"},
+			`mv(9): >   /o - -> /a->b -x> -\x3e`},
 		{"escapes", Record{Path: "/a\nb\tc\\d\x1b[31m\xff\u0085é", Mask: engine.Open, Pid: 3, Comm: "x\ny"},
 			`x\ny(3): O   /a\nb\tc\\d\x1b[31m\xff\u0085é`},
 		{"U+FFFD is printable", Record{Path: "/\ufffd\r\x7f", Mask: engine.Open, Pid: 3, Comm: "c"},
@@ -444,6 +456,14 @@ func FuzzTrace(f *testing.F) {
 			if r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0 {
 				t.Fatalf("control character %U in %q", r, line)
 			}
+		}
+		// It reads back one way: the command ends at the line's first "(", the path's
+		// arrow is the line's only " -> ".
+		if i := bytes.IndexByte(line, '('); !bytes.HasPrefix(line[i:], []byte("(1): O   ")) {
+			t.Fatalf("the first ( of %q is not the pid's", line)
+		}
+		if n := bytes.Count(line, []byte(" -> ")); n != min(len(old), 1) {
+			t.Fatalf("%d arrows in %q with old path %q", n, line, old)
 		}
 	})
 }
