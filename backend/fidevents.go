@@ -205,19 +205,20 @@ func (b *Backend) resolveDir(fs *fsState, fid *sys.FileID, needAncestry bool) (*
 // The first lookup is one statx of the event's path when the handle holds the inode number
 // statx finds there (the filesystems' handles encode it, with a generation: ext4, xfs, tmpfs,
 // btrfs, the kernel's generic FID), so that the path's object is the handle's — else (renamed
-// meanwhile, or a handle without it) the handle is opened: three system calls.
-func (b *Backend) objectID(fv *fsView, fid *sys.FileID, path string) engine.ID {
+// meanwhile, or a handle without it) the handle is opened: three system calls. standIn says
+// the ID is the stand-in (engine.Event.InodeStandIn).
+func (b *Backend) objectID(fv *fsView, fid *sys.FileID, path string) (id engine.ID, standIn bool) {
 	fs := fv.state
 	k := fs.keyOf(fid.Handle)
 	if id, ok := fv.knownID(k); ok {
-		return id
+		return id, false
 	}
 	key := string(k)
 	if path != "" && len(path) < pathMax {
 		if st, err := sys.Statx(sys.AT_FDCWD, path, sys.AT_SYMLINK_NOFOLLOW); err == nil && st.Dev == fs.dev && handleHoldsIno(fid.Handle.Bytes, st.Ino) {
 			id := inodeID(st.Dev, st.Ino)
 			fs.inodes.Put(key, id)
-			return id
+			return id, false
 		}
 	}
 	if fs.anchor >= 0 && len(fid.Handle.Bytes) > 0 {
@@ -227,11 +228,11 @@ func (b *Backend) objectID(fv *fsView, fid *sys.FileID, path string) engine.ID {
 			if err == nil && st.Dev == fs.dev {
 				id := inodeID(st.Dev, st.Ino)
 				fs.inodes.Put(key, id)
-				return id
+				return id, false
 			}
 		}
 	}
-	return standInID(fs.dev, key)
+	return standInID(fs.dev, key), true
 }
 
 // knownID returns the ID of the object with handle key k when it is known without a system
@@ -456,7 +457,7 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 		}
 		ev.Parent = d.id
 		ev.Path, ev.Name = d.childPath(kev.DFID.Name)
-		ev.Inode = b.objectID(fv, &kev.FID, ev.Path)
+		ev.Inode, ev.InodeStandIn = b.objectID(fv, &kev.FID, ev.Path)
 		if needAncestry {
 			ev.Ancestors = d.childChain()
 			if d.placeUnknown {
@@ -508,7 +509,7 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 			}
 		}
 		if ev.Inode.IsZero() {
-			ev.Inode = b.objectID(fv, fid, "")
+			ev.Inode, ev.InodeStandIn = b.objectID(fv, fid, "")
 		}
 		if ev.Path == "" {
 			ev.Path = b.objectPath(fs, fid, mask)

@@ -39,7 +39,10 @@ func RecordTo(dst *fsevent.Event, d engine.Delivery, resolve bool) {
 		dst.PathUnknown = dst.Path == ""
 	}
 	if !ev.Inode.IsZero() {
-		dst.Dev, dst.Ino, dst.HasObject = ev.Inode.Hi, ev.Inode.Lo, true
+		dst.Dev, dst.HasObject = ev.Inode.Hi, true
+		if !ev.InodeStandIn {
+			dst.Ino = ev.Inode.Lo // else unknown (0): a stand-in is no inode's number
+		}
 	}
 	if d.Mask&engine.PreAccess != 0 {
 		dst.Range = ev.Range

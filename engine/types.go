@@ -138,6 +138,10 @@ type Event struct {
 	Mask Mask
 	// Inode is the object the event is reported on (required).
 	Inode ID
+	// InodeStandIn says Inode is a stand-in the source made for an object it could no longer
+	// find (gone when its event was read): its device is the object's, its number no inode's.
+	// It matches no mark on an object; a consumer must not print it as an inode number.
+	InodeStandIn bool
 	// Parent is Inode's directory for events on a file (the kernel's FSNOTIFY_ITER_TYPE_PARENT).
 	Parent ID
 	// Target is, for Rename, the new directory (FSNOTIFY_ITER_TYPE_INODE2).

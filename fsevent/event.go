@@ -40,7 +40,7 @@ type Event struct {
 	PathUnknown bool
 	// Dev and Ino, with HasObject, identify the object the event is reported on (for a
 	// directory-entry event, the directory): st_dev as makedev(major, minor) and the inode
-	// number.
+	// number; Ino 0 when the number is unknown (the object was gone when its event was read).
 	Dev, Ino  uint64
 	HasObject bool
 	// Name is the entry name of a directory-entry event or of a child's event; NewName the
@@ -73,7 +73,7 @@ func (e *Event) IsOverflow() bool { return e.Mask&QueueOverflow != 0 }
 // exe and old_path are left out when unknown (zero); events (the kernel's names in bit order,
 // no flags) and isdir are always there. An event whose path is unknown (PathUnknown) ends with
 // what is known instead: "path_unknown":true, then "dev":"MAJOR:MINOR" and "ino":N
-// (HasObject), then "name" (if known). A string that is not valid UTF-8 (Linux names are
+// (HasObject; "ino" left out when 0, unknown), then "name" (if known). A string that is not valid UTF-8 (Linux names are
 // bytes) cannot be a JSON string without losing bytes, so it is written as KEY_raw, an array
 // of its bytes ("path_raw":[47,255]), as fatrace does. It allocates nothing beyond dst.
 func (e *Event) AppendJSON(dst []byte) []byte {
@@ -127,8 +127,10 @@ func (e *Event) AppendJSON(dst []byte) []byte {
 			field("dev")
 			dst = AppendDev(append(dst, '"'), e.Dev)
 			dst = append(dst, '"')
-			field("ino")
-			dst = strconv.AppendUint(dst, e.Ino, 10)
+			if e.Ino != 0 {
+				field("ino")
+				dst = strconv.AppendUint(dst, e.Ino, 10)
+			}
 		}
 		if e.Name != "" {
 			dst = appendJSONField(dst, &sep, "name", e.Name)

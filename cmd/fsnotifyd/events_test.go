@@ -348,3 +348,58 @@ func TestTraceLinesOfHostileNamesReadBackAsNobody(t *testing.T) {
 		}
 	}
 }
+
+// TestTraceNeverMakesUpAnInodeNumber: files created, written and removed (rm -rf of their
+// directories) while the trace is stopped are gone when their events are read; a record whose path is unknown names its
+// object by dev and ino, and that ino is the file's own or left out (its events then name
+// the device only), never a number the file never had. Before, the unlink's ATTRIB of each
+// file printed "? (dev 0:40 ino 17412191703858416674)": a hash of its file handle, printed
+// as its inode number (docs/trace-format.md: no format makes up a field).
+func TestTraceNeverMakesUpAnInodeNumber(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := testenv.Tmpfs(t)
+	p := start(t, "trace", "--json", "--fs", dir)
+	testenv.Stop(t, p.cmd.Process.Pid)
+	inos := map[float64]bool{}
+	for i := range 20 {
+		f := filepath.Join(dir, fmt.Sprint("d", i), "e", "f")
+		if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		st, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inos[float64(st.Sys().(*syscall.Stat_t).Ino)] = true
+		if out, err := testenv.Sh(nil, fmt.Sprintf("rm -rf %s/d%d", dir, i)); err != nil { // its unlinks
+			t.Fatal(out, err)
+		}
+	}
+	sh(t, "touch "+dir+"/end")
+	syscall.Kill(p.cmd.Process.Pid, syscall.SIGCONT)
+	got := p.collect(10*time.Second, func(l []string) bool {
+		return len(l) > 0 && strings.Contains(l[len(l)-1], dir+"/end")
+	})
+	p.stop()
+	unknown := 0
+	for _, l := range got {
+		var r map[string]any
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatalf("%q: %v", l, err)
+		}
+		if r["path_unknown"] != true {
+			continue
+		}
+		unknown++
+		if ino, ok := r["ino"].(float64); ok && !inos[ino] {
+			t.Errorf("record %s: ino %v is no file's (%d files)", l, r["ino"], len(inos))
+		}
+		if r["dev"] == nil {
+			t.Errorf("record %s: no dev", l)
+		}
+	}
+	t.Logf("%d of %d records with path_unknown", unknown, len(got))
+}

@@ -404,7 +404,9 @@ func (Trace) Append(dst []byte, r *Record) []byte {
 			dst = append(dst, " ("...)
 			if r.HasObject {
 				dst = appendDev(append(dst, "dev "...), r.Dev)
-				dst = strconv.AppendUint(append(dst, " ino "...), r.Ino, 10)
+				if r.Ino != 0 { // else unknown: the object was gone
+					dst = strconv.AppendUint(append(dst, " ino "...), r.Ino, 10)
+				}
 			}
 			if r.Name != "" {
 				if r.HasObject {
