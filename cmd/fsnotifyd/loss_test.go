@@ -121,3 +121,33 @@ func pipeQueued(r *os.File) (int, error) {
 	})
 	return n, ierr
 }
+
+// TestTraceSaysAtExitThatEventsWereLost: a trace stopped (a terminal's ^Z) while 30,000 files
+// are created loses events (the kernel's queue holds 16384); besides its "!" line, in order,
+// and a stderr line when it was read, it says at exit how many times events were lost, after
+// its last line: a user who reads the end of a long trace, or a script that reads stderr once
+// it ended, learns it was incomplete. Before, nothing was said at exit.
+func TestTraceSaysAtExitThatEventsWereLost(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := testenv.Tmpfs(t)
+	p := start(t, "trace", "--fs", dir)
+	testenv.Stop(t, p.cmd.Process.Pid)
+	if out, err := testenv.Sh(nil, "cd "+dir+" && seq 30000 | xargs touch"); err != nil {
+		t.Fatal(out, err)
+	}
+	syscall.Kill(p.cmd.Process.Pid, syscall.SIGCONT)
+	got := p.collect(20*time.Second, func(l []string) bool {
+		return len(l) > 0 && strings.Contains(l[len(l)-1], "): !")
+	})
+	if len(got) == 0 || !strings.Contains(got[len(got)-1], "): !") {
+		t.Fatalf("no \"!\" line in %d lines", len(got))
+	}
+	if st := p.stop(); st != 0 {
+		t.Errorf("exit status %d", st)
+	}
+	errLines := strings.Split(strings.TrimSpace(p.errText()), "\n")
+	last := errLines[len(errLines)-1]
+	if !strings.HasPrefix(last, "fsnotifyd trace: events were lost ") || !strings.Contains(last, `"!"`) {
+		t.Errorf("stderr ends with %q, want what was lost; stderr:\n%s", last, p.errText())
+	}
+}

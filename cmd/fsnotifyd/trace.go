@@ -23,7 +23,8 @@ Report every file access, one line each, like fatrace:
 time, command(pid), event letters, path. Letters: O open, R read, W write,
 C close (CW closed after writing, CO opened and closed), E exec, A attrib,
 + create, D delete, < moved from, > moved to, <> rename (OLD -> NEW),
-F filesystem error. See docs/trace-format.md.
+F filesystem error, ! events were lost here (the trace fell behind the
+kernel: also said on stderr, then and at exit). See docs/trace-format.md.
 
 What to trace: --mount PATH (the whole mount PATH is on: opens, reads,
 writes, closes), --fs PATH (the whole filesystem: also creates, deletes and

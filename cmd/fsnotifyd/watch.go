@@ -563,6 +563,10 @@ func stream(cmd string, specs []watchSpec, o streamOpts) int {
 	// Runs after the Flush below: that one may block too.
 	returned := make(chan struct{})
 	defer close(returned)
+	// At exit, after the last line: whether events were lost (each loss also has its line,
+	// in order, and a stderr line when read), for whoever reads the end of a long output.
+	var lost, resyncs int
+	defer func() { sayLost(cmd, out, lost, resyncs, src) }()
 	defer w.Flush()
 	outName := "stdout"
 	if o.dstName != "" {
@@ -624,8 +628,10 @@ func stream(cmd string, specs []watchSpec, o streamOpts) int {
 			e := &batch[i]
 			if e.overflow || e.resync {
 				what := "the kernel or our queue overflowed: events were lost"
+				lost++
 				if e.resync {
 					what = "the daemon restarted: events may have been missed"
+					lost, resyncs = lost-1, resyncs+1
 				}
 				fmt.Fprintf(os.Stderr, "fsnotifyd %s: %s\n", cmd, what)
 				// In-band too, in order, for a script reading stdout: a Q_OVERFLOW line
@@ -687,6 +693,38 @@ func stream(cmd string, specs []watchSpec, o streamOpts) int {
 		if err := w.Flush(); err != nil { // a pipe closed: stop quietly
 			return written(err)
 		}
+	}
+}
+
+// sayLost says on stderr, at the end of a watch or trace that printed them as out, how many
+// times events were lost (overflows) or may have been missed (the daemon restarted), and how
+// many events its own queue dropped (embedded; the kernel's overflow does not count them).
+func sayLost(cmd string, out format.Formatter, lost, resyncs int, src *events) {
+	if lost == 0 && resyncs == 0 {
+		return
+	}
+	line := "Q_OVERFLOW"
+	switch out.(type) {
+	case format.Trace:
+		line = "!"
+	case format.JSON:
+		line = "Q_OVERFLOW record"
+	}
+	times := func(n int) string {
+		if n == 1 {
+			return "1 time"
+		}
+		return strconv.Itoa(n) + " times"
+	}
+	if lost > 0 {
+		msg := fmt.Sprintf("events were lost %s (a %q line where each happened)", times(lost), line)
+		if d := src.src.Stats().Dropped; d > 0 {
+			msg += fmt.Sprintf("; our queue dropped %d events", d)
+		}
+		fmt.Fprintf(os.Stderr, "fsnotifyd %s: %s\n", cmd, msg)
+	}
+	if resyncs > 0 {
+		fmt.Fprintf(os.Stderr, "fsnotifyd %s: the daemon restarted %s: events may have been missed\n", cmd, times(resyncs))
 	}
 }
 
