@@ -52,7 +52,7 @@ func TestNotificationPids(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			buf := slices.Concat(tc.buf...)
 			var got []int32
-			walked, perm := notificationPids(buf, func(pid int32) { got = append(got, pid) })
+			walked, perm := notificationPids(buf, func(pid int32, _ uint64) { got = append(got, pid) })
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("pids %v, want %v", got, tc.want)
 			}

@@ -31,11 +31,45 @@ func newCommCache(withExe bool) commCache {
 type commEntry struct {
 	comm, exe string
 	at        time.Time
+	// execing: the process was seen exec'ing (OPEN_EXEC) at execAt, its name then preComm.
+	// execve opens and reads the program (and its interpreter) before the kernel gives the
+	// process the new program's executable, then its name: until the name read differs
+	// from preComm, or commTTL has passed (a program of the same name), each batch with
+	// events of the process reads them again.
+	execing bool
+	preComm string
+	execAt  time.Time
 }
 
 // commTTL bounds how long a name is trusted: a pid is reused only after the pid space wraps,
 // which takes far longer on any real system.
 const commTTL = 2 * time.Second
+
+// refresh is get for the first pass over a batch (kgroup.countBatch): it reads the process
+// again when its last read was at an exec, or when execing says this batch has one (a
+// process that ran another program within commTTL was shown with the old one's name and
+// executable, TestTraceJSONExeAfterExec).
+func (c *commCache) refresh(pid int32, now time.Time, execing bool) {
+	if pid <= 0 {
+		return
+	}
+	e, ok := c.m.Get(pid)
+	if ok && !execing && !e.execing && now.Sub(e.at) < commTTL {
+		return
+	}
+	n := c.read(pid, now)
+	switch {
+	case execing && ok && e.execing:
+		n.execing, n.preComm, n.execAt = true, e.preComm, e.execAt // its interpreter
+	case execing && ok && now.Sub(e.at) < commTTL:
+		n.execing, n.preComm, n.execAt = true, e.comm, now
+	case execing:
+		n.execing, n.preComm, n.execAt = true, n.comm, now
+	case ok && e.execing && n.comm == e.preComm && now.Sub(e.execAt) < commTTL:
+		n.execing, n.preComm, n.execAt = true, e.preComm, e.execAt // not done yet
+	}
+	c.m.Put(pid, n)
+}
 
 // get returns the process's name and, with withExe, its executable ("" where unknown).
 func (c *commCache) get(pid int32, now time.Time) (comm, exe string) {
@@ -50,10 +84,17 @@ func (c *commCache) get(pid int32, now time.Time) (comm, exe string) {
 		// event).
 		return e.comm, e.exe
 	}
+	n := c.read(pid, now)
+	c.m.Put(pid, n)
+	return n.comm, n.exe
+}
+
+// read reads the process's name (and executable) from /proc.
+func (c *commCache) read(pid int32, now time.Time) commEntry {
 	comm, err := procfs.ReadComm(pid)
+	var exe string
 	if c.withExe && err == nil {
 		exe, _ = sys.Readlink("/proc/" + strconv.Itoa(int(pid)) + "/exe")
 	}
-	c.m.Put(pid, commEntry{comm: comm, exe: exe, at: now})
-	return comm, exe
+	return commEntry{comm: comm, exe: exe, at: now}
 }

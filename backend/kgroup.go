@@ -164,10 +164,18 @@ func (g *kgroup) malformed(err error) {
 // the batch holds.
 func (g *kgroup) countBatch(buf []byte, now time.Time) int {
 	b := g.b
-	var last int32
-	n, perm := notificationPids(buf, func(pid int32) {
-		if pid != last && pid > 0 && pid != b.pid {
-			b.comms.get(pid, now)
+	var last, execed int32
+	n, perm := notificationPids(buf, func(pid int32, mask uint64) {
+		if pid <= 0 || pid == b.pid {
+			return
+		}
+		if mask&sys.FAN_OPEN_EXEC != 0 && pid != execed {
+			// It runs a new program: what is known of it is the old one's (comm.go).
+			b.comms.refresh(pid, now, true)
+			execed, last = pid, pid
+		}
+		if pid != last {
+			b.comms.refresh(pid, now, false)
 			last = pid
 		}
 	})
@@ -196,7 +204,7 @@ const (
 // event), in order, reading only the events' fixed headers, and returns how many events it
 // walked and how many of them are permission events. It stops at the first header that does
 // not fit (the parse that follows reports it).
-func notificationPids(buf []byte, fn func(pid int32)) (events, perm int) {
+func notificationPids(buf []byte, fn func(pid int32, mask uint64)) (events, perm int) {
 	for off := 0; ; {
 		h, ok := fanHeaderAt(buf, off)
 		if !ok {
@@ -204,7 +212,7 @@ func notificationPids(buf []byte, fn func(pid int32)) (events, perm int) {
 		}
 		events++
 		if h.mask&sys.FAN_PERM_EVENTS == 0 {
-			fn(h.pid)
+			fn(h.pid, h.mask)
 		} else {
 			perm++
 		}

@@ -1148,3 +1148,52 @@ func TestWatchTouchInItsOrder(t *testing.T) {
 		})
 	}
 }
+
+// TestTraceJSONExeAfterExec: a process that reads a file, then execs another program that
+// reads it too, within a second: the second read is the new program's, and trace --json
+// --exe names it so (comm and exe), where the exec is traced (the program is on a traced
+// filesystem, as with a trace of every filesystem). Before, a name read for a pid was kept
+// 2 s: the new program's accesses were shown as "sh", "/usr/bin/dash" (a user could run
+// anything after an innocuous exec and be shown as the shell).
+func TestTraceJSONExeAfterExec(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := testenv.Tmpfs(t)
+	catExe, _ := exec.LookPath("cat")
+	sh(t, fmt.Sprintf("cp %s %s/mycat && echo x >%s/data", catExe, dir, dir))
+	p := start(t, "trace", "--json", "--exe", "--fs", dir)
+	// The new program waits on stdin until its read is seen: see TestTraceShowsPidAndCommandOfCat.
+	cmd := exec.Command("sh", "-c", `read x <"$1/data"; sleep 0.3; exec "$1/mycat" "$1/data" -`, "sh", dir)
+	cmd.Stdout = io.Discard
+	stdin, _ := cmd.StdinPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { stdin.Close(); cmd.Wait() }()
+	var recs []map[string]any
+	all := p.collect(10*time.Second, func(l []string) bool {
+		recs = recs[:0]
+		for _, s := range l {
+			var r map[string]any
+			if json.Unmarshal([]byte(s), &r) == nil && r["path"] == dir+"/data" && r["pid"] == float64(cmd.Process.Pid) {
+				recs = append(recs, r)
+			}
+		}
+		opens := 0
+		for _, r := range recs {
+			if slices.Contains(r["events"].([]any), "OPEN") {
+				opens++
+			}
+		}
+		return opens == 2
+	})
+	p.stop()
+	var last map[string]any
+	for _, r := range recs {
+		if slices.Contains(r["events"].([]any), "OPEN") {
+			last = r
+		}
+	}
+	if last == nil || last["comm"] != "mycat" || last["exe"] != dir+"/mycat" {
+		t.Errorf("the exec'd program's open: %v, want comm mycat, exe %s/mycat; records:\n%v", last, dir, strings.Join(all, "\n"))
+	}
+}

@@ -36,10 +36,12 @@ machine is traced (as fatrace does). Tracing needs root (fanotify).
 the trace reports (delete_self with --mount, create on a file) is an error.
 
 --json --exe adds each process's executable, read with its name when the
-event is read (a process that exited by then has none).
+event is read (a process that exited by then has none). Names are hints: any
+process sets its own (docs/trace-format.md, "Process names").
 
 -p PID ignores the events of that process (fatrace's -p, e.g. your shell:
--p $$); --pid PID shows only that process's events. Both may repeat.
+-p $$); --pid PID shows only that process's events (all its threads, not its
+children: a command your shell runs is another process). Both may repeat.
 
 Examples:
   fsnotifyd trace --mount /
