@@ -78,22 +78,24 @@ func TestEmptyEventListIsAUsageError(t *testing.T) {
 	checkUsageErrors(t, cases)
 }
 
-// traceLine is a trace line's letters and path ("D", "/mnt/w/r").
+// traceLine is a trace line's letters and path ("D /mnt/w/r", "< /mnt/w/r -> /mnt/w/r2").
 func traceLine(t *testing.T, l string) string {
 	t.Helper()
 	_, rest, ok := strings.Cut(l, "): ")
 	f := strings.Fields(rest)
-	if !ok || len(f) != 2 {
+	if !ok || (len(f) != 2 && (len(f) != 4 || f[2] != "->")) {
 		t.Fatalf("not a trace line: %q", l)
 	}
-	return f[0] + " " + f[1]
+	return strings.Join(f, " ")
 }
 
 // TestTraceReportsItsPathsOwnDeleteAndMove: a traced directory's own move and deletion print
-// as docs/trace-format.md says (MOVE_SELF "<" with where it went, DELETE_SELF "D"), once
-// each, as does a traced file's deletion; a directory removed below the PATH is one "D" (its
-// DELETE), not two. trace asked the kernel for neither self event: it printed nothing for
-// them, and "-e delete_self PATH" failed with "engine: invalid argument".
+// as docs/trace-format.md says (MOVE_SELF "<" with where it was and where it went, DELETE_SELF
+// "D"), once each, as does a traced file's deletion; a directory removed below the PATH is one
+// "D" (its DELETE), not two; stderr says where the PATH went, traced there. trace asked the
+// kernel for neither self event: it printed nothing for them, and "-e delete_self PATH"
+// failed with "engine: invalid argument". Then a move printed "<   r2" alone: where it went,
+// with the letter of a move away, and nothing said that r itself was no longer traced.
 func TestTraceReportsItsPathsOwnDeleteAndMove(t *testing.T) {
 	testenv.RequireRoot(t)
 	mnt := testenv.Tmpfs(t)
@@ -102,8 +104,8 @@ func TestTraceReportsItsPathsOwnDeleteAndMove(t *testing.T) {
 		args []string
 		want []string // {{r}} and {{f}} are the paths
 	}{
-		{"default", nil, []string{"D {{r}}/s", "< {{r}}2", "< {{r}}", "D {{r}}"}},
-		{"-e delete_self,move_self", []string{"-e", "delete_self,move_self"}, []string{"< {{r}}2", "< {{r}}", "D {{r}}"}},
+		{"default", nil, []string{"D {{r}}/s", "< {{r}} -> {{r}}2", "< {{r}}2 -> {{r}}", "D {{r}}"}},
+		{"-e delete_self,move_self", []string{"-e", "delete_self,move_self"}, []string{"< {{r}} -> {{r}}2", "< {{r}}2 -> {{r}}", "D {{r}}"}},
 		{"-e delete_self", []string{"-e", "delete_self"}, []string{"D {{r}}"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -134,6 +136,13 @@ func TestTraceReportsItsPathsOwnDeleteAndMove(t *testing.T) {
 			}
 			if st := p.stop(); st != 0 {
 				t.Errorf("exit status %d; stderr:\n%s", st, p.errText())
+			}
+			if tc.name != "-e delete_self" {
+				for _, w := range []string{r + " moved to " + r + "2, traced there", r + "2 moved to " + r + ", traced there"} {
+					if !strings.Contains(p.errText(), w) {
+						t.Errorf("stderr does not say %q:\n%s", w, p.errText())
+					}
+				}
 			}
 		})
 	}

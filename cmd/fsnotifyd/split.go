@@ -33,7 +33,7 @@ func writeSplit(w io.Writer, out format.Formatter, r *format.Record, line []byte
 		}
 		r.Mask = m
 		r.Watched, r.Name, r.OldPath = watched, name, oldPath
-		if m&(engine.Rename|engine.MovedTo) == 0 {
+		if m&(engine.Rename|engine.MovedTo|engine.MoveSelf) == 0 {
 			r.OldPath = "" // the source of the rename or move, not of the entry's other events
 		}
 		if m&(engine.DeleteSelf|engine.MoveSelf) != 0 && name != "" {

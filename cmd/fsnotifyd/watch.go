@@ -582,6 +582,12 @@ func stream(cmd string, specs []watchSpec, o streamOpts) int {
 		return exitOK
 	}
 	disp := &displayer{roots: specs}
+	// where[i] is where the object of inode watch i was last seen: its path as given, then
+	// where each of its moves (MOVE_SELF) took it.
+	where := make([]string, len(specs))
+	for i, s := range specs {
+		where[i] = s.abs
+	}
 	var line []byte
 	var batch []event
 	printed := 0
@@ -654,6 +660,17 @@ func stream(cmd string, specs []watchSpec, o streamOpts) int {
 				// that link's path, a directory nobody watched), as inotify reports it on the
 				// watch.
 				e.rec.Watched, e.rec.Name = specs[e.self-1].path, ""
+				if was := where[e.self-1]; e.rec.Mask&engine.MoveSelf != 0 && e.rec.Path != "" && e.rec.Path != was {
+					// Its move: from where it was (old_path, "OLD -> NEW") to where its
+					// path leads when read; it is watched there now, not at the path given.
+					e.rec.OldPath, where[e.self-1] = was, e.rec.Path
+					done := "watched"
+					if cmd == "trace" {
+						done = "traced"
+					}
+					fmt.Fprintf(os.Stderr, "fsnotifyd %s: %s moved to %s, %s there (not a new %s)\n",
+						cmd, format.Escaped(was), format.Escaped(e.rec.Path), done, format.Escaped(specs[e.self-1].path))
+				}
 			} else {
 				isRoot := false
 				for _, s := range specs {
