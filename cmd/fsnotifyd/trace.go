@@ -30,7 +30,8 @@ What to trace: --mount PATH (the whole mount PATH is on: opens, reads,
 writes, closes), --fs PATH (the whole filesystem: also creates, deletes and
 moves), or PATHs (everything below each directory, and each PATH's own
 deletion, D, or move, <). With none of them, every real filesystem of the
-machine is traced (as fatrace does). Tracing needs root (fanotify).
+machine is traced (as fatrace does): those mounted when it starts, not one
+mounted later (trace it with --fs). Tracing needs root (fanotify).
 
 -e takes watch's event names (see "watch --help"); one that asks for nothing
 the trace reports (delete_self with --mount, create on a file) is an error.
@@ -221,7 +222,7 @@ func runTrace(args []string) int {
 			specs = append(specs, watchSpec{path: p, abs: p, kind: engine.KindFilesystem, mask: fdMask | fidMask | engine.OnDir})
 		}
 		if !quiet {
-			fmt.Fprintf(os.Stderr, "Tracing %d filesystems (all real ones; name --mount, --fs or paths to narrow it).\n", len(all))
+			fmt.Fprintf(os.Stderr, "Tracing %d filesystems (all real ones mounted now, not those mounted later; name --mount, --fs or paths to narrow it).\n", len(all))
 		}
 	}
 	self := int32(os.Getpid())
