@@ -107,7 +107,7 @@ func runTrace(args []string) int {
 	fs.stringVar(&timefmt, "timefmt", "strftime format of %T in --format")
 	fs.stringVar(&events, "e,event,events", "events to report, a comma list (default all; see \"watch --help\")")
 	fs.intVar(&count, "n,count", "exit after COUNT events (0, the default: no limit)")
-	fs.durationVar(&timeout, "t,timeout", "exit after DUR (e.g. 30s)")
+	fs.durationVar(&timeout, "t,timeout", "exit after DUR (e.g. 30s; 0, the default: no limit)")
 	fs.boolVar(&quiet, "q,quiet", "do not print \"Watches established.\"")
 	fs.value(&daemon, "daemon", "run through the fsnotifyd daemon (--daemon=SOCKET for another socket)")
 	paths, status, ok := fs.parseArgs(args)

@@ -126,7 +126,7 @@ func runWatch(args []string) int {
 	fs.value(&fromFile, "fromfile", "read the paths to watch from FILE (- for stdin), one a line; @PATH excludes PATH's subtree")
 	fs.value(&outFile, "o,outfile", "append the events to FILE (created mode 0600) instead of printing them")
 	fs.intVar(&count, "n,count", "exit after COUNT events (0, the default: no limit)")
-	fs.durationVar(&timeout, "t,timeout", "exit after DUR (e.g. 30s)")
+	fs.durationVar(&timeout, "t,timeout", "exit after DUR (e.g. 30s; 0, the default: no limit)")
 	fs.boolVar(&quiet, "q,quiet", "do not print \"Watches established.\"")
 	fs.boolVar(&monitor, "m,monitor", "keep watching (the default; accepted for inotifywait habits)")
 	fs.value(&daemon, "daemon", "run through the fsnotifyd daemon (--daemon=SOCKET for another socket)")
