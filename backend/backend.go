@@ -596,8 +596,9 @@ type Stats struct {
 	// ancestry could not be learned either, dispatched as possibly inside every subtree of
 	// their filesystem (engine.Event.AncestryUnknown).
 	PathsUnknown, PlacesUnknown atomic.Uint64
-	// Orphaned counts FID events whose directory was gone when read, kept until its own
-	// deletion named it (orphans.go); OrphansUnplaced those dispatched unplaced instead.
+	// Orphaned counts FID events whose directory (or, for a file's own event with no
+	// directory record, whose file) was gone when read, kept until its own deletion named it
+	// (orphans.go); OrphansUnplaced those dispatched unplaced instead.
 	Orphaned, OrphansUnplaced atomic.Uint64
 	// MovedAwayOverflows counts overflows given because a directory's move misplaced events
 	// read after it (movedaway.go).

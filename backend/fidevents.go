@@ -519,6 +519,18 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 				ev.Path = r.path // a watched object that is gone: the name it was watched by
 			}
 		}
+		if ev.Path == "" && mask&(engine.OnDir|engine.FSError|engine.DeleteSelf|engine.MoveSelf) == 0 && !hasDir && g.targetFID && fv.fidWatched && fs.anchor >= 0 {
+			// A file that was gone when its own event was read (the unlink's link-count
+			// ATTRIB, queued just before its DELETE): its DELETE, which names it, is still
+			// to come; it waits for it, as a gone directory's children do (orphans.go).
+			key := handleKey(fid.Handle)
+			if d := fs.goneDir(key); d != nil {
+				ev.Path = d.path // named by its DELETE ("" when it never came: flushed)
+			} else {
+				g.adopt(fv, kev, key, now)
+				return
+			}
+		}
 		if kev.Records.Has(sys.FAN_EVENT_INFO_TYPE_ERROR) {
 			ev.FSErrno, ev.FSErrorCount = kev.Error, kev.ErrorCount
 		}

@@ -54,6 +54,9 @@ type fidGroup struct {
 	// DELETE_SELFs it holds until the events queued before them are dispatched (orphans.go).
 	dispatched uint64
 	held       []heldSelf
+	// targetFID: the kernel names the object of a DELETE too (FAN_REPORT_TARGET_FID), so a
+	// file's events read after it went can wait for its DELETE to be named (orphans.go).
+	targetFID bool
 }
 
 // startFIDGroupLocked creates the FID group and starts its reader. Needs b.mu.
@@ -72,7 +75,7 @@ func (b *Backend) startFIDGroupLocked() (*fidGroup, error) {
 	if b.opts.FIDQueueUnlimited {
 		flags |= sys.FAN_UNLIMITED_QUEUE
 	}
-	g := &fidGroup{}
+	g := &fidGroup{targetFID: report == sys.FAN_REPORT_DFID_NAME_TARGET}
 	if err := b.initGroupLocked(&g.kgroup, kFID, "fid", flags, sys.FAN_CLASS_NOTIF); err != nil {
 		return nil, err
 	}

@@ -28,6 +28,13 @@ import (
 // before the event that revealed it: children before their directory, as the kernel queued
 // them. Nested trees resolve from the top down, recursively.
 //
+// A file's own event that carries no directory record (the unlink's link-count ATTRIB,
+// queued just before the file's DELETE) and whose handle no longer opens waits the same way,
+// keyed by the file's own handle, for the DELETE that names it (with FAN_REPORT_TARGET_FID,
+// the DELETE carries the file's handle): it is dispatched with that path just before the
+// DELETE (revealing). Without target FIDs, or where the FID mark does not report deletions,
+// it goes at once, its path unknown, as before.
+//
 // Orphans never wait for ever. A directory is gone (its link count 0) a moment before the
 // kernel queues its DELETE_SELF and DELETE (vfs_rmdir: the filesystem's rmdir, then the
 // inode unlocked, then d_delete_notify), so a read that finds the queue empty does not prove
@@ -176,7 +183,15 @@ func (fv *fsView) revealing(kev *sys.FanotifyEvent, ev *engine.Event, needAncest
 		return ok
 	}
 	if ev.Mask&engine.OnDir == 0 {
-		return "", nil, false
+		// A file's DELETE names the file whose own events wait for it (fidGroup.handle).
+		if ev.Mask&engine.Delete == 0 || !kev.Records.Has(sys.FAN_EVENT_INFO_TYPE_FID) {
+			return "", nil, false
+		}
+		key := handleKey(kev.FID.Handle)
+		if !waiting(key) {
+			return "", nil, false
+		}
+		return key, &dirInfo{id: fv.goneID(key), path: ev.GetPath(), parent: ev.Inode, ancestors: []engine.ID{}}, true
 	}
 	var key string
 	d := &dirInfo{path: ev.GetPath()}

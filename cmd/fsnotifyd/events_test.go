@@ -412,3 +412,69 @@ func TestTraceNeverMakesUpAnInodeNumber(t *testing.T) {
 	}
 	t.Logf("%d of %d records with path_unknown", unknown, len(got))
 }
+
+// TestTraceNamesTheFilesRmRemoves: rm of a file made before the trace started, and rm -rf
+// of trees made and removed while the trace was stopped: the unlink's ATTRIB (the link count,
+// an event on the file alone, queued just before its DELETE, read when the file is gone) is
+// printed with the file's path, "A   D/f" before "D   D/f", never "?". Before, each was
+// "rm(4242): A   ? (dev 0:42 ino ...)": the most common "?" of trace --fs.
+func TestTraceNamesTheFilesRmRemoves(t *testing.T) {
+	testenv.RequireRoot(t)
+	for _, stopped := range []bool{false, true} {
+		t.Run(fmt.Sprint("stopped=", stopped), func(t *testing.T) {
+			dir := testenv.Tmpfs(t)
+			var files []string
+			for i := range 10 {
+				f := filepath.Join(dir, fmt.Sprint("d", i), "e", "f")
+				if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				files = append(files, f)
+			}
+			p := start(t, "trace", "--fs", dir)
+			if stopped {
+				testenv.Stop(t, p.cmd.Process.Pid)
+			}
+			for i := range files {
+				rm := fmt.Sprintf("rm %s/d%d/e/f", dir, i) // one file, or its tree
+				if i%2 == 1 {
+					rm = fmt.Sprintf("rm -rf %s/d%d", dir, i)
+				}
+				if out, err := testenv.Sh(nil, rm); err != nil {
+					t.Fatal(out, err)
+				}
+			}
+			sh(t, "touch "+dir+"/end")
+			syscall.Kill(p.cmd.Process.Pid, syscall.SIGCONT)
+			got := p.collect(10*time.Second, func(l []string) bool {
+				return len(l) > 0 && strings.HasSuffix(l[len(l)-1], dir+"/end")
+			})
+			p.stop()
+			for _, l := range got {
+				if strings.Contains(l, "): A   ?") {
+					t.Errorf("line %q: an ATTRIB with no path", l)
+				}
+			}
+			for _, f := range files {
+				a, d := slices.Index(got, ""), -1
+				for i, l := range got {
+					if strings.HasSuffix(l, "): A   "+f) && a < 0 {
+						a = i
+					}
+					if strings.HasSuffix(l, "): D   "+f) {
+						d = i
+					}
+				}
+				if a < 0 || d < 0 || a > d {
+					t.Errorf("%s: A line %d, D line %d; want an A, then a D", f, a, d)
+				}
+			}
+			if t.Failed() {
+				t.Logf("trace printed:\n%s", strings.Join(got, "\n"))
+			}
+		})
+	}
+}
