@@ -478,3 +478,28 @@ func TestTraceNamesTheFilesRmRemoves(t *testing.T) {
 		})
 	}
 }
+
+// TestTraceOfAFilesystemWithoutItsEventsSaysUseMount: overlayfs reports no filesystem-wide
+// events (fanotify refuses the mark), but a mount mark on it works: trace --fs OV and trace
+// OV fail naming the path, the reason and --mount, which then traces it. Before, the error
+// ended with "(this filesystem does not support these events)" and nothing to do.
+func TestTraceOfAFilesystemWithoutItsEventsSaysUseMount(t *testing.T) {
+	testenv.RequireRoot(t)
+	base := testenv.Tmpfs(t)
+	ov := base + "/ov"
+	sh(t, fmt.Sprintf("mkdir %[1]s/lo %[1]s/up %[1]s/wk %[1]s/ov && echo x >%[1]s/lo/f && mount -t overlay overlay -o lowerdir=%[1]s/lo,upperdir=%[1]s/up,workdir=%[1]s/wk %[1]s/ov", base))
+	t.Cleanup(func() { exec.Command("umount", ov).Run() })
+	for _, args := range [][]string{{"trace", "--fs", ov}, {"trace", ov}} {
+		out, err := exec.Command(bin, append(args, "-q")...).CombinedOutput()
+		msg := strings.TrimSpace(string(out))
+		if code := exitStatus(err); code != exitRuntime || !strings.Contains(msg, ov+": ") || !strings.Contains(msg, "trace --mount "+ov) {
+			t.Errorf("fsnotifyd %q: exit %d, %q; want exit %d naming %s and --mount", args, code, msg, exitRuntime, ov)
+		}
+	}
+	p := start(t, "trace", "--mount", ov)
+	sh(t, "cat "+ov+"/f >/dev/null")
+	got := p.collect(10*time.Second, func(l []string) bool { return len(l) > 0 && strings.HasSuffix(l[len(l)-1], ov+"/f") })
+	if len(got) == 0 {
+		t.Errorf("trace --mount %s printed nothing of a cat of its file", ov)
+	}
+}

@@ -42,6 +42,7 @@ type watchSpec struct {
 // events is the one event source of watch and trace: embedded (a backend and an engine group
 // in this process), or the daemon's with --daemon (internal/source decides which, once).
 type events struct {
+	cmd   string // watch or trace
 	src   source.Source
 	buf   []source.Event
 	marks []*source.Mark // of each watch added, in order
@@ -86,7 +87,7 @@ func openSource(cmd string, daemon daemonFlag, withExe bool, prune []string) (*e
 		logw.close()
 		return nil, err
 	}
-	return &events{src: src, buf: make([]source.Event, 256), log: logw}, nil
+	return &events{cmd: cmd, src: src, buf: make([]source.Event, 256), log: logw}, nil
 }
 
 func (d daemonFlag) path() string {
@@ -102,6 +103,11 @@ func (s *events) add(w watchSpec) error {
 	defer cancel()
 	m, err := s.src.AddMark(ctx, w.abs, w.kind, engine.MarkSpec{Mask: w.mask})
 	if me := (*source.MarkError)(nil); errors.As(err, &me) {
+		if s.cmd == "trace" && w.kind != engine.KindMount && (errors.Is(me.Err, syscall.EOPNOTSUPP) || errors.Is(me.Err, syscall.ENODEV)) {
+			// A filesystem that reports no filesystem-wide events (overlayfs) still
+			// reports a mount's.
+			return fmt.Errorf("%s: %w; trace --mount %s reports its opens, reads, writes and closes", w.path, me.Err, w.path)
+		}
 		return fmt.Errorf("%s: %w", w.path, me.Err)
 	}
 	if err != nil {
