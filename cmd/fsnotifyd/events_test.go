@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -501,5 +502,43 @@ func TestTraceOfAFilesystemWithoutItsEventsSaysUseMount(t *testing.T) {
 	got := p.collect(10*time.Second, func(l []string) bool { return len(l) > 0 && strings.HasSuffix(l[len(l)-1], ov+"/f") })
 	if len(got) == 0 {
 		t.Errorf("trace --mount %s printed nothing of a cat of its file", ov)
+	}
+}
+
+// TestTraceOfEveryFilesystemGoesOnPastAnOverlay: a trace with no PATH, on a machine with an
+// overlayfs mounted (every container host; a user's own mount is enough), traces the overlay
+// by its mount, says so, and traces the rest. It exited 1 at the overlay's refusal of a
+// filesystem mark, tracing nothing. The trace runs in a mount namespace of its own whose root
+// is a tmpfs (pivot_root), so that it marks none of the machine's filesystems.
+func TestTraceOfEveryFilesystemGoesOnPastAnOverlay(t *testing.T) {
+	testenv.RequireRoot(t)
+	nr := testenv.Tmpfs(t) + "/root"
+	script := `set -e
+NR=$1; BIN=$2
+mkdir "$NR"; mount -t tmpfs tmpfs "$NR"
+mkdir -p "$NR/old" "$NR/bin" "$NR/proc" "$NR/lo" "$NR/up" "$NR/wk" "$NR/ov"
+cp "$BIN" "$NR/bin/fsnotifyd"; cp "$(command -v umount)" "$NR/bin/umount"
+for f in $(ldd "$BIN" "$(command -v umount)" | grep -o '/[^ ]*' | grep -v ':$' | sort -u); do mkdir -p "$NR$(dirname "$f")"; cp "$f" "$NR$f"; done
+echo x >"$NR/lo/f"; mkdir "$NR/dev"; mknod -m 666 "$NR/dev/null" c 1 3
+mount -t overlay overlay -o lowerdir="$NR/lo",upperdir="$NR/up",workdir="$NR/wk" "$NR/ov"
+mount -t proc proc "$NR/proc"
+cd "$NR"; pivot_root . old; cd /
+PATH=/bin; umount -l /old
+fsnotifyd trace --timeout 3s >/out 2>/err &
+ready() { while read -r l; do case "$l" in *"Watches established."*) return 0;; esac; done 2>/dev/null </err; return 1; }
+n=0; until ready; do n=$((n+1)); [ $n -lt 100000 ] || break; done
+read x </ov/f
+rc=0; wait $! || rc=$?
+echo "rc=$rc"; while read -r l; do echo "err: $l"; done </err; while read -r l; do echo "out: $l"; done </out`
+	out, err := exec.Command("unshare", "--mount", "--propagation", "private", "--fork", "sh", "-c", script, "sh", nr, bin).CombinedOutput()
+	got := string(out)
+	if err != nil {
+		t.Fatalf("%v:\n%s", err, got)
+	}
+	if !strings.Contains(got, "rc=0\n") || !strings.Contains(got, "/ov: ") || !strings.Contains(got, "traced by its mount only") {
+		t.Errorf("the trace did not go on past the overlay, traced by its mount:\n%s", got)
+	}
+	if !regexp.MustCompile(`out: \S+ sh\(\d+\): O +/ov/f\n`).MatchString(got) {
+		t.Errorf("no open of /ov/f in the trace:\n%s", got)
 	}
 }

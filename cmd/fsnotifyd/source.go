@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fsnotifyd/fsnotifyd/backend"
 	"github.com/fsnotifyd/fsnotifyd/client"
 	"github.com/fsnotifyd/fsnotifyd/engine"
 	"github.com/fsnotifyd/fsnotifyd/internal/format"
@@ -37,6 +38,9 @@ type watchSpec struct {
 	abs  string
 	kind engine.Kind
 	mask engine.Mask
+	// machine: one of the filesystems of a trace of every filesystem (no PATH), which one
+	// that refuses the mark must not end (stream: traced by its mount, or skipped, said).
+	machine bool
 }
 
 // events is the one event source of watch and trace: embedded (a backend and an engine group
@@ -97,13 +101,30 @@ func (d daemonFlag) path() string {
 	return d.socket
 }
 
+// fsRefusedError is add's error for a filesystem of a trace of every filesystem
+// (watchSpec.machine) that cannot be traced whole for a reason of its own: it refuses the mark
+// (overlayfs: EOPNOTSUPP; ENODEV, EXDEV), or its mount point refuses root (a user's FUSE
+// mount without allow_other: EACCES). Not a lack of privilege, nor a daemon's refusal.
+type fsRefusedError struct{ error }
+
+func (e fsRefusedError) Unwrap() error { return e.error }
+
 // add places a watch; its marks are in place when it returns.
 func (s *events) add(w watchSpec) error {
+	err := s.addMark(w)
+	if err != nil && w.machine && !errors.Is(err, backend.ErrNeedsPrivilege) && !errors.As(err, new(*client.Error)) &&
+		(errors.Is(err, syscall.EOPNOTSUPP) || errors.Is(err, syscall.ENODEV) || errors.Is(err, syscall.EXDEV) || errors.Is(err, os.ErrPermission)) {
+		return fsRefusedError{err}
+	}
+	return err
+}
+
+func (s *events) addMark(w watchSpec) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	m, err := s.src.AddMark(ctx, w.abs, w.kind, engine.MarkSpec{Mask: w.mask})
 	if me := (*source.MarkError)(nil); errors.As(err, &me) {
-		if s.cmd == "trace" && w.kind != engine.KindMount && (errors.Is(me.Err, syscall.EOPNOTSUPP) || errors.Is(me.Err, syscall.ENODEV)) {
+		if s.cmd == "trace" && !w.machine && w.kind != engine.KindMount && (errors.Is(me.Err, syscall.EOPNOTSUPP) || errors.Is(me.Err, syscall.ENODEV)) {
 			// A filesystem that reports no filesystem-wide events (overlayfs) still
 			// reports a mount's.
 			return fmt.Errorf("%s: %w; trace --mount %s reports its opens, reads, writes and closes", w.path, me.Err, w.path)
@@ -111,11 +132,20 @@ func (s *events) add(w watchSpec) error {
 		return fmt.Errorf("%s: %w", w.path, me.Err)
 	}
 	if err != nil {
-		return explainPathError(w.path, err)
+		if e := explainPathError(w.path, err); e != err {
+			return explained{e, err}
+		}
+		return err
 	}
 	s.marks = append(s.marks, m)
 	return nil
 }
+
+// explained is an error explained for the user, which still answers errors.Is for its cause.
+type explained struct{ msg, cause error }
+
+func (e explained) Error() string { return e.msg.Error() }
+func (e explained) Unwrap() error { return e.cause }
 
 // next blocks for the next batch of events and appends them to dst.
 func (s *events) next(ctx context.Context, dst []event) ([]event, error) {

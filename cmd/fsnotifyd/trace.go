@@ -219,7 +219,7 @@ func runTrace(args []string) int {
 			return fail("trace", err)
 		}
 		for _, p := range all {
-			specs = append(specs, watchSpec{path: p, abs: p, kind: engine.KindFilesystem, mask: fdMask | fidMask | engine.OnDir})
+			specs = append(specs, watchSpec{path: p, abs: p, kind: engine.KindFilesystem, mask: fdMask | fidMask | engine.OnDir, machine: true})
 		}
 		if !quiet {
 			fmt.Fprintf(os.Stderr, "Tracing %d filesystems (all real ones mounted now, not those mounted later; name --mount, --fs or paths to narrow it).\n", len(all))

@@ -539,10 +539,28 @@ func stream(cmd string, specs []watchSpec, o streamOpts) int {
 		return fail(cmd, err)
 	}
 	defer src.close()
+	added := 0
 	for _, w := range specs {
-		if err := src.add(w); err != nil {
+		err := src.add(w)
+		if errors.As(err, new(fsRefusedError)) {
+			// A filesystem the kernel will not mark whole (overlayfs) must not end a trace
+			// of every filesystem, which anyone who may mount one could then prevent: its
+			// mount is traced instead where that is possible, and either is said.
+			what := "not traced"
+			if m := w.mask & traceFD; m != 0 && src.add(watchSpec{path: w.path, abs: w.abs, kind: engine.KindMount, mask: m | engine.OnDir}) == nil {
+				what = "traced by its mount only (opens, reads, writes, closes)"
+				added++
+			}
+			fmt.Fprintf(os.Stderr, "fsnotifyd %s: %s: %s\n", cmd, format.Escaped(err.Error()), what)
+			continue
+		}
+		if err != nil {
 			return fail(cmd, err)
 		}
+		added++
+	}
+	if added == 0 && len(specs) > 0 {
+		return fail(cmd, errors.New("no filesystem could be traced"))
 	}
 	// Signals are caught before "Watches established.": a SIGINT sent as soon as it is read
 	// must end the command as one sent later does (exit 0, output flushed), not kill it.
