@@ -197,15 +197,7 @@ func TestExporterRefusesAStreamThatAllowsRollups(t *testing.T) {
 func TestNATSSecretsOthersCanReadOrChangeAreRefused(t *testing.T) {
 	testenv.RequireRoot(t)
 	creds := "-----BEGIN NATS USER JWT-----\neyJ0eXAiOiJKV1QiLCJhbGciOiJlZDI1NTE5LW5rZXkifQ.e30.x\n------END NATS USER JWT------\n"
-	for _, tc := range []struct {
-		name     string
-		mode     os.FileMode
-		owner    int
-		dirOwner int
-		dirMode  os.FileMode
-		ok       bool
-		want     string
-	}{
+	for _, tc := range []placedFile{
 		{"root's 0600", 0o600, 0, 0, 0o755, true, ""},
 		{"readable by others", 0o644, 0, 0, 0o755, false, "readable by other users"},
 		{"readable by the group", 0o640, 0, 0, 0o755, false, "readable by other users"},
@@ -214,19 +206,7 @@ func TestNATSSecretsOthersCanReadOrChangeAreRefused(t *testing.T) {
 		{"in a directory anyone may write", 0o600, 0, 0, 0o777, false, "its directory"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := filepath.Join(t.TempDir(), "nats")
-			if err := os.Mkdir(dir, tc.dirMode); err != nil {
-				t.Fatal(err)
-			}
-			os.Chmod(dir, tc.dirMode)
-			os.Chown(dir, tc.dirOwner, tc.dirOwner)
-			testenv.OpenToAll(t, filepath.Join(dir, "x"))
-			p := filepath.Join(dir, "web-1.creds")
-			if err := os.WriteFile(p, []byte(creds), tc.mode); err != nil {
-				t.Fatal(err)
-			}
-			os.Chmod(p, tc.mode)
-			os.Chown(p, tc.owner, tc.owner)
+			p := tc.place(t, "web-1.creds", creds)
 			if tc.mode&0o004 != 0 {
 				// What the refusal is about: nobody reads the host's credentials.
 				if out, err := testenv.Sh(testenv.Nobody, "cat "+p); err != nil || !strings.Contains(out, "NATS USER JWT") {
@@ -270,6 +250,38 @@ func TestNATSSecretsOthersCanReadOrChangeAreRefused(t *testing.T) {
 	}
 }
 
+// placedFile is a case of a file root reads (credentials, a CA): its mode and owner, its
+// directory's owner and mode, whether it is taken, and what a refusal says.
+type placedFile struct {
+	name     string
+	mode     os.FileMode
+	owner    int
+	dirOwner int
+	dirMode  os.FileMode
+	ok       bool
+	want     string
+}
+
+// place writes content to name in a fresh directory anyone may reach, both with the case's
+// owners and modes, and returns its path.
+func (tc placedFile) place(t *testing.T, name, content string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "nats")
+	if err := os.Mkdir(dir, tc.dirMode); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, tc.dirMode)
+	os.Chown(dir, tc.dirOwner, tc.dirOwner)
+	testenv.OpenToAll(t, filepath.Join(dir, "x"))
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), tc.mode); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(p, tc.mode)
+	os.Chown(p, tc.owner, tc.owner)
+	return p
+}
+
 // The CA file of --nats-tls-ca says which servers the host believes: one a local user can
 // change lets them swap in their CA, and a server of theirs (on the path to NATS) then feeds
 // the guard a policy of theirs and takes the host's records. The client certificate of
@@ -277,15 +289,7 @@ func TestNATSSecretsOthersCanReadOrChangeAreRefused(t *testing.T) {
 // files' rule for changing them; a refusal names the flag and the fix.
 func TestNATSTLSFilesOthersCanChangeAreRefused(t *testing.T) {
 	testenv.RequireRoot(t)
-	for _, tc := range []struct {
-		name     string
-		mode     os.FileMode
-		owner    int
-		dirOwner int
-		dirMode  os.FileMode
-		ok       bool
-		want     string
-	}{
+	for _, tc := range []placedFile{
 		{"root's 0644", 0o644, 0, 0, 0o755, true, ""},
 		{"nobody's", 0o644, 65534, 0, 0o755, false, "writable only by root"},
 		{"writable by others", 0o666, 0, 0, 0o755, false, "writable only by root"},
@@ -293,19 +297,7 @@ func TestNATSTLSFilesOthersCanChangeAreRefused(t *testing.T) {
 		{"in a directory anyone may write", 0o644, 0, 0, 0o777, false, "its directory"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := filepath.Join(t.TempDir(), "nats")
-			if err := os.Mkdir(dir, tc.dirMode); err != nil {
-				t.Fatal(err)
-			}
-			os.Chmod(dir, tc.dirMode)
-			os.Chown(dir, tc.dirOwner, tc.dirOwner)
-			testenv.OpenToAll(t, filepath.Join(dir, "x"))
-			p := filepath.Join(dir, "ca.pem")
-			if err := os.WriteFile(p, []byte("-----BEGIN CERTIFICATE-----\n"), tc.mode); err != nil {
-				t.Fatal(err)
-			}
-			os.Chmod(p, tc.mode)
-			os.Chown(p, tc.owner, tc.owner)
+			p := tc.place(t, "ca.pem", "-----BEGIN CERTIFICATE-----\n")
 			key := filepath.Join(t.TempDir(), "key.pem")
 			if err := os.WriteFile(key, []byte("k"), 0o600); err != nil {
 				t.Fatal(err)

@@ -32,9 +32,12 @@ func pipe(t testing.TB) (d, c *Conn) {
 	return d, c
 }
 
-func handshake(t testing.TB, d, c *Conn) {
+func handshake(t testing.TB, d, c *Conn) { handshakeAt(t, d, c, MaxVersion) }
+
+// handshakeAt is the handshake of a client that speaks versions 1 to version.
+func handshakeAt(t testing.TB, d, c *Conn, version uint16) {
 	t.Helper()
-	if err := c.WriteMsg(&Hello{Req: 1, MinVersion: MinVersion, MaxVersion: MaxVersion, Name: "test"}); err != nil {
+	if err := c.WriteMsg(&Hello{Req: 1, MinVersion: 1, MaxVersion: version, Name: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	m, err := d.ReadMsg()
@@ -53,8 +56,8 @@ func handshake(t testing.TB, d, c *Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w := m.(*Welcome); w.Version != MaxVersion || c.Version() != MaxVersion || d.Version() != MaxVersion {
-		t.Fatalf("versions: welcome %d, client %d, daemon %d", w.Version, c.Version(), d.Version())
+	if w := m.(*Welcome); w.Version != version || c.Version() != version || d.Version() != version {
+		t.Fatalf("versions: welcome %d, client %d, daemon %d, want %d", w.Version, c.Version(), d.Version(), version)
 	}
 }
 
@@ -968,20 +971,7 @@ func TestEventVersion2FieldsNeedVersion2(t *testing.T) {
 	}
 	for _, version := range []uint16{1, 2} {
 		d, c := pipe(t)
-		if err := c.WriteMsg(&Hello{Req: 1, MinVersion: 1, MaxVersion: version}); err != nil {
-			t.Fatal(err)
-		}
-		m, err := d.ReadMsg()
-		if err != nil {
-			t.Fatal(err)
-		}
-		v, _ := Negotiate(m.(*Hello))
-		if err := d.WriteMsg(&Welcome{Req: 1, Version: v, ClientID: 1, Instance: testInstance}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.ReadMsg(); err != nil || c.Version() != version {
-			t.Fatalf("handshake at %d: %v, version %d", version, err, c.Version())
-		}
+		handshakeAt(t, d, c, version)
 		for _, ev := range v2 {
 			e := *ev
 			err := d.WriteMsg(&e)
@@ -1188,21 +1178,8 @@ func TestConnBlockingReaderNotWokenByPeerReads(t *testing.T) {
 func TestFlushCacheNeedsVersion6(t *testing.T) {
 	for _, version := range []uint16{5, 6} {
 		d, c := pipe(t)
-		if err := c.WriteMsg(&Hello{Req: 1, MinVersion: 1, MaxVersion: version}); err != nil {
-			t.Fatal(err)
-		}
-		m, err := d.ReadMsg()
-		if err != nil {
-			t.Fatal(err)
-		}
-		v, _ := Negotiate(m.(*Hello))
-		if err := d.WriteMsg(&Welcome{Req: 1, Version: v, ClientID: 1, Instance: testInstance}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.ReadMsg(); err != nil || c.Version() != version {
-			t.Fatalf("handshake at %d: %v, version %d", version, err, c.Version())
-		}
-		err = c.WriteMsg(&FlushCache{Req: 2})
+		handshakeAt(t, d, c, version)
+		err := c.WriteMsg(&FlushCache{Req: 2})
 		if version < VersionFlush {
 			wantCode(t, err, CodeUnexpected)
 			frame, _ := mustEncode(t, &FlushCache{Req: 2})

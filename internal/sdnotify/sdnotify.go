@@ -12,7 +12,7 @@ import (
 	"strconv"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 )
 
 // writeTimeout bounds a state's write: a receiver that does not read (a full queue: a
@@ -48,7 +48,5 @@ func Send(state string) error {
 // MONOTONIC_USEC, the time on CLOCK_MONOTONIC, which Type=notify-reload (systemd 253+)
 // requires to tell this reload from an earlier one. READY=1 ends it.
 func Reloading() string {
-	var ts unix.Timespec
-	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	return "RELOADING=1\nMONOTONIC_USEC=" + strconv.FormatInt(ts.Nano()/1000, 10)
+	return "RELOADING=1\nMONOTONIC_USEC=" + strconv.FormatInt(sys.MonotonicNanos()/1000, 10)
 }

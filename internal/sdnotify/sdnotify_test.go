@@ -3,14 +3,14 @@
 package sdnotify
 
 import (
+	"errors"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Send writes the state as one datagram to NOTIFY_SOCKET, a path or an abstract name, and
@@ -60,14 +60,16 @@ func TestSendToAFullQueueIsBounded(t *testing.T) {
 	}
 	defer c.Close()
 	t.Setenv("NOTIFY_SOCKET", path)
-	// Fill its queue (net.unix.max_dgram_qlen datagrams) from a socket that never waits.
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	// Fill its queue (net.unix.max_dgram_qlen datagrams) from a socket whose writes wait a
+	// millisecond at most.
+	w, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: path, Net: "unixgram"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer unix.Close(fd)
+	defer w.Close()
 	for i := 0; ; i++ {
-		if err := unix.Sendto(fd, []byte("x"), 0, &unix.SockaddrUnix{Name: path}); err == unix.EAGAIN {
+		w.SetWriteDeadline(time.Now().Add(time.Millisecond))
+		if _, err := w.Write([]byte("x")); errors.Is(err, os.ErrDeadlineExceeded) {
 			break
 		} else if err != nil || i > 1<<16 {
 			t.Fatalf("filling the queue: %v after %d", err, i)
