@@ -133,7 +133,13 @@ func runServe(args []string) int {
 	}
 	defer srv.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	defer func() {
+		// A second SIGTERM (systemctl stop after a first, a shell's kill loop) that arrives
+		// once the daemon has stopped must not kill it with the default action on its way
+		// out (exit 143 instead of 0): ignored from here, before the handler goes.
+		signal.Ignore(os.Interrupt, syscall.SIGTERM)
+		stop()
+	}()
 	if metrics != "" {
 		closeMetrics, err := serveMetrics(metrics, srv.MetricsHandler(), log)
 		if err != nil {
