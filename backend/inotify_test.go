@@ -108,6 +108,30 @@ func inoReadUntil(t *testing.T, g *engine.Group, stop func(inoEvent) bool) []ino
 	}
 }
 
+// inoMarkSmallQueue is inoMark of the backend's first mark with the kernel queue of its inotify
+// instance limited to 16 events (as root): the limit is taken when the instance is created (by
+// the first mark), so fs.inotify.max_queued_events is lowered just for that, then put back at
+// once for everyone else on the machine.
+func inoMarkSmallQueue(t *testing.T, b *Backend, g *engine.Group, path string, kind engine.Kind, mask engine.Mask) {
+	t.Helper()
+	testenv.RequireRoot(t) // to lower fs.inotify.max_queued_events
+	const knob = "/proc/sys/fs/inotify/max_queued_events"
+	old, err := os.ReadFile(knob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(knob, []byte("16"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	func() {
+		defer os.WriteFile(knob, old, 0o644)
+		inoMark(t, b, g, path, kind, mask)
+	}()
+	if now, _ := os.ReadFile(knob); string(now) != string(old) {
+		t.Fatalf("%s not restored: %q, was %q", knob, now, old)
+	}
+}
+
 func inoDump(evs []inoEvent) string {
 	var b strings.Builder
 	for _, e := range evs {
@@ -465,27 +489,10 @@ func TestInotifyNeedsPrivilege(t *testing.T) {
 
 // A kernel queue overflow becomes an engine overflow event, after the events read before it.
 func TestInotifyOverflow(t *testing.T) {
-	testenv.RequireRoot(t) // to lower fs.inotify.max_queued_events
-	const knob = "/proc/sys/fs/inotify/max_queued_events"
-	old, err := os.ReadFile(knob)
-	if err != nil {
-		t.Fatal(err)
-	}
 	b := inoBackend(t)
 	dir := t.TempDir()
 	g := inoGroup(t, b)
-	// The limit is taken when the instance is created (by the first mark): lower it just for
-	// that, then put it back at once for everyone else on the machine.
-	if err := os.WriteFile(knob, []byte("16"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	func() {
-		defer os.WriteFile(knob, old, 0o644)
-		inoMark(t, b, g, dir, engine.KindInode, engine.Create)
-	}()
-	if now, _ := os.ReadFile(knob); string(now) != string(old) {
-		t.Fatalf("%s not restored: %q, was %q", knob, now, old)
-	}
+	inoMarkSmallQueue(t, b, g, dir, engine.KindInode, engine.Create)
 
 	// Stall the reader (it waits for the lock to handle what it read) while the kernel queue
 	// fills past 16 events.
