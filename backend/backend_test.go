@@ -5,6 +5,7 @@ package backend
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,8 +20,20 @@ import (
 )
 
 // The spawner lives as long as the binary, by design (see startFromSpawner).
+//
+// TMPDIR is a tmpfs of the test binary's own (as root): the inotify tests watch directories
+// under t.TempDir(), and no test marks the machine's filesystem, not even with inotify.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/fsnotifyd/fsnotifyd/backend.spawner"))
+	done := testenv.TmpdirOnTmpfs()
+	code := m.Run()
+	if code == 0 {
+		if err := goleak.Find(goleak.IgnoreTopFunction("github.com/fsnotifyd/fsnotifyd/backend.spawner")); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: errors on successful test run: %v\n", err)
+			code = 1
+		}
+	}
+	done()
+	os.Exit(code)
 }
 
 // newBackend starts a backend of mode closed at cleanup.

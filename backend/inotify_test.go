@@ -20,7 +20,8 @@ import (
 )
 
 // These tests run the inotify fallback (ModeInotify), which needs no privilege: they use
-// t.TempDir() and run as any user.
+// t.TempDir() and run as any user (as root, TestMain puts t.TempDir() on a tmpfs of the test
+// binary's own).
 
 // inoHang bounds every wait for an event; a passing test never waits for it (readers stop
 // at a sentinel event), so it is generous for a loaded machine.
