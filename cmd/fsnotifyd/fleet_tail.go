@@ -32,8 +32,14 @@ prints each record as stored (the object of "watch --json" or of the audit
 log, with host, boot_id, seq and kind) plus its stream_seq. Gap records —
 records a host lost, or may have lost — are always shown, as
   HOST *** LOST seq 1200-1450 (251 records): spool_full ***
-A record the stream holds twice (a resend after the duplicate window) is
-printed once.
+Records the stream itself dropped before this reader got to them (its
+max_msgs, max_bytes or max_age, or an admin's purge, while the reader was
+behind or stopped) are said, by stream sequence, as
+  *** LOST stream seq 6-90 (85 records): stream FSNOTIFYD dropped them ... ***
+(with --json: {"kind":"gap","reason":"stream_dropped","stream":...,
+"stream_first":6,"stream_last":90,"count":85}); the stream does not say whose
+they were. A record the stream holds twice (a resend after the duplicate
+window) is printed once.
 
 Without --since or --seq only new records are printed. --durable NAME keeps
 the reading position in the server: run again with the same NAME to go on
@@ -116,7 +122,27 @@ func runFleetTail(args []string) int {
 	var line []byte
 	printed := 0
 	errDone := fleet.ErrStopTail
+	// emit prints line, a record or a run the stream dropped (which counts in -n too).
+	emit := func() error {
+		if _, err := w.Write(line); err != nil {
+			return errDone // stdout closed
+		}
+		printed++
+		if count > 0 && printed >= count {
+			return errDone
+		}
+		if len(line) > 0 && w.Buffered() > 0 {
+			if err := w.Flush(); err != nil {
+				return errDone
+			}
+		}
+		return nil
+	}
 	err := fleet.Tail(ctx, c.js, opts, func(r *fleet.Received) error {
+		if r.Missed != nil {
+			line = missedLine(line[:0], stream, r.Missed, jsonOut)
+			return emit()
+		}
 		h, err := fleet.CheckHeader(r.Subject, r.Data)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "fsnotifyd fleet tail: stream sequence %d on %s: %v\n", r.StreamSeq, r.Subject, err)
@@ -134,19 +160,7 @@ func runFleetTail(args []string) int {
 		if !ok {
 			return nil
 		}
-		if _, err := w.Write(line); err != nil {
-			return errDone // stdout closed
-		}
-		printed++
-		if count > 0 && printed >= count {
-			return errDone
-		}
-		if len(line) > 0 && w.Buffered() > 0 {
-			if err := w.Flush(); err != nil {
-				return errDone
-			}
-		}
-		return nil
+		return emit()
 	})
 	w.Flush()
 	if err != nil {
@@ -241,6 +255,19 @@ func tailLine(dst []byte, r *fleet.Received, h *fleet.Header, jsonOut bool, path
 		dst = format.Trace{}.Append(dst, &rec)
 	}
 	return append(dst, '\n'), true
+}
+
+// missedLine says that the stream dropped records before this reader got there: its
+// limits (max_msgs, max_bytes, max_age with discard old) or an admin's purge. The stream
+// does not say whose they were.
+func missedLine(dst []byte, stream string, m *fleet.Missed, jsonOut bool) []byte {
+	if jsonOut {
+		s, _ := json.Marshal(stream)
+		return fmt.Appendf(dst, `{"kind":"gap","reason":"stream_dropped","stream":%s,"stream_first":%d,"stream_last":%d,"count":%d}`+"\n", s, m.First, m.Last, m.Count)
+	}
+	dst = fmt.Appendf(dst, "*** LOST stream seq %d-%d (%d records): stream ", m.First, m.Last, m.Count)
+	dst = format.AppendEscaped(dst, stream)
+	return append(dst, " dropped them before this reader got there (its max_msgs, max_bytes or max_age, or a purge); records of any host and kind ***\n"...)
 }
 
 // appendCommPid is trace's "comm(pid):" for a decision line.

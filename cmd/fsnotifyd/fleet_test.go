@@ -170,3 +170,68 @@ func TestFleetInitCommand(t *testing.T) {
 		t.Errorf("fleet init on a stream that republishes: rc %d, %s", rc, stderr)
 	}
 }
+
+// The stream's own limits drop records a durable reader has not read (it was stopped): a
+// stream of max_msgs 10, discard old, made by the admin. fleet tail says which stream
+// sequences it missed and how many, in text and JSON, before the records it goes on with;
+// before, it went on from what the stream held as if nothing were missing.
+func TestFleetTailSaysWhatTheStreamDropped(t *testing.T) {
+	url := natsURL(t)
+	o := fleet.ConnOptions{URLs: url, Timeout: 2 * time.Second}
+	nc, err := o.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := o.JetStream(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if out, stderr, rc := fsn(t, "fleet", "init", "--nats", url); rc != 0 {
+		t.Fatalf("fleet init: rc %d, %s %s", rc, out, stderr)
+	}
+	s, err := js.Stream(ctx, fleet.DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	cfg.MaxMsgs = 10
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	e, err := fleet.NewExporter(fleet.ExporterConfig{Conn: o, Host: "web-1", SpoolDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close(ctx)
+	write := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			e.Append(fleet.Event, fmt.Appendf(nil, `{"time":"2024-05-01T12:34:56Z","path":"/etc/f%d","events":["CREATE"],"isdir":false}`, i))
+		}
+		if !waitFor(10*time.Second, func() bool { return e.Stats().AckedThrough == uint64(to) }) {
+			t.Fatalf("records acked through %d, want %d", e.Stats().AckedThrough, to)
+		}
+	}
+	write(0, 5)
+	for _, durable := range []string{"t", "j"} {
+		if out, stderr, rc := fsn(t, "fleet", "tail", "--nats", url, "--seq", "1", "--durable", durable, "-n", "5", "--timeout", "5s"); rc != 0 || strings.Count(out, "\n") != 5 {
+			t.Fatalf("%s: the first run: rc %d, %s%s", durable, rc, out, stderr)
+		}
+	}
+	write(5, 100) // stream sequences 6-100: the stream keeps 91-100
+	for _, tc := range []struct {
+		name, durable string
+		args          []string
+		want          string
+	}{
+		{"text", "t", nil, "*** LOST stream seq 6-90 (85 records): stream FSNOTIFYD dropped them before this reader got there (its max_msgs, max_bytes or max_age, or a purge); records of any host and kind ***"},
+		{"json", "j", []string{"--json"}, `{"kind":"gap","reason":"stream_dropped","stream":"FSNOTIFYD","stream_first":6,"stream_last":90,"count":85}`},
+	} {
+		args := append([]string{"fleet", "tail", "--nats", url, "--durable", tc.durable, "-n", "11", "--timeout", "5s"}, tc.args...)
+		out, stderr, rc := fsn(t, args...)
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if rc != 0 || len(lines) != 11 || lines[0] != tc.want || !strings.Contains(lines[1], "/etc/f90") || !strings.Contains(lines[10], "/etc/f99") {
+			t.Errorf("%s: the run after the stream dropped 85 unread records: rc %d, want first line\n%s\ngot:\n%s%s", tc.name, rc, tc.want, out, stderr)
+		}
+	}
+}

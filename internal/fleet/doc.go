@@ -62,6 +62,15 @@
 //	            sends on a channel without waiting;
 //	            PolicyFollower.mu guards the status (leaf).
 //
+// # Tail
+//
+// Tail reads with an ordered consumer, or a durable one. When a record comes after a jump in
+// stream sequence it asks the stream for its first sequence: what lies between the last
+// record read and that was dropped by the stream (limits, purge) before it was read, and fn
+// gets a Received with Missed before the record. A durable reader keeps its last stream
+// sequence in the consumer's metadata (tailPositionKey), since the server moves the
+// consumer's own position past a purge.
+//
 // Everything here stops with Close (Exporter.Close, PolicyFollower.Close); Tail returns when
 // its context is done.
 package fleet

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -36,8 +38,20 @@ type Received struct {
 	Data      []byte
 	// MsgID is the record's Nats-Msg-Id (<token>/<spool key>/<seq>): see DedupeKey.
 	MsgID string
+	// Missed, when not nil, says that the stream dropped records before this reader read
+	// them (Subject, Data and MsgID are then empty): see Missed.
+	Missed *Missed
 	// ack acknowledges it to a durable consumer (nil otherwise).
 	ack func() error
+}
+
+// Missed is a run of stream sequences, First to Last (Count of them), that the reader did not
+// get because the stream no longer held them when the reader got there: its limits
+// (max_msgs, max_bytes, max_age, with discard old) dropped them while the reader was behind
+// or stopped, or an admin purged them. The stream does not say whose they were: a run may
+// hold records of any host and kind, including ones this reader would not have shown.
+type Missed struct {
+	First, Last, Count uint64
 }
 
 // Ack tells a durable consumer that the record was handled; a no-op otherwise.
@@ -145,10 +159,88 @@ func Tail(ctx context.Context, js jetstream.JetStream, o TailOptions, fn func(*R
 		return fmt.Sprintf("stream %s was deleted and made anew (at %s) while it was read: its sequence numbers start again", o.Stream, s.CachedInfo().Created.UTC().Format(time.RFC3339))
 	}
 	readAgain := "; its records since then were not read here: run fleet tail again (--seq 1 for the new stream's first)"
+	// last is the stream sequence of the last message read (0: none yet). A message after a
+	// jump is checked against the stream's first sequence: what lies between that the stream
+	// no longer holds was dropped before this reader got there, and is said (Missed), never
+	// passed over as if the stream were continuous. A jump is also what the filter skips
+	// (other hosts, other kinds): those the stream still holds, or held when this message was
+	// delivered.
+	var last uint64
+	var stream jetstream.Stream
+	missed := func(next uint64) *Missed {
+		if last == 0 || next <= last+1 {
+			return nil
+		}
+		var err error
+		if stream == nil {
+			stream, err = js.Stream(ctx, o.Stream)
+		}
+		var first uint64
+		if err == nil {
+			var info *jetstream.StreamInfo
+			if info, err = stream.Info(ctx); err == nil {
+				first = info.State.FirstSeq
+			}
+		}
+		if err != nil || first <= last+1 {
+			return nil // a failed check says nothing; the stream then holds what was skipped
+		}
+		hi := min(first, next) - 1
+		return &Missed{First: last + 1, Last: hi, Count: hi - last}
+	}
+	var durableCfg *jetstream.ConsumerConfig // to write the position in (saved: when)
+	var saved time.Time
+	var savedSeq uint64
+	if o.Durable != "" {
+		last, durableCfg = durablePosition(ctx, cons)
+		savedSeq = last
+	}
+	// savePosition writes last in the durable consumer's metadata: the server moves a
+	// consumer's own position past what a purge removed (and its ack floor past what its
+	// limits dropped), so only this says where the previous run stopped.
+	savePosition := func(now bool) {
+		if durableCfg == nil || last == savedSeq || (!now && time.Since(saved) < time.Second) {
+			return
+		}
+		cfg := *durableCfg
+		cfg.Metadata = maps.Clone(cfg.Metadata)
+		if cfg.Metadata == nil {
+			cfg.Metadata = map[string]string{}
+		}
+		cfg.Metadata[tailPositionKey] = strconv.FormatUint(last, 10)
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if _, err := js.UpdateConsumer(uctx, o.Stream, cfg); err == nil {
+			savedSeq = last
+		}
+		saved = time.Now()
+	}
+	defer savePosition(true)
 	handle := func(m jetstream.Msg) (stop bool, err error) {
 		meta, err := m.Metadata()
 		if err != nil {
 			return true, err
+		}
+		if gap := missed(meta.Sequence.Stream); gap != nil {
+			ferr := fn(&Received{StreamSeq: gap.Last, Missed: gap})
+			if ferr != nil {
+				if o.Durable != "" {
+					m.Nak()
+				}
+				if ferr == ErrStopTail {
+					last = gap.Last
+					return true, nil
+				}
+				return true, ferr
+			}
+			last = gap.Last
+		}
+		if meta.Sequence.Stream > last {
+			defer func() {
+				if err == nil {
+					last = meta.Sequence.Stream
+				}
+			}()
 		}
 		r := &Received{StreamSeq: meta.Sequence.Stream, Subject: m.Subject(), Data: m.Data(), MsgID: m.Headers().Get(jetstream.MsgIDHeader)}
 		if o.Durable != "" {
@@ -159,7 +251,7 @@ func Tail(ctx context.Context, js jetstream.JetStream, o TailOptions, fn func(*R
 		}
 		ferr := fn(r)
 		if ferr != nil && ferr != ErrStopTail {
-			return true, ferr
+			return true, ferr // not handled: last stays
 		}
 		if err := r.Ack(); err != nil && ctx.Err() == nil {
 			return true, explainJS("acknowledging", err)
@@ -191,6 +283,7 @@ func Tail(ctx context.Context, js jetstream.JetStream, o TailOptions, fn func(*R
 			if stopped {
 				return stopErr
 			}
+			savePosition(false)
 			if err := batch.Error(); err != nil && ctx.Err() == nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
 				if why := gone(); why != "" {
 					return fmt.Errorf("%s; the consumer %s went with it%s", why, o.Durable, readAgain)
@@ -245,6 +338,29 @@ func Tail(ctx context.Context, js jetstream.JetStream, o TailOptions, fn func(*R
 			return err
 		}
 	}
+}
+
+// tailPositionKey is the durable consumer's metadata key where Tail keeps the stream
+// sequence of the last record it read.
+const tailPositionKey = "fsnotifyd_tail_read_through"
+
+// durablePosition is where the durable consumer's previous run stopped: the position Tail
+// saved in its metadata, else (a server before 2.10 keeps no metadata, or a run that never
+// saved) the lower of its ack floor and its last delivered, which the server moves past a
+// purge (and the ack floor past what the limits dropped) but not past a message the limits
+// dropped before it was delivered. It also returns the consumer's config, to save in.
+func durablePosition(ctx context.Context, cons jetstream.Consumer) (uint64, *jetstream.ConsumerConfig) {
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return 0, nil
+	}
+	cfg := info.Config
+	if v, ok := cfg.Metadata[tailPositionKey]; ok {
+		if n, err := strconv.ParseUint(v, 10, 64); err == nil {
+			return n, &cfg
+		}
+	}
+	return min(info.AckFloor.Stream, info.Delivered.Stream), &cfg
 }
 
 // tailCheck is how often Tail without a durable consumer checks that its stream is the one
