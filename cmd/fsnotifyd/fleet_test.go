@@ -140,13 +140,7 @@ func TestFleetInitCommand(t *testing.T) {
 	if out, stderr, rc := fsn(t, "fleet", "init", "--nats", url, "--stream-max-age", "720h"); rc != 0 || !strings.Contains(out, "FSNOTIFYD") {
 		t.Fatalf("fleet init: rc %d, %s %s", rc, out, stderr)
 	}
-	o := fleet.ConnOptions{URLs: url, Timeout: 2 * time.Second}
-	nc, err := o.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := o.JetStream(nc)
+	js := fleetJS(t, url)
 	ctx := context.Background()
 	s, err := js.Stream(ctx, fleet.DefaultStream)
 	if err != nil {
@@ -177,13 +171,7 @@ func TestFleetInitCommand(t *testing.T) {
 // before, it went on from what the stream held as if nothing were missing.
 func TestFleetTailSaysWhatTheStreamDropped(t *testing.T) {
 	url := natsURL(t)
-	o := fleet.ConnOptions{URLs: url, Timeout: 2 * time.Second}
-	nc, err := o.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := o.JetStream(nc)
+	js := fleetJS(t, url)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if out, stderr, rc := fsn(t, "fleet", "init", "--nats", url); rc != 0 {
@@ -198,7 +186,7 @@ func TestFleetTailSaysWhatTheStreamDropped(t *testing.T) {
 	if _, err := js.UpdateStream(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
-	e, err := fleet.NewExporter(fleet.ExporterConfig{Conn: o, Host: "web-1", SpoolDir: t.TempDir()})
+	e, err := fleet.NewExporter(fleet.ExporterConfig{Conn: fleet.ConnOptions{URLs: url}, Host: "web-1", SpoolDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -528,17 +527,8 @@ func TestFollowerThroughRestartAndRestoredServer(t *testing.T) {
 	waitFor(t, 10*time.Second, "the first revision applied", func() bool { return g.revision() == weak.Revision })
 
 	// A copy of the store now, to restore later (the server stopped: a consistent copy).
-	ns.stop()
-	old := t.TempDir()
-	if out, err := exec.Command("cp", "-a", ns.store+"/.", old).CombinedOutput(); err != nil {
-		t.Fatalf("copying the store: %v: %s", err, out)
-	}
-	ns.start()
-	_, js = ns.connect(t)
-	kv, err = OpenBucket(ctx, js, DefaultBucket, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	old := ns.snapshot()
+	js, kv = ns.reopen(ctx)
 	strong, err := Push(ctx, kv, DefaultKey, []byte("deny open /srv/**\n"), 0, validatePolicy)
 	if err != nil {
 		t.Fatal(err)
@@ -546,14 +536,8 @@ func TestFollowerThroughRestartAndRestoredServer(t *testing.T) {
 	waitFor(t, 15*time.Second, "the revision pushed after the restart applied", func() bool { return g.revision() == strong.Revision })
 
 	// The restored server: the bucket's current revision is the weak one again.
-	ns.stop()
-	ns.store = old
-	ns.start()
-	_, js = ns.connect(t)
-	kv, err = OpenBucket(ctx, js, DefaultBucket, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ns.restore(old)
+	js, kv = ns.reopen(ctx)
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		st, _ := ReadStatuses(ctx, kv)
@@ -897,12 +881,7 @@ func TestFollowerRefusesARestoredOlderBucket(t *testing.T) {
 	f, lg := startFollower(t, ns, "h1", t.TempDir(), g)
 	defer f.Close()
 	waitFor(t, 10*time.Second, "the old bucket's revision applied", func() bool { return g.revision() == old.Revision })
-	ns.stop()
-	copyDir := t.TempDir()
-	if out, err := exec.Command("cp", "-a", ns.store+"/.", copyDir).CombinedOutput(); err != nil {
-		t.Fatalf("copying the store: %v: %s", err, out)
-	}
-	ns.start()
+	copyDir := ns.snapshot()
 	_, js = ns.connect(t)
 	if err := js.DeleteKeyValue(ctx, DefaultBucket); err != nil {
 		t.Fatal(err)
@@ -918,14 +897,8 @@ func TestFollowerRefusesARestoredOlderBucket(t *testing.T) {
 	}
 	waitFor(t, 20*time.Second, "the new bucket's revision applied", func() bool { return g.revision() == anew.Revision })
 
-	ns.stop()
-	ns.store = copyDir
-	ns.start()
-	_, js = ns.connect(t)
-	kv, err = OpenBucket(ctx, js, DefaultBucket, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ns.restore(copyDir)
+	_, kv = ns.reopen(ctx)
 	waitFor(t, 20*time.Second, "the host saying the restored bucket is older", func() bool {
 		st, _ := ReadStatuses(ctx, kv)
 		return len(st) == 1 && strings.Contains(st[0].Status.Error, "before the enforced one's")

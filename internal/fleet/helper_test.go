@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"regexp"
 	"sort"
 	"strings"
@@ -101,6 +102,39 @@ func (ns *natsServer) stop() {
 		ns.srv.WaitForShutdown()
 		ns.srv = nil
 	}
+}
+
+// snapshot stops the server, copies its store (a consistent copy: the server is stopped) and
+// starts it again; it returns the copy, for restore.
+func (ns *natsServer) snapshot() string {
+	ns.t.Helper()
+	ns.stop()
+	dir := ns.t.TempDir()
+	if out, err := exec.Command("cp", "-a", ns.store+"/.", dir).CombinedOutput(); err != nil {
+		ns.t.Fatalf("copying the store: %v: %s", err, out)
+	}
+	ns.start()
+	return dir
+}
+
+// restore stops the server and starts it again on a snapshot's copy of its store.
+func (ns *natsServer) restore(dir string) {
+	ns.t.Helper()
+	ns.stop()
+	ns.store = dir
+	ns.start()
+}
+
+// reopen is a new connection to the (restarted) server and the policy bucket in it, opened
+// as a follower opens it (not created).
+func (ns *natsServer) reopen(ctx context.Context) (jetstream.JetStream, jetstream.KeyValue) {
+	ns.t.Helper()
+	_, js := ns.connect(ns.t)
+	kv, err := OpenBucket(ctx, js, DefaultBucket, false)
+	if err != nil {
+		ns.t.Fatal(err)
+	}
+	return js, kv
 }
 
 // connect is a plain client connection for the test's own reading.
