@@ -76,7 +76,7 @@ func runFleetTail(args []string) int {
 	fs.boolVar(&jsonOut, "json,j", "print one JSON object per record")
 	fs.stringVar(&durable, "durable", "a durable consumer NAME that remembers what was read")
 	fs.stringVar(&stream, "stream", "the fleet stream's name")
-	fs.intVar(&count, "n,count", "exit after COUNT records (0, the default: no limit)")
+	fs.intVar(&count, "n,count", "exit after COUNT records (0, the default: no limit; a LOST stream seq line is not counted)")
 	fs.durationVar(&timeout, "t,timeout", "exit after DUR")
 	if status, ok := fs.parseNoArgs(args); !ok {
 		return status
@@ -122,12 +122,15 @@ func runFleetTail(args []string) int {
 	var line []byte
 	printed := 0
 	errDone := fleet.ErrStopTail
-	// emit prints line, a record or a run the stream dropped (which counts in -n too).
-	emit := func() error {
+	// emit prints line: a record (counted for -n) or a run the stream dropped (not counted:
+	// said even after the last record -n asked for, when it comes before it).
+	emit := func(record bool) error {
 		if _, err := w.Write(line); err != nil {
 			return errDone // stdout closed
 		}
-		printed++
+		if record {
+			printed++
+		}
 		if count > 0 && printed >= count {
 			return errDone
 		}
@@ -141,7 +144,7 @@ func runFleetTail(args []string) int {
 	err := fleet.Tail(ctx, c.js, opts, func(r *fleet.Received) error {
 		if r.Missed != nil {
 			line = missedLine(line[:0], stream, r.Missed, jsonOut)
-			return emit()
+			return emit(false)
 		}
 		h, err := fleet.CheckHeader(r.Subject, r.Data)
 		if err != nil {
@@ -160,7 +163,7 @@ func runFleetTail(args []string) int {
 		if !ok {
 			return nil
 		}
-		return emit()
+		return emit(true)
 	})
 	w.Flush()
 	if err != nil {

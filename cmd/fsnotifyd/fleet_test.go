@@ -215,7 +215,7 @@ func TestFleetTailSaysWhatTheStreamDropped(t *testing.T) {
 		{"text", "t", nil, "*** LOST stream seq 6-90 (85 records): stream FSNOTIFYD dropped them before this reader got there (its max_msgs, max_bytes or max_age, or a purge); records of any host and kind ***"},
 		{"json", "j", []string{"--json"}, `{"kind":"gap","reason":"stream_dropped","stream":"FSNOTIFYD","stream_first":6,"stream_last":90,"count":85}`},
 	} {
-		args := append([]string{"fleet", "tail", "--nats", url, "--durable", tc.durable, "-n", "11", "--timeout", "5s"}, tc.args...)
+		args := append([]string{"fleet", "tail", "--nats", url, "--durable", tc.durable, "-n", "10", "--timeout", "5s"}, tc.args...)
 		out, stderr, rc := fsn(t, args...)
 		lines := strings.Split(strings.TrimSpace(out), "\n")
 		if rc != 0 || len(lines) != 11 || lines[0] != tc.want || !strings.Contains(lines[1], "/etc/f90") || !strings.Contains(lines[10], "/etc/f99") {

@@ -64,10 +64,12 @@
 //
 // # Tail
 //
-// Tail reads with an ordered consumer, or a durable one. When a record comes after a jump in
-// stream sequence it asks the stream for its first sequence: what lies between the last
-// record read and that was dropped by the stream (limits, purge) before it was read, and fn
-// gets a Received with Missed before the record. A durable reader keeps its last stream
+// Tail reads with an ordered consumer, or a durable one. It keeps the jumps in stream
+// sequence between the records it reads and asks the stream's first sequence about them
+// together, at most every missedCheck and when it stops: what of a jump lies below it was
+// dropped by the stream (limits, purge) before it was read, and fn gets a Received with
+// Missed. The front only moves up, so a first sequence asked after the jump that is at or
+// below its start proves nothing was dropped there. A durable reader keeps its last stream
 // sequence in the consumer's metadata (tailPositionKey), since the server moves the
 // consumer's own position past a purge.
 //

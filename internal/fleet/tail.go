@@ -159,34 +159,52 @@ func Tail(ctx context.Context, js jetstream.JetStream, o TailOptions, fn func(*R
 		return fmt.Sprintf("stream %s was deleted and made anew (at %s) while it was read: its sequence numbers start again", o.Stream, s.CachedInfo().Created.UTC().Format(time.RFC3339))
 	}
 	readAgain := "; its records since then were not read here: run fleet tail again (--seq 1 for the new stream's first)"
-	// last is the stream sequence of the last message read (0: none yet). A message after a
-	// jump is checked against the stream's first sequence: what lies between that the stream
-	// no longer holds was dropped before this reader got there, and is said (Missed), never
-	// passed over as if the stream were continuous. A jump is also what the filter skips
-	// (other hosts, other kinds): those the stream still holds, or held when this message was
-	// delivered.
+	// last is the stream sequence of the last message read (0: none yet). A jump in stream
+	// sequence is either what the filter skips (other hosts, other kinds) or what the stream
+	// dropped (its limits, a purge) before this reader got there: the stream's first
+	// sequence, asked after the jump, tells them apart. The stream drops from its front only,
+	// so a first sequence at or below the jump's start, asked any time after, proves that
+	// nothing was dropped there; jumps are asked about together, at most every missedCheck
+	// (the first after a quiet time at once, before its record), and what lies below the
+	// first sequence is said (Missed), never passed over as if the stream were continuous.
 	var last uint64
+	type jump struct{ after, next uint64 }
+	var pending []jump
+	var checked time.Time
 	var stream jetstream.Stream
-	missed := func(next uint64) *Missed {
-		if last == 0 || next <= last+1 {
+	fnFailed := false
+	// report asks the stream about the pending jumps and hands fn the runs it dropped. A
+	// failed request keeps them for the next time.
+	report := func(c context.Context) error {
+		if len(pending) == 0 {
 			return nil
 		}
+		checked = time.Now()
 		var err error
 		if stream == nil {
-			stream, err = js.Stream(ctx, o.Stream)
+			stream, err = js.Stream(c, o.Stream)
 		}
-		var first uint64
+		var info *jetstream.StreamInfo
 		if err == nil {
-			var info *jetstream.StreamInfo
-			if info, err = stream.Info(ctx); err == nil {
-				first = info.State.FirstSeq
+			info, err = stream.Info(c)
+		}
+		if err != nil || info.State.FirstSeq == 0 {
+			return nil
+		}
+		first := info.State.FirstSeq
+		jumps := pending
+		pending = nil
+		for _, j := range jumps {
+			if first <= j.after+1 {
+				continue
+			}
+			hi := min(first, j.next) - 1
+			if err := fn(&Received{StreamSeq: hi, Missed: &Missed{First: j.after + 1, Last: hi, Count: hi - j.after}}); err != nil && err != ErrStopTail {
+				fnFailed = true
+				return err
 			}
 		}
-		if err != nil || first <= last+1 {
-			return nil // a failed check says nothing; the stream then holds what was skipped
-		}
-		hi := min(first, next) - 1
-		return &Missed{First: last + 1, Last: hi, Count: hi - last}
+		return nil
 	}
 	var durableCfg *jetstream.ConsumerConfig // to write the position in (saved: when)
 	var saved time.Time
@@ -197,10 +215,14 @@ func Tail(ctx context.Context, js jetstream.JetStream, o TailOptions, fn func(*R
 	}
 	// savePosition writes last in the durable consumer's metadata: the server moves a
 	// consumer's own position past what a purge removed (and its ack floor past what its
-	// limits dropped), so only this says where the previous run stopped.
-	savePosition := func(now bool) {
+	// limits dropped), so only this says where the previous run stopped. The pending jumps
+	// are asked about first: the next run starts after them.
+	savePosition := func(c context.Context, now bool) error {
 		if durableCfg == nil || last == savedSeq || (!now && time.Since(saved) < time.Second) {
-			return
+			return nil
+		}
+		if err := report(c); err != nil {
+			return err
 		}
 		cfg := *durableCfg
 		cfg.Metadata = maps.Clone(cfg.Metadata)
@@ -208,40 +230,45 @@ func Tail(ctx context.Context, js jetstream.JetStream, o TailOptions, fn func(*R
 			cfg.Metadata = map[string]string{}
 		}
 		cfg.Metadata[tailPositionKey] = strconv.FormatUint(last, 10)
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		uctx, cancel := context.WithTimeout(c, 5*time.Second)
 		defer cancel()
 		if _, err := js.UpdateConsumer(uctx, o.Stream, cfg); err == nil {
 			savedSeq = last
 		}
 		saved = time.Now()
+		return nil
 	}
-	defer savePosition(true)
+	// At the end (not after fn failed): the jumps not asked about yet, and the position.
+	defer func() {
+		if fnFailed {
+			return
+		}
+		c, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if report(c) == nil {
+			savePosition(c, true)
+		}
+	}()
 	handle := func(m jetstream.Msg) (stop bool, err error) {
 		meta, err := m.Metadata()
 		if err != nil {
 			return true, err
 		}
-		if gap := missed(meta.Sequence.Stream); gap != nil {
-			ferr := fn(&Received{StreamSeq: gap.Last, Missed: gap})
-			if ferr != nil {
-				if o.Durable != "" {
-					m.Nak()
-				}
-				if ferr == ErrStopTail {
-					last = gap.Last
-					return true, nil
-				}
-				return true, ferr
+		seq := meta.Sequence.Stream
+		if last > 0 && seq > last+1 {
+			pending = append(pending, jump{last, seq})
+			last = seq - 1 // accounted for: read, or in pending
+		}
+		if len(pending) > 0 && (time.Since(checked) >= missedCheck || len(pending) >= maxPendingJumps) {
+			if err := report(ctx); err != nil {
+				return true, err
 			}
-			last = gap.Last
 		}
-		if meta.Sequence.Stream > last {
-			defer func() {
-				if err == nil {
-					last = meta.Sequence.Stream
-				}
-			}()
-		}
+		defer func() {
+			if err == nil && seq > last {
+				last = seq
+			}
+		}()
 		r := &Received{StreamSeq: meta.Sequence.Stream, Subject: m.Subject(), Data: m.Data(), MsgID: m.Headers().Get(jetstream.MsgIDHeader)}
 		if o.Durable != "" {
 			r.ack = m.Ack
@@ -251,6 +278,7 @@ func Tail(ctx context.Context, js jetstream.JetStream, o TailOptions, fn func(*R
 		}
 		ferr := fn(r)
 		if ferr != nil && ferr != ErrStopTail {
+			fnFailed = true
 			return true, ferr // not handled: last stays
 		}
 		if err := r.Ack(); err != nil && ctx.Err() == nil {
@@ -283,7 +311,9 @@ func Tail(ctx context.Context, js jetstream.JetStream, o TailOptions, fn func(*R
 			if stopped {
 				return stopErr
 			}
-			savePosition(false)
+			if err := savePosition(ctx, false); err != nil {
+				return err
+			}
 			if err := batch.Error(); err != nil && ctx.Err() == nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
 				if why := gone(); why != "" {
 					return fmt.Errorf("%s; the consumer %s went with it%s", why, o.Durable, readAgain)
@@ -339,6 +369,13 @@ func Tail(ctx context.Context, js jetstream.JetStream, o TailOptions, fn func(*R
 		}
 	}
 }
+
+// missedCheck is how often at most Tail asks the stream's first sequence about the jumps in
+// stream sequence it read (one request each time); maxPendingJumps asks sooner.
+const (
+	missedCheck     = 100 * time.Millisecond
+	maxPendingJumps = 4096
+)
 
 // tailPositionKey is the durable consumer's metadata key where Tail keeps the stream
 // sequence of the last record it read.
