@@ -166,3 +166,52 @@ func TestBucketWithMessageSchedulesIsRefused(t *testing.T) {
 	defer f.Close()
 	waitFor(t, 10*time.Second, "web-2's follower saying the bucket is wrong", func() bool { return lg.has("message schedules") })
 }
+
+// A host reads another host's status entry (which revision it enforces, the errors of the
+// revisions it refused: what its guard is missing) with the example configuration: it needs
+// to read its policy key only, but was allowed $JS.API.DIRECT.GET on the whole bucket. Each
+// host follows the policy with the narrowed permissions still, and reads no other entry, by
+// nats.go's Get (the subject form) nor by a request body naming the subject.
+func TestHostCannotReadAnotherHostsStatus(t *testing.T) {
+	_, userURL, ajs := permServer(t)
+	ctx := context.Background()
+	akv, err := OpenBucket(ctx, ajs, DefaultBucket, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushed, err := Push(ctx, akv, DefaultKey, []byte("deny open /srv/**\n"), 0, validatePolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{"web-1", "web-2"} {
+		g := &guardStub{}
+		f, err := StartPolicyFollower(FollowerConfig{Conn: ConnOptions{URLs: userURL(h), Timeout: 2 * time.Second},
+			Host: h, StateDir: t.TempDir(), Apply: g.apply, Log: (&testLog{t: t}).log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		waitFor(t, 10*time.Second, h+" following the policy with the example permissions", func() bool { return g.revision() == pushed.Revision })
+	}
+	waitFor(t, 10*time.Second, "both status entries written", func() bool {
+		st, _ := ReadStatuses(ctx, akv)
+		return len(st) == 2
+	})
+
+	nc, js1 := hostConn(t, userURL("web-1"), "web-1")
+	kv1, err := js1.KeyValue(ctx, DefaultBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err := kv1.Get(ctx, StatusPrefix+"web-2"); err == nil {
+		t.Errorf("web-1 read web-2's status entry through its permissions: %s", e.Value())
+	}
+	req, _ := json.Marshal(map[string]any{"last_by_subj": "$KV." + DefaultBucket + "." + StatusPrefix + "web-2"})
+	if m, err := nc.Request("$JS.API.DIRECT.GET.KV_"+DefaultBucket, req, time.Second); err == nil && len(m.Data) > 0 {
+		t.Errorf("web-1 read web-2's status entry by a direct get naming it: %s", m.Data)
+	}
+	req, _ = json.Marshal(map[string]any{"seq": 2})
+	if m, err := nc.Request("$JS.API.DIRECT.GET.KV_"+DefaultBucket+".$KV."+DefaultBucket+"."+DefaultKey, req, time.Second); err == nil && strings.Contains(string(m.Data), "web-2") {
+		t.Errorf("web-1 read another entry by a body on its own key's direct get: %s", m.Data)
+	}
+}
