@@ -175,8 +175,14 @@ func Tail(ctx context.Context, js jetstream.JetStream, o TailOptions, fn func(*R
 	fnFailed := false
 	// report asks the stream about the pending jumps and hands fn the runs it dropped. A
 	// failed request keeps them for the next time.
+	// A reader that cannot ask (no $JS.API.STREAM.INFO permission: the request times out)
+	// asks again only after missedBackoff, keeping the last maxPendingJumps jumps.
+	var backoff time.Time
 	report := func(c context.Context) error {
-		if len(pending) == 0 {
+		if len(pending) == 0 || time.Now().Before(backoff) {
+			if len(pending) > maxPendingJumps {
+				pending = pending[len(pending)-maxPendingJumps:]
+			}
 			return nil
 		}
 		checked = time.Now()
@@ -189,6 +195,9 @@ func Tail(ctx context.Context, js jetstream.JetStream, o TailOptions, fn func(*R
 			info, err = stream.Info(c)
 		}
 		if err != nil || info.State.FirstSeq == 0 {
+			if c.Err() == nil {
+				backoff = time.Now().Add(missedBackoff)
+			}
 			return nil
 		}
 		first := info.State.FirstSeq
@@ -375,6 +384,7 @@ func Tail(ctx context.Context, js jetstream.JetStream, o TailOptions, fn func(*R
 const (
 	missedCheck     = 100 * time.Millisecond
 	maxPendingJumps = 4096
+	missedBackoff   = 30 * time.Second
 )
 
 // tailPositionKey is the durable consumer's metadata key where Tail keeps the stream
