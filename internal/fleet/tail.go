@@ -174,9 +174,9 @@ func Tail(ctx context.Context, js jetstream.JetStream, o TailOptions, fn func(*R
 	var stream jetstream.Stream
 	fnFailed := false
 	// report asks the stream about the pending jumps and hands fn the runs it dropped. A
-	// failed request keeps them for the next time.
-	// A reader that cannot ask (no $JS.API.STREAM.INFO permission: the request times out)
-	// asks again only after missedBackoff, keeping the last maxPendingJumps jumps.
+	// failed request keeps them for the next time; a reader that cannot ask (no
+	// $JS.API.STREAM.INFO permission: the request times out) asks again only after
+	// missedBackoff, keeping the last maxPendingJumps jumps.
 	var backoff time.Time
 	report := func(c context.Context) error {
 		if len(pending) == 0 || time.Now().Before(backoff) {
