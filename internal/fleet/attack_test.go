@@ -773,12 +773,7 @@ func TestHostCannotEraseThePolicyBucket(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := &guardStub{}
-	lg := &testLog{t: t}
-	f, err := StartPolicyFollower(FollowerConfig{Conn: ConnOptions{URLs: userURL("web-1"), Timeout: 2 * time.Second},
-		Host: "web-1", StateDir: t.TempDir(), Apply: g.apply, Log: lg.log})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, lg := startFollowerAt(t, userURL("web-1"), "web-1", t.TempDir(), g)
 	defer f.Close()
 	waitFor(t, 10*time.Second, "web-1's follower saying the bucket allows rollups", func() bool { return lg.has("allows rollups") })
 	akv, err := OpenBucket(ctx, ajs, DefaultBucket, true) // policy push's

@@ -157,12 +157,7 @@ func TestBucketWithMessageSchedulesIsRefused(t *testing.T) {
 		t.Errorf("OpenBucket (policy push, fleet init) on a bucket with schedules: %v", err)
 	}
 	g := &guardStub{}
-	lg := &testLog{t: t}
-	f, err := StartPolicyFollower(FollowerConfig{Conn: ConnOptions{URLs: userURL("web-2"), Timeout: 2 * time.Second},
-		Host: "web-2", StateDir: t.TempDir(), Apply: g.apply, Log: lg.log})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, lg := startFollowerAt(t, userURL("web-2"), "web-2", t.TempDir(), g)
 	defer f.Close()
 	waitFor(t, 10*time.Second, "web-2's follower saying the bucket is wrong", func() bool { return lg.has("message schedules") })
 }
@@ -185,11 +180,7 @@ func TestHostCannotReadAnotherHostsStatus(t *testing.T) {
 	}
 	for _, h := range []string{"web-1", "web-2"} {
 		g := &guardStub{}
-		f, err := StartPolicyFollower(FollowerConfig{Conn: ConnOptions{URLs: userURL(h), Timeout: 2 * time.Second},
-			Host: h, StateDir: t.TempDir(), Apply: g.apply, Log: (&testLog{t: t}).log})
-		if err != nil {
-			t.Fatal(err)
-		}
+		f, _ := startFollowerAt(t, userURL(h), h, t.TempDir(), g)
 		defer f.Close()
 		waitFor(t, 10*time.Second, h+" following the policy with the example permissions", func() bool { return g.revision() == pushed.Revision })
 	}

@@ -56,8 +56,15 @@ func validatePolicy(b []byte) error {
 
 func startFollower(t *testing.T, ns *natsServer, host, state string, g *guardStub) (*PolicyFollower, *testLog) {
 	t.Helper()
+	return startFollowerAt(t, ns.url(), host, state, g)
+}
+
+// startFollowerAt starts host's follower connecting to url (a host user's, with the example
+// permissions).
+func startFollowerAt(t *testing.T, url, host, state string, g *guardStub) (*PolicyFollower, *testLog) {
+	t.Helper()
 	lg := &testLog{t: t}
-	f, err := StartPolicyFollower(FollowerConfig{Conn: ConnOptions{URLs: ns.url(), Timeout: 2 * time.Second},
+	f, err := StartPolicyFollower(FollowerConfig{Conn: ConnOptions{URLs: url, Timeout: 2 * time.Second},
 		Host: host, StateDir: state, Apply: g.apply, Log: lg.log})
 	if err != nil {
 		t.Fatal(err)
