@@ -474,6 +474,21 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 		if !kev.Records.Has(sys.FAN_EVENT_INFO_TYPE_FID) {
 			fid = &kev.DFID
 		}
+		// A MOVE_SELF's place: where its MOVED_TO, queued just before, put the object, if
+		// read (selfMove); else found afresh below, not from a cache resolved before it.
+		var mv *movePlace
+		var selfKey string
+		if mask&engine.MoveSelf != 0 {
+			selfKey = handleKey(fid.Handle)
+			if mv = g.moveOverride; mv == nil {
+				if p, ok := fs.movedTo[selfKey]; ok {
+					delete(fs.movedTo, selfKey)
+					mv = &movePlace{path: p}
+				} else {
+					delete(fs.dirs, selfKey)
+				}
+			}
+		}
 		// A directory's DELETE_SELF has no place of its own: where subtrees need it, it
 		// takes the one its DELETE gives (orphans.go, revealing).
 		if mask&engine.OnDir != 0 && (mask&engine.DeleteSelf == 0 || fv.selfPlacedByDelete()) {
@@ -488,7 +503,10 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 				// dispatched with no ancestry it matched no subtree mark, and a recursive
 				// watch lost it (TestWatchSelfEventsAsInotifywait, 2 runs in 200 with both
 				// CPUs busy).
-				g.adopt(fv, kev, handleKey(fid.Handle), now)
+				if mask&engine.MoveSelf != 0 && mv == nil {
+					mv = &movePlace{} // gone: where this move took it is not known
+				}
+				g.adoptMove(fv, kev, handleKey(fid.Handle), now, mv)
 				return
 			}
 			if !ok && needAncestry && mask&engine.MoveSelf != 0 {
@@ -511,12 +529,17 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 		if ev.Inode.IsZero() {
 			ev.Inode, ev.InodeStandIn = b.objectID(fv, fid, "")
 		}
-		if ev.Path == "" {
+		if mask&engine.MoveSelf != 0 {
+			ev.Path = g.selfMove(fs, fid, selfKey, ev.Path, mv)
+		} else if ev.Path == "" {
 			ev.Path = b.objectPath(fs, fid, mask)
 		}
-		if ev.Path == "" {
-			if r, ok := fv.handles[handleKey(fid.Handle)]; ok {
-				ev.Path = r.path // a watched object that is gone: the name it was watched by
+		if ev.Path == "" && mask&engine.MoveSelf == 0 {
+			key := handleKey(fid.Handle)
+			if _, moved := fs.recent[key]; !moved {
+				if r, ok := fv.handles[key]; ok {
+					ev.Path = r.path // a watched object that is gone: the name it was watched by
+				}
 			}
 		}
 		if ev.Path == "" && mask&(engine.OnDir|engine.FSError|engine.DeleteSelf|engine.MoveSelf) == 0 && !hasDir && g.targetFID && fv.fidWatched && fs.anchor >= 0 {
@@ -544,6 +567,16 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 				clear(fs.recent)
 			}
 			fs.recent[string(k)] = ev.Path
+		}
+		if mask&(engine.MovedTo|engine.Rename) != 0 {
+			if _, ok := fv.handles[string(k)]; ok || mask&engine.OnDir != 0 {
+				// For its MOVE_SELF, next (a directory's, or a registered object's: one
+				// that may have self marks).
+				if len(fs.movedTo) >= 4096 {
+					clear(fs.movedTo)
+				}
+				fs.movedTo[string(k)] = ev.Path
+			}
 		}
 	}
 	// A directory that was gone when its children's events were read is named now: they go
@@ -609,13 +642,71 @@ func splitDirent(m uint64) (parts [5]uint64, n int) {
 	return parts, n
 }
 
+// movePlace is where a MOVE_SELF took its object, decided when the event is first read:
+// path "" when that is not known.
+type movePlace struct{ path string }
+
+// selfMove returns the path a MOVE_SELF of the object with handle key took it to: mv's, when
+// decided (by the MOVED_TO read just before it, or when it was adopted); else the path found
+// now (resolved, for a directory: "" if gone), but only if nothing is queued after the
+// event, which could be a later move of the object: the path found then would be that
+// move's, and the cache's older path would be this move's source, neither where this move
+// took it (two moves read together printed the second's place twice, and a directory gone
+// when read the place it had before the moves). The place is remembered (fs.recent, even
+// "") for the object's later DELETE_SELF.
+func (g *fidGroup) selfMove(fs *fsState, fid *sys.FileID, key, resolved string, mv *movePlace) string {
+	path := ""
+	switch {
+	case mv != nil:
+		path = mv.path
+	case !g.settled():
+	case resolved != "":
+		path = resolved
+	default:
+		path = g.b.handlePath(fs, fid)
+	}
+	if len(fs.recent) >= 4096 {
+		clear(fs.recent)
+	}
+	fs.recent[key] = path
+	if d := fs.goneDir(key); d != nil && d.path != path {
+		// Named gone by an earlier move's MOVED_FROM: it is where this move took it now
+		// (its DELETE_SELF printed the earlier place).
+		moved := *d
+		moved.path, moved.lastName, moved.lastPath = path, "", ""
+		fs.gone.Put(key, &moved)
+	}
+	return path
+}
+
+// settled reports whether nothing is queued after the event being handled: the rest of its
+// batch and the kernel's queue are empty.
+func (g *fidGroup) settled() bool {
+	if g.batchLeft > 0 {
+		return false
+	}
+	queued, err := 0, error(nil)
+	if cerr := g.rc.Control(func(fd uintptr) { queued, err = sys.FanotifyQueued(int(fd)) }); cerr != nil {
+		return false
+	}
+	return err == nil && queued == 0
+}
+
 // objectPath finds the path of a self event's object: where a recent directory-entry event
 // put it, or (if it still exists) where the kernel says it is now.
 func (b *Backend) objectPath(fs *fsState, fid *sys.FileID, mask engine.Mask) string {
 	if p, ok := fs.knownPath(handleKey(fid.Handle)); ok {
 		return p
 	}
-	if mask&engine.DeleteSelf != 0 || fs.anchor < 0 || len(fid.Handle.Bytes) == 0 {
+	if mask&engine.DeleteSelf != 0 {
+		return ""
+	}
+	return b.handlePath(fs, fid)
+}
+
+// handlePath is where the kernel says the object of fid is now: "" if gone or unknown.
+func (b *Backend) handlePath(fs *fsState, fid *sys.FileID) string {
+	if fs.anchor < 0 || len(fid.Handle.Bytes) == 0 {
 		return ""
 	}
 	fd, err := sys.OpenByHandleAt(fs.anchor, fid.Handle, sys.O_PATH)

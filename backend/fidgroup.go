@@ -54,6 +54,8 @@ type fidGroup struct {
 	// DELETE_SELFs it holds until the events queued before them are dispatched (orphans.go).
 	dispatched uint64
 	held       []heldSelf
+	// moveOverride: the place of the adopted MOVE_SELF being dispatched again (handleOrphan).
+	moveOverride *movePlace
 	// targetFID: the kernel names the object of a DELETE too (FAN_REPORT_TARGET_FID), so a
 	// file's events read after it went can wait for its DELETE to be named (orphans.go).
 	targetFID bool

@@ -46,7 +46,10 @@ type fsState struct {
 	handles map[string]registered // handles of registered objects; guarded by Backend.mu
 	dirs    map[string]*dirInfo   // the FID reader's directory cache (that goroutine only)
 	recent  map[string]string     // handle → path of recent entries (the FID reader's)
-	keyBuf  []byte                // the FID reader's scratch handle key (fsState.keyOf)
+	// movedTo: handle → where a MOVED_TO (or RENAME) read last put a registered object, for
+	// its MOVE_SELF, queued just after (the FID reader's; taken by that MOVE_SELF).
+	movedTo map[string]string
+	keyBuf  []byte // the FID reader's scratch handle key (fsState.keyOf)
 	// inodes maps handles to the IDs of the objects they name (objectID; the FID reader's).
 	inodes  *lru.Cache[string, engine.ID]
 	orphans *orphanage // events below directories gone when read (the FID reader's)
@@ -137,7 +140,7 @@ func (b *Backend) fsLocked(dev uint64, fd int, path string) (*fsState, error) {
 		dev: dev, fsid: st.Fsid, fd: markFd, anchor: anchor, fidCapable: herr == nil && anchor >= 0,
 		subtrees: map[engine.ID]engine.Mask{}, mounts: map[uint64]engine.Mask{},
 		eocDirs: map[engine.ID]bool{}, inodeDir: map[engine.ID]int{},
-		handles: map[string]registered{}, dirs: map[string]*dirInfo{}, recent: map[string]string{},
+		handles: map[string]registered{}, dirs: map[string]*dirInfo{}, recent: map[string]string{}, movedTo: map[string]string{},
 		inodes:  lru.New[string, engine.ID](cacheEntries),
 		rootIno: rootIno,
 	}

@@ -57,6 +57,9 @@ type orphanage struct {
 type orphan struct {
 	kev sys.FanotifyEvent // a deep copy: the read buffer is reused
 	now time.Time
+	// move: for a MOVE_SELF, where it took its object, decided when it was first read
+	// (movePlace); nil otherwise.
+	move *movePlace
 }
 
 // defaultOrphanGrace is how long the FID queue stays empty, orphans waiting, before they are
@@ -111,7 +114,12 @@ func cloneFileID(f sys.FileID) sys.FileID {
 // own handle) no longer resolves, until that directory is revealed. Its pidfd, if any, was
 // closed already.
 func (g *fidGroup) adopt(fv *fsView, kev *sys.FanotifyEvent, key string, now time.Time) {
-	o := orphan{kev: cloneEvent(kev), now: now}
+	g.adoptMove(fv, kev, key, now, nil)
+}
+
+// adoptMove is adopt of a MOVE_SELF that keeps where it took its object (move).
+func (g *fidGroup) adoptMove(fv *fsView, kev *sys.FanotifyEvent, key string, now time.Time, move *movePlace) {
+	o := orphan{kev: cloneEvent(kev), now: now, move: move}
 	og := fv.state.orphanage()
 	og.waiting[key] = append(og.waiting[key], o)
 	og.n++
@@ -119,6 +127,13 @@ func (g *fidGroup) adopt(fv *fsView, kev *sys.FanotifyEvent, key string, now tim
 	if og.n > maxOrphans {
 		g.flushOrphans(fv, g.b.view.Load())
 	}
+}
+
+// handleOrphan dispatches an orphan, a MOVE_SELF with the place decided when it was read.
+func (g *fidGroup) handleOrphan(o *orphan, v *view) {
+	g.moveOverride = o.move
+	g.handle(&o.kev, v, o.now)
+	g.moveOverride = nil
 }
 
 // reveal records that the directory with handle key, gone, was d, and dispatches the
@@ -149,10 +164,10 @@ func (g *fidGroup) reveal(fs *fsState, key string, d *dirInfo, v *view) {
 			self = append(self, i)
 			continue
 		}
-		g.handle(&waiting[i].kev, v, waiting[i].now)
+		g.handleOrphan(&waiting[i], v)
 	}
 	for _, i := range self {
-		g.handle(&waiting[i].kev, v, waiting[i].now)
+		g.handleOrphan(&waiting[i], v)
 	}
 }
 

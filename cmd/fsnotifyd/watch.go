@@ -668,7 +668,30 @@ func stream(cmd string, specs []watchSpec, o streamOpts) int {
 			if keep != nil && !keep(e) {
 				continue
 			}
-			if e.rec.PathUnknown {
+			if e.self > 0 && e.rec.Mask&engine.MoveSelf != 0 {
+				// A watched object's move: from where it was (old_path, "OLD -> NEW") to
+				// where this move took it; it is watched there now, not at the path given.
+				e.rec.Watched, e.rec.Name = specs[e.self-1].path, ""
+				if was := where[e.self-1]; e.rec.Path != was || e.rec.Path == "" {
+					e.rec.OldPath, e.rec.OldPathUnknown, where[e.self-1] = was, was == "", e.rec.Path
+					done := "watched"
+					if cmd == "trace" {
+						done = "traced"
+					}
+					to := format.Escaped(e.rec.Path)
+					if e.rec.Path == "" {
+						// Moved again, or removed, before this move was read: the kernel
+						// names a move's object, not where it went (docs/trace-format.md).
+						to = "? (an unknown place: moved again or removed before its move was read)"
+					}
+					from := format.Escaped(was)
+					if was == "" {
+						from = "?"
+					}
+					fmt.Fprintf(os.Stderr, "fsnotifyd %s: %s moved to %s, %s there (not a new %s)\n",
+						cmd, from, to, done, format.Escaped(specs[e.self-1].path))
+				}
+			} else if e.rec.PathUnknown {
 				// Which watch it came through cannot be told: %w prints "?", %f its name
 				// if known.
 				e.rec.Watched = "?"
@@ -678,17 +701,6 @@ func stream(cmd string, specs []watchSpec, o streamOpts) int {
 				// that link's path, a directory nobody watched), as inotify reports it on the
 				// watch.
 				e.rec.Watched, e.rec.Name = specs[e.self-1].path, ""
-				if was := where[e.self-1]; e.rec.Mask&engine.MoveSelf != 0 && e.rec.Path != "" && e.rec.Path != was {
-					// Its move: from where it was (old_path, "OLD -> NEW") to where its
-					// path leads when read; it is watched there now, not at the path given.
-					e.rec.OldPath, where[e.self-1] = was, e.rec.Path
-					done := "watched"
-					if cmd == "trace" {
-						done = "traced"
-					}
-					fmt.Fprintf(os.Stderr, "fsnotifyd %s: %s moved to %s, %s there (not a new %s)\n",
-						cmd, format.Escaped(was), format.Escaped(e.rec.Path), done, format.Escaped(specs[e.self-1].path))
-				}
 			} else {
 				isRoot := false
 				for _, s := range specs {

@@ -29,6 +29,10 @@ type Record struct {
 	Path string
 	// OldPath is a rename's or move's source path ("" if none or unknown).
 	OldPath string
+	// OldPathUnknown: the event had a source, whose path is not known (a traced PATH's
+	// MOVE_SELF after one whose place was unknown): a trace line prints "? -> NEW"; JSON
+	// leaves old_path out.
+	OldPathUnknown bool
 	// Mask holds the event bits; an OnDir bit counts as IsDir.
 	Mask engine.Mask
 	// IsDir says the object is a directory.
@@ -396,6 +400,8 @@ func (Trace) Append(dst []byte, r *Record) []byte {
 	if r.OldPath != "" {
 		dst = appendEscapedIn(dst, r.OldPath, inPath)
 		dst = append(dst, " -> "...)
+	} else if r.OldPathUnknown {
+		dst = append(dst, "? -> "...)
 	}
 	if r.Path == "" {
 		dst = append(dst, '?')
