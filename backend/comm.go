@@ -3,12 +3,10 @@
 package backend
 
 import (
-	"strconv"
 	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/internal/lru"
 	"github.com/fsnotifyd/fsnotifyd/internal/procfs"
-	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 )
 
 // commCache remembers process names (and, with withExe, executables) for a short while: the
@@ -29,8 +27,9 @@ func newCommCache(withExe bool) commCache {
 }
 
 type commEntry struct {
-	comm, exe string
-	at        time.Time
+	comm, exe  string
+	exeDeleted bool // exe was deleted (procfs.ReadExeLink)
+	at         time.Time
 	// execing: the process was seen exec'ing (OPEN_EXEC) at execAt, its name then preComm.
 	// execve opens and reads the program (and its interpreter) before the kernel gives the
 	// process the new program's executable, then its name: until the name read differs
@@ -71,10 +70,11 @@ func (c *commCache) refresh(pid int32, now time.Time, execing bool) {
 	c.m.Put(pid, n)
 }
 
-// get returns the process's name and, with withExe, its executable ("" where unknown).
-func (c *commCache) get(pid int32, now time.Time) (comm, exe string) {
+// get returns the process's name and, with withExe, its executable ("" where unknown) and
+// whether that was deleted.
+func (c *commCache) get(pid int32, now time.Time) (comm, exe string, exeDeleted bool) {
 	if pid <= 0 {
-		return "", ""
+		return "", "", false
 	}
 	e, ok := c.m.Get(pid)
 	if ok && now.Sub(e.at) < commTTL {
@@ -82,19 +82,20 @@ func (c *commCache) get(pid int32, now time.Time) (comm, exe string) {
 		// read stays unnamed for the TTL (its later events are not worth a failed open of
 		// /proc each — a reader behind a flood from a finished process would pay one per
 		// event).
-		return e.comm, e.exe
+		return e.comm, e.exe, e.exeDeleted
 	}
 	n := c.read(pid, now)
 	c.m.Put(pid, n)
-	return n.comm, n.exe
+	return n.comm, n.exe, n.exeDeleted
 }
 
 // read reads the process's name (and executable) from /proc.
 func (c *commCache) read(pid int32, now time.Time) commEntry {
 	comm, err := procfs.ReadComm(pid)
 	var exe string
+	var deleted bool
 	if c.withExe && err == nil {
-		exe, _ = sys.Readlink("/proc/" + strconv.Itoa(int(pid)) + "/exe")
+		exe, deleted, _ = procfs.ReadExeLink(pid)
 	}
-	return commEntry{comm: comm, exe: exe, at: now}
+	return commEntry{comm: comm, exe: exe, exeDeleted: deleted, at: now}
 }

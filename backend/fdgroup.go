@@ -503,7 +503,7 @@ func (g *fdGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 	ev, ok := b.translateFD(kev, v, now, true, nil)
 	sys.Close(int(kev.Fd))
 	if ok {
-		ev.Comm, ev.Exe = b.comms.get(kev.Pid, now)
+		ev.Comm, ev.Exe, ev.ExeDeleted = b.comms.get(kev.Pid, now)
 		b.eng.Notify(b.ctx, ev)
 		b.maybeIgnore(ev, v, "")
 		ev.Release()

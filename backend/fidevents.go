@@ -373,7 +373,7 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 	mask := engine.Mask(kev.Mask) &^ engine.EventOnChild
 	ev := newFIDEvent()
 	ev.Mask, ev.Filesystem, ev.Pid, ev.Time = mask, fsID(fs.dev), kev.Pid, now
-	ev.Comm, ev.Exe = b.comms.get(kev.Pid, now)
+	ev.Comm, ev.Exe, ev.ExeDeleted = b.comms.get(kev.Pid, now)
 	if fv.rootOnly {
 		ev.Ancestors = fv.rootAncestors()
 	}

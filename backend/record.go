@@ -33,6 +33,7 @@ func RecordTo(dst *fsevent.Event, d engine.Delivery, resolve bool) {
 		return
 	}
 	dst.ID, dst.Mask, dst.Time, dst.Pid, dst.Tid = d.ID, d.Mask, ev.Time, ev.Pid, ev.Tid
+	dst.ExeDeleted = ev.ExeDeleted
 	dst.Comm, dst.Exe, dst.Path, dst.OldPath, dst.Name, dst.NewName = ev.Comm, ev.Exe, ev.Path, ev.OldPath, ev.Name, ev.NewName
 	if dst.Path == "" && (resolve || !resolvesOnDemand(ev.Payload)) {
 		dst.Path = ev.GetPath()

@@ -46,5 +46,5 @@ func wireEvent(d engine.Delivery, resolve bool) *proto.Event {
 // notification path fills an Event of its own, with no allocation.
 func wireEventInto(d engine.Delivery, resolve bool, ev *proto.Event) {
 	*ev = proto.Event(backend.Record(d, resolve))
-	ev.Comm, ev.Exe = "", ""
+	ev.Comm, ev.Exe, ev.ExeDeleted = "", "", false
 }

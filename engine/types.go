@@ -186,10 +186,13 @@ type Event struct {
 	// Comm is the process's command name when the source read it at event time ("" if
 	// unknown): short-lived processes are gone by the time a reader could look.
 	Comm string
-	// Exe is the process's executable (/proc/PID/exe as the kernel writes it, " (deleted)"
-	// included) when the source read it at event time, as it does Comm when asked to ("" if
+	// Exe is the process's executable (/proc/PID/exe; a deleted one without the kernel's
+	// " (deleted)": ExeDeleted) when the source read it at event time, as it does Comm when asked to ("" if
 	// not read or unknown).
 	Exe string
+	// ExeDeleted: the executable was deleted; Exe is its path without the kernel's
+	// " (deleted)" (which a file may have in its name: that Exe has it, and this is false).
+	ExeDeleted bool
 	// Range is the byte range of a PreAccess event.
 	Range Range
 	// FSErrno and FSErrorCount describe an FSError event.

@@ -27,10 +27,13 @@ type Event struct {
 	// Comm is the accessing process's command name, read when the event was read ("" if
 	// unknown or not asked for). Any process can set its own.
 	Comm string
-	// Exe is the accessing process's executable (/proc/PID/exe as the kernel writes it, "
-	// (deleted)" included) where the source read it ("" otherwise). The daemon does not send
+	// Exe is the accessing process's executable (/proc/PID/exe; a deleted one without the
+	// kernel's " (deleted)": ExeDeleted) where the source read it ("" otherwise). The daemon does not send
 	// it.
 	Exe string
+	// ExeDeleted: the executable was deleted; Exe is its path without the kernel's
+	// " (deleted)" (a file named so keeps it in Exe, and this is false).
+	ExeDeleted bool
 	// Path is the object's absolute path, OldPath the source path of a rename or move. Both
 	// are "" when unknown (or not the listener's to know).
 	Path, OldPath string
@@ -116,6 +119,10 @@ func (e *Event) AppendJSON(dst []byte) []byte {
 	}
 	if e.Exe != "" {
 		dst = appendJSONField(dst, &sep, "exe", e.Exe)
+		if e.ExeDeleted {
+			field("exe_deleted")
+			dst = append(dst, "true"...)
+		}
 	}
 	if e.OldPath != "" {
 		dst = appendJSONField(dst, &sep, "old_path", e.OldPath)

@@ -615,3 +615,57 @@ echo "rc=$rc"; while read -r l; do echo "err: $l"; done </err; while read -r l; 
 		t.Errorf("no open of /ov/f in the trace:\n%s", got)
 	}
 }
+
+// TestTraceJSONExeDeletedOrNamedSo: --json --exe of a process whose executable was deleted
+// while it runs, and of one whose executable is a file named "x (deleted)", tell the two
+// apart: the deleted one's "exe" is its path, with "exe_deleted":true; the other's is its
+// name, " (deleted)" and all, without it. Before, both read "/…/x (deleted)" (the kernel's
+// /proc/PID/exe), so any user could make their program look deleted, or a deleted one look
+// like a file of that name.
+func TestTraceJSONExeDeletedOrNamedSo(t *testing.T) {
+	testenv.RequireRoot(t)
+	data := testenv.Tmpfs(t)
+	bins := testenv.Tmpfs(t)
+	shExe, _ := exec.LookPath("sh")
+	sh(t, fmt.Sprintf(`echo x >%[1]s/data && cp %[2]s "%[3]s/x (deleted)" && cp %[2]s %[3]s/y`, data, shExe, bins))
+	p := start(t, "trace", "--json", "--exe", "--fs", data)
+	run := func(exe, script string) *exec.Cmd {
+		// It stays alive (its sleep child) until its read is seen: the exe is read then.
+		cmd := exec.Command(exe, "-c", script, exe, data+"/data")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd
+	}
+	named := run(bins+"/x (deleted)", `read x <"$1"; sleep 5`)
+	deleted := run(bins+"/y", `rm "$0"; read x <"$1"; sleep 5`)
+	want := map[int]map[string]any{
+		named.Process.Pid:   {"exe": bins + "/x (deleted)"},
+		deleted.Process.Pid: {"exe": bins + "/y", "exe_deleted": true},
+	}
+	got := map[int]map[string]any{}
+	all := p.collect(10*time.Second, func(l []string) bool {
+		if len(l) == 0 {
+			return false
+		}
+		var r map[string]any
+		if json.Unmarshal([]byte(l[len(l)-1]), &r) == nil && r["path"] == data+"/data" {
+			if pid, ok := r["pid"].(float64); ok && want[int(pid)] != nil && got[int(pid)] == nil {
+				got[int(pid)] = r
+			}
+		}
+		return len(got) == len(want)
+	})
+	p.stop()
+	for pid, w := range want {
+		r := got[pid]
+		if r == nil {
+			t.Errorf("no record of pid %d (want %v); records:\n%s", pid, w, strings.Join(all, "\n"))
+			continue
+		}
+		if r["exe"] != w["exe"] || r["exe_deleted"] != w["exe_deleted"] {
+			t.Errorf("pid %d: exe %q, exe_deleted %v; want %q, %v", pid, r["exe"], r["exe_deleted"], w["exe"], w["exe_deleted"])
+		}
+	}
+}

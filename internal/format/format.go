@@ -44,6 +44,8 @@ type Record struct {
 	// Exe is that process's executable (/proc/PID/exe) where it was read ("": not read, or
 	// unknown).
 	Exe string
+	// ExeDeleted: the executable was deleted (Exe is its path, without " (deleted)").
+	ExeDeleted bool
 	// PathUnknown says the object's path could not be read (deeper than the kernel prints
 	// for a file): Path is "", Name the object's name if known, and Dev and Ino (with
 	// HasObject) identify the object the event is reported on.
@@ -325,7 +327,7 @@ func (JSON) Append(dst []byte, r *Record) []byte {
 // event is the record as the event it was made from (FromEvent): what JSON prints.
 func (r *Record) event() fsevent.Event {
 	ev := fsevent.Event{Time: r.Time, Path: r.Path, OldPath: r.OldPath, Mask: r.Mask, Pid: int32(r.Pid),
-		Comm: r.Comm, Exe: r.Exe, PathUnknown: r.PathUnknown, HasObject: r.HasObject, Dev: r.Dev, Ino: r.Ino}
+		Comm: r.Comm, Exe: r.Exe, ExeDeleted: r.ExeDeleted, PathUnknown: r.PathUnknown, HasObject: r.HasObject, Dev: r.Dev, Ino: r.Ino}
 	if r.isDir() {
 		ev.Mask |= engine.OnDir
 	}
@@ -349,7 +351,7 @@ func FromEvent(ev *fsevent.Event) Record {
 		return Record{Time: t, Mask: engine.QueueOverflow}
 	}
 	r := Record{Time: t, Path: ev.Path, OldPath: ev.OldPath, Mask: ev.Mask, IsDir: ev.IsDir(), Pid: int(ev.Pid),
-		Comm: ev.Comm, Exe: ev.Exe}
+		Comm: ev.Comm, Exe: ev.Exe, ExeDeleted: ev.ExeDeleted}
 	if r.Path == "" {
 		r.PathUnknown, r.Name = true, ev.Name
 		r.HasObject, r.Dev, r.Ino = ev.HasObject, ev.Dev, ev.Ino

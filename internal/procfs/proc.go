@@ -196,6 +196,34 @@ func statusIDs(b []byte, key string) ([]uint32, bool) {
 	return nil, false
 }
 
+// ReadExeLink returns /proc/PID/exe as the kernel writes it, and whether the executable was
+// deleted: then the path is without the " (deleted)" the kernel appended, which a file may
+// have in its name too — such a path is the file's own only if it leads, as written, to the
+// very file the process runs. For a name, not a decision: see ReadExe.
+func ReadExeLink(pid int32) (path string, deleted bool, err error) {
+	link := "/proc/" + strconv.Itoa(int(pid)) + "/exe"
+	path, err = sys.Readlink(link)
+	const suffix = " (deleted)"
+	if err != nil || !strings.HasSuffix(path, suffix) {
+		return path, false, err
+	}
+	exe, err := sys.Statx(sys.AT_FDCWD, link, sys.AT_STATX_DONT_SYNC) // the executable itself
+	if err != nil {
+		return "", false, err // exited meanwhile: not known which
+	}
+	if exe.Nlink > 0 {
+		// A file of that name, if the whole string leads to this very file.
+		if fd, err := sys.Openat2(sys.AT_FDCWD, path, sys.O_PATH, 0, sys.RESOLVE_CACHED); err == nil {
+			st, err := sys.Statx(fd, "", sys.AT_EMPTY_PATH|sys.AT_STATX_DONT_SYNC)
+			sys.Close(fd)
+			if err == nil && st.Dev == exe.Dev && st.Ino == exe.Ino {
+				return path, false, nil
+			}
+		}
+	}
+	return strings.TrimSuffix(path, suffix), true, nil
+}
+
 // ReadExe returns the executable a process runs: /proc/PID/exe as the kernel writes
 // it, and whether that path leads, in this process's mount namespace, to that very file (same
 // device and inode). It does not (verified is false) when the executable was deleted (the
