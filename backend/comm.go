@@ -30,6 +30,10 @@ type commEntry struct {
 	comm, exe  string
 	exeDeleted bool // exe was deleted (procfs.ReadExeLink)
 	at         time.Time
+	// start is the process's start time (procfs.ReadStartTime; 0 if unknown), checked
+	// again by refresh after commRecheck: another process that took the pid is read anew.
+	start   uint64
+	checked time.Time
 	// execing: the process was seen exec'ing (OPEN_EXEC) at execAt, its name then preComm.
 	// execve opens and reads the program (and its interpreter) before the kernel gives the
 	// process the new program's executable, then its name: until the name read differs
@@ -40,9 +44,15 @@ type commEntry struct {
 	execAt  time.Time
 }
 
-// commTTL bounds how long a name is trusted: a pid is reused only after the pid space wraps,
-// which takes far longer on any real system.
-const commTTL = 2 * time.Second
+// commTTL bounds how long a name is trusted; within it, a pid's process is checked to be the
+// same (its start time) once per commRecheck at most, when a batch has its events: a user who
+// forks fast cycles through pid_max 32768 in about a second, not in commRecheck, and a pid
+// taken again by another process within commTTL was shown with the name and executable of
+// the one that had it (TestTraceNamesAReusedPidByItsNewProcess).
+const (
+	commTTL     = 2 * time.Second
+	commRecheck = 100 * time.Millisecond
+)
 
 // refresh is get for the first pass over a batch (kgroup.countBatch): it reads the process
 // again when its last read was at an exec, or when execing says this batch has one (a
@@ -54,7 +64,16 @@ func (c *commCache) refresh(pid int32, now time.Time, execing bool) {
 	}
 	e, ok := c.m.Get(pid)
 	if ok && !execing && !e.execing && now.Sub(e.at) < commTTL {
-		return
+		if now.Sub(e.checked) < commRecheck || e.start == 0 {
+			return
+		}
+		if st, err := procfs.ReadStartTime(pid); err != nil || st == e.start {
+			// The same process, or gone (its events, read late, are its: the name kept).
+			e.checked = now
+			c.m.Put(pid, e)
+			return
+		}
+		ok = false // another process has the pid now
 	}
 	n := c.read(pid, now)
 	switch {
@@ -91,11 +110,12 @@ func (c *commCache) get(pid int32, now time.Time) (comm, exe string, exeDeleted 
 
 // read reads the process's name (and executable) from /proc.
 func (c *commCache) read(pid int32, now time.Time) commEntry {
+	start, _ := procfs.ReadStartTime(pid) // first: the name read after is its, or a later one's
 	comm, err := procfs.ReadComm(pid)
 	var exe string
 	var deleted bool
 	if c.withExe && err == nil {
 		exe, deleted, _ = procfs.ReadExeLink(pid)
 	}
-	return commEntry{comm: comm, exe: exe, exeDeleted: deleted, at: now}
+	return commEntry{comm: comm, exe: exe, exeDeleted: deleted, at: now, start: start, checked: now}
 }

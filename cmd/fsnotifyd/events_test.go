@@ -669,3 +669,64 @@ func TestTraceJSONExeDeletedOrNamedSo(t *testing.T) {
 		}
 	}
 }
+
+// TestTraceNamesAReusedPidByItsNewProcess: a process (olda) reads a traced file and exits,
+// and another program (newb) takes its pid (ns_last_pid, root's: a user who forks fast
+// cycles the pids in about a second) and reads it too, 200 ms later, within the 2 s the name
+// is kept: newb's read is named newb, with its executable. Before, it was shown as olda's,
+// with olda's executable, for up to 2 s (the name cache trusted the pid alone).
+func TestTraceNamesAReusedPidByItsNewProcess(t *testing.T) {
+	testenv.RequireRoot(t)
+	data := testenv.Tmpfs(t)
+	bins := testenv.Tmpfs(t)
+	shExe, _ := exec.LookPath("sh")
+	sh(t, fmt.Sprintf(`echo x >%[1]s/data && cp %[2]s %[3]s/olda && cp %[2]s %[3]s/newb`, data, shExe, bins))
+	p := start(t, "trace", "--json", "--exe", "--fs", data)
+	reads := func(pid int) []map[string]any {
+		var recs []map[string]any
+		p.collect(5*time.Second, func(l []string) bool {
+			if len(l) == 0 {
+				return false
+			}
+			var r map[string]any
+			if json.Unmarshal([]byte(l[len(l)-1]), &r) == nil && r["pid"] == float64(pid) && r["path"] == data+"/data" {
+				recs = append(recs, r)
+			}
+			return len(recs) > 0
+		})
+		return recs
+	}
+	for try := 0; ; try++ {
+		old := exec.Command(bins+"/olda", "-c", `read x <"$0"; sleep 0.1`, data+"/data")
+		if err := old.Start(); err != nil {
+			t.Fatal(err)
+		}
+		pid := old.Process.Pid
+		if r := reads(pid); len(r) == 0 || r[0]["comm"] != "olda" {
+			t.Fatalf("olda's read: %v", r)
+		}
+		old.Wait()
+		p.collect(200*time.Millisecond, func([]string) bool { return false }) // olda's other lines
+		// The next pid is pid: another process may take it first (the test's own, or the
+		// host's); then again.
+		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(pid-1)), 0); err != nil {
+			t.Skipf("ns_last_pid: %v", err)
+		}
+		nb := exec.Command(bins+"/newb", "-c", `read x <"$0"; sleep 1`, data+"/data")
+		if err := nb.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { nb.Process.Kill(); nb.Wait() }()
+		if nb.Process.Pid != pid {
+			if try == 10 {
+				t.Skipf("pid %d not taken again in 10 tries", pid)
+			}
+			continue
+		}
+		r := reads(pid)
+		if len(r) == 0 || r[0]["comm"] != "newb" || r[0]["exe"] != bins+"/newb" {
+			t.Errorf("newb's read, on olda's pid %d 200 ms later: %v; want comm newb, exe %s/newb", pid, r, bins)
+		}
+		return
+	}
+}

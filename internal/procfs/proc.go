@@ -355,6 +355,24 @@ func ReadStat(pid int32) (ppid, sid int32, err error) {
 	return int32(p), int32(s4), nil
 }
 
+// ReadStartTime reads when a process started (/proc/PID/stat's starttime, in clock ticks
+// since boot): with its pid, the process's identity, which a pid reused by another process
+// does not keep.
+func ReadStartTime(pid int32) (uint64, error) {
+	f, err := statFields(pid)
+	if err != nil {
+		return 0, err
+	}
+	if len(f) < 20 {
+		return 0, fmt.Errorf("/proc/%d/stat: no starttime", pid)
+	}
+	t, err := strconv.ParseUint(f[19], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: bad starttime", pid)
+	}
+	return t, nil
+}
+
 // IsKernelThread reports whether pid is a kernel thread (PF_KTHREAD in /proc/PID/stat's
 // flags): it runs no program from a file, and no user chooses what it does.
 func IsKernelThread(pid int32) (bool, error) {
