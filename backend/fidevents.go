@@ -458,6 +458,9 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 		ev.Parent = d.id
 		ev.Path, ev.Name = d.childPath(kev.DFID.Name)
 		ev.Inode, ev.InodeStandIn = b.objectID(fv, &kev.FID, ev.Path)
+		if mask&engine.Attrib != 0 && mask&engine.OnDir == 0 && ev.Path != "" && kev.Records.Has(sys.FAN_EVENT_INFO_TYPE_FID) {
+			ev.Path = b.attribPath(fs, &kev.FID, ev.Path)
+		}
 		if needAncestry {
 			ev.Ancestors = d.childChain()
 			if d.placeUnknown {
@@ -690,6 +693,25 @@ func (g *fidGroup) settled() bool {
 		return false
 	}
 	return err == nil && queued == 0
+}
+
+// attribPath is the path to print for a file's ATTRIB named path by the kernel: path, if it
+// leads to the file when read; else a name the file has now, if any. The kernel names an
+// ATTRIB by the link it went through, which an fchmod or fchown of a descriptor opened by a
+// link removed since (another link kept) names although it is gone: "A d/a" for a file that
+// is d/b (TestTraceNamesAnAttribThroughARemovedLinkByACurrentName). A file with no name left
+// keeps the kernel's (its last). One statx per file ATTRIB (not per read or write: those keep
+// the kernel's name, docs/trace-format.md).
+func (b *Backend) attribPath(fs *fsState, fid *sys.FileID, path string) string {
+	if len(path) < pathMax {
+		if st, err := sys.Statx(sys.AT_FDCWD, path, sys.AT_SYMLINK_NOFOLLOW|sys.AT_STATX_DONT_SYNC); err == nil && st.Dev == fs.dev && handleHoldsIno(fid.Handle.Bytes, st.Ino) {
+			return path
+		}
+	}
+	if now := b.handlePath(fs, fid); now != "" {
+		return now
+	}
+	return path
 }
 
 // objectPath finds the path of a self event's object: where a recent directory-entry event

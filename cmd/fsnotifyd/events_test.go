@@ -730,3 +730,39 @@ func TestTraceNamesAReusedPidByItsNewProcess(t *testing.T) {
 		return
 	}
 }
+
+// TestTraceNamesAnAttribThroughARemovedLinkByACurrentName: a file with two links, a and b,
+// opened through a; a is removed, then the file's mode changed through the descriptor
+// (fchmod). The kernel names the ATTRIB by the descriptor's link, a, removed before it: the
+// trace prints the file's current name, b, not a name it no longer had. Before, "A   d/a".
+func TestTraceNamesAnAttribThroughARemovedLinkByACurrentName(t *testing.T) {
+	testenv.RequireRoot(t)
+	d := testenv.Tmpfs(t)
+	a, b := filepath.Join(d, "a"), filepath.Join(d, "b")
+	sh(t, fmt.Sprintf("echo x >%s && ln %s %s", a, a, b))
+	p := start(t, "trace", "-e", "attrib,delete", "--fs", d)
+	f, err := os.Open(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := os.Remove(a); err != nil {
+		t.Fatal(err)
+	}
+	// Its ATTRIB once the removal is read: unread, the kernel merges it into the removal's
+	// DELETE (same link, same file), whose split puts it first (docs/trace-format.md).
+	lines := p.collect(10*time.Second, func(l []string) bool { return len(l) >= 2 })
+	if err := f.Chmod(0o600); err != nil {
+		t.Fatal(err)
+	}
+	lines = append(lines, p.collect(10*time.Second, func(l []string) bool { return len(l) >= 1 })...)
+	var got []string
+	for _, l := range lines {
+		got = append(got, traceLine(t, l))
+	}
+	// The unlink's link count (on the file: its current name), the unlink, the fchmod.
+	want := []string{"A " + b, "D " + a, "A " + b}
+	if !slices.Equal(got, want) {
+		t.Errorf("trace printed\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
