@@ -4,6 +4,7 @@ package main
 
 import (
 	"bufio"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -387,5 +388,133 @@ func TestServeUnitCapabilities(t *testing.T) {
 	out, err = testenv.Sh(testenv.Nobody, bin+" watch --daemon="+sock+" --timeout 1s "+dir+"/root")
 	if err == nil || !strings.Contains(out, "permission") {
 		t.Errorf("nobody's watch of root's 0700 directory: %v %q, want a refusal", err, out)
+	}
+}
+
+// TestGuardSIGHUPDuringStartKeepsGuard: `kill -HUP` from a logrotate script (or `systemctl
+// reload`) that reaches the guard while it starts — loading the trust database, which with a
+// large dpkg database takes a while: here a made-up one of 300000 files — must not end it.
+// SIGHUP is sent every 200µs from when the guard reads the dpkg database (a descriptor of it
+// open: the process is past the Go runtime's start, docs/security.md, "Fail-safe defaults")
+// until "Watches established."; the guard must
+// then be running and deny, and stop with exit 0. Before, its SIGHUP handler was installed only
+// just before the marks, so a SIGHUP during the start killed it with the default action
+// ("signal: hangup"): the unit failed, and nothing was guarded.
+func TestGuardSIGHUPDuringStartKeepsGuard(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := testenv.Tmpfs(t)
+	os.WriteFile(dir+"/secret.key", []byte("s\n"), 0o644)
+	etc := t.TempDir()
+	rules := filepath.Join(etc, "guard.rules")
+	writeFile(t, rules, "deny open /**/*.key\nallow open /** trusted=yes\n") // loads the trust database
+	dpkg := filepath.Join(etc, "dpkg")
+	os.MkdirAll(filepath.Join(dpkg, "info"), 0o755)
+	var md5sums, list strings.Builder
+	list.WriteString("/.\n")
+	for i := range 300000 {
+		fmt.Fprintf(&md5sums, "%032x  usr/share/pkg/f%d\n", i, i)
+		fmt.Fprintf(&list, "/usr/share/pkg/f%d\n", i)
+	}
+	writeFile(t, filepath.Join(dpkg, "info", "pkg.md5sums"), md5sums.String())
+	writeFile(t, filepath.Join(dpkg, "info", "pkg.list"), list.String())
+	writeFile(t, filepath.Join(dpkg, "status"), "Package: pkg\nStatus: install ok installed\nArchitecture: amd64\n\n")
+	b := &bg{cmd: exec.Command(bin, "guard", "--policy", rules, "--trust-dir", etc, "--dpkg-dir", dpkg, dir), done: make(chan struct{})}
+	b.cmd.Stdout, b.cmd.Stderr = b, b
+	if err := b.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { b.err = b.cmd.Wait(); close(b.done) }()
+	t.Cleanup(func() { b.cmd.Process.Kill(); <-b.done })
+	t0 := time.Now()
+	// From when it reads the dpkg database (a descriptor of it open): its own code runs then.
+	fds := "/proc/" + strconv.Itoa(b.cmd.Process.Pid) + "/fd/"
+	loading := func() bool {
+		ents, _ := os.ReadDir(fds)
+		for _, e := range ents {
+			if l, _ := os.Readlink(fds + e.Name()); strings.HasPrefix(l, dpkg) {
+				return true
+			}
+		}
+		return false
+	}
+	for !loading() {
+		if strings.Contains(b.output(), "Watches established.") || !b.stillBlocked(0) || time.Since(t0) > 30*time.Second {
+			t.Fatalf("the guard's load of the dpkg database was not seen: too short to test (%v); output:\n%s", time.Since(t0), b.output())
+		}
+		time.Sleep(50 * time.Microsecond)
+	}
+	sent := 0
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(b.output(), "Watches established."); sent++ {
+		if !b.stillBlocked(0) || time.Now().After(deadline) {
+			t.Fatalf("guard after %d SIGHUPs during its start: %v (want running, then \"Watches established.\"); output:\n%s", sent, b.err, b.output())
+		}
+		b.cmd.Process.Signal(syscall.SIGHUP)
+		time.Sleep(200 * time.Microsecond)
+	}
+	t.Logf("%d SIGHUPs sent during a start of %v", sent, time.Since(t0))
+	if sent < 20 {
+		t.Fatalf("only %d SIGHUPs during the start (%v): too short to test", sent, time.Since(t0))
+	}
+	if !b.stillBlocked(300 * time.Millisecond) {
+		t.Fatalf("guard ended after %d SIGHUPs during its start: %v; output:\n%s", sent, b.err, b.output())
+	}
+	if out, err := exec.Command("cat", dir+"/secret.key").CombinedOutput(); !isEPERM(err, string(out)) {
+		t.Errorf("cat of a denied file after SIGHUPs during the start: %v %s, want EPERM", err, out)
+	}
+	b.cmd.Process.Signal(syscall.SIGTERM)
+	if err, out := b.finish(t, 20*time.Second); err != nil {
+		t.Fatalf("guard after SIGTERM: %v, want exit 0; output:\n%s", err, out)
+	}
+}
+
+// TestGuardStopsOnSIGTERMTwice: SIGTERM (systemctl stop) while opens wait for the scanner (3s
+// each, deadline 60s, deny at the deadline), and a second SIGTERM once they have been answered,
+// while the guard waits for its running scanners on its way out: every waiting open is allowed
+// at once (the close verdict), the guard exits 0, and its audit log holds one line for each of
+// them (written at the exit); a SIGHUP then changes nothing. Before, the first SIGTERM gave the signal back its default
+// action, so the second killed the stopping guard (exit -1, "signal: terminated") before it
+// wrote the lines of the opens it had answered.
+func TestGuardStopsOnSIGTERMTwice(t *testing.T) {
+	dir := testenv.Tmpfs(t)
+	const n = 5
+	for i := range n {
+		os.WriteFile(dir+"/f"+strconv.Itoa(i), []byte("x"), 0o644)
+	}
+	audit := filepath.Join(t.TempDir(), "audit.jsonl")
+	p := start(t, "guard", "--exec", slowScanner(t, "3"), "--deadline", "60s", "--on-timeout", "deny", "--audit", audit, dir)
+	var cats []*bg
+	for i := range n {
+		cats = append(cats, startBg(t, "cat", dir+"/f"+strconv.Itoa(i)))
+	}
+	time.Sleep(500 * time.Millisecond)
+	for i, c := range cats {
+		if !c.stillBlocked(0) {
+			t.Fatalf("cat %d did not wait for the scanner: %v %s", i, c.err, c.output())
+		}
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	for i, c := range cats {
+		if err, out := c.finish(t, 2*time.Second); err != nil {
+			t.Errorf("waiting open %d when the guard stopped: %v %s, want allowed", i, err, out)
+		}
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM) // the scanners still run: the guard is on its way out
+	p.cmd.Process.Signal(syscall.SIGHUP)  // and a logrotate's kill -HUP
+	select {
+	case <-p.done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the guard did not exit after two SIGTERMs:\n%s", p.errText())
+	}
+	if p.err != nil {
+		t.Fatalf("guard after two SIGTERMs: %v, want exit 0; stderr:\n%s", p.err, p.errText())
+	}
+	lines := 0
+	for _, r := range auditLines(t, audit) {
+		if strings.HasPrefix(fmt.Sprint(r["path"]), dir+"/f") {
+			lines++
+		}
+	}
+	if lines != n {
+		t.Errorf("%d audit lines for the %d opens answered at the stop, want one each", lines, n)
 	}
 }

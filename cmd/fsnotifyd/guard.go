@@ -136,7 +136,8 @@ it grants something. Test exe=, uid= or gid= instead.
 "Watches established." is printed on stderr once the marks are in place; with
 NOTIFY_SOCKET set (systemd Type=notify: contrib/fsnotifyd-guard.service) it
 also sends READY=1 then, and RELOADING=1 ... READY=1 around a SIGHUP reload.
-On SIGINT or SIGTERM everything pending is answered and the guard exits 0.
+On SIGINT or SIGTERM everything pending is answered and the guard exits 0
+(a second signal while it stops is ignored).
 Guarding needs root (fanotify permission events).
 
 Examples:
@@ -150,6 +151,13 @@ Examples:
 `
 
 func runGuard(args []string) int {
+	// SIGHUP is caught from the first moment: one sent while the guard starts (a logrotate
+	// script, systemctl reload; loading a large dpkg database takes seconds) would otherwise
+	// end it with the default action. It is kept, and watchReload reloads once the guard
+	// runs. It stays caught until the process exits (no signal.Stop: that would give it back
+	// its default action while the deferred closes flush the audit log).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
 	var (
 		flags              []policy.Flag
 		policyFile, events string
@@ -408,9 +416,6 @@ func runGuard(args []string) int {
 	if g.launcher != nil {
 		cfg.Exempt = []int{g.launcher.pid()}
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	// The kinds the marks ask for follow the state: placed under applyMu, so no reload can
 	// store a state between choosing them and g.guard being set (storeLocked).
 	g.applyMu.Lock()
@@ -437,7 +442,10 @@ func runGuard(args []string) int {
 	}
 	// Signals are caught before "Watches established.": a SIGINT sent as soon as it is read
 	// must stop the guard as one sent later does (exit 0, reports flushed), not kill it.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// Once stopping, SIGINT and SIGTERM are ignored (untilStopped), and SIGHUP stays caught
+	// (hup, no longer read): a second SIGTERM or a SIGHUP while pending accesses are answered
+	// and the audit log is flushed must not kill the guard on its way out.
+	ctx, stop := untilStopped()
 	if !quiet {
 		fmt.Fprintln(os.Stderr, "Watches established.")
 	}

@@ -329,8 +329,8 @@ func (g *guardRun) reloadPolicyFile() error {
 // file or a trust source changes on disk (polled every interval: stat only), until ctx ends.
 // A changed policy file is read once it has stood still for policySettle: once a poll sees it
 // changed, the next polls come every policySettle (or interval, if shorter) until it is read.
-// hup is registered for SIGHUP by the caller before "Watches established." (a SIGHUP before
-// then would otherwise end the guard).
+// hup is registered for SIGHUP by runGuard as it begins (a SIGHUP while the guard starts would
+// otherwise end it): one sent before the guard runs is read here, as a reload.
 //
 // Between changes the poll runs every interval, not every policySettle: each poll wakes a
 // thread of an otherwise idle guard, and at 10 a second those wake-ups cost an idle guard about

@@ -107,6 +107,21 @@ func untilInterrupt(timeout time.Duration) (ctx context.Context, stop context.Ca
 	return ctx, func() { cancel(); stopSignals() }
 }
 
+// untilStopped is the context of a command that stops cleanly on SIGINT or SIGTERM (guard,
+// serve: they answer what is pending and flush their logs on the way out), and its release,
+// which ignores both from then on instead of giving them back their default action (as
+// signal.NotifyContext's stop does): a second SIGTERM (systemctl stop after a first, a shell's
+// kill loop) arriving while the command stops must not kill it before it is done (exit 143
+// instead of 0, an audit log not flushed). SIG_IGN is inherited by what the command starts
+// after the release: it starts nothing then.
+func untilStopped() (ctx context.Context, release func()) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	return ctx, func() {
+		signal.Ignore(os.Interrupt, syscall.SIGTERM)
+		stop()
+	}
+}
+
 // surviveBrokenPipes keeps a guard or the daemon alive when a reader of its stdout or stderr
 // goes away (guard --audit - | head, serve 2>&1 | logger, a restarted log shipper): with
 // SIGPIPE left to Go's default, such a write kills the process, and the kernel then allows

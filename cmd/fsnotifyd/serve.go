@@ -3,7 +3,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -132,14 +131,8 @@ func runServe(args []string) int {
 		return fail("serve", err)
 	}
 	defer srv.Close()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer func() {
-		// A second SIGTERM (systemctl stop after a first, a shell's kill loop) that arrives
-		// once the daemon has stopped must not kill it with the default action on its way
-		// out (exit 143 instead of 0): ignored from here, before the handler goes.
-		signal.Ignore(os.Interrupt, syscall.SIGTERM)
-		stop()
-	}()
+	ctx, stop := untilStopped() // a second SIGTERM once stopped is ignored (exit 0, not 143)
+	defer stop()
 	if metrics != "" {
 		closeMetrics, err := serveMetrics(metrics, srv.MetricsHandler(), log)
 		if err != nil {
