@@ -391,6 +391,24 @@ func TestServeUnitCapabilities(t *testing.T) {
 	}
 }
 
+// bigDpkg makes a dpkg database in dir of one package of 300000 files (none on disk), which a
+// guard takes 100ms or more to load, and returns its directory (for --dpkg-dir).
+func bigDpkg(t *testing.T, dir string) string {
+	t.Helper()
+	dpkg := filepath.Join(dir, "dpkg")
+	os.MkdirAll(filepath.Join(dpkg, "info"), 0o755)
+	var md5sums, list strings.Builder
+	list.WriteString("/.\n")
+	for i := range 300000 {
+		fmt.Fprintf(&md5sums, "%032x  usr/share/pkg/f%d\n", i, i)
+		fmt.Fprintf(&list, "/usr/share/pkg/f%d\n", i)
+	}
+	writeFile(t, filepath.Join(dpkg, "info", "pkg.md5sums"), md5sums.String())
+	writeFile(t, filepath.Join(dpkg, "info", "pkg.list"), list.String())
+	writeFile(t, filepath.Join(dpkg, "status"), "Package: pkg\nStatus: install ok installed\nArchitecture: amd64\n\n")
+	return dpkg
+}
+
 // TestGuardSIGHUPDuringStartKeepsGuard: `kill -HUP` from a logrotate script (or `systemctl
 // reload`) that reaches the guard while it starts — loading the trust database, which with a
 // large dpkg database takes a while: here a made-up one of 300000 files — must not end it.
@@ -407,17 +425,7 @@ func TestGuardSIGHUPDuringStartKeepsGuard(t *testing.T) {
 	etc := t.TempDir()
 	rules := filepath.Join(etc, "guard.rules")
 	writeFile(t, rules, "deny open /**/*.key\nallow open /** trusted=yes\n") // loads the trust database
-	dpkg := filepath.Join(etc, "dpkg")
-	os.MkdirAll(filepath.Join(dpkg, "info"), 0o755)
-	var md5sums, list strings.Builder
-	list.WriteString("/.\n")
-	for i := range 300000 {
-		fmt.Fprintf(&md5sums, "%032x  usr/share/pkg/f%d\n", i, i)
-		fmt.Fprintf(&list, "/usr/share/pkg/f%d\n", i)
-	}
-	writeFile(t, filepath.Join(dpkg, "info", "pkg.md5sums"), md5sums.String())
-	writeFile(t, filepath.Join(dpkg, "info", "pkg.list"), list.String())
-	writeFile(t, filepath.Join(dpkg, "status"), "Package: pkg\nStatus: install ok installed\nArchitecture: amd64\n\n")
+	dpkg := bigDpkg(t, etc)
 	b := &bg{cmd: exec.Command(bin, "guard", "--policy", rules, "--trust-dir", etc, "--dpkg-dir", dpkg, dir), done: make(chan struct{})}
 	b.cmd.Stdout, b.cmd.Stderr = b, b
 	if err := b.cmd.Start(); err != nil {

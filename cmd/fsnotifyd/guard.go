@@ -290,7 +290,7 @@ func runGuard(args []string) int {
 		defer g.reporter.close()                   // after guard.Close: its last decisions are queued
 	}
 	g.applyMu.Lock()
-	st, err := g.buildStateLocked(filePol, policyFile)
+	st, err := g.buildStateLocked(filePol, policyFile, nil)
 	if err == nil {
 		g.state.Store(st)
 	}

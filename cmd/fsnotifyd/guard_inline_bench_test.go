@@ -94,7 +94,7 @@ func benchGuardHandler(b *testing.B, deny string) (func(engine.Delivery) (engine
 	g := &guardRun{kinds: notify.AccessOpen, onError: notify.Deny, flagPol: flagPol, deadline: 5e9,
 		paths: []string{dir}, verifier: trust.NewVerifier(trust.VerifierConfig{}), embedded: true}
 	g.applyMu.Lock()
-	st, err := g.buildStateLocked(nil, "")
+	st, err := g.buildStateLocked(nil, "", nil)
 	if err != nil {
 		b.Fatal(err)
 	}

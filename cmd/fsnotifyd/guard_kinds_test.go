@@ -52,7 +52,7 @@ func applyErr(g *guardRun, text string) (*guardState, error) {
 	}
 	g.applyMu.Lock()
 	defer g.applyMu.Unlock()
-	st, err := g.buildStateLocked(filePol, "test.rules")
+	st, err := g.buildStateLocked(filePol, "test.rules", nil)
 	if err == nil {
 		err = g.storeLocked(st)
 	}

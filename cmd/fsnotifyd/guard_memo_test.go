@@ -163,7 +163,7 @@ func memoGuard(t *testing.T, mnt, tf string, settle time.Duration) *guardRun {
 	g.backend = b
 	g.applyMu.Lock()
 	defer g.applyMu.Unlock()
-	st, err := g.buildStateLocked(filePol, "memo.rules")
+	st, err := g.buildStateLocked(filePol, "memo.rules", nil)
 	if err != nil {
 		b.Close()
 		t.Fatal(err)
@@ -329,14 +329,14 @@ done`)
 	if err := os.WriteFile(tf, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := g.reloadTrust(); err != nil {
+	if err := g.reloadTrust(nil); err != nil {
 		t.Fatal(err)
 	}
 	denied("the trust database without the tool", "try tool ./tool")
 	if _, errOut, st := fsn(t, "trust", "add", "--file", tf, tool); st != 0 {
 		t.Fatalf("trust add: %s", errOut)
 	}
-	if err := g.reloadTrust(); err != nil {
+	if err := g.reloadTrust(nil); err != nil {
 		t.Fatal(err)
 	}
 	warm()

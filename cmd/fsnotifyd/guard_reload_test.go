@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -602,4 +603,232 @@ func TestGuardCachedAllowNeverSkipsAnotherGuardAsNobody(t *testing.T) {
 			nobodyDenied("after A left", 5)
 		})
 	}
+}
+
+// procCounts are the descriptors and threads of process pid (/proc).
+func procCounts(t *testing.T, pid int) (fds, threads int) {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(l, "Threads:"); ok {
+			threads, _ = strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
+	return len(ents), threads
+}
+
+// A storm of 1000 SIGHUPs, with the policy file renamed over (install's way) every 2ms
+// between two policies that both deny s and allow a, and one in five times over by a file that
+// does not parse, and the poller (--reload-interval 10ms) racing the signals, while four
+// goroutines open a and s: the guard lives, no open of s is allowed nor of a denied (no open is
+// decided by neither policy), every open has exactly one audit line, the sd_notify messages
+// of the reloads stay paired (RELOADING=1, READY=1, in turn), and the guard holds as many
+// descriptors after the storm as before it (threads: at most 4 more).
+func TestGuardSIGHUPStormUnderOpens(t *testing.T) {
+	mnt, s, etc, rules := reloadFiles(t)
+	a := filepath.Join(mnt, "a")
+	writeFile(t, a, "a")
+	policies := []string{
+		"deny open " + s + "\nallow open " + a + "\n",
+		"allow open " + a + "\ndeny open " + mnt + "/*\n",
+		"deny open " + s + " colour=red\n", // does not parse: the one before stays
+	}
+	writeFile(t, rules, policies[0])
+	env, notes := notifySocket(t)
+	t.Setenv("NOTIFY_SOCKET", strings.TrimPrefix(env, "NOTIFY_SOCKET="))
+	var mu sync.Mutex
+	var states []string
+	go func() {
+		for m := range notes {
+			mu.Lock()
+			for _, l := range strings.Split(m, "\n") {
+				if l == "READY=1" || l == "RELOADING=1" {
+					states = append(states, l)
+				}
+			}
+			mu.Unlock()
+		}
+	}()
+	audit := filepath.Join(etc, "audit.jsonl")
+	p := start(t, "guard", "--policy", rules, "--reload-interval", "10ms", "--audit", audit, "--deadline", "2s", mnt)
+	pid := p.cmd.Process.Pid
+	time.Sleep(200 * time.Millisecond)
+	fds0, threads0 := procCounts(t, pid)
+
+	var opensA, opensS, wrong atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if d, err := openOnce(a); err != nil || d {
+					wrong.Add(1)
+				}
+				opensA.Add(1)
+				if d, err := openOnce(s); err != nil || !d {
+					wrong.Add(1)
+				}
+				opensS.Add(1)
+			}
+		}()
+	}
+	tmp := rules + ".new"
+	t0 := time.Now()
+	for i := range 1000 {
+		if i%4 == 0 {
+			writeFile(t, tmp, policies[i/4%len(policies)])
+			if err := os.Rename(tmp, rules); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
+			t.Fatalf("SIGHUP %d: %v", i, err)
+		}
+		time.Sleep(500 * time.Microsecond)
+	}
+	writeFile(t, tmp, policies[0])
+	os.Rename(tmp, rules)
+	syscall.Kill(pid, syscall.SIGHUP)
+	storm := time.Since(t0)
+	// Settled: the last READY=1 answers a RELOADING=1, and nothing more comes.
+	settled := func() bool {
+		mu.Lock()
+		n := len(states)
+		mu.Unlock()
+		time.Sleep(300 * time.Millisecond)
+		mu.Lock()
+		defer mu.Unlock()
+		return n == len(states) && states[n-1] == "READY=1"
+	}
+	if !waitFor(20*time.Second, settled) {
+		t.Fatalf("the reloads did not settle; stderr:\n%s", p.errText())
+	}
+	time.Sleep(2*time.Second + 500*time.Millisecond) // the reloads' second cache flushes (the deadline) are over
+	close(stop)
+	wg.Wait()
+	fds1, threads1 := procCounts(t, pid)
+	if st := p.stop(); st != 0 {
+		t.Fatalf("exit %d after the storm: %s", st, p.errText())
+	}
+	if wrong.Load() != 0 {
+		t.Errorf("%d opens decided by neither policy (a denied, s allowed, or an error), of %d", wrong.Load(), opensA.Load()+opensS.Load())
+	}
+	if fds1 != fds0 || threads1 > threads0+4 {
+		t.Errorf("descriptors %d before the storm, %d after; threads %d, %d", fds0, fds1, threads0, threads1)
+	}
+	mu.Lock()
+	seq := append([]string(nil), states...)
+	mu.Unlock()
+	reloads := 0
+	for i, st := range seq {
+		want := "READY=1"
+		if i%2 == 1 {
+			want = "RELOADING=1"
+			reloads++
+		}
+		if st != want {
+			t.Fatalf("sd_notify message %d is %s, want %s (unpaired): %v", i, st, want, seq)
+		}
+	}
+	if len(seq)%2 != 1 {
+		t.Errorf("%d sd_notify messages: a RELOADING=1 without its READY=1", len(seq))
+	}
+	var gotA, gotS int64
+	for _, r := range auditLines(t, audit) {
+		switch r["path"] {
+		case a:
+			gotA++
+		case s:
+			gotS++
+		}
+	}
+	if gotA != opensA.Load() || gotS != opensS.Load() {
+		t.Errorf("audit: %d lines for %d opens of a, %d for %d of s; want one each", gotA, opensA.Load(), gotS, opensS.Load())
+	}
+	t.Logf("storm of %v: %d reloads told to systemd, %d opens of a, %d of s; fds %d→%d, threads %d→%d",
+		storm, reloads, opensA.Load(), opensS.Load(), fds0, fds1, threads0, threads1)
+}
+
+// A SIGHUP after both the policy file and a trust file changed switches to the new policy with
+// the new trust database in one step: never the new policy with the old database. Here the old
+// pair denies x (the old policy denies it), and so does the new pair (the new policy allows x
+// only if trusted, and the new trust file no longer lists it); the new policy with the old
+// trust file would allow it. A process opens x every 200µs across the reload (the package
+// database, 300000 files, takes 100ms or more to load): no open may be allowed. Before, the
+// policy was stored first with the old database, and the trust database loaded and stored
+// after it: opens in between were allowed.
+func TestGuardSIGHUPReloadsPolicyAndTrustAsOne(t *testing.T) {
+	mnt, _, etc, rules := reloadFiles(t)
+	x := filepath.Join(mnt, "x")
+	writeFile(t, x, "x")
+	tf := filepath.Join(etc, "local.trust")
+	writeFile(t, tf, fmt.Sprintf("%s 1 %s\n", x, sha256Hex([]byte("x"))))
+	writeFile(t, rules, "deny open "+x+"\nallow open "+mnt+"/other trusted=yes\n")
+	p := start(t, "guard", "--policy", rules, "--trust", tf, "--dpkg-dir", bigDpkg(t, etc), "--reload-interval", "0", mnt)
+	if d, err := openOnce(x); err != nil || !d {
+		t.Fatalf("x under the first policy: denied %v, %v; want denied", d, err)
+	}
+	var opens, allowed atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			d, err := openOnce(x)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			opens.Add(1)
+			if !d {
+				allowed.Add(1)
+			}
+			time.Sleep(200 * time.Microsecond)
+		}
+	}()
+	writeFile(t, rules+".new", "allow open "+x+" trusted=yes\ndeny open "+x+"\n")
+	writeFile(t, tf+".new", "")
+	os.Rename(tf+".new", tf)
+	os.Rename(rules+".new", rules)
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	ok := waitFor(10*time.Second, func() bool {
+		e := p.errText()
+		return strings.Contains(e, "policy reloaded from") && strings.Contains(e, "trust reloaded from")
+	})
+	time.Sleep(50 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if !ok {
+		t.Fatalf("the reload was not reported; stderr:\n%s", p.errText())
+	}
+	if allowed.Load() != 0 {
+		t.Errorf("%d of %d opens of x allowed across the reload: the new policy with the old trust database; want none", allowed.Load(), opens.Load())
+	}
+	if d, err := openOnce(x); err != nil || !d {
+		t.Errorf("x after the reload: denied %v, %v; want denied (no longer trusted)", d, err)
+	}
+	if st := p.stop(); st != 0 {
+		t.Fatalf("exit %d: %s", st, p.errText())
+	}
+	t.Logf("%d opens of x across the reload, %d allowed", opens.Load(), allowed.Load())
 }

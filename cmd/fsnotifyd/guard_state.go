@@ -95,9 +95,9 @@ func stampOf(path string) fileStamp {
 }
 
 // buildStateLocked makes the state for a policy file's rules (nil: flags only): the
-// command-line rules first, the trust database loaded if a rule needs it (the current one
-// when there is one). It does not store it.
-func (g *guardRun) buildStateLocked(filePol *policy.Policy, origin string) (*guardState, error) {
+// command-line rules first, the trust database loaded if a rule needs it (fresh, loaded anew
+// for this reload, if given; else the current one when there is one). It does not store it.
+func (g *guardRun) buildStateLocked(filePol *policy.Policy, origin string, fresh *trust.DB) (*guardState, error) {
 	pol, err := policy.Concat(g.flagPol, filePol)
 	if err != nil {
 		return nil, err
@@ -109,7 +109,9 @@ func (g *guardRun) buildStateLocked(filePol *policy.Policy, origin string) (*gua
 	st.byKind = g.kindVerdicts(st)
 	st.execMemo = g.execMemoFor(pol, st.bareKinds)
 	if pol.Needs(policy.AttrTrusted) || pol.Needs(policy.AttrTrustedExe) {
-		if cur := g.state.Load(); cur != nil && cur.db != nil {
+		if fresh != nil {
+			st.db = fresh
+		} else if cur := g.state.Load(); cur != nil && cur.db != nil {
 			st.db = cur.db
 		} else if st.db, err = trust.Load(g.trustCfg); err != nil {
 			return nil, &trustLoadError{err}
@@ -219,18 +221,24 @@ func (g *guardRun) flushCache() {
 // audit log. Safe for concurrent use: SIGHUP, the file poller and the fleet call it, once
 // the guard is running (after "Watches established.": g.guard is set).
 func (g *guardRun) ApplyPolicy(src []byte, origin string) error {
-	err := g.applyPolicy(src, origin)
+	return g.applyPolicyReported(src, origin, nil)
+}
+
+// applyPolicyReported is ApplyPolicy with the trust database fresh (nil: the current one),
+// loaded anew for the same reload: the policy and the database it reads are stored at once.
+func (g *guardRun) applyPolicyReported(src []byte, origin string, fresh *trust.DB) error {
+	err := g.applyPolicy(src, origin, fresh)
 	g.reported("policy", origin, err)
 	return err
 }
 
-func (g *guardRun) applyPolicy(src []byte, origin string) error {
+func (g *guardRun) applyPolicy(src []byte, origin string, fresh *trust.DB) error {
 	filePol, err := policy.Parse(origin, bytes.NewReader(src))
 	if err != nil {
 		return err
 	}
 	g.applyMu.Lock()
-	st, err := g.buildStateLocked(filePol, origin)
+	st, err := g.buildStateLocked(filePol, origin, fresh)
 	if err == nil {
 		err = g.storeLocked(st)
 	}
@@ -245,16 +253,19 @@ func (g *guardRun) applyPolicy(src []byte, origin string) error {
 	return nil
 }
 
-// reloadTrust loads the trust database again from its sources and stores it with the current
-// policy; on error the old one stays.
-func (g *guardRun) reloadTrust() error {
+// reloadTrust stores fresh, the trust database loaded again from its sources (nil: load it
+// now), with the current policy; on error the old one stays.
+func (g *guardRun) reloadTrust(fresh *trust.DB) error {
 	g.applyMu.Lock()
 	cur := g.state.Load()
 	if cur.db == nil {
 		g.applyMu.Unlock()
 		return nil // no rule needs it
 	}
-	db, err := trust.Load(g.trustCfg)
+	db, err := fresh, error(nil)
+	if db == nil {
+		db, err = trust.Load(g.trustCfg)
+	}
 	if err == nil {
 		st := *cur
 		st.db = db
@@ -296,8 +307,9 @@ var errPolicyChanging = errors.New("the file changed while it was read (it is be
 // while it was read (same stamp before and after), and never an empty file over a policy
 // that had rules (an empty file allows everything: a torn write, not a policy; "default
 // allow" says it on purpose). A file that is not a regular file, or that someone other than
-// root could change (readPolicySource), is refused as one that does not parse.
-func (g *guardRun) reloadPolicyFile() error {
+// root could change (readPolicySource), is refused as one that does not parse. fresh is
+// applyPolicyReported's.
+func (g *guardRun) reloadPolicyFile(fresh *trust.DB) error {
 	before := stampOf(g.policyFile)
 	src, owner, err := readPolicySource(g.policyFile) // never waits on a FIFO
 	if err == nil {
@@ -322,7 +334,7 @@ func (g *guardRun) reloadPolicyFile() error {
 			return err
 		}
 	}
-	return g.ApplyPolicy(src, g.policyFile)
+	return g.applyPolicyReported(src, g.policyFile, fresh)
 }
 
 // watchReload reloads on SIGHUP (the policy file and the trust database) and when the policy
@@ -384,8 +396,17 @@ func (g *guardRun) watchReload(ctx context.Context, hup <-chan os.Signal, interv
 			sdnotify.Send(sdnotify.Reloading())
 		}
 		var policyErr, trustErr error
+		var fresh *trust.DB
+		if policyChanged && trustChanged && g.state.Load().db != nil {
+			// Both at once: the new policy is stored with the new trust database, in one
+			// step. Stored one after the other, the new policy would decide with the old
+			// database (or the old policy with the new one) meanwhile — which may allow what
+			// neither pair allows. A database that cannot be loaded leaves the old one, with
+			// the new policy (as a trust reload that fails does).
+			fresh, trustErr = trust.Load(g.trustCfg)
+		}
 		if policyChanged {
-			if policyErr = g.reloadPolicyFile(); !errors.Is(policyErr, errPolicyChanging) {
+			if policyErr = g.reloadPolicyFile(fresh); !errors.Is(policyErr, errPolicyChanging) {
 				seen = fileStamp{} // read (or refused): settled; a torn read polls again soon
 			}
 		}
@@ -393,7 +414,9 @@ func (g *guardRun) watchReload(ctx context.Context, hup <-chan os.Signal, interv
 			if why == "" {
 				why = "a trust source changed"
 			}
-			trustErr = g.reloadTrust()
+			if trustErr == nil && (fresh == nil || policyErr != nil) {
+				trustErr = g.reloadTrust(fresh) // not stored with a policy: with the current one
+			}
 			g.reported("trust", why, trustErr)
 		}
 		if !polled {
