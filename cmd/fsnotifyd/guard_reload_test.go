@@ -625,7 +625,7 @@ func procCounts(t *testing.T, pid int) (fds, threads int) {
 }
 
 // A storm of 1000 SIGHUPs, with the policy file renamed over (install's way) every 2ms
-// between two policies that both deny s and allow a, and one in five times over by a file that
+// between two policies that both deny s and allow a, and one time in three by a file that
 // does not parse, and the poller (--reload-interval 10ms) racing the signals, while four
 // goroutines open a and s: the guard lives, no open of s is allowed nor of a denied (no open is
 // decided by neither policy), every open has exactly one audit line, the sd_notify messages
@@ -831,4 +831,89 @@ func TestGuardSIGHUPReloadsPolicyAndTrustAsOne(t *testing.T) {
 		t.Fatalf("exit %d: %s", st, p.errText())
 	}
 	t.Logf("%d opens of x across the reload, %d allowed", opens.Load(), allowed.Load())
+}
+
+// Trust files added to and removed from --trust-dir all along (one every 500µs), while SIGHUPs
+// and the poller (10ms) reload: x, listed in a trust file that stays, is never denied (a load
+// that met a file removed under it is refused whole: the old database stays, never one without
+// x), and y, listed only in the files that come and go, is trusted once they are left in place
+// and denied once they are gone, each after the churn stops (the poller reads the directory's
+// last state). The guard lives through it.
+func TestGuardTrustDirChurnDuringReloads(t *testing.T) {
+	mnt, _, etc, rules := reloadFiles(t)
+	x, y := filepath.Join(mnt, "x"), filepath.Join(mnt, "y")
+	writeFile(t, x, "x")
+	writeFile(t, y, "y")
+	dir := filepath.Join(etc, "trust.d")
+	os.Mkdir(dir, 0o755)
+	line := func(p, content string) string { return fmt.Sprintf("%s 1 %s\n", p, sha256Hex([]byte(content))) }
+	writeFile(t, filepath.Join(dir, "a.trust"), line(x, "x"))
+	writeFile(t, rules, "allow open "+mnt+"/* trusted=yes\ndeny open "+mnt+"/*\n")
+	p := start(t, "guard", "--policy", rules, "--trust-dir", dir, "--no-package-trust", "--reload-interval", "10ms", mnt)
+	pid := p.cmd.Process.Pid
+
+	var opens, deniedX atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { // x all along
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			d, err := openOnce(x)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			opens.Add(1)
+			if d {
+				deniedX.Add(1)
+			}
+		}
+	}()
+	go func() { // SIGHUPs
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(3 * time.Millisecond):
+				syscall.Kill(pid, syscall.SIGHUP)
+			}
+		}
+	}()
+	for i := range 1000 {
+		name := filepath.Join(dir, fmt.Sprintf("y%d.trust", i%8))
+		if i/8%2 == 0 {
+			writeFile(t, name, line(y, "y"))
+		} else {
+			os.Remove(name)
+		}
+		time.Sleep(500 * time.Microsecond)
+	}
+	writeFile(t, filepath.Join(dir, "y0.trust"), line(y, "y"))
+	if !waitFor(5*time.Second, func() bool { d, _ := openOnce(y); return !d }) {
+		t.Errorf("y, listed in a trust file left in place, still denied after the churn; stderr:\n%s", p.errText())
+	}
+	for i := range 8 {
+		os.Remove(filepath.Join(dir, fmt.Sprintf("y%d.trust", i)))
+	}
+	if !waitFor(5*time.Second, func() bool { d, _ := openOnce(y); return d }) {
+		t.Errorf("y, its trust files removed, still allowed; stderr:\n%s", p.errText())
+	}
+	close(stop)
+	wg.Wait()
+	if deniedX.Load() != 0 {
+		t.Errorf("%d of %d opens of x denied while trust files came and went: a database without a file that stayed", deniedX.Load(), opens.Load())
+	}
+	if st := p.stop(); st != 0 {
+		t.Fatalf("exit %d: %s", st, p.errText())
+	}
+	e := p.errText()
+	t.Logf("%d opens of x; %d trust reloads applied, %d rejected", opens.Load(),
+		strings.Count(e, "trust reloaded from"), strings.Count(e, "trust reload from"))
 }
