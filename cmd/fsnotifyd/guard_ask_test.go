@@ -5,6 +5,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -160,5 +161,74 @@ func TestGuardAsksOpensWhenSomethingSeesThem(t *testing.T) {
 				t.Fatalf("mask %#x: opens asked %v, want %v", m, asked, tc.extra != nil)
 			}
 		})
+	}
+}
+
+// lastLine is the last line of text that contains sub ("" if none).
+func lastLine(text, sub string) string {
+	var last string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, sub) {
+			last = l
+		}
+	}
+	return last
+}
+
+// A reload that is refused leaves the old policy exactly, the kinds the marks ask for with it:
+// under an exec denylist (no rule for opens: opens are not asked), a reload to rules that
+// would deny an open is refused because they do not parse, because the trust database they
+// need cannot be loaded (a trust file others may write), or because others may write the
+// policy file; after each, the mark still does not ask for opens, the file those rules would
+// deny opens, and the old exec deny holds.
+func TestGuardRejectedReloadKeepsAskedKinds(t *testing.T) {
+	mnt, s, etc, rules := reloadFiles(t)
+	bad := filepath.Join(mnt, "bad")
+	copyExe(t, bad)
+	tf := filepath.Join(etc, "local.trust")
+	writeFile(t, tf, "")
+	old := "deny exec " + bad + "\n"
+	writeFile(t, rules, old)
+	p := start(t, "guard", "--mount", "--events", "open,exec", "--policy", rules, "--trust", tf, "--no-package-trust", "--reload-interval", "0", mnt)
+	pid := p.cmd.Process.Pid
+	if m := guardPermMask(t, pid); m&fanOpenPerm != 0 {
+		t.Fatalf("an exec denylist, and the mark asks for opens (mask %#x)", m)
+	}
+	denyOpen := "deny open " + s + "\n" + old
+	for i, tc := range []struct {
+		name, rules, why string // why: in the refusal's line
+		prepare, undo    func()
+	}{
+		{"does not parse", denyOpen + "deny open " + s + " colour=red\n", "colour", nil, nil},
+		{"trust database unloadable", denyOpen + "allow open " + mnt + "/** trusted=yes\n", tf,
+			func() { os.Chmod(tf, 0o666) }, func() { os.Chmod(tf, 0o644) }},
+		{"policy file writable by others", denyOpen, "writable", func() { os.Chmod(rules, 0o666) }, func() { os.Chmod(rules, 0o644) }},
+	} {
+		writeFile(t, rules, tc.rules)
+		if tc.prepare != nil {
+			tc.prepare()
+		}
+		syscall.Kill(pid, syscall.SIGHUP)
+		if !waitFor(10*time.Second, func() bool { return strings.Count(p.errText(), "policy reload from") == i+1 }) {
+			t.Fatalf("%s: the reload was not refused; stderr:\n%s", tc.name, p.errText())
+		}
+		if tc.undo != nil {
+			tc.undo()
+		}
+		if l := lastLine(p.errText(), "policy reload from"); !strings.Contains(l, tc.why) {
+			t.Errorf("%s: the refusal does not say why (%q): %s", tc.name, tc.why, l)
+		}
+		if m := guardPermMask(t, pid); m&fanOpenPerm != 0 {
+			t.Errorf("%s: refused, and the mark asks for opens (mask %#x)", tc.name, m)
+		}
+		if d, err := openOnce(s); err != nil || d {
+			t.Errorf("%s: open of s after the refused reload: denied %v, %v; want allowed (the old policy)", tc.name, d, err)
+		}
+		if err := exec.Command(bad).Run(); !isEPERMRun(err) {
+			t.Errorf("%s: exec of bad after the refused reload: %v, want EPERM (the old policy)", tc.name, err)
+		}
+	}
+	if n := strings.Count(p.errText(), "policy reloaded from"); n != 0 {
+		t.Errorf("%d reloads applied, want none; stderr:\n%s", n, p.errText())
 	}
 }
