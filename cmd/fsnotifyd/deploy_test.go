@@ -526,3 +526,51 @@ func TestGuardStopsOnSIGTERMTwice(t *testing.T) {
 		t.Errorf("%d audit lines for the %d opens answered at the stop, want one each", lines, n)
 	}
 }
+
+// TestGuardStopDuringReloadKeepsNotifyPaired: SIGTERM while a SIGHUP's reload runs (loading a
+// package database of 300000 files): systemd hears RELOADING=1, then that reload's READY=1,
+// then STOPPING=1 — the reload's pair is not cut by the stop (a READY=1 after STOPPING=1 would
+// tell systemd a stopping service is ready), and the guard exits 0. Before, STOPPING=1 was sent
+// at once, and the reload's READY=1 after it.
+func TestGuardStopDuringReloadKeepsNotifyPaired(t *testing.T) {
+	testenv.RequireRoot(t)
+	env, ch := notifySocket(t)
+	dir := testenv.Tmpfs(t)
+	etc := t.TempDir()
+	rules := filepath.Join(etc, "guard.rules")
+	writeFile(t, rules, "deny open /**/*.key\nallow open "+dir+"/** trusted=yes\n")
+	b := &bg{cmd: exec.Command(bin, "guard", "-q", "--policy", rules, "--trust-dir", etc, "--dpkg-dir", bigDpkg(t, etc), "--reload-interval", "0", dir), done: make(chan struct{})}
+	b.cmd.Stdout, b.cmd.Stderr = b, b
+	b.cmd.Env = append(os.Environ(), env)
+	if err := b.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { b.err = b.cmd.Wait(); close(b.done) }()
+	t.Cleanup(func() { b.cmd.Process.Kill(); <-b.done })
+	waitNotify(t, ch, "READY=1", 20*time.Second)
+	b.cmd.Process.Signal(syscall.SIGHUP)
+	waitNotify(t, ch, "RELOADING=1", 10*time.Second)
+	b.cmd.Process.Signal(syscall.SIGTERM) // the reload loads the package database
+	var seq []string
+	for timeout := time.After(20 * time.Second); len(seq) < 2; {
+		select {
+		case m, ok := <-ch:
+			if !ok {
+				t.Fatalf("the notify socket closed after %v", seq)
+			}
+			for _, l := range strings.Split(m, "\n") {
+				if l == "READY=1" || l == "STOPPING=1" || l == "RELOADING=1" {
+					seq = append(seq, l)
+				}
+			}
+		case <-timeout:
+			t.Fatalf("after RELOADING=1 and SIGTERM, only %v", seq)
+		}
+	}
+	if seq[0] != "READY=1" || seq[1] != "STOPPING=1" {
+		t.Errorf("after RELOADING=1 and a SIGTERM during the reload: %v, want [READY=1 STOPPING=1]", seq)
+	}
+	if err, out := b.finish(t, 20*time.Second); err != nil {
+		t.Fatalf("guard: %v\n%s", err, out)
+	}
+}

@@ -461,8 +461,10 @@ func runGuard(args []string) int {
 	}()
 	<-ctx.Done()
 	stop()
-	sdnotify.Send("STOPPING=1")
+	// A reload under way is finished first (its READY=1 goes out), then systemd hears
+	// STOPPING=1: a READY=1 after it would call a stopping guard ready.
 	<-reloadDone
+	sdnotify.Send("STOPPING=1")
 	if g.reporter != nil {
 		// The reports go with the Guard's connection. A decision is recorded (decided) a
 		// moment after its answer went out, so the process may have its answer — and the
