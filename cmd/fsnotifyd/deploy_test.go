@@ -102,10 +102,27 @@ func TestServeSIGTERMAnswersEveryPending(t *testing.T) {
 	sock, b := serveBg(t, nil)
 	dir := testenv.Tmpfs(t)
 	const n = 20
+	scannedFiles(dir, n)
+	start(t, "guard", "--daemon="+sock, "--exec", slowScanner(t, "8"), "--concurrency", "64", "--deadline", "60s", "--on-timeout", "deny", dir)
+	cats := waitingCats(t, dir, n)
+	b.cmd.Process.Signal(syscall.SIGTERM)
+	allowedAtStop(t, cats, 4*time.Second, "the daemon")
+	if err, out := b.finish(t, 20*time.Second); err != nil {
+		t.Errorf("serve after SIGTERM with events pending: %v\n%s", err, out)
+	}
+}
+
+// scannedFiles makes n files f0... in dir, before a guard with a slow scanner starts on it.
+func scannedFiles(dir string, n int) {
 	for i := range n {
 		os.WriteFile(dir+"/f"+strconv.Itoa(i), []byte("x"), 0o644)
 	}
-	start(t, "guard", "--daemon="+sock, "--exec", slowScanner(t, "8"), "--concurrency", "64", "--deadline", "60s", "--on-timeout", "deny", dir)
+}
+
+// waitingCats returns a cat of each of scannedFiles' n files once all of them wait for the
+// scanner (500ms on).
+func waitingCats(t *testing.T, dir string, n int) []*bg {
+	t.Helper()
 	var cats []*bg
 	for i := range n {
 		cats = append(cats, startBg(t, "cat", dir+"/f"+strconv.Itoa(i)))
@@ -116,14 +133,16 @@ func TestServeSIGTERMAnswersEveryPending(t *testing.T) {
 			t.Fatalf("cat %d did not wait for the scanner: %v %s", i, c.err, c.output())
 		}
 	}
-	b.cmd.Process.Signal(syscall.SIGTERM)
+	return cats
+}
+
+// allowedAtStop checks that every waiting cat is allowed within d of the stop of who.
+func allowedAtStop(t *testing.T, cats []*bg, d time.Duration, who string) {
+	t.Helper()
 	for i, c := range cats {
-		if err, out := c.finish(t, 4*time.Second); err != nil {
-			t.Errorf("waiting open %d when the daemon stopped: %v %s, want allowed", i, err, out)
+		if err, out := c.finish(t, d); err != nil {
+			t.Errorf("waiting open %d when %s stopped: %v %s, want allowed", i, who, err, out)
 		}
-	}
-	if err, out := b.finish(t, 20*time.Second); err != nil {
-		t.Errorf("serve after SIGTERM with events pending: %v\n%s", err, out)
 	}
 }
 
@@ -485,27 +504,12 @@ func TestGuardSIGHUPDuringStartKeepsGuard(t *testing.T) {
 func TestGuardStopsOnSIGTERMTwice(t *testing.T) {
 	dir := testenv.Tmpfs(t)
 	const n = 5
-	for i := range n {
-		os.WriteFile(dir+"/f"+strconv.Itoa(i), []byte("x"), 0o644)
-	}
+	scannedFiles(dir, n)
 	audit := filepath.Join(t.TempDir(), "audit.jsonl")
 	p := start(t, "guard", "--exec", slowScanner(t, "3"), "--deadline", "60s", "--on-timeout", "deny", "--audit", audit, dir)
-	var cats []*bg
-	for i := range n {
-		cats = append(cats, startBg(t, "cat", dir+"/f"+strconv.Itoa(i)))
-	}
-	time.Sleep(500 * time.Millisecond)
-	for i, c := range cats {
-		if !c.stillBlocked(0) {
-			t.Fatalf("cat %d did not wait for the scanner: %v %s", i, c.err, c.output())
-		}
-	}
+	cats := waitingCats(t, dir, n)
 	p.cmd.Process.Signal(syscall.SIGTERM)
-	for i, c := range cats {
-		if err, out := c.finish(t, 2*time.Second); err != nil {
-			t.Errorf("waiting open %d when the guard stopped: %v %s, want allowed", i, err, out)
-		}
-	}
+	allowedAtStop(t, cats, 2*time.Second, "the guard")
 	p.cmd.Process.Signal(syscall.SIGTERM) // the scanners still run: the guard is on its way out
 	p.cmd.Process.Signal(syscall.SIGHUP)  // and a logrotate's kill -HUP
 	select {

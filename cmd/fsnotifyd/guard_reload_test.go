@@ -267,32 +267,8 @@ func TestGuardReloadTornWrite(t *testing.T) {
 	audit := filepath.Join(etc, "audit.jsonl")
 	p := start(t, "guard", "--policy", rules, "--reload-interval", "10ms", "--audit", audit, mnt)
 
-	var opens, allowed atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	stopOpens := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	opens, denied, stopOpens := keepOpening(t, s, time.Millisecond) // any allow is a torn read applied
 	defer stopOpens()
-	wg.Add(1)
-	go func() { // opens s all along: any allow is a torn read applied
-		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			d, err := openOnce(s)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			opens.Add(1)
-			if !d {
-				allowed.Add(1)
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}()
 
 	// The rewrite: empty for 40 ms, then a comment line alone for 40 ms (a policy with no
 	// rule: allow everything), then the rest. Each stands still for less than policySettle.
@@ -316,8 +292,8 @@ func TestGuardReloadTornWrite(t *testing.T) {
 	}
 	time.Sleep(50 * time.Millisecond)
 	stopOpens()
-	if opens.Load() < 20 || allowed.Load() != 0 {
-		t.Fatalf("%d of %d opens of s allowed during the rewrite, want 0 (of at least 20); stderr:\n%s", allowed.Load(), opens.Load(), p.errText())
+	if allowed := opens.Load() - denied.Load(); opens.Load() < 20 || allowed != 0 {
+		t.Fatalf("%d of %d opens of s allowed during the rewrite, want 0 (of at least 20); stderr:\n%s", allowed, opens.Load(), p.errText())
 	}
 
 	// Left empty: refused, the deny stays.
@@ -782,30 +758,8 @@ func TestGuardSIGHUPReloadsPolicyAndTrustAsOne(t *testing.T) {
 	if d, err := openOnce(x); err != nil || !d {
 		t.Fatalf("x under the first policy: denied %v, %v; want denied", d, err)
 	}
-	var opens, allowed atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			d, err := openOnce(x)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			opens.Add(1)
-			if !d {
-				allowed.Add(1)
-			}
-			time.Sleep(200 * time.Microsecond)
-		}
-	}()
+	opens, denied, stopOpens := keepOpening(t, x, 200*time.Microsecond)
+	defer stopOpens()
 	writeFile(t, rules+".new", "allow open "+x+" trusted=yes\ndeny open "+x+"\n")
 	writeFile(t, tf+".new", "")
 	os.Rename(tf+".new", tf)
@@ -816,13 +770,13 @@ func TestGuardSIGHUPReloadsPolicyAndTrustAsOne(t *testing.T) {
 		return strings.Contains(e, "policy reloaded from") && strings.Contains(e, "trust reloaded from")
 	})
 	time.Sleep(50 * time.Millisecond)
-	close(stop)
-	wg.Wait()
+	stopOpens()
 	if !ok {
 		t.Fatalf("the reload was not reported; stderr:\n%s", p.errText())
 	}
-	if allowed.Load() != 0 {
-		t.Errorf("%d of %d opens of x allowed across the reload: the new policy with the old trust database; want none", allowed.Load(), opens.Load())
+	allowed := opens.Load() - denied.Load()
+	if allowed != 0 {
+		t.Errorf("%d of %d opens of x allowed across the reload: the new policy with the old trust database; want none", allowed, opens.Load())
 	}
 	if d, err := openOnce(x); err != nil || !d {
 		t.Errorf("x after the reload: denied %v, %v; want denied (no longer trusted)", d, err)
@@ -830,7 +784,7 @@ func TestGuardSIGHUPReloadsPolicyAndTrustAsOne(t *testing.T) {
 	if st := p.stop(); st != 0 {
 		t.Fatalf("exit %d: %s", st, p.errText())
 	}
-	t.Logf("%d opens of x across the reload, %d allowed", opens.Load(), allowed.Load())
+	t.Logf("%d opens of x across the reload, %d allowed", opens.Load(), allowed)
 }
 
 // Trust files added to and removed from --trust-dir all along (one every 500µs), while SIGHUPs
@@ -852,29 +806,11 @@ func TestGuardTrustDirChurnDuringReloads(t *testing.T) {
 	p := start(t, "guard", "--policy", rules, "--trust-dir", dir, "--no-package-trust", "--reload-interval", "10ms", mnt)
 	pid := p.cmd.Process.Pid
 
-	var opens, deniedX atomic.Int64
+	opens, deniedX, stopOpens := keepOpening(t, x, 0)
+	defer stopOpens()
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { // x all along
-		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			d, err := openOnce(x)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			opens.Add(1)
-			if d {
-				deniedX.Add(1)
-			}
-		}
-	}()
+	wg.Add(1)
 	go func() { // SIGHUPs
 		defer wg.Done()
 		for {
@@ -907,6 +843,7 @@ func TestGuardTrustDirChurnDuringReloads(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
+	stopOpens()
 	if deniedX.Load() != 0 {
 		t.Errorf("%d of %d opens of x denied while trust files came and went: a database without a file that stayed", deniedX.Load(), opens.Load())
 	}
@@ -916,4 +853,35 @@ func TestGuardTrustDirChurnDuringReloads(t *testing.T) {
 	e := p.errText()
 	t.Logf("%d opens of x; %d trust reloads applied, %d rejected", opens.Load(),
 		strings.Count(e, "trust reloaded from"), strings.Count(e, "trust reload from"))
+}
+
+// keepOpening opens path every interval (0: at once again) from a goroutine of its own until
+// stop is called (stop waits for it; defer it too: it runs once), counting the opens and those
+// denied; any other error fails the test.
+func keepOpening(t *testing.T, path string, every time.Duration) (opens, denied *atomic.Int64, stop func()) {
+	opens, denied = new(atomic.Int64), new(atomic.Int64)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			d, err := openOnce(path)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			opens.Add(1)
+			if d {
+				denied.Add(1)
+			}
+			time.Sleep(every)
+		}
+	}()
+	return opens, denied, sync.OnceFunc(func() { close(done); wg.Wait() })
 }
