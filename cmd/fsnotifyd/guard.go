@@ -254,8 +254,8 @@ func runGuard(args []string) int {
 	}
 	var filePol *policy.Policy
 	if policyFile != "" {
-		g.lastStamp = stampOf(policyFile)
-		src, owner, err := readPolicySource(policyFile)
+		src, owner, stamp, err := readPolicyAtStart(policyFile) // never half-written
+		g.lastStamp = stamp
 		if err != nil {
 			return fail("guard", fmt.Errorf("--policy: %w", err))
 		}

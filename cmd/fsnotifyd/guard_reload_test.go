@@ -885,3 +885,34 @@ func keepOpening(t *testing.T, path string, every time.Duration) (opens, denied 
 	}()
 	return opens, denied, sync.OnceFunc(func() { close(done); wg.Wait() })
 }
+
+// A policy file being written in place when the guard starts is not read half-written either:
+// its first piece (a comment line alone: a policy with no rule, which allows everything) stands
+// for 40ms, then the rest (deny s) is written, while the guard starts with no poller
+// (--reload-interval 0: nothing would read it again). s must be denied once the guard runs.
+// Before, the start read the file as it was, with none of a reload's checks: the guard ran
+// the comment alone, allowing everything, for good.
+func TestGuardStartDuringTornWrite(t *testing.T) {
+	mnt, s, _, rules := reloadFiles(t)
+	full := "# written in two pieces\ndeny open " + s + "\n"
+	cut := strings.Index(full, "\n") + 1
+	writeFile(t, rules, full[:cut])
+	f, err := os.OpenFile(rules, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	written := make(chan error, 1)
+	go func() {
+		time.Sleep(40 * time.Millisecond)
+		_, err := f.WriteString(full[cut:])
+		written <- err
+	}()
+	p := start(t, "guard", "--policy", rules, "--reload-interval", "0", mnt)
+	if err := <-written; err != nil {
+		t.Fatal(err)
+	}
+	if d, err := openOnce(s); err != nil || !d {
+		t.Fatalf("s once the guard runs: denied %v, %v; want denied (the whole file); stderr:\n%s", d, err, p.errText())
+	}
+}

@@ -303,6 +303,32 @@ const policySettle = 100 * time.Millisecond
 // errPolicyChanging: the file changed while it was read; the next poll reads it again.
 var errPolicyChanging = errors.New("the file changed while it was read (it is being written); it is read again once it stands still")
 
+// policyStartWait bounds how long the start waits for a policy file that keeps changing
+// (readPolicyAtStart): then it is read as it is, and the poller reads it again once it changes.
+const policyStartWait = 5 * time.Second
+
+// readPolicyAtStart reads --policy FILE at the start (readPolicySource) with a reload's checks
+// (reloadPolicyFile, watchReload): once it has stood still for policySettle (a file changed
+// less than that ago is waited for: a start while the file is written in place would
+// otherwise read its first pieces, maybe a comment alone, which allows everything), and only a
+// read during which it did not change. It returns the stamp of the version read (lastStamp).
+func readPolicyAtStart(name string) (src []byte, owner error, stamp fileStamp, err error) {
+	deadline := time.Now().Add(policyStartWait)
+	for {
+		stamp = stampOf(name)
+		waiting := time.Now().Before(deadline)
+		if age := time.Since(time.Unix(0, stamp.Ctime)); stamp.ok && waiting && age >= 0 && age < policySettle {
+			time.Sleep(policySettle / 4)
+			continue
+		}
+		src, owner, err = readPolicySource(name)
+		if err == nil && waiting && stampOf(name) != stamp {
+			continue // changed while it was read
+		}
+		return src, owner, stamp, err
+	}
+}
+
 // reloadPolicyFile reads --policy FILE again and applies it: only a version that stood still
 // while it was read (same stamp before and after), and never an empty file over a policy
 // that had rules (an empty file allows everything: a torn write, not a policy; "default
