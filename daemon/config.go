@@ -33,6 +33,7 @@ import (
 //	max_held_fds 4096             # unprivileged marks on files the daemon keeps open (procfs, sysfs)
 //	queue_limit 16384             # per client, events waiting to be read
 //	queue_limit_per_uid 65536     # all the clients of one unprivileged uid together
+//	queue_limit_unprivileged 262144 # all unprivileged uids' clients together
 //	export open,close_write /etc/**  # with serve --export: events the daemon exports (export.go)
 type Config struct {
 	AllowUIDs, AllowGIDs map[uint32]bool
@@ -55,6 +56,12 @@ type Config struct {
 	// 14 GB with long paths): the daemon, which every guard through it needs, could be made
 	// to run out. 0 is 4 x QueueLimit.
 	QueueLimitPerUID int
+	// QueueLimitUnprivileged bounds the events queued in the clients of all unprivileged
+	// uids together; each uid's QueueLimitPerUID is within it (checked first). A user with
+	// subordinate uids (/etc/subuid) has a QueueLimitPerUID for each of up to 65536 uids:
+	// without it such a user's clients could hold the unprivileged connections' share times
+	// QueueLimit events. 0 is 4 x QueueLimitPerUID; it may not be below QueueLimitPerUID.
+	QueueLimitUnprivileged int
 	// MaxHeldFDs bounds the marks all unprivileged clients together hold on objects the
 	// daemon must keep a descriptor of (no file handle: procfs, sysfs); each uid may hold a
 	// quarter of it. 0, and any value above it, is half the descriptors the daemon keeps
@@ -93,6 +100,9 @@ func (c *Config) fill() {
 	if c.QueueLimitPerUID <= 0 {
 		c.QueueLimitPerUID = 4 * c.QueueLimit
 	}
+	if c.QueueLimitUnprivileged <= 0 {
+		c.QueueLimitUnprivileged = 4 * c.QueueLimitPerUID
+	}
 	if c.HandshakeTimeout <= 0 {
 		c.HandshakeTimeout = d.HandshakeTimeout
 	}
@@ -105,6 +115,11 @@ func (c *Config) fill() {
 func (c *Config) check() error {
 	if c.ReservedClients >= c.MaxClients {
 		return fmt.Errorf("reserved_clients %d leaves no room below max_clients %d for unprivileged clients", c.ReservedClients, c.MaxClients)
+	}
+	f := *c
+	f.fill()
+	if f.QueueLimitUnprivileged < f.QueueLimitPerUID {
+		return fmt.Errorf("queue_limit_unprivileged %d is below queue_limit_per_uid %d, the budget of each unprivileged uid within it: raise queue_limit_unprivileged or lower queue_limit_per_uid", f.QueueLimitUnprivileged, f.QueueLimitPerUID)
 	}
 	return nil
 }
@@ -187,7 +202,7 @@ func ParseConfig(name string, r io.Reader) (Config, error) {
 			default:
 				c.IdleTimeout = d
 			}
-		case "max_clients", "reserved_clients", "max_clients_per_uid", "max_marks", "queue_limit", "queue_limit_per_uid", "max_held_fds":
+		case "max_clients", "reserved_clients", "max_clients_per_uid", "max_marks", "queue_limit", "queue_limit_per_uid", "queue_limit_unprivileged", "max_held_fds":
 			n, err := strconv.Atoi(vals[0])
 			if err != nil || n <= 0 {
 				return c, errf("%s: %q is not a positive number", key, vals[0])
@@ -205,6 +220,8 @@ func ParseConfig(name string, r io.Reader) (Config, error) {
 				c.MaxHeldFDs = n
 			case "queue_limit_per_uid":
 				c.QueueLimitPerUID = n
+			case "queue_limit_unprivileged":
+				c.QueueLimitUnprivileged = n
 			default:
 				c.QueueLimit = n
 			}
@@ -216,7 +233,7 @@ func ParseConfig(name string, r io.Reader) (Config, error) {
 			r.Where = fmt.Sprintf("%s:%d", name, line)
 			c.Exports = append(c.Exports, r)
 		default:
-			return c, errf("unknown key %q (want allow_uid, allow_gid, fd_uid, fd_gid, max_deadline, max_clients, reserved_clients, max_clients_per_uid, handshake_timeout, idle_timeout, max_marks, max_held_fds, queue_limit, queue_limit_per_uid, export)", key)
+			return c, errf("unknown key %q (want allow_uid, allow_gid, fd_uid, fd_gid, max_deadline, max_clients, reserved_clients, max_clients_per_uid, handshake_timeout, idle_timeout, max_marks, max_held_fds, queue_limit, queue_limit_per_uid, queue_limit_unprivileged, export)", key)
 		}
 	}
 	if err := sc.Err(); errors.Is(err, bufio.ErrTooLong) {
@@ -235,7 +252,7 @@ func ParseConfig(name string, r io.Reader) (Config, error) {
 var oneValue = map[string]bool{
 	"max_deadline": true, "handshake_timeout": true, "idle_timeout": true,
 	"max_clients": true, "reserved_clients": true, "max_clients_per_uid": true, "max_marks": true,
-	"queue_limit": true, "queue_limit_per_uid": true, "max_held_fds": true,
+	"queue_limit": true, "queue_limit_per_uid": true, "queue_limit_unprivileged": true, "max_held_fds": true,
 }
 
 // quoteAll quotes each of vals, for an error.

@@ -23,13 +23,14 @@ handshake_timeout 1500ms
 idle_timeout 2m
 max_deadline 0
 queue_limit_per_uid 3000
+queue_limit_unprivileged 9000
 allow_uid 0 1000
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.MaxClients != 100 || c.ReservedClients != 10 || c.MaxClientsPerUID != 7 ||
-		c.HandshakeTimeout != 1500*time.Millisecond || c.IdleTimeout != 2*time.Minute || c.MaxDeadline != 0 || !c.AllowUIDs[1000] || c.QueueLimitPerUID != 3000 {
+		c.HandshakeTimeout != 1500*time.Millisecond || c.IdleTimeout != 2*time.Minute || c.MaxDeadline != 0 || !c.AllowUIDs[1000] || c.QueueLimitPerUID != 3000 || c.QueueLimitUnprivileged != 9000 {
 		t.Errorf("parsed %+v", c)
 	}
 	d := daemon.DefaultConfig()
@@ -42,6 +43,8 @@ allow_uid 0 1000
 		{"handshake_timeout 0\n", "cfg:1: handshake_timeout: 0 would let a silent connection keep its place forever"},
 		{"idle_timeout soon\n", "cfg:1: idle_timeout: \"soon\" is not a duration"},
 		{"max_conns 5\n", "cfg:1: unknown key \"max_conns\""},
+		{"queue_limit_per_uid 100\nqueue_limit_unprivileged 99\n", "cfg: queue_limit_unprivileged 99 is below queue_limit_per_uid 100"},
+		{"queue_limit 100\nqueue_limit_unprivileged 399\n", "cfg: queue_limit_unprivileged 399 is below queue_limit_per_uid 400"},
 		{"queue_limit_per_uid -1\n", "cfg:1: queue_limit_per_uid: \"-1\" is not a positive number"},
 		// A value past the one a key takes is refused, not dropped: "idle_timeout 60s 3600s"
 		// must not silently mean 60s.
@@ -69,7 +72,7 @@ func FuzzParseConfig(f *testing.F) {
 		"allow_uid -1\n", "allow_uid +5\n", "allow_uid 0x10\n", "export open /etc/**\n",
 		"export open_perm /etc/**\n", "export open etc/**\n", "export open,,close /e\n",
 		"export open /etc/#x\n", "export\n", "#export open /x\n", "max_clients\t5\r\n", "\x00 5\n",
-		"queue_limit_per_uid 1\nqueue_limit 2\n", "max_held_fds 1\n",
+		"queue_limit_per_uid 1\nqueue_limit 2\n", "max_held_fds 1\n", "queue_limit_unprivileged 1\nqueue_limit_per_uid 2\n",
 	} {
 		f.Add(s)
 	}
@@ -82,7 +85,7 @@ func FuzzParseConfig(f *testing.F) {
 			return
 		}
 		if c.MaxClients <= 0 || c.ReservedClients < 0 || c.ReservedClients >= c.MaxClients || c.MaxClientsPerUID <= 0 ||
-			c.MaxMarks <= 0 || c.QueueLimit <= 0 || c.QueueLimitPerUID < 0 || c.MaxHeldFDs < 0 ||
+			c.MaxMarks <= 0 || c.QueueLimit <= 0 || c.QueueLimitPerUID < 0 || c.QueueLimitUnprivileged < 0 || c.MaxHeldFDs < 0 ||
 			c.MaxDeadline < 0 || c.HandshakeTimeout <= 0 || c.IdleTimeout <= 0 {
 			t.Fatalf("%q: accepted %+v", text, c)
 		}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/client"
+	"github.com/fsnotifyd/fsnotifyd/daemon"
 	"github.com/fsnotifyd/fsnotifyd/fsevent"
 	"github.com/fsnotifyd/fsnotifyd/internal/proto"
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
@@ -308,99 +309,26 @@ func TestFilesystemsOfOtherMountNamespacesRefused(t *testing.T) {
 // 1,200.
 func TestUnprivilegedQueuesBoundedPerUID(t *testing.T) {
 	testenv.RequireRoot(t)
-	s := testenv.Tmpfs(t)
-	openUp(t, s)
 	cfg := testConfig()
 	cfg.QueueLimit, cfg.QueueLimitPerUID = 400, 600
-	sock := filepath.Join(testenv.PublicDir(t), "d.sock")
-	d := startDaemon(t, cfg, sock)
 	const clients = 3
-	// Distinct files, each opened once: the kernel merges an unread event into an earlier
-	// one of the same file, and a daemon slow to read (a busy machine) would see a few
-	// events only. Long names make each event's frame long, so that the client's socket
-	// takes a few hundred and the rest must wait in its queue.
-	const files = 3000
-	long := strings.Repeat("n", 200)
-	var dirs []string
-	var ps []*proc
-	for i := range clients + 1 {
-		dir := filepath.Join(s, "d"+strconv.Itoa(i))
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for n := range files {
-			if err := os.WriteFile(filepath.Join(dir, long+strconv.Itoa(n)), nil, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		dirs = append(dirs, dir)
-		so := nobody
-		if i == clients {
-			so = spawnOpts{} // root's: no budget
-		}
-		p := dialClient(t, sock, "quiet=1,name=c"+strconv.Itoa(i), so)
-		mustAdd(t, p, kindInode, maskOpenChild, dir)
-		ps = append(ps, p)
+	// Each client a directory of its own; the last client is root's (no budget).
+	sos := []spawnOpts{nobody, nobody, nobody, {}}
+	ps, held := fillStoppedQueues(t, cfg, sos, false)
+	root := held["c"+strconv.Itoa(clients)]
+	var cs []fsevent.ClientStats
+	n := 0
+	for i := range clients {
+		c := held["c"+strconv.Itoa(i)]
+		cs = append(cs, c)
+		n += int(c.Queued)
 	}
-	for _, p := range ps {
-		if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-			t.Fatal(err)
-		}
+	t.Logf("uid 65534's %d stopped clients hold %d events (queue_limit %d, queue_limit_per_uid %d); root's holds %d", clients, n, cfg.QueueLimit, cfg.QueueLimitPerUID, root.Queued)
+	if n > cfg.QueueLimitPerUID+clients {
+		t.Errorf("uid 65534's stopped clients hold %d events between them, over queue_limit_per_uid %d and an overflow each", n, cfg.QueueLimitPerUID)
 	}
-	t.Cleanup(func() {
-		for _, p := range ps {
-			p.cmd.Process.Signal(syscall.SIGCONT)
-		}
-	})
-	for n := range files {
-		for _, dir := range dirs {
-			f, err := os.Open(filepath.Join(dir, long+strconv.Itoa(n)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			f.Close()
-		}
-	}
-	// The daemon reads the kernel's events after the opens: wait until every client has
-	// lost some (its queue or the budget full), then until what they hold stands still.
-	clientsOf := func() (nobodys []fsevent.ClientStats, roots fsevent.ClientStats) {
-		for _, c := range d.srv.Stats(true, 0).Clients {
-			if c.UID == 65534 {
-				nobodys = append(nobodys, c)
-			} else if c.Name == "c"+strconv.Itoa(clients) {
-				roots = c
-			}
-		}
-		return nobodys, roots
-	}
-	deadline := time.Now().Add(hang)
-	var held, last int
-	for stable := 0; stable < 5; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the daemon's figures did not settle: %+v", d.srv.Stats(true, 0).Clients)
-		}
-		cs, root := clientsOf()
-		held = 0
-		lost := 0
-		for _, c := range cs {
-			held += int(c.Queued)
-			if c.Dropped > 0 {
-				lost++
-			}
-		}
-		if len(cs) != clients || lost < clients || root.Dropped == 0 || held != last {
-			last, stable = held, 0
-			continue
-		}
-		stable++
-	}
-	cs, root := clientsOf()
-	t.Logf("uid 65534's %d stopped clients hold %d events (queue_limit %d, queue_limit_per_uid %d); root's holds %d", clients, held, cfg.QueueLimit, cfg.QueueLimitPerUID, root.Queued)
-	if held > cfg.QueueLimitPerUID+clients {
-		t.Errorf("uid 65534's stopped clients hold %d events between them, over queue_limit_per_uid %d and an overflow each", held, cfg.QueueLimitPerUID)
-	}
-	if held < cfg.QueueLimitPerUID {
-		t.Errorf("uid 65534's stopped clients hold %d events, under the budget %d they had filled: the test did not fill it", held, cfg.QueueLimitPerUID)
+	if n < cfg.QueueLimitPerUID {
+		t.Errorf("uid 65534's stopped clients hold %d events, under the budget %d they had filled: the test did not fill it", n, cfg.QueueLimitPerUID)
 	}
 	if int(root.Queued) < cfg.QueueLimit {
 		t.Errorf("root's stopped client holds %d events, want its whole queue (%d): the budget is unprivileged users'", root.Queued, cfg.QueueLimit)
@@ -425,4 +353,133 @@ func TestUnprivilegedQueuesBoundedPerUID(t *testing.T) {
 			t.Errorf("client %d read no overflow after its loss: %q", i, l)
 		}
 	}
+}
+
+// TestUnprivilegedQueuesBoundedInTotal: queue_limit_unprivileged bounds the events all
+// unprivileged uids' clients hold together. A user with subordinate uids (/etc/subuid,
+// newuidmap) runs clients under up to 65536 uids, each with a queue_limit_per_uid of its own:
+// eight uids' stopped clients, one each, watching one directory while root opens thousands
+// of files there, hold at most queue_limit_unprivileged (600) and an overflow each, not
+// 8 x queue_limit_per_uid (200); each uid still holds no more than its own budget, and
+// root's stopped client, outside every budget, holds its whole queue. Fails without the
+// total bound: the eight hold 1,600.
+func TestUnprivilegedQueuesBoundedInTotal(t *testing.T) {
+	testenv.RequireRoot(t)
+	cfg := testConfig()
+	cfg.QueueLimit, cfg.QueueLimitPerUID, cfg.QueueLimitUnprivileged = 200, 200, 600
+	const uids = 8
+	var sos []spawnOpts
+	for i := range uids {
+		sos = append(sos, spawnOpts{cred: &syscall.Credential{Uid: 60000 + uint32(i), Gid: 65534}})
+	}
+	sos = append(sos, spawnOpts{}) // root's
+	_, held := fillStoppedQueues(t, cfg, sos, true)
+	n := 0
+	for i := range uids {
+		c := held["c"+strconv.Itoa(i)]
+		n += int(c.Queued)
+		if int(c.Queued) > cfg.QueueLimitPerUID+1 {
+			t.Errorf("uid %d's stopped client holds %d events, over its queue_limit_per_uid %d and an overflow", c.UID, c.Queued, cfg.QueueLimitPerUID)
+		}
+		if c.Dropped > 0 && c.Overflows == 0 {
+			t.Errorf("client %s lost %d events with no overflow queued", c.Name, c.Dropped)
+		}
+	}
+	root := held["c"+strconv.Itoa(uids)]
+	t.Logf("%d uids' stopped clients hold %d events (queue_limit_per_uid %d, queue_limit_unprivileged %d); root's holds %d", uids, n, cfg.QueueLimitPerUID, cfg.QueueLimitUnprivileged, root.Queued)
+	if n > cfg.QueueLimitUnprivileged+uids {
+		t.Errorf("%d uids' stopped clients hold %d events between them, over queue_limit_unprivileged %d and an overflow each (%d x queue_limit_per_uid %d)", uids, n, cfg.QueueLimitUnprivileged, uids, cfg.QueueLimitPerUID)
+	}
+	if n < cfg.QueueLimitUnprivileged {
+		t.Errorf("%d uids' stopped clients hold %d events, under queue_limit_unprivileged %d: the test did not fill it", uids, n, cfg.QueueLimitUnprivileged)
+	}
+	if int(root.Queued) < cfg.QueueLimit {
+		t.Errorf("root's stopped client holds %d events, want its whole queue (%d): the bound is unprivileged users'", root.Queued, cfg.QueueLimit)
+	}
+}
+
+// fillStoppedQueues starts a daemon with cfg and one quiet client per spawnOpts (named c0,
+// c1, ...), each watching the opens in a directory of its own (one directory for all with
+// shared) of a tmpfs, stops them (SIGSTOP, resumed at cleanup), opens each of thousands of
+// files there once, and waits until every client has lost events (its queue or a budget
+// full) and what they hold stands still. It returns the clients and their figures by name.
+func fillStoppedQueues(t *testing.T, cfg daemon.Config, sos []spawnOpts, shared bool) ([]*proc, map[string]fsevent.ClientStats) {
+	t.Helper()
+	s := testenv.Tmpfs(t)
+	openUp(t, s)
+	sock := filepath.Join(testenv.PublicDir(t), "d.sock")
+	d := startDaemon(t, cfg, sock)
+	// Distinct files, each opened once: the kernel merges an unread event into an earlier
+	// one of the same file, and a daemon slow to read (a busy machine) would see a few
+	// events only. Long names make each event's frame long, so that the client's socket
+	// takes a few hundred and the rest must wait in its queue.
+	const files = 3000
+	long := strings.Repeat("n", 200)
+	var dirs []string
+	var ps []*proc
+	for i, so := range sos {
+		if !shared || i == 0 {
+			dir := filepath.Join(s, "d"+strconv.Itoa(i))
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for n := range files {
+				if err := os.WriteFile(filepath.Join(dir, long+strconv.Itoa(n)), nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			dirs = append(dirs, dir)
+		}
+		p := dialClient(t, sock, "quiet=1,name=c"+strconv.Itoa(i), so)
+		mustAdd(t, p, kindInode, maskOpenChild, dirs[len(dirs)-1])
+		ps = append(ps, p)
+	}
+	for _, p := range ps {
+		if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, p := range ps {
+			p.cmd.Process.Signal(syscall.SIGCONT)
+		}
+	})
+	for n := range files {
+		for _, dir := range dirs {
+			f, err := os.Open(filepath.Join(dir, long+strconv.Itoa(n)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+		}
+	}
+	byName := func() map[string]fsevent.ClientStats {
+		m := map[string]fsevent.ClientStats{}
+		for _, c := range d.srv.Stats(true, 0).Clients {
+			m[c.Name] = c
+		}
+		return m
+	}
+	deadline := time.Now().Add(hang)
+	var held map[string]fsevent.ClientStats
+	last := -1
+	for stable := 0; stable < 5; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the daemon's figures did not settle: %+v", d.srv.Stats(true, 0).Clients)
+		}
+		held = byName()
+		queued, lost := 0, 0
+		for _, c := range held {
+			queued += int(c.Queued)
+			if c.Dropped > 0 {
+				lost++
+			}
+		}
+		if len(held) != len(sos) || lost < len(sos) || queued != last {
+			last, stable = queued, 0
+			continue
+		}
+		stable++
+	}
+	return ps, held
 }

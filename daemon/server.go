@@ -72,7 +72,11 @@ type Server struct {
 	// each uid's clients share one, so that clients that stop reading hold at most that many
 	// events of the daemon's memory between them, not queue_limit times max_clients_per_uid.
 	budgets map[uint32]*uidBudget
-	wg      sync.WaitGroup
+	// unprivBudget is queue_limit_unprivileged, the budget every uid's is within: a user
+	// with many uids (subordinate ids) gets a budget for each, but all of them together
+	// hold at most this many events. Its count is an atomic (engine.QueueBudget).
+	unprivBudget *engine.QueueBudget
+	wg           sync.WaitGroup
 
 	cst                  connCounters
 	acceptLog, refuseLog rateLog
@@ -132,6 +136,7 @@ func New(opts Options) (*Server, error) {
 	if err := s.cfg.check(); err != nil {
 		return nil, err
 	}
+	s.unprivBudget = engine.NewQueueBudget(s.cfg.QueueLimitUnprivileged)
 	s.fitFileLimit()
 	if _, err := rand.Read(s.instance[:]); err != nil {
 		return nil, err
@@ -268,7 +273,7 @@ func (s *Server) takeBudgetLocked(uid uint32) *engine.QueueBudget {
 		if s.budgets == nil {
 			s.budgets = make(map[uint32]*uidBudget)
 		}
-		u = &uidBudget{b: engine.NewQueueBudget(s.cfg.QueueLimitPerUID)}
+		u = &uidBudget{b: engine.NewQueueBudgetWithin(s.unprivBudget, s.cfg.QueueLimitPerUID)}
 		s.budgets[uid] = u
 	}
 	u.clients++

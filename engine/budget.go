@@ -11,6 +11,11 @@ import "sync/atomic"
 // memory, not QueueLimit times its connections. The kernel has no counterpart (its
 // max_queued_events is per group).
 //
+// A budget may be within another (NewQueueBudgetWithin): an entry counts against both, and a
+// group takes an event only while both have room. The daemon puts every unprivileged uid's
+// budget within one for all unprivileged users, so that a user with many uids (subordinate
+// ids) holds no more than that either.
+//
 // Invariant: used is the number of entries queued (pushed and not yet popped, read,
 // withdrawn or dropped by Close) in the groups sharing the budget, overflow entries
 // included. Every change of a group's qlen changes used by the same amount, under the
@@ -19,13 +24,22 @@ import "sync/atomic"
 // queueing concurrently, and one overflow entry per group (which is queued whatever the
 // budget, as past QueueLimit).
 type QueueBudget struct {
-	limit int64
-	used  atomic.Int64
+	limit  int64
+	used   atomic.Int64
+	parent *QueueBudget // nil, or the budget this one is within
 }
 
 // NewQueueBudget returns a budget of limit events (at least 1).
 func NewQueueBudget(limit int) *QueueBudget {
 	return &QueueBudget{limit: int64(max(limit, 1))}
+}
+
+// NewQueueBudgetWithin returns a budget of limit events within parent: what its groups
+// hold counts against parent too, and they take an event only while parent has room.
+func NewQueueBudgetWithin(parent *QueueBudget, limit int) *QueueBudget {
+	b := NewQueueBudget(limit)
+	b.parent = parent
+	return b
 }
 
 // Limit returns the budget's limit.
@@ -34,4 +48,19 @@ func (b *QueueBudget) Limit() int { return int(b.limit) }
 // Used returns the entries the budget's groups hold now.
 func (b *QueueBudget) Used() int { return int(b.used.Load()) }
 
-func (b *QueueBudget) room() bool { return b.used.Load() < b.limit }
+// room reports whether b and every budget it is within have room, b first.
+func (b *QueueBudget) room() bool {
+	for ; b != nil; b = b.parent {
+		if b.used.Load() >= b.limit {
+			return false
+		}
+	}
+	return true
+}
+
+// add counts n entries more (or fewer) in b and every budget it is within.
+func (b *QueueBudget) add(n int64) {
+	for ; b != nil; b = b.parent {
+		b.used.Add(n)
+	}
+}

@@ -85,6 +85,56 @@ func TestQueueBudgetSharedByGroups(t *testing.T) {
 	}
 }
 
+// TestQueueBudgetWithin: budgets within one parent (the daemon's per-uid budgets within the
+// unprivileged users' total) each keep their own limit first, and together hold no more than
+// the parent's; what a group reads gives room back to both.
+func TestQueueBudgetWithin(t *testing.T) {
+	ctx := context.Background()
+	e := New(Config{})
+	total := NewQueueBudget(5)
+	var gs []*Group
+	var bs []*QueueBudget
+	for range 3 {
+		b := NewQueueBudgetWithin(total, 3)
+		g := newGroup(t, e, Options{QueueLimit: 100, QueueBudget: b})
+		mustAdd(t, g, Mount(mnt1), MarkSpec{Mask: Open})
+		gs, bs = append(gs, g), append(bs, b)
+	}
+	for p := range int32(10) {
+		ev := fileEvent(Open)
+		ev.Pid = p
+		e.Notify(ctx, ev)
+		ev.Release()
+	}
+	// Events 0 and 1 reach all three (6 entries would pass each budget of 3, but the total
+	// of 5 stops the third group's second): 0 for all, 1 for two, then the total is spent
+	// and each group queues an overflow in place.
+	if u := total.Used(); u > total.Limit()+len(gs) {
+		t.Fatalf("the groups hold %d entries, over the total budget %d and an overflow each", u, total.Limit())
+	}
+	for i, b := range bs {
+		if u := b.Used(); u > b.Limit()+1 {
+			t.Errorf("group %d holds %d entries, over its budget %d and an overflow", i, u, b.Limit())
+		}
+		if st := gs[i].Stats(); st.Overflows != 1 {
+			t.Errorf("group %d: %d overflows, want 1", i, st.Overflows)
+		}
+	}
+	sum := 0
+	for _, b := range bs {
+		sum += b.Used()
+	}
+	if sum != total.Used() {
+		t.Errorf("the budgets within hold %d, the total counts %d", sum, total.Used())
+	}
+	for _, g := range gs {
+		drain(g)
+	}
+	if u := total.Used(); u != 0 {
+		t.Errorf("everything read: the total budget counts %d, want 0", u)
+	}
+}
+
 // TestQueueBudgetPermissionEvents: a permission event that finds the budget spent gets the
 // group's QueueFullVerdict at once, as on a full queue, and one withdrawn at its deadline
 // gives its entry back.

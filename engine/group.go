@@ -299,7 +299,7 @@ func (g *Group) pushLocked(s slot) bool {
 	g.q.Push(s)
 	g.qlen++
 	if b := g.opts.QueueBudget; b != nil {
-		b.used.Add(1)
+		b.add(1)
 	}
 	return g.qlen == 1
 }
@@ -469,7 +469,7 @@ func (g *Group) withdraw(q *queued, r Response) Response {
 		q.dead = true
 		g.qlen--
 		if b := g.opts.QueueBudget; b != nil {
-			b.used.Add(-1)
+			b.add(-1)
 		}
 		if g.ovfAt != 0 && q.pos >= g.ovfAt {
 			g.afterOvf-- // queued after the newest overflow: no longer in the way
@@ -618,7 +618,7 @@ func (g *Group) readSome(dst []Delivery) (int, error) {
 		n++
 	}
 	if b := g.opts.QueueBudget; b != nil && n > 0 {
-		b.used.Add(-int64(n))
+		b.add(-int64(n))
 	}
 	more := g.qlen > 0
 	g.mu.Unlock()
@@ -661,7 +661,7 @@ func (g *Group) Close() error {
 		}
 	}
 	if b := g.opts.QueueBudget; b != nil {
-		b.used.Add(-int64(g.qlen))
+		b.add(-int64(g.qlen))
 	}
 	g.qlen = 0
 	g.mergeIdx = [mergeBuckets]uint64{}
