@@ -121,6 +121,10 @@ var (
 	// ErrLost: a mark's object is no longer at the path it was marked by (deleted, moved or
 	// replaced), or could not be marked again after a reconnection (Event.Lost).
 	ErrLost = errors.New("fsnotifyd mark lost")
+	// ErrByeUnanswered: Close found a daemon that did not end the session within byeWait
+	// (stopped with SIGSTOP, stuck): it closed the connection itself. The daemon gives the
+	// client's pending permission events its close verdict when it runs again.
+	ErrByeUnanswered = errors.New("fsnotifyd daemon did not end the session")
 )
 
 // codeError is a sentinel matched by code.
@@ -298,6 +302,7 @@ type Client struct {
 	closed   bool
 	ready    chan struct{} // closed when a connection is up; replaced on loss
 	byeTimer *time.Timer   // shutdown's bound on the replies to the requests in flight
+	byeCut   bool          // byeTimer closed the connection: the daemon did not answer the Bye
 
 	nextReq   atomic.Uint64
 	daemonPID atomic.Int32                     // the last connection's listener's pid (Welcome.DaemonPID)
@@ -1439,9 +1444,19 @@ func (c *Client) Ping(ctx context.Context) error {
 // goroutines. Once it returns, no access is decided by this client: none waits for it, none
 // gets its close verdict. It is idempotent, and waits for all that whoever closed the client
 // first.
+//
+// It returns an error matching ErrByeUnanswered when the daemon did not end the session
+// within byeWait (the connection is then closed, and the daemon gives this client's pending
+// events its close verdict when it runs again), nil otherwise.
 func (c *Client) Close() error {
 	c.shutdown()
 	<-c.closer
+	c.mu.Lock()
+	cut := c.byeCut
+	c.mu.Unlock()
+	if cut {
+		return fmt.Errorf("%w within %v (stopped or stuck?): closed the connection; it gives this client's pending events their close verdict when it runs again", ErrByeUnanswered, byeWait)
+	}
 	return nil
 }
 
@@ -1491,8 +1506,8 @@ func (c *Client) close() {
 	<-c.done
 	c.wg.Wait()
 	c.mu.Lock()
-	if c.byeTimer != nil {
-		c.byeTimer.Stop() // the reader returned: the connection is closed
+	if c.byeTimer != nil && !c.byeTimer.Stop() { // the reader returned: the connection is closed
+		c.byeCut = true // by the timer: the daemon did not
 	}
 	c.marks = nil
 	c.marksChangedLocked()

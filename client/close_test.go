@@ -96,8 +96,9 @@ func TestRespondWaitAtCloseTellsTheTruth(t *testing.T) {
 
 // TestCloseWithRequestsInFlightIsBounded: Close waits for the replies to the requests in
 // flight only as long as the daemon answers: one that reads the Bye and stays silent (stopped,
-// stuck) holds Close about a second (byeWait), and the request then fails with ErrClosed; a
-// daemon that replies to both lets Close return at once, with the reply delivered.
+// stuck) holds Close about a second (byeWait), the request then fails with ErrClosed, and
+// Close says why (ErrByeUnanswered); a daemon that replies to both lets Close return at once,
+// nil, with the reply delivered.
 func TestCloseWithRequestsInFlightIsBounded(t *testing.T) {
 	for _, silent := range []bool{true, false} {
 		t.Run(fmt.Sprintf("silent=%v", silent), func(t *testing.T) {
@@ -110,8 +111,9 @@ func TestCloseWithRequestsInFlightIsBounded(t *testing.T) {
 			go func() { pinged <- c.Ping(context.Background()) }()
 			ping := expect[*proto.Ping](t, conn)
 			closed := make(chan time.Duration, 1)
+			var closeErr error
 			start := time.Now()
-			go func() { c.Close(); closed <- time.Since(start) }()
+			go func() { closeErr = c.Close(); closed <- time.Since(start) }()
 			bye := expect[*proto.Bye](t, conn)
 			if !silent {
 				if err := conn.WriteMsgs(&proto.Pong{Req: ping.Req}, &proto.Result{Req: bye.Req}); err != nil {
@@ -135,6 +137,10 @@ func TestCloseWithRequestsInFlightIsBounded(t *testing.T) {
 				t.Errorf("Close took %v with a daemon that replied", took)
 			case !silent && err != nil:
 				t.Errorf("Ping answered before the Bye's Result: %v, want nil", err)
+			case silent && !errors.Is(closeErr, client.ErrByeUnanswered):
+				t.Errorf("Close with a silent daemon returned %v, want ErrByeUnanswered (saying why it cut the goodbye short)", closeErr)
+			case !silent && closeErr != nil:
+				t.Errorf("Close with a daemon that replied returned %v, want nil", closeErr)
 			}
 		})
 	}

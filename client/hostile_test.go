@@ -21,7 +21,9 @@ import (
 // stuck) fills the client's socket, and the writes behind it wait — a request too, whatever
 // its context (a documented limit: a context bounds the wait for the reply, not a write the
 // daemon does not take; docs/daemon.md, "Restarts"). Close still returns within byeWait,
-// every write and request it held returns an error, and every goroutine ends (goleak).
+// saying why (ErrByeUnanswered), every write and request it held returns an error, and every
+// goroutine ends (goleak). TestDaemonStoppedClientsExitPromptly (cmd/fsnotifyd) does it with
+// a real daemon process stopped by SIGSTOP.
 func TestDaemonThatStopsReadingHoldsNoOneAfterClose(t *testing.T) {
 	for _, handler := range []bool{false, true} {
 		name := "Events"
@@ -54,9 +56,12 @@ func TestDaemonThatStopsReadingHoldsNoOneAfterClose(t *testing.T) {
 			go func() { pinged <- c.Ping(ctx) }()
 			time.Sleep(200 * time.Millisecond)
 			start := time.Now()
-			c.Close()
+			err := c.Close()
 			if d := time.Since(start); d > 3*time.Second {
 				t.Errorf("Close took %v with the daemon not reading", d)
+			}
+			if !errors.Is(err, client.ErrByeUnanswered) {
+				t.Errorf("Close with the daemon not reading returned %v, want ErrByeUnanswered", err)
 			}
 			for what, ch := range map[string]chan error{"a Respond": flooded, "a Ping": pinged} {
 				select {

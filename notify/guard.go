@@ -529,6 +529,7 @@ type Guard struct {
 	closed  atomic.Bool
 	// closeDone is closed when Close's work is done: a second Close waits for it.
 	closeDone chan struct{}
+	closeErr  error // the source's Close's, set before closeDone is closed
 
 	unexempt []func()
 
@@ -1280,10 +1281,14 @@ func (gd *Guard) Deadline() time.Duration { return gd.src.Deadline() }
 // OnDisconnected — of any Guard: a program that stops guarding on some request), it cannot
 // wait for the goroutine it runs on: it then starts the same steps and returns at once;
 // they complete once the callback has returned.
+//
+// Through a daemon that did not end the session in time (stopped, stuck), it returns an
+// error matching client.ErrByeUnanswered, once its work is done (not from a callback).
 func (gd *Guard) Close() error {
 	if !gd.closed.CompareAndSwap(false, true) {
 		if !inCallback() {
 			<-gd.closeDone // another Close is at work: done when it is
+			return gd.closeErr
 		}
 		return nil
 	}
@@ -1292,12 +1297,12 @@ func (gd *Guard) Close() error {
 		return nil
 	}
 	gd.finishClose()
-	return nil
+	return gd.closeErr
 }
 
 // finishClose is Close's work, after its first step (closed set).
 func (gd *Guard) finishClose() {
-	gd.src.Close() // answers pending events; handlers' answers then fail (closed)
+	gd.closeErr = gd.src.Close() // answers pending events; handlers' answers then fail (closed)
 	gd.cancel()
 	gd.wg.Wait()
 	gd.releaseExempt()

@@ -500,3 +500,35 @@ func TestGuardPreAccessGapOfDaemonRestart(t *testing.T) {
 		t.Errorf("a read through the descriptor opened while the daemon was down: %v; want it allowed, unasked (the kernel settled it at open): if the kernel asks now, update docs/daemon.md", err)
 	}
 }
+
+// TestDaemonStoppedClientsExitPromptly: a daemon stopped with SIGSTOP (or stuck) answers no
+// client; a guard and a watch through it, told to stop (SIGINT), still exit within a few
+// seconds (the client's Close waits byeWait, 1 s, for the daemon to end the session) and say
+// on stderr that the daemon did not answer, so the operator knows why the goodbye was cut
+// short and that the daemon gives their pending events the close verdict only when it runs
+// again.
+func TestDaemonStoppedClientsExitPromptly(t *testing.T) {
+	sock, d := serveBg(t, nil)
+	dir := testenv.Tmpfs(t)
+	os.WriteFile(dir+"/f", []byte("x"), 0o644)
+	for _, args := range [][]string{
+		{"guard", "--daemon=" + sock, "--deny", "**/*.key", dir},
+		{"watch", "--daemon=" + sock, dir},
+	} {
+		t.Run(args[0], func(t *testing.T) {
+			p := start(t, args...)
+			testenv.Stop(t, d.cmd.Process.Pid)
+			defer syscall.Kill(d.cmd.Process.Pid, syscall.SIGCONT)
+			t0 := time.Now()
+			st := p.stop()
+			took := time.Since(t0)
+			if took > 5*time.Second {
+				t.Errorf("%s exited %v after SIGINT with its daemon stopped, want within 5 s", args[0], took)
+			}
+			if !strings.Contains(p.errText(), "did not end the session") {
+				t.Errorf("%s (exit %d after %v) did not say that its stopped daemon did not answer; stderr:\n%s", args[0], st, took, p.errText())
+			}
+			syscall.Kill(d.cmd.Process.Pid, syscall.SIGCONT)
+		})
+	}
+}

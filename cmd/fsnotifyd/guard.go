@@ -481,7 +481,9 @@ func runGuard(args []string) int {
 			return true
 		})
 	}
-	guard.Close() // answers everything pending (allow), waits for running scanners
+	if err := guard.Close(); err != nil { // answers everything pending (allow), waits for running scanners
+		fmt.Fprintf(g.stderr, "fsnotifyd guard: %v\n", err)
+	}
 	g.applyMu.Lock()
 	if g.forget != nil {
 		g.forget.stop()

@@ -538,7 +538,11 @@ func stream(cmd string, specs []watchSpec, o streamOpts) int {
 	if err != nil {
 		return fail(cmd, err)
 	}
-	defer src.close()
+	defer func() {
+		if err := src.close(); err != nil {
+			fmt.Fprintf(os.Stderr, "fsnotifyd %s: %v\n", cmd, err) // a daemon that did not end the session
+		}
+	}()
 	added := 0
 	for _, w := range specs {
 		err := src.add(w)

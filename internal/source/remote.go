@@ -317,6 +317,7 @@ func (s *remote) FlushCache() error {
 func (s *remote) Welcome() client.Welcome { return s.cl.Welcome() }
 
 func (s *remote) Close() error {
+	var err error
 	s.once.Do(func() {
 		s.qmu.Lock()
 		close(s.closed)
@@ -325,10 +326,10 @@ func (s *remote) Close() error {
 		s.qmu.Unlock()
 		// The daemon answers the client's pending events with its close verdict; Close waits
 		// for the connection's reader (and so for Inline and OnResync).
-		s.cl.Close()
+		err = s.cl.Close() // a daemon that did not end the session: client.ErrByeUnanswered
 		for i := range q {
 			q[i].FD.Close()
 		}
 	})
-	return nil
+	return err
 }
