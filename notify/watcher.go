@@ -532,8 +532,11 @@ func (w *Watcher) WatchList() []string {
 }
 
 // Close removes every watch, closes Events and Errors, and returns once the Watcher's
-// goroutine has returned. It may be called more than once, from any goroutine.
+// goroutine has returned. It may be called more than once, from any goroutine. Through a
+// daemon that did not end the session in time (stopped, stuck), the first call returns an
+// error matching client.ErrByeUnanswered.
 func (w *Watcher) Close() error {
+	var err error
 	w.closeOnce.Do(func() {
 		w.mu.Lock()
 		w.closed = true
@@ -541,10 +544,10 @@ func (w *Watcher) Close() error {
 		w.mu.Unlock()
 		close(w.done)
 		w.cancel()
-		w.src.Close() // removes the marks; the reader's ReadBatch returns
+		err = w.src.Close() // removes the marks; the reader's ReadBatch returns
 		<-w.exited
 	})
-	return nil
+	return err
 }
 
 // run reads the source and sends what it reads until Close.
