@@ -291,6 +291,15 @@ func clientHelper() int {
 			} else {
 				say("pong")
 			}
+		case "flush":
+			fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			err := c.FlushCache(fctx)
+			cancel()
+			if err != nil {
+				say("flush-err %s %s", errCode(err), oneLine(err))
+			} else {
+				say("flushed")
+			}
 		case "count":
 			say("count events=%d resyncs=%d overflows=%d", events.Load(), resyncs.Load(), overflows.Load())
 		case "close":
