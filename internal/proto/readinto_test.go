@@ -128,3 +128,46 @@ func TestDecodeIntoChecksReusedStrings(t *testing.T) {
 		})
 	}
 }
+
+// FuzzDecodeInto: decoding into a reused Event with the previous event's strings
+// (decodeFrame's into and last, as Conn.ReadMsgInto and DecodeRingFrame do) decides every
+// frame as Decode does: the same message or an error, whatever frame came before it. The
+// reuse skips the string rules for strings that are the same bytes as the last event's
+// (Event.checkStrings): a first frame that got its strings into last without passing those
+// rules, or a second that reused them while differing, would let a bad path through. And
+// DecodeRingFrame, the ring's decoder, accepts what Decode accepts of events and overflows,
+// and nothing else.
+func FuzzDecodeInto(f *testing.F) {
+	ev, _, _ := Encode(&Event{ID: 1, Mask: fsevent.OpenPerm, Pid: 1, Path: "/mnt/d/f", Name: "f", Comm: "cat"})
+	ev2, _, _ := Encode(&Event{Mask: fsevent.Modify, Pid: 2, Path: "/mnt/d/g", OldPath: "/mnt/d/h"})
+	ovf, _, _ := Encode(&Overflow{Reason: OverflowQueue})
+	bad := append([]byte(nil), ev...)
+	bad[len(bad)-2] = '/' // a name with a slash
+	f.Add(ev, ev)
+	f.Add(ev, ev2)
+	f.Add(ev2, ev)
+	f.Add(ev, ovf)
+	f.Add(ev, bad)
+	f.Add(bad, ev)
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		var into Event
+		var last string
+		decodeFrame(a, nil, &into, &last)
+		got, gerr := decodeFrame(b, nil, &into, &last)
+		want, werr := Decode(b, nil)
+		if (gerr == nil) != (werr == nil) {
+			t.Fatalf("after %x, %x decodes into the reused event with error %v; alone with %v", a, b, gerr, werr)
+		}
+		if werr == nil && !reflect.DeepEqual(got, want) {
+			t.Fatalf("after %x, %x decodes into the reused event as %#v; alone as %#v", a, b, got, want)
+		}
+		rm, rerr := DecodeRingFrame(b, nil, nil)
+		isRing := werr == nil && (reflect.TypeOf(want) == reflect.TypeOf(&Event{}) || reflect.TypeOf(want) == reflect.TypeOf(&Overflow{}))
+		if isRing != (rerr == nil) {
+			t.Fatalf("DecodeRingFrame(%x): %v; Decode: %#v, %v", b, rerr, want, werr)
+		}
+		if isRing && !reflect.DeepEqual(rm, want) {
+			t.Fatalf("DecodeRingFrame(%x) = %#v, Decode %#v", b, rm, want)
+		}
+	})
+}
