@@ -30,6 +30,8 @@ import (
 //	handshake_timeout 3s          # to say Hello after connecting
 //	idle_timeout 60s              # an unprivileged client with no marks and no request
 //	max_marks 65536               # per client
+//	max_marks_per_uid 131072      # all the clients of one unprivileged uid together
+//	max_marks_unprivileged 524288 # all unprivileged uids' clients together
 //	max_held_fds 4096             # unprivileged marks on files the daemon keeps open (procfs, sysfs)
 //	queue_limit 16384             # per client, events waiting to be read
 //	queue_limit_per_uid 65536     # all the clients of one unprivileged uid together
@@ -48,7 +50,13 @@ type Config struct {
 	// unprivileged client that holds no mark and sent no request for that long.
 	HandshakeTimeout, IdleTimeout time.Duration
 	MaxMarks                      int
-	QueueLimit                    int
+	// MaxMarksPerUID bounds the marks of all the clients of one unprivileged uid together,
+	// MaxMarksUnprivileged those of all unprivileged uids (checked after the uid's): a
+	// mark holds the daemon's memory and its object's inode in the kernel, and MaxMarks
+	// bounds one connection only. 0 is 2 x MaxMarks and 4 x MaxMarksPerUID; the second may
+	// not be below the first.
+	MaxMarksPerUID, MaxMarksUnprivileged int
+	QueueLimit                           int
 	// QueueLimitPerUID bounds the events queued, not yet read, in all the clients of one
 	// unprivileged uid together (engine.QueueBudget); past it their clients get overflows as
 	// on a full queue. Without it a user's clients that stop reading would hold QueueLimit
@@ -100,6 +108,12 @@ func (c *Config) fill() {
 	if c.QueueLimitPerUID <= 0 {
 		c.QueueLimitPerUID = 4 * c.QueueLimit
 	}
+	if c.MaxMarksPerUID <= 0 {
+		c.MaxMarksPerUID = 2 * c.MaxMarks
+	}
+	if c.MaxMarksUnprivileged <= 0 {
+		c.MaxMarksUnprivileged = 4 * c.MaxMarksPerUID
+	}
 	if c.QueueLimitUnprivileged <= 0 {
 		c.QueueLimitUnprivileged = 4 * c.QueueLimitPerUID
 	}
@@ -118,6 +132,9 @@ func (c *Config) check() error {
 	}
 	f := *c
 	f.fill()
+	if f.MaxMarksUnprivileged < f.MaxMarksPerUID {
+		return fmt.Errorf("max_marks_unprivileged %d is below max_marks_per_uid %d, the marks of each unprivileged uid within it: raise max_marks_unprivileged or lower max_marks_per_uid", f.MaxMarksUnprivileged, f.MaxMarksPerUID)
+	}
 	if f.QueueLimitUnprivileged < f.QueueLimitPerUID {
 		return fmt.Errorf("queue_limit_unprivileged %d is below queue_limit_per_uid %d, the budget of each unprivileged uid within it: raise queue_limit_unprivileged or lower queue_limit_per_uid", f.QueueLimitUnprivileged, f.QueueLimitPerUID)
 	}
@@ -202,7 +219,7 @@ func ParseConfig(name string, r io.Reader) (Config, error) {
 			default:
 				c.IdleTimeout = d
 			}
-		case "max_clients", "reserved_clients", "max_clients_per_uid", "max_marks", "queue_limit", "queue_limit_per_uid", "queue_limit_unprivileged", "max_held_fds":
+		case "max_clients", "reserved_clients", "max_clients_per_uid", "max_marks", "max_marks_per_uid", "max_marks_unprivileged", "queue_limit", "queue_limit_per_uid", "queue_limit_unprivileged", "max_held_fds":
 			n, err := strconv.Atoi(vals[0])
 			if err != nil || n <= 0 {
 				return c, errf("%s: %q is not a positive number", key, vals[0])
@@ -216,6 +233,10 @@ func ParseConfig(name string, r io.Reader) (Config, error) {
 				c.MaxClientsPerUID = n
 			case "max_marks":
 				c.MaxMarks = n
+			case "max_marks_per_uid":
+				c.MaxMarksPerUID = n
+			case "max_marks_unprivileged":
+				c.MaxMarksUnprivileged = n
 			case "max_held_fds":
 				c.MaxHeldFDs = n
 			case "queue_limit_per_uid":
@@ -233,7 +254,7 @@ func ParseConfig(name string, r io.Reader) (Config, error) {
 			r.Where = fmt.Sprintf("%s:%d", name, line)
 			c.Exports = append(c.Exports, r)
 		default:
-			return c, errf("unknown key %q (want allow_uid, allow_gid, fd_uid, fd_gid, max_deadline, max_clients, reserved_clients, max_clients_per_uid, handshake_timeout, idle_timeout, max_marks, max_held_fds, queue_limit, queue_limit_per_uid, queue_limit_unprivileged, export)", key)
+			return c, errf("unknown key %q (want allow_uid, allow_gid, fd_uid, fd_gid, max_deadline, max_clients, reserved_clients, max_clients_per_uid, handshake_timeout, idle_timeout, max_marks, max_marks_per_uid, max_marks_unprivileged, max_held_fds, queue_limit, queue_limit_per_uid, queue_limit_unprivileged, export)", key)
 		}
 	}
 	if err := sc.Err(); errors.Is(err, bufio.ErrTooLong) {
@@ -251,7 +272,7 @@ func ParseConfig(name string, r io.Reader) (Config, error) {
 // ("idle_timeout 60s 3600s").
 var oneValue = map[string]bool{
 	"max_deadline": true, "handshake_timeout": true, "idle_timeout": true,
-	"max_clients": true, "reserved_clients": true, "max_clients_per_uid": true, "max_marks": true,
+	"max_clients": true, "reserved_clients": true, "max_clients_per_uid": true, "max_marks": true, "max_marks_per_uid": true, "max_marks_unprivileged": true,
 	"queue_limit": true, "queue_limit_per_uid": true, "queue_limit_unprivileged": true, "max_held_fds": true,
 }
 

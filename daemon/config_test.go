@@ -24,13 +24,15 @@ idle_timeout 2m
 max_deadline 0
 queue_limit_per_uid 3000
 queue_limit_unprivileged 9000
+max_marks_per_uid 500
+max_marks_unprivileged 700
 allow_uid 0 1000
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.MaxClients != 100 || c.ReservedClients != 10 || c.MaxClientsPerUID != 7 ||
-		c.HandshakeTimeout != 1500*time.Millisecond || c.IdleTimeout != 2*time.Minute || c.MaxDeadline != 0 || !c.AllowUIDs[1000] || c.QueueLimitPerUID != 3000 || c.QueueLimitUnprivileged != 9000 {
+		c.HandshakeTimeout != 1500*time.Millisecond || c.IdleTimeout != 2*time.Minute || c.MaxDeadline != 0 || !c.AllowUIDs[1000] || c.QueueLimitPerUID != 3000 || c.QueueLimitUnprivileged != 9000 || c.MaxMarksPerUID != 500 || c.MaxMarksUnprivileged != 700 {
 		t.Errorf("parsed %+v", c)
 	}
 	d := daemon.DefaultConfig()
@@ -45,6 +47,7 @@ allow_uid 0 1000
 		{"max_conns 5\n", "cfg:1: unknown key \"max_conns\""},
 		{"queue_limit_per_uid 100\nqueue_limit_unprivileged 99\n", "cfg: queue_limit_unprivileged 99 is below queue_limit_per_uid 100"},
 		{"queue_limit 100\nqueue_limit_unprivileged 399\n", "cfg: queue_limit_unprivileged 399 is below queue_limit_per_uid 400"},
+		{"max_marks_per_uid 100\nmax_marks_unprivileged 99\n", "cfg: max_marks_unprivileged 99 is below max_marks_per_uid 100"},
 		{"queue_limit_per_uid -1\n", "cfg:1: queue_limit_per_uid: \"-1\" is not a positive number"},
 		// A value past the one a key takes is refused, not dropped: "idle_timeout 60s 3600s"
 		// must not silently mean 60s.
@@ -85,7 +88,7 @@ func FuzzParseConfig(f *testing.F) {
 			return
 		}
 		if c.MaxClients <= 0 || c.ReservedClients < 0 || c.ReservedClients >= c.MaxClients || c.MaxClientsPerUID <= 0 ||
-			c.MaxMarks <= 0 || c.QueueLimit <= 0 || c.QueueLimitPerUID < 0 || c.QueueLimitUnprivileged < 0 || c.MaxHeldFDs < 0 ||
+			c.MaxMarks <= 0 || c.QueueLimit <= 0 || c.QueueLimitPerUID < 0 || c.QueueLimitUnprivileged < 0 || c.MaxMarksPerUID < 0 || c.MaxMarksUnprivileged < 0 || c.MaxHeldFDs < 0 ||
 			c.MaxDeadline < 0 || c.HandshakeTimeout <= 0 || c.IdleTimeout <= 0 {
 			t.Fatalf("%q: accepted %+v", text, c)
 		}

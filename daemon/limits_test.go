@@ -483,3 +483,91 @@ func fillStoppedQueues(t *testing.T, cfg daemon.Config, sos []spawnOpts, shared 
 	}
 	return ps, held
 }
+
+// TestUnprivilegedMarksBoundedPerUIDAndInTotal: max_marks bounds one client's marks only;
+// max_marks_per_uid bounds all the clients of one unprivileged uid together, and
+// max_marks_unprivileged all unprivileged uids' (a user with subordinate uids has up to
+// 65536), the uid's bound checked first. Each mark holds the daemon's memory and, in the
+// kernel, its object's inode. With max_marks 10, max_marks_per_uid 20 and
+// max_marks_unprivileged 50, four uids with three clients each, every client marking ten
+// files: each uid's third client is refused naming max_marks_per_uid, the third uid's
+// second client and the fourth uid's first naming max_marks_unprivileged; a mark removed gives
+// its room back, a client that leaves all of its marks; root's client marks past every bound.
+// Before, each client got its 10: 120 marks.
+func TestUnprivilegedMarksBoundedPerUIDAndInTotal(t *testing.T) {
+	testenv.RequireRoot(t)
+	s := testenv.Tmpfs(t)
+	openUp(t, s)
+	cfg := testConfig()
+	cfg.MaxMarks, cfg.MaxMarksPerUID, cfg.MaxMarksUnprivileged = 10, 20, 50
+	sock := filepath.Join(testenv.PublicDir(t), "d.sock")
+	d := startDaemon(t, cfg, sock)
+	var files []string
+	for i := range 10 {
+		f := filepath.Join(s, "f"+strconv.Itoa(i))
+		if err := os.WriteFile(f, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	// marks places the ten marks and returns how many were placed and the first refusal.
+	marks := func(p *proc) (placed int, refusal string) {
+		for _, f := range files {
+			p.send("add %s %s %s", kindInode, maskOpen, f)
+			l := p.mustLine("add-", hang)
+			if strings.HasPrefix(l, "add-ok") {
+				placed++
+			} else if refusal == "" {
+				refusal = l
+			}
+		}
+		return placed, refusal
+	}
+	want := [][]struct {
+		placed  int
+		refusal string
+	}{
+		{{10, ""}, {10, ""}, {0, "max_marks_per_uid"}},
+		{{10, ""}, {10, ""}, {0, "max_marks_per_uid"}},
+		{{10, ""}, {0, "max_marks_unprivileged"}, {0, "max_marks_unprivileged"}},
+		{{0, "max_marks_unprivileged"}, {0, "max_marks_unprivileged"}, {0, "max_marks_unprivileged"}},
+	}
+	var first *proc
+	for u, clients := range want {
+		so := spawnOpts{cred: &syscall.Credential{Uid: 60000 + uint32(u), Gid: 65534}}
+		for i, w := range clients {
+			p := dialClient(t, sock, "quiet=1,name=u"+strconv.Itoa(u)+"c"+strconv.Itoa(i), so)
+			if first == nil {
+				first = p
+			}
+			placed, refusal := marks(p)
+			ok := placed == w.placed && (w.refusal == "" && refusal == "" ||
+				w.refusal != "" && strings.HasPrefix(refusal, "add-err limit ") && strings.Contains(refusal, w.refusal))
+			if !ok {
+				t.Errorf("uid %d's client %d: %d marks placed, refusal %q; want %d, a limit error naming %q", 60000+u, i, placed, refusal, w.placed, w.refusal)
+			}
+		}
+	}
+	if n := d.srv.Stats(false, 0).Daemon.Marks; n > 50 {
+		t.Errorf("the daemon holds %d marks of unprivileged clients, over max_marks_unprivileged 50", n)
+	}
+	// A mark removed gives its room back; a client gone, all of its.
+	first.send("rm 1")
+	if l := first.mustLine("rm-", hang); l != "rm-ok" {
+		t.Fatalf("removing the first client's first mark: %q", l)
+	}
+	late := dialClient(t, sock, "quiet=1,name=late", spawnOpts{cred: &syscall.Credential{Uid: 60003, Gid: 65534}})
+	if placed, refusal := marks(late); placed != 1 {
+		t.Errorf("after one mark was removed, a client placed %d marks (refusal %q), want 1", placed, refusal)
+	}
+	first.send("close")
+	first.mustLine("closed", hang)
+	late2 := dialClient(t, sock, "quiet=1,name=late2", spawnOpts{cred: &syscall.Credential{Uid: 60003, Gid: 65534}})
+	if placed, refusal := marks(late2); placed != 9 {
+		t.Errorf("after a client with 9 marks left, a client of uid 60003 (holding 1 of its 20) placed %d marks (refusal %q), want 9", placed, refusal)
+	}
+	root := dialClient(t, sock, "quiet=1,name=root", spawnOpts{})
+	if placed, refusal := marks(root); placed != 10 {
+		t.Errorf("root's client placed %d marks (refusal %q), want its 10: the bounds are unprivileged users'", placed, refusal)
+	}
+}

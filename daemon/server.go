@@ -68,6 +68,7 @@ type Server struct {
 	closed  bool
 	conns   connTable // connections held, by privilege and uid (see takeConn)
 	held    heldTable // unprivileged marks on objects the backend holds a descriptor of (takeHeld)
+	marks   heldTable // unprivileged marks, all of them (takeMark: max_marks_per_uid, max_marks_unprivileged)
 	// budgets are the queue budgets of unprivileged uids with a client (queue_limit_per_uid):
 	// each uid's clients share one, so that clients that stop reading hold at most that many
 	// events of the daemon's memory between them, not queue_limit times max_clients_per_uid.
@@ -137,6 +138,7 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.unprivBudget = engine.NewQueueBudget(s.cfg.QueueLimitUnprivileged)
+	s.marks.limit, s.marks.perUIDLimit = s.cfg.MaxMarksUnprivileged, s.cfg.MaxMarksPerUID
 	s.fitFileLimit()
 	if _, err := rand.Read(s.instance[:]); err != nil {
 		return nil, err
@@ -464,8 +466,9 @@ func heldBudget(lim uint64, configured int) (total, perUID int) {
 	return total, max(1, total/4)
 }
 
-// heldTable counts the marks of unprivileged clients on objects the backend holds a
-// descriptor of (backend.Target.HeldFd), by uid. Guarded by Server.mu.
+// heldTable counts marks of unprivileged clients, by uid and in all: Server.held those on
+// objects the backend holds a descriptor of (backend.Target.HeldFd), Server.marks all of
+// them. Guarded by Server.mu.
 type heldTable struct {
 	limit, perUIDLimit int
 	total              int
@@ -486,26 +489,60 @@ func (s *Server) takeHeld(uid uint32) error {
 		return proto.Errorf(proto.CodeLimit,
 			"uid %d holds %d marks on files the daemon must keep open (no file handles on their filesystem: procfs, sysfs), the most it allows one user; remove some", uid, h.perUID[uid])
 	}
+	h.take(uid)
+	return nil
+}
+
+// takeMark counts one more mark of unprivileged uid's, or says which limit it meets: the
+// uid's (max_marks_per_uid) first, then all unprivileged uids' (max_marks_unprivileged). A
+// mark holds the daemon's memory (the engine's, the backend's) and, in the kernel, its
+// object's inode: max_marks bounds one connection only, and a user has max_clients_per_uid
+// connections for each of its uids (subordinate uids: up to 65536).
+func (s *Server) takeMark(uid uint32) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := &s.marks
+	switch {
+	case h.perUID[uid] >= h.perUIDLimit:
+		return proto.Errorf(proto.CodeLimit,
+			"uid %d's clients hold %d marks, the most one user may (max_marks_per_uid); remove some", uid, h.perUID[uid])
+	case h.total >= h.limit:
+		return proto.Errorf(proto.CodeLimit,
+			"unprivileged clients hold %d marks between them, the most the daemon gives all users but root and its allowed uids (max_marks_unprivileged); try again later", h.total)
+	}
+	h.take(uid)
+	return nil
+}
+
+// take counts one more for uid. Needs Server.mu.
+func (h *heldTable) take(uid uint32) {
 	if h.perUID == nil {
 		h.perUID = make(map[uint32]int)
 	}
 	h.total++
 	h.perUID[uid]++
-	return nil
 }
 
-// releaseHeld gives back n marks takeHeld counted for uid.
-func (s *Server) releaseHeld(uid uint32, n int) {
+// release gives back n that take counted for uid. Needs Server.mu.
+func (h *heldTable) release(uid uint32, n int) {
 	if n == 0 {
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	h := &s.held
 	h.total -= n
 	if h.perUID[uid] -= n; h.perUID[uid] <= 0 {
 		delete(h.perUID, uid)
 	}
+}
+
+// releaseMarks gives back what takeMark (marks) and takeHeld (held) counted for uid.
+func (s *Server) releaseMarks(uid uint32, marks, held int) {
+	if marks == 0 && held == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.marks.release(uid, marks)
+	s.held.release(uid, held)
 }
 
 // fileHeadroom is the descriptors kept for the daemon besides its connections: kernel groups,

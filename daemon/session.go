@@ -43,7 +43,7 @@ type session struct {
 	mu        lockorder.Mutex // lockSession
 	marks     map[uint64]*clientMark
 	byObj     map[engine.Object]uint64
-	heldGiven bool // close gave back what the marks held (Server.releaseHeld): count no more
+	heldGiven bool // close gave back what the marks counted (Server.releaseMarks): count no more
 	nextMark  uint64
 
 	// sent holds the send times of the permission events sent and not answered yet, for the
@@ -91,10 +91,24 @@ const sentLimit = 1024
 // clientMark is a mark a client placed: its object, and the path of that object when the mark
 // was added (for unprivileged clients, paths in events are cut to what lies below it).
 type clientMark struct {
-	id   uint64
-	obj  engine.Object
-	root string
-	held bool // an unprivileged client's mark counted by Server.takeHeld
+	id      uint64
+	obj     engine.Object
+	root    string
+	held    bool // an unprivileged client's mark counted by Server.takeHeld
+	counted bool // an unprivileged client's mark counted by Server.takeMark
+}
+
+// release takes m's counts (Server.takeMark, takeHeld) off it and adds them to marks and held,
+// for Server.releaseMarks. Needs session.mu.
+func (m *clientMark) release(marks, held *int) {
+	if m.counted {
+		*marks++
+		m.counted = false
+	}
+	if m.held {
+		*held++
+		m.held = false
+	}
 }
 
 // initLocks gives the session's mutexes their place in the lock tree (doc.go).
@@ -132,17 +146,14 @@ func (c *session) close() {
 		st2 := c.g.Stats()
 		c.conn.Close()
 		s := c.s
-		held := 0
+		marks, held := 0, 0
 		c.mu.Lock()
 		for _, m := range c.marks {
-			if m.held {
-				held++
-				m.held = false
-			}
+			m.release(&marks, &held)
 		}
 		c.heldGiven = true
 		c.mu.Unlock()
-		s.releaseHeld(c.cred.Uid, held) // the group's marks went with it
+		s.releaseMarks(c.cred.Uid, marks, held) // the group's marks went with it
 		// One step for Stats, which reads the clients and the totals of those gone under
 		// s.mu: the client's figures are counted once, as a client's or as gone.
 		s.mu.Lock()
@@ -327,18 +338,36 @@ func (c *session) addMark(m *proto.AddMark) (uint64, error) {
 	// counts against what unprivileged clients may make the daemon hold: without a bound, a
 	// user marking /proc and /sys files from many connections would take the descriptors the
 	// daemon needs for its connections and its kernel events.
-	held := false
-	if !c.privileged && t.HeldFd {
+	// Every new mark of an unprivileged client counts against its uid's and all unprivileged
+	// uids' marks (takeMark), the uid's first.
+	counted, held := false, false
+	if !c.privileged {
 		c.mu.Lock()
 		_, had := c.byObj[t.Object]
 		c.mu.Unlock()
 		if !had {
-			if err := c.s.takeHeld(c.cred.Uid); err != nil {
+			if err := c.s.takeMark(c.cred.Uid); err != nil {
 				c.s.b.Release(t)
 				return 0, err
 			}
-			held = true
+			counted = true
+			if t.HeldFd {
+				if err := c.s.takeHeld(c.cred.Uid); err != nil {
+					c.s.releaseMarks(c.cred.Uid, 1, 0)
+					c.s.b.Release(t)
+					return 0, err
+				}
+				held = true
+			}
 		}
+	}
+	// What this call counted, for releaseMarks should the mark not be placed.
+	takenMarks, takenHeld := 0, 0
+	if counted {
+		takenMarks = 1
+	}
+	if held {
+		takenHeld = 1
 	}
 	spec := markSpec(m)
 	if m.Replace {
@@ -352,28 +381,27 @@ func (c *session) addMark(m *proto.AddMark) (uint64, error) {
 		err = c.s.b.AddMark(c.g, t, spec)
 	}
 	if err != nil {
-		if held {
-			c.s.releaseHeld(c.cred.Uid, 1)
-		}
+		c.s.releaseMarks(c.cred.Uid, takenMarks, takenHeld)
 		return 0, requestError(err)
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if id, ok := c.byObj[t.Object]; ok || c.heldGiven {
 		// Marked already (not reached: requests are handled one at a time), or the session
 		// closed meanwhile, having given back what its marks held then.
-		if held {
-			defer c.s.releaseHeld(c.cred.Uid, 1) // after c.mu: Server.mu is never taken under it
-		}
+		c.mu.Unlock()
+		// After c.mu (Server.mu is never taken under it). Until 2026-12-07 a deferred call
+		// ran before the deferred Unlock, taking Server.mu under session.mu.
+		c.s.releaseMarks(c.cred.Uid, takenMarks, takenHeld)
 		if !ok {
 			return 0, proto.Errorf(proto.CodeInternal, "the connection is closing")
 		}
 		return id, nil
 	}
 	c.nextMark++
-	cm := &clientMark{id: c.nextMark, obj: t.Object, root: t.Path, held: held}
+	cm := &clientMark{id: c.nextMark, obj: t.Object, root: t.Path, held: held, counted: counted}
 	c.marks[cm.id] = cm
 	c.byObj[t.Object] = cm.id
+	c.mu.Unlock()
 	return cm.id, nil
 }
 
@@ -384,20 +412,17 @@ func (c *session) removeMark(m *proto.RemoveMark) (uint64, error) {
 	switch m.By {
 	case proto.RemoveAll:
 		c.g.FlushMarks(m.Kind)
-		held := 0
+		marks, held := 0, 0
 		c.mu.Lock()
 		for id, x := range c.marks {
 			if m.Kind == 0 || x.obj.Kind == m.Kind {
 				delete(c.marks, id)
 				delete(c.byObj, x.obj)
-				if x.held {
-					held++
-					x.held = false
-				}
+				x.release(&marks, &held)
 			}
 		}
 		c.mu.Unlock()
-		c.s.releaseHeld(c.cred.Uid, held)
+		c.s.releaseMarks(c.cred.Uid, marks, held)
 		return 0, nil
 	case proto.RemoveByID:
 		c.mu.Lock()
@@ -431,16 +456,15 @@ func (c *session) removeMark(m *proto.RemoveMark) (uint64, error) {
 		}
 	}
 	if gone {
+		marks, held := 0, 0
 		c.mu.Lock()
-		_, was := c.marks[cm.id]
-		held := was && cm.held
-		cm.held = false
+		if _, was := c.marks[cm.id]; was {
+			cm.release(&marks, &held)
+		}
 		delete(c.marks, cm.id)
 		delete(c.byObj, cm.obj)
 		c.mu.Unlock()
-		if held {
-			c.s.releaseHeld(c.cred.Uid, 1)
-		}
+		c.s.releaseMarks(c.cred.Uid, marks, held)
 	}
 	if err != nil {
 		return 0, requestError(err)
