@@ -578,6 +578,7 @@ func (c *session) drainLocked(buf []engine.Delivery) bool {
 	for {
 		if len(c.pending) > 0 {
 			if err := c.conn.WriteFrames(c.pending); err != nil {
+				c.releasePendingLocked()
 				c.pending = nil
 				return false
 			}
@@ -586,11 +587,26 @@ func (c *session) drainLocked(buf []engine.Delivery) bool {
 			}
 			c.pending = c.pending[:0]
 		}
-		n, err := c.g.TryReadBatch(buf)
+		c.releasePendingLocked() // written, or none sent (every event checked out)
+		// Held here until written, they count against the group's queue budget still (an
+		// unprivileged client's: its uid's and all unprivileged uids'): before, a stopped
+		// client's writer held a batch outside every budget, for each of its connections.
+		n, err := c.g.TryReadBatchHeld(buf)
 		if err != nil || n == 0 {
 			c.backlog = false // ErrClosed: the session is closing, nothing more to send
 			return true
 		}
+		c.pendingEvents.Store(int64(n))
 		c.pending = c.appendEventsLocked(c.pending, buf[:n], nil)
+	}
+}
+
+// releasePendingLocked gives back to the group's queue budget the events drainLocked held
+// in pending (written, or the connection broken). Needs sendMu.
+func (c *session) releasePendingLocked() {
+	if n := c.pendingEvents.Swap(0); n > 0 {
+		if b := c.g.Options().QueueBudget; b != nil {
+			b.Release(int(n))
+		}
 	}
 }

@@ -78,7 +78,11 @@ type session struct {
 	absorb  time.Duration // the most a flush may wait for this client (absorbFor)
 	backlog bool
 	pending []byte
-	out     []byte
+	// pendingEvents is how many events pending holds that the writer took from the group
+	// (drainLocked): counted against the group's queue budget until written. Written under
+	// sendMu, read by the tests without it.
+	pendingEvents atomic.Int64
+	out           []byte
 
 	inlineState // a permission client read on the backend's event loop (inline.go)
 	ringState   // its permission ring, if it asked for one (ring.go)

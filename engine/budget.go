@@ -18,7 +18,7 @@ import "sync/atomic"
 //
 // Invariant: used is the number of entries queued (pushed and not yet popped, read,
 // withdrawn or dropped by Close) in the groups sharing the budget, overflow entries
-// included. Every change of a group's qlen changes used by the same amount, under the
+// included, and of those read with TryReadBatchHeld and not yet Released. Every change of a group's qlen changes used by the same amount, under the
 // group's mu; used is read without a lock, so groups queueing at once may each pass the
 // check before the others' entries count: used exceeds limit by at most one entry per group
 // queueing concurrently, and one overflow entry per group (which is queued whatever the
@@ -47,6 +47,11 @@ func (b *QueueBudget) Limit() int { return int(b.limit) }
 
 // Used returns the entries the budget's groups hold now.
 func (b *QueueBudget) Used() int { return int(b.used.Load()) }
+
+// Release gives back n entries a reader read with Group.TryReadBatchHeld and held (the
+// daemon's writer, with events it encoded and could not write at once), once they are gone.
+// So what a reader holds for a client that does not read counts as what its queue holds.
+func (b *QueueBudget) Release(n int) { b.add(-int64(n)) }
 
 // room reports whether b and every budget it is within have room, b first.
 func (b *QueueBudget) room() bool {

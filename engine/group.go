@@ -200,7 +200,19 @@ func (g *Group) TryReadBatch(dst []Delivery) (int, error) {
 	if len(dst) == 0 {
 		return 0, ErrInvalid
 	}
-	return g.readSome(dst)
+	return g.readSome(dst, false)
+}
+
+// TryReadBatchHeld is TryReadBatch for a reader that holds what it reads for a while (the
+// daemon's writer, waiting for a client's socket): the entries read stay counted in the
+// group's QueueBudget, if it has one, until the reader gives them back with its Release. So
+// they never make room for more, even for a moment (a Hold after the read would let
+// concurrent groups take the room between the two).
+func (g *Group) TryReadBatchHeld(dst []Delivery) (int, error) {
+	if len(dst) == 0 {
+		return 0, ErrInvalid
+	}
+	return g.readSome(dst, true)
 }
 
 // mergeKey hashes what makes two unread notifications the same (fanotify_merge: same object,
@@ -564,7 +576,7 @@ func (g *Group) Read(ctx context.Context) (Delivery, error) {
 // TryRead returns the next event without blocking; ErrWouldBlock if there is none.
 func (g *Group) TryRead() (Delivery, error) {
 	var one [1]Delivery
-	n, err := g.readSome(one[:])
+	n, err := g.readSome(one[:], false)
 	if err == nil && n == 0 {
 		err = ErrWouldBlock
 	}
@@ -578,7 +590,7 @@ func (g *Group) ReadBatch(ctx context.Context, dst []Delivery) (int, error) {
 		return 0, ErrInvalid
 	}
 	for {
-		n, err := g.readSome(dst)
+		n, err := g.readSome(dst, false)
 		if n > 0 || err != nil {
 			return n, err
 		}
@@ -591,7 +603,7 @@ func (g *Group) ReadBatch(ctx context.Context, dst []Delivery) (int, error) {
 	}
 }
 
-func (g *Group) readSome(dst []Delivery) (int, error) {
+func (g *Group) readSome(dst []Delivery, held bool) (int, error) {
 	g.mu.Lock()
 	if g.shutdown {
 		g.mu.Unlock()
@@ -617,7 +629,7 @@ func (g *Group) readSome(dst []Delivery) (int, error) {
 		g.qlen--
 		n++
 	}
-	if b := g.opts.QueueBudget; b != nil && n > 0 {
+	if b := g.opts.QueueBudget; b != nil && n > 0 && !held {
 		b.add(-int64(n))
 	}
 	more := g.qlen > 0
