@@ -135,6 +135,50 @@ func TestQueueBudgetWithin(t *testing.T) {
 	}
 }
 
+// TestQueueBudgetHeldRead: entries read with TryReadBatchHeld stay counted (in the budget
+// and the one it is within) until Released, so they make no room for more meanwhile: a group
+// whose held entries fill the budget overflows the next event; after Release it takes it.
+func TestQueueBudgetHeldRead(t *testing.T) {
+	ctx := context.Background()
+	e := New(Config{})
+	total := NewQueueBudget(100)
+	b := NewQueueBudgetWithin(total, 2)
+	g := newGroup(t, e, Options{QueueLimit: 100, QueueBudget: b})
+	mustAdd(t, g, Mount(mnt1), MarkSpec{Mask: Open})
+	notify := func(pid int32) {
+		ev := fileEvent(Open)
+		ev.Pid = pid
+		e.Notify(ctx, ev)
+		ev.Release()
+	}
+	notify(1)
+	notify(2)
+	buf := make([]Delivery, 8)
+	n, err := g.TryReadBatchHeld(buf)
+	if err != nil || n != 2 {
+		t.Fatalf("TryReadBatchHeld: %d, %v; want the 2 events", n, err)
+	}
+	for i := range n {
+		buf[i].Event.Release()
+	}
+	if b.Used() != 2 || total.Used() != 2 {
+		t.Fatalf("after a held read, the budgets count %d and %d, want 2 and 2", b.Used(), total.Used())
+	}
+	notify(3)
+	if st := g.Stats(); st.Dropped != 1 || st.Overflows != 1 {
+		t.Errorf("an event while the held read fills the budget: dropped %d, overflows %d; want 1 and 1", st.Dropped, st.Overflows)
+	}
+	drain(g) // the overflow
+	b.Release(n)
+	if b.Used() != 0 || total.Used() != 0 {
+		t.Fatalf("after Release, the budgets count %d and %d, want 0", b.Used(), total.Used())
+	}
+	notify(4)
+	if ds := drain(g); len(ds) != 1 || ds[0].Event == nil {
+		t.Errorf("after Release, read %d deliveries, want the event", len(ds))
+	}
+}
+
 // TestQueueBudgetPermissionEvents: a permission event that finds the budget spent gets the
 // group's QueueFullVerdict at once, as on a full queue, and one withdrawn at its deadline
 // gives its entry back.
