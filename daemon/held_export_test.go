@@ -32,3 +32,11 @@ func (s *Server) PendingEvents(name string) int {
 // UnprivilegedQueued returns what all unprivileged uids' clients hold against
 // queue_limit_unprivileged (their queues and their writers' pending events), for the tests.
 func (s *Server) UnprivilegedQueued() int { return s.unprivBudget.Used() }
+
+// GoneUIDs returns how many unprivileged uids the daemon keeps state for (a queue budget, the
+// totals of gone clients), for the tests.
+func (s *Server) GoneUIDs() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.budgets)
+}

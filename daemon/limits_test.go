@@ -4,10 +4,12 @@ package daemon_test
 
 import (
 	"context"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -586,5 +588,54 @@ func TestUnprivilegedMarksBoundedPerUIDAndInTotal(t *testing.T) {
 	root := dialClient(t, sock, "quiet=1,name=root", spawnOpts{})
 	if placed, refusal := marks(root); placed != 10 {
 		t.Errorf("root's client placed %d marks (refusal %q), want its 10: the bounds are unprivileged users'", placed, refusal)
+	}
+}
+
+// TestGoneUnprivilegedUIDsForgotten: the daemon keeps the totals of a uid's gone clients (for
+// its stats) while the uid has a client, not for ever: a user with subordinate uids (up to
+// 65536 each, and every user may have a range) connecting once under each would otherwise
+// grow the daemon by an entry per uid, without bound over time. 300 uids each connect, say
+// Hello and leave: the daemon then keeps totals for none of them.
+func TestGoneUnprivilegedUIDsForgotten(t *testing.T) {
+	testenv.RequireRoot(t)
+	sock := filepath.Join(testenv.PublicDir(t), "d.sock")
+	d := startDaemon(t, testConfig(), sock)
+	const uids = 300
+	for i := range uids {
+		errc := make(chan error, 1)
+		go func() {
+			// This thread only (the raw system call, not syscall.Setresuid, which changes
+			// every thread), and never unlocked: the thread ends with the goroutine.
+			runtime.LockOSThread()
+			if _, _, e := syscall.RawSyscall(syscall.SYS_SETRESUID, ^uintptr(0), uintptr(70000+i), ^uintptr(0)); e != 0 {
+				errc <- e
+				return
+			}
+			conn, err := proto.Dial(sock)
+			if err != nil {
+				errc <- err
+				return
+			}
+			defer conn.Close()
+			if err := conn.WriteMsg(&proto.Hello{Req: 1, MinVersion: 1, MaxVersion: proto.MaxVersion, Name: "u"}); err != nil {
+				errc <- err
+				return
+			}
+			m, err := conn.ReadMsg()
+			if _, ok := m.(*proto.Welcome); err != nil || !ok {
+				errc <- fmt.Errorf("welcome: %v %v", m, err)
+				return
+			}
+			errc <- nil
+		}()
+		if err := <-errc; err != nil {
+			t.Fatalf("uid %d: %v", 70000+i, err)
+		}
+	}
+	if !eventually(hang, func() bool { return d.srv.Stats(false, 0).Daemon.Clients == 0 }) {
+		t.Fatalf("%d clients still connected", d.srv.Stats(false, 0).Daemon.Clients)
+	}
+	if n := d.srv.GoneUIDs(); n > 0 {
+		t.Errorf("after %d uids' clients came and went, the daemon keeps totals for %d uids, want none", uids, n)
 	}
 }

@@ -86,16 +86,16 @@ type Server struct {
 	unprivLog rateLog
 
 	lat             latencyHist
-	gone            goneTotals            // figures of clients that left
-	goneByUID       map[uint32]goneTotals // the same, by the clients' uid
-	threadPerClient bool                  // Options.ThreadPerClient
-	maxVersion      uint16                // Options.MaxVersion, or proto.MaxVersion
-	export          *exporter             // nil without Options.Export (export.go)
-	fan             fanout                // notification clients' flushes (fanout.go)
+	gone            goneTotals // figures of clients that left (an unprivileged uid's: uidBudget.gone)
+	threadPerClient bool       // Options.ThreadPerClient
+	maxVersion      uint16     // Options.MaxVersion, or proto.MaxVersion
+	export          *exporter  // nil without Options.Export (export.go)
+	fan             fanout     // notification clients' flushes (fanout.go)
 }
 
 // goneTotals accumulate the counters of disconnected clients, so that daemon totals never go
-// backwards (and a uid's, in Server.goneByUID). Guarded by Server.mu.
+// backwards (and an unprivileged uid's, in its uidBudget, while it has a client). Guarded by
+// Server.mu.
 type goneTotals struct {
 	delivered, dropped, overflows                uint64
 	deadline, closeAnswered, answered, queueFull uint64
@@ -261,11 +261,15 @@ func (s *Server) accept(ctx context.Context, uc *net.UnixConn) {
 	go s.serve(ctx, conn, p)
 }
 
-// uidBudget is one unprivileged uid's queue budget and the number of its clients using it.
-// Guarded by Server.mu.
+// uidBudget is one unprivileged uid's queue budget and the number of its clients using it,
+// and the totals of its clients gone meanwhile, for its stats: forgotten with its last client
+// (a user with subordinate uids connecting once under each would otherwise grow the daemon by
+// an entry per uid for as long as it runs: TestGoneUnprivilegedUIDsForgotten). Guarded by
+// Server.mu.
 type uidBudget struct {
 	b       *engine.QueueBudget
 	clients int
+	gone    goneTotals
 }
 
 // takeBudgetLocked returns uid's queue budget, made for its first client. Needs s.mu.
@@ -815,7 +819,10 @@ func (s *Server) stats(sc statsScope) fsevent.Stats {
 	}
 	gone := s.gone
 	if sc.ownUID {
-		gone = s.goneByUID[sc.uid]
+		gone = goneTotals{}
+		if u := s.budgets[sc.uid]; u != nil { // the asking client's uid: it has one
+			gone = u.gone
+		}
 	}
 	s.mu.Unlock()
 	d.Delivered, d.Dropped, d.Overflows = gone.delivered, gone.dropped, gone.overflows

@@ -163,13 +163,10 @@ func (c *session) close() {
 		s.mu.Lock()
 		delete(s.clients, c.id)
 		s.gone.add(st, st2)
-		if s.goneByUID == nil {
-			s.goneByUID = make(map[uint32]goneTotals)
-		}
-		byUID := s.goneByUID[c.cred.Uid]
-		byUID.add(st, st2)
-		s.goneByUID[c.cred.Uid] = byUID
 		if !c.privileged {
+			if u := s.budgets[c.cred.Uid]; u != nil {
+				u.gone.add(st, st2) // the uid's totals, for its stats, while it has a client
+			}
 			s.releaseBudgetLocked(c.cred.Uid) // its group, closed, holds none of it
 		}
 		s.mu.Unlock()
