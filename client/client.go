@@ -941,7 +941,12 @@ func (c *Client) reconnect(cause error) {
 			disconnected(err)
 			continue
 		}
-		// Place the marks again before anyone may use the connection.
+		// Place the marks again before anyone may use the connection. A daemon that stops
+		// answering meanwhile (stopped, stuck) holds neither this attempt (each round trip has
+		// remarkWait) nor Close (which cancels c.ctx: the connection closes); before, the
+		// reconnection waited for its Result with no bound, and Close for the reconnection
+		// (TestCloseDuringRemarkWithStalledDaemon).
+		stopRemark := context.AfterFunc(c.ctx, func() { conn.Close() })
 		c.mu.Lock()
 		marks := make([]*mark, 0, len(c.marks))
 		for _, m := range c.marks {
@@ -984,6 +989,10 @@ func (c *Client) reconnect(cause error) {
 				}
 			}
 		}
+		if !stopRemark() {
+			broken = ErrClosed // Close closed the connection meanwhile
+		}
+		conn.SetDeadline(time.Time{})
 		if broken != nil {
 			c.log.Debug("placing the marks again after reconnecting", "err", broken)
 			disconnected(broken)
@@ -1070,6 +1079,7 @@ func isRefusal(err error) bool {
 // placed a moment ago) are appended to early. A refused request is a *refusal; any other
 // error is the connection's.
 func (c *Client) roundTrip(conn *proto.Conn, req proto.Msg, early *[]Event) (*proto.Result, error) {
+	conn.SetDeadline(time.Now().Add(remarkWait))
 	err := conn.WriteMsg(req)
 	proto.CloseFDs(req) // sent: the daemon holds its own reference until it is done with them
 	if err != nil {
@@ -1459,6 +1469,11 @@ func (c *Client) Close() error {
 	}
 	return nil
 }
+
+// remarkWait bounds each round trip of a reconnection's placing the marks again (roundTrip):
+// a daemon that does not answer within it is stopped or stuck, and the attempt is given up
+// (another follows, with backoff).
+const remarkWait = 30 * time.Second
 
 // byeWait bounds how long Close waits for the replies to the requests in flight: the daemon
 // handles a Bye in microseconds; one that does not within this is stopped or stuck.

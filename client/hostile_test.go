@@ -235,3 +235,45 @@ func TestWelcomeOfAnotherClassIsRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestCloseDuringRemarkWithStalledDaemon: a daemon that welcomes a reconnecting client and
+// then stops answering (stopped with SIGSTOP between the two, stuck) while the client places
+// its marks again holds that reconnection, not Close: Close returns within a few seconds, and
+// every goroutine ends (goleak). Before, the reconnection waited for the AddMark's Result with
+// no bound and Close waited for the reconnection, for ever.
+func TestCloseDuringRemarkWithStalledDaemon(t *testing.T) {
+	f := newFake(t)
+	c, conn := f.dial(client.Options{Reconnect: true})
+	if c == nil {
+		return
+	}
+	dir := t.TempDir()
+	added := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), hang)
+		defer cancel()
+		_, err := c.AddMark(ctx, dir, engine.KindInode, engine.MarkSpec{Mask: engine.Create})
+		added <- err
+	}()
+	add := expect[*proto.AddMark](t, conn)
+	if err := conn.WriteMsg(&proto.Result{Req: add.Req, ID: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-added; err != nil {
+		t.Fatal(err)
+	}
+	conn.Close() // the daemon goes; the client reconnects
+	conn2 := f.accept(true)
+	expect[*proto.AddMark](t, conn2) // the mark placed again: never answered
+	start := time.Now()
+	closed := make(chan struct{})
+	go func() { c.Close(); close(closed) }()
+	select {
+	case <-closed:
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("Close took %v with the daemon stalled in a reconnection", d)
+		}
+	case <-time.After(hang):
+		t.Fatalf("Close still waits %v after it was called, the daemon stalled while the client placed its marks again", hang)
+	}
+}
