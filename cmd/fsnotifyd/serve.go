@@ -42,7 +42,9 @@ permission events' files, max_deadline, max_marks, queue_limit; and the
 connection limits that keep unprivileged users from crowding out root:
 max_clients (4096), reserved_clients (128, for root and allowed uids only),
 max_clients_per_uid (256), handshake_timeout (3s), idle_timeout (60s: an
-unprivileged client with no marks). FILE (and --export-config's) must be a
+unprivileged client with no marks); what unprivileged users' clients may hold,
+per uid and all of them together: max_marks_per_uid, max_marks_unprivileged,
+queue_limit_per_uid, queue_limit_unprivileged. FILE (and --export-config's) must be a
 regular file only root can change, as a trust file: owned by root, not
 writable by group or others, and likewise each directory above it; so must
 the directories above --socket be (a sticky one, such as /tmp, excepted).
