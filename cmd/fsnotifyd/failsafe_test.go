@@ -506,7 +506,8 @@ func TestGuardPreAccessGapOfDaemonRestart(t *testing.T) {
 // seconds (the client's Close waits byeWait, 1 s, for the daemon to end the session) and say
 // on stderr that the daemon did not answer, so the operator knows why the goodbye was cut
 // short and that the daemon gives their pending events the close verdict only when it runs
-// again.
+// again. Meanwhile an open the guard decides waits in the kernel (the daemon's group has no
+// deadline there); once the daemon runs again, it gets the gone guard's close verdict.
 func TestDaemonStoppedClientsExitPromptly(t *testing.T) {
 	sock, d := serveBg(t, nil)
 	dir := testenv.Tmpfs(t)
@@ -519,6 +520,15 @@ func TestDaemonStoppedClientsExitPromptly(t *testing.T) {
 			p := start(t, args...)
 			testenv.Stop(t, d.cmd.Process.Pid)
 			defer syscall.Kill(d.cmd.Process.Pid, syscall.SIGCONT)
+			var opener *bg
+			if args[0] == "guard" {
+				// What blocks: an access the guard decides waits in the kernel for the
+				// stopped daemon (no deadline there), as for a stopped embedded guard.
+				opener = startBg(t, "cat", dir+"/f")
+				if !opener.stillBlocked(300 * time.Millisecond) {
+					t.Fatalf("an open of a guarded file returned with the daemon stopped: %s", opener.output())
+				}
+			}
 			t0 := time.Now()
 			st := p.stop()
 			took := time.Since(t0)
@@ -529,6 +539,12 @@ func TestDaemonStoppedClientsExitPromptly(t *testing.T) {
 				t.Errorf("%s (exit %d after %v) did not say that its stopped daemon did not answer; stderr:\n%s", args[0], st, took, p.errText())
 			}
 			syscall.Kill(d.cmd.Process.Pid, syscall.SIGCONT)
+			if opener != nil {
+				// The daemon runs again and finds the guard gone: its close verdict (allow).
+				if err, out := opener.finish(t, 10*time.Second); err != nil {
+					t.Errorf("the open held while the daemon was stopped, after SIGCONT: %v %q, want the guard's close verdict (allow)", err, out)
+				}
+			}
 		})
 	}
 }
