@@ -45,9 +45,11 @@
 // callback, except as noted; the loop only TryLocks the two locks held across waits.
 //
 //	Server.mu              the sessions, connection counts (connTable), totals of sessions
-//	│                      gone, unprivileged uids' queue budgets (their client counts; the
-//	│                      budgets' own counts are atomics the groups change under their
-//	│                      Group.mu); held with no session lock
+//	│                      gone, unprivileged uids' queue budgets (their client counts and
+//	│                      gone totals; the budgets' own counts, and the unprivileged total's,
+//	│                      are atomics the groups change under their Group.mu and the
+//	│                      writers under sendMu), unprivileged marks' counts (held, marks);
+//	│                      held with no session lock
 //	└── engine.Group.mu    Group.Stats of each session, read in one step with the totals
 //	fanout.flushMu         the one notification flush under way and its buffers and memo
 //	│                      (fanout.go); only ever TryLocked (a flush never waits for another)
