@@ -471,9 +471,16 @@ func (c *Client) connect(ctx context.Context, wantRing bool) (*proto.Conn, *prot
 		conn.Close()
 		return nil, nil, nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
+	hello := time.Now()
 	m, err := conn.ReadMsg()
 	if err != nil {
 		conn.Close()
+		if ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			// Accepted (the kernel does, into the listener's backlog, for a stopped daemon
+			// too) and never answered: say so, not "use of closed network connection".
+			return nil, nil, nil, fmt.Errorf("%w: the daemon at %s (pid %d) accepted the connection but did not answer its Hello within %v (stopped or stuck?)",
+				ErrUnavailable, c.opts.Socket, daemonPID, time.Since(hello).Round(time.Millisecond))
+		}
 		return nil, nil, nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	switch m := m.(type) {

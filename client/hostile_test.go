@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -275,5 +276,28 @@ func TestCloseDuringRemarkWithStalledDaemon(t *testing.T) {
 		}
 	case <-time.After(hang):
 		t.Fatalf("Close still waits %v after it was called, the daemon stalled while the client placed its marks again", hang)
+	}
+}
+
+// TestDialOfStalledDaemonSaysWhy: a daemon that accepts the connection but never answers its
+// Hello (stopped with SIGSTOP: the kernel accepts into its backlog for it; stuck) fails Dial
+// when its context ends, with ErrUnavailable and a message that says the daemon did not
+// answer, and whose (its pid), not a bare "use of closed network connection".
+func TestDialOfStalledDaemonSaysWhy(t *testing.T) {
+	f := newFake(t)
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		c, err := client.Dial(ctx, client.Options{Socket: f.sock})
+		if err == nil {
+			c.Close()
+		}
+		done <- err
+	}()
+	f.accept(false) // reads the Hello, never answers
+	err := <-done
+	if !errors.Is(err, client.ErrUnavailable) || !strings.Contains(err.Error(), "did not answer") || !strings.Contains(err.Error(), fmt.Sprintf("pid %d", os.Getpid())) {
+		t.Errorf("Dial of a daemon that never answers: %v; want ErrUnavailable saying the daemon (pid %d) did not answer", err, os.Getpid())
 	}
 }
