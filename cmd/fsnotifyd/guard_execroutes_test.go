@@ -1,0 +1,199 @@
+//go:build linux
+
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
+	"github.com/fsnotifyd/fsnotifyd/internal/trust"
+)
+
+// Every way a hostile user has to run a file meets the allowlist's `deny exec` on the file
+// the kernel opens, never on a name: as nobody, on a tmpfs nobody writes, under
+// `allow exec D/** trusted=yes` / `deny exec D/**` (the exec memo on: every rule for exec
+// tests only the file), embedded and through the daemon.
+//
+//   - Routes: execve by path, fexecve (execveat AT_EMPTY_PATH) of an O_PATH and of an
+//     O_RDONLY descriptor, execve of /proc/self/fd/N of each, fexecve of a descriptor whose
+//     file was then unlinked. The trusted copy of true runs by each (the memo and the hash
+//     cache warm after the first); an untrusted file of the same size (false) is refused
+//     (EPERM) by each.
+//   - #! chains, up to the kernel's depth: a trusted script whose interpreter is an
+//     untrusted script is refused (the kernel opens each interpreter for exec), and so is a
+//     chain of four trusted scripts whose last link is untrusted; the same chain all trusted
+//     runs.
+//   - A rename race: while nobody swaps the untrusted file over the trusted one's name and
+//     back, 200 execs of that name: the guard decides on the event's descriptor (its content
+//     and the path it has at that moment), so false's content never runs (a run that exits 1
+//     would be one); each exec either runs true, is refused, or finds no file.
+//
+// Any route decided by the name the process gave, or by a cached verdict for another inode,
+// would run false (exit 1: "failed") or be allowed where it must be refused.
+func TestGuardExecRoutesAsNobody(t *testing.T) {
+	trueExe, falseExe := programFile(t, "true"), programFile(t, "false")
+	guardModes(t, func(t *testing.T, extra []string) {
+		mnt := testenv.PublicTmpfs(t)
+		home, tool := nobodysTool(t, mnt, "tool", trueExe, 0)
+		files := map[string]string{
+			"other": string(falseExe),
+			// s1 (trusted) is run by s2 (untrusted), which sh runs.
+			"s1": "#!" + home + "/s2\n", "s2": "#!/bin/sh\nexit 0\n",
+			// c1..c4 trusted, each run by the next, c4 by sh: the kernel's depth allows it.
+			"c1": "#!" + home + "/c2\n", "c2": "#!" + home + "/c3\n", "c3": "#!" + home + "/c4\n", "c4": "#!/bin/sh\nexit 0\n",
+			// u1..u3 trusted, u4 (their last link) untrusted.
+			"u1": "#!" + home + "/u2\n", "u2": "#!" + home + "/u3\n", "u3": "#!" + home + "/u4\n", "u4": "#!/bin/sh\nexit 0\n",
+		}
+		for name, content := range files {
+			p := filepath.Join(home, name)
+			if err := os.WriteFile(p, []byte(content), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chown(p, 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tf := filepath.Join(t.TempDir(), "local.trust")
+		args := []string{"trust", "add", "--file", tf, tool}
+		for _, n := range []string{"s1", "c1", "c2", "c3", "c4", "u1", "u2", "u3"} {
+			args = append(args, filepath.Join(home, n))
+		}
+		if _, errOut, st := fsn(t, args...); st != 0 {
+			t.Fatalf("trust add: %s", errOut)
+		}
+		rules := filepath.Join(t.TempDir(), "guard.rules")
+		writeFile(t, rules, "allow exec "+mnt+"/** trusted=yes\ndeny exec "+mnt+"/**\n")
+		time.Sleep(trust.DefaultSettle + 100*time.Millisecond) // old enough for the hash cache and the memo
+		p := start(t, append(append([]string{"guard"}, extra...),
+			"--events", "open,exec", "--policy", rules, "--trust", tf, "--no-package-trust", mnt)...)
+		out, err := testenv.Sh(testenv.Nobody, `python3 - `+home+` <<'EOF'
+import os, sys
+home = sys.argv[1]
+def run(step, do):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            do()
+        except OSError as e:
+            os._exit(100 + e.errno)
+        os._exit(99)
+    _, st = os.waitpid(pid, 0)
+    c = os.waitstatus_to_exitcode(st)
+    r = {0: "ran", 1: "failed"}.get(c, "refused %d" % (c - 100) if c >= 100 else "exit %d" % c)
+    print(step, r)
+    return r
+def path(p):
+    return lambda: os.execv(p, [p])
+def fd(p, flags, proc):
+    def do():
+        n = os.open(p, flags)
+        if proc:
+            os.execv("/proc/self/fd/%d" % n, [p])
+        os.execve(n, [p], {})
+    return do
+def unlinked(p):
+    def do():
+        n = os.open(p, os.O_RDONLY)
+        os.unlink(p)
+        os.execve(n, [p], {})
+    return do
+for name in ("tool", "other"):
+    p = os.path.join(home, name)
+    run(name + " path", path(p))
+    run(name + " path-again", path(p))
+    run(name + " fexecve-opath", fd(p, os.O_PATH, False))
+    run(name + " fexecve-rdonly", fd(p, os.O_RDONLY, False))
+    run(name + " proc-fd-opath", fd(p, os.O_PATH, True))
+    run(name + " proc-fd-rdonly", fd(p, os.O_RDONLY, True))
+with open(os.path.join(home, "other"), "rb") as f:
+    data = f.read()
+gone = os.path.join(home, "gone")
+with open(gone, "wb") as f:
+    f.write(data)
+os.chmod(gone, 0o755)
+run("other fexecve-unlinked", unlinked(gone))
+for name in ("s1", "c1", "u1"):
+    run(name + " chain", path(os.path.join(home, name)))
+# The rename race.
+tool, other, bak, stop = [os.path.join(home, n) for n in ("tool", "other", "bak", "stop")]
+pid = os.fork()
+if pid == 0:
+    while not os.path.exists(stop):
+        os.rename(tool, bak); os.rename(other, tool); os.rename(tool, other); os.rename(bak, tool)
+    os._exit(0)
+counts = {}
+for i in range(200):
+    pid2 = os.fork()
+    if pid2 == 0:
+        try:
+            os.execv(tool, [tool])
+        except OSError as e:
+            os._exit(100 + e.errno)
+    _, st = os.waitpid(pid2, 0)
+    c = os.waitstatus_to_exitcode(st)
+    k = {0: "ran", 1: "failed", 101: "refused", 102: "missing"}.get(c, "exit%d" % c)
+    counts[k] = counts.get(k, 0) + 1
+open(stop, "w").close()
+os.waitpid(pid, 0)
+print("race", " ".join("%s=%d" % kv for kv in sorted(counts.items())))
+run("tool after-race", path(tool))
+run("other after-race", path(other))
+EOF`)
+		if err != nil {
+			t.Fatalf("as nobody: %v\n%s\nguard:\n%s", err, out, p.errText())
+		}
+		var want []string
+		for _, name := range []string{"tool", "other"} {
+			verdict := "ran"
+			if name == "other" {
+				verdict = "refused 1"
+			}
+			for _, route := range []string{"path", "path-again", "fexecve-opath", "fexecve-rdonly", "proc-fd-opath", "proc-fd-rdonly"} {
+				want = append(want, name+" "+route+" "+verdict)
+			}
+		}
+		want = append(want, "other fexecve-unlinked refused 1", "s1 chain refused 1", "c1 chain ran", "u1 chain refused 1")
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		var race string
+		var got []string
+		for _, l := range lines {
+			if strings.HasPrefix(l, "race ") {
+				race = l
+				continue
+			}
+			if strings.HasSuffix(l, "after-race ran") || strings.HasSuffix(l, "after-race refused 1") {
+				continue
+			}
+			got = append(got, l)
+		}
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("as nobody:\ngot:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+		// The race: false's content never runs, and nothing but a run of true, a refusal or a
+		// missing name happens; 200 execs in all.
+		var n int
+		for _, kv := range strings.Fields(strings.TrimPrefix(race, "race ")) {
+			k, v, _ := strings.Cut(kv, "=")
+			if k != "ran" && k != "refused" && k != "missing" {
+				t.Errorf("rename race: %q, want only ran, refused, missing (false's content must never run)", race)
+			}
+			c, err := strconv.Atoi(v)
+			if err != nil {
+				t.Fatalf("rename race: %q: %v", race, err)
+			}
+			n += c
+		}
+		if n != 200 {
+			t.Errorf("rename race: %q, want 200 execs", race)
+		}
+		t.Logf("%s", race)
+		if !strings.Contains(out, "tool after-race ran") || !strings.Contains(out, "other after-race refused 1") {
+			t.Errorf("after the race: %s\nwant the trusted tool to run and the other refused", out)
+		}
+	})
+}
