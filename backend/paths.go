@@ -42,8 +42,11 @@ const maxWalkLevels = 4096
 // known: for a directory, at any length (sys.LongPath); for a non-directory, only what
 // readlink prints (a file's directory is not reachable from its descriptor) and only if that
 // path leads back to the same inode. The kernel's " (deleted)" suffix is dropped from an
-// unlinked object's path (nlink 0), whose last path it is; a live file whose name ends in
-// " (deleted)" keeps it. An object unlinked after st was taken and before its path was read
+// unlinked object's path (nlink 0), whose last path it is — only when the descriptor's mount
+// is one of this mount namespace's (mountHere): the kernel prints the path in the namespace
+// the object was opened in, which no lookup here can check once it is unlinked, and any user
+// makes one (unshare -Urm) with their directory bind-mounted over any path; a live file whose
+// name ends in " (deleted)" keeps it. An object unlinked after st was taken and before its path was read
 // has the suffix with st's nlink not 0: st is then taken again (*st updated), so that the
 // caller sees it gone and no path gets the suffix as a name (a tree's rm -rf read as it
 // runs reported "d/e (deleted)/f").
@@ -54,18 +57,22 @@ func eventPath(fd int, st *sys.Stat) (string, bool) {
 			if st.IsDir() && errors.Is(err, syscall.ENAMETOOLONG) {
 				if p, err := sys.LongPath(fd, 0); err == nil {
 					restatIfDeleted(fd, p, st)
-					return trimDeleted(p, st), true
+					return trimDeleted(p, st)
 				}
 			}
 			return "", false
 		}
 		restatIfDeleted(fd, p, st)
 		if st.IsDir() {
-			return trimDeleted(p, st), true // a directory's dentry is always connected
+			return trimDeleted(p, st) // a directory's dentry is always connected
 		}
 		if st.Nlink == 0 {
 			if p, ok := strings.CutSuffix(p, " (deleted)"); ok {
-				return p, true // an unlinked file: its last name, in its last directory
+				// An unlinked file: its last name, in its last directory, if that is here.
+				if !mountHere(st) {
+					return "", false
+				}
+				return p, true
 			}
 		}
 		if leadsTo(p, st) {
@@ -89,11 +96,27 @@ func restatIfDeleted(fd int, p string, st *sys.Stat) {
 	}
 }
 
-func trimDeleted(p string, st *sys.Stat) string {
+// trimDeleted is a directory's path p: its last one, known only if its mount is here, when it
+// was removed (see eventPath).
+func trimDeleted(p string, st *sys.Stat) (string, bool) {
 	if st.Nlink == 0 {
-		return strings.TrimSuffix(p, " (deleted)")
+		if !mountHere(st) {
+			return "", false
+		}
+		return strings.TrimSuffix(p, " (deleted)"), true
 	}
-	return p
+	return p, true
+}
+
+// mountHere reports whether st's mount is one of this process's mount namespace (statmount(2)
+// finds its unique id): a path the kernel prints for a descriptor opened through it is then
+// this namespace's. Without a unique mount id (Linux before 6.8) it cannot be told: no.
+func mountHere(st *sys.Stat) bool {
+	if !st.MntIDUnique {
+		return false
+	}
+	_, err := sys.StatMount(st.MntID)
+	return err == nil
 }
 
 // leadsTo reports whether path names the object st describes.

@@ -197,3 +197,76 @@ EOF`)
 		}
 	})
 }
+
+// An unlinked file's path is its last one, as the kernel prints it for the event's
+// descriptor: in the mount namespace the file was opened in. As nobody, in a user and mount
+// namespace of their own (unshare -Urm), a directory of nobody's on the guarded filesystem is
+// bind-mounted over another directory there (one nobody may not write), a program is written
+// through it, opened, unlinked and run from its descriptor (fexecve): the guard read the
+// other namespace's path as the file's, so an allow by that directory's path let it run (the
+// path allowlist), or it was outside the guarded subtree altogether (a denylist of nobody's
+// directory, guarding only that). The same file left linked is refused (its path does not
+// lead to it here: unknown), and so must the unlinked one be. Embedded and through the daemon.
+func TestGuardUnlinkedFileFromAUsersMountNamespaceAsNobody(t *testing.T) {
+	requireUserNS(t)
+	falseExe := programFile(t, "false")
+	guardModes(t, func(t *testing.T, extra []string) {
+		for _, tc := range []struct {
+			name  string
+			rules string // for MNT, whose home is nobody's and bin and pub root's
+			guard string // the path guarded, under MNT
+			over  string // the directory nobody's home is bind-mounted over, under MNT
+		}{
+			{"path allowlist", "allow exec MNT/bin/**\ndeny exec MNT/**\n", "", "bin"},
+			{"denylist of the guarded subtree", "deny exec MNT/home/**\n", "home", "pub"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				mnt := testenv.PublicTmpfs(t)
+				home, _ := nobodysTool(t, mnt, "tool", falseExe, 0)
+				for _, d := range []string{"bin", "pub"} {
+					if err := os.Mkdir(filepath.Join(mnt, d), 0o755); err != nil {
+						t.Fatal(err)
+					}
+				}
+				rules := filepath.Join(t.TempDir(), "guard.rules")
+				writeFile(t, rules, strings.ReplaceAll(tc.rules, "MNT/", mnt+"/"))
+				p := start(t, append(append([]string{"guard"}, extra...),
+					"--events", "exec", "--policy", rules, filepath.Join(mnt, tc.guard))...)
+				over := filepath.Join(mnt, tc.over)
+				out, err := testenv.Sh(testenv.Nobody, `unshare -Urm python3 - `+home+` `+over+` <<'EOF'
+import os, subprocess, sys
+home, over = sys.argv[1], sys.argv[2]
+data = open(os.path.join(home, "tool"), "rb").read()
+def run(step, do):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            do()
+        except OSError as e:
+            os._exit(100 + e.errno)
+        os._exit(99)
+    _, st = os.waitpid(pid, 0)
+    c = os.waitstatus_to_exitcode(st)
+    print(step, {0: "exit 0", 1: "ran"}.get(c, "refused %d" % (c - 100) if c >= 100 else "exit %d" % c))
+def fexecve(name, unlink):
+    def do():
+        p = os.path.join(over, name)
+        with open(p, "wb") as f:
+            f.write(data)
+        os.chmod(p, 0o755)
+        n = os.open(p, os.O_RDONLY)
+        if unlink:
+            os.unlink(p)
+        os.execve(n, [p], {})
+    return do
+subprocess.run(["mount", "--bind", home, over], check=True)
+run("linked", fexecve("linked", False))
+run("unlinked", fexecve("unlinked", True))
+EOF`)
+				if want := "linked refused 1\nunlinked refused 1"; err != nil || strings.TrimSpace(out) != want {
+					t.Fatalf("as nobody: %v\ngot:\n%s\nwant:\n%s\nguard:\n%s", err, out, want, p.errText())
+				}
+			})
+		}
+	})
+}
