@@ -40,22 +40,23 @@ const maxWalkLevels = 4096
 
 // eventPath returns the path of event descriptor fd, whose statx is st, and whether it is
 // known: for a directory, at any length (sys.LongPath); for a non-directory, only what
-// readlink prints (a file's directory is not reachable from its descriptor) and only if that
-// path leads back to the same inode. The kernel's " (deleted)" suffix is dropped from an
-// unlinked object's path (nlink 0), whose last path it is — only when the descriptor's mount
-// is one of this mount namespace's (mountHere): the kernel prints the path in the namespace
-// the object was opened in, which no lookup here can check once it is unlinked, and any user
-// makes one (unshare -Urm) with their directory bind-mounted over any path; a live file whose
-// name ends in " (deleted)" keeps it. An object unlinked after st was taken and before its path was read
-// has the suffix with st's nlink not 0: st is then taken again (*st updated), so that the
-// caller sees it gone and no path gets the suffix as a name (a tree's rm -rf read as it
-// runs reported "d/e (deleted)/f").
+// readlink prints (a file's directory is not reachable from its descriptor). The kernel
+// prints the path in the mount namespace the object was opened in, and any user makes one
+// (unshare -Urm) with a directory of theirs bind-mounted over any path: so a path is taken
+// only if it leads back to the same inode here, or, for a directory (a rename meanwhile) and
+// for an unlinked object, whose path no lookup can check, if the descriptor's mount is one of
+// this namespace's (mountHere). The kernel's " (deleted)" suffix is dropped from an unlinked
+// object's path (nlink 0), whose last path it is; a live file whose name ends in " (deleted)"
+// keeps it. An object unlinked after st was taken and before its path was read has the
+// suffix with st's nlink not 0: st is then taken again (*st updated), so that the caller sees
+// it gone and no path gets the suffix as a name (a tree's rm -rf read as it runs reported
+// "d/e (deleted)/f").
 func eventPath(fd int, st *sys.Stat) (string, bool) {
 	for try := 0; try < 2; try++ {
 		p, err := sys.FdPath(fd)
 		if err != nil {
 			if st.IsDir() && errors.Is(err, syscall.ENAMETOOLONG) {
-				if p, err := sys.LongPath(fd, 0); err == nil {
+				if p, err := sys.LongPath(fd, 0); err == nil && mountHere(st) {
 					restatIfDeleted(fd, p, st)
 					return trimDeleted(p, st)
 				}
@@ -64,7 +65,13 @@ func eventPath(fd int, st *sys.Stat) (string, bool) {
 		}
 		restatIfDeleted(fd, p, st)
 		if st.IsDir() {
-			return trimDeleted(p, st) // a directory's dentry is always connected
+			// A directory's dentry is always connected, but its path is printed in the mount
+			// namespace it was opened in: it is this one's if it leads back here, or if the
+			// mount is here (a rename meanwhile).
+			if st.Nlink == 0 || leadsTo(p, st) || mountHere(st) {
+				return trimDeleted(p, st)
+			}
+			return "", false
 		}
 		if st.Nlink == 0 {
 			if p, ok := strings.CutSuffix(p, " (deleted)"); ok {

@@ -270,3 +270,32 @@ EOF`)
 		}
 	})
 }
+
+// A directory's path, too, is printed in the mount namespace it was opened in. As nobody, in
+// unshare -Urm, a directory the guard keeps closed (`deny open MNT/secret`, the guard on the
+// whole filesystem) bind-mounted at /mnt and listed there: the guard took "/mnt" for its path
+// and let nobody list it. It must be refused, as it is by its own path; a directory the rules
+// allow is still listed by its path here. Embedded and through the daemon.
+func TestGuardDirectoryFromAUsersMountNamespaceAsNobody(t *testing.T) {
+	requireUserNS(t)
+	guardModes(t, func(t *testing.T, extra []string) {
+		mnt := testenv.PublicTmpfs(t)
+		for _, d := range []string{"secret", "pub"} {
+			if err := os.Mkdir(filepath.Join(mnt, d), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			writeFile(t, filepath.Join(mnt, d, "f"), "x\n")
+		}
+		rules := filepath.Join(t.TempDir(), "guard.rules")
+		writeFile(t, rules, "deny open "+mnt+"/secret\ndeny open "+mnt+"/secret/**\n")
+		p := start(t, append(append([]string{"guard"}, extra...), "--events", "open", "--policy", rules, mnt)...)
+		secret, pub := filepath.Join(mnt, "secret"), filepath.Join(mnt, "pub")
+		out, err := testenv.Sh(testenv.Nobody, `try() { if ls "$2" >/dev/null 2>&1; then echo "$1 listed"; else echo "$1 refused"; fi; }
+try pub `+pub+`
+try secret `+secret+`
+unshare -Urm sh -c 'mount --bind `+secret+` /mnt && if ls /mnt >/dev/null 2>&1; then echo "secret-in-ns listed"; else echo "secret-in-ns refused"; fi'`)
+		if want := "pub listed\nsecret refused\nsecret-in-ns refused"; err != nil || strings.TrimSpace(out) != want {
+			t.Fatalf("as nobody: %v\ngot:\n%s\nwant:\n%s\nguard:\n%s", err, out, want, p.errText())
+		}
+	})
+}
