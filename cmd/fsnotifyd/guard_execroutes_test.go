@@ -299,3 +299,33 @@ unshare -Urm sh -c 'mount --bind `+secret+` /mnt && if ls /mnt >/dev/null 2>&1; 
 		}
 	})
 }
+
+// A program a user deleted while it runs (or that deletes itself) shows its executable as
+// "PATH (deleted)", which leads to no file: unverified, and before 2026-12-07 it matched no
+// exe= glob, as an upgraded daemon's does. But its path was the user's choice: as nobody, a
+// copy of dash in nobody's directory, which `deny open MNT/secret/** exe=MNT/home/**` keeps
+// from the secret, removed itself and then read the secret. Its executable may be any
+// program (procfs.ExeUnknown: a deleted executable not owned by root), so the deny holds.
+// Embedded and through the daemon.
+func TestGuardDeletedExecutableAsNobody(t *testing.T) {
+	guardModes(t, func(t *testing.T, extra []string) {
+		mnt := testenv.PublicTmpfs(t)
+		home, _ := nobodysTool(t, mnt, "sh", programFile(t, "dash"), 0)
+		secret := filepath.Join(mnt, "secret")
+		if err := os.Mkdir(secret, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(secret, "f"), "x\n")
+		rules := filepath.Join(t.TempDir(), "guard.rules")
+		writeFile(t, rules, "deny open "+secret+"/** exe="+home+"/**\n")
+		p := start(t, append(append([]string{"guard"}, extra...), "--events", "open", "--policy", rules, mnt)...)
+		sh, f := filepath.Join(home, "sh"), filepath.Join(secret, "f")
+		out, err := testenv.Sh(testenv.Nobody, `cp `+sh+` `+home+`/sh2
+cat `+f+` >/dev/null && echo "cat read"
+`+sh+` -c 'if read x < `+f+`; then echo "live read"; else echo "live refused"; fi' 2>/dev/null
+`+home+`/sh2 -c 'rm `+home+`/sh2; if read x < `+f+`; then echo "deleted read"; else echo "deleted refused"; fi' 2>/dev/null`)
+		if want := "cat read\nlive refused\ndeleted refused"; err != nil || strings.TrimSpace(out) != want {
+			t.Fatalf("as nobody: %v\ngot:\n%s\nwant:\n%s\nguard:\n%s", err, out, want, p.errText())
+		}
+	})
+}

@@ -292,10 +292,14 @@ func ReadExe(pid int32) (path string, verified bool, err error) {
 // program can do; or the path is longer than PATH_MAX), or when it runs in a mount namespace
 // that a user made (sys.MountNSForeign: there any user may mount any file over any path, so
 // the path it gives says nothing of what runs), or in a user namespace other than ours
-// (sys.UserNSForeign: it may have set its executable to any file, PR_SET_MM_MAP). An executable deleted or replaced since it
-// started, or started in a namespace of root's (a container), is not verified but not unknown:
-// no user chose its path. A process gone, or whose namespace cannot be read, is not unknown
-// (no decision is made for a gone process; an error reading is the caller's to report).
+// (sys.UserNSForeign: it may have set its executable to any file, PR_SET_MM_MAP), or when it
+// was deleted and is not root's: a user who runs a program of theirs and removes it (or whose
+// program removes itself) chose its path, which then matches no glob (before 2026-12-07 such a
+// process escaped every `deny ... exe=` of the user's directories). An executable of root's
+// deleted or replaced since it started (an upgraded daemon), or started in a namespace of
+// root's (a container), is not verified but not unknown: no user chose its path. A process
+// gone, or whose namespace cannot be read, is not unknown (no decision is made for a gone
+// process; an error reading is the caller's to report).
 func ExeUnknown(pid int32, path string, verified bool) (bool, error) {
 	if verified {
 		return false, nil
@@ -303,6 +307,15 @@ func ExeUnknown(pid int32, path string, verified bool) (bool, error) {
 	if path == "" {
 		kernel, err := IsKernelThread(pid)
 		return err == nil && !kernel, goneOr(pid, err)
+	}
+	if strings.HasSuffix(path, " (deleted)") {
+		exe, err := sys.Statx(sys.AT_FDCWD, "/proc/"+strconv.Itoa(int(pid))+"/exe", sys.AT_STATX_DONT_SYNC)
+		if err != nil {
+			return false, goneOr(pid, err)
+		}
+		if exe.Nlink == 0 && exe.Uid != 0 {
+			return true, nil
+		}
 	}
 	foreign, err := sys.MountNSForeign(int(pid))
 	if err == nil && !foreign {

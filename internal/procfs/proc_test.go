@@ -162,8 +162,29 @@ func TestReadProcessExeUnverified(t *testing.T) {
 			t.Error("a deleted executable is verified")
 		}
 		copyTo(bin + " (deleted)") // a file that bears the deleted one's name is not it
-		if _, v := waitExe(t, c, bin+" (deleted)"); v {
+		exe, v := waitExe(t, c, bin+" (deleted)")
+		if v {
 			t.Error("a deleted executable is verified by a file named like it")
+		}
+		// Root's (an upgraded daemon's): no user chose its path.
+		if u, err := ExeUnknown(int32(c.Process.Pid), exe, v); err != nil || u {
+			t.Errorf("ExeUnknown of root's deleted executable: %v, %v; want false", u, err)
+		}
+	})
+	t.Run("deleted, a user's", func(t *testing.T) {
+		// A user's program removed while it runs: they chose its path, which matches no glob
+		// now; it may be any program.
+		bin := filepath.Join(dir, "u")
+		copyTo(bin)
+		if err := os.Chown(bin, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		c := run(t, bin)
+		waitExe(t, c, bin)
+		os.Remove(bin)
+		exe, v := waitExe(t, c, bin+" (deleted)")
+		if u, err := ExeUnknown(int32(c.Process.Pid), exe, v); err != nil || !u {
+			t.Errorf("ExeUnknown of a user's deleted executable: %v, %v; want true", u, err)
 		}
 	})
 	t.Run("replaced", func(t *testing.T) {
