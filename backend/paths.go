@@ -51,14 +51,18 @@ const maxWalkLevels = 4096
 // suffix with st's nlink not 0: st is then taken again (*st updated), so that the caller sees
 // it gone and no path gets the suffix as a name (a tree's rm -rf read as it runs reported
 // "d/e (deleted)/f").
-func eventPath(fd int, st *sys.Stat) (string, bool) {
+func eventPath(fd int, st *sys.Stat) (string, bool) { return descPath(fd, st, false) }
+
+// descPath is eventPath; here says fd is a descriptor the backend opened in its own mount
+// namespace (by handle through an anchor), so that its mount is here without asking.
+func descPath(fd int, st *sys.Stat, here bool) (string, bool) {
 	for try := 0; try < 2; try++ {
 		p, err := sys.FdPath(fd)
 		if err != nil {
 			if st.IsDir() && errors.Is(err, syscall.ENAMETOOLONG) {
-				if p, err := sys.LongPath(fd, 0); err == nil && mountHere(st) {
+				if p, err := sys.LongPath(fd, 0); err == nil && (here || mountHere(st)) {
 					restatIfDeleted(fd, p, st)
-					return trimDeleted(p, st)
+					return trimDeleted(p, st, here)
 				}
 			}
 			return "", false
@@ -68,15 +72,15 @@ func eventPath(fd int, st *sys.Stat) (string, bool) {
 			// A directory's dentry is always connected, but its path is printed in the mount
 			// namespace it was opened in: it is this one's if it leads back here, or if the
 			// mount is here (a rename meanwhile).
-			if st.Nlink == 0 || leadsTo(p, st) || mountHere(st) {
-				return trimDeleted(p, st)
+			if here || st.Nlink == 0 || leadsTo(p, st) || mountHere(st) {
+				return trimDeleted(p, st, here)
 			}
 			return "", false
 		}
 		if st.Nlink == 0 {
 			if p, ok := strings.CutSuffix(p, " (deleted)"); ok {
 				// An unlinked file: its last name, in its last directory, if that is here.
-				if !mountHere(st) {
+				if !here && !mountHere(st) {
 					return "", false
 				}
 				return p, true
@@ -105,9 +109,9 @@ func restatIfDeleted(fd int, p string, st *sys.Stat) {
 
 // trimDeleted is a directory's path p: its last one, known only if its mount is here, when it
 // was removed (see eventPath).
-func trimDeleted(p string, st *sys.Stat) (string, bool) {
+func trimDeleted(p string, st *sys.Stat, here bool) (string, bool) {
 	if st.Nlink == 0 {
-		if !mountHere(st) {
+		if !here && !mountHere(st) {
 			return "", false
 		}
 		return strings.TrimSuffix(p, " (deleted)"), true
@@ -256,6 +260,6 @@ func fdObjectPath(fd int) string {
 	if err != nil {
 		return ""
 	}
-	p, _ := eventPath(fd, &st)
+	p, _ := descPath(fd, &st, true)
 	return p
 }
