@@ -304,10 +304,13 @@ unshare -Urm sh -c 'mount --bind `+secret+` /mnt && if ls /mnt >/dev/null 2>&1; 
 // "PATH (deleted)", which leads to no file: unverified, and before 2026-12-07 it matched no
 // exe= glob, as an upgraded daemon's does. But its path was the user's choice: as nobody, a
 // copy of dash in nobody's directory, which `deny open MNT/secret/** exe=MNT/home/**` keeps
-// from the secret, removed itself and then read the secret. Its executable may be any
-// program (procfs.ExeUnknown: a deleted executable not owned by root), so the deny holds.
-// Embedded and through the daemon.
+// from the secret, removed itself and then read the secret. So did the same copy, linked, run
+// in the guard's namespaces from a descriptor opened through a bind mount in nobody's own
+// (its executable reads /mnt/sh). Its executable may be any program (procfs.ExeUnknown: an
+// unverified executable not owned by root that was deleted or opened through another mount
+// namespace's mount), so the deny holds. Embedded and through the daemon.
 func TestGuardDeletedExecutableAsNobody(t *testing.T) {
+	requireUserNS(t)
 	guardModes(t, func(t *testing.T, extra []string) {
 		mnt := testenv.PublicTmpfs(t)
 		home, _ := nobodysTool(t, mnt, "sh", programFile(t, "dash"), 0)
@@ -326,6 +329,29 @@ cat `+f+` >/dev/null && echo "cat read"
 `+home+`/sh2 -c 'rm `+home+`/sh2; if read x < `+f+`; then echo "deleted read"; else echo "deleted refused"; fi' 2>/dev/null`)
 		if want := "cat read\nlive refused\ndeleted refused"; err != nil || strings.TrimSpace(out) != want {
 			t.Fatalf("as nobody: %v\ngot:\n%s\nwant:\n%s\nguard:\n%s", err, out, want, p.errText())
+		}
+		// The same program, linked, run in the guard's namespaces from a descriptor opened
+		// through a bind mount in nobody's own (unshare -Urm, passed back over a socket): its
+		// executable reads as the path there, /mnt/sh, which leads nowhere here.
+		out, err = testenv.Sh(testenv.Nobody, `python3 - `+home+` `+f+` <<'EOF'
+import os, socket, subprocess, sys
+home, secret = sys.argv[1], sys.argv[2]
+a, b = socket.socketpair()
+child = subprocess.Popen(["unshare", "-Urm", "python3", "-c", """
+import os, socket, subprocess, sys
+subprocess.run(["mount", "--bind", sys.argv[1], "/mnt"], check=True)
+s = socket.socket(fileno=int(sys.argv[2]))
+socket.send_fds(s, [b"x"], [os.open("/mnt/sh", os.O_PATH)])
+""", home, str(b.fileno())], pass_fds=[b.fileno()])
+_, fds, _, _ = socket.recv_fds(a, 1, 1)
+child.wait()
+pid = os.fork()
+if pid == 0:
+    os.execve(fds[0], ["sh", "-c", "exec 2>/dev/null; if read x < " + secret + "; then echo 'from-namespace read'; else echo 'from-namespace refused'; fi"], {})
+os.waitpid(pid, 0)
+EOF`)
+		if want := "from-namespace refused"; err != nil || strings.TrimSpace(out) != want {
+			t.Errorf("as nobody: %v\ngot:\n%s\nwant:\n%s\nguard:\n%s", err, out, want, p.errText())
 		}
 	})
 }

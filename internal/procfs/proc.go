@@ -293,9 +293,12 @@ func ReadExe(pid int32) (path string, verified bool, err error) {
 // that a user made (sys.MountNSForeign: there any user may mount any file over any path, so
 // the path it gives says nothing of what runs), or in a user namespace other than ours
 // (sys.UserNSForeign: it may have set its executable to any file, PR_SET_MM_MAP), or when it
-// was deleted and is not root's: a user who runs a program of theirs and removes it (or whose
-// program removes itself) chose its path, which then matches no glob (before 2026-12-07 such a
-// process escaped every `deny ... exe=` of the user's directories). An executable of root's
+// is not root's and was deleted, or was opened through a mount of another mount namespace:
+// a user who runs a program of theirs and removes it (or whose program removes itself), or
+// who runs it, in the guard's namespaces, from a descriptor opened through a bind mount in a
+// namespace of their own, chose the path it shows, which then leads to no file here (before
+// 2026-12-07 such a process matched no glob and escaped every `deny ... exe=` of the user's
+// directories). An executable of root's
 // deleted or replaced since it started (an upgraded daemon), or started in a namespace of
 // root's (a container), is not verified but not unknown: no user chose its path. A process
 // gone, or whose namespace cannot be read, is not unknown (no decision is made for a gone
@@ -308,14 +311,12 @@ func ExeUnknown(pid int32, path string, verified bool) (bool, error) {
 		kernel, err := IsKernelThread(pid)
 		return err == nil && !kernel, goneOr(pid, err)
 	}
-	if strings.HasSuffix(path, " (deleted)") {
-		exe, err := sys.Statx(sys.AT_FDCWD, "/proc/"+strconv.Itoa(int(pid))+"/exe", sys.AT_STATX_DONT_SYNC)
-		if err != nil {
-			return false, goneOr(pid, err)
-		}
-		if exe.Nlink == 0 && exe.Uid != 0 {
-			return true, nil
-		}
+	exe, err := sys.Statx(sys.AT_FDCWD, "/proc/"+strconv.Itoa(int(pid))+"/exe", sys.AT_STATX_DONT_SYNC)
+	if err != nil {
+		return false, goneOr(pid, err)
+	}
+	if exe.Uid != 0 && (exe.Nlink == 0 || mountElsewhere(&exe)) {
+		return true, nil
 	}
 	foreign, err := sys.MountNSForeign(int(pid))
 	if err == nil && !foreign {
@@ -325,6 +326,17 @@ func ExeUnknown(pid int32, path string, verified bool) (bool, error) {
 		return false, goneOr(pid, err)
 	}
 	return foreign, nil
+}
+
+// mountElsewhere reports whether st's mount is known to be none of this process's mount
+// namespace (statmount(2) does not find its unique id). Without a unique id (Linux before
+// 6.8) it cannot be told: no.
+func mountElsewhere(st *sys.Stat) bool {
+	if !st.MntIDUnique {
+		return false
+	}
+	_, err := sys.StatMount(st.MntID)
+	return errors.Is(err, sys.ErrMountElsewhere)
 }
 
 // goneOr turns err into os.ErrProcessDone (wrapped) if it says that process pid is gone

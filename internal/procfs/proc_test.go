@@ -216,8 +216,34 @@ func TestReadProcessExeUnverified(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { c.Process.Kill(); c.Wait() })
-		if _, v := waitExe(t, c, real); v {
+		exe, v := waitExe(t, c, real)
+		if v {
 			t.Error("an executable from another mount namespace is verified by the path it reads as")
+		}
+		// Root's file, in a namespace of root's (a container): no user chose it.
+		if u, err := ExeUnknown(int32(c.Process.Pid), exe, v); err != nil || u {
+			t.Errorf("ExeUnknown of root's executable through root's mount namespace: %v, %v; want false", u, err)
+		}
+	})
+	t.Run("a user's, through a mount this process does not see", func(t *testing.T) {
+		// The same with a file of user nobody's: whoever owns it may have put it there, and
+		// a descriptor of it opened there may be run anywhere; it may be any program.
+		real := filepath.Join(dir, "real2")
+		copyTo(real)
+		evil := filepath.Join(dir, "evil2")
+		copyTo(evil)
+		if err := os.Chown(evil, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		c := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c",
+			"mount --bind "+evil+" "+real+" && exec "+real+" 600")
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Process.Kill(); c.Wait() })
+		exe, v := waitExe(t, c, real)
+		if u, err := ExeUnknown(int32(c.Process.Pid), exe, v); err != nil || !u {
+			t.Errorf("ExeUnknown of a user's executable through another mount namespace: %v, %v (verified %v); want true", u, err, v)
 		}
 	})
 	t.Run("no executable: a thread group whose leader exited", func(t *testing.T) {
