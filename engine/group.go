@@ -216,7 +216,8 @@ func (g *Group) TryReadBatchHeld(dst []Delivery) (int, error) {
 }
 
 // mergeKey hashes what makes two unread notifications the same (fanotify_merge: same object,
-// same pid, same directory-ness, same name); events that never merge get 0.
+// same pid, same directory-ness, same name; sameObject also compares the directory, which
+// the hash leaves out); events that never merge get 0.
 func mergeKey(ev *Event) uint64 {
 	if ev.Mask&(PermissionEvents|Rename|FSError|QueueOverflow) != 0 {
 		return 0
@@ -235,8 +236,13 @@ func mergeKey(ev *Event) uint64 {
 	return h
 }
 
+// sameObject reports whether two notifications are on the same object through the same
+// directory entry: a file's hard links named alike in two directories are one inode and one
+// name, but two entries, whose events neither kernel merges (fanotify compares the
+// directory's fid, inotify the watch): merged, the second directory's watch lost its event
+// (TestMergeKeepsEachDirectoryOfALinkedFile).
 func sameObject(a, b *Event) bool {
-	return a.Inode == b.Inode && a.Mount == b.Mount && a.Pid == b.Pid &&
+	return a.Inode == b.Inode && a.Parent == b.Parent && a.Mount == b.Mount && a.Pid == b.Pid &&
 		a.Mask&OnDir == b.Mask&OnDir && a.Name == b.Name &&
 		a.Mask&DirentEvents != 0 == (b.Mask&DirentEvents != 0)
 }

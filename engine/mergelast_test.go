@@ -85,3 +85,33 @@ func TestDeleteSelfMergesOnlyIntoTheNewest(t *testing.T) {
 		t.Errorf("newest: got %v, want %v", got, want)
 	}
 }
+
+// A file with two hard links named alike in two directories (a/f and b/f) is one inode with
+// one name: a write through each link is still two events on two directory entries, which
+// neither kernel merges (fanotify compares the directory's fid with the name, inotify the
+// watch). Merged, a consumer watching b (or its subtree) never learns b/f changed when a
+// write through a/f was unread: it sees a/f only. Under either rule both stay, each with
+// its own directory; a repeat through the same link still merges.
+func TestMergeKeepsEachDirectoryOfALinkedFile(t *testing.T) {
+	ctx := context.Background()
+	viaSub := func(m Mask) *Event { // f's second link, sub/f
+		ev := fileEvent(m)
+		ev.Parent, ev.Ancestors = sub, []ID{sub, dir, root}
+		return ev
+	}
+	for _, last := range []bool{false, true} {
+		e := New(Config{})
+		g := newGroup(t, e, Options{MergeLast: last})
+		mustAdd(t, g, Mount(mnt1), MarkSpec{Mask: Modify})
+		e.Notify(ctx, fileEvent(Modify))
+		e.Notify(ctx, viaSub(Modify)) // another directory's entry: stays
+		e.Notify(ctx, viaSub(Modify)) // a repeat through the same link: merges
+		var parents []ID
+		for _, d := range drain(g) {
+			parents = append(parents, d.Event.Parent)
+		}
+		if want := []ID{dir, sub}; !slices.Equal(parents, want) {
+			t.Errorf("MergeLast=%v: events through directories %v, want %v (one per link)", last, parents, want)
+		}
+	}
+}

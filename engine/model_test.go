@@ -138,18 +138,19 @@ func uInvolved(ev *Event) []uInv {
 }
 
 // mergeIdent is what makes two unread notifications "the same event" (fanotify_merge): the
-// object (mount and inode), the process, directory-ness, the name, and whether it is a
-// directory-entry event. Tid, Parent and the rest do not count.
+// object (mount and inode), its directory (Parent: a hard link's other entry is another
+// event), the process, directory-ness, the name, and whether it is a directory-entry event.
+// Tid and the rest do not count.
 type mergeIdent struct {
-	inode, mount ID
-	pid          int32
-	ondir        bool
-	name         string
-	dirent       bool
+	inode, parent, mount ID
+	pid                  int32
+	ondir                bool
+	name                 string
+	dirent               bool
 }
 
 func identOf(ev *Event) mergeIdent {
-	return mergeIdent{ev.Inode, ev.Mount, ev.Pid, ev.Mask&OnDir != 0, ev.Name, ev.Mask&DirentEvents != 0}
+	return mergeIdent{ev.Inode, ev.Parent, ev.Mount, ev.Pid, ev.Mask&OnDir != 0, ev.Name, ev.Mask&DirentEvents != 0}
 }
 
 // mergeable: permission, rename and filesystem-error events never merge.

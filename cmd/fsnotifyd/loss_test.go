@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -149,5 +150,56 @@ func TestTraceSaysAtExitThatEventsWereLost(t *testing.T) {
 	last := errLines[len(errLines)-1]
 	if !strings.HasPrefix(last, "fsnotifyd trace: events were lost ") || !strings.Contains(last, `"!"`) {
 		t.Errorf("stderr ends with %q, want what was lost; stderr:\n%s", last, p.errText())
+	}
+}
+
+// TestWatchReportsAWriteThroughEachLinkOfAFile: a file with a hard link of the same name in
+// each of two watched directories (a/f, b/f), written through a then b while watch is
+// stopped (its events unread): each write is its own line, through its own directory, as
+// inotifywait prints them (neither kernel merges them: fanotify compares the directory,
+// inotify the watch). Before, the engine merged the writes of one inode and name whatever
+// the directory: the two writes were one line, `a/ MODIFY f`, and nothing said that b/f was
+// written (root, nobody and through the daemon).
+func TestWatchReportsAWriteThroughEachLinkOfAFile(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := testenv.PublicTmpfs(t)
+	for _, who := range []string{"root", "nobody", "daemon"} {
+		t.Run(who, func(t *testing.T) {
+			a, b := dir+"/"+who+"-a", dir+"/"+who+"-b"
+			for _, d := range []string{a, b} {
+				if err := os.Mkdir(d, 0o777); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.WriteFile(a+"/f", nil, 0o666); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Link(a+"/f", b+"/f"); err != nil {
+				t.Fatal(err)
+			}
+			p := start(t, as(t, who, []string{"watch", "-e", "modify", a, b})...)
+			syscall.Kill(p.cmd.Process.Pid, syscall.SIGSTOP)
+			var want []string
+			for _, d := range []string{a, b} {
+				// One write, one MODIFY (os.WriteFile's truncation would be a second one,
+				// merged by the kernel only while unread).
+				f, err := os.OpenFile(d+"/f", os.O_WRONLY|os.O_APPEND, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, err = f.WriteString("x")
+				f.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				want = append(want, d+"/ MODIFY f")
+			}
+			time.Sleep(200 * time.Millisecond) // read by the backend (and the daemon) meanwhile
+			syscall.Kill(p.cmd.Process.Pid, syscall.SIGCONT)
+			got := p.collect(10*time.Second, func(l []string) bool { return len(l) >= len(want) })
+			if !slices.Equal(got, want) {
+				t.Errorf("got %d lines %q,\nwant %d %q; stderr:\n%s", len(got), got, len(want), want, p.errText())
+			}
+		})
 	}
 }
