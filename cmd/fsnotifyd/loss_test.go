@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -199,6 +200,119 @@ func TestWatchReportsAWriteThroughEachLinkOfAFile(t *testing.T) {
 			got := p.collect(10*time.Second, func(l []string) bool { return len(l) >= len(want) })
 			if !slices.Equal(got, want) {
 				t.Errorf("got %d lines %q,\nwant %d %q; stderr:\n%s", len(got), got, len(want), want, p.errText())
+			}
+		})
+	}
+}
+
+// TestWatchWritesWhatWasQueuedAtSIGTERM: watch is stopped (^Z, SIGSTOP) while 2,000 files
+// are created, then sent SIGTERM and continued. The 2,000 events were queued to it before
+// the signal (in the kernel's queue, or the daemon's for it): it writes every one, in order,
+// then exits 0. Before, it exited 0 at once with none written and nothing said (root, nobody
+// and through the daemon): "flush what they hold" flushed only its own queue, which its
+// stopped reader had not filled yet.
+func TestWatchWritesWhatWasQueuedAtSIGTERM(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := testenv.PublicTmpfs(t)
+	for _, who := range []string{"root", "nobody", "daemon"} {
+		t.Run(who, func(t *testing.T) {
+			d := dir + "/" + who
+			if err := os.Mkdir(d, 0o777); err != nil {
+				t.Fatal(err)
+			}
+			p := start(t, as(t, who, []string{"watch", "-e", "create", d})...)
+			syscall.Kill(p.cmd.Process.Pid, syscall.SIGSTOP)
+			const n = 2000
+			var want []string
+			for i := range n {
+				f, err := os.Create(fmt.Sprintf("%s/f%d", d, i))
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.Close()
+				want = append(want, fmt.Sprintf("%s/ CREATE f%d", d, i))
+			}
+			time.Sleep(200 * time.Millisecond) // through the daemon: sent meanwhile
+			syscall.Kill(p.cmd.Process.Pid, syscall.SIGTERM)
+			syscall.Kill(p.cmd.Process.Pid, syscall.SIGCONT)
+			select {
+			case <-p.done:
+			case <-time.After(20 * time.Second):
+				t.Fatalf("still running 20 s after SIGTERM; stderr:\n%s", p.errText())
+			}
+			if st := exitStatus(p.err); st != 0 {
+				t.Errorf("exit status %d, want 0; stderr:\n%s", st, p.errText())
+			}
+			p.mu.Lock()
+			got := strings.Split(strings.TrimSuffix(p.stdout.String(), "\n"), "\n")
+			p.mu.Unlock()
+			if !slices.Equal(got, want) {
+				t.Errorf("%d lines written of the %d events queued at SIGTERM (first %q); stderr:\n%s",
+					len(got), n, got[:min(len(got), 3)], p.errText())
+			}
+		})
+	}
+}
+
+// TestWatchInterruptedInAFloodEndsWithinItsBound: files are created without pause (four
+// writers) while watch is sent SIGTERM. Its drain of what was queued
+// (TestWatchWritesWhatWasQueuedAtSIGTERM) is bounded: it ends within drainMax and a few
+// seconds, exit 0 — never a drain that lasts as long as the flood — and, stopped by the bound
+// (no quiet drainQuiet came), it says on stderr that events queued after those written
+// were not written. (A writer starved for drainQuiet by a loaded machine ends the drain
+// quietly, as drained: so the message is checked only when the drain took drainMax.)
+func TestWatchInterruptedInAFloodEndsWithinItsBound(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := testenv.PublicTmpfs(t)
+	for _, who := range []string{"root", "nobody"} {
+		t.Run(who, func(t *testing.T) {
+			d := dir + "/" + who
+			if err := os.Mkdir(d, 0o777); err != nil {
+				t.Fatal(err)
+			}
+			p := start(t, as(t, who, []string{"watch", "-e", "create", d})...)
+			go func() { // more lines than p.lines holds
+				for range p.lines {
+				}
+			}()
+			stop := make(chan struct{})
+			var flood sync.WaitGroup
+			for w := range 4 {
+				flood.Add(1)
+				go func() {
+					defer flood.Done()
+					for i := 0; ; i++ {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						name := fmt.Sprintf("%s/w%d-%d", d, w, i%500)
+						if f, err := os.Create(name); err == nil {
+							f.Close()
+							os.Remove(name) // its next create is a CREATE again
+						}
+					}
+				}()
+			}
+			defer func() { close(stop); flood.Wait() }()
+			time.Sleep(300 * time.Millisecond)
+			t0 := time.Now()
+			syscall.Kill(p.cmd.Process.Pid, syscall.SIGTERM)
+			select {
+			case <-p.done:
+			case <-time.After(20 * time.Second):
+				t.Fatalf("still running 20 s after SIGTERM in a flood; stderr:\n%s", p.errText())
+			}
+			took := time.Since(t0)
+			if took > drainMax+3*time.Second {
+				t.Errorf("exited %v after SIGTERM, want within %v and a few seconds", took, drainMax)
+			}
+			if st := exitStatus(p.err); st != 0 {
+				t.Errorf("exit status %d, want 0; stderr:\n%s", st, p.errText())
+			}
+			if took >= drainMax && !strings.Contains(p.errText(), "were not written") {
+				t.Errorf("stopped by its bound (%v after SIGTERM) without saying that events were not written:\n%s", took, p.errText())
 			}
 		})
 	}

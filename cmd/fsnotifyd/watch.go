@@ -83,6 +83,9 @@ anyone may write (/tmp), a link, file or FIFO another user owns is refused
 error, not a wait.
 
 "Watches established." is printed on stderr once the marks are in place.
+Interrupted (SIGINT, SIGTERM, --timeout), it first writes the events already
+queued to it (until none came for 0.1 s, at most 1 s; stopped by that bound it
+says on stderr that later ones were not written).
 Exit status: 0 after -n events, at --timeout, or on SIGINT/SIGTERM; 1 on a
 runtime error, or at --timeout or a signal with the output blocked for a second
 (its reader not reading: lines not written, said on stderr); 2 on a usage error.
@@ -623,7 +626,7 @@ func stream(cmd string, specs []watchSpec, o streamOpts) int {
 	// queue (QueueLimit, 1<<18) holds far more than a streamPace of them, and overflows in
 	// band if not; their order is the group's.
 	paced := !daemon.on
-	var lastRead, prevRead time.Time
+	var lastRead, prevRead, drainEnd time.Time
 	lastFull := false
 	var pace *time.Timer
 	for {
@@ -640,7 +643,28 @@ func stream(cmd string, specs []watchSpec, o streamOpts) int {
 				}
 			}
 		}
-		batch, err = src.next(ctx, batch[:0])
+		// Interrupted: the events queued to us before it — in the kernel's queue or the
+		// daemon's, which a stopped (^Z) or busy reader had not moved into ours yet — are
+		// written too: read until none came for drainQuiet, at most drainMax after the
+		// interrupt (a tree that never stops changing), then say what was not read.
+		rctx, endRead := ctx, context.CancelFunc(func() {})
+		if ctx.Err() != nil {
+			if drainEnd.IsZero() {
+				drainEnd = time.Now().Add(drainMax)
+			}
+			quiet := min(drainQuiet, time.Until(drainEnd))
+			if quiet < drainQuiet {
+				// Events came less than drainQuiet before the bound: more may be queued.
+				fmt.Fprintf(os.Stderr, "fsnotifyd %s: interrupted while events still came: stopped reading %v after; the events queued after those written were not written\n", cmd, drainMax)
+				if err := w.Flush(); err != nil && o.dstName != "" {
+					return written(err)
+				}
+				return exitOK
+			}
+			rctx, endRead = context.WithTimeout(context.Background(), quiet)
+		}
+		batch, err = src.next(rctx, batch[:0])
+		endRead()
 		prevRead, lastRead = lastRead, time.Now()
 		lastFull = len(batch) >= len(src.buf) // more are likely queued: no pause
 		if err != nil {
@@ -648,7 +672,10 @@ func stream(cmd string, specs []watchSpec, o streamOpts) int {
 				return written(ferr)
 			}
 			if ctx.Err() != nil {
-				return exitOK // --timeout or a signal
+				if drainEnd.IsZero() {
+					continue // interrupted during this read: now what was queued
+				}
+				return exitOK // --timeout or a signal, and nothing more came
 			}
 			return fail(cmd, err)
 		}
@@ -778,6 +805,15 @@ func sayLost(cmd string, out format.Formatter, lost, resyncs int, src *events) {
 		fmt.Fprintf(os.Stderr, "fsnotifyd %s: the daemon restarted %s: events may have been missed\n", cmd, times(resyncs))
 	}
 }
+
+// drainQuiet and drainMax bound stream's reading once interrupted: it writes the events
+// queued to it until none came for drainQuiet (the backend's reader, stopped with the
+// process, moves the kernel's queue into ours within it; the daemon sends what it holds),
+// and stops drainMax after the interrupt however many still come, saying so.
+const (
+	drainQuiet = 100 * time.Millisecond
+	drainMax   = time.Second
+)
 
 // outputGrace is how long stream waits, once interrupted (a signal, --timeout), for a write
 // to its output that does not return (see endBlockedOutput).
