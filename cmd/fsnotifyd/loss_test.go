@@ -179,7 +179,7 @@ func TestWatchReportsAWriteThroughEachLinkOfAFile(t *testing.T) {
 				t.Fatal(err)
 			}
 			p := start(t, as(t, who, []string{"watch", "-e", "modify", a, b})...)
-			syscall.Kill(p.cmd.Process.Pid, syscall.SIGSTOP)
+			testenv.Stop(t, p.cmd.Process.Pid)
 			var want []string
 			for _, d := range []string{a, b} {
 				// One write, one MODIFY (os.WriteFile's truncation would be a second one,
@@ -221,7 +221,7 @@ func TestWatchWritesWhatWasQueuedAtSIGTERM(t *testing.T) {
 				t.Fatal(err)
 			}
 			p := start(t, as(t, who, []string{"watch", "-e", "create", d})...)
-			syscall.Kill(p.cmd.Process.Pid, syscall.SIGSTOP)
+			testenv.Stop(t, p.cmd.Process.Pid)
 			const n = 2000
 			var want []string
 			for i := range n {
@@ -313,6 +313,53 @@ func TestWatchInterruptedInAFloodEndsWithinItsBound(t *testing.T) {
 			}
 			if took >= drainMax && !strings.Contains(p.errText(), "were not written") {
 				t.Errorf("stopped by its bound (%v after SIGTERM) without saying that events were not written:\n%s", took, p.errText())
+			}
+		})
+	}
+}
+
+// TestWatchStoppedInAFloodHasNoGapBeforeItsOverflow: watch -e create is stopped while
+// 30,000 files are created, more than any queue in front of it holds (the kernel's 16384,
+// the daemon's client queue 16384). Resumed, it writes the creates in the order they
+// happened, from the first, with no gap, up to a Q_OVERFLOW line where the loss is; then
+// SIGTERM: exit 0, stderr's last line says events were lost (root: fanotify's
+// FAN_Q_OVERFLOW; nobody: inotify's IN_Q_OVERFLOW; through the daemon: its queue for the
+// stopped client, which stalls no one else).
+func TestWatchStoppedInAFloodHasNoGapBeforeItsOverflow(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := testenv.PublicTmpfs(t)
+	for _, who := range []string{"root", "nobody", "daemon"} {
+		t.Run(who, func(t *testing.T) {
+			d := dir + "/" + who
+			if err := os.Mkdir(d, 0o777); err != nil {
+				t.Fatal(err)
+			}
+			p := start(t, as(t, who, []string{"watch", "-e", "create", d})...)
+			testenv.Stop(t, p.cmd.Process.Pid)
+			if out, err := testenv.Sh(nil, "cd "+d+" && seq 30000 | xargs touch"); err != nil {
+				t.Fatal(out, err)
+			}
+			syscall.Kill(p.cmd.Process.Pid, syscall.SIGCONT)
+			got := p.collect(60*time.Second, func(l []string) bool {
+				return len(l) > 0 && strings.TrimSpace(l[len(l)-1]) == "Q_OVERFLOW"
+			})
+			if len(got) == 0 || strings.TrimSpace(got[len(got)-1]) != "Q_OVERFLOW" {
+				t.Fatalf("no Q_OVERFLOW line in %d lines (last %q); stderr:\n%s", len(got), got[max(len(got)-3, 0):], p.errText())
+			}
+			for i, l := range got[:len(got)-1] {
+				if want := fmt.Sprintf("%s/ CREATE %d", d, i+1); l != want {
+					t.Fatalf("line %d is %q, want %q: a gap before the overflow (or out of order)", i+1, l, want)
+				}
+			}
+			if len(got) < 2 {
+				t.Errorf("the overflow came first: none of the 30,000 creates before it")
+			}
+			if st := p.stop(); st != 0 {
+				t.Errorf("exit status %d, want 0", st)
+			}
+			errLines := strings.Split(strings.TrimSpace(p.errText()), "\n")
+			if last := errLines[len(errLines)-1]; !strings.HasPrefix(last, "fsnotifyd watch: events were lost ") {
+				t.Errorf("stderr ends with %q, want what was lost; stderr:\n%s", last, p.errText())
 			}
 		})
 	}
