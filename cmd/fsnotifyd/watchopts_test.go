@@ -31,7 +31,8 @@ func (p *proc) linesCut(want int, prefix string) []string {
 // names that need quoting (a comma, a double quote, a leading blank) and for a directory's
 // (CREATE,ISDIR, its own DELETE_SELF with %f empty): the want lines are what inotifywait
 // 3.22.6.0 printed on this machine, and a running inotifywait, when installed, must print
-// the same. On fanotify (root), inotify (nobody) and through the daemon.
+// the same (but for what its own -r race misses in the new directory). On fanotify (root),
+// inotify (nobody) and through the daemon.
 func TestWatchCSVAsInotifywait(t *testing.T) {
 	base := testenv.PublicTmpfs(t)
 	want := []string{
@@ -70,8 +71,16 @@ func TestWatchCSVAsInotifywait(t *testing.T) {
 				t.Errorf("watch -c printed\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 			}
 			if peer != nil {
-				if got := peer.linesCut(len(want), d); !slices.Equal(got, want) {
-					t.Errorf("inotifywait -m -c printed\n%s\nthe test wants\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+				// inotifywait -r watches 'sub,1' only once it has read its CREATE: what the
+				// script did in it before then it misses, quietly (its own race, seen once
+				// under load). Its lines are compared for their form, so those it missed
+				// are left out of what it must print.
+				got := peer.linesCut(len(want), d)
+				wantPeer := slices.DeleteFunc(slices.Clone(want), func(l string) bool {
+					return strings.HasPrefix(l, `"D/sub,1/",`) && !slices.Contains(got, l)
+				})
+				if !slices.Equal(got, wantPeer) {
+					t.Errorf("inotifywait -m -c printed\n%s\nthe test wants\n%s", strings.Join(got, "\n"), strings.Join(wantPeer, "\n"))
 				}
 			}
 			if st := p.stop(); st != 0 {
