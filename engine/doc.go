@@ -40,6 +40,13 @@
 //     dispatched an event and has not called Wait yet included); the waiting Notify calls
 //     continue to lower-priority groups.
 //
+// TestPendingPermissionFreezesNothingElse checks each of these once; TestStalledGroupFreezesNothing
+// under randomized churn (seed printed): while A never answers, mark changes on A's objects and
+// on A's own mark, groups created and closed on them, and other groups' events return within
+// a bound, another group's deadline verdicts fire no sooner than its deadline, A's identical
+// permission events never merge, and A's close answers each with its close verdict; a Deny
+// there ends their walks (lower groups never see them).
+//
 // A subtree mark sees an event through the event's Ancestors; an event whose ancestry the
 // source could not learn (Event.AncestryUnknown) reaches the subtree and children-watching
 // marks of every directory in its PossibleAncestors, as possibly inside: a source that cannot
