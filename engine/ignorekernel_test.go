@@ -146,3 +146,61 @@ func TestIgnoreMasksKernelRules(t *testing.T) {
 		})
 	}
 }
+
+// TestPermissionEventsNeverMerge: fanotify_merge never merges a permission event, nor
+// anything into one (the kernel's event types differ). Under both merge rules, identical
+// permission events from one process on one file each keep a queue entry and an id of their
+// own, and a notification of the same process and file is never ORed into them: it merges
+// only into an earlier unread notification (fanotify's rule), or not at all when a
+// permission event is the newest entry (MergeLast).
+func TestPermissionEventsNeverMerge(t *testing.T) {
+	for _, mergeLast := range []bool{false, true} {
+		t.Run(map[bool]string{false: "fanotify", true: "MergeLast"}[mergeLast], func(t *testing.T) {
+			e := New(Config{})
+			g := newGroup(t, e, Options{Class: ClassContent, MergeLast: mergeLast})
+			mustAdd(t, g, Inode(f), MarkSpec{Mask: Open | OpenPerm})
+			var walks []*Walk
+			for _, m := range []Mask{OpenPerm, Open, OpenPerm, Open, OpenPerm} {
+				ev := fileEvent(m)
+				if _, w := e.Dispatch(ev); w != nil {
+					walks = append(walks, w)
+				}
+				ev.Release()
+			}
+			want := []Mask{OpenPerm, Open, OpenPerm, OpenPerm}
+			if mergeLast {
+				want = []Mask{OpenPerm, Open, OpenPerm, Open, OpenPerm}
+			}
+			got := drain(g)
+			ids := map[uint64]bool{}
+			for _, d := range got {
+				if d.ID != 0 {
+					ids[d.ID] = true
+					if err := g.Respond(d.ID, Response{Verdict: Allow}); err != nil {
+						t.Error(err)
+					}
+				}
+			}
+			for _, w := range walks {
+				if r := w.Wait(context.Background()); r.Verdict != Allow || r.Reason != ReasonAnswered {
+					t.Errorf("walk ended %+v", r)
+				}
+			}
+			if len(walks) != 3 || len(ids) != 3 {
+				t.Errorf("%d walks held, %d distinct ids: want 3 of each", len(walks), len(ids))
+			}
+			gm := masks(got)
+			if len(gm) != len(want) {
+				t.Fatalf("queue %v, want %v", gm, want)
+			}
+			for i := range want {
+				if gm[i] != want[i] {
+					t.Fatalf("queue %v, want %v", gm, want)
+				}
+			}
+			if st := g.Stats(); st.Pending != 0 {
+				t.Errorf("%d still pending", st.Pending)
+			}
+		})
+	}
+}
