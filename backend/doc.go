@@ -37,6 +37,19 @@
 // queues are not ordered against each other (a DELETE may come before the CLOSE_WRITE);
 // everywhere else they are in one queue.
 //
+// Limit: the route follows the engine's unions (MaskHook), and a mount mark that only
+// ignores, with IgnoreSurviveModify (FAN_MARK_IGNORE_SURV, the only FAN_MARK_IGNORE form the
+// kernel takes on a mount), has an empty union (the engine's interest adds Modify only for a
+// non-surviving ignore mask, and the kernel's fsnotify_calc_mask would add the ignored events
+// themselves, which here would put a kernel mark reporting them, permission events
+// included, on the whole mount). So the filesystem's notification events stay with the FID
+// group, which does not say through which mount they came, and such a mark does not silence
+// the same group's inode, parent or filesystem marks' notifications (permission events come
+// from the FD group and are silenced). A non-surviving one, or one beside a mount mark that
+// reports notification events, routes as it should. Fixing it needs the hook to learn that
+// a mount has an ignore-only mark (a flag in the union that no kernel mask carries).
+// TestIgnoreMaskClearedByModifyThroughMountAndParent/mount-surviving (skipped: this limit).
+//
 // Without CAP_SYS_ADMIN (or with ModeInotify) inode and subtree marks run on inotify instead
 // (see inotify.go); permission, mount and filesystem marks then fail with ErrNeedsPrivilege.
 //

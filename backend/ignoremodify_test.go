@@ -1,0 +1,112 @@
+package backend
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/fsnotifyd/fsnotifyd/engine"
+	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
+)
+
+// TestIgnoreMaskClearedByModifyThroughMountAndParent is the kernel's surviving-modify rule
+// (send_to_group) on the real kernel, through the marks TestLTPFanotify01EventsPerMarkType
+// leaves out: a modification of ANOTHER file on the mount clears a mount mark's ignore mask,
+// and a child's modification clears its directory's ignore mask that covers children (for
+// every child)
+// (EventOnChild), so the ignored open is reported again; with IgnoreSurviveModify both stay.
+// The engine test TestIgnoreMasksKernelRules states the same rules without a kernel.
+func TestIgnoreMaskClearedByModifyThroughMountAndParent(t *testing.T) {
+	type setup struct {
+		name          string
+		marks         func(t *testing.T, b *Backend, g *engine.Group, root string, flags engine.MarkFlags)
+		target, write string // opened, and written to between the opens (relative to root)
+	}
+	setups := []setup{
+		{
+			name: "mount",
+			marks: func(t *testing.T, b *Backend, g *engine.Group, root string, flags engine.MarkFlags) {
+				mark(t, b, g, filepath.Join(root, "target"), engine.KindInode, engine.MarkSpec{Mask: engine.Open})
+				mark(t, b, g, root, engine.KindMount, engine.MarkSpec{Ignore: engine.Open, Flags: flags})
+			},
+			target: "target", write: "other",
+		},
+		{
+			name: "parent",
+			marks: func(t *testing.T, b *Backend, g *engine.Group, root string, flags engine.MarkFlags) {
+				mark(t, b, g, root, engine.KindFilesystem, engine.MarkSpec{Mask: engine.Open})
+				mark(t, b, g, filepath.Join(root, "d"), engine.KindInode, engine.MarkSpec{Ignore: engine.Open | engine.EventOnChild, Flags: flags})
+			},
+			target: "d/child", write: "d/other",
+		},
+	}
+	for _, s := range setups {
+		for _, surv := range []bool{false, true} {
+			var flags engine.MarkFlags
+			name := s.name
+			if surv {
+				flags, name = engine.IgnoreSurviveModify, name+"-surviving"
+			}
+			t.Run(name, func(t *testing.T) {
+				if s.name == "mount" && surv {
+					// Fails today: the target's open is reported while ignored.
+					t.Skip("limit (backend/doc.go): an ignore-only surviving mount mark does not route the filesystem's notifications to the FD group, so their mount is unknown and the ignore does not apply")
+				}
+				root := testenv.Tmpfs(t)
+				for _, p := range []string{"target", "other", "d/child", "d/other"} {
+					writeFile(t, filepath.Join(root, p), "x")
+				}
+				// Sentinels on the same filesystem (one kernel queue: the FD and FID groups'
+				// queues are not ordered against each other), reporting CLOSE_NOWRITE, which
+				// no mark here ignores.
+				var sentinels []string
+				for i := 0; i < 3; i++ {
+					p := filepath.Join(root, "sentinel"+strconv.Itoa(i))
+					writeFile(t, p, "s")
+					sentinels = append(sentinels, p)
+				}
+				b := newBackend(t, ModeFanotify)
+				g := newGroup(t, b, engine.Options{Name: "ignore-" + name})
+				for _, p := range sentinels {
+					mark(t, b, g, p, engine.KindInode, engine.MarkSpec{Mask: engine.CloseNoWrite})
+				}
+				s.marks(t, b, g, root, flags)
+				r := record(t, g, nil)
+				target := filepath.Join(root, s.target)
+				id := idOf(t, target)
+				phase := 0
+				step := func(what string, want engine.Mask, do func()) {
+					t.Helper()
+					start := r.len()
+					do()
+					touch(t, sentinels[phase])
+					r.waitPath(start, engine.CloseNoWrite, sentinels[phase])
+					phase++
+					if got := unionOn(r.since(start), id) & engine.Open; got != want {
+						t.Errorf("%s: the target's opens are %v, want %v; read:\n%s", what, got, want, dump(r.since(start)))
+					}
+				}
+				step("open while ignored", 0, func() { touch(t, target) })
+				step("modify", 0, func() {
+					// A write (truncate(2) by path has no path for the kernel's mount marks).
+					// Another file than the target: the kernel may merge its open and write
+					// into one unread event, read here as one OPEN|MODIFY.
+					f, err := os.OpenFile(filepath.Join(root, s.write), os.O_WRONLY|os.O_APPEND, 0)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if _, err := f.Write([]byte("m")); err != nil {
+						t.Fatal(err)
+					}
+					f.Close()
+				})
+				want := engine.Open
+				if surv {
+					want = 0
+				}
+				step("open after the modification", want, func() { touch(t, target) })
+			})
+		}
+	}
+}
