@@ -45,7 +45,8 @@
 // included, on the whole mount). So the filesystem's notification events stay with the FID
 // group, which does not say through which mount they came, and such a mark does not silence
 // the same group's inode, parent or filesystem marks' notifications (permission events come
-// from the FD group and are silenced). A non-surviving one, or one beside a mount mark that
+// from the FD group and are silenced: TestSurvivingMountIgnoreSilencesPermissionEvents). A
+// non-surviving one, or one beside a mount mark that
 // reports notification events, routes as it should. Fixing it needs the hook to learn that
 // a mount has an ignore-only mark (a flag in the union that no kernel mask carries).
 // TestIgnoreMaskClearedByModifyThroughMountAndParent/mount-surviving (skipped: this limit).

@@ -110,3 +110,33 @@ func TestIgnoreMaskClearedByModifyThroughMountAndParent(t *testing.T) {
 		}
 	}
 }
+
+// TestSurvivingMountIgnoreSilencesPermissionEvents is the other side of the limit that
+// TestIgnoreMaskClearedByModifyThroughMountAndParent/mount-surviving skips (backend/doc.go):
+// permission events are read from the FD group, which says through which mount they came,
+// so an ignore-only IgnoreSurviveModify mount mark silences the same group's inode mark's
+// OPEN_PERM for another process's open: the policy, which denies everything, is never asked
+// and the open succeeds; without the ignore mark it is denied.
+func TestSurvivingMountIgnoreSilencesPermissionEvents(t *testing.T) {
+	for _, ignore := range []bool{true, false} {
+		t.Run(map[bool]string{true: "ignored", false: "not-ignored"}[ignore], func(t *testing.T) {
+			root := testenv.Tmpfs(t)
+			target := filepath.Join(root, "target")
+			writeFile(t, target, "x")
+			b := newBackend(t, ModeFanotify)
+			g := newGroup(t, b, engine.Options{Name: "surv-mount-ignore", Class: engine.ClassContent})
+			mark(t, b, g, target, engine.KindInode, engine.MarkSpec{Mask: engine.OpenPerm})
+			if ignore {
+				mark(t, b, g, root, engine.KindMount, engine.MarkSpec{Ignore: engine.OpenPerm, Flags: engine.IgnoreSurviveModify})
+			}
+			r := record(t, g, func(rec) engine.Response { return engine.Response{Verdict: engine.Deny} })
+			res, _ := access(t, "open:"+target)
+			if ignore && (res.errno != 0 || r.len() != 0) {
+				t.Errorf("open with OPEN_PERM ignored through the mount: errno %v, %d permission events read", res.errno, r.len())
+			}
+			if !ignore && res.errno == 0 {
+				t.Errorf("open without the ignore mark was allowed; want the policy's deny")
+			}
+		})
+	}
+}
