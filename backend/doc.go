@@ -46,9 +46,9 @@
 // group, which does not say through which mount they came, and such a mark does not silence
 // the same group's inode, parent or filesystem marks' notifications (permission events come
 // from the FD group and are silenced: TestSurvivingMountIgnoreSilencesPermissionEvents). A
-// non-surviving one, or one beside a mount mark that
-// reports notification events, routes as it should. Fixing it needs the hook to learn that
-// a mount has an ignore-only mark (a flag in the union that no kernel mask carries).
+// non-surviving one, or one beside a mount mark that reports notification events, routes as
+// it should. Fixing it needs the hook to learn that a mount has an ignore-only mark (a flag
+// in the union that no kernel mask carries).
 // TestIgnoreMaskClearedByModifyThroughMountAndParent/mount-surviving (skipped: this limit).
 //
 // Without CAP_SYS_ADMIN (or with ModeInotify) inode and subtree marks run on inotify instead
