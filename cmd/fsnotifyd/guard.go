@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,7 +46,9 @@ sees only that mount: the same files reached through a bind mount, or from
 another mount namespace (which any user can make with "unshare -Urm" where
 unprivileged user namespaces are on), are not decided: the guard warns at its
 start where they are on. Guarding a directory sees every mount of its
-filesystem. See docs/security.md.
+filesystem. A guarded directory renamed (or one above it) stays guarded
+under its new path, which rules are matched against: the guard warns at its
+start when a user other than root may rename it. See docs/security.md.
 
 Rules: --deny GLOB and --allow GLOB, in command-line order, then the rules
 of --policy FILE (syntax: docs/policy.md); the first match wins, and with no
@@ -317,6 +320,13 @@ func runGuard(args []string) int {
 	for _, p := range paths {
 		if _, err := os.Stat(p); err != nil {
 			return fail("guard", explainPathError(p, err))
+		}
+	}
+	if !mount {
+		for _, p := range paths {
+			if msg := othersMayRename(p); msg != "" {
+				fmt.Fprintf(os.Stderr, "fsnotifyd guard: warning: %s: %s; whoever may rename it chooses the paths its files are decided by: its tree stays guarded under the new name, but a rule naming %s no longer matches there (docs/security.md, \"The guarded directory's name\")\n", p, msg, p)
+			}
 		}
 	}
 	if deadline == 0 {
@@ -1098,4 +1108,32 @@ func (a *auditWriter) close() {
 	if n := a.lost.Load(); n > 0 {
 		fmt.Fprintf(a.say, "fsnotifyd guard: %d audit records could not be written (the last error: %v)\n", n, a.lastErr)
 	}
+}
+
+// othersMayRename says why a user other than root (and the guard's) may rename the guarded
+// directory p, or a directory above it, or "" if none may: the check of trust.CheckDirOf on
+// the directories its name is looked up in, and, in a sticky directory, p's own owner (who
+// may rename it there).
+func othersMayRename(p string) string {
+	if err := trust.CheckDirOf(p, "guarded directory"); err != nil {
+		var oe *trust.OwnerError
+		if errors.As(err, &oe) {
+			return err.Error()
+		}
+		return "" // a lookup error: the start reports it
+	}
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return ""
+	}
+	parent := filepath.Dir(real)
+	pi, err1 := os.Stat(parent)
+	fi, err2 := os.Stat(real)
+	if err1 != nil || err2 != nil || pi.Mode()&os.ModeSticky == 0 {
+		return ""
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 && st.Uid != uint32(os.Geteuid()) {
+		return fmt.Sprintf("owned by uid %d in the sticky directory %s: its owner may rename it (chown root %s)", st.Uid, parent, p)
+	}
+	return ""
 }

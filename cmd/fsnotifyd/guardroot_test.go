@@ -1,0 +1,72 @@
+//go:build linux
+
+package main
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
+)
+
+// TestGuardWarnsWhenOthersMayRenameTheGuardedDirectory: a subtree guard guards a directory,
+// not a name. As nobody, where the guarded directory's parent lets them (0777, or a sticky
+// directory and the guarded directory theirs), they rename it and open a file that `deny open
+// G/secret/**` kept closed: its tree is still decided (an audit line under the new name) but
+// the rule names the old path, so the open is allowed. The guard must say so at its start;
+// where nobody cannot rename it (root's 0755 parent; root's directory in a sticky one) it
+// must say nothing, and the rename fails. docs/security.md, "The guarded directory's name".
+func TestGuardWarnsWhenOthersMayRenameTheGuardedDirectory(t *testing.T) {
+	for _, c := range []struct {
+		name, parentMode, owner string
+		renamable               bool
+	}{
+		{"parent 0777", "0777", "0", true},
+		{"parent 0755", "0755", "0", false},
+		{"sticky parent, root's", "1777", "0", false},
+		{"sticky parent, nobody's", "1777", "65534", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			root := testenv.PublicTmpfs(t)
+			pub := root + "/pub"
+			g, h := pub+"/g", pub+"/h"
+			sh(t, "mkdir -p "+g+"/secret && echo s > "+g+"/secret/k && chmod "+c.parentMode+" "+pub+
+				" && chown "+c.owner+" "+g)
+			audit := filepath.Join(t.TempDir(), "audit.jsonl")
+			p := start(t, "guard", "--deny", g+"/secret/**", "--audit", audit, g)
+			warned := strings.Contains(p.errText(), "warning: "+g+":")
+			if warned != c.renamable {
+				t.Errorf("warning about %s at the start: %v, want %v; stderr:\n%s", g, warned, c.renamable, p.errText())
+			}
+			if !denied(nobody, g+"/secret/k") {
+				t.Fatal("the guarded file opened before any rename")
+			}
+			o, err := shAs(nobody, "mv "+g+" "+h)
+			if !c.renamable {
+				if err == nil {
+					t.Fatalf("nobody renamed %s", g)
+				}
+				if !denied(nobody, g+"/secret/k") {
+					t.Fatal("the guarded file opened after nobody's refused rename")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(o, err)
+			}
+			// The limit the warning names: still decided, under the name nobody gave it.
+			if denied(nobody, h+"/secret/k") {
+				t.Fatal("the renamed tree's file denied: the limit is gone, update the warning and docs")
+			}
+			p.stop()
+			found := false
+			for _, l := range auditLines(t, audit) {
+				found = found || l["path"] == h+"/secret/k"
+			}
+			if !found {
+				t.Errorf("no audit line for %s/secret/k: the renamed tree was not decided", h)
+			}
+		})
+	}
+}
