@@ -313,6 +313,9 @@ func runGuard(args []string) int {
 	for _, w := range pol.LintWith(policy.LintOptions{Scanned: execCmd != "", UserNS: sys.UnprivilegedUserNS()}) {
 		fmt.Fprintf(os.Stderr, "fsnotifyd guard: warning: %s\n", w)
 	}
+	for _, w := range rulesThroughLinks(pol) {
+		fmt.Fprintf(os.Stderr, "fsnotifyd guard: warning: %s\n", w)
+	}
 	if pol.NeedsPreContent() && kinds&notify.AccessPreAccess == 0 {
 		// An errno= rule needs a pre-content group; pre_access rules need their events.
 		fmt.Fprintln(os.Stderr, "fsnotifyd guard: note: the policy denies with an errno or names pre_access; add --events ...,pre_access to use it (without a pre-content guard an errno= deny is a plain deny, EPERM)")
@@ -1136,4 +1139,34 @@ func othersMayRename(p string) string {
 		return fmt.Sprintf("owned by uid %d in the sticky directory %s: its owner may rename it (chown root %s)", st.Uid, parent, p)
 	}
 	return ""
+}
+
+// rulesThroughLinks warns of each rule whose glob's leading literal directories (or the
+// file it names) pass through a symbolic link on this host: the kernel reports paths with
+// their links resolved, so such a rule never matches there (docs/policy.md, "Globs").
+func rulesThroughLinks(pol *policy.Policy) []string {
+	var out []string
+	for _, r := range pol.Rules {
+		prefix := r.Glob.LiteralPrefix()
+		cur := ""
+		for _, c := range strings.Split(strings.TrimPrefix(prefix, "/"), "/") {
+			if c == "" {
+				break
+			}
+			cur += "/" + c
+			fi, err := os.Lstat(cur)
+			if err != nil {
+				break
+			}
+			if fi.Mode()&os.ModeSymlink != 0 {
+				real, err := filepath.EvalSymlinks(cur)
+				if err != nil {
+					real = "its target"
+				}
+				out = append(out, fmt.Sprintf("%s: %s is a symbolic link (to %s): a glob matches the path the kernel reports, with its links resolved, so this rule never matches there; write it with %s", r, cur, real, real))
+				break
+			}
+		}
+	}
+	return out
 }

@@ -70,3 +70,36 @@ func TestGuardWarnsWhenOthersMayRenameTheGuardedDirectory(t *testing.T) {
 		})
 	}
 }
+
+// TestGuardWarnsOfRulesThroughSymbolicLinks: a glob matches the path the kernel reports,
+// which has no symbolic links; a rule whose literal directories pass through one (a guarded
+// directory named by a link, /lib on merged-/usr) never matches, and before, nothing said
+// so: `guard --deny L/secret/** L`, L a link to G, let nobody read G/secret/k. The guard
+// must warn at its start naming the rule and the link, and not for a rule naming the real
+// path, nor for one whose directories do not exist or that starts with **.
+func TestGuardWarnsOfRulesThroughSymbolicLinks(t *testing.T) {
+	root := testenv.PublicTmpfs(t)
+	g, l := root+"/g", root+"/l"
+	sh(t, "mkdir -p "+g+"/secret "+g+"/other && echo s > "+g+"/secret/k && echo o > "+g+"/other/o && ln -s g "+l+
+		" && ln -s ../other/o "+g+"/secret/lo")
+	p := start(t, "guard", "--deny", l+"/secret/**", "--deny", g+"/secret/lo", "--deny", g+"/other/*.key",
+		"--deny", root+"/none/**", "--deny", "**/*.pem", l)
+	text := p.errText()
+	for _, want := range []string{
+		"warning: --deny " + l + "/secret/**: " + l + " is a symbolic link",
+		"warning: --deny " + g + "/secret/lo: " + g + "/secret/lo is a symbolic link",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("no %q at the start; stderr:\n%s", want, text)
+		}
+	}
+	for _, not := range []string{"--deny " + g + "/other/*.key:", "--deny " + root + "/none/**:", "--deny **/*.pem:"} {
+		if strings.Contains(text, "warning: "+not) {
+			t.Errorf("a warning about %s; stderr:\n%s", not, text)
+		}
+	}
+	// The limit the warning names: the link's rule matches nothing.
+	if denied(nobody, l+"/secret/k") {
+		t.Error("the rule through the link denied: the limit is gone, update the warning and docs")
+	}
+}

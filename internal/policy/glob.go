@@ -178,6 +178,20 @@ func CompileGlob(pattern string) (*Glob, error) {
 	return g, nil
 }
 
+// LiteralPrefix is the path of the glob's leading components without a wildcard
+// ("/srv/tls" of "/srv/tls/*.key"), "" for a glob that starts with one (**/*.key).
+func (g *Glob) LiteralPrefix() string {
+	var b strings.Builder
+	for _, c := range g.comps {
+		if c.kind != compLiteral {
+			break
+		}
+		b.WriteByte('/')
+		b.WriteString(c.lit)
+	}
+	return b.String()
+}
+
 // MatchesEveryPath reports whether the glob matches every absolute path except perhaps "/"
 // (**, /**, **/*): the globs that match an unknown path.
 func (g *Glob) MatchesEveryPath() bool { return g.matchesEveryPath }

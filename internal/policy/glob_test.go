@@ -356,3 +356,25 @@ func BenchmarkGlobMatch(b *testing.B) {
 		})
 	}
 }
+
+func TestGlobLiteralPrefix(t *testing.T) {
+	for pattern, want := range map[string]string{
+		"/srv/tls/*.key":  "/srv/tls",
+		"/srv//tls/":      "/srv/tls",
+		"/a/b\\*c/d":      "/a/b*c/d",
+		"/a/**/b":         "/a",
+		"/a/[bc]/d":       "/a",
+		"**/*.key":        "",
+		"/**":             "",
+		"/etc/localtime":  "/etc/localtime",
+		"/home/*/.ssh/id": "/home",
+	} {
+		g, err := CompileGlob(pattern)
+		if err != nil {
+			t.Fatal(pattern, err)
+		}
+		if got := g.LiteralPrefix(); got != want {
+			t.Errorf("LiteralPrefix of %q = %q, want %q", pattern, got, want)
+		}
+	}
+}
