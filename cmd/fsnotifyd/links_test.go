@@ -48,6 +48,8 @@ func setHardlinks(t *testing.T, v string) (restore func()) {
 // way a name can be had without a permission event of its own:
 //
 //   - a chain of three symbolic links (absolute and relative) from nobody's directory: EPERM;
+//   - open_by_handle_at of a handle of the secret: EPERM (the kernel's: it needs
+//     CAP_DAC_READ_SEARCH);
 //   - nobody's directory moved in after nobody took an O_PATH descriptor of a file in it, a
 //     read-only and an O_PATH descriptor of the directory: the re-open through
 //     /proc/self/fd/N, openat of each directory descriptor, and a path through the
@@ -154,6 +156,14 @@ func TestGuardLinksChild(t *testing.T) {
 			fd, err := open(l)
 			mustOpen("open through the symbolic links "+l, fd, err, unix.EPERM)
 		}
+		// A file handle: open_by_handle_at needs CAP_DAC_READ_SEARCH, which nobody has.
+		h, _, err := unix.NameToHandleAt(unix.AT_FDCWD, secret+"/k", 0)
+		must(err)
+		mfd, err := unix.Open(g, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		must(err)
+		fd, err := unix.OpenByHandleAt(mfd, h, unix.O_RDONLY|unix.O_CLOEXEC)
+		mustOpen("open_by_handle_at of the secret", fd, err, unix.EPERM)
+		unix.Close(mfd)
 		// Descriptors taken outside, then the directory moved in.
 		must(os.MkdirAll(out+"/t", 0o755))
 		must(os.WriteFile(out+"/t/x", []byte("x"), 0o644))
@@ -167,7 +177,7 @@ func TestGuardLinksChild(t *testing.T) {
 		pdfd, err := unix.Open(out+"/t", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		must(err)
 		must(os.Rename(out+"/t", secret+"/t"))
-		fd, err := open(testenv.ProcFd(px))
+		fd, err = open(testenv.ProcFd(px))
 		mustOpen("re-open of an O_PATH descriptor taken outside", fd, err, unix.EPERM)
 		for _, d := range []int{dfd, pdfd} {
 			fd, err := unix.Openat(d, "x", unix.O_RDONLY|unix.O_CLOEXEC, 0)
