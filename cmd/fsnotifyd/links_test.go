@@ -58,6 +58,9 @@ func setHardlinks(t *testing.T, v string) (restore func()) {
 //   - the directory moved in and out 100 times while another goroutine opens a file in it
 //     through its directory descriptor without pause: no open that began and ended while
 //     the directory stood inside was allowed, none while it stood outside was refused;
+//   - a directory deeper than PATH_MAX in nobody's directory inside the tree, listed, its
+//     top moved into G/secret and the directory listed at once through its descriptor, 20
+//     times: each listing after the move EPERM;
 //   - hard links, fs.protected_hardlinks=1: nobody cannot link root's 0644 secret (EPERM) nor
 //     root's pinned file that --cache allowed (then opened 20 times); root's 0666 file, which
 //     nobody may read and write, they can link out, and the outside name opens (the limit
@@ -84,7 +87,7 @@ func TestGuardLinksSymlinksAndHeldDescriptorsAsNobody(t *testing.T) {
 				}
 				g := root + "/g"
 				sh(t, "mkdir -p "+g+"/secret "+g+"/pub "+root+"/out && chmod 1777 "+g+"/secret && chown 65534:65534 "+root+"/out"+
-					" && echo s > "+g+"/secret/k && echo w > "+g+"/secret/w && chmod 0666 "+g+"/secret/w && echo f > "+g+"/pub/f")
+					" && mkdir "+g+"/pub/n && chown 65534:65534 "+g+"/pub/n && echo s > "+g+"/secret/k && echo w > "+g+"/secret/w && chmod 0666 "+g+"/secret/w && echo f > "+g+"/pub/f")
 				args := []string{"guard", "--deny", g + "/secret/**"}
 				if cache {
 					args = append(args, "--cache")
@@ -104,6 +107,7 @@ func TestGuardLinksSymlinksAndHeldDescriptorsAsNobody(t *testing.T) {
 				}
 				restore := setHardlinks(t, "1")
 				child("moves")
+				child("deep")
 				child("links1")
 				setHardlinks(t, "0")
 				time.Sleep(1500 * time.Millisecond) // the guard polls the sysctl once a second
@@ -240,6 +244,20 @@ func TestGuardLinksChild(t *testing.T) {
 			t.Errorf("%d of the concurrent opens (%d inside, %d outside) got the other side's verdict", wrong.Load(), inside.Load(), outside.Load())
 		}
 		t.Logf("concurrent opens: %d inside, %d outside", inside.Load(), outside.Load())
+	case "deep":
+		// A directory deeper than PATH_MAX, placed by its long path: listed in nobody's
+		// directory inside the tree, then its top moved into the denied directory and
+		// listed at once through a descriptor, 20 times.
+		d := testenv.DeepTree(t, g+"/pub/n", 22, 200)
+		top := d.Top
+		for i := 0; i < 20; i++ {
+			fd, err := unix.Openat(d.Fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			mustOpen("the deep directory in nobody's directory", fd, err, nil)
+			must(os.Rename(top, secret+"/top"))
+			fd, err = unix.Openat(d.Fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			mustOpen("the deep directory right after its top moved into the denied directory", fd, err, unix.EPERM)
+			must(os.Rename(secret+"/top", top))
+		}
 	case "links1":
 		for i := 0; i < 20; i++ { // allowed, and with --cache cached
 			fd, err := open(g + "/pub/f")
