@@ -48,7 +48,8 @@ unprivileged user namespaces are on), are not decided: the guard warns at its
 start where they are on. Guarding a directory sees every mount of its
 filesystem. A guarded directory renamed (or one above it) stays guarded
 under its new path, which rules are matched against: the guard warns at its
-start when a user other than root may rename it. See docs/security.md.
+start of a deny rule naming a directory that a user other than root may
+rename. See docs/security.md.
 
 Rules: --deny GLOB and --allow GLOB, in command-line order, then the rules
 of --policy FILE (syntax: docs/policy.md); the first match wins, and with no
@@ -313,6 +314,9 @@ func runGuard(args []string) int {
 	for _, w := range pol.LintWith(policy.LintOptions{Scanned: execCmd != "", UserNS: sys.UnprivilegedUserNS()}) {
 		fmt.Fprintf(os.Stderr, "fsnotifyd guard: warning: %s\n", w)
 	}
+	for _, w := range denyRulesOthersMayRename(pol) {
+		fmt.Fprintf(os.Stderr, "fsnotifyd guard: warning: %s\n", w)
+	}
 	for _, w := range rulesThroughLinks(pol) {
 		fmt.Fprintf(os.Stderr, "fsnotifyd guard: warning: %s\n", w)
 	}
@@ -323,13 +327,6 @@ func runGuard(args []string) int {
 	for _, p := range paths {
 		if _, err := os.Stat(p); err != nil {
 			return fail("guard", explainPathError(p, err))
-		}
-	}
-	if !mount {
-		for _, p := range paths {
-			if msg := othersMayRename(p); msg != "" {
-				fmt.Fprintf(os.Stderr, "fsnotifyd guard: warning: %s: %s; whoever may rename it chooses the paths its files are decided by: its tree stays guarded under the new name, but a rule naming %s no longer matches there (docs/security.md, \"The guarded directory's name\")\n", p, msg, p)
-			}
 		}
 	}
 	if deadline == 0 {
@@ -1113,12 +1110,39 @@ func (a *auditWriter) close() {
 	}
 }
 
-// othersMayRename says why a user other than root (and the guard's) may rename the guarded
-// directory p, or a directory above it, or "" if none may: the check of trust.CheckDirOf on
+// denyRulesOthersMayRename warns of each deny rule whose glob's leading literal directories
+// (the longest of them that exists) a user other than root may rename, or move away and
+// replace: a glob matches the path a file has at the access, so that user chooses whether
+// the rule matches (docs/security.md, "The guarded directory's name").
+func denyRulesOthersMayRename(pol *policy.Policy) []string {
+	var out []string
+	for _, r := range pol.Rules {
+		if r.Verdict != engine.Deny {
+			continue
+		}
+		p := r.Glob.LiteralPrefix()
+		for p != "" && p != "/" {
+			if _, err := os.Lstat(p); err == nil {
+				break
+			}
+			p = filepath.Dir(p)
+		}
+		if p == "" || p == "/" {
+			continue
+		}
+		if msg := othersMayRename(p); msg != "" {
+			out = append(out, fmt.Sprintf("%s: %s; whoever may rename %s chooses the paths of the files below it, and this rule does not match them under another name (a guarded directory renamed stays guarded, under its new path: docs/security.md, \"The guarded directory's name\")", r, msg, p))
+		}
+	}
+	return out
+}
+
+// othersMayRename says why a user other than root (and the guard's) may rename p, or a
+// directory above it, or "" if none may: the check of trust.CheckDirOf on
 // the directories its name is looked up in, and, in a sticky directory, p's own owner (who
 // may rename it there).
 func othersMayRename(p string) string {
-	if err := trust.CheckDirOf(p, "guarded directory"); err != nil {
+	if err := trust.CheckDirOf(p, "the rule's path"); err != nil {
 		var oe *trust.OwnerError
 		if errors.As(err, &oe) {
 			return err.Error()

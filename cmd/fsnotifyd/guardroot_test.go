@@ -11,61 +11,67 @@ import (
 )
 
 // TestGuardWarnsWhenOthersMayRenameTheGuardedDirectory: a subtree guard guards a directory,
-// not a name. As nobody, where the guarded directory's parent lets them (0777, or a sticky
-// directory and the guarded directory theirs), they rename it and open a file that `deny open
-// G/secret/**` kept closed: its tree is still decided (an audit line under the new name) but
-// the rule names the old path, so the open is allowed. The guard must say so at its start;
-// where nobody cannot rename it (root's 0755 parent; root's directory in a sticky one) it
-// must say nothing, and the rename fails. docs/security.md, "The guarded directory's name".
+// not a name, and a glob matches the path a file has at the access. As nobody, where a
+// directory the rule `deny open G/secret/**` names lets them (G's parent 0777, or G theirs in
+// a sticky one, or G itself 0777), they rename it and open the file the rule kept closed: the
+// tree is still decided (an audit line under the new name) but the rule no longer matches,
+// so the open is allowed. The guard must say so at its start, naming the rule; where nobody
+// cannot rename them (root's 0755 parent; root's directory in a sticky one) it must say
+// nothing, and the rename fails; and never for a rule that names no directory (**/*.key).
+// docs/security.md, "The guarded directory's name".
 func TestGuardWarnsWhenOthersMayRenameTheGuardedDirectory(t *testing.T) {
 	for _, c := range []struct {
-		name, parentMode, owner string
-		renamable               bool
+		name, parentMode, gMode, owner string
+		from, to                       string // renamed by nobody, below pub; "" if they cannot
 	}{
-		{"parent 0777", "0777", "0", true},
-		{"parent 0755", "0755", "0", false},
-		{"sticky parent, root's", "1777", "0", false},
-		{"sticky parent, nobody's", "1777", "65534", true},
+		{"parent 0777", "0777", "0755", "0", "g", "h"},
+		{"parent 0755", "0755", "0755", "0", "", ""},
+		{"sticky parent, root's", "1777", "0755", "0", "", ""},
+		{"sticky parent, nobody's", "1777", "0755", "65534", "g", "h"},
+		{"guarded directory 0777", "0755", "0777", "0", "g/secret", "g/s2"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			root := testenv.PublicTmpfs(t)
 			pub := root + "/pub"
-			g, h := pub+"/g", pub+"/h"
+			g := pub + "/g"
 			sh(t, "mkdir -p "+g+"/secret && echo s > "+g+"/secret/k && chmod "+c.parentMode+" "+pub+
-				" && chown "+c.owner+" "+g)
+				" && chmod "+c.gMode+" "+g+" && chown "+c.owner+" "+g)
 			audit := filepath.Join(t.TempDir(), "audit.jsonl")
-			p := start(t, "guard", "--deny", g+"/secret/**", "--audit", audit, g)
-			warned := strings.Contains(p.errText(), "warning: "+g+":")
-			if warned != c.renamable {
-				t.Errorf("warning about %s at the start: %v, want %v; stderr:\n%s", g, warned, c.renamable, p.errText())
+			p := start(t, "guard", "--deny", g+"/secret/**", "--deny", "**/*.key", "--audit", audit, g)
+			warned := strings.Contains(p.errText(), "warning: --deny "+g+"/secret/**:")
+			if warned != (c.from != "") || strings.Contains(p.errText(), "warning: --deny **/*.key") {
+				t.Errorf("warning about --deny %s/secret/** at the start: %v, want %v, and none about **/*.key; stderr:\n%s", g, warned, c.from != "", p.errText())
 			}
 			if !denied(nobody, g+"/secret/k") {
 				t.Fatal("the guarded file opened before any rename")
 			}
-			o, err := shAs(nobody, "mv "+g+" "+h)
-			if !c.renamable {
-				if err == nil {
-					t.Fatalf("nobody renamed %s", g)
+			if c.from == "" {
+				if o, err := shAs(nobody, "mv "+g+" "+pub+"/h || mv "+g+"/secret "+g+"/s2"); err == nil {
+					t.Fatalf("nobody renamed %s or its secret: %s", g, o)
 				}
 				if !denied(nobody, g+"/secret/k") {
-					t.Fatal("the guarded file opened after nobody's refused rename")
+					t.Fatal("the guarded file opened after nobody's refused renames")
 				}
 				return
 			}
-			if err != nil {
+			if o, err := shAs(nobody, "mv "+pub+"/"+c.from+" "+pub+"/"+c.to); err != nil {
 				t.Fatal(o, err)
 			}
+			moved := pub + "/" + c.to // the secret directory under its new name
+			if c.from == "g" {
+				moved += "/secret"
+			}
 			// The limit the warning names: still decided, under the name nobody gave it.
-			if denied(nobody, h+"/secret/k") {
+			if denied(nobody, moved+"/k") {
 				t.Fatal("the renamed tree's file denied: the limit is gone, update the warning and docs")
 			}
 			p.stop()
 			found := false
 			for _, l := range auditLines(t, audit) {
-				found = found || l["path"] == h+"/secret/k"
+				found = found || l["path"] == moved+"/k"
 			}
 			if !found {
-				t.Errorf("no audit line for %s/secret/k: the renamed tree was not decided", h)
+				t.Errorf("no audit line for %s/k: the renamed tree was not decided", moved)
 			}
 		})
 	}
