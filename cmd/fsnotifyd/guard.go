@@ -314,10 +314,7 @@ func runGuard(args []string) int {
 	for _, w := range pol.LintWith(policy.LintOptions{Scanned: execCmd != "", UserNS: sys.UnprivilegedUserNS()}) {
 		fmt.Fprintf(os.Stderr, "fsnotifyd guard: warning: %s\n", w)
 	}
-	for _, w := range denyRulesOthersMayRename(pol) {
-		fmt.Fprintf(os.Stderr, "fsnotifyd guard: warning: %s\n", w)
-	}
-	for _, w := range rulesThroughLinks(pol) {
+	for _, w := range pathWarnings(pol) {
 		fmt.Fprintf(os.Stderr, "fsnotifyd guard: warning: %s\n", w)
 	}
 	if pol.NeedsPreContent() && kinds&notify.AccessPreAccess == 0 {
@@ -1108,6 +1105,13 @@ func (a *auditWriter) close() {
 	if n := a.lost.Load(); n > 0 {
 		fmt.Fprintf(a.say, "fsnotifyd guard: %d audit records could not be written (the last error: %v)\n", n, a.lastErr)
 	}
+}
+
+// pathWarnings are the warnings about pol's rules that look at this host's directories (at
+// the start and after each reload, with no lock held): deny rules whose directories others
+// may rename, and rules through symbolic links.
+func pathWarnings(pol *policy.Policy) []string {
+	return append(denyRulesOthersMayRename(pol), rulesThroughLinks(pol)...)
 }
 
 // denyRulesOthersMayRename warns of each deny rule whose glob's leading literal directories

@@ -250,6 +250,9 @@ func (g *guardRun) applyPolicy(src []byte, origin string, fresh *trust.DB) error
 	for _, w := range st.pol.LintWith(policy.LintOptions{Scanned: g.execCmd != "", UserNS: sys.UnprivilegedUserNS()}) {
 		fmt.Fprintf(os.Stderr, "fsnotifyd guard: warning: %s\n", w)
 	}
+	for _, w := range pathWarnings(st.pol) {
+		fmt.Fprintf(os.Stderr, "fsnotifyd guard: warning: %s\n", w)
+	}
 	return nil
 }
 

@@ -3,9 +3,12 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 )
@@ -88,8 +91,12 @@ func TestGuardWarnsOfRulesThroughSymbolicLinks(t *testing.T) {
 	g, l := root+"/g", root+"/l"
 	sh(t, "mkdir -p "+g+"/secret "+g+"/other && echo s > "+g+"/secret/k && echo o > "+g+"/other/o && ln -s g "+l+
 		" && ln -s ../other/o "+g+"/secret/lo")
+	rules := filepath.Join(t.TempDir(), "rules")
+	if err := os.WriteFile(rules, []byte("deny open **/*.pem\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	p := start(t, "guard", "--deny", l+"/secret/**", "--deny", g+"/secret/lo", "--deny", g+"/other/*.key",
-		"--deny", root+"/none/**", "--deny", "**/*.pem", l)
+		"--deny", root+"/none/**", "--policy", rules, l)
 	text := p.errText()
 	for _, want := range []string{
 		"warning: --deny " + l + "/secret/**: " + l + " is a symbolic link",
@@ -99,10 +106,19 @@ func TestGuardWarnsOfRulesThroughSymbolicLinks(t *testing.T) {
 			t.Errorf("no %q at the start; stderr:\n%s", want, text)
 		}
 	}
-	for _, not := range []string{"--deny " + g + "/other/*.key:", "--deny " + root + "/none/**:", "--deny **/*.pem:"} {
+	for _, not := range []string{"--deny " + g + "/other/*.key:", "--deny " + root + "/none/**:", rules + ":1:"} {
 		if strings.Contains(text, "warning: "+not) {
 			t.Errorf("a warning about %s; stderr:\n%s", not, text)
 		}
+	}
+	// And after a reload that brings such a rule.
+	if err := os.WriteFile(rules, []byte("deny open **/*.pem\ndeny open "+l+"/other/**\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	want := "warning: " + rules + ":2: " + l + " is a symbolic link"
+	if !waitFor(10*time.Second, func() bool { return strings.Contains(p.errText(), want) }) {
+		t.Errorf("no %q after the reload; stderr:\n%s", want, p.errText())
 	}
 	// The limit the warning names: the link's rule matches nothing.
 	if denied(nobody, l+"/secret/k") {
