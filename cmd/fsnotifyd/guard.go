@@ -1110,7 +1110,7 @@ func (a *auditWriter) close() {
 // pathWarnings are the warnings about pol's rules that look at this host's directories (at
 // the start and after each reload, with no lock held): deny rules whose directories others
 // may rename, and rules through symbolic links.
-func pathWarnings(pol *policy.Policy) []string {
+func pathWarnings(pol *policy.Policy) []policy.Warning {
 	return append(denyRulesOthersMayRename(pol), rulesThroughLinks(pol)...)
 }
 
@@ -1118,8 +1118,8 @@ func pathWarnings(pol *policy.Policy) []string {
 // (the longest of them that exists) a user other than root may rename, or move away and
 // replace: a glob matches the path a file has at the access, so that user chooses whether
 // the rule matches (docs/security.md, "The guarded directory's name").
-func denyRulesOthersMayRename(pol *policy.Policy) []string {
-	var out []string
+func denyRulesOthersMayRename(pol *policy.Policy) []policy.Warning {
+	var out []policy.Warning
 	for _, r := range pol.Rules {
 		if r.Verdict != engine.Deny {
 			continue
@@ -1135,7 +1135,7 @@ func denyRulesOthersMayRename(pol *policy.Policy) []string {
 			continue
 		}
 		if msg := othersMayRename(p); msg != "" {
-			out = append(out, fmt.Sprintf("%s: %s; whoever may rename %s chooses the paths of the files below it, and this rule does not match them under another name (a guarded directory renamed stays guarded, under its new path: docs/security.md, \"The guarded directory's name\")", r, msg, p))
+			out = append(out, policy.Warning{Rule: r, Kind: "renamable", Msg: fmt.Sprintf("%s; whoever may rename %s chooses the paths of the files below it, and this rule does not match them under another name (a guarded directory renamed stays guarded, under its new path: docs/security.md, \"The guarded directory's name\")", msg, p)})
 		}
 	}
 	return out
@@ -1172,8 +1172,8 @@ func othersMayRename(p string) string {
 // rulesThroughLinks warns of each rule whose glob's leading literal directories (or the
 // file it names) pass through a symbolic link on this host: the kernel reports paths with
 // their links resolved, so such a rule never matches there (docs/policy.md, "Globs").
-func rulesThroughLinks(pol *policy.Policy) []string {
-	var out []string
+func rulesThroughLinks(pol *policy.Policy) []policy.Warning {
+	var out []policy.Warning
 	for _, r := range pol.Rules {
 		prefix := r.Glob.LiteralPrefix()
 		cur := ""
@@ -1191,7 +1191,7 @@ func rulesThroughLinks(pol *policy.Policy) []string {
 				if err != nil {
 					real = "its target"
 				}
-				out = append(out, fmt.Sprintf("%s: %s is a symbolic link (to %s): a glob matches the path the kernel reports, with its links resolved, so this rule never matches there; write it with %s", r, cur, real, real))
+				out = append(out, policy.Warning{Rule: r, Kind: "symlink", Msg: fmt.Sprintf("%s is a symbolic link (to %s): a glob matches the path the kernel reports, with its links resolved, so this rule never matches there; write it with %s", cur, real, real)})
 				break
 			}
 		}

@@ -4,6 +4,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -119,6 +120,11 @@ func TestGuardWarnsOfRulesThroughSymbolicLinks(t *testing.T) {
 	want := "warning: " + rules + ":2: " + l + " is a symbolic link"
 	if !waitFor(10*time.Second, func() bool { return strings.Contains(p.errText(), want) }) {
 		t.Errorf("no %q after the reload; stderr:\n%s", want, p.errText())
+	}
+	// policy check says the same, with its kind.
+	out, _ := exec.Command(bin, "policy", "check", rules).Output()
+	if want := rules + ":2: warning: " + l + " is a symbolic link"; !strings.Contains(string(out), want) || !strings.Contains(string(out), "[symlink]") {
+		t.Errorf("policy check: no %q [symlink]:\n%s", want, out)
 	}
 	// The limit the warning names: the link's rule matches nothing.
 	if denied(nobody, l+"/secret/k") {

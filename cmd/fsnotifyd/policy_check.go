@@ -44,6 +44,13 @@ The warnings (KIND):
   owner          someone other than root (or you) can change the file or a
                  directory above it: guard --policy refuses such a file, as
                  it does trust files (chown root, chmod go-w)
+  renamable      a deny rule naming a directory that someone other than root
+                 may rename (or one above it): the files below it are then
+                 decided by the name that user gives them, which the rule
+                 does not match (on this host; the guard warns too)
+  symlink        a rule whose directories (or file) pass through a symbolic
+                 link on this host: paths are matched with links resolved,
+                 so it never matches there (the guard warns too)
 
 A FILE that is not a regular file (a FIFO, a directory) cannot be read.
 
@@ -100,7 +107,7 @@ func checkPolicyFile(name string, opts policy.LintOptions, strict, quiet bool) i
 		fmt.Fprintf(os.Stderr, "fsnotifyd policy check: %v\n", err)
 		return exitUsage
 	}
-	ws := pol.LintWith(opts)
+	ws := append(pol.LintWith(opts), pathWarnings(pol)...)
 	for _, w := range ws {
 		fmt.Printf("%s: warning: %s [%s]\n", w.Source(), w.Msg, w.Kind)
 	}
