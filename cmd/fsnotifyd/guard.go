@@ -103,7 +103,9 @@ of protocol version 6 or later, which withdraws them at a reload; with an
 older one nothing is cached (the guard says so at its start).
 --audit FILE (or - for stdout) writes one JSON line per decision: time, path,
 pid, comm, exe (where a rule read it, and for every deny), event, verdict,
-rule, error, latency.
+rule, error, latency. FILE is opened again on SIGHUP (a log rotated by
+rename: logrotate's postrotate sends it; contrib/fsnotifyd-guard.logrotate),
+and is appended to, so copytruncate works too.
 
 Rules that test trusted= or trusted_exe= use the trust database
 (docs/trust.md): the files the package manager installed (off with
@@ -994,6 +996,7 @@ type auditWriter struct {
 	say     io.Writer // where the messages go (the guard's stderr queue)
 	ch      chan auditRecord
 	done    chan struct{}
+	reopenc chan struct{} // a SIGHUP's request to open name again (reopen)
 	w       *progressWriter
 	c       io.Closer
 	dropped atomic.Uint64 // records the queue had no room for
@@ -1007,7 +1010,7 @@ type auditWriter struct {
 }
 
 func newAuditWriter(path string, say io.Writer) (*auditWriter, error) {
-	a := &auditWriter{name: path, say: say, ch: make(chan auditRecord, 8192), done: make(chan struct{})}
+	a := &auditWriter{name: path, say: say, ch: make(chan auditRecord, 8192), done: make(chan struct{}), reopenc: make(chan struct{}, 1)}
 	if path == "-" {
 		a.w = &progressWriter{w: os.Stdout}
 	} else {
@@ -1036,7 +1039,22 @@ const auditBatch = 64 << 10
 func (a *auditWriter) run() {
 	defer close(a.done)
 	var buf []byte
-	for r := range a.ch {
+	for {
+		var r auditRecord
+		select {
+		case <-a.reopenc:
+			// The records taken from the queue so far go to the file open until now, the
+			// later ones to the file opened: each is written once, to one of the two.
+			buf = a.flush(buf)
+			a.reopenFile()
+			continue
+		case rec, ok := <-a.ch:
+			if !ok {
+				a.flush(buf)
+				return
+			}
+			r = rec
+		}
 		b, err := json.Marshal(r)
 		if err != nil { // nothing in a record fails to marshal; count it rather than lose it silently
 			a.lost.Add(1)
@@ -1047,7 +1065,38 @@ func (a *auditWriter) run() {
 			buf = a.flush(buf)
 		}
 	}
-	a.flush(buf)
+}
+
+// reopen asks the writer to open the audit file's name again (SIGHUP: a log rotated by
+// rename, logrotate's default, whose postrotate sends it). It never waits: the writer's
+// goroutine opens it between two writes. A nil writer (no --audit) and --audit - do nothing.
+func (a *auditWriter) reopen() {
+	if a == nil || a.name == "-" { // (a.c is run's to change)
+		return
+	}
+	select {
+	case a.reopenc <- struct{}{}:
+	default: // one is pending: it opens the name as it is then
+	}
+}
+
+// reopenFile opens a.name again with the checks of the start (openOutput: not another
+// user's link, file or FIFO in a sticky directory anyone may write; a FIFO is not waited
+// for), and writes the next records there; the file open until now is closed. If it cannot
+// be opened, that is said on stderr and the records keep going to the file open until now.
+// Run's own.
+func (a *auditWriter) reopenFile() {
+	f, err := openOutput(a.name, 0o640)
+	if err != nil {
+		fmt.Fprintf(a.say, "fsnotifyd guard: --audit %s: not opened again on SIGHUP: %v; records still go to the file open until now\n", a.name, err)
+		return
+	}
+	if a.partial { // end the line cut short in the file it was cut in, not in the new one
+		a.w.Write([]byte{'\n'})
+		a.partial = false
+	}
+	a.c.Close()
+	a.w.w, a.c = f, f // a.w's Write runs only here, on this goroutine; close reads a.c once done is closed
 }
 
 // flush writes buf, whole lines, and returns it emptied. A failed write loses the lines it

@@ -397,6 +397,7 @@ func (g *guardRun) watchReload(ctx context.Context, hup <-chan os.Signal, interv
 		case <-ctx.Done():
 			return
 		case <-hup:
+			g.audit.reopen() // a rotated audit log (logrotate's postrotate kill -HUP)
 			policyChanged, trustChanged = g.policyFile != "", true
 			why = "SIGHUP"
 		case now := <-tick:
