@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -158,4 +159,64 @@ func TestGuardAuditRotation(t *testing.T) {
 			t.Errorf("the link's target was written: %q", data)
 		}
 	})
+}
+
+// TestGuardAuditFloodDropsSaidWhileRunning: nobody floods opens (20,000 `: <file` of a
+// shell) while the audit log's reader (a FIFO) is not reading, so the writer's queue fills
+// and records are dropped. Verdicts do not wait; once the reader reads again, the guard says
+// on stderr, while it runs, how many records were dropped — the operator learns of the hole
+// in the log when it happens, not weeks later at the guard's exit. Before, the count was said
+// only at exit.
+func TestGuardAuditFloodDropsSaidWhileRunning(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := testenv.PublicTmpfs(t)
+	os.WriteFile(dir+"/a", []byte("x\n"), 0o644)
+	fifo := filepath.Join(t.TempDir(), "audit.fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0) // not reading, yet
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	p := start(t, "guard", "--events", "open", "--audit", fifo, dir)
+	t0 := time.Now()
+	if out, err := testenv.Sh(&syscall.Credential{Uid: 65534, Gid: 65534}, "i=0; while [ $i -lt 20000 ]; do : <"+dir+"/a; i=$((i+1)); done"); err != nil {
+		t.Fatalf("nobody's flood: %v %s", err, out)
+	}
+	if d := time.Since(t0); d > 60*time.Second {
+		t.Errorf("20,000 opens took %v with the audit reader stopped", d)
+	}
+	// Said at the first drop, though the writer is stuck in its write to the FIFO.
+	for end := time.Now().Add(5 * time.Second); !strings.Contains(p.errText(), "records are dropped (counted)"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("the audit queue overflowed and the running guard did not say that records are dropped; stderr:\n%s", p.errText())
+		}
+	}
+	go func() { // the reader reads again
+		buf := make([]byte, 1<<16)
+		for {
+			if _, err := r.Read(buf); err != nil && !errors.Is(err, syscall.EAGAIN) {
+				return
+			}
+		}
+	}()
+	for end := time.Now().Add(10 * time.Second); !strings.Contains(p.errText(), "audit records were dropped"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("10s after a flood that overflowed the audit queue, the running guard has not said that records were dropped; stderr:\n%s", p.errText())
+		}
+	}
+	var n, total int
+	for _, l := range strings.Split(p.errText(), "\n") {
+		if i := strings.Index(l, fifo+": "); i >= 0 && strings.Contains(l, "audit records were dropped") {
+			fmt.Sscanf(l[i+len(fifo)+2:], "%d audit records were dropped (the audit file could not keep up; %d since the start)", &n, &total)
+		}
+	}
+	if n < 20000-8192-1000 || total != n {
+		t.Errorf("said %d records dropped (%d since the start), want at least %d of the 20,000 (the queue holds 8,192, the pipe some hundreds); stderr:\n%s", n, total, 20000-8192-1000, p.errText())
+	}
+	if code := p.stop(); code != 0 {
+		t.Errorf("exit status %d", code)
+	}
 }

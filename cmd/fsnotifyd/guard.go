@@ -105,7 +105,9 @@ older one nothing is cached (the guard says so at its start).
 pid, comm, exe (where a rule read it, and for every deny), event, verdict,
 rule, error, latency. FILE is opened again on SIGHUP (a log rotated by
 rename: logrotate's postrotate sends it; contrib/fsnotifyd-guard.logrotate),
-and is appended to, so copytruncate works too.
+and is appended to, so copytruncate works too. Records the audit file cannot
+keep up with are dropped, never the verdicts; stderr says so at the first
+drop and how many once it has caught up.
 
 Rules that test trusted= or trusted_exe= use the trust database
 (docs/trust.md): the files the package manager installed (off with
@@ -992,21 +994,23 @@ type auditRecord struct {
 // disk, an I/O error), the records it did not write are counted and said on stderr, and the
 // next write tries again; at close, a reader that stopped reading is not waited for.
 type auditWriter struct {
-	name    string    // the --audit argument, for messages
-	say     io.Writer // where the messages go (the guard's stderr queue)
-	ch      chan auditRecord
-	done    chan struct{}
-	reopenc chan struct{} // a SIGHUP's request to open name again (reopen)
-	w       *progressWriter
-	c       io.Closer
-	dropped atomic.Uint64 // records the queue had no room for
-	queued  atomic.Uint64 // records queued
-	written atomic.Uint64 // records written whole
-	lost    atomic.Uint64 // records a failed write did not write whole
+	name     string    // the --audit argument, for messages
+	say      io.Writer // where the messages go (the guard's stderr queue)
+	ch       chan auditRecord
+	done     chan struct{}
+	reopenc  chan struct{} // a SIGHUP's request to open name again (reopen)
+	w        *progressWriter
+	c        io.Closer
+	dropped  atomic.Uint64 // records the queue had no room for
+	dropping atomic.Bool   // records were dropped since run last said how many
+	queued   atomic.Uint64 // records queued
+	written  atomic.Uint64 // records written whole
+	lost     atomic.Uint64 // records a failed write did not write whole
 	// run's own:
-	failing bool  // the last write failed
-	lastErr error // the last failed write's error
-	partial bool  // that write wrote part of a line: the next write ends it first
+	saidDropped uint64 // the dropped records said so far
+	failing     bool   // the last write failed
+	lastErr     error  // the last failed write's error
+	partial     bool   // that write wrote part of a line: the next write ends it first
 }
 
 func newAuditWriter(path string, say io.Writer) (*auditWriter, error) {
@@ -1030,6 +1034,9 @@ func (a *auditWriter) write(r auditRecord) {
 		a.queued.Add(1)
 	default:
 		a.dropped.Add(1)
+		if a.dropping.CompareAndSwap(false, true) { // once a burst: a.say never waits (its own queue)
+			fmt.Fprintf(a.say, "fsnotifyd guard: --audit %s: the audit file does not keep up: records are dropped (counted) until it does; verdicts do not wait for it\n", a.name)
+		}
 	}
 }
 
@@ -1063,6 +1070,14 @@ func (a *auditWriter) run() {
 		buf = append(append(buf, b...), '\n')
 		if len(a.ch) == 0 || len(buf) >= auditBatch {
 			buf = a.flush(buf)
+		}
+		if len(a.ch) == 0 && a.dropping.Swap(false) {
+			// Caught up after a burst of drops: how many, said while the guard runs (not
+			// only at its exit), so the hole in the log is known when it happens.
+			if n := a.dropped.Load(); n > a.saidDropped {
+				fmt.Fprintf(a.say, "fsnotifyd guard: --audit %s: %d audit records were dropped (the audit file could not keep up; %d since the start)\n", a.name, n-a.saidDropped, n)
+				a.saidDropped = n
+			}
 		}
 	}
 }
