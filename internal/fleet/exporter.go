@@ -105,6 +105,7 @@ type Exporter struct {
 	next     uint64 // the next seq to use
 	reserved uint64 // seqs up to this are durably reserved
 	pend     *spool.PendingGap
+	fullFrom uint64 // while the spool is full (records dropped): droppedSpool when it filled, +1; else 0
 	frames   []byte // frames not yet written
 	rec      []byte // scratch record
 	firstGap []startGap
@@ -549,6 +550,11 @@ func (e *Exporter) drop(n uint64, reason string) {
 	if reason != ReasonBufferFull {
 		e.st.droppedSpool.Add(n)
 	}
+	if reason == ReasonSpoolFull && e.fullFrom == 0 {
+		// Said once when it fills (not per record), and again when it has room (writePending).
+		e.fullFrom = e.st.droppedSpool.Load() - n + 1
+		e.logf("spool %s is full (%d bytes, --spool-max-bytes), NATS not taking records fast enough: records are dropped (counted), and named by a %s gap record once there is room", e.cfg.SpoolDir, e.cfg.SpoolMaxBytes, ReasonSpoolFull)
+	}
 	first := e.next
 	e.next += n
 	e.lastSeq.Store(e.next - 1)
@@ -581,6 +587,10 @@ func (e *Exporter) writePending() bool {
 	}
 	e.pend = nil
 	e.put(Gap, e.rec)
+	if e.fullFrom != 0 {
+		e.logf("spool %s has room again: %d records were dropped while it was full (seqs %d-%d, named by the gap record)", e.cfg.SpoolDir, e.st.droppedSpool.Load()-e.fullFrom+1, p.First, p.Last)
+		e.fullFrom = 0
+	}
 	return true
 }
 

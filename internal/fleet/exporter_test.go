@@ -674,3 +674,44 @@ func TestExporterAppendBatch(t *testing.T) {
 		}
 	}
 }
+
+// TestExporterSpoolFullIsSaid: NATS is down and the spool fills (any user can make many
+// events). The spool stays within its bound, and the log says so at once — once, not per
+// record — naming the spool and the limit; once there is room again (NATS back), it says how
+// many records were lost, and the gap names them. Before, nothing was said while it was full:
+// the loss showed only in the stream's gap record after the outage and in the metrics.
+func TestExporterSpoolFullIsSaid(t *testing.T) {
+	ns := startNATS(t)
+	ns.stop()
+	spoolDir := t.TempDir()
+	e, lg := newTestExporter(t, ns, "h1", spoolDir, func(c *ExporterConfig) {
+		c.SpoolMaxBytes = 64 << 10
+		c.SegmentBytes = 8 << 10
+	})
+	const n = 3000
+	for i := 0; i < n; i++ {
+		e.Append(Event, payload(i))
+	}
+	waitFor(t, 10*time.Second, "the writer to take everything", func() bool { return e.Stats().LastSeq >= n })
+	if st := e.Stats(); st.DroppedSpool == 0 || st.SpoolBytes > 64<<10 {
+		t.Fatalf("spool limit not reached or exceeded: %+v", st)
+	}
+	waitFor(t, 5*time.Second, "the log to say the spool is full", func() bool { return lg.has("spool " + spoolDir + " is full") })
+	full := 0
+	for _, l := range strings.Split(lg.String(), "\n") {
+		if strings.Contains(l, "is full") {
+			full++
+		}
+	}
+	if full != 1 {
+		t.Errorf("%d lines say the spool is full, want 1 (not one per record)", full)
+	}
+	ns.start()
+	e.Append(Event, payload(n))
+	waitFor(t, 30*time.Second, "the log to say the spool has room again", func() bool { return lg.has("has room again") })
+	st := e.Stats()
+	if want := fmt.Sprintf("has room again: %d records were dropped", st.DroppedSpool); !lg.has(want) {
+		t.Errorf("the log does not say %q:\n%s", want, lg)
+	}
+	closeExporter(t, e)
+}
