@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -695,6 +697,19 @@ func TestExporterSpoolFullIsSaid(t *testing.T) {
 	waitFor(t, 10*time.Second, "the writer to take everything", func() bool { return e.Stats().LastSeq >= n })
 	if st := e.Stats(); st.DroppedSpool == 0 || st.SpoolBytes > 64<<10 {
 		t.Fatalf("spool limit not reached or exceeded: %+v", st)
+	}
+	// The bound is the disk's: every file in the spool directory, not only the spool's count.
+	var onDisk int64
+	filepath.WalkDir(spoolDir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				onDisk += fi.Size()
+			}
+		}
+		return nil
+	})
+	if onDisk > 64<<10+4<<10 {
+		t.Errorf("the spool's files hold %d bytes, over its 64 KiB bound (and 4 KiB for its lock and seq files)", onDisk)
 	}
 	waitFor(t, 5*time.Second, "the log to say the spool is full", func() bool { return lg.has("spool " + spoolDir + " is full") })
 	full := 0
