@@ -189,6 +189,11 @@ func tailLine(dst []byte, r *fleet.Received, h *fleet.Header, jsonOut bool, path
 			p.OldPath = string(p.OldPathRaw)
 		}
 		if !pathMatch.Match(p.Path) && (p.OldPath == "" || !pathMatch.Match(p.OldPath)) {
+			if n := reportsDropped(h, r.Data); n > 0 && !jsonOut {
+				// Filtered out, but the loss it carries is shown: a hole is never hidden.
+				dst = format.AppendEscaped(dst, h.Host)
+				return append(appendReportsDropped(append(dst, ' '), n), '\n'), true
+			}
 			return dst, false
 		}
 	}
@@ -246,6 +251,9 @@ func tailLine(dst []byte, r *fleet.Received, h *fleet.Header, jsonOut bool, path
 			dst = append(dst, " latency="...)
 			dst = format.AppendEscaped(dst, d.Latency)
 		}
+		if n := reportsDropped(h, r.Data); n > 0 {
+			dst = appendReportsDropped(append(dst, ' '), n)
+		}
 	default:
 		rec, err := format.ParseJSON(r.Data)
 		if err != nil {
@@ -280,4 +288,22 @@ func appendCommPid(dst []byte, r *format.Record) []byte {
 		return append(dst, line[:i+2]...)
 	}
 	return dst
+}
+
+// reportsDropped is a decision record's reports_dropped: how many decision reports its guard
+// dropped (its queue full) before this one was sent; they reached no daemon, so no gap
+// record names them.
+func reportsDropped(h *fleet.Header, data []byte) uint64 {
+	if h.Kind != "decision" {
+		return 0
+	}
+	var d struct {
+		N uint64 `json:"reports_dropped"`
+	}
+	json.Unmarshal(data, &d)
+	return d.N
+}
+
+func appendReportsDropped(dst []byte, n uint64) []byte {
+	return fmt.Appendf(dst, "*** LOST %d decision reports: the guard dropped them before this record (its queue was full) ***", n)
 }

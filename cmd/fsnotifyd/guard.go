@@ -294,8 +294,8 @@ func runGuard(args []string) int {
 		defer g.audit.close()
 	}
 	if fleetFlags.exportDecisions {
-		g.report, g.reporter = true, newReporter() // guard_fleet.go
-		defer g.reporter.close()                   // after guard.Close: its last decisions are queued
+		g.report, g.reporter = true, newReporter(g.stderr) // guard_fleet.go
+		defer g.reporter.close()                           // after guard.Close: its last decisions are queued
 	}
 	g.applyMu.Lock()
 	st, err := g.buildStateLocked(filePol, policyFile, nil)
@@ -986,6 +986,10 @@ func (g *guardRun) decided(d notify.Decision) {
 type auditRecord struct {
 	fsevent.Decision
 	format.AuditAttrs
+	// ReportsDropped is, in a decision report (--export-decisions), how many reports the
+	// guard dropped before this one since the last one sent (its queue full); never in an
+	// audit line.
+	ReportsDropped uint64 `json:"reports_dropped,omitempty"`
 }
 
 // auditWriter writes audit records from its own goroutine: a decision never waits on the

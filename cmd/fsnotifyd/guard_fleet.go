@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -165,18 +166,23 @@ func (g *guardRun) startFleetPolicy(f *guardFleetFlags) (*fleet.PolicyFollower, 
 // reporter sends decisions' records to the daemon (--export-decisions) from its own
 // goroutine: OnDecision runs on the deciding goroutine (for an inline decision, right after its
 // answer went out), so no decision waits on marshalling or on the daemon's socket. When it falls
-// behind, records are dropped and counted (said at exit), never the verdicts.
+// behind, records are dropped and counted, never the verdicts: the first drop of a burst is
+// said on stderr, the next report sent carries the count ("reports_dropped", so the fleet's
+// readers see the hole in its place in the order), and the total is said at exit.
 type reporter struct {
-	gd      atomic.Pointer[notify.Guard] // set once the Guard runs
-	ch      chan auditRecord
-	done    chan struct{}
-	dropped atomic.Uint64
-	failed  atomic.Uint64
-	pending atomic.Int64 // queued and not yet sent
+	gd       atomic.Pointer[notify.Guard] // set once the Guard runs
+	say      io.Writer                    // the guard's stderr queue (never waits); nil: none
+	ch       chan auditRecord
+	done     chan struct{}
+	dropped  atomic.Uint64
+	dropping atomic.Bool // dropped since the last report sent
+	failed   atomic.Uint64
+	pending  atomic.Int64 // queued and not yet sent
+	carried  uint64       // run's own: the drops told in reports sent so far
 }
 
-func newReporter() *reporter {
-	r := &reporter{ch: make(chan auditRecord, 8192), done: make(chan struct{})}
+func newReporter(say io.Writer) *reporter {
+	r := &reporter{say: say, ch: make(chan auditRecord, 8192), done: make(chan struct{})}
 	go r.run()
 	return r
 }
@@ -189,7 +195,18 @@ func (r *reporter) report(rec *auditRecord) {
 	default:
 		r.pending.Add(-1)
 		r.dropped.Add(1)
+		if r.dropping.CompareAndSwap(false, true) && r.say != nil {
+			fmt.Fprintln(r.say, "fsnotifyd guard: --export-decisions: decision reports are dropped (the daemon's socket does not keep up); the next report sent carries the count (reports_dropped); verdicts do not wait for it")
+		}
 	}
+}
+
+// marshal encodes rec, with the drops not yet told (reports_dropped) counted as told. Run's own.
+func (r *reporter) marshal(rec *auditRecord) ([]byte, error) {
+	r.dropping.Store(false) // a drop from now on is said again
+	rec.ReportsDropped = r.dropped.Load() - r.carried
+	r.carried += rec.ReportsDropped
+	return json.Marshal(rec)
 }
 
 func (r *reporter) run() {
@@ -201,9 +218,12 @@ func (r *reporter) run() {
 			r.pending.Add(-1)
 			continue
 		}
-		b, err := json.Marshal(&rec)
+		b, err := r.marshal(&rec)
 		if err == nil {
 			err = gd.Report(b)
+		}
+		if err != nil {
+			r.carried -= rec.ReportsDropped // not told: the next report tells them
 		}
 		r.pending.Add(-1)
 		if err != nil && r.failed.Add(1) == 1 {
