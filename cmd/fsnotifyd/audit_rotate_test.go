@@ -152,6 +152,10 @@ func TestGuardAuditRotation(t *testing.T) {
 		}
 		open(dir + "/f001")
 		waitAudit(t, audit+".1", dir+"/f001") // still the file already open
+		time.Sleep(2500 * time.Millisecond)   // polls (every 1s) see it moved, and are refused too
+		if n := strings.Count(p.errText(), "owned by uid 65534"); n > 2 {
+			t.Errorf("the refusal said %d times, want once for the SIGHUP and at most once for the polls:\n%s", n, p.errText())
+		}
 		if code := p.stop(); code != 0 {
 			t.Errorf("exit status %d", code)
 		}
@@ -218,5 +222,44 @@ func TestGuardAuditFloodDropsSaidWhileRunning(t *testing.T) {
 	}
 	if code := p.stop(); code != 0 {
 		t.Errorf("exit status %d", code)
+	}
+}
+
+// TestGuardAuditRenamedWithoutSignal: logrotate without postrotate (or an operator's mv):
+// the guard sees, at its next poll (--reload-interval), that its audit file is no longer at
+// its name, and opens the name again, saying so on stderr; each record is in one of the two
+// files, once. Before, it wrote into the renamed file until a SIGHUP, or for ever.
+func TestGuardAuditRenamedWithoutSignal(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := testenv.Tmpfs(t)
+	os.WriteFile(dir+"/a", []byte("x\n"), 0o644)
+	os.WriteFile(dir+"/b", []byte("x\n"), 0o644)
+	logs := testenv.Tmpfs(t)
+	audit := logs + "/audit.log"
+	p := start(t, "guard", "--events", "open", "--audit", audit, "--reload-interval", "200ms", dir)
+	f, _ := os.Open(dir + "/a")
+	f.Close()
+	waitAudit(t, audit, dir+"/a")
+	if err := os.Rename(audit, audit+".1"); err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		f, _ := os.Open(dir + "/b")
+		f.Close()
+		if data, _ := os.ReadFile(audit); bytes.Contains(data, []byte(strconvQuote(dir+"/b"))) {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("5s after the audit file was renamed (polled every 200ms), no record reached a new %s; stderr:\n%s", audit, p.errText())
+		}
+	}
+	if !strings.Contains(p.errText(), "opened again") {
+		t.Errorf("stderr does not say the audit file was opened again:\n%s", p.errText())
+	}
+	if code := p.stop(); code != 0 {
+		t.Errorf("exit status %d", code)
+	}
+	if got := auditPathsIn(t, audit+".1", audit); got[dir+"/a"] != 1 {
+		t.Errorf("%s/a: %d records, want 1", dir, got[dir+"/a"])
 	}
 }

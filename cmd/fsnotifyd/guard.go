@@ -105,7 +105,8 @@ older one nothing is cached (the guard says so at its start).
 pid, comm, exe (where a rule read it, and for every deny), event, verdict,
 rule, error, latency. FILE is opened again on SIGHUP (a log rotated by
 rename: logrotate's postrotate sends it; contrib/fsnotifyd-guard.logrotate),
-and is appended to, so copytruncate works too. Records the audit file cannot
+and at the next --reload-interval poll once it is renamed or removed; it is
+appended to, so copytruncate works too. Records the audit file cannot
 keep up with are dropped, never the verdicts; stderr says so at the first
 drop and how many once it has caught up.
 
@@ -1003,6 +1004,7 @@ type auditWriter struct {
 	ch       chan auditRecord
 	done     chan struct{}
 	reopenc  chan struct{} // a SIGHUP's request to open name again (reopen)
+	checkc   chan struct{} // a poll's request to open it again if it is no longer at name (reopenIfMoved)
 	w        *progressWriter
 	c        io.Closer
 	dropped  atomic.Uint64 // records the queue had no room for
@@ -1012,13 +1014,14 @@ type auditWriter struct {
 	lost     atomic.Uint64 // records a failed write did not write whole
 	// run's own:
 	saidDropped uint64 // the dropped records said so far
+	checkFailed bool   // the last poll's reopen was refused (said once)
 	failing     bool   // the last write failed
 	lastErr     error  // the last failed write's error
 	partial     bool   // that write wrote part of a line: the next write ends it first
 }
 
 func newAuditWriter(path string, say io.Writer) (*auditWriter, error) {
-	a := &auditWriter{name: path, say: say, ch: make(chan auditRecord, 8192), done: make(chan struct{}), reopenc: make(chan struct{}, 1)}
+	a := &auditWriter{name: path, say: say, ch: make(chan auditRecord, 8192), done: make(chan struct{}), reopenc: make(chan struct{}, 1), checkc: make(chan struct{}, 1)}
 	if path == "-" {
 		a.w = &progressWriter{w: os.Stdout}
 	} else {
@@ -1057,7 +1060,17 @@ func (a *auditWriter) run() {
 			// The records taken from the queue so far go to the file open until now, the
 			// later ones to the file opened: each is written once, to one of the two.
 			buf = a.flush(buf)
-			a.reopenFile()
+			a.reopenFile("on SIGHUP", false)
+			continue
+		case <-a.checkc:
+			if a.moved() {
+				buf = a.flush(buf)
+				// A refusal is said once, not at every poll while it lasts.
+				ok := a.reopenFile("once it was renamed or removed", a.checkFailed)
+				if a.checkFailed = !ok; ok {
+					fmt.Fprintf(a.say, "fsnotifyd guard: --audit %s: the file was renamed or removed: opened again at its name\n", a.name)
+				}
+			}
 			continue
 		case rec, ok := <-a.ch:
 			if !ok {
@@ -1099,16 +1112,44 @@ func (a *auditWriter) reopen() {
 	}
 }
 
+// reopenIfMoved asks the writer to open the name again if the file it writes is no longer
+// there (renamed or removed: logrotate without postrotate). It never waits; a no-op as reopen.
+func (a *auditWriter) reopenIfMoved() {
+	if a == nil || a.name == "-" {
+		return
+	}
+	select {
+	case a.checkc <- struct{}{}:
+	default:
+	}
+}
+
+// moved reports whether a.name is no longer the file being written (run's own).
+func (a *auditWriter) moved() bool {
+	f, ok := a.c.(*os.File)
+	if !ok {
+		return false
+	}
+	open, err := f.Stat()
+	if err != nil || open.Mode()&os.ModeNamedPipe != 0 {
+		return false // a FIFO's reader keeps it; nothing to rotate
+	}
+	now, err := os.Stat(a.name)
+	return errors.Is(err, os.ErrNotExist) || err == nil && !os.SameFile(open, now)
+}
+
 // reopenFile opens a.name again with the checks of the start (openOutput: not another
 // user's link, file or FIFO in a sticky directory anyone may write; a FIFO is not waited
 // for), and writes the next records there; the file open until now is closed. If it cannot
 // be opened, that is said on stderr and the records keep going to the file open until now.
 // Run's own.
-func (a *auditWriter) reopenFile() {
+func (a *auditWriter) reopenFile(why string, quiet bool) bool {
 	f, err := openOutput(a.name, 0o640)
+	if err != nil && !quiet {
+		fmt.Fprintf(a.say, "fsnotifyd guard: --audit %s: not opened again %s: %v; records still go to the file open until now\n", a.name, why, err)
+	}
 	if err != nil {
-		fmt.Fprintf(a.say, "fsnotifyd guard: --audit %s: not opened again on SIGHUP: %v; records still go to the file open until now\n", a.name, err)
-		return
+		return false
 	}
 	if a.partial { // end the line cut short in the file it was cut in, not in the new one
 		a.w.Write([]byte{'\n'})
@@ -1116,6 +1157,7 @@ func (a *auditWriter) reopenFile() {
 	}
 	a.c.Close()
 	a.w.w, a.c = f, f // a.w's Write runs only here, on this goroutine; close reads a.c once done is closed
+	return true
 }
 
 // flush writes buf, whole lines, and returns it emptied. A failed write loses the lines it

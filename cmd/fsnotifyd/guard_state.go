@@ -402,6 +402,7 @@ func (g *guardRun) watchReload(ctx context.Context, hup <-chan os.Signal, interv
 			why = "SIGHUP"
 		case now := <-tick:
 			polled = true
+			g.audit.reopenIfMoved() // rotated without a SIGHUP (logrotate without postrotate)
 			if g.policyFile != "" {
 				if st := stampOf(g.policyFile); st != g.lastStamp {
 					if st != seen {
