@@ -266,7 +266,9 @@ func (fs *flagSet) printHelp(w io.Writer) {
 			}
 		}
 		fmt.Fprintf(w, "  %s\n      %s", strings.Join(names, ", "), e.usage)
-		if !e.isB && e.def != "" && e.def != "0" && e.def != "0s" && e.def != "[]" {
+		// A usage that states its default ("(default: the number of CPUs)") is not given
+		// a second one, which could contradict it.
+		if !e.isB && e.def != "" && e.def != "0" && e.def != "0s" && e.def != "[]" && !strings.Contains(e.usage, "(default") {
 			fmt.Fprintf(w, " (default %s)", e.def)
 		}
 		fmt.Fprintln(w)

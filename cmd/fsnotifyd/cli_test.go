@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -122,6 +123,49 @@ func TestDurationFlagsRefuseMisreadValues(t *testing.T) {
 			if timedOut || st != exitUsage || out != "" || !strings.Contains(errOut, want) || !strings.Contains(errOut, durationForms) {
 				t.Errorf("fsnotifyd %s: exit %d (still running after 5s: %v), stdout %q, stderr %q; want exit 2 with %q and the accepted forms", strings.Join(args, " "), st, timedOut, out, errOut, want)
 			}
+		}
+	}
+}
+
+// helpCommands is every command and subcommand that has a --help of its own.
+var helpCommands = []string{"watch", "trace", "guard", "serve", "stats", "trust add", "trust list", "trust check",
+	"policy check", "policy explain", "policy push", "policy status", "fleet init", "fleet tail"}
+
+// TestHelpStatesEachDefaultOnce: each flag's line in --help gives its default at most once,
+// and never a second, different one: "deny (default) or allow (default deny)", "(default 1s;
+// 0: only on SIGHUP) (default 1s)", or "(default: the number of CPUs) (default 2)", which
+// reads as if 2 were the default on every machine.
+func TestHelpStatesEachDefaultOnce(t *testing.T) {
+	for _, c := range helpCommands {
+		out, errOut, st := fsn(t, append(strings.Fields(c), "--help")...)
+		_, flags, ok := strings.Cut(out, "\nFlags:\n")
+		if st != 0 || errOut != "" || !ok {
+			t.Errorf("%s --help: exit %d, stderr %q, no Flags: section in\n%s", c, st, errOut, out)
+			continue
+		}
+		for _, line := range strings.Split(flags, "\n") {
+			if n := strings.Count(line, "(default"); n > 1 {
+				t.Errorf("%s --help: %q gives a default %d times, want at most once", c, strings.TrimSpace(line), n)
+			}
+		}
+	}
+}
+
+// TestReadmeSynopsisMatchesHelp: the README's command table gives each command the synopsis
+// its --help gives (a flag added to one and not the other, guard's --mount and
+// --reload-interval, leaves the reader of the other without it).
+func TestReadmeSynopsisMatchesHelp(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{"watch", "trace", "guard", "serve", "stats"} {
+		out, _, _ := fsn(t, c, "--help")
+		usage, _, _ := strings.Cut(strings.TrimPrefix(out, "Usage: "), "\n")
+		// The README's table escapes | as \|.
+		want := "| `" + strings.ReplaceAll(usage, "|", `\|`) + "` |"
+		if !strings.Contains(string(readme), want) {
+			t.Errorf("README.md has no table row for %s starting %s", c, want)
 		}
 	}
 }
