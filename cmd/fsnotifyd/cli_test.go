@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 )
 
 // fsnWithin is fsn for a command that must end by itself within d: one still running then is
@@ -19,10 +21,16 @@ import (
 // hang where the command would not refuse.
 func fsnWithin(t *testing.T, d time.Duration, args ...string) (stdout, stderr string, status int, timedOut bool) {
 	t.Helper()
+	return fsnWithinAs(t, nil, d, args...)
+}
+
+// fsnWithinAs is fsnWithin run with the credentials cred (nil: this process's).
+func fsnWithinAs(t *testing.T, cred *syscall.Credential, d time.Duration, args ...string) (stdout, stderr string, status int, timedOut bool) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: cred}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = time.Second
 	var out, errb bytes.Buffer
@@ -166,6 +174,43 @@ func TestReadmeSynopsisMatchesHelp(t *testing.T) {
 		want := "| `" + strings.ReplaceAll(usage, "|", `\|`) + "` |"
 		if !strings.Contains(string(readme), want) {
 			t.Errorf("README.md has no table row for %s starting %s", c, want)
+		}
+	}
+}
+
+// TestUnreadablePathSaysWhatToDo: a user who names a path it may not read (a directory of
+// mode 0700, or a file in one) is told which path, that permission is denied and what to do,
+// in one line on stderr, exit 1, whether the stat or the watch (inotify_add_watch needs read
+// permission on the directory) is refused: not the backend's raw
+// "inotify_add_watch(P, MOVE_SELF|DONT_FOLLOW|MASK_ADD): permission denied".
+func TestUnreadablePathSaysWhatToDo(t *testing.T) {
+	testenv.RequireRoot(t)
+	priv := filepath.Join(testenv.PublicTmpfs(t), "priv")
+	if err := os.Mkdir(priv, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	secret := filepath.Join(priv, "secret")
+	if err := os.WriteFile(secret, []byte("s"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	nobody := &syscall.Credential{Uid: 65534, Gid: 65534}
+	for _, tt := range []struct {
+		args []string
+		path string
+	}{
+		{[]string{"watch", priv}, priv},
+		{[]string{"watch", "-r", priv}, priv},
+		{[]string{"watch", secret}, secret},
+		{[]string{"trace", priv}, priv},
+		{[]string{"trace", secret}, secret},
+	} {
+		args := append(append([]string(nil), tt.args...), "--timeout", "2s")
+		out, errOut, st, timedOut := fsnWithinAs(t, nobody, 10*time.Second, args...)
+		want := tt.path + ": permission denied (run as a user who can read it, or as root)"
+		last := strings.TrimSpace(errOut)
+		last = last[strings.LastIndex(last, "\n")+1:]
+		if timedOut || st != exitRuntime || out != "" || last != "fsnotifyd "+tt.args[0]+": "+want {
+			t.Errorf("fsnotifyd %s as uid 65534: exit %d (still running: %v), stdout %q, stderr %q; want exit 1 ending %q", strings.Join(args, " "), st, timedOut, out, errOut, want)
 		}
 	}
 }

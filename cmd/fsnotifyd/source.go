@@ -129,6 +129,11 @@ func (s *events) addMark(w watchSpec) error {
 			// reports a mount's.
 			return fmt.Errorf("%s: %w; trace --mount %s reports its opens, reads, writes and closes", w.path, me.Err, w.path)
 		}
+		if !w.machine && errors.Is(me.Err, syscall.EACCES) {
+			// inotify_add_watch needs read permission on the object (a directory of mode
+			// 0700 another user owns): explained as a refused stat is, not as the raw call.
+			return explained{explainPathError(w.path, me.Err), me.Err}
+		}
 		return fmt.Errorf("%s: %w", w.path, me.Err)
 	}
 	if err != nil {
