@@ -216,7 +216,7 @@ func (fs *flagSet) parseNoArgs(args []string) (status int, ok bool) {
 
 // usageError prints a one-line usage error and returns exitUsage.
 func (fs *flagSet) usageError(err error) int {
-	msg := err.Error()
+	msg := fs.wantOfParseError(err.Error())
 	// flag's messages: "flag provided but not defined: -x", "invalid value ... for flag -e: ...".
 	msg = strings.Replace(msg, "flag provided but not defined: ", "unknown flag ", 1)
 	// "flag needs an argument: -exclude": the flag, spelt as the help spells it, first.
@@ -230,6 +230,37 @@ func (fs *flagSet) usageError(err error) int {
 	msg = longFlag.ReplaceAllString(msg, "flag --$1")
 	fmt.Fprintf(os.Stderr, "fsnotifyd %s: %s (see \"fsnotifyd %s --help\")\n", fs.cmd, msg, fs.cmd)
 	return exitUsage
+}
+
+// parseErrorMsg matches flag's message for a value strconv refused: "invalid value "abc" for
+// flag -n: parse error", "invalid boolean value "maybe" for -json: parse error".
+var parseErrorMsg = regexp.MustCompile(`^invalid (?:boolean )?value ("(?s:.*)") for (?:flag )?-([-[:alnum:]]+): parse error$`)
+
+// wantOfParseError rewrites flag's "parse error" for a number or boolean flag into what the
+// flag wants; any other message is returned as it is.
+func (fs *flagSet) wantOfParseError(msg string) string {
+	m := parseErrorMsg.FindStringSubmatch(msg)
+	if m == nil {
+		return msg
+	}
+	f := fs.Lookup(m[2])
+	if f == nil {
+		return msg
+	}
+	g, ok := f.Value.(flag.Getter)
+	if !ok {
+		return msg
+	}
+	want := ""
+	switch g.Get().(type) {
+	case bool:
+		want = "want true or false"
+	case int, int64, uint, uint64:
+		want = "want a whole number"
+	default:
+		return msg
+	}
+	return fmt.Sprintf("invalid value %s for flag -%s: %s", m[1], m[2], want)
 }
 
 func (fs *flagSet) printHelp(w io.Writer) {

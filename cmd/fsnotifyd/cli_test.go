@@ -214,3 +214,39 @@ func TestUnreadablePathSaysWhatToDo(t *testing.T) {
 		}
 	}
 }
+
+// TestFlagsRefuseBadValuesAndStrays: a flag's value that is not of its type says what the
+// flag wants (not strconv's "parse error"); a count below what it can mean is refused, not
+// silently replaced (guard --concurrency 0 ran 64 scanners); and a flag that only means
+// something with another (serve's --spool without --export, guard's --policy-state without
+// --policy-from) is refused naming both, as --nats-creds is, not silently ignored. Each is a
+// usage error (exit 2), one line on stderr, nothing on stdout, before the command starts.
+func TestFlagsRefuseBadValuesAndStrays(t *testing.T) {
+	dir := testenv.Tmpfs(t) // a guard not refused must not mark the machine's filesystem
+	sock := filepath.Join(dir, "s.sock")
+	for _, tt := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"watch", "-n", "abc", dir}, `invalid value "abc" for flag -n: want a whole number`},
+		{[]string{"trace", "--count", "1.5", dir}, `invalid value "1.5" for flag --count: want a whole number`},
+		{[]string{"trust", "check", "-j", "abc"}, `invalid value "abc" for flag -j: want a whole number`},
+		{[]string{"serve", "--socket", sock, "--spool-max-bytes", "1G"}, `invalid value "1G" for flag --spool-max-bytes: want a whole number`},
+		{[]string{"fleet", "tail", "--seq", "x"}, `invalid value "x" for flag --seq: want a whole number`},
+		{[]string{"watch", "--json=maybe", dir}, `invalid value "maybe" for flag --json: want true or false`},
+		{[]string{"guard", "--exec", "true", "--concurrency", "0", dir}, "--concurrency 0: want at least 1"},
+		{[]string{"guard", "--exec", "true", "--concurrency", "-1", dir}, "--concurrency -1: want at least 1"},
+		{[]string{"serve", "--socket", sock, "--spool", dir}, "--spool is for --export; give --export nats://HOST:PORT"},
+		{[]string{"serve", "--socket", sock, "--spool-max-bytes", "-5"}, "--spool-max-bytes is for --export"},
+		{[]string{"serve", "--socket", sock, "--stream-max-age", "1h"}, "--stream-max-age is for --export"},
+		{[]string{"serve", "--socket", sock, "--stream-max-bytes", "1000"}, "--stream-max-bytes is for --export"},
+		{[]string{"serve", "--socket", sock, "--nats-timeout", "1s"}, "--nats-timeout is for --export"},
+		{[]string{"guard", "--deny", "/x", "--policy-state", dir, dir}, "--policy-state is for --policy-from; give --policy-from nats://HOST:PORT/BUCKET/KEY"},
+		{[]string{"guard", "--deny", "/x", "--nats-timeout", "1s", dir}, "--nats-timeout is for --policy-from"},
+	} {
+		out, errOut, st, timedOut := fsnWithin(t, 5*time.Second, tt.args...)
+		if timedOut || st != exitUsage || out != "" || !strings.Contains(errOut, tt.msg) || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+			t.Errorf("fsnotifyd %s: exit %d (still running after 5s: %v), stdout %q, stderr %q; want exit 2 and one line with %q", strings.Join(tt.args, " "), st, timedOut, out, errOut, tt.msg)
+		}
+	}
+}

@@ -196,7 +196,7 @@ func runGuard(args []string) int {
 	fs.boolVar(&cache, "cache", "let the kernel remember allows until the file is modified")
 	fs.boolVar(&noExecMemo, "no-exec-memo", "decide every exec by the rules: do not remember an exec's decision for the next exec of the same unchanged file by the same path (see docs/security.md)")
 	fs.stringVar(&audit, "audit", "write one JSON line per decision to FILE (- for stdout)")
-	fs.intVar(&concurrency, "concurrency", "run at most N scanners at once (default 64), shared among the users waiting for one, in turn")
+	fs.intVar(&concurrency, "concurrency", "run at most N (at least 1) scanners at once (default 64), shared among the users waiting for one, in turn")
 	fs.boolVar(&quiet, "q,quiet", "do not print \"Watches established.\"")
 	fs.boolVar(&mount, "mount", "guard the whole mount of each PATH (a mount mark) instead of the subtree below it")
 	tsrc.registerGuardStyle(fs)
@@ -208,8 +208,11 @@ func runGuard(args []string) int {
 	if !ok {
 		return status
 	}
-	if err := fleetFlags.check(daemon.on, policyFile); err != nil {
+	if err := fleetFlags.check(fs, daemon.on, policyFile); err != nil {
 		return fs.usageError(err)
+	}
+	if fs.given("concurrency") && concurrency < 1 {
+		return fs.usageError(fmt.Errorf("--concurrency %d: want at least 1", concurrency))
 	}
 	if len(paths) == 0 {
 		return fs.usageError(errors.New("no PATH given: name the directories (or files) to guard"))

@@ -41,12 +41,12 @@ func (f *guardFleetFlags) register(fs *flagSet) {
 }
 
 // check reports a usage error in the fleet flags.
-func (f *guardFleetFlags) check(daemon bool, policyFile string) error {
+func (f *guardFleetFlags) check(fs *flagSet, daemon bool, policyFile string) error {
 	if f.exportDecisions && !daemon {
 		return errors.New("--export-decisions needs --daemon: the daemon exports the decisions (serve --export)")
 	}
 	if f.from == "" {
-		return connFlagsWithout(&f.conn, "--policy-from nats://HOST:PORT/BUCKET/KEY", [2]string{"--host", f.host})
+		return connFlagsWithout(&f.conn, "--policy-from nats://HOST:PORT/BUCKET/KEY", append([][2]string{{"--host", f.host}}, fs.givenFlags("policy-state", "nats-timeout")...)...)
 	}
 	if policyFile != "" {
 		return errors.New("--policy and --policy-from cannot be used together: the fleet policy replaces the whole file (--deny/--allow flags still come first)")

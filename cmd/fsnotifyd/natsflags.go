@@ -45,6 +45,18 @@ func connFlagsWithout(o *fleet.ConnOptions, need string, more ...[2]string) erro
 	return nil
 }
 
+// givenFlags is, for connFlagsWithout, each flag of names given on the command line: a
+// flag whose value has a default (--spool, --nats-timeout) counts when given, even as that.
+func (fs *flagSet) givenFlags(names ...string) [][2]string {
+	var pairs [][2]string
+	for _, n := range names {
+		if fs.given(n) {
+			pairs = append(pairs, [2]string{"--" + n, "given"})
+		}
+	}
+	return pairs
+}
+
 // connect checks the options (a usage error) and dials (a runtime error).
 func (n *natsFlags) connect(fs *flagSet, name string) (*fleetConn, int, bool) {
 	if err := n.o.Check(); err != nil {

@@ -66,7 +66,8 @@ func (f *serveExportFlags) start(fs *flagSet, cfg *daemon.Config, log *slog.Logg
 		cfg.Exports = append(cfg.Exports, rules...)
 	}
 	if f.conn.URLs == "" {
-		if err := connFlagsWithout(&f.conn, "--export nats://HOST:PORT", [2]string{"--host", f.host}, [2]string{"--stream", f.stream}); err != nil {
+		given := fs.givenFlags("spool", "spool-max-bytes", "stream-max-age", "stream-max-bytes", "nats-timeout")
+		if err := connFlagsWithout(&f.conn, "--export nats://HOST:PORT", append([][2]string{{"--host", f.host}, {"--stream", f.stream}}, given...)...); err != nil {
 			return nil, fs.usageError(err), false
 		}
 		return nil, 0, true
