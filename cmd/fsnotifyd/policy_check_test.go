@@ -169,10 +169,16 @@ allow open ** uid=0
 		{[]string{rules, "--path", small, "--event", "open,exec"}, "--event"},
 		{[]string{rules, "--path", small, "--pid", "1", "--uid", "0"}, "--uid"},
 		{[]string{rules, "--path", small, "--uid", "x"}, "--uid"},
+		// A file attribute's bad value is refused whether or not a rule reads it: before,
+		// it was taken, and explain either said nothing of it (no rule read it) or printed
+		// "decision deny (--on-error)", exit 1, which the guard would not decide.
+		{[]string{rules, "--path", small, "--uid", "0", "--sha256", "zz"}, `--sha256 "zz": want 64 hex digits`},
+		{[]string{rules, "--path", "/srv/www/new.html", "--uid", "33", "--size", "-5"}, `--size: size "-5": want a number of bytes`},
+		{[]string{rules, "--path", small, "--uid", "0", "--ftype", "elf"}, `--ftype: `},
 	} {
-		_, errOut, st := fsn(t, append([]string{"policy", "explain"}, tt.args...)...)
-		if st != 2 || !strings.Contains(errOut, tt.want) {
-			t.Errorf("%v: exit %d, stderr %q; want 2 naming %s", tt.args, st, errOut, tt.want)
+		out, errOut, st := fsn(t, append([]string{"policy", "explain"}, tt.args...)...)
+		if st != 2 || out != "" || !strings.Contains(errOut, tt.want) {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want 2, no output, naming %s", tt.args, st, out, errOut, tt.want)
 		}
 	}
 }

@@ -106,6 +106,9 @@ func runPolicyExplain(args []string) int {
 	if err != nil {
 		return fs.usageError(fmt.Errorf("--on-error: %w", err))
 	}
+	if err := of.check(); err != nil {
+		return fs.usageError(err)
+	}
 	if pidStr != "" && pf.any() {
 		return fs.usageError(fmt.Errorf("--pid reads the process; %s describes one: give one or the other", pf.first()))
 	}
@@ -557,6 +560,36 @@ func (f *objectFlags) register(fs *flagSet) {
 	fs.value((*yesNoFlag)(&f.writable), "mount-writable", "yes or no: whether its mount is writable, instead of asking it")
 }
 
+// check refuses a bad --ftype, --sha256 or --size whether or not a rule reads it: read by
+// a rule only, it would be an evaluation error there, and the decision --on-error's.
+func (f *objectFlags) check() error {
+	if f.ftype != "" {
+		if _, err := policy.ParseFileType(f.ftype); err != nil {
+			return fmt.Errorf("--ftype: %w", err)
+		}
+	}
+	if f.sha != "" {
+		if _, err := f.sha256(); err != nil {
+			return err
+		}
+	}
+	if f.size != "" {
+		if _, err := policy.ParseSize(f.size); err != nil {
+			return fmt.Errorf("--size: %w", err)
+		}
+	}
+	return nil
+}
+
+// sha256 is --sha256's digest.
+func (f *objectFlags) sha256() ([32]byte, error) {
+	var sum [32]byte
+	if n, err := hex.Decode(sum[:], []byte(f.sha)); err != nil || n != 32 {
+		return sum, fmt.Errorf("--sha256 %q: want 64 hex digits", f.sha)
+	}
+	return sum, nil
+}
+
 // explainObject is the file: flags first, then the file itself (nil when it does not exist).
 type explainObject struct {
 	flags   *objectFlags
@@ -582,10 +615,7 @@ func (o *explainObject) SHA256() ([32]byte, error) {
 	var sum [32]byte
 	switch {
 	case o.flags.sha != "":
-		if n, err := hex.Decode(sum[:], []byte(o.flags.sha)); err != nil || n != 32 {
-			return sum, fmt.Errorf("--sha256 %q: want 64 hex digits", o.flags.sha)
-		}
-		return sum, nil
+		return o.flags.sha256()
 	case o.file == nil:
 		return sum, o.unknown("--sha256")
 	}
