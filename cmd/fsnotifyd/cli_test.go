@@ -250,3 +250,19 @@ func TestFlagsRefuseBadValuesAndStrays(t *testing.T) {
 		}
 	}
 }
+
+// TestTraceHelpMatchesUnprivilegedTrace: an unprivileged trace of PATHs runs (on inotify)
+// and prints lines without the process, "?(?)"; its --help must say so, not that tracing
+// needs root (what it said, while the trace ran).
+func TestTraceHelpMatchesUnprivilegedTrace(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := testenv.PublicTmpfs(t)
+	out, errOut, st, timedOut := fsnWithinAs(t, &syscall.Credential{Uid: 65534, Gid: 65534}, 10*time.Second, "trace", "--timeout", "1s", dir)
+	if timedOut || st != exitOK || !strings.Contains(out, " ?(?): ") {
+		t.Fatalf("trace %s as uid 65534: exit %d (still running: %v), stdout %q, stderr %q; want exit 0 and lines with ?(?)", dir, st, timedOut, out, errOut)
+	}
+	help, _, _ := fsn(t, "trace", "--help")
+	if strings.Contains(help, "Tracing needs root") || !strings.Contains(help, "?(?)") {
+		t.Errorf("trace --help says tracing needs root, or not what an unprivileged trace of PATHs prints (?(?)):\n%s", help)
+	}
+}

@@ -31,7 +31,10 @@ writes, closes), --fs PATH (the whole filesystem: also creates, deletes and
 moves), or PATHs (everything below each directory, and each PATH's own
 deletion, D, or move, <). With none of them, every real filesystem of the
 machine is traced (as fatrace does): those mounted when it starts, not one
-mounted later (trace it with --fs). Tracing needs root (fanotify).
+mounted later (trace it with --fs). --mount, --fs and the whole machine need
+root (fanotify) or --daemon; an unprivileged trace of PATHs runs on inotify,
+which names no process: its lines say ?(?), and show the trace's own first
+reading of each directory (O, R, C).
 
 -e takes watch's event names (see "watch --help"); one that asks for nothing
 the trace reports (delete_self with --mount, create on a file) is an error.
