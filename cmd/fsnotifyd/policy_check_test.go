@@ -175,6 +175,9 @@ allow open ** uid=0
 		{[]string{rules, "--path", small, "--uid", "0", "--sha256", "zz"}, `--sha256 "zz": want 64 hex digits`},
 		{[]string{rules, "--path", "/srv/www/new.html", "--uid", "33", "--size", "-5"}, `--size: size "-5": want a number of bytes`},
 		{[]string{rules, "--path", small, "--uid", "0", "--ftype", "elf"}, `--ftype: `},
+		// A rules file that cannot be read, or does not parse, is no denial (exit 1).
+		{[]string{filepath.Join(dir, "missing.rules"), "--path", small, "--uid", "0"}, "missing.rules: no such file or directory"},
+		{[]string{small, "--path", small, "--uid", "0"}, small + ":1:1: "},
 	} {
 		out, errOut, st := fsn(t, append([]string{"policy", "explain"}, tt.args...)...)
 		if st != 2 || out != "" || !strings.Contains(errOut, tt.want) {

@@ -56,7 +56,8 @@ It is loaded only when a rule needs it.
 
 Exit status: 0 the access is allowed; 1 it is denied (also when reading what
 a rule needs fails and --on-error is deny, the default); 2 a usage error, a
-file that cannot be read, or a rule needs an attribute that was not given.
+rules FILE that cannot be read or does not parse, or a rule needs an attribute
+that was not given.
 
 Examples:
   fsnotifyd policy explain guard.rules --path /srv/www/uploads/x.sh --pid 4242
@@ -114,7 +115,9 @@ func runPolicyExplain(args []string) int {
 	}
 	pol, owner, err := readPolicyFile(rest[0])
 	if err != nil {
-		return fail(fs.cmd, err)
+		// Exit 2, as policy check's: 1 says the access is denied.
+		fail(fs.cmd, err)
+		return exitUsage
 	}
 	if owner != nil {
 		fmt.Fprintf(os.Stderr, "fsnotifyd %s: warning: %v; guard --policy refuses it\n", fs.cmd, owner)
