@@ -266,3 +266,33 @@ func TestTraceHelpMatchesUnprivilegedTrace(t *testing.T) {
 		t.Errorf("trace --help says tracing needs root, or not what an unprivileged trace of PATHs prints (?(?)):\n%s", help)
 	}
 }
+
+// TestFileFlagErrorsAreRuntimeErrors: a FILE named by a flag that is missing or does not parse
+// is a runtime error (exit 1) in every command, one line on stderr naming the flag and the
+// file: serve --export-config's exited 2, as a usage error, while serve --config's, guard
+// --policy's, watch --fromfile's and trust -f's exited 1.
+func TestFileFlagErrorsAreRuntimeErrors(t *testing.T) {
+	dir := testenv.Tmpfs(t) // a guard not refused must not mark the machine's filesystem
+	missing := filepath.Join(dir, "missing")
+	bad := filepath.Join(dir, "bad.conf")
+	if err := os.WriteFile(bad, []byte("export frobnicate /etc/**\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "s.sock")
+	for _, tt := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"serve", "--socket", sock, "--config", missing}, "--config: open " + missing + ": no such file or directory"},
+		{[]string{"serve", "--socket", sock, "--export", "nats://127.0.0.1:1", "--export-config", missing}, "--export-config: open " + missing + ": no such file or directory"},
+		{[]string{"serve", "--socket", sock, "--export", "nats://127.0.0.1:1", "--export-config", bad}, "--export-config: " + bad + ":1: export: unknown event"},
+		{[]string{"guard", "--policy", missing, dir}, "--policy: open " + missing + ": no such file or directory"},
+		{[]string{"watch", "--fromfile", missing, dir}, "--fromfile " + missing + ": no such file or directory"},
+		{[]string{"trust", "list", "-f", missing}, missing + ": no such file or directory"},
+	} {
+		out, errOut, st, timedOut := fsnWithin(t, 5*time.Second, tt.args...)
+		if timedOut || st != exitRuntime || out != "" || !strings.Contains(errOut, tt.msg) || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+			t.Errorf("fsnotifyd %s: exit %d (still running after 5s: %v), stdout %q, stderr %q; want exit 1 and one line with %q", strings.Join(tt.args, " "), st, timedOut, out, errOut, tt.msg)
+		}
+	}
+}

@@ -55,13 +55,14 @@ func (f *serveExportFlags) start(fs *flagSet, cfg *daemon.Config, log *slog.Logg
 		if f.conn.URLs == "" {
 			return nil, fs.usageError(errors.New("--export-config needs --export nats://HOST:PORT: without it nothing is exported")), false
 		}
+		// The file's errors are runtime errors (exit 1), as --config's.
 		src, err := trust.ReadChecked(f.config, "export config file") // what root marks and sends out
 		if err != nil {
-			return nil, fs.usageError(fmt.Errorf("--export-config: %w", err)), false
+			return nil, fail("serve", fmt.Errorf("--export-config: %w", err)), false
 		}
 		rules, err := daemon.ParseExportConfig(f.config, string(src))
 		if err != nil {
-			return nil, fs.usageError(fmt.Errorf("--export-config: %w", err)), false
+			return nil, fail("serve", fmt.Errorf("--export-config: %w", err)), false
 		}
 		cfg.Exports = append(cfg.Exports, rules...)
 	}
