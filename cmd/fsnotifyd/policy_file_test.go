@@ -34,7 +34,7 @@ func TestFIFORefusedAsPolicyOrTrustFile(t *testing.T) {
 		msg  string
 	}{
 		{[]string{"policy", "check", fifo}, exitUsage, "fsnotifyd policy check: policy " + notRegular},
-		{[]string{"policy", "explain", fifo, "--path", ok}, exitRuntime, "fsnotifyd policy explain: policy " + notRegular},
+		{[]string{"policy", "explain", fifo, "--path", ok}, exitUsage, "fsnotifyd policy explain: policy " + notRegular},
 		{[]string{"trust", "list", "--file", fifo}, exitRuntime, "fsnotifyd trust list: trust " + notRegular},
 		{[]string{"trust", "check", "--file", fifo}, exitRuntime, "fsnotifyd trust check: trust " + notRegular},
 		{[]string{"trust", "add", "--file", fifo, ok}, exitRuntime, "fsnotifyd trust add: trust " + notRegular},
