@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -27,6 +28,7 @@ const (
 type flagSet struct {
 	*flag.FlagSet
 	cmd      string
+	args     []string // as given to parse, for usageError
 	synopsis string
 	help     string // description and examples, printed by --help
 }
@@ -168,6 +170,7 @@ var errHelp = errors.New("help")
 // parse parses args, allowing flags after positional arguments ("watch DIR -e create"); "--"
 // ends the flags. On --help it prints the help to stdout and returns errHelp.
 func (fs *flagSet) parse(args []string) ([]string, error) {
+	fs.args = args
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -218,6 +221,15 @@ func (fs *flagSet) parseNoArgs(args []string) (status int, ok bool) {
 func (fs *flagSet) usageError(err error) int {
 	msg := fs.wantOfParseError(err.Error())
 	// flag's messages: "flag provided but not defined: -x", "invalid value ... for flag -e: ...".
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok && slices.Contains(fs.args, "-"+name) {
+		// Spelt as given (flag drops a second dash). inotifywait's habit, -mr, is taken by
+		// flag for one flag, "mr".
+		if fs.grouped(name) {
+			letters := strings.Split(name, "")
+			return fs.usageErrorLine(fmt.Sprintf("unknown flag -%s: one-letter flags cannot be grouped; write -%s", name, strings.Join(letters, " -")))
+		}
+		return fs.usageErrorLine("unknown flag -" + name)
+	}
 	msg = strings.Replace(msg, "flag provided but not defined: ", "unknown flag ", 1)
 	// "flag needs an argument: -exclude": the flag, spelt as the help spells it, first.
 	if name, ok := strings.CutPrefix(msg, "flag needs an argument: -"); ok {
@@ -228,8 +240,26 @@ func (fs *flagSet) usageError(err error) int {
 	}
 	// flag names every flag with one dash; the help spells long ones with two.
 	msg = longFlag.ReplaceAllString(msg, "flag --$1")
+	return fs.usageErrorLine(msg)
+}
+
+func (fs *flagSet) usageErrorLine(msg string) int {
 	fmt.Fprintf(os.Stderr, "fsnotifyd %s: %s (see \"fsnotifyd %s --help\")\n", fs.cmd, msg, fs.cmd)
 	return exitUsage
+}
+
+// grouped reports whether name, an unknown flag given with one dash (-mr), is one-letter
+// flags run together: each letter is one.
+func (fs *flagSet) grouped(name string) bool {
+	if len(name) < 2 {
+		return false
+	}
+	for _, c := range name {
+		if fs.Lookup(string(c)) == nil {
+			return false
+		}
+	}
+	return true
 }
 
 // parseErrorMsg matches flag's message for a value strconv refused: "invalid value "abc" for

@@ -234,6 +234,11 @@ func TestFlagsRefuseBadValuesAndStrays(t *testing.T) {
 		{[]string{"serve", "--socket", sock, "--spool-max-bytes", "1G"}, `invalid value "1G" for flag --spool-max-bytes: want a whole number`},
 		{[]string{"fleet", "tail", "--seq", "x"}, `invalid value "x" for flag --seq: want a whole number`},
 		{[]string{"watch", "--json=maybe", dir}, `invalid value "maybe" for flag --json: want true or false`},
+		// inotifywait's -mr: flag cannot group one-letter flags; it said "unknown flag --mr".
+		{[]string{"watch", "-mr", dir}, "unknown flag -mr: one-letter flags cannot be grouped; write -m -r"},
+		{[]string{"trace", "-qj", dir}, "unknown flag -qj: one-letter flags cannot be grouped; write -q -j"},
+		{[]string{"watch", "-rx", dir}, "unknown flag -rx (see"}, // no -x: not a group; spelt as given (it said --rx)
+		{[]string{"watch", "--mr", dir}, "unknown flag --mr"},
 		{[]string{"guard", "--exec", "true", "--concurrency", "0", dir}, "--concurrency 0: want at least 1"},
 		{[]string{"guard", "--exec", "true", "--concurrency", "-1", dir}, "--concurrency -1: want at least 1"},
 		{[]string{"serve", "--socket", sock, "--spool", dir}, "--spool is for --export; give --export nats://HOST:PORT"},
