@@ -301,3 +301,25 @@ func TestFileFlagErrorsAreRuntimeErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestServeUnprivilegedRefusesAtStart: serve needs root (its help says so); run by another
+// user it started, said "fsnotifyd serving", and refused every client's mark with "the daemon
+// refused (internal): checking your access: setgroups: operation not permitted". It now
+// refuses to start, saying so, exit 1, and leaves no socket.
+func TestServeUnprivilegedRefusesAtStart(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := filepath.Join(testenv.PublicTmpfs(t), "pub")
+	if err := os.Mkdir(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Chmod(dir, 0o1777) // sticky, as /tmp: fine for a socket (os.Chmod takes os.ModeSticky)
+	sock := filepath.Join(dir, "s.sock")
+	out, errOut, st, timedOut := fsnWithinAs(t, &syscall.Credential{Uid: 65534, Gid: 65534}, 5*time.Second, "serve", "--socket", sock)
+	want := "fsnotifyd serve: needs root"
+	if timedOut || st != exitRuntime || out != "" || !strings.HasPrefix(errOut, want) || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+		t.Errorf("serve as uid 65534: exit %d (still serving after 5s: %v), stdout %q, stderr %q; want exit 1 and one line starting %q", st, timedOut, out, errOut, want)
+	}
+	if _, err := os.Lstat(sock); err == nil {
+		t.Errorf("serve as uid 65534 left its socket %s", sock)
+	}
+}

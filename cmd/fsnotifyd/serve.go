@@ -94,6 +94,11 @@ func runServe(args []string) int {
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 		return fs.usageError(fmt.Errorf("--log-level: %q: want debug, info, warn or error", logLevel))
 	}
+	if os.Geteuid() != 0 {
+		// Started by another user it would serve, and refuse every mark: it checks each
+		// client's access as that client (setgroups, setfsuid) and holds fanotify.
+		return fail("serve", errors.New("needs root (fanotify, and checking each client's access as that client): run it as root, as contrib/fsnotifyd.service does; watch, trace and guard run without it (embedded)"))
+	}
 	hopts := &slog.HandlerOptions{Level: level}
 	// The log is written by a goroutine of its own: a reader of stderr that stops reading
 	// (a stopped pager, a wedged shipper) must not block the daemon, whose every new client
