@@ -12,8 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 )
 
@@ -136,13 +135,13 @@ func TestGuardLinksChild(t *testing.T) {
 	mustOpen := func(what string, fd int, err error, want error) {
 		t.Helper()
 		if fd >= 0 && err == nil {
-			unix.Close(fd)
+			sys.Close(fd)
 		}
 		if !errors.Is(err, want) && !(want == nil && err == nil) {
 			t.Errorf("%s: %v, want %v", what, err, want)
 		}
 	}
-	open := func(path string) (int, error) { return unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0) }
+	open := func(path string) (int, error) { return sys.Open(path, sys.O_RDONLY|sys.O_CLOEXEC, 0) }
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
@@ -158,44 +157,44 @@ func TestGuardLinksChild(t *testing.T) {
 		must(os.Symlink("../g/secret/k", out+"/rel"))
 		for _, l := range []string{out + "/l/a", out + "/rel"} {
 			fd, err := open(l)
-			mustOpen("open through the symbolic links "+l, fd, err, unix.EPERM)
+			mustOpen("open through the symbolic links "+l, fd, err, syscall.EPERM)
 		}
 		// A file handle: open_by_handle_at needs CAP_DAC_READ_SEARCH, which nobody has.
-		h, _, err := unix.NameToHandleAt(unix.AT_FDCWD, secret+"/k", 0)
+		h, _, err := sys.NameToHandleAt(sys.AT_FDCWD, secret+"/k", 0)
 		must(err)
-		mfd, err := unix.Open(g, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		mfd, err := sys.Open(g, sys.O_RDONLY|sys.O_DIRECTORY|sys.O_CLOEXEC, 0)
 		must(err)
-		fd, err := unix.OpenByHandleAt(mfd, h, unix.O_RDONLY|unix.O_CLOEXEC)
-		mustOpen("open_by_handle_at of the secret", fd, err, unix.EPERM)
-		unix.Close(mfd)
+		fd, err := sys.OpenByHandleAt(mfd, h, sys.O_RDONLY|sys.O_CLOEXEC)
+		mustOpen("open_by_handle_at of the secret", fd, err, syscall.EPERM)
+		sys.Close(mfd)
 		// Descriptors taken outside, then the directory moved in.
 		must(os.MkdirAll(out+"/t", 0o755))
 		must(os.WriteFile(out+"/t/x", []byte("x"), 0o644))
 		held, err := open(out + "/t/x")
 		must(err)
-		defer unix.Close(held)
-		px, err := unix.Open(out+"/t/x", unix.O_PATH|unix.O_CLOEXEC, 0)
+		defer sys.Close(held)
+		px, err := sys.Open(out+"/t/x", sys.O_PATH|sys.O_CLOEXEC, 0)
 		must(err)
-		dfd, err := unix.Open(out+"/t", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		dfd, err := sys.Open(out+"/t", sys.O_RDONLY|sys.O_DIRECTORY|sys.O_CLOEXEC, 0)
 		must(err)
-		pdfd, err := unix.Open(out+"/t", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		pdfd, err := sys.Open(out+"/t", sys.O_PATH|sys.O_DIRECTORY|sys.O_CLOEXEC, 0)
 		must(err)
 		must(os.Rename(out+"/t", secret+"/t"))
 		fd, err = open(testenv.ProcFd(px))
-		mustOpen("re-open of an O_PATH descriptor taken outside", fd, err, unix.EPERM)
+		mustOpen("re-open of an O_PATH descriptor taken outside", fd, err, syscall.EPERM)
 		for _, d := range []int{dfd, pdfd} {
-			fd, err := unix.Openat(d, "x", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-			mustOpen("openat of a directory descriptor taken outside", fd, err, unix.EPERM)
+			fd, err := sys.Openat(d, "x", sys.O_RDONLY|sys.O_CLOEXEC, 0)
+			mustOpen("openat of a directory descriptor taken outside", fd, err, syscall.EPERM)
 			fd, err = open(testenv.ProcFd(d) + "/x")
-			mustOpen("open through /proc/self/fd of a directory descriptor taken outside", fd, err, unix.EPERM)
+			mustOpen("open through /proc/self/fd of a directory descriptor taken outside", fd, err, syscall.EPERM)
 		}
-		if n, err := unix.Pread(held, make([]byte, 1), 0); n != 1 || err != nil {
+		if n, err := sys.Pread(held, make([]byte, 1), 0); n != 1 || err != nil {
 			t.Errorf("a descriptor opened before the move no longer reads (%d, %v): the documented limit changed", n, err)
 		}
 		// The directory moved in and out while another goroutine opens through its descriptor.
 		must(os.MkdirAll(out+"/c", 0o755))
 		must(os.WriteFile(out+"/c/y", []byte("y"), 0o644))
-		cfd, err := unix.Open(out+"/c", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		cfd, err := sys.Open(out+"/c", sys.O_PATH|sys.O_DIRECTORY|sys.O_CLOEXEC, 0)
 		must(err)
 		var phase atomic.Int64 // 4k: outside; 4k+2: inside; odd: moving
 		var stop atomic.Bool
@@ -206,9 +205,9 @@ func TestGuardLinksChild(t *testing.T) {
 			defer wg.Done()
 			for !stop.Load() {
 				before := phase.Load()
-				fd, err := unix.Openat(cfd, "y", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+				fd, err := sys.Openat(cfd, "y", sys.O_RDONLY|sys.O_CLOEXEC, 0)
 				if err == nil {
-					unix.Close(fd)
+					sys.Close(fd)
 				}
 				if phase.Load() != before || before%2 == 1 {
 					continue
@@ -230,12 +229,12 @@ func TestGuardLinksChild(t *testing.T) {
 			phase.Add(1)
 			must(os.Rename(out+"/c", secret+"/c"))
 			phase.Add(1)
-			fd, err := unix.Openat(cfd, "y", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-			mustOpen("openat right after the move in", fd, err, unix.EPERM)
+			fd, err := sys.Openat(cfd, "y", sys.O_RDONLY|sys.O_CLOEXEC, 0)
+			mustOpen("openat right after the move in", fd, err, syscall.EPERM)
 			phase.Add(1)
 			must(os.Rename(secret+"/c", out+"/c"))
 			phase.Add(1)
-			fd, err = unix.Openat(cfd, "y", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			fd, err = sys.Openat(cfd, "y", sys.O_RDONLY|sys.O_CLOEXEC, 0)
 			mustOpen("openat right after the move out", fd, err, nil)
 		}
 		stop.Store(true)
@@ -251,11 +250,11 @@ func TestGuardLinksChild(t *testing.T) {
 		d := testenv.DeepTree(t, g+"/pub/n", 22, 200)
 		top := d.Top
 		for i := 0; i < 20; i++ {
-			fd, err := unix.Openat(d.Fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			fd, err := sys.Openat(d.Fd, ".", sys.O_RDONLY|sys.O_DIRECTORY|sys.O_CLOEXEC, 0)
 			mustOpen("the deep directory in nobody's directory", fd, err, nil)
 			must(os.Rename(top, secret+"/top"))
-			fd, err = unix.Openat(d.Fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-			mustOpen("the deep directory right after its top moved into the denied directory", fd, err, unix.EPERM)
+			fd, err = sys.Openat(d.Fd, ".", sys.O_RDONLY|sys.O_DIRECTORY|sys.O_CLOEXEC, 0)
+			mustOpen("the deep directory right after its top moved into the denied directory", fd, err, syscall.EPERM)
 			must(os.Rename(secret+"/top", top))
 		}
 	case "links1":
@@ -277,17 +276,17 @@ func TestGuardLinksChild(t *testing.T) {
 		must(os.WriteFile(out+"/own", []byte("o"), 0o644))
 		must(os.Link(out+"/own", secret+"/own"))
 		fd, err = open(secret + "/own")
-		mustOpen("nobody's file linked into the denied directory", fd, err, unix.EPERM)
+		mustOpen("nobody's file linked into the denied directory", fd, err, syscall.EPERM)
 	case "links0":
 		must(os.Link(secret+"/k", out+"/k0"))
 		fd, err := open(out + "/k0")
 		mustOpen("the outside name of root's secret with fs.protected_hardlinks=0 (the documented limit)", fd, err, nil)
 		must(os.Link(g+"/pub/f", secret+"/f0"))
 		fd, err = open(secret + "/f0")
-		mustOpen("root's cached file linked into the denied directory", fd, err, unix.EPERM)
+		mustOpen("root's cached file linked into the denied directory", fd, err, syscall.EPERM)
 	}
 	for _, path := range []string{secret + "/k", secret + "/w"} {
 		fd, err := open(path)
-		mustOpen("the guarded name "+path, fd, err, unix.EPERM)
+		mustOpen("the guarded name "+path, fd, err, syscall.EPERM)
 	}
 }
