@@ -192,10 +192,8 @@ func (b *Backend) ForeignFilesystem(fd int) (bool, error) {
 	if known {
 		return false, nil
 	}
-	if st.MntIDUnique {
-		if _, err := sys.StatMount(st.MntID); err == nil {
-			return false, nil // a mount of this namespace
-		}
+	if sys.MountPlaceOf(&st) == sys.MountHere {
+		return false, nil // a mount of this namespace
 	}
 	return !devMountedHere(st.Dev), nil
 }

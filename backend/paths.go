@@ -45,7 +45,7 @@ const maxWalkLevels = 4096
 // (unshare -Urm) with a directory of theirs bind-mounted over any path: so a path is taken
 // only if it leads back to the same inode here, or, for a directory (a rename meanwhile) and
 // for an unlinked object, whose path no lookup can check, if the descriptor's mount is one of
-// this namespace's (mountHere). The kernel's " (deleted)" suffix is dropped from an unlinked
+// this namespace's (sys.MountPlaceOf). The kernel's " (deleted)" suffix is dropped from an unlinked
 // object's path (nlink 0), whose last path it is; a live file whose name ends in " (deleted)"
 // keeps it. An object unlinked after st was taken and before its path was read has the
 // suffix with st's nlink not 0: st is then taken again (*st updated), so that the caller sees
@@ -60,7 +60,7 @@ func descPath(fd int, st *sys.Stat, here bool) (string, bool) {
 		p, err := sys.FdPath(fd)
 		if err != nil {
 			if st.IsDir() && errors.Is(err, syscall.ENAMETOOLONG) {
-				if p, err := sys.LongPath(fd, 0); err == nil && (here || mountHere(st)) {
+				if p, err := sys.LongPath(fd, 0); err == nil && (here || sys.MountPlaceOf(st) == sys.MountHere) {
 					restatIfDeleted(fd, p, st)
 					return trimDeleted(p, st, here)
 				}
@@ -72,7 +72,7 @@ func descPath(fd int, st *sys.Stat, here bool) (string, bool) {
 			// A directory's dentry is always connected, but its path is printed in the mount
 			// namespace it was opened in: it is this one's if it leads back here, or if the
 			// mount is here (a rename meanwhile).
-			if here || st.Nlink == 0 || leadsTo(p, st) || mountHere(st) {
+			if here || st.Nlink == 0 || leadsTo(p, st) || sys.MountPlaceOf(st) == sys.MountHere {
 				return trimDeleted(p, st, here)
 			}
 			return "", false
@@ -80,7 +80,7 @@ func descPath(fd int, st *sys.Stat, here bool) (string, bool) {
 		if st.Nlink == 0 {
 			if p, ok := strings.CutSuffix(p, " (deleted)"); ok {
 				// An unlinked file: its last name, in its last directory, if that is here.
-				if !here && !mountHere(st) {
+				if !here && sys.MountPlaceOf(st) != sys.MountHere {
 					return "", false
 				}
 				return p, true
@@ -111,23 +111,12 @@ func restatIfDeleted(fd int, p string, st *sys.Stat) {
 // was removed (see eventPath).
 func trimDeleted(p string, st *sys.Stat, here bool) (string, bool) {
 	if st.Nlink == 0 {
-		if !here && !mountHere(st) {
+		if !here && sys.MountPlaceOf(st) != sys.MountHere {
 			return "", false
 		}
 		return strings.TrimSuffix(p, " (deleted)"), true
 	}
 	return p, true
-}
-
-// mountHere reports whether st's mount is one of this process's mount namespace (statmount(2)
-// finds its unique id): a path the kernel prints for a descriptor opened through it is then
-// this namespace's. Without a unique mount id (Linux before 6.8) it cannot be told: no.
-func mountHere(st *sys.Stat) bool {
-	if !st.MntIDUnique {
-		return false
-	}
-	_, err := sys.StatMount(st.MntID)
-	return err == nil
 }
 
 // leadsTo reports whether path names the object st describes.

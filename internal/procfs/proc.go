@@ -315,7 +315,7 @@ func ExeUnknown(pid int32, path string, verified bool) (bool, error) {
 	if err != nil {
 		return false, goneOr(pid, err)
 	}
-	if exe.Uid != 0 && (exe.Nlink == 0 || mountElsewhere(&exe)) {
+	if exe.Uid != 0 && (exe.Nlink == 0 || sys.MountPlaceOf(&exe) == sys.MountElsewhere) {
 		return true, nil
 	}
 	foreign, err := sys.MountNSForeign(int(pid))
@@ -326,17 +326,6 @@ func ExeUnknown(pid int32, path string, verified bool) (bool, error) {
 		return false, goneOr(pid, err)
 	}
 	return foreign, nil
-}
-
-// mountElsewhere reports whether st's mount is known to be none of this process's mount
-// namespace (statmount(2) does not find its unique id). Without a unique id (Linux before
-// 6.8) it cannot be told: no.
-func mountElsewhere(st *sys.Stat) bool {
-	if !st.MntIDUnique {
-		return false
-	}
-	_, err := sys.StatMount(st.MntID)
-	return errors.Is(err, sys.ErrMountElsewhere)
 }
 
 // goneOr turns err into os.ErrProcessDone (wrapped) if it says that process pid is gone

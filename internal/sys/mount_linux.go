@@ -72,6 +72,36 @@ func StatMount(mntID uint64) (MountState, error) {
 	return MountState{ReadOnly: h.mntAttr&unix.MOUNT_ATTR_RDONLY != 0 || h.sbFlags&sbRdonly != 0}, nil
 }
 
+// MountPlace says where a mount is, as MountPlaceOf tells it.
+type MountPlace int
+
+const (
+	// MountUnknown: it could not be told (no unique mount id: Linux before 6.8; or
+	// statmount failed otherwise).
+	MountUnknown MountPlace = iota
+	// MountHere: a mount of this process's mount namespace (statmount(2) finds its id).
+	MountHere
+	// MountElsewhere: another namespace's (a container's, a user's own) or a detached one.
+	MountElsewhere
+)
+
+// MountPlaceOf tells whether st's mount is one of this process's mount namespace. A path
+// the kernel prints for a descriptor opened through a mount elsewhere is another
+// namespace's.
+func MountPlaceOf(st *Stat) MountPlace {
+	if !st.MntIDUnique {
+		return MountUnknown
+	}
+	_, err := StatMount(st.MntID)
+	switch {
+	case err == nil:
+		return MountHere
+	case errors.Is(err, ErrMountElsewhere):
+		return MountElsewhere
+	}
+	return MountUnknown
+}
+
 // ownUserNS is the inode of this process's user namespace, read once.
 var ownUserNS = sync.OnceValues(func() (uint64, error) {
 	var st unix.Stat_t
