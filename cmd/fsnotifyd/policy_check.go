@@ -40,7 +40,10 @@ The warnings (KIND):
                  where it grants something (default deny, --exec, or a later
                  deny it lifts)
   weak-deny      a deny rule that tells who only by such a test: a process
-                 escapes it by renaming itself or leaving its parent
+                 escapes it by renaming itself or leaving its parent; or a
+                 deny of pre_access whose files' opens are not denied:
+                 open(O_TRUNC) and a mapping through an overlayfs ask no
+                 pre-content event (deny open,pre_access ...)
   owner          someone other than root (or you) can change the file or a
                  directory above it: guard --policy refuses such a file, as
                  it does trust files (chown root, chmod go-w)

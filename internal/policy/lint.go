@@ -86,7 +86,11 @@ func (p *Policy) Lint(scanned bool) []Warning { return p.LintWith(LintOptions{Sc
 //     With o.UserNS, exe=, ancestor= and trusted_exe=yes are such tests too: a process may
 //     set its executable where unprivileged user namespaces are enabled;
 //   - with o.Weak, deny rules that tell who by such tests alone, or by ppid= or ancestor=,
-//     which a process leaves by a double fork (its child's parent exits);
+//     which a process leaves by a double fork (its child's parent exits); and deny rules of
+//     pre_access that leave the open of the same files to an allow (no earlier deny rule
+//     denies it): the kernel asks no pre-content event for open(O_TRUNC), which empties the
+//     file, nor for a mapping through an overlayfs stacked on it (docs/security.md,
+//     "Pre-content accesses");
 //   - rules that never decide, because an earlier rule decides every access they could (a
 //     catch-all, the same rule again, /srv/** before /srv/a/*), and an explicit default
 //     that never applies;
@@ -119,6 +123,11 @@ func (p *Policy) LintWith(o LintOptions) []Warning {
 			out = append(out, Warning{Rule: r, Kind: KindWeakDeny, Msg: "this deny rule tells who by " + forged.String() +
 				" alone, " + forgeableWhy(forged, false) + ": a process escapes it that way; deny by path, exe=, uid= or gid=, or allow by them"})
 		}
+		if o.Weak && preAccessOnly(p.Rules[:i], r) {
+			out = append(out, Warning{Rule: r, Kind: KindWeakDeny, Msg: "this deny rule denies pre_access but not the open:" +
+				" open(O_TRUNC) empties a file its user may write, and a mapping through an overlayfs a user stacks on it" +
+				" (unshare -Urm) reads it, neither with a pre-content event; deny open too (deny open,pre_access ...)"})
+		}
 	}
 	if p.defaultSource != "" {
 		catchAll := &Rule{Glob: everyPath} // every event, every path, no condition
@@ -128,6 +137,18 @@ func (p *Policy) LintWith(o LintOptions) []Warning {
 		}
 	}
 	return out
+}
+
+// preAccessOnly reports whether r denies pre_access but not open, and no earlier rule denies
+// every open r's pre_access denies (see LintWith).
+func preAccessOnly(earlier []*Rule, r *Rule) bool {
+	if r.Verdict != engine.Deny || r.Events == 0 || r.Events&engine.PreAccess == 0 || r.Events&engine.OpenPerm != 0 {
+		return false
+	}
+	open := *r
+	open.Events = engine.OpenPerm
+	e := shadowedBy(earlier, &open)
+	return e == nil || e.Verdict != engine.Deny
 }
 
 // forgeableOnly returns the first condition by which r tells who may access that any

@@ -194,6 +194,46 @@ func TestLintWeakDeny(t *testing.T) {
 	}
 }
 
+// TestLintPreAccessOnlyDeny: policy check (LintOptions.Weak) warns of a deny of pre_access
+// that leaves the same files' opens to an allow — open(O_TRUNC) and a mapping through an
+// overlayfs get no pre-content event (cmd/fsnotifyd TestGuardPreAccessRoutesAsNobody and
+// TestGuardPreAccessOverlayMapAsNobody) —, not of one whose opens an earlier deny, or the rule
+// itself, denies; a guard does not warn.
+func TestLintPreAccessOnlyDeny(t *testing.T) {
+	for _, tc := range []struct {
+		rules string
+		want  string // the rules warned about, by line
+	}{
+		{"deny pre_access /srv/**", "1"},
+		{"deny pre_access /srv/** errno=EIO", "1"},
+		{"deny access,pre_access /srv/** uid=5", "1"},
+		{"deny open,pre_access /srv/**", ""},
+		{"deny /srv/**", ""},
+		{"deny * /srv/**", ""},
+		{"allow pre_access /srv/**", ""},
+		{"deny open /srv/**\ndeny pre_access /srv/a/*", ""},
+		{"deny open /srv/** uid=5\ndeny pre_access /srv/** uid=5", ""},
+		{"deny open /srv/** uid=5\ndeny pre_access /srv/**", "2"},
+		{"deny open /srv/a/*\ndeny pre_access /srv/**", "2"},
+		{"deny pre_access /srv/**\ndeny open /srv/**", "1"}, // the opens of its files may be allowed before
+		{"allow open /srv/**\ndeny pre_access /srv/**", "2"},
+	} {
+		p := mustParse(t, tc.rules+"\n")
+		if ws := p.Lint(false); len(ws) != 0 {
+			t.Errorf("%q: a guard warns: %v", tc.rules, ws)
+		}
+		var got []string
+		for _, w := range p.LintWith(LintOptions{Weak: true}) {
+			if w.Kind == KindWeakDeny && strings.Contains(w.Msg, "pre_access but not the open") {
+				got = append(got, strings.TrimPrefix(w.Source(), "policy.rules:"))
+			}
+		}
+		if strings.Join(got, ",") != tc.want {
+			t.Errorf("%q: warned about %q, want %q", tc.rules, got, tc.want)
+		}
+	}
+}
+
 // A rule Lint calls unreachable never decides: whatever the request (known or unknown path,
 // any process, the ancestry cut or not), the earlier rule, or one before it, decides first.
 func TestLintUnreachableIsNeverDeciding(t *testing.T) {
