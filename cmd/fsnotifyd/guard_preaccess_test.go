@@ -217,92 +217,96 @@ func checkRead(t *testing.T, where, route string, r routeResult, want syscall.Er
 //   - a descriptor root opened and passed over a unix socket: nobody's reads through it fail;
 //   - `deny pre_access G/** uid=65534` (a condition): the same for nobody, while root reads
 //     the file — also through the descriptor it then passes to nobody, whose reads fail.
+//
+// Each embedded and through the daemon.
 func TestGuardPreAccessRoutesAsNobody(t *testing.T) {
 	for _, tc := range []struct{ name, rule string }{
 		{"deny", "deny pre_access %s/**"},
 		{"by uid", "deny pre_access %s/** uid=65534"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newPreAccessFixture(t)
-			rules := filepath.Join(t.TempDir(), "guard.rules")
-			writeFile(t, rules, fmt.Sprintf(tc.rule, f.g)+"\n")
-			p := start(t, "guard", "--events", "open,pre_access", "--policy", rules, f.g)
+			guardModes(t, func(t *testing.T, extra []string) {
+				f := newPreAccessFixture(t)
+				rules := filepath.Join(t.TempDir(), "guard.rules")
+				writeFile(t, rules, fmt.Sprintf(tc.rule, f.g)+"\n")
+				p := start(t, append(append([]string{"guard", "--events", "open,pre_access", "--policy", rules}, extra...), f.g)...)
 
-			for _, route := range preAccessReadRoutes {
-				checkRead(t, "direct", route, runRoute(t, f.routes, route, f.g+"/r", f.nb+"/aux-"+route), syscall.EPERM)
-			}
-			for _, route := range preAccessWriteRoutes {
-				r := runRoute(t, f.routes, route, f.g+"/w-"+route, f.nb+"/in-"+route)
-				if preAccessUnasked[route] {
-					if !r.ok {
-						t.Errorf("direct: %s as nobody: %v; the kernel asked no pre-content event for it on 6.18: if it asks now, update docs/security.md (\"Pre-content accesses\")", route, r)
-					}
-					continue
-				}
-				if notTried(r) {
-					t.Logf("direct: %s not tried here: %v", route, r)
-					continue
-				}
-				if r.ok || r.errno != syscall.EPERM {
-					t.Errorf("direct: %s as nobody: %v, want EPERM", route, r)
-				}
-			}
-
-			// Through a bind mount of G in nobody's own user and mount namespace.
-			if out, err := testenv.Sh(testenv.Nobody, "unshare -Urm true"); err != nil {
-				t.Logf("no unprivileged user namespaces here, the bind mount is not tried: %v %s", err, out)
-			} else {
-				b := f.nb + "/b"
-				if err := os.Mkdir(b, 0o755); err != nil {
-					t.Fatal(err)
-				}
-				os.Chown(b, 65534, 65534)
-				inNS := func(route, file, aux string) routeResult {
-					return runRoute(t, "unshare", "-Urm", "sh", "-c", "mount --bind "+f.g+" "+b+" && exec "+f.routes+" "+route+" "+b+"/"+file+" "+aux)
-				}
 				for _, route := range preAccessReadRoutes {
-					checkRead(t, "bind mount in a user namespace", route, inNS(route, "r", f.nb+"/ns-"+route), syscall.EPERM)
+					checkRead(t, "direct", route, runRoute(t, f.routes, route, f.g+"/r", f.nb+"/aux-"+route), syscall.EPERM)
 				}
-				for _, route := range []string{"write", "pwrite", "truncate", "fallocate", "mmap_shared_rw", "uring_write", "copy_file_range_to"} {
-					r := inNS(route, "w-"+route, f.nb+"/nsin-"+route)
+				for _, route := range preAccessWriteRoutes {
+					r := runRoute(t, f.routes, route, f.g+"/w-"+route, f.nb+"/in-"+route)
+					if preAccessUnasked[route] {
+						if !r.ok {
+							t.Errorf("direct: %s as nobody: %v; the kernel asked no pre-content event for it on 6.18: if it asks now, update docs/security.md (\"Pre-content accesses\")", route, r)
+						}
+						continue
+					}
+					if notTried(r) {
+						t.Logf("direct: %s not tried here: %v", route, r)
+						continue
+					}
 					if r.ok || r.errno != syscall.EPERM {
-						t.Errorf("bind mount in a user namespace: %s as nobody: %v, want EPERM", route, r)
+						t.Errorf("direct: %s as nobody: %v, want EPERM", route, r)
 					}
 				}
-			}
 
-			// A descriptor root opened, passed over a unix socket.
-			passed, err := os.Open(f.g + "/r")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer passed.Close()
-			if tc.name == "by uid" {
-				buf := make([]byte, 64)
-				if n, err := passed.ReadAt(buf, 0); !strings.Contains(string(buf[:n]), "TOPSECRET") {
-					t.Errorf("root's read under %q: %v %q, want the content (the rule is nobody's)", tc.rule, err, buf[:n])
+				// Through a bind mount of G in nobody's own user and mount namespace.
+				if out, err := testenv.Sh(testenv.Nobody, "unshare -Urm true"); err != nil {
+					t.Logf("no unprivileged user namespaces here, the bind mount is not tried: %v %s", err, out)
+				} else {
+					b := f.nb + "/b"
+					if err := os.Mkdir(b, 0o755); err != nil {
+						t.Fatal(err)
+					}
+					os.Chown(b, 65534, 65534)
+					inNS := func(route, file, aux string) routeResult {
+						return runRoute(t, "unshare", "-Urm", "sh", "-c", "mount --bind "+f.g+" "+b+" && exec "+f.routes+" "+route+" "+b+"/"+file+" "+aux)
+					}
+					for _, route := range preAccessReadRoutes {
+						checkRead(t, "bind mount in a user namespace", route, inNS(route, "r", f.nb+"/ns-"+route), syscall.EPERM)
+					}
+					for _, route := range []string{"write", "pwrite", "truncate", "fallocate", "mmap_shared_rw", "uring_write", "copy_file_range_to"} {
+						r := inNS(route, "w-"+route, f.nb+"/nsin-"+route)
+						if r.ok || r.errno != syscall.EPERM {
+							t.Errorf("bind mount in a user namespace: %s as nobody: %v, want EPERM", route, r)
+						}
+					}
 				}
-			}
-			for _, route := range []string{"read", "mmap", "sendfile", "splice", "uring_read", "aio_read", "copy_file_range"} {
-				checkRead(t, "descriptor passed by root", route, runPassed(t, f.routes, route, passed, f.nb+"/fd-"+route), syscall.EPERM)
-			}
 
-			if st := p.stop(); st != 0 {
-				t.Errorf("guard exit %d; stderr:\n%s", st, p.errText())
-			}
-			for _, route := range preAccessWriteRoutes {
-				data, err := os.ReadFile(f.g + "/w-" + route)
+				// A descriptor root opened, passed over a unix socket.
+				passed, err := os.Open(f.g + "/r")
 				if err != nil {
 					t.Fatal(err)
 				}
-				want := preAccessSecret + "\n"
-				if preAccessUnasked[route] {
-					want = "" // truncated by the open, unasked
+				defer passed.Close()
+				if tc.name == "by uid" {
+					buf := make([]byte, 64)
+					if n, err := passed.ReadAt(buf, 0); !strings.Contains(string(buf[:n]), "TOPSECRET") {
+						t.Errorf("root's read under %q: %v %q, want the content (the rule is nobody's)", tc.rule, err, buf[:n])
+					}
 				}
-				if string(data) != want {
-					t.Errorf("%s: the file holds %q after nobody's attempts, want %q", route, data, want)
+				for _, route := range []string{"read", "mmap", "sendfile", "splice", "uring_read", "aio_read", "copy_file_range"} {
+					checkRead(t, "descriptor passed by root", route, runPassed(t, f.routes, route, passed, f.nb+"/fd-"+route), syscall.EPERM)
 				}
-			}
+
+				if st := p.stop(); st != 0 {
+					t.Errorf("guard exit %d; stderr:\n%s", st, p.errText())
+				}
+				for _, route := range preAccessWriteRoutes {
+					data, err := os.ReadFile(f.g + "/w-" + route)
+					if err != nil {
+						t.Fatal(err)
+					}
+					want := preAccessSecret + "\n"
+					if preAccessUnasked[route] {
+						want = "" // truncated by the open, unasked
+					}
+					if string(data) != want {
+						t.Errorf("%s: the file holds %q after nobody's attempts, want %q", route, data, want)
+					}
+				}
+			})
 		})
 	}
 }
