@@ -486,6 +486,7 @@ func TestGuardPreAccessDenyErrnoAsNobody(t *testing.T) {
 	})
 }
 
+// errnoOf is the errno whose number s is ("ok", or none: 0).
 func errnoOf(s string) syscall.Errno {
 	n, _ := strconv.Atoi(s)
 	return syscall.Errno(n)
@@ -499,7 +500,7 @@ func errnoOf(s string) syscall.Errno {
 //   - killed: the guard, waiting on that scanner, killed with SIGKILL while nobody's read
 //     waits: the read returns at once, allowed (the kernel allows what its group left
 //     unanswered when the group closes: docs/security.md, "The kernel allows");
-//   - reload: four processes of nobody's read a file 400 times each (a fresh open each time)
+//   - reload: four processes of nobody's read a file again and again (a fresh open each time)
 //     while the policy is reloaded 40 times (SIGHUP) between `deny pre_access ... errno=EIO`
 //     and `... errno=EBUSY`, both with the file's glob and with `**` (a kind decided by its
 //     kind alone, published as one word): every read ends, none gets the content, and each
@@ -624,7 +625,7 @@ func TestGuardPreAccessAnswersEveryEventAsNobody(t *testing.T) {
 		eio, ebusy := strconv.Itoa(int(syscall.EIO)), strconv.Itoa(int(syscall.EBUSY))
 		for k, n := range counts {
 			if n > 0 && k != eio && k != ebusy {
-				t.Errorf("%d reads as nobody got %s during the reloads, want only EIO and EBUSY", n, k)
+				t.Errorf("%d reads as nobody got %s (%v) during the reloads, want only EIO and EBUSY", n, k, errnoOf(k))
 			}
 		}
 		if counts[eio] == 0 || counts[ebusy] == 0 {
