@@ -495,33 +495,36 @@ func errnoOf(s string) syscall.Errno {
 // TestGuardPreAccessAnswersEveryEventAsNobody: every pre-content event gets an answer, so no
 // reader waits on a guard that cannot decide (a reader waiting in the kernel is killable only):
 //
-//   - deadline: a scanner that never answers (--exec, sleeping), --deadline 1s, --on-timeout
-//     deny: nobody's read and mapping fail with EPERM within the deadline and its late point;
+//   - deadline (embedded and through the daemon): a scanner that never answers (--exec,
+//     sleeping), --deadline 1s, --on-timeout deny: nobody's read, mapping and io_uring read
+//     fail with EPERM at about the deadline;
 //   - killed: the guard, waiting on that scanner, killed with SIGKILL while nobody's read
 //     waits: the read returns at once, allowed (the kernel allows what its group left
 //     unanswered when the group closes: docs/security.md, "The kernel allows");
-//   - reload: four processes of nobody's read a file again and again (a fresh open each time)
+//   - reload (embedded and through the daemon): four processes of nobody's read a file again and again (a fresh open each time)
 //     while the policy is reloaded 40 times (SIGHUP) between `deny pre_access ... errno=EIO`
 //     and `... errno=EBUSY`, both with the file's glob and with `**` (a kind decided by its
 //     kind alone, published as one word): every read ends, none gets the content, and each
 //     fails with EIO or EBUSY — never a plain EPERM (an error or a missed answer) nor success.
 func TestGuardPreAccessAnswersEveryEventAsNobody(t *testing.T) {
 	t.Run("deadline", func(t *testing.T) {
-		f := newPreAccessFixture(t)
-		rules := filepath.Join(t.TempDir(), "guard.rules")
-		writeFile(t, rules, "allow open **\n")
-		p := start(t, "guard", "--events", "open,pre_access", "--policy", rules, "--exec", "sleep 60 #", "--deadline", "1s", "--on-timeout", "deny", f.g)
-		for _, route := range []string{"read", "mmap", "uring_read"} {
-			t0 := time.Now()
-			r := runRoute(t, f.routes, route, f.g+"/r")
-			took := time.Since(t0)
-			if strings.Contains(r.out, "TOPSECRET") || r.ok || r.errno != syscall.EPERM || took > 5*time.Second {
-				t.Errorf("%s as nobody with the scanner hung: %v after %v, want EPERM (--on-timeout deny) at about 1 s", route, r, took)
+		guardModes(t, func(t *testing.T, extra []string) {
+			f := newPreAccessFixture(t)
+			rules := filepath.Join(t.TempDir(), "guard.rules")
+			writeFile(t, rules, "allow open **\n")
+			p := start(t, append(append([]string{"guard", "--events", "open,pre_access", "--policy", rules, "--exec", "sleep 60 #", "--deadline", "1s", "--on-timeout", "deny"}, extra...), f.g)...)
+			for _, route := range []string{"read", "mmap", "uring_read"} {
+				t0 := time.Now()
+				r := runRoute(t, f.routes, route, f.g+"/r")
+				took := time.Since(t0)
+				if strings.Contains(r.out, "TOPSECRET") || r.ok || r.errno != syscall.EPERM || took > 5*time.Second {
+					t.Errorf("%s as nobody with the scanner hung: %v after %v, want EPERM (--on-timeout deny) at about 1 s", route, r, took)
+				}
 			}
-		}
-		if st := p.stop(); st != 0 {
-			t.Errorf("guard exit %d; stderr:\n%s", st, p.errText())
-		}
+			if st := p.stop(); st != 0 {
+				t.Errorf("guard exit %d; stderr:\n%s", st, p.errText())
+			}
+		})
 	})
 	t.Run("killed", func(t *testing.T) {
 		f := newPreAccessFixture(t)
@@ -558,82 +561,84 @@ func TestGuardPreAccessAnswersEveryEventAsNobody(t *testing.T) {
 		}
 	})
 	t.Run("reload", func(t *testing.T) {
-		f := newPreAccessFixture(t)
-		rules := filepath.Join(t.TempDir(), "guard.rules")
-		policies := []string{
-			"deny pre_access " + f.g + "/r errno=EIO\n",
-			"deny pre_access " + f.g + "/r errno=EBUSY\n",
-			"deny pre_access ** errno=EIO\n",
-			"deny pre_access ** errno=EBUSY\n",
-		}
-		writeFile(t, rules, policies[0])
-		p := start(t, "guard", "--events", "open,pre_access", "--policy", rules, "--reload-interval", "0", f.g)
-		// Each reader runs the helper (200 reads) again and again until the reloads are done.
-		const readers, reloads = 4, 40
-		var (
-			mu      sync.Mutex
-			counts  = map[string]int{} // "ok", or an errno's number: how many reads got it
-			bad     []string
-			stopped = make(chan struct{})
-			wg      sync.WaitGroup
-		)
-		loop := regexp.MustCompile(`^loop ok=(\d+)((?: \d+=\d+)*)\n$`)
-		for i := 0; i < readers; i++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					select {
-					case <-stopped:
-						return
-					default:
-					}
-					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-					out, _ := routeCmd(ctx, f.routes, "readloop", f.g+"/r", "200").CombinedOutput()
-					late := ctx.Err() != nil
-					cancel()
-					m := loop.FindStringSubmatch(string(out))
-					mu.Lock()
-					if late || m == nil {
-						bad = append(bad, fmt.Sprintf("late=%v %q", late, out))
-					} else {
-						n, _ := strconv.Atoi(m[1])
-						counts["ok"] += n
-						for _, kv := range strings.Fields(m[2]) {
-							e, c, _ := strings.Cut(kv, "=")
-							n, _ := strconv.Atoi(c)
-							counts[e] += n
+		guardModes(t, func(t *testing.T, extra []string) {
+			f := newPreAccessFixture(t)
+			rules := filepath.Join(t.TempDir(), "guard.rules")
+			policies := []string{
+				"deny pre_access " + f.g + "/r errno=EIO\n",
+				"deny pre_access " + f.g + "/r errno=EBUSY\n",
+				"deny pre_access ** errno=EIO\n",
+				"deny pre_access ** errno=EBUSY\n",
+			}
+			writeFile(t, rules, policies[0])
+			p := start(t, append(append([]string{"guard", "--events", "open,pre_access", "--policy", rules, "--reload-interval", "0"}, extra...), f.g)...)
+			// Each reader runs the helper (200 reads) again and again until the reloads are done.
+			const readers, reloads = 4, 40
+			var (
+				mu      sync.Mutex
+				counts  = map[string]int{} // "ok", or an errno's number: how many reads got it
+				bad     []string
+				stopped = make(chan struct{})
+				wg      sync.WaitGroup
+			)
+			loop := regexp.MustCompile(`^loop ok=(\d+)((?: \d+=\d+)*)\n$`)
+			for i := 0; i < readers; i++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for {
+						select {
+						case <-stopped:
+							return
+						default:
 						}
+						ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+						out, _ := routeCmd(ctx, f.routes, "readloop", f.g+"/r", "200").CombinedOutput()
+						late := ctx.Err() != nil
+						cancel()
+						m := loop.FindStringSubmatch(string(out))
+						mu.Lock()
+						if late || m == nil {
+							bad = append(bad, fmt.Sprintf("late=%v %q", late, out))
+						} else {
+							n, _ := strconv.Atoi(m[1])
+							counts["ok"] += n
+							for _, kv := range strings.Fields(m[2]) {
+								e, c, _ := strings.Cut(kv, "=")
+								n, _ := strconv.Atoi(c)
+								counts[e] += n
+							}
+						}
+						mu.Unlock()
 					}
-					mu.Unlock()
+				}()
+			}
+			for i := 1; i <= reloads; i++ {
+				writeFile(t, rules, policies[i%len(policies)])
+				p.cmd.Process.Signal(syscall.SIGHUP)
+				if !waitFor(10*time.Second, func() bool { return strings.Count(p.errText(), "policy reloaded from") >= i }) {
+					t.Fatalf("reload %d not reported; stderr:\n%s", i, p.errText())
 				}
-			}()
-		}
-		for i := 1; i <= reloads; i++ {
-			writeFile(t, rules, policies[i%len(policies)])
-			p.cmd.Process.Signal(syscall.SIGHUP)
-			if !waitFor(10*time.Second, func() bool { return strings.Count(p.errText(), "policy reloaded from") >= i }) {
-				t.Fatalf("reload %d not reported; stderr:\n%s", i, p.errText())
+				time.Sleep(5 * time.Millisecond)
 			}
-			time.Sleep(5 * time.Millisecond)
-		}
-		close(stopped)
-		wg.Wait()
-		if len(bad) > 0 {
-			t.Errorf("readers that waited 30 s or printed no counts: %q", bad)
-		}
-		eio, ebusy := strconv.Itoa(int(syscall.EIO)), strconv.Itoa(int(syscall.EBUSY))
-		for k, n := range counts {
-			if n > 0 && k != eio && k != ebusy {
-				t.Errorf("%d reads as nobody got %s (%v) during the reloads, want only EIO and EBUSY", n, k, errnoOf(k))
+			close(stopped)
+			wg.Wait()
+			if len(bad) > 0 {
+				t.Errorf("readers that waited 30 s or printed no counts: %q", bad)
 			}
-		}
-		if counts[eio] == 0 || counts[ebusy] == 0 {
-			t.Errorf("the reads did not span the reloads: %v", counts)
-		}
-		t.Logf("reads by outcome (errno): %v", counts)
-		if st := p.stop(); st != 0 {
-			t.Errorf("guard exit %d; stderr:\n%s", st, p.errText())
-		}
+			eio, ebusy := strconv.Itoa(int(syscall.EIO)), strconv.Itoa(int(syscall.EBUSY))
+			for k, n := range counts {
+				if n > 0 && k != eio && k != ebusy {
+					t.Errorf("%d reads as nobody got %s (%v) during the reloads, want only EIO and EBUSY", n, k, errnoOf(k))
+				}
+			}
+			if counts[eio] == 0 || counts[ebusy] == 0 {
+				t.Errorf("the reads did not span the reloads: %v", counts)
+			}
+			t.Logf("reads by outcome (errno): %v", counts)
+			if st := p.stop(); st != 0 {
+				t.Errorf("guard exit %d; stderr:\n%s", st, p.errText())
+			}
+		})
 	})
 }
