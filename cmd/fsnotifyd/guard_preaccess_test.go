@@ -116,7 +116,7 @@ func parseRoute(out string) (routeResult, bool) {
 // routeCmd is argv run as nobody, with no supplementary groups.
 func routeCmd(ctx context.Context, argv ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: testenv.Nobody}
 	cmd.Dir = "/"
 	return cmd
 }
