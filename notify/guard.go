@@ -183,6 +183,9 @@ type Request struct {
 	// inInline: Inline is running on r (InlineFd's descriptor is open). Written by the
 	// kernel reader before any hand-off of r to a handler goroutine.
 	inInline bool
+	// file orders File's duplicates of the event's descriptor before its release: closed
+	// once r is decided (settle), File gives nil from then on.
+	file fileGate
 
 	commOnce sync.Once
 	comm     string
@@ -317,9 +320,17 @@ func (r *Request) ExeRead() (path string, verified, ok bool) {
 }
 
 // File returns the file being accessed, read-only, for inspecting its content; reading it
-// causes no events. It is valid until the handler returns; do not close it. nil if the
+// causes no events. Each call opens a new descriptor of the file (a duplicate of the event's):
+// close it when done; it stays valid as long as it is open. File gives one only while r is
+// being decided — Inline, the Handler or OnLate runs on it — and nil once the Guard has
+// answered (in OnDecision, or from a Request kept for later: the event's descriptor is closed
+// after the answer, and its number names whatever this process opens next). nil too if the
 // source has no descriptor.
 func (r *Request) File() *os.File {
+	if !r.file.enter() {
+		return nil
+	}
+	defer r.file.leave()
 	efd := r.event().Fd()
 	if efd < 0 {
 		return nil
@@ -332,6 +343,36 @@ func (r *Request) File() *os.File {
 	}
 	syscall.CloseOnExec(fd)
 	return os.NewFile(uintptr(fd), r.Path())
+}
+
+// settle ends r's decision for File: from its return on, File gives nil, so that nothing
+// duplicates the event's descriptor once it may be released. A File at work meanwhile (on a
+// goroutine the handler started) is waited for.
+func (r *Request) settle() { r.file.close() }
+
+// fileGate lets File use the event's descriptor until settle closes the gate: the number of
+// File calls at work, times two, plus one once closed.
+type fileGate struct{ n atomic.Int32 }
+
+// enter reports whether the gate is open, and if so holds it open until leave.
+func (g *fileGate) enter() bool {
+	if g.n.Add(2)&1 != 0 {
+		g.n.Add(-2)
+		return false
+	}
+	return true
+}
+
+func (g *fileGate) leave() { g.n.Add(-2) }
+
+// close closes the gate and waits for the Files at work (one dup(2) each) to leave.
+func (g *fileGate) close() {
+	if g.n.Or(1) == 0 {
+		return
+	}
+	for g.n.Load() != 1 {
+		runtime.Gosched()
+	}
 }
 
 // InlineFd returns the event's own descriptor of the file while GuardConfig.Inline runs on r
@@ -962,6 +1003,7 @@ func (gd *Guard) inlineFunc() func(ev *source.Event) (source.Answer, any, bool) 
 		// the next event's (source.Options.Inline); else it has its own copy.
 		r := gd.inlineRequest(ev)
 		v, ok := gd.callInline(r)
+		r.settle() // the source releases ev once this returns (through the daemon, before Answered)
 		if !ok {
 			gd.recycle(r) // a handler decides, with a Request of its own (decide)
 			return source.Answer{}, nil, false
@@ -1141,6 +1183,8 @@ func (gd *Guard) decide(ev source.Event, slot bool) {
 		}
 	}
 	v = gd.answer(v)
+	// Decided: File gives no more descriptors (ev is released once this returns).
+	r.settle()
 	switch err := r.ev.Respond(gd.ctx, v.response()); { // r.ev: newRequest's own copy
 	case err == nil:
 		if by == "late" {
