@@ -427,7 +427,9 @@ type GuardConfig struct {
 	// Paths are guarded recursively: everything below each directory (a file guards itself),
 	// including files in directories created later, with no window. A file on the same
 	// filesystem whose place cannot be known (its path is deeper than the kernel prints) is
-	// decided too, as possibly inside: see Request.PathUnknown.
+	// decided too, as possibly inside: see Request.PathUnknown. A relative path is taken
+	// from the current directory when NewGuard runs; an empty one, here or in Mounts and
+	// Filesystems, is an error.
 	Paths []string
 	// Mounts and Filesystems are guarded whole (a path on each names it). A mount mark sees
 	// only accesses through that one mount: not through a bind mount, nor from a process in
@@ -619,6 +621,16 @@ func NewGuard(cfg GuardConfig, h Handler) (*Guard, error) {
 	}
 	if len(cfg.Paths)+len(cfg.Mounts)+len(cfg.Filesystems) == 0 {
 		return nil, errors.New("guard: nothing to guard (no paths, mounts or filesystems)")
+	}
+	for _, l := range []struct {
+		field string
+		paths []string
+	}{{"Paths", cfg.Paths}, {"Mounts", cfg.Mounts}, {"Filesystems", cfg.Filesystems}} {
+		// An empty path (an unset variable, say) would name the current directory embedded —
+		// possibly the root of the filesystem — and nothing through the daemon.
+		if i := slices.Index(l.paths, ""); i >= 0 {
+			return nil, fmt.Errorf("guard: GuardConfig.%s[%d] is empty: name a path (\".\" for the current directory)", l.field, i)
+		}
 	}
 	gd := &Guard{cfg: cfg, handler: h, sem: make(chan struct{}, cfg.Concurrency), closeDone: make(chan struct{})}
 	class := engine.ClassContent
