@@ -38,6 +38,8 @@ const (
 	// AccessPreAccess is a byte range about to be read or written (FAN_PRE_ACCESS, Linux
 	// 6.14+, on filesystems that allow it: ext4, xfs, btrfs). A deny may carry an errno.
 	AccessPreAccess
+
+	allKinds = AccessOpen | AccessRead | AccessExec | AccessPreAccess
 )
 
 // accessKinds are the kinds and the permission events they decide on; their names are
@@ -610,6 +612,12 @@ func NewGuard(cfg GuardConfig, h Handler) (*Guard, error) {
 	if cfg.Events == 0 {
 		cfg.Events = AccessOpen
 	}
+	if k := cfg.Events &^ allKinds; k != 0 {
+		return nil, fmt.Errorf("guard: GuardConfig.Events holds bits %#x that are no kind of access (want AccessOpen, AccessRead, AccessExec, AccessPreAccess)", uint8(k))
+	}
+	if cfg.Deadline < 0 {
+		return nil, fmt.Errorf("guard: GuardConfig.Deadline is negative (%v): give a positive one, or 0 for none", cfg.Deadline)
+	}
 	if cfg.Ask == 0 {
 		cfg.Ask = cfg.Events
 	}
@@ -859,6 +867,8 @@ func checkAsk(events, ask AccessKind) error {
 	switch {
 	case ask == 0:
 		return errors.New("guard: no kind of access asked for (the marks need one)")
+	case ask&^allKinds != 0:
+		return fmt.Errorf("guard: asked for bits %#x that are no kind of access", uint8(ask&^allKinds))
 	case ask&^events != 0:
 		return fmt.Errorf("guard: asked for %v, which Events (%v) does not decide", ask&^events, events)
 	case (events&^ask)&^(AccessOpen|AccessExec) != 0:

@@ -39,3 +39,40 @@ func TestNewGuardRefusesEmptyPath(t *testing.T) {
 		}
 	})
 }
+
+// TestNewGuardConfigErrorsNameTheField: a negative Deadline and kinds of access that do not
+// exist are refused with an error naming what is wrong, embedded as through the daemon (where
+// the daemon's "deadline -1s is negative" said it, and embedded "engine: invalid argument";
+// unknown bits in Ask read "asked for none"); SetEvents alike.
+func TestNewGuardConfigErrorsNameTheField(t *testing.T) {
+	eachGuardMode(t, func(t *testing.T, daemon string) {
+		dir := testenv.Tmpfs(t)
+		for _, c := range []struct {
+			cfg  GuardConfig
+			want string
+		}{
+			{GuardConfig{Deadline: -time.Second}, "Deadline is negative"},
+			{GuardConfig{Events: 1 << 6}, "Events holds bits 0x40"},
+			{GuardConfig{Events: AccessOpen | 1<<5}, "Events holds bits 0x20"},
+			{GuardConfig{Ask: 1 << 6}, "bits 0x40"},
+		} {
+			c.cfg.Paths, c.cfg.Daemon = []string{dir}, daemon
+			g, err := NewGuard(c.cfg, func(context.Context, *Request) Verdict { return Allow })
+			if err == nil {
+				g.Close()
+			}
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("NewGuard (Deadline %v, Events %#x, Ask %#x): %v; want an error saying %q", c.cfg.Deadline, uint8(c.cfg.Events), uint8(c.cfg.Ask), err, c.want)
+			}
+		}
+		g, err := NewGuard(GuardConfig{Paths: []string{dir}, Daemon: daemon, Events: AccessOpen | AccessExec},
+			func(context.Context, *Request) Verdict { return Allow })
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer g.Close()
+		if err := g.SetEvents(context.Background(), AccessExec|1<<6); err == nil || !strings.Contains(err.Error(), "bits 0x40") {
+			t.Errorf("SetEvents with an unknown bit: %v; want an error saying bits 0x40", err)
+		}
+	})
+}
