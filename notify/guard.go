@@ -156,7 +156,10 @@ func (v Verdict) String() string {
 //
 // The process attributes tell a process that is gone from a failure to read: the error is
 // os.ErrProcessDone (wrapped) when the process has exited or is unknown (pid 0), and the
-// system's error otherwise.
+// system's error otherwise. Read them while r is decided (Inline, the Handler, OnLate) or
+// in OnDecision: first read on a Request kept for later, they are what /proc says of the pid
+// then — another process's, once the accessing one has exited and its pid been reused (the
+// kernel's event names the process by pid only). File gives nil once r is answered.
 type Request struct {
 	// Kind is the access.
 	Kind AccessKind
@@ -519,7 +522,11 @@ type GuardConfig struct {
 	// that file through.
 	AllowOnError bool
 	// OnDecision, if set, is called after each decision (for audit logs), from the
-	// goroutine that decided; it must not block for long.
+	// goroutine that decided; it must not block for long. A panic in it (or in OnLost,
+	// OnResync, OnDisconnected) is not recovered, unlike a Handler's: it ends the program,
+	// and with it the guarding (the kernel, or the daemon, answers the pending accesses
+	// with allow, or the daemon's close verdict). A callback that may panic on what an
+	// access brings (a crafted file name) recovers by itself.
 	OnDecision func(Decision)
 	// ReuseRequests promises that Inline and OnDecision keep no Request (nor its Decision,
 	// nor anything reached through it: InlineFd, File) once they return: the Guard then
@@ -1341,7 +1348,10 @@ func (gd *Guard) Deadline() time.Duration { return gd.src.Deadline() }
 
 // Close answers every pending access with the OnClose verdict, removes the marks, and waits
 // for running handlers (whose late answers are discarded). It is idempotent: a second call
-// returns once the first one's work is done.
+// returns once the first one's work is done. It ends the handlers' ctx before it waits: a
+// handler that neither returns nor watches its ctx keeps Close waiting (the accesses are
+// answered already), and so does one waiting for a Close it had another goroutine call
+// (callbacks calling Close themselves are the case below).
 //
 // Called from one of the Guard's callbacks (a Handler, Inline, OnDecision, OnLate, OnResync,
 // OnDisconnected — of any Guard: a program that stops guarding on some request), it cannot

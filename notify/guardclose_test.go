@@ -137,3 +137,46 @@ func TestGuardCloseTwiceWaits(t *testing.T) {
 		}
 	})
 }
+
+// TestGuardCloseAnswersBeforeWaitingForAStuckHandler: a handler that ignores its ctx keeps
+// Close waiting, but not the access it holds: Close answers it (OnClose) before it waits, so
+// the opener goes on at once, and Close returns once the handler does.
+func TestGuardCloseAnswersBeforeWaitingForAStuckHandler(t *testing.T) {
+	eachGuardMode(t, func(t *testing.T, daemon string) {
+		dir := testenv.Tmpfs(t)
+		must(t, os.WriteFile(filepath.Join(dir, "f"), []byte("x"), 0o644))
+		inHandler, release := make(chan struct{}), make(chan struct{})
+		var once sync.Once
+		gd, err := NewGuard(GuardConfig{Paths: []string{dir}, Daemon: daemon, OnClose: Allow},
+			func(ctx context.Context, r *Request) Verdict {
+				once.Do(func() { close(inHandler) })
+				<-release // ignores ctx; no deadline either
+				return Deny
+			})
+		must(t, err)
+		opened := make(chan error, 1)
+		go func() { _, err := catFile(filepath.Join(dir, "f"), nil); opened <- err }()
+		<-inHandler
+		closed := make(chan struct{})
+		go func() { gd.Close(); close(closed) }()
+		select {
+		case err := <-opened:
+			if err != nil {
+				t.Errorf("the held open got %v; want the OnClose verdict, allow", err)
+			}
+		case <-time.After(hang):
+			t.Fatal("the open a stuck handler holds is not answered by Close")
+		}
+		select {
+		case <-closed:
+			t.Error("Close returned while a handler still ran")
+		case <-time.After(100 * time.Millisecond):
+		}
+		close(release)
+		select {
+		case <-closed:
+		case <-time.After(hang):
+			t.Fatal("Close does not return once the handler has")
+		}
+	})
+}
