@@ -1258,9 +1258,11 @@ func (gd *Guard) runHandler(r *Request, slot *handlerSlot) (v Verdict, late bool
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(ctx, gd.lateAt(r))
 		defer cancel()
-	case gd.cfg.Deadline > 0:
+	case gd.src.Deadline() > 0:
+		// The deadline in force: through the daemon, the one it granted (capped, or its own
+		// for a Guard that asked for none), at which it answers for the Guard.
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, r.start().Add(gd.cfg.Deadline))
+		ctx, cancel = context.WithDeadline(ctx, r.start().Add(gd.src.Deadline()))
 		defer cancel()
 	}
 	v = gd.handler(workslot.WithOwner(workslot.WithRelease(ctx, slot.release), r.owner), r)

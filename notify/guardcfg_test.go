@@ -4,10 +4,14 @@ package notify
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/fsnotifyd/fsnotifyd/daemon"
+	"github.com/fsnotifyd/fsnotifyd/internal/testdaemon"
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 )
 
@@ -75,4 +79,47 @@ func TestNewGuardConfigErrorsNameTheField(t *testing.T) {
 			t.Errorf("SetEvents with an unknown bit: %v; want an error saying bits 0x40", err)
 		}
 	})
+}
+
+// TestGuardHandlerCtxEndsAtTheDeadlineInForce: through a daemon that caps deadlines
+// (max_deadline), or gives its own to a Guard that asked for none, the handler's ctx ends at
+// the deadline in force (Guard.Deadline), when the daemon answers for it — not at the one
+// asked for, or never: a handler watching its ctx stops then, and gives its place back, rather
+// than working on for an answer nobody takes.
+func TestGuardHandlerCtxEndsAtTheDeadlineInForce(t *testing.T) {
+	testenv.RequireRoot(t)
+	sock := filepath.Join(t.TempDir(), "d.sock")
+	cfg := daemon.DefaultConfig()
+	cfg.MaxDeadline = 300 * time.Millisecond
+	t.Cleanup(testdaemon.Start(t, daemon.Options{Config: cfg}, sock).Stop)
+	dir := testenv.Tmpfs(t)
+	must(t, os.WriteFile(filepath.Join(dir, "f"), []byte("x"), 0o644))
+	for _, asked := range []time.Duration{0, 10 * time.Second} {
+		t.Run("asked="+asked.String(), func(t *testing.T) {
+			waited := make(chan time.Duration, 1)
+			g, err := NewGuard(GuardConfig{Paths: []string{dir}, Daemon: sock, Deadline: asked},
+				func(ctx context.Context, r *Request) Verdict {
+					select {
+					case <-ctx.Done():
+					case <-time.After(5 * time.Second):
+					}
+					select {
+					case waited <- time.Since(r.Time):
+					default:
+					}
+					return Deny
+				})
+			must(t, err)
+			defer g.Close()
+			if g.Deadline() != cfg.MaxDeadline {
+				t.Fatalf("Deadline %v, want the daemon's %v", g.Deadline(), cfg.MaxDeadline)
+			}
+			if out, err := catFile(filepath.Join(dir, "f"), nil); err != nil {
+				t.Errorf("cat: %v %s; want the deadline verdict, allow", err, out)
+			}
+			if d := <-waited; d > 2*time.Second {
+				t.Errorf("the handler's ctx ended %v after the read; want at the deadline in force, %v", d, g.Deadline())
+			}
+		})
+	}
 }
