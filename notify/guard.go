@@ -492,7 +492,9 @@ type GuardConfig struct {
 	// first (internal/workslot): the handlers are not held by such waits. Those slots are
 	// shared among the users of the processes decided for, in turn (Request.owner).
 	Concurrency int
-	// Backend to use (default: a private fanotify backend, closed with the Guard).
+	// Backend to use (default: a private fanotify backend, closed with the Guard). Close the
+	// Guard before it: once it is closed, nothing reaches the Guard, and the kernel allows
+	// every access it guarded, with no error said.
 	Backend *backend.Backend
 	// Daemon, if set, is the socket of a running fsnotifyd daemon to run through (as a
 	// permission client: root or an allowed uid) instead of attaching to the kernel here.

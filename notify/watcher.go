@@ -96,7 +96,9 @@ type watcherConfig struct {
 func WithQueueLimit(n int) Option { return func(c *watcherConfig) { c.queue = n } }
 
 // WithBackend makes the Watcher use b (for example one in ModeInotify, or one shared with a
-// Guard) instead of the process-wide one. The Watcher does not close b.
+// Guard) instead of the process-wide one. The Watcher does not close b; close the Watcher
+// first: once b is closed, the Watcher receives nothing more — no event, no Overflow, no
+// error (backend.Close leaves its engine groups usable but fed by nothing) — and Add fails.
 func WithBackend(b *backend.Backend) Option { return func(c *watcherConfig) { c.backend = b } }
 
 // WithEventBuffer gives Events a buffer of n events (NewBufferedWatcher's sz).
