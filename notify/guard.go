@@ -385,8 +385,11 @@ func (g *fileGate) close() {
 // descriptor). It saves File's dup, its fcntls and close on the kernel reader: the
 // descriptor stays open until Inline has returned and the answer is written. Do not close
 // it, and read it only with pread (its offset is the accessing process's when it shares the
-// open file). A Handler uses File instead: it may still run after the deadline answered the
-// event and its descriptor was closed, when the number may name another file.
+// open file). Call it from Inline itself, on its goroutine, and use the number only until
+// Inline returns: after that it may name another file, and nothing can tell a number kept
+// from one that is still the event's. A Handler (or a goroutine Inline starts) uses File
+// instead: it may still run after the deadline answered the event and its descriptor was
+// closed.
 func (r *Request) InlineFd() int {
 	if !r.inInline {
 		return -1
