@@ -9,7 +9,9 @@ import "github.com/fsnotifyd/fsnotifyd/client"
 // its own for recursive watches without the mkdir race (the daemon's fanotify), and it
 // survives daemon restarts: ErrDaemonLost on Errors says when the connection is lost, and
 // an Overflow event when it is back that events may have been missed.
-// Events carry paths below what the Watcher added, as the daemon reports them.
+// Events carry paths below what the Watcher added, as the daemon reports them. While the
+// connection is lost, Add waits for it to come back, up to 30 s (then fails with
+// context.DeadlineExceeded); Remove, WatchList and Close do not wait.
 func WithDaemon(socket string) Option {
 	return func(c *watcherConfig) {
 		if socket == "" {
