@@ -479,7 +479,9 @@ type GuardConfig struct {
 	// Inline, if set, is offered every request first, on the goroutine that reads the
 	// kernel, before any queueing: it returns a verdict and true, or false to pass the
 	// request to the Handler. It must be fast and never block (a glob policy, say); it saves
-	// two goroutine hand-offs per access.
+	// two goroutine hand-offs per access. FlushCache and SetEvents called from it (or from
+	// OnResync, OnDisconnected) are refused with an error: through the daemon it runs on the
+	// goroutine that reads the daemon's replies, which they wait for.
 	Inline func(r *Request) (Verdict, bool)
 	// ByKind, with Inline, are the verdicts of the kinds of access decided from their kind
 	// alone (an allow-all policy, say). Embedded and without OnDecision (nothing would read
@@ -938,6 +940,9 @@ func (gd *Guard) SetEvents(ctx context.Context, ask AccessKind) error {
 	if err := checkAsk(gd.cfg.Events, ask); err != nil {
 		return err
 	}
+	if err := notOnSourceGoroutine("SetEvents"); err != nil {
+		return err
+	}
 	gd.askMu.Lock()
 	defer gd.askMu.Unlock()
 	if gd.closed.Load() {
@@ -1298,9 +1303,33 @@ func (gd *Guard) runLate(r *Request) (v Verdict) {
 // an answer to an access read before it (decided under the old policy, maybe) is not cached.
 // Through the daemon it asks the daemon to withdraw every allow cached in its kernel groups
 // (protocol version 6: FlushCache); an error says they may not be gone (the daemon did not
-// answer in 10 s, or refused). A daemon of an older version was never asked to cache
+// answer in 10 s, or refused, or the call came from Inline: see GuardConfig.Inline). A daemon of an older version was never asked to cache
 // (GuardConfig.Cache), and a Guard reconnecting places its marks again, which flushes them.
-func (gd *Guard) FlushCache() error { return gd.src.FlushCache() }
+func (gd *Guard) FlushCache() error {
+	if err := notOnSourceGoroutine("FlushCache"); err != nil {
+		return err
+	}
+	return gd.src.FlushCache()
+}
+
+// sourceFrames are the functions that run the callbacks that, through the daemon, run on the
+// goroutine that reads the daemon's replies (Inline on the connection's reader, OnResync and
+// OnDisconnected on it or on the one reconnecting): a call there that waits for a reply waits
+// for itself.
+var sourceFrames = map[string]bool{
+	"github.com/fsnotifyd/fsnotifyd/notify.(*Guard).callInline": true,
+	"github.com/fsnotifyd/fsnotifyd/notify.callBack":            true,
+}
+
+// notOnSourceGoroutine refuses a call named name that waits for the daemon's reply when it is
+// made from one of sourceFrames' callbacks — embedded too, where it would not wait, so that a
+// program behaves the same both ways.
+func notOnSourceGoroutine(name string) error {
+	if inFrames(sourceFrames) {
+		return fmt.Errorf("guard: %s called from Inline, OnResync or OnDisconnected: through the daemon they run on the goroutine that reads its replies, which %s waits for; call it from another goroutine", name, name)
+	}
+	return nil
+}
 
 // Caches reports whether AllowAndCache is cached: GuardConfig.Cache, and through the daemon a
 // daemon of protocol version 6 or later (one that can withdraw it). Through the daemon it may
@@ -1409,9 +1438,12 @@ var callbackFrames = map[string]bool{
 }
 
 // inCallback reports whether the calling goroutine runs one of a Guard's callbacks (its own
-// stack holds a frame of callbackFrames). Only Close asks, once: a walk of the stack there
-// costs the decisions nothing.
-func inCallback() bool {
+// stack holds a frame of callbackFrames). Only Close asks, once (and FlushCache and SetEvents,
+// sourceFrames): a walk of the stack there costs the decisions nothing.
+func inCallback() bool { return inFrames(callbackFrames) }
+
+// inFrames reports whether the calling goroutine's stack holds a frame of one of names.
+func inFrames(names map[string]bool) bool {
 	pcs := make([]uintptr, 64)
 	for {
 		n := runtime.Callers(2, pcs)
@@ -1424,7 +1456,7 @@ func inCallback() bool {
 	frames := runtime.CallersFrames(pcs)
 	for {
 		f, more := frames.Next()
-		if callbackFrames[f.Function] {
+		if names[f.Function] {
 			return true
 		}
 		if !more {

@@ -90,6 +90,11 @@ func TestCallbackFramesExist(t *testing.T) {
 			t.Errorf("callbackFrames names %s, which is none of the callback runners %v", name, got)
 		}
 	}
+	for name := range sourceFrames {
+		if !callbackFrames[name] {
+			t.Errorf("sourceFrames names %s, which is none of the callback runners %v", name, got)
+		}
+	}
 	if len(got) != len(callbackFrames) {
 		t.Errorf("callback runners %v, callbackFrames %v", got, callbackFrames)
 	}
@@ -177,6 +182,60 @@ func TestGuardCloseAnswersBeforeWaitingForAStuckHandler(t *testing.T) {
 		case <-closed:
 		case <-time.After(hang):
 			t.Fatal("Close does not return once the handler has")
+		}
+	})
+}
+
+// TestGuardFlushAndSetEventsFromInlineRefused: Inline calling FlushCache or SetEvents — which
+// wait for the daemon's reply — is refused at once, embedded and through the daemon alike:
+// through the daemon Inline runs on the goroutine that reads the replies, so FlushCache waited
+// 10 s for itself (and SetEvents until its ctx), every access of the Guard stalled meanwhile;
+// embedded the same program worked.
+func TestGuardFlushAndSetEventsFromInlineRefused(t *testing.T) {
+	eachGuardMode(t, func(t *testing.T, daemon string) {
+		dir := testenv.Tmpfs(t)
+		must(t, os.WriteFile(filepath.Join(dir, "f"), []byte("x"), 0o644))
+		var g atomic.Pointer[Guard]
+		var once sync.Once
+		type result struct {
+			name string
+			err  error
+			took time.Duration
+		}
+		results := make(chan result, 2)
+		gd, err := NewGuard(GuardConfig{Paths: []string{dir}, Daemon: daemon, Deadline: 20 * time.Second, Cache: true,
+			Events: AccessOpen | AccessExec,
+			Inline: func(r *Request) (Verdict, bool) {
+				once.Do(func() {
+					start := time.Now()
+					err := g.Load().FlushCache()
+					results <- result{"FlushCache", err, time.Since(start)}
+					ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+					defer cancel()
+					start = time.Now()
+					err = g.Load().SetEvents(ctx, AccessOpen)
+					results <- result{"SetEvents", err, time.Since(start)}
+				})
+				return Allow, true
+			}}, nil)
+		must(t, err)
+		g.Store(gd)
+		defer gd.Close()
+		start := time.Now()
+		if out, err := catFile(filepath.Join(dir, "f"), nil); err != nil {
+			t.Fatalf("cat: %v %s", err, out)
+		}
+		if took := time.Since(start); took > 2*time.Second {
+			t.Errorf("the open took %v: Inline stalled", took)
+		}
+		for range 2 {
+			r := <-results
+			if r.err == nil || !strings.Contains(r.err.Error(), "another goroutine") || r.took > time.Second {
+				t.Errorf("%s from Inline: %v after %v; want refused at once", r.name, r.err, r.took)
+			}
+		}
+		if gd.Asked() != AccessOpen|AccessExec {
+			t.Errorf("Asked %v after the refused SetEvents", gd.Asked())
 		}
 	})
 }
