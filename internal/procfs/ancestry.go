@@ -104,8 +104,8 @@ func ReadAncestry(pid int32, max int) (list []Ancestor, complete bool, err error
 		if ancestryStep != nil {
 			ancestryStep("exe", child, parent)
 		}
-		a := Ancestor{Pid: parent}
-		a.Exe, a.Verified, err = ReadExe(parent)
+		exe, err := ReadExecutable(parent)
+		a := Ancestor{Pid: parent, Exe: exe.Path, Verified: exe.Verified}
 		switch {
 		case errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM):
 			// Unknown, and the walk goes on: a policy counts it as an ancestor that may be
@@ -118,7 +118,7 @@ func ReadAncestry(pid int32, max int) (list []Ancestor, complete bool, err error
 			sys.Close(parentFd)
 			return nil, false, err
 		case !a.Verified:
-			a.Unknown, _ = ExeUnknown(parent, a.Exe, a.Verified) // gone: the check below cuts
+			a.Unknown, _ = ExeUnknown(parent, exe) // gone: the check below cuts
 		}
 		if ok, err := stillChildOf(child, childFd, parent); err != nil || !ok {
 			sys.Close(parentFd)

@@ -242,51 +242,83 @@ func ReadExeLink(pid int32) (path string, deleted bool, err error) {
 // resolved through the lookup caches only (RESOLVE_CACHED); a path they cannot resolve (a FUSE
 // or network filesystem that wants to be asked again) is not verified.
 func ReadExe(pid int32) (path string, verified bool, err error) {
+	exe, err := ReadExecutable(pid)
+	return exe.Path, exe.Verified, err
+}
+
+// Exe is the executable a process runs, as ReadExecutable read it: its path and whether that
+// is verified (ReadExe), with what ExeUnknown looks at of the file the process runs, read
+// with the path, so that ExeUnknown need not read it again.
+type Exe struct {
+	Path     string
+	Verified bool
+	file     exeFile
+}
+
+// exeFile is what ExeUnknown looks at of the file a process runs (/proc/PID/exe's own
+// attributes): its owner, its links, its mount.
+type exeFile struct {
+	read        bool // the rest holds the file's attributes (an Exe ReadExecutable gave with a path)
+	uid, nlink  uint32
+	mntID       uint64
+	mntIDUnique bool
+}
+
+// exeFileOf keeps of st what ExeUnknown looks at.
+func exeFileOf(st *sys.Stat) exeFile {
+	return exeFile{read: true, uid: st.Uid, nlink: st.Nlink, mntID: st.MntID, mntIDUnique: st.MntIDUnique}
+}
+
+// ReadExecutable is ReadExe, with what ExeUnknown needs of the executable.
+func ReadExecutable(pid int32) (Exe, error) {
 	if pid <= 0 {
-		return "", false, goneOr(pid, syscall.ENOENT)
+		return Exe{}, goneOr(pid, syscall.ENOENT)
 	}
 	dir := "/proc/" + strconv.Itoa(int(pid))
 	link := dir + "/exe"
+	var path string
 	exe, err := sys.Statx(sys.AT_FDCWD, link, sys.AT_STATX_DONT_SYNC) // the executable itself (a magic link)
 	if err == nil {
 		path, err = sys.Readlink(link)
 	}
 	switch {
 	case errors.Is(err, syscall.ENAMETOOLONG):
-		return "", false, nil
+		return Exe{}, nil
 	case errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ESRCH):
 		if _, serr := sys.Statx(sys.AT_FDCWD, dir, 0); serr != nil {
-			return "", false, goneOr(pid, serr)
+			return Exe{}, goneOr(pid, serr)
 		}
-		return "", false, nil // no executable, but the process is there
+		return Exe{}, nil // no executable, but the process is there
 	case err != nil:
-		return "", false, err
+		return Exe{}, err
 	}
+	e := Exe{Path: path, file: exeFileOf(&exe)} // not verified, until shown
 	if exe.Nlink == 0 {
-		return path, false, nil // deleted
+		return e, nil // deleted
 	}
 	// O_PATH: the file itself is not opened (no permission event, no filesystem open).
 	fd, err := sys.Openat2(sys.AT_FDCWD, path, sys.O_PATH, 0, sys.RESOLVE_CACHED)
 	if err != nil {
-		return path, false, nil // gone from the path, or not resolvable without the filesystem
+		return e, nil // gone from the path, or not resolvable without the filesystem
 	}
 	st, err := sys.Statx(fd, "", sys.AT_EMPTY_PATH|sys.AT_STATX_DONT_SYNC)
 	sys.Close(fd)
 	if err != nil || st.Dev != exe.Dev || st.Ino != exe.Ino {
-		return path, false, nil
+		return e, nil
 	}
 	// A process in a user namespace of its own set its executable where it liked
 	// (prctl(PR_SET_MM_MAP) with exe_fd: sys.UserNSForeign): it leads to that file, and
 	// vouches for nothing.
 	foreign, err := sys.UserNSForeign(int(pid))
 	if err != nil {
-		return "", false, goneOr(pid, err)
+		return Exe{}, goneOr(pid, err)
 	}
-	return path, !foreign, nil
+	e.Verified = !foreign
+	return e, nil
 }
 
-// ExeUnknown reports whether the executable of process pid, as ReadExe gave it (path,
-// verified), is unknown: it may be any program. ReadExe does not verify a path that does not
+// ExeUnknown reports whether the executable of process pid, as ReadExecutable gave it, is
+// unknown: it may be any program. ReadExe does not verify a path that does not
 // lead, here, to the file the process runs; that is unknown when the process has no path we
 // can read and is not a kernel thread (its thread group's leader has exited, which any
 // program can do; or the path is longer than PATH_MAX), or when it runs in a mount namespace
@@ -303,19 +335,27 @@ func ReadExe(pid int32) (path string, verified bool, err error) {
 // root's (a container), is not verified but not unknown: no user chose its path. A process
 // gone, or whose namespace cannot be read, is not unknown (no decision is made for a gone
 // process; an error reading is the caller's to report).
-func ExeUnknown(pid int32, path string, verified bool) (bool, error) {
-	if verified {
+//
+// The executable's owner, links and mount are those ReadExecutable read with the path; an Exe
+// made of a path and verified given elsewhere has none, and then they are read now, from
+// /proc/PID/exe.
+func ExeUnknown(pid int32, exe Exe) (bool, error) {
+	if exe.Verified {
 		return false, nil
 	}
-	if path == "" {
+	if exe.Path == "" {
 		kernel, err := IsKernelThread(pid)
 		return err == nil && !kernel, goneOr(pid, err)
 	}
-	exe, err := sys.Statx(sys.AT_FDCWD, "/proc/"+strconv.Itoa(int(pid))+"/exe", sys.AT_STATX_DONT_SYNC)
-	if err != nil {
-		return false, goneOr(pid, err)
+	f := exe.file
+	if !f.read {
+		st, err := sys.Statx(sys.AT_FDCWD, "/proc/"+strconv.Itoa(int(pid))+"/exe", sys.AT_STATX_DONT_SYNC)
+		if err != nil {
+			return false, goneOr(pid, err)
+		}
+		f = exeFileOf(&st)
 	}
-	if exe.Uid != 0 && (exe.Nlink == 0 || sys.MountPlaceOf(&exe) == sys.MountElsewhere) {
+	if f.uid != 0 && (f.nlink == 0 || sys.MountPlaceOf(&sys.Stat{MntID: f.mntID, MntIDUnique: f.mntIDUnique}) == sys.MountElsewhere) {
 		return true, nil
 	}
 	foreign, err := sys.MountNSForeign(int(pid))

@@ -104,6 +104,18 @@ func gonePid(t *testing.T) int32 {
 	return int32(c.Process.Pid)
 }
 
+// exeUnknown is ExeUnknown of exe as ReadExecutable read it, which must agree with ExeUnknown
+// of its path and verified alone (an Exe made elsewhere, as sysattr.Process.SetExe's, whose
+// file ExeUnknown reads again).
+func exeUnknown(t *testing.T, pid int32, exe Exe) (bool, error) {
+	t.Helper()
+	u, err := ExeUnknown(pid, exe)
+	if u2, err2 := ExeUnknown(pid, Exe{Path: exe.Path, Verified: exe.Verified}); u2 != u || (err2 == nil) != (err == nil) {
+		t.Errorf("ExeUnknown of %q: %v, %v as read; %v, %v from its path alone", exe.Path, u, err, u2, err2)
+	}
+	return u, err
+}
+
 // An executable deleted, or replaced at its path, since the process started is not verified;
 // nor is one the process runs through a mount this process does not see, whatever its path
 // says.
@@ -131,24 +143,23 @@ func TestReadProcessExeUnverified(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitExe := func(t *testing.T, c *exec.Cmd, want string) (string, bool) {
+	waitExe := func(t *testing.T, c *exec.Cmd, want string) Exe {
 		t.Helper()
-		var exe string
-		var verified bool
+		var exe Exe
 		for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
-			exe, verified, err = ReadExe(int32(c.Process.Pid))
-			if err == nil && exe == want {
-				return exe, verified
+			exe, err = ReadExecutable(int32(c.Process.Pid))
+			if err == nil && exe.Path == want {
+				return exe
 			}
 		}
-		t.Fatalf("exe = %q, %v, %v; want %q", exe, verified, err, want)
-		return "", false
+		t.Fatalf("exe = %q, %v, %v; want %q", exe.Path, exe.Verified, err, want)
+		return Exe{}
 	}
 
 	t.Run("running from its path", func(t *testing.T) {
 		bin := filepath.Join(dir, "a")
 		copyTo(bin)
-		if _, v := waitExe(t, run(t, bin), bin); !v {
+		if exe := waitExe(t, run(t, bin), bin); !exe.Verified {
 			t.Error("not verified")
 		}
 	})
@@ -158,16 +169,16 @@ func TestReadProcessExeUnverified(t *testing.T) {
 		c := run(t, bin)
 		waitExe(t, c, bin)
 		os.Remove(bin)
-		if _, v := waitExe(t, c, bin+" (deleted)"); v {
+		if exe := waitExe(t, c, bin+" (deleted)"); exe.Verified {
 			t.Error("a deleted executable is verified")
 		}
 		copyTo(bin + " (deleted)") // a file that bears the deleted one's name is not it
-		exe, v := waitExe(t, c, bin+" (deleted)")
-		if v {
+		exe := waitExe(t, c, bin+" (deleted)")
+		if exe.Verified {
 			t.Error("a deleted executable is verified by a file named like it")
 		}
 		// Root's (an upgraded daemon's): no user chose its path.
-		if u, err := ExeUnknown(int32(c.Process.Pid), exe, v); err != nil || u {
+		if u, err := exeUnknown(t, int32(c.Process.Pid), exe); err != nil || u {
 			t.Errorf("ExeUnknown of root's deleted executable: %v, %v; want false", u, err)
 		}
 	})
@@ -182,8 +193,8 @@ func TestReadProcessExeUnverified(t *testing.T) {
 		c := run(t, bin)
 		waitExe(t, c, bin)
 		os.Remove(bin)
-		exe, v := waitExe(t, c, bin+" (deleted)")
-		if u, err := ExeUnknown(int32(c.Process.Pid), exe, v); err != nil || !u {
+		exe := waitExe(t, c, bin+" (deleted)")
+		if u, err := exeUnknown(t, int32(c.Process.Pid), exe); err != nil || !u {
 			t.Errorf("ExeUnknown of a user's deleted executable: %v, %v; want true", u, err)
 		}
 	})
@@ -197,8 +208,8 @@ func TestReadProcessExeUnverified(t *testing.T) {
 		if err := os.Rename(tmp, bin); err != nil {
 			t.Fatal(err)
 		}
-		if exe, v := waitExe(t, c, bin+" (deleted)"); v {
-			t.Errorf("%q: a replaced executable is verified", exe)
+		if exe := waitExe(t, c, bin+" (deleted)"); exe.Verified {
+			t.Errorf("%q: a replaced executable is verified", exe.Path)
 		}
 	})
 	t.Run("through a mount this process does not see", func(t *testing.T) {
@@ -216,12 +227,12 @@ func TestReadProcessExeUnverified(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { c.Process.Kill(); c.Wait() })
-		exe, v := waitExe(t, c, real)
-		if v {
+		exe := waitExe(t, c, real)
+		if exe.Verified {
 			t.Error("an executable from another mount namespace is verified by the path it reads as")
 		}
 		// Root's file, in a namespace of root's (a container): no user chose it.
-		if u, err := ExeUnknown(int32(c.Process.Pid), exe, v); err != nil || u {
+		if u, err := exeUnknown(t, int32(c.Process.Pid), exe); err != nil || u {
 			t.Errorf("ExeUnknown of root's executable through root's mount namespace: %v, %v; want false", u, err)
 		}
 	})
@@ -241,9 +252,9 @@ func TestReadProcessExeUnverified(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { c.Process.Kill(); c.Wait() })
-		exe, v := waitExe(t, c, real)
-		if u, err := ExeUnknown(int32(c.Process.Pid), exe, v); err != nil || !u {
-			t.Errorf("ExeUnknown of a user's executable through another mount namespace: %v, %v (verified %v); want true", u, err, v)
+		exe := waitExe(t, c, real)
+		if u, err := exeUnknown(t, int32(c.Process.Pid), exe); err != nil || !u {
+			t.Errorf("ExeUnknown of a user's executable through another mount namespace: %v, %v (verified %v); want true", u, err, exe.Verified)
 		}
 	})
 	t.Run("no executable: a thread group whose leader exited", func(t *testing.T) {
@@ -398,11 +409,11 @@ func TestUserNamespaceExeAndGroups(t *testing.T) {
 	}
 	t.Run("unshare -Ur: setgroups deny", func(t *testing.T) {
 		pid := start(t, "unshare", "-Ur", sleep, "600")
-		exe, v, err := ReadExe(pid)
-		if err != nil || v || exe != sleep {
-			t.Errorf("ReadExe = %q, verified %v, %v; want %s, not verified", exe, v, err, sleep)
+		exe, err := ReadExecutable(pid)
+		if err != nil || exe.Verified || exe.Path != sleep {
+			t.Errorf("ReadExe = %q, verified %v, %v; want %s, not verified", exe.Path, exe.Verified, err, sleep)
 		}
-		if u, err := ExeUnknown(pid, exe, v); err != nil || !u {
+		if u, err := exeUnknown(t, pid, exe); err != nil || !u {
 			t.Errorf("ExeUnknown = %v, %v; want unknown", u, err)
 		}
 		if may, err := GroupsMayLack(pid); err != nil || may {

@@ -127,8 +127,7 @@ type Process struct {
 	comm              string
 	uid               uint32
 	groups            []uint32
-	exe               string
-	exeVerified       bool
+	exe               procfs.Exe
 	ppid              int32
 	ancestry          policy.Ancestry
 	exeTrusted        bool
@@ -154,7 +153,7 @@ func (p *Process) once(attr policy.Attr, read func()) {
 // line), unless Exe was read already: TrustedExe then verifies that executable and /proc is
 // not read twice.
 func (p *Process) SetExe(path string, verified bool, err error) {
-	p.once(policy.AttrExe, func() { p.exe, p.exeVerified, p.exeErr = path, verified, err })
+	p.once(policy.AttrExe, func() { p.exe, p.exeErr = procfs.Exe{Path: path, Verified: verified}, err })
 }
 
 // Read reports whether attr was read (for an audit line: what a decision looked at).
@@ -179,17 +178,16 @@ func (p *Process) Groups() ([]uint32, error) {
 func (p *Process) GroupsMayLack() (bool, error) { return procfs.GroupsMayLack(p.Pid) }
 
 func (p *Process) Exe() (string, bool, error) {
-	p.once(policy.AttrExe, func() { p.exe, p.exeVerified, p.exeErr = procfs.ReadExe(p.Pid) })
-	return p.exe, p.exeVerified, p.exeErr
+	p.once(policy.AttrExe, func() { p.exe, p.exeErr = procfs.ReadExecutable(p.Pid) })
+	return p.exe.Path, p.exe.Verified, p.exeErr
 }
 
 // ExeUnknown reports whether Exe, not verified, may be any program (procfs.ExeUnknown).
 func (p *Process) ExeUnknown() (bool, error) {
-	exe, verified, err := p.Exe()
-	if err != nil || verified {
+	if _, verified, err := p.Exe(); err != nil || verified {
 		return false, err
 	}
-	return procfs.ExeUnknown(p.Pid, exe, verified)
+	return procfs.ExeUnknown(p.Pid, p.exe)
 }
 
 func (p *Process) PPid() (int32, error) {
