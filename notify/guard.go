@@ -204,11 +204,10 @@ type Request struct {
 	groups     []uint32
 	groupsErr  error
 
-	exeOnce     sync.Once
-	exe         string
-	exeVerified bool
-	exeErr      error
-	exeDone     atomic.Bool // set once exe, exeVerified and exeErr hold Exe's answer
+	exeOnce sync.Once
+	exe     procfs.Exe
+	exeErr  error
+	exeDone atomic.Bool // set once exe and exeErr hold Exe's answer
 }
 
 // Path returns the path of the file (resolved on first use), or "" if it is unknown (see
@@ -309,10 +308,22 @@ func (r *Request) Groups() ([]uint32, error) {
 // path longer than PATH_MAX gives "" and false. Only a verified path says which program runs.
 func (r *Request) Exe() (path string, verified bool, err error) {
 	r.exeOnce.Do(func() {
-		r.exe, r.exeVerified, r.exeErr = procfs.ReadExe(int32(r.Pid))
+		r.exe, r.exeErr = procfs.ReadExecutable(int32(r.Pid))
 		r.exeDone.Store(true)
 	})
-	return r.exe, r.exeVerified, r.exeErr
+	return r.exe.Path, r.exe.Verified, r.exeErr
+}
+
+// ExeUnknown reports whether the executable Exe gives, not verified, may be any program: the
+// process has no path we can read and is not a kernel thread, or runs in a mount or user
+// namespace a user made, or its executable is not root's and was deleted or opened through a
+// mount of another mount namespace (see docs/policy.md). It reads no more of the executable
+// than Exe did.
+func (r *Request) ExeUnknown() (bool, error) {
+	if _, verified, err := r.Exe(); err != nil || verified {
+		return false, err
+	}
+	return procfs.ExeUnknown(int32(r.Pid), r.exe)
 }
 
 // ExeRead returns the executable and true if Exe has been called (for audit logs, which show
@@ -321,7 +332,7 @@ func (r *Request) ExeRead() (path string, verified, ok bool) {
 	if !r.exeDone.Load() {
 		return "", false, false
 	}
-	return r.exe, r.exeVerified, true
+	return r.exe.Path, r.exe.Verified, true
 }
 
 // File returns the file being accessed, read-only, for inspecting its content; reading it
@@ -990,7 +1001,7 @@ func newRequest(ev source.Event) *Request {
 // does not clear it).
 func (r *Request) init(ev *source.Event) {
 	// Cleared, then written field by field: a literal with these fields is built in a
-	// temporary (336 bytes) and copied in. The event (about 400 bytes) is not copied: the
+	// temporary (360 bytes) and copied in. The event (about 400 bytes) is not copied: the
 	// inline path refers to the source's, and copies it only if OnDecision will read it
 	// after Inline returned (inlineFunc).
 	*r = Request{}
@@ -1022,7 +1033,7 @@ func (gd *Guard) inlineRequest(ev *source.Event) *Request {
 }
 
 // recycle takes back an inline Request once Inline and OnDecision are done with it
-// (cfg.ReuseRequests: they keep none). It does not clear r (336 bytes): inlineRequest's init
+// (cfg.ReuseRequests: they keep none). It does not clear r (360 bytes): inlineRequest's init
 // overwrites every field before r is used again, and until then the Guard holds what r
 // refers to (the last event and its strings).
 func (gd *Guard) recycle(r *Request) {

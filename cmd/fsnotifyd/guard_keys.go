@@ -60,11 +60,8 @@ func (p *guardProc) UID() (uint32, error) {
 func (p *guardProc) Groups() ([]uint32, error)    { return p.r.Groups() }
 func (p *guardProc) GroupsMayLack() (bool, error) { return p.sp.GroupsMayLack() }
 func (p *guardProc) Exe() (string, bool, error)   { return p.r.Exe() }
-func (p *guardProc) ExeUnknown() (bool, error) {
-	p.sp.SetExe(p.r.Exe()) // the Request's, as TrustedExe
-	return p.sp.ExeUnknown()
-}
-func (p *guardProc) PPid() (int32, error) { return procfs.ReadPPid(int32(p.r.Pid)) }
+func (p *guardProc) ExeUnknown() (bool, error)    { return p.r.ExeUnknown() }
+func (p *guardProc) PPid() (int32, error)         { return procfs.ReadPPid(int32(p.r.Pid)) }
 func (p *guardProc) Ancestors() (policy.Ancestry, error) {
 	return p.sp.Ancestors()
 }

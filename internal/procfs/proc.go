@@ -258,10 +258,10 @@ type Exe struct {
 // exeFile is what ExeUnknown looks at of the file a process runs (/proc/PID/exe's own
 // attributes): its owner, its links, its mount.
 type exeFile struct {
-	read        bool // the rest holds the file's attributes (an Exe ReadExecutable gave with a path)
 	uid, nlink  uint32
 	mntID       uint64
 	mntIDUnique bool
+	read        bool // the rest holds the file's attributes (an Exe ReadExecutable gave with a path)
 }
 
 // exeFileOf keeps of st what ExeUnknown looks at.
