@@ -82,37 +82,9 @@ func TestGuardReload100UnderLoad(t *testing.T) {
 	audit := filepath.Join(etc, "audit.jsonl")
 	p := start(t, "guard", "--policy", rules, "--reload-interval", "0", "--audit", audit, "--deadline", "10s", mnt)
 
-	var opensA, opensS, deniedA atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	errs := make(chan error, 4)
-	for i := 0; i < 4; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				d, err := openOnce(a)
-				if err != nil {
-					errs <- err
-					return
-				}
-				opensA.Add(1)
-				if d {
-					deniedA.Add(1)
-				}
-				if _, err := openOnce(s); err != nil {
-					errs <- err
-					return
-				}
-				opensS.Add(1)
-			}
-		}()
-	}
+	counts, stopOpens := keepOpening(t, 4, 0, a, s)
+	defer stopOpens()
+	opensA, deniedA, opensS := &counts[0].opens, &counts[0].denied, &counts[1].opens
 	const reloads = 100
 	rejected := 0
 	for i := 0; i < reloads; i++ {
@@ -135,12 +107,9 @@ func TestGuardReload100UnderLoad(t *testing.T) {
 			t.Fatalf("reload %d not reported; stderr:\n%s", i+1, p.errText())
 		}
 	}
-	close(stop)
-	wg.Wait()
-	select {
-	case err := <-errs:
-		t.Fatalf("open under reloads: %v", err)
-	default:
+	stopOpens()
+	if t.Failed() {
+		t.FailNow() // an open under reloads failed
 	}
 	// The last file did not parse: the deny before it holds.
 	if d, err := openOnce(s); err != nil || !d {
@@ -267,7 +236,8 @@ func TestGuardReloadTornWrite(t *testing.T) {
 	audit := filepath.Join(etc, "audit.jsonl")
 	p := start(t, "guard", "--policy", rules, "--reload-interval", "10ms", "--audit", audit, mnt)
 
-	opens, denied, stopOpens := keepOpening(t, s, time.Millisecond) // any allow is a torn read applied
+	counts, stopOpens := keepOpening(t, 1, time.Millisecond, s) // any allow is a torn read applied
+	opens, denied := &counts[0].opens, &counts[0].denied
 	defer stopOpens()
 
 	// The rewrite: empty for 40 ms, then a comment line alone for 40 ms (a policy with no
@@ -765,7 +735,8 @@ func TestGuardSIGHUPReloadsPolicyAndTrustAsOne(t *testing.T) {
 	if d, err := openOnce(x); err != nil || !d {
 		t.Fatalf("x under the first policy: denied %v, %v; want denied", d, err)
 	}
-	opens, denied, stopOpens := keepOpening(t, x, 200*time.Microsecond)
+	counts, stopOpens := keepOpening(t, 1, 200*time.Microsecond, x)
+	opens, denied := &counts[0].opens, &counts[0].denied
 	defer stopOpens()
 	writeFile(t, rules+".new", "allow open "+x+" trusted=yes\ndeny open "+x+"\n")
 	writeFile(t, tf+".new", "")
@@ -813,7 +784,8 @@ func TestGuardTrustDirChurnDuringReloads(t *testing.T) {
 	p := start(t, "guard", "--policy", rules, "--trust-dir", dir, "--no-package-trust", "--reload-interval", "10ms", mnt)
 	pid := p.cmd.Process.Pid
 
-	opens, deniedX, stopOpens := keepOpening(t, x, 0)
+	counts, stopOpens := keepOpening(t, 1, 0, x)
+	opens, deniedX := &counts[0].opens, &counts[0].denied
 	defer stopOpens()
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -862,35 +834,43 @@ func TestGuardTrustDirChurnDuringReloads(t *testing.T) {
 		strings.Count(e, "trust reloaded from"), strings.Count(e, "trust reload from"))
 }
 
-// keepOpening opens path every interval (0: at once again) from a goroutine of its own until
-// stop is called (stop waits for it; defer it too: it runs once), counting the opens and those
-// denied; any other error fails the test.
-func keepOpening(t *testing.T, path string, every time.Duration) (opens, denied *atomic.Int64, stop func()) {
-	opens, denied = new(atomic.Int64), new(atomic.Int64)
+// opened counts keepOpening's opens of one path, and those denied.
+type opened struct{ opens, denied atomic.Int64 }
+
+// keepOpening opens paths in turn, every interval (0: at once again), from each of n
+// goroutines of its own until stop is called (stop waits for them; defer it too: it runs
+// once), counting the opens of each path and those denied (counts[i] is paths[i]'s); any
+// other error fails the test and ends its goroutine.
+func keepOpening(t *testing.T, n int, every time.Duration, paths ...string) (counts []opened, stop func()) {
+	counts = make([]opened, len(paths))
 	done := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-done:
-				return
-			default:
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				for i, path := range paths {
+					d, err := openOnce(path)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					counts[i].opens.Add(1)
+					if d {
+						counts[i].denied.Add(1)
+					}
+				}
+				time.Sleep(every)
 			}
-			d, err := openOnce(path)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			opens.Add(1)
-			if d {
-				denied.Add(1)
-			}
-			time.Sleep(every)
-		}
-	}()
-	return opens, denied, sync.OnceFunc(func() { close(done); wg.Wait() })
+		}()
+	}
+	return counts, sync.OnceFunc(func() { close(done); wg.Wait() })
 }
 
 // A policy file being written in place when the guard starts is not read half-written either:
