@@ -286,9 +286,7 @@ func TestGuardDirectoryFromAUsersMountNamespaceAsNobody(t *testing.T) {
 			}
 			writeFile(t, filepath.Join(mnt, d, "f"), "x\n")
 		}
-		rules := filepath.Join(t.TempDir(), "guard.rules")
-		writeFile(t, rules, "deny open "+mnt+"/secret\ndeny open "+mnt+"/secret/**\n")
-		p := start(t, append(append([]string{"guard"}, extra...), "--events", "open", "--policy", rules, mnt)...)
+		p := guardOpens(t, extra, mnt, "deny open "+mnt+"/secret\ndeny open "+mnt+"/secret/**\n")
 		secret, pub := filepath.Join(mnt, "secret"), filepath.Join(mnt, "pub")
 		out, err := testenv.Sh(testenv.Nobody, `try() { if ls "$2" >/dev/null 2>&1; then echo "$1 listed"; else echo "$1 refused"; fi; }
 try pub `+pub+`
@@ -319,9 +317,7 @@ func TestGuardDeletedExecutableAsNobody(t *testing.T) {
 			t.Fatal(err)
 		}
 		writeFile(t, filepath.Join(secret, "f"), "x\n")
-		rules := filepath.Join(t.TempDir(), "guard.rules")
-		writeFile(t, rules, "deny open "+secret+"/** exe="+home+"/**\n")
-		p := start(t, append(append([]string{"guard"}, extra...), "--events", "open", "--policy", rules, mnt)...)
+		p := guardOpens(t, extra, mnt, "deny open "+secret+"/** exe="+home+"/**\n")
 		sh, f := filepath.Join(home, "sh"), filepath.Join(secret, "f")
 		out, err := testenv.Sh(testenv.Nobody, `cp `+sh+` `+home+`/sh2
 cat `+f+` >/dev/null && echo "cat read"

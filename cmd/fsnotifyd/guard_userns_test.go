@@ -17,6 +17,14 @@ import (
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 )
 
+// guardOpens starts a guard (guardModes' extra) deciding the opens on mnt by policy.
+func guardOpens(t *testing.T, extra []string, mnt, policy string) *proc {
+	t.Helper()
+	rules := filepath.Join(t.TempDir(), "guard.rules")
+	writeFile(t, rules, policy)
+	return start(t, append(append([]string{"guard"}, extra...), "--events", "open", "--policy", rules, mnt)...)
+}
+
 // requireUserNS skips when an unprivileged user cannot make a user and mount namespace here.
 func requireUserNS(t *testing.T) {
 	t.Helper()
@@ -40,9 +48,7 @@ func TestGuardExeFromAUsersMountNamespaceAsNobody(t *testing.T) {
 		mnt := testenv.PublicTmpfs(t)
 		script := filepath.Join(mnt, "x.py")
 		writeFile(t, script, "print('SCRIPT RAN')\n")
-		rules := filepath.Join(t.TempDir(), "guard.rules")
-		writeFile(t, rules, "deny open "+mnt+"/** exe=/usr/bin/python3*\n")
-		p := start(t, append(append([]string{"guard"}, extra...), "--events", "open", "--policy", rules, mnt)...)
+		p := guardOpens(t, extra, mnt, "deny open "+mnt+"/** exe=/usr/bin/python3*\n")
 		// Verified, as a control: python3 itself is denied.
 		if out, _ := testenv.Sh(testenv.Nobody, python+" "+script+" 2>&1"); strings.Contains(out, "SCRIPT RAN") {
 			t.Fatalf("python3 ran the script: %s", out)
@@ -483,9 +489,7 @@ func TestGuardGidWhenGroupsMayBeDroppedAsNobody(t *testing.T) {
 		if err := os.Chmod(secret, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		rules := filepath.Join(t.TempDir(), "guard.rules")
-		writeFile(t, rules, "deny open "+mnt+"/** gid=4242\n")
-		p := start(t, append(append([]string{"guard"}, extra...), "--events", "open", "--policy", rules, mnt)...)
+		p := guardOpens(t, extra, mnt, "deny open "+mnt+"/** gid=4242\n")
 		asNobody := func(groups string, args ...string) *exec.Cmd {
 			return exec.Command("setpriv", append([]string{"--reuid", "65534", "--regid", "65534", "--groups", groups}, args...)...)
 		}
