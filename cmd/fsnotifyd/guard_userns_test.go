@@ -25,6 +25,15 @@ func guardOpens(t *testing.T, extra []string, mnt, policy string) *proc {
 	return start(t, append(append([]string{"guard"}, extra...), "--events", "open", "--policy", rules, mnt)...)
 }
 
+// nobodySays fails the test unless script, run as nobody (testenv.Sh), prints want (trimmed);
+// p is the guard, whose stderr the failure shows.
+func nobodySays(t *testing.T, p *proc, want, script string) {
+	t.Helper()
+	if out, err := testenv.Sh(testenv.Nobody, script); err != nil || strings.TrimSpace(out) != want {
+		t.Fatalf("as nobody: %v\ngot:\n%s\nwant:\n%s\nguard:\n%s", err, out, want, p.errText())
+	}
+}
+
 // requireUserNS skips when an unprivileged user cannot make a user and mount namespace here.
 func requireUserNS(t *testing.T) {
 	t.Helper()
