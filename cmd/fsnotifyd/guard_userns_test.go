@@ -34,6 +34,32 @@ func nobodySays(t *testing.T, p *proc, want, script string) {
 	}
 }
 
+// guardSecretByExe starts a guard (guardModes' extra) with an audit log, on a mount whose file
+// data/secret ("TOPSECRET\n") only a process for which cond holds may open ("allow open
+// DATA/** COND", then "deny open DATA/**"), and a trust file listing trusted: the guard, the
+// secret's path, the audit log's.
+func guardSecretByExe(t *testing.T, extra []string, cond string, trusted ...string) (p *proc, secret, audit string) {
+	t.Helper()
+	mnt := testenv.PublicTmpfs(t)
+	data := filepath.Join(mnt, "data")
+	if err := os.Mkdir(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	secret = filepath.Join(data, "secret")
+	writeFile(t, secret, "TOPSECRET\n")
+	etc := t.TempDir()
+	tf := filepath.Join(etc, "local.trust")
+	if _, errOut, st := fsn(t, append([]string{"trust", "add", "--file", tf}, trusted...)...); st != 0 {
+		t.Fatalf("trust add: %s", errOut)
+	}
+	rules := filepath.Join(etc, "guard.rules")
+	writeFile(t, rules, "allow open "+data+"/** "+cond+"\ndeny open "+data+"/**\n")
+	audit = filepath.Join(t.TempDir(), "audit.jsonl")
+	p = start(t, append(append([]string{"guard"}, extra...), "--events", "open", "--policy", rules,
+		"--trust", tf, "--no-package-trust", "--audit", audit, mnt)...)
+	return p, secret, audit
+}
+
 // requireUserNS skips when an unprivileged user cannot make a user and mount namespace here.
 func requireUserNS(t *testing.T) {
 	t.Helper()
@@ -92,27 +118,11 @@ func TestGuardTrustedExeThroughTheLoaderAsNobody(t *testing.T) {
 		t.Skip("no cat")
 	}
 	guardModes(t, func(t *testing.T, extra []string) {
-		mnt := testenv.PublicTmpfs(t)
-		data := filepath.Join(mnt, "data")
-		if err := os.Mkdir(data, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		secret := filepath.Join(data, "secret")
-		writeFile(t, secret, "TOPSECRET\n")
 		mycat := filepath.Join(testenv.PublicDir(t), "mycat")
 		if err := os.WriteFile(mycat, must(os.ReadFile(cat)), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		etc := t.TempDir()
-		tf := filepath.Join(etc, "local.trust")
-		if _, errOut, st := fsn(t, "trust", "add", "--file", tf, loader, cat); st != 0 {
-			t.Fatalf("trust add: %s", errOut)
-		}
-		rules := filepath.Join(etc, "guard.rules")
-		writeFile(t, rules, "allow open "+data+"/** trusted_exe=yes\ndeny open "+data+"/**\n")
-		audit := filepath.Join(t.TempDir(), "audit.jsonl")
-		p := start(t, append(append([]string{"guard"}, extra...), "--events", "open", "--policy", rules,
-			"--trust", tf, "--no-package-trust", "--audit", audit, mnt)...)
+		p, secret, audit := guardSecretByExe(t, extra, "trusted_exe=yes", loader, cat)
 		if out, err := testenv.Sh(testenv.Nobody, cat+" "+secret); err != nil || !strings.Contains(out, "TOPSECRET") {
 			t.Fatalf("the listed cat could not read it: %v %s\nguard:\n%s", err, out, p.errText())
 		}
@@ -335,23 +345,7 @@ func TestGuardExeForgedInAUserNamespaceAsNobody(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			guardModes(t, func(t *testing.T, extra []string) {
-				mnt := testenv.PublicTmpfs(t)
-				data := filepath.Join(mnt, "data")
-				if err := os.Mkdir(data, 0o755); err != nil {
-					t.Fatal(err)
-				}
-				secret := filepath.Join(data, "secret")
-				writeFile(t, secret, "TOPSECRET\n")
-				etc := t.TempDir()
-				tf := filepath.Join(etc, "local.trust")
-				if _, errOut, st := fsn(t, "trust", "add", "--file", tf, cat); st != 0 {
-					t.Fatalf("trust add: %s", errOut)
-				}
-				rules := filepath.Join(etc, "guard.rules")
-				writeFile(t, rules, "allow open "+data+"/** "+tc.rule+"\ndeny open "+data+"/**\n")
-				audit := filepath.Join(t.TempDir(), "audit.jsonl")
-				p := start(t, append(append([]string{"guard"}, extra...), "--events", "open", "--policy", rules,
-					"--trust", tf, "--no-package-trust", "--audit", audit, mnt)...)
+				p, secret, audit := guardSecretByExe(t, extra, tc.rule, cat)
 				if out, err := testenv.Sh(testenv.Nobody, cat+" "+secret); err != nil || !strings.Contains(out, "TOPSECRET") {
 					t.Fatalf("cat itself could not read it: %v %s\nguard:\n%s", err, out, p.errText())
 				}
