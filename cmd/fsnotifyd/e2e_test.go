@@ -194,6 +194,21 @@ func as(t *testing.T, who string, args []string) []string {
 	return args
 }
 
+// userDir makes dir/name (and what it lacks of dir) for a test run as root, nobody or through
+// the daemon (as): a directory anyone may write, mode 0777 whatever the umask. It returns
+// its path.
+func userDir(t *testing.T, dir, name string) string {
+	t.Helper()
+	d := filepath.Join(dir, name)
+	if err := os.MkdirAll(d, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(d, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
 // openAllAtOnce opens every path at once, from this process (root), each open failing the
 // test if it is refused (whose says whose open, for the message), and returns how long the
 // slowest took.

@@ -29,11 +29,7 @@ func TestWatchEndsAtSIGTERMWithItsOutputBlocked(t *testing.T) {
 	dir := testenv.PublicTmpfs(t)
 	for _, who := range []string{"root", "nobody", "daemon"} {
 		t.Run(who, func(t *testing.T) {
-			d := fmt.Sprintf("%s/%s", dir, who)
-			if err := os.Mkdir(d, 0o777); err != nil {
-				t.Fatal(err)
-			}
-			os.Chmod(d, 0o777)
+			d := userDir(t, dir, who)
 			argv := as(t, who, []string{"watch", "-e", "create", d})
 			if argv[0] != "setpriv" {
 				argv = append([]string{bin}, argv...)
@@ -166,12 +162,7 @@ func TestWatchReportsAWriteThroughEachLinkOfAFile(t *testing.T) {
 	dir := testenv.PublicTmpfs(t)
 	for _, who := range []string{"root", "nobody", "daemon"} {
 		t.Run(who, func(t *testing.T) {
-			a, b := dir+"/"+who+"-a", dir+"/"+who+"-b"
-			for _, d := range []string{a, b} {
-				if err := os.Mkdir(d, 0o777); err != nil {
-					t.Fatal(err)
-				}
-			}
+			a, b := userDir(t, dir, who+"-a"), userDir(t, dir, who+"-b")
 			if err := os.WriteFile(a+"/f", nil, 0o666); err != nil {
 				t.Fatal(err)
 			}
@@ -216,10 +207,7 @@ func TestWatchWritesWhatWasQueuedAtSIGTERM(t *testing.T) {
 	dir := testenv.PublicTmpfs(t)
 	for _, who := range []string{"root", "nobody", "daemon"} {
 		t.Run(who, func(t *testing.T) {
-			d := dir + "/" + who
-			if err := os.Mkdir(d, 0o777); err != nil {
-				t.Fatal(err)
-			}
+			d := userDir(t, dir, who)
 			p := start(t, as(t, who, []string{"watch", "-e", "create", d})...)
 			testenv.Stop(t, p.cmd.Process.Pid)
 			const n = 2000
@@ -267,10 +255,7 @@ func TestWatchInterruptedInAFloodEndsWithinItsBound(t *testing.T) {
 	dir := testenv.PublicTmpfs(t)
 	for _, who := range []string{"root", "nobody"} {
 		t.Run(who, func(t *testing.T) {
-			d := dir + "/" + who
-			if err := os.Mkdir(d, 0o777); err != nil {
-				t.Fatal(err)
-			}
+			d := userDir(t, dir, who)
 			p := start(t, as(t, who, []string{"watch", "-e", "create", d})...)
 			go func() { // more lines than p.lines holds
 				for range p.lines {
@@ -331,10 +316,7 @@ func TestWatchStoppedInAFloodHasNoGapBeforeItsOverflow(t *testing.T) {
 	dir := testenv.PublicTmpfs(t)
 	for _, who := range []string{"root", "nobody", "daemon"} {
 		t.Run(who, func(t *testing.T) {
-			d := dir + "/" + who
-			if err := os.Mkdir(d, 0o777); err != nil {
-				t.Fatal(err)
-			}
+			d := userDir(t, dir, who)
 			p := start(t, as(t, who, []string{"watch", "-e", "create", d})...)
 			testenv.Stop(t, p.cmd.Process.Pid)
 			if out, err := testenv.Sh(nil, "cd "+d+" && seq 30000 | xargs touch"); err != nil {

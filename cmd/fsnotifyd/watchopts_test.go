@@ -52,8 +52,7 @@ func TestWatchCSVAsInotifywait(t *testing.T) {
 	events := "create,modify,delete,delete_self"
 	for _, who := range []string{"root", "nobody", "daemon"} {
 		t.Run(who, func(t *testing.T) {
-			d := filepath.Join(base, who)
-			sh(t, fmt.Sprintf("mkdir -p %[1]s && chmod 777 %[1]s", d))
+			d := userDir(t, base, who)
 			p := start(t, as(t, who, []string{"watch", "-r", "-c", "-e", events, d})...)
 			var peer *proc
 			if _, err := exec.LookPath("inotifywait"); err == nil {
@@ -124,8 +123,7 @@ func TestWatchExcludeInclude(t *testing.T) {
 		t.Run(who, func(t *testing.T) {
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {
-					d := filepath.Join(base, who, tt.name)
-					sh(t, fmt.Sprintf("mkdir -p %[1]s && chmod 777 %[1]s", d))
+					d := userDir(t, filepath.Join(base, who), tt.name)
 					args := append([]string{"watch", "-e", "create", "--format", "%w%f"}, tt.flags...)
 					p := start(t, as(t, who, append(args, d))...)
 					sh(t, "cd "+d+" && "+tt.script)
@@ -266,8 +264,8 @@ func TestWatchOutfile(t *testing.T) {
 	base := testenv.PublicTmpfs(t)
 	for _, who := range []string{"root", "nobody", "daemon"} {
 		t.Run(who, func(t *testing.T) {
-			d := filepath.Join(base, who)
-			sh(t, fmt.Sprintf("mkdir -p %[1]s/w && chmod -R 777 %[1]s", d))
+			d := userDir(t, base, who)
+			userDir(t, d, "w")
 			for i, out := range []string{d + "/out", d + "/w/log"} {
 				inside := strings.HasPrefix(out, d+"/w/")
 				f := fmt.Sprint("f", i) // a new file each time
