@@ -513,14 +513,8 @@ func TestFollowerThroughRestartAndRestoredServer(t *testing.T) {
 	ns := startNATS(t)
 	_, js := ns.connect(t)
 	ctx := context.Background()
-	kv, err := OpenBucket(ctx, js, DefaultBucket, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	weak, err := Push(ctx, kv, DefaultKey, []byte("deny open /nothing/**\n"), 0, validatePolicy)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kv := openBucket(t, js)
+	weak := push(t, kv, "deny open /nothing/**\n")
 	g := &guardStub{}
 	f, lg := startFollower(t, ns, "h1", t.TempDir(), g)
 	defer f.Close()
@@ -529,10 +523,7 @@ func TestFollowerThroughRestartAndRestoredServer(t *testing.T) {
 	// A copy of the store now, to restore later (the server stopped: a consistent copy).
 	old := ns.snapshot()
 	js, kv = ns.reopen(ctx)
-	strong, err := Push(ctx, kv, DefaultKey, []byte("deny open /srv/**\n"), 0, validatePolicy)
-	if err != nil {
-		t.Fatal(err)
-	}
+	strong := push(t, kv, "deny open /srv/**\n")
 	waitFor(t, 15*time.Second, "the revision pushed after the restart applied", func() bool { return g.revision() == strong.Revision })
 
 	// The restored server: the bucket's current revision is the weak one again.
@@ -562,13 +553,8 @@ func TestPolicyKeyIsNoWildcardNorStatus(t *testing.T) {
 	ns := startNATS(t)
 	_, js := ns.connect(t)
 	ctx := context.Background()
-	kv, err := OpenBucket(ctx, js, DefaultBucket, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Push(ctx, kv, DefaultKey, []byte("deny open /srv/**\n"), 0, validatePolicy); err != nil {
-		t.Fatal(err)
-	}
+	kv := openBucket(t, js)
+	push(t, kv, "deny open /srv/**\n")
 	// web-3's own status entry, with rules in it.
 	if _, err := kv.Put(ctx, StatusPrefix+"web-3", []byte("allow * /**\n")); err != nil {
 		t.Fatal(err)
@@ -657,14 +643,8 @@ func TestFollowerTakesNoConsumer(t *testing.T) {
 	ns := startNATS(t)
 	_, js := ns.connect(t)
 	ctx := context.Background()
-	kv, err := OpenBucket(ctx, js, DefaultBucket, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	first, err := Push(ctx, kv, DefaultKey, []byte("deny open /a/**\n"), 0, validatePolicy)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kv := openBucket(t, js)
+	first := push(t, kv, "deny open /a/**\n")
 	g := &guardStub{}
 	f, lg := startFollower(t, ns, "h1", t.TempDir(), g)
 	defer f.Close()
@@ -679,10 +659,7 @@ func TestFollowerTakesNoConsumer(t *testing.T) {
 	}
 	for i, p := range []string{"/b/**", "/c/**", "/d/**"} {
 		start := time.Now()
-		rev, err := Push(ctx, kv, DefaultKey, []byte("deny open "+p+"\n"), 0, validatePolicy)
-		if err != nil {
-			t.Fatal(err)
-		}
+		rev := push(t, kv, "deny open "+p+"\n")
 		for g.revision() != rev.Revision {
 			if time.Since(start) > time.Second {
 				t.Fatalf("push %d: revision %d not applied in 1 s; enforcing %d; log:\n%s", i, rev.Revision, g.revision(), lg)
@@ -776,14 +753,8 @@ func TestHostCannotEraseThePolicyBucket(t *testing.T) {
 	f, lg := startFollowerAt(t, userURL("web-1"), "web-1", t.TempDir(), g)
 	defer f.Close()
 	waitFor(t, 10*time.Second, "web-1's follower saying the bucket allows rollups", func() bool { return lg.has("allows rollups") })
-	akv, err := OpenBucket(ctx, ajs, DefaultBucket, true) // policy push's
-	if err != nil {
-		t.Fatal(err)
-	}
-	pushed, err := Push(ctx, akv, DefaultKey, []byte("deny open /srv/**\n"), 0, validatePolicy)
-	if err != nil {
-		t.Fatal(err)
-	}
+	akv := openBucket(t, ajs) // policy push's
+	pushed := push(t, akv, "deny open /srv/**\n")
 	_, js1 := hostConn(t, userURL("web-1"), "web-1")
 	for _, rollup := range []string{jetstream.MsgRollupAll, jetstream.MsgRollupSubject} {
 		m := &nats.Msg{Subject: "$KV." + DefaultBucket + "." + StatusPrefix + "web-1", Data: []byte(`{"host":"web-1"}`), Header: nats.Header{}}
@@ -806,15 +777,9 @@ func TestFollowerBucketDeletedAndMadeAnew(t *testing.T) {
 	ns := startNATS(t)
 	_, js := ns.connect(t)
 	ctx := context.Background()
-	kv, err := OpenBucket(ctx, js, DefaultBucket, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kv := openBucket(t, js)
 	Push(ctx, kv, DefaultKey, []byte("deny open /a/**\n"), 0, validatePolicy)
-	second, err := Push(ctx, kv, DefaultKey, []byte("deny open /b/**\n"), 0, validatePolicy)
-	if err != nil {
-		t.Fatal(err)
-	}
+	second := push(t, kv, "deny open /b/**\n")
 	g := &guardStub{}
 	f, lg := startFollower(t, ns, "h1", t.TempDir(), g)
 	defer f.Close()
@@ -828,14 +793,8 @@ func TestFollowerBucketDeletedAndMadeAnew(t *testing.T) {
 		t.Fatalf("enforcing revision %d after the bucket was deleted, want %d kept", g.revision(), second.Revision)
 	}
 
-	kv, err = OpenBucket(ctx, js, DefaultBucket, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	anew, err := Push(ctx, kv, DefaultKey, []byte("deny open /c/**\n"), 0, validatePolicy)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kv = openBucket(t, js)
+	anew := push(t, kv, "deny open /c/**\n")
 	if anew.Revision >= second.Revision {
 		t.Fatalf("the new bucket's revision is %d: the test's premise is a lower one", anew.Revision)
 	}
@@ -862,15 +821,10 @@ func TestFollowerRefusesARestoredOlderBucket(t *testing.T) {
 	ns := startNATS(t)
 	_, js := ns.connect(t)
 	ctx := context.Background()
-	kv, err := OpenBucket(ctx, js, DefaultBucket, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kv := openBucket(t, js)
 	var old PushResult
 	for _, p := range []string{"/a/**", "/b/**", "/weak/**"} {
-		if old, err = Push(ctx, kv, DefaultKey, []byte("deny open "+p+"\n"), 0, validatePolicy); err != nil {
-			t.Fatal(err)
-		}
+		old = push(t, kv, "deny open "+p+"\n")
 	}
 	g := &guardStub{}
 	f, lg := startFollower(t, ns, "h1", t.TempDir(), g)
@@ -882,14 +836,8 @@ func TestFollowerRefusesARestoredOlderBucket(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(1100 * time.Millisecond) // a creation time of its own (the server's clock)
-	kv, err = OpenBucket(ctx, js, DefaultBucket, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	anew, err := Push(ctx, kv, DefaultKey, []byte("deny open /strong/**\n"), 0, validatePolicy)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kv = openBucket(t, js)
+	anew := push(t, kv, "deny open /strong/**\n")
 	waitFor(t, 20*time.Second, "the new bucket's revision applied", func() bool { return g.revision() == anew.Revision })
 
 	ns.restore(copyDir)

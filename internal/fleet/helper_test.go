@@ -27,6 +27,28 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, leakIgnores()...)
 }
 
+// openBucket opens the policy bucket (DefaultBucket) through js, creating it if missing, as
+// policy push does; the test fails if it cannot.
+func openBucket(t testing.TB, js jetstream.JetStream) jetstream.KeyValue {
+	t.Helper()
+	kv, err := OpenBucket(context.Background(), js, DefaultBucket, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kv
+}
+
+// push pushes policy as DefaultKey's next revision in kv (checked by validatePolicy, whatever
+// the revision there); the test fails if it is not pushed.
+func push(t testing.TB, kv jetstream.KeyValue, policy string) PushResult {
+	t.Helper()
+	res, err := Push(context.Background(), kv, DefaultKey, []byte(policy), 0, validatePolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
 // leakIgnores are goroutines of the in-process nats-server that outlive its Shutdown by a
 // moment, and the test binary's own.
 func leakIgnores() []goleak.Option {

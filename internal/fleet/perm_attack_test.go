@@ -21,9 +21,7 @@ import (
 func TestHostCannotDeliverIntoTheStreamAsAnotherHost(t *testing.T) {
 	_, userURL, ajs := permServer(t)
 	ctx := context.Background()
-	if _, err := OpenBucket(ctx, ajs, DefaultBucket, true); err != nil {
-		t.Fatal(err)
-	}
+	openBucket(t, ajs)
 	// Interest on the subject, without which nothing is delivered: an operator's core
 	// subscriber.
 	anc, err := nats.Connect(userURL("admin"))
@@ -76,14 +74,8 @@ func TestHostCannotDeliverIntoTheStreamAsAnotherHost(t *testing.T) {
 func TestHostCannotPushAPolicyThroughTheStream(t *testing.T) {
 	_, userURL, ajs := permServer(t)
 	ctx := context.Background()
-	akv, err := OpenBucket(ctx, ajs, DefaultBucket, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pushed, err := Push(ctx, akv, DefaultKey, []byte("deny open /srv/**\n"), 0, validatePolicy)
-	if err != nil {
-		t.Fatal(err)
-	}
+	akv := openBucket(t, ajs)
+	pushed := push(t, akv, "deny open /srv/**\n")
 	_, js1 := hostConn(t, userURL("web-1"), "web-1")
 	if err := ajs.DeleteStream(ctx, DefaultStream); err != nil { // missing: not made yet
 		t.Fatal(err)
@@ -126,13 +118,8 @@ func TestHostCannotPushAPolicyThroughTheStream(t *testing.T) {
 func TestBucketWithMessageSchedulesIsRefused(t *testing.T) {
 	_, userURL, ajs := permServer(t)
 	ctx := context.Background()
-	akv, err := OpenBucket(ctx, ajs, DefaultBucket, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Push(ctx, akv, DefaultKey, []byte("deny open /srv/**\n"), 0, validatePolicy); err != nil {
-		t.Fatal(err)
-	}
+	akv := openBucket(t, ajs)
+	push(t, akv, "deny open /srv/**\n")
 	s, err := ajs.Stream(ctx, bucketStream(DefaultBucket))
 	if err != nil {
 		t.Fatal(err)
@@ -170,14 +157,8 @@ func TestBucketWithMessageSchedulesIsRefused(t *testing.T) {
 func TestHostCannotReadAnotherHostsStatus(t *testing.T) {
 	_, userURL, ajs := permServer(t)
 	ctx := context.Background()
-	akv, err := OpenBucket(ctx, ajs, DefaultBucket, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pushed, err := Push(ctx, akv, DefaultKey, []byte("deny open /srv/**\n"), 0, validatePolicy)
-	if err != nil {
-		t.Fatal(err)
-	}
+	akv := openBucket(t, ajs)
+	pushed := push(t, akv, "deny open /srv/**\n")
 	for _, h := range []string{"web-1", "web-2"} {
 		g := &guardStub{}
 		f, _ := startFollowerAt(t, userURL(h), h, t.TempDir(), g)

@@ -29,17 +29,12 @@ func TestExampleServerConfigPermissions(t *testing.T) {
 	}
 	defer anc.Close()
 	ajs, _ := admin.JetStream(anc)
-	akv, err := OpenBucket(ctx, ajs, DefaultBucket, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	akv := openBucket(t, ajs)
 	// And makes the stream (fsnotifyd fleet init): hosts may create none.
 	if err := EnsureStream(ctx, ajs, StreamConfig{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Push(ctx, akv, DefaultKey, []byte("deny open /srv/**\n"), 0, validatePolicy); err != nil {
-		t.Fatal(err)
-	}
+	push(t, akv, "deny open /srv/**\n")
 
 	// web-1 exports and follows the policy.
 	host := ConnOptions{URLs: userURL("web-1", "change-me-web-1"), Timeout: 2 * time.Second}

@@ -78,10 +78,7 @@ func TestPolicyPushFollowStatus(t *testing.T) {
 	ns := startNATS(t)
 	_, js := ns.connect(t)
 	ctx := context.Background()
-	kv, err := OpenBucket(ctx, js, DefaultBucket, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kv := openBucket(t, js)
 	hosts := []string{"h1", "h2.example.com", "h3"}
 	guards := make([]*guardStub, len(hosts))
 	followers := make([]*PolicyFollower, len(hosts))
@@ -222,10 +219,7 @@ func TestPushIfRevision(t *testing.T) {
 	ns := startNATS(t)
 	_, js := ns.connect(t)
 	ctx := context.Background()
-	kv, err := OpenBucket(ctx, js, DefaultBucket, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kv := openBucket(t, js)
 	if _, err := OpenBucket(ctx, js, "nope", false); err == nil || !strings.Contains(err.Error(), "push a policy first") {
 		t.Errorf("missing bucket: %v", err)
 	}
@@ -342,16 +336,10 @@ func TestPushTooLargeSaysWhy(t *testing.T) {
 	t.Cleanup(ns.stop)
 	_, js := ns.connect(t)
 	ctx := context.Background()
-	kv, err := OpenBucket(ctx, js, DefaultBucket, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	first, err := Push(ctx, kv, DefaultKey, []byte("deny open /srv/**\n"), 0, validatePolicy)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kv := openBucket(t, js)
+	first := push(t, kv, "deny open /srv/**\n")
 	big := []byte(strings.Repeat("deny open /srv/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/**\n", 200))
-	_, err = Push(ctx, kv, DefaultKey, big, 0, validatePolicy)
+	_, err := Push(ctx, kv, DefaultKey, big, 0, validatePolicy)
 	if err == nil || !strings.Contains(err.Error(), "max_payload") || !strings.Contains(err.Error(), strconv.Itoa(len(big))) || !strings.Contains(err.Error(), "nothing was written") {
 		t.Errorf("Push of %d bytes: %v; want the size, max_payload and nothing written", len(big), err)
 	}

@@ -99,9 +99,7 @@ func TestStreamThatRelabelsSubjectsIsRefused(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			_, userURL, ajs := permServer(t)
 			ctx := context.Background()
-			if _, err := OpenBucket(ctx, ajs, DefaultBucket, true); err != nil {
-				t.Fatal(err)
-			}
+			openBucket(t, ajs)
 			sc := StreamConfig{}.jetstream()
 			tc.mod(&sc)
 			ajs.DeleteStream(ctx, DefaultStream)
