@@ -49,14 +49,10 @@ func testCA(t *testing.T) (caFile string, srv tls.Certificate) {
 	return caFile, tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
-// A server that requires TLS, with a certificate of a private CA: --nats-tls-ca is honoured
-// (the host connects and uses JetStream through it), and without it, or with another CA, the
-// command fails at once saying TLS failed and which flag to check — also for a nats:// URL
-// (nats.go upgrades to TLS when the server requires it). A tls:// URL to a server without
-// TLS fails saying so.
-func TestNATSTLSCAIsHonouredAndFailuresSayWhy(t *testing.T) {
-	caFile, cert := testCA(t)
-	otherCA, _ := testCA(t)
+// startTLSNATS starts an in-process nats-server with JetStream that requires TLS with cert,
+// until the test ends, and returns its port.
+func startTLSNATS(t *testing.T, cert tls.Certificate) int {
+	t.Helper()
 	port := freePort(t)
 	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true,
 		JetStream: true, StoreDir: t.TempDir(), TLS: true, TLSTimeout: 2,
@@ -69,6 +65,18 @@ func TestNATSTLSCAIsHonouredAndFailuresSayWhy(t *testing.T) {
 	if !srv.ReadyForConnections(10 * time.Second) {
 		t.Fatal("nats-server not ready")
 	}
+	return port
+}
+
+// A server that requires TLS, with a certificate of a private CA: --nats-tls-ca is honoured
+// (the host connects and uses JetStream through it), and without it, or with another CA, the
+// command fails at once saying TLS failed and which flag to check — also for a nats:// URL
+// (nats.go upgrades to TLS when the server requires it). A tls:// URL to a server without
+// TLS fails saying so.
+func TestNATSTLSCAIsHonouredAndFailuresSayWhy(t *testing.T) {
+	caFile, cert := testCA(t)
+	otherCA, _ := testCA(t)
+	port := startTLSNATS(t, cert)
 	plain := startNATS(t)
 	addr := "127.0.0.1:" + itoa(port)
 	for _, tc := range []struct {
@@ -118,18 +126,7 @@ func TestNATSTLSCAIsHonouredAndFailuresSayWhy(t *testing.T) {
 // their own: a TLS failure is said in their log, with the flag to check, not only retried.
 func TestNATSTLSFailureIsLoggedByExporterAndFollower(t *testing.T) {
 	_, cert := testCA(t)
-	port := freePort(t)
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true,
-		JetStream: true, StoreDir: t.TempDir(), TLS: true, TLSTimeout: 2,
-		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
+	port := startTLSNATS(t, cert)
 	o := ConnOptions{URLs: "nats://127.0.0.1:" + itoa(port), Timeout: 2 * time.Second}
 	elg := &testLog{t: t}
 	e, err := NewExporter(ExporterConfig{Conn: o, Host: "web-1", SpoolDir: t.TempDir(), Log: elg.log})
