@@ -14,6 +14,25 @@ import (
 	"github.com/fsnotifyd/fsnotifyd/internal/trust"
 )
 
+// runStepPy defines run(step, do) for the python3 scripts these tests run as nobody: do (an
+// exec, usually) runs in a forked child, and run prints step and how the child ended, which it
+// returns: CODES's word for its exit status (the script defines CODES first), "refused ERRNO"
+// where do raised OSError, else "exit N".
+const runStepPy = `def run(step, do):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            do()
+        except OSError as e:
+            os._exit(100 + e.errno)
+        os._exit(99)
+    _, st = os.waitpid(pid, 0)
+    c = os.waitstatus_to_exitcode(st)
+    r = CODES.get(c, "refused %d" % (c - 100) if c >= 100 else "exit %d" % c)
+    print(step, r)
+    return r
+`
+
 // Every way a hostile user has to run a file meets the allowlist's `deny exec` on the file
 // the kernel opens, never on a name: as nobody, on a tmpfs nobody writes, under
 // `allow exec D/** trusted=yes` / `deny exec D/**` (the exec memo on: every rule for exec
@@ -74,20 +93,8 @@ func TestGuardExecRoutesAsNobody(t *testing.T) {
 		out, err := testenv.Sh(testenv.Nobody, `python3 - `+home+` <<'EOF'
 import os, sys
 home = sys.argv[1]
-def run(step, do):
-    pid = os.fork()
-    if pid == 0:
-        try:
-            do()
-        except OSError as e:
-            os._exit(100 + e.errno)
-        os._exit(99)
-    _, st = os.waitpid(pid, 0)
-    c = os.waitstatus_to_exitcode(st)
-    r = {0: "ran", 1: "failed"}.get(c, "refused %d" % (c - 100) if c >= 100 else "exit %d" % c)
-    print(step, r)
-    return r
-def path(p):
+CODES = {0: "ran", 1: "failed"}
+`+runStepPy+`def path(p):
     return lambda: os.execv(p, [p])
 def fd(p, flags, proc):
     def do():
@@ -237,18 +244,8 @@ func TestGuardUnlinkedFileFromAUsersMountNamespaceAsNobody(t *testing.T) {
 import os, subprocess, sys
 home, over = sys.argv[1], sys.argv[2]
 data = open(os.path.join(home, "tool"), "rb").read()
-def run(step, do):
-    pid = os.fork()
-    if pid == 0:
-        try:
-            do()
-        except OSError as e:
-            os._exit(100 + e.errno)
-        os._exit(99)
-    _, st = os.waitpid(pid, 0)
-    c = os.waitstatus_to_exitcode(st)
-    print(step, {0: "exit 0", 1: "ran"}.get(c, "refused %d" % (c - 100) if c >= 100 else "exit %d" % c))
-def fexecve(name, unlink):
+CODES = {0: "exit 0", 1: "ran"}
+`+runStepPy+`def fexecve(name, unlink):
     def do():
         p = os.path.join(over, name)
         with open(p, "wb") as f:
