@@ -120,16 +120,7 @@ func TestHolderStallsNoOne(t *testing.T) {
 func testHolderStallsNoOne(t *testing.T, threadPerClient bool) {
 	testenv.RequireRoot(t)
 	const n = 100
-	scratch := testenv.Tmpfs(t)
-	dir := filepath.Join(scratch, "d")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(dir, "f")
-	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(testenv.PublicDir(t), "d.sock")
+	dir, file, sock := loadFiles(t)
 	d := startDaemonMode(t, testConfig(), sock, threadPerClient)
 
 	// A: a content client that never answers (deadline 60 s, far beyond the test's steps).

@@ -5,7 +5,6 @@ package daemon_test
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -26,16 +25,7 @@ func TestChurnLeaksNothing(t *testing.T) {
 	if testing.Short() {
 		n = 100
 	}
-	scratch := testenv.Tmpfs(t)
-	dir := filepath.Join(scratch, "d")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(dir, "f")
-	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(testenv.PublicDir(t), "d.sock")
+	dir, file, sock := loadFiles(t)
 	d := startDaemon(t, testConfig(), sock)
 
 	phase := func(n int) (opens int64, maxOp time.Duration, took time.Duration) {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/fsnotifyd/fsnotifyd/daemon"
 	"github.com/fsnotifyd/fsnotifyd/internal/testdaemon"
+	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 )
 
 // The test binary doubles as the helper processes of these tests (accessors blocked in open(),
@@ -154,6 +155,22 @@ type testDaemon struct {
 func startDaemon(t testing.TB, cfg daemon.Config, sock string) *testDaemon {
 	t.Helper()
 	return startDaemonMode(t, cfg, sock, false)
+}
+
+// loadFiles makes what a test that loads the daemon opens, on a tmpfs of its own: a directory
+// d holding a file f ("x"); and it names a socket for the daemon in a directory every user
+// reaches.
+func loadFiles(t testing.TB) (dir, file, sock string) {
+	t.Helper()
+	dir = filepath.Join(testenv.Tmpfs(t), "d")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	file = filepath.Join(dir, "f")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir, file, filepath.Join(testenv.PublicDir(t), "d.sock")
 }
 
 // readModes are the two ways the daemon reads permission clients (daemon.Options.ThreadPerClient).

@@ -5,8 +5,6 @@ package daemon_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -45,16 +43,7 @@ func loadProgress(p *proc) (count int64, slowest time.Duration) {
 // after each restart, and its events keep coming.
 func TestRestartUnderLoad(t *testing.T) {
 	testenv.RequireRoot(t)
-	scratch := testenv.Tmpfs(t)
-	dir := filepath.Join(scratch, "d")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(dir, "f")
-	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(testenv.PublicDir(t), "d.sock")
+	dir, file, sock := loadFiles(t)
 	d := startDaemon(t, testConfig(), sock)
 
 	perm := dialClient(t, sock, "class=content,deadline=5s,reconnect=1,auto=allow,quiet=1,name=perm", spawnOpts{})
