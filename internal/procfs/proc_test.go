@@ -121,14 +121,20 @@ func exeUnknown(t *testing.T, pid int32, exe Exe) (bool, error) {
 // says.
 func TestReadProcessExeUnverified(t *testing.T) {
 	dir := testenv.Tmpfs(t)
-	run := func(t *testing.T, bin string) *exec.Cmd {
+	start := func(t *testing.T, c *exec.Cmd) *exec.Cmd {
 		t.Helper()
-		c := exec.Command(bin, "600")
 		if err := c.Start(); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { c.Process.Kill(); c.Wait() })
 		return c
+	}
+	run := func(t *testing.T, bin string) *exec.Cmd { return start(t, exec.Command(bin, "600")) }
+	// overReal runs evil bind-mounted over real, through real's path, in a mount namespace of
+	// its own.
+	overReal := func(t *testing.T, evil, real string) *exec.Cmd {
+		return start(t, exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c",
+			"mount --bind "+evil+" "+real+" && exec "+real+" 600"))
 	}
 	sleep, err := exec.LookPath("sleep")
 	if err != nil {
@@ -221,12 +227,7 @@ func TestReadProcessExeUnverified(t *testing.T) {
 		evil := filepath.Join(dir, "evil")
 		copyTo(evil)
 		os.WriteFile(evil, append(must(os.ReadFile(evil)), 0), 0o755) // another inode, other content
-		c := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c",
-			"mount --bind "+evil+" "+real+" && exec "+real+" 600")
-		if err := c.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Process.Kill(); c.Wait() })
+		c := overReal(t, evil, real)
 		exe := waitExe(t, c, real)
 		if exe.Verified {
 			t.Error("an executable from another mount namespace is verified by the path it reads as")
@@ -246,12 +247,7 @@ func TestReadProcessExeUnverified(t *testing.T) {
 		if err := os.Chown(evil, 65534, 65534); err != nil {
 			t.Fatal(err)
 		}
-		c := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c",
-			"mount --bind "+evil+" "+real+" && exec "+real+" 600")
-		if err := c.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Process.Kill(); c.Wait() })
+		c := overReal(t, evil, real)
 		exe := waitExe(t, c, real)
 		if u, err := exeUnknown(t, int32(c.Process.Pid), exe); err != nil || !u {
 			t.Errorf("ExeUnknown of a user's executable through another mount namespace: %v, %v (verified %v); want true", u, err, exe.Verified)
