@@ -197,13 +197,22 @@ func startTrustedOfNobody(t *testing.T, mount func(testing.TB) string, prog, nam
 // once, fifty times over, each time after appending to it in place (same inode, the hash cache
 // warm from the run before): every run after a change is denied. The first, unchanged, runs.
 func TestGuardTrustModifiedAsNobody(t *testing.T) {
+	trustedToolNeverEscapes(t, func(tool string) string {
+		return tool + ` && echo FIRST-RAN
+for i in $(seq 50); do
+	printf x >> ` + tool + `
+	` + tool + ` 2>/dev/null && echo ESCAPED
+done; true`
+	})
+}
+
+// trustedToolNeverEscapes runs, on each trust filesystem, nobody's script for a trusted tool
+// of nobody's (guardTrustedToolOfNobody; script is given its path), which must print
+// FIRST-RAN and never ESCAPED.
+func trustedToolNeverEscapes(t *testing.T, script func(tool string) string) {
 	eachTrustFilesystem(t, func(t *testing.T, mount func(testing.TB) string) {
 		tool := guardTrustedToolOfNobody(t, mount)
-		out, err := testenv.Sh(testenv.Nobody, tool+` && echo FIRST-RAN
-for i in $(seq 50); do
-	printf x >> `+tool+`
-	`+tool+` 2>/dev/null && echo ESCAPED
-done; true`)
+		out, err := testenv.Sh(testenv.Nobody, script(tool))
 		if err != nil || !strings.Contains(out, "FIRST-RAN") || strings.Contains(out, "ESCAPED") {
 			t.Fatalf("as nobody: %v\n%s", err, out)
 		}
@@ -216,18 +225,14 @@ done; true`)
 // every run after a change must miss it and be denied. On ramfs the rewrite and the exec
 // come within one clock tick, with the size and times of the cached version.
 func TestGuardTrustSameSizeRewriteAsNobody(t *testing.T) {
-	eachTrustFilesystem(t, func(t *testing.T, mount func(testing.TB) string) {
-		tool := guardTrustedToolOfNobody(t, mount)
-		out, err := testenv.Sh(testenv.Nobody, tool+` && `+tool+` && echo FIRST-RAN
+	trustedToolNeverEscapes(t, func(tool string) string {
+		return tool + ` && ` + tool + ` && echo FIRST-RAN
 for i in $(seq 25); do
-	printf x | dd of=`+tool+` bs=1 seek=10 conv=notrunc status=none
-	`+tool+` 2>/dev/null && echo ESCAPED
-	printf y | dd of=`+tool+` bs=1 seek=10 conv=notrunc status=none
-	`+tool+` 2>/dev/null && echo ESCAPED
-done; true`)
-		if err != nil || !strings.Contains(out, "FIRST-RAN") || strings.Contains(out, "ESCAPED") {
-			t.Fatalf("as nobody: %v\n%s", err, out)
-		}
+	printf x | dd of=` + tool + ` bs=1 seek=10 conv=notrunc status=none
+	` + tool + ` 2>/dev/null && echo ESCAPED
+	printf y | dd of=` + tool + ` bs=1 seek=10 conv=notrunc status=none
+	` + tool + ` 2>/dev/null && echo ESCAPED
+done; true`
 	})
 }
 
