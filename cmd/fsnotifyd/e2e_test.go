@@ -153,6 +153,14 @@ func (p *proc) stop() int {
 	return exitStatus(p.err)
 }
 
+// stopOK is stop, with t failed (Errorf: the test goes on) unless fsnotifyd exited 0.
+func (p *proc) stopOK(t *testing.T) {
+	t.Helper()
+	if st := p.stop(); st != 0 {
+		t.Errorf("exit status %d; stderr:\n%s", st, p.errText())
+	}
+}
+
 func exitStatus(err error) int {
 	if err == nil {
 		return 0
@@ -1035,9 +1043,7 @@ func TestWatchRecursiveRmRfDirectoryGoesAfterItsContents(t *testing.T) {
 			if selves, want := selfLines(got), 3*trees; selves != want {
 				t.Errorf("%d DELETE_SELF lines, want %d (t, b, c of each tree):\n%s", selves, want, strings.Join(got, "\n"))
 			}
-			if st := p.stop(); st != 0 {
-				t.Errorf("exit status %d; stderr:\n%s", st, p.errText())
-			}
+			p.stopOK(t)
 		})
 	}
 }
@@ -1108,9 +1114,7 @@ func TestWatchRecursiveRmRfSameOnEveryBackend(t *testing.T) {
 			if strings.Join(got, "\n") != strings.Join(want, "\n") {
 				t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 			}
-			if st := p.stop(); st != 0 {
-				t.Errorf("exit status %d; stderr:\n%s", st, p.errText())
-			}
+			p.stopOK(t)
 		})
 	}
 }

@@ -143,9 +143,7 @@ func TestTraceReportsItsPathsOwnDeleteAndMove(t *testing.T) {
 			if !slices.Equal(got, want) {
 				t.Errorf("trace %v printed\n%s\nwant\n%s", tc.args, strings.Join(got, "\n"), strings.Join(want, "\n"))
 			}
-			if st := p.stop(); st != 0 {
-				t.Errorf("exit status %d; stderr:\n%s", st, p.errText())
-			}
+			p.stopOK(t)
 			if tc.name != "-e delete_self" {
 				for _, w := range []string{r + " moved to " + r + "2, traced there", r + "2 moved to " + r + ", traced there"} {
 					if !strings.Contains(p.errText(), w) {
@@ -224,9 +222,7 @@ func TestTraceNeverNamesAWrongPlaceForItsPathsMoves(t *testing.T) {
 				if !ok {
 					t.Errorf("trace %v printed\n%s\nwant (a path may be \"?\")\n%s", ev, strings.Join(got, "\n"), strings.Join(want, "\n"))
 				}
-				if st := p.stop(); st != 0 {
-					t.Errorf("exit status %d; stderr:\n%s", st, p.errText())
-				}
+				p.stopOK(t)
 			})
 		}
 	}
@@ -321,9 +317,7 @@ func TestWatchJSONPairsRenames(t *testing.T) {
 			if !slices.Equal(got, want) {
 				t.Errorf("watch --json printed\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 			}
-			if st := p.stop(); st != 0 {
-				t.Errorf("exit status %d; stderr:\n%s", st, p.errText())
-			}
+			p.stopOK(t)
 		})
 	}
 }
@@ -368,9 +362,7 @@ func TestWatchPercentWIsTheWatchThatMatched(t *testing.T) {
 			if !slices.Equal(got, want) {
 				t.Errorf("printed\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 			}
-			if st := p.stop(); st != 0 {
-				t.Errorf("exit status %d; stderr:\n%s", st, p.errText())
-			}
+			p.stopOK(t)
 		})
 	}
 }

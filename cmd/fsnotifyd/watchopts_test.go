@@ -82,9 +82,7 @@ func TestWatchCSVAsInotifywait(t *testing.T) {
 					t.Errorf("inotifywait -m -c printed\n%s\nthe test wants\n%s", strings.Join(got, "\n"), strings.Join(wantPeer, "\n"))
 				}
 			}
-			if st := p.stop(); st != 0 {
-				t.Errorf("exit status %d; stderr:\n%s", st, p.errText())
-			}
+			p.stopOK(t)
 		})
 	}
 }
@@ -130,9 +128,7 @@ func TestWatchExcludeInclude(t *testing.T) {
 					if got := p.linesCut(len(tt.want), d); !slices.Equal(got, tt.want) {
 						t.Errorf("watch %q printed\n%s\nwant\n%s", tt.flags, strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
 					}
-					if st := p.stop(); st != 0 {
-						t.Errorf("exit status %d; stderr:\n%s", st, p.errText())
-					}
+					p.stopOK(t)
 				})
 			}
 		})
@@ -211,9 +207,7 @@ func TestWatchFromFile(t *testing.T) {
 				if got := p.linesCut(len(want), d); !slices.Equal(got, want) {
 					t.Errorf("watch --fromfile (%s) printed\n%s\nwant\n%s", list, strings.Join(got, "\n"), strings.Join(want, "\n"))
 				}
-				if st := p.stop(); st != 0 {
-					t.Errorf("exit status %d; stderr:\n%s", st, p.errText())
-				}
+				p.stopOK(t)
 			})
 		}
 	}
@@ -295,9 +289,7 @@ func TestWatchOutfile(t *testing.T) {
 				if !slices.Equal(got, want) {
 					t.Errorf("-o %s holds\n%s\nwant\n%s", out, strings.Join(got, "\n"), strings.Join(want, "\n"))
 				}
-				if st := p.stop(); st != 0 {
-					t.Errorf("exit status %d; stderr:\n%s", st, p.errText())
-				}
+				p.stopOK(t)
 				p.mu.Lock()
 				if p.stdout.Len() != 0 {
 					t.Errorf("with -o, stdout got %q", p.stdout.String())
