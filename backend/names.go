@@ -526,7 +526,7 @@ func (b *Backend) pollHardlinks() {
 // that directory decoded here. The root of a mount of something below the filesystem's root
 // is found by handle only: the directory above its path is where the mount sits, not its
 // parent.
-func (b *Backend) verifyPath(fs *fsState, fd int, st sys.Stat, path string, pid int32) (string, bool) {
+func verifyPath(fs *fsState, fd int, st sys.Stat, path string, pid int32) (string, bool) {
 	if st.MountRoot && !fs.isRoot(st.Ino) {
 		return pathByHandle(fs, fd, st)
 	}

@@ -47,6 +47,9 @@ type permEvent struct {
 	st        sys.Stat
 	pathTried bool
 	path      string
+	// fs is the state of the event object's filesystem when a view holds it (translateFD):
+	// Path looks for the object's real path through its anchor, as translateFD does.
+	fs *fsState
 	// pathState says whether Path may still read the descriptor (pathOpen), is reading it
 	// (pathReading, under pathMu), or never will (pathSettled: path is final). closeFd
 	// settles it before the descriptor goes: with one compare-and-swap when no Path is
@@ -216,13 +219,33 @@ func (p *permEvent) Path() string {
 			testPathReading()
 		}
 		if p.path == "" && !p.pathTried {
-			p.path, _ = eventPath(int(p.fd), &p.st)
+			p.path = p.lookPath()
 		}
 		p.pathState.Store(pathSettled)
 	}
 	// Else settled: by an earlier Path, or by closeFd (the descriptor may be gone).
 	p.pathMu.Unlock()
 	return p.path
+}
+
+// lookPath is the path translateFD would have found: eventPath's, or, for an object whose path
+// the kernel printed in another mount namespace (an overlay's layer, whose backing file is on
+// the overlay's private copy of the layer's mount; a bind mount in a user's namespace), its
+// real one (verifyPath: by handle through the filesystem's anchor). Without it, a file whose
+// ancestry came from the chain cache (every access but the first) had its path unknown.
+func (p *permEvent) lookPath() string {
+	path, known := eventPath(int(p.fd), &p.st)
+	if known || p.fs == nil || p.st.Nlink == 0 {
+		return path
+	}
+	raw, _ := sys.FdPath(int(p.fd))
+	if raw == "" {
+		return ""
+	}
+	if vpath, ok := verifyPath(p.fs, int(p.fd), p.st, raw, p.ev.Pid); ok {
+		return vpath
+	}
+	return ""
 }
 
 func isClosedErr(err error) bool {
@@ -366,7 +389,7 @@ func (g *fdGroup) newPermEvent(fd int32) *permEvent {
 	p.fd = fd
 	p.state.Store(gen << stateGenShift) // not held, not released: flushAnswers unheld it
 	p.reuse, p.rawClose = false, false
-	p.st, p.pathTried, p.path = sys.Stat{}, false, ""
+	p.st, p.pathTried, p.path, p.fs = sys.Stat{}, false, "", nil
 	if p.pathState.Load() != pathOpen { // a Path read the last generation's (flushAnswers)
 		p.pathState.Store(pathOpen)
 	}

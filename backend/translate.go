@@ -54,6 +54,7 @@ func (b *Backend) translateFD(kev *sys.FanotifyEvent, v *view, now time.Time, wi
 	fv := v.fsOf(st.Dev)
 	if p != nil && fv != nil {
 		p.markGen = fv.state.markGen.Load()
+		p.fs = fv.state
 	}
 	needAncestry := fv != nil && fv.needAncestry()
 	if fv != nil && fv.rootOnly {
@@ -139,7 +140,7 @@ func (b *Backend) translateFD(kev *sys.FanotifyEvent, v *view, now time.Time, wi
 			if !known {
 				raw, _ = sys.FdPath(int(kev.Fd)) // what the kernel printed, if anything
 			}
-			if vpath, ok := b.verifyPath(fv.state, int(kev.Fd), *st, raw, kev.Pid); raw != "" && ok {
+			if vpath, ok := verifyPath(fv.state, int(kev.Fd), *st, raw, kev.Pid); raw != "" && ok {
 				path, known = vpath, true
 			} else if known {
 				path, known = "", false
