@@ -44,8 +44,12 @@ accessing process waits for the verdict; a denied access fails with EPERM.
 file on that mount, whatever its directory), as fapolicyd does. A mount mark
 sees only that mount: the same files reached through a bind mount, or from
 another mount namespace (which any user can make with "unshare -Urm" where
-unprivileged user namespaces are on), are not decided: the guard warns at its
-start where they are on. Guarding a directory sees every mount of its
+unprivileged user namespaces are on), or through an overlayfs whose layer is
+on that mount (a container's image; a user's own overlay), are not decided:
+the guard warns at its start where user namespaces are on. On an overlayfs
+(a container's merged directory) only --mount works, and the same files
+reached through the overlay's layer directories are not decided: guard the
+layer directories instead, which covers accesses through the overlay too. Guarding a directory sees every mount of its
 filesystem. A guarded directory renamed (or one above it) stays guarded
 under its new path, which rules are matched against: the guard warns at its
 start of a deny rule naming a directory that a user other than root may
@@ -333,12 +337,18 @@ func runGuard(args []string) int {
 		if _, err := os.Stat(p); err != nil {
 			return fail("guard", explainPathError(p, err))
 		}
+		if st, err := sys.Statfs(p); err == nil && st.Type == sys.OVERLAYFS_SUPER_MAGIC {
+			// The overlay's files are its layers' files: opened through a layer's own
+			// directory they raise no event on the overlay (docs/security.md, "Overlayfs
+			// and containers").
+			fmt.Fprintf(os.Stderr, "fsnotifyd guard: warning: %s is on an overlayfs: its files are reachable through the overlay's layer directories (lowerdir=, upperdir= in /proc/self/mountinfo), whose accesses this guard does not see; guard those directories instead (a guard of a layer directory decides the accesses through the overlay too); see docs/security.md\n", p)
+		}
 	}
 	if deadline == 0 {
 		fmt.Fprintln(os.Stderr, "fsnotifyd guard: warning: --deadline 0: accesses wait forever for a verdict; a hung scanner will hang every process that touches the guarded files")
 	}
 	if mount && sys.UnprivilegedUserNS() {
-		fmt.Fprintln(os.Stderr, "fsnotifyd guard: warning: --mount: unprivileged user namespaces are enabled, so any user can reach these mounts' files through the copies of them in a mount namespace of their own (unshare -Urm), which a mount mark does not see: their accesses are not decided. Guard the paths without --mount (every mount of their filesystems, in every namespace), or turn unprivileged user namespaces off (sysctl user.max_user_namespaces=0); see docs/security.md")
+		fmt.Fprintln(os.Stderr, "fsnotifyd guard: warning: --mount: unprivileged user namespaces are enabled, so any user can reach these mounts' files through the copies of them in a mount namespace of their own (unshare -Urm), or through an overlayfs they mount with a directory here as its lower layer (its files are opened on the overlay's private copy of the mount), which a mount mark does not see: their accesses are not decided. Guard the paths without --mount (every mount of their filesystems, in every namespace), or turn unprivileged user namespaces off (sysctl user.max_user_namespaces=0); see docs/security.md")
 	}
 	if errorVerdict == engine.Allow {
 		g.onError = notify.Allow

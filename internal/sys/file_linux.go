@@ -213,6 +213,8 @@ const (
 	EXT4_SUPER_MAGIC  = 0xef53 // ext2, ext3 and ext4
 	XFS_SUPER_MAGIC   = 0x58465342
 	BTRFS_SUPER_MAGIC = 0x9123683e
+	// OVERLAYFS_SUPER_MAGIC: overlayfs, whose files are its layers' files.
+	OVERLAYFS_SUPER_MAGIC = 0x794c7630
 	// FUSE_SUPER_MAGIC: fuse and fuseblk, whose operations — and the kernel's on their
 	// behalf, fanotify_mark's statfs included — wait for a user-space server.
 	FUSE_SUPER_MAGIC = 0x65735546

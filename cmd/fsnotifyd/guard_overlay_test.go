@@ -1,0 +1,184 @@
+//go:build linux
+
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fsnotifyd/fsnotifyd/internal/sys"
+	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
+)
+
+// overlayRoutesPy, run as nobody in `unshare -Urm` with a guarded directory (argv[1]) and a
+// directory of nobody's (argv[2]), mounts an overlayfs whose lower layer is the guarded
+// directory (upper and work in nobody's, on the same filesystem) and tries every way to
+// reach its files through the overlay: a line per step, "ran" (exec), "done" (no error),
+// "refused ERRNO".
+const overlayRoutesPy = `
+import os, sys, mmap, subprocess
+lower, work = sys.argv[1], sys.argv[2]
+m, up, wk = [os.path.join(work, n) for n in ("m", "up", "wk")]
+for d in (m, up, wk):
+    os.makedirs(d, exist_ok=True)
+subprocess.run(["mount", "-t", "overlay", "ov", "-o", "lowerdir=%s,upperdir=%s,workdir=%s,userxattr" % (lower, up, wk), m], check=True)
+def run(step, do):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            do()
+        except OSError as e:
+            os._exit(100 + e.errno)
+        os._exit(99)
+    _, st = os.waitpid(pid, 0)
+    c = os.waitstatus_to_exitcode(st)
+    print(step, {0: "ran", 99: "done"}.get(c, "refused %d" % (c - 100) if c >= 100 else "exit %d" % c), flush=True)
+def fexecve(p, flags):
+    return lambda: os.execve(os.open(p, flags), [p], {})
+def readf(p):
+    def do():
+        with open(p, "rb") as f:
+            f.read()
+    return do
+def mapx(p):
+    return lambda: mmap.mmap(os.open(p, os.O_RDONLY), 0, prot=mmap.PROT_READ | mmap.PROT_EXEC)
+tool = os.path.join(m, "tool")
+for i in range(3):
+    run("exec", lambda: os.execv(tool, [tool]))
+run("fexecve-rdonly", fexecve(tool, os.O_RDONLY))
+run("fexecve-opath", fexecve(tool, os.O_PATH))
+run("execve-procfd", lambda: os.execv("/proc/self/fd/%d" % os.open(tool, os.O_PATH), [tool]))
+run("mmap-exec", mapx(tool))
+for i in range(2):
+    run("read-secret", readf(os.path.join(m, "secret")))
+run("list-sub", lambda: os.listdir(os.path.join(m, "sub")))
+for i in range(3):
+    run("read-other", readf(os.path.join(m, "other")))
+`
+
+// An overlayfs a user mounts over a guarded directory (nobody, in `unshare -Urm`: the
+// kernel lets any user mount one, with any directory they can read as its lower layer)
+// reaches the guarded files, but the kernel opens them on the layer (the overlay's backing
+// file), which the guard's filesystem mark sees, under their real path (found by handle:
+// the layer's private mount prints a path relative to the layer). As nobody, with the
+// guarded directory as the lower layer, embedded and through the daemon: reading a denied
+// file is EPERM, twice; listing a denied directory is EPERM; a program under `deny exec` is
+// refused by execve, fexecve of an O_RDONLY and an O_PATH descriptor of the overlay's file,
+// and execve of /proc/self/fd/N, three execve in a row; a mapping PROT_EXEC of it is an
+// open, allowed (the limit "Memory maps"); and three reads of an allowed file are each
+// allowed, each audited under its real path. Before permEvent.Path found such paths by
+// handle, the second and third read were refused (their path unknown, one deny rule
+// that may match), and the mapping too (the open after the execs).
+func TestGuardOverlayOfAGuardedTreeAsNobody(t *testing.T) {
+	requireUserNS(t)
+	guardModes(t, func(t *testing.T, extra []string) {
+		mnt := testenv.PublicTmpfs(t)
+		g, work := filepath.Join(mnt, "g"), filepath.Join(mnt, "u")
+		for _, d := range []string{g, filepath.Join(g, "sub"), work} {
+			if err := os.Mkdir(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Chown(work, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(g, "secret"), "TOPSECRET\n")
+		writeFile(t, filepath.Join(g, "other"), "other\n")
+		copyExe(t, filepath.Join(g, "tool"))
+		rules := filepath.Join(t.TempDir(), "guard.rules")
+		writeFile(t, rules, "deny open "+g+"/secret\ndeny open "+g+"/sub\ndeny exec "+g+"/**\n")
+		audit := filepath.Join(t.TempDir(), "audit.jsonl")
+		p := start(t, append(append([]string{"guard"}, extra...), "--events", "open,exec", "--policy", rules, "--audit", audit, g)...)
+		out, err := testenv.Sh(testenv.Nobody, "unshare -Urm python3 - "+g+" "+work+" <<'EOF'\n"+overlayRoutesPy+"EOF")
+		t.Cleanup(func() { exec.Command("umount", "-l", filepath.Join(work, "m")).Run() }) // gone with the namespace; never left
+		if err != nil {
+			t.Fatalf("as nobody: %v\n%s\nguard:\n%s", err, out, p.errText())
+		}
+		want := strings.Join([]string{
+			"exec refused 1", "exec refused 1", "exec refused 1",
+			"fexecve-rdonly refused 1", "fexecve-opath refused 1", "execve-procfd refused 1",
+			"mmap-exec done",
+			"read-secret refused 1", "read-secret refused 1",
+			"list-sub refused 1",
+			"read-other done", "read-other done", "read-other done",
+		}, "\n")
+		if got := strings.TrimSpace(out); got != want {
+			t.Errorf("as nobody, through an overlay of the guarded directory:\ngot:\n%s\nwant:\n%s", got, want)
+		}
+		p.stop()
+		recs := auditLines(t, audit)
+		for _, c := range []struct {
+			file, verdict string
+			n             int
+		}{{"other", "allow", 3}, {"secret", "deny", 2}, {"sub", "deny", 1}} {
+			got := auditFor(recs, filepath.Join(g, c.file))
+			if len(got) != c.n {
+				t.Errorf("audit of %s: %d records, want %d under its real path: %v", c.file, len(got), c.n, got)
+			}
+			for _, r := range got {
+				if r["verdict"] != c.verdict {
+					t.Errorf("audit of %s: %v, want %s", c.file, r, c.verdict)
+				}
+			}
+		}
+	})
+}
+
+// guard --mount sees one mount: an overlay whose lower layer is on the guarded mount opens
+// its files on the overlay's private copy of that mount, which the mount mark does not see
+// (the limit, as for another mount namespace's copy), and the warning at its start says so.
+// A guard of an overlay's merged directory (a container's root) cannot place its marks
+// (overlayfs takes no filesystem-wide marks); it says so, and says to guard the layer
+// directories, which decides the accesses through the overlay too.
+func TestGuardMountMarkAndOverlayLimitsAsNobody(t *testing.T) {
+	requireUserNS(t)
+	mnt := testenv.PublicTmpfs(t)
+	g, work := filepath.Join(mnt, "g"), filepath.Join(mnt, "u")
+	for _, d := range []string{g, work} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chown(work, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(g, "secret"), "TOPSECRET\n")
+	p := start(t, "guard", "--mount", "--deny", g+"/secret", mnt)
+	if !strings.Contains(p.errText(), "overlayfs") {
+		t.Errorf("guard --mount: the warning does not name overlays:\n%s", p.errText())
+	}
+	script := "mkdir -p " + work + "/m " + work + "/up " + work + "/wk && mount -t overlay ov -o lowerdir=" + g + ",upperdir=" + work + "/up,workdir=" + work + "/wk " + work + "/m && cat " + work + "/m/secret"
+	if out, _ := testenv.Sh(testenv.Nobody, "cat "+g+"/secret 2>&1"); !strings.Contains(out, "Operation not permitted") {
+		t.Fatalf("through the guarded mount: %s, want EPERM", out)
+	}
+	if out, err := testenv.Sh(testenv.Nobody, "unshare -Urm sh -c '"+script+"' 2>&1"); err != nil || !strings.Contains(out, "TOPSECRET") {
+		t.Errorf("through nobody's overlay of the mount-marked mount: %v %s; the limit documented is that it is read", err, out)
+	}
+	p.stop()
+
+	// root's overlay (a container's root): lower in g, merged at m.
+	lo, up, wk, m := filepath.Join(mnt, "lo"), filepath.Join(mnt, "up"), filepath.Join(mnt, "wk"), filepath.Join(mnt, "m")
+	for _, d := range []string{lo, up, wk, m} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFile(t, filepath.Join(lo, "secret"), "TOPSECRET\n")
+	if err := sys.Mount("overlay", m, "overlay", 0, "lowerdir="+lo+",upperdir="+up+",workdir="+wk); err != nil {
+		t.Skipf("no overlayfs: %v", err)
+	}
+	t.Cleanup(func() { sys.Unmount(m, sys.MNT_DETACH) })
+	_, errOut, st := fsn(t, "guard", "--deny", "**/secret", m)
+	if st != 1 || !strings.Contains(errOut, "is on an overlayfs") || !strings.Contains(errOut, "guard those directories instead") {
+		t.Errorf("guard of an overlay's merged directory: status %d, stderr:\n%s\nwant 1, saying it is an overlay and to guard the layer directories", st, errOut)
+	}
+	p = start(t, "guard", "--deny", "**/secret", lo)
+	for _, f := range []string{filepath.Join(lo, "secret"), filepath.Join(m, "secret")} {
+		if out, _ := testenv.Sh(testenv.Nobody, "cat "+f+" 2>&1"); !strings.Contains(out, "Operation not permitted") {
+			t.Errorf("guard of the lower layer: nobody's read of %s: %s, want EPERM", f, out)
+		}
+	}
+}
