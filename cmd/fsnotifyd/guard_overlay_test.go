@@ -182,3 +182,75 @@ func TestGuardMountMarkAndOverlayLimitsAsNobody(t *testing.T) {
 		}
 	}
 }
+
+// exeFromAUsersMountPy, run as nobody with a directory of theirs (argv[1]), the file to read
+// (argv[2]) and "overlay" or "bind" (argv[3]): a child in `unshare -Urm` mounts /usr/bin
+// there (an overlay with it as lower layer, or a bind mount), opens dash through it (O_PATH)
+// and passes the descriptor back over a socket; the parent, in the guard's namespaces, runs
+// it (fexecve): root's own dash, reached through nobody's mount, reads the file.
+const exeFromAUsersMountPy = `
+import os, socket, subprocess, sys
+work, secret, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+a, b = socket.socketpair()
+child = subprocess.Popen(["unshare", "-Urm", "python3", "-c", """
+import os, socket, subprocess, sys
+w, mode = sys.argv[1], sys.argv[3]
+for d in ("m", "up", "wk"):
+    os.makedirs(os.path.join(w, d), exist_ok=True)
+if mode == "overlay":
+    subprocess.run(["mount", "-t", "overlay", "ov", "-o", "lowerdir=/usr/bin,upperdir=%s/up,workdir=%s/wk,userxattr" % (w, w), w + "/m"], check=True)
+else:
+    subprocess.run(["mount", "--bind", "/usr/bin", w + "/m"], check=True)
+s = socket.socket(fileno=int(sys.argv[2]))
+socket.send_fds(s, [b"x"], [os.open(w + "/m/dash", os.O_PATH)])
+""", work, str(b.fileno()), mode], pass_fds=[b.fileno()])
+_, fds, _, _ = socket.recv_fds(a, 1, 1)
+child.wait()
+pid = os.fork()
+if pid == 0:
+    os.execve(fds[0], ["sh", "-c", "exec 2>/dev/null; if read x < " + secret + "; then echo read; else echo refused; fi"], {})
+os.waitpid(pid, 0)
+`
+
+// `deny open D/** exe=/usr/bin/dash` keeps dash from reading D. As nobody: root's dash,
+// opened through nobody's own overlay (or bind mount) of /usr/bin in a mount namespace of
+// theirs and run from that descriptor in the guard's namespaces, shows an executable whose
+// path (/dash, printed relative to nobody's mount) leads to no file here: unverified. It was
+// "matches no glob" (root's file: as a container's or an upgraded daemon's), so the deny did
+// not hold and dash read the file, both ways, without a copy of dash anywhere (before). A
+// process in the guard's own mount namespace whose executable is on a mount of no namespace
+// here was handed its executable from another: its path says nothing, it is unknown
+// (procfs.ExeUnknown), and the deny denies. dash run directly is denied (a control).
+func TestGuardExeThroughAUsersOverlayAsNobody(t *testing.T) {
+	requireUserNS(t)
+	dash, err := filepath.EvalSymlinks("/usr/bin/dash")
+	if err != nil || filepath.Dir(dash) != "/usr/bin" {
+		t.Skip("no /usr/bin/dash")
+	}
+	guardModes(t, func(t *testing.T, extra []string) {
+		mnt := testenv.PublicTmpfs(t)
+		d, work := filepath.Join(mnt, "d"), filepath.Join(mnt, "u")
+		for _, dir := range []string{d, work} {
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Chown(work, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		f := filepath.Join(d, "f")
+		writeFile(t, f, "x\n")
+		rules := filepath.Join(t.TempDir(), "guard.rules")
+		writeFile(t, rules, "deny open "+d+"/** exe="+dash+"\n")
+		p := start(t, append(append([]string{"guard"}, extra...), "--events", "open", "--policy", rules, d)...)
+		if out, _ := testenv.Sh(testenv.Nobody, dash+" -c 'read x < "+f+" && echo read || echo refused' 2>/dev/null"); strings.TrimSpace(out) != "refused" {
+			t.Fatalf("dash run directly: %s, want refused", out)
+		}
+		for _, mode := range []string{"overlay", "bind"} {
+			out, err := testenv.Sh(testenv.Nobody, "python3 - "+work+" "+f+" "+mode+" <<'EOF'\n"+exeFromAUsersMountPy+"EOF")
+			if err != nil || strings.TrimSpace(out) != "refused" {
+				t.Errorf("as nobody, root's dash through nobody's %s of /usr/bin, run in the guard's namespaces: %v %s, want refused\nguard:\n%s", mode, err, out, p.errText())
+			}
+		}
+	})
+}

@@ -330,9 +330,12 @@ func ReadExecutable(pid int32) (Exe, error) {
 // who runs it, in the guard's namespaces, from a descriptor opened through a bind mount in a
 // namespace of their own, chose the path it shows, which then leads to no file here (before
 // 2026-12-07 such a process matched no glob and escaped every `deny ... exe=` of the user's
-// directories). An executable of root's
+// directories). So is root's file run that way by a process in this mount namespace (root's
+// dash reached through a user's overlay or bind mount of /usr/bin and fexecve'd here: before
+// 2026-12-07 it escaped `deny ... exe=/usr/bin/dash`). An executable of root's
 // deleted or replaced since it started (an upgraded daemon), or started in a namespace of
-// root's (a container), is not verified but not unknown: no user chose its path. A process
+// root's (a container, from that namespace's mounts), is not verified but not unknown: no
+// user chose its path. A process
 // gone, or whose namespace cannot be read, is not unknown (no decision is made for a gone
 // process; an error reading is the caller's to report).
 //
@@ -355,8 +358,29 @@ func ExeUnknown(pid int32, exe Exe) (bool, error) {
 		}
 		f = exeFileOf(&st)
 	}
-	if f.uid != 0 && (f.nlink == 0 || sys.MountPlaceOf(&sys.Stat{MntID: f.mntID, MntIDUnique: f.mntIDUnique}) == sys.MountElsewhere) {
+	if f.uid != 0 && f.nlink == 0 {
 		return true, nil
+	}
+	if sys.MountPlaceOf(&sys.Stat{MntID: f.mntID, MntIDUnique: f.mntIDUnique}) == sys.MountElsewhere {
+		if f.uid != 0 {
+			return true, nil
+		}
+		// Root's linked file, through a mount of no namespace here, run by a process in
+		// ours: it was handed its executable from another namespace (a descriptor passed
+		// back from a user's own overlay or bind mount of /usr/bin, fexecve'd here), whose
+		// path says nothing of which program it is. A process of a container of root's runs
+		// from its own namespace's mounts, and root's memfd (runc's copy of itself) is not
+		// linked: those stay "matches no glob".
+		if f.nlink == 0 {
+			return false, nil
+		}
+		own, err := sys.MountNSOwn(int(pid))
+		if err != nil {
+			return false, goneOr(pid, err)
+		}
+		if own {
+			return true, nil
+		}
 	}
 	foreign, err := sys.MountNSForeign(int(pid))
 	if err == nil && !foreign {

@@ -215,6 +215,28 @@ func bytesTrimSpace(b []byte) []byte {
 	return b
 }
 
+// ownMountNS is the inode of this process's mount namespace, read once.
+var ownMountNS = sync.OnceValues(func() (uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/mnt", &st); err != nil {
+		return 0, os.NewSyscallError("stat(/proc/self/ns/mnt)", err)
+	}
+	return st.Ino, nil
+})
+
+// MountNSOwn reports whether process pid is in this process's mount namespace.
+func MountNSOwn(pid int) (bool, error) {
+	own, err := ownMountNS()
+	if err != nil {
+		return false, err
+	}
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/"+strconv.Itoa(pid)+"/ns/mnt", &st); err != nil {
+		return false, os.NewSyscallError("stat(/proc/"+strconv.Itoa(pid)+"/ns/mnt)", err)
+	}
+	return st.Ino == own, nil
+}
+
 // MountNSForeign reports whether the mount namespace of process pid is owned by a user
 // namespace other than this process's (NS_GET_USERNS): one that an unprivileged user made
 // (unshare -Urm), where that user may mount any file over any path. A namespace a privileged
