@@ -129,6 +129,11 @@ func (s *events) addMark(w watchSpec) error {
 			// reports a mount's.
 			return fmt.Errorf("%s: %w; trace --mount %s reports its opens, reads, writes and closes", w.path, me.Err, w.path)
 		}
+		if s.cmd == "watch" && w.kind == engine.KindSubtree && errors.Is(me.Err, syscall.EOPNOTSUPP) {
+			// overlayfs: no filesystem-wide events. What is changed through it lands in its
+			// upper layer, whose filesystem has them.
+			return fmt.Errorf("%s: %w; on an overlayfs, watch -r its upper layer directory (upperdir= in /proc/self/mountinfo), where every change made through the overlay lands, or watch as a user without privilege (inotify: the changes made through this overlay, not those made in its layers directly)", w.path, me.Err)
+		}
 		if !w.machine && errors.Is(me.Err, syscall.EACCES) {
 			// inotify_add_watch needs read permission on the object (a directory of mode
 			// 0700 another user owns): explained as a refused stat is, not as the raw call.
