@@ -58,6 +58,7 @@ for i in range(2):
 run("list-sub", lambda: os.listdir(os.path.join(m, "sub")))
 for i in range(3):
     run("read-other", readf(os.path.join(m, "other")))
+run("read-noread", readf(os.path.join(m, "noread")))
 `
 
 // An overlayfs a user mounts over a guarded directory (nobody, in `unshare -Urm`: the
@@ -69,8 +70,9 @@ for i in range(3):
 // file is EPERM, twice; listing a denied directory is EPERM; a program under `deny exec` is
 // refused by execve, fexecve of an O_RDONLY and an O_PATH descriptor of the overlay's file,
 // and execve of /proc/self/fd/N, three execve in a row; a mapping PROT_EXEC of it is an
-// open, allowed (the limit "Memory maps"); and three reads of an allowed file are each
-// allowed, each audited under its real path. Before permEvent.Path found such paths by
+// open, allowed (the limit "Memory maps"); three reads of an allowed file are each
+// allowed, each audited under its real path; a read (`access`, each read(2) asks) of a file
+// under `deny access` is refused, its open allowed. Before permEvent.Path found such paths by
 // handle, the second and third read were refused (their path unknown, one deny rule
 // that may match), and the mapping too (the open after the execs).
 func TestGuardOverlayOfAGuardedTreeAsNobody(t *testing.T) {
@@ -88,11 +90,12 @@ func TestGuardOverlayOfAGuardedTreeAsNobody(t *testing.T) {
 		}
 		writeFile(t, filepath.Join(g, "secret"), "TOPSECRET\n")
 		writeFile(t, filepath.Join(g, "other"), "other\n")
+		writeFile(t, filepath.Join(g, "noread"), "noread\n")
 		copyExe(t, filepath.Join(g, "tool"))
 		rules := filepath.Join(t.TempDir(), "guard.rules")
-		writeFile(t, rules, "deny open "+g+"/secret\ndeny open "+g+"/sub\ndeny exec "+g+"/**\n")
+		writeFile(t, rules, "deny open "+g+"/secret\ndeny open "+g+"/sub\ndeny exec "+g+"/**\ndeny access "+g+"/noread\n")
 		audit := filepath.Join(t.TempDir(), "audit.jsonl")
-		p := start(t, append(append([]string{"guard"}, extra...), "--events", "open,exec", "--policy", rules, "--audit", audit, g)...)
+		p := start(t, append(append([]string{"guard"}, extra...), "--events", "open,exec,access", "--policy", rules, "--audit", audit, g)...)
 		out, err := testenv.Sh(testenv.Nobody, "unshare -Urm python3 - "+g+" "+work+" <<'EOF'\n"+overlayRoutesPy+"EOF")
 		t.Cleanup(func() { exec.Command("umount", "-l", filepath.Join(work, "m")).Run() }) // gone with the namespace; never left
 		if err != nil {
@@ -105,6 +108,7 @@ func TestGuardOverlayOfAGuardedTreeAsNobody(t *testing.T) {
 			"read-secret refused 1", "read-secret refused 1",
 			"list-sub refused 1",
 			"read-other done", "read-other done", "read-other done",
+			"read-noread refused 1",
 		}, "\n")
 		if got := strings.TrimSpace(out); got != want {
 			t.Errorf("as nobody, through an overlay of the guarded directory:\ngot:\n%s\nwant:\n%s", got, want)
@@ -114,8 +118,16 @@ func TestGuardOverlayOfAGuardedTreeAsNobody(t *testing.T) {
 		for _, c := range []struct {
 			file, verdict string
 			n             int
-		}{{"other", "allow", 3}, {"secret", "deny", 2}, {"sub", "deny", 1}} {
-			got := auditFor(recs, filepath.Join(g, c.file))
+		}{{"other", "allow", 3}, {"secret", "deny", 2}, {"sub", "deny", 1}, {"noread", "deny", 1}} {
+			var got []map[string]any
+			for _, r := range auditFor(recs, filepath.Join(g, c.file)) {
+				if r["event"] == "open" || c.file == "noread" && r["event"] == "access" {
+					got = append(got, r)
+				}
+			}
+			if c.file == "noread" {
+				got = got[min(1, len(got)):] // its open, allowed; then its read
+			}
 			if len(got) != c.n {
 				t.Errorf("audit of %s: %d records, want %d under its real path: %v", c.file, len(got), c.n, got)
 			}
