@@ -49,11 +49,11 @@ on that mount (a container's image; a user's own overlay), are not decided:
 the guard warns at its start where user namespaces are on. On an overlayfs
 (a container's merged directory) only --mount works, and the same files
 reached through the overlay's layer directories are not decided: guard the
-layer directories instead, which covers accesses through the overlay too. Guarding a directory sees every mount of its
-filesystem. A guarded directory renamed (or one above it) stays guarded
-under its new path, which rules are matched against: the guard warns at its
-start of a deny rule naming a directory that a user other than root may
-rename. See docs/security.md.
+layer directories instead, which covers accesses through the overlay too.
+Guarding a directory sees every mount of its filesystem. A guarded directory
+renamed (or one above it) stays guarded under its new path, which rules are
+matched against: the guard warns at its start of a deny rule naming a
+directory that a user other than root may rename. See docs/security.md.
 
 Rules: --deny GLOB and --allow GLOB, in command-line order, then the rules
 of --policy FILE (syntax: docs/policy.md); the first match wins, and with no
