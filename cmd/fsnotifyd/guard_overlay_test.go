@@ -342,3 +342,49 @@ func TestWatchOfAnOverlaySaysWatchTheUpperLayer(t *testing.T) {
 		t.Errorf("unprivileged watch -r %s: %q, want the CREATE of the file made through it only (the one made in the lower layer directly is not seen: the limit)", ov, got)
 	}
 }
+
+// pre_access through an overlay whose lower layer is on ext4 (a filesystem that takes
+// pre-content events): nobody's read through the overlay asks on the backing file, under its
+// real path, and `deny pre_access` refuses it, as a read of the file itself; its open is
+// allowed. Embedded and through the daemon.
+func TestGuardOverlayPreAccessAsNobody(t *testing.T) {
+	requireUserNS(t)
+	guardModes(t, func(t *testing.T, extra []string) {
+		mnt, _ := testenv.PublicExt4Image(t, 16)
+		if err := os.Chmod(mnt, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		g, work := filepath.Join(mnt, "g"), filepath.Join(mnt, "u")
+		for _, d := range []string{g, work} {
+			if err := os.Mkdir(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Chown(work, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		f := filepath.Join(g, "f")
+		writeFile(t, f, "PRE\n")
+		if err := os.Chmod(f, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		rules := filepath.Join(t.TempDir(), "guard.rules")
+		writeFile(t, rules, "deny pre_access "+f+"\n")
+		audit := filepath.Join(t.TempDir(), "audit.jsonl")
+		p := start(t, append(append([]string{"guard"}, extra...), "--events", "open,pre_access", "--policy", rules, "--audit", audit, g)...)
+		script := "cd " + work + " && mkdir -p m up wk && mount -t overlay ov -o lowerdir=" + g + ",upperdir=up,workdir=wk,userxattr m && cat m/f"
+		if out, _ := testenv.Sh(testenv.Nobody, "unshare -Urm sh -c '"+script+"' 2>&1"); strings.Contains(out, "PRE") || !strings.Contains(out, "Operation not permitted") {
+			t.Fatalf("as nobody, a read through an overlay of a file under deny pre_access: %s, want EPERM", out)
+		}
+		p.stop()
+		var pre []map[string]any
+		for _, r := range auditFor(auditLines(t, audit), f) {
+			if r["event"] == "pre_access" {
+				pre = append(pre, r)
+			}
+		}
+		if len(pre) != 1 || pre[0]["verdict"] != "deny" {
+			t.Errorf("audit of the read through the overlay: %v, want one pre_access deny under %s", pre, f)
+		}
+	})
+}
