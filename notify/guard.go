@@ -1347,6 +1347,12 @@ func notOnSourceGoroutine(name string) error {
 // change when the Guard reconnects to a restarted daemon of another version.
 func (gd *Guard) Caches() bool { return gd.cfg.Cache && gd.src.CacheFlushable() }
 
+// Files reports whether Request.File gives the file: always embedded; through the daemon
+// when the Guard asked for files (GuardConfig.NoFiles unset) and the daemon sends them to
+// this process's uid (its fd_uid and fd_gid). It may change when the Guard reconnects to a
+// restarted daemon of another configuration.
+func (gd *Guard) Files() bool { return gd.src.EventFiles() }
+
 // ExemptPid exempts a helper process the handler started (a scanner) and has not reaped: its
 // own accesses are allowed at once, never decided, so that the guard cannot wait on itself,
 // and so are its session's members' if it leads its own session (see GuardConfig.Exempt).

@@ -715,11 +715,12 @@ func testGuardExec(t *testing.T, extra ...string) {
 		t.Fatalf("denied after %v, want %v to 500 ms (the late point of the 300 ms deadline, plus starting cat)", took, late)
 	}
 	t.Logf("denied after %v", took)
-	// A scanner that says yes allows; its environment carries the path.
+	// A scanner that says yes allows; its argument is the file (/proc/PID/fd/N of the
+	// guard), its environment carries the path.
 	p.stop()
 	envLog := filepath.Join(t.TempDir(), "env")
 	ok := filepath.Join(t.TempDir(), "ok-scanner")
-	os.WriteFile(ok, []byte("#!/bin/sh\necho \"$1 $FSNOTIFYD_PATH $FSNOTIFYD_EVENT $FSNOTIFYD_PID\" >> "+envLog+"\nexit 0\n"), 0o755)
+	os.WriteFile(ok, []byte("#!/bin/sh\necho \"$(cat \"$1\") $FSNOTIFYD_PATH $FSNOTIFYD_EVENT $FSNOTIFYD_PID\" >> "+envLog+"\nexit 0\n"), 0o755)
 	p = guard("--exec", ok, dir)
 	cat := exec.Command("cat", dir+"/f")
 	if out, err := cat.CombinedOutput(); err != nil {
@@ -727,7 +728,7 @@ func testGuardExec(t *testing.T, extra ...string) {
 	}
 	p.stop()
 	data, _ := os.ReadFile(envLog)
-	want := fmt.Sprintf("%s/f %s/f open %d", dir, dir, cat.Process.Pid)
+	want := fmt.Sprintf("x %s/f open %d", dir, cat.Process.Pid)
 	if !strings.Contains(string(data), want) {
 		t.Fatalf("scanner saw %q, want a line %q", data, want)
 	}
@@ -785,7 +786,7 @@ func testScannerSlotsShared(t *testing.T, name, script string, n int) {
 			roots = append(roots, p)
 		}
 		scanner := filepath.Join(t.TempDir(), "scanner")
-		writeFile(t, scanner, "#!/bin/sh\ncase \"$1\" in */nobody/*) sleep 0.2;; esac\nexit 0\n")
+		writeFile(t, scanner, "#!/bin/sh\ncase \"$FSNOTIFYD_PATH\" in */nobody/*) sleep 0.2;; esac\nexit 0\n")
 		if err := os.Chmod(scanner, 0o755); err != nil {
 			t.Fatal(err)
 		}

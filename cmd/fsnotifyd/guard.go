@@ -63,15 +63,25 @@ regular file only root can change, as a trust file: owned by root (or the
 guard's user), not writable by group or others, and likewise each directory
 above it (a sticky one, such as /tmp, excepted); the guard refuses any other.
 
---exec CMD runs a scanner for each access no rule allowed explicitly: the
-path is its last argument, FSNOTIFYD_PATH, FSNOTIFYD_PID and FSNOTIFYD_EVENT
-are in its environment; exit status 0 allows, anything else denies. It runs
-under the deadline (it is killed there) and its own file accesses never wait
-on the guard. A file whose path cannot be read (deeper than the kernel
-prints a path, PATH_MAX) is passed as /proc/PID/fd/N of the guard, which
-opens that very file, with FSNOTIFYD_PATH_UNKNOWN=1. A scanner given by path
-(not a shell command line) must be a file only root can change, as FILE
-above: the guard refuses any other (it would run as root, exempt).
+--exec CMD runs a scanner for each access that no rule decided. Its
+last argument ("$1" of a shell command line) is /proc/PID/fd/N of the guard:
+the guard's descriptor of the very file being accessed, open until the
+scanner exits; opening it opens that file, whatever its path leads to by
+then, so the verdict is about the file accessed, never another put in its
+place. Read the file by that argument only. The path, for display, is in
+FSNOTIFYD_PATH (any bytes but NUL, newlines included; empty, with
+FSNOTIFYD_PATH_UNKNOWN=1, when it cannot be read: deeper than PATH_MAX);
+FSNOTIFYD_PID and FSNOTIFYD_EVENT are the process and the access. Exit
+status 0 allows, anything else denies. It runs under the deadline (it is
+killed there, with its process group) and its own file accesses, and its
+children's, never wait on the guard; another process's do, so a scanner
+must open the file itself, never hand the name to a daemon to open:
+clamdscan --fdpass (clamd, as its own user, cannot open the guard's
+/proc/PID/fd/N, and its own opens would be scanned in turn). Through the
+daemon, the guard's uid must be in its fd_uid (root's is). A scanner
+given by path (not a shell command line) must be a file only root can
+change, as FILE above: the guard refuses any other (it would run as root,
+exempt).
 
 A file whose path cannot be read is still decided: a deny rule that may
 match it denies, an allow rule that may match it does not allow, and the
@@ -157,7 +167,7 @@ Examples:
   fsnotifyd guard --deny '/srv/**/*.key' /srv
   fsnotifyd guard --allow '/data/public/**' --deny '/data/**' /data
   fsnotifyd guard --policy /etc/fsnotifyd/guard.rules --audit /var/log/guard.jsonl /srv
-  fsnotifyd guard --exec 'clamdscan --no-summary' --deadline 2s --on-timeout deny --cache /home
+  fsnotifyd guard --exec 'clamdscan --fdpass --no-summary' --deadline 2s --on-timeout deny --cache /home
   fsnotifyd guard --events open,exec --permissive --audit - /opt
   fsnotifyd guard --mount --allow '**' /srv
   fsnotifyd guard --events open,exec --policy /etc/fsnotifyd/allowlist.rules --audit /var/log/guard.jsonl / /home /tmp /dev/shm /run
@@ -459,6 +469,12 @@ func runGuard(args []string) int {
 		g.reporter.gd.Store(guard)
 	}
 	g.fleetRunning() // revisions from now on go to ApplyPolicy (guard_fleet.go)
+	if g.execCmd != "" && !guard.Files() {
+		// The scanner reads the event's own descriptor of the file (scanFile), never its
+		// path: through a daemon that sends none, every scan would fail (--on-error).
+		guard.Close()
+		return fail("guard", fmt.Errorf("--exec: the daemon sends this guard (uid %d) no descriptors of the files it decides, which the scanner reads: add \"fd_uid %d\" to the daemon's config (docs/daemon.md), or run the guard as root", os.Getuid(), os.Getuid()))
+	}
 	if got := guard.Deadline(); got != deadline {
 		fmt.Fprintf(os.Stderr, "fsnotifyd guard: note: the daemon caps the deadline at %v\n", got)
 	}
@@ -851,12 +867,23 @@ func (g *guardRun) verdict(deny bool, errno syscall.Errno, cache bool) notify.Ve
 	return notify.Allow
 }
 
-// scanArgv is how --exec CMD runs for path: CMD PATH, or through sh for a command line.
-func scanArgv(execCmd, path string) []string {
+// scanArgv is how --exec CMD runs for file (scanFile): CMD FILE, or through sh for a command
+// line, FILE its "$1". FILE is always /proc/PID/fd/N: it starts with '/', never with '-'.
+func scanArgv(execCmd, file string) []string {
 	if isShellLine(execCmd) {
-		return []string{"/bin/sh", "-c", execCmd + ` "$1"`, "fsnotifyd-exec", path}
+		return []string{"/bin/sh", "-c", execCmd + ` "$1"`, "fsnotifyd-exec", file}
 	}
-	return []string{execCmd, path}
+	return []string{execCmd, file}
+}
+
+// scanFile is the name the scanner reads the file by: /proc/PID/fd/N of this process, N a
+// descriptor of the very file the event is for (Request.File), held open until the scanner
+// has exited (launcher.run). Opening it opens that file, whatever its names lead to by then:
+// a path, read again by the scanner, could be made to lead to another file between the
+// event and the read (a rename over it, a directory above it swapped, a symbolic link put in
+// its place), and the scanner would vouch for that one (TestGuardScannerScansTheOpenedFileNotItsPathAsNobody).
+func scanFile(f *os.File) string {
+	return "/proc/" + strconv.Itoa(os.Getpid()) + "/fd/" + strconv.Itoa(int(f.Fd()))
 }
 
 // checkScanner refuses an --exec program that someone other than root (or this user) could
@@ -874,9 +901,20 @@ func checkScanner(path string) error {
 // isShellLine reports whether --exec CMD is a command line for sh rather than a program.
 func isShellLine(execCmd string) bool { return strings.ContainsAny(execCmd, " \t'\"$;|&<>(){}*?") }
 
+// scanEnv is the scanner's environment: the guard's, and FSNOTIFYD_PATH (the file's path,
+// for display: "" when it cannot be read, then with FSNOTIFYD_PATH_UNKNOWN=1), FSNOTIFYD_PID
+// and FSNOTIFYD_EVENT.
 func scanEnv(path string, pid int, event string) []string {
-	return append(os.Environ(), "FSNOTIFYD_PATH="+path, "FSNOTIFYD_PID="+strconv.Itoa(pid), "FSNOTIFYD_EVENT="+event)
+	env := append(os.Environ(), "FSNOTIFYD_PATH="+path, "FSNOTIFYD_PID="+strconv.Itoa(pid), "FSNOTIFYD_EVENT="+event)
+	if path == "" {
+		env = append(env, "FSNOTIFYD_PATH_UNKNOWN=1")
+	}
+	return env
 }
+
+// errNoFile: a Request without the file (Request.File nil). Through the daemon, a guard whose
+// uid its fd_uid and fd_gid do not name gets none; the start refuses --exec then.
+var errNoFile = errors.New("no descriptor of the file to give the scanner (through the daemon: one whose fd_uid and fd_gid do not name this guard's uid sends none)")
 
 // scan runs --exec for one access, through the launcher.
 func (g *guardRun) scan(ctx context.Context, r *notify.Request) notify.Verdict {
@@ -888,24 +926,18 @@ func (g *guardRun) scan(ctx context.Context, r *notify.Request) notify.Verdict {
 		return notify.Allow // too late: the Guard applies the deadline verdict
 	}
 	defer slot.Release()
-	path := r.Path()
-	env := scanEnv(path, r.Pid, r.Kind.String())
-	if path == "" {
-		// The path cannot be read: the scanner gets the file itself, as /proc/PID/fd/N of
-		// this process (which it may open: it runs as we do), held open until it is done.
-		f := r.File()
-		if f == nil {
-			return g.final(r, true, 0, false) // nothing to show the scanner: it cannot vouch
-		}
-		defer f.Close()
-		path = "/proc/" + strconv.Itoa(os.Getpid()) + "/fd/" + strconv.Itoa(int(f.Fd()))
-		env = append(scanEnv(path, r.Pid, r.Kind.String()), "FSNOTIFYD_PATH_UNKNOWN=1")
+	// The scanner reads the file itself (scanFile), never by its path, which is only shown.
+	f := r.File()
+	if f == nil {
+		err := fmt.Errorf("--exec: %w", errNoFile)
+		fmt.Fprintf(g.stderr, "fsnotifyd guard: %v\n", err)
+		return g.failed(r, err) // nothing to show the scanner: it cannot vouch
 	}
 	var timeout time.Duration
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
 	}
-	res, err := g.launcher.run(ctx, scanArgv(g.execCmd, path), env, timeout)
+	res, err := g.launcher.run(ctx, scanArgv(g.execCmd, scanFile(f)), scanEnv(r.Path(), r.Pid, r.Kind.String()), timeout, f)
 	if ctx.Err() != nil || res.Killed {
 		return notify.Allow // too late: the Guard applies the deadline verdict
 	}

@@ -160,8 +160,12 @@ func startLauncher() (*launcher, error) {
 // pid is the launcher's process id (exempt it, and so its scanners, from the guard).
 func (l *launcher) pid() int { return l.cmd.Process.Pid }
 
-// run runs argv with env through the launcher, killed at timeout (0: none) or when ctx ends.
-func (l *launcher) run(ctx context.Context, argv, env []string, timeout time.Duration) (launchReply, error) {
+// run runs argv with env through the launcher, killed at timeout (0: none) or when ctx ends,
+// and closes file once the launcher says the scanner has exited (or the launcher is gone) —
+// not before, even when ctx ends first: the scanner reads the file by its
+// number in this process (/proc/PID/fd/N), which, closed while it still runs, could name
+// another file of this process by the time it opens it.
+func (l *launcher) run(ctx context.Context, argv, env []string, timeout time.Duration, file io.Closer) (launchReply, error) {
 	ch := make(chan launchReply, 1)
 	l.mu.Lock()
 	l.next++
@@ -169,19 +173,31 @@ func (l *launcher) run(ctx context.Context, argv, env []string, timeout time.Dur
 	l.wait[id] = ch
 	b, _ := json.Marshal(launchRequest{ID: id, Argv: argv, Env: env, Timeout: timeout})
 	_, err := l.in.Write(append(b, '\n'))
+	if err != nil {
+		delete(l.wait, id)
+	}
 	l.mu.Unlock()
 	if err != nil {
+		file.Close() // the request did not go: no scanner reads it
 		return launchReply{}, fmt.Errorf("the --exec launcher: %w", err)
 	}
 	select {
 	case r := <-ch:
+		file.Close()
 		return r, nil
 	case <-l.dead:
+		file.Close()
 		return launchReply{}, errors.New("the --exec launcher exited")
 	case <-ctx.Done():
-		l.mu.Lock()
-		delete(l.wait, id)
-		l.mu.Unlock()
+		// The scanner may still run (the launcher kills it at timeout, about now): the
+		// file stays open until its reply says it has exited.
+		go func() {
+			select {
+			case <-ch:
+			case <-l.dead:
+			}
+			file.Close()
+		}()
 		return launchReply{}, ctx.Err()
 	}
 }

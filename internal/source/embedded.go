@@ -209,6 +209,7 @@ func (s *embedded) Exempt(pid int) (func(), error) { return s.b.Exemptions().Add
 func (s *embedded) Spawning() func()               { return s.b.Spawning() }
 func (s *embedded) FlushCache() error              { s.b.FlushVerdictCache(); return nil }
 func (s *embedded) CacheFlushable() bool           { return true }
+func (s *embedded) EventFiles() bool               { return true }
 func (s *embedded) Deadline() time.Duration        { return s.opts.Deadline }
 func (s *embedded) Stats() engine.GroupStats       { return s.g.Stats() }
 

@@ -296,6 +296,7 @@ func (s *remote) Spawning() func()         { return s.exempts.Spawning() }
 func (s *remote) Deadline() time.Duration  { return s.cl.Welcome().Deadline }
 func (s *remote) Stats() engine.GroupStats { return engine.GroupStats{} }
 func (s *remote) CacheFlushable() bool     { return s.flushable.Load() }
+func (s *remote) EventFiles() bool         { return s.cl.Welcome().EventFDs }
 
 // FlushCache has the daemon withdraw its cached allows (client.FlushCache). A daemon of
 // protocol version 5 or older was never sent a Cache (CacheOnlyIfFlushable): nothing to do.

@@ -87,6 +87,10 @@ type Source interface {
 	// through the daemon only on a connection of protocol version 6 or later (FlushCache),
 	// else a cacheable allow goes as a plain allow. It may change at a reconnection.
 	CacheFlushable() bool
+	// EventFiles reports whether permission events carry their file (Event.Fd): always
+	// embedded; through the daemon when it sends them (Options.EventFDs, and its fd_uid or
+	// fd_gid names this process's uid or a group of it). It may change at a reconnection.
+	EventFiles() bool
 	// Deadline is the deadline for answers in force: Options.Deadline, or the one the daemon
 	// granted (it caps deadlines, and gives its own to a source that asked for none).
 	Deadline() time.Duration

@@ -1,0 +1,178 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
+)
+
+// scannerRace is the shared dir of a scanner and an attacker that take turns: the scanner
+// says it started (started), then waits (at most 10 s) until the attacker says it is done
+// (swapped) before it reads its argument; grep-EICAR, as TestGuardScannerReadsTheFile's. The
+// directory is nobody's, so that the attacker can write there; the scanner runs as root.
+func scannerRace(t *testing.T) (marks, scanner string) {
+	t.Helper()
+	marks = testenv.PublicDir(t)
+	if err := os.Chown(marks, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	scanner = filepath.Join(t.TempDir(), "waiting-grep-scanner")
+	writeFile(t, scanner, "#!/bin/sh\ntouch "+marks+"/started\n"+
+		"i=0; while [ ! -e "+marks+"/swapped ] && [ $i -lt 1000 ]; do sleep 0.01; i=$((i+1)); done\n"+
+		"! grep -q EICAR \"$1\"\n")
+	if err := os.Chmod(scanner, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return marks, scanner
+}
+
+// The scanner's verdict is about the file being opened, whatever happens to its name while
+// it scans. nobody opens a dirty file by a path and, while the scanner runs, makes that path
+// lead to a clean file: a clean file renamed over it, the directory above it swapped for one
+// that holds a clean file of the same name, or that directory replaced by a symbolic link to
+// such a one. The open of the dirty file must fail (EPERM). Before, the scanner was given the
+// path, read the clean file, allowed, and nobody read EICAR.
+func TestGuardScannerScansTheOpenedFileNotItsPathAsNobody(t *testing.T) {
+	testenv.RequireRoot(t)
+	swaps := []struct{ name, swap string }{
+		{"clean file renamed over it", "mv e/D d/D"},
+		{"directory above swapped", "mv d d.old && mv e d"},
+		{"directory above replaced by a symlink", "mv d d.old && ln -s e d"},
+	}
+	guardModes(t, func(t *testing.T, extra []string) {
+		for _, sw := range swaps {
+			t.Run(sw.name, func(t *testing.T) {
+				mnt := testenv.PublicTmpfs(t)
+				pub := filepath.Join(mnt, "pub")
+				for _, d := range []string{pub, pub + "/d", pub + "/e"} {
+					if err := os.Mkdir(d, 0o755); err != nil {
+						t.Fatal(err)
+					}
+				}
+				writeFile(t, pub+"/d/D", "EICAR dirty\n")
+				writeFile(t, pub+"/e/D", "clean\n")
+				for _, p := range []string{pub, pub + "/d", pub + "/e", pub + "/d/D", pub + "/e/D"} {
+					if err := os.Lchown(p, 65534, 65534); err != nil {
+						t.Fatal(err)
+					}
+				}
+				marks, scanner := scannerRace(t)
+				const deadline = 20 * time.Second
+				start(t, append(append([]string{"guard"}, extra...), "--exec", scanner, "--deadline", deadline.String(), mnt)...)
+				t0 := time.Now()
+				out, err := testenv.Sh(testenv.Nobody, "cd "+pub+" || exit 1\ncat d/D >"+marks+"/out 2>&1 &\n"+
+					"i=0; until [ -e "+marks+"/started ]; do sleep 0.01; i=$((i+1)); [ $i -lt 1000 ] || { echo 'the scanner never started'; exit 1; }; done\n"+
+					sw.swap+" && touch "+marks+"/swapped || exit 1\n"+
+					"wait $!; echo \"cat: exit $?\"; cat "+marks+"/out")
+				took := time.Since(t0)
+				if err != nil {
+					t.Fatalf("as nobody: %v\n%s", err, out)
+				}
+				if strings.Contains(out, "EICAR") || !strings.Contains(out, "cat: exit 1") || !strings.Contains(out, "Operation not permitted") {
+					t.Errorf("nobody opened the dirty file while making its path lead to a clean one (%s): %q; want EPERM", sw.swap, out)
+				}
+				if took > deadline/2 {
+					t.Errorf("took %v: the scanner waited on its own access", took)
+				}
+			})
+		}
+	})
+}
+
+// A guard through the daemon as a uid the daemon lets decide (nobody, allow_uid) reads each
+// file it scans from the event's descriptor, which the daemon sends only to the uids its
+// fd_uid names: without it the guard refuses --exec at its start, saying what to add, rather
+// than fail every scan; with it the scanner (as nobody) reads the very file.
+func TestGuardScannerThroughDaemonAsNobodyNeedsFiles(t *testing.T) {
+	testenv.RequireRoot(t)
+	pub := testenv.PublicDir(t)
+	mnt := testenv.PublicTmpfs(t)
+	writeFile(t, mnt+"/clean", "clean\n")
+	writeFile(t, mnt+"/dirty", "EICAR\n")
+	scanner := filepath.Join(pub, "grep-scanner")
+	writeFile(t, scanner, "#!/bin/sh\n! grep -q EICAR \"$1\"\n")
+	if err := os.Chmod(scanner, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	conf := func(name, text string) string {
+		p := filepath.Join(pub, name)
+		writeFile(t, p, text)
+		return p
+	}
+	noFDs, fds := conf("nofds.conf", "allow_uid 65534\n"), conf("fds.conf", "allow_uid 65534\nfd_uid 65534\n")
+
+	sock := filepath.Join(pub, "nofds.sock")
+	serveAt(t, sock, "--config", noFDs)
+	_, errOut, st, timedOut := fsnWithinAs(t, testenv.Nobody, 20*time.Second, "guard", "--daemon="+sock, "--exec", scanner, mnt)
+	if timedOut || st == 0 || !strings.Contains(errOut, "--exec") || !strings.Contains(errOut, "fd_uid 65534") {
+		t.Errorf("guard --exec as nobody through a daemon that sends it no descriptors: exit %d (still running at 20s: %v), stderr %q; want a refusal naming fd_uid 65534", st, timedOut, errOut)
+	}
+
+	sock = filepath.Join(pub, "fds.sock")
+	serveAt(t, sock, "--config", fds)
+	start(t, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", bin, "guard", "--daemon="+sock, "--exec", scanner, "--deadline", "10s", mnt)
+	if out, err := exec.Command("cat", mnt+"/clean").CombinedOutput(); err != nil {
+		t.Errorf("clean file: %v %s", err, out)
+	}
+	if out, err := exec.Command("cat", mnt+"/dirty").CombinedOutput(); !isEPERM(err, string(out)) {
+		t.Errorf("dirty file: %v %s, want EPERM", err, out)
+	}
+}
+
+// closer records its Close.
+type closer struct{ closed chan struct{} }
+
+func (c *closer) Close() error { close(c.closed); return nil }
+
+// launcher.run keeps the scanned file open until the launcher says the scanner has exited,
+// also when the decision's time ends first: the scanner reads it by its number in the guard
+// (/proc/PID/fd/N), which, closed while the scanner still runs, could name another of the
+// guard's files by the time it opens it. The launcher here is a pipe nobody answers on until
+// the test sends the reply itself.
+func TestLauncherHoldsTheFileUntilTheScannerExits(t *testing.T) {
+	pr, pw := io.Pipe()
+	defer pr.Close()
+	go io.Copy(io.Discard, pr)
+	l := &launcher{in: pw, wait: make(map[uint64]chan launchReply), dead: make(chan struct{})}
+	for _, end := range []string{"reply", "launcher gone"} {
+		t.Run(end, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			f := &closer{closed: make(chan struct{})}
+			done := make(chan error, 1)
+			go func() { _, err := l.run(ctx, []string{"scanner", "/proc/1/fd/3"}, nil, time.Second, f); done <- err }()
+			var ch chan launchReply
+			if !waitFor(5*time.Second, func() bool { l.mu.Lock(); defer l.mu.Unlock(); ch = l.wait[l.next]; return ch != nil }) {
+				t.Fatal("no request")
+			}
+			cancel() // the deadline, before the scanner's exit
+			if err := <-done; !errors.Is(err, context.Canceled) {
+				t.Fatalf("run: %v, want context.Canceled", err)
+			}
+			select {
+			case <-f.closed:
+				t.Fatal("the file was closed at the deadline, while the scanner may still run")
+			case <-time.After(100 * time.Millisecond):
+			}
+			if end == "reply" {
+				ch <- launchReply{Exit: 0}
+			} else {
+				close(l.dead)
+			}
+			select {
+			case <-f.closed:
+			case <-time.After(5 * time.Second):
+				t.Fatalf("the file is still open 5 s after the %s", end)
+			}
+		})
+	}
+}
