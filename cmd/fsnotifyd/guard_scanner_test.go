@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -88,6 +89,59 @@ func TestGuardScannerScansTheOpenedFileNotItsPathAsNobody(t *testing.T) {
 		}
 	})
 }
+
+// A file's name reaches the scanner byte for byte, whatever it holds (FSNOTIFYD_PATH), and
+// never decides which file the scanner reads. nobody makes dirty files whose names are not
+// UTF-8, hold a newline, or start with '-', each beside a clean one named as the name would
+// read once made valid UTF-8 (each bad byte U+FFFD, as encoding/json writes it); an open of
+// each dirty file must fail, and the scanner must have been told its exact name. Before, the
+// guard sent the launcher the path in JSON, which turned "bad\xff" into "bad\uFFFD": the
+// scanner read the clean file and nobody read EICAR, with no race at all.
+func TestGuardScannerGetsExactNamesAsNobody(t *testing.T) {
+	testenv.RequireRoot(t)
+	names := []string{"bad\xff", "new\nline\xfe", "-rf \xc3"}
+	guardModes(t, func(t *testing.T, extra []string) {
+		mnt := testenv.PublicTmpfs(t)
+		pub := filepath.Join(mnt, "pub")
+		if err := os.Mkdir(pub, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(pub, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		log := filepath.Join(testenv.PublicDir(t), "names")
+		scanner := filepath.Join(t.TempDir(), "grep-scanner")
+		writeFile(t, scanner, "#!/bin/sh\nprintf '%s\\0' \"$FSNOTIFYD_PATH\" >>"+log+"\n! grep -q EICAR \"$1\"\n")
+		if err := os.Chmod(scanner, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		start(t, append(append([]string{"guard"}, extra...), "--exec", scanner, "--deadline", "20s", mnt)...)
+		var script strings.Builder
+		script.WriteString("cd " + pub + " || exit 1\n")
+		for _, n := range names {
+			dirty, decoy := shQuote(n), shQuote(strings.ToValidUTF8(n, "\uFFFD"))
+			script.WriteString("printf 'EICAR\\n' >" + dirty + " && printf 'clean\\n' >" + decoy + " || exit 1\n")
+			script.WriteString("if out=$(cat -- " + dirty + " 2>&1); then echo \"read " + strings.ReplaceAll(dirty, "\n", "?") + ": $out\"; else echo \"denied: $out\"; fi\n")
+		}
+		out, err := testenv.Sh(testenv.Nobody, script.String())
+		if err != nil {
+			t.Fatalf("as nobody: %v\n%s", err, out)
+		}
+		if strings.Contains(out, "EICAR") || strings.Count(out, "denied: ") != len(names) || strings.Count(out, "Operation not permitted") != len(names) {
+			t.Errorf("nobody's opens of dirty files with unusual names:\n%s\nwant each denied (EPERM)", out)
+		}
+		data, _ := os.ReadFile(log)
+		saw := strings.Split(string(data), "\x00")
+		for _, n := range names {
+			if !slices.Contains(saw, filepath.Join(pub, n)) {
+				t.Errorf("the scanner was not told %q in FSNOTIFYD_PATH; it was told %q", filepath.Join(pub, n), saw)
+			}
+		}
+	})
+}
+
+// shQuote quotes s for sh, whatever bytes it holds.
+func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // A guard through the daemon as a uid the daemon lets decide (nobody, allow_uid) reads each
 // file it scans from the event's descriptor, which the daemon sends only to the uids its

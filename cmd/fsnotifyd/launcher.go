@@ -30,11 +30,32 @@ import (
 // The launcher is this binary run as "fsnotifyd __exec-launcher"; it reads one JSON request
 // per line on stdin and writes one JSON reply per line on stdout.
 
+// launchRequest is one scanner to run. Argv and Env go as bytes (base64 in JSON), not as
+// strings: encoding/json writes each byte of a string that is not UTF-8 as U+FFFD, and a file
+// name may hold any byte but NUL — the scanner must be told the name it has, not another
+// (TestGuardScannerGetsExactNamesAsNobody).
 type launchRequest struct {
 	ID      uint64        `json:"id"`
-	Argv    []string      `json:"argv"`
-	Env     []string      `json:"env"`
+	Argv    [][]byte      `json:"argv"`
+	Env     [][]byte      `json:"env"`
 	Timeout time.Duration `json:"timeout"`
+}
+
+// strs and byteStrs convert between launchRequest's Argv and Env and exec's strings.
+func strs(b [][]byte) []string {
+	s := make([]string, len(b))
+	for i := range b {
+		s[i] = string(b[i])
+	}
+	return s
+}
+
+func byteStrs(s []string) [][]byte {
+	b := make([][]byte, len(s))
+	for i := range s {
+		b[i] = []byte(s[i])
+	}
+	return b
 }
 
 type launchReply struct {
@@ -78,8 +99,9 @@ func launch(req launchRequest) launchReply {
 		ctx, cancel = context.WithTimeout(ctx, req.Timeout)
 		defer cancel()
 	}
-	cmd := exec.CommandContext(ctx, req.Argv[0], req.Argv[1:]...)
-	cmd.Env = req.Env
+	argv := strs(req.Argv)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = strs(req.Env)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // kill the scanner's children too
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
@@ -171,7 +193,7 @@ func (l *launcher) run(ctx context.Context, argv, env []string, timeout time.Dur
 	l.next++
 	id := l.next
 	l.wait[id] = ch
-	b, _ := json.Marshal(launchRequest{ID: id, Argv: argv, Env: env, Timeout: timeout})
+	b, _ := json.Marshal(launchRequest{ID: id, Argv: byteStrs(argv), Env: byteStrs(env), Timeout: timeout})
 	_, err := l.in.Write(append(b, '\n'))
 	if err != nil {
 		delete(l.wait, id)
