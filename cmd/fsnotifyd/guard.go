@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -901,11 +902,15 @@ func checkScanner(path string) error {
 // isShellLine reports whether --exec CMD is a command line for sh rather than a program.
 func isShellLine(execCmd string) bool { return strings.ContainsAny(execCmd, " \t'\"$;|&<>(){}*?") }
 
-// scanEnv is the scanner's environment: the guard's, and FSNOTIFYD_PATH (the file's path,
-// for display: "" when it cannot be read, then with FSNOTIFYD_PATH_UNKNOWN=1), FSNOTIFYD_PID
-// and FSNOTIFYD_EVENT.
+// scanEnv is the scanner's environment: the guard's, without what is the guard's alone
+// (systemd's NOTIFY_SOCKET: the scanner is not the service; FSNOTIFYD_* of the guard's own
+// environment), and FSNOTIFYD_PATH (the file's path, for display: "" when it cannot be read,
+// then with FSNOTIFYD_PATH_UNKNOWN=1), FSNOTIFYD_PID and FSNOTIFYD_EVENT.
 func scanEnv(path string, pid int, event string) []string {
-	env := append(os.Environ(), "FSNOTIFYD_PATH="+path, "FSNOTIFYD_PID="+strconv.Itoa(pid), "FSNOTIFYD_EVENT="+event)
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		return strings.HasPrefix(kv, "NOTIFY_SOCKET=") || strings.HasPrefix(kv, "FSNOTIFYD_")
+	})
+	env = append(env, "FSNOTIFYD_PATH="+path, "FSNOTIFYD_PID="+strconv.Itoa(pid), "FSNOTIFYD_EVENT="+event)
 	if path == "" {
 		env = append(env, "FSNOTIFYD_PATH_UNKNOWN=1")
 	}

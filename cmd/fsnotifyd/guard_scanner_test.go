@@ -10,7 +10,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -181,6 +183,86 @@ func TestGuardScannerThroughDaemonAsNobodyNeedsFiles(t *testing.T) {
 	if out, err := exec.Command("cat", mnt+"/dirty").CombinedOutput(); !isEPERM(err, string(out)) {
 		t.Errorf("dirty file: %v %s, want EPERM", err, out)
 	}
+}
+
+// The scanner gets the file as /proc/GUARDPID/fd/N, a descriptor of the guard open on that
+// very file while the scanner runs; of the descriptors the guard holds or inherited it gets
+// none (its own are standard input, /dev/null, and standard output and error, the guard's
+// stderr, and sh's of its script: the test's process has others open, as a root shell that
+// starts a guard may, and the guard inherits them); and of the guard's environment nothing
+// that is the guard's alone: systemd's NOTIFY_SOCKET (the scanner is not the service), or an
+// FSNOTIFYD_ variable that would read as the guard's (FSNOTIFYD_PATH_UNKNOWN=1 for a file
+// whose path is known).
+func TestGuardScannerGetsTheFileAndNothingElse(t *testing.T) {
+	testenv.RequireRoot(t)
+	t.Setenv("NOTIFY_SOCKET", filepath.Join(t.TempDir(), "no-systemd"))
+	t.Setenv("FSNOTIFYD_PATH_UNKNOWN", "1")
+	inherited, err := os.Open("/dev/zero") // not close-on-exec: the guard inherits it
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inherited.Close()
+	if _, _, e := syscall.Syscall(syscall.SYS_FCNTL, inherited.Fd(), syscall.F_SETFD, 0); e != 0 {
+		t.Fatal(e)
+	}
+	guardModes(t, func(t *testing.T, extra []string) {
+		mnt := testenv.Tmpfs(t)
+		writeFile(t, mnt+"/f", "x\n")
+		logs := t.TempDir()
+		scanner := filepath.Join(t.TempDir(), "inspected-scanner")
+		writeFile(t, scanner, "#!/bin/sh\nenv >"+logs+"/env\necho \"$$ $1\" >"+logs+"/pid.tmp && mv "+logs+"/pid.tmp "+logs+"/pid\n"+
+			"i=0; while [ ! -e "+logs+"/done ] && [ $i -lt 1000 ]; do sleep 0.01; i=$((i+1)); done\nexit 0\n")
+		if err := os.Chmod(scanner, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		p := start(t, append(append([]string{"guard"}, extra...), "--exec", scanner, "--deadline", "20s", mnt)...)
+		cat := exec.Command("cat", mnt+"/f")
+		if err := cat.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer cat.Wait()
+		defer os.WriteFile(filepath.Join(logs, "done"), nil, 0o644)
+		var pidArg []byte
+		if !waitFor(10*time.Second, func() bool { pidArg, err = os.ReadFile(filepath.Join(logs, "pid")); return err == nil }) {
+			t.Fatalf("the scanner did not start: %v; guard's stderr:\n%s", err, p.errText())
+		}
+		pid, arg, _ := strings.Cut(strings.TrimSpace(string(pidArg)), " ")
+		guardPid := strconv.Itoa(p.cmd.Process.Pid)
+		if n, ok := strings.CutPrefix(arg, "/proc/"+guardPid+"/fd/"); !ok || n == "" || strings.Trim(n, "0123456789") != "" {
+			t.Errorf("the scanner's argument is %q, want /proc/%s/fd/N", arg, guardPid)
+		} else if link, err := os.Readlink(arg); err != nil || link != mnt+"/f" {
+			t.Errorf("the scanner's argument leads to %q (%v) while it runs, want %s/f", link, err, mnt)
+		}
+		stderrOfGuard, err := os.Readlink("/proc/" + guardPid + "/fd/2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		fds, err := os.ReadDir("/proc/" + pid + "/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, fd := range fds {
+			target, _ := os.Readlink("/proc/" + pid + "/fd/" + fd.Name())
+			switch n := fd.Name(); {
+			case n == "0" && target == "/dev/null", (n == "1" || n == "2") && target == stderrOfGuard, target == scanner:
+			default:
+				t.Errorf("the scanner holds descriptor %s -> %s: not its own (0 /dev/null, 1 and 2 the guard's stderr %s, its script)", n, target, stderrOfGuard)
+			}
+		}
+		data, err := os.ReadFile(filepath.Join(logs, "env"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		env := strings.Split(strings.TrimSpace(string(data)), "\n")
+		for _, kv := range env {
+			if strings.HasPrefix(kv, "NOTIFY_SOCKET=") || kv == "FSNOTIFYD_PATH_UNKNOWN=1" {
+				t.Errorf("the scanner's environment holds %q, the guard's own", kv)
+			}
+		}
+		if !slices.Contains(env, "FSNOTIFYD_PATH="+mnt+"/f") || !slices.Contains(env, "FSNOTIFYD_EVENT=open") {
+			t.Errorf("the scanner's environment lacks FSNOTIFYD_PATH=%s/f or FSNOTIFYD_EVENT=open:\n%s", mnt, strings.Join(env, "\n"))
+		}
+	})
 }
 
 // closer records its Close.

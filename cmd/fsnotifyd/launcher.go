@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -67,6 +68,7 @@ type launchReply struct {
 
 // runLauncher is "fsnotifyd __exec-launcher".
 func runLauncher(args []string) int {
+	closeInheritedOnExec()
 	in := bufio.NewScanner(os.Stdin)
 	in.Buffer(make([]byte, 64<<10), 4<<20)
 	var mu sync.Mutex
@@ -90,6 +92,25 @@ func runLauncher(args []string) int {
 	}
 	wg.Wait()
 	return exitOK // stdin closed: the guard is gone
+}
+
+// closeInheritedOnExec marks every descriptor above 2 close-on-exec: the scanners get
+// standard input (/dev/null), output and error, and nothing else. This process opens each of
+// its own close-on-exec, but it inherits the guard's, which inherits whatever its own parent
+// left open (a root shell's, a script's pipe): a scanner is handed files from the attacker,
+// and one that a crafted file takes over should hold no more than it needs
+// (TestGuardScannerGetsTheFileAndNothingElse).
+func closeInheritedOnExec() {
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "fsnotifyd __exec-launcher: %v: the scanners may inherit its descriptors\n", err)
+		return
+	}
+	for _, e := range fds {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd) // the directory's own, closed by now, is harmless
+		}
+	}
 }
 
 func launch(req launchRequest) launchReply {
