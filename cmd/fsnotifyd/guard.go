@@ -64,7 +64,8 @@ regular file only root can change, as a trust file: owned by root (or the
 guard's user), not writable by group or others, and likewise each directory
 above it (a sticky one, such as /tmp, excepted); the guard refuses any other.
 
---exec CMD runs a scanner for each access that no rule decided. Its
+--exec CMD runs a scanner for each access to a file that no rule decided
+(a directory's is allowed: its files are scanned as they are opened). Its
 last argument ("$1" of a shell command line) is /proc/PID/fd/N of the guard:
 the guard's descriptor of the very file being accessed, open until the
 scanner exits; opening it opens that file, whatever its path leads to by
@@ -773,7 +774,7 @@ func (g *guardRun) inlineDecided(r *notify.Request, st *guardState, d *policy.De
 	case d.Err != nil:
 		g.keep(r, o)
 		return g.failed(r, d.Err), true
-	case g.leftToScanner(d):
+	case g.scans(r, d):
 		return notify.Verdict{}, false // no rule decided: the scanner does
 	}
 	g.keep(r, o)
@@ -785,7 +786,7 @@ func (g *guardRun) inlineDecided(r *notify.Request, st *guardState, d *policy.De
 func (g *guardRun) handle(ctx context.Context, r *notify.Request) notify.Verdict {
 	st := g.state.Load()
 	d, o := g.decide(ctx, st, r, readHandler)
-	if g.leftToScanner(&d) {
+	if g.scans(r, &d) {
 		v := g.scan(ctx, r)
 		if o != nil {
 			o.source, o.deny = "--exec", r.Note == noteScanDenied
@@ -817,7 +818,7 @@ func (g *guardRun) late(r *notify.Request) notify.Verdict {
 	if o != nil {
 		o.late = true
 	}
-	if g.leftToScanner(&d) {
+	if g.scans(r, &d) {
 		if o != nil {
 			o.source = "deadline" // the scanner's verdict is unknown: --on-timeout
 		}
@@ -835,6 +836,17 @@ func (g *guardRun) late(r *notify.Request) notify.Verdict {
 // (the default allow, without an error) and there is a scanner.
 func (g *guardRun) leftToScanner(d *policy.Decision) bool {
 	return d.Err == nil && d.Verdict == engine.Allow && d.Rule == nil && g.execCmd != ""
+}
+
+// scans reports whether the scanner decides r, of decision d: d leaves it to the scanner, and
+// r is a file's, not a directory's. A directory is no content to scan, and a scanner given
+// one scans every file below it (clamdscan, grep -r): a user's dirty file would make every
+// listing of the directories above it fail, and a deep tree every listing wait for the
+// deadline. Its files are scanned as they are opened. Nothing else reaches the guard:
+// fanotify reports no special file (FIFO, device, socket) with a descriptor
+// (TestGuardScannerOnlyScansRegularFilesAsNobody).
+func (g *guardRun) scans(r *notify.Request, d *policy.Decision) bool {
+	return g.leftToScanner(d) && !r.IsDir
 }
 
 // failed is the verdict when the guard could not decide because of err (--on-error), with

@@ -265,6 +265,56 @@ func TestGuardScannerGetsTheFileAndNothingElse(t *testing.T) {
 	})
 }
 
+// The scanner is asked about regular files only. A directory is no content to scan: a
+// scanner given one scans every file below it (clamdscan, grep -r), so that a user who drops
+// a dirty file into a shared directory would make every listing of it fail — anyone's, of
+// any directory above — and a deep tree would make every listing hit the deadline. Its
+// entries are scanned when they are opened. A FIFO never reaches the guard (fanotify reports
+// no special file with a descriptor), so its open never waits for a scanner that would hang
+// on it. nobody drops EICAR into a shared directory and makes a FIFO there: root lists the
+// directory and its parent, and passes a line through the FIFO; the scanner is asked about
+// neither the directories nor the FIFO, and the dirty file is still denied.
+func TestGuardScannerOnlyScansRegularFilesAsNobody(t *testing.T) {
+	testenv.RequireRoot(t)
+	guardModes(t, func(t *testing.T, extra []string) {
+		mnt := testenv.PublicTmpfs(t)
+		pub := filepath.Join(mnt, "pub")
+		if err := os.Mkdir(pub, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(pub, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		log := filepath.Join(testenv.PublicDir(t), "scans")
+		scanner := filepath.Join(t.TempDir(), "recursive-scanner")
+		writeFile(t, scanner, "#!/bin/sh\nprintf '%s\\n' \"$FSNOTIFYD_PATH\" >>"+log+"\n! grep -rq EICAR \"$1\"\n")
+		if err := os.Chmod(scanner, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		start(t, append(append([]string{"guard"}, extra...), "--exec", scanner, "--events", "open,access", "--deadline", "10s", mnt)...)
+		if out, err := testenv.Sh(testenv.Nobody, "cd "+pub+" && mkdir sub && printf 'EICAR\\n' >sub/dirty && mkfifo fifo"); err != nil {
+			t.Fatalf("as nobody: %v %s", err, out)
+		}
+		for _, dir := range []string{mnt, pub, pub + "/sub"} {
+			if out, err := exec.Command("ls", dir).CombinedOutput(); err != nil {
+				t.Errorf("ls %s: %v %s; want it listed (a directory is not scanned)", dir, err, out)
+			}
+		}
+		if out, err := exec.Command("timeout", "10", "sh", "-c", "echo through >"+pub+"/fifo & cat "+pub+"/fifo; wait").CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "through" {
+			t.Errorf("a line through nobody's FIFO: %v %q", err, out)
+		}
+		if out, err := exec.Command("cat", pub+"/sub/dirty").CombinedOutput(); !isEPERM(err, string(out)) {
+			t.Errorf("cat of the dirty file: %v %s, want EPERM", err, out)
+		}
+		data, _ := os.ReadFile(log)
+		for _, p := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+			if p != pub+"/sub/dirty" {
+				t.Errorf("the scanner was asked about %s; want only %s/sub/dirty (its writes and the cat)", p, pub)
+			}
+		}
+	})
+}
+
 // closer records its Close.
 type closer struct{ closed chan struct{} }
 
