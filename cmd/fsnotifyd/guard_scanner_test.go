@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -310,6 +311,74 @@ func TestGuardScannerOnlyScansRegularFilesAsNobody(t *testing.T) {
 		for _, p := range strings.Split(strings.TrimSpace(string(data)), "\n") {
 			if p != pub+"/sub/dirty" {
 				t.Errorf("the scanner was asked about %s; want only %s/sub/dirty (its writes and the cat)", p, pub)
+			}
+		}
+	})
+}
+
+// With --cache the kernel remembers a scanner's allow only of a file that stays as it was
+// scanned: not while a writer has it open (the kernel takes no ignore mark on an inode open
+// for writing: a write through a shared mapping moves no time and clears no mark), and not
+// when it was written between the scan and the mark (its ctime moved: the mark is dropped).
+// The file is root's in root's directories, the only kind --cache caches; its writer is root.
+// Each open that the kernel did not answer from the cache runs the scanner once.
+func TestGuardScannerAllowOfAChangingFileIsNotCached(t *testing.T) {
+	testenv.RequireRoot(t)
+	guardModes(t, func(t *testing.T, extra []string) {
+		mnt := testenv.PublicTmpfs(t)
+		f := filepath.Join(mnt, "f")
+		writeFile(t, f, "clean\n")
+		marks := t.TempDir()
+		scans := filepath.Join(marks, "scans")
+		// The one scan that finds the file "hold" takes it: it reads the file, says so, and
+		// waits for "go" before it answers.
+		scanner := filepath.Join(t.TempDir(), "counting-scanner")
+		writeFile(t, scanner, "#!/bin/sh\necho >>"+scans+"\n! grep -q EICAR \"$1\"; v=$?\n"+
+			"if mv "+marks+"/hold "+marks+"/held 2>/dev/null; then touch "+marks+"/started\n"+
+			"i=0; while [ ! -e "+marks+"/go ] && [ $i -lt 1000 ]; do sleep 0.01; i=$((i+1)); done; fi\nexit $v\n")
+		if err := os.Chmod(scanner, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		start(t, append(append([]string{"guard"}, extra...), "--exec", scanner, "--cache", "--deadline", "20s", mnt)...)
+		count := func() int { data, _ := os.ReadFile(scans); return strings.Count(string(data), "\n") }
+		cat := func() (scanned bool, err error) {
+			before := count()
+			out, err := exec.Command("cat", f).CombinedOutput()
+			if err != nil {
+				err = fmt.Errorf("%w: %s", err, out)
+			}
+			return count() > before, err
+		}
+		// The cache works: some open is answered by the kernel without a scan.
+		if !waitFor(10*time.Second, func() bool { scanned, err := cat(); return err == nil && !scanned }) {
+			t.Fatalf("no open of %s answered from the cache: the test shows nothing", f)
+		}
+		writeFile(t, f, "clean, again\n") // the cached allow goes at the write
+		w, err := os.OpenFile(f, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			if scanned, err := cat(); err != nil || !scanned {
+				t.Errorf("open %d while a writer has the file open: scanned %v (%v); want each scanned and allowed", i, scanned, err)
+			}
+		}
+		w.Close()
+		// Written between the scan (clean) and the answer (allow, cacheable).
+		writeFile(t, filepath.Join(marks, "hold"), "")
+		done := make(chan error, 1)
+		go func() { _, err := cat(); done <- err }()
+		if !waitFor(10*time.Second, func() bool { _, err := os.Stat(filepath.Join(marks, "started")); return err == nil }) {
+			t.Fatal("the holding scan did not start")
+		}
+		writeFile(t, f, "EICAR\n")
+		writeFile(t, filepath.Join(marks, "go"), "")
+		if err := <-done; err != nil {
+			t.Errorf("the open scanned before the write: %v; want it allowed (the scanner read it clean)", err)
+		}
+		for i := range 3 {
+			if scanned, err := cat(); !scanned || err == nil || !strings.Contains(err.Error(), "Operation not permitted") {
+				t.Errorf("open %d of the file written after its scan: scanned %v (%v); want scanned and denied (EPERM)", i, scanned, err)
 			}
 		}
 	})
