@@ -13,10 +13,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/fsnotifyd/fsnotifyd/internal/procfs"
+	"github.com/fsnotifyd/fsnotifyd/internal/sys"
 	"github.com/fsnotifyd/fsnotifyd/internal/testenv"
 )
 
@@ -188,8 +192,8 @@ func TestGuardScannerThroughDaemonAsNobodyNeedsFiles(t *testing.T) {
 
 // The scanner gets the file as /proc/GUARDPID/fd/N, a descriptor of the guard open on that
 // very file while the scanner runs; of the descriptors the guard holds or inherited it gets
-// none (its own are standard input, /dev/null, and standard output and error, the guard's
-// stderr, and sh's of its script: the test's process has others open, as a root shell that
+// none (its own are standard input, /dev/null, and standard output and error, the launcher's
+// pipe to the guard's stderr, and sh's of its script: the test's process has others open, as a root shell that
 // starts a guard may, and the guard inherits them); and of the guard's environment nothing
 // that is the guard's alone: systemd's NOTIFY_SOCKET (the scanner is not the service), or an
 // FSNOTIFYD_ variable that would read as the guard's (FSNOTIFYD_PATH_UNKNOWN=1 for a file
@@ -234,9 +238,20 @@ func TestGuardScannerGetsTheFileAndNothingElse(t *testing.T) {
 		} else if link, err := os.Readlink(arg); err != nil || link != mnt+"/f" {
 			t.Errorf("the scanner's argument leads to %q (%v) while it runs, want %s/f", link, err, mnt)
 		}
-		stderrOfGuard, err := os.Readlink("/proc/" + guardPid + "/fd/2")
+		// The launcher is the scanner's parent; its pipe for the scanners' output is the one
+		// descriptor it holds of a pipe but its standard input and output (the guard's).
+		spid, _ := strconv.Atoi(pid)
+		ppid, err := procfs.ReadPPid(int32(spid))
 		if err != nil {
 			t.Fatal(err)
+		}
+		launcher := strconv.Itoa(int(ppid))
+		var outPipes []string
+		lfds, _ := os.ReadDir("/proc/" + launcher + "/fd")
+		for _, fd := range lfds {
+			if target, _ := os.Readlink("/proc/" + launcher + "/fd/" + fd.Name()); strings.HasPrefix(target, "pipe:") && fd.Name() != "0" && fd.Name() != "1" {
+				outPipes = append(outPipes, target)
+			}
 		}
 		fds, err := os.ReadDir("/proc/" + pid + "/fd")
 		if err != nil {
@@ -245,9 +260,9 @@ func TestGuardScannerGetsTheFileAndNothingElse(t *testing.T) {
 		for _, fd := range fds {
 			target, _ := os.Readlink("/proc/" + pid + "/fd/" + fd.Name())
 			switch n := fd.Name(); {
-			case n == "0" && target == "/dev/null", (n == "1" || n == "2") && target == stderrOfGuard, target == scanner:
+			case n == "0" && target == "/dev/null", (n == "1" || n == "2") && slices.Contains(outPipes, target), target == scanner:
 			default:
-				t.Errorf("the scanner holds descriptor %s -> %s: not its own (0 /dev/null, 1 and 2 the guard's stderr %s, its script)", n, target, stderrOfGuard)
+				t.Errorf("the scanner holds descriptor %s -> %s: not its own (0 /dev/null, 1 and 2 the launcher's output pipe %v, its script)", n, target, outPipes)
 			}
 		}
 		data, err := os.ReadFile(filepath.Join(logs, "env"))
@@ -429,5 +444,61 @@ func TestLauncherHoldsTheFileUntilTheScannerExits(t *testing.T) {
 				t.Fatalf("the file is still open 5 s after the %s", end)
 			}
 		})
+	}
+}
+
+// The scanner's output (clamdscan prints a line per file, with its name) goes to the guard's
+// stderr; when that stops being read (a paused `guard ... 2>&1 | less`) the scanners must not
+// wait for it: a dirty file still gets the scanner's deny, never --on-timeout (allow) at the
+// late point of a scanner blocked in its write. Files with long names (any user's to choose)
+// fill the pipe in a few hundred scans.
+func TestGuardScannerOutputStoppedKeepsVerdicts(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := testenv.Tmpfs(t)
+	const n = 1000
+	long := strings.Repeat("n", 200)
+	for i := range n {
+		writeFile(t, fmt.Sprintf("%s/%s%d", dir, long, i), "EICAR\n")
+	}
+	scanner := filepath.Join(t.TempDir(), "chatty-scanner")
+	writeFile(t, scanner, "#!/bin/sh\necho \"$FSNOTIFYD_PATH: Eicar-Test-Signature FOUND\"\nexit 1\n")
+	if err := os.Chmod(scanner, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close() // a reader that never reads (after "Watches established.")
+	startBgTo(t, nil, pw, bin, "guard", "--exec", scanner, "--on-timeout", "allow", "--deadline", "2s", dir)
+	line := make([]byte, 100)
+	if k, _ := pr.Read(line); !strings.Contains(string(line[:k]), "Watches established.") {
+		t.Fatalf("guard not ready: %q", line[:k])
+	}
+	var wg sync.WaitGroup
+	var allowed atomic.Int32
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := g; i < n; i += 8 {
+				if f, err := os.Open(fmt.Sprintf("%s/%s%d", dir, long, i)); err == nil {
+					allowed.Add(1)
+					f.Close()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	rc, _ := pr.SyscallConn()
+	queued := 0
+	rc.Control(func(fd uintptr) { queued, _ = sys.BytesQueued(int(fd)) })
+	// Full: a pipe takes 16 pages, each filled only as far as whole writes fit (some 52 KiB of
+	// the launcher's batched writes, over 60 KiB of the scanners' own lines).
+	if queued < 48<<10 {
+		t.Fatalf("only %d bytes wait in the guard's stderr pipe: not full, the test tests nothing", queued)
+	}
+	if k := allowed.Load(); k > 0 {
+		t.Errorf("%d of %d dirty files were allowed (--on-timeout) with the guard's stderr full, not denied by the scanner", k, n)
 	}
 }

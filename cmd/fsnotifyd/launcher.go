@@ -69,6 +69,11 @@ type launchReply struct {
 // runLauncher is "fsnotifyd __exec-launcher".
 func runLauncher(args []string) int {
 	closeInheritedOnExec()
+	scanOut, err := scannerOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "fsnotifyd __exec-launcher: %v\n", err)
+		return exitRuntime // the guard's scans fail (--on-error)
+	}
 	in := bufio.NewScanner(os.Stdin)
 	in.Buffer(make([]byte, 64<<10), 4<<20)
 	var mu sync.Mutex
@@ -87,7 +92,7 @@ func runLauncher(args []string) int {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			reply(launch(req))
+			reply(launch(req, scanOut))
 		}()
 	}
 	wg.Wait()
@@ -113,7 +118,35 @@ func closeInheritedOnExec() {
 	}
 }
 
-func launch(req launchRequest) launchReply {
+// scannerOutput is where the scanners write (their standard output and error): a pipe this
+// process reads and passes on to its stderr (the guard's) through a logWriter, which drops
+// and counts what that stderr does not take. Given the guard's stderr itself, a scanner that
+// prints a line per file (clamdscan) blocked in its write once the pipe was full (a paused
+// "guard ... 2>&1 | less"), and every scan then ended at its late point: --on-timeout, allow
+// by default, for dirty files (TestGuardScannerOutputStoppedKeepsVerdicts).
+func scannerOutput() (*os.File, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("a pipe for the scanners' output: %w", err)
+	}
+	out := newLogWriter(os.Stderr)
+	out.dropped = func(n uint64) {
+		fmt.Fprintf(out, "fsnotifyd guard: %d writes of the --exec scanners' output were dropped (its stderr was not read)\n", n)
+	}
+	go func() {
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := r.Read(buf)
+			out.Write(buf[:n]) // never waits
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return w, nil
+}
+
+func launch(req launchRequest, out *os.File) launchReply {
 	ctx := context.Background()
 	if req.Timeout > 0 {
 		var cancel context.CancelFunc
@@ -125,7 +158,7 @@ func launch(req launchRequest) launchReply {
 	cmd.Env = strs(req.Env)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // kill the scanner's children too
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.Stdout, cmd.Stderr = out, out
 	err := cmd.Run()
 	r := launchReply{ID: req.ID, Exit: -1}
 	switch {
