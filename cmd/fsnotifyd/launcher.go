@@ -69,7 +69,7 @@ type launchReply struct {
 // runLauncher is "fsnotifyd __exec-launcher".
 func runLauncher(args []string) int {
 	closeInheritedOnExec()
-	scanOut, err := scannerOutput()
+	scanOut, flushOut, err := scannerOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "fsnotifyd __exec-launcher: %v\n", err)
 		return exitRuntime // the guard's scans fail (--on-error)
@@ -96,6 +96,7 @@ func runLauncher(args []string) int {
 		}()
 	}
 	wg.Wait()
+	flushOut()    // what the last scanners printed
 	return exitOK // stdin closed: the guard is gone
 }
 
@@ -124,16 +125,20 @@ func closeInheritedOnExec() {
 // prints a line per file (clamdscan) blocked in its write once the pipe was full (a paused
 // "guard ... 2>&1 | less"), and every scan then ended at its late point: --on-timeout, allow
 // by default, for dirty files (TestGuardScannerOutputStoppedKeepsVerdicts).
-func scannerOutput() (*os.File, error) {
+// flush, once no scanner runs, writes out what they printed (no longer than logWriter.close
+// waits for a stderr not read).
+func scannerOutput() (w *os.File, flush func(), err error) {
 	r, w, err := os.Pipe()
 	if err != nil {
-		return nil, fmt.Errorf("a pipe for the scanners' output: %w", err)
+		return nil, nil, fmt.Errorf("a pipe for the scanners' output: %w", err)
 	}
 	out := newLogWriter(os.Stderr)
 	out.dropped = func(n uint64) {
 		fmt.Fprintf(out, "fsnotifyd guard: %d writes of the --exec scanners' output were dropped (its stderr was not read)\n", n)
 	}
+	read := make(chan struct{})
 	go func() {
+		defer close(read)
 		buf := make([]byte, 64<<10)
 		for {
 			n, err := r.Read(buf)
@@ -143,7 +148,14 @@ func scannerOutput() (*os.File, error) {
 			}
 		}
 	}()
-	return w, nil
+	return w, func() {
+		w.Close() // EOF once no scanner (or a child it left) holds it
+		select {
+		case <-read:
+		case <-time.After(outputGrace):
+		}
+		out.close()
+	}, nil
 }
 
 func launch(req launchRequest, out *os.File) launchReply {
