@@ -17,8 +17,9 @@
 //     and close of it) before its own DELETE. With FAN_REPORT_DFID_NAME the kernel names the
 //     object of an open, modify or close too, by its directory's handle and its name, so the
 //     path is the directory's (resolved once per handle and cached, fidevents.go) and the
-//     name, and the object's ID is cached by its handle (one statx on its first event): no
-//     descriptor, readlink or stat per event. It is read on a goroutine of its own
+//     name, and the object's ID is read from its handle where the filesystem's handles hold
+//     the inode number (tmpfs, ext2/3/4: sys.HandleInoOf), else cached by its handle (one
+//     statx on its first event): no descriptor, readlink or stat per event. It is read on a goroutine of its own
 //     (fidgroup.go). Its queue keeps the kernel's limit (max_queued_events) unless
 //     Options.FIDQueueUnlimited: past it the kernel queues an overflow, which every engine
 //     group that wanted such events gets in band, never a silent loss.

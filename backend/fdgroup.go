@@ -505,7 +505,7 @@ func (g *fdGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 	if ok {
 		ev.Comm, ev.Exe, ev.ExeDeleted = b.comms.get(kev.Pid, now)
 		b.eng.Notify(b.ctx, ev)
-		b.maybeIgnore(ev, v, "")
+		b.maybeIgnore(ev, v, nil)
 		ev.Release()
 	}
 }

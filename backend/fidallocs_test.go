@@ -3,6 +3,7 @@
 package backend
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -186,6 +187,64 @@ func TestFIDHandleAllocations(t *testing.T) {
 		}
 		t.Logf("%.2f allocations per two events", allocs)
 	})
+}
+
+// TestFIDHandleAllocationsSubtree: TestFIDHandleAllocations below a subtree mark (watch -r's:
+// the events carry their ancestry, and each asks maybeIgnore whether the object may earn an
+// outside-ignore mark): nothing allocated per event either, for a file seen before or, on a
+// filesystem whose handles hold the inode number (tmpfs), for one seen for the first time but
+// its path (one string: its directory's path and its name). Before, each event built its
+// handle's key for maybeIgnore, which uses it only for a request it sends (none here: the
+// file is inside the subtree), and a file's first event the key and the cache entry of its
+// inode.
+func TestFIDHandleAllocationsSubtree(t *testing.T) {
+	root := testenv.Tmpfs(t)
+	dir := filepath.Join(root, "w", "d")
+	mkdirAll(t, dir)
+	const n = 200
+	for i := range n {
+		writeFile(t, filepath.Join(dir, fmt.Sprint("f", i)), "x")
+	}
+	b := newBackend(t, ModeFanotify)
+	g := newGroup(t, b, engine.Options{Name: "allocs"})
+	mark(t, b, g, filepath.Join(root, "w"), engine.KindSubtree, engine.MarkSpec{Mask: engine.Open | engine.Close})
+	x := newFIDFixture(t, b, g)
+	now := time.Now()
+	x.childEvent(t, dir, "f0", sys.FAN_OPEN)
+	if x.handleOne(now) != 1 {
+		t.Fatal("the first event did not reach the group")
+	}
+	lost := 0
+	allocs := testing.AllocsPerRun(1000, func() {
+		if x.handleOne(now) != 1 {
+			lost++
+		}
+	})
+	if allocs > maxFIDAllocs {
+		t.Errorf("a file seen before: %.2f allocations per event, want at most %d", allocs, maxFIDAllocs)
+	}
+	t.Logf("a file seen before: %.2f allocations per event", allocs)
+	evs := make([]sys.FanotifyEvent, n)
+	for i := range n {
+		x.childEvent(t, dir, fmt.Sprint("f", i), sys.FAN_OPEN)
+		evs[i] = x.kev
+	}
+	next := 1
+	allocs = testing.AllocsPerRun(n-2, func() { // AllocsPerRun runs it once more first
+		x.kev = evs[next]
+		next++
+		if x.handleOne(now) != 1 {
+			lost++
+		}
+	})
+	if lost > 0 {
+		t.Errorf("%d of the events did not reach the group", lost)
+	}
+	const maxFirst = maxFIDAllocs + 1 // the path
+	if allocs > maxFirst {
+		t.Errorf("files seen for the first time: %.2f allocations per event, want at most %d", allocs, maxFirst)
+	}
+	t.Logf("files seen for the first time: %.2f allocations per event", allocs)
 }
 
 // BenchmarkFIDHandle: the FID reader's translation and dispatch of one event on a child of a

@@ -195,19 +195,23 @@ func (b *Backend) resolveDir(fs *fsState, fid *sys.FileID, needAncestry bool) (*
 }
 
 // objectID returns the ID of a fid record's object: a registered object's exact ID, else its
-// inode as the handle finds it — once per object: the handle is the object's identity (one
-// inode, whatever its names, never reused thanks to the generation it encodes), so the ID is
-// cached by handle (fsState.inodes) and the events after the first cost no system call —
-// else (it is gone) a stable stand-in derived from the handle (marks only exist on
-// registered objects, so a stand-in can match nothing but subtree and filesystem marks,
-// which do not need it).
+// inode as the handle says — the handle is the object's identity (one inode, whatever its
+// names, never reused thanks to the generation it encodes) — else (it is gone) a stable
+// stand-in derived from the handle (marks only exist on registered objects, so a stand-in can
+// match nothing but subtree and filesystem marks, which do not need it).
 //
-// The first lookup is one statx of the event's path when the handle holds the inode number
-// statx finds there (the filesystems' handles encode it, with a generation: ext4, xfs, tmpfs,
-// btrfs, the kernel's generic FID), so that the path's object is the handle's — else (renamed
-// meanwhile, or a handle without it) the handle is opened: three system calls. standIn says
-// the ID is the stand-in (engine.Event.InodeStandIn).
-func (b *Backend) objectID(fv *fsView, fid *sys.FileID, path string) (id engine.ID, standIn bool) {
+// Where the filesystem's handles hold the inode number (tmpfs, ext2/3/4: fsState.handleIno),
+// it is read from the handle (knownID): no system call, for every event, also of an object
+// gone by then (it had that number; TestObjectIDFromHandle). A number that a registered
+// object's handle holds too was reused since (that object's descriptor pins its inode: the
+// two cannot both be live), and is looked up as below. Elsewhere the first lookup is one statx
+// of the event's path when the handle holds the inode number statx finds there, so that the
+// path's object is the handle's — else (renamed meanwhile, or a handle without it) the handle
+// is opened: three system calls — and the ID is cached by handle (fsState.inodes), so that
+// the events after the first cost none. ps, if not nil, keeps the statx of path taken here
+// (ps.taken), for attribPath. standIn says the ID is the stand-in
+// (engine.Event.InodeStandIn).
+func (b *Backend) objectID(fv *fsView, fid *sys.FileID, path string, ps *pathStat) (id engine.ID, standIn bool) {
 	fs := fv.state
 	k := fs.keyOf(fid.Handle)
 	if id, ok := fv.knownID(k); ok {
@@ -215,7 +219,11 @@ func (b *Backend) objectID(fv *fsView, fid *sys.FileID, path string) (id engine.
 	}
 	key := string(k)
 	if path != "" && len(path) < pathMax {
-		if st, err := sys.Statx(sys.AT_FDCWD, path, sys.AT_SYMLINK_NOFOLLOW); err == nil && st.Dev == fs.dev && handleHoldsIno(fid.Handle.Bytes, st.Ino) {
+		st, err := sys.Statx(sys.AT_FDCWD, path, sys.AT_SYMLINK_NOFOLLOW)
+		if ps != nil {
+			ps.st, ps.err, ps.taken = st, err, true
+		}
+		if err == nil && st.Dev == fs.dev && handleHoldsIno(fid.Handle.Bytes, st.Ino) {
 			id := inodeID(st.Dev, st.Ino)
 			fs.inodes.Put(key, id)
 			return id, false
@@ -235,12 +243,32 @@ func (b *Backend) objectID(fv *fsView, fid *sys.FileID, path string) (id engine.
 	return standInID(fs.dev, key), true
 }
 
+// pathStat is a statx of an event's path that objectID took (taken), for attribPath to use
+// rather than take its own: one statx per ATTRIB of a file first seen, not two.
+type pathStat struct {
+	st    sys.Stat
+	err   error
+	taken bool
+}
+
 // knownID returns the ID of the object with handle key k when it is known without a system
-// call: a registered object's exact ID (the one its marks are on), or the inode an earlier
-// event found behind the handle (the FID reader only). Lookups only: k is not kept.
+// call: a registered object's exact ID (the one its marks are on); or the inode number the
+// handle holds, where the filesystem's handles hold it (fsState.handleIno), unless a
+// registered object's handle holds that number too (a number reused since: objectID); or the
+// inode an earlier event found behind the handle (the FID reader only). Lookups only: k is
+// not kept.
 func (fv *fsView) knownID(k []byte) (engine.ID, bool) {
 	if r, ok := fv.handles[string(k)]; ok {
 		return r.id, true
+	}
+	if fs := fv.state; fs.handleIno.Known() && len(k) >= 4 {
+		h := sys.FileHandle{Type: int32(binary.LittleEndian.Uint32(k)), Bytes: k[4:]}
+		if ino, ok := fs.handleIno.Ino(h); ok {
+			id := inodeID(fs.dev, ino)
+			if _, reused := fv.handleIDs[id]; !reused {
+				return id, true
+			}
+		}
 	}
 	return fv.state.inodes.Get(string(k))
 }
@@ -457,9 +485,13 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 		}
 		ev.Parent = d.id
 		ev.Path, ev.Name = d.childPath(kev.DFID.Name)
-		ev.Inode, ev.InodeStandIn = b.objectID(fv, &kev.FID, ev.Path)
 		if mask&engine.Attrib != 0 && mask&engine.OnDir == 0 && ev.Path != "" && kev.Records.Has(sys.FAN_EVENT_INFO_TYPE_FID) {
-			ev.Path = b.attribPath(fs, &kev.FID, ev.Path)
+			// One statx of the path serves both, when objectID takes one.
+			var ps pathStat
+			ev.Inode, ev.InodeStandIn = b.objectID(fv, &kev.FID, ev.Path, &ps)
+			ev.Path = b.attribPath(fs, &kev.FID, ev.Path, &ps)
+		} else {
+			ev.Inode, ev.InodeStandIn = b.objectID(fv, &kev.FID, ev.Path, nil)
 		}
 		if needAncestry {
 			ev.Ancestors = d.childChain()
@@ -530,7 +562,7 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 			}
 		}
 		if ev.Inode.IsZero() {
-			ev.Inode, ev.InodeStandIn = b.objectID(fv, fid, "")
+			ev.Inode, ev.InodeStandIn = b.objectID(fv, fid, "", nil)
 		}
 		if mask&engine.MoveSelf != 0 {
 			ev.Path = g.selfMove(fs, fid, selfKey, ev.Path, mv)
@@ -592,8 +624,8 @@ func (g *fidGroup) handle(kev *sys.FanotifyEvent, v *view, now time.Time) {
 	b.eng.Notify(b.ctx, ev)
 	if ignoreFID != nil && needAncestry {
 		// (maybeIgnore asks for nothing where events need no ancestry: outside-ignore marks
-		// are for subtrees. The key is built only where it may be sent.)
-		b.maybeIgnore(ev, v, handleKey(ignoreFID.Handle))
+		// are for subtrees. The handle's key is built only for a request it sends.)
+		b.maybeIgnore(ev, v, ignoreFID)
 	}
 	ev.Release()
 	// Directory moves and deletions invalidate cached paths and ancestries.
@@ -701,11 +733,23 @@ func (g *fidGroup) settled() bool {
 // link removed since (another link kept) names although it is gone: "A d/a" for a file that
 // is d/b (TestTraceNamesAnAttribThroughARemovedLinkByACurrentName). A file with no name left
 // keeps the kernel's (its last). One statx per file ATTRIB (not per read or write: those keep
-// the kernel's name, docs/trace-format.md).
-func (b *Backend) attribPath(fs *fsState, fid *sys.FileID, path string) string {
+// the kernel's name, docs/trace-format.md): objectID's of the same path when it took one (ps),
+// else its own. Where the filesystem's handles hold the inode number (fsState.handleIno) the
+// path's must be that one; elsewhere the handle must hold the path's (handleHoldsIno).
+func (b *Backend) attribPath(fs *fsState, fid *sys.FileID, path string, ps *pathStat) string {
 	if len(path) < pathMax {
-		if st, err := sys.Statx(sys.AT_FDCWD, path, sys.AT_SYMLINK_NOFOLLOW|sys.AT_STATX_DONT_SYNC); err == nil && st.Dev == fs.dev && handleHoldsIno(fid.Handle.Bytes, st.Ino) {
-			return path
+		if !ps.taken {
+			ps.st, ps.err = sys.Statx(sys.AT_FDCWD, path, sys.AT_SYMLINK_NOFOLLOW|sys.AT_STATX_DONT_SYNC)
+			ps.taken = true
+		}
+		if ps.err == nil && ps.st.Dev == fs.dev {
+			if ino, ok := fs.handleIno.Ino(fid.Handle); ok {
+				if ps.st.Ino == ino {
+					return path
+				}
+			} else if handleHoldsIno(fid.Handle.Bytes, ps.st.Ino) {
+				return path
+			}
 		}
 	}
 	if now := b.handlePath(fs, fid); now != "" {

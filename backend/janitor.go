@@ -22,15 +22,16 @@ import (
 //
 // The marks go in the group that reports the events: permission events (and notification
 // events where the FD group reports them) in the FD group, notification events in the FID
-// group. key is the object's handle key when the event came from the FID group (ev.Inode may
-// then be a stand-in, objectID), "" when ev.Inode is the object's own ID.
+// group. fid is the object's fid record when the event came from the FID group (ev.Inode may
+// then be a stand-in, objectID; its handle key is built only for a request sent: not one per
+// event), nil when ev.Inode is the object's own ID.
 //
 // Directory-entry, attribute and self events get none: an ignore mark on a directory outside
 // every subtree would stay until the backend read that directory's move into a subtree, and
 // the entries created there in the meantime would be lost; and the FID reader must see every
 // name change (nameChanged). Those events outside subtrees cost the reader, not the
 // processes that cause them.
-func (b *Backend) maybeIgnore(ev *engine.Event, v *view, key string) {
+func (b *Backend) maybeIgnore(ev *engine.Event, v *view, fid *sys.FileID) {
 	// The event's own fields first — its path (the embedded guard's events, placed by a
 	// cached chain, have none: they stop here), its ancestry (unknown: never ignore on a
 	// guess) — then its filesystem's view (a cache line or two more).
@@ -48,6 +49,10 @@ func (b *Backend) maybeIgnore(ev *engine.Event, v *view, key string) {
 		if fv.roots[a] {
 			return
 		}
+	}
+	key := ""
+	if fid != nil {
+		key = handleKey(fid.Handle)
 	}
 	select {
 	case b.janitor <- ignoreRequest{fs: fv.state, target: ev.Inode, key: key, path: ev.Path}:

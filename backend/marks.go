@@ -50,9 +50,15 @@ type fsState struct {
 	// its MOVE_SELF, queued just after (the FID reader's; taken by that MOVE_SELF).
 	movedTo map[string]string
 	keyBuf  []byte // the FID reader's scratch handle key (fsState.keyOf)
-	// inodes maps handles to the IDs of the objects they name (objectID; the FID reader's).
-	inodes  *lru.Cache[string, engine.ID]
-	orphans *orphanage // events below directories gone when read (the FID reader's)
+	// inodes maps handles to the IDs of the objects they name (objectID; the FID reader's),
+	// where handleIno cannot read them from the handle.
+	inodes *lru.Cache[string, engine.ID]
+	// handleIno is where this filesystem's handles hold the inode number (tmpfs, ext2/3/4:
+	// sys.HandleInoOf), checked on the first object registered here; the zero value where
+	// that is not known (objectID then asks the kernel). Set before the view that holds the
+	// filesystem is published (a test changes it under b.mu, then publishes the view again).
+	handleIno sys.HandleIno
+	orphans   *orphanage // events below directories gone when read (the FID reader's)
 	// gone holds, by handle key, directories named by their deletion after they went
 	// (orphans.go; the FID reader's; nil until the first).
 	gone *lru.Cache[string, *dirInfo]
@@ -135,14 +141,22 @@ func (b *Backend) fsLocked(dev uint64, fd int, path string) (*fsState, error) {
 	}
 	// A handle for the filesystem's own objects, and an anchor to open them by: the FID
 	// group can then report and the backend name this filesystem's notification events.
-	_, _, herr := sys.NameToHandleAt(fd, "", sys.AT_EMPTY_PATH)
+	h, _, herr := sys.NameToHandleAt(fd, "", sys.AT_EMPTY_PATH)
+	// Where the handles hold the inode number, if known, checked on this one (objectID).
+	var hino sys.HandleIno
+	if herr == nil {
+		if fst, err := sys.Fstat(fd); err == nil && fst.Dev == dev {
+			hino = sys.CheckedHandleIno(st.Type, h, fst.Ino)
+		}
+	}
 	fs := &fsState{
 		dev: dev, fsid: st.Fsid, fd: markFd, anchor: anchor, fidCapable: herr == nil && anchor >= 0,
 		subtrees: map[engine.ID]engine.Mask{}, mounts: map[uint64]engine.Mask{},
 		eocDirs: map[engine.ID]bool{}, inodeDir: map[engine.ID]int{},
 		handles: map[string]registered{}, dirs: map[string]*dirInfo{}, recent: map[string]string{}, movedTo: map[string]string{},
-		inodes:  lru.New[string, engine.ID](cacheEntries),
-		rootIno: rootIno,
+		inodes:    lru.New[string, engine.ID](cacheEntries),
+		handleIno: hino,
+		rootIno:   rootIno,
 	}
 	fs.nameMarks, fs.nameKeys = map[engine.ID]*nameMark{}, map[string]engine.ID{}
 	fs.trusted, fs.trustedKeys = map[engine.ID]trustedDir{}, map[string]struct{}{}
@@ -492,8 +506,12 @@ type fsView struct {
 	// needParent: some inode mark watches children, so events need their parent directory.
 	needParent bool
 	handles    map[string]registered
-	eocDirs    map[engine.ID]bool
-	inodeDirs  map[engine.ID]int
+	// handleIDs are the IDs of handles' objects, where the filesystem's handles hold the
+	// inode number (fsState.handleIno): an inode number read from an unregistered handle that
+	// is one of them was reused (objectID).
+	handleIDs map[engine.ID]struct{}
+	eocDirs   map[engine.ID]bool
+	inodeDirs map[engine.ID]int
 	// allRoots are the subtree roots on this filesystem, as an ancestry: the conservative
 	// ancestry of an object whose real one cannot be found (shared, never modified).
 	allRoots []engine.ID
@@ -534,6 +552,12 @@ func (b *Backend) publishViewLocked() {
 		fv := &fsView{state: fs, roots: make(map[engine.ID]bool, len(fs.subtrees)),
 			eocDirs: maps.Clone(fs.eocDirs), inodeDirs: maps.Clone(fs.inodeDir),
 			handles: maps.Clone(fs.handles)}
+		if fs.handleIno.Known() {
+			fv.handleIDs = make(map[engine.ID]struct{}, len(fs.handles))
+			for _, r := range fs.handles {
+				fv.handleIDs[r.id] = struct{}{}
+			}
+		}
 		var sub engine.Mask
 		for id, m := range fs.subtrees {
 			fv.roots[id] = true

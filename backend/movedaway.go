@@ -101,7 +101,7 @@ func (b *Backend) checkMovedAway(fv *fsView, kev *sys.FanotifyEvent, ev *engine.
 	if ev.Mask&engine.MovedTo == 0 || ev.Path == "" {
 		return
 	}
-	moved, _ := b.objectID(fv, &kev.FID, ev.Path)
+	moved, _ := b.objectID(fv, &kev.FID, ev.Path, nil)
 	misplaced, left := m.movedTo(moved, key, ev.Path)
 	if !misplaced {
 		return

@@ -360,7 +360,7 @@ func (b *Backend) finishPerm(p *permEvent, ev *engine.Event, v *view, verdict en
 	} else {
 		p.answer(response)
 	}
-	b.maybeIgnore(ev, v, "")
+	b.maybeIgnore(ev, v, nil)
 	ev.Release()
 }
 
