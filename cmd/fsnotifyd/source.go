@@ -247,7 +247,13 @@ func (d *displayer) split(path string, isRoot bool) (watched, name string) {
 			if rest == "" {
 				return w.path, ""
 			}
-			user = strings.TrimSuffix(w.path, "/") + "/" + rest
+			if p := strings.TrimSuffix(w.path, "/"); p == strings.TrimSuffix(w.abs, "/") {
+				// Given as it is absolute: the event's path is already p + "/" + rest,
+				// not built again (a string per line).
+				user = path
+			} else {
+				user = p + "/" + rest
+			}
 			break
 		}
 	}

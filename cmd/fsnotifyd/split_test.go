@@ -64,3 +64,35 @@ func TestWatchOneOperationPerLine(t *testing.T) {
 		t.Fatalf("exit status %d", st)
 	}
 }
+
+// TestDisplayerSplit: %w and %f of an event path are given in the form the watched PATH was
+// written in (inotifywait's), and with a PATH given absolute (and clean) the line costs no
+// allocation: the event's own path is %w%f already (before, one string per line was built
+// again). A PATH written otherwise ("./d/", "d//", "/") is still printed as written.
+func TestDisplayerSplit(t *testing.T) {
+	for _, tc := range []struct {
+		given, abs, path string
+		isRoot           bool
+		watched, name    string
+		allocs           float64
+	}{
+		{"/srv/d", "/srv/d", "/srv/d/sub/f", false, "/srv/d/sub/", "f", 0},
+		{"/srv/d/", "/srv/d", "/srv/d/sub/f", false, "/srv/d/sub/", "f", 0},
+		{"/srv/d", "/srv/d", "/srv/d/sub", true, "/srv/d/sub", "", 0},
+		{"/srv/d", "/srv/d", "/srv/d", true, "/srv/d", "", 0},
+		{"/", "/", "/etc/passwd", false, "/etc/", "passwd", 0},
+		{"./d/", "/home/u/d", "/home/u/d/sub/f", false, "./d/sub/", "f", 1},
+		{"d", "/home/u/d", "/home/u/d/f", false, "d/", "f", 1},
+		{"d//", "/home/u/d", "/home/u/d/f", false, "d//", "f", 1},
+		{"/srv/d", "/srv/d", "/elsewhere/f", false, "/elsewhere/", "f", 0},
+	} {
+		disp := &displayer{roots: []watchSpec{{path: tc.given, abs: tc.abs}}}
+		w, n := disp.split(tc.path, tc.isRoot)
+		if w != tc.watched || n != tc.name {
+			t.Errorf("PATH %q: %s gives %q %q, want %q %q", tc.given, tc.path, w, n, tc.watched, tc.name)
+		}
+		if a := testing.AllocsPerRun(100, func() { w, n = disp.split(tc.path, tc.isRoot) }); a > tc.allocs {
+			t.Errorf("PATH %q: %s: %.0f allocations, want at most %.0f", tc.given, tc.path, a, tc.allocs)
+		}
+	}
+}
