@@ -693,6 +693,9 @@ func (g *guardRun) decide(ctx context.Context, st *guardState, r *notify.Request
 	if st.pathKinds&r.Kind != 0 {
 		req.Path = r.Path()
 		req.PathUnknown = req.Path == ""
+		// An open of an unlinked empty file (an O_TMPFILE, an overlay's copy-up) is about
+		// no path (docs/policy.md, "Paths that cannot be read").
+		req.Nameless = req.PathUnknown && r.Kind == notify.AccessOpen && obj.nameless()
 	}
 	d := st.pol.Decide(req)
 	obj.close()

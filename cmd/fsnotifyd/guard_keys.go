@@ -162,6 +162,13 @@ func (g *guardObj) Trusted() (bool, error) {
 	return ok, err
 }
 
+// nameless is policy.Request's Nameless, for an open whose path is unknown (an fstat of the
+// event's descriptor, inline too: as cheap as Size).
+func (g *guardObj) nameless() bool {
+	o, err := g.get()
+	return err == nil && o.Nameless()
+}
+
 func (g *guardObj) Size() (uint64, error) {
 	o, err := g.get()
 	if err != nil {

@@ -253,6 +253,14 @@ type Request struct {
 	// than PATH_MAX) or printed one that does not lead to the file. Decide then evaluates
 	// every glob as "may match" (see Decide).
 	PathUnknown bool
+	// Nameless, with an unknown path, says the file is a regular file with no name and no
+	// content: no link left (unlinked, or an O_TMPFILE) and empty, by an fstat of the event's
+	// own descriptor at the decision. For an open (OpenPerm) Decide then lets a glob match it
+	// only if the glob matches every path: a rule about particular paths is about none of its
+	// (it has none, and nothing of any file's), so it neither denies nor allows it. Run and
+	// read events (exec, access, pre_access) are decided as any unknown path: what they
+	// reach is the content at the read, which may have been written since. See Decide.
+	Nameless bool
 	// Event holds the event's bit(s): OpenPerm, AccessPerm, OpenExecPerm or PreAccess (their
 	// notification counterparts Open, Access and OpenExec count as the same kinds).
 	Event engine.Mask
@@ -883,6 +891,12 @@ type Policy struct {
 // holds for every path the file could have, so it is as safe to remember for the inode as an
 // allow of a known path (which the path cannot tell apart from its other names either).
 //
+// An open of a nameless file (Request.Nameless: unlinked and empty, its path unknown) is
+// about no path and no content: a glob matches it only if it matches every path, and every
+// other rule is passed over (neither its deny nor its allow applies); the default applies
+// when no rule decided. Its allow is never cacheable: the inode may be given content, or a
+// name (linkat), after the decision, and each later open must be decided again.
+//
 // Cache is set only when the allow cannot depend on the process: the deciding rule has no
 // conditions, and no earlier deny rule matched the path and event but was skipped for its
 // conditions. (The kernel caches an allow per file and event for every process.) A cached
@@ -901,6 +915,7 @@ func (p *Policy) decide(req *Request, tr *tracer) Decision {
 	a := attrs{req: req}
 	skippedDeny := false
 	unknown := req.PathUnknown || req.Path == ""
+	nameless := unknown && req.Nameless && ev == engine.OpenPerm
 	for _, r := range p.Rules {
 		st := tr.step(r)
 		if r.Events != 0 && r.Events&ev == 0 {
@@ -908,6 +923,8 @@ func (p *Policy) decide(req *Request, tr *tracer) Decision {
 		}
 		path := Holds
 		switch {
+		case nameless && !r.Glob.matchesEveryPath:
+			path = Fails // about particular paths: not about a file with no name and no content
 		case unknown && !r.Glob.matchesEveryPath:
 			path = MayHold
 		case !unknown && !r.Glob.Match(req.Path):
@@ -952,7 +969,7 @@ func (p *Policy) decide(req *Request, tr *tracer) Decision {
 			d.ContentUnverifiable = a.mayHold&contentAttrs != 0
 		}
 		if r.Verdict == engine.Allow {
-			d.Cache = (r.Cache || p.CacheAllows) && len(r.Conditions) == 0 && !skippedDeny
+			d.Cache = (r.Cache || p.CacheAllows) && len(r.Conditions) == 0 && !skippedDeny && !nameless
 		} else {
 			d.Errno = r.Errno
 		}
@@ -960,7 +977,7 @@ func (p *Policy) decide(req *Request, tr *tracer) Decision {
 	}
 	d := Decision{Verdict: p.Default, PathUnknown: unknown}
 	if p.Default == engine.Allow {
-		d.Cache = p.CacheAllows && !skippedDeny
+		d.Cache = p.CacheAllows && !skippedDeny && !nameless
 	}
 	return d
 }

@@ -129,3 +129,41 @@ func TestDecideUnknownPathIsSound(t *testing.T) {
 		}
 	})
 }
+
+// An open of a nameless file (unlinked and empty, its path unknown: Request.Nameless) is about
+// no path: only a glob that matches every path matches it, a rule about particular paths
+// neither denies nor allows it, the default decides otherwise, and its allow is never
+// cacheable (the inode may get content or a name after). Run and read events, and a known
+// path, are decided as before.
+func TestDecideNamelessOpen(t *testing.T) {
+	bash := KnownProcess{Name: "bash", UserID: 1000}
+	tests := []struct {
+		name   string
+		rules  string
+		req    Request
+		want   engine.Verdict
+		source string
+	}{
+		{"deny of particular paths does not apply", "deny **/*.key\ndeny /srv/**", Request{PathUnknown: true, Nameless: true, Event: engine.OpenPerm}, engine.Allow, "default"},
+		{"deny of every path denies", "deny /srv/**\ndeny /** comm=bash", Request{PathUnknown: true, Nameless: true, Event: engine.OpenPerm}, engine.Deny, "policy.rules:2"},
+		{"allow of particular paths does not apply", "allow /tmp/**\ndefault deny", Request{PathUnknown: true, Nameless: true, Event: engine.OpenPerm}, engine.Deny, "default"},
+		{"allow of every path allows, not cached", "allow ** cache\ndeny /srv/**\ndefault deny", Request{PathUnknown: true, Nameless: true, Event: engine.OpenPerm}, engine.Allow, "policy.rules:1"},
+		{"exec: as any unknown path", "deny exec /tmp/**", Request{PathUnknown: true, Nameless: true, Event: engine.OpenExecPerm}, engine.Deny, "policy.rules:1"},
+		{"access: as any unknown path", "deny access /srv/**", Request{PathUnknown: true, Nameless: true, Event: engine.AccessPerm}, engine.Deny, "policy.rules:1"},
+		{"pre_access: as any unknown path", "deny pre_access /srv/**", Request{PathUnknown: true, Nameless: true, Event: engine.PreAccess}, engine.Deny, "policy.rules:1"},
+		{"not nameless: may match", "deny /srv/**", Request{PathUnknown: true, Event: engine.OpenPerm}, engine.Deny, "policy.rules:1"},
+		{"known path: decided by it", "deny /srv/**", Request{Path: "/srv/x", Nameless: true, Event: engine.OpenPerm}, engine.Deny, "policy.rules:1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := mustParse(t, tt.rules)
+			p.CacheAllows = true
+			req := tt.req
+			req.Pid, req.Proc = 7, bash
+			d := p.Decide(&req)
+			if d.Verdict != tt.want || d.Source() != tt.source || d.Cache {
+				t.Errorf("%+v: got %v by %s (cache %v); want %v by %s, not cached", req, d.Verdict, d.Source(), d.Cache, tt.want, tt.source)
+			}
+		})
+	}
+}

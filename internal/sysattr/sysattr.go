@@ -452,6 +452,14 @@ func (o *Object) Trusted() (bool, error) {
 	return o.trusted, o.trustErr
 }
 
+// Nameless reports whether the file is a regular file with no link and no content (an
+// unlinked file or an O_TMPFILE, empty), by the fstat of its descriptor: policy.Request's
+// Nameless. false when the fstat fails.
+func (o *Object) Nameless() bool {
+	st, err := o.stat()
+	return err == nil && st.Mode&sys.S_IFMT == sys.S_IFREG && st.Nlink == 0 && st.Size == 0
+}
+
 func (o *Object) Size() (uint64, error) {
 	if err := o.regular(); err != nil {
 		return 0, err
