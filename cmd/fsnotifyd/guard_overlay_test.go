@@ -3,10 +3,12 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -391,6 +393,153 @@ func TestGuardOverlayPreAccessAsNobody(t *testing.T) {
 		}
 		if len(pre) != 1 || pre[0]["verdict"] != "deny" {
 			t.Errorf("audit of the read through the overlay: %v, want one pre_access deny under %s", pre, f)
+		}
+	})
+}
+
+// namelessRoutesPy, run with a guarded directory (argv[1], writable by its runner) and a
+// directory of the runner's (argv[2]) on the same filesystem, under `deny open G/**` and
+// `deny exec U/**`, tries to reach content through unlinked files and O_TMPFILEs: a line
+// per step, "done" or "refused ERRNO" (the step and what failed). With argv[3] "overlay" it
+// also mounts an overlay of the guarded directory and of its own lower directory.
+const namelessRoutesPy = `
+import os, sys, subprocess, ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+G, U, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+def run(step, do):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            do()
+        except OSError as e:
+            os._exit(100 + e.errno)
+        os._exit(99)
+    _, st = os.waitpid(pid, 0)
+    c = os.waitstatus_to_exitcode(st)
+    print(step, {99: "done"}.get(c, "refused %d" % (c - 100) if c >= 100 else "exit %d" % c), flush=True)
+def reopen(fd, flags=os.O_RDONLY):
+    return os.open("/proc/self/fd/%d" % fd, flags)
+def tmpfile_outside():
+    os.write(os.open(U, os.O_TMPFILE | os.O_RDWR, 0o600), b"mine")
+planted = os.path.join(G, "planted")
+def tmpfile_linked_in():
+    fd = os.open(G, os.O_TMPFILE | os.O_RDWR, 0o644)
+    os.write(fd, b"mine")
+    if libc.linkat(-100, b"/proc/self/fd/%d" % fd, -100, planted.encode(), 0x400) != 0: # AT_SYMLINK_FOLLOW
+        raise OSError(ctypes.get_errno(), "linkat")
+def with_content():
+    p = os.path.join(U, "c%d" % os.getpid())
+    fd = os.open(p, os.O_CREAT | os.O_RDWR, 0o600)
+    os.write(fd, b"mine")
+    os.unlink(p)
+    reopen(fd)
+def empty_then_written():
+    p = os.path.join(U, "e%d" % os.getpid())
+    fd = os.open(p, os.O_CREAT | os.O_RDWR, 0o600)
+    os.unlink(p)
+    os.read(reopen(fd), 10)
+    print("empty-reopened done", flush=True)
+    os.write(fd, b"mine")
+    reopen(fd)
+def exec_empty():
+    fd = os.open(U, os.O_TMPFILE | os.O_RDWR, 0o755)
+    r = reopen(fd)
+    os.close(fd)
+    os.execve(r, ["x"], {})
+run("tmpfile-outside", tmpfile_outside)
+run("tmpfile-linked-in", tmpfile_linked_in)
+run("open-linked", lambda: os.open(planted, os.O_RDONLY)) # decided under its name
+run("with-content", with_content)
+run("empty-then-written", empty_then_written)
+run("exec-empty", exec_empty)
+if mode == "overlay":
+    m, up, wk, lo = [os.path.join(U, n) for n in ("m", "up", "wk", "lo")]
+    for d in (m, up, wk, lo):
+        os.makedirs(d, exist_ok=True)
+    with open(os.path.join(lo, "own"), "w") as f:
+        f.write("own\n")
+    subprocess.run(["mount", "-t", "overlay", "ov", "-o", "lowerdir=%s:%s,upperdir=%s,workdir=%s,userxattr" % (G, lo, up, wk), m], check=True)
+    def append(p):
+        def do():
+            with open(p, "a") as f:
+                f.write("y\n")
+        return do
+    def read(p):
+        def do():
+            with open(p) as f:
+                if "TOPSECRET" in f.read():
+                    os._exit(98)
+        return do
+    run("copy-up-own", append(os.path.join(m, "own")))
+    run("copy-up-guarded", append(os.path.join(m, "secret")))
+    run("read-guarded", read(os.path.join(m, "secret")))
+    run("read-upper", read(os.path.join(up, "secret")))
+`
+
+// Nameless files (unlinked and empty at an open whose path is unknown: policy.Request.Nameless)
+// are about no path: the hostile routes through them, as nobody in their own namespaces
+// (where an unlinked file's path is unknown), as nobody in the guard's (where its last path is
+// known) and as root in a mount namespace of its own, embedded and through the daemon, under
+// `deny open G/**` and `deny exec U/**` (G writable by nobody). An O_TMPFILE outside G is
+// opened (before, EPERM where its path was unknown); one made in G and linked there is
+// refused when opened by its name (in the guard's namespace its open is already refused: its
+// last path is G's); an unlinked file with content reopened through /proc/self/fd is refused
+// where its path is unknown, and an empty one is reopened, but refused once written (before,
+// EPERM already while empty); an empty O_TMPFILE under
+// `deny exec` is refused (EPERM, not ENOEXEC: exec is never decided as nameless); and through
+// an overlay of G, nobody's copy-up of its own file works, while the guarded file is copied
+// up by no route (its lower open is refused: EPERM) and read by none. Before, each open of a
+// nameless file where its path was unknown was EPERM (a deny rule may match), and so was the
+// copy-up through an overlay mounted before the guard (TestGuardOverlayCopyUpOnAGuardedFilesystem).
+func TestGuardNamelessFilesAsNobody(t *testing.T) {
+	requireUserNS(t)
+	guardModes(t, func(t *testing.T, extra []string) {
+		mnt := testenv.PublicTmpfs(t)
+		g, u := filepath.Join(mnt, "g"), filepath.Join(mnt, "u")
+		for _, d := range []string{g, u} {
+			if err := os.Mkdir(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chown(d, 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+		}
+		secret := filepath.Join(g, "secret")
+		writeFile(t, secret, "TOPSECRET\n")
+		if err := os.Chown(secret, 65534, 65534); err != nil { // only the guard stands in the way
+			t.Fatal(err)
+		}
+		rules := filepath.Join(t.TempDir(), "guard.rules")
+		writeFile(t, rules, "deny open "+g+"/**\ndeny exec "+u+"/**\n")
+		p := start(t, append(append([]string{"guard"}, extra...), "--events", "open,exec", "--policy", rules, g, u)...)
+		unknownPath := []string{"tmpfile-outside done", "tmpfile-linked-in done", "open-linked refused 1", "with-content refused 1", "empty-reopened done", "empty-then-written refused 1", "exec-empty refused 1",
+			"copy-up-own done", "copy-up-guarded refused 1", "read-guarded refused 1", "read-upper refused 2"}
+		for _, c := range []struct {
+			name string
+			cred *syscall.Credential
+			cmd  string
+			want []string
+		}{
+			{"nobody in its own namespaces", testenv.Nobody, "unshare -Urm python3 - %s %s overlay", unknownPath},
+			{"root in a mount namespace of its own", nil, "unshare -m python3 - %s %s overlay", unknownPath},
+			{"nobody in the guard's namespaces", testenv.Nobody, "python3 - %s %s plain",
+				[]string{"tmpfile-outside done", "tmpfile-linked-in refused 1", "open-linked refused 2", "with-content done", "empty-reopened done", "empty-then-written done", "exec-empty refused 1"}},
+		} {
+			sh := fmt.Sprintf(c.cmd, g, u)
+			out, err := testenv.Sh(c.cred, sh+" <<'EOF'\n"+namelessRoutesPy+"EOF")
+			exec.Command("umount", "-l", filepath.Join(u, "m")).Run() // gone with the namespace; never left
+			if err != nil {
+				t.Fatalf("%s: %v\n%s\nguard:\n%s", c.name, err, out, p.errText())
+			}
+			if got, want := strings.TrimSpace(out), strings.Join(c.want, "\n"); got != want {
+				t.Errorf("%s, nameless routes:\ngot:\n%s\nwant:\n%s", c.name, got, want)
+			}
+			if b, err := os.ReadFile(filepath.Join(g, "planted")); err == nil && string(b) != "mine" {
+				t.Errorf("%s: the file linked into the guarded directory holds %q, want its own content", c.name, b)
+			}
+			os.Remove(filepath.Join(g, "planted"))
+			os.RemoveAll(filepath.Join(u, "up"))
+			os.RemoveAll(filepath.Join(u, "wk"))
 		}
 	})
 }
