@@ -454,10 +454,17 @@ func (o *Object) Trusted() (bool, error) {
 
 // Nameless reports whether the file is a regular file with no link and no content (an
 // unlinked file or an O_TMPFILE, empty), by the fstat of its descriptor: policy.Request's
-// Nameless. false when the fstat fails.
+// Nameless. Only on a filesystem whose content only the kernel writes (sys.WritesSeen:
+// tmpfs, ext2/3/4, xfs, btrfs), where the size fstat reports is the kernel's own: never FUSE
+// or a network filesystem, whose server reports a size and serves any content. false when
+// fstat or fstatfs fails.
 func (o *Object) Nameless() bool {
 	st, err := o.stat()
-	return err == nil && st.Mode&sys.S_IFMT == sys.S_IFREG && st.Nlink == 0 && st.Size == 0
+	if err != nil || st.Mode&sys.S_IFMT != sys.S_IFREG || st.Nlink != 0 || st.Size != 0 {
+		return false
+	}
+	fs, err := sys.Fstatfs(o.Fd)
+	return err == nil && sys.WritesSeen(fs.Type)
 }
 
 func (o *Object) Size() (uint64, error) {

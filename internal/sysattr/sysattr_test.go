@@ -554,3 +554,46 @@ func TestObjectSHA256Unverifiable(t *testing.T) {
 		t.Errorf("SHA256 = %x, %v", sum, err)
 	}
 }
+
+// Nameless: a regular file with no link and size 0 (an O_TMPFILE, an unlinked empty file) on
+// a filesystem that keeps its size itself (tmpfs, ext4); not once written, not linked, not a
+// directory, and never on ramfs (not in sys.WritesSeen's list: the rule takes no filesystem
+// it has not been shown for).
+func TestObjectNameless(t *testing.T) {
+	testenv.RequireRoot(t)
+	for _, fs := range []struct {
+		name string
+		dir  string
+		want bool
+	}{{"tmpfs", testenv.Tmpfs(t), true}, {"ext4", testenv.Ext4(t, 16), true}, {"ramfs", testenv.PublicRamfs(t), false}} {
+		nameless := func(fd int) bool { o := Object{Fd: fd}; return o.Nameless() }
+		tmp, err := syscall.Open(fs.dir, syscall.O_RDWR|0o20200000, 0o600) // O_TMPFILE (with O_DIRECTORY)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := nameless(tmp); got != fs.want {
+			t.Errorf("%s: empty O_TMPFILE: Nameless %v, want %v", fs.name, got, fs.want)
+		}
+		syscall.Write(tmp, []byte("x"))
+		if nameless(tmp) {
+			t.Errorf("%s: O_TMPFILE with content: Nameless", fs.name)
+		}
+		syscall.Close(tmp)
+		f, err := os.Create(filepath.Join(fs.dir, "linked"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if nameless(int(f.Fd())) {
+			t.Errorf("%s: an empty linked file: Nameless", fs.name)
+		}
+		f.Close()
+		d, err := os.Open(fs.dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if nameless(int(d.Fd())) {
+			t.Errorf("%s: a directory: Nameless", fs.name)
+		}
+		d.Close()
+	}
+}
