@@ -167,3 +167,45 @@ func TestDecideNamelessOpen(t *testing.T) {
 		})
 	}
 }
+
+// Property: a nameless open gets exactly what the policy's rules of every path and its
+// default give (the rules about particular paths removed), for any process, and is never
+// cached; exec events are decided as an unknown path, nameless or not.
+func TestDecideNamelessOpenIsTheEveryPathRules(t *testing.T) {
+	globs := []string{"**", "/**", "**/*", "**/*.key", "/srv/**", "/*", "/*/**"}
+	conds := []string{"", "uid=0", "uid!=0", "comm=bash"}
+	rapid.Check(t, func(t *rapid.T) {
+		n := rapid.IntRange(0, 6).Draw(t, "rules")
+		var b strings.Builder
+		if rapid.Bool().Draw(t, "default deny") {
+			b.WriteString("default deny\n")
+		}
+		for i := 0; i < n; i++ {
+			fmt.Fprintf(&b, "%s %s %s %s\n", rapid.SampledFrom([]string{"allow", "deny"}).Draw(t, "verdict"),
+				rapid.SampledFrom([]string{"*", "open", "exec"}).Draw(t, "events"), rapid.SampledFrom(globs).Draw(t, "glob"), rapid.SampledFrom(conds).Draw(t, "cond"))
+		}
+		p, err := Parse("p", strings.NewReader(b.String()))
+		if err != nil {
+			t.Fatalf("%v\n%s", err, b.String())
+		}
+		p.CacheAllows = rapid.Bool().Draw(t, "cache")
+		every := *p
+		every.Rules = nil
+		for _, r := range p.Rules {
+			if r.Glob.MatchesEveryPath() {
+				every.Rules = append(every.Rules, r)
+			}
+		}
+		proc := KnownProcess{Name: rapid.SampledFrom([]string{"bash", "cat"}).Draw(t, "comm"), UserID: int64(rapid.SampledFrom([]int{0, 1000}).Draw(t, "uid"))}
+		d := p.Decide(&Request{PathUnknown: true, Nameless: true, Event: engine.OpenPerm, Pid: 5, Proc: proc})
+		want := every.Decide(&Request{Path: "/any/path", Event: engine.OpenPerm, Pid: 5, Proc: proc})
+		if d.Verdict != want.Verdict || d.Rule != want.Rule || d.Cache {
+			t.Fatalf("nameless open: %v by %s (cache %v); the rules of every path: %v by %s, under\n%s", d.Verdict, d.Source(), d.Cache, want.Verdict, want.Source(), b.String())
+		}
+		x := p.Decide(&Request{PathUnknown: true, Nameless: true, Event: engine.OpenExecPerm, Pid: 5, Proc: proc})
+		u := p.Decide(&Request{PathUnknown: true, Event: engine.OpenExecPerm, Pid: 5, Proc: proc})
+		if x != u {
+			t.Fatalf("nameless exec %+v, unknown-path exec %+v, under\n%s", x, u, b.String())
+		}
+	})
+}
