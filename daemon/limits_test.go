@@ -328,8 +328,11 @@ func TestUnprivilegedQueuesBoundedPerUID(t *testing.T) {
 		n += int(c.Queued) + d.srv.PendingEvents(c.Name)
 	}
 	t.Logf("uid 65534's %d stopped clients hold %d events, queued or taken by their writers (queue_limit %d, queue_limit_per_uid %d); root's holds %d", clients, n, cfg.QueueLimit, cfg.QueueLimitPerUID, root.Queued)
-	if n > cfg.QueueLimitPerUID+clients {
-		t.Errorf("uid 65534's stopped clients hold %d events between them, over queue_limit_per_uid %d and an overflow each", n, cfg.QueueLimitPerUID)
+	// The slack: an overflow each, and one entry each that two kernel readers queueing at once
+	// may both pass the budget's check for (engine.QueueBudget's stated overshoot), as in
+	// TestUnprivilegedQueuesBoundedInTotal.
+	if slack := 2; n > cfg.QueueLimitPerUID+slack*clients {
+		t.Errorf("uid 65534's stopped clients hold %d events between them, over queue_limit_per_uid %d and %d each", n, cfg.QueueLimitPerUID, slack)
 	}
 	if n < cfg.QueueLimitPerUID {
 		t.Errorf("uid 65534's stopped clients hold %d events, under the budget %d they had filled: the test did not fill it", n, cfg.QueueLimitPerUID)
@@ -463,13 +466,15 @@ func fillStoppedQueues(t *testing.T, cfg daemon.Config, sos []spawnOpts, shared 
 			p.cmd.Process.Signal(syscall.SIGCONT)
 		}
 	})
-	for n := range files {
-		for _, dir := range dirs {
-			f, err := os.Open(filepath.Join(dir, long+strconv.Itoa(n)))
-			if err != nil {
-				t.Fatal(err)
+	openAll := func() {
+		for n := range files {
+			for _, dir := range dirs {
+				f, err := os.Open(filepath.Join(dir, long+strconv.Itoa(n)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.Close()
 			}
-			f.Close()
 		}
 	}
 	byName := func() map[string]fsevent.ClientStats {
@@ -479,26 +484,50 @@ func fillStoppedQueues(t *testing.T, cfg daemon.Config, sos []spawnOpts, shared 
 		}
 		return m
 	}
-	deadline := time.Now().Add(hang)
-	var held map[string]fsevent.ClientStats
-	last := -1
-	for stable := 0; stable < 5; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the daemon's figures did not settle: %+v", d.srv.Stats(true, 0).Clients)
+	settle := func() map[string]fsevent.ClientStats {
+		deadline := time.Now().Add(hang)
+		var held map[string]fsevent.ClientStats
+		last := -1
+		for stable := 0; stable < 5; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the daemon's figures did not settle: %+v", d.srv.Stats(true, 0).Clients)
+			}
+			held = byName()
+			queued, lost := 0, 0
+			for _, c := range held {
+				queued += int(c.Queued)
+				if c.Dropped > 0 {
+					lost++
+				}
+			}
+			if len(held) != len(sos) || lost < len(sos) || queued != last {
+				last, stable = queued, 0
+				continue
+			}
+			stable++
 		}
-		held = byName()
-		queued, lost := 0, 0
-		for _, c := range held {
-			queued += int(c.Queued)
-			if c.Dropped > 0 {
-				lost++
+		return held
+	}
+	// A queue holds events only once its client's socket is full. A daemon slow to write
+	// (a busy machine, a -tags lockorder build) drops most of a pass's events at the budget
+	// while the writers still have room in the sockets, and writes the rest once the pass
+	// is over: the queues are then empty, not full. So open the files again until no client's
+	// socket takes another event in a pass (its Delivered stays), at most ten passes.
+	openAll()
+	held := settle()
+	for range 10 {
+		openAll()
+		next := settle()
+		grew := false
+		for name, c := range next {
+			if c.Delivered != held[name].Delivered {
+				grew = true
 			}
 		}
-		if len(held) != len(sos) || lost < len(sos) || queued != last {
-			last, stable = queued, 0
-			continue
+		held = next
+		if !grew {
+			break
 		}
-		stable++
 	}
 	return d, ps, held
 }
