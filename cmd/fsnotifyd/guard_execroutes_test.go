@@ -29,7 +29,7 @@ const runStepPy = `def run(step, do):
     _, st = os.waitpid(pid, 0)
     c = os.waitstatus_to_exitcode(st)
     r = CODES.get(c, "refused %d" % (c - 100) if c >= 100 else "exit %d" % c)
-    print(step, r)
+    print(step, r, flush=True)
     return r
 `
 

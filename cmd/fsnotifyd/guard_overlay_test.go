@@ -28,18 +28,8 @@ m, up, wk = [os.path.join(work, n) for n in ("m", "up", "wk")]
 for d in (m, up, wk):
     os.makedirs(d, exist_ok=True)
 subprocess.run(["mount", "-t", "overlay", "ov", "-o", "lowerdir=%s,upperdir=%s,workdir=%s,userxattr" % (lower, up, wk), m], check=True)
-def run(step, do):
-    pid = os.fork()
-    if pid == 0:
-        try:
-            do()
-        except OSError as e:
-            os._exit(100 + e.errno)
-        os._exit(99)
-    _, st = os.waitpid(pid, 0)
-    c = os.waitstatus_to_exitcode(st)
-    print(step, {0: "ran", 99: "done"}.get(c, "refused %d" % (c - 100) if c >= 100 else "exit %d" % c), flush=True)
-def fexecve(p, flags):
+CODES = {0: "ran", 99: "done"}
+` + runStepPy + `def fexecve(p, flags):
     return lambda: os.execve(os.open(p, flags), [p], {})
 def readf(p):
     def do():
@@ -406,18 +396,8 @@ const namelessRoutesPy = `
 import os, sys, subprocess, ctypes
 libc = ctypes.CDLL(None, use_errno=True)
 G, U, mode = sys.argv[1], sys.argv[2], sys.argv[3]
-def run(step, do):
-    pid = os.fork()
-    if pid == 0:
-        try:
-            do()
-        except OSError as e:
-            os._exit(100 + e.errno)
-        os._exit(99)
-    _, st = os.waitpid(pid, 0)
-    c = os.waitstatus_to_exitcode(st)
-    print(step, {99: "done"}.get(c, "refused %d" % (c - 100) if c >= 100 else "exit %d" % c), flush=True)
-def reopen(fd, flags=os.O_RDONLY):
+CODES = {99: "done"}
+` + runStepPy + `def reopen(fd, flags=os.O_RDONLY):
     return os.open("/proc/self/fd/%d" % fd, flags)
 def tmpfile_outside():
     os.write(os.open(U, os.O_TMPFILE | os.O_RDWR, 0o600), b"mine")
