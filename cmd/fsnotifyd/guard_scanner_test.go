@@ -38,9 +38,6 @@ func scannerRace(t *testing.T) (marks, scanner string) {
 	writeFile(t, scanner, "#!/bin/sh\ntouch "+marks+"/started\n"+
 		"i=0; while [ ! -e "+marks+"/swapped ] && [ $i -lt 1000 ]; do sleep 0.01; i=$((i+1)); done\n"+
 		"! grep -q EICAR \"$1\"\n")
-	if err := os.Chmod(scanner, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	return marks, scanner
 }
 
@@ -119,9 +116,6 @@ func TestGuardScannerGetsExactNamesAsNobody(t *testing.T) {
 		log := filepath.Join(testenv.PublicDir(t), "names")
 		scanner := filepath.Join(t.TempDir(), "grep-scanner")
 		writeFile(t, scanner, "#!/bin/sh\nprintf '%s\\0' \"$FSNOTIFYD_PATH\" >>"+log+"\n! grep -q EICAR \"$1\"\n")
-		if err := os.Chmod(scanner, 0o755); err != nil {
-			t.Fatal(err)
-		}
 		start(t, append(append([]string{"guard"}, extra...), "--exec", scanner, "--deadline", "20s", mnt)...)
 		var script strings.Builder
 		script.WriteString("cd " + pub + " || exit 1\n")
@@ -162,9 +156,6 @@ func TestGuardScannerThroughDaemonAsNobodyNeedsFiles(t *testing.T) {
 	writeFile(t, mnt+"/dirty", "EICAR\n")
 	scanner := filepath.Join(pub, "grep-scanner")
 	writeFile(t, scanner, "#!/bin/sh\n! grep -q EICAR \"$1\"\n")
-	if err := os.Chmod(scanner, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	conf := func(name, text string) string {
 		p := filepath.Join(pub, name)
 		writeFile(t, p, text)
@@ -217,9 +208,6 @@ func TestGuardScannerGetsTheFileAndNothingElse(t *testing.T) {
 		scanner := filepath.Join(t.TempDir(), "inspected-scanner")
 		writeFile(t, scanner, "#!/bin/sh\nenv >"+logs+"/env\necho \"$$ $1\" >"+logs+"/pid.tmp && mv "+logs+"/pid.tmp "+logs+"/pid\n"+
 			"i=0; while [ ! -e "+logs+"/done ] && [ $i -lt 1000 ]; do sleep 0.01; i=$((i+1)); done\nexit 0\n")
-		if err := os.Chmod(scanner, 0o755); err != nil {
-			t.Fatal(err)
-		}
 		p := start(t, append(append([]string{"guard"}, extra...), "--exec", scanner, "--deadline", "20s", mnt)...)
 		cat := exec.Command("cat", mnt+"/f")
 		if err := cat.Start(); err != nil {
@@ -304,9 +292,6 @@ func TestGuardScannerOnlyScansRegularFilesAsNobody(t *testing.T) {
 		log := filepath.Join(testenv.PublicDir(t), "scans")
 		scanner := filepath.Join(t.TempDir(), "recursive-scanner")
 		writeFile(t, scanner, "#!/bin/sh\nprintf '%s\\n' \"$FSNOTIFYD_PATH\" >>"+log+"\n! grep -rq EICAR \"$1\"\n")
-		if err := os.Chmod(scanner, 0o755); err != nil {
-			t.Fatal(err)
-		}
 		start(t, append(append([]string{"guard"}, extra...), "--exec", scanner, "--events", "open,access", "--deadline", "10s", mnt)...)
 		if out, err := testenv.Sh(testenv.Nobody, "cd "+pub+" && mkdir sub && printf 'EICAR\\n' >sub/dirty && mkfifo fifo"); err != nil {
 			t.Fatalf("as nobody: %v %s", err, out)
@@ -351,9 +336,6 @@ func TestGuardScannerAllowOfAChangingFileIsNotCached(t *testing.T) {
 		writeFile(t, scanner, "#!/bin/sh\necho >>"+scans+"\n! grep -q EICAR \"$1\"; v=$?\n"+
 			"if mv "+marks+"/hold "+marks+"/held 2>/dev/null; then touch "+marks+"/started\n"+
 			"i=0; while [ ! -e "+marks+"/go ] && [ $i -lt 1000 ]; do sleep 0.01; i=$((i+1)); done; fi\nexit $v\n")
-		if err := os.Chmod(scanner, 0o755); err != nil {
-			t.Fatal(err)
-		}
 		start(t, append(append([]string{"guard"}, extra...), "--exec", scanner, "--cache", "--deadline", "20s", mnt)...)
 		count := func() int { data, _ := os.ReadFile(scans); return strings.Count(string(data), "\n") }
 		cat := func() (scanned bool, err error) {
@@ -462,9 +444,6 @@ func TestGuardScannerOutputStoppedKeepsVerdicts(t *testing.T) {
 	}
 	scanner := filepath.Join(t.TempDir(), "chatty-scanner")
 	writeFile(t, scanner, "#!/bin/sh\necho \"$FSNOTIFYD_PATH: Eicar-Test-Signature FOUND\"\nexit 1\n")
-	if err := os.Chmod(scanner, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
