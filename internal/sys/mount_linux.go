@@ -102,14 +102,18 @@ func MountPlaceOf(st *Stat) MountPlace {
 	return MountUnknown
 }
 
-// ownUserNS is the inode of this process's user namespace, read once.
-var ownUserNS = sync.OnceValues(func() (uint64, error) {
+// nsIno is the inode of the namespace file path (/proc/PID/ns/KIND): two processes are in
+// the same namespace of that kind when theirs are the same.
+func nsIno(path string) (uint64, error) {
 	var st unix.Stat_t
-	if err := unix.Stat("/proc/self/ns/user", &st); err != nil {
-		return 0, os.NewSyscallError("stat(/proc/self/ns/user)", err)
+	if err := unix.Stat(path, &st); err != nil {
+		return 0, os.NewSyscallError("stat("+path+")", err)
 	}
 	return st.Ino, nil
-})
+}
+
+// ownUserNS is the inode of this process's user namespace, read once.
+var ownUserNS = sync.OnceValues(func() (uint64, error) { return nsIno("/proc/self/ns/user") })
 
 // UserNSForeign reports whether process pid is in a user namespace other than this process's.
 // There it holds every capability over its own namespace, CAP_CHECKPOINT_RESTORE included,
@@ -216,13 +220,7 @@ func bytesTrimSpace(b []byte) []byte {
 }
 
 // ownMountNS is the inode of this process's mount namespace, read once.
-var ownMountNS = sync.OnceValues(func() (uint64, error) {
-	var st unix.Stat_t
-	if err := unix.Stat("/proc/self/ns/mnt", &st); err != nil {
-		return 0, os.NewSyscallError("stat(/proc/self/ns/mnt)", err)
-	}
-	return st.Ino, nil
-})
+var ownMountNS = sync.OnceValues(func() (uint64, error) { return nsIno("/proc/self/ns/mnt") })
 
 // MountNSOwn reports whether process pid is in this process's mount namespace.
 func MountNSOwn(pid int) (bool, error) {
@@ -230,11 +228,11 @@ func MountNSOwn(pid int) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	var st unix.Stat_t
-	if err := unix.Stat("/proc/"+strconv.Itoa(pid)+"/ns/mnt", &st); err != nil {
-		return false, os.NewSyscallError("stat(/proc/"+strconv.Itoa(pid)+"/ns/mnt)", err)
+	ino, err := nsIno("/proc/" + strconv.Itoa(pid) + "/ns/mnt")
+	if err != nil {
+		return false, err
 	}
-	return st.Ino == own, nil
+	return ino == own, nil
 }
 
 // MountNSForeign reports whether the mount namespace of process pid is owned by a user
