@@ -81,6 +81,41 @@ type charClass struct {
 
 type runeRange struct{ lo, hi rune }
 
+// notUTF8 is added to a byte that is not part of a UTF-8 character to make it a character of
+// its own, apart from every rune (all below it) and from every other such byte: a class
+// [\xff] (a Latin-1 rules file) holds the byte 0xff, not every byte that is not UTF-8, nor
+// U+FFFD. (utf8.DecodeRuneInString gives them all utf8.RuneError.)
+const notUTF8 = utf8.MaxRune + 1
+
+// decodeChar is the character at the start of s and its width: a UTF-8 character, or a single
+// byte, notUTF8+b, where the bytes are not UTF-8 (docs/policy.md, "?"). s is not empty.
+func decodeChar(s string) (rune, int) {
+	r, w := utf8.DecodeRuneInString(s)
+	if r == utf8.RuneError && w == 1 {
+		return notUTF8 + rune(s[0]), 1
+	}
+	return r, w
+}
+
+// charBoundary reports whether byte k of s starts a character (or is its end): not inside a
+// UTF-8 sequence that begins before it. A literal matches only from one boundary to another:
+// "\xc3" (a byte that is not UTF-8 alone) is not the first half of "é", nor "\xa9" its last.
+func charBoundary(s string, k int) bool {
+	if k <= 0 || k >= len(s) || utf8.RuneStart(s[k]) {
+		return true
+	}
+	// s[k] is a continuation byte: it is inside a character only if a lead byte at most three
+	// bytes back starts a valid sequence that reaches past it. A lead byte starts a
+	// character wherever it is (no sequence runs over one).
+	for j := k - 1; j >= 0 && j >= k-3; j-- {
+		if utf8.RuneStart(s[j]) {
+			r, w := utf8.DecodeRuneInString(s[j:])
+			return (r == utf8.RuneError && w == 1) || j+w <= k
+		}
+	}
+	return true
+}
+
 func (c *charClass) match(r rune) bool {
 	in := false
 	for _, rg := range c.ranges {
@@ -319,7 +354,7 @@ func compileClass(pattern string, i int) (*charClass, int, error) {
 		if pattern[i] == '/' {
 			return 0, errAt(i, "character class cannot contain / (a class matches within one component)")
 		}
-		r, w := utf8.DecodeRuneInString(pattern[i:])
+		r, w := decodeChar(pattern[i:])
 		i += w
 		return r, nil
 	}
@@ -467,7 +502,7 @@ func (c *component) match(s string) bool {
 	case compAny:
 		return true
 	case compSuffix:
-		return strings.HasSuffix(s, c.lit)
+		return strings.HasSuffix(s, c.lit) && charBoundary(s, len(s)-len(c.lit))
 	case compWild:
 		return matchTokens(c.toks, s)
 	}
@@ -488,21 +523,21 @@ func matchTokens(toks []token, s string) bool {
 				ti++
 				continue
 			case tokLit:
-				if strings.HasPrefix(s[si:], t.lit) {
+				if strings.HasPrefix(s[si:], t.lit) && charBoundary(s, si+len(t.lit)) {
 					si += len(t.lit)
 					ti++
 					continue
 				}
 			case tokOne:
 				if si < len(s) {
-					_, w := utf8.DecodeRuneInString(s[si:])
+					_, w := decodeChar(s[si:])
 					si += w
 					ti++
 					continue
 				}
 			case tokClass:
 				if si < len(s) {
-					r, w := utf8.DecodeRuneInString(s[si:])
+					r, w := decodeChar(s[si:])
 					if t.class.match(r) {
 						si += w
 						ti++
@@ -516,7 +551,7 @@ func matchTokens(toks []token, s string) bool {
 		if starTi < 0 || starSi >= len(s) {
 			return false
 		}
-		_, w := utf8.DecodeRuneInString(s[starSi:])
+		_, w := decodeChar(s[starSi:])
 		starSi += w
 		si = starSi
 		ti = starTi + 1

@@ -378,3 +378,45 @@ func TestGlobLiteralPrefix(t *testing.T) {
 		}
 	}
 }
+
+// A byte that is not UTF-8 is one character of its own (docs/policy.md, "?"): a class holds
+// the very byte written in it, and a literal matches whole characters of the name. Before,
+// every such byte (and U+FFFD) was utf8.RuneError: "[\xff]" (a Latin-1 rules file's "ÿ")
+// matched any byte that is not UTF-8, so "allow /srv/[\xff]*" allowed "/srv/\xfesecret"; and
+// "*\xa9" matched "é" (\xc3\xa9) while "a*\xa9" did not match "aé".
+func TestGlobBytesNotUTF8(t *testing.T) {
+	for _, c := range []struct {
+		pattern, path string
+		want          bool
+	}{
+		{"/[\xff]", "/\xff", true},
+		{"/[\xff]", "/\xfe", false},
+		{"/[\xff]*", "/\xfesecret", false},
+		{"/[!\xff]", "/\xfe", true},
+		{"/[\xfe-\xff]", "/\xfe", true},
+		{"/[\xfe-\xff]", "/é", false},
+		{"/[\uFFFD]", "/\xfe", false},
+		{"/[\uFFFD]", "/\uFFFD", true},
+		{"/[a-\xff]", "/é", true}, // a byte that is not UTF-8 sorts after every character
+		{"/*\xa9", "/é", false},
+		{"/a*\xa9", "/aé", false},
+		{"/*\xa9", "/\xa9", true},
+		{"/*\xa9", "/x\xff\xa9", true},
+		{"/\xc3*", "/é", false},
+		{"/\xc3?", "/é", false},
+		{"/\xc3?", "/\xc3\xff", true},
+		{"/\xc3\xa9", "/é", true}, // the same bytes: the same name
+		{"/?", "/é", true},
+		{"/?", "/\xc3", true},
+		{"/??", "/\xc3\xa9", false},
+		{"/*é", "/aé", true},
+		{"/*\xa9", "/\xe2\x82\xa9\xa9", true}, // ₩ then a lone continuation byte
+		{"/*\xa9\xa9", "/\xe2\x82\xa9\xa9", false},
+		{"/*\x82\xa9", "/\xe2\x82\xa9", false},
+	} {
+		g := MustCompileGlob(c.pattern)
+		if got := g.Match(c.path); got != c.want {
+			t.Errorf("%q.Match(%q) = %v, want %v", c.pattern, c.path, got, c.want)
+		}
+	}
+}
