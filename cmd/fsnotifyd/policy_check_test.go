@@ -264,3 +264,44 @@ func TestPolicyExplainTrust(t *testing.T) {
 		t.Fatalf("modified: exit %d\n%s\nstderr: %s", st, out, errOut)
 	}
 }
+
+// TestPolicyExplainPathAsTheKernelResolvesIt: explain decides for the file the kernel would
+// report for --path: a ".." after a symbolic link is the link target's parent (as open(2)
+// resolves it, not as the text reads), and a file that does not exist yet, named through a
+// link, is the one the link leads to. Before, the path was cleaned as text first
+// ("link/../secret" was "secret" beside the link) and a missing file kept the link's name:
+// explain allowed what the guard denies.
+func TestPolicyExplainPathAsTheKernelResolvesIt(t *testing.T) {
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "real", "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "real", "secret"), "k")
+	writeFile(t, filepath.Join(dir, "secret"), "decoy")
+	if err := os.Symlink(filepath.Join("real", "sub"), filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("real", filepath.Join(dir, "rl")); err != nil {
+		t.Fatal(err)
+	}
+	rules := filepath.Join(dir, "p.rules")
+	writeFile(t, rules, "deny "+dir+"/real/**\n")
+	if err := os.Chmod(rules, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ path, canon string }{
+		{dir + "/link/../secret", dir + "/real/secret"},    // open(2) reads real/sub/.. = real
+		{dir + "/link/new", dir + "/real/sub/new"},         // not there yet: where it would be
+		{dir + "/rl/sub/../new", dir + "/real/new"},        // missing, after a link and a ..
+		{dir + "/link/nodir/x", dir + "/real/sub/nodir/x"}, // missing directories too
+		{dir + "/real/sub/../../real/secret", dir + "/real/secret"},
+	} {
+		out, errOut, st := fsn(t, "policy", "explain", rules, "--path", tt.path, "--uid", "0")
+		if st != 1 || !strings.Contains(out, "file     "+tt.canon+" ") || !strings.Contains(out, "decision deny by "+rules+":1") {
+			t.Errorf("explain --path %s: exit %d, want 1 (denied) for %s\n%s\nstderr: %s", tt.path, st, tt.canon, out, errOut)
+		}
+	}
+}

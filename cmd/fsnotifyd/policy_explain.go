@@ -134,9 +134,10 @@ func runPolicyExplain(args []string) int {
 
 	req := policy.Request{Event: ev, PathUnknown: pathUnknown}
 	var head []string // what the request is, for the first lines
-	canon, err := canonicalPath(path)
+	// A file not there yet is named as it would be; its attributes come from the flags.
+	canon, err := kernelPath(path)
 	if err != nil {
-		canon, _ = filepath.Abs(path) // no such file: its attributes come from the flags
+		canon, _ = filepath.Abs(path)
 	}
 	if !pathUnknown {
 		req.Path = canon

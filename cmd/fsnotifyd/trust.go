@@ -136,9 +136,12 @@ func runTrustAdd(args []string) int {
 	return exitOK
 }
 
-// canonicalPath is p as the kernel reports it: absolute, symbolic links resolved.
+// canonicalPath is p as the kernel reports it: absolute, symbolic links resolved, each ".."
+// taken after the links before it, as open(2) does ("link/../x" is x beside the link's
+// target, not beside the link: filepath.Abs, which cleans the text first, would say the
+// latter).
 func canonicalPath(p string) (string, error) {
-	abs, err := filepath.Abs(p)
+	abs, err := absUncleaned(p)
 	if err != nil {
 		return "", err
 	}
@@ -151,6 +154,51 @@ func canonicalPath(p string) (string, error) {
 		return "", err
 	}
 	return real, nil
+}
+
+// absUncleaned is p made absolute by the working directory, its ".." left for
+// filepath.EvalSymlinks to take after the links before it.
+func absUncleaned(p string) (string, error) {
+	if filepath.IsAbs(p) {
+		return p, nil
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	return wd + "/" + p, nil
+}
+
+// kernelPath is the path the kernel would report for p, existing or not: canonicalPath's,
+// or, for a file (or directories) not there yet, the canonical path of its nearest existing
+// directory with the rest of p after it, as a file created by that name would be reported.
+func kernelPath(p string) (string, error) {
+	abs, err := absUncleaned(p)
+	if err != nil {
+		return "", err
+	}
+	if canon, err := canonicalPath(abs); err == nil {
+		return canon, nil
+	} else if _, lerr := filepath.EvalSymlinks(abs); !errors.Is(lerr, os.ErrNotExist) {
+		return "", err
+	}
+	abs = strings.TrimRight(abs, "/")
+	i := strings.LastIndexByte(abs, '/')
+	if i < 0 {
+		return "", fmt.Errorf("%s: not an absolute path", p)
+	}
+	dir, err := kernelPath(abs[:i] + "/")
+	if err != nil {
+		return "", err
+	}
+	switch base := abs[i+1:]; base {
+	case "", ".":
+		return dir, nil
+	case "..":
+		return filepath.Dir(dir), nil
+	default:
+		return filepath.Join(dir, base), nil
+	}
 }
 
 // notRegularError is openRegular's refusal of what is not a regular file.
