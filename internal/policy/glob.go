@@ -152,7 +152,7 @@ func CompileGlob(pattern string) (*Glob, error) {
 		return nil, err
 	}
 	if pattern[0] != '/' && !strings.HasPrefix(pattern, "**") {
-		return nil, errAt(0, "pattern must be absolute (start with /) or start with **; for any depth write **/%s", pattern)
+		return nil, errAt(0, "pattern must be absolute (start with /) or start with **; %s", relativeHint(pattern))
 	}
 	// Split into components by unescaped '/' outside classes. A '/' inside a class is an
 	// error: classes match within one component.
@@ -211,6 +211,36 @@ func CompileGlob(pattern string) (*Glob, error) {
 		g.matchesEveryPath = false
 	}
 	return g, nil
+}
+
+// relativeHint is what to write instead of pattern, a relative glob: "**/" before it, for any
+// depth, unless that would be refused or mean something else than a shell's reading: a "./"
+// or "../" path (relative to no directory: a rules file has none, and "**/./x" is refused),
+// "~" or "$VAR" (not expanded: "**/~/x" names a directory called "~").
+func relativeHint(pattern string) string {
+	const notShell = "is not expanded (a rules file is not a shell): write the absolute path"
+	switch {
+	case pattern[0] == '~':
+		return "~ " + notShell + " of the home directory (/home/NAME/...)"
+	case pattern[0] == '$':
+		v := pattern[1:]
+		if strings.HasPrefix(v, "{") {
+			if end := strings.IndexByte(v, '}'); end >= 0 {
+				v = v[:end+1]
+			}
+		} else if end := strings.IndexFunc(v, func(r rune) bool {
+			return !(r == '_' || '0' <= r && r <= '9' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z')
+		}); end >= 0 {
+			v = v[:end]
+		}
+		return "$" + v + " " + notShell + " it stands for"
+	}
+	if first, _, _ := strings.Cut(pattern, "/"); first != "." && first != ".." {
+		if _, err := CompileGlob("**/" + pattern); err == nil {
+			return "for any depth write **/" + pattern
+		}
+	}
+	return "write an absolute path (a rules file is read from no working directory)"
 }
 
 // LiteralPrefix is the path of the glob's leading components without a wildcard

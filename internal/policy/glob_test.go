@@ -420,3 +420,39 @@ func TestGlobBytesNotUTF8(t *testing.T) {
 		}
 	}
 }
+
+// TestGlobRelativeSuggestionIsValid: the fix a relative glob's error suggests is itself a
+// glob that compiles, and one a shell would have meant: "./x" and "../x" are not "**/./x"
+// (refused: "." never matches; and an allow for any depth is not what a path relative to
+// some directory meant), "~" and "$HOME" are not expanded (the rules file is not a
+// shell), so "**/~/x" would name a directory called "~". Before, each got "for any depth
+// write **/PATTERN", a glob refused in turn or matching a literal "~" or "$HOME".
+func TestGlobRelativeSuggestionIsValid(t *testing.T) {
+	for pattern, want := range map[string]string{
+		"*.key":     "for any depth write **/*.key",
+		"etc/*.key": "for any depth write **/etc/*.key",
+		"./x":       "write an absolute path",
+		"./a/./b":   "write an absolute path",
+		"../../x/y": "write an absolute path",
+		".":         "write an absolute path",
+		"..":        "write an absolute path",
+		"a/../b":    "write an absolute path",
+		"x y":       "for any depth write **/x y",
+		"~/.ssh/*":  "~ is not expanded",
+		"~ann/x":    "~ is not expanded",
+		"$HOME/x":   "$HOME is not expanded",
+		"${D}/x":    "${D} is not expanded",
+	} {
+		_, err := CompileGlob(pattern)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("CompileGlob(%q) = %v, want an error saying %q", pattern, err, want)
+			continue
+		}
+		if _, fix, ok := strings.Cut(err.Error(), "write "); ok && strings.HasPrefix(fix, "**") {
+			fix, _, _ = strings.Cut(fix, " ")
+			if _, err := CompileGlob(fix); err != nil {
+				t.Errorf("CompileGlob(%q) suggests %q, which is refused: %v", pattern, fix, err)
+			}
+		}
+	}
+}
