@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -273,7 +274,33 @@ func checkPatternBytes(pattern string) error {
 			return &GlobError{Pattern: pattern, Offset: i, Msg: fmt.Sprintf("control byte 0x%02x (to match it in a name, write ? or *)", c)}
 		}
 	}
+	if i, r := invisibleChar(pattern); i >= 0 {
+		return &GlobError{Pattern: pattern, Offset: i, Msg: invisibleMsg(r)}
+	}
 	return nil
+}
+
+// invisibleChar is the offset of the first character in s that shows as nothing, or as
+// something else, on a terminal, and that character (-1 if none): a C1 control (U+0080 to
+// U+009F: U+009B is CSI to some terminals), a format character (Unicode's Cf: zero-width
+// spaces and joiners, the soft hyphen, bidirectional overrides and isolates, U+FEFF), a line or
+// paragraph separator. A rule holding one does not read as what it matches: "/srv/se\u200bcret"
+// shows as /srv/secret and never matches it; a right-to-left override reorders the line.
+// Bytes that are not UTF-8 are not characters of this kind (a Latin-1 file's names).
+func invisibleChar(s string) (int, rune) {
+	for i, r := range s {
+		if r < 0x80 || r == utf8.RuneError {
+			continue
+		}
+		if r <= 0x9f || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp) {
+			return i, r
+		}
+	}
+	return -1, 0
+}
+
+func invisibleMsg(r rune) string {
+	return fmt.Sprintf("invisible character U+%04X: a rule holding it does not read as what it matches (to match it in a name, write ? or *)", r)
 }
 
 // MustCompileGlob is CompileGlob for patterns known to be valid; it panics otherwise.

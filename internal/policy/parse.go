@@ -135,6 +135,9 @@ func (ps *lineParser) checkBytes() error {
 			return ps.errAt(i+1, "control byte 0x%02x: a rules file is text (to match such a byte in a name, write ? or *)", c)
 		}
 	}
+	if i, r := invisibleChar(ps.text); i >= 0 {
+		return ps.errAt(i+1, "%s", invisibleMsg(r))
+	}
 	return nil
 }
 

@@ -442,3 +442,40 @@ func TestDocExamples(t *testing.T) {
 		}
 	}
 }
+
+// TestParseRejectsInvisibleCharacters: a rule must read as what it matches. A zero-width
+// space in "deny /srv/se\u200bcret" shows as "deny /srv/secret" but never matches
+// /srv/secret; a right-to-left override reorders what the terminal shows of the line (trojan
+// source); a C1 control (U+009B is CSI to some terminals) acts as an escape. Like the control
+// bytes, each is refused with its line and column and what to write instead. Before, all
+// were accepted silently.
+func TestParseRejectsInvisibleCharacters(t *testing.T) {
+	for _, c := range []struct {
+		line string
+		col  int
+	}{
+		{"deny /srv/se\u200bcret", 13},
+		{"deny /srv/secret\u00ad", 17},
+		{"deny /srv/\u202eterces", 11},
+		{"deny /srv/x\u2066 uid=0", 12},
+		{"allow /srv/x comm=ba\u200dsh", 21},
+		{"deny /srv/x # \u202e a comment", 15},
+		{"deny /srv/x\u009b", 12},
+		{"deny /srv/x\u2028", 12},
+		{"deny /srv/\ufeffx", 11},
+	} {
+		_, err := Parse("p", strings.NewReader(c.line))
+		var pe *ParseError
+		if !errors.As(err, &pe) || pe.Line != 1 || pe.Col != c.col || !strings.Contains(pe.Msg, "write ?") {
+			t.Errorf("Parse(%+q) = %v, want an error at 1:%d saying to write ?", c.line, err, c.col)
+		}
+	}
+	for _, ok := range []string{"deny /srv/é", "deny /srv/caf\xe9", "deny /srv/日本", "deny /srv/x\t# tab"} {
+		if _, err := Parse("p", strings.NewReader(ok)); err != nil {
+			t.Errorf("Parse(%+q): %v", ok, err)
+		}
+	}
+	if _, err := CompileGlob("/srv/se\u200bcret"); err == nil {
+		t.Errorf("CompileGlob accepts a zero-width space (a --deny glob)")
+	}
+}
