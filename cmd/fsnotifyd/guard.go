@@ -1286,7 +1286,25 @@ func (a *auditWriter) close() {
 // the start and after each reload, with no lock held): deny rules whose directories others
 // may rename, and rules through symbolic links.
 func pathWarnings(pol *policy.Policy) []policy.Warning {
-	return append(denyRulesOthersMayRename(pol), rulesThroughLinks(pol)...)
+	return append(append(denyRulesOthersMayRename(pol), rulesThroughLinks(pol)...), rulesNamingDirectories(pol)...)
+}
+
+// rulesNamingDirectories warns of each rule whose glob, without a wildcard, names a directory
+// on this host: a glob matches one path, so the rule decides opening the directory itself
+// (listing it), and none of the files below it, which "deny /srv/secret" was surely meant to
+// keep out (docs/policy.md, "Globs").
+func rulesNamingDirectories(pol *policy.Policy) []policy.Warning {
+	var out []policy.Warning
+	for _, r := range pol.Rules {
+		if !r.Glob.Literal() {
+			continue
+		}
+		p := r.Glob.LiteralPrefix()
+		if fi, err := os.Lstat(p); err == nil && fi.IsDir() {
+			out = append(out, policy.Warning{Rule: r, Kind: "directory", Msg: fmt.Sprintf("%s is a directory: this rule decides the accesses of the directory itself (listing it), not of the files below it: for those, write %s/** too", p, p)})
+		}
+	}
+	return out
 }
 
 // denyRulesOthersMayRename warns of each deny rule whose glob's leading literal directories

@@ -54,6 +54,9 @@ The warnings (KIND):
   symlink        a rule whose directories (or file) pass through a symbolic
                  link on this host: paths are matched with links resolved,
                  so it never matches there (the guard warns too)
+  directory      a rule whose glob, without a wildcard, names a directory on
+                 this host: it decides listing the directory, not the files
+                 below it (write DIR/** too; the guard warns too)
 
 A FILE that is not a regular file (a FIFO, a directory) cannot be read.
 

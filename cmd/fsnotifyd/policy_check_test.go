@@ -305,3 +305,36 @@ func TestPolicyExplainPathAsTheKernelResolvesIt(t *testing.T) {
 		}
 	}
 }
+
+// TestPolicyCheckWarnsOfRuleNamingADirectory: a glob matches one path, so "deny /srv/secret"
+// where /srv/secret is a directory denies opening the directory (listing it) and nothing
+// below it: a careless administrator's deny that keeps no file out. policy check (and the
+// guard, at its start) warns, naming the glob to write. Before, nothing was said.
+func TestPolicyCheckWarnsOfRuleNamingADirectory(t *testing.T) {
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "secret"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "file"), "x")
+	rules := filepath.Join(dir, "p.rules")
+	writeFile(t, rules, "deny "+dir+"/secret\ndeny "+dir+"//secret/\ndeny "+dir+"/file\ndeny "+dir+"/secret/**\ndeny "+dir+"/[s]ecret\nallow "+dir+"/secret\n")
+	out, errOut, st := fsn(t, "policy", "check", rules)
+	for line, want := range map[int]bool{1: true, 2: true, 3: false, 4: false, 5: false, 6: true} {
+		prefix := fmt.Sprintf("%s:%d: warning: ", rules, line)
+		got := false
+		for _, l := range strings.Split(out, "\n") {
+			if strings.HasPrefix(l, prefix) && strings.HasSuffix(l, "[directory]") {
+				got = true
+				if !strings.Contains(l, dir+"/secret/**") {
+					t.Errorf("line %d: the warning does not say what to write (%s/secret/**): %s", line, dir, l)
+				}
+			}
+		}
+		if got != want {
+			t.Errorf("line %d: [directory] warning %v, want %v\n%s\nstderr: %s (exit %d)", line, got, want, out, errOut, st)
+		}
+	}
+}

@@ -258,6 +258,17 @@ func (g *Glob) LiteralPrefix() string {
 	return b.String()
 }
 
+// Literal reports whether the glob has no wildcard: it matches the one path LiteralPrefix
+// gives.
+func (g *Glob) Literal() bool {
+	for _, c := range g.comps {
+		if c.kind != compLiteral {
+			return false
+		}
+	}
+	return len(g.comps) > 0
+}
+
 // MatchesEveryPath reports whether the glob matches every absolute path except perhaps "/"
 // (**, /**, **/*): the globs that match an unknown path.
 func (g *Glob) MatchesEveryPath() bool { return g.matchesEveryPath }
