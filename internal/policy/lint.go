@@ -265,10 +265,11 @@ func (e *Rule) covers(r *Rule) bool {
 		return false
 	}
 	// Conditions: each of e's is one of r's, so e holds wherever r does. One that may hold
-	// without holding (ancestor=) passes an allow rule over, and r may then decide.
+	// without holding (ancestor=, exe=, gid=, and those on content: mayHoldAttrs) passes an
+	// allow rule over, and r may then decide.
 	for i := range e.Conditions {
 		c := &e.Conditions[i]
-		if c.Attr == AttrAncestor && e.Verdict == engine.Allow || !r.hasCondition(c) {
+		if e.Verdict == engine.Allow && mayHoldAttrs&(attrBits(1)<<c.Attr) != 0 || !r.hasCondition(c) {
 			return false
 		}
 	}

@@ -429,3 +429,78 @@ func TestPolicyModelExplainAgreesWithDecide(t *testing.T) {
 		}
 	})
 }
+
+// mayLackProc is a process whose executable may be any program and whose groups may lack
+// one (a user's own namespaces): exe= and gid= may hold for it.
+type mayLackProc struct{ KnownProcess }
+
+func (mayLackProc) ExeUnknown() (bool, error)    { return true, nil }
+func (mayLackProc) GroupsMayLack() (bool, error) { return true, nil }
+
+// unverifiableObj is a file open for writing: its content cannot be read as one version.
+type unverifiableObj struct{ KnownObject }
+
+func (unverifiableObj) SHA256() ([32]byte, error) { return [32]byte{}, ErrUnverifiable }
+func (unverifiableObj) Trusted() (bool, error)    { return false, ErrUnverifiable }
+
+// What policy check says of a rule, that it never decides ([unreachable]: an earlier rule
+// decides every access it could), holds for every request, those whose conditions may hold
+// included (an executable that may be any program, groups that may lack one, content being
+// written, a cut ancestry): the rule is never the one that decides. Before, an allow rule
+// with exe=, gid=, sha256=, trusted= or trusted_exe= was taken to decide every access a later
+// rule with the same conditions could, but such a condition may hold, and an allow that may
+// match is passed over: the later deny decides.
+func TestPolicyModelUnreachableNeverDecides(t *testing.T) {
+	conds := []string{"", "exe=/usr/bin/cat", "gid=100", "gid!=100", "sha256=" + strings.Repeat("ab", 32),
+		"trusted=yes", "trusted_exe=yes", "ancestor=/usr/bin/make", "uid=0", "comm=cat"}
+	globs := []string{"**", "/srv/**", "/srv/a", "/srv/*/x", "**/*.key"}
+	paths := []string{"/srv/a", "/srv/b/x", "/srv/k.key", "/etc/passwd", ""}
+	rapid.Check(t, func(t *rapid.T) {
+		var b strings.Builder
+		if rapid.Bool().Draw(t, "default deny") {
+			b.WriteString("default deny\n")
+		} else if rapid.Bool().Draw(t, "default allow") {
+			b.WriteString("default allow\n")
+		}
+		for n := rapid.IntRange(1, 5).Draw(t, "rules"); n > 0; n-- {
+			fmt.Fprintf(&b, "%s %s %s %s\n", rapid.SampledFrom([]string{"allow", "deny"}).Draw(t, "verdict"),
+				rapid.SampledFrom([]string{"*", "open", "exec"}).Draw(t, "events"),
+				rapid.SampledFrom(globs).Draw(t, "glob"), rapid.SampledFrom(conds).Draw(t, "cond"))
+		}
+		p, err := Parse("m", strings.NewReader(b.String()))
+		if err != nil {
+			t.Fatalf("%v\n%s", err, b.String())
+		}
+		unreachable := map[string]bool{}
+		for _, w := range p.LintWith(LintOptions{Weak: true}) {
+			if w.Kind == KindUnreachable {
+				unreachable[w.Source()] = true
+			}
+		}
+		if len(unreachable) == 0 {
+			return
+		}
+		kp := KnownProcess{Name: "cat", UserID: 1000, ExePath: "/usr/bin/cat", GroupIDs: []uint32{100},
+			ParentPID: 1, Ancestry: Ancestry{List: []Ancestor{{Exe: "/usr/bin/make", Verified: true}}, Complete: true}, ExeTrust: Yes}
+		procs := []Process{kp, mayLackProc{kp}, KnownProcess{Name: "sh", UserID: 0, ExePath: "/bin/sh", GroupIDs: []uint32{0},
+			Ancestry: Ancestry{List: []Ancestor{}}, ExeTrust: No}}
+		objs := []Object{KnownObject{SumKnown: true, Trust: Yes, Writable: Yes}, unverifiableObj{KnownObject{Trust: No, Writable: Yes}}}
+		for _, proc := range procs {
+			for _, obj := range objs {
+				for _, path := range paths {
+					for _, ev := range []engine.Mask{engine.OpenPerm, engine.OpenExecPerm} {
+						d := p.Decide(&Request{Path: path, Event: ev, Pid: 9, Proc: proc, Obj: obj})
+						src := d.Source()
+						if d.Rule == nil && p.defaultSource != "" {
+							src = p.defaultSource
+						}
+						if d.Err == nil && unreachable[src] {
+							t.Fatalf("policy check says %s never decides, but it decides %v of %q by %+v (%T):\n%s",
+								src, d.Verdict, path, proc, obj, b.String())
+						}
+					}
+				}
+			}
+		}
+	})
+}

@@ -413,6 +413,12 @@ func (a Attr) ReadsContent() bool { return contentAttrs&(attrBits(1)<<a) != 0 }
 // contentAttrs are the attributes that read content (Attr.ReadsContent).
 const contentAttrs = attrBits(1)<<AttrFtype | attrBits(1)<<AttrSHA256 | attrBits(1)<<AttrTrusted | attrBits(1)<<AttrTrustedExe
 
+// mayHoldAttrs are the attributes a condition on which may hold without being settled
+// (Outcome MayHold): a cut ancestry, an executable that may be any program, groups that may
+// lack one, content that cannot be read as one version. An allow rule with one is passed over
+// where it may hold, and a later rule decides.
+const mayHoldAttrs = attrBits(1)<<AttrAncestor | attrBits(1)<<AttrExe | attrBits(1)<<AttrGID | contentAttrs
+
 // Condition is key=v1,v2 (the attribute is one of the values), key!=v1,v2 (none of them), or
 // for size, size>N and size<N.
 type Condition struct {
