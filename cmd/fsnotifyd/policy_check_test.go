@@ -338,3 +338,31 @@ func TestPolicyCheckWarnsOfRuleNamingADirectory(t *testing.T) {
 		}
 	}
 }
+
+// TestPolicyExplainNameless: the guard decides an open of a file with no name and no content
+// (an empty O_TMPFILE, an unlinked empty file: policy.Request.Nameless) as about no path, and
+// policy explain can say so (--nameless): a deny of particular paths neither denies nor
+// allows it, the default does, and a run of it is any unknown path. Before, explain had no way
+// to ask (--path-unknown denies where the guard allows).
+func TestPolicyExplainNameless(t *testing.T) {
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "p.rules")
+	writeFile(t, rules, "deny **/*.key\n")
+	if err := os.Chmod(rules, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		args []string
+		want int
+		out  string
+	}{
+		{[]string{"--nameless", "--event", "open"}, 0, "no name and no content"},
+		{[]string{"--path-unknown", "--event", "open"}, 1, "the path is unknown"},
+		{[]string{"--nameless", "--event", "exec"}, 1, "the path is unknown"},
+	} {
+		out, errOut, st := fsn(t, append([]string{"policy", "explain", rules, "--path", dir + "/x.key", "--uid", "0"}, tt.args...)...)
+		if st != tt.want || !strings.Contains(out, tt.out) {
+			t.Errorf("explain %v: exit %d, want %d and %q\n%s\nstderr: %s", tt.args, st, tt.want, tt.out, out, errOut)
+		}
+	}
+}

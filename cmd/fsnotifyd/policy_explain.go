@@ -68,7 +68,7 @@ Examples:
 func runPolicyExplain(args []string) int {
 	var (
 		path, event            = "", "open"
-		pathUnknown            bool
+		pathUnknown, nameless  bool
 		pidStr                 string
 		pf                     processFlags
 		of                     objectFlags
@@ -81,6 +81,7 @@ func runPolicyExplain(args []string) int {
 	fs := newFlagSet("policy explain", "FILE --path P [--event open|exec|access|pre_access] [--pid PID | --exe E --uid U --gid G,... --comm C --ppid N --ancestor EXE...] [--ftype T --sha256 H --trusted yes|no --size N --mount-writable yes|no] [--trust FILE]... [--no-package-trust]", policyExplainHelp)
 	fs.stringVar(&path, "path", "the file accessed")
 	fs.boolVar(&pathUnknown, "path-unknown", "decide as when the kernel cannot print the file's path (deeper than PATH_MAX)")
+	fs.boolVar(&nameless, "nameless", "decide as for a file with no name and no content (an empty O_TMPFILE, an unlinked empty file): its path is unknown, and an open of it is about no path")
 	fs.stringVar(&event, "event,e", "the access: open, exec, access or pre_access")
 	fs.stringVar(&pidStr, "pid", pidUsage)
 	pf.register(fs)
@@ -132,7 +133,10 @@ func runPolicyExplain(args []string) int {
 		tr = sysattr.Trust{DB: db, Verifier: trust.NewVerifier(trust.VerifierConfig{CacheEntries: 4})}
 	}
 
-	req := policy.Request{Event: ev, PathUnknown: pathUnknown}
+	// The guard's request for a nameless file (guardRun.decide): its path unknown, Nameless
+	// for an open (Decide reads it for opens only).
+	pathUnknown = pathUnknown || nameless
+	req := policy.Request{Event: ev, PathUnknown: pathUnknown, Nameless: nameless}
 	var head []string // what the request is, for the first lines
 	// A file not there yet is named as it would be; its attributes come from the flags.
 	canon, err := kernelPath(path)
@@ -281,7 +285,10 @@ func printExplanation(w io.Writer, pol *policy.Policy, req *policy.Request, head
 			fmt.Fprint(w, " (the kernel may cache this allow)")
 		}
 		fmt.Fprintln(w)
-		if d.PathUnknown {
+		switch {
+		case d.PathUnknown && req.Nameless && req.Event == engine.OpenPerm:
+			fmt.Fprintln(w, "         the file has no name and no content: an open of it is about no path, so only a rule whose glob matches every path applies, and the default if none decides (never cached)")
+		case d.PathUnknown:
 			fmt.Fprintln(w, "         the path is unknown: a deny rule whose glob may match denies, an allow rule only allows if its glob matches every path")
 		}
 		if d.AncestryIncomplete {
