@@ -366,3 +366,35 @@ func TestPolicyExplainNameless(t *testing.T) {
 		}
 	}
 }
+
+// TestPolicyExplainPathLongerThanTheKernelPrints: the guard cannot read the path of a file
+// deeper than PATH_MAX (4096 bytes: the kernel prints none) and decides its access as an
+// unknown path, where an allow of particular paths is passed over. policy explain --path of
+// such a file decides the same. Before, it matched the long path as text: it said "allow"
+// (exit 0) where the guard denies.
+func TestPolicyExplainPathLongerThanTheKernelPrints(t *testing.T) {
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := filepath.Join(dir, "p.rules")
+	writeFile(t, rules, "default deny\nallow "+dir+"/**\n")
+	if err := os.Chmod(rules, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	seg := strings.Repeat("d", 200)
+	long := dir
+	for len(long) < 4200 {
+		long += "/" + seg
+	}
+	short := dir + "/" + seg + "/f"
+	for _, tt := range []struct {
+		path string
+		want int
+	}{{short, 0}, {long + "/f", 1}} {
+		out, errOut, st := fsn(t, "policy", "explain", rules, "--path", tt.path, "--uid", "0")
+		if st != tt.want || tt.want == 1 && !strings.Contains(out, "the path is unknown") {
+			t.Errorf("explain --path (%d bytes): exit %d, want %d\n%s\nstderr: %s", len(tt.path), st, tt.want, out, errOut)
+		}
+	}
+}

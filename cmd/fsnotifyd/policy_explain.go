@@ -143,7 +143,11 @@ func runPolicyExplain(args []string) int {
 	if err != nil {
 		canon, _ = filepath.Abs(path)
 	}
-	if !pathUnknown {
+	// The kernel prints no path this long for a file (readlink of its descriptor fails:
+	// sys.FdPath), and the guard decides such an access as an unknown path.
+	tooLong := !pathUnknown && len(canon) >= sys.PathMax
+	req.PathUnknown = pathUnknown || tooLong
+	if !req.PathUnknown {
 		req.Path = canon
 	}
 	obj := &explainObject{flags: &of}
@@ -158,6 +162,9 @@ func runPolicyExplain(args []string) int {
 	} else {
 		obj.missing = err
 		head = append(head, fmt.Sprintf("file     %s (%v: its attributes come from the flags)", canon, err))
+	}
+	if tooLong {
+		head = append(head, fmt.Sprintf("         its path is %d bytes, PATH_MAX or more: the kernel does not print it, and the guard decides as for an unknown path", len(canon)))
 	}
 	if canon != path {
 		if abs, _ := filepath.Abs(path); abs != canon {
