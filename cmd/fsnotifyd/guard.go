@@ -1364,30 +1364,47 @@ func othersMayRename(p string) string {
 
 // rulesThroughLinks warns of each rule whose glob's leading literal directories (or the
 // file it names) pass through a symbolic link on this host: the kernel reports paths with
-// their links resolved, so such a rule never matches there (docs/policy.md, "Globs").
+// their links resolved, so such a rule never matches there (docs/policy.md, "Globs"). And of
+// each exe= or ancestor= glob that does: /proc/PID/exe gives the executable with its links
+// resolved too (exe=/usr/bin/python3, a link to python3.11, never matches: docs/policy.md,
+// "The executable").
 func rulesThroughLinks(pol *policy.Policy) []policy.Warning {
 	var out []policy.Warning
 	for _, r := range pol.Rules {
-		prefix := r.Glob.LiteralPrefix()
-		cur := ""
-		for _, c := range strings.Split(strings.TrimPrefix(prefix, "/"), "/") {
-			if c == "" {
-				break
-			}
-			cur += "/" + c
-			fi, err := os.Lstat(cur)
-			if err != nil {
-				break
-			}
-			if fi.Mode()&os.ModeSymlink != 0 {
-				real, err := filepath.EvalSymlinks(cur)
-				if err != nil {
-					real = "its target"
+		if cur, real, ok := linkIn(r.Glob); ok {
+			out = append(out, policy.Warning{Rule: r, Kind: "symlink", Msg: fmt.Sprintf("%s is a symbolic link (to %s): a glob matches the path the kernel reports, with its links resolved, so this rule never matches there; write it with %s", cur, real, real)})
+		}
+		for i := range r.Conditions {
+			c := &r.Conditions[i]
+			for _, g := range c.PathGlobs() {
+				if cur, real, ok := linkIn(g); ok {
+					out = append(out, policy.Warning{Rule: r, Kind: "symlink", Msg: fmt.Sprintf("%s=%s: %s is a symbolic link (to %s): the executable's path is read with its links resolved (/proc/PID/exe), so it never matches there; write it with %s", c.Attr, g, cur, real, real)})
 				}
-				out = append(out, policy.Warning{Rule: r, Kind: "symlink", Msg: fmt.Sprintf("%s is a symbolic link (to %s): a glob matches the path the kernel reports, with its links resolved, so this rule never matches there; write it with %s", cur, real, real)})
-				break
 			}
 		}
 	}
 	return out
+}
+
+// linkIn is the first of g's leading literal components (LiteralPrefix) that is a symbolic
+// link on this host, and what it leads to.
+func linkIn(g *policy.Glob) (cur, real string, ok bool) {
+	for _, c := range strings.Split(strings.TrimPrefix(g.LiteralPrefix(), "/"), "/") {
+		if c == "" {
+			break
+		}
+		cur += "/" + c
+		fi, err := os.Lstat(cur)
+		if err != nil {
+			break
+		}
+		if fi.Mode()&os.ModeSymlink != 0 {
+			real, err := filepath.EvalSymlinks(cur)
+			if err != nil {
+				real = "its target"
+			}
+			return cur, real, true
+		}
+	}
+	return "", "", false
 }

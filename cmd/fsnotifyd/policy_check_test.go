@@ -398,3 +398,43 @@ func TestPolicyExplainPathLongerThanTheKernelPrints(t *testing.T) {
 		}
 	}
 }
+
+// TestPolicyCheckWarnsOfExeThroughSymbolicLinks: exe= and ancestor= test the executable's
+// path as /proc/PID/exe gives it, links resolved (docs/policy.md, "The executable"), so
+// "deny open /srv/** exe=/usr/bin/python3" (python3 a link to python3.11), or exe=/bin/sh on
+// merged /usr, never matches: python reads what the rule was written to keep from it.
+// policy check warns ([symlink]) as it does of a rule's own glob through a link, naming the
+// path to write. Before, nothing was said.
+func TestPolicyCheckWarnsOfExeThroughSymbolicLinks(t *testing.T) {
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir+"/usr/bin", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, dir+"/usr/bin/python3.11", "x")
+	if err := os.Symlink("python3.11", dir+"/usr/bin/python3"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("usr/bin", dir+"/bin"); err != nil {
+		t.Fatal(err)
+	}
+	rules := filepath.Join(dir, "p.rules")
+	writeFile(t, rules, "deny open /srv/** exe="+dir+"/usr/bin/python3\n"+
+		"deny open /srv/** ancestor=/usr/sbin/cron,"+dir+"/bin/*\n"+
+		"deny open /srv/** exe="+dir+"/usr/bin/python3.11\n")
+	out, errOut, st := fsn(t, "policy", "check", rules)
+	for line, want := range map[int]string{
+		1: dir + "/usr/bin/python3 is a symbolic link (to " + dir + "/usr/bin/python3.11)",
+		2: dir + "/bin is a symbolic link (to " + dir + "/usr/bin)",
+	} {
+		prefix := fmt.Sprintf("%s:%d: warning: ", rules, line)
+		if !strings.Contains(out, prefix) || !strings.Contains(out, want) || !strings.Contains(out, "[symlink]") {
+			t.Errorf("line %d: no warning %q [symlink]\n%s\nstderr: %s (exit %d)", line, want, out, errOut, st)
+		}
+	}
+	if strings.Contains(out, rules+":3: warning") {
+		t.Errorf("a warning of line 3, whose exe= has no link:\n%s", out)
+	}
+}

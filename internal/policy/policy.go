@@ -419,6 +419,9 @@ const contentAttrs = attrBits(1)<<AttrFtype | attrBits(1)<<AttrSHA256 | attrBits
 // where it may hold, and a later rule decides.
 const mayHoldAttrs = attrBits(1)<<AttrAncestor | attrBits(1)<<AttrExe | attrBits(1)<<AttrGID | contentAttrs
 
+// PathGlobs are the path globs of an exe= or ancestor= condition (nil for other keys).
+func (c *Condition) PathGlobs() []*Glob { return c.globs }
+
 // Condition is key=v1,v2 (the attribute is one of the values), key!=v1,v2 (none of them), or
 // for size, size>N and size<N.
 type Condition struct {
