@@ -438,3 +438,31 @@ func TestPolicyCheckWarnsOfExeThroughSymbolicLinks(t *testing.T) {
 		t.Errorf("a warning of line 3, whose exe= has no link:\n%s", out)
 	}
 }
+
+// TestPolicyExplainCommandLineRules: a guard's --deny and --allow rules come before its
+// --policy file's (and --cache caches its allows): policy explain takes them too, so that
+// `guard --allow /srv/tls/dhparam.key --policy FILE` (docs/policy.md's example) is explained
+// as it decides. Before, explain took FILE alone and said "deny" of what that guard allows.
+func TestPolicyExplainCommandLineRules(t *testing.T) {
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "p.rules")
+	writeFile(t, rules, "deny /srv/tls/**\n")
+	if err := os.Chmod(rules, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		args []string
+		want int
+		out  string
+	}{
+		{[]string{"--allow", "/srv/tls/dhparam.key"}, 0, "decision allow by --allow /srv/tls/dhparam.key\n"},
+		{[]string{"--allow", "/srv/tls/dhparam.key", "--cache"}, 0, "(the kernel may cache this allow)"},
+		{[]string{"--deny", "/srv/**", "--allow", "/srv/tls/dhparam.key"}, 1, "decision deny by --deny /srv/**"},
+		{nil, 1, "decision deny by " + rules + ":1"},
+	} {
+		out, errOut, st := fsn(t, append([]string{"policy", "explain", rules, "--path", "/srv/tls/dhparam.key", "--uid", "0"}, tt.args...)...)
+		if st != tt.want || !strings.Contains(out, tt.out) {
+			t.Errorf("explain %v: exit %d, want %d and %q\n%s\nstderr: %s", tt.args, st, tt.want, tt.out, out, errOut)
+		}
+	}
+}

@@ -69,6 +69,8 @@ func runPolicyExplain(args []string) int {
 	var (
 		path, event            = "", "open"
 		pathUnknown, nameless  bool
+		flags                  []policy.Flag
+		cache                  bool
 		pidStr                 string
 		pf                     processFlags
 		of                     objectFlags
@@ -78,7 +80,7 @@ func runPolicyExplain(args []string) int {
 	)
 	onErrorUsage = "the verdict when reading what a rule needs fails, as guard --on-error: deny (default) or allow"
 	pidUsage = "read the process PID from /proc (instead of --exe, --uid, ...)"
-	fs := newFlagSet("policy explain", "FILE --path P [--event open|exec|access|pre_access] [--pid PID | --exe E --uid U --gid G,... --comm C --ppid N --ancestor EXE...] [--ftype T --sha256 H --trusted yes|no --size N --mount-writable yes|no] [--trust FILE]... [--no-package-trust]", policyExplainHelp)
+	fs := newFlagSet("policy explain", "FILE --path P [--event open|exec|access|pre_access] [--deny GLOB]... [--allow GLOB]... [--cache] [--pid PID | --exe E --uid U --gid G,... --comm C --ppid N --ancestor EXE...] [--ftype T --sha256 H --trusted yes|no --size N --mount-writable yes|no] [--trust FILE]... [--no-package-trust]", policyExplainHelp)
 	fs.stringVar(&path, "path", "the file accessed")
 	fs.boolVar(&pathUnknown, "path-unknown", "decide as when the kernel cannot print the file's path (deeper than PATH_MAX)")
 	fs.boolVar(&nameless, "nameless", "decide as for a file with no name and no content (an empty O_TMPFILE, an unlinked empty file): its path is unknown, and an open of it is about no path")
@@ -88,6 +90,10 @@ func runPolicyExplain(args []string) int {
 	of.register(fs)
 	src.registerGuardStyle(fs)
 	fs.stringVar(&onError, "on-error", onErrorUsage)
+	// The guard's command-line rules, which come before its --policy file's, and --cache.
+	fs.value(policy.FlagValue(&flags, engine.Deny), "deny", "a guard's --deny GLOB (repeatable): command-line rules come before FILE's")
+	fs.value(policy.FlagValue(&flags, engine.Allow), "allow", "a guard's --allow GLOB (repeatable)")
+	fs.boolVar(&cache, "cache", "as a guard's --cache: every allow may be cached (on the usual conditions)")
 	rest, status, ok := fs.parseArgs(args)
 	if !ok {
 		return status
@@ -114,12 +120,23 @@ func runPolicyExplain(args []string) int {
 	if pidStr != "" && pf.any() {
 		return fs.usageError(fmt.Errorf("--pid reads the process; %s describes one: give one or the other", pf.first()))
 	}
-	pol, owner, err := readPolicyFile(rest[0])
+	filePol, owner, err := readPolicyFile(rest[0])
 	if err != nil {
 		// Exit 2, as policy check's: 1 says the access is denied.
 		fail(fs.cmd, err)
 		return exitUsage
 	}
+	// As the guard builds its policy (guard, buildStateLocked).
+	flagPol, err := policy.FromFlags(flags)
+	if err != nil {
+		return fs.usageError(err)
+	}
+	pol, err := policy.Concat(flagPol, filePol)
+	if err != nil {
+		fail(fs.cmd, err)
+		return exitUsage
+	}
+	pol.CacheAllows = pol.CacheAllows || cache
 	if owner != nil {
 		fmt.Fprintf(os.Stderr, "fsnotifyd %s: warning: %v; guard --policy refuses it\n", fs.cmd, owner)
 	}
