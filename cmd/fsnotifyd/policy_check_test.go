@@ -289,9 +289,6 @@ func TestPolicyExplainPathAsTheKernelResolvesIt(t *testing.T) {
 	}
 	rules := filepath.Join(dir, "p.rules")
 	writeFile(t, rules, "deny "+dir+"/real/**\n")
-	if err := os.Chmod(rules, 0o644); err != nil {
-		t.Fatal(err)
-	}
 	for _, tt := range []struct{ path, canon string }{
 		{dir + "/link/../secret", dir + "/real/secret"},    // open(2) reads real/sub/.. = real
 		{dir + "/link/new", dir + "/real/sub/new"},         // not there yet: where it would be
@@ -348,19 +345,25 @@ func TestPolicyExplainNameless(t *testing.T) {
 	dir := t.TempDir()
 	rules := filepath.Join(dir, "p.rules")
 	writeFile(t, rules, "deny **/*.key\n")
-	if err := os.Chmod(rules, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for _, tt := range []struct {
-		args []string
-		want int
-		out  string
-	}{
+	checkExplain(t, rules, dir+"/x.key", []explainCase{
 		{[]string{"--nameless", "--event", "open"}, 0, "no name and no content"},
 		{[]string{"--path-unknown", "--event", "open"}, 1, "the path is unknown"},
 		{[]string{"--nameless", "--event", "exec"}, 1, "the path is unknown"},
-	} {
-		out, errOut, st := fsn(t, append([]string{"policy", "explain", rules, "--path", dir + "/x.key", "--uid", "0"}, tt.args...)...)
+	})
+}
+
+// explainCase is a run of policy explain with args, its exit status and what its output holds.
+type explainCase struct {
+	args []string
+	want int
+	out  string
+}
+
+// checkExplain runs policy explain RULES --path PATH --uid 0 ARGS... for each case.
+func checkExplain(t *testing.T, rules, path string, cases []explainCase) {
+	t.Helper()
+	for _, tt := range cases {
+		out, errOut, st := fsn(t, append([]string{"policy", "explain", rules, "--path", path, "--uid", "0"}, tt.args...)...)
 		if st != tt.want || !strings.Contains(out, tt.out) {
 			t.Errorf("explain %v: exit %d, want %d and %q\n%s\nstderr: %s", tt.args, st, tt.want, tt.out, out, errOut)
 		}
@@ -379,9 +382,6 @@ func TestPolicyExplainPathLongerThanTheKernelPrints(t *testing.T) {
 	}
 	rules := filepath.Join(dir, "p.rules")
 	writeFile(t, rules, "default deny\nallow "+dir+"/**\n")
-	if err := os.Chmod(rules, 0o644); err != nil {
-		t.Fatal(err)
-	}
 	seg := strings.Repeat("d", 200)
 	long := dir
 	for len(long) < 4200 {
@@ -447,22 +447,10 @@ func TestPolicyExplainCommandLineRules(t *testing.T) {
 	dir := t.TempDir()
 	rules := filepath.Join(dir, "p.rules")
 	writeFile(t, rules, "deny /srv/tls/**\n")
-	if err := os.Chmod(rules, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for _, tt := range []struct {
-		args []string
-		want int
-		out  string
-	}{
+	checkExplain(t, rules, "/srv/tls/dhparam.key", []explainCase{
 		{[]string{"--allow", "/srv/tls/dhparam.key"}, 0, "decision allow by --allow /srv/tls/dhparam.key\n"},
 		{[]string{"--allow", "/srv/tls/dhparam.key", "--cache"}, 0, "(the kernel may cache this allow)"},
 		{[]string{"--deny", "/srv/**", "--allow", "/srv/tls/dhparam.key"}, 1, "decision deny by --deny /srv/**"},
 		{nil, 1, "decision deny by " + rules + ":1"},
-	} {
-		out, errOut, st := fsn(t, append([]string{"policy", "explain", rules, "--path", "/srv/tls/dhparam.key", "--uid", "0"}, tt.args...)...)
-		if st != tt.want || !strings.Contains(out, tt.out) {
-			t.Errorf("explain %v: exit %d, want %d and %q\n%s\nstderr: %s", tt.args, st, tt.want, tt.out, out, errOut)
-		}
-	}
+	})
 }
