@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"path"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -172,7 +173,7 @@ func CompileGlob(pattern string) (*Glob, error) {
 		raw := pattern[start:next]
 		switch raw {
 		case ".", "..":
-			return nil, errAt(start, "%q component never matches: paths are canonical", raw)
+			return nil, errAt(start, "%q component never matches: paths are canonical%s", raw, canonicalHint(pattern, next, g.comps))
 		}
 		if c.kind == compStarStar && len(g.comps) > 0 && g.comps[len(g.comps)-1].kind == compStarStar {
 			continue // "**/**" is "**"
@@ -242,6 +243,30 @@ func relativeHint(pattern string) string {
 		}
 	}
 	return "write an absolute path (a rules file is read from no working directory)"
+}
+
+// canonicalHint is what to write instead of pattern, whose component ending at end is "." or
+// "..": the pattern with it taken away (path.Clean), when the components before it have no
+// wildcard (so ".." takes away a known directory) and none after it is "." or "..".
+func canonicalHint(pattern string, end int, before []component) string {
+	for _, c := range before {
+		if c.kind != compLiteral {
+			return ""
+		}
+	}
+	for _, c := range strings.Split(pattern[end:], "/") {
+		if c == "." || c == ".." {
+			return ""
+		}
+	}
+	fix := path.Clean(pattern)
+	if _, err := CompileGlob(fix); err != nil || fix == "/" {
+		return ""
+	}
+	if strings.HasSuffix(pattern[:end], "..") {
+		return "; write " + fix + " (the path the kernel reports if no symbolic link is on the way)"
+	}
+	return "; write " + fix
 }
 
 // LiteralPrefix is the path of the glob's leading components without a wildcard

@@ -109,6 +109,9 @@ func TestGlobErrors(t *testing.T) {
 		{"/a/***", 3, "** must be a whole path component"},
 		{"/a/../b", 3, `".." component never matches: paths are canonical`},
 		{"/./b", 1, `"." component never matches`},
+		// What to write instead (TestGlobErrors: before, only that it never matches).
+		{"/a/../b", 3, `".." component never matches: paths are canonical; write /b (the path the kernel reports if no symbolic link is on the way)`},
+		{"/srv/./x/**", 5, `"." component never matches: paths are canonical; write /srv/x/**`},
 		{"**/*.key\x00.txt", 8, "NUL byte: no path or name holds one, so the pattern could never match"},
 		{"/a/\\\x00", 4, "NUL byte"},
 		{"/a\x1b[31m", 2, "control byte 0x1b (to match it in a name, write ? or *)"},
@@ -126,6 +129,12 @@ func TestGlobErrors(t *testing.T) {
 		}
 		if ge.Pattern != tt.pattern || !strings.Contains(err.Error(), "glob ") {
 			t.Errorf("error %q does not name the pattern", err)
+		}
+	} // No fix where taking the component away would guess: ".." after a wildcard, another
+	// "." or ".." after it, or nothing left.
+	for _, pattern := range []string{"/srv/*/../x", "/srv/../x/../y", "/..", "**/../x"} {
+		if _, err := CompileGlob(pattern); err == nil || strings.Contains(err.Error(), "write") {
+			t.Errorf("CompileGlob(%q) = %v, want an error with no fix", pattern, err)
 		}
 	}
 }
