@@ -651,6 +651,29 @@ func matchTokens(toks []token, s string) bool {
 	}
 }
 
+// minLen is the fewest bytes a name c matches has (each ? or class takes one at least), and
+// c's leading literal.
+func (c *component) minLen() (n int, lead string) {
+	switch c.kind {
+	case compLiteral:
+		return len(c.lit), c.lit
+	case compSuffix:
+		return len(c.lit), ""
+	}
+	for i, t := range c.toks {
+		switch t.kind {
+		case tokLit:
+			n += len(t.lit)
+			if i == 0 {
+				lead = t.lit
+			}
+		case tokOne, tokClass:
+			n++
+		}
+	}
+	return n, lead
+}
+
 // wordGlob is a single-component glob (no '/'), for a condition such as comm=bash*.
 type wordGlob struct {
 	src string

@@ -154,6 +154,10 @@ func TestParseErrors(t *testing.T) {
 		{"deny /x comm=a/b", `policy.rules:1:15: bad comm pattern "a/b": a name pattern cannot contain /`},
 		{"deny /x comm=[ab", `policy.rules:1:14: bad comm pattern "[ab": unterminated character class (missing ])`},
 		{"deny /x comm=unattended-upgrade", `policy.rules:1:14: comm "unattended-upgrade" never matches: the kernel keeps only the first 15 bytes of a process name (write "unattended-upgr")`},
+		// A pattern whose fixed characters need more than 15 bytes never matches either (before:
+		// accepted, a deny or allow that silently never applied).
+		{"deny /x comm=systemd-journald*", `policy.rules:1:14: comm "systemd-journald*" never matches: it needs 16 bytes or more, and the kernel keeps only the first 15 bytes of a process name (write "systemd-journal")`},
+		{"deny /x comm=bash,?unattended-upgr", `policy.rules:1:19: comm "?unattended-upgr" never matches: it needs 16 bytes or more, and the kernel keeps only the first 15 bytes of a process name`},
 		{"deny /x gid=wheel", `policy.rules:1:13: gid "wheel": want a number (group names are not looked up)`},
 		{"deny /x gid=1 gid!=2", `policy.rules:1:15: duplicate gid condition (first at column 9)`},
 		{"deny /x exe=bash", `policy.rules:1:13: bad exe pattern "bash": pattern must be absolute (start with /) or start with **; for any depth write **/bash`},

@@ -705,6 +705,14 @@ func compileComm(c *Condition, v string) (int, string) {
 		return 0, fmt.Sprintf("comm %q never matches: the kernel keeps only the first %d bytes of a process name (write %q)",
 			v, maxComm, w.c.lit[:maxComm])
 	}
+	if n, lead := w.c.minLen(); n > maxComm {
+		fix := ""
+		if len(lead) >= maxComm {
+			fix = fmt.Sprintf(" (write %q)", lead[:maxComm])
+		}
+		return 0, fmt.Sprintf("comm %q never matches: it needs %d bytes or more, and the kernel keeps only the first %d bytes of a process name%s",
+			v, n, maxComm, fix)
+	}
 	c.names = append(c.names, w)
 	return 0, ""
 }
