@@ -156,7 +156,7 @@ func (b *Backend) resolveDir(fs *fsState, fid *sys.FileID, needAncestry bool) (*
 	}
 	// The path at any length; "" (unknown) beyond sys.MaxLongPath: the event is still
 	// reported, with its name and what is known.
-	path, known := descPath(fd, &st, true) // opened by handle through the anchor: here
+	path, known, _ := descPath(fd, &st, true) // opened by handle through the anchor: here
 	if st.Nlink == 0 {
 		return nil, false // removed while its path was read (eventPath took st again)
 	}

@@ -526,9 +526,17 @@ func (b *Backend) pollHardlinks() {
 // that directory decoded here. The root of a mount of something below the filesystem's root
 // is found by handle only: the directory above its path is where the mount sits, not its
 // parent.
-func verifyPath(fs *fsState, fd int, st sys.Stat, path string, pid int32) (string, bool) {
+//
+// checked says the caller found path, by a statx taken after st, to name st's object on st's
+// mount (eventPath's onMount): the look this makes first, which is not made again (one statx
+// per first-seen object fewer, h30-daemonsys: TestVerifiedPathStatxOnce). A second look
+// would prove no more: the path can change after either.
+func verifyPath(fs *fsState, fd int, st sys.Stat, path string, pid int32, checked bool) (string, bool) {
 	if st.MountRoot && !fs.isRoot(st.Ino) {
 		return pathByHandle(fs, fd, st)
+	}
+	if checked && path != "" {
+		return path, true
 	}
 	if path != "" && len(path) < pathMax {
 		if vst, err := sys.Statx(sys.AT_FDCWD, path, sys.AT_SYMLINK_NOFOLLOW); err == nil &&

@@ -50,49 +50,58 @@ const maxWalkLevels = 4096
 // keeps it. An object unlinked after st was taken and before its path was read has the
 // suffix with st's nlink not 0: st is then taken again (*st updated), so that the caller sees
 // it gone and no path gets the suffix as a name (a tree's rm -rf read as it runs reported
-// "d/e (deleted)/f").
-func eventPath(fd int, st *sys.Stat) (string, bool) { return descPath(fd, st, false) }
+// "d/e (deleted)/f"). onMount reports that the path was found, by a statx of it taken after
+// st, to name st's object on st's own mount: verifyPath's first look, already made (its
+// caller passes it on rather than take the same statx again: h30-daemonsys).
+func eventPath(fd int, st *sys.Stat) (path string, known, onMount bool) {
+	return descPath(fd, st, false)
+}
 
 // descPath is eventPath; here says fd is a descriptor the backend opened in its own mount
 // namespace (by handle through an anchor), so that its mount is here without asking.
-func descPath(fd int, st *sys.Stat, here bool) (string, bool) {
+func descPath(fd int, st *sys.Stat, here bool) (path string, known, onMount bool) {
 	for try := 0; try < 2; try++ {
 		p, err := sys.FdPath(fd)
 		if err != nil {
 			if st.IsDir() && errors.Is(err, syscall.ENAMETOOLONG) {
 				if p, err := sys.LongPath(fd, 0); err == nil && (here || sys.MountPlaceOf(st) == sys.MountHere) {
 					restatIfDeleted(fd, p, st)
-					return trimDeleted(p, st, here)
+					p, known := trimDeleted(p, st, here)
+					return p, known, false
 				}
 			}
-			return "", false
+			return "", false, false
 		}
 		restatIfDeleted(fd, p, st)
 		if st.IsDir() {
 			// A directory's dentry is always connected, but its path is printed in the mount
 			// namespace it was opened in: it is this one's if it leads back here, or if the
 			// mount is here (a rename meanwhile).
-			if here || st.Nlink == 0 || leadsTo(p, st) || sys.MountPlaceOf(st) == sys.MountHere {
-				return trimDeleted(p, st, here)
+			if here || st.Nlink == 0 {
+				p, known := trimDeleted(p, st, here)
+				return p, known, false
 			}
-			return "", false
+			if leads, on := leadsTo(p, st); leads || sys.MountPlaceOf(st) == sys.MountHere {
+				return p, true, on
+			}
+			return "", false, false
 		}
 		if st.Nlink == 0 {
 			if p, ok := strings.CutSuffix(p, " (deleted)"); ok {
 				// An unlinked file: its last name, in its last directory, if that is here.
 				if !here && sys.MountPlaceOf(st) != sys.MountHere {
-					return "", false
+					return "", false, false
 				}
-				return p, true
+				return p, true, false
 			}
 		}
-		if leadsTo(p, st) {
-			return p, true
+		if leads, on := leadsTo(p, st); leads {
+			return p, true, on
 		}
 		// Renamed between the two calls, or a disconnected dentry ("/", "/name"): once more,
 		// then unknown.
 	}
-	return "", false
+	return "", false, false
 }
 
 // restatIfDeleted takes fd's statx again into *st when its path p has the kernel's
@@ -119,13 +128,15 @@ func trimDeleted(p string, st *sys.Stat, here bool) (string, bool) {
 	return p, true
 }
 
-// leadsTo reports whether path names the object st describes.
-func leadsTo(path string, st *sys.Stat) bool {
+// leadsTo reports whether path names the object st describes, and onMount whether it names it
+// on st's own mount too (what verifyPath asks of a path first).
+func leadsTo(path string, st *sys.Stat) (leads, onMount bool) {
 	if path == "" || path[0] != '/' {
-		return false
+		return false, false
 	}
 	got, err := sys.Statx(sys.AT_FDCWD, path, sys.AT_SYMLINK_NOFOLLOW)
-	return err == nil && got.Dev == st.Dev && got.Ino == st.Ino
+	leads = err == nil && got.Dev == st.Dev && got.Ino == st.Ino
+	return leads, leads && got.MntID == st.MntID
 }
 
 // placeUnknown marks ev as possibly below every subtree root and every children-watching
@@ -249,6 +260,6 @@ func fdObjectPath(fd int) string {
 	if err != nil {
 		return ""
 	}
-	p, _ := descPath(fd, &st, true)
+	p, _, _ := descPath(fd, &st, true)
 	return p
 }

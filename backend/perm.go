@@ -234,7 +234,7 @@ func (p *permEvent) Path() string {
 // real one (verifyPath: by handle through the filesystem's anchor). Without it, a file whose
 // ancestry came from the chain cache (every access but the first) had its path unknown.
 func (p *permEvent) lookPath() string {
-	path, known := eventPath(int(p.fd), &p.st)
+	path, known, _ := eventPath(int(p.fd), &p.st)
 	if known || p.fs == nil || p.st.Nlink == 0 {
 		return path
 	}
@@ -242,7 +242,7 @@ func (p *permEvent) lookPath() string {
 	if raw == "" {
 		return ""
 	}
-	if vpath, ok := verifyPath(p.fs, int(p.fd), p.st, raw, p.ev.Pid); ok {
+	if vpath, ok := verifyPath(p.fs, int(p.fd), p.st, raw, p.ev.Pid, false); ok {
 		return vpath
 	}
 	return ""

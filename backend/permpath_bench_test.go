@@ -136,7 +136,7 @@ func BenchmarkEventPath(bm *testing.B) {
 	bm.ReportAllocs()
 	for bm.Loop() {
 		s := st
-		if p, ok := eventPath(fd, &s); !ok || p != file {
+		if p, ok, _ := eventPath(fd, &s); !ok || p != file {
 			bm.Fatalf("eventPath = %q, %v; want %q", p, ok, file)
 		}
 	}

@@ -130,7 +130,7 @@ func (b *Backend) translateFD(kev *sys.FanotifyEvent, v *view, now time.Time, wi
 	stc := *st
 	st = &stc
 	for try := 0; ; try++ {
-		path, known := eventPath(int(kev.Fd), st)
+		path, known, onMount := eventPath(int(kev.Fd), st)
 		if needPlace && st.Nlink > 0 && (!known || path != "/" && len(path) < pathMax) {
 			// The path must name the object here, on its own mount: one printed from another
 			// mount namespace (a bind mount made in a user namespace) would lead the walk
@@ -140,7 +140,7 @@ func (b *Backend) translateFD(kev *sys.FanotifyEvent, v *view, now time.Time, wi
 			if !known {
 				raw, _ = sys.FdPath(int(kev.Fd)) // what the kernel printed, if anything
 			}
-			if vpath, ok := verifyPath(fv.state, int(kev.Fd), *st, raw, kev.Pid); raw != "" && ok {
+			if vpath, ok := verifyPath(fv.state, int(kev.Fd), *st, raw, kev.Pid, onMount); raw != "" && ok {
 				path, known = vpath, true
 			} else if known {
 				path, known = "", false
