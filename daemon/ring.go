@@ -167,8 +167,8 @@ func (c *session) onKick() {
 // ringBeforeWait is the kick pipe's Before hook (evloop "Wait hooks"), run just before the
 // loop sleeps: it asks the client for a kick on its next answer, unless answers are published
 // already, which it takes instead (at most a ring's worth: if more came meanwhile, the loop
-// polls its other descriptors without sleeping and calls this again). It reports whether it
-// took any. The kick is taken back once the loop wakes (DisarmKick, the After hook): answers
+// calls this again, and polls its other descriptors without sleeping first if this took
+// answers twice since its last poll: evloop "Wait hooks"). It reports whether it took any. The kick is taken back once the loop wakes (DisarmKick, the After hook): answers
 // that come while it is busy are taken here, with no pipe write, read or wake-up.
 func (c *session) ringBeforeWait() bool {
 	if !c.ring.ArmKick() {

@@ -52,9 +52,10 @@
 // while the loop sleeps (the permission ring's kick pipe: its client writes it only when the
 // daemon asked, and the daemon asks only in Before, so that answers that come while the loop
 // is busy cost no write, no read and no wake-up). Before may do its owner's work itself and
-// report that it did: the loop then does not sleep but polls without waiting (every
-// descriptor is still served between two calls of Before, however much work they find), and
-// goes round again. Both run on the loop under its rules.
+// report that it did: the loop then does not sleep but goes round again, and polls without
+// waiting first if the round before found work too (every descriptor is still served after
+// at most two calls of Before that found work, however much work they find; one that finds
+// none is followed by the wait, which serves them all). Both run on the loop under its rules.
 //
 // # Blocking mode
 //
@@ -140,6 +141,9 @@ type Loop struct {
 	// reading), for the next maybeYield; zero: none, maybeYield reads the clock itself. The
 	// loop goroutine's.
 	now time.Duration
+	// hookWorked: the Before hooks did work since the loop last polled (run, poll; the loop
+	// goroutine's).
+	hookWorked bool
 	// tick is maybeYield's, also in every round (the loop goroutine's); its Every is
 	// yieldEvery.
 	tick schedtick.Tick
@@ -502,14 +506,24 @@ func (l *Loop) run() {
 		}
 		if worked {
 			// The hooks did work, which may have posted more (a walk's continuation: it
-			// runs now, with no wake, sleeping not being set): serve the other descriptors
-			// without sleeping, then go round (Before again before any wait).
+			// runs now, with no wake, sleeping not being set); then round again (Before
+			// again before any wait). The other descriptors are served by the wait that
+			// follows if Before then finds nothing (a poll that returns at once if one is
+			// ready), or, if it finds work a second time with no poll in between, by a poll
+			// without waiting here first: one poll(2) per take where one take is all there
+			// is (a daemon's ring answer taken just before it would sleep: h30-daemonsys,
+			// TestHooksOneTakeOnePoll), and never more than two takes between two looks at
+			// the other descriptors.
 			l.runPosted()
 			if l.dirty {
 				l.rebuild()
 			}
-			l.hookPolls.Add(1)
-			l.poll(0)
+			if l.hookWorked {
+				l.hookPolls.Add(1)
+				l.poll(0) // clears hookWorked
+			} else {
+				l.hookWorked = true
+			}
 			continue
 		}
 		// Only the loop writes blockOn, and clears woken: a store (a locked instruction) only
@@ -584,6 +598,7 @@ func (l *Loop) blockingRounds(br *Registration) {
 // the callbacks of those ready, each followed by the work it posted. A wait (timeout not 0)
 // ends sleeping and calls the After hooks first.
 func (l *Loop) poll(timeout time.Duration) {
+	l.hookWorked = false
 	if cap(l.ready) < len(l.fds) {
 		l.ready = make([]bool, len(l.fds))
 	}

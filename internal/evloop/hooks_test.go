@@ -102,6 +102,77 @@ func TestHooksNoItemWaitsForAWait(t *testing.T) {
 	}
 }
 
+// TestHooksOneTakeOnePoll: an item published while the loop is busy (here by work posted to
+// it, as a daemon's client answers while the loop forwards its next event) is taken by Before
+// just before the loop would sleep, and the loop then goes round and waits: one poll(2) per
+// item (the wait), not a poll without waiting first and then the wait (h30-daemonsys: one
+// ppoll per permission event through the daemon fewer). 200 items one at a time, each taken,
+// none kicked, no poll without waiting; a descriptor that becomes readable meanwhile is
+// still served.
+func TestHooksOneTakeOnePoll(t *testing.T) {
+	l := newLoop(t)
+	r, w := testenv.SocketPair(t)
+	k := &kicked{w: w}
+	var buf [64]byte
+	reg, err := l.RegisterHooks(r, func() {
+		syscall.Read(r, buf[:])
+		k.take()
+	}, Hooks{
+		Before: func() bool {
+			k.armed.Store(true)
+			if k.head.Load() != k.tail.Load() {
+				k.armed.Store(false)
+				return k.take()
+			}
+			return false
+		},
+		After: func() { k.armed.Store(false) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Unregister()
+	got := make(chan string, 16)
+	var off atomic.Int32
+	sr, sw := testenv.SocketPair(t)
+	sreg, err := l.Register(sr, reader(l, sr, got, &off))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sreg.Unregister()
+	waitTaken := func(n uint64) {
+		t.Helper()
+		for end := time.Now().Add(5 * time.Second); k.taken.Load() < n; {
+			if time.Now().After(end) {
+				t.Fatalf("%d of %d items taken after 5 s", k.taken.Load(), n)
+			}
+			time.Sleep(20 * time.Microsecond)
+		}
+	}
+	// Each item is published by work posted to the loop: the loop is awake (After ran:
+	// not armed), so the item is not kicked and Before finds it.
+	publish := func() { l.Post(func() { k.head.Add(1) }) }
+	publish()
+	waitTaken(1)
+	hookPolls := l.HookPolls()
+	const n = 200
+	for i := range n {
+		publish()
+		waitTaken(uint64(i + 2))
+	}
+	if k.kicks.Load() != 0 {
+		t.Errorf("%d kicks: items published while the loop was awake were kicked", k.kicks.Load())
+	}
+	if extra := l.HookPolls() - hookPolls; extra > 0 {
+		t.Errorf("%d polls without waiting for %d items taken one by one by Before: want 0 (the wait that follows serves the other descriptors)", extra, n)
+	}
+	syscall.Write(sw, []byte("served"))
+	expect(t, got, "served")
+	if off.Load() != 0 {
+		t.Errorf("%d callbacks ran off the loop", off.Load())
+	}
+}
+
 // TestHooksBusyBeforeStarvesNothing: a Before that finds work at every turn (a client that
 // floods) never keeps the loop from serving its other descriptors: their data is read, and
 // the loop never sleeps meanwhile (it polls without waiting). Work Before posts runs on the
