@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # What each process of a permission round trip does per event, counted rather than timed (the
 # counts do not depend on how busy the machine is): fanref's C responder, the embedded
-# `fsnotifyd guard DIR`, and `fsnotifyd serve` + bench/daemonallow (the out-of-process
-# allow-all client; ring, and with SOCKET=1 also over the socket), each while a load opens
+# `fsnotifyd guard DIR`, bench/relayfloor.c's loop-futex relay and its child (the floor of any
+# out-of-process relay: the daemon's shape in C, with no statx), and `fsnotifyd serve` +
+# bench/daemonallow (the out-of-process allow-all client; ring, and with SOCKET=1 also over
+# the socket), each while a load opens
 # FILES distinct files of the scratch ext4 image once each (LOAD=distinct, the default) or
-# fanref's load opens one file FILES times (LOAD=same). Per event and per process (the load,
+# fanref's load opens one file FILES times from THREADS threads (LOAD=same; THREADS=1 by
+# default). Per event and per process (the load,
 # the listener; the daemon and its client): system calls (perf stat raw_syscalls:sys_enter),
 # futex wakes (FUTEX_WAKE, private or not), voluntary and involuntary context switches (the
 # sum over /proc/PID/task/*/status, before and after: threads that exit in between are not
@@ -12,17 +15,22 @@
 # client) runs on that one CPU (taskset): the three processes of the daemon's path share one
 # core as on a machine with one busy core, with no busy loop (nothing timed, nobody else
 # loaded). With STRACE=1 a second pass prints which calls (strace -f -c, >= 0.03 per event).
-# Run as root: [PIN=1] [LOAD=same] [SOCKET=1] [STRACE=1] bash bench/permcounts.sh [FILES]
+# With REF=rev the daemon of that revision is counted too, before this tree's (an A/B of the
+# daemon's counts in one run).
+# Run as root: [PIN=1] [LOAD=same [THREADS=2]] [SOCKET=1] [STRACE=1] [REF=rev] bash bench/permcounts.sh [FILES]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-10000} # the scratch ext4 image (64 MiB) has about 16k inodes
 LOAD=${LOAD:-distinct}
+THREADS=${THREADS:-1}
+[ "$LOAD" = same ] || THREADS=1
 command -v perf > /dev/null || apt-get install -y -qq linux-perf > /dev/null || true
 command -v perf > /dev/null || { echo "bench/permcounts.sh: needs perf (apt-get install linux-perf)" >&2; exit 1; }
 [ "${STRACE:-0}" != 1 ] || command -v strace > /dev/null || apt-get install -y -qq strace > /dev/null
 . bench/lib.sh
-go build -o "$out/fsnotifyd" ./cmd/fsnotifyd
+go build -o "$out/fsnotifyd" ./cmd/fsnotifyd # the guard's
 go build -o "$out/daemonallow" ./bench/daemonallow
+cc -O2 -pthread -o "$out/relayfloor-c" bench/relayfloor.c
 cat > "$out/many.c" <<'C'
 #include <fcntl.h>
 #include <stdio.h>
@@ -48,7 +56,7 @@ pin=()
 # runload: the load, once (its own counts on stdout: syscalls and context switches).
 runload() {
 	if [ "$LOAD" = same ]; then
-		"${pin[@]}" perf stat -x, -e raw_syscalls:sys_enter,context-switches -o "$out/load.perf" "$out/fanref" load "$LOAD_FILE" "$N" 1 > /dev/null
+		"${pin[@]}" perf stat -x, -e raw_syscalls:sys_enter,context-switches -o "$out/load.perf" "$out/fanref" load "$LOAD_FILE" "$N" "$THREADS" > /dev/null
 	else
 		"${pin[@]}" perf stat -x, -e raw_syscalls:sys_enter,context-switches -o "$out/load.perf" "$out/many" "$out/mnt/d" "$N"
 	fi
@@ -78,11 +86,11 @@ count() {
 	done
 	for p in "${ps[@]}"; do kill -INT "$p"; done
 	wait "${ps[@]}" 2> /dev/null || true
-	printf "%-34s %-12s syscalls %6.2f  cs vol/invol %5.2f / %5.2f\n" "$label" load "$(awk -v s="$lsc" -v n="$N" 'BEGIN{print s/n}')" "$(awk -v s="$lcs" -v n="$N" 'BEGIN{print s/n}')" 0 | tee -a "$out/counts"
+	printf "%-34s %-12s syscalls %6.2f  cs %5.2f (perf: voluntary and not)\n" "$label" load "$(awk -v s="$lsc" -v n="$((N * THREADS))" 'BEGIN{print s/n}')" "$(awk -v s="$lcs" -v n="$((N * THREADS))" 'BEGIN{print s/n}')" | tee -a "$out/counts"
 	i=0
 	for p in "$@"; do
 		read -r v iv < "$out/csw.$i"
-		awk -F, -v n="$N" -v who="$label" -v name="$(tr '\0' ' ' < /proc/"$p"/cmdline | awk '{ print $1 }' | xargs basename)" -v v="$v" -v iv="$iv" '
+		awk -F, -v n="$((N * THREADS))" -v who="$label" -v name="$(tr '\0' ' ' < /proc/"$p"/cmdline | awk '{ print $1 }' | xargs basename)" -v v="$v" -v iv="$iv" '
 			$3 == "raw_syscalls:sys_enter" { s = $1 } $3 == "syscalls:sys_enter_futex" { f = $1 }
 			END { printf "%-34s %-12s syscalls %6.2f  cs vol/invol %5.2f / %5.2f  futex %5.2f\n", who, name, s / n, v / n, iv / n, f / n }' "$out/perf.$i" | tee -a "$out/counts"
 		i=$((i + 1))
@@ -101,7 +109,7 @@ strace_count() {
 	i=0
 	for p in "$@"; do
 		echo "  $label $(tr '\0' ' ' < /proc/"$p"/cmdline | awk '{ print $1 }' | xargs basename) (strace -f -c, calls per event >= 0.03):"
-		awk -v n="$N" '$1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" && $4 / n >= 0.03 { printf "    %-16s %6.2f\n", $NF, $4 / n }' "$out/st.$i" | sort -k2 -n -r
+		awk -v n="$((N * THREADS))" '$1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" && $4 / n >= 0.03 { printf "    %-16s %6.2f\n", $NF, $4 / n }' "$out/st.$i" | sort -k2 -n -r
 		i=$((i + 1))
 	done
 }
@@ -117,18 +125,31 @@ listener() {
 	kill "$l"; wait "$l" 2> /dev/null || true
 }
 
-echo "permission events counted: $N $([ "$LOAD" = same ] && echo "opens of one file" || echo "distinct files opened once"), ext4 image, $(nproc) CPUs$([ -z "${PIN:-}" ] || echo ", every process on CPU $PIN"), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "permission events counted: $((N * THREADS)) $([ "$LOAD" = same ] && echo "opens of one file from $THREADS thread(s)" || echo "distinct files opened once"), ext4 image, $(nproc) CPUs$([ -z "${PIN:-}" ] || echo ", every process on CPU $PIN"), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 listener fanref "$out/fanref" respond "$out/mnt/d"
 listener guard "$out/fsnotifyd" guard "$out/mnt/d"
-"${pin[@]}" "$out/fsnotifyd" serve --socket "$out/d.sock" --log-level warn 2> "$out/daemon.log" & pids+=($!)
-serve=$!
-for _ in $(seq 1200); do "$out/fsnotifyd" stats --socket "$out/d.sock" > /dev/null 2>&1 && break; sleep 0.05; done
-for ring in 1 $([ "${SOCKET:-0}" = 1 ] && echo 0); do
-	label="serve+daemonallow-$([ "$ring" = 1 ] && echo ring || echo socket)"
-	: > "$out/l.log"
-	DAEMONALLOW_RING=$ring "${pin[@]}" "$out/daemonallow" "$out/d.sock" "$out/mnt/d" > "$out/l.log" 2>&1 & l=$!
-	wait_ready "$out/l.log"
-	count "$label" "$serve" "$l"
-	[ "${STRACE:-0}" != 1 ] || strace_count "$label" "$serve" "$l"
-	kill "$l"; wait "$l" 2> /dev/null || true
+: > "$out/l.log"
+"${pin[@]}" "$out/relayfloor-c" loop-futex "$out/mnt/d" > "$out/l.log" 2>&1 & l=$!
+wait_ready "$out/l.log"
+count relay-loop-futex "$l" $(pgrep -P "$l")
+[ "${STRACE:-0}" != 1 ] || strace_count relay-loop-futex "$l" $(pgrep -P "$l")
+kill "$l"; wait "$l" 2> /dev/null || true
+# The daemon: this tree's serve, and with REF (a git revision) REF's beside it (fsnotifyd_bins,
+# lib.sh: REF's first), each with this tree's daemonallow.
+fsnotifyd_bins "${REF:-}"
+for bin in "${bins[@]}"; do
+	v=$(basename "$(dirname "$bin")")
+	"${pin[@]}" "$bin" serve --socket "$out/$v.sock" --log-level warn 2> "$out/daemon.$v.log" & pids+=($!)
+	serve=$!
+	for _ in $(seq 1200); do "$bin" stats --socket "$out/$v.sock" > /dev/null 2>&1 && break; sleep 0.05; done
+	for ring in 1 $([ "${SOCKET:-0}" = 1 ] && echo 0); do
+		label="serve-$v+daemonallow-$([ "$ring" = 1 ] && echo ring || echo socket)"
+		: > "$out/l.log"
+		DAEMONALLOW_RING=$ring "${pin[@]}" "$out/daemonallow" "$out/$v.sock" "$out/mnt/d" > "$out/l.log" 2>&1 & l=$!
+		wait_ready "$out/l.log"
+		count "$label" "$serve" "$l"
+		[ "${STRACE:-0}" != 1 ] || strace_count "$label" "$serve" "$l"
+		kill "$l"; wait "$l" 2> /dev/null || true
+	done
+	kill "$serve"; wait "$serve" 2> /dev/null || true
 done
