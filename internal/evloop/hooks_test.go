@@ -150,15 +150,29 @@ func TestHooksOneTakeOnePoll(t *testing.T) {
 		}
 	}
 	// Each item is published by work posted to the loop: the loop is awake (After ran:
-	// not armed), so the item is not kicked and Before finds it.
-	publish := func() { l.Post(func() { k.head.Add(1) }) }
-	publish()
-	waitTaken(1)
+	// not armed), so the item is not kicked and Before finds it. The next is posted once the
+	// loop has gone to wait again (a post before that would be a second item found with no
+	// poll in between, which is polled for).
+	publish := func(n uint64) {
+		t.Helper()
+		waits, _ := l.Waits()
+		l.Post(func() { k.head.Add(1) })
+		waitTaken(n)
+		for end := time.Now().Add(5 * time.Second); ; {
+			if w, _ := l.Waits(); w > waits {
+				return
+			}
+			if time.Now().After(end) {
+				t.Fatal("the loop did not wait again after taking an item")
+			}
+			time.Sleep(20 * time.Microsecond)
+		}
+	}
+	publish(1)
 	hookPolls := l.HookPolls()
 	const n = 200
 	for i := range n {
-		publish()
-		waitTaken(uint64(i + 2))
+		publish(uint64(i + 2))
 	}
 	if k.kicks.Load() != 0 {
 		t.Errorf("%d kicks: items published while the loop was awake were kicked", k.kicks.Load())
