@@ -61,6 +61,8 @@
 //	    ├── lru.Cache.mu   session.sent, its permission events' send times (a leaf)
 //	    ├── engine.Group.mu  TryReadBatch (which may call OnQueue, fanout.queued, with no
 //	    │                  engine lock held: it takes only fanout.mu and TryLocks flushMu)
+//	    ├── evloop.Loop.mu forward's Post of publishRing (the ring's publication, ring.go; a
+//	    │                  leaf)
 //	    └── proto.Conn's write lock (TryLock from a flush)
 //	fanout.mu              the dirty list, the last flush's time, the flush wanted, the
 //	                       timer, whether the FID reader is awake (a leaf)
@@ -72,8 +74,8 @@
 //	rateLog.mu             log rate limits (a leaf)
 //
 // The permission ring (ring.go) adds no lock: its sending half runs under sendMu (forward,
-// writeLoop), its answering half on the loop (onKick, one goroutine), and they share only
-// atomic words.
+// writeLoop, and publishRing, posted to the loop by forward, which only TryLocks it), its
+// answering half on the loop (onKick, one goroutine), and they share only atomic words.
 //
 // A session's locks never nest inside another session's on the loop: a walk's continuation,
 // which may queue the event to another session's group (its forward), is posted and runs

@@ -50,7 +50,13 @@ type ringState struct {
 	ringBad     atomic.Uint64                       // answers that did not decode (skipped)
 	ringBroken  atomic.Bool                         // logged once
 	rbuf        []byte                              // under sendMu: one frame's encoding
-	ansAt       time.Duration                       // the loop's: when the current take of answers began (sinceStart; onKick, ringBeforeWait)
+	// pubPosted (under sendMu): forward put records and posted publishRing, which has not
+	// run yet; publishFn is c.publishRing, bound once. publishes counts the publications
+	// that published something (under sendMu; for the tests).
+	pubPosted bool
+	publishFn func()
+	publishes uint64
+	ansAt     time.Duration // the loop's: when the current take of answers began (sinceStart; onKick, ringBeforeWait)
 }
 
 // offerRing answers a Hello that asked for the ring: a RingGrant, or a Result saying why not.
@@ -91,14 +97,62 @@ func (c *session) offerRing(req uint64) error {
 	return c.conn.WriteMsg(proto.ResultFor(req, 0, proto.Errorf(proto.CodeNotSupported, "%s", why)))
 }
 
-// ringWriteLocked puts msgs in the ring, in order, and publishes them; it returns how many it
-// put. It stops, with no error, where the ring is full or broken (what is left waits, as on
-// a socket that is not read). Needs sendMu.
+// ringWriteLocked puts msgs in the ring, in order, and publishes them (writeLoop's); it
+// returns how many it put. It stops, with no error, where the ring is full or broken (what
+// is left waits, as on a socket that is not read). Needs sendMu.
 func (c *session) ringWriteLocked(msgs []proto.Msg) (int, error) {
 	if c.ringOff {
 		return 0, errRingClosed
 	}
-	defer c.ring.Publish()
+	defer c.publishLocked()
+	return c.ringPutLocked(msgs)
+}
+
+// ringForwardLocked is forward's write to the ring: msgs are put now and published once the
+// loop is done with what it is doing (publishRing, posted): the events of one kernel batch,
+// each forwarded as the engine queues it, are published together, with one wake of the
+// client, instead of one each (a client woken by the first, on the loop's core, answered it
+// before the loop forwarded the next: h30-daemonsys, TestRingOnePublishPerBatch). Needs sendMu.
+func (c *session) ringForwardLocked(msgs []proto.Msg) (int, error) {
+	if c.ringOff {
+		return 0, errRingClosed
+	}
+	n, err := c.ringPutLocked(msgs)
+	if !c.pubPosted {
+		c.pubPosted = true
+		if c.publishFn == nil {
+			c.publishFn = c.publishRing
+		}
+		c.s.b.Loop().Post(c.publishFn) // on the loop: after the current callback, no wake
+	}
+	return n, err
+}
+
+// publishRing publishes what forward put. On the loop (posted by ringForwardLocked), which
+// never waits for sendMu: if another holds it (writeLoop, or endRing), writeLoop publishes
+// at the end of its round, which the kick asks for (endRing: nothing is published any more).
+func (c *session) publishRing() {
+	if !c.sendMu.TryLock() {
+		c.kickWriter()
+		return
+	}
+	c.pubPosted = false
+	if !c.ringOff {
+		c.publishLocked()
+	}
+	c.sendMu.Unlock()
+}
+
+// publishLocked publishes what was put (and counts it). Needs sendMu, ring not off.
+func (c *session) publishLocked() {
+	if c.ring.Publish() {
+		c.publishes++
+	}
+}
+
+// ringPutLocked puts msgs in the ring, in order, without publishing them (ringWriteLocked).
+// Needs sendMu, ring not off.
+func (c *session) ringPutLocked(msgs []proto.Msg) (int, error) {
 	for i, m := range msgs {
 		b, _, err := proto.Append(c.rbuf[:0], nil, m)
 		if err != nil {
@@ -122,7 +176,7 @@ var errRingClosed = errors.New("permission ring closed")
 // it wrote. Needs sendMu.
 func (c *session) tryWriteLocked(msgs []proto.Msg) (int, error) {
 	if c.ring != nil {
-		return c.ringWriteLocked(msgs)
+		return c.ringForwardLocked(msgs)
 	}
 	return c.conn.TryWriteMsgs(msgs...)
 }

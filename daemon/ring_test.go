@@ -612,3 +612,77 @@ func TestRingAnswerLatency(t *testing.T) {
 		t.Errorf("latency: %d answers, max %v, sum %v; want 2, max in [80 ms, %v], sum in [110 ms, %v]", count, l.Max, sum, total, total)
 	}
 }
+
+// TestRingOnePublishPerBatch: the permission events of one kernel read are published to the
+// ring together, with one wake of the client, not one publication each (forward publishes
+// through publishRing, posted to the loop: h30-daemonsys). Six processes open a file while
+// the daemon's loop is held, so that their six events are queued before it reads; it reads
+// them in one batch and publishes them once (at most twice, should the kernel split the
+// read); each reaches the client once and each open is allowed. Before: six publications.
+func TestRingOnePublishPerBatch(t *testing.T) {
+	file, sock, d := ringScratch(t)
+	c := dialRing(t, sock, proto.Hello{Class: engine.ClassContent, Deadline: time.Minute, DeadlineVerdict: engine.Deny})
+	c.mark(filepath.Dir(file))
+	const n = 6
+	held, release := make(chan struct{}), make(chan struct{})
+	d.srv.PostToLoop(func() { close(held); <-release })
+	<-held
+	before := d.srv.RingPublishes()
+	accs := startAccessors(t, file, n)
+	for _, a := range accs { // each open waits in the kernel for the answer, its event queued
+		for end := time.Now().Add(hang); !blockedInFanotify(a.p.pid()); {
+			if time.Now().After(end) {
+				close(release)
+				t.Fatalf("accessor %d is not waiting for a permission answer", a.p.pid())
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	close(release)
+	got := make(chan []uint64, 1)
+	go func() {
+		var ids []uint64
+		for len(ids) < n {
+			ok, err := c.ring.Next(func(f []byte) error {
+				m, err := proto.Decode(f, nil)
+				if e, isEv := m.(*proto.Event); err == nil && isEv && e.ID != 0 {
+					ids = append(ids, e.ID)
+				}
+				return err
+			})
+			if !ok || err != nil {
+				break
+			}
+		}
+		got <- ids
+	}()
+	var ids []uint64
+	select {
+	case ids = <-got:
+	case <-time.After(hang):
+		c.ring.Stop()
+		t.Fatalf("the %d events did not all reach the ring", n)
+	}
+	if len(ids) != n {
+		t.Fatalf("the ring closed after %d of %d events", len(ids), n)
+	}
+	pubs := d.srv.RingPublishes() - before
+	for _, id := range ids {
+		c.answerRaw(allowSlot(id))
+	}
+	for _, a := range accs {
+		if errno, _ := a.result(t, hang); errno != 0 {
+			t.Fatalf("open: errno %d, want 0", errno)
+		}
+	}
+	if pubs > 2 {
+		t.Errorf("%d events read while the loop was held were published %d times, want once (twice if the read was split)", n, pubs)
+	}
+}
+
+// blockedInFanotify reports whether process pid sleeps in the kernel waiting for a
+// fanotify permission answer (its wchan).
+func blockedInFanotify(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/wchan", pid))
+	return err == nil && strings.Contains(string(b), "fanotify")
+}

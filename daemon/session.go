@@ -603,6 +603,11 @@ func (c *session) writeLoop() {
 				break
 			}
 		}
+		if c.pubPosted && !c.ringOff {
+			// forward's records, whose publishRing found sendMu held (by this round).
+			c.publishLocked()
+			c.pubPosted = false
+		}
 		c.sendMu.Unlock()
 		if !ok {
 			c.close()

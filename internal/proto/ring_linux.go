@@ -257,16 +257,17 @@ func (r *DaemonRing) Put(frame []byte) (bool, error) {
 	return true, nil
 }
 
-// Publish makes the records put so far visible and wakes the client if it said it sleeps.
-// It never waits. Sender only.
-func (r *DaemonRing) Publish() {
+// Publish makes the records put so far visible and wakes the client if it said it sleeps;
+// it reports whether there was anything to publish. It never waits. Sender only.
+func (r *DaemonRing) Publish() bool {
 	if r.w.dHead.Load() == r.head {
-		return
+		return false
 	}
 	r.w.dHead.Swap(r.head) // a Swap: see "Full barriers" above
 	if r.w.cSleep.Load() != 0 {
 		sys.FutexWake(r.w.dHead, 1)
 	}
+	return true
 }
 
 // WantRoom asks the client to kick the pipe when it next consumes; the caller then tries its
