@@ -633,7 +633,9 @@ func TestRingOnePublishPerBatch(t *testing.T) {
 		for end := time.Now().Add(hang); !blockedInFanotify(a.p.pid()); {
 			if time.Now().After(end) {
 				close(release)
-				t.Fatalf("accessor %d is not waiting for a permission answer", a.p.pid())
+				wchan, _ := os.ReadFile(fmt.Sprintf("/proc/%d/wchan", a.p.pid()))
+				stack, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stack", a.p.pid()))
+				t.Fatalf("accessor %d is not waiting for a permission answer (wchan %q, stack %q)%s", a.p.pid(), wchan, stack, a.p.tail())
 			}
 			time.Sleep(time.Millisecond)
 		}
