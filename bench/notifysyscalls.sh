@@ -16,24 +16,7 @@ ROUNDS=1
 command -v strace > /dev/null || { apt-get install -y -qq strace > /dev/null; }
 . bench/lib.sh
 go build -o "$out/fsnotifyd" ./cmd/fsnotifyd
-cat > "$out/many.c" <<'C'
-#include <fcntl.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <unistd.h>
-/* many DIR N [create]: open()+close() DIR/fI for I in 0..N-1, each once (or create them). */
-int main(int argc, char **argv) {
-	int n = atoi(argv[2]); char p[4096];
-	for (int i = 0; i < n; i++) {
-		snprintf(p, sizeof p, "%s/f%d", argv[1], i);
-		int fd = argc > 3 ? open(p, O_CREAT | O_WRONLY, 0644) : open(p, O_RDONLY);
-		if (fd < 0) { perror(p); return 1; }
-		close(fd);
-	}
-	return 0;
-}
-C
-cc -O2 -o "$out/many" "$out/many.c"
+cc -O2 -o "$out/many" bench/many.c
 mkdir -p "$out/mnt/d/sub" && "$out/many" "$out/mnt/d/sub" "$N" create
 
 # perFile FILE: strace -c table -> "syscall calls/file" (>= 0.02), then TOTAL without the Go

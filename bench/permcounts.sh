@@ -31,24 +31,7 @@ command -v perf > /dev/null || { echo "bench/permcounts.sh: needs perf (apt-get 
 go build -o "$out/fsnotifyd" ./cmd/fsnotifyd # the guard's
 go build -o "$out/daemonallow" ./bench/daemonallow
 cc -O2 -pthread -o "$out/relayfloor-c" bench/relayfloor.c
-cat > "$out/many.c" <<'C'
-#include <fcntl.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <unistd.h>
-/* many DIR N [create]: open()+close() DIR/fI for I in 0..N-1, each once (or create them). */
-int main(int argc, char **argv) {
-	int n = atoi(argv[2]); char p[4096];
-	for (int i = 0; i < n; i++) {
-		snprintf(p, sizeof p, "%s/f%d", argv[1], i);
-		int fd = argc > 3 ? open(p, O_CREAT | O_WRONLY, 0644) : open(p, O_RDONLY);
-		if (fd < 0) { perror(p); return 1; }
-		close(fd);
-	}
-	return 0;
-}
-C
-cc -O2 -o "$out/many" "$out/many.c"
+cc -O2 -o "$out/many" bench/many.c
 mkdir "$out/mnt/d" && echo x > "$out/mnt/d/f"
 [ "$LOAD" = same ] || "$out/many" "$out/mnt/d" "$N" create
 pin=()

@@ -40,13 +40,11 @@ func (k *kicked) take() bool {
 	return true
 }
 
-// TestHooksNoItemWaitsForAWait: with the kick armed only before the loop sleeps, every item a
-// producer publishes is taken promptly, whether it comes while the loop sleeps (a kick wakes
-// it) or while it is busy (Before finds it, no kick): 20,000 items from two producers, in
-// bursts and one by one, all taken, each burst within a bound; and items published while the
-// loop is busy cost no kick (fewer kicks than items).
-func TestHooksNoItemWaitsForAWait(t *testing.T) {
-	l := newLoop(t)
+// registerKicked has l poll a socket whose writes are kicked's kicks, with the ring's hooks:
+// Before arms the kick and takes what was published instead if there is any, After disarms
+// it; the callback reads the kick and takes. Armed from the start; unregistered at cleanup.
+func registerKicked(t *testing.T, l *Loop) *kicked {
+	t.Helper()
 	r, w := testenv.SocketPair(t)
 	k := &kicked{w: w}
 	k.armed.Store(true)
@@ -68,7 +66,18 @@ func TestHooksNoItemWaitsForAWait(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer reg.Unregister()
+	t.Cleanup(reg.Unregister)
+	return k
+}
+
+// TestHooksNoItemWaitsForAWait: with the kick armed only before the loop sleeps, every item a
+// producer publishes is taken promptly, whether it comes while the loop sleeps (a kick wakes
+// it) or while it is busy (Before finds it, no kick): 20,000 items from two producers, in
+// bursts and one by one, all taken, each burst within a bound; and items published while the
+// loop is busy cost no kick (fewer kicks than items).
+func TestHooksNoItemWaitsForAWait(t *testing.T) {
+	l := newLoop(t)
+	k := registerKicked(t, l)
 	const producers, per = 2, 10000
 	done := make(chan struct{})
 	for p := 0; p < producers; p++ {
@@ -111,27 +120,7 @@ func TestHooksNoItemWaitsForAWait(t *testing.T) {
 // still served.
 func TestHooksOneTakeOnePoll(t *testing.T) {
 	l := newLoop(t)
-	r, w := testenv.SocketPair(t)
-	k := &kicked{w: w}
-	var buf [64]byte
-	reg, err := l.RegisterHooks(r, func() {
-		syscall.Read(r, buf[:])
-		k.take()
-	}, Hooks{
-		Before: func() bool {
-			k.armed.Store(true)
-			if k.head.Load() != k.tail.Load() {
-				k.armed.Store(false)
-				return k.take()
-			}
-			return false
-		},
-		After: func() { k.armed.Store(false) },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reg.Unregister()
+	k := registerKicked(t, l)
 	got := make(chan string, 16)
 	var off atomic.Int32
 	sr, sw := testenv.SocketPair(t)
