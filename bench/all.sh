@@ -5,7 +5,8 @@
 #
 #   bash bench/all.sh [--busy] [--rounds N] [--quick] [--only LIST] [--out DIR]
 #
-#   --busy       also run the permission benchmarks (backend, cli, daemon, fapolicyd) with a
+#   --busy       also run the permission benchmarks (backend, cli, daemon, fapolicyd, exec, and
+#                the floors guardfloor and relayfloor) with a
 #                competing busy loop pinned to one core (a host that is doing other work); the
 #                table then has a second column
 #   --rounds N   rounds per script (default 3)
@@ -97,7 +98,7 @@ args() {
 	*) echo "" ;;
 	esac
 }
-permission="backend cli daemon fapolicyd exec guardfloor"
+permission="backend cli daemon fapolicyd exec guardfloor relayfloor" # relayfloor busy: the floor under the daemon's busy rows
 busy_pid=
 stop_busy() { [ -n "$busy_pid" ] && kill "$busy_pid" 2>/dev/null; wait "$busy_pid" 2>/dev/null || true; busy_pid=; }
 trap stop_busy EXIT
