@@ -30,9 +30,11 @@ mark for the whole tree, so files created in a directory created a moment
 earlier are reported too (inotifywait -r misses them); unprivileged it falls
 back to inotify, adding watches as directories appear.
 
-Events (-e, comma list; default all; an empty list is an error): access, modify, attrib, close_write,
+Events (-e, comma list; an empty list is an error): access, modify, attrib, close_write,
 close_nowrite, close, open, open_exec, moved_from, moved_to, move, create,
-delete, delete_self, move_self, rename.
+delete, delete_self, move_self, rename. Default: all but open_exec and rename,
+as inotifywait (an exec's open is reported as OPEN, a rename as MOVED_FROM
+and MOVED_TO); open_exec needs root or --daemon (inotify has no such event).
 
 --format directives (inotifywait's): %w watched directory, %f file name,
 %e events (comma list), %Xe events separated by the character X, %T time
@@ -117,7 +119,7 @@ func runWatch(args []string) int {
 	)
 	fs := newFlagSet("watch", "[-r] [-e EVENTS] [--json | -c | --format FMT] [--timefmt FMT] [--exclude[i] RE | --include[i] RE] [-o FILE] [-n COUNT] [--timeout DUR] [--fromfile FILE] PATH... [@PATH...]", watchHelp)
 	fs.boolVar(&recursive, "r,recursive", "watch every directory below each PATH (a subtree watch)")
-	fs.stringVar(&events, "e,event,events", "events to report, a comma list (default all)")
+	fs.stringVar(&events, "e,event,events", "events to report, a comma list (default all but open_exec and rename)")
 	fs.boolVar(&jsonOut, "json,j", "print one JSON object per event")
 	fs.boolVar(&csvOut, "c,csv", "print inotifywait's CSV lines: %w,%e,%f, quoted (e.g. d/,\"CLOSE_WRITE,CLOSE\",\"a,b\")")
 	fs.stringVar(&fmtStr, "format", "print events in this inotifywait-style format")
