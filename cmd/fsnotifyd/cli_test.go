@@ -323,3 +323,28 @@ func TestServeUnprivilegedRefusesAtStart(t *testing.T) {
 		t.Errorf("serve as uid 65534 left its socket %s", sock)
 	}
 }
+
+// TestOpenExecUnprivilegedIsSaid: inotify, which an unprivileged watch or trace runs on, has
+// no OPEN_EXEC. "-e open_exec" alone reported nothing, exit 0, without a word; it is now a
+// runtime error (exit 1) saying why and what to do, one line after "Setting up watches.";
+// with other events, a warning on stderr, and the others are reported.
+func TestOpenExecUnprivilegedIsSaid(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := testenv.PublicTmpfs(t)
+	nobody := &syscall.Credential{Uid: 65534, Gid: 65534}
+	const why = "-e open_exec: not reported unprivileged (inotify has no such event; an exec's open is reported as open): run as root or with --daemon"
+	for _, cmd := range []string{"watch", "trace"} {
+		out, errOut, st, timedOut := fsnWithinAs(t, nobody, 10*time.Second, cmd, "-q", "-e", "open_exec", "--timeout", "1s", dir)
+		if timedOut || st != exitRuntime || out != "" || strings.TrimSpace(errOut) != "fsnotifyd "+cmd+": "+why {
+			t.Errorf("%s -e open_exec as uid 65534: exit %d (still running: %v), stdout %q, stderr %q; want exit 1 and the one line %q", cmd, st, timedOut, out, errOut, why)
+		}
+		out, errOut, st, timedOut = fsnWithinAs(t, nobody, 10*time.Second, cmd, "-q", "-e", "open,open_exec", "--timeout", "1s", dir)
+		if timedOut || st != exitOK || strings.TrimSpace(errOut) != "fsnotifyd "+cmd+": "+why+"; the other events are reported" {
+			t.Errorf("%s -e open,open_exec as uid 65534: exit %d (still running: %v), stderr %q; want exit 0 and the warning %q", cmd, st, timedOut, errOut, why)
+		}
+	}
+	// As root (fanotify) it is asked of the kernel: no word.
+	if _, errOut, st, timedOut := fsnWithin(t, 10*time.Second, "watch", "-q", "-e", "open_exec", "--timeout", "0.5s", dir); timedOut || st != exitOK || errOut != "" {
+		t.Errorf("watch -e open_exec as root: exit %d (still running: %v), stderr %q; want exit 0, nothing on stderr", st, timedOut, errOut)
+	}
+}

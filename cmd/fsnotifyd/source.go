@@ -94,6 +94,23 @@ func openSource(cmd string, daemon daemonFlag, withExe bool, prune []string) (*e
 	return &events{cmd: cmd, src: src, buf: make([]source.Event, 256), log: logw}, nil
 }
 
+// checkAsked says what the embedded backend on inotify (unprivileged) cannot report of the
+// events -e named (asked; 0: -e not given): OPEN_EXEC, which inotify has no event for. Asked
+// alone, nothing would ever be reported: an error; with others, a warning on stderr, and the
+// others are reported.
+func (s *events) checkAsked(asked engine.Mask) error {
+	e, ok := s.src.(interface{ Backend() *backend.Backend })
+	if asked&engine.OpenExec == 0 || !ok || e.Backend().Privileged() {
+		return nil
+	}
+	const why = "-e open_exec: not reported unprivileged (inotify has no such event; an exec's open is reported as open): run as root or with --daemon"
+	if asked&^engine.OpenExec == 0 {
+		return errors.New(why)
+	}
+	fmt.Fprintf(os.Stderr, "fsnotifyd %s: %s; the other events are reported\n", s.cmd, why)
+	return nil
+}
+
 func (d daemonFlag) path() string {
 	if d.socket == "" || d.socket == "true" {
 		return client.DefaultSocket

@@ -237,5 +237,5 @@ func runTrace(args []string) int {
 		return len(only) == 0 || only[p]
 	}
 	return stream("trace", specs, streamOpts{daemon: daemon, quiet: quiet, count: count, timeout: timeout, out: out,
-		withExe: withExe, keep: keep})
+		withExe: withExe, keep: keep, asked: asked})
 }

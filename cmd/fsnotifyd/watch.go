@@ -202,10 +202,11 @@ func runWatch(args []string) int {
 	}
 	mask := engine.Access | engine.Modify | engine.Attrib | engine.Close | engine.Open |
 		engine.Move | engine.Create | engine.Delete | engine.DeleteSelf | engine.MoveSelf
-	if m, given, err := parseEventsFlag(fs, events); err != nil {
+	asked, given, err := parseEventsFlag(fs, events)
+	if err != nil {
 		return fs.usageError(err)
 	} else if given {
-		mask = m
+		mask = asked
 	}
 	if err := checkTimefmt(timefmt); err != nil {
 		return fs.usageError(err)
@@ -292,7 +293,7 @@ func runWatch(args []string) int {
 		show = filter.show
 	}
 	return stream("watch", specs, streamOpts{daemon: daemon, quiet: quiet, count: count, timeout: timeout, out: out,
-		recursive: recursive, keep: keep, show: show, dst: dst, dstName: outFile.s, prune: skip})
+		recursive: recursive, keep: keep, show: show, dst: dst, dstName: outFile.s, prune: skip, asked: asked})
 }
 
 // onceString is a string flag that may be given once: inotifywait refuses a second
@@ -526,6 +527,8 @@ type streamOpts struct {
 	// prune are the @PATHs: an embedded backend on inotify places no watch below them
 	// (backend.Options.Prune).
 	prune []string
+	// asked is what -e named (0: -e not given, the command's default).
+	asked engine.Mask
 }
 
 // stream opens a source, places the watches, and prints events until done.
@@ -541,6 +544,10 @@ func stream(cmd string, specs []watchSpec, o streamOpts) int {
 	}
 	src, err := openSource(cmd, daemon, withExe, o.prune)
 	if err != nil {
+		return fail(cmd, err)
+	}
+	if err := src.checkAsked(o.asked); err != nil {
+		src.close()
 		return fail(cmd, err)
 	}
 	defer func() {
