@@ -158,6 +158,13 @@ allow open ** uid=0
 			if st != tt.status {
 				t.Fatalf("exit %d, want %d\n%s\nstderr: %s", st, tt.status, out, errOut)
 			}
+			// The columns are padded between cells, never after the last (a line that
+			// ends in blanks does not equal docs/policy.md's, nor a diff's).
+			for _, l := range strings.Split(out, "\n") {
+				if strings.TrimRight(l, " ") != l {
+					t.Errorf("line ends in blanks: %q", l)
+				}
+			}
 		})
 	}
 	// Usage errors: 2, with the flag named.

@@ -260,7 +260,10 @@ func printExplanation(w io.Writer, pol *policy.Policy, req *policy.Request, head
 		fmt.Fprintln(w, esc(h))
 	}
 	fmt.Fprintf(w, "policy   %d rules, default %s\n\n", len(pol.Rules), def)
-	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	// The rules' table, its columns padded; a line's last cell is not, so no line ends in
+	// blanks (the cells after it are empty).
+	var table strings.Builder
+	tw := tabwriter.NewWriter(&table, 0, 8, 2, ' ', 0)
 	for _, st := range ex.Steps {
 		r := st.Rule
 		fmt.Fprintf(tw, "%s\t%s\n", r, r.Text())
@@ -291,6 +294,11 @@ func printExplanation(w io.Writer, pol *policy.Policy, req *policy.Request, head
 		}
 	}
 	tw.Flush()
+	for _, l := range strings.SplitAfter(table.String(), "\n") {
+		if l != "" {
+			fmt.Fprintln(w, strings.TrimRight(l, " \n"))
+		}
+	}
 	if n := len(pol.Rules) - len(ex.Steps); n > 0 && len(ex.Steps) > 0 {
 		fmt.Fprintf(w, "(%d rules after %s are not tried)\n", n, ex.Steps[len(ex.Steps)-1].Rule)
 	}
