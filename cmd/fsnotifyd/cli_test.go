@@ -167,8 +167,8 @@ func TestReadmeSynopsisMatchesHelp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []string{"watch", "trace", "guard", "serve", "stats"} {
-		out, _, _ := fsn(t, c, "--help")
+	for _, c := range []string{"watch", "trace", "guard", "serve", "stats", "policy check", "fleet init", "fleet tail"} {
+		out, _, _ := fsn(t, append(strings.Fields(c), "--help")...)
 		usage, _, _ := strings.Cut(strings.TrimPrefix(out, "Usage: "), "\n")
 		// The README's table escapes | as \|.
 		want := "| `" + strings.ReplaceAll(usage, "|", `\|`) + "` |"
