@@ -203,7 +203,7 @@ func runGuard(args []string) int {
 	fs.value(policy.FlagValue(&flags, engine.Allow), "allow", "allow accesses to paths matching GLOB (repeatable; first match wins)")
 	fs.stringVar(&policyFile, "policy", "read rules from FILE, which only root may change (see docs/policy.md)")
 	fs.stringVar(&events, "events,e", "accesses to decide on: open, access, exec, pre_access (comma list; default open)")
-	fs.stringVar(&execCmd, "exec", "run CMD PATH for each access no rule allowed; exit 0 allows")
+	fs.stringVar(&execCmd, "exec", "run the scanner CMD for each access to a file that no rule decided, the file as its last argument (/proc/PID/fd/N); exit 0 allows")
 	fs.durationVar(&deadline, "deadline", "bound each decision by DUR; 0 waits forever")
 	onTimeout = "allow"
 	fs.stringVar(&onTimeout, "on-timeout", "verdict at the deadline: allow or deny")
