@@ -73,6 +73,9 @@ func openOutput(name string, perm os.FileMode) (*os.File, error) {
 		open |= syscall.O_NOFOLLOW
 	}
 	f, err := os.OpenFile(name, open, perm)
+	if pe := (*os.PathError)(nil); errors.As(err, &pe) && errors.Is(pe.Err, syscall.ENXIO) {
+		pe.Err = fmt.Errorf("%w (a FIFO with no reader: start its reader first)", pe.Err)
+	}
 	if err != nil {
 		return nil, err
 	}

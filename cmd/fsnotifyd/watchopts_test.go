@@ -327,7 +327,7 @@ func TestWatchOutfileAnotherUserPlaced(t *testing.T) {
 		{shared + "/link", 1, "a symbolic link owned by uid 65534 in " + shared},
 		{shared + "/file", 1, "a file owned by uid 65534 in " + shared},
 		{shared + "/fifo", 1, "a FIFO owned by uid 65534 in " + shared},
-		{private + "/fifo", 1, "-o " + private + "/fifo: no such device or address"},
+		{private + "/fifo", 1, "-o " + private + "/fifo: no such device or address (a FIFO with no reader: start its reader first)"},
 		{shared + "/mine", 0, ""},
 		{shared + "/new", 0, ""},
 	}
