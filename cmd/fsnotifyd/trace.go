@@ -29,7 +29,8 @@ kernel: also said on stderr, then and at exit). See docs/trace-format.md.
 What to trace: --mount PATH (the whole mount PATH is on: opens, reads,
 writes, closes), --fs PATH (the whole filesystem: also creates, deletes and
 moves), or PATHs (everything below each directory, and each PATH's own
-deletion, D, or move, <). With none of them, every real filesystem of the
+deletion, D, or move, <); they may be repeated and mixed, each traced as
+it says. With none of them, every real filesystem of the
 machine is traced (as fatrace does): those mounted when it starts, not one
 mounted later (trace it with --fs). --mount, --fs and the whole machine need
 root (fanotify) or --daemon; an unprivileged trace of PATHs runs on inotify,
