@@ -232,6 +232,17 @@ func CheckPolicyKey(key string) error {
 // ErrConflict is a push that lost a race: the key changed after it was read.
 var ErrConflict = errors.New("the policy changed while it was being pushed")
 
+// revisionError is a push refused because the key is not at the revision --if-revision
+// names: no race, so not ErrConflict's words, but errors.Is it (the same outcome: nothing
+// written, look and push again).
+type revisionError struct{ holds, want uint64 }
+
+func (e revisionError) Error() string {
+	return fmt.Sprintf("--if-revision %d: the bucket holds revision %d; nothing was written: look at it (fsnotifyd policy status) and push again", e.want, e.holds)
+}
+
+func (e revisionError) Is(target error) bool { return target == ErrConflict }
+
 // PushResult is what Push did.
 type PushResult struct {
 	Revision  uint64 // the revision now in the bucket
@@ -264,7 +275,7 @@ func Push(ctx context.Context, kv jetstream.KeyValue, key string, data []byte, i
 		res.Previous = cur.Revision()
 	}
 	if ifRevision != 0 && ifRevision != res.Previous {
-		return res, fmt.Errorf("%w: the bucket holds revision %d, not %d as --if-revision says: look at it (fsnotifyd policy status) and push again", ErrConflict, res.Previous, ifRevision)
+		return res, revisionError{holds: res.Previous, want: ifRevision}
 	}
 	if cur != nil && string(cur.Value()) == string(data) {
 		res.Revision, res.Unchanged = cur.Revision(), true

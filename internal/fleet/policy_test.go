@@ -227,8 +227,11 @@ func TestPushIfRevision(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Push(ctx, kv, "k", []byte("default allow\n"), r1.Revision+5, nil); !errors.Is(err, ErrConflict) {
-		t.Errorf("push on a revision not current: %v", err)
+	// Not a race: the error says which revision is there, not "changed while it was being
+	// pushed".
+	want := fmt.Sprintf("--if-revision %d: the bucket holds revision %d; nothing was written", r1.Revision+5, r1.Revision)
+	if _, err := Push(ctx, kv, "k", []byte("default allow\n"), r1.Revision+5, nil); !errors.Is(err, ErrConflict) || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("push on a revision not current: %v; want ErrConflict, saying %q", err, want)
 	}
 	r2, err := Push(ctx, kv, "k", []byte("default allow\n"), r1.Revision, nil)
 	if err != nil || r2.Previous != r1.Revision || r2.Revision <= r1.Revision {
