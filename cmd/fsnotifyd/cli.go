@@ -70,6 +70,23 @@ func (fs *flagSet) value(v flag.Value, names string, usage string) {
 	}
 }
 
+// intFlag is a whole-number flag's name and value, for negativeFlag.
+type intFlag struct {
+	name string
+	v    int
+}
+
+// negativeFlag is the error of the first of flags whose value is below 0, naming that flag
+// and its value ("-n -3: must not be negative"); nil when none is.
+func negativeFlag(flags ...intFlag) error {
+	for _, f := range flags {
+		if f.v < 0 {
+			return fmt.Errorf("%s %d: must not be negative", f.name, f.v)
+		}
+	}
+	return nil
+}
+
 // durationValue accepts Go durations ("300ms", "5s", "1h30m") and plain seconds ("5", "0.5",
 // "1e3"), as inotifywait's -t does (parseDuration).
 type durationValue time.Duration

@@ -248,6 +248,17 @@ func TestFlagsRefuseBadValuesAndStrays(t *testing.T) {
 		{[]string{"serve", "--socket", sock, "--nats-timeout", "1s"}, "--nats-timeout is for --export"},
 		{[]string{"guard", "--deny", "/x", "--policy-state", dir, dir}, "--policy-state is for --policy-from; give --policy-from nats://HOST:PORT/BUCKET/KEY"},
 		{[]string{"guard", "--deny", "/x", "--nats-timeout", "1s", dir}, "--nats-timeout is for --policy-from"},
+		// A negative count names its flag and value: fleet tail said "--seq and -n must not be
+		// negative" for -n -3, serve "--spool-max-bytes, --stream-max-bytes and
+		// --stream-max-age take positive values" for one of them.
+		{[]string{"watch", "-n", "-3", dir}, "-n -3: must not be negative"},
+		{[]string{"trace", "--count", "-3", dir}, "-n -3: must not be negative"},
+		{[]string{"fleet", "tail", "-n", "-3"}, "fleet tail: -n -3: must not be negative"},
+		{[]string{"fleet", "tail", "--seq", "-2"}, "fleet tail: --seq -2: must not be negative"},
+		{[]string{"fleet", "init", "--stream-max-bytes", "-1"}, "fleet init: --stream-max-bytes -1: must not be negative"},
+		{[]string{"serve", "--socket", sock, "--export", "nats://127.0.0.1:1", "--spool-max-bytes", "-5"}, "serve: --spool-max-bytes -5: must not be negative"},
+		{[]string{"serve", "--socket", sock, "--export", "nats://127.0.0.1:1", "--stream-max-bytes", "-5"}, "serve: --stream-max-bytes -5: must not be negative"},
+		{[]string{"policy", "push", "--if-revision", "-1", "x.rules"}, "policy push: --if-revision -1: must not be negative"},
 	} {
 		out, errOut, st, timedOut := fsnWithin(t, 5*time.Second, tt.args...)
 		if timedOut || st != exitUsage || out != "" || !strings.Contains(errOut, tt.msg) || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {

@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -50,8 +49,8 @@ func runFleetInit(args []string) int {
 	if status, ok := fs.parseNoArgs(args); !ok {
 		return status
 	}
-	if maxAge < 0 || maxBytes < 0 {
-		return fs.usageError(errors.New("--stream-max-age and --stream-max-bytes must not be negative"))
+	if err := negativeFlag(intFlag{"--stream-max-bytes", maxBytes}); err != nil { // --stream-max-age: durationValue refuses one
+		return fs.usageError(err)
 	}
 	sc.Name, sc.MaxAge, sc.MaxBytes = streamArg, maxAge, int64(maxBytes)
 	c, status, ok := nf.connect(fs, "fsnotifyd-fleet-init")

@@ -84,8 +84,8 @@ func runFleetTail(args []string) int {
 	if since > 0 && startSeq > 0 {
 		return fs.usageError(errors.New("--since and --seq cannot be used together"))
 	}
-	if startSeq < 0 || count < 0 {
-		return fs.usageError(errors.New("--seq and -n must not be negative"))
+	if err := negativeFlag(intFlag{"--seq", startSeq}, intFlag{"-n", count}); err != nil {
+		return fs.usageError(err)
 	}
 	if hostGlob != "" {
 		if _, err := path.Match(hostGlob, ""); err != nil {

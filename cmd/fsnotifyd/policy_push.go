@@ -55,8 +55,8 @@ func runPolicyPush(args []string) int {
 	if len(rest) != 1 {
 		return fs.usageError(errors.New("name one rules FILE to push"))
 	}
-	if ifRevision < 0 {
-		return fs.usageError(errors.New("--if-revision must not be negative"))
+	if err := negativeFlag(intFlag{"--if-revision", ifRevision}); err != nil {
+		return fs.usageError(err)
 	}
 	file := rest[0]
 	data, err := os.ReadFile(file)

@@ -81,8 +81,8 @@ func (f *serveExportFlags) start(fs *flagSet, cfg *daemon.Config, log *slog.Logg
 			return nil, fs.usageError(fmt.Errorf("--host: %w", err)), false
 		}
 	}
-	if f.spoolMax < 0 || f.streamBytes < 0 || f.streamAge < 0 {
-		return nil, fs.usageError(errors.New("--spool-max-bytes, --stream-max-bytes and --stream-max-age take positive values")), false
+	if err := negativeFlag(intFlag{"--spool-max-bytes", f.spoolMax}, intFlag{"--stream-max-bytes", f.streamBytes}); err != nil { // --stream-max-age: durationValue refuses one
+		return nil, fs.usageError(err), false
 	}
 	exp, err := fleet.NewExporter(fleet.ExporterConfig{
 		Conn: f.conn, Host: f.host, SpoolDir: f.spool, SpoolMaxBytes: int64(f.spoolMax),

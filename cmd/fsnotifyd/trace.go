@@ -127,8 +127,8 @@ func runTrace(args []string) int {
 	if withExe && daemon.on {
 		return fs.usageError(errors.New("--exe: the daemon does not send executables; trace without --daemon (as root)"))
 	}
-	if count < 0 {
-		return fs.usageError(errors.New("-n must not be negative"))
+	if err := negativeFlag(intFlag{"-n", count}); err != nil {
+		return fs.usageError(err)
 	}
 	if err := checkTimefmt(timefmt); err != nil {
 		return fs.usageError(err)

@@ -192,8 +192,8 @@ func runWatch(args []string) int {
 		}
 		return fs.usageError(fmt.Errorf("-c (--csv) and %s cannot be used together: each chooses the output", other))
 	}
-	if count < 0 {
-		return fs.usageError(errors.New("-n must not be negative"))
+	if err := negativeFlag(intFlag{"-n", count}); err != nil {
+		return fs.usageError(err)
 	}
 	re, onlyMatches, err := pathRegexp(fs, map[string]string{"exclude": exclude, "excludei": excludei,
 		"include": include, "includei": includei})
