@@ -140,6 +140,16 @@ allow open ** uid=0
 			args:   []string{"--path", "/srv/www/new.html", "--size", "50", "--uid", "33"},
 			want:   []string{"file     /srv/www/new.html (", "size<100", "size is 50", "holds", "decision allow by " + rules + ":4"},
 			status: 0},
+		// --ancestry-cut alone printed "process  ancestors  (given)": nothing said the chain
+		// was cut, nor that it was empty.
+		{name: "ancestry cut alone",
+			args:   []string{"--path", small, "--uid", "0", "--ancestry-cut"},
+			want:   []string{"process  uid 0, ancestors unknown (--ancestry-cut) (given)"},
+			status: 0},
+		{name: "ancestry cut",
+			args:   []string{"--path", small, "--uid", "0", "--ancestor", trueBin, "--ancestry-cut"},
+			want:   []string{"process  uid 0, ancestors " + trueBin + " and more (--ancestry-cut) (given)"},
+			status: 0},
 		{name: "a live process",
 			args:   []string{"--path", small, "--pid", fmt.Sprint(os.Getpid())},
 			want:   []string{fmt.Sprintf("process  %d (read from /proc)", os.Getpid()), "uid=0", fmt.Sprintf("uid is %d", os.Geteuid())},

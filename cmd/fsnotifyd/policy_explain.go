@@ -500,7 +500,14 @@ func (f *processFlags) process(tr sysattr.Trust) (*givenProcess, string, error) 
 			a.List = append(a.List, policy.Ancestor{Exe: e, Verified: true})
 		}
 		p.ancestry = &a
-		desc = append(desc, "ancestors "+strings.Join(f.ancestors, " "))
+		d := "ancestors " + strings.Join(f.ancestors, " ")
+		switch {
+		case len(f.ancestors) == 0:
+			d = "ancestors unknown (--ancestry-cut)"
+		case f.cut:
+			d += " and more (--ancestry-cut)"
+		}
+		desc = append(desc, d)
 	}
 	if len(desc) == 0 {
 		return p, "none given (conditions on the process cannot be decided)", nil
