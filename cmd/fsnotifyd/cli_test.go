@@ -304,6 +304,7 @@ func TestFileFlagErrorsAreRuntimeErrors(t *testing.T) {
 		{[]string{"serve", "--socket", sock, "--export", "nats://127.0.0.1:1", "--export-config", bad}, "--export-config: " + bad + ":1: export: unknown event"},
 		{[]string{"guard", "--policy", missing, dir}, "--policy: open " + missing + ": no such file or directory"},
 		{[]string{"watch", "--fromfile", missing, dir}, "--fromfile " + missing + ": no such file or directory"},
+		{[]string{"watch", "--fromfile", dir, dir}, "watch: --fromfile " + dir + ": is a directory: want a file of paths, one a line (- for stdin)"},
 		{[]string{"trust", "list", "-f", missing}, missing + ": no such file or directory"},
 	} {
 		out, errOut, st, timedOut := fsnWithin(t, 5*time.Second, tt.args...)

@@ -329,6 +329,10 @@ func readPathList(name string, stdin io.Reader) (watch, exclude []listedPath, er
 			return nil, nil, fmt.Errorf("--fromfile %s: %w", name, err)
 		}
 		defer f.Close()
+		if fi, err := f.Stat(); err == nil && fi.IsDir() {
+			// Not "--fromfile D:1: read D: is a directory": no line of it was read.
+			return nil, nil, fmt.Errorf("--fromfile %s: is a directory: want a file of paths, one a line (- for stdin)", name)
+		}
 		r, shown = f, name
 	}
 	br := bufio.NewReader(r)
