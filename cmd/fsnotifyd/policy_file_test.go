@@ -39,6 +39,8 @@ func TestFIFORefusedAsPolicyOrTrustFile(t *testing.T) {
 		{[]string{"trust", "check", "--file", fifo}, exitRuntime, "fsnotifyd trust check: trust " + notRegular},
 		{[]string{"trust", "add", "--file", fifo, ok}, exitRuntime, "fsnotifyd trust add: trust " + notRegular},
 		{[]string{"guard", "--policy", fifo, mnt}, exitRuntime, "fsnotifyd guard: --policy: policy " + notRegular},
+		// policy push read it with os.ReadFile: it waited for a writer, for ever.
+		{[]string{"policy", "push", fifo, "--nats", "nats://127.0.0.1:1"}, exitRuntime, "fsnotifyd policy push: policy " + notRegular},
 		{[]string{"guard", "--trust", fifo, "--no-package-trust", "--policy", trusting, mnt}, exitRuntime, "fsnotifyd guard: --trust: trust " + notRegular},
 	} {
 		t0 := time.Now()

@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 
 	"github.com/fsnotifyd/fsnotifyd/internal/fleet"
 	"github.com/fsnotifyd/fsnotifyd/internal/policy"
@@ -59,7 +58,9 @@ func runPolicyPush(args []string) int {
 		return fs.usageError(err)
 	}
 	file := rest[0]
-	data, err := os.ReadFile(file)
+	// As guard --policy reads it: a regular file, never waited on (a FIFO). Who may change
+	// it is the guards' business (each checks the copy it keeps), not the admin's push.
+	data, _, err := readPolicySource(file)
 	if err != nil {
 		return fail(fs.cmd, err)
 	}
