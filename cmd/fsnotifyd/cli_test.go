@@ -306,6 +306,11 @@ func TestFileFlagErrorsAreRuntimeErrors(t *testing.T) {
 		{[]string{"watch", "--fromfile", missing, dir}, "--fromfile " + missing + ": no such file or directory"},
 		{[]string{"watch", "--fromfile", dir, dir}, "watch: --fromfile " + dir + ": is a directory: want a file of paths, one a line (- for stdin)"},
 		{[]string{"trust", "list", "-f", missing}, missing + ": no such file or directory"},
+		// The NATS files were usage errors (exit 2, "see --help"), in every command that takes them.
+		{[]string{"policy", "status", "--nats", "nats://127.0.0.1:1", "--nats-creds", missing}, "policy status: --nats-creds: open " + missing + ": no such file or directory"},
+		{[]string{"fleet", "tail", "--nats", "nats://127.0.0.1:1", "--nats-tls-ca", missing}, "fleet tail: --nats-tls-ca: open " + missing + ": no such file or directory"},
+		{[]string{"serve", "--socket", sock, "--export", "nats://127.0.0.1:1", "--nats-creds", missing}, "serve: --export: --nats-creds: open " + missing + ": no such file or directory"},
+		{[]string{"guard", "--policy-from", "nats://127.0.0.1:1/b/k", "--nats-tls-ca", missing, dir}, "guard: --policy-from: --nats-tls-ca: open " + missing + ": no such file or directory"},
 	} {
 		out, errOut, st, timedOut := fsnWithin(t, 5*time.Second, tt.args...)
 		if timedOut || st != exitRuntime || out != "" || !strings.Contains(errOut, tt.msg) || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {

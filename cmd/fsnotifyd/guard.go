@@ -225,7 +225,7 @@ func runGuard(args []string) int {
 		return status
 	}
 	if err := fleetFlags.check(fs, daemon.on, policyFile); err != nil {
-		return fs.usageError(err)
+		return refuseConn(fs, err)
 	}
 	if fs.given("concurrency") && concurrency < 1 {
 		return fs.usageError(fmt.Errorf("--concurrency %d: want at least 1", concurrency))

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -57,10 +58,21 @@ func (fs *flagSet) givenFlags(names ...string) [][2]string {
 	return pairs
 }
 
-// connect checks the options (a usage error) and dials (a runtime error).
+// refuseConn is the exit of a command whose NATS options (fleet.ConnOptions.Check) or the
+// flags around them are refused with err: a file a flag names that is missing or that others
+// could change (*fleet.FileError) is a runtime error (exit 1), as every command's FILE flags
+// are; anything else a usage error (exit 2).
+func refuseConn(fs *flagSet, err error) int {
+	if errors.As(err, new(*fleet.FileError)) {
+		return fail(fs.cmd, err)
+	}
+	return fs.usageError(err)
+}
+
+// connect checks the options (refuseConn) and dials (a runtime error).
 func (n *natsFlags) connect(fs *flagSet, name string) (*fleetConn, int, bool) {
 	if err := n.o.Check(); err != nil {
-		return nil, fs.usageError(err), false
+		return nil, refuseConn(fs, err), false
 	}
 	n.o.Name = name
 	nc, err := n.o.Connect()

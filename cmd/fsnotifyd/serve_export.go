@@ -74,7 +74,7 @@ func (f *serveExportFlags) start(fs *flagSet, cfg *daemon.Config, log *slog.Logg
 		return nil, 0, true
 	}
 	if err := f.conn.Check(); err != nil {
-		return nil, fs.usageError(fmt.Errorf("--export: %w", err)), false
+		return nil, refuseConn(fs, fmt.Errorf("--export: %w", err)), false
 	}
 	if f.host != "" {
 		if _, err := fleet.HostToken(f.host); err != nil {

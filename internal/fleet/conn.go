@@ -123,6 +123,9 @@ func redactURLs(list []string) string {
 }
 
 // Check reports bad options (unreadable files, malformed URLs) before any dialing.
+//
+// A file that is missing, unreadable or that others could change is a *FileError: the
+// command line was right, the file is not (a CLI's runtime error, not a usage error).
 func (o *ConnOptions) Check() error {
 	if _, err := o.servers(); err != nil {
 		return err
@@ -138,7 +141,7 @@ func (o *ConnOptions) Check() error {
 		}
 		if f.secret {
 			if err := checkSecret(f.path); err != nil {
-				return fmt.Errorf("%s: %w", f.flag, err)
+				return &FileError{Flag: f.flag, Err: err}
 			}
 			continue
 		}
@@ -146,12 +149,12 @@ func (o *ConnOptions) Check() error {
 		// the guard its policy): held to the trust files' rule as the secrets are.
 		fh, err := trust.OpenFile(f.path)
 		if err != nil {
-			return fmt.Errorf("%s: %w", f.flag, err)
+			return &FileError{Flag: f.flag, Err: err}
 		}
 		err = trust.CheckFile(fh, f.path, "NATS TLS file")
 		fh.Close()
 		if err != nil {
-			return fmt.Errorf("%s: %w", f.flag, err)
+			return &FileError{Flag: f.flag, Err: err}
 		}
 	}
 	if (o.TLSCert == "") != (o.TLSKey == "") {
@@ -159,6 +162,15 @@ func (o *ConnOptions) Check() error {
 	}
 	return nil
 }
+
+// FileError is Check's refusal of a file a flag names (--nats-creds, --nats-tls-*).
+type FileError struct {
+	Flag string // "--nats-creds"
+	Err  error
+}
+
+func (e *FileError) Error() string { return e.Flag + ": " + e.Err.Error() }
+func (e *FileError) Unwrap() error { return e.Err }
 
 // checkSecret refuses a file that says who this process is to NATS (a credentials file, a
 // TLS private key) when another user could read it (they could connect as this host) or
