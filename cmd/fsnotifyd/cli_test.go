@@ -319,6 +319,39 @@ func TestFileFlagErrorsAreRuntimeErrors(t *testing.T) {
 	}
 }
 
+// TestTrustDirFlagsSayWhatIsWrong: a trust directory flag (--dir; guard's and explain's
+// --trust-dir) that names no directory was read as an empty one, and one given with a file
+// flag was not read at all, both without a word: a typo left every trust file out. Missing,
+// it is a runtime error naming it (exit 1; policy explain's 2, its 1 being "denied"); with a
+// file flag, a usage error (exit 2). One line on stderr, nothing on stdout.
+func TestTrustDirFlagsSayWhatIsWrong(t *testing.T) {
+	dir := testenv.Tmpfs(t) // a guard not refused must not mark the machine's filesystem
+	missing := filepath.Join(dir, "missing")
+	tf := filepath.Join(dir, "local.trust")
+	rules := filepath.Join(dir, "exec.rules")
+	writeFile(t, tf, "")
+	writeFile(t, rules, "allow exec ** trusted=yes\ndeny exec **\n")
+	for _, tt := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"trust", "list", "--dir", missing}, exitRuntime, "fsnotifyd trust list: --dir " + missing + ": no such file or directory"},
+		{[]string{"trust", "check", "--dir", missing}, exitRuntime, "fsnotifyd trust check: --dir " + missing + ": no such file or directory"},
+		{[]string{"trust", "list", "--dir", dir, "--file", tf}, exitUsage, "fsnotifyd trust list: --dir is read only when no --file is given"},
+		{[]string{"guard", "--trust-dir", missing, "--policy", rules, dir}, exitRuntime, "fsnotifyd guard: --trust-dir " + missing + ": no such file or directory"},
+		{[]string{"guard", "--trust-dir", dir, "--trust", tf, "--policy", rules, dir}, exitUsage, "fsnotifyd guard: --trust-dir is read only when no --trust is given"},
+		{[]string{"policy", "explain", rules, "--event", "exec", "--path", tf, "--uid", "0", "--trust-dir", missing}, exitUsage, "fsnotifyd policy explain: --trust-dir " + missing + ": no such file or directory"},
+		// A trust file that cannot be read exited 1, which says "denied".
+		{[]string{"policy", "explain", rules, "--event", "exec", "--path", tf, "--uid", "0", "--trust", missing}, exitUsage, missing},
+	} {
+		out, errOut, st, timedOut := fsnWithin(t, 10*time.Second, tt.args...)
+		if timedOut || st != tt.code || out != "" || !strings.Contains(errOut, tt.msg) || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+			t.Errorf("fsnotifyd %s: exit %d (still running after 10s: %v), stdout %q, stderr %q; want exit %d and one line with %q", strings.Join(tt.args, " "), st, timedOut, out, errOut, tt.code, tt.msg)
+		}
+	}
+}
+
 // TestServeUnprivilegedRefusesAtStart: serve needs root (its help says so); run by another
 // user it started, said "fsnotifyd serving", and refused every client's mark with "the daemon
 // refused (internal): checking your access: setgroups: operation not permitted". It now

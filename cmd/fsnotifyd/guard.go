@@ -224,6 +224,9 @@ func runGuard(args []string) int {
 	if !ok {
 		return status
 	}
+	if status, ok := tsrc.checkDir(fs.cmd); !ok {
+		return status
+	}
 	if err := fleetFlags.check(fs, daemon.on, policyFile); err != nil {
 		return refuseConn(fs, err)
 	}

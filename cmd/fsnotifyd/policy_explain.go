@@ -56,8 +56,8 @@ It is loaded only when a rule needs it.
 
 Exit status: 0 the access is allowed; 1 it is denied (also when reading what
 a rule needs fails and --on-error is deny, the default); 2 a usage error, a
-rules FILE that cannot be read or does not parse, or a rule needs an attribute
-that was not given.
+rules FILE that cannot be read or does not parse, a trust source that cannot
+be read, or a rule needs an attribute that was not given.
 
 Examples:
   fsnotifyd policy explain guard.rules --path /srv/www/uploads/x.sh --pid 4242
@@ -120,6 +120,10 @@ func runPolicyExplain(args []string) int {
 	if pidStr != "" && pf.any() {
 		return fs.usageError(fmt.Errorf("--pid reads the process; %s describes one: give one or the other", pf.first()))
 	}
+	// A trust source that cannot be read exits 2 here, as a rules file does: 1 says denied.
+	if _, ok := src.checkDir(fs.cmd); !ok {
+		return exitUsage
+	}
 	filePol, owner, err := readPolicyFile(rest[0])
 	if err != nil {
 		// Exit 2, as policy check's: 1 says the access is denied.
@@ -143,9 +147,9 @@ func runPolicyExplain(args []string) int {
 
 	var tr sysattr.Trust
 	if pol.Needs(policy.AttrTrusted) && of.trusted == policy.Unknown || pol.Needs(policy.AttrTrustedExe) && pf.trustedExe == policy.Unknown {
-		db, status, ok := src.load(fs.cmd, true)
+		db, _, ok := src.load(fs.cmd, true)
 		if !ok {
-			return status
+			return exitUsage
 		}
 		tr = sysattr.Trust{DB: db, Verifier: trust.NewVerifier(trust.VerifierConfig{CacheEntries: 4})}
 	}
@@ -389,6 +393,7 @@ func pathOrUnknown(req *policy.Request) string {
 // (--trust, --trust-dir, --no-package-trust, --dpkg-dir): the package database is on unless
 // --no-package-trust (load with withPaths true).
 func (s *trustSources) registerGuardStyle(fs *flagSet) {
+	s.fileFlag, s.dirFlag = "--trust", "--trust-dir"
 	fs.value(&s.files, "trust", "read the trust file FILE (repeatable; default: the *.trust files of --trust-dir)")
 	fs.stringVar(&s.dir, "trust-dir", "read the *.trust files of DIR when no --trust is given (default "+trust.DefaultDir+")")
 	fs.boolVar(&s.noPackages, "no-package-trust", "leave the package database out of the trust database")

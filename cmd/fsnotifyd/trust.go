@@ -255,19 +255,44 @@ func hashFile(v *trust.Verifier, path string, want trust.Algo) (trust.Sums, erro
 
 // trustSources are the flags that choose a command's trust sources.
 type trustSources struct {
-	files      stringList
-	dir        string
-	packages   bool
-	noPackages bool
-	dpkgDir    string
+	files stringList
+	dir   string
+	// fileFlag and dirFlag are the names files and dir were registered under (--file,
+	// --dir; guard's --trust, --trust-dir), for checkDir's errors.
+	fileFlag, dirFlag string
+	packages          bool
+	noPackages        bool
+	dpkgDir           string
 }
 
 func (s *trustSources) register(fs *flagSet) {
+	s.fileFlag, s.dirFlag = "--file", "--dir"
 	fs.value(&s.files, "file,f", "read the trust file FILE (repeatable; default: the *.trust files of --dir)")
 	fs.stringVar(&s.dir, "dir", "read the *.trust files of DIR when no --file is given (default "+trust.DefaultDir+")")
 	fs.boolVar(&s.packages, "packages,p", "include the package database (the default when PATHs are named)")
 	fs.boolVar(&s.noPackages, "no-packages", "leave the package database out, also when PATHs are named")
 	fs.stringVar(&s.dpkgDir, "dpkg-dir", "dpkg's database directory (default "+trust.DefaultDpkgDir+")")
+}
+
+// checkDir refuses a directory flag that would be ignored or read nothing, where the default
+// directory may be missing (it then holds no trust file): given with a file flag, it is not
+// read (a usage error, exit 2); given and missing, a typo would leave the trust files out
+// without a word (a runtime error naming it, exit 1).
+func (s *trustSources) checkDir(cmd string) (int, bool) {
+	if s.dir == "" {
+		return 0, true
+	}
+	if len(s.files) > 0 {
+		fmt.Fprintf(os.Stderr, "fsnotifyd %s: %s is read only when no %s is given: give one or the other (see \"fsnotifyd %s --help\")\n", cmd, s.dirFlag, s.fileFlag, cmd)
+		return exitUsage, false
+	}
+	if _, err := os.Stat(s.dir); err != nil {
+		if pe := (*os.PathError)(nil); errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fail(cmd, fmt.Errorf("%s %s: %w", s.dirFlag, s.dir, err)), false
+	}
+	return 0, true
 }
 
 // load loads the chosen sources; withPaths says PATHs were named (the package database is then
@@ -276,6 +301,9 @@ func (s *trustSources) load(cmd string, withPaths bool) (*trust.DB, int, bool) {
 	if s.packages && s.noPackages {
 		fmt.Fprintf(os.Stderr, "fsnotifyd %s: --packages and --no-packages contradict each other (see \"fsnotifyd %s --help\")\n", cmd, cmd)
 		return nil, exitUsage, false
+	}
+	if status, ok := s.checkDir(cmd); !ok {
+		return nil, status, false
 	}
 	cfg := trust.Config{Files: s.files, Packages: s.packages || (withPaths && !s.noPackages), DpkgDir: s.dpkgDir}
 	if len(s.files) == 0 {
