@@ -277,6 +277,13 @@ func TestTraceHelpMatchesUnprivilegedTrace(t *testing.T) {
 	if timedOut || st != exitOK || !strings.Contains(out, " ?(?): ") {
 		t.Fatalf("trace %s as uid 65534: exit %d (still running: %v), stdout %q, stderr %q; want exit 0 and lines with ?(?)", dir, st, timedOut, out, errOut)
 	}
+	// With no PATH (every filesystem) it is refused, saying that, not naming the first
+	// filesystem tried ("/dev/shm: filesystem watch: needs root ...").
+	want := "fsnotifyd trace: tracing every filesystem (no --mount, --fs or PATH) needs root"
+	out, errOut, st, timedOut = fsnWithinAs(t, &syscall.Credential{Uid: 65534, Gid: 65534}, 10*time.Second, "trace", "-q", "--timeout", "1s")
+	if timedOut || st != exitRuntime || out != "" || !strings.HasPrefix(errOut, want) || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+		t.Errorf("trace (every filesystem) as uid 65534: exit %d (still running: %v), stdout %q, stderr %q; want exit 1 and one line starting %q", st, timedOut, out, errOut, want)
+	}
 	help, _, _ := fsn(t, "trace", "--help")
 	if strings.Contains(help, "Tracing needs root") || !strings.Contains(help, "?(?)") {
 		t.Errorf("trace --help says tracing needs root, or not what an unprivileged trace of PATHs prints (?(?)):\n%s", help)

@@ -129,6 +129,10 @@ func (e fsRefusedError) Unwrap() error { return e.error }
 // add places a watch; its marks are in place when it returns.
 func (s *events) add(w watchSpec) error {
 	err := s.addMark(w)
+	if w.machine && errors.Is(err, backend.ErrNeedsPrivilege) {
+		// Not "/dev/shm: filesystem watch: needs root": the user named no filesystem.
+		return fmt.Errorf("tracing every filesystem (no --mount, --fs or PATH) %w; or name the directories to trace: unprivileged, a trace of PATHs runs on inotify", backend.ErrNeedsPrivilege)
+	}
 	if err != nil && w.machine && !errors.Is(err, backend.ErrNeedsPrivilege) && !errors.As(err, new(*client.Error)) &&
 		(errors.Is(err, syscall.EOPNOTSUPP) || errors.Is(err, syscall.ENODEV) || errors.Is(err, syscall.EXDEV) || errors.Is(err, os.ErrPermission)) {
 		return fsRefusedError{err}
