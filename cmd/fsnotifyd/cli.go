@@ -222,7 +222,31 @@ func (fs *flagSet) parseArgs(args []string) (rest []string, status int, ok bool)
 	case err != nil:
 		return nil, fs.usageError(err), false
 	}
+	if err := fs.daemonSocketArg(rest); err != nil {
+		return nil, fs.usageError(err), false
+	}
 	return rest, 0, true
+}
+
+// daemonSocketArg refuses "--daemon SOCKET": --daemon takes its socket only as
+// --daemon=SOCKET, so SOCKET was a PATH to watch, trace or guard, and the default socket was
+// dialled ("daemon unavailable at /run/fsnotifyd/fsnotifyd.sock"), or, with a daemon there,
+// the socket file was watched without a word. A PATH that is a unix socket right after
+// --daemon is taken for that.
+func (fs *flagSet) daemonSocketArg(rest []string) error {
+	for i, a := range fs.args[:max(len(fs.args)-1, 0)] {
+		if a != "--daemon" && a != "-daemon" {
+			continue
+		}
+		next := fs.args[i+1]
+		if !slices.Contains(rest, next) {
+			continue
+		}
+		if fi, err := os.Stat(next); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			return fmt.Errorf("--daemon takes its socket as --daemon=SOCKET: %s is a socket, not a path (write --daemon=%s)", next, next)
+		}
+	}
+	return nil
 }
 
 // parseNoArgs is parseArgs for a subcommand that takes no arguments besides its flags.

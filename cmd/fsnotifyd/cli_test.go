@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -356,6 +357,36 @@ func TestTrustDirFlagsSayWhatIsWrong(t *testing.T) {
 		if timedOut || st != tt.code || out != "" || !strings.Contains(errOut, tt.msg) || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
 			t.Errorf("fsnotifyd %s: exit %d (still running after 10s: %v), stdout %q, stderr %q; want exit %d and one line with %q", strings.Join(tt.args, " "), st, timedOut, out, errOut, tt.code, tt.msg)
 		}
+	}
+}
+
+// TestDaemonSocketAsSeparateArgument: "--daemon SOCKET" (a space, not =) took SOCKET as a
+// PATH and dialled the default socket: "daemon unavailable at /run/fsnotifyd/fsnotifyd.sock",
+// or, with a daemon there, watched the socket file. A unix socket right after --daemon is
+// refused, saying to write --daemon=SOCKET (exit 2); a directory there is a PATH, as before.
+func TestDaemonSocketAsSeparateArgument(t *testing.T) {
+	dir := testenv.Tmpfs(t) // a guard not refused must not mark the machine's filesystem
+	sock := filepath.Join(dir, "s.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	want := "--daemon takes its socket as --daemon=SOCKET: " + sock + " is a socket, not a path (write --daemon=" + sock + ")"
+	for _, args := range [][]string{
+		{"watch", "--daemon", sock, dir},
+		{"trace", "--daemon", sock, dir},
+		{"guard", "--daemon", sock, "--deny", "/x", dir},
+	} {
+		out, errOut, st, timedOut := fsnWithin(t, 5*time.Second, args...)
+		if timedOut || st != exitUsage || out != "" || !strings.Contains(errOut, want) || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+			t.Errorf("fsnotifyd %s: exit %d (still running after 5s: %v), stdout %q, stderr %q; want exit 2 and one line with %q", strings.Join(args, " "), st, timedOut, out, errOut, want)
+		}
+	}
+	// --daemon before a directory still runs through the default socket (exit 1 where no
+	// daemon listens there, 0 where one does): not a usage error.
+	if _, errOut, st, _ := fsnWithin(t, 5*time.Second, "watch", "-q", "--daemon", dir, "--timeout", "0.5s"); st == exitUsage || strings.Contains(errOut, "--daemon=SOCKET") {
+		t.Errorf("watch --daemon DIR: exit %d, stderr %q; want the default socket dialled, not a usage error", st, errOut)
 	}
 }
 
