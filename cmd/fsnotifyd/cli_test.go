@@ -260,6 +260,11 @@ func TestFlagsRefuseBadValuesAndStrays(t *testing.T) {
 		{[]string{"serve", "--socket", sock, "--export", "nats://127.0.0.1:1", "--spool-max-bytes", "-5"}, "serve: --spool-max-bytes -5: must not be negative"},
 		{[]string{"serve", "--socket", sock, "--export", "nats://127.0.0.1:1", "--stream-max-bytes", "-5"}, "serve: --stream-max-bytes -5: must not be negative"},
 		{[]string{"policy", "push", "--if-revision", "-1", "x.rules"}, "policy push: --if-revision -1: must not be negative"},
+		// A key no guard may follow was refused only once NATS answered (unreachable: said
+		// nothing of the key), as a runtime error; guard --policy-from refuses it at once.
+		{[]string{"policy", "push", "x.rules", "--key", "status.web-1", "--nats", "nats://127.0.0.1:1"}, `policy push: --key: policy key "status.web-1": keys under status. are the hosts' status entries`},
+		{[]string{"policy", "status", "--key", ">", "--nats", "nats://127.0.0.1:1"}, `policy status: --key: policy key ">"`},
+		{[]string{"policy", "push", "x.rules", "--key", "", "--nats", "nats://127.0.0.1:1"}, "policy push: --key: empty policy key"},
 	} {
 		out, errOut, st, timedOut := fsnWithin(t, 5*time.Second, tt.args...)
 		if timedOut || st != exitUsage || out != "" || !strings.Contains(errOut, tt.msg) || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {

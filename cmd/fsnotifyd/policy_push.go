@@ -57,6 +57,9 @@ func runPolicyPush(args []string) int {
 	if err := negativeFlag(intFlag{"--if-revision", ifRevision}); err != nil {
 		return fs.usageError(err)
 	}
+	if err := fleet.CheckPolicyKey(key); err != nil { // before NATS: a usage error, as guard --policy-from's
+		return fs.usageError(fmt.Errorf("--key: %w", err))
+	}
 	file := rest[0]
 	// As guard --policy reads it: a regular file, never waited on (a FIFO). Who may change
 	// it is the guards' business (each checks the copy it keeps), not the admin's push.

@@ -47,6 +47,9 @@ func runPolicyStatus(args []string) int {
 	if status, ok := fs.parseNoArgs(args); !ok {
 		return status
 	}
+	if err := fleet.CheckPolicyKey(key); err != nil { // before NATS: a usage error, as guard --policy-from's
+		return fs.usageError(fmt.Errorf("--key: %w", err))
+	}
 	c, status, ok := nf.connect(fs, "fsnotifyd-policy-status")
 	if !ok {
 		return status
