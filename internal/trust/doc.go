@@ -78,7 +78,8 @@
 //	Verifier.mu      the forget generation and ring, and the files being hashed whose
 //	                 digests will be kept (hashing); held while storing into or deleting
 //	                 from the cache, so that a Forget cannot slip between a hash's check
-//	                 and its store
+//	                 and its store, and while looking in it once more before claiming a
+//	                 hash, so that a hash that ended since the first look is not run again
 //	└── lru.Cache.mu the hash cache (a leaf; a cache hit takes only this one)
 //
 // No lock is held while reading a file, and no method calls out while holding one. A hash

@@ -184,6 +184,9 @@ type Verifier struct {
 
 	// afterChunk, when set (tests), runs after each read while hashing.
 	afterChunk func(off int64)
+	// beforeClaim, when set (tests), runs when a decision that missed the cache is about to
+	// claim the hash of a file whose digests will be kept (sumsOnce).
+	beforeClaim func()
 }
 
 // forgetRing is how many recent Forgets a running hash checks before storing its digests: a
@@ -440,13 +443,10 @@ func (v *Verifier) sumsOnce(ctx context.Context, fd int, id fileIdentity, want A
 	v.mu.Lock()
 	gen := v.gen
 	v.mu.Unlock()
-	var have Sums
-	if c, ok := v.cache.Get(id.key); ok && c.sameFile(&id) {
-		if c.sums.Have&want == want {
-			v.hits.Add(1)
-			return c.sums, true, nil, nil
-		}
-		have = c.sums // hash only what is missing
+	have, ok := v.cached(&id)
+	if ok && have.Have&want == want {
+		v.hits.Add(1)
+		return have, true, nil, nil
 	}
 	if cacheOnly {
 		return Sums{}, false, nil, ErrNotCached
@@ -476,11 +476,22 @@ func (v *Verifier) sumsOnce(ctx context.Context, fd int, id fileIdentity, want A
 	settled := id.ctime < id.at-v.settle
 	if cacheable && settled {
 		// Its digests will be stored: one hash for all who ask meanwhile (sums).
+		if v.beforeClaim != nil {
+			v.beforeClaim()
+		}
 		v.mu.Lock()
 		if w, ok := v.hashing[id.key]; ok {
 			v.mu.Unlock()
 			v.shared.Add(1)
 			return Sums{}, false, w, nil
+		}
+		// A hash of it that ran when the cache was read above, and has ended since, stored
+		// its digests before it left hashing, under v.mu: look again rather than hash again.
+		// TestNoHashAgainOfWhatAHashJustStored.
+		if c, ok := v.cached(&id); ok && c.Have&want == want {
+			v.mu.Unlock()
+			v.hits.Add(1)
+			return c, true, nil, nil
 		}
 		done := make(chan struct{})
 		v.hashing[id.key] = done
@@ -525,6 +536,15 @@ func (v *Verifier) sumsOnce(ctx context.Context, fd int, id fileIdentity, want A
 		v.unsettled.Add(1) // changed too recently to vouch for a later one (DefaultSettle)
 	}
 	return sums, false, nil, nil
+}
+
+// cached: the digests the cache holds of the file id identifies (ok false: none).
+func (v *Verifier) cached(id *fileIdentity) (_ Sums, ok bool) {
+	c, ok := v.cache.Get(id.key)
+	if !ok || !c.sameFile(id) {
+		return Sums{}, false
+	}
+	return c.sums, true
 }
 
 // storeIfUnforgotten caches sums unless the inode was forgotten since gen (a write during the

@@ -1087,6 +1087,68 @@ func TestOneHashForConcurrentAsks(t *testing.T) {
 	}
 }
 
+// TestNoHashAgainOfWhatAHashJustStored: a decision that missed the cache while another's hash
+// of the file ran, and comes to claim the hash once that one has stored its digests and ended
+// (it was slow between the two: the lease question, fstatfs, a loaded machine), reads the
+// cache instead of hashing again: one hash for all who asked meanwhile (docs/trust.md).
+func TestNoHashAgainOfWhatAHashJustStored(t *testing.T) {
+	content := bytes.Repeat([]byte("tool"), 256<<10) // 1 MiB: several reads
+	want := sha256.Sum256(content)
+	p := filepath.Join(testenv.Tmpfs(t), "tool")
+	must(t, os.WriteFile(p, content, 0o755))
+	time.Sleep(10 * time.Millisecond) // settled (testSettle)
+	v := NewVerifier(VerifierConfig{Settle: testSettle, HashSlots: 2})
+	leaderHashing, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	v.afterChunk = func(off int64) {
+		if off == 128<<10 {
+			once.Do(func() { close(leaderHashing); <-release }) // the first hash stops at its first read
+		}
+	}
+	inWindow, leaderEnded := make(chan struct{}), make(chan struct{})
+	var claims atomic.Int32
+	v.beforeClaim = func() {
+		if claims.Add(1) == 2 { // the second decision: it missed the cache, the first still hashing
+			close(inWindow)
+			<-leaderEnded
+		}
+	}
+	type result struct {
+		s   Sums
+		err error
+	}
+	ask := func() <-chan result {
+		_, fd := openFd(t, p)
+		r := make(chan result, 1)
+		go func() {
+			s, err := v.Sums(context.Background(), fd, SHA256)
+			r <- result{s, err}
+		}()
+		return r
+	}
+	check := func(who string, r <-chan result) {
+		select {
+		case got := <-r:
+			if got.err != nil || got.s.SHA256 != want {
+				t.Fatalf("%s: digest %x, %v; want the file's", who, got.s.SHA256, got.err)
+			}
+		case <-time.After(time.Minute):
+			t.Fatalf("%s: no answer after a minute", who)
+		}
+	}
+	first := ask()
+	<-leaderHashing
+	second := ask()
+	<-inWindow
+	close(release)
+	check("the first", first) // its digests stored, its hash ended
+	close(leaderEnded)
+	check("the second", second)
+	if st := v.Stats(); st.Hashes != 1 || st.Hits != 1 {
+		t.Errorf("hashes %d, hits %d; want 1 hash, and the second decision's answer from the cache", st.Hashes, st.Hits)
+	}
+}
+
 // TestHashSlotsSharedByOwner: with one slot, a hash for owner A that holds it for long (its
 // reads slowed) gives it, between two reads, to owner B's hash that waits, which ends while
 // A's goes on; A's then ends too, with the right digest.
