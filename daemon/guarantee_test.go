@@ -262,7 +262,8 @@ func testHolderStallsNoOne(t *testing.T, threadPerClient bool) {
 }
 
 // TestDeadlineVerdict: a permission client with a 200 ms deadline that never answers; every
-// open() returns within 200 ms + 50 ms, with the deadline verdict.
+// open() returns within 200 ms + 50 ms (and the machine's lateness at each thread woken on the
+// way), with the deadline verdict.
 func TestDeadlineVerdict(t *testing.T) {
 	testenv.RequireRoot(t)
 	for _, mode := range readModes {
@@ -304,8 +305,14 @@ func testDeadlineVerdict(t *testing.T, verdict engine.Verdict, threadPerClient b
 	late := lateness()
 	t.Logf("deadline 200ms, verdict %s: open() took min %v, median %v, max %v over %d processes; the machine ran a timer up to %v late meanwhile",
 		verdict, slices.Min(lat), percentile(lat, 0.5), slices.Max(lat), n, late)
-	if m := slices.Max(lat); m > 250*time.Millisecond+late {
-		t.Errorf("the slowest open() took %v, want ≤ 200 ms + 50 ms + the machine's lateness (%v)", m, late)
+	// From the open to its return four threads wake in turn, each as late as the machine runs
+	// a thread: the daemon's reader of the kernel's event (the deadline runs from its read),
+	// the deadline's timer, the event loop that writes the verdict, and the accessor. Adding
+	// the lateness once failed at load 10-120 (1 of 48 runs under -race: 664 ms with a
+	// sampler 216 ms late; the deadline verdicts all counted), on the machine's scheduling
+	// rather than the daemon's delay; on a quiet machine the bound stays 250 ms.
+	if m := slices.Max(lat); m > 250*time.Millisecond+4*late {
+		t.Errorf("the slowest open() took %v, want ≤ 200 ms + 50 ms + 4 × the machine's lateness (%v), one per thread woken on the way", m, late)
 	}
 	if m := slices.Min(lat); m < 200*time.Millisecond {
 		t.Errorf("an open() returned after %v, before the deadline", m)
