@@ -328,7 +328,7 @@ func TestFlushCacheAcrossVersions(t *testing.T) {
 // decisions on time: a guard that answers each open of a file at once (no Cache, so every
 // open is decided with or without the flood) decides, during the flood, at least a tenth as
 // many opens of a load process as before it, the slowest open within 100 ms and the
-// machine's lateness. (Measured on 2 vCPUs: 2,000-4,500 flushes a second; about the same slowdown as
+// machine's lateness at each thread woken on the way. (Measured on 2 vCPUs: 2,000-4,500 flushes a second; about the same slowdown as
 // the same clients sending Ping in a loop, the CPU they take.) And no client that is not a
 // permission client may flush: uid 65534's, always a notification client, is refused.
 func TestFlushCacheFloodDelaysNoOne(t *testing.T) {
@@ -413,8 +413,14 @@ func TestFlushCacheFloodDelaysNoOne(t *testing.T) {
 	if during*10 < before {
 		t.Errorf("the guard decided %d opens in 1 s during the flush flood, %d before: the flood starved it", during, before)
 	}
-	if slowDuring > 100*time.Millisecond+late {
-		t.Errorf("the slowest open during the flush flood took %v, want ≤ 100 ms + the machine's lateness (%v)", slowDuring, late)
+	// From an open to its return five threads wake in turn, each as late as the machine runs
+	// a thread: the loop that reads the event and sends it, the decider's reader and its
+	// handler, the loop again for the answer and the verdict, and the load. Adding the lateness
+	// once failed at load 30-100 on the machine's scheduling, not the flood's (1 of 25 under
+	// -race -tags lockorder: 419 ms with a sampler 207 ms late; before any flood, the slowest
+	// open of the same runs reached 160 ms).
+	if slowDuring > 100*time.Millisecond+5*late {
+		t.Errorf("the slowest open during the flush flood took %v, want ≤ 100 ms + 5 × the machine's lateness (%v), one per thread woken on the way", slowDuring, late)
 	}
 
 	openUp(t, dir)
