@@ -961,7 +961,7 @@ func (g *guardRun) scan(ctx context.Context, r *notify.Request) notify.Verdict {
 		timeout = time.Until(dl)
 	}
 	res, err := g.launcher.run(ctx, scanArgv(g.execCmd, scanFile(f)), scanEnv(r.Path(), r.Pid, r.Kind.String()), timeout, f)
-	if ctx.Err() != nil || res.Killed {
+	if scanTooLate(ctx, res) {
 		return notify.Allow // too late: the Guard applies the deadline verdict
 	}
 	if err == nil && res.Err != "" {
@@ -984,6 +984,21 @@ func (g *guardRun) scan(ctx context.Context, r *notify.Request) notify.Verdict {
 }
 
 const noteScanDenied = "scanner denied"
+
+// scanTooLate: the scan ended too late for its result to count (ctx ended, or the launcher
+// killed the scanner at its timeout), so the Guard applies its deadline verdict. The Guard
+// takes the handler's verdict as the answer unless ctx has ended when the handler returns
+// (notify's runHandler). The launcher's timer starts when it reads the request, after ctx's
+// deadline was read (scan: timeout), so a scanner it killed ran past that deadline; but this
+// process's timer may not have run yet (its thread late on a loaded machine), and returning
+// now would have the placeholder allow answer in place of --on-timeout: so wait for ctx to
+// end, which is due (TestScanKilledAtItsTimeoutWaitsForTheDeadline).
+func scanTooLate(ctx context.Context, res launchReply) bool {
+	if _, ok := ctx.Deadline(); res.Killed && ok {
+		<-ctx.Done()
+	}
+	return ctx.Err() != nil || res.Killed
+}
 
 // decided writes the audit record of one decision.
 func (g *guardRun) decided(d notify.Decision) {

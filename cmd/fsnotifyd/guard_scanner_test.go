@@ -481,3 +481,53 @@ func TestGuardScannerOutputStoppedKeepsVerdicts(t *testing.T) {
 		t.Errorf("%d of %d dirty files were allowed (--on-timeout) with the guard's stderr full, not denied by the scanner", k, n)
 	}
 }
+
+// lateTimerCtx is a context whose deadline has passed but whose timer has not run yet: what
+// a decision's ctx is for a while when the guard's thread runs late on a loaded machine.
+type lateTimerCtx struct {
+	context.Context
+	dl   time.Time
+	done chan struct{}
+}
+
+func (c *lateTimerCtx) Deadline() (time.Time, bool) { return c.dl, true }
+func (c *lateTimerCtx) Done() <-chan struct{}       { return c.done }
+func (c *lateTimerCtx) Err() error {
+	select {
+	case <-c.done:
+		return context.DeadlineExceeded
+	default:
+		return nil
+	}
+}
+
+// A scanner the launcher killed at its timeout (the launcher's timer starts after the guard
+// read the deadline, so it never fires first) ran past the decision's deadline: the scan
+// returns only once the decision's ctx has ended, so that the Guard answers with
+// --on-timeout (or the late verdict), never with the scan's placeholder allow, also when the
+// guard's own timer runs late. Before: under load (-race, two busy loops and other tests),
+// TestGuardExecScannerPastDeadlineDenies/embedded saw a 5 s scanner's file allowed at the late
+// point with --on-timeout deny (1 of 20 runs).
+func TestScanKilledAtItsTimeoutWaitsForTheDeadline(t *testing.T) {
+	ctx := &lateTimerCtx{Context: context.Background(), dl: time.Now().Add(-time.Millisecond), done: make(chan struct{})}
+	returned := make(chan bool, 1)
+	go func() { returned <- scanTooLate(ctx, launchReply{Killed: true}) }()
+	select {
+	case <-returned:
+		t.Fatal("the scan of a killed scanner returned before the decision's ctx ended: the Guard would take its allow as the answer")
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(ctx.done) // the guard's timer runs at last
+	select {
+	case late := <-returned:
+		if !late {
+			t.Fatal("a scanner killed at its timeout was not too late")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the scan still waits 10 s after the decision's ctx ended")
+	}
+	// A scanner that ended in time is judged at once.
+	if scanTooLate(context.Background(), launchReply{Exit: 0}) {
+		t.Error("a scanner that exited in time was too late")
+	}
+}
