@@ -110,7 +110,8 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 // class) holds 100 permission events unanswered — 100 processes blocked in open() — while
 // client B, another process, connects, marks the same directory, receives events and
 // disconnects, each step promptly; the daemon's stats answer, in-process and through
-// `fsnotifyd stats`; then A is killed and every blocked open() returns within 100 ms.
+// `fsnotifyd stats`; then A is killed and every blocked open() returns within 100 ms of its
+// death.
 func TestHolderStallsNoOne(t *testing.T) {
 	for _, mode := range readModes {
 		t.Run(mode.name, func(t *testing.T) { testHolderStallsNoOne(t, mode.threadPerClient) })
@@ -233,12 +234,24 @@ func testHolderStallsNoOne(t *testing.T, threadPerClient bool) {
 	}
 
 	// Kill A: every blocked open() returns, allowed (A's close verdict), within 100 ms (and
-	// the machine's lateness meanwhile).
+	// the machine's lateness meanwhile) of A's death. Counted from the death, not the kill:
+	// the kernel closes a dying process's files (A's socket, whose end the daemon sees) only
+	// after it has freed its memory, which for a -race helper on a loaded machine took up to
+	// 385 ms after SIGKILL (median 65 ms at load 180; 117 ms for a plain build): once, every
+	// open returned 300-352 ms after the kill. A's death is seen when its wait returns, after
+	// its files are closed: no earlier than the daemon could see it.
 	lateness := machineLateness()
 	killed := monoNow()
 	if err := syscall.Kill(a.pid(), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
+	died := make(chan int64, 1)
+	go func() {
+		if a.exited(hang) {
+			died <- monoNow()
+		}
+		close(died)
+	}()
 	lat := make([]time.Duration, n)
 	for i, acc := range accessors {
 		errno, end := acc.result(t, hang)
@@ -248,10 +261,15 @@ func testHolderStallsNoOne(t *testing.T, threadPerClient bool) {
 		lat[i] = time.Duration(end - killed)
 	}
 	late := lateness()
-	t.Logf("kill of A → open() returned in %d processes: min %v, median %v, p90 %v, max %v; the machine ran a timer up to %v late meanwhile",
-		n, slices.Min(lat), percentile(lat, 0.5), percentile(lat, 0.9), slices.Max(lat), late)
-	if m := slices.Max(lat); m > 100*time.Millisecond+late {
-		t.Errorf("the slowest blocked open() returned %v after A was killed, want ≤ 100 ms + the machine's lateness (%v)", m, late)
+	diedAt, ok := <-died
+	if !ok {
+		t.Fatalf("A did not exit within %v of SIGKILL", hang)
+	}
+	dying := time.Duration(diedAt - killed)
+	t.Logf("kill of A → open() returned in %d processes: min %v, median %v, p90 %v, max %v; A took %v to die; the machine ran a timer up to %v late meanwhile",
+		n, slices.Min(lat), percentile(lat, 0.5), percentile(lat, 0.9), slices.Max(lat), dying, late)
+	if m := slices.Max(lat); m > dying+100*time.Millisecond+late {
+		t.Errorf("the slowest blocked open() returned %v after A was killed, want ≤ A's death (%v after the kill) + 100 ms + the machine's lateness (%v)", m, dying, late)
 	}
 	if !eventually(hang, func() bool { return d.srv.Stats(false, 0).Daemon.Clients == 0 }) {
 		t.Errorf("the daemon still counts clients after A died")
