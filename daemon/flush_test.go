@@ -399,7 +399,7 @@ func TestFlushCacheFloodDelaysNoOne(t *testing.T) {
 			}
 		}()
 	}
-	lateness := machineLateness()
+	lateness := testenv.MachineLateness()
 	during, slowDuring := phase(time.Second)
 	late := lateness()
 	close(stop)

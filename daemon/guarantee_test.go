@@ -240,7 +240,7 @@ func testHolderStallsNoOne(t *testing.T, threadPerClient bool) {
 	// 385 ms after SIGKILL (median 65 ms at load 180; 117 ms for a plain build): once, every
 	// open returned 300-352 ms after the kill. A's death is seen when its wait returns, after
 	// its files are closed: no earlier than the daemon could see it.
-	lateness := machineLateness()
+	lateness := testenv.MachineLateness()
 	killed := monoNow()
 	if err := syscall.Kill(a.pid(), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -306,7 +306,7 @@ func testDeadlineVerdict(t *testing.T, verdict engine.Verdict, threadPerClient b
 	}
 	mustAdd(t, c, kindInode, maskOpenPerm, scratch)
 	// The accessors run at once, so that each also waits behind the others.
-	lateness := machineLateness()
+	lateness := testenv.MachineLateness()
 	accessors := startAccessors(t, file, n)
 	lat := make([]time.Duration, n)
 	wantErrno := 0

@@ -418,34 +418,6 @@ func rest(line string, n int) string {
 	return s
 }
 
-// machineLateness starts a sleeper that wakes every 5 ms while a latency is measured and
-// returns a stop that reports its worst lateness: how much later than its timer this machine
-// ran a goroutine meanwhile. A bound on the daemon's latency adds it, so that the bound is on
-// the daemon's own delay, not on the machine's load (2 vCPUs shared with builds and other
-// tests, where the same daemon's 200 ms deadline came 314 ms late at load 15): a daemon that
-// adds its own delay still fails, however idle the sleeper found the machine.
-func machineLateness() (stop func() time.Duration) {
-	done, worst := make(chan struct{}), make(chan time.Duration, 1)
-	go func() {
-		// On a thread of its own, as the daemon's kernel readers and per-client threads are:
-		// it measures how late the kernel runs a thread, not only how late Go runs a goroutine.
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		var late time.Duration
-		for {
-			start := time.Now()
-			select {
-			case <-done:
-				worst <- late
-				return
-			case <-time.After(5 * time.Millisecond):
-				late = max(late, time.Since(start)-5*time.Millisecond)
-			}
-		}
-	}()
-	return func() time.Duration { close(done); return <-worst }
-}
-
 // eventually polls cond until it holds or timeout passes.
 func eventually(timeout time.Duration, cond func() bool) bool {
 	end := time.Now().Add(timeout)

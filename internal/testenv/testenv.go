@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -614,4 +615,32 @@ func ListenAs(t testing.TB, cred *syscall.Credential, path string) *net.UnixList
 	}
 	t.Cleanup(func() { ln.Close() })
 	return ln.(*net.UnixListener)
+}
+
+// MachineLateness starts a sleeper that wakes every 5 ms while a latency is measured and
+// returns a stop that reports its worst lateness: how much later than its timer this machine
+// ran a goroutine meanwhile. A bound on a latency (the daemon's, the guard's) adds it, so that the bound is on
+// the program's own delay, not on the machine's load (2 vCPUs shared with builds and other
+// tests, where the same daemon's 200 ms deadline came 314 ms late at load 15): a program
+// that adds its own delay still fails, however idle the sleeper found the machine.
+func MachineLateness() (stop func() time.Duration) {
+	done, worst := make(chan struct{}), make(chan time.Duration, 1)
+	go func() {
+		// On a thread of its own, as the daemon's kernel readers and per-client threads are:
+		// it measures how late the kernel runs a thread, not only how late Go runs a goroutine.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		var late time.Duration
+		for {
+			start := time.Now()
+			select {
+			case <-done:
+				worst <- late
+				return
+			case <-time.After(5 * time.Millisecond):
+				late = max(late, time.Since(start)-5*time.Millisecond)
+			}
+		}
+	}()
+	return func() time.Duration { close(done); return <-worst }
 }
