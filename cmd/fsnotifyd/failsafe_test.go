@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -269,7 +270,11 @@ func strconvQuote(s string) string {
 	return string(b)
 }
 
-// auditFor returns the audit records of path.
+// auditFor returns the audit records of path, in the order of their time (when each
+// decision was reported): the file's order may differ for decisions reported within
+// microseconds of each other on different goroutines (docs/trace-format.md; one such swap,
+// 160 µs apart at load 300, made TestGuardSHA256OpenForWriteAsNobody read the second run's
+// record as the first's).
 func auditFor(recs []map[string]any, path string) []map[string]any {
 	var out []map[string]any
 	for _, r := range recs {
@@ -277,6 +282,12 @@ func auditFor(recs []map[string]any, path string) []map[string]any {
 			out = append(out, r)
 		}
 	}
+	at := func(r map[string]any) time.Time {
+		s, _ := r["time"].(string)
+		t, _ := time.Parse(time.RFC3339Nano, s)
+		return t
+	}
+	slices.SortStableFunc(out, func(a, b map[string]any) int { return at(a).Compare(at(b)) })
 	return out
 }
 
