@@ -93,5 +93,23 @@ fsnotifyd_bins() {
 cpu_ns() { cat /proc/"$1"/task/*/schedstat 2> /dev/null | awk '{ s += $1 } END { printf "%.0f\n", s }'; }
 # cpu_s PID: the same in seconds.
 cpu_s() { cat /proc/"$1"/task/*/schedstat 2> /dev/null | awk '{ s += $1 } END { printf "%.6f\n", s / 1e9 }'; }
+# strace_calls HEAD EVENTS UNIT LOAD PID...: strace -f -c of each PID while the command LOAD
+# runs (word-split: a function and its arguments); then, per PID, "HEAD NAME (...)" and its
+# system calls per UNIT (count / EVENTS) of 0.03 or more, most first.
+strace_calls() {
+	local head=$1 n=$2 unit=$3 load=$4; shift 4
+	local p i=0 ps=()
+	for p in "$@"; do strace -f -qq -c -p "$p" -o "$out/st.$i" & ps+=($!); i=$((i + 1)); done
+	sleep 0.5
+	$load > /dev/null
+	for p in "${ps[@]}"; do kill -INT "$p"; done
+	wait "${ps[@]}" 2> /dev/null || true
+	i=0
+	for p in "$@"; do
+		echo "$head $(tr '\0' ' ' < /proc/"$p"/cmdline | awk '{ print $1 }' | xargs basename) (strace -f -c, calls per $unit >= 0.03):"
+		awk -v n="$n" '$1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" && $4 / n >= 0.03 { printf "    %-16s %6.2f\n", $NF, $4 / n }' "$out/st.$i" | sort -k2 -n -r
+		i=$((i + 1))
+	done
+}
 median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 summary() { printf 'SUMMARY\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4"; }

@@ -54,18 +54,7 @@ count() {
 # strace_count LABEL THREADS PID...: strace -f -c of each PID while the load runs.
 strace_count() {
 	local label=$1 threads=$2; shift 2
-	local p i=0 ps=()
-	for p in "$@"; do strace -f -qq -c -p "$p" -o "$out/st.$i" & ps+=($!); i=$((i + 1)); done
-	sleep 0.5
-	ops "$threads" > /dev/null
-	for p in "${ps[@]}"; do kill -INT "$p"; done
-	wait "${ps[@]}" 2>/dev/null || true
-	i=0
-	for p in "$@"; do
-		echo "threads $threads  $label $(tr '\0' ' ' < /proc/"$p"/cmdline | awk '{ print $1 }' | xargs basename) (strace -f -c, calls per open >= 0.03):"
-		awk -v n="$((N * threads))" '$1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" && $4 / n >= 0.03 { printf "    %-16s %6.2f\n", $NF, $4 / n }' "$out/st.$i" | sort -k2 -n -r
-		i=$((i + 1))
-	done
+	strace_calls "threads $threads  $label" "$((N * threads))" open "ops $threads" "$@"
 }
 
 "$out/fsnotifyd" serve --socket "$out/d.sock" --log-level warn 2> "$out/daemon.log" & pids+=($!)
