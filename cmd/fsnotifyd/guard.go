@@ -184,12 +184,12 @@ func runGuard(args []string) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	var (
-		flags              []policy.Flag
+		rules              commandLineRules
 		policyFile, events string
 		execCmd, onTimeout string
 		onError            = "deny"
 		deadline           = 5 * time.Second
-		permissive, cache  bool
+		permissive         bool
 		noExecMemo         bool
 		quiet, mount       bool
 		audit              string
@@ -199,8 +199,7 @@ func runGuard(args []string) int {
 		reloadInterval     = time.Second
 	)
 	fs := newFlagSet("guard", "[--policy FILE] [--deny GLOB]... [--allow GLOB]... [--events EVENTS] [--exec CMD] [--deadline DUR] [--on-timeout allow|deny] [--on-error deny|allow] [--permissive] [--cache] [--no-exec-memo] [--audit FILE|-] [--mount] [--trust FILE]... [--no-package-trust] [--reload-interval DUR] PATH...", guardHelp)
-	fs.value(policy.FlagValue(&flags, engine.Deny), "deny", "deny accesses to paths matching GLOB (repeatable; first match wins)")
-	fs.value(policy.FlagValue(&flags, engine.Allow), "allow", "allow accesses to paths matching GLOB (repeatable; first match wins)")
+	rules.register(fs) // --deny, --allow, --cache
 	fs.stringVar(&policyFile, "policy", "read rules from FILE, which only root may change (see docs/policy.md)")
 	fs.stringVar(&events, "events,e", "accesses to decide on: open, access, exec, pre_access (comma list; default open)")
 	fs.stringVar(&execCmd, "exec", "run the scanner CMD for each access to a file that no rule decided, the file as its last argument (/proc/PID/fd/N); exit 0 allows")
@@ -209,7 +208,6 @@ func runGuard(args []string) int {
 	fs.stringVar(&onTimeout, "on-timeout", "verdict at the deadline: allow or deny")
 	fs.stringVar(&onError, "on-error", "verdict when the guard fails to decide (a scanner that cannot run or crashes, /proc unreadable): deny (default) or allow")
 	fs.boolVar(&permissive, "permissive", "decide and audit, but allow everything")
-	fs.boolVar(&cache, "cache", "let the kernel remember allows until the file is modified")
 	fs.boolVar(&noExecMemo, "no-exec-memo", "decide every exec by the rules: do not remember an exec's decision for the next exec of the same unchanged file by the same path (see docs/security.md)")
 	fs.stringVar(&audit, "audit", "write one JSON line per decision to FILE (- for stdout)")
 	fs.intVar(&concurrency, "concurrency", "run at most N (at least 1) scanners at once (default 64), shared among the users waiting for one, in turn")
@@ -268,11 +266,11 @@ func runGuard(args []string) int {
 			return fs.usageError(fmt.Errorf("--events: %w", err))
 		}
 	}
-	flagPol, err := policy.FromFlags(flags)
+	flagPol, err := policy.FromFlags(rules.flags)
 	if err != nil {
 		return fs.usageError(err)
 	}
-	g := &guardRun{kinds: kinds, execCmd: execCmd, permissive: permissive, onError: notify.Deny, flagPol: flagPol, cache: cache,
+	g := &guardRun{kinds: kinds, execCmd: execCmd, permissive: permissive, onError: notify.Deny, flagPol: flagPol, cache: rules.cache,
 		policyFile: policyFile, quiet: quiet, deadline: deadline, paths: paths, mountMarks: mount,
 		verifier: trust.NewVerifier(trust.VerifierConfig{}),
 		trustCfg: trust.Config{Files: tsrc.files, Packages: !tsrc.noPackages, DpkgDir: tsrc.dpkgDir}}

@@ -98,11 +98,10 @@ func stampOf(path string) fileStamp {
 // command-line rules first, the trust database loaded if a rule needs it (fresh, loaded anew
 // for this reload, if given; else the current one when there is one). It does not store it.
 func (g *guardRun) buildStateLocked(filePol *policy.Policy, origin string, fresh *trust.DB) (*guardState, error) {
-	pol, err := policy.Concat(g.flagPol, filePol)
+	pol, err := guardPolicy(g.flagPol, filePol, g.cache)
 	if err != nil {
 		return nil, err
 	}
-	pol.CacheAllows = pol.CacheAllows || g.cache
 	st := &guardState{pol: pol, origin: origin, pathKinds: pathKinds(pol, g.audit != nil),
 		bareKinds: bareKinds(pol, g.audit != nil || g.report)}
 	st.bare = bareDecisions(pol, st.bareKinds)

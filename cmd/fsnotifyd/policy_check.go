@@ -27,6 +27,13 @@ report what is wrong with it, one line per finding, on stdout:
   FILE:LINE: warning: ... [KIND]  it parses, but probably does not do what
                                 was meant
 
+Give the guard's command-line rules too (--deny GLOB, --allow GLOB, --cache:
+the ones it runs with) to check the policy it runs: those rules, in
+command-line order, then FILE's. A warning about one of them names its flag
+("--allow /srv/**: warning: ..."); a file rule or default that one makes
+unreachable is reported at its line. With them, FILE is one (the guard takes
+one --policy), or none: the guard runs on command-line rules alone.
+
 The warnings (KIND):
   unreachable    a rule that never decides, because an earlier rule decides
                  every access it could (a catch-all, the same rule twice,
@@ -68,48 +75,77 @@ Exit status: 0 no errors (warnings allowed); 1 a file has an error, or with
 Examples:
   fsnotifyd policy check /etc/fsnotifyd/guard.rules
   fsnotifyd policy check --strict --exec allowlist.rules
+  fsnotifyd policy check --allow /srv/tls/dhparam.key /etc/fsnotifyd/guard.rules
 `
 
 func runPolicyCheck(args []string) int {
 	var strict, scanned, quiet bool
-	fs := newFlagSet("policy check", "[--strict] [--exec] [-q] FILE...", policyCheckHelp)
+	var rules commandLineRules
+	fs := newFlagSet("policy check", "[--strict] [--exec] [-q] [--deny GLOB]... [--allow GLOB]... [--cache] [FILE...]", policyCheckHelp)
 	fs.boolVar(&strict, "strict", "fail (exit 1) on warnings too")
 	fs.boolVar(&scanned, "exec", "check as for guard --exec: an allow rule then also grants what the scanner would decide")
 	fs.boolVar(&quiet, "q,quiet", "print no summary on stderr")
+	rules.register(fs) // the guard's command-line rules, before its --policy file's, and --cache
 	files, status, ok := fs.parseArgs(args)
 	if !ok {
 		return status
 	}
+	switch {
+	case len(files) == 0 && len(rules.flags) == 0:
+		return fs.usageError(errors.New("no FILE given: name the rules files to check (or the guard's --deny and --allow rules)"))
+	case len(files) > 1 && rules.given():
+		// The guard takes one --policy FILE: its command-line rules go before that one's.
+		return fs.usageError(fmt.Errorf("unexpected argument %q: with --deny, --allow or --cache, check one FILE, as the guard takes one --policy (check each FILE on its own)", files[1]))
+	}
+	flagPol, err := policy.FromFlags(rules.flags)
+	if err != nil {
+		return fs.usageError(err)
+	}
+	opts := policy.LintOptions{Scanned: scanned, Weak: true, UserNS: sys.UnprivilegedUserNS()}
 	if len(files) == 0 {
-		return fs.usageError(errors.New("no FILE given: name the rules files to check"))
+		return checkPolicyFile("", flagPol, rules.cache, opts, strict, quiet)
 	}
 	exit := exitOK
 	for _, name := range files {
-		st := checkPolicyFile(name, policy.LintOptions{Scanned: scanned, Weak: true, UserNS: sys.UnprivilegedUserNS()}, strict, quiet)
-		exit = max(exit, st)
+		exit = max(exit, checkPolicyFile(name, flagPol, rules.cache, opts, strict, quiet))
 	}
 	return exit
 }
 
-// checkPolicyFile checks one file and returns its exit status.
-func checkPolicyFile(name string, opts policy.LintOptions, strict, quiet bool) int {
-	pol, owner, err := readPolicyFile(name)
+// checkPolicyFile checks the policy a guard runs with the command-line rules flagPol (and
+// --cache) and --policy name ("": none), and returns its exit status. A warning names the
+// rule's file and line, or its flag ("--deny GLOB").
+func checkPolicyFile(name string, flagPol *policy.Policy, cache bool, opts policy.LintOptions, strict, quiet bool) int {
+	var filePol *policy.Policy
 	warnings := 0
-	if owner != nil {
-		// A warning, not an error: the file may be checked by its author before it is
-		// installed where only root can write.
-		fmt.Printf("%s: warning: %v; guard --policy refuses it [owner]\n", name, owner)
-		warnings++
-	}
-	var pe *policy.ParseError
-	switch {
-	case errors.As(err, &pe):
-		fmt.Printf("%s:%d:%d: error: %s\n", pe.File, pe.Line, pe.Col, pe.Msg)
-		if !quiet {
-			fmt.Fprintf(os.Stderr, "%s: 1 error\n", name)
+	label := "the command line"
+	if name != "" {
+		pol, owner, err := readPolicyFile(name)
+		if owner != nil {
+			// A warning, not an error: the file may be checked by its author before it is
+			// installed where only root can write.
+			fmt.Printf("%s: warning: %v; guard --policy refuses it [owner]\n", name, owner)
+			warnings++
 		}
-		return exitRuntime
-	case err != nil:
+		var pe *policy.ParseError
+		switch {
+		case errors.As(err, &pe):
+			fmt.Printf("%s:%d:%d: error: %s\n", pe.File, pe.Line, pe.Col, pe.Msg)
+			if !quiet {
+				fmt.Fprintf(os.Stderr, "%s: 1 error\n", name)
+			}
+			return exitRuntime
+		case err != nil:
+			fmt.Fprintf(os.Stderr, "fsnotifyd policy check: %v\n", err)
+			return exitUsage
+		}
+		filePol, label = pol, name
+		if n := len(flagPol.Rules); n > 0 {
+			label = fmt.Sprintf("%s after %d command-line rules", name, n)
+		}
+	}
+	pol, err := guardPolicy(flagPol, filePol, cache)
+	if err != nil { // command-line rules have no default: not reached
 		fmt.Fprintf(os.Stderr, "fsnotifyd policy check: %v\n", err)
 		return exitUsage
 	}
@@ -123,7 +159,7 @@ func checkPolicyFile(name string, opts policy.LintOptions, strict, quiet bool) i
 		if pol.Default == engine.Deny {
 			def = "deny"
 		}
-		fmt.Fprintf(os.Stderr, "%s: %d rules, default %s: 0 errors, %d warnings\n", name, len(pol.Rules), def, warnings)
+		fmt.Fprintf(os.Stderr, "%s: %d rules, default %s: 0 errors, %d warnings\n", label, len(pol.Rules), def, warnings)
 	}
 	if strict && warnings > 0 {
 		return exitRuntime

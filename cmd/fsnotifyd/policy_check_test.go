@@ -471,3 +471,96 @@ func TestPolicyExplainCommandLineRules(t *testing.T) {
 		{nil, 1, "decision deny by " + rules + ":1"},
 	})
 }
+
+// TestPolicyCheckCommandLineRules: a guard's --deny and --allow rules come before its --policy
+// file's (and --cache caches its allows), so policy check takes them too and lints the policy
+// that guard runs: a file rule or default made unreachable by a command-line rule, and the
+// command-line rules' own findings, which are reported by their flag ("--deny GLOB: warning:
+// ..."), not a file line. The guard runs on command-line rules alone, so check does too.
+// Before, check took FILE alone ("unknown flag --allow") and said nothing of them.
+func TestPolicyCheckCommandLineRules(t *testing.T) {
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "real", "secret"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("real", filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name   string
+		rules  string // FILE's content; "" runs check with no FILE
+		args   []string
+		want   []string // stdout lines, FILE replaced by the file's path, DIR by dir
+		status int
+	}{
+		{name: "file rule after an allow of everything", rules: "deny /srv/tls/**\n", args: []string{"--allow", "**"},
+			want: []string{"FILE:1: warning: this rule never decides: --allow ** (allow * **) comes first and decides every access it could [unreachable]"}},
+		{name: "file default after an allow of everything", rules: "default deny\nallow /srv/**\n", args: []string{"--allow", "**", "--cache"},
+			want: []string{"FILE:2: warning: this rule never decides: --allow ** (allow * **) comes first and decides every access it could [unreachable]",
+				"FILE:1: warning: default deny never applies: --allow ** (allow * **) decides every access [unreachable]"}},
+		{name: "strict", rules: "deny /srv/tls/**\n", args: []string{"--strict", "--allow", "**"},
+			want:   []string{"FILE:1: warning: this rule never decides: --allow ** (allow * **) comes first and decides every access it could [unreachable]"},
+			status: 1},
+		{name: "a flag rule after another", rules: "deny /etc/shadow\n", args: []string{"--deny", "/srv/**", "--allow", "/srv/tls/*"},
+			want: []string{"--allow /srv/tls/*: warning: this rule never decides: --deny /srv/** (deny * /srv/**) comes first and decides every access it could [unreachable]"}},
+		{name: "a flag rule naming a directory", rules: "deny /etc/shadow\n", args: []string{"--deny", dir + "/real/secret"},
+			want: []string{"--deny DIR/real/secret: warning: DIR/real/secret is a directory: this rule decides the accesses of the directory itself (listing it), not of the files below it: for those, write DIR/real/secret/** too [directory]"}},
+		{name: "a flag rule through a link", rules: "deny /etc/shadow\n", args: []string{"--deny", dir + "/link/secret/**"},
+			want: []string{"--deny DIR/link/secret/**: warning: DIR/link is a symbolic link (to DIR/real): a glob matches the path the kernel reports, with its links resolved, so this rule never matches there; write it with DIR/real [symlink]"}},
+		{name: "flag rules alone", args: []string{"--deny", "/srv/**", "--deny", "/srv/tls/**"},
+			want: []string{"--deny /srv/tls/**: warning: this rule never decides: --deny /srv/** (deny * /srv/**) comes first and decides every access it could [unreachable]"}},
+		{name: "flag rules alone, clean", args: []string{"--deny", "/srv/tls/**", "--allow", "/srv/**", "--cache"}},
+		{name: "no finding", rules: "default deny\nallow exec /usr/** trusted=yes\n", args: []string{"--deny", "/srv/tls/**"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"policy", "check"}, tt.args...)
+			file := "no file given"
+			if tt.rules != "" {
+				file = filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "-")+".rules")
+				writeFile(t, file, tt.rules)
+				args = append(args, file)
+			}
+			out, errOut, st := fsn(t, args...)
+			var got []string
+			for _, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+				if l != "" {
+					got = append(got, strings.ReplaceAll(strings.ReplaceAll(l, file, "FILE"), dir, "DIR"))
+				}
+			}
+			if st != tt.status || strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Fatalf("exit %d (want %d)\n%s\nwant\n%s\nstderr: %s", st, tt.status, strings.Join(got, "\n"), strings.Join(tt.want, "\n"), errOut)
+			}
+			// The summary counts the command-line rules with the file's.
+			nrules := strings.Count(tt.rules, "\n") - strings.Count(tt.rules, "default ")
+			for _, a := range tt.args {
+				if a == "--deny" || a == "--allow" {
+					nrules++
+				}
+			}
+			if want := fmt.Sprintf(": %d rules, ", nrules); !strings.Contains(errOut, want) {
+				t.Errorf("the summary does not say %q: %q", want, errOut)
+			}
+		})
+	}
+	// Usage errors: 2, naming what is wrong. The guard takes one --policy FILE: check with
+	// command-line rules checks one policy, so one FILE.
+	one := filepath.Join(dir, "one.rules")
+	writeFile(t, one, "deny /etc/shadow\n")
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--deny", "/srv/["}, `--deny "/srv/["`},
+		{[]string{"--allow", "/srv/**", one, one}, "one FILE"},
+		{[]string{"--cache"}, "no FILE given"},
+		{nil, "no FILE given"},
+	} {
+		out, errOut, st := fsn(t, append([]string{"policy", "check"}, tt.args...)...)
+		if st != 2 || out != "" || !strings.Contains(errOut, tt.want) {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want 2, no output, naming %s", tt.args, st, out, errOut, tt.want)
+		}
+	}
+}

@@ -31,7 +31,9 @@ const policyExplainHelp = `
 Decide one access by the rules of FILE, as "guard --policy FILE" would, and
 print each rule tried: whether its events and glob match, and each
 condition with the attribute's value and whether it holds; then the
-decision. "Why was this denied?" in one command.
+decision. "Why was this denied?" in one command. The guard's command-line
+rules (--deny GLOB, --allow GLOB, in command-line order) go before FILE's,
+and --cache caches its allows, as in the guard: give the ones it runs with.
 
 The file is --path P: its attributes (ftype=, sha256=, trusted=, size,
 mount_writable=) are read from the file itself, as the guard reads them from
@@ -69,8 +71,7 @@ func runPolicyExplain(args []string) int {
 	var (
 		path, event            = "", "open"
 		pathUnknown, nameless  bool
-		flags                  []policy.Flag
-		cache                  bool
+		rules                  commandLineRules
 		pidStr                 string
 		pf                     processFlags
 		of                     objectFlags
@@ -90,10 +91,7 @@ func runPolicyExplain(args []string) int {
 	of.register(fs)
 	src.registerGuardStyle(fs)
 	fs.stringVar(&onError, "on-error", onErrorUsage)
-	// The guard's command-line rules, which come before its --policy file's, and --cache.
-	fs.value(policy.FlagValue(&flags, engine.Deny), "deny", "a guard's --deny GLOB (repeatable): command-line rules come before FILE's")
-	fs.value(policy.FlagValue(&flags, engine.Allow), "allow", "a guard's --allow GLOB (repeatable)")
-	fs.boolVar(&cache, "cache", "as a guard's --cache: every allow may be cached (on the usual conditions)")
+	rules.register(fs) // the guard's command-line rules, before its --policy file's, and --cache
 	rest, status, ok := fs.parseArgs(args)
 	if !ok {
 		return status
@@ -130,17 +128,15 @@ func runPolicyExplain(args []string) int {
 		fail(fs.cmd, err)
 		return exitUsage
 	}
-	// As the guard builds its policy (guard, buildStateLocked).
-	flagPol, err := policy.FromFlags(flags)
+	flagPol, err := policy.FromFlags(rules.flags)
 	if err != nil {
 		return fs.usageError(err)
 	}
-	pol, err := policy.Concat(flagPol, filePol)
+	pol, err := guardPolicy(flagPol, filePol, rules.cache)
 	if err != nil {
 		fail(fs.cmd, err)
 		return exitUsage
 	}
-	pol.CacheAllows = pol.CacheAllows || cache
 	if owner != nil {
 		fmt.Fprintf(os.Stderr, "fsnotifyd %s: warning: %v; guard --policy refuses it\n", fs.cmd, owner)
 	}
