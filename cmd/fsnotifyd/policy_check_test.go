@@ -470,6 +470,18 @@ func TestPolicyExplainCommandLineRules(t *testing.T) {
 		{[]string{"--deny", "/srv/**", "--allow", "/srv/tls/dhparam.key"}, 1, "decision deny by --deny /srv/**"},
 		{nil, 1, "decision deny by " + rules + ":1"},
 	})
+	// The guard runs on command-line rules alone (no --policy): explain decides as it does.
+	// Before, explain wanted a FILE.
+	for _, tt := range []explainCase{
+		{[]string{"--deny", "/srv/tls/**"}, 1, "decision deny by --deny /srv/tls/**\n"},
+		{[]string{"--allow", "/srv/tls/*", "--cache"}, 0, "decision allow by --allow /srv/tls/* (the kernel may cache this allow)"},
+		{[]string{"--cache"}, 2, ""},
+	} {
+		out, errOut, st := fsn(t, append([]string{"policy", "explain", "--path", "/srv/tls/dhparam.key", "--uid", "0"}, tt.args...)...)
+		if st != tt.want || !strings.Contains(out, tt.out) || st == 2 && !strings.Contains(errOut, "no FILE given") {
+			t.Errorf("explain %v: exit %d, want %d and %q\n%s\nstderr: %s", tt.args, st, tt.want, tt.out, out, errOut)
+		}
+	}
 }
 
 // TestPolicyCheckCommandLineRules: a guard's --deny and --allow rules come before its --policy

@@ -33,7 +33,8 @@ print each rule tried: whether its events and glob match, and each
 condition with the attribute's value and whether it holds; then the
 decision. "Why was this denied?" in one command. The guard's command-line
 rules (--deny GLOB, --allow GLOB, in command-line order) go before FILE's,
-and --cache caches its allows, as in the guard: give the ones it runs with.
+and --cache caches its allows, as in the guard: give the ones it runs with
+(with no FILE, as a guard with no --policy).
 
 The file is --path P: its attributes (ftype=, sha256=, trusted=, size,
 mount_writable=) are read from the file itself, as the guard reads them from
@@ -81,7 +82,7 @@ func runPolicyExplain(args []string) int {
 	)
 	onErrorUsage = "the verdict when reading what a rule needs fails, as guard --on-error: deny (default) or allow"
 	pidUsage = "read the process PID from /proc (instead of --exe, --uid, ...)"
-	fs := newFlagSet("policy explain", "FILE --path P [--event open|exec|access|pre_access] [--deny GLOB]... [--allow GLOB]... [--cache] [--pid PID | --exe E --uid U --gid G,... --comm C --ppid N --ancestor EXE...] [--ftype T --sha256 H --trusted yes|no --size N --mount-writable yes|no] [--trust FILE]... [--no-package-trust]", policyExplainHelp)
+	fs := newFlagSet("policy explain", "[FILE] --path P [--event open|exec|access|pre_access] [--deny GLOB]... [--allow GLOB]... [--cache] [--pid PID | --exe E --uid U --gid G,... --comm C --ppid N --ancestor EXE...] [--ftype T --sha256 H --trusted yes|no --size N --mount-writable yes|no] [--trust FILE]... [--no-package-trust]", policyExplainHelp)
 	fs.stringVar(&path, "path", "the file accessed")
 	fs.boolVar(&pathUnknown, "path-unknown", "decide as when the kernel cannot print the file's path (deeper than PATH_MAX)")
 	fs.boolVar(&nameless, "nameless", "decide as for a file with no name and no content (an empty O_TMPFILE, an unlinked empty file): its path is unknown, and an open of it is about no path")
@@ -97,8 +98,9 @@ func runPolicyExplain(args []string) int {
 		return status
 	}
 	switch {
-	case len(rest) == 0:
-		return fs.usageError(errors.New("no FILE given: name the rules file"))
+	case len(rest) == 0 && len(rules.flags) == 0:
+		// The guard runs on command-line rules alone: so does explain.
+		return fs.usageError(errors.New("no FILE given: name the rules file (or the guard's --deny and --allow rules)"))
 	case len(rest) > 1:
 		return fs.usageError(fmt.Errorf("unexpected argument %q (one rules FILE)", rest[1]))
 	case path == "":
@@ -122,11 +124,14 @@ func runPolicyExplain(args []string) int {
 	if _, ok := src.checkDir(fs.cmd); !ok {
 		return exitUsage
 	}
-	filePol, owner, err := readPolicyFile(rest[0])
-	if err != nil {
-		// Exit 2, as policy check's: 1 says the access is denied.
-		fail(fs.cmd, err)
-		return exitUsage
+	var filePol *policy.Policy
+	var owner error
+	if len(rest) == 1 {
+		if filePol, owner, err = readPolicyFile(rest[0]); err != nil {
+			// Exit 2, as policy check's: 1 says the access is denied.
+			fail(fs.cmd, err)
+			return exitUsage
+		}
 	}
 	flagPol, err := policy.FromFlags(rules.flags)
 	if err != nil {
