@@ -61,15 +61,7 @@ func TestPolicyCheck(t *testing.T) {
 				}
 			}
 			out, errOut, st := fsn(t, append(append([]string{"policy", "check"}, tt.args...), file)...)
-			var got []string
-			for _, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
-				if l != "" {
-					got = append(got, strings.ReplaceAll(l, file, "FILE"))
-				}
-			}
-			if st != tt.status || strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
-				t.Fatalf("exit %d (want %d)\n%s\nwant\n%s\nstderr: %s", st, tt.status, strings.Join(got, "\n"), strings.Join(tt.want, "\n"), errOut)
-			}
+			checkOutput(t, out, errOut, st, tt.want, tt.status, file, "FILE")
 			if !strings.Contains(errOut, file+": ") {
 				t.Errorf("no summary on stderr: %q", errOut)
 			}
@@ -81,6 +73,23 @@ func TestPolicyCheck(t *testing.T) {
 		if st != 2 || errOut == "" {
 			t.Errorf("%v: exit %d, stderr %q; want 2 and a reason", args, st, errOut)
 		}
+	}
+}
+
+// checkOutput fails t unless out's non-empty lines, each old string of oldnew replaced by
+// its new one (as strings.NewReplacer: the first that matches at a place), are want and st
+// is status.
+func checkOutput(t *testing.T, out, errOut string, st int, want []string, status int, oldnew ...string) {
+	t.Helper()
+	r := strings.NewReplacer(oldnew...)
+	var got []string
+	for _, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		if l != "" {
+			got = append(got, r.Replace(l))
+		}
+	}
+	if st != status || strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("exit %d (want %d)\n%s\nwant\n%s\nstderr: %s", st, status, strings.Join(got, "\n"), strings.Join(want, "\n"), errOut)
 	}
 }
 
@@ -376,11 +385,16 @@ type explainCase struct {
 	out  string
 }
 
-// checkExplain runs policy explain RULES --path PATH --uid 0 ARGS... for each case.
+// checkExplain runs policy explain RULES --path PATH --uid 0 ARGS... for each case (no RULES
+// if "").
 func checkExplain(t *testing.T, rules, path string, cases []explainCase) {
 	t.Helper()
 	for _, tt := range cases {
-		out, errOut, st := fsn(t, append([]string{"policy", "explain", rules, "--path", path, "--uid", "0"}, tt.args...)...)
+		args := []string{"policy", "explain", "--path", path, "--uid", "0"}
+		if rules != "" {
+			args = append(args, rules)
+		}
+		out, errOut, st := fsn(t, append(args, tt.args...)...)
 		if st != tt.want || !strings.Contains(out, tt.out) {
 			t.Errorf("explain %v: exit %d, want %d and %q\n%s\nstderr: %s", tt.args, st, tt.want, tt.out, out, errOut)
 		}
@@ -472,16 +486,11 @@ func TestPolicyExplainCommandLineRules(t *testing.T) {
 	})
 	// The guard runs on command-line rules alone (no --policy): explain decides as it does.
 	// Before, explain wanted a FILE.
-	for _, tt := range []explainCase{
+	checkExplain(t, "", "/srv/tls/dhparam.key", []explainCase{
 		{[]string{"--deny", "/srv/tls/**"}, 1, "decision deny by --deny /srv/tls/**\n"},
 		{[]string{"--allow", "/srv/tls/*", "--cache"}, 0, "decision allow by --allow /srv/tls/* (the kernel may cache this allow)"},
-		{[]string{"--cache"}, 2, ""},
-	} {
-		out, errOut, st := fsn(t, append([]string{"policy", "explain", "--path", "/srv/tls/dhparam.key", "--uid", "0"}, tt.args...)...)
-		if st != tt.want || !strings.Contains(out, tt.out) || st == 2 && !strings.Contains(errOut, "no FILE given") {
-			t.Errorf("explain %v: exit %d, want %d and %q\n%s\nstderr: %s", tt.args, st, tt.want, tt.out, out, errOut)
-		}
-	}
+		{[]string{"--cache"}, 2, ""}, // no rule at all: no FILE given
+	})
 }
 
 // TestPolicyCheckCommandLineRules: a guard's --deny and --allow rules come before its --policy
@@ -536,15 +545,7 @@ func TestPolicyCheckCommandLineRules(t *testing.T) {
 				args = append(args, file)
 			}
 			out, errOut, st := fsn(t, args...)
-			var got []string
-			for _, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
-				if l != "" {
-					got = append(got, strings.ReplaceAll(strings.ReplaceAll(l, file, "FILE"), dir, "DIR"))
-				}
-			}
-			if st != tt.status || strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
-				t.Fatalf("exit %d (want %d)\n%s\nwant\n%s\nstderr: %s", st, tt.status, strings.Join(got, "\n"), strings.Join(tt.want, "\n"), errOut)
-			}
+			checkOutput(t, out, errOut, st, tt.want, tt.status, file, "FILE", dir, "DIR")
 			// The summary counts the command-line rules with the file's.
 			nrules := strings.Count(tt.rules, "\n") - strings.Count(tt.rules, "default ")
 			for _, a := range tt.args {
