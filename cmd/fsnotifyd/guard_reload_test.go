@@ -228,8 +228,19 @@ func TestGuardReloadPollsAtInterval(t *testing.T) {
 // A policy file rewritten in place (truncated, then written in pieces, as an editor without
 // rename or `cat > file` does) is never read between the pieces: s stays denied the whole
 // time, the partial file is never applied, and the finished one is, once. A file left empty
-// is refused (an empty policy allows everything), and the deny stays.
+// is refused (an empty policy allows everything), and the deny stays. The pieces come 40 ms
+// apart, and, as from a slow writer (a slow pipe into `cat > file`, or any writer on a
+// loaded host), 3 × policySettle apart: the file stands still longer than policySettle, but
+// its writer still has it open. Before, the slow writer's pieces were read: the empty file
+// refused, then the comment alone applied (allowing everything); and under load the 40 ms
+// pauses, which the test's own sleeps make, were sometimes that long too.
 func TestGuardReloadTornWrite(t *testing.T) {
+	for _, pause := range []time.Duration{40 * time.Millisecond, 3 * policySettle} {
+		t.Run("pieces "+pause.String()+" apart", func(t *testing.T) { testReloadTornWrite(t, pause) })
+	}
+}
+
+func testReloadTornWrite(t *testing.T, pause time.Duration) {
 	mnt, s, etc, rules := reloadFiles(t)
 	first := "# the first version\ndeny open " + mnt + "/s\n"
 	writeFile(t, rules, first)
@@ -240,19 +251,19 @@ func TestGuardReloadTornWrite(t *testing.T) {
 	opens, denied := &counts[0].opens, &counts[0].denied
 	defer stopOpens()
 
-	// The rewrite: empty for 40 ms, then a comment line alone for 40 ms (a policy with no
-	// rule: allow everything), then the rest. Each stands still for less than policySettle.
+	// The rewrite: empty for a pause, then a comment line alone for a pause (a policy with no
+	// rule: allow everything), then the rest.
 	second := "# the second version, written in two pieces\ndeny open " + mnt + "/s\n"
 	cut := strings.Index(second, "\n") + 1
 	f, err := os.OpenFile(rules, os.O_WRONLY|os.O_TRUNC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(40 * time.Millisecond)
+	time.Sleep(pause)
 	if _, err := f.WriteString(second[:cut]); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(40 * time.Millisecond)
+	time.Sleep(pause)
 	if _, err := f.WriteString(second[cut:]); err != nil {
 		t.Fatal(err)
 	}
@@ -875,31 +886,37 @@ func keepOpening(t *testing.T, n int, every time.Duration, paths ...string) (cou
 
 // A policy file being written in place when the guard starts is not read half-written either:
 // its first piece (a comment line alone: a policy with no rule, which allows everything) stands
-// for 40ms, then the rest (deny s) is written, while the guard starts with no poller
-// (--reload-interval 0: nothing would read it again). s must be denied once the guard runs.
-// Before, the start read the file as it was, with none of a reload's checks: the guard ran
-// the comment alone, allowing everything, for good.
+// for a pause, then the rest (deny s) is written and the file closed, while the guard starts
+// with no poller (--reload-interval 0: nothing would read it again). s must be denied once the
+// guard runs. The pause is 40 ms, and, as from a slow writer, 1 s: longer than policySettle,
+// with the file still open for writing. Before, the start read the file as it was, with none
+// of a reload's checks: the guard ran the comment alone, allowing everything, for good; then,
+// with the settle time alone, it did so still after the slow writer's pause.
 func TestGuardStartDuringTornWrite(t *testing.T) {
-	mnt, s, _, rules := reloadFiles(t)
-	full := "# written in two pieces\ndeny open " + s + "\n"
-	cut := strings.Index(full, "\n") + 1
-	writeFile(t, rules, full[:cut])
-	f, err := os.OpenFile(rules, os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	written := make(chan error, 1)
-	go func() {
-		time.Sleep(40 * time.Millisecond)
-		_, err := f.WriteString(full[cut:])
-		written <- err
-	}()
-	p := start(t, "guard", "--policy", rules, "--reload-interval", "0", mnt)
-	if err := <-written; err != nil {
-		t.Fatal(err)
-	}
-	if d, err := openOnce(s); err != nil || !d {
-		t.Fatalf("s once the guard runs: denied %v, %v; want denied (the whole file); stderr:\n%s", d, err, p.errText())
+	for _, pause := range []time.Duration{40 * time.Millisecond, time.Second} {
+		t.Run("a pause of "+pause.String(), func(t *testing.T) {
+			mnt, s, _, rules := reloadFiles(t)
+			full := "# written in two pieces\ndeny open " + s + "\n"
+			cut := strings.Index(full, "\n") + 1
+			writeFile(t, rules, full[:cut])
+			f, err := os.OpenFile(rules, os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			written := make(chan error, 1)
+			go func() {
+				time.Sleep(pause)
+				_, err := f.WriteString(full[cut:])
+				written <- errors.Join(err, f.Close())
+			}()
+			p := start(t, "guard", "--policy", rules, "--reload-interval", "0", mnt)
+			if err := <-written; err != nil {
+				t.Fatal(err)
+			}
+			if d, err := openOnce(s); err != nil || !d {
+				t.Fatalf("s once the guard runs: denied %v, %v; want denied (the whole file); stderr:\n%s", d, err, p.errText())
+			}
+		})
 	}
 }

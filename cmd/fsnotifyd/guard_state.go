@@ -296,11 +296,28 @@ func (g *guardRun) reported(what, origin string, err error) {
 }
 
 // policySettle is how long a changed policy file must keep the same size, times and inode
-// before a poll reads it. An editor or a script that writes the file in place truncates it,
-// then writes it, maybe in pieces: a poll in between would read an empty or partial policy,
-// and an empty one allows everything. SIGHUP reads at once (whoever sends it says the file is
-// ready), and the read itself is checked (reloadPolicyFile).
+// before a poll reads it, and nothing may have it open for writing (beingWritten). An editor
+// or a script that writes the file in place truncates it, then writes it, maybe in pieces: a
+// poll in between would read an empty or partial policy, and an empty one allows everything.
+// SIGHUP reads at once (whoever sends it says the file is ready), and the read itself is
+// checked (reloadPolicyFile).
 const policySettle = 100 * time.Millisecond
+
+// beingWritten reports whether something has the policy file name open for writing
+// (sys.OpenForWrite): a writer between two pieces, however long it pauses — a slow pipe into
+// `cat > FILE`, or a writer on a loaded host that stands still for more than policySettle
+// between its write calls, whose first piece (a comment alone) would otherwise be read and
+// allow everything. Unknown (no leases on the file's filesystem, or it cannot be opened) is
+// false: the settle time alone decides, as the read reports what is wrong with the file.
+func beingWritten(name string) bool {
+	f, err := trust.OpenFile(name) // never waits on a FIFO
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	w, err := sys.OpenForWrite(int(f.Fd()))
+	return err == nil && w
+}
 
 // errPolicyChanging: the file changed while it was read; the next poll reads it again.
 var errPolicyChanging = errors.New("the file changed while it was read (it is being written); it is read again once it stands still")
@@ -319,7 +336,7 @@ func readPolicyAtStart(name string) (src []byte, owner error, stamp fileStamp, e
 	for {
 		stamp = stampOf(name)
 		waiting := time.Now().Before(deadline)
-		if age := time.Since(time.Unix(0, stamp.Ctime)); stamp.ok && waiting && age >= 0 && age < policySettle {
+		if age := time.Since(time.Unix(0, stamp.Ctime)); stamp.ok && waiting && (age >= 0 && age < policySettle || beingWritten(name)) {
 			time.Sleep(policySettle / 4)
 			continue
 		}
@@ -405,9 +422,12 @@ func (g *guardRun) watchReload(ctx context.Context, hup <-chan os.Signal, interv
 			if g.policyFile != "" {
 				if st := stampOf(g.policyFile); st != g.lastStamp {
 					if st != seen {
-						seen, seenSince = st, now
+						// Since now, not the tick's time: a tick the guard ran late for
+						// (a loaded host) was due before this stamp was seen, maybe
+						// before the change itself, and would shorten the settle.
+						seen, seenSince = st, time.Now()
 					}
-					policyChanged = now.Sub(seenSince) >= policySettle
+					policyChanged = now.Sub(seenSince) >= policySettle && !beingWritten(g.policyFile)
 				} else {
 					seen = fileStamp{} // back as it was read last: nothing to settle
 				}
