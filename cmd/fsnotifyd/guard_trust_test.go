@@ -637,14 +637,17 @@ func TestGuardSHA256TooLargeToHashAsNobody(t *testing.T) {
 				audit := filepath.Join(t.TempDir(), "audit.jsonl")
 				p := start(t, append(append([]string{"guard"}, extra...),
 					"--events", "exec", "--policy", rules, "--deadline", deadline.String(), "--audit", audit, dir)...)
+				lateness := testenv.MachineLateness()
 				t0 := time.Now()
 				c := exec.Command(tool)
 				c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 				err := c.Run()
 				took := time.Since(t0)
+				late := lateness()
 				var ee *exec.ExitError
 				if errors.As(err, &ee) {
-					t.Fatalf("the padded false ran (%v after %v): the hash's timeout let it through", err, took)
+					waitAudit(t, audit, tool)
+					t.Fatalf("the padded false ran (%v after %v, the machine's lateness %v): the hash's timeout let it through; audit %v; stderr:\n%s", err, took, late, auditFor(auditLines(t, audit), tool), p.errText())
 				}
 				if !errors.Is(err, syscall.EPERM) || took > deadline {
 					t.Fatalf("exec as nobody: %v after %v, want EPERM before the %v deadline", err, took, deadline)
