@@ -156,6 +156,17 @@ func LoadConfig(path string) (Config, error) {
 // ParseConfig parses a config; errors name the file and line.
 func ParseConfig(name string, r io.Reader) (Config, error) {
 	c := DefaultConfig()
+	// The keys that take a single value (a second one is an error, never dropped:
+	// "idle_timeout 60s 3600s"), and the field each sets.
+	durations := map[string]*time.Duration{"max_deadline": &c.MaxDeadline, "handshake_timeout": &c.HandshakeTimeout, "idle_timeout": &c.IdleTimeout}
+	numbers := map[string]*int{
+		"max_clients": &c.MaxClients, "reserved_clients": &c.ReservedClients, "max_clients_per_uid": &c.MaxClientsPerUID,
+		"max_marks": &c.MaxMarks, "max_marks_per_uid": &c.MaxMarksPerUID, "max_marks_unprivileged": &c.MaxMarksUnprivileged,
+		"queue_limit": &c.QueueLimit, "queue_limit_per_uid": &c.QueueLimitPerUID, "queue_limit_unprivileged": &c.QueueLimitUnprivileged,
+		"max_held_fds": &c.MaxHeldFDs,
+	}
+	// The keys that take uids or gids (numbers or names), and the set each adds to.
+	idSets := map[string]map[uint32]bool{"allow_uid": c.AllowUIDs, "fd_uid": c.FdUIDs, "allow_gid": c.AllowGIDs, "fd_gid": c.FdGIDs}
 	sc := bufio.NewScanner(r)
 	line := 0
 	for sc.Scan() {
@@ -175,35 +186,12 @@ func ParseConfig(name string, r io.Reader) (Config, error) {
 		if len(vals) == 0 {
 			return c, errf("%s needs a value", key)
 		}
-		if len(vals) > 1 && oneValue[key] {
+		dur, num := durations[key], numbers[key]
+		if len(vals) > 1 && (dur != nil || num != nil) {
 			return c, errf("%s takes one value, not %d (%s)", key, len(vals), quoteAll(vals))
 		}
-		switch key {
-		case "allow_uid", "fd_uid":
-			set := c.AllowUIDs
-			if key == "fd_uid" {
-				set = c.FdUIDs
-			}
-			for _, v := range vals {
-				uid, err := lookupUID(v)
-				if err != nil {
-					return c, errf("%s: %v", key, err)
-				}
-				set[uid] = true
-			}
-		case "allow_gid", "fd_gid":
-			set := c.AllowGIDs
-			if key == "fd_gid" {
-				set = c.FdGIDs
-			}
-			for _, v := range vals {
-				gid, err := lookupGID(v)
-				if err != nil {
-					return c, errf("%s: %v", key, err)
-				}
-				set[gid] = true
-			}
-		case "max_deadline", "handshake_timeout", "idle_timeout":
+		switch {
+		case dur != nil:
 			d, err := time.ParseDuration(vals[0])
 			if err != nil || d < 0 {
 				return c, errf("%s: %q is not a duration (e.g. 30s)", key, vals[0])
@@ -211,40 +199,25 @@ func ParseConfig(name string, r io.Reader) (Config, error) {
 			if d == 0 && key != "max_deadline" {
 				return c, errf("%s: 0 would let a silent connection keep its place forever; give a positive duration (e.g. 3s)", key)
 			}
-			switch key {
-			case "max_deadline":
-				c.MaxDeadline = d
-			case "handshake_timeout":
-				c.HandshakeTimeout = d
-			default:
-				c.IdleTimeout = d
-			}
-		case "max_clients", "reserved_clients", "max_clients_per_uid", "max_marks", "max_marks_per_uid", "max_marks_unprivileged", "queue_limit", "queue_limit_per_uid", "queue_limit_unprivileged", "max_held_fds":
+			*dur = d
+			continue
+		case num != nil:
 			n, err := strconv.Atoi(vals[0])
 			if err != nil || n <= 0 {
 				return c, errf("%s: %q is not a positive number", key, vals[0])
 			}
-			switch key {
-			case "max_clients":
-				c.MaxClients = n
-			case "reserved_clients":
-				c.ReservedClients = n
-			case "max_clients_per_uid":
-				c.MaxClientsPerUID = n
-			case "max_marks":
-				c.MaxMarks = n
-			case "max_marks_per_uid":
-				c.MaxMarksPerUID = n
-			case "max_marks_unprivileged":
-				c.MaxMarksUnprivileged = n
-			case "max_held_fds":
-				c.MaxHeldFDs = n
-			case "queue_limit_per_uid":
-				c.QueueLimitPerUID = n
-			case "queue_limit_unprivileged":
-				c.QueueLimitUnprivileged = n
-			default:
-				c.QueueLimit = n
+			*num = n
+			continue
+		}
+		switch key {
+		case "allow_uid", "fd_uid", "allow_gid", "fd_gid":
+			set, group := idSets[key], strings.HasSuffix(key, "_gid")
+			for _, v := range vals {
+				id, err := lookupID(v, group)
+				if err != nil {
+					return c, errf("%s: %v", key, err)
+				}
+				set[id] = true
 			}
 		case "export":
 			r, err := parseExportLine(vals)
@@ -268,14 +241,6 @@ func ParseConfig(name string, r io.Reader) (Config, error) {
 	return c, nil
 }
 
-// oneValue are the keys that take a single value: a second one is an error, never dropped
-// ("idle_timeout 60s 3600s").
-var oneValue = map[string]bool{
-	"max_deadline": true, "handshake_timeout": true, "idle_timeout": true,
-	"max_clients": true, "reserved_clients": true, "max_clients_per_uid": true, "max_marks": true, "max_marks_per_uid": true, "max_marks_unprivileged": true,
-	"queue_limit": true, "queue_limit_per_uid": true, "queue_limit_unprivileged": true, "max_held_fds": true,
-}
-
 // quoteAll quotes each of vals, for an error.
 func quoteAll(vals []string) string {
 	q := make([]string, len(vals))
@@ -285,27 +250,26 @@ func quoteAll(vals []string) string {
 	return strings.Join(q, " ")
 }
 
-func lookupUID(v string) (uint32, error) {
+// lookupID resolves a uid (group: a gid) given as a number or a name.
+func lookupID(v string, group bool) (uint32, error) {
 	if n, err := strconv.ParseUint(v, 10, 32); err == nil {
 		return uint32(n), nil
 	}
-	u, err := user.Lookup(v)
-	if err != nil {
-		return 0, fmt.Errorf("unknown user %q", v)
+	var id string
+	if group {
+		g, err := user.LookupGroup(v)
+		if err != nil {
+			return 0, fmt.Errorf("unknown group %q", v)
+		}
+		id = g.Gid
+	} else {
+		u, err := user.Lookup(v)
+		if err != nil {
+			return 0, fmt.Errorf("unknown user %q", v)
+		}
+		id = u.Uid
 	}
-	n, _ := strconv.ParseUint(u.Uid, 10, 32)
-	return uint32(n), nil
-}
-
-func lookupGID(v string) (uint32, error) {
-	if n, err := strconv.ParseUint(v, 10, 32); err == nil {
-		return uint32(n), nil
-	}
-	g, err := user.LookupGroup(v)
-	if err != nil {
-		return 0, fmt.Errorf("unknown group %q", v)
-	}
-	n, _ := strconv.ParseUint(g.Gid, 10, 32)
+	n, _ := strconv.ParseUint(id, 10, 32)
 	return uint32(n), nil
 }
 

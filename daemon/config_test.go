@@ -27,12 +27,19 @@ queue_limit_unprivileged 9000
 max_marks_per_uid 500
 max_marks_unprivileged 700
 allow_uid 0 1000
+max_marks 600
+queue_limit 800
+max_held_fds 33
+fd_uid root
+allow_gid 10
+fd_gid root 20
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.MaxClients != 100 || c.ReservedClients != 10 || c.MaxClientsPerUID != 7 ||
-		c.HandshakeTimeout != 1500*time.Millisecond || c.IdleTimeout != 2*time.Minute || c.MaxDeadline != 0 || !c.AllowUIDs[1000] || c.QueueLimitPerUID != 3000 || c.QueueLimitUnprivileged != 9000 || c.MaxMarksPerUID != 500 || c.MaxMarksUnprivileged != 700 {
+		c.HandshakeTimeout != 1500*time.Millisecond || c.IdleTimeout != 2*time.Minute || c.MaxDeadline != 0 || !c.AllowUIDs[1000] || c.QueueLimitPerUID != 3000 || c.QueueLimitUnprivileged != 9000 || c.MaxMarksPerUID != 500 || c.MaxMarksUnprivileged != 700 ||
+		c.MaxMarks != 600 || c.QueueLimit != 800 || c.MaxHeldFDs != 33 || !c.FdUIDs[0] || c.FdUIDs[1000] || !c.AllowGIDs[10] || c.AllowGIDs[0] || !c.FdGIDs[0] || !c.FdGIDs[20] {
 		t.Errorf("parsed %+v", c)
 	}
 	d := daemon.DefaultConfig()
@@ -48,6 +55,8 @@ allow_uid 0 1000
 		{"queue_limit_per_uid 100\nqueue_limit_unprivileged 99\n", "cfg: queue_limit_unprivileged 99 is below queue_limit_per_uid 100"},
 		{"queue_limit 100\nqueue_limit_unprivileged 399\n", "cfg: queue_limit_unprivileged 399 is below queue_limit_per_uid 400"},
 		{"max_marks_per_uid 100\nmax_marks_unprivileged 99\n", "cfg: max_marks_unprivileged 99 is below max_marks_per_uid 100"},
+		{"allow_uid no-such-user-fsn\n", "cfg:1: allow_uid: unknown user \"no-such-user-fsn\""},
+		{"fd_gid no-such-group-fsn\n", "cfg:1: fd_gid: unknown group \"no-such-group-fsn\""},
 		{"queue_limit_per_uid -1\n", "cfg:1: queue_limit_per_uid: \"-1\" is not a positive number"},
 		// A value past the one a key takes is refused, not dropped: "idle_timeout 60s 3600s"
 		// must not silently mean 60s.
