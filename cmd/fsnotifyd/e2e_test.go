@@ -217,6 +217,26 @@ func userDir(t *testing.T, dir, name string) string {
 	return d
 }
 
+// mkdirs makes each of dirs, mode 0755, in order (a parent before its children).
+func mkdirs(t *testing.T, dirs ...string) {
+	t.Helper()
+	for _, d := range dirs {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// toNobody gives each of paths (not a symlink's target) to nobody, uid and gid 65534.
+func toNobody(t *testing.T, paths ...string) {
+	t.Helper()
+	for _, p := range paths {
+		if err := os.Lchown(p, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // openAllAtOnce opens every path at once, from this process (root), each open failing the
 // test if it is refused (whose says whose open, for the message), and returns how long the
 // slowest took.

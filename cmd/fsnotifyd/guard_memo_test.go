@@ -212,11 +212,7 @@ func TestExecMemoAsNobody(t *testing.T) {
 	mnt := testenv.PublicTmpfs(t)
 	home, bin := filepath.Join(mnt, "home"), filepath.Join(mnt, "home", "bin")
 	tool, other := filepath.Join(bin, "tool"), filepath.Join(bin, "other")
-	for _, d := range []string{home, bin} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	mkdirs(t, home, bin)
 	// fresh puts a copy of true(1) that nobody owns at path (by a rename: a new inode), with
 	// one byte of the ELF header's padding (EI_PAD, ignored by the loader) set to pad.
 	fresh := func(path string, pad byte) {
@@ -228,20 +224,14 @@ func TestExecMemoAsNobody(t *testing.T) {
 		if err := os.WriteFile(tmp, b, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.Chown(tmp, 65534, 65534); err != nil {
-			t.Fatal(err)
-		}
+		toNobody(t, tmp)
 		if err := os.Rename(tmp, path); err != nil {
 			t.Fatal(err)
 		}
 	}
 	fresh(tool, 0)
 	fresh(other, 'z') // the same size, another digest: not listed
-	for _, d := range []string{home, bin} {
-		if err := os.Chown(d, 65534, 65534); err != nil {
-			t.Fatal(err)
-		}
-	}
+	toNobody(t, home, bin)
 	tf := filepath.Join(t.TempDir(), "local.trust")
 	if _, errOut, st := fsn(t, "trust", "add", "--file", tf, tool); st != 0 {
 		t.Fatalf("trust add: %s", errOut)
@@ -299,9 +289,7 @@ func TestExecMemoAsNobody(t *testing.T) {
 	denied("a renamed directory", "cd .. && mv bin b2 && try moved b2/tool; mv b2 bin")
 	warm()
 	bind := filepath.Join(mnt, "bind")
-	if err := os.Mkdir(bind, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	mkdirs(t, bind)
 	if err := syscall.Mount(bin, bind, "", syscall.MS_BIND, ""); err != nil {
 		t.Fatalf("bind mount: %v", err)
 	}

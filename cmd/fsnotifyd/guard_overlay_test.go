@@ -72,14 +72,8 @@ func TestGuardOverlayOfAGuardedTreeAsNobody(t *testing.T) {
 	guardModes(t, func(t *testing.T, extra []string) {
 		mnt := testenv.PublicTmpfs(t)
 		g, work := filepath.Join(mnt, "g"), filepath.Join(mnt, "u")
-		for _, d := range []string{g, filepath.Join(g, "sub"), work} {
-			if err := os.Mkdir(d, 0o755); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := os.Chown(work, 65534, 65534); err != nil {
-			t.Fatal(err)
-		}
+		mkdirs(t, g, filepath.Join(g, "sub"), work)
+		toNobody(t, work)
 		writeFile(t, filepath.Join(g, "secret"), "TOPSECRET\n")
 		writeFile(t, filepath.Join(g, "other"), "other\n")
 		writeFile(t, filepath.Join(g, "noread"), "noread\n")
@@ -142,14 +136,8 @@ func TestGuardMountMarkAndOverlayLimitsAsNobody(t *testing.T) {
 	requireUserNS(t)
 	mnt := testenv.PublicTmpfs(t)
 	g, work := filepath.Join(mnt, "g"), filepath.Join(mnt, "u")
-	for _, d := range []string{g, work} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.Chown(work, 65534, 65534); err != nil {
-		t.Fatal(err)
-	}
+	mkdirs(t, g, work)
+	toNobody(t, work)
 	writeFile(t, filepath.Join(g, "secret"), "TOPSECRET\n")
 	p := start(t, "guard", "--mount", "--deny", g+"/secret", mnt)
 	if !strings.Contains(p.errText(), "overlayfs") {
@@ -166,11 +154,7 @@ func TestGuardMountMarkAndOverlayLimitsAsNobody(t *testing.T) {
 
 	// root's overlay (a container's root): lower in g, merged at m.
 	lo, up, wk, m := filepath.Join(mnt, "lo"), filepath.Join(mnt, "up"), filepath.Join(mnt, "wk"), filepath.Join(mnt, "m")
-	for _, d := range []string{lo, up, wk, m} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	mkdirs(t, lo, up, wk, m)
 	writeFile(t, filepath.Join(lo, "secret"), "TOPSECRET\n")
 	if err := sys.Mount("overlay", m, "overlay", 0, "lowerdir="+lo+",upperdir="+up+",workdir="+wk); err != nil {
 		t.Skipf("no overlayfs: %v", err)
@@ -235,14 +219,8 @@ func TestGuardExeThroughAUsersOverlayAsNobody(t *testing.T) {
 	guardModes(t, func(t *testing.T, extra []string) {
 		mnt := testenv.PublicTmpfs(t)
 		d, work := filepath.Join(mnt, "d"), filepath.Join(mnt, "u")
-		for _, dir := range []string{d, work} {
-			if err := os.Mkdir(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := os.Chown(work, 65534, 65534); err != nil {
-			t.Fatal(err)
-		}
+		mkdirs(t, d, work)
+		toNobody(t, work)
 		f := filepath.Join(d, "f")
 		writeFile(t, f, "x\n")
 		rules := filepath.Join(t.TempDir(), "guard.rules")
@@ -290,9 +268,7 @@ func TestGuardOverlayCopyUpOnAGuardedFilesystem(t *testing.T) {
 			}
 			t.Cleanup(func() { sys.Unmount(m, sys.MNT_DETACH) })
 		}
-		if err := os.Mkdir(g, 0o755); err != nil {
-			t.Fatal(err)
-		}
+		mkdirs(t, g)
 		writeFile(t, filepath.Join(g, "secret"), "TOPSECRET\n")
 		lo, up, wk, before := dirs("a")
 		mount(lo, up, wk, before)
@@ -353,14 +329,8 @@ func TestGuardOverlayPreAccessAsNobody(t *testing.T) {
 			t.Fatal(err)
 		}
 		g, work := filepath.Join(mnt, "g"), filepath.Join(mnt, "u")
-		for _, d := range []string{g, work} {
-			if err := os.Mkdir(d, 0o755); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := os.Chown(work, 65534, 65534); err != nil {
-			t.Fatal(err)
-		}
+		mkdirs(t, g, work)
+		toNobody(t, work)
 		f := filepath.Join(g, "f")
 		writeFile(t, f, "PRE\n")
 		if err := os.Chmod(f, 0o644); err != nil {
@@ -476,19 +446,11 @@ func TestGuardNamelessFilesAsNobody(t *testing.T) {
 	guardModes(t, func(t *testing.T, extra []string) {
 		mnt := testenv.PublicTmpfs(t)
 		g, u := filepath.Join(mnt, "g"), filepath.Join(mnt, "u")
-		for _, d := range []string{g, u} {
-			if err := os.Mkdir(d, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Chown(d, 65534, 65534); err != nil {
-				t.Fatal(err)
-			}
-		}
+		mkdirs(t, g, u)
+		toNobody(t, g, u)
 		secret := filepath.Join(g, "secret")
 		writeFile(t, secret, "TOPSECRET\n")
-		if err := os.Chown(secret, 65534, 65534); err != nil { // only the guard stands in the way
-			t.Fatal(err)
-		}
+		toNobody(t, secret) // only the guard stands in the way
 		rules := filepath.Join(t.TempDir(), "guard.rules")
 		writeFile(t, rules, "deny open "+g+"/**\ndeny exec "+u+"/**\n")
 		p := start(t, append(append([]string{"guard"}, extra...), "--events", "open,exec", "--policy", rules, g, u)...)

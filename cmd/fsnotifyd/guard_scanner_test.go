@@ -31,9 +31,7 @@ import (
 func scannerRace(t *testing.T) (marks, scanner string) {
 	t.Helper()
 	marks = testenv.PublicDir(t)
-	if err := os.Chown(marks, 65534, 65534); err != nil {
-		t.Fatal(err)
-	}
+	toNobody(t, marks)
 	scanner = filepath.Join(t.TempDir(), "waiting-grep-scanner")
 	writeFile(t, scanner, "#!/bin/sh\ntouch "+marks+"/started\n"+
 		"i=0; while [ ! -e "+marks+"/swapped ] && [ $i -lt 1000 ]; do sleep 0.01; i=$((i+1)); done\n"+
@@ -59,18 +57,10 @@ func TestGuardScannerScansTheOpenedFileNotItsPathAsNobody(t *testing.T) {
 			t.Run(sw.name, func(t *testing.T) {
 				mnt := testenv.PublicTmpfs(t)
 				pub := filepath.Join(mnt, "pub")
-				for _, d := range []string{pub, pub + "/d", pub + "/e"} {
-					if err := os.Mkdir(d, 0o755); err != nil {
-						t.Fatal(err)
-					}
-				}
+				mkdirs(t, pub, pub+"/d", pub+"/e")
 				writeFile(t, pub+"/d/D", "EICAR dirty\n")
 				writeFile(t, pub+"/e/D", "clean\n")
-				for _, p := range []string{pub, pub + "/d", pub + "/e", pub + "/d/D", pub + "/e/D"} {
-					if err := os.Lchown(p, 65534, 65534); err != nil {
-						t.Fatal(err)
-					}
-				}
+				toNobody(t, pub, pub+"/d", pub+"/e", pub+"/d/D", pub+"/e/D")
 				marks, scanner := scannerRace(t)
 				const deadline = 20 * time.Second
 				start(t, append(append([]string{"guard"}, extra...), "--exec", scanner, "--deadline", deadline.String(), mnt)...)
@@ -107,12 +97,8 @@ func TestGuardScannerGetsExactNamesAsNobody(t *testing.T) {
 	guardModes(t, func(t *testing.T, extra []string) {
 		mnt := testenv.PublicTmpfs(t)
 		pub := filepath.Join(mnt, "pub")
-		if err := os.Mkdir(pub, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chown(pub, 65534, 65534); err != nil {
-			t.Fatal(err)
-		}
+		mkdirs(t, pub)
+		toNobody(t, pub)
 		log := filepath.Join(testenv.PublicDir(t), "names")
 		scanner := filepath.Join(t.TempDir(), "grep-scanner")
 		writeFile(t, scanner, "#!/bin/sh\nprintf '%s\\0' \"$FSNOTIFYD_PATH\" >>"+log+"\n! grep -q EICAR \"$1\"\n")
@@ -283,12 +269,8 @@ func TestGuardScannerOnlyScansRegularFilesAsNobody(t *testing.T) {
 	guardModes(t, func(t *testing.T, extra []string) {
 		mnt := testenv.PublicTmpfs(t)
 		pub := filepath.Join(mnt, "pub")
-		if err := os.Mkdir(pub, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chown(pub, 65534, 65534); err != nil {
-			t.Fatal(err)
-		}
+		mkdirs(t, pub)
+		toNobody(t, pub)
 		log := filepath.Join(testenv.PublicDir(t), "scans")
 		scanner := filepath.Join(t.TempDir(), "recursive-scanner")
 		writeFile(t, scanner, "#!/bin/sh\nprintf '%s\\n' \"$FSNOTIFYD_PATH\" >>"+log+"\n! grep -rq EICAR \"$1\"\n")
