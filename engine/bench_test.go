@@ -20,24 +20,48 @@ func benchEngine(b *testing.B) (*Engine, *Group) {
 }
 
 // drainer reads g until stopped; it stands for a fast reader.
-func drainer(g *Group) (stop func()) {
+func drainer(g *Group) (stop func()) { return reader(g, 256, nil) }
+
+// reader reads g in batches of up to n until stopped, passing each delivery to each (if not
+// nil) before it releases it.
+func reader(g *Group, n int, each func(Delivery)) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		buf := make([]Delivery, 256)
+		buf := make([]Delivery, n)
 		for {
 			n, err := g.ReadBatch(ctx, buf)
 			if err != nil {
 				return
 			}
 			for _, d := range buf[:n] {
+				if each != nil {
+					each(d)
+				}
 				d.Release()
 			}
 		}
 	}()
 	return func() { cancel(); wg.Wait() }
+}
+
+// notifyDistinct notifies e, in the benchmark's loop, of 1024 events that differ by pid, in
+// turn (none merges with the one before it).
+func notifyDistinct(b *testing.B, e *Engine) {
+	evs := make([]*Event, 1024)
+	for i := range evs {
+		evs[i] = fileEvent(Open)
+		evs[i].Pid = int32(i)
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		e.Notify(ctx, evs[i&1023])
+		i++
+	}
 }
 
 // BenchmarkNotifyNoMarks: an event on objects nobody watches (goal ≤ 30 ns, 0 allocs).
@@ -58,20 +82,8 @@ func BenchmarkNotifyOneMark(b *testing.B) {
 		e, _ := benchEngine(b)
 		g := newGroup(b, e, Options{QueueLimit: -1})
 		mustAdd(b, g, Inode(dir), MarkSpec{Mask: Open | EventOnChild})
-		stop := drainer(g)
-		defer stop()
-		evs := make([]*Event, 1024)
-		for i := range evs {
-			evs[i] = fileEvent(Open)
-			evs[i].Pid = int32(i)
-		}
-		ctx := context.Background()
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			e.Notify(ctx, evs[i&1023])
-			i++
-		}
+		defer drainer(g)()
+		notifyDistinct(b, e)
 	})
 	b.Run("merged", func(b *testing.B) {
 		e, _ := benchEngine(b)
@@ -100,18 +112,7 @@ func BenchmarkNotifyManyGroups(b *testing.B) {
 			s()
 		}
 	}()
-	evs := make([]*Event, 1024)
-	for i := range evs {
-		evs[i] = fileEvent(Open)
-		evs[i].Pid = int32(i)
-	}
-	ctx := context.Background()
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		e.Notify(ctx, evs[i&1023])
-		i++
-	}
+	notifyDistinct(b, e)
 }
 
 // BenchmarkPermissionRoundTrip: Notify → read → respond → return, across goroutines (goal ≤ 5 µs).
@@ -119,24 +120,7 @@ func BenchmarkPermissionRoundTrip(b *testing.B) {
 	e, _ := benchEngine(b)
 	g := newGroup(b, e, Options{Class: ClassContent})
 	mustAdd(b, g, Mount(mnt1), MarkSpec{Mask: OpenPerm})
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		buf := make([]Delivery, 64)
-		for {
-			n, err := g.ReadBatch(ctx, buf)
-			if err != nil {
-				return
-			}
-			for _, d := range buf[:n] {
-				g.Respond(d.ID, Response{})
-				d.Release()
-			}
-		}
-	}()
-	defer func() { cancel(); wg.Wait() }()
+	defer reader(g, 64, func(d Delivery) { g.Respond(d.ID, Response{}) })()
 	ev := fileEvent(OpenPerm)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -150,11 +134,16 @@ func BenchmarkPermissionRoundTrip(b *testing.B) {
 // the embedded guard's path (Dispatch returns the verdict without a Walk).
 func BenchmarkPermissionHandled(b *testing.B) {
 	e, _ := benchEngine(b)
-	g := newGroup(b, e, Options{Class: ClassContent, Handler: func(Delivery) (Response, bool) {
-		return Response{Verdict: Allow, Cache: true}, true
-	}})
+	g := newGroup(b, e, Options{Class: ClassContent, Handler: allowAtOnce})
 	mustAdd(b, g, Mount(mnt1), MarkSpec{Mask: OpenPerm})
-	ev := fileEvent(OpenPerm)
+	dispatchAnswered(b, e, fileEvent(OpenPerm))
+}
+
+// allowAtOnce is a Handler that allows every event, cached (the embedded guard's answer).
+func allowAtOnce(Delivery) (Response, bool) { return Response{Verdict: Allow, Cache: true}, true }
+
+// dispatchAnswered dispatches ev in the benchmark's loop, each time answered by the handler.
+func dispatchAnswered(b *testing.B, e *Engine, ev *Event) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if r, w := e.Dispatch(ev); w != nil || r.Reason != ReasonAnswered {
@@ -173,20 +162,13 @@ func BenchmarkPermissionHandled(b *testing.B) {
 func BenchmarkPermissionHandledGuard(b *testing.B) {
 	setup := func(b *testing.B) (*Engine, *Event) {
 		e := New(Config{})
-		g := newGroup(b, e, Options{Class: ClassContent, Handler: func(Delivery) (Response, bool) {
-			return Response{Verdict: Allow, Cache: true}, true
-		}})
+		g := newGroup(b, e, Options{Class: ClassContent, Handler: allowAtOnce})
 		mustAdd(b, g, Subtree(dir), MarkSpec{Mask: OpenPerm})
 		return e, fileEvent(OpenPerm)
 	}
 	b.Run("hot", func(b *testing.B) {
 		e, ev := setup(b)
-		b.ReportAllocs()
-		for b.Loop() {
-			if r, w := e.Dispatch(ev); w != nil || r.Reason != ReasonAnswered {
-				b.Fatal(r, w)
-			}
-		}
+		dispatchAnswered(b, e, ev)
 	})
 	b.Run("cold", func(b *testing.B) {
 		e, ev := setup(b)
