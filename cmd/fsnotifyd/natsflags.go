@@ -16,6 +16,30 @@ type natsFlags struct {
 	o fleet.ConnOptions
 }
 
+// bucketFlags are the flags of the commands on the fleet's policy bucket (policy push,
+// policy status): --nats and its --nats-* flags, --bucket and --key.
+type bucketFlags struct {
+	natsFlags
+	bucket, key string
+}
+
+// register registers them; keyUsage says what --key names to this command.
+func (b *bucketFlags) register(fs *flagSet, keyUsage string) {
+	b.natsFlags.register(fs)
+	b.bucket, b.key = fleet.DefaultBucket, fleet.DefaultKey
+	fs.stringVar(&b.bucket, "bucket", "the key-value bucket of the policies")
+	fs.stringVar(&b.key, "key", keyUsage)
+}
+
+// checkKey refuses a --key no host could follow: before NATS, a usage error, as guard
+// --policy-from's.
+func (b *bucketFlags) checkKey(fs *flagSet) (int, bool) {
+	if err := fleet.CheckPolicyKey(b.key); err != nil {
+		return fs.usageError(fmt.Errorf("--key: %w", err)), false
+	}
+	return 0, true
+}
+
 func (n *natsFlags) register(fs *flagSet) {
 	n.o.URLs = fleet.DefaultURL
 	fs.stringVar(&n.o.URLs, "nats", "NATS server URL(s), a comma list (nats://HOST:PORT, tls://...)")

@@ -38,14 +38,11 @@ Examples:
 
 func runPolicyPush(args []string) int {
 	var (
-		nf          natsFlags
-		bucket, key = fleet.DefaultBucket, fleet.DefaultKey
-		ifRevision  int
+		bf         bucketFlags
+		ifRevision int
 	)
 	fs := newFlagSet("policy push", "FILE [--nats URL] [--bucket B] [--key K] [--if-revision N]", policyPushHelp)
-	nf.register(fs)
-	fs.stringVar(&bucket, "bucket", "the key-value bucket of the policies")
-	fs.stringVar(&key, "key", "the policy's key in the bucket")
+	bf.register(fs, "the policy's key in the bucket")
 	fs.intVar(&ifRevision, "if-revision", "push only if the bucket holds revision N now")
 	rest, status, ok := fs.parseArgs(args)
 	if !ok {
@@ -57,8 +54,8 @@ func runPolicyPush(args []string) int {
 	if err := negativeFlag(intFlag{"--if-revision", ifRevision}); err != nil {
 		return fs.usageError(err)
 	}
-	if err := fleet.CheckPolicyKey(key); err != nil { // before NATS: a usage error, as guard --policy-from's
-		return fs.usageError(fmt.Errorf("--key: %w", err))
+	if status, ok := bf.checkKey(fs); !ok {
+		return status
 	}
 	file := rest[0]
 	// As guard --policy reads it: a regular file, never waited on (a FIFO). Who may change
@@ -74,28 +71,28 @@ func runPolicyPush(args []string) int {
 	if err := validate(data); err != nil {
 		return fail(fs.cmd, fmt.Errorf("%v (nothing was pushed)", err))
 	}
-	c, status, ok := nf.connect(fs, "fsnotifyd-policy-push")
+	c, status, ok := bf.connect(fs, "fsnotifyd-policy-push")
 	if !ok {
 		return status
 	}
 	defer c.close()
-	ctx, cancel := context.WithTimeout(context.Background(), 4*nf.o.Timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*bf.o.Timeout)
 	defer cancel()
-	kv, err := fleet.OpenBucket(ctx, c.js, bucket, true)
+	kv, err := fleet.OpenBucket(ctx, c.js, bf.bucket, true)
 	if err != nil {
 		return fail(fs.cmd, err)
 	}
-	res, err := fleet.Push(ctx, kv, key, data, uint64(ifRevision), validate)
+	res, err := fleet.Push(ctx, kv, bf.key, data, uint64(ifRevision), validate)
 	if err != nil {
 		return fail(fs.cmd, err)
 	}
 	switch {
 	case res.Unchanged:
-		fmt.Printf("%s/%s: unchanged, revision %d already holds %s\n", bucket, key, res.Revision, file)
+		fmt.Printf("%s/%s: unchanged, revision %d already holds %s\n", bf.bucket, bf.key, res.Revision, file)
 	case res.Previous == 0:
-		fmt.Printf("%s/%s: revision %d pushed (the first)\n", bucket, key, res.Revision)
+		fmt.Printf("%s/%s: revision %d pushed (the first)\n", bf.bucket, bf.key, res.Revision)
 	default:
-		fmt.Printf("%s/%s: revision %d pushed (replacing revision %d)\n", bucket, key, res.Revision, res.Previous)
+		fmt.Printf("%s/%s: revision %d pushed (replacing revision %d)\n", bf.bucket, bf.key, res.Revision, res.Previous)
 	}
 	return exitOK
 }

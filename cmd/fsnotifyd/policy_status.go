@@ -35,35 +35,32 @@ Examples:
 
 func runPolicyStatus(args []string) int {
 	var (
-		nf          natsFlags
-		bucket, key = fleet.DefaultBucket, fleet.DefaultKey
-		jsonOut     bool
+		bf      bucketFlags
+		jsonOut bool
 	)
 	fs := newFlagSet("policy status", "[--nats URL] [--bucket B] [--key K] [--json]", policyStatusHelp)
-	nf.register(fs)
-	fs.stringVar(&bucket, "bucket", "the key-value bucket of the policies")
-	fs.stringVar(&key, "key", "the policy key to compare the hosts with")
+	bf.register(fs, "the policy key to compare the hosts with")
 	fs.boolVar(&jsonOut, "json,j", "print one JSON object per host")
 	if status, ok := fs.parseNoArgs(args); !ok {
 		return status
 	}
-	if err := fleet.CheckPolicyKey(key); err != nil { // before NATS: a usage error, as guard --policy-from's
-		return fs.usageError(fmt.Errorf("--key: %w", err))
+	if status, ok := bf.checkKey(fs); !ok {
+		return status
 	}
-	c, status, ok := nf.connect(fs, "fsnotifyd-policy-status")
+	c, status, ok := bf.connect(fs, "fsnotifyd-policy-status")
 	if !ok {
 		return status
 	}
 	defer c.close()
-	ctx, cancel := context.WithTimeout(context.Background(), 4*nf.o.Timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*bf.o.Timeout)
 	defer cancel()
-	kv, err := fleet.OpenBucket(ctx, c.js, bucket, false)
+	kv, err := fleet.OpenBucket(ctx, c.js, bf.bucket, false)
 	if err != nil {
 		return fail(fs.cmd, err)
 	}
 	var current uint64
 	var pushed time.Time
-	if e, err := kv.Get(ctx, key); err == nil {
+	if e, err := kv.Get(ctx, bf.key); err == nil {
 		current, pushed = e.Revision(), e.Created()
 	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fail(fs.cmd, err)
@@ -84,9 +81,9 @@ func runPolicyStatus(args []string) int {
 		return exitOK
 	}
 	if current == 0 {
-		fmt.Printf("policy %s/%s: none pushed yet\n", bucket, key)
+		fmt.Printf("policy %s/%s: none pushed yet\n", bf.bucket, bf.key)
 	} else {
-		fmt.Printf("policy %s/%s: revision %d, pushed %s\n", bucket, key, current, pushed.Local().Format(time.DateTime))
+		fmt.Printf("policy %s/%s: revision %d, pushed %s\n", bf.bucket, bf.key, current, pushed.Local().Format(time.DateTime))
 	}
 	if len(hosts) == 0 {
 		fmt.Println("no host has reported yet")
@@ -102,9 +99,9 @@ func runPolicyStatus(args []string) int {
 		}
 		s := h.Status
 		rev := fmt.Sprint(s.Revision)
-		if s.Key == key && s.Revision != current {
+		if s.Key == bf.key && s.Revision != current {
 			rev += " (behind)"
-		} else if s.Key != key {
+		} else if s.Key != bf.key {
 			rev += " (key " + esc(s.Key) + ")"
 		}
 		applied := "-"
