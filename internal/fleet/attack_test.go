@@ -515,10 +515,7 @@ func TestFollowerThroughRestartAndRestoredServer(t *testing.T) {
 	ctx := context.Background()
 	kv := openBucket(t, js)
 	weak := push(t, kv, "deny open /nothing/**\n")
-	g := &guardStub{}
-	f, lg := startFollower(t, ns, "h1", t.TempDir(), g)
-	defer f.Close()
-	waitFor(t, 10*time.Second, "the first revision applied", func() bool { return g.revision() == weak.Revision })
+	g, lg := followH1(t, ns, weak.Revision, "the first revision applied")
 
 	// A copy of the store now, to restore later (the server stopped: a consistent copy).
 	old := ns.snapshot()
@@ -645,10 +642,7 @@ func TestFollowerTakesNoConsumer(t *testing.T) {
 	ctx := context.Background()
 	kv := openBucket(t, js)
 	first := push(t, kv, "deny open /a/**\n")
-	g := &guardStub{}
-	f, lg := startFollower(t, ns, "h1", t.TempDir(), g)
-	defer f.Close()
-	waitFor(t, 10*time.Second, "the first revision applied", func() bool { return g.revision() == first.Revision })
+	g, lg := followH1(t, ns, first.Revision, "the first revision applied")
 	s, err := js.Stream(ctx, "KV_"+DefaultBucket)
 	if err != nil {
 		t.Fatal(err)
@@ -780,10 +774,7 @@ func TestFollowerBucketDeletedAndMadeAnew(t *testing.T) {
 	kv := openBucket(t, js)
 	Push(ctx, kv, DefaultKey, []byte("deny open /a/**\n"), 0, validatePolicy)
 	second := push(t, kv, "deny open /b/**\n")
-	g := &guardStub{}
-	f, lg := startFollower(t, ns, "h1", t.TempDir(), g)
-	defer f.Close()
-	waitFor(t, 10*time.Second, "revision 2 applied", func() bool { return g.revision() == second.Revision })
+	g, lg := followH1(t, ns, second.Revision, "revision 2 applied")
 
 	if err := js.DeleteKeyValue(ctx, DefaultBucket); err != nil {
 		t.Fatal(err)
@@ -826,10 +817,7 @@ func TestFollowerRefusesARestoredOlderBucket(t *testing.T) {
 	for _, p := range []string{"/a/**", "/b/**", "/weak/**"} {
 		old = push(t, kv, "deny open "+p+"\n")
 	}
-	g := &guardStub{}
-	f, lg := startFollower(t, ns, "h1", t.TempDir(), g)
-	defer f.Close()
-	waitFor(t, 10*time.Second, "the old bucket's revision applied", func() bool { return g.revision() == old.Revision })
+	g, lg := followH1(t, ns, old.Revision, "the old bucket's revision applied")
 	copyDir := ns.snapshot()
 	_, js = ns.connect(t)
 	if err := js.DeleteKeyValue(ctx, DefaultBucket); err != nil {

@@ -59,6 +59,17 @@ func startFollower(t *testing.T, ns *natsServer, host, state string, g *guardStu
 	return startFollowerAt(t, ns.url(), host, state, g)
 }
 
+// followH1 starts host h1's follower (a state directory of its own; closed at the test's end)
+// and waits, at most 10 s, for it to apply revision rev (what names it, for the failure).
+func followH1(t *testing.T, ns *natsServer, rev uint64, what string) (*guardStub, *testLog) {
+	t.Helper()
+	g := &guardStub{}
+	f, lg := startFollower(t, ns, "h1", t.TempDir(), g)
+	t.Cleanup(f.Close)
+	waitFor(t, 10*time.Second, what, func() bool { return g.revision() == rev })
+	return g, lg
+}
+
 // startFollowerAt starts host's follower connecting to url (a host user's, with the example
 // permissions).
 func startFollowerAt(t *testing.T, url, host, state string, g *guardStub) (*PolicyFollower, *testLog) {
