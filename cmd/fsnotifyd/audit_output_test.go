@@ -178,11 +178,7 @@ func TestGuardAuditStoppedReaderDoesNotHangExit(t *testing.T) {
 	}
 	time.Sleep(200 * time.Millisecond)
 	p.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("the guard did not exit within 10s of SIGINT with its audit reader stopped; stderr:\n%s", p.errText())
-	}
+	p.exited(t, 10*time.Second, "the guard did not exit within 10s of SIGINT with its audit reader stopped")
 	if !strings.Contains(p.errText(), "not reading") {
 		t.Errorf("the guard did not say that audit records were not written; stderr:\n%s", p.errText())
 	}

@@ -512,11 +512,7 @@ func TestGuardStopsOnSIGTERMTwice(t *testing.T) {
 	allowedAtStop(t, cats, 2*time.Second, "the guard")
 	p.cmd.Process.Signal(syscall.SIGTERM) // the scanners still run: the guard is on its way out
 	p.cmd.Process.Signal(syscall.SIGHUP)  // and a logrotate's kill -HUP
-	select {
-	case <-p.done:
-	case <-time.After(20 * time.Second):
-		t.Fatalf("the guard did not exit after two SIGTERMs:\n%s", p.errText())
-	}
+	p.exited(t, 20*time.Second, "the guard did not exit after two SIGTERMs")
 	if p.err != nil {
 		t.Fatalf("guard after two SIGTERMs: %v, want exit 0; stderr:\n%s", p.err, p.errText())
 	}

@@ -145,10 +145,17 @@ func (p *proc) errText() string {
 // stop sends SIGINT and waits; it returns the exit status.
 func (p *proc) stop() int {
 	p.cmd.Process.Signal(os.Interrupt)
+	return p.exited(p.t, 20*time.Second, "fsnotifyd did not exit on SIGINT")
+}
+
+// exited waits up to within for fsnotifyd to exit, failing t (Fatal: with what and the
+// stderr) if it does not, and returns its exit status.
+func (p *proc) exited(t *testing.T, within time.Duration, what string) int {
+	t.Helper()
 	select {
 	case <-p.done:
-	case <-time.After(20 * time.Second):
-		p.t.Fatalf("fsnotifyd did not exit on SIGINT; stderr:\n%s", p.errText())
+	case <-time.After(within):
+		t.Fatalf("%s; stderr:\n%s", what, p.errText())
 	}
 	return exitStatus(p.err)
 }

@@ -158,12 +158,7 @@ func TestGuardExitAnswersPendingAllow(t *testing.T) {
 	if took := time.Since(t0); took > 2*time.Second {
 		t.Errorf("allowed %v after SIGTERM: the scanner answered, not the exit", took)
 	}
-	select {
-	case <-p.done:
-	case <-time.After(20 * time.Second):
-		t.Fatalf("the guard did not exit on SIGTERM:\n%s", p.errText())
-	}
-	if st := exitStatus(p.err); st != 0 {
+	if st := p.exited(t, 20*time.Second, "the guard did not exit on SIGTERM"); st != 0 {
 		t.Errorf("exit status %d:\n%s", st, p.errText())
 	}
 }

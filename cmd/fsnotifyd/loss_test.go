@@ -196,6 +196,20 @@ func TestWatchReportsAWriteThroughEachLinkOfAFile(t *testing.T) {
 	}
 }
 
+// watchCreatesAs runs f as a subtest per user of whos (root, nobody, daemon: as), each with
+// "watch -e create" started as that user on a directory of its own (userDir) on a public
+// tmpfs.
+func watchCreatesAs(t *testing.T, whos []string, f func(t *testing.T, d string, p *proc)) {
+	testenv.RequireRoot(t)
+	dir := testenv.PublicTmpfs(t)
+	for _, who := range whos {
+		t.Run(who, func(t *testing.T) {
+			d := userDir(t, dir, who)
+			f(t, d, start(t, as(t, who, []string{"watch", "-e", "create", d})...))
+		})
+	}
+}
+
 // TestWatchWritesWhatWasQueuedAtSIGTERM: watch is stopped (^Z, SIGSTOP) while 2,000 files
 // are created, then sent SIGTERM and continued. The 2,000 events were queued to it before
 // the signal (in the kernel's queue, or the daemon's for it): it writes every one, in order,
@@ -203,43 +217,32 @@ func TestWatchReportsAWriteThroughEachLinkOfAFile(t *testing.T) {
 // and through the daemon): "flush what they hold" flushed only its own queue, which its
 // stopped reader had not filled yet.
 func TestWatchWritesWhatWasQueuedAtSIGTERM(t *testing.T) {
-	testenv.RequireRoot(t)
-	dir := testenv.PublicTmpfs(t)
-	for _, who := range []string{"root", "nobody", "daemon"} {
-		t.Run(who, func(t *testing.T) {
-			d := userDir(t, dir, who)
-			p := start(t, as(t, who, []string{"watch", "-e", "create", d})...)
-			testenv.Stop(t, p.cmd.Process.Pid)
-			const n = 2000
-			var want []string
-			for i := range n {
-				f, err := os.Create(fmt.Sprintf("%s/f%d", d, i))
-				if err != nil {
-					t.Fatal(err)
-				}
-				f.Close()
-				want = append(want, fmt.Sprintf("%s/ CREATE f%d", d, i))
+	watchCreatesAs(t, []string{"root", "nobody", "daemon"}, func(t *testing.T, d string, p *proc) {
+		testenv.Stop(t, p.cmd.Process.Pid)
+		const n = 2000
+		var want []string
+		for i := range n {
+			f, err := os.Create(fmt.Sprintf("%s/f%d", d, i))
+			if err != nil {
+				t.Fatal(err)
 			}
-			time.Sleep(200 * time.Millisecond) // through the daemon: sent meanwhile
-			syscall.Kill(p.cmd.Process.Pid, syscall.SIGTERM)
-			syscall.Kill(p.cmd.Process.Pid, syscall.SIGCONT)
-			select {
-			case <-p.done:
-			case <-time.After(20 * time.Second):
-				t.Fatalf("still running 20 s after SIGTERM; stderr:\n%s", p.errText())
-			}
-			if st := exitStatus(p.err); st != 0 {
-				t.Errorf("exit status %d, want 0; stderr:\n%s", st, p.errText())
-			}
-			p.mu.Lock()
-			got := strings.Split(strings.TrimSuffix(p.stdout.String(), "\n"), "\n")
-			p.mu.Unlock()
-			if !slices.Equal(got, want) {
-				t.Errorf("%d lines written of the %d events queued at SIGTERM (first %q); stderr:\n%s",
-					len(got), n, got[:min(len(got), 3)], p.errText())
-			}
-		})
-	}
+			f.Close()
+			want = append(want, fmt.Sprintf("%s/ CREATE f%d", d, i))
+		}
+		time.Sleep(200 * time.Millisecond) // through the daemon: sent meanwhile
+		syscall.Kill(p.cmd.Process.Pid, syscall.SIGTERM)
+		syscall.Kill(p.cmd.Process.Pid, syscall.SIGCONT)
+		if st := p.exited(t, 20*time.Second, "still running 20 s after SIGTERM"); st != 0 {
+			t.Errorf("exit status %d, want 0; stderr:\n%s", st, p.errText())
+		}
+		p.mu.Lock()
+		got := strings.Split(strings.TrimSuffix(p.stdout.String(), "\n"), "\n")
+		p.mu.Unlock()
+		if !slices.Equal(got, want) {
+			t.Errorf("%d lines written of the %d events queued at SIGTERM (first %q); stderr:\n%s",
+				len(got), n, got[:min(len(got), 3)], p.errText())
+		}
+	})
 }
 
 // TestWatchInterruptedInAFloodEndsWithinItsBound: files are created without pause (four
@@ -251,57 +254,47 @@ func TestWatchWritesWhatWasQueuedAtSIGTERM(t *testing.T) {
 // ended it cannot be told from outside: a writer starved for drainQuiet by a loaded machine
 // ends the drain as drained, and the signal reaches watch some time after it is sent.)
 func TestWatchInterruptedInAFloodEndsWithinItsBound(t *testing.T) {
-	testenv.RequireRoot(t)
-	dir := testenv.PublicTmpfs(t)
-	for _, who := range []string{"root", "nobody"} {
-		t.Run(who, func(t *testing.T) {
-			d := userDir(t, dir, who)
-			p := start(t, as(t, who, []string{"watch", "-e", "create", d})...)
-			go func() { // more lines than p.lines holds
-				for range p.lines {
+	watchCreatesAs(t, []string{"root", "nobody"}, func(t *testing.T, d string, p *proc) {
+		go func() { // more lines than p.lines holds
+			for range p.lines {
+			}
+		}()
+		stop := make(chan struct{})
+		var flood sync.WaitGroup
+		for w := range 4 {
+			flood.Add(1)
+			go func() {
+				defer flood.Done()
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					name := fmt.Sprintf("%s/w%d-%d", d, w, i%500)
+					if f, err := os.Create(name); err == nil {
+						f.Close()
+						os.Remove(name) // its next create is a CREATE again
+					}
 				}
 			}()
-			stop := make(chan struct{})
-			var flood sync.WaitGroup
-			for w := range 4 {
-				flood.Add(1)
-				go func() {
-					defer flood.Done()
-					for i := 0; ; i++ {
-						select {
-						case <-stop:
-							return
-						default:
-						}
-						name := fmt.Sprintf("%s/w%d-%d", d, w, i%500)
-						if f, err := os.Create(name); err == nil {
-							f.Close()
-							os.Remove(name) // its next create is a CREATE again
-						}
-					}
-				}()
-			}
-			defer func() { close(stop); flood.Wait() }()
-			time.Sleep(300 * time.Millisecond)
-			t0 := time.Now()
-			syscall.Kill(p.cmd.Process.Pid, syscall.SIGTERM)
-			select {
-			case <-p.done:
-			case <-time.After(20 * time.Second):
-				t.Fatalf("still running 20 s after SIGTERM in a flood; stderr:\n%s", p.errText())
-			}
-			took := time.Since(t0)
-			if took > drainMax+3*time.Second {
-				t.Errorf("exited %v after SIGTERM, want within %v and a few seconds", took, drainMax)
-			}
-			if st := exitStatus(p.err); st != 0 {
-				t.Errorf("exit status %d, want 0; stderr:\n%s", st, p.errText())
-			}
-			if said := strings.Contains(p.errText(), "were not written"); said && took < drainMax-drainQuiet {
-				t.Errorf("said events were not written %v after SIGTERM, before its bound (%v): the drain stopped early:\n%s", took, drainMax-drainQuiet, p.errText())
-			}
-		})
-	}
+		}
+		defer func() { close(stop); flood.Wait() }()
+		time.Sleep(300 * time.Millisecond)
+		t0 := time.Now()
+		syscall.Kill(p.cmd.Process.Pid, syscall.SIGTERM)
+		st := p.exited(t, 20*time.Second, "still running 20 s after SIGTERM in a flood")
+		took := time.Since(t0)
+		if took > drainMax+3*time.Second {
+			t.Errorf("exited %v after SIGTERM, want within %v and a few seconds", took, drainMax)
+		}
+		if st != 0 {
+			t.Errorf("exit status %d, want 0; stderr:\n%s", st, p.errText())
+		}
+		if said := strings.Contains(p.errText(), "were not written"); said && took < drainMax-drainQuiet {
+			t.Errorf("said events were not written %v after SIGTERM, before its bound (%v): the drain stopped early:\n%s", took, drainMax-drainQuiet, p.errText())
+		}
+	})
 }
 
 // TestWatchStoppedInAFloodHasNoGapBeforeItsOverflow: watch -e create is stopped while
@@ -312,38 +305,32 @@ func TestWatchInterruptedInAFloodEndsWithinItsBound(t *testing.T) {
 // FAN_Q_OVERFLOW; nobody: inotify's IN_Q_OVERFLOW; through the daemon: its queue for the
 // stopped client, which stalls no one else).
 func TestWatchStoppedInAFloodHasNoGapBeforeItsOverflow(t *testing.T) {
-	testenv.RequireRoot(t)
-	dir := testenv.PublicTmpfs(t)
-	for _, who := range []string{"root", "nobody", "daemon"} {
-		t.Run(who, func(t *testing.T) {
-			d := userDir(t, dir, who)
-			p := start(t, as(t, who, []string{"watch", "-e", "create", d})...)
-			testenv.Stop(t, p.cmd.Process.Pid)
-			if out, err := testenv.Sh(nil, "cd "+d+" && seq 30000 | xargs touch"); err != nil {
-				t.Fatal(out, err)
-			}
-			syscall.Kill(p.cmd.Process.Pid, syscall.SIGCONT)
-			got := p.collect(60*time.Second, func(l []string) bool {
-				return len(l) > 0 && strings.TrimSpace(l[len(l)-1]) == "Q_OVERFLOW"
-			})
-			if len(got) == 0 || strings.TrimSpace(got[len(got)-1]) != "Q_OVERFLOW" {
-				t.Fatalf("no Q_OVERFLOW line in %d lines (last %q); stderr:\n%s", len(got), got[max(len(got)-3, 0):], p.errText())
-			}
-			for i, l := range got[:len(got)-1] {
-				if want := fmt.Sprintf("%s/ CREATE %d", d, i+1); l != want {
-					t.Fatalf("line %d is %q, want %q: a gap before the overflow (or out of order)", i+1, l, want)
-				}
-			}
-			if len(got) < 2 {
-				t.Errorf("the overflow came first: none of the 30,000 creates before it")
-			}
-			if st := p.stop(); st != 0 {
-				t.Errorf("exit status %d, want 0", st)
-			}
-			errLines := strings.Split(strings.TrimSpace(p.errText()), "\n")
-			if last := errLines[len(errLines)-1]; !strings.HasPrefix(last, "fsnotifyd watch: events were lost ") {
-				t.Errorf("stderr ends with %q, want what was lost; stderr:\n%s", last, p.errText())
-			}
+	watchCreatesAs(t, []string{"root", "nobody", "daemon"}, func(t *testing.T, d string, p *proc) {
+		testenv.Stop(t, p.cmd.Process.Pid)
+		if out, err := testenv.Sh(nil, "cd "+d+" && seq 30000 | xargs touch"); err != nil {
+			t.Fatal(out, err)
+		}
+		syscall.Kill(p.cmd.Process.Pid, syscall.SIGCONT)
+		got := p.collect(60*time.Second, func(l []string) bool {
+			return len(l) > 0 && strings.TrimSpace(l[len(l)-1]) == "Q_OVERFLOW"
 		})
-	}
+		if len(got) == 0 || strings.TrimSpace(got[len(got)-1]) != "Q_OVERFLOW" {
+			t.Fatalf("no Q_OVERFLOW line in %d lines (last %q); stderr:\n%s", len(got), got[max(len(got)-3, 0):], p.errText())
+		}
+		for i, l := range got[:len(got)-1] {
+			if want := fmt.Sprintf("%s/ CREATE %d", d, i+1); l != want {
+				t.Fatalf("line %d is %q, want %q: a gap before the overflow (or out of order)", i+1, l, want)
+			}
+		}
+		if len(got) < 2 {
+			t.Errorf("the overflow came first: none of the 30,000 creates before it")
+		}
+		if st := p.stop(); st != 0 {
+			t.Errorf("exit status %d, want 0", st)
+		}
+		errLines := strings.Split(strings.TrimSpace(p.errText()), "\n")
+		if last := errLines[len(errLines)-1]; !strings.HasPrefix(last, "fsnotifyd watch: events were lost ") {
+			t.Errorf("stderr ends with %q, want what was lost; stderr:\n%s", last, p.errText())
+		}
+	})
 }
