@@ -509,9 +509,7 @@ func TestFlushInterval(t *testing.T) {
 // to it — no timer armed, Idle says when, and flushes once it is — and when it is asleep, or
 // ends (Idle's last), the timer flushes: no event waits without something that will flush it.
 func TestReaderHookFlushes(t *testing.T) {
-	s := &Server{start: time.Now().Add(-time.Hour)}
-	f := &s.fan
-	f.init(s)
+	_, f := testFan()
 	defer f.close()
 	h := readerHook{f}
 	// Unprivileged sessions: a flush hands them to their writer (a kick), which is what the
@@ -613,19 +611,11 @@ func TestFlushReleasesDeliveries(t *testing.T) {
 		{"masks differ", []engine.Mask{engine.Open, engine.Open | engine.Close, engine.Close, engine.Open}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := &Server{start: time.Now().Add(-time.Hour)}
-			f := &s.fan
-			f.init(s)
+			s, f := testFan()
 			defer f.close()
 			e := engine.New(engine.Config{})
 			dir := engine.ID{Hi: 1, Lo: 2}
-			var cs []*session
-			var readers []*proto.Conn
-			for i, m := range tc.masks {
-				c, cc := flushSession(t, s, e, i, dir, m)
-				cs = append(cs, c)
-				readers = append(readers, cc)
-			}
+			cs, readers := flushSessions(t, s, e, dir, tc.masks...)
 			const n = 600 // more than a batch (fanoutBatch): runs go on across reads of the group
 			var released [n]atomic.Int32
 			for i := range n {
@@ -653,13 +643,7 @@ func TestFlushReleasesDeliveries(t *testing.T) {
 					t.Fatalf("event %d, which no client takes, released %d times, want 1", i, got)
 				}
 			}
-			f.mu.Lock()
-			for _, c := range cs {
-				c.dirty.Store(true)
-				f.dirty = append(f.dirty, c)
-			}
-			f.mu.Unlock()
-			f.flush()
+			flushAll(f, cs)
 			for i := range n {
 				if got := released[i].Load(); got != 1 {
 					t.Errorf("event %d: payload released %d times after the flush, want 1", i, got)
@@ -691,32 +675,18 @@ func TestFlushReleasesDeliveries(t *testing.T) {
 // shares its memo entry, not only for the first one that met it; the events around it arrive
 // in order.
 func TestFlushEncodingFailureIsEveryClientsOverflow(t *testing.T) {
-	s := &Server{start: time.Now().Add(-time.Hour)}
-	f := &s.fan
-	f.init(s)
+	s, f := testFan()
 	defer f.close()
 	e := engine.New(engine.Config{})
 	dir := engine.ID{Hi: 1, Lo: 2}
-	var cs []*session
-	var readers []*proto.Conn
-	for i := range 3 {
-		c, cc := flushSession(t, s, e, i, dir, engine.Open)
-		cs = append(cs, c)
-		readers = append(readers, cc)
-	}
+	cs, readers := flushSessions(t, s, e, dir, engine.Open, engine.Open, engine.Open)
 	for i, name := range []string{"a", "b\x00c", "d"} {
 		ev := &engine.Event{Mask: engine.Open, Inode: engine.ID{Hi: 1, Lo: uint64(10 + i)}, Parent: dir,
 			Name: name, Path: "/d/" + name, Pid: int32(1000 + i)}
 		e.Notify(context.Background(), ev)
 		ev.Release()
 	}
-	f.mu.Lock()
-	for _, c := range cs {
-		c.dirty.Store(true)
-		f.dirty = append(f.dirty, c)
-	}
-	f.mu.Unlock()
-	f.flush()
+	flushAll(f, cs)
 	for j, cc := range readers {
 		cc.SetReadDeadline(time.Now().Add(10 * time.Second))
 		var got []string
@@ -738,6 +708,38 @@ func TestFlushEncodingFailureIsEveryClientsOverflow(t *testing.T) {
 			t.Errorf("client %d got %q, want %q", j, got, want)
 		}
 	}
+}
+
+// testFan is a server's fanout, started (its caller closes it), for the tests of flushes.
+func testFan() (*Server, *fanout) {
+	s := &Server{start: time.Now().Add(-time.Hour)}
+	s.fan.init(s)
+	return s, &s.fan
+}
+
+// flushAll marks each of cs dirty, as an event queued to it does, and flushes.
+func flushAll(f *fanout, cs []*session) {
+	f.mu.Lock()
+	for _, c := range cs {
+		c.dirty.Store(true)
+		f.dirty = append(f.dirty, c)
+	}
+	f.mu.Unlock()
+	f.flush()
+}
+
+// flushSessions is a flushSession for each of masks (named by its index), and their client
+// ends.
+func flushSessions(t *testing.T, s *Server, e *engine.Engine, dir engine.ID, masks ...engine.Mask) ([]*session, []*proto.Conn) {
+	t.Helper()
+	var cs []*session
+	var readers []*proto.Conn
+	for i, m := range masks {
+		c, cc := flushSession(t, s, e, i, dir, m)
+		cs = append(cs, c)
+		readers = append(readers, cc)
+	}
+	return cs, readers
 }
 
 // flushSession is a privileged session of server s on a new group of e (named i) that watches
