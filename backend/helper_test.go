@@ -641,16 +641,26 @@ func helperAccess(ops []string) int {
 	return 0
 }
 
+// helperBackend is a helper process's backend (opts) with one group (gopts); on an error
+// nothing is left open.
+func helperBackend(opts Options, gopts engine.Options) (*Backend, *engine.Group, error) {
+	b, err := New(opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	g, err := b.Engine().NewGroup(gopts)
+	if err != nil {
+		b.Close()
+		return nil, nil, err
+	}
+	return b, g, nil
+}
+
 // helperListenPerm is a permission listener that never answers: a backend with one content
 // group marking the filesystem of args[0] for FAN_OPEN_PERM, with no deadline. It prints
 // "READY", then "EVENT <pid> <path>" for each event it reads, and waits to be killed.
 func helperListenPerm(args []string) int {
-	b, err := New(Options{Mode: ModeFanotify})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	g, err := b.Engine().NewGroup(engine.Options{Name: "never-answers", Class: engine.ClassContent})
+	b, g, err := helperBackend(Options{Mode: ModeFanotify}, engine.Options{Name: "never-answers", Class: engine.ClassContent})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -690,17 +700,12 @@ func helperListenOverflow(args []string) int {
 	case "fanotify-close":
 		counted = engine.CloseWrite
 	}
-	b, err := New(opts)
+	b, g, err := helperBackend(opts, engine.Options{Name: "overflow", QueueLimit: -1})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer b.Close()
-	g, err := b.Engine().NewGroup(engine.Options{Name: "overflow", QueueLimit: -1})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
 	if err := addMark(b, g, dir, kind, engine.MarkSpec{Mask: counted}); err != nil {
 		if strings.Contains(err.Error(), "not implemented") {
 			fmt.Printf("SKIP %v\n", err)
@@ -752,17 +757,12 @@ func readSysctl(t testing.TB, path string) int {
 // it reads the CREATE of args[1], then "END". It prints "READY" once marked.
 func helperListenPrint(args []string) int {
 	dir, sentinel := args[0], args[1]
-	b, err := New(Options{Mode: ModeFanotify})
+	b, g, err := helperBackend(Options{Mode: ModeFanotify}, engine.Options{Name: "print", QueueLimit: -1})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer b.Close()
-	g, err := b.Engine().NewGroup(engine.Options{Name: "print", QueueLimit: -1})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
 	if err := addMark(b, g, dir, engine.KindFilesystem, engine.MarkSpec{Mask: engine.Create | engine.Attrib}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
