@@ -189,6 +189,19 @@ func testRejectedAnswers(t *testing.T, threadPerClient bool) {
 			t.Errorf("%s: open got errno %d after %v, want %d (%v)", what, errno, took, int(want), want)
 		}
 	}
+	// pendingTillDenied: acc's open still waits 100 ms after an answer that must not count
+	// (what), then c's deny of ev (request req) answers it: EPERM.
+	pendingTillDenied := func(t *testing.T, acc *accessor, c *rawPermClient, ev *proto.Event, req uint64, what string) {
+		t.Helper()
+		time.Sleep(100 * time.Millisecond)
+		if acc.returned() {
+			t.Fatal(what + " answered the pending event")
+		}
+		if r := c.result(&proto.Respond{Req: req, EventID: ev.ID, Verdict: engine.Deny}); r.Err() != nil {
+			t.Fatalf("the real answer: %v", r.Err())
+		}
+		opened(acc, syscall.EPERM, "after the real answer")
+	}
 
 	t.Run("unknown id", func(t *testing.T) {
 		c := dialRaw(t, sock, proto.Hello{Class: engine.ClassContent, Deadline: time.Minute})
@@ -202,14 +215,7 @@ func testRejectedAnswers(t *testing.T, threadPerClient bool) {
 				t.Errorf("Respond (req %d) to an unknown id: %+v, want not-found naming the id", req, r)
 			}
 		}
-		time.Sleep(100 * time.Millisecond)
-		if acc.returned() {
-			t.Fatal("an answer to another id answered the pending event")
-		}
-		if r := c.result(&proto.Respond{Req: 11, EventID: ev.ID, Verdict: engine.Deny}); r.Err() != nil {
-			t.Fatalf("the real answer: %v", r.Err())
-		}
-		opened(acc, syscall.EPERM, "after the real answer")
+		pendingTillDenied(t, acc, c, ev, 11, "an answer to another id")
 	})
 
 	t.Run("another client's id", func(t *testing.T) {
@@ -224,14 +230,7 @@ func testRejectedAnswers(t *testing.T, threadPerClient bool) {
 		if r := b.result(&proto.Respond{Req: 20, EventID: ev.ID}); r.Code != proto.CodeNotFound {
 			t.Errorf("an allow for another client's pending event: %+v, want not-found", r)
 		}
-		time.Sleep(100 * time.Millisecond)
-		if acc.returned() {
-			t.Fatal("another client's answer answered the pending event")
-		}
-		if r := a.result(&proto.Respond{Req: 21, EventID: ev.ID, Verdict: engine.Deny}); r.Err() != nil {
-			t.Fatalf("the real answer: %v", r.Err())
-		}
-		opened(acc, syscall.EPERM, "after the real answer")
+		pendingTillDenied(t, acc, a, ev, 21, "another client's answer")
 	})
 
 	t.Run("answered already", func(t *testing.T) {
