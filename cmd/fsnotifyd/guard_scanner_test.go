@@ -426,24 +426,52 @@ func TestGuardScannerOutputStoppedKeepsVerdicts(t *testing.T) {
 	}
 	scanner := filepath.Join(t.TempDir(), "chatty-scanner")
 	writeFile(t, scanner, "#!/bin/sh\necho \"$FSNOTIFYD_PATH: Eicar-Test-Signature FOUND\"\nexit 1\n")
+	pr := startGuardStderrUnread(t, "--exec", scanner, "--on-timeout", "allow", "--deadline", "2s", dir)
+	var paths []string
+	for i := range n {
+		paths = append(paths, fmt.Sprintf("%s/%s%d", dir, long, i))
+	}
+	allowed := allowedOf8(paths)
+	queued := bytesQueued(pr)
+	// Full: a pipe takes 16 pages, each filled only as far as whole writes fit (some 52 KiB of
+	// the launcher's batched writes, over 60 KiB of the scanners' own lines).
+	if queued < 48<<10 {
+		t.Fatalf("only %d bytes wait in the guard's stderr pipe: not full, the test tests nothing", queued)
+	}
+	if k := allowed; k > 0 {
+		t.Errorf("%d of %d dirty files were allowed (--on-timeout) with the guard's stderr full, not denied by the scanner", k, n)
+	}
+}
+
+// startGuardStderrUnread starts "fsnotifyd guard args..." with its stderr a pipe that is
+// read up to its "Watches established." line and then never again (so that it fills), and
+// returns the pipe's read end, closed when the test ends.
+func startGuardStderrUnread(t *testing.T, args ...string) *os.File {
+	t.Helper()
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pr.Close() // a reader that never reads (after "Watches established.")
-	startBgTo(t, nil, pw, bin, "guard", "--exec", scanner, "--on-timeout", "allow", "--deadline", "2s", dir)
+	t.Cleanup(func() { pr.Close() })
+	startBgTo(t, nil, pw, append([]string{bin, "guard"}, args...)...)
 	line := make([]byte, 100)
-	if k, _ := pr.Read(line); !strings.Contains(string(line[:k]), "Watches established.") {
-		t.Fatalf("guard not ready: %q", line[:k])
+	if n, _ := pr.Read(line); !strings.Contains(string(line[:n]), "Watches established.") {
+		t.Fatalf("guard not ready: %q", line[:n])
 	}
+	return pr
+}
+
+// allowedOf8 opens each of paths (and closes it) from eight goroutines at once, goroutine g
+// the paths g, g+8, ..., and returns how many opens were allowed.
+func allowedOf8(paths []string) int {
 	var wg sync.WaitGroup
 	var allowed atomic.Int32
 	for g := range 8 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := g; i < n; i += 8 {
-				if f, err := os.Open(fmt.Sprintf("%s/%s%d", dir, long, i)); err == nil {
+			for i := g; i < len(paths); i += 8 {
+				if f, err := os.Open(paths[i]); err == nil {
 					allowed.Add(1)
 					f.Close()
 				}
@@ -451,17 +479,15 @@ func TestGuardScannerOutputStoppedKeepsVerdicts(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	rc, _ := pr.SyscallConn()
+	return int(allowed.Load())
+}
+
+// bytesQueued is how many bytes wait in the pipe whose end f is.
+func bytesQueued(f *os.File) int {
+	rc, _ := f.SyscallConn()
 	queued := 0
 	rc.Control(func(fd uintptr) { queued, _ = sys.BytesQueued(int(fd)) })
-	// Full: a pipe takes 16 pages, each filled only as far as whole writes fit (some 52 KiB of
-	// the launcher's batched writes, over 60 KiB of the scanners' own lines).
-	if queued < 48<<10 {
-		t.Fatalf("only %d bytes wait in the guard's stderr pipe: not full, the test tests nothing", queued)
-	}
-	if k := allowed.Load(); k > 0 {
-		t.Errorf("%d of %d dirty files were allowed (--on-timeout) with the guard's stderr full, not denied by the scanner", k, n)
-	}
+	return queued
 }
 
 // lateTimerCtx is a context whose deadline has passed but whose timer has not run yet: what
