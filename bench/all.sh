@@ -31,7 +31,7 @@ while [ $# -gt 0 ]; do
 	--quick) quick=1 ;;
 	--only) only=$2; shift ;;
 	--out) outdir=$2; shift ;;
-	-h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench/all.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
 	shift
