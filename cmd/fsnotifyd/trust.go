@@ -149,7 +149,7 @@ func canonicalPath(p string) (string, error) {
 	if err != nil {
 		var pe *os.PathError
 		if errors.As(err, &pe) {
-			return "", fmt.Errorf("%s: %v", p, pe.Err)
+			return "", fmt.Errorf("%s: %w", p, pe.Err)
 		}
 		return "", err
 	}
@@ -179,7 +179,7 @@ func kernelPath(p string) (string, error) {
 	}
 	if canon, err := canonicalPath(abs); err == nil {
 		return canon, nil
-	} else if _, lerr := filepath.EvalSymlinks(abs); !errors.Is(lerr, os.ErrNotExist) {
+	} else if !errors.Is(err, os.ErrNotExist) {
 		return "", err
 	}
 	abs = strings.TrimRight(abs, "/")
