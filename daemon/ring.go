@@ -136,11 +136,17 @@ func (c *session) publishRing() {
 		c.kickWriter()
 		return
 	}
+	c.publishPostedLocked()
+	c.sendMu.Unlock()
+}
+
+// publishPostedLocked publishes what forward put since it posted publishRing (publishRing's,
+// and writeLoop's at the end of a round when publishRing found sendMu held). Needs sendMu.
+func (c *session) publishPostedLocked() {
 	c.pubPosted = false
 	if !c.ringOff {
 		c.publishLocked()
 	}
-	c.sendMu.Unlock()
 }
 
 // publishLocked publishes what was put (and counts it). Needs sendMu, ring not off.

@@ -603,10 +603,9 @@ func (c *session) writeLoop() {
 				break
 			}
 		}
-		if c.pubPosted && !c.ringOff {
+		if c.pubPosted {
 			// forward's records, whose publishRing found sendMu held (by this round).
-			c.publishLocked()
-			c.pubPosted = false
+			c.publishPostedLocked()
 		}
 		c.sendMu.Unlock()
 		if !ok {
